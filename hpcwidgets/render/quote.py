@@ -1,0 +1,101 @@
+"""The quoting contract: a value a person types is data, never code.
+
+A *value* is the string a field holds. When rendered into a shell word and evaluated by bash,
+the word yields exactly that string, except that parameter references ``$NAME`` and ``${NAME}``
+expand (people expect ``$SCRATCH``, ``$USER``, ``$SLURM_JOB_ID`` to work). Everything else is
+inert: command substitution, backticks, globs, ``;``, ``|``, quotes, newlines, ``~``.
+``\\$`` in a value stands for a literal dollar sign before a name (``\\$HOME`` yields ``$HOME``).
+
+:func:`expand` is the reference semantics (what bash must produce); :func:`quote` produces the
+word. Property tests execute rendered words with bash and compare the two.
+
+A :class:`~hpcwidgets.spec.Verbatim` value is shell text read from an existing script
+(``$(pwd)``, ``"${files[@]}"``); it is written back unchanged and is never produced by a form.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping
+
+from ..spec._words import Verbatim
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+#: a parameter reference in a value, or the escaped literal dollar ``\$``
+_TOKEN = re.compile(rf"\\\$|\$(?:\{{(?P<braced>{_NAME})\}}|(?P<bare>{_NAME}))")
+_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def references(value: str) -> list[str]:
+    """Names of the parameters a value refers to, in order (``$A/${B}`` → ``['A', 'B']``)."""
+    if isinstance(value, Verbatim):
+        return re.findall(rf"\$\{{?({_NAME})", value)
+    return [m.group("braced") or m.group("bare") for m in _TOKEN.finditer(value) if m.group(0) != "\\$"]
+
+
+def expand(value: str, env: Mapping[str, str]) -> str:
+    """What bash must produce for ``quote(value)`` given the environment ``env``."""
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "\\$":
+            return "$"
+        return env.get(m.group("braced") or m.group("bare"), "")
+    return _TOKEN.sub(sub, value)
+
+
+def quote(value: str) -> str:
+    """Render one value as one bash word obeying the contract."""
+    if isinstance(value, Verbatim):
+        return str(value)
+    value = str(value)
+    if value == "":
+        return "''"
+    if _SAFE.fullmatch(value):
+        return value
+    if _CONTROL.search(value):
+        # keep scripts line-oriented: control characters become $'\n' pieces
+        pieces = []
+        pos = 0
+        for m in _CONTROL.finditer(value):
+            if m.start() > pos:
+                pieces.append(quote(value[pos:m.start()]))
+            pieces.append("$'" + "".join(_c_escape(c) for c in m.group(0)) + "'")
+            pos = m.end()
+        if pos < len(value):
+            pieces.append(quote(value[pos:]))
+        return "".join(pieces)
+    if not _TOKEN.search(value):
+        return "'" + value.replace("'", "'\"'\"'") + "'"
+    out = ['"']
+    pos = 0
+    for m in _TOKEN.finditer(value):
+        out.append(_dq_escape(value[pos:m.start()]))
+        out.append("\\$" if m.group(0) == "\\$" else m.group(0))
+        pos = m.end()
+    out.append(_dq_escape(value[pos:]))
+    out.append('"')
+    return "".join(out)
+
+
+def _dq_escape(text: str) -> str:
+    return re.sub(r'([\\"$`])', r"\\\1", text)
+
+
+def _c_escape(c: str) -> str:
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, f"\\x{ord(c):02x}")
+
+
+def join(words: Iterable[str]) -> str:
+    """Quote and join an argv list into one command line."""
+    return " ".join(quote(w) for w in words)
+
+
+def assignment(name: str, value: str) -> str:
+    """``NAME=value`` with the value quoted by the contract."""
+    if not re.fullmatch(_NAME, name):
+        raise ValueError(f"{name!r} is not a valid environment variable name")
+    return f"{name}={quote(value)}"
+
+
+def is_name(text: str) -> bool:
+    return re.fullmatch(_NAME, text) is not None

@@ -1,0 +1,326 @@
+"""Field metadata: the single source of truth for every model field.
+
+Each model field is declared once with :func:`opt`, carrying its label, help text, the flag it
+renders to, its choices and bounds. The renderer, the parser, the CLI options, the widget forms,
+JSON/TOML serialization and the documentation are all generated from this metadata.
+
+Stdlib only: this module is imported by ``import hpcwidgets`` and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator
+
+from ..errors import Problem, UnknownFieldError, ValidationError
+from ._words import Verbatim
+
+#: How a field takes part in a command line.
+#: ``program``    the executable (``apptainer`` or ``singularity``),
+#: ``subcommand`` words after the program (``exec``, ``instance start``),
+#: ``option``     a flag (``--bind``),
+#: ``positional`` a required word after the options (the image),
+#: ``rest``       the trailing argument vector (the program and its arguments),
+#: ``internal``   not on the command line (settings, nested models, script lines).
+ROLES = ("program", "subcommand", "option", "positional", "rest", "internal")
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    label: str
+    help: str
+    role: str = "option"
+    flag: str = ""                      # long spelling the renderer writes, e.g. "--bind"
+    short: str = ""                     # short spelling the parser also accepts, e.g. "-B"
+    aliases: tuple[str, ...] = ()       # other spellings the parser accepts (e.g. "--nproc_per_node", "--pwd")
+    style: str = "eq"                   # "eq": --flag=value, "space": --flag value
+    choices: tuple[str, ...] = ()       # allowed values for a str field ("" always allowed when default is "")
+    minimum: int | None = None
+    maximum: int | None = None
+    placeholder: str = ""
+    path: bool = False                  # a filesystem path (lint and widgets treat it so)
+    env: str = ""                       # rendered as this environment variable instead of a flag
+    advanced: bool = False              # shown folded away in forms
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {self.role!r}")
+        if self.style not in ("eq", "space"):
+            raise ValueError("style must be 'eq' or 'space'")
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.flag, self.short, *self.aliases) if s)
+
+
+def opt(default: Any = dataclasses.MISSING, label: str = "", help: str = "", **info: Any) -> Any:
+    """Declare a model field with its metadata (see :class:`FieldInfo`)."""
+    meta = {"hpcw": FieldInfo(label=label, help=help, **info)}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use an immutable default (a tuple), models are frozen")
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A field of a model class with its metadata and resolved type."""
+
+    name: str
+    info: FieldInfo
+    type: Any
+    default: Any
+
+    @property
+    def base_type(self) -> Any:
+        """``int`` for ``int | None``, the item type for ``tuple[X, ...]``, else the type."""
+        t = _strip_optional(self.type)
+        if typing.get_origin(t) is tuple:
+            args = typing.get_args(t)
+            return args[0] if args else str
+        return t
+
+    @property
+    def is_tuple(self) -> bool:
+        return typing.get_origin(_strip_optional(self.type)) is tuple
+
+    @property
+    def optional(self) -> bool:
+        return _is_optional(self.type)
+
+
+def _is_optional(t: Any) -> bool:
+    origin = typing.get_origin(t)
+    return (origin is typing.Union or origin is types.UnionType) and type(None) in typing.get_args(t)
+
+
+def _strip_optional(t: Any) -> Any:
+    if _is_optional(t):
+        rest = [a for a in typing.get_args(t) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]
+    return t
+
+
+_REGISTRY: dict[str, type["Spec"]] = {}
+
+
+class Spec:
+    """Mixin for every model: metadata access, validation and (de)serialization.
+
+    Subclasses are ``@dataclass(frozen=True)`` and set ``kind`` (a stable tag used in JSON/TOML).
+    Constructing a model never raises for bad values: call :meth:`problems` or :meth:`validate`.
+    That lets a form hold a half-typed model and the parser read a broken script.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        tag = cls.__dict__.get("kind")
+        if tag:
+            if tag in _REGISTRY and _REGISTRY[tag].__qualname__ != cls.__qualname__:
+                raise TypeError(f"kind {tag!r} is already used by {_REGISTRY[tag].__qualname__}")
+            _REGISTRY[tag] = cls
+
+    # -- metadata ---------------------------------------------------------------------------
+    @classmethod
+    def field_specs(cls) -> tuple[FieldSpec, ...]:
+        return _field_specs(cls)
+
+    @classmethod
+    def field_spec(cls, name: str) -> FieldSpec:
+        for f in cls.field_specs():
+            if f.name == name:
+                return f
+        raise UnknownFieldError(cls.__name__, name, [f.name for f in cls.field_specs()])
+
+    # -- validation ---------------------------------------------------------------------------
+    def problems(self) -> list[Problem]:
+        """Every problem with this model: generic checks from metadata, then the model's own."""
+        out: list[Problem] = []
+        for f in self.field_specs():
+            out += _check_value(f, getattr(self, f.name))
+        for f in self.field_specs():
+            value = getattr(self, f.name)
+            items = value if f.is_tuple else (value,)
+            for item in items:
+                if isinstance(item, Spec):
+                    out += [Problem(f"{f.name}.{p.field}" if p.field else f.name, p.message)
+                            for p in item.problems()]
+        out += self._check()
+        return out
+
+    def _check(self) -> list[Problem]:
+        """Cross-field checks; subclasses override."""
+        return []
+
+    def validate(self) -> "Spec":
+        problems = self.problems()
+        if problems:
+            raise ValidationError(problems, subject=self.describe())
+        return self
+
+    def describe(self) -> str:
+        return self.kind or type(self).__name__
+
+    # -- convenience -------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> Any:
+        names = {f.name for f in self.field_specs()}
+        for key in changes:
+            if key not in names:
+                raise UnknownFieldError(type(self).__name__, key, sorted(names))
+        return dataclasses.replace(self, **{k: coerce(self.field_spec(k), v) for k, v in changes.items()})
+
+    def changed_fields(self) -> dict[str, Any]:
+        """Fields whose value differs from the default (what JSON needs to carry)."""
+        return {f.name: getattr(self, f.name) for f in self.field_specs()
+                if getattr(self, f.name) != f.default}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        for name, value in self.changed_fields().items():
+            out[name] = _dump(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        data = dict(data)
+        tag = data.pop("kind", None)
+        target: type[Spec] = cls
+        if tag and tag != cls.kind:
+            target = spec_class(tag)
+            if not issubclass(target, cls):
+                raise ValidationError([Problem("kind", f"expected {cls.kind or cls.__name__}, got {tag!r}")])
+        names = {f.name: f for f in target.field_specs()}
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            raise UnknownFieldError(target.__name__, unknown[0], sorted(names))
+        return target(**{k: coerce(names[k], v) for k, v in data.items()})
+
+    def to_json(self, indent: int | None = 2) -> str:
+        import json
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Any:
+        import json
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            from ..errors import ParseError
+            raise ParseError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+        if not isinstance(data, dict):
+            raise ValidationError([Problem("", "expected a JSON object describing a model")])
+        return cls.from_dict(data)
+
+
+def spec_class(tag: str) -> type[Spec]:
+    try:
+        return _REGISTRY[tag]
+    except KeyError:
+        raise ValidationError([Problem("kind", f"unknown model kind {tag!r}; known: {', '.join(sorted(_REGISTRY))}")]) from None
+
+
+def all_kinds() -> dict[str, type[Spec]]:
+    return dict(_REGISTRY)
+
+
+@functools.cache
+def _field_specs(cls: type) -> tuple[FieldSpec, ...]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        info = f.metadata.get("hpcw")
+        if info is None:
+            raise TypeError(f"{cls.__name__}.{f.name} was declared without opt(): every field needs metadata")
+        default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
+        out.append(FieldSpec(f.name, info, hints[f.name], default))
+    return tuple(out)
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, Verbatim):
+        return {"verbatim": str(value)}
+    if isinstance(value, Spec):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_dump(v) for v in value]
+    return value
+
+
+def coerce(f: FieldSpec, value: Any) -> Any:
+    """Bring a loaded value (lists from JSON, dicts for nested models) to the field's type."""
+    if value is None:
+        return None
+    base = f.base_type
+    if f.is_tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            value = (value,)
+        return tuple(_coerce_one(base, v, f.name) for v in value)
+    return _coerce_one(_strip_optional(f.type), value, f.name)
+
+
+def _coerce_one(t: Any, value: Any, name: str) -> Any:
+    if isinstance(value, dict) and set(value) == {"verbatim"}:
+        return Verbatim(value["verbatim"])
+    origin = typing.get_origin(t)
+    if origin is typing.Union or origin is types.UnionType:
+        if isinstance(value, dict):
+            tag = value.get("kind")
+            if tag:
+                return spec_class(tag).from_dict(value)
+        return value
+    if isinstance(t, type) and issubclass(t, Spec):
+        if isinstance(value, t):
+            return value
+        if isinstance(value, dict):
+            return t.from_dict(value)
+        if isinstance(value, str) and hasattr(t, "from_token"):
+            return t.from_token(value)  # type: ignore[attr-defined]
+        raise ValidationError([Problem(name, f"expected a {t.__name__} (an object), got {value!r}")])
+    if t is tuple and isinstance(value, list):
+        return tuple(value)
+    if t is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    return value
+
+
+def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
+    info = f.info
+    label = info.label or f.name
+    if value is None:
+        return []
+    items = value if f.is_tuple else (value,)
+    if f.is_tuple and not isinstance(value, tuple):
+        return [Problem(f.name, f"{label}: expected a list, got {type(value).__name__}")]
+    out = []
+    base = f.base_type
+    for item in items:
+        if base is bool and not isinstance(item, bool):
+            out.append(Problem(f.name, f"{label}: expected true or false, got {item!r}"))
+        elif base is int and (isinstance(item, bool) or not isinstance(item, int)):
+            out.append(Problem(f.name, f"{label}: expected a whole number, got {item!r}"))
+        elif base is int:
+            if info.minimum is not None and item < info.minimum:
+                out.append(Problem(f.name, f"{label} must be at least {info.minimum}, got {item}"))
+            if info.maximum is not None and item > info.maximum:
+                out.append(Problem(f.name, f"{label} must be at most {info.maximum}, got {item}"))
+        elif base is str and not isinstance(item, str):
+            out.append(Problem(f.name, f"{label}: expected text, got {item!r}"))
+        elif base is str and info.choices and item not in info.choices and not (item == "" and f.default == ""):
+            out.append(Problem(f.name, f"{label} must be one of {', '.join(info.choices)}; got {item!r}"))
+        elif isinstance(base, type) and issubclass(base, Spec) and not isinstance(item, base):
+            out.append(Problem(f.name, f"{label}: expected a {base.__name__}, got {item!r}"))
+        if isinstance(item, str) and "\x00" in item:
+            out.append(Problem(f.name, f"{label} contains a NUL character, which no shell word can hold; remove it"))
+    return out
+
+
+def iter_fields(model: Spec) -> Iterator[tuple[FieldSpec, Any]]:
+    for f in model.field_specs():
+        yield f, getattr(model, f.name)

@@ -1,0 +1,257 @@
+"""Apptainer (and Singularity, its former name: same flags) commands as pure models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import Problem
+from ._meta import Spec, opt
+from .common import Bind, EnvVar
+
+BINARIES = ("apptainer", "singularity")
+IMAGE_SOURCES = ("docker://", "oras://", "library://", "shub://", "docker-archive:", "docker-daemon:")
+
+
+def _binary(default: str = "apptainer"):
+    return opt(default, label="Binary", role="program", choices=BINARIES,
+               help="apptainer (current name) or singularity (older installs; same flags).")
+
+
+def _image_checks(image: str) -> list[Problem]:
+    out = []
+    if image.startswith("~"):
+        out.append(Problem("image", f"'~' is not expanded here; write $HOME{image[1:]} instead"))
+    return out
+
+
+@dataclass(frozen=True)
+class ApptainerRun(Spec):
+    """``apptainer exec|run|shell|test [flags] IMAGE [command…]``.
+
+    Every flag is written before the image: anything after the image goes to the program.
+    """
+
+    kind = "apptainer.run"
+
+    binary: str = _binary()
+    action: str = opt("exec", label="Action", role="subcommand", choices=("exec", "run", "shell", "test"),
+                      help="exec: run a command; run: the image's runscript; shell: interactive shell; test: the image's tests.")
+    # isolation
+    cleanenv: bool = opt(False, label="Clean environment", flag="--cleanenv", short="-e",
+                         help="Do not pass the host's environment variables into the container.")
+    contain: bool = opt(False, label="Contain", flag="--contain", short="-c",
+                        help="Use minimal /dev and empty /tmp and $HOME instead of the host's.")
+    containall: bool = opt(False, label="Contain all", flag="--containall", short="-C",
+                           help="Like --contain, and also isolate PID and IPC namespaces and the environment.")
+    no_home: bool = opt(False, label="No home", flag="--no-home",
+                        help="Do not mount $HOME (keeps host ~/.local packages out of the container).")
+    home: str = opt("", label="Home", flag="--home", short="-H", style="space", path=True,
+                    help="Use this host directory as $HOME inside the container (src[:dst]).")
+    # GPUs
+    nv: bool = opt(False, label="NVIDIA GPUs (--nv)", flag="--nv",
+                   help="Make the host's NVIDIA driver and GPUs available inside the container.")
+    nvccli: bool = opt(False, label="nvidia-container-cli", flag="--nvccli", advanced=True,
+                       help="Set up NVIDIA GPUs with nvidia-container-cli; needs a writable layer (--writable-tmpfs).")
+    rocm: bool = opt(False, label="AMD GPUs (--rocm)", flag="--rocm",
+                     help="Make the host's AMD ROCm driver and GPUs available inside the container.")
+    # files
+    binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-B", style="space",
+                                  help="Host paths visible in the container: src[:dst[:ro|rw]]. Paths with ':' or ',' are written with --mount.")
+    cwd: str = opt("", label="Working directory", flag="--cwd", aliases=("--pwd",), style="space", path=True,
+                   help="Directory inside the container to start the program in.")
+    writable_tmpfs: bool = opt(False, label="Writable tmpfs", flag="--writable-tmpfs",
+                               help="A temporary in-memory writable layer over the image (changes are lost at exit).")
+    overlay: tuple[str, ...] = opt((), label="Overlays", flag="--overlay", short="-o", style="space", path=True,
+                                   advanced=True, help="Overlay images or directories layered over the image.")
+    writable: bool = opt(False, label="Writable", flag="--writable", short="-w", advanced=True,
+                         help="Open a sandbox image read-write.")
+    fakeroot: bool = opt(False, label="Fake root", flag="--fakeroot", short="-f", advanced=True,
+                         help="Appear as root inside the container (user namespace).")
+    # environment
+    env: tuple[EnvVar, ...] = opt((), label="Environment", flag="--env", style="space",
+                                  help="Variables set inside the container: NAME=value.")
+    env_file: str = opt("", label="Environment file", flag="--env-file", style="space", path=True,
+                        help="A file of NAME=value lines to set inside the container (keeps secrets off the command line).")
+    # what to run
+    image: str = opt("", label="Image", role="positional", path=True, placeholder="$SCRATCH/images/pytorch_24.05.sif",
+                     help="A .sif file, a sandbox directory or a docker://, oras://, library:// reference.")
+    command: tuple[str, ...] = opt((), label="Command", role="rest",
+                                   help="The program and its arguments (exec), or arguments for the runscript (run).")
+
+    def _check(self) -> list[Problem]:
+        out = []
+        if not self.image:
+            out.append(Problem("image", "an image is required (a .sif file or docker://repo:tag)"))
+        out += _image_checks(self.image)
+        if self.action == "exec" and not self.command:
+            out.append(Problem("command", "exec needs a command to run, e.g. python train.py"))
+        if self.action == "shell" and self.command:
+            out.append(Problem("command", "shell takes no command; use exec to run one"))
+        if self.nv and self.rocm:
+            out.append(Problem("rocm", "choose --nv (NVIDIA) or --rocm (AMD), not both"))
+        if self.contain and self.containall:
+            out.append(Problem("contain", "--containall already implies --contain; keep one"))
+        if self.home and self.no_home:
+            out.append(Problem("no_home", "--home and --no-home contradict each other; keep one"))
+        if self.nvccli and not (self.writable_tmpfs or self.writable or self.overlay):
+            out.append(Problem("nvccli", "--nvccli needs a writable layer: add --writable-tmpfs"))
+        return out
+
+    @property
+    def gpu(self) -> bool:
+        return self.nv or self.rocm or self.nvccli
+
+
+@dataclass(frozen=True)
+class ApptainerPull(Spec):
+    """``apptainer pull [--force] [--dir D] [--disable-cache] DEST.sif SOURCE``.
+
+    The cache and temporary directories default to ``$HOME/.apptainer``: point them at scratch so
+    large images do not fill the home quota. Registry passwords are never written here: use
+    ``APPTAINER_DOCKER_USERNAME`` / ``APPTAINER_DOCKER_PASSWORD`` from the environment or ``--docker-login``.
+    """
+
+    kind = "apptainer.pull"
+
+    binary: str = _binary()
+    action: str = opt("pull", label="Action", role="subcommand", choices=("pull",), help="Download an image and convert it to SIF.")
+    force: bool = opt(False, label="Overwrite", flag="--force", short="-F", help="Replace DEST if it exists.")
+    dir: str = opt("", label="Directory", flag="--dir", style="space", path=True,
+                   help="Directory to write the image into, e.g. $SCRATCH/images.")
+    disable_cache: bool = opt(False, label="Disable cache", flag="--disable-cache",
+                              help="Do not use or fill the layer cache.")
+    docker_login: bool = opt(False, label="Ask for registry login", flag="--docker-login", advanced=True,
+                             help="Prompt for the registry's user name and password interactively (never put them on the line).")
+    cachedir: str = opt("", label="Cache directory", env="APPTAINER_CACHEDIR", path=True,
+                        help="APPTAINER_CACHEDIR: where downloaded layers are cached; keep it on scratch, not $HOME.")
+    tmpdir: str = opt("", label="Temporary directory", env="APPTAINER_TMPDIR", path=True,
+                      help="APPTAINER_TMPDIR: where images are assembled; keep it on scratch or node-local disk.")
+    dest: str = opt("", label="Output file", role="positional", path=True, placeholder="pytorch_24.05.sif",
+                    help="The .sif file to create (optional: derived from the source's name and tag).")
+    source: str = opt("", label="Source", role="positional", placeholder="docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime",
+                      help="docker://repo:tag, oras://…, library://…")
+
+    def _check(self) -> list[Problem]:
+        out = []
+        if not self.source:
+            out.append(Problem("source", "a source is required, e.g. docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime"))
+        elif not self.source.startswith(IMAGE_SOURCES):
+            out.append(Problem("source", f"{self.source!r} needs a scheme: docker://, oras:// or library://"))
+        if self.dest and not self.dest.endswith(".sif") and not self.dest.startswith("$"):
+            out.append(Problem("dest", f"{self.dest!r}: name the output file with a .sif extension"))
+        return out
+
+    def default_dest(self) -> str:
+        """The file name apptainer derives from the source (``pytorch_latest.sif``)."""
+        if self.dest:
+            return self.dest
+        ref = self.source.split("://", 1)[-1]
+        name = ref.rsplit("/", 1)[-1]
+        base, _, tag = name.partition(":")
+        return f"{base}_{tag or 'latest'}.sif"
+
+    def image_path(self) -> str:
+        dest = self.default_dest()
+        return f"{self.dir}/{dest}" if self.dir and not dest.startswith(("/", "$")) else dest
+
+
+@dataclass(frozen=True)
+class ApptainerBuild(Spec):
+    """``apptainer build [--fakeroot] [--sandbox] [--force] OUT.sif DEF|docker://…``."""
+
+    kind = "apptainer.build"
+
+    binary: str = _binary()
+    action: str = opt("build", label="Action", role="subcommand", choices=("build",), help="Build an image.")
+    fakeroot: bool = opt(False, label="Fake root", flag="--fakeroot", short="-f",
+                         help="Build without root privileges (needs user namespaces or /etc/subuid).")
+    sandbox: bool = opt(False, label="Sandbox", flag="--sandbox", short="-s",
+                        help="Build a writable directory instead of a SIF file.")
+    force: bool = opt(False, label="Overwrite", flag="--force", short="-F", help="Replace the output if it exists.")
+    build_args: tuple[EnvVar, ...] = opt((), label="Build arguments", flag="--build-arg", style="space",
+                                         help="Values for {{ var }} placeholders in the definition file: NAME=value.")
+    output: str = opt("", label="Output", role="positional", path=True, placeholder="myenv.sif", help="The .sif file (or directory with --sandbox) to create.")
+    source: str = opt("", label="Source", role="positional", path=True, placeholder="myenv.def",
+                      help="A definition file, docker://repo:tag or another image.")
+
+    def _check(self) -> list[Problem]:
+        out = []
+        if not self.output:
+            out.append(Problem("output", "an output file is required, e.g. myenv.sif"))
+        if not self.source:
+            out.append(Problem("source", "a source is required: a .def file or docker://repo:tag"))
+        return out
+
+
+@dataclass(frozen=True)
+class ApptainerInspect(Spec):
+    """``apptainer inspect [--runscript|--labels|--deffile] IMAGE``."""
+
+    kind = "apptainer.inspect"
+
+    binary: str = _binary()
+    action: str = opt("inspect", label="Action", role="subcommand", choices=("inspect",), help="Show an image's metadata.")
+    runscript: bool = opt(False, label="Runscript", flag="--runscript", short="-r", help="Show the runscript.")
+    labels: bool = opt(False, label="Labels", flag="--labels", short="-l", help="Show the labels.")
+    deffile: bool = opt(False, label="Definition file", flag="--deffile", short="-d", help="Show the definition file it was built from.")
+    image: str = opt("", label="Image", role="positional", path=True, help="The image to inspect.")
+
+    def _check(self) -> list[Problem]:
+        return [] if self.image else [Problem("image", "an image is required")]
+
+
+@dataclass(frozen=True)
+class ApptainerInstance(Spec):
+    """``apptainer instance start [flags] IMAGE NAME`` / ``instance stop NAME`` / ``instance list``."""
+
+    kind = "apptainer.instance"
+
+    binary: str = _binary()
+    action: str = opt("instance start", label="Action", role="subcommand",
+                      choices=("instance start", "instance stop", "instance list"),
+                      help="Start, stop or list background instances (long-running services).")
+    nv: bool = opt(False, label="NVIDIA GPUs (--nv)", flag="--nv", help="Make NVIDIA GPUs available.")
+    cleanenv: bool = opt(False, label="Clean environment", flag="--cleanenv", short="-e", help="Do not pass the host environment.")
+    binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-B", style="space",
+                                  help="Host paths visible in the instance: src[:dst[:ro|rw]].")
+    image: str = opt("", label="Image", role="positional", path=True, help="The image (start only).")
+    name: str = opt("", label="Instance name", role="positional", help="A name to refer to the instance by.")
+
+    def _check(self) -> list[Problem]:
+        out = []
+        if self.action == "instance start" and not self.image:
+            out.append(Problem("image", "instance start needs an image"))
+        if self.action != "instance list" and not self.name:
+            out.append(Problem("name", f"{self.action} needs an instance name"))
+        if self.action == "instance stop" and self.image:
+            out.append(Problem("image", "instance stop takes only the instance name"))
+        return out
+
+
+DEF_SECTIONS = ("arguments", "setup", "files", "post", "test", "environment", "startscript", "runscript", "labels", "help")
+
+
+@dataclass(frozen=True)
+class DefFile(Spec):
+    """An Apptainer definition file: a header and ``%section`` bodies."""
+
+    kind = "apptainer.def"
+
+    bootstrap: str = opt("docker", label="Bootstrap", role="internal",
+                         choices=("docker", "localimage", "library", "oras", "debootstrap", "scratch"),
+                         help="Where the base comes from: docker (a registry image), localimage (a .sif file), …")
+    from_: str = opt("", label="From", role="internal", placeholder="pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime",
+                     help="The base image (repo:tag for docker; a path for localimage). Pin a version tag.")
+    files: tuple[str, ...] = opt((), label="%files", role="internal", help="Lines 'host_path [container_path]' copied into the image.")
+    post: tuple[str, ...] = opt((), label="%post", role="internal", help="Shell commands run once at build time (install packages here).")
+    environment: tuple[EnvVar, ...] = opt((), label="%environment", role="internal", help="Variables set whenever the container runs.")
+    runscript: tuple[str, ...] = opt((), label="%runscript", role="internal", help="Commands 'apptainer run' executes.")
+    labels: tuple[EnvVar, ...] = opt((), label="%labels", role="internal", help="Metadata: NAME value pairs (author, version).")
+    help: str = opt("", label="%help", role="internal", help="Text 'apptainer run-help' shows.")
+    test: tuple[str, ...] = opt((), label="%test", role="internal", help="Commands run at the end of the build and by 'apptainer test'.")
+
+    def _check(self) -> list[Problem]:
+        out = []
+        if not self.from_ and self.bootstrap != "scratch":
+            out.append(Problem("from_", "From: is required, e.g. pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime"))
+        return out

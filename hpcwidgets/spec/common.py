@@ -1,0 +1,84 @@
+"""Small value models shared by several layers: bind mounts and environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import Problem
+from ._meta import Spec, opt
+
+
+@dataclass(frozen=True)
+class Bind(Spec):
+    """A host path made visible inside the container."""
+
+    kind = "bind"
+
+    src: str = opt(label="Host path", help="Directory or file on the host, e.g. $SCRATCH/data.", path=True,
+                   role="internal", placeholder="$SCRATCH/data")
+    dst: str = opt("", label="Container path",
+                   help="Where it appears inside the container; empty means the same path as on the host.",
+                   path=True, role="internal", placeholder="/data")
+    mode: str = opt("", label="Mode", help="ro: read-only (use for input data); rw: read-write; empty: the runtime's default (rw).",
+                    choices=("ro", "rw"), role="internal")
+
+    def needs_mount_syntax(self) -> bool:
+        """Paths with ':' or ',' cannot be written as -B src:dst; Apptainer needs --mount."""
+        return any(c in p for p in (self.src, self.dst) for c in ":,")
+
+    def to_token(self) -> str:
+        """The ``src[:dst[:mode]]`` form (callers check :meth:`needs_mount_syntax` first)."""
+        parts = [self.src]
+        if self.dst or self.mode:
+            parts.append(self.dst or self.src)
+        if self.mode:
+            parts.append(self.mode)
+        return ":".join(parts)
+
+    @classmethod
+    def from_token(cls, token: str) -> "Bind":
+        """Read ``src[:dst[:ro|rw]]``."""
+        parts = token.split(":")
+        if len(parts) == 1:
+            return cls(parts[0])
+        if len(parts) == 2:
+            if parts[1] in ("ro", "rw"):
+                return cls(parts[0], "", parts[1])
+            return cls(parts[0], parts[1])
+        return cls(parts[0], parts[1], ":".join(parts[2:]))
+
+    def _check(self) -> list[Problem]:
+        out = []
+        if not self.src:
+            out.append(Problem("src", "a bind needs a host path"))
+        for name in ("src", "dst"):
+            value = getattr(self, name)
+            if value.startswith("~"):
+                out.append(Problem(name, f"{value!r}: '~' is not expanded here; write $HOME{value[1:]} instead"))
+        if self.dst and not (self.dst.startswith("/") or self.dst.startswith("$")):
+            out.append(Problem("dst", f"container path {self.dst!r} must be absolute (start with /)"))
+        return out
+
+
+@dataclass(frozen=True)
+class EnvVar(Spec):
+    """An environment variable set for the program inside the container."""
+
+    kind = "env"
+
+    name: str = opt(label="Name", help="Variable name, e.g. OMP_NUM_THREADS.", role="internal")
+    value: str = opt("", label="Value", help="Its value; $NAME references expand on the host.", role="internal")
+
+    def to_token(self) -> str:
+        return f"{self.name}={self.value}"
+
+    @classmethod
+    def from_token(cls, token: str) -> "EnvVar":
+        name, _, value = token.partition("=")
+        return cls(name, value)
+
+    def _check(self) -> list[Problem]:
+        import re
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            return [Problem("name", f"{self.name!r} is not a valid variable name (letters, digits, _; not starting with a digit)")]
+        return []
