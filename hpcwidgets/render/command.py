@@ -27,6 +27,8 @@ def option_words(f: FieldSpec, value: Any) -> list[str]:
     if value is True:
         return [info.flag]
     items = value if f.is_tuple else (value,)
+    if not info.flag:  # free-form options ("--exclusive", "--signal=USR1@90"), one word each
+        return [str(i) for i in items]
     out: list[str] = []
     for item in items:
         out += _item_words(info.flag, info.style, item)
@@ -67,10 +69,8 @@ def argv(model: Spec) -> list[str]:
     for f in model.field_specs():
         value = getattr(model, f.name)
         role = f.info.role
-        if role == "program":
-            words.append(value)
-        elif role == "subcommand":
-            words += [w for w in str(value).split()]
+        if role in ("program", "subcommand"):  # "python -m torch.distributed.run", "instance start"
+            words += str(value).split()
         elif role == "option" and not f.info.env:
             words += option_words(f, value)
         elif role == "positional" and value not in ("", None):
@@ -116,9 +116,7 @@ def _group_starts(model: Spec, offset: int) -> set[int]:
     for f in model.field_specs():
         value = getattr(model, f.name)
         role = f.info.role
-        if role == "program":
-            i += 1
-        elif role == "subcommand":
+        if role in ("program", "subcommand"):
             i += len(str(value).split())
         elif role == "option" and not f.info.env:
             n = option_words(f, value)

@@ -1,0 +1,192 @@
+"""Slurm batch jobs (``sbatch`` directives and the script body) and job steps (``srun``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import Problem
+from ._meta import Spec, opt
+from .common import EnvVar
+from .units import parse_mem, parse_time
+
+MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
+              "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
+OUTPUT_PATTERN = re.compile(r"%(?:\d*[AajJNnstuxb%])")
+ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
+
+
+@dataclass(frozen=True)
+class SlurmJob(Spec):
+    """An ``sbatch`` job: resource directives plus the script body around the job steps.
+
+    GPUs are requested per node: ``gpus_per_node`` with ``gpu_type`` renders as ``--gres=gpu[:type]:N``
+    (or ``--gpus-per-node`` when ``gpu_flag`` says so), the form every Slurm version understands.
+    """
+
+    kind = "slurm.job"
+
+    job_name: str = opt("", label="Job name", flag="--job-name", short="-J", placeholder="train",
+                        help="A short name shown by squeue and usable in output patterns as %x.")
+    partition: str = opt("", label="Partition", flag="--partition", short="-p",
+                         help="The queue to submit to; the cluster profile lists them with their limits.")
+    account: str = opt("", label="Account", flag="--account", short="-A", help="The allocation to charge.")
+    qos: str = opt("", label="QOS", flag="--qos", short="-q", advanced=True, help="Quality of service, if your site uses one.")
+    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
+                            help="How many nodes (machines) the job gets.")
+    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
+                             help="Total number of tasks (processes) srun starts by default.")
+    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
+                                      help="Tasks per node. With torchrun use 1: torchrun itself starts one process per GPU.")
+    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
+                                    help="CPU cores for each task (for torchrun: for all its workers on the node).")
+    gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0,
+                                    help="GPUs on each node, written as --gres=gpu[:type]:N.")
+    gpu_type: str = opt("", label="GPU type", role="internal", placeholder="a100",
+                        help="A GPU model the site names in its gres (e.g. a100, v100); empty for any.")
+    gpu_flag: str = opt("gres", label="GPU request style", role="internal", choices=("gres", "gpus-per-node"),
+                        advanced=True, help="--gres=gpu:N (works everywhere) or --gpus-per-node=N.")
+    gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=1, advanced=True,
+                           help="GPUs for the whole job, placed anywhere; prefer GPUs per node for torchrun jobs.")
+    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
+                                    help="GPUs bound to each task.")
+    cpus_per_gpu: int | None = opt(None, label="CPUs per GPU", flag="--cpus-per-gpu", minimum=1, advanced=True,
+                                   help="CPU cores per allocated GPU (not together with CPUs per task).")
+    mem: str = opt("", label="Memory per node", flag="--mem", placeholder="16G",
+                   help="Memory per node: a whole number with K, M, G or T (bare number = MiB; 0 = all of it).")
+    mem_per_cpu: str = opt("", label="Memory per CPU", flag="--mem-per-cpu", advanced=True,
+                           help="Memory per allocated CPU (excludes Memory per node).")
+    mem_per_gpu: str = opt("", label="Memory per GPU", flag="--mem-per-gpu", advanced=True,
+                           help="Memory per allocated GPU (excludes the other memory options).")
+    time: str = opt("", label="Time limit", flag="--time", short="-t", placeholder="01:00:00",
+                    help="Wall-clock limit: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S.")
+    constraint: str = opt("", label="Constraint", flag="--constraint", short="-C", advanced=True,
+                          help="Node features required, e.g. a100 or 'v100|a100'.")
+    exclusive: bool = opt(False, label="Exclusive", flag="--exclusive", advanced=True,
+                          help="Do not share the nodes with other jobs.")
+    array: str = opt("", label="Array", flag="--array", short="-a", placeholder="0-15%4",
+                     help="Run many copies: indexes like 0-15, 1,3,5 or 0-15:4, optionally %N to limit how many run at once.")
+    output: str = opt("", label="Output file", flag="--output", short="-o", path=True, placeholder="%x-%j.out",
+                      help="Where stdout goes; %j = job id, %x = job name, %A/%a = array job/task, %N = node.")
+    error: str = opt("", label="Error file", flag="--error", short="-e", path=True, advanced=True,
+                     help="Where stderr goes (default: together with output).")
+    chdir: str = opt("", label="Working directory", flag="--chdir", short="-D", path=True, advanced=True,
+                     help="Directory the script starts in (default: where you ran sbatch).")
+    mail_type: str = opt("", label="Mail on", flag="--mail-type", advanced=True,
+                         help="When to send mail: comma-separated NONE, BEGIN, END, FAIL, ALL, TIME_LIMIT_90, …")
+    mail_user: str = opt("", label="Mail to", flag="--mail-user", advanced=True, help="Address for job mail.")
+    extra_directives: tuple[str, ...] = opt((), label="Other directives", role="internal", advanced=True,
+                                            help="Further #SBATCH options written as they are, e.g. --signal=USR1@90.")
+    # --- script body -------------------------------------------------------------------------
+    modules: tuple[str, ...] = opt((), label="Modules", role="internal", placeholder="apptainer",
+                                   help="Environment modules to load (module load …).")
+    env: tuple[EnvVar, ...] = opt((), label="Exported variables", role="internal",
+                                  help="Variables exported before the steps run (NAME=value).")
+    setup: tuple[str, ...] = opt((), label="Set-up lines", role="internal",
+                                 help="Shell lines run before the steps (e.g. mkdir -p \"$OUTPUT_DIR\"). Written as they are.")
+    commands: tuple[str, ...] = opt((), label="Commands", role="internal",
+                                    help="The job's own shell lines when no workflow composes the steps.")
+
+    def gres(self) -> str:
+        if not self.gpus_per_node:
+            return ""
+        return f"gpu:{self.gpu_type}:{self.gpus_per_node}" if self.gpu_type else f"gpu:{self.gpus_per_node}"
+
+    @property
+    def node_count(self) -> int:
+        return self.nodes or 1
+
+    @property
+    def gpus_on_each_node(self) -> int:
+        """GPUs per node however they were asked for (0 when none)."""
+        if self.gpus_per_node:
+            return self.gpus_per_node
+        if self.gpus:
+            return -(-self.gpus // self.node_count)
+        if self.gpus_per_task:
+            per_node_tasks = self.ntasks_per_node or (-(-self.ntasks // self.node_count) if self.ntasks else 1)
+            return self.gpus_per_task * per_node_tasks
+        return 0
+
+    def _check(self) -> list[Problem]:
+        out: list[Problem] = []
+        for f in self.field_specs():
+            value = getattr(self, f.name)
+            if f.info.flag and isinstance(value, str) and "$" in value:
+                out.append(Problem(f.name, f"{value!r}: #SBATCH lines are not read by the shell, so ${{…}} is not expanded; "
+                                           "use a fixed value or an output pattern such as %u, %x, %j"))
+        if self.time:
+            try:
+                parse_time(self.time)
+            except ValueError as exc:
+                out.append(Problem("time", str(exc)))
+        mems = [n for n in ("mem", "mem_per_cpu", "mem_per_gpu") if getattr(self, n)]
+        for name in mems:
+            try:
+                parse_mem(getattr(self, name))
+            except ValueError as exc:
+                out.append(Problem(name, str(exc)))
+        if len(mems) > 1:
+            flags = ", ".join("--" + n.replace("_", "-") for n in mems)
+            out.append(Problem(mems[1], f"{flags} exclude each other; keep one"))
+        if self.cpus_per_gpu and self.cpus_per_task:
+            out.append(Problem("cpus_per_gpu", "--cpus-per-gpu cannot be combined with --cpus-per-task; keep one"))
+        if self.array and not ARRAY_SPEC.fullmatch(self.array):
+            out.append(Problem("array", f"{self.array!r} is not an array spec; use e.g. 0-15, 1,3,5, 0-15:4 or 0-15%4"))
+        if self.gpu_type and not self.gpus_per_node:
+            out.append(Problem("gpu_type", "a GPU type needs GPUs per node (e.g. 1)"))
+        if self.gpu_type and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.gpu_type):
+            out.append(Problem("gpu_type", f"{self.gpu_type!r} is not a GPU type name (letters, digits, _ . -)"))
+        if self.gpus_per_node and self.gpus:
+            out.append(Problem("gpus", "ask for GPUs per node or GPUs in total, not both"))
+        if self.ntasks and self.ntasks_per_node and self.nodes and self.ntasks > self.ntasks_per_node * self.nodes:
+            out.append(Problem("ntasks", f"{self.ntasks} tasks do not fit in {self.nodes} node(s) × {self.ntasks_per_node} tasks per node"))
+        if self.mail_type:
+            bad = [t for t in self.mail_type.split(",") if t.strip().upper() not in MAIL_TYPES]
+            if bad:
+                out.append(Problem("mail_type", f"unknown mail type {', '.join(bad)}; use {', '.join(MAIL_TYPES[:6])}, …"))
+        if self.job_name and re.search(r"\s", self.job_name):
+            out.append(Problem("job_name", f"{self.job_name!r}: job names with spaces break output patterns; use - or _"))
+        for d in self.extra_directives:
+            if not d.startswith("-"):
+                out.append(Problem("extra_directives", f"{d!r}: write the option as it follows #SBATCH, e.g. --signal=USR1@90"))
+        for m in self.modules:
+            if not re.fullmatch(r"[A-Za-z0-9_.+/@-]+", m):
+                out.append(Problem("modules", f"{m!r} is not a module name (e.g. apptainer or cuda/12.1)"))
+        return out
+
+
+@dataclass(frozen=True)
+class Srun(Spec):
+    """A job step: ``srun [options]`` in front of the command it launches."""
+
+    kind = "slurm.srun"
+
+    program: str = opt("srun", label="Program", role="program", choices=("srun",), help="Slurm's step launcher.")
+    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
+                            help="Nodes for this step (default: all of the job's).")
+    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
+                             help="Tasks for this step (default: the job's).")
+    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
+                                      help="Tasks per node for this step; 1 in front of torchrun.")
+    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
+                                    help="Pass the job's value again: srun of Slurm 22.05–23.02 does not inherit it.")
+    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
+                                    help="GPUs bound to each task of the step.")
+    mpi: str = opt("", label="MPI plugin", flag="--mpi", choices=("none", "pmix", "pmix_v3", "pmix_v4", "pmix_v5", "pmi2", "cray_shasta"),
+                   help="The process-management interface for MPI programs (pmix for containers in the hybrid model).")
+    cpu_bind: str = opt("", label="CPU binding", flag="--cpu-bind", advanced=True, help="e.g. cores, none, verbose.")
+    gpu_bind: str = opt("", label="GPU binding", flag="--gpu-bind", advanced=True, help="e.g. closest, none, single:1.")
+    label: bool = opt(False, label="Label output", flag="--label", short="-l", advanced=True,
+                      help="Prefix each output line with its task number.")
+    kill_on_bad_exit: bool = opt(False, label="Kill on bad exit", flag="--kill-on-bad-exit", short="-K", advanced=True,
+                                 help="End the whole step when one task fails (avoids hung collectives).")
+    extra: tuple[str, ...] = opt((), label="Other options", advanced=True,
+                                 help="Further srun options written as they are.")
+
+    def _check(self) -> list[Problem]:
+        out = []
+        for d in self.extra:
+            if not d.startswith("-"):
+                out.append(Problem("extra", f"{d!r}: srun options start with - (e.g. --exclusive)"))
+        return out

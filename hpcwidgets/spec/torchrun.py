@@ -1,0 +1,129 @@
+"""PyTorch's distributed launcher, ``torchrun`` (also ``python -m torch.distributed.run``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import Problem
+from ._meta import Spec, opt
+
+#: the shell variable the workflow script sets on the host to the first node of the allocation
+HEAD_NODE_VAR = "head_node"
+DEFAULT_RDZV_PORT = 29500
+LAUNCHERS = ("torchrun", "python -m torch.distributed.run", "python3 -m torch.distributed.run")
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"\d+", str(text)) else None
+
+
+@dataclass(frozen=True)
+class Torchrun(Spec):
+    """``torchrun [options] SCRIPT [args…]``: starts ``nproc_per_node`` worker processes on this node.
+
+    Single node: ``standalone`` (a private rendezvous on a free port, so two jobs on one node never
+    clash). Several nodes: the ``c10d`` rendezvous at the head node, ``$head_node:29500``, which the
+    batch script resolves on the host with ``scontrol show hostnames`` before the container starts.
+    """
+
+    kind = "torchrun"
+
+    program: str = opt("torchrun", label="Launcher", role="program", choices=LAUNCHERS,
+                       help="torchrun, or the same launcher as a module where the torchrun script is not on PATH.")
+    standalone: bool = opt(False, label="Standalone (single node)", flag="--standalone",
+                           help="One node only: a private rendezvous on a free local port; no endpoint needed.")
+    nnodes: str = opt("", label="Nodes", flag="--nnodes", placeholder="2",
+                      help="How many nodes take part: N, or MIN:MAX for elastic jobs; $SLURM_NNODES follows the job.")
+    nproc_per_node: str = opt("", label="Processes per node", flag="--nproc-per-node", aliases=("--nproc_per_node",),
+                              placeholder="4",
+                              help="Workers on each node: the number of GPUs per node (or gpu, cpu, auto).")
+    rdzv_backend: str = opt("", label="Rendezvous backend", flag="--rdzv-backend", aliases=("--rdzv_backend",),
+                            choices=("c10d", "static", "etcd", "etcd-v2"),
+                            help="How the nodes find each other; c10d needs no extra service.")
+    rdzv_endpoint: str = opt("", label="Rendezvous endpoint", flag="--rdzv-endpoint", aliases=("--rdzv_endpoint",),
+                             placeholder="$head_node:29500",
+                             help="HOST:PORT of the head node (one host, never a node list).")
+    rdzv_id: str = opt("", label="Rendezvous id", flag="--rdzv-id", aliases=("--rdzv_id",), placeholder="$SLURM_JOB_ID",
+                       help="A name shared by all nodes of this run; the Slurm job id is unique.")
+    rdzv_conf: str = opt("", label="Rendezvous options", flag="--rdzv-conf", aliases=("--rdzv_conf",), advanced=True,
+                         help="Extra key=value settings, e.g. join_timeout=600.")
+    max_restarts: int | None = opt(None, label="Restarts", flag="--max-restarts", aliases=("--max_restarts",), minimum=0,
+                                   advanced=True, help="How often to restart all workers after a failure.")
+    node_rank: str = opt("", label="Node rank (static only)", flag="--node-rank", aliases=("--node_rank",), advanced=True,
+                         help="Only for the static backend; c10d assigns ranks itself and ignores this.")
+    master_addr: str = opt("", label="Master address (static only)", flag="--master-addr", aliases=("--master_addr",),
+                           advanced=True, help="Only for the static backend; c10d ignores it.")
+    master_port: int | None = opt(None, label="Master port (static only)", flag="--master-port", aliases=("--master_port",),
+                                  minimum=1, maximum=65535, advanced=True, help="Only for the static backend; c10d ignores it.")
+    log_dir: str = opt("", label="Log directory", flag="--log-dir", aliases=("--log_dir",), path=True, advanced=True,
+                       help="Directory for per-worker logs.")
+    tee: str = opt("", label="Tee output", flag="--tee", choices=("0", "1", "2", "3"), advanced=True,
+                   help="Copy worker stdout (1), stderr (2) or both (3) to the log files and the console.")
+    module: bool = opt(False, label="Run as module", flag="--module", short="-m", advanced=True,
+                       help="Treat the script as a Python module name (python -m …).")
+    no_python: bool = opt(False, label="Not a Python script", flag="--no-python", aliases=("--no_python",), advanced=True,
+                          help="Run the program directly instead of through python.")
+    script: str = opt("", label="Training script", role="positional", path=True, placeholder="train.py",
+                      help="The training script every worker runs.")
+    args: tuple[str, ...] = opt((), label="Script arguments", role="rest", placeholder="--epochs 10",
+                                help="Arguments passed to the training script.")
+
+    @classmethod
+    def single_node(cls, nproc_per_node: int | str, script: str, args: tuple[str, ...] = (), **kw) -> "Torchrun":
+        return cls(standalone=True, nnodes="1", nproc_per_node=str(nproc_per_node), script=script, args=tuple(args), **kw)
+
+    @classmethod
+    def multi_node(cls, nnodes: int | str, nproc_per_node: int | str, script: str, args: tuple[str, ...] = (),
+                   port: int = DEFAULT_RDZV_PORT, **kw) -> "Torchrun":
+        """The correct multi-node launcher: c10d at the head node resolved on the host."""
+        return cls(nnodes=str(nnodes), nproc_per_node=str(nproc_per_node), rdzv_backend="c10d",
+                   rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}", rdzv_id="$SLURM_JOB_ID", script=script,
+                   args=tuple(args), **kw)
+
+    @property
+    def nnodes_int(self) -> int | None:
+        """The node count when it is a literal number (``"2"``, ``"2:2"``), else None."""
+        if ":" in self.nnodes:
+            lo, _, hi = self.nnodes.partition(":")
+            return _int_or_none(hi) if lo == hi else None
+        return _int_or_none(self.nnodes) if self.nnodes else (1 if self.standalone else None)
+
+    @property
+    def nproc_int(self) -> int | None:
+        return _int_or_none(self.nproc_per_node)
+
+    @property
+    def uses_head_node(self) -> bool:
+        return f"${HEAD_NODE_VAR}" in self.rdzv_endpoint or "${" + HEAD_NODE_VAR + "}" in self.rdzv_endpoint
+
+    def _check(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not self.script:
+            out.append(Problem("script", "a training script is required, e.g. train.py"))
+        if self.nproc_per_node and not (self.nproc_int or self.nproc_per_node in ("gpu", "cpu", "auto")
+                                        or self.nproc_per_node.startswith("$")):
+            out.append(Problem("nproc_per_node", f"{self.nproc_per_node!r}: use a number, gpu, cpu or auto"))
+        if self.nproc_int == 0:
+            out.append(Problem("nproc_per_node", "processes per node must be at least 1"))
+        if self.nnodes and not (re.fullmatch(r"\d+(:\d+)?", self.nnodes) or self.nnodes.startswith("$")):
+            out.append(Problem("nnodes", f"{self.nnodes!r}: use N or MIN:MAX (e.g. 2 or 1:4)"))
+        multi = self.nnodes_int is None or self.nnodes_int > 1
+        if self.standalone:
+            if self.nnodes and self.nnodes_int != 1:
+                out.append(Problem("standalone", "--standalone is for one node; for several use the c10d rendezvous at the head node"))
+            for name in ("rdzv_backend", "rdzv_endpoint", "rdzv_id"):
+                if getattr(self, name):
+                    out.append(Problem(name, f"--standalone ignores --{name.replace('_', '-')}; remove it"))
+        elif self.nnodes and multi and not self.rdzv_endpoint and self.rdzv_backend != "static":
+            out.append(Problem("rdzv_endpoint", "several nodes need a rendezvous endpoint: the head node, e.g. $head_node:29500"))
+        if self.rdzv_endpoint and "NODELIST" in self.rdzv_endpoint:
+            out.append(Problem("rdzv_endpoint", f"{self.rdzv_endpoint!r} is a node list, not one host; resolve the head node "
+                                                "with scontrol show hostnames on the host and use $head_node:29500"))
+        if self.rdzv_backend in ("", "c10d") and not self.standalone and self.rdzv_endpoint:
+            for name in ("node_rank", "master_addr", "master_port"):
+                if getattr(self, name) not in ("", None):
+                    out.append(Problem(name, f"--{name.replace('_', '-')} is ignored by the c10d rendezvous; remove it"))
+        if self.module and self.no_python:
+            out.append(Problem("no_python", "--module and --no-python exclude each other"))
+        return out
