@@ -1,0 +1,89 @@
+import pytest
+
+from hpcwidgets.errors import ValidationError
+from hpcwidgets.render.command import argv, command_line
+from hpcwidgets.spec import (ApptainerBuild, ApptainerInspect, ApptainerInstance, ApptainerPull, ApptainerRun, Bind,
+                             DefFile, EnvVar)
+from helpers import run_with_stand_ins
+
+
+def test_exec_flags_come_before_the_image():
+    m = ApptainerRun(nv=True, binds=(Bind("$SCRATCH/data", "/data", "ro"),), cleanenv=True,
+                     image="pytorch.sif", command=("python", "train.py", "--nv"))
+    words = argv(m)
+    assert words[:2] == ["apptainer", "exec"]
+    assert words.index("pytorch.sif") > words.index("--nv") > 0
+    assert words[words.index("pytorch.sif") + 1:] == ["python", "train.py", "--nv"]
+    assert "--bind" in words and "$SCRATCH/data:/data:ro" in words and "--cleanenv" in words
+
+
+def test_paths_with_colon_or_comma_use_mount_syntax():
+    words = argv(ApptainerRun(binds=(Bind("/data/a:b", "/in"), Bind("/x,y")), image="i.sif", command=("true",)))
+    assert words[2:6] == ["--mount", "type=bind,src=/data/a:b,dst=/in", "--mount", 'type=bind,"src=/x,y","dst=/x,y"']
+
+
+def test_singularity_binary_and_runscript_action():
+    assert argv(ApptainerRun(binary="singularity", action="run", image="img.sif")) == ["singularity", "run", "img.sif"]
+
+
+@pytest.mark.parametrize("kwargs,field,text", [
+    ({}, "image", "an image is required"),
+    ({"image": "i.sif"}, "command", "exec needs a command"),
+    ({"image": "i.sif", "command": ("x",), "nv": True, "rocm": True}, "rocm", "not both"),
+    ({"image": "i.sif", "command": ("x",), "nvccli": True}, "nvccli", "--writable-tmpfs"),
+    ({"image": "~/i.sif", "command": ("x",)}, "image", "$HOME/i.sif"),
+    ({"image": "i.sif", "command": ("x",), "binary": "docker"}, "binary", "apptainer, singularity"),
+    ({"image": "i.sif", "command": ("x",), "binds": (Bind("/d", "rel"),)}, "binds.dst", "absolute"),
+    ({"image": "i.sif", "command": ("x",), "env": (EnvVar("1X", "v"),)}, "env.name", "not a valid variable name"),
+])
+def test_problems_name_field_and_fix(kwargs, field, text):
+    problems = ApptainerRun(**kwargs).problems()
+    assert any(p.field == field and text in p.message for p in problems), problems
+
+
+def test_validate_lists_every_problem():
+    with pytest.raises(ValidationError) as info:
+        ApptainerRun(nv=True, rocm=True).validate()
+    assert len(info.value.problems) == 3  # image, command, nv+rocm
+    assert "3 problems" in str(info.value)
+
+
+def test_pull_renders_cache_env_and_image_path():
+    pull = ApptainerPull(source="docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime", dir="$SCRATCH/sif",
+                         cachedir="$SCRATCH/.apptainer/cache")
+    assert pull.problems() == []
+    assert command_line(pull).startswith('APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache" apptainer pull')
+    assert pull.image_path() == "$SCRATCH/sif/pytorch_2.3.1-cuda12.1-cudnn8-runtime.sif"
+    assert ApptainerPull(source="docker://pytorch/pytorch:latest").default_dest() == "pytorch_latest.sif"
+    assert any(p.field == "source" for p in ApptainerPull(source="pytorch/pytorch").problems())
+
+
+def test_build_inspect_instance():
+    assert argv(ApptainerBuild(fakeroot=True, output="env.sif", source="env.def")) == \
+        ["apptainer", "build", "--fakeroot", "env.sif", "env.def"]
+    assert argv(ApptainerInspect(deffile=True, image="env.sif")) == ["apptainer", "inspect", "--deffile", "env.sif"]
+    assert argv(ApptainerInstance(nv=True, image="db.sif", name="db")) == \
+        ["apptainer", "instance", "start", "--nv", "db.sif", "db"]
+    assert argv(ApptainerInstance(action="instance stop", name="db")) == ["apptainer", "instance", "stop", "db"]
+    assert ApptainerInstance(action="instance stop", name="db", image="x").problems()
+
+
+def test_json_round_trip_and_unknown_fields():
+    m = ApptainerRun(nv=True, binds=(Bind("/a", "/b", "ro"),), env=(EnvVar("K", "v w"),), image="i.sif", command=("x",))
+    assert ApptainerRun.from_json(m.to_json()) == m
+    with pytest.raises(Exception, match="valid fields"):
+        ApptainerRun.from_dict({"imagee": "x"})
+    assert ApptainerRun.from_dict({"image": "i", "binds": ["/a:/b:ro"], "command": ["x"]}).binds == (Bind("/a", "/b", "ro"),)
+
+
+def test_deffile_requires_from():
+    assert DefFile().problems()[0].field == "from_"
+    assert DefFile(from_="pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime").problems() == []
+
+
+def test_hostile_values_reach_apptainer_intact(tmp_path):
+    hostile = ["a b", "$(touch pwned)", "`id`", "x;y", "it's", "日本", "line\nbreak", "*"]
+    m = ApptainerRun(binds=(Bind("$SCRATCH/d d", "/data"),), image="$SCRATCH/i.sif", command=("python", *hostile))
+    calls = run_with_stand_ins(command_line(m), tmp_path, ["apptainer"], env={"SCRATCH": "/s"})
+    assert calls == [{"prog": "apptainer", "argv": ["exec", "--bind", "/s/d d:/data", "/s/i.sif", "python", *hostile]}]
+    assert not (tmp_path / "pwned").exists()

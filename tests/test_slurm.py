@@ -1,0 +1,57 @@
+import pytest
+
+from hpcwidgets.render.command import argv
+from hpcwidgets.render.script import directive_lines, render_job
+from hpcwidgets.spec import SlurmJob, Srun
+
+
+def test_directives_follow_field_order_and_gres():
+    job = SlurmJob(job_name="ml-training", partition="gpu", cpus_per_task=4, mem="16G", gpus_per_node=1)
+    assert directive_lines(job) == ["--job-name=ml-training", "--partition=gpu", "--cpus-per-task=4",
+                                    "--gres=gpu:1", "--mem=16G"]
+    typed = SlurmJob(gpus_per_node=4, gpu_type="a100", gpu_flag="gpus-per-node")
+    assert directive_lines(typed) == ["--gpus-per-node=a100:4"]
+    assert SlurmJob(gpus_per_node=2, gpu_type="v100").gres() == "gpu:v100:2"
+
+
+def test_directive_values_with_spaces_are_quoted_for_sbatch():
+    assert directive_lines(SlurmJob(constraint="a100 | h100")) == ['--constraint="a100 | h100"']
+
+
+@pytest.mark.parametrize("kwargs,field,text", [
+    ({"time": "1.5h"}, "time", "D-H:M:S"),
+    ({"mem": "16GB"}, "mem", "write 16G"),
+    ({"mem": "16G", "mem_per_cpu": "2G"}, "mem_per_cpu", "exclude each other"),
+    ({"cpus_per_task": 4, "cpus_per_gpu": 2}, "cpus_per_gpu", "cannot be combined"),
+    ({"array": "0-15/4"}, "array", "0-15%4"),
+    ({"gpus_per_node": -1}, "gpus_per_node", "at least 0"),
+    ({"output": "$SCRATCH/%j.out"}, "output", "not expanded"),
+    ({"job_name": "my job"}, "job_name", "spaces"),
+    ({"nodes": 2, "ntasks_per_node": 1, "ntasks": 4}, "ntasks", "do not fit"),
+    ({"gpu_type": "a100"}, "gpu_type", "needs GPUs per node"),
+    ({"mail_type": "END,SOMETIMES"}, "mail_type", "SOMETIMES"),
+])
+def test_problems(kwargs, field, text):
+    problems = SlurmJob(**kwargs).problems()
+    assert any(p.field == field and text in p.message for p in problems), problems
+
+
+def test_valid_job_has_no_problems_and_gpu_count():
+    job = SlurmJob(nodes=2, ntasks_per_node=1, gpus_per_node=4, time="2-00:00:00", mem="0", array="0-15:4%2")
+    assert job.problems() == []
+    assert job.gpus_on_each_node == 4
+    assert SlurmJob(nodes=2, gpus=8).gpus_on_each_node == 4
+
+
+def test_render_job_is_a_fail_fast_script():
+    text = render_job(SlurmJob(job_name="t", modules=("apptainer",), commands=("srun hostname",)))
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/bash" and lines[1] == "#SBATCH --job-name=t"
+    assert lines.index("set -eo pipefail") < lines.index("module load apptainer") < lines.index("set -u")
+    assert lines[-1] == "srun hostname"
+
+
+def test_srun_argv():
+    assert argv(Srun(ntasks_per_node=1, cpus_per_task=8, mpi="pmix", extra=("--exclusive",))) == \
+        ["srun", "--ntasks-per-node=1", "--cpus-per-task=8", "--mpi=pmix", "--exclusive"]
+    assert Srun(extra=("exclusive",)).problems()[0].field == "extra"
