@@ -1,0 +1,37 @@
+"""Model → text. :func:`render` is the one entry point for any model.
+
+Commands render as one shell command (with continuation lines when long); jobs, workflows and the
+Jupyter job as complete sbatch scripts; definition files and Dockerfiles as their file text.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: model kind -> (module, function) for models that are not a single command line
+_RENDERERS = {
+    "slurm.job": ("hpcwidgets.render.script", "render_job"),
+    "workflow": ("hpcwidgets.render.workflow", "render_workflow"),
+    "jupyter.job": ("hpcwidgets.render.jupyter", "render_jupyter_job"),
+    "apptainer.def": ("hpcwidgets.render.dockerfile", "render_deffile"),
+    "charliecloud.dockerfile": ("hpcwidgets.render.dockerfile", "render_dockerfile"),
+}
+
+
+def render(model: Any, *, validate: bool = True) -> str:
+    """The text of any model; with ``validate`` (the default) a model with problems raises
+    :class:`~hpcwidgets.errors.ValidationError` listing all of them."""
+    if validate:
+        model.validate()
+    target = _RENDERERS.get(getattr(model, "kind", ""))
+    if target:
+        module, name = target
+        return getattr(importlib.import_module(module), name)(model)
+    from .command import command_line
+    return command_line(model) + "\n"
+
+
+def is_script(model: Any) -> bool:
+    """True when :func:`render` produces a whole file (a script or a build file) rather than one command."""
+    return getattr(model, "kind", "") in _RENDERERS

@@ -1,0 +1,47 @@
+# hpcwidgets: the two commands are `make lab` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# the venv is rebuilt when the dependency list changes
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: venv lab test test-fast check bench cluster cluster-down handouts slides clean help
+
+help:
+	@echo "make lab      set up .venv and start JupyterLab on the lessons (prints the URL, and the tunnel on a compute node)"
+	@echo "make test     every test (unit, property, notebooks, real Slurm/Charliecloud/browser when present)"
+	@echo "make bench    benchmarks, printed as tables"
+	@echo "make cluster  start the practice Slurm cluster on this machine (root, Debian/Ubuntu)"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[lab,ml,dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" > /dev/null
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+lab: venv
+	$(BIN)/python -m hpcwidgets.run.lab --notebook-dir notebooks
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow and not real and not browser" $(PYTEST_ARGS)
+
+bench: venv
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+cluster: venv
+	$(BIN)/python -m hpcwidgets.run.practice_cluster up
+
+cluster-down: venv
+	$(BIN)/python -m hpcwidgets.run.practice_cluster down
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis test-artifacts

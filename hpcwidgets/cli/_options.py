@@ -1,0 +1,145 @@
+"""argparse options generated from model field metadata (one source of truth for fields)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import Problem, ValidationError
+from ..spec._meta import FieldSpec, Spec, coerce
+from ..spec.common import Bind, EnvVar
+
+#: option names the CLI keeps for itself
+RESERVED = {"--format", "--from", "--force", "--profile", "--set", "--help", "--version", "--output-file"}
+
+
+def option_name(f: FieldSpec) -> str:
+    """``--bind`` for fields with a flag, ``--gpus-per-node`` for the others; never a reserved name."""
+    own = "--" + f.name.rstrip("_").replace("_", "-")
+    name = f.info.flag if f.info.flag.startswith("--") else own  # CLI options are always long
+    if name in RESERVED:
+        name = own if own not in RESERVED else own + "-value"
+    return name
+
+
+def _help(f: FieldSpec) -> str:
+    text = f.info.help.replace("%", "%%")
+    if f.info.choices:
+        text += f" One of: {', '.join(f.info.choices)}."
+    base = f.base_type
+    if base is Bind:
+        text += " Repeatable: SRC[:DST[:ro|rw]]."
+    elif base is EnvVar:
+        text += " Repeatable: NAME=VALUE."
+    elif f.is_tuple and f.info.role != "rest":
+        text += " Repeatable."
+    return text
+
+
+def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip: set[str] = frozenset()) -> None:
+    """Add one option per field of ``cls`` (positionals and the trailing command included).
+
+    Defaults are suppressed so that only options the user typed override a model loaded with ``--from``.
+    """
+    groups = {"basic": parser.add_argument_group(f"{cls.__name__} options"),
+              "advanced": parser.add_argument_group("advanced options")}
+    rest_field: FieldSpec | None = None
+    used: set[str] = set()
+    for f in cls.field_specs():
+        if f.name in skip or f.info.role in ("program",):
+            continue
+        if f.info.role == "subcommand" and len(f.info.choices) <= 1:
+            continue
+        base = f.base_type
+        if isinstance(base, type) and issubclass(base, Spec) and base not in (Bind, EnvVar):
+            continue  # nested layers are set with --set layer.field=value
+        if f.info.role == "positional":
+            parser.add_argument(f.name, nargs="?", default=argparse.SUPPRESS, metavar=f.name.upper(), help=_help(f))
+            continue
+        if f.info.role == "rest":
+            rest_field = f
+            continue
+        group = groups["advanced" if f.info.advanced else "basic"]
+        name = option_name(f)
+        if name in used:  # two fields render the same flag (ch-run's --set-env and --set-env=FILE)
+            name = "--" + f.name.rstrip("_").replace("_", "-")
+            while name in used:
+                name += "-value"
+        used.add(name)
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f)}
+        if base is bool:
+            group.add_argument(name, action="store_true", **kw)
+        elif f.is_tuple:
+            group.add_argument(name, action="append", metavar="VALUE", **kw)
+        elif base is int:
+            group.add_argument(name, type=int, metavar="N", **kw)
+        else:
+            group.add_argument(name, metavar=(f.info.placeholder or "VALUE").replace("%", "%%"), **kw)
+    if rest_field is not None:
+        parser.add_argument(rest_field.name, nargs=argparse.REMAINDER, default=argparse.SUPPRESS,
+                            metavar="...", help=_help(rest_field))
+
+
+def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace, fixed: dict[str, Any]) -> Spec:
+    """Build the model: ``base`` (from --from) or defaults, then the typed options, then ``fixed``."""
+    names = {f.name: f for f in cls.field_specs()}
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for name, f in names.items():
+        if name not in vars(args):
+            continue
+        raw = getattr(args, name)
+        if f.info.role == "rest" and raw and raw[0] == "--":
+            raw = raw[1:]
+        try:
+            values[name] = coerce(f, raw)
+        except ValidationError as exc:
+            problems += exc.problems
+    if problems:
+        raise ValidationError(problems, subject=cls.__name__)
+    values.update(fixed)
+    if base is not None:
+        return base.replace(**values)
+    return cls(**values)
+
+
+def apply_sets(model: Spec, sets: list[str]) -> Spec:
+    """Apply ``--set layer.field=value`` overrides (``slurm.nodes=2``, ``container.nv=true``)."""
+    for item in sets:
+        path, sep, raw = item.partition("=")
+        if not sep:
+            raise ValidationError([Problem("--set", f"{item!r}: write --set LAYER.FIELD=VALUE, e.g. --set job.nodes=2")])
+        model = _set_path(model, path.split("."), raw)
+    return model
+
+
+def _set_path(model: Spec, parts: list[str], raw: str) -> Spec:
+    f = model.field_spec(parts[0])
+    if len(parts) > 1:
+        inner = getattr(model, f.name)
+        if not isinstance(inner, Spec):
+            raise ValidationError([Problem(".".join(parts), f"{f.name} is not set, so {'.'.join(parts[1:])} cannot be changed; "
+                                                             "set the layer first (e.g. with --from)")])
+        return model.replace(**{f.name: _set_path(inner, parts[1:], raw)})
+    base = f.base_type
+    value: Any
+    if f.info.role == "rest":
+        import shlex
+        value = tuple(shlex.split(raw))
+    elif f.is_tuple:
+        value = coerce(f, [x for x in raw.split(",") if x])
+    elif base is bool:
+        if raw.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            raise ValidationError([Problem(f.name, f"{raw!r}: write true or false")])
+        value = raw.lower() in ("true", "yes", "1")
+    elif base is int:
+        if raw == "":
+            value = None
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ValidationError([Problem(f.name, f"{raw!r} is not a whole number")]) from None
+    else:
+        value = raw
+    return model.replace(**{f.name: value})
