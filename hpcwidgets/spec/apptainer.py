@@ -55,7 +55,8 @@ class ApptainerRun(Spec):
     rocm: bool = opt(False, label="AMD GPUs (--rocm)", flag="--rocm",
                      help="Make the host's AMD ROCm driver and GPUs available inside the container.")
     # files
-    binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-B", style="space",
+    binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-B", aliases=("--mount",),
+                                  style="space",
                                   help="Host paths visible in the container: src[:dst[:ro|rw]]. Paths with ':' or ',' are written with --mount.")
     cwd: str = opt("", label="Working directory", flag="--cwd", aliases=("--pwd",), style="space", path=True,
                    help="Directory inside the container to start the program in.")
@@ -72,6 +73,8 @@ class ApptainerRun(Spec):
                                   help="Variables set inside the container: NAME=value.")
     env_file: str = opt("", label="Environment file", flag="--env-file", style="space", path=True,
                         help="A file of NAME=value lines to set inside the container (keeps secrets off the command line).")
+    extra: tuple[str, ...] = opt((), label="Other options", advanced=True,
+                                 help="Further options written as they are, before the image (kept from a parsed command).")
     # what to run
     image: str = opt("", label="Image", role="positional", path=True, placeholder="$SCRATCH/images/pytorch_24.05.sif",
                      help="A .sif file, a sandbox directory or a docker://, oras://, library:// reference.")
@@ -212,8 +215,8 @@ class ApptainerInstance(Spec):
                       help="Start, stop or list background instances (long-running services).")
     nv: bool = opt(False, label="NVIDIA GPUs (--nv)", flag="--nv", help="Make NVIDIA GPUs available.")
     cleanenv: bool = opt(False, label="Clean environment", flag="--cleanenv", short="-e", help="Do not pass the host environment.")
-    binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-B", style="space",
-                                  help="Host paths visible in the instance: src[:dst[:ro|rw]].")
+    binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-B", aliases=("--mount",),
+                                  style="space", help="Host paths visible in the instance: src[:dst[:ro|rw]].")
     image: str = opt("", label="Image", role="positional", path=True, help="The image (start only).")
     name: str = opt("", label="Instance name", role="positional", help="A name to refer to the instance by.")
 

@@ -22,6 +22,10 @@ class Bind(Spec):
     mode: str = opt("", label="Mode", help="ro: read-only (use for input data); rw: read-write; empty: the runtime's default (rw).",
                     choices=("ro", "rw"), role="internal")
 
+    def __post_init__(self) -> None:
+        if self.dst and self.dst == self.src:  # one spelling for "same path inside"
+            object.__setattr__(self, "dst", "")
+
     def needs_mount_syntax(self) -> bool:
         """Paths with ':' or ',' cannot be written as -B src:dst; Apptainer needs --mount."""
         return any(c in p for p in (self.src, self.dst) for c in ":,")
@@ -45,7 +49,8 @@ class Bind(Spec):
             if parts[1] in ("ro", "rw"):
                 return cls(parts[0], "", parts[1])
             return cls(parts[0], parts[1])
-        return cls(parts[0], parts[1], ":".join(parts[2:]))
+        dst = "" if parts[1] == parts[0] else parts[1]  # src:src:ro is the same as src with mode ro
+        return cls(parts[0], dst, ":".join(parts[2:]))
 
     def _check(self) -> list[Problem]:
         out = []

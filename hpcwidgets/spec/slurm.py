@@ -183,6 +183,8 @@ class Srun(Spec):
                                  help="End the whole step when one task fails (avoids hung collectives).")
     extra: tuple[str, ...] = opt((), label="Other options", advanced=True,
                                  help="Further srun options written as they are.")
+    command: tuple[str, ...] = opt((), label="Command", role="rest",
+                                   help="What the step runs on every task (in a workflow: the container and launcher layers).")
 
     def _check(self) -> list[Problem]:
         out = []

@@ -64,6 +64,8 @@ class Torchrun(Spec):
                        help="Treat the script as a Python module name (python -m …).")
     no_python: bool = opt(False, label="Not a Python script", flag="--no-python", aliases=("--no_python",), advanced=True,
                           help="Run the program directly instead of through python.")
+    extra: tuple[str, ...] = opt((), label="Other options", advanced=True,
+                                 help="Further torchrun options written as they are (kept from a parsed command).")
     script: str = opt("", label="Training script", role="positional", path=True, placeholder="train.py",
                       help="The training script every worker runs.")
     args: tuple[str, ...] = opt((), label="Script arguments", role="rest", placeholder="--epochs 10",

@@ -1,0 +1,303 @@
+"""Argument vectors → command models, driven by the same field metadata that renders them.
+
+A command is recognised by its program and subcommand words (``apptainer exec``, ``ch-image build``,
+``python -m torch.distributed.run``); its options are read with the flag spellings each field
+declares (long, short, aliases; ``--opt=value`` and ``--opt value``). Nested launches
+(``srun … apptainer exec … torchrun …``) are read one layer at a time with :func:`parse_chain`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..errors import ParseError
+from ..spec._meta import FieldSpec, Spec, all_kinds
+from ..spec._words import Verbatim
+from ..spec.common import Bind, EnvVar
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One command read into a model, with what the reader noticed on the way."""
+
+    model: Spec
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Signature:
+    words: tuple[str, ...]          # program and subcommand words to match
+    cls: type[Spec]
+    fixed: tuple[tuple[str, str], ...]
+
+
+def _load_models() -> None:
+    """Import every model family so the registry is complete."""
+    import importlib
+    for name in ("apptainer", "slurm", "torchrun", "charliecloud"):
+        try:
+            importlib.import_module(f"hpcwidgets.spec.{name}")
+        except ImportError:  # a family that is not installed is simply not recognised
+            pass
+
+
+@functools.cache
+def _signatures() -> tuple[_Signature, ...]:
+    _load_models()
+    out = []
+    for cls in all_kinds().values():
+        specs = cls.field_specs()
+        prog = next((f for f in specs if f.info.role == "program"), None)
+        if prog is None:
+            continue
+        sub = next((f for f in specs if f.info.role == "subcommand"), None)
+        programs = prog.info.choices or (prog.default,)
+        subs = (sub.info.choices or (sub.default,)) if sub else ("",)
+        for p in programs:
+            for s in subs:
+                fixed = [(prog.name, p)] + ([(sub.name, s)] if sub else [])
+                out.append(_Signature(tuple(p.split()) + tuple(s.split()), cls, tuple(fixed)))
+    # longest signatures first: "apptainer instance start" before "apptainer inspect"
+    return tuple(sorted(out, key=lambda s: -len(s.words)))
+
+
+@functools.cache
+def _option_table(cls: type[Spec]) -> dict[str, tuple[FieldSpec, ...]]:
+    """Flag spelling → the fields written with it (ch-run's bare ``--set-env`` and ``--set-env=X`` share one)."""
+    table: dict[str, tuple[FieldSpec, ...]] = {}
+    for f in cls.field_specs():
+        if f.info.role == "option" and f.info.flag and not f.info.env:
+            for spelling in f.info.spellings:
+                table[spelling] = table.get(spelling, ()) + (f,)
+    return table
+
+
+def _pick(fields: tuple[FieldSpec, ...] | None, with_value: bool) -> FieldSpec | None:
+    if not fields:
+        return None
+    for f in fields:
+        if (f.base_type is not bool) == with_value:
+            return f
+    return fields[0]
+
+
+def recognise(words: Sequence[str]) -> tuple[_Signature, int] | None:
+    """The command signature that ``words`` start with, and how many words it used."""
+    if not words:
+        return None
+    first = os.path.basename(str(words[0]))
+    for sig in _signatures():
+        n = len(sig.words)
+        if len(words) >= n and first == sig.words[0] and tuple(str(w) for w in words[1:n]) == sig.words[1:]:
+            return sig, n
+    return None
+
+
+def is_command(words: Sequence[str]) -> bool:
+    return recognise(words) is not None
+
+
+def _split_binds(value: str) -> list[Bind]:
+    if isinstance(value, Verbatim):
+        return [Bind(value)]
+    return [Bind.from_token(part) for part in value.split(",") if part]
+
+
+def _mount_to_bind(value: str) -> Bind | None:
+    """``type=bind,src=/a,dst=/b[,ro]`` (CSV fields, optionally quoted) → Bind."""
+    import csv
+    if isinstance(value, Verbatim):
+        return None
+    try:
+        fields = next(csv.reader([value]))
+    except (csv.Error, StopIteration):
+        return None
+    info: dict[str, str] = {}
+    mode = ""
+    for item in fields:
+        key, eq, val = item.partition("=")
+        if not eq:
+            if key in ("ro", "readonly"):
+                mode = "ro"
+            continue
+        info[key] = val
+    if info.get("type", "bind") != "bind":
+        return None
+    src = info.get("src") or info.get("source")
+    dst = info.get("dst") or info.get("destination") or info.get("target") or ""
+    if not src:
+        return None
+    return Bind(src, "" if dst == src else dst, mode or ("ro" if info.get("ro") == "true" else ""))
+
+
+def _convert(f: FieldSpec, raw: str) -> list[Any]:
+    base = f.base_type
+    if base is Bind:
+        return _split_binds(raw)
+    if base is EnvVar:
+        if isinstance(raw, Verbatim):
+            name, eq, rest = raw.partition("=")
+            if eq and name.isidentifier():
+                return [EnvVar(name, Verbatim(rest))]
+            return [EnvVar(Verbatim(raw), "")]
+        return [EnvVar.from_token(raw)]
+    if base is int:
+        try:
+            return [int(raw)]
+        except ValueError:
+            return [raw]  # "$SLURM_NNODES": kept, reported by the model's checks
+    return [raw]
+
+
+def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, source_line: int = 0) -> Parsed:
+    """Read one command (no nesting: the rest field keeps the trailing words as they are).
+
+    ``env`` holds the ``NAME=value`` assignments written before the command; those that a field
+    renders (``APPTAINER_CACHEDIR``) are read into it, the others are ignored here.
+    """
+    found = recognise(words)
+    if found is None:
+        raise ParseError(f"{str(words[0]) if words else 'an empty command'!r} is not a command this reader knows "
+                         "(apptainer, singularity, ch-run, ch-image, ch-convert, ch-fromhost, srun, torchrun, "
+                         "python -m torch.distributed.run)", source_line)
+    sig, start = found
+    cls = sig.cls
+    table = _option_table(cls)
+    specs = cls.field_specs()
+    positional = [f for f in specs if f.info.role == "positional"]
+    rest_field = next((f for f in specs if f.info.role == "rest"), None)
+    extra_field = next((f for f in specs if f.info.role == "option" and not f.info.flag and f.is_tuple), None)
+    after_separator = any(f.name == "command" for f in specs) and getattr(cls, "_argv_tail", None) is not None
+
+    values: dict[str, Any] = dict(sig.fixed)
+    lists: dict[str, list[Any]] = {}
+    extras: list[str] = []
+    pos_words: list[str] = []
+    rest: list[str] = []
+    notes: list[str] = []
+    if str(words[0]) != sig.words[0]:
+        notes.append(f"{words[0]} is written as {sig.words[0]}")
+
+    for f in specs:
+        if f.info.env and env and f.info.env in env:
+            values[f.name] = True if f.base_type is bool else env[f.info.env]
+
+    i = start
+    n = len(words)
+    while i < n:
+        w = words[i]
+        text = str(w)
+        if after_separator and text == "--":
+            rest = list(words[i + 1:])
+            break
+        if text.startswith("-") and text != "-" and not (pos_words and rest_field and not after_separator):
+            if text.startswith("--"):
+                name, eq, val = text.partition("=")
+            else:
+                name, eq, val = text, "", ""
+            f = _pick(table.get(name), bool(eq))
+            if f is None and not text.startswith("--") and len(text) > 2 and text[:2] in table:
+                f, name, eq, val = _pick(table[text[:2]], True), text[:2], "=", text[2:]   # -B/data attached
+            if f is None:
+                if extra_field is None:
+                    raise ParseError(f"{sig.words[0]} has no option {name}; known: {', '.join(sorted(table))}", source_line)
+                extras.append(w)
+                notes.append(f"unknown {' '.join(sig.words)} option {name} kept as written")
+                i += 1
+                continue
+            if eq and isinstance(w, Verbatim):
+                val = Verbatim(val)
+            if f.base_type is bool:
+                if eq:
+                    values[f.name] = str(val).lower() not in ("false", "0", "no")
+                else:
+                    values[f.name] = True
+                i += 1
+                continue
+            if not eq:
+                if i + 1 >= n:
+                    raise ParseError(f"{name} needs a value", source_line)
+                val = words[i + 1]
+                i += 1
+            if f.name == "binds" and name == "--mount":
+                b = _mount_to_bind(val)
+                if b is None:
+                    extras += ["--mount", val]
+                    notes.append("a --mount that is not a plain bind kept as written")
+                else:
+                    lists.setdefault("binds", []).append(b)
+            elif f.is_tuple:
+                lists.setdefault(f.name, []).extend(_convert(f, val))
+            else:
+                values[f.name] = _convert(f, val)[0]
+            i += 1
+            continue
+        if rest_field is not None and not after_separator and len(pos_words) >= max(len(positional), 1):
+            rest = list(words[i:])
+            break
+        if len(pos_words) < len(positional):
+            pos_words.append(w)
+            i += 1
+            if rest_field is not None and not after_separator and len(pos_words) == len(positional):
+                rest = list(words[i:])
+                break
+            continue
+        if rest_field is not None:
+            rest = list(words[i:])
+            break
+        raise ParseError(f"unexpected argument {text!r} after {' '.join(str(x) for x in pos_words)}", source_line)
+
+    # right-align positionals: `apptainer pull docker://x` fills `source`, not `dest`
+    for f, w in zip(positional[len(positional) - len(pos_words):], pos_words):
+        values[f.name] = w
+    for name, items in lists.items():
+        values[name] = tuple(items)
+    if extras:
+        values[extra_field.name] = tuple(extras)  # type: ignore[union-attr]
+    if rest_field is not None and rest:
+        values[rest_field.name] = tuple(rest)
+    return Parsed(cls(**values), tuple(notes))
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A nested launch read layer by layer: ``srun`` → container → launcher → program."""
+
+    srun: Spec | None = None
+    container: Spec | None = None
+    launcher: Spec | None = None
+    program: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+_CONTAINERS = ("apptainer.run", "charliecloud.run")
+
+
+def parse_chain(words: Sequence[str], *, source_line: int = 0) -> Chain:
+    """Split a (possibly nested) launch into its layers; the innermost words are the program.
+
+    The models in the result have their ``command`` fields emptied: the layers are held apart.
+    """
+    srun = container = launcher = None
+    notes: list[str] = []
+    rest = list(words)
+    while rest:
+        found = recognise(rest)
+        if found is None:
+            break
+        parsed = parse_argv(rest, source_line=source_line)
+        model = parsed.model
+        notes += parsed.notes
+        if model.kind == "slurm.srun" and srun is None and container is None and launcher is None:
+            srun, rest = model.replace(command=()), list(model.command)
+        elif model.kind in _CONTAINERS and container is None and launcher is None:
+            container, rest = model.replace(command=()), list(model.command)
+        elif model.kind == "torchrun" and launcher is None:
+            launcher = model
+            rest = []
+        else:
+            break
+    return Chain(srun, container, launcher, tuple(rest), tuple(notes))
