@@ -1,0 +1,267 @@
+"""Submitting and following jobs: pure helpers, then real jobs on the practice cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import need
+from hpcwidgets.errors import RunError
+from hpcwidgets.run import practice_cluster as pc
+from hpcwidgets.run import slurm
+from hpcwidgets.run.slurm import (FINAL_STATES, Job, explain_sbatch_error, normalize_state, option_value,
+                                  parse_scontrol, resolve_output_pattern, script_directives)
+
+
+# --------------------------------------------------------------------------------------------------- pure
+
+@pytest.mark.parametrize("text,state", [
+    ("COMPLETED", "COMPLETED"),
+    ("  running\n", "RUNNING"),
+    ("CANCELLED by 0", "CANCELLED"),
+    ("CANCELLED+", "CANCELLED"),
+    ("OUT_OF_ME+", "OUT_OF_MEMORY"),
+    ("OOM", "OUT_OF_MEMORY"),
+    ("CD", "COMPLETED"),
+    ("PD", "PENDING"),
+    ("TO", "TIMEOUT"),
+    ("NODE_FAIL", "NODE_FAIL"),
+    ("", "UNKNOWN"),
+    ("SOMETHING_NEW", "SOMETHING_NEW"),
+])
+def test_normalize_state(text, state):
+    assert normalize_state(text) == state
+
+
+def test_final_states_are_normalised_names():
+    assert {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"} <= FINAL_STATES
+    assert "RUNNING" not in FINAL_STATES and "PENDING" not in FINAL_STATES
+    assert all(normalize_state(s) == s for s in FINAL_STATES)
+
+
+# expected strings below are what Slurm 22.05 itself wrote on the practice cluster for the same patterns
+@pytest.mark.parametrize("pattern,kwargs,expected", [
+    ("slurm-%j.out", dict(job_id=42), "slurm-42.out"),
+    ("out-%j-%x-%A-%a-%u-%N-%n-%s-%t-%%-%5j.txt",
+     dict(job_id=14, job_name="myname", user="root", node="vm"),
+     "out-14-myname-14-4294967294-root-vm-0-batch-0-%-00014.txt"),
+    ("arr-%j-%A-%a-%3a.txt", dict(job_id=17, array_job_id=15, array_task_id=1), "arr-17-15-1-001.txt"),
+    ("back\\slash-%j.txt", dict(job_id=16), "backslash-%j.txt"),
+    ("logs/%x.%j", dict(job_id=7, job_name="train", cwd="/scratch/me"), "/scratch/me/logs/train.7"),
+    ("/abs/%j.out", dict(job_id=7, cwd="/elsewhere"), "/abs/7.out"),
+    ("%q-%j", dict(job_id=3), "%q-3"),
+    ("100%%-%x", dict(job_id=3, job_name="a b"), "100%-a b"),
+])
+def test_resolve_output_pattern(pattern, kwargs, expected):
+    assert resolve_output_pattern(pattern, **kwargs) == expected
+
+
+def test_script_directives_stop_at_the_first_command():
+    script = ("#!/bin/bash\n"
+              "# a comment\n"
+              "\n"
+              "#SBATCH -J 'my job'   # trailing comment\n"
+              "#SBATCH --output=logs/%x-%j.out\n"
+              "#SBATCHX --ignored\n"
+              "module load x\n"
+              "#SBATCH --time=5\n")
+    words = script_directives(script)
+    assert words == ["-J", "my job", "--output=logs/%x-%j.out"]
+    assert option_value(words, "--job-name", "-J") == "my job"
+    assert option_value(words, "--output", "-o") == "logs/%x-%j.out"
+    assert option_value(words, "--time", "-t") is None
+
+
+def test_option_value_forms_and_last_wins():
+    assert option_value(["-oA", "--output", "B"], "--output", "-o") == "B"
+    assert option_value(["--output=A", "-o", "C"], "--output", "-o") == "C"
+    assert option_value(["-pdebug"], "--partition", "-p") == "debug"
+    assert option_value(["--parsable"], "--partition", "-p") is None
+
+
+@pytest.mark.parametrize("stderr,needle", [
+    ("sbatch: error: Batch job submission failed: Requested node configuration is not available",
+     "more GPUs/CPUs/memory per node than any node in partition debug has"),
+    ("sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)",
+     "shorten -t/--time"),
+    ("sbatch: error: Batch job submission failed: Node count specification invalid", "lower -N"),
+    ("sbatch: error: invalid partition specified: nope", "sinfo -s"),
+    ("sbatch: error: Invalid generic resource (gres) specification", "gpu:N"),
+    ("sbatch: error: This does not look like a batch script.", "#!/bin/bash"),
+    ("sbatch: error: Batch script contains DOS line breaks (\\r\\n)", "dos2unix"),
+    ("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)",
+     "practice-cluster up"),
+])
+def test_explain_sbatch_error(stderr, needle):
+    assert needle in explain_sbatch_error(stderr, "debug")
+
+
+def test_explain_unknown_error_is_empty():
+    assert explain_sbatch_error("sbatch: error: something nobody has seen") == ""
+
+
+def test_parse_scontrol_keeps_spaces_in_paths():
+    text = ("JobId=5 JobName=x y\n   JobState=RUNNING Reason=None\n   NodeList=n[1-2]\n"
+            "   WorkDir=/tmp/a b\n   StdOut=/tmp/a b/slurm-5.out\n")
+    rec = parse_scontrol(text)
+    assert rec["JobId"] == "5" and rec["JobState"] == "RUNNING" and rec["NodeList"] == "n[1-2]"
+    assert rec["StdOut"] == "/tmp/a b/slurm-5.out" and rec["WorkDir"] == "/tmp/a b"
+
+
+def test_missing_script_path_is_a_clear_error(tmp_path):
+    with pytest.raises(RunError, match="no job script at"):
+        slurm.submit(str(tmp_path / "nope.sh"))
+
+
+def test_missing_slurm_conf_fails_fast(tmp_path):
+    missing = str(tmp_path / "slurm.conf")
+    with pytest.raises(RunError, match="does not exist"):
+        Job("1", env={"SLURM_CONF": missing}).state()
+    assert slurm.available(env={"SLURM_CONF": missing}) is False
+
+
+def test_job_id_is_a_string():
+    assert Job(12).id == "12"  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------- real
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A reachable Slurm: the one SLURM_CONF or the running practice cluster names, else start the latter."""
+    if not slurm.available():
+        can = os.geteuid() == 0 and shutil.which("apt-get") is not None
+        need(can, "no reachable Slurm and cannot start the practice cluster (needs root and apt-get)")
+        pc.up()
+    need(slurm.available(), "Slurm is not reachable even after starting the practice cluster")
+    partitions = slurm._run(["sinfo", "-h", "-o", "%P"]).stdout.split()
+    need("debug*" in partitions, f"the reachable Slurm is not the practice cluster (partitions: {partitions})")
+    return True
+
+
+def script(*body: str, directives: tuple[str, ...] = ()) -> str:
+    return "\n".join(["#!/bin/bash", *[f"#SBATCH {d}" for d in directives], *body]) + "\n"
+
+
+def wait_until_running(job: Job, limit: float = 60.0) -> str:
+    deadline = time.monotonic() + limit
+    state = job.state()
+    while state == "PENDING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = job.state()
+    return state
+
+
+@pytest.mark.real
+def test_trivial_job_completes_with_its_output(cluster, tmp_path):
+    job = slurm.submit(script('echo "hello from job $SLURM_JOB_ID"', directives=("-t 1",)), cwd=tmp_path)
+    assert job.wait(timeout=120) == "COMPLETED"
+    assert job.output(tail=1) == f"hello from job {job.id}\n"
+    assert job.output_path() == tmp_path / f"slurm-{job.id}.out"
+    info = job.info()
+    assert info.state == "COMPLETED" and info.nodes in ("n1", "n2") and info.exit_code == "0:0"
+    assert info.elapsed.count(":") == 2
+
+
+@pytest.mark.real
+def test_submit_from_a_path_and_the_output_pattern_fallback(cluster, tmp_path):
+    path = tmp_path / "named job.sh"
+    path.write_text(script("echo from-file", directives=("--output=%x-%j-%u.log",)))
+    job = slurm.submit(path, cwd=tmp_path)
+    assert job.wait(timeout=120) == "COMPLETED"
+    real = job.output_path()  # from scontrol
+    assert real.exists() and real.read_text() == "from-file\n"
+    # once Slurm forgets the job, the path is computed from the script: it must be the same file
+    assert Path(job._resolve(None, None)) == real
+    assert real.name.startswith(f"named job.sh-{job.id}-")
+
+
+@pytest.mark.real
+def test_job_sees_the_two_gpus_it_asked_for(cluster, tmp_path):
+    job = slurm.submit(script('echo "CVD=$CUDA_VISIBLE_DEVICES"', directives=("--gres=gpu:2",)), cwd=tmp_path)
+    assert job.wait(timeout=120) == "COMPLETED"
+    line = job.output().strip()
+    assert line.startswith("CVD=")
+    assert len(line[len("CVD="):].split(",")) == 2, line
+
+
+@pytest.mark.real
+def test_more_gpus_than_a_node_has_is_rejected_with_the_fix(cluster, tmp_path):
+    with pytest.raises(RunError) as err:
+        slurm.submit(script("echo never", directives=("--gres=gpu:3",)), cwd=tmp_path)
+    text = str(err.value)
+    assert "more GPUs/CPUs/memory per node than any node in partition debug has" in text
+    assert "Requested node configuration is not available" in text  # sbatch's own words follow
+    assert err.value.returncode != 0 and err.value.argv[0] == "sbatch"
+
+
+@pytest.mark.real
+def test_time_over_the_partition_limit_is_rejected(cluster, tmp_path):
+    with pytest.raises(RunError, match="shorten -t/--time"):
+        slurm.submit(script("echo never", directives=("-t 2:00:00",)), cwd=tmp_path)
+
+
+@pytest.mark.real
+def test_two_node_job_runs_on_n1_and_n2(cluster, tmp_path):
+    body = ('srun hostname',
+            'srun bash -c \'echo "node=$SLURMD_NODENAME"\'',
+            'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+            'getent hosts "$head" >/dev/null && echo "head=$head resolves"')
+    job = slurm.submit(script(*body, directives=("-N 2", "--ntasks-per-node=1")), cwd=tmp_path)
+    assert job.wait(timeout=120) == "COMPLETED"
+    out = job.output()
+    nodes = sorted(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("node="))
+    assert nodes == ["n1", "n2"], out
+    assert "head=n1 resolves" in out
+    assert job.info().nodes == "n[1-2]"
+
+
+@pytest.mark.real
+def test_cancel_a_sleeping_job(cluster, tmp_path):
+    job = slurm.submit(script("sleep 300"), cwd=tmp_path)
+    assert wait_until_running(job) == "RUNNING"
+    job.cancel()
+    assert job.wait(timeout=120) == "CANCELLED"
+
+
+@pytest.mark.real
+def test_test_only_accepts_and_rejects(cluster, tmp_path):
+    answer = slurm.test_only(script("echo hi", directives=("-N 2",)), cwd=tmp_path)
+    assert "to start at" in answer and "partition debug" in answer
+    with pytest.raises(RunError, match="more GPUs/CPUs/memory per node") as err:
+        slurm.test_only(script("echo hi", directives=("-c 3",)), cwd=tmp_path)
+    assert "sbatch said:" in str(err.value)
+
+
+@pytest.mark.real
+def test_unknown_job_is_an_error(cluster):
+    with pytest.raises(RunError, match="does not know job 999999"):
+        Job("999999").state()
+
+
+@pytest.mark.real
+def test_burst_of_fifty_jobs_is_fully_accounted_for(cluster, tmp_path):
+    jobs = [slurm.submit(script(f"echo burst-{i}"), cwd=tmp_path) for i in range(50)]
+    assert len({j.id for j in jobs}) == 50
+    finals = {j.id: j.wait(timeout=300, poll=0.5) for j in jobs}
+    assert set(finals.values()) == {"COMPLETED"}, finals
+    for i, job in enumerate(jobs):
+        assert job.output() == f"burst-{i}\n"
+    # the job completion log (sacct -c) lists every one of them as well
+    proc = slurm._run(["sacct", "-c", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(finals)])
+    logged = dict(line.split("|", 1) for line in proc.stdout.splitlines() if line.strip())
+    assert set(logged) == set(finals)
+    assert {normalize_state(s) for s in logged.values()} == {"COMPLETED"}
+
+
+@pytest.mark.real
+def test_available_and_env(cluster):
+    assert slurm.available()
+    st = pc.status()
+    if not os.environ.get("SLURM_CONF") and st.running:
+        # nothing configured by hand: the package's commands find the practice cluster by themselves
+        assert pc.client_env()["SLURM_CONF"] == str(st.slurm_conf)
