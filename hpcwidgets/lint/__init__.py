@@ -1,0 +1,184 @@
+"""The linter: job scripts and models → findings, from a catalogue of real mistakes.
+
+Each rule is a function registered with :func:`rule`, carrying its own metadata (code, severity,
+summary, why it matters, how to fix it, a failing and a passing example). ``docs/rules.md`` is
+generated from that metadata and the tests run every rule's examples.
+
+Severities are honest: ``error`` means the job fails, hangs or silently does the wrong thing;
+``warning`` means risky or wasteful; ``info`` is advice. A correct script has no warnings.
+
+Suppress a finding with a comment: ``# hpcw: disable=HPC101`` at the end of the line (or on the
+line before, alone), ``# hpcw: disable-file=HPC101,HPC209`` anywhere for the whole file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A mechanical fix: replace lines ``start``–``end`` with the corrected step.
+
+    ``words`` is the corrected command as an argument vector in the value language (the fix
+    applier quotes it through the render layer); ``text`` replaces the lines as written instead,
+    when the fix is plain text. ``before`` are lines to insert above (e.g. the head-node line).
+    """
+
+    description: str
+    start: int
+    end: int
+    words: tuple[str, ...] = ()
+    text: str | None = None
+    before: tuple[str, ...] = ()
+    groups: tuple[int, ...] = ()   # word indexes where a continuation line may start (layer boundaries)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"description": self.description, "start_line": self.start, "end_line": self.end}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    line: int
+    message: str
+    fix: Fix | None = None
+    path: str = ""
+
+    def format(self) -> str:
+        """``path:line: severity CODE message`` (like a compiler)."""
+        return f"{self.path or '<stdin>'}:{self.line}: {self.severity} {self.code} {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "code": self.code, "severity": self.severity,
+                "message": self.message, "fix": self.fix.to_dict() if self.fix else None}
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    severity: str
+    summary: str
+    why: str
+    fix: str
+    bad: str
+    good: str
+    catalogue: tuple[int, ...] = ()
+    profile: str = ""                   # profile name the examples need ("" = none)
+    check: Callable[["Context"], Iterable[Finding]] = field(default=lambda ctx: (), repr=False, compare=False)
+
+
+_RULES: dict[str, Rule] = {}
+
+
+def rule(code: str, name: str, severity: str, *, summary: str, why: str, fix: str, bad: str, good: str,
+         catalogue: tuple[int, ...] = (), profile: str = "") -> Callable[[Callable[..., Iterable[Any]]], Callable[..., Iterable[Any]]]:
+    """Register a rule. The decorated function yields ``(line, message)`` or ``(line, message, Fix)``."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {SEVERITIES}")
+
+    def wrap(fn: Callable[..., Iterable[Any]]) -> Callable[..., Iterable[Any]]:
+        if code in _RULES:
+            raise ValueError(f"rule code {code} is registered twice")
+
+        def check(ctx: "Context") -> Iterator[Finding]:
+            for item in fn(ctx):
+                line, message, *rest = item
+                yield Finding(code, severity, max(int(line), 1), message, rest[0] if rest else None, ctx.path)
+        _RULES[code] = Rule(code, name, severity, summary, why, fix, bad, good, catalogue, profile, check)
+        return fn
+    return wrap
+
+
+def rules() -> dict[str, Rule]:
+    """Every rule, by code (importing the catalogue on first use)."""
+    from . import catalogue  # noqa: F401  (importing it registers the rules)
+    return dict(sorted(_RULES.items()))
+
+
+@dataclass
+class Context:
+    """What a rule sees: the parsed script and, when given, the cluster profile."""
+
+    parsed: Any            # hpcwidgets.parse.script.ParsedScript
+    profile: Any = None    # hpcwidgets.spec.profile.ClusterProfile | None
+    path: str = ""
+
+    @property
+    def job(self) -> Any:
+        return self.parsed.job
+
+    @property
+    def steps(self) -> Any:
+        return self.parsed.steps
+
+
+def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[str] = (),
+         ignore: Iterable[str] = ()) -> list[Finding]:
+    """Findings for a script (text), a parsed script, or a model that renders to one.
+
+    ``profile`` is a :class:`~hpcwidgets.spec.profile.ClusterProfile` or a profile name. Text that
+    cannot be parsed gives one ``HPC000`` error finding at its line instead of an exception.
+    """
+    from ..errors import ParseError
+    from ..parse.script import ParsedScript, read_script
+    if isinstance(profile, str):
+        from ..profiles import load_profile
+        profile = load_profile(profile)
+    if isinstance(source, ParsedScript):
+        parsed = source
+    else:
+        text = source if isinstance(source, str) else _model_text(source)
+        try:
+            parsed = read_script(text, path)
+        except ParseError as exc:
+            return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the script: {exc.message}", None, path)]
+    ctx = Context(parsed, profile, path)
+    wanted = set(select)
+    skipped = set(ignore)
+    out: list[Finding] = []
+    for code, r in rules().items():
+        if (wanted and code not in wanted) or code in skipped:
+            continue
+        for f in r.check(ctx):
+            if not parsed.is_suppressed(f.code, f.line):
+                out.append(f)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
+
+
+def _model_text(model: Any) -> str:
+    from ..render import render
+    return render(model, validate=False)
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    return any(f.severity == "error" for f in findings)
+
+
+def rules_markdown() -> str:
+    """The rule catalogue as Markdown (``docs/rules.md`` is this text)."""
+    out = ["# Lint rules", "",
+           "Generated from the rules' own metadata by `hpcwidgets.lint.rules_markdown()`; do not edit by hand.",
+           "Refresh with `python -m hpcwidgets.lint.docs > docs/rules.md`.", "",
+           "Severities: **error**: the job fails, hangs or silently does the wrong thing; **warning**: risky or "
+           "wasteful; **info**: advice. Suppress one finding with `# hpcw: disable=CODE` at the end of its line "
+           "(or alone on the line before), or a whole file with `# hpcw: disable-file=CODE`.", "",
+           "| code | severity | rule |", "|---|---|---|"]
+    all_rules = rules()
+    for r in all_rules.values():
+        out.append(f"| [{r.code}](#{r.code.lower()}) | {r.severity} | {r.summary} |")
+    for r in all_rules.values():
+        out += ["", f"## {r.code}", "", f"**{r.name}** ({r.severity})", "", r.summary, "",
+                f"*Why it matters:* {r.why}", "", f"*Fix:* {r.fix}", ""]
+        if r.catalogue:
+            out += [f"*Mistake catalogue:* item {', '.join(str(c) for c in r.catalogue)}", ""]
+        if r.profile:
+            out += [f"*Needs a cluster profile* (examples use `{r.profile}`).", ""]
+        out += ["Flagged:", "", "```bash", r.bad.rstrip(), "```", "", "Not flagged:", "", "```bash", r.good.rstrip(), "```"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,400 @@
+"""Job scripts → what sbatch, bash and the launchers will actually do.
+
+:func:`read_script` reads a whole script into a :class:`ParsedScript`: the Slurm job sbatch sees
+(only the ``#SBATCH`` lines before the first command count), the variables and modules set on the
+way, and every launch step split into its layers (``srun`` → container → ``torchrun`` → program),
+each with its source lines. The linter works on this; :func:`parse_script` turns it into a
+:class:`~hpcwidgets.spec.workflow.Workflow`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..errors import ParseError
+from ..spec._words import Verbatim
+from ..spec.slurm import SlurmJob
+from .argv import Chain, parse_argv, parse_chain, recognise
+from .lexer import Command, Script, Word, directive_words, first_command_line, lex_command, lex_script
+
+_SUPPRESS = re.compile(r"hpcw:\s*(disable|disable-file|disable-next)\s*=\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)")
+_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_SHELLS = ("bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/bin/env")
+#: torch's deprecated launcher module, recognised so that its steps are checked too
+LEGACY_LAUNCH = ("torch.distributed.launch",)
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One ``#SBATCH`` option as sbatch reads it."""
+
+    line: int
+    flag: str
+    value: str
+    field: str          # the SlurmJob field it sets, "" when the job model has none
+    applied: bool       # False for directives after the first command (sbatch ignores them)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A launch found in the script, split into layers."""
+
+    command: Command
+    chain: Chain
+    env: tuple[tuple[str, str], ...] = ()   # NAME=value written before the command
+    wrapper: str = ""                        # "bash -c" when the launch sits inside srun bash -c "…"
+    wrapper_word: Word | None = None         # the -c script word, to see how it is quoted
+    in_compound: bool = False                # inside a loop, an if, a function …
+
+    @property
+    def line(self) -> int:
+        return self.command.line
+
+    @property
+    def end_line(self) -> int:
+        return self.command.end_line
+
+    @property
+    def under_srun(self) -> bool:
+        return self.chain.srun is not None
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return self.command.words
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    value: str
+    line: int
+    exported: bool
+
+
+@dataclass(frozen=True)
+class ParsedScript:
+    source: str
+    path: str
+    lexed: Script
+    job: SlurmJob
+    directives: tuple[Directive, ...]
+    first_command: int
+    variables: tuple[Variable, ...]
+    modules: tuple[tuple[str, int], ...]
+    steps: tuple[Step, ...]
+    problems: tuple[tuple[int, str], ...] = ()          # (line, message): directives that could not be read
+    suppressed: dict[int, frozenset[str]] = field(default_factory=dict)
+    suppressed_file: frozenset[str] = frozenset()
+
+    @property
+    def lines(self) -> list[str]:
+        return self.source.splitlines()
+
+    def directive(self, field_name: str) -> Directive | None:
+        """The applied directive that set ``field_name`` (the last one wins, as in sbatch)."""
+        found = None
+        for d in self.directives:
+            if d.applied and d.field == field_name:
+                found = d
+        return found
+
+    def directive_line(self, field_name: str, default: int = 1) -> int:
+        d = self.directive(field_name)
+        return d.line if d else default
+
+    def variable(self, name: str, before: int | None = None) -> Variable | None:
+        """The last assignment of ``name`` (before line ``before`` when given)."""
+        found = None
+        for v in self.variables:
+            if v.name == name and (before is None or v.line < before):
+                found = v
+        return found
+
+    def resolve(self, value: str, before: int | None = None, depth: int = 6) -> str:
+        """``value`` with the script's own variables substituted (``$IMG`` → ``/path/img.sif``).
+
+        Variables the script does not set (``$SCRATCH``, ``$SLURM_JOB_ID``) are left as they are.
+        """
+        if isinstance(value, Verbatim) or "$" not in value or depth <= 0:
+            return value
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1) or m.group(2)
+            var = self.variable(name, before)
+            if var is None or isinstance(var.value, Verbatim):
+                return m.group(0)
+            return self.resolve(var.value, var.line, depth - 1)
+        return _REF.sub(sub, value)
+
+    def is_suppressed(self, code: str, line: int) -> bool:
+        if code in self.suppressed_file:
+            return True
+        return code in self.suppressed.get(line, frozenset())
+
+    def code_commands(self) -> Iterator[Command]:
+        return iter(self.lexed.code)
+
+
+# --------------------------------------------------------------------------------------------
+# directives
+
+def _directive_table() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for f in SlurmJob.field_specs():
+        if f.info.role == "option" and f.info.flag:
+            for s in f.info.spellings:
+                table[s] = f.name
+    table.update({"--gres": "gpus_per_node", "--gpus-per-node": "gpus_per_node"})
+    return table
+
+
+def _gpu_request(flag: str, value: str) -> dict[str, Any]:
+    """``gpu:4``, ``gpu:a100:4``, ``gpu`` (one), ``a100:2`` (for --gpus*) → GPU fields."""
+    if flag == "--gres":
+        for item in value.split(","):
+            parts = item.split(":")
+            if parts[0] != "gpu":
+                continue
+            count = parts[-1] if len(parts) > 1 and parts[-1].split("(")[0].isdigit() else "1"
+            gtype = parts[1] if len(parts) == 3 else ""
+            return {"gpus_per_node": int(count.split("(")[0]), "gpu_type": gtype}
+        return {}
+    typ, _, count = value.rpartition(":")
+    try:
+        n: Any = int(count)
+    except ValueError:
+        n = count
+    out: dict[str, Any] = {"gpus_per_node": n, "gpu_flag": "gpus-per-node"}
+    if typ:
+        out["gpu_type"] = typ
+    return out
+
+
+def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[Directive], list[str], list[tuple[int, str]]]:
+    table = _directive_table()
+    values: dict[str, Any] = {}
+    out: list[Directive] = []
+    extra: list[str] = []
+    problems: list[tuple[int, str]] = []
+    for cmd in script.directives:
+        applied = not first or cmd.line < first
+        try:
+            words = [w.value.replace("\\$", "$") for w in directive_words(cmd)]
+        except ParseError as exc:
+            problems.append((cmd.line, exc.message))
+            continue
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if not word.startswith("-"):
+                problems.append((cmd.line, f"{word!r} is not an option; #SBATCH lines hold options like --time=01:00:00"))
+                i += 1
+                continue
+            if word.startswith("--"):
+                flag, eq, value = word.partition("=")
+            else:
+                flag, eq, value = word[:2], "", word[2:]
+                eq = "=" if value else ""
+            name = table.get(flag, "")
+            spec = SlurmJob.field_spec(name) if name else None
+            is_bool = spec is not None and spec.base_type is bool and name != "gpus_per_node"
+            if not eq and not is_bool:
+                if i + 1 < len(words) and not (words[i + 1].startswith("-") and name):
+                    value = words[i + 1]
+                    i += 1
+                elif name or i + 1 >= len(words):
+                    problems.append((cmd.line, f"{flag} needs a value, e.g. {flag}=…"))
+                    i += 1
+                    continue
+            i += 1
+            out.append(Directive(cmd.line, flag, value, name, applied))
+            if not applied:
+                continue
+            if not name:
+                extra.append(word if eq or is_bool else f"{flag}={value}")
+            elif name == "gpus_per_node":
+                values.update(_gpu_request(flag, value))
+            elif is_bool:
+                values[name] = True
+            elif spec is not None and spec.base_type is int:
+                values[name] = int(value) if value.isdigit() else value
+            else:
+                values[name] = value
+    if extra:
+        values["extra_directives"] = tuple(extra)
+    return values, out, extra, problems
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+
+def _module_names(cmd: Command) -> list[str] | None:
+    argv = [str(v) for v in cmd.argv]
+    if len(argv) >= 2 and argv[0] == "module" and argv[1] in ("load", "add"):
+        return argv[2:]
+    if argv and argv[0] == "ml" and len(argv) > 1 and not argv[1].startswith("-") and argv[1] not in ("purge", "list", "av", "avail", "spider", "show", "unload", "save", "restore"):
+        return argv[1:]
+    return None
+
+
+def _launch_words(words: list[str]) -> list[str]:
+    """Words from where a known launch starts (skipping ``time``, ``exec``, ``env A=1``…)."""
+    i = 0
+    while i < len(words):
+        w = str(words[i])
+        if w in ("exec", "time", "nohup", "command"):
+            i += 1
+            continue
+        if w == "env":
+            i += 1
+            while i < len(words) and re.match(r"[A-Za-z_][A-Za-z0-9_]*=", str(words[i])):
+                i += 1
+            continue
+        break
+    return list(words[i:])
+
+
+def _wrapped_shell(chain: Chain) -> tuple[int, str] | None:
+    """``bash -c 'SCRIPT'`` at the innermost layer → (index of the script word, script text)."""
+    prog = [str(w) for w in chain.program]
+    if len(prog) >= 3 and prog[0] in _SHELLS and "-c" in prog[1:3]:
+        idx = prog.index("-c") + 1
+        if idx < len(prog):
+            return idx, chain.program[idx]
+    return None
+
+
+def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], in_compound: bool) -> Step | None:
+    launch = _launch_words(words)
+    if not launch or recognise(launch) is None:
+        legacy = _legacy_launcher(launch)
+        if legacy is None:
+            return None
+        return Step(cmd, Chain(launcher=legacy.model, notes=legacy.notes), env, in_compound=in_compound)
+    try:
+        chain = parse_chain(launch, source_line=cmd.line)
+    except ParseError:
+        return None
+    if chain.srun is None and chain.container is None and chain.launcher is None:
+        return None  # apptainer pull/build …: a command, not a launch
+    wrapper = _wrapped_shell(chain)
+    if wrapper is not None and chain.launcher is None:
+        idx, text = wrapper
+        try:
+            inner = lex_script(str(text))
+        except ParseError:
+            inner = None
+        if inner is not None:
+            for icmd in inner.code:
+                ilaunch = _launch_words([str(v) for v in icmd.argv])
+                if ilaunch and recognise(ilaunch) is not None:
+                    try:
+                        ichain = parse_chain(ilaunch, source_line=cmd.line)
+                    except ParseError:
+                        continue
+                    word = next((w for w in cmd.words if w.value == text), None)
+                    merged = Chain(chain.srun, chain.container or ichain.container, ichain.launcher,
+                                   ichain.program, chain.notes + ichain.notes)
+                    return Step(cmd, merged, env, "bash -c", word, in_compound)
+    return Step(cmd, chain, env, in_compound=in_compound)
+
+
+def _legacy_launcher(words: list[str]) -> Any:
+    """``python -m torch.distributed.launch …`` (deprecated) read as a torchrun launcher."""
+    if len(words) >= 3 and str(words[0]).split("/")[-1].startswith("python") and words[1] == "-m" \
+            and words[2] in LEGACY_LAUNCH:
+        try:
+            parsed = parse_argv(["torchrun", *words[3:]])
+        except ParseError:
+            return None
+        return type(parsed)(parsed.model, parsed.notes + ("python -m torch.distributed.launch is deprecated; use torchrun",))
+    return None
+
+
+def read_script(text: str, path: str = "") -> ParsedScript:
+    """Read a job script. Only :class:`~hpcwidgets.errors.ParseError` is raised (with line and column)."""
+    script = lex_script(text, path)
+    first = first_command_line(script)
+    values, directives, _extra, problems = _read_directives(script, first)
+    variables: list[Variable] = []
+    modules: list[tuple[str, int]] = []
+    steps: list[Step] = []
+    suppressed: dict[int, set[str]] = {}
+    suppressed_file: set[str] = set()
+    pending: set[str] = set()
+
+    for cmd in script.commands:
+        comment = cmd.comment or ""
+        for m in _SUPPRESS.finditer(comment):
+            codes = {c.strip() for c in m.group(2).split(",")}
+            if m.group(1) == "disable-file":
+                suppressed_file |= codes
+            elif cmd.kind == "comment" or m.group(1) == "disable-next":
+                pending |= codes
+            else:
+                for line in range(cmd.line, cmd.end_line + 1):
+                    suppressed.setdefault(line, set()).update(codes)
+        if not cmd.is_code:
+            continue
+        if pending:
+            for line in range(cmd.line, cmd.end_line + 1):
+                suppressed.setdefault(line, set()).update(pending)
+            pending = set()
+        exported = cmd.kind == "simple" and cmd.name == "export"
+        for name, word in cmd.assignments:
+            variables.append(Variable(name, word.value, cmd.line, exported))
+        if cmd.kind == "compound":
+            steps += _steps_in_compound(cmd)
+            continue
+        names = _module_names(cmd)
+        if names is not None:
+            modules += [(n, cmd.line) for n in names]
+            continue
+        words = [w.value for w in cmd.words]
+        if not words:
+            continue
+        env = tuple((n, w.value) for n, w in cmd.assignments) if not exported else ()
+        step = _step_for(cmd, words, env, False)
+        if step is not None:
+            steps.append(step)
+
+    values["modules"] = tuple(n for n, _ in modules)
+    job = SlurmJob(**values)
+    return ParsedScript(text, path, script, job, tuple(directives), first, tuple(variables), tuple(modules),
+                        tuple(steps), tuple(problems), {k: frozenset(v) for k, v in suppressed.items()},
+                        frozenset(suppressed_file))
+
+
+def _steps_in_compound(cmd: Command) -> list[Step]:
+    """Launches inside loops, ifs and functions: re-read the body's lines on their own."""
+    out: list[Step] = []
+    body = cmd.text
+    lines = body.split("\n")
+    # strip the compound's own keywords so the inner commands lex on their own
+    inner = "\n".join(re.sub(r"^\s*(?:then|do|else|\{)\s+", "", ln) for ln in lines[1:])
+    try:
+        script = lex_script(inner)
+    except ParseError:
+        return out
+    for icmd in script.code:
+        if icmd.kind != "simple" or not icmd.words:
+            continue
+        words = [w.value for w in icmd.words]
+        shifted = Command(icmd.kind, icmd.text, icmd.line + cmd.line, icmd.end_line + cmd.line, icmd.col,
+                          icmd.words, icmd.assignments, icmd.redirects, icmd.comment, icmd.joined_by, icmd.offset)
+        step = _step_for(shifted, words, (), True)
+        if step is not None:
+            out.append(step)
+    return out
+
+
+def read_command(text: str) -> Step:
+    """One command line (continuations allowed) read as a launch step."""
+    cmd = lex_command(text)
+    step = _step_for(cmd, [w.value for w in cmd.words], tuple((n, w.value) for n, w in cmd.assignments), False)
+    if step is None:
+        raise ParseError("not a launch this reader knows (srun, apptainer/singularity exec|run|shell, ch-run, torchrun)",
+                         cmd.line, cmd.col)
+    return step
