@@ -34,8 +34,17 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow and not real and not browser" $(PYTEST_ARGS)
 
-bench: venv
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+# peers (submitit, simple_slurm) live in their own environment, never in .venv
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.ok: pyproject.toml
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q -e . submitit simple_slurm
+	@touch $@
+
+bench: venv $(BENCH_VENV)/.ok
+	@echo "== benchmarks/bench_core.py"; $(BENCH_VENV)/bin/python benchmarks/bench_core.py
+	@for b in benchmarks/bench_*.py; do [ "$$b" = benchmarks/bench_core.py ] && continue; \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 cluster: venv
 	$(BIN)/python -m hpcwidgets.run.practice_cluster up

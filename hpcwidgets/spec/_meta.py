@@ -69,29 +69,30 @@ def opt(default: Any = dataclasses.MISSING, label: str = "", help: str = "", **i
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """A field of a model class with its metadata and resolved type."""
+    """A field of a model class with its metadata and resolved type.
+
+    ``base_type`` is ``int`` for ``int | None`` and the item type for ``tuple[X, ...]``; it,
+    ``is_tuple`` and ``optional`` are computed once, when the class's specs are first built.
+    """
 
     name: str
     info: FieldInfo
     type: Any
     default: Any
+    base_type: Any = None
+    is_tuple: bool = False
+    optional: bool = False
 
-    @property
-    def base_type(self) -> Any:
-        """``int`` for ``int | None``, the item type for ``tuple[X, ...]``, else the type."""
-        t = _strip_optional(self.type)
-        if typing.get_origin(t) is tuple:
+    @classmethod
+    def build(cls, name: str, info: FieldInfo, type_: Any, default: Any) -> "FieldSpec":
+        t = _strip_optional(type_)
+        is_tuple = typing.get_origin(t) is tuple
+        if is_tuple:
             args = typing.get_args(t)
-            return args[0] if args else str
-        return t
-
-    @property
-    def is_tuple(self) -> bool:
-        return typing.get_origin(_strip_optional(self.type)) is tuple
-
-    @property
-    def optional(self) -> bool:
-        return _is_optional(self.type)
+            base = args[0] if args else str
+        else:
+            base = t
+        return cls(name, info, type_, default, base, is_tuple, _is_optional(type_))
 
 
 def _is_optional(t: Any) -> bool:
@@ -239,7 +240,7 @@ def _field_specs(cls: type) -> tuple[FieldSpec, ...]:
         if info is None:
             raise TypeError(f"{cls.__name__}.{f.name} was declared without opt(): every field needs metadata")
         default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
-        out.append(FieldSpec(f.name, info, hints[f.name], default))
+        out.append(FieldSpec.build(f.name, info, hints[f.name], default))
     return tuple(out)
 
 

@@ -1,0 +1,110 @@
+"""Import cost and render speed, measured side by side in one run.
+
+* cold ``import hpcwidgets``: median of fresh interpreters, minus ``python -c pass``;
+* time to render the complete multi-node workflow script (validation included) next to the time
+  peers take to render an equivalent sbatch script: submitit's ``_make_sbatch_string`` and
+  simple_slurm (installed in the bench environment only: ``make bench`` creates it).
+
+Targets: import overhead <= 30 ms; our render + validation no slower than the fastest peer's render alone.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+RUNS_IMPORT = 25
+RUNS_RENDER = 2000
+
+
+def cold(code: str, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def timed(fn, runs: int) -> list[float]:
+    for _ in range(50):  # warm-up
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def p99(xs: list[float]) -> float:
+    return sorted(xs)[int(0.99 * (len(xs) - 1))]
+
+
+def main() -> int:
+    rows: list[tuple[str, str, str, str]] = []
+    base = cold("pass", RUNS_IMPORT)
+    ours = cold("import hpcwidgets", RUNS_IMPORT)
+    api = cold("import hpcwidgets; hpcwidgets.Workflow", RUNS_IMPORT)
+    overhead = statistics.median(ours) - statistics.median(base)
+    rows.append(("import hpcwidgets (cold, minus python -c pass)", f"{overhead * 1e3:.1f} ms", "",
+                 "target <= 30 ms: " + ("OK" if overhead <= 0.030 else "MISSED")))
+    rows.append(("import hpcwidgets + models (cold, minus pass)",
+                 f"{(statistics.median(api) - statistics.median(base)) * 1e3:.1f} ms", "", ""))
+
+    from hpcwidgets.examples import examples
+    from hpcwidgets.render import render
+    wf = examples("generic")["multi-node-torchrun"].model
+
+    def ours_render() -> str:
+        return render(wf)  # validates, then renders through the Jinja2 template
+    t_ours = timed(ours_render, RUNS_RENDER)
+    job = wf.job
+    peers: list[tuple[str, list[float]]] = []
+    try:
+        from submitit.slurm.slurm import _make_sbatch_string
+        folder = tempfile.mkdtemp()
+
+        def submitit_render() -> str:
+            return _make_sbatch_string(command="torchrun --nnodes=2 --nproc-per-node=4 train.py", folder=folder,
+                                       job_name=job.job_name or "train", partition=job.partition or None, time=60,
+                                       nodes=job.nodes or 1, ntasks_per_node=1, cpus_per_task=job.cpus_per_task,
+                                       gpus_per_node=job.gpus_per_node, mem=job.mem or None,
+                                       setup=["module load apptainer"])
+        peers.append(("submitit _make_sbatch_string", timed(submitit_render, RUNS_RENDER)))
+    except ImportError:
+        print("submitit not installed: run `make bench` (it creates the bench environment)", file=sys.stderr)
+    try:
+        from simple_slurm import Slurm
+
+        def simple_slurm_render() -> str:
+            s = Slurm(job_name=job.job_name or "train", partition=job.partition or "gpu", nodes=job.nodes or 1,
+                      ntasks_per_node=1, cpus_per_task=job.cpus_per_task or 1, gres=f"gpu:{job.gpus_per_node}",
+                      mem=job.mem or "16G", time="01:00:00")
+            s.add_cmd("module load apptainer")
+            s.add_cmd("srun torchrun --nnodes=2 --nproc-per-node=4 train.py")
+            return s.script()
+        peers.append(("simple_slurm Slurm(...).script()", timed(simple_slurm_render, RUNS_RENDER)))
+    except ImportError:
+        print("simple_slurm not installed: run `make bench`", file=sys.stderr)
+
+    fastest = min((statistics.median(t) for _, t in peers), default=None)
+    rows.append(("hpcwidgets render(multi-node workflow) incl. validation",
+                 f"{statistics.median(t_ours) * 1e6:.0f} µs", f"{p99(t_ours) * 1e6:.0f} µs",
+                 "" if fastest is None else f"{statistics.median(t_ours) / fastest:.2f}× fastest peer"))
+    for name, t in peers:
+        rows.append((name, f"{statistics.median(t) * 1e6:.0f} µs", f"{p99(t) * 1e6:.0f} µs", ""))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'median':>10}  {'p99':>10}  note")
+    print("-" * (width + 40))
+    for name, med, tail, note in rows:
+        print(f"{name:<{width}}  {med:>10}  {tail:>10}  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The batch script that runs JupyterLab on a compute node and prints how to reach it.
+
+At run time, on the node, the script:
+
+* sets ``umask 077`` and makes its log private (the log will hold the token);
+* makes a private runtime directory under ``${TMPDIR:-/tmp}`` with ``mktemp -d`` (mode 0700), points
+  ``XDG_RUNTIME_DIR`` and ``JUPYTER_RUNTIME_DIR`` there and removes it on exit;
+* makes a random token with Python's :mod:`secrets`, kept in a 0600 file in that directory and printed
+  to the log; it reaches JupyterLab through the ``JUPYTER_TOKEN`` environment variable, which only
+  the owner can read, never through the command line, which ``ps`` shows to every user of the node;
+* picks a free port from ``port_min..port_max`` by binding a socket, and starts JupyterLab with
+  ``--ServerApp.port_retries=0`` so the printed tunnel always names the port the server really uses;
+* listens on the node's own name (never ``0.0.0.0``) and prints ``ssh -N -L …`` and the URL.
+
+The body is the template ``templates/jupyter.sh.j2`` around values quoted by the contract in
+:mod:`hpcwidgets.render.quote`; the whole script is assembled by :func:`~hpcwidgets.render.script.render_script`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from ..spec._words import Verbatim
+from ..spec.apptainer import ApptainerRun
+from ..spec.common import Bind
+from ..spec.jupyter import JupyterJob
+from .command import command_line, wrap
+from .quote import assignment, quote
+from .script import Block, _environment, render_script
+
+#: shell variables the script sets at run time (referenced, never filled in at render time)
+NODE = "$jl_node"
+PORT = "$jl_port"
+TOKEN = "$jl_token"
+RUNTIME = "$jl_runtime"
+#: adds --allow-root when the job runs as root (CI); empty otherwise, safe under ``set -u``
+ALLOW_ROOT = Verbatim('${jl_extra[@]+"${jl_extra[@]}"}')
+
+
+def tunnel_command(node: str, port: int | str, login_host: str, user: str, local_port: int | str = 8888) -> str:
+    """``ssh -N -L LOCAL:NODE:PORT USER@LOGIN``: run on the laptop, forwards ``localhost:LOCAL`` to the node."""
+    return f"ssh -N -L {local_port}:{node}:{port} {user}@{login_host}"
+
+
+def lab_url(local_port: int | str, token: str) -> str:
+    """The address to open on the laptop once the tunnel runs."""
+    return f"http://localhost:{local_port}/lab?token={token}"
+
+
+def jupyter_program(python: str) -> list[str]:
+    """The words that start JupyterLab for the job's ``python`` setting.
+
+    ``jupyter`` or ``…/bin/jupyter`` → ``… lab``; ``jupyter-lab`` → itself; a Python interpreter →
+    ``… -m jupyterlab``; anything else is taken as an environment directory holding ``bin/jupyter``.
+    """
+    base = posixpath.basename(python.rstrip("/"))
+    if base == "jupyter":
+        return [python, "lab"]
+    if base == "jupyter-lab":
+        return [python]
+    if re.fullmatch(r"python(\d+(\.\d+)?)?", base):
+        return [python, "-m", "jupyterlab"]
+    return [python.rstrip("/") + "/bin/jupyter", "lab"]
+
+
+def jupyter_words(j: JupyterJob) -> list[str]:
+    """The JupyterLab argument vector with the run-time values as ``$jl_…`` references."""
+    return [*jupyter_program(j.python), "--no-browser", f"--ip={NODE}", f"--port={PORT}",
+            "--ServerApp.port_retries=0", f"--notebook-dir={j.notebook_dir}", ALLOW_ROOT, *j.extra_args]
+
+
+def _env_prefix(j: JupyterJob) -> list[tuple[str, str]]:
+    pairs = [("JUPYTER_TOKEN", TOKEN)]
+    c = j.container
+    if isinstance(c, ApptainerRun) and (c.cleanenv or c.containall):
+        # a clean environment drops host variables; the prefixed copies are set inside the container
+        prefix = "SINGULARITYENV_" if c.binary == "singularity" else "APPTAINERENV_"
+        pairs += [(prefix + "JUPYTER_TOKEN", TOKEN), (prefix + "XDG_RUNTIME_DIR", RUNTIME),
+                  (prefix + "JUPYTER_RUNTIME_DIR", RUNTIME + "/jupyter")]
+    return pairs
+
+
+def start_command(j: JupyterJob) -> str:
+    """The line that starts JupyterLab (in the container when there is one)."""
+    env = [assignment(name, value) for name, value in _env_prefix(j)]
+    words = jupyter_words(j)
+    c = j.container
+    if c is None:
+        quoted = [quote(w) for w in words]
+        first_option = len(jupyter_program(j.python))
+        return " \\\n  ".join(env + [wrap(quoted, group_starts=range(first_option, len(quoted)), indent="    ")])
+    if isinstance(c, ApptainerRun):
+        # the private runtime directory may live outside the paths Apptainer mounts by default
+        c = c.replace(binds=c.binds + (Bind(RUNTIME),), command=tuple(words))
+    else:
+        c = c.replace(command=tuple(words))
+    return " \\\n  ".join(env + [command_line(c, env_prefix=False, indent="    ")])
+
+
+def runtime_base(j: JupyterJob) -> str:
+    """Where the private runtime directory is made: node-local ``$TMPDIR``, or ``/tmp`` for ch-run (shared with it)."""
+    if j.container is not None and not isinstance(j.container, ApptainerRun):
+        return "/tmp"
+    return "${TMPDIR:-/tmp}"
+
+
+def jupyter_block(j: JupyterJob) -> str:
+    """The script body (everything after the prologue) as shell text."""
+    return _environment().get_template("jupyter.sh.j2").render(
+        runtime_base=runtime_base(j),
+        helper=quote(j.helper_python),
+        port_min=int(j.port_min),
+        port_max=int(j.port_max),
+        local_port=int(j.local_port),
+        tunnel=quote(tunnel_command(NODE, PORT, j.login_host, j.login_user, int(j.local_port))),
+        url=quote(lab_url(int(j.local_port), TOKEN)),
+        command=start_command(j),
+    ).rstrip("\n")
+
+
+def render_jupyter_job(j: JupyterJob) -> str:
+    """The complete sbatch script for ``j``; raises :class:`~hpcwidgets.errors.ValidationError` listing every problem."""
+    j.validate()
+    title = f"JupyterLab on a compute node (job {j.job.job_name})" if j.job.job_name else "JupyterLab on a compute node"
+    return render_script(j.job, [Block(jupyter_block(j))], title=title)

@@ -1,0 +1,190 @@
+"""``make lab``: start JupyterLab on the lessons with a random token on a free port.
+
+    python -m hpcwidgets.run.lab [--notebook-dir notebooks] [--port P] [--profile NAME] [--login-host HOST]
+
+Outside Slurm the server listens on 127.0.0.1 only. Inside a Slurm job (``SLURM_JOB_ID`` is set) it
+listens on the node's name and also prints the SSH tunnel command for the login host (from
+``--login-host``, else from the cluster profile). The token is made with :mod:`secrets` and handed to
+JupyterLab through ``JUPYTER_TOKEN`` (environment variables are private to their owner; a command
+line is visible to every user of the machine). ``port_retries=0``: if the port were taken, JupyterLab
+stops instead of moving to another port than the one printed.
+
+The address is printed before JupyterLab starts; then this process becomes JupyterLab (``exec``),
+so Ctrl-C and signals go straight to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import secrets
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..errors import HpcWidgetsError
+from ..render.jupyter import lab_url, tunnel_command
+
+LOCALHOST = "127.0.0.1"
+PREFERRED_PORT = 8888
+
+
+class LabError(HpcWidgetsError):
+    """JupyterLab cannot be started as asked (missing folder, busy port, JupyterLab not installed)."""
+
+
+def lab_argv(notebook_dir: str, port: int, ip: str = LOCALHOST, *, allow_root: bool = False,
+             python: str = sys.executable, extra: Sequence[str] = ()) -> list[str]:
+    """The argument vector that starts JupyterLab (the token travels in the environment, see :func:`lab_env`)."""
+    argv = [python, "-m", "jupyterlab", "--no-browser", f"--ip={ip}", f"--port={int(port)}",
+            "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir}"]
+    if allow_root:
+        argv.append("--allow-root")
+    return argv + list(extra)
+
+
+def lab_env(token: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for JupyterLab: ``base`` (default: this process's) plus ``JUPYTER_TOKEN``."""
+    env = dict(os.environ if base is None else base)
+    env["JUPYTER_TOKEN"] = token
+    return env
+
+
+def make_token() -> str:
+    return secrets.token_hex(24)
+
+
+def port_is_free(port: int, host: str = "") -> bool:
+    """Whether a TCP port can be bound now (``host`` empty: on every address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(preferred: int | None = PREFERRED_PORT) -> int:
+    """``preferred`` when it is free on every address, else a port the system picks."""
+    if preferred and port_is_free(preferred):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])
+
+
+def in_slurm(env: Mapping[str, str]) -> bool:
+    return bool(env.get("SLURM_JOB_ID"))
+
+
+def node_name(env: Mapping[str, str]) -> str:
+    """The node's short name as the login node knows it (Slurm's name for it, else the host name)."""
+    return env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+
+
+def profile_login_host(profile: str) -> str:
+    """The login host a cluster profile names, or "" when the profile support is not available."""
+    try:
+        from .. import profiles
+    except ImportError:
+        return ""
+    load = getattr(profiles, "load_profile", None)
+    if load is None:
+        return ""
+    return str(getattr(load(profile), "login_host", "") or "")
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    """Everything decided before JupyterLab starts: what to run and what to tell the person."""
+
+    argv: list[str]
+    env: dict[str, str] = field(repr=False)
+    url: str = field(repr=False)
+    lines: list[str] = field(repr=False)
+
+
+def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None = None,
+         is_root: bool | None = None) -> LabPlan:
+    """Decide host, port and messages from the parsed options and the environment."""
+    folder = Path(args.notebook_dir).expanduser()
+    if not folder.is_dir():
+        raise LabError(f"notebook directory {str(folder)!r} does not exist; pass an existing folder with --notebook-dir")
+    folder = folder.resolve()
+    token = token or make_token()
+    root = (os.geteuid() == 0) if is_root is None else is_root
+    slurm = in_slurm(env)
+    ip = node_name(env) if slurm else LOCALHOST
+    if args.port:
+        if not port_is_free(args.port):
+            raise LabError(f"port {args.port} is already in use here; choose another with --port, or leave --port "
+                           "out to get a free one")
+        port = args.port
+    else:
+        port = free_port()
+    argv = lab_argv(str(folder), port, ip, allow_root=root, python=args.python)
+    lines = [f"JupyterLab for {folder}"]
+    if slurm:
+        login = args.login_host or (profile_login_host(args.profile) if args.profile else "")
+        user = env.get("USER") or "$USER"
+        url = lab_url(args.local_port, token)
+        lines.append(f"Running in Slurm job {env.get('SLURM_JOB_ID')} on node {ip}, port {port}.")
+        if login:
+            lines += ["1. On your own computer, open the tunnel and leave it running:",
+                      "   " + tunnel_command(ip, port, login, user, args.local_port),
+                      "2. Then open this address in your browser:", "   " + url]
+        else:
+            lines += ["To reach it from your computer, run this again with --login-host HOST (the address you ssh to)",
+                      "or --profile NAME, which then prints the ssh tunnel command. The address, once tunnelled:",
+                      "   " + url]
+    else:
+        url = f"http://{LOCALHOST}:{port}/lab?token={token}"
+        lines += ["Open this address in your browser:", "   " + url]
+    lines.append("Stop JupyterLab with Ctrl-C.")
+    return LabPlan(argv, lab_env(token, env), url, lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hpcwidgets.run.lab",
+                                description="Start JupyterLab on the lessons with a random token on a free port.")
+    p.add_argument("--notebook-dir", default="notebooks", help="folder to open (default: notebooks)")
+    p.add_argument("--port", type=int, default=0,
+                   help=f"port to listen on (default: {PREFERRED_PORT} if free, else any free port)")
+    p.add_argument("--profile", default=os.environ.get("HPCW_PROFILE", ""),
+                   help="cluster profile naming the login host for the tunnel (default: $HPCW_PROFILE)")
+    p.add_argument("--login-host", default="", help="login host for the tunnel command; overrides the profile")
+    p.add_argument("--local-port", type=int, default=PREFERRED_PORT,
+                   help="port on your own computer for the tunnel (default: 8888)")
+    p.add_argument("--python", default=sys.executable, help="the Python that has JupyterLab (default: this one)")
+    p.add_argument("--dry-run", action="store_true", help="print the command (without the token) and stop")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.port and not 0 < args.port < 65536:
+        print(f"error: --port {args.port} is not a port number (1-65535)", file=sys.stderr)
+        return 2
+    if args.python == sys.executable and importlib.util.find_spec("jupyterlab") is None:
+        print("error: JupyterLab is not installed in this Python; run 'make venv' (or pip install jupyterlab)",
+              file=sys.stderr)
+        return 2
+    try:
+        p = plan(args, os.environ)
+    except HpcWidgetsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(" ".join(p.argv))
+        return 0
+    print("\n".join(p.lines), flush=True)
+    sys.stderr.flush()
+    os.execvpe(p.argv[0], p.argv, p.env)
+    return 0  # not reached: exec replaces this process
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""JupyterLab on a compute node: a Slurm job that starts the server and says how to reach it.
+
+The job script (see :func:`hpcwidgets.render.jupyter.render_jupyter_job`) picks a free port on the
+node and makes a random token when it runs, then prints the SSH tunnel command and the URL to the
+job log. This model holds only what a person chooses: resources, the container (if any), the
+notebook directory, the login host and user for the tunnel, the port range and the local port.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Problem
+from ._meta import Spec, opt
+from .apptainer import ApptainerRun
+from .charliecloud import ChRun
+from .slurm import SlurmJob
+
+#: extra arguments the job sets itself: a person's value would contradict the printed tunnel or leak the token
+RESERVED_ARGS = {
+    "--ip": "the job listens on the node's own name so only the tunnel reaches it",
+    "--ServerApp.ip": "the job listens on the node's own name so only the tunnel reaches it",
+    "--port": "the job picks a free port from port_min..port_max",
+    "--ServerApp.port": "the job picks a free port from port_min..port_max",
+    "--ServerApp.port_retries": "the job sets port_retries=0 so the printed tunnel points at the real port",
+    "--port-retries": "the job sets port_retries=0 so the printed tunnel points at the real port",
+    "--IdentityProvider.token": "the job makes a random token when it starts",
+    "--ServerApp.token": "the job makes a random token when it starts",
+    "--NotebookApp.token": "the job makes a random token when it starts",
+    "--notebook-dir": "use the notebook_dir field",
+    "--ServerApp.root_dir": "use the notebook_dir field",
+}
+
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
+_REF = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+
+DEFAULT_JOB = SlurmJob(job_name="jupyter", time="02:00:00", cpus_per_task=2, output="jupyter-%j.log")
+
+
+@dataclass(frozen=True)
+class JupyterJob(Spec):
+    """A batch job running JupyterLab on a compute node, reached through an SSH tunnel.
+
+    The token is never part of this model or the script file: the script makes it at run time.
+    """
+
+    kind = "jupyter.job"
+
+    job: SlurmJob = opt(DEFAULT_JOB, label="Slurm job", role="internal",
+                        help="Resources for the server: time, partition, CPUs, memory, GPUs. The job log "
+                             "(--output) receives the tunnel command and the URL with the token.")
+    container: ApptainerRun | ChRun | None = opt(None, label="Container", role="internal",
+                                                 help="Run JupyterLab inside this image (Apptainer exec or ch-run); "
+                                                      "leave its command empty, the job adds 'jupyter lab …'. "
+                                                      "Empty: run it on the node directly.")
+    notebook_dir: str = opt("$HOME", label="Notebook directory", role="internal", path=True,
+                            help="The folder JupyterLab shows, e.g. $HOME or $SCRATCH/project.")
+    login_host: str = opt("", label="Login host", role="internal", placeholder="midway3.rcc.uchicago.edu",
+                          help="The cluster's login node your laptop can reach with ssh (the cluster profile names it).")
+    login_user: str = opt("$USER", label="Login user", role="internal",
+                          help="Your user name on the cluster; $USER is filled in on the node when the job runs.")
+    port_min: int = opt(20000, label="Lowest port", role="internal", minimum=1024, maximum=65535, advanced=True,
+                        help="The job picks a free port on the node between this and the highest port.")
+    port_max: int = opt(29999, label="Highest port", role="internal", minimum=1024, maximum=65535, advanced=True,
+                        help="Upper end of the port range searched on the node.")
+    local_port: int = opt(8888, label="Port on your computer", role="internal", minimum=1024, maximum=65535,
+                          help="The tunnel's end on your laptop: you open http://localhost:PORT. Change it if 8888 is busy there.")
+    python: str = opt("jupyter", label="Jupyter program or environment", role="internal", path=True,
+                      placeholder="$HOME/miniconda3/envs/ml",
+                      help="What starts JupyterLab: 'jupyter' (on PATH), a jupyter program's path, a Python "
+                           "interpreter (python -m jupyterlab), or an environment directory holding bin/jupyter.")
+    helper_python: str = opt("python3", label="Python for set-up", role="internal", advanced=True,
+                             help="Any Python 3 on the node (outside the container); makes the token and finds a free port.")
+    extra_args: tuple[str, ...] = opt((), label="Extra JupyterLab arguments", role="internal", advanced=True,
+                                      help="Further options for jupyter lab, e.g. --ServerApp.shutdown_no_activity_timeout=3600.")
+
+    @classmethod
+    def for_profile(cls, profile: Any, **changes: Any) -> "JupyterJob":
+        """A Jupyter job filled in from a cluster profile (its login host, default partition and account)."""
+        job = DEFAULT_JOB.replace(partition=getattr(profile, "default_partition", "") or "",
+                                  account=getattr(profile, "account", "") or "")
+        base = cls(job=job, login_host=getattr(profile, "login_host", "") or "")
+        return base.replace(**changes) if changes else base
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        # the job supplies the container's command itself; an empty one is not a mistake here
+        if self.container is not None and not getattr(self.container, "command", ()):
+            out = [p for p in out if p.field != "container.command"]
+        return out
+
+    def _check(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not isinstance(self.login_host, str) or not self.login_host:
+            out.append(Problem("login_host", "a login host is needed for the tunnel: the address you ssh to, "
+                                             "e.g. midway3.rcc.uchicago.edu (your cluster profile names it)"))
+        elif "@" in self.login_host:
+            out.append(Problem("login_host", f"{self.login_host!r}: put the user name in login_user and only the host here"))
+        elif not _HOST.fullmatch(self.login_host):
+            out.append(Problem("login_host", f"{self.login_host!r} is not a host name (letters, digits, '.', '-')"))
+        if isinstance(self.login_user, str):
+            if not self.login_user:
+                out.append(Problem("login_user", "a user name is needed for the tunnel; $USER works on most clusters"))
+            elif not (_USER.fullmatch(self.login_user) or _REF.fullmatch(self.login_user)):
+                out.append(Problem("login_user", f"{self.login_user!r} is not a user name (letters, digits, . _ -) "
+                                                 "or a variable like $USER"))
+        if isinstance(self.port_min, int) and isinstance(self.port_max, int) and self.port_min > self.port_max:
+            out.append(Problem("port_max", f"the highest port ({self.port_max}) is below the lowest ({self.port_min}); "
+                                           "swap them"))
+        if isinstance(self.notebook_dir, str):
+            if not self.notebook_dir:
+                out.append(Problem("notebook_dir", "a notebook directory is needed, e.g. $HOME"))
+            elif self.notebook_dir.startswith("~"):
+                out.append(Problem("notebook_dir", f"'~' is not expanded here; write $HOME{self.notebook_dir[1:]} instead"))
+        for name in ("python", "helper_python"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.strip():
+                out.append(Problem(name, "cannot be empty: name a program such as 'jupyter' or 'python3'"))
+            elif isinstance(value, str) and value.startswith("~"):
+                out.append(Problem(name, f"'~' is not expanded here; write $HOME{value[1:]} instead"))
+        for arg in self.extra_args if isinstance(self.extra_args, tuple) else ():
+            if not isinstance(arg, str):
+                continue
+            key = arg.split("=", 1)[0]
+            if key in RESERVED_ARGS:
+                out.append(Problem("extra_args", f"remove {arg!r}: {RESERVED_ARGS[key]}"))
+        out += self._job_checks()
+        out += self._container_checks()
+        return out
+
+    def _job_checks(self) -> list[Problem]:
+        job = self.job
+        if not isinstance(job, SlurmJob):
+            return []
+        out = []
+        if job.nodes and job.nodes > 1:
+            out.append(Problem("job.nodes", "JupyterLab runs on one node; set nodes to 1"))
+        if job.array:
+            out.append(Problem("job.array", "a Jupyter server is one job, not an array; remove --array"))
+        if job.commands:
+            out.append(Problem("job.commands", "the Jupyter job writes its own commands; put set-up lines "
+                                               "(module load, conda activate) in job.setup instead"))
+        if not job.time:
+            out.append(Problem("job.time", "set a time limit (e.g. 02:00:00): an idle server otherwise holds the "
+                                           "node until the partition's maximum"))
+        return out
+
+    def _container_checks(self) -> list[Problem]:
+        c = self.container
+        out = []
+        if c is None:
+            return out
+        if not isinstance(c, (ApptainerRun, ChRun)):
+            return [Problem("container", f"expected an Apptainer exec or a ch-run model, got {type(c).__name__}")]
+        if c.command:
+            out.append(Problem("container.command", "leave the container's command empty: the job runs "
+                                                    "'jupyter lab …' in it"))
+        if isinstance(c, ApptainerRun):
+            if c.action != "exec":
+                out.append(Problem("container.action", f"use exec, not {c.action}: the job runs jupyter lab in the image"))
+            hidden_home = c.no_home or c.contain or c.containall
+            if hidden_home and self.notebook_dir.startswith(("$HOME", "${HOME}")) and not _bound(c, self.notebook_dir):
+                out.append(Problem("notebook_dir", f"{self.notebook_dir!r} is not visible in the container "
+                                                   "(--no-home/--contain hide $HOME); add a bind for it"))
+        else:
+            if c.private_tmp:
+                out.append(Problem("container.private_tmp", "the job keeps its runtime files in the host's /tmp; "
+                                                            "drop --private-tmp so JupyterLab can use them"))
+            if not c.home and self.notebook_dir.startswith(("$HOME", "${HOME}")) and not _bound(c, self.notebook_dir):
+                out.append(Problem("notebook_dir", f"{self.notebook_dir!r} is not visible in the container: ch-run "
+                                                   "mounts $HOME only with --home; turn that on or bind the folder"))
+            if any(g in ("*", "JUPYTER*", "JUPYTER_*", "JUPYTER_TOKEN") for g in c.unset_env):
+                out.append(Problem("container.unset_env", "this removes JUPYTER_TOKEN, which carries the job's token "
+                                                          "into the container; unset narrower names"))
+        return out
+
+
+def _bound(c: Any, path: str) -> bool:
+    return any(path == b.src or path.startswith(b.src.rstrip("/") + "/") for b in c.binds)
