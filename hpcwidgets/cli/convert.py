@@ -1,0 +1,52 @@
+"""``hpcwidgets convert COMMAND…`` between Apptainer and Charliecloud."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import HpcWidgetsError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from . import _Formatter, _add_output_options, _examples_epilog
+    p = sub.add_parser("convert", help="translate apptainer exec/run ↔ ch-run", formatter_class=_Formatter,
+                       description="Translate an Apptainer command into the Charliecloud equivalent or back, with the "
+                                   "preparation steps it needs and a note for everything that has no equivalent.",
+                       epilog=_examples_epilog([
+                           "hpcwidgets convert apptainer exec --nv --bind /data:/data img.sif python train.py",
+                           "hpcwidgets convert --from run.json",
+                           "hpcwidgets convert ch-run -b /data:/mnt/0 ./img -- python train.py",
+                       ]))
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command to translate (or use --from)")
+    p.add_argument("--from", dest="from_file", metavar="FILE", help="a saved ApptainerRun or ChRun model (.json/.toml)")
+    p.add_argument("--image-dir", default="", help="image directory to create when one is needed (Charliecloud)")
+    _add_output_options(p, model=False)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import emit, format_model, load_model_file
+    from ..parse.argv import parse_argv
+    from ..spec.convert import to_apptainer, to_charliecloud
+    if args.from_file:
+        model = load_model_file(args.from_file)
+    elif args.command:
+        model = parse_argv(args.command).model
+    else:
+        raise HpcWidgetsError("give the command to translate, e.g. hpcwidgets convert apptainer exec img.sif true")
+    if model.kind == "apptainer.run":
+        conversion = to_charliecloud(model, image_dir=args.image_dir)
+    elif model.kind == "charliecloud.run":
+        conversion = to_apptainer(model)
+    else:
+        raise HpcWidgetsError(f"only apptainer exec/run/shell and ch-run commands can be translated, not {model.kind}")
+    if args.format != "shell":
+        emit(args, "".join(format_model(m, args.format) for m in conversion.commands))
+        return 0
+    lines = []
+    for note in conversion.notes:
+        lines.append(f"# note: {note}")
+    for step in conversion.commands:
+        lines.append(format_model(step, "shell").rstrip("\n"))
+    emit(args, "\n".join(lines) + "\n")
+    return 0

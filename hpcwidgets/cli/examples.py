@@ -1,0 +1,44 @@
+"""``hpcwidgets examples [NAME] [--profile P] [-o FILE] [--format shell|json|toml]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import HpcWidgetsError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from . import _Formatter, _add_output_options, _examples_epilog
+    p = sub.add_parser("examples", help="list or print the shipped example jobs", formatter_class=_Formatter,
+                       description="The shipped example jobs, filled in for a cluster profile.",
+                       epilog=_examples_epilog([
+                           "hpcwidgets examples --profile local",
+                           "hpcwidgets examples multi-node-torchrun --profile generic -o job.sbatch",
+                           "hpcwidgets examples array-sweep --format json > sweep.json   # edit, then: "
+                           "hpcwidgets workflow --from sweep.json",
+                       ]))
+    p.add_argument("name", nargs="?", help="the example to print (omit to list them)")
+    p.add_argument("--profile", default="generic", metavar="NAME", help="cluster profile (default: generic)")
+    _add_output_options(p, model=False)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import emit, format_model
+    from ..examples import examples
+    found = examples(args.profile)
+    if not args.name:
+        width = max(len(n) for n in found)
+        for name, ex in found.items():
+            print(f"{name:<{width}}  {ex.description}")
+        return 0
+    if args.name not in found:
+        raise HpcWidgetsError(f"no example named {args.name!r} for profile {args.profile}; "
+                              f"choose one of: {', '.join(found)}")
+    emit(args, format_model(found[args.name].model, args.format))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run(argparse.Namespace()))

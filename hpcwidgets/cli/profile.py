@@ -1,0 +1,56 @@
+"""``hpcwidgets profile list|show|detect``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from . import _Formatter, _add_output_options
+    p = sub.add_parser("profile", help="cluster profiles (sites as data)", formatter_class=_Formatter,
+                       description="List, show or detect cluster profiles. Add your own as TOML files in "
+                                   "~/.config/hpcwidgets/profiles/ or a directory named in $HPCW_PROFILE_PATH.")
+    actions = p.add_subparsers(dest="profile_action", metavar="ACTION")
+    actions.required = True
+    ls = actions.add_parser("list", help="profile names and where they come from")
+    ls.set_defaults(handler=run_list)
+    show = actions.add_parser("show", help="print a profile as TOML (or JSON)", formatter_class=_Formatter)
+    show.add_argument("name", help="a profile name or a path to a .toml file")
+    _add_output_options(show, model=False)
+    show.set_defaults(handler=run_show)
+    detect = actions.add_parser("detect", help="build a profile from the Slurm cluster you are on",
+                                formatter_class=_Formatter)
+    detect.add_argument("--name", default="detected", help="name for the new profile")
+    _add_output_options(detect, model=False)
+    detect.set_defaults(handler=run_detect)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from ..profiles import list_profiles, load_profile
+    found = list_profiles()
+    width = max((len(n) for n in found), default=4)
+    for name, path in found.items():
+        try:
+            desc = load_profile(path).description.split("\n")[0]
+        except Exception as exc:  # a broken user profile must not hide the others
+            desc = f"(cannot be read: {exc})"
+        print(f"{name:<{width}}  {desc}  [{path}]")
+    return 0
+
+
+def _emit_profile(args: argparse.Namespace, profile) -> int:
+    from . import emit
+    from ..profiles import profile_to_toml
+    text = profile.to_json() + "\n" if args.format == "json" else profile_to_toml(profile)
+    emit(args, text)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from ..profiles import load_profile
+    return _emit_profile(args, load_profile(args.name))
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    from ..run.detect import detect_profile
+    return _emit_profile(args, detect_profile(args.name))

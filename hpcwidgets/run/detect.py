@@ -1,0 +1,329 @@
+"""Build a cluster profile from a live Slurm (``scontrol show partition`` / ``scontrol show node`` / ``sinfo``).
+
+The commands run here (argv lists, timeouts); reading their text is done by pure functions
+(:func:`parse_scontrol`, :func:`expand_hostlist`, :func:`parse_gres`, :func:`profile_from_scontrol`)
+that the tests feed with captured output. What Slurm cannot tell (scratch paths, module names, the
+GPU vendor) keeps the model's defaults or a guess: review the result before sharing it, e.g.::
+
+    python -m hpcwidgets.run.detect --name mysite -o ~/.config/hpcwidgets/profiles/mysite.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from typing import Callable, Iterable, Mapping
+
+from ..errors import ProfileError, RunError
+from ..spec.profile import ClusterProfile, Partition
+from ..spec.units import format_mem, parse_time
+
+__all__ = ["detect_profile", "expand_hostlist", "parse_gres", "parse_scontrol", "profile_from_scontrol",
+           "runtimes_from_programs", "scheduler_version_from", "main"]
+
+PARTITIONS_ARGV = ("scontrol", "--oneliner", "show", "partition")
+NODES_ARGV = ("scontrol", "--oneliner", "show", "node")
+VERSION_ARGV = ("sinfo", "--version")
+RUNTIME_PROGRAMS = {"apptainer": "apptainer", "singularity": "singularity", "ch-run": "charliecloud"}
+
+# A key starts a record field when it follows whitespace (or the start): values such as
+# CfgTRES=cpu=2,mem=3900M carry '=' after commas, and OS=Linux 6.1 #1 SMP … carries spaces.
+_KEY = re.compile(r"(?:^|(?<=\s))([A-Za-z][A-Za-z0-9_]*)=")
+_UNSET = ("", "(null)", "NONE", "N/A", "n/a")
+
+
+# ------------------------------------------------------------------------------------------------
+# pure parsing
+# ------------------------------------------------------------------------------------------------
+def parse_scontrol(text: str, record_key: str) -> list[dict[str, str]]:
+    """Records of ``scontrol show …`` output (multi-line or ``--oneliner``) as dicts of strings.
+
+    A record starts at each ``record_key=`` (``PartitionName`` or ``NodeName``); values keep inner
+    spaces (``OS=Linux 6.1.0 #1 SMP …``) and trailing whitespace is dropped.
+    """
+    records: list[dict[str, str]] = []
+    matches = list(_KEY.finditer(text))
+    current: dict[str, str] | None = None
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        key, value = m.group(1), text[m.end():end].strip()
+        if key == record_key:
+            current = {}
+            records.append(current)
+        if current is not None:
+            current[key] = value
+    return records
+
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside brackets/parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """Slurm host-list notation to names: ``n[1-2],gpu[01-03,07]`` → n1, n2, gpu01, gpu02, gpu03, gpu07.
+
+    Zero padding is kept (``[01-03]``) and several bracket groups multiply (``r[1-2]n[1-2]``).
+    Raises ``ValueError`` for an unbalanced bracket or a range that runs backwards.
+    """
+    if text.strip() in _UNSET:
+        return []
+    names: list[str] = []
+    for item in _split_top(text.strip()):
+        names += _expand_one(item)
+    return names
+
+
+def _expand_one(item: str) -> list[str]:
+    m = re.search(r"\[([^\[\]]*)\]", item)
+    if not m:
+        if "[" in item or "]" in item:
+            raise ValueError(f"unbalanced brackets in host list {item!r}")
+        return [item]
+    head, tail = item[:m.start()], item[m.end():]
+    out: list[str] = []
+    for piece in m.group(1).split(","):
+        piece = piece.strip()
+        lo, _, hi = piece.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise ValueError(f"{piece!r} in host list {item!r} is not a number or a range like 01-04")
+        if not hi:
+            numbers = [lo]
+        else:
+            if int(hi) < int(lo):
+                raise ValueError(f"range {piece!r} in host list {item!r} runs backwards")
+            width = len(lo)
+            numbers = [str(n).zfill(width) for n in range(int(lo), int(hi) + 1)]
+        for number in numbers:
+            out += _expand_one(f"{head}{number}{tail}")
+    return out
+
+
+def parse_gres(text: str) -> dict[str, int]:
+    """GPUs per type in a node's ``Gres=`` value; the type is "" when the gres names none.
+
+    ``gpu:a100:4(S:0-1)`` → {"a100": 4}; ``gpu:2`` → {"": 2}; ``gpu:a100:2,gpu:v100:2`` → both;
+    other resources (``shard:8``, ``mps:100``) and ``(null)`` are ignored.
+    """
+    out: dict[str, int] = {}
+    if text.strip() in _UNSET:
+        return out
+    for item in _split_top(text):
+        item = re.sub(r"\(.*\)$", "", item)          # socket affinity (S:0-1), index lists
+        parts = item.split(":")
+        if parts[0] != "gpu":
+            continue
+        if len(parts) == 1:
+            gpu_type, count = "", "1"
+        elif len(parts) == 2:
+            gpu_type, count = ("", parts[1]) if parts[1].isdigit() else (parts[1], "1")
+        else:
+            gpu_type, count = parts[1], parts[2]
+        m = re.match(r"\d+", count)
+        if m:
+            out[gpu_type] = out.get(gpu_type, 0) + int(m.group())
+    return out
+
+
+def scheduler_version_from(text: str) -> str:
+    """``22.05`` from ``slurm 22.05.8`` (``sinfo --version``); "" when no version is found."""
+    m = re.search(r"(\d+)\.(\d+)(?:\.\d+)?", text)
+    return f"{int(m.group(1))}.{m.group(2)}" if m else ""
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or not re.fullmatch(r"\d+", value.strip()):
+        return None  # UNLIMITED, NONE, (null), …
+    return int(value)
+
+
+def _time(value: str | None) -> str:
+    if value is None or value.strip() in _UNSET:
+        return ""
+    value = value.strip()
+    try:
+        parse_time(value)
+    except ValueError:
+        return ""
+    return value
+
+
+def _smallest(*values: int | None) -> int | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
+def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = "detected",
+                          version_text: str = "", login_host: str = "",
+                          runtimes: tuple[str, ...] = ("apptainer",), runtimes_render_only: tuple[str, ...] = (),
+                          apptainer_binary: str = "apptainer") -> ClusterProfile:
+    """A profile from ``scontrol show partition`` and ``scontrol show node`` text (pure).
+
+    Per partition: the time limits, the node limit (MaxNodes, never more than the partition's nodes),
+    and the node size as the largest node of the partition (CPUs, RealMemory, GPUs from the gres),
+    lowered by MaxCPUsPerNode / MaxMemPerNode when those are set. The GPU vendor cannot be read
+    from Slurm: it is set to nvidia when any node has GPUs (check it). Raises :class:`ProfileError`
+    when the text holds no partition.
+    """
+    part_records = parse_scontrol(partitions_text, "PartitionName")
+    if not part_records:
+        raise ProfileError("the scontrol output holds no PartitionName= records; run `scontrol show partition` "
+                           "and check that Slurm is reachable (SLURM_CONF) and has partitions")
+    nodes = {r["NodeName"]: r for r in parse_scontrol(nodes_text, "NodeName")}
+    members: dict[str, list[str]] = {}
+    for node_name, record in nodes.items():
+        for part in _split_top(record.get("Partitions", "")):
+            members.setdefault(part, []).append(node_name)
+
+    partitions: list[Partition] = []
+    for rec in part_records:
+        pname = rec["PartitionName"]
+        try:
+            listed = expand_hostlist(rec.get("Nodes", ""))
+        except ValueError as exc:
+            raise ProfileError(f"partition {pname}: {exc}") from None
+        names = list(dict.fromkeys(listed + members.get(pname, [])))
+        records = [nodes[n] for n in names if n in nodes]
+        cpus = [_int(r.get("CPUEfctv")) or _int(r.get("CPUTot")) for r in records]
+        mems = [_int(r.get("RealMemory")) for r in records]
+        gres = [parse_gres(r.get("Gres", "")) for r in records]
+        max_cpus = max((c for c in cpus if c), default=None)
+        max_mem = max((m for m in mems if m), default=None)
+        max_cpus = _smallest(max_cpus, _int(rec.get("MaxCPUsPerNode"))) if max_cpus else None
+        mem_cap = _int(rec.get("MaxMemPerNode"))
+        max_mem = _smallest(max_mem, mem_cap if mem_cap else None) if max_mem else None
+        total_nodes = _int(rec.get("TotalNodes")) or (len(names) or None)
+        partitions.append(Partition(
+            name=pname,
+            max_time=_time(rec.get("MaxTime")),
+            default_time=_time(rec.get("DefaultTime")),
+            max_nodes=_smallest(_int(rec.get("MaxNodes")), total_nodes),
+            cpus_per_node=max_cpus,
+            mem_per_node=format_mem(max_mem) if max_mem else "",
+            gpus_per_node=max((sum(g.values()) for g in gres), default=0),
+            gpu_types=tuple(sorted({t for g in gres for t in g if t})),
+            is_default=rec.get("Default", "NO").upper() == "YES",
+        ))
+    default = next((p.name for p in partitions if p.is_default), "")
+    gpu_parts = [p.name for p in partitions if p.gpus_per_node]
+    default_gpu = default if default in gpu_parts else (gpu_parts[0] if gpu_parts else "")
+    return ClusterProfile(
+        name=name,
+        description="Detected from Slurm: review the paths, modules, example settings and GPU vendor, "
+                    "which Slurm does not report.",
+        login_host=login_host,
+        scheduler_version=scheduler_version_from(version_text),
+        runtimes=runtimes,
+        runtimes_render_only=runtimes_render_only,
+        apptainer_binary=apptainer_binary,
+        gpu_vendor="nvidia" if gpu_parts else "none",
+        default_partition=default,
+        default_gpu_partition=default_gpu,
+        partitions=tuple(partitions),
+    )
+
+
+def runtimes_from_programs(found: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """``(runtimes, runtimes_render_only, apptainer_binary)`` from the runtime programs found on PATH.
+
+    ``apptainer`` (which also installs a ``singularity`` link) wins over ``singularity``; with no
+    runtime found, Apptainer is listed as render-only so commands can still be shown.
+    """
+    found = set(found)
+    runtimes: list[str] = []
+    binary = "apptainer"
+    if "apptainer" in found:
+        runtimes.append("apptainer")
+    elif "singularity" in found:
+        runtimes.append("singularity")
+        binary = "singularity"
+    if "ch-run" in found:
+        runtimes.append("charliecloud")
+    if not runtimes:
+        return ("apptainer",), ("apptainer",), binary
+    return tuple(runtimes), (), binary
+
+
+# ------------------------------------------------------------------------------------------------
+# side effects
+# ------------------------------------------------------------------------------------------------
+def _run(argv: list[str], env: Mapping[str, str] | None, timeout: float) -> str:
+    from .practice_cluster import client_env  # SLURM_CONF of the practice cluster when none is set
+
+    full_env = client_env({**os.environ, **(env or {})})
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env, check=False)
+    except FileNotFoundError:
+        raise RunError(f"{argv[0]} is not installed or not on PATH; run this on a login node of the cluster "
+                       f"(or install slurm-client)", argv) from None
+    except subprocess.TimeoutExpired:
+        raise RunError(f"{' '.join(argv)} did not answer within {timeout:g} s; check that slurmctld is running "
+                       f"and SLURM_CONF points at the cluster's slurm.conf", argv) from None
+    if proc.returncode != 0:
+        raise RunError(f"{' '.join(argv)} failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}",
+                       argv, proc.returncode, proc.stderr)
+    return proc.stdout
+
+
+def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = None, timeout: float = 30.0,
+                   runner: Callable[[list[str]], str] | None = None,
+                   which: Callable[[str], str | None] | None = None) -> ClusterProfile:
+    """Build a profile from the Slurm this machine talks to.
+
+    ``env`` adds variables for the Slurm commands (e.g. ``{"SLURM_CONF": "/path/slurm.conf"}``);
+    ``runner`` and ``which`` replace running a command and looking up a program (for tests).
+    Raises :class:`RunError` when a Slurm command is missing, fails or times out.
+    """
+    run = runner or (lambda argv: _run(argv, env, timeout))
+    partitions_text = run(list(PARTITIONS_ARGV))
+    nodes_text = run(list(NODES_ARGV))
+    version_text = run(list(VERSION_ARGV))
+    if which is None:
+        path = (env or {}).get("PATH", os.environ.get("PATH", ""))
+        which = lambda program: shutil.which(program, path=path)  # noqa: E731
+    runtimes, render_only, binary = runtimes_from_programs(p for p in RUNTIME_PROGRAMS if which(p))
+    return profile_from_scontrol(partitions_text, nodes_text, name=name, version_text=version_text,
+                                 login_host=socket.getfqdn(), runtimes=runtimes,
+                                 runtimes_render_only=render_only, apptainer_binary=binary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hpcwidgets.run.detect [--name NAME] [-o FILE] [--force]``: print or save the TOML."""
+    from ..errors import HpcWidgetsError
+    from ..profiles import profile_to_toml, save_profile
+
+    parser = argparse.ArgumentParser(prog="python -m hpcwidgets.run.detect",
+                                     description="Build a cluster profile from the Slurm this machine talks to.")
+    parser.add_argument("--name", default="detected", help="profile name (default: detected)")
+    parser.add_argument("-o", "--output", help="write the TOML to this file instead of printing it")
+    parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    args = parser.parse_args(argv)
+    try:
+        profile = detect_profile(args.name)
+        if args.output:
+            print(f"wrote {save_profile(profile, args.output, overwrite=args.force)}")
+        else:
+            sys.stdout.write(profile_to_toml(profile))
+    except HpcWidgetsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

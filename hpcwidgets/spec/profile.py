@@ -1,0 +1,525 @@
+"""Cluster profiles: a site described as data, and pure checks of a job against it.
+
+A :class:`ClusterProfile` says what a cluster offers (partitions with their limits, GPU vendor and
+types, module names, scratch and node-local paths, the login host, the container runtimes) so the
+same lessons, forms and linters serve many sites. Profiles are stored as TOML files; loading and the
+search path live in :mod:`hpcwidgets.profiles`, detection from a live Slurm in
+:mod:`hpcwidgets.run.detect`. This module is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Problem, ProfileError
+from ._meta import Spec, opt
+from .slurm import SlurmJob
+from .units import UNLIMITED, format_mem, format_time, parse_mem, parse_time
+
+RUNTIMES = ("apptainer", "singularity", "charliecloud")
+GPU_VENDORS = ("nvidia", "amd", "intel", "none")
+_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+_MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+#: Slurm releases whose srun does not take --cpus-per-task from the job allocation: from 22.05 until
+#: 23.11 restored the old behaviour (SLURM_CPUS_PER_TASK is read again), i.e. 22.05 to 23.02.
+_SRUN_NO_INHERIT = ((22, 5), (23, 11))
+
+
+def _str(value: Any) -> str:
+    """The value when it is text, else "" (a wrong type is already reported by the generic checks)."""
+    return value if isinstance(value, str) else ""
+
+
+def _tup(value: Any) -> tuple:
+    return value if isinstance(value, tuple) else ()
+
+
+def _time_problem(field: str, label: str, value: str) -> list[Problem]:
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        parse_time(value)
+    except ValueError as exc:
+        return [Problem(field, f"{label}: {exc}")]
+    return []
+
+
+def _limit(value: str) -> int | None:
+    """Seconds for a time limit; None for no limit (empty, UNLIMITED, infinite) or unreadable text."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        seconds = parse_time(value)
+    except ValueError:
+        return None
+    return None if seconds == UNLIMITED else seconds
+
+
+def _mem(value: str) -> int | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_mem(value)
+    except ValueError:
+        return None
+
+
+def _path_problems(field: str, label: str, value: str) -> list[Problem]:
+    value = _str(value)
+    if value.startswith("~"):
+        return [Problem(field, f"{label} {value!r}: '~' is not expanded in job scripts; write $HOME{value[1:]} instead")]
+    if value and not (value.startswith("/") or value.startswith("$")):
+        return [Problem(field, f"{label} {value!r} must be an absolute path or start with a variable such as $SCRATCH")]
+    return []
+
+
+@dataclass(frozen=True)
+class Partition(Spec):
+    """A Slurm partition (queue) with the limits a job must stay within.
+
+    Node sizes describe the largest node of the partition, so a check never rejects a job that some
+    node could run.
+    """
+
+    kind = "profile.partition"
+
+    name: str = opt("", label="Partition name", role="internal", placeholder="gpu",
+                    help="The name given to sbatch --partition.")
+    description: str = opt("", label="Description", role="internal",
+                           help="One line for people choosing a partition, e.g. 'A100 nodes, 4 GPUs each'.")
+    max_time: str = opt("", label="Maximum time", role="internal", placeholder="1-12:00:00",
+                        help="The longest --time a job may ask for (Slurm notation); empty or UNLIMITED for no limit.")
+    default_time: str = opt("", label="Default time", role="internal", placeholder="01:00:00",
+                            help="The time limit a job gets when it asks for none; empty when the site sets none.")
+    max_nodes: int | None = opt(None, label="Maximum nodes", role="internal", minimum=1,
+                                help="The most nodes one job may use on this partition; leave it out (empty) for no limit.")
+    cpus_per_node: int | None = opt(None, label="CPUs per node", role="internal", minimum=1,
+                                    help="CPU cores on each node (the largest node if they differ); leave it out (empty) if unknown.")
+    mem_per_node: str = opt("", label="Memory per node", role="internal", placeholder="187G",
+                            help="Memory a job can ask for on one node (Slurm's RealMemory), e.g. 187G or 3900M; empty if unknown.")
+    gpus_per_node: int = opt(0, label="GPUs per node", role="internal", minimum=0,
+                             help="GPUs on each node (the most any node has); 0 for a CPU-only partition.")
+    gpu_types: tuple[str, ...] = opt((), label="GPU types", role="internal", placeholder="a100",
+                                     help="GPU type names as the site's gres spells them (gpu:TYPE:N), e.g. v100, a100; "
+                                          "empty when the gres names no type.")
+    is_default: bool = opt(False, label="Default partition", role="internal",
+                           help="Slurm uses this partition when a job names none.")
+
+    def describe(self) -> str:
+        return f"partition {self.name or '(unnamed)'}"
+
+    @property
+    def gpu_type(self) -> str:
+        """The first GPU type name, or "" (convenience for single-type partitions)."""
+        return self.gpu_types[0] if self.gpu_types else ""
+
+    @property
+    def has_gpus(self) -> bool:
+        return isinstance(self.gpus_per_node, int) and self.gpus_per_node > 0
+
+    def max_seconds(self) -> int | None:
+        """The time limit in seconds, None when there is none."""
+        return _limit(self.max_time)
+
+    def mem_mib(self) -> int | None:
+        """Memory per node in MiB, None when unknown."""
+        return _mem(self.mem_per_node)
+
+    def _check(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not self.name:
+            out.append(Problem("name", "a partition needs a name (what sbatch --partition takes)"))
+        elif isinstance(self.name, str) and not _NAME.fullmatch(self.name):
+            out.append(Problem("name", f"{self.name!r} is not a partition name (letters, digits, _ . + -)"))
+        out += _time_problem("max_time", "maximum time", self.max_time)
+        out += _time_problem("default_time", "default time", self.default_time)
+        limit, default = _limit(self.max_time), _limit(self.default_time)
+        if limit is not None and default is not None and default > limit:
+            out.append(Problem("default_time", f"default time {self.default_time} is longer than the maximum "
+                                               f"{self.max_time}; lower it to at most {self.max_time}"))
+        if _str(self.mem_per_node):
+            try:
+                parse_mem(self.mem_per_node)
+            except ValueError as exc:
+                out.append(Problem("mem_per_node", str(exc)))
+        types = _tup(self.gpu_types)
+        for t in types:
+            if isinstance(t, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+", t):
+                out.append(Problem("gpu_types", f"{t!r} is not a GPU type name (letters, digits, _ . -)"))
+        if types and not self.has_gpus:
+            out.append(Problem("gpu_types", "GPU types are listed but GPUs per node is 0; set GPUs per node or remove the types"))
+        if len(set(types)) != len(types):
+            out.append(Problem("gpu_types", "a GPU type is listed twice; list each once"))
+        return out
+
+
+@dataclass(frozen=True)
+class Module(Spec):
+    """Which environment module provides something on this site (``module load NAME``)."""
+
+    kind = "profile.module"
+
+    purpose: str = opt("", label="Purpose", role="internal", placeholder="apptainer",
+                       help="What the module provides: apptainer, singularity, charliecloud, cuda, mpi, python, …")
+    name: str = opt("", label="Module", role="internal", placeholder="apptainer/1.3",
+                    help="The name given to module load, e.g. apptainer or cuda/12.1.")
+
+    def _check(self) -> list[Problem]:
+        out = []
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", _str(self.purpose)):
+            out.append(Problem("purpose", f"{self.purpose!r} is not a purpose key (a word such as apptainer, cuda or mpi)"))
+        if not _MODULE.fullmatch(_str(self.name)):
+            out.append(Problem("name", f"{self.name!r} is not a module name (e.g. apptainer or cuda/12.1)"))
+        return out
+
+
+@dataclass(frozen=True)
+class ExampleSettings(Spec):
+    """Site values the example workflows and lessons fill in."""
+
+    kind = "profile.examples"
+
+    image: str = opt("", label="Example image", role="internal", path=True,
+                     placeholder="$SCRATCH/images/pytorch_24.05.sif",
+                     help="The container image the examples run: a .sif file, a sandbox or a Charliecloud image directory.")
+    data_dir: str = opt("", label="Example data directory", role="internal", path=True, placeholder="$SCRATCH/data",
+                        help="Where the examples read their input data.")
+    workdir: str = opt("", label="Example working directory", role="internal", path=True, placeholder="$SCRATCH/work",
+                       help="Where the examples write outputs and checkpoints.")
+
+    def _check(self) -> list[Problem]:
+        out: list[Problem] = []
+        for name, label in (("image", "example image"), ("data_dir", "example data directory"),
+                            ("workdir", "example working directory")):
+            value = _str(getattr(self, name))
+            if name == "image" and "://" in value:
+                continue  # docker://, oras:// references are fine for Apptainer
+            out += _path_problems(name, label, value)
+        return out
+
+
+@dataclass(frozen=True)
+class ClusterProfile(Spec):
+    """Everything site-specific a job needs: partitions and limits, paths, modules, runtimes."""
+
+    kind = "profile"
+
+    name: str = opt("", label="Profile name", role="internal", placeholder="midway3",
+                    help="Short name used to select the profile (the TOML file's name without .toml).")
+    description: str = opt("", label="Description", role="internal",
+                           help="One or two sentences on the site, shown when choosing a profile.")
+    login_host: str = opt("", label="Login host", role="internal", placeholder="login.example.edu",
+                          help="The host you ssh to (used to print SSH tunnel commands for JupyterLab).")
+    scheduler_version: str = opt("", label="Slurm version", role="internal", placeholder="22.05",
+                                 help="Slurm release (major.minor); srun of 22.05–23.02 does not inherit --cpus-per-task. "
+                                      "Empty if unknown (then it is always passed again).")
+    runtimes: tuple[str, ...] = opt(("apptainer",), label="Container runtimes", role="internal", choices=RUNTIMES,
+                                    help="Runtimes the site provides: apptainer, singularity, charliecloud.")
+    runtimes_render_only: tuple[str, ...] = opt((), label="Render-only runtimes", role="internal", choices=RUNTIMES,
+                                                advanced=True,
+                                                help="Runtimes whose commands are shown but not run here (not installed on "
+                                                     "this machine); lessons print these commands instead of executing them.")
+    apptainer_binary: str = opt("apptainer", label="Apptainer program", role="internal",
+                                choices=("apptainer", "singularity"),
+                                help="The program name: apptainer, or singularity on older installations.")
+    modules: tuple[Module, ...] = opt((), label="Modules", role="internal",
+                                      help="Module names per purpose; in TOML a table such as "
+                                           "[modules] apptainer = \"apptainer\", cuda = \"cuda/12.1\".")
+    scratch: str = opt("$SCRATCH", label="Scratch", role="internal", path=True, placeholder="/scratch/$USER",
+                       help="Large shared work space visible from every node (not backed up).")
+    node_local: str = opt("$TMPDIR", label="Node-local storage", role="internal", path=True,
+                          placeholder="/scratch/local/$USER",
+                          help="Fast disk on each compute node for temporary files during a job.")
+    image_dir: str = opt("$SCRATCH/images", label="Image directory", role="internal", path=True,
+                         help="Where container images are kept (on scratch: images are large).")
+    cache_dir: str = opt("$SCRATCH/.apptainer/cache", label="Apptainer cache", role="internal", path=True,
+                         help="APPTAINER_CACHEDIR: keep it on scratch, the default under $HOME fills home quotas.")
+    gpu_vendor: str = opt("none", label="GPU vendor", role="internal", choices=GPU_VENDORS,
+                          help="nvidia (apptainer --nv), amd (--rocm), intel (neither flag) or none.")
+    default_partition: str = opt("", label="Default partition", role="internal",
+                                 help="Partition for jobs that name none (must be one of the partitions).")
+    default_gpu_partition: str = opt("", label="Default GPU partition", role="internal",
+                                     help="Partition the GPU examples use (must have GPUs).")
+    account: str = opt("", label="Account", role="internal",
+                       help="Default allocation to charge (sbatch --account); empty to let Slurm choose.")
+    partitions: tuple[Partition, ...] = opt((), label="Partitions", role="internal",
+                                            help="The partitions and their limits; in TOML one [[partitions]] table each.")
+    examples: ExampleSettings = opt(ExampleSettings(), label="Example settings", role="internal",
+                                    help="Image, data and working directory the example workflows use on this site.")
+
+    def describe(self) -> str:
+        return f"profile {self.name or '(unnamed)'}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Also accepts ``modules`` as a mapping ``{purpose: module}`` (the TOML table form)."""
+        modules = data.get("modules")
+        if isinstance(modules, dict) and "kind" not in modules:
+            data = {**data, "modules": [{"purpose": k, "name": v} for k, v in modules.items()]}
+        return super().from_dict(data)
+
+    # -- look-ups ----------------------------------------------------------------------------
+    def partition_names(self) -> list[str]:
+        return [p.name for p in _tup(self.partitions) if isinstance(p, Partition)]
+
+    def partition(self, name: str) -> Partition:
+        """The partition called ``name``; raises :class:`ProfileError` listing the valid names."""
+        for p in _tup(self.partitions):
+            if isinstance(p, Partition) and p.name == name:
+                return p
+        valid = ", ".join(self.partition_names()) or "(none defined)"
+        raise ProfileError(f"{self.name or 'this profile'} has no partition {name!r}; valid partitions: {valid}")
+
+    def gpu_partitions(self) -> tuple[Partition, ...]:
+        return tuple(p for p in _tup(self.partitions) if isinstance(p, Partition) and p.has_gpus)
+
+    def default(self, gpu: bool = False) -> Partition | None:
+        """The partition a job lands in without --partition (or the default GPU partition)."""
+        name = self.default_gpu_partition if gpu else self.default_partition
+        parts = [p for p in _tup(self.partitions) if isinstance(p, Partition)]
+        if not name and not gpu:
+            name = next((p.name for p in parts if p.is_default), "")
+        if not name and gpu:
+            first = self.gpu_partitions()
+            return first[0] if first else None
+        return next((p for p in parts if p.name == name), None)
+
+    def module(self, purpose: str) -> str:
+        """The module name for a purpose (``apptainer``, ``cuda``, …), or "" when the site needs none."""
+        return next((m.name for m in _tup(self.modules) if isinstance(m, Module) and m.purpose == purpose), "")
+
+    def version_tuple(self) -> tuple[int, int] | None:
+        m = _VERSION.fullmatch(_str(self.scheduler_version).strip())
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+    def srun_needs_cpus_per_task(self) -> bool:
+        """True when srun must be given --cpus-per-task again (Slurm 22.05–23.02, or the version is unknown)."""
+        v = self.version_tuple()
+        if v is None:
+            return True
+        return _SRUN_NO_INHERIT[0] <= v < _SRUN_NO_INHERIT[1]
+
+    # -- invariants ------------------------------------------------------------------------------
+    def _check(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not self.name:
+            out.append(Problem("name", "a profile needs a name (e.g. the site's cluster name)"))
+        elif isinstance(self.name, str) and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+            out.append(Problem("name", f"{self.name!r} is not a profile name (letters, digits, _ . -, as in a file name)"))
+        if _str(self.login_host) and not _HOST.fullmatch(self.login_host):
+            out.append(Problem("login_host", f"{self.login_host!r} is not a host name; write only the host, "
+                                             "e.g. login.example.edu (no user@ or spaces)"))
+        if _str(self.scheduler_version) and not _VERSION.fullmatch(self.scheduler_version.strip()):
+            out.append(Problem("scheduler_version", f"{self.scheduler_version!r} is not a Slurm version; write "
+                                                    "major.minor such as 22.05 or 23.11"))
+        runtimes = _tup(self.runtimes)
+        if not self.runtimes:
+            out.append(Problem("runtimes", "list at least one container runtime (apptainer, singularity or charliecloud)"))
+        if len(set(runtimes)) != len(runtimes):
+            out.append(Problem("runtimes", "a runtime is listed twice; list each once"))
+        extra = [r for r in _tup(self.runtimes_render_only) if r not in runtimes]
+        if extra:
+            out.append(Problem("runtimes_render_only", f"{', '.join(extra)} is not among the runtimes; "
+                                                       "add it to runtimes or remove it here"))
+        if "singularity" in runtimes and "apptainer" not in runtimes and self.apptainer_binary == "apptainer":
+            out.append(Problem("apptainer_binary", "the site lists singularity only; set the Apptainer program "
+                                                   "to singularity"))
+        purposes = [m.purpose for m in _tup(self.modules) if isinstance(m, Module)]
+        dups = sorted({p for p in purposes if purposes.count(p) > 1})
+        if dups:
+            out.append(Problem("modules", f"more than one module for {', '.join(dups)}; keep one per purpose"))
+        for name in ("scratch", "node_local", "image_dir", "cache_dir"):
+            out += _path_problems(name, self.field_spec(name).info.label, getattr(self, name))
+        if _str(self.account) and not _NAME.fullmatch(self.account):
+            out.append(Problem("account", f"{self.account!r} is not an account name (letters, digits, _ . + -)"))
+        out += self._partition_checks()
+        return out
+
+    def _partition_checks(self) -> list[Problem]:
+        out: list[Problem] = []
+        parts = [p for p in _tup(self.partitions) if isinstance(p, Partition)]
+        names = [p.name for p in parts]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            out.append(Problem("partitions", f"partition {', '.join(dups)} is defined more than once; "
+                                             "partition names must be unique"))
+        valid = ", ".join(names) or "(no partitions defined)"
+        if self.default_partition and self.default_partition not in names:
+            out.append(Problem("default_partition", f"{self.default_partition!r} is not one of the partitions; "
+                                                    f"use one of: {valid}"))
+        defaults = [p.name for p in parts if p.is_default is True]
+        if len(defaults) > 1:
+            out.append(Problem("partitions", f"{', '.join(defaults)} are all marked as the default; mark only one"))
+        if defaults and self.default_partition in names and self.default_partition != defaults[0]:
+            out.append(Problem("default_partition", f"default partition is {self.default_partition!r} but partition "
+                                                    f"{defaults[0]!r} is marked is_default; make them agree"))
+        gpu_names = [p.name for p in self.gpu_partitions()]
+        if self.default_gpu_partition:
+            if self.default_gpu_partition not in names:
+                out.append(Problem("default_gpu_partition", f"{self.default_gpu_partition!r} is not one of the "
+                                                            f"partitions; use one of: {valid}"))
+            elif self.default_gpu_partition not in gpu_names:
+                hint = f"use one with GPUs: {', '.join(gpu_names)}" if gpu_names else "no partition has GPUs"
+                out.append(Problem("default_gpu_partition", f"partition {self.default_gpu_partition!r} has no GPUs; {hint}"))
+        if gpu_names and self.gpu_vendor == "none":
+            out.append(Problem("gpu_vendor", f"partitions {', '.join(gpu_names)} have GPUs but the GPU vendor is none; "
+                                             "set it to nvidia, amd or intel"))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Checking a job against a profile
+# ------------------------------------------------------------------------------------------------
+def _tasks_per_node(job: SlurmJob) -> int:
+    if job.ntasks_per_node:
+        return job.ntasks_per_node
+    if job.ntasks:
+        return -(-job.ntasks // job.node_count)
+    return 1
+
+
+def _others(profile: ClusterProfile, keep, exclude: str) -> str:
+    names = [p.name for p in profile.partitions if p.name != exclude and keep(p)]
+    return ", ".join(names)
+
+
+def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
+    """Problems with running ``job`` on the site ``profile`` describes (empty list: it fits).
+
+    Field names in the problems are the job's, so a form can show each next to its control. Limits the
+    profile leaves empty (unknown) are not checked. Values the job itself cannot parse are left to
+    ``job.problems()``.
+    """
+    out: list[Problem] = []
+    if not profile.partition_names():
+        return out
+    job = _well_typed(job)
+    if job.partition:
+        names = [n.strip() for n in job.partition.split(",") if n.strip()]
+        unknown = [n for n in names if n not in profile.partition_names()]
+        if unknown:
+            return [Problem("partition", f"{profile.name} has no partition {', '.join(map(repr, unknown))}; "
+                                         f"use one of: {', '.join(profile.partition_names())}")]
+        # a job listing several partitions runs in whichever starts it first: it must fit each
+        for name in names:
+            out += _check_in(profile, profile.partition(name), job, explicit=True)
+        return _dedupe(out)
+    part = profile.default()
+    if part is None:
+        if job.gpus_on_each_node and not profile.default_partition:
+            gpu = ", ".join(p.name for p in profile.gpu_partitions())
+            if gpu:
+                out.append(Problem("partition", f"the job asks for GPUs but names no partition and {profile.name} has "
+                                                f"no default; set the partition to one with GPUs: {gpu}"))
+        return out
+    return _check_in(profile, part, job, explicit=False)
+
+
+def _well_typed(job: SlurmJob) -> SlurmJob:
+    """The job with values of the wrong type blanked (``job.problems()`` reports those), so checks never raise."""
+    fixes: dict[str, Any] = {}
+    for f in job.field_specs():
+        value = getattr(job, f.name)
+        if f.is_tuple or value is None:
+            continue
+        if f.base_type is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            fixes[f.name] = None
+        elif f.base_type is str and not isinstance(value, str):
+            fixes[f.name] = ""
+    return dataclasses.replace(job, **fixes) if fixes else job
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: list[Problem] = []
+    for p in problems:
+        if p not in seen:
+            seen.append(p)
+    return seen
+
+
+def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit: bool) -> list[Problem]:
+    out: list[Problem] = []
+    where = f"partition {part.name}" + ("" if explicit else " (the default, as the job names no partition)")
+    # time
+    limit = part.max_seconds()
+    if job.time and limit is not None:
+        try:
+            asked = parse_time(job.time)
+        except ValueError:
+            asked = None
+        if asked is not None and (asked == UNLIMITED or asked > limit):
+            longer = _others(profile, lambda p: p.max_seconds() is None or
+                             (asked != UNLIMITED and p.max_seconds() >= asked), part.name)
+            hint = f", or use a partition that allows it: {longer}" if longer else ""
+            shown = "no limit" if asked == UNLIMITED else job.time
+            out.append(Problem("time", f"{shown} is over the {part.max_time} limit of {where}; ask for at most "
+                                       f"{format_time(limit)}{hint}"))
+    # nodes
+    if job.nodes and part.max_nodes and job.nodes > part.max_nodes:
+        out.append(Problem("nodes", f"{job.nodes} nodes is more than {where} allows ({part.max_nodes}); "
+                                    f"ask for at most {part.max_nodes}"))
+    # GPUs
+    gpus = job.gpus_on_each_node
+    gpu_field = "gpus_per_node" if job.gpus_per_node else ("gpus" if job.gpus else "gpus_per_task")
+    if gpus and not part.has_gpus:
+        with_gpus = ", ".join(p.name for p in profile.gpu_partitions())
+        fix = f"use a GPU partition: {with_gpus}" if with_gpus else f"{profile.name} has no GPU partition; remove the GPU request"
+        out.append(Problem("partition" if explicit else gpu_field,
+                           f"the job asks for GPUs but {where} has none; {fix}"))
+    elif gpus and gpus > part.gpus_per_node:
+        bigger = _others(profile, lambda p: p.gpus_per_node >= gpus, part.name)
+        hint = f", or use a partition with more GPUs per node: {bigger}" if bigger else ""
+        more_nodes = " (spread them over more nodes)" if job.gpus else ""
+        out.append(Problem(gpu_field, f"{gpus} GPUs per node is more than the nodes of {where} have "
+                                      f"({part.gpus_per_node}); ask for at most {part.gpus_per_node} per node"
+                                      f"{more_nodes}{hint}"))
+    if job.gpu_type and part.has_gpus and job.gpu_type not in part.gpu_types:
+        if part.gpu_types:
+            msg = f"GPU type {job.gpu_type!r} is not available in {where}; use one of: {', '.join(part.gpu_types)}"
+        else:
+            msg = f"the GPUs of {where} have no type name; leave the GPU type empty"
+        typed = _others(profile, lambda p: job.gpu_type in p.gpu_types, part.name)
+        if typed:
+            msg += f" (partitions with {job.gpu_type}: {typed})"
+        out.append(Problem("gpu_type", msg))
+    # CPUs per node
+    tasks = _tasks_per_node(job)
+    if job.cpus_per_gpu and gpus:
+        cpus = job.cpus_per_gpu * gpus
+        how = f"{gpus} GPUs × {job.cpus_per_gpu} CPUs per GPU"
+        cpu_field = "cpus_per_gpu"
+    else:
+        cpus = tasks * (job.cpus_per_task or 1)
+        how = f"{tasks} tasks per node × {job.cpus_per_task or 1} CPUs per task"
+        cpu_field = "cpus_per_task" if job.cpus_per_task else "ntasks_per_node" if job.ntasks_per_node else "ntasks"
+    if part.cpus_per_node and cpus > part.cpus_per_node:
+        out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the nodes of {where} have "
+                                      f"{part.cpus_per_node}; lower the tasks per node or CPUs per task "
+                                      f"(or use more nodes)"))
+    # memory per node
+    node_mem = part.mem_mib()
+    if node_mem is not None:
+        asked_mem = _mem(job.mem)
+        if asked_mem:  # 0 means "all of the node's memory"
+            if asked_mem > node_mem:
+                out.append(Problem("mem", f"{job.mem} per node is more than the nodes of {where} have "
+                                          f"({part.mem_per_node}); ask for at most {format_mem(node_mem)}"))
+        per_cpu = _mem(job.mem_per_cpu)
+        if per_cpu and per_cpu * cpus > node_mem:
+            out.append(Problem("mem_per_cpu", f"{job.mem_per_cpu} per CPU × {cpus} CPUs per node = "
+                                              f"{format_mem(per_cpu * cpus)}, more than the nodes of {where} have "
+                                              f"({part.mem_per_node}); ask for at most "
+                                              f"{format_mem(node_mem // cpus)} per CPU"))
+        per_gpu = _mem(job.mem_per_gpu)
+        if per_gpu and gpus and per_gpu * gpus > node_mem:
+            out.append(Problem("mem_per_gpu", f"{job.mem_per_gpu} per GPU × {gpus} GPUs per node = "
+                                              f"{format_mem(per_gpu * gpus)}, more than the nodes of {where} have "
+                                              f"({part.mem_per_node}); ask for at most "
+                                              f"{format_mem(node_mem // gpus)} per GPU"))
+    return out

@@ -1,0 +1,137 @@
+"""The command line: a thin layer over the API."""
+
+import json
+
+import pytest
+
+from hpcwidgets import __version__
+from hpcwidgets.cli import build_parser, main
+from hpcwidgets.spec import ApptainerRun, SlurmJob
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def all_subcommands():
+    parser = build_parser()
+    out = []
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        nested = [a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if nested:
+            out += [(name, child) for child in nested[0].choices]
+        else:
+            out.append((name,))
+    return out
+
+
+@pytest.mark.parametrize("path", all_subcommands(), ids=lambda p: " ".join(p))
+def test_every_subcommand_has_help(capsys, path):
+    with pytest.raises(SystemExit) as info:
+        main([*path, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: hpcwidgets" in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert __version__ in capsys.readouterr().out
+
+
+def test_apptainer_exec_renders_the_command(capsys):
+    code, out, _ = run(capsys, "apptainer", "exec", "--nv", "--bind", "$SCRATCH/data:/data:ro", "img.sif",
+                       "python", "train.py", "--nv")
+    assert code == 0
+    assert out.split() == ["apptainer", "exec", "--nv", "\\", "--bind", '"$SCRATCH/data:/data:ro"', "\\", "img.sif",
+                           "python", "train.py", "--nv"] or out.startswith("apptainer exec --nv")
+    assert out.rstrip().endswith("python train.py --nv")
+
+
+def test_bad_input_gives_one_message_per_problem_and_exit_2(capsys):
+    code, out, err = run(capsys, "sbatch", "--time", "1.5h", "--mem", "16GB", "--gpus-per-node", "-1")
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 3 and all(l.startswith("hpcwidgets: error:") for l in lines)
+    assert "Traceback" not in err and "16G" in err and "D-H:M:S" in err
+
+
+def test_profile_checks_reject_what_the_site_forbids(capsys):
+    code, _, err = run(capsys, "sbatch", "--profile", "generic", "--partition", "nope", "--time", "01:00:00")
+    assert code == 2 and "nope" in err and "Traceback" not in err
+
+
+def test_json_and_toml_round_trip_through_from_and_set(tmp_path, capsys):
+    code, out, _ = run(capsys, "sbatch", "--job-name", "t", "--gpus-per-node", "2", "--format", "json")
+    assert code == 0 and SlurmJob.from_json(out) == SlurmJob(job_name="t", gpus_per_node=2)
+    saved = tmp_path / "job.json"
+    saved.write_text(out)
+    code, out, _ = run(capsys, "sbatch", "--from", str(saved), "--time", "10", "--format", "toml")
+    assert code == 0 and 'time = "10"' in out and 'job_name = "t"' in out
+    toml_file = tmp_path / "job.toml"
+    toml_file.write_text(out)
+    code, out, _ = run(capsys, "sbatch", "--from", str(toml_file))
+    assert code == 0 and "#SBATCH --time=10" in out and "#SBATCH --gres=gpu:2" in out
+
+
+def test_workflow_from_example_with_set(tmp_path, capsys):
+    code, out, _ = run(capsys, "examples", "multi-node-torchrun", "--profile", "generic", "--format", "json")
+    assert code == 0
+    f = tmp_path / "wf.json"
+    f.write_text(out)
+    code, out, err = run(capsys, "workflow", "--from", str(f), "--set", "job.nodes=4", "--set", "launcher.nnodes=4")
+    assert code == 0, err
+    assert "#SBATCH --nodes=4" in out and "--nnodes=4" in out
+    code, _, err = run(capsys, "workflow", "--from", str(f), "--set", "job.nodez=4")
+    assert code == 2 and "valid fields" in err
+
+
+def test_output_file_is_atomic_and_never_overwritten_silently(tmp_path, capsys):
+    target = tmp_path / "job.sbatch"
+    code, _, err = run(capsys, "examples", "single-gpu", "-o", str(target))
+    assert code == 0 and str(target) in err
+    first = target.read_text()
+    assert first.startswith("#!/bin/bash") and target.stat().st_mode & 0o100
+    code, _, err = run(capsys, "examples", "array-sweep", "-o", str(target))
+    assert code == 2 and "--force" in err and target.read_text() == first
+    code, _, _ = run(capsys, "examples", "array-sweep", "-o", str(target), "--force")
+    assert code == 0 and target.read_text() != first
+    assert [p.name for p in tmp_path.iterdir()] == ["job.sbatch"]  # no temporary files left behind
+
+
+def test_examples_list_and_unknown(capsys):
+    code, out, _ = run(capsys, "examples", "--profile", "local")
+    assert code == 0 and {"single-gpu", "multi-node-torchrun", "array-sweep", "charliecloud", "jupyter"} <= \
+        {line.split()[0] for line in out.splitlines()}
+    code, _, err = run(capsys, "examples", "nope")
+    assert code == 2 and "single-gpu" in err
+
+
+def test_convert_apptainer_to_charliecloud(capsys):
+    code, out, _ = run(capsys, "convert", "apptainer", "exec", "--bind", "/data:/mnt/0", "./img", "python", "t.py")
+    assert code == 0 and "ch-run" in out and "-- python t.py" in out
+
+
+def test_bad_json_file_is_a_clean_error(tmp_path, capsys):
+    f = tmp_path / "bad.json"
+    f.write_text("{not json")
+    code, _, err = run(capsys, "apptainer", "exec", "--from", str(f))
+    assert code == 2 and "not valid JSON" in err
+
+
+def test_profile_list_and_show(capsys):
+    code, out, _ = run(capsys, "profile", "list")
+    assert code == 0 and {"generic", "local", "midway3"} <= {l.split()[0] for l in out.splitlines()}
+    code, out, _ = run(capsys, "profile", "show", "local", "--format", "json")
+    assert code == 0 and json.loads(out)["name"] == "local"
+
+
+def test_python_dash_m(capsys):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "hpcwidgets", "torchrun", "--standalone", "--nproc-per-node", "2",
+                           "t.py"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("torchrun --standalone --nproc-per-node=2 t.py")
