@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Iterator
+
+from ..spec._words import Verbatim
 
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR
 from . import Context, Fix, rule
@@ -130,6 +133,159 @@ def gpu_vendor(ctx: Context) -> str:
     return getattr(ctx.profile, "gpu_vendor", "nvidia") or "nvidia"
 
 
+def cached(ctx: Context, key: str, make: Any) -> Any:
+    """A value computed once per linted script (rules share look-ups such as the job's problems)."""
+    store = ctx.__dict__.setdefault("_cache", {})
+    if key not in store:
+        store[key] = make()
+    return store[key]
+
+
+LEGACY_NOTE = "python -m torch.distributed.launch is deprecated; use torchrun"
+
+
+def steps(ctx: Context) -> tuple[Any, ...]:
+    """The script's launch steps, with ``python -m torch.distributed.launch`` read as a launcher also
+    when it runs under srun or in a container (the reader only does that at the top level)."""
+    return cached(ctx, "steps", lambda: tuple(_upgrade(s) for s in ctx.steps))
+
+
+def _upgrade(step: Any) -> Any:
+    chain = step.chain
+    prog = [str(w) for w in chain.program]
+    if chain.launcher is not None or len(prog) < 3 or prog[1] != "-m" or prog[2] != "torch.distributed.launch" \
+            or not prog[0].rsplit("/", 1)[-1].startswith("python"):
+        return step
+    from ..errors import ParseError
+    from ..parse.argv import parse_argv
+    try:
+        launcher = parse_argv(["torchrun", *chain.program[3:]]).model
+    except ParseError:
+        return step
+    new = type(chain)(chain.srun, chain.container, launcher, (), chain.notes + (LEGACY_NOTE,))
+    return dataclasses.replace(step, chain=new)
+
+
+def is_legacy(step: Any) -> bool:
+    return LEGACY_NOTE in step.chain.notes
+
+
+def fix_for(description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix | None:
+    """``step_fix``, except for the deprecated launcher (rewriting it as torchrun changes how ranks are passed)."""
+    return None if is_legacy(step) else step_fix(description, step, chain, before)
+
+
+def with_chain(chain: Any, **layers: Any) -> Any:
+    values = {"srun": chain.srun, "container": chain.container, "launcher": chain.launcher,
+              "program": chain.program, "notes": chain.notes}
+    values.update(layers)
+    return type(chain)(**values)
+
+
+def simple_commands(ctx: Context) -> tuple[Any, ...]:
+    """Top-level simple commands (compound commands are opaque units in the lexer)."""
+    return cached(ctx, "simple", lambda: tuple(c for c in ctx.parsed.lexed.code if c.kind == "simple"))
+
+
+def all_words(cmd: Any) -> list[Any]:
+    """Every word of a command, assignment values included."""
+    return [w for _, w in cmd.assignments] + list(cmd.words)
+
+
+def raw_text(cmd: Any) -> str:
+    return " ".join(w.raw for w in all_words(cmd))
+
+
+_REF_AT = re.compile(r"\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expanded_refs(raw: str) -> list[tuple[str, bool]]:
+    """Parameter references bash expands in a word's source text, as ``(name, in_double_quotes)``.
+
+    Text in single quotes and backslash-escaped dollars are literal. ``$$NAME`` yields ``("$$", …)``
+    (the shell's process id followed by text).
+    """
+    out: list[tuple[str, bool]] = []
+    i, n, in_dq = 0, len(raw), False
+    while i < n:
+        c = raw[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "'" and not in_dq:
+            j = raw.find("'", i + 1)
+            i = n if j < 0 else j + 1
+            continue
+        if c == '"':
+            in_dq = not in_dq
+        elif c == "$":
+            if raw.startswith("$$", i):
+                if i + 2 < n and (raw[i + 2].isalpha() or raw[i + 2] in "_{"):
+                    out.append(("$$", in_dq))
+                i += 2
+                continue
+            m = _REF_AT.match(raw, i + 1)
+            if m:
+                out.append((m.group(1), in_dq))
+        i += 1
+    return out
+
+
+def is_literal(value: Any) -> bool:
+    """A value written out in the script (no variable or command substitution in it)."""
+    return isinstance(value, str) and not isinstance(value, Verbatim) and not re.search(r"(?<!\\)\$", value)
+
+
+def containers(ctx: Context) -> list[tuple[Any, Any]]:
+    """``(step, container model)`` for every step with a container layer."""
+    return [(s, s.chain.container) for s in steps(ctx) if s.chain.container is not None]
+
+
+def image_refs(ctx: Context) -> list[tuple[int, str]]:
+    """Every image the script runs or pulls, resolved through its variables: ``(line, reference)``."""
+    def make() -> list[tuple[int, str]]:
+        out = [(s.line, ctx.parsed.resolve(str(c.image), s.line)) for s, c in containers(ctx) if c.image]
+        for cmd, model in pulls(ctx):
+            src = getattr(model, "source", "")
+            if src:
+                out.append((cmd.line, ctx.parsed.resolve(str(src), cmd.line)))
+        return out
+    return cached(ctx, "images", make)
+
+
+def pulls(ctx: Context) -> list[tuple[Any, Any]]:
+    """``(command, model)`` for ``apptainer pull`` / ``ch-image pull`` commands at the top level."""
+    def make() -> list[tuple[Any, Any]]:
+        from ..errors import ParseError
+        from ..parse.argv import parse_argv, recognise
+        out = []
+        for cmd in simple_commands(ctx):
+            words = [str(v) for v in cmd.argv]
+            found = recognise(words)
+            if found is None or found[0].cls.kind not in ("apptainer.pull", "charliecloud.pull"):
+                continue
+            try:
+                out.append((cmd, parse_argv(cmd.argv).model))
+            except ParseError:
+                continue
+        return out
+    return cached(ctx, "pulls", make)
+
+
+def is_guarded(ctx: Context, cmd: Any) -> bool:
+    """True when a command only runs after a test (``[ -f X ] || cmd``, ``test -e X || cmd``)."""
+    code = simple_commands(ctx)
+    idx = code.index(cmd)
+    return idx > 0 and code[idx - 1].joined_by in ("||", "&&")
+
+
+def multi_node(ctx: Context, launcher: Any = None) -> bool:
+    if job_nodes(ctx) > 1:
+        return True
+    n = launcher.nnodes_int if launcher is not None else None
+    return n is not None and n > 1
+
+
 # --------------------------------------------------------------------------------------------
 # distributed launch
 
@@ -158,7 +314,7 @@ srun --ntasks-per-node=1 apptainer exec --nv img.sif torchrun --nnodes=2 --nproc
   --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" --rdzv-id="$SLURM_JOB_ID" train.py
 """)
 def _oversubscribe(ctx: Context) -> Iterator[Any]:
-    for step in ctx.steps:
+    for step in steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or step.chain.srun is None:
             continue
@@ -179,7 +335,7 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
                 new_nproc = str(gpus)
             chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
                                      step.chain.program, step.chain.notes)
-            yield step.line, msg, step_fix("start one torchrun per node (srun --ntasks-per-node=1)", step, chain)
+            yield step.line, msg, fix_for("start one torchrun per node (srun --ntasks-per-node=1)", step, chain)
 
 
 @rule("HPC102", "rendezvous-node-list", "error",
@@ -202,7 +358,7 @@ head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
 """)
 def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
-    for step in ctx.steps:
+    for step in steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or not launcher.rdzv_endpoint:
             continue
@@ -218,7 +374,7 @@ def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
         has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
         yield (step.line, f"--rdzv-endpoint uses ${hit}, a node list (e.g. gpu[01-02]), not one host; "
                           f"resolve the head node on the host with scontrol show hostnames and use $head_node:{port}",
-               step_fix("rendezvous at the head node resolved on the host", step, chain,
+               fix_for("rendezvous at the head node resolved on the host", step, chain,
                         () if has_head else (HEAD_NODE_LINE,)))
 
 
@@ -243,7 +399,7 @@ srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=
 def _no_srun(ctx: Context) -> Iterator[Any]:
     if job_nodes(ctx) < 2:
         return
-    for step in ctx.steps:
+    for step in steps(ctx):
         if step.chain.launcher is None or step.chain.srun is not None:
             continue
         from ..spec.slurm import Srun
@@ -251,7 +407,317 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
                                  step.chain.program, step.chain.notes)
         yield (step.line, f"this job has {job_nodes(ctx)} nodes but the launcher runs in the batch shell, on the first "
                           "node only; start it with srun --ntasks-per-node=1",
-               step_fix("launch on every node with srun --ntasks-per-node=1", step, chain))
+               fix_for("launch on every node with srun --ntasks-per-node=1", step, chain))
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+@rule("HPC103", "rendezvous-localhost-multi-node", "error",
+      summary="a multi-node launch rendezvouses at localhost",
+      why="Every node resolves localhost to itself, so each node waits at its own private rendezvous for peers "
+          "that never arrive: the job hangs until its time limit.",
+      fix="Use the head node resolved on the host: head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
+          "head -n 1) and --rdzv-endpoint=\"$head_node:29500\".",
+      catalogue=(2,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=localhost:29500 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
+""")
+def _localhost_multi(ctx: Context) -> Iterator[Any]:
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if launcher is None or launcher.standalone or not multi_node(ctx, launcher):
+            continue
+        for name in ("rdzv_endpoint", "master_addr"):
+            value = ctx.parsed.resolve(str(getattr(launcher, name) or ""), step.line)
+            host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+            if host in LOCAL_HOSTS:
+                port = value.rsplit(":", 1)[1] if ":" in value else str(DEFAULT_RDZV_PORT)
+                chain = with_chain(step.chain, launcher=launcher.replace(
+                    rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}", rdzv_backend=launcher.rdzv_backend or "c10d",
+                    master_addr=""))
+                has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
+                fix = fix_for("rendezvous at the head node resolved on the host", step, chain,
+                              () if has_head else (HEAD_NODE_LINE,)) if name == "rdzv_endpoint" else None
+                yield (step.line, f"--{name.replace('_', '-')}={value} on a {max(job_nodes(ctx), launcher.nnodes_int or 0)}-node "
+                                  f"launch: every node meets only itself and the job hangs; use the head node "
+                                  f"($head_node:{port}) resolved with scontrol show hostnames", fix)
+                break
+
+
+@rule("HPC104", "head-node-in-container", "error",
+      summary="the head node is looked up with scontrol inside the container",
+      why="Container images rarely contain scontrol or the Slurm configuration, so the lookup fails or returns "
+          "nothing and the rendezvous endpoint is empty.",
+      fix="Resolve the head node in the batch script, on the host, before srun: "
+          "head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1), and pass \"$head_node:29500\".",
+      catalogue=(2,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+srun apptainer exec --nv img_2.3.sif bash -c 'torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500 train.py'
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun apptainer exec --nv img_2.3.sif torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d \\
+  --rdzv-endpoint="$head_node:29500" train.py
+""")
+def _head_in_container(ctx: Context) -> Iterator[Any]:
+    for cmd in simple_commands(ctx):
+        words = [str(w.value) for w in cmd.words]
+        start = next((i for i, w in enumerate(words) if w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run")), None)
+        if start is None:
+            continue
+        for w in cmd.words[start + 1:]:
+            raw = w.raw
+            if "scontrol" in raw and (raw.lstrip().startswith("'") or "\\$(" in raw):
+                yield (cmd.line, "scontrol runs inside the container (the quotes delay it until then), where it is usually "
+                                 "missing; resolve head_node on the host before srun and pass \"$head_node:29500\"")
+                break
+
+
+@rule("HPC105", "static-options-with-c10d", "warning",
+      summary="--node-rank / --master-addr / --master-port given with the c10d rendezvous",
+      why="The c10d rendezvous assigns node ranks itself and meets at --rdzv-endpoint; torchrun silently ignores "
+          "these static-backend options, so they only mislead whoever reads the script.",
+      fix="Remove --node-rank, --master-addr and --master-port and keep --rdzv-backend=c10d --rdzv-endpoint=\"$head_node:29500\".",
+      catalogue=(3,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=1 --node-rank=0 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
+""")
+def _static_with_c10d(ctx: Context) -> Iterator[Any]:
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if launcher is None or launcher.rdzv_backend not in ("", "c10d") or not launcher.rdzv_endpoint:
+            continue
+        given = [f"--{n.replace('_', '-')}" for n in ("node_rank", "master_addr", "master_port")
+                 if getattr(launcher, n) not in ("", None)]
+        if given:
+            chain = with_chain(step.chain, launcher=launcher.replace(node_rank="", master_addr="", master_port=None))
+            yield (step.line, f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} ignored by the c10d rendezvous "
+                              f"(it assigns ranks itself); remove {'it' if len(given) == 1 else 'them'}",
+                   fix_for("remove options the c10d rendezvous ignores", step, chain))
+
+
+@rule("HPC106", "single-node-fixed-port", "warning",
+      summary="a single-node torchrun uses a fixed rendezvous port instead of --standalone",
+      why="Two single-node jobs placed on the same node both try to bind the same port; the second fails with "
+          "'Address already in use'. --standalone picks a free port for each job.",
+      fix="On one node use torchrun --standalone --nnodes=1 --nproc-per-node=N (no --rdzv-* options).",
+      catalogue=(4,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --gres=gpu:2
+torchrun --nnodes=1 --nproc-per-node=2 --rdzv-backend=c10d --rdzv-endpoint=localhost:29500 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --gres=gpu:2
+torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
+""")
+def _single_node_port(ctx: Context) -> Iterator[Any]:
+    if job_nodes(ctx) != 1:
+        return
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if launcher is None or launcher.standalone or launcher.nnodes_int not in (1, None):
+            continue
+        endpoint = ctx.parsed.resolve(str(launcher.rdzv_endpoint or ""), step.line)
+        port = endpoint.rsplit(":", 1)[1] if ":" in endpoint else ""
+        fixed_master = launcher.master_port is not None and not launcher.rdzv_endpoint
+        if not (port.isdigit() or fixed_master):
+            continue
+        chain = with_chain(step.chain, launcher=launcher.replace(
+            standalone=True, nnodes="1", rdzv_backend="", rdzv_endpoint="", rdzv_id="", master_addr="",
+            master_port=None, node_rank=""))
+        yield (step.line, f"a one-node torchrun with the fixed port {port or launcher.master_port}: a second job on the same "
+                          "node fails with 'Address already in use'; use --standalone, which picks a free port",
+               fix_for("use torchrun --standalone on one node", step, chain))
+
+
+@rule("HPC107", "gpus-per-node-variable", "warning",
+      summary="$SLURM_GPUS_PER_NODE used as a number",
+      why="SLURM_GPUS_PER_NODE repeats the request as written: with a typed request it is 'a100:4', not 4, and "
+          "it is unset for --gres requests, so --nproc-per-node=$SLURM_GPUS_PER_NODE breaks.",
+      fix="Use $SLURM_GPUS_ON_NODE (always a number: the GPUs allocated on this node) or write the number.",
+      catalogue=(5,),
+      bad="""#!/bin/bash
+#SBATCH --gpus-per-node=a100:4
+torchrun --standalone --nnodes=1 --nproc-per-node="$SLURM_GPUS_PER_NODE" train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gpus-per-node=a100:4
+torchrun --standalone --nnodes=1 --nproc-per-node="$SLURM_GPUS_ON_NODE" train.py
+""")
+def _gpus_per_node_var(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        if any(name == "SLURM_GPUS_PER_NODE" for w in all_words(cmd) for name, _ in expanded_refs(w.raw)):
+            yield (cmd.line, "$SLURM_GPUS_PER_NODE may hold a type (a100:4) or be unset; use $SLURM_GPUS_ON_NODE, "
+                             "the number of GPUs on this node")
+
+
+def _nproc_vs_gpus(ctx: Context) -> Iterator[tuple[Any, int, int]]:
+    gpus = ctx.job.gpus_on_each_node
+    if not gpus:
+        return
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if launcher is None or launcher.nproc_per_node in ("", "gpu", "auto", "cpu"):
+            continue
+        if (tasks_per_node(ctx, step) or 1) > 1:
+            continue  # HPC101 reports the real problem
+        nproc = as_int(ctx, launcher.nproc_per_node, step.line)
+        if nproc is not None and nproc != gpus:
+            yield step, nproc, gpus
+
+
+@rule("HPC108", "more-workers-than-gpus", "error",
+      summary="torchrun starts more workers per node than the job has GPUs per node",
+      why="Workers beyond the GPU count share GPUs (or crash with an invalid device ordinal when the script uses "
+          "LOCAL_RANK as the device), so the run is slower or fails.",
+      fix="Set --nproc-per-node to the GPUs per node (--gres=gpu:N), or request more GPUs.",
+      catalogue=(7,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:2
+torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:4
+torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
+""")
+def _too_many_workers(ctx: Context) -> Iterator[Any]:
+    for step, nproc, gpus in _nproc_vs_gpus(ctx):
+        if nproc > gpus:
+            chain = with_chain(step.chain, launcher=step.chain.launcher.replace(nproc_per_node=str(gpus)))
+            yield (step.line, f"--nproc-per-node={nproc} but the job has {gpus} GPU{'s' if gpus > 1 else ''} per node; "
+                              f"use --nproc-per-node={gpus}", fix_for(f"--nproc-per-node={gpus}", step, chain))
+
+
+@rule("HPC109", "fewer-workers-than-gpus", "warning",
+      summary="torchrun starts fewer workers per node than the job has GPUs per node",
+      why="Each worker drives one GPU; the extra GPUs are allocated (and charged) but stay idle.",
+      fix="Set --nproc-per-node to the GPUs per node, or request fewer GPUs.",
+      catalogue=(7,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:4
+torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:2
+torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
+""")
+def _too_few_workers(ctx: Context) -> Iterator[Any]:
+    for step, nproc, gpus in _nproc_vs_gpus(ctx):
+        if nproc < gpus:
+            yield step.line, f"--nproc-per-node={nproc} leaves {gpus - nproc} of the {gpus} GPUs per node idle; use --nproc-per-node={gpus} or request {nproc}"
+
+
+@rule("HPC111", "deprecated-launcher", "info",
+      summary="python -m torch.distributed.launch is deprecated",
+      why="PyTorch replaced it with torchrun, which sets LOCAL_RANK in the environment instead of passing "
+          "--local-rank to the script, restarts failed workers and supports the c10d rendezvous.",
+      fix="Use torchrun with the same options and read the rank from os.environ['LOCAL_RANK'] in the script.",
+      catalogue=(21,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:2
+python -m torch.distributed.launch --nproc_per_node=2 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:2
+torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
+""")
+def _legacy(ctx: Context) -> Iterator[Any]:
+    for step in steps(ctx):
+        if is_legacy(step):
+            yield step.line, "python -m torch.distributed.launch is deprecated; use torchrun (it sets LOCAL_RANK in the environment)"
+
+
+@rule("HPC112", "nnodes-differs-from-job", "error",
+      summary="torchrun --nnodes differs from the number of nodes the job (or step) runs on",
+      why="The rendezvous waits until --nnodes launchers have joined: with more than the job has it hangs; with "
+          "fewer, the extra launchers are rejected and fail.",
+      fix="Write --nnodes=$SLURM_NNODES or the job's --nodes value.",
+      catalogue=(7, 21),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=4 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes="$SLURM_NNODES" --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
+""")
+def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
+    if not isinstance(ctx.job.nodes, int):
+        return
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if launcher is None or launcher.standalone:
+            continue
+        nnodes = as_int(ctx, launcher.nnodes, step.line) if launcher.nnodes and ":" not in launcher.nnodes else launcher.nnodes_int
+        srun = step.chain.srun
+        nodes = srun.nodes if srun is not None and isinstance(srun.nodes, int) else (ctx.job.nodes if srun is not None else 1)
+        if nnodes is not None and nnodes != nodes:
+            chain = with_chain(step.chain, launcher=launcher.replace(nnodes=str(nodes)))
+            yield (step.line, f"--nnodes={launcher.nnodes} but the launcher runs on {nodes} node{'s' if nodes > 1 else ''}; "
+                              f"the rendezvous {'waits forever' if nnodes > nodes else 'rejects the extra launchers'}; "
+                              f"use --nnodes={nodes}", fix_for(f"--nnodes={nodes}", step, chain))
+
+
+@rule("HPC113", "standalone-on-several-nodes", "error",
+      summary="torchrun --standalone is started on several nodes",
+      why="--standalone makes a private rendezvous on each node, so every node trains its own separate copy of "
+          "the model: the nodes never communicate and results are silently wrong (and overwrite each other).",
+      fix="Use --rdzv-backend=c10d --rdzv-endpoint=\"$head_node:29500\" --rdzv-id=\"$SLURM_JOB_ID\" across nodes.",
+      catalogue=(4, 21),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+srun torchrun --standalone --nproc-per-node=1 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+srun torchrun --standalone --nproc-per-node=1 train.py
+""")
+def _standalone_multi(ctx: Context) -> Iterator[Any]:
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if launcher is None or not launcher.standalone or step.chain.srun is None:
+            continue
+        srun = step.chain.srun
+        nodes = srun.nodes if isinstance(srun.nodes, int) else job_nodes(ctx)
+        if nodes > 1:
+            chain = with_chain(step.chain, launcher=launcher.replace(
+                standalone=False, nnodes=str(nodes), rdzv_backend="c10d", rdzv_endpoint=f"${HEAD_NODE_VAR}:{DEFAULT_RDZV_PORT}",
+                rdzv_id="$SLURM_JOB_ID"), srun=srun.replace(ntasks_per_node=1, ntasks=None))
+            has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
+            yield (step.line, f"--standalone on {nodes} nodes: each node trains alone; use the c10d rendezvous at the head node",
+                   fix_for("one rendezvous for all nodes", step, chain, () if has_head else (HEAD_NODE_LINE,)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,7 +749,7 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
     if vendor in ("intel", "none"):
         return
     flag = "--rocm" if vendor == "amd" else "--nv"
-    for step in ctx.steps:
+    for step in steps(ctx):
         c = step.chain.container
         if c is None or c.kind != "apptainer.run" or c.nv or c.rocm or c.nvccli:
             continue
@@ -310,7 +776,7 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
     if ctx.job.gpus_on_each_node:
         return
-    for step in ctx.steps:
+    for step in steps(ctx):
         c = step.chain.container
         if c is not None and c.kind == "apptainer.run" and (c.nv or c.rocm):
             flag = "--nv" if c.nv else "--rocm"
@@ -331,7 +797,7 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _flags_after_image(ctx: Context) -> Iterator[Any]:
     from ..parse.argv import parse_argv
-    for step in ctx.steps:
+    for step in steps(ctx):
         c = step.chain.container
         if c is None or c.kind != "apptainer.run":
             continue
@@ -356,6 +822,375 @@ def _flags_after_image(ctx: Context) -> Iterator[Any]:
         chain = type(step.chain)(step.chain.srun, merged, step.chain.launcher, tuple(program), step.chain.notes)
         yield (step.line, f"{' '.join(moved)} comes after the image {c.image}, so it is passed to the program, not to "
                           f"{c.binary}; move it before the image", step_fix("move the options before the image", step, chain))
+
+
+BROAD_BINDS = {"/": "the whole file system", "$HOME": "your whole home directory", "${HOME}": "your whole home directory",
+               "~": "your whole home directory", "/etc": "the host's /etc", "/home": "every user's home directory",
+               "/root": "root's home directory"}
+
+
+def _binds(ctx: Context) -> Iterator[tuple[Any, Any, Any]]:
+    for step, c in containers(ctx):
+        for b in getattr(c, "binds", ()):
+            yield step, c, b
+
+
+@rule("HPC204", "over-broad-bind", "warning",
+      summary="a bind mount exposes /, /etc or a whole home directory",
+      why="Binding / or /etc over the image replaces the container's own files (libraries, passwd, certificates) "
+          "with the host's; binding all of $HOME exposes keys and tokens and lets host packages in ~/.local leak in.",
+      fix="Bind only the directories the job needs, e.g. --bind \"$SCRATCH/data:/data:ro\".",
+      catalogue=(9,),
+      bad="""#!/bin/bash
+apptainer exec --bind /:/host pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+apptainer exec --bind "$SCRATCH/data:/data:ro" pytorch_2.3.sif python train.py
+""")
+def _broad_bind(ctx: Context) -> Iterator[Any]:
+    for step, c, b in _binds(ctx):
+        src = ctx.parsed.resolve(str(b.src), step.line).rstrip("/") or "/"
+        if src in BROAD_BINDS:
+            yield step.line, f"--bind {b.to_token()} exposes {BROAD_BINDS[src]} inside the container; bind only the directories the job needs"
+
+
+@rule("HPC205", "charliecloud-bind-destination", "info",
+      summary="ch-run binds to a destination that may not exist in the read-only image",
+      why="ch-run cannot create a bind destination in a read-only image (a SquashFS file, or a directory without "
+          "-w); the run stops with 'can't bind: destination not found'. Images built by ch-image have /mnt/0 … /mnt/9 for this.",
+      fix="Bind to /mnt/0 … /mnt/9 (e.g. -b \"$SCRATCH/data:/mnt/0\"), or create the directory in the Dockerfile (RUN mkdir -p /data).",
+      catalogue=(9,),
+      bad="""#!/bin/bash
+ch-run -b "$SCRATCH/data:/data" "$SCRATCH/images/trainer.sqfs" -- python train.py
+""",
+      good="""#!/bin/bash
+ch-run -b "$SCRATCH/data:/mnt/0" "$SCRATCH/images/trainer.sqfs" -- python train.py
+""")
+def _ch_bind_dst(ctx: Context) -> Iterator[Any]:
+    for step, c, b in _binds(ctx):
+        if c.kind != "charliecloud.run" or getattr(c, "write", False):
+            continue
+        dst = str(b.dst or b.src)
+        if not re.match(r"^/mnt/\d(/|$)", dst):
+            yield step.line, f"-b {b.to_token()}: {dst} must already exist in the read-only image; bind to /mnt/0 … /mnt/9 or create it in the Dockerfile"
+
+
+def _under_home(path: str) -> bool:
+    return bool(re.match(r"^(\$HOME|\$\{HOME\}|~)(/|$)|^/home/", path))
+
+
+@rule("HPC206", "image-in-home", "warning",
+      summary="a container image is stored under $HOME",
+      why="Images are gigabytes and home directories have small quotas (and are often slow, backed-up NFS): the "
+          "pull fails half-way or fills the quota, and every job reads the image over the slowest file system.",
+      fix="Keep images on scratch or project storage, e.g. $SCRATCH/images/pytorch_24.05.sif.",
+      catalogue=(10,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv "$HOME/images/pytorch_24.05.sif" python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py
+""")
+def _image_home(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        image = ctx.parsed.resolve(str(c.image), step.line)
+        if _under_home(image):
+            yield step.line, f"the image {image} is under $HOME (small quota, slow); keep images on scratch, e.g. $SCRATCH/images"
+    for cmd, model in pulls(ctx):
+        target = ctx.parsed.resolve(str(getattr(model, "dir", "") or getattr(model, "dest", "") or ""), cmd.line)
+        if _under_home(target):
+            yield cmd.line, f"the image is pulled into {target}, under $HOME (small quota); pull into scratch, e.g. --dir \"$SCRATCH/images\""
+
+
+CACHE_VARS = ("APPTAINER_CACHEDIR", "SINGULARITY_CACHEDIR")
+
+
+@rule("HPC207", "apptainer-cache-in-home", "warning",
+      summary="an image is pulled with the Apptainer cache left in (or set to) $HOME",
+      why="apptainer pull stores every downloaded layer in APPTAINER_CACHEDIR, which defaults to "
+          "$HOME/.apptainer/cache: a few pulls fill the home quota and later jobs fail to write anything.",
+      fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before pulling (and APPTAINER_TMPDIR likewise).",
+      catalogue=(10,),
+      bad="""#!/bin/bash
+[ -f "$SCRATCH/pytorch_24.05.sif" ] ||
+  apptainer pull "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+""",
+      good="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f "$SCRATCH/pytorch_24.05.sif" ] ||
+  apptainer pull "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+""")
+def _cache_home(ctx: Context) -> Iterator[Any]:
+    for cmd, model in pulls(ctx):
+        if model.kind != "apptainer.pull":
+            continue
+        if model.cachedir or any(n in CACHE_VARS for n, _ in cmd.assignments):
+            value = ctx.parsed.resolve(str(model.cachedir or ""), cmd.line)
+            if _under_home(value):
+                yield cmd.line, f"APPTAINER_CACHEDIR={value} is under $HOME; point it at scratch"
+            continue
+        var = next((v for v in (ctx.parsed.variable(n, cmd.line) for n in CACHE_VARS) if v is not None), None)
+        if var is None:
+            yield (cmd.line, "apptainer pull caches layers in $HOME/.apptainer/cache by default (home quota); "
+                             "export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" first")
+        elif _under_home(ctx.parsed.resolve(str(var.value), cmd.line)):
+            yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
+
+
+@rule("HPC208", "pull-every-job", "warning",
+      summary="the job script pulls its image every time it runs",
+      why="A pull downloads and converts gigabytes on the compute node at every run (and every array task): "
+          "minutes of charged time, registry rate limits, and a different image if the tag moved.",
+      fix="Pull once on a login node, or guard the pull: [ -f IMAGE.sif ] || apptainer pull IMAGE.sif docker://…",
+      catalogue=(10, 31),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+apptainer pull --force "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+apptainer exec --nv "$SCRATCH/pytorch_24.05.sif" python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f "$SCRATCH/pytorch_24.05.sif" ] ||
+  apptainer pull "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+apptainer exec --nv "$SCRATCH/pytorch_24.05.sif" python train.py
+""")
+def _pull_every_job(ctx: Context) -> Iterator[Any]:
+    for cmd, model in pulls(ctx):
+        if not is_guarded(ctx, cmd):
+            yield (cmd.line, "the image is pulled on every run of the job; pull it once beforehand or guard the pull "
+                             "with [ -f IMAGE ] || …")
+
+
+def _tagless(ref: str) -> bool:
+    if "://" not in ref:
+        return False
+    scheme, _, rest = ref.partition("://")
+    if scheme not in ("docker", "oras", "library") or not rest or "$" in rest:
+        return False
+    last = rest.rsplit("/", 1)[-1]
+    return ":" not in last and "@" not in last
+
+
+@rule("HPC210", "latest-tag", "warning",
+      summary="an image is referenced by its :latest tag",
+      why=":latest moves whenever the publisher pushes: the same script gives a different environment next month, "
+          "so results cannot be reproduced (and a new CUDA may not match the cluster's driver).",
+      fix="Pin a version tag (pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime, nvcr.io/nvidia/pytorch:24.05-py3) "
+          "or a digest (@sha256:…). The linter does not guess which version you meant.",
+      catalogue=(15,),
+      bad="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f pytorch.sif ] || apptainer pull pytorch.sif docker://pytorch/pytorch:latest
+""",
+      good="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f pytorch.sif ] || apptainer pull pytorch.sif docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
+""")
+def _latest(ctx: Context) -> Iterator[Any]:
+    for line, ref in image_refs(ctx):
+        if re.search(r":latest(\b|$)", ref) and "://" in ref:
+            yield line, f"{ref} uses the moving :latest tag; pin a version (or a @sha256 digest) so the job can be reproduced"
+
+
+@rule("HPC211", "untagged-image", "warning",
+      summary="a registry image is referenced without a tag",
+      why="Without a tag the registry serves :latest, which moves: the environment changes under the script.",
+      fix="Add a version tag or a digest: docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime.",
+      catalogue=(31,),
+      bad="""#!/bin/bash
+apptainer exec docker://pytorch/pytorch python train.py
+""",
+      good="""#!/bin/bash
+apptainer exec docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime python train.py
+""")
+def _untagged(ctx: Context) -> Iterator[Any]:
+    for line, ref in image_refs(ctx):
+        if _tagless(ref):
+            yield line, f"{ref} has no tag, so the moving :latest is used; pin a version tag or a digest"
+
+
+@rule("HPC212", "latest-image-file", "info",
+      summary="the image file's name says it was pulled from :latest",
+      why="apptainer pull names files NAME_TAG.sif, so pytorch_latest.sif came from a moving tag: nobody can tell "
+          "(or re-create) which version the results were produced with.",
+      fix="Pull a pinned tag (the file is then named e.g. pytorch_2.3.1-cuda12.1-cudnn8-runtime.sif) and record it.",
+      catalogue=(15,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv /path/to/pytorch_latest.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv /path/to/pytorch_2.3.1.sif python train.py
+""")
+def _latest_file(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        image = ctx.parsed.resolve(str(c.image), step.line)
+        if "://" not in image and re.search(r"_latest(-[^/]*)?\.(sif|simg|sqfs)$", image):
+            yield step.line, f"{image.rsplit('/', 1)[-1]} was pulled from :latest, so its version is unknown; pull and name a pinned tag"
+
+
+_CPU_IMAGE = re.compile(r"(^|[-_.:/])cpu([-_.]|$)", re.IGNORECASE)
+
+
+@rule("HPC213", "cpu-image-for-gpu-work", "error",
+      summary="a CPU-only image is used for a GPU job",
+      why="An image built for CPUs (tags like …-cpu) has no CUDA build of the framework: with --nv and GPUs "
+          "allocated, training silently runs on the CPU while the GPUs idle.",
+      fix="Use the image's CUDA (or ROCm) variant, e.g. pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime.",
+      catalogue=(16,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv "$SCRATCH/images/pytorch_2.3.1-cpu.sif" python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv "$SCRATCH/images/pytorch_2.3.1-cuda12.1.sif" python train.py
+""")
+def _cpu_image(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        gpu = ctx.job.gpus_on_each_node or getattr(c, "nv", False) or getattr(c, "rocm", False)
+        name = ctx.parsed.resolve(str(c.image), step.line).rsplit("/", 1)[-1]
+        if gpu and _CPU_IMAGE.search(name):
+            yield step.line, f"{name} looks like a CPU-only build but the job uses GPUs; use the CUDA/ROCm variant of the image"
+
+
+MPI_LAUNCHERS = ("mpirun", "mpiexec", "orterun", "mpiexec.hydra")
+
+
+@rule("HPC214", "mpi-launched-in-container", "error",
+      summary="mpirun/mpiexec runs inside the container",
+      why="An MPI launcher inside one container cannot start ranks on other nodes through Slurm and uses the "
+          "image's MPI, not the host's fabric-aware one: ranks hang or run over slow TCP.",
+      fix="Launch from the host (hybrid model): srun --mpi=pmix apptainer exec IMAGE ./program, with the "
+          "container's MPI matching the host's.",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=32
+apptainer exec mpi_app_1.0.sif mpirun -n 64 /opt/app/solver
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=32
+srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
+""")
+def _mpi_inside(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        prog = [str(w) for w in step.chain.program]
+        if prog and prog[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:
+            yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
+                              "srun --mpi=pmix … apptainer exec IMAGE program")
+
+
+@rule("HPC215", "mpirun-around-container", "info",
+      summary="mpirun on the host starts the container ranks inside a Slurm job",
+      why="It works when the host MPI matches the container's, but srun --mpi=pmix places and binds the ranks "
+          "exactly as the allocation says and needs no hostfile.",
+      fix="Use srun --mpi=pmix apptainer exec IMAGE ./program.",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=8
+mpirun -n 8 apptainer exec mpi_app_1.0.sif /opt/app/solver
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=8
+srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
+""")
+def _mpirun_host(ctx: Context) -> Iterator[Any]:
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS and \
+                any(w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run") for w in words[1:]):
+            yield cmd.line, f"{words[0]} starts the container ranks; inside Slurm prefer srun --mpi=pmix, which follows the allocation"
+
+
+@rule("HPC216", "nvccli-without-writable-layer", "error",
+      summary="--nvccli without a writable layer",
+      why="nvidia-container-cli writes the driver libraries into the container, so on a read-only SIF image it "
+          "fails before the program starts.",
+      fix="Add --writable-tmpfs (or use --nv, which needs no writable layer).",
+      catalogue=(18,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nvccli pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nvccli --writable-tmpfs pytorch_2.3.sif python train.py
+""")
+def _nvccli(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind == "apptainer.run" and c.nvccli and not (c.writable_tmpfs or c.writable or c.overlay):
+            chain = with_chain(step.chain, container=c.replace(writable_tmpfs=True))
+            yield step.line, "--nvccli needs a writable layer; add --writable-tmpfs", step_fix("add --writable-tmpfs", step, chain)
+
+
+SETUP_ONLY = ("source", ".", "export", "module", "ml", "cd", "conda", "mamba", "micromamba", "activate", "spack")
+
+
+@rule("HPC217", "container-used-only-for-setup", "error",
+      summary="a container only runs set-up (source, activate, module, export); the next command runs on the host",
+      why="Each apptainer exec is a separate process: an environment set up inside it disappears when it exits, "
+          "so the real work that follows runs on the host, without the container's software.",
+      fix="Run the set-up and the work in the same container: apptainer exec IMAGE bash -c 'source env.sh && python train.py'.",
+      catalogue=(26,),
+      bad="""#!/bin/bash
+apptainer exec pytorch_2.3.sif source /opt/env.sh
+python train.py
+""",
+      good="""#!/bin/bash
+apptainer exec pytorch_2.3.sif bash -c 'source /opt/env.sh && python train.py'
+""")
+def _setup_only(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        prog = [str(w) for w in step.chain.program]
+        if step.chain.launcher is not None or not prog:
+            continue
+        first = prog[0]
+        if first in ("bash", "sh", "/bin/bash", "/bin/sh") and "-c" in prog[1:3]:
+            body = prog[prog.index("-c") + 1] if prog.index("-c") + 1 < len(prog) else ""
+            cmds = [p.strip().split()[0] for p in re.split(r"&&|;|\n|\|\|", body) if p.strip()]
+            if cmds and all(x in SETUP_ONLY for x in cmds):
+                first = cmds[0]
+            else:
+                continue
+        elif first not in SETUP_ONLY:
+            continue
+        yield (step.line, f"the container only runs {first}: what it sets up is gone when it exits, and the following "
+                          "commands run on the host; run set-up and work in one container (bash -c '… && python train.py')")
+
+
+@rule("HPC218", "wrong-gpu-vendor-flag", "error",
+      summary="--nv on an AMD site or --rocm on an NVIDIA site",
+      why="The flag binds the driver libraries of one vendor; on the other vendor's GPUs nothing useful is bound "
+          "and the framework sees no GPU.",
+      fix="Use the flag of the site's GPUs: --nv for NVIDIA, --rocm for AMD (neither for Intel).",
+      catalogue=(27,), profile="generic",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+apptainer exec --rocm pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _wrong_vendor(ctx: Context) -> Iterator[Any]:
+    vendor = getattr(ctx.profile, "gpu_vendor", "") if ctx.profile is not None else ""
+    if vendor not in ("nvidia", "amd"):
+        return
+    wrong, right = ("rocm", "nv") if vendor == "nvidia" else ("nv", "rocm")
+    for step, c in containers(ctx):
+        if c.kind == "apptainer.run" and getattr(c, wrong):
+            chain = with_chain(step.chain, container=c.replace(**{wrong: False, right: True}))
+            yield (step.line, f"--{wrong} on {ctx.profile.name}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
+                              f"use --{right}", step_fix(f"use --{right}", step, chain))
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,9 +1223,241 @@ def _late_directive(ctx: Context) -> Iterator[Any]:
                        "move it above the first command")
 
 
-#: SlurmJob problems → stable codes
+#: SlurmJob problems → stable codes (by the field the problem is about)
 PROBLEM_CODES = {
     "time": "HPC301", "mem": "HPC302", "mem_per_cpu": "HPC302", "mem_per_gpu": "HPC302",
     "cpus_per_gpu": "HPC303", "array": "HPC304", "output": "HPC305", "error": "HPC305", "chdir": "HPC305",
     "job_name": "HPC306", "gpus_per_node": "HPC307", "gpu_type": "HPC307", "gpus": "HPC307",
+    "nodes": "HPC308", "ntasks": "HPC308", "ntasks_per_node": "HPC308", "cpus_per_task": "HPC308",
+    "gpus_per_task": "HPC308",
 }
+#: any other SlurmJob problem
+OTHER_JOB_PROBLEM = "HPC399"
+#: the job model's message for a $VAR in a directive (sbatch does not expand it), whatever the field
+UNEXPANDED = "not read by the shell"
+
+
+def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
+    """The job's own problems (from its directives), by code, at the directive's line."""
+    def make() -> dict[str, list[tuple[int, str]]]:
+        out: dict[str, list[tuple[int, str]]] = {}
+        if not ctx.parsed.directives:
+            return out
+        for p in ctx.job.problems():
+            field = p.field.split(".", 1)[0]
+            code = "HPC305" if UNEXPANDED in p.message else PROBLEM_CODES.get(field, OTHER_JOB_PROBLEM)
+            line = ctx.parsed.directive_line(field, _first_directive_line(ctx))
+            out.setdefault(code, []).append((line, p.message))
+        return out
+    return cached(ctx, "job_problems", make)
+
+
+def _first_directive_line(ctx: Context) -> int:
+    return ctx.parsed.directives[0].line if ctx.parsed.directives else 1
+
+
+def _job_rule(code: str) -> Any:
+    def check(ctx: Context) -> Iterator[Any]:
+        yield from job_findings(ctx).get(code, [])
+    check.__name__ = f"_job_{code}"
+    return check
+
+
+_job_rule_specs = [
+    ("HPC301", "bad-time-format", "error", "the --time limit is not in a format Slurm reads",
+     "sbatch rejects the job (or, for a bare number, reads minutes where hours were meant).",
+     "Write M, M:S, H:M:S, D-H, D-H:M or D-H:M:S, e.g. --time=01:30:00 or --time=2-00:00:00.", (12,),
+     "#SBATCH --time=2h\n", "#SBATCH --time=02:00:00\n"),
+    ("HPC302", "bad-memory-request", "error", "a memory request with a bad unit, or two memory options at once",
+     "sbatch rejects units such as GB or Gi, and --mem, --mem-per-cpu and --mem-per-gpu exclude each other: "
+     "the submission fails.",
+     "Use a whole number with K, M, G or T (16G), and only one of the three memory options.", (12,),
+     "#SBATCH --mem=16GB\n", "#SBATCH --mem=16G\n"),
+    ("HPC303", "cpus-per-gpu-with-cpus-per-task", "error", "--cpus-per-gpu together with --cpus-per-task",
+     "Slurm refuses the combination: the job is rejected at submission.",
+     "Keep one: --cpus-per-task for CPUs per process, or --cpus-per-gpu.", (14,),
+     "#SBATCH --gres=gpu:2\n#SBATCH --cpus-per-task=8\n#SBATCH --cpus-per-gpu=4\n",
+     "#SBATCH --gres=gpu:2\n#SBATCH --cpus-per-gpu=4\n"),
+    ("HPC304", "bad-array-spec", "error", "the --array value is not an index specification",
+     "sbatch rejects the job.", "Write indexes like 0-15, 1,3,5, 0-15:4, optionally with %N to limit concurrency: 0-15%4.",
+     (12,), "#SBATCH --array=1..10\n", "#SBATCH --array=1-10\n"),
+    ("HPC305", "unexpanded-directive-value", "error", "an #SBATCH value uses $VARIABLE or ~, which sbatch does not expand",
+     "#SBATCH lines are read by sbatch, not by the shell: --output=$HOME/logs/x.out creates a directory "
+     "literally named '$HOME' (or fails), and the log is lost.",
+     "Use a fixed path or sbatch's patterns (%u user, %x job name, %j job id), e.g. --output=logs/%x-%j.out.",
+     (12, 13), "#SBATCH --output=$HOME/logs/%j.out\n", "#SBATCH --output=logs/%x-%j.out\n"),
+    ("HPC306", "job-name-with-spaces", "warning", "the job name contains spaces",
+     "The name is used in %x output patterns and by squeue/sacct: spaces make file names awkward and break scripts "
+     "that parse those listings.", "Use - or _ instead of spaces.", (),
+     '#SBATCH --job-name="my training run"\n', "#SBATCH --job-name=my-training-run\n"),
+    ("HPC307", "inconsistent-gpu-request", "error", "the GPU request contradicts itself",
+     "GPUs per node together with GPUs in total, or a GPU type without a count, is rejected or gives a different "
+     "allocation than intended.", "Ask for GPUs one way: --gres=gpu[:type]:N per node (or --gpus=N in total).",
+     (12,), "#SBATCH --gres=gpu:2\n#SBATCH --gpus=4\n", "#SBATCH --gres=gpu:2\n"),
+    ("HPC308", "bad-count", "error", "a node, task or CPU count is not a positive whole number, or the tasks do not fit",
+     "sbatch rejects the job, or (ntasks larger than nodes × tasks per node) refuses to place it.",
+     "Write whole numbers of at least 1, and keep --ntasks ≤ --nodes × --ntasks-per-node.", (12,),
+     "#SBATCH --nodes=0\n", "#SBATCH --nodes=1\n"),
+    ("HPC399", "other-directive-problem", "error", "another #SBATCH value Slurm would reject",
+     "sbatch refuses the job at submission (for example an unknown --mail-type).",
+     "Correct the value as the message says.", (12,),
+     "#SBATCH --mail-type=SOMETIMES\n", "#SBATCH --mail-type=END,FAIL\n"),
+]
+
+for _code, _name, _sev, _summary, _why, _fix, _cat, _bad, _good in _job_rule_specs:
+    rule(_code, _name, _sev, summary=_summary, why=_why, fix=_fix, catalogue=_cat,
+         bad="#!/bin/bash\n" + _bad + "srun python train.py\n",
+         good="#!/bin/bash\n" + _good + "srun python train.py\n")(_job_rule(_code))
+
+
+@rule("HPC310", "unreadable-directive", "error",
+      summary="an #SBATCH line that sbatch cannot read",
+      why="A missing value, a word that is not an option or an open quote makes sbatch stop with an error "
+          "(or take the next option as the value).",
+      fix="Write one option per #SBATCH line as --name=value.",
+      catalogue=(12, 13),
+      bad="""#!/bin/bash
+#SBATCH --partition
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+srun python train.py
+""")
+def _unreadable(ctx: Context) -> Iterator[Any]:
+    for line, message in ctx.parsed.problems:
+        yield line, message
+
+
+@rule("HPC309", "srun-cpus-per-task-not-inherited", "warning",
+      summary="srun does not get --cpus-per-task again (Slurm 22.05–23.02 do not pass it on)",
+      why="From Slurm 22.05 until 23.11, srun no longer takes --cpus-per-task from the job: each task gets one CPU, "
+          "so data loaders and OpenMP threads crawl on a single core.",
+      fix="Pass it to the step: srun --cpus-per-task=\"$SLURM_CPUS_PER_TASK\" …, or export "
+          "SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\" before srun. (Not needed from Slurm 23.11: set the profile's "
+          "scheduler_version.)",
+      catalogue=(14,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+srun --cpus-per-task=8 python train.py
+""")
+def _srun_cpus(ctx: Context) -> Iterator[Any]:
+    cpus = ctx.job.cpus_per_task
+    if not isinstance(cpus, int) or cpus <= 1:
+        return
+    if ctx.profile is not None and not ctx.profile.srun_needs_cpus_per_task():
+        return
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is None or srun.cpus_per_task is not None:
+            continue
+        if ctx.parsed.variable("SRUN_CPUS_PER_TASK", step.line) or any(n == "SRUN_CPUS_PER_TASK" for n, _ in step.env):
+            continue
+        chain = with_chain(step.chain, srun=srun.replace(cpus_per_task=cpus))
+        yield (step.line, f"the job has --cpus-per-task={cpus} but srun on Slurm 22.05–23.02 gives each task one CPU; "
+                          f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
+               fix_for(f"pass --cpus-per-task={cpus} to srun", step, chain))
+
+
+@rule("HPC311", "tilde-in-directive", "error",
+      summary="an #SBATCH path starts with ~",
+      why="sbatch does not expand ~ in directives: the output goes to a directory literally named '~' (which "
+          "usually does not exist, so the job fails at start and its log is lost).",
+      fix="Write a relative path (relative to the submission directory) or an absolute one; %u is the user name.",
+      catalogue=(13,),
+      bad="""#!/bin/bash
+#SBATCH --output=~/logs/%x-%j.out
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --output=logs/%x-%j.out
+srun python train.py
+""")
+def _tilde(ctx: Context) -> Iterator[Any]:
+    for d in ctx.parsed.directives:
+        if d.applied and d.field in ("output", "error", "chdir") and str(d.value).startswith("~"):
+            yield d.line, f"{d.flag}={d.value}: sbatch does not expand ~; write a relative or absolute path"
+
+
+# --------------------------------------------------------------------------------------------
+# cluster profile
+
+def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
+    def make() -> dict[str, list[tuple[int, str]]]:
+        out: dict[str, list[tuple[int, str]]] = {}
+        if ctx.profile is None or not ctx.parsed.directives:
+            return out
+        from ..spec.profile import check_job
+        for p in check_job(ctx.profile, ctx.job):
+            code = _profile_code(p.field, p.message)
+            default = ctx.parsed.directive_line("partition", _first_directive_line(ctx))
+            out.setdefault(code, []).append((ctx.parsed.directive_line(p.field, default), p.message))
+        return out
+    return cached(ctx, "profile_problems", make)
+
+
+def _profile_code(field: str, message: str) -> str:
+    if field == "partition" and "has no partition" in message:
+        return "HPC401"
+    if "has none" in message or "no GPU partition" in message or "names no partition" in message:
+        return "HPC407"
+    return {"time": "HPC402", "gpus_per_node": "HPC403", "gpus": "HPC403", "gpus_per_task": "HPC403",
+            "gpu_type": "HPC404", "mem": "HPC405", "mem_per_cpu": "HPC405", "mem_per_gpu": "HPC405",
+            "cpus_per_task": "HPC406", "ntasks_per_node": "HPC406", "ntasks": "HPC406", "cpus_per_gpu": "HPC406",
+            }.get(field, "HPC408")
+
+
+def _profile_rule(code: str) -> Any:
+    def check(ctx: Context) -> Iterator[Any]:
+        yield from profile_findings(ctx).get(code, [])
+    check.__name__ = f"_profile_{code}"
+    return check
+
+
+_profile_rule_specs = [
+    ("HPC401", "unknown-partition", "the partition does not exist on this cluster",
+     "sbatch rejects the job: 'invalid partition specified'.", "Use one of the partitions the profile lists.",
+     "#SBATCH --partition=gpu-large\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
+    ("HPC402", "time-over-partition-limit", "the time limit is longer than the partition allows",
+     "The job is rejected, or stays pending forever with reason PartitionTimeLimit.",
+     "Ask for at most the partition's maximum, or use a partition with a longer limit.",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=3-00:00:00\n",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=1-00:00:00\n"),
+    ("HPC403", "too-many-gpus-per-node", "more GPUs per node than the partition's nodes have",
+     "No node can satisfy the request: the job never starts ('Requested node configuration is not available').",
+     "Ask for at most the partition's GPUs per node and use more nodes for more GPUs.",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:8\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\n"),
+    ("HPC404", "unknown-gpu-type", "a GPU type the partition does not have",
+     "The request names a gres type no node offers: the job is rejected or never starts.",
+     "Use one of the partition's GPU types, or leave the type out (gpu:N).",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:v100:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:a100:1\n"),
+    ("HPC405", "memory-over-node", "more memory per node than the partition's nodes have",
+     "No node is large enough: the job never starts.",
+     "Ask for at most the node's memory (or --mem=0 for all of it).",
+     "#SBATCH --partition=cpu\n#SBATCH --mem=1T\n", "#SBATCH --partition=cpu\n#SBATCH --mem=200G\n"),
+    ("HPC406", "cpus-over-node", "more CPUs per node than the partition's nodes have",
+     "Tasks per node × CPUs per task does not fit on any node: the job never starts.",
+     "Lower the tasks per node or CPUs per task, or spread the tasks over more nodes.",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=64\n",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=16\n"),
+    ("HPC407", "gpus-on-cpu-partition", "GPUs are requested on a partition without GPUs",
+     "The partition has no GPU nodes: the job is rejected or waits forever.",
+     "Submit to a GPU partition (the profile lists them), or drop the GPU request.",
+     "#SBATCH --partition=cpu\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
+    ("HPC408", "over-partition-limit", "more nodes than the partition allows (or another partition limit)",
+     "The job is rejected or pends forever with reason PartitionNodeLimit.",
+     "Ask for at most the partition's maximum number of nodes.",
+     "#SBATCH --partition=gpu\n#SBATCH --nodes=8\n#SBATCH --gres=gpu:1\n",
+     "#SBATCH --partition=gpu\n#SBATCH --nodes=4\n#SBATCH --gres=gpu:1\n"),
+]
+
+for _code, _name, _summary, _why, _fix, _bad, _good in _profile_rule_specs:
+    rule(_code, _name, "error", summary=_summary, why=_why, fix=_fix, catalogue=(12,), profile="generic",
+         bad="#!/bin/bash\n" + _bad + "srun python train.py\n",
+         good="#!/bin/bash\n" + _good + "srun python train.py\n")(_profile_rule(_code))

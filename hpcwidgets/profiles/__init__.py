@@ -250,7 +250,10 @@ def profile_to_toml(profile: ClusterProfile, *, comments: bool = True) -> str:
 def save_profile(profile: ClusterProfile, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write ``profile`` as TOML to ``path`` atomically; refuses to replace an existing file unless ``overwrite``."""
     from ..files import write_atomic
-    return write_atomic(Path(os.fspath(path)).expanduser(), profile_to_toml(profile), force=overwrite)
+    target = Path(os.fspath(path)).expanduser()
+    if target.exists() and not overwrite:
+        raise OverwriteError(f"{target} exists; pass overwrite=True (or choose another file) to replace it")
+    return write_atomic(target, profile_to_toml(profile), force=overwrite)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def option_words(f: FieldSpec, value: Any) -> list[str]:
 
 
 def _item_words(flag: str, style: str, item: Any) -> list[str]:
-    if isinstance(item, Bind) and item.needs_mount_syntax() and flag in ("--bind", "-B"):
+    # Apptainer's "--bind SRC:DST" (space style) falls back to --mount; ch-run's --bind=SRC:DST has no --mount
+    if isinstance(item, Bind) and item.needs_mount_syntax() and flag in ("--bind", "-B") and style == "space":
         fields = ["type=bind", _csv(f"src={item.src}"), _csv(f"dst={item.dst or item.src}")]
         if item.mode == "ro":
             fields.append("ro")
