@@ -15,6 +15,8 @@ RESERVED = {"--format", "--from", "--force", "--profile", "--set", "--help", "--
 
 def option_name(f: FieldSpec) -> str:
     """``--bind`` for fields with a flag, ``--gpus-per-node`` for the others; never a reserved name."""
+    if f.info.cli:
+        return f.info.cli
     own = "--" + f.name.rstrip("_").replace("_", "-")
     name = f.info.flag if f.info.flag.startswith("--") else own  # CLI options are always long
     if name in RESERVED:

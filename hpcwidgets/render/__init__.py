@@ -15,7 +15,7 @@ _RENDERERS = {
     "workflow": ("hpcwidgets.render.workflow", "render_workflow"),
     "jupyter.job": ("hpcwidgets.render.jupyter", "render_jupyter_job"),
     "apptainer.def": ("hpcwidgets.render.dockerfile", "render_deffile"),
-    "charliecloud.dockerfile": ("hpcwidgets.render.dockerfile", "render_dockerfile"),
+    "dockerfile": ("hpcwidgets.render.dockerfile", "render_dockerfile"),
 }
 
 

@@ -44,6 +44,7 @@ class FieldInfo:
     placeholder: str = ""
     path: bool = False                  # a filesystem path (lint and widgets treat it so)
     env: str = ""                       # rendered as this environment variable instead of a flag
+    cli: str = ""                       # the command-line option, when neither the flag nor the name fits
     advanced: bool = False              # shown folded away in forms
 
     def __post_init__(self) -> None:

@@ -243,14 +243,14 @@ class DefFile(Spec):
     bootstrap: str = opt("docker", label="Bootstrap", role="internal",
                          choices=("docker", "localimage", "library", "oras", "debootstrap", "scratch"),
                          help="Where the base comes from: docker (a registry image), localimage (a .sif file), …")
-    from_: str = opt("", label="From", role="internal", placeholder="pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime",
+    from_: str = opt("", label="From", role="internal", cli="--from-image", placeholder="pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime",
                      help="The base image (repo:tag for docker; a path for localimage). Pin a version tag.")
     files: tuple[str, ...] = opt((), label="%files", role="internal", help="Lines 'host_path [container_path]' copied into the image.")
     post: tuple[str, ...] = opt((), label="%post", role="internal", help="Shell commands run once at build time (install packages here).")
     environment: tuple[EnvVar, ...] = opt((), label="%environment", role="internal", help="Variables set whenever the container runs.")
     runscript: tuple[str, ...] = opt((), label="%runscript", role="internal", help="Commands 'apptainer run' executes.")
     labels: tuple[EnvVar, ...] = opt((), label="%labels", role="internal", help="Metadata: NAME value pairs (author, version).")
-    help: str = opt("", label="%help", role="internal", help="Text 'apptainer run-help' shows.")
+    help: str = opt("", label="%help", role="internal", cli="--help-text", help="Text 'apptainer run-help' shows.")
     test: tuple[str, ...] = opt((), label="%test", role="internal", help="Commands run at the end of the build and by 'apptainer test'.")
 
     def _check(self) -> list[Problem]:
