@@ -1,0 +1,255 @@
+"""Translate container commands between Apptainer and Charliecloud.
+
+The runtimes differ in defaults, not only in spelling: Apptainer mounts $HOME and applies the
+image's environment; ch-run passes the host environment, mounts no home and has no GPU flag.
+A :class:`Conversion` carries the translated command, the commands to run once before it (pull,
+convert, inject GPU libraries) and a note for everything without an exact equivalent.
+Pure functions, stdlib only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._meta import Spec
+from .apptainer import ApptainerBuild, ApptainerRun
+from .charliecloud import ChConvert, ChFromhost, ChImagePull, ChRun, ch_run_expands, image_format
+from .common import Bind, EnvVar
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """The outcome of a translation.
+
+    ``result`` is the translated command; ``steps`` are commands to run first, in order;
+    ``notes`` explain every difference the translation could not express.
+    """
+
+    result: Spec
+    steps: tuple[Spec, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def commands(self) -> tuple[Spec, ...]:
+        """The steps followed by the result: everything to run, in order."""
+        return (*self.steps, self.result)
+
+
+def _directory_for(image: str) -> str:
+    """An image directory path next to ``image`` (``x/pytorch.sif`` → ``x/pytorch``)."""
+    ref = image.split("://", 1)[-1]
+    if image_format(image) in ("ch-image", "registry"):
+        ref = ref.rsplit("/", 1)[-1]
+    base = re.sub(r"(\.sif|\.sqfs|\.squashfs|\.squash|\.tar(\.\w+)?|\.t\wz)$", "", ref)
+    base = re.sub(r"[^A-Za-z0-9_./$@{}-]", "_", base) or "image"
+    return base if base.startswith(("/", "./", "../", "$")) else "./" + base
+
+
+def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
+    """The ``ch-run`` equivalent of an ``apptainer exec|run|shell`` command.
+
+    ``image_dir`` names the image directory to create when one is needed (a SIF to unpack, or
+    GPU libraries to inject); by default it sits next to the image.
+    """
+    notes: list[str] = []
+    steps: list[Spec] = []
+    image = run.image
+    fmt = image_format(image)
+    gpu = run.nv or run.nvccli
+    directory = image_dir or _directory_for(image)
+
+    # -- image -------------------------------------------------------------------------------
+    if fmt == "sif":
+        steps.append(ApptainerBuild(binary=run.binary, sandbox=True, output=directory, source=image))
+        notes.append(f"ch-run and ch-convert cannot read SIF files: the first step unpacks {image} into the "
+                     f"directory {directory} with 'apptainer build --sandbox' (run it where Apptainer is installed). "
+                     "Better still, rebuild the image for Charliecloud from its Dockerfile with ch-image build.")
+        notes.append("ch-run does not apply an Apptainer image's own environment (/.singularity.d/env); "
+                     "set the variables the program needs with --set-env.")
+        image = directory
+    elif image.startswith("docker://"):
+        ref = image.split("://", 1)[1]
+        steps.append(ChImagePull(source=ref))
+        if gpu:
+            steps.append(ChConvert(input_format="ch-image", output_format="dir", input=ref, output=directory))
+            image = directory
+        else:
+            image = ref
+            notes.append(f"ch-run runs {ref} from ch-image storage by name; for jobs on many nodes convert it once "
+                         f"to a SquashFS file on shared storage (ch-convert {ref} $SCRATCH/NAME.sqfs) and run that.")
+    elif fmt == "registry":
+        notes.append(f"Charliecloud cannot pull {image.split('://', 1)[0]}:// images; pull the image as a "
+                     "Docker/OCI image (ch-image pull REF) or build it from its Dockerfile.")
+    elif fmt == "tar":
+        steps.append(ChConvert(input=image, output=directory, output_format="dir"))
+        image = directory
+
+    # -- GPUs ----------------------------------------------------------------------------------
+    if gpu:
+        if image_format(image) != "dir":
+            steps.append(ChConvert(input=image, output=directory, output_format="dir"))
+            image = directory
+        steps.append(ChFromhost(nvidia=True, image=image))
+        notes.append(f"ch-run has no --nv: 'ch-fromhost --nvidia {image}' copies the host's NVIDIA driver libraries "
+                     "into the image directory once (it needs nvidia-container-cli on the host; repeat it after a "
+                     "driver update). The GPU devices are visible because ch-run shares the host's /dev.")
+    if run.rocm:
+        notes.append("ch-run has no --rocm and ch-fromhost has no ROCm option: /dev/kfd and /dev/dri are visible "
+                     "(ch-run shares the host's /dev), but the ROCm libraries must be installed in the image.")
+
+    # -- files ---------------------------------------------------------------------------------
+    binds: list[Bind] = []
+    for b in run.binds:
+        if b.mode == "ro":
+            notes.append(f"ch-run has no read-only binds: {b.src} is mounted read-write; protect input data "
+                         "with file permissions.")
+        binds.append(Bind(b.src, b.dst))
+    home = False
+    set_env: list[str] = []
+    if run.home:
+        src, _, dst = run.home.partition(":")
+        binds.append(Bind(src, dst if dst and dst != src else ""))
+        set_env.append(f"HOME={dst or src}")
+        notes.append(f"--home {run.home} becomes a bind of {src} plus HOME={dst or src} (ch-run --home always "
+                     "mounts your own $HOME at /home/$USER).")
+    elif run.no_home:
+        notes.append("--no-home is ch-run's default: it does not mount $HOME unless given --home.")
+    elif not (run.contain or run.containall):
+        home = True
+        notes.append("Apptainer mounts $HOME by default; ch-run needs --home, which mounts it at /home/$USER "
+                     "and sets HOME there (the same path on most clusters).")
+    if binds:
+        dests = ", ".join(b.dst or b.src for b in binds)
+        notes.append(f"ch-run cannot create bind destinations in a read-only image: {dests} must already exist "
+                     "in the image (or bind to one of /mnt/0 … /mnt/9, or use --write with an image directory).")
+        if any(":" in b.src or ":" in b.dst for b in binds):
+            notes.append("ch-run cannot bind paths containing ':'; rename them or bind a parent directory.")
+    if run.overlay:
+        notes.append("ch-run has no overlays; add the overlay's files to the image or bind them in.")
+    if run.writable_tmpfs:
+        notes.append("ch-run has no in-memory writable layer: the image stays read-only. Write to a bind or to /tmp "
+                     "instead (--write would write into a directory image permanently).")
+    private_tmp = run.contain or run.containall
+    if private_tmp:
+        flag = "--containall" if run.containall else "--contain"
+        notes.append(f"ch-run has no {flag}: --private-tmp gives an empty /tmp and $HOME is not mounted, but /dev "
+                     "is always the host's" + (", and PID and IPC namespaces are shared with the host." if run.containall else "."))
+
+    # -- environment -----------------------------------------------------------------------------
+    unset_env: tuple[str, ...] = ()
+    if run.cleanenv or run.containall:
+        unset_env = ("*",)
+        notes.append("Charliecloud passes the host environment by default; --unset-env='*' is the nearest to "
+                     "--cleanenv. It removes PATH too: add --set-env=PATH=… or a bare --set-env to load the "
+                     "image's /ch/environment.")
+    set_env += [f"{e.name}={e.value}" for e in run.env]
+    env_no_expand = any(ch_run_expands(e.value) for e in run.env)
+    if env_no_expand:
+        notes.append("--env-no-expand keeps ch-run from expanding the literal $ in a --set-env value.")
+    if run.env_file:
+        set_env.append(run.env_file)
+        notes.append(f"ch-run reads {run.env_file} as plain NAME=value lines (no export, quotes or shell "
+                     "syntax), unlike Apptainer's --env-file, which is a shell script.")
+
+    # -- identity and writing ----------------------------------------------------------------------
+    uid = gid = None
+    if run.fakeroot:
+        uid = gid = 0
+        notes.append("--fakeroot becomes --uid=0 --gid=0, which only makes you look like root inside the "
+                     "container; to install packages, build the image with ch-image build --force.")
+
+    # -- what to run -------------------------------------------------------------------------------
+    command = tuple(run.command)
+    if run.action == "run":
+        notes.append("ch-run has no runscript: write the program before its arguments (for a Docker-derived "
+                     "image, its ENTRYPOINT/CMD).")
+    elif run.action == "shell":
+        command = ("/bin/sh",)
+        notes.append("apptainer shell becomes ch-run IMAGE -- /bin/sh (use /bin/bash if the image has it).")
+    elif run.action == "test":
+        command = ()
+        notes.append("ch-run cannot run an image's %test section; run the test commands explicitly.")
+
+    result = ChRun(binds=tuple(binds), cd=run.cwd, home=home, private_tmp=private_tmp, uid=uid, gid=gid,
+                   env_no_expand=env_no_expand, unset_env=unset_env, set_env=tuple(set_env),
+                   write=run.writable, image=image, command=command)
+    return Conversion(result, tuple(steps), tuple(notes))
+
+
+def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer") -> Conversion:
+    """The ``apptainer exec`` equivalent of a ``ch-run`` command.
+
+    ``nvidia=True`` adds ``--nv`` (with Charliecloud, GPU use is prepared by ch-fromhost and is
+    not visible in the ch-run command).
+    """
+    notes: list[str] = []
+    steps: list[Spec] = []
+    image = run.image
+    fmt = image_format(image)
+    if fmt in ("ch-image", "tar"):
+        directory = _directory_for(image)
+        steps.append(ChConvert(input_format="ch-image" if fmt == "ch-image" else "", output_format="dir",
+                               input=image, output=directory))
+        if fmt == "ch-image":
+            notes.append(f"Apptainer cannot read ch-image storage: the first step copies {image} into the directory "
+                         f"{directory}, which Apptainer runs as a sandbox (or build a SIF from it: "
+                         f"apptainer build NAME.sif {directory}).")
+        image = directory
+    elif fmt == "squash":
+        notes.append(f"{image} is a plain SquashFS file; Apptainer can run it, but a SIF is the supported format "
+                     "(convert to a directory with ch-convert, then apptainer build NAME.sif DIR).")
+
+    env: list[EnvVar] = []
+    env_file = ""
+    for item in run.set_env:
+        if "=" in item:
+            env.append(EnvVar.from_token(item))
+        elif not env_file:
+            env_file = item
+            notes.append(f"Apptainer's --env-file {item} is read as a shell script; ch-run's NAME=value lines "
+                         "work unchanged unless values contain spaces or quotes.")
+        else:
+            notes.append(f"Apptainer takes one --env-file; merge {item} into {env_file}.")
+    if run.image_env:
+        notes.append("the bare --set-env (the image's /ch/environment) is not needed: Apptainer applies the image's "
+                     "environment itself.")
+    if run.env_no_expand:
+        notes.append("--env-no-expand has no equivalent; Apptainer does not expand $ in --env values a second time.")
+    cleanenv = "*" in run.unset_env
+    if cleanenv:
+        notes.append("--unset-env='*' becomes --cleanenv (Apptainer then passes almost none of the host's "
+                     "variables; add the ones the program needs with --env).")
+    for glob in run.unset_env:
+        if glob != "*":
+            notes.append(f"--unset-env={glob} has no Apptainer equivalent; use --cleanenv with --env for the "
+                         "variables you need, or unset it at the start of the command.")
+
+    no_home = not run.home
+    if run.home:
+        notes.append("Apptainer mounts $HOME by default, at its host path (ch-run --home uses /home/$USER).")
+    else:
+        notes.append("ch-run does not mount $HOME by default; --no-home keeps Apptainer from mounting it.")
+    if run.private_tmp:
+        notes.append("--private-tmp becomes --contain, which also gives an empty $HOME and a minimal /dev.")
+    if run.no_passwd:
+        notes.append("--no-passwd has no equivalent: Apptainer always adds your user to /etc/passwd.")
+    fakeroot = False
+    if run.uid is not None or run.gid is not None:
+        if run.uid == 0 and run.gid in (0, None):
+            fakeroot = True
+            notes.append("--uid=0 becomes --fakeroot (root inside a user namespace).")
+        else:
+            notes.append("Apptainer cannot run as another user ID; --uid/--gid were dropped.")
+    if run.join:
+        notes.append("--join has no equivalent and is not needed: Apptainer processes share the host's IPC "
+                     "namespace unless --ipc or --containall is given.")
+    if run.write and image_format(image) != "dir":
+        notes.append("--writable works only with a sandbox directory image.")
+    if nvidia:
+        notes.append("--nv binds the host's NVIDIA driver at run time; no ch-fromhost step is needed.")
+    binds = tuple(Bind(b.src, b.dst, b.mode) for b in run.binds)
+    result = ApptainerRun(binary=binary, action="exec", cleanenv=cleanenv, contain=run.private_tmp, no_home=no_home,
+                          nv=nvidia, binds=binds, cwd=run.cd, writable=run.write, fakeroot=fakeroot,
+                          env=tuple(env), env_file=env_file, image=image, command=tuple(run.command))
+    return Conversion(result, tuple(steps), tuple(notes))
