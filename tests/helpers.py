@@ -24,7 +24,9 @@ def need(ok: bool, reason: str) -> None:
 
 
 def need_tool(name: str, why: str = "") -> str:
-    path = shutil.which(name)
+    """A program's path: next to the test interpreter first (.venv/bin/shellcheck), then on PATH."""
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which(name)
     need(path is not None, f"{name} is not installed{': ' + why if why else ''}")
     return path  # type: ignore[return-value]
 

@@ -69,7 +69,7 @@ def _option(f: Any, value: Any) -> list[str]:
         return [str(i) for i in items]
     out: list[str] = []
     for item in items:
-        if isinstance(item, Bind) and item.needs_mount_syntax() and f.info.flag == "--bind":
+        if isinstance(item, Bind) and item.needs_mount_syntax() and f.info.flag == "--bind" and f.info.style == "space":
             spec = f"type=bind,src={item.src},dst={item.dst or item.src}" + (",ro" if item.mode == "ro" else "")
             out += ["--mount", spec]
             continue
@@ -205,6 +205,8 @@ def expanded_refs(raw: str) -> list[tuple[str, bool]]:
     Text in single quotes and backslash-escaped dollars are literal. ``$$NAME`` yields ``("$$", …)``
     (the shell's process id followed by text).
     """
+    if "$" not in raw:
+        return []
     out: list[tuple[str, bool]] = []
     i, n, in_dq = 0, len(raw), False
     while i < n:
@@ -364,7 +366,7 @@ def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
             continue
         endpoint = ctx.parsed.resolve(launcher.rdzv_endpoint, step.line)
         hit = next((v for v in NODELIST_VARS if f"${v}" in endpoint or "${" + v + "}" in endpoint), None)
-        if hit is None:
+        if hit is None or "scontrol" in endpoint:
             continue
         port = endpoint.rsplit(":", 1)[1] if ":" in endpoint and endpoint.rsplit(":", 1)[1].isdigit() else str(DEFAULT_RDZV_PORT)
         chain = type(step.chain)(step.chain.srun, step.chain.container,
@@ -680,6 +682,8 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
             continue
         nnodes = as_int(ctx, launcher.nnodes, step.line) if launcher.nnodes and ":" not in launcher.nnodes else launcher.nnodes_int
         srun = step.chain.srun
+        if srun is None and job_nodes(ctx) > 1:
+            continue  # HPC110: the launcher runs on the first node only
         nodes = srun.nodes if srun is not None and isinstance(srun.nodes, int) else (ctx.job.nodes if srun is not None else 1)
         if nnodes is not None and nnodes != nodes:
             chain = with_chain(step.chain, launcher=launcher.replace(nnodes=str(nodes)))
@@ -790,9 +794,11 @@ def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
       fix="Move the options before the image: apptainer exec --nv --bind SRC:DST IMAGE program …",
       catalogue=(8,),
       bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
 apptainer exec pytorch_2.3.sif --nv python train.py
 """,
       good="""#!/bin/bash
+#SBATCH --gres=gpu:1
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _flags_after_image(ctx: Context) -> Iterator[Any]:
@@ -1203,14 +1209,14 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
       fix="Move every #SBATCH line up, directly under the #!/bin/bash line.",
       catalogue=(13,),
       bad="""#!/bin/bash
-module load apptainer
+module load cuda
 #SBATCH --gres=gpu:1
-apptainer exec --nv img.sif python train.py
+python train.py
 """,
       good="""#!/bin/bash
 #SBATCH --gres=gpu:1
-module load apptainer
-apptainer exec --nv img.sif python train.py
+module load cuda
+python train.py
 """)
 def _late_directive(ctx: Context) -> Iterator[Any]:
     first = ctx.parsed.first_command
@@ -1306,8 +1312,8 @@ _job_rule_specs = [
 
 for _code, _name, _sev, _summary, _why, _fix, _cat, _bad, _good in _job_rule_specs:
     rule(_code, _name, _sev, summary=_summary, why=_why, fix=_fix, catalogue=_cat,
-         bad="#!/bin/bash\n" + _bad + "srun python train.py\n",
-         good="#!/bin/bash\n" + _good + "srun python train.py\n")(_job_rule(_code))
+         bad="#!/bin/bash\n" + _bad + "python train.py\n",
+         good="#!/bin/bash\n" + _good + "python train.py\n")(_job_rule(_code))
 
 
 @rule("HPC310", "unreadable-directive", "error",
@@ -1459,5 +1465,388 @@ _profile_rule_specs = [
 
 for _code, _name, _summary, _why, _fix, _bad, _good in _profile_rule_specs:
     rule(_code, _name, "error", summary=_summary, why=_why, fix=_fix, catalogue=(12,), profile="generic",
-         bad="#!/bin/bash\n" + _bad + "srun python train.py\n",
-         good="#!/bin/bash\n" + _good + "srun python train.py\n")(_profile_rule(_code))
+         bad="#!/bin/bash\n" + _bad + "python train.py\n",
+         good="#!/bin/bash\n" + _good + "python train.py\n")(_profile_rule(_code))
+
+
+# --------------------------------------------------------------------------------------------
+# container environment (kept here: it reads the whole script's variables)
+
+USERSITE_VARS = ("PYTHONNOUSERSITE", "APPTAINERENV_PYTHONNOUSERSITE", "SINGULARITYENV_PYTHONNOUSERSITE")
+
+
+@rule("HPC209", "host-user-site-packages", "info",
+      summary="Python in the container can import packages from the host's ~/.local",
+      why="Apptainer mounts $HOME by default, and Python adds ~/.local/lib/pythonX.Y/site-packages to its path: "
+          "packages you once installed with pip --user on the host shadow the image's versions.",
+      fix="export PYTHONNOUSERSITE=1 (it reaches the container), or run with --no-home / --containall and explicit binds.",
+      catalogue=(11,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export PYTHONNOUSERSITE=1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _user_site(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind != "apptainer.run" or c.no_home or c.contain or c.containall or c.home:
+            continue
+        prog = [str(w) for w in step.chain.program]
+        pythonish = step.chain.launcher is not None or (prog and prog[0].rsplit("/", 1)[-1].startswith("python"))
+        if not pythonish:
+            continue
+        if any(ctx.parsed.variable(n, step.line + 1) for n in USERSITE_VARS) or \
+                any(n in USERSITE_VARS for n, _ in step.env) or any(str(e.name) == "PYTHONNOUSERSITE" for e in c.env):
+            continue
+        yield (step.line, "$HOME is mounted, so packages in the host's ~/.local can shadow the image's; "
+                          "export PYTHONNOUSERSITE=1 or use --no-home")
+
+
+# --------------------------------------------------------------------------------------------
+# shell slips
+
+PER_TASK_VARS = ("SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID")
+_PRINTERS = ("echo", "printf", ":")
+
+
+@rule("HPC502", "per-task-variable-expanded-once", "error",
+      summary="$SLURM_PROCID / $SLURM_LOCALID / $SLURM_NODEID expanded by the batch shell",
+      why="The batch script runs once, as task 0 of the first node: it replaces the variable before srun starts "
+          "the tasks, so every task receives 0 (all ranks claim rank 0, all use GPU 0). Inside srun bash -c \"…\" "
+          "the double quotes expand it just as early.",
+      fix="Let each task expand it: srun bash -c 'python train.py --rank \"$SLURM_PROCID\"' (single quotes), or "
+          "read the variable inside the program (os.environ['SLURM_PROCID']).",
+      catalogue=(22,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=4
+srun bash -c "python train.py --rank $SLURM_PROCID"
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=4
+srun bash -c 'python train.py --rank "$SLURM_PROCID"'
+""")
+def _per_task(ctx: Context) -> Iterator[Any]:
+    for cmd in simple_commands(ctx):
+        if cmd.name in _PRINTERS:
+            continue
+        hits = sorted({name for w in all_words(cmd) for name, _ in expanded_refs(w.raw) if name in PER_TASK_VARS})
+        if not hits:
+            continue
+        names = ", ".join(f"${h}" for h in hits)
+        words = [str(v) for v in cmd.argv]
+        if words and words[0] == "srun" and any(w in ("bash", "sh", "/bin/bash", "/bin/sh") for w in words):
+            yield cmd.line, (f"{names} is inside double quotes, so the batch shell expands it once (to 0) before srun "
+                             "starts the tasks; use single quotes around the bash -c script")
+        else:
+            yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
+                             "let each task read it (srun bash -c '…$SLURM_PROCID…' or os.environ in the program)")
+
+
+_SCRIPT_DIR = re.compile(r"dirname\s+[\"']?\$\{?0\b|BASH_SOURCE|readlink\s+-f\s+[\"']?\$\{?0\b|realpath\s+[\"']?\$\{?0\b")
+
+
+@rule("HPC503", "script-location-in-batch-job", "error",
+      summary="$(dirname \"$0\") or BASH_SOURCE used to find files next to the batch script",
+      why="sbatch runs a copy of the script from Slurm's spool directory (e.g. /var/spool/slurmd/job123/), so "
+          "$0 and BASH_SOURCE point there: files 'next to the script' are not found.",
+      fix="Use $SLURM_SUBMIT_DIR (the directory sbatch was run from) or an absolute path.",
+      catalogue=(23,),
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+cd "$(dirname "$0")"
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+cd "$SLURM_SUBMIT_DIR"
+python train.py
+""")
+def _script_dir(ctx: Context) -> Iterator[Any]:
+    if not ctx.parsed.directives:
+        return
+    for cmd in ctx.parsed.lexed.code:
+        if _SCRIPT_DIR.search(raw_text(cmd)):
+            yield (cmd.line, "sbatch runs a copy of the script from its spool directory, so $0 / BASH_SOURCE do not "
+                             "point next to your script; use $SLURM_SUBMIT_DIR")
+
+
+@rule("HPC504", "missing-line-continuation", "error",
+      summary="a line of a continued command lost its trailing backslash",
+      why="Without the backslash the command ends at that line: it runs without the options below, and the "
+          "next line ('--bind …', '--nproc-per-node …') runs as a command of its own and fails.",
+      fix="End every line of the command except the last with a backslash (and no space after it).",
+      catalogue=(24,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv
+  --bind "$SCRATCH/data:/data" pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv \\
+  --bind "$SCRATCH/data:/data" pytorch_2.3.sif python train.py
+""")
+def _lost_backslash(ctx: Context) -> Iterator[Any]:
+    code = simple_commands(ctx)
+    for i, cmd in enumerate(code):
+        name = str(cmd.name)
+        if len(name) > 1 and name.startswith("-") and not cmd.assignments:
+            prev = code[i - 1] if i > 0 else None
+            where = f" (line {prev.end_line} needs a trailing \\)" if prev is not None else ""
+            yield cmd.line, f"this line starts with the option {name}: the previous command ended without a backslash{where}"
+
+
+@rule("HPC505", "double-dollar", "error",
+      summary="$$NAME: the shell's process id followed by text, not the variable",
+      why="$$ is the process id, so $$SCRATCH becomes something like 12345SCRATCH: paths point nowhere.",
+      fix="Write $NAME (or ${NAME}).",
+      catalogue=(25,),
+      bad="""#!/bin/bash
+mkdir -p $$SCRATCH/output
+""",
+      good="""#!/bin/bash
+mkdir -p "$SCRATCH/output"
+""")
+def _double_dollar(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        if any(name == "$$" for w in all_words(cmd) for name, _ in expanded_refs(w.raw)):
+            m = re.search(r"\$\$\{?([A-Za-z_][A-Za-z0-9_]*)", raw_text(cmd))
+            shown = f"$${m.group(1)}" if m else "$$NAME"
+            yield cmd.line, f"{shown} is the process id followed by text; write ${shown[2:].lstrip('{')}"
+
+
+_LAUNCH_BLOCKING = re.compile(r"(^|[^A-Za-z0-9_])CUDA_LAUNCH_BLOCKING=[\"']?1\b")
+
+
+@rule("HPC506", "cuda-launch-blocking", "warning",
+      summary="CUDA_LAUNCH_BLOCKING=1 left on in a job",
+      why="It makes every CUDA kernel launch wait for the previous one: a debugging switch that slows training "
+          "several times over.",
+      fix="Remove it (set it only while debugging a CUDA error).",
+      catalogue=(29,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export CUDA_LAUNCH_BLOCKING=1
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+python train.py
+""")
+def _launch_blocking(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        names = [n for n, w in cmd.assignments if n.endswith("CUDA_LAUNCH_BLOCKING") and str(w.value) == "1"]
+        if names or _LAUNCH_BLOCKING.search(raw_text(cmd)):
+            yield cmd.line, "CUDA_LAUNCH_BLOCKING=1 serialises every kernel launch and slows training; remove it"
+
+
+_INSTALL = re.compile(r"(^|[\s'\"(;&|])(pip3?|python3?\s+-m\s+pip|conda|mamba|micromamba)\s+install\b")
+
+
+@rule("HPC507", "install-at-job-start", "warning",
+      summary="packages are installed with pip/conda every time the job runs",
+      why="Installing at job start downloads and resolves packages on a compute node on every run: slow, fragile "
+          "when the index is unreachable, and the versions drift between runs.",
+      fix="Install once into the image (a %post section or RUN line) or into an environment prepared beforehand, "
+          "with pinned versions.",
+      catalogue=(31,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+pip install --user wandb transformers
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+python train.py
+""")
+def _install(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        if cmd.name in _PRINTERS:
+            continue
+        m = _INSTALL.search(raw_text(cmd))
+        if m:
+            yield cmd.line, f"{m.group(2).split()[0]} install runs on every job; install once into the image or a prepared environment"
+
+
+# --------------------------------------------------------------------------------------------
+# secrets and Jupyter
+
+_REGISTRY_PASSWORD = re.compile(r"^(APPTAINER|SINGULARITY)(ENV)?_DOCKER_PASSWORD$|^(DOCKER|REGISTRY|NGC)_PASSWORD$")
+_LOGIN = re.compile(r"\b(login|registry\s+login)\b")
+
+
+@rule("HPC601", "registry-password-in-script", "error",
+      summary="a container registry password is written in the script",
+      why="Job scripts are copied to Slurm's spool, kept in sacct records, shared and committed to git; a password "
+          "on a command line is also visible to every user in ps.",
+      fix="Log in once interactively (apptainer registry login / --docker-login), or keep "
+          "APPTAINER_DOCKER_PASSWORD in a file only you can read and source it.",
+      catalogue=(19,),
+      bad="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+export APPTAINER_DOCKER_USERNAME='$oauthtoken'
+export APPTAINER_DOCKER_PASSWORD=nvapi-0123456789abcdef
+[ -f pt.sif ] || apptainer pull pt.sif docker://nvcr.io/nvidia/pytorch:24.05-py3
+""",
+      good="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+source "$HOME/.config/ngc-credentials.sh"
+[ -f pt.sif ] || apptainer pull pt.sif docker://nvcr.io/nvidia/pytorch:24.05-py3
+""")
+def _registry_password(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        for name, w in cmd.assignments:
+            if _REGISTRY_PASSWORD.match(name) and is_literal(w.value) and str(w.value):
+                yield cmd.line, f"{name} holds a password written in the script; keep it in a private file or log in interactively"
+        words = [str(v) for v in cmd.argv]
+        if _LOGIN.search(" ".join(words)):
+            for i, word in enumerate(words):
+                value = None
+                if word in ("-p", "--password") and i + 1 < len(words):
+                    value = words[i + 1]
+                elif word.startswith("--password="):
+                    value = word.partition("=")[2]
+                if value is not None and is_literal(value):
+                    yield cmd.line, "a registry password is written on the command line; use --password-stdin from a private file or an interactive login"
+                    break
+
+
+_TOKEN_NAME = re.compile(r"^(APPTAINERENV_|SINGULARITYENV_)?([A-Z0-9_]*(API_KEY|_TOKEN|TOKEN|SECRET|SECRET_KEY|"
+                         r"ACCESS_KEY|PASSWORD))$")
+_TOKEN_EXEMPT = {"JUPYTER_TOKEN"}
+
+
+@rule("HPC602", "api-token-in-script", "error",
+      summary="an API key or token (W&B, Hugging Face, cloud) is written in the script",
+      why="The script is copied to Slurm's spool, kept in job records, shared with colleagues and committed to git: "
+          "the key leaks with it.",
+      fix="Keep it out of the script: log in once (wandb login, huggingface-cli login stores it in your home), or "
+          "source a file only you can read.",
+      catalogue=(30,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+source "$HOME/.config/wandb.env"
+python train.py
+""")
+def _api_token(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        for name, w in cmd.assignments:
+            m = _TOKEN_NAME.match(name)
+            if m and not _REGISTRY_PASSWORD.match(name) and m.group(2) not in _TOKEN_EXEMPT and is_literal(w.value) \
+                    and len(str(w.value)) >= 8:
+                yield cmd.line, f"{name} holds a secret written in the script; log in once or source a private file instead"
+        words = [str(v) for v in cmd.argv]
+        for i, word in enumerate(words):
+            key, eq, value = word.partition("=")
+            if eq and _TOKEN_NAME.match(key) and key not in _TOKEN_EXEMPT and is_literal(value) and len(value) >= 8 \
+                    and i > 0 and words[i - 1] in ("--env", "--set-env"):
+                yield cmd.line, f"{key} is passed with its value on the command line; use --env-file with a private file"
+        if len(words) >= 3 and words[0] == "wandb" and words[1] == "login" and is_literal(words[-1]) \
+                and not words[-1].startswith("-") and len(words[-1]) >= 8:
+            yield cmd.line, "wandb login with the key on the command line; run wandb login once interactively instead"
+        if words[:2] in (["huggingface-cli", "login"], ["hf", "login"]) and "--token" in words:
+            idx = words.index("--token")
+            if idx + 1 < len(words) and is_literal(words[idx + 1]):
+                yield cmd.line, "the Hugging Face token is written on the command line; log in once interactively instead"
+
+
+def _jupyter_commands(ctx: Context) -> list[tuple[Any, list[str]]]:
+    out = []
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        for i, w in enumerate(words):
+            base = w.rsplit("/", 1)[-1]
+            if (base == "jupyter" and i + 1 < len(words) and words[i + 1] in ("lab", "notebook", "server")) or \
+                    base in ("jupyter-lab", "jupyter-notebook"):
+                out.append((cmd, words[i:]))
+                break
+    return out
+
+
+_TOKEN_OPTION = re.compile(r"^--(ServerApp|NotebookApp|IdentityProvider)\.(token|password)=(.*)$")
+
+
+@rule("HPC603", "jupyter-without-token", "error",
+      summary="JupyterLab on a compute node with its token (and password) switched off",
+      why="Compute nodes are reachable by every user of the cluster: a server without a token gives anyone a shell "
+          "as you, with your files and allocation.",
+      fix="Keep Jupyter's random token (the default), or pass one through JUPYTER_TOKEN from a private file; "
+          "bind to the node's own name rather than 0.0.0.0.",
+      catalogue=(20,),
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+jupyter lab --no-browser --ip=0.0.0.0 --port=8888 --ServerApp.port_retries=0 --ServerApp.token=''
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
+""")
+def _no_token(ctx: Context) -> Iterator[Any]:
+    for cmd, words in _jupyter_commands(ctx):
+        empty = [w for w in words if (m := _TOKEN_OPTION.match(w)) and m.group(2) == "token" and m.group(3) in ("", "''", '""')]
+        if empty:
+            everywhere = any(w in ("--ip=0.0.0.0", "--ip=*") for w in words) or \
+                any(w == "--ip" and words[i + 1:i + 2] == ["0.0.0.0"] for i, w in enumerate(words))
+            yield (cmd.line, f"{empty[0].split('=')[0]} is empty: anyone on the cluster"
+                             f"{' (and on every network the node is on: --ip=0.0.0.0)' if everywhere else ''} can use this "
+                             "server as you; keep the token")
+
+
+@rule("HPC604", "jupyter-port-retries", "warning",
+      summary="JupyterLab may move to another port than the one the tunnel command uses",
+      why="When the port is taken Jupyter silently tries the next ones (port_retries defaults to 50), so the "
+          "printed ssh -L command points at a port where nothing (or someone else's server) listens.",
+      fix="Pass --ServerApp.port_retries=0 (Jupyter then fails loudly) and choose a free port in the script.",
+      catalogue=(20,),
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+port=8888
+echo "ssh -N -L 8888:$(hostname -s):$port login.cluster.example.edu"
+jupyter lab --no-browser --ip="$(hostname -s)" --port="$port"
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+port=8888
+echo "ssh -N -L 8888:$(hostname -s):$port login.cluster.example.edu"
+jupyter lab --no-browser --ip="$(hostname -s)" --port="$port" --ServerApp.port_retries=0
+""")
+def _port_retries(ctx: Context) -> Iterator[Any]:
+    for cmd, words in _jupyter_commands(ctx):
+        retries = [w.partition("=")[2] for w in words if re.match(r"--(ServerApp|NotebookApp)\.port_retries=", w)]
+        if retries and retries[-1] != "0":
+            yield cmd.line, f"port_retries={retries[-1]} lets Jupyter move to another port than the tunnel uses; set it to 0"
+        elif not retries and any(w.startswith("--port") for w in words):
+            yield (cmd.line, "without --ServerApp.port_retries=0 Jupyter silently moves to another port when this one is "
+                             "taken, and the tunnel points at the wrong port")
+
+
+@rule("HPC605", "xdg-runtime-dir-unusable", "warning",
+      summary="XDG_RUNTIME_DIR points at a directory the job cannot use",
+      why="/run/user/UID exists only for a login session (not on compute nodes under Slurm): Jupyter fails to "
+          "write its runtime files there ('Permission denied: /run/user/…').",
+      fix="Point it at a private directory made by the job: export XDG_RUNTIME_DIR=$(mktemp -d).",
+      catalogue=(20,),
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+export XDG_RUNTIME_DIR=/run/user/$(id -u)
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+XDG_RUNTIME_DIR=$(mktemp -d)
+export XDG_RUNTIME_DIR
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
+""")
+def _xdg(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        for name, w in cmd.assignments:
+            if name == "XDG_RUNTIME_DIR" and w.raw.strip("'\"").startswith("/run/user"):
+                yield cmd.line, "XDG_RUNTIME_DIR=/run/user/… exists only for login sessions; use a directory the job makes (mktemp -d)"

@@ -1,0 +1,111 @@
+"""``hpcwidgets lint FILE…``: check job scripts against the rule catalogue (``docs/rules.md``).
+
+Exit status: 0 no error-severity finding, 1 at least one, 2 a file could not be read or parsed (HPC000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import HpcWidgetsError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from . import _Formatter, _examples_epilog
+    p = sub.add_parser("lint", help="check job scripts for known mistakes", formatter_class=_Formatter,
+                       description="Check Slurm job scripts (Apptainer, Charliecloud, torchrun, Jupyter) against the "
+                                   "catalogue of known mistakes. The rules are listed in docs/rules.md. Suppress one "
+                                   "finding with '# hpcw: disable=CODE' on its line.",
+                       epilog=_examples_epilog([
+                           "hpcwidgets lint job.sbatch",
+                           "hpcwidgets lint --profile midway3 --format json jobs/*.sh",
+                           "hpcwidgets lint --fix job.sbatch        # applies mechanical fixes, keeps job.sbatch.bak",
+                           "cat job.sbatch | hpcwidgets lint -",
+                       ]))
+    p.add_argument("files", nargs="+", metavar="FILE", help="job scripts to check; - reads standard input")
+    p.add_argument("--profile", metavar="NAME", help="check the jobs against a cluster profile (partitions, limits, GPU vendor)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: path:line: severity CODE message (default); json: a list of finding objects")
+    p.add_argument("--fix", action="store_true",
+                   help="apply the mechanical fixes in place (atomically, keeping FILE.bak) and report what remains")
+    p.add_argument("--select", default="", metavar="CODES", help="only these rules, e.g. HPC101,HPC102")
+    p.add_argument("--ignore", default="", metavar="CODES", help="skip these rules, e.g. HPC209")
+    p.set_defaults(handler=run)
+
+
+def _codes(text: str, option: str) -> set[str]:
+    from ..lint import rules
+    codes = {c.strip().upper() for c in text.split(",") if c.strip()}
+    unknown = sorted(codes - set(rules()))
+    if unknown:
+        raise HpcWidgetsError(f"{option}: unknown rule code {', '.join(unknown)}; the codes are listed in docs/rules.md "
+                              "(hpcwidgets lint --select HPC101,HPC102)")
+    return codes
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..lint import lint
+    select, ignore = _codes(args.select, "--select"), _codes(args.ignore, "--ignore")
+    profile = None
+    if args.profile:
+        from ..profiles import load_profile
+        profile = load_profile(args.profile)
+    findings = []
+    status = 0
+    for path in args.files:
+        name = "<stdin>" if path == "-" else path
+        try:
+            text = sys.stdin.read() if path == "-" else _read(path)
+        except OSError as exc:
+            print(f"hpcwidgets: error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+            status = 2
+            continue
+        except UnicodeDecodeError as exc:
+            print(f"hpcwidgets: error: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
+            status = 2
+            continue
+        if args.fix:
+            if path == "-":
+                raise HpcWidgetsError("--fix rewrites files in place; give a file name instead of - (standard input)")
+            text = _fix(path, text, profile)
+        found = lint(text, profile, path=name, select=select, ignore=ignore)
+        if any(f.code == "HPC000" for f in found):
+            status = 2
+        findings += found
+    if args.format == "json":
+        sys.stdout.write(json.dumps([f.to_dict() for f in findings], indent=2, ensure_ascii=False) + "\n")
+    else:
+        for f in findings:
+            print(f.format())
+    if status == 0 and any(f.severity == "error" for f in findings):
+        status = 1
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+    print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info in "
+          f"{len(args.files)} file(s)", file=sys.stderr)
+    return status
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def _fix(path: str, text: str, profile: object) -> str:
+    """Apply the fixes, write the file (keeping FILE.bak) and report what was fixed."""
+    from ..errors import ParseError
+    from ..files import write_atomic
+    from ..fixes import fix_script
+    try:
+        new, fixed = fix_script(text, profile, path=path)
+    except ParseError:
+        return text  # lint reports it as HPC000
+    if not fixed or new == text:
+        print(f"{path}: nothing to fix automatically", file=sys.stderr)
+        return text
+    write_atomic(path, new, force=True, backup=True)
+    for f in fixed:
+        print(f"{path}:{f.line}: fixed {f.code}: {f.fix.description if f.fix else f.message}", file=sys.stderr)
+    print(f"{path}: {len(fixed)} fix(es) applied; the original is kept as {path}.bak", file=sys.stderr)
+    return new

@@ -1,0 +1,51 @@
+"""``hpcwidgets parse FILE``: read a job script into the project's model and print it (JSON or TOML)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ParseError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from . import _Formatter, _examples_epilog
+    p = sub.add_parser("parse", help="read a job script into a model (JSON/TOML)", formatter_class=_Formatter,
+                       description="Read a Slurm job script into a workflow model (job directives, set-up lines, the "
+                                   "srun → container → torchrun → program step) and print it. Save the output and "
+                                   "edit it, then render it again with: hpcwidgets workflow --from FILE.",
+                       epilog=_examples_epilog([
+                           "hpcwidgets parse job.sbatch > job.json",
+                           "hpcwidgets parse --format toml job.sbatch",
+                           "hpcwidgets workflow --from job.json --set job.nodes=4",
+                       ]))
+    p.add_argument("file", metavar="FILE", help="the job script; - reads standard input")
+    p.add_argument("--format", choices=("json", "toml"), default="json", help="output format (default json)")
+    p.add_argument("-o", "--output-file", metavar="FILE", help="write to FILE atomically instead of printing")
+    p.add_argument("--force", action="store_true", help="allow -o to replace an existing file")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import emit, format_model
+    from ..parse.workflow import parse_script
+    name = "<stdin>" if args.file == "-" else args.file
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as fh:
+                text = fh.read()
+    except OSError as exc:
+        print(f"hpcwidgets: error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"hpcwidgets: error: {args.file} is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
+        return 2
+    try:
+        model = parse_script(text, name)
+    except ParseError as exc:
+        print(f"{name}:{exc.line}:{exc.column}: {exc.message}", file=sys.stderr)
+        return 2
+    emit(args, format_model(model, args.format))
+    return 0

@@ -1,0 +1,134 @@
+"""``hpcwidgets lint`` and ``hpcwidgets parse`` through ``hpcwidgets.cli.main``."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from hpcwidgets.cli import main
+
+BAD = """#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=$SLURM_JOB_NODELIST:29500 train.py
+"""
+WARN_ONLY = "#!/bin/bash\n#SBATCH --gres=gpu:1\nexport CUDA_LAUNCH_BLOCKING=1\npython train.py\n"
+GOOD = "#!/bin/bash\n#SBATCH --gres=gpu:1\npython train.py\n"
+BROKEN = '#!/bin/bash\n#SBATCH --time=00:10:00\necho "starting\npython train.py\n'
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_text_output_and_exit_1(tmp_path, capsys) -> None:
+    p = write(tmp_path, "job.sh", BAD)
+    assert main(["lint", str(p)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{p}:4: error HPC102 ")
+
+
+def test_warnings_exit_0_and_clean_exit_0(tmp_path, capsys) -> None:
+    assert main(["lint", str(write(tmp_path, "w.sh", WARN_ONLY))]) == 0
+    assert "warning HPC506" in capsys.readouterr().out
+    assert main(["lint", str(write(tmp_path, "g.sh", GOOD))]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_json_output(tmp_path, capsys) -> None:
+    p = write(tmp_path, "job.sh", BAD)
+    assert main(["lint", "--format", "json", str(p)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [d["code"] for d in data] == ["HPC102"]
+    assert set(data[0]) == {"path", "line", "code", "severity", "message", "fix"}
+    assert data[0]["path"] == str(p) and data[0]["line"] == 4 and data[0]["fix"]["start_line"] == 4
+
+
+def test_select_and_ignore(tmp_path, capsys) -> None:
+    p = write(tmp_path, "job.sh", BAD)
+    assert main(["lint", "--ignore", "HPC102", str(p)]) == 0
+    assert "HPC102" not in capsys.readouterr().out
+    assert main(["lint", "--select", "HPC101", str(p)]) == 0
+    assert main(["lint", "--select", "HPC102,HPC101", str(p)]) == 1
+    capsys.readouterr()
+    assert main(["lint", "--select", "HPC9999", str(p)]) == 2
+    assert "unknown rule code HPC9999" in capsys.readouterr().err
+
+
+def test_stdin(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(BAD))
+    assert main(["lint", "-"]) == 1
+    assert capsys.readouterr().out.startswith("<stdin>:4: error HPC102")
+
+
+def test_unreadable_and_unparseable_exit_2(tmp_path, capsys) -> None:
+    assert main(["lint", str(tmp_path / "missing.sh")]) == 2
+    assert "missing.sh" in capsys.readouterr().err
+    p = write(tmp_path, "broken.sh", BROKEN)
+    assert main(["lint", str(p), str(write(tmp_path, "job.sh", BAD))]) == 2
+    out = capsys.readouterr().out
+    assert f"{p}:3: error HPC000" in out and "HPC102" in out   # the other file is still checked
+
+
+def test_profile_option(tmp_path, capsys) -> None:
+    p = write(tmp_path, "job.sh", "#!/bin/bash\n#SBATCH --partition=nope\npython x.py\n")
+    assert main(["lint", str(p)]) == 0
+    assert main(["lint", "--profile", "generic", str(p)]) == 1
+    assert "HPC401" in capsys.readouterr().out
+    assert main(["lint", "--profile", "no-such-site", str(p)]) == 2
+
+
+def test_fix_writes_atomically_with_backup(tmp_path, capsys) -> None:
+    p = write(tmp_path, "job.sh", BAD)
+    assert main(["lint", "--fix", str(p)]) == 0
+    captured = capsys.readouterr()
+    assert "fixed HPC102" in captured.err and "job.sh.bak" in captured.err
+    assert (tmp_path / "job.sh.bak").read_text() == BAD
+    new = p.read_text()
+    assert "scontrol show hostnames" in new and "$head_node:29500" in new
+    assert main(["lint", str(p)]) == 0
+
+
+def test_fix_reports_what_remains(tmp_path, capsys) -> None:
+    p = write(tmp_path, "job.sh", BAD.replace("train.py", "train.py\nexport CUDA_LAUNCH_BLOCKING=1"))
+    assert main(["lint", "--fix", str(p)]) == 0
+    captured = capsys.readouterr()
+    assert "HPC506" in captured.out and "HPC102" not in captured.out
+
+
+def test_fix_refuses_stdin(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(BAD))
+    assert main(["lint", "--fix", "-"]) == 2
+    assert "--fix" in capsys.readouterr().err
+
+
+def test_parse_json_and_toml(tmp_path, capsys) -> None:
+    p = write(tmp_path, "job.sh", BAD)
+    assert main(["parse", str(p)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "workflow" and data["job"]["nodes"] == 2
+    assert data["launcher"]["nproc_per_node"] == "1"
+    assert main(["parse", "--format", "toml", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert 'kind = "workflow"' in out and "[launcher]" in out
+
+
+def test_parse_malformed_exit_2(tmp_path, capsys) -> None:
+    p = write(tmp_path, "broken.sh", BROKEN)
+    assert main(["parse", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{p}:3:") and "quote" in err
+    assert main(["parse", str(tmp_path / "nope.sh")]) == 2
+
+
+@pytest.mark.parametrize("command", ["lint", "parse"])
+def test_help(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "FILE" in capsys.readouterr().out
