@@ -34,6 +34,11 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow and not real and not browser" $(PYTEST_ARGS)
 
+# the workshop notebooks: exercises/ up to date with solutions/, then every solution, exercise and lesson executed
+check: venv
+	$(BIN)/hpcwidgets workshop build --check
+	$(BIN)/hpcwidgets workshop check
+
 # peers (submitit, simple_slurm) live in their own environment, never in .venv
 BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.ok: pyproject.toml
@@ -54,3 +59,8 @@ cluster-down: venv
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis test-artifacts
+
+# the instructor's deck: diagrams, generated blocks, lint of every shell block, then Marp CLI (from npm,
+# installed into slides/.marp) → slides/build/workshop.html (self-contained) and workshop.pdf with Chromium
+slides: venv
+	$(BIN)/python -m hpcwidgets.slides build

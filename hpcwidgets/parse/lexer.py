@@ -354,7 +354,9 @@ def _escape_dollars(lit: str) -> str:
     n = len(lit)
     while k >= 0:
         nxt = lit[k + 1] if k + 1 < n else ""
-        if (k > 0 and lit[k - 1] == "\\") or nxt in _NAME_START or (nxt == "{" and _BRACED_NAME.match(lit, k + 1)):
+        lone_underscore = nxt == "_" and (k + 2 >= n or lit[k + 2] not in _NAME_CHARS)
+        braced = nxt == "{" and _BRACED_NAME.match(lit, k + 1) and not lit.startswith("{_}", k + 1)
+        if (k > 0 and lit[k - 1] == "\\") or (nxt in _NAME_START and not lone_underscore) or braced:
             out.append(lit[pos:k])
             out.append("\\$")
             pos = k + 1
@@ -685,12 +687,14 @@ class _Lexer:
         c = src[i + 1]
         if c in _NAME_START:
             m = _NAME.match(src, i + 1)
+            if m.group() == "_":  # type: ignore[union-attr]  # $_ is bash's special "last argument"
+                return m.end(), True, False  # type: ignore[union-attr]
             segs.append((m.group(), False))  # type: ignore[union-attr]
             return m.end(), False, False  # type: ignore[union-attr]
         if c == "{":
             end = self.braced(i + 1)
             inner = src[i + 2:end - 1]
-            if _NAME.fullmatch(inner):
+            if _NAME.fullmatch(inner) and inner != "_":
                 segs.append((inner, True))
                 return end, False, False
             return end, True, False

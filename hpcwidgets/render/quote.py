@@ -20,7 +20,8 @@ from typing import Iterable, Mapping
 
 from ..spec._words import Verbatim
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+# a parameter name; a lone "_" is bash's special $_ (the last argument), never a reference
+_NAME = r"(?:[A-Za-z][A-Za-z0-9_]*|_[A-Za-z0-9_]+)"
 #: a parameter reference in a value, or the escaped literal dollar ``\$``
 _TOKEN = re.compile(rf"\\\$|\$(?:\{{(?P<braced>{_NAME})\}}|(?P<bare>{_NAME}))")
 _SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")

@@ -1,0 +1,685 @@
+"""Build and verify the instructor's deck (``slides/workshop.md``, a Marp deck).
+
+Nothing here is needed to use the package; it is the tooling behind ``make slides`` and
+``tests/test_slides.py``:
+
+* :func:`code_blocks` finds every fenced block of the deck with the ``hpcw:`` marker above it;
+* :func:`sync_deck` refreshes the blocks marked ``<!-- hpcw: example NAME profile=P -->`` from
+  :func:`hpcwidgets.examples.examples` (the deck never holds a hand-written copy of a shipped job);
+* :func:`check_block` / :func:`check_deck` lint every ``bash`` block with the package's linter
+  (job scripts whole, interactive commands also through :func:`hpcwidgets.parse.parse_command`)
+  and read every ``dockerfile`` / ``deffile`` block with the package's build-file readers;
+* :func:`render_diagrams` writes the SVG diagrams from ``slides/diagrams/draw.py`` (plain SVG
+  written by Python: no diagram service, no script in the browser);
+* :func:`build` turns the deck into one self-contained HTML file (diagrams inlined as data URIs,
+  ``hpcw:`` markers removed) with Marp CLI installed from the npm registry into ``slides/.marp``,
+  and into a PDF when Chromium is present.
+
+Markers (an HTML comment on the line before the fence; blank lines may sit between):
+
+``<!-- hpcw: example NAME profile=P [from="TEXT"] [to="TEXT"] -->``
+    the block is ``examples(P)[NAME].render()``; ``from``/``to`` keep only the lines from the first
+    line containing ``from`` to the next line containing ``to`` (the whole script is still linted).
+``<!-- hpcw: expect HPC101,HPC102 [profile=P] -->``
+    the block shows mistakes on purpose: the linter must report exactly these error/warning codes.
+``<!-- hpcw: profile=P -->``
+    lint this block against another profile than :data:`DEFAULT_PROFILE`.
+
+Unmarked ``bash`` blocks must be clean: no error and no warning (``info`` advice is allowed). A
+block is a *job script* when it has a ``#!`` line or ``#SBATCH`` lines; otherwise it is commands
+typed at a prompt, and the rules that only make sense for a whole job
+(:data:`INTERACTIVE_IGNORE`) are left out.
+
+Run ``python -m hpcwidgets.slides sync|check|diagrams|build`` (``make slides`` runs ``build``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import os
+import re
+import runpy
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .errors import HpcWidgetsError
+
+#: the repository's slides folder (this module is tooling for the source checkout)
+SLIDES_DIR = Path(__file__).resolve().parent.parent / "slides"
+DECK_NAME = "workshop.md"
+#: the site the deck's scripts are written for
+DEFAULT_PROFILE = "midway3"
+#: Marp CLI, pinned: the build installs exactly this version from the npm registry
+MARP_PACKAGE = "@marp-team/marp-cli@4.5.1"
+#: where the payload scripts live in the deck's scripts (a clone of the repository in $HOME); the real
+#: rendering uses the installed path, which differs per machine and would make the deck unstable
+DECK_PAYLOAD_DIR = "$HOME/hpcwidgets/hpcwidgets/payload"
+#: rules about a whole job that do not apply to commands typed at a prompt
+INTERACTIVE_IGNORE = {
+    "HPC202": "a command typed in an interactive session cannot see which GPUs that session holds",
+    "HPC208": "a pull typed by hand runs once, not on every run of a job",
+}
+#: programs :func:`hpcwidgets.parse.parse_command` models; interactive blocks run these through it too
+MODELLED = {"apptainer", "singularity", "ch-run", "ch-image", "ch-convert", "ch-fromhost", "srun", "torchrun"}
+CHECKED_LANGS = ("bash", "dockerfile", "deffile")
+CHROMIUM = "/usr/bin/chromium"
+
+_FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[A-Za-z0-9_+-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
+                    re.M | re.S)
+_MARKER = re.compile(r"<!--\s*hpcw:(?P<spec>.*?)-->", re.S)
+_COMMENT = re.compile(r"<!--(.*?)-->", re.S)
+
+
+class SlidesError(HpcWidgetsError):
+    """The deck cannot be built or verified (the message says what to do)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# reading the deck
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block of the deck."""
+
+    lang: str
+    body: str                    # the text between the fences, indentation removed
+    line: int                    # line of the opening fence (1-based)
+    start: int                   # offsets of the body in the deck text
+    end: int
+    indent: int = 0
+    marker: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``example``, ``expect`` or ``plain``."""
+        if "example" in self.marker:
+            return "example"
+        if "expect" in self.marker:
+            return "expect"
+        return "plain"
+
+    @property
+    def profile(self) -> str:
+        return str(self.marker.get("profile") or DEFAULT_PROFILE)
+
+    def where(self) -> str:
+        return f"{DECK_NAME}:{self.line} ({self.lang} block{', ' + self.kind if self.kind != 'plain' else ''})"
+
+
+def parse_marker(spec: str, line: int = 0) -> dict[str, Any]:
+    """``example NAME profile=P from="…"`` → ``{"example": "NAME", "profile": "P", "from": "…"}``."""
+    try:
+        words = shlex.split(spec)
+    except ValueError as exc:
+        raise SlidesError(f"{DECK_NAME}:{line}: cannot read the hpcw marker {spec.strip()!r}: {exc}") from exc
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "example":
+            if i + 1 >= len(words) or "=" in words[i + 1]:
+                raise SlidesError(f"{DECK_NAME}:{line}: 'hpcw: example' needs the example's name, "
+                                  "e.g. <!-- hpcw: example multi-node-torchrun profile=midway3 -->")
+            out["example"] = words[i + 1]
+            i += 2
+            continue
+        if word == "expect":
+            if i + 1 >= len(words) or "=" in words[i + 1]:
+                raise SlidesError(f"{DECK_NAME}:{line}: 'hpcw: expect' needs the codes, e.g. "
+                                  "<!-- hpcw: expect HPC101,HPC102 -->")
+            out["expect"] = tuple(sorted(c.strip().upper() for c in words[i + 1].split(",") if c.strip()))
+            i += 2
+            continue
+        key, eq, value = word.partition("=")
+        if not eq or key not in ("profile", "from", "to"):
+            raise SlidesError(f"{DECK_NAME}:{line}: unknown word {word!r} in an hpcw marker; use "
+                              "example NAME, expect CODES, profile=P, from=TEXT or to=TEXT")
+        out[key] = value
+        i += 1
+    if "example" in out and "expect" in out:
+        raise SlidesError(f"{DECK_NAME}:{line}: a block is either generated (example) or a mistake on purpose "
+                          "(expect), not both")
+    return out
+
+
+def code_blocks(text: str) -> list[Block]:
+    """Every fenced block, with the ``hpcw:`` marker that precedes it (if any)."""
+    out = []
+    for m in _FENCE.finditer(text):
+        indent = len(m.group("indent"))
+        body = "\n".join(ln[indent:] if ln[:indent].strip() == "" else ln
+                         for ln in m.group("body").split("\n"))
+        line = text.count("\n", 0, m.start()) + 1
+        before = text[:m.start()].rstrip()
+        marker: dict[str, Any] = {}
+        mm = None
+        for mm in _MARKER.finditer(before):
+            pass
+        if mm is not None and mm.end() == len(before):
+            marker = parse_marker(mm.group("spec"), line)
+        out.append(Block(m.group("lang").lower(), body, line, m.start("body"), m.end("body"), indent, marker))
+    return out
+
+
+def split_slides(text: str) -> list[str]:
+    """The deck's slides: the text after the front matter, split at ``---`` lines outside code fences."""
+    lines = text.split("\n")
+    if lines and lines[0].strip() == "---":
+        for i in range(1, len(lines)):
+            if lines[i].strip() == "---":
+                lines = lines[i + 1:]
+                break
+    slides: list[list[str]] = [[]]
+    in_fence = False
+    for ln in lines:
+        if ln.lstrip().startswith("```"):
+            in_fence = not in_fence
+        if not in_fence and ln.rstrip() == "---":
+            slides.append([])
+            continue
+        slides[-1].append(ln)
+    return ["\n".join(s) for s in slides]
+
+
+#: Marp/Marpit directive names (a comment made only of these is a directive, not a presenter note)
+MARP_DIRECTIVES = {"theme", "style", "headingDivider", "lang", "math", "marp", "size", "title", "description",
+                   "author", "image", "keywords", "url", "paginate", "header", "footer", "class", "backgroundColor",
+                   "backgroundImage", "backgroundPosition", "backgroundRepeat", "backgroundSize", "color",
+                   "transition"}
+_DIRECTIVE_LINE = re.compile(r"^\s*_?(?P<name>[A-Za-z]+)\s*:")
+
+
+def _is_directive(body: str) -> bool:
+    lines = [ln for ln in body.splitlines() if ln.strip()]
+    return bool(lines) and all((m := _DIRECTIVE_LINE.match(ln)) is not None and m.group("name") in MARP_DIRECTIVES
+                               for ln in lines)
+
+
+def speaker_notes(slide: str) -> list[str]:
+    """The presenter notes of a slide: its HTML comments that are neither Marp directives nor hpcw markers."""
+    notes = []
+    fenced = _FENCE.sub("", slide)
+    for m in _COMMENT.finditer(fenced):
+        body = m.group(1).strip()
+        if not body or body.startswith("hpcw:") or _is_directive(body):
+            continue
+        notes.append(body)
+    return notes
+
+
+# ------------------------------------------------------------------------------------------------
+# generated blocks
+# ------------------------------------------------------------------------------------------------
+def example_script(name: str, profile: str) -> str:
+    """``examples(profile)[name].render()``, with the payload folder written as :data:`DECK_PAYLOAD_DIR`."""
+    from .examples import PAYLOAD_VAR, examples
+    from .spec.common import EnvVar
+    found = examples(profile)
+    if name not in found:
+        raise SlidesError(f"the deck asks for example {name!r}, which profile {profile} does not have; "
+                          f"choose one of: {', '.join(found)}")
+    ex = found[name]
+    model = ex.model
+    exports = getattr(model, "exports", None)
+    if exports:
+        fixed = tuple(EnvVar(PAYLOAD_VAR, DECK_PAYLOAD_DIR) if e.name == PAYLOAD_VAR else e for e in exports)
+        model = model.replace(exports=fixed)
+        ex = type(ex)(ex.name, ex.description, model)
+    return ex.render()
+
+
+def excerpt(script: str, start: str = "", stop: str = "", where: str = "") -> str:
+    """Lines of ``script`` from the first containing ``start`` to the next containing ``stop`` (inclusive)."""
+    lines = script.rstrip("\n").split("\n")
+    first = 0
+    if start:
+        hits = [i for i, ln in enumerate(lines) if start in ln]
+        if not hits:
+            raise SlidesError(f"{where}: no line of the generated script contains from={start!r}; "
+                              "change the marker to text the script has")
+        first = hits[0]
+    last = len(lines) - 1
+    if stop:
+        hits = [i for i in range(first, len(lines)) if stop in lines[i]]
+        if not hits:
+            raise SlidesError(f"{where}: no line after from= contains to={stop!r}; change the marker")
+        last = hits[0]
+    return "\n".join(lines[first:last + 1]) + "\n"
+
+
+def expected_body(block: Block) -> str:
+    """What a generated block must contain."""
+    m = block.marker
+    full = example_script(m["example"], block.profile)
+    if m.get("from") or m.get("to"):
+        return excerpt(full, m.get("from", ""), m.get("to", ""), block.where())
+    return full.rstrip("\n") + "\n"
+
+
+def sync_text(text: str) -> str:
+    """The deck with every ``hpcw: example`` block refreshed."""
+    out = []
+    pos = 0
+    for block in code_blocks(text):
+        if block.kind != "example":
+            continue
+        body = expected_body(block)
+        if block.indent:
+            body = "".join(" " * block.indent + ln if ln.strip() else ln for ln in body.splitlines(True))
+        out.append(text[pos:block.start])
+        out.append(body)
+        pos = block.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def sync_deck(path: Path | None = None, *, write: bool = True) -> bool:
+    """Refresh the generated blocks of the deck; True when something changed."""
+    path = path or SLIDES_DIR / DECK_NAME
+    text = path.read_text(encoding="utf-8")
+    new = sync_text(text)
+    if new != text and write:
+        tmp = path.with_suffix(".md.tmp")
+        tmp.write_text(new, encoding="utf-8")
+        os.replace(tmp, path)
+    return new != text
+
+
+# ------------------------------------------------------------------------------------------------
+# verifying blocks
+# ------------------------------------------------------------------------------------------------
+def is_job_script(body: str) -> bool:
+    return body.startswith("#!") or any(ln.startswith("#SBATCH") for ln in body.splitlines())
+
+
+def lint_block(block: Block, text: str | None = None) -> list[Any]:
+    """The linter's findings for a bash block (for a generated block: for the whole generated script)."""
+    from .lint import lint
+    source = text if text is not None else block.body
+    if is_job_script(source):
+        return lint(source, block.profile, path=DECK_NAME)
+    return lint(source, block.profile, path=DECK_NAME, ignore=tuple(INTERACTIVE_IGNORE))
+
+
+def _command_problems(block: Block) -> list[str]:
+    """Interactive commands of modelled programs, read back into models: each must parse and be valid."""
+    from .errors import ParseError
+    from .parse import parse_command, read_script
+    out = []
+    for cmd in read_script(block.body).lexed.code:
+        if cmd.kind != "simple" or not cmd.words or cmd.words[0].value not in MODELLED:
+            continue
+        line = block.line + cmd.line
+        try:
+            model = parse_command(cmd.text)
+        except ParseError as exc:
+            out.append(f"{DECK_NAME}:{line}: the command cannot be read: {exc}")
+            continue
+        for p in model.problems():
+            out.append(f"{DECK_NAME}:{line}: {p}")
+    return out
+
+
+def check_block(block: Block) -> list[str]:
+    """Problems with one block (empty when it is fine). Line numbers point into the deck."""
+    if block.lang == "dockerfile":
+        return _buildfile_problems(block, "dockerfile")
+    if block.lang == "deffile":
+        return _buildfile_problems(block, "deffile")
+    if block.lang != "bash":
+        return []
+    problems: list[str] = []
+    script = None
+    if block.kind == "example":
+        try:
+            want = expected_body(block)
+        except HpcWidgetsError as exc:
+            return [str(exc)]
+        if block.body != want:
+            problems.append(f"{block.where()}: out of sync with examples({block.profile!r})"
+                            f"[{block.marker['example']!r}]; refresh it with: python -m hpcwidgets.slides sync "
+                            "(or make slides)")
+        script = example_script(block.marker["example"], block.profile)
+    findings = lint_block(block, script)
+    offset = 0 if script is not None else block.line
+    serious = [f for f in findings if f.severity in ("error", "warning") or f.code == "HPC000"]
+    if block.kind == "expect":
+        want_codes = set(block.marker["expect"])
+        got = {f.code for f in serious} | {f.code for f in findings if f.code in want_codes}
+        if got != want_codes:
+            missing = ", ".join(sorted(want_codes - got)) or "none"
+            extra = ", ".join(sorted(got - want_codes)) or "none"
+            problems.append(f"{block.where()}: the marker expects {', '.join(sorted(want_codes))} but the linter "
+                            f"reports {', '.join(sorted(got)) or 'nothing'} (missing: {missing}; unexpected: {extra}); "
+                            "change the block or the marker")
+        return problems
+    for f in serious:
+        problems.append(f"{DECK_NAME}:{f.line + offset}: {f.severity} {f.code} {f.message} (mark the block with "
+                        f"<!-- hpcw: expect {f.code} --> if the mistake is on purpose)")
+    if not is_job_script(block.body) and block.kind == "plain":
+        problems += _command_problems(block)
+    return problems
+
+
+def _buildfile_problems(block: Block, kind: str) -> list[str]:
+    from .errors import ParseError
+    from .parse.buildfiles import parse_deffile, parse_dockerfile
+    reader = parse_dockerfile if kind == "dockerfile" else parse_deffile
+    try:
+        model = reader(block.body, DECK_NAME)
+    except ParseError as exc:
+        return [f"{block.where()}: the {kind} cannot be read: {exc}"]
+    return [f"{block.where()}: {p}" for p in model.problems()]
+
+
+def check_deck(path: Path | None = None) -> list[str]:
+    """Every problem of every checked block of the deck."""
+    path = path or SLIDES_DIR / DECK_NAME
+    text = path.read_text(encoding="utf-8")
+    out: list[str] = []
+    for block in code_blocks(text):
+        if block.lang in CHECKED_LANGS:
+            out += check_block(block)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# SVG diagrams (written directly; text stays text)
+# ------------------------------------------------------------------------------------------------
+FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
+
+
+class Svg:
+    """A tiny, deterministic SVG writer: boxes, text and arrows."""
+
+    def __init__(self, width: int, height: int, title: str) -> None:
+        self.width, self.height, self.title = width, height, title
+        self.parts: list[str] = []
+
+    @staticmethod
+    def _a(**attrs: Any) -> str:
+        return "".join(f' {k.rstrip("_").replace("_", "-")}="{html.escape(str(v), quote=True)}"'
+                       for k, v in attrs.items() if v is not None)
+
+    def text(self, x: float, y: float, text: str, *, size: int = 18, weight: str = "normal", anchor: str = "middle",
+             fill: str = "#1f2933", family: str = FONT, style: str | None = None) -> None:
+        lines = text.split("\n")
+        y0 = y - (len(lines) - 1) * size * 0.6
+        for i, ln in enumerate(lines):
+            self.parts.append(f"<text{self._a(x=_n(x), y=_n(y0 + i * size * 1.2), font_size=size, font_weight=weight, text_anchor=anchor, fill=fill, font_family=family, font_style=style, dominant_baseline='middle')}>"
+                              f"{html.escape(ln)}</text>")
+
+    def box(self, x: float, y: float, w: float, h: float, label: str = "", *, fill: str = "#ffffff",
+            stroke: str = "#52606d", size: int = 18, weight: str = "normal", rx: int = 10, dash: str | None = None,
+            color: str = "#1f2933", mono: bool = False, stroke_width: float = 2) -> None:
+        self.parts.append(f"<rect{self._a(x=_n(x), y=_n(y), width=_n(w), height=_n(h), rx=rx, fill=fill, stroke=stroke, stroke_width=stroke_width, stroke_dasharray=dash)}/>")
+        if label:
+            self.text(x + w / 2, y + h / 2, label, size=size, weight=weight, fill=color,
+                      family="DejaVu Sans Mono, Menlo, Consolas, monospace" if mono else FONT)
+
+    def arrow(self, x1: float, y1: float, x2: float, y2: float, label: str = "", *, color: str = "#52606d",
+              size: int = 15, both: bool = False, dash: str | None = None, label_dx: float = 0,
+              label_dy: float = -12) -> None:
+        self.parts.append(f"<line{self._a(x1=_n(x1), y1=_n(y1), x2=_n(x2), y2=_n(y2), stroke=color, stroke_width=2.5, stroke_dasharray=dash, marker_end='url(#head)', marker_start='url(#tail)' if both else None)}/>")
+        if label:
+            self.text((x1 + x2) / 2 + label_dx, (y1 + y2) / 2 + label_dy, label, size=size, fill=color)
+
+    def to_string(self) -> str:
+        head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
+                f'viewBox="0 0 {self.width} {self.height}" role="img" aria-label="{html.escape(self.title)}">\n'
+                f"<title>{html.escape(self.title)}</title>\n"
+                "<defs>"
+                '<marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+                'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#52606d"/></marker>'
+                '<marker id="tail" viewBox="0 0 10 10" refX="1" refY="5" markerWidth="7" markerHeight="7" '
+                'orient="auto"><path d="M10,0 L0,5 L10,10 z" fill="#52606d"/></marker>'
+                "</defs>\n")
+        return head + "\n".join(self.parts) + "\n</svg>\n"
+
+
+def _n(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
+
+
+def render_diagrams(slides_dir: Path | None = None, *, write: bool = True) -> dict[str, str]:
+    """Run ``slides/diagrams/draw.py`` and (when ``write``) save each drawing as ``slides/diagrams/NAME.svg``."""
+    slides_dir = slides_dir or SLIDES_DIR
+    source = slides_dir / "diagrams" / "draw.py"
+    if not source.is_file():
+        raise SlidesError(f"the diagram source {source} is missing")
+    namespace = runpy.run_path(str(source))
+    drawings = namespace.get("DIAGRAMS")
+    if not isinstance(drawings, dict):
+        raise SlidesError(f"{source} must define DIAGRAMS = {{name: function returning an Svg}}")
+    out = {name: make().to_string() for name, make in drawings.items()}
+    if write:
+        for name, svg in out.items():
+            target = slides_dir / "diagrams" / f"{name}.svg"
+            if not target.is_file() or target.read_text(encoding="utf-8") != svg:
+                target.write_text(svg, encoding="utf-8")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# building the HTML (and PDF)
+# ------------------------------------------------------------------------------------------------
+_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_MIME = {".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def inline_images(text: str, base: Path) -> str:
+    """Markdown images → ``<img>`` with a data URI (``w:N``/``h:N`` in the alt text set the size)."""
+    def repl(m: re.Match[str]) -> str:
+        src = m.group("src")
+        if re.match(r"^[a-z]+:", src):
+            raise SlidesError(f"the deck loads the image {src} from elsewhere; save it under slides/diagrams and "
+                              "reference it by a relative path (the built HTML must be self-contained)")
+        path = (base / src).resolve()
+        mime = _MIME.get(path.suffix.lower())
+        if mime is None or not path.is_file():
+            raise SlidesError(f"the deck's image {src} is missing or not svg/png/jpeg; run "
+                              "python -m hpcwidgets.slides diagrams")
+        words = m.group("alt").split()
+        style = []
+        alt = []
+        for w in words:
+            size = re.fullmatch(r"(w|h|width|height):(\d+)(px)?", w)
+            if size:
+                style.append(f"{'width' if size.group(1)[0] == 'w' else 'height'}:{size.group(2)}px")
+            else:
+                alt.append(w)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        style_attr = f' style="{";".join(style)}"' if style else ""
+        return f'<img class="diagram" alt="{html.escape(" ".join(alt))}"{style_attr} src="data:{mime};base64,{data}">'
+    out = []
+    in_fence = False
+    for ln in text.split("\n"):
+        if ln.lstrip().startswith("```"):
+            in_fence = not in_fence
+        out.append(ln if in_fence else _IMAGE.sub(repl, ln))
+    return "\n".join(out)
+
+
+def strip_markers(text: str) -> str:
+    """Remove the ``hpcw:`` marker comments (Marp would show them as presenter notes)."""
+    return re.sub(r"[ \t]*<!--\s*hpcw:.*?-->[ \t]*\n?", "", text, flags=re.S)
+
+
+def prepare(text: str, base: Path) -> str:
+    """The deck as Marp gets it: markers removed, images inlined."""
+    return inline_images(strip_markers(text), base)
+
+
+def marp_binary(slides_dir: Path | None = None, *, install: bool = True) -> Path:
+    """The Marp CLI in ``slides/.marp``, installed from the npm registry when missing."""
+    slides_dir = slides_dir or SLIDES_DIR
+    prefix = slides_dir / ".marp"
+    marp = prefix / "node_modules" / ".bin" / "marp"
+    if marp.exists():
+        return marp
+    if not install:
+        raise SlidesError(f"Marp CLI is not installed in {prefix}; run: npm install --prefix {prefix} {MARP_PACKAGE}")
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SlidesError("npm is not installed: install Node.js and npm (apt-get install nodejs npm), then run "
+                          "make slides again")
+    prefix.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", MARP_PACKAGE],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not marp.exists():
+        raise SlidesError(f"npm could not install {MARP_PACKAGE} into {prefix} (exit {proc.returncode}):\n"
+                          f"{proc.stderr.strip()}")
+    return marp
+
+
+MARP_CONFIG = """\
+# written by hpcwidgets.slides: raw HTML on (for the inlined diagrams), math off (KaTeX would fetch fonts)
+html: true
+options:
+  math: false
+"""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    html: Path
+    pdf: Path | None
+    deck_changed: bool
+    diagrams: tuple[str, ...]
+
+
+def build(slides_dir: Path | None = None, out_dir: Path | None = None, *, pdf: bool | None = None,
+          sync: bool = True, browser: str = CHROMIUM) -> BuildResult:
+    """Diagrams → sync → verify → self-contained HTML (+ PDF when ``pdf`` or, by default, when Chromium exists)."""
+    slides_dir = slides_dir or SLIDES_DIR
+    out_dir = out_dir or slides_dir / "build"
+    deck = slides_dir / DECK_NAME
+    diagrams = tuple(render_diagrams(slides_dir))
+    changed = sync_deck(deck, write=True) if sync else False
+    problems = check_deck(deck)
+    if problems:
+        raise SlidesError("the deck's code blocks do not pass the linter:\n  " + "\n  ".join(problems))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = out_dir / "workshop.prepared.md"
+    source.write_text(prepare(deck.read_text(encoding="utf-8"), slides_dir), encoding="utf-8")
+    config = out_dir / "marp.config.yml"
+    config.write_text(MARP_CONFIG, encoding="utf-8")
+    marp = marp_binary(slides_dir)
+    theme = slides_dir / "theme" / "hpcw.css"
+    html_out = out_dir / "workshop.html"
+    base = [str(marp), "--config-file", str(config), "--theme-set", str(theme), "--no-stdin"]
+    _run(base + ["--html", "-o", str(html_out), str(source)], "HTML")
+    pdf_out = None
+    want_pdf = Path(browser).exists() if pdf is None else pdf
+    if want_pdf:
+        if not Path(browser).exists():
+            raise SlidesError(f"a PDF needs Chromium at {browser}; install it (apt-get install chromium) or build "
+                              "without the PDF")
+        pdf_out = out_dir / "workshop.pdf"
+        _run(base + ["--html", "--pdf", "--pdf-notes", "--allow-local-files", "--browser", "chrome",
+                     "--browser-path", browser, "-o", str(pdf_out), str(source)], "PDF")
+    return BuildResult(html_out, pdf_out, changed, diagrams)
+
+
+def _run(argv: Sequence[str], what: str) -> None:
+    env = dict(os.environ)
+    # Chromium refuses to start as root without --no-sandbox; Marp CLI passes it when this is set
+    env.setdefault("CHROME_NO_SANDBOX", "1")
+    env.setdefault("CHROME_PATH", CHROMIUM)
+    proc = subprocess.run(list(argv), capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SlidesError(f"Marp CLI failed to build the {what} (exit {proc.returncode}): {' '.join(argv)}\n"
+                          f"{proc.stderr.strip()}")
+
+
+# ------------------------------------------------------------------------------------------------
+# checking the built HTML
+# ------------------------------------------------------------------------------------------------
+def external_references(html_text: str) -> list[str]:
+    """``src``/``href`` of scripts, stylesheets and images (and CSS ``url()``/``@import``) that leave the file."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class _Scan(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = {k: v or "" for k, v in attrs}
+            if tag in ("script", "img", "source", "image", "iframe", "video", "audio") and _remote(a.get("src", "")):
+                found.append(f"<{tag} src={a['src']}>")
+            if tag == "link" and _remote(a.get("href", "")):
+                found.append(f"<link rel={a.get('rel', '')} href={a['href']}>")
+            if tag == "image" and _remote(a.get("href", "") or a.get("xlink:href", "")):
+                found.append(f"<image href={a.get('href') or a.get('xlink:href')}>")
+
+    _Scan().feed(html_text)
+    for m in re.finditer(r"""(?:url\(\s*['"]?|@import\s+['"])(https?:)?//[^'")\s]+""", html_text):
+        found.append(m.group(0))
+    return found
+
+
+def _remote(url: str) -> bool:
+    return bool(re.match(r"^\s*(https?:)?//", url, re.I))
+
+
+def count_slides(text: str) -> int:
+    return len(split_slides(text))
+
+
+# ------------------------------------------------------------------------------------------------
+# command line: python -m hpcwidgets.slides sync|check|diagrams|build
+# ------------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hpcwidgets.slides", description=__doc__.split("\n")[0])
+    p.add_argument("action", choices=("sync", "check", "diagrams", "build"))
+    p.add_argument("--slides-dir", type=Path, default=SLIDES_DIR)
+    p.add_argument("--no-pdf", action="store_true", help="build the HTML only")
+    args = p.parse_args(argv)
+    deck = args.slides_dir / DECK_NAME
+    try:
+        if args.action == "sync":
+            print(f"{deck}: {'refreshed' if sync_deck(deck) else 'already in sync'}")
+        elif args.action == "diagrams":
+            for name in render_diagrams(args.slides_dir):
+                print(f"{args.slides_dir / 'diagrams' / name}.svg")
+        elif args.action == "check":
+            problems = check_deck(deck)
+            for line in problems:
+                print(line, file=sys.stderr)
+            n = sum(1 for b in code_blocks(deck.read_text(encoding='utf-8')) if b.lang in CHECKED_LANGS)
+            print(f"{deck}: {n} code blocks checked, {len(problems)} problem(s)")
+            return 1 if problems else 0
+        else:
+            result = build(args.slides_dir, pdf=False if args.no_pdf else None)
+            if result.deck_changed:
+                print(f"{deck}: generated blocks refreshed from the examples")
+            print(f"wrote {result.html}")
+            if result.pdf:
+                print(f"wrote {result.pdf}")
+            elif not args.no_pdf:
+                print(f"no PDF: Chromium is not at {CHROMIUM}")
+    except HpcWidgetsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def iter_checked(text: str) -> Iterator[Block]:
+    """The blocks :func:`check_deck` looks at."""
+    return (b for b in code_blocks(text) if b.lang in CHECKED_LANGS)
+
+
+__all__ = ["Block", "BuildResult", "DEFAULT_PROFILE", "INTERACTIVE_IGNORE", "SlidesError", "Svg", "build",
+           "check_block", "check_deck", "code_blocks", "count_slides", "example_script", "excerpt",
+           "external_references", "inline_images", "iter_checked", "main", "parse_marker", "prepare",
+           "render_diagrams", "speaker_notes", "split_slides", "strip_markers", "sync_deck", "sync_text"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
