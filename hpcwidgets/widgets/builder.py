@@ -1,0 +1,963 @@
+"""The form-driven builders: a form generated from field metadata, a live preview and findings.
+
+A builder is an ``ipywidgets.VBox`` (display it, or make it a cell's last expression). It never
+builds command text and never validates by itself: the preview is :func:`hpcwidgets.render.render`,
+the findings are the model's ``problems()``, the profile's ``check_job`` and :func:`hpcwidgets.lint.lint`.
+Model ↔ control values live in :mod:`hpcwidgets.widgets.state`, apart from this view code.
+
+Bad input never raises here: the control is marked (CSS class ``hpcw-invalid``), an ``error``
+finding says what to type instead, and the preview keeps the last valid text with a "stale" note.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as w
+
+from ..errors import HpcWidgetsError, OverwriteError, ParseError, Problem, ProfileError, RunError, ValidationError
+from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun, DefFile
+from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
+from ..spec.jupyter import JupyterJob
+from ..spec.slurm import SlurmJob, Srun
+from ..spec.torchrun import Torchrun
+from ..spec.workflow import Workflow
+from . import loading
+from .clipboard import CopyButton
+from .highlight import CSS, SEVERITY_ICONS, escape, highlight
+from .jobs import JobPanel
+from .state import Field, Form, FormFinding, Section, choice_options, follow, limits_note, problem_findings
+
+DESCRIPTION_STYLE = {"description_width": "12em"}
+LIMIT_FIELDS = ("gpus_per_node", "time", "nodes", "cpus_per_task", "mem")
+_LINT_CACHE_SIZE = 128
+
+
+def _profile(profile: Any) -> Any:
+    if profile is None:
+        return None
+    if isinstance(profile, str):
+        from ..profiles import load_profile
+        return load_profile(profile)
+    return profile
+
+
+class Builder(w.VBox):
+    """Base of every builder. Subclasses say which models they hold and how the form is divided.
+
+    ``profile`` is a cluster profile name (or object) used for partition choices, limits and linting;
+    ``submit`` is None (show Submit when Slurm answers), a bool, or a callable ``text -> Job`` used instead
+    of :func:`hpcwidgets.run.slurm.submit`.
+    """
+
+    title = "Builder"
+    #: model classes this builder holds (the first is the default's class)
+    models: tuple[type, ...] = ()
+    lint_enabled = True
+    show_profile = False
+    language = "bash"
+
+    def __init__(self, model: Any = None, *, profile: Any = "generic", submit: Any = None,
+                 poll_seconds: float = 2.0, **kw: Any):
+        super().__init__(**kw)
+        self.add_class("hpcw-builder")
+        self.profile = _profile(profile)
+        self._initial = model if model is not None else self.default_model(self.profile)
+        self._check_model(self._initial)
+        self._base = self._initial
+        self._model = self._initial
+        self._text = ""
+        self._stale = False
+        self._draft = False
+        self._last_valid: str | None = None
+        self._findings: list[Any] = []
+        self._shown_findings: tuple = ()
+        self._load_problem: FormFinding | None = None
+        self._user_set: set[str] = set()
+        self._hold = 0
+        self._lint_cache: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
+        self._replace_path: str | None = None
+        self.form = Form(())
+        self._field_controls: dict[str, w.Widget] = {}
+        self._rows: dict[str, w.Widget] = {}
+        self._help: dict[str, w.HTML] = {}
+        self._invalid: set[str] = set()
+        self._marks: set[str] = set()
+        self._parked: dict[str, Any] = {}
+        self._structural: dict[str, w.Widget] = {}
+        self._submitter = self._resolve_submitter(submit)
+
+        # --- views -------------------------------------------------------------------------------
+        self.style_view = w.HTML(f"<style>{CSS}</style>", layout=w.Layout(display="none"))
+        self.heading = w.HTML(f"<h3 class='hpcw-title'>{escape(self.title)}</h3>")
+        self.preview = w.HTML("", layout=w.Layout(width="100%"))
+        self.preview.add_class("hpcw-preview")
+        self.note = w.HTML("")
+        self.findings_view = w.VBox([], layout=w.Layout(width="100%"))
+        self.findings_view.add_class("hpcw-findings")
+        self.form_view = w.VBox([], layout=w.Layout(flex="1 1 28em", min_width="24em"))
+        self.copy_button = CopyButton()
+        self.path_text = w.Text("", description="File", placeholder="job.sh", tooltip="Where Save writes the preview",
+                                style={"description_width": "3em"}, layout=w.Layout(width="22em"))
+        self.save_button = w.Button(description="Save", icon="save", tooltip="Write the preview to the file (atomic)")
+        self.replace_button = w.Button(description="Replace?", icon="exclamation-triangle", button_style="warning",
+                                       tooltip="The file exists: click to replace it", layout=w.Layout(display="none"))
+        self.status = w.HTML("")
+        self.load_text = w.Textarea("", description="Script", placeholder="Paste a script or a command, then Load",
+                                    tooltip="Text to read into the form", style={"description_width": "4em"},
+                                    layout=w.Layout(width="100%", height="8em"))
+        self.load_button = w.Button(description="Load", icon="upload", tooltip="Read the pasted text into the form")
+        self.open_button = w.Button(description="Load file", icon="folder-open",
+                                    tooltip="Read the file named in File into the form")
+        self.reset_button = w.Button(description="Reset", icon="undo", tooltip="Back to the form's first values")
+        self.submit_button = w.Button(description="Submit", icon="play", button_style="primary",
+                                      tooltip="Submit the preview with sbatch")
+        self.job_panel = JobPanel(poll_seconds=poll_seconds)
+        self.profile_selector = w.Dropdown(options=self._profile_names(), value=self._profile_name(),
+                                           description="Cluster profile", style=DESCRIPTION_STYLE,
+                                           tooltip="The site whose partitions and limits the form uses")
+
+        self.save_button.on_click(lambda _b: self._on_save())
+        self.replace_button.on_click(lambda _b: self._on_replace())
+        self.load_button.on_click(lambda _b: self.load(self.load_text.value))
+        self.open_button.on_click(lambda _b: self._on_open())
+        self.reset_button.on_click(lambda _b: self.reset())
+        self.submit_button.on_click(lambda _b: self._on_submit())
+        self.profile_selector.observe(self._on_profile, names="value")
+
+        self._structural = self._make_structural()
+        for key, control in self._structural.items():
+            control.observe(functools.partial(self._on_structure, key), names="value")
+        self._hold += 1
+        try:
+            self._sync_structure(self._initial)
+        finally:
+            self._hold -= 1
+        self._build_form()
+
+        header = [self.heading]
+        if self.show_profile:
+            header.append(self.profile_selector)
+        header += list(self._structural.values())
+        side = w.VBox([w.HTML("<b>Preview</b>"), self.note, self.preview, w.HTML("<b>Findings</b>"),
+                       self.findings_view], layout=w.Layout(flex="1 1 32em", min_width="24em"))
+        main = w.HBox([self.form_view, side], layout=w.Layout(flex_flow="row wrap", width="100%"))
+        actions = w.HBox([self.copy_button, self.path_text, self.save_button, self.replace_button],
+                         layout=w.Layout(flex_flow="row wrap", align_items="center"))
+        load = w.Accordion([w.VBox([self.load_text, w.HBox([self.load_button, self.open_button, self.reset_button])])],
+                           titles=("Load or reset",))
+        children = [self.style_view, *header, main, actions, self.status, load]
+        if self._submitter is not None:
+            children += [self.submit_button, self.job_panel]
+        self.children = children
+        self._refresh()
+
+    # =============================================================================================
+    # what subclasses define
+    @classmethod
+    def default_model(cls, profile: Any) -> Any:
+        return cls.models[0]()
+
+    def sections(self, model: Any) -> list[Section]:
+        return [Section(self.title, type(model))]
+
+    @classmethod
+    def parse(cls, text: str) -> Any:
+        """Text → a model this builder holds (ParseError when it cannot)."""
+        raise ParseError(f"{cls.__name__} cannot read text; build the model in the form")
+
+    def _make_structural(self) -> dict[str, w.Widget]:
+        return {}
+
+    def _sync_structure(self, model: Any) -> None:
+        """Set the structural controls (action selector, layer switches) to match ``model``."""
+
+    def _structure_changed(self, key: str, value: Any) -> None:
+        """A structural control changed: adjust ``self._base`` (and rebuild the form if needed)."""
+
+    def _effective_base(self) -> Any:
+        return self._base
+
+    def _follow(self, before: Any, after: Any) -> dict[str, Any]:
+        return {}
+
+    # =============================================================================================
+    # public API
+    @classmethod
+    def from_spec(cls, model: Any, **kw: Any) -> "Builder":
+        return cls(model, **kw)
+
+    @classmethod
+    def from_script(cls, text: str, **kw: Any) -> "Builder":
+        """A builder holding the model read from ``text``; raises ParseError when it cannot be read."""
+        return cls(cls._read(text), **kw)
+
+    @property
+    def spec(self) -> Any:
+        """The model the form describes now (fields with bad text keep their last good value)."""
+        return self._model
+
+    @property
+    def text(self) -> str:
+        """What the preview shows: the rendered model, or the last valid text while the form has errors."""
+        return self._text
+
+    @property
+    def stale(self) -> bool:
+        """True while the form has errors and the preview shows older text (or a draft)."""
+        return self._stale
+
+    @property
+    def draft(self) -> bool:
+        """True while nothing valid has been made yet and the preview shows the form's text with its errors."""
+        return self._draft
+
+    @property
+    def findings(self) -> list[Any]:
+        """Form errors (code FORM), profile limits (PROFILE) and lint findings, each with
+        ``.code .severity .line .message .fix``."""
+        return list(self._findings)
+
+    @property
+    def controls(self) -> dict[str, w.Widget]:
+        """Every control by key (``time``; ``slurm.time`` in layered builders)."""
+        return {**self._structural, **self._field_controls}
+
+    @property
+    def invalid_fields(self) -> set[str]:
+        return set(self._invalid)
+
+    def load(self, text: str) -> bool:
+        """Read ``text`` (a script, a command or a model's JSON) into the form; False (with an error
+        finding) when it cannot be read, leaving the form as it was."""
+        try:
+            model = self._read(text)
+        except HpcWidgetsError as exc:
+            line = getattr(exc, "line", 0) or 0
+            self._load_problem = FormFinding("LOAD", "error", line, f"cannot load the text: {exc}")
+            self._set_status(f"Could not load: {exc}", error=True)
+            self._refresh()
+            return False
+        self._load_problem = None
+        self._set_model(model)
+        self._set_status("Loaded.")
+        return True
+
+    def reset(self) -> None:
+        """Back to the model the builder started with."""
+        self._load_problem = None
+        self._set_model(self._initial)
+        self._set_status("Reset.")
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the preview atomically; OverwriteError if the file exists and ``overwrite`` is false,
+        ValidationError while the preview is out of date (it shows the last valid text, not the form).
+        A draft (the form's own text, still with errors) can be saved."""
+        if self._stale and not self._draft:
+            raise ValidationError(self._error_problems(), subject="the form")
+        from ..files import write_atomic
+        return write_atomic(path, self._text, force=overwrite)
+
+    def apply_fix(self, finding: Any) -> bool:
+        """Apply a lint finding's fix to the preview text and reload the form from the result."""
+        if getattr(finding, "fix", None) is None:
+            raise ValueError(f"finding {getattr(finding, 'code', '?')} has no mechanical fix; change the form instead")
+        from ..fixes import apply_fix
+        fixed = apply_fix(self._text, finding.fix)
+        ok = self.load(fixed)
+        if ok:
+            self._set_status(f"Applied: {escape(finding.fix.description)}")
+        return ok
+
+    def submit(self) -> Any:
+        """Submit the preview (only when Submit is available); returns the job and starts the panel."""
+        if self._submitter is None:
+            raise RunError("Slurm is not available here (no sbatch, or the controller does not answer)")
+        if self._stale:
+            raise ValidationError(self._error_problems(), subject="the form")
+        job = self._submitter(self._text)
+        self.job_panel.follow(job)
+        return job
+
+    def set_profile(self, profile: Any) -> None:
+        self.profile = _profile(profile)
+        name = self._profile_name()
+        if name and name not in self.profile_selector.options:
+            self.profile_selector.options = tuple(self.profile_selector.options) + (name,)
+        self._hold += 1
+        try:
+            self.profile_selector.value = name
+        finally:
+            self._hold -= 1
+        self._update_partitions()
+        self._refresh()
+
+    def close(self) -> None:
+        self.job_panel.close()
+        for c in list(self._field_controls.values()) + list(self._structural.values()):
+            c.close()
+        super().close()
+
+    # =============================================================================================
+    # the form
+    @classmethod
+    def _read(cls, text: str) -> Any:
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            from ..spec._meta import spec_class
+            import json
+            try:
+                data = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise ParseError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+            if not isinstance(data, dict) or "kind" not in data:
+                raise ParseError("JSON must be an object with the model's kind, e.g. {\"kind\": \"slurm.job\", …}")
+            model = spec_class(str(data["kind"])).from_dict(data)
+        else:
+            model = cls.parse(text)
+        cls._check_model(model)
+        return model
+
+    @classmethod
+    def _check_model(cls, model: Any) -> None:
+        if cls.models and not isinstance(model, cls.models):
+            names = ", ".join(c.__name__ for c in cls.models)
+            raise ValidationError([Problem("", f"{cls.__name__} holds {names}, not {type(model).__name__}; "
+                                               "use the builder for that model")])
+
+    def _set_model(self, model: Any) -> None:
+        self._base = model
+        self._last_valid = None
+        self._user_set.clear()
+        self._hold += 1
+        try:
+            self._sync_structure(model)
+        finally:
+            self._hold -= 1
+        old = [(s.title, s.cls, s.attr, s.prefix, s.exclude) for s in self.form.sections]
+        new = [(s.title, s.cls, s.attr, s.prefix, s.exclude) for s in self.sections(self._effective_base())]
+        if old != new:
+            self._build_form()
+        else:
+            self._set_values(self.form.values(self._effective_base()))
+            self._update_partitions()
+        self._model = self._effective_base()  # a new document: nothing flows from the previous one
+        self._refresh()
+
+    def _set_values(self, values: dict[str, Any]) -> None:
+        self._hold += 1
+        try:
+            for key, value in values.items():
+                control = self._field_controls.get(key)
+                if control is None:
+                    continue
+                if isinstance(control, w.Dropdown) and value not in control.options:
+                    control.options = tuple(control.options) + (value,)
+                if control.value != value:
+                    control.value = value
+        finally:
+            self._hold -= 1
+
+    def _build_form(self) -> None:
+        for c in self._field_controls.values():
+            c.close()
+        base = self._effective_base()
+        self.form = Form(self.sections(base))
+        values = self.form.values(base)
+        self._field_controls, self._rows, self._help = {}, {}, {}
+        self._invalid = set()
+        boxes = []
+        for section in self.form.sections:
+            main, advanced = [], []
+            for fld in section.fields:
+                row = self._make_row(fld, values[fld.key])
+                (advanced if fld.advanced else main).append(row)
+            parts: list[w.Widget] = list(main)
+            if advanced:
+                parts.append(w.Accordion([w.VBox(advanced)], titles=("Advanced",)))
+            boxes.append((section.title, w.VBox(parts)))
+        self.form_view.children = [self._layout_sections(boxes)]
+        self._update_partitions()
+
+    def _layout_sections(self, boxes: list[tuple[str, w.Widget]]) -> w.Widget:
+        if len(boxes) == 1:
+            return boxes[0][1]
+        return w.Tab([b for _, b in boxes], titles=[t for t, _ in boxes])
+
+    def _make_row(self, fld: Field, value: Any) -> w.Widget:
+        common = dict(description=fld.label, tooltip=fld.help, style=DESCRIPTION_STYLE)
+        placeholder = fld.spec.info.placeholder
+        if fld.kind == "bool":
+            control: w.Widget = w.Checkbox(value=value, indent=False, **common)
+        elif fld.kind == "choice":
+            control = w.Dropdown(options=choice_options(fld.spec, value), value=value, **common)
+        elif fld.kind == "partition":
+            options = self._partition_options(value)
+            control = w.Dropdown(options=options, value=value, **common)
+        elif fld.kind == "int":
+            lo, hi = fld.spec.info.minimum, fld.spec.info.maximum
+            hint = placeholder or ("empty for the default" if fld.spec.optional else "")
+            if lo is not None or hi is not None:
+                bounds = f"{lo if lo is not None else ''}–{hi if hi is not None else ''}"
+                hint = f"{bounds}" + (", empty for the default" if fld.spec.optional else "")
+            control = w.Text(value=value, placeholder=hint, layout=w.Layout(width="24em"), **common)
+            control.add_class("hpcw-int")
+        elif fld.kind in ("text", "words"):
+            control = w.Text(value=value, placeholder=placeholder, layout=w.Layout(width="100%"), **common)
+        else:  # lines, binds, env: one item per line
+            hint = {"binds": "src:dst:ro (one per line)", "env": "NAME=value (one per line)"}.get(fld.kind, "one per line")
+            control = w.Textarea(value=value, placeholder=placeholder or hint, rows=3,
+                                 layout=w.Layout(width="100%"), **common)
+        control.observe(functools.partial(self._on_field, fld.key), names="value")
+        help_view = w.HTML(self._help_html(fld, ""))
+        row = w.VBox([control, help_view], layout=w.Layout(width="100%"))
+        row.add_class("hpcw-field")
+        self._field_controls[fld.key] = control
+        self._rows[fld.key] = row
+        self._help[fld.key] = help_view
+        return row
+
+    @staticmethod
+    def _help_html(fld: Field, extra: str) -> str:
+        body = escape(fld.help) + (f" <b>{escape(extra)}</b>" if extra else "")
+        return f"<div class='hpcw-help'>{body}</div>"
+
+    # -- profile ------------------------------------------------------------------------------------
+    def _profile_name(self) -> str:
+        return getattr(self.profile, "name", "") or ""
+
+    def _profile_names(self) -> tuple[str, ...]:
+        from ..profiles import list_profiles
+        names = sorted(list_profiles())
+        current = self._profile_name()
+        if current and current not in names:
+            names.append(current)
+        return tuple(names) if names else ("",)
+
+    def _partition_options(self, value: str) -> tuple[str, ...]:
+        names = [""] + (self.profile.partition_names() if self.profile is not None else [])
+        if value and value not in names:
+            names.append(value)
+        return tuple(names)
+
+    def _update_partitions(self) -> None:
+        for key, fld in self.form.fields.items():
+            if fld.kind != "partition":
+                continue
+            control = self._field_controls[key]
+            value = control.value
+            options = self._partition_options(value)
+            if tuple(control.options) != options:
+                self._hold += 1
+                try:
+                    control.options = options
+                    control.value = value
+                finally:
+                    self._hold -= 1
+
+    def _update_limits(self, model: Any) -> None:
+        for section in self.form.sections:
+            if section.cls is not SlurmJob:
+                continue
+            job = section.layer(model)
+            for name in LIMIT_FIELDS:
+                key = section.key(name)
+                fld = self.form.fields.get(key)
+                if fld is None:
+                    continue
+                note = limits_note(self.profile, job, name)
+                html = self._help_html(fld, note)
+                if self._help[key].value != html:
+                    self._help[key].value = html
+
+    def _profile_findings(self, model: Any) -> list[tuple[FormFinding, str]]:
+        """The profile's limits for each Slurm layer, with each problem's own message (the linter may
+        say the same; then the field is still marked but the finding is shown once)."""
+        if self.profile is None:
+            return []
+        from ..spec.profile import check_job
+        out: list[tuple[FormFinding, str]] = []
+        for section in self.form.sections:
+            if section.cls is not SlurmJob:
+                continue
+            job = section.layer(model)
+            if not isinstance(job, SlurmJob):
+                continue
+            problems = [Problem(f"{section.attr}.{p.field}" if section.attr else p.field, p.message)
+                        for p in check_job(self.profile, job)]
+            out += zip(problem_findings(self.form, problems, code="PROFILE"), [p.message for p in problems])
+        return out
+
+    # -- events -------------------------------------------------------------------------------------
+    def _on_field(self, key: str, change: dict) -> None:
+        if self._hold:
+            return
+        self._user_set.add(key)
+        self._load_problem = None
+        self._refresh()
+
+    def _on_structure(self, key: str, change: dict) -> None:
+        if self._hold:
+            return
+        self._structure_changed(key, change["new"])
+        self._refresh()
+
+    def _on_profile(self, change: dict) -> None:
+        if self._hold or not change["new"]:
+            return
+        try:
+            self.set_profile(change["new"])
+        except (ProfileError, ValidationError) as exc:
+            self._set_status(f"Cannot use profile {change['new']!r}: {exc}", error=True)
+            return
+        self._set_status(f"Using cluster profile {escape(self._profile_name())}.")
+
+    # -- the update cycle ---------------------------------------------------------------------------
+    def _values(self) -> dict[str, Any]:
+        return {key: c.value for key, c in self._field_controls.items()}
+
+    def _refresh(self) -> None:
+        base = self._effective_base()
+        model, errors = self.form.read(base, self._values())
+        updates = self._follow(self._model, model)
+        if updates:
+            self._set_values(updates)
+            model, errors = self.form.read(base, self._values())
+        self._model = model
+        findings: list[Any] = [FormFinding("FORM", "error", 0, message, None, key) for key, message in errors.items()]
+        findings += problem_findings(self.form, model.problems())
+        bad = bool(findings)
+        if self._load_problem is not None:
+            findings.insert(0, self._load_problem)
+        text = ""
+        if not errors or self._last_valid is None:
+            try:
+                from ..render import render
+                text = render(model, validate=False)
+            except (HpcWidgetsError, ValueError, TypeError, KeyError) as exc:
+                findings.append(FormFinding("RENDER", "error", 0, f"the preview cannot be made: {exc}"))
+                bad = True
+        self._draft = False
+        if not bad:
+            self._last_valid = text
+            self._text, self._stale = text, False
+        elif self._last_valid is not None:
+            self._text, self._stale = self._last_valid, True
+        else:  # nothing valid yet (e.g. a loaded script with mistakes): show the form's own text
+            self._text, self._stale, self._draft = text, True, True
+        lint_findings = self._lint(self._text)
+        linted = {f.message for f in lint_findings}
+        profile_findings = self._profile_findings(model)
+        findings += [f for f, raw in profile_findings if raw not in linted]
+        self._marks = {f.field for f, _ in profile_findings if f.field}
+        self._findings = findings + lint_findings
+        self._show(model)
+
+    def _lint(self, text: str) -> list[Any]:
+        if not self.lint_enabled or not text.strip():
+            return []
+        key = (text, self._profile_name())
+        cached = self._lint_cache.get(key)
+        if cached is not None:
+            self._lint_cache.move_to_end(key)
+            return cached
+        from ..lint import lint
+        found = lint(text, self.profile)
+        self._lint_cache[key] = found
+        if len(self._lint_cache) > _LINT_CACHE_SIZE:
+            self._lint_cache.popitem(last=False)
+        return found
+
+    def _show(self, model: Any) -> None:
+        html = f"<div aria-live='polite'>{highlight(self._text, self.language)}</div>" if self._text else \
+            "<div class='hpcw-help'>(nothing to show yet)</div>"
+        if self.preview.value != html:
+            self.preview.value = html
+        if not self._stale:
+            note = ""
+        elif self._last_valid is not None and self._text == self._last_valid:
+            note = ("<div class='hpcw-stale' role='status'>⚠ Stale: the form has errors, so this is the last valid "
+                    "version. Fix the marked fields.</div>")
+        else:
+            note = ("<div class='hpcw-stale' role='status'>⚠ Draft: not valid yet. Fix the errors listed under "
+                    "Findings.</div>")
+        if self.note.value != note:
+            self.note.value = note
+        if self.copy_button.text != self._text:
+            self.copy_button.text = self._text
+        invalid = {f.field for f in self._findings if getattr(f, "field", "") and f.severity == "error"}
+        invalid |= self._marks
+        for key in self._invalid - invalid:
+            if key in self._rows:
+                self._rows[key].remove_class("hpcw-invalid")
+        for key in invalid - self._invalid:
+            if key in self._rows:
+                self._rows[key].add_class("hpcw-invalid")
+        self._invalid = invalid
+        self._update_limits(model)
+        shown = tuple((f.code, f.severity, f.line, f.message, getattr(f, "field", ""), f.fix is not None)
+                      for f in self._findings)
+        if shown != self._shown_findings:
+            self._shown_findings = shown
+            self.findings_view.children = [self._finding_row(f) for f in self._findings] or \
+                [w.HTML("<div class='hpcw-finding hpcw-ok'>✔ No findings.</div>")]
+
+    def _finding_row(self, f: Any) -> w.Widget:
+        icon = SEVERITY_ICONS.get(f.severity, "•")
+        where = f"line {f.line}" if f.line else (f"field {escape(f.field)}" if getattr(f, "field", "") else "")
+        html = (f"<div class='hpcw-finding'><span class='hpcw-sev-{escape(f.severity)}' "
+                f"aria-label='{escape(f.severity)}'>{icon} {escape(f.code)}</span> {escape(f.message)}"
+                + (f" <i>({where})</i>" if where else "") + "</div>")
+        label = w.HTML(html, layout=w.Layout(flex="1 1 auto"))
+        if f.fix is None:
+            return label
+        button = w.Button(description="Apply fix", icon="wrench", tooltip=f.fix.description,
+                          layout=w.Layout(width="auto", flex="0 0 auto"))
+        button.on_click(lambda _b, finding=f: self.apply_fix(finding))
+        box = w.HBox([label, button], layout=w.Layout(align_items="center"))
+        box.add_class("hpcw-finding-row")
+        return box
+
+    def _error_problems(self) -> list[Problem]:
+        return [Problem(getattr(f, "field", ""), f.message) for f in self._findings
+                if isinstance(f, FormFinding) and f.severity == "error" and f.code != "PROFILE"] or \
+            [Problem("", "the form has errors; fix the marked fields")]
+
+    # -- actions ------------------------------------------------------------------------------------
+    def _set_status(self, message: str, error: bool = False) -> None:
+        cls = "hpcw-status hpcw-status-error" if error else "hpcw-status"
+        self.status.value = f"<div class='{cls}' role='status'>{escape(message) if error else message}</div>"
+
+    def _on_save(self) -> None:
+        path = self.path_text.value.strip()
+        self.replace_button.layout.display = "none"
+        self._replace_path = None
+        if not path:
+            self._set_status("Type a file name in File first (e.g. job.sh).", error=True)
+            return
+        try:
+            saved = self.save(path)
+        except OverwriteError:
+            self._replace_path = path
+            self.replace_button.layout.display = ""
+            self._set_status(f"{escape(str(Path(path).expanduser().absolute()))} already exists. "
+                             "Click <b>Replace?</b> to overwrite it, or change the name.")
+            return
+        except ValidationError as exc:
+            self._set_status(f"Not saved: {exc}", error=True)
+            return
+        except OSError as exc:
+            self._set_status(f"Not saved: {exc.strerror or exc} ({path})", error=True)
+            return
+        self._set_status(f"Saved to <code>{escape(str(saved))}</code>")
+
+    def _on_replace(self) -> None:
+        path = self._replace_path
+        self.replace_button.layout.display = "none"
+        self._replace_path = None
+        if not path:
+            return
+        try:
+            saved = self.save(path, overwrite=True)
+        except (ValidationError, OSError) as exc:
+            self._set_status(f"Not saved: {exc}", error=True)
+            return
+        self._set_status(f"Replaced <code>{escape(str(saved))}</code>")
+
+    def _on_open(self) -> None:
+        path = self.path_text.value.strip()
+        if not path:
+            self._set_status("Type the file's name in File first.", error=True)
+            return
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            self._set_status(f"Cannot read {path}: {exc.strerror or exc}", error=True)
+            return
+        self.load(text)
+
+    def _on_submit(self) -> None:
+        try:
+            job = self.submit()
+        except (RunError, ValidationError) as exc:
+            self._set_status(f"Not submitted: {exc}", error=True)
+            return
+        self._set_status(f"Submitted job {escape(job.id)}.")
+
+    @staticmethod
+    def _resolve_submitter(submit: Any) -> Callable[[str], Any] | None:
+        if callable(submit):
+            return submit
+        if submit is None:
+            from ..run.slurm import available
+            submit = available()
+        if not submit:
+            return None
+        from .jobs import submitter
+        return submitter()
+
+
+# =================================================================================================
+# builders with an action selector (one model class per action)
+
+class _ActionBuilder(Builder):
+    #: action name -> model class
+    actions: dict[str, type] = {}
+
+    def _action_of(self, model: Any) -> str:
+        for name, cls in self.actions.items():
+            if type(model) is cls and getattr(model, "action", name) == name:
+                return name
+        return next(n for n, c in self.actions.items() if type(model) is c)
+
+    def _make_structural(self) -> dict[str, w.Widget]:
+        return {"action": w.Dropdown(options=tuple(self.actions), description="Action", style=DESCRIPTION_STYLE,
+                                     tooltip="What to do; the form shows that command's options")}
+
+    def _sync_structure(self, model: Any) -> None:
+        self._structural["action"].value = self._action_of(model)
+
+    def sections(self, model: Any) -> list[Section]:
+        return [Section(self.title, type(model), exclude=("action",))]
+
+    def _structure_changed(self, key: str, value: Any) -> None:
+        current = self._model
+        cls = self.actions[value]
+        carried = {}
+        for f in cls.field_specs():
+            if f.name == "action" or f.info.role in ("program", "subcommand") and f.name != "binary":
+                continue  # each command keeps its own program and subcommand
+            try:
+                old = type(current).field_spec(f.name)
+            except HpcWidgetsError:
+                continue
+            if old.type == f.type:
+                carried[f.name] = getattr(current, f.name)
+        if "action" in {f.name for f in cls.field_specs()}:
+            carried["action"] = value
+        self._base = cls(**carried)
+        self._last_valid = None
+        self._build_form()
+
+    @classmethod
+    def parse(cls, text: str) -> Any:
+        return loading.parse_command(text, tuple(dict.fromkeys(cls.actions.values())))
+
+
+class ApptainerBuilder(_ActionBuilder):
+    """``apptainer exec|run|shell|test|pull|build`` with an action selector."""
+
+    title = "Apptainer command"
+    models = (ApptainerRun, ApptainerPull, ApptainerBuild)
+    actions = {"exec": ApptainerRun, "run": ApptainerRun, "shell": ApptainerRun, "test": ApptainerRun,
+               "pull": ApptainerPull, "build": ApptainerBuild}
+
+    @classmethod
+    def default_model(cls, profile: Any) -> Any:
+        image = getattr(getattr(profile, "examples", None), "image", "") or "$SCRATCH/images/pytorch_24.05.sif"
+        return ApptainerRun(image=image, command=("python", "train.py"))
+
+
+class CharliecloudBuilder(_ActionBuilder):
+    """``ch-run``, ``ch-image build|pull|import``, ``ch-convert`` and ``ch-fromhost``."""
+
+    title = "Charliecloud command"
+    models = (ChRun, ChImageBuild, ChImagePull, ChImageImport, ChConvert, ChFromhost)
+    actions = {"run": ChRun, "build": ChImageBuild, "pull": ChImagePull, "import": ChImageImport,
+               "convert": ChConvert, "fromhost": ChFromhost}
+
+    @classmethod
+    def default_model(cls, profile: Any) -> Any:
+        return ChRun(image="$SCRATCH/images/myenv.sqfs", command=("python", "train.py"))
+
+
+# =================================================================================================
+# single-model builders
+
+class DefFileBuilder(Builder):
+    """An Apptainer definition file (not linted: it is not a shell script)."""
+
+    title = "Apptainer definition file"
+    models = (DefFile,)
+    lint_enabled = False
+
+    @classmethod
+    def default_model(cls, profile: Any) -> Any:
+        return DefFile(from_="pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime",
+                       post=("pip install --no-cache-dir scikit-learn==1.5.0",),
+                       runscript=('exec python "$@"',))
+
+    @classmethod
+    def parse(cls, text: str) -> Any:
+        return loading.parse_deffile(text)
+
+
+class TorchrunBuilder(Builder):
+    title = "torchrun launcher"
+    models = (Torchrun,)
+
+    @classmethod
+    def default_model(cls, profile: Any) -> Any:
+        return Torchrun.single_node(4, "train.py")
+
+    @classmethod
+    def parse(cls, text: str) -> Any:
+        return loading.parse_command(text, (Torchrun,))
+
+
+class SlurmBuilder(Builder):
+    title = "Slurm batch job"
+    models = (SlurmJob,)
+    show_profile = True
+
+    @classmethod
+    def default_model(cls, profile: Any) -> Any:
+        part = profile.default() if profile is not None else None
+        return SlurmJob(job_name="train", partition=part.name if part else "", nodes=1, time="01:00:00",
+                        output="%x-%j.out", commands=("python train.py",))
+
+    @classmethod
+    def parse(cls, text: str) -> Any:
+        return loading.parse_job(text)
+
+
+class JupyterJobBuilder(Builder):
+    title = "JupyterLab on a compute node"
+    models = (JupyterJob,)
+    show_profile = True
+
+    @classmethod
+    def default_model(cls, profile: Any) -> Any:
+        return JupyterJob(login_host=getattr(profile, "login_host", "") or "")
+
+    def sections(self, model: Any) -> list[Section]:
+        return [Section("JupyterLab", JupyterJob),
+                Section("Slurm job", SlurmJob, attr="job", prefix="slurm", exclude=("commands", "array"))]
+
+    @classmethod
+    def parse(cls, text: str) -> Any:
+        return loading.parse_jupyter(text)
+
+
+# =================================================================================================
+# the whole workflow
+
+RUNTIMES = ("none", "apptainer", "charliecloud")
+
+
+class WorkflowBuilder(Builder):
+    """Every layer of a job in tabs (Slurm, srun, container, torchrun, program) with a profile selector.
+
+    GPUs per node flows into ``torchrun.nproc_per_node`` and the container's ``--nv``/``--rocm`` unless
+    those were set by hand; nodes flows into ``torchrun.nnodes``.
+    """
+
+    title = "Containerized Slurm workflow"
+    models = (Workflow,)
+    show_profile = True
+
+    @classmethod
+    def default_model(cls, profile: Any) -> Any:
+        part = profile.default(gpu=True) if profile is not None else None
+        image = getattr(getattr(profile, "examples", None), "image", "") or "$SCRATCH/images/pytorch_24.05.sif"
+        gpus = part.gpus_per_node if part is not None and part.has_gpus else 0
+        return Workflow.single_node("train.py", image=image, gpus_per_node=gpus, torchrun=True,
+                                    gpu_vendor=getattr(profile, "gpu_vendor", "nvidia") or "nvidia",
+                                    job_name="train", time="01:00:00", partition=part.name if part else "")
+
+    @classmethod
+    def parse(cls, text: str) -> Any:
+        return loading.parse_workflow(text)
+
+    def sections(self, model: Any) -> list[Section]:
+        out = [Section("Slurm job", SlurmJob, attr="job", prefix="slurm", exclude=("commands",)),
+               Section("Job step (srun)", Srun, attr="srun", prefix="srun", exclude=("command",))]
+        box = model.container
+        if isinstance(box, (ApptainerRun, ChRun)):
+            out.append(Section("Container", type(box), attr="container", prefix="container", exclude=("command",)))
+        out += [Section("torchrun", Torchrun, attr="launcher", prefix="torchrun"),
+                Section("Program", Workflow, prefix="workflow")]
+        return out
+
+    def _make_structural(self) -> dict[str, w.Widget]:
+        return {
+            "srun.enabled": w.Checkbox(False, description="Launch with srun", indent=False,
+                                       tooltip="Run the step with srun (needed on several nodes)"),
+            "container.runtime": w.Dropdown(options=RUNTIMES, value="none", description="Container",
+                                            style=DESCRIPTION_STYLE, tooltip="Run the step in an image"),
+            "torchrun.enabled": w.Checkbox(False, description="Launch with torchrun", indent=False,
+                                           tooltip="Start one worker per GPU with torchrun"),
+        }
+
+    def _sync_structure(self, model: Any) -> None:
+        s = self._structural
+        s["srun.enabled"].value = model.srun is not None
+        s["torchrun.enabled"].value = model.launcher is not None
+        s["container.runtime"].value = ("charliecloud" if isinstance(model.container, ChRun) else
+                                        "apptainer" if isinstance(model.container, ApptainerRun) else "none")
+
+    def _effective_base(self) -> Any:
+        b = self._base
+        s = self._structural
+        srun = (b.srun or Srun(ntasks_per_node=1)) if s["srun.enabled"].value else None
+        job = b.job
+        launcher = None
+        if s["torchrun.enabled"].value:
+            gpus = job.gpus_on_each_node if isinstance(job, SlurmJob) else 0
+            launcher = b.launcher or Torchrun.single_node(gpus or 1, "train.py")
+        runtime = s["container.runtime"].value
+        box = b.container
+        if runtime == "none":
+            box = None
+        elif runtime == "apptainer" and not isinstance(box, ApptainerRun):
+            box = ApptainerRun(image=getattr(box, "image", "") or self._example_image())
+        elif runtime == "charliecloud" and not isinstance(box, ChRun):
+            box = ChRun(image=getattr(box, "image", "") or "$SCRATCH/images/myenv.sqfs")
+        if (srun, launcher, box) == (b.srun, b.launcher, b.container):
+            return b
+        return dataclasses.replace(b, srun=srun, launcher=launcher, container=box)
+
+    def _example_image(self) -> str:
+        return getattr(getattr(self.profile, "examples", None), "image", "") or "$SCRATCH/images/pytorch_24.05.sif"
+
+    def _structure_changed(self, key: str, value: Any) -> None:
+        # keep what the person typed in the other tabs: the current model becomes the base
+        current = self._model
+        if key == "container.runtime":
+            self._base = current
+            self._build_form()
+            return
+        attr = "srun" if key == "srun.enabled" else "launcher"
+        changes: dict[str, Any] = {}
+        if value:
+            layer = self._parked.pop(attr, None)
+            if layer is None and attr == "srun":
+                layer = Srun(ntasks_per_node=1)
+            elif layer is None:
+                gpus = current.job.gpus_on_each_node if isinstance(current.job, SlurmJob) else 0
+                program = current.program
+                if len(program) >= 2 and program[0].split("/")[-1].startswith("python"):
+                    layer = Torchrun.single_node(gpus or 1, program[1], tuple(program[2:]))
+                    changes["program"] = ()  # the launcher runs the script now
+                else:
+                    layer = Torchrun.single_node(gpus or 1, "train.py")
+        else:
+            layer = None
+            if getattr(current, attr) is not None:
+                self._parked[attr] = getattr(current, attr)
+        self._base = dataclasses.replace(current, **{attr: layer}, **changes)
+        self._set_values(self.form.values(self._effective_base()))
+
+    def _follow(self, before: Any, after: Any) -> dict[str, Any]:
+        if self._hold:
+            return {}
+        vendor = getattr(self.profile, "gpu_vendor", "nvidia") or "nvidia"
+        return follow(before, after, self._user_set, vendor)
+
+
+BUILDERS = (ApptainerBuilder, DefFileBuilder, CharliecloudBuilder, SlurmBuilder, TorchrunBuilder,
+            JupyterJobBuilder, WorkflowBuilder)

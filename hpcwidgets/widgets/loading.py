@@ -1,0 +1,68 @@
+"""Text → model for the builders' Load action (pure; every failure is a ParseError with a line).
+
+Scripts go through the project's parser (:func:`hpcwidgets.parse.script.parse_script`); a single
+command through the argument reader. Nothing here is specific to widgets except the choice of
+which model a builder can hold.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Iterable
+
+from ..errors import ParseError
+
+
+def parse_workflow(text: str) -> Any:
+    """A job script read into a :class:`~hpcwidgets.spec.workflow.Workflow`."""
+    script = importlib.import_module("hpcwidgets.parse.script")
+    parse_script = getattr(script, "parse_script", None)
+    if parse_script is not None:
+        return parse_script(text)
+    return _workflow_from_parsed(script.read_script(text))
+
+
+def _workflow_from_parsed(parsed: Any) -> Any:
+    """The first launch step of a read script as a workflow (used while ``parse_script`` is missing)."""
+    from ..spec.workflow import Workflow
+    job = parsed.job
+    if not parsed.steps:
+        return Workflow(job=job, program=("true",))
+    chain = parsed.steps[0].chain
+    return Workflow(job=job, srun=chain.srun, container=chain.container, launcher=chain.launcher,
+                    program=tuple(chain.program))
+
+
+def parse_job(text: str) -> Any:
+    """A job script read into a :class:`~hpcwidgets.spec.slurm.SlurmJob` (directives, modules, body)."""
+    wf = parse_workflow(text)
+    return wf.job
+
+
+def parse_command(text: str, allowed: Iterable[type]) -> Any:
+    """One command line read into a model that must be one of ``allowed`` classes."""
+    from ..parse.argv import parse_argv
+    from ..parse.lexer import lex_command
+    cmd = lex_command(text)
+    words = [w.value for w in cmd.words]
+    env = {name: w.value for name, w in cmd.assignments}
+    parsed = parse_argv(words, env=env, source_line=cmd.line)
+    allowed = tuple(allowed)
+    if not isinstance(parsed.model, allowed):
+        names = ", ".join(sorted({getattr(c, "kind", c.__name__) for c in allowed}))
+        raise ParseError(f"this is a {parsed.model.kind} command; this form holds {names}", cmd.line, cmd.col)
+    return parsed.model
+
+
+def parse_deffile(text: str) -> Any:
+    from ..parse.buildfiles import parse_deffile as read
+    return read(text)
+
+
+def parse_jupyter(text: str) -> Any:
+    """A Jupyter job script: its ``#SBATCH`` directives and modules are read; the server settings keep
+    their defaults (the job writes its own commands, so the script body is not read back)."""
+    from ..parse.script import read_script
+    from ..spec.jupyter import DEFAULT_JOB, JupyterJob
+    job = read_script(text).job
+    return JupyterJob(job=job if job.time else job.replace(time=DEFAULT_JOB.time))

@@ -1,0 +1,355 @@
+"""Model ↔ form state for the widget builders, without ipywidgets.
+
+A form is a list of :class:`Section` objects, each showing the fields of one model layer (the whole
+model, or one attribute of it such as a workflow's ``job``). Every field becomes a :class:`Field`
+with a control *kind* chosen from its metadata, a *key* (``time``, or ``slurm.time`` in a layered
+form) and a control value in the simple types a widget holds (``bool``, ``str``).
+
+:meth:`Form.read` turns control values back into a model. Only fields whose control differs from
+what the base model would show are replaced, so values a person did not touch (for example the
+``Verbatim`` words of a loaded script) survive exactly. Text that cannot become a value (``1.5`` in
+a whole-number field, an unterminated quote in a command) is reported per key and never raises.
+
+Everything here is pure and testable without a kernel; the views in :mod:`hpcwidgets.widgets.builder`
+only move these values in and out of controls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..errors import Problem
+from ..spec._meta import FieldSpec
+from ..spec.common import Bind, EnvVar
+
+#: control kinds, from field metadata
+KINDS = ("bool", "int", "choice", "partition", "text", "words", "lines", "binds", "env")
+
+#: tuple[str] fields that hold one argument vector (typed like a shell command, split with shlex)
+WORD_FIELDS = ("command", "args", "program", "sweep_values")
+
+_INT = re.compile(r"[+-]?\d+")
+_SAFE_WORD = re.compile(r"[^\s'\"\\]+")
+
+
+@dataclass(frozen=True)
+class FormFinding:
+    """A finding produced by the form itself (bad input or a model problem), shaped like a lint finding.
+
+    ``field`` is the key of the control it belongs to ("" when it is about the whole model);
+    ``line`` is 0 because the problem is in the form, not in a line of the preview.
+    """
+
+    code: str
+    severity: str
+    line: int
+    message: str
+    fix: Any = None
+    field: str = ""
+
+    def format(self) -> str:
+        where = f" [{self.field}]" if self.field else ""
+        return f"{self.severity} {self.code}{where} {self.message}"
+
+
+def control_kind(f: FieldSpec, owner: type | None = None) -> str | None:
+    """The kind of control for a field, or None when a form does not show it (nested models)."""
+    base = f.base_type
+    if f.is_tuple:
+        if base is Bind:
+            return "binds"
+        if base is EnvVar:
+            return "env"
+        if base is str:
+            return "words" if (f.info.role == "rest" or f.name in WORD_FIELDS) else "lines"
+        return None
+    if base is bool:
+        return "bool"
+    if base is int:
+        return "int"
+    if base is str:
+        if f.name == "partition" and owner is not None and getattr(owner, "kind", "") == "slurm.job":
+            return "partition"
+        if f.info.choices:
+            return "choice" if len(f.info.choices) > 1 or f.default == "" else None
+        return "text"
+    return None
+
+
+def choice_options(f: FieldSpec, value: Any = "") -> tuple[str, ...]:
+    """The options of a choice control: the field's choices, "" first when empty is allowed, and the
+    current value when it is none of them (so a loaded value round-trips and the model reports it)."""
+    options = tuple(f.info.choices)
+    if f.default == "" or f.optional:
+        options = ("",) + options
+    if isinstance(value, str) and value not in options:
+        options = options + (value,)
+    return options
+
+
+def show_words(words: Iterable[str]) -> str:
+    """Words as a person would type them: plain unless they hold spaces or quotes (``$NAME`` stays bare)."""
+    out = []
+    for w in words:
+        w = str(w)
+        out.append(w if _SAFE_WORD.fullmatch(w) else shlex.quote(w))
+    return " ".join(out)
+
+
+def to_control(kind: str, value: Any) -> Any:
+    """A model value as the control of ``kind`` holds it."""
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return "" if value is None else str(value)
+    if kind in ("choice", "partition", "text"):
+        return "" if value is None else str(value)
+    items = tuple(value or ())
+    if kind == "words":
+        return show_words(items)
+    if kind == "lines":
+        return "\n".join(str(v) for v in items)
+    if kind in ("binds", "env"):
+        return "\n".join(v.to_token() if hasattr(v, "to_token") else str(v) for v in items)
+    raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
+    """``(value, "")`` for a control value, or ``(None, message)`` when the text is not a value.
+
+    Never raises for what a person can type; the message says what is wrong and how to write it.
+    """
+    label = f.info.label or f.name
+    if kind == "bool":
+        return bool(raw), ""
+    text = "" if raw is None else str(raw)
+    if kind == "int":
+        s = text.strip()
+        if not s:
+            if f.optional:
+                return None, ""
+            return None, f"{label}: a whole number is required"
+        if not _INT.fullmatch(s):
+            return None, f"{label}: {s!r} is not a whole number; type digits only, e.g. 4"
+        return int(s), ""
+    if kind in ("choice", "partition", "text"):
+        return text.strip(), ""
+    if kind == "words":
+        try:
+            return tuple(shlex.split(text)), ""
+        except ValueError as exc:
+            return None, (f"{label}: cannot split {text!r} into words ({exc}); close the quote or "
+                          "write the value without it")
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    if kind == "lines":
+        return tuple(lines), ""
+    if kind == "binds":
+        return tuple(Bind.from_token(ln) for ln in lines), ""
+    if kind == "env":
+        bad = [ln for ln in lines if "=" not in ln]
+        if bad:
+            return None, f"{label}: {bad[0]!r} has no '='; write one NAME=value per line"
+        return tuple(EnvVar.from_token(ln) for ln in lines), ""
+    raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One control of a form: where its value lives and how it is shown."""
+
+    key: str
+    spec: FieldSpec
+    kind: str
+    section: "Section"
+
+    @property
+    def label(self) -> str:
+        return self.spec.info.label or self.spec.name
+
+    @property
+    def help(self) -> str:
+        return self.spec.info.help
+
+    @property
+    def advanced(self) -> bool:
+        return self.spec.info.advanced
+
+
+@dataclass(frozen=True)
+class Section:
+    """The fields of one model layer shown in a form.
+
+    ``attr`` names the root model's attribute holding the layer ("" for the root itself); ``prefix``
+    is prepended to the keys (``slurm`` → ``slurm.time``). ``exclude`` hides fields the builder fills
+    in itself (a workflow composes the container's command from the launcher).
+    """
+
+    title: str
+    cls: type
+    attr: str = ""
+    prefix: str = ""
+    exclude: tuple[str, ...] = ()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        out = []
+        for f in self.cls.field_specs():
+            if f.name in self.exclude:
+                continue
+            kind = control_kind(f, self.cls)
+            if kind is not None:
+                out.append(Field(self.key(f.name), f, kind, self))
+        return tuple(out)
+
+    def layer(self, root: Any) -> Any:
+        """The layer's model in ``root`` (None when the layer is off)."""
+        return getattr(root, self.attr) if self.attr else root
+
+
+class Form:
+    """Control values ↔ model for a list of sections (pure: no widgets)."""
+
+    def __init__(self, sections: Sequence[Section]):
+        self.sections = tuple(sections)
+        self.fields: dict[str, Field] = {}
+        for s in self.sections:
+            for fld in s.fields:
+                if fld.key in self.fields:
+                    raise ValueError(f"two fields share the key {fld.key!r}; give the sections different prefixes")
+                self.fields[fld.key] = fld
+
+    def values(self, model: Any) -> dict[str, Any]:
+        """The control value of every field for ``model`` (defaults for a layer that is off)."""
+        out: dict[str, Any] = {}
+        for s in self.sections:
+            layer = s.layer(model)
+            if layer is None or not isinstance(layer, s.cls):
+                layer = s.cls()
+            for fld in s.fields:
+                out[fld.key] = to_control(fld.kind, getattr(layer, fld.spec.name))
+        return out
+
+    def read(self, base: Any, values: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
+        """The model the controls describe, and the keys whose text is not a value (with why).
+
+        Fields whose control still shows the base model's value keep that value as it is; a field
+        with bad text keeps the base value too, so the rest of the model stays usable.
+        """
+        errors: dict[str, str] = {}
+        root = base
+        for s in self.sections:
+            layer = s.layer(root)
+            if layer is None or not isinstance(layer, s.cls):
+                continue  # the layer is off (or another class): nothing of this section applies
+            changes: dict[str, Any] = {}
+            for fld in s.fields:
+                if fld.key not in values:
+                    continue
+                raw = values[fld.key]
+                current = getattr(layer, fld.spec.name)
+                if raw == to_control(fld.kind, current):
+                    continue
+                value, error = from_control(fld.kind, fld.spec, raw)
+                if error:
+                    errors[fld.key] = error
+                    continue
+                if value != current:
+                    changes[fld.spec.name] = value
+            if changes:
+                layer = dataclasses.replace(layer, **changes)
+                root = dataclasses.replace(root, **{s.attr: layer}) if s.attr else layer
+        return root, errors
+
+    def key_for(self, problem_field: str) -> str:
+        """The control key a model problem belongs to (``job.time`` → ``slurm.time``), "" when none."""
+        parts = problem_field.split(".") if problem_field else []
+        if not parts:
+            return ""
+        for s in self.sections:
+            if s.attr and parts[0] == s.attr and len(parts) > 1:
+                key = s.key(parts[1])
+                return key if key in self.fields else ""
+        for s in self.sections:
+            if not s.attr:
+                key = s.key(parts[0])
+                if key in self.fields:
+                    return key
+        return ""
+
+
+def problem_findings(form: Form, problems: Iterable[Problem], code: str = "FORM",
+                     severity: str = "error") -> list[FormFinding]:
+    """Model problems as findings attached to the control they name."""
+    out = []
+    for p in problems:
+        key = form.key_for(p.field)
+        label = form.fields[key].label if key else ""
+        message = p.message if (not label or p.message.startswith(label)) else f"{label}: {p.message}"
+        out.append(FormFinding(code, severity, 0, message, None, key))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the workflow's layers and the values that flow between them
+
+def follow(before: Any, after: Any, user_set: set[str] | frozenset[str], gpu_vendor: str = "nvidia") -> dict[str, Any]:
+    """Control updates that keep a workflow's layers in step after a change (keys → control values).
+
+    GPUs per node flows into ``torchrun.nproc_per_node`` and the container's GPU flag (``--nv`` for
+    NVIDIA, ``--rocm`` for AMD); nodes flows into ``torchrun.nnodes``. A key in ``user_set`` (a value
+    typed by hand) is never overwritten.
+    """
+    out: dict[str, Any] = {}
+    job_a, job_b = getattr(before, "job", None), getattr(after, "job", None)
+    if job_a is None or job_b is None:
+        return out
+    launcher = getattr(after, "launcher", None)
+    container = getattr(after, "container", None)
+    gpus = job_b.gpus_per_node if isinstance(job_b.gpus_per_node, int) else None
+    if job_a.gpus_per_node != job_b.gpus_per_node and gpus is not None and gpus >= 0:
+        if launcher is not None and "torchrun.nproc_per_node" not in user_set and gpus > 0:
+            out["torchrun.nproc_per_node"] = str(gpus)
+        if container is not None and hasattr(container, "nv"):
+            flag = {"nvidia": "container.nv", "amd": "container.rocm"}.get(gpu_vendor)
+            if flag and flag not in user_set:
+                out[flag] = gpus > 0
+    nodes = job_b.nodes if isinstance(job_b.nodes, int) else None
+    if job_a.nodes != job_b.nodes and nodes is not None and nodes > 0:
+        if launcher is not None and "torchrun.nnodes" not in user_set:
+            out["torchrun.nnodes"] = str(nodes)
+    return out
+
+
+def limits_note(profile: Any, job: Any, key: str) -> str:
+    """The profile's limit for a Slurm field, as a sentence for its help line ("" when none applies)."""
+    if profile is None or job is None:
+        return ""
+    part = None
+    name = getattr(job, "partition", "") or ""
+    if name:
+        part = next((p for p in profile.partitions if getattr(p, "name", None) == name), None)
+    else:
+        gpus = getattr(job, "gpus_per_node", None)
+        part = profile.default(gpu=bool(isinstance(gpus, int) and gpus > 0))
+    if part is None:
+        return ""
+    where = f"partition {part.name}"
+    if key == "gpus_per_node":
+        return f"{where}: at most {part.gpus_per_node} per node" if part.has_gpus else f"{where} has no GPUs"
+    if key == "time" and part.max_time:
+        return f"{where}: at most {part.max_time}"
+    if key == "nodes" and part.max_nodes:
+        return f"{where}: at most {part.max_nodes} nodes"
+    if key == "cpus_per_task" and part.cpus_per_node:
+        return f"{where}: {part.cpus_per_node} CPUs per node"
+    if key == "mem" and part.mem_per_node:
+        return f"{where}: {part.mem_per_node} per node"
+    return ""
+
