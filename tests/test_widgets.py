@@ -498,3 +498,12 @@ def test_builders_close_their_widgets():
     control = b.controls["script"]
     b.close()
     assert control.comm is None
+
+
+def test_loading_a_script_keeps_its_own_lines():
+    """Set-up lines of a loaded script (variables, comments) survive into the form's preview."""
+    from hpcwidgets.widgets import WorkflowBuilder
+    script = ("#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:1\nIMG=/scratch/img.sif\nmkdir -p out\n"
+              "apptainer exec --nv \"$IMG\" python train.py\n")
+    b = WorkflowBuilder.from_script(script, submit=False)
+    assert "IMG=/scratch/img.sif" in b.text and "mkdir -p out" in b.text

@@ -1,36 +1,21 @@
 """Text → model for the builders' Load action (pure; every failure is a ParseError with a line).
 
-Scripts go through the project's parser (:func:`hpcwidgets.parse.script.parse_script`); a single
+Scripts go through the project's parser (:func:`hpcwidgets.parse.parse_script`); a single
 command through the argument reader. Nothing here is specific to widgets except the choice of
 which model a builder can hold.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Iterable
 
 from ..errors import ParseError
 
 
 def parse_workflow(text: str) -> Any:
-    """A job script read into a :class:`~hpcwidgets.spec.workflow.Workflow`."""
-    script = importlib.import_module("hpcwidgets.parse.script")
-    parse_script = getattr(script, "parse_script", None)
-    if parse_script is not None:
-        return parse_script(text)
-    return _workflow_from_parsed(script.read_script(text))
-
-
-def _workflow_from_parsed(parsed: Any) -> Any:
-    """The first launch step of a read script as a workflow (used while ``parse_script`` is missing)."""
-    from ..spec.workflow import Workflow
-    job = parsed.job
-    if not parsed.steps:
-        return Workflow(job=job, program=("true",))
-    chain = parsed.steps[0].chain
-    return Workflow(job=job, srun=chain.srun, container=chain.container, launcher=chain.launcher,
-                    program=tuple(chain.program))
+    """A job script read into a :class:`~hpcwidgets.spec.workflow.Workflow` (unmodelled lines kept in place)."""
+    from ..parse import parse_script
+    return parse_script(text)
 
 
 def parse_job(text: str) -> Any:
