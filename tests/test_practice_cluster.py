@@ -153,12 +153,12 @@ def second_cluster():
 @pytest.mark.real
 def test_up_twice_then_down_leaves_nothing_running(second_cluster):
     root, port = second_cluster
-    first = pc.up(root, port=port)
+    first = pc.up(root, port=port, image=False)
     assert first.running, str(first)
     assert sorted(line.split()[0] for line in first.sinfo) == ["n1", "n2"]
     assert all(" idle " in f" {line} " for line in first.sinfo), first.sinfo
 
-    second = pc.up(root, port=port)  # idempotent: the same daemons keep running
+    second = pc.up(root, port=port, image=False)  # idempotent: the same daemons keep running
     assert second.daemons == first.daemons
 
     # a real job on this cluster, through its own SLURM_CONF
@@ -177,14 +177,14 @@ def test_up_twice_then_down_leaves_nothing_running(second_cluster):
     assert not list((root / "run").glob("*.pid"))
     assert pc.down(root).stopped  # idempotent
 
-    again = pc.up(root, port=port)
+    again = pc.up(root, port=port, image=False)
     assert again.running and len(again.sinfo) == 2
 
 
 @pytest.mark.real
 def test_hosts_file_names_the_nodes_once(second_cluster):
     root, port = second_cluster
-    pc.up(root, port=port)
+    pc.up(root, port=port, image=False)
     text = pc.HOSTS_FILE.read_text()
     assert text.count(pc.HOSTS_MARKER) == 1
     for node in pc.NODES:
@@ -195,7 +195,7 @@ def test_hosts_file_names_the_nodes_once(second_cluster):
 @pytest.mark.real
 def test_fake_gpus_are_character_devices(second_cluster):
     root, port = second_cluster
-    pc.up(root, port=port)
+    pc.up(root, port=port, image=False)
     layout = pc.Layout(root)
     for node in pc.NODES:
         for path, minor in layout.gpu_devices(node):
@@ -206,7 +206,7 @@ def test_fake_gpus_are_character_devices(second_cluster):
 @pytest.mark.real
 def test_down_leaves_a_foreign_pid_alone(second_cluster, tmp_path):
     root, port = second_cluster
-    pc.up(root, port=port)
+    pc.up(root, port=port, image=False)
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         ctld = next(d for d in pc.daemons(pc.Layout(root)) if d.name == "slurmctld")

@@ -571,13 +571,15 @@ def _wait_idle(layout: Layout, timeout: float) -> None:
 
 
 def up(directory: Path | None = None, *, port: int | None = None, install: bool = True,
-       timeout: float = START_TIMEOUT) -> ClusterStatus:
+       timeout: float = START_TIMEOUT, image: bool = True) -> ClusterStatus:
     """Bring the practice cluster up (idempotent) and return its status once both nodes are idle.
 
     ``directory`` defaults to :func:`cluster_dir`, ``port`` (slurmctld's; the slurmds use the next two)
     to :func:`cluster_port`.
     Installs missing packages when ``install`` is true, (re)writes the configuration, starts whichever
     daemons are not running and restarts all of them if the configuration changed while they ran.
+    With ``image`` (the default) it also makes sure the Charliecloud trainer image the ``local``
+    examples run in exists (:func:`hpcwidgets.run.images.ensure_trainer_image`; built once, ~1-2 min).
     """
     layout = Layout(directory or cluster_dir())
     _require_root("up")
@@ -593,6 +595,9 @@ def up(directory: Path | None = None, *, port: int | None = None, install: bool 
                 layout.munge_socket.unlink(missing_ok=True)
             _start(d, layout)
     _wait_idle(layout, timeout)
+    if image:
+        from .images import ensure_trainer_image
+        ensure_trainer_image(progress=lambda line: print(f"trainer image: {line}", file=sys.stderr, flush=True))
     return status(layout.root)
 
 
@@ -646,11 +651,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="up: install if needed and start; down: stop; status: show daemons and nodes; "
                              "env: print the export line for your shell")
     parser.add_argument("--no-install", action="store_true", help="up: fail instead of installing packages")
+    parser.add_argument("--no-image", action="store_true",
+                        help="up: skip making the Charliecloud trainer image the local examples run in")
     args = parser.parse_args(argv)
     try:
         if args.action == "up":
-            st = up(install=not args.no_install)
+            st = up(install=not args.no_install, image=not args.no_image)
             print(st)
+            if not args.no_image:
+                from .images import TRAINER_IMAGE, read_marker
+                marker = read_marker(TRAINER_IMAGE) or {}
+                print(f"trainer image: {TRAINER_IMAGE} (torch {marker.get('packages', {}).get('torch', '?')})")
         elif args.action == "down":
             st = down()
             print(st)
