@@ -85,7 +85,9 @@ head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
     (4, "srun ", 4, True),                       # catalogue 1: 4 launchers × 4 workers
     (4, "srun ", "$SLURM_NTASKS_PER_NODE", True),
     (4, "srun ", 1, True),                       # 4 launchers × 1 worker: still 4 separate "nodes" per node
-    (4, "srun --ntasks-per-node=1 ", 4, False),  # catalogue 28: the fix, inside a 4-task allocation
+    (4, "srun --ntasks=2 --ntasks-per-node=1 ", 4, False),  # catalogue 28: the fix, inside a 4-task allocation
+    # srun inherits SLURM_NTASKS=8 from the allocation, which wins over --ntasks-per-node (Slurm 22.05, measured)
+    (4, "srun --ntasks-per-node=1 ", 4, True),
     (1, "srun ", 4, False),
     (4, "srun --ntasks=2 ", 4, False),           # 2 tasks over 2 nodes = 1 per node
 ])

@@ -107,21 +107,39 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
     return None
 
 
+def job_tasks(ctx: Context) -> int | None:
+    """The job's task count (``SLURM_NTASKS``), which srun inherits as its own ``--ntasks``."""
+    job = ctx.job
+    nodes = job.nodes if isinstance(job.nodes, int) else 1
+    if isinstance(job.ntasks, int):
+        return job.ntasks
+    if isinstance(job.ntasks_per_node, int):
+        return job.ntasks_per_node * nodes
+    return None
+
+
 def tasks_per_node(ctx: Context, step: Any) -> int | None:
-    """How many copies of the step's command run on each node."""
+    """How many copies of the step's command run on each node.
+
+    srun inside a job inherits ``SLURM_NTASKS`` as ``--ntasks`` (seen on Slurm 22.05), and a task count
+    wins over ``--ntasks-per-node``: ``srun --ntasks-per-node=1`` in a job of 2 nodes × 4 tasks still
+    starts 4 tasks per node unless ``--ntasks`` is given too.
+    """
     srun = step.chain.srun
     if srun is None:
         return 1
     job = ctx.job
-    if isinstance(srun.ntasks_per_node, int):
-        return srun.ntasks_per_node
     nodes = srun.nodes if isinstance(srun.nodes, int) else (job.nodes if isinstance(job.nodes, int) else 1)
+    nodes = max(nodes, 1)
     if isinstance(srun.ntasks, int):
-        return -(-srun.ntasks // max(nodes, 1))
-    if isinstance(job.ntasks_per_node, int):
-        return job.ntasks_per_node
-    if isinstance(job.ntasks, int):
-        return -(-job.ntasks // max(nodes, 1))
+        return -(-srun.ntasks // nodes)
+    inherited = job_tasks(ctx)
+    if isinstance(srun.ntasks_per_node, int):
+        if inherited is not None and inherited > srun.ntasks_per_node * nodes:
+            return -(-inherited // nodes)
+        return srun.ntasks_per_node
+    if inherited is not None:
+        return -(-inherited // nodes)
     return 1
 
 
@@ -296,7 +314,8 @@ def multi_node(ctx: Context, launcher: Any = None) -> bool:
       why="torchrun already starts --nproc-per-node workers; with --ntasks-per-node=G as well, every node runs "
           "G×G processes on G GPUs: GPUs are oversubscribed, ranks disagree and the run fails with "
           "'Address already in use' or hangs.",
-      fix="Start one torchrun per node: srun --ntasks-per-node=1 (the job may keep more tasks), and "
+      fix="Start one torchrun per node: srun --ntasks=NODES --ntasks-per-node=1 (srun inherits the job's task "
+          "count, SLURM_NTASKS, which otherwise wins over --ntasks-per-node; the job may keep more tasks), and "
           "--nproc-per-node equal to the GPUs per node.",
       catalogue=(1, 28),
       bad="""#!/bin/bash
@@ -312,7 +331,7 @@ srun apptainer exec --nv img.sif torchrun --nnodes=2 --nproc-per-node=4 --rdzv-b
 #SBATCH --ntasks-per-node=4
 #SBATCH --gres=gpu:4
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-srun --ntasks-per-node=1 apptainer exec --nv img.sif torchrun --nnodes=2 --nproc-per-node=4 \\
+srun --ntasks=2 --ntasks-per-node=1 apptainer exec --nv img.sif torchrun --nnodes=2 --nproc-per-node=4 \\
   --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" --rdzv-id="$SLURM_JOB_ID" train.py
 """)
 def _oversubscribe(ctx: Context) -> Iterator[Any]:
@@ -330,14 +349,16 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
             msg = (f"srun starts {per_node} torchrun launchers on each node and each starts "
                    f"--nproc-per-node={launcher.nproc_per_node} workers: {workers} processes per node"
                    + (f" for {gpus} GPUs" if gpus else "")
-                   + "; use srun --ntasks-per-node=1 so torchrun starts one worker per GPU")
-            srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=None)
+                   + f"; use srun --ntasks={job_nodes(ctx)} --ntasks-per-node=1 so torchrun starts one worker per GPU"
+                   + (" (srun inherits the job's task count, so --ntasks-per-node=1 alone is not enough)"
+                      if isinstance(step.chain.srun.ntasks_per_node, int) and step.chain.srun.ntasks_per_node == 1 else ""))
+            srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=job_nodes(ctx))
             new_nproc = str(gpus) if gpus else launcher.nproc_per_node
             if launcher.nproc_per_node.startswith("$") and "NTASKS" in launcher.nproc_per_node and gpus:
                 new_nproc = str(gpus)
             chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
                                      step.chain.program, step.chain.notes)
-            yield step.line, msg, fix_for("start one torchrun per node (srun --ntasks-per-node=1)", step, chain)
+            yield step.line, msg, fix_for("start one torchrun per node (srun --ntasks=NODES --ntasks-per-node=1)", step, chain)
 
 
 @rule("HPC102", "rendezvous-node-list", "error",

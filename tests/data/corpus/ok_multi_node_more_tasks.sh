@@ -1,6 +1,7 @@
 #!/bin/bash
 # The allocation keeps 4 tasks per node (other steps of this job use them);
-# the training step starts exactly one torchrun per node.
+# the training step starts exactly one torchrun per node (--ntasks too: srun
+# would otherwise inherit the job's 8 tasks, which win over --ntasks-per-node).
 #SBATCH --job-name=ddp-mixed
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=4
@@ -13,7 +14,7 @@ export PYTHONNOUSERSITE=1
 IMAGE=$SCRATCH/images/pytorch_24.05-py3.sif
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 
-srun --ntasks-per-node=1 --cpus-per-task=32 apptainer exec --nv "$IMAGE" \
+srun --ntasks=2 --ntasks-per-node=1 --cpus-per-task=32 apptainer exec --nv "$IMAGE" \
   torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d \
   --rdzv-endpoint="$head_node:29500" --rdzv-id="$SLURM_JOB_ID" train.py
 
