@@ -64,3 +64,7 @@ clean:
 # installed into slides/.marp) → slides/build/workshop.html (self-contained) and workshop.pdf with Chromium
 slides: venv
 	$(BIN)/python -m hpcwidgets.slides build
+
+# offline HTML handouts of the executed lessons (npm installs require.js + the widget manager into handouts/vendor)
+handouts: venv
+	$(BIN)/python -m hpcwidgets.handouts --notebooks notebooks --out handouts

@@ -48,3 +48,15 @@ def test_from_dict_with_wrong_kind():
         ApptainerRun.from_dict({"kind": "nope"})
     with pytest.raises(ValidationError, match="expected apptainer.run"):
         ApptainerRun.from_dict({"kind": "slurm.job"})
+
+
+def test_public_functions_survive_submodule_imports():
+    """Importing hpcwidgets.render.command binds hpcwidgets.render to the package; it must stay callable."""
+    import hpcwidgets as hw
+    import hpcwidgets.examples  # noqa: F401
+    import hpcwidgets.lint.catalogue  # noqa: F401
+    import hpcwidgets.render.command  # noqa: F401
+    from hpcwidgets.spec import Torchrun
+    assert hw.render(Torchrun.single_node(2, "t.py")).startswith("torchrun --standalone")
+    assert hw.lint("#!/bin/bash\n#SBATCH --gres=gpu:1\napptainer exec img.sif python t.py\n")[0].code == "HPC201"
+    assert "single-gpu" in hw.examples("generic")

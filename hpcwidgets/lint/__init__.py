@@ -182,3 +182,8 @@ def rules_markdown() -> str:
             out += [f"*Needs a cluster profile* (examples use `{r.profile}`).", ""]
         out += ["Flagged:", "", "```bash", r.bad.rstrip(), "```", "", "Not flagged:", "", "```bash", r.good.rstrip(), "```"]
     return "\n".join(out) + "\n"
+
+
+from .._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__, "lint")

@@ -35,3 +35,8 @@ def render(model: Any, *, validate: bool = True) -> str:
 def is_script(model: Any) -> bool:
     """True when :func:`render` produces a whole file (a script or a build file) rather than one command."""
     return getattr(model, "kind", "") in _RENDERERS
+
+
+from .._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__, "render")

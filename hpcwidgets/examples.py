@@ -1,0 +1,301 @@
+"""Ready-made example jobs, filled in from a cluster profile.
+
+``examples("midway3")`` returns the workshop's jobs for that site: the partition, GPUs per node,
+CPUs and memory that fit its nodes, the example image, scratch paths, modules and the GPU flag
+its vendor needs all come from the profile, so one set of lessons serves every site.
+
+========================  ===================================================================
+``single-gpu``            one GPU, ``python train.py`` in the container
+``multi-node-torchrun``   two nodes, one torchrun per node (srun), c10d rendezvous at the head node
+``array-sweep``           a job array; each task trains with its own learning rate
+``charliecloud``          the single-node job with ``ch-run`` under ``srun``
+``jupyter``               JupyterLab on a compute node, reached through an SSH tunnel
+========================  ===================================================================
+
+**Where the training scripts come from.** The examples train with the payload scripts shipped in
+this package (:mod:`hpcwidgets.payload`: ``train.py``, ``ddp_train.py``). The rendered script
+exports ``HPCW_PAYLOAD`` set to the installed payload directory *at render time* and binds it
+into the container read-only (at ``/payload`` for Apptainer, at ``/mnt/0`` for Charliecloud, whose
+read-only images already have the mount points ``/mnt/0`` … ``/mnt/9``). Render the examples on
+the machine that runs them (the cluster where hpcwidgets is installed, or the practice cluster
+here), so the path is valid there. The scripts train on scikit-learn's bundled digits, so no data
+download is needed; results go to the profile's example work directory (bound at ``/output`` or
+``/mnt/1``), one folder per job.
+
+**Runtime.** Apptainer on sites that run it; on sites where Apptainer is only rendered (the
+``local`` practice cluster) the examples run with Charliecloud, which is installed there.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .spec.apptainer import ApptainerPull, ApptainerRun
+from .spec.charliecloud import ChRun, image_format
+from .spec.common import Bind, EnvVar
+from .spec.profile import ClusterProfile, Partition
+from .spec.units import format_mem, format_time, parse_time
+from .spec.workflow import Workflow
+
+#: where the example image comes from (the profile says where it is stored); pinned, never :latest
+EXAMPLE_IMAGE_SOURCE = "docker://nvcr.io/nvidia/pytorch:24.05-py3"
+#: the learning rates the array sweep tries, one per task
+SWEEP_LEARNING_RATES = ("0.1", "0.05", "0.02", "0.01")
+PAYLOAD_VAR = "HPCW_PAYLOAD"
+#: container paths of the payload directory and the output directory, per runtime
+MOUNTS = {"apptainer": ("/payload", "/output"), "charliecloud": ("/mnt/0", "/mnt/1")}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example job: a name, a sentence on what it shows, and its model."""
+
+    name: str
+    description: str
+    model: Any  # a Workflow or a JupyterJob
+
+    def render(self) -> str:
+        """The complete job script (the model is validated first)."""
+        from .render import render
+        return render(self.model)
+
+
+# ------------------------------------------------------------------------------------------------
+# site values
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Site:
+    profile: ClusterProfile
+    runtime: str                 # apptainer | singularity | charliecloud
+    payload_dir: str
+
+    @property
+    def charliecloud(self) -> bool:
+        return self.runtime == "charliecloud"
+
+    @property
+    def vendor(self) -> str:
+        return self.profile.gpu_vendor
+
+    def gpu_partition(self) -> Partition | None:
+        return self.profile.default(gpu=True)
+
+    def multi_node_partition(self) -> Partition | None:
+        """The GPU partition that allows the most nodes (the default GPU partition wins ties)."""
+        parts = list(self.profile.gpu_partitions())
+        if not parts:
+            return self.profile.default()
+        default = self.gpu_partition()
+        parts.sort(key=lambda p: (-(p.max_nodes or 10**6), p is not default))
+        return parts[0]
+
+    def modules(self, runtime: str | None = None) -> tuple[str, ...]:
+        name = self.profile.module(runtime or self.runtime) or (
+            self.profile.module("apptainer") if (runtime or self.runtime) == "singularity" else "")
+        return (name,) if name else ()
+
+    def image(self, runtime: str | None = None) -> str:
+        image = self.profile.examples.image or posixpath.join(self.profile.image_dir, "pytorch_24.05.sif")
+        if (runtime or self.runtime) == "charliecloud" and image_format(image) in ("sif", "registry"):
+            # ch-run cannot read SIF: the Charliecloud lesson converts the image to SquashFS next to it
+            stem = posixpath.splitext(posixpath.basename(image))[0]
+            return posixpath.join(self.profile.image_dir, f"{stem}.sqfs")
+        return image
+
+    def binds(self, runtime: str | None = None) -> tuple[Bind, ...]:
+        charlie = (runtime or self.runtime) == "charliecloud"
+        payload_dst, output_dst = MOUNTS["charliecloud" if charlie else "apptainer"]
+        return (Bind(f"${PAYLOAD_VAR}", payload_dst, "" if charlie else "ro"),
+                Bind(self.workdir, output_dst))
+
+    def container(self, runtime: str | None = None) -> Any:
+        rt = runtime or self.runtime
+        if rt == "charliecloud":
+            return ChRun(image=self.image(rt), binds=self.binds(rt))
+        return ApptainerRun(binary=self.profile.apptainer_binary if rt == "apptainer" else rt, action="exec",
+                            image=self.image(rt), binds=self.binds(rt))
+
+    def script(self, name: str, runtime: str | None = None) -> str:
+        payload_dst = MOUNTS["charliecloud" if (runtime or self.runtime) == "charliecloud" else "apptainer"][0]
+        return f"{payload_dst}/{name}"
+
+    def output_dir(self, runtime: str | None = None) -> str:
+        return MOUNTS["charliecloud" if (runtime or self.runtime) == "charliecloud" else "apptainer"][1] + "/$SLURM_JOB_ID"
+
+    @property
+    def workdir(self) -> str:
+        return self.profile.examples.workdir or posixpath.join(self.profile.scratch, "work")
+
+    def prepare(self, runtime: str | None = None) -> tuple[Any, ...]:
+        rt = runtime or self.runtime
+        image = self.image(rt)
+        if rt == "charliecloud" or not image.endswith(".sif"):
+            return ()
+        return (ApptainerPull(binary=self.profile.apptainer_binary, dir=posixpath.dirname(image),
+                              dest=posixpath.basename(image), source=EXAMPLE_IMAGE_SOURCE,
+                              cachedir=self.profile.cache_dir),)
+
+    def exports(self) -> tuple[EnvVar, ...]:
+        return (EnvVar(PAYLOAD_VAR, self.payload_dir),)
+
+    def setup(self) -> tuple[str, ...]:
+        from .render.quote import quote
+        return (f"mkdir -p {quote(self.workdir)}",)
+
+    def srun_cpus(self) -> bool:
+        return self.profile.srun_needs_cpus_per_task()
+
+
+def _cpus_per_gpu(part: Partition | None) -> int:
+    if part is None or not part.cpus_per_node:
+        return 4
+    return max(1, min(8, part.cpus_per_node // max(part.gpus_per_node or 1, 1)))
+
+
+def _fit_time(wanted: str, part: Partition | None) -> str:
+    limit = part.max_seconds() if part is not None else None
+    seconds = parse_time(wanted)
+    return format_time(min(seconds, limit)) if limit is not None else wanted
+
+
+def _fit_mem(wanted_mib: int, part: Partition | None, share: int = 1) -> str:
+    """``wanted_mib`` or, on smaller nodes, the node's memory divided by ``share``."""
+    node = part.mem_mib() if part is not None else None
+    if node is not None:
+        wanted_mib = min(wanted_mib, node // max(share, 1))
+    return format_mem(wanted_mib)
+
+
+def _runtime(profile: ClusterProfile) -> str:
+    runnable = [r for r in profile.runtimes if r not in profile.runtimes_render_only]
+    for r in runnable or list(profile.runtimes):
+        return r
+    return "apptainer"
+
+
+def _resolve(profile: str | ClusterProfile) -> ClusterProfile:
+    if isinstance(profile, ClusterProfile):
+        return profile
+    from .profiles import load_profile
+    return load_profile(profile)
+
+
+def payload_dir() -> str:
+    """The installed payload directory (what ``$HPCW_PAYLOAD`` is set to in the rendered scripts)."""
+    from . import payload
+    return str(payload.path("train.py").parent)
+
+
+# ------------------------------------------------------------------------------------------------
+# the examples
+# ------------------------------------------------------------------------------------------------
+def _single_gpu(site: _Site) -> Example:
+    part = site.gpu_partition()
+    gpus = 1 if part is not None and part.has_gpus else 0
+    wf = Workflow.single_node(
+        site.script("train.py"), ("--epochs", "20", "--output-dir", site.output_dir()),
+        container=site.container(), gpus_per_node=gpus, gpu_vendor=site.vendor,
+        title="Train a small model on one GPU in a container",
+        prepare=site.prepare(), exports=site.exports(),
+        job_name="single-gpu", partition=part.name if part else "", account=site.profile.account,
+        cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
+        time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules(), setup=site.setup())
+    return Example("single-gpu", f"One GPU on partition {part.name if part else '(default)'}: python train.py in "
+                                 f"the container ({site.runtime}), results in {site.workdir}/JOBID.", wf)
+
+
+def _multi_node(site: _Site) -> Example:
+    part = site.multi_node_partition()
+    gpus = part.gpus_per_node if part is not None else 0
+    per_node = gpus or 2
+    out = site.output_dir()
+    wf = Workflow.multi_node(
+        site.script("ddp_train.py"), ("--epochs", "20", "--output-dir", out, "--checkpoint-dir", f"{out}/checkpoints"),
+        nodes=2, gpus_per_node=gpus, nproc_per_node=per_node, container=site.container(), gpu_vendor=site.vendor,
+        pass_cpus_per_task=site.srun_cpus(), title="Distributed training on 2 nodes: one torchrun per node",
+        prepare=site.prepare(), exports=site.exports(),
+        job_name="multi-node", partition=part.name if part else "", account=site.profile.account,
+        cpus_per_task=min(_cpus_per_gpu(part) * per_node, part.cpus_per_node or 10**6) if part else 8,
+        mem=_fit_mem(128 * 1024, part), time=_fit_time("02:00:00", part), output="%x-%j.out",
+        modules=site.modules(), setup=site.setup())
+    return Example("multi-node-torchrun",
+                   f"2 nodes × {per_node} processes on partition {part.name if part else '(default)'}: srun starts one "
+                   "torchrun per node, which starts one worker per GPU; the c10d rendezvous runs at the first node "
+                   "($head_node, resolved on the host).", wf)
+
+
+def _array_sweep(site: _Site) -> Example:
+    part = site.gpu_partition()
+    gpus = 1 if part is not None and part.has_gpus else 0
+    wf = Workflow.sweep(
+        "lr", SWEEP_LEARNING_RATES, site.script("train.py"), ("--epochs", "20", "--output-dir", site.output_dir()),
+        container=site.container(), gpus_per_node=gpus, gpu_vendor=site.vendor,
+        title="A learning-rate sweep: one array task per value", exports=site.exports(),
+        job_name="lr-sweep", partition=part.name if part else "", account=site.profile.account,
+        cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
+        time=_fit_time("00:30:00", part), modules=site.modules(), setup=site.setup())
+    return Example("array-sweep", f"A job array of {len(SWEEP_LEARNING_RATES)} tasks; task i trains with learning rate "
+                                  f"number i of {', '.join(SWEEP_LEARNING_RATES)} (picked on the host by "
+                                  "$SLURM_ARRAY_TASK_ID and passed as --lr). Pull the image first (single-gpu does) "
+                                  "so the tasks do not all download it at once.", wf)
+
+
+def _charliecloud(site: _Site) -> Example:
+    part = site.gpu_partition()
+    gpus = 1 if part is not None and part.has_gpus else 0
+    wf = Workflow.single_node(
+        site.script("train.py", "charliecloud"), ("--epochs", "20", "--output-dir", site.output_dir("charliecloud")),
+        container=site.container("charliecloud"), gpus_per_node=gpus, gpu_vendor=site.vendor, use_srun=True,
+        pass_cpus_per_task=site.srun_cpus(), title="Train in a Charliecloud container under srun",
+        exports=site.exports(), job_name="charliecloud", partition=part.name if part else "",
+        account=site.profile.account, cpus_per_task=_cpus_per_gpu(part),
+        mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
+        time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules("charliecloud"), setup=site.setup())
+    note = (" On NVIDIA nodes, inject the driver libraries into an image directory once with "
+            "ch-fromhost --nvidia IMAGE_DIR (ch-run has no GPU flag).") if site.vendor == "nvidia" and gpus else ""
+    return Example("charliecloud", f"srun starts ch-run, which runs python train.py in the unprivileged "
+                                   f"Charliecloud image {site.image('charliecloud')}.{note}", wf)
+
+
+def _jupyter(site: _Site) -> Example | None:
+    try:
+        from .spec.jupyter import JupyterJob
+    except ImportError:  # the JupyterJob model is optional in partial installs
+        return None
+    from .spec.slurm import SlurmJob
+    part = site.profile.default()
+    box = None
+    if not site.charliecloud:
+        box = ApptainerRun(binary=site.profile.apptainer_binary, action="exec", image=site.image())
+    job = SlurmJob(job_name="jupyter", partition=part.name if part else "", account=site.profile.account,
+                   cpus_per_task=2, mem=_fit_mem(8 * 1024, part, share=2), time=_fit_time("02:00:00", part),
+                   output="jupyter-%j.log", modules=site.modules() if box is not None else ())
+    model = JupyterJob(job=job, container=box, login_host=site.profile.login_host or "localhost")
+    where = f"in the image {site.image()}" if box is not None else "from the jupyter on PATH"
+    return Example("jupyter", f"JupyterLab on a compute node of partition {part.name if part else '(default)'} "
+                              f"{where}; the job log prints the ssh tunnel command and the URL with a fresh token.", model)
+
+
+_BUILDERS: tuple[Callable[[_Site], Example | None], ...] = (_single_gpu, _multi_node, _array_sweep, _charliecloud, _jupyter)
+
+
+def examples(profile: str | ClusterProfile = "generic") -> dict[str, Example]:
+    """The example jobs for a site: ``profile`` is a profile name, a ``.toml`` path or a loaded profile."""
+    site = _Site(_resolve(profile), "", payload_dir())
+    site = _Site(site.profile, _runtime(site.profile), site.payload_dir)
+    out: dict[str, Example] = {}
+    for build in _BUILDERS:
+        ex = build(site)
+        if ex is not None:
+            out[ex.name] = ex
+    return out
+
+
+__all__ = ["EXAMPLE_IMAGE_SOURCE", "Example", "PAYLOAD_VAR", "SWEEP_LEARNING_RATES", "examples", "payload_dir"]
+
+
+from ._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__, "examples")

@@ -1,0 +1,571 @@
+"""Helpers for the lesson notebooks: pictures drawn from the models, short real runs, portable text.
+
+The lessons in ``notebooks/`` call these so the notebooks hold prose and calls, never logic:
+
+* :func:`example` / :func:`portable` give a shipped example with the installed payload path
+  replaced by a placeholder, so saved outputs do not depend on where hpcwidgets is installed;
+* :func:`launch_plan` reads a :class:`~hpcwidgets.spec.workflow.Workflow` (or a script) and says how
+  many launchers and workers each node gets; :func:`process_tree` draws it;
+* :func:`layer_diagram` draws the layers of a workflow (Slurm job → srun → container → torchrun → program);
+* :func:`train_locally` and :func:`scaling_run` run the payload scripts on this machine's CPU;
+  :func:`loss_plot` and :func:`scaling_plot` draw their results;
+* :func:`practice_target` decides where a lesson may really submit jobs, and :func:`run_example`
+  submits one, waits for it and returns what a lesson may print (state, losses, ranks, nodes): never
+  job ids, times or paths.
+
+Pictures are written as PNG files (fixed size, no timestamp in the metadata) so notebooks reference
+them from Markdown and their saved outputs stay the same from run to run. matplotlib is imported
+only by the drawing functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..errors import HpcWidgetsError, RunError
+
+#: what the installed payload directory is shown as in lesson output
+PAYLOAD_PLACEHOLDER = "/path/to/hpcwidgets/payload"
+#: the payload variable the examples export
+_PAYLOAD_VAR = "HPCW_PAYLOAD"
+_EPOCH = re.compile(r"^epoch=(\d+) loss=([0-9.]+) val_acc=([0-9.]+)", re.M)
+_RANK = re.compile(r"^rank=(\d+) world_size=(\d+) local_rank=(\d+) host=(\S+)", re.M)
+_PNG_META = {"Software": None}
+COLOURS = {"slurm": "#d9e7f5", "srun": "#e4f0d8", "container": "#fbe5c8", "launcher": "#f3d9ec",
+           "program": "#ffffff", "bad": "#f8c9c4", "good": "#cfe8cf"}
+
+
+# ------------------------------------------------------------------------------------------------
+# portable text
+# ------------------------------------------------------------------------------------------------
+def portable_text(text: str) -> str:
+    """``text`` with this installation's payload directory replaced by :data:`PAYLOAD_PLACEHOLDER`."""
+    from ..examples import payload_dir
+    return text.replace(payload_dir(), PAYLOAD_PLACEHOLDER)
+
+
+def portable(model: Any) -> Any:
+    """A copy of a workflow (or any model with ``exports``) whose payload export shows the placeholder."""
+    exports = getattr(model, "exports", None)
+    if not exports:
+        return model
+    from ..spec.common import EnvVar
+    new = tuple(EnvVar(e.name, PAYLOAD_PLACEHOLDER) if e.name == _PAYLOAD_VAR else e for e in exports)
+    return model.replace(exports=new)
+
+
+def example(name: str, profile: Any = "generic", *, real: bool = False, **changes: Any) -> Any:
+    """The shipped example ``name`` for ``profile`` as a model.
+
+    ``real=False`` (for showing) replaces the payload path by the placeholder; ``real=True`` keeps it
+    (for submitting). ``changes`` are passed to the model's ``replace`` (e.g. ``title=…``).
+    """
+    from ..examples import examples
+    found = examples(profile)
+    if name not in found:
+        raise HpcWidgetsError(f"no example called {name!r}; the examples are: {', '.join(found)}")
+    model = found[name].model
+    if changes:
+        model = model.replace(**changes)
+    return model if real else portable(model)
+
+
+def with_program_args(model: Any, **options: str) -> Any:
+    """A workflow whose training script gets ``--NAME VALUE`` replaced (or added) for each option.
+
+    ``with_program_args(wf, epochs="5")`` turns ``--epochs 20`` into ``--epochs 5`` wherever the
+    script's arguments live (the program or the launcher)."""
+    def change(args: Sequence[str]) -> tuple[str, ...]:
+        words = list(args)
+        for name, value in options.items():
+            flag = "--" + name.replace("_", "-")
+            if flag in words:
+                i = words.index(flag)
+                if i + 1 < len(words):
+                    words[i + 1] = str(value)
+                else:
+                    words.append(str(value))
+            else:
+                words += [flag, str(value)]
+        return tuple(words)
+    if model.launcher is not None:
+        return model.replace(launcher=model.launcher.replace(args=change(model.launcher.args)))
+    if model.program:
+        prog = tuple(model.program)
+        return model.replace(program=prog[:2] + change(prog[2:]))
+    raise HpcWidgetsError("the workflow runs neither a launcher nor a program, so it has no script arguments to change")
+
+
+def show(model_or_text: Any) -> None:
+    """Print a model's rendering (or text) with the payload path made portable."""
+    from ..render import render
+    text = model_or_text if isinstance(model_or_text, str) else render(model_or_text)
+    print(portable_text(text).rstrip("\n"))
+
+
+def findings_table(findings: Iterable[Any]) -> None:
+    """Print findings one per line: ``line  severity  CODE  message`` (and ``fix available``)."""
+    rows = list(findings)
+    if not rows:
+        print("no findings")
+        return
+    for f in rows:
+        fix = "  [fix available]" if getattr(f, "fix", None) is not None else ""
+        print(f"line {f.line:>2}  {f.severity:<7} {f.code}  {portable_text(f.message)}{fix}")
+
+
+# ------------------------------------------------------------------------------------------------
+# how many processes a launch starts
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LaunchPlan:
+    """How a workflow's step spreads over the nodes (read from the models, not from running it)."""
+
+    nodes: int
+    launchers_per_node: int        # processes srun starts on each node (each one a torchrun, or the program)
+    workers_per_launcher: int      # processes each torchrun starts (1 without a launcher)
+    gpus_per_node: int
+    launcher_on_every_node: bool = True   # False: no srun, the batch shell starts it once on the first node
+
+    @property
+    def workers_per_node(self) -> int:
+        return self.launchers_per_node * self.workers_per_launcher
+
+    @property
+    def oversubscribed(self) -> bool:
+        return bool(self.gpus_per_node) and self.workers_per_node > self.gpus_per_node
+
+    def summary(self) -> str:
+        where = "each of" if self.launcher_on_every_node else "only the first of"
+        return (f"{where} {self.nodes} node(s): {self.launchers_per_node} launcher(s) × "
+                f"{self.workers_per_launcher} worker(s) = {self.workers_per_node} process(es) "
+                f"for {self.gpus_per_node} GPU(s)")
+
+
+def _number(value: Any, job: Any, default: int) -> int:
+    """A count from a model field: a literal, or one of the Slurm variables the job fixes."""
+    if value in (None, ""):
+        return default
+    text = str(value)
+    if text.isdigit():
+        return int(text)
+    gpus = _gpus_per_node(job)
+    known = {"SLURM_NTASKS_PER_NODE": job.ntasks_per_node, "SLURM_NNODES": job.nodes,
+             "SLURM_JOB_NUM_NODES": job.nodes, "SLURM_GPUS_ON_NODE": gpus, "SLURM_GPUS_PER_NODE": gpus}
+    name = text.strip("${}")
+    got = known.get(name)
+    if got not in (None, ""):
+        return int(str(got).split("-")[0]) if str(got).split("-")[0].isdigit() else default
+    return default
+
+
+def _gpus_per_node(job: Any) -> int:
+    for value in (job.gpus_per_node,):
+        if value not in (None, "", 0):
+            text = str(value).rsplit(":", 1)[-1]
+            if text.isdigit():
+                return int(text)
+    return 0
+
+
+def launch_plan(source: Any) -> LaunchPlan:
+    """The :class:`LaunchPlan` of a Workflow, or of a job script's text (parsed first)."""
+    from ..parse import parse_script
+    wf = parse_script(source) if isinstance(source, str) else source
+    job = wf.job
+    nodes = _number(job.nodes, job, 1)
+    gpus = _gpus_per_node(job)
+    if wf.srun is not None:
+        per_node = wf.srun.ntasks_per_node or job.ntasks_per_node
+        if not per_node and (wf.srun.ntasks or job.ntasks):
+            total = int(wf.srun.ntasks or job.ntasks)
+            per_node = max(1, total // max(nodes, 1))
+        launchers, everywhere = _number(per_node, job, 1), True
+    else:
+        launchers, everywhere = 1, nodes == 1
+    workers = _number(wf.launcher.nproc_per_node, job, 1) if wf.launcher is not None else 1
+    return LaunchPlan(nodes, launchers, workers, gpus, everywhere)
+
+
+# ------------------------------------------------------------------------------------------------
+# pictures
+# ------------------------------------------------------------------------------------------------
+def _plt() -> Any:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG without a timestamp or version in its metadata, then close it."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, metadata=_PNG_META)
+    _plt().close(fig)
+    return out
+
+
+def _layer_words(layer: Any) -> str:
+    from ..render.command import argv
+    words = argv(layer.replace(command=()) if hasattr(layer, "command") else layer)
+    text = " ".join(words)
+    return text if len(text) <= 70 else text[:67] + "…"
+
+
+def layers(workflow: Any) -> list[tuple[str, str, str]]:
+    """``(kind, title, words)`` for each layer of a workflow, outermost first (what the diagram draws)."""
+    job = workflow.job
+    directives = [f"--nodes={job.nodes}" if job.nodes else "",
+                  f"--ntasks-per-node={job.ntasks_per_node}" if job.ntasks_per_node else "",
+                  f"--gres=gpu:{job.gpus_per_node}" if job.gpus_per_node else "",
+                  f"--time={job.time}" if job.time else ""]
+    out = [("slurm", "Slurm job (sbatch)", " ".join(d for d in directives if d) or "#SBATCH …")]
+    if workflow.srun is not None:
+        out.append(("srun", "job step (srun)", _layer_words(workflow.srun)))
+    if workflow.container is not None:
+        name = "Charliecloud" if workflow.container.kind == "charliecloud.run" else "Apptainer"
+        out.append(("container", f"container ({name})", _layer_words(workflow.container)))
+    if workflow.launcher is not None:
+        out.append(("launcher", "launcher (torchrun)", _layer_words(workflow.launcher)))
+        program = ["python", workflow.launcher.script, *workflow.launcher.args]
+    else:
+        program = list(workflow.program)
+    text = " ".join(program)
+    out.append(("program", "program", text if len(text) <= 70 else text[:67] + "…"))
+    return out
+
+
+def layer_diagram(workflow: Any, path: str | os.PathLike[str], title: str = "") -> Path:
+    """Nested boxes, one per layer of ``workflow``, each labelled with its own words."""
+    from matplotlib.patches import FancyBboxPatch
+    plt = _plt()
+    rows = layers(workflow)
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.95 * n))
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 10 * n + 2)
+    ax.axis("off")
+    top_all = 10 * n + 1
+    for i, (kind, name, words) in enumerate(rows):
+        left, top, bottom = 2.5 * i, top_all - 9.0 * i, 0.6 * i
+        box = FancyBboxPatch((left, bottom), 100 - 2 * left, top - bottom, boxstyle="round,pad=0.2",
+                             facecolor=COLOURS[kind], edgecolor="#555555", linewidth=1.2)
+        ax.add_patch(box)
+        ax.text(left + 1.5, top - 2.6, name, fontsize=11, fontweight="bold", va="center")
+        ax.text(left + 1.5, top - 6.0, words, fontsize=9, family="monospace", va="center", parse_math=False)
+    if title:
+        ax.set_title(title, fontsize=12)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def process_tree(plans: Sequence[tuple[str, LaunchPlan]], path: str | os.PathLike[str]) -> Path:
+    """Draw, per plan, the nodes with their launchers and workers; oversubscribed nodes in red."""
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+    fig, axes = plt.subplots(1, len(plans), figsize=(6.5 * len(plans), 5.2), squeeze=False)
+    for ax, (title, plan) in zip(axes[0], plans):
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.axis("off")
+        ax.set_title(title, fontsize=12)
+        width = 96 / plan.nodes
+        for node in range(plan.nodes):
+            x0 = 2 + node * width
+            starts = plan.launcher_on_every_node or node == 0
+            bad = plan.oversubscribed and starts
+            ax.add_patch(Rectangle((x0, 4), width - 3, 80, facecolor=COLOURS["bad" if bad else "slurm"],
+                                   edgecolor="#555555"))
+            label = f"node {node + 1}: {plan.gpus_per_node} GPU(s)"
+            if starts:
+                label += f", {plan.workers_per_node} processes"
+            ax.text(x0 + 1, 80, label, fontsize=9, va="top", fontweight="bold")
+            if not starts:
+                ax.text(x0 + (width - 3) / 2, 44, "nothing starts here", ha="center", fontsize=9, style="italic")
+                continue
+            lw = (width - 5) / plan.launchers_per_node
+            for k in range(plan.launchers_per_node):
+                lx = x0 + 1 + k * lw
+                ax.add_patch(Rectangle((lx, 46), lw - 1, 20, facecolor=COLOURS["launcher"], edgecolor="#555555"))
+                ax.text(lx + (lw - 1) / 2, 56, "torchrun" if plan.workers_per_launcher > 1 or plan.launchers_per_node == 1
+                        else "launcher", ha="center", va="center", fontsize=8 if plan.launchers_per_node > 2 else 9)
+                ww = (lw - 1) / plan.workers_per_launcher
+                for j in range(plan.workers_per_launcher):
+                    wx = lx + j * ww
+                    ax.add_patch(Rectangle((wx + 0.2, 10), max(ww - 0.6, 0.4), 26, facecolor=COLOURS["program"],
+                                           edgecolor="#888888"))
+                    ax.plot([lx + (lw - 1) / 2, wx + ww / 2], [46, 36], color="#888888", linewidth=0.7)
+            ax.text(x0 + (width - 3) / 2, 6, "workers (python train.py)", ha="center", fontsize=8)
+        ax.text(50, 92, plan.summary(), ha="center", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def loss_plot(curves: Mapping[str, Sequence[float]], path: str | os.PathLike[str], *,
+              ylabel: str = "training loss", title: str = "") -> Path:
+    """One line per named curve, epochs on the x axis."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), list(values), marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def scaling_plot(results: Mapping[int, float], path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Bars of samples per second against the number of processes (measured numbers live only here)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    procs = sorted(results)
+    ax.bar([str(p) for p in procs], [results[p] for p in procs], color="#6a9fd4")
+    ax.set_xlabel("processes (torchrun --nproc-per-node)")
+    ax.set_ylabel("training samples per second")
+    ax.set_title(title or "Throughput on this machine's CPU")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# real runs on this machine
+# ------------------------------------------------------------------------------------------------
+def _payload(name: str) -> str:
+    from .. import payload
+    return str(payload.path(name))
+
+
+def _read_metrics(directory: Path) -> dict:
+    target = directory / "metrics.json"
+    if not target.is_file():
+        raise RunError(f"the run wrote no metrics.json in {directory}; see the output above for its error")
+    return json.loads(target.read_text(encoding="utf-8"))
+
+
+def train_locally(epochs: int = 10, lr: float = 0.05, seed: int = 0, *, threads: int = 1,
+                  timeout: float = 300) -> dict:
+    """Run the payload ``train.py`` in a subprocess on this machine's CPU; return its metrics."""
+    with tempfile.TemporaryDirectory(prefix="hpcw-lesson-") as tmp:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONNOUSERSITE": "1"}
+        argv = [sys.executable, _payload("train.py"), "--epochs", str(epochs), "--lr", str(lr), "--seed", str(seed),
+                "--device", "cpu", "--output-dir", tmp]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+        if proc.returncode != 0:
+            raise RunError(f"train.py failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+        return _read_metrics(Path(tmp))
+
+
+def scaling_run(processes: Sequence[int] = (1, 2), epochs: int = 3, *, timeout: float = 300) -> dict[int, dict]:
+    """``torchrun --standalone --nproc-per-node N ddp_train.py`` on the CPU for each N; metrics per N.
+
+    The global batch grows with N (the batch size is per process), so samples per second is the number
+    to compare; losses are comparable only for the same N.
+    """
+    out: dict[int, dict] = {}
+    for n in processes:
+        with tempfile.TemporaryDirectory(prefix="hpcw-lesson-") as tmp:
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONNOUSERSITE": "1"}
+            argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+                    f"--nproc-per-node={n}", _payload("ddp_train.py"), "--epochs", str(epochs),
+                    "--device", "cpu", "--output-dir", tmp]
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+            if proc.returncode != 0:
+                raise RunError(f"torchrun with {n} process(es) failed (exit {proc.returncode}): "
+                               f"{proc.stderr.strip()[-800:]}")
+            metrics = _read_metrics(Path(tmp))
+            metrics["ranks"] = sorted(int(m.group(1)) for m in _RANK.finditer(proc.stdout))
+            out[n] = metrics
+    return out
+
+
+def decreasing(values: Sequence[float]) -> bool:
+    """True when the last value is below the first (a training run that learned something)."""
+    return len(values) >= 2 and values[-1] < values[0]
+
+
+def run_command(model: Any, *, timeout: float = 300, cwd: str | os.PathLike[str] | None = None) -> str:
+    """Run a command model (e.g. a :class:`~hpcwidgets.spec.charliecloud.ChRun`) on this machine and return
+    its standard output; ``RunError`` with its standard error when it fails.
+
+    The argument vector comes from the render layer, so what runs is exactly what the lesson shows.
+    ``USER`` is set when missing (``ch-run`` needs it)."""
+    from ..render.command import argv
+    words = argv(model)
+    env = {**os.environ}
+    if not env.get("USER"):
+        import getpass
+        env["USER"] = getpass.getuser()
+    try:
+        proc = subprocess.run(words, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+    except FileNotFoundError:
+        raise RunError(f"{words[0]} is not installed here; install it or run this cell where it is") from None
+    if proc.returncode != 0:
+        raise RunError(f"{words[0]} failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return proc.stdout
+
+
+def charliecloud_image(profile: Any = "local") -> str:
+    """The Charliecloud image directory a lesson can run here, or "" (with no ch-run, or no image yet)."""
+    from ..profiles import load_profile
+    if shutil.which("ch-run") is None:
+        return ""
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    candidates = [prof.examples.image, load_profile("local").examples.image]
+    for image in candidates:
+        if image and Path(image).is_dir() and (Path(image) / "bin").exists():
+            return image
+    return ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a lesson's real jobs go: a profile whose partitions the reachable Slurm has, or nowhere."""
+
+    profile: str
+    slurm: bool
+    container: bool
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.slurm and self.container
+
+
+def _partitions() -> set[str]:
+    from ..run.practice_cluster import client_env
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=15,
+                              env=client_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return {line.strip() for line in proc.stdout.splitlines() if line.strip()} if proc.returncode == 0 else set()
+
+
+def practice_target(profile: str = "generic") -> Target:
+    """Where real jobs can run: the lesson's ``profile`` when the reachable Slurm has its partitions,
+    else the practice cluster (``local``) when it is up; ``ok`` False with the reason otherwise.
+
+    Jobs need the example image too: for the ``local`` profile that is the Charliecloud trainer image.
+    """
+    from ..profiles import load_profile
+    from ..run.slurm import available
+    from ..run.practice_cluster import client_env
+    if not available(client_env()):
+        return Target(profile, False, False, "no Slurm answers here (start the practice cluster with "
+                                             "`hpcwidgets practice-cluster up`, or run this on your cluster)")
+    parts = _partitions()
+    chosen = ""
+    for name in (profile, "local"):
+        prof = load_profile(name)
+        if prof.partitions and all(p.name in parts for p in prof.partitions):
+            chosen = name
+            break
+    if not chosen:
+        return Target(profile, False, False, f"the Slurm here has partitions {', '.join(sorted(parts)) or '(none)'}, "
+                                             f"none of profile {profile!r}'s")
+    prof = load_profile(chosen)
+    runtime = next((r for r in prof.runtimes if r not in prof.runtimes_render_only), "")
+    image = prof.examples.image
+    if runtime == "charliecloud":
+        if shutil.which("ch-run") is None:
+            return Target(chosen, True, False, "ch-run is not installed here")
+        if not image or not Path(image).is_dir():
+            return Target(chosen, True, False, f"the example image {image or '(none)'} is not built yet "
+                                               "(`hpcwidgets practice-cluster up` builds it)")
+    elif shutil.which(runtime or "apptainer") is None:
+        return Target(chosen, True, False, f"{runtime or 'apptainer'} is not installed here")
+    return Target(chosen, True, True, "")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a lesson may print about a finished job: nothing that changes from run to run."""
+
+    state: str
+    losses: tuple[float, ...] = ()
+    world_size: int = 0
+    ranks: tuple[int, ...] = ()
+    nodes: tuple[str, ...] = ()
+    output_tail: str = field(default="", repr=False)
+    lr: str = ""
+    nodelist: str = ""             # Slurm's node list expression, e.g. n[1-2]
+
+    @property
+    def learned(self) -> bool:
+        return decreasing(self.losses)
+
+
+def _result_from_output(state: str, text: str) -> RunResult:
+    losses = tuple(float(m.group(2)) for m in _EPOCH.finditer(text))
+    ranks = [m for m in _RANK.finditer(text)]
+    world = max((int(m.group(2)) for m in ranks), default=0)
+    nodes = tuple(sorted({m.group(4) for m in ranks}))
+    lr = re.search(r"--lr[ =](\S+)", text)
+    return RunResult(state, losses, world, tuple(sorted(int(m.group(1)) for m in ranks)), nodes,
+                     "\n".join(text.splitlines()[-15:]), lr.group(1) if lr else "")
+
+
+def run_job(model_or_text: Any, *, timeout: float = 240, workdir: str | os.PathLike[str] | None = None) -> RunResult:
+    """Submit a workflow (or script text) to the reachable Slurm, wait, and read its output.
+
+    The job's output file lands in ``workdir`` (default: a fresh temporary directory); a job that does
+    not finish within ``timeout`` seconds is cancelled and reported as ``TIMEOUT``.
+    """
+    from ..render import render
+    from ..run.practice_cluster import client_env
+    from ..run.slurm import submit
+    text = model_or_text if isinstance(model_or_text, str) else render(model_or_text)
+    where = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="hpcw-lesson-job-"))
+    where.mkdir(parents=True, exist_ok=True)
+    env = client_env()
+    extra = {"SLURM_CONF": env["SLURM_CONF"]} if env.get("SLURM_CONF") else {}
+    if not env.get("USER"):
+        # sbatch exports the submitting environment; ch-run refuses to start without USER
+        import getpass
+        extra["USER"] = getpass.getuser()
+    job = submit(text, env=extra or None, cwd=where)
+    try:
+        state = job.wait(timeout=timeout)
+    except RunError:
+        job.cancel()
+        state = "TIMEOUT"
+    try:
+        output = job.output()
+    except RunError:
+        output = ""
+    try:
+        nodelist = job.info().nodes
+    except RunError:
+        nodelist = ""
+    return dataclasses.replace(_result_from_output(state, output), nodelist=nodelist)
+
+
+def run_example(name: str, target: Target, **program_args: str) -> RunResult:
+    """Submit the shipped example ``name`` for ``target.profile`` (script options changed by
+    ``program_args``, e.g. ``epochs="4"``) and wait for it."""
+    model = example(name, target.profile, real=True)
+    if program_args:
+        model = with_program_args(model, **program_args)
+    return run_job(model)
+
+
+__all__ = ["COLOURS", "LaunchPlan", "PAYLOAD_PLACEHOLDER", "RunResult", "Target", "decreasing", "example",
+           "findings_table", "launch_plan", "layer_diagram", "layers", "loss_plot", "portable", "portable_text",
+           "practice_target", "process_tree", "run_command", "run_example", "run_job", "charliecloud_image", "save_figure", "scaling_plot",
+           "scaling_run", "show", "train_locally", "with_program_args"]

@@ -1,0 +1,138 @@
+"""The lesson notebooks: structure, saved outputs (nbval) and execution over the profile matrix (papermill).
+
+* every lesson opens with what you'll learn, what you need and the time, and has a ``parameters`` cell
+  with ``profile = "generic"`` (papermill's way in for site specifics);
+* ``pytest --nbval`` re-runs every lesson and compares it with its saved outputs (sanitized by
+  ``notebooks/sanitize.cfg``). The saved outputs were made where the practice cluster and Charliecloud
+  run (their cells submit real jobs), so this test needs them: it skips elsewhere, and fails under
+  ``HPCW_REQUIRE_REAL=1``;
+* each lesson runs with papermill for the ``local`` and ``generic`` profiles, with ``run_jobs=False``
+  where a lesson has that parameter (the real jobs are already covered by the nbval run).
+
+Notebooks are copied to a temporary folder first, so runs never rewrite the committed pictures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from helpers import need
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+LESSON = re.compile(r"^\d\d-.+\.ipynb$")
+PROFILES = ("local", "generic")
+WORKERS = 3
+
+
+def lesson_paths() -> list[Path]:
+    return sorted(p for p in NOTEBOOKS.iterdir() if LESSON.match(p.name) and not p.name.startswith("00-"))
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def source(cell: dict) -> str:
+    text = cell.get("source", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def test_there_are_at_least_eleven_numbered_lessons():
+    names = [p.name for p in lesson_paths()]
+    assert len(names) >= 11, names
+    numbers = [int(n[:2]) for n in names]
+    assert numbers == list(range(1, len(names) + 1)), f"lessons must be numbered 01, 02, … without gaps: {names}"
+
+
+@pytest.mark.parametrize("path", lesson_paths(), ids=lambda p: p.stem)
+def test_lesson_header_and_parameters(path):
+    nb = load(path)
+    first = source(nb["cells"][0])
+    assert nb["cells"][0]["cell_type"] == "markdown"
+    assert first.startswith(f"# {path.name[:2]} ·"), f"{path.name}: the first cell must be the numbered title"
+    for heading in ("**What you'll learn**", "**What you need**", "**Time**"):
+        assert heading in first, f"{path.name}: the first cell lacks {heading}"
+    params = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1, f"{path.name}: exactly one cell tagged 'parameters' is needed"
+    assert re.search(r'^profile = "generic"$', source(params[0]), re.M), f"{path.name}: profile must default to generic"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", lesson_paths(), ids=lambda p: p.stem)
+def test_saved_outputs_are_portable(path):
+    """Executed, with nothing from this machine in the compared outputs: no error, no checkout path."""
+    nb = load(path)
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code), f"{path.name} is not executed; run it with papermill"
+    for c in code:
+        for out in c.get("outputs", []):
+            assert out["output_type"] != "error", f"{path.name}: a saved output is an error"
+            text = out.get("text") or out.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            assert str(ROOT) not in text, f"{path.name}: a saved output shows this machine's path {ROOT}"
+            assert not re.search(r"\bjob(?: id)? \d{2,}\b", text), f"{path.name}: a saved output shows a job id"
+
+
+def _copy_notebooks(tmp_path: Path) -> Path:
+    work = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return work
+
+
+def _real_components() -> tuple[bool, str]:
+    from hpcwidgets import lessons
+    target = lessons.practice_target("generic")
+    return target.ok, target.reason
+
+
+@pytest.mark.real
+def test_nbval_saved_outputs_match(tmp_path):
+    ok, reason = _real_components()
+    need(ok, f"the saved outputs include real jobs on the practice cluster: {reason}")
+    pytest.importorskip("nbval")
+    work = _copy_notebooks(tmp_path)
+    files = [str(work / p.name) for p in lesson_paths()]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", *files,
+            "--sanitize-with", str(work / "sanitize.cfg"), "--rootdir", str(work), "-o", "addopts=",
+            "-n", "2", "--dist", "loadfile"]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=work, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert re.search(r"\d+ passed", proc.stdout), proc.stdout[-2000:]
+
+
+def _execute(nb: Path, out: Path, profile: str) -> str:
+    import papermill as pm
+    params = {"profile": profile}
+    text = nb.read_text(encoding="utf-8")
+    if "run_jobs = " in text:
+        params["run_jobs"] = False
+    try:
+        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", cwd=str(nb.parent),
+                            progress_bar=False, log_output=False)
+    except Exception as exc:  # noqa: BLE001 - reported with the notebook's name below
+        return f"{nb.name} [{profile}]: {type(exc).__name__}: {str(exc)[-1500:]}"
+    return ""
+
+
+def test_lessons_run_for_each_profile(tmp_path):
+    pytest.importorskip("papermill")
+    work = _copy_notebooks(tmp_path)
+    runs = [(work / p.name, tmp_path / f"{p.stem}-{profile}.ipynb", profile)
+            for p in lesson_paths() for profile in PROFILES]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        failures = [f for f in pool.map(lambda r: _execute(*r), runs) if f]
+    assert not failures, "\n\n".join(failures)
+    for _, out, profile in runs:
+        nb = load(out)
+        params = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+        assert params and f'profile = "{profile}"' in source(params[0]), f"{out.name}: profile was not injected"
