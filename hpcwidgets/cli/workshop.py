@@ -1,0 +1,73 @@
+"""``hpcwidgets workshop build [--check]`` and ``hpcwidgets workshop check [--jobs N] [--only PATTERN]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _root(value: str | None) -> Path:
+    """The workshop folder: --root, else the current directory if it has solutions/, else the checkout."""
+    if value:
+        return Path(value)
+    here = Path.cwd()
+    if (here / "solutions").is_dir():
+        return here
+    return Path(__file__).resolve().parents[2]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from . import _Formatter, _examples_epilog
+    p = sub.add_parser("workshop", help="build and check the exercise notebooks", formatter_class=_Formatter,
+                       description="Generate exercises/ from solutions/ and execute every workshop notebook.")
+    fam = p.add_subparsers(dest="action", metavar="ACTION")
+    fam.required = True
+    b = fam.add_parser("build", help="write exercises/ from solutions/", formatter_class=_Formatter,
+                       description="Write exercises/NAME.ipynb for every solutions/NAME.ipynb: solution regions "
+                                   "become raise NotImplementedError(hint), outputs are cleared.",
+                       epilog=_examples_epilog(["hpcwidgets workshop build",
+                                                "hpcwidgets workshop build --check   # exit 1 when exercises/ is stale"]))
+    b.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the stale files if any")
+    b.add_argument("--root", metavar="DIR", help="folder holding solutions/ and exercises/ (default: the checkout)")
+    b.set_defaults(handler=run_build)
+    c = fam.add_parser("check", help="execute solutions, exercises and lessons", formatter_class=_Formatter,
+                       description="Run every solution over its parameter matrix (papermill), every exercise "
+                                   "(it must stop only at an unsolved task) and nbval on notebooks/, in parallel.",
+                       epilog=_examples_epilog(["hpcwidgets workshop check", "hpcwidgets workshop check --jobs 4 --only 'ex0[1-3]*'"]))
+    c.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="parallel runs (default: the number of cores)")
+    c.add_argument("--only", default="", metavar="PATTERN", help="glob on notebook names, e.g. 'ex07*'")
+    c.add_argument("--timeout", type=int, default=0, metavar="SECONDS", help="per-cell timeout (default 180)")
+    c.add_argument("--root", metavar="DIR", help="folder holding solutions/, exercises/, notebooks/")
+    c.set_defaults(handler=run_check)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from ..exercises.build import build
+    root = _root(args.root)
+    result = build(root / "solutions", root / "exercises", check=args.check)
+    for path in result.extra:
+        print(f"note: {path} has no solution notebook (remove it or add solutions/{path.name})", file=sys.stderr)
+    if args.check:
+        if result.stale:
+            print("exercises/ is stale; run `hpcwidgets workshop build`:", file=sys.stderr)
+            for path in result.stale:
+                print(f"  {path}", file=sys.stderr)
+            return 1
+        print(f"exercises/ is up to date ({len(result.unchanged)} notebooks)")
+        return 0
+    for path in result.written:
+        print(f"wrote {path}")
+    print(f"{len(result.written)} written, {len(result.unchanged)} unchanged")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..exercises.runner import CELL_TIMEOUT, check, table
+    root = _root(args.root)
+    report = check(root, jobs=args.jobs or None, only=args.only, timeout=args.timeout or CELL_TIMEOUT)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if report.outcomes:
+        print(table(report.outcomes))
+    return report.exit_code

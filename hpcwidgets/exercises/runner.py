@@ -1,0 +1,275 @@
+"""The workshop check pipeline (``hpcwidgets workshop check``).
+
+Three kinds of run, all in parallel in a process pool, each in its own temporary working
+directory with the kernel named explicitly (``python3``) and a per-cell timeout:
+
+* every solution notebook with papermill, once per entry of its parameter matrix (the notebook's
+  metadata ``hpcwidgets.matrix``: a list of parameter dicts, e.g. ``[{"profile": "generic"},
+  {"profile": "local"}]``); any error fails;
+* every exercise notebook with its default parameters: it must stop at an unsolved task with the
+  generated ``NotImplementedError`` and nothing else (any other error, or no error, fails);
+* every lesson notebook in ``notebooks/`` with nbval (``pytest --nbval``, strict output comparison),
+  on a copy of the folder.
+
+A one-line counter on stderr shows progress; the result is a table notebook × parameters × result
+(✓/✗, seconds) and the exit status is 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from ..errors import HpcWidgetsError
+
+KERNEL = "python3"
+CELL_TIMEOUT = 180
+START_TIMEOUT = 90
+EXERCISE_MARK = "Exercise:"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One notebook run."""
+
+    kind: str                               # solution | exercise | nbval
+    notebook: Path
+    parameters: tuple[tuple[str, Any], ...] = ()
+    root: Path | None = None                # the folder copied for nbval runs
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.parameters)
+
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.parameters) or "(defaults)"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    task: Task
+    ok: bool
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or not self.outcomes else 0
+
+
+# ------------------------------------------------------------------------------------------------
+# planning
+# ------------------------------------------------------------------------------------------------
+def notebook_matrix(path: Path) -> list[dict[str, Any]]:
+    """The parameter sets a solution declares in its metadata ``hpcwidgets.matrix`` ([{}] if none)."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8")).get("metadata", {})
+    except json.JSONDecodeError as exc:
+        raise HpcWidgetsError(f"{path}: not valid notebook JSON: {exc.msg}") from None
+    matrix = meta.get("hpcwidgets", {}).get("matrix", [{}])
+    if not isinstance(matrix, list) or not matrix or not all(isinstance(m, dict) for m in matrix):
+        raise HpcWidgetsError(f"{path}: metadata hpcwidgets.matrix must be a non-empty list of parameter "
+                              "objects, e.g. [{\"profile\": \"generic\"}, {\"profile\": \"local\"}]")
+    return matrix
+
+
+def plan(root: Path, *, only: str = "", kinds: Iterable[str] = ("solution", "exercise", "nbval")) -> list[Task]:
+    """Every run for the workshop at ``root`` (holding solutions/, exercises/, notebooks/).
+
+    ``only`` is a glob matched against notebook file names (``ex0*``, ``*torchrun*``).
+    """
+    root = Path(root)
+    kinds = set(kinds)
+    tasks: list[Task] = []
+
+    def wanted(p: Path) -> bool:
+        return not only or fnmatch(p.name, only) or fnmatch(p.stem, only)
+
+    if "solution" in kinds:
+        for nb in sorted((root / "solutions").glob("*.ipynb")):
+            if wanted(nb):
+                for params in notebook_matrix(nb):
+                    tasks.append(Task("solution", nb, tuple(sorted(params.items()))))
+    if "exercise" in kinds:
+        for nb in sorted((root / "exercises").glob("*.ipynb")):
+            if wanted(nb):
+                tasks.append(Task("exercise", nb))
+    if "nbval" in kinds:
+        lessons = root / "notebooks"
+        for nb in sorted(lessons.glob("*.ipynb")) if lessons.is_dir() else []:
+            if wanted(nb):
+                tasks.append(Task("nbval", nb, root=lessons))
+    return tasks
+
+
+# ------------------------------------------------------------------------------------------------
+# one run (top-level functions: they run in worker processes)
+# ------------------------------------------------------------------------------------------------
+def _first_lines(text: str, n: int = 6) -> str:
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    return "\n".join(lines[:n]) + (" …" if len(lines) > n else "")
+
+
+def _papermill(task: Task, workdir: Path, timeout: int) -> None:
+    import papermill
+    papermill.execute_notebook(
+        str(task.notebook), str(workdir / f"out-{task.notebook.name}"), parameters=task.params,
+        kernel_name=KERNEL, cwd=str(workdir), execution_timeout=timeout, start_timeout=START_TIMEOUT,
+        progress_bar=False, log_output=False, report_mode=False)
+
+
+def _run_solution(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:
+    from papermill.exceptions import PapermillExecutionError
+    try:
+        _papermill(task, workdir, timeout)
+    except PapermillExecutionError as exc:
+        return False, f"cell {exc.cell_index}: {exc.ename}: {_first_lines(exc.evalue)}"
+    return True, ""
+
+
+def _run_exercise(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:
+    from papermill.exceptions import PapermillExecutionError
+    try:
+        _papermill(task, workdir, timeout)
+    except PapermillExecutionError as exc:
+        if exc.ename == "NotImplementedError" and str(exc.evalue).startswith(EXERCISE_MARK):
+            return True, f"stops at the first task (cell {exc.cell_index}) as expected"
+        return False, (f"cell {exc.cell_index}: {exc.ename}: {_first_lines(exc.evalue)} (an exercise may only stop "
+                       "at an unsolved task's NotImplementedError)")
+    return False, "ran to the end: a task is not left for the learner (is a solution region missing?)"
+
+
+def _run_nbval(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:
+    if task.root is None:
+        raise HpcWidgetsError(f"nbval task for {task.notebook} has no lessons folder; build tasks with plan()")
+    copy = workdir / task.root.name
+    shutil.copytree(task.root, copy, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    argv = [sys.executable, "-m", "pytest", "--nbval", str(copy / task.notebook.name), "-q", "-p", "no:cacheprovider",
+            "--nbval-kernel-name", KERNEL, f"--nbval-cell-timeout={timeout}", "-o", "addopts=",
+            "--rootdir", str(workdir), "-c", os.devnull]
+    sanitize = copy / "sanitize.cfg"   # the lessons' own output sanitizers (ids, timings, paths)
+    if sanitize.is_file():
+        argv += ["--nbval-sanitize-with", str(sanitize)]
+    try:
+        proc = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=timeout * 10)
+    except subprocess.TimeoutExpired:
+        return False, f"nbval did not finish within {timeout * 10} s"
+    if proc.returncode in (0, 5):   # 5: no cells to check
+        return True, ""
+    tail = [line for line in proc.stdout.splitlines() if line.strip()][-8:]
+    return False, f"nbval exit {proc.returncode}:\n" + "\n".join(tail)
+
+
+_RUNNERS: dict[str, Callable[[Task, Path, int], tuple[bool, str]]] = {
+    "solution": _run_solution, "exercise": _run_exercise, "nbval": _run_nbval}
+
+
+def run_task(task: Task, timeout: int = CELL_TIMEOUT) -> Outcome:
+    """Run one task in a fresh temporary directory; never raises for a failing notebook."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"hpcw-{task.kind}-") as tmp:
+        try:
+            ok, detail = _RUNNERS[task.kind](task, Path(tmp), timeout)
+        except Exception as exc:  # noqa: BLE001 - reported in the table with its type, not swallowed
+            ok, detail = False, f"{type(exc).__name__}: {_first_lines(exc)}"
+    return Outcome(task, ok, time.perf_counter() - t0, detail)
+
+
+# ------------------------------------------------------------------------------------------------
+# all runs
+# ------------------------------------------------------------------------------------------------
+def _progress(done: int, total: int, last: Outcome, stream: Any) -> None:
+    mark = "✓" if last.ok else "✗"
+    text = f"[{done:>{len(str(total))}}/{total}] {mark} {last.task.kind} {last.task.notebook.stem} {last.task.label()}"
+    if stream.isatty():
+        stream.write("\r\033[K" + text[:120])
+        if done == total:
+            stream.write("\n")
+    else:
+        stream.write(text + "\n")
+    stream.flush()
+
+
+def run_all(tasks: Sequence[Task], *, jobs: int | None = None, timeout: int = CELL_TIMEOUT,
+            progress: Any = True) -> list[Outcome]:
+    """Run ``tasks`` on ``jobs`` worker processes (default: the machine's cores), in plan order.
+
+    ``progress``: True for the counter on stderr, a stream to write it to, or None/False for none.
+    """
+    if not tasks:
+        return []
+    if progress is True:
+        progress = sys.stderr
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    outcomes: dict[int, Outcome] = {}
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
+        futures = {pool.submit(run_task, t, timeout): i for i, t in enumerate(tasks)}
+        for n, fut in enumerate(cf.as_completed(futures), start=1):
+            i = futures[fut]
+            outcomes[i] = fut.result()
+            if progress:
+                _progress(n, len(tasks), outcomes[i], progress)
+    return [outcomes[i] for i in range(len(tasks))]
+
+
+def table(outcomes: Sequence[Outcome]) -> str:
+    """notebook × kind × parameters × result (✓/✗) × seconds, then the details of each failure."""
+    rows = [("notebook", "run", "parameters", "result", "seconds")]
+    for o in outcomes:
+        rows.append((o.task.notebook.stem, o.task.kind, o.task.label(), "✓" if o.ok else "✗", f"{o.seconds:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for k, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    failed = [o for o in outcomes if not o.ok]
+    passed_n = len(outcomes) - len(failed)
+    lines.append("")
+    lines.append(f"{passed_n} passed, {len(failed)} failed, {sum(o.seconds for o in outcomes):.1f} s of runs")
+    for o in failed:
+        lines.append("")
+        lines.append(f"✗ {o.task.kind} {o.task.notebook} [{o.task.label()}]")
+        lines += ["    " + line for line in o.detail.splitlines()]
+    return "\n".join(lines)
+
+
+def check(root: Path, *, jobs: int | None = None, only: str = "", timeout: int = CELL_TIMEOUT,
+          kinds: Iterable[str] = ("solution", "exercise", "nbval"), progress: Any = True) -> Report:
+    """Plan and run every check for the workshop at ``root``."""
+    tasks = plan(root, only=only, kinds=kinds)
+    report = Report()
+    if not tasks:
+        report.notes.append(f"nothing to run under {root}" + (f" matching {only!r}" if only else ""))
+        return report
+    lessons = [t for t in tasks if t.kind == "nbval"]
+    if "nbval" in set(kinds) and not lessons and not only:
+        report.notes.append("no lesson notebooks in notebooks/ yet: nbval had nothing to check")
+    report.outcomes = run_all(tasks, jobs=jobs, timeout=timeout, progress=progress)
+    return report
+
+
+__all__ = ["CELL_TIMEOUT", "KERNEL", "Outcome", "Report", "Task", "check", "notebook_matrix", "plan",
+           "run_all", "run_task", "table"]
