@@ -103,7 +103,7 @@ def test_nbval_saved_outputs_match(tmp_path):
     work = _copy_notebooks(tmp_path)
     files = [str(work / p.name) for p in lesson_paths()]
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", *files,
-            "--sanitize-with", str(work / "sanitize.cfg"), "--rootdir", str(work), "-o", "addopts=",
+            "--nbval-sanitize-with", str(work / "sanitize.cfg"), "--rootdir", str(work), "-o", "addopts=",
             "-n", "2", "--dist", "loadfile"]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=work, timeout=900)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

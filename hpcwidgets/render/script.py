@@ -41,8 +41,18 @@ def _environment() -> Any:
     )
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters (newlines, tabs, …) turned into spaces.
+
+    For text written into a comment or an ``#SBATCH`` line: a line break there would end the
+    comment and make the rest of the value a shell command.
+    """
+    return re.sub(r"[\x00-\x1f\x7f]", " ", str(text))
+
+
 def _directive_value(value: str) -> str:
     """sbatch reads directive values itself (no shell): quote only what its tokenizer would split."""
+    value = one_line(value)
     if re.search(r"[\s\"'#]", value):
         return '"' + value.replace('"', '\\"') + '"'
     return value
@@ -71,12 +81,13 @@ def directive_lines(job: SlurmJob) -> list[str]:
         else:
             flag, _, val = words[0].partition("=")
             out.append(f"{flag}={_directive_value(val)}")
-    out += list(job.extra_directives)
+    out += [one_line(d) for d in job.extra_directives]
     return out
 
 
 def module_lines(job: SlurmJob) -> list[str]:
-    return list(job.modules)
+    """Module names, each one shell word by the quoting contract (a name never runs as code)."""
+    return [quote(m) for m in job.modules]
 
 
 def export_lines(job: SlurmJob, extra: Iterable[tuple[str, str]] = ()) -> list[str]:
@@ -90,7 +101,7 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     from .. import __version__
     text = _environment().get_template("job.sh.j2").render(
         directives=directive_lines(job),
-        title=title or (f"Slurm job {job.job_name}" if job.job_name else "Slurm job"),
+        title=one_line(title or (f"Slurm job {job.job_name}" if job.job_name else "Slurm job")),
         version=__version__,
         modules=module_lines(job),
         exports=export_lines(job, exports),

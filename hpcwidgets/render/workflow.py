@@ -1,0 +1,218 @@
+"""A :class:`~hpcwidgets.spec.workflow.Workflow` rendered as one complete sbatch script.
+
+Composition happens here, on models: the launcher's argv (or the plain program) becomes the
+container's ``command`` through ``container.replace(command=…)``, and the step's argv is srun's
+words followed by the container's. The script is assembled by
+:func:`hpcwidgets.render.script.render_script` (one template, ``StrictUndefined``), after the
+fail-fast prologue, in this order:
+
+1. preparation commands (e.g. ``[ -f IMAGE ] || apptainer pull …``), in the batch shell;
+2. for job arrays, the swept value picked by ``$SLURM_ARRAY_TASK_ID`` (``lr=${lr_values[…]}``);
+3. when torchrun rendezvous at ``$head_node``, that variable, resolved on the host with
+   ``scontrol show hostnames`` (the image usually has no ``scontrol``); see :data:`HEAD_NODE_LINE`;
+4. the step, broken over continuation lines at each layer and before each option group when long.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import Problem, ValidationError
+
+from ..spec._meta import Spec
+from ..spec._words import Verbatim
+from ..spec.apptainer import ApptainerBuild, ApptainerPull
+from ..spec.charliecloud import ChConvert
+from ..spec.torchrun import HEAD_NODE_VAR
+from ..spec.workflow import Workflow
+from .command import WIDTH, _group_starts, argv, command_line, env_assignments
+from .quote import quote, references
+from .script import Block, one_line, render_script
+
+#: The first node of the allocation. ``sed -n 1p`` rather than ``head -n 1``: head exits after one
+#: line, so on a long node list scontrol can be killed by SIGPIPE, which ``set -o pipefail`` turns
+#: into a failed job.
+HEAD_NODE_LINE = f'{HEAD_NODE_VAR}=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)'
+
+
+def inner_command(w: Workflow) -> tuple[str, ...]:
+    """What runs innermost: the launcher's argv, else the program (empty when neither is set)."""
+    if w.launcher is not None:
+        return tuple(argv(w.launcher))
+    return tuple(w.program)
+
+
+def composed_container(w: Workflow) -> Any:
+    """The container model with its command filled in from the launcher or program (None without one)."""
+    if w.container is None:
+        return None
+    inner = inner_command(w)
+    return w.container.replace(command=inner) if inner else w.container
+
+
+def step_layers(w: Workflow) -> list[tuple[str, list[str], set[int]]]:
+    """The step as layers, outermost first: ``(name, own words, group starts within them)``.
+
+    Each layer's words are the unquoted argv words it contributes (for ``ch-run`` including the
+    ``--`` that ends its options); group starts are indexes into those words where a continuation
+    line may begin (each option group and the first positional).
+    """
+    layers: list[tuple[str, list[str], set[int]]] = []
+
+    def add(model: Spec, words: list[str]) -> None:
+        lead = sum(len(str(getattr(model, f.name)).split()) for f in model.field_specs()
+                   if f.info.role in ("program", "subcommand"))
+        starts = {s for s in _group_starts(model, 0) if s < len(words)}
+        starts.discard(lead)  # the first option stays on the program's line ("torchrun --nnodes=2 \\")
+        layers.append((model.kind, words, starts))
+
+    if w.srun is not None:
+        # srun's own command (if any) is replaced by the layers inside it
+        add(w.srun, argv(w.srun.replace(command=())) if getattr(w.srun, "command", ()) else argv(w.srun))
+    box = composed_container(w)
+    if box is not None:
+        full = argv(box)
+        inner = inner_command(w)
+        add(box, full[:len(full) - len(inner)] if inner else full)
+    if w.launcher is not None:
+        add(w.launcher, argv(w.launcher))
+    elif box is None and w.program:
+        layers.append(("program", list(w.program), set()))
+    elif box is not None and w.program:
+        # the program follows the image on its line, as people write it
+        name, own, starts = layers[-1]
+        layers[-1] = (name, own + list(w.program), starts)
+    return layers
+
+
+def step_argv(w: Workflow) -> list[str]:
+    """The step's complete argument vector (values unquoted; ``$NAME`` references unexpanded)."""
+    return [word for _, words, _ in step_layers(w) for word in words]
+
+
+def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ") -> str:
+    """The step as shell text: one line when it fits in ``width``, else a line per layer and option group."""
+    layers = step_layers(w)
+    quoted = [[quote(x) for x in words] for _, words, _ in layers]
+    one_line = " ".join(q for words in quoted for q in words)
+    if len(one_line) <= width:
+        return one_line
+    lines: list[str] = []
+    for (_, words, starts), q in zip(layers, quoted):
+        cuts = sorted(s for s in starts if 0 < s < len(words))
+        prev = 0
+        for cut in cuts + [len(words)]:
+            if cut > prev:
+                lines.append(" ".join(q[prev:cut]))
+            prev = cut
+    return (" \\\n" + indent).join(lines)
+
+
+def describe_step(w: Workflow) -> str:
+    """A short comment naming the layers, e.g. ``srun → apptainer exec → torchrun (2 nodes × 4)``."""
+    parts = []
+    if w.srun is not None:
+        parts.append("srun")
+    if w.container is not None:
+        name = " ".join(argv(w.container)[:1] + ([w.container.action] if hasattr(w.container, "action") else []))
+        parts.append(name)
+    if w.launcher is not None:
+        n, p = w.launcher.nnodes or "1", w.launcher.nproc_per_node or "1"
+        parts.append(f"torchrun ({n} node{'s' if n != '1' else ''} × {p} process{'es' if p != '1' else ''})")
+    elif w.program:
+        parts.append(w.program[0])
+    return one_line("The step: " + " → ".join(parts))
+
+
+def prepare_blocks(w: Workflow) -> list[Block]:
+    """Preparation commands; downloads and conversions only run when their output is missing."""
+    out = []
+    for item in w.prepare:
+        # environment fields (APPTAINER_CACHEDIR…) are exported above, see workflow_exports()
+        line = command_line(item, env_prefix=False, width=WIDTH - 2, indent="    ")
+        if isinstance(item, ApptainerPull):
+            target = item.image_path()
+            pre = f"mkdir -p {quote(item.dir)}\n" if item.dir else ""
+            out.append(Block(f"{pre}[ -f {quote(target)} ] ||\n  {line}",
+                             "Download the image only if it is missing (later jobs reuse it)"))
+        elif isinstance(item, ApptainerBuild):
+            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", "Build the image only if it is missing"))
+        elif isinstance(item, ChConvert):
+            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", "Convert the image only if it is missing"))
+        else:
+            out.append(Block(line))
+    return out
+
+
+def sweep_block(w: Workflow) -> Block | None:
+    """``lr_values=(…)`` and ``lr=${lr_values[$SLURM_ARRAY_TASK_ID]}`` for a job-array sweep."""
+    if not w.sweep_name:
+        return None
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", w.sweep_name):
+        # the name is written into the script as code: refuse rather than quote it
+        raise ValidationError([p for p in w.problems() if p.field == "sweep_name"]
+                              or [Problem("sweep_name", f"{w.sweep_name!r} is not a shell variable name")],
+                              subject=w.describe())
+    arr = w.sweep_array
+    values = " ".join(quote(v) for v in w.sweep_values)
+    text = "\n".join([
+        f"{arr}=({values})",
+        f"{w.sweep_name}=${{{arr}[$SLURM_ARRAY_TASK_ID]}}",
+        f'echo "array task $SLURM_ARRAY_TASK_ID: {w.sweep_name}=${w.sweep_name}"',
+    ])
+    return Block(text, f"Job array: each task takes its {w.sweep_name} from this list by its task id")
+
+
+def needs_head_node(w: Workflow) -> bool:
+    return w.launcher is not None and w.launcher.uses_head_node
+
+
+def head_node_needs_export(w: Workflow) -> bool:
+    """Whether ``head_node`` must be exported: only when a verbatim word defers its expansion.
+
+    Plain values such as ``$head_node:29500`` are expanded by the batch shell before srun starts,
+    so the container and torchrun receive the host name itself and need no variable.
+    """
+    return any(isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word) for word in step_argv(w))
+
+
+def head_node_block(w: Workflow) -> Block | None:
+    if not needs_head_node(w):
+        return None
+    text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w) else "")
+    return Block(text, "Rendezvous host: the first node, resolved on the host (images lack scontrol)")
+
+
+def script_blocks(w: Workflow) -> list[Block]:
+    blocks = prepare_blocks(w)
+    for extra in (sweep_block(w), head_node_block(w)):
+        if extra is not None:
+            blocks.append(extra)
+    if w.runs_something():
+        blocks.append(Block(step_text(w), describe_step(w)))
+    return blocks
+
+
+def workflow_exports(w: Workflow) -> list[tuple[str, str]]:
+    """Variables exported before the steps: the workflow's own, then the environment fields of the
+    preparation commands and the container (e.g. ``APPTAINER_CACHEDIR``); the first of a name wins."""
+    pairs = [(e.name, e.value) for e in w.exports]
+    for model in (*w.prepare, *([w.container] if w.container is not None else [])):
+        pairs += env_assignments(model)
+    seen: set[str] = {e.name for e in w.job.env}
+    out = []
+    for name, value in pairs:
+        if name not in seen:
+            seen.add(name)
+            out.append((name, value))
+    return out
+
+
+def render_workflow(w: Workflow) -> str:
+    """The complete sbatch script of a workflow (shebang, directives, fail-fast prologue, steps)."""
+    return render_script(w.job, script_blocks(w), title=w.title, exports=workflow_exports(w))
+
+
+__all__ = ["HEAD_NODE_LINE", "composed_container", "describe_step", "inner_command", "prepare_blocks",
+           "render_workflow", "script_blocks", "workflow_exports", "step_argv", "step_layers", "step_text"]

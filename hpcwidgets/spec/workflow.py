@@ -1,0 +1,285 @@
+"""A whole containerized job: every layer composed, outermost first.
+
+    Slurm job  →  srun step  →  container (Apptainer | Charliecloud)  →  torchrun  →  program
+
+A :class:`Workflow` holds one model per layer and leaves composition to the renderer
+(:mod:`hpcwidgets.render.workflow`): the step's argument vector is srun's words, then the
+container's words with its command replaced by the launcher's words (or the plain ``program``).
+Nothing here builds shell text, so every value still goes through the quoting contract.
+
+Use :meth:`Workflow.single_node`, :meth:`Workflow.multi_node` and :meth:`Workflow.sweep` to get
+the correct patterns without remembering them (one torchrun per node, the head node resolved on
+the host, ``--nv``/``--rocm`` when GPUs are requested, ``--cpus-per-task`` passed again to srun).
+Cross-layer advice (GPU count vs ``--nproc-per-node`` and the like) is the linter's job;
+:meth:`Workflow._check` reports only what makes the composition meaningless.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from ..errors import Problem, UnknownFieldError
+from ._meta import Spec, opt
+from .apptainer import ApptainerBuild, ApptainerPull, ApptainerRun
+from .charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
+from .common import Bind, EnvVar
+from .slurm import SlurmJob, Srun
+from .torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR, Torchrun
+
+#: container models a workflow can run its step in
+CONTAINERS = (ApptainerRun, ChRun)
+#: commands a workflow may run first, in the batch shell (image downloads, conversions)
+PREPARE = (ApptainerPull, ApptainerBuild, ChImagePull, ChImageBuild, ChImageImport, ChConvert, ChFromhost)
+GPU_VENDORS = ("nvidia", "amd", "intel", "none")
+RUNTIMES = ("apptainer", "singularity", "charliecloud")
+
+_SHELL_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_ARRAY_ITEM = re.compile(r"(\d+)(?:-(\d+)(?::(\d+))?)?")
+
+
+def array_indexes(spec: str) -> list[int] | None:
+    """The task ids a ``--array`` spec creates (``0-6:2%2`` → 0, 2, 4, 6); None when unreadable."""
+    body = spec.split("%", 1)[0]
+    out: list[int] = []
+    for part in body.split(","):
+        m = _ARRAY_ITEM.fullmatch(part.strip())
+        if not m:
+            return None
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        step = int(m.group(3)) if m.group(3) is not None else 1
+        if step < 1 or hi < lo:
+            return None
+        out += range(lo, hi + 1, step)
+    return out
+
+
+def with_gpus(container: Any, gpus: int, vendor: str) -> Any:
+    """The container with the GPU flag its runtime needs for ``vendor`` when ``gpus`` > 0.
+
+    Apptainer: ``--nv`` for NVIDIA, ``--rocm`` for AMD, neither for Intel. Charliecloud has no
+    flag (the driver libraries are injected into the image once with ``ch-fromhost --nvidia``).
+    """
+    if isinstance(container, ApptainerRun) and gpus > 0:
+        if vendor == "nvidia":
+            return container.replace(nv=True)
+        if vendor == "amd":
+            return container.replace(rocm=True)
+    return container
+
+
+def make_container(runtime: str, image: str, binds: Iterable[Bind] = (), **fields: Any) -> Any:
+    """An empty-command container model for ``runtime`` (apptainer, singularity or charliecloud)."""
+    if runtime == "charliecloud":
+        return ChRun(image=image, binds=tuple(binds), **fields)
+    if runtime in ("apptainer", "singularity"):
+        return ApptainerRun(binary=runtime, action="exec", image=image, binds=tuple(binds), **fields)
+    raise ValueError(f"unknown container runtime {runtime!r}; use one of: {', '.join(RUNTIMES)}")
+
+
+def _job(job: SlurmJob | None, fields: dict[str, Any]) -> SlurmJob:
+    base = job if job is not None else SlurmJob()
+    valid = [f.name for f in SlurmJob.field_specs()]
+    for name in fields:
+        if name not in valid:
+            raise UnknownFieldError("SlurmJob", name, valid)
+    return base.replace(**fields) if fields else base
+
+
+@dataclass(frozen=True)
+class Workflow(Spec):
+    """A Slurm job whose step runs a program, optionally under srun, in a container, via torchrun."""
+
+    kind = "workflow"
+
+    title: str = opt("", label="Title", role="internal", placeholder="Train on 2 nodes",
+                     help="A one-line description written at the top of the script.")
+    job: SlurmJob = opt(SlurmJob(), label="Slurm job", role="internal",
+                        help="Resources (#SBATCH directives), modules, exported variables and set-up lines.")
+    srun: Srun | None = opt(None, label="Job step (srun)", role="internal",
+                            help="Launch the step with srun (needed on several nodes); empty: it runs in the batch shell.")
+    container: ApptainerRun | ChRun | None = opt(
+        None, label="Container", role="internal",
+        help="Run the step inside an Apptainer or Charliecloud image; its command is filled in from the launcher or program.")
+    launcher: Torchrun | None = opt(None, label="Launcher (torchrun)", role="internal",
+                                    help="Start one worker per GPU with torchrun; empty: run the program directly.")
+    program: tuple[str, ...] = opt((), label="Program", role="internal", placeholder="python train.py --epochs 10",
+                                   help="What runs when there is no launcher: the program and its arguments, one word each.")
+    prepare: tuple[ApptainerPull | ApptainerBuild | ChImagePull | ChImageBuild | ChImageImport | ChConvert | ChFromhost, ...] = opt(
+        (), label="Preparation", role="internal",
+        help="Commands run first in the batch shell, e.g. pull the image only if it is missing.")
+    exports: tuple[EnvVar, ...] = opt((), label="Exported variables", role="internal",
+                                      help="Variables exported before the step, e.g. APPTAINERENV_OMP_NUM_THREADS=1 or "
+                                           "APPTAINER_CACHEDIR=$SCRATCH/.apptainer.")
+    sweep_name: str = opt("", label="Swept variable", role="internal", placeholder="lr",
+                          help="For job arrays: a shell variable set from the list below by $SLURM_ARRAY_TASK_ID; "
+                               "refer to it as $NAME in the program's arguments.")
+    sweep_values: tuple[str, ...] = opt((), label="Swept values", role="internal", placeholder="0.1 0.03 0.01",
+                                        help="One value per array task, in task-id order (task 0 takes the first).")
+
+    def describe(self) -> str:
+        name = self.title or self.job.job_name if isinstance(self.job, SlurmJob) else self.title
+        return f"workflow {name}" if name else "workflow"
+
+    # -- structure ---------------------------------------------------------------------------
+    def layers(self) -> tuple[Spec, ...]:
+        """The command layers present, outermost first (srun, container, launcher)."""
+        return tuple(x for x in (self.srun, self.container, self.launcher) if x is not None)
+
+    def runs_something(self) -> bool:
+        """True when the innermost layer has something to run."""
+        return bool(self.launcher or self.program or (self.container is not None and self._container_runs_alone()))
+
+    def _container_runs_alone(self) -> bool:
+        c = self.container
+        if isinstance(c, ApptainerRun):
+            return bool(c.command) or c.action in ("run", "shell", "test")
+        return bool(getattr(c, "command", ()))
+
+    @property
+    def sweep_array(self) -> str:
+        """The shell array holding the swept values (``lr`` → ``lr_values``)."""
+        return f"{self.sweep_name}_values" if self.sweep_name else ""
+
+    # -- validation ----------------------------------------------------------------------------
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if self.container is not None and not getattr(self.container, "command", ()) and (self.launcher or self.program):
+            # the empty command is filled in from the launcher/program when the step is composed
+            out = [p for p in out if p.field != "container.command"]
+        return out
+
+    def _check(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not isinstance(self.job, SlurmJob):
+            return out  # the generic type check already said so
+        if self.container is not None and not isinstance(self.container, CONTAINERS):
+            out.append(Problem("container", f"expected an ApptainerRun or ChRun, got {type(self.container).__name__}"))
+            return out
+        for item in self.prepare:
+            if not isinstance(item, PREPARE):
+                names = ", ".join(c.__name__ for c in PREPARE)
+                out.append(Problem("prepare", f"{type(item).__name__} cannot be a preparation step; use one of {names}"))
+        if self.launcher is not None and self.program:
+            out.append(Problem("program", "both a launcher and a program are set; the launcher runs the training script, "
+                                          "so move the program's script and arguments into the launcher, or remove the launcher"))
+        command = getattr(self.container, "command", ()) if self.container is not None else ()
+        if command and (self.launcher is not None or self.program):
+            what = "launcher" if self.launcher is not None else "program"
+            out.append(Problem("container.command", f"the container has its own command and a {what} is set too; "
+                                                    f"the {what} becomes the container's command: clear container.command"))
+        if isinstance(self.srun, Srun) and getattr(self.srun, "command", ()):
+            out.append(Problem("srun.command", "in a workflow srun launches the container, launcher or program; "
+                                               "clear srun.command and set those instead"))
+        if isinstance(self.container, ApptainerRun) and self.container.action in ("shell", "test") \
+                and (self.launcher is not None or self.program):
+            out.append(Problem("container.action", f"apptainer {self.container.action} runs no command; use exec"))
+        if not self.runs_something():
+            if self.container is not None:
+                out.append(Problem("program", "the container has nothing to run: set a launcher (torchrun) or a program "
+                                              "such as python train.py"))
+            else:
+                out.append(Problem("program", "nothing to run: set a program (e.g. python train.py), a launcher or a container"))
+        out += self._sweep_problems()
+        return out
+
+    def _sweep_problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not self.sweep_name:
+            if self.sweep_values:
+                out.append(Problem("sweep_name", "name the swept variable (e.g. lr) so the program can use $lr"))
+            return out
+        if not _SHELL_NAME.fullmatch(self.sweep_name) or self.sweep_name == HEAD_NODE_VAR:
+            out.append(Problem("sweep_name", f"{self.sweep_name!r}: use a lower-case shell name such as lr or seed "
+                                             f"(not {HEAD_NODE_VAR}; upper-case names are the environment's)"))
+        if not self.sweep_values:
+            out.append(Problem("sweep_values", "list one value per array task, e.g. 0.1 0.03 0.01"))
+            return out
+        if not self.job.array:
+            out.append(Problem("job.array", f"a sweep over {len(self.sweep_values)} values needs a job array: "
+                                            f"--array=0-{len(self.sweep_values) - 1}"))
+            return out
+        ids = array_indexes(self.job.array)
+        if ids is None:
+            return out  # the job reports the malformed spec
+        if ids and max(ids) >= len(self.sweep_values):
+            out.append(Problem("job.array", f"array task {max(ids)} has no value: there are {len(self.sweep_values)} "
+                                            f"values (tasks 0-{len(self.sweep_values) - 1}); "
+                                            f"use --array=0-{len(self.sweep_values) - 1} or add values"))
+        return out
+
+    # -- constructors ----------------------------------------------------------------------------
+    @classmethod
+    def single_node(cls, script: str, args: Sequence[str] = (), *, container: Any = None, image: str = "",
+                    runtime: str = "apptainer", binds: Iterable[Bind] = (), gpus_per_node: int = 0,
+                    gpu_vendor: str = "nvidia", torchrun: bool | None = None, nproc_per_node: int | None = None,
+                    python: str = "python", use_srun: bool = False, pass_cpus_per_task: bool = True,
+                    title: str = "", prepare: Iterable[Any] = (), exports: Iterable[EnvVar] = (),
+                    job: SlurmJob | None = None, **job_fields: Any) -> "Workflow":
+        """One node: ``python SCRIPT ARGS`` (one GPU or none) or ``torchrun --standalone`` (several GPUs).
+
+        ``container`` is a template (an ``ApptainerRun``/``ChRun`` without a command), or give ``image``
+        (with ``runtime`` and ``binds``). GPUs are requested per node and the container gets ``--nv``
+        (NVIDIA) or ``--rocm`` (AMD). ``job_fields`` are :class:`SlurmJob` fields (``partition``, ``time``…).
+        """
+        gpus = int(gpus_per_node or 0)
+        slurm = _job(job, {"nodes": 1, **job_fields, **({"gpus_per_node": gpus} if gpus else {})})
+        use_torchrun = gpus > 1 if torchrun is None else torchrun
+        launcher = program = None
+        if use_torchrun:
+            launcher = Torchrun.single_node(nproc_per_node or gpus or 1, script, tuple(args))
+            slurm = slurm if slurm.ntasks_per_node or slurm.ntasks else slurm.replace(ntasks_per_node=1)
+        else:
+            program = (python, script, *args)
+        srun = None
+        if use_srun:
+            srun = Srun(ntasks=1, cpus_per_task=slurm.cpus_per_task if pass_cpus_per_task else None)
+        box = container if container is not None else (make_container(runtime, image, binds) if image else None)
+        if box is not None:
+            box = with_gpus(box, gpus, gpu_vendor)
+        return cls(title=title, job=slurm, srun=srun, container=box, launcher=launcher, program=program or (),
+                   prepare=tuple(prepare), exports=tuple(exports))
+
+    @classmethod
+    def multi_node(cls, script: str, args: Sequence[str] = (), *, nodes: int, gpus_per_node: int = 0,
+                   nproc_per_node: int | None = None, container: Any = None, image: str = "", runtime: str = "apptainer",
+                   binds: Iterable[Bind] = (), gpu_vendor: str = "nvidia", port: int = DEFAULT_RDZV_PORT,
+                   pass_cpus_per_task: bool = True, title: str = "", prepare: Iterable[Any] = (),
+                   exports: Iterable[EnvVar] = (), job: SlurmJob | None = None, **job_fields: Any) -> "Workflow":
+        """The correct multi-node torchrun pattern.
+
+        One srun task per node (``--ntasks-per-node=1`` on the job and on srun), each starting one
+        torchrun that runs ``--nproc-per-node`` = GPUs per node workers; the c10d rendezvous at
+        ``$head_node:29500`` (resolved on the host before the step) with ``--rdzv-id=$SLURM_JOB_ID``.
+        ``cpus_per_task`` (all the CPUs torchrun's workers share on a node) is passed to srun again
+        because srun of Slurm 22.05–23.02 does not inherit it (``pass_cpus_per_task=False`` to omit).
+        """
+        gpus = int(gpus_per_node or 0)
+        fields = {"nodes": nodes, "ntasks_per_node": 1, **job_fields}
+        if gpus:
+            fields["gpus_per_node"] = gpus
+        slurm = _job(job, fields)
+        srun = Srun(ntasks_per_node=1, cpus_per_task=slurm.cpus_per_task if pass_cpus_per_task else None)
+        launcher = Torchrun.multi_node(nodes, nproc_per_node or gpus or 1, script, tuple(args), port=port)
+        box = container if container is not None else (make_container(runtime, image, binds) if image else None)
+        if box is not None:
+            box = with_gpus(box, gpus, gpu_vendor)
+        return cls(title=title, job=slurm, srun=srun, container=box, launcher=launcher,
+                   prepare=tuple(prepare), exports=tuple(exports))
+
+    @classmethod
+    def sweep(cls, name: str, values: Sequence[str], script: str, args: Sequence[str] = (), *, flag: str = "",
+              max_parallel: int | None = None, **single_node: Any) -> "Workflow":
+        """A job array where task *i* runs the single-node workflow with ``--NAME values[i]``.
+
+        The batch script sets ``NAME=${NAME_values[$SLURM_ARRAY_TASK_ID]}`` on the host, and the
+        program receives ``--NAME "$NAME"`` (``flag`` overrides the option's spelling).
+        """
+        values = tuple(str(v) for v in values)
+        option = flag or f"--{name.replace('_', '-')}"
+        single_node.setdefault("output", "%x-%A_%a.out")
+        array = f"0-{max(len(values) - 1, 0)}" + (f"%{max_parallel}" if max_parallel else "")
+        wf = cls.single_node(script, (*args, option, f"${name}"), array=array, **single_node)
+        return wf.replace(sweep_name=name, sweep_values=values)
