@@ -261,8 +261,8 @@ def test_apply_fix_on_the_decks_multi_node_script():
     assert hpc101 and hpc101[0].fix is not None
     assert b.apply_fix(hpc101[0])
     assert "HPC101" not in codes(b)
-    assert "srun --ntasks-per-node=1" in b.text
-    assert b.controls["srun.ntasks_per_node"].value == "1"
+    assert "srun --ntasks=2" in b.text and "--ntasks-per-node=1" in b.text
+    assert b.controls["srun.ntasks_per_node"].value == "1" and b.controls["srun.ntasks"].value == "2"
     assert b.controls["srun.enabled"].value is True
 
 

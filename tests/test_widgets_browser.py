@@ -225,7 +225,7 @@ def test_workflow_builder_flows_apply_fix_copy_and_save(lab):
         shot(page, f"{cls}-deck")
         fixable.get_by_role("button", name="Apply fix").click()
         expect(page.locator(".hpcw-finding-row", has_text="HPC101")).to_have_count(0)
-        expect(preview(page)).to_contain_text("srun --ntasks-per-node=1")
+        expect(preview(page)).to_contain_text("srun --ntasks=2")
 
         # GPUs per node flows into torchrun's processes per node
         type_into(page, "GPUs per node", "2")
@@ -247,14 +247,14 @@ def test_workflow_builder_flows_apply_fix_copy_and_save(lab):
         page.locator(".hpcw-builder").get_by_role("button", name="Save").click()
         saved = lab["work"] / "deck-fixed.sh"
         expect(page.locator(".hpcw-status", has_text="Saved to")).to_contain_text(str(saved))
-        assert "srun --ntasks-per-node=1" in saved.read_text()
+        assert "srun --ntasks=2" in saved.read_text() and "--ntasks-per-node=1" in saved.read_text()
         saved.write_text("older\n")
         page.locator(".hpcw-builder").get_by_role("button", name="Save").click()
         expect(page.get_by_role("button", name="Replace?")).to_be_visible()
         assert saved.read_text() == "older\n"
         page.get_by_role("button", name="Replace?").click()
         expect(page.locator(".hpcw-status", has_text="Replaced")).to_be_visible()
-        assert "srun --ntasks-per-node=1" in saved.read_text()
+        assert "srun --ntasks=2" in saved.read_text() and "--ntasks-per-node=1" in saved.read_text()
         shot(page, cls)
     finally:
         context.close()
