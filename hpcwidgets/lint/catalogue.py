@@ -8,10 +8,9 @@ from typing import Any, Iterator
 
 from ..spec._words import Verbatim
 
-from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR
+from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 
-HEAD_NODE_LINE = f'{HEAD_NODE_VAR}=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
 NODELIST_VARS = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
 
 
@@ -366,7 +365,7 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
       why="$SLURM_JOB_NODELIST and $SLURM_STEP_NODELIST hold compressed lists such as gpu[01-02]; torchrun "
           "cannot connect to that, so the nodes never meet and the job hangs until its time limit.",
       fix="Resolve the first node on the host before the step: "
-          "head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1), then "
+          "head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p), then "
           "--rdzv-endpoint=\"$head_node:29500\".",
       catalogue=(2,),
       bad="""#!/bin/bash
@@ -441,7 +440,7 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
       why="Every node resolves localhost to itself, so each node waits at its own private rendezvous for peers "
           "that never arrive: the job hangs until its time limit.",
       fix="Use the head node resolved on the host: head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
-          "head -n 1) and --rdzv-endpoint=\"$head_node:29500\".",
+          "sed -n 1p) and --rdzv-endpoint=\"$head_node:29500\".",
       catalogue=(2,),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -481,7 +480,7 @@ def _localhost_multi(ctx: Context) -> Iterator[Any]:
       why="Container images rarely contain scontrol or the Slurm configuration, so the lookup fails or returns "
           "nothing and the rendezvous endpoint is empty.",
       fix="Resolve the head node in the batch script, on the host, before srun: "
-          "head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1), and pass \"$head_node:29500\".",
+          "head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p), and pass \"$head_node:29500\".",
       catalogue=(2,),
       bad="""#!/bin/bash
 #SBATCH --nodes=2

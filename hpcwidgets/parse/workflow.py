@@ -29,7 +29,7 @@ GENERATED_COMMENTS = (
     "# Rendezvous host:", "# Job array: each task takes its",
 )
 _PROLOGUE = re.compile(r"set\s+(-[euxo]+(\s+pipefail)?|-o\s+pipefail|-u)\s*")
-_HEAD_NODE = re.compile(rf"{HEAD_NODE_VAR}=\$\(scontrol show hostnames \"?\$\{{?SLURM_JOB_NODELIST\}}?\"? \| head -n ?1\)")
+_HEAD_NODE = re.compile(rf"{HEAD_NODE_VAR}=\$\(scontrol show hostnames \"?\$\{{?SLURM_JOB_NODELIST\}}?\"? \| (?:head -n ?1|sed -n 1p)\)")
 _SWEEP_ARRAY = re.compile(r"([a-z_][a-z0-9_]*)_values=\((.*)\)")
 _GUARD = re.compile(r"\[\s+-[fe]\s+(.+?)\s+\]\s*\|\|")
 _NOISE = {"echo", "printf", "cd", "mkdir", "source", ".", "set", "export", "module", "ml", "conda", "date",

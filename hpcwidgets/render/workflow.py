@@ -24,16 +24,12 @@ from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerBuild, ApptainerPull
 from ..spec.charliecloud import ChConvert
-from ..spec.torchrun import HEAD_NODE_VAR
+from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow
 from .command import WIDTH, _group_starts, argv, command_line, env_assignments
 from .quote import quote, references
 from .script import Block, one_line, render_script
 
-#: The first node of the allocation. ``sed -n 1p`` rather than ``head -n 1``: head exits after one
-#: line, so on a long node list scontrol can be killed by SIGPIPE, which ``set -o pipefail`` turns
-#: into a failed job.
-HEAD_NODE_LINE = f'{HEAD_NODE_VAR}=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)'
 
 
 def inner_command(w: Workflow) -> tuple[str, ...]:

@@ -11,6 +11,9 @@ from ._meta import Spec, opt
 #: the shell variable the workflow script sets on the host to the first node of the allocation
 HEAD_NODE_VAR = "head_node"
 DEFAULT_RDZV_PORT = 29500
+#: how a batch script sets the head node, on the host. ``sed -n 1p`` rather than ``head -n 1``: head
+#: exits after one line, scontrol may then get SIGPIPE, and with ``set -o pipefail`` the job fails.
+HEAD_NODE_LINE = f'{HEAD_NODE_VAR}=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)'
 LAUNCHERS = ("torchrun", "python -m torch.distributed.run", "python3 -m torch.distributed.run")
 
 
