@@ -138,7 +138,8 @@ class _Site:
                               cachedir=self.profile.cache_dir),)
 
     def exports(self) -> tuple[EnvVar, ...]:
-        return (EnvVar(PAYLOAD_VAR, self.payload_dir),)
+        # PYTHONNOUSERSITE: packages in the host's ~/.local must not shadow the image's (Apptainer mounts $HOME)
+        return (EnvVar(PAYLOAD_VAR, self.payload_dir), EnvVar("PYTHONNOUSERSITE", "1"))
 
     def setup(self) -> tuple[str, ...]:
         from .render.quote import quote

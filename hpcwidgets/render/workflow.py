@@ -23,7 +23,7 @@ from ..errors import Problem, ValidationError
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerBuild, ApptainerPull
-from ..spec.charliecloud import ChConvert
+from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow
 from .command import WIDTH, _group_starts, argv, command_line, env_assignments
@@ -185,6 +185,8 @@ def script_blocks(w: Workflow) -> list[Block]:
     for extra in (sweep_block(w), head_node_block(w)):
         if extra is not None:
             blocks.append(extra)
+    if isinstance(w.container, ChRun):
+        blocks.append(Block(USER_LINE, USER_COMMENT))
     if w.runs_something():
         blocks.append(Block(step_text(w), describe_step(w)))
     return blocks

@@ -16,6 +16,11 @@ from ..errors import Problem
 from ._meta import Spec, opt
 from .common import Bind, EnvVar
 
+#: ch-run refuses to start when ``$USER`` is unset (it is in some batch environments, e.g. jobs of
+#: root or from a stripped environment); a script that runs ch-run sets it first, on the host
+USER_LINE = 'export USER="${USER:-$(id -un)}"'
+USER_COMMENT = "ch-run needs $USER, which some batch environments leave unset"
+
 #: image formats ``ch-convert`` knows (``-i``/``-o``)
 FORMATS = ("ch-image", "dir", "squash", "tar", "docker", "podman")
 SQUASH_SUFFIXES = (".sqfs", ".squash", ".squashfs")

@@ -15,8 +15,12 @@ set -eo pipefail
 set -u
 
 export HPCW_PAYLOAD=/path/to/hpcwidgets/payload
+export PYTHONNOUSERSITE=1
 
 mkdir -p "$SCRATCH/work"
+
+# ch-run needs $USER, which some batch environments leave unset
+export USER="${USER:-$(id -un)}"
 
 # The step: srun → ch-run → python
 srun --ntasks=1 \

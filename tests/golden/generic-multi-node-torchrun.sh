@@ -18,6 +18,7 @@ module load apptainer
 set -u
 
 export HPCW_PAYLOAD=/path/to/hpcwidgets/payload
+export PYTHONNOUSERSITE=1
 export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
 
 mkdir -p "$SCRATCH/work"

@@ -18,6 +18,7 @@ module load apptainer
 set -u
 
 export HPCW_PAYLOAD=/path/to/hpcwidgets/payload
+export PYTHONNOUSERSITE=1
 
 mkdir -p "/scratch/midway3/$USER/work"
 

@@ -18,6 +18,7 @@ module load apptainer
 set -u
 
 export HPCW_PAYLOAD=/path/to/hpcwidgets/payload
+export PYTHONNOUSERSITE=1
 export APPTAINER_CACHEDIR="/scratch/midway3/$USER/.apptainer/cache"
 
 mkdir -p "/scratch/midway3/$USER/work"
