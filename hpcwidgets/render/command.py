@@ -8,6 +8,7 @@ example a nested launch) provide ``_argv_tail()`` returning the words after thei
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable
 
 from ..spec._meta import FieldSpec, Spec
@@ -62,22 +63,31 @@ def _csv(field: str) -> str:
     return field
 
 
+@functools.cache
+def _plan(cls: type) -> tuple[tuple[str, FieldSpec], ...]:
+    """The fields that reach the command line, with their role, in declaration order (once per class)."""
+    return tuple((f.info.role, f) for f in cls.field_specs()
+                 if f.info.role in ("program", "subcommand", "positional", "rest")
+                 or (f.info.role == "option" and not f.info.env))
+
+
 def argv(model: Spec) -> list[str]:
     """The argument vector of a command model (values unquoted; ``$NAME`` still unexpanded)."""
     words: list[str] = []
     positional: list[str] = []
     rest: list[str] = []
-    for f in model.field_specs():
+    for role, f in _plan(type(model)):
         value = getattr(model, f.name)
-        role = f.info.role
-        if role in ("program", "subcommand"):  # "python -m torch.distributed.run", "instance start"
-            words += str(value).split()
-        elif role == "option" and not f.info.env:
-            words += option_words(f, value)
-        elif role == "positional" and value not in ("", None):
-            positional.append(value)
+        if role == "option":
+            if value is not None and value != f.default:
+                words += option_words(f, value)
+        elif role == "positional":
+            if value not in ("", None):
+                positional.append(value)
         elif role == "rest":
             rest += list(value)
+        else:  # program, subcommand: "python -m torch.distributed.run", "instance start"
+            words += str(value).split()
     tail = getattr(model, "_argv_tail", None)
     if tail is not None:
         rest = list(tail()) + rest

@@ -82,14 +82,17 @@ def step_layers(w: Workflow) -> list[tuple[str, list[str], set[int]]]:
     return layers
 
 
-def step_argv(w: Workflow) -> list[str]:
+Layers = list[tuple[str, list[str], set[int]]]
+
+
+def step_argv(w: Workflow, layers: Layers | None = None) -> list[str]:
     """The step's complete argument vector (values unquoted; ``$NAME`` references unexpanded)."""
-    return [word for _, words, _ in step_layers(w) for word in words]
+    return [word for _, words, _ in (layers if layers is not None else step_layers(w)) for word in words]
 
 
-def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ") -> str:
+def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layers | None = None) -> str:
     """The step as shell text: one line when it fits in ``width``, else a line per layer and option group."""
-    layers = step_layers(w)
+    layers = layers if layers is not None else step_layers(w)
     quoted = [[quote(x) for x in words] for _, words, _ in layers]
     one_line = " ".join(q for words in quoted for q in words)
     if len(one_line) <= width:
@@ -164,31 +167,32 @@ def needs_head_node(w: Workflow) -> bool:
     return w.launcher is not None and w.launcher.uses_head_node
 
 
-def head_node_needs_export(w: Workflow) -> bool:
+def head_node_needs_export(w: Workflow, layers: Layers | None = None) -> bool:
     """Whether ``head_node`` must be exported: only when a verbatim word defers its expansion.
 
     Plain values such as ``$head_node:29500`` are expanded by the batch shell before srun starts,
     so the container and torchrun receive the host name itself and need no variable.
     """
-    return any(isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word) for word in step_argv(w))
+    return any(isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word) for word in step_argv(w, layers))
 
 
-def head_node_block(w: Workflow) -> Block | None:
+def head_node_block(w: Workflow, layers: Layers | None = None) -> Block | None:
     if not needs_head_node(w):
         return None
-    text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w) else "")
+    text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w, layers) else "")
     return Block(text, "Rendezvous host: the first node, resolved on the host (images lack scontrol)")
 
 
 def script_blocks(w: Workflow) -> list[Block]:
+    layers = step_layers(w)  # composed once, used by the head-node check and the step text
     blocks = prepare_blocks(w)
-    for extra in (sweep_block(w), head_node_block(w)):
+    for extra in (sweep_block(w), head_node_block(w, layers)):
         if extra is not None:
             blocks.append(extra)
     if isinstance(w.container, ChRun):
         blocks.append(Block(USER_LINE, USER_COMMENT))
     if w.runs_something():
-        blocks.append(Block(step_text(w), describe_step(w)))
+        blocks.append(Block(step_text(w, layers=layers), describe_step(w)))
     return blocks
 
 
