@@ -170,10 +170,7 @@ def workflow_from(parsed: ParsedScript, workflow_cls: Any) -> Any:
         out["exports"] = tuple(exports) + tuple(EnvVar(n, v) for n, v in inline)
     out.update(values)
     if after:
-        if "after" in fields:
-            out["after"] = tuple(after)
-        else:
-            raise ParseError("this script has commands after its main step, which this version cannot keep", step_lines[1] + 1)
+        out["after"] = tuple(after)
     _move_env_fields(out)
     return workflow_cls(**{k: v for k, v in out.items() if k in fields})
 

@@ -193,6 +193,8 @@ def script_blocks(w: Workflow) -> list[Block]:
         blocks.append(Block(USER_LINE, USER_COMMENT))
     if w.runs_something():
         blocks.append(Block(step_text(w, layers=layers), describe_step(w)))
+    if w.after:
+        blocks.append(Block("\n".join(w.after)))
     return blocks
 
 

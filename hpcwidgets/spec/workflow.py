@@ -113,6 +113,10 @@ class Workflow(Spec):
     exports: tuple[EnvVar, ...] = opt((), label="Exported variables", role="internal",
                                       help="Variables exported before the step, e.g. APPTAINERENV_OMP_NUM_THREADS=1 or "
                                            "APPTAINER_CACHEDIR=$SCRATCH/.apptainer.")
+    after: tuple[str, ...] = opt((), label="Lines after the step", role="internal", advanced=True,
+                                 placeholder='cp -r "$OUTPUT" "$HOME/results/"',
+                                 help="Shell lines run after the step, written as they are (e.g. copy results back). "
+                                      "A script read back keeps its own lines here.")
     sweep_name: str = opt("", label="Swept variable", role="internal", placeholder="lr",
                           help="For job arrays: a shell variable set from the list below by $SLURM_ARRAY_TASK_ID; "
                                "refer to it as $NAME in the program's arguments.")
