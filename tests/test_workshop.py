@@ -132,3 +132,26 @@ def test_full_workshop_check():
     assert report.exit_code == 0, runner.table(report.outcomes)
     solutions = {o.task.notebook.stem for o in report.outcomes if o.task.kind == "solution"}
     assert len(solutions) >= 12
+
+
+def test_plan_for_a_site_profile_runs_solutions_and_lessons_with_it():
+    from pathlib import Path
+
+    from hpcwidgets.exercises.runner import plan
+    root = Path(__file__).resolve().parent.parent
+    tasks = plan(root, only="0[09]-*", profiles=("midway3",)) + plan(root, only="ex09*", profiles=("midway3", "local"))
+    lessons = [t for t in tasks if t.kind == "lesson"]
+    solutions = [t for t in tasks if t.kind == "solution"]
+    assert lessons and all(dict(t.params) == {"profile": "midway3"} for t in lessons)
+    assert sorted(dict(t.params)["profile"] for t in solutions) == ["local", "midway3"]
+    assert not [t for t in tasks if t.kind == "nbval"]
+
+
+def test_check_for_a_site_runs_a_lesson_with_that_profile(tmp_path):
+    from pathlib import Path
+
+    from hpcwidgets.exercises.runner import check
+    root = Path(__file__).resolve().parent.parent
+    report = check(root, only="00-quickstart*", kinds=("nbval",), profiles=("midway3",), progress=False)
+    assert [o.task.kind for o in report.outcomes] == ["lesson"]
+    assert report.exit_code == 0, [o.detail for o in report.outcomes]

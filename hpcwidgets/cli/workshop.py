@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--only", default="", metavar="PATTERN", help="glob on notebook names, e.g. 'ex07*'")
     c.add_argument("--timeout", type=int, default=0, metavar="SECONDS", help="per-cell timeout (default 180)")
     c.add_argument("--root", metavar="DIR", help="folder holding solutions/, exercises/, notebooks/")
+    c.add_argument("--profile", action="append", default=[], metavar="NAME",
+                   help="check for this site (repeatable): solutions and lessons run with the profile instead of the "
+                        "shipped matrix and saved outputs")
     c.set_defaults(handler=run_check)
 
 
@@ -65,7 +68,12 @@ def run_build(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from ..exercises.runner import CELL_TIMEOUT, check, table
     root = _root(args.root)
-    report = check(root, jobs=args.jobs or None, only=args.only, timeout=args.timeout or CELL_TIMEOUT)
+    if args.profile:
+        from ..profiles import load_profile
+        for name in args.profile:
+            load_profile(name)  # an unknown profile is a clear error before any notebook starts
+    report = check(root, jobs=args.jobs or None, only=args.only, timeout=args.timeout or CELL_TIMEOUT,
+                   profiles=tuple(args.profile))
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     if report.outcomes:

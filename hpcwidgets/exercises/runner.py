@@ -94,10 +94,14 @@ def notebook_matrix(path: Path) -> list[dict[str, Any]]:
     return matrix
 
 
-def plan(root: Path, *, only: str = "", kinds: Iterable[str] = ("solution", "exercise", "nbval")) -> list[Task]:
+def plan(root: Path, *, only: str = "", kinds: Iterable[str] = ("solution", "exercise", "nbval"),
+         profiles: Sequence[str] = ()) -> list[Task]:
     """Every run for the workshop at ``root`` (holding solutions/, exercises/, notebooks/).
 
     ``only`` is a glob matched against notebook file names (``ex0*``, ``*torchrun*``).
+    ``profiles`` checks the workshop for particular sites: each solution runs once per profile
+    (instead of its declared matrix), and the lessons are executed with each profile ("lesson"
+    runs) instead of being compared with their saved outputs, which were made for ``generic``.
     """
     root = Path(root)
     kinds = set(kinds)
@@ -109,7 +113,11 @@ def plan(root: Path, *, only: str = "", kinds: Iterable[str] = ("solution", "exe
     if "solution" in kinds:
         for nb in sorted((root / "solutions").glob("*.ipynb")):
             if wanted(nb):
-                for params in notebook_matrix(nb):
+                matrix = notebook_matrix(nb)
+                if profiles:  # the declared matrix's other parameters, once per requested site
+                    base = {k: v for k, v in matrix[0].items() if k != "profile"}
+                    matrix = [{**base, "profile": p} for p in profiles]
+                for params in matrix:
                     tasks.append(Task("solution", nb, tuple(sorted(params.items()))))
     if "exercise" in kinds:
         for nb in sorted((root / "exercises").glob("*.ipynb")):
@@ -118,7 +126,11 @@ def plan(root: Path, *, only: str = "", kinds: Iterable[str] = ("solution", "exe
     if "nbval" in kinds:
         lessons = root / "notebooks"
         for nb in sorted(lessons.glob("*.ipynb")) if lessons.is_dir() else []:
-            if wanted(nb):
+            if not wanted(nb):
+                continue
+            if profiles:
+                tasks += [Task("lesson", nb, (("profile", p),), root=lessons) for p in profiles]
+            else:
                 tasks.append(Task("nbval", nb, root=lessons))
     return tasks
 
@@ -181,8 +193,17 @@ def _run_nbval(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:
     return False, f"nbval exit {proc.returncode}:\n" + "\n".join(tail)
 
 
+def _run_lesson(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:
+    """A lesson executed for a site's profile, in a copy of notebooks/ (its pictures and data beside it)."""
+    if task.root is None:
+        raise HpcWidgetsError(f"lesson task for {task.notebook} has no lessons folder; build tasks with plan()")
+    copy = workdir / task.root.name
+    shutil.copytree(task.root, copy)
+    return _run_solution(Task("lesson", copy / task.notebook.name, task.params), copy, timeout)
+
+
 _RUNNERS: dict[str, Callable[[Task, Path, int], tuple[bool, str]]] = {
-    "solution": _run_solution, "exercise": _run_exercise, "nbval": _run_nbval}
+    "solution": _run_solution, "exercise": _run_exercise, "nbval": _run_nbval, "lesson": _run_lesson}
 
 
 def run_task(task: Task, timeout: int = CELL_TIMEOUT) -> Outcome:
@@ -257,9 +278,10 @@ def table(outcomes: Sequence[Outcome]) -> str:
 
 
 def check(root: Path, *, jobs: int | None = None, only: str = "", timeout: int = CELL_TIMEOUT,
-          kinds: Iterable[str] = ("solution", "exercise", "nbval"), progress: Any = True) -> Report:
-    """Plan and run every check for the workshop at ``root``."""
-    tasks = plan(root, only=only, kinds=kinds)
+          kinds: Iterable[str] = ("solution", "exercise", "nbval"), progress: Any = True,
+          profiles: Sequence[str] = ()) -> Report:
+    """Plan and run every check for the workshop at ``root`` (for ``profiles``: see :func:`plan`)."""
+    tasks = plan(root, only=only, kinds=kinds, profiles=profiles)
     report = Report()
     if not tasks:
         report.notes.append(f"nothing to run under {root}" + (f" matching {only!r}" if only else ""))
