@@ -404,20 +404,10 @@ def run_command(model: Any, *, timeout: float = 300, cwd: str | os.PathLike[str]
     its standard output; ``RunError`` with its standard error when it fails.
 
     The argument vector comes from the render layer, so what runs is exactly what the lesson shows.
-    ``USER`` is set when missing (``ch-run`` needs it)."""
-    from ..render.command import argv
-    words = argv(model)
-    env = {**os.environ}
-    if not env.get("USER"):
-        import getpass
-        env["USER"] = getpass.getuser()
-    try:
-        proc = subprocess.run(words, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
-    except FileNotFoundError:
-        raise RunError(f"{words[0]} is not installed here; install it or run this cell where it is") from None
-    if proc.returncode != 0:
-        raise RunError(f"{words[0]} failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
-    return proc.stdout
+    ``USER`` is set when missing (``ch-run`` needs it). Runs through
+    :func:`hpcwidgets.run.container.run_container`."""
+    from ..run.container import run_container
+    return run_container(model, on_line=lambda line: None, cwd=cwd, timeout=timeout, merge_stderr=False).output
 
 
 def charliecloud_image(profile: Any = "local") -> str:
