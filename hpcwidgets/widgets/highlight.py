@@ -12,7 +12,9 @@ import html
 
 #: every rule is scoped under .hpcw-builder so nothing leaks into the rest of the page
 CSS = """
-.hpcw-builder { --hpcw-gap: 4px; }
+.hpcw-builder { --hpcw-gap: 4px; --hpcw-error: var(--jp-error-color1); }
+/* dark themes: error-color1 (red 500) is below contrast 4.5 on their panels; the lighter red 300 is not */
+body[data-jp-theme-light="false"] .hpcw-builder { --hpcw-error: var(--jp-error-color2); }
 .hpcw-builder .hpcw-preview pre { font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
   line-height: var(--jp-code-line-height); color: var(--jp-content-font-color1);
   background: var(--jp-cell-editor-background); border: var(--jp-border-width) solid var(--jp-cell-editor-border-color);
@@ -36,13 +38,13 @@ CSS = """
 .hpcw-builder .hpcw-help p { margin: 0; }
 .hpcw-builder .hpcw-invalid input, .hpcw-builder .hpcw-invalid textarea, .hpcw-builder .hpcw-invalid select
   { border-color: var(--jp-error-color1) !important; outline: 1px solid var(--jp-error-color1); }
-.hpcw-builder .hpcw-invalid .widget-label, .hpcw-builder .hpcw-invalid label { color: var(--jp-error-color1); }
+.hpcw-builder .hpcw-invalid .widget-label, .hpcw-builder .hpcw-invalid label { color: var(--hpcw-error); }
 .hpcw-builder .hpcw-finding { font-size: var(--jp-ui-font-size1); color: var(--jp-ui-font-color1); }
-.hpcw-builder .hpcw-sev-error { color: var(--jp-error-color1); font-weight: bold; }
+.hpcw-builder .hpcw-sev-error { color: var(--hpcw-error); font-weight: bold; }
 .hpcw-builder .hpcw-sev-warning { color: var(--jp-warn-color1); font-weight: bold; }
 .hpcw-builder .hpcw-sev-info { color: var(--jp-info-color1); font-weight: bold; }
 .hpcw-builder .hpcw-status { font-size: var(--jp-ui-font-size1); color: var(--jp-ui-font-color1); }
-.hpcw-builder .hpcw-status-error { color: var(--jp-error-color1); }
+.hpcw-builder .hpcw-status-error { color: var(--hpcw-error); }
 .hpcw-builder .hpcw-ok { color: var(--jp-success-color1); }
 .hpcw-builder .hpcw-job pre { font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
   background: var(--jp-layout-color2); color: var(--jp-content-font-color1); max-height: 16em; overflow: auto; margin: 0; }
