@@ -31,7 +31,7 @@ def need_tool(name: str, why: str = "") -> str:
     return path  # type: ignore[return-value]
 
 
-STANDIN = """#!{python}
+STANDIN = """#!{python} -IS
 import json, os, sys
 with open(os.environ["HPCW_ARGV_LOG"], "a", encoding="utf-8") as fh:
     fh.write(json.dumps({{"prog": os.path.basename(sys.argv[0]), "argv": sys.argv[1:]}}) + "\\n")
