@@ -240,7 +240,8 @@ def shellcheck_many(scripts: list[str], tmp_path: Path) -> None:
 def test_workflow_scripts_pass_shellcheck(tmp_path):
     # one shellcheck call for 40 generated scripts (~50 ms a call adds up)
     @settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                    HealthCheck.data_too_large])
+                                                                    HealthCheck.data_too_large,
+                                                                    HealthCheck.large_base_example])
     @given(st.lists(workflows(), min_size=40, max_size=40))
     def run(cases):
         shellcheck_many([render_workflow(w) for w, _ in cases], tmp_path)
@@ -250,7 +251,8 @@ def test_workflow_scripts_pass_shellcheck(tmp_path):
 @pytest.mark.slow
 def test_workflow_scripts_pass_shellcheck_many(tmp_path):
     @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                     HealthCheck.data_too_large])
+                                                                     HealthCheck.data_too_large,
+                                                                     HealthCheck.large_base_example])
     @given(st.lists(workflows(), min_size=40, max_size=40))
     def run(cases):
         shellcheck_many([render_workflow(w) for w, _ in cases], tmp_path)

@@ -38,8 +38,10 @@ from ..errors import HpcWidgetsError, RunError
 PAYLOAD_PLACEHOLDER = "/path/to/hpcwidgets/payload"
 #: the payload variable the examples export
 _PAYLOAD_VAR = "HPCW_PAYLOAD"
-_EPOCH = re.compile(r"^epoch=(\d+) loss=([0-9.]+) val_acc=([0-9.]+)", re.M)
-_RANK = re.compile(r"^rank=(\d+) world_size=(\d+) local_rank=(\d+) host=(\S+)", re.M)
+# not anchored at line starts: several processes share the job log, and a line may follow another
+# process's unfinished one (torchrun's log lines, srun's) on the same physical line
+_EPOCH = re.compile(r"(?<![\w])epoch=(\d+) loss=([0-9.]+) val_acc=([0-9.]+)")
+_RANK = re.compile(r"(?<![\w])rank=(\d+) world_size=(\d+) local_rank=(\d+) host=(\S+)")
 _PNG_META = {"Software": None}
 COLOURS = {"slurm": "#d9e7f5", "srun": "#e4f0d8", "container": "#fbe5c8", "launcher": "#f3d9ec",
            "program": "#ffffff", "bad": "#f8c9c4", "good": "#cfe8cf"}
