@@ -57,3 +57,23 @@ def test_unmodelled_lines_after_the_step_are_kept():
     out = rendered(wf)
     assert wf.job.modules == ("apptainer",) and "IMG=/s/img.sif" in wf.job.setup
     assert out.index("python train.py > train.log 2>&1") < out.index("echo done") < out.index('cp train.log "$HOME"/')
+
+
+def test_property_generated_workflows_read_back():
+    """For generated workflows with hostile values everywhere a person types: reading a rendered
+    script back gives the same script when the model is valid (parse inverts render), and for every
+    model render∘parse is a fixed point after one round."""
+    from hypothesis import HealthCheck, given, settings
+
+    from test_properties import workflows
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(workflows())
+    def run(case):
+        w, _task = case
+        text = rendered(w)
+        once = rendered(parse_script(text))
+        assert rendered(parse_script(once)) == once
+        if not w.problems():  # render() refuses models with problems, so only valid ones must come back exactly
+            assert once == text
+    run()

@@ -28,8 +28,8 @@ def option_words(f: FieldSpec, value: Any) -> list[str]:
     if value is True:
         return [info.flag]
     items = value if f.is_tuple else (value,)
-    if not info.flag:  # free-form options ("--exclusive", "--signal=USR1@90"), one word each
-        return [str(i) for i in items]
+    if not info.flag:  # free-form options ("--exclusive", "--signal=USR1@90"), one word each; never an empty word
+        return [i if isinstance(i, Verbatim) else str(i) for i in items if str(i)]
     out: list[str] = []
     for item in items:
         out += _item_words(info.flag, info.style, item)

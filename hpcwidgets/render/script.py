@@ -51,10 +51,11 @@ def one_line(text: str) -> str:
 
 
 def _directive_value(value: str) -> str:
-    """sbatch reads directive values itself (no shell): quote only what its tokenizer would split."""
+    """sbatch reads directive values itself (no shell): quote only what its tokenizer would split or
+    escape. Its backslash makes the next character literal even inside quotes, so it is doubled."""
     value = one_line(value)
-    if re.search(r"[\s\"'#]", value):
-        return '"' + value.replace('"', '\\"') + '"'
+    if re.search(r"[\s\"'#\\]", value):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return value
 
 

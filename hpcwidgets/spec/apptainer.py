@@ -98,6 +98,10 @@ class ApptainerRun(Spec):
             out.append(Problem("no_home", "--home and --no-home contradict each other; keep one"))
         if self.nvccli and not (self.writable_tmpfs or self.writable or self.overlay):
             out.append(Problem("nvccli", "--nvccli needs a writable layer: add --writable-tmpfs"))
+        for item in self.extra:
+            if not str(item).startswith("-"):
+                out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
+                                            "write each as --opt or --opt=value"))
         return out
 
     @property

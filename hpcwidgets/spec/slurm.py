@@ -150,6 +150,9 @@ class SlurmJob(Spec):
         for d in self.extra_directives:
             if not d.startswith("-"):
                 out.append(Problem("extra_directives", f"{d!r}: write the option as it follows #SBATCH, e.g. --signal=USR1@90"))
+        names = [e.name for e in self.env if isinstance(e, EnvVar)]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            out.append(Problem("env", f"{name} is exported more than once; keep one value"))
         for m in self.modules:
             if not re.fullmatch(r"[A-Za-z0-9_.+/@-]+", m):
                 out.append(Problem("modules", f"{m!r} is not a module name (e.g. apptainer or cuda/12.1)"))

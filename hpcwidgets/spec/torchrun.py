@@ -131,4 +131,8 @@ class Torchrun(Spec):
                     out.append(Problem(name, f"--{name.replace('_', '-')} is ignored by the c10d rendezvous; remove it"))
         if self.module and self.no_python:
             out.append(Problem("no_python", "--module and --no-python exclude each other"))
+        for item in self.extra:
+            if not str(item).startswith("-"):
+                out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
+                                            "write each as --opt or --opt=value"))
         return out

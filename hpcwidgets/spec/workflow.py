@@ -159,6 +159,10 @@ class Workflow(Spec):
         out: list[Problem] = []
         if not isinstance(self.job, SlurmJob):
             return out  # the generic type check already said so
+        names = [e.name for e in self.exports if isinstance(e, EnvVar)]
+        seen = {e.name for e in self.job.env if isinstance(e, EnvVar)}
+        for name in sorted({n for i, n in enumerate(names) if n in seen or n in names[:i]}):
+            out.append(Problem("exports", f"{name} is exported more than once; keep one value"))
         if self.container is not None and not isinstance(self.container, CONTAINERS):
             out.append(Problem("container", f"expected an ApptainerRun or ChRun, got {type(self.container).__name__}"))
             return out
