@@ -57,6 +57,7 @@ def test_bad_input_gives_one_message_per_problem_and_exit_2(capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 3 and all(l.startswith("hpcwidgets: error:") for l in lines)
     assert "Traceback" not in err and "16G" in err and "D-H:M:S" in err
+    assert "error: --time:" in err and "error: --mem:" in err  # the options typed, not the model's field names
 
 
 def test_profile_checks_reject_what_the_site_forbids(capsys):

@@ -250,9 +250,23 @@ def _run_model_command(args: argparse.Namespace) -> int:
     model = apply_sets(model, args.set)
     problems = model.problems() + profile_problems(model, args.profile)
     if problems:
-        raise ValidationError(problems, subject=" ".join(cmd.path))
+        raise ValidationError([_as_option(cls, p) for p in problems], subject=" ".join(cmd.path))
     emit(args, format_model(model, args.format))
     return 0
+
+
+def _as_option(cls: Any, problem: Problem) -> Problem:
+    """Name the command-line option a person typed (``--time``) instead of the model field (``time``)."""
+    from ..errors import UnknownFieldError
+    from ._options import option_name
+    head = problem.field.split(".", 1)[0]
+    try:
+        spec = cls.field_spec(head)
+    except UnknownFieldError:
+        return problem
+    if spec.info.role in ("option", "internal") and "." not in problem.field:
+        return Problem(option_name(spec), problem.message)
+    return problem
 
 
 def report_error(exc: HpcWidgetsError) -> None:
