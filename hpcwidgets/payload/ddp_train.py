@@ -65,6 +65,18 @@ CHECKPOINT_NAME = re.compile(r"^epoch-(\d+)\.pt$")
 CHECKPOINTS_KEPT = 2
 
 
+def say(text, file=None, flush=True):
+    """Write one whole line with a single write().
+
+    Ranks sharing a log (torchrun's workers, srun's tasks) must never split each other's lines;
+    print() writes the text and the newline separately, which unbuffered output makes visible.
+    """
+    stream = sys.stdout if file is None else file
+    stream.write(f"{text}\n")
+    if flush:
+        stream.flush()
+
+
 class PayloadError(Exception):
     """A problem with the arguments, the environment or the data; the message names the fix."""
 
@@ -425,7 +437,7 @@ def train(args: argparse.Namespace, env: DistEnv, device: torch.device, threads:
     X_val = torch.from_numpy(data["X_val"]).to(device)
     y_val = torch.from_numpy(data["y_val"]).to(device)
     if lead:
-        print(f"device={device.type} threads={threads} data={data['source']} n_train={len(X_train)} "
+        say(f"device={device.type} threads={threads} data={data['source']} n_train={len(X_train)} "
               f"n_val={len(X_val)} batch_size={args.batch_size} global_batch={args.batch_size * env.world_size}",
               flush=True)
 
@@ -450,9 +462,9 @@ def train(args: argparse.Namespace, env: DistEnv, device: torch.device, threads:
             history = {key: list(state[key]) for key in history}
             start_epoch = int(state["epoch"])
             if lead:
-                print(f"resumed from epoch {start_epoch} ({path})", flush=True)
+                say(f"resumed from epoch {start_epoch} ({path})", flush=True)
                 if state.get("world_size") != env.world_size:
-                    print(f"note: the checkpoint was written with world_size={state.get('world_size')}; the loss "
+                    say(f"note: the checkpoint was written with world_size={state.get('world_size')}; the loss "
                           f"curve now continues with world_size={env.world_size}", flush=True)
 
     ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -460,7 +472,7 @@ def train(args: argparse.Namespace, env: DistEnv, device: torch.device, threads:
                                  shuffle=True, seed=args.seed, drop_last=False)
 
     if start_epoch >= args.epochs and lead:
-        print(f"nothing to train: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}; "
+        say(f"nothing to train: the checkpoint is at epoch {start_epoch} and --epochs is {args.epochs}; "
               "raise --epochs to train further", flush=True)
     for epoch in range(start_epoch, args.epochs):
         sampler.set_epoch(epoch)
@@ -474,7 +486,7 @@ def train(args: argparse.Namespace, env: DistEnv, device: torch.device, threads:
             history["losses"].append(loss_sum / seen)
             history["samples_per_sec"].append(seen / slowest)
             history["val_accs"].append(accuracy(model, X_val, y_val))
-            print(epoch_line(epoch + 1, history["losses"][-1], history["val_accs"][-1],
+            say(epoch_line(epoch + 1, history["losses"][-1], history["val_accs"][-1],
                              history["samples_per_sec"][-1]), flush=True)
             if args.checkpoint_dir is not None:
                 save_checkpoint(args.checkpoint_dir, {
@@ -494,7 +506,7 @@ def train(args: argparse.Namespace, env: DistEnv, device: torch.device, threads:
         }
         target = args.output_dir / "metrics.json"
         write_json_atomic(target, metrics)
-        print(f"wrote {target}", flush=True)
+        say(f"wrote {target}", flush=True)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -507,7 +519,7 @@ def run(args: argparse.Namespace) -> None:
         torch.cuda.set_device(device)
     init_process_group(backend, env)
     try:
-        print(f"rank={env.rank} world_size={env.world_size} local_rank={env.local_rank} "
+        say(f"rank={env.rank} world_size={env.world_size} local_rank={env.local_rank} "
               f"host={socket.gethostname()} backend={backend}", flush=True)
         train(args, env, device, threads, data)
         if env.world_size > 1:
@@ -535,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except PayloadError as exc:
-        print(f"ddp_train.py: error: {exc}", file=sys.stderr, flush=True)
+        say(f"ddp_train.py: error: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0
 

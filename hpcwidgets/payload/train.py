@@ -43,6 +43,18 @@ VAL_FRACTION = 0.2
 HIDDEN = 128
 
 
+def say(text, file=None, flush=True):
+    """Write one whole line with a single write().
+
+    Ranks sharing a log (torchrun's workers, srun's tasks) must never split each other's lines;
+    print() writes the text and the newline separately, which unbuffered output makes visible.
+    """
+    stream = sys.stdout if file is None else file
+    stream.write(f"{text}\n")
+    if flush:
+        stream.flush()
+
+
 class PayloadError(Exception):
     """A problem with the arguments, the environment or the data; the message names the fix."""
 
@@ -279,7 +291,7 @@ def run(args: argparse.Namespace) -> dict:
     y_train = torch.from_numpy(data["y_train"]).to(device)
     X_val = torch.from_numpy(data["X_val"]).to(device)
     y_val = torch.from_numpy(data["y_val"]).to(device)
-    print(f"device={device} threads={threads} data={data['source']} n_train={len(X_train)} "
+    say(f"device={device} threads={threads} data={data['source']} n_train={len(X_train)} "
           f"n_val={len(X_val)} batch_size={args.batch_size}", flush=True)
 
     model = build_model(data["n_features"], data["n_classes"], args.seed).to(device)
@@ -295,7 +307,7 @@ def run(args: argparse.Namespace) -> dict:
         losses.append(loss_sum / seen)
         rates.append(seen / elapsed)
         val_accs.append(accuracy(model, X_val, y_val))
-        print(epoch_line(epoch + 1, losses[-1], val_accs[-1], rates[-1]), flush=True)
+        say(epoch_line(epoch + 1, losses[-1], val_accs[-1], rates[-1]), flush=True)
 
     metrics = {
         "script": "train.py", "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
@@ -306,7 +318,7 @@ def run(args: argparse.Namespace) -> dict:
     }
     target = args.output_dir / "metrics.json"
     write_json_atomic(target, metrics)
-    print(f"wrote {target}", flush=True)
+    say(f"wrote {target}", flush=True)
     return metrics
 
 
@@ -315,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except PayloadError as exc:
-        print(f"train.py: error: {exc}", file=sys.stderr, flush=True)
+        say(f"train.py: error: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0
 
