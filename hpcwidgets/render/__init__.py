@@ -32,10 +32,6 @@ def render(model: Any, *, validate: bool = True) -> str:
     return command_line(model) + "\n"
 
 
-def is_script(model: Any) -> bool:
-    """True when :func:`render` produces a whole file (a script or a build file) rather than one command."""
-    return getattr(model, "kind", "") in _RENDERERS
-
 
 from .._callable import make_callable as _make_callable  # noqa: E402
 

@@ -117,6 +117,3 @@ def render_job(job: SlurmJob) -> str:
     blocks = [Block(line) for line in job.commands]
     return render_script(job, blocks)
 
-
-def shell_words(words: Iterable[str]) -> str:
-    return " ".join(quote(w) for w in words)
