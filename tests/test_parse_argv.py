@@ -41,6 +41,14 @@ def test_comma_separated_binds_and_mount():
     assert m.binds == (Bind("/a", "/b", "ro"), Bind("/c"), Bind("/x:y", "/z", "ro"))
 
 
+def test_an_empty_bind_is_kept_and_a_mode_with_a_comma_uses_mount():
+    # both are invalid, and both must read back as they were written (render∘parse is a fixed point)
+    m = parse_argv(["apptainer", "exec", "--bind", "", "i.sif", "true"]).model
+    assert m.binds == (Bind(""),) and m.problems()
+    odd = ApptainerRun(binds=(Bind("/a", "", "r,o"),), image="i.sif", command=("true",))
+    assert argv(odd)[2] == "--mount"
+
+
 def test_flags_after_the_image_belong_to_the_program():
     m = parse_argv(shlex.split("apptainer exec img.sif python t.py --nv")).model
     assert not m.nv and m.command == ("python", "t.py", "--nv")

@@ -18,6 +18,16 @@ def test_directive_values_with_spaces_are_quoted_for_sbatch():
     assert directive_lines(SlurmJob(constraint="a100 | h100")) == ['--constraint="a100 | h100"']
 
 
+@pytest.mark.parametrize("flag", ["gres", "gpus-per-node"])
+def test_a_line_break_in_the_gpu_type_cannot_start_a_command(flag):
+    # an invalid model still renders in a form's preview: the GPU directive is one line like every other
+    job = SlurmJob(gpus_per_node=1, gpu_type="a100\ntouch /tmp/pwned", gpu_flag=flag, commands=("true",))
+    assert job.problems()
+    script = render_job(job)
+    assert not any(line.startswith("touch") for line in script.splitlines())
+    assert f'#SBATCH --{flag}="' in script
+
+
 @pytest.mark.parametrize("kwargs,field,text", [
     ({"time": "1.5h"}, "time", "D-H:M:S"),
     ({"mem": "16GB"}, "mem", "write 16G"),

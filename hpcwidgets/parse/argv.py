@@ -103,7 +103,9 @@ def is_command(words: Sequence[str]) -> bool:
 def _split_binds(value: str) -> list[Bind]:
     if isinstance(value, Verbatim):
         return [Bind(value)]
-    return [Bind.from_token(part) for part in value.split(",") if part]
+    parts = [part for part in value.split(",") if part]
+    # an empty value (--bind '') stays a bind with no host path, for lint to report
+    return [Bind.from_token(part) for part in parts] if parts else [Bind("")]
 
 
 def _mount_to_bind(value: str) -> Bind | None:

@@ -68,9 +68,9 @@ def directive_lines(job: SlurmJob) -> list[str]:
             if value:
                 if job.gpu_flag == "gpus-per-node":
                     typed = f"{job.gpu_type}:{value}" if job.gpu_type else str(value)
-                    out.append(f"--gpus-per-node={typed}")
+                    out.append(f"--gpus-per-node={_directive_value(typed)}")
                 else:
-                    out.append(f"--gres={job.gres()}")
+                    out.append(f"--gres={_directive_value(job.gres())}")
             continue
         if f.info.role != "option" or not f.info.flag:
             continue

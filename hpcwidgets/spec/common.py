@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import Problem
 from ._meta import Spec, opt
+
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,8 @@ class Bind(Spec):
             object.__setattr__(self, "dst", "")
 
     def needs_mount_syntax(self) -> bool:
-        """Paths with ':' or ',' cannot be written as -B src:dst; Apptainer needs --mount."""
-        return any(c in p for p in (self.src, self.dst) for c in ":,")
+        """Values with ':' or ',' cannot be written as -B src:dst[:mode]; Apptainer needs --mount."""
+        return any(c in p for p in (self.src, self.dst, self.mode) for c in ":,")
 
     def to_token(self) -> str:
         """The ``src[:dst[:mode]]`` form (callers check :meth:`needs_mount_syntax` first)."""
@@ -56,9 +59,8 @@ class Bind(Spec):
         out = []
         if not self.src:
             out.append(Problem("src", "a bind needs a host path"))
-        for name in ("src", "dst"):
-            value = getattr(self, name)
-            if value.startswith("~"):
+        for name, value in (("src", self.src), ("dst", self.dst)):
+            if value[:1] == "~":
                 out.append(Problem(name, f"{value!r}: '~' is not expanded here; write $HOME{value[1:]} instead"))
         if self.dst and not (self.dst.startswith("/") or self.dst.startswith("$")):
             out.append(Problem("dst", f"container path {self.dst!r} must be absolute (start with /)"))
@@ -83,7 +85,6 @@ class EnvVar(Spec):
         return cls(name, value)
 
     def _check(self) -> list[Problem]:
-        import re
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+        if not _VARIABLE.fullmatch(self.name):
             return [Problem("name", f"{self.name!r} is not a valid variable name (letters, digits, _; not starting with a digit)")]
         return []
