@@ -3,13 +3,12 @@
 A command model's fields say how they appear on the command line (``role``, ``flag``, ``style``).
 :func:`argv` walks them in declaration order: program, subcommand words, options, positionals,
 then the trailing argument vector. Models whose words cannot be derived field by field (for
-example a nested launch) provide ``_argv_tail()`` returning the words after their own.
+example a nested launch) provide ``_argv_tail(command)`` returning the words before that command.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..spec._meta import FieldSpec, Spec
 from ..spec._words import Verbatim
@@ -63,35 +62,86 @@ def _csv(field: str) -> str:
     return field
 
 
-@functools.cache
-def _plan(cls: type) -> tuple[tuple[str, FieldSpec], ...]:
-    """The fields that reach the command line, with their role, in declaration order (once per class)."""
-    return tuple((f.info.role, f) for f in cls.field_specs()
-                 if f.info.role in ("program", "subcommand", "positional", "rest")
-                 or (f.info.role == "option" and not f.info.env))
+def _generic_option(f: FieldSpec, value: Any, words: list[str], starts: list[int]) -> None:
+    """Append one option's words and where its group starts, for any value (the general path)."""
+    if value is None or value == f.default:
+        return
+    n = option_words(f, value)
+    if not n:
+        return
+    if value is not True:  # short switches stay on the line before them; values start a group
+        items = value if f.is_tuple else (value,)
+        per = len(n) // max(len(items), 1) or 1
+        starts.extend(len(words) + k for k in range(0, len(n), per))
+    words += n
+
+
+def _compile_words(cls: type) -> Callable[..., tuple[list[str], list[int], int]]:
+    """Generate ``words(model, rest=None) -> (argv, group starts, lead)`` for one command class.
+
+    The same walk as the metadata describes (program and subcommand words, options in declaration
+    order, positionals, the trailing argv), written out once per class as straight-line code, the
+    way :mod:`dataclasses` writes ``__init__``. Plain ``str``/``int``/``bool`` values take the
+    inline path; anything else (tuples, binds, verbatim words) goes through :func:`option_words`.
+    ``rest`` replaces the model's trailing argv (a workflow puts its launcher there); ``lead`` is
+    how many words the program and subcommand take.
+    """
+    ns: dict[str, Any] = {"_generic": _generic_option, "_str": str}
+    body = ["def words(m, rest=None):", "    w = []", "    starts = []", "    pos = []", "    lead = 0"]
+    rest_field = ""
+    for k, f in enumerate(cls.field_specs()):
+        info, role = f.info, f.info.role
+        ns[f"F{k}"] = f
+        get = f"    v = m.{f.name}"
+        if role in ("program", "subcommand"):
+            body += [get, "    p = _str(v).split()", "    w += p", "    lead += len(p)"]
+        elif role == "positional":
+            body += [get, "    if v != '' and v is not None:", "        pos.append(v)"]
+        elif role == "rest":
+            rest_field = f.name
+        elif role != "option" or info.env:
+            continue
+        elif f.is_tuple or not info.flag or f.base_type not in (str, int, bool) or f.default not in ("", None, False):
+            body += [get, "    if v:", f"        _generic(F{k}, v, w, starts)"]
+        elif f.base_type is bool:
+            body += [get, "    if v is True:", f"        w.append({info.flag!r})",
+                     "    elif v is not False and v is not None:", f"        _generic(F{k}, v, w, starts)"]
+        else:
+            plain = "str" if f.base_type is str else "int"
+            value = "v" if plain == "str" else "_str(v)"
+            add = (f"w.append({info.flag + '='!r} + {value})" if info.style == "eq"
+                   else f"w += ({info.flag!r}, {value})")
+            body += [get, "    if v is not None and v != '':", f"        if v.__class__ is {plain}:",
+                     "            starts.append(len(w))", f"            {add}",
+                     "        else:", f"            _generic(F{k}, v, w, starts)"]
+    body += ["    if pos:", "        starts.append(len(w))", "        w += pos"]
+    body.append(f"    r = list(m.{rest_field}) if rest is None else list(rest)" if rest_field
+                else "    r = [] if rest is None else list(rest)")
+    if getattr(cls, "_argv_tail", None) is not None:
+        body.append("    r = list(m._argv_tail(r)) + r")
+    body += ["    w += r", "    return w, starts, lead"]
+    ns["int"], ns["str"] = int, str
+    exec(compile("\n".join(body) + "\n", f"<hpcwidgets argv of {cls.__qualname__}>", "exec"), ns)
+    return ns["words"]  # type: ignore[no-any-return]
+
+
+def model_words(model: Spec, rest: Iterable[str] | None = None) -> tuple[list[str], list[int], int]:
+    """``(argv, group starts, lead)`` of a command model; ``rest`` replaces its trailing argv.
+
+    Group starts are indexes of words where a continuation line may begin (each option with a
+    value, and the first positional); ``lead`` counts the program and subcommand words.
+    """
+    cls = type(model)
+    fn = cls.__dict__.get("_hpcw_words")
+    if fn is None:
+        fn = _compile_words(cls)
+        cls._hpcw_words = fn  # type: ignore[attr-defined]  # one per class, not inherited
+    return fn(model, rest)  # type: ignore[no-any-return]
 
 
 def argv(model: Spec) -> list[str]:
     """The argument vector of a command model (values unquoted; ``$NAME`` still unexpanded)."""
-    words: list[str] = []
-    positional: list[str] = []
-    rest: list[str] = []
-    for role, f in _plan(type(model)):
-        value = getattr(model, f.name)
-        if role == "option":
-            if value is not None and value != f.default:
-                words += option_words(f, value)
-        elif role == "positional":
-            if value not in ("", None):
-                positional.append(value)
-        elif role == "rest":
-            rest += list(value)
-        else:  # program, subcommand: "python -m torch.distributed.run", "instance start"
-            words += str(value).split()
-    tail = getattr(model, "_argv_tail", None)
-    if tail is not None:
-        rest = list(tail()) + rest
-    return words + positional + rest
+    return model_words(model)[0]
 
 
 def env_assignments(model: Spec) -> list[tuple[str, str]]:
@@ -113,41 +163,15 @@ def command_line(model: Spec, *, env_prefix: bool = True, width: int = WIDTH, in
     Environment fields become a ``NAME=value`` prefix (for a standalone command); in a script the
     caller exports them instead (``env_prefix=False``).
     """
-    words = argv(model)
+    words, starts, _ = model_words(model)
     prefix = [assignment(k, v) for k, v in env_assignments(model)] if env_prefix else []
-    return wrap(prefix + [quote(w) for w in words], group_starts=_group_starts(model, len(prefix)),
+    return wrap(prefix + [quote(w) for w in words], group_starts=[s + len(prefix) for s in starts],
                 width=width, indent=indent)
 
 
 def _group_starts(model: Spec, offset: int) -> set[int]:
     """Indexes of words where a continuation line may begin: each option and the positionals."""
-    starts: set[int] = set()
-    i = offset
-    seen_rest = False
-    for f in model.field_specs():
-        value = getattr(model, f.name)
-        role = f.info.role
-        if role in ("program", "subcommand"):
-            i += len(str(value).split())
-        elif role == "option" and not f.info.env:
-            n = option_words(f, value)
-            if not n:
-                continue
-            if value is True:  # short switches stay on the line before them
-                i += 1
-                continue
-            items = value if f.is_tuple else (value,)
-            per = len(n) // max(len(items), 1) if value is not True else 1
-            for k in range(0, len(n), per or 1):
-                starts.add(i + k)
-            i += len(n)
-        elif role == "positional" and value not in ("", None) and not seen_rest:
-            starts.add(i)
-            seen_rest = True
-            i += 1
-        elif role == "positional" and value not in ("", None):
-            i += 1
-    return starts
+    return {s + offset for s in model_words(model)[1]}
 
 
 def wrap(quoted: list[str], group_starts: Iterable[int] = (), width: int = WIDTH, indent: str = "  ") -> str:

@@ -143,19 +143,15 @@ class Spec:
 
     # -- validation ---------------------------------------------------------------------------
     def problems(self) -> list[Problem]:
-        """Every problem with this model: generic checks from metadata, then the model's own."""
-        out: list[Problem] = []
-        for f in self.field_specs():
-            out += _check_value(f, getattr(self, f.name))
-        for f in self.field_specs():
-            value = getattr(self, f.name)
-            items = value if f.is_tuple else (value,)
-            for item in items:
-                if isinstance(item, Spec):
-                    out += [Problem(f"{f.name}.{p.field}" if p.field else f.name, p.message)
-                            for p in item.problems()]
-        out += self._check()
-        return out
+        """Every problem with this model: generic checks from metadata, then the nested models',
+        then the model's own cross-field checks (:meth:`_check`)."""
+        cls = type(self)
+        check = cls.__dict__.get("_hpcw_problems")
+        if check is None:
+            from ._compiled import compile_problems
+            check = compile_problems(cls)
+            cls._hpcw_problems = check  # type: ignore[attr-defined]  # one per class, not inherited
+        return check(self)  # type: ignore[no-any-return]
 
     def _check(self) -> list[Problem]:
         """Cross-field checks; subclasses override."""

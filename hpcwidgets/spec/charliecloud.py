@@ -281,9 +281,10 @@ class ChRun(Spec):
     command: tuple[str, ...] = opt((), label="Command", role="rest",
                                    help="The program and its arguments, written after --.")
 
-    def _argv_tail(self) -> list[str]:
-        """ch-run reads its own options up to ``--``; everything after is the command."""
-        return ["--"] if self.command else []
+    def _argv_tail(self, command: tuple[str, ...] | list[str] | None = None) -> list[str]:
+        """ch-run reads its own options up to ``--``; everything after is the command (``command``
+        when given: the launcher a workflow puts in the container)."""
+        return ["--"] if (self.command if command is None else command) else []
 
     @property
     def env(self) -> tuple[EnvVar, ...]:

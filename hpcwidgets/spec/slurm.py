@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -14,6 +15,15 @@ MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND"
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
 OUTPUT_PATTERN = re.compile(r"%(?:\d*[AajJNnstuxb%])")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
+_GPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+")
+_MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
+_SPACE = re.compile(r"\s")
+
+
+@functools.cache
+def _directive_text_fields(cls: type) -> tuple[str, ...]:
+    """Names of the text fields written after ``#SBATCH`` (no shell reads those lines)."""
+    return tuple(f.name for f in cls.field_specs() if f.info.flag and f.base_type is str and not f.is_tuple)
 
 
 @dataclass(frozen=True)
@@ -110,17 +120,17 @@ class SlurmJob(Spec):
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
-        for f in self.field_specs():
-            value = getattr(self, f.name)
-            if f.info.flag and isinstance(value, str) and "$" in value:
-                out.append(Problem(f.name, f"{value!r}: #SBATCH lines are not read by the shell, so ${{…}} is not expanded; "
+        for name in _directive_text_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, str) and "$" in value:
+                out.append(Problem(name, f"{value!r}: #SBATCH lines are not read by the shell, so ${{…}} is not expanded; "
                                            "use a fixed value or an output pattern such as %u, %x, %j"))
         if self.time:
             try:
                 parse_time(self.time)
             except ValueError as exc:
                 out.append(Problem("time", str(exc)))
-        mems = [n for n in ("mem", "mem_per_cpu", "mem_per_gpu") if getattr(self, n)]
+        mems = [n for n, v in (("mem", self.mem), ("mem_per_cpu", self.mem_per_cpu), ("mem_per_gpu", self.mem_per_gpu)) if v]
         for name in mems:
             try:
                 parse_mem(getattr(self, name))
@@ -135,7 +145,7 @@ class SlurmJob(Spec):
             out.append(Problem("array", f"{self.array!r} is not an array spec; use e.g. 0-15, 1,3,5, 0-15:4 or 0-15%4"))
         if self.gpu_type and not self.gpus_per_node:
             out.append(Problem("gpu_type", "a GPU type needs GPUs per node (e.g. 1)"))
-        if self.gpu_type and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.gpu_type):
+        if self.gpu_type and not _GPU_TYPE.fullmatch(self.gpu_type):
             out.append(Problem("gpu_type", f"{self.gpu_type!r} is not a GPU type name (letters, digits, _ . -)"))
         if self.gpus_per_node and self.gpus:
             out.append(Problem("gpus", "ask for GPUs per node or GPUs in total, not both"))
@@ -145,16 +155,17 @@ class SlurmJob(Spec):
             bad = [t for t in self.mail_type.split(",") if t.strip().upper() not in MAIL_TYPES]
             if bad:
                 out.append(Problem("mail_type", f"unknown mail type {', '.join(bad)}; use {', '.join(MAIL_TYPES[:6])}, …"))
-        if self.job_name and re.search(r"\s", self.job_name):
+        if self.job_name and _SPACE.search(self.job_name):
             out.append(Problem("job_name", f"{self.job_name!r}: job names with spaces break output patterns; use - or _"))
         for d in self.extra_directives:
             if not d.startswith("-"):
                 out.append(Problem("extra_directives", f"{d!r}: write the option as it follows #SBATCH, e.g. --signal=USR1@90"))
-        names = [e.name for e in self.env if isinstance(e, EnvVar)]
-        for name in sorted({n for n in names if names.count(n) > 1}):
-            out.append(Problem("env", f"{name} is exported more than once; keep one value"))
+        if self.env:
+            names = [e.name for e in self.env if isinstance(e, EnvVar)]
+            for name in sorted({n for n in names if names.count(n) > 1}):
+                out.append(Problem("env", f"{name} is exported more than once; keep one value"))
         for m in self.modules:
-            if not re.fullmatch(r"[A-Za-z0-9_.+/@-]+", m):
+            if not _MODULE.fullmatch(m):
                 out.append(Problem("modules", f"{m!r} is not a module name (e.g. apptainer or cuda/12.1)"))
         return out
 

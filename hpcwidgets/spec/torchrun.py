@@ -17,8 +17,12 @@ HEAD_NODE_LINE = f'{HEAD_NODE_VAR}=$(scontrol show hostnames "$SLURM_JOB_NODELIS
 LAUNCHERS = ("torchrun", "python -m torch.distributed.run", "python3 -m torch.distributed.run")
 
 
+_DIGITS = re.compile(r"\d+")
+_NNODES = re.compile(r"\d+(:\d+)?")
+
+
 def _int_or_none(text: str) -> int | None:
-    return int(text) if re.fullmatch(r"\d+", str(text)) else None
+    return int(text) if _DIGITS.fullmatch(str(text)) else None
 
 
 @dataclass(frozen=True)
@@ -106,16 +110,18 @@ class Torchrun(Spec):
         out: list[Problem] = []
         if not self.script:
             out.append(Problem("script", "a training script is required, e.g. train.py"))
-        if self.nproc_per_node and not (self.nproc_int or self.nproc_per_node in ("gpu", "cpu", "auto")
+        nproc = self.nproc_int
+        if self.nproc_per_node and not (nproc or self.nproc_per_node in ("gpu", "cpu", "auto")
                                         or self.nproc_per_node.startswith("$")):
             out.append(Problem("nproc_per_node", f"{self.nproc_per_node!r}: use a number, gpu, cpu or auto"))
-        if self.nproc_int == 0:
+        if nproc == 0:
             out.append(Problem("nproc_per_node", "processes per node must be at least 1"))
-        if self.nnodes and not (re.fullmatch(r"\d+(:\d+)?", self.nnodes) or self.nnodes.startswith("$")):
+        if self.nnodes and not (_NNODES.fullmatch(self.nnodes) or self.nnodes.startswith("$")):
             out.append(Problem("nnodes", f"{self.nnodes!r}: use N or MIN:MAX (e.g. 2 or 1:4)"))
-        multi = self.nnodes_int is None or self.nnodes_int > 1
+        nnodes = self.nnodes_int
+        multi = nnodes is None or nnodes > 1
         if self.standalone:
-            if self.nnodes and self.nnodes_int != 1:
+            if self.nnodes and nnodes != 1:
                 out.append(Problem("standalone", "--standalone is for one node; for several use the c10d rendezvous at the head node"))
             for name in ("rdzv_backend", "rdzv_endpoint", "rdzv_id"):
                 if getattr(self, name):

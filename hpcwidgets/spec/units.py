@@ -6,6 +6,8 @@ import re
 
 _TIME_FORMS = "M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (e.g. 90, 01:30:00, 2-00:00:00)"
 UNLIMITED = -1
+_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+_MEM = re.compile(r"(\d+(?:\.\d+)?)([KMGTkmgt]?)")
 
 
 def parse_time(text: str) -> int:
@@ -16,7 +18,7 @@ def parse_time(text: str) -> int:
     s = str(text).strip()
     if s.lower() in ("infinite", "unlimited"):
         return UNLIMITED
-    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", s)
+    m = _TIME.fullmatch(s)
     if not m:
         raise ValueError(f"{text!r} is not a Slurm time; use {_TIME_FORMS}")
     days, a, b, c = m.groups()
@@ -53,7 +55,7 @@ def parse_mem(text: str) -> int:
     Raises ``ValueError`` naming the accepted units (a frequent slip is ``16GB`` or ``16 G``).
     """
     s = str(text).strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGTkmgt]?)", s)
+    m = _MEM.fullmatch(s)
     if not m:
         hint = ""
         m2 = re.fullmatch(r"(\d+)\s*([KMGT])i?[Bb]", s, re.IGNORECASE)
