@@ -60,3 +60,62 @@ def test_public_functions_survive_submodule_imports():
     assert hw.render(Torchrun.single_node(2, "t.py")).startswith("torchrun --standalone")
     assert hw.lint("#!/bin/bash\n#SBATCH --gres=gpu:1\napptainer exec img.sif python t.py\n")[0].code == "HPC201"
     assert "single-gpu" in hw.examples("generic")
+
+
+# -- compiled checks ------------------------------------------------------------------------------
+# Spec.problems() runs code generated per class (hpcwidgets.spec._compiled). The reference below is
+# the plain reading of the metadata; both must agree for any value, of any type, in any field.
+
+WRONG_VALUES = [None, 0, -1, 10**6, True, False, "", "x", "gpu", "a\x00b", (), ("a",), ("a\x00",), ["x"], 1.5,
+                "$(pwd)", ("--ok", 3)]
+
+
+def _reference_problems(model):
+    from hpcwidgets.errors import Problem
+    from hpcwidgets.spec._meta import _check_value
+    out = []
+    for f in model.field_specs():
+        out += _check_value(f, getattr(model, f.name))
+    for f in model.field_specs():
+        value = getattr(model, f.name)
+        items = (value if isinstance(value, (tuple, list)) else ()) if f.is_tuple else (value,)
+        for item in items:
+            if isinstance(item, Spec):
+                out += [Problem(f"{f.name}.{p.field}" if p.field else f.name, p.message) for p in item.problems()]
+    return out + model._check()
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except Exception as exc:  # a crash must be the same crash
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("kind", sorted(all_kinds()))
+def test_compiled_checks_agree_with_the_metadata(kind):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from hpcwidgets.spec import Bind, EnvVar
+    from strategies import field_strategy
+
+    cls = all_kinds()[kind]
+    specs = cls.field_specs()
+    others = [Bind("/a", "x", "rw"), Bind(""), EnvVar("1A", "v"), EnvVar("A", "v")]
+
+    def value(f):
+        ok = st.just(f.default) if f.default is not dataclasses.MISSING else st.just("")
+        if f.info.role != "internal":
+            ok = field_strategy(f)
+        return st.one_of(ok, st.sampled_from(WRONG_VALUES), st.sampled_from(others),
+                         st.lists(st.sampled_from(others + ["t", 2]), max_size=3).map(tuple))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.fixed_dictionaries({f.name: value(f) for f in specs}))
+    def run(values):
+        try:
+            model = cls(**values)
+        except Exception:
+            return  # some models normalise their values on construction and refuse what they cannot read
+        assert _outcome(lambda: Spec.problems(model)) == _outcome(lambda: _reference_problems(model))
+    run()

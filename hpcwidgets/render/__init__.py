@@ -24,12 +24,20 @@ def render(model: Any, *, validate: bool = True) -> str:
     :class:`~hpcwidgets.errors.ValidationError` listing all of them."""
     if validate:
         model.validate()
-    target = _RENDERERS.get(getattr(model, "kind", ""))
-    if target:
-        module, name = target
-        return getattr(importlib.import_module(module), name)(model)
+    kind = getattr(model, "kind", "")
+    fn = _LOADED.get(kind)
+    if fn is None:
+        target = _RENDERERS.get(kind)
+        if target:
+            module, name = target
+            fn = _LOADED[kind] = getattr(importlib.import_module(module), name)
+    if fn is not None:
+        return fn(model)  # type: ignore[no-any-return]
     from .command import command_line
     return command_line(model) + "\n"
+
+
+_LOADED: dict[str, Any] = {}
 
 
 

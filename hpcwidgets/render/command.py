@@ -8,6 +8,7 @@ example a nested launch) provide ``_argv_tail(command)`` returning the words bef
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable
 
 from ..spec._meta import FieldSpec, Spec
@@ -144,13 +145,18 @@ def argv(model: Spec) -> list[str]:
     return model_words(model)[0]
 
 
+@functools.cache
+def _env_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    return tuple((f.name, f.info.env) for f in cls.field_specs() if f.info.env)
+
+
 def env_assignments(model: Spec) -> list[tuple[str, str]]:
     """Fields rendered as environment variables (``APPTAINER_CACHEDIR``) with their values."""
     out = []
-    for f in model.field_specs():
-        value = getattr(model, f.name)
-        if f.info.env and value not in ("", None, False, ()):
-            out.append((f.info.env, "1" if value is True else str(value)))
+    for name, env in _env_fields(type(model)):
+        value = getattr(model, name)
+        if value not in ("", None, False, ()):
+            out.append((env, "1" if value is True else str(value)))
     extra = getattr(model, "_env_tail", None)
     if extra is not None:
         out += list(extra())

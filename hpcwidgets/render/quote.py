@@ -44,11 +44,27 @@ def expand(value: str, env: Mapping[str, str]) -> str:
     return _TOKEN.sub(sub, value)
 
 
+#: quoted words by value: a script repeats its values (paths, flags) and a form re-renders them on
+#: every keystroke; bounded, and quote is a pure function of the text
+_QUOTED: dict[str, str] = {}
+_QUOTED_MAX = 4096
+
+
 def quote(value: str) -> str:
     """Render one value as one bash word obeying the contract."""
+    if value.__class__ is str:
+        word = _QUOTED.get(value)
+        if word is None:
+            if len(_QUOTED) >= _QUOTED_MAX:
+                _QUOTED.clear()
+            word = _QUOTED[value] = _quote(value)
+        return word
     if isinstance(value, Verbatim):
         return str(value)
-    value = str(value)
+    return _quote(str(value))
+
+
+def _quote(value: str) -> str:
     if value == "":
         return "''"
     if _SAFE.fullmatch(value):
@@ -78,8 +94,11 @@ def quote(value: str) -> str:
     return "".join(out)
 
 
+_DQ_SPECIAL = re.compile(r'([\\"$`])')
+
+
 def _dq_escape(text: str) -> str:
-    return re.sub(r'([\\"$`])', r"\\\1", text)
+    return _DQ_SPECIAL.sub(r"\\\1", text)
 
 
 def _c_escape(c: str) -> str:
@@ -91,12 +110,15 @@ def join(words: Iterable[str]) -> str:
     return " ".join(quote(w) for w in words)
 
 
+_NAME_ONLY = re.compile(_NAME)
+
+
 def assignment(name: str, value: str) -> str:
     """``NAME=value`` with the value quoted by the contract."""
-    if not re.fullmatch(_NAME, name):
+    if not _NAME_ONLY.fullmatch(name):
         raise ValueError(f"{name!r} is not a valid environment variable name")
     return f"{name}={quote(value)}"
 
 
 def is_name(text: str) -> bool:
-    return re.fullmatch(_NAME, text) is not None
+    return _NAME_ONLY.fullmatch(text) is not None

@@ -31,14 +31,27 @@ class Block:
 @functools.cache
 def _environment() -> Any:
     import jinja2
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("hpcwidgets", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         trim_blocks=False,
         lstrip_blocks=False,
+        auto_reload=False,  # the templates ship inside the package; never stat them per render
     )
+    env.globals.clear()  # our templates call no helpers (range, dict, …); each render then skips copying them
+    return env
+
+
+@functools.cache
+def _template(name: str) -> Any:
+    return _environment().get_template(name)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: what sbatch's own tokenizer would split or escape in a directive value (or a control character)
+_NEEDS_QUOTES = re.compile(r"[\s\"'#\\\x00-\x1f\x7f]")
 
 
 def one_line(text: str) -> str:
@@ -47,43 +60,78 @@ def one_line(text: str) -> str:
     For text written into a comment or an ``#SBATCH`` line: a line break there would end the
     comment and make the rest of the value a shell command.
     """
-    return re.sub(r"[\x00-\x1f\x7f]", " ", str(text))
+    return _CONTROL.sub(" ", str(text))
 
 
-def _directive_value(value: str) -> str:
+def _directive_value(value: Any) -> str:
     """sbatch reads directive values itself (no shell): quote only what its tokenizer would split or
     escape. Its backslash makes the next character literal even inside quotes, so it is doubled."""
+    value = str(value)
+    if not _NEEDS_QUOTES.search(value):
+        return value
     value = one_line(value)
-    if re.search(r"[\s\"'#\\]", value):
+    if _NEEDS_QUOTES.search(value):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return value
 
 
-def directive_lines(job: SlurmJob) -> list[str]:
-    """The options after ``#SBATCH``, in declaration order, GPUs written as ``--gres``."""
-    out: list[str] = []
-    for f in job.field_specs():
-        value = getattr(job, f.name)
+def _gpu_directive(job: SlurmJob) -> list[str]:
+    if not job.gpus_per_node:
+        return []
+    if job.gpu_flag == "gpus-per-node":
+        typed = f"{job.gpu_type}:{job.gpus_per_node}" if job.gpu_type else str(job.gpus_per_node)
+        return [f"--gpus-per-node={_directive_value(typed)}"]
+    return [f"--gres={_directive_value(job.gres())}"]
+
+
+def _generic_directive(f: Any, value: Any) -> list[str]:
+    words = option_words(f, value)
+    if not words:
+        return []
+    if value is True:
+        return [words[0]]
+    flag, _, val = words[0].partition("=")
+    return [f"{flag}={_directive_value(val)}"]
+
+
+def _compile_directives(cls: type) -> Any:
+    """Generate ``directives(job) -> list[str]`` for a job class: its option fields in declaration
+    order (GPUs where ``gpus_per_node`` is declared), written out once per class like argv."""
+    ns: dict[str, Any] = {"_gpu": _gpu_directive, "_generic": _generic_directive, "_value": _directive_value,
+                          "_str": str}
+    body = ["def directives(job):", "    out = []"]
+    for k, f in enumerate(cls.field_specs()):
         if f.name == "gpus_per_node":
-            if value:
-                if job.gpu_flag == "gpus-per-node":
-                    typed = f"{job.gpu_type}:{value}" if job.gpu_type else str(value)
-                    out.append(f"--gpus-per-node={_directive_value(typed)}")
-                else:
-                    out.append(f"--gres={_directive_value(job.gres())}")
+            body.append("    out += _gpu(job)")
             continue
         if f.info.role != "option" or not f.info.flag:
             continue
-        words = option_words(f, value)
-        if not words:
-            continue
-        if value is True:
-            out.append(words[0])
+        ns[f"F{k}"] = f
+        flag = f.info.flag
+        body.append(f"    v = job.{f.name}")
+        if f.base_type is bool and not f.is_tuple:
+            body += ["    if v is True:", f"        out.append({flag!r})",
+                     "    elif v is not False and v is not None:", f"        out += _generic(F{k}, v)"]
+        elif f.base_type is int and not f.is_tuple:
+            body += ["    if v.__class__ is int:", f"        out.append({flag + '='!r} + _str(v))",
+                     "    elif v is not None:", f"        out += _generic(F{k}, v)"]
+        elif f.base_type is str and not f.is_tuple:
+            body += ["    if v:", f"        out.append({flag + '='!r} + _value(v))"]
         else:
-            flag, _, val = words[0].partition("=")
-            out.append(f"{flag}={_directive_value(val)}")
-    out += [one_line(d) for d in job.extra_directives]
-    return out
+            body += ["    if v:", f"        out += _generic(F{k}, v)"]
+    body.append("    return out")
+    exec(compile("\n".join(body) + "\n", f"<hpcwidgets directives of {cls.__qualname__}>", "exec"), ns)
+    return ns["directives"]
+
+
+def directive_lines(job: SlurmJob) -> list[str]:
+    """The options after ``#SBATCH``, in declaration order, GPUs written as ``--gres``."""
+    cls = type(job)
+    fn = cls.__dict__.get("_hpcw_directives")
+    if fn is None:
+        fn = _compile_directives(cls)
+        cls._hpcw_directives = fn  # type: ignore[attr-defined]  # one per class, not inherited
+    return fn(job) + [one_line(d) for d in job.extra_directives]  # type: ignore[no-any-return]
 
 
 def module_lines(job: SlurmJob) -> list[str]:
@@ -96,20 +144,43 @@ def export_lines(job: SlurmJob, extra: Iterable[tuple[str, str]] = ()) -> list[s
     return [assignment(name, value) for name, value in pairs]
 
 
+@functools.cache
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
 def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
                   exports: Iterable[tuple[str, str]] = (), setup: Iterable[str] = ()) -> str:
-    """Assemble the full script around ``blocks`` (the steps)."""
-    from .. import __version__
-    text = _environment().get_template("job.sh.j2").render(
-        directives=directive_lines(job),
+    """Assemble the full script around ``blocks`` (the steps).
+
+    The template lays the script out; each section reaches it as finished text (a section is
+    the exports, the set-up lines, or one block with its comment), so the template holds the
+    order and the prologue and nothing else.
+    """
+    sections = []
+    exported = export_lines(job, exports)
+    if exported:
+        sections.append("\n".join("export " + e for e in exported))
+    lines = [*job.setup, *setup]
+    if lines:
+        sections.append("\n".join(lines))
+    for block in blocks:
+        sections.append(f"# {block.comment}\n{block.text}" if block.comment else block.text)
+    directives = directive_lines(job)
+    text = _template("job.sh.j2").render(
+        directives="".join(f"#SBATCH {d}\n" for d in directives),
         title=one_line(title or (f"Slurm job {job.job_name}" if job.job_name else "Slurm job")),
-        version=__version__,
-        modules=module_lines(job),
-        exports=export_lines(job, exports),
-        setup=list(job.setup) + list(setup),
-        blocks=list(blocks),
+        version=_version(),
+        modules="".join(f"module load {m}\n" for m in module_lines(job)),
+        sections=sections,
     )
-    return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"
+    if "\n\n\n" in text:
+        text = _BLANK_RUN.sub("\n\n", text)
+    return text.rstrip("\n") + "\n"
+
+
+_BLANK_RUN = re.compile(r"\n{3,}")
 
 
 def render_job(job: SlurmJob) -> str:

@@ -26,7 +26,7 @@ from ..spec.apptainer import ApptainerBuild, ApptainerPull
 from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow
-from .command import WIDTH, _group_starts, argv, command_line, env_assignments
+from .command import WIDTH, argv, command_line, env_assignments, model_words
 from .quote import quote, references
 from .script import Block, one_line, render_script
 
@@ -47,42 +47,45 @@ def composed_container(w: Workflow) -> Any:
     return w.container.replace(command=inner) if inner else w.container
 
 
-def step_layers(w: Workflow) -> list[tuple[str, list[str], set[int]]]:
+Layers = list[tuple[str, list[str], set[int]]]
+
+
+def _layer(model: Spec, rest: list[str] | None = None, cut: int = 0) -> tuple[str, list[str], set[int]]:
+    """One layer: its words (the last ``cut`` dropped: the inner layers' words), and the group
+    starts within them except the first option, which stays on the program's line."""
+    words, starts, lead = model_words(model, rest)
+    if cut:
+        words = words[:len(words) - cut]
+    n = len(words)
+    return model.kind, words, {s for s in starts if s < n and s != lead}
+
+
+def step_layers(w: Workflow) -> Layers:
     """The step as layers, outermost first: ``(name, own words, group starts within them)``.
 
     Each layer's words are the unquoted argv words it contributes (for ``ch-run`` including the
     ``--`` that ends its options); group starts are indexes into those words where a continuation
-    line may begin (each option group and the first positional).
+    line may begin (each option group and the first positional). The container's command is the
+    launcher's argv (or the program), so the container layer is rendered with that command and
+    keeps only its own words.
     """
-    layers: list[tuple[str, list[str], set[int]]] = []
-
-    def add(model: Spec, words: list[str]) -> None:
-        lead = sum(len(str(getattr(model, f.name)).split()) for f in model.field_specs()
-                   if f.info.role in ("program", "subcommand"))
-        starts = {s for s in _group_starts(model, 0) if s < len(words)}
-        starts.discard(lead)  # the first option stays on the program's line ("torchrun --nnodes=2 \\")
-        layers.append((model.kind, words, starts))
-
+    layers: Layers = []
+    launcher = _layer(w.launcher) if w.launcher is not None else None
+    inner = launcher[1] if launcher is not None else list(w.program)
     if w.srun is not None:
-        # srun's own command (if any) is replaced by the layers inside it
-        add(w.srun, argv(w.srun.replace(command=())) if getattr(w.srun, "command", ()) else argv(w.srun))
-    box = composed_container(w)
-    if box is not None:
-        full = argv(box)
-        inner = inner_command(w)
-        add(box, full[:len(full) - len(inner)] if inner else full)
-    if w.launcher is not None:
-        add(w.launcher, argv(w.launcher))
-    elif box is None and w.program:
+        layers.append(_layer(w.srun, []))  # srun's own command gives way to the layers inside it
+    if w.container is not None:
+        if not inner:
+            layers.append(_layer(w.container))
+        elif launcher is None:  # the program follows the image on its line, as people write it
+            layers.append(_layer(w.container, inner))
+        else:
+            layers.append(_layer(w.container, inner, cut=len(inner)))
+    if launcher is not None:
+        layers.append(launcher)
+    elif w.container is None and w.program:
         layers.append(("program", list(w.program), set()))
-    elif box is not None and w.program:
-        # the program follows the image on its line, as people write it
-        name, own, starts = layers[-1]
-        layers[-1] = (name, own + list(w.program), starts)
     return layers
-
-
-Layers = list[tuple[str, list[str], set[int]]]
 
 
 def step_argv(w: Workflow, layers: Layers | None = None) -> list[str]:
@@ -94,27 +97,30 @@ def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layer
     """The step as shell text: one line when it fits in ``width``, else a line per layer and option group."""
     layers = layers if layers is not None else step_layers(w)
     quoted = [[quote(x) for x in words] for _, words, _ in layers]
-    one_line = " ".join(q for words in quoted for q in words)
+    one_line = " ".join([" ".join(q) for q in quoted])
     if len(one_line) <= width:
         return one_line
     lines: list[str] = []
     for (_, words, starts), q in zip(layers, quoted):
-        cuts = sorted(s for s in starts if 0 < s < len(words))
         prev = 0
-        for cut in cuts + [len(words)]:
+        for cut in sorted(starts):
             if cut > prev:
                 lines.append(" ".join(q[prev:cut]))
-            prev = cut
+                prev = cut
+        if prev < len(q):
+            lines.append(" ".join(q[prev:]))
     return (" \\\n" + indent).join(lines)
 
 
-def describe_step(w: Workflow) -> str:
+def describe_step(w: Workflow, layers: Layers | None = None) -> str:
     """A short comment naming the layers, e.g. ``srun → apptainer exec → torchrun (2 nodes × 4)``."""
     parts = []
     if w.srun is not None:
         parts.append("srun")
     if w.container is not None:
-        name = " ".join(argv(w.container)[:1] + ([w.container.action] if hasattr(w.container, "action") else []))
+        layer = [words for kind, words, _ in (layers or step_layers(w)) if kind == w.container.kind][:1]
+        program = layer[0][:1] if layer else []
+        name = " ".join(program + ([w.container.action] if hasattr(w.container, "action") else []))
         parts.append(name)
     if w.launcher is not None:
         n, p = w.launcher.nnodes or "1", w.launcher.nproc_per_node or "1"
@@ -173,7 +179,8 @@ def head_node_needs_export(w: Workflow, layers: Layers | None = None) -> bool:
     Plain values such as ``$head_node:29500`` are expanded by the batch shell before srun starts,
     so the container and torchrun receive the host name itself and need no variable.
     """
-    return any(isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word) for word in step_argv(w, layers))
+    return any(word.__class__ is not str and isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word)
+               for word in step_argv(w, layers))
 
 
 def head_node_block(w: Workflow, layers: Layers | None = None) -> Block | None:
@@ -192,7 +199,7 @@ def script_blocks(w: Workflow) -> list[Block]:
     if isinstance(w.container, ChRun):
         blocks.append(Block(USER_LINE, USER_COMMENT))
     if w.runs_something():
-        blocks.append(Block(step_text(w, layers=layers), describe_step(w)))
+        blocks.append(Block(step_text(w, layers=layers), describe_step(w, layers)))
     if w.after:
         blocks.append(Block("\n".join(w.after)))
     return blocks

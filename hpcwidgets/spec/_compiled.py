@@ -22,7 +22,11 @@ from ..errors import Problem
 
 def _nest(name: str, item: Any) -> list[Problem]:
     """A nested model's problems with the field path prefixed (``container.image``)."""
-    return [Problem(f"{name}.{p.field}" if p.field else name, p.message) for p in item.problems()]
+    return _prefix(name, item.problems())
+
+
+def _prefix(name: str, problems: list[Problem]) -> list[Problem]:
+    return [Problem(f"{name}.{p.field}" if p.field else name, p.message) for p in problems]
 
 
 def _slow(f: Any, value: Any, out: list[Problem], nested: list[Problem]) -> None:
@@ -82,7 +86,7 @@ def _holds_models(f: Any) -> bool:
 def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
     """The generic field checks of ``cls`` plus its nested models' problems and its own ``_check``."""
     from ._meta import Spec
-    ns: dict[str, Any] = {"_slow": _slow, "_nest": _nest, "Spec": Spec}
+    ns: dict[str, Any] = {"_slow": _slow, "_prefix": _prefix, "Spec": Spec}
     body = ["def problems(self):", "    out = []", "    nested = []"]
     for k, f in enumerate(cls.field_specs()):
         ns[f"F{k}"] = f
@@ -103,7 +107,9 @@ def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
                 body += ["        else:",
                          "            for i in v:",
                          "                if isinstance(i, Spec):",
-                         f"                    nested += _nest({f.name!r}, i)"]
+                         "                    ps = i.problems()",
+                         "                    if ps:",
+                         f"                        nested += _prefix({f.name!r}, ps)"]
             body += ["    else:", f"        {slow}"]
             continue
         test = _item_test(f, "v", ns, k)
@@ -113,11 +119,13 @@ def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
         if models:
             body += ["    if v is None:", "        pass",
                      "    elif isinstance(v, Spec) and " + test + ":",
-                     f"        nested += _nest({f.name!r}, v)",
+                     "        ps = v.problems()",
+                     "        if ps:",
+                     f"            nested += _prefix({f.name!r}, ps)",
                      "    else:", f"        {slow}"]
         else:
             guard = f"v is None or {test}" if f.optional else test
             body += [f"    if not ({guard}):", f"        {slow}"]
-    body += ["    out += nested", "    out += self._check()", "    return out"]
+    body += ["    if nested:", "        out += nested", "    out += self._check()", "    return out"]
     exec(compile("\n".join(body) + "\n", f"<hpcwidgets problems of {cls.__qualname__}>", "exec"), ns)
     return ns["problems"]  # type: ignore[no-any-return]

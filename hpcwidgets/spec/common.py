@@ -31,7 +31,8 @@ class Bind(Spec):
 
     def needs_mount_syntax(self) -> bool:
         """Values with ':' or ',' cannot be written as -B src:dst[:mode]; Apptainer needs --mount."""
-        return any(c in p for p in (self.src, self.dst, self.mode) for c in ":,")
+        text = f"{self.src}{self.dst}{self.mode}"
+        return ":" in text or "," in text
 
     def to_token(self) -> str:
         """The ``src[:dst[:mode]]`` form (callers check :meth:`needs_mount_syntax` first)."""

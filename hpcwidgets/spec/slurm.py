@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, opt
@@ -21,9 +23,11 @@ _SPACE = re.compile(r"\s")
 
 
 @functools.cache
-def _directive_text_fields(cls: type) -> tuple[str, ...]:
-    """Names of the text fields written after ``#SBATCH`` (no shell reads those lines)."""
-    return tuple(f.name for f in cls.field_specs() if f.info.flag and f.base_type is str and not f.is_tuple)
+def _directive_text_fields(cls: type) -> tuple[tuple[str, ...], Any]:
+    """Names of the text fields written after ``#SBATCH`` (no shell reads those lines), and a getter
+    of their values."""
+    names = tuple(f.name for f in cls.field_specs() if f.info.flag and f.base_type is str and not f.is_tuple)
+    return names, operator.attrgetter(*names)
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,8 @@ class SlurmJob(Spec):
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
-        for name in _directive_text_fields(type(self)):
-            value = getattr(self, name)
+        names, values = _directive_text_fields(type(self))
+        for name, value in zip(names, values(self)):
             if isinstance(value, str) and "$" in value:
                 out.append(Problem(name, f"{value!r}: #SBATCH lines are not read by the shell, so ${{…}} is not expanded; "
                                            "use a fixed value or an output pattern such as %u, %x, %j"))

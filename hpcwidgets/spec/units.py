@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _TIME_FORMS = "M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (e.g. 90, 01:30:00, 2-00:00:00)"
@@ -15,6 +16,10 @@ def parse_time(text: str) -> int:
 
     Raises ``ValueError`` with the accepted forms when the text is not one of them.
     """
+    return _parse_time_text(text) if text.__class__ is str else _parse_time(text)
+
+
+def _parse_time(text: str) -> int:
     s = str(text).strip()
     if s.lower() in ("infinite", "unlimited"):
         return UNLIMITED
@@ -36,6 +41,10 @@ def parse_time(text: str) -> int:
     return total
 
 
+#: the same values are read again and again (every check of a job, every keystroke in a form)
+_parse_time_text = functools.lru_cache(maxsize=512)(_parse_time)
+
+
 def format_time(seconds: int) -> str:
     """``H:MM:SS`` (or ``D-HH:MM:SS`` past a day) for a number of seconds."""
     if seconds == UNLIMITED:
@@ -54,6 +63,10 @@ def parse_mem(text: str) -> int:
 
     Raises ``ValueError`` naming the accepted units (a frequent slip is ``16GB`` or ``16 G``).
     """
+    return _parse_mem_text(text) if text.__class__ is str else _parse_mem(text)
+
+
+def _parse_mem(text: str) -> int:
     s = str(text).strip()
     m = _MEM.fullmatch(s)
     if not m:
@@ -66,6 +79,9 @@ def parse_mem(text: str) -> int:
     if "." in number:
         raise ValueError(f"{text!r}: Slurm takes whole numbers only; write {int(float(number) * 1024)}M instead")
     return int(int(number) * _MEM_UNITS[(unit or "M").upper()])
+
+
+_parse_mem_text = functools.lru_cache(maxsize=512)(_parse_mem)
 
 
 def format_mem(mib: int) -> str:
