@@ -196,6 +196,16 @@ def test_directive_problems_are_reported_at_their_line() -> None:
     assert lines == {"HPC301": 3, "HPC302": 4}
 
 
+def test_switches_and_site_options_in_directives() -> None:
+    # sbatch switches take no value; an option only a site plugin knows (--nvmps) is advice, not an error
+    text = ("#!/bin/bash\n#SBATCH --requeue\n#SBATCH -H\n#SBATCH --exclusive\n#SBATCH --nvmps\n"
+            "#SBATCH --partition\n#SBATCH --cpu-per-task=4\npython x.py\n")
+    found = {(f.code, f.line) for f in lint(text)}
+    assert found == {("HPC313", 5), ("HPC310", 6), ("HPC312", 7)}
+    misspelt = next(f for f in lint(text) if f.code == "HPC312")
+    assert "--cpus-per-task" in misspelt.message
+
+
 def test_profile_rules_need_a_profile() -> None:
     text = "#!/bin/bash\n#SBATCH --partition=nope\n#SBATCH --gres=gpu:9\npython x.py\n"
     assert codes(lint(text)) == set()

@@ -1411,6 +1411,63 @@ def _tilde(ctx: Context) -> Iterator[Any]:
             yield d.line, f"{d.flag}={d.value}: sbatch does not expand ~; write a relative or absolute path"
 
 
+def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str]]:
+    """Applied directives whose option sbatch does not have, with the closest real option ("" if none)."""
+    import difflib
+
+    from ..spec.slurm import SBATCH_OPTIONS, sbatch_option
+    for d in ctx.parsed.directives:
+        if not d.applied or d.field or sbatch_option(d.flag):
+            continue
+        close = difflib.get_close_matches(d.flag, SBATCH_OPTIONS, n=1, cutoff=0.8) if d.flag.startswith("--") else []
+        yield d, d.flag, close[0] if close else ""
+
+
+@rule("HPC312", "misspelled-sbatch-option", "warning",
+      summary="an #SBATCH option sbatch does not have, close to one it has",
+      why="sbatch refuses the whole job at submission (\"unrecognized option\"), and a script that is only "
+          "ever submitted by a tool or a pipeline fails far from where the typo is.",
+      fix="Write the option as sbatch spells it (sbatch --help lists them).",
+      bad="""#!/bin/bash
+#SBATCH --ntask-per-node=1
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks-per-node=1
+srun python train.py
+""")
+def _misspelled_option(ctx: Context) -> Iterator[Any]:
+    lines = ctx.parsed.lines
+    for d, flag, close in _unknown_directives(ctx):
+        if not close:
+            continue
+        fix = None
+        text = lines[d.line - 1] if 0 < d.line <= len(lines) else ""
+        if re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text):
+            fixed = re.sub(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", close, text, count=1)
+            fix = Fix(f"write {close}", d.line, d.line, text=fixed)
+        yield d.line, f"{flag} is not an sbatch option (sbatch refuses the job); did you mean {close}?", fix
+
+
+@rule("HPC313", "unknown-sbatch-option", "info",
+      summary="an #SBATCH option that Slurm's sbatch does not have",
+      why="Unless a plugin of your site adds it, sbatch refuses the job (\"unrecognized option\").",
+      fix="Check the spelling against sbatch --help on your cluster; if the site documents the option, keep it "
+          "and suppress this finding (# hpcw: disable=HPC313).",
+      bad="""#!/bin/bash
+#SBATCH --gpus-on-each-node=2
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gpus-per-node=2
+srun python train.py
+""")
+def _unknown_option(ctx: Context) -> Iterator[Any]:
+    for d, flag, close in _unknown_directives(ctx):
+        if not close:
+            yield d.line, f"{flag} is not an option of Slurm's sbatch: fine only if your site adds it; check the spelling"
+
+
 # --------------------------------------------------------------------------------------------
 # cluster profile
 

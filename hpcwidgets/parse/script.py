@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
-from ..spec.slurm import SlurmJob
+from ..spec.slurm import SlurmJob, sbatch_option
 from .argv import Chain, parse_argv, parse_chain, recognise
 from .lexer import Command, Script, Word, directive_words, first_command_line, lex_command, lex_script
 
@@ -199,15 +199,20 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 eq = "=" if value else ""
             name = table.get(flag, "")
             spec = SlurmJob.field_spec(name) if name else None
-            is_bool = spec is not None and spec.base_type is bool and name != "gpus_per_node"
+            kind = sbatch_option(flag)
+            # a switch, or an option whose value may only follow "=": the next word is not its value
+            is_bool = (spec is not None and spec.base_type is bool and name != "gpus_per_node") \
+                or (not eq and kind in ("switch", "optional"))
             if not eq and not is_bool:
-                if i + 1 < len(words) and not (words[i + 1].startswith("-") and name):
+                if i + 1 < len(words) and not words[i + 1].startswith("-"):
                     value = words[i + 1]
                     i += 1
-                elif name or i + 1 >= len(words):
+                elif name or kind == "value":
                     problems.append((cmd.line, f"{flag} needs a value, e.g. {flag}=…"))
                     i += 1
                     continue
+                else:
+                    is_bool = True  # an option sbatch does not have (lint reports it), followed by no value
             i += 1
             out.append(Directive(cmd.line, flag, value, name, applied))
             if not applied:

@@ -17,6 +17,47 @@ MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND"
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
 OUTPUT_PATTERN = re.compile(r"%(?:\d*[AajJNnstuxb%])")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
+#: sbatch's own options and what follows them: "value" (required), "optional" (only as --opt=value;
+#: a separate word is not its value) or "switch" (none). Slurm 22.05 to 24.11; site plugins may add more.
+SBATCH_OPTIONS: dict[str, str] = {
+    **dict.fromkeys((
+        "--account", "--acctg-freq", "--array", "--batch", "--bb", "--bbf", "--begin", "--chdir",
+        "--cluster-constraint", "--clusters", "--comment", "--constraint", "--container", "--container-id",
+        "--core-spec", "--cores-per-socket", "--cpu-freq", "--cpus-per-gpu", "--cpus-per-task", "--deadline",
+        "--delay-boot", "--dependency", "--distribution", "--error", "--exclude", "--export-file", "--extra",
+        "--extra-node-info", "--gid", "--gpu-bind", "--gpu-freq", "--gpus", "--gpus-per-node", "--gpus-per-socket",
+        "--gpus-per-task", "--gres", "--gres-flags", "--hint", "--input", "--job-name", "--kill-on-invalid-dep",
+        "--licenses", "--mail-type", "--mail-user", "--mcs-label", "--mem", "--mem-bind", "--mem-per-cpu",
+        "--mem-per-gpu", "--mincpus", "--network", "--nodefile", "--nodelist", "--nodes", "--ntasks",
+        "--ntasks-per-core", "--ntasks-per-gpu", "--ntasks-per-node", "--ntasks-per-socket", "--open-mode",
+        "--output", "--partition", "--power", "--prefer", "--priority", "--profile", "--qos", "--reservation",
+        "--segment", "--signal", "--sockets-per-node", "--switches", "--thread-spec", "--threads-per-core",
+        "--time", "--time-min", "--tmp", "--tres-bind", "--tres-per-task", "--uid", "--wait-all-nodes", "--wckey",
+    ), "value"),
+    **dict.fromkeys(("--exclusive", "--export", "--get-user-env", "--nice", "--no-kill", "--oom-kill-step",
+                     "--propagate", "--wrap"), "optional"),
+    **dict.fromkeys(("--contiguous", "--help", "--hold", "--ignore-pbs", "--no-requeue", "--overcommit",
+                     "--oversubscribe", "--parsable", "--quiet", "--reboot", "--requeue", "--spread-job",
+                     "--test-only", "--usage", "--use-min-nodes", "--verbose", "--version", "--wait"), "switch"),
+}
+#: sbatch's one-letter options, by the long option they stand for
+SBATCH_SHORT: dict[str, str] = {
+    "-A": "--account", "-a": "--array", "-B": "--extra-node-info", "-b": "--begin", "-C": "--constraint",
+    "-c": "--cpus-per-task", "-D": "--chdir", "-d": "--dependency", "-e": "--error", "-F": "--nodefile",
+    "-G": "--gpus", "-H": "--hold", "-h": "--help", "-i": "--input", "-J": "--job-name", "-k": "--no-kill",
+    "-L": "--licenses", "-M": "--clusters", "-m": "--distribution", "-N": "--nodes", "-n": "--ntasks",
+    "-O": "--overcommit", "-o": "--output", "-p": "--partition", "-Q": "--quiet", "-q": "--qos",
+    "-S": "--core-spec", "-s": "--oversubscribe", "-t": "--time", "-V": "--version", "-v": "--verbose",
+    "-W": "--wait", "-w": "--nodelist", "-x": "--exclude",
+}
+
+
+def sbatch_option(flag: str) -> str:
+    """``value``, ``optional`` or ``switch`` for an sbatch option (long or short); ``""`` when sbatch
+    has no such option (a typo, or an option a site plugin adds)."""
+    return SBATCH_OPTIONS.get(SBATCH_SHORT.get(flag, flag), "")
+
+
 _GPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+")
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
 _SPACE = re.compile(r"\s")
