@@ -206,6 +206,15 @@ def test_switches_and_site_options_in_directives() -> None:
     assert "--cpus-per-task" in misspelt.message
 
 
+def test_container_checks_follow_variables_and_skip_runtime_values() -> None:
+    text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\nIMG=/scratch/$USER/pytorch.sif\n"
+            'srun ch-run "--set-env=PATH=$PATH:/opt/bin" "$IMG" -- python train.py\n'
+            "srun apptainer exec --contain --containall --nv img.sif python train.py\n")
+    found = [(f.line, f.message) for f in lint(text) if f.code == "HPC219"]
+    assert [line for line, _ in found] == [4, 5]
+    assert "SIF file" in found[0][1] and "--containall already implies --contain" in found[1][1]
+
+
 def test_profile_rules_need_a_profile() -> None:
     text = "#!/bin/bash\n#SBATCH --partition=nope\n#SBATCH --gres=gpu:9\npython x.py\n"
     assert codes(lint(text)) == set()

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from typing import Any, Iterator
 
+from ..spec._meta import Spec
 from ..spec._words import Verbatim
 
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
@@ -1217,6 +1218,46 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
             chain = with_chain(step.chain, container=c.replace(**{wrong: False, right: True}))
             yield (step.line, f"--{wrong} on {ctx.profile.name}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
                               f"use --{right}", step_fix(f"use --{right}", step, chain))
+
+
+#: container fields whose problems other rules report (HPC216, HPC218), and the command, which the
+#: parser moves to the inner layers
+_CONTAINER_FIELDS_ELSEWHERE = ("command", "nvccli", "nv", "rocm")
+
+
+def _holds_reference(value: Any) -> bool:
+    items = value if isinstance(value, tuple) else (value,)
+    return any("$" in str(getattr(i, "src", "")) + str(getattr(i, "dst", "")) + str(getattr(i, "value", ""))
+               if isinstance(i, Spec) else isinstance(i, str) and "$" in i for i in items)
+
+
+@rule("HPC219", "container-command-check", "warning",
+      summary="the container command fails its own checks (an image it cannot read, options that contradict each other)",
+      why="The runtime stops before the program starts (ch-run cannot open a SIF file or write into a SquashFS "
+          "image), or silently ignores one of two options that contradict each other.",
+      fix="Follow the message: use an image the runtime reads, and keep one of two contradicting options.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+srun ch-run --write /scratch/images/pytorch.sqfs -- python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+srun ch-run /scratch/images/pytorch.sqfs -- python train.py
+""")
+def _container_check(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if not c.image:
+            continue  # a cut-off command ("apptainer exec --nv" then a lost backslash): HPC504 says why
+        if "$" in str(c.image) and not isinstance(c.image, Verbatim):
+            c = c.replace(image=ctx.parsed.resolve(str(c.image), step.line))  # IMG=…sqfs; ch-run "$IMG"
+        for p in c.problems():
+            root = p.field.split(".", 1)[0]
+            if root in _CONTAINER_FIELDS_ELSEWHERE:
+                continue
+            if root not in ("image", "write") and _holds_reference(getattr(c, root, "")):
+                continue  # a $NAME is only known when the job runs (the image's kind shows in its name)
+            where = f" ({p.field.replace('_', '-')})" if p.field else ""
+            yield step.line, f"{c.kind.split('.')[0]}{where}: {p.message}"
 
 
 # --------------------------------------------------------------------------------------------
