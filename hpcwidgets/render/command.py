@@ -121,7 +121,6 @@ def _compile_words(cls: type) -> Callable[..., tuple[list[str], list[int], int]]
     if getattr(cls, "_argv_tail", None) is not None:
         body.append("    r = list(m._argv_tail(r)) + r")
     body += ["    w += r", "    return w, starts, lead"]
-    ns["int"], ns["str"] = int, str
     exec(compile("\n".join(body) + "\n", f"<hpcwidgets argv of {cls.__qualname__}>", "exec"), ns)
     return ns["words"]  # type: ignore[no-any-return]
 

@@ -52,6 +52,7 @@ def _template(name: str) -> Any:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: what sbatch's own tokenizer would split or escape in a directive value (or a control character)
 _NEEDS_QUOTES = re.compile(r"[\s\"'#\\\x00-\x1f\x7f]")
+_BLANK_RUN = re.compile(r"\n{3,}")
 
 
 def one_line(text: str) -> str:
@@ -178,9 +179,6 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     if "\n\n\n" in text:
         text = _BLANK_RUN.sub("\n\n", text)
     return text.rstrip("\n") + "\n"
-
-
-_BLANK_RUN = re.compile(r"\n{3,}")
 
 
 def render_job(job: SlurmJob) -> str:

@@ -97,7 +97,7 @@ def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layer
     """The step as shell text: one line when it fits in ``width``, else a line per layer and option group."""
     layers = layers if layers is not None else step_layers(w)
     quoted = [[quote(x) for x in words] for _, words, _ in layers]
-    one_line = " ".join([" ".join(q) for q in quoted])
+    one_line = " ".join([" ".join(q) for q in quoted if q])
     if len(one_line) <= width:
         return one_line
     lines: list[str] = []
