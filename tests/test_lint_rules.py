@@ -215,6 +215,16 @@ def test_container_checks_follow_variables_and_skip_runtime_values() -> None:
     assert "SIF file" in found[0][1] and "--containall already implies --contain" in found[1][1]
 
 
+def test_array_indexes_against_the_list() -> None:
+    head = "#!/bin/bash\n#SBATCH --array={}\nLRS=(0.1 0.01 0.001)\n"
+    run = 'python train.py --lr "${{LRS[$SLURM_ARRAY_TASK_ID{}]}}"\n'
+    off_by_one = [f for f in lint(head.format("1-3%2") + run.format("")) if f.code == "HPC508"]
+    assert len(off_by_one) == 1 and "task 3 " in off_by_one[0].message and "--array=0-2%2" in off_by_one[0].message
+    assert not [f for f in lint(head.format("1-3") + run.format("-1")) if f.code == "HPC508"]  # shifted: fine
+    globbed = "#!/bin/bash\n#SBATCH --array=0-9\nFILES=(data/*.csv)\npython t.py \"${FILES[$SLURM_ARRAY_TASK_ID]}\"\n"
+    assert not [f for f in lint(globbed) if f.code == "HPC508"]  # its length is known only when the job runs
+
+
 def test_profile_rules_need_a_profile() -> None:
     text = "#!/bin/bash\n#SBATCH --partition=nope\n#SBATCH --gres=gpu:9\npython x.py\n"
     assert codes(lint(text)) == set()

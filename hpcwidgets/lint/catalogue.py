@@ -1789,6 +1789,69 @@ def _install(ctx: Context) -> Iterator[Any]:
             yield cmd.line, f"{m.group(2).split()[0]} install runs on every job; install once into the image or a prepared environment"
 
 
+#: ``${NAME[$SLURM_ARRAY_TASK_ID]}``, optionally shifted (``${NAME[$SLURM_ARRAY_TASK_ID-1]}``)
+_BY_TASK_ID = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\[\s*\$?\{?SLURM_ARRAY_TASK_ID\}?\s*(?:([-+])\s*(\d+))?\s*\]\}")
+_ARRAY_LITERAL = re.compile(r"\((.*)\)", re.S)
+
+
+def _literal_arrays(ctx: Context) -> dict[str, tuple[int, int]]:
+    """Shell arrays written out as literals: name → (number of values, line)."""
+    import shlex
+    out: dict[str, tuple[int, int]] = {}
+    for v in ctx.parsed.variables:
+        m = _ARRAY_LITERAL.fullmatch(str(v.value).strip())
+        if not m or "$" in m.group(1) or "`" in m.group(1) or any(c in m.group(1) for c in "*?["):
+            out.pop(v.name, None)  # computed (from a file, a glob, a command): its length is unknown
+            continue
+        try:
+            out[v.name] = (len(shlex.split(m.group(1), comments=True)), v.line)
+        except ValueError:
+            out.pop(v.name, None)
+    return out
+
+
+@rule("HPC508", "array-task-without-value", "error",
+      summary="job-array tasks index past the end of the list they take their value from",
+      why="Bash arrays count from 0. With --array=1-3 over a list of three values, task 3 reads past the end and "
+          "gets an empty value (the program runs with a missing argument or its default), and the first value "
+          "is never used.",
+      fix="Make the array indexes match the list: --array=0-(N-1) for N values (or shift the index in the script).",
+      bad="""#!/bin/bash
+#SBATCH --array=1-3
+LRS=(0.1 0.01 0.001)
+python train.py --lr "${LRS[$SLURM_ARRAY_TASK_ID]}"
+""",
+      good="""#!/bin/bash
+#SBATCH --array=0-2
+LRS=(0.1 0.01 0.001)
+python train.py --lr "${LRS[$SLURM_ARRAY_TASK_ID]}"
+""")
+def _array_past_end(ctx: Context) -> Iterator[Any]:
+    from ..spec.workflow import array_indexes
+    spec = ctx.job.array
+    ids = array_indexes(spec) if isinstance(spec, str) and spec else None
+    if not ids:
+        return
+    arrays = _literal_arrays(ctx)
+    for number, line in enumerate(ctx.parsed.lines, start=1):
+        if line.lstrip().startswith("#"):
+            continue
+        for m in _BY_TASK_ID.finditer(line):
+            name, sign, shift = m.group(1), m.group(2), int(m.group(3) or 0)
+            if name not in arrays or arrays[name][1] > number:
+                continue
+            n = arrays[name][0]
+            offset = -shift if sign == "-" else shift
+            missing = [i for i in ids if not 0 <= i + offset < n]
+            if not missing:
+                continue
+            shown = ", ".join(map(str, missing[:4])) + (", …" if len(missing) > 4 else "")
+            want = f"{-offset}-{n - 1 - offset}" + (spec[spec.index("%"):] if "%" in spec else "")  # keep the throttle
+            yield (number, f"--array={spec}: task{'s' if len(missing) > 1 else ''} {shown} index past {name}, which has "
+                           f"{n} value{'s' if n != 1 else ''} (indexes 0-{n - 1}), and get{'' if len(missing) > 1 else 's'} "
+                           f"an empty value; use --array={want}")
+
+
 # --------------------------------------------------------------------------------------------
 # secrets and Jupyter
 
