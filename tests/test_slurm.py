@@ -65,3 +65,13 @@ def test_srun_argv():
     assert argv(Srun(ntasks_per_node=1, cpus_per_task=8, mpi="pmix", extra=("--exclusive",))) == \
         ["srun", "--ntasks-per-node=1", "--cpus-per-task=8", "--mpi=pmix", "--exclusive"]
     assert Srun(extra=("exclusive",)).problems()[0].field == "extra"
+
+
+def test_every_modelled_directive_is_an_sbatch_option_of_the_right_kind():
+    from hpcwidgets.spec.slurm import sbatch_option
+    for f in SlurmJob.field_specs():
+        if f.info.role == "option" and f.info.flag:
+            expected = "optional" if f.base_type is bool else "value"  # --exclusive[=user|mcs]
+            assert {s: sbatch_option(s) for s in f.info.spellings} == dict.fromkeys(f.info.spellings, expected)
+    assert sbatch_option("--gres") == sbatch_option("--gpus-per-node") == "value"
+    assert sbatch_option("--ntask-per-node") == ""

@@ -219,7 +219,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def _layer_words(layer: Any) -> str:
-    from ..render.command import argv
+    from ..spec.argv import argv
     words = argv(layer.replace(command=()) if hasattr(layer, "command") else layer)
     text = " ".join(words)
     return text if len(text) <= 70 else text[:67] + "…"

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
+from ..spec.argv import model_words
 
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
@@ -19,63 +20,21 @@ NODELIST_VARS = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
 # helpers shared by rules
 
 def step_words(chain: Any) -> tuple[list[str], list[int]]:
-    """The full argument vector of a step rebuilt from its layers, and where each layer starts."""
-    from ..parse.argv import Chain  # noqa: F401  (type only)
-    words: list[str] = []
-    groups: list[int] = []
-    for layer in (chain.srun, chain.container, chain.launcher):
+    """The full argument vector of a step rebuilt from its layers, and where each layer starts.
+
+    Built from the inside out: each layer's words come from :func:`~hpcwidgets.spec.argv.model_words`
+    with the layers inside it as its command (ch-run then writes its ``--``).
+    """
+    words = list(chain.program)
+    sizes = [len(words)] if words else []   # how many words each layer and all inside it take
+    if chain.launcher is not None:
+        words = model_words(chain.launcher)[0] + words
+        sizes.append(len(words))
+    for layer in (chain.container, chain.srun):
         if layer is not None:
-            groups.append(len(words))
-            words += _layer_argv(layer)
-    if chain.program:
-        groups.append(len(words))
-        words += list(chain.program)
-    return words, groups
-
-
-def _layer_argv(model: Any) -> list[str]:
-    """argv of one layer without its nested command (the render layer's generic walk, inlined
-    here because the linter may not import the renderer; both read the same metadata)."""
-    out: list[str] = []
-    positional: list[str] = []
-    rest: list[str] = []
-    for f in model.field_specs():
-        value = getattr(model, f.name)
-        role = f.info.role
-        if role in ("program", "subcommand"):
-            out += str(value).split()
-        elif role == "option" and not f.info.env:
-            out += _option(f, value)
-        elif role == "positional" and value not in ("", None):
-            positional.append(value)
-        elif role == "rest":
-            rest += list(value)
-    tail = getattr(model, "_argv_tail", None)
-    if model.kind == "charliecloud.run":
-        rest = ["--"] + rest
-    elif tail is not None:
-        rest = list(tail()) + rest
-    return out + positional + rest
-
-
-def _option(f: Any, value: Any) -> list[str]:
-    from ..spec.common import Bind, EnvVar
-    if value in (None, "", False, ()):
-        return []
-    if value is True:
-        return [f.info.flag]
-    items = value if f.is_tuple else (value,)
-    if not f.info.flag:
-        return [str(i) for i in items]
-    out: list[str] = []
-    for item in items:
-        if isinstance(item, Bind) and item.needs_mount_syntax() and f.info.flag == "--bind" and f.info.style == "space":
-            spec = f"type=bind,src={item.src},dst={item.dst or item.src}" + (",ro" if item.mode == "ro" else "")
-            out += ["--mount", spec]
-            continue
-        token = item.to_token() if isinstance(item, (Bind, EnvVar)) else str(item)
-        out += [f.info.flag, token] if f.info.style == "space" else [f"{f.info.flag}={token}"]
-    return out
+            words = model_words(layer, rest=words)[0]
+            sizes.append(len(words))
+    return words, [len(words) - n for n in reversed(sizes)]
 
 
 def step_fix(description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix:

@@ -1,165 +1,18 @@
-"""Model → argv → shell text, driven entirely by field metadata.
-
-A command model's fields say how they appear on the command line (``role``, ``flag``, ``style``).
-:func:`argv` walks them in declaration order: program, subcommand words, options, positionals,
-then the trailing argument vector. Models whose words cannot be derived field by field (for
-example a nested launch) provide ``_argv_tail(command)`` returning the words before that command.
-"""
+"""Model → shell text: a command's words (:mod:`hpcwidgets.spec.argv`) quoted by the contract and
+broken over continuation lines when long."""
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
-from ..spec._meta import FieldSpec, Spec
-from ..spec._words import Verbatim
-from ..spec.common import Bind, EnvVar
+from ..spec._meta import Spec
+from ..spec.argv import argv, env_assignments, model_words, option_words
 from .quote import assignment, quote
+
+__all__ = ["WIDTH", "argv", "command_line", "env_assignments", "model_words", "option_words", "wrap"]
 
 #: lines longer than this are broken into continuation lines
 WIDTH = 88
-
-
-def option_words(f: FieldSpec, value: Any) -> list[str]:
-    """The words one option field contributes (nothing when unset)."""
-    info = f.info
-    if value is None or value == "" or value is False or value == ():
-        return []
-    if value is True:
-        return [info.flag]
-    items = value if f.is_tuple else (value,)
-    if not info.flag:  # free-form options ("--exclusive", "--signal=USR1@90"), one word each; never an empty word
-        return [i if isinstance(i, Verbatim) else str(i) for i in items if str(i)]
-    out: list[str] = []
-    for item in items:
-        out += _item_words(info.flag, info.style, item)
-    return out
-
-
-def _item_words(flag: str, style: str, item: Any) -> list[str]:
-    # Apptainer's "--bind SRC:DST" (space style) falls back to --mount; ch-run's --bind=SRC:DST has no --mount
-    if isinstance(item, Bind) and item.needs_mount_syntax() and flag in ("--bind", "-B") and style == "space":
-        fields = ["type=bind", _csv(f"src={item.src}"), _csv(f"dst={item.dst or item.src}")]
-        if item.mode == "ro":
-            fields.append("ro")
-        return ["--mount", ",".join(fields)]
-    if isinstance(item, (Bind, EnvVar)):
-        token = item.to_token()
-    elif isinstance(item, Verbatim):
-        token = item
-    else:
-        token = str(item)
-    if style == "space":
-        return [flag, token]
-    if isinstance(token, Verbatim):
-        return [Verbatim(f"{flag}={token}")]
-    return [f"{flag}={token}"]
-
-
-def _csv(field: str) -> str:
-    """Quote one field of a --mount spec the way its CSV reader expects."""
-    if any(c in field for c in ',"'):
-        return '"' + field.replace('"', '""') + '"'
-    return field
-
-
-def _generic_option(f: FieldSpec, value: Any, words: list[str], starts: list[int]) -> None:
-    """Append one option's words and where its group starts, for any value (the general path)."""
-    if value is None or value == f.default:
-        return
-    n = option_words(f, value)
-    if not n:
-        return
-    if value is not True:  # short switches stay on the line before them; values start a group
-        items = value if f.is_tuple else (value,)
-        per = len(n) // max(len(items), 1) or 1
-        starts.extend(len(words) + k for k in range(0, len(n), per))
-    words += n
-
-
-def _compile_words(cls: type) -> Callable[..., tuple[list[str], list[int], int]]:
-    """Generate ``words(model, rest=None) -> (argv, group starts, lead)`` for one command class.
-
-    The same walk as the metadata describes (program and subcommand words, options in declaration
-    order, positionals, the trailing argv), written out once per class as straight-line code, the
-    way :mod:`dataclasses` writes ``__init__``. Plain ``str``/``int``/``bool`` values take the
-    inline path; anything else (tuples, binds, verbatim words) goes through :func:`option_words`.
-    ``rest`` replaces the model's trailing argv (a workflow puts its launcher there); ``lead`` is
-    how many words the program and subcommand take.
-    """
-    ns: dict[str, Any] = {"_generic": _generic_option, "_str": str}
-    body = ["def words(m, rest=None):", "    w = []", "    starts = []", "    pos = []", "    lead = 0"]
-    rest_field = ""
-    for k, f in enumerate(cls.field_specs()):
-        info, role = f.info, f.info.role
-        ns[f"F{k}"] = f
-        get = f"    v = m.{f.name}"
-        if role in ("program", "subcommand"):
-            body += [get, "    p = _str(v).split()", "    w += p", "    lead += len(p)"]
-        elif role == "positional":
-            body += [get, "    if v != '' and v is not None:", "        pos.append(v)"]
-        elif role == "rest":
-            rest_field = f.name
-        elif role != "option" or info.env:
-            continue
-        elif f.is_tuple or not info.flag or f.base_type not in (str, int, bool) or f.default not in ("", None, False):
-            body += [get, "    if v:", f"        _generic(F{k}, v, w, starts)"]
-        elif f.base_type is bool:
-            body += [get, "    if v is True:", f"        w.append({info.flag!r})",
-                     "    elif v is not False and v is not None:", f"        _generic(F{k}, v, w, starts)"]
-        else:
-            plain = "str" if f.base_type is str else "int"
-            value = "v" if plain == "str" else "_str(v)"
-            add = (f"w.append({info.flag + '='!r} + {value})" if info.style == "eq"
-                   else f"w += ({info.flag!r}, {value})")
-            body += [get, "    if v is not None and v != '':", f"        if v.__class__ is {plain}:",
-                     "            starts.append(len(w))", f"            {add}",
-                     "        else:", f"            _generic(F{k}, v, w, starts)"]
-    body += ["    if pos:", "        starts.append(len(w))", "        w += pos"]
-    body.append(f"    r = list(m.{rest_field}) if rest is None else list(rest)" if rest_field
-                else "    r = [] if rest is None else list(rest)")
-    if getattr(cls, "_argv_tail", None) is not None:
-        body.append("    r = list(m._argv_tail(r)) + r")
-    body += ["    w += r", "    return w, starts, lead"]
-    exec(compile("\n".join(body) + "\n", f"<hpcwidgets argv of {cls.__qualname__}>", "exec"), ns)
-    return ns["words"]  # type: ignore[no-any-return]
-
-
-def model_words(model: Spec, rest: Iterable[str] | None = None) -> tuple[list[str], list[int], int]:
-    """``(argv, group starts, lead)`` of a command model; ``rest`` replaces its trailing argv.
-
-    Group starts are indexes of words where a continuation line may begin (each option with a
-    value, and the first positional); ``lead`` counts the program and subcommand words.
-    """
-    cls = type(model)
-    fn = cls.__dict__.get("_hpcw_words")
-    if fn is None:
-        fn = _compile_words(cls)
-        cls._hpcw_words = fn  # type: ignore[attr-defined]  # one per class, not inherited
-    return fn(model, rest)  # type: ignore[no-any-return]
-
-
-def argv(model: Spec) -> list[str]:
-    """The argument vector of a command model (values unquoted; ``$NAME`` still unexpanded)."""
-    return model_words(model)[0]
-
-
-@functools.cache
-def _env_fields(cls: type) -> tuple[tuple[str, str], ...]:
-    return tuple((f.name, f.info.env) for f in cls.field_specs() if f.info.env)
-
-
-def env_assignments(model: Spec) -> list[tuple[str, str]]:
-    """Fields rendered as environment variables (``APPTAINER_CACHEDIR``) with their values."""
-    out = []
-    for name, env in _env_fields(type(model)):
-        value = getattr(model, name)
-        if value not in ("", None, False, ()):
-            out.append((env, "1" if value is True else str(value)))
-    extra = getattr(model, "_env_tail", None)
-    if extra is not None:
-        out += list(extra())
-    return out
 
 
 def command_line(model: Spec, *, env_prefix: bool = True, width: int = WIDTH, indent: str = "  ") -> str:
@@ -172,11 +25,6 @@ def command_line(model: Spec, *, env_prefix: bool = True, width: int = WIDTH, in
     prefix = [assignment(k, v) for k, v in env_assignments(model)] if env_prefix else []
     return wrap(prefix + [quote(w) for w in words], group_starts=[s + len(prefix) for s in starts],
                 width=width, indent=indent)
-
-
-def _group_starts(model: Spec, offset: int) -> set[int]:
-    """Indexes of words where a continuation line may begin: each option and the positionals."""
-    return {s + offset for s in model_words(model)[1]}
 
 
 def wrap(quoted: list[str], group_starts: Iterable[int] = (), width: int = WIDTH, indent: str = "  ") -> str:

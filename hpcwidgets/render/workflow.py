@@ -1,8 +1,8 @@
 """A :class:`~hpcwidgets.spec.workflow.Workflow` rendered as one complete sbatch script.
 
-Composition happens here, on models: the launcher's argv (or the plain program) becomes the
-container's ``command`` through ``container.replace(command=…)``, and the step's argv is srun's
-words followed by the container's. The script is assembled by
+Composition happens here, on models: the launcher's argv (or the plain program) is the
+container's command (``model_words(container, rest=…)``), and the step's argv is srun's words
+followed by the container's. The script is assembled by
 :func:`hpcwidgets.render.script.render_script` (one template, ``StrictUndefined``), after the
 fail-fast prologue, in this order:
 
@@ -16,35 +16,18 @@ fail-fast prologue, in this order:
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..errors import Problem, ValidationError
-
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerBuild, ApptainerPull
 from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow
-from .command import WIDTH, argv, command_line, env_assignments, model_words
+from .command import WIDTH, command_line, env_assignments, model_words
 from .quote import quote, references
 from .script import Block, one_line, render_script
 
-
-
-def inner_command(w: Workflow) -> tuple[str, ...]:
-    """What runs innermost: the launcher's argv, else the program (empty when neither is set)."""
-    if w.launcher is not None:
-        return tuple(argv(w.launcher))
-    return tuple(w.program)
-
-
-def composed_container(w: Workflow) -> Any:
-    """The container model with its command filled in from the launcher or program (None without one)."""
-    if w.container is None:
-        return None
-    inner = inner_command(w)
-    return w.container.replace(command=inner) if inner else w.container
 
 
 Layers = list[tuple[str, list[str], set[int]]]
@@ -225,5 +208,5 @@ def render_workflow(w: Workflow) -> str:
     return render_script(w.job, script_blocks(w), title=w.title, exports=workflow_exports(w))
 
 
-__all__ = ["HEAD_NODE_LINE", "composed_container", "describe_step", "inner_command", "prepare_blocks",
+__all__ = ["HEAD_NODE_LINE", "describe_step", "prepare_blocks",
            "render_workflow", "script_blocks", "workflow_exports", "step_argv", "step_layers", "step_text"]

@@ -1,7 +1,7 @@
 """Run a container command model on this machine and stream its output as it arrives.
 
 :func:`run_container` executes exactly the argument vector the render layer shows
-(:func:`hpcwidgets.render.command.argv`) for a :class:`~hpcwidgets.spec.charliecloud.ChRun` or an
+(:func:`hpcwidgets.spec.argv.argv`) for a :class:`~hpcwidgets.spec.charliecloud.ChRun` or an
 :class:`~hpcwidgets.spec.apptainer.ApptainerRun`, without a shell:
 
 * the model is validated first (:class:`~hpcwidgets.errors.ValidationError` lists every problem);
@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from typing import Callable, IO, Mapping
 
 from ..errors import RunError
-from ..render.command import argv as model_argv
-from ..render.command import env_assignments
 from ..render.quote import expand, join
+from ..spec.argv import argv as model_argv
+from ..spec.argv import env_assignments
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun
 from ..spec.charliecloud import ChRun
