@@ -225,6 +225,14 @@ def test_array_indexes_against_the_list() -> None:
     assert not [f for f in lint(globbed) if f.code == "HPC508"]  # its length is known only when the job runs
 
 
+def test_a_fix_keeps_a_bind_whose_path_has_a_comma() -> None:
+    text = ('#!/bin/bash\n#SBATCH --gres=gpu:1\n'
+            'apptainer exec --mount "type=bind,\\"src=/d/a,b\\",dst=/in" pytorch_2.3.sif python train.py\n')
+    new, fixed = fix_script(text)
+    assert [f.code for f in fixed] == ["HPC201"]
+    assert """--nv --mount 'type=bind,"src=/d/a,b",dst=/in'""" in new
+
+
 def test_profile_rules_need_a_profile() -> None:
     text = "#!/bin/bash\n#SBATCH --partition=nope\n#SBATCH --gres=gpu:9\npython x.py\n"
     assert codes(lint(text)) == set()
