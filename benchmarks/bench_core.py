@@ -11,6 +11,10 @@ can be reused for the next), and again on one model rendered repeatedly. No mode
 cached; the only memo is quote()'s, which maps a value to its shell word. Peers get the same
 changing job name.
 
+It also counts the Python bytecode instructions one call executes (``sys.settrace`` with
+opcode events), a figure that does not depend on the machine or its load: it shows how much
+Python-level work each side does, and so whether a gap is noise or structure.
+
 Targets: import overhead <= 30 ms; our render + validation no slower than the fastest peer's render alone.
 """
 
@@ -48,6 +52,29 @@ def timed(fn, items) -> list[float]:
     return out
 
 
+def instructions(fn) -> int:
+    """Python bytecode instructions one call of ``fn()`` executes (deterministic, unlike time).
+
+    Work done in C (a regex, ``str.join``) counts as one instruction, so this measures how much
+    Python-level work a call does: the part a faster algorithm, not a faster machine, would cut.
+    """
+    fn()  # warm: compile per-class code and fill lazy caches first
+    count = 0
+
+    def trace(frame, event, arg):  # noqa: ANN001, ANN202
+        nonlocal count
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            count += 1
+        return trace
+    sys.settrace(trace)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return count
+
+
 def p99(xs: list[float]) -> float:
     return sorted(xs)[int(0.99 * (len(xs) - 1))]
 
@@ -81,6 +108,7 @@ def main() -> int:
     t_same = timed(lambda _: render(wf), range(n))
     job = wf.job
     peers: list[tuple[str, list[float]]] = []
+    counts = {"validate": instructions(wf.validate), "render": instructions(lambda: render(wf, validate=False))}
     try:
         from submitit.slurm.slurm import _make_sbatch_string
         folder = tempfile.mkdtemp()
@@ -92,6 +120,7 @@ def main() -> int:
                                        gpus_per_node=job.gpus_per_node, mem=job.mem or None,
                                        setup=["module load apptainer"])
         peers.append(("submitit _make_sbatch_string", timed(submitit_render, names)))
+        counts["submitit"] = instructions(lambda: submitit_render("train"))
     except ImportError:
         print("submitit not installed: run `make bench` (it creates the bench environment)", file=sys.stderr)
     try:
@@ -105,6 +134,7 @@ def main() -> int:
             s.add_cmd("srun torchrun --nnodes=2 --nproc-per-node=4 train.py")
             return s.script()
         peers.append(("simple_slurm Slurm(...).script()", timed(simple_slurm_render, names)))
+        counts["simple_slurm"] = instructions(lambda: simple_slurm_render("train"))
     except ImportError:
         print("simple_slurm not installed: run `make bench`", file=sys.stderr)
 
@@ -117,6 +147,12 @@ def main() -> int:
         rows.append((label, f"{statistics.median(t) * 1e6:.0f} µs", f"{p99(t) * 1e6:.0f} µs", ratio))
     for name, t in peers:
         rows.append((name, f"{statistics.median(t) * 1e6:.0f} µs", f"{p99(t) * 1e6:.0f} µs", ""))
+
+    rows.append(("bytecode instructions per call: our validate / render",
+                 f"{counts['validate']} / {counts['render']}", "", "the same count on every machine"))
+    for name in ("submitit", "simple_slurm"):
+        if name in counts:
+            rows.append((f"bytecode instructions per call: {name}", str(counts[name]), "", ""))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'median':>10}  {'p99':>10}  note")
