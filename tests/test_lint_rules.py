@@ -225,6 +225,28 @@ def test_array_indexes_against_the_list() -> None:
     assert not [f for f in lint(globbed) if f.code == "HPC508"]  # its length is known only when the job runs
 
 
+@pytest.mark.parametrize("directive,mkdir", [
+    ("--output=logs/%x-%j.out", "mkdir -p logs"),
+    ("-o ./logs/%j.out", 'mkdir -p "$SLURM_SUBMIT_DIR/logs/"'),
+    ("--error=/scratch/me/runs/err-%j.txt", "mkdir /scratch/me/runs"),
+    ("--output=out/logs/%j.out", "OUT=out/logs/train\nmkdir -p $OUT"),  # -p makes the parents too
+])
+def test_a_log_directory_made_by_the_job_itself(directive: str, mkdir: str) -> None:
+    found = [f for f in lint(f"#!/bin/bash\n#SBATCH {directive}\n{mkdir}\npython train.py\n") if f.code == "HPC509"]
+    made_on = 3 + mkdir.count("\n")
+    assert len(found) == 1 and found[0].line == 2 and f"line {made_on}" in found[0].message
+
+
+@pytest.mark.parametrize("directive,mkdir", [
+    ("--output=logs/%j.out", "mkdir -p results"),      # another directory
+    ("--output=%x-%j.out", "mkdir -p logs"),           # the log is not in a directory
+    ("--output=logs/%j/out.txt", "mkdir -p logs/123"),  # a per-job directory: only known when the job runs
+    ("--output=out/logs/%j.out", "mkdir out/logs/train"),  # without -p, out/logs must exist already
+])
+def test_other_directories_made_by_the_job_are_fine(directive: str, mkdir: str) -> None:
+    assert "HPC509" not in codes(lint(f"#!/bin/bash\n#SBATCH {directive}\n{mkdir}\npython train.py\n"))
+
+
 def test_a_fix_keeps_a_bind_whose_path_has_a_comma() -> None:
     text = ('#!/bin/bash\n#SBATCH --gres=gpu:1\n'
             'apptainer exec --mount "type=bind,\\"src=/d/a,b\\",dst=/in" pytorch_2.3.sif python train.py\n')

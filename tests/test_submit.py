@@ -124,6 +124,24 @@ def test_missing_slurm_conf_fails_fast(tmp_path):
     assert slurm.available(env={"SLURM_CONF": missing}) is False
 
 
+def test_log_directories_follow_chdir_and_skip_patterns(tmp_path):
+    text = script("echo hi", directives=("-o logs/%x-%j.out", "--error=/abs/err/%j.err"))
+    assert slurm.log_directories(text, tmp_path) == [str(tmp_path / "logs"), "/abs/err"]
+    moved = script("echo hi", directives=("-D run", "--output=./out/%j.out"))
+    assert slurm.log_directories(moved, tmp_path) == [str(tmp_path / "run" / "out")]
+    # unknown before the job has an id, or no directory at all: nothing to create
+    assert slurm.log_directories(script("x", directives=("-o %j/log.out", "-e err-%j.txt")), tmp_path) == []
+    assert slurm.log_directories(script("x"), tmp_path) == []
+    # sbatch stops reading directives at the first command; so does this
+    assert slurm.log_directories("#!/bin/bash\necho x\n#SBATCH -o late/%j.out\n", tmp_path) == []
+
+
+def test_a_log_directory_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "logs").write_text("not a directory")
+    with pytest.raises(RunError, match="is a file"):
+        slurm._make_log_directories(script("x", directives=("-o logs/%j.out",)), tmp_path)
+
+
 def test_job_id_is_a_string():
     assert Job(12).id == "12"  # type: ignore[arg-type]
 
@@ -178,6 +196,19 @@ def test_submit_from_a_path_and_the_output_pattern_fallback(cluster, tmp_path):
     # once Slurm forgets the job, the path is computed from the script: it must be the same file
     assert Path(job._resolve(None, None)) == real
     assert real.name.startswith(f"named job.sh-{job.id}-")
+
+
+@pytest.mark.real
+def test_a_missing_log_directory_is_created_before_submission(cluster, tmp_path):
+    text = script("echo logged", directives=("-t 1", "--output=logs/%j.out"))
+    # sbatch alone accepts the job, which then fails at launch without any log (what HPC509 warns about)
+    bare = slurm.submit(text, cwd=tmp_path, make_log_dirs=False)
+    assert bare.created_dirs == () and bare.wait(timeout=120) == "FAILED"
+    assert not (tmp_path / "logs").exists()
+    job = slurm.submit(text, cwd=tmp_path)
+    assert job.created_dirs == (str(tmp_path / "logs"),)
+    assert job.wait(timeout=120) == "COMPLETED"
+    assert (tmp_path / "logs" / f"{job.id}.out").read_text() == "logged\n"
 
 
 @pytest.mark.real

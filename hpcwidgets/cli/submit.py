@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise HpcWidgetsError(f"{path}: no such file")
         job = submit(str(path.resolve()), cwd=str(path.resolve().parent))
+    for folder in job.created_dirs:
+        print(f"created {folder}/ for the job's log (Slurm does not create it; the job would fail without it)",
+              file=sys.stderr)
     print(job.id, flush=True)
     if not args.wait:
         return 0

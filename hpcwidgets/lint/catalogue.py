@@ -1811,6 +1811,58 @@ def _array_past_end(ctx: Context) -> Iterator[Any]:
                            f"an empty value; use --array={want}")
 
 
+_SUBMIT_DIR = re.compile(r"^\$(?:\{SLURM_SUBMIT_DIR\}|SLURM_SUBMIT_DIR\b)/?")
+
+
+def _same_dir(path: str) -> str:
+    """A directory name as the job's working directory sees it: ``./logs/``, ``$SLURM_SUBMIT_DIR/logs`` → ``logs``."""
+    path = _SUBMIT_DIR.sub("", path.strip().strip("'\""))
+    while path.startswith("./"):
+        path = path[2:]
+    return path.rstrip("/") or ("/" if path.startswith("/") else "")
+
+
+@rule("HPC509", "log-directory-created-by-the-job", "error",
+      summary="the script creates the directory its --output/--error log goes to, which is too late",
+      why="Slurm opens the job's log before the first line of the script runs, and it does not create a missing "
+          "directory: the job fails at launch (JobLaunchFailure, exit code 0:53 on Slurm 22.05), leaves no log, "
+          "and the script's mkdir never runs. It only works once the directory already exists.",
+      fix="Create the directory before submitting (mkdir -p logs && sbatch job.sh; hpcwidgets submit does it "
+          "for you) and drop the mkdir from the script, or write the log into the working directory itself "
+          "(--output=%x-%j.out).",
+      bad="""#!/bin/bash
+#SBATCH --output=logs/%x-%j.out
+mkdir -p logs
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --output=logs/%x-%j.out
+python train.py
+""")
+def _log_dir_made_by_job(ctx: Context) -> Iterator[Any]:
+    import posixpath
+    logs: dict[str, tuple[str, str]] = {}  # directory -> (field, flag)
+    for name, flag in (("output", "--output"), ("error", "--error")):
+        value = getattr(ctx.job, name, "")
+        folder = _same_dir(posixpath.dirname(value)) if isinstance(value, str) and value else ""
+        if folder and folder not in logs and "%" not in folder and "$" not in folder:
+            logs[folder] = (name, flag)
+    if not logs:
+        return
+    for cmd in ctx.parsed.lexed.code:
+        words = [str(w) for w in cmd.argv]
+        if not words or posixpath.basename(words[0]) != "mkdir":
+            continue
+        parents = any(w.startswith("-") and not w.startswith("--") and "p" in w or w == "--parents" for w in words[1:])
+        made = [_same_dir(ctx.parsed.resolve(w, cmd.line)) for w in words[1:] if not w.startswith("-")]
+        for folder, (name, flag) in logs.items():
+            if any(m == folder or (parents and m.startswith(folder + "/")) for m in made):
+                yield (ctx.parsed.directive_line(name, cmd.line),
+                       f"{flag} writes into {folder}/, which this script creates on line {cmd.line}: Slurm opens the "
+                       f"log before the script runs, so when {folder}/ is missing the job fails at launch without a "
+                       f"log; create it before submitting (mkdir -p {folder}) and drop the mkdir here")
+
+
 # --------------------------------------------------------------------------------------------
 # secrets and Jupyter
 

@@ -334,6 +334,8 @@ class Job:
     script_path: str | None = None
     cwd: str = ""
     env: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
+    #: directories :func:`submit` created for the job's ``--output``/``--error`` files
+    created_dirs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", str(self.id).strip())
@@ -529,15 +531,65 @@ def parse_scontrol(text: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------
 # submission
 
+def log_directories(script: str, cwd: str | os.PathLike | None = None) -> list[str]:
+    """The directories a job's ``--output``/``--error`` files go to, as absolute paths.
+
+    Relative names are taken from the job's working directory (``--chdir``, itself relative to the
+    submission directory ``cwd``). A directory whose name holds a ``%`` pattern (``logs/%j/``) or a
+    backslash is left out: it is only known once the job has an id.
+    """
+    words = script_directives(script)
+    base = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
+    chdir = option_value(words, "--chdir", "-D")
+    if chdir and "%" not in chdir:
+        base = os.path.join(base, chdir)
+    out: list[str] = []
+    for long, short in (("--output", "-o"), ("--error", "-e")):
+        value = option_value(words, long, short)
+        folder = os.path.dirname(value) if value else ""
+        if not folder or "%" in folder or "\\" in folder:
+            continue
+        folder = os.path.normpath(os.path.join(base, folder))
+        if folder not in out:
+            out.append(folder)
+    return out
+
+
+def _make_log_directories(script: str, cwd: str | os.PathLike | None) -> tuple[str, ...]:
+    made = []
+    for folder in log_directories(script, cwd):
+        if os.path.isdir(folder):
+            continue
+        try:
+            os.makedirs(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise RunError(f"the job's log goes to {folder}/, but {folder} is a file; "
+                               "change --output/--error or move the file away") from None
+        except OSError as exc:
+            raise RunError(f"the job's log goes to {folder}/, which does not exist and cannot be created "
+                           f"({exc.strerror}); Slurm does not create it, so the job would fail at launch "
+                           "without a log: create it, or change --output/--error") from None
+        else:
+            made.append(folder)
+    return tuple(made)
+
+
 def submit(script: str | os.PathLike, *, env: Mapping[str, str] | None = None,
-           cwd: str | os.PathLike | None = None) -> Job:
+           cwd: str | os.PathLike | None = None, make_log_dirs: bool = True) -> Job:
     """Submit a batch script (its text, or a path) with ``sbatch --parsable`` and return the :class:`Job`.
 
     Text is passed on standard input; a path is passed as an argument. ``env`` adds variables to the
     environment sbatch runs in (and so, with sbatch's default ``--export=ALL``, to the job); ``cwd`` is the
     submission directory, where relative ``--output`` paths land. ``RunError`` says what to change when
     sbatch rejects the job.
+
+    Slurm opens the ``--output``/``--error`` files before the script's first line runs and does not
+    create their directory: when it is missing the job fails at launch and leaves no log. So, unless
+    ``make_log_dirs`` is false, missing log directories are created first; ``Job.created_dirs`` lists them.
     """
+    text, _ = _script_source(script)
+    created = _make_log_directories(text, cwd) if make_log_dirs else ()
     proc, argv, text, path = _sbatch(script, ["--parsable"], env, cwd)
     if proc.returncode != 0:
         raise _rejection(proc, argv, text, env)
@@ -546,7 +598,8 @@ def submit(script: str | os.PathLike, *, env: Mapping[str, str] | None = None,
         raise _failed("sbatch accepted the job but printed no job id", argv, proc,
                       f"unexpected output {proc.stdout.strip()!r}; is `sbatch` a wrapper?")
     where = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
-    return Job(job_id, script=text, script_path=path, cwd=where, env=dict(env) if env else None)
+    return Job(job_id, script=text, script_path=path, cwd=where, env=dict(env) if env else None,
+               created_dirs=created)
 
 
 def test_only(script: str | os.PathLike, *, env: Mapping[str, str] | None = None,

@@ -686,7 +686,8 @@ class Builder(w.VBox):
         except (RunError, ValidationError) as exc:
             self._set_status(f"Not submitted: {exc}", error=True)
             return
-        self._set_status(f"Submitted job {escape(job.id)}.")
+        made = "".join(f" Created <code>{escape(d)}/</code> for its log." for d in getattr(job, "created_dirs", ()))
+        self._set_status(f"Submitted job {escape(job.id)}.{made}")
 
     @staticmethod
     def _resolve_submitter(submit: Any) -> Callable[[str], Any] | None:
