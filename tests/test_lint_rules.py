@@ -242,6 +242,7 @@ def test_a_log_directory_made_by_the_job_itself(directive: str, mkdir: str) -> N
     ("--output=%x-%j.out", "mkdir -p logs"),           # the log is not in a directory
     ("--output=logs/%j/out.txt", "mkdir -p logs/123"),  # a per-job directory: only known when the job runs
     ("--output=out/logs/%j.out", "mkdir out/logs/train"),  # without -p, out/logs must exist already
+    ("--output=logs/%j.out", 'cd "$SCRATCH/run"\nmkdir -p logs'),  # another logs/, in the folder it moved to
 ])
 def test_other_directories_made_by_the_job_are_fine(directive: str, mkdir: str) -> None:
     assert "HPC509" not in codes(lint(f"#!/bin/bash\n#SBATCH {directive}\n{mkdir}\npython train.py\n"))

@@ -1849,13 +1849,18 @@ def _log_dir_made_by_job(ctx: Context) -> Iterator[Any]:
             logs[folder] = (name, flag)
     if not logs:
         return
+    moved = False  # after a cd, a relative mkdir makes another folder than the log's
     for cmd in ctx.parsed.lexed.code:
         words = [str(w) for w in cmd.argv]
+        if words and words[0] in ("cd", "pushd"):
+            moved = True
         if not words or posixpath.basename(words[0]) != "mkdir":
             continue
         parents = any(w.startswith("-") and not w.startswith("--") and "p" in w or w == "--parents" for w in words[1:])
         made = [_same_dir(ctx.parsed.resolve(w, cmd.line)) for w in words[1:] if not w.startswith("-")]
         for folder, (name, flag) in logs.items():
+            if moved and not folder.startswith("/"):
+                continue
             if any(m == folder or (parents and m.startswith(folder + "/")) for m in made):
                 yield (ctx.parsed.directive_line(name, cmd.line),
                        f"{flag} writes into {folder}/, which this script creates on line {cmd.line}: Slurm opens the "
