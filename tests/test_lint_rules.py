@@ -248,12 +248,51 @@ def test_other_directories_made_by_the_job_are_fine(directive: str, mkdir: str) 
     assert "HPC509" not in codes(lint(f"#!/bin/bash\n#SBATCH {directive}\n{mkdir}\npython train.py\n"))
 
 
+TWO_NODES = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:4\n"
+
+
+@pytest.mark.parametrize("setup,launch,says", [
+    ("", "torchrun --nnodes=2 --nproc-per-node=4 train.py", "--master-addr defaults to 127.0.0.1"),
+    ("", "torchrun --nnodes=$SLURM_NNODES --nproc-per-node=4 --rdzv-backend=c10d train.py", "defaults to localhost"),
+    ("", "python -m torch.distributed.run --nnodes 2 --nproc_per_node 4 train.py", "127.0.0.1"),
+])
+def test_a_multi_node_launch_without_a_rendezvous_host(setup: str, launch: str, says: str) -> None:
+    text = TWO_NODES + setup + f"srun {launch}\n"
+    found = [f for f in lint(text) if f.code == "HPC103"]
+    assert len(found) == 1 and says in found[0].message
+    new, fixed = fix_script(text)
+    assert "HPC103" in [f.code for f in fixed] and "HPC103" not in codes(lint(new))
+    assert '"--rdzv-endpoint=$head_node:29500"' in new and new.count("scontrol show hostnames") == 1
+
+
+@pytest.mark.parametrize("setup,launch", [
+    ("export PET_RDZV_ENDPOINT=$head_node:29500\n", "torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d train.py"),
+    ("", "torchrun --nnodes=2 --nproc-per-node=4 --node-rank=$SLURM_NODEID --master-addr=$MASTER_ADDR train.py"),
+    ("", "torchrun --nnodes=1 --nproc-per-node=4 train.py"),
+    ("", "torchrun --nnodes=1:2 --nproc-per-node=4 train.py"),  # elastic: its size is only known at run time
+])
+def test_launches_that_name_their_rendezvous_host(setup: str, launch: str) -> None:
+    assert "HPC103" not in codes(lint(TWO_NODES + setup + f"srun {launch}\n"))
+
+
+def test_the_launchers_own_checks() -> None:
+    one = "#!/bin/bash\n#SBATCH --gres=gpu:4\n"
+    found = [f.message for f in lint(one + "srun torchrun --standalone --nproc-per-node=four --no-python -m pkg\n")
+             if f.code == "HPC114"]
+    assert len(found) == 2 and "'four'" in found[0] and "exclude each other" in found[1]
+    cut = [f.message for f in lint(one + "srun torchrun --standalone --nproc-per-node=4\n  train.py\n") if f.code == "HPC114"]
+    assert len(cut) == 1 and "line 3 may have lost its trailing backslash" in cut[0]
+    # values known only when the job runs, and problems other rules own, are left alone
+    fine = one + 'srun torchrun --standalone --nproc-per-node="$NGPUS" --rdzv-id=1 "$@"\n'
+    assert "HPC114" not in codes(lint(fine))
+
+
 def test_a_fix_keeps_a_bind_whose_path_has_a_comma() -> None:
     text = ('#!/bin/bash\n#SBATCH --gres=gpu:1\n'
             'apptainer exec --mount "type=bind,\\"src=/d/a,b\\",dst=/in" pytorch_2.3.sif python train.py\n')
     new, fixed = fix_script(text)
     assert [f.code for f in fixed] == ["HPC201"]
-    assert """--nv --mount 'type=bind,"src=/d/a,b",dst=/in'""" in new
+    assert """apptainer exec --nv \\\n  --mount 'type=bind,"src=/d/a,b",dst=/in' \\\n""" in new
 
 
 def test_profile_rules_need_a_profile() -> None:

@@ -20,21 +20,27 @@ NODELIST_VARS = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
 # helpers shared by rules
 
 def step_words(chain: Any) -> tuple[list[str], list[int]]:
-    """The full argument vector of a step rebuilt from its layers, and where each layer starts.
+    """The full argument vector of a step rebuilt from its layers, and where a continuation line may
+    begin: at each layer and before each of its option groups, as a rendered script breaks them.
 
     Built from the inside out: each layer's words come from :func:`~hpcwidgets.spec.argv.model_words`
-    with the layers inside it as its command (ch-run then writes its ``--``).
+    with the layers inside it as its command (ch-run then writes its ``--``). Outer layers only put
+    words in front, so group starts are kept counted from the end until the vector is complete.
     """
     words = list(chain.program)
-    sizes = [len(words)] if words else []   # how many words each layer and all inside it take
-    if chain.launcher is not None:
-        words = model_words(chain.launcher)[0] + words
-        sizes.append(len(words))
-    for layer in (chain.container, chain.srun):
-        if layer is not None:
-            words = model_words(layer, rest=words)[0]
-            sizes.append(len(words))
-    return words, [len(words) - n for n in reversed(sizes)]
+    ends = [len(words)] if words else []
+    layers = [(chain.launcher, False), (chain.container, True), (chain.srun, True)]
+    for layer, wraps in layers:
+        if layer is None:
+            continue
+        argv, starts, lead = model_words(layer, rest=words) if wraps else model_words(layer)
+        if not wraps:
+            argv = argv + words
+        own = len(argv) - len(words) if wraps else len(argv)
+        ends += [len(argv) - s for s in starts if s < own and s != lead]
+        words = argv
+        ends.append(len(words))
+    return words, sorted({len(words) - e for e in ends})
 
 
 def step_fix(description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix:
@@ -395,10 +401,42 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 
+#: torchrun reads any option it was not given from PET_<OPTION> (e.g. PET_RDZV_ENDPOINT)
+_ENDPOINT_FROM_ENV = ("PET_RDZV_ENDPOINT", "PET_MASTER_ADDR")
+
+
+def _launch_nodes(ctx: Context, launcher: Any, line: int) -> int | None:
+    """torchrun's --nnodes as a number, also through the script's and the job's variables."""
+    n = launcher.nnodes_int
+    if n is None and launcher.nnodes and ":" not in launcher.nnodes:
+        n = as_int(ctx, launcher.nnodes, line)
+    return n
+
+
+def _no_endpoint(ctx: Context, step: Any, launcher: Any) -> Any:
+    """The finding for a launch over several nodes that names no rendezvous host at all, or None."""
+    if launcher.rdzv_endpoint or launcher.master_addr or (_launch_nodes(ctx, launcher, step.line) or 1) < 2:
+        return None
+    if any(ctx.parsed.variable(name, step.line) is not None for name in _ENDPOINT_FROM_ENV):
+        return None
+    static = launcher.rdzv_backend in ("", "static")
+    port = launcher.master_port if static and launcher.master_port else DEFAULT_RDZV_PORT
+    chain = with_chain(step.chain, launcher=launcher.replace(
+        rdzv_backend="c10d" if static else launcher.rdzv_backend, rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}",
+        rdzv_id=launcher.rdzv_id or "$SLURM_JOB_ID", node_rank=None, master_port=None))
+    has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
+    default = "--master-addr defaults to 127.0.0.1" if static else "the endpoint defaults to localhost"
+    return (step.line, f"--nnodes={launcher.nnodes} without --rdzv-endpoint: {default}, so every node meets only "
+                       f"itself and the job hangs; use the head node ($head_node:{port}) resolved with "
+                       "scontrol show hostnames",
+            fix_for("rendezvous at the head node resolved on the host", step, chain, () if has_head else (HEAD_NODE_LINE,)))
+
+
 @rule("HPC103", "rendezvous-localhost-multi-node", "error",
-      summary="a multi-node launch rendezvouses at localhost",
+      summary="a multi-node launch rendezvouses at localhost, or names no host (torchrun then uses localhost)",
       why="Every node resolves localhost to itself, so each node waits at its own private rendezvous for peers "
-          "that never arrive: the job hangs until its time limit.",
+          "that never arrive: the job hangs until its time limit. Without --rdzv-endpoint (or --master-addr for "
+          "the static rendezvous) torchrun uses localhost (127.0.0.1), so leaving it out has the same effect.",
       fix="Use the head node resolved on the host: head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
           "sed -n 1p) and --rdzv-endpoint=\"$head_node:29500\".",
       catalogue=(2,),
@@ -416,7 +454,13 @@ srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=
 def _localhost_multi(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
         launcher = step.chain.launcher
-        if launcher is None or launcher.standalone or not multi_node(ctx, launcher):
+        if launcher is None or launcher.standalone:
+            continue
+        missing = _no_endpoint(ctx, step, launcher)
+        if missing is not None:
+            yield missing
+            continue
+        if not multi_node(ctx, launcher):
             continue
         for name in ("rdzv_endpoint", "master_addr"):
             value = ctx.parsed.resolve(str(getattr(launcher, name) or ""), step.line)
@@ -702,6 +746,44 @@ def _standalone_multi(ctx: Context) -> Iterator[Any]:
             has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
             yield (step.line, f"--standalone on {nodes} nodes: each node trains alone; use the c10d rendezvous at the head node",
                    fix_for("one rendezvous for all nodes", step, chain, () if has_head else (HEAD_NODE_LINE,)))
+
+
+#: torchrun problems other rules report (HPC102/103/105/113), or that torchrun itself only ignores
+_LAUNCHER_FIELDS_ELSEWHERE = ("standalone", "rdzv_endpoint", "rdzv_backend", "rdzv_id", "node_rank", "master_addr",
+                              "master_port")
+
+
+@rule("HPC114", "launcher-command-check", "error",
+      summary="the torchrun command fails its own checks (a worker count that is not a number, no script, "
+              "options that exclude each other)",
+      why="torchrun stops with a usage error before any worker starts, after the job has waited in the queue.",
+      fix="Follow the message: give --nproc-per-node a number (or gpu, cpu, auto), name the training script, and "
+          "keep one of two options that exclude each other.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:4
+srun torchrun --standalone --nproc-per-node=four train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:4
+srun torchrun --standalone --nproc-per-node=4 train.py
+""")
+def _launcher_check(ctx: Context) -> Iterator[Any]:
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if launcher is None or is_legacy(step):
+            continue
+        for p in launcher.problems():
+            root = p.field.split(".", 1)[0]
+            if root in _LAUNCHER_FIELDS_ELSEWHERE or _holds_reference(getattr(launcher, root, "")):
+                continue
+            where = f" (--{root.replace('_', '-')})" if root and root not in ("script", "extra") else ""
+            message = f"torchrun{where}: {p.message}"
+            lines = ctx.parsed.lines
+            if root == "script" and step.end_line < len(lines) and lines[step.end_line][:1] in (" ", "\t") \
+                    and lines[step.end_line].strip():
+                message += (f"; line {step.end_line + 1} is indented like the rest of this command: "
+                            f"line {step.end_line} may have lost its trailing backslash")
+            yield step.line, message
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ def wrap(quoted: list[str], group_starts: Iterable[int] = (), width: int = WIDTH
     line = " ".join(quoted)
     if len(line) <= width or not group_starts:
         return line
-    starts = sorted(s for s in set(group_starts) if 0 < s < len(quoted))
+    # never leave the program's name alone on its line ("srun \\" then the command it launches)
+    starts = sorted(s for s in set(group_starts) if 1 < s < len(quoted))
     if not starts:
         return line
     chunks = []
