@@ -69,6 +69,17 @@ class OverwriteError(HpcWidgetsError, FileExistsError):
     """Refusing to replace an existing file without an explicit request to do so."""
 
 
+class FileError(HpcWidgetsError, OSError):
+    """A file that cannot be read or written as asked; the message names the path and the fix."""
+
+    def __init__(self, message: str, path: str = ""):
+        self.path = path
+        super().__init__(message)
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror) tuples; keep the plain message
+        return str(self.args[0]) if self.args else ""
+
+
 class RunError(HpcWidgetsError, RuntimeError):
     """An external command (sbatch, squeue, ch-run, …) failed; carries its output."""
 

@@ -1,40 +1,182 @@
-"""Safe file writes shared by the CLI, the widgets and ``lint --fix``.
+"""Safe file reads and writes shared by the CLI, the widgets and ``lint --fix``.
 
-Writes are atomic (a temporary file in the same directory, then ``os.replace``), an existing file
-is never replaced without an explicit ``force=True``, and a replaced file can be kept as a backup.
+Writes are atomic (a temporary file in the same directory, then a rename), an existing file (or a
+symbolic link, even a dangling one) is never replaced without an explicit ``force=True``, and a
+replaced file can be kept as a backup under a name that was free (``job.sh.bak``, ``job.sh.bak.1`` …),
+so a backup never replaces a file either. Writing through a symbolic link writes the file it points to
+and keeps the link.
+
+Reads decode UTF-8 (a byte-order mark is dropped with a note) and turn every failure into a
+:class:`~hpcwidgets.errors.FileError` whose message names the file and the fix.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
+import shlex
 import stat
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from .errors import OverwriteError
+from .errors import FileError, OverwriteError
+
+#: how many ``.bak.N`` names are tried before giving up
+MAX_BACKUPS = 1000
+_MAX_LINKS = 40
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+
+@dataclass(frozen=True)
+class TextFile:
+    """Text read from a file: the text (newlines normalized, as ``open()`` reads them) and notes
+    about what was changed on the way (a UTF-8 byte-order mark that was dropped)."""
+
+    text: str
+    notes: tuple[str, ...] = ()
+    bom: bool = False
+
+
+def bom_note(name: str, subject: str = "") -> str:
+    """Why a UTF-8 byte-order mark matters in a job script, and how to remove it (``subject`` replaces
+    the file's name at the start of the sentence, e.g. "the file")."""
+    return (f"{subject or name} starts with a UTF-8 byte-order mark (BOM, often added by Windows editors); it was ignored "
+            "here, but bash and sbatch read it as part of the first line, so sbatch refuses the script "
+            f"(the first line must start with #!). Remove it: sed -i '1s/^\\xEF\\xBB\\xBF//' {shlex.quote(name)}")
+
+
+def decode_text(data: bytes, name: str) -> TextFile:
+    """Bytes of a text file → :class:`TextFile`; FileError (naming the fix) when they are not UTF-8."""
+    quoted = shlex.quote(name)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise FileError(f"{name} is UTF-16 text, not UTF-8; convert it: iconv -f utf-16 -t utf-8 {quoted} > "
+                        f"{shlex.quote(name + '.utf8')}", name)
+    bom = data.startswith(codecs.BOM_UTF8)
+    body = data[len(codecs.BOM_UTF8):] if bom else data
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise FileError(f"{name} is not UTF-8 text (byte 0x{body[exc.start]:02x} on line {line}); it was probably "
+                        "saved in a Windows or Latin-1 encoding. Convert it and use the new file: "
+                        f"iconv -f cp1252 -t utf-8 {quoted} > {shlex.quote(name + '.utf8')}", name) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, like open() in text mode
+    return TextFile(text, (bom_note(name),) if bom else (), bom)
+
+
+def strip_bom(text: str, name: str) -> TextFile:
+    """Text already decoded (pasted into a form, read from a stream) with a leading BOM dropped."""
+    if text.startswith("\ufeff"):
+        return TextFile(text[1:], (bom_note(name),), True)
+    return TextFile(text)
+
+
+def read_text(path: str | os.PathLike[str]) -> TextFile:
+    """Read a UTF-8 text file; FileError (with the reason and the fix) when it cannot be read."""
+    name = os.fspath(path)
+    if not name.strip():
+        raise FileError("no file name given; type the name of the file to read, e.g. job.sh", name)
+    try:
+        data = Path(name).expanduser().read_bytes()
+    except IsADirectoryError:
+        raise FileError(f"cannot read {name}: it is a directory; give the name of a file in it", name) from None
+    except OSError as exc:
+        raise FileError(f"cannot read {name}: {exc.strerror or exc}", name) from None
+    return decode_text(data, name)
+
+
+def read_stdin(name: str = "<stdin>") -> TextFile:
+    """Standard input as text (UTF-8, BOM dropped with a note)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is not None:
+        return decode_text(buffer.read(), name)
+    return strip_bom(sys.stdin.read(), name)
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+
+@dataclass(frozen=True)
+class Written:
+    """Where :func:`write_file` wrote (the link's target when ``path`` was a symbolic link) and the
+    backup of the previous content (None when there was none)."""
+
+    path: Path
+    backup: Path | None = None
+
+
+def follow_links(path: Path) -> Path:
+    """``path`` with its last component's symbolic links followed (the target may not exist).
+
+    Only the file itself is followed, not the directories above it, so the result stays close to
+    what the person typed.
+    """
+    seen = 0
+    while os.path.islink(path):
+        seen += 1
+        if seen > _MAX_LINKS:
+            raise FileError(f"{path}: too many levels of symbolic links (a loop?); point the link at a file", str(path))
+        path = Path(os.path.join(os.path.dirname(path), os.readlink(path)))
+    return path
 
 
 def write_atomic(path: str | os.PathLike[str], text: str, *, force: bool = False, backup: bool = False,
                  executable: bool = False) -> Path:
-    """Write ``text`` to ``path`` atomically and return the absolute path.
+    """Write ``text`` to ``path`` atomically and return the absolute path written.
 
-    Raises :class:`OverwriteError` when the file exists and ``force`` is false; the message names
-    the way to replace it. With ``backup`` the previous content is kept as ``<name>.bak``.
-    A replaced file keeps its permission bits; a new script can be made executable.
+    Raises :class:`OverwriteError` when the file (or a symbolic link of that name) exists and
+    ``force`` is false; the message names the way to replace it. With ``backup`` the previous content
+    is kept under a fresh name (see :func:`write_file`). A replaced file keeps its permission bits;
+    a new script can be made executable. Every other failure is a :class:`FileError` ("cannot write …").
     """
-    target = Path(path).expanduser().absolute()
+    return write_file(path, text, force=force, backup=backup, executable=executable).path
+
+
+def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, backup: bool = False,
+               executable: bool = False) -> Written:
+    """:func:`write_atomic`, also returning the backup's name.
+
+    A symbolic link is written through: its target gets the new text and the link stays. A dangling
+    link counts as an existing file (replaced only with ``force``; then its target is created).
+    The backup is ``<name>.bak``, or ``<name>.bak.1``, ``.bak.2`` … when that name is taken: it is
+    created with a hard link (or an exclusive create), so an existing file is never replaced.
+    """
+    name = os.fspath(path)
+    if not name.strip():
+        raise FileError("no file name given; type a file name, e.g. job.sh", name)
+    given = Path(name).expanduser().absolute()
+    target = follow_links(given)
+    linked = target != given
+    if target.is_dir():
+        raise FileError(f"{given} is a directory; give a file name, e.g. {given / 'job.sh'}", str(given))
     exists = target.exists()
-    if exists and not force:
-        raise OverwriteError(f"{target} already exists; choose another name or allow replacing it "
+    if (exists or linked) and not force:
+        if linked and not exists:
+            raise OverwriteError(f"{given} is a symbolic link to {target}, which does not exist; choose another "
+                                 "name or allow replacing it (--force on the command line, the 'replace' "
+                                 "confirmation in a form) to create its target")
+        raise OverwriteError(f"{given} already exists; choose another name or allow replacing it "
                              "(--force on the command line, the 'replace' confirmation in a form)")
-    if exists and target.is_dir():
-        raise OverwriteError(f"{target} is a directory; give a file name")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = stat.S_IMODE(target.stat().st_mode) if exists else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        before = text[:exc.start]
+        line, column = before.count("\n") + 1, exc.start - (before.rfind("\n") + 1) + 1
+        raise FileError(f"cannot write {given}: the text holds {text[exc.start]!r} (line {line}, column {column}), "
+                        "which is not a character and cannot be saved as UTF-8; delete it and retype that part "
+                        "(it usually comes from pasting binary data)", str(given)) from None
+    tmp = ""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = stat.S_IMODE(target.stat().st_mode) if exists else None
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         if mode is None:
@@ -42,13 +184,60 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, force: bool = False
             os.umask(umask)
             mode = (0o777 if executable else 0o666) & ~umask
         os.chmod(tmp, mode)
-        if exists and backup:
-            bak = target.with_name(target.name + ".bak")
-            with open(target, "rb") as src, open(bak, "wb") as dst:
-                dst.write(src.read())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
+        saved = _backup(target) if exists and backup else None
+        if exists or force:
+            os.replace(tmp, target)
+        else:
+            _link_new(tmp, target, given)
+        tmp = ""
+    except OSError as exc:
+        if isinstance(exc, (OverwriteError, FileError)):
+            raise
+        raise FileError(f"cannot write {given}: {exc.strerror or exc}", str(given)) from exc
+    finally:
+        if tmp and os.path.lexists(tmp):
             os.unlink(tmp)
-        raise
-    return target
+    return Written(target, saved)
+
+
+def _link_new(tmp: str, target: Path, given: Path) -> None:
+    """Move ``tmp`` to a ``target`` that must not exist (a file made meanwhile is not replaced)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise OverwriteError(f"{given} was created while saving; choose another name or allow replacing it "
+                             "(--force on the command line, the 'replace' confirmation in a form)") from None
+    except OSError:  # no hard links on this file system: the existence check above has to do
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def backup_names(target: Path) -> Iterator[Path]:
+    """``job.sh.bak``, ``job.sh.bak.1``, ``job.sh.bak.2`` … (the names a backup may take)."""
+    yield target.with_name(target.name + ".bak")
+    for n in range(1, MAX_BACKUPS):
+        yield target.with_name(f"{target.name}.bak.{n}")
+
+
+def _backup(target: Path) -> Path:
+    """Keep the current content of ``target`` under the first free backup name and return it."""
+    for bak in backup_names(target):
+        try:
+            os.link(target, bak)  # the same file under a second name: atomic, and fails if the name is taken
+            return bak
+        except FileExistsError:
+            continue
+        except OSError:
+            pass  # no hard links here (or not allowed): copy into a file created exclusively
+        try:
+            fd = os.open(bak, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(target.stat().st_mode))
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as dst, open(target, "rb") as src:
+            dst.write(src.read())
+            dst.flush()
+            os.fsync(dst.fileno())
+        return bak
+    raise FileError(f"cannot keep a backup of {target}: {target.name}.bak … .bak.{MAX_BACKUPS - 1} all exist; "
+                    "delete old backups", str(target))

@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,45 +181,90 @@ _EXTRA_COMMANDS = (
 
 
 def load_model_file(path: str, cls: Any = None) -> Any:
-    """A model saved as JSON or TOML (by extension; JSON when unknown)."""
-    from ..spec._meta import Spec
+    """A model saved as JSON or TOML (by extension; JSON when unknown). Every error names the file."""
+    from ..errors import ParseError, UnknownFieldError
+    from ..files import read_stdin, read_text
+    from ..spec._meta import Spec, load_json
     from ..spec._toml import loads
     p = Path(path)
-    try:
-        text = sys.stdin.read() if path == "-" else p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HpcWidgetsError(f"cannot read {path}: {exc.strerror}") from None
+    name = "<stdin>" if path == "-" else path
+    text = (read_stdin(name) if path == "-" else read_text(path)).text  # FileError names the file and the fix
     target = cls or Spec
     if p.suffix == ".toml":
         try:
             data = loads(text)
         except ValueError as exc:
-            from ..errors import ParseError
-            raise ParseError(f"not valid TOML: {exc}", source=path) from None
+            line, column, message = _toml_where(exc)
+            raise ParseError(f"{'' if line else name + ': '}not valid TOML: {message}", line, column,
+                             source=name) from None
+        except RecursionError:
+            raise ParseError(f"{name}: not valid TOML for a model: it is nested too deeply; check the tables") from None
         if "kind" not in data and cls is None:
-            raise ValidationError([Problem("kind", f"{path} does not say which model it holds: add kind = \"…\"")])
-        return target.from_dict(data)
-    import json
+            raise ValidationError([Problem("kind", f"{name} does not say which model it holds: add kind = \"…\"")])
+    else:
+        data = load_json(text, source=name)
+        if not isinstance(data, dict):
+            raise ValidationError([Problem("", f"{name} must hold a JSON object describing a model")])
+        if "kind" not in data and cls is None:
+            raise ValidationError([Problem("kind", f"{name} does not say which model it holds: add \"kind\"")])
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        from ..errors import ParseError
-        raise ParseError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno, source=path) from None
-    if not isinstance(data, dict):
-        raise ValidationError([Problem("", f"{path} must hold a JSON object describing a model")])
-    if "kind" not in data and cls is None:
-        raise ValidationError([Problem("kind", f"{path} does not say which model it holds: add \"kind\"")])
-    return target.from_dict(data)
+        return target.from_dict(data)
+    except ValidationError as exc:
+        raise ValidationError([Problem(f"{name}: {p.field}" if p.field else name, p.message) for p in exc.problems],
+                              subject=name) from None
+    except UnknownFieldError as exc:
+        raise HpcWidgetsError(f"{name}: {exc}") from None
+
+
+_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+
+
+def _toml_where(exc: ValueError) -> tuple[int, int, str]:
+    """(line, column, message without the position) of a TOML reader's error."""
+    message = str(exc)
+    where = _TOML_WHERE.search(message)
+    line = int(getattr(exc, "lineno", 0) or (where.group(1) if where else 0))
+    column = int(getattr(exc, "colno", 0) or (where.group(2) if where else 0))
+    return line, column, _TOML_WHERE.sub("", message).strip()
 
 
 def emit(args: argparse.Namespace, text: str) -> None:
-    """Print ``text`` or write it atomically to ``-o FILE``."""
+    """Print ``text`` or write it atomically to ``-o FILE`` (FileError/OverwriteError name the problem)."""
     if getattr(args, "output_file", None):
         from ..files import write_atomic
         path = write_atomic(args.output_file, text, force=args.force, executable=text.startswith("#!"))
         print(f"wrote {path}", file=sys.stderr)
-    else:
+        return
+    try:
         sys.stdout.write(text)
+    except UnicodeEncodeError as exc:
+        before = text[:exc.start]
+        raise HpcWidgetsError(f"the output holds {text[exc.start]!r} on line {before.count(chr(10)) + 1}, which cannot be "
+                              "printed as text: an argument was probably not valid UTF-8; retype it") from None
+
+
+#: model kinds whose text is not a shell script (the bash check does not apply)
+NOT_SHELL = ("apptainer.def", "dockerfile")
+
+
+def check_shell(text: str, kind: str = "", what: str = "output") -> None:
+    """Refuse text that bash could not parse (an unclosed quote typed into --commands …).
+
+    Raises HpcWidgetsError naming the line, what bash would stop at and the fix.
+    """
+    if kind in NOT_SHELL:
+        return
+    from ..errors import ParseError
+    from ..parse.lexer import lex_script
+    try:
+        lex_script(text)
+    except ParseError as exc:
+        lines = text.split("\n")
+        shown = lines[exc.line - 1].strip() if 0 < exc.line <= len(lines) else ""
+        where = f"line {exc.line} ({shown!r})" if shown else f"line {exc.line}" if exc.line else "it"
+        raise HpcWidgetsError(f"bash could not run this {what}: {where}: {exc.message}. Check the quotes and brackets "
+                              "in the text you gave (--commands, --after, --set …): close every quote, or quote "
+                              "the value for the shell that runs hpcwidgets") from None
 
 
 def format_model(model: Any, fmt: str) -> str:
@@ -251,7 +299,10 @@ def _run_model_command(args: argparse.Namespace) -> int:
     problems = model.problems() + profile_problems(model, args.profile)
     if problems:
         raise ValidationError([_as_option(cls, p) for p in problems], subject=" ".join(cmd.path))
-    emit(args, format_model(model, args.format))
+    text = format_model(model, args.format)
+    if args.format == "shell":
+        check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
+    emit(args, text)
     return 0
 
 
@@ -279,7 +330,10 @@ def report_error(exc: HpcWidgetsError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{_word_option_hint(args, argv, extras)}")
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -290,3 +344,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug must not show a person a traceback; HPCW_DEBUG=1 shows it
+        if os.environ.get("HPCW_DEBUG"):
+            raise
+        log.debug("hpcwidgets %s failed", " ".join(argv), exc_info=True)
+        print(f"hpcwidgets: error: internal error ({type(exc).__name__}: {exc}); this is a bug in hpcwidgets, "
+              "please report it with the command you ran (HPCW_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _word_option_hint(args: argparse.Namespace, argv: list[str], extras: list[str]) -> str:
+    """When stray words follow an option that takes a command (``--program python train.py``), say how
+    to pass the command: one quoted value, or the option repeated before each word."""
+    cmd = getattr(args, "model_command", None)
+    if cmd is None or extras[0] not in argv:
+        return ""
+    from ._options import word_options
+    options = word_options(cmd.cls())
+    end = argv.index(extras[0])
+    start = end - 1
+    while start >= 0 and not argv[start].startswith("-"):
+        start -= 1
+    option = argv[start].split("=", 1)[0] if start >= 0 else ""
+    if option not in options:
+        return ""
+    words = argv[start + 1:end] if "=" not in argv[start] else [argv[start].split("=", 1)[1], *argv[start + 1:end]]
+    while end < len(argv) and argv[end] in extras:
+        words.append(argv[end])
+        end += 1
+    import shlex
+    return (f"; {option} takes the whole command as one value: quote it ({option} {shlex.quote(' '.join(words))}) "
+            f"or repeat {option} before each word")
+
+
+log = logging.getLogger(__name__)

@@ -33,9 +33,36 @@ def _help(f: FieldSpec) -> str:
         text += " Repeatable: SRC[:DST[:ro|rw]]."
     elif base is EnvVar:
         text += " Repeatable: NAME=VALUE."
+    elif _is_words(f) and f.info.role != "rest":
+        text += f" Split into words like a command line: {option_name(f)} 'python train.py --epochs 10' (or repeat it)."
     elif f.is_tuple and f.info.role != "rest":
         text += " Repeatable."
     return text
+
+
+def _is_words(f: FieldSpec) -> bool:
+    """A field holding an argument vector, typed like a shell command (the forms' rule, one source)."""
+    from ..widgets.state import control_kind
+    return control_kind(f) == "words"
+
+
+def word_options(cls: type[Spec]) -> set[str]:
+    """The options of ``cls`` that take a command split into shell words (``--program``)."""
+    return {option_name(f) for f in cls.field_specs() if _is_words(f) and f.info.role != "rest"}
+
+
+def split_words(f: FieldSpec, items: list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+    """Option values of a word field split like a command line (``'python train.py'`` → two words),
+    the way the forms split them; ValidationError naming ``where`` for an unclosed quote."""
+    from ..widgets.state import from_control
+    out: list[str] = []
+    for item in items:
+        words, error = from_control("words", f, item)
+        if error:
+            label = f"{f.info.label or f.name}: "
+            raise ValidationError([Problem(where, error[len(label):] if error.startswith(label) else error)])
+        out += words
+    return tuple(out)
 
 
 def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip: set[str] = frozenset()) -> None:
@@ -94,6 +121,8 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
         if f.info.role == "rest" and raw and raw[0] == "--":
             raw = raw[1:]
         try:
+            if _is_words(f) and f.info.role != "rest" and isinstance(raw, (list, tuple)):
+                raw = split_words(f, raw, option_name(f))
             values[name] = coerce(f, raw)
         except ValidationError as exc:
             problems += exc.problems
@@ -111,23 +140,22 @@ def apply_sets(model: Spec, sets: list[str]) -> Spec:
         path, sep, raw = item.partition("=")
         if not sep:
             raise ValidationError([Problem("--set", f"{item!r}: write --set LAYER.FIELD=VALUE, e.g. --set job.nodes=2")])
-        model = _set_path(model, path.split("."), raw)
+        model = _set_path(model, path.split("."), raw, f"--set {path}")
     return model
 
 
-def _set_path(model: Spec, parts: list[str], raw: str) -> Spec:
+def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
     f = model.field_spec(parts[0])
     if len(parts) > 1:
         inner = getattr(model, f.name)
         if not isinstance(inner, Spec):
             raise ValidationError([Problem(".".join(parts), f"{f.name} is not set, so {'.'.join(parts[1:])} cannot be changed; "
                                                              "set the layer first (e.g. with --from)")])
-        return model.replace(**{f.name: _set_path(inner, parts[1:], raw)})
+        return model.replace(**{f.name: _set_path(inner, parts[1:], raw, where)})
     base = f.base_type
     value: Any
-    if f.info.role == "rest":
-        import shlex
-        value = tuple(shlex.split(raw))
+    if _is_words(f):
+        value = split_words(f, [raw], where or f.name)
     elif f.is_tuple:
         value = coerce(f, [x for x in raw.split(",") if x])
     elif base is bool:

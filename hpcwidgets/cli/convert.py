@@ -25,13 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import emit, format_model, load_model_file
+    from . import check_shell, emit, format_model, load_model_file
     from ..parse.argv import parse_argv
     from ..spec.convert import to_apptainer, to_charliecloud
     if args.from_file:
         model = load_model_file(args.from_file)
     elif args.command:
-        model = parse_argv(args.command).model
+        model = parse_argv(_words(args.command)).model
     else:
         raise HpcWidgetsError("give the command to translate, e.g. hpcwidgets convert apptainer exec img.sif true")
     if model.kind == "apptainer.run":
@@ -48,5 +48,21 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"# note: {note}")
     for step in conversion.commands:
         lines.append(format_model(step, "shell").rstrip("\n"))
-    emit(args, "\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    check_shell(text, what="command")
+    emit(args, text)
     return 0
+
+
+def _words(command: list[str]) -> list[str]:
+    """The command's words. One argument holding a whole command line (``convert 'apptainer exec …'``,
+    pasted in quotes) is split the way the shell would have split it."""
+    if len(command) == 1 and any(c.isspace() for c in command[0].strip()):
+        import shlex
+        try:
+            return shlex.split(command[0])
+        except ValueError as exc:
+            raise HpcWidgetsError(f"cannot split {command[0]!r} into words ({exc}); pass the command as separate "
+                                  "words without the outer quotes, e.g. hpcwidgets convert apptainer exec img.sif "
+                                  "python t.py") from None
+    return command

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..errors import HpcWidgetsError
 
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: path:line: severity CODE message (default); json: a list of finding objects")
     p.add_argument("--fix", action="store_true",
-                   help="apply the mechanical fixes in place (atomically, keeping FILE.bak) and report what remains")
+                   help="apply the mechanical fixes in place (atomically, keeping the original as FILE.bak, or FILE.bak.1 … when "
+                        "that name is taken) and report what remains")
     p.add_argument("--select", default="", metavar="CODES", help="only these rules, e.g. HPC101,HPC102")
     p.add_argument("--ignore", default="", metavar="CODES", help="skip these rules, e.g. HPC209")
     p.set_defaults(handler=run)
@@ -46,6 +48,8 @@ def _codes(text: str, option: str) -> set[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import FileError
+    from ..files import bom_note, read_stdin, read_text
     from ..lint import lint
     select, ignore = _codes(args.select, "--select"), _codes(args.ignore, "--ignore")
     profile = None
@@ -54,22 +58,28 @@ def run(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile)
     findings = []
     status = 0
+    byte_order_marks = 0
     for path in args.files:
         name = "<stdin>" if path == "-" else path
         try:
-            text = sys.stdin.read() if path == "-" else _read(path)
-        except OSError as exc:
-            print(f"hpcwidgets: error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+            loaded = read_stdin(name) if path == "-" else read_text(path)
+        except FileError as exc:
+            print(f"hpcwidgets: error: {exc}", file=sys.stderr)
             status = 2
             continue
-        except UnicodeDecodeError as exc:
-            print(f"hpcwidgets: error: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
-            status = 2
-            continue
+        text = loaded.text
         if args.fix:
             if path == "-":
                 raise HpcWidgetsError("--fix rewrites files in place; give a file name instead of - (standard input)")
-            text = _fix(path, text, profile)
+            try:
+                text = _fix(path, text, profile, bom=loaded.bom)
+            except FileError as exc:
+                print(f"hpcwidgets: error: {exc}", file=sys.stderr)
+                status = 2
+        elif loaded.bom:
+            # sbatch refuses such a script; the text without the mark is linted as the script it should be
+            print(f"{name}:1: error: {bom_note(name, 'the file')}", file=sys.stderr)
+            byte_order_marks += 1
         found = lint(text, profile, path=name, select=select, ignore=ignore)
         if any(f.code == "HPC000" for f in found):
             status = 2
@@ -79,33 +89,39 @@ def run(args: argparse.Namespace) -> int:
     else:
         for f in findings:
             print(f.format())
-    if status == 0 and any(f.severity == "error" for f in findings):
+    if status == 0 and (byte_order_marks or any(f.severity == "error" for f in findings)):
         status = 1
     counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+    counts["error"] += byte_order_marks
     print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info in "
           f"{len(args.files)} file(s)", file=sys.stderr)
     return status
 
 
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as fh:
-        return fh.read()
+def _fix(path: str, text: str, profile: object, *, bom: bool = False) -> str:
+    """Apply the fixes, write the file (keeping a backup under a fresh name) and report what was fixed.
 
-
-def _fix(path: str, text: str, profile: object) -> str:
-    """Apply the fixes, write the file (keeping FILE.bak) and report what was fixed."""
+    A UTF-8 byte-order mark (``bom``) is removed as one of the fixes. FileError when the file cannot
+    be written; the original is then unchanged.
+    """
     from ..errors import ParseError
-    from ..files import write_atomic
+    from ..files import write_file
     from ..fixes import fix_script
     try:
         new, fixed = fix_script(text, profile, path=path)
     except ParseError:
-        return text  # lint reports it as HPC000
-    if not fixed or new == text:
+        new, fixed = text, []  # lint reports it as HPC000
+    if not bom and (not fixed or new == text):
         print(f"{path}: nothing to fix automatically", file=sys.stderr)
         return text
-    write_atomic(path, new, force=True, backup=True)
+    written = write_file(path, new, force=True, backup=True)
+    if bom:
+        print(f"{path}:1: fixed: removed the UTF-8 byte-order mark (sbatch refuses a script that starts with one)",
+              file=sys.stderr)
     for f in fixed:
         print(f"{path}:{f.line}: fixed {f.code}: {f.fix.description if f.fix else f.message}", file=sys.stderr)
-    print(f"{path}: {len(fixed)} fix(es) applied; the original is kept as {path}.bak", file=sys.stderr)
+    linked = str(written.path) != str(Path(path).expanduser().absolute())
+    where = f" (wrote {written.path}, the file the link points to)" if linked else ""
+    count = len(fixed) + bom
+    print(f"{path}: {count} fix(es) applied{where}; the original is kept as {written.backup}", file=sys.stderr)
     return new

@@ -29,19 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from . import emit, format_model
     from ..parse.workflow import parse_script
+    from ..errors import FileError
+    from ..files import read_stdin, read_text
     name = "<stdin>" if args.file == "-" else args.file
     try:
-        if args.file == "-":
-            text = sys.stdin.read()
-        else:
-            with open(args.file, encoding="utf-8") as fh:
-                text = fh.read()
-    except OSError as exc:
-        print(f"hpcwidgets: error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        loaded = read_stdin(name) if args.file == "-" else read_text(args.file)
+    except FileError as exc:
+        print(f"hpcwidgets: error: {exc}", file=sys.stderr)
         return 2
-    except UnicodeDecodeError as exc:
-        print(f"hpcwidgets: error: {args.file} is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
-        return 2
+    text = loaded.text
+    for note in loaded.notes:
+        print(f"hpcwidgets: warning: {note}", file=sys.stderr)
     try:
         model = parse_script(text, name)
     except ParseError as exc:

@@ -187,9 +187,17 @@ class Spec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
+        """A model from loaded JSON/TOML data. Values of the wrong type (``job_name = 5``, a list for a
+        text field, an object without ``kind`` for a layer) raise :class:`ValidationError` naming every
+        such field and the type it takes; values of the right type are kept for :meth:`problems`."""
+        if not isinstance(data, dict):
+            raise ValidationError([Problem("", f"expected an object (a table) describing a {cls.kind or cls.__name__}, "
+                                               f"got {_shown(data)}")])
         data = dict(data)
         tag = data.pop("kind", None)
         target: type[Spec] = cls
+        if tag is not None and not isinstance(tag, str):
+            raise ValidationError([Problem("kind", f"expected the model's kind as text, got {_shown(tag)}")])
         if tag and tag != cls.kind:
             target = spec_class(tag)
             if not issubclass(target, cls):
@@ -197,8 +205,17 @@ class Spec:
         names = {f.name: f for f in target.field_specs()}
         unknown = [k for k in data if k not in names]
         if unknown:
-            raise UnknownFieldError(target.__name__, unknown[0], sorted(names))
-        return target(**{k: coerce(names[k], v) for k, v in data.items()})
+            raise UnknownFieldError(target.__name__, str(unknown[0]), sorted(names))
+        values: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for k, v in data.items():
+            try:
+                values[k] = coerce(names[k], v, strict=True)
+            except ValidationError as exc:
+                problems += exc.problems
+        if problems:
+            raise ValidationError(problems, subject=target.kind or target.__name__)
+        return target(**values)
 
     def to_json(self, indent: int | None = 2) -> str:
         import json
@@ -206,12 +223,7 @@ class Spec:
 
     @classmethod
     def from_json(cls, text: str) -> Any:
-        import json
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            from ..errors import ParseError
-            raise ParseError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+        data = load_json(text)
         if not isinstance(data, dict):
             raise ValidationError([Problem("", "expected a JSON object describing a model")])
         return cls.from_dict(data)
@@ -251,41 +263,120 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def coerce(f: FieldSpec, value: Any) -> Any:
-    """Bring a loaded value (lists from JSON, dicts for nested models) to the field's type."""
+def load_json(text: str, source: str = "") -> Any:
+    """``json.loads`` with every failure as a :class:`ParseError` (bad syntax, nesting too deep)."""
+    import json
+    from ..errors import ParseError
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno, source=source) from None
+    except RecursionError:
+        where = f"{source}: " if source else ""
+        raise ParseError(f"{where}not valid JSON for a model: it is nested too deeply "
+                         "(a model is a few levels deep); check the brackets") from None
+
+
+def coerce(f: FieldSpec, value: Any, *, strict: bool = False) -> Any:
+    """Bring a loaded value (lists from JSON, dicts for nested models) to the field's type.
+
+    With ``strict`` (loading JSON/TOML) a value of the wrong type raises :class:`ValidationError`
+    naming the field and the type it takes. Without it (``replace``, the parsers) any value is kept
+    and :meth:`Spec.problems` reports it, so a form can hold half-typed input.
+    """
     if value is None:
         return None
     base = f.base_type
     if f.is_tuple:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             value = (value,)
-        return tuple(_coerce_one(base, v, f.name) for v in value)
-    return _coerce_one(_strip_optional(f.type), value, f.name)
+            return (_coerce_one(base, value[0], f.name, strict),)
+        problems: list[Problem] = []
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(_coerce_one(base, v, f"{f.name}[{i}]", strict))
+            except ValidationError as exc:
+                problems += exc.problems
+        if problems:
+            raise ValidationError(problems)
+        return tuple(out)
+    return _coerce_one(_strip_optional(f.type), value, f.name, strict)
 
 
-def _coerce_one(t: Any, value: Any, name: str) -> Any:
+def _shown(value: Any) -> str:
+    """A loaded value for a message: short, and saying what kind of value it is."""
+    if isinstance(value, dict):
+        return "an object (a table)"
+    if isinstance(value, (list, tuple)):
+        text = repr(list(value))
+        return f"a list {text if len(text) <= 40 else text[:37] + '…]'}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _nested(name: str, exc: ValidationError) -> ValidationError:
+    """The problems of a nested model, with their fields named from the outer model (``container.image``)."""
+    return ValidationError([Problem(f"{name}.{p.field}" if p.field else name, p.message) for p in exc.problems])
+
+
+def _coerce_one(t: Any, value: Any, name: str, strict: bool = False) -> Any:
     if isinstance(value, dict) and set(value) == {"verbatim"}:
+        if strict and not isinstance(value["verbatim"], str):
+            raise ValidationError([Problem(name, f"expected the verbatim text as text, got {_shown(value['verbatim'])}")])
         return Verbatim(value["verbatim"])
     origin = typing.get_origin(t)
     if origin is typing.Union or origin is types.UnionType:
+        options = [a for a in typing.get_args(t) if a is not type(None)]
+        kinds = ", ".join(getattr(a, "kind", "") or a.__name__ for a in options)
         if isinstance(value, dict):
             tag = value.get("kind")
-            if tag:
-                return spec_class(tag).from_dict(value)
+            if tag and isinstance(tag, str):
+                try:
+                    model = spec_class(tag).from_dict(value)
+                except ValidationError as exc:
+                    raise _nested(name, exc) from None
+                if strict and not isinstance(model, tuple(o for o in options if isinstance(o, type))):
+                    raise ValidationError([Problem(name, f"expected one of {kinds}, got kind {tag!r}")])
+                return model
+            if strict:
+                raise ValidationError([Problem(name, f"say which model this is: add \"kind\" (one of {kinds})")])
+        elif strict and not any(isinstance(o, type) and isinstance(value, o) for o in options):
+            raise ValidationError([Problem(name, f"expected an object with a \"kind\" ({kinds}), got {_shown(value)}")])
         return value
     if isinstance(t, type) and issubclass(t, Spec):
         if isinstance(value, t):
             return value
         if isinstance(value, dict):
-            return t.from_dict(value)
+            try:
+                return t.from_dict(value)
+            except ValidationError as exc:
+                raise _nested(name, exc) from None
         if isinstance(value, str) and hasattr(t, "from_token"):
             return t.from_token(value)  # type: ignore[attr-defined]
-        raise ValidationError([Problem(name, f"expected a {t.__name__} (an object), got {value!r}")])
+        raise ValidationError([Problem(name, f"expected a {t.__name__} (an object), got {_shown(value)}")])
     if t is tuple and isinstance(value, list):
         return tuple(value)
     if t is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
         return value.lower() in ("true", "yes", "1")
+    if strict:
+        _check_type(t, value, name)
     return value
+
+
+def _check_type(t: Any, value: Any, name: str) -> None:
+    """Raise ValidationError when a loaded scalar cannot be a value of type ``t``.
+
+    Text is kept in whole-number fields (a parsed script may hold ``"1-2"`` or ``"$N"`` there, and
+    :meth:`Spec.problems` explains it); numbers, lists and objects in text fields are refused.
+    """
+    if t is str and not isinstance(value, str):
+        fix = f"; write it in quotes: \"{value}\"" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+        raise ValidationError([Problem(name, f"expected text, got {_shown(value)}{fix}")])
+    if t is int and (isinstance(value, bool) or not isinstance(value, (int, str))):
+        raise ValidationError([Problem(name, f"expected a whole number, got {_shown(value)}")])
+    if t is bool and not isinstance(value, bool):
+        raise ValidationError([Problem(name, f"expected true or false, got {_shown(value)}")])
 
 
 def _check_value(f: FieldSpec, value: Any) -> list[Problem]:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as w
 
-from ..errors import HpcWidgetsError, OverwriteError, ParseError, Problem, ProfileError, RunError, ValidationError
+from ..errors import (FileError, HpcWidgetsError, OverwriteError, ParseError, Problem, ProfileError, RunError,
+                      ValidationError)
 from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun, DefFile
 from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from ..spec.jupyter import JupyterJob
@@ -32,9 +34,33 @@ from .highlight import CSS, SEVERITY_ICONS, escape, highlight
 from .jobs import JobPanel
 from .state import Field, Form, FormFinding, Section, choice_options, follow, limits_note, problem_findings
 
+log = logging.getLogger(__name__)
+
 DESCRIPTION_STYLE = {"description_width": "12em"}
 LIMIT_FIELDS = ("gpus_per_node", "time", "nodes", "cpus_per_task", "mem")
 _LINT_CACHE_SIZE = 128
+
+
+def _bug(what: str, exc: BaseException) -> str:
+    """A message for an unexpected exception (a bug, not bad input); the traceback goes to the log."""
+    log.debug("%s failed", what, exc_info=exc)
+    return (f"{what} stopped on this input ({type(exc).__name__}: {exc}). This is a bug in hpcwidgets: please "
+            "report it with the script or the values you typed; the other findings may be incomplete")
+
+
+def _guarded(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a widget event handler that never raises into the notebook: an unexpected exception
+    becomes an error status saying ``what`` failed (and a debug log record with the traceback)."""
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def handler(self: "Builder", *args: Any, **kw: Any) -> Any:
+            try:
+                return method(self, *args, **kw)
+            except Exception as exc:
+                self._set_status(_bug(what, exc), error=True)
+                return None
+        return handler
+    return wrap
 
 
 def _profile(profile: Any) -> Any:
@@ -123,9 +149,9 @@ class Builder(w.VBox):
 
         self.save_button.on_click(lambda _b: self._on_save())
         self.replace_button.on_click(lambda _b: self._on_replace())
-        self.load_button.on_click(lambda _b: self.load(self.load_text.value))
+        self.load_button.on_click(lambda _b: self._on_load())
         self.open_button.on_click(lambda _b: self._on_open())
-        self.reset_button.on_click(lambda _b: self.reset())
+        self.reset_button.on_click(lambda _b: self._on_reset())
         self.submit_button.on_click(lambda _b: self._on_submit())
         self.profile_selector.observe(self._on_profile, names="value")
 
@@ -233,19 +259,41 @@ class Builder(w.VBox):
 
     def load(self, text: str) -> bool:
         """Read ``text`` (a script, a command or a model's JSON) into the form; False (with an error
-        finding) when it cannot be read, leaving the form as it was."""
+        finding) when it cannot be read, leaving the form as it was. Never raises for any text."""
+        from ..files import strip_bom
+        if not isinstance(text, str):
+            return self._load_failed(f"expected text, got {type(text).__name__}; decode a file's bytes first "
+                                     "(or use Load file)")
+        loaded = strip_bom(text, "the text")
         try:
-            model = self._read(text)
+            model = self._read(loaded.text)
         except HpcWidgetsError as exc:
-            line = getattr(exc, "line", 0) or 0
-            self._load_problem = FormFinding("LOAD", "error", line, f"cannot load the text: {exc}")
-            self._set_status(f"Could not load: {exc}", error=True)
-            self._refresh()
-            return False
+            return self._load_failed(str(exc), getattr(exc, "line", 0) or 0)
+        except RecursionError:
+            return self._load_failed("the text is nested too deeply to be a model or a script; check its brackets")
+        except Exception as exc:
+            return self._load_failed(_bug("Reading the text", exc))
+        before = self._base
         self._load_problem = None
-        self._set_model(model)
-        self._set_status("Loaded.")
+        try:
+            self._set_model(model)
+        except Exception as exc:
+            message = _bug("Showing the loaded model", exc)
+            try:
+                self._set_model(before)
+            except Exception as again:  # the form could not go back either; say so, never raise
+                log.debug("restoring the form failed", exc_info=again)
+            return self._load_failed(message)
+        note = (" It started with a UTF-8 byte-order mark (BOM), which sbatch refuses; the form dropped it, "
+                "so a saved script is fine.") if loaded.bom else ""
+        self._set_status("Loaded." + note)
         return True
+
+    def _load_failed(self, message: str, line: int = 0) -> bool:
+        self._load_problem = FormFinding("LOAD", "error", line, f"cannot load the text: {message}")
+        self._set_status(f"Could not load: {message}", error=True)
+        self._refresh()
+        return False
 
     def reset(self) -> None:
         """Back to the model the builder started with."""
@@ -263,11 +311,25 @@ class Builder(w.VBox):
         return write_atomic(path, self._text, force=overwrite)
 
     def apply_fix(self, finding: Any) -> bool:
-        """Apply a lint finding's fix to the preview text and reload the form from the result."""
+        """Apply a lint finding's fix to the preview text and reload the form from the result.
+
+        The finding must be one of the current :attr:`findings` (it was found in the text the preview
+        shows now); a finding kept from an earlier version is refused (False, with a status) because
+        its line numbers would edit the wrong lines.
+        """
         if getattr(finding, "fix", None) is None:
             raise ValueError(f"finding {getattr(finding, 'code', '?')} has no mechanical fix; change the form instead")
+        if not any(f.fix is not None and f == finding for f in self._findings):
+            self._set_status(f"Not applied: this {getattr(finding, 'code', '')} fix was found in an earlier version "
+                             "of the script, and the preview has changed since. Use Apply fix on the current finding "
+                             "(or take it from findings again).", error=True)
+            return False
         from ..fixes import apply_fix
-        fixed = apply_fix(self._text, finding.fix)
+        try:
+            fixed = apply_fix(self._text, finding.fix)
+        except Exception as exc:
+            self._set_status(f"Not applied: {exc}", error=True)
+            return False
         ok = self.load(fixed)
         if ok:
             self._set_status(f"Applied: {escape(finding.fix.description)}")
@@ -308,12 +370,8 @@ class Builder(w.VBox):
     def _read(cls, text: str) -> Any:
         stripped = text.strip()
         if stripped.startswith("{"):
-            from ..spec._meta import spec_class
-            import json
-            try:
-                data = json.loads(stripped)
-            except json.JSONDecodeError as exc:
-                raise ParseError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+            from ..spec._meta import load_json, spec_class
+            data = load_json(stripped)
             if not isinstance(data, dict) or "kind" not in data:
                 raise ParseError("JSON must be an object with the model's kind, e.g. {\"kind\": \"slurm.job\", …}")
             model = spec_class(str(data["kind"])).from_dict(data)
@@ -493,6 +551,7 @@ class Builder(w.VBox):
         return out
 
     # -- events -------------------------------------------------------------------------------------
+    @_guarded("Updating the form")
     def _on_field(self, key: str, change: dict) -> None:
         if self._hold:
             return
@@ -500,12 +559,14 @@ class Builder(w.VBox):
         self._load_problem = None
         self._refresh()
 
+    @_guarded("Changing the form's layers")
     def _on_structure(self, key: str, change: dict) -> None:
         if self._hold:
             return
         self._structure_changed(key, change["new"])
         self._refresh()
 
+    @_guarded("Changing the cluster profile")
     def _on_profile(self, change: dict) -> None:
         if self._hold or not change["new"]:
             return
@@ -521,6 +582,14 @@ class Builder(w.VBox):
         return {key: c.value for key, c in self._field_controls.items()}
 
     def _refresh(self) -> None:
+        """Read the form, check it, render and lint the preview, and show it all. Never raises: what a
+        model, the renderer or the linter raises becomes a finding (CHECK, RENDER, LINT)."""
+        try:
+            self._refresh_now()
+        except Exception as exc:
+            self._set_status(_bug("Updating the form", exc), error=True)
+
+    def _refresh_now(self) -> None:
         base = self._effective_base()
         model, errors = self.form.read(base, self._values())
         updates = self._follow(self._model, model)
@@ -529,7 +598,10 @@ class Builder(w.VBox):
             model, errors = self.form.read(base, self._values())
         self._model = model
         findings: list[Any] = [FormFinding("FORM", "error", 0, message, None, key) for key, message in errors.items()]
-        findings += problem_findings(self.form, model.problems())
+        try:
+            findings += problem_findings(self.form, model.problems())
+        except Exception as exc:
+            findings.append(FormFinding("CHECK", "error", 0, _bug("Checking the form's values", exc)))
         bad = bool(findings)
         if self._load_problem is not None:
             findings.insert(0, self._load_problem)
@@ -541,6 +613,9 @@ class Builder(w.VBox):
             except (HpcWidgetsError, ValueError, TypeError, KeyError) as exc:
                 findings.append(FormFinding("RENDER", "error", 0, f"the preview cannot be made: {exc}"))
                 bad = True
+            except Exception as exc:
+                findings.append(FormFinding("RENDER", "error", 0, _bug("Making the preview", exc)))
+                bad = True
         self._draft = False
         if not bad:
             self._last_valid = text
@@ -551,7 +626,10 @@ class Builder(w.VBox):
             self._text, self._stale, self._draft = text, True, True
         lint_findings = self._lint(self._text)
         linted = {f.message for f in lint_findings}
-        profile_findings = self._profile_findings(model)
+        try:
+            profile_findings = self._profile_findings(model)
+        except Exception as exc:
+            profile_findings = [(FormFinding("CHECK", "error", 0, _bug("Checking the profile's limits", exc)), "")]
         findings += [f for f, raw in profile_findings if raw not in linted]
         self._marks = {f.field for f, _ in profile_findings if f.field}
         self._findings = findings + lint_findings
@@ -566,7 +644,10 @@ class Builder(w.VBox):
             self._lint_cache.move_to_end(key)
             return cached
         from ..lint import lint
-        found = lint(text, self.profile)
+        try:
+            found = lint(text, self.profile)
+        except Exception as exc:
+            found = [FormFinding("LINT", "error", 0, _bug("The linter", exc) + " (the preview was not checked)")]
         self._lint_cache[key] = found
         if len(self._lint_cache) > _LINT_CACHE_SIZE:
             self._lint_cache.popitem(last=False)
@@ -598,8 +679,12 @@ class Builder(w.VBox):
             if key in self._rows:
                 self._rows[key].add_class("hpcw-invalid")
         self._invalid = invalid
-        self._update_limits(model)
-        shown = tuple((f.code, f.severity, f.line, f.message, getattr(f, "field", ""), f.fix is not None)
+        try:
+            self._update_limits(model)
+        except Exception as exc:  # only help text; the findings still say what is wrong
+            log.debug("updating the limits notes failed", exc_info=exc)
+        # the fix itself is part of the key, so an Apply fix button always holds the current finding
+        shown = tuple((f.code, f.severity, f.line, f.message, getattr(f, "field", ""), f.fix)
                       for f in self._findings)
         if shown != self._shown_findings:
             self._shown_findings = shown
@@ -617,10 +702,14 @@ class Builder(w.VBox):
             return label
         button = w.Button(description="Apply fix", icon="wrench", tooltip=f.fix.description,
                           layout=w.Layout(width="auto", flex="0 0 auto"))
-        button.on_click(lambda _b, finding=f: self.apply_fix(finding))
+        button.on_click(lambda _b, finding=f: self._on_apply_fix(finding))
         box = w.HBox([label, button], layout=w.Layout(align_items="center"))
         box.add_class("hpcw-finding-row")
         return box
+
+    @_guarded("Applying the fix")
+    def _on_apply_fix(self, finding: Any) -> None:
+        self.apply_fix(finding)
 
     def _error_problems(self) -> list[Problem]:
         return [Problem(getattr(f, "field", ""), f.message) for f in self._findings
@@ -632,6 +721,15 @@ class Builder(w.VBox):
         cls = "hpcw-status hpcw-status-error" if error else "hpcw-status"
         self.status.value = f"<div class='{cls}' role='status'>{escape(message) if error else message}</div>"
 
+    @_guarded("Loading the text")
+    def _on_load(self) -> None:
+        self.load(self.load_text.value)
+
+    @_guarded("Resetting the form")
+    def _on_reset(self) -> None:
+        self.reset()
+
+    @_guarded("Saving")
     def _on_save(self) -> None:
         path = self.path_text.value.strip()
         self.replace_button.layout.display = "none"
@@ -647,7 +745,7 @@ class Builder(w.VBox):
             self._set_status(f"{escape(str(Path(path).expanduser().absolute()))} already exists. "
                              "Click <b>Replace?</b> to overwrite it, or change the name.")
             return
-        except ValidationError as exc:
+        except (ValidationError, FileError) as exc:
             self._set_status(f"Not saved: {exc}", error=True)
             return
         except OSError as exc:
@@ -655,6 +753,7 @@ class Builder(w.VBox):
             return
         self._set_status(f"Saved to <code>{escape(str(saved))}</code>")
 
+    @_guarded("Replacing the file")
     def _on_replace(self) -> None:
         path = self._replace_path
         self.replace_button.layout.display = "none"
@@ -663,27 +762,33 @@ class Builder(w.VBox):
             return
         try:
             saved = self.save(path, overwrite=True)
-        except (ValidationError, OSError) as exc:
+        except (HpcWidgetsError, OSError) as exc:
             self._set_status(f"Not saved: {exc}", error=True)
             return
         self._set_status(f"Replaced <code>{escape(str(saved))}</code>")
 
+    @_guarded("Loading the file")
     def _on_open(self) -> None:
         path = self.path_text.value.strip()
         if not path:
             self._set_status("Type the file's name in File first.", error=True)
             return
+        from ..files import read_text
         try:
-            text = Path(path).expanduser().read_text(encoding="utf-8")
-        except OSError as exc:
-            self._set_status(f"Cannot read {path}: {exc.strerror or exc}", error=True)
+            loaded = read_text(path)
+        except FileError as exc:  # missing, unreadable, a directory, not UTF-8: the message names the fix
+            self._set_status(str(exc), error=True)
             return
-        self.load(text)
+        if self.load(loaded.text):
+            note = (" It started with a UTF-8 byte-order mark (BOM), which sbatch refuses; the form dropped it, "
+                    "so a saved script is fine.") if loaded.bom else ""
+            self._set_status(f"Loaded <code>{escape(path)}</code>.{note}")
 
+    @_guarded("Submitting")
     def _on_submit(self) -> None:
         try:
             job = self.submit()
-        except (RunError, ValidationError) as exc:
+        except HpcWidgetsError as exc:
             self._set_status(f"Not submitted: {exc}", error=True)
             return
         made = "".join(f" Created <code>{escape(d)}/</code> for its log." for d in getattr(job, "created_dirs", ()))
