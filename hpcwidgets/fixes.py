@@ -32,15 +32,39 @@ def fix_text(fix: Fix, indent: str = "") -> str:
 
 
 def apply_fix(text: str, fix: Fix) -> str:
+    """``text`` with lines ``fix.start``–``fix.end`` replaced by the fix (ValueError when they do not exist)."""
     lines = text.split("\n")
     start, end = fix.start - 1, fix.end - 1
     if not (0 <= start <= end < len(lines)):
         raise ValueError(f"fix for lines {fix.start}-{fix.end} does not fit a {len(lines)}-line script")
     first = lines[start]
     indent = first[: len(first) - len(first.lstrip())]
-    # keep a trailing comment of the last line (e.g. a suppression) on the new last line
     replacement = fix_text(fix, indent).split("\n")
+    if fix.cols != (0, 0) and fix.text is None:
+        # only the command's own words change: what precedes them on the first line (exec, cd x &&) and
+        # follows them on the last (> log 2>&1, | tee log, a comment) stays as written
+        head, tail = first[: fix.cols[0] - 1], lines[end][fix.cols[1] - 1:]
+        body = len(fix.before)  # the command's first line comes after the inserted ones
+        replacement[body] = head + replacement[body][len(indent):]
+        replacement[-1] += tail
+        return "\n".join(lines[:start] + replacement + lines[end + 1:])
+    # keep a trailing comment of the last line (e.g. a '# hpcw: disable=' suppression) on the new last line
+    comment = _trailing_comment(text, fix.start, fix.end)
+    if comment and comment not in replacement[-1]:
+        replacement[-1] = f"{replacement[-1]}  {comment}"
     return "\n".join(lines[:start] + replacement + lines[end + 1:])
+
+
+def _trailing_comment(text: str, start: int, end: int) -> str:
+    """The ``# comment`` after the last command of lines ``start``–``end`` ("" when none or unreadable)."""
+    from .errors import ParseError
+    from .parse.lexer import lex_script
+    try:
+        script = lex_script(text)
+    except ParseError:
+        return ""
+    found = [c.comment for c in script.commands if c.is_code and start <= c.line and c.end_line == end and c.comment]
+    return found[-1] if found else ""
 
 
 def fix_script(text: str, profile: Any = None, *, path: str = "") -> tuple[str, list[Finding]]:

@@ -52,7 +52,7 @@ def test_apptainer_exec_renders_the_command(capsys):
 
 
 def test_bad_input_gives_one_message_per_problem_and_exit_2(capsys):
-    code, out, err = run(capsys, "sbatch", "--time", "1.5h", "--mem", "16GB", "--gpus-per-node", "-1")
+    code, out, err = run(capsys, "sbatch", "--time", "1.5h", "--mem", "16GiB", "--gpus-per-node", "-1")
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 3 and all(l.startswith("hpcwidgets: error:") for l in lines)

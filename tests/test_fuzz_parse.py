@@ -17,7 +17,9 @@ from hpcwidgets.profiles import load_profile
 
 FRAGMENTS = [
     "#!/bin/bash", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gres=gpu:a100:4",
-    "#SBATCH --gpus-per-node=a100:2", "#SBATCH --time=1-00:00:00", "#SBATCH --mem=16GB", "#SBATCH --array=0-9%2",
+    "#SBATCH --gpus-per-node=a100:2", "#SBATCH --time=1-00:00:00", "#SBATCH --mem=16GB", "#SBATCH --mem=16GiB",
+    "#SBATCH --nodes=2-4", "#SBATCH --nodes=4-2", "#SBATCH --gpus=a100:8", "#SBATCH --gpus=a100:x", "#SBATCH --gpus-per-task=1",
+    "#SBATCH --gres=gpu:v100x:2,lscratch:200", "#SBATCH --gres=lscratch:200", "#SBATCH --array=0-9%2",
     "#SBATCH --cpus-per-task=8", "#SBATCH --cpus-per-gpu=4", "#SBATCH --partition=gpu", "#SBATCH -N", "#SBATCH 'open",
     "#SBATCH --output=$HOME/%j.out", "module load apptainer", "set -euo pipefail", "export PYTHONNOUSERSITE=1",
     'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',

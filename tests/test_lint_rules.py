@@ -191,7 +191,7 @@ def test_secrets_only_literal_values() -> None:
 
 
 def test_directive_problems_are_reported_at_their_line() -> None:
-    text = "#!/bin/bash\n#SBATCH --job-name=x\n#SBATCH --time=1h\n#SBATCH --mem=2GB\npython x.py\n"
+    text = "#!/bin/bash\n#SBATCH --job-name=x\n#SBATCH --time=1h\n#SBATCH --mem=2GiB\npython x.py\n"
     lines = {f.code: f.line for f in lint(text)}
     assert lines == {"HPC301": 3, "HPC302": 4}
 

@@ -77,3 +77,86 @@ def test_property_generated_workflows_read_back():
         if not w.problems():  # render() refuses models with problems, so only valid ones must come back exactly
             assert once == text
     run()
+
+
+# --- directives sbatch accepts that the job model must keep (checked with `sbatch --test-only`, Slurm 22.05) ----
+
+def _job(directives: str):
+    from hpcwidgets.parse.script import read_script
+    return read_script("#!/bin/bash\n" + directives + "srun python train.py\n").job
+
+
+def test_other_gres_items_survive_parse_and_render():
+    # NIH Biowulf's local scratch: --gres=gpu:v100x:2,lscratch:200 (losing lscratch:200 makes the job fail)
+    job = _job("#SBATCH --gres=gpu:v100x:2,lscratch:200\n")
+    assert (job.gpus_per_node, job.gpu_type, job.other_gres) == (2, "v100x", ("lscratch:200",))
+    assert job.problems() == []
+    text = rendered(parse_script("#!/bin/bash\n#SBATCH --gres=gpu:v100x:2,lscratch:200\nsrun python train.py\n"))
+    assert "#SBATCH --gres=gpu:v100x:2,lscratch:200\n" in text
+    assert rendered(parse_script(text)) == text
+
+
+@pytest.mark.parametrize("value,gpus,others,line", [
+    ("lscratch:200", None, ("lscratch:200",), "--gres=lscratch:200"),
+    ("lscratch:200,gpu:a100:1", 1, ("lscratch:200",), "--gres=gpu:a100:1,lscratch:200"),   # the GPUs go first
+    ("gpu:2,lscratch:10,mps:50", 2, ("lscratch:10", "mps:50"), "--gres=gpu:2,lscratch:10,mps:50"),
+    ("gpu:4", 4, (), "--gres=gpu:4"),
+])
+def test_gres_items_are_split_into_gpus_and_the_rest(value, gpus, others, line):
+    from hpcwidgets.render.script import directive_lines
+    job = _job(f"#SBATCH --gres={value}\n")
+    assert (job.gpus_per_node, job.other_gres) == (gpus, others)
+    assert directive_lines(job) == [line]
+
+
+def test_a_second_gpu_item_or_a_stray_comma_is_kept_and_reported():
+    job = _job("#SBATCH --gres=gpu:2,gpu:1\n")
+    assert job.gpus_per_node == 2 and job.other_gres == ("gpu:1",)
+    assert [p.field for p in job.problems()] == ["other_gres"]
+    stray = _job("#SBATCH --gres=gpu:2,\n")   # sbatch: Invalid Trackable RESource (TRES) specification
+    assert stray.other_gres == ("",) and [p.field for p in stray.problems()] == ["other_gres"]
+
+
+@pytest.mark.parametrize("directive,field,value", [
+    ("--nodes=2-4", "nodes", "2-4"),
+    ("-N 1-2", "nodes", "1-2"),
+    ("--gpus=a100:4", "gpus", "a100:4"),
+    ("-G a100:2,v100:2", "gpus", "a100:2,v100:2"),
+])
+def test_node_ranges_and_typed_gpu_counts_read_back_unchanged(directive, field, value):
+    text = f"#!/bin/bash\n#SBATCH {directive}\nsrun python train.py\n"
+    wf = parse_script(text)
+    assert getattr(wf.job, field) == value and wf.job.problems() == []
+    out = rendered(wf)
+    assert f"#SBATCH --{field}={value}\n" in out
+    assert rendered(parse_script(out)) == out
+
+
+def test_lint_accepts_memory_with_a_trailing_b_and_valid_count_text():
+    from hpcwidgets.lint import lint
+    for directives in ("#SBATCH --mem=16GB\n", "#SBATCH --mem=8gb\n", "#SBATCH --mem-per-cpu=20Gb\n",
+                       "#SBATCH --nodes=2-4\n#SBATCH --ntasks-per-node=1\n", "#SBATCH --gpus=a100:8\n#SBATCH --nodes=2\n",
+                       "#SBATCH --nodes=1-2\n#SBATCH --ntasks=4\n#SBATCH --ntasks-per-node=2\n"):
+        findings = lint("#!/bin/bash\n" + directives + "srun python train.py\n")
+        assert not [f for f in findings if f.code.startswith("HPC3")], (directives, findings)
+    codes = {f.code for f in lint("#!/bin/bash\n#SBATCH --mem=16GiB\nsrun python train.py\n")}
+    assert "HPC302" in codes
+
+
+@pytest.mark.parametrize("value,gpus,gpu_type", [
+    ("gpu:a100", 1, "a100"),            # sbatch reads it as gpu:a100:1 (not "one GPU of any type")
+    ("gpu", 1, ""),
+    ("gpu:a100:2(S:0-1)", 2, "a100"),   # the socket list is not modelled, the count and type are kept
+    ("gpu:a100:x", "x", "a100"),        # kept as written, so the job model reports it
+])
+def test_gpu_items_of_every_form(value, gpus, gpu_type):
+    job = _job(f"#SBATCH --gres={value}\n")
+    assert (job.gpus_per_node, job.gpu_type) == (gpus, gpu_type)
+
+
+@pytest.mark.parametrize("directive", ["--nodes=\u00b2", "--gres=gpu:\u00b2", "--ntasks=" + "9" * 5000,
+                                       "--gres=gpu:" + "9" * 5000, "--gpus-per-node=a100:" + "9" * 5000])
+def test_counts_python_reads_but_sbatch_does_not_are_kept_as_text(directive):
+    # '²'.isdigit() is True and int() refuses 5000 digits: neither may escape the reader as a ValueError
+    job = _job(f"#SBATCH {directive}\n")
+    assert job.problems()

@@ -323,8 +323,8 @@ def test_partition_times_parse_and_default_within_max():
 
 
 def test_partition_memory_and_gpu_types():
-    assert fields(Partition("x", mem_per_node="187GB").problems()) == ["mem_per_node"]
-    assert "187G" in Partition("x", mem_per_node="187GB").problems()[0].message
+    assert fields(Partition("x", mem_per_node="187GiB").problems()) == ["mem_per_node"]
+    assert "187G" in Partition("x", mem_per_node="187GiB").problems()[0].message
     assert Partition("x", mem_per_node="187G").problems() == []
     assert fields(Partition("x", gpu_types=("a100",)).problems()) == ["gpu_types"]
     assert Partition("x", gpus_per_node=4, gpu_types=("a100",)).problems() == []

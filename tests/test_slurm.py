@@ -30,7 +30,7 @@ def test_a_line_break_in_the_gpu_type_cannot_start_a_command(flag):
 
 @pytest.mark.parametrize("kwargs,field,text", [
     ({"time": "1.5h"}, "time", "D-H:M:S"),
-    ({"mem": "16GB"}, "mem", "write 16G"),
+    ({"mem": "16GiB"}, "mem", "write 16G"),
     ({"mem": "16G", "mem_per_cpu": "2G"}, "mem_per_cpu", "exclude each other"),
     ({"cpus_per_task": 4, "cpus_per_gpu": 2}, "cpus_per_gpu", "cannot be combined"),
     ({"array": "0-15/4"}, "array", "0-15%4"),
@@ -75,3 +75,80 @@ def test_every_modelled_directive_is_an_sbatch_option_of_the_right_kind():
             assert {s: sbatch_option(s) for s in f.info.spellings} == dict.fromkeys(f.info.spellings, expected)
     assert sbatch_option("--gres") == sbatch_option("--gpus-per-node") == "value"
     assert sbatch_option("--ntask-per-node") == ""
+
+
+# --- Slurm's text forms in count fields (each checked with `sbatch --test-only`, Slurm 22.05) -----------------
+
+@pytest.mark.parametrize("kwargs,line", [
+    ({"nodes": "2-4"}, "--nodes=2-4"),
+    ({"nodes": "1-1"}, "--nodes=1-1"),
+    ({"gpus": "a100:4"}, "--gpus=a100:4"),
+    ({"gpus": "a100:2,v100:2"}, "--gpus=a100:2,v100:2"),
+])
+def test_node_ranges_and_typed_gpu_counts_are_valid_and_render_unchanged(kwargs, line):
+    job = SlurmJob(**kwargs)
+    assert job.problems() == []
+    assert directive_lines(job) == [line]
+
+
+@pytest.mark.parametrize("kwargs,field,text", [
+    ({"nodes": "4-2"}, "nodes", "write 2-4"),           # sbatch: Maximum node count 2 is less than minimum node count 4
+    ({"nodes": "2-"}, "nodes", "MIN-MAX"),              # sbatch: Maximum node count -1 is less than minimum node count 2
+    ({"nodes": "1-2:1"}, "nodes", "MIN-MAX"),           # sbatch: "2:1" is not a valid node count
+    ({"nodes": "1,2"}, "nodes", "MIN-MAX"),             # sbatch: "1,2" is not a valid node count
+    ({"nodes": "0-2"}, "nodes", "start at 1"),
+    ({"nodes": "two"}, "nodes", "MIN-MAX"),
+    ({"gpus": "a100:"}, "gpus", "TYPE:COUNT"),          # sbatch: Invalid generic resource (gres) specification
+    ({"gpus": ":2"}, "gpus", "TYPE:COUNT"),             # sbatch: Invalid generic resource (gres) specification
+    ({"gpus": "2-4"}, "gpus", "TYPE:COUNT"),            # sbatch: Invalid Trackable RESource (TRES) specification
+    ({"gpus": "a100:0"}, "gpus", "count of 1 or more"),
+    ({"gpus": "a100:4", "gpus_per_node": 2}, "gpus", "not both"),
+])
+def test_malformed_count_text_names_the_forms(kwargs, field, text):
+    problems = SlurmJob(**kwargs).problems()
+    assert [p.field for p in problems].count(field) == 1, problems   # one message, not the generic one as well
+    assert any(p.field == field and text in p.message for p in problems), problems
+
+
+def test_the_generic_whole_number_check_still_applies_to_other_int_fields():
+    assert [p.field for p in SlurmJob(ntasks="2-4", nodes=0).problems()] == ["nodes", "ntasks"]
+
+
+def test_node_range_counts_with_its_least_nodes_and_fits_tasks_in_its_most():
+    job = SlurmJob(nodes="2-4", gpus="a100:8")
+    assert job.node_count == 2 and job.gpus_on_each_node == 4
+    assert SlurmJob(nodes=2, gpus="a100:8").gpus_on_each_node == 4
+    assert SlurmJob(nodes="1-2", gpus="a100:2,v100:2").gpus_on_each_node == 4
+    # sbatch --nodes=1-2 --ntasks=4 --ntasks-per-node=2: accepted; --ntasks=6: more than 2 nodes × 2 can hold
+    assert SlurmJob(nodes="1-2", ntasks=4, ntasks_per_node=2).problems() == []
+    problems = SlurmJob(nodes="1-2", ntasks=6, ntasks_per_node=2).problems()
+    assert [p.field for p in problems] == ["ntasks"] and "at most 2 nodes (1-2)" in problems[0].message
+
+
+# --- other generic resources (--gres items besides the GPUs) ----------------------------------------------
+
+def test_other_gres_share_the_gres_directive_gpus_first():
+    job = SlurmJob(gpus_per_node=2, gpu_type="v100x", other_gres=("lscratch:200",))
+    assert job.problems() == []
+    assert directive_lines(job) == ["--gres=gpu:v100x:2,lscratch:200"]
+    assert directive_lines(SlurmJob(other_gres=("lscratch:200", "mps:50"))) == ["--gres=lscratch:200,mps:50"]
+    per_node = SlurmJob(gpus_per_node=4, gpu_type="a100", gpu_flag="gpus-per-node", other_gres=("lscratch:10",))
+    assert directive_lines(per_node) == ["--gpus-per-node=a100:4", "--gres=lscratch:10"]
+
+
+def test_other_gres_is_a_declared_field_forms_cli_and_json_know():
+    f = SlurmJob.field_spec("other_gres")
+    assert f.is_tuple and f.base_type is str and f.info.label and f.info.help
+    job = SlurmJob(gpus_per_node=1, other_gres=("lscratch:200",))
+    assert SlurmJob.from_json(job.to_json()) == job
+
+
+@pytest.mark.parametrize("item,text", [
+    ("gpu:2", "GPUs per node"),
+    ("", "not a generic resource"),
+    ("lscratch 200", "not a generic resource"),
+    ("lscratch:$SIZE", "not read by the shell"),
+])
+def test_other_gres_problems(item, text):
+    problems = SlurmJob(other_gres=(item,)).problems()
+    assert any(p.field == "other_gres" and text in p.message for p in problems), problems

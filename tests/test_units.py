@@ -28,9 +28,41 @@ def test_parse_mem(text, mib):
     assert parse_mem(text) == mib
 
 
-def test_parse_mem_names_the_fix():
-    with pytest.raises(ValueError, match=r"write 16G"):
-        parse_mem("16GB")
-    with pytest.raises(ValueError, match=r"1536M"):
-        parse_mem("1.5G")
+# each value checked with `sbatch --test-only` (Slurm 22.05): accepted ("allocation failure: Requested node
+# configuration is not available" or a start time) …
+@pytest.mark.parametrize("text,mib", [
+    ("16GB", 16384), ("8gb", 8192), ("20Gb", 20480), ("16g", 16384), ("16TB", 16777216), ("16MB", 16), ("16KB", 1),
+    ("1024kb", 1), ("1000K", 1), ("0GB", 0), ("0G", 0), ("+16G", 16384), (" 16G", 16384),
+])
+def test_parse_mem_accepts_what_sbatch_accepts(text, mib):
+    # a B or b may follow the unit; K rounds up to whole MiB as sbatch does (1000K is 1 MiB, not 0)
+    assert parse_mem(text) == mib
+
+
+# … and refused ("sbatch: error: Invalid --mem specification")
+@pytest.mark.parametrize("text", ["16GiB", "16Gi", "1.5G", "16P", "16PB", "16GBB", "16b", "16B", "16Bb", "-16G", "1e3",
+                                  "0x10", "16Gx", "99999999999999999999", "", "G", "16G "])
+def test_parse_mem_rejects_what_sbatch_rejects(text):
+    with pytest.raises(ValueError, match="Slurm|sbatch"):
+        parse_mem(text)
+
+
+@pytest.mark.parametrize("text,fix", [
+    ("16GiB", "write 16G"), ("16Gi", "write 16G"), ("16 G", "write 16G"), ("16 GB", "write 16G"), ("16G ", "write 16G"),
+    ("16P", "write 16384T"),
+    ("1.5G", "write 1536M"), ("1.5GB", "write 1536M"), ("1.5M", "write 1536K"), ("1.5", "write 1536K"), (".5G", "write 512M"),
+])
+def test_parse_mem_names_the_fix(text, fix):
+    with pytest.raises(ValueError, match=fix):
+        parse_mem(text)
+
+
+def test_parse_mem_raises_only_value_error_for_any_text():
+    # ١٦ is 16 in Arabic-Indic digits: Python's int() reads it, sbatch does not
+    for text in ("9" * 400 + ".5G", "9" * 5000, "9" * 30 + "G", "16.G", "\x00", "16G\n", "\u0661\u0666G"):
+        with pytest.raises(ValueError):
+            parse_mem(text)
+
+
+def test_format_mem():
     assert format_mem(16384) == "16G" and format_mem(1500) == "1500M" and format_mem(1048576) == "1T"

@@ -162,7 +162,7 @@ class TestProblems:
         assert any(p.field == "prepare" and "ApptainerPull" in p.message for p in w.problems())
 
     def test_nested_problems_are_prefixed(self):
-        w = Workflow(job=SlurmJob(mem="16GB"), program=("x",))
+        w = Workflow(job=SlurmJob(mem="16GiB"), program=("x",))
         assert "job.mem" in fields(w)
 
     def test_sweep_needs_an_array_that_fits(self):

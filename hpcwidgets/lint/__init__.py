@@ -21,7 +21,7 @@ SEVERITIES = ("error", "warning", "info")
 
 @dataclass(frozen=True)
 class Fix:
-    """A mechanical fix: replace lines ``start``–``end`` with the corrected step.
+    """A mechanical fix: replace lines ``start``–``end`` (or the command within them) with the corrected step.
 
     ``words`` is the corrected command as an argument vector in the value language (the fix
     applier quotes it through the render layer); ``text`` replaces the lines as written instead,
@@ -35,6 +35,9 @@ class Fix:
     text: str | None = None
     before: tuple[str, ...] = ()
     groups: tuple[int, ...] = ()   # word indexes where a continuation line may start (layer boundaries)
+    #: 1-based columns of the command within its first and last line; what lies outside them (``exec``,
+    #: ``cd x &&``, ``> log 2>&1``, ``| tee log``, a comment) stays as written. (0, 0): the whole lines
+    cols: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"description": self.description, "start_line": self.start, "end_line": self.end}

@@ -46,8 +46,36 @@ def step_words(chain: Any) -> tuple[list[str], list[int]]:
 def step_fix(description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix:
     words, groups = step_words(chain)
     env = tuple(f"{k}={v}" for k, v in step.env)
-    return Fix(description, step.line, step.end_line, tuple(env) + tuple(words), None, before,
-               tuple(g + len(env) for g in groups))
+    start, end, cols = _command_span(step)
+    return Fix(description, start, end, tuple(env) + tuple(words), None, before,
+               tuple(g + len(env) for g in groups), cols)
+
+
+def _command_span(step: Any) -> tuple[int, int, tuple[int, int]]:
+    """Where the step's own words are: first line, last line and the columns of their start and end.
+
+    A fix rewrites only them: ``exec``/``time`` before, redirections, the rest of a pipeline, a
+    comment and here-document bodies after stay as written. The whole lines when the words cannot be
+    placed (a word that starts on another line than the command).
+    """
+    from ..parse.script import _launch_words
+    cmd = step.command
+    words = list(cmd.words)
+    if not words:
+        return step.line, step.end_line, (0, 0)
+    launch = len(words) - len(_launch_words([str(w.value) for w in words]))
+    first = words[launch] if launch < len(words) else words[0]
+    start_col = first.col
+    if step.env and cmd.assignments:
+        name, value = cmd.assignments[0]
+        start_col = value.col - len(name) - 1  # NAME=value before the command: the fix writes it again
+        first = value
+    last = words[-1]
+    end_line = last.line + last.raw.count("\n")
+    end_col = (last.col + len(last.raw)) if "\n" not in last.raw else len(last.raw.rsplit("\n", 1)[1]) + 1
+    if first.line != cmd.line or start_col < 1:
+        return step.line, step.end_line, (0, 0)
+    return cmd.line, end_line, (start_col, end_col)
 
 
 def as_int(ctx: Context, value: Any, line: int) -> int | None:
@@ -67,9 +95,9 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
         "SLURM_NTASKS": job.ntasks,
     }
     m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text)
-    if m and known.get(m.group(1)) is not None:
-        return int(known[m.group(1)])  # type: ignore[arg-type]
-    return None
+    value = known.get(m.group(1)) if m else None
+    # a count the job holds as text (--nodes=2-4) is no single number
+    return value if value.__class__ is int else None
 
 
 def job_tasks(ctx: Context) -> int | None:
@@ -109,7 +137,8 @@ def tasks_per_node(ctx: Context, step: Any) -> int | None:
 
 
 def job_nodes(ctx: Context) -> int:
-    return ctx.job.nodes if isinstance(ctx.job.nodes, int) else 1
+    """Nodes the job runs on: at least the MIN of a ``--nodes=MIN-MAX`` range."""
+    return ctx.job.node_count
 
 
 def gpu_vendor(ctx: Context) -> str:
@@ -1377,10 +1406,11 @@ _job_rule_specs = [
      "Write M, M:S, H:M:S, D-H, D-H:M or D-H:M:S, e.g. --time=01:30:00 or --time=2-00:00:00.", (12,),
      "#SBATCH --time=2h\n", "#SBATCH --time=02:00:00\n"),
     ("HPC302", "bad-memory-request", "error", "a memory request with a bad unit, or two memory options at once",
-     "sbatch rejects units such as GB or Gi, and --mem, --mem-per-cpu and --mem-per-gpu exclude each other: "
-     "the submission fails.",
-     "Use a whole number with K, M, G or T (16G), and only one of the three memory options.", (12,),
-     "#SBATCH --mem=16GB\n", "#SBATCH --mem=16G\n"),
+     "sbatch rejects units such as Gi or GiB (16GB and 16gb are fine), fractions such as 1.5G, and --mem, "
+     "--mem-per-cpu and --mem-per-gpu exclude each other: the submission fails.",
+     "Use a whole number with K, M, G or T, optionally followed by B (16G or 16GB), and only one of the three "
+     "memory options.", (12,),
+     "#SBATCH --mem=16GiB\n", "#SBATCH --mem=16G\n"),
     ("HPC303", "cpus-per-gpu-with-cpus-per-task", "error", "--cpus-per-gpu together with --cpus-per-task",
      "Slurm refuses the combination: the job is rejected at submission.",
      "Keep one: --cpus-per-task for CPUs per process, or --cpus-per-gpu.", (14,),

@@ -207,8 +207,13 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
                 if extra_field is None:
                     raise ParseError(f"{sig.words[0]} has no option {name}; known: {', '.join(sorted(table))}", source_line)
                 extras.append(w)
-                notes.append(f"unknown {' '.join(sig.words)} option {name} kept as written")
                 i += 1
+                takes = getattr(cls, "other_value_options", frozenset())
+                if not eq and i < n and (name in takes or name.replace("_", "-") in takes):
+                    extras.append(words[i])  # its value, so the next word is not read as the image or script
+                    i += 1
+                else:
+                    notes.append(f"unknown {' '.join(sig.words)} option {name} kept as written")
                 continue
             if eq and isinstance(w, Verbatim):
                 val = Verbatim(val)

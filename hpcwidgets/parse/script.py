@@ -150,23 +150,41 @@ def _directive_table() -> dict[str, str]:
     return table
 
 
+_COUNT = re.compile(r"[0-9]{1,100}")
+
+
+def _count(text: str) -> Any:
+    """A directive's count as a number when it is one (ASCII digits; ``²`` and 5000-digit runs are not),
+    else the text as written, for the job model to report."""
+    return int(text) if _COUNT.fullmatch(text) else text
+
+
 def _gpu_request(flag: str, value: str) -> dict[str, Any]:
-    """``gpu:4``, ``gpu:a100:4``, ``gpu`` (one), ``a100:2`` (for --gpus*) → GPU fields."""
+    """``gpu:4``, ``gpu:a100:4``, ``gpu`` (one), ``a100:2`` (for --gpus*) → GPU fields.
+
+    The other items of a ``--gres`` (``lscratch:200``) are kept, in order, as ``other_gres``: sbatch
+    asks for them too, so dropping them would change the job.
+    """
     if flag == "--gres":
+        out: dict[str, Any] = {}
+        other: list[str] = []
         for item in value.split(","):
             parts = item.split(":")
             if parts[0] != "gpu":
+                other.append(item)
                 continue
-            count = parts[-1] if len(parts) > 1 and parts[-1].split("(")[0].isdigit() else "1"
-            gtype = parts[1] if len(parts) == 3 else ""
-            return {"gpus_per_node": int(count.split("(")[0]), "gpu_type": gtype}
-        return {}
+            if "gpus_per_node" in out:
+                other.append(item)  # a second gpu item: kept as written, the model reports it
+                continue
+            parts = item.split("(")[0].split(":")  # gpu:a100:2(S:0-1): the socket list is not modelled
+            if len(parts) == 2 and not (parts[1].isascii() and parts[1].isdigit()):
+                parts.append("1")  # gpu:a100 is one a100, as sbatch reads it (gpu:2 is two of any type)
+            out.update({"gpus_per_node": _count(parts[-1]) if len(parts) > 1 else 1,
+                        "gpu_type": parts[1] if len(parts) == 3 else ""})
+        out["other_gres"] = tuple(other)
+        return out
     typ, _, count = value.rpartition(":")
-    try:
-        n: Any = int(count)
-    except ValueError:
-        n = count
-    out: dict[str, Any] = {"gpus_per_node": n, "gpu_flag": "gpus-per-node"}
+    out = {"gpus_per_node": _count(count), "gpu_flag": "gpus-per-node"}
     if typ:
         out["gpu_type"] = typ
     return out
@@ -224,7 +242,7 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
             elif is_bool:
                 values[name] = True
             elif spec is not None and spec.base_type is int:
-                values[name] = int(value) if value.isdigit() else value
+                values[name] = _count(value)
             else:
                 values[name] = value
     if extra:

@@ -6,6 +6,8 @@ word goes through :func:`hpcwidgets.render.quote.quote`.
 
 The prologue is ``set -eo pipefail``, then the module loads, then ``set -u``: environment
 modules (Lmod, Tcl modules) read unset variables, so ``-u`` is switched on only after them.
+``SlurmJob.fail_fast`` leaves out ``set -u`` (``errexit``) or both (``off``: a script read back
+without them keeps its own shell options).
 """
 
 from __future__ import annotations
@@ -77,12 +79,20 @@ def _directive_value(value: Any) -> str:
 
 
 def _gpu_directive(job: SlurmJob) -> list[str]:
-    if not job.gpus_per_node:
-        return []
-    if job.gpu_flag == "gpus-per-node":
-        typed = f"{job.gpu_type}:{job.gpus_per_node}" if job.gpu_type else str(job.gpus_per_node)
-        return [f"--gpus-per-node={_directive_value(typed)}"]
-    return [f"--gres={_directive_value(job.gres())}"]
+    """``--gres=gpu[:type]:N`` with the other generic resources after the GPUs in the same value
+    (``--gres=gpu:v100x:2,lscratch:200``); ``--gpus-per-node`` when ``gpu_flag`` asks for it."""
+    others = job.other_gres if isinstance(job.other_gres, (tuple, list)) else ((job.other_gres,) if job.other_gres else ())
+    items = [str(item) for item in others if item is not None]
+    out: list[str] = []
+    if job.gpus_per_node:
+        if job.gpu_flag == "gpus-per-node":
+            typed = f"{job.gpu_type}:{job.gpus_per_node}" if job.gpu_type else str(job.gpus_per_node)
+            out.append(f"--gpus-per-node={_directive_value(typed)}")
+        else:
+            items.insert(0, job.gres())
+    if items:
+        out.append(f"--gres={_directive_value(','.join(items))}")
+    return out
 
 
 def _generic_directive(f: Any, value: Any) -> list[str]:
@@ -174,6 +184,8 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
         title=one_line(title or (f"Slurm job {job.job_name}" if job.job_name else "Slurm job")),
         version=_version(),
         modules="".join(f"module load {m}\n" for m in module_lines(job)),
+        errexit=job.fail_fast != "off",
+        nounset=job.fail_fast == "strict",
         sections=sections,
     )
     if "\n\n\n" in text:

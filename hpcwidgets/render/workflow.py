@@ -84,14 +84,21 @@ def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layer
     if len(one_line) <= width:
         return one_line
     lines: list[str] = []
-    for (_, words, starts), q in zip(layers, quoted):
+    carry = ""  # a layer of one word (a bare "srun") goes on the line of the layer inside it
+    for k, ((_, words, starts), q) in enumerate(zip(layers, quoted)):
+        if len(q) == 1 and k + 1 < len(layers):
+            carry += q[0] + " "
+            continue
         prev = 0
         for cut in sorted(starts):
             if cut > prev:
-                lines.append(" ".join(q[prev:cut]))
-                prev = cut
+                lines.append(carry + " ".join(q[prev:cut]))
+                carry, prev = "", cut
         if prev < len(q):
-            lines.append(" ".join(q[prev:]))
+            lines.append(carry + " ".join(q[prev:]))
+            carry = ""
+    if carry:
+        lines.append(carry.rstrip())
     return (" \\\n" + indent).join(lines)
 
 
@@ -166,8 +173,13 @@ def head_node_needs_export(w: Workflow, layers: Layers | None = None) -> bool:
                for word in step_argv(w, layers))
 
 
+_SETS_HEAD_NODE = re.compile(rf"^\s*(?:export\s+|declare\s+(?:-\w+\s+)*)?{HEAD_NODE_VAR}=", re.MULTILINE)
+
+
 def head_node_block(w: Workflow, layers: Layers | None = None) -> Block | None:
-    if not needs_head_node(w):
+    """The head-node line, unless the script's own set-up lines already set ``head_node`` their way
+    (``…-ib0`` for the InfiniBand name, say): writing ours after theirs would replace their value."""
+    if not needs_head_node(w) or any(_SETS_HEAD_NODE.search(line) for line in w.job.setup):
         return None
     text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w, layers) else "")
     return Block(text, "Rendezvous host: the first node, resolved on the host (images lack scontrol)")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import Problem
 from ._meta import Spec, opt
-from .common import Bind, EnvVar
+from .common import Bind, EnvVar, stray_words
 
 BINARIES = ("apptainer", "singularity")
 IMAGE_SOURCES = ("docker://", "oras://", "library://", "shub://", "docker-archive:", "docker-daemon:")
@@ -32,6 +32,12 @@ class ApptainerRun(Spec):
     """
 
     kind = "apptainer.run"
+    #: apptainer exec/run options the model has no field for that take the next word as their value
+    other_value_options = frozenset({
+        "--app", "--network", "--network-args", "--hostname", "--workdir", "-W", "--scratch", "-S", "--security",
+        "--dns", "--fusemount", "--add-caps", "--drop-caps", "--apply-cgroups", "--cpus", "--memory",
+        "--memory-reservation", "--memory-swap", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--blkio-weight",
+        "--pids-limit", "--pem-path", "--passphrase", "--authfile", "--data", "--sif-fuse-path"})
 
     binary: str = _binary()
     action: str = opt("exec", label="Action", role="subcommand", choices=("exec", "run", "shell", "test"),
@@ -98,10 +104,9 @@ class ApptainerRun(Spec):
             out.append(Problem("no_home", "--home and --no-home contradict each other; keep one"))
         if self.nvccli and not (self.writable_tmpfs or self.writable or self.overlay):
             out.append(Problem("nvccli", "--nvccli needs a writable layer: add --writable-tmpfs"))
-        for item in self.extra:
-            if not str(item).startswith("-"):
-                out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
-                                            "write each as --opt or --opt=value"))
+        for item in stray_words(self.extra, self.other_value_options):
+            out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
+                                        "write each as --opt or --opt=value"))
         return out
 
     @property

@@ -68,7 +68,9 @@ def _generic_option(f: FieldSpec, value: Any, words: list[str], starts: list[int
     n = option_words(f, value)
     if not n:
         return
-    if value is not True:  # short switches stay on the line before them; values start a group
+    if value is not True and not f.info.flag:  # other options: each starts a group, its value stays with it
+        starts.extend(len(words) + k for k, word in enumerate(n) if str(word).startswith("-"))
+    elif value is not True:  # short switches stay on the line before them; values start a group
         items = value if f.is_tuple else (value,)
         per = len(n) // max(len(items), 1) or 1
         starts.extend(len(words) + k for k in range(0, len(n), per))

@@ -245,6 +245,9 @@ class ChRun(Spec):
     """
 
     kind = "charliecloud.run"
+    #: ch-run options the model has no field for that take the next word as their value
+    other_value_options = frozenset({"--join-ct", "--join-pid", "--join-tag", "--mount", "-m", "--feature",
+                                     "--set-env-file", "--test"})
 
     program: str = _program("ch-run")
     binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-b",

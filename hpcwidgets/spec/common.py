@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, opt
+from ._words import Verbatim
 
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def stray_words(extra: Any, takes_value: frozenset[str] = frozenset()) -> list[Any]:
+    """Words of an "other options" list that are neither an option nor the value of the option before
+    them (``--redirects 3`` is one option with its value when ``--redirects`` is in ``takes_value``)."""
+    out = []
+    items = list(extra) if isinstance(extra, (tuple, list)) else []
+    i = 0
+    while i < len(items):
+        word = str(items[i])
+        if not word.startswith("-"):
+            out.append(items[i])
+        elif "=" not in word and (word in takes_value or word.replace("_", "-") in takes_value):
+            i += 1  # its value
+        i += 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -30,12 +48,18 @@ class Bind(Spec):
             object.__setattr__(self, "dst", "")
 
     def needs_mount_syntax(self) -> bool:
-        """Values with ':' or ',' cannot be written as -B src:dst[:mode]; Apptainer needs --mount."""
+        """Values with ':' or ',' cannot be written as -B src:dst[:mode]; Apptainer needs --mount.
+
+        A bind read from shell text it cannot split (``-B "$(pwd)":/work``) is written back as it was."""
+        if isinstance(self.src, Verbatim):
+            return False
         text = f"{self.src}{self.dst}{self.mode}"
         return ":" in text or "," in text
 
     def to_token(self) -> str:
         """The ``src[:dst[:mode]]`` form (callers check :meth:`needs_mount_syntax` first)."""
+        if isinstance(self.src, Verbatim) and not self.dst and not self.mode:
+            return self.src  # shell text read from a script: written back unchanged
         parts = [self.src]
         if self.dst or self.mode:
             parts.append(self.dst or self.src)

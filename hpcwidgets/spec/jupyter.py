@@ -16,7 +16,7 @@ from ..errors import Problem
 from ._meta import Spec, opt
 from .apptainer import ApptainerRun
 from .charliecloud import ChRun
-from .slurm import SlurmJob
+from .slurm import SlurmJob, node_range
 
 #: extra arguments the job sets itself: a person's value would contradict the printed tunnel or leak the token
 RESERVED_ARGS = {
@@ -136,7 +136,7 @@ class JupyterJob(Spec):
         if not isinstance(job, SlurmJob):
             return []
         out = []
-        if job.nodes and job.nodes > 1:
+        if (node_range(job.nodes) or (1, 1))[1] > 1:  # a MIN-MAX range may get several nodes too
             out.append(Problem("job.nodes", "JupyterLab runs on one node; set nodes to 1"))
         if job.array:
             out.append(Problem("job.array", "a Jupyter server is one job, not an array; remove --array"))

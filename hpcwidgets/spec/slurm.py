@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Problem
-from ._meta import Spec, opt
-from .common import EnvVar
+from ._meta import Spec, _check_value, opt
+from .common import EnvVar, stray_words
 from .units import parse_mem, parse_time
 
 MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
 OUTPUT_PATTERN = re.compile(r"%(?:\d*[AajJNnstuxb%])")
+#: the shell options a generated script starts with (see render/script.py)
+FAIL_FAST = ("strict", "errexit", "off")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
 #: sbatch's own options and what follows them: "value" (required), "optional" (only as --opt=value;
 #: a separate word is not its value) or "switch" (none). Slurm 22.05 to 24.11; site plugins may add more.
@@ -59,8 +61,45 @@ def sbatch_option(flag: str) -> str:
 
 
 _GPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+")
+#: ``--nodes=MIN-MAX``: sbatch starts the job on at least MIN and at most MAX nodes
+NODE_RANGE = re.compile(r"([0-9]{1,10})-([0-9]{1,10})")
+#: ``--gpus=TYPE:COUNT`` (several types comma-separated: a100:2,v100:2)
+GPU_COUNTS = re.compile(r"[A-Za-z0-9_.-]+:[0-9]{1,10}(?:,[A-Za-z0-9_.-]+:[0-9]{1,10})*")
+#: one further ``--gres`` item: NAME[:TYPE][:COUNT] (lscratch:200, mps:50, shard:2)
+_GRES_ITEM = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.-]+)*")
+#: int fields that also hold Slurm's text forms (NODE_RANGE, GPU_COUNTS); ``_check`` judges such text
+_TEXT_COUNTS = ("nodes", "gpus")
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
 _SPACE = re.compile(r"\s")
+
+
+def _whole(value: Any) -> int:
+    """``value`` when it is a whole number above 0, else 0: text, None, booleans and negative numbers
+    are never computed with (``problems()`` reports them)."""
+    return value if value.__class__ is int and value > 0 else 0
+
+
+def node_range(value: Any) -> tuple[int, int] | None:
+    """Least and most nodes of a ``--nodes`` value: ``2`` → (2, 2), ``"2-4"`` → (2, 4); None for anything else."""
+    if value.__class__ is int:
+        return value, value
+    if isinstance(value, str):
+        m = NODE_RANGE.fullmatch(value)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    return None
+
+
+def gpu_total(value: Any) -> int:
+    """GPUs a ``--gpus`` value asks for: ``8`` → 8, ``"a100:4"`` → 4, ``"a100:2,v100:2"`` → 4; 0 for anything else."""
+    if isinstance(value, str) and GPU_COUNTS.fullmatch(value):
+        return sum(int(item.rpartition(":")[2]) for item in value.split(","))
+    return _whole(value)
+
+
+def _items(value: Any) -> tuple[Any, ...]:
+    """The items of a list field, () when it holds something else (``problems()`` reports that)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else ()
 
 
 @functools.cache
@@ -99,6 +138,10 @@ class SlurmJob(Spec):
                                     help="GPUs on each node, written as --gres=gpu[:type]:N.")
     gpu_type: str = opt("", label="GPU type", role="internal", placeholder="a100",
                         help="A GPU model the site names in its gres (e.g. a100, v100); empty for any.")
+    other_gres: tuple[str, ...] = opt((), label="Other generic resources", role="internal", advanced=True,
+                                      placeholder="lscratch:200",
+                                      help="Further --gres items the site offers, NAME[:TYPE]:COUNT (e.g. lscratch:200 for "
+                                           "node-local scratch); written after the GPUs in the same --gres.")
     gpu_flag: str = opt("gres", label="GPU request style", role="internal", choices=("gres", "gpus-per-node"),
                         advanced=True, help="--gres=gpu:N (works everywhere) or --gpus-per-node=N.")
     gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=1, advanced=True,
@@ -141,27 +184,69 @@ class SlurmJob(Spec):
                                  help="Shell lines run before the steps (e.g. mkdir -p \"$OUTPUT_DIR\"). Written as they are.")
     commands: tuple[str, ...] = opt((), label="Commands", role="internal",
                                     help="The job's own shell lines when no workflow composes the steps.")
+    fail_fast: str = opt("strict", label="Fail fast", role="internal", choices=FAIL_FAST, advanced=True,
+                         help="strict: set -eo pipefail, then set -u after the module loads (an error or an unset "
+                              "variable stops the job); errexit: only set -eo pipefail; off: neither. A script read "
+                              "back keeps its own shell options.")
 
     def gres(self) -> str:
+        """The GPU item of ``--gres`` (``gpu:a100:4``); "" without GPUs per node. ``other_gres`` follows it."""
         if not self.gpus_per_node:
             return ""
         return f"gpu:{self.gpu_type}:{self.gpus_per_node}" if self.gpu_type else f"gpu:{self.gpus_per_node}"
 
     @property
     def node_count(self) -> int:
-        return self.nodes or 1
+        """Nodes the job gets at least: the MIN of a MIN-MAX range; 1 when unset or not a count."""
+        span = node_range(self.nodes)
+        return span[0] if span is not None and span[0] > 0 else 1
 
     @property
     def gpus_on_each_node(self) -> int:
-        """GPUs per node however they were asked for (0 when none)."""
-        if self.gpus_per_node:
-            return self.gpus_per_node
-        if self.gpus:
-            return -(-self.gpus // self.node_count)
-        if self.gpus_per_task:
-            per_node_tasks = self.ntasks_per_node or (-(-self.ntasks // self.node_count) if self.ntasks else 1)
-            return self.gpus_per_task * per_node_tasks
+        """GPUs per node however they were asked for (0 when none). GPUs in total over a node range are
+        spread over its MIN nodes: the most a node may get."""
+        per_node = _whole(self.gpus_per_node)
+        if per_node:
+            return per_node
+        total = gpu_total(self.gpus)
+        if total:
+            return -(-total // self.node_count)
+        per_task = _whole(self.gpus_per_task)
+        if per_task:
+            tasks = _whole(self.ntasks)
+            per_node_tasks = _whole(self.ntasks_per_node) or (-(-tasks // self.node_count) if tasks else 1)
+            return per_task * per_node_tasks
         return 0
+
+    def problems(self) -> list[Problem]:
+        """As for every model, except that ``nodes`` and ``gpus`` may also hold Slurm's text forms
+        (``2-4``, ``a100:4``): :meth:`_check` judges such text, not the generic whole-number check."""
+        out = super().problems()
+        if isinstance(self.nodes, str) or isinstance(self.gpus, str):
+            generic = [p for name in _TEXT_COUNTS if isinstance(getattr(self, name), str)
+                       for p in _check_value(self.field_spec(name), getattr(self, name))]
+            out = [p for p in out if p not in generic]
+        return out
+
+    def _text_counts(self) -> list[Problem]:
+        """Problems with text in ``nodes`` and ``gpus``: only MIN-MAX and TYPE:COUNT are counts sbatch reads."""
+        out: list[Problem] = []
+        if isinstance(self.nodes, str):
+            span = node_range(self.nodes)
+            if span is None:
+                out.append(Problem("nodes", f"Nodes: {self.nodes!r} is not a node count; write a whole number (2) "
+                                            "or a range MIN-MAX (2-4)"))
+            elif span[0] < 1:
+                out.append(Problem("nodes", f"Nodes: the range {self.nodes!r} must start at 1 or more, e.g. 1-{max(span[1], 1)}"))
+            elif span[1] < span[0]:
+                out.append(Problem("nodes", f"Nodes: in {self.nodes!r} the most is below the least; write {span[1]}-{span[0]}"))
+        if isinstance(self.gpus, str):
+            if not GPU_COUNTS.fullmatch(self.gpus):
+                out.append(Problem("gpus", f"GPUs in total: {self.gpus!r} is not a GPU count; write a whole number (4) "
+                                           "or TYPE:COUNT (a100:4)"))
+            elif any(int(item.rpartition(":")[2]) < 1 for item in self.gpus.split(",")):
+                out.append(Problem("gpus", f"GPUs in total: {self.gpus!r} asks for no GPUs; give each type a count of 1 or more"))
+        return out
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
@@ -186,32 +271,46 @@ class SlurmJob(Spec):
             out.append(Problem(mems[1], f"{flags} exclude each other; keep one"))
         if self.cpus_per_gpu and self.cpus_per_task:
             out.append(Problem("cpus_per_gpu", "--cpus-per-gpu cannot be combined with --cpus-per-task; keep one"))
-        if self.array and not ARRAY_SPEC.fullmatch(self.array):
+        if isinstance(self.array, str) and self.array and not ARRAY_SPEC.fullmatch(self.array):
             out.append(Problem("array", f"{self.array!r} is not an array spec; use e.g. 0-15, 1,3,5, 0-15:4 or 0-15%4"))
         if self.gpu_type and not self.gpus_per_node:
             out.append(Problem("gpu_type", "a GPU type needs GPUs per node (e.g. 1)"))
-        if self.gpu_type and not _GPU_TYPE.fullmatch(self.gpu_type):
+        if isinstance(self.gpu_type, str) and self.gpu_type and not _GPU_TYPE.fullmatch(self.gpu_type):
             out.append(Problem("gpu_type", f"{self.gpu_type!r} is not a GPU type name (letters, digits, _ . -)"))
         if self.gpus_per_node and self.gpus:
             out.append(Problem("gpus", "ask for GPUs per node or GPUs in total, not both"))
-        if self.ntasks and self.ntasks_per_node and self.nodes and self.ntasks > self.ntasks_per_node * self.nodes:
-            out.append(Problem("ntasks", f"{self.ntasks} tasks do not fit in {self.nodes} node(s) × {self.ntasks_per_node} tasks per node"))
-        if self.mail_type:
+        out += self._text_counts()
+        tasks, per_node, span = _whole(self.ntasks), _whole(self.ntasks_per_node), node_range(self.nodes)
+        if tasks and per_node and span is not None and span[1] > 0 and tasks > per_node * span[1]:
+            where = f"{self.nodes} node(s)" if span[0] == span[1] else f"at most {span[1]} nodes ({self.nodes})"
+            out.append(Problem("ntasks", f"{tasks} tasks do not fit in {where} × {per_node} tasks per node"))
+        if isinstance(self.mail_type, str) and self.mail_type:
             bad = [t for t in self.mail_type.split(",") if t.strip().upper() not in MAIL_TYPES]
             if bad:
                 out.append(Problem("mail_type", f"unknown mail type {', '.join(bad)}; use {', '.join(MAIL_TYPES[:6])}, …"))
-        if self.job_name and _SPACE.search(self.job_name):
+        if isinstance(self.job_name, str) and _SPACE.search(self.job_name):
             out.append(Problem("job_name", f"{self.job_name!r}: job names with spaces break output patterns; use - or _"))
-        for d in self.extra_directives:
-            if not d.startswith("-"):
+        for d in _items(self.extra_directives):
+            if isinstance(d, str) and not d.startswith("-"):
                 out.append(Problem("extra_directives", f"{d!r}: write the option as it follows #SBATCH, e.g. --signal=USR1@90"))
         if self.env:
-            names = [e.name for e in self.env if isinstance(e, EnvVar)]
+            names = [e.name for e in _items(self.env) if isinstance(e, EnvVar)]
             for name in sorted({n for n in names if names.count(n) > 1}):
                 out.append(Problem("env", f"{name} is exported more than once; keep one value"))
-        for m in self.modules:
-            if not _MODULE.fullmatch(m):
+        for m in _items(self.modules):
+            if isinstance(m, str) and not _MODULE.fullmatch(m):
                 out.append(Problem("modules", f"{m!r} is not a module name (e.g. apptainer or cuda/12.1)"))
+        for item in _items(self.other_gres):
+            if not isinstance(item, str):
+                continue
+            if "$" in item:
+                out.append(Problem("other_gres", f"{item!r}: #SBATCH lines are not read by the shell, so ${{…}} is not "
+                                                 "expanded; write the amount itself, e.g. lscratch:200"))
+            elif not _GRES_ITEM.fullmatch(item):
+                out.append(Problem("other_gres", f"{item!r} is not a generic resource; write NAME[:TYPE]:COUNT, e.g. lscratch:200"))
+            elif item.partition(":")[0] == "gpu":
+                out.append(Problem("other_gres", f"{item!r}: ask for GPUs with GPUs per node (and GPU type), not among "
+                                                 "the other generic resources"))
         return out
 
 
@@ -220,6 +319,13 @@ class Srun(Spec):
     """A job step: ``srun [options]`` in front of the command it launches."""
 
     kind = "slurm.srun"
+    #: srun options the model has no field for that take the next word as their value (kept in ``extra``
+    #: with it): sbatch's own, and srun's -W/--wait=SECONDS, --relative, --epilog…
+    other_value_options = frozenset(
+        {flag for flag, takes in SBATCH_OPTIONS.items() if takes == "value"}
+        | {s for s, flag in SBATCH_SHORT.items() if SBATCH_OPTIONS.get(flag) == "value"}
+        | {"--accel-bind", "--epilog", "--prolog", "--task-epilog", "--task-prolog", "--relative", "--jobid",
+           "--het-group", "--slurmd-debug", "--wait", "--threads", "-W", "-T", "-r"})
 
     program: str = opt("srun", label="Program", role="program", choices=("srun",), help="Slurm's step launcher.")
     nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
@@ -247,7 +353,6 @@ class Srun(Spec):
 
     def _check(self) -> list[Problem]:
         out = []
-        for d in self.extra:
-            if not d.startswith("-"):
-                out.append(Problem("extra", f"{d!r}: srun options start with - (e.g. --exclusive)"))
+        for d in stray_words(self.extra, self.other_value_options):
+            out.append(Problem("extra", f"{d!r}: srun options start with - (e.g. --exclusive)"))
         return out

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import Problem
 from ._meta import Spec, opt
+from .common import stray_words
 
 #: the shell variable the workflow script sets on the host to the first node of the allocation
 HEAD_NODE_VAR = "head_node"
@@ -18,6 +19,7 @@ LAUNCHERS = ("torchrun", "python -m torch.distributed.run", "python3 -m torch.di
 
 
 _DIGITS = re.compile(r"\d+")
+_HEAD_NODE_REF = re.compile(rf"\$(?:\{{{HEAD_NODE_VAR}\}}|{HEAD_NODE_VAR}(?![A-Za-z0-9_]))")
 _NNODES = re.compile(r"\d+(:\d+)?")
 
 
@@ -35,6 +37,11 @@ class Torchrun(Spec):
     """
 
     kind = "torchrun"
+    #: torchrun options the model has no field for that take the next word as their value (either spelling)
+    other_value_options = frozenset({
+        "--monitor-interval", "--start-method", "--event-log-handler", "--role", "--run-path", "--redirects", "-r",
+        "-t", "--local-ranks-filter", "--duplicate-stdout-filters", "--duplicate-stderr-filters", "--local-addr",
+        "--logs-specs", "--numa-binding", "--signals-to-handle", "--shutdown-timeout"})
 
     program: str = opt("torchrun", label="Launcher", role="program", choices=LAUNCHERS,
                        help="torchrun, or the same launcher as a module where the torchrun script is not on PATH.")
@@ -104,7 +111,8 @@ class Torchrun(Spec):
 
     @property
     def uses_head_node(self) -> bool:
-        return f"${HEAD_NODE_VAR}" in self.rdzv_endpoint or "${" + HEAD_NODE_VAR + "}" in self.rdzv_endpoint
+        """True when the endpoint refers to ``$head_node`` itself (not ``$head_node_ip``)."""
+        return _HEAD_NODE_REF.search(str(self.rdzv_endpoint)) is not None
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
@@ -137,8 +145,7 @@ class Torchrun(Spec):
                     out.append(Problem(name, f"--{name.replace('_', '-')} is ignored by the c10d rendezvous; remove it"))
         if self.module and self.no_python:
             out.append(Problem("no_python", "--module and --no-python exclude each other"))
-        for item in self.extra:
-            if not str(item).startswith("-"):
-                out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
-                                            "write each as --opt or --opt=value"))
+        for item in stray_words(self.extra, self.other_value_options):
+            out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
+                                        "write each as --opt or --opt=value"))
         return out

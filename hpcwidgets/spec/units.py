@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import functools
 import re
+from fractions import Fraction
 
 _TIME_FORMS = "M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (e.g. 90, 01:30:00, 2-00:00:00)"
 UNLIMITED = -1
 _TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
-_MEM = re.compile(r"(\d+(?:\.\d+)?)([KMGTkmgt]?)")
+#: what sbatch's str_to_mbytes reads: a whole number (strtoll: leading blanks and a + allowed), then K, M, G or T,
+#: which may be followed by B or b (16G, 16GB, 16gb); no unit means MiB. Slurm 22.05 has no P and no binary
+#: "Gi"/"GiB", and refuses anything after the unit (a trailing blank too).
+_MEM = re.compile(r"\+?([0-9]+)(?:([KMGTkmgt])[Bb]?)?")
+_MEM_LEADING = " \t\n\v\f\r"
+#: near misses, read to name the fix: a fraction, a space before the unit, "Gi"/"GiB", a P unit
+_MEM_NEAR = re.compile(r"\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([KMGTPkmgtp])\s*[iI]?\s*[Bb]?)?")
+#: strtoll's range: a larger number is refused
+_MEM_MAX = 2**63 - 1
 
 
 def parse_time(text: str) -> int:
@@ -55,30 +64,52 @@ def format_time(seconds: int) -> str:
     return f"{days}-{h:02d}:{m:02d}:{s:02d}" if days else f"{h:02d}:{m:02d}:{s:02d}"
 
 
-_MEM_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+_MEM_UNITS = {"M": 1, "G": 1024, "T": 1024 * 1024}
+_KIB = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3, "P": 1024**4}
 
 
 def parse_mem(text: str) -> int:
-    """MiB for a Slurm memory value (``16G``, ``4000``, ``512M``); a bare number is MiB, ``0`` means the whole node.
+    """MiB for a Slurm memory value (``16G``, ``16GB``, ``4000``, ``512M``); a bare number is MiB, ``0`` means
+    the whole node. K rounds up to whole MiB, as sbatch does.
 
-    Raises ``ValueError`` naming the accepted units (a frequent slip is ``16GB`` or ``16 G``).
+    Raises ``ValueError`` naming the accepted units (frequent slips are ``16GiB``, ``16 G`` and ``1.5G``).
     """
     return _parse_mem_text(text) if text.__class__ is str else _parse_mem(text)
 
 
 def _parse_mem(text: str) -> int:
-    s = str(text).strip()
+    s = str(text).lstrip(_MEM_LEADING)
     m = _MEM.fullmatch(s)
     if not m:
-        hint = ""
-        m2 = re.fullmatch(r"(\d+)\s*([KMGT])i?[Bb]", s, re.IGNORECASE)
-        if m2:
-            hint = f" (write {m2.group(1)}{m2.group(2).upper()})"
-        raise ValueError(f"{text!r} is not a Slurm memory size; use a whole number with K, M, G or T, e.g. 16G{hint}")
-    number, unit = m.groups()
-    if "." in number:
-        raise ValueError(f"{text!r}: Slurm takes whole numbers only; write {int(float(number) * 1024)}M instead")
-    return int(int(number) * _MEM_UNITS[(unit or "M").upper()])
+        raise ValueError(_mem_error(text, s.strip()))
+    digits, unit = m.group(1).lstrip("0") or "0", (m.group(2) or "M").upper()
+    if len(digits) > 19 or int(digits) > _MEM_MAX:
+        raise ValueError(f"{text!r}: sbatch reads numbers up to {_MEM_MAX}; write a smaller number with a bigger unit")
+    number = int(digits)
+    if unit == "K":
+        return (number + 1023) // 1024  # sbatch rounds kilobytes up to whole MiB
+    return number * _MEM_UNITS[unit]
+
+
+def _mem_error(text: str, s: str) -> str:
+    """The message for a value sbatch rejects, with the spelling to write instead when it is a near miss."""
+    hint = ""
+    near = _MEM_NEAR.fullmatch(s) if len(s) < 40 else None
+    if near:
+        number, unit = near.group(1), (near.group(2) or "M").upper()
+        kib = round(Fraction(number) * _KIB[unit])
+        if "." in number:
+            return f"{text!r}: Slurm takes whole numbers only; write {_exact_mem(kib)} instead"
+        hint = f" (write {_exact_mem(kib)})"
+    return f"{text!r} is not a Slurm memory size; use a whole number with K, M, G or T, e.g. 16G{hint}"
+
+
+def _exact_mem(kib: int) -> str:
+    """The shortest exact spelling of a number of KiB with a unit sbatch reads (``16G``, ``1536M``, ``1536K``)."""
+    for unit in ("T", "G", "M"):
+        if kib and kib % _KIB[unit] == 0:
+            return f"{kib // _KIB[unit]}{unit}"
+    return f"{kib}K"
 
 
 _parse_mem_text = functools.lru_cache(maxsize=512)(_parse_mem)

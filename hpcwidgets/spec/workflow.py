@@ -136,6 +136,12 @@ class Workflow(Spec):
         """True when the innermost layer has something to run."""
         return bool(self.launcher or self.program or (self.container is not None and self._container_runs_alone()))
 
+    def _runs_own_lines(self) -> bool:
+        """True when the script's own lines run commands: a script read back whose work the model cannot
+        hold as a step (a pipeline, a loop) keeps it there, and that is not "nothing to run"."""
+        lines = (*getattr(self.job, "setup", ()), *self.after) if isinstance(self.job, SlurmJob) else self.after
+        return any(str(line).strip() and not str(line).lstrip().startswith("#") for line in lines)
+
     def _container_runs_alone(self) -> bool:
         c = self.container
         if isinstance(c, ApptainerRun):
@@ -184,7 +190,7 @@ class Workflow(Spec):
         if isinstance(self.container, ApptainerRun) and self.container.action in ("shell", "test") \
                 and (self.launcher is not None or self.program):
             out.append(Problem("container.action", f"apptainer {self.container.action} runs no command; use exec"))
-        if not self.runs_something():
+        if not self.runs_something() and not self._runs_own_lines():
             if self.container is not None:
                 out.append(Problem("program", "the container has nothing to run: set a launcher (torchrun) or a program "
                                               "such as python train.py"))

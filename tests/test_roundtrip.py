@@ -1,0 +1,191 @@
+"""Reading a script and writing it back keeps what it does.
+
+Each script here is the kind researchers bring (pipelines, ``&&`` lists, ``exec``, a module purge,
+exports that use earlier variables, their own head-node name, the deprecated launcher). It is run
+with bash twice, as written and after ``render(parse_script(…))``, with stand-in programs that log
+every call (program, arguments and a few environment variables); both runs must make the same calls
+in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hpcwidgets.examples import examples
+from hpcwidgets.parse import parse_script
+from hpcwidgets.render import render
+
+PROGRAMS = ("python", "srun", "apptainer", "singularity", "torchrun", "module", "tee", "scontrol", "conda", "ch-run")
+SEEN_ENV = ("OMP_NUM_THREADS", "NCCL_DEBUG", "DATA_DIR", "PYTHONNOUSERSITE")
+
+STUB = """#!/bin/bash
+# log this call as one JSON line: [program, [args…], {selected environment}]
+python3 - "$(basename "$0")" "$@" <<'PY' >> "$CALLS"
+import json, os, sys
+env = {k: os.environ[k] for k in {seen} if k in os.environ}
+print(json.dumps([sys.argv[1], sys.argv[2:], env]))
+PY
+if [[ $(basename "$0") == scontrol ]]; then printf 'n1\\nn2\\n'; fi
+if [[ $(basename "$0") == tee ]]; then cat > /dev/null; fi
+exit 0
+"""
+
+
+@pytest.fixture(scope="module")
+def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("stubs")
+    for name in PROGRAMS:
+        path = folder / name
+        path.write_text(STUB.replace("{seen}", repr(SEEN_ENV)))
+        path.chmod(0o755)
+    return folder
+
+
+def calls(script: str, stubs: Path, work: Path) -> list[object]:
+    log = work / "calls.jsonl"
+    log.write_text("")
+    path = work / "job.sh"
+    path.write_text(script)
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "CALLS": str(log), "HOME": str(work), "SCRATCH": str(work),
+           "USER": "me", "SLURM_JOB_NODELIST": "n[1-2]", "SLURM_JOB_ID": "42", "SLURM_NNODES": "2",
+           "SLURM_CPUS_PER_TASK": "4", "SLURM_SUBMIT_DIR": str(work)}
+    proc = subprocess.run(["bash", str(path)], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"{script}\n---\n{proc.stderr}"
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+SCRIPTS = {
+    "pipeline-and-list": """\
+        #!/bin/bash
+        #SBATCH --time=10
+        cd "$SCRATCH" && OMP_NUM_THREADS=4 python train.py 2>&1 | tee train.log
+        python prep.py && python train.py --epochs 2
+        echo done; python report.py
+        """,
+    "module-purge-and-exports-in-order": """\
+        #!/bin/bash
+        #SBATCH --time=10
+        module purge
+        module load cuda/12.1
+        DATA=/scratch/me
+        export DATA_DIR=$DATA/imagenet
+        if [ -n "$RESUME" ]; then echo resuming; fi
+        python train.py --data "$DATA_DIR"
+        """,
+    "exec-and-negation": """\
+        #!/bin/bash
+        #SBATCH --time=10
+        ! python check.py
+        exec srun python train.py
+        """,
+    "env-prefix-after-set-up": """\
+        #!/bin/bash
+        #SBATCH --time=10
+        python prep.py
+        OMP_NUM_THREADS=4 python train.py
+        """,
+    "env-prefix-first": """\
+        #!/bin/bash
+        #SBATCH --time=10
+        module load apptainer
+        NCCL_DEBUG=INFO srun apptainer exec --nv img.sif python train.py > train.log 2>&1
+        """,
+    "own-head-node": """\
+        #!/bin/bash
+        #SBATCH --nodes=2
+        #SBATCH --ntasks-per-node=1
+        #SBATCH --gres=gpu:4
+        #SBATCH --time=10
+        head_node="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)-ib0"
+        srun torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=$head_node:29500 train.py
+        """,
+    "deprecated-launcher": """\
+        #!/bin/bash
+        #SBATCH --gres=gpu:2
+        #SBATCH --time=10
+        python -m torch.distributed.launch --nproc_per_node=2 --use_env train.py
+        """,
+    "bind-written-as-shell-text": """\
+        #!/bin/bash
+        #SBATCH --gres=gpu:1
+        #SBATCH --time=10
+        singularity exec --nv -B $(pwd):/work img.sif python /work/t.py
+        """,
+    "options-the-model-does-not-hold": """\
+        #!/bin/bash
+        #SBATCH --gres=gpu:2
+        #SBATCH --time=10
+        srun -w n1 --epilog /bin/true torchrun --standalone --nproc-per-node=2 --redirects 3 train.py
+        """,
+    "user-prologue-and-conda": """\
+        #!/bin/bash
+        #SBATCH --time=10
+        set -euo pipefail
+        module load anaconda3
+        conda activate torch
+        srun python train.py
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_a_script_read_back_makes_the_same_calls(name: str, stubs: Path, tmp_path: Path) -> None:
+    need_bash()
+    original = textwrap.dedent(SCRIPTS[name])
+    again = render(parse_script(original))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    before = calls(original, stubs, tmp_path / "a")
+    after = calls(again, stubs, tmp_path / "b")
+    assert before, "the stand-ins logged nothing"
+    # the two sides of a pipeline run at the same time: compare the calls, and the order of all but tee's
+    assert sorted(map(json.dumps, same(after, tmp_path / "b"))) == sorted(map(json.dumps, same(before, tmp_path / "a")))
+    ordered = lambda log, work: [c for c in same(log, work) if c[0] != "tee"]  # noqa: E731
+    assert ordered(after, tmp_path / "b") == ordered(before, tmp_path / "a"), again
+    assert render(parse_script(again)) == again  # and a second round changes nothing
+
+
+@pytest.mark.parametrize("name", ["multi-node-torchrun", "single-gpu", "array-sweep"])
+def test_generated_scripts_read_back_unchanged(name: str) -> None:
+    text = examples("generic")[name].render()
+    assert render(parse_script(text)) == text
+
+
+def test_fail_fast_follows_the_script() -> None:
+    assert parse_script("#!/bin/bash\npython t.py\n").job.fail_fast == "off"
+    assert parse_script("#!/bin/bash\nset -euo pipefail\npython t.py\n").job.fail_fast == "strict"
+    assert parse_script("#!/bin/bash\nset -eo pipefail\npython t.py\n").job.fail_fast == "errexit"
+    text = render(parse_script("#!/bin/bash\nset -e\npython t.py\n"))
+    assert "set -u" not in text and text.count("set -e") == 1  # its own line, kept where it was
+
+
+def test_a_directive_after_the_first_command_is_kept() -> None:
+    text = "#!/bin/bash\n#SBATCH --time=10\necho starting\n#SBATCH --gres=gpu:1\npython train.py\n"
+    assert "#SBATCH --gres=gpu:1" in render(parse_script(text))
+
+
+def same(log: list[object], work: Path) -> list[object]:
+    """A call log with the run's folder named W, and torchrun's --a_b spellings written --a-b (one option)."""
+    def word(program: str, a: str) -> str:
+        a = a.replace(str(work), "W")
+        if a == "-B" and program in ("apptainer", "singularity"):
+            a = "--bind"  # the same option
+        if a.startswith("--") and program in ("srun", "torchrun"):
+            name, eq, value = a.partition("=")
+            a = name.replace("_", "-") + eq + value
+        return a
+    return [[c[0], [word(c[0], a) for a in c[1]], {k: v.replace(str(work), "W") for k, v in c[2].items()}]
+            for c in log]  # type: ignore[index]
+
+
+def need_bash() -> None:
+    if shutil.which("bash") is None or shutil.which("python3") is None:
+        pytest.skip("needs bash and python3")
+    assert os.access(shutil.which("bash") or "", os.X_OK)
