@@ -189,3 +189,25 @@ def need_bash() -> None:
     if shutil.which("bash") is None or shutil.which("python3") is None:
         pytest.skip("needs bash and python3")
     assert os.access(shutil.which("bash") or "", os.X_OK)
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_a_script_read_as_a_slurm_job_keeps_every_line(name: str, stubs: Path, tmp_path: Path) -> None:
+    """The Slurm form holds a job without a workflow: the step and what follows stay as its own lines."""
+    from hpcwidgets.widgets.loading import parse_job
+    need_bash()
+    original = textwrap.dedent(SCRIPTS[name])
+    again = render(parse_job(original))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    before, after = calls(original, stubs, tmp_path / "a"), calls(again, stubs, tmp_path / "b")
+    assert sorted(map(json.dumps, same(after, tmp_path / "b"))) == sorted(map(json.dumps, same(before, tmp_path / "a")))
+
+
+def test_the_jupyter_form_reloads_its_own_script() -> None:
+    pytest.importorskip("ipywidgets")
+    from hpcwidgets.widgets.builder import JupyterJobBuilder
+    first = JupyterJobBuilder(submit=False, profile="midway3")
+    second = JupyterJobBuilder(submit=False, profile="midway3")
+    assert second.load(first.text) and not second.stale
+    assert second.text == first.text and second.spec.login_host == first.spec.login_host != ""

@@ -948,6 +948,14 @@ class JupyterJobBuilder(Builder):
     def parse(cls, text: str) -> Any:
         return loading.parse_jupyter(text)
 
+    def _read(self, text: str) -> Any:  # type: ignore[override]
+        model = super()._read(text)
+        if text.strip().startswith("{") or not isinstance(self._model, JupyterJob):
+            return model
+        # a script gives back its Slurm request; the server settings (login host, environment, port range)
+        # are not read from it, so they stay what the form holds
+        return self._model.replace(job=model.job)
+
 
 # =================================================================================================
 # the whole workflow

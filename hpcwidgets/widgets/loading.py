@@ -19,9 +19,12 @@ def parse_workflow(text: str) -> Any:
 
 
 def parse_job(text: str) -> Any:
-    """A job script read into a :class:`~hpcwidgets.spec.slurm.SlurmJob` (directives, modules, body)."""
-    wf = parse_workflow(text)
-    return wf.job
+    """A job script read into a :class:`~hpcwidgets.spec.slurm.SlurmJob`: directives, the module loads and
+    exports at its top, and every other line kept in order as its set-up lines (nothing is dropped)."""
+    from ..parse.script import read_script
+    from ..parse.workflow import workflow_from
+    from ..spec.workflow import Workflow
+    return workflow_from(read_script(text), Workflow, job_only=True)
 
 
 def parse_command(text: str, allowed: Iterable[type]) -> Any:
