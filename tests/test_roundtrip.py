@@ -211,3 +211,16 @@ def test_the_jupyter_form_reloads_its_own_script() -> None:
     second = JupyterJobBuilder(submit=False, profile="midway3")
     assert second.load(first.text) and not second.stale
     assert second.text == first.text and second.spec.login_host == first.spec.login_host != ""
+
+
+@pytest.mark.parametrize("command,says", [
+    ("apptainer exec img.sif python t.py > log.txt 2>&1", "redirections"),
+    ("APPTAINERENV_WANDB_MODE=offline apptainer exec img.sif python t.py", "APPTAINERENV_WANDB_MODE"),
+])
+def test_a_command_form_refuses_what_it_cannot_keep(command: str, says: str) -> None:
+    from hpcwidgets.errors import ParseError
+    from hpcwidgets.spec.apptainer import ApptainerRun
+    from hpcwidgets.widgets.loading import parse_command
+    with pytest.raises(ParseError, match=says):
+        parse_command(command, [ApptainerRun])
+    assert parse_command("apptainer exec --nv img.sif python t.py", [ApptainerRun]).nv is True

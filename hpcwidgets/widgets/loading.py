@@ -34,7 +34,15 @@ def parse_command(text: str, allowed: Iterable[type]) -> Any:
     cmd = lex_command(text)
     words = [w.value for w in cmd.words]
     env = {name: w.value for name, w in cmd.assignments}
+    if cmd.redirects:
+        raise ParseError(f"this form holds one command without redirections; {cmd.redirects[0].raw!r} cannot be "
+                         "kept: remove it here and write it in the job script (the workflow form keeps it)", cmd.line)
     parsed = parse_argv(words, env=env, source_line=cmd.line)
+    kept = {f.info.env for f in parsed.model.field_specs() if f.info.env}
+    lost = [name for name in env if name not in kept]
+    if lost:
+        raise ParseError(f"{lost[0]}=… before the command is not one of its settings, so this form cannot keep it; "
+                         "export it in the job script instead (the workflow form reads it as an export)", cmd.line)
     allowed = tuple(allowed)
     if not isinstance(parsed.model, allowed):
         names = ", ".join(sorted({getattr(c, "kind", c.__name__) for c in allowed}))
