@@ -61,6 +61,8 @@ def _item_test(f: Any, var: str, ns: dict[str, Any], k: int) -> str | None:
         return "(" + " and ".join(parts) + ")"
     if base is str:
         test = f"({var}.__class__ is str and '\\x00' not in {var}"
+        if info.path:
+            test += f" and {var}[:1] != '~'"
         if info.choices:
             allowed = set(info.choices) | ({""} if f.default == "" else set())
             ns[f"C{k}"] = frozenset(allowed)

@@ -407,6 +407,9 @@ def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
             out.append(Problem(f.name, f"{label}: expected a {base.__name__}, got {item!r}"))
         if isinstance(item, str) and "\x00" in item:
             out.append(Problem(f.name, f"{label} contains a NUL character, which no shell word can hold; remove it"))
+        if info.path and isinstance(item, str) and item[:1] == "~" and not isinstance(item, Verbatim):
+            out.append(Problem(f.name, f"{label}: {item!r}: '~' is not expanded in a quoted word; "
+                                       f"write $HOME{item[1:]} instead"))
     return out
 
 
