@@ -87,3 +87,10 @@ def test_hostile_values_reach_apptainer_intact(tmp_path):
     calls = run_with_stand_ins(command_line(m), tmp_path, ["apptainer"], env={"SCRATCH": "/s"})
     assert calls == [{"prog": "apptainer", "argv": ["exec", "--bind", "/s/d d:/data", "/s/i.sif", "python", *hostile]}]
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_path_starting_with_tilde_names_home() -> None:
+    from hpcwidgets.spec.apptainer import ApptainerRun
+    problems = ApptainerRun(action="exec", image="img.sif", cwd="~/project", command=("python", "t.py")).problems()
+    assert [p.field for p in problems] == ["cwd"] and "$HOME/project" in problems[0].message
+    assert ApptainerRun(action="exec", image="img.sif", cwd="$HOME/project", command=("python",)).problems() == []
