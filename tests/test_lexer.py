@@ -672,3 +672,10 @@ def test_script_helpers():
     assert script.at_line(99) is None
     assert not script.commands[1].is_code and script.commands[2].is_code
     assert script.commands[2].name == ""  # compound commands have no single name
+
+
+def test_a_function_defined_inside_a_block() -> None:
+    text = 'setup() {\n  log() { echo "[$(date)] $*"; }\n  log start\n}\nsetup\npython train.py\n'
+    script = lex_script(text)
+    assert [c.kind for c in script.code] == ["compound", "simple", "simple"]
+    assert script.code[0].end_line == 4 and script.code[2].name == "python"

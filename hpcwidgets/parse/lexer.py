@@ -1143,7 +1143,8 @@ class _Grouper:
                 elif op == ")":
                     if stack and stack[-1][0] == ")":
                         stack.pop()
-                        cmdpos = False
+                        # "name() { …; }" inside a block: an empty () is a function header; its body follows
+                        cmdpos = toks[j - 1].kind == "op" and toks[j - 1].text == "("
                     else:
                         cmdpos = True  # a case pattern: a command follows
                 elif op in _REDIRECTS:
