@@ -34,8 +34,9 @@ _MAX_LINKS = 40
 
 @dataclass(frozen=True)
 class TextFile:
-    """Text read from a file: the text (newlines normalized, as ``open()`` reads them) and notes
-    about what was changed on the way (a UTF-8 byte-order mark that was dropped)."""
+    """Text read from a file: the text (newlines normalized, as ``open()`` reads them, unless the
+    reader asked to keep them) and notes about what was changed on the way (a UTF-8 byte-order mark
+    that was dropped)."""
 
     text: str
     notes: tuple[str, ...] = ()
@@ -50,8 +51,11 @@ def bom_note(name: str, subject: str = "") -> str:
             f"(the first line must start with #!). Remove it: sed -i '1s/^\\xEF\\xBB\\xBF//' {shlex.quote(name)}")
 
 
-def decode_text(data: bytes, name: str) -> TextFile:
-    """Bytes of a text file → :class:`TextFile`; FileError (naming the fix) when they are not UTF-8."""
+def decode_text(data: bytes, name: str, *, keep_newlines: bool = False) -> TextFile:
+    """Bytes of a text file → :class:`TextFile`; FileError (naming the fix) when they are not UTF-8.
+
+    ``keep_newlines`` keeps Windows (``\\r\\n``) and other line ends as they are in the file (the linter
+    reports them: sbatch refuses a script with DOS line breaks); by default they become ``\\n``."""
     quoted = shlex.quote(name)
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise FileError(f"{name} is UTF-16 text, not UTF-8; convert it: iconv -f utf-16 -t utf-8 {quoted} > "
@@ -65,7 +69,8 @@ def decode_text(data: bytes, name: str) -> TextFile:
         raise FileError(f"{name} is not UTF-8 text (byte 0x{body[exc.start]:02x} on line {line}); it was probably "
                         "saved in a Windows or Latin-1 encoding. Convert it and use the new file: "
                         f"iconv -f cp1252 -t utf-8 {quoted} > {shlex.quote(name + '.utf8')}", name) from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, like open() in text mode
+    if not keep_newlines:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, like open() in text mode
     return TextFile(text, (bom_note(name),) if bom else (), bom)
 
 
@@ -76,8 +81,9 @@ def strip_bom(text: str, name: str) -> TextFile:
     return TextFile(text)
 
 
-def read_text(path: str | os.PathLike[str]) -> TextFile:
-    """Read a UTF-8 text file; FileError (with the reason and the fix) when it cannot be read."""
+def read_text(path: str | os.PathLike[str], *, keep_newlines: bool = False) -> TextFile:
+    """Read a UTF-8 text file; FileError (with the reason and the fix) when it cannot be read.
+    ``keep_newlines``: see :func:`decode_text`."""
     name = os.fspath(path)
     if not name.strip():
         raise FileError("no file name given; type the name of the file to read, e.g. job.sh", name)
@@ -87,14 +93,14 @@ def read_text(path: str | os.PathLike[str]) -> TextFile:
         raise FileError(f"cannot read {name}: it is a directory; give the name of a file in it", name) from None
     except OSError as exc:
         raise FileError(f"cannot read {name}: {exc.strerror or exc}", name) from None
-    return decode_text(data, name)
+    return decode_text(data, name, keep_newlines=keep_newlines)
 
 
-def read_stdin(name: str = "<stdin>") -> TextFile:
-    """Standard input as text (UTF-8, BOM dropped with a note)."""
+def read_stdin(name: str = "<stdin>", *, keep_newlines: bool = False) -> TextFile:
+    """Standard input as text (UTF-8, BOM dropped with a note; ``keep_newlines``: see :func:`decode_text`)."""
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is not None:
-        return decode_text(buffer.read(), name)
+        return decode_text(buffer.read(), name, keep_newlines=keep_newlines)
     return strip_bom(sys.stdin.read(), name)
 
 

@@ -404,3 +404,27 @@ def test_rules_markdown_is_current() -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
     assert path.read_text(encoding="utf-8") == rules_markdown(), \
         "docs/rules.md is out of date; refresh it with: python -m hpcwidgets.lint.docs > docs/rules.md"
+
+
+def test_fixes_never_rebuild_a_step_they_only_partly_read() -> None:
+    head = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=16\n"
+            "#SBATCH --gres=gpu:4\nhead_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n")
+    steps = [
+        # the venv and cd inside bash -c, and a per-task \$SLURM_NODEID, must survive
+        'srun bash -c "source $SCRATCH/venv/bin/activate && cd $SCRATCH/run && torchrun --nnodes=2 '
+        '--nproc-per-node=4 --node-rank=\\$SLURM_NODEID --master-addr=$head_node train.py"',
+        'CMD="accelerate launch --num_processes 8 train.py"\nsrun $CMD',  # $CMD is split into words
+        "srun /usr/local/bin/torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+        "--rdzv-endpoint=$head_node:29500 train.py",  # the path says which torchrun
+    ]
+    for step in steps:
+        new, fixed = fix_script(head + step + "\n")
+        assert [f.code for f in fixed] == ["HPC309"]
+        assert new == head + step.replace("srun ", "srun --cpus-per-task=16 ", 1) + "\n"
+
+
+def test_a_variable_that_holds_one_word_does_not_block_a_fix() -> None:
+    text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\nIMG=/scratch/images/pytorch_2.3.sif\n"
+            "apptainer exec $IMG python train.py\n")
+    new, fixed = fix_script(text)
+    assert [f.code for f in fixed] == ["HPC201"] and 'apptainer exec --nv "$IMG" python train.py' in new

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     for path in args.files:
         name = "<stdin>" if path == "-" else path
         try:
-            loaded = read_stdin(name) if path == "-" else read_text(path)
+            # line ends as written: sbatch refuses DOS line breaks, and the linter says so (HPC314)
+            loaded = read_stdin(name, keep_newlines=True) if path == "-" else read_text(path, keep_newlines=True)
         except FileError as exc:
             print(f"hpcwidgets: error: {exc}", file=sys.stderr)
             status = 2

@@ -111,6 +111,9 @@ class Context:
     parsed: Any            # hpcwidgets.parse.script.ParsedScript
     profile: Any = None    # hpcwidgets.spec.profile.ClusterProfile | None
     path: str = ""
+    #: the script exactly as given (Windows line ends, a byte-order mark); ``parsed`` reads it with
+    #: ``\r\n`` as ``\n`` and without the mark, so line numbers are the same
+    text: str = ""
 
     @property
     def job(self) -> Any:
@@ -135,13 +138,14 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
         profile = load_profile(profile)
     if isinstance(source, ParsedScript):
         parsed = source
+        text = parsed.source
     else:
         text = source if isinstance(source, str) else _model_text(source)
         try:
-            parsed = read_script(text, path)
+            parsed = read_script(_readable(text), path)
         except ParseError as exc:
             return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the script: {exc.message}", None, path)]
-    ctx = Context(parsed, profile, path)
+    ctx = Context(parsed, profile, path, text)
     wanted = set(select)
     skipped = set(ignore)
     out: list[Finding] = []
@@ -153,6 +157,15 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
                 out.append(f)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
+
+
+def _readable(text: str) -> str:
+    """The script as bash would read it had it been saved properly: ``\\r\\n`` as ``\\n`` and without a
+    UTF-8 byte-order mark before its ``#!`` line (the rules see the original in ``Context.text`` and
+    report both; HPC314, HPC315)."""
+    if text.startswith("\ufeff#!"):
+        text = text[1:]
+    return text.replace("\r\n", "\n") if "\r" in text else text
 
 
 def _model_text(model: Any) -> str:
@@ -183,7 +196,12 @@ def rules_markdown() -> str:
             out += [f"*Mistake catalogue:* item {', '.join(str(c) for c in r.catalogue)}", ""]
         if r.profile:
             out += [f"*Needs a cluster profile* (examples use `{r.profile}`).", ""]
-        out += ["Flagged:", "", "```bash", r.bad.rstrip(), "```", "", "Not flagged:", "", "```bash", r.good.rstrip(), "```"]
+        if "\r" in r.bad:  # a Markdown file cannot show a carriage return: ^M stands for it, as in cat -v
+            out += ["Flagged (^M marks the carriage return, `\\r`, before each line end):", "", "```bash",
+                    r.bad.rstrip("\n").replace("\r", "^M"), "```"]
+        else:
+            out += ["Flagged:", "", "```bash", r.bad.rstrip(), "```"]
+        out += ["", "Not flagged:", "", "```bash", r.good.rstrip(), "```"]
     return "\n".join(out) + "\n"
 
 

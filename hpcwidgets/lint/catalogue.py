@@ -182,9 +182,26 @@ def is_legacy(step: Any) -> bool:
     return LEGACY_NOTE in step.chain.notes
 
 
-def fix_for(description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix | None:
-    """``step_fix``, except for the deprecated launcher (rewriting it as torchrun changes how ranks are passed)."""
-    return None if is_legacy(step) else step_fix(description, step, chain, before)
+#: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
+_SPLIT_WORD = re.compile(r"\$(?:\{?[A-Za-z_][A-Za-z0-9_]*\}?|[@*]|\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\})")
+#: variables Slurm sets, which never hold spaces
+_SLURM_VAR = re.compile(r"\$\{?SLURM_[A-Z_]+\}?")
+
+
+def fix_for(ctx: Context, description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix | None:
+    """``step_fix``, or None when rebuilding the step from its model would change what it does: the
+    deprecated launcher (ranks are passed differently), a step read from inside ``bash -c "…"`` (the
+    other commands there and the per-task expansion would be lost), an unquoted ``$VAR`` that bash
+    splits into several words (quoting it would make one word), or a program written with its path
+    (``/usr/local/bin/torchrun`` would become ``torchrun``)."""
+    if is_legacy(step) or step.wrapper or any(" is written as " in note for note in step.chain.notes):
+        return None
+    for w in step.command.words:
+        if not w.quoted and _SPLIT_WORD.fullmatch(w.raw) and not _SLURM_VAR.fullmatch(w.raw):
+            value = ctx.parsed.resolve(w.raw, step.line)
+            if value == w.raw or re.search(r"[\s*?\[]", value):
+                return None  # not set here, or its value splits (or globs): keep the line as written
+    return step_fix(description, step, chain, before)
 
 
 def with_chain(chain: Any, **layers: Any) -> Any:
@@ -352,7 +369,7 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
                 new_nproc = str(gpus)
             chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
                                      step.chain.program, step.chain.notes)
-            yield step.line, msg, fix_for("start one torchrun per node (srun --ntasks=NODES --ntasks-per-node=1)", step, chain)
+            yield step.line, msg, fix_for(ctx, "start one torchrun per node (srun --ntasks=NODES --ntasks-per-node=1)", step, chain)
 
 
 @rule("HPC102", "rendezvous-node-list", "error",
@@ -391,15 +408,124 @@ def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
         has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
         yield (step.line, f"--rdzv-endpoint uses ${hit}, a node list (e.g. gpu[01-02]), not one host; "
                           f"resolve the head node on the host with scontrol show hostnames and use $head_node:{port}",
-               fix_for("rendezvous at the head node resolved on the host", step, chain,
+               fix_for(ctx, "rendezvous at the head node resolved on the host", step, chain,
                         () if has_head else (HEAD_NODE_LINE,)))
+
+
+#: ``accelerate launch`` options that take no value (every other option takes one)
+_ACCELERATE_SWITCHES = frozenset({
+    "--cpu", "--multi_gpu", "--tpu", "--use_deepspeed", "--use_fsdp", "--use_megatron_lm", "--use_xpu", "--ipex",
+    "--mps", "-m", "--module", "--no_python", "--debug", "-q", "--quiet", "--same_network", "--downcast_bf16",
+    "--enable_cpu_affinity", "--tpu_use_cluster", "--tpu_use_sudo"})
+#: ``deepspeed`` (launcher) options that take no value
+_DEEPSPEED_SWITCHES = frozenset({
+    "--module", "--no_python", "--no_local_rank", "--no_ssh", "--no_ssh_check", "--force_multi", "--save_pid",
+    "--elastic_training", "--bind_cores_to_rank"})
+#: programs that start work on other nodes themselves (besides srun)
+_REMOTE_STARTERS = ("srun", "mpirun", "mpiexec", "pdsh", "clush", "ssh")
+
+
+def _launcher_options(args: list[str], switches: frozenset[str]) -> dict[str, str]:
+    """A launcher's own options up to its script, as ``--name_with_underscores`` → value ("" for a switch)."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if not word.startswith("-") or word == "--":
+            break
+        name, eq, value = word.partition("=")
+        if name.startswith("--"):
+            name = "--" + name[2:].replace("-", "_")
+        if eq or name in switches:
+            out[name] = value
+            i += 1
+        else:
+            out[name] = args[i + 1] if i + 1 < len(args) else ""
+            i += 2
+    return out
+
+
+def _batch_shell_launchers(ctx: Context) -> list[tuple[int, str, list[str]]]:
+    """``accelerate launch`` and ``deepspeed`` started in the batch shell (not by srun), on the host or in a
+    container: ``(line, launcher, its arguments)``."""
+    from ..parse.script import _launch_words
+    found: dict[int, tuple[int, str, list[str]]] = {}
+    candidates = [(cmd.line, _launch_words([str(v) for v in cmd.argv])) for cmd in simple_commands(ctx)]
+    candidates += [(s.line, [str(w) for w in s.chain.program]) for s in steps(ctx)
+                   if s.chain.srun is None and s.chain.launcher is None]
+    for line, words in candidates:
+        if not words:
+            continue
+        prog = words[0].rsplit("/", 1)[-1]
+        if prog == "accelerate" and words[1:2] == ["launch"]:
+            found[line] = (line, "accelerate launch", words[2:])
+        elif prog == "accelerate-launch":
+            found[line] = (line, "accelerate launch", words[1:])
+        elif prog.startswith("python") and words[1:3] == ["-m", "accelerate.commands.launch"]:
+            found[line] = (line, "accelerate launch", words[3:])
+        elif prog == "deepspeed":
+            found[line] = (line, "deepspeed", words[1:])
+    return [found[k] for k in sorted(found)]
+
+
+def _starts_elsewhere(ctx: Context) -> bool:
+    """The script runs something that starts work on other nodes (srun, mpirun, pdsh, ssh …) somewhere."""
+    return any(str(w.value).rsplit("/", 1)[-1] in _REMOTE_STARTERS
+               for cmd in ctx.parsed.lexed.code for w in all_words(cmd))
+
+
+def _other_launchers_on_first_node(ctx: Context) -> Iterator[Any]:
+    """HPC110 for accelerate and deepspeed, only where the launch cannot reach the other nodes."""
+    nodes = job_nodes(ctx)
+    for line, name, args in _batch_shell_launchers(ctx):
+        if name == "deepspeed":
+            opts = _launcher_options(args, _DEEPSPEED_SWITCHES)
+            if "--no_ssh" in opts:
+                yield (line, f"this job has {nodes} nodes but deepspeed --no_ssh runs in the batch shell and starts the "
+                             "workers of the first node only; start it on every node with srun --ntasks-per-node=1 "
+                             "(each with its own --node_rank)")
+                continue
+            if "--hostfile" in opts or "-H" in opts:
+                continue  # deepspeed starts the other nodes itself (pdsh, or the --launcher it is given)
+            asked = as_int(ctx, opts.get("--num_nodes", ""), line) or 0
+            if asked > 1:
+                yield (line, f"deepspeed --num_nodes={opts['--num_nodes']} without --hostfile finds no other nodes and "
+                             "stops ('Num nodes is >1 but no extra nodes available via hostfile'); write the job's "
+                             "nodes to a hostfile (scontrol show hostnames) and pass --hostfile")
+            elif not _starts_elsewhere(ctx):
+                yield (line, f"this job has {nodes} nodes but deepspeed without --hostfile runs on the first node only "
+                             "(it finds no hostfile and uses the local GPUs); write the job's nodes to a hostfile "
+                             "(scontrol show hostnames) and pass --hostfile")
+            continue
+        opts = _launcher_options(args, _ACCELERATE_SWITCHES)
+        mode = opts.get("--deepspeed_multinode_launcher", "")
+        per_node = "--multi_gpu" in opts or "--use_fsdp" in opts or mode in ("standard", "nossh")
+        if not per_node and ("--use_deepspeed" in opts or "--config_file" in opts
+                             or any(o.startswith("--deepspeed") for o in opts)):
+            continue  # DeepSpeed's multi-node launcher (pdsh by default) may start the other nodes itself
+        machines = as_int(ctx, opts.get("--num_machines", ""), line)
+        if machines is not None and machines > 1:
+            yield (line, f"accelerate launch --num_machines={opts['--num_machines']} runs in the batch shell, on the "
+                         "first node only: each call starts one machine's processes, so the other machines never join "
+                         "and the job hangs; start it on every node with srun --ntasks-per-node=1, each with its own "
+                         "--machine_rank (srun bash -c '… --machine_rank=$SLURM_NODEID …')")
+        elif not _starts_elsewhere(ctx):
+            others = f"{nodes - 1} node{'s' if nodes > 2 else ''}"
+            yield (line, f"this job has {nodes} nodes but accelerate launch runs in the batch shell, on the first node "
+                         f"only, and nothing starts work on the other {others}; start it on every node with "
+                         f"srun --ntasks-per-node=1 and --num_machines={nodes}, or ask for one node")
 
 
 @rule("HPC110", "multi-node-launch-without-srun", "error",
       summary="a multi-node job starts its distributed launcher in the batch shell, without srun",
       why="The batch script runs only on the first node. A launcher started there never reaches the other nodes, "
-          "so the rendezvous waits for nodes that never come.",
-      fix="Start the launcher with srun --ntasks-per-node=1 so one copy runs on every node.",
+          "so the rendezvous waits for nodes that never come (torchrun, python -m torch.distributed.run, "
+          "accelerate launch --num_machines=N) or the other nodes sit idle. accelerate launch and deepspeed are "
+          "reported only when they cannot start the other nodes themselves: not with DeepSpeed's multi-node "
+          "launcher (deepspeed --hostfile, accelerate with DeepSpeed or a config file), and a one-machine "
+          "accelerate launch only when nothing else in the script starts work on the other nodes.",
+      fix="Start the launcher with srun --ntasks-per-node=1 so one copy runs on every node (accelerate: each with "
+          "its own --machine_rank; deepspeed: or give it a --hostfile of the job's nodes).",
       catalogue=(21,),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -424,7 +550,8 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
                                  step.chain.program, step.chain.notes)
         yield (step.line, f"this job has {job_nodes(ctx)} nodes but the launcher runs in the batch shell, on the first "
                           "node only; start it with srun --ntasks-per-node=1",
-               fix_for("launch on every node with srun --ntasks-per-node=1", step, chain))
+               fix_for(ctx, "launch on every node with srun --ntasks-per-node=1", step, chain))
+    yield from _other_launchers_on_first_node(ctx)
 
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
@@ -458,7 +585,7 @@ def _no_endpoint(ctx: Context, step: Any, launcher: Any) -> Any:
     return (step.line, f"--nnodes={launcher.nnodes} without --rdzv-endpoint: {default}, so every node meets only "
                        f"itself and the job hangs; use the head node ($head_node:{port}) resolved with "
                        "scontrol show hostnames",
-            fix_for("rendezvous at the head node resolved on the host", step, chain, () if has_head else (HEAD_NODE_LINE,)))
+            fix_for(ctx, "rendezvous at the head node resolved on the host", step, chain, () if has_head else (HEAD_NODE_LINE,)))
 
 
 @rule("HPC103", "rendezvous-localhost-multi-node", "error",
@@ -500,7 +627,7 @@ def _localhost_multi(ctx: Context) -> Iterator[Any]:
                     rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}", rdzv_backend=launcher.rdzv_backend or "c10d",
                     master_addr=""))
                 has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
-                fix = fix_for("rendezvous at the head node resolved on the host", step, chain,
+                fix = fix_for(ctx, "rendezvous at the head node resolved on the host", step, chain,
                               () if has_head else (HEAD_NODE_LINE,)) if name == "rdzv_endpoint" else None
                 yield (step.line, f"--{name.replace('_', '-')}={value} on a {max(job_nodes(ctx), launcher.nnodes_int or 0)}-node "
                                   f"launch: every node meets only itself and the job hangs; use the head node "
@@ -572,7 +699,24 @@ def _static_with_c10d(ctx: Context) -> Iterator[Any]:
             chain = with_chain(step.chain, launcher=launcher.replace(node_rank="", master_addr="", master_port=None))
             yield (step.line, f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} ignored by the c10d rendezvous "
                               f"(it assigns ranks itself); remove {'it' if len(given) == 1 else 'them'}",
-                   fix_for("remove options the c10d rendezvous ignores", step, chain))
+                   fix_for(ctx, "remove options the c10d rendezvous ignores", step, chain))
+
+
+def _one_node_launch(ctx: Context, step: Any, launcher: Any) -> bool:
+    """True only when the launch certainly spans one node: the job has one node (not a MIN-MAX range
+    that may grow) and torchrun's --nnodes is 1 (or left at its default), not MIN:MAX or a variable."""
+    from ..spec.slurm import node_range
+    nodes = ctx.job.nodes
+    if nodes is not None and node_range(nodes) != (1, 1):
+        return False
+    text = str(launcher.nnodes or "")
+    if not text:
+        return True
+    text = ctx.parsed.resolve(text, step.line)
+    lo, _, hi = text.partition(":")
+    if hi and lo != hi:
+        return False  # elastic: MIN:MAX
+    return as_int(ctx, lo, step.line) == 1
 
 
 @rule("HPC106", "single-node-fixed-port", "warning",
@@ -592,29 +736,29 @@ torchrun --nnodes=1 --nproc-per-node=2 --rdzv-backend=c10d --rdzv-endpoint=local
 torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
 """)
 def _single_node_port(ctx: Context) -> Iterator[Any]:
-    if job_nodes(ctx) != 1:
-        return
     for step in steps(ctx):
         launcher = step.chain.launcher
-        if launcher is None or launcher.standalone or launcher.nnodes_int not in (1, None):
+        if launcher is None or launcher.standalone or not _one_node_launch(ctx, step, launcher):
             continue
         endpoint = ctx.parsed.resolve(str(launcher.rdzv_endpoint or ""), step.line)
         port = endpoint.rsplit(":", 1)[1] if ":" in endpoint else ""
-        fixed_master = launcher.master_port is not None and not launcher.rdzv_endpoint
-        if not (port.isdigit() or fixed_master):
-            continue
+        fixed_master = launcher.master_port is not None and not launcher.rdzv_endpoint \
+            and str(launcher.master_port).strip() not in ("0", "")
+        if not ((port.isdigit() and int(port) != 0) or fixed_master):
+            continue  # port 0 is what --standalone does itself: the system picks a free port
         chain = with_chain(step.chain, launcher=launcher.replace(
             standalone=True, nnodes="1", rdzv_backend="", rdzv_endpoint="", rdzv_id="", master_addr="",
             master_port=None, node_rank=""))
         yield (step.line, f"a one-node torchrun with the fixed port {port or launcher.master_port}: a second job on the same "
                           "node fails with 'Address already in use'; use --standalone, which picks a free port",
-               fix_for("use torchrun --standalone on one node", step, chain))
+               fix_for(ctx, "use torchrun --standalone on one node", step, chain))
 
 
 @rule("HPC107", "gpus-per-node-variable", "warning",
       summary="$SLURM_GPUS_PER_NODE used as a number",
       why="SLURM_GPUS_PER_NODE repeats the request as written: with a typed request it is 'a100:4', not 4, and "
-          "it is unset for --gres requests, so --nproc-per-node=$SLURM_GPUS_PER_NODE breaks.",
+          "it is unset for --gres requests, so --nproc-per-node=$SLURM_GPUS_PER_NODE breaks. (With an untyped "
+          "--gpus-per-node=4 it is 4, and fine.)",
       fix="Use $SLURM_GPUS_ON_NODE (always a number: the GPUs allocated on this node) or write the number.",
       catalogue=(5,),
       bad="""#!/bin/bash
@@ -626,10 +770,19 @@ torchrun --standalone --nnodes=1 --nproc-per-node="$SLURM_GPUS_PER_NODE" train.p
 torchrun --standalone --nnodes=1 --nproc-per-node="$SLURM_GPUS_ON_NODE" train.py
 """)
 def _gpus_per_node_var(ctx: Context) -> Iterator[Any]:
+    job = ctx.job
+    per_node = job.gpu_flag == "gpus-per-node" and isinstance(job.gpus_per_node, int) and job.gpus_per_node > 0
+    if per_node and not job.gpu_type:
+        return  # --gpus-per-node=4: the variable is 4, the number the job asked for
+    if per_node:
+        why = f"is {job.gpu_type}:{job.gpus_per_node} here (the request names a GPU type), not a number"
+    elif ctx.parsed.directives:
+        why = "is set only when the job asks for GPUs with --gpus-per-node, which its #SBATCH lines do not, so it is empty here"
+    else:
+        why = "may hold a type (a100:4) or be unset"
     for cmd in ctx.parsed.lexed.code:
         if any(name == "SLURM_GPUS_PER_NODE" for w in all_words(cmd) for name, _ in expanded_refs(w.raw)):
-            yield (cmd.line, "$SLURM_GPUS_PER_NODE may hold a type (a100:4) or be unset; use $SLURM_GPUS_ON_NODE, "
-                             "the number of GPUs on this node")
+            yield (cmd.line, f"$SLURM_GPUS_PER_NODE {why}; use $SLURM_GPUS_ON_NODE, the number of GPUs on this node")
 
 
 def _nproc_vs_gpus(ctx: Context) -> Iterator[tuple[Any, int, int]]:
@@ -666,7 +819,7 @@ def _too_many_workers(ctx: Context) -> Iterator[Any]:
         if nproc > gpus:
             chain = with_chain(step.chain, launcher=step.chain.launcher.replace(nproc_per_node=str(gpus)))
             yield (step.line, f"--nproc-per-node={nproc} but the job has {gpus} GPU{'s' if gpus > 1 else ''} per node; "
-                              f"use --nproc-per-node={gpus}", fix_for(f"--nproc-per-node={gpus}", step, chain))
+                              f"use --nproc-per-node={gpus}", fix_for(ctx, f"--nproc-per-node={gpus}", step, chain))
 
 
 @rule("HPC109", "fewer-workers-than-gpus", "warning",
@@ -742,7 +895,7 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
             chain = with_chain(step.chain, launcher=launcher.replace(nnodes=str(nodes)))
             yield (step.line, f"--nnodes={launcher.nnodes} but the launcher runs on {nodes} node{'s' if nodes > 1 else ''}; "
                               f"the rendezvous {'waits forever' if nnodes > nodes else 'rejects the extra launchers'}; "
-                              f"use --nnodes={nodes}", fix_for(f"--nnodes={nodes}", step, chain))
+                              f"use --nnodes={nodes}", fix_for(ctx, f"--nnodes={nodes}", step, chain))
 
 
 @rule("HPC113", "standalone-on-several-nodes", "error",
@@ -774,7 +927,7 @@ def _standalone_multi(ctx: Context) -> Iterator[Any]:
                 rdzv_id="$SLURM_JOB_ID"), srun=srun.replace(ntasks_per_node=1, ntasks=None))
             has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
             yield (step.line, f"--standalone on {nodes} nodes: each node trains alone; use the c10d rendezvous at the head node",
-                   fix_for("one rendezvous for all nodes", step, chain, () if has_head else (HEAD_NODE_LINE,)))
+                   fix_for(ctx, "one rendezvous for all nodes", step, chain, () if has_head else (HEAD_NODE_LINE,)))
 
 
 #: torchrun problems other rules report (HPC102/103/105/113), or that torchrun itself only ignores
@@ -825,7 +978,9 @@ APPTAINER_FLAGS = re.compile(r"^(--nv|--nvccli|--rocm|--bind|-B|--mount|--cleane
 @rule("HPC201", "gpu-not-passed-to-container", "error",
       summary="GPUs are requested but the container runs without --nv (NVIDIA) or --rocm (AMD)",
       why="Without the flag the container sees no GPU driver: PyTorch silently falls back to the CPU (or fails "
-          "with 'no CUDA GPUs are available') while the GPUs you were charged for sit idle.",
+          "with 'no CUDA GPUs are available') while the GPUs you were charged for sit idle. When another container "
+          "step of the job has the flag, a step without it is most likely a CPU-only helper (tar, a compile) and is "
+          "only advice (HPC220), unless it starts a distributed launcher; --nv written after the image is HPC203.",
       fix="Add --nv for NVIDIA GPUs or --rocm for AMD GPUs to apptainer exec/run (Charliecloud: inject the driver "
           "once with ch-fromhost --nvidia IMAGE_DIR). Intel GPUs need neither flag.",
       catalogue=(6, 27),
@@ -838,20 +993,90 @@ apptainer exec pytorch_2.3.sif python train.py
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
-    if not ctx.job.gpus_on_each_node:
-        return
-    vendor = gpu_vendor(ctx)
-    if vendor in ("intel", "none"):
-        return
-    flag = "--rocm" if vendor == "amd" else "--nv"
-    for step in steps(ctx):
-        c = step.chain.container
-        if c is None or c.kind != "apptainer.run" or c.nv or c.rocm or c.nvccli:
-            continue
+    for step, c, flag, other in _steps_without_gpu_flag(ctx):
+        if other is not None and step.chain.launcher is None:
+            continue  # another step has the flag: a CPU helper (tar, compile), HPC220 says so
         chain = type(step.chain)(step.chain.srun, c.replace(**{flag.lstrip("-"): True}), step.chain.launcher,
                                  step.chain.program, step.chain.notes)
         yield (step.line, f"the job requests GPUs but {c.binary} {c.action} runs without {flag}: no GPU is visible "
-                          f"inside the container; add {flag}", step_fix(f"add {flag}", step, chain))
+                          f"inside the container; add {flag}", fix_for(ctx, f"add {flag}", step, chain))
+
+
+#: the container options that make the GPUs visible
+GPU_FLAGS = ("--nv", "--rocm", "--nvccli")
+#: the options of APPTAINER_FLAGS that take no value
+_APPTAINER_SWITCHES = ("--nv", "--nvccli", "--rocm", "--cleanenv", "-e", "--contain", "-c", "--containall", "-C",
+                       "--no-home", "--writable-tmpfs", "--fakeroot")
+
+
+def _gpu_flag_after_image(step: Any) -> bool:
+    """--nv/--rocm/--nvccli among the apptainer options written after the image (HPC203 reads them so)."""
+    words = [str(w) for w in step.chain.program]
+    i = 0
+    while i < len(words) and APPTAINER_FLAGS.match(words[i]):
+        if words[i] in GPU_FLAGS:
+            return True
+        switch = "=" in words[i] or words[i] in _APPTAINER_SWITCHES
+        i += 1 if switch else 2  # --bind SRC:DST --nv: skip the option's value
+    return False
+
+
+def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | None]]:
+    """Apptainer steps of a GPU job that run without the vendor's GPU flag: ``(step, container, flag, line)``,
+    where ``line`` is that of another container step that has a GPU flag (None when no step has one).
+
+    A step whose --nv sits after the image is left to HPC203: the flag is there, only misplaced, and its fix
+    moves it (adding one more would write it twice).
+    """
+    def make() -> list[tuple[Any, Any, str, int | None]]:
+        if not ctx.job.gpus_on_each_node:
+            return []
+        vendor = gpu_vendor(ctx)
+        if vendor in ("intel", "none"):
+            return []
+        flag = "--rocm" if vendor == "amd" else "--nv"
+        from . import rules as all_rules
+        moved = {f.line for f in all_rules()["HPC203"].check(ctx)}
+        runs = [(s, c) for s, c in containers(ctx) if c.kind == "apptainer.run"]
+        with_flag = [s.line for s, c in runs if c.nv or c.rocm or c.nvccli or _gpu_flag_after_image(s)]
+        out = []
+        for step, c in runs:
+            if c.nv or c.rocm or c.nvccli or (_gpu_flag_after_image(step) and step.line in moved):
+                continue
+            other = next((line for line in with_flag if line != step.line), None)
+            out.append((step, c, flag, other))
+        return out
+    return cached(ctx, "steps_without_gpu_flag", make)
+
+
+@rule("HPC220", "container-step-without-gpu-flag", "info",
+      summary="one container step of a GPU job runs without --nv/--rocm while another step has it",
+      why="Without the flag that step sees no GPU. That is right for a CPU-only helper step (unpacking data with "
+          "tar, compiling), and as another step of the job passes the GPUs in, this is probably one; if the step "
+          "does use the GPU, it silently runs on the CPU. (A step that starts a distributed launcher such as "
+          "torchrun without the flag is still HPC201.)",
+      fix="Nothing for a CPU-only step; add --nv (NVIDIA) or --rocm (AMD) if it should use the GPU.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export PYTHONNOUSERSITE=1
+apptainer exec "$SCRATCH/images/pytorch_24.05.sif" tar -xf "$SCRATCH/data.tar" -C "$TMPDIR"
+apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py --data "$TMPDIR"
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export PYTHONNOUSERSITE=1
+tar -xf "$SCRATCH/data.tar" -C "$TMPDIR"
+apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py --data "$TMPDIR"
+""")
+def _gpu_flag_on_other_step(ctx: Context) -> Iterator[Any]:
+    for step, c, flag, other in _steps_without_gpu_flag(ctx):
+        if other is None or step.chain.launcher is not None:
+            continue
+        prog = str(step.chain.program[0]) if c.action == "exec" and step.chain.program else \
+            {"run": "the image's runscript", "shell": "a shell", "test": "the image's tests"}.get(c.action, "its command")
+        yield (step.line, f"{c.binary} {c.action} runs {prog} without {flag}, so it sees no GPU; the container step "
+                          f"on line {other} passes the GPUs in, so this is probably a CPU-only helper step (fine); "
+                          f"add {flag} if it should use the GPU")
 
 
 @rule("HPC202", "gpu-flag-without-gpus", "warning",
@@ -881,7 +1106,9 @@ def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
 @rule("HPC203", "flags-after-image", "error",
       summary="Apptainer options written after the image name",
       why="Everything after the image is handed to the program, so apptainer never sees the option: --nv after "
-          "the image means no GPU, --bind after it means no bind, and the program may choke on the unknown flag.",
+          "the image means no GPU, --bind after it means no bind, and the program may choke on the unknown flag. "
+          "(Only option words where exec expects the program's name are reported: the program's own options, and "
+          "every argument of apptainer run, which go to the image's runscript, are meant to be there.)",
       fix="Move the options before the image: apptainer exec --nv --bind SRC:DST IMAGE program …",
       catalogue=(8,),
       bad="""#!/bin/bash
@@ -896,7 +1123,9 @@ def _flags_after_image(ctx: Context) -> Iterator[Any]:
     from ..parse.argv import parse_argv
     for step in steps(ctx):
         c = step.chain.container
-        if c is None or c.kind != "apptainer.run":
+        # run: every word after the image is the runscript's argument ("-c configs/x.yaml" is its own option);
+        # exec: only option words where the program's name belongs, right after the image, are misplaced
+        if c is None or c.kind != "apptainer.run" or c.action != "exec" or step.chain.launcher is not None:
             continue
         program = list(step.chain.program)
         moved: list[str] = []
@@ -918,7 +1147,7 @@ def _flags_after_image(ctx: Context) -> Iterator[Any]:
             continue
         chain = type(step.chain)(step.chain.srun, merged, step.chain.launcher, tuple(program), step.chain.notes)
         yield (step.line, f"{' '.join(moved)} comes after the image {c.image}, so it is passed to the program, not to "
-                          f"{c.binary}; move it before the image", step_fix("move the options before the image", step, chain))
+                          f"{c.binary}; move it before the image", fix_for(ctx, "move the options before the image", step, chain))
 
 
 BROAD_BINDS = {"/": "the whole file system", "$HOME": "your whole home directory", "${HOME}": "your whole home directory",
@@ -926,16 +1155,44 @@ BROAD_BINDS = {"/": "the whole file system", "$HOME": "your whole home directory
                "/root": "root's home directory"}
 
 
+def _bash_binds(binds: Any, home: str = "~") -> list[Any]:
+    """Binds as bash hands them to the runtime. A bind word that starts with an unquoted ``~`` (bash
+    expands it; the parser keeps such a word whole, as Verbatim) is split into its binds, its leading
+    ``~`` written as ``home``; a ``~`` after ``:`` or ``,`` stays literal, as bash leaves it."""
+    from ..spec.common import Bind
+    out: list[Any] = []
+    for b in binds:
+        src = b.src if isinstance(b, Bind) else ""
+        if isinstance(src, Verbatim) and src[:1] == "~" and src[1:2] in ("", "/", ":", ",") and not b.dst and not b.mode:
+            out += [Bind.from_token(home + item[1:] if i == 0 else item) for i, item in enumerate(str(src).split(","))]
+        else:
+            out.append(b)
+    return out
+
+
 def _binds(ctx: Context) -> Iterator[tuple[Any, Any, Any]]:
     for step, c in containers(ctx):
-        for b in getattr(c, "binds", ()):
+        for b in _bash_binds(getattr(c, "binds", ())):
             yield step, c, b
+
+
+HOME_BINDS = ("$HOME", "${HOME}", "~")
+
+
+def _mounts_home(c: Any) -> bool:
+    """Whether the runtime mounts the home directory anyway: Apptainer does by default (not with --no-home,
+    --contain, --containall or --home elsewhere), ch-run only with --home."""
+    if c.kind == "charliecloud.run":
+        return getattr(c, "home", False) is True
+    return c.kind == "apptainer.run" and not (c.no_home or c.contain or c.containall or c.home)
 
 
 @rule("HPC204", "over-broad-bind", "warning",
       summary="a bind mount exposes /, /etc or a whole home directory",
       why="Binding / or /etc over the image replaces the container's own files (libraries, passwd, certificates) "
-          "with the host's; binding all of $HOME exposes keys and tokens and lets host packages in ~/.local leak in.",
+          "with the host's; binding all of $HOME exposes keys and tokens and lets host packages in ~/.local leak in. "
+          "(Apptainer mounts $HOME at its own path by default, so --bind $HOME alone changes nothing and is not "
+          "reported; $HOME bound somewhere else, or with --no-home, --contain, --containall or Charliecloud, is.)",
       fix="Bind only the directories the job needs, e.g. --bind \"$SCRATCH/data:/data:ro\".",
       catalogue=(9,),
       bad="""#!/bin/bash
@@ -947,8 +1204,17 @@ apptainer exec --bind "$SCRATCH/data:/data:ro" pytorch_2.3.sif python train.py
 def _broad_bind(ctx: Context) -> Iterator[Any]:
     for step, c, b in _binds(ctx):
         src = ctx.parsed.resolve(str(b.src), step.line).rstrip("/") or "/"
+        if src in HOME_BINDS and _mounts_home(c):
+            dst = ctx.parsed.resolve(str(b.dst), step.line).rstrip("/")
+            if not dst or dst in HOME_BINDS:
+                continue  # Apptainer mounts $HOME there anyway: the bind changes nothing
+            yield (step.line, f"--bind {b.to_token()} puts your whole home directory (keys, tokens, ~/.local) in the "
+                              f"container a second time, at {dst}; Apptainer already mounts $HOME: bind only the "
+                              "directories the job needs, and add --no-home to keep the rest out")
+            continue
         if src in BROAD_BINDS:
-            yield step.line, f"--bind {b.to_token()} exposes {BROAD_BINDS[src]} inside the container; bind only the directories the job needs"
+            flag = "-b" if c.kind == "charliecloud.run" else "--bind"
+            yield step.line, f"{flag} {b.to_token()} exposes {BROAD_BINDS[src]} inside the container; bind only the directories the job needs"
 
 
 @rule("HPC205", "charliecloud-bind-destination", "info",
@@ -972,8 +1238,14 @@ def _ch_bind_dst(ctx: Context) -> Iterator[Any]:
             yield step.line, f"-b {b.to_token()}: {dst} must already exist in the read-only image; bind to /mnt/0 … /mnt/9 or create it in the Dockerfile"
 
 
+#: the user's own home directory: $HOME, ~, /home/$USER (a literal /home/NAME may be a site folder such as
+#: /home/software, so it is not counted)
+_HOME_PATH = re.compile(r"^(\$HOME|\$\{HOME\}|~)(/|$)"
+                        r"|^/home/(\$USER|\$\{USER\}|\$LOGNAME|\$\{LOGNAME\}|\$\(whoami\)|\$\(id -un\))(/|$)")
+
+
 def _under_home(path: str) -> bool:
-    return bool(re.match(r"^(\$HOME|\$\{HOME\}|~)(/|$)|^/home/", path))
+    return bool(_HOME_PATH.match(path))
 
 
 @rule("HPC206", "image-in-home", "warning",
@@ -1005,10 +1277,13 @@ CACHE_VARS = ("APPTAINER_CACHEDIR", "SINGULARITY_CACHEDIR")
 
 
 @rule("HPC207", "apptainer-cache-in-home", "warning",
-      summary="an image is pulled with the Apptainer cache left in (or set to) $HOME",
-      why="apptainer pull stores every downloaded layer in APPTAINER_CACHEDIR, which defaults to "
-          "$HOME/.apptainer/cache: a few pulls fill the home quota and later jobs fail to write anything.",
-      fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before pulling (and APPTAINER_TMPDIR likewise).",
+      summary="an image is fetched from a registry with the Apptainer cache left in (or set to) $HOME",
+      why="apptainer pull, apptainer exec/run docker://… and apptainer build … docker://… store every downloaded "
+          "layer (and the converted image) in APPTAINER_CACHEDIR, which defaults to $HOME/.apptainer/cache "
+          "($HOME/.singularity/cache for singularity): a few images fill the home quota and later jobs fail to "
+          "write anything.",
+      fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before fetching the image (and APPTAINER_TMPDIR "
+          "likewise).",
       catalogue=(10,),
       bad="""#!/bin/bash
 [ -f "$SCRATCH/pytorch_24.05.sif" ] ||
@@ -1020,6 +1295,7 @@ export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
   apptainer pull "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
 """)
 def _cache_home(ctx: Context) -> Iterator[Any]:
+    reported: set[int] = set()  # one finding per assignment that points the cache at $HOME
     for cmd, model in pulls(ctx):
         if model.kind != "apptainer.pull":
             continue
@@ -1033,14 +1309,84 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
             yield (cmd.line, "apptainer pull caches layers in $HOME/.apptainer/cache by default (home quota); "
                              "export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" first")
         elif _under_home(ctx.parsed.resolve(str(var.value), cmd.line)):
+            reported.add(var.line)
+            yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
+    for use in registry_uses(ctx):
+        if use.no_cache:
+            continue
+        env = dict(use.env)
+        own = next((n for n in CACHE_VARS if n in env), None)
+        if own is not None:
+            if _under_home(ctx.parsed.resolve(env[own], use.line)):
+                yield use.line, f"{own}={env[own]} is under $HOME; point it at scratch"
+            continue
+        var = next((v for v in (ctx.parsed.variable(n, use.line) for n in CACHE_VARS) if v is not None), None)
+        if var is None:
+            name = "SINGULARITY_CACHEDIR" if use.binary == "singularity" else "APPTAINER_CACHEDIR"
+            yield (use.line, f"{use.what} downloads the image's layers into $HOME/.{use.binary}/cache by default (home "
+                             f"quota); export {name}=\"$SCRATCH/.{use.binary}/cache\" first")
+        elif var.line not in reported and _under_home(ctx.parsed.resolve(str(var.value), use.line)):
+            reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
 
 
+#: image references a container runtime fetches from a registry when the job runs
+REGISTRY_SCHEMES = ("docker://", "oras://", "library://", "shub://")
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryUse:
+    """A command of the job that fetches an image from a registry while the job runs, other than a pull:
+    ``apptainer exec|run|shell docker://…`` or ``apptainer build OUT docker://…``."""
+
+    line: int
+    what: str                  # "apptainer exec docker://…", for messages
+    binary: str
+    ref: str                   # the registry reference, resolved through the script's variables
+    output: str = ""           # the image a build writes ("" for exec/run)
+    guarded: bool = False      # [ -f OUT ] || apptainer build …
+    no_cache: bool = False     # --disable-cache
+    env: tuple[tuple[str, str], ...] = ()   # NAME=value written before the command
+
+
+def registry_uses(ctx: Context) -> list[RegistryUse]:
+    """Container steps that run a registry image, and top-level builds from one (see :class:`RegistryUse`)."""
+    def make() -> list[RegistryUse]:
+        from ..errors import ParseError
+        from ..parse.argv import parse_argv, recognise
+        out = []
+        for step, c in containers(ctx):
+            ref = ctx.parsed.resolve(str(c.image), step.line)
+            if c.kind != "apptainer.run" or not ref.startswith(REGISTRY_SCHEMES):
+                continue
+            out.append(RegistryUse(step.line, f"{c.binary} {c.action} {ref.split('://')[0]}://…", c.binary, ref,
+                                   no_cache="--disable-cache" in (str(e) for e in c.extra), env=tuple(step.env)))
+        for cmd in simple_commands(ctx):
+            words = [str(v) for v in cmd.argv]
+            found = recognise(words)
+            if found is None or found[0].cls.kind != "apptainer.build":
+                continue
+            try:
+                model = parse_argv(cmd.argv).model
+            except ParseError:
+                continue
+            ref = ctx.parsed.resolve(str(model.source), cmd.line)
+            if ref.startswith(REGISTRY_SCHEMES):
+                out.append(RegistryUse(cmd.line, f"{model.binary} build … {ref.split('://')[0]}://…", model.binary, ref,
+                                       str(model.output), is_guarded(ctx, cmd), "--disable-cache" in words,
+                                       tuple((n, str(w.value)) for n, w in cmd.assignments)))
+        return sorted(out, key=lambda u: u.line)
+    return cached(ctx, "registry_uses", make)
+
+
 @rule("HPC208", "pull-every-job", "warning",
-      summary="the job script pulls its image every time it runs",
-      why="A pull downloads and converts gigabytes on the compute node at every run (and every array task): "
-          "minutes of charged time, registry rate limits, and a different image if the tag moved.",
-      fix="Pull once on a login node, or guard the pull: [ -f IMAGE.sif ] || apptainer pull IMAGE.sif docker://…",
+      summary="the job script pulls, builds or runs its image from a registry every time it runs",
+      why="A pull (or apptainer build … docker://…) downloads and converts gigabytes on the compute node at every "
+          "run (and every array task): minutes of charged time, registry rate limits, and a different image if the "
+          "tag moved. apptainer exec/run docker://… does the same behind the scenes: every run asks the registry "
+          "and converts the image again unless the cache still holds it.",
+      fix="Pull once on a login node and run the .sif file, or guard the pull: "
+          "[ -f IMAGE.sif ] || apptainer pull IMAGE.sif docker://…",
       catalogue=(10, 31),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -1060,6 +1406,18 @@ def _pull_every_job(ctx: Context) -> Iterator[Any]:
         if not is_guarded(ctx, cmd):
             yield (cmd.line, "the image is pulled on every run of the job; pull it once beforehand or guard the pull "
                              "with [ -f IMAGE ] || …")
+    for use in registry_uses(ctx):
+        if use.output:
+            if not use.guarded:
+                yield (use.line, f"{use.binary} build makes {use.output} from {use.ref} on every run of the job "
+                                 "(download and conversion on the compute node); build it once beforehand or guard "
+                                 f"the build with [ -f {use.output} ] || …")
+            continue
+        how = (f"each run downloads {use.ref} and converts it to SIF again (--disable-cache)" if use.no_cache else
+               f"each run asks the registry for {use.ref}, and downloads and converts it to SIF again unless it is "
+               "cached (or when the tag moved)")
+        yield (use.line, f"{use.what} fetches the image while the job runs: {how}; pull it once into a .sif file "
+                         f"({use.binary} pull IMAGE.sif {use.ref}) and run that")
 
 
 def _tagless(ref: str) -> bool:
@@ -1099,10 +1457,12 @@ def _latest(ctx: Context) -> Iterator[Any]:
       fix="Add a version tag or a digest: docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime.",
       catalogue=(31,),
       bad="""#!/bin/bash
-apptainer exec docker://pytorch/pytorch python train.py
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f pytorch.sif ] || apptainer pull pytorch.sif docker://pytorch/pytorch
 """,
       good="""#!/bin/bash
-apptainer exec docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime python train.py
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f pytorch.sif ] || apptainer pull pytorch.sif docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
 """)
 def _untagged(ctx: Context) -> Iterator[Any]:
     for line, ref in image_refs(ctx):
@@ -1157,12 +1517,40 @@ def _cpu_image(ctx: Context) -> Iterator[Any]:
 
 
 MPI_LAUNCHERS = ("mpirun", "mpiexec", "orterun", "mpiexec.hydra")
+#: mpirun options that print something and start no ranks
+MPI_NO_LAUNCH = ("--version", "-V", "-version", "--help", "-h", "-help")
+
+
+def _launches_no_ranks(args: list[str]) -> bool:
+    """``mpirun --version`` / ``-V`` / ``--help``: the flag among mpirun's own options (before the program)."""
+    for word in args:
+        if word in MPI_NO_LAUNCH:
+            return True
+        if not word.startswith("-") and not word.isdigit():
+            return False  # the program (or an option's value): what follows is not mpirun's
+    return False
+
+
+def _one_node_job(ctx: Context) -> bool:
+    """The job is held to a single node: --nodes=1 (or 1-1), or nothing that could spread it over more."""
+    from ..spec.slurm import node_range
+    job = ctx.job
+    span = node_range(job.nodes)
+    if job.nodes is not None:
+        return span is not None and span[1] == 1
+    tasks, per_node = job.ntasks, job.ntasks_per_node
+    if isinstance(tasks, int) and tasks > 1:
+        return isinstance(per_node, int) and per_node >= tasks
+    return tasks is None or isinstance(tasks, int)
 
 
 @rule("HPC214", "mpi-launched-in-container", "error",
-      summary="mpirun/mpiexec runs inside the container",
+      summary="mpirun/mpiexec runs inside the container of a job that may span several nodes",
       why="An MPI launcher inside one container cannot start ranks on other nodes through Slurm and uses the "
-          "image's MPI, not the host's fabric-aware one: ranks hang or run over slow TCP.",
+          "image's MPI, not the host's fabric-aware one: ranks hang or run over slow TCP. Not reported: a job "
+          "held to one node (--nodes=1), where all ranks run inside one container over shared memory (the "
+          "\"fully contained\" model vendors document, which works), and mpirun --version / --help, which "
+          "start no ranks.",
       fix="Launch from the host (hybrid model): srun --mpi=pmix apptainer exec IMAGE ./program, with the "
           "container's MPI matching the host's.",
       catalogue=(17,),
@@ -1177,11 +1565,15 @@ apptainer exec mpi_app_1.0.sif mpirun -n 64 /opt/app/solver
 srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
 """)
 def _mpi_inside(ctx: Context) -> Iterator[Any]:
+    one_node = _one_node_job(ctx)
     for step, c in containers(ctx):
         prog = [str(w) for w in step.chain.program]
-        if prog and prog[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:
-            yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
-                              "srun --mpi=pmix … apptainer exec IMAGE program")
+        if not prog or prog[0].rsplit("/", 1)[-1] not in MPI_LAUNCHERS or _launches_no_ranks(prog[1:]):
+            continue
+        if one_node and (step.chain.srun is None or tasks_per_node(ctx, step) == 1):
+            continue  # all ranks in one container on one node: the fully contained model works
+        yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
+                          "srun --mpi=pmix … apptainer exec IMAGE program")
 
 
 @rule("HPC215", "mpirun-around-container", "info",
@@ -1224,7 +1616,7 @@ def _nvccli(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
         if c.kind == "apptainer.run" and c.nvccli and not (c.writable_tmpfs or c.writable or c.overlay):
             chain = with_chain(step.chain, container=c.replace(writable_tmpfs=True))
-            yield step.line, "--nvccli needs a writable layer; add --writable-tmpfs", step_fix("add --writable-tmpfs", step, chain)
+            yield step.line, "--nvccli needs a writable layer; add --writable-tmpfs", fix_for(ctx, "add --writable-tmpfs", step, chain)
 
 
 SETUP_ONLY = ("source", ".", "export", "module", "ml", "cd", "conda", "mamba", "micromamba", "activate", "spack")
@@ -1287,7 +1679,7 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
         if c.kind == "apptainer.run" and getattr(c, wrong):
             chain = with_chain(step.chain, container=c.replace(**{wrong: False, right: True}))
             yield (step.line, f"--{wrong} on {ctx.profile.name}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
-                              f"use --{right}", step_fix(f"use --{right}", step, chain))
+                              f"use --{right}", fix_for(ctx, f"use --{right}", step, chain))
 
 
 #: container fields whose problems other rules report (HPC216, HPC218), and the command, which the
@@ -1318,16 +1710,75 @@ def _container_check(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
         if not c.image:
             continue  # a cut-off command ("apptainer exec --nv" then a lost backslash): HPC504 says why
+        c = _as_bash_passes(c)
         if "$" in str(c.image) and not isinstance(c.image, Verbatim):
             c = c.replace(image=ctx.parsed.resolve(str(c.image), step.line))  # IMG=…sqfs; ch-run "$IMG"
+        found: list[tuple[str, str]] = []
         for p in c.problems():
             root = p.field.split(".", 1)[0]
-            if root in _CONTAINER_FIELDS_ELSEWHERE:
-                continue
+            if root in _CONTAINER_FIELDS_ELSEWHERE or (root == "binds" and "." in p.field):
+                continue  # binds: one by one, below
             if root not in ("image", "write") and _holds_reference(getattr(c, root, "")):
                 continue  # a $NAME is only known when the job runs (the image's kind shows in its name)
-            where = f" ({p.field.replace('_', '-')})" if p.field else ""
-            yield step.line, f"{c.kind.split('.')[0]}{where}: {p.message}"
+            found.append((p.field, p.message))
+        for b in getattr(c, "binds", ()):
+            for p in b.problems():
+                if "$" not in str(getattr(b, p.field.split(".", 1)[0], "")):
+                    found.append((f"binds.{p.field}", p.message))
+        program = getattr(c, "binary", "") or getattr(c, "program", "") or c.kind.split(".")[0]
+        for field, message in found:
+            if ("'~' is not expanded in a quoted word" in message or "must be absolute" in message) and \
+                    any(f == field and "'~' is not expanded here" in m for f, m in found):
+                continue  # the same '~' said twice (the generic path check and the bind's own), or its consequence
+            where = f" ({_field_words(c, field)})" if field else ""
+            message = _VERBATIM_REPR.sub(r"\1", message)
+            yield step.line, f"{program}{where}: {message}"
+
+
+#: what a container problem is about, in words (never the model's field names)
+_FIELD_WORDS = {"image": "the image", "binds": "the binds", "binds.src": "the bind's host path",
+                "binds.dst": "the bind's container path", "binds.mode": "the bind's mode"}
+#: ``Verbatim('…')`` in a message: the value as written, without the parser's wrapper
+_VERBATIM_REPR = re.compile(r"Verbatim\(('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)")
+
+
+def _field_words(c: Any, field: str) -> str:
+    if field in _FIELD_WORDS:
+        return _FIELD_WORDS[field]
+    root = field.split(".", 1)[0]
+    try:
+        info = c.field_spec(root).info
+    except Exception:
+        return root.replace("_", "-")
+    return info.flag or (info.label or root).lower()
+
+
+def _bash_tilde(value: Any) -> Any:
+    """A word bash hands over with its unquoted leading ``~`` expanded (the parser keeps such a word
+    Verbatim), written ``$HOME…``; anything else unchanged."""
+    if isinstance(value, Verbatim) and value[:1] == "~" and value[1:2] in ("", "/"):
+        return "$HOME" + value[1:]
+    return value
+
+
+def _as_bash_passes(c: Any) -> Any:
+    """The container model with the values bash expands before the runtime sees them: ``~/img.sif`` and
+    ``-B ~/data:/data`` (unquoted) reach it as ``$HOME/…``; ``"~/…"``, ``--bind=~/…`` and a ``~`` after
+    ``:`` stay literal (and the model reports those)."""
+    changes: dict[str, Any] = {}
+    for f in c.field_specs():
+        value = getattr(c, f.name)
+        if f.name == "binds" and isinstance(value, tuple):
+            new = tuple(_bash_binds(value, home="$HOME"))
+        elif isinstance(value, str):
+            new = _bash_tilde(value)
+        elif isinstance(value, tuple) and f.name not in ("command", "extra"):
+            new = tuple(_bash_tilde(v) if isinstance(v, str) else v for v in value)
+        else:
+            continue
+        if new is not value and new != value or type(new) is not type(value):
+            changes[f.name] = new
+    return c.replace(**changes) if changes else c
 
 
 # --------------------------------------------------------------------------------------------
@@ -1370,6 +1821,8 @@ PROBLEM_CODES = {
 }
 #: any other SlurmJob problem
 OTHER_JOB_PROBLEM = "HPC399"
+#: SlurmJob fields read from the script body, not from #SBATCH lines: their own rules report them
+NOT_DIRECTIVES = ("modules",)
 #: the job model's message for a $VAR in a directive (sbatch does not expand it), whatever the field
 UNEXPANDED = "not read by the shell"
 
@@ -1382,6 +1835,10 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
             return out
         for p in ctx.job.problems():
             field = p.field.split(".", 1)[0]
+            if field in NOT_DIRECTIVES:
+                continue  # from the script body, not an #SBATCH line: reported at its own line (HPC510)
+            if field in ("output", "error", "chdir") and "'~' is not expanded" in p.message:
+                continue  # HPC311 reports a ~ in an #SBATCH path, in the directive's own words
             code = "HPC305" if UNEXPANDED in p.message else PROBLEM_CODES.get(field, OTHER_JOB_PROBLEM)
             line = ctx.parsed.directive_line(field, _first_directive_line(ctx))
             out.setdefault(code, []).append((line, p.message))
@@ -1497,10 +1954,26 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
             continue
         if ctx.parsed.variable("SRUN_CPUS_PER_TASK", step.line) or any(n == "SRUN_CPUS_PER_TASK" for n, _ in step.env):
             continue
-        chain = with_chain(step.chain, srun=srun.replace(cpus_per_task=cpus))
         yield (step.line, f"the job has --cpus-per-task={cpus} but srun on Slurm 22.05–23.02 gives each task one CPU; "
                           f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
-               fix_for(f"pass --cpus-per-task={cpus} to srun", step, chain))
+               # the step rebuilt when that is safe, else the option written in after "srun" alone
+               fix_for(ctx, f"pass --cpus-per-task={cpus} to srun", step,
+                       with_chain(step.chain, srun=srun.replace(cpus_per_task=cpus)))
+               or _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
+
+
+def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:
+    """A fix that writes ``option`` right after the step's ``srun`` word and changes nothing else on the
+    line (safe whatever follows: ``bash -c "…"``, ``$CMD``, redirections)."""
+    words = step.command.words
+    srun = next((w for w in words if str(w.value) == "srun" or str(w.value).endswith("/srun")), None)
+    if srun is None or "\n" in srun.raw or srun.line > len(ctx.parsed.lines):
+        return None
+    line = ctx.parsed.lines[srun.line - 1]
+    at = srun.col - 1 + len(srun.raw)
+    if line[srun.col - 1:at] != srun.raw:
+        return None
+    return Fix(f"pass {option} to srun", srun.line, srun.line, text=f"{line[:at]} {option}{line[at:]}")
 
 
 @rule("HPC311", "tilde-in-directive", "error",
@@ -1523,23 +1996,67 @@ def _tilde(ctx: Context) -> Iterator[Any]:
             yield d.line, f"{d.flag}={d.value}: sbatch does not expand ~; write a relative or absolute path"
 
 
-def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str]]:
-    """Applied directives whose option sbatch does not have, with the closest real option ("" if none)."""
-    import difflib
+#: options of srun (and salloc) that sbatch does not have: they belong on the srun line of the step
+SRUN_ONLY_OPTIONS = frozenset({
+    "--mpi", "--cpu-bind", "--label", "--kill-on-bad-exit", "--multi-prog", "--accel-bind", "--pty", "--exact",
+    "--overlap", "--whole", "--unbuffered", "--relative", "--task-prolog", "--task-epilog", "--prolog", "--epilog",
+    "--bcast", "--send-libs", "--compress", "--preserve-env", "--disable-status", "--quit-on-interrupt",
+    "--slurmd-debug", "--het-group", "--jobid", "--external-launcher", "--x11"})
 
-    from ..spec.slurm import SBATCH_OPTIONS, sbatch_option
+
+def _spelling_variants(flag: str) -> set[str]:
+    """Options one slip away from ``flag``: ``_`` for ``-`` and upper case (as a whole), then one
+    character missing, extra, or two neighbours swapped. Never a different letter (--cpu-bind is not
+    --gpu-bind, --mpi is not --tmp)."""
+    base = "--" + flag[2:].replace("_", "-").lower()
+    out = {base}
+    body = base[2:]
+    letters = "abcdefghijklmnopqrstuvwxyz-"
+    for i in range(len(body) + 1):
+        out.update("--" + body[:i] + c + body[i:] for c in letters)   # one missing
+        if i < len(body):
+            out.add("--" + body[:i] + body[i + 1:])                 # one extra
+        if i + 1 < len(body):
+            out.add("--" + body[:i] + body[i + 1] + body[i] + body[i + 2:])  # two swapped
+    return out
+
+
+def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
+    """Applied directives whose option sbatch does not have: ``(directive, flag, what it is, detail)``
+    where what it is is ``srun`` (an srun option; detail: its name), ``ambiguous`` (the beginning of
+    several options; detail: them), ``slip`` (detail: the option it is a slip of) or ``unknown``. An
+    alias sbatch keeps (--tasks-per-node) and an unambiguous prefix (--tasks) are options sbatch has
+    (HPC317 reports the prefix)."""
+    from ..spec.slurm import SBATCH_ALIASES, SBATCH_OPTIONS, sbatch_option
     for d in ctx.parsed.directives:
         if not d.applied or d.field or sbatch_option(d.flag):
             continue
-        close = difflib.get_close_matches(d.flag, SBATCH_OPTIONS, n=1, cutoff=0.8) if d.flag.startswith("--") else []
-        yield d, d.flag, close[0] if close else ""
+        flag = d.flag
+        if not flag.startswith("--"):
+            yield d, flag, "unknown", ""
+            continue
+        normal = "--" + flag[2:].replace("_", "-").lower()
+        if normal in SRUN_ONLY_OPTIONS:
+            yield d, flag, "srun", normal
+            continue
+        several = sorted(o for o in SBATCH_OPTIONS if o.startswith(flag))
+        if len(flag) > 3 and len(several) > 1:
+            yield d, flag, "ambiguous", ", ".join(several)
+            continue
+        close = sorted({SBATCH_ALIASES.get(o, o) for o in _spelling_variants(flag) if o in SBATCH_OPTIONS})
+        if len(close) == 1:
+            yield d, flag, "slip", close[0]
+        else:
+            yield d, flag, "unknown", ""
 
 
 @rule("HPC312", "misspelled-sbatch-option", "warning",
-      summary="an #SBATCH option sbatch does not have, close to one it has",
+      summary="an #SBATCH option sbatch does not have: a slip of one it has, or an srun option",
       why="sbatch refuses the whole job at submission (\"unrecognized option\"), and a script that is only "
-          "ever submitted by a tool or a pipeline fails far from where the typo is.",
-      fix="Write the option as sbatch spells it (sbatch --help lists them).",
+          "ever submitted by a tool or a pipeline fails far from where the typo is. Options such as --mpi and "
+          "--cpu-bind exist only for srun: they belong on the srun line of the step.",
+      fix="Write the option as sbatch spells it (sbatch --help lists them); move srun's own options to the srun "
+          "line (srun --mpi=pmix …).",
       bad="""#!/bin/bash
 #SBATCH --ntask-per-node=1
 srun python train.py
@@ -1549,16 +2066,29 @@ srun python train.py
 srun python train.py
 """)
 def _misspelled_option(ctx: Context) -> Iterator[Any]:
-    lines = ctx.parsed.lines
-    for d, flag, close in _unknown_directives(ctx):
-        if not close:
+    for d, flag, kind, close in _unknown_directives(ctx):
+        if kind == "srun":
+            yield (d.line, f"{flag} is an srun option, not an sbatch one (sbatch refuses the job); pass it to srun "
+                           f"on the step's line instead (srun {close}=… program)")
             continue
-        fix = None
-        text = lines[d.line - 1] if 0 < d.line <= len(lines) else ""
-        if re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text):
-            fixed = re.sub(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", close, text, count=1)
-            fix = Fix(f"write {close}", d.line, d.line, text=fixed)
-        yield d.line, f"{flag} is not an sbatch option (sbatch refuses the job); did you mean {close}?", fix
+        if kind == "ambiguous":
+            yield (d.line, f"{flag} is the beginning of several sbatch options ({close}), so sbatch refuses the job "
+                           "as ambiguous; write the option's full name")
+            continue
+        if kind != "slip":
+            continue
+        yield (d.line, f"{flag} is not an sbatch option (sbatch refuses the job); did you mean {close}?",
+               _rename_option(ctx, d.line, flag, close))
+
+
+def _rename_option(ctx: Context, line: int, flag: str, name: str) -> Fix | None:
+    """A fix writing ``name`` for the option ``flag`` on directive line ``line`` (None when it is not there)."""
+    lines = ctx.parsed.lines
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    pattern = rf"(?<![\w-]){re.escape(flag)}(?![\w-])"
+    if not re.search(pattern, text):
+        return None
+    return Fix(f"write {name}", line, line, text=re.sub(pattern, name, text, count=1))
 
 
 @rule("HPC313", "unknown-sbatch-option", "info",
@@ -1575,9 +2105,122 @@ srun python train.py
 srun python train.py
 """)
 def _unknown_option(ctx: Context) -> Iterator[Any]:
-    for d, flag, close in _unknown_directives(ctx):
-        if not close:
+    for d, flag, kind, _ in _unknown_directives(ctx):
+        if kind == "unknown":
             yield d.line, f"{flag} is not an option of Slurm's sbatch: fine only if your site adds it; check the spelling"
+
+
+@rule("HPC317", "abbreviated-sbatch-option", "info",
+      summary="an #SBATCH option written as an abbreviation of its name",
+      why="sbatch accepts any unambiguous beginning of an option's name (--tasks is --tasks-per-node, i.e. "
+          "--ntasks-per-node), so the job may ask for something else than it reads (--tasks is not --ntasks), "
+          "and a later Slurm that adds another option with the same beginning refuses the job as ambiguous.",
+      fix="Write the option's full name (sbatch --help lists them).",
+      bad="""#!/bin/bash
+#SBATCH --tasks=1
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks-per-node=1
+srun python train.py
+""")
+def _abbreviated_option(ctx: Context) -> Iterator[Any]:
+    from ..spec.slurm import SBATCH_ALIASES, SBATCH_OPTIONS, sbatch_long_option
+    for d in ctx.parsed.directives:
+        flag = d.flag
+        if not d.applied or not flag.startswith("--") or flag in SBATCH_OPTIONS:
+            continue  # (a prefix is read into its field too: d.field says which)
+        full = sbatch_long_option(flag)
+        if not full:
+            continue
+        name = SBATCH_ALIASES.get(full, full)
+        means = f"{full}, i.e. {name}" if name != full else full
+        other = "--n" + flag[2:]
+        if sbatch_long_option(other) and SBATCH_ALIASES.get(sbatch_long_option(other), sbatch_long_option(other)) != name:
+            means += f", not {sbatch_long_option(other)}"
+        yield d.line, f"sbatch reads {flag} as {means}; write {name} in full", _rename_option(ctx, d.line, flag, name)
+
+
+# --------------------------------------------------------------------------------------------
+# the script file itself: what sbatch refuses before reading any directive
+
+@rule("HPC314", "windows-line-endings", "error",
+      summary="the script has Windows (CRLF) line endings",
+      why="sbatch refuses the script: \"Batch script contains DOS line breaks (\\r\\n) instead of expected UNIX "
+          "line breaks (\\n)\". Run by bash, every line would end in an invisible carriage return ($'\\r': "
+          "command not found, file names with a stray character).",
+      fix="Convert the file to Unix line endings (dos2unix job.sh, or sed -i 's/\\r$//' job.sh) and set the "
+          "editor to save with LF line endings.",
+      bad="#!/bin/bash\r\n#SBATCH --time=01:00:00\r\nsrun python train.py\r\n",
+      good="#!/bin/bash\n#SBATCH --time=01:00:00\nsrun python train.py\n")
+def _windows_line_ends(ctx: Context) -> Iterator[Any]:
+    text = ctx.text
+    at = text.find("\r\n")
+    if at < 0:
+        return
+    count = text.count("\r\n")
+    fix = Fix("convert the line endings to LF (as dos2unix does)", 1, text.count("\n") + 1,
+              text=text.replace("\r\n", "\n"))
+    yield (text.count("\n", 0, at) + 1,
+           f"the file has Windows line endings (\\r\\n, on {count} line{'s' if count > 1 else ''}): sbatch refuses it "
+           "(\"Batch script contains DOS line breaks\"); convert it with dos2unix FILE and save with LF line endings", fix)
+
+
+@rule("HPC315", "no-shebang-line", "error",
+      summary="a batch script whose first line does not start with #!",
+      why="sbatch refuses the script (\"This does not look like a batch script. The first line must start with #! "
+          "followed by the path to an interpreter\"). The #! must be the very first two characters: a blank line, "
+          "a space or a byte-order mark before it is enough.",
+      fix="Make #!/bin/bash the first line of the file, above the #SBATCH lines.",
+      bad="""#SBATCH --time=01:00:00
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+srun python train.py
+""")
+def _no_shebang(ctx: Context) -> Iterator[Any]:
+    text = ctx.text
+    if text.startswith("#!") or not text.strip():
+        return  # an empty file: HPC316
+    lines = text.split("\n")
+    if text.startswith("\ufeff"):
+        if text.startswith("\ufeff#!") or ctx.parsed.directives:
+            yield (1, "the file starts with a UTF-8 byte-order mark (BOM, often added by Windows editors): sbatch reads "
+                      "it as part of the first line and refuses the script (the first line must start with #!); "
+                      "remove it", Fix("remove the byte-order mark", 1, 1, text=lines[0][1:]))
+        return
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    if lines[first].lstrip().startswith("#!"):
+        where = "a space" if first == 0 else ("a blank line" if first == 1 else f"{first} blank lines")
+        yield (1, f"{where} before the #! line: sbatch refuses the script (\"This does not look like a batch "
+                  "script\"; #! must be the first two characters of the file); remove it",
+               Fix("start the file with its #! line", 1, first + 1, text=lines[first].lstrip()))
+        return
+    if not ctx.parsed.directives:
+        return  # commands without #! or #SBATCH lines: a snippet typed at a prompt, not a batch script
+    yield (1, "the first line does not start with #! (e.g. #!/bin/bash): sbatch refuses the script (\"This does not "
+              "look like a batch script\"); add #!/bin/bash as the first line",
+           Fix("add #!/bin/bash as the first line", 1, 1, text="#!/bin/bash\n" + lines[0]))
+
+
+@rule("HPC316", "empty-script", "error",
+      summary="the script is empty (or only blank lines)",
+      why="sbatch refuses it (\"Batch script is empty!\", \"Batch script contains only whitespace!\"): usually the "
+          "file was saved before it was written, or a tool wrote it to another name.",
+      fix="Write the job into the file: #!/bin/bash, the #SBATCH lines, then the commands.",
+      bad="",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+srun python train.py
+""")
+def _empty_script(ctx: Context) -> Iterator[Any]:
+    if ctx.text.strip():
+        return
+    if ctx.text:
+        yield 1, "the file holds only whitespace: sbatch refuses it (\"Batch script contains only whitespace!\")"
+    else:
+        yield 1, "the file is empty: sbatch refuses it (\"Batch script is empty!\")"
 
 
 # --------------------------------------------------------------------------------------------
@@ -1600,7 +2243,9 @@ def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
 def _profile_code(field: str, message: str) -> str:
     if field == "partition" and "has no partition" in message:
         return "HPC401"
-    if "has none" in message or "no GPU partition" in message or "names no partition" in message:
+    # GPUs where there are none: on the partition, or the job names none and the profile has no default.
+    # Any other problem of a job that names no partition (time, memory, CPUs on the default one) goes by field.
+    if message.startswith("the job asks for GPUs but") or "no GPU partition" in message:
         return "HPC407"
     return {"time": "HPC402", "gpus_per_node": "HPC403", "gpus": "HPC403", "gpus_per_task": "HPC403",
             "gpu_type": "HPC404", "mem": "HPC405", "mem_per_cpu": "HPC405", "mem_per_gpu": "HPC405",
@@ -1734,13 +2379,24 @@ def _per_task(ctx: Context) -> Iterator[Any]:
                              "let each task read it (srun bash -c '…$SLURM_PROCID…' or os.environ in the program)")
 
 
-_SCRIPT_DIR = re.compile(r"dirname\s+[\"']?\$\{?0\b|BASH_SOURCE|readlink\s+-f\s+[\"']?\$\{?0\b|realpath\s+[\"']?\$\{?0\b")
+#: ``$0``, ``${0}``, ``$BASH_SOURCE``, ``${BASH_SOURCE[0]}``: the path the script runs from
+_SCRIPT_PATH = r"\$\{?(?:0|BASH_SOURCE(?:\[[^\]]*\])?)\}?"
+#: uses of the script's path that look for files next to it: its directory (dirname, also of a
+#: readlink -f / realpath, or ${0%/*}), a cd into it, or a path joined onto it ("$0"/../data).
+#: Running the script itself again (sbatch "$0", sbatch ${BASH_SOURCE[0]}) is fine: the spool copy is the script.
+_SCRIPT_DIR = re.compile(
+    r"(?<![\w-])(?:dirname|cd|pushd)\s+(?:--\s+)?[\"']?(?:\$\(\s*(?:readlink\s+-[A-Za-z]*f[A-Za-z]*|realpath)\s+[\"']?)?"
+    + _SCRIPT_PATH
+    + r"|\$\{(?:0|BASH_SOURCE(?:\[[^\]]*\])?)%%?/"
+    + r"|" + _SCRIPT_PATH + r"[\"']?/")
 
 
 @rule("HPC503", "script-location-in-batch-job", "error",
       summary="$(dirname \"$0\") or BASH_SOURCE used to find files next to the batch script",
       why="sbatch runs a copy of the script from Slurm's spool directory (e.g. /var/spool/slurmd/job123/), so "
-          "$0 and BASH_SOURCE point there: files 'next to the script' are not found.",
+          "$0 and BASH_SOURCE point there: files 'next to the script' are not found. Only the script's directory "
+          "counts (dirname, cd, ${0%/*}, \"$0\"/…): running the script itself again (sbatch \"$0\" in a requeue "
+          "handler) is fine, as the spool copy is the same script.",
       fix="Use $SLURM_SUBMIT_DIR (the directory sbatch was run from) or an absolute path.",
       catalogue=(23,),
       bad="""#!/bin/bash
@@ -1756,16 +2412,42 @@ python train.py
 def _script_dir(ctx: Context) -> Iterator[Any]:
     if not ctx.parsed.directives:
         return
+    def through_variables(raw: str, line: int, used: set[int], depth: int = 4) -> str:
+        """``raw`` with the script's variables written in as assigned, command substitutions included (the
+        lines of the assignments it used go into ``used``)."""
+        def sub(m: re.Match[str]) -> str:
+            var = ctx.parsed.variable(m.group(1) or m.group(2), line)
+            if var is None or depth <= 0:
+                return m.group(0)
+            used.add(var.line)
+            return through_variables(str(var.value), var.line, used, depth - 1)
+        return re.sub(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))", sub, raw) if "$" in raw else raw
+
+    reported: set[int] = set()
     for cmd in ctx.parsed.lexed.code:
-        if _SCRIPT_DIR.search(raw_text(cmd)):
-            yield (cmd.line, "sbatch runs a copy of the script from its spool directory, so $0 / BASH_SOURCE do not "
-                             "point next to your script; use $SLURM_SUBMIT_DIR")
+        hits = [w for w in all_words(cmd) if _SCRIPT_DIR.search(w.raw)]
+        if not hits and not _SCRIPT_DIR.search(raw_text(cmd)):
+            # through the script's variables: SELF=$(readlink -f "$0"); cd "$(dirname "$SELF")", unless the
+            # assignment itself was reported (DIR=$(dirname "$0"); source "$DIR/env.sh": once, at DIR=)
+            for w in all_words(cmd):
+                used: set[int] = set()
+                if _SCRIPT_DIR.search(through_variables(w.raw, cmd.line, used)) and not used & reported:
+                    hits.append(w)
+            if not hits:
+                continue
+        reported.add(cmd.line)
+        yield (hits[0].line if hits else cmd.line,
+               "sbatch runs a copy of the script from its spool directory, so $0 / BASH_SOURCE do not "
+               "point next to your script; use $SLURM_SUBMIT_DIR")
 
 
 @rule("HPC504", "missing-line-continuation", "error",
       summary="a line of a continued command lost its trailing backslash",
       why="Without the backslash the command ends at that line: it runs without the options below, and the "
-          "next line ('--bind …', '--nproc-per-node …') runs as a command of its own and fails.",
+          "next line ('--bind …', '--nproc-per-node …') runs as a command of its own and fails. Reported for a line "
+          "that starts with an option, and for an indented line right after a command whose earlier lines end in "
+          "a backslash (apptainer exec --nv \\ / \"$IMG\" / torchrun …: the container gets no command, and the "
+          "program then runs on the host).",
       fix="End every line of the command except the last with a backslash (and no space after it).",
       catalogue=(24,),
       bad="""#!/bin/bash
@@ -1786,6 +2468,38 @@ def _lost_backslash(ctx: Context) -> Iterator[Any]:
             prev = code[i - 1] if i > 0 else None
             where = f" (line {prev.end_line} needs a trailing \\)" if prev is not None else ""
             yield cmd.line, f"this line starts with the option {name}: the previous command ended without a backslash{where}"
+    yield from _lost_backslash_before_command(ctx)
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+
+
+def _lost_backslash_before_command(ctx: Context) -> Iterator[Any]:
+    """An indented line right after a command whose lines ended in ``\\`` up to the one before it: the
+    backslash of that line was lost (``apptainer exec --nv \\`` / ``  "$IMG"`` / ``  torchrun …``). Also after a
+    one-line ``apptainer exec IMAGE`` with no command, which cannot run on its own."""
+    lines = ctx.parsed.lines
+    code = ctx.parsed.lexed.code
+    cut_off = {s.line: (s, c) for s, c in containers(ctx)
+               if c.kind == "apptainer.run" and getattr(c, "action", "") == "exec" and c.image
+               and not s.chain.program and s.chain.launcher is None}
+    for prev, cmd in zip(code, code[1:]):
+        if cmd.kind != "simple" or not cmd.words or prev.joined_by or str(cmd.name).startswith("-"):
+            continue  # joined by && or |, or an option line (reported above)
+        last = prev.line
+        while last <= len(lines) and lines[last - 1].rstrip().endswith("\\"):
+            last += 1
+        if cmd.line != last + 1 or cmd.line > len(lines) or not (last > prev.line or prev.line in cut_off):
+            continue
+        if lines[last - 1].split(" #", 1)[0].rstrip().endswith(("&", ";", "|")):
+            continue  # the command was ended on purpose (cmd &, cmd;)
+        if _indent(lines[cmd.line - 1]) <= _indent(lines[prev.line - 1]):
+            continue  # starts a new command at the same depth as the one before
+        step = cut_off.get(prev.line)
+        why = (f"; {step[1].binary} exec on line {prev.line} has the image but no command" if step else "")
+        yield (cmd.line, f"this line is indented like a continuation of the command above, but line {last} does not end "
+                         f"with a backslash, so {cmd.name} runs as a command of its own{why}; end line {last} with \\")
 
 
 @rule("HPC505", "double-dollar", "error",
@@ -1865,19 +2579,110 @@ _BY_TASK_ID = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\[\s*\$?\{?SLURM_ARRAY_TA
 _ARRAY_LITERAL = re.compile(r"\((.*)\)", re.S)
 
 
+#: a write to a shell variable: ``NAME=``, ``NAME+=``, ``NAME[i]=``, ``NAME[i]+=`` (group 2: the index, group 3: ``+``)
+_VAR_WRITE = re.compile(r"(?:^|(?<=[\s;&|(){}!]))([A-Za-z_][A-Za-z0-9_]*)(\[[^\]\n]*\])?(\+?)=")
+#: commands that fill an array from their input or arguments (readarray/mapfile NAME, read -a NAME, unset NAME)
+_ARRAY_FILLERS = re.compile(r"(?:^|[\s;&|(){}!])(readarray|mapfile|read|unset)\b([^;&|\n]*)")
+#: ``{1..9}``, ``{01..10..2}``, ``{a..e}``: a bash sequence expression
+_BRACE_SEQ = re.compile(r"(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?|([A-Za-z])\.\.([A-Za-z])(?:\.\.(-?\d+))?")
+
+
+def _array_writes(ctx: Context) -> set[str]:
+    """Names the script changes other than by a plain top-level ``NAME=(…)``: appended to (``+=``),
+    assigned by index (``NAME[i]=``), filled by readarray/mapfile/read -a, unset, or assigned inside a
+    loop, an if or a function (their length is then known only when the job runs)."""
+    def make() -> set[str]:
+        out: set[str] = set()
+        for cmd in ctx.parsed.lexed.code:
+            text = cmd.text
+            for m in _VAR_WRITE.finditer(text):
+                if cmd.kind != "simple" or m.group(2) or m.group(3):
+                    out.add(m.group(1))
+            for m in _ARRAY_FILLERS.finditer(text):
+                words = [w for w in m.group(2).split() if not w.startswith(("-", "<", ">"))]
+                if m.group(1) == "read":
+                    opts = re.findall(r"(?:^|\s)-([A-Za-z]*a)\s*([A-Za-z_][A-Za-z0-9_]*)", m.group(2))
+                    out.update(name for _, name in opts)
+                else:
+                    out.update(re.sub(r"\[.*", "", w.strip("'\"")) for w in words)
+        return out
+    return cached(ctx, "array_writes", make)
+
+
+def _brace_count(word: str) -> int | None:
+    """How many words bash's brace expansion makes of an unquoted ``word`` (``lr{1,2}`` → 2, ``{0..9}`` → 10,
+    ``{a,b}{1..3}`` → 6); None when it cannot tell."""
+    depth, start = 0, -1
+    for i, c in enumerate(word):
+        if c == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+            if depth:
+                continue
+            inner, rest = word[start + 1:i], word[i + 1:]
+            parts, level, last = [], 0, 0
+            for j, d in enumerate(inner):
+                level += (d == "{") - (d == "}")
+                if d == "," and level == 0:
+                    parts.append(inner[last:j])
+                    last = j + 1
+            parts.append(inner[last:])
+            seq = _BRACE_SEQ.fullmatch(inner)
+            if len(parts) > 1:
+                counts = [_brace_count(p) for p in parts]
+                if any(n is None for n in counts):
+                    return None
+                here = sum(counts)  # type: ignore[arg-type]
+            elif seq:
+                lo, hi, step = (int(seq.group(1)), int(seq.group(2)), seq.group(3)) if seq.group(1) is not None \
+                    else (ord(seq.group(4)), ord(seq.group(5)), seq.group(6))
+                step_n = abs(int(step)) if step else 1
+                here = abs(hi - lo) // (step_n or 1) + 1
+            elif "{" in inner:
+                return None  # {a{1,2}}: the outer braces stay, the inner expand; not worth guessing
+            else:
+                continue  # {x} or {}: bash keeps it as written, try braces further on
+            after = _brace_count(rest)
+            return None if after is None else here * after
+    return None if depth else 1
+
+
 def _literal_arrays(ctx: Context) -> dict[str, tuple[int, int]]:
-    """Shell arrays written out as literals: name → (number of values, line)."""
+    """Shell arrays written out as literals and never changed afterwards: name → (number of values, line).
+
+    Brace expressions count as bash expands them (``({0..9})`` is ten values). An array that is appended
+    to, assigned by index, filled by readarray, or assigned in a loop is left out: its length is known only
+    when the job runs.
+    """
     import shlex
     out: dict[str, tuple[int, int]] = {}
+    changed = _array_writes(ctx)
     for v in ctx.parsed.variables:
         m = _ARRAY_LITERAL.fullmatch(str(v.value).strip())
-        if not m or "$" in m.group(1) or "`" in m.group(1) or any(c in m.group(1) for c in "*?["):
+        if v.name in changed or not m or "$" in m.group(1) or "`" in m.group(1) \
+                or any(c in m.group(1) for c in "*?["):
             out.pop(v.name, None)  # computed (from a file, a glob, a command): its length is unknown
             continue
+        body = m.group(1)
         try:
-            out[v.name] = (len(shlex.split(m.group(1), comments=True)), v.line)
+            words = shlex.split(body, comments=True)
         except ValueError:
             out.pop(v.name, None)
+            continue
+        if "{" in body:
+            if any(q in body for q in "'\"\\"):
+                out.pop(v.name, None)  # quoted braces stay as written, unquoted ones expand: not worth guessing
+                continue
+            counts = [_brace_count(w) for w in words]
+            if any(n is None for n in counts):
+                out.pop(v.name, None)
+                continue
+            out[v.name] = (sum(counts), v.line)  # type: ignore[arg-type]
+            continue
+        out[v.name] = (len(words), v.line)
     return out
 
 
@@ -1916,11 +2721,29 @@ def _array_past_end(ctx: Context) -> Iterator[Any]:
             missing = [i for i in ids if not 0 <= i + offset < n]
             if not missing:
                 continue
-            shown = ", ".join(map(str, missing[:4])) + (", …" if len(missing) > 4 else "")
-            want = f"{-offset}-{n - 1 - offset}" + (spec[spec.index("%"):] if "%" in spec else "")  # keep the throttle
-            yield (number, f"--array={spec}: task{'s' if len(missing) > 1 else ''} {shown} index past {name}, which has "
-                           f"{n} value{'s' if n != 1 else ''} (indexes 0-{n - 1}), and get{'' if len(missing) > 1 else 's'} "
-                           f"an empty value; use --array={want}")
+            if n == 0:
+                yield number, f"--array={spec}: {name} has no values, so every task gets an empty value"
+                continue
+            past = [i for i in missing if i + offset >= n]
+            before = [i for i in missing if i + offset < 0]
+            said = []
+            if past:
+                said.append(f"task{'s' if len(past) > 1 else ''} {_shown(past)} index past {name}, which has "
+                            f"{n} value{'s' if n != 1 else ''} (indexes 0-{n - 1}), and get{'' if len(past) > 1 else 's'} "
+                            "an empty value")
+            if before:
+                said.append(f"task{'s' if len(before) > 1 else ''} {_shown(before)} read{'' if len(before) > 1 else 's'} "
+                            f"{name}[{before[0] + offset}], a negative index that bash counts from the end of the list")
+            # the task ids that reach a value: never below 0, which sbatch would refuse
+            lo, hi = max(0, -offset), n - 1 - offset
+            throttle = spec[spec.index("%"):] if "%" in spec else ""  # keep the throttle
+            advice = f"use --array={lo}-{hi}{throttle}" if hi >= lo else f"change the index shift so it stays within 0-{n - 1}"
+            yield number, f"--array={spec}: {'; '.join(said)}; {advice}"
+
+
+def _shown(ids: list[int]) -> str:
+    """The first few task ids of a list, for a message."""
+    return ", ".join(map(str, ids[:4])) + (", …" if len(ids) > 4 else "")
 
 
 _SUBMIT_DIR = re.compile(r"^\$(?:\{SLURM_SUBMIT_DIR\}|SLURM_SUBMIT_DIR\b)/?")
@@ -1978,6 +2801,39 @@ def _log_dir_made_by_job(ctx: Context) -> Iterator[Any]:
                        f"{flag} writes into {folder}/, which this script creates on line {cmd.line}: Slurm opens the "
                        f"log before the script runs, so when {folder}/ is missing the job fails at launch without a "
                        f"log; create it before submitting (mkdir -p {folder}) and drop the mkdir here")
+
+
+@rule("HPC510", "bad-module-name", "error",
+      summary="module load names something that cannot be a module",
+      why="Module names are NAME or NAME/VERSION (letters, digits and _ . + - @). A name written another way "
+          "(cuda=12.1, a space inside quotes) matches no module: module load fails, and the job goes on without "
+          "the software it needs. Names held in the script's own variables are checked as they are set; names "
+          "known only when the job runs are not checked.",
+      fix="Write the module as module avail / module spider shows it, e.g. module load cuda/12.1.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+module load cuda=12.1
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+module load cuda/12.1
+python train.py
+""")
+def _bad_module(ctx: Context) -> Iterator[Any]:
+    from ..spec.slurm import SlurmJob
+    for name, line in ctx.parsed.modules:
+        names = [name]
+        via = ""
+        if "$" in name or "`" in name:
+            value = ctx.parsed.resolve(name, line)
+            if "$" in value or "`" in value:
+                continue  # known only when the job runs
+            names, via = value.split(), f" {name}"  # the script sets it: check what it holds
+        for n in names:
+            for p in SlurmJob(modules=(n,)).problems():
+                if p.field.split(".", 1)[0] == "modules":
+                    yield line, f"module load{via}: {p.message}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
-from ..spec.slurm import SlurmJob, sbatch_option
+from ..spec.slurm import SBATCH_ALIASES, SlurmJob, sbatch_long_option, sbatch_option
 from .argv import Chain, parse_argv, parse_chain, recognise
 from .lexer import Command, Script, Word, directive_words, first_command_line, lex_command, lex_script
 
@@ -216,6 +216,10 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 flag, eq, value = word[:2], "", word[2:]
                 eq = "=" if value else ""
             name = table.get(flag, "")
+            if not name and flag.startswith("--"):
+                # getopt_long reads an unambiguous prefix (--tasks) or an alias as its option
+                full = sbatch_long_option(flag)
+                name = table.get(SBATCH_ALIASES.get(full, full), "") if full else ""
             spec = SlurmJob.field_spec(name) if name else None
             kind = sbatch_option(flag)
             # a switch, or an option whose value may only follow "=": the next word is not its value

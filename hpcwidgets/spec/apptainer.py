@@ -17,13 +17,6 @@ def _binary(default: str = "apptainer"):
                help="apptainer (current name) or singularity (older installs; same flags).")
 
 
-def _image_checks(image: str) -> list[Problem]:
-    out = []
-    if image.startswith("~"):
-        out.append(Problem("image", f"'~' is not expanded here; write $HOME{image[1:]} instead"))
-    return out
-
-
 @dataclass(frozen=True)
 class ApptainerRun(Spec):
     """``apptainer exec|run|shell|test [flags] IMAGE [command…]``.
@@ -91,7 +84,6 @@ class ApptainerRun(Spec):
         out = []
         if not self.image:
             out.append(Problem("image", "an image is required (a .sif file or docker://repo:tag)"))
-        out += _image_checks(self.image)
         if self.action == "exec" and not self.command:
             out.append(Problem("command", "exec needs a command to run, e.g. python train.py"))
         if self.action == "shell" and self.command:

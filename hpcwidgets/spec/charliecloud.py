@@ -71,8 +71,6 @@ def ch_run_expands(value: str) -> bool:
 
 def _image_problems(field: str, image: str, what: str) -> list[Problem]:
     out = []
-    if image.startswith("~"):
-        out.append(Problem(field, f"'~' is not expanded here; write $HOME{image[1:]} instead"))
     kind = image_format(image)
     if kind == "sif":
         out.append(Problem(field, f"{image!r} is an Apptainer SIF file, which {what} cannot read; build the image "

@@ -85,7 +85,7 @@ class Bind(Spec):
         if not self.src:
             out.append(Problem("src", "a bind needs a host path"))
         for name, value in (("src", self.src), ("dst", self.dst)):
-            if value[:1] == "~":
+            if value[:1] == "~" and not isinstance(value, Verbatim):  # an unquoted -B ~/x is expanded by bash
                 out.append(Problem(name, f"{value!r}: '~' is not expanded here; write $HOME{value[1:]} instead"))
         if self.dst and not (self.dst.startswith("/") or self.dst.startswith("$")):
             out.append(Problem("dst", f"container path {self.dst!r} must be absolute (start with /)"))

@@ -41,6 +41,12 @@ SBATCH_OPTIONS: dict[str, str] = {
     **dict.fromkeys(("--contiguous", "--help", "--hold", "--ignore-pbs", "--no-requeue", "--overcommit",
                      "--oversubscribe", "--parsable", "--quiet", "--reboot", "--requeue", "--spread-job",
                      "--test-only", "--usage", "--use-min-nodes", "--verbose", "--version", "--wait"), "switch"),
+    # names Slurm's option table keeps besides the documented ones (sbatch 22.05 accepts each)
+    **dict.fromkeys(("--tasks-per-node", "--ntasks-per-tres", "--cluster", "--context"), "value"),
+}
+#: older spellings sbatch still accepts, by the option they stand for (same meaning, same value)
+SBATCH_ALIASES: dict[str, str] = {
+    "--tasks-per-node": "--ntasks-per-node", "--ntasks-per-tres": "--ntasks-per-gpu", "--cluster": "--clusters",
 }
 #: sbatch's one-letter options, by the long option they stand for
 SBATCH_SHORT: dict[str, str] = {
@@ -54,10 +60,28 @@ SBATCH_SHORT: dict[str, str] = {
 }
 
 
+def sbatch_long_option(flag: str) -> str:
+    """The long option sbatch reads ``flag`` as: the option itself, or, as getopt_long does, the one
+    option that ``flag`` is an unambiguous prefix of (``--tasks`` is ``--tasks-per-node``, ``--mem``
+    stays ``--mem``). ``""`` when sbatch has no such option or the prefix fits several (sbatch refuses
+    both: "unrecognized option", "option '--ntasks-per' is ambiguous"). Aliases are returned as
+    written; :data:`SBATCH_ALIASES` says what they stand for."""
+    if flag in SBATCH_OPTIONS:
+        return flag
+    if not flag.startswith("--") or len(flag) < 3 or "=" in flag:
+        return ""
+    found = [name for name in SBATCH_OPTIONS if name.startswith(flag)]
+    return found[0] if len(found) == 1 else ""
+
+
 def sbatch_option(flag: str) -> str:
-    """``value``, ``optional`` or ``switch`` for an sbatch option (long or short); ``""`` when sbatch
-    has no such option (a typo, or an option a site plugin adds)."""
-    return SBATCH_OPTIONS.get(SBATCH_SHORT.get(flag, flag), "")
+    """``value``, ``optional`` or ``switch`` for an sbatch option (long, short, an alias or an
+    unambiguous prefix, as sbatch reads them); ``""`` when sbatch has no such option (a typo, or an
+    option a site plugin adds)."""
+    short = SBATCH_SHORT.get(flag)
+    if short:
+        return SBATCH_OPTIONS[short]
+    return SBATCH_OPTIONS.get(sbatch_long_option(flag), "")
 
 
 _GPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -68,7 +92,9 @@ GPU_COUNTS = re.compile(r"[A-Za-z0-9_.-]+:[0-9]{1,10}(?:,[A-Za-z0-9_.-]+:[0-9]{1
 #: one further ``--gres`` item: NAME[:TYPE][:COUNT] (lscratch:200, mps:50, shard:2)
 _GRES_ITEM = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.-]+)*")
 #: int fields that also hold Slurm's text forms (NODE_RANGE, GPU_COUNTS); ``_check`` judges such text
-_TEXT_COUNTS = ("nodes", "gpus")
+_TEXT_COUNTS = ("nodes", "gpus", "gpus_per_task")
+#: the GPU count fields that take ``TYPE:COUNT`` (``--gpus=a100:4``, ``--gpus-per-task=rtx8000:1``), by label
+_TYPED_GPU_COUNTS = (("gpus", "GPUs in total"), ("gpus_per_task", "GPUs per task"))
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
 _SPACE = re.compile(r"\s")
 
@@ -91,7 +117,8 @@ def node_range(value: Any) -> tuple[int, int] | None:
 
 
 def gpu_total(value: Any) -> int:
-    """GPUs a ``--gpus`` value asks for: ``8`` → 8, ``"a100:4"`` → 4, ``"a100:2,v100:2"`` → 4; 0 for anything else."""
+    """GPUs a ``--gpus`` (or ``--gpus-per-task``) value asks for: ``8`` → 8, ``"a100:4"`` → 4,
+    ``"a100:2,v100:2"`` → 4; 0 for anything else."""
     if isinstance(value, str) and GPU_COUNTS.fullmatch(value):
         return sum(int(item.rpartition(":")[2]) for item in value.split(","))
     return _whole(value)
@@ -131,6 +158,7 @@ class SlurmJob(Spec):
     ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
                              help="Total number of tasks (processes) srun starts by default.")
     ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
+                                      aliases=("--tasks-per-node",),
                                       help="Tasks per node. With torchrun use 1: torchrun itself starts one process per GPU.")
     cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
                                     help="CPU cores for each task (for torchrun: for all its workers on the node).")
@@ -211,7 +239,7 @@ class SlurmJob(Spec):
         total = gpu_total(self.gpus)
         if total:
             return -(-total // self.node_count)
-        per_task = _whole(self.gpus_per_task)
+        per_task = gpu_total(self.gpus_per_task)  # --gpus-per-task=rtx8000:1 is one GPU per task
         if per_task:
             tasks = _whole(self.ntasks)
             per_node_tasks = _whole(self.ntasks_per_node) or (-(-tasks // self.node_count) if tasks else 1)
@@ -219,17 +247,19 @@ class SlurmJob(Spec):
         return 0
 
     def problems(self) -> list[Problem]:
-        """As for every model, except that ``nodes`` and ``gpus`` may also hold Slurm's text forms
-        (``2-4``, ``a100:4``): :meth:`_check` judges such text, not the generic whole-number check."""
+        """As for every model, except that ``nodes``, ``gpus`` and ``gpus_per_task`` may also hold Slurm's
+        text forms (``2-4``, ``a100:4``, ``rtx8000:1``): :meth:`_check` judges such text, not the generic
+        whole-number check."""
         out = super().problems()
-        if isinstance(self.nodes, str) or isinstance(self.gpus, str):
+        if any(isinstance(getattr(self, name), str) for name in _TEXT_COUNTS):
             generic = [p for name in _TEXT_COUNTS if isinstance(getattr(self, name), str)
                        for p in _check_value(self.field_spec(name), getattr(self, name))]
             out = [p for p in out if p not in generic]
         return out
 
     def _text_counts(self) -> list[Problem]:
-        """Problems with text in ``nodes`` and ``gpus``: only MIN-MAX and TYPE:COUNT are counts sbatch reads."""
+        """Problems with text in ``nodes``, ``gpus`` and ``gpus_per_task``: only MIN-MAX (nodes) and
+        TYPE:COUNT (GPUs) are counts sbatch reads."""
         out: list[Problem] = []
         if isinstance(self.nodes, str):
             span = node_range(self.nodes)
@@ -240,12 +270,15 @@ class SlurmJob(Spec):
                 out.append(Problem("nodes", f"Nodes: the range {self.nodes!r} must start at 1 or more, e.g. 1-{max(span[1], 1)}"))
             elif span[1] < span[0]:
                 out.append(Problem("nodes", f"Nodes: in {self.nodes!r} the most is below the least; write {span[1]}-{span[0]}"))
-        if isinstance(self.gpus, str):
-            if not GPU_COUNTS.fullmatch(self.gpus):
-                out.append(Problem("gpus", f"GPUs in total: {self.gpus!r} is not a GPU count; write a whole number (4) "
-                                           "or TYPE:COUNT (a100:4)"))
-            elif any(int(item.rpartition(":")[2]) < 1 for item in self.gpus.split(",")):
-                out.append(Problem("gpus", f"GPUs in total: {self.gpus!r} asks for no GPUs; give each type a count of 1 or more"))
+        for name, label in _TYPED_GPU_COUNTS:
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                continue
+            if not GPU_COUNTS.fullmatch(value):
+                out.append(Problem(name, f"{label}: {value!r} is not a GPU count; write a whole number (4) "
+                                         "or TYPE:COUNT (a100:4)"))
+            elif any(int(item.rpartition(":")[2]) < 1 for item in value.split(",")):
+                out.append(Problem(name, f"{label}: {value!r} asks for no GPUs; give each type a count of 1 or more"))
         return out
 
     def _check(self) -> list[Problem]:
@@ -333,6 +366,7 @@ class Srun(Spec):
     ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
                              help="Tasks for this step (default: the job's).")
     ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
+                                      aliases=("--tasks-per-node",),
                                       help="Tasks per node for this step; 1 in front of torchrun.")
     cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
                                     help="Pass the job's value again: srun of Slurm 22.05–23.02 does not inherit it.")
