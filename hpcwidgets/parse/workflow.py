@@ -1,12 +1,16 @@
 """A job script → :class:`~hpcwidgets.spec.workflow.Workflow` (the inverse of ``render_workflow``).
 
 The main step is the last launch in the script (``srun``, a container, ``torchrun``), or else its
-last real command. What the model has a place for is read into it: directives, modules, exports,
-the image preparation ``[ -f IMG ] || apptainer pull …``, a job-array sweep, the head-node line.
-Everything else is kept verbatim, in place: lines before the step become the job's set-up lines,
-lines after it the workflow's ``after`` lines. Lines the renderer writes itself (its comments,
-``set -eo pipefail``, ``set -u``) are recognised and not duplicated, so ``render(parse(s))`` is a
-fixed point after one round.
+last real command, provided the model can write it back as it was: alone on its line (not part of a
+pipeline or an ``&&`` list), without ``exec``/``time``/``!`` before it or a here-document. What the
+model has a place for is read into it: directives, modules, exports, the image preparation
+``[ -f IMG ] || apptainer pull …``, a job-array sweep, the head-node line, but only when the
+renderer would write it in the same order relative to everything else (a ``module load`` after
+``module purge`` stays where it is). Everything else is kept verbatim, in place: lines before the
+step become the job's set-up lines, lines after it the workflow's ``after`` lines. A script keeps its
+own shell options (``SlurmJob.fail_fast``); the lines the renderer writes itself (its comments, its
+prologue) are recognised in a generated script and not duplicated, so ``render(parse(s))`` is a
+fixed point after one round, and running ``s`` and ``render(parse(s))`` makes the same calls.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ _OWN_PROLOGUE = {"set -eo pipefail": "errexit", "set -euo pipefail": "strict", "
                  "set -eu -o pipefail": "strict"}
 _HEAD_NODE = re.compile(rf"{HEAD_NODE_VAR}=\$\(scontrol show hostnames \"?\$\{{?SLURM_JOB_NODELIST\}}?\"? \| (?:head -n ?1|sed -n 1p)\)")
 _SWEEP_ARRAY = re.compile(r"([a-z_][a-z0-9_]*)_values=\((.*)\)")
-_GUARD = re.compile(r"\[\s+-[fe]\s+(.+?)\s+\]\s*\|\|")
 _NOISE = {"echo", "printf", "cd", "mkdir", "source", ".", "set", "export", "module", "ml", "conda", "date",
           "hostname", "nvidia-smi", "env", "printenv", "true", "sleep", "trap", "umask", "ulimit", "rm", "cp", "ls"}
 
@@ -68,7 +71,7 @@ class _Reading:
     skip_until: int = 0                     # lines already read as part of a block (a guarded pull, a sweep)
 
 
-def _classify(cmd: Command, cmds: Any, i: int, r: _Reading, generated: bool) -> _Entry | None:
+def _classify(cmd: Command, cmds: Any, i: int, generated: bool) -> _Entry | None:
     """What a set-up command is to the model (None: nothing the script needs, e.g. the generated prologue)."""
     text = cmd.text if cmd.joined_by else cmd.text.rstrip("\n")  # a list may go on after a newline (||⏎)
     stripped = text.strip()
@@ -306,7 +309,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
             r.entries[-1].rank = VERBATIM
             r.entries[-1].text[-1] = _continue(r.entries[-1].text[-1], text)
             continue
-        entry = _classify(cmd, cmds, i, r, generated) if cmd.kind == "simple" else _Entry(VERBATIM, [_dedent(text)])
+        entry = _classify(cmd, cmds, i, generated) if cmd.kind == "simple" else _Entry(VERBATIM, [_dedent(text)])
         if entry is None:
             pending.clear()
             continue
