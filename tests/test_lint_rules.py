@@ -428,3 +428,8 @@ def test_a_variable_that_holds_one_word_does_not_block_a_fix() -> None:
             "apptainer exec $IMG python train.py\n")
     new, fixed = fix_script(text)
     assert [f.code for f in fixed] == ["HPC201"] and 'apptainer exec --nv "$IMG" python train.py' in new
+
+
+def test_a_gpu_flag_after_the_image_of_run_goes_to_the_runscript() -> None:
+    found = [f for f in lint("#!/bin/bash\n#SBATCH --gres=gpu:1\napptainer run img.sif --nv\n") if f.code == "HPC201"]
+    assert len(found) == 1 and "passed to the runscript" in found[0].message

@@ -998,8 +998,12 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
             continue  # another step has the flag: a CPU helper (tar, compile), HPC220 says so
         chain = type(step.chain)(step.chain.srun, c.replace(**{flag.lstrip("-"): True}), step.chain.launcher,
                                  step.chain.program, step.chain.notes)
+        # "apptainer run IMG --nv": after the image, the flag goes to the runscript (HPC203 leaves run alone)
+        late = flag in [str(w) for w in getattr(c, "command", ()) or step.chain.program]
+        where = f" ({flag} after the image is passed to the runscript, not to {c.binary}: it belongs before " \
+                "the image)" if late else ""
         yield (step.line, f"the job requests GPUs but {c.binary} {c.action} runs without {flag}: no GPU is visible "
-                          f"inside the container; add {flag}", fix_for(ctx, f"add {flag}", step, chain))
+                          f"inside the container; add {flag}{where}", fix_for(ctx, f"add {flag}", step, chain))
 
 
 #: the container options that make the GPUs visible
