@@ -22,7 +22,8 @@ from hpcwidgets.examples import examples
 from hpcwidgets.parse import parse_script
 from hpcwidgets.render import render
 
-PROGRAMS = ("python", "srun", "apptainer", "singularity", "torchrun", "module", "tee", "scontrol", "conda", "ch-run")
+PROGRAMS = ("python", "srun", "apptainer", "singularity", "torchrun", "module", "tee", "scontrol", "conda", "ch-run",
+            "mkdir")
 SEEN_ENV = ("OMP_NUM_THREADS", "NCCL_DEBUG", "DATA_DIR", "PYTHONNOUSERSITE")
 
 STUB = """#!/bin/bash
@@ -124,6 +125,30 @@ SCRIPTS = {
         #SBATCH --time=10
         srun -w n1 --epilog /bin/true torchrun --standalone --nproc-per-node=2 --redirects 3 train.py
         """,
+    "unquoted-arguments-split": """\
+        #!/bin/bash
+        #SBATCH --time=10
+        ARGS="--lr 0.1 --bs 8"
+        EMPTY=""
+        srun python train.py $ARGS $EMPTY
+        """,
+    "explicit-off-and-short-directives": """\
+        #!/bin/bash
+        #SBATCH -L SCRATCH
+        #SBATCH --cpus-per-task=8
+        module load gcc/12 openmpi/4.1
+        srun --cpus-per-task=$SLURM_CPUS_PER_TASK --kill-on-bad-exit=0 python x.py
+        """,
+    "user-head-node-and-mkdir-before-pull": """\
+        #!/bin/bash
+        #SBATCH --nodes=2
+        #SBATCH --ntasks-per-node=1
+        #SBATCH --time=10
+        mkdir -p $SCRATCH/sif
+        [ -f $SCRATCH/sif/p.sif ] || apptainer pull --dir $SCRATCH/sif p.sif docker://pytorch/pytorch:2.3.1
+        head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+        srun apptainer exec $SCRATCH/sif/p.sif torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=$head_node:29500 train.py
+        """,
     "user-prologue-and-conda": """\
         #!/bin/bash
         #SBATCH --time=10
@@ -164,6 +189,11 @@ def test_fail_fast_follows_the_script() -> None:
     assert parse_script("#!/bin/bash\nset -eo pipefail\npython t.py\n").job.fail_fast == "errexit"
     text = render(parse_script("#!/bin/bash\nset -e\npython t.py\n"))
     assert "set -u" not in text and text.count("set -e") == 1  # its own line, kept where it was
+
+
+def test_a_second_round_keeps_a_users_set_u() -> None:
+    once = render(parse_script("#!/bin/bash\nset -u\necho $UNSET_VAR\npython t.py\n"), validate=False)
+    assert "set -u" in once and render(parse_script(once), validate=False) == once
 
 
 def test_a_directive_after_the_first_command_is_kept() -> None:
@@ -224,3 +254,10 @@ def test_a_command_form_refuses_what_it_cannot_keep(command: str, says: str) -> 
     with pytest.raises(ParseError, match=says):
         parse_command(command, [ApptainerRun])
     assert parse_command("apptainer exec --nv img.sif python t.py", [ApptainerRun]).nv is True
+
+
+def test_what_the_model_would_respell_stays_as_written() -> None:
+    text = render(parse_script(textwrap.dedent(SCRIPTS["user-head-node-and-mkdir-before-pull"])))
+    assert "| head -n 1)" in text and "sed -n 1p" not in text  # the user's own head-node line
+    assert text.count("mkdir -p") == 1  # the user's mkdir is the one the pull needs
+    assert "module load gcc/12 openmpi/4.1" in render(parse_script(textwrap.dedent(SCRIPTS["explicit-off-and-short-directives"])))

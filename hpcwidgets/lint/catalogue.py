@@ -182,12 +182,6 @@ def is_legacy(step: Any) -> bool:
     return LEGACY_NOTE in step.chain.notes
 
 
-#: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
-_SPLIT_WORD = re.compile(r"\$(?:\{?[A-Za-z_][A-Za-z0-9_]*\}?|[@*]|\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\})")
-#: variables Slurm sets, which never hold spaces
-_SLURM_VAR = re.compile(r"\$\{?SLURM_[A-Z_]+\}?")
-
-
 def fix_for(ctx: Context, description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix | None:
     """``step_fix``, or None when rebuilding the step from its model would change what it does: the
     deprecated launcher (ranks are passed differently), a step read from inside ``bash -c "…"`` (the
@@ -196,11 +190,8 @@ def fix_for(ctx: Context, description: str, step: Any, chain: Any, before: tuple
     (``/usr/local/bin/torchrun`` would become ``torchrun``)."""
     if is_legacy(step) or step.wrapper or any(" is written as " in note for note in step.chain.notes):
         return None
-    for w in step.command.words:
-        if not w.quoted and _SPLIT_WORD.fullmatch(w.raw) and not _SLURM_VAR.fullmatch(w.raw):
-            value = ctx.parsed.resolve(w.raw, step.line)
-            if value == w.raw or re.search(r"[\s*?\[]", value):
-                return None  # not set here, or its value splits (or globs): keep the line as written
+    if any(ctx.parsed.may_split(w, step.line) for w in step.command.words):
+        return None  # quoting it would make one word: keep the line as written
     return step_fix(description, step, chain, before)
 
 
@@ -369,7 +360,10 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
                 new_nproc = str(gpus)
             chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
                                      step.chain.program, step.chain.notes)
-            yield step.line, msg, fix_for(ctx, "start one torchrun per node (srun --ntasks=NODES --ntasks-per-node=1)", step, chain)
+            what = f"start one torchrun per node (srun --ntasks={job_nodes(ctx)} --ntasks-per-node=1)"
+            if new_nproc != launcher.nproc_per_node:
+                what += f" with one worker per GPU (--nproc-per-node={new_nproc})"
+            yield step.line, msg, fix_for(ctx, what, step, chain)
 
 
 @rule("HPC102", "rendezvous-node-list", "error",
@@ -1960,10 +1954,8 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
             continue
         yield (step.line, f"the job has --cpus-per-task={cpus} but srun on Slurm 22.05–23.02 gives each task one CPU; "
                           f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
-               # the step rebuilt when that is safe, else the option written in after "srun" alone
-               fix_for(ctx, f"pass --cpus-per-task={cpus} to srun", step,
-                       with_chain(step.chain, srun=srun.replace(cpus_per_task=cpus)))
-               or _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
+               # written in after "srun" alone: the rest of the line stays exactly as it was
+               _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
 
 
 def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:

@@ -218,7 +218,9 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
             if eq and isinstance(w, Verbatim):
                 val = Verbatim(val)
             if f.base_type is bool:
-                if eq:
+                if eq and str(val).lower() in ("false", "0", "no") and extra_field is not None:
+                    extras.append(w)  # --kill-on-bad-exit=0 overrides a site default: kept as written
+                elif eq:
                     values[f.name] = str(val).lower() not in ("false", "0", "no")
                 else:
                     values[f.name] = True

@@ -24,6 +24,10 @@ _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))"
 _SHELLS = ("bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/bin/env")
 #: torch's deprecated launcher module, recognised so that its steps are checked too
 LEGACY_LAUNCH = ("torch.distributed.launch",)
+#: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
+_SPLIT_WORD = re.compile(r"\$(?:\{?[A-Za-z_][A-Za-z0-9_]*\}?|[@*]|\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\})")
+#: variables Slurm sets, which never hold spaces
+_SLURM_VAR = re.compile(r"\$\{?SLURM_[A-Z_]+\}?")
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,15 @@ class ParsedScript:
                 return m.group(0)
             return self.resolve(var.value, var.line, depth - 1)
         return _REF.sub(sub, value)
+
+    def may_split(self, word: Word, line: int) -> bool:
+        """True when ``word`` is an unquoted whole-word expansion (``$ARGS``, ``$@``) that bash may split
+        into several words, or drop when empty: a renderer that quotes it would pass one word instead.
+        Variables the script sets to one plain word, and Slurm's own, are safe."""
+        if word.quoted or not _SPLIT_WORD.fullmatch(word.raw) or _SLURM_VAR.fullmatch(word.raw):
+            return False
+        value = self.resolve(word.raw, line)
+        return value == word.raw or value == "" or re.search(r"[\s*?\[]", value) is not None
 
     def is_suppressed(self, code: str, line: int) -> bool:
         if code in self.suppressed_file:
@@ -240,7 +253,8 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
             if not applied:
                 continue
             if not name:
-                extra.append(word if eq or is_bool else f"{flag}={value}")
+                # -L SCRATCH stays two words: "-L=SCRATCH" would make the value "=SCRATCH"
+                extra.append(word if eq or is_bool else f"{flag}={value}" if flag.startswith("--") else f"{flag} {value}")
             elif name == "gpus_per_node":
                 values.update(_gpu_request(flag, value))
             elif is_bool:

@@ -23,7 +23,7 @@ from ..errors import ParseError
 from ..spec._words import Verbatim
 from ..spec.charliecloud import USER_COMMENT, USER_LINE
 from ..spec.common import EnvVar
-from ..spec.torchrun import HEAD_NODE_VAR
+from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from .argv import parse_argv, recognise
 from .lexer import Command
 from .script import LEGACY_LAUNCH, ParsedScript, Step, _launch_words, read_script
@@ -40,7 +40,6 @@ _PROLOGUE_LINES = ("set -eo pipefail", "set -u")
 #: a hand-written first line that asks for what a fail-fast prologue does → the ``fail_fast`` it becomes
 _OWN_PROLOGUE = {"set -eo pipefail": "errexit", "set -euo pipefail": "strict", "set -e -u -o pipefail": "strict",
                  "set -eu -o pipefail": "strict"}
-_HEAD_NODE = re.compile(rf"{HEAD_NODE_VAR}=\$\(scontrol show hostnames \"?\$\{{?SLURM_JOB_NODELIST\}}?\"? \| (?:head -n ?1|sed -n 1p)\)")
 _SWEEP_ARRAY = re.compile(r"([a-z_][a-z0-9_]*)_values=\((.*)\)")
 _NOISE = {"echo", "printf", "cd", "mkdir", "source", ".", "set", "export", "module", "ml", "conda", "date",
           "hostname", "nvidia-smi", "env", "printenv", "true", "sleep", "trap", "umask", "ulimit", "rm", "cp", "ls"}
@@ -60,6 +59,7 @@ class _Entry:
     text: list[str]                 # its lines as written, for when it stays verbatim
     payload: Any = None             # what it becomes in the model when read: module names, EnvVars, a model…
     generated: list[str] = field(default_factory=list)  # the renderer's own comment above it
+    argv: tuple[str, ...] = ()      # a simple command's words (values)
 
 
 @dataclass
@@ -71,18 +71,19 @@ class _Reading:
     skip_until: int = 0                     # lines already read as part of a block (a guarded pull, a sweep)
 
 
-def _classify(cmd: Command, cmds: Any, i: int, generated: bool) -> _Entry | None:
-    """What a set-up command is to the model (None: nothing the script needs, e.g. the generated prologue)."""
+def _classify(cmd: Command, cmds: Any, i: int, prologue: tuple[str, ...]) -> _Entry | None:
+    """What a set-up command is to the model (None: nothing the script needs: one of the ``prologue``
+    lines the template writes again)."""
     text = cmd.text if cmd.joined_by else cmd.text.rstrip("\n")  # a list may go on after a newline (||⏎)
     stripped = text.strip()
     verbatim = [_dedent(text)]
-    if generated and stripped in _PROLOGUE_LINES:
+    if stripped in prologue:
         return None  # the template writes its own fail-fast prologue
     names = [str(w.value) for w in cmd.words]
     modules = _module_list(cmd)
     if modules is not None and not cmd.joined_by:
         return _Entry(MODULES, verbatim, modules)
-    if _HEAD_NODE.fullmatch(stripped) or stripped == f"export {HEAD_NODE_VAR}":
+    if stripped in (HEAD_NODE_LINE, f"export {HEAD_NODE_VAR}"):  # the renderer's own (head -n 1 stays as written)
         return _Entry(HEAD, verbatim, stripped)
     if stripped == USER_LINE:
         return _Entry(USER, verbatim, stripped)
@@ -102,16 +103,15 @@ def _classify(cmd: Command, cmds: Any, i: int, generated: bool) -> _Entry | None
         lines = [_dedent(text.rstrip("\n"))] + [_dedent(c.text.rstrip("\n")) for c in cmds[i + 1:]
                                                if c.line <= last and c.kind != "blank"]
         return _Entry(PREPARE, lines, (model, last))
-    return _Entry(VERBATIM, verbatim)
+    return _Entry(VERBATIM, verbatim, argv=tuple(str(w) for w in cmd.argv) if not cmd.joined_by else ())
 
 
 def _module_list(cmd: Command) -> tuple[str, ...] | None:
     names = [str(w.value) for w in cmd.words]
     if cmd.assignments or any(isinstance(w.value, Verbatim) for w in cmd.words):
         return None
-    if names[:2] in (["module", "load"], ["module", "add"]) and len(names) > 2 \
-            and not any(n.startswith("-") for n in names[2:]):
-        return tuple(names[2:])
+    if names[:2] in (["module", "load"], ["module", "add"]) and len(names) == 3 and not names[2].startswith("-"):
+        return (names[2],)  # one module: the template writes one load per line (a b on one line stays)
     return None
 
 
@@ -190,8 +190,8 @@ def _main_step(parsed: ParsedScript, workflow_cls: Any) -> Step | None:
             continue
         if not _alone(cmd, code) or _launch_words(words) != words or any(r.heredoc is not None for r in cmd.redirects):
             continue
-        if not _inline_env_ok(step.env):
-            continue
+        if not _inline_env_ok(step.env) or any(parsed.may_split(w, step.line) for w in cmd.words):
+            continue  # (an unquoted $ARGS would be quoted into one word)
         chain = step.chain
         trial = workflow_cls(srun=chain.srun, container=chain.container, launcher=chain.launcher,
                              program=tuple(chain.program) if chain.launcher is None else ())
@@ -210,7 +210,7 @@ def _plain_program(parsed: ParsedScript) -> Command | None:
         if name in _NOISE or name in ("!", "exec", "time", "nohup", "command") or \
                 recognise([str(w.value) for w in cmd.words]) is not None:
             continue
-        if any(isinstance(w.value, Verbatim) for w in cmd.words) or \
+        if any(isinstance(w.value, Verbatim) or parsed.may_split(w, cmd.line) for w in cmd.words) or \
                 not _inline_env_ok([(n, w.value) for n, w in cmd.assignments]):
             continue
         return cmd
@@ -262,6 +262,8 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
             step_lines = (plain.line, plain.end_line)
 
     fail_fast, absorbed = _fail_fast(parsed, generated)
+    # the template's own prologue lines, read back from a generated script (a user's later set -u stays)
+    prologue = {"strict": _PROLOGUE_LINES, "errexit": _PROLOGUE_LINES[:1]}.get(fail_fast, ()) if generated else ()
     r = _Reading()
     # a comment the renderer writes above a block it owns is dropped only when the block is read into the
     # model; above anything kept verbatim it stays, so a second round changes nothing
@@ -309,7 +311,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
             r.entries[-1].rank = VERBATIM
             r.entries[-1].text[-1] = _continue(r.entries[-1].text[-1], text)
             continue
-        entry = _classify(cmd, cmds, i, generated) if cmd.kind == "simple" else _Entry(VERBATIM, [_dedent(text)])
+        entry = _classify(cmd, cmds, i, prologue) if cmd.kind == "simple" else _Entry(VERBATIM, [_dedent(text)])
         if entry is None:
             pending.clear()
             continue
@@ -336,17 +338,22 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
     exports: list[EnvVar] = []
     prepare: list[Any] = []
     sweep: tuple[str, tuple[str, ...]] = ("", ())
+    last: _Entry | None = None  # the last command kept as a set-up line
     for e in r.entries:
         if e.rank in (-1, VERBATIM):
             setup += e.generated + e.text
+            if e.rank == VERBATIM:
+                last = e
         elif e.rank == MODULES:
             modules += e.payload
         elif e.rank == EXPORTS:
             exports += e.payload
         elif e.rank == PREPARE:
             model = e.payload[0]
-            # a "mkdir -p DIR" the renderer writes before a pull with --dir
-            if setup and setup[-1] == f"mkdir -p {_quote(getattr(model, 'dir', '') or '')}":
+            # a "mkdir -p DIR" right before a pull with --dir: the renderer writes it with the pull
+            folder = getattr(model, "dir", "") or ""
+            if folder and last is not None and setup and setup[-1] == last.text[-1] \
+                    and last.argv == ("mkdir", "-p", folder):
                 setup.pop()
                 if setup and setup[-1].startswith(GENERATED_COMMENTS):
                     setup.pop()  # the block's comment sat above its mkdir
@@ -388,11 +395,6 @@ def _fail_fast(parsed: ParsedScript, generated: bool) -> tuple[str, Command | No
         if mode is not None:
             return mode, code[0]
     return "off", None
-
-
-def _quote(value: str) -> str:
-    from ..render.quote import quote
-    return quote(value)
 
 
 def _continue(line: str, text: str) -> str:

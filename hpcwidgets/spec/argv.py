@@ -97,7 +97,7 @@ def _compile_words(cls: type) -> Callable[..., tuple[list[str], list[int], int]]
         if role in ("program", "subcommand"):
             body += [get, "    p = _str(v).split()", "    w += p", "    lead += len(p)"]
         elif role == "positional":
-            body += [get, "    if v != '' and v is not None:", "        pos.append(v)"]
+            body += [get, "    pos.append(v)"]
         elif role == "rest":
             rest_field = f.name
         elif role != "option" or info.env:
@@ -115,12 +115,14 @@ def _compile_words(cls: type) -> Callable[..., tuple[list[str], list[int], int]]
             body += [get, "    if v is not None and v != '':", f"        if v.__class__ is {plain}:",
                      "            starts.append(len(w))", f"            {add}",
                      "        else:", f"            _generic(F{k}, v, w, starts)"]
-    body += ["    if pos:", "        starts.append(len(w))", "        w += pos"]
     body.append(f"    r = list(m.{rest_field}) if rest is None else list(rest)" if rest_field
                 else "    r = [] if rest is None else list(rest)")
     if getattr(cls, "_argv_tail", None) is not None:
         body.append("    r = list(m._argv_tail(r)) + r")
-    body += ["    w += r", "    return w, starts, lead"]
+    # an empty positional is left out, unless words follow it: then '' keeps its place (torchrun '' ARGS)
+    body += ["    pos = [x if x is not None else '' for x in pos] if r else [x for x in pos if x != '' and x is not None]",
+             "    if pos:", "        starts.append(len(w))", "        w += pos",
+             "    w += r", "    return w, starts, lead"]
     exec(compile("\n".join(body) + "\n", f"<hpcwidgets argv of {cls.__qualname__}>", "exec"), ns)
     return ns["words"]  # type: ignore[no-any-return]
 

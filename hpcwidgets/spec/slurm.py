@@ -16,6 +16,8 @@ from .units import parse_mem, parse_time
 MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
 OUTPUT_PATTERN = re.compile(r"%(?:\d*[AajJNnstuxb%])")
+#: a whole value that is one variable reference ($NAME or ${NAME})
+_REFERENCE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 #: the shell options a generated script starts with (see render/script.py)
 FAIL_FAST = ("strict", "errexit", "off")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
@@ -384,6 +386,14 @@ class Srun(Spec):
                                  help="Further srun options written as they are.")
     command: tuple[str, ...] = opt((), label="Command", role="rest",
                                    help="What the step runs on every task (in a workflow: the container and launcher layers).")
+
+    def problems(self) -> list[Problem]:
+        """As for every model, except that a count may be a variable (``--cpus-per-task=$SLURM_CPUS_PER_TASK``):
+        srun's options are read after the shell expands them, unlike #SBATCH lines."""
+        out = super().problems()
+        refs = {f.name for f in self.field_specs()
+                if f.base_type is int and isinstance(getattr(self, f.name), str) and _REFERENCE.fullmatch(getattr(self, f.name))}
+        return [p for p in out if p.field not in refs] if refs else out
 
     def _check(self) -> list[Problem]:
         out = []
