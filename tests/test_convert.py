@@ -105,7 +105,7 @@ def test_to_apptainer_maps_back():
     conv = to_apptainer(ch, nvidia=True)
     res = conv.result
     assert isinstance(res, ApptainerRun)
-    assert argv(res) == ["apptainer", "exec", "--cleanenv", "--nv", "--bind", "$SCRATCH/data:/data", "--cwd", "/data",
+    assert argv(res) == ["apptainer", "exec", "--cleanenv", "--nv", "--bind", "$SCRATCH/data:/data", "--pwd", "/data",
                          "--writable", "--fakeroot", "--env", "A=1", "--env-file", "/etc/job.env", "/images/env",
                          "python", "train.py"]
     assert res.problems() == []

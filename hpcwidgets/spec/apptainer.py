@@ -57,8 +57,10 @@ class ApptainerRun(Spec):
     binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-B", aliases=("--mount",),
                                   style="space",
                                   help="Host paths visible in the container: src[:dst[:ro|rw]]. Paths with ':' or ',' are written with --mount.")
-    cwd: str = opt("", label="Working directory", flag="--cwd", aliases=("--pwd",), style="space", path=True,
-                   help="Directory inside the container to start the program in.")
+    # written --pwd: every Singularity and Apptainer reads it, while --cwd only exists from Apptainer 1.3
+    cwd: str = opt("", label="Working directory", flag="--pwd", aliases=("--cwd",), cli="--cwd", style="space",
+                   path=True, help="Directory inside the container to start the program in (written --pwd, which "
+                                   "Singularity and every Apptainer read; --cwd needs Apptainer 1.3).")
     writable_tmpfs: bool = opt(False, label="Writable tmpfs", flag="--writable-tmpfs",
                                help="A temporary in-memory writable layer over the image (changes are lost at exit).")
     overlay: tuple[str, ...] = opt((), label="Overlays", flag="--overlay", short="-o", style="space", path=True,
