@@ -10,7 +10,6 @@ in the same order.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import textwrap
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import need
 from hpcwidgets.examples import examples
 from hpcwidgets.parse import parse_script
 from hpcwidgets.render import render
@@ -162,18 +162,13 @@ SCRIPTS = {
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_a_script_read_back_makes_the_same_calls(name: str, stubs: Path, tmp_path: Path) -> None:
-    need_bash()
     original = textwrap.dedent(SCRIPTS[name])
     again = render(parse_script(original))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    before = calls(original, stubs, tmp_path / "a")
-    after = calls(again, stubs, tmp_path / "b")
+    before, after = both_calls(original, again, stubs, tmp_path)
     assert before, "the stand-ins logged nothing"
     # the two sides of a pipeline run at the same time: compare the calls, and the order of all but tee's
-    assert sorted(map(json.dumps, same(after, tmp_path / "b"))) == sorted(map(json.dumps, same(before, tmp_path / "a")))
-    ordered = lambda log, work: [c for c in same(log, work) if c[0] != "tee"]  # noqa: E731
-    assert ordered(after, tmp_path / "b") == ordered(before, tmp_path / "a"), again
+    assert sorted(map(json.dumps, after)) == sorted(map(json.dumps, before))
+    assert [c for c in after if c[0] != "tee"] == [c for c in before if c[0] != "tee"], again
     assert render(parse_script(again)) == again  # and a second round changes nothing
 
 
@@ -215,23 +210,23 @@ def same(log: list[object], work: Path) -> list[object]:
             for c in log]  # type: ignore[index]
 
 
-def need_bash() -> None:
-    if shutil.which("bash") is None or shutil.which("python3") is None:
-        pytest.skip("needs bash and python3")
-    assert os.access(shutil.which("bash") or "", os.X_OK)
+def both_calls(original: str, again: str, stubs: Path, tmp_path: Path) -> tuple[list[object], list[object]]:
+    """The calls each script makes, run in folders of their own, comparable (see :func:`same`)."""
+    need(shutil.which("bash") is not None and shutil.which("python3") is not None,
+         "the scripts run with bash and the stand-ins with python3")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    return (same(calls(original, stubs, tmp_path / "a"), tmp_path / "a"),
+            same(calls(again, stubs, tmp_path / "b"), tmp_path / "b"))
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_a_script_read_as_a_slurm_job_keeps_every_line(name: str, stubs: Path, tmp_path: Path) -> None:
     """The Slurm form holds a job without a workflow: the step and what follows stay as its own lines."""
     from hpcwidgets.widgets.loading import parse_job
-    need_bash()
     original = textwrap.dedent(SCRIPTS[name])
-    again = render(parse_job(original))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    before, after = calls(original, stubs, tmp_path / "a"), calls(again, stubs, tmp_path / "b")
-    assert sorted(map(json.dumps, same(after, tmp_path / "b"))) == sorted(map(json.dumps, same(before, tmp_path / "a")))
+    before, after = both_calls(original, render(parse_job(original)), stubs, tmp_path)
+    assert before and sorted(map(json.dumps, after)) == sorted(map(json.dumps, before))
 
 
 def test_the_jupyter_form_reloads_its_own_script() -> None:
