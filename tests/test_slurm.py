@@ -110,6 +110,23 @@ def test_malformed_count_text_names_the_forms(kwargs, field, text):
     assert any(p.field == field and text in p.message for p in problems), problems
 
 
+@pytest.mark.parametrize("value,ok", [
+    ("$SLURM_CPUS_PER_TASK", True), ("${SLURM_CPUS_PER_TASK}", True), ("${SLURM_CPUS_PER_TASK:-1}", True),
+    ("$(nproc)", False), ("four", False), ("2-4", False),
+])
+def test_srun_counts_may_be_variables_the_shell_expands(value, ok):
+    problems = Srun(cpus_per_task=value).problems()
+    assert (problems == []) is ok, problems
+    if not ok:
+        assert len(problems) == 1 and "a variable ($SLURM_CPUS_PER_TASK)" in problems[0].message
+
+
+def test_a_variable_is_no_count_on_an_sbatch_line():
+    # #SBATCH lines are never expanded: sbatch reads "$N" as it stands and refuses it
+    problems = SlurmJob(nodes="$N").problems()
+    assert [p.field for p in problems] == ["nodes"] and "MIN-MAX" in problems[0].message
+
+
 def test_the_generic_whole_number_check_still_applies_to_other_int_fields():
     assert [p.field for p in SlurmJob(ntasks="2-4", nodes=0).problems()] == ["nodes", "ntasks"]
 

@@ -71,7 +71,13 @@ def test_from_control_reports_bad_text_without_raising():
     assert state.from_control("int", nodes, "") == (None, "")
     assert state.from_control("int", nodes, " 3 ") == (3, "")
     value, error = state.from_control("int", nodes, "1.5")
-    assert value is None and "not a whole number" in error
+    assert value is None and "write a whole number or a range MIN-MAX (2-4)" in error
+    # a text form sbatch reads is kept as text; the model then judges it (4-2 is backwards)
+    assert state.from_control("int", nodes, "2-4") == ("2-4", "")
+    assert SlurmJob(nodes=state.from_control("int", nodes, "4-2")[0]).problems()[0].message.endswith("write 2-4")
+    cpus = SlurmJob.field_spec("cpus_per_task")
+    value, error = state.from_control("int", cpus, "2-4")
+    assert value is None and "type digits only" in error
     command = ApptainerRun.field_spec("command")
     value, error = state.from_control("words", command, 'python "train.py')
     assert value is None and "close the quote" in error

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import Problem, ValidationError
-from ..spec._meta import FieldSpec, Spec, coerce
+from ..spec._meta import FieldSpec, Spec, coerce, count_from_text
 from ..spec.common import Bind, EnvVar
 
 #: option names the CLI keeps for itself
@@ -65,6 +65,16 @@ def split_words(f: FieldSpec, items: list[str] | tuple[str, ...], where: str) ->
     return tuple(out)
 
 
+def _count_type(f: FieldSpec) -> Callable[[str], Any]:
+    """argparse's ``type`` for a whole-number field: digits, or one of the field's text forms."""
+    def count(raw: str) -> Any:
+        try:
+            return count_from_text(f, raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return count
+
+
 def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip: set[str] = frozenset()) -> None:
     """Add one option per field of ``cls`` (positionals and the trailing command included).
 
@@ -101,7 +111,7 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
         elif f.is_tuple:
             group.add_argument(name, action="append", metavar="VALUE", **kw)
         elif base is int:
-            group.add_argument(name, type=int, metavar="N", **kw)
+            group.add_argument(name, type=_count_type(f), metavar="N", **kw)
         else:
             group.add_argument(name, metavar=(f.info.placeholder or "VALUE").replace("%", "%%"), **kw)
     if rest_field is not None:
@@ -163,13 +173,10 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
             raise ValidationError([Problem(f.name, f"{raw!r}: write true or false")])
         value = raw.lower() in ("true", "yes", "1")
     elif base is int:
-        if raw == "":
-            value = None
-        else:
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ValidationError([Problem(f.name, f"{raw!r} is not a whole number")]) from None
+        try:
+            value = count_from_text(f, raw)
+        except ValueError as exc:
+            raise ValidationError([Problem(f.name, str(exc))]) from None
     else:
         value = raw
     return model.replace(**{f.name: value})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -30,6 +31,16 @@ ROLES = ("program", "subcommand", "option", "positional", "rest", "internal")
 
 
 @dataclass(frozen=True)
+class TextForm:
+    """Text a whole-number field also takes because the program reads it (``--nodes=2-4``,
+    ``--gpus=a100:4``, ``srun -c $SLURM_CPUS_PER_TASK``). The generic check accepts text that
+    matches ``pattern`` in full; the model's own ``_check`` judges what such text means."""
+
+    pattern: re.Pattern[str]
+    hint: str                           # how to write it, with an example: "a range MIN-MAX (2-4)"
+
+
+@dataclass(frozen=True)
 class FieldInfo:
     label: str
     help: str
@@ -46,6 +57,7 @@ class FieldInfo:
     env: str = ""                       # rendered as this environment variable instead of a flag
     cli: str = ""                       # the command-line option, when neither the flag nor the name fits
     advanced: bool = False              # shown folded away in forms
+    text_forms: tuple[TextForm, ...] = ()  # text a whole-number field also takes (see TextForm)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -56,6 +68,14 @@ class FieldInfo:
     @property
     def spellings(self) -> tuple[str, ...]:
         return tuple(s for s in (self.flag, self.short, *self.aliases) if s)
+
+    def text_form(self, text: str) -> bool:
+        """Whether ``text`` is one of the text forms this whole-number field also takes."""
+        return any(form.pattern.fullmatch(text) for form in self.text_forms)
+
+    def count_hint(self) -> str:
+        """How to write a value of this whole-number field: "a whole number" and its text forms."""
+        return " or ".join(("a whole number", *(form.hint for form in self.text_forms)))
 
 
 def opt(default: Any = dataclasses.MISSING, label: str = "", help: str = "", **info: Any) -> Any:
@@ -392,6 +412,9 @@ def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
     for item in items:
         if base is bool and not isinstance(item, bool):
             out.append(Problem(f.name, f"{label}: expected true or false, got {item!r}"))
+        elif base is int and isinstance(item, str) and info.text_forms:
+            if not info.text_form(item):
+                out.append(Problem(f.name, f"{label}: {item!r} is not a count; write {info.count_hint()}"))
         elif base is int and (isinstance(item, bool) or not isinstance(item, int)):
             out.append(Problem(f.name, f"{label}: expected a whole number, got {item!r}"))
         elif base is int:
@@ -411,6 +434,26 @@ def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
             out.append(Problem(f.name, f"{label}: {item!r}: '~' is not expanded in a quoted word; "
                                        f"write $HOME{item[1:]} instead"))
     return out
+
+
+def count_from_text(f: FieldSpec, text: str) -> int | str | None:
+    """A whole-number field's value from what a person typed (a form, a command-line option):
+    digits give the number, a text form (``2-4`` for nodes) is kept as text, "" is None.
+    Anything else raises :class:`ValueError` with a message that says how to write it."""
+    s = text.strip()
+    if not s:
+        return None
+    if _DIGITS.fullmatch(s):
+        return int(s)
+    if f.info.text_form(s):
+        return s
+    label = f.info.label or f.name
+    if f.info.text_forms:
+        raise ValueError(f"{label}: {s!r} is not a count; write {f.info.count_hint()}")
+    raise ValueError(f"{label}: {s!r} is not a whole number; type digits only, e.g. 4")
+
+
+_DIGITS = re.compile(r"[+-]?[0-9]+")
 
 
 def iter_fields(model: Spec) -> Iterator[tuple[FieldSpec, Any]]:

@@ -9,15 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Problem
-from ._meta import Spec, _check_value, opt
+from ._meta import Spec, TextForm, opt
 from .common import EnvVar, stray_words
 from .units import parse_mem, parse_time
 
 MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
-OUTPUT_PATTERN = re.compile(r"%(?:\d*[AajJNnstuxb%])")
-#: a whole value that is one variable reference ($NAME or ${NAME})
-_REFERENCE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 #: the shell options a generated script starts with (see render/script.py)
 FAIL_FAST = ("strict", "errexit", "off")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
@@ -93,8 +90,13 @@ NODE_RANGE = re.compile(r"([0-9]{1,10})-([0-9]{1,10})")
 GPU_COUNTS = re.compile(r"[A-Za-z0-9_.-]+:[0-9]{1,10}(?:,[A-Za-z0-9_.-]+:[0-9]{1,10})*")
 #: one further ``--gres`` item: NAME[:TYPE][:COUNT] (lscratch:200, mps:50, shard:2)
 _GRES_ITEM = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.-]+)*")
-#: int fields that also hold Slurm's text forms (NODE_RANGE, GPU_COUNTS); ``_check`` judges such text
-_TEXT_COUNTS = ("nodes", "gpus", "gpus_per_task")
+#: the text forms of counts sbatch also reads (``_check`` judges what such text asks for)
+NODE_RANGE_FORM = TextForm(NODE_RANGE, "a range MIN-MAX (2-4)")
+GPU_COUNTS_FORM = TextForm(GPU_COUNTS, "TYPE:COUNT (a100:4)")
+#: a count srun reads from a variable (``-c $SLURM_CPUS_PER_TASK``, ``${N:-1}``): srun's options are
+#: shell words, expanded before srun reads them, unlike #SBATCH lines
+REFERENCE_FORM = TextForm(re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=?+][^}]*)?\})"),
+                          "a variable ($SLURM_CPUS_PER_TASK)")
 #: the GPU count fields that take ``TYPE:COUNT`` (``--gpus=a100:4``, ``--gpus-per-task=rtx8000:1``), by label
 _TYPED_GPU_COUNTS = (("gpus", "GPUs in total"), ("gpus_per_task", "GPUs per task"))
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
@@ -155,8 +157,8 @@ class SlurmJob(Spec):
                          help="The queue to submit to; the cluster profile lists them with their limits.")
     account: str = opt("", label="Account", flag="--account", short="-A", help="The allocation to charge.")
     qos: str = opt("", label="QOS", flag="--qos", short="-q", advanced=True, help="Quality of service, if your site uses one.")
-    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
-                            help="How many nodes (machines) the job gets.")
+    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1, text_forms=(NODE_RANGE_FORM,),
+                            help="How many nodes (machines) the job gets: N, or MIN-MAX to start on whatever is free.")
     ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
                              help="Total number of tasks (processes) srun starts by default.")
     ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
@@ -175,9 +177,10 @@ class SlurmJob(Spec):
     gpu_flag: str = opt("gres", label="GPU request style", role="internal", choices=("gres", "gpus-per-node"),
                         advanced=True, help="--gres=gpu:N (works everywhere) or --gpus-per-node=N.")
     gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=1, advanced=True,
+                           text_forms=(GPU_COUNTS_FORM,),
                            help="GPUs for the whole job, placed anywhere; prefer GPUs per node for torchrun jobs.")
     gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
-                                    help="GPUs bound to each task.")
+                                    text_forms=(GPU_COUNTS_FORM,), help="GPUs bound to each task.")
     cpus_per_gpu: int | None = opt(None, label="CPUs per GPU", flag="--cpus-per-gpu", minimum=1, advanced=True,
                                    help="CPU cores per allocated GPU (not together with CPUs per task).")
     mem: str = opt("", label="Memory per node", flag="--mem", placeholder="16G",
@@ -248,38 +251,20 @@ class SlurmJob(Spec):
             return per_task * per_node_tasks
         return 0
 
-    def problems(self) -> list[Problem]:
-        """As for every model, except that ``nodes``, ``gpus`` and ``gpus_per_task`` may also hold Slurm's
-        text forms (``2-4``, ``a100:4``, ``rtx8000:1``): :meth:`_check` judges such text, not the generic
-        whole-number check."""
-        out = super().problems()
-        if any(isinstance(getattr(self, name), str) for name in _TEXT_COUNTS):
-            generic = [p for name in _TEXT_COUNTS if isinstance(getattr(self, name), str)
-                       for p in _check_value(self.field_spec(name), getattr(self, name))]
-            out = [p for p in out if p not in generic]
-        return out
-
     def _text_counts(self) -> list[Problem]:
-        """Problems with text in ``nodes``, ``gpus`` and ``gpus_per_task``: only MIN-MAX (nodes) and
-        TYPE:COUNT (GPUs) are counts sbatch reads."""
+        """What text in ``nodes``, ``gpus`` and ``gpus_per_task`` asks for, when it has one of their
+        text forms (MIN-MAX, TYPE:COUNT); the generic check reports text of any other shape."""
         out: list[Problem] = []
-        if isinstance(self.nodes, str):
-            span = node_range(self.nodes)
-            if span is None:
-                out.append(Problem("nodes", f"Nodes: {self.nodes!r} is not a node count; write a whole number (2) "
-                                            "or a range MIN-MAX (2-4)"))
-            elif span[0] < 1:
+        span = node_range(self.nodes) if isinstance(self.nodes, str) else None
+        if span is not None:
+            if span[0] < 1:
                 out.append(Problem("nodes", f"Nodes: the range {self.nodes!r} must start at 1 or more, e.g. 1-{max(span[1], 1)}"))
             elif span[1] < span[0]:
                 out.append(Problem("nodes", f"Nodes: in {self.nodes!r} the most is below the least; write {span[1]}-{span[0]}"))
         for name, label in _TYPED_GPU_COUNTS:
             value = getattr(self, name)
-            if not isinstance(value, str):
-                continue
-            if not GPU_COUNTS.fullmatch(value):
-                out.append(Problem(name, f"{label}: {value!r} is not a GPU count; write a whole number (4) "
-                                         "or TYPE:COUNT (a100:4)"))
-            elif any(int(item.rpartition(":")[2]) < 1 for item in value.split(",")):
+            if (isinstance(value, str) and GPU_COUNTS.fullmatch(value)
+                    and any(int(item.rpartition(":")[2]) < 1 for item in value.split(","))):
                 out.append(Problem(name, f"{label}: {value!r} asks for no GPUs; give each type a count of 1 or more"))
         return out
 
@@ -364,15 +349,18 @@ class Srun(Spec):
 
     program: str = opt("srun", label="Program", role="program", choices=("srun",), help="Slurm's step launcher.")
     nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
+                            text_forms=(NODE_RANGE_FORM, REFERENCE_FORM),
                             help="Nodes for this step (default: all of the job's).")
-    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
+    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1, text_forms=(REFERENCE_FORM,),
                              help="Tasks for this step (default: the job's).")
     ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
-                                      aliases=("--tasks-per-node",),
+                                      aliases=("--tasks-per-node",), text_forms=(REFERENCE_FORM,),
                                       help="Tasks per node for this step; 1 in front of torchrun.")
     cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
+                                    text_forms=(REFERENCE_FORM,),
                                     help="Pass the job's value again: srun of Slurm 22.05–23.02 does not inherit it.")
     gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
+                                    text_forms=(GPU_COUNTS_FORM, REFERENCE_FORM),
                                     help="GPUs bound to each task of the step.")
     mpi: str = opt("", label="MPI plugin", flag="--mpi", choices=("none", "pmix", "pmix_v3", "pmix_v4", "pmix_v5", "pmi2", "cray_shasta"),
                    help="The process-management interface for MPI programs (pmix for containers in the hybrid model).")
@@ -386,14 +374,6 @@ class Srun(Spec):
                                  help="Further srun options written as they are.")
     command: tuple[str, ...] = opt((), label="Command", role="rest",
                                    help="What the step runs on every task (in a workflow: the container and launcher layers).")
-
-    def problems(self) -> list[Problem]:
-        """As for every model, except that a count may be a variable (``--cpus-per-task=$SLURM_CPUS_PER_TASK``):
-        srun's options are read after the shell expands them, unlike #SBATCH lines."""
-        out = super().problems()
-        refs = {f.name for f in self.field_specs()
-                if f.base_type is int and isinstance(getattr(self, f.name), str) and _REFERENCE.fullmatch(getattr(self, f.name))}
-        return [p for p in out if p.field not in refs] if refs else out
 
     def _check(self) -> list[Problem]:
         out = []

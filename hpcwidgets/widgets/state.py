@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import Problem
-from ..spec._meta import FieldSpec
+from ..spec._meta import FieldSpec, count_from_text
 from ..spec.common import Bind, EnvVar
 
 #: control kinds, from field metadata
@@ -32,7 +32,6 @@ KINDS = ("bool", "int", "choice", "partition", "text", "words", "lines", "binds"
 #: tuple[str] fields that hold one argument vector (typed like a shell command, split with shlex)
 WORD_FIELDS = ("command", "args", "program", "sweep_values")
 
-_INT = re.compile(r"[+-]?\d+")
 _SAFE_WORD = re.compile(r"[^\s'\"\\]+")
 
 
@@ -128,14 +127,13 @@ def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
         return bool(raw), ""
     text = "" if raw is None else str(raw)
     if kind == "int":
-        s = text.strip()
-        if not s:
-            if f.optional:
-                return None, ""
+        try:
+            value = count_from_text(f, text)
+        except ValueError as exc:
+            return None, str(exc)
+        if value is None and not f.optional:
             return None, f"{label}: a whole number is required"
-        if not _INT.fullmatch(s):
-            return None, f"{label}: {s!r} is not a whole number; type digits only, e.g. 4"
-        return int(s), ""
+        return value, ""
     if kind in ("choice", "partition", "text"):
         return text.strip(), ""
     if kind == "words":
