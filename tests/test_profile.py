@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from helpers import need
 from hpcwidgets.errors import OverwriteError, ProfileError, RunError
-from hpcwidgets.profiles import (SHIPPED_DIR, clear_cache, list_profiles, load_profile, profile_fields_markdown,
+from hpcwidgets.profiles import (SHIPPED_DIR, list_profiles, load_profile, profile_fields_markdown,
                                  profile_from_toml, profile_to_toml, save_profile, search_path, user_profile_dir)
 from hpcwidgets.run import detect
 from hpcwidgets.spec.profile import ClusterProfile, ExampleSettings, Module, Partition, check_job
@@ -24,16 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ("generic", "local", "midway3")
 
 
-@pytest.fixture(autouse=True)
-def isolated_search_path(tmp_path, monkeypatch):
-    """No test sees the real ~/.config or a $HPCW_PROFILE_PATH from the environment."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.setenv("HPCW_PROFILE_PATH", "")
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_profiles")  # see conftest.py
 
 
 def site(**changes) -> ClusterProfile:

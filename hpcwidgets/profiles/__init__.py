@@ -6,12 +6,20 @@ A profile is selected by name or by path. Names are looked up, first match wins,
 2. ``~/.config/hpcwidgets/profiles/`` (``$XDG_CONFIG_HOME/hpcwidgets/profiles/`` when that is set);
 3. the profiles shipped in this package (``generic``, ``local``, ``midway3``).
 
-A profile called ``NAME`` is the file ``NAME.toml`` in one of those directories. Stdlib only
-(``tomllib``; the ``tomli`` backport on Python 3.10).
+A profile called ``NAME`` is the file ``NAME.toml`` in one of those directories (``$HPCW_PROFILE_PATH``
+takes directories; an unknown name's error points out entries that are files or do not exist). Stdlib
+only (``tomllib``; the ``tomli`` backport on Python 3.10).
+
+Reading a file: a misspelled key is an error naming its line, the valid keys and the closest one
+("did you mean"); every other problem is listed at once, each with its line and, inside
+``[[partitions]]``, the partition's name. A file that sets ``scratch`` but leaves out ``image_dir`` or
+``cache_dir`` gets ``<scratch>/images`` and ``<scratch>/.apptainer/cache`` (not the ``$SCRATCH/…``
+field defaults, which assume the site sets ``$SCRATCH``).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import re
@@ -86,7 +94,22 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
     available = ", ".join(list_profiles()) or "none found"
     dirs = ", ".join(str(d) for d in search_path())
     raise ProfileError(f"unknown profile {name!r}; available: {available} (searched {dirs}; "
-                       f"add {name}.toml to one of them or set ${ENV_VAR})")
+                       f"add {name}.toml to one of them or set ${ENV_VAR}){_env_path_hint()}")
+
+
+def _env_path_hint() -> str:
+    """A note on ``$HPCW_PROFILE_PATH`` entries that cannot hold profiles (a file, a missing directory)."""
+    notes = []
+    for entry in os.environ.get(ENV_VAR, "").split(os.pathsep):
+        if not entry.strip():
+            continue
+        path = Path(entry).expanduser()
+        if path.is_file():
+            notes.append(f"${ENV_VAR} lists the file {path}, but it takes directories: use {path.parent}, or "
+                         f"give the file's path instead of a name")
+        elif not path.exists():
+            notes.append(f"${ENV_VAR} lists {path}, which does not exist")
+    return "".join(f"\nnote: {n}" for n in notes)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -140,11 +163,14 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
         raise ProfileError(f"{source}: kind = {tag!r}, but a cluster profile has kind = \"profile\" (or no kind)")
     if default_name and not data.get("name"):
         data["name"] = default_name
+    _derive_from_scratch(data)
     try:
         profile = ClusterProfile.from_dict(data)
     except UnknownFieldError as exc:
         line = _line_of(text, exc.name)
-        raise ProfileError(f"{source}:{line}: {exc}" if line else f"{source}: {exc}") from None
+        near = difflib.get_close_matches(exc.name, exc.valid, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ProfileError(f"{source}:{line}: {exc}{hint}" if line else f"{source}: {exc}{hint}") from None
     except ValidationError as exc:
         raise ProfileError(f"{source}: {exc}") from None
     if validate:
@@ -152,17 +178,86 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
         if problems:
             lines = [f"{source}: profile {profile.name!r} is not valid ({len(problems)} "
                      f"problem{'s' if len(problems) != 1 else ''}):"]
-            lines += [f"  - {p}" for p in problems]
+            lines += [f"  - {where}{p}" for where, p in _located(problems, profile, text)]
             error = ProfileError("\n".join(lines))
             error.problems = tuple(problems)  # type: ignore[attr-defined]
             raise error
     return profile
 
 
-def _line_of(text: str, key: str) -> int:
+def _line_of(text: str, key: str, start: int = 0, end: int | None = None) -> int:
     pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=", re.MULTILINE)
-    m = pattern.search(text)
+    m = pattern.search(text, start, len(text) if end is None else end)
     return text.count("\n", 0, m.start()) + 1 if m else 0
+
+
+def _derive_from_scratch(data: dict[str, Any]) -> None:
+    """``image_dir`` and ``cache_dir`` left out of a file follow the file's ``scratch``.
+
+    A site that writes ``scratch = "/scratch4/$USER"`` and nothing else means its images to live there,
+    not under ``$SCRATCH`` (which that site may not even set: the rendered script then stops on an
+    unbound variable). Only TOML files get this; models built in Python keep the field defaults.
+    """
+    scratch = data.get("scratch")
+    if not isinstance(scratch, str) or not scratch.startswith(("/", "$")) or scratch == ClusterProfile.field_spec("scratch").default:
+        return  # the default, or a value the checks reject anyway (reported once, under scratch)
+    base = scratch.rstrip("/") or "/"
+    data.setdefault("image_dir", f"{base}/images")
+    data.setdefault("cache_dir", f"{base}/.apptainer/cache")
+
+
+_TABLE = re.compile(r"^[ \t]*\[", re.MULTILINE)
+_PARTITION_TABLE = re.compile(r"^[ \t]*\[\[[ \t]*\"?partitions\"?[ \t]*\]\]", re.MULTILINE)
+_MODULES_TABLE = re.compile(r"^[ \t]*\[[ \t]*\"?modules\"?[ \t]*\]", re.MULTILINE)
+
+
+def _table_end(text: str, after: int) -> int:
+    nxt = _TABLE.search(text, after)
+    return nxt.start() if nxt else len(text)
+
+
+def _located(problems: list[Any], profile: ClusterProfile, text: str) -> list[tuple[str, Any]]:
+    """Each problem with where it is: ``line N`` and, for a partition's or module's problem, which one.
+
+    The problems keep their model field names (``partitions.max_time``); the prefix only helps a
+    person find the line when several partitions have the same key.
+    """
+    first_table = _TABLE.search(text)
+    top_end = first_table.start() if first_table else len(text)
+    # (model, label, start, end of its part of the text) for each partition and module
+    items: list[tuple[str, Any, str, int, int]] = []
+    headers = list(_PARTITION_TABLE.finditer(text))
+    for i, part in enumerate(p for p in profile.partitions if isinstance(p, Partition)):
+        name = part.name if isinstance(part.name, str) and part.name else f"#{i + 1} (no name)"
+        start = headers[i].end() if i < len(headers) else -1
+        items.append(("partitions", part, f"partition {name!r}", start, _table_end(text, start) if start >= 0 else -1))
+    modules = _MODULES_TABLE.search(text)
+    for module in (m for m in profile.modules if isinstance(m, Module)):
+        start = modules.end() if modules else -1
+        items.append(("modules", module, f"module {module.purpose!r}", start, _table_end(text, start) if start >= 0 else -1))
+    pending = [list(model.problems()) for _, model, _, _, _ in items]
+    out: list[tuple[str, Any]] = []
+    for problem in problems:
+        field = problem.field or ""
+        where = ""
+        group, _, key = field.partition(".")
+        if key and group in ("partitions", "modules"):
+            for (kind, model, label, start, end), todo in zip(items, pending):
+                match = next((q for q in todo if kind == group and q.field == key and q.message == problem.message), None)
+                if match is None:
+                    continue
+                todo.remove(match)
+                line = 0
+                if start >= 0:
+                    look = model.purpose if kind == "modules" and isinstance(model.purpose, str) else key.split(".")[0]
+                    line = _line_of(text, look, start, end) or text.count("\n", 0, start) + 1
+                where = (f"line {line}, " if line else "") + f"{label}: "
+                break
+        elif field and "." not in field and "[" not in field:
+            line = _line_of(text, field, 0, top_end)
+            where = f"line {line}: " if line else ""
+        out.append((where, problem))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

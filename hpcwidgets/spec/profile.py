@@ -5,6 +5,15 @@ types, module names, scratch and node-local paths, the login host, the container
 same lessons, forms and linters serve many sites. Profiles are stored as TOML files; loading and the
 search path live in :mod:`hpcwidgets.profiles`, detection from a live Slurm in
 :mod:`hpcwidgets.run.detect`. This module is pure: no I/O.
+
+Rules a profile follows besides the field types (each broken rule is one :class:`Problem`): partition
+names are unique and at most one is marked ``is_default`` (agreeing with ``default_partition``);
+``default_gpu_partition`` names a partition with GPUs; times are Slurm times and a partition's
+``default_time`` is neither longer than its ``max_time`` nor unlimited (``UNLIMITED``/``0``) when
+``max_time`` is finite; ``mem_per_node`` is a positive Slurm size; ``account`` is letters, digits and
+``_ . + - @`` (IDRIS Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from
+a well-known one (:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported, since as written no job
+would load that module; other purposes (``hdf5``, ``gcc``) are free.
 """
 
 from __future__ import annotations
@@ -25,6 +34,11 @@ _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+#: Slurm account names: like partition names, plus "@" (IDRIS Jean Zay charges "abc@v100", "abc@a100").
+_ACCOUNT = re.compile(r"[A-Za-z0-9_.+@-]+")
+#: Well-known module purposes: the runtimes the examples load, and common others. A purpose one typo away
+#: from one of these (``apptainr``) is reported; any other purpose (``gcc``, ``hdf5``) is accepted.
+KNOWN_MODULE_PURPOSES = ("apptainer", "singularity", "charliecloud", "cuda", "rocm", "mpi", "python")
 
 #: Slurm releases whose srun does not take --cpus-per-task from the job allocation: from 22.05 until
 #: 23.11 restored the old behaviour (SLURM_CPUS_PER_TASK is read again), i.e. 22.05 to 23.02.
@@ -143,11 +157,20 @@ class Partition(Spec):
         if limit is not None and default is not None and default > limit:
             out.append(Problem("default_time", f"default time {self.default_time} is longer than the maximum "
                                                f"{self.max_time}; lower it to at most {self.max_time}"))
+        if limit is not None and _str(self.default_time) and default is None and _str(self.max_time):
+            if _time_problem("default_time", "", self.default_time) == []:
+                out.append(Problem("default_time", f"default time {self.default_time} means no limit, but the "
+                                                   f"maximum is {self.max_time}; set a default of at most {self.max_time}"))
         if _str(self.mem_per_node):
             try:
-                parse_mem(self.mem_per_node)
+                size = parse_mem(self.mem_per_node)
             except ValueError as exc:
                 out.append(Problem("mem_per_node", str(exc)))
+            else:
+                if size <= 0:
+                    out.append(Problem("mem_per_node", f"memory per node {self.mem_per_node!r} is not a node size; write "
+                                                       "the memory a job can use on one node, e.g. 187G, or leave it "
+                                                       "empty if unknown"))
         types = _tup(self.gpu_types)
         for t in types:
             if isinstance(t, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+", t):
@@ -176,6 +199,13 @@ class Module(Spec):
             out.append(Problem("purpose", f"{self.purpose!r} is not a purpose key (a word such as apptainer, cuda or mpi)"))
         if not _MODULE.fullmatch(_str(self.name)):
             out.append(Problem("name", f"{self.name!r} is not a module name (e.g. apptainer or cuda/12.1)"))
+        purpose = _str(self.purpose)
+        if purpose and purpose not in KNOWN_MODULE_PURPOSES:
+            import difflib
+            near = difflib.get_close_matches(purpose.lower(), KNOWN_MODULE_PURPOSES, n=1, cutoff=0.75)
+            if near:
+                out.append(Problem("purpose", f"module purpose {purpose!r} looks like a typo of {near[0]!r}; write "
+                                              f"{near[0]!r} (as written, no job loads this module)"))
         return out
 
 
@@ -336,8 +366,8 @@ class ClusterProfile(Spec):
             out.append(Problem("modules", f"more than one module for {', '.join(dups)}; keep one per purpose"))
         for name in ("scratch", "node_local", "image_dir", "cache_dir"):
             out += _path_problems(name, self.field_spec(name).info.label, getattr(self, name))
-        if _str(self.account) and not _NAME.fullmatch(self.account):
-            out.append(Problem("account", f"{self.account!r} is not an account name (letters, digits, _ . + -)"))
+        if _str(self.account) and not _ACCOUNT.fullmatch(self.account):
+            out.append(Problem("account", f"{self.account!r} is not an account name (letters, digits, _ . + - @)"))
         out += self._partition_checks()
         return out
 
