@@ -294,6 +294,10 @@ def _run_model_command(args: argparse.Namespace) -> int:
     cmd: ModelCommand = args.model_command
     cls = cmd.cls()
     base = load_model_file(args.from_file, cls) if args.from_file else None
+    if base is None and args.profile and hasattr(cls, "for_profile"):
+        # a model that takes site values from the profile (jupyter-job: login host, partition, account)
+        from ..profiles import load_profile
+        base = cls.for_profile(load_profile(args.profile))
     model = model_from_args(cls, base, args, cmd.fixed)
     model = apply_sets(model, args.set)
     problems = model.problems() + profile_problems(model, args.profile)

@@ -23,6 +23,7 @@ import re
 
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun
+from ..spec.charliecloud import ChRun
 from ..spec.common import Bind
 from ..spec.jupyter import JupyterJob
 from .command import command_line, wrap
@@ -73,12 +74,48 @@ def jupyter_words(j: JupyterJob) -> list[str]:
 def _env_prefix(j: JupyterJob) -> list[tuple[str, str]]:
     pairs = [("JUPYTER_TOKEN", TOKEN)]
     c = j.container
+    if isinstance(c, ChRun):
+        # ch-run refuses to start without $USER in its environment ("$USER not set"); the script fills
+        # USER in from `id -un` when it is unset (cron, --export=NONE) but a plain assignment is not exported
+        pairs.append(("USER", "$USER"))
     if isinstance(c, ApptainerRun) and (c.cleanenv or c.containall):
         # a clean environment drops host variables; the prefixed copies are set inside the container
         prefix = "SINGULARITYENV_" if c.binary == "singularity" else "APPTAINERENV_"
         pairs += [(prefix + "JUPYTER_TOKEN", TOKEN), (prefix + "XDG_RUNTIME_DIR", RUNTIME),
                   (prefix + "JUPYTER_RUNTIME_DIR", RUNTIME + "/jupyter")]
     return pairs
+
+
+def _program_hint(j: JupyterJob) -> str:
+    """What to change when the program that should start JupyterLab cannot be run (exit status 126/127)."""
+    if j.container is None:
+        return (f"could not run {' '.join(jupyter_program(j.python))} on this node: set python (jupyter-job "
+                "--python) to the jupyter of the environment that has JupyterLab, e.g. $HOME/miniconda3/envs/ml")
+    tool = "ch-run" if isinstance(j.container, ChRun) else j.container.binary
+    return (f"could not run {tool} or jupyter in the image: load the module that provides {tool} "
+            "(job.modules) and check that JupyterLab is installed in the image")
+
+
+def start_block(j: JupyterJob) -> str:
+    """Start JupyterLab; when it stops with an error, say so plainly (the tunnel printed earlier then leads nowhere).
+
+    A cancelled or timed-out job never reaches the message: Slurm's SIGTERM runs the script's TERM trap
+    as soon as JupyterLab has stopped.
+    """
+    hint = quote("error: JupyterLab did not start: " + _program_hint(j))
+    failed = quote("error: JupyterLab stopped with exit status $jl_status, so the tunnel printed above leads "
+                   "nowhere. Read the messages above: 'already in use' means another program took port "
+                   "$jl_port after it was checked; submit the job again (a new port is chosen).")
+    return "\n".join([
+        "jl_status=0",
+        start_command(j) + " \\\n  || jl_status=$?",
+        "if [[ $jl_status -eq 126 || $jl_status -eq 127 ]]; then",
+        f"  echo {hint} >&2",
+        "elif [[ $jl_status -ne 0 ]]; then",
+        f"  echo {failed} >&2",
+        "fi",
+        'exit "$jl_status"',
+    ])
 
 
 def start_command(j: JupyterJob) -> str:
@@ -115,7 +152,7 @@ def jupyter_block(j: JupyterJob) -> str:
         local_port=int(j.local_port),
         tunnel=quote(tunnel_command(NODE, PORT, j.login_host, j.login_user, int(j.local_port))),
         url=quote(lab_url(int(j.local_port), TOKEN)),
-        command=start_command(j),
+        command=start_block(j),
     ).rstrip("\n")
 
 

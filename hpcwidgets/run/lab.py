@@ -6,7 +6,8 @@ Outside Slurm the server listens on 127.0.0.1 only. Inside a Slurm job (``SLURM_
 listens on the node's name and also prints the SSH tunnel command for the login host (from
 ``--login-host``, else from the cluster profile). The token is made with :mod:`secrets` and handed to
 JupyterLab through ``JUPYTER_TOKEN`` (environment variables are private to their owner; a command
-line is visible to every user of the machine). ``port_retries=0``: if the port were taken, JupyterLab
+line is visible to every user of the machine). When stdout or stderr is a file (the log of a batch
+job), it is made private before the token is printed. ``port_retries=0``: if the port were taken, JupyterLab
 stops instead of moving to another port than the one printed.
 
 The address is printed before JupyterLab starts; then this process becomes JupyterLab (``exec``),
@@ -20,6 +21,7 @@ import importlib.util
 import os
 import secrets
 import socket
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +87,47 @@ def node_name(env: Mapping[str, str]) -> str:
     return env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
 
 
+def login_user(env: Mapping[str, str]) -> str:
+    """Your user name here, for ``USER@LOGIN`` in the tunnel command.
+
+    ``$USER`` when set, else the account's name from the password database (``USER`` is unset under
+    cron, ``sbatch --export=NONE`` and some container set-ups). Never the text ``$USER``: the tunnel
+    command runs on the laptop, where ``$USER`` is the laptop's user, often not the cluster's.
+    """
+    name = env.get("USER") or env.get("LOGNAME")
+    if name:
+        return name
+    try:
+        import pwd  # Unix only; make lab also runs on laptops
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):  # no pwd module, or a uid without a passwd entry (some containers)
+        return "YOUR_USER_NAME"
+
+
+def make_output_private(fds: Sequence[int] = (1, 2)) -> list[int]:
+    """Make the files behind ``fds`` readable by their owner only; returns the descriptors changed.
+
+    Inside a batch job stdout/stderr are the job log, which slurmstepd creates with the submitter's
+    umask (often 0644, readable by every user); the lines printed next hold the token. Terminals and
+    pipes are left alone.
+    """
+    changed = []
+    for fd in fds:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 and hasattr(os, "fchmod"):
+            try:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o700)
+            except OSError as exc:
+                raise LabError(f"the output file (descriptor {fd}) would show the token to other users and its "
+                               f"permissions cannot be changed ({exc.strerror}); write the log to a file you own, "
+                               "e.g. sbatch --output=$HOME/jupyter-%j.log") from None
+            changed.append(fd)
+    return changed
+
+
 def profile_login_host(profile: str) -> str:
     """The login host a cluster profile names, or "" when the profile support is not available."""
     try:
@@ -129,7 +172,7 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
     lines = [f"JupyterLab for {folder}"]
     if slurm:
         login = args.login_host or (profile_login_host(args.profile) if args.profile else "")
-        user = env.get("USER") or "$USER"
+        user = login_user(env)
         url = lab_url(args.local_port, token)
         lines.append(f"Running in Slurm job {env.get('SLURM_JOB_ID')} on node {ip}, port {port}.")
         if login:
@@ -180,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         print(" ".join(p.argv))
         return 0
+    try:
+        make_output_private()  # before the token is printed
+    except HpcWidgetsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print("\n".join(p.lines), flush=True)
     sys.stderr.flush()
     os.execvpe(p.argv[0], p.argv, p.env)

@@ -17,6 +17,7 @@ from ._meta import Spec, opt
 from .apptainer import ApptainerRun
 from .charliecloud import ChRun
 from .slurm import SlurmJob, node_range
+from .units import format_time, parse_time
 
 #: extra arguments the job sets itself: a person's value would contradict the printed tunnel or leak the token
 RESERVED_ARGS = {
@@ -82,6 +83,11 @@ class JupyterJob(Spec):
         """A Jupyter job filled in from a cluster profile (its login host, default partition and account)."""
         job = DEFAULT_JOB.replace(partition=getattr(profile, "default_partition", "") or "",
                                   account=getattr(profile, "account", "") or "")
+        # a partition whose limit is below the default two hours (a debug queue) would reject the job
+        part = profile.default() if callable(getattr(profile, "default", None)) else None
+        limit = part.max_seconds() if callable(getattr(part, "max_seconds", None)) else None
+        if isinstance(limit, int) and 0 < limit < parse_time(job.time):
+            job = job.replace(time=format_time(limit))
         base = cls(job=job, login_host=getattr(profile, "login_host", "") or "")
         return base.replace(**changes) if changes else base
 
@@ -153,7 +159,10 @@ class JupyterJob(Spec):
         if c is None:
             return out
         if not isinstance(c, (ApptainerRun, ChRun)):
-            return [Problem("container", f"expected an Apptainer exec or a ch-run model, got {type(c).__name__}")]
+            return [Problem("container", f"expected an Apptainer exec or a ch-run model, got {type(c).__name__}: "
+                                         "a container is a layer of its own; start from a saved job that has one, "
+                                         "e.g. hpcwidgets examples jupyter --profile NAME --format json > jupyter.json, "
+                                         "then hpcwidgets jupyter-job --from jupyter.json --set container.image=IMAGE")]
         if c.command:
             out.append(Problem("container.command", "leave the container's command empty: the job runs "
                                                     "'jupyter lab …' in it"))

@@ -76,7 +76,15 @@ printf '%s\n' \
 # --- Start JupyterLab (the token goes in through JUPYTER_TOKEN: a command line is visible to everyone in ps) ---
 jl_extra=()
 if [[ $(id -u) -eq 0 ]]; then jl_extra+=(--allow-root); fi
+jl_status=0
 JUPYTER_TOKEN="$jl_token" \
   apptainer exec \
     --bind "$jl_runtime" \
-    "$SCRATCH/images/pytorch_24.05.sif" jupyter lab --no-browser "--ip=$jl_node" "--port=$jl_port" --ServerApp.port_retries=0 "--notebook-dir=$HOME" ${jl_extra[@]+"${jl_extra[@]}"}
+    "$SCRATCH/images/pytorch_24.05.sif" jupyter lab --no-browser "--ip=$jl_node" "--port=$jl_port" --ServerApp.port_retries=0 "--notebook-dir=$HOME" ${jl_extra[@]+"${jl_extra[@]}"} \
+  || jl_status=$?
+if [[ $jl_status -eq 126 || $jl_status -eq 127 ]]; then
+  echo 'error: JupyterLab did not start: could not run apptainer or jupyter in the image: load the module that provides apptainer (job.modules) and check that JupyterLab is installed in the image' >&2
+elif [[ $jl_status -ne 0 ]]; then
+  echo "error: JupyterLab stopped with exit status $jl_status, so the tunnel printed above leads nowhere. Read the messages above: 'already in use' means another program took port $jl_port after it was checked; submit the job again (a new port is chosen)." >&2
+fi
+exit "$jl_status"
