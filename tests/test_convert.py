@@ -47,7 +47,11 @@ def test_sif_with_nv_cleanenv_and_ro_bind():
     assert noted(conv, "no --nv", "ch-fromhost --nvidia")
     assert noted(conv, "no read-only binds", "/scratch/in")
     assert noted(conv, "--unset-env='*'", "--cleanenv", "PATH")
-    assert command_line(res).startswith("ch-run --bind=/scratch/in:/in --home '--unset-env=*'")
+    # --home sets HOME before --unset-env removes it, so HOME is set again after '*'
+    assert res.set_env == ("HOME=/home/$USER",)
+    assert argv(res)[:5] == ["ch-run", "--bind=/scratch/in:/in", "--home", "--unset-env=*",
+                             "--set-env=HOME=/home/$USER"]
+    assert "'--unset-env=*'" in command_line(res)
 
 
 def test_docker_source_is_pulled_and_converted_for_gpus():

@@ -36,6 +36,24 @@ class Conversion:
         return (*self.steps, self.result)
 
 
+#: ch-run --home sets HOME before --unset-env runs, so after --unset-env='*' it is set again with this
+_HOME_AGAIN = "HOME=/home/$USER"
+
+
+def _relative_paths(words: tuple[str, ...] | list[str]) -> list[str]:
+    """The words of a command that look like paths relative to the current directory (``train.py``,
+    ``runners/job.sh``, ``--config=cfg/a.yaml``); absolute paths, ``$NAME`` paths and URLs are not."""
+    out = []
+    for word in words:
+        value = word.partition("=")[2] if word.startswith("-") else word
+        if not value or value.startswith(("/", "$", "~")) or "://" in value:
+            continue
+        if value in (".", "..") or "/" in value or \
+                re.fullmatch(r"[\w@+-][\w.@+-]*\.[A-Za-z]\w{0,7}", value):
+            out.append(value)
+    return out
+
+
 def _directory_for(image: str) -> str:
     """An image directory path next to ``image`` (``x/pytorch.sif`` → ``x/pytorch``)."""
     ref = image.split("://", 1)[-1]
@@ -57,6 +75,10 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     image = run.image
     fmt = image_format(image)
     gpu = run.nv or run.nvccli
+    if fmt == "ch-image":
+        # Apptainer reads a bare name as a path in the current directory; ch-run and ch-convert would
+        # look it up in ch-image storage instead
+        image, fmt = "./" + image, "dir"
     directory = image_dir or _directory_for(image)
 
     # -- image -------------------------------------------------------------------------------
@@ -84,6 +106,9 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     elif fmt == "tar":
         steps.append(ChConvert(input=image, output=directory, output_format="dir"))
         image = directory
+    elif fmt == "dir" and re.fullmatch(r"\$(\w+|\{\w+\})", image):
+        notes.append(f"{image} is taken to be an image directory; if it names a SIF file, unpack it first "
+                     f"(apptainer build --sandbox DIR {image}) and run DIR.")
 
     # -- GPUs ----------------------------------------------------------------------------------
     if gpu:
@@ -129,8 +154,23 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
         notes.append("ch-run has no overlays; add the overlay's files to the image or bind them in.")
     if run.writable_tmpfs:
         notes.append("ch-run has no in-memory writable layer: the image stays read-only. Write to a bind or to /tmp "
-                     "instead (--write would write into a directory image permanently).")
+                     "instead (--write would write into a directory image permanently). Charliecloud releases after "
+                     "0.33 add --write-fake (-W), the same idea as --writable-tmpfs; 0.31 and 0.33 do not have it.")
     private_tmp = run.contain or run.containall
+    cd = run.cwd
+    if not cd and not private_tmp:
+        # Apptainer starts in the current directory (and mounts it); ch-run starts in / unless told
+        relative = _relative_paths(run.command)
+        if relative or run.action == "shell":
+            cd = "$PWD"
+            why = f"the command names {relative[0]} relative to it" if relative else "a shell starts there"
+            notes.append(f"Apptainer starts the program in the current directory, which it mounts into the container; "
+                         f"ch-run starts in /. Here {why}, so --cd=$PWD is added: that directory must be visible "
+                         "inside (under /tmp, under $HOME with --home, or inside a bind); otherwise bind it to a "
+                         "free mount point, e.g. --bind=\"$PWD\":/mnt/9 --cd=/mnt/9.")
+        else:
+            notes.append("ch-run starts the program in /, Apptainer in the current directory; add --cd=$PWD (with "
+                         "that directory visible inside) if the program reads or writes files relative to it.")
     if private_tmp:
         flag = "--containall" if run.containall else "--contain"
         notes.append(f"ch-run has no {flag}: --private-tmp gives an empty /tmp and $HOME is not mounted, but /dev "
@@ -140,9 +180,16 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     unset_env: tuple[str, ...] = ()
     if run.cleanenv or run.containall:
         unset_env = ("*",)
-        notes.append("Charliecloud passes the host environment by default; --unset-env='*' is the nearest to "
-                     "--cleanenv. It removes PATH too: add --set-env=PATH=… or a bare --set-env to load the "
-                     "image's /ch/environment.")
+        if home:
+            # ch-run --home sets HOME before --unset-env runs, so '*' would remove it again
+            set_env.insert(0, _HOME_AGAIN)
+        flag = "--cleanenv" if run.cleanenv else "--containall"
+        notes.append(f"Charliecloud passes the host environment by default; --unset-env='*' is the nearest to "
+                     f"{flag}, but it also removes what Apptainer keeps: "
+                     + ("HOME (set again here with --set-env), " if home or run.home else "HOME, ")
+                     + "TERM, the proxy variables and PATH (only programs in /bin and /usr/bin are then found). "
+                     "Add --set-env=PATH=… for the rest, or a bare --set-env to load /ch/environment, which only "
+                     "images built or converted by Charliecloud have.")
     set_env += [f"{e.name}={e.value}" for e in run.env]
     env_no_expand = any(ch_run_expands(e.value) for e in run.env)
     if env_no_expand:
@@ -157,7 +204,10 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     if run.fakeroot:
         uid = gid = 0
         notes.append("--fakeroot becomes --uid=0 --gid=0, which only makes you look like root inside the "
-                     "container; to install packages, build the image with ch-image build --force.")
+                     "container; to install packages, build the image with ch-image build --force. (Apptainer's "
+                     "--fakeroot also mounts your home at /root; ch-run --home mounts it at /home/$USER.)")
+    if run.extra:
+        notes.append(f"ch-run has no equivalent of {' '.join(run.extra)}; left out of the translation.")
 
     # -- what to run -------------------------------------------------------------------------------
     command = tuple(run.command)
@@ -171,7 +221,7 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
         command = ()
         notes.append("ch-run cannot run an image's %test section; run the test commands explicitly.")
 
-    result = ChRun(binds=tuple(binds), cd=run.cwd, home=home, private_tmp=private_tmp, uid=uid, gid=gid,
+    result = ChRun(binds=tuple(binds), cd=cd, home=home, private_tmp=private_tmp, uid=uid, gid=gid,
                    env_no_expand=env_no_expand, unset_env=unset_env, set_env=tuple(set_env),
                    write=run.writable, image=image, command=command)
     return Conversion(result, tuple(steps), tuple(notes))
@@ -203,6 +253,8 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
     env: list[EnvVar] = []
     env_file = ""
     for item in run.set_env:
+        if item == _HOME_AGAIN and run.home and "*" in run.unset_env:
+            continue  # HOME put back after --unset-env='*': Apptainer keeps HOME under --cleanenv itself
         if "=" in item:
             env.append(EnvVar.from_token(item))
         elif not env_file:
@@ -226,12 +278,23 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
                          "variables you need, or unset it at the start of the command.")
 
     no_home = not run.home
+    home = ""
     if run.home:
         notes.append("Apptainer mounts $HOME by default, at its host path (ch-run --home uses /home/$USER).")
+        if run.private_tmp:
+            home = "$HOME"  # --contain alone would hide it; a --home given explicitly is still mounted
     else:
         notes.append("ch-run does not mount $HOME by default; --no-home keeps Apptainer from mounting it.")
     if run.private_tmp:
-        notes.append("--private-tmp becomes --contain, which also gives an empty $HOME and a minimal /dev.")
+        notes.append("--private-tmp becomes --contain, which also gives a minimal /dev and "
+                     + ("keeps $HOME mounted only because of --home $HOME." if home else "an empty $HOME."))
+    cwd = run.cd
+    if cwd in ("$PWD", "${PWD}"):
+        cwd = ""
+        notes.append(f"--cd={run.cd} needs no --pwd: Apptainer starts in the current directory by default.")
+    elif not cwd:
+        notes.append("ch-run without --cd starts the program in /, Apptainer in the current directory; add "
+                     "--pwd / if the program relies on relative paths from /.")
     if run.no_passwd:
         notes.append("--no-passwd has no equivalent: Apptainer always adds your user to /etc/passwd.")
     fakeroot = False
@@ -250,6 +313,6 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
         notes.append("--nv binds the host's NVIDIA driver at run time; no ch-fromhost step is needed.")
     binds = tuple(Bind(b.src, b.dst, b.mode) for b in run.binds)
     result = ApptainerRun(binary=binary, action="exec", cleanenv=cleanenv, contain=run.private_tmp, no_home=no_home,
-                          nv=nvidia, binds=binds, cwd=run.cd, writable=run.write, fakeroot=fakeroot,
+                          home=home, nv=nvidia, binds=binds, cwd=cwd, writable=run.write, fakeroot=fakeroot,
                           env=tuple(env), env_file=env_file, image=image, command=tuple(run.command))
     return Conversion(result, tuple(steps), tuple(notes))
