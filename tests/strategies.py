@@ -16,7 +16,8 @@ hostile_text = st.lists(st.sampled_from(HOSTILE_PIECES + list("xyz0")), min_size
 word = st.one_of(safe_text, hostile_text).filter(lambda s: not s.startswith("-"))
 path_part = st.text(alphabet=SAFE + " $'", min_size=1, max_size=10).filter(
     lambda s: not s.startswith(("-", "~")) and s.strip() == s and s)
-names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,6}", fullmatch=True)
+#: variable names (a lone "_" is bash's $_, never one of ours)
+names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,6}|_[A-Za-z0-9_]{1,6}", fullmatch=True)
 
 binds = st.builds(lambda s, d, m: Bind("/" + s, ("/" + d) if d else "", m),
                   path_part, st.one_of(st.just(""), path_part), st.sampled_from(["", "ro", "rw"]))

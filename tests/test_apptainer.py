@@ -58,6 +58,23 @@ def test_pull_renders_cache_env_and_image_path():
     assert any(p.field == "source" for p in ApptainerPull(source="pytorch/pytorch").problems())
 
 
+def test_singularity_reads_its_own_cache_variables_and_they_read_back():
+    # SingularityCE ignores APPTAINER_CACHEDIR (the cache would fill $HOME); Apptainer reads either name
+    pull = ApptainerPull(binary="singularity", source="docker://alpine:3", cachedir="$SCRATCH/cache", tmpdir="/tmp/b")
+    assert command_line(pull).startswith('SINGULARITY_CACHEDIR="$SCRATCH/cache" SINGULARITY_TMPDIR=/tmp/b singularity pull')
+    from hpcwidgets.parse import parse_script
+    from hpcwidgets.render import render
+    from hpcwidgets.spec import SlurmJob, Workflow
+    run = ApptainerRun(binary="singularity", image="alpine_3.sif", command=("true",))
+    script = render(Workflow(job=SlurmJob(time="10"), prepare=(pull,), container=run))
+    assert 'export SINGULARITY_CACHEDIR="$SCRATCH/cache"' in script and "APPTAINER_" not in script
+    back = parse_script(script)
+    assert back.prepare[0].cachedir == "$SCRATCH/cache" and back.exports == ()
+    # an APPTAINER_ export beside singularity stays an export: moving it would rename what the script sets
+    theirs = script.replace("SINGULARITY_CACHEDIR", "APPTAINER_CACHEDIR")
+    assert [e.name for e in parse_script(theirs).exports] == ["APPTAINER_CACHEDIR"]
+
+
 def test_build_inspect_instance():
     assert argv(ApptainerBuild(fakeroot=True, output="env.sif", source="env.def")) == \
         ["apptainer", "build", "--fakeroot", "env.sif", "env.def"]
@@ -94,3 +111,12 @@ def test_a_path_starting_with_tilde_names_home() -> None:
     problems = ApptainerRun(action="exec", image="img.sif", cwd="~/project", command=("python", "t.py")).problems()
     assert [p.field for p in problems] == ["cwd"] and "$HOME/project" in problems[0].message
     assert ApptainerRun(action="exec", image="img.sif", cwd="$HOME/project", command=("python",)).problems() == []
+
+
+@pytest.mark.parametrize("mode,ok", [
+    ("ro", True), ("rw", True), ("image-src=/", True), ("ro,image-src=/data", True), ("id=2", True),
+    ("rx", False), ("ro,rw", False), ("ro,,", True), (",", False),
+])
+def test_bind_modes_are_the_options_apptainer_takes(mode, ok):
+    problems = Bind("/d.sqfs", "/d", mode).problems()
+    assert (problems == []) is ok, problems

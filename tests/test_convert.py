@@ -133,7 +133,7 @@ def test_to_apptainer_storage_image_and_notes():
     assert noted(to_apptainer(ChRun(image="x.sqfs", command=("a",))), "SquashFS")
 
 
-names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,5}", fullmatch=True)
+from strategies import names  # noqa: E402
 paths = st.from_regex(r"/[a-z]{1,6}(/[a-z0-9]{1,6}){0,2}", fullmatch=True)
 words = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=8)
 

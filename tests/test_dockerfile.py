@@ -169,7 +169,7 @@ text_chars = st.characters(blacklist_categories=("Cs", "Cc"))
 value = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=15)
 line = st.text(text_chars, min_size=1, max_size=20).map(str.strip).filter(
     lambda s: s and not s.endswith("\\") and not s.startswith(("#", "%")))
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
+from strategies import names  # noqa: E402
 first_line = line.filter(lambda s: not s.startswith("["))
 
 

@@ -173,6 +173,18 @@ def test_every_example_is_accepted_by_sbatch_test_only(on_cluster, profile):
     assert {"single-gpu", "multi-node-torchrun", "array-sweep", "charliecloud"} <= set(seen)
 
 
+def test_a_heterogeneous_job_read_back_asks_sbatch_for_the_same(on_cluster):
+    """Both components of a heterogeneous job survive the read-back: 2 + 1 tasks before and after
+    (merged into one component, sbatch would count 1)."""
+    from hpcwidgets.parse import parse_script
+    script = ("#!/bin/bash\n#SBATCH -N1 -n2 --time=10\n#SBATCH hetjob\n#SBATCH -N1 -n1 --time=10\n"
+              "srun --het-group=0 hostname &\nsrun --het-group=1 hostname &\nwait\n")
+    again = render(parse_script(script))
+    assert "#SBATCH hetjob\n#SBATCH -N1 -n1 --time=10\n" in again
+    for text in (script, again):
+        assert "using 3 processors" in slurm.test_only(text), text
+
+
 # ------------------------------------------------------------------------------------------------
 # b. two nodes, 2 x 2 ranks, through the CLI
 

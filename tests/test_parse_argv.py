@@ -81,3 +81,25 @@ def test_chain_of_the_source_decks_multi_node_step():
     assert isinstance(chain.launcher, Torchrun)
     assert chain.launcher.rdzv_endpoint == "$SLURM_STEP_NODELIST:29500"
     assert chain.container.command == () and chain.program == ()
+
+
+@pytest.mark.parametrize("words,binds,again", [
+    # Apptainer reads options after SRC:DST: comma-separated, and binds comma-separated too
+    (["--bind", "data.sqfs:/data:image-src=/"], [Bind("data.sqfs", "/data", "image-src=/")],
+     ["--bind", "data.sqfs:/data:image-src=/"]),
+    (["-B", "d.sqfs:/d:ro,image-src=/,/scratch"], [Bind("d.sqfs", "/d", "ro,image-src=/"), Bind("/scratch")],
+     ["--mount", "type=bind,src=d.sqfs,dst=/d,ro,image-src=/", "--bind", "/scratch"]),
+    (["-B", "/a:/b:ro,/c"], [Bind("/a", "/b", "ro"), Bind("/c")], ["--bind", "/a:/b:ro", "--bind", "/c"]),
+    (["--mount", "type=bind,src=e.img,dst=/e,id=2"], [Bind("e.img", "/e", "id=2")], ["--bind", "e.img:/e:id=2"]),
+])
+def test_bind_options_apptainer_reads_are_kept(words, binds, again):
+    model = parse_argv(["apptainer", "exec", *words, "img.sif", "true"]).model
+    assert list(model.binds) == binds and model.problems() == []
+    assert argv(model)[2:-2] == again
+
+
+def test_a_mount_with_options_a_bind_cannot_say_stays_as_written():
+    mount = "type=bind,src=/a,dst=/b,bind-propagation=rshared"
+    model = parse_argv(["apptainer", "exec", "--mount", mount, "img.sif", "true"]).model
+    assert model.binds == () and model.problems() == []
+    assert argv(model) == ["apptainer", "exec", "--mount", mount, "img.sif", "true"]

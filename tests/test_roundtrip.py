@@ -256,3 +256,40 @@ def test_what_the_model_would_respell_stays_as_written() -> None:
     assert "| head -n 1)" in text and "sed -n 1p" not in text  # the user's own head-node line
     assert text.count("mkdir -p") == 1  # the user's mkdir is the one the pull needs
     assert "module load gcc/12 openmpi/4.1" in render(parse_script(textwrap.dedent(SCRIPTS["explicit-off-and-short-directives"])))
+
+
+@pytest.mark.parametrize("shell,stops", [("/bin/bash -e", True), ("/bin/bash", False), ("/usr/bin/env bash", False)])
+def test_the_interpreter_line_and_its_options_are_kept(tmp_path, shell, stops):
+    """sbatch runs the program on the #! line with its options: ``bash -e`` stops at the first error,
+    ``bash -l`` is a login shell. The read-back writes the line as it was."""
+    script = f"#!{shell}\n#SBATCH --time=10\nfalse\necho 'training ran'\n"
+    again = render(parse_script(script))
+    assert again.splitlines()[0] == f"#!{shell}"
+    for text in (script, again):
+        path = tmp_path / "job.sh"
+        path.write_text(text)
+        path.chmod(0o755)
+        proc = subprocess.run([str(path)], capture_output=True, text=True, timeout=60)
+        assert (proc.returncode != 0 and "training ran" not in proc.stdout) is stops, text
+
+
+def test_a_heterogeneous_job_keeps_its_components_in_order():
+    script = textwrap.dedent("""\
+        #!/bin/bash
+        #SBATCH --nodes=1 --ntasks=2 --time=10
+        #SBATCH --signal=USR1@90
+        #SBATCH hetjob
+        #SBATCH --nodes=1 --ntasks=1 --partition=other --gres=qpu:1
+        srun --het-group=0 hostname &
+        srun --het-group=1 hostname &
+        wait
+        """)
+    workflow = parse_script(script)
+    assert workflow.job.partition == "" and workflow.job.ntasks == 2  # the first component only
+    assert workflow.job.extra_directives == ("--signal=USR1@90", "hetjob",
+                                             "--nodes=1 --ntasks=1 --partition=other --gres=qpu:1")
+    again = render(workflow)
+    directives = [line for line in again.splitlines() if line.startswith("#SBATCH")]
+    assert directives == ["#SBATCH --nodes=1", "#SBATCH --ntasks=2", "#SBATCH --time=10", "#SBATCH --signal=USR1@90",
+                          "#SBATCH hetjob", "#SBATCH --nodes=1 --ntasks=1 --partition=other --gres=qpu:1"]
+    assert render(parse_script(again)) == again

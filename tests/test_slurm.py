@@ -169,3 +169,15 @@ def test_other_gres_is_a_declared_field_forms_cli_and_json_know():
 def test_other_gres_problems(item, text):
     problems = SlurmJob(other_gres=(item,)).problems()
     assert any(p.field == "other_gres" and text in p.message for p in problems), problems
+
+
+@pytest.mark.parametrize("shell,fail_fast,ok", [
+    ("/bin/bash", "strict", True), ("/bin/bash -l", "strict", True), ("/usr/bin/env bash", "errexit", True),
+    ("/bin/sh", "off", True),                  # a read-back sh script keeps its own shell and options
+    ("/bin/sh", "strict", False),              # the prologue's set -o pipefail is bash
+    ("bash", "strict", False), ("", "strict", False), ("/bin/bash\nrm -rf ~", "strict", False),
+])
+def test_the_shell_line_is_an_absolute_program_and_bash_when_the_prologue_needs_it(shell, fail_fast, ok):
+    problems = SlurmJob(shell=shell, fail_fast=fail_fast).problems()
+    assert (problems == []) is ok, problems
+    assert all(p.field == "shell" for p in problems)

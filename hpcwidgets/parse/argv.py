@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from ..errors import ParseError
 from ..spec._meta import FieldSpec, Spec, all_kinds
 from ..spec._words import Verbatim
-from ..spec.common import Bind, EnvVar
+from ..spec.common import BIND_OPTION, Bind, EnvVar
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,14 @@ def is_command(words: Sequence[str]) -> bool:
 def _split_binds(value: str) -> list[Bind]:
     if isinstance(value, Verbatim):
         return [Bind(value)]
-    parts = [part for part in value.split(",") if part]
+    # as Apptainer reads it: binds are comma-separated, and so are the options after SRC:DST:
+    # "a:/a:ro,image-src=/,b" is a with two options, then b
+    parts: list[str] = []
+    for part in value.split(","):
+        if parts and parts[-1].count(":") >= 2 and BIND_OPTION.fullmatch(part):
+            parts[-1] += "," + part
+        elif part:
+            parts.append(part)
     # an empty value (--bind '') stays a bind with no host path, for lint to report
     return [Bind.from_token(part) for part in parts] if parts else [Bind("")]
 
@@ -118,21 +125,24 @@ def _mount_to_bind(value: str) -> Bind | None:
     except (csv.Error, StopIteration):
         return None
     info: dict[str, str] = {}
-    mode = ""
+    options: list[str] = []
     for item in fields:
         key, eq, val = item.partition("=")
-        if not eq:
-            if key in ("ro", "readonly"):
-                mode = "ro"
-            continue
-        info[key] = val
+        if key in ("ro", "readonly") and val in ("", "true"):
+            options.append("ro")
+        elif key in ("image-src", "id"):
+            options.append(item)
+        elif key in ("type", "src", "source", "dst", "destination", "target") and eq:
+            info[key] = val
+        else:
+            return None  # an option a bind cannot say (bind-propagation=…): the --mount stays as written
     if info.get("type", "bind") != "bind":
         return None
     src = info.get("src") or info.get("source")
     dst = info.get("dst") or info.get("destination") or info.get("target") or ""
     if not src:
         return None
-    return Bind(src, "" if dst == src else dst, mode or ("ro" if info.get("ro") == "true" else ""))
+    return Bind(src, "" if dst == src else dst, ",".join(options))
 
 
 def _convert(f: FieldSpec, raw: str) -> list[Any]:
@@ -183,9 +193,12 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
     if str(words[0]) != sig.words[0]:
         notes.append(f"{words[0]} is written as {sig.words[0]}")
 
+    # the variable a field is written as may depend on the program (singularity: SINGULARITY_CACHEDIR)
+    rename = cls(**values).env_name if env and hasattr(cls, "env_name") else None
     for f in specs:
-        if f.info.env and env and f.info.env in env:
-            values[f.name] = True if f.base_type is bool else env[f.info.env]
+        name = rename(f.info.env) if rename and f.info.env else f.info.env
+        if name and env and name in env:
+            values[f.name] = True if f.base_type is bool else env[name]
 
     i = start
     n = len(words)

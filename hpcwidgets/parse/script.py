@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
-from ..spec.slurm import SBATCH_ALIASES, SlurmJob, sbatch_long_option, sbatch_option
+from ..spec.slurm import HETJOB_SEPARATORS, SBATCH_ALIASES, SlurmJob, sbatch_long_option, sbatch_option
 from .argv import Chain, parse_argv, parse_chain, recognise
 from .lexer import Command, Script, Word, directive_words, first_command_line, lex_command, lex_script
 
@@ -39,6 +39,7 @@ class Directive:
     value: str
     field: str          # the SlurmJob field it sets, "" when the job model has none
     applied: bool       # False for directives after the first command (sbatch ignores them)
+    component: int = 0  # the component of a heterogeneous job (after the n-th "#SBATCH hetjob")
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,18 @@ class ParsedScript:
     def lines(self) -> list[str]:
         return self.source.splitlines()
 
+    @property
+    def heterogeneous(self) -> bool:
+        """True for a heterogeneous job (``#SBATCH hetjob`` between components): :attr:`job` is its first
+        component, and the later components' directives are kept, as written, in ``job.extra_directives``."""
+        return any(d.component for d in self.directives)
+
     def directive(self, field_name: str) -> Directive | None:
-        """The applied directive that set ``field_name`` (the last one wins, as in sbatch)."""
+        """The applied directive of the job's (first) component that set ``field_name`` (the last one wins,
+        as in sbatch)."""
         found = None
         for d in self.directives:
-            if d.applied and d.field == field_name:
+            if d.applied and d.field == field_name and not d.component:
                 found = d
         return found
 
@@ -209,13 +217,24 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
     out: list[Directive] = []
     extra: list[str] = []
     problems: list[tuple[int, str]] = []
+    component = 0
     for cmd in script.directives:
         applied = not first or cmd.line < first
         try:
-            words = [w.value.replace("\\$", "$") for w in directive_words(cmd)]
+            lexed = directive_words(cmd)
         except ParseError as exc:
             problems.append((cmd.line, exc.message))
             continue
+        words = [w.value.replace("\\$", "$") for w in lexed]
+        if len(words) == 1 and words[0] in HETJOB_SEPARATORS:
+            # a heterogeneous job: what follows describes the next component. The model holds the first;
+            # the separator and everything after it are kept as written, in order.
+            if applied:
+                component += 1
+                extra.append(words[0])
+            continue
+        if component and applied and lexed:
+            extra.append(" ".join(w.raw for w in lexed))
         i = 0
         while i < len(words):
             word = words[i]
@@ -249,8 +268,8 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 else:
                     is_bool = True  # an option sbatch does not have (lint reports it), followed by no value
             i += 1
-            out.append(Directive(cmd.line, flag, value, name, applied))
-            if not applied:
+            out.append(Directive(cmd.line, flag, value, name, applied, component))
+            if not applied or component:
                 continue
             if not name:
                 # -L SCRATCH stays two words: "-L=SCRATCH" would make the value "=SCRATCH"

@@ -364,7 +364,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
         if any(e.rank == VERBATIM and not e.text[0].startswith("#") for e in r.entries):
             raise _StepStaysText  # the prefix applies to the step alone, not to the set-up lines above it
         exports += [EnvVar(n, v) for n, v in inline]
-    job = job.replace(setup=tuple(setup), modules=tuple(modules), fail_fast=fail_fast)
+    job = job.replace(setup=tuple(setup), modules=tuple(modules), fail_fast=fail_fast, shell=_shell(parsed))
     if job_only:
         return job.replace(env=tuple(job.env) + tuple(exports))
     out: dict[str, Any] = {"job": job, "title": title, "exports": tuple(exports), "prepare": tuple(prepare),
@@ -374,6 +374,15 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
         out["after"] = tuple(r.after)
     _move_env_fields(out)
     return workflow_cls(**{k: v for k, v in out.items() if k in fields})
+
+
+def _shell(parsed: ParsedScript) -> str:
+    """The program and options of the script's ``#!`` line (``/bin/bash -l`` stays a login shell);
+    bash when there is none, as sbatch scripts are written for."""
+    first = parsed.lexed.commands[0] if parsed.lexed.commands else None
+    if first is None or first.kind != "shebang":
+        return "/bin/bash"
+    return first.text.split("\n", 1)[0][2:].strip() or "/bin/bash"
 
 
 def _fail_fast(parsed: ParsedScript, generated: bool) -> tuple[str, Command | None]:
@@ -451,9 +460,11 @@ def _move_env_fields(out: dict[str, Any]) -> None:
         changed = []
         for model in models:
             updates = {}
+            rename = getattr(model, "env_name", None)  # singularity pull: SINGULARITY_CACHEDIR
             for f in model.field_specs():
                 if f.info.env:
-                    hit = next((e for e in exports if e.name == f.info.env), None)
+                    env = rename(f.info.env) if rename else f.info.env
+                    hit = next((e for e in exports if e.name == env), None)
                     if hit is not None:
                         updates[f.name] = True if f.base_type is bool else hit.value
                         exports.remove(hit)

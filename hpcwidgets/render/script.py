@@ -180,6 +180,7 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
         sections.append(f"# {block.comment}\n{block.text}" if block.comment else block.text)
     directives = directive_lines(job)
     text = _template("job.sh.j2").render(
+        shell=one_line(job.shell) or "/bin/bash",
         directives="".join(f"#SBATCH {d}\n" for d in directives),
         title=one_line(title or (f"Slurm job {job.job_name}" if job.job_name else "Slurm job")),
         version=_version(),

@@ -30,7 +30,7 @@ class ApptainerRun(Spec):
         "--app", "--network", "--network-args", "--hostname", "--workdir", "-W", "--scratch", "-S", "--security",
         "--dns", "--fusemount", "--add-caps", "--drop-caps", "--apply-cgroups", "--cpus", "--memory",
         "--memory-reservation", "--memory-swap", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--blkio-weight",
-        "--pids-limit", "--pem-path", "--passphrase", "--authfile", "--data", "--sif-fuse-path"})
+        "--pids-limit", "--pem-path", "--passphrase", "--authfile", "--data", "--sif-fuse-path", "--mount"})
 
     binary: str = _binary()
     action: str = opt("exec", label="Action", role="subcommand", choices=("exec", "run", "shell", "test"),
@@ -129,13 +129,22 @@ class ApptainerPull(Spec):
     docker_login: bool = opt(False, label="Ask for registry login", flag="--docker-login", advanced=True,
                              help="Prompt for the registry's user name and password interactively (never put them on the line).")
     cachedir: str = opt("", label="Cache directory", env="APPTAINER_CACHEDIR", path=True,
-                        help="APPTAINER_CACHEDIR: where downloaded layers are cached; keep it on scratch, not $HOME.")
+                        help="APPTAINER_CACHEDIR (SINGULARITY_CACHEDIR for singularity): where downloaded layers "
+                             "are cached; keep it on scratch, not $HOME.")
     tmpdir: str = opt("", label="Temporary directory", env="APPTAINER_TMPDIR", path=True,
-                      help="APPTAINER_TMPDIR: where images are assembled; keep it on scratch or node-local disk.")
+                      help="APPTAINER_TMPDIR (SINGULARITY_TMPDIR for singularity): where images are assembled; "
+                           "keep it on scratch or node-local disk.")
     dest: str = opt("", label="Output file", role="positional", path=True, placeholder="pytorch_24.05.sif",
                     help="The .sif file to create (optional: derived from the source's name and tag).")
     source: str = opt("", label="Source", role="positional", placeholder="docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime",
                       help="docker://repo:tag, oras://…, library://…")
+
+    def env_name(self, name: str) -> str:
+        """The variable a field is written as: SingularityCE reads ``SINGULARITY_CACHEDIR`` and ignores
+        ``APPTAINER_CACHEDIR``; Apptainer reads both, so ``singularity`` gets the older name."""
+        if self.binary == "singularity" and name.startswith("APPTAINER_"):
+            return "SINGULARITY_" + name[len("APPTAINER_"):]
+        return name
 
     def _check(self) -> list[Problem]:
         out = []

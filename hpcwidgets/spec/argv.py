@@ -38,8 +38,7 @@ def _item_words(flag: str, style: str, item: Any) -> list[str]:
     # Apptainer's "--bind SRC:DST" (space style) falls back to --mount; ch-run's --bind=SRC:DST has no --mount
     if isinstance(item, Bind) and item.needs_mount_syntax() and flag in ("--bind", "-B") and style == "space":
         fields = ["type=bind", _csv(f"src={item.src}"), _csv(f"dst={item.dst or item.src}")]
-        if item.mode == "ro":
-            fields.append("ro")
+        fields += [o for o in item.options if o != "rw"]  # ro, image-src=…, id=… (rw is --mount's default)
         return ["--mount", ",".join(fields)]
     if isinstance(item, (Bind, EnvVar)):
         token = item.to_token()
@@ -154,10 +153,11 @@ def _env_fields(cls: type) -> tuple[tuple[str, str], ...]:
 def env_assignments(model: Spec) -> list[tuple[str, str]]:
     """Fields rendered as environment variables (``APPTAINER_CACHEDIR``) with their values."""
     out = []
+    rename = getattr(model, "env_name", None)  # a model whose variables depend on its program
     for name, env in _env_fields(type(model)):
         value = getattr(model, name)
         if value not in ("", None, False, ()):
-            out.append((env, "1" if value is True else str(value)))
+            out.append((rename(env) if rename else env, "1" if value is True else str(value)))
     extra = getattr(model, "_env_tail", None)
     if extra is not None:
         out += list(extra())

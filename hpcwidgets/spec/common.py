@@ -10,7 +10,11 @@ from ..errors import Problem
 from ._meta import Spec, opt
 from ._words import Verbatim
 
-_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: a variable name; a lone "_" is bash's own ($_, the last argument), which bash overwrites after each command
+_VARIABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]*|_[A-Za-z0-9_]+")
+#: one option of an Apptainer bind: read-only or read-write, a file system image's directory to mount
+#: (``data.sqfs:/data:image-src=/``) or its partition id
+BIND_OPTION = re.compile(r"ro|rw|image-src(?:=\S+)?|id=[0-9]+")
 
 
 def stray_words(extra: Any, takes_value: frozenset[str] = frozenset()) -> list[Any]:
@@ -40,12 +44,24 @@ class Bind(Spec):
     dst: str = opt("", label="Container path",
                    help="Where it appears inside the container; empty means the same path as on the host.",
                    path=True, role="internal", placeholder="/data")
-    mode: str = opt("", label="Mode", help="ro: read-only (use for input data); rw: read-write; empty: the runtime's default (rw).",
-                    choices=("ro", "rw"), role="internal")
+    mode: str = opt("", label="Mode", placeholder="ro",
+                    help="ro: read-only (use for input data); rw: read-write; empty: the runtime's default (rw). "
+                         "Apptainer also takes image-src=PATH (mount a directory of a SquashFS or ext3 image file) "
+                         "and id=N, comma-separated: ro,image-src=/.",
+                    role="internal")
 
     def __post_init__(self) -> None:
         if self.dst and self.dst == self.src:  # one spelling for "same path inside"
             object.__setattr__(self, "dst", "")
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The bind's options (``ro``, ``image-src=/``…); () for the runtime's default."""
+        return tuple(o for o in self.mode.split(",") if o) if isinstance(self.mode, str) else ()
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options
 
     def needs_mount_syntax(self) -> bool:
         """Values with ':' or ',' cannot be written as -B src:dst[:mode]; Apptainer needs --mount.
@@ -69,12 +85,12 @@ class Bind(Spec):
 
     @classmethod
     def from_token(cls, token: str) -> "Bind":
-        """Read ``src[:dst[:ro|rw]]``."""
+        """Read ``src[:dst[:options]]`` (options: ``ro``, ``rw``, ``image-src=/``…)."""
         parts = token.split(":")
         if len(parts) == 1:
             return cls(parts[0])
         if len(parts) == 2:
-            if parts[1] in ("ro", "rw"):
+            if all(BIND_OPTION.fullmatch(o) for o in parts[1].split(",")):
                 return cls(parts[0], "", parts[1])
             return cls(parts[0], parts[1])
         dst = "" if parts[1] == parts[0] else parts[1]  # src:src:ro is the same as src with mode ro
@@ -87,6 +103,12 @@ class Bind(Spec):
         # (a leading ~ in either path is reported by the generic check of path fields)
         if self.dst and not (self.dst.startswith("/") or self.dst.startswith("$") or self.dst.startswith("~")):
             out.append(Problem("dst", f"container path {self.dst!r} must be absolute (start with /)"))
+        bad = [o for o in self.options if not BIND_OPTION.fullmatch(o)]
+        if bad or (isinstance(self.mode, str) and self.mode and not self.options):
+            out.append(Problem("mode", f"{self.mode!r} is not a bind mode; use ro or rw (Apptainer also takes "
+                                       "image-src=PATH and id=N, comma-separated)"))
+        elif {"ro", "rw"} <= set(self.options):
+            out.append(Problem("mode", f"{self.mode!r}: a bind is read-only (ro) or read-write (rw), not both"))
         return out
 
 
@@ -109,5 +131,6 @@ class EnvVar(Spec):
 
     def _check(self) -> list[Problem]:
         if not _VARIABLE.fullmatch(self.name):
-            return [Problem("name", f"{self.name!r} is not a valid variable name (letters, digits, _; not starting with a digit)")]
+            return [Problem("name", f"{self.name!r} is not a valid variable name (letters, digits, _; not starting with a digit, "
+                                       "not _ alone)")]
         return []

@@ -126,9 +126,12 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     # -- files ---------------------------------------------------------------------------------
     binds: list[Bind] = []
     for b in run.binds:
-        if b.mode == "ro":
+        if b.read_only:
             notes.append(f"ch-run has no read-only binds: {b.src} is mounted read-write; protect input data "
                          "with file permissions.")
+        if any(o.startswith(("image-src=", "id=")) for o in b.options):
+            notes.append(f"ch-run cannot mount a directory of an image file ({b.src}:{b.mode}): it binds "
+                         f"{b.src} itself; unpack the image on the host (unsquashfs) and bind that directory.")
         binds.append(Bind(b.src, b.dst))
     home = False
     set_env: list[str] = []

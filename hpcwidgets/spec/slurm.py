@@ -15,6 +15,8 @@ from .units import parse_mem, parse_time
 
 MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
+#: the #SBATCH line between the components of a heterogeneous job (packjob: its deprecated name)
+HETJOB_SEPARATORS = ("hetjob", "packjob")
 #: the shell options a generated script starts with (see render/script.py)
 FAIL_FAST = ("strict", "errexit", "off")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
@@ -207,7 +209,8 @@ class SlurmJob(Spec):
                          help="When to send mail: comma-separated NONE, BEGIN, END, FAIL, ALL, TIME_LIMIT_90, …")
     mail_user: str = opt("", label="Mail to", flag="--mail-user", advanced=True, help="Address for job mail.")
     extra_directives: tuple[str, ...] = opt((), label="Other directives", role="internal", advanced=True,
-                                            help="Further #SBATCH options written as they are, e.g. --signal=USR1@90.")
+                                            help="Further #SBATCH options written as they are, e.g. --signal=USR1@90; "
+                                                 "hetjob starts the next component of a heterogeneous job.")
     # --- script body -------------------------------------------------------------------------
     modules: tuple[str, ...] = opt((), label="Modules", role="internal", placeholder="apptainer",
                                    help="Environment modules to load (module load …).")
@@ -217,6 +220,9 @@ class SlurmJob(Spec):
                                  help="Shell lines run before the steps (e.g. mkdir -p \"$OUTPUT_DIR\"). Written as they are.")
     commands: tuple[str, ...] = opt((), label="Commands", role="internal",
                                     help="The job's own shell lines when no workflow composes the steps.")
+    shell: str = opt("/bin/bash", label="Shell", role="internal", advanced=True, placeholder="/bin/bash -l",
+                     help="The program on the script's #! line, with its options: /bin/bash -l runs a login shell, "
+                          "which some sites need for module to be defined.")
     fail_fast: str = opt("strict", label="Fail fast", role="internal", choices=FAIL_FAST, advanced=True,
                          help="strict: set -eo pipefail, then set -u after the module loads (an error or an unset "
                               "variable stops the job); errexit: only set -eo pipefail; off: neither. A script read "
@@ -268,8 +274,22 @@ class SlurmJob(Spec):
                 out.append(Problem(name, f"{label}: {value!r} asks for no GPUs; give each type a count of 1 or more"))
         return out
 
+    def _shell_problems(self) -> list[Problem]:
+        """The #! line: an absolute program (``/usr/bin/env bash`` included) and, while the script
+        starts with ``set -o pipefail``, a bash."""
+        if not isinstance(self.shell, str):
+            return []
+        words = self.shell.split()
+        if not words or not words[0].startswith("/") or "\n" in self.shell:
+            return [Problem("shell", f"{self.shell!r}: write the shell's absolute path, e.g. /bin/bash or /bin/bash -l")]
+        program = words[1] if words[0].endswith("/env") and len(words) > 1 else words[0]
+        if self.fail_fast != "off" and program.rpartition("/")[2] != "bash":
+            return [Problem("shell", f"{self.shell!r}: the script uses bash (set -o pipefail); write /bin/bash, "
+                                     "or set Fail fast to off")]
+        return []
+
     def _check(self) -> list[Problem]:
-        out: list[Problem] = []
+        out: list[Problem] = self._shell_problems()
         names, values = _directive_text_fields(type(self))
         for name, value in zip(names, values(self)):
             if isinstance(value, str) and "$" in value:
@@ -311,7 +331,7 @@ class SlurmJob(Spec):
         if isinstance(self.job_name, str) and _SPACE.search(self.job_name):
             out.append(Problem("job_name", f"{self.job_name!r}: job names with spaces break output patterns; use - or _"))
         for d in _items(self.extra_directives):
-            if isinstance(d, str) and not d.startswith("-"):
+            if isinstance(d, str) and not d.startswith("-") and d not in HETJOB_SEPARATORS:
                 out.append(Problem("extra_directives", f"{d!r}: write the option as it follows #SBATCH, e.g. --signal=USR1@90"))
         if self.env:
             names = [e.name for e in _items(self.env) if isinstance(e, EnvVar)]
