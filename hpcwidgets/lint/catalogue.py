@@ -95,6 +95,8 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
         "SLURM_NTASKS": job.ntasks,
     }
     m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text)
+    if heterogeneous(ctx):
+        return None  # the job's own variables describe more than the first component the model holds
     value = known.get(m.group(1)) if m else None
     # a count the job holds as text (--nodes=2-4) is no single number
     return value if value.__class__ is int else None
@@ -308,14 +310,69 @@ def multi_node(ctx: Context, launcher: Any = None) -> bool:
     return n is not None and n > 1
 
 
+def heterogeneous(ctx: Context) -> bool:
+    """A heterogeneous job (``#SBATCH hetjob`` between components): ``ctx.job`` is only its first component."""
+    return ctx.parsed.heterogeneous
+
+
+#: srun's option naming the components of a heterogeneous job a step runs in (pack-group: its old name)
+_HET_GROUP_OPTIONS = ("--het-group", "--pack-group")
+
+
+def het_groups(step: Any) -> str | None:
+    """The ``--het-group`` value of a step's srun as written ("" when none is given), or None when the step
+    cannot be placed in one component: srun's ``:`` syntax (one step over several components)."""
+    srun = step.chain.srun
+    if srun is None:
+        return ""
+    if ":" in [str(w.value) for w in step.command.words]:
+        return None
+    extra = [str(e) for e in srun.extra]
+    value = ""
+    for i, word in enumerate(extra):
+        name, eq, rest = word.partition("=")
+        if name in _HET_GROUP_OPTIONS:
+            value = rest if eq else (extra[i + 1] if i + 1 < len(extra) else "")
+    return value
+
+
+def in_first_component(ctx: Context, step: Any) -> bool:
+    """Whether the job's counts (``ctx.job``: nodes, tasks, GPUs) describe where ``step`` runs.
+
+    Always in an ordinary job. In a heterogeneous job ``ctx.job`` is its first component (0): a step in
+    the batch shell runs there, and so does ``srun`` without ``--het-group`` (Slurm's default) or with
+    ``--het-group=0``. A step in other components (``--het-group=1``, ``0,1``, ``0-1``, ``$GROUP``) or
+    spread over several with srun's ``:`` syntax cannot be judged from component 0's counts.
+    """
+    if not heterogeneous(ctx):
+        return True
+    groups = het_groups(step)
+    return groups is not None and groups.strip() in ("", "0")
+
+
+def first_component_steps(ctx: Context) -> tuple[Any, ...]:
+    """The steps the job's node, task and GPU counts describe (every step, except in a heterogeneous job)."""
+    return cached(ctx, "first_component_steps", lambda: tuple(s for s in steps(ctx) if in_first_component(ctx, s)))
+
+
+def count_fix(ctx: Context, description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix | None:
+    """``fix_for`` for a rule that compares a step with the job's counts: none in a heterogeneous job, where
+    those counts are one component's and the model of the job is not the whole of it."""
+    if heterogeneous(ctx):
+        return None
+    return fix_for(ctx, description, step, chain, before)
+
+
 # --------------------------------------------------------------------------------------------
 # distributed launch
 
 @rule("HPC101", "torchrun-oversubscribes", "error",
       summary="srun starts several torchrun launchers per node, each starting its own workers",
-      why="torchrun already starts --nproc-per-node workers; with --ntasks-per-node=G as well, every node runs "
-          "G×G processes on G GPUs: GPUs are oversubscribed, ranks disagree and the run fails with "
-          "'Address already in use' or hangs.",
+      why="torchrun already starts --nproc-per-node workers, and each launcher numbers its own workers LOCAL_RANK "
+          "0, 1, …: with several launchers on a node they all pick the same GPUs (GPU 0 for every LOCAL_RANK 0) while "
+          "the others stay idle. With --ntasks-per-node=G as well as --nproc-per-node=G, every node runs G×G processes "
+          "on G GPUs: GPUs are oversubscribed and the run fails with 'Address already in use', runs out of memory or "
+          "hangs.",
       fix="Start one torchrun per node: srun --ntasks=NODES --ntasks-per-node=1 (srun inherits the job's task "
           "count, SLURM_NTASKS, which otherwise wins over --ntasks-per-node; the job may keep more tasks), and "
           "--nproc-per-node equal to the GPUs per node.",
@@ -337,7 +394,7 @@ srun --ntasks=2 --ntasks-per-node=1 apptainer exec --nv img.sif torchrun --nnode
   --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" --rdzv-id="$SLURM_JOB_ID" train.py
 """)
 def _oversubscribe(ctx: Context) -> Iterator[Any]:
-    for step in steps(ctx):
+    for step in first_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or step.chain.srun is None:
             continue
@@ -348,10 +405,16 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
         if per_node and per_node > 1 and (nproc is None or nproc >= 1):
             gpus = ctx.job.gpus_on_each_node
             workers = f"{per_node}×{nproc}={per_node * nproc}" if nproc else f"{per_node}× the workers"
+            local = ("LOCAL_RANK 0" if nproc == 1 else f"LOCAL_RANK 0-{nproc - 1}") if nproc else "from LOCAL_RANK 0"
+            shared = ("GPU 0" if nproc == 1 else f"GPUs 0-{nproc - 1}") if nproc else "GPU 0 upwards"
             msg = (f"srun starts {per_node} torchrun launchers on each node and each starts "
                    f"--nproc-per-node={launcher.nproc_per_node} workers: {workers} processes per node"
                    + (f" for {gpus} GPUs" if gpus else "")
-                   + f"; use srun --ntasks={job_nodes(ctx)} --ntasks-per-node=1 so torchrun starts one worker per GPU"
+                   + f"; every launcher numbers its own workers {local}, so the {per_node} launchers on a node "
+                     f"share the same GPU{'s' if nproc != 1 else ''} ({shared})"
+                   + (f" while the other {gpus - nproc} stay idle" if gpus and nproc and gpus > nproc else "")
+                   + f"; start one torchrun per node: use srun --ntasks={job_nodes(ctx)} --ntasks-per-node=1 so "
+                     f"torchrun starts one worker per GPU, with --nproc-per-node={gpus if gpus else 'the GPUs per node'}"
                    + (" (srun inherits the job's task count, so --ntasks-per-node=1 alone is not enough)"
                       if isinstance(step.chain.srun.ntasks_per_node, int) and step.chain.srun.ntasks_per_node == 1 else ""))
             srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=job_nodes(ctx))
@@ -363,7 +426,7 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
             what = f"start one torchrun per node (srun --ntasks={job_nodes(ctx)} --ntasks-per-node=1)"
             if new_nproc != launcher.nproc_per_node:
                 what += f" with one worker per GPU (--nproc-per-node={new_nproc})"
-            yield step.line, msg, fix_for(ctx, what, step, chain)
+            yield step.line, msg, count_fix(ctx, what, step, chain)
 
 
 @rule("HPC102", "rendezvous-node-list", "error",
@@ -415,6 +478,9 @@ _ACCELERATE_SWITCHES = frozenset({
 _DEEPSPEED_SWITCHES = frozenset({
     "--module", "--no_python", "--no_local_rank", "--no_ssh", "--no_ssh_check", "--force_multi", "--save_pid",
     "--elastic_training", "--bind_cores_to_rank"})
+#: an accelerate config file named for DeepSpeed (ds_zero3.yaml, deepspeed_multinode.yaml, zero2.yaml): its
+#: multi-node launcher (pdsh by default) starts the other machines from the first one
+_DEEPSPEED_CONFIG = re.compile(r"(?i)(^|[^a-z])(ds|deepspeed|zero[0-9]?)([^a-z]|$)")
 #: programs that start work on other nodes themselves (besides srun)
 _REMOTE_STARTERS = ("srun", "mpirun", "mpiexec", "pdsh", "clush", "ssh")
 
@@ -493,11 +559,21 @@ def _other_launchers_on_first_node(ctx: Context) -> Iterator[Any]:
             continue
         opts = _launcher_options(args, _ACCELERATE_SWITCHES)
         mode = opts.get("--deepspeed_multinode_launcher", "")
-        per_node = "--multi_gpu" in opts or "--use_fsdp" in opts or mode in ("standard", "nossh")
-        if not per_node and ("--use_deepspeed" in opts or "--config_file" in opts
-                             or any(o.startswith("--deepspeed") for o in opts)):
-            continue  # DeepSpeed's multi-node launcher (pdsh by default) may start the other nodes itself
         machines = as_int(ctx, opts.get("--num_machines", ""), line)
+        deepspeed = "--use_deepspeed" in opts or any(o.startswith("--deepspeed") for o in opts) \
+            or bool(_DEEPSPEED_CONFIG.search(opts.get("--config_file", "").rsplit("/", 1)[-1]))
+        per_node = "--multi_gpu" in opts or "--use_fsdp" in opts or mode in ("standard", "nossh")
+        # options on the command line override the config file: --num_machines=N (N > 1) or --machine_rank
+        # there say one launch per machine, which only srun starts; a config file alone may choose DeepSpeed
+        said_here = (machines is not None and machines > 1) or ("--machine_rank" in opts and machines is None)
+        if not per_node and (deepspeed or ("--config_file" in opts and not said_here)):
+            continue  # DeepSpeed's multi-node launcher (pdsh by default) may start the other nodes itself
+        if "--machine_rank" in opts and machines is None:
+            yield (line, f"this job has {nodes} nodes but accelerate launch --machine_rank runs in the batch shell, "
+                         "on the first node only: the other machines never start, so the job hangs; start it on "
+                         "every node with srun --ntasks-per-node=1, each with its own --machine_rank "
+                         "(srun bash -c '… --machine_rank=$SLURM_NODEID …')")
+            continue
         if machines is not None and machines > 1:
             yield (line, f"accelerate launch --num_machines={opts['--num_machines']} runs in the batch shell, on the "
                          "first node only: each call starts one machine's processes, so the other machines never join "
@@ -516,7 +592,9 @@ def _other_launchers_on_first_node(ctx: Context) -> Iterator[Any]:
           "so the rendezvous waits for nodes that never come (torchrun, python -m torch.distributed.run, "
           "accelerate launch --num_machines=N) or the other nodes sit idle. accelerate launch and deepspeed are "
           "reported only when they cannot start the other nodes themselves: not with DeepSpeed's multi-node "
-          "launcher (deepspeed --hostfile, accelerate with DeepSpeed or a config file), and a one-machine "
+          "launcher (deepspeed --hostfile; accelerate with DeepSpeed options or a config file named for DeepSpeed, "
+          "such as ds_zero3.yaml; another config file only when the command line itself does not ask for several "
+          "machines with --num_machines=N or --machine_rank, which override the file), and a one-machine "
           "accelerate launch only when nothing else in the script starts work on the other nodes.",
       fix="Start the launcher with srun --ntasks-per-node=1 so one copy runs on every node (accelerate: each with "
           "its own --machine_rank; deepspeed: or give it a --hostfile of the job's nodes).",
@@ -544,7 +622,7 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
                                  step.chain.program, step.chain.notes)
         yield (step.line, f"this job has {job_nodes(ctx)} nodes but the launcher runs in the batch shell, on the first "
                           "node only; start it with srun --ntasks-per-node=1",
-               fix_for(ctx, "launch on every node with srun --ntasks-per-node=1", step, chain))
+               count_fix(ctx, "launch on every node with srun --ntasks-per-node=1", step, chain))
     yield from _other_launchers_on_first_node(ctx)
 
 
@@ -603,6 +681,9 @@ srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=
 """)
 def _localhost_multi(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
+        if not in_first_component(ctx, step) and not (step.chain.launcher is not None
+                                                      and (step.chain.launcher.nnodes_int or 0) > 1):
+            continue  # another component's nodes: only torchrun's own --nnodes says it spans several
         launcher = step.chain.launcher
         if launcher is None or launcher.standalone:
             continue
@@ -730,7 +811,7 @@ torchrun --nnodes=1 --nproc-per-node=2 --rdzv-backend=c10d --rdzv-endpoint=local
 torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
 """)
 def _single_node_port(ctx: Context) -> Iterator[Any]:
-    for step in steps(ctx):
+    for step in first_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or launcher.standalone or not _one_node_launch(ctx, step, launcher):
             continue
@@ -745,7 +826,7 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
             master_port=None, node_rank=""))
         yield (step.line, f"a one-node torchrun with the fixed port {port or launcher.master_port}: a second job on the same "
                           "node fails with 'Address already in use'; use --standalone, which picks a free port",
-               fix_for(ctx, "use torchrun --standalone on one node", step, chain))
+               count_fix(ctx, "use torchrun --standalone on one node", step, chain))
 
 
 @rule("HPC107", "gpus-per-node-variable", "warning",
@@ -783,7 +864,7 @@ def _nproc_vs_gpus(ctx: Context) -> Iterator[tuple[Any, int, int]]:
     gpus = ctx.job.gpus_on_each_node
     if not gpus:
         return
-    for step in steps(ctx):
+    for step in first_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or launcher.nproc_per_node in ("", "gpu", "auto", "cpu"):
             continue
@@ -813,7 +894,7 @@ def _too_many_workers(ctx: Context) -> Iterator[Any]:
         if nproc > gpus:
             chain = with_chain(step.chain, launcher=step.chain.launcher.replace(nproc_per_node=str(gpus)))
             yield (step.line, f"--nproc-per-node={nproc} but the job has {gpus} GPU{'s' if gpus > 1 else ''} per node; "
-                              f"use --nproc-per-node={gpus}", fix_for(ctx, f"--nproc-per-node={gpus}", step, chain))
+                              f"use --nproc-per-node={gpus}", count_fix(ctx, f"--nproc-per-node={gpus}", step, chain))
 
 
 @rule("HPC109", "fewer-workers-than-gpus", "warning",
@@ -856,9 +937,10 @@ def _legacy(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC112", "nnodes-differs-from-job", "error",
-      summary="torchrun --nnodes differs from the number of nodes the job (or step) runs on",
-      why="The rendezvous waits until --nnodes launchers have joined: with more than the job has it hangs; with "
-          "fewer, the extra launchers are rejected and fail.",
+      summary="torchrun --nnodes differs from the number of launchers srun starts (one per node in a correct job)",
+      why="The rendezvous waits until --nnodes launchers have joined, wherever they run: with more than srun starts "
+          "(tasks per node × nodes) it hangs; with fewer, the extra launchers are rejected and fail. (In a "
+          "heterogeneous job only steps in its first component are judged: the job's counts are that component's.)",
       fix="Write --nnodes=$SLURM_NNODES or the job's --nodes value.",
       catalogue=(7, 21),
       bad="""#!/bin/bash
@@ -876,7 +958,7 @@ srun torchrun --nnodes="$SLURM_NNODES" --nproc-per-node=1 --rdzv-backend=c10d --
 def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
     if not isinstance(ctx.job.nodes, int):
         return
-    for step in steps(ctx):
+    for step in first_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or launcher.standalone:
             continue
@@ -885,11 +967,27 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
         if srun is None and job_nodes(ctx) > 1:
             continue  # HPC110: the launcher runs on the first node only
         nodes = srun.nodes if srun is not None and isinstance(srun.nodes, int) else (ctx.job.nodes if srun is not None else 1)
-        if nnodes is not None and nnodes != nodes:
-            chain = with_chain(step.chain, launcher=launcher.replace(nnodes=str(nodes)))
-            yield (step.line, f"--nnodes={launcher.nnodes} but the launcher runs on {nodes} node{'s' if nodes > 1 else ''}; "
-                              f"the rendezvous {'waits forever' if nnodes > nodes else 'rejects the extra launchers'}; "
-                              f"use --nnodes={nodes}", fix_for(ctx, f"--nnodes={nodes}", step, chain))
+        if nnodes is None or nnodes == nodes:
+            continue
+        # the rendezvous counts launchers (agents), not hosts: srun starts tasks per node × nodes of them
+        per_node = tasks_per_node(ctx, step) if srun is not None else 1
+        if per_node is None:
+            continue
+        agents = per_node * nodes
+        if nnodes == agents:
+            continue  # as many launchers as --nnodes waits for: the rendezvous completes (HPC101 says the rest)
+        where = f"{nodes} node{'s' if nodes > 1 else ''}"
+        if per_node > 1:
+            # HPC101 reports the launchers per node; its fix (one per node) makes --nnodes={nodes} right
+            yield (step.line, f"--nnodes={launcher.nnodes} but srun starts {agents} torchrun launchers ({per_node} on "
+                              f"each of {where}); the rendezvous "
+                              f"{'waits forever' if nnodes > agents else 'rejects the extra launchers'}; start one "
+                              f"launcher per node and use --nnodes={nodes}")
+            continue
+        chain = with_chain(step.chain, launcher=launcher.replace(nnodes=str(nodes)))
+        yield (step.line, f"--nnodes={launcher.nnodes} but the launcher runs on {where} (one launcher each); "
+                          f"the rendezvous {'waits forever' if nnodes > nodes else 'rejects the extra launchers'}; "
+                          f"use --nnodes={nodes}", count_fix(ctx, f"--nnodes={nodes}", step, chain))
 
 
 @rule("HPC113", "standalone-on-several-nodes", "error",
@@ -909,7 +1007,7 @@ srun torchrun --standalone --nproc-per-node=1 train.py
 srun torchrun --standalone --nproc-per-node=1 train.py
 """)
 def _standalone_multi(ctx: Context) -> Iterator[Any]:
-    for step in steps(ctx):
+    for step in first_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or not launcher.standalone or step.chain.srun is None:
             continue
@@ -921,7 +1019,7 @@ def _standalone_multi(ctx: Context) -> Iterator[Any]:
                 rdzv_id="$SLURM_JOB_ID"), srun=srun.replace(ntasks_per_node=1, ntasks=None))
             has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
             yield (step.line, f"--standalone on {nodes} nodes: each node trains alone; use the c10d rendezvous at the head node",
-                   fix_for(ctx, "one rendezvous for all nodes", step, chain, () if has_head else (HEAD_NODE_LINE,)))
+                   count_fix(ctx, "one rendezvous for all nodes", step, chain, () if has_head else (HEAD_NODE_LINE,)))
 
 
 #: torchrun problems other rules report (HPC102/103/105/113), or that torchrun itself only ignores
@@ -931,9 +1029,10 @@ _LAUNCHER_FIELDS_ELSEWHERE = ("standalone", "rdzv_endpoint", "rdzv_backend", "rd
 
 @rule("HPC114", "launcher-command-check", "error",
       summary="the torchrun command fails its own checks (a worker count that is not a number, no script, "
-              "options that exclude each other)",
+              "python given as the script, options that exclude each other)",
       why="torchrun stops with a usage error before any worker starts, after the job has waited in the queue.",
-      fix="Follow the message: give --nproc-per-node a number (or gpu, cpu, auto), name the training script, and "
+      fix="Follow the message: give --nproc-per-node a number (or gpu, cpu, auto), name the training script (torchrun "
+          "… train.py, not torchrun … python train.py: torchrun starts Python itself unless --no-python is given), and "
           "keep one of two options that exclude each other.",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:4
@@ -960,6 +1059,61 @@ def _launcher_check(ctx: Context) -> Iterator[Any]:
                 message += (f"; line {step.end_line + 1} is indented like the rest of this command: "
                             f"line {step.end_line} may have lost its trailing backslash")
             yield step.line, message
+        found = _python_as_script(launcher)
+        if found:
+            yield step.line, found
+    for step, launcher in _launchers_in_double_quotes(ctx):
+        found = _python_as_script(launcher)
+        if found:
+            yield step.line, found
+
+
+#: an interpreter's name: python, python3, python3.11
+_PYTHON = re.compile(r"python[0-9.]*")
+
+
+def _python_as_script(launcher: Any) -> str:
+    """The message for ``torchrun … python train.py`` (without --no-python), or ""."""
+    script = str(launcher.script or "")
+    if launcher.no_python or getattr(launcher, "module", False) or not _PYTHON.fullmatch(script.rsplit("/", 1)[-1]):
+        return ""
+    args = " ".join(str(a) for a in launcher.args)
+    return (f"torchrun starts the training script with Python itself, so '{script}' is taken as the script: each "
+            f"worker runs python -u {script} {args}".rstrip()
+            + f" and fails (can't open file '{script}'); drop {script}: torchrun … {args or 'train.py'}")
+
+
+def _launchers_in_double_quotes(ctx: Context) -> Iterator[tuple[Any, Any]]:
+    """torchrun launched inside ``srun bash -c "…"`` whose script the reader keeps as one word (it holds
+    ``$(…)`` or ``\\$``): ``(step, launcher model)``, read from the text bash -c receives."""
+    from ..errors import ParseError
+    from ..parse.argv import parse_chain, recognise
+    from ..parse.lexer import lex_script
+    from ..parse.script import _launch_words
+    for step in steps(ctx):
+        prog = step.chain.program
+        if step.chain.launcher is not None or len(prog) < 3 or "-c" not in [str(w) for w in prog[1:3]] \
+                or str(prog[0]).rsplit("/", 1)[-1] not in ("bash", "sh"):
+            continue
+        text = str(prog[[str(w) for w in prog].index("-c") + 1])
+        if not isinstance(prog[[str(w) for w in prog].index("-c") + 1], Verbatim) or len(text) < 2 \
+                or not (text[0] == text[-1] == '"'):
+            continue
+        inner = re.sub(r'\\([$`"\\\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), text[1:-1])
+        try:
+            lexed = lex_script(inner)
+        except ParseError:
+            continue
+        for cmd in lexed.code:
+            words = _launch_words([str(v) for v in cmd.argv])
+            if not words or recognise(words) is None:
+                continue
+            try:
+                chain = parse_chain(words, source_line=step.line)
+            except ParseError:
+                continue
+            if chain.launcher is not None:
+                yield step, chain.launcher
 
 
 # --------------------------------------------------------------------------------------------
@@ -987,9 +1141,19 @@ apptainer exec pytorch_2.3.sif python train.py
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
+    reported: set[int] = set()
     for step, c, flag, other in _steps_without_gpu_flag(ctx):
         if other is not None and step.chain.launcher is None:
             continue  # another step has the flag: a CPU helper (tar, compile), HPC220 says so
+        start = _instance_of(ctx, step, c)
+        if start is not None:
+            # exec/run instance://NAME joins the running instance: the GPUs are set up (or not) when it starts
+            if start.line not in reported:
+                reported.add(start.line)
+                yield (start.line, f"the job requests GPUs but the instance {start.name} is started without {flag}, "
+                                   f"so {c.binary} {c.action} instance://{start.name} on line {step.line} sees no GPU; "
+                                   f"add {flag} to {start.binary} instance start")
+            continue
         chain = type(step.chain)(step.chain.srun, c.replace(**{flag.lstrip("-"): True}), step.chain.launcher,
                                  step.chain.program, step.chain.notes)
         # "apptainer run IMG --nv": after the image, the flag goes to the runscript (HPC203 leaves run alone)
@@ -1002,6 +1166,62 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
 
 #: the container options that make the GPUs visible
 GPU_FLAGS = ("--nv", "--rocm", "--nvccli")
+
+INSTANCE_SCHEME = "instance://"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceStart:
+    """``apptainer instance start [options] IMAGE NAME`` (``singularity instance.start`` of old)."""
+
+    line: int
+    binary: str
+    name: str          # resolved through the script's variables
+    gpu: bool          # started with --nv, --rocm or --nvccli
+
+
+def instance_starts(ctx: Context) -> list[InstanceStart]:
+    """Every ``instance start`` of the script, in order."""
+    def make() -> list[InstanceStart]:
+        from ..parse.script import _launch_words
+        out = []
+        for cmd in ctx.parsed.lexed.code:
+            if cmd.kind != "simple":
+                continue
+            words = _launch_words([str(v) for v in cmd.argv])
+            if words and words[0].rsplit("/", 1)[-1] == "srun":
+                words = words[1:]
+                while words and words[0].startswith("-"):
+                    words = words[1:]  # srun's own options: a guess is enough to find the runtime
+            if len(words) < 2 or words[0].rsplit("/", 1)[-1] not in ("apptainer", "singularity"):
+                continue
+            if words[1:3] == ["instance", "start"]:
+                rest = words[3:]
+            elif words[1] == "instance.start":
+                rest = words[2:]
+            else:
+                continue
+            positional = [w for w in rest if not w.startswith("-")]
+            if not positional:
+                continue
+            name = ctx.parsed.resolve(positional[-1], cmd.line)
+            out.append(InstanceStart(cmd.line, words[0].rsplit("/", 1)[-1], name,
+                                     any(w.partition("=")[0] in GPU_FLAGS for w in rest)))
+        return out
+    return cached(ctx, "instance_starts", make)
+
+
+def _instance_of(ctx: Context, step: Any, c: Any) -> InstanceStart | None:
+    """The ``instance start`` a step joins with ``instance://NAME`` (the last one before it), or None."""
+    image = ctx.parsed.resolve(str(c.image), step.line)
+    if not image.startswith(INSTANCE_SCHEME):
+        return None
+    name = image[len(INSTANCE_SCHEME):]
+    found = None
+    for start in instance_starts(ctx):
+        if start.name == name and start.line < step.line:
+            found = start
+    return found
 #: the options of APPTAINER_FLAGS that take no value
 _APPTAINER_SWITCHES = ("--nv", "--nvccli", "--rocm", "--cleanenv", "-e", "--contain", "-c", "--containall", "-C",
                        "--no-home", "--writable-tmpfs", "--fakeroot")
@@ -1035,11 +1255,17 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
         flag = "--rocm" if vendor == "amd" else "--nv"
         from . import rules as all_rules
         moved = {f.line for f in all_rules()["HPC203"].check(ctx)}
-        runs = [(s, c) for s, c in containers(ctx) if c.kind == "apptainer.run"]
-        with_flag = [s.line for s, c in runs if c.nv or c.rocm or c.nvccli or _gpu_flag_after_image(s)]
+        runs = [(s, c) for s, c in containers(ctx) if c.kind == "apptainer.run" and in_first_component(ctx, s)]
+
+        def has_gpus(s: Any, c: Any) -> bool:
+            if ctx.parsed.resolve(str(c.image), s.line).startswith(INSTANCE_SCHEME):
+                start = _instance_of(ctx, s, c)
+                return start is None or start.gpu  # no start in the script: nothing to say
+            return c.nv or c.rocm or c.nvccli
+        with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s)]
         out = []
         for step, c in runs:
-            if c.nv or c.rocm or c.nvccli or (_gpu_flag_after_image(step) and step.line in moved):
+            if has_gpus(step, c) or (_gpu_flag_after_image(step) and step.line in moved):
                 continue
             other = next((line for line in with_flag if line != step.line), None)
             out.append((step, c, flag, other))
@@ -1094,7 +1320,7 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
     if ctx.job.gpus_on_each_node:
         return
-    for step in steps(ctx):
+    for step in first_component_steps(ctx):
         c = step.chain.container
         if c is not None and c.kind == "apptainer.run" and (c.nv or c.rocm):
             flag = "--nv" if c.nv else "--rocm"
@@ -1508,7 +1734,8 @@ apptainer exec --nv "$SCRATCH/images/pytorch_2.3.1-cuda12.1.sif" python train.py
 """)
 def _cpu_image(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        gpu = ctx.job.gpus_on_each_node or getattr(c, "nv", False) or getattr(c, "rocm", False)
+        gpu = (ctx.job.gpus_on_each_node and in_first_component(ctx, step)) or getattr(c, "nv", False) \
+            or getattr(c, "rocm", False)
         name = ctx.parsed.resolve(str(c.image), step.line).rsplit("/", 1)[-1]
         if gpu and _CPU_IMAGE.search(name):
             yield step.line, f"{name} looks like a CPU-only build but the job uses GPUs; use the CUDA/ROCm variant of the image"
@@ -1568,6 +1795,8 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
         prog = [str(w) for w in step.chain.program]
         if not prog or prog[0].rsplit("/", 1)[-1] not in MPI_LAUNCHERS or _launches_no_ranks(prog[1:]):
             continue
+        if not in_first_component(ctx, step):
+            continue  # another component's nodes: their count is not in the model
         if one_node and (step.chain.srun is None or tasks_per_node(ctx, step) == 1):
             continue  # all ranks in one container on one node: the fully contained model works
         yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
@@ -1941,21 +2170,46 @@ srun python train.py
 srun --cpus-per-task=8 python train.py
 """)
 def _srun_cpus(ctx: Context) -> Iterator[Any]:
-    cpus = ctx.job.cpus_per_task
-    if not isinstance(cpus, int) or cpus <= 1:
-        return
     if ctx.profile is not None and not ctx.profile.srun_needs_cpus_per_task():
         return
+    het = heterogeneous(ctx)
     for step in steps(ctx):
         srun = step.chain.srun
         if srun is None or srun.cpus_per_task is not None:
+            continue
+        cpus = ctx.job.cpus_per_task if in_first_component(ctx, step) else _components_cpus(ctx, step)
+        if not isinstance(cpus, int) or cpus <= 1:
             continue
         if ctx.parsed.variable("SRUN_CPUS_PER_TASK", step.line) or any(n == "SRUN_CPUS_PER_TASK" for n, _ in step.env):
             continue
         yield (step.line, f"the job has --cpus-per-task={cpus} but srun on Slurm 22.05–23.02 gives each task one CPU; "
                           f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
-               # written in after "srun" alone: the rest of the line stays exactly as it was
-               _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
+               # written in after "srun" alone: the rest of the line stays exactly as it was (not in a
+               # heterogeneous job, whose components may ask for different counts)
+               None if het else _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
+
+
+def _components_cpus(ctx: Context, step: Any) -> int | None:
+    """The --cpus-per-task every component of a heterogeneous job's step asks for, when they all ask for
+    the same number (``srun --het-group=0,1`` over two components of -c 32), else None."""
+    groups = het_groups(step) or ""
+    wanted: set[int] = set()
+    for part in groups.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            return None
+        wanted.update(range(int(lo), int(hi if dash else lo) + 1))
+    values = set()
+    for k in wanted:
+        found = None
+        for d in ctx.parsed.directives:
+            if d.applied and d.field == "cpus_per_task" and d.component == k:
+                found = d.value
+        values.add(found)
+    if len(values) != 1:
+        return None
+    value = values.pop()
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:
@@ -2046,7 +2300,7 @@ def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
             yield d, flag, "unknown", ""
 
 
-@rule("HPC312", "misspelled-sbatch-option", "warning",
+@rule("HPC312", "misspelled-sbatch-option", "error",
       summary="an #SBATCH option sbatch does not have: a slip of one it has, or an srun option",
       why="sbatch refuses the whole job at submission (\"unrecognized option\"), and a script that is only "
           "ever submitted by a tool or a pipeline fails far from where the typo is. Options such as --mpi and "
@@ -2107,11 +2361,13 @@ def _unknown_option(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC317", "abbreviated-sbatch-option", "info",
-      summary="an #SBATCH option written as an abbreviation of its name",
+      summary="an #SBATCH option written as an abbreviation of its name (or #SBATCH packjob, the old name of hetjob)",
       why="sbatch accepts any unambiguous beginning of an option's name (--tasks is --tasks-per-node, i.e. "
           "--ntasks-per-node), so the job may ask for something else than it reads (--tasks is not --ntasks), "
-          "and a later Slurm that adds another option with the same beginning refuses the job as ambiguous.",
-      fix="Write the option's full name (sbatch --help lists them).",
+          "and a later Slurm that adds another option with the same beginning refuses the job as ambiguous. "
+          "Likewise sbatch still reads #SBATCH packjob between the components of a heterogeneous job, but warns that "
+          "the name is deprecated.",
+      fix="Write the option's full name (sbatch --help lists them), and #SBATCH hetjob for packjob.",
       bad="""#!/bin/bash
 #SBATCH --tasks=1
 srun python train.py
@@ -2122,6 +2378,20 @@ srun python train.py
 """)
 def _abbreviated_option(ctx: Context) -> Iterator[Any]:
     from ..spec.slurm import SBATCH_ALIASES, SBATCH_OPTIONS, sbatch_long_option
+    from ..errors import ParseError
+    from ..parse.lexer import directive_words
+    first = ctx.parsed.first_command
+    for cmd in ctx.parsed.lexed.directives:
+        if first and cmd.line >= first:
+            continue
+        try:
+            words = [w.value for w in directive_words(cmd)]
+        except ParseError:
+            continue
+        if words == ["packjob"]:
+            yield (cmd.line, "#SBATCH packjob is the deprecated name of the separator between the components of a "
+                             "heterogeneous job (sbatch warns); write #SBATCH hetjob",
+                   _rename_option(ctx, cmd.line, "packjob", "hetjob"))
     for d in ctx.parsed.directives:
         flag = d.flag
         if not d.applied or not flag.startswith("--") or flag in SBATCH_OPTIONS:
@@ -2542,13 +2812,17 @@ def _launch_blocking(ctx: Context) -> Iterator[Any]:
             yield cmd.line, "CUDA_LAUNCH_BLOCKING=1 serialises every kernel launch and slows training; remove it"
 
 
+#: pip's --no-index (local wheels only: --find-links DIR or the site's wheelhouse), up to the command's end
+_NO_INDEX = re.compile(r"^[^;&|\n]*?\s--no-index\b")
 _INSTALL = re.compile(r"(^|[\s'\"(;&|])(pip3?|python3?\s+-m\s+pip|conda|mamba|micromamba)\s+install\b")
 
 
 @rule("HPC507", "install-at-job-start", "warning",
       summary="packages are installed with pip/conda every time the job runs",
       why="Installing at job start downloads and resolves packages on a compute node on every run: slow, fragile "
-          "when the index is unreachable, and the versions drift between runs.",
+          "when the index is unreachable, and the versions drift between runs. (pip install --no-index from a local "
+          "wheelhouse, e.g. into a virtual environment in $SLURM_TMPDIR as some sites document, downloads nothing "
+          "and is not reported.)",
       fix="Install once into the image (a %post section or RUN line) or into an environment prepared beforehand, "
           "with pinned versions.",
       catalogue=(31,),
@@ -2566,6 +2840,8 @@ def _install(ctx: Context) -> Iterator[Any]:
         if cmd.name in _PRINTERS:
             continue
         m = _INSTALL.search(raw_text(cmd))
+        if m and m.group(2).startswith(("pip", "python")) and _NO_INDEX.search(raw_text(cmd)[m.end():]):
+            continue  # from local wheels only (--no-index): nothing is downloaded
         if m:
             yield cmd.line, f"{m.group(2).split()[0]} install runs on every job; install once into the image or a prepared environment"
 
@@ -2686,8 +2962,10 @@ def _literal_arrays(ctx: Context) -> dict[str, tuple[int, int]]:
       summary="job-array tasks index past the end of the list they take their value from",
       why="Bash arrays count from 0. With --array=1-3 over a list of three values, task 3 reads past the end and "
           "gets an empty value (the program runs with a missing argument or its default), and the first value "
-          "is never used.",
-      fix="Make the array indexes match the list: --array=0-(N-1) for N values (or shift the index in the script).",
+          "is never used. Line numbers count from 1: with --array=0-9, task 0 asks sed -n \"${SLURM_ARRAY_TASK_ID}p\" "
+          "(or awk NR==…, head -n … | tail -1) for line 0 and gets nothing.",
+      fix="Make the array indexes match the list: --array=0-(N-1) for N values of a bash array, --array=1-N for N "
+          "lines of a file (or shift the index in the script).",
       bad="""#!/bin/bash
 #SBATCH --array=1-3
 LRS=(0.1 0.01 0.001)
@@ -2735,6 +3013,58 @@ def _array_past_end(ctx: Context) -> Iterator[Any]:
             throttle = spec[spec.index("%"):] if "%" in spec else ""  # keep the throttle
             advice = f"use --array={lo}-{hi}{throttle}" if hi >= lo else f"change the index shift so it stays within 0-{n - 1}"
             yield number, f"--array={spec}: {'; '.join(said)}; {advice}"
+    if 0 in ids:
+        yield from _line_zero(ctx, spec)
+
+
+def _task_id_names(ctx: Context) -> set[str]:
+    """SLURM_ARRAY_TASK_ID and the script's variables that are only a copy of it (ID=$SLURM_ARRAY_TASK_ID)."""
+    out = {"SLURM_ARRAY_TASK_ID"}
+    for v in ctx.parsed.variables:
+        m = re.fullmatch(r"[\"']?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?[\"']?", str(v.value).strip())
+        if m and m.group(1) in out:
+            out.add(v.name)
+    return out
+
+
+def _line_lookups(names: set[str]) -> list[tuple[str, re.Pattern[str]]]:
+    """Commands that take line number $ID of a file, counting from 1: (the command, its pattern)."""
+    ref = r"\$(?:\{(?:" + "|".join(map(re.escape, sorted(names))) + r")\}|(?:" + \
+        "|".join(map(re.escape, sorted(names))) + r")\b)"
+    return [
+        # sed -n "${ID}p", sed -n ${ID}p, sed "${ID}q;d", sed -n "${ID}{p;q}"
+        ("sed", re.compile(r"(?<![\w-])sed\b[^|;&\n]*?[\s'\"]" + r"[\"']?" + ref + r"[\"']?\s*[pqd{]")),
+        # awk "NR==$ID", awk 'NR=='$ID, awk "NR == ${ID} {print}"
+        ("awk", re.compile(r"(?<![\w-])awk\b[^|;&\n]*?NR\s*==\s*['\"]?\s*" + ref)),
+        # head -n $ID file | tail -1 (or tail -n 1)
+        ("head", re.compile(r"(?<![\w-])head\s+(?:-n\s*|-)[\"']?" + ref + r"[\"']?[^|;&\n]*\|\s*tail\s+(?:-n\s*)?-?1\b")),
+    ]
+
+
+_AWK_VAR = re.compile(r"(?<![\w-])awk\b[^|;&\n]*?-v\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)=['\"]?(\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)")
+
+
+def _line_zero(ctx: Context, spec: str) -> Iterator[Any]:
+    """HPC508 for a 0-based array whose task id is used as a line number (sed, awk, head | tail count from 1)."""
+    names = _task_id_names(ctx)
+    lookups = _line_lookups(names)
+    m = re.fullmatch(r"0-(\d+)((?::\d+)?)((?:%\d+)?)", spec)
+    advice = (f"use --array=1-{int(m.group(1)) + 1}{m.group(2)}{m.group(3)}" if m and not m.group(2)
+              else "number the tasks from 1, or look up line $((SLURM_ARRAY_TASK_ID + 1))")
+    for number, line in enumerate(ctx.parsed.lines, start=1):
+        if line.lstrip().startswith("#") or number < ctx.parsed.first_command:
+            continue
+        what = next((name for name, pattern in lookups if pattern.search(line)), None)
+        if what is None:
+            for am in _AWK_VAR.finditer(line):
+                var = am.group(2).strip("${}")
+                if var in names and re.search(r"NR\s*==\s*" + re.escape(am.group(1)) + r"\b", line[am.end():]):
+                    what = "awk"
+                    break
+        if what is None:
+            continue
+        yield (number, f"--array={spec} starts at task 0, but {what} counts lines from 1: task 0 asks for line 0 and "
+                       f"gets nothing (sed even stops with 'invalid usage of line address 0'); {advice}")
 
 
 def _shown(ids: list[int]) -> str:
@@ -2830,6 +3160,91 @@ def _bad_module(ctx: Context) -> Iterator[Any]:
             for p in SlurmJob(modules=(n,)).problems():
                 if p.field.split(".", 1)[0] == "modules":
                     yield line, f"module load{via}: {p.message}"
+
+
+#: signal numbers a --signal or trap may name, by their name without SIG
+_SIGNAL_NUMBERS = {"1": "HUP", "2": "INT", "3": "QUIT", "10": "USR1", "12": "USR2", "15": "TERM"}
+#: programs that run a job's long work: the batch shell waits for them in the foreground
+_LONG_RUNNERS = ("srun", "mpirun", "mpiexec", "apptainer", "singularity", "ch-run", "torchrun", "accelerate",
+                 "deepspeed")
+
+
+def _signal_name(text: str) -> str:
+    name = text.strip().upper()
+    name = name[3:] if name.startswith("SIG") else name
+    return _SIGNAL_NUMBERS.get(name, name)
+
+
+def _batch_signal(ctx: Context) -> tuple[Any, str] | None:
+    """The ``--signal=B:SIG@TIME`` directive (sent to the batch shell) and its signal's name, or None."""
+    found = None
+    for d in ctx.parsed.directives:
+        if d.applied and not getattr(d, "component", 0) and d.flag == "--signal":
+            m = re.fullmatch(r"([RB]{1,2}):([A-Za-z0-9]+)(?:@\d+)?", str(d.value).strip())
+            found = (d, _signal_name(m.group(2))) if m and "B" in m.group(1) else None
+    return found
+
+
+@rule("HPC511", "signal-trap-foreground-step", "warning",
+      summary="a trap waits for a --signal=B:… warning while the job's step runs in the foreground",
+      why="--signal=B:USR1@60 sends the signal to the batch shell only, and bash runs a trap only once the "
+          "foreground command it is waiting for has exited. With the step in the foreground (srun python train.py), "
+          "the handler (checkpoint, requeue, copy results back) runs only after the step ends, which is when the "
+          "time limit kills the whole job: the warning is lost. The wait builtin, in contrast, returns as soon as a "
+          "trapped signal arrives.",
+      fix="Start the step in the background and wait for it: srun python train.py & wait (the handler then runs as "
+          "soon as the signal arrives; forward it to the step with scancel --signal=USR1 or kill if the program "
+          "should checkpoint itself).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py &
+wait
+""")
+def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
+    found = _batch_signal(ctx)
+    if found is None:
+        return
+    directive, signal = found
+    code = ctx.parsed.lexed.code
+    trap = None
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if not words or words[0] != "trap" or len(words) < 3 or words[1] in ("-", "") or words[1].startswith("-"):
+            continue
+        if any(_signal_name(w) == signal for w in words[2:]):
+            trap = cmd
+    if trap is None:
+        return
+    from ..parse.script import _launch_words
+    for i, cmd in enumerate(code):
+        if cmd.line <= trap.line or cmd.kind != "simple" or not cmd.words:
+            continue
+        words = [str(v) for v in cmd.argv]
+        launch = _launch_words(words) or words
+        name = launch[0].rsplit("/", 1)[-1] if launch else ""
+        if name not in _LONG_RUNNERS and not _PYTHON.fullmatch(name):
+            continue
+        j = i
+        while j < len(code) - 1 and code[j].joined_by in ("|", "|&"):
+            j += 1  # a pipeline runs in the background only when its last command is followed by &
+        if code[j].joined_by == "&":
+            continue
+        sig = directive.value
+        yield (cmd.line, f"#SBATCH --signal={sig} (line {directive.line}) sends {signal} to the batch shell, but {name} "
+                         f"runs in the foreground: bash runs the trap of line {trap.line} only after {name} exits, so "
+                         f"the handler never runs before the time limit kills the job; start it in the background "
+                         f"and wait for it ({name} … & then wait)")
+        return
 
 
 # --------------------------------------------------------------------------------------------
