@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from hpcwidgets.lint import lint
 from hpcwidgets.errors import OverwriteError, RunError, ValidationError
 from hpcwidgets.spec import ApptainerRun, Bind, EnvVar, SlurmJob, Torchrun
 from hpcwidgets.spec.workflow import Workflow
@@ -287,6 +288,14 @@ def test_apply_fix_button_is_there_for_fixable_findings():
     assert len(buttons) == n
     buttons[0].click()
     assert len([f for f in b.findings if f.fix is not None]) < n
+
+
+def test_a_problem_the_form_and_lint_both_see_is_shown_once():
+    b = WorkflowBuilder.from_script("#!/bin/bash\n#SBATCH --time=10\n#SBATCH --output=$HOME/log/%x-%j.out\n"
+                                    "python train.py\n", submit=False)
+    about = [f for f in b.findings if "not read by the shell" in f.message]
+    assert [(f.code, f.field) for f in about] == [("FORM", "slurm.output")], about
+    assert "HPC305" in {f.code for f in lint(b.text)}  # lint still reports it for the saved script
 
 
 def test_load_from_a_script_and_a_command():

@@ -632,6 +632,10 @@ class Builder(w.VBox):
             profile_findings = [(FormFinding("CHECK", "error", 0, _bug("Checking the profile's limits", exc)), "")]
         findings += [f for f, raw in profile_findings if raw not in linted]
         self._marks = {f.field for f, _ in profile_findings if f.field}
+        # a problem the model reports at its field and lint reports at its line is shown once, at the field
+        # (lint's copy stays when it brings a fix)
+        said = [f.message for f in findings]
+        lint_findings = [f for f in lint_findings if f.fix is not None or not any(m.endswith(f.message) for m in said)]
         self._findings = findings + lint_findings
         self._show(model)
 
