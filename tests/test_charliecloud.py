@@ -350,3 +350,16 @@ def test_rendered_commands_pass_shellcheck(tmp_path):
     # severity warning: SC2016 (info) would only say that the literal '$(id)' is meant literally
     proc = subprocess.run([str(checker), "-s", "bash", "-S", "warning", str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_a_tilde_read_from_a_script_still_names_home_after_an_equals_sign(tmp_path):
+    # bash expands ~ only at the start of a word: -b ~/data:/mnt/0 does, --bind=~/data:/mnt/0 would not
+    from hpcwidgets.parse import parse_script
+    from hpcwidgets.render import render
+    script = "#!/bin/bash\n#SBATCH --time=10\nch-run -b ~/data:/mnt/0 ./img -- python /mnt/0/t.py\n"
+    again = render(parse_script(script))
+    line = again.splitlines()[-1]
+    assert line == 'ch-run --bind="$HOME"/data:/mnt/0 ./img -- python /mnt/0/t.py'
+    shown = subprocess.run(["bash", "-c", "printf '%s\\n' " + line.split()[1]], capture_output=True, text=True,
+                           env={"HOME": "/home/me", "PATH": "/usr/bin:/bin"}).stdout
+    assert shown == "--bind=/home/me/data:/mnt/0\n"

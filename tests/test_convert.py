@@ -150,3 +150,11 @@ def test_round_trip_keeps_what_both_runtimes_share(binds, env, cwd, command, wri
     back = to_apptainer(there.result).result
     assert (back.binds, back.env, back.cwd, back.writable, back.cleanenv, back.image, back.command) == \
            (run.binds, run.env, run.cwd, run.writable, run.cleanenv, run.image, run.command)
+
+
+def test_a_pasted_command_line_keeps_what_bash_would_expand(capsys):
+    # one quoted argument holding the command: an unquoted ~ is the shell's, so it stays $HOME
+    from hpcwidgets.cli import main
+    assert main(["convert", "apptainer exec --bind ~/.ssh ~/x.sif python /opt/t.py"]) == 0
+    out = capsys.readouterr().out
+    assert 'ch-run --bind="$HOME"/.ssh' in out and "apptainer build --sandbox \"$HOME/x\" ~/x.sif" in out

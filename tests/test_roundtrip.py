@@ -293,3 +293,11 @@ def test_a_heterogeneous_job_keeps_its_components_in_order():
     assert directives == ["#SBATCH --nodes=1", "#SBATCH --ntasks=2", "#SBATCH --time=10", "#SBATCH --signal=USR1@90",
                           "#SBATCH hetjob", "#SBATCH --nodes=1 --ntasks=1 --partition=other --gres=qpu:1"]
     assert render(parse_script(again)) == again
+
+
+def test_a_container_program_with_its_own_options_stays_as_written():
+    # singularity -s (silent) before exec: lint sees the step, the read-back keeps the line as it was
+    from hpcwidgets.parse.script import read_script
+    script = "#!/bin/bash\n#SBATCH --time=10\nsingularity -s exec --nv img.sif python t.py\n"
+    assert [s.chain.container.action for s in read_script(script).steps] == ["exec"]
+    assert "singularity -s exec --nv img.sif python t.py\n" in render(parse_script(script))

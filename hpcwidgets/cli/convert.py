@@ -56,13 +56,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _words(command: list[str]) -> list[str]:
     """The command's words. One argument holding a whole command line (``convert 'apptainer exec …'``,
-    pasted in quotes) is split the way the shell would have split it."""
+    pasted in quotes) is read the way bash reads it: what bash would expand there (an unquoted ``~/x``,
+    ``$(pwd)``) is kept as shell text, to be written back unquoted."""
     if len(command) == 1 and any(c.isspace() for c in command[0].strip()):
-        import shlex
+        from ..errors import ParseError
+        from ..parse.lexer import lex_command
         try:
-            return shlex.split(command[0])
-        except ValueError as exc:
-            raise HpcWidgetsError(f"cannot split {command[0]!r} into words ({exc}); pass the command as separate "
-                                  "words without the outer quotes, e.g. hpcwidgets convert apptainer exec img.sif "
-                                  "python t.py") from None
+            return [w.value for w in lex_command(command[0]).words]
+        except ParseError as exc:
+            raise HpcWidgetsError(f"cannot split {command[0]!r} into words ({exc.message}); pass the command as "
+                                  "separate words without the outer quotes, e.g. hpcwidgets convert apptainer exec "
+                                  "img.sif python t.py") from None
     return command

@@ -84,15 +84,28 @@ def _pick(fields: tuple[FieldSpec, ...] | None, with_value: bool) -> FieldSpec |
     return fields[0]
 
 
+#: options of apptainer/singularity itself, written before the subcommand (``singularity -s exec …``):
+#: they change only what it prints, and are read past (a note says they are not kept)
+GLOBAL_OPTIONS = {"apptainer": frozenset({"-s", "--silent", "-q", "--quiet", "-d", "--debug", "-v", "--verbose",
+                                          "--nocolor"})}
+GLOBAL_OPTIONS["singularity"] = GLOBAL_OPTIONS["apptainer"]
+
+
 def recognise(words: Sequence[str]) -> tuple[_Signature, int] | None:
-    """The command signature that ``words`` start with, and how many words it used."""
+    """The command signature that ``words`` start with, and how many words it used (global options
+    between the program and its subcommand included)."""
     if not words:
         return None
     first = os.path.basename(str(words[0]))
+    skip = 0
+    options = GLOBAL_OPTIONS.get(first, frozenset())
+    while 1 + skip < len(words) and str(words[1 + skip]) in options:
+        skip += 1
+    rest = [str(w) for w in words[1 + skip:]]
     for sig in _signatures():
         n = len(sig.words)
-        if len(words) >= n and first == sig.words[0] and tuple(str(w) for w in words[1:n]) == sig.words[1:]:
-            return sig, n
+        if len(rest) >= n - 1 and first == sig.words[0] and tuple(rest[:n - 1]) == sig.words[1:]:
+            return sig, n + skip
     return None
 
 
@@ -192,6 +205,9 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
     notes: list[str] = []
     if str(words[0]) != sig.words[0]:
         notes.append(f"{words[0]} is written as {sig.words[0]}")
+    if start > len(sig.words):
+        dropped = " ".join(str(w) for w in words[1:start - len(sig.words) + 1])
+        notes.append(f"{sig.words[0]}'s own options ({dropped}) change only what it prints and are not kept")
 
     # the variable a field is written as may depend on the program (singularity: SINGULARITY_CACHEDIR)
     rename = cls(**values).env_name if env and hasattr(cls, "env_name") else None

@@ -24,7 +24,7 @@ from ..spec._words import Verbatim
 from ..spec.charliecloud import USER_COMMENT, USER_LINE
 from ..spec.common import EnvVar
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
-from .argv import parse_argv, recognise
+from .argv import GLOBAL_OPTIONS, parse_argv, recognise
 from .lexer import Command
 from .script import LEGACY_LAUNCH, ParsedScript, Step, _launch_words, read_script
 
@@ -192,6 +192,8 @@ def _main_step(parsed: ParsedScript, workflow_cls: Any) -> Step | None:
             continue
         if not _inline_env_ok(step.env) or any(parsed.may_split(w, step.line) for w in cmd.words):
             continue  # (an unquoted $ARGS would be quoted into one word)
+        if any(b in GLOBAL_OPTIONS.get(a.rsplit("/", 1)[-1], ()) for a, b in zip(words, words[1:])):
+            continue  # singularity -s exec …: the model has no place for the program's own options
         chain = step.chain
         trial = workflow_cls(srun=chain.srun, container=chain.container, launcher=chain.launcher,
                              program=tuple(chain.program) if chain.launcher is None else ())

@@ -49,6 +49,9 @@ def _item_words(flag: str, style: str, item: Any) -> list[str]:
     if style == "space":
         return [flag, token]
     if isinstance(token, Verbatim):
+        if token == "~" or token.startswith("~/"):
+            # bash expands ~ only at the start of a word, never after --flag=: say $HOME instead
+            token = Verbatim('"$HOME"' + token[1:])
         return [Verbatim(f"{flag}={token}")]
     return [f"{flag}={token}"]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import Problem
 from ._meta import Spec, opt
+from ._words import Verbatim
 from .common import Bind, EnvVar
 
 #: ch-run refuses to start when ``$USER`` is unset (it is in some batch environments, e.g. jobs of
@@ -309,7 +310,7 @@ class ChRun(Spec):
                 out.append(Problem(f"binds.{i}.mode", f"ch-run has no read-only or read-write bind modes; remove "
                                                       f"':{b.mode}' from {b.src!r} (binds are read-write; protect input data "
                                                       "with file permissions instead)"))
-            if ":" in b.src or ":" in b.dst:
+            if (":" in b.src and not isinstance(b.src, Verbatim)) or ":" in b.dst:  # shell text: SRC:DST as written
                 out.append(Problem(f"binds.{i}", f"ch-run cannot bind a path containing ':' ({b.src!r}); "
                                                  "rename it or bind a parent directory"))
         if self.cd and not self.cd.startswith(("/", "$")):

@@ -59,6 +59,8 @@ def _directory_for(image: str) -> str:
     ref = image.split("://", 1)[-1]
     if image_format(image) in ("ch-image", "registry"):
         ref = ref.rsplit("/", 1)[-1]
+    if ref.startswith("~/"):  # an unquoted ~/x.sif read from shell text: next to it is $HOME/x
+        ref = "$HOME/" + ref[2:]
     base = re.sub(r"(\.sif|\.sqfs|\.squashfs|\.squash|\.tar(\.\w+)?|\.t\wz)$", "", ref)
     base = re.sub(r"[^A-Za-z0-9_./$@{}-]", "_", base) or "image"
     return base if base.startswith(("/", "./", "../", "$")) else "./" + base
