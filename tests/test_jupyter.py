@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import socket
@@ -152,14 +153,14 @@ def test_rendered_script_has_no_token_and_the_safe_settings():
     assert "import secrets" in script
     assert "--ServerApp.port_retries=0" in script
     assert "umask 077" in script
-    assert "0.0.0.0" not in script
-    assert '"--ip=$jl_node"' in script
+    assert "--ip=0.0.0.0" not in script
+    assert '"--ip=$jl_addr"' in script
     assert re.search(r"^jl_runtime=\$\(mktemp -d ", script, re.M)
-    assert "trap 'rm -rf -- \"$jl_runtime\"' EXIT" in script
+    assert "trap jl_cleanup EXIT" in script and "trap 'jl_stop 143' TERM" in script
     assert "export XDG_RUNTIME_DIR=" in script and "export JUPYTER_RUNTIME_DIR=" in script
-    tunnel = quote(tunnel_command("$jl_node", "$jl_port", LOGIN, "$USER", 8899))
+    tunnel = quote(tunnel_command("$jl_host", "$jl_port", LOGIN, "$USER", 8899))
     assert f"jl_tunnel={tunnel}\n" in script
-    assert tunnel == '"ssh -N -L 8899:$jl_node:$jl_port $USER@login.example.org"'
+    assert tunnel == '"ssh -N -L 8899:$jl_host:$jl_port $USER@login.example.org"'
     assert 'jl_url="http://localhost:8899/lab?token=$jl_token"' in script
     assert "#SBATCH --output=jupyter-%j.log" in script and "#SBATCH --time=02:00:00" in script
 
@@ -222,7 +223,8 @@ def test_hostile_notebook_dir_and_extra_args_reach_jupyter_exactly(tmp_path):
     assert len(calls) == 1
     argv = calls[0]["argv"]
     env_seen = dict(env, HOME=str(tmp_path))
-    assert argv[:3] == ["lab", "--no-browser", "--ip=n7"]
+    assert argv[:2] == ["lab", "--no-browser"] and argv[2].startswith("--ip=")
+    ipaddress.ip_address(argv[2].split("=", 1)[1])  # one address, never the node's name
     assert re.fullmatch(r"--port=\d+", argv[3]) and argv[4] == "--ServerApp.port_retries=0"
     tail = [a for a in argv[5:] if a != "--allow-root"]
     assert tail == _jupyter_tail(HOSTILE, extras, env_seen)
@@ -262,18 +264,20 @@ def test_apptainer_and_charliecloud_argv(tmp_path):
 
 # --- executing the script ------------------------------------------------------------------------------
 
-#: a stand-in jupyter: records argv, the token it was given, the runtime dir's state, and whether the port was free
+#: a stand-in jupyter: records argv, the token it was given, the runtime dir's state, and whether the port was
+#: free on the address it was told; then, like JupyterLab, it listens there, writes its server file and
+#: stops after the first connection (the script's check that it answers)
 JUPYTER_STANDIN = """#!{python}
 import json, os, socket, stat, sys
-port = int(next(a for a in sys.argv if a.startswith("--port=")).split("=", 1)[1])
-probe = socket.socket()
+opts = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+ip, port = opts["ip"], int(opts["port"])
+server = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
-    probe.bind(("", port))
+    server.bind((ip, port))
     free = True
 except OSError:
     free = False
-finally:
-    probe.close()
 rt = os.environ["XDG_RUNTIME_DIR"]
 token_file = os.path.join(rt, "token")
 record = dict(argv=sys.argv[1:], token=os.environ.get("JUPYTER_TOKEN"), xdg=rt,
@@ -282,6 +286,15 @@ record = dict(argv=sys.argv[1:], token=os.environ.get("JUPYTER_TOKEN"), xdg=rt,
               file_token=open(token_file).read(), port_free=free)
 with open(os.environ["HPCW_RECORD"], "a") as fh:
     fh.write(json.dumps(record) + "\\n")
+if not free:
+    sys.exit("[C ServerApp] ERROR: port %d is not available" % port)
+server.listen()
+info = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], "jpserver-%d.json" % os.getpid())
+with open(info, "w") as fh:
+    json.dump(dict(port=port, pid=os.getpid()), fh)
+server.settimeout(30)
+server.accept()[0].close()
+os.remove(info)
 """
 
 
@@ -306,6 +319,17 @@ def _run_script(script: str, tmp_path: Path, env_extra: dict[str, str] | None = 
         proc = subprocess.run(["bash", str(path)], env=env, stdout=out, stderr=subprocess.STDOUT, timeout=60)
     records = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     return proc.returncode, log.read_text(), records, env, log
+
+
+def _listen_address(argv: list[str]) -> str:
+    """The one address JupyterLab was told to listen on (an IP address, not a name)."""
+    addr = next(a for a in argv if a.startswith("--ip=")).split("=", 1)[1]
+    ipaddress.ip_address(addr)
+    return addr
+
+
+def _ssh_host(addr: str) -> str:
+    return f"[{addr}]" if ":" in addr else addr
 
 
 def _printed(log_text: str) -> tuple[str, str]:
@@ -337,9 +361,10 @@ def test_executed_script_makes_a_fresh_token_a_private_dir_and_a_free_port(tmp_p
         argv = r["argv"]
         port = int(argv[argv.index("--ServerApp.port_retries=0") - 1].split("=")[1])
         assert 31000 <= port <= 31999
-        assert "--ip=n7" in argv and "--no-browser" in argv
+        assert "--no-browser" in argv
+        addr = _listen_address(argv)
         tunnel, url = _printed(text)
-        assert tunnel == tunnel_command("n7", port, LOGIN, "jdoe", 8890)
+        assert tunnel == tunnel_command(_ssh_host(addr), port, LOGIN, "jdoe", 8890)
         assert url == lab_url(8890, token)
         assert (log.stat().st_mode & 0o077) == 0, "the job log holds the token and must be private"
     assert tokens[0] != tokens[1], "each run must make its own token"
@@ -375,7 +400,7 @@ def test_a_wider_range_skips_the_busy_port(tmp_path):
             chosen = int(next(a for a in argv if a.startswith("--port=")).split("=")[1])
             assert chosen != port and port < chosen <= port + 8
             assert records[0]["port_free"]
-            assert _printed(text)[0] == tunnel_command("n7", chosen, LOGIN, "jdoe", 8888)
+            assert _printed(text)[0] == tunnel_command(_ssh_host(_listen_address(argv)), chosen, LOGIN, "jdoe", 8888)
 
 
 # --- the real thing on the practice cluster ----------------------------------------------------------------
@@ -395,6 +420,15 @@ def _get(url: str, host: str = "") -> int:
         if isinstance(exc.reason, ConnectionRefusedError):
             return 0
         raise
+
+
+def _reachable_addresses() -> list[str]:
+    """This machine's addresses other than loopback and link-local (``hostname -I``)."""
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    except OSError:
+        return []
+    return [a for a in out if not ipaddress.ip_address(a.split("%")[0]).is_link_local]
 
 
 @pytest.mark.real
@@ -423,6 +457,10 @@ def test_jupyter_job_on_the_practice_cluster(tmp_path):
         m = re.fullmatch(r"ssh -N -L 8888:(\S+):(\d+) (\S+)@localhost", tunnel)
         assert m, tunnel
         node, port = m.group(1), int(m.group(2))
+        # the node's name means 127.0.0.1 on the practice nodes: the tunnel must name an address the login node reaches
+        address = ipaddress.ip_address(node.strip("[]"))
+        assert not address.is_loopback or not _reachable_addresses(), tunnel
+        assert re.search(rf"^JupyterLab is ready on node \S+, address {re.escape(str(address))}, port {port} ", text, re.M)
         token = url.rsplit("token=", 1)[1]
         assert (log.stat().st_mode & 0o077) == 0
         # through the tunnel the browser says Host: localhost:8888; send the same

@@ -80,14 +80,15 @@ def test_a_missing_jupyter_says_which_setting_to_change(tmp_path):
     assert list(tmp.iterdir()) == [], "the runtime directory is removed after a failed start"
 
 
-def test_a_port_taken_after_the_check_is_explained(tmp_path):
-    """port_retries=0 makes JupyterLab stop when the port was taken in between: the log must say what to do."""
-    busy = ("import sys\nprint('[C ServerApp] ERROR | The port 23456 is already in use', file=sys.stderr)\n"
+def test_a_jupyterlab_that_stops_before_it_answers_is_explained(tmp_path):
+    """A failure that is not about the port (the port is still free): no retry, no tunnel, a plain error."""
+    busy = ("import sys\nprint('[C ServerApp] ERROR | something went wrong', file=sys.stderr)\n"
             "sys.exit(1)\n")
     rc, text, _ = _run(render_jupyter_job(JupyterJob(login_host=LOGIN)), tmp_path, {"jupyter": busy})
     assert rc == 1, text
-    assert "stopped with exit status 1" in text and "tunnel printed above leads nowhere" in text
-    assert "submit the job again" in text
+    assert "stopped with exit status 1 before it answered" in text and "read its messages above" in text
+    assert text.count("Starting JupyterLab") == 1, "a failure that is not about the port is not retried"
+    assert "ssh -N -L" not in text, "no tunnel is printed for a server that never answered"
 
 
 def test_a_cancelled_job_cleans_up_without_a_false_error(tmp_path):

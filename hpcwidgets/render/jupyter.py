@@ -4,13 +4,19 @@ At run time, on the node, the script:
 
 * sets ``umask 077`` and makes its log private (the log will hold the token);
 * makes a private runtime directory under ``${TMPDIR:-/tmp}`` with ``mktemp -d`` (mode 0700), points
-  ``XDG_RUNTIME_DIR`` and ``JUPYTER_RUNTIME_DIR`` there and removes it on exit;
+  ``XDG_RUNTIME_DIR`` and ``JUPYTER_RUNTIME_DIR`` there and removes it on exit, and at once on
+  scancel or the time limit (before JupyterLab has finished stopping, so Slurm's SIGKILL cannot skip it);
 * makes a random token with Python's :mod:`secrets`, kept in a 0600 file in that directory and printed
   to the log; it reaches JupyterLab through the ``JUPYTER_TOKEN`` environment variable, which only
   the owner can read, never through the command line, which ``ps`` shows to every user of the node;
-* picks a free port from ``port_min..port_max`` by binding a socket, and starts JupyterLab with
-  ``--ServerApp.port_retries=0`` so the printed tunnel always names the port the server really uses;
-* listens on the node's own name (never ``0.0.0.0``) and prints ``ssh -N -L …`` and the URL.
+* picks one address of the node that the login node can reach (the node's name when it resolves to a
+  non-loopback address, else the default route's address or the first of ``hostname -I``; ``0.0.0.0``
+  only when there is none), and JupyterLab listens on exactly that address (``--ip=ADDRESS``);
+* picks a free port from ``port_min..port_max`` by binding a socket to that same address, and starts
+  JupyterLab in the background with ``--ServerApp.port_retries=0``;
+* waits until JupyterLab has written its server file for that port and the port accepts connections;
+  when another program took the port in between (JupyterLab stops), it picks another port, up to 3 tries;
+* only then prints ``ssh -N -L LOCAL:ADDRESS:PORT …`` and the URL.
 
 The body is the template ``templates/jupyter.sh.j2`` around values quoted by the contract in
 :mod:`hpcwidgets.render.quote`; the whole script is assembled by :func:`~hpcwidgets.render.script.render_script`.
@@ -32,6 +38,9 @@ from .script import Block, _environment, render_script
 
 #: shell variables the script sets at run time (referenced, never filled in at render time)
 NODE = "$jl_node"
+#: the one address JupyterLab listens on (checked for a free port), and that address as ssh -L writes it
+ADDRESS = "$jl_addr"
+HOST = "$jl_host"
 PORT = "$jl_port"
 TOKEN = "$jl_token"
 RUNTIME = "$jl_runtime"
@@ -67,7 +76,7 @@ def jupyter_program(python: str) -> list[str]:
 
 def jupyter_words(j: JupyterJob) -> list[str]:
     """The JupyterLab argument vector with the run-time values as ``$jl_…`` references."""
-    return [*jupyter_program(j.python), "--no-browser", f"--ip={NODE}", f"--port={PORT}",
+    return [*jupyter_program(j.python), "--no-browser", f"--ip={ADDRESS}", f"--port={PORT}",
             "--ServerApp.port_retries=0", f"--notebook-dir={j.notebook_dir}", ALLOW_ROOT, *j.extra_args]
 
 
@@ -94,28 +103,6 @@ def _program_hint(j: JupyterJob) -> str:
     tool = "ch-run" if isinstance(j.container, ChRun) else j.container.binary
     return (f"could not run {tool} or jupyter in the image: load the module that provides {tool} "
             "(job.modules) and check that JupyterLab is installed in the image")
-
-
-def start_block(j: JupyterJob) -> str:
-    """Start JupyterLab; when it stops with an error, say so plainly (the tunnel printed earlier then leads nowhere).
-
-    A cancelled or timed-out job never reaches the message: Slurm's SIGTERM runs the script's TERM trap
-    as soon as JupyterLab has stopped.
-    """
-    hint = quote("error: JupyterLab did not start: " + _program_hint(j))
-    failed = quote("error: JupyterLab stopped with exit status $jl_status, so the tunnel printed above leads "
-                   "nowhere. Read the messages above: 'already in use' means another program took port "
-                   "$jl_port after it was checked; submit the job again (a new port is chosen).")
-    return "\n".join([
-        "jl_status=0",
-        start_command(j) + " \\\n  || jl_status=$?",
-        "if [[ $jl_status -eq 126 || $jl_status -eq 127 ]]; then",
-        f"  echo {hint} >&2",
-        "elif [[ $jl_status -ne 0 ]]; then",
-        f"  echo {failed} >&2",
-        "fi",
-        'exit "$jl_status"',
-    ])
 
 
 def start_command(j: JupyterJob) -> str:
@@ -150,9 +137,10 @@ def jupyter_block(j: JupyterJob) -> str:
         port_min=int(j.port_min),
         port_max=int(j.port_max),
         local_port=int(j.local_port),
-        tunnel=quote(tunnel_command(NODE, PORT, j.login_host, j.login_user, int(j.local_port))),
+        tunnel=quote(tunnel_command(HOST, PORT, j.login_host, j.login_user, int(j.local_port))),
         url=quote(lab_url(int(j.local_port), TOKEN)),
-        command=start_block(j),
+        start=start_command(j),
+        program_hint=quote("error: JupyterLab did not start: " + _program_hint(j)),
     ).rstrip("\n")
 
 

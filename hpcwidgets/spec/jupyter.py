@@ -21,8 +21,8 @@ from .units import format_time, parse_time
 
 #: extra arguments the job sets itself: a person's value would contradict the printed tunnel or leak the token
 RESERVED_ARGS = {
-    "--ip": "the job listens on the node's own name so only the tunnel reaches it",
-    "--ServerApp.ip": "the job listens on the node's own name so only the tunnel reaches it",
+    "--ip": "the job listens on one address of the node that the login node can reach, and prints the tunnel to it",
+    "--ServerApp.ip": "the job listens on one address of the node that the login node can reach, and prints the tunnel to it",
     "--port": "the job picks a free port from port_min..port_max",
     "--ServerApp.port": "the job picks a free port from port_min..port_max",
     "--ServerApp.port_retries": "the job sets port_retries=0 so the printed tunnel points at the real port",

@@ -20,10 +20,27 @@ for jl_fd in 1 2; do
   if [[ -f /proc/$$/fd/$jl_fd ]]; then chmod go-rwx "/proc/$$/fd/$jl_fd"; fi
 done
 jl_runtime=$(mktemp -d "${TMPDIR:-/tmp}/jupyter.XXXXXXXXXX")
-trap 'rm -rf -- "$jl_runtime"' EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
-trap 'exit 129' HUP
+jl_pid=""
+jl_cleanup() {  # when the script ends, however it ends
+  if [[ $BASHPID != "$$" ]]; then return; fi  # not in a background copy of this shell that failed
+  rm -rf -- "$jl_runtime" 2> /dev/null || true
+  if [[ -e $jl_runtime ]]; then
+    echo "note: could not remove this job's private folder $jl_runtime; delete it yourself" >&2
+  fi
+}
+jl_stop() {  # scancel or the time limit (TERM), Ctrl-C (INT), hang-up (HUP)
+  # remove the private folder at once: Slurm kills the job if JupyterLab is slow to stop
+  rm -rf -- "$jl_runtime" 2> /dev/null || true
+  if [[ -n $jl_pid ]]; then
+    kill -TERM "$jl_pid" 2> /dev/null || true
+    wait "$jl_pid" || true
+  fi
+  exit "$1"
+}
+trap jl_cleanup EXIT
+trap 'jl_stop 143' TERM
+trap 'jl_stop 130' INT
+trap 'jl_stop 129' HUP
 export XDG_RUNTIME_DIR="$jl_runtime"
 export JUPYTER_RUNTIME_DIR="$jl_runtime/jupyter"
 mkdir -p "$JUPYTER_RUNTIME_DIR"
@@ -38,34 +55,159 @@ if [[ -z $jl_token ]]; then
   exit 1
 fi
 
-# --- A free port on this node, from 20000 to 29999 ---
-jl_node=${SLURMD_NODENAME:-$(hostname -s)}
-if ! jl_port=$("$jl_helper" -c '
-import random, socket, sys
-low, high = int(sys.argv[1]), int(sys.argv[2])
-ports = list(range(low, high + 1))
-random.shuffle(ports)
-for port in ports:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+# --- Network checks, in Python: an address, a free port on it, and whether JupyterLab answers there ---
+jl_net="$jl_runtime/net.py"
+cat > "$jl_net" << 'EOF'
+import errno, glob, ipaddress, json, os, random, socket, subprocess, sys
+
+def reachable(addr):
+    ip = ipaddress.ip_address(addr.split("%")[0])
+    return not (ip.is_loopback or ip.is_link_local or ip.is_unspecified)
+
+def address(node):
+    """An address of this node that the login node can reach (the node's name may mean 127.0.1.1 here)."""
+    found = []
+    try:
+        named = [info[4][0] for info in socket.getaddrinfo(node, None, type=socket.SOCK_STREAM)]
+        found += sorted(named, key=lambda a: ":" in a)  # IPv4 first
+    except OSError:
+        pass
+    try:  # the address of the default route (connecting a UDP socket sends nothing)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("203.0.113.1", 9))
+            found.append(probe.getsockname()[0])
+    except OSError:
+        pass
+    try:
+        found += subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    except OSError:
+        pass
+    good = [a for a in found if reachable(a)]
+    return good[0] if good else "0.0.0.0"
+
+def free(addr, port):
+    """Can a server listen on addr:port? (the same test JupyterLab makes when it starts)"""
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("", port))
-        except OSError:
-            continue
+            probe.bind((addr, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            sys.exit("error: cannot listen on %s: %s" % (addr, exc.strerror))
+    return True
+
+def answers(addr, port, folder):
+    """JupyterLab wrote its server file for this port (so it is ours) and accepts connections there."""
+    ours = False
+    for path in glob.glob(os.path.join(folder, "*server-*.json")):
+        try:
+            with open(path) as fh:
+                ours = ours or json.load(fh).get("port") == port
+        except (OSError, ValueError):
+            pass
+    if not ours:
+        return False
+    try:
+        socket.create_connection(("127.0.0.1" if addr == "0.0.0.0" else addr, port), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+what = sys.argv[1]
+if what == "address":
+    print(address(sys.argv[2]))
+elif what == "port":
+    addr, low, high = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    ports = list(range(low, high + 1))
+    random.shuffle(ports)
+    port = next((p for p in ports if free(addr, p)), None)
+    if port is None:
+        sys.exit("error: no free port between %d and %d on %s: all are in use; choose another range "
+                 "(port_min, port_max)" % (low, high, addr))
     print(port)
-    sys.exit(0)
-sys.exit("error: no free port between %d and %d on %s: all are in use; choose another range "
-         "(port_min, port_max)" % (low, high, socket.gethostname()))
-' 20000 29999); then
-  echo "error: JupyterLab was not started because no port could be chosen (see the message above)" >&2
-  exit 1
+elif what == "free":
+    sys.exit(0 if free(sys.argv[2], int(sys.argv[3])) else 1)
+elif what == "answers":
+    sys.exit(0 if answers(sys.argv[2], int(sys.argv[3]), sys.argv[4]) else 1)
+EOF
+
+# --- The address JupyterLab listens on: one the login node can reach, and the tunnel names it ---
+jl_node=${SLURMD_NODENAME:-$(hostname -s)}
+jl_addr=$("$jl_helper" "$jl_net" address "$jl_node")
+jl_host=$jl_addr
+if [[ $jl_addr == *:* ]]; then jl_host="[$jl_addr]"; fi  # an IPv6 address, as ssh -L writes it
+if [[ $jl_addr == 0.0.0.0 ]]; then
+  jl_host=$jl_node
+  echo "warning: found no address of $jl_node that other machines can reach; JupyterLab listens on every" \
+       "address of this node (the token still protects it)" >&2
 fi
 
-# --- How to reach it: printed to this job's log ---
+# --- Start JupyterLab in the background (the token goes in through JUPYTER_TOKEN: ps shows command lines to everyone) ---
 USER=${USER:-$(id -un)}
-jl_tunnel="ssh -N -L 8888:$jl_node:$jl_port $USER@midway3.rcc.uchicago.edu"
+jl_extra=()
+if [[ $(id -u) -eq 0 ]]; then jl_extra+=(--allow-root); fi
+jl_start() {
+  JUPYTER_TOKEN="$jl_token" \
+    apptainer exec \
+      --bind "$jl_runtime" \
+      "/scratch/midway3/$USER/sif_files/pytorch_24.05.sif" jupyter lab --no-browser "--ip=$jl_addr" "--port=$jl_port" --ServerApp.port_retries=0 "--notebook-dir=$HOME" ${jl_extra[@]+"${jl_extra[@]}"} &
+  jl_pid=$!
+}
+
+# --- Wait until it answers: 0 it does; 1 it stopped (its status is in jl_status); 2 no answer in time ---
+jl_start_timeout=300  # seconds; a large environment on a shared file system can take minutes to load
+jl_wait_for_answer() {
+  local waited
+  for ((waited = 0; waited < jl_start_timeout; waited++)); do
+    if "$jl_helper" "$jl_net" answers "$jl_addr" "$jl_port" "$JUPYTER_RUNTIME_DIR"; then return 0; fi
+    if ! kill -0 "$jl_pid" 2> /dev/null; then
+      jl_status=0
+      wait "$jl_pid" || jl_status=$?
+      jl_pid=""
+      return 1
+    fi
+    sleep 1
+  done
+  return 2
+}
+
+# --- A free port from 20000 to 29999 on that address; a new one if another program takes it first ---
+jl_tries=3
+for ((jl_try = 1; ; jl_try++)); do
+  if ! jl_port=$("$jl_helper" "$jl_net" port "$jl_addr" 20000 29999); then
+    echo "error: JupyterLab was not started because no port could be chosen (see the message above)" >&2
+    exit 1
+  fi
+  echo "Starting JupyterLab on node $jl_node, address $jl_addr, port $jl_port (job ${SLURM_JOB_ID:-not under Slurm})."
+  jl_start
+  jl_result=0
+  jl_wait_for_answer || jl_result=$?
+  if [[ $jl_result -eq 0 ]]; then break; fi
+  if [[ $jl_result -eq 2 ]]; then
+    echo "error: JupyterLab did not answer within $jl_start_timeout seconds; read its messages above" >&2
+    jl_stop 1
+  fi
+  if [[ $jl_status -eq 126 || $jl_status -eq 127 ]]; then
+    echo 'error: JupyterLab did not start: could not run apptainer or jupyter in the image: load the module that provides apptainer (job.modules) and check that JupyterLab is installed in the image' >&2
+    exit "$jl_status"
+  fi
+  if [[ $jl_status -ne 0 && $jl_try -lt $jl_tries ]] && ! "$jl_helper" "$jl_net" free "$jl_addr" "$jl_port"; then
+    echo "Another program took port $jl_port before JupyterLab could use it; trying another port." >&2
+    continue
+  fi
+  if [[ $jl_status -ne 0 ]]; then
+    echo "error: JupyterLab stopped with exit status $jl_status before it answered, so there is no tunnel to" \
+         "open; read its messages above" >&2
+  fi
+  exit "$jl_status"
+done
+
+# --- It answers: how to reach it, printed to this job's log ---
+jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port $USER@midway3.rcc.uchicago.edu"
 jl_url="http://localhost:8888/lab?token=$jl_token"
 printf '%s\n' \
-  "JupyterLab is starting on node $jl_node, port $jl_port (job ${SLURM_JOB_ID:-not under Slurm})." \
+  "JupyterLab is ready on node $jl_node, address $jl_addr, port $jl_port (job ${SLURM_JOB_ID:-not under Slurm})." \
   "1. On your own computer, open the tunnel and leave it running:" \
   "   $jl_tunnel" \
   "2. Then open this address in your browser:" \
@@ -73,18 +215,10 @@ printf '%s\n' \
   "If port 8888 is busy on your computer, replace 8888 in both lines by another number." \
   "The token is also in $jl_token_file while the job runs. Stop the server with: scancel ${SLURM_JOB_ID:-JOBID}"
 
-# --- Start JupyterLab (the token goes in through JUPYTER_TOKEN: a command line is visible to everyone in ps) ---
-jl_extra=()
-if [[ $(id -u) -eq 0 ]]; then jl_extra+=(--allow-root); fi
 jl_status=0
-JUPYTER_TOKEN="$jl_token" \
-  apptainer exec \
-    --bind "$jl_runtime" \
-    "/scratch/midway3/$USER/sif_files/pytorch_24.05.sif" jupyter lab --no-browser "--ip=$jl_node" "--port=$jl_port" --ServerApp.port_retries=0 "--notebook-dir=$HOME" ${jl_extra[@]+"${jl_extra[@]}"} \
-  || jl_status=$?
-if [[ $jl_status -eq 126 || $jl_status -eq 127 ]]; then
-  echo 'error: JupyterLab did not start: could not run apptainer or jupyter in the image: load the module that provides apptainer (job.modules) and check that JupyterLab is installed in the image' >&2
-elif [[ $jl_status -ne 0 ]]; then
-  echo "error: JupyterLab stopped with exit status $jl_status, so the tunnel printed above leads nowhere. Read the messages above: 'already in use' means another program took port $jl_port after it was checked; submit the job again (a new port is chosen)." >&2
+wait "$jl_pid" || jl_status=$?
+jl_pid=""
+if [[ $jl_status -ne 0 ]]; then
+  echo "error: JupyterLab stopped with exit status $jl_status, so the tunnel printed above leads nowhere now" >&2
 fi
 exit "$jl_status"
