@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from helpers import need, need_tool, run_with_stand_ins
@@ -234,6 +234,8 @@ def test_hostile_notebook_dir_and_extra_args_reach_jupyter_exactly(tmp_path):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=30)
        .filter(lambda v: v.strip() and not v.startswith("~") and not references(v)))
+@example(value="0\x85")       # NEL: a line break to str.splitlines (and Jinja's indent filter), not to bash
+@example(value="a\u2028b")    # LINE SEPARATOR, likewise
 def test_any_notebook_dir_reaches_jupyter_exactly(value, tmp_path_factory):
     """Any text without $NAME references (an unset one stops the script under set -u) arrives unchanged."""
     tmp_path = tmp_path_factory.mktemp("nb")

@@ -63,14 +63,28 @@ def test_plan_makes_a_random_token_each_time(tmp_path):
     assert a.env["JUPYTER_TOKEN"] != b.env["JUPYTER_TOKEN"]
 
 
-def test_plan_inside_slurm_prints_the_tunnel(tmp_path):
+def test_plan_inside_slurm_prints_the_tunnel(tmp_path, monkeypatch):
+    # the node's name may resolve to 127.0.1.1 on the node itself: JupyterLab listens on, and the tunnel names,
+    # an address the login node reaches (the same choice the Jupyter job script makes)
+    monkeypatch.setattr(lab.netcheck, "address", lambda node: {"n7": "10.1.0.7"}[node])
     env = {"SLURM_JOB_ID": "99", "SLURMD_NODENAME": "n7", "USER": "jdoe"}
     p = lab.plan(args("--notebook-dir", str(tmp_path), "--login-host", "login.example.org", "--local-port", "8890"),
                  env, token="abc", is_root=True)
     port = int(next(a for a in p.argv if a.startswith("--port=")).split("=")[1])
-    assert "--ip=n7" in p.argv and "--allow-root" in p.argv
-    assert f"   ssh -N -L 8890:n7:{port} jdoe@login.example.org" in p.lines
+    assert "--ip=10.1.0.7" in p.argv and "--allow-root" in p.argv
+    assert f"   ssh -N -L 8890:10.1.0.7:{port} jdoe@login.example.org" in p.lines
     assert p.url == "http://localhost:8890/lab?token=abc" and "   " + p.url in p.lines
+
+
+def test_plan_inside_slurm_never_listens_on_a_loopback_name(tmp_path, monkeypatch):
+    import socket as sock
+    real = sock.getaddrinfo
+    monkeypatch.setattr(lab.netcheck.socket, "getaddrinfo",
+                        lambda host, *a, **k: real("127.0.1.1", *a, **k) if host == "n7" else real(host, *a, **k))
+    p = lab.plan(args("--notebook-dir", str(tmp_path), "--login-host", "login.example.org"),
+                 {"SLURM_JOB_ID": "99", "SLURMD_NODENAME": "n7", "USER": "jdoe"}, token="abc", is_root=False)
+    ip = next(a for a in p.argv if a.startswith("--ip=")).split("=", 1)[1]
+    assert ip != "127.0.1.1" and not ip.startswith("127.")
 
 
 def test_plan_inside_slurm_without_a_login_host_asks_for_one(tmp_path):

@@ -24,8 +24,10 @@ The body is the template ``templates/jupyter.sh.j2`` around values quoted by the
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
+from pathlib import Path
 
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun
@@ -139,9 +141,22 @@ def jupyter_block(j: JupyterJob) -> str:
         local_port=int(j.local_port),
         tunnel=quote(tunnel_command(HOST, PORT, j.login_host, j.login_user, int(j.local_port))),
         url=quote(lab_url(int(j.local_port), TOKEN)),
-        start=start_command(j),
+        # indented here, not with Jinja's indent filter: that splits lines at U+0085 and U+2028 as well,
+        # which may sit inside a quoted value
+        start="\n  ".join(start_command(j).split("\n")),
         program_hint=quote("error: JupyterLab did not start: " + _program_hint(j)),
+        net_checker=_net_checker(),
     ).rstrip("\n")
+
+
+@functools.cache
+def _net_checker() -> str:
+    """The source of :mod:`hpcwidgets.run.netcheck`, which the job writes out and runs with the node's python3."""
+    from ..run import netcheck
+    text = Path(netcheck.__file__).read_text(encoding="utf-8").rstrip("\n")
+    if "\nEOF\n" in f"\n{text}\n":
+        raise AssertionError("netcheck.py holds a line EOF, which would end the job's here-document early")
+    return text
 
 
 def render_jupyter_job(j: JupyterJob) -> str:

@@ -29,6 +29,7 @@ from typing import Mapping, Sequence
 
 from ..errors import HpcWidgetsError
 from ..render.jupyter import lab_url, tunnel_command
+from . import netcheck
 
 LOCALHOST = "127.0.0.1"
 PREFERRED_PORT = 8888
@@ -160,9 +161,14 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
     token = token or make_token()
     root = (os.geteuid() == 0) if is_root is None else is_root
     slurm = in_slurm(env)
-    ip = node_name(env) if slurm else LOCALHOST
+    node = node_name(env) if slurm else LOCALHOST
+    ip = netcheck.address(node) if slurm else LOCALHOST  # the node's name may mean 127.0.1.1 on the node itself
     if args.port:
-        if not port_is_free(args.port):
+        try:
+            taken = not netcheck.free(ip, args.port)
+        except OSError as exc:
+            raise LabError(f"cannot listen on {ip}: {exc.strerror or exc}") from None
+        if taken:
             raise LabError(f"port {args.port} is already in use here; choose another with --port, or leave --port "
                            "out to get a free one")
         port = args.port
@@ -174,10 +180,14 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
         login = args.login_host or (profile_login_host(args.profile) if args.profile else "")
         user = login_user(env)
         url = lab_url(args.local_port, token)
-        lines.append(f"Running in Slurm job {env.get('SLURM_JOB_ID')} on node {ip}, port {port}.")
+        lines.append(f"Running in Slurm job {env.get('SLURM_JOB_ID')} on node {node}, address {ip}, port {port}.")
+        if ip == "0.0.0.0":
+            lines.append(f"warning: found no address of {node} that other machines can reach; JupyterLab listens on "
+                         "every address of this node (the token still protects it)")
+        host = node if ip == "0.0.0.0" else f"[{ip}]" if ":" in ip else ip
         if login:
             lines += ["1. On your own computer, open the tunnel and leave it running:",
-                      "   " + tunnel_command(ip, port, login, user, args.local_port),
+                      "   " + tunnel_command(host, port, login, user, args.local_port),
                       "2. Then open this address in your browser:", "   " + url]
         else:
             lines += ["To reach it from your computer, run this again with --login-host HOST (the address you ssh to)",

@@ -56,6 +56,15 @@ fi
 # --- Network checks, in Python: an address, a free port on it, and whether JupyterLab answers there ---
 jl_net="$jl_runtime/net.py"
 cat > "$jl_net" << 'EOF'
+"""Network checks for JupyterLab on a compute node: an address the login node reaches, a free port on it,
+and whether JupyterLab answers there.
+
+Python 3 standard library only, and complete on its own: the Jupyter job script writes this file into its
+private folder and runs it with the node's python3 (``python3 net.py address NODE``, ``port ADDR LOW HIGH``,
+``free ADDR PORT``, ``answers ADDR PORT FOLDER``), which need not have hpcwidgets; ``make lab`` inside a
+job imports it.
+"""
+
 import errno, glob, ipaddress, json, os, random, socket, subprocess, sys
 
 def reachable(addr):
@@ -84,7 +93,8 @@ def address(node):
     return good[0] if good else "0.0.0.0"
 
 def free(addr, port):
-    """Can a server listen on addr:port? (the same test JupyterLab makes when it starts)"""
+    """Can a server listen on addr:port? (the same test JupyterLab makes when it starts). Raises OSError
+    when nothing can listen on addr at all."""
     with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -92,7 +102,7 @@ def free(addr, port):
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
-            sys.exit("error: cannot listen on %s: %s" % (addr, exc.strerror))
+            raise
     return True
 
 def answers(addr, port, folder):
@@ -112,22 +122,32 @@ def answers(addr, port, folder):
         return False
     return True
 
-what = sys.argv[1]
-if what == "address":
-    print(address(sys.argv[2]))
-elif what == "port":
-    addr, low, high = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    ports = list(range(low, high + 1))
-    random.shuffle(ports)
-    port = next((p for p in ports if free(addr, p)), None)
-    if port is None:
-        sys.exit("error: no free port between %d and %d on %s: all are in use; choose another range "
-                 "(port_min, port_max)" % (low, high, addr))
-    print(port)
-elif what == "free":
-    sys.exit(0 if free(sys.argv[2], int(sys.argv[3])) else 1)
-elif what == "answers":
-    sys.exit(0 if answers(sys.argv[2], int(sys.argv[3]), sys.argv[4]) else 1)
+def main(argv):
+    try:
+        command(argv)
+    except OSError as exc:
+        sys.exit("error: cannot listen on %s: %s" % (argv[2], exc.strerror or exc))
+
+def command(argv):
+    what = argv[1]
+    if what == "address":
+        print(address(argv[2]))
+    elif what == "port":
+        addr, low, high = argv[2], int(argv[3]), int(argv[4])
+        ports = list(range(low, high + 1))
+        random.shuffle(ports)
+        port = next((p for p in ports if free(addr, p)), None)
+        if port is None:
+            sys.exit("error: no free port between %d and %d on %s: all are in use; choose another range "
+                     "(port_min, port_max)" % (low, high, addr))
+        print(port)
+    elif what == "free":
+        sys.exit(0 if free(argv[2], int(argv[3])) else 1)
+    elif what == "answers":
+        sys.exit(0 if answers(argv[2], int(argv[3]), argv[4]) else 1)
+
+if __name__ == "__main__":
+    main(sys.argv)
 EOF
 
 # --- The address JupyterLab listens on: one the login node can reach, and the tunnel names it ---
