@@ -148,11 +148,27 @@ class _Site:
     def srun_cpus(self) -> bool:
         return self.profile.srun_needs_cpus_per_task()
 
+    def job_fields(self, part: Partition | None) -> dict[str, str]:
+        """partition, qos, constraint and account that put a job on ``part`` (see ClusterProfile.job_fields)."""
+        return self.profile.job_fields(part)
+
+
+def _where(part: Partition | None) -> str:
+    return part.where() if part is not None else "partition (default)"
+
 
 def _cpus_per_gpu(part: Partition | None) -> int:
     if part is None or not part.cpus_per_node:
-        return 4
-    return max(1, min(8, part.cpus_per_node // max(part.gpus_per_node or 1, 1)))
+        return _per_job_cap(4, part, "cpus")
+    return _per_job_cap(max(1, min(8, part.cpus_per_node // max(part.gpus_per_node or 1, 1))), part, "cpus")
+
+
+def _per_job_cap(value: int, part: Partition | None, what: str, nodes: int = 1) -> int:
+    """``value`` (per node), lowered so ``nodes`` nodes stay within the partition's per-job limit of ``what``."""
+    limit = getattr(part, f"max_{what}_per_job", None) if part is not None else None
+    if isinstance(limit, int) and limit > 0:
+        return max(1, min(value, limit // max(nodes, 1)))
+    return value
 
 
 def _fit_time(wanted: str, part: Partition | None) -> str:
@@ -161,11 +177,15 @@ def _fit_time(wanted: str, part: Partition | None) -> str:
     return format_time(min(seconds, limit)) if limit is not None else wanted
 
 
-def _fit_mem(wanted_mib: int, part: Partition | None, share: int = 1) -> str:
-    """``wanted_mib`` or, on smaller nodes, the node's memory divided by ``share``."""
+def _fit_mem(wanted_mib: int, part: Partition | None, share: int = 1, nodes: int = 1) -> str:
+    """``wanted_mib`` or, on smaller nodes, the node's memory divided by ``share`` (and, with a per-job memory
+    limit, that limit divided over ``nodes``)."""
     node = part.mem_mib() if part is not None else None
     if node is not None:
         wanted_mib = min(wanted_mib, node // max(share, 1))
+    per_job = part.mem_per_job_mib() if part is not None else None
+    if per_job:
+        wanted_mib = min(wanted_mib, per_job // max(nodes, 1))
     return format_mem(wanted_mib)
 
 
@@ -200,16 +220,16 @@ def _single_gpu(site: _Site) -> Example:
         container=site.container(), gpus_per_node=gpus, gpu_vendor=site.vendor,
         title="Train a small model on one GPU in a container",
         prepare=site.prepare(), exports=site.exports(),
-        job_name="single-gpu", partition=part.name if part else "", account=site.profile.account,
+        job_name="single-gpu", **site.job_fields(part),
         cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules(), setup=site.setup())
-    return Example("single-gpu", f"One GPU on partition {part.name if part else '(default)'}: python train.py in "
+    return Example("single-gpu", f"One GPU on {_where(part)}: python train.py in "
                                  f"the container ({site.runtime}), results in {site.workdir}/JOBID.", wf)
 
 
 def _multi_node(site: _Site) -> Example:
     part = site.multi_node_partition()
-    gpus = part.gpus_per_node if part is not None else 0
+    gpus = _per_job_cap(part.gpus_per_node, part, "gpus", nodes=2) if part is not None and part.has_gpus else 0
     per_node = gpus or 2
     out = site.output_dir()
     wf = Workflow.multi_node(
@@ -217,12 +237,13 @@ def _multi_node(site: _Site) -> Example:
         nodes=2, gpus_per_node=gpus, nproc_per_node=per_node, container=site.container(), gpu_vendor=site.vendor,
         pass_cpus_per_task=site.srun_cpus(), title="Distributed training on 2 nodes: one torchrun per node",
         prepare=site.prepare(), exports=site.exports(),
-        job_name="multi-node", partition=part.name if part else "", account=site.profile.account,
-        cpus_per_task=min(_cpus_per_gpu(part) * per_node, part.cpus_per_node or 10**6) if part else 8,
-        mem=_fit_mem(128 * 1024, part), time=_fit_time("02:00:00", part), output="%x-%j.out",
+        job_name="multi-node", **site.job_fields(part),
+        cpus_per_task=_per_job_cap(min(_cpus_per_gpu(part) * per_node, part.cpus_per_node or 10**6), part, "cpus",
+                                   nodes=2) if part else 8,
+        mem=_fit_mem(128 * 1024, part, nodes=2), time=_fit_time("02:00:00", part), output="%x-%j.out",
         modules=site.modules(), setup=site.setup())
     return Example("multi-node-torchrun",
-                   f"2 nodes × {per_node} processes on partition {part.name if part else '(default)'}: srun starts one "
+                   f"2 nodes × {per_node} processes on {_where(part)}: srun starts one "
                    "torchrun per node, which starts one worker per GPU; the c10d rendezvous runs at the first node "
                    "($head_node, resolved on the host).", wf)
 
@@ -234,7 +255,7 @@ def _array_sweep(site: _Site) -> Example:
         "lr", SWEEP_LEARNING_RATES, site.script("train.py"), ("--epochs", "20", "--output-dir", site.output_dir()),
         container=site.container(), gpus_per_node=gpus, gpu_vendor=site.vendor,
         title="A learning-rate sweep: one array task per value", exports=site.exports(),
-        job_name="lr-sweep", partition=part.name if part else "", account=site.profile.account,
+        job_name="lr-sweep", **site.job_fields(part),
         cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
         time=_fit_time("00:30:00", part), modules=site.modules(), setup=site.setup())
     return Example("array-sweep", f"A job array of {len(SWEEP_LEARNING_RATES)} tasks; task i trains with learning rate "
@@ -250,8 +271,7 @@ def _charliecloud(site: _Site) -> Example:
         site.script("train.py", "charliecloud"), ("--epochs", "20", "--output-dir", site.output_dir("charliecloud")),
         container=site.container("charliecloud"), gpus_per_node=gpus, gpu_vendor=site.vendor, use_srun=True,
         pass_cpus_per_task=site.srun_cpus(), title="Train in a Charliecloud container under srun",
-        exports=site.exports(), job_name="charliecloud", partition=part.name if part else "",
-        account=site.profile.account, cpus_per_task=_cpus_per_gpu(part),
+        exports=site.exports(), job_name="charliecloud", **site.job_fields(part), cpus_per_task=_cpus_per_gpu(part),
         mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules("charliecloud"), setup=site.setup())
     note = (" On NVIDIA nodes, inject the driver libraries into an image directory once with "
@@ -270,12 +290,12 @@ def _jupyter(site: _Site) -> Example | None:
     box = None
     if not site.charliecloud:
         box = ApptainerRun(binary=site.profile.apptainer_binary, action="exec", image=site.image())
-    job = SlurmJob(job_name="jupyter", partition=part.name if part else "", account=site.profile.account,
+    job = SlurmJob(job_name="jupyter", **site.job_fields(part),
                    cpus_per_task=2, mem=_fit_mem(8 * 1024, part, share=2), time=_fit_time("02:00:00", part),
                    output="jupyter-%j.log", modules=site.modules() if box is not None else ())
     model = JupyterJob(job=job, container=box, login_host=site.profile.login_host or "localhost")
     where = f"in the image {site.image()}" if box is not None else "from the jupyter on PATH"
-    return Example("jupyter", f"JupyterLab on a compute node of partition {part.name if part else '(default)'} "
+    return Example("jupyter", f"JupyterLab on a compute node of {_where(part)} "
                               f"{where}; the job log prints the ssh tunnel command and the URL with a fresh token.", model)
 
 

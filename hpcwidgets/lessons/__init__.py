@@ -465,7 +465,8 @@ def practice_target(profile: str = "generic") -> Target:
     chosen = ""
     for name in (profile, "local"):
         prof = load_profile(name)
-        if prof.partitions and all(p.name in parts for p in prof.partitions):
+        names = prof.slurm_partition_names()  # entries selected by QOS/constraint are not partitions
+        if names and all(n in parts for n in names):
             chosen = name
             break
     if not chosen:

@@ -2516,6 +2516,7 @@ def _profile_code(field: str, message: str) -> str:
     return {"time": "HPC402", "gpus_per_node": "HPC403", "gpus": "HPC403", "gpus_per_task": "HPC403",
             "gpu_type": "HPC404", "mem": "HPC405", "mem_per_cpu": "HPC405", "mem_per_gpu": "HPC405",
             "cpus_per_task": "HPC406", "ntasks_per_node": "HPC406", "ntasks": "HPC406", "cpus_per_gpu": "HPC406",
+            "nodes": "HPC408", "account": "HPC408",  # account: the profile's account_required
             }.get(field, "HPC408")
 
 
@@ -2535,30 +2536,35 @@ _profile_rule_specs = [
      "Ask for at most the partition's maximum, or use a partition with a longer limit.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=3-00:00:00\n",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=1-00:00:00\n"),
-    ("HPC403", "too-many-gpus-per-node", "more GPUs per node than the partition's nodes have",
-     "No node can satisfy the request: the job never starts ('Requested node configuration is not available').",
-     "Ask for at most the partition's GPUs per node and use more nodes for more GPUs.",
+    ("HPC403", "too-many-gpus-per-node", "more GPUs per node than the partition's nodes have (or per job than it allows)",
+     "No node can satisfy the request: the job never starts ('Requested node configuration is not available'). "
+     "Over a per-job GPU limit the job is rejected or pends forever.",
+     "Ask for at most the partition's GPUs per node and use more nodes for more GPUs; stay within its GPUs per job.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:8\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\n"),
     ("HPC404", "unknown-gpu-type", "a GPU type the partition does not have",
      "The request names a gres type no node offers: the job is rejected or never starts.",
      "Use one of the partition's GPU types, or leave the type out (gpu:N).",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:v100:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:a100:1\n"),
-    ("HPC405", "memory-over-node", "more memory per node than the partition's nodes have",
-     "No node is large enough: the job never starts.",
-     "Ask for at most the node's memory (or --mem=0 for all of it).",
+    ("HPC405", "memory-over-node", "more memory per node than the partition's nodes have (or per job than it allows)",
+     "No node is large enough, or the job is over the partition's memory per job: it never starts.",
+     "Ask for at most the node's memory (or --mem=0 for all of it), and in total at most the memory per job.",
      "#SBATCH --partition=cpu\n#SBATCH --mem=1T\n", "#SBATCH --partition=cpu\n#SBATCH --mem=200G\n"),
-    ("HPC406", "cpus-over-node", "more CPUs per node than the partition's nodes have",
-     "Tasks per node × CPUs per task does not fit on any node: the job never starts.",
-     "Lower the tasks per node or CPUs per task, or spread the tasks over more nodes.",
+    ("HPC406", "cpus-over-node", "more CPUs per node than the partition's nodes have (or per job than it allows)",
+     "Tasks per node × CPUs per task does not fit on any node, or the job is over the partition's CPUs per job: "
+     "it never starts.",
+     "Lower the tasks per node or CPUs per task, or spread the tasks over more nodes; stay within the CPUs per job.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=64\n",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=16\n"),
     ("HPC407", "gpus-on-cpu-partition", "GPUs are requested on a partition without GPUs",
      "The partition has no GPU nodes: the job is rejected or waits forever.",
      "Submit to a GPU partition (the profile lists them), or drop the GPU request.",
      "#SBATCH --partition=cpu\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
-    ("HPC408", "over-partition-limit", "more nodes than the partition allows (or another partition limit)",
-     "The job is rejected or pends forever with reason PartitionNodeLimit.",
-     "Ask for at most the partition's maximum number of nodes.",
+    ("HPC408", "over-partition-limit", "more nodes than the partition allows (or another site limit, such as a "
+                                       "required --account)",
+     "The job is rejected or pends forever with reason PartitionNodeLimit. A site whose profile sets "
+     "account_required rejects a job that names no account.",
+     "Ask for at most the partition's maximum number of nodes; name your account (--account) where the site "
+     "requires one.",
      "#SBATCH --partition=gpu\n#SBATCH --nodes=8\n#SBATCH --gres=gpu:1\n",
      "#SBATCH --partition=gpu\n#SBATCH --nodes=4\n#SBATCH --gres=gpu:1\n"),
 ]

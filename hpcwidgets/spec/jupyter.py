@@ -80,13 +80,13 @@ class JupyterJob(Spec):
 
     @classmethod
     def for_profile(cls, profile: Any, **changes: Any) -> "JupyterJob":
-        """A Jupyter job filled in from a cluster profile (its login host, default partition and account)."""
-        job = DEFAULT_JOB.replace(partition=getattr(profile, "default_partition", "") or "",
-                                  account=getattr(profile, "account", "") or "")
+        """A Jupyter job filled in from a cluster profile: its login host, and the partition (or QOS and
+        constraint) and account of the default entry."""
+        part = profile.default()
+        job = DEFAULT_JOB.replace(**profile.job_fields(part))
         # a partition whose limit is below the default two hours (a debug queue) would reject the job
-        part = profile.default() if callable(getattr(profile, "default", None)) else None
-        limit = part.max_seconds() if callable(getattr(part, "max_seconds", None)) else None
-        if isinstance(limit, int) and 0 < limit < parse_time(job.time):
+        limit = part.max_seconds() if part is not None else None
+        if limit is not None and 0 < limit < parse_time(job.time):
             job = job.replace(time=format_time(limit))
         base = cls(job=job, login_host=getattr(profile, "login_host", "") or "")
         return base.replace(**changes) if changes else base

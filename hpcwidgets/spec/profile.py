@@ -13,7 +13,15 @@ names are unique and at most one is marked ``is_default`` (agreeing with ``defau
 ``max_time`` is finite; ``mem_per_node`` is a positive Slurm size; ``account`` is letters, digits and
 ``_ . + - @`` (IDRIS Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from
 a well-known one (:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported, since as written no job
-would load that module; other purposes (``hdf5``, ``gcc``) are free.
+would load that module; other purposes (``hdf5``, ``gcc``) are free. A partition's ``qos``, ``constraint`` and
+``account`` are names of their kind; an entry with ``slurm_partition = false`` (nodes a job selects by QOS and
+constraint, as on NERSC Perlmutter) sets at least one of ``qos``/``constraint``, and no two such entries set
+the same pair; ``max_mem_per_job`` is a Slurm size.
+
+Which entry a job runs on (:meth:`ClusterProfile.entry_for`, and the limits :func:`check_job` applies): the
+partition it names; without ``--partition``, the entry that is not a Slurm partition whose ``qos`` and
+``constraint`` the job asks for; else the default entry, unless that is selected by QOS/constraint and the job
+asks for a different QOS or constraint (then the limits are unknown and not checked).
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 #: Slurm account names: like partition names, plus "@" (IDRIS Jean Zay charges "abc@v100", "abc@a100").
 _ACCOUNT = re.compile(r"[A-Za-z0-9_.+@-]+")
+#: Slurm --constraint values: features joined with & | , (and brackets, counts, ! as Slurm allows), no spaces.
+_CONSTRAINT = re.compile(r"[A-Za-z0-9_.+\-&|,:*\[\]()!]+")
 #: Well-known module purposes: the runtimes the examples load, and common others. A purpose one typo away
 #: from one of these (``apptainr``) is reported; any other purpose (``gcc``, ``hdf5``) is accepted.
 KNOWN_MODULE_PURPOSES = ("apptainer", "singularity", "charliecloud", "cuda", "rocm", "mpi", "python")
@@ -98,7 +108,8 @@ class Partition(Spec):
     """A Slurm partition (queue) with the limits a job must stay within.
 
     Node sizes describe the largest node of the partition, so a check never rejects a job that some
-    node could run.
+    node could run. With ``slurm_partition = False`` the entry is not a Slurm partition but the nodes a
+    job gets with the entry's ``qos``/``constraint`` (``name`` is then only a label).
     """
 
     kind = "profile.partition"
@@ -124,9 +135,55 @@ class Partition(Spec):
                                           "empty when the gres names no type.")
     is_default: bool = opt(False, label="Default partition", role="internal",
                            help="Slurm uses this partition when a job names none.")
+    slurm_partition: bool = opt(True, label="Is a Slurm partition", role="internal",
+                                help="false for an entry that is not a Slurm partition but nodes a job selects with "
+                                     "this entry's qos and/or constraint (NERSC Perlmutter: -q regular -C gpu); its "
+                                     "name is then only a label and jobs get no --partition.")
+    qos: str = opt("", label="QOS", role="internal", placeholder="qos_gpu",
+                   help="The QOS (sbatch --qos) a job on this entry requests when it sets none; empty to leave it "
+                        "to the site.")
+    constraint: str = opt("", label="Constraint", role="internal", placeholder="gpu",
+                          help="Node features (sbatch --constraint) a job on this entry requests when it sets none, "
+                               "e.g. gpu or v100-32g; empty for none.")
+    account: str = opt("", label="Account", role="internal", placeholder="abc@a100",
+                       help="The account jobs on this entry are charged to (sbatch --account), in place of the "
+                            "top-level account; empty to use that one.")
+    max_cpus_per_job: int | None = opt(None, label="Maximum CPUs per job", role="internal", minimum=1,
+                                       help="The most CPUs one job may use in total (all its nodes together); leave "
+                                            "it out for no per-job limit.")
+    max_mem_per_job: str = opt("", label="Maximum memory per job", role="internal", placeholder="40G",
+                               help="The most memory one job may use in total (all its nodes together), e.g. "
+                                    "40G; empty for no per-job limit.")
+    max_gpus_per_job: int | None = opt(None, label="Maximum GPUs per job", role="internal", minimum=1,
+                                       help="The most GPUs one job may use in total (all its nodes together); leave "
+                                            "it out for no per-job limit.")
 
     def describe(self) -> str:
         return f"partition {self.name or '(unnamed)'}"
+
+    @property
+    def is_slurm_partition(self) -> bool:
+        """False for an entry selected by QOS/constraint instead of by --partition."""
+        return self.slurm_partition is not False
+
+    def selector(self) -> str:
+        """The sbatch options that put a job on this entry, e.g. ``--partition=gpu`` or ``--qos=regular --constraint=gpu``."""
+        words = [f"--partition={self.name}"] if self.is_slurm_partition else []
+        words += [f"--{flag}={value}" for flag, value in (("qos", _str(self.qos)), ("constraint", _str(self.constraint)))
+                  if value]
+        return " ".join(words)
+
+    def label(self) -> str:
+        """The name as lists of alternatives show it: ``gpu``, or ``regular (--qos=regular --constraint=gpu)``."""
+        return self.name if self.is_slurm_partition else f"{self.name} ({self.selector()})"
+
+    def where(self) -> str:
+        """How messages name the entry: ``partition gpu`` or ``regular (--qos=regular --constraint=gpu)``."""
+        return f"partition {self.name}" if self.is_slurm_partition else self.label()
+
+    def mem_per_job_mib(self) -> int | None:
+        """The per-job memory limit in MiB, None when there is none."""
+        return _mem(self.max_mem_per_job)
 
     @property
     def gpu_type(self) -> str:
@@ -179,6 +236,26 @@ class Partition(Spec):
             out.append(Problem("gpu_types", "GPU types are listed but GPUs per node is 0; set GPUs per node or remove the types"))
         if len(set(types)) != len(types):
             out.append(Problem("gpu_types", "a GPU type is listed twice; list each once"))
+        if _str(self.qos) and not _NAME.fullmatch(self.qos):
+            out.append(Problem("qos", f"{self.qos!r} is not a QOS name (letters, digits, _ . + -)"))
+        if _str(self.constraint) and not _CONSTRAINT.fullmatch(self.constraint):
+            out.append(Problem("constraint", f"{self.constraint!r} is not a constraint (node features such as gpu or "
+                                             "v100-32g, joined with & | , and no spaces)"))
+        if _str(self.account) and not _ACCOUNT.fullmatch(self.account):
+            out.append(Problem("account", f"{self.account!r} is not an account name (letters, digits, _ . + - @)"))
+        if self.slurm_partition is False and not _str(self.qos) and not _str(self.constraint):
+            out.append(Problem("slurm_partition", f"entry {self.name or '(unnamed)'} is not a Slurm partition, so jobs "
+                                                  "select it by QOS or constraint: set qos and/or constraint, or remove "
+                                                  "slurm_partition = false"))
+        if _str(self.max_mem_per_job):
+            try:
+                size = parse_mem(self.max_mem_per_job)
+            except ValueError as exc:
+                out.append(Problem("max_mem_per_job", str(exc)))
+            else:
+                if size <= 0:
+                    out.append(Problem("max_mem_per_job", f"maximum memory per job {self.max_mem_per_job!r} is not a "
+                                                          "limit; write a size such as 40G, or leave it empty"))
         return out
 
 
@@ -277,7 +354,11 @@ class ClusterProfile(Spec):
     default_gpu_partition: str = opt("", label="Default GPU partition", role="internal",
                                      help="Partition the GPU examples use (must have GPUs).")
     account: str = opt("", label="Account", role="internal",
-                       help="Default allocation to charge (sbatch --account); empty to let Slurm choose.")
+                       help="Default allocation to charge (sbatch --account); empty to let Slurm choose. A "
+                            "partition's own account replaces it for jobs on that partition.")
+    account_required: bool = opt(False, label="Account required", role="internal",
+                                 help="true when the site rejects a job that names no account (LUMI, Alliance "
+                                      "clusters): the profile check then reports such a job.")
     partitions: tuple[Partition, ...] = opt((), label="Partitions", role="internal",
                                             help="The partitions and their limits; in TOML one [[partitions]] table each.")
     examples: ExampleSettings = opt(ExampleSettings(), label="Example settings", role="internal",
@@ -306,8 +387,66 @@ class ClusterProfile(Spec):
         valid = ", ".join(self.partition_names()) or "(none defined)"
         raise ProfileError(f"{self.name or 'this profile'} has no partition {name!r}; valid partitions: {valid}")
 
+    def slurm_partition_names(self) -> list[str]:
+        """The names a job may give to --partition (entries selected by QOS/constraint are left out)."""
+        return [p.name for p in _tup(self.partitions) if isinstance(p, Partition) and p.is_slurm_partition]
+
     def gpu_partitions(self) -> tuple[Partition, ...]:
         return tuple(p for p in _tup(self.partitions) if isinstance(p, Partition) and p.has_gpus)
+
+    def account_for(self, part: Partition | None) -> str:
+        """The account a job on ``part`` is charged to: the partition's own, else the top-level one."""
+        own = _str(getattr(part, "account", "")) if part is not None else ""
+        return own or _str(self.account)
+
+    def job_fields(self, part: Partition | None) -> dict[str, str]:
+        """The :class:`SlurmJob` fields that put a job on ``part``: ``partition`` (empty for an entry that is
+        not a Slurm partition), ``qos``, ``constraint`` and ``account``. With ``None``: only the account."""
+        if part is None:
+            return {"partition": "", "qos": "", "constraint": "", "account": _str(self.account)}
+        return {"partition": part.name if part.is_slurm_partition else "", "qos": _str(part.qos),
+                "constraint": _str(part.constraint), "account": self.account_for(part)}
+
+    def entry_for(self, job: SlurmJob) -> Partition | None:
+        """The entry a job runs on: the partition it names (the first, if several), else the entry its
+        --qos/--constraint select (:meth:`selected_by`), else the default one unless the job's QOS or
+        constraint contradicts a default that is not a Slurm partition. None when unknown."""
+        names = [n.strip() for n in _str(job.partition).split(",") if n.strip()]
+        if names:
+            return next((p for p in _tup(self.partitions) if isinstance(p, Partition) and p.is_slurm_partition
+                         and p.name == names[0]), None)
+        chosen = self.selected_by(job)
+        if chosen is not None:
+            return chosen
+        part = self.default()
+        if part is not None and not part.is_slurm_partition and _contradicts(part, job):
+            return None
+        return part
+
+    def selected_by(self, job: SlurmJob) -> Partition | None:
+        """The entry that is not a Slurm partition whose qos and constraint the job asks for (each the entry
+        sets must equal the job's); the most specific one when several match; None when none does."""
+        best, score = None, 0
+        for p in _tup(self.partitions):
+            if not isinstance(p, Partition) or p.is_slurm_partition:
+                continue
+            wanted = [(_str(p.qos), _str(job.qos)), (_str(p.constraint), _str(job.constraint))]
+            if any(mine != theirs for mine, theirs in wanted if mine):
+                continue
+            count = sum(1 for mine, _ in wanted if mine)
+            if count > score:
+                best, score = p, count
+        return best
+
+    def fill_job(self, job: SlurmJob) -> SlurmJob:
+        """``job`` with the QOS, constraint and account of the entry it runs on (:meth:`entry_for`) filled in
+        where the job leaves them empty."""
+        part = self.entry_for(job)
+        if part is None:
+            return job.replace(account=job.account or _str(self.account)) if _str(self.account) else job
+        fields = self.job_fields(part)
+        changes = {k: fields[k] for k in ("qos", "constraint", "account") if fields[k] and not getattr(job, k)}
+        return job.replace(**changes) if changes else job
 
     def default(self, gpu: bool = False) -> Partition | None:
         """The partition a job lands in without --partition (or the default GPU partition)."""
@@ -397,6 +536,12 @@ class ClusterProfile(Spec):
             elif self.default_gpu_partition not in gpu_names:
                 hint = f"use one with GPUs: {', '.join(gpu_names)}" if gpu_names else "no partition has GPUs"
                 out.append(Problem("default_gpu_partition", f"partition {self.default_gpu_partition!r} has no GPUs; {hint}"))
+        selectors = [(_str(p.qos), _str(p.constraint)) for p in parts if not p.is_slurm_partition]
+        same = sorted({p.name for p in parts if not p.is_slurm_partition
+                       and selectors.count((_str(p.qos), _str(p.constraint))) > 1})
+        if same:
+            out.append(Problem("partitions", f"entries {', '.join(same)} are selected by the same qos and constraint; "
+                                             "give each a different qos or constraint"))
         if gpu_names and self.gpu_vendor == "none":
             out.append(Problem("gpu_vendor", f"partitions {', '.join(gpu_names)} have GPUs but the GPU vendor is none; "
                                              "set it to nvidia, amd or intel"))
@@ -415,8 +560,23 @@ def _tasks_per_node(job: SlurmJob) -> int:
 
 
 def _others(profile: ClusterProfile, keep, exclude: str) -> str:
-    names = [p.name for p in profile.partitions if p.name != exclude and keep(p)]
+    names = [p.label() for p in profile.partitions if p.name != exclude and keep(p)]
     return ", ".join(names)
+
+
+def _contradicts(part: Partition, job: SlurmJob) -> bool:
+    """True when the job asks for another QOS or constraint than the entry sets (so it runs elsewhere)."""
+    return any(mine and theirs and mine != theirs for mine, theirs in
+               ((_str(part.qos), _str(job.qos)), (_str(part.constraint), _str(job.constraint))))
+
+
+def _account_problem(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
+    if profile.account_required is not True or _str(job.account):
+        return []
+    account = profile.account_for(profile.entry_for(job))
+    fix = (f"add --account={account} (#SBATCH --account={account})" if account else
+           "add --account=PROJECT with your project's account (sacctmgr show associations user=$USER lists them)")
+    return [Problem("account", f"{profile.name} rejects a job that names no account; {fix}")]
 
 
 def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
@@ -425,30 +585,53 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     Field names in the problems are the job's, so a form can show each next to its control. Limits the
     profile leaves empty (unknown) are not checked. Values the job itself cannot parse are left to
     ``job.problems()``.
+
+    The limits are those of the entry the job runs on: each partition it names (a job listing several
+    runs in whichever starts it first, so it must fit each); without --partition, the entry that is not a
+    Slurm partition its --qos/--constraint select; else the default entry (not when the job's QOS or
+    constraint points away from a default that is selected by QOS/constraint: its limits are then unknown).
     """
-    out: list[Problem] = []
+    job = _well_typed(job)
+    out: list[Problem] = _account_problem(profile, job)
     if not profile.partition_names():
         return out
-    job = _well_typed(job)
     if job.partition:
         names = [n.strip() for n in job.partition.split(",") if n.strip()]
-        unknown = [n for n in names if n not in profile.partition_names()]
+        slurm = profile.slurm_partition_names()
+        unknown = [n for n in names if n not in slurm]
         if unknown:
-            return [Problem("partition", f"{profile.name} has no partition {', '.join(map(repr, unknown))}; "
-                                         f"use one of: {', '.join(profile.partition_names())}")]
-        # a job listing several partitions runs in whichever starts it first: it must fit each
+            if slurm:
+                msg = f"{profile.name} has no partition {', '.join(map(repr, unknown))}; use one of: {', '.join(slurm)}"
+            else:
+                msg = (f"{profile.name} has no partition {', '.join(map(repr, unknown))}; its jobs name no partition "
+                       "but select nodes by QOS and constraint")
+            selected = [p for p in profile.partitions if isinstance(p, Partition) and not p.is_slurm_partition
+                        and p.name in unknown]
+            for p in selected:
+                msg += f"; for {p.name}, remove --partition and use {p.selector()}"
+            if not slurm and not selected:
+                msg += f": {', '.join(p.label() for p in profile.partitions)}"
+            return out + [Problem("partition", msg)]
         for name in names:
             out += _check_in(profile, profile.partition(name), job, explicit=True)
         return _dedupe(out)
+    chosen = profile.selected_by(job)
+    if chosen is not None:
+        return _dedupe(out + _check_in(profile, chosen, job, explicit=False, where=chosen.label()))
     part = profile.default()
     if part is None:
         if job.gpus_on_each_node and not profile.default_partition:
-            gpu = ", ".join(p.name for p in profile.gpu_partitions())
+            gpu = ", ".join(p.label() for p in profile.gpu_partitions())
             if gpu:
                 out.append(Problem("partition", f"the job asks for GPUs but names no partition and {profile.name} has "
                                                 f"no default; set the partition to one with GPUs: {gpu}"))
         return out
-    return _check_in(profile, part, job, explicit=False)
+    if not part.is_slurm_partition:
+        if _contradicts(part, job):
+            return out  # the job's QOS/constraint send it elsewhere: limits unknown
+        where = f"{part.label()} (the default, as the job selects no other)"
+        return _dedupe(out + _check_in(profile, part, job, explicit=False, where=where))
+    return _dedupe(out + _check_in(profile, part, job, explicit=False))
 
 
 def _well_typed(job: SlurmJob) -> SlurmJob:
@@ -473,9 +656,9 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     return seen
 
 
-def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit: bool) -> list[Problem]:
+def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit: bool, where: str = "") -> list[Problem]:
     out: list[Problem] = []
-    where = f"partition {part.name}" + ("" if explicit else " (the default, as the job names no partition)")
+    where = where or f"partition {part.name}" + ("" if explicit else " (the default, as the job names no partition)")
     # time
     limit = part.max_seconds()
     if job.time and limit is not None:
@@ -498,7 +681,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     gpus = job.gpus_on_each_node
     gpu_field = "gpus_per_node" if job.gpus_per_node else ("gpus" if job.gpus else "gpus_per_task")
     if gpus and not part.has_gpus:
-        with_gpus = ", ".join(p.name for p in profile.gpu_partitions())
+        with_gpus = ", ".join(p.label() for p in profile.gpu_partitions())
         fix = f"use a GPU partition: {with_gpus}" if with_gpus else f"{profile.name} has no GPU partition; remove the GPU request"
         out.append(Problem("partition" if explicit else gpu_field,
                            f"the job asks for GPUs but {where} has none; {fix}"))
@@ -552,4 +735,60 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
                                               f"{format_mem(per_gpu * gpus)}, more than the nodes of {where} have "
                                               f"({part.mem_per_node}); ask for at most "
                                               f"{format_mem(node_mem // gpus)} per GPU"))
+    out += _per_job(profile, part, job, where, cpus=cpus, cpu_field=cpu_field, gpus=gpus, gpu_field=gpu_field)
+    return out
+
+
+def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str, *, cpus: int, cpu_field: str,
+             gpus: int, gpu_field: str) -> list[Problem]:
+    """The partition's limits on a whole job (all nodes together): CPUs, memory, GPUs."""
+    out: list[Problem] = []
+    nodes = job.node_count
+    many = f" on {nodes} nodes" if nodes > 1 else ""
+    # CPUs in total
+    if job.ntasks and not job.ntasks_per_node and not (job.cpus_per_gpu and gpus):
+        total_cpus = job.ntasks * (job.cpus_per_task or 1)
+    else:
+        total_cpus = cpus * nodes
+    limit = part.max_cpus_per_job if isinstance(part.max_cpus_per_job, int) and part.max_cpus_per_job > 0 else None
+    if limit and total_cpus > limit:
+        others = _others(profile, lambda p: (p.max_cpus_per_job is None or p.max_cpus_per_job >= total_cpus)
+                         and p.has_gpus == bool(gpus), part.name)
+        hint = f", or use {others}" if others else ""
+        out.append(Problem(cpu_field, f"the job uses {total_cpus} CPUs{many}, but {where} allows at most {limit} per "
+                                      f"job; ask for at most {limit} CPUs in total{hint}"))
+    # GPUs in total
+    total_gpus = job.gpus if job.gpus else gpus * nodes
+    limit = part.max_gpus_per_job if isinstance(part.max_gpus_per_job, int) and part.max_gpus_per_job > 0 else None
+    if limit and total_gpus > limit:
+        out.append(Problem(gpu_field, f"the job uses {total_gpus} GPUs{many}, but {where} allows at most {limit} per "
+                                      f"job; ask for at most {limit} GPUs in total"))
+    # memory in total
+    job_mem = part.mem_per_job_mib()
+    if job_mem is not None and job_mem > 0:
+        asked = _mem(job.mem)
+        node_mem = part.mem_mib()
+        candidates = []
+        if asked:
+            candidates.append(("mem", asked * nodes, f"{job.mem} per node × {nodes} nodes" if nodes > 1 else job.mem))
+        elif asked == 0 and node_mem:  # --mem=0: all of each node's memory
+            candidates.append(("mem", node_mem * nodes, f"--mem=0 (all of the node's {part.mem_per_node})"
+                               + (f" × {nodes} nodes" if nodes > 1 else "")))
+        per_cpu = _mem(job.mem_per_cpu)
+        if per_cpu:
+            candidates.append(("mem_per_cpu", per_cpu * total_cpus, f"{job.mem_per_cpu} per CPU × {total_cpus} CPUs"))
+        per_gpu = _mem(job.mem_per_gpu)
+        if per_gpu and total_gpus:
+            candidates.append(("mem_per_gpu", per_gpu * total_gpus, f"{job.mem_per_gpu} per GPU × {total_gpus} GPUs"))
+        for field, total, how in candidates:
+            if total <= job_mem:
+                continue
+            if field == "mem":
+                most = format_mem(job_mem // nodes) + (" per node" if nodes > 1 else "")
+            elif field == "mem_per_cpu":
+                most = format_mem(job_mem // max(total_cpus, 1)) + " per CPU"
+            else:
+                most = format_mem(job_mem // max(total_gpus, 1)) + " per GPU"
+            out.append(Problem(field, f"{how} = {format_mem(total)} for the job, but {where} allows at most "
+                                      f"{part.max_mem_per_job} per job; ask for at most {most}"))
     return out

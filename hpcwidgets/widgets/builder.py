@@ -497,7 +497,7 @@ class Builder(w.VBox):
         return tuple(names) if names else ("",)
 
     def _partition_options(self, value: str) -> tuple[str, ...]:
-        names = [""] + (self.profile.partition_names() if self.profile is not None else [])
+        names = [""] + (self.profile.slurm_partition_names() if self.profile is not None else [])
         if value and value not in names:
             names.append(value)
         return tuple(names)
@@ -927,7 +927,9 @@ class SlurmBuilder(Builder):
     @classmethod
     def default_model(cls, profile: Any) -> Any:
         part = profile.default() if profile is not None else None
-        return SlurmJob(job_name="train", partition=part.name if part else "", nodes=1, time="01:00:00",
+        # partition (none for an entry selected by QOS/constraint), its qos, constraint and account
+        where = profile.job_fields(part) if profile is not None else {}
+        return SlurmJob(job_name="train", **where, nodes=1, time="01:00:00",
                         output="%x-%j.out", commands=("python train.py",))
 
     @classmethod
@@ -983,9 +985,10 @@ class WorkflowBuilder(Builder):
         part = profile.default(gpu=True) if profile is not None else None
         image = getattr(getattr(profile, "examples", None), "image", "") or "$SCRATCH/images/pytorch_24.05.sif"
         gpus = part.gpus_per_node if part is not None and part.has_gpus else 0
+        where = profile.job_fields(part) if profile is not None else {}
         return Workflow.single_node("train.py", image=image, gpus_per_node=gpus, torchrun=True,
                                     gpu_vendor=getattr(profile, "gpu_vendor", "nvidia") or "nvidia",
-                                    job_name="train", time="01:00:00", partition=part.name if part else "")
+                                    job_name="train", time="01:00:00", **where)
 
     @classmethod
     def parse(cls, text: str) -> Any:

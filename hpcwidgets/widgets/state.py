@@ -332,13 +332,16 @@ def limits_note(profile: Any, job: Any, key: str) -> str:
     part = None
     name = getattr(job, "partition", "") or ""
     if name:
-        part = next((p for p in profile.partitions if getattr(p, "name", None) == name), None)
-    else:
-        gpus = getattr(job, "gpus_per_node", None)
-        part = profile.default(gpu=bool(isinstance(gpus, int) and gpus > 0))
+        part = next((p for p in profile.partitions if getattr(p, "name", None) == name
+                     and p.is_slurm_partition), None)
+    else:  # the entry the job's --qos/--constraint select (sites without user partitions), else the default
+        part = profile.selected_by(job)
+        if part is None:
+            gpus = getattr(job, "gpus_per_node", None)
+            part = profile.default(gpu=bool(isinstance(gpus, int) and gpus > 0))
     if part is None:
         return ""
-    where = f"partition {part.name}"
+    where = part.where()
     if key == "gpus_per_node":
         return f"{where}: at most {part.gpus_per_node} per node" if part.has_gpus else f"{where} has no GPUs"
     if key == "time" and part.max_time:
