@@ -2,12 +2,18 @@
 
 The inverse of :mod:`hpcwidgets.render.dockerfile`. Both readers are pure and raise
 :class:`~hpcwidgets.errors.ParseError` with the line number for text the models cannot hold,
-saying what to change. Comments are not kept.
+saying what to change. What a model holds only as a whole is kept verbatim so it is written back
+unchanged: earlier stages of a multi-stage build and lines before ``FROM`` / ``Bootstrap:``,
+heredocs (``RUN <<EOF``), and definition-file sections the model does not break down (app
+sections, sections with options, repeated sections, an ``%environment`` with shell logic).
+Comments between Dockerfile instructions, in a definition file's header and in its ``%environment``
+and ``%labels`` sections are not kept (they mean nothing to the builders).
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import textwrap
 
 from ..errors import ParseError
@@ -24,36 +30,61 @@ _REF = re.compile(rf"\$(?:\{{{_NAME}\}}|{_NAME})")
 # -- Dockerfile ------------------------------------------------------------------------------
 
 def parse_dockerfile(text: str, source: str = "") -> Dockerfile:
-    """A :class:`Dockerfile` from its text (one ``FROM``; continuation lines joined by newlines)."""
-    base = ""
+    """A :class:`Dockerfile` from its text: the last stage is modelled, what precedes its ``FROM``
+    (parser directives, global ``ARG`` lines, earlier stages) is kept verbatim in ``before``.
+    Continuation lines are joined by newlines; an instruction with a heredoc is kept verbatim."""
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    logical = list(_logical_lines(lines, source))
+    froms = [k for k, item in enumerate(logical) if item[1] == "FROM"]
+    for lineno, op, _body in logical[:froms[0] if froms else len(logical)]:
+        if op != "ARG":
+            raise ParseError(f"{op} before FROM: only ARG (and parser directives) may come before the first FROM; "
+                             "move it below FROM", lineno, 1, source)
+    if not froms:
+        raise ParseError("no FROM line: a Dockerfile starts with FROM IMAGE:TAG", 1, 1, source)
+    lineno, _op, base = logical[froms[-1]]
+    if "\n" in base or not base:
+        raise ParseError("FROM takes one image on one line, e.g. FROM almalinux:8", lineno, 1, source)
     items: list[Instruction] = []
-    for lineno, op, body in _logical_lines(text, source):
-        if op == "FROM":
-            if base:
-                raise ParseError("a second FROM (multi-stage build) is not supported by this model; "
-                                 "split the stages into separate Dockerfiles", lineno, 1, source)
-            if "\n" in body or not body:
-                raise ParseError("FROM takes one image on one line, e.g. FROM almalinux:8", lineno, 1, source)
-            base = body
-            continue
-        if not base:
-            raise ParseError(f"{op} before FROM is not supported by this model; start the Dockerfile with "
-                             "FROM and write ARG values into it directly", lineno, 1, source)
+    for n, op, body in logical[froms[-1] + 1:]:
         if op not in INSTRUCTIONS:
             raise ParseError(f"unsupported instruction {op}; this model knows FROM, {', '.join(INSTRUCTIONS)}",
-                             lineno, 1, source)
+                             n, 1, source)
         items.append(Instruction(op, body))
-    if not base:
-        raise ParseError("no FROM line: a Dockerfile starts with FROM IMAGE:TAG", 1, 1, source)
-    return Dockerfile(base, tuple(items))
+    return Dockerfile(base, tuple(items), before=tuple(_strip_blank(lines[:lineno - 1], rstrip=False)))
 
 
-def _logical_lines(text: str, source: str):
-    """Yield ``(line number, KEYWORD, text)`` with continuation pieces joined by ``\\n``."""
-    lines = text.split("\n")
+def _strip_blank(lines: list[str], rstrip: bool = True) -> list[str]:
+    """The lines without blank lines at both ends (and without trailing whitespace)."""
+    out = [line.rstrip() if rstrip else line for line in lines]
+    while out and not out[0].strip():
+        out.pop(0)
+    while out and not out[-1].strip():
+        out.pop()
+    return out
+
+
+def _same_words(a: str, b: str) -> bool:
+    """Whether two shell texts split into the same words."""
+    try:
+        return shlex.split(a) == shlex.split(b)
+    except ValueError:
+        return " ".join(a.split()) == " ".join(b.split())
+
+
+#: a heredoc opener in RUN/COPY/ADD: <<EOF, <<-EOF, <<"EOF", <<'EOF' (not the here-string <<<)
+_HEREDOC = re.compile(r"(?<!<)<<(?!<)(-?)([\"']?)([A-Za-z_][A-Za-z0-9_.-]*)\2")
+
+
+def _logical_lines(lines: list[str], source: str):
+    """Yield ``(line number, KEYWORD, text)`` with continuation pieces joined by ``\\n``.
+
+    An instruction that opens heredocs takes the lines up to each delimiter; its text is then a
+    :class:`Verbatim` of everything after the keyword, exactly as written.
+    """
     i = 0
     while i < len(lines):
-        raw = lines[i].rstrip("\r")
+        raw = lines[i]
         stripped = raw.strip()
         if not stripped:
             i += 1
@@ -71,9 +102,11 @@ def _logical_lines(text: str, source: str):
             raise ParseError(f"expected an instruction keyword such as RUN, got {stripped[:20]!r}", start, 1, source)
         op = m.group(1).upper()
         pieces = []
-        piece = m.group(2)
+        joined = ""  # the text the builder sees: each line without its backslash, joined as written
+        piece = raw = m.group(2)
         while True:
             cont = piece.endswith("\\")
+            joined += raw.rstrip()[:-1] if cont else raw
             piece = piece[:-1].rstrip() if cont else piece.rstrip()
             pieces.append(piece)
             if not cont:
@@ -84,71 +117,163 @@ def _logical_lines(text: str, source: str):
             if i >= len(lines):
                 raise ParseError(f"{op} ends with a backslash but no line follows; remove the trailing \\",
                                  start, 1, source)
-            piece = lines[i].rstrip("\r").strip()
-        i += 1
+            raw = lines[i]
+            piece = raw.strip()
         if pieces and pieces[0] == "" and len(pieces) > 1:
             pieces = pieces[1:]
-        yield start, op, "\n".join(pieces)
+        body = "\n".join(pieces)
+        docs = _HEREDOC.findall(body) if op in ("RUN", "COPY", "ADD") else []
+        if len(pieces) > 1 and not docs and not _same_words(joined, " ".join(pieces)):
+            # a line break inside a word (foo\<newline>bar) or a quoted string: written back as it was
+            first = lines[start - 1].strip()[len(m.group(1)):].strip()
+            body = Verbatim("\n".join([first, *lines[start:i + 1]]))
+        if docs:
+            for strip_tabs, _quote, word in docs:
+                i += 1
+                while i < len(lines) and (lines[i].lstrip("\t") if strip_tabs else lines[i]) != word:
+                    i += 1
+                if i >= len(lines):
+                    raise ParseError(f"the heredoc <<{word} of this {op} has no closing {word} line; add one",
+                                     start, 1, source)
+            first = lines[start - 1].strip()[len(m.group(1)):].strip()
+            body = Verbatim("\n".join([first, *lines[start:i + 1]]))
+        i += 1
+        yield start, op, body
 
 
 # -- definition file -------------------------------------------------------------------------
 
-_SUPPORTED = ("files", "post", "test", "environment", "runscript", "labels", "help")
+#: sections the model holds field by field (in the order they are written back)
+_SECTIONS = ("arguments", "setup", "files", "post", "test", "environment", "startscript", "runscript", "labels", "help")
+#: app (SCIF) sections: ``%apprun NAME`` …, kept verbatim
+_APP_SECTIONS = ("appinstall", "apphelp", "apprun", "applabels", "appfiles", "appenv", "apptest", "appstart")
 _HEADER_KEYS = {"bootstrap": "bootstrap", "from": "from_"}
+_STAGE = re.compile(r"bootstrap[ \t]*:", re.IGNORECASE)
+#: a header line that may come before Bootstrap: in a stage's header
+_HEADER_LINE = re.compile(r"(from|stage|includecmd|fingerprints|osversion|mirrorurl|updateurl|include|library|"
+                          r"registry|namespace)[ \t]*:", re.IGNORECASE)
+#: how the renderer indents section bodies
+_INDENT = "    "
 
 
 def parse_deffile(text: str, source: str = "") -> DefFile:
-    """A :class:`DefFile` from its text: ``Key: value`` header lines, then ``%section`` bodies."""
-    lines = text.split("\n")
+    """A :class:`DefFile` from its text: ``Key: value`` header lines, then ``%section`` bodies.
+
+    In a multi-stage build the last stage is modelled and the earlier ones are kept verbatim in
+    ``before``. Sections the model does not break down are kept verbatim in ``extra``.
+    """
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    starts = [k for k, line in enumerate(lines) if _STAGE.match(line)]
+    if not starts:
+        raise ParseError("the header needs a Bootstrap: line, e.g. Bootstrap: docker", 1, 1, source)
+    first_line = starts[-1]
+    while first_line and _HEADER_LINE.match(lines[first_line - 1]):
+        first_line -= 1  # header keywords written above Bootstrap: (From: first) belong to this stage
+    before = _strip_blank(lines[:first_line], rstrip=False)
     header: dict[str, str] = {}
-    sections: dict[str, tuple[int, list[str]]] = {}
-    current: str | None = None
-    for n, raw in enumerate(lines, start=1):
-        line = raw.rstrip("\r")
+    others: list[EnvVar] = []
+    blocks: list[tuple[int, str, str, list[str]]] = []  # (line number, name, arguments, body lines)
+    for n, line in enumerate(lines[first_line:], start=first_line + 1):
         if line.startswith("%"):
             m = re.fullmatch(r"%([A-Za-z]+)(.*)", line.rstrip())
             name = m.group(1).lower() if m else ""
-            if not m or name not in _SUPPORTED:
+            if not m or name not in _SECTIONS + _APP_SECTIONS:
                 what = line.split()[0]
-                raise ParseError(f"section {what} is not supported by this model; it knows "
-                                 f"{', '.join('%' + s for s in _SUPPORTED)}", n, 1, source)
-            if m.group(2).strip():
-                raise ParseError(f"%{name} takes no arguments here; remove {m.group(2).strip()!r}", n, len(name) + 2, source)
-            if name in sections:
-                raise ParseError(f"%{name} appears twice; merge the two into one section", n, 1, source)
-            sections[name] = (n + 1, [])
-            current = name
+                raise ParseError(f"section {what} is not an Apptainer section; the sections are "
+                                 f"{', '.join('%' + s for s in _SECTIONS + _APP_SECTIONS)}", n, 1, source)
+            blocks.append((n, name, m.group(2), [line.rstrip()]))
             continue
-        if current is not None:
-            sections[current][1].append(line)
+        if blocks:
+            blocks[-1][3].append(line)
             continue
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         key, sep, value = stripped.partition(":")
-        field = _HEADER_KEYS.get(key.strip().lower())
-        if not sep or field is None:
-            raise ParseError(f"header line {stripped[:30]!r} is not supported; this model knows Bootstrap: and From:",
+        key = key.strip()
+        if not sep or not re.fullmatch(_NAME, key):
+            raise ParseError(f"header line {stripped[:30]!r} is not a 'Keyword: value' line; put it in a %section",
                              n, 1, source)
+        field = _HEADER_KEYS.get(key.lower())
+        if field is None:
+            others.append(EnvVar(key, value.strip()))
+            continue
         if field in header:
-            raise ParseError(f"{key.strip()}: appears twice in the header; keep one", n, 1, source)
+            raise ParseError(f"{key}: appears twice in the header; keep one", n, 1, source)
         header[field] = value.strip()
-    if "bootstrap" not in header:
-        raise ParseError("the header needs a Bootstrap: line, e.g. Bootstrap: docker", 1, 1, source)
     values: dict[str, object] = dict(header)
-    for name, (first, body) in sections.items():
-        start, body = _trim(body, first)
-        if name == "environment":
-            values[name] = tuple(_env_line(line, start + k, source) for k, line in enumerate(body)
-                                 if line.strip() and not line.strip().startswith("#"))
-        elif name == "labels":
-            values[name] = tuple(_label_line(line, start + k, source) for k, line in enumerate(body)
-                                 if line.strip() and not line.strip().startswith("#"))
-        elif name == "help":
-            values[name] = "\n".join(body)
+    seen: set[str] = set()
+    extra: list[str] = []
+    for n, name, args, body in blocks:
+        kept = _section_value(name, args, body[1:], n + 1, source) if name not in seen else None
+        if kept is None:
+            extra += ([""] if extra else []) + _strip_blank_end(body)
+        elif kept in ((), ""):
+            continue  # an empty section (or only comments where they are dropped) adds nothing
         else:
-            values[name] = tuple(body)
-    return DefFile(**values)  # type: ignore[arg-type]
+            values[name] = kept
+        seen.add(name)
+    return DefFile(**values, header=tuple(others), extra=tuple(extra), before=tuple(before))  # type: ignore[arg-type]
+
+
+def _section_value(name: str, args: str, body: list[str], first: int, source: str) -> object | None:
+    """The field value of a section, or None when the section is kept verbatim."""
+    if args.strip() or name in _APP_SECTIONS:
+        return None
+    start, trimmed = _trim(body, first)
+    if _spans_lines(body) and [_INDENT + x if x else "" for x in trimmed] != _strip_blank(body, rstrip=False):
+        return None  # a heredoc or a multi-line string: its lines must stay exactly as they are
+    # comment lines of %environment and %labels are not kept (they mean nothing to apptainer)
+    content = [line for line in trimmed if line.strip() and not line.strip().startswith("#")]
+    if name == "environment":
+        if not all(_EXPORT.fullmatch(x) for x in content):
+            return None  # shell logic (. conda.sh, NAME=value without export, if …): keep it as written
+        return tuple(_env_line(line, start + k, source) for k, line in enumerate(content))
+    if name == "labels":
+        return tuple(_label_line(line, start, source) for line in content)
+    if name == "help":
+        return "\n".join(trimmed)
+    return tuple(trimmed)
+
+
+_EXPORT = re.compile(rf"\s*export\s+{_NAME}=.*")
+#: a here-document opener in a shell script (not the here-string <<<)
+_SH_HEREDOC = re.compile(r"(?<!<)<<(?!<)-?\s*([\"']?)[A-Za-z_][A-Za-z0-9_]*\1")
+
+
+def _spans_lines(body: list[str]) -> bool:
+    """Whether shell text in ``body`` runs across lines: a heredoc or a quoted string left open at a line end."""
+    quote = ""
+    for line in body:
+        if not quote and _SH_HEREDOC.search(line):
+            return True
+        i = 0
+        while i < len(line):
+            c = line[i]
+            if quote == "'":
+                quote = "" if c == "'" else quote
+            elif quote == '"':
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    quote = ""
+            elif c == "\\":
+                i += 1
+            elif c in "'\"":
+                quote = c
+            elif c == "#" and (i == 0 or line[i - 1] in " \t;"):
+                break
+            i += 1
+        if quote:
+            return True
+    return False
+
+
+def _strip_blank_end(lines: list[str]) -> list[str]:
+    out = list(lines)
+    while out and not out[-1].strip():
+        out.pop()
+    return out
 
 
 def _trim(body: list[str], first: int) -> tuple[int, list[str]]:

@@ -8,7 +8,8 @@ render → parse unchanged.
 from __future__ import annotations
 
 from ..errors import Problem, ValidationError
-from ..spec.apptainer import DefFile
+from ..spec._words import Verbatim
+from ..spec.apptainer import DEF_SECTIONS, DefFile
 from ..spec.charliecloud import Dockerfile
 from .quote import assignment, is_name
 
@@ -16,13 +17,18 @@ from .quote import assignment, is_name
 INDENT = "    "
 
 #: the order sections are written in a definition file (the order apptainer runs them in)
-DEF_ORDER = ("files", "post", "test", "environment", "runscript", "labels", "help")
+DEF_ORDER = DEF_SECTIONS
 
 
 def render_dockerfile(d: Dockerfile) -> str:
-    """The Dockerfile text: ``FROM`` then one instruction per line (continued with ``\\``)."""
-    lines = [f"FROM {d.from_.strip()}"]
+    """The Dockerfile text: the verbatim lines before ``FROM``, ``FROM``, then one instruction per line
+    (continued with ``\\``; an instruction whose text is :class:`Verbatim`, a heredoc, exactly as kept)."""
+    lines = [*d.before, ""] if d.before else []
+    lines.append(f"FROM {d.from_.strip()}")
     for item in d.instructions:
+        if isinstance(item.text, Verbatim):
+            lines.append(f"{item.op} {item.text}")
+            continue
         parts = item.text.split("\n")
         lines.append(f"{item.op} {parts[0]}".rstrip() + (" \\" if len(parts) > 1 else ""))
         for k, part in enumerate(parts[1:], start=2):
@@ -31,14 +37,17 @@ def render_dockerfile(d: Dockerfile) -> str:
 
 
 def render_deffile(d: DefFile) -> str:
-    """The definition file text: the header, then each non-empty ``%section``.
+    """The definition file text: earlier stages (verbatim), the header, each non-empty ``%section``,
+    then the sections kept verbatim.
 
     ``%environment`` lines are ``export NAME=value`` with the value quoted by the contract
     (``$NAME`` expands when the container starts); ``%labels`` lines are ``NAME value``.
     """
-    out = [f"Bootstrap: {d.bootstrap}"]
+    out = [*d.before, ""] if d.before else []
+    out.append(f"Bootstrap: {d.bootstrap}")
     if d.from_:
         out.append(f"From: {d.from_}")
+    out += [f"{h.name}: {h.value}".rstrip() for h in d.header]
     for section in DEF_ORDER:
         body = _body(d, section)
         if not body:
@@ -46,6 +55,9 @@ def render_deffile(d: DefFile) -> str:
         out.append("")
         out.append(f"%{section}")
         out += [INDENT + line if line else "" for line in body]
+    if d.extra:
+        out.append("")
+        out += d.extra
     return "\n".join(out) + "\n"
 
 

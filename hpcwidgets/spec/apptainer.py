@@ -248,12 +248,17 @@ DEF_SECTIONS = ("arguments", "setup", "files", "post", "test", "environment", "s
 
 @dataclass(frozen=True)
 class DefFile(Spec):
-    """An Apptainer definition file: a header and ``%section`` bodies."""
+    """An Apptainer definition file: a header and ``%section`` bodies.
+
+    In a multi-stage build this is the last stage; earlier stages are kept verbatim in ``before``.
+    Sections the model does not break down are kept verbatim in ``extra``.
+    """
 
     kind = "apptainer.def"
 
     bootstrap: str = opt("docker", label="Bootstrap", role="internal",
-                         choices=("docker", "localimage", "library", "oras", "debootstrap", "scratch"),
+                         choices=("docker", "localimage", "library", "oras", "shub", "docker-daemon", "docker-archive",
+                                  "oci", "oci-archive", "debootstrap", "yum", "zypper", "arch", "busybox", "scratch"),
                          help="Where the base comes from: docker (a registry image), localimage (a .sif file), …")
     from_: str = opt("", label="From", role="internal", cli="--from-image", placeholder="pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime",
                      help="The base image (repo:tag for docker; a path for localimage). Pin a version tag.")
@@ -264,9 +269,32 @@ class DefFile(Spec):
     labels: tuple[EnvVar, ...] = opt((), label="%labels", role="internal", help="Metadata: NAME value pairs (author, version).")
     help: str = opt("", label="%help", role="internal", cli="--help-text", help="Text 'apptainer run-help' shows.")
     test: tuple[str, ...] = opt((), label="%test", role="internal", help="Commands run at the end of the build and by 'apptainer test'.")
+    header: tuple[EnvVar, ...] = opt((), label="Other header keywords", role="internal",
+                                     help="Header lines besides Bootstrap/From, in order: Stage, IncludeCmd, "
+                                          "Fingerprints, OSVersion, MirrorURL, Include …")
+    arguments: tuple[str, ...] = opt((), label="%arguments", role="internal",
+                                     help="NAME=default lines for {{ NAME }} placeholders (apptainer build --build-arg).")
+    setup: tuple[str, ...] = opt((), label="%setup", role="internal",
+                                 help="Commands run on the host during the build ($APPTAINER_ROOTFS is the image).")
+    startscript: tuple[str, ...] = opt((), label="%startscript", role="internal",
+                                       help="Commands 'apptainer instance start' runs.")
+    extra: tuple[str, ...] = opt((), label="Other sections (verbatim)", role="internal",
+                                 help="Sections kept exactly as written, written after the others: app sections "
+                                      "(%apprun NAME …), sections with options (%post -c /bin/bash, %files from STAGE), "
+                                      "a repeated section, or an %environment with shell logic.")
+    before: tuple[str, ...] = opt((), label="Earlier stages (verbatim)", role="internal",
+                                  help="The lines before this stage's header: earlier stages of a multi-stage build, "
+                                       "kept exactly as written.")
 
     def _check(self) -> list[Problem]:
         out = []
-        if not self.from_ and self.bootstrap != "scratch":
+        # agents that build from a mirror (MirrorURL/OSVersion) or from nothing take no From:
+        if not self.from_ and self.bootstrap not in ("scratch", "yum", "zypper", "debootstrap", "arch", "busybox"):
             out.append(Problem("from_", "From: is required, e.g. pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime"))
+        for h in self.header:
+            if h.name.lower() in ("bootstrap", "from"):
+                out.append(Problem("header", f"write {h.name}: in its own field, not among the other header keywords"))
+        first = next((line for line in self.extra if line.strip()), "")
+        if first and not first.startswith("%"):
+            out.append(Problem("extra", f"the verbatim sections must start with a %section line, not {first.strip()[:30]!r}"))
         return out

@@ -374,7 +374,9 @@ class ChFromhost(Spec):
 # -- Dockerfile ------------------------------------------------------------------------------
 
 #: instructions the model (and ch-image) understands; FROM is the model's from_ field
-INSTRUCTIONS = ("ARG", "ENV", "RUN", "COPY", "ADD", "WORKDIR", "LABEL", "USER", "SHELL", "CMD", "ENTRYPOINT")
+INSTRUCTIONS = ("ARG", "ENV", "RUN", "COPY", "ADD", "WORKDIR", "LABEL", "USER", "SHELL", "CMD", "ENTRYPOINT",
+                # image metadata for Docker that ch-image reads past: kept so a Dockerfile reads back whole
+                "EXPOSE", "VOLUME", "HEALTHCHECK", "STOPSIGNAL", "ONBUILD", "MAINTAINER")
 
 
 @dataclass(frozen=True)
@@ -420,6 +422,8 @@ class Instruction(Spec):
         if not self.text.strip():
             out.append(Problem("text", f"{self.op} needs arguments"))
             return out
+        if isinstance(self.text, Verbatim):
+            return out  # read from a file as it stands (a heredoc, a line broken inside a word): written back unchanged
         lines = self.text.split("\n")
         if any(line.rstrip().endswith("\\") for line in lines):
             out.append(Problem("text", "do not end lines with a backslash; put each line on its own line and the "
@@ -458,7 +462,11 @@ def dockerfile_quote(value: str) -> str:
 
 @dataclass(frozen=True)
 class Dockerfile(Spec):
-    """A minimal Dockerfile for ``ch-image build``: one ``FROM`` and a list of instructions."""
+    """A minimal Dockerfile for ``ch-image build``: one ``FROM`` and a list of instructions.
+
+    In a multi-stage build this is the last stage; what comes before its ``FROM`` (global ``ARG``
+    lines, parser directives, earlier stages) is kept verbatim in ``before``.
+    """
 
     kind = "dockerfile"
 
@@ -466,6 +474,9 @@ class Dockerfile(Spec):
                      help="The base image with a version tag (a registry reference or a name in ch-image storage).")
     instructions: tuple[Instruction, ...] = opt((), label="Instructions", role="internal",
                                                 help="RUN, ENV, COPY, WORKDIR, … in order.")
+    before: tuple[str, ...] = opt((), label="Before FROM (verbatim)", role="internal",
+                                  help="Lines before this FROM, kept exactly as written: parser directives "
+                                       "(# syntax=…), ARG lines that FROM can use, earlier stages of a multi-stage build.")
 
     def _check(self) -> list[Problem]:
         out = []
