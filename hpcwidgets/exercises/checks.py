@@ -9,7 +9,14 @@ same:
   order (the parser reads both into the same model);
 * ``$SCRATCH`` == ``${SCRATCH}``, ``/data/`` == ``/data``, a bind mode of ``rw`` == no mode;
 * Slurm times (``90`` == ``1:30:00``) and memory sizes (``16G`` == ``16384M``);
-* GPUs asked for with ``--gres=gpu:4``, ``--gres=gpu:a100:4`` or ``--gpus-per-node=4``.
+* GPUs asked for with ``--gres=gpu:4``, ``--gres=gpu:a100:4`` or ``--gpus-per-node=4``;
+* ``python3`` == ``python``, a script's ``--opt value`` options in any order or as ``--opt=value``,
+  ``./x.def`` == ``x.def``, ``docker://docker.io/x`` == ``docker://x``, ``pmix_v4`` == ``pmix``;
+* ``srun -N 2 -n 4`` == ``srun -N 2 --ntasks-per-node=2`` (and a step inherits the job's tasks per
+  node); ``torchrun --nproc-per-node=gpu`` == one worker per GPU of the job;
+* switches that change nothing for the task when it leaves them out (``--force``, ``--cleanenv``,
+  ``--no-home``, ``srun --label``), ``export NAME=…``/``mkdir``/``module load`` lines before the
+  command, and shell variables set on a line above it.
 
 A wrong answer raises :class:`AnswerError`, which is both a :class:`~hpcwidgets.errors.HpcWidgetsError`
 and an ``AssertionError`` (so papermill and nbval report it as a failed check), listing every
@@ -26,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..errors import HpcWidgetsError, ParseError
 from ..spec._meta import FieldSpec, Spec
 from ..spec.common import Bind, EnvVar
-from ..spec.units import parse_mem, time_equal
+from ..spec.units import format_time, parse_mem, time_equal
 
 PASS_MARK = "✓"
 FAIL_MARK = "✗"
@@ -67,12 +74,19 @@ class Matcher:
             return False
 
 
+def _norm_shell_text(text: str) -> str:
+    """Shell text compared by meaning: comments dropped, ``${NAME}`` as ``$NAME``, spaces collapsed and
+    ``pip3 install``/``python -m pip install`` written ``pip install``."""
+    lines = [re.sub(r"(^|\s)#.*$", "", ln) for ln in str(text).split("\n")]
+    return _PIP.sub("pip install", re.sub(r"[ \t]+", " ", norm_text("\n".join(lines))))
+
+
 def contains(*items: str) -> Matcher:
-    """A text (or the lines of a tuple) that contains every one of ``items``."""
+    """A text (or the lines of a tuple) that contains every one of ``items`` (outside comments)."""
     def test(value: Any) -> bool:
         text = "\n".join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
-        return all(norm_text(i) in norm_text(text) for i in items)
-    return Matcher(test, "contains " + ", ".join(repr(i) for i in items))
+        return all(_norm_shell_text(i) in _norm_shell_text(text) for i in items)
+    return Matcher(test, "text containing " + " and ".join(repr(i) for i in items))
 
 
 def one_of(*values: Any) -> Matcher:
@@ -111,8 +125,10 @@ def norm_text(value: Any) -> str:
 
 
 def norm_path(value: Any) -> str:
-    """A path with ``${NAME}`` unbraced, repeated slashes collapsed and no trailing slash."""
+    """A path with ``${NAME}`` unbraced, repeated slashes collapsed, no trailing slash and no
+    leading ``./``."""
     s = re.sub(r"/{2,}", "/", norm_text(value))
+    s = re.sub(r"^(\./)+(?=.)", "", s)
     return s.rstrip("/") if len(s) > 1 else s
 
 
@@ -141,6 +157,8 @@ def same(name: str, have: Any, want: Any) -> bool:
     if want is None or have is None:
         return want == have or (want in ("", ()) and have is None) or (have in ("", ()) and want is None)
     base = name.rsplit(".", 1)[-1]
+    if base in ("command", "program") and isinstance(want, (tuple, list)) and isinstance(have, (tuple, list)):
+        return norm_program(have) == norm_program(want)
     if base == "time" or base.endswith("_time"):
         return time_equal(str(have), str(want)) if have and want else have == want
     if base.startswith("mem"):
@@ -160,44 +178,140 @@ def same(name: str, have: Any, want: Any) -> bool:
         return not compare_models(have, want)
     if isinstance(want, (tuple, list)) and isinstance(have, (tuple, list)):
         return len(have) == len(want) and all(same(name, h, w) for h, w in zip(have, want))
+    if base == "mpi" and isinstance(want, str) and isinstance(have, str):
+        return re.sub(r"_v\d+$", "", have) == re.sub(r"_v\d+$", "", want)   # pmix_v4 is a pmix version
     if isinstance(want, str) and isinstance(have, (str, int)):
-        return norm_path(have) == norm_path(want) if ("/" in want or "$" in want) else str(have) == want
+        if str(have).startswith("docker://") or want.startswith("docker://") or base == "from_":
+            return norm_ref(have) == norm_ref(want)
+        if "/" in want or "$" in want or "/" in str(have):
+            return norm_path(have) == norm_path(want)
+        return str(have) == want
     return have == want
+
+
+def norm_ref(value: Any) -> str:
+    """A Docker image reference without the default registry (``docker.io/``, ``index.docker.io/``)
+    and, for an official image, without ``library/``: ``docker://docker.io/library/ubuntu:22.04``
+    is ``docker://ubuntu:22.04``."""
+    s = str(value)
+    scheme, sep, ref = s.rpartition("://")
+    ref = re.sub(r"^(?:registry-1\.|index\.)?docker\.io/", "", ref)
+    name = ref.split(":", 1)[0].split("@", 1)[0]
+    if ref.startswith("library/") and name.count("/") == 1:
+        ref = ref[len("library/"):]
+    return f"{scheme}{sep}{ref}"
+
+
+_PIP = re.compile(r"\b(?:python3?\s+-m\s+)?pip3?\s+install\b")
+
+
+def norm_program(words: Sequence[Any]) -> tuple[str, ...]:
+    """A program's words compared by meaning: ``python3`` is ``python``; for ``python -c CODE`` the
+    code as parsed Python; for ``python SCRIPT.py`` the script's ``--opt value`` options in any
+    order and ``--opt=value`` the same as ``--opt value`` (argparse reads them so)."""
+    import ast
+    out = [norm_text(w) for w in words]
+    if not out or not re.fullmatch(r"python3?(\.\d+)?", out[0]):
+        return tuple(out)
+    out[0] = "python"
+    if len(out) >= 3 and out[1] == "-c":
+        try:
+            out[2] = ast.dump(ast.parse(out[2]))
+        except SyntaxError:
+            pass
+        return tuple(out)
+    if len(out) < 2 or not out[1].endswith(".py"):
+        return tuple(out)
+    args: list[str] = []
+    for w in out[2:]:
+        args += w.split("=", 1) if w.startswith("--") and "=" in w else [w]
+    positional: list[str] = []
+    options: list[tuple[str, ...]] = []
+    i = 0
+    while i < len(args):
+        if args[i].startswith("--") and args[i] != "--":
+            j = i + 1
+            while j < len(args) and not args[j].startswith("-"):
+                j += 1
+            options.append(tuple(args[i:j]))
+            i = j
+        else:
+            positional.append(args[i])
+            i += 1
+    return tuple(out[:2] + positional + ["\0".join(o) for o in sorted(options)])
 
 
 # ------------------------------------------------------------------------------------------------
 # reading answers
 # ------------------------------------------------------------------------------------------------
-_ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*=\S*)\s*$")
+#: commands that only prepare for the one the task asks for (make a directory, load a module)
+_PREPARATION = frozenset({"mkdir", "module", "ml"})
+#: variables a program reads from its environment (a shell variable that is not exported is not seen)
+_PROGRAM_ENV = re.compile(r"^(APPTAINER|SINGULARITY)(ENV)?_")
 
 
 def _empty(answer: Any) -> bool:
     return answer is None or answer is Ellipsis or (isinstance(answer, str) and not answer.strip())
 
 
+def _substitute(text: str, shell_vars: Mapping[str, str]) -> str:
+    """``$NAME``/``${NAME}`` replaced by the value a line above gave the shell variable NAME."""
+    for name, value in shell_vars.items():
+        value = value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+        text = re.sub(r"\$\{" + name + r"\}|\$" + name + r"(?![A-Za-z0-9_])", lambda _m, v=value: v, text)
+    return text
+
+
 def command_text(text: str) -> str:
-    """One command from a learner's text: comments and blank lines dropped, continuation lines
-    joined, and lines that only set a variable (``export APPTAINER_CACHEDIR=…``) written as
-    assignments in front of the command."""
-    joined = re.sub(r"\\\n", " ", text)
-    assigns: list[str] = []
-    commands: list[str] = []
-    for raw in joined.split("\n"):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    """One command from a learner's text, as one line of shell.
+
+    Comments, blank lines and a copied ``$ `` prompt are dropped, continuation lines joined;
+    ``export NAME=…`` lines (or ``export NAME`` after ``NAME=…``) become assignments in front of
+    the command, shell variables set on a line above it (``IMG=…``) are substituted where the
+    command uses them, and ``mkdir``/``module load`` lines that only prepare for it are left out.
+    ``;`` and ``&&`` separate commands just like new lines do.
+    """
+    from ..parse.lexer import lex_script
+    lines = [re.sub(r"^(\s*)\$ ", r"\1", ln) for ln in text.split("\n")]  # a copied prompt
+    try:
+        script = lex_script("\n".join(lines))
+    except ParseError as exc:
+        raise AnswerError([f"the command cannot be read: {exc.message}"]) from None
+    exported: dict[str, str] = {}
+    shell_vars: dict[str, str] = {}
+    commands = []
+    for c in script.commands:
+        if not c.is_code:
             continue
-        if line.startswith("$ "):  # a copied prompt
-            line = line[2:]
-        m = _ASSIGN.match(line)
-        if m and not commands:
-            assigns.append(m.group(1))
+        if c.kind == "simple" and c.name == "export":
+            for name, word in c.assignments:
+                exported[name] = word.raw
+            for w in c.words[1:]:
+                if "=" not in w.value and w.value in shell_vars:
+                    exported[w.value] = shell_vars.pop(w.value)
             continue
-        commands.append(line)
+        if c.kind == "simple" and not c.words and c.assignments:
+            for name, word in c.assignments:
+                shell_vars[name] = word.raw
+            continue
+        if c.kind == "simple" and c.name in _PREPARATION and commands == []:
+            continue
+        commands.append(c)
     if len(commands) != 1:
         what = "no command" if not commands else f"{len(commands)} commands"
         raise AnswerError([f"the answer has {what}; write exactly one command (long commands may continue "
                            "on the next line after a trailing backslash)"])
-    return " ".join(assigns + commands)
+    cmd = commands[0]
+    unseen = [n for n in shell_vars if _PROGRAM_ENV.match(n)]
+    if unseen:
+        name = unseen[0]
+        raise AnswerError([f"{name}=… on a line of its own sets a shell variable that {cmd.name or 'the program'} "
+                           f"never sees: write `export {name}=…`, or put `{name}=…` in front of the command on "
+                           "the same line"])
+    prefix = [f"{n}={v}" for n, v in exported.items()] + [f"{n}={w.raw}" for n, w in cmd.assignments]
+    words = [w.raw.replace("\\\n", " ") for w in cmd.words]
+    return _substitute(" ".join(prefix + words), {**shell_vars, **{n: v for n, v in exported.items()
+                                                                   if n not in dict(cmd.assignments)}})
 
 
 def read_command(answer: Any, task: str = "") -> Spec:
@@ -215,9 +329,41 @@ def read_command(answer: Any, task: str = "") -> Spec:
     except AnswerError as exc:
         raise AnswerError(exc.problems, task) from None
     try:
-        return parse_command(text)
+        return _with_container_env(parse_command(text), text)
     except ParseError as exc:
-        raise AnswerError([f"the command cannot be read: {exc.message}"], task) from None
+        hint = next((h for p, h in _OTHER_PROGRAMS.items() if re.search(r"(^|\s)" + p + r"\s", text + " ")), "")
+        raise AnswerError([hint or f"the command cannot be read: {exc.message}"], task) from None
+
+
+def _with_container_env(model: Spec, text: str) -> Spec:
+    """``APPTAINERENV_NAME=value`` (``SINGULARITYENV_``) in front of the command is ``--env NAME=value``."""
+    if not any(f.name == "env" and f.base_type is EnvVar for f in model.field_specs()):
+        return model
+    from ..parse.lexer import lex_command
+    found = [EnvVar(m.group(2), w.value) for n, w in lex_command(text).assignments
+             if (m := re.fullmatch(r"(APPTAINER|SINGULARITY)ENV_([A-Za-z_][A-Za-z0-9_]*)", n))]
+    named = {e.name for e in model.env}
+    return model.replace(env=tuple(model.env) + tuple(e for e in found if e.name not in named)) if found else model
+
+
+def _separator_problems(model: Spec, text: str) -> list[str]:
+    """ch-run needs ``--`` between the image and the program (else it reads the program's options)."""
+    if getattr(model, "kind", "") != "charliecloud.run" or not model.command:
+        return []
+    from ..parse.lexer import lex_command
+    if "--" in [w.value for w in lex_command(text).words]:
+        return []
+    return [f"put `--` between the image and the program (ch-run … IMAGE -- {model.command[0]} …): without it "
+            "ch-run reads the program's options as its own"]
+
+
+#: programs the reader does not model, and what to use instead
+_OTHER_PROGRAMS = {
+    "sudo": "sudo needs root, which users do not have on a cluster; build as yourself with apptainer build --fakeroot",
+    "(mpirun|mpiexec)": "mpirun/mpiexec starts the ranks itself; in the hybrid model Slurm starts them: "
+                        "srun --mpi=pmix … apptainer exec IMAGE PROGRAM",
+    "(docker|podman)": "Docker and Podman are not available on the cluster; use apptainer (it reads docker:// images)",
+}
 
 
 def read_script_answer(answer: Any, task: str = "") -> tuple[Any, str]:
@@ -291,7 +437,10 @@ def compare_binds(have: Iterable[Bind], want: Iterable[Bind], *, flag: str = "--
         if match is None:
             by_dst = next((h for h in left if _bind_key(h)[1] == wd), None)
             by_src = next((h for h in left if _bind_key(h)[0] == ws), None)
-            if by_dst is not None:
+            if by_dst is not None and _single_quoted(_bind_key(by_dst)[0], ws):
+                out.append(f"the source of the bind at {wd} is in single quotes: " + _QUOTE_HINT)
+                left.remove(by_dst)
+            elif by_dst is not None:
                 out.append(f"{wd} inside the container shows {_bind_key(by_dst)[0]}; the task asks for {ws} there "
                            f"({flag} {_bind_text(w)})")
                 left.remove(by_dst)
@@ -339,21 +488,70 @@ def _program_word(model: Spec) -> str:
     return " ".join(w for w in words if w)
 
 
+#: switches that never change what a command does for the task when the task leaves them out
+#: (``--force`` overwrites an old image; ``--cleanenv``/``--no-home``/``--containall`` only isolate
+#: more; ``--label`` prefixes output lines). Not for a container inside ``srun --mpi``: PMIx needs
+#: the host's environment there.
+_HARMLESS = {"apptainer.pull": {"force"}, "apptainer.build": {"force"},
+             "apptainer.run": {"cleanenv", "no_home", "containall"}, "slurm.srun": {"label", "kill_on_bad_exit"}}
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _task_geometry(model: Spec) -> Spec:
+    """An srun with ``--ntasks`` spread evenly over ``--nodes`` written as ``--ntasks-per-node``
+    (``-N 2 -n 4`` is ``-N 2 --ntasks-per-node=2``; a consistent ``--ntasks`` next to both is dropped)."""
+    if getattr(model, "kind", "") != "slurm.srun":
+        return model
+    nodes, ntasks, per_node = _as_int(model.nodes), _as_int(model.ntasks), _as_int(model.ntasks_per_node)
+    if nodes and ntasks and per_node is None and model.ntasks_per_node in (None, "") and ntasks % nodes == 0:
+        return model.replace(ntasks=None, ntasks_per_node=ntasks // nodes)
+    if nodes and ntasks and per_node and ntasks == nodes * per_node:
+        return model.replace(ntasks=None)
+    return model
+
+
+def _single_quoted(have: Any, want: Any) -> bool:
+    """Whether ``have`` is ``want`` with its ``$NAME`` kept literal by single quotes (``\\$NAME``)."""
+    h, w = str(have), str(want)
+    return "\\$" in h and "$" in w and norm_path(h.replace("\\$", "$")) == norm_path(w)
+
+
+_QUOTE_HINT = ("single quotes keep $ literal, so the shell does not expand the variable: use double quotes "
+               "(or none)")
+
+
 def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix: str = "",
-                   extra_binds_ok: bool = False) -> list[str]:
+                   extra_binds_ok: bool = False, nested: bool = False) -> list[str]:
     """Sentences for every difference between an answer's model and the expected model."""
     from ..parse.argv import parse_argv, recognise
     skip = set(ignore)
     if type(have) is not type(want):
         return [f"{prefix}this is a `{_program_word(have) or have.kind}` command; the task asks for "
                 f"`{_program_word(want) or want.kind}`"]
+    have, want = _task_geometry(have), _task_geometry(want)
+    harmless = set() if nested and want.kind == "apptainer.run" else _HARMLESS.get(want.kind, set())
     out: list[str] = []
     misplaced: set[str] = set()
+    with_value: set[str] = set()
     for f in want.field_specs():
         name = prefix + f.name
         if f.name in skip or name in skip or f.info.role == "program":
             continue
         h, w = getattr(have, f.name), getattr(want, f.name)
+        if f.name in harmless and h and not w:
+            continue
+        if f.base_type is Bind and f.is_tuple and w and not h and _flag_after_image(have, f):
+            misplaced.update(f.info.spellings)
+            with_value.update(f.info.spellings)
+            out.append(f"the {f.info.flag} options come after the image, so {_program_word(have).split()[0]} never "
+                       "sees them (they are passed to the program): move them before the image")
+            continue
         if f.base_type is Bind and f.is_tuple:
             out += compare_binds(h, w, flag=f.info.flag or "--bind", extra_ok=extra_binds_ok)
             continue
@@ -375,11 +573,20 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
             except ParseError as exc:
                 out.append(f"the inner command cannot be read: {exc.message}")
                 continue
-            inner = compare_models(hm, wm, ignore=skip, prefix=f"{name}.", extra_binds_ok=extra_binds_ok)
+            inner = compare_models(hm, wm, ignore=skip, prefix=f"{name}.", extra_binds_ok=extra_binds_ok,
+                                   nested=bool(getattr(want, "mpi", "")))
             out += [f"{_program_word(wm)}: {p}" for p in inner]
             continue
         if f.info.role == "rest" and misplaced:
-            h = tuple(x for x in h if str(x).split("=", 1)[0] not in misplaced)
+            words, kept = [str(x) for x in h], []
+            while words:
+                x = words.pop(0)
+                if x.split("=", 1)[0] in misplaced:
+                    if x in with_value and words:
+                        words.pop(0)   # the misplaced option's value
+                    continue
+                kept.append(x)
+            h = tuple(kept)
         if same(f.name, h, w):
             continue
         flag = _flag(f)
@@ -394,7 +601,10 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
             else:
                 out.append(f"remove {flag}: the task does not ask for it")
             continue
-        if f.info.role == "positional":
+        if _single_quoted(h, w):
+            out.append(f"{f.info.label.lower() if f.info.role == 'positional' else flag} is {_show(h)!r}: "
+                       + _QUOTE_HINT)
+        elif f.info.role == "positional":
             out.append(f"{f.info.label.lower()} is {_show(h)!r}; the task asks for {_show(w)!r}")
         elif f.info.role == "rest":
             out.append(f"{f.info.label.lower()}: you run {_show(h)!r}; the task asks for {_show(w)!r}")
@@ -404,7 +614,12 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
             out.append(f"remove {flag} {_show(h)}: the task does not ask for it")
         elif h in (None, "", ()):
             sep = " " if f.info.style == "space" else "="
-            out.append(f"add {flag}{sep}{_show(w)}: {_help(f)}" if f.info.flag else f"set {flag} to {_show(w)}")
+            env_name = have.env_name(flag) if f.info.env and hasattr(have, "env_name") else flag
+            if env_name != flag:   # singularity reads SINGULARITY_CACHEDIR
+                out.append(f"set {env_name} to {_show(w)}: {_program_word(have).split()[0]} reads {env_name}, "
+                           f"not {flag}")
+            else:
+                out.append(f"add {flag}{sep}{_show(w)}: {_help(f)}" if f.info.flag else f"set {flag} to {_show(w)}")
         else:
             out.append(f"{flag} is {_show(h)}; the task asks for {_show(w)}")
     return out
@@ -433,6 +648,8 @@ def check_command(answer: Any, expected: Spec | Sequence[Spec], *, task: str = "
         raise ValueError("check_command needs at least one expected model")
     results = [compare_models(model, want, ignore=ignore, extra_binds_ok=extra_binds_ok) for want in options]
     best = min(results, key=len)
+    if isinstance(answer, str):
+        best = best + _separator_problems(model, command_text(answer))
     if best:
         notes = _lint_notes(answer) if isinstance(answer, str) else []
         if any("comes after the image" in p for p in best):
@@ -449,11 +666,7 @@ def check_bind(answer: Any, expected: Bind | str, *, task: str = "", success: st
     if isinstance(answer, Bind):
         have = answer
     elif isinstance(answer, str):
-        token = answer.strip()
-        token = re.sub(r"^(--bind|-B|--mount|-b)(=|\s+)", "", token).strip().strip("'\"")
-        if not token or " " in token:
-            raise AnswerError([f"{answer!r} is not one bind; write SRC:DST or SRC:DST:ro"], task)
-        have = Bind.from_token(token)
+        have = _read_bind(answer, task)
     else:
         raise AnswerError([f"a bind is text like /data:/data:ro or a Bind, not a {type(answer).__name__}"], task)
     want = expected if isinstance(expected, Bind) else Bind.from_token(expected)
@@ -462,6 +675,37 @@ def check_bind(answer: Any, expected: Bind | str, *, task: str = "", success: st
         raise AnswerError(problems, task)
     passed(success or f"bind {_bind_text(have)}: correct")
     return have
+
+
+def _read_bind(answer: str, task: str) -> Bind:
+    """One bind from ``SRC[:DST[:ro]]``, optionally after ``--bind``/``-B``, or a ``--mount`` spec."""
+    from ..parse.argv import _mount_to_bind
+    from ..parse.lexer import lex_command
+    try:
+        text = answer.strip()
+        words = [w.value for w in lex_command("--mount " + text if text.startswith("type=") else text).words]
+    except ParseError as exc:
+        raise AnswerError([f"the bind cannot be read: {exc.message}"], task) from None
+    flag = ""
+    if words and re.fullmatch(r"(--bind|--mount|-B|-b)(=.*)?", words[0]):
+        flag, _, rest = words.pop(0).partition("=")
+        words[:0] = [rest] if rest else []
+    if len(words) != 1 or not words[0]:
+        raise AnswerError([f"{answer!r} is not one bind; write SRC:DST or SRC:DST:ro"], task)
+    token = words[0]
+    if flag == "--mount" or token.startswith("type="):
+        bind = _mount_to_bind(token)
+        if bind is None:
+            raise AnswerError([f"{token!r} is not a bind mount; write type=bind,src=SRC,dst=DST[,ro] or SRC:DST:ro"],
+                              task)
+        return bind
+    if "," in token:
+        raise AnswerError([f"{answer!r} is several binds; write one: SRC:DST or SRC:DST:ro"], task)
+    parts = token.split(":")
+    if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+        raise AnswerError([f"`:{parts[2]}` is not a bind mode Apptainer knows: the third part is ro (read-only) "
+                           "or rw (read-write)"], task)
+    return Bind.from_token(token)
 
 
 #: properties of a workflow that are not a plain field path
@@ -474,7 +718,24 @@ def _virtual(w: Any, key: str) -> tuple[bool, Any]:
         return True, (None if c is None else ("charliecloud" if c.kind == "charliecloud.run" else "apptainer"))
     if key in ("srun", "container", "launcher") and not isinstance(getattr(w, key, None), Spec):
         return True, getattr(w, key, None)
+    if key == "srun.ntasks_per_node" and isinstance(getattr(w, "srun", None), Spec) and job is not None:
+        return True, _step_tasks_per_node(w.srun, job)
     return False, None
+
+
+def _step_tasks_per_node(srun: Spec, job: Spec) -> Any:
+    """How many tasks an srun step starts on each node: its own ``--ntasks-per-node``, or its
+    ``--ntasks`` over its (or the job's) nodes, or what it inherits from the job's ``#SBATCH`` lines."""
+    if srun.ntasks_per_node not in (None, ""):
+        return srun.ntasks_per_node
+    nodes = _as_int(srun.nodes) or _as_int(job.nodes) or 1
+    for layer in (srun, job):
+        ntasks = _as_int(layer.ntasks)
+        if ntasks and ntasks % nodes == 0:
+            return ntasks // nodes
+        if layer is job and job.ntasks_per_node not in (None, ""):
+            return job.ntasks_per_node
+    return None
 
 
 _LAYER_NAMES = {"job": "#SBATCH", "srun": "srun", "container": "the container", "launcher": "torchrun"}
@@ -511,6 +772,55 @@ def _describe_key(key: str, spec: FieldSpec | None) -> str:
     return f"{where} {flag}" if spec is not None and spec.info.flag else f"{key}"
 
 
+#: variables a job's environment provides (the rest must be set by the script before they are used)
+_GIVEN = re.compile(r"^(SLURM_\w+|SLURMD_\w+|HOME|USER|LOGNAME|SCRATCH|WORK|PROJECT|TMPDIR|PWD|HOSTNAME|PATH|"
+                    r"CUDA_VISIBLE_DEVICES|[A-Z][A-Z0-9]*_(DIR|HOME|ROOT|SCRATCH))$")
+
+
+def _unset_variables(value: str, script: str) -> list[str]:
+    """The ``$NAME``s in ``value`` that the job does not provide and the script never assigns."""
+    names = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", value)
+    return [n for n in names if not _GIVEN.match(n)
+            and not re.search(rf"(^|[\s;&|(]){n}=|\b(export|read|for|local|declare)\s+(\w+\s+)*{n}\b", script, re.M)]
+
+
+def _unset_in_step(workflow: Any, script: str) -> list[str]:
+    """A sentence for each variable the step (srun, container, launcher options) uses but nothing sets."""
+    out: list[str] = []
+    for layer in ("srun", "container", "launcher"):
+        model = getattr(workflow, layer, None)
+        if not isinstance(model, Spec):
+            continue
+        for f in model.field_specs():
+            if f.info.role in ("rest", "program"):
+                continue
+            value = getattr(model, f.name)
+            for text in (value if isinstance(value, tuple) else (value,)):
+                unset = _unset_variables(str(text), script) if isinstance(text, str) else []
+                if unset:
+                    out.append(f"{_describe_key(f'{layer}.{f.name}', f)} uses ${unset[0]}, which the script never "
+                               f"sets, so it is empty: set {unset[0]}=… on a line before the step")
+    return out
+
+
+def _time_reading(value: Any, bare: bool = False) -> str:
+    """How Slurm reads a time: `` (3 minutes: Slurm reads M:SS)`` / ``00:30:00 (30 minutes)``."""
+    from ..spec.units import parse_time
+    try:
+        seconds = parse_time(str(value))
+    except ValueError:
+        return str(value) if bare else ""
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    parts = [f"{h} hour{'s' * (h != 1)}" if h else "", f"{m} minute{'s' * (m != 1)}" if m else "",
+             f"{sec} second{'s' * (sec != 1)}" if sec else ""]
+    spoken = " ".join(p for p in parts if p) or "0"
+    if bare:
+        return f"{format_time(seconds)} ({spoken})"
+    form = {1: "M", 2: "M:SS"}.get(str(value).count(":") + 1, "") if "-" not in str(value) else ""
+    return f" ({spoken}: Slurm reads {form})" if form else ""   # H:MM:SS and D-H… need no explanation
+
+
 def check_properties(model: Any, expected: Mapping[str, Any], *, task: str = "", extra_binds_ok: bool = True) -> list[str]:
     """Sentences for each property of ``model`` (dotted field paths) that differs from ``expected``."""
     out: list[str] = []
@@ -523,20 +833,40 @@ def check_properties(model: Any, expected: Mapping[str, Any], *, task: str = "",
             out += compare_binds(have, want, flag=spec.info.flag or "--bind", extra_ok=extra_binds_ok)
             continue
         if spec is not None and spec.base_type is EnvVar and spec.is_tuple and not isinstance(want, Matcher):
-            out += _compare_env(have, want, spec.info.flag or spec.info.label)
+            unread = "\n".join(str(x) for x in getattr(model, "extra", ()) or ())
+            assigned = dict(re.findall(r"(?m)^\s*([A-Za-z_]\w*)=[\"']?([^\"'\s]*)", unread))
+            exported = set(re.findall(r"(?m)^\s*export\s+([A-Za-z_]\w*)\s*$", unread))
+            for p in _compare_env(have, want, spec.info.flag or spec.info.label):
+                name = p.split(" ", 1)[0]
+                if name in assigned and name in exported and any(e.name == name and e.value == assigned[name]
+                                                                 for e in want):
+                    continue   # NAME=value, then export NAME
+                if name in assigned and "is not set" in p:
+                    p = (f"{name} is assigned but not exported, so programs in the container do not see it: "
+                         f"write `export {name}=…`")
+                out.append(p)
             continue
         if isinstance(want, Spec) and isinstance(have, Spec):
             out += compare_models(have, want, prefix=f"{key}: ", extra_binds_ok=extra_binds_ok)
             continue
+        if key.endswith("nproc_per_node") and str(have) in ("gpu", "auto"):
+            gpus = getattr(getattr(model, "job", None), "gpus_on_each_node", None)
+            have = str(gpus) if gpus else have   # torchrun: one worker per visible GPU
         if same(key, have, want):
             continue
         what = _describe_key(key, spec)
         wanted = want.wanted if isinstance(want, Matcher) else _show(want)
-        if key == "gpus_per_node":
+        if key == "srun.ntasks_per_node" and have not in (None, ""):
+            out.append(f"srun starts {have} task(s) on each node; the task asks for {wanted} "
+                       f"(srun --ntasks-per-node={wanted})")
+        elif key == "gpus_per_node":
             out.append(f"the job gets {have or 0} GPU(s) per node; the task asks for {wanted} "
                        f"(#SBATCH --gres=gpu:{want if not isinstance(want, Matcher) else 'N'})")
         elif isinstance(want, bool) and spec is not None and spec.info.flag:
             out.append(f"add {what}" if want else f"remove {what}")
+        elif key.rsplit(".", 1)[-1] == "time" and not isinstance(want, Matcher):
+            out.append(f"{what} is {_show(have)}{_time_reading(have)}; "
+                       f"the task asks for {_time_reading(want, bare=True)}")
         else:
             out.append(f"{what} is {_show(have)}; the task asks for {wanted}")
     return out
@@ -555,6 +885,7 @@ def check_script(answer: Any, expected: Mapping[str, Any], *, task: str = "", pr
     """
     workflow, text = read_script_answer(answer, task)
     problems = check_properties(workflow, expected, task=task, extra_binds_ok=extra_binds_ok)
+    problems += _unset_in_step(workflow, text)
     notes = _lint_notes(text, profile, lint_severities)
     # one explanation per mistake: the linter's, where it has one
     problems = [p for p in problems if not _explained(p, notes)] + [f"the linter says: {n}" for n in notes]
@@ -586,15 +917,59 @@ def check_model(answer: Any, expected: Mapping[str, Any], *, cls: type | None = 
         raise AnswerError([f"the answer is a {type(model).__name__}; the task asks for a {cls.__name__}"], task)
     problems = [f"{p}" for p in model.problems()] if isinstance(model, Spec) else []
     problems += check_properties(model, expected, task=task)
+    if getattr(model, "kind", "") == "apptainer.def" and any(
+            _PIP.search(str(line)) and re.search(r"\s--user\b", str(line)) for line in model.post):
+        problems.append("pip install --user in %post installs into root's home (/root/.local), which the "
+                        "image's users never see: drop --user")
     if problems:
         raise AnswerError(problems, task)
     passed(success or (f"{task}: correct" if task else "correct"))
     return model
 
 
+#: ssh options that take a value (``ssh -p 22``, ``-p22``)
+_SSH_WITH_VALUE = set("BbcDEeFIiJLlmOopQRSWw")
+
+
+def _ssh_argv(words: Sequence[str]) -> tuple[set[str], dict[str, list[str]], list[str]]:
+    """(switches, options with their values, destination and command words) of an ssh command line,
+    read the way ssh's getopt reads it: ``-NfL 8888:n1:1`` is ``-N -f -L 8888:n1:1``."""
+    switches: set[str] = set()
+    values: dict[str, list[str]] = {}
+    i = 1
+    while i < len(words) and words[i].startswith("-") and words[i] != "-":
+        w = words[i]
+        if w == "--":
+            i += 1
+            break
+        j = 1
+        while j < len(w):
+            letter = w[j]
+            if letter in _SSH_WITH_VALUE:
+                value = w[j + 1:] or (words[i + 1] if i + 1 < len(words) else "")
+                if not w[j + 1:]:
+                    i += 1
+                values.setdefault(letter, []).append(value)
+                break
+            switches.add(letter)
+            j += 1
+        i += 1
+    return switches, values, list(words[i:])
+
+
+def _host_is(host: str, name: str) -> bool:
+    """``n1`` and its fully qualified ``n1.cluster.example.edu`` are the same host."""
+    return host == name or host.startswith(name + ".") or name.startswith(host + ".")
+
+
 def check_tunnel(answer: str, *, node: str, port: int | str, login_host: str, user: str = "",
                  local_port: int | str | None = None, task: str = "", success: str = "") -> None:
-    """Check an ``ssh -N -L LOCAL:NODE:PORT USER@LOGIN`` tunnel command."""
+    """Check an ``ssh -N -L LOCAL:NODE:PORT USER@LOGIN`` tunnel command.
+
+    Also right: bundled switches (``-NL``, ``-fN``), a bind address (``-L localhost:8888:NODE:PORT``),
+    the user as ``-l USER``, extra ssh options (``-o``, ``-i``, ``-p``), the node's full name, and a jump
+    through the login host to the node (``ssh -N -J LOGIN -L 8888:localhost:PORT NODE``).
+    """
     import shlex
     if _empty(answer):
         raise AnswerError(["the answer is empty: write the ssh command you run on your laptop"], task)
@@ -604,38 +979,55 @@ def check_tunnel(answer: str, *, node: str, port: int | str, login_host: str, us
         raise AnswerError([f"the command cannot be read: {exc}"], task) from None
     except AnswerError as exc:
         raise AnswerError(exc.problems, task) from None
-    problems: list[str] = []
     if not words or words[0] != "ssh":
         raise AnswerError(["a tunnel is an ssh command run on your laptop: ssh -N -L …"], task)
-    forwards = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-L"]
-    forwards += [w[2:] for w in words if w.startswith("-L") and len(w) > 2]
+    switches, values, rest = _ssh_argv(words)
+    dest = rest[0] if rest else ""
+    dest_user, _, dest_host = dest.rpartition("@")
+    dest_user = dest_user or (values.get("l") or [""])[-1]
+    jumps = [h.rpartition("@")[2].rpartition(":")[0] or h.rpartition("@")[2]
+             for v in values.get("J", []) for h in v.split(",")]
+    via_jump = _host_is(dest_host, node) and any(_host_is(j, login_host) for j in jumps)
+    problems: list[str] = []
+    forwards = values.get("L", [])
     if not forwards:
-        problems.append("there is no -L LOCAL:NODE:PORT forward: add -L 8888:NODE:PORT")
-    for fwd in forwards[:1]:
+        other = "-R forwards the other way (from the server to your laptop); " if "R" in values else ""
+        problems.append(f"there is no -L LOCAL:NODE:PORT forward: {other}add -L 8888:NODE:PORT")
+    parsed = []
+    for fwd in forwards:
         parts = fwd.split(":")
+        if len(parts) == 4:   # bind_address:port:host:hostport
+            parts = parts[1:]
+        parsed.append((fwd, parts))
+    if local_port is not None:   # judge the forward for the laptop's port, if there is one
+        parsed.sort(key=lambda p: not (len(p[1]) == 3 and p[1][0] == str(local_port)))
+    for fwd, parts in parsed[:1]:
         if len(parts) != 3:
             problems.append(f"-L {fwd}: write LOCAL_PORT:COMPUTE_NODE:NODE_PORT")
             continue
         lp, host, rp = parts
-        if host in ("localhost", "127.0.0.1"):
+        if via_jump:
+            if not (host in ("localhost", "127.0.0.1") or _host_is(host, node)):
+                problems.append(f"the forward goes to {host}; the server runs on {node} (localhost, seen from {node})")
+        elif host in ("localhost", "127.0.0.1"):
             problems.append(f"-L {fwd} forwards to the login node itself; JupyterLab runs on the compute node "
                             f"{node}: use {lp}:{node}:{port}")
-        elif host != node:
+        elif not _host_is(host, node):
             problems.append(f"the forward goes to {host}; the server runs on {node}")
         if str(rp) != str(port):
             problems.append(f"the server listens on port {port} on the node, not {rp}")
         if local_port is not None and str(lp) != str(local_port):
             problems.append(f"the local end is {lp}; the task uses port {local_port} on your laptop")
-    if "-N" not in words and not any(w.startswith("-") and "N" in w and not w.startswith("-L") for w in words):
+    if "N" not in switches:
         problems.append("add -N: the tunnel needs no remote shell (without it ssh also logs you in)")
-    dest = next((w for w in reversed(words[1:]) if not w.startswith("-") and w not in forwards), "")
     want_dest = f"{user}@{login_host}" if user else login_host
-    dest_host = dest.rsplit("@", 1)[-1]
-    if dest_host != login_host:
+    if not via_jump and not _host_is(dest_host, login_host):
         problems.append(f"ssh goes to {dest or '(nothing)'}; connect to the login host {want_dest} "
                         "(your laptop cannot reach compute nodes directly)")
-    elif user and "@" in dest and dest.split("@", 1)[0] not in (user, "$USER"):
-        problems.append(f"the user name is {dest.split('@', 1)[0]}; use {user}")
+    elif user and dest_user and dest_user not in (user, "$USER", "${USER}"):
+        problems.append(f"the user name is {dest_user}; use {user}")
+    if len(rest) > 1:
+        problems.append(f"{' '.join(rest[1:])!r} after the host is a remote command; a tunnel runs none (-N)")
     if problems:
         raise AnswerError(problems, task)
     passed(success or "the tunnel command is right")
@@ -643,4 +1035,5 @@ def check_tunnel(answer: str, *, node: str, port: int | str, login_host: str, us
 
 __all__ = ["AnswerError", "Matcher", "absent", "at_least", "check_bind", "check_command", "check_model",
            "check_properties", "check_script", "check_tunnel", "compare_binds", "compare_models", "contains",
-           "norm_path", "norm_text", "one_of", "passed", "pinned", "read_command", "read_script_answer", "same"]
+           "norm_path", "norm_program", "norm_ref", "norm_text", "one_of", "passed", "pinned", "read_command",
+           "read_script_answer", "same"]
