@@ -807,3 +807,17 @@ EXPECTED = {
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_the_audit_scripts(name: str) -> None:
     assert codes(REAL[name]) == EXPECTED[name]
+
+
+def test_the_one_launcher_per_node_gets_the_cpus_the_launchers_shared():
+    # the deck's pattern: 4 launchers × --cpus-per-task=8 per node; after the fix the single launcher's
+    # 4 workers must not be squeezed onto 8 CPUs
+    script = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --cpus-per-task=8\n"
+              "#SBATCH --gres=gpu:4\n#SBATCH --time=10\n"
+              'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)\n'
+              'srun --cpus-per-task=8 torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d '
+              '--rdzv-endpoint="$head_node:29500" train.py\n')
+    fixed, done = fix_script(script)
+    assert "HPC101" in {f.code for f in done}
+    step = fixed[fixed.index("srun"):].replace("\\\n", " ")
+    assert "--ntasks-per-node=1" in step and "--cpus-per-task=32" in step, fixed
