@@ -117,7 +117,8 @@ def test_hpc110_only_for_multi_node_jobs() -> None:
 ])
 def test_gpu_vendor(vendor: str, flag: str, expected: set[str]) -> None:
     profile = load_profile("generic").replace(gpu_vendor=vendor)
-    text = f"#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\napptainer exec {flag}img_2.3.sif python train.py\n"
+    text = (f"#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\nmodule load apptainer\n"
+            f"apptainer exec {flag}img_2.3.sif python train.py\n")
     assert codes(lint(text, profile)) == expected
 
 
@@ -433,3 +434,17 @@ def test_a_variable_that_holds_one_word_does_not_block_a_fix() -> None:
 def test_a_gpu_flag_after_the_image_of_run_goes_to_the_runscript() -> None:
     found = [f for f in lint("#!/bin/bash\n#SBATCH --gres=gpu:1\napptainer run img.sif --nv\n") if f.code == "HPC201"]
     assert len(found) == 1 and "passed to the runscript" in found[0].message
+
+
+@pytest.mark.parametrize("script,found", [
+    ("apptainer exec img.sif true\n", True),
+    ("module load apptainer\napptainer exec img.sif true\n", False),
+    ("module load apptainer/1.3.4\nsrun -n 1 apptainer exec img.sif true\n", False),   # a version of it
+    ("srun --ntasks=1 apptainer exec img.sif true\nmodule load apptainer\n", True),     # loaded too late
+    ("ml apptainer\napptainer exec img.sif true\n", False),                            # Lmod's shorthand
+    ("echo apptainer exec img.sif true\n", False),                                     # not run
+])
+def test_hpc409_the_runtime_module_is_loaded_before_use(script, found):
+    profile = load_profile("generic")  # it names the module "apptainer"
+    assert ("HPC409" in codes(lint("#!/bin/bash\n#SBATCH --time=10\n" + script, profile))) is found
+    assert "HPC409" not in codes(lint("#!/bin/bash\n#SBATCH --time=10\n" + script))  # no profile: no module known

@@ -1893,11 +1893,13 @@ def _setup_only(ctx: Context) -> Iterator[Any]:
       bad="""#!/bin/bash
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
+module load apptainer
 apptainer exec --rocm pytorch_2.3.sif python train.py
 """,
       good="""#!/bin/bash
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
+module load apptainer
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _wrong_vendor(ctx: Context) -> Iterator[Any]:
@@ -2576,6 +2578,72 @@ for _code, _name, _summary, _why, _fix, _bad, _good in _profile_rule_specs:
     rule(_code, _name, "error", summary=_summary, why=_why, fix=_fix, catalogue=(12,), profile="generic",
          bad="#!/bin/bash\n" + _bad + "python train.py\n",
          good="#!/bin/bash\n" + _good + "python train.py\n")(_profile_rule(_code))
+
+
+#: the programs of each container runtime, and the profile's module purpose that provides them
+_RUNTIME_PROGRAMS = {"apptainer": ("apptainer",), "singularity": ("singularity", "apptainer"),
+                     "ch-run": ("charliecloud",), "ch-image": ("charliecloud",), "ch-convert": ("charliecloud",),
+                     "ch-fromhost": ("charliecloud",)}
+
+
+def _same_module(loaded: str, wanted: str) -> bool:
+    """``module load apptainer`` loads the default of apptainer/1.3.4, and apptainer/1.3.4 is an apptainer."""
+    a, b = loaded.split("/", 1)[0], wanted.split("/", 1)[0]
+    return a == b and (loaded == wanted or "/" not in loaded or "/" not in wanted)
+
+
+#: words that run the command after them (their own options skipped)
+_RUNNERS = ("srun", "mpirun", "mpiexec", "time", "exec", "env", "nohup", "command")
+
+
+def _program_run(cmd: Any) -> str:
+    """The program a simple command runs, past ``srun [options]``, ``time``, ``env A=1`` … (its basename)."""
+    words = [str(w.value) for w in cmd.words]
+    i = 0
+    while i < len(words):
+        name = words[i].rsplit("/", 1)[-1]
+        if name not in _RUNNERS:
+            return name
+        i += 1
+        while i < len(words) and (words[i].startswith("-") or (name == "env" and "=" in words[i])):
+            i += 1  # the runner's options (a value given as a separate word is taken as the program: rare)
+    return ""
+
+
+@rule("HPC409", "runtime-module-not-loaded", "warning",
+      summary="the container runtime is used but the module the site provides it in is not loaded first",
+      why="On sites where Apptainer or Charliecloud comes as an environment module, a batch job starts without it: "
+          "the step fails at once with 'apptainer: command not found' after the job has waited in the queue.",
+      fix="module load the runtime's module (the profile names it) before the first command that uses it.",
+      catalogue=(12,), profile="midway3",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+module load apptainer
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _runtime_module(ctx: Context) -> Iterator[Any]:
+    if ctx.profile is None:
+        return
+    reported: set[str] = set()
+    for cmd in simple_commands(ctx):
+        program = _program_run(cmd)
+        if program not in _RUNTIME_PROGRAMS:
+            continue
+        wanted = next((name for name in (ctx.profile.module(p) for p in _RUNTIME_PROGRAMS[program]) if name), "")
+        if not wanted or wanted in reported:
+            continue
+        if any(_same_module(name, wanted) and line < cmd.line for name, line in ctx.parsed.modules):
+            continue
+        reported.add(wanted)
+        yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
+                         f"before line {cmd.line}: the job stops with '{program}: command not found'; add "
+                         f"module load {wanted} above it")
 
 
 # --------------------------------------------------------------------------------------------
