@@ -448,3 +448,4 @@ def test_hpc409_the_runtime_module_is_loaded_before_use(script, found):
     profile = load_profile("generic")  # it names the module "apptainer"
     assert ("HPC409" in codes(lint("#!/bin/bash\n#SBATCH --time=10\n" + script, profile))) is found
     assert "HPC409" not in codes(lint("#!/bin/bash\n#SBATCH --time=10\n" + script))  # no profile: no module known
+    assert "HPC409" not in codes(lint(script, profile))  # a command at the prompt, not a batch job

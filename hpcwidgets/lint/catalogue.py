@@ -2628,8 +2628,8 @@ module load apptainer
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _runtime_module(ctx: Context) -> Iterator[Any]:
-    if ctx.profile is None:
-        return
+    if ctx.profile is None or not ctx.parsed.directives:
+        return  # a command typed at the prompt, where the module may well be loaded: only batch jobs start clean
     reported: set[str] = set()
     for cmd in simple_commands(ctx):
         program = _program_run(cmd)

@@ -375,7 +375,7 @@ class Srun(Spec):
                              help="Tasks for this step (default: the job's).")
     ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
                                       aliases=("--tasks-per-node",), text_forms=(REFERENCE_FORM,),
-                                      help="Tasks per node for this step; 1 in front of torchrun.")
+                                      help="Tasks per node for this step: 1 in front of torchrun (it starts the workers), one per rank for MPI.")
     cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
                                     text_forms=(REFERENCE_FORM,),
                                     help="Pass the job's value again: srun of Slurm 22.05–23.02 does not inherit it.")
