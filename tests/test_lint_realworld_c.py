@@ -821,3 +821,14 @@ def test_the_one_launcher_per_node_gets_the_cpus_the_launchers_shared():
     assert "HPC101" in {f.code for f in done}
     step = fixed[fixed.index("srun"):].replace("\\\n", " ")
     assert "--ntasks-per-node=1" in step and "--cpus-per-task=32" in step, fixed
+
+
+def test_the_launcher_gets_the_jobs_cpus_when_srun_names_none():
+    script = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --cpus-per-task=16\n"
+              "#SBATCH --gres=gpu:4\n#SBATCH --time=10\n"
+              'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)\n'
+              'srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" '
+              'train.py\n')
+    fixed, _ = fix_script(script)
+    step = fixed[fixed.index("srun"):].replace("\\\n", " ")
+    assert "--cpus-per-task=64" in step and "--cpus-per-task=16" not in step, fixed

@@ -418,9 +418,12 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
                    + (" (srun inherits the job's task count, so --ntasks-per-node=1 alone is not enough)"
                       if isinstance(step.chain.srun.ntasks_per_node, int) and step.chain.srun.ntasks_per_node == 1 else ""))
             srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=job_nodes(ctx))
+            # the one launcher gets the CPUs its launchers shared, for its workers (srun's own value, else the job's)
             cpus = step.chain.srun.cpus_per_task
+            if cpus is None:
+                cpus = ctx.job.cpus_per_task
             if cpus.__class__ is int and cpus > 0:
-                srun = srun.replace(cpus_per_task=cpus * per_node)  # the one launcher gets the node's CPUs for its workers
+                srun = srun.replace(cpus_per_task=cpus * per_node)
             new_nproc = str(gpus) if gpus else launcher.nproc_per_node
             if launcher.nproc_per_node.startswith("$") and "NTASKS" in launcher.nproc_per_node and gpus:
                 new_nproc = str(gpus)
