@@ -832,3 +832,16 @@ def test_the_launcher_gets_the_jobs_cpus_when_srun_names_none():
     fixed, _ = fix_script(script)
     step = fixed[fixed.index("srun"):].replace("\\\n", " ")
     assert "--cpus-per-task=64" in step and "--cpus-per-task=16" not in step, fixed
+
+
+@pytest.mark.parametrize("ntasks,hangs", [("2", True), ("3", False), ('"$SLURM_NNODES"', False)])
+def test_hpc112_a_capped_srun_starts_fewer_launchers_than_nnodes_waits_for(ntasks, hangs):
+    # seen for real on the practice cluster: a job grown from 2 to 3 nodes with srun --ntasks=2 left in hangs
+    script = ("#!/bin/bash\n#SBATCH --nodes=3\n#SBATCH --gres=gpu:4\n#SBATCH --time=10\n"
+              'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)\n'
+              f"srun --ntasks={ntasks} --ntasks-per-node=1 torchrun --nnodes=3 --nproc-per-node=4 --rdzv-backend=c10d "
+              '--rdzv-endpoint="$head_node:29500" train.py\n')
+    found = [f for f in lint(script) if f.code == "HPC112"]
+    assert bool(found) is hangs, found
+    if hangs:
+        assert "--ntasks=2 starts only 2" in found[0].message

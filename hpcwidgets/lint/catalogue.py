@@ -973,6 +973,13 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
         if srun is None and job_nodes(ctx) > 1:
             continue  # HPC110: the launcher runs on the first node only
         nodes = srun.nodes if srun is not None and isinstance(srun.nodes, int) else (ctx.job.nodes if srun is not None else 1)
+        ntasks = as_int(ctx, srun.ntasks, step.line) if srun is not None and srun.ntasks is not None else None
+        if nnodes is not None and ntasks is not None and ntasks < nnodes <= nodes and tasks_per_node(ctx, step) == 1:
+            # srun --ntasks caps the launchers: a job grown to more nodes keeps starting the old number
+            yield (step.line, f"--nnodes={launcher.nnodes} but srun --ntasks={srun.ntasks} starts only {ntasks} torchrun "
+                              f"launcher{'s' if ntasks != 1 else ''}: the rendezvous waits forever for the others; use "
+                              f"srun --ntasks={nnodes}, or --ntasks=\"$SLURM_NNODES\" so it follows the job")
+            continue
         if nnodes is None or nnodes == nodes:
             continue
         # the rendezvous counts launchers (agents), not hosts: srun starts tasks per node × nodes of them
