@@ -339,3 +339,15 @@ class TestHardening:
         w = Workflow(program=("t",), sweep_name="x;id", sweep_values=("1",), job=SlurmJob(array="0"))
         with pytest.raises(ValidationError, match="sweep_name"):
             render_workflow(w)
+
+
+@pytest.mark.parametrize("nodes,nnodes,ok", [(2, "2", True), (3, "2", False), (2, "3", False), (3, "$SLURM_NNODES", True),
+                                            ("2-4", "3", True), ("2-4", "5", False)])
+def test_torchrun_node_count_follows_the_job(nodes, nnodes, ok):
+    # the CLI's --set job.nodes=3 on a 2-node workflow used to render a job that hangs or rejects a launcher
+    w = Workflow.multi_node("train.py", nodes=2, gpus_per_node=4)
+    w = w.replace(job=w.job.replace(nodes=nodes), launcher=w.launcher.replace(nnodes=nnodes))
+    problems = [p for p in w.problems() if p.field == "launcher.nnodes"]
+    assert (problems == []) is ok, problems
+    if not ok:
+        assert "$SLURM_NNODES" in problems[0].message

@@ -25,7 +25,7 @@ from ._meta import Spec, opt
 from .apptainer import ApptainerBuild, ApptainerPull, ApptainerRun
 from .charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from .common import Bind, EnvVar
-from .slurm import SlurmJob, Srun
+from .slurm import SlurmJob, Srun, node_range
 from .torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR, Torchrun
 
 #: container models a workflow can run its step in
@@ -196,8 +196,29 @@ class Workflow(Spec):
                                               "such as python train.py"))
             else:
                 out.append(Problem("program", "nothing to run: set a program (e.g. python train.py), a launcher or a container"))
+        out += self._node_count_problems()
         out += self._sweep_problems()
         return out
+
+    def _node_count_problems(self) -> list[Problem]:
+        """torchrun's --nnodes against the nodes srun starts one launcher on (a job changed to 3 nodes that
+        keeps --nnodes=2 hangs or rejects a launcher). Several launchers per node are lint's HPC101/HPC112."""
+        launcher, srun = self.launcher, self.srun
+        per_node = srun.ntasks_per_node if isinstance(srun, Srun) and srun.ntasks_per_node is not None \
+            else self.job.ntasks_per_node  # srun inherits the job's
+        if not isinstance(launcher, Torchrun) or launcher.standalone or not isinstance(srun, Srun) \
+                or per_node not in (None, 1) or srun.ntasks is not None or self.job.ntasks is not None:
+            return []
+        nnodes = launcher.nnodes_int if isinstance(launcher.nnodes, str) else None
+        span = (srun.nodes, srun.nodes) if isinstance(srun.nodes, int) else node_range(self.job.nodes)
+        if nnodes is None or span is None or span[0] <= nnodes <= span[1]:
+            return []
+        nodes = span[0] if span[0] == span[1] else f"{span[0]}-{span[1]}"
+        return [Problem("launcher.nnodes", f"torchrun --nnodes={launcher.nnodes} but srun starts one launcher on each of "
+                                           f"the job's {nodes} nodes: the rendezvous "
+                                           f"{'waits forever' if nnodes > span[1] else 'rejects the extra launchers'}; "
+                                           + (f"use --nnodes={span[0]} (or $SLURM_NNODES, which follows the job)"
+                                              if span[0] == span[1] else "use --nnodes=$SLURM_NNODES, which follows the job"))]
 
     def _sweep_problems(self) -> list[Problem]:
         out: list[Problem] = []
