@@ -39,3 +39,14 @@ def test_problems(kwargs, field, text):
 def test_static_backend_may_use_master_addr():
     t = Torchrun(nnodes="2", rdzv_backend="static", master_addr="n1", master_port=29500, node_rank="0", script="t.py")
     assert t.problems() == []
+
+
+@pytest.mark.parametrize("kwargs,ok", [
+    ({"nnodes": "2", "master_addr": "$MASTER", "master_port": 29500}, False),          # static by default: all rank 0
+    ({"nnodes": "2", "master_addr": "$MASTER", "node_rank": "$SLURM_NODEID"}, True),
+    ({"nnodes": "2", "rdzv_backend": "static", "master_addr": "$MASTER", "node_rank": "0"}, True),
+    ({"nnodes": "1", "master_addr": "localhost"}, True),                                # one node: rank 0 is right
+])
+def test_the_static_rendezvous_on_several_nodes_needs_node_ranks(kwargs, ok):
+    problems = [p for p in Torchrun(script="train.py", nproc_per_node="4", **kwargs).problems() if p.field == "nnodes"]
+    assert (problems == []) is ok, problems

@@ -136,6 +136,13 @@ class Torchrun(Spec):
                     out.append(Problem(name, f"--standalone ignores --{name.replace('_', '-')}; remove it"))
         elif self.nnodes and multi and not self.rdzv_endpoint and self.rdzv_backend != "static":
             out.append(Problem("rdzv_endpoint", "several nodes need a rendezvous endpoint: the head node, e.g. $head_node:29500"))
+        if not self.standalone and self.nnodes and multi and self.rdzv_backend in ("", "static") \
+                and self.node_rank in ("", None):
+            # torchrun's default backend is static: each node needs its own rank, else all are rank 0
+            out.append(Problem("nnodes", "on several nodes the static rendezvous (torchrun's default without "
+                                            "--rdzv-backend=c10d) needs each node's --node-rank, else every node "
+                                            "is rank 0 and the job hangs; use --rdzv-backend=c10d "
+                                            "--rdzv-endpoint=$head_node:29500, which numbers the nodes itself"))
         if self.rdzv_endpoint and "NODELIST" in self.rdzv_endpoint:
             out.append(Problem("rdzv_endpoint", f"{self.rdzv_endpoint!r} is a node list, not one host; resolve the head node "
                                                 "with scontrol show hostnames on the host and use $head_node:29500"))
