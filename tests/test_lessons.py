@@ -136,3 +136,22 @@ def test_lessons_run_for_each_profile(tmp_path):
         nb = load(out)
         params = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
         assert params and f'profile = "{profile}"' in source(params[0]), f"{out.name}: profile was not injected"
+
+
+def test_practice_target_names_the_module_and_says_when_jobs_run_elsewhere(monkeypatch):
+    from hpcwidgets import lessons
+    from hpcwidgets.profiles import load_profile
+    import hpcwidgets.run.slurm as run_slurm
+    monkeypatch.setattr(run_slurm, "available", lambda env=None: True)
+    midway = load_profile("midway3")
+    monkeypatch.setattr(lessons, "_partitions", lambda: set(midway.slurm_partition_names()))
+    monkeypatch.setattr(lessons.shutil, "which", lambda name: None)
+    target = lessons.practice_target("midway3")
+    assert not target.ok and f"module load {midway.module('apptainer')}" in target.reason
+    # a site whose partitions this Slurm lacks: the practice cluster runs the jobs, and the lesson says so
+    local = load_profile("local")
+    monkeypatch.setattr(lessons, "_partitions", lambda: set(local.slurm_partition_names()))
+    monkeypatch.setattr(lessons.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(lessons, "Path", lambda p: type("D", (), {"is_dir": lambda self: True})())
+    target = lessons.practice_target("midway3")
+    assert target.ok and target.profile == "local" and "'midway3'" in target.reason

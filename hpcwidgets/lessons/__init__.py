@@ -451,7 +451,8 @@ def _partitions() -> set[str]:
 
 def practice_target(profile: str = "generic") -> Target:
     """Where real jobs can run: the lesson's ``profile`` when the reachable Slurm has its partitions,
-    else the practice cluster (``local``) when it is up; ``ok`` False with the reason otherwise.
+    else the practice cluster (``local``) when it is up, with a ``reason`` saying so; ``ok`` False with the
+    reason otherwise.
 
     Jobs need the example image too: for the ``local`` profile that is the Charliecloud trainer image.
     """
@@ -482,7 +483,13 @@ def practice_target(profile: str = "generic") -> Target:
             return Target(chosen, True, False, f"the example image {image or '(none)'} is not built yet "
                                                "(`hpcwidgets practice-cluster up` builds it)")
     elif shutil.which(runtime or "apptainer") is None:
-        return Target(chosen, True, False, f"{runtime or 'apptainer'} is not installed here")
+        module = prof.module(runtime or "apptainer")
+        return Target(chosen, True, False, f"{runtime or 'apptainer'} is not on PATH here" + (
+            f": load its module (module load {module}) before starting JupyterLab" if module else ""))
+    if chosen != profile:
+        return Target(chosen, True, True, f"the Slurm here has none of the partitions of profile {profile!r}, so real jobs "
+                                          f"run on it with profile {chosen!r} (the practice cluster); the scripts "
+                                          f"shown for {profile!r} are not the ones submitted")
     return Target(chosen, True, True, "")
 
 
