@@ -90,6 +90,20 @@ def test_workflow_from_example_with_set(tmp_path, capsys):
     assert code == 2 and "valid fields" in err
 
 
+def test_from_reads_a_job_script_too(tmp_path, capsys):
+    code, out, _ = run(capsys, "examples", "multi-node-torchrun", "--profile", "generic")
+    script = tmp_path / "train.sbatch"
+    script.write_text(out)
+    code, again, err = run(capsys, "workflow", "--from", str(script))
+    assert code == 0 and again == out, err  # the script read back is written back the same
+    code, out, err = run(capsys, "workflow", "--from", str(script), "--set", "job.nodes=3")
+    assert code == 2 and "--nnodes=2" in err and "--nnodes=3" in err  # the layers must agree
+    code, out, err = run(capsys, "sbatch", "--from", str(script), "--set", "time=00:30:00")
+    assert code == 0 and "#SBATCH --time=00:30:00" in out, err
+    code, _, err = run(capsys, "torchrun", "--from", str(script))
+    assert code == 2 and "job script" in err
+
+
 def test_output_file_is_atomic_and_never_overwritten_silently(tmp_path, capsys):
     target = tmp_path / "job.sbatch"
     code, _, err = run(capsys, "examples", "single-gpu", "-o", str(target))

@@ -181,7 +181,8 @@ _EXTRA_COMMANDS = (
 
 
 def load_model_file(path: str, cls: Any = None) -> Any:
-    """A model saved as JSON or TOML (by extension; JSON when unknown). Every error names the file."""
+    """A model saved as JSON or TOML (by extension; JSON when unknown), or a job script (starting with #! or
+    #SBATCH) for the workflow, sbatch and jupyter-job commands. Every error names the file."""
     from ..errors import ParseError, UnknownFieldError
     from ..files import read_stdin, read_text
     from ..spec._meta import Spec, load_json
@@ -190,6 +191,8 @@ def load_model_file(path: str, cls: Any = None) -> Any:
     name = "<stdin>" if path == "-" else path
     text = (read_stdin(name) if path == "-" else read_text(path)).text  # FileError names the file and the fix
     target = cls or Spec
+    if p.suffix not in (".json", ".toml") and text.lstrip().startswith(("#!", "#SBATCH")):
+        return _model_from_script(text, name, cls)
     if p.suffix == ".toml":
         try:
             data = loads(text)
@@ -214,6 +217,25 @@ def load_model_file(path: str, cls: Any = None) -> Any:
                               subject=name) from None
     except UnknownFieldError as exc:
         raise HpcWidgetsError(f"{name}: {exc}") from None
+
+
+def _model_from_script(text: str, name: str, cls: Any) -> Any:
+    """A job script given to --from, read the way the forms' Load reads it."""
+    from ..errors import ParseError
+    from ..spec.jupyter import JupyterJob
+    from ..spec.slurm import SlurmJob
+    from ..spec.workflow import Workflow
+    from ..widgets.loading import parse_job, parse_jupyter, parse_workflow
+    readers = {Workflow: parse_workflow, SlurmJob: parse_job, JupyterJob: parse_jupyter, None: parse_workflow}
+    reader = readers.get(cls)
+    if reader is None:
+        raise HpcWidgetsError(f"{name} is a job script, and this command builds a {getattr(cls, 'kind', cls)}: "
+                              "read the script with hpcwidgets workflow --from, or save this model as JSON "
+                              "(--format json -o FILE) and load that")
+    try:
+        return reader(text)
+    except ParseError as exc:
+        raise ParseError(exc.message, exc.line, exc.column, source=name) from None
 
 
 _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")

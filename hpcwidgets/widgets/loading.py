@@ -38,7 +38,8 @@ def parse_command(text: str, allowed: Iterable[type]) -> Any:
         raise ParseError(f"this form holds one command without redirections; {cmd.redirects[0].raw!r} cannot be "
                          "kept: remove it here and write it in the job script (the workflow form keeps it)", cmd.line)
     parsed = parse_argv(words, env=env, source_line=cmd.line)
-    kept = {f.info.env for f in parsed.model.field_specs() if f.info.env}
+    rename = getattr(parsed.model, "env_name", None)  # singularity pull reads SINGULARITY_CACHEDIR
+    kept = {rename(f.info.env) if rename else f.info.env for f in parsed.model.field_specs() if f.info.env}
     lost = [name for name in env if name not in kept]
     if lost:
         raise ParseError(f"{lost[0]}=… before the command is not one of its settings, so this form cannot keep it; "
