@@ -167,7 +167,7 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
                                  "name or allow replacing it (--force on the command line, the 'replace' "
                                  "confirmation in a form) to create its target")
         raise OverwriteError(f"{given} already exists; choose another name or allow replacing it "
-                             "(--force on the command line, the 'replace' confirmation in a form)")
+                             "(--force on the command line; in a form, click Replace?)")
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -212,7 +212,7 @@ def _link_new(tmp: str, target: Path, given: Path) -> None:
         os.link(tmp, target)
     except FileExistsError:
         raise OverwriteError(f"{given} was created while saving; choose another name or allow replacing it "
-                             "(--force on the command line, the 'replace' confirmation in a form)") from None
+                             "(--force on the command line; in a form, click Replace?)") from None
     except OSError:  # no hard links on this file system: the existence check above has to do
         os.replace(tmp, target)
         return

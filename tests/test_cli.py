@@ -150,3 +150,10 @@ def test_python_dash_m(capsys):
     proc = subprocess.run([sys.executable, "-m", "hpcwidgets", "torchrun", "--standalone", "--nproc-per-node", "2",
                            "t.py"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("torchrun --standalone --nproc-per-node=2 t.py")
+
+
+def test_help_shows_output_patterns_as_typed(capsys):
+    with pytest.raises(SystemExit):
+        main(["sbatch", "--help"])
+    out = capsys.readouterr().out
+    assert "--output %x-%j.out" in out and "%%" not in out

@@ -113,7 +113,7 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
         elif base is int:
             group.add_argument(name, type=_count_type(f), metavar="N", **kw)
         else:
-            group.add_argument(name, metavar=(f.info.placeholder or "VALUE").replace("%", "%%"), **kw)
+            group.add_argument(name, metavar=f.info.placeholder or "VALUE", **kw)
     if rest_field is not None:
         parser.add_argument(rest_field.name, nargs=argparse.REMAINDER, default=argparse.SUPPRESS,
                             metavar="...", help=_help(rest_field))

@@ -365,7 +365,7 @@ class Job:
         while state not in FINAL_STATES:
             if time.monotonic() >= deadline:
                 raise RunError(f"job {self.id} is still {state} after {timeout:g} s; wait longer, or cancel it "
-                               f"with Job({self.id!r}).cancel()")
+                               f"with: scancel {self.id}")
             time.sleep(poll)
             state = self.state()
         return state
