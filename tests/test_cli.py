@@ -157,3 +157,13 @@ def test_help_shows_output_patterns_as_typed(capsys):
         main(["sbatch", "--help"])
     out = capsys.readouterr().out
     assert "--output %x-%j.out" in out and "%%" not in out
+
+
+def test_a_repeated_set_of_a_list_field_adds_to_it(tmp_path, capsys):
+    code, out, _ = run(capsys, "examples", "single-gpu", "--profile", "generic", "--format", "json")
+    f = tmp_path / "wf.json"
+    f.write_text(out)
+    code, out, err = run(capsys, "workflow", "--from", str(f), "--set", "container.binds=/scratch/me/data:/data:ro",
+                         "--set", "container.binds=/scratch/me/out:/out")
+    assert code == 0, err
+    assert "--bind /scratch/me/data:/data:ro" in out and "--bind /scratch/me/out:/out" in out

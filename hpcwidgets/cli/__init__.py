@@ -119,7 +119,8 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True) -> No
     if model:
         g.add_argument("--from", dest="from_file", metavar="FILE", help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job script).")
         g.add_argument("--set", action="append", default=[], metavar="LAYER.FIELD=VALUE",
-                       help="Change a field of a nested layer, e.g. --set job.nodes=2 --set container.nv=true.")
+                       help="Change a field of a nested layer, e.g. --set job.nodes=2 --set container.nv=true; "
+                            "repeating a list field adds to it (--set container.binds=/a --set container.binds=/b).")
         g.add_argument("--profile", metavar="NAME", help="Check the job against a cluster profile (partitions, limits).")
 
 

@@ -146,28 +146,33 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
 
 def apply_sets(model: Spec, sets: list[str]) -> Spec:
     """Apply ``--set layer.field=value`` overrides (``slurm.nodes=2``, ``container.nv=true``)."""
+    seen: set[str] = set()
     for item in sets:
         path, sep, raw = item.partition("=")
         if not sep:
             raise ValidationError([Problem("--set", f"{item!r}: write --set LAYER.FIELD=VALUE, e.g. --set job.nodes=2")])
-        model = _set_path(model, path.split("."), raw, f"--set {path}")
+        # the first --set of a list field replaces it; repeating it adds items (one bind per --set)
+        model = _set_path(model, path.split("."), raw, f"--set {path}", append=path in seen)
+        seen.add(path)
     return model
 
 
-def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
+def _set_path(model: Spec, parts: list[str], raw: str, where: str = "", append: bool = False) -> Spec:
     f = model.field_spec(parts[0])
     if len(parts) > 1:
         inner = getattr(model, f.name)
         if not isinstance(inner, Spec):
             raise ValidationError([Problem(".".join(parts), f"{f.name} is not set, so {'.'.join(parts[1:])} cannot be changed; "
                                                              "set the layer first (e.g. with --from)")])
-        return model.replace(**{f.name: _set_path(inner, parts[1:], raw, where)})
+        return model.replace(**{f.name: _set_path(inner, parts[1:], raw, where, append)})
     base = f.base_type
     value: Any
     if _is_words(f):
         value = split_words(f, [raw], where or f.name)
     elif f.is_tuple:
         value = coerce(f, [x for x in raw.split(",") if x])
+        if append:
+            value = tuple(getattr(model, f.name) or ()) + tuple(value)
     elif base is bool:
         if raw.lower() not in ("true", "false", "yes", "no", "1", "0"):
             raise ValidationError([Problem(f.name, f"{raw!r}: write true or false")])
