@@ -471,7 +471,7 @@ def job9(hdr=("--partition=gpu", "--nodes=2", "--ntasks-per-node=1", "--gres=gpu
     (job9(nn="1"), "HPC112"),
     (job9(npn="$SLURM_NTASKS_PER_NODE"), "torchrun --nproc-per-node is $SLURM_NTASKS_PER_NODE"),
     (job9(tr="torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=static --rdzv-endpoint=$head_node:29500 ddp_train.py"),
-     "torchrun --rdzv-backend is static; the task asks for c10d"),
+     "the static rendezvous (torchrun's default without --rdzv-backend=c10d) needs each node's --node-rank"),
     (job9(app=f"apptainer exec {IMG}"), "HPC201"),
     (job9(hdr=("-p gpu", "-N 1", "--gres=gpu:4", "-t 60")), "#SBATCH --nodes is 1; the task asks for 2"),
     (job9(hdr=("-p gpu", "-N 2", "--gres=gpu:2", "-t 60")), "the job gets 2 GPU(s) per node"),

@@ -672,7 +672,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
             hint = f", or use a partition that allows it: {longer}" if longer else ""
             shown = "no limit" if asked == UNLIMITED else job.time
             out.append(Problem("time", f"{shown} is over the {part.max_time} limit of {where}; ask for at most "
-                                       f"{format_time(limit)}{hint}"))
+                                       f"{part.max_time}{hint}"))  # the limit as the site writes it
     # nodes
     if job.nodes and part.max_nodes and job.nodes > part.max_nodes:
         out.append(Problem("nodes", f"{job.nodes} nodes is more than {where} allows ({part.max_nodes}); "
