@@ -124,7 +124,8 @@ def test_gpu_vendor(vendor: str, flag: str, expected: set[str]) -> None:
 
 def test_hpc201_fix_uses_the_vendor_flag() -> None:
     profile = load_profile("generic").replace(gpu_vendor="amd")
-    text = "#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\napptainer exec img_2.3.sif python train.py\n"
+    text = ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\nmodule load apptainer\n"
+            "apptainer exec img_2.3.sif python train.py\n")
     new, fixed = fix_script(text, profile)
     assert [f.code for f in fixed] == ["HPC201"] and "--rocm" in new
 
@@ -449,3 +450,13 @@ def test_hpc409_the_runtime_module_is_loaded_before_use(script, found):
     assert ("HPC409" in codes(lint("#!/bin/bash\n#SBATCH --time=10\n" + script, profile))) is found
     assert "HPC409" not in codes(lint("#!/bin/bash\n#SBATCH --time=10\n" + script))  # no profile: no module known
     assert "HPC409" not in codes(lint(script, profile))  # a command at the prompt, not a batch job
+
+
+def test_hpc409_fix_loads_the_module_above_the_whole_statement():
+    profile = load_profile("generic")
+    text = ("#!/bin/bash\n#SBATCH --time=10\n"
+            '[ -f img.sif ] ||\n  apptainer pull img.sif docker://alpine:3.19\napptainer exec img.sif true\n')
+    new, fixed = fix_script(text, profile)
+    assert [f.code for f in fixed] == ["HPC409"]
+    assert new.split("\n")[2:5] == ["module load apptainer", "[ -f img.sif ] ||", "  apptainer pull img.sif docker://alpine:3.19"]
+    assert "HPC409" not in codes(lint(new, profile))

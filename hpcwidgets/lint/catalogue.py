@@ -2653,7 +2653,20 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
         reported.add(wanted)
         yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
                          f"before line {cmd.line}: the job stops with '{program}: command not found'; add "
-                         f"module load {wanted} above it")
+                         f"module load {wanted} above it", _load_module_fix(ctx, cmd, wanted))
+
+
+def _load_module_fix(ctx: Context, cmd: Any, module: str) -> Fix:
+    """``module load MODULE`` on its own line above the statement that holds ``cmd`` (above the ``[ -f … ] ||``
+    a download is joined to, not between them)."""
+    code = list(ctx.parsed.lexed.code)
+    k = next(i for i, c in enumerate(code) if c is cmd)
+    while k > 0 and code[k - 1].joined_by:
+        k -= 1
+    line = code[k].line
+    first = ctx.parsed.lines[line - 1]
+    indent = first[: len(first) - len(first.lstrip())]
+    return Fix(f"load the module {module} first", line, line, text=f"{indent}module load {module}\n{first}")
 
 
 # --------------------------------------------------------------------------------------------
