@@ -167,3 +167,12 @@ def test_a_repeated_set_of_a_list_field_adds_to_it(tmp_path, capsys):
                          "--set", "container.binds=/scratch/me/out:/out")
     assert code == 0, err
     assert "--bind /scratch/me/data:/data:ro" in out and "--bind /scratch/me/out:/out" in out
+
+
+def test_parse_warns_that_a_secret_in_the_script_goes_into_the_model(tmp_path, capsys):
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\n#SBATCH --time=10\nexport WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567\n"
+                      "python train.py\n")
+    code, out, err = run(capsys, "parse", str(script), "--format", "json")
+    assert code == 0 and "WANDB_API_KEY" in out
+    assert f"{script}:3:" in err and "holds it too" in err

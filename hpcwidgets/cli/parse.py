@@ -45,5 +45,10 @@ def run(args: argparse.Namespace) -> int:
     except ParseError as exc:
         print(f"{name}:{exc.line}:{exc.column}: {exc.message}", file=sys.stderr)
         return 2
+    from ..lint import lint
+    for secret in (f for f in lint(text, path=name) if f.code == "HPC602"):
+        # the model keeps every line, so a token written in the script goes into the saved model too
+        print(f"hpcwidgets: warning: {name}:{secret.line}: {secret.message}; the model written here holds it too: "
+              "take it out before you save or share it", file=sys.stderr)
     emit(args, format_model(model, args.format))
     return 0
