@@ -176,3 +176,17 @@ def test_parse_warns_that_a_secret_in_the_script_goes_into_the_model(tmp_path, c
     code, out, err = run(capsys, "parse", str(script), "--format", "json")
     assert code == 0 and "WANDB_API_KEY" in out
     assert f"{script}:3:" in err and "holds it too" in err
+
+
+def test_a_site_profile_starts_as_a_renamed_copy_and_is_checked(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("HPCW_PROFILE_PATH", "")
+    mine = tmp_path / "hpcwidgets" / "profiles" / "hydra.toml"
+    mine.parent.mkdir(parents=True)
+    code, _, err = run(capsys, "profile", "show", "generic", "--name", "hydra", "-o", str(mine))
+    assert code == 0 and 'name = "hydra"' in mine.read_text(), err
+    code, out, err = run(capsys, "profile", "check", "hydra")
+    assert code == 0 and "profile 'hydra' is valid" in out, err
+    mine.write_text(mine.read_text().replace('max_time = "', 'max_time = "1.5h', 1))
+    code, out, err = run(capsys, "profile", "check", "hydra")
+    assert code == 2 and "is not a Slurm time" in err and "line " in err

@@ -1,4 +1,4 @@
-"""``hpcwidgets profile list|show|detect``."""
+"""``hpcwidgets profile list|show|check|detect``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(handler=run_list)
     show = actions.add_parser("show", help="print a profile as TOML (or JSON)", formatter_class=_Formatter)
     show.add_argument("name", help="a profile name or a path to a .toml file")
+    show.add_argument("--name", dest="new_name", metavar="NEW",
+                      help="write it under another name: the start of your own site's profile")
     _add_output_options(show, model=False)
     show.set_defaults(handler=run_show)
+    check = actions.add_parser("check", help="read a profile and report every problem in it",
+                               formatter_class=_Formatter)
+    check.add_argument("name", help="a profile name or a path to a .toml file")
+    check.set_defaults(handler=run_check)
     detect = actions.add_parser("detect", help="build a profile from the Slurm cluster you are on",
                                 formatter_class=_Formatter)
     detect.add_argument("--name", default="detected", help="name for the new profile")
@@ -48,7 +54,20 @@ def _emit_profile(args: argparse.Namespace, profile) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     from ..profiles import load_profile
-    return _emit_profile(args, load_profile(args.name))
+    profile = load_profile(args.name)
+    if args.new_name:
+        profile = profile.replace(name=args.new_name)
+    return _emit_profile(args, profile)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Load the profile (errors name the file, the line and the fix, and exit with status 2)."""
+    from ..profiles import _resolve, load_profile
+    profile = load_profile(args.name)
+    parts = [p.name for p in profile.partitions]
+    print(f"{_resolve(args.name)}: profile {profile.name!r} is valid: {len(parts)} partition"
+          f"{'s' if len(parts) != 1 else ''} ({', '.join(parts) or 'none'}), runtimes {', '.join(profile.runtimes)}")
+    return 0
 
 
 def run_detect(args: argparse.Namespace) -> int:
