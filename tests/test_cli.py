@@ -190,3 +190,10 @@ def test_a_site_profile_starts_as_a_renamed_copy_and_is_checked(tmp_path, capsys
     mine.write_text(mine.read_text().replace('max_time = "', 'max_time = "1.5h', 1))
     code, out, err = run(capsys, "profile", "check", "hydra")
     assert code == 2 and "is not a Slurm time" in err and "line " in err
+
+
+def test_a_saved_jupyter_job_says_where_the_tunnel_will_be(tmp_path, capsys):
+    target = tmp_path / "jupyter.sh"
+    code, _, err = run(capsys, "jupyter-job", "--profile", "midway3", "-o", str(target))
+    assert code == 0 and target.is_file(), err
+    assert f"sbatch {target}" in err and "jupyter-JOBID.log prints the ssh tunnel" in err

@@ -330,6 +330,12 @@ def _run_model_command(args: argparse.Namespace) -> int:
     if args.format == "shell":
         check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
     emit(args, text)
+    if model.kind == "jupyter.job" and getattr(args, "output_file", None) and args.format == "shell":
+        log = model.job.output.replace("%j", "JOBID").replace("%x", model.job.job_name or "JOBNAME") \
+            if model.job.output else "slurm-JOBID.out"
+        print(f"next: sbatch {args.output_file} (or hpcwidgets submit {args.output_file}); when JupyterLab answers, "
+              f"the job's log {log} prints the ssh tunnel to run on your computer and the address to open",
+              file=sys.stderr)
     return 0
 
 
