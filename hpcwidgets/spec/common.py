@@ -103,6 +103,8 @@ class Bind(Spec):
         # (a leading ~ in either path is reported by the generic check of path fields)
         if self.dst and not (self.dst.startswith("/") or self.dst.startswith("$") or self.dst.startswith("~")):
             out.append(Problem("dst", f"container path {self.dst!r} must be absolute (start with /)"))
+        if self.mode in ("", "ro", "rw"):
+            return out  # the usual modes: nothing more to read
         bad = [o for o in self.options if not BIND_OPTION.fullmatch(o)]
         if bad or (isinstance(self.mode, str) and self.mode and not self.options):
             out.append(Problem("mode", f"{self.mode!r} is not a bind mode; use ro or rw (Apptainer also takes "

@@ -277,7 +277,7 @@ class SlurmJob(Spec):
     def _shell_problems(self) -> list[Problem]:
         """The #! line: an absolute program (``/usr/bin/env bash`` included) and, while the script
         starts with ``set -o pipefail``, a bash."""
-        if not isinstance(self.shell, str):
+        if self.shell == "/bin/bash" or not isinstance(self.shell, str):
             return []
         words = self.shell.split()
         if not words or not words[0].startswith("/") or "\n" in self.shell:
