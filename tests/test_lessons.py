@@ -15,12 +15,13 @@ Notebooks are copied to a temporary folder first, so runs never rewrite the comm
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -129,9 +130,12 @@ def test_lessons_run_for_each_profile(tmp_path):
     work = _copy_notebooks(tmp_path)
     runs = [(work / p.name, tmp_path / f"{p.stem}-{profile}.ipynb", profile)
             for p in lesson_paths() for profile in PROFILES]
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        failures = [f for f in pool.map(lambda r: _execute(*r), runs) if f]
+    # processes, not threads: papermill's cwd= changes the working directory of the whole process, so with
+    # threads a kernel could start in another run's directory (or the checkout) and write its figures there
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
+        failures = [f for f in pool.map(_execute, *zip(*runs)) if f]
     assert not failures, "\n\n".join(failures)
+    assert list((work / "images").glob("*.png")), "the lessons' figures belong next to the notebooks that made them"
     for _, out, profile in runs:
         nb = load(out)
         params = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
