@@ -614,7 +614,7 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
             out.append(f"remove {flag} {_show(h)}: the task does not ask for it")
         elif h in (None, "", ()):
             sep = " " if f.info.style == "space" else "="
-            env_name = have.env_name(flag) if f.info.env and hasattr(have, "env_name") else flag
+            env_name = have.env_name(flag) if f.info.env else flag
             if env_name != flag:   # singularity reads SINGULARITY_CACHEDIR
                 out.append(f"set {env_name} to {_show(w)}: {_program_word(have).split()[0]} reads {env_name}, "
                            f"not {flag}")

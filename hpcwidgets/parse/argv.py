@@ -210,7 +210,7 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
         notes.append(f"{sig.words[0]}'s own options ({dropped}) change only what it prints and are not kept")
 
     # the variable a field is written as may depend on the program (singularity: SINGULARITY_CACHEDIR)
-    rename = cls(**values).env_name if env and hasattr(cls, "env_name") else None
+    rename = cls(**values).env_name if env else None
     for f in specs:
         name = rename(f.info.env) if rename and f.info.env else f.info.env
         if name and env and name in env:

@@ -186,6 +186,11 @@ class Spec:
     def describe(self) -> str:
         return self.kind or type(self).__name__
 
+    def env_name(self, name: str) -> str:
+        """The environment variable a field declared with ``env=name`` is written as for this model (a model
+        whose program reads other names, such as ``singularity``, overrides this)."""
+        return name
+
     # -- convenience -------------------------------------------------------------------------
     def replace(self, **changes: Any) -> Any:
         names = {f.name for f in self.field_specs()}

@@ -156,11 +156,10 @@ def _env_fields(cls: type) -> tuple[tuple[str, str], ...]:
 def env_assignments(model: Spec) -> list[tuple[str, str]]:
     """Fields rendered as environment variables (``APPTAINER_CACHEDIR``) with their values."""
     out = []
-    rename = getattr(model, "env_name", None)  # a model whose variables depend on its program
     for name, env in _env_fields(type(model)):
         value = getattr(model, name)
         if value not in ("", None, False, ()):
-            out.append((rename(env) if rename else env, "1" if value is True else str(value)))
+            out.append((model.env_name(env), "1" if value is True else str(value)))
     extra = getattr(model, "_env_tail", None)
     if extra is not None:
         out += list(extra())

@@ -19,12 +19,9 @@ def parse_workflow(text: str) -> Any:
 
 
 def parse_job(text: str) -> Any:
-    """A job script read into a :class:`~hpcwidgets.spec.slurm.SlurmJob`: directives, the module loads and
-    exports at its top, and every other line kept in order as its set-up lines (nothing is dropped)."""
-    from ..parse.script import read_script
-    from ..parse.workflow import workflow_from
-    from ..spec.workflow import Workflow
-    return workflow_from(read_script(text), Workflow, job_only=True)
+    """A job script read into a :class:`~hpcwidgets.spec.slurm.SlurmJob` (see :func:`hpcwidgets.parse.parse_job`)."""
+    from ..parse import parse_job as read
+    return read(text)
 
 
 def parse_command(text: str, allowed: Iterable[type]) -> Any:
@@ -38,8 +35,7 @@ def parse_command(text: str, allowed: Iterable[type]) -> Any:
         raise ParseError(f"this form holds one command without redirections; {cmd.redirects[0].raw!r} cannot be "
                          "kept: remove it here and write it in the job script (the workflow form keeps it)", cmd.line)
     parsed = parse_argv(words, env=env, source_line=cmd.line)
-    rename = getattr(parsed.model, "env_name", None)  # singularity pull reads SINGULARITY_CACHEDIR
-    kept = {rename(f.info.env) if rename else f.info.env for f in parsed.model.field_specs() if f.info.env}
+    kept = {parsed.model.env_name(f.info.env) for f in parsed.model.field_specs() if f.info.env}
     lost = [name for name in env if name not in kept]
     if lost:
         raise ParseError(f"{lost[0]}=… before the command is not one of its settings, so this form cannot keep it; "
@@ -57,9 +53,6 @@ def parse_deffile(text: str) -> Any:
 
 
 def parse_jupyter(text: str) -> Any:
-    """A Jupyter job script: its ``#SBATCH`` directives and modules are read; the server settings keep
-    their defaults (the job writes its own commands, so the script body is not read back)."""
-    from ..parse.script import read_script
-    from ..spec.jupyter import DEFAULT_JOB, JupyterJob
-    job = read_script(text).job
-    return JupyterJob(job=job if job.time else job.replace(time=DEFAULT_JOB.time))
+    """A Jupyter job script (see :func:`hpcwidgets.parse.parse_jupyter_job`)."""
+    from ..parse import parse_jupyter_job
+    return parse_jupyter_job(text)
