@@ -226,15 +226,15 @@ def _model_from_script(text: str, name: str, cls: Any) -> Any:
     from ..spec.jupyter import JupyterJob
     from ..spec.slurm import SlurmJob
     from ..spec.workflow import Workflow
-    from ..widgets.loading import parse_job, parse_jupyter, parse_workflow
-    readers = {Workflow: parse_workflow, SlurmJob: parse_job, JupyterJob: parse_jupyter, None: parse_workflow}
+    from ..parse import parse_job, parse_jupyter_job, parse_script
+    readers = {Workflow: parse_script, SlurmJob: parse_job, JupyterJob: parse_jupyter_job, None: parse_script}
     reader = readers.get(cls)
     if reader is None:
         raise HpcWidgetsError(f"{name} is a job script, and this command builds a {getattr(cls, 'kind', cls)}: "
                               "read the script with hpcwidgets workflow --from, or save this model as JSON "
                               "(--format json -o FILE) and load that")
     try:
-        return reader(text)
+        return reader(text, name)
     except ParseError as exc:
         raise ParseError(exc.message, exc.line, exc.column, source=name) from None
 

@@ -2,7 +2,9 @@
 
 * :func:`parse_script`: a whole sbatch script → :class:`~hpcwidgets.spec.workflow.Workflow`;
 * :func:`parse_command`: one command line → the model of its outermost command;
-* :func:`read_script`: the richer reading the linter uses (directives with lines, variables, steps).
+* :func:`read_script`: the richer reading the linter uses (directives with lines, variables, steps);
+* :func:`parse_job` and :func:`parse_jupyter_job`: a script read into a job alone (the forms' Load and the
+  CLI's ``--from`` use them).
 
 Only :class:`~hpcwidgets.errors.ParseError` (with line and column) is raised for bad input.
 """
@@ -35,4 +37,20 @@ def read_script(text: str, path: str = "") -> Any:
     return _read(text, path)
 
 
-__all__ = ["parse_command", "parse_script", "read_script"]
+def parse_job(text: str, path: str = "") -> Any:
+    """A job script read into a :class:`~hpcwidgets.spec.slurm.SlurmJob`: directives, the module loads and
+    exports at its top, and every other line kept in order as its set-up lines (nothing is dropped)."""
+    from ..spec.workflow import Workflow
+    from .workflow import workflow_from
+    return workflow_from(read_script(text, path), Workflow, job_only=True)
+
+
+def parse_jupyter_job(text: str, path: str = "") -> Any:
+    """A Jupyter job script: its ``#SBATCH`` directives and modules are read; the server settings keep
+    their defaults (the job writes its own commands, so the script body is not read back)."""
+    from ..spec.jupyter import DEFAULT_JOB, JupyterJob
+    job = read_script(text, path).job
+    return JupyterJob(job=job if job.time else job.replace(time=DEFAULT_JOB.time))
+
+
+__all__ = ["parse_command", "parse_job", "parse_jupyter_job", "parse_script", "read_script"]
