@@ -460,3 +460,9 @@ def test_hpc409_fix_loads_the_module_above_the_whole_statement():
     assert [f.code for f in fixed] == ["HPC409"]
     assert new.split("\n")[2:5] == ["module load apptainer", "[ -f img.sif ] ||", "  apptainer pull img.sif docker://alpine:3.19"]
     assert "HPC409" not in codes(lint(new, profile))
+
+
+def test_hpc409_sees_the_runtime_behind_srun_options_that_take_a_value():
+    profile = load_profile("generic")
+    text = "#!/bin/bash\n#SBATCH --time=10\nsrun -n 2 -c 4 apptainer exec img.sif true\n"
+    assert "HPC409" in codes(lint(text, profile))

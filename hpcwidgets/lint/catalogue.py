@@ -58,12 +58,12 @@ def _command_span(step: Any) -> tuple[int, int, tuple[int, int]]:
     comment and here-document bodies after stay as written. The whole lines when the words cannot be
     placed (a word that starts on another line than the command).
     """
-    from ..parse.script import _launch_words
+    from ..parse.script import launch_words
     cmd = step.command
     words = list(cmd.words)
     if not words:
         return step.line, step.end_line, (0, 0)
-    launch = len(words) - len(_launch_words([str(w.value) for w in words]))
+    launch = len(words) - len(launch_words([str(w.value) for w in words]))
     first = words[launch] if launch < len(words) else words[0]
     start_col = first.col
     if step.env and cmd.assignments:
@@ -207,6 +207,21 @@ def with_chain(chain: Any, **layers: Any) -> Any:
 def simple_commands(ctx: Context) -> tuple[Any, ...]:
     """Top-level simple commands (compound commands are opaque units in the lexer)."""
     return cached(ctx, "simple", lambda: tuple(c for c in ctx.parsed.lexed.code if c.kind == "simple"))
+
+
+def run_words(words: list[str]) -> list[str]:
+    """The words of the command a line runs: past ``time``, ``exec``, ``env A=1`` (as the parser skips them) and
+    past ``srun`` with its options, read by the srun model (which knows the ones that take a value)."""
+    from ..errors import ParseError
+    from ..parse.argv import parse_argv
+    from ..parse.script import launch_words
+    words = launch_words(words)
+    if words and words[0].rsplit("/", 1)[-1] == "srun":
+        try:
+            return [str(w) for w in parse_argv(words).model.command]
+        except ParseError:
+            return []
+    return words
 
 
 def all_words(cmd: Any) -> list[Any]:
@@ -514,9 +529,9 @@ def _launcher_options(args: list[str], switches: frozenset[str]) -> dict[str, st
 def _batch_shell_launchers(ctx: Context) -> list[tuple[int, str, list[str]]]:
     """``accelerate launch`` and ``deepspeed`` started in the batch shell (not by srun), on the host or in a
     container: ``(line, launcher, its arguments)``."""
-    from ..parse.script import _launch_words
+    from ..parse.script import launch_words
     found: dict[int, tuple[int, str, list[str]]] = {}
-    candidates = [(cmd.line, _launch_words([str(v) for v in cmd.argv])) for cmd in simple_commands(ctx)]
+    candidates = [(cmd.line, launch_words([str(v) for v in cmd.argv])) for cmd in simple_commands(ctx)]
     candidates += [(s.line, [str(w) for w in s.chain.program]) for s in steps(ctx)
                    if s.chain.srun is None and s.chain.launcher is None]
     for line, words in candidates:
@@ -1102,7 +1117,7 @@ def _launchers_in_double_quotes(ctx: Context) -> Iterator[tuple[Any, Any]]:
     from ..errors import ParseError
     from ..parse.argv import parse_chain, recognise
     from ..parse.lexer import lex_script
-    from ..parse.script import _launch_words
+    from ..parse.script import launch_words
     for step in steps(ctx):
         prog = step.chain.program
         if step.chain.launcher is not None or len(prog) < 3 or "-c" not in [str(w) for w in prog[1:3]] \
@@ -1118,7 +1133,7 @@ def _launchers_in_double_quotes(ctx: Context) -> Iterator[tuple[Any, Any]]:
         except ParseError:
             continue
         for cmd in lexed.code:
-            words = _launch_words([str(v) for v in cmd.argv])
+            words = launch_words([str(v) for v in cmd.argv])
             if not words or recognise(words) is None:
                 continue
             try:
@@ -1196,16 +1211,11 @@ class InstanceStart:
 def instance_starts(ctx: Context) -> list[InstanceStart]:
     """Every ``instance start`` of the script, in order."""
     def make() -> list[InstanceStart]:
-        from ..parse.script import _launch_words
         out = []
         for cmd in ctx.parsed.lexed.code:
             if cmd.kind != "simple":
                 continue
-            words = _launch_words([str(v) for v in cmd.argv])
-            if words and words[0].rsplit("/", 1)[-1] == "srun":
-                words = words[1:]
-                while words and words[0].startswith("-"):
-                    words = words[1:]  # srun's own options: a guess is enough to find the runtime
+            words = run_words([str(v) for v in cmd.argv])
             if len(words) < 2 or words[0].rsplit("/", 1)[-1] not in ("apptainer", "singularity"):
                 continue
             if words[1:3] == ["instance", "start"]:
@@ -2603,21 +2613,10 @@ def _same_module(loaded: str, wanted: str) -> bool:
 
 
 #: words that run the command after them (their own options skipped)
-_RUNNERS = ("srun", "mpirun", "mpiexec", "time", "exec", "env", "nohup", "command")
-
-
 def _program_run(cmd: Any) -> str:
-    """The program a simple command runs, past ``srun [options]``, ``time``, ``env A=1`` … (its basename)."""
-    words = [str(w.value) for w in cmd.words]
-    i = 0
-    while i < len(words):
-        name = words[i].rsplit("/", 1)[-1]
-        if name not in _RUNNERS:
-            return name
-        i += 1
-        while i < len(words) and (words[i].startswith("-") or (name == "env" and "=" in words[i])):
-            i += 1  # the runner's options (a value given as a separate word is taken as the program: rare)
-    return ""
+    """The program a simple command runs (its basename), past ``time``, ``env A=1`` and ``srun [options]``."""
+    words = run_words([str(w.value) for w in cmd.words])
+    return words[0].rsplit("/", 1)[-1] if words else ""
 
 
 @rule("HPC409", "runtime-module-not-loaded", "warning",
@@ -3325,12 +3324,12 @@ def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
             trap = cmd
     if trap is None:
         return
-    from ..parse.script import _launch_words
+    from ..parse.script import launch_words
     for i, cmd in enumerate(code):
         if cmd.line <= trap.line or cmd.kind != "simple" or not cmd.words:
             continue
         words = [str(v) for v in cmd.argv]
-        launch = _launch_words(words) or words
+        launch = launch_words(words) or words
         name = launch[0].rsplit("/", 1)[-1] if launch else ""
         if name not in _LONG_RUNNERS and not _PYTHON.fullmatch(name):
             continue

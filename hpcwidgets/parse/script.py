@@ -299,7 +299,7 @@ def _module_names(cmd: Command) -> list[str] | None:
     return None
 
 
-def _launch_words(words: list[str]) -> list[str]:
+def launch_words(words: list[str]) -> list[str]:
     """Words from where a known launch starts (skipping ``time``, ``exec``, ``env A=1``…)."""
     i = 0
     while i < len(words):
@@ -327,7 +327,7 @@ def _wrapped_shell(chain: Chain) -> tuple[int, str] | None:
 
 
 def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], in_compound: bool) -> Step | None:
-    launch = _launch_words(words)
+    launch = launch_words(words)
     if not launch or recognise(launch) is None:
         legacy = _legacy_launcher(launch)
         if legacy is None:
@@ -348,7 +348,7 @@ def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], 
             inner = None
         if inner is not None:
             for icmd in inner.code:
-                ilaunch = _launch_words([str(v) for v in icmd.argv])
+                ilaunch = launch_words([str(v) for v in icmd.argv])
                 if ilaunch and recognise(ilaunch) is not None:
                     try:
                         ichain = parse_chain(ilaunch, source_line=cmd.line)
