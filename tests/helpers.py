@@ -58,3 +58,13 @@ def run_with_stand_ins(script: str, tmp_path: Path, names: list[str], env: dict[
     proc = subprocess.run(["bash", "-c", script], env=full_env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"bash failed ({proc.returncode}): {proc.stderr}\n--- script ---\n{script}"
     return [json.loads(line) for line in log.read_text().splitlines() if line]
+
+
+def reachable_addresses() -> list[str]:
+    """This machine's addresses other than loopback and link-local (``hostname -I``)."""
+    import ipaddress
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    except OSError:
+        return []
+    return [a for a in out if not ipaddress.ip_address(a.split("%")[0]).is_link_local]

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers import need, need_tool, run_with_stand_ins
+from helpers import need, need_tool, reachable_addresses, run_with_stand_ins
 from hpcwidgets.errors import ValidationError
 from hpcwidgets.render.jupyter import (jupyter_program, lab_url, render_jupyter_job, tunnel_command)
 from hpcwidgets.render.quote import expand, quote, references
@@ -424,15 +424,6 @@ def _get(url: str, host: str = "") -> int:
         raise
 
 
-def _reachable_addresses() -> list[str]:
-    """This machine's addresses other than loopback and link-local (``hostname -I``)."""
-    try:
-        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
-    except OSError:
-        return []
-    return [a for a in out if not ipaddress.ip_address(a.split("%")[0]).is_link_local]
-
-
 @pytest.mark.real
 def test_jupyter_job_on_the_practice_cluster(tmp_path):
     from hpcwidgets.run import slurm
@@ -461,7 +452,7 @@ def test_jupyter_job_on_the_practice_cluster(tmp_path):
         node, port = m.group(1), int(m.group(2))
         # the node's name means 127.0.0.1 on the practice nodes: the tunnel must name an address the login node reaches
         address = ipaddress.ip_address(node.strip("[]"))
-        assert not address.is_loopback or not _reachable_addresses(), tunnel
+        assert not address.is_loopback or not reachable_addresses(), tunnel
         assert re.search(rf"^JupyterLab is ready on node \S+, address {re.escape(str(address))}, port {port} ", text, re.M)
         token = url.rsplit("token=", 1)[1]
         assert (log.stat().st_mode & 0o077) == 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import need
+from helpers import need, reachable_addresses
 from hpcwidgets.render.jupyter import render_jupyter_job
 from hpcwidgets.spec import SlurmJob
 from hpcwidgets.spec.jupyter import JupyterJob
@@ -123,14 +123,6 @@ def _tunnel(text: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def _reachable_addresses() -> list[str]:
-    try:
-        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
-    except OSError:
-        return []
-    return [a for a in out if not ipaddress.ip_address(a.split("%")[0]).is_link_local]
-
-
 def model(**changes) -> JupyterJob:
     base = JupyterJob(login_host=LOGIN, helper_python=sys.executable)
     return base.replace(**changes) if changes else base
@@ -140,7 +132,7 @@ def model(**changes) -> JupyterJob:
 
 def test_a_node_name_that_means_loopback_gets_an_address_the_login_node_can_reach(tmp_path):
     """Debian/Ubuntu write '127.0.1.1 NAME' into /etc/hosts: listening on NAME there is unreachable through ssh -L."""
-    need(bool(_reachable_addresses()), "this machine has no address other than loopback")
+    need(bool(reachable_addresses()), "this machine has no address other than loopback")
     rc, text, _, records = _run(render_jupyter_job(model()), tmp_path, {"SLURMD_NODENAME": "localhost"})
     assert rc == 0, text
     host, port = _tunnel(text)
@@ -164,7 +156,7 @@ def test_jupyterlab_listens_on_exactly_the_checked_and_printed_address(tmp_path)
 
 def test_a_port_busy_on_that_address_only_is_skipped(tmp_path):
     """A program listening on the chosen address (not on 0.0.0.0) makes the port busy for JupyterLab too."""
-    need(bool(_reachable_addresses()), "this machine has no address other than loopback")
+    need(bool(reachable_addresses()), "this machine has no address other than loopback")
     first = tmp_path / "first"
     rc, text, _, records = _run(render_jupyter_job(model()), first)
     assert rc == 0, text

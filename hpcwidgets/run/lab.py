@@ -60,19 +60,9 @@ def make_token() -> str:
     return secrets.token_hex(24)
 
 
-def port_is_free(port: int, host: str = "") -> bool:
-    """Whether a TCP port can be bound now (``host`` empty: on every address)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port(preferred: int | None = PREFERRED_PORT) -> int:
     """``preferred`` when it is free on every address, else a port the system picks."""
-    if preferred and port_is_free(preferred):
+    if preferred and netcheck.free("0.0.0.0", preferred):
         return preferred
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("", 0))
