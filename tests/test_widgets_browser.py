@@ -102,6 +102,9 @@ def lab(tmp_path_factory):
         log.close()
 
 
+KERNEL_WAIT_MS = 120_000
+
+
 def open_builder(lab, name: str, code: str):
     """Write a notebook running ``code``, open it, run all cells and wait for the builder."""
     _notebook(lab["work"] / f"{name}.ipynb", code)
@@ -111,11 +114,13 @@ def open_builder(lab, name: str, code: str):
     page.set_default_timeout(30_000)
     try:
         page.goto(f"{lab['base']}/lab/tree/{name}.ipynb?reset&token={lab['token']}")
-        page.get_by_text(IDLE).first.wait_for()
+        # a kernel's start and first import of the package can take a minute on a busy 2-core machine
+        # (30 s was once too short there); these are waits, not timed assertions
+        page.get_by_text(IDLE).first.wait_for(timeout=KERNEL_WAIT_MS)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
-        page.locator(".hpcw-builder").first.wait_for()
-        page.get_by_text(IDLE).first.wait_for()
+        page.locator(".hpcw-builder").first.wait_for(timeout=KERNEL_WAIT_MS)
+        page.get_by_text(IDLE).first.wait_for(timeout=KERNEL_WAIT_MS)
     except Exception:
         shot(page, f"{name}-failed-to-open")
         context.close()
