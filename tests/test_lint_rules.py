@@ -277,6 +277,59 @@ def test_launches_that_name_their_rendezvous_host(setup: str, launch: str) -> No
     assert "HPC103" not in codes(lint(TWO_NODES + setup + f"srun {launch}\n"))
 
 
+_ENDPOINT = "torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint={host}:29500 train.py"
+
+
+@pytest.mark.parametrize("step,shown", [
+    ("srun bash -c '" + _ENDPOINT.format(host="$(hostname)") + "'", "$(hostname):29500"),
+    ("srun bash -c '" + _ENDPOINT.format(host="$(hostname -s)") + "'", "$(hostname -s):29500"),
+    ('srun bash -c "' + _ENDPOINT.format(host="\\$HOSTNAME") + '"', "$HOSTNAME:29500"),
+    ('srun bash -c "' + _ENDPOINT.format(host="\\$(hostname)") + '"', "$(hostname):29500"),
+    ("srun apptainer exec --nv img.sif bash -c '" + _ENDPOINT.format(host="${SLURMD_NODENAME}") + "'",
+     "${SLURMD_NODENAME}:29500"),
+    ("srun bash -c 'torchrun --nnodes=2 --nproc-per-node=4 --node-rank=$SLURM_NODEID --master-addr=`hostname` "
+     "--master-port=29500 train.py'", "--master-addr=`hostname`"),
+    # the $(pwd) keeps the word verbatim; the escaped \$(hostname) is still each task's
+    ('srun bash -c "cd $(pwd) && ' + _ENDPOINT.format(host="\\$(hostname)") + '"', "$(hostname):29500"),
+])
+def test_a_rendezvous_host_each_task_works_out_for_itself(step: str, shown: str) -> None:
+    found = [f.message for f in lint(TWO_NODES + step + "\n") if f.code == "HPC115"]
+    assert len(found) == 1 and shown in found[0] and "every node names itself" in found[0]
+
+
+@pytest.mark.parametrize("step", [
+    # the batch shell expands these once, on the first node: every node gets the same host
+    "srun " + _ENDPOINT.format(host="$(hostname)"),
+    'srun bash -c "' + _ENDPOINT.format(host="$HOSTNAME") + '"',
+    'srun bash -c "' + _ENDPOINT.format(host="$(hostname)") + '"',
+    'srun bash -c "cd $(pwd) && ' + _ENDPOINT.format(host="$(hostname)") + '"',
+    "srun bash -c '" + _ENDPOINT.format(host="$MASTER_ADDR") + "'",   # exported by the batch script
+    # one node: every task meets the same host
+    "srun bash -c 'torchrun --nnodes=1 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$(hostname):29500 t.py'",
+])
+def test_a_rendezvous_host_the_batch_shell_works_out_once(step: str) -> None:
+    one = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:4\n"
+    text = (one if "--nnodes=1" in step else TWO_NODES) + step + "\n"
+    assert "HPC115" not in codes(lint(text))
+
+
+@pytest.mark.parametrize("wrapped", [
+    "srun bash -c 'cd /work && torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+    "--rdzv-endpoint=$head_node:29500 train.py'",
+    'srun bash -c "cd $(pwd) && torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d '
+    '--rdzv-endpoint=$head_node:29500 train.py"',
+    'srun bash -c "source \\"$(conda info --base)/etc/profile.d/conda.sh\\" && torchrun --nnodes=2 '
+    '--nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$head_node:29500 train.py"',
+])
+def test_every_rule_sees_a_launch_inside_bash_c(wrapped: str) -> None:
+    """One torchrun per task, four tasks per node: HPC101 reads the launch the bash -c script holds, also
+    when the script word holds $(…) that the batch shell runs."""
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n"
+            'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n' + wrapped + "\n")
+    found = [f for f in lint(text) if f.code == "HPC101"]
+    assert len(found) == 1 and found[0].fix is None  # a fix would lose the rest of the bash -c script
+
+
 def test_the_launchers_own_checks() -> None:
     one = "#!/bin/bash\n#SBATCH --gres=gpu:4\n"
     found = [f.message for f in lint(one + "srun torchrun --standalone --nproc-per-node=four --no-python -m pkg\n")

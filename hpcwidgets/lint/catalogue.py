@@ -766,6 +766,57 @@ def _head_in_container(ctx: Context) -> Iterator[Any]:
                 break
 
 
+#: a host name that each node works out for itself: $(hostname …), `hostname`, $HOSTNAME, $SLURMD_NODENAME.
+#: In a value read from a bash -c script, ``\$`` is a dollar the batch shell left for each task to expand.
+_OWN_HOST = re.compile(r"\$\(\s*(?:\S*/)?hostname\b[^)]*\)|`\s*(?:\S*/)?hostname\b[^`]*`"
+                       r"|\\\$\{?(?:HOSTNAME|SLURMD_NODENAME|SLURM_TOPOLOGY_ADDR)\}?")
+#: ``\$(hostname)`` or ``\`hostname\``` in a double-quoted bash -c script: left for each task to run
+_ESCAPED_HOSTNAME = re.compile(r"\\(?:\$\(|`)\s*(?:\S*/)?hostname")
+
+
+@rule("HPC115", "rendezvous-host-per-node", "error",
+      summary="the rendezvous host is each node's own name, worked out inside srun bash -c '…'",
+      why="Text inside srun bash -c '…' (or behind \\$ in double quotes) is expanded by every task on its own node, so "
+          "$(hostname), $HOSTNAME or $SLURMD_NODENAME give each node its own name: every node waits at its own "
+          "rendezvous for peers that never arrive, and the job hangs until the rendezvous times out. In the batch "
+          "script itself the same expansion is harmless: it runs once, on the first node.",
+      fix="Resolve the head node once in the batch script, export it, and let each task use it: export head_node=$(scontrol "
+          "show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p), then srun bash -c 'torchrun … "
+          "--rdzv-endpoint=\"$head_node:29500\" …'.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+srun bash -c 'torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$(hostname):29500 train.py'
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+export head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun bash -c 'torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py'
+""")
+def _host_per_node(ctx: Context) -> Iterator[Any]:
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if not step.wrapper or launcher is None or launcher.standalone or not multi_node(ctx, launcher):
+            continue
+        for name in ("rdzv_endpoint", "master_addr"):
+            value = str(getattr(launcher, name) or "")
+            host = value.rsplit(":", 1)[0] if name == "rdzv_endpoint" and value.count(":") == 1 else value
+            if not _OWN_HOST.fullmatch(host.strip()):
+                continue
+            raw = step.wrapper_word.raw if step.wrapper_word is not None else ""
+            if raw.startswith('"') and not host.startswith("\\$") and not _ESCAPED_HOSTNAME.search(raw):
+                continue  # "…$(hostname)…": the batch shell runs it once, on the first node
+            shown = value.replace("\\$", "$")
+            yield (step.line, f"--{name.replace('_', '-')}={shown} is expanded by each task on its own node, so every node "
+                              "names itself as the rendezvous host and the job hangs; resolve the head node once "
+                              "before srun (export head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
+                              "sed -n 1p)) and use \"$head_node\" inside the bash -c script")
+            break
+
+
 @rule("HPC105", "static-options-with-c10d", "warning",
       summary="--node-rank / --master-addr / --master-port given with the c10d rendezvous",
       why="The c10d rendezvous assigns node ranks itself and meets at --rdzv-endpoint; torchrun silently ignores "
@@ -1090,10 +1141,6 @@ def _launcher_check(ctx: Context) -> Iterator[Any]:
         found = _python_as_script(launcher)
         if found:
             yield step.line, found
-    for step, launcher in _launchers_in_double_quotes(ctx):
-        found = _python_as_script(launcher)
-        if found:
-            yield step.line, found
 
 
 #: an interpreter's name: python, python3, python3.11
@@ -1109,39 +1156,6 @@ def _python_as_script(launcher: Any) -> str:
     return (f"torchrun starts the training script with Python itself, so '{script}' is taken as the script: each "
             f"worker runs python -u {script} {args}".rstrip()
             + f" and fails (can't open file '{script}'); drop {script}: torchrun … {args or 'train.py'}")
-
-
-def _launchers_in_double_quotes(ctx: Context) -> Iterator[tuple[Any, Any]]:
-    """torchrun launched inside ``srun bash -c "…"`` whose script the reader keeps as one word (it holds
-    ``$(…)`` or ``\\$``): ``(step, launcher model)``, read from the text bash -c receives."""
-    from ..errors import ParseError
-    from ..parse.argv import parse_chain, recognise
-    from ..parse.lexer import lex_script
-    from ..parse.script import launch_words
-    for step in steps(ctx):
-        prog = step.chain.program
-        if step.chain.launcher is not None or len(prog) < 3 or "-c" not in [str(w) for w in prog[1:3]] \
-                or str(prog[0]).rsplit("/", 1)[-1] not in ("bash", "sh"):
-            continue
-        text = str(prog[[str(w) for w in prog].index("-c") + 1])
-        if not isinstance(prog[[str(w) for w in prog].index("-c") + 1], Verbatim) or len(text) < 2 \
-                or not (text[0] == text[-1] == '"'):
-            continue
-        inner = re.sub(r'\\([$`"\\\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), text[1:-1])
-        try:
-            lexed = lex_script(inner)
-        except ParseError:
-            continue
-        for cmd in lexed.code:
-            words = launch_words([str(v) for v in cmd.argv])
-            if not words or recognise(words) is None:
-                continue
-            try:
-                chain = parse_chain(words, source_line=step.line)
-            except ParseError:
-                continue
-            if chain.launcher is not None:
-                yield step, chain.launcher
 
 
 # --------------------------------------------------------------------------------------------

@@ -326,6 +326,66 @@ def _wrapped_shell(chain: Chain) -> tuple[int, str] | None:
     return None
 
 
+#: the escapes bash removes inside double quotes (a backslash-newline is a line continuation); ``\$NAME`` is
+#: kept, so that a reference each task expands reads as it does from a plain word (a literal ``\$`` there)
+_DQ_ESCAPE = re.compile(r'\\([`"\\\n]|\$(?![A-Za-z_{]))')
+
+
+def shell_script_text(value: str) -> str | None:
+    """The script ``bash -c`` receives from the word whose value is ``value``, or None when it cannot be told.
+
+    A plain value is the text itself. A word kept verbatim because it holds ``$(…)`` or a backtick is read
+    when it is one double-quoted string: its escapes removed, the rest as written (what the batch shell
+    substitutes stays a reference, which is all a reader needs to know of it). ``$(…)`` reads the same whether
+    the batch shell or each task runs it; a rule that must tell them apart looks at the word's source.
+    """
+    if not isinstance(value, Verbatim):
+        return str(value)
+    text = str(value)
+    if not _one_double_quoted(text):
+        return None
+    return _DQ_ESCAPE.sub(lambda m: "" if m.group(1) == "\n" else m.group(1), text[1:-1])
+
+
+def _one_double_quoted(text: str) -> bool:
+    """Whether ``text`` is one double-quoted string (``"a $(b "c") d"``), not several pieces (``"a"$(b)"c"``)."""
+    if len(text) < 2 or text[0] != '"':
+        return False
+    i, depth = 1, 0  # depth: open $( … ) inside the string, where quotes nest
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if text.startswith("$(", i):
+            depth, i = depth + 1, i + 2
+            continue
+        if depth and c == ")":
+            depth -= 1
+        elif depth and c in "'\"":
+            end = text.find(c, i + 1) if c == "'" else _closing_quote(text, i + 1)
+            if end < 0:
+                return False
+            i = end
+        elif not depth and c == '"':
+            return i == len(text) - 1
+        i += 1
+    return False
+
+
+def _closing_quote(text: str, start: int) -> int:
+    """The index of the ``"`` that closes a string opened just before ``start`` (-1: none)."""
+    i = start
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return i
+        i += 1
+    return -1
+
+
 def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], in_compound: bool) -> Step | None:
     launch = launch_words(words)
     if not launch or recognise(launch) is None:
@@ -342,8 +402,9 @@ def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], 
     wrapper = _wrapped_shell(chain)
     if wrapper is not None and chain.launcher is None:
         idx, text = wrapper
+        script = shell_script_text(text)
         try:
-            inner = lex_script(str(text))
+            inner = lex_script(script) if script is not None else None
         except ParseError:
             inner = None
         if inner is not None:
