@@ -90,6 +90,49 @@ def test_workflow_from_example_with_set(tmp_path, capsys):
     assert code == 2 and "valid fields" in err
 
 
+def test_a_workflow_built_from_scratch_with_command_lines(tmp_path, capsys):
+    """Each layer is typed as the command a person would write; the script lints clean of errors."""
+    code, out, err = run(
+        capsys, "workflow", "--set", "job.partition=gpu", "--set", "job.nodes=2", "--set", "job.ntasks_per_node=1",
+        "--set", "job.gpus_per_node=4", "--set", "job.time=01:00:00", "--srun", "srun --ntasks-per-node=1",
+        "--container", 'apptainer exec --nv --bind "$SCRATCH/data:/data" $SCRATCH/img.sif',
+        "--launcher", "torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$head_node:29500 "
+                      "train.py --epochs 3",
+        "--prepare", "apptainer pull $SCRATCH/img.sif docker://pytorch/pytorch:latest", "--format", "json")
+    assert code == 0, err
+    model = json.loads(out)
+    assert model["container"]["kind"] == "apptainer.run" and model["container"]["nv"] is True
+    assert model["container"]["binds"][0]["src"] == "$SCRATCH/data"
+    assert model["launcher"]["args"] == ["--epochs", "3"] and model["srun"]["ntasks_per_node"] == 1
+    assert [p["kind"] for p in model["prepare"]] == ["apptainer.pull"]
+    script = tmp_path / "wf.json"
+    script.write_text(out)
+    code, text, err = run(capsys, "workflow", "--from", str(script))
+    assert code == 0 and "head_node=$(scontrol show hostnames" in text
+    assert '"$SCRATCH/img.sif" \\\n  torchrun --nnodes=2' in text
+    from hpcwidgets.lint import has_errors, lint
+    assert not has_errors(lint(text))
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["--container", "x.sif"], "'x.sif' is not a command this reader knows"),
+    (["--container", "srun -n 2"], "'srun -n 2' is srun, but --container takes apptainer exec|run"),
+    (["--container", 'apptainer exec "x.sif'], "unterminated double quote"),
+    (["--launcher", "python train.py"], "e.g. --launcher 'torchrun"),
+    (["--set", "container.image=x.sif"], "give it first with --container 'apptainer exec"),
+])
+def test_a_layer_typed_wrongly_names_the_fix(capsys, argv, says):
+    code, out, err = run(capsys, "workflow", *argv)
+    assert code == 2 and says in err and "Traceback" not in err and not out
+
+
+def test_set_starts_a_layer_that_has_one_kind(capsys):
+    code, out, err = run(capsys, "workflow", "--set", "launcher.script=train.py", "--set", "launcher.nproc_per_node=2",
+                         "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["launcher"]["nproc_per_node"] == "2"
+
+
 def test_from_reads_a_job_script_too(tmp_path, capsys):
     code, out, _ = run(capsys, "examples", "multi-node-torchrun", "--profile", "generic")
     script = tmp_path / "train.sbatch"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import typing
 from typing import Any, Callable
 
 from ..errors import Problem, ValidationError
@@ -29,15 +30,63 @@ def _help(f: FieldSpec) -> str:
     if f.info.choices:
         text += f" One of: {', '.join(f.info.choices)}."
     base = f.base_type
-    if base is Bind:
+    if layer_classes(f):
+        text += f" Give its command line, e.g. {_layer_example(f)}" + (" (repeatable)." if f.is_tuple else ".")
+    elif base is Bind:
         text += " Repeatable: SRC[:DST[:ro|rw]]."
     elif base is EnvVar:
         text += " Repeatable: NAME=VALUE."
     elif _is_words(f) and f.info.role != "rest":
-        text += f" Split into words like a command line: {option_name(f)} 'python train.py --epochs 10' (or repeat it)."
+        example = f.info.placeholder or "python train.py --epochs 10"
+        text += f" Split into words like a command line: {option_name(f)} '{example}' (or repeat it)."
     elif f.is_tuple and f.info.role != "rest":
         text += " Repeatable."
     return text
+
+
+def layer_classes(f: FieldSpec) -> tuple[type[Spec], ...]:
+    """The command models a nested-layer field holds (``container``: ApptainerRun, ChRun), or ``()``.
+
+    A layer is a model that is one command line (it has a program); it is typed as that command
+    line (``--container 'apptainer exec --nv img.sif'``) and read back by the command-line reader.
+    """
+    base = f.base_type
+    return tuple(c for c in (typing.get_args(base) or (base,)) if isinstance(c, type) and issubclass(c, Spec)
+                 and any(g.info.role == "program" for g in c.field_specs()))
+
+
+def _layer_example(f: FieldSpec) -> str:
+    return f"{option_name(f)} '{f.info.placeholder}'" if f.info.placeholder else option_name(f) + " 'COMMAND …'"
+
+
+def layer_from_text(f: FieldSpec, text: str, where: str = "") -> Spec:
+    """One layer from its command line, read the way bash splits it; ValidationError naming the fix."""
+    from ..errors import ParseError
+    from ..parse.argv import parse_argv
+    from ..parse.lexer import lex_command
+    where = where or option_name(f)
+    classes = layer_classes(f)
+    takes = ", ".join(_command_name(c) for c in classes)
+    try:
+        model = parse_argv([w.value for w in lex_command(text).words]).model
+    except ParseError as exc:
+        said = exc.message if text.split()[:1] and text.split()[0] in exc.message else f"{text!r}: {exc.message}"
+        raise ValidationError([Problem(where, f"{said}; give the whole command line ({takes}), "
+                                              f"e.g. {_layer_example(f)}")]) from None
+    if not isinstance(model, classes):
+        raise ValidationError([Problem(where, f"{text!r} is {_command_name(type(model))}, but {where} takes {takes}; "
+                                              f"e.g. {_layer_example(f)}")])
+    return model
+
+
+def _command_name(cls: type[Spec]) -> str:
+    """How a person calls the command a model is (``apptainer exec|run``, ``ch-run``, ``srun``)."""
+    defaults = cls()
+    words = [str(getattr(defaults, g.name)) for g in cls.field_specs() if g.info.role in ("program", "subcommand")]
+    choices = [g.info.choices for g in cls.field_specs() if g.info.role == "subcommand" and len(g.info.choices) > 1]
+    if choices:
+        words[-1] = "|".join(choices[0])
+    return " ".join(w for w in words if w)
 
 
 def _is_words(f: FieldSpec) -> bool:
@@ -90,8 +139,14 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
         if f.info.role == "subcommand" and len(f.info.choices) <= 1:
             continue
         base = f.base_type
+        if layer_classes(f):
+            group = groups["advanced" if f.info.advanced else "basic"]
+            group.add_argument(option_name(f), dest=f.name, default=argparse.SUPPRESS, metavar="COMMAND",
+                               action="append" if f.is_tuple else "store", help=_help(f))
+            used.add(option_name(f))
+            continue
         if isinstance(base, type) and issubclass(base, Spec) and base not in (Bind, EnvVar):
-            continue  # nested layers are set with --set layer.field=value
+            continue  # a whole job (the workflow's Slurm job) is changed with --set job.field=value or --from
         if f.info.role == "positional":
             parser.add_argument(f.name, nargs="?", default=argparse.SUPPRESS, metavar=f.name.upper(), help=_help(f))
             continue
@@ -131,7 +186,9 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
         if f.info.role == "rest" and raw and raw[0] == "--":
             raw = raw[1:]
         try:
-            if _is_words(f) and f.info.role != "rest" and isinstance(raw, (list, tuple)):
+            if layer_classes(f):
+                raw = tuple(layer_from_text(f, t) for t in raw) if f.is_tuple else layer_from_text(f, raw)
+            elif _is_words(f) and f.info.role != "rest" and isinstance(raw, (list, tuple)):
                 raw = split_words(f, raw, option_name(f))
             values[name] = coerce(f, raw)
         except ValidationError as exc:
@@ -161,9 +218,13 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "", append: 
     f = model.field_spec(parts[0])
     if len(parts) > 1:
         inner = getattr(model, f.name)
+        classes = layer_classes(f)
+        if inner is None and len(classes) == 1 and not f.is_tuple:
+            inner = classes[0]()  # --set launcher.nnodes=2 on a workflow without one starts a default torchrun
         if not isinstance(inner, Spec):
-            raise ValidationError([Problem(".".join(parts), f"{f.name} is not set, so {'.'.join(parts[1:])} cannot be changed; "
-                                                             "set the layer first (e.g. with --from)")])
+            how = f"give it first with {_layer_example(f)}" if classes else "start from a saved model with --from"
+            raise ValidationError([Problem(".".join(parts), f"{f.name} is not set, so {'.'.join(parts[1:])} cannot be "
+                                                             f"changed; {how}")])
         return model.replace(**{f.name: _set_path(inner, parts[1:], raw, where, append)})
     base = f.base_type
     value: Any

@@ -98,17 +98,18 @@ class Workflow(Spec):
                      help="A one-line description written at the top of the script.")
     job: SlurmJob = opt(SlurmJob(), label="Slurm job", role="internal",
                         help="Resources (#SBATCH directives), modules, exported variables and set-up lines.")
-    srun: Srun | None = opt(None, label="Job step (srun)", role="internal",
+    srun: Srun | None = opt(None, label="Job step (srun)", role="internal", placeholder="srun --ntasks-per-node=1",
                             help="Launch the step with srun (needed on several nodes); empty: it runs in the batch shell.")
     container: ApptainerRun | ChRun | None = opt(
-        None, label="Container", role="internal",
+        None, label="Container", role="internal", placeholder="apptainer exec --nv image.sif",
         help="Run the step inside an Apptainer or Charliecloud image; its command is filled in from the launcher or program.")
     launcher: Torchrun | None = opt(None, label="Launcher (torchrun)", role="internal",
+                                    placeholder="torchrun --standalone --nproc-per-node=gpu train.py",
                                     help="Start one worker per GPU with torchrun; empty: run the program directly.")
     program: tuple[str, ...] = opt((), label="Program", role="internal", placeholder="python train.py --epochs 10",
                                    help="What runs when there is no launcher: the program and its arguments, one word each.")
     prepare: tuple[ApptainerPull | ApptainerBuild | ChImagePull | ChImageBuild | ChImageImport | ChConvert | ChFromhost, ...] = opt(
-        (), label="Preparation", role="internal",
+        (), label="Preparation", role="internal", placeholder="apptainer pull image.sif docker://pytorch/pytorch",
         help="Commands run first in the batch shell, e.g. pull the image only if it is missing.")
     exports: tuple[EnvVar, ...] = opt((), label="Exported variables", role="internal",
                                       help="Variables exported before the step, e.g. APPTAINERENV_OMP_NUM_THREADS=1 or "
