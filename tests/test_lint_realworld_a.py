@@ -184,6 +184,18 @@ def test_locating_files_next_to_the_script_is_reported_at_its_line(lines: str, l
     assert [f.line for f in found] == [line]
 
 
+@pytest.mark.parametrize("lines", [
+    'cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")}"',
+    'if [ -n "$SLURM_SUBMIT_DIR" ]; then\n  cd "$SLURM_SUBMIT_DIR"\nelse\n'
+    '  SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"\n  cd "$SCRIPT_DIR"\nfi',
+    'if [ -n "${SLURM_JOB_ID:-}" ]; then cd "$SLURM_SUBMIT_DIR"; else cd "$(dirname "$0")"; fi',
+])
+def test_the_script_location_as_the_fallback_outside_slurm_is_fine(lines: str) -> None:
+    assert not _only(f"#!/bin/bash\n#SBATCH --time=10:00\n{lines}\npython train.py\n", "HPC503")
+    # the same location used unconditionally is still reported
+    assert _only(f'#!/bin/bash\n#SBATCH --time=10:00\n{lines}\ncd "$(dirname "$0")"\n', "HPC503")
+
+
 def test_the_script_directory_is_reported_once_where_it_is_computed() -> None:
     text = ('#!/bin/bash\n#SBATCH --time=10:00\nSCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)\n'
             'source "$SCRIPT_DIR/env.sh"\npython "$SCRIPT_DIR/run.py"\n')

@@ -111,7 +111,8 @@ def test_hpc110_only_for_multi_node_jobs() -> None:
 
 
 @pytest.mark.parametrize("vendor,flag,expected", [
-    ("nvidia", "", {"HPC201"}), ("amd", "", {"HPC201"}), ("intel", "", set()),    # catalogue 27
+    # catalogue 27; on AMD the image's ROCm and the host's /dev suffice (LUMI documents exactly this)
+    ("nvidia", "", {"HPC201"}), ("amd", "", set()), ("intel", "", set()),
     ("amd", "--rocm ", set()), ("nvidia", "--nv ", set()),
     ("amd", "--nv ", {"HPC218"}), ("nvidia", "--rocm ", {"HPC218"}), ("intel", "--nv ", set()),
 ])
@@ -122,12 +123,26 @@ def test_gpu_vendor(vendor: str, flag: str, expected: set[str]) -> None:
     assert codes(lint(text, profile)) == expected
 
 
-def test_hpc201_fix_uses_the_vendor_flag() -> None:
-    profile = load_profile("generic").replace(gpu_vendor="amd")
-    text = ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\nmodule load apptainer\n"
-            "apptainer exec img_2.3.sif python train.py\n")
-    new, fixed = fix_script(text, profile)
-    assert [f.code for f in fixed] == ["HPC201"] and "--rocm" in new
+@pytest.mark.parametrize("signs", [
+    "#SBATCH --gpus-per-node=mi250:8\n", "export MIOPEN_USER_DB_PATH=/tmp/miopen\n",
+    "export ROCR_VISIBLE_DEVICES=0,1\n", "SIF=/appl/containers/pytorch-rocm-6.2.sif\n",
+])
+def test_a_script_that_shows_amd_gpus_is_not_asked_for_nv(signs: str) -> None:
+    """Without a profile the vendor comes from the script: an AMD job is neither told nor fixed to add --nv."""
+    text = ("#!/bin/bash\n#SBATCH --partition=small-g\n#SBATCH --gpus-per-node=1\n" + signs
+            + "srun singularity run $SIF bash -c 'python train.py'\n")
+    assert "HPC201" not in codes(lint(text))
+    new, _ = fix_script(text)
+    assert "--nv" not in new
+
+
+@pytest.mark.parametrize("setting", ["export APPTAINER_NV=1\n", "export SINGULARITY_NV=true\n",
+                                     "export APPTAINER_NVCCLI=1\n"])
+def test_the_gpu_flag_set_through_the_environment(setting: str) -> None:
+    text = "#!/bin/bash\n#SBATCH --gres=gpu:1\n{set}apptainer exec img_2.3.sif python train.py\n"
+    assert "HPC201" not in codes(lint(text.format(set=setting)))
+    assert "HPC201" in codes(lint(text.format(set=setting.replace("export ", "# "))))
+    assert "HPC201" not in codes(lint(text.format(set="").replace("apptainer exec", "APPTAINER_NV=1 apptainer exec")))
 
 
 def test_nproc_against_gpus() -> None:

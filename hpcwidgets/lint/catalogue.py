@@ -143,8 +143,17 @@ def job_nodes(ctx: Context) -> int:
     return ctx.job.node_count
 
 
+#: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type
+_AMD_SIGNS = re.compile(r"rocm|\b(?:ROCR|HIP)_VISIBLE_DEVICES\b|\bMIOPEN_|\bHSA_[A-Z_]+=|[:=]mi[123]\d\d[a-z]?\b", re.I)
+
+
 def gpu_vendor(ctx: Context) -> str:
-    return getattr(ctx.profile, "gpu_vendor", "nvidia") or "nvidia"
+    """The profile's GPU vendor; without a profile (or one that leaves it out) "amd" when the script shows
+    signs of AMD GPUs (a ROCm image, ``--gpus-per-node=mi250:8``, ``ROCR_VISIBLE_DEVICES``), else "nvidia"."""
+    vendor = getattr(ctx.profile, "gpu_vendor", "") if ctx.profile is not None else ""
+    if vendor:
+        return str(vendor)
+    return cached(ctx, "script_vendor", lambda: "amd" if _AMD_SIGNS.search(ctx.parsed.source) else "nvidia")
 
 
 def cached(ctx: Context, key: str, make: Any) -> Any:
@@ -1170,7 +1179,10 @@ APPTAINER_FLAGS = re.compile(r"^(--nv|--nvccli|--rocm|--bind|-B|--mount|--cleane
       why="Without the flag the container sees no GPU driver: PyTorch silently falls back to the CPU (or fails "
           "with 'no CUDA GPUs are available') while the GPUs you were charged for sit idle. When another container "
           "step of the job has the flag, a step without it is most likely a CPU-only helper (tar, a compile) and is "
-          "only advice (HPC220), unless it starts a distributed launcher; --nv written after the image is HPC203.",
+          "only advice (HPC220), unless it starts a distributed launcher; --nv written after the image is HPC203. "
+          "APPTAINER_NV=1 (SINGULARITY_NV=1) exported before the step counts as --nv. AMD GPUs (the profile's "
+          "gpu_vendor, or a script that shows ROCm) are left alone: ROCm images carry their own libraries and the "
+          "container sees the host's /dev/kfd and /dev/dri, so sites such as LUMI run them without --rocm.",
       fix="Add --nv for NVIDIA GPUs or --rocm for AMD GPUs to apptainer exec/run (Charliecloud: inject the driver "
           "once with ch-fromhost --nvidia IMAGE_DIR). Intel GPUs need neither flag.",
       catalogue=(6, 27),
@@ -1208,6 +1220,20 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
 
 #: the container options that make the GPUs visible
 GPU_FLAGS = ("--nv", "--rocm", "--nvccli")
+#: the variables that set them for every apptainer/singularity command (Apptainer reads both prefixes)
+_GPU_FLAG_VARS = tuple(f"{prefix}_{name}" for prefix in ("APPTAINER", "SINGULARITY") for name in ("NV", "NVCCLI", "ROCM"))
+
+
+def _gpu_flag_from_env(ctx: Context, step: Any) -> bool:
+    """Whether APPTAINER_NV=1 (or a sibling) is exported before the step or set on its command line,
+    which turns the flag on."""
+    own = dict(step.env)
+    for name in _GPU_FLAG_VARS:
+        var = ctx.parsed.variable(name, step.line)
+        value = own[name] if name in own else (var.value if var is not None and var.exported else "")
+        if str(value).strip("'\"").lower() in ("1", "true", "yes", "on"):
+            return True
+    return False
 
 INSTANCE_SCHEME = "instance://"
 
@@ -1286,10 +1312,9 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
     def make() -> list[tuple[Any, Any, str, int | None]]:
         if not ctx.job.gpus_on_each_node:
             return []
-        vendor = gpu_vendor(ctx)
-        if vendor in ("intel", "none"):
-            return []
-        flag = "--rocm" if vendor == "amd" else "--nv"
+        if gpu_vendor(ctx) != "nvidia":
+            return []  # AMD: the image's ROCm and the host's /dev suffice; Intel needs no flag
+        flag = "--nv"
         from . import rules as all_rules
         moved = {f.line for f in all_rules()["HPC203"].check(ctx)}
         runs = [(s, c) for s, c in containers(ctx) if c.kind == "apptainer.run" and in_first_component(ctx, s)]
@@ -1298,7 +1323,7 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
             if ctx.parsed.resolve(str(c.image), s.line).startswith(INSTANCE_SCHEME):
                 start = _instance_of(ctx, s, c)
                 return start is None or start.gpu  # no start in the script: nothing to say
-            return c.nv or c.rocm or c.nvccli
+            return c.nv or c.rocm or c.nvccli or _gpu_flag_from_env(ctx, s)
         with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s)]
         out = []
         for step, c in runs:
@@ -2770,12 +2795,18 @@ _SCRIPT_DIR = re.compile(
     + r"|" + _SCRIPT_PATH + r"[\"']?/")
 
 
+#: a script that knows whether Slurm runs it: the script's own location is then only its fallback outside a job
+_OUTSIDE_SLURM_FALLBACK = re.compile(r"\bSLURM_SUBMIT_DIR\b|\bSLURM_JOB_?ID\b")
+
+
 @rule("HPC503", "script-location-in-batch-job", "error",
       summary="$(dirname \"$0\") or BASH_SOURCE used to find files next to the batch script",
       why="sbatch runs a copy of the script from Slurm's spool directory (e.g. /var/spool/slurmd/job123/), so "
           "$0 and BASH_SOURCE point there: files 'next to the script' are not found. Only the script's directory "
           "counts (dirname, cd, ${0%/*}, \"$0\"/…): running the script itself again (sbatch \"$0\" in a requeue "
-          "handler) is fine, as the spool copy is the same script.",
+          "handler) is fine, as the spool copy is the same script, and so is the script's location as the fallback "
+          "for a run outside Slurm (${SLURM_SUBMIT_DIR:-$(dirname \"$0\")}, or an if that tests $SLURM_SUBMIT_DIR "
+          "or $SLURM_JOB_ID).",
       fix="Use $SLURM_SUBMIT_DIR (the directory sbatch was run from) or an absolute path.",
       catalogue=(23,),
       bad="""#!/bin/bash
@@ -2804,6 +2835,8 @@ def _script_dir(ctx: Context) -> Iterator[Any]:
 
     reported: set[int] = set()
     for cmd in ctx.parsed.lexed.code:
+        if _OUTSIDE_SLURM_FALLBACK.search(cmd.text) and (cmd.kind == "compound" or "SLURM_SUBMIT_DIR" in cmd.text):
+            continue  # ${SLURM_SUBMIT_DIR:-$(dirname "$0")}, or an if that uses $0 only when not run by Slurm
         hits = [w for w in all_words(cmd) if _SCRIPT_DIR.search(w.raw)]
         if not hits and not _SCRIPT_DIR.search(raw_text(cmd)):
             # through the script's variables: SELF=$(readlink -f "$0"); cd "$(dirname "$SELF")", unless the
