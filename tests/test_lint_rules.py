@@ -165,6 +165,27 @@ def test_hpc106_and_113_single_vs_multi_node() -> None:
     assert not _only(multi, "HPC113")   # the step runs on one node only
 
 
+@pytest.mark.parametrize("launch,reported", [
+    ("torchrun --nnodes=1 --nproc-per-node=2 train.py", True),          # static rendezvous on 29500
+    ("torchrun --nproc-per-node=2 train.py", True),
+    ("torchrun --standalone --nproc-per-node=2 train.py", False),
+    ("torchrun --nproc-per-node=2 --master-port=0 train.py", False),     # 0: the system picks a free port
+    ("MASTER_PORT=$((10000 + SLURM_JOB_ID % 50000)) torchrun --nproc-per-node=2 train.py", False),
+])
+def test_a_one_node_torchrun_on_the_default_port(launch: str, reported: bool) -> None:
+    found = _only(f"#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n{launch}\n", "HPC106")
+    assert bool(found) is reported
+    if reported:
+        assert "29500 (torchrun's default" in found[0].message
+
+
+@pytest.mark.parametrize("partition,reported", [("", True), ("cpu", True), ("gpu-a100", False), ("rtx", True)])
+def test_nv_on_a_partition_named_for_gpus_without_a_gres(partition: str, reported: bool) -> None:
+    line = f"#SBATCH --partition={partition}\n" if partition else ""
+    text = f"#!/bin/bash\n{line}#SBATCH --nodes=1\napptainer exec --nv img_1.0.sif python train.py\n"
+    assert bool(_only(text, "HPC202")) is reported
+
+
 def test_pull_guard_and_cache() -> None:
     guarded = ('#!/bin/bash\nexport APPTAINER_CACHEDIR="$HOME/.cache/apptainer"\n'
                '[ -f a.sif ] || apptainer pull a.sif docker://alpine:3.19\n')

@@ -875,10 +875,17 @@ def _one_node_launch(ctx: Context, step: Any, launcher: Any) -> bool:
     return as_int(ctx, lo, step.line) == 1
 
 
+def _port_from_env(ctx: Context, step: Any) -> bool:
+    """Whether torchrun takes its port from the environment (MASTER_PORT, PET_MASTER_PORT …) set by the script."""
+    names = ("MASTER_PORT", "PET_MASTER_PORT", "PET_RDZV_ENDPOINT")
+    return any(name in dict(step.env) or ctx.parsed.variable(name, step.line) is not None for name in names)
+
+
 @rule("HPC106", "single-node-fixed-port", "warning",
       summary="a single-node torchrun uses a fixed rendezvous port instead of --standalone",
       why="Two single-node jobs placed on the same node both try to bind the same port; the second fails with "
-          "'Address already in use'. --standalone picks a free port for each job.",
+          "'Address already in use'. --standalone picks a free port for each job. A torchrun given no rendezvous "
+          "option at all uses the static rendezvous on port 29500, the same port for every job.",
       fix="On one node use torchrun --standalone --nnodes=1 --nproc-per-node=N (no --rdzv-* options).",
       catalogue=(4,),
       bad="""#!/bin/bash
@@ -900,8 +907,14 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
         port = endpoint.rsplit(":", 1)[1] if ":" in endpoint else ""
         fixed_master = launcher.master_port is not None and not launcher.rdzv_endpoint \
             and str(launcher.master_port).strip() not in ("0", "")
-        if not ((port.isdigit() and int(port) != 0) or fixed_master):
+        # no rendezvous options at all: torchrun's static rendezvous at 127.0.0.1 on its default port
+        # (the deprecated launcher does the same; HPC111 already moves it to torchrun --standalone)
+        default = not launcher.rdzv_endpoint and launcher.master_port is None and not is_legacy(step) \
+            and launcher.rdzv_backend in ("", "static") and not _port_from_env(ctx, step)
+        if not ((port.isdigit() and int(port) != 0) or fixed_master or default):
             continue  # port 0 is what --standalone does itself: the system picks a free port
+        if default:
+            port = f"{DEFAULT_RDZV_PORT} (torchrun's default without --standalone or a rendezvous option)"
         chain = with_chain(step.chain, launcher=launcher.replace(
             standalone=True, nnodes="1", rdzv_backend="", rdzv_endpoint="", rdzv_id="", master_addr="",
             master_port=None, node_rank=""))
@@ -1365,10 +1378,18 @@ def _gpu_flag_on_other_step(ctx: Context) -> Iterator[Any]:
                           f"add {flag} if it should use the GPU")
 
 
+def _gpus_come_with_partition(ctx: Context) -> bool:
+    """Without a profile, whether the job's partition is named as a GPU one (gpu-a100): some sites (TACC's GPU
+    queues) hand out a whole GPU node with the partition alone. A profile describes GPUs requested with gres."""
+    names = [n.strip().lower() for n in str(ctx.job.partition or "").split(",") if n.strip()]
+    return ctx.profile is None and any("gpu" in n for n in names)
+
+
 @rule("HPC202", "gpu-flag-without-gpus", "warning",
       summary="--nv/--rocm is used but the job requests no GPU",
       why="On a node without a GPU allocation the flag only produces driver warnings; usually the GPU request "
-          "(--gres=gpu:N) was forgotten, and the training runs on the CPU.",
+          "(--gres=gpu:N) was forgotten, and the training runs on the CPU. Without a profile it is not reported on a "
+          "partition named as a GPU one (gpu-a100): some sites give a whole GPU node with the partition alone.",
       fix="Request GPUs (--gres=gpu:N or --gpus-per-node=N), or drop --nv for CPU work.",
       catalogue=(6,),
       bad="""#!/bin/bash
@@ -1380,7 +1401,7 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
-    if ctx.job.gpus_on_each_node:
+    if ctx.job.gpus_on_each_node or _gpus_come_with_partition(ctx):
         return
     for step in first_component_steps(ctx):
         c = step.chain.container
