@@ -366,6 +366,60 @@ def test_every_rule_sees_a_launch_inside_bash_c(wrapped: str) -> None:
     assert len(found) == 1 and found[0].fix is None  # a fix would lose the rest of the bash -c script
 
 
+@pytest.mark.parametrize("step,says", [
+    ("srun bash -c 'torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+     "--rdzv-endpoint=$head_node:$((RANDOM % 20000 + 20000)) train.py'", "--rdzv-endpoint takes a random value"),
+    ("srun bash -c 'torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$head_node:29500 "
+     "--rdzv-id=$RANDOM train.py'", "--rdzv-id takes a random value"),
+    ("srun bash -c 'MASTER_ADDR=$(hostname -s) MASTER_PORT=29500 RANK=$SLURM_PROCID python train.py'",
+     "MASTER_ADDR is set inside the bash -c script from $(hostname -s)"),
+    ('srun bash -c "MASTER_PORT=\\$RANDOM RANK=\\$SLURM_PROCID python train.py"', "MASTER_PORT takes a random value"),
+])
+def test_rendezvous_settings_each_task_draws_for_itself(step: str, says: str) -> None:
+    setup = 'export head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+    found = [f.message for f in lint(TWO_NODES + setup + step + "\n") if f.code == "HPC115"]
+    assert len(found) == 1 and says in found[0]
+
+
+@pytest.mark.parametrize("step", [
+    # drawn once by the batch shell (double quotes), or on one node only
+    'srun bash -c "MASTER_PORT=$RANDOM RANK=\\$SLURM_PROCID python train.py"',
+    "srun -N1 bash -c 'MASTER_ADDR=$(hostname) RANK=$SLURM_PROCID python train.py'",
+    "srun bash -c 'echo $RANDOM; torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+    "--rdzv-endpoint=$head_node:29500 train.py'",
+])
+def test_rendezvous_settings_drawn_once(step: str) -> None:
+    setup = 'export head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+    assert "HPC115" not in codes(lint(TWO_NODES + setup + step + "\n"))
+
+
+@pytest.mark.parametrize("step,reported", [
+    ("srun torchrun --nnodes=2 --nproc-per-node=4 --node-rank=0 --master-addr=$head_node --master-port=29500 t.py",
+     "--node-rank=0"),
+    ("srun accelerate launch --multi_gpu --num_machines 2 --num_processes 8 --machine_rank 0 "
+     "--main_process_ip $head_node --main_process_port 29500 t.py", "--machine_rank 0"),
+    ("srun bash -c 'accelerate launch --num_machines 2 --machine_rank=1 t.py'", "--machine_rank 1"),
+    # placed on one node each, or each node's own rank: fine
+    ("srun -N1 -w n1 torchrun --nnodes=2 --nproc-per-node=4 --node-rank=0 --master-addr=n1 t.py &", ""),
+    ("srun bash -c 'torchrun --nnodes=2 --nproc-per-node=4 --node-rank=$SLURM_NODEID --master-addr=$head_node t.py'",
+     ""),
+])
+def test_the_same_fixed_rank_on_every_node(step: str, reported: str) -> None:
+    found = [f.message for f in lint(TWO_NODES + "head_node=n1\n" + step + "\n") if f.code == "HPC116"]
+    assert (len(found) == 1 and reported in found[0]) if reported else not found
+
+
+@pytest.mark.parametrize("step,reported", [
+    ("srun deepspeed --num_gpus 4 --num_nodes 2 --hostfile hostfile train.py", True),
+    ("srun bash -c 'deepspeed --num_gpus 4 --hostfile hostfile train.py'", True),
+    ("srun deepspeed --no_ssh --node_rank=$SLURM_NODEID --num_gpus 4 train.py", False),
+    ("srun -N1 -n1 deepspeed --num_gpus 4 --hostfile hostfile train.py", False),
+    ("deepspeed --num_gpus 4 --num_nodes 2 --hostfile hostfile train.py", False),
+])
+def test_deepspeed_started_on_every_node(step: str, reported: bool) -> None:
+    assert ("HPC117" in codes(lint(TWO_NODES + step + "\n"))) is reported
+
+
 def test_the_launchers_own_checks() -> None:
     one = "#!/bin/bash\n#SBATCH --gres=gpu:4\n"
     found = [f.message for f in lint(one + "srun torchrun --standalone --nproc-per-node=four --no-python -m pkg\n")

@@ -783,12 +783,70 @@ _OWN_HOST = re.compile(r"\$\(\s*(?:\S*/)?hostname\b[^)]*\)|`\s*(?:\S*/)?hostname
 _ESCAPED_HOSTNAME = re.compile(r"\\(?:\$\(|`)\s*(?:\S*/)?hostname")
 
 
+#: rendezvous settings written in a bash -c script, and a value there that differs from task to task
+_RDZV_SETTING = (r"(?P<setting>--(?:rdzv[-_]endpoint|master[-_](?:addr|port)|rdzv[-_]id|main[-_]process[-_](?:ip|port))"
+                 r"[= ]|\b(?:MASTER_ADDR|MASTER_PORT)=)")
+_PER_TASK_VALUE = r"[\"']?[^\s;&|]*?(?P<value>{d}\(\(\s*RANDOM|{d}\{{?RANDOM\b|{d}\(\s*(?:shuf|hostname)\b[^)]*\)?|`\s*hostname" \
+                  r"|{d}\{{?(?:HOSTNAME|SLURMD_NODENAME)\b)"
+#: in a single-quoted script every $ is the task's; in a double-quoted one only an escaped \$ (or \`) is
+_PER_TASK_SINGLE = re.compile(_RDZV_SETTING + _PER_TASK_VALUE.format(d=r"\$"))
+_PER_TASK_DOUBLE = re.compile(_RDZV_SETTING + _PER_TASK_VALUE.replace("`", r"\\`").format(d=r"\\\$"))
+
+
+def _per_task_rendezvous_text(ctx: Context, step: Any) -> str:
+    """The message for a rendezvous setting that each task of a multi-node srun bash -c works out for itself
+    (MASTER_ADDR=$(hostname), a port from $RANDOM, --rdzv-id=$RANDOM), or ""."""
+    word = shell_script_word(step)
+    if word is None or step.chain.srun is None or _step_nodes(ctx, step) < 2:
+        return ""
+    raw = word.raw
+    m = (_PER_TASK_SINGLE if raw.startswith("'") else _PER_TASK_DOUBLE).search(raw)
+    if m is None:
+        return ""
+    setting = m.group("setting").rstrip("= ")
+    what = "host" if re.search(r"ADDR|addr|endpoint|_ip", setting) and "RANDOM" not in m.group("value") \
+        and "shuf" not in m.group("value") else "value"
+    if what == "host":
+        value = m.group("value").replace("\\", "")
+        value += ")" if value.startswith("$(") and not value.endswith(")") else "`" if value.startswith("`") else ""
+        return (f"{setting} is set inside the bash -c script from {value}, which each "
+                "task works out on its own node: every node names itself as the rendezvous host and the job hangs; "
+                "resolve the head node once before srun (export head_node=$(scontrol show hostnames "
+                "\"$SLURM_JOB_NODELIST\" | sed -n 1p)) and use \"$head_node\" inside the bash -c script")
+    return (f"{setting} takes a random value inside the bash -c script, so each node draws its own and they never "
+            "meet at one rendezvous (the job hangs); draw it once before srun (port=$((RANDOM % 20000 + 20000))), export "
+            "it and use \"$port\" inside the script, or use $SLURM_JOB_ID as the run id")
+
+
+def shell_script_word(step: Any) -> Any:
+    """The word holding the script of a ``bash -c`` (or ``sh -c``) in a step, wherever it sits (after srun, in a
+    container), or None."""
+    words = step.command.words
+    for i in range(1, len(words) - 1):
+        if words[i].value == "-c" and str(words[i - 1].value).rsplit("/", 1)[-1] in ("bash", "sh"):
+            return words[i + 1]
+    return None
+
+
+def _step_nodes(ctx: Context, step: Any) -> int:
+    """How many nodes an srun step runs on: its own --nodes, at most its --ntasks, else the job's nodes
+    (1 when it names a node list: it is then placed by hand)."""
+    srun = step.chain.srun
+    if srun is None:
+        return 1
+    if any(str(e).partition("=")[0] in ("-w", "--nodelist") for e in srun.extra):
+        return 1
+    nodes = srun.nodes if isinstance(srun.nodes, int) else job_nodes(ctx)
+    return min(nodes, srun.ntasks) if isinstance(srun.ntasks, int) else nodes
+
+
 @rule("HPC115", "rendezvous-host-per-node", "error",
-      summary="the rendezvous host is each node's own name, worked out inside srun bash -c '…'",
+      summary="the rendezvous host (or port, or run id) is worked out by each task inside srun bash -c '…'",
       why="Text inside srun bash -c '…' (or behind \\$ in double quotes) is expanded by every task on its own node, so "
           "$(hostname), $HOSTNAME or $SLURMD_NODENAME give each node its own name: every node waits at its own "
-          "rendezvous for peers that never arrive, and the job hangs until the rendezvous times out. In the batch "
-          "script itself the same expansion is harmless: it runs once, on the first node.",
+          "rendezvous for peers that never arrive, and the job hangs until the rendezvous times out. The same goes "
+          "for MASTER_ADDR=$(hostname) there, and for a port or run id drawn from $RANDOM: each node draws its "
+          "own. In the batch script itself the same expansion is harmless: it runs once, on the first node.",
       fix="Resolve the head node once in the batch script, export it, and let each task use it: export head_node=$(scontrol "
           "show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p), then srun bash -c 'torchrun … "
           "--rdzv-endpoint=\"$head_node:29500\" …'.",
@@ -807,23 +865,113 @@ srun bash -c 'torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-
 """)
 def _host_per_node(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
-        launcher = step.chain.launcher
-        if not step.wrapper or launcher is None or launcher.standalone or not multi_node(ctx, launcher):
+        found = _per_task_endpoint(ctx, step) or _per_task_rendezvous_text(ctx, step)
+        if found:
+            yield step.line, found
+
+
+def _per_task_endpoint(ctx: Context, step: Any) -> str:
+    """The message for a launcher in a bash -c script whose --rdzv-endpoint/--master-addr each task works out
+    as its own host name, or ""."""
+    launcher = step.chain.launcher
+    if not step.wrapper or launcher is None or launcher.standalone or not multi_node(ctx, launcher):
+        return ""
+    for name in ("rdzv_endpoint", "master_addr"):
+        value = str(getattr(launcher, name) or "")
+        host = value.rsplit(":", 1)[0] if name == "rdzv_endpoint" and value.count(":") == 1 else value
+        if not _OWN_HOST.fullmatch(host.strip()):
             continue
-        for name in ("rdzv_endpoint", "master_addr"):
-            value = str(getattr(launcher, name) or "")
-            host = value.rsplit(":", 1)[0] if name == "rdzv_endpoint" and value.count(":") == 1 else value
-            if not _OWN_HOST.fullmatch(host.strip()):
-                continue
-            raw = step.wrapper_word.raw if step.wrapper_word is not None else ""
-            if raw.startswith('"') and not host.startswith("\\$") and not _ESCAPED_HOSTNAME.search(raw):
-                continue  # "…$(hostname)…": the batch shell runs it once, on the first node
-            shown = value.replace("\\$", "$")
-            yield (step.line, f"--{name.replace('_', '-')}={shown} is expanded by each task on its own node, so every node "
-                              "names itself as the rendezvous host and the job hangs; resolve the head node once "
-                              "before srun (export head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
-                              "sed -n 1p)) and use \"$head_node\" inside the bash -c script")
-            break
+        raw = step.wrapper_word.raw if step.wrapper_word is not None else ""
+        if raw.startswith('"') and not host.startswith("\\$") and not _ESCAPED_HOSTNAME.search(raw):
+            continue  # "…$(hostname)…": the batch shell runs it once, on the first node
+        shown = value.replace("\\$", "$")
+        return (f"--{name.replace('_', '-')}={shown} is expanded by each task on its own node, so every node names "
+                "itself as the rendezvous host and the job hangs; resolve the head node once before srun (export "
+                "head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p)) and use \"$head_node\" "
+                "inside the bash -c script")
+    return ""
+
+
+@rule("HPC116", "same-rank-on-every-node", "error",
+      summary="srun starts the launcher on several nodes with one fixed --node-rank (or accelerate --machine_rank)",
+      why="Every node's launcher claims the same rank: the rendezvous waits for the ranks nobody claims (or two "
+          "claim rank 0) and the job hangs until it times out. A fixed rank only fits a launch placed on one node "
+          "(srun -N1 -w NODE … --node-rank=1 &).",
+      fix="Let each node take its own rank: srun bash -c '… --node-rank=$SLURM_NODEID …' (single quotes), or use the "
+          "c10d rendezvous, which numbers the nodes itself (--rdzv-backend=c10d --rdzv-endpoint=\"$head_node:29500\").",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=4 --node-rank=0 --master-addr="$head_node" --master-port=29500 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
+""")
+def _same_rank(ctx: Context) -> Iterator[Any]:
+    for step in first_component_steps(ctx):
+        nodes = _step_nodes(ctx, step)
+        if step.chain.srun is None or nodes < 2:
+            continue
+        launcher = step.chain.launcher
+        static = launcher is not None and not launcher.standalone and launcher.rdzv_backend in ("", "static")
+        rank = str(launcher.node_rank or "").strip() if static else ""  # c10d ignores --node-rank (HPC105)
+        if rank.isdigit():
+            yield (step.line, f"srun starts torchrun on {nodes} nodes, each with --node-rank={rank}: every node claims "
+                              "the same rank and the job hangs; use the c10d rendezvous (no --node-rank) or "
+                              "srun bash -c '… --node-rank=$SLURM_NODEID …'")
+            continue
+        word = shell_script_word(step)
+        text = word.raw if word is not None else " ".join(str(w) for w in step.chain.program)
+        m = re.search(r"\baccelerate(?:-launch|\s+launch)\b.*?--machine[-_]rank[= ]+[\"']?(\d+)\b", text)
+        if m:
+            yield (step.line, f"srun starts accelerate launch on {nodes} nodes, each with --machine_rank {m.group(1)}: "
+                              "every node claims the same rank and the job hangs; let each node take its own: "
+                              "srun bash -c 'accelerate launch … --machine_rank \"$SLURM_NODEID\" …'")
+
+
+@rule("HPC117", "deepspeed-started-on-every-node", "error",
+      summary="srun starts the deepspeed launcher on every node, but it starts the other nodes itself",
+      why="The deepspeed launcher reads the hostfile and starts the workers of every node itself (over pdsh/ssh, or "
+          "with its own srun for --launcher slurm). Started by srun on each node, it does that once per node: the "
+          "ranks are launched several times over and collide. Only --no_ssh is meant to run once per node.",
+      fix="Run deepspeed once, in the batch shell, with the job's nodes in a hostfile (scontrol show hostnames); or "
+          "keep srun and give each node's copy --no_ssh --node_rank=$SLURM_NODEID.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+srun deepspeed --num_gpus 4 --num_nodes 2 --hostfile hostfile train.py --deepspeed ds.json
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/ slots=4/' > "hostfile-$SLURM_JOB_ID"
+deepspeed --num_gpus 4 --num_nodes 2 --hostfile "hostfile-$SLURM_JOB_ID" train.py --deepspeed ds.json
+""")
+def _deepspeed_per_node(ctx: Context) -> Iterator[Any]:
+    for step in first_component_steps(ctx):
+        srun = step.chain.srun
+        if srun is None:
+            continue
+        per_node = srun.ntasks_per_node if isinstance(srun.ntasks_per_node, int) else ctx.job.ntasks_per_node
+        tasks = srun.ntasks if isinstance(srun.ntasks, int) else _step_nodes(ctx, step) * (per_node or 1)
+        if tasks < 2:
+            continue
+        word = shell_script_word(step)
+        text = word.raw if word is not None else " ".join(str(w) for w in step.chain.program)
+        m = re.search(r"(?:^|[\s;&'\"(])deepspeed\s+(.*)", text)
+        if m is None or re.search(r"--no[-_]ssh\b", m.group(1)):
+            continue
+        yield (step.line, f"srun starts the deepspeed launcher {tasks} times, and each starts the workers of every "
+                          "node itself: the ranks are launched over and over; run deepspeed once in the batch shell "
+                          "with a hostfile, or give each copy --no_ssh --node_rank=$SLURM_NODEID")
 
 
 @rule("HPC105", "static-options-with-c10d", "warning",
