@@ -609,3 +609,57 @@ def test_hpc409_sees_the_runtime_behind_srun_options_that_take_a_value():
     profile = load_profile("generic")
     text = "#!/bin/bash\n#SBATCH --time=10\nsrun -n 2 -c 4 apptainer exec img.sif true\n"
     assert "HPC409" in codes(lint(text, profile))
+
+
+@pytest.mark.parametrize("flags,word,reported", [
+    ("--containall", '"$HOME/project/train.py"', True),
+    ("--contain", "~/project/train.py", True),
+    ("--no-home", "--config=$HOME/cfg.yaml", True),
+    ("--containall --bind $HOME/project", '"$HOME/project/train.py"', False),      # bound at the same path
+    ("--containall --bind $HOME/project:/project", '"$HOME/project/train.py"', True),  # bound elsewhere
+    ("--containall --home $HOME", '"$HOME/project/train.py"', False),
+    ("", '"$HOME/project/train.py"', False),                                       # home is mounted
+])
+def test_a_home_file_in_a_contained_container(flags: str, word: str, reported: bool) -> None:
+    text = f"#!/bin/bash\n#SBATCH --gres=gpu:1\napptainer exec --nv {flags} img_1.0.sif python {word}\n"
+    assert ("HPC221" in codes(lint(text))) is reported
+
+
+@pytest.mark.parametrize("output,reported", [
+    ("sweep.log", "--output=sweep_%A_%a.log"), ("logs/run-%A.out", "--output=logs/run-%A_%a.out"),
+    ("logs/%x-%A_%a.out", ""), ("%j.out", ""), ("/dev/null", ""),
+])
+def test_array_tasks_sharing_a_log(output: str, reported: str) -> None:
+    found = _only(f"#!/bin/bash\n#SBATCH --array=0-9\n#SBATCH --output={output}\npython t.py\n", "HPC318")
+    assert (len(found) == 1 and reported in found[0].message) if reported else not found
+    assert not _only(f"#!/bin/bash\n#SBATCH --output={output}\npython t.py\n", "HPC318")   # not an array
+
+
+@pytest.mark.parametrize("directive,reported", [
+    ("--mem=32", True), ("--mem-per-cpu=4", True), ("--mem=4000", False), ("--mem=32G", False), ("--mem=0", False),
+])
+def test_memory_without_a_unit(directive: str, reported: bool) -> None:
+    assert bool(_only(f"#!/bin/bash\n#SBATCH {directive}\npython t.py\n", "HPC319")) is reported
+
+
+@pytest.mark.parametrize("before,shebang,reported", [
+    ("", "#!/bin/bash", True),
+    ('eval "$(conda shell.bash hook)"\n', "#!/bin/bash", False),
+    ("source ~/miniconda3/etc/profile.d/conda.sh\n", "#!/bin/bash", False),
+    ("source ~/.bashrc\n", "#!/bin/bash", False),
+    ("module load anaconda3/2024.02\n", "#!/bin/bash", False),
+    ("", "#!/bin/bash -l", False),
+    ('conda activate x\neval "$(conda shell.bash hook)"\n', "#!/bin/bash", True),   # set up too late
+])
+def test_conda_activate_without_conda_set_up(before: str, shebang: str, reported: bool) -> None:
+    text = f"{shebang}\n#SBATCH --time=10\n{before}conda activate myenv\npython t.py\n"
+    assert bool(_only(text, "HPC512")) is reported
+
+
+@pytest.mark.parametrize("setting,reported", [
+    ("export CUDA_VISIBLE_DEVICES=0", True), ("export CUDA_VISIBLE_DEVICES=0,1,2,3,4,5", True),
+    ("export CUDA_VISIBLE_DEVICES=0,1,2,3", False), ("export CUDA_VISIBLE_DEVICES=$SLURM_LOCALID", False),
+    ("CUDA_VISIBLE_DEVICES=0", False),     # not exported: only this shell's variable
+])
+def test_a_fixed_list_of_visible_gpus(setting: str, reported: bool) -> None:
+    assert bool(_only(f"#!/bin/bash\n#SBATCH --gres=gpu:4\n{setting}\npython t.py\n", "HPC513")) is reported

@@ -1496,6 +1496,56 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
     return cached(ctx, "steps_without_gpu_flag", make)
 
 
+#: a path in the host's home directory, as a script writes it
+_HOME_PATH = re.compile(r"(?:\$HOME|\$\{HOME\}|~)(?:/|$)")
+
+
+def _covered_by_bind(ctx: Context, c: Any, path: str, line: int) -> bool:
+    """Whether a bind mounts ``path`` into the container at the same place (``--bind "$HOME/project"``)."""
+    for b in getattr(c, "binds", ()):
+        src = ctx.parsed.resolve(str(b.src), line).rstrip("/")
+        if b.dst and str(b.dst).rstrip("/") != src:
+            continue
+        if path == src or path.startswith(src + "/"):
+            return True
+    return False
+
+
+@rule("HPC221", "home-file-in-contained-container", "error",
+      summary="--contain/--containall/--no-home, but the step runs a file from the host's $HOME",
+      why="--contain and --containall give the container an empty home directory, and --no-home mounts none: a "
+          "script or file named under $HOME (expanded by the batch shell to the host's /home/… path) is not there, "
+          "and the step stops at once with 'No such file or directory'.",
+      fix="Bind the directory in at the same path (--bind \"$HOME/project\"), or at a path of its own "
+          "(--bind \"$HOME/project:/project\" and python /project/train.py), or drop the containment flag.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv --containall pytorch_2.3.sif python "$HOME/project/train.py"
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv --containall --bind "$HOME/project:/project" pytorch_2.3.sif python /project/train.py
+""")
+def _home_file_contained(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind != "apptainer.run" or c.home or not (c.contain or c.containall or c.no_home):
+            continue
+        launcher = step.chain.launcher
+        words = [launcher.script, *launcher.args] if launcher is not None else [*step.chain.program, *c.command]
+        for word in words:
+            path = ctx.parsed.resolve(str(word), step.line)
+            if path.startswith("-") and "=" in path:
+                path = path.split("=", 1)[1]  # --config=$HOME/cfg.yaml
+            if not _HOME_PATH.match(path) or _covered_by_bind(
+                    ctx, c, path.replace("${HOME}", "$HOME").replace("~", "$HOME", 1), step.line):
+                continue
+            flag = "--containall" if c.containall else "--contain" if c.contain else "--no-home"
+            yield (step.line, f"{path} is in the host's home directory, which {flag} leaves out of the container: the "
+                              f"step fails with 'No such file or directory'; bind it in (--bind \"{path.rsplit('/', 1)[0]}\") "
+                              f"or drop {flag}")
+            break
+
+
 @rule("HPC220", "container-step-without-gpu-flag", "info",
       summary="one container step of a GPU job runs without --nv/--rocm while another step has it",
       why="Without the flag that step sees no GPU. That is right for a CPU-only helper step (unpacking data with "
@@ -2459,6 +2509,63 @@ def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:
     return Fix(f"pass {option} to srun", srun.line, srun.line, text=f"{line[:at]} {option}{line[at:]}")
 
 
+@rule("HPC318", "array-tasks-share-a-log", "warning",
+      summary="a job array writes every task's output to the same file",
+      why="An --output (or --error) pattern without %a or %j names one file for all tasks: they write over each "
+          "other and the log of a failed task is lost. (%A alone is the array's id, the same for every task.)",
+      fix="Put the task in the name: --output=%x-%A_%a.out.",
+      bad="""#!/bin/bash
+#SBATCH --array=0-9
+#SBATCH --output=sweep.log
+python train.py --task "$SLURM_ARRAY_TASK_ID"
+""",
+      good="""#!/bin/bash
+#SBATCH --array=0-9
+#SBATCH --output=sweep_%A_%a.log
+python train.py --task "$SLURM_ARRAY_TASK_ID"
+""")
+def _array_shared_log(ctx: Context) -> Iterator[Any]:
+    if not ctx.job.array:
+        return
+    for name in ("output", "error"):
+        pattern = str(getattr(ctx.job, name) or "")
+        if not pattern or pattern == "/dev/null" or re.search(r"%(?:\d*)[aj]", pattern):
+            continue
+        yield (ctx.parsed.directive_line(name), f"--{name}={pattern} is the same file for every task of the array: "
+                                                "they write over each other; add %a (e.g. "
+                                                f"--{name}={_with_task(pattern)})")
+
+
+def _with_task(pattern: str) -> str:
+    """``pattern`` with the array task in its name (sweep.log → sweep_%A_%a.log)."""
+    head, dot, ext = pattern.rpartition(".")
+    if dot and "/" not in ext:
+        return f"{head}{'_%a' if '%A' in head else '_%A_%a'}.{ext}"
+    return pattern + ("_%a" if "%A" in pattern else "_%A_%a")
+
+
+@rule("HPC319", "memory-without-unit", "warning",
+      summary="--mem (or --mem-per-cpu/--mem-per-gpu) is a small number without a unit, which Slurm reads as megabytes",
+      why="Slurm's default unit is megabytes: --mem=32 asks for 32 MB, and the job is killed for running out of "
+          "memory as soon as Python loads its libraries (or the site rejects it).",
+      fix="Write the unit: --mem=32G.",
+      bad="""#!/bin/bash
+#SBATCH --mem=32
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --mem=32G
+python train.py
+""")
+def _memory_without_unit(ctx: Context) -> Iterator[Any]:
+    for name in ("mem", "mem_per_cpu", "mem_per_gpu"):
+        value = str(getattr(ctx.job, name) or "").strip()
+        if value.isdigit() and 0 < int(value) < 1024:
+            flag = "--" + name.replace("_", "-")
+            yield (ctx.parsed.directive_line(name), f"{flag}={value} has no unit, so Slurm reads {value} megabytes; "
+                                                    f"write {flag}={value}G if you meant gigabytes")
+
+
 @rule("HPC311", "tilde-in-directive", "error",
       summary="an #SBATCH path starts with ~",
       why="sbatch does not expand ~ in directives: the output goes to a directory literally named '~' (which "
@@ -3125,6 +3232,78 @@ def _launch_blocking(ctx: Context) -> Iterator[Any]:
         names = [n for n, w in cmd.assignments if n.endswith("CUDA_LAUNCH_BLOCKING") and str(w.value) == "1"]
         if names or _LAUNCH_BLOCKING.search(raw_text(cmd)):
             yield cmd.line, "CUDA_LAUNCH_BLOCKING=1 serialises every kernel launch and slows training; remove it"
+
+
+#: what makes ``conda activate`` work in a script: conda's shell hook or conda.sh, an activate script, a shell
+#: start-up file that runs conda init's lines
+_CONDA_SETUP = re.compile(r"\b(?:conda|mamba|micromamba)(?:\.exe)?\s+shell\b|conda\.sh\b|/activate\b|\.bashrc\b"
+                          r"|\.bash_profile\b|\.profile\b|\bconda\s+init\b")
+#: modules that set conda up when loaded (site Anaconda, Miniforge … modules)
+_CONDA_MODULE = re.compile(r"(?i)conda|mamba|miniforge|python")
+
+
+@rule("HPC512", "conda-activate-without-setup", "info",
+      summary="conda activate in a batch script that never sets conda up",
+      why="conda activate is a shell function that conda init adds to interactive shells; a batch script is not "
+          "one, so unless a module loaded before sbatch exported that function (some site modules do), conda stops "
+          "with 'Run conda init before conda activate' and the job runs with the wrong Python (or stops under set -e).",
+      fix="Set conda up first: eval \"$(conda shell.bash hook)\" (or source the conda.sh of your installation, or "
+          "load the site's conda module), then conda activate ENV.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+conda activate myenv
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+eval "$(conda shell.bash hook)"
+conda activate myenv
+python train.py
+""")
+def _conda_activate(ctx: Context) -> Iterator[Any]:
+    shebang = ctx.parsed.source.split("\n", 1)[0]
+    if shebang.startswith("#!") and re.search(r"\s-\w*[li]|--login", shebang):
+        return  # a login or interactive shell reads the start-up files where conda init wrote its lines
+    if any(_CONDA_MODULE.search(name) for name, _ in ctx.parsed.modules):
+        return
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if words[:2] != ["conda", "activate"]:
+            if _CONDA_SETUP.search(cmd.text):
+                return
+            continue
+        yield (cmd.line, "conda activate needs conda's shell function, which a batch script does not define itself: "
+                         "unless your environment exports it, conda stops with 'Run conda init before conda activate'; "
+                         "add eval \"$(conda shell.bash hook)\" before it")
+        return
+
+
+@rule("HPC513", "fixed-visible-gpus", "warning",
+      summary="CUDA_VISIBLE_DEVICES is set to a fixed list whose size differs from the GPUs the job requests",
+      why="Slurm sets CUDA_VISIBLE_DEVICES to the GPUs it allocated. A fixed list of another size hides GPUs the "
+          "job pays for (0 of 4) or names GPUs the job does not have, which then fail to initialise.",
+      fix="Remove the line and let Slurm's value stand (or request as many GPUs as the program uses).",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:4
+export CUDA_VISIBLE_DEVICES=0
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:4
+python train.py
+""")
+def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
+    gpus = ctx.job.gpus_on_each_node
+    if not isinstance(gpus, int) or not gpus:
+        return
+    for var in ctx.parsed.variables:
+        value = str(var.value).strip("'\"")
+        if var.name != "CUDA_VISIBLE_DEVICES" or not var.exported or not re.fullmatch(r"\d+(?:,\d+)*", value):
+            continue
+        listed = len(value.split(","))
+        if listed != gpus:
+            yield (var.line, f"CUDA_VISIBLE_DEVICES={value} names {listed} GPU{'s' if listed > 1 else ''} but the job "
+                             f"requests {gpus} per node: Slurm already sets it to the allocated GPUs; remove the line")
 
 
 #: pip's --no-index (local wheels only: --find-links DIR or the site's wheelhouse), up to the command's end
