@@ -663,3 +663,22 @@ def test_conda_activate_without_conda_set_up(before: str, shebang: str, reported
 ])
 def test_a_fixed_list_of_visible_gpus(setting: str, reported: bool) -> None:
     assert bool(_only(f"#!/bin/bash\n#SBATCH --gres=gpu:4\n{setting}\npython t.py\n", "HPC513")) is reported
+
+
+def test_a_line_cut_off_by_a_missing_backslash_gets_no_other_fix() -> None:
+    """torchrun on the line after an image whose line lost its backslash: only HPC504 (add the backslash);
+    HPC110's "add srun" would run torchrun on the host and leave the container without a command."""
+    text = (TWO_NODES + 'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+            'srun apptainer exec --nv \\\n  --bind "$SCRATCH/data:/data" \\\n  "$SCRATCH/images/pt_24.05.sif"\n'
+            '  torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py\n')
+    assert codes(lint(text)) == {"HPC504"}
+    _, fixed = fix_script(text)
+    assert "HPC110" not in [f.code for f in fixed]
+
+
+@pytest.mark.parametrize("inner,reported", [
+    ("srun python train.py", True), ("/usr/bin/scontrol show hostnames", True), ("python train.py", False),
+])
+def test_a_slurm_command_inside_the_container(inner: str, reported: bool) -> None:
+    text = TWO_NODES + f"srun apptainer exec --nv img_1.0.sif {inner}\n"
+    assert ("HPC222" in codes(lint(text))) is reported

@@ -616,6 +616,13 @@ def _other_launchers_on_first_node(ctx: Context) -> Iterator[Any]:
                          f"srun --ntasks-per-node=1 and --num_machines={nodes}, or ask for one node")
 
 
+def lost_continuations(ctx: Context) -> set[int]:
+    """The lines HPC504 reports: a command cut short by a missing backslash, whose next line runs on its own.
+    What that line seems to do is an accident, so rules about it would only add a wrong fix."""
+    from . import rules as all_rules
+    return cached(ctx, "lost_continuations", lambda: {f.line for f in all_rules()["HPC504"].check(ctx)})
+
+
 @rule("HPC110", "multi-node-launch-without-srun", "error",
       summary="a multi-node job starts its distributed launcher in the batch shell, without srun",
       why="The batch script runs only on the first node. A launcher started there never reaches the other nodes, "
@@ -645,7 +652,7 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
     if job_nodes(ctx) < 2:
         return
     for step in steps(ctx):
-        if step.chain.launcher is None or step.chain.srun is not None:
+        if step.chain.launcher is None or step.chain.srun is not None or step.line in lost_continuations(ctx):
             continue
         from ..spec.slurm import Srun
         chain = type(step.chain)(Srun(ntasks_per_node=1), step.chain.container, step.chain.launcher,
@@ -1544,6 +1551,35 @@ def _home_file_contained(ctx: Context) -> Iterator[Any]:
                               f"step fails with 'No such file or directory'; bind it in (--bind \"{path.rsplit('/', 1)[0]}\") "
                               f"or drop {flag}")
             break
+
+
+#: Slurm's commands, which belong on the host
+_SLURM_COMMANDS = ("srun", "sbatch", "salloc", "scontrol", "squeue", "scancel", "sacct")
+
+
+@rule("HPC222", "slurm-command-in-container", "error",
+      summary="a Slurm command (srun, scontrol …) runs inside the container",
+      why="Images rarely contain Slurm's commands, its configuration or its authentication (munge), so the command "
+          "is not found or cannot reach the controller; an srun that did run there would start a new step from "
+          "inside one task. Slurm's commands belong on the host: srun before the container, not after the image.",
+      fix="Put srun first: srun … apptainer exec … IMAGE torchrun …; resolve host names on the host before srun.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+apptainer exec pytorch_2.3.sif srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+srun apptainer exec pytorch_2.3.sif python train.py
+""")
+def _slurm_in_container(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        inner = [str(w) for w in (getattr(c, "command", ()) or step.chain.program)]
+        program = inner[0].rsplit("/", 1)[-1] if inner else ""
+        if program in _SLURM_COMMANDS:
+            yield (step.line, f"{program} runs inside the container, where Slurm's commands and configuration are "
+                              f"usually missing; run it on the host ({program} before {getattr(c, 'binary', 'ch-run')})")
 
 
 @rule("HPC220", "container-step-without-gpu-flag", "info",
