@@ -682,3 +682,17 @@ def test_a_line_cut_off_by_a_missing_backslash_gets_no_other_fix() -> None:
 def test_a_slurm_command_inside_the_container(inner: str, reported: bool) -> None:
     text = TWO_NODES + f"srun apptainer exec --nv img_1.0.sif {inner}\n"
     assert ("HPC222" in codes(lint(text))) is reported
+
+
+@pytest.mark.parametrize("request_,says,fixed", [
+    ("--gpus-per-task=1", "--gpus-per-task=1 gives the job 1 GPU per node", False),
+    ("--gpus=2", "--gpus=2 is the job's total, about 1 GPU per node", False),
+    ("--gres=gpu:1", "the job has 1 GPU per node", True),
+])
+def test_more_workers_than_gpus_says_how_the_gpus_were_asked_for(request_: str, says: str, fixed: bool) -> None:
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n"
+            f"#SBATCH {request_}\nhead_node=n1\nsrun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+            '--rdzv-endpoint="$head_node:29500" train.py\n')
+    found = _only(text, "HPC108")
+    assert len(found) == 1 and says in found[0].message
+    assert (found[0].fix is not None) is fixed   # per task or in total: which was meant is the user's call

@@ -1139,11 +1139,24 @@ torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
 torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
 """)
 def _too_many_workers(ctx: Context) -> Iterator[Any]:
+    job = ctx.job
     for step, nproc, gpus in _nproc_vs_gpus(ctx):
-        if nproc > gpus:
-            chain = with_chain(step.chain, launcher=step.chain.launcher.replace(nproc_per_node=str(gpus)))
-            yield (step.line, f"--nproc-per-node={nproc} but the job has {gpus} GPU{'s' if gpus > 1 else ''} per node; "
-                              f"use --nproc-per-node={gpus}", count_fix(ctx, f"--nproc-per-node={gpus}", step, chain))
+        if nproc <= gpus:
+            continue
+        plural = "s" if gpus > 1 else ""
+        if job.gpus_per_task and not job.gpus_per_node:
+            # per task, not per node: which of the two was meant is the user's call, so no fix
+            yield (step.line, f"--nproc-per-node={nproc} but --gpus-per-task={job.gpus_per_task} gives the job {gpus} "
+                              f"GPU{plural} per node ({job.gpus_per_task} for each of its tasks there); if each node "
+                              f"should have {nproc}, ask for --gpus-per-node={nproc}, else use --nproc-per-node={gpus}")
+            continue
+        if job.gpus and not job.gpus_per_node:
+            yield (step.line, f"--nproc-per-node={nproc} but --gpus={job.gpus} is the job's total, about {gpus} GPU{plural} "
+                              f"per node; ask for --gpus-per-node={nproc} (or use --nproc-per-node={gpus})")
+            continue
+        chain = with_chain(step.chain, launcher=step.chain.launcher.replace(nproc_per_node=str(gpus)))
+        yield (step.line, f"--nproc-per-node={nproc} but the job has {gpus} GPU{plural} per node; "
+                          f"use --nproc-per-node={gpus}", count_fix(ctx, f"--nproc-per-node={gpus}", step, chain))
 
 
 @rule("HPC109", "fewer-workers-than-gpus", "warning",
@@ -3092,7 +3105,7 @@ def _per_task(ctx: Context) -> Iterator[Any]:
                              "starts the tasks; use single quotes around the bash -c script")
         else:
             yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
-                             "let each task read it (srun bash -c '…$SLURM_PROCID…' or os.environ in the program)")
+                             f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
 
 
 #: ``$0``, ``${0}``, ``$BASH_SOURCE``, ``${BASH_SOURCE[0]}``: the path the script runs from
