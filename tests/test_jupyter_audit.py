@@ -167,7 +167,9 @@ def test_for_profile_keeps_the_time_within_the_default_partition(capsys):
 def test_a_container_typed_as_text_says_how_to_give_one(capsys):
     rc, _, err = _cli(capsys, "jupyter-job", "--login-host", LOGIN, "--container", "img.sif")
     assert rc == 2
-    assert "--from" in err and "container.image" in err
+    assert "give the whole command line" in err and "--container 'apptainer exec --nv image.sif'" in err
+    rc, out, err = _cli(capsys, "jupyter-job", "--login-host", LOGIN, "--container", "apptainer exec --nv img.sif")
+    assert rc == 0 and "apptainer exec --nv" in out and "img.sif" in out, err
     with pytest.raises(ValidationError, match="--from"):
         JupyterJob(login_host=LOGIN, container="img.sif").validate()  # type: ignore[arg-type]
 

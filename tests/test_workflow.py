@@ -166,13 +166,34 @@ class TestProblems:
         assert "job.mem" in fields(w)
 
     def test_sweep_needs_an_array_that_fits(self):
-        base = Workflow(program=("t",), sweep_name="lr", sweep_values=("0.1", "0.2"))
+        base = Workflow(program=("t", "--lr", "$lr"), sweep_name="lr", sweep_values=("0.1", "0.2"))
         assert any("--array=0-1" in p.message for p in base.problems())
         too_many = base.replace(job=SlurmJob(array="0-5"))
         assert any("array task 5 has no value" in p.message for p in too_many.problems())
         assert base.replace(job=SlurmJob(array="0-1")).problems() == []
         assert "sweep_name" in fields(base.replace(sweep_name="LR", job=SlurmJob(array="0-1")))
         assert "sweep_name" in fields(base.replace(sweep_name="head_node", job=SlurmJob(array="0-1")))
+
+    @pytest.mark.parametrize("program,used", [
+        (("python", "t.py", "--lr", "$lr"), True), (("python", "t.py", "--lr=${lr}"), True),
+        (("python", "t.py", "--lr", "0.1"), False), (("python", "t.py", "--lr", "$lrate"), False),
+    ])
+    def test_a_sweep_the_step_never_uses(self, program, used):
+        w = Workflow(program=program, sweep_name="lr", sweep_values=("0.1", "0.2"), job=SlurmJob(array="0-1"))
+        unused = [p for p in w.problems() if "nothing in the step uses $lr" in p.message]
+        assert bool(unused) is not used
+
+    def test_torchrun_per_task_on_the_workflows_srun(self):
+        w = Workflow.multi_node("train.py", nodes=2, gpus_per_node=4, image="img.sif")
+        assert w.problems() == []
+        many = w.replace(srun=w.srun.replace(ntasks_per_node=4))
+        assert "srun.ntasks_per_node" in fields(many)
+        static = w.replace(launcher=w.launcher.replace(rdzv_backend="", rdzv_endpoint="", node_rank="$SLURM_NODEID",
+                                                       master_addr="$head_node", master_port=29500))
+        assert "launcher.node_rank" in fields(static)
+        # a static rendezvous at $head_node gets the line that sets it, as the c10d endpoint does
+        assert Torchrun(master_addr="$head_node").uses_head_node and not Torchrun(master_addr="n1").uses_head_node
+        assert "head_node=$(scontrol show hostnames" in render_workflow(static)
         assert "sweep_name" in fields(Workflow(program=("t",), sweep_values=("1",)))
         assert "sweep_values" in fields(Workflow(program=("t",), sweep_name="lr", job=SlurmJob(array="0")))
 

@@ -968,7 +968,8 @@ def _deepspeed_per_node(ctx: Context) -> Iterator[Any]:
         if srun is None:
             continue
         per_node = srun.ntasks_per_node if isinstance(srun.ntasks_per_node, int) else ctx.job.ntasks_per_node
-        tasks = srun.ntasks if isinstance(srun.ntasks, int) else _step_nodes(ctx, step) * (per_node or 1)
+        per_node = per_node if isinstance(per_node, int) else 1
+        tasks = srun.ntasks if isinstance(srun.ntasks, int) else _step_nodes(ctx, step) * per_node
         if tasks < 2:
             continue
         word = shell_script_word(step)

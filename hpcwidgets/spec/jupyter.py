@@ -54,6 +54,7 @@ class JupyterJob(Spec):
                         help="Resources for the server: time, partition, CPUs, memory, GPUs. The job log "
                              "(--output) receives the tunnel command and the URL with the token.")
     container: ApptainerRun | ChRun | None = opt(None, label="Container", role="internal",
+                                                 placeholder="apptainer exec --nv image.sif",
                                                  help="Run JupyterLab inside this image (Apptainer exec or ch-run); "
                                                       "leave its command empty, the job adds 'jupyter lab …'. "
                                                       "Empty: run it on the node directly.")

@@ -111,8 +111,9 @@ class Torchrun(Spec):
 
     @property
     def uses_head_node(self) -> bool:
-        """True when the endpoint refers to ``$head_node`` itself (not ``$head_node_ip``)."""
-        return _HEAD_NODE_REF.search(str(self.rdzv_endpoint)) is not None
+        """True when the endpoint (or, for the static rendezvous, --master-addr) refers to ``$head_node`` itself
+        (not ``$head_node_ip``)."""
+        return any(_HEAD_NODE_REF.search(str(v)) for v in (self.rdzv_endpoint, self.master_addr))
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []

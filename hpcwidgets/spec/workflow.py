@@ -36,6 +36,8 @@ GPU_VENDORS = ("nvidia", "amd", "intel", "none")
 RUNTIMES = ("apptainer", "singularity", "charliecloud")
 
 _SHELL_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+#: Slurm's per-task variables, which only each task can expand
+_PER_TASK_REF = re.compile(r"\$\{?(SLURM_(?:PROCID|LOCALID|NODEID))\b")
 _ARRAY_ITEM = re.compile(r"(\d+)(?:-(\d+)(?::(\d+))?)?")
 
 
@@ -198,7 +200,28 @@ class Workflow(Spec):
             else:
                 out.append(Problem("program", "nothing to run: set a program (e.g. python train.py), a launcher or a container"))
         out += self._node_count_problems()
+        out += self._launchers_per_node_problems()
         out += self._sweep_problems()
+        return out
+
+    def _launchers_per_node_problems(self) -> list[Problem]:
+        """torchrun started several times per node by srun, and a node rank the batch shell expands once
+        (lint's HPC101 and HPC502 for a script; here so that a workflow never renders them)."""
+        launcher, srun, out = self.launcher, self.srun, []
+        if not isinstance(launcher, Torchrun) or not isinstance(srun, Srun):
+            return []
+        per_node = srun.ntasks_per_node if srun.ntasks_per_node is not None else self.job.ntasks_per_node
+        if isinstance(per_node, int) and per_node > 1 and srun.ntasks is None:
+            out.append(Problem("srun.ntasks_per_node", f"srun starts {per_node} torchrun launchers on each node and "
+                                                       "each starts its own workers on the same GPUs; use "
+                                                       "--ntasks-per-node=1 (torchrun starts one worker per GPU)"))
+        rank = str(launcher.node_rank or "")
+        found = _PER_TASK_REF.search(rank)
+        if found:
+            out.append(Problem("launcher.node_rank", f"--node-rank={rank}: the batch shell expands ${found.group(1)} "
+                                                     "once, before srun starts the tasks, so every node gets rank 0; "
+                                                     "leave --node-rank empty and use the c10d rendezvous, which "
+                                                     "numbers the nodes itself"))
         return out
 
     def _node_count_problems(self) -> list[Problem]:
@@ -240,11 +263,26 @@ class Workflow(Spec):
         ids = array_indexes(self.job.array)
         if ids is None:
             return out  # the job reports the malformed spec
+        if not self._sweep_is_used():
+            out.append(Problem("sweep_name", f"nothing in the step uses ${self.sweep_name}, so every array task runs "
+                                             f"the same thing; pass it to the program (e.g. --{self.sweep_name} "
+                                             f"\"${self.sweep_name}\") or remove the sweep"))
         if ids and max(ids) >= len(self.sweep_values):
             out.append(Problem("job.array", f"array task {max(ids)} has no value: there are {len(self.sweep_values)} "
                                             f"values (tasks 0-{len(self.sweep_values) - 1}); "
                                             f"use --array=0-{len(self.sweep_values) - 1} or add values"))
         return out
+
+    def _sweep_is_used(self) -> bool:
+        """Whether the swept variable reaches the step: a reference in the program's, launcher's or container's
+        words, an exported value, or the job's own lines."""
+        ref = re.compile(rf"\$(?:{self.sweep_name}(?![A-Za-z0-9_])|\{{{self.sweep_name}[}}:#%/^,@\[-])")
+        words: list[Any] = [*self.program, *self.after, *(e.value for e in self.exports), *self.job.setup]
+        if isinstance(self.launcher, Torchrun):
+            words += [self.launcher.script, *self.launcher.args]
+        words += list(getattr(self.container, "command", ()) or ())
+        words += [e.value for e in getattr(self.container, "env", ()) or ()]
+        return any(ref.search(str(w)) for w in words)
 
     # -- constructors ----------------------------------------------------------------------------
     @classmethod
