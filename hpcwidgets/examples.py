@@ -22,6 +22,10 @@ here), so the path is valid there. The scripts train on scikit-learn's bundled d
 download is needed; results go to the profile's example work directory (bound at ``/output`` or
 ``/mnt/1``), one folder per job.
 
+**Image.** The profile's ``examples.image``, pulled (when it is a ``.sif`` file that is missing) from
+``examples.image_source`` or, without one, from the PyTorch image for the site's GPU vendor
+(:data:`EXAMPLE_IMAGES`): a CUDA build would leave an AMD GPU unused.
+
 **Runtime.** Apptainer on sites that run it; on sites where Apptainer is only rendered (the
 ``local`` practice cluster) the examples run with Charliecloud, which is installed there.
 """
@@ -39,11 +43,23 @@ from .spec.profile import ClusterProfile, Partition
 from .spec.units import format_mem, format_time, parse_time
 from .spec.workflow import Workflow
 
-#: where the example image comes from (the profile says where it is stored); pinned, never :latest
-EXAMPLE_IMAGE_SOURCE = "docker://nvcr.io/nvidia/pytorch:24.05-py3"
+#: where the example image comes from when the profile names no ``examples.image_source``, by GPU vendor, with
+#: the file name it gets when the profile names no ``examples.image``; pinned, never :latest. A CUDA build sees no
+#: AMD GPU (PyTorch then trains on the CPU while the job holds the GPU), so AMD sites get AMD's ROCm build. PyTorch
+#: publishes no CPU-only image: other sites get the official pytorch/pytorch runtime image, a CUDA build that also
+#: runs on the CPU and is much smaller than NGC's.
+EXAMPLE_IMAGES = {
+    "nvidia": ("docker://nvcr.io/nvidia/pytorch:24.05-py3", "pytorch_24.05.sif"),
+    "amd": ("docker://rocm/pytorch:rocm6.2_ubuntu22.04_py3.10_pytorch_release_2.3.0", "pytorch_rocm6.2.sif"),
+    "other": ("docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime", "pytorch_2.3.1.sif"),
+}
+#: the NVIDIA source (the shipped profiles' sites run NVIDIA GPUs)
+EXAMPLE_IMAGE_SOURCE = EXAMPLE_IMAGES["nvidia"][0]
 #: the learning rates the array sweep tries, one per task
 SWEEP_LEARNING_RATES = ("0.1", "0.05", "0.02", "0.01")
 PAYLOAD_VAR = "HPCW_PAYLOAD"
+#: the login host the Jupyter example's tunnel names when the profile has none (a host name, so the job is valid)
+LOGIN_HOST_PLACEHOLDER = "LOGIN-HOST"
 #: container paths of the payload directory and the output directory, per runtime
 MOUNTS = {"apptainer": ("/payload", "/output"), "charliecloud": ("/mnt/0", "/mnt/1")}
 
@@ -96,13 +112,32 @@ class _Site:
             self.profile.module("apptainer") if (runtime or self.runtime) == "singularity" else "")
         return (name,) if name else ()
 
+    def image_source(self) -> str:
+        """Where the .sif image is pulled from: the profile's own source, else the one for its GPU vendor."""
+        return self.profile.examples.image_source or EXAMPLE_IMAGES.get(self.vendor, EXAMPLE_IMAGES["other"])[0]
+
+    def source_note(self) -> str:
+        """A sentence for sites whose image source is a stand-in (no vendor image, no source in the profile)."""
+        if self.profile.examples.image_source or self.vendor in ("nvidia", "amd") or not self.prepare():
+            return ""
+        what = "PyTorch for Intel GPUs (XPU)" if self.vendor == "intel" else "your site's CPU image"
+        return (f" The image is pulled from {EXAMPLE_IMAGES['other'][0]}, a CUDA build that runs on the CPU; set "
+                f"examples.image_source in the profile to {what}.")
+
     def image(self, runtime: str | None = None) -> str:
-        image = self.profile.examples.image or posixpath.join(self.profile.image_dir, "pytorch_24.05.sif")
+        image = self.profile.examples.image or posixpath.join(self.profile.image_dir, self._default_file())
         if (runtime or self.runtime) == "charliecloud" and image_format(image) in ("sif", "registry"):
             # ch-run cannot read SIF: the Charliecloud lesson converts the image to SquashFS next to it
             stem = posixpath.splitext(posixpath.basename(image))[0]
             return posixpath.join(self.profile.image_dir, f"{stem}.sqfs")
         return image
+
+    def _default_file(self) -> str:
+        """The image's file name when the profile names none: the vendor image's, or one derived from the
+        profile's own source (as apptainer pull derives it)."""
+        if self.profile.examples.image_source:
+            return ApptainerPull(source=self.profile.examples.image_source).default_dest()
+        return EXAMPLE_IMAGES.get(self.vendor, EXAMPLE_IMAGES["other"])[1]
 
     def binds(self, runtime: str | None = None) -> tuple[Bind, ...]:
         charlie = (runtime or self.runtime) == "charliecloud"
@@ -116,6 +151,14 @@ class _Site:
             return ChRun(image=self.image(rt), binds=self.binds(rt))
         return ApptainerRun(binary=self.profile.apptainer_binary if rt == "apptainer" else rt, action="exec",
                             image=self.image(rt), binds=self.binds(rt))
+
+    def title(self, text: str, gpus: int, runtime: str | None = None) -> str:
+        """The script's title line; for GPUs on NVIDIA nodes with Charliecloud it also says the one step ch-run
+        cannot do (it has no GPU flag): without the driver libraries in the image PyTorch trains on the CPU."""
+        if (runtime or self.runtime) == "charliecloud" and self.vendor == "nvidia" and gpus:
+            return (f"{text}. NVIDIA GPUs: inject the host's driver libraries into the image directory once "
+                    "with ch-fromhost --nvidia IMAGE_DIR (ch-run has no GPU flag)")
+        return text
 
     def script(self, name: str, runtime: str | None = None) -> str:
         payload_dst = MOUNTS["charliecloud" if (runtime or self.runtime) == "charliecloud" else "apptainer"][0]
@@ -134,7 +177,7 @@ class _Site:
         if rt == "charliecloud" or not image.endswith(".sif"):
             return ()
         return (ApptainerPull(binary=self.profile.apptainer_binary, dir=posixpath.dirname(image),
-                              dest=posixpath.basename(image), source=EXAMPLE_IMAGE_SOURCE,
+                              dest=posixpath.basename(image), source=self.image_source(),
                               cachedir=self.profile.cache_dir),)
 
     def exports(self) -> tuple[EnvVar, ...]:
@@ -218,13 +261,14 @@ def _single_gpu(site: _Site) -> Example:
     wf = Workflow.single_node(
         site.script("train.py"), ("--epochs", "20", "--output-dir", site.output_dir()),
         container=site.container(), gpus_per_node=gpus, gpu_vendor=site.vendor,
-        title="Train a small model on one GPU in a container",
+        title=site.title("Train a small model on one GPU in a container", gpus),
         prepare=site.prepare(), exports=site.exports(),
         job_name="single-gpu", **site.job_fields(part),
         cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules(), setup=site.setup())
     return Example("single-gpu", f"One GPU on {_where(part)}: python train.py in "
-                                 f"the container ({site.runtime}), results in {site.workdir}/JOBID.", wf)
+                                 f"the container ({site.runtime}), results in {site.workdir}/JOBID."
+                                 f"{site.source_note()}", wf)
 
 
 def _multi_node(site: _Site) -> Example:
@@ -235,7 +279,8 @@ def _multi_node(site: _Site) -> Example:
     wf = Workflow.multi_node(
         site.script("ddp_train.py"), ("--epochs", "20", "--output-dir", out, "--checkpoint-dir", f"{out}/checkpoints"),
         nodes=2, gpus_per_node=gpus, nproc_per_node=per_node, container=site.container(), gpu_vendor=site.vendor,
-        pass_cpus_per_task=site.srun_cpus(), title="Distributed training on 2 nodes: one torchrun per node",
+        pass_cpus_per_task=site.srun_cpus(),
+        title=site.title("Distributed training on 2 nodes: one torchrun per node", gpus),
         prepare=site.prepare(), exports=site.exports(),
         job_name="multi-node", **site.job_fields(part),
         cpus_per_task=_per_job_cap(min(_cpus_per_gpu(part) * per_node, part.cpus_per_node or 10**6), part, "cpus",
@@ -245,7 +290,7 @@ def _multi_node(site: _Site) -> Example:
     return Example("multi-node-torchrun",
                    f"2 nodes × {per_node} processes on {_where(part)}: srun starts one "
                    "torchrun per node, which starts one worker per GPU; the c10d rendezvous runs at the first node "
-                   "($head_node, resolved on the host).", wf)
+                   f"($head_node, resolved on the host).{site.source_note()}", wf)
 
 
 def _array_sweep(site: _Site) -> Example:
@@ -254,7 +299,7 @@ def _array_sweep(site: _Site) -> Example:
     wf = Workflow.sweep(
         "lr", SWEEP_LEARNING_RATES, site.script("train.py"), ("--epochs", "20", "--output-dir", site.output_dir()),
         container=site.container(), gpus_per_node=gpus, gpu_vendor=site.vendor,
-        title="A learning-rate sweep: one array task per value", exports=site.exports(),
+        title=site.title("A learning-rate sweep: one array task per value", gpus), exports=site.exports(),
         job_name="lr-sweep", **site.job_fields(part),
         cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
         time=_fit_time("00:30:00", part), modules=site.modules(), setup=site.setup())
@@ -270,7 +315,8 @@ def _charliecloud(site: _Site) -> Example:
     wf = Workflow.single_node(
         site.script("train.py", "charliecloud"), ("--epochs", "20", "--output-dir", site.output_dir("charliecloud")),
         container=site.container("charliecloud"), gpus_per_node=gpus, gpu_vendor=site.vendor, use_srun=True,
-        pass_cpus_per_task=site.srun_cpus(), title="Train in a Charliecloud container under srun",
+        pass_cpus_per_task=site.srun_cpus(),
+        title=site.title("Train in a Charliecloud container under srun", gpus, "charliecloud"),
         exports=site.exports(), job_name="charliecloud", **site.job_fields(part), cpus_per_task=_cpus_per_gpu(part),
         mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules("charliecloud"), setup=site.setup())
@@ -293,10 +339,15 @@ def _jupyter(site: _Site) -> Example | None:
     job = SlurmJob(job_name="jupyter", **site.job_fields(part),
                    cpus_per_task=2, mem=_fit_mem(8 * 1024, part, share=2), time=_fit_time("02:00:00", part),
                    output="jupyter-%j.log", modules=site.modules() if box is not None else ())
-    model = JupyterJob(job=job, container=box, login_host=site.profile.login_host or "localhost")
+    # without a login host the tunnel cannot be known: a visible placeholder, never a host that looks real
+    model = JupyterJob(job=job, container=box, login_host=site.profile.login_host or LOGIN_HOST_PLACEHOLDER)
     where = f"in the image {site.image()}" if box is not None else "from the jupyter on PATH"
+    note = "" if site.profile.login_host else (
+        f" The profile names no login_host, so the tunnel command says {LOGIN_HOST_PLACEHOLDER}: replace it with the "
+        "host you ssh to, or set login_host in the profile.")
     return Example("jupyter", f"JupyterLab on a compute node of {_where(part)} "
-                              f"{where}; the job log prints the ssh tunnel command and the URL with a fresh token.", model)
+                              f"{where}; the job log prints the ssh tunnel command and the URL with a fresh token."
+                              f"{note}", model)
 
 
 _BUILDERS: tuple[Callable[[_Site], Example | None], ...] = (_single_gpu, _multi_node, _array_sweep, _charliecloud, _jupyter)
@@ -314,7 +365,8 @@ def examples(profile: str | ClusterProfile = "generic") -> dict[str, Example]:
     return out
 
 
-__all__ = ["EXAMPLE_IMAGE_SOURCE", "Example", "PAYLOAD_VAR", "SWEEP_LEARNING_RATES", "examples", "payload_dir"]
+__all__ = ["EXAMPLE_IMAGES", "EXAMPLE_IMAGE_SOURCE", "Example", "LOGIN_HOST_PLACEHOLDER", "PAYLOAD_VAR",
+           "SWEEP_LEARNING_RATES", "examples", "payload_dir"]
 
 
 from ._callable import make_callable as _make_callable  # noqa: E402

@@ -121,7 +121,10 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True) -> No
         g.add_argument("--set", action="append", default=[], metavar="LAYER.FIELD=VALUE",
                        help="Change a field of a nested layer, e.g. --set job.nodes=2 --set container.nv=true; "
                             "repeating a list field adds to it (--set container.binds=/a --set container.binds=/b).")
-        g.add_argument("--profile", metavar="NAME", help="Check the job against a cluster profile (partitions, limits).")
+        g.add_argument("--profile", metavar="NAME",
+                       help="Fill in what the site needs (partition, QOS, constraint and account of the job's "
+                            "partition; the Apptainer program name) where you left it empty, and check the job "
+                            "against the cluster profile (partitions, limits).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,30 +303,56 @@ def format_model(model: Any, fmt: str) -> str:
     return render(model)
 
 
-def profile_problems(model: Any, profile_name: str | None) -> list[Any]:
-    """Problems of the model's Slurm job against a cluster profile (empty without a profile)."""
-    if not profile_name:
+def profile_problems(model: Any, profile: Any) -> list[Any]:
+    """Problems of the model's Slurm job against a cluster profile (a loaded one or a name; empty without one)."""
+    if not profile:
         return []
     from ..profiles import load_profile
     from ..spec.profile import check_job
     from ..spec.slurm import SlurmJob
-    profile = load_profile(profile_name)
+    profile = load_profile(profile) if isinstance(profile, str) else profile
     job = model if isinstance(model, SlurmJob) else getattr(model, "job", None)
     return check_job(profile, job) if isinstance(job, SlurmJob) else []
+
+
+def profile_base(cls: Any, profile: Any) -> Any:
+    """The model a command starts from with ``--profile`` and no ``--from``, or None: jupyter-job takes its
+    login host, partition and account from the profile; an Apptainer command its program name
+    (``apptainer_binary``: singularity on SingularityCE sites). Options and --set typed after still win."""
+    if hasattr(cls, "for_profile"):
+        return cls.for_profile(profile)
+    binary = next((f for f in cls.field_specs() if f.name == "binary"), None)
+    if binary is not None and profile.apptainer_binary in binary.info.choices:
+        return cls(binary=profile.apptainer_binary)
+    return None
+
+
+def place_job(model: Any, profile: Any) -> Any:
+    """The model with its Slurm job placed on the site (partition, QOS, constraint, account filled in where
+    the job leaves them empty: :meth:`ClusterProfile.place_job`)."""
+    from ..spec.slurm import SlurmJob
+    if isinstance(model, SlurmJob):
+        return profile.place_job(model)
+    job = getattr(model, "job", None)
+    return model.replace(job=profile.place_job(job)) if isinstance(job, SlurmJob) else model
 
 
 def _run_model_command(args: argparse.Namespace) -> int:
     from ._options import apply_sets, model_from_args
     cmd: ModelCommand = args.model_command
     cls = cmd.cls()
-    base = load_model_file(args.from_file, cls) if args.from_file else None
-    if base is None and args.profile and hasattr(cls, "for_profile"):
-        # a model that takes site values from the profile (jupyter-job: login host, partition, account)
+    profile = None
+    if args.profile:
         from ..profiles import load_profile
-        base = cls.for_profile(load_profile(args.profile))
+        profile = load_profile(args.profile)
+    base = load_model_file(args.from_file, cls) if args.from_file else None
+    if base is None and profile is not None:
+        base = profile_base(cls, profile)
     model = model_from_args(cls, base, args, cmd.fixed)
     model = apply_sets(model, args.set)
-    problems = model.problems() + profile_problems(model, args.profile)
+    if profile is not None:
+        model = place_job(model, profile)
+    problems = model.problems() + profile_problems(model, profile)
     if problems:
         raise ValidationError([_as_option(cls, p) for p in problems], subject=" ".join(cmd.path))
     text = format_model(model, args.format)

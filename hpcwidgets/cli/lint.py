@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     findings = []
     status = 0
     byte_order_marks = 0
+    unread: list[str] = []
     for path in args.files:
         name = "<stdin>" if path == "-" else path
         try:
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         except FileError as exc:
             print(f"hpcwidgets: error: {exc}", file=sys.stderr)
             status = 2
+            unread.append(name)
             continue
         text = loaded.text
         if args.fix:
@@ -92,11 +94,20 @@ def run(args: argparse.Namespace) -> int:
             print(f.format())
     if status == 0 and (byte_order_marks or any(f.severity == "error" for f in findings)):
         status = 1
+    _summary(findings, byte_order_marks, len(args.files) - len(unread), unread)
+    return status
+
+
+def _summary(findings: list, byte_order_marks: int, checked: int, unread: list[str]) -> None:
+    """The closing count line; files that could not be read are named, never counted as checked (clean).
+    With no file read there is nothing to count: each file's own error has been printed."""
+    if not checked:
+        return
+    not_read = f"not checked (could not be read): {', '.join(unread)}"
     counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
     counts["error"] += byte_order_marks
     print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info in "
-          f"{len(args.files)} file(s)", file=sys.stderr)
-    return status
+          f"{checked} file(s)" + (f"; {not_read}" if unread else ""), file=sys.stderr)
 
 
 def _fix(path: str, text: str, profile: object, *, bom: bool = False) -> str:

@@ -164,6 +164,7 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
     if default_name and not data.get("name"):
         data["name"] = default_name
     _derive_from_scratch(data)
+    unknown = _unknown_keys(data, text)  # reported together with every other problem, not instead of them
     try:
         profile = ClusterProfile.from_dict(data)
     except UnknownFieldError as exc:
@@ -172,17 +173,49 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ProfileError(f"{source}:{line}: {exc}{hint}" if line else f"{source}: {exc}{hint}") from None
     except ValidationError as exc:
-        raise ProfileError(f"{source}: {exc}") from None
-    if validate:
-        problems = profile.problems()
-        if problems:
-            lines = [f"{source}: profile {profile.name!r} is not valid ({len(problems)} "
-                     f"problem{'s' if len(problems) != 1 else ''}):"]
-            lines += [f"  - {where}{p}" for where, p in _located(problems, profile, text)]
-            error = ProfileError("\n".join(lines))
-            error.problems = tuple(problems)  # type: ignore[attr-defined]
-            raise error
+        raise ProfileError("\n".join([*(f"{source}:{line}: {m}" if line else f"{source}: {m}" for line, m in unknown),
+                                      f"{source}: {exc}"])) from None
+    problems = profile.problems() if validate else []
+    if len(unknown) == 1 and not problems:
+        line, message = unknown[0]
+        raise ProfileError(f"{source}:{line}: {message}" if line else f"{source}: {message}")
+    if unknown or problems:
+        count = len(unknown) + len(problems)
+        lines = [f"{source}: profile {profile.name!r} is not valid ({count} problem{'s' if count != 1 else ''}):"]
+        lines += [f"  - line {line}: {m}" if line else f"  - {m}" for line, m in unknown]
+        lines += [f"  - {where}{p}" for where, p in _located(problems, profile, text)]
+        error = ProfileError("\n".join(lines))
+        error.problems = tuple(problems)  # type: ignore[attr-defined]
+        raise error
     return profile
+
+
+def _unknown_keys(data: dict[str, Any], text: str) -> list[tuple[int, str]]:
+    """Remove the keys no model has (top level, ``[examples]``, each ``[[partitions]]``) from ``data`` and
+    return ``(line, message)`` for each (the valid keys and the closest one; line 0 when not found), so the
+    rest of the file is still read and checked."""
+    out: list[tuple[int, str]] = []
+    headers = list(_PARTITION_TABLE.finditer(text))
+    examples = re.search(r"^[ \t]*\[[ \t]*\"?examples\"?[ \t]*\]", text, re.MULTILINE)
+    first = _TABLE.search(text)
+    tables: list[tuple[type[Spec], Any, int, int]] = [(ClusterProfile, data, 0, first.start() if first else len(text))]
+    if isinstance(data.get("examples"), dict):
+        start = examples.end() if examples else 0
+        tables.append((ExampleSettings, data["examples"], start, _table_end(text, start) if examples else len(text)))
+    parts = data.get("partitions")
+    for i, part in enumerate(parts if isinstance(parts, list) else []):
+        if isinstance(part, dict):
+            start = headers[i].end() if i < len(headers) else 0
+            tables.append((Partition, part, start, _table_end(text, start) if i < len(headers) else len(text)))
+    for cls, table, start, end in tables:
+        valid = sorted(f.name for f in cls.field_specs())
+        for key in [k for k in table if k not in valid and k != "kind"]:
+            del table[key]
+            near = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            line = _line_of(text, key, start, end) or _line_of(text, key)
+            out.append((line, f"{UnknownFieldError(cls.__name__, key, valid)}"
+                              + (f"; did you mean {near[0]!r}?" if near else "")))
+    return out
 
 
 def _line_of(text: str, key: str, start: int = 0, end: int | None = None) -> int:

@@ -23,7 +23,7 @@ from ..errors import ProfileError, RunError
 from ..spec.profile import ClusterProfile, Partition
 from ..spec.units import format_mem, parse_time
 
-__all__ = ["detect_profile", "expand_hostlist", "parse_gres", "parse_scontrol", "profile_from_scontrol",
+__all__ = ["detect_profile", "expand_hostlist", "guess_gpu_vendor", "parse_gres", "parse_scontrol", "profile_from_scontrol",
            "runtimes_from_programs", "scheduler_version_from", "main"]
 
 PARTITIONS_ARGV = ("scontrol", "--oneliner", "show", "partition")
@@ -140,6 +140,22 @@ def parse_gres(text: str) -> dict[str, int]:
     return out
 
 
+#: gres type names of AMD Instinct GPUs (mi100, mi210, mi250, mi250x, mi300a, mi300x …) or their gfx targets
+_AMD_GPU_TYPE = re.compile(r"(amd_?)?(mi\d{2,3}[a-z]?|instinct\w*|gfx\d+[a-z]?)", re.IGNORECASE)
+
+
+def guess_gpu_vendor(gpu_types: Iterable[str], has_gpus: bool) -> str:
+    """The GPU vendor the gres type names suggest: ``amd`` when every type is an AMD Instinct name (LUMI's
+    ``mi250``), ``nvidia`` for other GPUs (the common case, and the names Slurm sites give NVIDIA GPUs vary
+    too much to tell them from Intel's), ``none`` without GPUs. A guess: Slurm does not report the vendor."""
+    types = [t for t in gpu_types if t]
+    if not has_gpus:
+        return "none"
+    if types and all(_AMD_GPU_TYPE.fullmatch(t) for t in types):
+        return "amd"
+    return "nvidia"
+
+
 def scheduler_version_from(text: str) -> str:
     """``22.05`` from ``slurm 22.05.8`` (``sinfo --version``); "" when no version is found."""
     m = re.search(r"(\d+)\.(\d+)(?:\.\d+)?", text)
@@ -177,8 +193,9 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
     Per partition: the time limits, the node limit (MaxNodes, never more than the partition's nodes),
     and the node size as the largest node of the partition (CPUs, RealMemory, GPUs from the gres),
     lowered by MaxCPUsPerNode / MaxMemPerNode when those are set. The GPU vendor cannot be read
-    from Slurm: it is set to nvidia when any node has GPUs (check it). Raises :class:`ProfileError`
-    when the text holds no partition.
+    from Slurm: it is guessed from the gres type names (:func:`guess_gpu_vendor`: amd for ``mi250``,
+    else nvidia when any node has GPUs; check it). Raises :class:`ProfileError` when the text holds no
+    partition.
     """
     part_records = parse_scontrol(partitions_text, "PartitionName")
     if not part_records:
@@ -231,7 +248,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
         runtimes=runtimes,
         runtimes_render_only=runtimes_render_only,
         apptainer_binary=apptainer_binary,
-        gpu_vendor="nvidia" if gpu_parts else "none",
+        gpu_vendor=guess_gpu_vendor((t for p in partitions for t in p.gpu_types), bool(gpu_parts)),
         default_partition=default,
         default_gpu_partition=default_gpu,
         partitions=tuple(partitions),

@@ -20,8 +20,10 @@ the same pair; ``max_mem_per_job`` is a Slurm size.
 
 Which entry a job runs on (:meth:`ClusterProfile.entry_for`, and the limits :func:`check_job` applies): the
 partition it names; without ``--partition``, the entry that is not a Slurm partition whose ``qos`` and
-``constraint`` the job asks for; else the default entry, unless that is selected by QOS/constraint and the job
-asks for a different QOS or constraint (then the limits are unknown and not checked).
+``constraint`` the job asks for; else, for a job that asks for GPUs on a site that routes those to its GPU
+partition (``gpu_jobs_to_default_gpu_partition``, as IDRIS Jean Zay does), the default GPU partition; else the
+default entry, unless that is selected by QOS/constraint and the job asks for a different QOS or constraint
+(then the limits are unknown and not checked).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from ..errors import Problem, ProfileError
 from ._meta import Spec, opt
+from .apptainer import IMAGE_SOURCES
 from .slurm import SlurmJob
 from .units import UNLIMITED, format_mem, format_time, parse_mem, parse_time
 
@@ -299,6 +302,12 @@ class ExampleSettings(Spec):
                         help="Where the examples read their input data.")
     workdir: str = opt("", label="Example working directory", role="internal", path=True, placeholder="$SCRATCH/work",
                        help="Where the examples write outputs and checkpoints.")
+    image_source: str = opt("", label="Example image source", role="internal",
+                            placeholder="docker://rocm/pytorch:rocm6.2_ubuntu22.04_py3.10_pytorch_release_2.3.0",
+                            help="Where the examples pull their .sif image from (docker://, oras:// or library://, "
+                                 "with a pinned tag). Empty: a PyTorch image for the GPU vendor (NVIDIA's NGC image, "
+                                 "AMD's ROCm image, else the official pytorch/pytorch image, a CUDA build that also "
+                                 "runs on the CPU).")
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
@@ -308,7 +317,34 @@ class ExampleSettings(Spec):
             if name == "image" and "://" in value:
                 continue  # docker://, oras:// references are fine for Apptainer
             out += _path_problems(name, label, value)
-        return out
+        return out + _source_problems(_str(self.image_source))
+
+
+def _source_problems(source: str) -> list[Problem]:
+    """A pull source needs a scheme and a pinned tag: ``:latest`` (or no tag) changes under a running workshop."""
+    if not source:
+        return []
+    if not source.startswith(IMAGE_SOURCES):
+        return [Problem("image_source", f"{source!r} needs a scheme: docker://, oras:// or library://, e.g. "
+                                        "docker://nvcr.io/nvidia/pytorch:24.05-py3")]
+    name = source.split("://", 1)[-1].rsplit("/", 1)[-1]
+    if "@" not in name and name.partition(":")[2] in ("", "latest"):
+        return [Problem("image_source", f"{source!r} is not pinned: name a version tag (repo:24.05) or a digest "
+                                        "(repo@sha256:…) so every job gets the same image")]
+    return []
+
+
+def _vendor_problems(vendor: str, source: str) -> list[Problem]:
+    """An example image built for the other GPU vendor: PyTorch then sees no GPU and trains on the CPU."""
+    lowered = source.lower()
+    if vendor == "amd" and ("nvcr.io/nvidia/" in lowered or "cuda" in lowered):
+        return [Problem("examples.image_source", f"{source} is a CUDA build, but the GPU vendor is amd: PyTorch in it "
+                                                 "sees no AMD GPU; use a ROCm build such as docker://rocm/pytorch:TAG")]
+    if vendor == "nvidia" and "rocm" in lowered:
+        return [Problem("examples.image_source", f"{source} is a ROCm build, but the GPU vendor is nvidia: PyTorch in "
+                                                 "it sees no NVIDIA GPU; use a CUDA build such as "
+                                                 "docker://nvcr.io/nvidia/pytorch:TAG")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -353,6 +389,10 @@ class ClusterProfile(Spec):
                                  help="Partition for jobs that name none (must be one of the partitions).")
     default_gpu_partition: str = opt("", label="Default GPU partition", role="internal",
                                      help="Partition the GPU examples use (must have GPUs).")
+    gpu_jobs_to_default_gpu_partition: bool = opt(
+        False, label="GPU jobs go to the default GPU partition", role="internal",
+        help="true when the site sends a job that asks for GPUs and names no partition to its default GPU partition "
+             "(IDRIS Jean Zay): such a job is then checked against default_gpu_partition, not default_partition.")
     account: str = opt("", label="Account", role="internal",
                        help="Default allocation to charge (sbatch --account); empty to let Slurm choose. A "
                             "partition's own account replaces it for jobs on that partition.")
@@ -418,10 +458,18 @@ class ClusterProfile(Spec):
         chosen = self.selected_by(job)
         if chosen is not None:
             return chosen
+        if self.routes_to_gpu_partition(job):
+            return self.default(gpu=True)
         part = self.default()
         if part is not None and not part.is_slurm_partition and _contradicts(part, job):
             return None
         return part
+
+    def routes_to_gpu_partition(self, job: SlurmJob) -> bool:
+        """True when the site sends ``job`` (GPUs, no --partition) to the default GPU partition
+        (``gpu_jobs_to_default_gpu_partition``)."""
+        return (self.gpu_jobs_to_default_gpu_partition is True and not _str(job.partition).strip()
+                and bool(_well_typed(job).gpus_on_each_node) and self.default(gpu=True) is not None)
 
     def selected_by(self, job: SlurmJob) -> Partition | None:
         """The entry that is not a Slurm partition whose qos and constraint the job asks for (each the entry
@@ -447,6 +495,20 @@ class ClusterProfile(Spec):
         fields = self.job_fields(part)
         changes = {k: fields[k] for k in ("qos", "constraint", "account") if fields[k] and not getattr(job, k)}
         return job.replace(**changes) if changes else job
+
+    def place_job(self, job: SlurmJob) -> SlurmJob:
+        """``job`` with what the site needs to run it filled in where the job leaves it empty, as the examples
+        and the Jupyter job do: a job that names no partition (and whose QOS/constraint select no entry) gets the
+        entry it runs on, or the default GPU partition when it asks for GPUs and that entry has none; then the
+        QOS, constraint and account of its entry (:meth:`fill_job`). Values the job sets are kept."""
+        if not _str(job.partition).strip() and self.selected_by(job) is None:
+            part = self.entry_for(job)
+            if _well_typed(job).gpus_on_each_node and (part is None or not part.has_gpus):
+                part = self.default(gpu=True) or part
+            if part is not None:
+                changes = {k: v for k, v in self.job_fields(part).items() if v and not getattr(job, k)}
+                job = job.replace(**changes) if changes else job
+        return self.fill_job(job)
 
     def default(self, gpu: bool = False) -> Partition | None:
         """The partition a job lands in without --partition (or the default GPU partition)."""
@@ -508,6 +570,8 @@ class ClusterProfile(Spec):
         if _str(self.account) and not _ACCOUNT.fullmatch(self.account):
             out.append(Problem("account", f"{self.account!r} is not an account name (letters, digits, _ . + - @)"))
         out += self._partition_checks()
+        if isinstance(self.examples, ExampleSettings):
+            out += _vendor_problems(_str(self.gpu_vendor), _str(self.examples.image_source))
         return out
 
     def _partition_checks(self) -> list[Problem]:
@@ -529,6 +593,11 @@ class ClusterProfile(Spec):
             out.append(Problem("default_partition", f"default partition is {self.default_partition!r} but partition "
                                                     f"{defaults[0]!r} is marked is_default; make them agree"))
         gpu_names = [p.name for p in self.gpu_partitions()]
+        if self.gpu_jobs_to_default_gpu_partition is True and not self.default_gpu_partition:
+            hint = f"one of: {', '.join(gpu_names)}" if gpu_names else "a partition with GPUs"
+            out.append(Problem("default_gpu_partition", "GPU jobs go to the default GPU partition "
+                                                        "(gpu_jobs_to_default_gpu_partition = true), but none is "
+                                                        f"named; set default_gpu_partition to {hint}"))
         if self.default_gpu_partition:
             if self.default_gpu_partition not in names:
                 out.append(Problem("default_gpu_partition", f"{self.default_gpu_partition!r} is not one of the "
@@ -588,8 +657,9 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
 
     The limits are those of the entry the job runs on: each partition it names (a job listing several
     runs in whichever starts it first, so it must fit each); without --partition, the entry that is not a
-    Slurm partition its --qos/--constraint select; else the default entry (not when the job's QOS or
-    constraint points away from a default that is selected by QOS/constraint: its limits are then unknown).
+    Slurm partition its --qos/--constraint select; else, for a GPU job on a site that routes those to its
+    default GPU partition, that partition; else the default entry (not when the job's QOS or constraint
+    points away from a default that is selected by QOS/constraint: its limits are then unknown).
     """
     job = _well_typed(job)
     out: list[Problem] = _account_problem(profile, job)
@@ -618,6 +688,10 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     chosen = profile.selected_by(job)
     if chosen is not None:
         return _dedupe(out + _check_in(profile, chosen, job, explicit=False, where=chosen.label()))
+    if profile.routes_to_gpu_partition(job):
+        part = profile.default(gpu=True)
+        where = f"{part.where()} (the default GPU partition, where {profile.name} sends GPU jobs that name none)"
+        return _dedupe(out + _check_in(profile, part, job, explicit=False, where=where))
     part = profile.default()
     if part is None:
         if job.gpus_on_each_node and not profile.default_partition:
