@@ -696,3 +696,16 @@ def test_more_workers_than_gpus_says_how_the_gpus_were_asked_for(request_: str, 
     found = _only(text, "HPC108")
     assert len(found) == 1 and says in found[0].message
     assert (found[0].fix is not None) is fixed   # per task or in total: which was meant is the user's call
+
+
+@pytest.mark.parametrize("setting,binary,says", [
+    ("", "singularity", 'export SINGULARITY_CACHEDIR="$SCRATCH/.singularity/cache"'),
+    ('export APPTAINER_CACHEDIR="$SCRATCH/c"\n', "singularity", "SingularityCE ignores APPTAINER_CACHEDIR"),
+    ("", "apptainer", 'export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"'),
+    ('export SINGULARITY_CACHEDIR="$SCRATCH/c"\n', "singularity", ""),
+    ('export APPTAINER_CACHEDIR="$SCRATCH/c"\n', "apptainer", ""),
+])
+def test_the_pull_cache_variable_the_runtime_reads(setting: str, binary: str, says: str) -> None:
+    text = f"#!/bin/bash\n{setting}{binary} pull img_1.0.sif docker://alpine:3.19\n"
+    found = _only(text, "HPC207")
+    assert (len(found) == 1 and says in found[0].message) if says else not found

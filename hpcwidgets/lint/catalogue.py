@@ -1831,6 +1831,12 @@ def _image_home(ctx: Context) -> Iterator[Any]:
 CACHE_VARS = ("APPTAINER_CACHEDIR", "SINGULARITY_CACHEDIR")
 
 
+def cache_vars(binary: str) -> tuple[str, ...]:
+    """The cache variables a runtime reads: Apptainer both names, ``singularity`` only SINGULARITY_CACHEDIR
+    (SingularityCE ignores APPTAINER_CACHEDIR; Apptainer's singularity command reads it as well)."""
+    return ("SINGULARITY_CACHEDIR",) if binary == "singularity" else CACHE_VARS
+
+
 @rule("HPC207", "apptainer-cache-in-home", "warning",
       summary="an image is fetched from a registry with the Apptainer cache left in (or set to) $HOME",
       why="apptainer pull, apptainer exec/run docker://… and apptainer build … docker://… store every downloaded "
@@ -1854,15 +1860,15 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
     for cmd, model in pulls(ctx):
         if model.kind != "apptainer.pull":
             continue
-        if model.cachedir or any(n in CACHE_VARS for n, _ in cmd.assignments):
+        names = cache_vars(model.binary)
+        if model.cachedir or any(n in names for n, _ in cmd.assignments):
             value = ctx.parsed.resolve(str(model.cachedir or ""), cmd.line)
             if _under_home(value):
-                yield cmd.line, f"APPTAINER_CACHEDIR={value} is under $HOME; point it at scratch"
+                yield cmd.line, f"{model.env_name('APPTAINER_CACHEDIR')}={value} is under $HOME; point it at scratch"
             continue
-        var = next((v for v in (ctx.parsed.variable(n, cmd.line) for n in CACHE_VARS) if v is not None), None)
+        var = next((v for v in (ctx.parsed.variable(n, cmd.line) for n in names) if v is not None), None)
         if var is None:
-            yield (cmd.line, "apptainer pull caches layers in $HOME/.apptainer/cache by default (home quota); "
-                             "export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" first")
+            yield (cmd.line, _default_cache_message(ctx, f"{model.binary} pull", model.binary, cmd.line))
         elif _under_home(ctx.parsed.resolve(str(var.value), cmd.line)):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
@@ -1870,19 +1876,27 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         if use.no_cache:
             continue
         env = dict(use.env)
-        own = next((n for n in CACHE_VARS if n in env), None)
+        names = cache_vars(use.binary)
+        own = next((n for n in names if n in env), None)
         if own is not None:
             if _under_home(ctx.parsed.resolve(env[own], use.line)):
                 yield use.line, f"{own}={env[own]} is under $HOME; point it at scratch"
             continue
-        var = next((v for v in (ctx.parsed.variable(n, use.line) for n in CACHE_VARS) if v is not None), None)
+        var = next((v for v in (ctx.parsed.variable(n, use.line) for n in names) if v is not None), None)
         if var is None:
-            name = "SINGULARITY_CACHEDIR" if use.binary == "singularity" else "APPTAINER_CACHEDIR"
-            yield (use.line, f"{use.what} downloads the image's layers into $HOME/.{use.binary}/cache by default (home "
-                             f"quota); export {name}=\"$SCRATCH/.{use.binary}/cache\" first")
+            yield use.line, _default_cache_message(ctx, use.what, use.binary, use.line)
         elif var.line not in reported and _under_home(ctx.parsed.resolve(str(var.value), use.line)):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
+
+
+def _default_cache_message(ctx: Context, what: str, binary: str, line: int) -> str:
+    name = "SINGULARITY_CACHEDIR" if binary == "singularity" else "APPTAINER_CACHEDIR"
+    text = (f"{what} downloads the image's layers into $HOME/.{binary}/cache by default (home quota); "
+            f"export {name}=\"$SCRATCH/.{binary}/cache\" first")
+    if binary == "singularity" and ctx.parsed.variable("APPTAINER_CACHEDIR", line) is not None:
+        text += " (SingularityCE ignores APPTAINER_CACHEDIR; Apptainer's singularity reads both)"
+    return text
 
 
 #: image references a container runtime fetches from a registry when the job runs
