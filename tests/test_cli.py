@@ -240,3 +240,15 @@ def test_a_saved_jupyter_job_says_where_the_tunnel_will_be(tmp_path, capsys):
     code, _, err = run(capsys, "jupyter-job", "--profile", "midway3", "-o", str(target))
     assert code == 0 and target.is_file(), err
     assert f"sbatch {target}" in err and "jupyter-JOBID.log prints the ssh tunnel" in err
+
+
+def test_the_tools_own_short_options(capsys, tmp_path):
+    code, out, err = run(capsys, "sbatch", "-p", "gpu", "-t", "01:00:00", "-N", "2", "-c", "8", "--commands", "true")
+    assert code == 0, err
+    assert all(d in out for d in ("--partition=gpu", "--time=01:00:00", "--nodes=2", "--cpus-per-task=8"))
+    code, out, err = run(capsys, "apptainer", "exec", "-B", "/data:/mnt", "--nv", "img.sif", "python", "t.py")
+    assert code == 0 and "--bind /data:/mnt" in out, err
+    # -o stays the CLI's output file (sbatch's -o is --output here)
+    target = tmp_path / "job.sh"
+    code, out, err = run(capsys, "sbatch", "-t", "10", "--commands", "true", "-o", str(target))
+    assert code == 0 and not out and "#SBATCH --time=10" in target.read_text(), err

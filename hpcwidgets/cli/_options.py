@@ -12,6 +12,8 @@ from ..spec.common import Bind, EnvVar
 
 #: option names the CLI keeps for itself
 RESERVED = {"--format", "--from", "--force", "--profile", "--set", "--help", "--version", "--output-file"}
+#: short options the CLI keeps for itself (-o writes the output file, so sbatch's -o is --output only)
+RESERVED_SHORT = {"-h", "-o"}
 
 
 def option_name(f: FieldSpec) -> str:
@@ -161,14 +163,18 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
                 name += "-value"
         used.add(name)
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f)}
+        # the tool's own short form too (sbatch -p, -t, -N; apptainer -B), where the CLI does not use it
+        short = f.info.short if f.info.short and f.info.short not in RESERVED_SHORT | used else ""
+        names = [name, short] if short else [name]
+        used.add(short)
         if base is bool:
-            group.add_argument(name, action="store_true", **kw)
+            group.add_argument(*names, action="store_true", **kw)
         elif f.is_tuple:
-            group.add_argument(name, action="append", metavar="VALUE", **kw)
+            group.add_argument(*names, action="append", metavar="VALUE", **kw)
         elif base is int:
-            group.add_argument(name, type=_count_type(f), metavar="N", **kw)
+            group.add_argument(*names, type=_count_type(f), metavar="N", **kw)
         else:
-            group.add_argument(name, metavar=f.info.placeholder or "VALUE", **kw)
+            group.add_argument(*names, metavar=f.info.placeholder or "VALUE", **kw)
     if rest_field is not None:
         parser.add_argument(rest_field.name, nargs=argparse.REMAINDER, default=argparse.SUPPRESS,
                             metavar="...", help=_help(rest_field))
