@@ -252,3 +252,14 @@ def test_the_tools_own_short_options(capsys, tmp_path):
     target = tmp_path / "job.sh"
     code, out, err = run(capsys, "sbatch", "-t", "10", "--commands", "true", "-o", str(target))
     assert code == 0 and not out and "#SBATCH --time=10" in target.read_text(), err
+
+
+def test_a_list_option_adds_to_the_model_loaded_with_from(capsys, tmp_path):
+    code, out, _ = run(capsys, "examples", "multi-node-torchrun", "--profile", "generic", "--format", "json")
+    saved = tmp_path / "wf.json"
+    saved.write_text(out)
+    before = [e["name"] for e in json.loads(out)["exports"]]
+    code, out, err = run(capsys, "workflow", "--from", str(saved), "--exports", "OMP_NUM_THREADS=8", "--format", "json")
+    assert code == 0, err
+    assert [e["name"] for e in json.loads(out)["exports"]] == [*before, "OMP_NUM_THREADS"]
+    assert "HPCW_PAYLOAD" in before   # the binds still refer to it

@@ -117,7 +117,8 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True) -> No
     g.add_argument("-o", "--output-file", metavar="FILE", help="Write to FILE atomically instead of printing.")
     g.add_argument("--force", action="store_true", help="Allow -o to replace an existing file.")
     if model:
-        g.add_argument("--from", dest="from_file", metavar="FILE", help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job script).")
+        g.add_argument("--from", dest="from_file", metavar="FILE", help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job script); "
+                            "a repeatable option (--exports, --bind, --modules …) then adds to the loaded list.")
         g.add_argument("--set", action="append", default=[], metavar="LAYER.FIELD=VALUE",
                        help="Change a field of a nested layer, e.g. --set job.nodes=2 --set container.nv=true; "
                             "repeating a list field adds to it (--set container.binds=/a --set container.binds=/b).")

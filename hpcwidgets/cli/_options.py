@@ -202,9 +202,14 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
     if problems:
         raise ValidationError(problems, subject=cls.__name__)
     values.update(fixed)
-    if base is not None:
-        return base.replace(**values)
-    return cls(**values)
+    if base is None:
+        return cls(**values)
+    for name, value in values.items():
+        f = names[name]
+        if f.is_tuple and name not in fixed and not _is_words(f) and f.info.role != "rest":
+            # --exports/--bind with --from add to what was loaded: replacing dropped the saved HPCW_PAYLOAD
+            values[name] = tuple(getattr(base, name) or ()) + tuple(value)
+    return base.replace(**values)
 
 
 def apply_sets(model: Spec, sets: list[str]) -> Spec:
