@@ -108,8 +108,7 @@ class _Site:
         return parts[0]
 
     def modules(self, runtime: str | None = None) -> tuple[str, ...]:
-        name = self.profile.module(runtime or self.runtime) or (
-            self.profile.module("apptainer") if (runtime or self.runtime) == "singularity" else "")
+        name = self.profile.runtime_module(runtime or self.runtime)
         return (name,) if name else ()
 
     def image_source(self) -> str:

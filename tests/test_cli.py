@@ -263,3 +263,17 @@ def test_a_list_option_adds_to_the_model_loaded_with_from(capsys, tmp_path):
     assert code == 0, err
     assert [e["name"] for e in json.loads(out)["exports"]] == [*before, "OMP_NUM_THREADS"]
     assert "HPCW_PAYLOAD" in before   # the binds still refer to it
+
+
+def test_profile_loads_the_runtime_module_and_lint_speaks_about_the_output(capsys):
+    argv = ["workflow", "--set", "job.partition=gpu", "--set", "job.gpus_per_node=4", "--set", "job.time=02:00:00",
+            "--container", "apptainer exec --nv $SCRATCH/pytorch.sif",
+            "--launcher", "torchrun --standalone --nproc-per-node=4 train.py"]
+    code, out, err = run(capsys, *argv, "--profile", "generic")
+    assert code == 0 and "\nmodule load apptainer\n" in out and "hpcwidgets: lint:" not in err, err
+    code, out, err = run(capsys, *argv)   # no profile: nothing to fill, and lint has nothing to say either
+    assert code == 0 and "module load" not in out and "hpcwidgets: lint:" not in err
+    # a script lint finds fault with is written, and lint's findings are printed with it
+    code, out, err = run(capsys, "workflow", "--set", "job.gpus_per_node=1", "--set", "job.time=10",
+                         "--container", "apptainer exec img_1.0.sif", "--program", "python t.py")
+    assert code == 0 and out.startswith("#!") and "hpcwidgets: lint: line" in err and "HPC201" in err

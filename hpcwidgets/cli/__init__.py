@@ -274,6 +274,15 @@ def emit(args: argparse.Namespace, text: str) -> None:
 NOT_SHELL = ("apptainer.def", "dockerfile")
 
 
+def report_lint(text: str, profile: Any) -> None:
+    """Print what lint says about a script the command wrote (errors and warnings, on stderr): the models
+    refuse what they know is wrong, and lint knows more (the whole script, the site's modules)."""
+    from ..lint import lint
+    for f in lint(text, profile):
+        if f.severity != "info":
+            print(f"hpcwidgets: lint: line {f.line}: {f.severity} {f.code} {f.message}", file=sys.stderr)
+
+
 def check_shell(text: str, kind: str = "", what: str = "output") -> None:
     """Refuse text that bash could not parse (an unclosed quote typed into --commands …).
 
@@ -330,12 +339,21 @@ def profile_base(cls: Any, profile: Any) -> Any:
 
 def place_job(model: Any, profile: Any) -> Any:
     """The model with its Slurm job placed on the site (partition, QOS, constraint, account filled in where
-    the job leaves them empty: :meth:`ClusterProfile.place_job`)."""
+    the job leaves them empty: :meth:`ClusterProfile.place_job`), and the module of each container runtime
+    its layers use loaded, unless the job loads a module of that name already."""
     from ..spec.slurm import SlurmJob
     if isinstance(model, SlurmJob):
         return profile.place_job(model)
     job = getattr(model, "job", None)
-    return model.replace(job=profile.place_job(job)) if isinstance(job, SlurmJob) else model
+    if not isinstance(job, SlurmJob):
+        return model
+    job = profile.place_job(job)
+    layers = [getattr(model, "container", None), *getattr(model, "prepare", ())]
+    programs = [getattr(layer, "binary", None) or getattr(layer, "program", "") for layer in layers if layer is not None]
+    loaded = {str(m).split("/", 1)[0] for m in job.modules}
+    wanted = [m for m in dict.fromkeys(profile.runtime_module(str(p)) for p in programs) if m]
+    missing = tuple(m for m in wanted if m.split("/", 1)[0] not in loaded)
+    return model.replace(job=job.replace(modules=(*job.modules, *missing)) if missing else job)
 
 
 def _run_model_command(args: argparse.Namespace) -> int:
@@ -360,6 +378,8 @@ def _run_model_command(args: argparse.Namespace) -> int:
     if args.format == "shell":
         check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
     emit(args, text)
+    if args.format == "shell" and text.startswith("#!"):
+        report_lint(text, profile)
     if model.kind == "jupyter.job" and getattr(args, "output_file", None) and args.format == "shell":
         log = model.job.output.replace("%j", "JOBID").replace("%x", model.job.job_name or "JOBNAME") \
             if model.job.output else "slurm-JOBID.out"

@@ -2979,10 +2979,6 @@ for _code, _name, _summary, _why, _fix, _bad, _good in _profile_rule_specs:
          good="#!/bin/bash\n" + _good + "python train.py\n")(_profile_rule(_code))
 
 
-#: the programs of each container runtime, and the profile's module purpose that provides them
-_RUNTIME_PROGRAMS = {"apptainer": ("apptainer",), "singularity": ("singularity", "apptainer"),
-                     "ch-run": ("charliecloud",), "ch-image": ("charliecloud",), "ch-convert": ("charliecloud",),
-                     "ch-fromhost": ("charliecloud",)}
 
 
 def _same_module(loaded: str, wanted: str) -> bool:
@@ -3021,9 +3017,7 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
     reported: set[str] = set()
     for cmd in simple_commands(ctx):
         program = _program_run(cmd)
-        if program not in _RUNTIME_PROGRAMS:
-            continue
-        wanted = next((name for name in (ctx.profile.module(p) for p in _RUNTIME_PROGRAMS[program]) if name), "")
+        wanted = ctx.profile.runtime_module(program)
         if not wanted or wanted in reported:
             continue
         if any(_same_module(name, wanted) and line < cmd.line for name, line in ctx.parsed.modules):

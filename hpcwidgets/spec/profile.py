@@ -347,6 +347,12 @@ def _vendor_problems(vendor: str, source: str) -> list[Problem]:
     return []
 
 
+#: the programs of each container runtime, and the module purposes that may provide them (first named wins)
+RUNTIME_PURPOSES = {"apptainer": ("apptainer",), "singularity": ("singularity", "apptainer"),
+                    "ch-run": ("charliecloud",), "ch-image": ("charliecloud",), "ch-convert": ("charliecloud",),
+                    "ch-fromhost": ("charliecloud",), "charliecloud": ("charliecloud",)}
+
+
 @dataclass(frozen=True)
 class ClusterProfile(Spec):
     """Everything site-specific a job needs: partitions and limits, paths, modules, runtimes."""
@@ -524,6 +530,12 @@ class ClusterProfile(Spec):
     def module(self, purpose: str) -> str:
         """The module name for a purpose (``apptainer``, ``cuda``, …), or "" when the site needs none."""
         return next((m.name for m in _tup(self.modules) if isinstance(m, Module) and m.purpose == purpose), "")
+
+    def runtime_module(self, program: str) -> str:
+        """The module that provides a container program (``apptainer``, ``singularity``, ``ch-run`` …), or ""
+        (``singularity`` falls back to the apptainer module, which also installs that command)."""
+        purposes = RUNTIME_PURPOSES.get(program.rsplit("/", 1)[-1], ())
+        return next((name for name in (self.module(p) for p in purposes) if name), "")
 
     def version_tuple(self) -> tuple[int, int] | None:
         m = _VERSION.fullmatch(_str(self.scheduler_version).strip())
