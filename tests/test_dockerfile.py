@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hpcwidgets.errors import ParseError, ValidationError
@@ -192,6 +192,7 @@ dockerfiles = st.builds(Dockerfile, first_line.filter(lambda s: "\n" not in s),
 
 @given(dockerfiles)
 def test_dockerfile_render_parse_round_trip(d):
+    assume(not d.problems())  # e.g. a quote left open at a line break, which the builder reads differently
     text = render_dockerfile(d)
     assert parse_dockerfile(text) == d
     assert render_dockerfile(parse_dockerfile(text)) == text
@@ -229,3 +230,13 @@ def test_shell_value_inverts_quote(v):
     assert not isinstance(back, Verbatim)
     assert expand(back, env) == expand(v, env)
     assert shell_value(quote(back)) == back
+
+
+def test_a_quote_left_open_at_a_line_break_is_a_problem():
+    """The builder joins continued lines before the shell reads them, so the next line's indentation would end
+    up inside the string; a file read back keeps such text verbatim, a model refuses to write it."""
+    assert any("quoted string goes on over a line break" in p.message
+               for p in Instruction("RUN", "echo 'a\nb'").problems())
+    assert Instruction("RUN", "echo 'a' \nb").problems() == []
+    kept = parse_dockerfile("FROM x\nRUN echo 'a \\\n    b'\n").instructions[0]
+    assert isinstance(kept.text, Verbatim) and kept.problems() == []

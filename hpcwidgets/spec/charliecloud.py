@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 
 from ..errors import Problem
@@ -379,6 +380,15 @@ INSTRUCTIONS = ("ARG", "ENV", "RUN", "COPY", "ADD", "WORKDIR", "LABEL", "USER", 
                 "EXPOSE", "VOLUME", "HEALTHCHECK", "STOPSIGNAL", "ONBUILD", "MAINTAINER")
 
 
+def _leaves_quote_open(line: str) -> bool:
+    """Whether a line of shell text ends inside a quoted string."""
+    try:
+        shlex.split(line)
+    except ValueError:
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class Instruction(Spec):
     """One Dockerfile instruction: its keyword and the text after it.
@@ -433,6 +443,10 @@ class Instruction(Spec):
                                        "move the comment above the instruction"))
         if self.op in ("ENV", "ARG", "LABEL", "WORKDIR", "USER") and len(lines) > 1:
             out.append(Problem("text", f"keep {self.op} on one line"))
+        elif any(_leaves_quote_open(line) for line in lines[:-1]):
+            out.append(Problem("text", "a quoted string goes on over a line break: the builder joins the lines and the "
+                                       "next line's indentation ends up inside the string; close the quote before "
+                                       "the line ends"))
         if self.op in ("COPY", "ADD") and self.exec_args() is None and len(self.text.split()) < 2:
             out.append(Problem("text", f"{self.op} needs a source and a destination, e.g. requirements.txt /opt/"))
         if self.op in ("SHELL",) and self.exec_args() is None:
