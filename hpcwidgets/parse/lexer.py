@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
 
 __all__ = [
-    "Command", "KINDS", "Redirect", "Script", "Word", "directive_words", "first_command_line",
+    "Command", "KINDS", "Redirect", "Script", "Word", "compound_body", "directive_words", "first_command_line",
     "lex_command", "lex_script", "lex_word", "literal_value",
 ]
 
@@ -89,7 +89,8 @@ _ANSI_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "\x1
                 "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OCT = frozenset("01234567")
-_MAX_NESTING = 200
+#: how deep ``$(…)``, ``${…}`` and compound commands may nest (bash allows more; scripts never need it)
+MAX_NESTING = 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,6 +341,55 @@ def first_command_line(script: Script) -> int:
         if c.is_code:
             return c.line
     return 0
+
+
+def compound_body(command: Command) -> tuple[Command, ...]:
+    """The commands a compound command holds, one level down, with their own lines.
+
+    Loops, ifs, ``case`` items, ``{ … }``, ``( … )`` and function definitions keep their commands
+    inside one opaque :class:`Command`; launches there run as well (a function's when it is called),
+    so a reader that checks them needs them on their own. The compound's own syntax (keywords, a
+    ``for`` or ``case`` header, ``case`` patterns, the function header, redirections after the
+    closing keyword) is blanked out and the rest lexed again: line, column and offset of every
+    command, word and redirection are those in the script ``command`` came from; ``text`` is its slice
+    of the script with that syntax blanked. A nested compound comes back as one compound command:
+    call this again for its body.
+    ``[[ … ]]`` and ``(( … ))`` hold no commands (empty result).
+    """
+    if command.kind != "compound":
+        return ()
+    text = command.text
+    toks = _Lexer(text, "").tokenize()
+    spans = _syntax_spans(toks)
+    if spans is None:
+        return ()
+    chars = list(text)
+    for start, end in spans:
+        for k in range(start, end):
+            if chars[k] != "\n":
+                chars[k] = " "
+    try:
+        inner = lex_script("".join(chars))
+    except ParseError:
+        return ()  # the whole script lexed, so this is a body form the blanking does not know: no commands
+    # where the text starts in the script, from where its first token is (the command's line and column)
+    first = next(t.start for t in toks if t.kind not in ("nl", "com"))
+    before = text.count("\n", 0, first)
+    line, col = command.line - 1 - before, 0 if before else command.col - 1 - first
+    return tuple(_moved(c, line, col, command.offset) for c in inner.commands)
+
+
+def _moved(cmd: Command, line: int, col: int, offset: int) -> Command:
+    """``cmd``, lexed from a text on its own, placed where that text starts in the script: ``line`` lines
+    and (on the text's first line) ``col`` columns further, at ``offset``."""
+    def word(w: Word) -> Word:
+        return replace(w, line=w.line + line, col=w.col + (col if w.line == 1 else 0))
+    return replace(cmd, line=cmd.line + line, end_line=cmd.end_line + line, col=cmd.col + (col if cmd.line == 1 else 0),
+                   words=tuple(word(w) for w in cmd.words),
+                   assignments=tuple((name, word(w)) for name, w in cmd.assignments),
+                   redirects=tuple(replace(r, target=word(r.target), line=r.line + line,
+                                           col=r.col + (col if r.line == 1 else 0)) for r in cmd.redirects),
+                   offset=cmd.offset + offset)
 
 
 # --------------------------------------------------------------------------------------------
@@ -780,8 +830,8 @@ class _Lexer:
         """Skip from the ``(`` at ``i`` to after its matching ``)``, honouring quotes and nesting."""
         src, n = self.src, self.n
         self.depth += 1
-        if self.depth > _MAX_NESTING:
-            raise self.error(f"nesting deeper than {_MAX_NESTING} levels: simplify the command", i)
+        if self.depth > MAX_NESTING:
+            raise self.error(f"nesting deeper than {MAX_NESTING} levels: simplify the command", i)
         depth = 0
         j = i
         try:
@@ -834,8 +884,8 @@ class _Lexer:
         """Skip from the ``{`` of ``${`` to after its matching ``}``."""
         src, n = self.src, self.n
         self.depth += 1
-        if self.depth > _MAX_NESTING:
-            raise self.error(f"nesting deeper than {_MAX_NESTING} levels: simplify the command", i)
+        if self.depth > MAX_NESTING:
+            raise self.error(f"nesting deeper than {MAX_NESTING} levels: simplify the command", i)
         depth = 1  # only "${" nests; a bare "{" inside is literal, as in bash
         j = i + 1
         try:
@@ -1156,6 +1206,8 @@ class _Grouper:
                     cmdpos = True
             elif kind == "nl":
                 cmdpos = True
+            if len(stack) > MAX_NESTING:  # (a reader that walks the bodies re-reads each level)
+                raise lx.error(f"nesting deeper than {MAX_NESTING} levels: simplify the command", t.start)
             first = False
             j += 1
             if not stack:
@@ -1174,3 +1226,118 @@ class _Grouper:
                 j += 3
             else:
                 return j, words, redirects
+
+
+#: keywords that continue the compound they belong to (blanked at the outermost level only)
+_CONTINUERS = {"if": ("then", "elif", "else"), "while": ("do",), "until": ("do",)}
+
+
+def _syntax_spans(toks: list[_Tok]) -> Optional[list[tuple[int, int]]]:
+    """Where a compound command's own syntax sits, as (start, end) offsets; None when it runs nothing
+    (``[[ … ]]``, ``(( … ))``) or is not a form this reader walks.
+
+    The walk mirrors :meth:`_Grouper._compound` (a stack of open blocks, command position): only the
+    outermost block's keywords are collected, so a nested compound stays whole for the next call.
+    """
+    i = 0
+    while toks[i].kind in ("nl", "com"):
+        i += 1
+    first = toks[i]
+    if first.kind == "w" and (first.text == "function" or
+                              (first.text not in _OPENERS and not first.text.startswith("(("))):
+        # a function definition: the header goes; the body is one compound command left whole
+        j = i + 1
+        if first.text == "function" and toks[j].kind == "w":
+            j += 1
+        if toks[j].kind == "op" and toks[j].text == "(" and toks[j + 1].kind == "op" and toks[j + 1].text == ")":
+            j += 2
+        return [(first.start, toks[j - 1].end)]
+    opener = first.text
+    if first.kind != ("op" if opener == "(" else "w") or opener not in (*_OPENERS, "(") or opener == "[[":
+        return None
+    spans = [(first.start, first.end)]
+    j = i + 1
+    if opener in ("for", "select"):
+        # the header "for NAME in WORDS;" runs nothing: blank it up to and including its "do"
+        while toks[j].kind != "eof" and not (toks[j].kind == "w" and toks[j].text == "do" and
+                                             (toks[j - 1].kind in ("nl", "com") or toks[j - 1].text in (";", "&")
+                                              or toks[j - 1].text.startswith("(("))):
+            j += 1
+        if toks[j].kind == "eof":
+            return None
+        spans.append((first.end, toks[j].end))
+        j += 1
+    elif opener == "case":
+        while toks[j].kind != "eof" and not (toks[j].kind == "w" and toks[j].text == "in" and j > i + 1):
+            j += 1
+        if toks[j].kind == "eof":
+            return None
+        spans.append((first.end, toks[j].end))
+        j = _case_pattern(toks, j + 1, spans)
+    stack: list[str] = [_OPENERS.get(opener, ")")]
+    cmdpos = True
+    while j < len(toks):
+        t = toks[j]
+        if t.kind == "eof":
+            return None
+        outer = len(stack) == 1
+        if t.kind == "w":
+            raw = t.text
+            if cmdpos and raw in _OPENERS:
+                stack.append(_OPENERS[raw])
+                cmdpos = raw in _KEEP_COMMAND_POSITION
+            elif raw == "]]" and stack[-1] == "]]":
+                stack.pop()
+                cmdpos = False
+            elif cmdpos and raw in _CLOSERS and raw in stack:
+                while stack[-1] != raw:
+                    stack.pop()
+                stack.pop()
+                cmdpos = False
+                if not stack:
+                    spans.append((t.start, toks[-1].end))  # with its redirections, separator and comment
+                    return spans
+            elif outer and cmdpos and raw in _CONTINUERS.get(opener, ()):
+                spans.append((t.start, t.end))
+            else:
+                cmdpos = raw in _KEEP_COMMAND_POSITION and cmdpos
+        elif t.kind == "op":
+            op = t.text
+            if op == "(":
+                stack.append(")")
+                cmdpos = True
+            elif op == ")" and stack[-1] == ")":
+                stack.pop()
+                if not stack:
+                    spans.append((t.start, toks[-1].end))
+                    return spans
+                cmdpos = toks[j - 1].kind == "op" and toks[j - 1].text == "("  # "name() { …; }": a body follows
+            elif op in (";;", ";&", ";;&") and outer and opener == "case":
+                spans.append((t.start, t.end))
+                j = _case_pattern(toks, j + 1, spans)
+                cmdpos = True
+                continue
+            elif op in _REDIRECTS:
+                j += 1  # its target is a word, not a command
+            else:
+                cmdpos = True  # ";", "&&", "|" …, or the ")" ending a nested case pattern
+        elif t.kind == "nl":
+            cmdpos = True
+        j += 1
+    return None
+
+
+def _case_pattern(toks: list[_Tok], j: int, spans: list[tuple[int, int]]) -> int:
+    """Blank the pattern of the ``case`` item starting at ``j`` (``a|b)``, ``(c)``); the index after it.
+    At ``esac`` nothing is blanked: the walk closes the block there."""
+    while toks[j].kind in ("nl", "com"):
+        j += 1
+    if toks[j].kind == "eof" or (toks[j].kind == "w" and toks[j].text == "esac"):
+        return j
+    start = toks[j].start
+    if toks[j].kind == "op" and toks[j].text == "(":
+        j += 1
+    while toks[j].kind != "eof" and not (toks[j].kind == "op" and toks[j].text == ")"):
+        j += 1
+    spans.append((start, toks[j].end))
+    return j + 1

@@ -1,9 +1,10 @@
 """Job scripts → what sbatch, bash and the launchers will actually do.
 
 :func:`read_script` reads a whole script into a :class:`ParsedScript`: the Slurm job sbatch sees
-(only the ``#SBATCH`` lines before the first command count), the variables and modules set on the
-way, and every launch step split into its layers (``srun`` → container → ``torchrun`` → program),
-each with its source lines. The linter works on this; :func:`parse_script` turns it into a
+(only the ``#SBATCH`` lines before the first command count), the variables and modules the script
+itself sets on the way (not those inside a loop, an if or a function body), and every launch step,
+top-level or inside such a body, split into its layers (``srun`` → container → ``torchrun`` →
+program), each with its source lines. The linter works on this; :func:`parse_script` turns it into a
 :class:`~hpcwidgets.spec.workflow.Workflow`.
 """
 
@@ -17,7 +18,8 @@ from ..errors import ParseError
 from ..spec._words import Verbatim
 from ..spec.slurm import HETJOB_SEPARATORS, SBATCH_ALIASES, SlurmJob, sbatch_long_option, sbatch_option
 from .argv import Chain, parse_argv, parse_chain, recognise
-from .lexer import Command, Script, Word, directive_words, first_command_line, lex_command, lex_script
+from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, lex_command,
+                    lex_script)
 
 _SUPPRESS = re.compile(r"hpcw:\s*(disable|disable-file|disable-next)\s*=\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)")
 _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -446,7 +448,7 @@ def read_script(text: str, path: str = "") -> ParsedScript:
     suppressed_file: set[str] = set()
     pending: set[str] = set()
 
-    for cmd in script.commands:
+    for cmd, in_compound in _walk(script.commands):
         comment = cmd.comment or ""
         for m in _SUPPRESS.finditer(comment):
             codes = {c.strip() for c in m.group(2).split(",")}
@@ -463,21 +465,20 @@ def read_script(text: str, path: str = "") -> ParsedScript:
             for line in range(cmd.line, cmd.end_line + 1):
                 suppressed.setdefault(line, set()).update(pending)
             pending = set()
-        exported = cmd.kind == "simple" and cmd.name == "export"
-        for name, word in cmd.assignments:
-            variables.append(Variable(name, word.value, cmd.line, exported))
         if cmd.kind == "compound":
-            steps += _steps_in_compound(cmd)
-            continue
+            continue  # its commands come next, from _walk
+        exported = cmd.name == "export"
         names = _module_names(cmd)
-        if names is not None:
-            modules += [(n, cmd.line) for n in names]
-            continue
+        if not in_compound:
+            # what a loop, an if or a function body sets is not the script's own top-level set-up
+            variables += [Variable(name, word.value, cmd.line, exported) for name, word in cmd.assignments]
+            if names is not None:
+                modules += [(n, cmd.line) for n in names]
         words = [w.value for w in cmd.words]
-        if not words:
+        if names is not None or not words:
             continue
         env = tuple((n, w.value) for n, w in cmd.assignments) if not exported else ()
-        step = _step_for(cmd, words, env, False)
+        step = _step_for(cmd, words, env, in_compound)
         if step is not None:
             steps.append(step)
 
@@ -488,27 +489,15 @@ def read_script(text: str, path: str = "") -> ParsedScript:
                         frozenset(suppressed_file))
 
 
-def _steps_in_compound(cmd: Command) -> list[Step]:
-    """Launches inside loops, ifs and functions: re-read the body's lines on their own."""
-    out: list[Step] = []
-    body = cmd.text
-    lines = body.split("\n")
-    # strip the compound's own keywords so the inner commands lex on their own
-    inner = "\n".join(re.sub(r"^\s*(?:then|do|else|\{)\s+", "", ln) for ln in lines[1:])
-    try:
-        script = lex_script(inner)
-    except ParseError:
-        return out
-    for icmd in script.code:
-        if icmd.kind != "simple" or not icmd.words:
-            continue
-        words = [w.value for w in icmd.words]
-        shifted = Command(icmd.kind, icmd.text, icmd.line + cmd.line, icmd.end_line + cmd.line, icmd.col,
-                          icmd.words, icmd.assignments, icmd.redirects, icmd.comment, icmd.joined_by, icmd.offset)
-        step = _step_for(shifted, words, (), True)
-        if step is not None:
-            out.append(step)
-    return out
+def _walk(commands: tuple[Command, ...], inside: bool = False) -> Iterator[tuple[Command, bool]]:
+    """Every command in source order, each compound followed by the commands of its body (loops,
+    ifs, ``case`` items, ``{ … }``, subshells and function bodies, nested ones too), flagged as inside
+    a compound: a launch there runs as well (a function's when it is called), so lint checks it.
+    (The lexer bounds how deep blocks nest, which bounds this recursion.)"""
+    for cmd in commands:
+        yield cmd, inside
+        if cmd.kind == "compound":
+            yield from _walk(compound_body(cmd), True)
 
 
 def read_command(text: str) -> Step:

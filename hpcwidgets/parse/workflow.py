@@ -1,22 +1,23 @@
 """A job script → :class:`~hpcwidgets.spec.workflow.Workflow` (the inverse of ``render_workflow``).
 
-The main step is the last launch in the script (``srun``, a container, ``torchrun``), or else its
-last real command, provided the model can write it back as it was: alone on its line (not part of a
-pipeline or an ``&&`` list), without ``exec``/``time``/``!`` before it or a here-document. What the
-model has a place for is read into it: directives, modules, exports, the image preparation
+The main step is the last launch in the script with a launcher or a container (``torchrun``,
+``apptainer exec``), else its last launch (``srun``), else its last real command, provided the model
+can write it back as it was: alone on its line (not part of a pipeline or an ``&&`` list), without
+``exec``/``time``/``!`` before it or a here-document. What the model has a place for is read into
+it: directives, modules, exports, the image preparation
 ``[ -f IMG ] || apptainer pull …``, a job-array sweep, the head-node line, but only when the
 renderer would write it in the same order relative to everything else (a ``module load`` after
 ``module purge`` stays where it is). Everything else is kept verbatim, in place: lines before the
 step become the job's set-up lines, lines after it the workflow's ``after`` lines. A script keeps its
 own shell options (``SlurmJob.fail_fast``); the lines the renderer writes itself (its comments, its
-prologue) are recognised in a generated script and not duplicated, so ``render(parse(s))`` is a
+prologue where it writes it) are recognised in a generated script and not duplicated, so ``render(parse(s))`` is a
 fixed point after one round, and running ``s`` and ``render(parse(s))`` makes the same calls.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ParseError
@@ -71,14 +72,11 @@ class _Reading:
     skip_until: int = 0                     # lines already read as part of a block (a guarded pull, a sweep)
 
 
-def _classify(cmd: Command, cmds: Any, i: int, prologue: tuple[str, ...]) -> _Entry | None:
-    """What a set-up command is to the model (None: nothing the script needs: one of the ``prologue``
-    lines the template writes again)."""
+def _classify(cmd: Command, cmds: Any, i: int) -> _Entry:
+    """What a set-up command is to the model."""
     text = cmd.text if cmd.joined_by else cmd.text.rstrip("\n")  # a list may go on after a newline (||⏎)
     stripped = text.strip()
     verbatim = [_dedent(text)]
-    if stripped in prologue:
-        return None  # the template writes its own fail-fast prologue
     names = [str(w.value) for w in cmd.words]
     modules = _module_list(cmd)
     if modules is not None and not cmd.joined_by:
@@ -175,31 +173,64 @@ def _inline_env_ok(env: Any) -> bool:
 
 
 def _main_step(parsed: ParsedScript, workflow_cls: Any) -> Step | None:
-    """The last launch that runs something as a workflow step (``apptainer exec IMAGE`` alone does not:
-    such a line stays verbatim in its place rather than become a step with nothing to run).
+    """The launch the workflow's step is read from: the last one that runs something (``apptainer exec
+    IMAGE`` alone does not: such a line stays verbatim in its place rather than become a step with nothing
+    to run), and among those the last with a launcher or a container: a later ``srun`` of a utility
+    (``srun dcgmi profile --resume``, a clean-up) is then one of the lines after the step, still in its place.
 
     Only a launch the model can write back as it was is taken: alone on its line, without words the
     model has no place for (``exec``, ``time``, ``env A=1``, ``!``, a here-document) and not the
     deprecated ``python -m torch.distributed.launch``, whose options torchrun does not all accept.
     """
-    code = parsed.lexed.code
+    plain = None
     for step in reversed(parsed.steps):
-        cmd = step.command
-        words = [str(w.value) for w in cmd.words]
-        if step.in_compound or step.wrapper or any(w in LEGACY_LAUNCH for w in words[:3]):
-            continue
-        if not _alone(cmd, code) or launch_words(words) != words or any(r.heredoc is not None for r in cmd.redirects):
-            continue
-        if not _inline_env_ok(step.env) or any(parsed.may_split(w, step.line) for w in cmd.words):
-            continue  # (an unquoted $ARGS would be quoted into one word)
-        if any(b in GLOBAL_OPTIONS.get(a.rsplit("/", 1)[-1], ()) for a, b in zip(words, words[1:])):
-            continue  # singularity -s exec …: the model has no place for the program's own options
-        chain = step.chain
-        trial = workflow_cls(srun=chain.srun, container=chain.container, launcher=chain.launcher,
-                             program=tuple(chain.program) if chain.launcher is None else ())
-        if trial.runs_something():
-            return step
-    return None
+        taken = _as_written(parsed, step, workflow_cls)
+        if taken is not None and (taken.chain.launcher is not None or taken.chain.container is not None):
+            return taken
+        plain = plain or taken
+    return plain
+
+
+def _as_written(parsed: ParsedScript, step: Step, workflow_cls: Any) -> Step | None:
+    """``step`` as the workflow can hold it, or None when the model cannot write it back as it was.
+
+    An unquoted expansion that bash may split (``$ARGS``, ``${MODULE}`` with an unknown value) is kept as
+    written (:class:`Verbatim`, not quoted) when it is one of the program's own arguments; in an option of
+    ``srun``, the container or the launcher, the model would quote it into one word, so the launch is not taken.
+    """
+    cmd = step.command
+    words = [str(w.value) for w in cmd.words]
+    if step.in_compound or step.wrapper or any(w in LEGACY_LAUNCH for w in words[:3]):
+        return None
+    if not _alone(cmd, parsed.lexed.code) or launch_words(words) != words or \
+            any(r.heredoc is not None for r in cmd.redirects) or not _inline_env_ok(step.env):
+        return None
+    if any(b in GLOBAL_OPTIONS.get(a.rsplit("/", 1)[-1], ()) for a, b in zip(words, words[1:])):
+        return None  # singularity -s exec …: the model has no place for the program's own options
+    chain = step.chain
+    if any(parsed.may_split(w, step.line) for w in cmd.words):
+        chain = _split_words_kept(parsed, step)
+        if chain is None:
+            return None
+    trial = workflow_cls(srun=chain.srun, container=chain.container, launcher=chain.launcher,
+                         program=tuple(chain.program) if chain.launcher is None else ())
+    return replace(step, chain=chain) if trial.runs_something() else None
+
+
+def _split_words_kept(parsed: ParsedScript, step: Step) -> Any:
+    """The step's chain with its program arguments that bash may split kept as written, or None when such
+    a word is not one of them (it is an option of an outer layer, or the script or program itself)."""
+    chain = step.chain
+    args = tuple(chain.launcher.args) if chain.launcher is not None else tuple(chain.program)[1:]
+    words = step.command.words[len(step.command.words) - len(args):] if args else ()
+    if tuple(str(w.value) for w in words) != tuple(str(a) for a in args):
+        return None  # the arguments are not the command's last words as written: leave it alone
+    if any(parsed.may_split(w, step.line) for w in step.command.words[:len(step.command.words) - len(args)]):
+        return None
+    kept = tuple(Verbatim(w.raw) if parsed.may_split(w, step.line) else a for w, a in zip(words, args))
+    if chain.launcher is not None:
+        return replace(chain, launcher=chain.launcher.replace(args=kept))
+    return replace(chain, program=(chain.program[0], *kept))
 
 
 def _plain_program(parsed: ParsedScript) -> Command | None:
@@ -264,8 +295,6 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
             step_lines = (plain.line, plain.end_line)
 
     fail_fast, absorbed = _fail_fast(parsed, generated)
-    # the template's own prologue lines, read back from a generated script (a user's later set -u stays)
-    prologue = {"strict": _PROLOGUE_LINES, "errexit": _PROLOGUE_LINES[:1]}.get(fail_fast, ()) if generated else ()
     r = _Reading()
     # a comment the renderer writes above a block it owns is dropped only when the block is read into the
     # model; above anything kept verbatim it stays, so a second round changes nothing
@@ -273,8 +302,9 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
     joined = False  # the previous command was joined to this one (a pipeline, &&, ;)
     cmds = parsed.lexed.commands
     for i, cmd in enumerate(cmds):
-        if cmd.line <= r.skip_until or cmd is absorbed or (step_lines[0] and step_lines[0] <= cmd.line <= step_lines[1]):
-            if cmd.line > r.skip_until and cmd is not absorbed:
+        prologue = any(cmd is a for a in absorbed)  # the template writes it again
+        if cmd.line <= r.skip_until or prologue or (step_lines[0] and step_lines[0] <= cmd.line <= step_lines[1]):
+            if cmd.line > r.skip_until and not prologue:
                 pending.clear()  # the step's own comment: the renderer writes it
             joined = bool(cmd.joined_by) if cmd.is_code else joined
             continue
@@ -313,10 +343,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
             r.entries[-1].rank = VERBATIM
             r.entries[-1].text[-1] = _continue(r.entries[-1].text[-1], text)
             continue
-        entry = _classify(cmd, cmds, i, prologue) if cmd.kind == "simple" else _Entry(VERBATIM, [_dedent(text)])
-        if entry is None:
-            pending.clear()
-            continue
+        entry = _classify(cmd, cmds, i) if cmd.kind == "simple" else _Entry(VERBATIM, [_dedent(text)])
         entry.generated, pending = pending, []
         if entry.rank in (SWEEP, PREPARE):
             r.skip_until = entry.payload[-1]
@@ -387,25 +414,40 @@ def _shell(parsed: ParsedScript) -> str:
     return first.text.split("\n", 1)[0][2:].strip() or "/bin/bash"
 
 
-def _fail_fast(parsed: ParsedScript, generated: bool) -> tuple[str, Command | None]:
-    """The script's fail-fast mode, and the hand-written line that set it (then written by the template).
+def _fail_fast(parsed: ParsedScript, generated: bool) -> tuple[str, tuple[Command, ...]]:
+    """The script's fail-fast mode, and the lines that set it (then written by the template).
 
-    A generated script says it with the template's own lines. Another script gets the template's
-    prologue only when its first command asks for the same (``set -euo pipefail``); otherwise its
-    shell options stay its own (``off``), since ``set -e`` or ``set -u`` can stop a script that was
-    never written for them.
+    A generated script says it with the template's own lines, read only where the template writes
+    them (:func:`_rendered_prologue`): the same line further down is one of the job's set-up lines,
+    and must stay below the commands it follows. Another script gets the template's prologue only
+    when its first command asks for the same (``set -euo pipefail``); otherwise its shell options
+    stay its own (``off``), since ``set -e`` or ``set -u`` can stop a script that was never written
+    for them.
     """
-    code = [c for c in parsed.lexed.code]
+    code = parsed.lexed.code
     if generated:
-        lines = {c.text.strip() for c in code}
-        mode = "strict" if "set -u" in lines and "set -eo pipefail" in lines else \
-            "errexit" if "set -eo pipefail" in lines else "off"
-        return mode, None
-    if code and code[0].kind == "simple" and not code[0].joined_by:
-        mode = _OWN_PROLOGUE.get(" ".join(code[0].text.split("#", 1)[0].split()))
-        if mode is not None:
-            return mode, code[0]
-    return "off", None
+        return _rendered_prologue(code)
+    mode = _OWN_PROLOGUE.get(" ".join(code[0].text.split("#", 1)[0].split())) if code and _plain(code[0]) else None
+    return (mode, (code[0],)) if mode is not None else ("off", ())
+
+
+def _rendered_prologue(code: tuple[Command, ...]) -> tuple[str, tuple[Command, ...]]:
+    """``set -eo pipefail`` as the first command, then the module loads, then ``set -u``: where the
+    template writes the prologue (strict), or its first line alone (errexit)."""
+    errexit, nounset = _PROLOGUE_LINES
+    if not code or not _plain(code[0]) or code[0].text.strip() != errexit:
+        return "off", ()
+    for cmd in code[1:]:
+        if _plain(cmd) and cmd.text.strip() == nounset:
+            return "strict", (code[0], cmd)
+        if not _plain(cmd) or _module_list(cmd) is None:
+            break
+    return "errexit", (code[0],)
+
+
+def _plain(cmd: Command) -> bool:
+    """A simple command alone on its line (not part of a pipeline or a list)."""
+    return cmd.kind == "simple" and not cmd.joined_by
 
 
 def _continue(line: str, text: str) -> str:
