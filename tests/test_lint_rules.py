@@ -709,3 +709,15 @@ def test_the_pull_cache_variable_the_runtime_reads(setting: str, binary: str, sa
     text = f"#!/bin/bash\n{setting}{binary} pull img_1.0.sif docker://alpine:3.19\n"
     found = _only(text, "HPC207")
     assert (len(found) == 1 and says in found[0].message) if says else not found
+
+
+@pytest.mark.parametrize("srun,reported", [
+    ("srun --gres=gpu:1", True), ("srun --gpus-per-node=a100:1", True), ("srun --gres gpu:4", False),
+    ("srun --gres=gpu:2", True), ("srun", False),
+])
+def test_a_gpu_request_on_the_steps_own_line(srun: str, reported: bool) -> None:
+    text = f"#!/bin/bash\n#SBATCH --gres=gpu:4\n{srun} torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py\n"
+    found = _only(text, "HPC108")
+    assert bool(found) is reported
+    if reported:
+        assert "srun asks for" in found[0].message and found[0].fix is None

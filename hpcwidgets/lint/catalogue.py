@@ -1121,8 +1121,23 @@ def _nproc_vs_gpus(ctx: Context) -> Iterator[tuple[Any, int, int]]:
         if (tasks_per_node(ctx, step) or 1) > 1:
             continue  # HPC101 reports the real problem
         nproc = as_int(ctx, launcher.nproc_per_node, step.line)
-        if nproc is not None and nproc != gpus:
-            yield step, nproc, gpus
+        have = step_gpus(step) or gpus
+        if nproc is not None and nproc != have:
+            yield step, nproc, have
+
+
+#: a GPU request on srun's own line: --gres=gpu[:type]:N or --gpus-per-node=[type:]N
+_STEP_GPUS = re.compile(r"--(?:gres=gpu(?::[^:,=\s]+)?:|gpus-per-node=(?:[^:,=\s]+:)?)(\d+)$")
+
+
+def step_gpus(step: Any) -> int | None:
+    """The GPUs per node an srun step asks for on its own line (it then sees only those), or None."""
+    srun = step.chain.srun
+    words = [str(e) for e in srun.extra] if srun is not None else []
+    joined = [a + "=" + b if a in ("--gres", "--gpus-per-node") and b else a
+              for a, b in zip(words, [*words[1:], ""])]
+    found = [int(m.group(1)) for w in joined for m in [_STEP_GPUS.match(w)] if m]
+    return found[-1] if found else None
 
 
 @rule("HPC108", "more-workers-than-gpus", "error",
@@ -1145,6 +1160,11 @@ def _too_many_workers(ctx: Context) -> Iterator[Any]:
         if nproc <= gpus:
             continue
         plural = "s" if gpus > 1 else ""
+        if step_gpus(step) is not None:
+            yield (step.line, f"--nproc-per-node={nproc} but srun asks for {gpus} GPU{plural} per node for this step, "
+                              f"so its workers see only {gpus}; give srun --gres=gpu:{nproc} (or drop it: the step "
+                              f"then sees the job's GPUs), or use --nproc-per-node={gpus}")
+            continue
         if job.gpus_per_task and not job.gpus_per_node:
             # per task, not per node: which of the two was meant is the user's call, so no fix
             yield (step.line, f"--nproc-per-node={nproc} but --gpus-per-task={job.gpus_per_task} gives the job {gpus} "
