@@ -721,3 +721,13 @@ def test_a_gpu_request_on_the_steps_own_line(srun: str, reported: bool) -> None:
     assert bool(found) is reported
     if reported:
         assert "srun asks for" in found[0].message and found[0].fix is None
+
+
+@pytest.mark.parametrize("processes,reported", [(4, True), (8, False), (2, False)])
+def test_accelerate_processes_given_per_machine(processes: int, reported: bool) -> None:
+    text = (TWO_NODES + "srun bash -c 'accelerate launch --multi_gpu --num_machines 2 "
+            f"--num_processes {processes} --machine_rank $SLURM_NODEID --main_process_ip n1 train.py'\n")
+    found = _only(text, "HPC118")
+    assert bool(found) is reported
+    if reported:
+        assert "use --num_processes 8" in found[0].message

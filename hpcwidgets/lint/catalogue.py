@@ -982,6 +982,46 @@ def _deepspeed_per_node(ctx: Context) -> Iterator[Any]:
                           "with a hostfile, or give each copy --no_ssh --node_rank=$SLURM_NODEID")
 
 
+@rule("HPC118", "accelerate-processes-per-machine", "warning",
+      summary="accelerate launch --num_processes counts one machine's GPUs, but it is the total over all machines",
+      why="accelerate divides --num_processes among the --num_machines: with 2 machines of 4 GPUs, "
+          "--num_processes 4 starts 2 processes on each, and half the GPUs sit idle (the world size is not what "
+          "the batch size was planned for).",
+      fix="Give the total: --num_processes = machines × GPUs per machine (8 for 2 × 4).",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+srun bash -c 'accelerate launch --multi_gpu --num_machines 2 --num_processes 4 --machine_rank $SLURM_NODEID \
+  --main_process_ip n1 --main_process_port 29500 train.py'
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+srun bash -c 'accelerate launch --multi_gpu --num_machines 2 --num_processes 8 --machine_rank $SLURM_NODEID \
+  --main_process_ip n1 --main_process_port 29500 train.py'
+""")
+def _accelerate_per_machine(ctx: Context) -> Iterator[Any]:
+    gpus = ctx.job.gpus_on_each_node
+    if not isinstance(gpus, int) or not gpus:
+        return
+    for step in first_component_steps(ctx):
+        word = shell_script_word(step)
+        text = word.raw if word is not None else " ".join(str(w) for w in step.chain.program)
+        if not re.search(r"\baccelerate(?:-launch|\s+launch)\b", text):
+            continue
+        machines = re.search(r"--num[-_]machines[= ]+[\"']?(\d+)", text)
+        processes = re.search(r"--num[-_]processes[= ]+[\"']?(\d+)", text)
+        if machines is None or processes is None:
+            continue
+        m, n = int(machines.group(1)), int(processes.group(1))
+        if m > 1 and n == gpus:  # one machine's GPUs given as the total
+            yield (step.line, f"--num_processes {n} with --num_machines {m} starts {n // m} process"
+                              f"{'es' if n // m > 1 else ''} on each machine, which has {gpus} GPUs: "
+                              f"--num_processes is the total over all machines; use --num_processes {m * gpus}")
+
+
 @rule("HPC105", "static-options-with-c10d", "warning",
       summary="--node-rank / --master-addr / --master-port given with the c10d rendezvous",
       why="The c10d rendezvous assigns node ranks itself and meets at --rdzv-endpoint; torchrun silently ignores "
