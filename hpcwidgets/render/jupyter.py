@@ -85,10 +85,7 @@ def jupyter_words(j: JupyterJob) -> list[str]:
 def _env_prefix(j: JupyterJob) -> list[tuple[str, str]]:
     pairs = [("JUPYTER_TOKEN", TOKEN)]
     c = j.container
-    if isinstance(c, ChRun):
-        # ch-run refuses to start without $USER in its environment ("$USER not set"); the script fills
-        # USER in from `id -un` when it is unset (cron, --export=NONE) but a plain assignment is not exported
-        pairs.append(("USER", "$USER"))
+    # (ch-run refuses to start without $USER in its environment: the script exports it, filled in when unset)
     if isinstance(c, ApptainerRun) and (c.cleanenv or c.containall):
         # a clean environment drops host variables; the prefixed copies are set inside the container
         prefix = "SINGULARITYENV_" if c.binary == "singularity" else "APPTAINERENV_"

@@ -164,7 +164,7 @@ if [[ $jl_addr == 0.0.0.0 ]]; then
 fi
 
 # --- Start JupyterLab in the background (the token goes in through JUPYTER_TOKEN: ps shows command lines to everyone) ---
-USER=${USER:-$(id -un)}
+export USER="${USER:-$(id -un)}"  # filled in when unset (cron, --export=NONE); ch-run needs it exported
 jl_extra=()
 if [[ $(id -u) -eq 0 ]]; then jl_extra+=(--allow-root); fi
 jl_start() {
