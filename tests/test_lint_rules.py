@@ -731,3 +731,10 @@ def test_accelerate_processes_given_per_machine(processes: int, reported: bool) 
     assert bool(found) is reported
     if reported:
         assert "use --num_processes 8" in found[0].message
+
+
+def test_a_static_rendezvous_without_node_ranks_is_the_same_rank_everywhere() -> None:
+    text = TWO_NODES + "srun torchrun --nnodes=2 --nproc-per-node=4 --master-addr=n1 --master-port=29500 train.py\n"
+    found = lint(text)
+    assert [f.code for f in found if f.severity == "error"] == ["HPC116"]
+    assert "needs each node's --node-rank" in found[0].message

@@ -48,5 +48,5 @@ def test_static_backend_may_use_master_addr():
     ({"nnodes": "1", "master_addr": "localhost"}, True),                                # one node: rank 0 is right
 ])
 def test_the_static_rendezvous_on_several_nodes_needs_node_ranks(kwargs, ok):
-    problems = [p for p in Torchrun(script="train.py", nproc_per_node="4", **kwargs).problems() if p.field == "nnodes"]
+    problems = [p for p in Torchrun(script="train.py", nproc_per_node="4", **kwargs).problems() if p.field == "node_rank"]
     assert (problems == []) is ok, problems

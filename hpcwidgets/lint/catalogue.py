@@ -900,10 +900,12 @@ def _per_task_endpoint(ctx: Context, step: Any) -> str:
 
 
 @rule("HPC116", "same-rank-on-every-node", "error",
-      summary="srun starts the launcher on several nodes with one fixed --node-rank (or accelerate --machine_rank)",
+      summary="srun starts the launcher on several nodes with one fixed --node-rank, or none (or one accelerate "
+              "--machine_rank)",
       why="Every node's launcher claims the same rank: the rendezvous waits for the ranks nobody claims (or two "
-          "claim rank 0) and the job hangs until it times out. A fixed rank only fits a launch placed on one node "
-          "(srun -N1 -w NODE … --node-rank=1 &).",
+          "claim rank 0) and the job hangs until it times out. Leaving --node-rank out of torchrun's static "
+          "rendezvous (its default without --rdzv-backend=c10d) does the same: every node takes rank 0. A fixed "
+          "rank only fits a launch placed on one node (srun -N1 -w NODE … --node-rank=1 &).",
       fix="Let each node take its own rank: srun bash -c '… --node-rank=$SLURM_NODEID …' (single quotes), or use the "
           "c10d rendezvous, which numbers the nodes itself (--rdzv-backend=c10d --rdzv-endpoint=\"$head_node:29500\").",
       bad="""#!/bin/bash
@@ -928,6 +930,10 @@ def _same_rank(ctx: Context) -> Iterator[Any]:
         launcher = step.chain.launcher
         static = launcher is not None and not launcher.standalone and launcher.rdzv_backend in ("", "static")
         rank = str(launcher.node_rank or "").strip() if static else ""  # c10d ignores --node-rank (HPC105)
+        missing = [p.message for p in launcher.problems() if p.field == "node_rank"] if static and not rank else []
+        if missing:
+            yield step.line, f"torchrun: {missing[0]}"  # no --node-rank: every node takes the default, 0
+            continue
         if rank.isdigit():
             yield (step.line, f"srun starts torchrun on {nodes} nodes, each with --node-rank={rank}: every node claims "
                               "the same rank and the job hangs; use the c10d rendezvous (no --node-rank) or "

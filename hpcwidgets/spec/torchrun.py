@@ -140,7 +140,7 @@ class Torchrun(Spec):
         if not self.standalone and self.nnodes and multi and self.rdzv_backend in ("", "static") \
                 and self.node_rank in ("", None):
             # torchrun's default backend is static: each node needs its own rank, else all are rank 0
-            out.append(Problem("nnodes", "on several nodes the static rendezvous (torchrun's default without "
+            out.append(Problem("node_rank", "on several nodes the static rendezvous (torchrun's default without "
                                             "--rdzv-backend=c10d) needs each node's --node-rank, else every node "
                                             "is rank 0 and the job hangs; use --rdzv-backend=c10d "
                                             "--rdzv-endpoint=$head_node:29500, which numbers the nodes itself"))
