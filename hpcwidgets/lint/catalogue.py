@@ -1583,10 +1583,6 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
     return cached(ctx, "steps_without_gpu_flag", make)
 
 
-#: a path in the host's home directory, as a script writes it
-_HOME_PATH = re.compile(r"(?:\$HOME|\$\{HOME\}|~)(?:/|$)")
-
-
 def _covered_by_bind(ctx: Context, c: Any, path: str, line: int) -> bool:
     """Whether a bind mounts ``path`` into the container at the same place (``--bind "$HOME/project"``)."""
     for b in getattr(c, "binds", ()):
@@ -1623,7 +1619,7 @@ def _home_file_contained(ctx: Context) -> Iterator[Any]:
             path = ctx.parsed.resolve(str(word), step.line)
             if path.startswith("-") and "=" in path:
                 path = path.split("=", 1)[1]  # --config=$HOME/cfg.yaml
-            if not _HOME_PATH.match(path) or _covered_by_bind(
+            if not _under_home(path) or _covered_by_bind(
                     ctx, c, path.replace("${HOME}", "$HOME").replace("~", "$HOME", 1), step.line):
                 continue
             flag = "--containall" if c.containall else "--contain" if c.contain else "--no-home"
@@ -1856,7 +1852,10 @@ def _ch_bind_dst(ctx: Context) -> Iterator[Any]:
             continue
         dst = str(b.dst or b.src)
         if not re.match(r"^/mnt/\d(/|$)", dst):
-            yield step.line, f"-b {b.to_token()}: {dst} must already exist in the read-only image; bind to /mnt/0 … /mnt/9 or create it in the Dockerfile"
+            # shown as written: \$ is a dollar the batch shell left for an inner sh -c
+            token, shown = b.to_token().replace("\\$", "$"), dst.replace("\\$", "$")
+            yield (step.line, f"-b {token}: {shown} must already exist in the read-only image; bind to /mnt/0 … "
+                              "/mnt/9 or create it in the Dockerfile")
 
 
 #: the user's own home directory: $HOME, ~, /home/$USER (a literal /home/NAME may be a site folder such as
