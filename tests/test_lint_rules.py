@@ -738,3 +738,17 @@ def test_a_static_rendezvous_without_node_ranks_is_the_same_rank_everywhere() ->
     found = lint(text)
     assert [f.code for f in found if f.severity == "error"] == ["HPC116"]
     assert "needs each node's --node-rank" in found[0].message
+
+
+@pytest.mark.parametrize("step,reported", [
+    ("srun apptainer exec --nv --cleanenv img_1.0.sif python train.py", True),
+    ("srun apptainer exec --nv --containall img_1.0.sif python train.py", True),
+    ("srun apptainer exec --nv img_1.0.sif python train.py", False),
+    ("srun -n1 apptainer exec --nv --cleanenv img_1.0.sif python train.py", False),      # one task
+    ("srun apptainer exec --nv --cleanenv img_1.0.sif torchrun --nnodes=2 --nproc-per-node=4 "
+     "--rdzv-backend=c10d --rdzv-endpoint=n1:29500 train.py", False),                  # torchrun sets the workers'
+    ("srun bash -c 'apptainer exec --nv --cleanenv --env RANK=$SLURM_PROCID img_1.0.sif python train.py'", False),
+])
+def test_a_clean_environment_hides_each_tasks_rank(step: str, reported: bool) -> None:
+    text = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n" + step + "\n"
+    assert ("HPC223" in codes(lint(text))) is reported

@@ -1658,6 +1658,44 @@ def _slurm_in_container(ctx: Context) -> Iterator[Any]:
                               f"usually missing; run it on the host ({program} before {getattr(c, 'binary', 'ch-run')})")
 
 
+@rule("HPC223", "clean-environment-hides-task-rank", "warning",
+      summary="srun starts several tasks in a container with --cleanenv/--containall, which drops SLURM_PROCID",
+      why="--cleanenv (and --containall) start the container with almost none of the host's variables: SLURM_PROCID, "
+          "SLURM_LOCALID, SLURM_NTASKS and an exported MASTER_ADDR do not reach a program that srun starts once per "
+          "task, so every task takes itself for rank 0 of 1 (or stops asking for them). torchrun inside the "
+          "container is not affected: it gets its settings on its command line and sets the workers' own.",
+      fix="Drop --cleanenv for this step, or pass what the program reads per task: srun bash -c 'apptainer exec "
+          "--cleanenv --env RANK=$SLURM_PROCID,LOCAL_RANK=$SLURM_LOCALID,WORLD_SIZE=$SLURM_NTASKS IMAGE python train.py'.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun apptainer exec --nv --cleanenv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
+    for step in first_component_steps(ctx):
+        c, srun = step.chain.container, step.chain.srun
+        if srun is None or c is None or c.kind != "apptainer.run" or not (c.cleanenv or c.containall) \
+                or step.chain.launcher is not None or shell_script_word(step) is not None:
+            continue
+        per_node = srun.ntasks_per_node if isinstance(srun.ntasks_per_node, int) else ctx.job.ntasks_per_node
+        tasks = srun.ntasks if isinstance(srun.ntasks, int) else \
+            _step_nodes(ctx, step) * (per_node if isinstance(per_node, int) else 1)
+        passed = [str(e.name) for e in c.env] + [v.name for v in ctx.parsed.variables if v.exported]
+        if tasks < 2 or any(re.search(r"RANK|PROCID", name) for name in passed):
+            continue
+        flag = "--cleanenv" if c.cleanenv else "--containall"
+        yield (step.line, f"srun starts {tasks} tasks in the container with {flag}, which drops SLURM_PROCID, "
+                          "SLURM_LOCALID and the other per-task variables: each task sees itself as rank 0; drop "
+                          f"{flag} or pass them with --env (inside srun bash -c '…')")
+
+
 @rule("HPC220", "container-step-without-gpu-flag", "info",
       summary="one container step of a GPU job runs without --nv/--rocm while another step has it",
       why="Without the flag that step sees no GPU. That is right for a CPU-only helper step (unpacking data with "
