@@ -265,7 +265,8 @@ def _single_gpu(site: _Site) -> Example:
         job_name="single-gpu", **site.job_fields(part),
         cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules(), setup=site.setup())
-    return Example("single-gpu", f"One GPU on {_where(part)}: python train.py in "
+    what = "One GPU" if gpus else "No GPU (the site's profile lists none): the CPU"
+    return Example("single-gpu", f"{what} on {_where(part)}: python train.py in "
                                  f"the container ({site.runtime}), results in {site.workdir}/JOBID."
                                  f"{site.source_note()}", wf)
 
@@ -321,6 +322,9 @@ def _charliecloud(site: _Site) -> Example:
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules("charliecloud"), setup=site.setup())
     note = (" On NVIDIA nodes, inject the driver libraries into an image directory once with "
             "ch-fromhost --nvidia IMAGE_DIR (ch-run has no GPU flag).") if site.vendor == "nvidia" and gpus else ""
+    if "charliecloud" not in site.profile.runtimes:
+        note += (f" The profile lists no Charliecloud for {site.profile.name} (runtimes: "
+                 f"{', '.join(site.profile.runtimes) or 'none'}): shown for comparison.")
     return Example("charliecloud", f"srun starts ch-run, which runs python train.py in the unprivileged "
                                    f"Charliecloud image {site.image('charliecloud')}.{note}", wf)
 

@@ -357,3 +357,15 @@ def test_charliecloud_gpu_examples_on_nvidia_name_ch_fromhost_in_the_script():
     # Apptainer's --nv needs no such step
     generic = examples(load_profile(SHIPPED_DIR / "generic.toml"))["single-gpu"].render()
     assert "ch-fromhost" not in generic and "--nv" in generic
+
+
+def test_an_example_for_what_the_site_lacks_says_so():
+    from hpcwidgets.examples import examples
+    from hpcwidgets.profiles import load_profile
+    site = load_profile("midway3")
+    assert "charliecloud" not in site.runtimes
+    assert "lists no Charliecloud" in examples(site)["charliecloud"].description
+    assert "lists no Charliecloud" not in examples("local")["charliecloud"].description
+    cpu_only = site.replace(partitions=tuple(p.replace(gpus_per_node=0) for p in site.partitions),
+                            default_gpu_partition="")
+    assert examples(cpu_only)["single-gpu"].description.startswith("No GPU")
