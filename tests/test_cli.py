@@ -210,6 +210,19 @@ def test_a_repeated_set_of_a_list_field_adds_to_it(tmp_path, capsys):
                          "--set", "container.binds=/scratch/me/out:/out")
     assert code == 0, err
     assert "--bind /scratch/me/data:/data:ro" in out and "--bind /scratch/me/out:/out" in out
+    assert '--bind "$HPCW_PAYLOAD:/payload:ro"' in out   # the loaded binds stay
+    code, out, err = run(capsys, "workflow", "--from", str(f), "--set", "container.binds=", "--set",
+                         "container.binds=/a,/b")
+    assert code == 0 and "HPCW_PAYLOAD:/payload" not in out and "--bind /a" in out and "--bind /b" in out, err
+
+
+def test_set_keeps_the_commas_of_a_line_or_a_value(capsys):
+    code, out, err = run(capsys, "workflow", "--set", 'job.setup=mkdir -p "$SCRATCH/run/"{ckpt,logs}',
+                         "--set", "exports=NCCL_SOCKET_IFNAME=ib0,ib1", "--set", "job.env=CUDA_VISIBLE_DEVICES=0,1",
+                         "--program", "python train.py")
+    assert code == 0, err
+    assert 'mkdir -p "$SCRATCH/run/"{ckpt,logs}\n' in out
+    assert "export NCCL_SOCKET_IFNAME=ib0,ib1\n" in out and "export CUDA_VISIBLE_DEVICES=0,1\n" in out
 
 
 def test_parse_warns_that_a_secret_in_the_script_goes_into_the_model(tmp_path, capsys):

@@ -118,10 +118,13 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True) -> No
     g.add_argument("--force", action="store_true", help="Allow -o to replace an existing file.")
     if model:
         g.add_argument("--from", dest="from_file", metavar="FILE", help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job script); "
-                            "a repeatable option (--exports, --bind, --modules …) then adds to the loaded list.")
+                            "a repeatable option then adds to the loaded list, as --set does.")
         g.add_argument("--set", action="append", default=[], metavar="LAYER.FIELD=VALUE",
-                       help="Change a field of a nested layer, e.g. --set job.nodes=2 --set container.nv=true; "
-                            "repeating a list field adds to it (--set container.binds=/a --set container.binds=/b).")
+                       help="Change a field of a nested layer, e.g. --set job.nodes=2 --set container.nv=true. "
+                            "A list field takes one item per --set and adds it to what is there (--set "
+                            "container.binds=/a --set job.setup='mkdir -p \"$SCRATCH/out\"'); an empty value "
+                            "(--set job.modules=) empties it; a command's words (program, launcher.args) are "
+                            "replaced.")
         g.add_argument("--profile", metavar="NAME",
                        help="Fill in what the site needs (partition, QOS, constraint and account of the job's "
                             "partition; the Apptainer program name) where you left it empty, and check the job "

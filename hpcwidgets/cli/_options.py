@@ -214,18 +214,15 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
 
 def apply_sets(model: Spec, sets: list[str]) -> Spec:
     """Apply ``--set layer.field=value`` overrides (``slurm.nodes=2``, ``container.nv=true``)."""
-    seen: set[str] = set()
     for item in sets:
         path, sep, raw = item.partition("=")
         if not sep:
             raise ValidationError([Problem("--set", f"{item!r}: write --set LAYER.FIELD=VALUE, e.g. --set job.nodes=2")])
-        # the first --set of a list field replaces it; repeating it adds items (one bind per --set)
-        model = _set_path(model, path.split("."), raw, f"--set {path}", append=path in seen)
-        seen.add(path)
+        model = _set_path(model, path.split("."), raw, f"--set {path}")
     return model
 
 
-def _set_path(model: Spec, parts: list[str], raw: str, where: str = "", append: bool = False) -> Spec:
+def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
     f = model.field_spec(parts[0])
     if len(parts) > 1:
         inner = getattr(model, f.name)
@@ -236,15 +233,17 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "", append: 
             how = f"give it first with {_layer_example(f)}" if classes else "start from a saved model with --from"
             raise ValidationError([Problem(".".join(parts), f"{f.name} is not set, so {'.'.join(parts[1:])} cannot be "
                                                              f"changed; {how}")])
-        return model.replace(**{f.name: _set_path(inner, parts[1:], raw, where, append)})
+        return model.replace(**{f.name: _set_path(inner, parts[1:], raw, where)})
     base = f.base_type
     value: Any
     if _is_words(f):
         value = split_words(f, [raw], where or f.name)
     elif f.is_tuple:
-        value = coerce(f, [x for x in raw.split(",") if x])
-        if append:
-            value = tuple(getattr(model, f.name) or ()) + tuple(value)
+        # one item per --set, added to what is there (a loaded model's binds stay); an empty value empties
+        # the list. Only binds split at commas, as apptainer -B does: a set-up line or a variable's value
+        # (NCCL_SOCKET_IFNAME=ib0,ib1) keeps its commas
+        items = [x for x in raw.split(",") if x] if base is Bind else ([raw] if raw else [])
+        value = tuple(getattr(model, f.name) or ()) + tuple(coerce(f, items)) if raw else ()
     elif base is bool:
         if raw.lower() not in ("true", "false", "yes", "no", "1", "0"):
             raise ValidationError([Problem(f.name, f"{raw!r}: write true or false")])
