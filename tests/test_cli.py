@@ -289,4 +289,4 @@ def test_profile_loads_the_runtime_module_and_lint_speaks_about_the_output(capsy
     # a script lint finds fault with is written, and lint's findings are printed with it
     code, out, err = run(capsys, "workflow", "--set", "job.gpus_per_node=1", "--set", "job.time=10",
                          "--container", "apptainer exec img_1.0.sif", "--program", "python t.py")
-    assert code == 0 and out.startswith("#!") and "hpcwidgets: lint: line" in err and "HPC201" in err
+    assert code == 1 and out.startswith("#!") and "hpcwidgets: lint: line" in err and "HPC201" in err

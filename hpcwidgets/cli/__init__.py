@@ -277,13 +277,18 @@ def emit(args: argparse.Namespace, text: str) -> None:
 NOT_SHELL = ("apptainer.def", "dockerfile")
 
 
-def report_lint(text: str, profile: Any) -> None:
+def report_lint(text: str, profile: Any) -> bool:
     """Print what lint says about a script the command wrote (errors and warnings, on stderr): the models
-    refuse what they know is wrong, and lint knows more (the whole script, the site's modules)."""
+    refuse what they know is wrong, and lint knows more (the whole script, the site's modules). True when
+    lint found an error: the command then exits with status 1, as lint does, so that
+    ``hpcwidgets workflow … -o job.sh && sbatch job.sh`` does not submit it."""
     from ..lint import lint
+    errors = False
     for f in lint(text, profile):
         if f.severity != "info":
             print(f"hpcwidgets: lint: line {f.line}: {f.severity} {f.code} {f.message}", file=sys.stderr)
+            errors = errors or f.severity == "error"
+    return errors
 
 
 def check_shell(text: str, kind: str = "", what: str = "output") -> None:
@@ -381,15 +386,14 @@ def _run_model_command(args: argparse.Namespace) -> int:
     if args.format == "shell":
         check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
     emit(args, text)
-    if args.format == "shell" and text.startswith("#!"):
-        report_lint(text, profile)
+    status = 1 if args.format == "shell" and text.startswith("#!") and report_lint(text, profile) else 0
     if model.kind == "jupyter.job" and getattr(args, "output_file", None) and args.format == "shell":
         log = model.job.output.replace("%j", "JOBID").replace("%x", model.job.job_name or "JOBNAME") \
             if model.job.output else "slurm-JOBID.out"
         print(f"next: sbatch {args.output_file} (or hpcwidgets submit {args.output_file}); when JupyterLab answers, "
               f"the job's log {log} prints the ssh tunnel to run on your computer and the address to open",
               file=sys.stderr)
-    return 0
+    return status
 
 
 def _as_option(cls: Any, problem: Problem) -> Problem:
