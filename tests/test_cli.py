@@ -290,3 +290,15 @@ def test_profile_loads_the_runtime_module_and_lint_speaks_about_the_output(capsy
     code, out, err = run(capsys, "workflow", "--set", "job.gpus_per_node=1", "--set", "job.time=10",
                          "--container", "apptainer exec img_1.0.sif", "--program", "python t.py")
     assert code == 1 and out.startswith("#!") and "hpcwidgets: lint: line" in err and "HPC201" in err
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["workflow", "-J", "ft", "--program", "python t.py"], "--set job.job_name=VALUE"),
+    (["jupyter-job", "-p", "a100"], "--set job.partition=VALUE"),
+    (["sbatch", "--gres=gpu:2"], "--gpus-per-node N"),
+    (["sbatch", "--hint=nomultithread"], "--extra-directives='--hint=nomultithread'"),
+])
+def test_an_sbatch_option_the_command_does_not_take_says_how(capsys, argv, says):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and says in capsys.readouterr().err

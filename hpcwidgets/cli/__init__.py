@@ -423,7 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extras = parser.parse_known_args(argv)
     if extras:
-        parser.error(f"unrecognized arguments: {' '.join(extras)}{_word_option_hint(args, argv, extras)}")
+        hint = _word_option_hint(args, argv, extras) or _job_option_hint(args, extras)
+        parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -441,6 +442,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hpcwidgets: error: internal error ({type(exc).__name__}: {exc}); this is a bug in hpcwidgets, "
               "please report it with the command you ran (HPCW_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
+
+
+def _job_option_hint(args: argparse.Namespace, extras: list[str]) -> str:
+    """When a stray word is an sbatch option, say how this command takes it: ``--set job.FIELD=`` where the
+    job is a layer (workflow, jupyter-job), the option the sbatch command has for it, or --extra-directives."""
+    cmd = getattr(args, "model_command", None)
+    flag = extras[0].split("=", 1)[0]
+    from ..spec.slurm import SlurmJob, sbatch_option
+    if cmd is None or not flag.startswith("-") or not sbatch_option(flag):
+        return ""
+    from ..parse.script import directive_fields
+    field = directive_fields().get(flag, "")
+    cls = cmd.cls()
+    if cls is not SlurmJob and any(f.name == "job" for f in cls.field_specs()):
+        example = f"job.{field}=VALUE" if field else "job.extra_directives='--signal=USR1@90'"
+        return f"; {flag} is an #SBATCH option: here the job's options are set with --set {example}"
+    if cls is SlurmJob:
+        if flag == "--gres":
+            return "; ask for GPUs with --gpus-per-node N (and --gpu-type TYPE); other gres with --other-gres"
+        return f"; sbatch has {flag}, this command has no option for it: write it with --extra-directives='{extras[0]}'"
+    return ""
 
 
 def _word_option_hint(args: argparse.Namespace, argv: list[str], extras: list[str]) -> str:

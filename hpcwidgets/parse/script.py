@@ -163,7 +163,8 @@ class ParsedScript:
 # --------------------------------------------------------------------------------------------
 # directives
 
-def _directive_table() -> dict[str, str]:
+def directive_fields() -> dict[str, str]:
+    """Every spelling of an #SBATCH option the job model holds (``-J``, ``--job-name``) → its SlurmJob field."""
     table: dict[str, str] = {}
     for f in SlurmJob.field_specs():
         if f.info.role == "option" and f.info.flag:
@@ -214,7 +215,7 @@ def _gpu_request(flag: str, value: str) -> dict[str, Any]:
 
 
 def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[Directive], list[str], list[tuple[int, str]]]:
-    table = _directive_table()
+    table = directive_fields()
     values: dict[str, Any] = {}
     out: list[Directive] = []
     extra: list[str] = []
