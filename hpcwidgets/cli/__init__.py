@@ -345,25 +345,6 @@ def profile_base(cls: Any, profile: Any) -> Any:
     return None
 
 
-def place_job(model: Any, profile: Any) -> Any:
-    """The model with its Slurm job placed on the site (partition, QOS, constraint, account filled in where
-    the job leaves them empty: :meth:`ClusterProfile.place_job`), and the module of each container runtime
-    its layers use loaded, unless the job loads a module of that name already."""
-    from ..spec.slurm import SlurmJob
-    if isinstance(model, SlurmJob):
-        return profile.place_job(model)
-    job = getattr(model, "job", None)
-    if not isinstance(job, SlurmJob):
-        return model
-    job = profile.place_job(job)
-    layers = [getattr(model, "container", None), *getattr(model, "prepare", ())]
-    programs = [getattr(layer, "binary", None) or getattr(layer, "program", "") for layer in layers if layer is not None]
-    loaded = {str(m).split("/", 1)[0] for m in job.modules}
-    wanted = [m for m in dict.fromkeys(profile.runtime_module(str(p)) for p in programs) if m]
-    missing = tuple(m for m in wanted if m.split("/", 1)[0] not in loaded)
-    return model.replace(job=job.replace(modules=(*job.modules, *missing)) if missing else job)
-
-
 def _run_model_command(args: argparse.Namespace) -> int:
     from ._options import apply_sets, model_from_args
     cmd: ModelCommand = args.model_command
@@ -378,7 +359,12 @@ def _run_model_command(args: argparse.Namespace) -> int:
     model = model_from_args(cls, base, args, cmd.fixed)
     model = apply_sets(model, args.set)
     if profile is not None:
-        model = place_job(model, profile)
+        placed = profile.place(model)
+        binary = getattr(getattr(placed, "container", None), "binary", None)
+        if binary != getattr(getattr(model, "container", None), "binary", None):
+            print(f"hpcwidgets: note: {profile.name} runs Apptainer's commands as {binary}: the script says {binary}",
+                  file=sys.stderr)
+        model = placed
     problems = model.problems() + profile_problems(model, profile)
     if problems:
         raise ValidationError([_as_option(cls, p) for p in problems], subject=" ".join(cmd.path))

@@ -541,6 +541,44 @@ class ClusterProfile(Spec):
         m = _VERSION.fullmatch(_str(self.scheduler_version).strip())
         return (int(m.group(1)), int(m.group(2))) if m else None
 
+    def place(self, model: Any) -> Any:
+        """``model`` (a Slurm job, or a model holding one: a workflow, a Jupyter job) made ready for this site
+        where it leaves things open, the way the shipped examples are: the job placed (:meth:`place_job`);
+        Apptainer commands named as the site runs them (``apptainer_binary``: SingularityCE has no
+        ``apptainer``); the module of each container runtime the layers use loaded; srun given the job's
+        --cpus-per-task where the site's Slurm does not pass it on (22.05–23.02). What the model sets stays."""
+        if isinstance(model, SlurmJob):
+            return self.place_job(model)
+        job = getattr(model, "job", None)
+        if not isinstance(job, SlurmJob):
+            return model
+        job = self.place_job(job)
+        changes: dict[str, Any] = {}
+        container = getattr(model, "container", None)
+        if container is not None:
+            changes["container"] = container = self._site_binary(container)
+        prepare = tuple(self._site_binary(p) for p in getattr(model, "prepare", ()) or ())
+        if prepare:
+            changes["prepare"] = prepare
+        programs = [getattr(layer, "binary", None) or getattr(layer, "program", "")
+                    for layer in (container, *prepare) if layer is not None]
+        loaded = {str(m).split("/", 1)[0] for m in job.modules}
+        wanted = [m for m in dict.fromkeys(self.runtime_module(str(p)) for p in programs) if m]
+        missing = tuple(m for m in wanted if m.split("/", 1)[0] not in loaded)
+        changes["job"] = job.replace(modules=(*job.modules, *missing)) if missing else job
+        srun = getattr(model, "srun", None)
+        cpus = changes["job"].cpus_per_task
+        if srun is not None and getattr(srun, "cpus_per_task", 0) is None and isinstance(cpus, int) \
+                and self.srun_needs_cpus_per_task():
+            changes["srun"] = srun.replace(cpus_per_task=cpus)
+        return model.replace(**changes)
+
+    def _site_binary(self, layer: Any) -> Any:
+        """An ``apptainer`` command renamed ``singularity`` on a site that only has SingularityCE."""
+        if getattr(layer, "binary", None) == "apptainer" and self.apptainer_binary == "singularity":
+            return layer.replace(binary="singularity")
+        return layer
+
     def srun_needs_cpus_per_task(self) -> bool:
         """True when srun must be given --cpus-per-task again (Slurm 22.05–23.02, or the version is unknown)."""
         v = self.version_tuple()
