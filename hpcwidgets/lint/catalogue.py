@@ -143,8 +143,10 @@ def job_nodes(ctx: Context) -> int:
     return ctx.job.node_count
 
 
-#: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type
-_AMD_SIGNS = re.compile(r"rocm|\b(?:ROCR|HIP)_VISIBLE_DEVICES\b|\bMIOPEN_|\bHSA_[A-Z_]+=|[:=]mi[123]\d\d[a-z]?\b", re.I)
+#: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
+#: the GPU partitions and modules of LUMI (whose GPUs are all AMD: small-g, standard-g, dev-g, lumi-* modules)
+_AMD_SIGNS = re.compile(r"rocm|\b(?:ROCR|HIP)_VISIBLE_DEVICES\b|\bMIOPEN_|\bHSA_[A-Z_]+=|[:=]mi[123]\d\d[a-z]?\b"
+                        r"|--partition[= ](?:small|standard|dev)-g\b|-p\s*(?:small|standard|dev)-g\b|\blumi-", re.I)
 
 
 def gpu_vendor(ctx: Context) -> str:
@@ -456,7 +458,10 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
             what = f"start one torchrun per node (srun --ntasks={job_nodes(ctx)} --ntasks-per-node=1)"
             if new_nproc != launcher.nproc_per_node:
                 what += f" with one worker per GPU (--nproc-per-node={new_nproc})"
-            yield step.line, msg, count_fix(ctx, what, step, chain)
+            # a run in the background or on GPUs picked by hand (CUDA_VISIBLE_DEVICES=1 srun … &) is one of
+            # several sharing the node: giving it every GPU and CPU would make them queue one after another
+            shared_node = step.command.joined_by == "&" or "CUDA_VISIBLE_DEVICES" in dict(step.env)
+            yield step.line, msg, None if shared_node else count_fix(ctx, what, step, chain)
 
 
 @rule("HPC102", "rendezvous-node-list", "error",
@@ -841,7 +846,7 @@ def _step_nodes(ctx: Context, step: Any) -> int:
     srun = step.chain.srun
     if srun is None:
         return 1
-    if any(str(e).partition("=")[0] in ("-w", "--nodelist") for e in srun.extra):
+    if not isinstance(srun.nodes, int) and any(str(e).partition("=")[0] in ("-w", "--nodelist") for e in srun.extra):
         return 1
     nodes = srun.nodes if isinstance(srun.nodes, int) else job_nodes(ctx)
     return min(nodes, srun.ntasks) if isinstance(srun.ntasks, int) else nodes
@@ -1017,12 +1022,12 @@ def _accelerate_per_machine(ctx: Context) -> Iterator[Any]:
         text = word.raw if word is not None else " ".join(str(w) for w in step.chain.program)
         if not re.search(r"\baccelerate(?:-launch|\s+launch)\b", text):
             continue
-        machines = re.search(r"--num[-_]machines[= ]+[\"']?(\d+)", text)
+        machines = re.search(r"--num[-_]machines[= ]+[\"']?([^\s\"';]+)", text)
         processes = re.search(r"--num[-_]processes[= ]+[\"']?(\d+)", text)
         if machines is None or processes is None:
             continue
-        m, n = int(machines.group(1)), int(processes.group(1))
-        if m > 1 and n == gpus:  # one machine's GPUs given as the total
+        m, n = as_int(ctx, machines.group(1).replace("\\$", "$"), step.line), int(processes.group(1))
+        if m is not None and m > 1 and n == gpus:  # one machine's GPUs given as the total
             yield (step.line, f"--num_processes {n} with --num_machines {m} starts {n // m} process"
                               f"{'es' if n // m > 1 else ''} on each machine, which has {gpus} GPUs: "
                               f"--num_processes is the total over all machines; use --num_processes {m * gpus}")
@@ -1067,6 +1072,8 @@ def _one_node_launch(ctx: Context, step: Any, launcher: Any) -> bool:
     nodes = ctx.job.nodes
     if nodes is not None and node_range(nodes) != (1, 1):
         return False
+    if _step_nodes(ctx, step) > 1:
+        return False  # srun -N 8 … torchrun: the step spans more nodes than the job's directives say
     text = str(launcher.nnodes or "")
     if not text:
         return True
@@ -1077,17 +1084,10 @@ def _one_node_launch(ctx: Context, step: Any, launcher: Any) -> bool:
     return as_int(ctx, lo, step.line) == 1
 
 
-def _port_from_env(ctx: Context, step: Any) -> bool:
-    """Whether torchrun takes its port from the environment (MASTER_PORT, PET_MASTER_PORT …) set by the script."""
-    names = ("MASTER_PORT", "PET_MASTER_PORT", "PET_RDZV_ENDPOINT")
-    return any(name in dict(step.env) or ctx.parsed.variable(name, step.line) is not None for name in names)
-
-
 @rule("HPC106", "single-node-fixed-port", "warning",
       summary="a single-node torchrun uses a fixed rendezvous port instead of --standalone",
       why="Two single-node jobs placed on the same node both try to bind the same port; the second fails with "
-          "'Address already in use'. --standalone picks a free port for each job. A torchrun given no rendezvous "
-          "option at all uses the static rendezvous on port 29500, the same port for every job.",
+          "'Address already in use'. --standalone picks a free port for each job.",
       fix="On one node use torchrun --standalone --nnodes=1 --nproc-per-node=N (no --rdzv-* options).",
       catalogue=(4,),
       bad="""#!/bin/bash
@@ -1109,14 +1109,10 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
         port = endpoint.rsplit(":", 1)[1] if ":" in endpoint else ""
         fixed_master = launcher.master_port is not None and not launcher.rdzv_endpoint \
             and str(launcher.master_port).strip() not in ("0", "")
-        # no rendezvous options at all: torchrun's static rendezvous at 127.0.0.1 on its default port
-        # (the deprecated launcher does the same; HPC111 already moves it to torchrun --standalone)
-        default = not launcher.rdzv_endpoint and launcher.master_port is None and not is_legacy(step) \
-            and launcher.rdzv_backend in ("", "static") and not _port_from_env(ctx, step)
-        if not ((port.isdigit() and int(port) != 0) or fixed_master or default):
+        # (no rendezvous option at all is not reported: torchrun before 2.11 took port 29500 then, but newer
+        # releases pick a free port on one node by themselves, and the image's version is not in the script)
+        if not ((port.isdigit() and int(port) != 0) or fixed_master):
             continue  # port 0 is what --standalone does itself: the system picks a free port
-        if default:
-            port = f"{DEFAULT_RDZV_PORT} (torchrun's default without --standalone or a rendezvous option)"
         chain = with_chain(step.chain, launcher=launcher.replace(
             standalone=True, nnodes="1", rdzv_backend="", rdzv_endpoint="", rdzv_id="", master_addr="",
             master_port=None, node_rank=""))
@@ -1183,7 +1179,11 @@ def step_gpus(step: Any) -> int | None:
     joined = [a + "=" + b if a in ("--gres", "--gpus-per-node") and b else a
               for a, b in zip(words, [*words[1:], ""])]
     found = [int(m.group(1)) for w in joined for m in [_STEP_GPUS.match(w)] if m]
-    return found[-1] if found else None
+    if found:
+        return found[-1]
+    per_task = getattr(srun, "gpus_per_task", None)
+    tasks = getattr(srun, "ntasks_per_node", None)
+    return per_task * (tasks if isinstance(tasks, int) else 1) if isinstance(per_task, int) else None
 
 
 @rule("HPC108", "more-workers-than-gpus", "error",
@@ -1302,6 +1302,12 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"--nnodes={launcher.nnodes} but srun --ntasks={srun.ntasks} starts only {ntasks} torchrun "
                               f"launcher{'s' if ntasks != 1 else ''}: the rendezvous waits forever for the others; use "
                               f"srun --ntasks={nnodes}, or --ntasks=\"$SLURM_NNODES\" so it follows the job")
+            continue
+        if nnodes is None and not launcher.nnodes and nodes > 1 and tasks_per_node(ctx, step) == 1:
+            chain = with_chain(step.chain, launcher=launcher.replace(nnodes=str(nodes)))
+            yield (step.line, f"torchrun has no --nnodes, so it takes 1 (1:1), but srun starts it on {nodes} nodes: the "
+                              f"launchers beyond the first cannot join and the job hangs; use --nnodes={nodes}",
+                   count_fix(ctx, f"--nnodes={nodes}", step, chain))
             continue
         if nnodes is None or nnodes == nodes:
             continue
@@ -1583,13 +1589,23 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
     return cached(ctx, "steps_without_gpu_flag", make)
 
 
+#: bind sources that hold every user's home directory (the home's real path is not in the script)
+_HOME_ROOTS = ("", "/home", "/home/$USER", "/u", "/users", "/Users")
+
+
 def _covered_by_bind(ctx: Context, c: Any, path: str, line: int) -> bool:
-    """Whether a bind mounts ``path`` into the container at the same place (``--bind "$HOME/project"``)."""
-    for b in getattr(c, "binds", ()):
-        src = ctx.parsed.resolve(str(b.src), line).rstrip("/")
-        if b.dst and str(b.dst).rstrip("/") != src:
+    """Whether a bind mounts ``path`` into the container at the same place: ``--bind "$HOME/project"``, a
+    directory holding the home (``-B /home``), or the same in APPTAINER_BIND/SINGULARITY_BIND."""
+    sources = [(str(b.src), str(b.dst or "")) for b in getattr(c, "binds", ())]
+    for name in ("APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH"):
+        var = ctx.parsed.variable(name, line)
+        if var is not None and var.exported:
+            sources += [(part.split(":", 1)[0], (part.split(":") + [""])[1]) for part in str(var.value).split(",")]
+    for src, dst in sources:
+        src = ctx.parsed.resolve(src, line).rstrip("/")
+        if dst and dst.rstrip("/") != src:
             continue
-        if path == src or path.startswith(src + "/"):
+        if src in _HOME_ROOTS or path == src or path.startswith(src + "/"):
             return True
     return False
 
@@ -1613,6 +1629,9 @@ def _home_file_contained(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
         if c.kind != "apptainer.run" or c.home or not (c.contain or c.containall or c.no_home):
             continue
+        if not (c.contain or c.containall) and any(w.value == "cd" for cmd in simple_commands(ctx)
+                                                    if cmd.line < step.line for w in cmd.words[:1]):
+            continue  # --no-home still mounts the current directory, which a cd may have made the project's
         launcher = step.chain.launcher
         words = [launcher.script, *launcher.args] if launcher is not None else [*step.chain.program, *c.command]
         for word in words:
@@ -1653,7 +1672,8 @@ def _slurm_in_container(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
         inner = [str(w) for w in (getattr(c, "command", ()) or step.chain.program)]
         program = inner[0].rsplit("/", 1)[-1] if inner else ""
-        if program in _SLURM_COMMANDS:
+        given = any(re.search(r"slurm|munge", str(b.src)) for b in getattr(c, "binds", ()))
+        if program in _SLURM_COMMANDS and not given:  # binding /etc/slurm and munge in is how sites allow it
             yield (step.line, f"{program} runs inside the container, where Slurm's commands and configuration are "
                               f"usually missing; run it on the host ({program} before {getattr(c, 'binary', 'ch-run')})")
 
@@ -1961,8 +1981,8 @@ export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
 def _cache_home(ctx: Context) -> Iterator[Any]:
     reported: set[int] = set()  # one finding per assignment that points the cache at $HOME
     for cmd, model in pulls(ctx):
-        if model.kind != "apptainer.pull":
-            continue
+        if model.kind != "apptainer.pull" or model.disable_cache:
+            continue  # --disable-cache: no layers are kept
         names = cache_vars(model.binary)
         if model.cachedir or any(n in names for n, _ in cmd.assignments):
             value = ctx.parsed.resolve(str(model.cachedir or ""), cmd.line)
@@ -2678,7 +2698,7 @@ def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:
 
 @rule("HPC318", "array-tasks-share-a-log", "warning",
       summary="a job array writes every task's output to the same file",
-      why="An --output (or --error) pattern without %a or %j names one file for all tasks: they write over each "
+      why="An --output (or --error) pattern without %a, %j or %J names one file for all tasks: they write over each "
           "other and the log of a failed task is lost. (%A alone is the array's id, the same for every task.)",
       fix="Put the task in the name: --output=%x-%A_%a.out.",
       bad="""#!/bin/bash
@@ -2696,7 +2716,7 @@ def _array_shared_log(ctx: Context) -> Iterator[Any]:
         return
     for name in ("output", "error"):
         pattern = str(getattr(ctx.job, name) or "")
-        if not pattern or pattern == "/dev/null" or re.search(r"%(?:\d*)[aj]", pattern):
+        if not pattern or pattern == "/dev/null" or re.search(r"%(?:\d*)[ajJ]", pattern):
             continue
         yield (ctx.parsed.directive_line(name), f"--{name}={pattern} is the same file for every task of the array: "
                                                 "they write over each other; add %a (e.g. "
@@ -2712,9 +2732,10 @@ def _with_task(pattern: str) -> str:
 
 
 @rule("HPC319", "memory-without-unit", "warning",
-      summary="--mem (or --mem-per-cpu/--mem-per-gpu) is a small number without a unit, which Slurm reads as megabytes",
+      summary="--mem (or --mem-per-cpu/--mem-per-gpu) is a number under 100 without a unit, which Slurm reads as megabytes",
       why="Slurm's default unit is megabytes: --mem=32 asks for 32 MB, and the job is killed for running out of "
-          "memory as soon as Python loads its libraries (or the site rejects it).",
+          "memory as soon as Python loads its libraries (or the site rejects it). From 100 on a value may well "
+          "mean megabytes (--mem-per-cpu=500), and a comment that says MB is taken at its word.",
       fix="Write the unit: --mem=32G.",
       bad="""#!/bin/bash
 #SBATCH --mem=32
@@ -2725,9 +2746,13 @@ python train.py
 python train.py
 """)
 def _memory_without_unit(ctx: Context) -> Iterator[Any]:
+    lines = ctx.parsed.lines
     for name in ("mem", "mem_per_cpu", "mem_per_gpu"):
         value = str(getattr(ctx.job, name) or "").strip()
-        if value.isdigit() and 0 < int(value) < 1024:
+        line = ctx.parsed.directive_line(name)
+        said = lines[line - 1] if 0 < line <= len(lines) else ""
+        # under 100 MB is too little for any Python job; more may be meant (--mem-per-cpu=500 # megabytes)
+        if value.isdigit() and 0 < int(value) < 100 and not re.search(r"(?i)\bMB\b|mega|\bMiB\b", said):
             flag = "--" + name.replace("_", "-")
             yield (ctx.parsed.directive_line(name), f"{flag}={value} has no unit, so Slurm reads {value} megabytes; "
                                                     f"write {flag}={value}G if you meant gigabytes")
@@ -3280,7 +3305,8 @@ def _script_dir(ctx: Context) -> Iterator[Any]:
             # assignment itself was reported (DIR=$(dirname "$0"); source "$DIR/env.sh": once, at DIR=)
             for w in all_words(cmd):
                 used: set[int] = set()
-                if _SCRIPT_DIR.search(through_variables(w.raw, cmd.line, used)) and not used & reported:
+                text = through_variables(w.raw, cmd.line, used)
+                if _SCRIPT_DIR.search(text) and not used & reported and "SLURM_SUBMIT_DIR" not in text:
                     hits.append(w)
             if not hits:
                 continue
@@ -3398,7 +3424,7 @@ def _launch_blocking(ctx: Context) -> Iterator[Any]:
 #: what makes ``conda activate`` work in a script: conda's shell hook or conda.sh, an activate script, a shell
 #: start-up file that runs conda init's lines
 _CONDA_SETUP = re.compile(r"\b(?:conda|mamba|micromamba)(?:\.exe)?\s+shell\b|conda\.sh\b|/activate\b|\.bashrc\b"
-                          r"|\.bash_profile\b|\.profile\b|\bconda\s+init\b")
+                          r"|\.bash_profile\b|\.profile\b")
 #: modules that set conda up when loaded (site Anaconda, Miniforge … modules)
 _CONDA_MODULE = re.compile(r"(?i)conda|mamba|miniforge|python")
 
@@ -3457,6 +3483,9 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
     gpus = ctx.job.gpus_on_each_node
     if not isinstance(gpus, int) or not gpus:
         return
+    exports = [v for v in ctx.parsed.variables if v.name == "CUDA_VISIBLE_DEVICES" and v.exported]
+    if len(exports) > 1:
+        return  # set again and again: one GPU for each background run (export CUDA_VISIBLE_DEVICES=1; python … &)
     for var in ctx.parsed.variables:
         value = str(var.value).strip("'\"")
         if var.name != "CUDA_VISIBLE_DEVICES" or not var.exported or not re.fullmatch(r"\d+(?:,\d+)*", value):
