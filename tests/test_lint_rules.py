@@ -815,3 +815,9 @@ def test_parallel_runs_sharing_a_node_get_no_automatic_fix() -> None:
             "CUDA_VISIBLE_DEVICES=1 srun torchrun --standalone --nnodes=1 --nproc-per-node=1 train.py --cfg b &\nwait\n")
     found = _only(text, "HPC101")
     assert len(found) == 2 and all(f.fix is None for f in found)
+
+
+def test_torchrun_options_kept_in_a_variable_are_not_missing() -> None:
+    text = (TWO_NODES + 'export ARGS="--nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=n1:29500"\n'
+            "srun torchrun $ARGS --nproc-per-node=4 train.py\n")
+    assert "HPC112" not in codes(lint(text))

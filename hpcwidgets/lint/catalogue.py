@@ -1303,7 +1303,9 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
                               f"launcher{'s' if ntasks != 1 else ''}: the rendezvous waits forever for the others; use "
                               f"srun --ntasks={nnodes}, or --ntasks=\"$SLURM_NNODES\" so it follows the job")
             continue
-        if nnodes is None and not launcher.nnodes and nodes > 1 and tasks_per_node(ctx, step) == 1:
+        hidden = any(ctx.parsed.may_split(w, step.line) for w in step.command.words) \
+            or ctx.parsed.variable("PET_NNODES", step.line) is not None  # torchrun $ARGS: options out of sight
+        if nnodes is None and not launcher.nnodes and nodes > 1 and tasks_per_node(ctx, step) == 1 and not hidden:
             chain = with_chain(step.chain, launcher=launcher.replace(nnodes=str(nodes)))
             yield (step.line, f"torchrun has no --nnodes, so it takes 1 (1:1), but srun starts it on {nodes} nodes: the "
                               f"launchers beyond the first cannot join and the job hangs; use --nnodes={nodes}",
