@@ -369,3 +369,33 @@ def test_an_example_for_what_the_site_lacks_says_so():
     cpu_only = site.replace(partitions=tuple(p.replace(gpus_per_node=0) for p in site.partitions),
                             default_gpu_partition="")
     assert examples(cpu_only)["single-gpu"].description.startswith("No GPU")
+
+
+def test_jupyter_job_profile_fills_for_the_partition_the_options_choose(capsys, tmp_path, monkeypatch):
+    from hpcwidgets.cli import main
+    site = tmp_path / "split.toml"
+    site.write_text('''name = "split"
+login_host = "login.split.example.org"
+gpu_vendor = "nvidia"
+account = "lab"
+default_partition = "cpu"
+default_gpu_partition = "a100"
+[[partitions]]
+name = "cpu"
+is_default = true
+max_time = "1-00:00:00"
+cpus_per_node = 32
+[[partitions]]
+name = "a100"
+account = "lab_gpu"
+qos = "qos_gpu"
+max_time = "1-00:00:00"
+cpus_per_node = 32
+gpus_per_node = 4
+''')
+    assert main(["jupyter-job", "--profile", str(site), "--set", "job.partition=a100", "--set", "job.gpus_per_node=1"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --account=lab_gpu" in out and "#SBATCH --qos=qos_gpu" in out
+    assert main(["jupyter-job", "--profile", str(site), "--set", "job.gpus_per_node=1"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --partition=a100" in out and "#SBATCH --account=lab_gpu" in out

@@ -345,6 +345,24 @@ def profile_base(cls: Any, profile: Any) -> Any:
     return None
 
 
+def _refill(base: Any, model: Any, profile: Any) -> Any:
+    """Undo what the profile filled in for a job the options have moved: account, QOS and constraint filled for
+    the default partition are cleared when --set chose another partition, and the default partition itself when
+    the job now asks for GPUs it has none of; :meth:`ClusterProfile.place` then fills them for where it runs."""
+    from ..spec.slurm import SlurmJob
+    before, job = getattr(base, "job", None), getattr(model, "job", None)
+    if not isinstance(before, SlurmJob) or not isinstance(job, SlurmJob):
+        return model
+    moved = job.partition != before.partition
+    if not moved and job.partition and job.gpus_on_each_node:
+        part = profile.entry_for(job)
+        if part is not None and not part.has_gpus:
+            job, moved = job.replace(partition=""), True
+    if moved:
+        job = job.replace(**{k: "" for k in ("account", "qos", "constraint") if getattr(job, k) == getattr(before, k)})
+    return model.replace(job=job)
+
+
 def _run_model_command(args: argparse.Namespace) -> int:
     from ._options import apply_sets, model_from_args
     cmd: ModelCommand = args.model_command
@@ -354,10 +372,15 @@ def _run_model_command(args: argparse.Namespace) -> int:
         from ..profiles import load_profile
         profile = load_profile(args.profile)
     base = load_model_file(args.from_file, cls) if args.from_file else None
-    if base is None and profile is not None:
+    filled = base is None and profile is not None
+    if filled:
         base = profile_base(cls, profile)
     model = model_from_args(cls, base, args, cmd.fixed)
     model = apply_sets(model, args.set)
+    if filled:
+        model = _refill(base, model, profile)
+    elif profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
+        model = model.replace(login_host=profile.login_host)  # a Jupyter job loaded with --from that names none
     if profile is not None:
         placed = profile.place(model)
         binary = getattr(getattr(placed, "container", None), "binary", None)
