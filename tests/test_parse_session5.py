@@ -198,3 +198,43 @@ def test_blocks_nested_deeper_than_the_lexer_allows_are_a_parse_error():
     with pytest.raises(ParseError, match=f"nesting deeper than {MAX_NESTING} levels"):
         read_script(nested(MAX_NESTING + 1))
     assert [f.code for f in lint(nested(5000))] == ["HPC000"]
+
+
+# --------------------------------------------------------------------------------------------
+# Jupyter job scripts read back whole (container, server settings, tunnel)
+
+def _jupyter_variants():
+    from hpcwidgets.spec import ApptainerRun, Bind, ChRun
+    from hpcwidgets.spec.jupyter import JupyterJob
+    base = JupyterJob(login_host="login.example.org")
+    return [
+        base,
+        base.replace(container=ApptainerRun(nv=True, image="$SCRATCH/img.sif", binds=(Bind("/data"),)),
+                     notebook_dir="$SCRATCH/nb", local_port=9999, login_user="alice"),
+        base.replace(container=ApptainerRun(binary="singularity", cleanenv=True, image="img.sif")),
+        base.replace(container=ChRun(image="/scratch/img", home=True), notebook_dir="/home/$USER"),
+        base.replace(python="$HOME/miniconda3/envs/ml", extra_args=("--ServerApp.shutdown_no_activity_timeout=3600",),
+                     port_min=30000, port_max=30999, helper_python="/usr/bin/python3"),
+    ]
+
+
+@pytest.mark.parametrize("model", _jupyter_variants())
+def test_a_jupyter_job_script_reads_back_to_its_model(model):
+    from hpcwidgets.parse import parse_jupyter_job
+    from hpcwidgets.render import render
+    text = render(model)
+    back = parse_jupyter_job(text)
+    assert render(back) == text
+    assert back.container == model.container and back.notebook_dir == model.notebook_dir
+
+
+def test_jupyter_job_from_a_script_keeps_its_container(tmp_path, capsys):
+    from hpcwidgets.cli import main
+    first = tmp_path / "jl.sbatch"
+    assert main(["jupyter-job", "--login-host", "login.example.org", "--container", "apptainer exec --rocm /s/lab.sif",
+                 "--set", "notebook_dir=/s/$USER", "-o", str(first)]) == 0
+    edited = tmp_path / "jl2.sbatch"
+    assert main(["jupyter-job", "--from", str(first), "--set", "job.time=04:00:00", "-o", str(edited)]) == 0
+    text = edited.read_text()
+    assert "apptainer exec --rocm" in text and '"--notebook-dir=/s/$USER"' in text and "--time=04:00:00" in text
+    capsys.readouterr()

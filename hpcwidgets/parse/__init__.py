@@ -46,11 +46,10 @@ def parse_job(text: str, path: str = "") -> Any:
 
 
 def parse_jupyter_job(text: str, path: str = "") -> Any:
-    """A Jupyter job script: its ``#SBATCH`` directives and modules are read; the server settings keep
-    their defaults (the job writes its own commands, so the script body is not read back)."""
-    from ..spec.jupyter import DEFAULT_JOB, JupyterJob
-    job = read_script(text, path).job
-    return JupyterJob(job=job if job.time else job.replace(time=DEFAULT_JOB.time))
+    """A Jupyter job script hpcwidgets wrote → JupyterJob: its directives and modules, the container and
+    server settings of its start line, and its tunnel (see :mod:`hpcwidgets.parse.jupyter`)."""
+    from .jupyter import parse_jupyter_job as _parse
+    return _parse(text, path)
 
 
 __all__ = ["parse_command", "parse_job", "parse_jupyter_job", "parse_script", "read_script"]

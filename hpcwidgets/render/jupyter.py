@@ -29,11 +29,10 @@ import posixpath
 import re
 from pathlib import Path
 
-from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun
 from ..spec.charliecloud import ChRun
 from ..spec.common import Bind
-from ..spec.jupyter import JupyterJob
+from ..spec.jupyter import ALLOW_ROOT, RUNTIME, JupyterJob
 from .command import command_line, wrap
 from .quote import assignment, quote
 from .script import Block, _environment, render_script
@@ -45,9 +44,6 @@ ADDRESS = "$jl_addr"
 HOST = "$jl_host"
 PORT = "$jl_port"
 TOKEN = "$jl_token"
-RUNTIME = "$jl_runtime"
-#: adds --allow-root when the job runs as root (CI); empty otherwise, safe under ``set -u``
-ALLOW_ROOT = Verbatim('${jl_extra[@]+"${jl_extra[@]}"}')
 
 
 def tunnel_command(node: str, port: int | str, login_host: str, user: str, local_port: int | str = 8888) -> str:

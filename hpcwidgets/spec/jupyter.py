@@ -17,7 +17,13 @@ from ._meta import Spec, opt
 from .apptainer import ApptainerRun
 from .charliecloud import ChRun
 from .slurm import SlurmJob, node_range
+from ._words import Verbatim
 from .units import format_time, parse_time
+
+#: the job's private runtime folder, made when it runs (bound into an Apptainer container)
+RUNTIME = "$jl_runtime"
+#: the start line's word that adds --allow-root when the job runs as root (CI); empty otherwise, safe under set -u
+ALLOW_ROOT = Verbatim('${jl_extra[@]+"${jl_extra[@]}"}')
 
 #: extra arguments the job sets itself: a person's value would contradict the printed tunnel or leak the token
 RESERVED_ARGS = {

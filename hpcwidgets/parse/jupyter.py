@@ -1,0 +1,107 @@
+"""A JupyterLab job script hpcwidgets wrote → :class:`~hpcwidgets.spec.jupyter.JupyterJob`.
+
+The job writes its own commands (token, port, tunnel), so most of the body is the template's; what the
+model holds is read from the few places it lands: the ``#SBATCH`` lines and modules, the start line in
+``jl_start`` (the container, the Jupyter program, the notebook folder, extra JupyterLab arguments), the
+tunnel line (local port, login user and host), the port range and the set-up Python. A script that is not
+one of these jobs still gives its Slurm job, with the server settings at their defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..spec.jupyter import ALLOW_ROOT, RUNTIME
+from .script import Step, read_script
+
+#: the tunnel the job prints: ssh -N -L LOCAL:$jl_host:$jl_port USER@HOST
+_TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L (\d+):\$jl_host:\$jl_port ([^@\s"]+)@([^\s"]+)"?\s*$', re.MULTILINE)
+_PORTS = re.compile(r'port "\$jl_addr" (\d+) (\d+)\)')
+_HELPER = re.compile(r"^jl_helper=(\S+)\s*$", re.MULTILINE)
+
+
+def parse_jupyter_job(text: str, path: str = "") -> Any:
+    """Read a Jupyter job script back (see the module docstring); only ParseError is raised."""
+    from ..spec.jupyter import DEFAULT_JOB, JupyterJob
+    parsed = read_script(text, path)
+    job = parsed.job if parsed.job.time else parsed.job.replace(time=DEFAULT_JOB.time)
+    values: dict[str, Any] = {"job": job}
+    step = next((s for s in parsed.steps if _starts_jupyter(s)), None)
+    if step is not None:
+        values.update(_server(step))
+    else:  # JupyterLab started on the node itself: the start line is no launch the reader models
+        words = _start_words(parsed.lexed.code)
+        if words:
+            program = [str(w) for w in words[:[str(w) for w in words].index("--no-browser")]]
+            values.update(_settings(program, words[len(program) + 1:]))
+    tunnel = _TUNNEL.search(text)
+    if tunnel:
+        values.update(local_port=int(tunnel.group(1)), login_user=tunnel.group(2), login_host=tunnel.group(3))
+    ports = _PORTS.search(text)
+    if ports:
+        values.update(port_min=int(ports.group(1)), port_max=int(ports.group(2)))
+    helper = _HELPER.search(text)
+    if helper:
+        values["helper_python"] = helper.group(1).strip("'\"")
+    return JupyterJob(**values)
+
+
+def _start_words(commands: Any) -> list[Any]:
+    """The words of the command in the job's ``jl_start`` function that starts JupyterLab, or []."""
+    from .lexer import compound_body
+    for cmd in commands:
+        if cmd.kind != "compound":
+            continue
+        for inner in compound_body(cmd):
+            words = [w.value for w in inner.words]
+            if inner.kind == "simple" and "--no-browser" in [str(w) for w in words]:
+                return words
+            found = _start_words([inner])
+            if found:
+                return found
+    return []
+
+
+def _words(step: Step) -> list[Any]:
+    c = step.chain.container
+    return list(getattr(c, "command", ()) or step.chain.program) if c is not None else list(step.chain.program)
+
+
+def _starts_jupyter(step: Step) -> bool:
+    return "--no-browser" in [str(w) for w in _words(step)]
+
+
+def _server(step: Step) -> dict[str, Any]:
+    """The container, the Jupyter program, the notebook folder and the extra arguments of the start line."""
+    words = _words(step)
+    cut = [str(w) for w in words].index("--no-browser")
+    out = _settings([str(w) for w in words[:cut]], words[cut + 1:])
+    c = step.chain.container
+    if c is not None:
+        binds = tuple(b for b in getattr(c, "binds", ()) if str(b.src) != RUNTIME)  # the job's own runtime folder
+        out["container"] = c.replace(command=(), **({"binds": binds} if hasattr(c, "binds") else {}))
+    return out
+
+
+#: the words the renderer puts after the environment folder's jupyter: ``ENV/bin/jupyter lab`` is python=ENV
+_ENV_JUPYTER = re.compile(r"(.+)/bin/jupyter")
+
+
+def _settings(program: list[str], rest: list[Any]) -> dict[str, Any]:
+    """The Jupyter program, the notebook folder and the extra arguments from the start line's words."""
+    out: dict[str, Any] = {}
+    if program:
+        # jupyter [lab], jupyter-lab, python -m jupyterlab: the first word; ENV/bin/jupyter lab: the environment
+        env = _ENV_JUPYTER.fullmatch(program[0])
+        out["python"] = env.group(1) if env and program[1:] == ["lab"] else program[0]
+    extra_at = next((i for i, w in enumerate(rest) if str(w) == str(ALLOW_ROOT)), None)
+    for w in rest[:extra_at]:
+        if str(w).startswith("--notebook-dir="):
+            out["notebook_dir"] = str(w).split("=", 1)[1]
+    if extra_at is not None:
+        out["extra_args"] = tuple(str(w) for w in rest[extra_at + 1:])
+    return out
+
+
+__all__ = ["parse_jupyter_job"]
