@@ -220,3 +220,13 @@ def test_make_lab_in_a_batch_job_makes_its_log_private_before_printing_the_token
     assert proc.returncode == 0, text
     assert "token=" in text and "ssh -N -L" in text
     assert stat.S_IMODE(log.stat().st_mode) & 0o077 == 0, "the job log holds the token and must be private"
+
+
+def test_ch_run_home_notebook_folder_is_where_ch_run_mounts_the_home():
+    """ch-run --home mounts the host's home at /home/$USER; the batch shell's $HOME is the host path."""
+    from hpcwidgets.render import render
+    from hpcwidgets.spec import ChRun
+    job = JupyterJob(login_host=LOGIN, container=ChRun(image="/scratch/img", home=True), notebook_dir="$HOME/nb")
+    assert '"--notebook-dir=/home/$USER/nb"' in render(job)
+    apptainer = JupyterJob(login_host=LOGIN, notebook_dir="$HOME/nb")
+    assert '"--notebook-dir=$HOME/nb"' in render(apptainer)

@@ -75,7 +75,19 @@ def jupyter_program(python: str) -> list[str]:
 def jupyter_words(j: JupyterJob) -> list[str]:
     """The JupyterLab argument vector with the run-time values as ``$jl_…`` references."""
     return [*jupyter_program(j.python), "--no-browser", f"--ip={ADDRESS}", f"--port={PORT}",
-            "--ServerApp.port_retries=0", f"--notebook-dir={j.notebook_dir}", ALLOW_ROOT, *j.extra_args]
+            "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir(j)}", ALLOW_ROOT, *j.extra_args]
+
+
+#: $HOME or ${HOME} at the start of a path
+_HOME_PREFIX = re.compile(r"^\$(?:HOME|\{HOME\})(?=/|$)")
+
+
+def notebook_dir(j: JupyterJob) -> str:
+    """The notebook folder as JupyterLab sees it. ch-run --home mounts the host's home at /home/$USER, while
+    the batch shell expands $HOME to the host's path (/global/homes/a/alice), which the image does not have."""
+    if isinstance(j.container, ChRun) and j.container.home:
+        return _HOME_PREFIX.sub("/home/$USER", j.notebook_dir)
+    return j.notebook_dir
 
 
 def _env_prefix(j: JupyterJob) -> list[tuple[str, str]]:
