@@ -82,7 +82,8 @@ def test_handout_draws_widgets_offline(tmp_path):
                     r.abort()
             page.route("**/*", route)
             page.goto(page_path.as_uri())
-            page.wait_for_selector(".jupyter-widgets.widget-text input", state="visible", timeout=30000)
+            # a wait, not a timed assertion: a busy 2-core machine took over 30 s once to lay the widgets out
+            page.wait_for_selector(".jupyter-widgets.widget-text input", state="visible", timeout=120_000)
             values = page.eval_on_selector_all(".jupyter-widgets.widget-text input", "els => els.map(e => e.value)")
             previews = page.eval_on_selector_all(".hpcw-preview", "els => els.map(e => e.innerText)")
         finally:
