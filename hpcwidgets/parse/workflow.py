@@ -49,7 +49,7 @@ _NOISE = {"echo", "printf", "cd", "mkdir", "source", ".", "set", "export", "modu
 # Where the renderer writes what it reads into the model, in script order. A line is read into the
 # model only when that keeps the order of everything around it (see _keep_order); otherwise it stays
 # verbatim in its place, so re-rendering a script never moves one command past another.
-MODULES, EXPORTS, VERBATIM, PREPARE, SWEEP, HEAD, USER = range(7)
+MODULES, USER, EXPORTS, VERBATIM, PREPARE, SWEEP, HEAD = range(7)
 
 
 @dataclass
@@ -116,8 +116,8 @@ def _module_list(cmd: Command) -> tuple[str, ...] | None:
 def _keep_order(entries: list[_Entry], allowed: set[int]) -> None:
     """Leave verbatim every entry whose reading would move it past another command.
 
-    The renderer writes modules, then exports, then the verbatim set-up lines, then preparations,
-    the sweep, the head node and the ch-run user line. A forward pass keeps a rank only when no
+    The renderer writes modules, then the ch-run user line, exports, the verbatim set-up lines,
+    preparations, the sweep and the head node. A forward pass keeps a rank only when no
     earlier command has a later rank; a backward pass then turns back into text any read block
     followed by a command the renderer would write before it.
     """
@@ -130,7 +130,7 @@ def _keep_order(entries: list[_Entry], allowed: set[int]) -> None:
             top = max(top, VERBATIM)
         else:
             top = e.rank
-    low = USER + 1
+    low = HEAD + 1
     for e in reversed(entries):
         if e.rank > low:
             e.rank = VERBATIM

@@ -162,14 +162,16 @@ def _version() -> str:
 
 
 def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
-                  exports: Iterable[tuple[str, str]] = (), setup: Iterable[str] = ()) -> str:
-    """Assemble the full script around ``blocks`` (the steps).
+                  exports: Iterable[tuple[str, str]] = (), setup: Iterable[str] = (),
+                  first: Iterable[Block] = ()) -> str:
+    """Assemble the full script around ``blocks`` (the steps); ``first`` comes before the exports and set-up
+    lines (a line they may rely on, such as filling in $USER).
 
     The template lays the script out; each section reaches it as finished text (a section is
     the exports, the set-up lines, or one block with its comment), so the template holds the
     order and the prologue and nothing else.
     """
-    sections = []
+    sections = [f"# {b.comment}\n{b.text}" if b.comment else b.text for b in first]
     exported = export_lines(job, exports)
     if exported:
         sections.append("\n".join("export " + e for e in exported))

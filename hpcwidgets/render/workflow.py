@@ -191,8 +191,6 @@ def script_blocks(w: Workflow) -> list[Block]:
     for extra in (sweep_block(w), head_node_block(w, layers)):
         if extra is not None:
             blocks.append(extra)
-    if isinstance(w.container, ChRun):
-        blocks.append(Block(USER_LINE, USER_COMMENT))
     if w.runs_something():
         blocks.append(Block(step_text(w, layers=layers), describe_step(w, layers)))
     if w.after:
@@ -217,7 +215,9 @@ def workflow_exports(w: Workflow) -> list[tuple[str, str]]:
 
 def render_workflow(w: Workflow) -> str:
     """The complete sbatch script of a workflow (shebang, directives, fail-fast prologue, steps)."""
-    return render_script(w.job, script_blocks(w), title=w.title, exports=workflow_exports(w))
+    # ch-run needs $USER: filled in first, as the exports, set-up lines and pulls may name it under set -u
+    first = [Block(USER_LINE, USER_COMMENT)] if isinstance(w.container, ChRun) else []
+    return render_script(w.job, script_blocks(w), title=w.title, exports=workflow_exports(w), first=first)
 
 
 __all__ = ["HEAD_NODE_LINE", "describe_step", "prepare_blocks",

@@ -15,6 +15,9 @@ set -eo pipefail
 
 set -u
 
+# ch-run needs $USER, which some batch environments leave unset
+export USER="${USER:-$(id -un)}"
+
 export HPCW_PAYLOAD=/path/to/hpcwidgets/payload
 export PYTHONNOUSERSITE=1
 
@@ -24,9 +27,6 @@ mkdir -p /tmp/hpcw-scratch/work
 lr_values=(0.1 0.05 0.02 0.01)
 lr=${lr_values[$SLURM_ARRAY_TASK_ID]}
 echo "array task $SLURM_ARRAY_TASK_ID: lr=$lr"
-
-# ch-run needs $USER, which some batch environments leave unset
-export USER="${USER:-$(id -un)}"
 
 # The step: ch-run → python
 ch-run "--bind=$HPCW_PAYLOAD:/mnt/0" \

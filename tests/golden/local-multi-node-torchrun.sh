@@ -15,6 +15,9 @@ set -eo pipefail
 
 set -u
 
+# ch-run needs $USER, which some batch environments leave unset
+export USER="${USER:-$(id -un)}"
+
 export HPCW_PAYLOAD=/path/to/hpcwidgets/payload
 export PYTHONNOUSERSITE=1
 
@@ -22,9 +25,6 @@ mkdir -p /tmp/hpcw-scratch/work
 
 # Rendezvous host: the first node, resolved on the host (images lack scontrol)
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)
-
-# ch-run needs $USER, which some batch environments leave unset
-export USER="${USER:-$(id -un)}"
 
 # The step: srun → ch-run → torchrun (2 nodes × 2 processes)
 srun --ntasks-per-node=1 \

@@ -14,13 +14,13 @@ set -eo pipefail
 
 set -u
 
+# ch-run needs $USER, which some batch environments leave unset
+export USER="${USER:-$(id -un)}"
+
 export HPCW_PAYLOAD=/path/to/hpcwidgets/payload
 export PYTHONNOUSERSITE=1
 
 mkdir -p "/scratch/midway3/$USER/work"
-
-# ch-run needs $USER, which some batch environments leave unset
-export USER="${USER:-$(id -un)}"
 
 # The step: srun → ch-run → python
 srun --ntasks=1 \
