@@ -372,3 +372,9 @@ def test_torchrun_node_count_follows_the_job(nodes, nnodes, ok):
     assert (problems == []) is ok, problems
     if not ok:
         assert "$SLURM_NNODES" in problems[0].message
+
+
+def test_a_runtime_flag_after_the_image_is_named():
+    w = Workflow(container=ApptainerRun(image="img.sif", command=("--nv",)), program=("python", "t.py"))
+    found = [p.message for p in w.problems() if p.field == "container.command"]
+    assert len(found) == 1 and "--nv comes after the image" in found[0]

@@ -183,7 +183,11 @@ class Workflow(Spec):
             out.append(Problem("program", "both a launcher and a program are set; the launcher runs the training script, "
                                           "so move the program's script and arguments into the launcher, or remove the launcher"))
         command = getattr(self.container, "command", ()) if self.container is not None else ()
-        if command and (self.launcher is not None or self.program):
+        if command and str(command[0]).startswith("-"):
+            out.append(Problem("container.command", f"{command[0]} comes after the image, so it is passed to the "
+                                                    "program, not to the container runtime; put it before the image "
+                                                    f"(… {command[0]} IMAGE)"))
+        elif command and (self.launcher is not None or self.program):
             what = "launcher" if self.launcher is not None else "program"
             out.append(Problem("container.command", f"the container has its own command and a {what} is set too; "
                                                     f"the {what} becomes the container's command: clear container.command"))
