@@ -399,3 +399,15 @@ gpus_per_node = 4
     assert main(["jupyter-job", "--profile", str(site), "--set", "job.gpus_per_node=1"]) == 0
     out = capsys.readouterr().out
     assert "#SBATCH --partition=a100" in out and "#SBATCH --account=lab_gpu" in out
+
+
+def test_a_workflow_built_in_python_is_placed_on_a_site():
+    """ClusterProfile.place is what --profile does in the CLI, for models built in Python."""
+    import hpcwidgets as hw
+    wf = hw.Workflow.multi_node("train.py", nodes=2, gpus_per_node=4, image="$SCRATCH/pytorch.sif",
+                                partition="gpu", time="04:00:00", pass_cpus_per_task=False, cpus_per_task=8)
+    placed = hw.load_profile("midway3").place(wf)
+    assert placed.job.modules == ("apptainer",) and placed.srun.cpus_per_task == 8
+    assert "HPC409" not in {f.code for f in hw.lint(hw.render(placed), "midway3")}
+    singularity_site = hw.load_profile("midway3").replace(apptainer_binary="singularity")
+    assert singularity_site.place(wf).container.binary == "singularity"
