@@ -821,3 +821,13 @@ def test_torchrun_options_kept_in_a_variable_are_not_missing() -> None:
     text = (TWO_NODES + 'export ARGS="--nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=n1:29500"\n'
             "srun torchrun $ARGS --nproc-per-node=4 train.py\n")
     assert "HPC112" not in codes(lint(text))
+
+
+@pytest.mark.parametrize("head,reported", [
+    ("case $SLURM_LOCALID in\n0) export UCX_NET_DEVICES=mlx5_0:1 ;;\nesac\n", True),
+    ("if [ \"$SLURM_PROCID\" -eq 0 ]; then\n  echo first\nfi\n", True),
+    ("case $SLURM_JOB_PARTITION in\ngpu) echo gpu ;;\nesac\n", False),
+])
+def test_a_per_task_variable_in_a_branch_of_the_batch_shell(head: str, reported: bool) -> None:
+    text = "#!/bin/bash\n#SBATCH --ntasks=4\n" + head + "srun python train.py\n"
+    assert bool(_only(text, "HPC502")) is reported

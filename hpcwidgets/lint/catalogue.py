@@ -3231,6 +3231,16 @@ srun bash -c "python train.py --rank $SLURM_PROCID"
 srun bash -c 'python train.py --rank "$SLURM_PROCID"'
 """)
 def _per_task(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        # a case/if/for head in the batch shell (case $SLURM_LOCALID in …) is evaluated once, as task 0
+        if cmd.kind != "compound" or not re.match(r"\s*(?:case|if|elif|while|until|for)\b", cmd.text):
+            continue
+        head = cmd.text.split("\n", 1)[0]
+        hits = sorted({name for name, _ in expanded_refs(head) if name in PER_TASK_VARS})
+        if hits:
+            yield cmd.line, (f"{', '.join('$' + h for h in hits)} is read once by the batch shell (as task 0), so this "
+                             "branch is the same for every task; let each task choose (srun bash -c '…' or in the "
+                             "program)")
     for cmd in simple_commands(ctx):
         if cmd.name in _PRINTERS:
             continue
