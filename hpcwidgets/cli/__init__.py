@@ -126,9 +126,10 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True) -> No
                             "(--set job.modules=) empties it; a command's words (program, launcher.args) are "
                             "replaced.")
         g.add_argument("--profile", metavar="NAME",
-                       help="Fill in what the site needs (partition, QOS, constraint and account of the job's "
-                            "partition; the Apptainer program name) where you left it empty, and check the job "
-                            "against the cluster profile (partitions, limits).")
+                       help="Fill in what the site needs where you left it empty (partition, QOS, constraint and "
+                            "account of the job's partition; the container runtime's module; the site's name for "
+                            "Apptainer's command; srun --cpus-per-task where Slurm does not pass it on), and check "
+                            "the job against the cluster profile (partitions, limits).")
 
 
 def build_parser() -> argparse.ArgumentParser:
