@@ -14,10 +14,10 @@ from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, opt
+from ._words import Verbatim
 from .apptainer import ApptainerRun
 from .charliecloud import ChRun
 from .slurm import SlurmJob, node_range
-from ._words import Verbatim
 from .units import format_time, parse_time
 
 #: the job's private runtime folder, made when it runs (bound into an Apptainer container)
