@@ -831,3 +831,48 @@ def test_torchrun_options_kept_in_a_variable_are_not_missing() -> None:
 def test_a_per_task_variable_in_a_branch_of_the_batch_shell(head: str, reported: bool) -> None:
     text = "#!/bin/bash\n#SBATCH --ntasks=4\n" + head + "srun python train.py\n"
     assert bool(_only(text, "HPC502")) is reported
+
+
+# --------------------------------------------------------------------------------------------
+# fixes that must stay safe (an audit of --fix on 333 scripts)
+
+def test_hpc101_fix_never_asks_for_more_cpus_than_the_job_holds_on_a_node() -> None:
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --cpus-per-task=8\n"
+            "#SBATCH --gres=gpu:4\nhead_node=n1\nsrun --ntasks-per-node=1 --cpus-per-task=32 torchrun --nnodes=2 "
+            '--nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py\n')
+    new, fixed = fix_script(text)
+    assert "HPC101" in [f.code for f in fixed] and "--cpus-per-task=32" in new and "128" not in new
+
+
+def test_hpc101_fix_counts_the_steps_own_nodes() -> None:
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n"
+            "srun -N1 -n4 torchrun --standalone --nproc-per-node=4 eval.py\n")
+    new, fixed = fix_script(text)
+    assert "--ntasks=1" in new and "--ntasks=2" not in new and "HPC101" not in codes(lint(new))
+
+
+def test_a_fix_keeps_torchruns_underscore_spelling() -> None:
+    text = (TWO_NODES + "srun torchrun --nnodes=2 --nproc_per_node=4 --max_restarts=3 --rdzv_backend=c10d "
+            "--rdzv_endpoint=localhost:29500 train.py --lr_decay 0.1\n")
+    new, fixed = fix_script(text)
+    assert "HPC103" in [f.code for f in fixed]
+    assert "--nproc_per_node=4" in new and "--rdzv_backend=c10d" in new and "--rdzv-" not in new
+    assert "--lr_decay 0.1" in new
+
+
+@pytest.mark.parametrize("step,code", [
+    ("srun --gres=gpu:1 --cpus-per-gpu=4 python a.py", "HPC309"),           # srun refuses both together
+    ("CUDA_VISIBLE_DEVICES=0 srun --exact -n1 python a.py &", "HPC309"),     # parallel steps would queue
+    ("apptainer run img_1.0.sif --nv -B /data", "HPC201"),                    # the flags after the image stay there
+])
+def test_fixes_that_would_break_the_step_are_not_offered(step: str, code: str) -> None:
+    text = "#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=8\n#SBATCH --gres=gpu:2\n" + step + "\nwait\n"
+    assert all(f.fix is None for f in lint(text) if f.code == code)
+
+
+def test_no_gpu_flag_fix_against_amd_signs_in_the_script() -> None:
+    text = ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\nmodule load apptainer\n"
+            "apptainer exec --rocm pytorch_rocm6.0.sif python train.py\n")
+    new, _ = fix_script(text, load_profile("generic"))
+    assert "--rocm" in new and "--nv" not in new
+    assert "HPC218" in codes(lint(text, load_profile("generic")))   # the finding stays

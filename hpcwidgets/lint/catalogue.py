@@ -43,8 +43,34 @@ def step_words(chain: Any) -> tuple[list[str], list[int]]:
     return words, sorted({len(words) - e for e in ends})
 
 
+#: a torchrun option written with underscores (--nproc_per_node), as torch before 2.0 only reads them
+_UNDERSCORE_OPTION = re.compile(r"--[a-z]+_[a-z_]+(?:=|$)")
+
+
+def _keep_torchrun_spelling(step: Any, words: list[Any]) -> list[Any]:
+    """The fixed command with torchrun's options spelled as the user spelled them: a script written with
+    --nproc_per_node keeps underscores (torchrun before 2.0 rejects --nproc-per-node)."""
+    if not any(_UNDERSCORE_OPTION.match(str(w.value)) for w in step.command.words):
+        return words
+    from ..spec.torchrun import Torchrun
+    table = {f.info.flag: a for f in Torchrun.field_specs() for a in f.info.aliases if "_" in a and f.info.flag}
+    start = next((i for i, w in enumerate(words) if str(w).rsplit("/", 1)[-1] == "torchrun"), None)
+    if start is None:
+        return words
+    out = list(words)
+    for i in range(start + 1, len(out)):
+        text = str(out[i])
+        if not text.startswith("-"):
+            break  # the training script: its own arguments follow
+        flag, eq, value = text.partition("=")
+        if flag in table:
+            out[i] = type(out[i])(table[flag] + eq + value)
+    return out
+
+
 def step_fix(description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix:
     words, groups = step_words(chain)
+    words = _keep_torchrun_spelling(step, words)
     env = tuple(f"{k}={v}" for k, v in step.env)
     start, end, cols = _command_span(step)
     return Fix(description, start, end, tuple(env) + tuple(words), None, before,
@@ -439,23 +465,27 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
                    + f"; every launcher numbers its own workers {local}, so the {per_node} launchers on a node "
                      f"share the same GPU{'s' if nproc != 1 else ''} ({shared})"
                    + (f" while the other {gpus - nproc} stay idle" if gpus and nproc and gpus > nproc else "")
-                   + f"; start one torchrun per node: use srun --ntasks={job_nodes(ctx)} --ntasks-per-node=1 so "
+                   + f"; start one torchrun per node: use srun --ntasks={_step_nodes(ctx, step)} --ntasks-per-node=1 so "
                      f"torchrun starts one worker per GPU, with --nproc-per-node={gpus if gpus else 'the GPUs per node'}"
                    + (" (srun inherits the job's task count, so --ntasks-per-node=1 alone is not enough)"
                       if isinstance(step.chain.srun.ntasks_per_node, int) and step.chain.srun.ntasks_per_node == 1 else ""))
-            srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=job_nodes(ctx))
-            # the one launcher gets the CPUs its launchers shared, for its workers (srun's own value, else the job's)
+            nodes = _step_nodes(ctx, step)  # srun -N1 -n4: one launcher on the step's one node, not the job's
+            srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=nodes)
+            # the one launcher gets the CPUs its launchers shared, for its workers (srun's own value, else the
+            # job's), but never more than the job holds on a node: srun refuses a step that asks for more
             cpus = step.chain.srun.cpus_per_task
             if cpus is None:
                 cpus = ctx.job.cpus_per_task
             if cpus.__class__ is int and cpus > 0:
-                srun = srun.replace(cpus_per_task=cpus * per_node)
+                held = ctx.job.cpus_per_task * ctx.job.ntasks_per_node if isinstance(ctx.job.cpus_per_task, int) \
+                    and isinstance(ctx.job.ntasks_per_node, int) else None
+                srun = srun.replace(cpus_per_task=min(cpus * per_node, held) if held else cpus * per_node)
             new_nproc = str(gpus) if gpus else launcher.nproc_per_node
             if launcher.nproc_per_node.startswith("$") and "NTASKS" in launcher.nproc_per_node and gpus:
                 new_nproc = str(gpus)
             chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
                                      step.chain.program, step.chain.notes)
-            what = f"start one torchrun per node (srun --ntasks={job_nodes(ctx)} --ntasks-per-node=1)"
+            what = f"start one torchrun per node (srun --ntasks={nodes} --ntasks-per-node=1)"
             if new_nproc != launcher.nproc_per_node:
                 what += f" with one worker per GPU (--nproc-per-node={new_nproc})"
             # a run in the background or on GPUs picked by hand (CUDA_VISIBLE_DEVICES=1 srun … &) is one of
@@ -1470,8 +1500,11 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
         late = flag in [str(w) for w in getattr(c, "command", ()) or step.chain.program]
         where = f" ({flag} after the image is passed to the runscript, not to {c.binary}: it belongs before " \
                 "the image)" if late else ""
+        # no fix where it cannot be whole (the options after the image would stay there) or where the script
+        # shows AMD GPUs against the profile's word (which of the two is wrong is the user's call)
+        fix = None if late or _AMD_SIGNS.search(ctx.parsed.source) else fix_for(ctx, f"add {flag}", step, chain)
         yield (step.line, f"the job requests GPUs but {c.binary} {c.action} runs without {flag}: no GPU is visible "
-                          f"inside the container; add {flag}{where}", fix_for(ctx, f"add {flag}", step, chain))
+                          f"inside the container; add {flag}{where}", fix)
 
 
 #: the container options that make the GPUs visible
@@ -2377,8 +2410,10 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
         if c.kind == "apptainer.run" and getattr(c, wrong):
             chain = with_chain(step.chain, container=c.replace(**{wrong: False, right: True}))
+            # a script that shows AMD GPUs (a ROCm image) on an NVIDIA profile: either may be wrong, so no fix
+            amd_script = vendor == "nvidia" and _AMD_SIGNS.search(ctx.parsed.source)
             yield (step.line, f"--{wrong} on {ctx.profile.name}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
-                              f"use --{right}", fix_for(ctx, f"use --{right}", step, chain))
+                              f"use --{right}", None if amd_script else fix_for(ctx, f"use --{right}", step, chain))
 
 
 #: container fields whose problems other rules report (HPC216, HPC218), and the command, which the
@@ -2654,11 +2689,16 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
             continue
         if ctx.parsed.variable("SRUN_CPUS_PER_TASK", step.line) or any(n == "SRUN_CPUS_PER_TASK" for n, _ in step.env):
             continue
+        own = [str(e).partition("=")[0] for e in srun.extra]
+        if "--cpus-per-gpu" in own:
+            continue  # the step sizes its CPUs by GPU, which srun refuses together with --cpus-per-task
+        # no fix in a heterogeneous job (its components may ask for different counts), nor for a step run in the
+        # background or with --exact: one of several sharing the job's CPUs, which would then wait for each other
+        shared = het or step.command.joined_by == "&" or "--exact" in own
         yield (step.line, f"the job has --cpus-per-task={cpus} but srun on Slurm 22.05–23.02 gives each task one CPU; "
                           f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
-               # written in after "srun" alone: the rest of the line stays exactly as it was (not in a
-               # heterogeneous job, whose components may ask for different counts)
-               None if het else _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
+               # written in after "srun" alone: the rest of the line stays exactly as it was
+               None if shared else _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
 
 
 def _components_cpus(ctx: Context, step: Any) -> int | None:
