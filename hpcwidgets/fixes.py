@@ -16,8 +16,9 @@ from .render.quote import quote
 MAX_ROUNDS = 25
 
 
-def fix_text(fix: Fix, indent: str = "") -> str:
-    """The replacement lines for one fix (no trailing newline)."""
+def fix_text(fix: Fix, indent: str = "", one_line: bool = False) -> str:
+    """The replacement lines for one fix (no trailing newline); with ``one_line`` the command stays on one
+    line however long (a command the user wrote on one line keeps that layout)."""
     if fix.text is not None:
         return fix.text
     env = []
@@ -26,7 +27,7 @@ def fix_text(fix: Fix, indent: str = "") -> str:
         name, _, value = words.pop(0).partition("=")
         env.append(f"{name}={quote(value)}")
     quoted = env + [quote(w) for w in words]
-    body = wrap(quoted, group_starts=set(fix.groups), indent=indent + "  ")
+    body = " ".join(quoted) if one_line else wrap(quoted, group_starts=set(fix.groups), indent=indent + "  ")
     lines = [indent + line for line in fix.before] + [indent + body]
     return "\n".join(lines)
 
@@ -39,7 +40,7 @@ def apply_fix(text: str, fix: Fix) -> str:
         raise ValueError(f"fix for lines {fix.start}-{fix.end} does not fit a {len(lines)}-line script")
     first = lines[start]
     indent = first[: len(first) - len(first.lstrip())]
-    replacement = fix_text(fix, indent).split("\n")
+    replacement = fix_text(fix, indent, one_line=start == end).split("\n")
     if fix.cols != (0, 0) and fix.text is None:
         # only the command's own words change: what precedes them on the first line (exec, cd x &&) and
         # follows them on the last (> log 2>&1, | tee log, a comment) stays as written

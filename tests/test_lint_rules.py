@@ -437,7 +437,19 @@ def test_a_fix_keeps_a_bind_whose_path_has_a_comma() -> None:
             'apptainer exec --mount "type=bind,\\"src=/d/a,b\\",dst=/in" pytorch_2.3.sif python train.py\n')
     new, fixed = fix_script(text)
     assert [f.code for f in fixed] == ["HPC201"]
-    assert """apptainer exec --nv \\\n  --mount 'type=bind,"src=/d/a,b",dst=/in' \\\n""" in new
+    assert """apptainer exec --nv --mount 'type=bind,"src=/d/a,b",dst=/in' pytorch_2.3.sif""" in new
+
+
+def test_a_fix_keeps_the_commands_layout() -> None:
+    """A command written on one line stays on one line; one written over continuation lines is wrapped."""
+    one = (TWO_NODES + "head_node=n1\nsrun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+           "--rdzv-endpoint=localhost:29500 --rdzv-id=$SLURM_JOB_ID train.py --epochs 10\n")
+    new, fixed = fix_script(one)
+    assert [f.code for f in fixed] == ["HPC103"]
+    assert new.splitlines()[-1].startswith("srun torchrun --nnodes=2") and "\\\n" not in new
+    several = one.replace("--rdzv-backend=c10d ", "\\\n  --rdzv-backend=c10d ")
+    new, _ = fix_script(several)
+    assert " \\\n" in new
 
 
 def test_profile_rules_need_a_profile() -> None:
