@@ -84,6 +84,20 @@ def test_saved_outputs_are_portable(path):
             assert not re.search(r"\bjob(?: id)? \d{2,}\b", text), f"{path.name}: a saved output shows a job id"
 
 
+@pytest.mark.parametrize("path", lesson_paths(), ids=lambda p: p.stem)
+def test_every_saved_widget_has_its_state(path):
+    """A widget output names its model; a static view (a handout, GitHub) can draw it only when the notebook's
+    saved widget state holds that model. Refreshing one cell's output without the state breaks this."""
+    nb = load(path)
+    state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    views = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for c in nb["cells"]
+             if c["cell_type"] == "code" for o in c.get("outputs", [])
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    missing = [m for m in views if m not in state]
+    assert not missing, f"{path.name}: widget outputs {missing} are not in the saved widget state; re-execute the " \
+                        "lesson with its widget state stored (nbclient store_widget_state=True)"
+
+
 def _copy_notebooks(tmp_path: Path) -> Path:
     work = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
