@@ -52,7 +52,6 @@ DECLARATION_BUILTINS = frozenset({"export", "local", "readonly", "declare", "typ
 _NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _NAME_CHARS = _NAME_START | frozenset("0123456789")
 _SPECIAL_PARAMS = frozenset("@*#?$!-0123456789")
-_BLANKS = " \t"
 #: characters that end an unquoted word
 _METACHARS = frozenset(" \t\n;&|<>()")
 

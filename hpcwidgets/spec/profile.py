@@ -37,7 +37,7 @@ from ..errors import Problem, ProfileError
 from ._meta import Spec, opt
 from .apptainer import IMAGE_SOURCES
 from .slurm import SlurmJob
-from .units import UNLIMITED, format_mem, format_time, parse_mem, parse_time
+from .units import UNLIMITED, format_mem, parse_mem, parse_time
 
 RUNTIMES = ("apptainer", "singularity", "charliecloud")
 GPU_VENDORS = ("nvidia", "amd", "intel", "none")
