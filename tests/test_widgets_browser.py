@@ -105,6 +105,30 @@ def lab(tmp_path_factory):
 KERNEL_WAIT_MS = 120_000
 
 
+def _run_all_until_builder(page, tries: int = 3) -> None:
+    """Run all cells and wait for the builder. JupyterLab can lose a run request sent while the kernel's
+    connection settles: the cell then shows [*] while the kernel says Idle, and nothing runs. Only in that
+    case is the request sent again (never while the kernel is busy, which would run the cell twice)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    builder = page.locator(".hpcw-builder").first
+    for attempt in range(tries):
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        waited = 0
+        while waited < KERNEL_WAIT_MS:
+            try:
+                builder.wait_for(timeout=20_000)
+                return
+            except PlaywrightTimeout:
+                waited += 20_000
+            lost = page.get_by_text(IDLE).first.is_visible() and page.get_by_text("[*]:").first.is_visible()
+            if lost and attempt + 1 < tries:
+                break  # the request was dropped: send it again
+        else:
+            break
+    builder.wait_for(timeout=1_000)  # raises with the locator in its message
+
+
 def open_builder(lab, name: str, code: str):
     """Write a notebook running ``code``, open it, run all cells and wait for the builder."""
     _notebook(lab["work"] / f"{name}.ipynb", code)
@@ -117,9 +141,7 @@ def open_builder(lab, name: str, code: str):
         # a kernel's start and first import of the package can take a minute on a busy 2-core machine
         # (30 s was once too short there); these are waits, not timed assertions
         page.get_by_text(IDLE).first.wait_for(timeout=KERNEL_WAIT_MS)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_text("Run All Cells", exact=True).click()
-        page.locator(".hpcw-builder").first.wait_for(timeout=KERNEL_WAIT_MS)
+        _run_all_until_builder(page)
         page.get_by_text(IDLE).first.wait_for(timeout=KERNEL_WAIT_MS)
     except Exception:
         shot(page, f"{name}-failed-to-open")
