@@ -181,7 +181,12 @@ def gpu_vendor(ctx: Context) -> str:
     vendor = getattr(ctx.profile, "gpu_vendor", "") if ctx.profile is not None else ""
     if vendor:
         return str(vendor)
-    return cached(ctx, "script_vendor", lambda: "amd" if _AMD_SIGNS.search(ctx.parsed.source) else "nvidia")
+    return "amd" if shows_amd(ctx) else "nvidia"
+
+
+def shows_amd(ctx: Context) -> bool:
+    """Whether the script itself shows AMD GPUs (see :data:`_AMD_SIGNS`), whatever the profile says."""
+    return cached(ctx, "shows_amd", lambda: _AMD_SIGNS.search(ctx.parsed.source) is not None)
 
 
 def cached(ctx: Context, key: str, make: Any) -> Any:
@@ -860,6 +865,14 @@ def _per_task_rendezvous_text(ctx: Context, step: Any) -> str:
             "it and use \"$port\" inside the script, or use $SLURM_JOB_ID as the run id")
 
 
+def step_tasks(ctx: Context, step: Any) -> int:
+    """How many tasks an srun step starts in all: its --ntasks, else its nodes × its tasks per node."""
+    srun = step.chain.srun
+    if srun is not None and isinstance(srun.ntasks, int):
+        return srun.ntasks
+    return _step_nodes(ctx, step) * (tasks_per_node(ctx, step) or 1)
+
+
 def shell_script_word(step: Any) -> Any:
     """The word holding the script of a ``bash -c`` (or ``sh -c``) in a step, wherever it sits (after srun, in a
     container), or None."""
@@ -1008,9 +1021,7 @@ def _deepspeed_per_node(ctx: Context) -> Iterator[Any]:
         srun = step.chain.srun
         if srun is None:
             continue
-        per_node = srun.ntasks_per_node if isinstance(srun.ntasks_per_node, int) else ctx.job.ntasks_per_node
-        per_node = per_node if isinstance(per_node, int) else 1
-        tasks = srun.ntasks if isinstance(srun.ntasks, int) else _step_nodes(ctx, step) * per_node
+        tasks = step_tasks(ctx, step)
         if tasks < 2:
             continue
         word = shell_script_word(step)
@@ -1502,7 +1513,7 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
                 "the image)" if late else ""
         # no fix where it cannot be whole (the options after the image would stay there) or where the script
         # shows AMD GPUs against the profile's word (which of the two is wrong is the user's call)
-        fix = None if late or _AMD_SIGNS.search(ctx.parsed.source) else fix_for(ctx, f"add {flag}", step, chain)
+        fix = None if late or shows_amd(ctx) else fix_for(ctx, f"add {flag}", step, chain)
         yield (step.line, f"the job requests GPUs but {c.binary} {c.action} runs without {flag}: no GPU is visible "
                           f"inside the container; add {flag}{where}", fix)
 
@@ -1739,9 +1750,7 @@ def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
         if srun is None or c is None or c.kind != "apptainer.run" or not (c.cleanenv or c.containall) \
                 or step.chain.launcher is not None or shell_script_word(step) is not None:
             continue
-        per_node = srun.ntasks_per_node if isinstance(srun.ntasks_per_node, int) else ctx.job.ntasks_per_node
-        tasks = srun.ntasks if isinstance(srun.ntasks, int) else \
-            _step_nodes(ctx, step) * (per_node if isinstance(per_node, int) else 1)
+        tasks = step_tasks(ctx, step)
         passed = [str(e.name) for e in c.env] + [v.name for v in ctx.parsed.variables if v.exported]
         if tasks < 2 or any(re.search(r"RANK|PROCID", name) for name in passed):
             continue
@@ -2411,7 +2420,7 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
         if c.kind == "apptainer.run" and getattr(c, wrong):
             chain = with_chain(step.chain, container=c.replace(**{wrong: False, right: True}))
             # a script that shows AMD GPUs (a ROCm image) on an NVIDIA profile: either may be wrong, so no fix
-            amd_script = vendor == "nvidia" and _AMD_SIGNS.search(ctx.parsed.source)
+            amd_script = vendor == "nvidia" and shows_amd(ctx)
             yield (step.line, f"--{wrong} on {ctx.profile.name}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
                               f"use --{right}", None if amd_script else fix_for(ctx, f"use --{right}", step, chain))
 
