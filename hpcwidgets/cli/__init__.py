@@ -339,29 +339,14 @@ def profile_base(cls: Any, profile: Any) -> Any:
     login host, partition and account from the profile; an Apptainer command its program name
     (``apptainer_binary``: singularity on SingularityCE sites). Options and --set typed after still win."""
     if hasattr(cls, "for_profile"):
-        return cls.for_profile(profile)
+        # where the job runs (partition, QOS, constraint, account) is left to ClusterProfile.place, after the
+        # options and --set have said what they want: a GPU job, another partition
+        base = cls.for_profile(profile)
+        return base.replace(job=base.job.replace(partition="", qos="", constraint="", account=""))
     binary = next((f for f in cls.field_specs() if f.name == "binary"), None)
     if binary is not None and profile.apptainer_binary in binary.info.choices:
         return cls(binary=profile.apptainer_binary)
     return None
-
-
-def _refill(base: Any, model: Any, profile: Any) -> Any:
-    """Undo what the profile filled in for a job the options have moved: account, QOS and constraint filled for
-    the default partition are cleared when --set chose another partition, and the default partition itself when
-    the job now asks for GPUs it has none of; :meth:`ClusterProfile.place` then fills them for where it runs."""
-    from ..spec.slurm import SlurmJob
-    before, job = getattr(base, "job", None), getattr(model, "job", None)
-    if not isinstance(before, SlurmJob) or not isinstance(job, SlurmJob):
-        return model
-    moved = job.partition != before.partition
-    if not moved and job.partition and job.gpus_on_each_node:
-        part = profile.entry_for(job)
-        if part is not None and not part.has_gpus:
-            job, moved = job.replace(partition=""), True
-    if moved:
-        job = job.replace(**{k: "" for k in ("account", "qos", "constraint") if getattr(job, k) == getattr(before, k)})
-    return model.replace(job=job)
 
 
 def _run_model_command(args: argparse.Namespace) -> int:
@@ -373,14 +358,11 @@ def _run_model_command(args: argparse.Namespace) -> int:
         from ..profiles import load_profile
         profile = load_profile(args.profile)
     base = load_model_file(args.from_file, cls) if args.from_file else None
-    filled = base is None and profile is not None
-    if filled:
+    if base is None and profile is not None:
         base = profile_base(cls, profile)
     model = model_from_args(cls, base, args, cmd.fixed)
     model = apply_sets(model, args.set)
-    if filled:
-        model = _refill(base, model, profile)
-    elif profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
+    if profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
         model = model.replace(login_host=profile.login_host)  # a Jupyter job loaded with --from that names none
     if profile is not None:
         placed = profile.place(model)
