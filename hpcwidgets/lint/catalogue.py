@@ -1642,13 +1642,14 @@ _HOME_ROOTS = ("", "/home", "/home/$USER", "/u", "/users", "/Users")
 def _covered_by_bind(ctx: Context, c: Any, path: str, line: int) -> bool:
     """Whether a bind mounts ``path`` into the container at the same place: ``--bind "$HOME/project"``, a
     directory holding the home (``-B /home``), or the same in APPTAINER_BIND/SINGULARITY_BIND."""
-    sources = [(str(b.src), str(b.dst or "")) for b in getattr(c, "binds", ())]
+    from ..spec.common import Bind
+    binds = list(getattr(c, "binds", ()))
     for name in ("APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH"):
         var = ctx.parsed.variable(name, line)
         if var is not None and var.exported:
-            sources += [(part.split(":", 1)[0], (part.split(":") + [""])[1]) for part in str(var.value).split(",")]
-    for src, dst in sources:
-        src = ctx.parsed.resolve(src, line).rstrip("/")
+            binds += [Bind.from_token(part) for part in str(var.value).split(",") if part]
+    for b in binds:
+        src, dst = ctx.parsed.resolve(str(b.src), line).rstrip("/"), str(b.dst or "")
         if dst and dst.rstrip("/") != src:
             continue
         if src in _HOME_ROOTS or path == src or path.startswith(src + "/"):
