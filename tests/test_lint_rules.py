@@ -688,6 +688,27 @@ def test_a_line_cut_off_by_a_missing_backslash_gets_no_other_fix() -> None:
     assert "HPC110" not in [f.code for f in fixed]
 
 
+_RDZV = "--rdzv-backend=c10d --rdzv-endpoint=$head_node:29500"
+
+
+@pytest.mark.parametrize("script,line,says", [
+    # single quotes: an option line after the lost backslash
+    (f"'\n  torchrun --nnodes=2 --nproc-per-node=4 \\\n    --node-rank=$SLURM_NODEID\n    {_RDZV} train.py\n'", 10,
+     "(line 9 needs a trailing \\)"),
+    # double quotes keep their backslash-newlines, so lines stay where they are; the program cut off on its own
+    ('"torchrun --nnodes=2 \\\n  --nproc-per-node=4 --node-rank=\\$SLURM_NODEID \\\n  --master-addr=$head_node\n'
+     '    train.py --out \\$(hostname)"', 10, "line 9 does not end with a backslash, so train.py runs"),
+    # fine: every line continued, or separate commands at the same depth
+    (f"'\n  cd \"$SLURM_SUBMIT_DIR\"\n  torchrun --nnodes=2 --nproc-per-node=4 \\\n    {_RDZV} train.py\n'", None, ""),
+    (f'"torchrun --nnodes=2 --nproc-per-node=4 \\\n    {_RDZV} train.py"', None, ""),
+])
+def test_a_lost_backslash_inside_srun_bash_c(script: str, line: int | None, says: str) -> None:
+    text = TWO_NODES + 'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\nexport head_node\n'
+    found = _only(text + f"srun bash -c {script}\n", "HPC504")
+    assert [f.line for f in found] == ([line] if line else [])
+    assert all(says in f.message for f in found)
+
+
 @pytest.mark.parametrize("inner,reported", [
     ("srun python train.py", True), ("/usr/bin/scontrol show hostnames", True), ("python train.py", False),
 ])

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
-
+from ..spec.common import Bind
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 
@@ -1642,7 +1642,6 @@ _HOME_ROOTS = ("", "/home", "/home/$USER", "/u", "/users", "/Users")
 def _covered_by_bind(ctx: Context, c: Any, path: str, line: int) -> bool:
     """Whether a bind mounts ``path`` into the container at the same place: ``--bind "$HOME/project"``, a
     directory holding the home (``-B /home``), or the same in APPTAINER_BIND/SINGULARITY_BIND."""
-    from ..spec.common import Bind
     binds = list(getattr(c, "binds", ()))
     for name in ("APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH"):
         var = ctx.parsed.variable(name, line)
@@ -1879,7 +1878,6 @@ def _bash_binds(binds: Any, home: str = "~") -> list[Any]:
     """Binds as bash hands them to the runtime. A bind word that starts with an unquoted ``~`` (bash
     expands it; the parser keeps such a word whole, as Verbatim) is split into its binds, its leading
     ``~`` written as ``home``; a ``~`` after ``:`` or ``,`` stays literal, as bash leaves it."""
-    from ..spec.common import Bind
     out: list[Any] = []
     for b in binds:
         src = b.src if isinstance(b, Bind) else ""
@@ -3384,7 +3382,7 @@ def _script_dir(ctx: Context) -> Iterator[Any]:
           "next line ('--bind …', '--nproc-per-node …') runs as a command of its own and fails. Reported for a line "
           "that starts with an option, and for an indented line right after a command whose earlier lines end in "
           "a backslash (apptainer exec --nv \\ / \"$IMG\" / torchrun …: the container gets no command, and the "
-          "program then runs on the host).",
+          "program then runs on the host). The script of a multi-line srun bash -c '…' is read the same way.",
       fix="End every line of the command except the last with a backslash (and no space after it).",
       catalogue=(24,),
       bad="""#!/bin/bash
@@ -3398,29 +3396,72 @@ apptainer exec --nv \\
   --bind "$SCRATCH/data:/data" pytorch_2.3.sif python train.py
 """)
 def _lost_backslash(ctx: Context) -> Iterator[Any]:
-    code = simple_commands(ctx)
+    yield from _option_lines(simple_commands(ctx), _same_line)
+    lines = ctx.parsed.lines
+    cut_off = {s.line: c for s, c in containers(ctx)
+               if c.kind == "apptainer.run" and getattr(c, "action", "") == "exec" and c.image
+               and not s.chain.program and s.chain.launcher is None}
+    yield from _lost_backslash_before_command(ctx.parsed.lexed.code, lines, cut_off, _same_line)
+    for step in steps(ctx):  # the script of srun bash -c '…' loses its backslashes the same way
+        inner = _inner_script(shell_script_word(step))
+        if inner is not None:
+            lexed, outer = inner
+            yield from _option_lines(tuple(c for c in lexed.code if c.kind == "simple"), outer)
+            yield from _lost_backslash_before_command(lexed.code, lexed.source.split("\n"), {}, outer)
+
+
+def _same_line(line: int) -> int:
+    return line
+
+
+def _option_lines(code: tuple[Any, ...], outer: Any) -> Iterator[Any]:
+    """Commands that start with an option: the line before lost its backslash (``outer`` maps a line number
+    of ``code`` to the script's)."""
     for i, cmd in enumerate(code):
         name = str(cmd.name)
         if len(name) > 1 and name.startswith("-") and not cmd.assignments:
             prev = code[i - 1] if i > 0 else None
-            where = f" (line {prev.end_line} needs a trailing \\)" if prev is not None else ""
-            yield cmd.line, f"this line starts with the option {name}: the previous command ended without a backslash{where}"
-    yield from _lost_backslash_before_command(ctx)
+            where = f" (line {outer(prev.end_line)} needs a trailing \\)" if prev is not None else ""
+            yield (outer(cmd.line),
+                   f"this line starts with the option {name}: the previous command ended without a backslash{where}")
+
+
+def _inner_script(word: Any) -> tuple[Any, Any] | None:
+    """The script of a ``bash -c`` word that spans lines, lexed, and a map from its line numbers to the outer
+    script's; None when it is one line or not one quoted string. A backslash-newline inside double quotes is
+    kept: the outer shell removes it, but it continues the line just the same, and the lines then stay aligned."""
+    from ..errors import ParseError
+    from ..parse.lexer import lex_script
+    from ..parse.script import _one_double_quoted
+    raw = word.raw if word is not None else ""
+    if "\n" not in raw:
+        return None
+    if len(raw) > 1 and raw[0] == raw[-1] == "'" and raw.count("'") == 2:
+        text = raw[1:-1]
+    elif _one_double_quoted(raw):
+        text = _DQ_KEEPING_LINES.sub(r"\1", raw[1:-1])
+    else:
+        return None
+    try:
+        lexed = lex_script(text)
+    except ParseError:
+        return None
+    return lexed, lambda k: word.line + k - 1
+
+
+#: the escapes bash removes inside double quotes, except the backslash-newline
+_DQ_KEEPING_LINES = re.compile(r'\\([`"\\$])')
 
 
 def _indent(line: str) -> int:
     return len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
 
 
-def _lost_backslash_before_command(ctx: Context) -> Iterator[Any]:
+def _lost_backslash_before_command(code: Any, lines: Any, cut_off: dict[int, Any], outer: Any) -> Iterator[Any]:
     """An indented line right after a command whose lines ended in ``\\`` up to the one before it: the
     backslash of that line was lost (``apptainer exec --nv \\`` / ``  "$IMG"`` / ``  torchrun …``). Also after a
-    one-line ``apptainer exec IMAGE`` with no command, which cannot run on its own."""
-    lines = ctx.parsed.lines
-    code = ctx.parsed.lexed.code
-    cut_off = {s.line: (s, c) for s, c in containers(ctx)
-               if c.kind == "apptainer.run" and getattr(c, "action", "") == "exec" and c.image
-               and not s.chain.program and s.chain.launcher is None}
+    one-line ``apptainer exec IMAGE`` with no command (``cut_off``: such containers by line), which cannot run on
+    its own. ``outer`` maps a line number of ``code`` to the script's."""
     for prev, cmd in zip(code, code[1:]):
         if cmd.kind != "simple" or not cmd.words or prev.joined_by or str(cmd.name).startswith("-"):
             continue  # joined by && or |, or an option line (reported above)
@@ -3433,10 +3474,11 @@ def _lost_backslash_before_command(ctx: Context) -> Iterator[Any]:
             continue  # the command was ended on purpose (cmd &, cmd;)
         if _indent(lines[cmd.line - 1]) <= _indent(lines[prev.line - 1]):
             continue  # starts a new command at the same depth as the one before
-        step = cut_off.get(prev.line)
-        why = (f"; {step[1].binary} exec on line {prev.line} has the image but no command" if step else "")
-        yield (cmd.line, f"this line is indented like a continuation of the command above, but line {last} does not end "
-                         f"with a backslash, so {cmd.name} runs as a command of its own{why}; end line {last} with \\")
+        box = cut_off.get(prev.line)
+        why = f"; {box.binary} exec on line {outer(prev.line)} has the image but no command" if box is not None else ""
+        yield (outer(cmd.line), f"this line is indented like a continuation of the command above, but line {outer(last)} "
+                                f"does not end with a backslash, so {cmd.name} runs as a command of its own{why}; "
+                                f"end line {outer(last)} with \\")
 
 
 @rule("HPC505", "double-dollar", "error",
