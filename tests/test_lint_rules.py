@@ -909,3 +909,41 @@ def test_no_gpu_flag_fix_against_amd_signs_in_the_script() -> None:
     new, _ = fix_script(text, load_profile("generic"))
     assert "--rocm" in new and "--nv" not in new
     assert "HPC218" in codes(lint(text, load_profile("generic")))   # the finding stays
+
+
+@pytest.mark.parametrize("line,reported", [
+    ("python train.py --out '$SCRATCH/run'", True),
+    ("python train.py --data '$(pwd)/data'", True),
+    ("srun apptainer exec --nv img_1.0.sif python t.py --lr='${LR:-0.1}'", True),
+    ("torchrun --standalone --nproc-per-node=4 t.py --out '${SCRATCH}/x'", True),
+    ("python train.py --out \"$SCRATCH/run\"", False),
+    ("srun bash -c 'python t.py --rank $SLURM_PROCID'", False),               # bash expands it, per task
+    ("srun apptainer exec img_1.0.sif bash -lc 'cd $HOME && python t.py'", False),
+    ("python -c 'import sys; print(\"$x\")'", False),                           # code, not a value
+    ("python train.py 'hydra.run.dir=${now:%Y-%m-%d}' 'opt.lr=${lr}' 'x=${oc.env:HOME}'", False),  # OmegaConf
+    ("echo 'cost: $HOME'", False),                                              # not a launch
+    ("python train.py --fmt $'a\\tb'", False),
+])
+def test_shell_text_in_single_quotes(line: str, reported: bool) -> None:
+    assert bool(_only(f"#!/bin/bash\n#SBATCH --time=10\n{line}\n", "HPC514")) is reported
+
+
+def test_shell_text_in_single_quotes_is_fixed_with_double_quotes() -> None:
+    text = "#!/bin/bash\n#SBATCH --time=10\npython t.py --out '$SCRATCH/run' --tag 'a b' --data='$(pwd)/d' > log\n"
+    found = _only(text, "HPC514")
+    assert [f.line for f in found] == [3] and "python receives the text $SCRATCH/run itself" in found[0].message
+    fixed_text, fixed = fix_script(text)
+    assert fixed_text.splitlines()[2] == "python t.py --out \"$SCRATCH/run\" --tag 'a b' --data=\"$(pwd)/d\" > log"
+    assert not _only(fixed_text, "HPC514")
+    # a quote inside would read differently in double quotes: no fix
+    assert _only("#!/bin/bash\npython t.py --q '$X \"y\"'\n", "HPC514")[0].fix is None
+
+
+def test_a_form_value_the_shell_would_expand_is_reported_in_the_preview() -> None:
+    """A form field expands only $NAME and ${NAME}; ${LR:-0.1} is rendered literally, and lint says so."""
+    from hpcwidgets.render import render
+    from hpcwidgets.spec import Workflow
+    wf = Workflow.single_node("train.py", ["--lr", "${LR:-0.1}", "--out", "$SCRATCH/run"], image="img_1.0.sif",
+                              time="1:00:00")
+    found = _only(render(wf), "HPC514")
+    assert len(found) == 1 and "'${LR:-0.1}'" in found[0].message

@@ -3500,6 +3500,99 @@ def _double_dollar(ctx: Context) -> Iterator[Any]:
             yield cmd.line, f"{shown} is the process id followed by text; write ${shown[2:].lstrip('{')}"
 
 
+#: what a person writes for the shell to expand: $(…), `…`, ${X:-y} and the other ${X…} operators, ${UPPER} and $NAME
+#: (a lower-case ${name} and ${a.b}, ${now:%Y}, ${oc.env:X} are Hydra/OmegaConf interpolations, meant to stay literal)
+_SHELL_TEXT = re.compile(r"\$\(|`|\$\{[A-Za-z_][A-Za-z0-9_]*(?::[-=+?]|[-=+?%#/^,\[])|\$\{[A-Z_][A-Z0-9_]*\}"
+                         r"|\$[A-Za-z_][A-Za-z0-9_]*")
+#: programs whose arguments are data to them: text in single quotes reaches them as written
+_TAKES_DATA = re.compile(r"(?:python[0-9.]*|torchrun|accelerate|deepspeed|apptainer|singularity|ch-run|srun|mpirun|mpiexec)")
+#: the program an argument is for: the innermost of these before it
+_RECEIVER = re.compile(r"python[0-9.]*|torchrun|accelerate|deepspeed|mpirun|mpiexec")
+#: a short-option cluster that takes code as its value (bash -c, bash -lc, python -c): that code is expanded later
+_CODE_OPTION = re.compile(r"-[A-Za-z]*c[A-Za-z]*")
+
+
+def _single_quoted(raw: str) -> list[tuple[int, int]]:
+    """Start and end indexes of the '…' pieces of a word's source (not inside "…", not $'…')."""
+    out, i, double = [], 0, False
+    while i < len(raw):
+        c = raw[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            double = not double
+        elif c == "'" and not double:
+            end = raw.find("'", i + 1)
+            if end < 0:
+                break
+            if not raw[i - 1:i] == "$":
+                out.append((i, end))
+            i = end + 1
+            continue
+        i += 1
+    return out
+
+
+@rule("HPC514", "shell-text-in-single-quotes", "warning",
+      summary="a program's argument holds $NAME, $(…) or ${X:-y} in single quotes, so it receives the text itself",
+      why="Single quotes keep everything literal: python train.py --out '$SCRATCH/run' writes into a folder named "
+          "$SCRATCH under the working directory, and --data '$(pwd)/data' asks for a folder named $(pwd). The job "
+          "runs, with the wrong paths or values. Scripts of srun bash -c '…' and python -c '…' are expanded later on "
+          "purpose and are not reported, nor are Hydra/OmegaConf interpolations such as '${now:%Y-%m-%d}'.",
+      fix="Use double quotes (\"$SCRATCH/run\"). In a form, a field expands only $NAME and ${NAME}: set anything "
+          "else in a set-up line (LR=${LR:-0.1}) and pass $LR.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+python train.py --output-dir '$SCRATCH/run'
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+python train.py --output-dir "$SCRATCH/run"
+""")
+def _shell_text_in_single_quotes(ctx: Context) -> Iterator[Any]:
+    seen: set[int] = set()
+    for cmd in (*simple_commands(ctx), *(step.command for step in steps(ctx))):
+        if id(cmd) in seen:
+            continue
+        seen.add(id(cmd))
+        words = cmd.words
+        if not words or not _TAKES_DATA.fullmatch(str(words[0].value).rsplit("/", 1)[-1]):
+            continue
+        hits = []
+        for prev, word in zip((None, *words), words):
+            if prev is not None and _CODE_OPTION.fullmatch(str(prev.raw)):
+                continue  # bash -c '…', python -c '…': code, expanded when it runs
+            for start, end in _single_quoted(word.raw):
+                if _SHELL_TEXT.search(word.raw, start + 1, end):
+                    hits.append((word, start, end))
+        if not hits:
+            continue
+        word, start, end = hits[0]
+        text = word.raw[start + 1:end]
+        before = [str(w.value).rsplit("/", 1)[-1] for w in words[:words.index(word)]]
+        name = next((b for b in reversed(before) if _RECEIVER.fullmatch(b)), before[0])
+        yield (word.line, f"'{text}' is in single quotes, so {name} receives the text {text} itself; use double "
+                          f"quotes (\"{text}\") for the shell to expand it", _double_quote_fix(ctx, hits))
+
+
+def _double_quote_fix(ctx: Context, hits: list[tuple[Any, int, int]]) -> Fix | None:
+    """The line with the single-quoted pieces in double quotes, when they are on one line and hold nothing that
+    double quotes would read differently (a quote or a backslash)."""
+    line_no = hits[0][0].line
+    line = ctx.parsed.lines[line_no - 1]
+    edits = []
+    for word, start, end in hits:
+        at = word.col - 1
+        inner = word.raw[start + 1:end]
+        if word.line != line_no or "\n" in word.raw or line[at:at + len(word.raw)] != word.raw or any(c in inner for c in '"\\'):
+            return None
+        edits.append((at + start, at + end))
+    for a, b in reversed(edits):
+        line = f'{line[:a]}"{line[a + 1:b]}"{line[b + 1:]}'
+    return Fix("put the expansions in double quotes", line_no, line_no, text=line)
+
+
 _LAUNCH_BLOCKING = re.compile(r"(^|[^A-Za-z0-9_])CUDA_LAUNCH_BLOCKING=[\"']?1\b")
 
 
