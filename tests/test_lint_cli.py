@@ -107,6 +107,32 @@ def test_fix_refuses_stdin(monkeypatch, capsys) -> None:
     assert "--fix" in capsys.readouterr().err
 
 
+def test_a_folder_stands_for_the_job_scripts_in_it(tmp_path, capsys) -> None:
+    (tmp_path / "runs" / "old").mkdir(parents=True)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "node_modules").mkdir()
+    write(tmp_path, "runs/old/bad.sbatch", BAD)
+    write(tmp_path, "runs/warn.sh", WARN_ONLY)
+    write(tmp_path, "submit_me", GOOD)                       # no ending: a job script all the same
+    write(tmp_path, "runs/helper.sh", "#!/bin/bash\necho not a job\n")
+    write(tmp_path, "notes.txt", "#SBATCH --time=1 is how you set it\n")
+    write(tmp_path, ".git/hook.sh", BAD)
+    write(tmp_path, "node_modules/x.sh", BAD)
+    write(tmp_path, "runs/old/bad.sbatch.bak", BAD)           # --fix's backups are not checked again
+    assert main(["lint", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert {line.split(":")[0] for line in captured.out.splitlines()} == {
+        str(tmp_path / "runs" / "old" / "bad.sbatch"), str(tmp_path / "runs" / "warn.sh")}
+    assert "in 3 file(s)" in captured.err
+
+
+def test_a_folder_without_job_scripts_is_an_error(tmp_path, capsys) -> None:
+    write(tmp_path, "helper.sh", "#!/bin/bash\necho hi\n")
+    assert main(["lint", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no job scripts in" in err and "#SBATCH" in err and "Traceback" not in err
+
+
 def test_parse_json_and_toml(tmp_path, capsys) -> None:
     p = write(tmp_path, "job.sh", BAD)
     assert main(["parse", str(p)]) == 0

@@ -1,12 +1,14 @@
 """``hpcwidgets lint FILE…``: check job scripts against the rule catalogue (``docs/rules.md``).
 
 Exit status: 0 no error-severity finding, 1 at least one, 2 a file could not be read or parsed (HPC000).
+A folder stands for the job scripts in it and below it: files with an ``#SBATCH`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,10 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=_examples_epilog([
                            "hpcwidgets lint job.sbatch",
                            "hpcwidgets lint --profile midway3 --format json jobs/*.sh",
+                           "hpcwidgets lint jobs/                   # every job script in the folder and below it",
                            "hpcwidgets lint --fix job.sbatch        # applies mechanical fixes, keeps job.sbatch.bak",
                            "cat job.sbatch | hpcwidgets lint -",
                        ]))
-    p.add_argument("files", nargs="+", metavar="FILE", help="job scripts to check; - reads standard input")
+    p.add_argument("files", nargs="+", metavar="FILE", help="job scripts to check, or folders holding them (their files with an #SBATCH line, "
+                                                          "searched recursively); - reads standard input")
     p.add_argument("--profile", metavar="NAME", help="check the jobs against a cluster profile (partitions, limits, GPU vendor)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: path:line: severity CODE message (default); json: a list of finding objects")
@@ -60,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     byte_order_marks = 0
     unread: list[str] = []
-    for path in args.files:
+    paths = _job_scripts(args.files)
+    for path in paths:
         name = "<stdin>" if path == "-" else path
         try:
             # line ends as written: sbatch refuses DOS line breaks, and the linter says so (HPC314)
@@ -94,8 +99,45 @@ def run(args: argparse.Namespace) -> int:
             print(f.format())
     if status == 0 and (byte_order_marks or any(f.severity == "error" for f in findings)):
         status = 1
-    _summary(findings, byte_order_marks, len(args.files) - len(unread), unread)
+    _summary(findings, byte_order_marks, len(paths) - len(unread), unread)
     return status
+
+
+#: folders never searched for job scripts: tools' and environments' own files
+_SKIPPED_FOLDERS = {"node_modules", "__pycache__", "site-packages", "venv"}
+#: names a job script has: these endings, or none (``run_training``)
+_SCRIPT_ENDINGS = (".sh", ".bash", ".sbatch", ".slurm", ".job", ".batch", ".sub", ".cmd")
+
+
+def _job_scripts(given: list[str]) -> list[str]:
+    """The files to check: each name as given, and for a folder the job scripts in it and below it (sorted;
+    hidden folders, virtual environments and node_modules skipped). A folder without one is an error."""
+    out: list[str] = []
+    for path in given:
+        if path == "-" or not os.path.isdir(path):
+            out.append(path)
+            continue
+        found = []
+        for root, folders, files in os.walk(path):
+            folders[:] = sorted(f for f in folders if not f.startswith(".") and f not in _SKIPPED_FOLDERS)
+            found += [os.path.join(root, f) for f in sorted(files) if _looks_like_job(os.path.join(root, f))]
+        if not found:
+            raise HpcWidgetsError(f"no job scripts in {path}: none of its files (here or below) has an #SBATCH line; "
+                                  "name the files to check instead")
+        out += found
+    return out
+
+
+def _looks_like_job(path: str) -> bool:
+    name = os.path.basename(path)
+    if name.startswith(".") or not (name.endswith(_SCRIPT_ENDINGS) or "." not in name):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+    except OSError:
+        return False
+    return b"#SBATCH" in head
 
 
 def _summary(findings: list, byte_order_marks: int, checked: int, unread: list[str]) -> None:
