@@ -30,7 +30,7 @@ def test_singularity_binary_and_runscript_action():
     ({}, "image", "an image is required"),
     ({"image": "i.sif"}, "command", "exec needs a command"),
     ({"image": "i.sif", "command": ("x",), "nv": True, "rocm": True}, "rocm", "not both"),
-    ({"image": "i.sif", "command": ("x",), "nvccli": True}, "nvccli", "--writable-tmpfs"),
+    ({"image": "i.sif", "command": ("x",), "nvccli": True, "binary": "singularity"}, "nvccli", "--writable-tmpfs"),
     ({"image": "~/i.sif", "command": ("x",)}, "image", "$HOME/i.sif"),
     ({"image": "i.sif", "command": ("x",), "binary": "docker"}, "binary", "apptainer, singularity"),
     ({"image": "i.sif", "command": ("x",), "binds": (Bind("/d", "rel"),)}, "binds.dst", "absolute"),
@@ -120,3 +120,30 @@ def test_a_path_starting_with_tilde_names_home() -> None:
 def test_bind_modes_are_the_options_apptainer_takes(mode, ok):
     problems = Bind("/d.sqfs", "/d", mode).problems()
     assert (problems == []) is ok, problems
+
+
+def test_apptainer_nvccli_needs_no_layer_of_ours():
+    """Apptainer 1.1 and later implies --writable-tmpfs for --nvccli; SingularityCE does not."""
+    assert ApptainerRun(image="i.sif", command=("x",), nvccli=True).problems() == []
+
+
+@pytest.mark.parametrize("extra,hidden", [
+    (("--no-mount", "home,cwd"), True), (("--no-mount=home",), True), (("--no-mount", "cwd"), False), ((), False),
+    (("--no-mount", "bind-paths"), False),
+])
+def test_no_mount_home_keeps_home_out(extra, hidden):
+    run = ApptainerRun(image="i.sif", command=("x",), extra=extra)
+    assert run.hides_home is hidden and run.problems() == []
+
+
+def test_lists_given_to_a_model_become_tuples():
+    """Python users pass lists; the model keeps tuples (frozen, hashable) and has no problem with them."""
+    import hpcwidgets as hw
+    from hpcwidgets.render import render
+    d = hw.DefFile(from_="x:1", post=["pip install a"], environment=[hw.EnvVar("A", "1")])
+    assert d.post == ("pip install a",) and d.problems() == [] and "pip install a" in render(d)
+    run = ApptainerRun(image="i.sif", command=["python", "t.py"], binds=["/d:/data"])
+    assert run.command == ("python", "t.py")
+    assert [p.message for p in run.problems()] == [
+        "Bind mounts: expected a Bind, got '/d:/data'; write Bind.from_token('/d:/data')"]
+    assert "expected a list of values, got 'python t.py'" in ApptainerRun(image="i.sif", command="python t.py").problems()[0].message

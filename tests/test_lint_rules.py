@@ -947,3 +947,20 @@ def test_a_form_value_the_shell_would_expand_is_reported_in_the_preview() -> Non
                               time="1:00:00")
     found = _only(render(wf), "HPC514")
     assert len(found) == 1 and "'${LR:-0.1}'" in found[0].message
+
+
+@pytest.mark.parametrize("line,codes_", [
+    # --no-mount takes a value: the image is the word after it, and home is not mounted
+    ("apptainer exec --no-mount home,cwd --cleanenv img_1.0.sif python t.py", set()),
+    ("apptainer exec --no-mount cwd img_1.0.sif python t.py", {"HPC209"}),
+    # --passphrase is a switch (it prompts): the next word is the image
+    ("apptainer exec --passphrase img_1.0.sif python t.py", {"HPC209"}),
+])
+def test_apptainer_options_that_take_a_value_or_not(line: str, codes_: set) -> None:
+    assert {f.code for f in lint(f"#!/bin/bash\n#SBATCH --time=10\n{line}\n")} == codes_
+
+
+@pytest.mark.parametrize("binary,reported", [("singularity", True), ("apptainer", False)])
+def test_nvccli_without_a_writable_layer_only_under_singularity(binary: str, reported: bool) -> None:
+    text = f"#!/bin/bash\n#SBATCH --gres=gpu:1\nexport PYTHONNOUSERSITE=1\n{binary} exec --nvccli img_1.0.sif python t.py\n"
+    assert bool(_only(text, "HPC216")) is reported

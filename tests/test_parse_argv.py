@@ -55,8 +55,13 @@ def test_flags_after_the_image_belong_to_the_program():
 
 
 def test_unknown_options_are_kept_in_place():
-    p = parse_argv(shlex.split("apptainer exec --no-mount tmp img true"))
-    assert p.model.extra == ("--no-mount",) and p.notes
+    p = parse_argv(shlex.split("apptainer exec --frobnicate img true"))
+    assert p.model.extra == ("--frobnicate",) and p.model.image == "img" and p.notes
+
+
+def test_options_the_model_has_no_field_for_keep_their_value():
+    m = parse_argv(shlex.split("apptainer exec --no-mount tmp,cwd img true")).model
+    assert m.extra == ("--no-mount", "tmp,cwd") and m.image == "img" and m.command == ("true",)
 
 
 def test_errors():

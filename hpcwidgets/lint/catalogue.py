@@ -1673,7 +1673,7 @@ apptainer exec --nv --containall --bind "$HOME/project:/project" pytorch_2.3.sif
 """)
 def _home_file_contained(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        if c.kind != "apptainer.run" or c.home or not (c.contain or c.containall or c.no_home):
+        if c.kind != "apptainer.run" or c.home or not c.hides_home:
             continue
         if not (c.contain or c.containall) and any(w.value == "cd" for cmd in simple_commands(ctx)
                                                     if cmd.line < step.line for w in cmd.words[:1]):
@@ -1902,7 +1902,7 @@ def _mounts_home(c: Any) -> bool:
     --contain, --containall or --home elsewhere), ch-run only with --home."""
     if c.kind == "charliecloud.run":
         return getattr(c, "home", False) is True
-    return c.kind == "apptainer.run" and not (c.no_home or c.contain or c.containall or c.home)
+    return c.kind == "apptainer.run" and not (c.hides_home or c.home)
 
 
 @rule("HPC204", "over-broad-bind", "warning",
@@ -2337,24 +2337,26 @@ def _mpirun_host(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC216", "nvccli-without-writable-layer", "error",
-      summary="--nvccli without a writable layer",
-      why="nvidia-container-cli writes the driver libraries into the container, so on a read-only SIF image it "
-          "fails before the program starts.",
+      summary="singularity --nvccli without a writable layer",
+      why="nvidia-container-cli writes the driver libraries into the container, so under SingularityCE (and "
+          "Singularity 3) it fails on a read-only SIF image before the program starts. Apptainer 1.1 and later "
+          "adds --writable-tmpfs by itself, so apptainer --nvccli is not reported.",
       fix="Add --writable-tmpfs (or use --nv, which needs no writable layer).",
       catalogue=(18,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
-apptainer exec --nvccli pytorch_2.3.sif python train.py
+singularity exec --nvccli pytorch_2.3.sif python train.py
 """,
       good="""#!/bin/bash
 #SBATCH --gres=gpu:1
-apptainer exec --nvccli --writable-tmpfs pytorch_2.3.sif python train.py
+singularity exec --nvccli --writable-tmpfs pytorch_2.3.sif python train.py
 """)
 def _nvccli(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        if c.kind == "apptainer.run" and c.nvccli and not (c.writable_tmpfs or c.writable or c.overlay):
+        if c.kind == "apptainer.run" and c.nvccli_needs_layer:
             chain = with_chain(step.chain, container=c.replace(writable_tmpfs=True))
-            yield step.line, "--nvccli needs a writable layer; add --writable-tmpfs", fix_for(ctx, "add --writable-tmpfs", step, chain)
+            yield (step.line, "singularity --nvccli needs a writable layer; add --writable-tmpfs",
+                   fix_for(ctx, "add --writable-tmpfs", step, chain))
 
 
 SETUP_ONLY = ("source", ".", "export", "module", "ml", "cd", "conda", "mamba", "micromamba", "activate", "spack")
@@ -3242,7 +3244,7 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _user_site(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        if c.kind != "apptainer.run" or c.no_home or c.contain or c.containall or c.home:
+        if c.kind != "apptainer.run" or c.hides_home or c.home:
             continue
         prog = [str(w) for w in step.chain.program]
         pythonish = step.chain.launcher is not None or (prog and prog[0].rsplit("/", 1)[-1].startswith("python"))

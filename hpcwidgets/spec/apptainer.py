@@ -26,11 +26,14 @@ class ApptainerRun(Spec):
 
     kind = "apptainer.run"
     #: apptainer exec/run options the model has no field for that take the next word as their value
+    #: (--passphrase is a switch: it prompts for the passphrase)
     other_value_options = frozenset({
         "--app", "--network", "--network-args", "--hostname", "--workdir", "-W", "--scratch", "-S", "--security",
         "--dns", "--fusemount", "--add-caps", "--drop-caps", "--apply-cgroups", "--cpus", "--memory",
         "--memory-reservation", "--memory-swap", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--blkio-weight",
-        "--pids-limit", "--pem-path", "--passphrase", "--authfile", "--data", "--sif-fuse-path", "--mount"})
+        "--blkio-weight-device", "--pids-limit", "--pem-path", "--authfile", "--data", "--sif-fuse-path", "--mount",
+        "--no-mount", "--shell", "-s", "--containlibs", "--tmpdir", "--docker-host", "--docker-username",
+        "--docker-password", "--dmtcp-launch", "--dmtcp-restart", "--vm-ram", "--vm-cpu", "--vm-ip"})
 
     binary: str = _binary()
     action: str = opt("exec", label="Action", role="subcommand", choices=("exec", "run", "shell", "test"),
@@ -50,7 +53,8 @@ class ApptainerRun(Spec):
     nv: bool = opt(False, label="NVIDIA GPUs (--nv)", flag="--nv",
                    help="Make the host's NVIDIA driver and GPUs available inside the container.")
     nvccli: bool = opt(False, label="nvidia-container-cli", flag="--nvccli", advanced=True,
-                       help="Set up NVIDIA GPUs with nvidia-container-cli; needs a writable layer (--writable-tmpfs).")
+                       help="Set up NVIDIA GPUs with nvidia-container-cli (implies --nv); under singularity it needs a writable "
+                            "layer (--writable-tmpfs), which Apptainer 1.1 and later adds itself.")
     rocm: bool = opt(False, label="AMD GPUs (--rocm)", flag="--rocm",
                      help="Make the host's AMD ROCm driver and GPUs available inside the container.")
     # files
@@ -96,8 +100,9 @@ class ApptainerRun(Spec):
             out.append(Problem("contain", "--containall already implies --contain; keep one"))
         if self.home and self.no_home:
             out.append(Problem("no_home", "--home and --no-home contradict each other; keep one"))
-        if self.nvccli and not (self.writable_tmpfs or self.writable or self.overlay):
-            out.append(Problem("nvccli", "--nvccli needs a writable layer: add --writable-tmpfs"))
+        if self.nvccli_needs_layer:
+            out.append(Problem("nvccli", "singularity --nvccli needs a writable layer: add --writable-tmpfs "
+                                         "(Apptainer 1.1 and later adds one itself)"))
         for item in stray_words(self.extra, self.other_value_options):
             out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
                                         "write each as --opt or --opt=value"))
@@ -106,6 +111,32 @@ class ApptainerRun(Spec):
     @property
     def gpu(self) -> bool:
         return self.nv or self.rocm or self.nvccli
+
+    @property
+    def nvccli_needs_layer(self) -> bool:
+        """--nvccli without a writable layer under ``singularity`` (SingularityCE, Singularity 3): it fails there.
+        Apptainer 1.1 and later implies --writable-tmpfs for it."""
+        return self.nvccli and self.binary == "singularity" and not (self.writable_tmpfs or self.writable or self.overlay)
+
+    @property
+    def hides_home(self) -> bool:
+        """Whether the host's home directory stays out of the container: --no-home, --contain, --containall, or
+        --no-mount home (which turns off the configuration's home mount)."""
+        return self.no_home or self.contain or self.containall or "home" in self.no_mounts()
+
+    def no_mounts(self) -> set[str]:
+        """The mounts ``--no-mount`` turns off (``--no-mount home,cwd`` → {"home", "cwd"}), from the other options."""
+        out: set[str] = set()
+        words = [str(w) for w in self.extra]
+        for i, word in enumerate(words):
+            if word == "--no-mount" and i + 1 < len(words):
+                value = words[i + 1]
+            elif word.startswith("--no-mount="):
+                value = word.partition("=")[2]
+            else:
+                continue
+            out.update(v.strip() for v in value.split(",") if v.strip())
+        return out
 
 
 @dataclass(frozen=True)

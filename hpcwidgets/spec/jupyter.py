@@ -176,7 +176,7 @@ class JupyterJob(Spec):
         if isinstance(c, ApptainerRun):
             if c.action != "exec":
                 out.append(Problem("container.action", f"use exec, not {c.action}: the job runs jupyter lab in the image"))
-            hidden_home = c.no_home or c.contain or c.containall
+            hidden_home = c.hides_home
             if hidden_home and self.notebook_dir.startswith(("$HOME", "${HOME}")) and not _bound(c, self.notebook_dir):
                 out.append(Problem("notebook_dir", f"{self.notebook_dir!r} is not visible in the container "
                                                    "(--no-home/--contain hide $HOME); add a bind for it"))
