@@ -149,6 +149,14 @@ class Spec:
                 raise TypeError(f"kind {tag!r} is already used by {_REGISTRY[tag].__qualname__}")
             _REGISTRY[tag] = cls
 
+    def __post_init__(self) -> None:
+        """A list given for a list field becomes a tuple, as ``replace`` and ``from_dict`` make it (models are
+        frozen, so their lists are tuples); every other value is kept for :meth:`problems` to judge."""
+        for name in _tuple_fields(type(self)):
+            value = getattr(self, name)
+            if value.__class__ is list:
+                object.__setattr__(self, name, tuple(value))
+
     # -- metadata ---------------------------------------------------------------------------
     @classmethod
     def field_specs(cls) -> tuple[FieldSpec, ...]:
@@ -276,6 +284,11 @@ def _field_specs(cls: type) -> tuple[FieldSpec, ...]:
         default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
         out.append(FieldSpec.build(f.name, info, hints[f.name], default))
     return tuple(out)
+
+
+@functools.cache
+def _tuple_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in _field_specs(cls) if f.is_tuple)
 
 
 def _dump(value: Any) -> Any:
@@ -411,7 +424,7 @@ def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
         return []
     items = value if f.is_tuple else (value,)
     if f.is_tuple and not isinstance(value, tuple):
-        return [Problem(f.name, f"{label}: expected a list, got {type(value).__name__}")]
+        return [Problem(f.name, f"{label}: expected a list of values, got {_shown(value)}")]
     out = []
     base = f.base_type
     for item in items:
@@ -432,7 +445,10 @@ def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
         elif base is str and info.choices and item not in info.choices and not (item == "" and f.default == ""):
             out.append(Problem(f.name, f"{label} must be one of {', '.join(info.choices)}; got {item!r}"))
         elif isinstance(base, type) and issubclass(base, Spec) and not isinstance(item, base):
-            out.append(Problem(f.name, f"{label}: expected a {base.__name__}, got {item!r}"))
+            hint = (f"; write {base.__name__}.from_token({item!r})"
+                    if isinstance(item, str) and hasattr(base, "from_token") else "")
+            article = "an" if base.__name__[:1] in "AEIOU" else "a"
+            out.append(Problem(f.name, f"{label}: expected {article} {base.__name__}, got {item!r}{hint}"))
         if isinstance(item, str) and "\x00" in item:
             out.append(Problem(f.name, f"{label} contains a NUL character, which no shell word can hold; remove it"))
         if info.path and isinstance(item, str) and item[:1] == "~" and not isinstance(item, Verbatim):
