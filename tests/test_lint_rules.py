@@ -964,3 +964,17 @@ def test_apptainer_options_that_take_a_value_or_not(line: str, codes_: set) -> N
 def test_nvccli_without_a_writable_layer_only_under_singularity(binary: str, reported: bool) -> None:
     text = f"#!/bin/bash\n#SBATCH --gres=gpu:1\nexport PYTHONNOUSERSITE=1\n{binary} exec --nvccli img_1.0.sif python t.py\n"
     assert bool(_only(text, "HPC216")) is reported
+
+
+@pytest.mark.parametrize("option,reported", [
+    ("--rdzv-endpoint='$head_node:29500'", True), ("--nnodes='$SLURM_NNODES'", True),
+    ("--rdzv-endpoint=\\$head_node:29500", True),
+    ('--rdzv-endpoint="$head_node:29500"', False), ("--rdzv-endpoint=$head_node:29500", False),
+])
+def test_a_literal_variable_in_torchrun_rendezvous_options(option: str, reported: bool) -> None:
+    """torchrun expands nothing: a host called $head_node is waited for until the time limit."""
+    text = (TWO_NODES + 'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+            f"srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d {option} train.py\n")
+    found = [f for f in _only(text, "HPC114") if "gets the text" in f.message]
+    assert bool(found) is reported
+    assert all('="$' in f.message for f in found)

@@ -1432,9 +1432,16 @@ def _launcher_check(ctx: Context) -> Iterator[Any]:
         launcher = step.chain.launcher
         if launcher is None or is_legacy(step):
             continue
+        # in srun bash -c '…' a \$NAME is the task's to expand; elsewhere it is the text $NAME itself, which no
+        # other rule reports
+        wrapped = shell_script_word(step) is not None
+        literal = launcher.literal_references()
         for p in launcher.problems():
             root = p.field.split(".", 1)[0]
-            if root in _LAUNCHER_FIELDS_ELSEWHERE or _holds_reference(getattr(launcher, root, "")):
+            if p in literal:
+                if wrapped:
+                    continue
+            elif root in _LAUNCHER_FIELDS_ELSEWHERE or _holds_reference(getattr(launcher, root, ""), wrapped):
                 continue
             where = f" (--{root.replace('_', '-')})" if root and root not in ("script", "extra") else ""
             message = f"torchrun{where}: {p.message}"
@@ -2431,10 +2438,17 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
 _CONTAINER_FIELDS_ELSEWHERE = ("command", "nvccli", "nv", "rocm")
 
 
-def _holds_reference(value: Any) -> bool:
+def _holds_reference(value: Any, task_expands: bool = False) -> bool:
+    """Whether a field's value refers to a variable, so its checks cannot be judged here. ``\\$X`` is the literal
+    text, which can be judged, except where each task's shell expands it (``task_expands``: srun bash -c '…')."""
+    found = (lambda text: "$" in text) if task_expands else _REFERENCE.search
     items = value if isinstance(value, tuple) else (value,)
-    return any("$" in str(getattr(i, "src", "")) + str(getattr(i, "dst", "")) + str(getattr(i, "value", ""))
-               if isinstance(i, Spec) else isinstance(i, str) and "$" in i for i in items)
+    return any(found(str(getattr(i, "src", "")) + str(getattr(i, "dst", "")) + str(getattr(i, "value", "")))
+               if isinstance(i, Spec) else isinstance(i, str) and found(i) for i in items)
+
+
+#: a $ that is not the escaped literal \$
+_REFERENCE = re.compile(r"(?<!\\)\$")
 
 
 @rule("HPC219", "container-command-check", "warning",
@@ -2462,7 +2476,7 @@ def _container_check(ctx: Context) -> Iterator[Any]:
             root = p.field.split(".", 1)[0]
             if root in _CONTAINER_FIELDS_ELSEWHERE or (root == "binds" and "." in p.field):
                 continue  # binds: one by one, below
-            if root not in ("image", "write") and _holds_reference(getattr(c, root, "")):
+            if root not in ("image", "write") and _holds_reference(getattr(c, root, ""), shell_script_word(step) is not None):
                 continue  # a $NAME is only known when the job runs (the image's kind shows in its name)
             found.append((p.field, p.message))
         for b in getattr(c, "binds", ()):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import Problem
 from ._meta import Spec, opt
+from ._words import Verbatim
 from .common import stray_words
 
 #: the shell variable the workflow script sets on the host to the first node of the allocation
@@ -21,6 +22,11 @@ LAUNCHERS = ("torchrun", "python -m torch.distributed.run", "python3 -m torch.di
 _DIGITS = re.compile(r"\d+")
 _HEAD_NODE_REF = re.compile(rf"\$(?:\{{{HEAD_NODE_VAR}\}}|{HEAD_NODE_VAR}(?![A-Za-z0-9_]))")
 _NNODES = re.compile(r"\d+(:\d+)?")
+
+
+#: options whose value must reach torchrun expanded: a literal $NAME there is never what was meant
+_EXPANDED_BY_THE_SHELL = ("nnodes", "nproc_per_node", "rdzv_endpoint", "master_addr", "master_port", "node_rank")
+_LITERAL_REF = re.compile(r"\\\$[A-Za-z_{]")
 
 
 def _int_or_none(text: str) -> int | None:
@@ -109,6 +115,20 @@ class Torchrun(Spec):
     def nproc_int(self) -> int | None:
         return _int_or_none(self.nproc_per_node)
 
+    def literal_references(self) -> list[Problem]:
+        """Counts, host and port holding ``\\$NAME``, the literal text (a word read from single quotes): torchrun
+        expands nothing, so it would wait for a host called $head_node or fail to read $SLURM_NNODES as a number."""
+        out = []
+        for name in _EXPANDED_BY_THE_SHELL:
+            value = getattr(self, name)
+            if isinstance(value, str) and not isinstance(value, Verbatim) and _LITERAL_REF.search(value):
+                text = value.replace("\\$", "$")
+                flag = self.field_spec(name).info.flag
+                out.append(Problem(name, f"gets the text {text} itself (from single quotes or \\$), and "
+                                         f"torchrun does not expand variables; let the shell expand it: "
+                                         f"{flag}=\"{text}\""))
+        return out
+
     @property
     def uses_head_node(self) -> bool:
         """True when the endpoint (or, for the static rendezvous, --master-addr) refers to ``$head_node`` itself
@@ -119,13 +139,15 @@ class Torchrun(Spec):
         out: list[Problem] = []
         if not self.script:
             out.append(Problem("script", "a training script is required, e.g. train.py"))
+        literal = self.literal_references()
+        out += literal
         nproc = self.nproc_int
         if self.nproc_per_node and not (nproc or self.nproc_per_node in ("gpu", "cpu", "auto")
-                                        or self.nproc_per_node.startswith("$")):
+                                        or self.nproc_per_node.startswith("$")) and not literal:
             out.append(Problem("nproc_per_node", f"{self.nproc_per_node!r}: use a number, gpu, cpu or auto"))
         if nproc == 0:
             out.append(Problem("nproc_per_node", "processes per node must be at least 1"))
-        if self.nnodes and not (_NNODES.fullmatch(self.nnodes) or self.nnodes.startswith("$")):
+        if self.nnodes and not (_NNODES.fullmatch(self.nnodes) or self.nnodes.startswith("$")) and not literal:
             out.append(Problem("nnodes", f"{self.nnodes!r}: use N or MIN:MAX (e.g. 2 or 1:4)"))
         nnodes = self.nnodes_int
         multi = nnodes is None or nnodes > 1
