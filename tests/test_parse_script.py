@@ -160,3 +160,26 @@ def test_counts_python_reads_but_sbatch_does_not_are_kept_as_text(directive):
     # '²'.isdigit() is True and int() refuses 5000 digits: neither may escape the reader as a ValueError
     job = _job(f"#SBATCH {directive}\n")
     assert job.problems()
+
+
+@pytest.mark.parametrize("directive", [
+    "--exclusive=user",                                          # not the switch --exclusive: shares with own jobs
+    "--exclusive=mcs",
+    "--container-image=nvcr.io\\#nvidia/pytorch:24.01-py3",      # \# keeps sbatch from ending the value there
+    '--comment="baseline run"',                                  # quoted: sbatch would split the words
+    "-L scratch",
+])
+def test_directives_without_a_field_of_their_own_read_back_as_written(directive):
+    job = _job(f"#SBATCH {directive}\n")
+    assert f"#SBATCH {directive}\n" in render(job)
+
+
+def test_the_exclusive_switch_is_still_a_field():
+    assert _job("#SBATCH --exclusive\n").exclusive is True
+
+
+def test_a_count_the_shell_computes_reads_back():
+    """srun's options are shell words: $((…)) and $(…) reach srun as numbers."""
+    text = "#!/bin/bash\n#SBATCH --nodes=2\nsrun -n $((SLURM_NNODES * 4)) -N $(expr $N / 8) python train.py\n"
+    wf = parse_script(text)
+    assert wf.problems() == [] and "srun --nodes=$(expr $N / 8) --ntasks=$((SLURM_NNODES * 4)) python" in render(wf)

@@ -229,6 +229,7 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
             problems.append((cmd.line, exc.message))
             continue
         words = [w.value.replace("\\$", "$") for w in lexed]
+        raws = [w.raw for w in lexed]  # as written: an option the model has no field for is kept so (\#, quotes)
         if len(words) == 1 and words[0] in HETJOB_SEPARATORS:
             # a heterogeneous job: what follows describes the next component. The model holds the first;
             # the separator and everything after it are kept as written, in order.
@@ -240,7 +241,7 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
             extra.append(" ".join(w.raw for w in lexed))
         i = 0
         while i < len(words):
-            word = words[i]
+            word, start = words[i], i
             if not word.startswith("-"):
                 problems.append((cmd.line, f"{word!r} is not an option; #SBATCH lines hold options like --time=01:00:00"))
                 i += 1
@@ -274,9 +275,12 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
             out.append(Directive(cmd.line, flag, value, name, applied, component))
             if not applied or component:
                 continue
-            if not name:
+            if not name or (is_bool and eq and value):
+                # kept as written, e.g. --exclusive=user (not the switch --exclusive) or a value holding \# or a space;
                 # -L SCRATCH stays two words: "-L=SCRATCH" would make the value "=SCRATCH"
-                extra.append(word if eq or is_bool else f"{flag}={value}" if flag.startswith("--") else f"{flag} {value}")
+                raw = raws[start]
+                extra.append(raw if start == i - 1 else f"{raw}={raws[i - 1]}" if flag.startswith("--")
+                             else f"{raw} {raws[i - 1]}")
             elif name == "gpus_per_node":
                 values.update(_gpu_request(flag, value))
             elif is_bool:
