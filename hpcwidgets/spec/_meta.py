@@ -38,6 +38,9 @@ class TextForm:
 
     pattern: re.Pattern[str]
     hint: str                           # how to write it, with an example: "a range MIN-MAX (2-4)"
+    #: only shell text read from a script (a :class:`Verbatim` such as ``$((N * 4))``); a form's value with the same
+    #: text is written literally by the quoting contract, so it is not this form
+    verbatim_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,12 @@ class FieldInfo:
 
     def text_form(self, text: str) -> bool:
         """Whether ``text`` is one of the text forms this whole-number field also takes."""
-        return any(form.pattern.fullmatch(text) for form in self.text_forms)
+        return any(form.pattern.fullmatch(text) and (not form.verbatim_only or isinstance(text, Verbatim))
+                   for form in self.text_forms)
 
     def count_hint(self) -> str:
         """How to write a value of this whole-number field: "a whole number" and its text forms."""
-        return " or ".join(("a whole number", *(form.hint for form in self.text_forms)))
+        return " or ".join(("a whole number", *(form.hint for form in self.text_forms if not form.verbatim_only)))
 
 
 def opt(default: Any = dataclasses.MISSING, label: str = "", help: str = "", **info: Any) -> Any:

@@ -99,6 +99,8 @@ GPU_COUNTS_FORM = TextForm(GPU_COUNTS, "TYPE:COUNT (a100:4)")
 #: shell words, expanded before srun reads them, unlike #SBATCH lines
 REFERENCE_FORM = TextForm(re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=?+][^}]*)?\})"),
                           "a variable ($SLURM_CPUS_PER_TASK)")
+#: a count the shell computes in a script read back (``srun -n $((SLURM_NNODES * 4))``, ``-N $(expr $N / 8)``)
+COMPUTED_FORM = TextForm(re.compile(r"\$\((?:.|\n)*\)"), "a count the shell computes", verbatim_only=True)
 #: the GPU count fields that take ``TYPE:COUNT`` (``--gpus=a100:4``, ``--gpus-per-task=rtx8000:1``), by label
 _TYPED_GPU_COUNTS = (("gpus", "GPUs in total"), ("gpus_per_task", "GPUs per task"))
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
@@ -369,18 +371,19 @@ class Srun(Spec):
 
     program: str = opt("srun", label="Program", role="program", choices=("srun",), help="Slurm's step launcher.")
     nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
-                            text_forms=(NODE_RANGE_FORM, REFERENCE_FORM),
+                            text_forms=(NODE_RANGE_FORM, REFERENCE_FORM, COMPUTED_FORM),
                             help="Nodes for this step (default: all of the job's).")
-    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1, text_forms=(REFERENCE_FORM,),
+    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
+                             text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                              help="Tasks for this step (default: the job's).")
     ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
-                                      aliases=("--tasks-per-node",), text_forms=(REFERENCE_FORM,),
+                                      aliases=("--tasks-per-node",), text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                                       help="Tasks per node for this step: 1 in front of torchrun (it starts the workers), one per rank for MPI.")
     cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
-                                    text_forms=(REFERENCE_FORM,),
+                                    text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                                     help="Pass the job's value again: srun of Slurm 22.05–23.02 does not inherit it.")
     gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
-                                    text_forms=(GPU_COUNTS_FORM, REFERENCE_FORM),
+                                    text_forms=(GPU_COUNTS_FORM, REFERENCE_FORM, COMPUTED_FORM),
                                     help="GPUs bound to each task of the step.")
     mpi: str = opt("", label="MPI plugin", flag="--mpi", choices=("none", "pmix", "pmix_v3", "pmix_v4", "pmix_v5", "pmi2", "cray_shasta"),
                    help="The process-management interface for MPI programs (pmix for containers in the hybrid model).")
