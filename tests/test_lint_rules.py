@@ -978,3 +978,9 @@ def test_a_literal_variable_in_torchrun_rendezvous_options(option: str, reported
     found = [f for f in _only(text, "HPC114") if "gets the text" in f.message]
     assert bool(found) is reported
     assert all('="$' in f.message for f in found)
+
+
+@pytest.mark.parametrize("array,reported", [("0", False), ("5", False), ("0-1", True), ("1,3", True), ("0-9%2", True)])
+def test_a_shared_log_matters_only_with_several_array_tasks(array: str, reported: bool) -> None:
+    text = f"#!/bin/bash\n#SBATCH --array={array}\n#SBATCH --output=run.log\npython t.py --task \"$SLURM_ARRAY_TASK_ID\"\n"
+    assert bool(_only(text, "HPC318")) is reported

@@ -2778,8 +2778,10 @@ python train.py --task "$SLURM_ARRAY_TASK_ID"
 python train.py --task "$SLURM_ARRAY_TASK_ID"
 """)
 def _array_shared_log(ctx: Context) -> Iterator[Any]:
-    if not ctx.job.array:
-        return
+    from ..spec.workflow import array_indexes
+    ids = array_indexes(ctx.job.array) if isinstance(ctx.job.array, str) and ctx.job.array else None
+    if not ctx.job.array or (ids is not None and len(ids) < 2):
+        return  # no array, or an array of one task: nothing to write over
     for name in ("output", "error"):
         pattern = str(getattr(ctx.job, name) or "")
         if not pattern or pattern == "/dev/null" or re.search(r"%(?:\d*)[ajJ]", pattern):
