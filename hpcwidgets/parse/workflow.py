@@ -25,6 +25,7 @@ from ..spec._words import Verbatim
 from ..spec.charliecloud import USER_COMMENT, USER_LINE
 from ..spec.common import EnvVar
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
+from ..spec.workflow import SweepAxis, grid_picks
 from .argv import GLOBAL_OPTIONS, parse_argv, recognise
 from .lexer import Command
 from .script import LEGACY_LAUNCH, ParsedScript, Step, launch_words, read_script
@@ -89,9 +90,9 @@ def _classify(cmd: Command, cmds: Any, i: int) -> _Entry:
     if m and i + 1 < len(cmds):
         sweep = _read_sweep(m, cmds[i + 1:])
         if sweep is not None:
-            name, values, last = sweep
+            last = sweep[-1]
             return _Entry(SWEEP, verbatim + [_dedent(c.text.rstrip("\n")) for c in cmds[i + 1:]
-                                             if c.line <= last and c.kind != "blank"], (name, values, last))
+                                             if c.line <= last and c.kind != "blank"], sweep)
     if names and names[0] == "export" and cmd.assignments and len(cmd.assignments) == len(names) - 1 \
             and not cmd.joined_by:
         return _Entry(EXPORTS, verbatim, [EnvVar(n, w.value) for n, w in cmd.assignments])
@@ -366,7 +367,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
     modules: list[str] = []
     exports: list[EnvVar] = []
     prepare: list[Any] = []
-    sweep: tuple[str, tuple[str, ...]] = ("", ())
+    sweep: tuple[str, tuple[str, ...], tuple[Any, ...]] = ("", (), ())
     last: _Entry | None = None  # the last command kept as a set-up line
     for e in r.entries:
         if e.rank in (-1, VERBATIM):
@@ -388,7 +389,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
                     setup.pop()  # the block's comment sat above its mkdir
             prepare.append(model)
         elif e.rank == SWEEP:
-            sweep = e.payload[:2]
+            sweep = e.payload[:3]
     if inline:
         if any(e.rank == VERBATIM and not e.text[0].startswith("#") for e in r.entries):
             raise _StepStaysText  # the prefix applies to the step alone, not to the set-up lines above it
@@ -397,7 +398,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
     if job_only:
         return job.replace(env=tuple(job.env) + tuple(exports))
     out: dict[str, Any] = {"job": job, "title": title, "exports": tuple(exports), "prepare": tuple(prepare),
-                           "sweep_name": sweep[0], "sweep_values": sweep[1]}
+                           "sweep_name": sweep[0], "sweep_values": sweep[1], "sweep_grid": sweep[2]}
     out.update(values)
     if r.after:
         out["after"] = tuple(r.after)
@@ -459,9 +460,12 @@ def _dedent(text: str) -> str:
     return "\n".join(line.strip() if i == 0 else line for i, line in enumerate(text.split("\n")))
 
 
-def _read_sweep(m: re.Match[str], rest: tuple[Command, ...] | list[Command]) -> tuple[str, tuple[str, ...], int] | None:
+def _array_values(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """``NAME_values=(…)`` → (NAME, the values), or None when a value is not plain data (``$(ls)``, a glob)."""
     from .lexer import lex_script
-    name = m.group(1)
+    m = _SWEEP_ARRAY.fullmatch(text)
+    if not m:
+        return None
     try:
         inner = lex_script("x " + m.group(2))
     except ParseError:
@@ -469,13 +473,40 @@ def _read_sweep(m: re.Match[str], rest: tuple[Command, ...] | list[Command]) -> 
     words = [w.value for c in inner.code for w in c.words][1:]
     if any(isinstance(w, Verbatim) for w in words):
         return None
-    nxt = [c for c in rest if c.kind != "blank"]
-    if not nxt or nxt[0].text.strip() != f"{name}=${{{name}_values[$SLURM_ARRAY_TASK_ID]}}":
+    return m.group(1), tuple(words)
+
+
+def _read_sweep(m: re.Match[str],
+                rest: tuple[Command, ...] | list[Command]) -> tuple[str, tuple[str, ...], Any, int] | None:
+    """The renderer's sweep lines, starting at the list ``m`` matched → (name, values, further axes, last line).
+
+    A single variable is picked by ``$SLURM_ARRAY_TASK_ID``; a grid's variables by the arithmetic
+    :func:`~hpcwidgets.render.workflow.grid_lines` writes, exactly (any other index stays as written).
+    """
+    first = _array_values(m.group(0))
+    if first is None:
         return None
-    last = nxt[0].end_line
-    if len(nxt) > 1 and nxt[1].text.strip().startswith('echo "array task $SLURM_ARRAY_TASK_ID:'):
-        last = nxt[1].end_line
-    return name, tuple(words), last
+    nxt = [c for c in rest if c.kind != "blank"]
+    axes = [first]
+    while nxt and not nxt[0].joined_by and (more := _array_values(nxt[0].text.strip())) is not None:
+        axes.append(more)
+        nxt = nxt[1:]
+    picks = [f"{name}=${{{name}_values[$SLURM_ARRAY_TASK_ID]}}" for name, _ in axes[:1]] if len(axes) == 1 \
+        else grid_picks(axes)
+    if len(nxt) < len(picks) or any(c.text.strip() != pick for c, pick in zip(nxt, picks)):
+        return None
+    last = nxt[len(picks) - 1].end_line
+    echo = nxt[len(picks)] if len(nxt) > len(picks) else None
+    if echo is not None and not echo.joined_by and _is_sweep_echo(echo.text.strip(), [name for name, _ in axes]):
+        last = echo.end_line
+    return axes[0][0], axes[0][1], tuple(SweepAxis(name, values) for name, values in axes[1:]), last
+
+
+def _is_sweep_echo(text: str, names: list[str]) -> bool:
+    """The renderer's echo of the values a task took (for one variable, any echo of the task's own)."""
+    if len(names) == 1:
+        return text.startswith('echo "array task $SLURM_ARRAY_TASK_ID:')
+    return text == 'echo "array task $SLURM_ARRAY_TASK_ID: ' + " ".join(f"{n}=${n}" for n in names) + '"'
 
 
 def _read_prepare(cmd: Command, rest: Any) -> tuple[Any, int] | None:

@@ -7,7 +7,8 @@ followed by the container's. The script is assembled by
 fail-fast prologue, in this order:
 
 1. preparation commands (e.g. ``[ -f IMAGE ] || apptainer pull …``), in the batch shell;
-2. for job arrays, the swept value picked by ``$SLURM_ARRAY_TASK_ID`` (``lr=${lr_values[…]}``);
+2. for job arrays, the swept value picked by ``$SLURM_ARRAY_TASK_ID`` (``lr=${lr_values[…]}``), or for a
+   grid each variable's value picked by arithmetic on it;
 3. when torchrun rendezvous at ``$head_node``, that variable, resolved on the host with
    ``scontrol show hostnames`` (the image usually has no ``scontrol``); see :data:`HEAD_NODE_LINE`;
 4. the step, broken over continuation lines at each layer and before each option group when long.
@@ -23,7 +24,7 @@ from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerBuild, ApptainerPull
 from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
-from ..spec.workflow import Workflow
+from ..spec.workflow import Workflow, grid_picks
 from .command import WIDTH, command_line, env_assignments, model_words
 from .quote import quote, references
 from .script import Block, one_line, render_script
@@ -141,14 +142,22 @@ def prepare_blocks(w: Workflow) -> list[Block]:
 
 
 def sweep_block(w: Workflow) -> Block | None:
-    """``lr_values=(…)`` and ``lr=${lr_values[$SLURM_ARRAY_TASK_ID]}`` for a job-array sweep."""
+    """``lr_values=(…)`` and ``lr=${lr_values[$SLURM_ARRAY_TASK_ID]}`` for a job-array sweep (see
+    :func:`grid_lines` for a grid)."""
     if not w.sweep_name:
         return None
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", w.sweep_name):
-        # the name is written into the script as code: refuse rather than quote it
-        raise ValidationError([p for p in w.problems() if p.field == "sweep_name"]
-                              or [Problem("sweep_name", f"{w.sweep_name!r} is not a shell variable name")],
+    axes = [(w.sweep_name, w.sweep_values), *((a.name, a.values) for a in w.sweep_grid)]
+    bad = [name for name, _ in axes if not re.fullmatch(r"[a-z_][a-z0-9_]*", str(name))]
+    if bad:
+        # the names are written into the script as code: refuse rather than quote them
+        raise ValidationError([p for p in w.problems() if p.field.startswith(("sweep_name", "sweep_grid"))]
+                              or [Problem("sweep_name", f"{bad[0]!r} is not a shell variable name")],
                               subject=w.describe())
+    if w.sweep_grid:
+        names = [name for name, _ in axes]
+        listed = ", ".join(names[:-1]) + " and " + names[-1]
+        return Block("\n".join(grid_lines(axes)), f"Job array: each task takes its {listed} from these lists by its "
+                                                  f"task id ({names[0]} varies fastest)")
     arr = w.sweep_array
     values = " ".join(quote(v) for v in w.sweep_values)
     text = "\n".join([
@@ -157,6 +166,16 @@ def sweep_block(w: Workflow) -> Block | None:
         f'echo "array task $SLURM_ARRAY_TASK_ID: {w.sweep_name}=${w.sweep_name}"',
     ])
     return Block(text, f"Job array: each task takes its {w.sweep_name} from this list by its task id")
+
+
+def grid_lines(axes: list[tuple[str, tuple[str, ...]]]) -> list[str]:
+    """A grid's lines: each variable's list, then each variable picked by arithmetic on the task id
+    (:func:`~hpcwidgets.spec.workflow.grid_picks`), then one line naming every value the task took."""
+    lines = [f"{name}_values=({' '.join(quote(v) for v in values)})" for name, values in axes]
+    lines += grid_picks(axes)
+    shown = " ".join(f"{name}=${name}" for name, _ in axes)
+    lines.append(f'echo "array task $SLURM_ARRAY_TASK_ID: {shown}"')
+    return lines
 
 
 def needs_head_node(w: Workflow) -> bool:
@@ -220,5 +239,5 @@ def render_workflow(w: Workflow) -> str:
     return render_script(w.job, script_blocks(w), title=w.title, exports=workflow_exports(w), first=first)
 
 
-__all__ = ["HEAD_NODE_LINE", "describe_step", "prepare_blocks",
+__all__ = ["HEAD_NODE_LINE", "describe_step", "grid_lines", "prepare_blocks",
            "render_workflow", "script_blocks", "workflow_exports", "step_argv", "step_layers", "step_text"]

@@ -12,12 +12,12 @@ from .profile import ClusterProfile, ExampleSettings, Module, Partition, check_j
 from .slurm import SlurmJob, Srun
 from .torchrun import Torchrun
 from .units import format_mem, format_time, parse_mem, parse_time
-from .workflow import Workflow
+from .workflow import SweepAxis, Workflow
 
 __all__ = [
     "ApptainerBuild", "ApptainerInspect", "ApptainerInstance", "ApptainerPull", "ApptainerRun", "Bind",
     "ChConvert", "ChFromhost", "ChImageBuild", "ChImageImport", "ChImagePull", "ChRun", "ClusterProfile",
     "DefFile", "Dockerfile", "EnvVar", "ExampleSettings", "FieldInfo", "FieldSpec", "Instruction", "JupyterJob",
-    "Module", "Partition", "SlurmJob", "Spec", "Srun", "Torchrun", "Verbatim", "Workflow", "all_kinds",
+    "Module", "Partition", "SlurmJob", "Spec", "Srun", "SweepAxis", "Torchrun", "Verbatim", "Workflow", "all_kinds",
     "check_job", "format_mem", "format_time", "opt", "parse_mem", "parse_time", "spec_class",
 ]

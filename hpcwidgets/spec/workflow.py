@@ -7,18 +7,20 @@ A :class:`Workflow` holds one model per layer and leaves composition to the rend
 container's words with its command replaced by the launcher's words (or the plain ``program``).
 Nothing here builds shell text, so every value still goes through the quoting contract.
 
-Use :meth:`Workflow.single_node`, :meth:`Workflow.multi_node` and :meth:`Workflow.sweep` to get
-the correct patterns without remembering them (one torchrun per node, the head node resolved on
-the host, ``--nv``/``--rocm`` when GPUs are requested, ``--cpus-per-task`` passed again to srun).
+Use :meth:`Workflow.single_node`, :meth:`Workflow.multi_node`, :meth:`Workflow.sweep` and
+:meth:`Workflow.grid` to get the correct patterns without remembering them (one torchrun per node,
+the head node resolved on the host, ``--nv``/``--rocm`` when GPUs are requested, ``--cpus-per-task``
+passed again to srun).
 Cross-layer advice (GPU count vs ``--nproc-per-node`` and the like) is the linter's job;
 :meth:`Workflow._check` reports only what makes the composition meaningless.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import Problem, UnknownFieldError
 from ._meta import Spec, opt
@@ -90,6 +92,55 @@ def _job(job: SlurmJob | None, fields: dict[str, Any]) -> SlurmJob:
     return base.replace(**fields) if fields else base
 
 
+def _bad_name(name: str) -> bool:
+    """Whether ``name`` cannot be a swept variable: the renderer writes it into the script as code."""
+    return not isinstance(name, str) or not _SHELL_NAME.fullmatch(name) or name == HEAD_NODE_VAR
+
+
+def _name_problem(field: str, name: str) -> Problem:
+    return Problem(field, f"{name!r}: use a lower-case shell name such as lr or seed "
+                          f"(not {HEAD_NODE_VAR}; upper-case names are the environment's)")
+
+
+def grid_picks(axes: Sequence[tuple[str, Sequence[Any]]]) -> list[str]:
+    """The lines that give each variable of a grid its value by the task id, the first varying fastest:
+    ``lr=${lr_values[SLURM_ARRAY_TASK_ID % 3]}``, ``batch_size=${batch_size_values[SLURM_ARRAY_TASK_ID / 3 % 2]}``
+    (bash evaluates an indexed array's subscript as arithmetic). The renderer writes them; the reader knows a
+    grid by them."""
+    out, stride = [], 1
+    for name, values in axes:
+        by = f" / {stride}" if stride > 1 else ""
+        out.append(f"{name}=${{{name}_values[SLURM_ARRAY_TASK_ID{by} % {len(values)}]}}")
+        stride *= len(values)
+    return out
+
+
+@dataclass(frozen=True)
+class SweepAxis(Spec):
+    """One more variable of a grid sweep: the array tasks run every combination of its values with the others'."""
+
+    kind = "sweep.axis"
+
+    name: str = opt(label="Variable", role="internal", placeholder="batch_size",
+                    help="A lower-case shell variable set from its values by $SLURM_ARRAY_TASK_ID; refer to it as "
+                         "$NAME in the program's arguments.")
+    values: tuple[str, ...] = opt((), label="Values", role="internal", placeholder="32 64",
+                                  help="Every value this variable takes, each combined with every value of the others.")
+
+    @property
+    def array(self) -> str:
+        """The shell array holding the values (``batch_size`` → ``batch_size_values``)."""
+        return f"{self.name}_values"
+
+    def _check(self) -> list[Problem]:
+        out = []
+        if _bad_name(self.name):
+            out.append(_name_problem("name", self.name))
+        if not self.values:
+            out.append(Problem("values", f"list the values of {self.name or 'this variable'}, e.g. 32 64"))
+        return out
+
+
 @dataclass(frozen=True)
 class Workflow(Spec):
     """A Slurm job whose step runs a program, optionally under srun, in a container, via torchrun."""
@@ -125,6 +176,10 @@ class Workflow(Spec):
                                "refer to it as $NAME in the program's arguments.")
     sweep_values: tuple[str, ...] = opt((), label="Swept values", role="internal", placeholder="0.1 0.03 0.01",
                                         help="One value per array task, in task-id order (task 0 takes the first).")
+    sweep_grid: tuple[SweepAxis, ...] = opt(
+        (), label="Further swept variables", role="internal", placeholder="batch_size: 32 64",
+        help="For a grid: more variables, each with its values; the array runs every combination, the swept "
+             "variable above varying fastest (task 0: every first value; task 1: its second value).")
 
     def describe(self) -> str:
         name = self.title or self.job.job_name if isinstance(self.job, SlurmJob) else self.title
@@ -155,6 +210,11 @@ class Workflow(Spec):
     def sweep_array(self) -> str:
         """The shell array holding the swept values (``lr`` → ``lr_values``)."""
         return f"{self.sweep_name}_values" if self.sweep_name else ""
+
+    @property
+    def sweep_size(self) -> int:
+        """How many array tasks the sweep needs: the product of every swept variable's number of values."""
+        return len(self.sweep_values) * math.prod(len(a.values) for a in self.sweep_grid if isinstance(a, SweepAxis))
 
     # -- validation ----------------------------------------------------------------------------
     def problems(self) -> list[Problem]:
@@ -249,14 +309,15 @@ class Workflow(Spec):
                                               if span[0] == span[1] else "use --nnodes=$SLURM_NNODES, which follows the job"))]
 
     def _sweep_problems(self) -> list[Problem]:
+        if self.sweep_grid:
+            return self._grid_problems()
         out: list[Problem] = []
         if not self.sweep_name:
             if self.sweep_values:
                 out.append(Problem("sweep_name", "name the swept variable (e.g. lr) so the program can use $lr"))
             return out
-        if not _SHELL_NAME.fullmatch(self.sweep_name) or self.sweep_name == HEAD_NODE_VAR:
-            out.append(Problem("sweep_name", f"{self.sweep_name!r}: use a lower-case shell name such as lr or seed "
-                                             f"(not {HEAD_NODE_VAR}; upper-case names are the environment's)"))
+        if _bad_name(self.sweep_name):
+            out.append(_name_problem("sweep_name", self.sweep_name))
         if not self.sweep_values:
             out.append(Problem("sweep_values", "list one value per array task, e.g. 0.1 0.03 0.01"))
             return out
@@ -267,7 +328,7 @@ class Workflow(Spec):
         ids = array_indexes(self.job.array)
         if ids is None:
             return out  # the job reports the malformed spec
-        if not self._sweep_is_used():
+        if not self._sweep_is_used(self.sweep_name):
             out.append(Problem("sweep_name", f"nothing in the step uses ${self.sweep_name}, so every array task runs "
                                              f"the same thing; pass it to the program (e.g. --{self.sweep_name} "
                                              f"\"${self.sweep_name}\") or remove the sweep"))
@@ -277,10 +338,60 @@ class Workflow(Spec):
                                             f"use --array=0-{len(self.sweep_values) - 1} or add values"))
         return out
 
-    def _sweep_is_used(self) -> bool:
-        """Whether the swept variable reaches the step: a reference in the program's, launcher's or container's
-        words, an exported value, or the job's own lines."""
-        ref = re.compile(rf"\$(?:{self.sweep_name}(?![A-Za-z0-9_])|\{{{self.sweep_name}[}}:#%/^,@\[-])")
+    def _grid_problems(self) -> list[Problem]:
+        """A grid: the first variable is ``sweep_name``, the others are ``sweep_grid``; task i runs combination i."""
+        if not self.sweep_name:
+            return [Problem("sweep_name", "a grid starts from the swept variable: set sweep_name and sweep_values "
+                                          "(e.g. lr with 0.1 0.01), or move the first of sweep_grid there")]
+        axes = [a for a in self.sweep_grid if isinstance(a, SweepAxis)]  # others: the generic check said so
+        out: list[Problem] = []
+        if _bad_name(self.sweep_name):
+            out.append(_name_problem("sweep_name", self.sweep_name))
+        if not self.sweep_values:
+            out.append(Problem("sweep_values", f"list the values of {self.sweep_name}, e.g. 0.1 0.03 0.01"))
+        out += self._grid_name_problems(axes)
+        if out or len(axes) < len(self.sweep_grid) or any(_bad_name(a.name) or not a.values for a in axes):
+            return out  # the axes' own checks report their names and values
+        total = self.sweep_size
+        sizes = " × ".join(str(n) for n in (len(self.sweep_values), *(len(a.values) for a in axes)))
+        names = " × ".join((self.sweep_name, *(a.name for a in axes)))
+        if not self.job.array:
+            return [Problem("job.array", f"a grid of {total} combinations ({names}: {sizes}) needs a job array: "
+                                         f"--array=0-{total - 1}")]
+        ids = array_indexes(self.job.array)
+        if ids is None:
+            return out  # the job reports the malformed spec
+        if sorted(set(ids)) != list(range(total)):
+            throttle = self.job.array[self.job.array.index("%"):] if "%" in self.job.array else ""
+            out.append(Problem("job.array", f"--array={self.job.array} does not run each of the {total} combinations "
+                                            f"({names}: {sizes}) once: task i takes combination i; "
+                                            f"use --array=0-{total - 1}{throttle}"))
+        for field, name in (("sweep_name", self.sweep_name), *(("sweep_grid", a.name) for a in axes)):
+            if not self._sweep_is_used(name):
+                out.append(Problem(field, f"nothing in the step uses ${name}, so tasks that differ only in {name} run "
+                                          f"the same thing; pass it to the program (e.g. --{name} \"${name}\") "
+                                          "or remove it from the grid"))
+        return out
+
+    def _grid_name_problems(self, axes: list[SweepAxis]) -> list[Problem]:
+        """Names that clash: a variable swept twice, or one named like another's list of values
+        (``lr_values`` would overwrite the list ``lr`` picks from)."""
+        names = [self.sweep_name, *(a.name for a in axes)]
+        out = []
+        for name in sorted({n for i, n in enumerate(names) if n in names[:i]}):
+            out.append(Problem("sweep_grid", f"{name} is swept more than once; give each variable its own name "
+                                             "(or put all its values in one list)"))
+        for name in names:
+            if f"{name}_values" in names:
+                out.append(Problem("sweep_grid", f"{name}_values is the list that holds the values of {name}; "
+                                                 f"give the variable {name}_values another name"))
+        return out
+
+    def _sweep_is_used(self, name: str) -> bool:
+        """Whether the swept variable ``name`` reaches the step: a reference in the program's, launcher's or
+        container's words, an exported value, or the job's own lines."""
+        name = re.escape(name)
+        ref = re.compile(rf"\$(?:{name}(?![A-Za-z0-9_])|\{{{name}[}}:#%/^,@\[-])")
         words: list[Any] = [*self.program, *self.after, *(e.value for e in self.exports), *self.job.setup]
         if isinstance(self.launcher, Torchrun):
             words += [self.launcher.script, *self.launcher.args]
@@ -355,9 +466,30 @@ class Workflow(Spec):
         The batch script sets ``NAME=${NAME_values[$SLURM_ARRAY_TASK_ID]}`` on the host, and the
         program receives ``--NAME "$NAME"`` (``flag`` overrides the option's spelling).
         """
-        values = tuple(str(v) for v in values)
-        option = flag or f"--{name.replace('_', '-')}"
+        return cls.grid([(name, values)], script, args, flags={name: flag} if flag else None,
+                        max_parallel=max_parallel, **single_node)
+
+    @classmethod
+    def grid(cls, axes: Mapping[str, Sequence[Any]] | Sequence[tuple[str, Sequence[Any]]], script: str,
+             args: Sequence[str] = (), *, flags: Mapping[str, str] | None = None, max_parallel: int | None = None,
+             **single_node: Any) -> "Workflow":
+        """A job array running every combination of several variables' values, one combination per task.
+
+        ``axes`` are (name, values) pairs in order, e.g. ``{"lr": [0.1, 0.01], "batch_size": [32, 64]}``: the
+        first varies fastest (task 0: lr=0.1 batch_size=32, task 1: lr=0.01 batch_size=32, task 2: lr=0.1
+        batch_size=64…). The array is ``--array=0-(product - 1)`` and the program receives ``--NAME "$NAME"``
+        for each variable (``flags`` maps a name to another spelling of its option).
+        """
+        items = axes.items() if isinstance(axes, Mapping) else axes
+        pairs = [(str(name), tuple(str(v) for v in values)) for name, values in items]
+        if not pairs:
+            raise ValueError("a sweep needs at least one variable and its values, e.g. {'lr': [0.1, 0.01]}")
+        flags = flags or {}
+        options = [w for name, _ in pairs for w in (flags.get(name) or f"--{name.replace('_', '-')}", f"${name}")]
+        total = math.prod(len(values) for _, values in pairs)
         single_node.setdefault("output", "%x-%A_%a.out")
-        array = f"0-{max(len(values) - 1, 0)}" + (f"%{max_parallel}" if max_parallel else "")
-        wf = cls.single_node(script, (*args, option, f"${name}"), array=array, **single_node)
-        return wf.replace(sweep_name=name, sweep_values=values)
+        array = f"0-{max(total - 1, 0)}" + (f"%{max_parallel}" if max_parallel else "")
+        wf = cls.single_node(script, (*args, *options), array=array, **single_node)
+        (name, values), rest = pairs[0], pairs[1:]
+        return wf.replace(sweep_name=name, sweep_values=values,
+                          sweep_grid=tuple(SweepAxis(n, vals) for n, vals in rest))
