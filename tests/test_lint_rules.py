@@ -984,3 +984,13 @@ def test_a_literal_variable_in_torchrun_rendezvous_options(option: str, reported
 def test_a_shared_log_matters_only_with_several_array_tasks(array: str, reported: bool) -> None:
     text = f"#!/bin/bash\n#SBATCH --array={array}\n#SBATCH --output=run.log\npython t.py --task \"$SLURM_ARRAY_TASK_ID\"\n"
     assert bool(_only(text, "HPC318")) is reported
+
+
+def test_one_launcher_per_node_keeps_the_cpus_and_memory_of_the_launchers_it_replaces() -> None:
+    """srun -n2 --mem-per-cpu=16G gave the step 2 CPUs and 32G; the fixed step with one task keeps both."""
+    text = ("#!/bin/bash\nsrun --gpus 2 --ntasks 2 --nodes 1 --mem-per-cpu=16G \\\n"
+            "  torchrun --nnodes=1 --nproc_per_node=gpu --rdzv_backend=c10d --rdzv_endpoint=localhost:29403 train.py\n")
+    found = _only(text, "HPC101")
+    assert found and "2 times the processes per node that one launcher starts" in found[0].message
+    fixed, _ = fix_script(text)
+    assert "--ntasks=1" in fixed and "--cpus-per-task=2" in fixed and "--mem-per-cpu=16G" in fixed

@@ -461,11 +461,12 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
             nproc = ctx.job.gpus_on_each_node or None
         if per_node and per_node > 1 and (nproc is None or nproc >= 1):
             gpus = ctx.job.gpus_on_each_node
-            workers = f"{per_node}×{nproc}={per_node * nproc}" if nproc else f"{per_node}× the workers"
+            workers = (f"{per_node}×{nproc}={per_node * nproc} processes per node" if nproc
+                       else f"{per_node} times the processes per node that one launcher starts")
             local = ("LOCAL_RANK 0" if nproc == 1 else f"LOCAL_RANK 0-{nproc - 1}") if nproc else "from LOCAL_RANK 0"
             shared = ("GPU 0" if nproc == 1 else f"GPUs 0-{nproc - 1}") if nproc else "GPU 0 upwards"
             msg = (f"srun starts {per_node} torchrun launchers on each node and each starts "
-                   f"--nproc-per-node={launcher.nproc_per_node} workers: {workers} processes per node"
+                   f"--nproc-per-node={launcher.nproc_per_node} workers: {workers}"
                    + (f" for {gpus} GPUs" if gpus else "")
                    + f"; every launcher numbers its own workers {local}, so the {per_node} launchers on a node "
                      f"share the same GPU{'s' if nproc != 1 else ''} ({shared})"
@@ -481,6 +482,8 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
             cpus = step.chain.srun.cpus_per_task
             if cpus is None:
                 cpus = ctx.job.cpus_per_task
+            if cpus is None:
+                cpus = 1  # each launcher had srun's default of one CPU (and its --mem-per-cpu): keep them all
             if cpus.__class__ is int and cpus > 0:
                 held = ctx.job.cpus_per_task * ctx.job.ntasks_per_node if isinstance(ctx.job.cpus_per_task, int) \
                     and isinstance(ctx.job.ntasks_per_node, int) else None
