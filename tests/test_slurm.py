@@ -181,3 +181,9 @@ def test_the_shell_line_is_an_absolute_program_and_bash_when_the_prologue_needs_
     problems = SlurmJob(shell=shell, fail_fast=fail_fast).problems()
     assert (problems == []) is ok, problems
     assert all(p.field == "shell" for p in problems)
+
+
+@pytest.mark.parametrize("value,shown", [("$HOME/logs/%j.out", "so $HOME is not"), ("${SCRATCH}/x", "so ${SCRATCH} is"),
+                                         ("$(pwd)/x", "so $(…) is"), ("a$", "so $ is")])
+def test_a_variable_in_a_directive_is_named_in_the_message(value, shown):
+    assert shown in SlurmJob(output=value).problems()[0].message

@@ -104,6 +104,7 @@ COMPUTED_FORM = TextForm(re.compile(r"\$\((?:.|\n)*\)"), "a count the shell comp
 #: the GPU count fields that take ``TYPE:COUNT`` (``--gpus=a100:4``, ``--gpus-per-task=rtx8000:1``), by label
 _TYPED_GPU_COUNTS = (("gpus", "GPUs in total"), ("gpus_per_task", "GPUs per task"))
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
+_VARIABLE = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|\()")
 _SPACE = re.compile(r"\s")
 
 
@@ -295,8 +296,10 @@ class SlurmJob(Spec):
         names, values = _directive_text_fields(type(self))
         for name, value in zip(names, values(self)):
             if isinstance(value, str) and "$" in value:
-                out.append(Problem(name, f"{value!r}: #SBATCH lines are not read by the shell, so ${{…}} is not expanded; "
-                                           "use a fixed value or an output pattern such as %u, %x, %j"))
+                ref = _VARIABLE.search(value)
+                shown = "$" if ref is None else "$(…)" if ref.group(0) == "$(" else ref.group(0)
+                out.append(Problem(name, f"{value!r}: #SBATCH lines are not read by the shell, so {shown} is not "
+                                         "expanded; use a fixed value or an output pattern such as %u, %x, %j"))
         if self.time:
             try:
                 parse_time(self.time)
