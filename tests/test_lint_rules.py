@@ -994,3 +994,26 @@ def test_one_launcher_per_node_keeps_the_cpus_and_memory_of_the_launchers_it_rep
     assert found and "2 times the processes per node that one launcher starts" in found[0].message
     fixed, _ = fix_script(text)
     assert "--ntasks=1" in fixed and "--cpus-per-task=2" in fixed and "--mem-per-cpu=16G" in fixed
+
+
+@pytest.mark.parametrize("line,reported,typed", [
+    ("#SBATCH \u2013-time=01:00:00", True, "--time"),
+    ("srun \u2013-ntasks-per-node=1 python t.py", True, "--ntasks-per-node"),
+    ("apptainer exec \u2014nv img_1.0.sif python t.py", True, "--nv"),
+    ("apptainer exec \u2013nv img_1.0.sif python t.py", True, "--nv"),        # a word processor's "--"
+    ("python t.py --data \u201c$SCRATCH/data\u201d", True, '"$SCRATCH/data"'),
+    ('echo "It\u2019s done \u2013 really"', False, ""),                      # inside real quotes: text
+    ("# a comment \u2013 with a dash", False, ""),
+])
+def test_typographic_dashes_and_quotes(line: str, reported: bool, typed: str) -> None:
+    found = _only(f"#!/bin/bash\n{line}\n", "HPC515")
+    assert bool(found) is reported
+    if reported:
+        assert f"write {typed}" in found[0].message
+        fixed, _ = fix_script(f"#!/bin/bash\n{line}\n")
+        assert not _only(fixed, "HPC515") and all(ord(c) < 128 for c in fixed.splitlines()[1])
+
+
+def test_a_typographic_dash_in_the_shebang() -> None:
+    found = _only("#!/bin/bash \u2013l\n#SBATCH --time=10\npython t.py\n", "HPC515")
+    assert [f.line for f in found] == [1] and "write -l" in found[0].message

@@ -3617,6 +3617,78 @@ def _double_quote_fix(ctx: Context, hits: list[tuple[Any, int, int]]) -> Fix | N
 _LAUNCH_BLOCKING = re.compile(r"(^|[^A-Za-z0-9_])CUDA_LAUNCH_BLOCKING=[\"']?1\b")
 
 
+#: dashes a word processor or a slide puts where a hyphen was typed (en dash, em dash, minus sign)
+_TYPOGRAPHIC_DASHES = "\u2013\u2014\u2212"
+#: quotes a word processor puts where straight quotes were typed
+_TYPOGRAPHIC_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'"}
+
+
+def _ascii_option(raw: str) -> str:
+    """``–-time`` → ``--time``, ``—nv`` → ``--nv``, ``–nv`` → ``--nv`` (a word processor's "--"), ``–l`` → ``-l``."""
+    rest = raw.lstrip(_TYPOGRAPHIC_DASHES + "-")
+    dashes = raw[:len(raw) - len(rest)]
+    if "\u2014" in dashes or len(dashes) > 1 or len(re.match(r"[A-Za-z0-9_]*", rest).group(0)) > 1:
+        return "--" + rest
+    return "-" + rest
+
+
+def _straight(raw: str) -> str:
+    return "".join(_TYPOGRAPHIC_QUOTES.get(c, c) for c in raw)
+
+
+@rule("HPC515", "typographic-dash-or-quote", "error",
+      summary="an option starts with an en or em dash, or a word is wrapped in curly quotes (text copied from slides)",
+      why="Slides, PDFs and word processors turn -- into an en dash (–) and straight quotes into curly ones (“ ”). "
+          "Neither means anything to bash, sbatch or the programs: –-nodes=2 is an argument, not an option (sbatch "
+          "stops, apptainer takes it for the image), #!/bin/bash –l runs no shell at all, and “$SCRATCH/data” "
+          "is a path with quote marks in its name.",
+      fix="Type the dashes and quotes again on the keyboard: --nodes=2, -l, \"$SCRATCH/data\".",
+      bad="""#!/bin/bash
+#SBATCH \u2013-time=01:00:00
+apptainer exec \u2014nv pytorch_2.3.sif python train.py --data \u201c$SCRATCH/data\u201d
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+apptainer exec --nv pytorch_2.3.sif python train.py --data "$SCRATCH/data"
+""")
+def _typographic(ctx: Context) -> Iterator[Any]:
+    from ..errors import ParseError
+    from ..parse.lexer import directive_words
+    lines = ctx.parsed.lines
+    bad: dict[int, list[tuple[int, str, str]]] = {}  # line -> (column, as written, as typed on a keyboard)
+    if lines and lines[0].startswith("#!"):
+        for m in re.finditer(rf"(?<=\s)[{_TYPOGRAPHIC_DASHES}]\S*", lines[0]):
+            bad.setdefault(1, []).append((m.start() + 1, m.group(0), _ascii_option(m.group(0))))
+    words: list[Any] = []
+    for cmd in ctx.parsed.lexed.commands:
+        if cmd.kind == "directive":
+            try:
+                words += directive_words(cmd)
+            except ParseError:
+                continue
+        elif cmd.is_code:
+            words += all_words(cmd)
+    for w in words:
+        raw = str(w.raw)
+        if raw[:1] and raw[0] in _TYPOGRAPHIC_DASHES:
+            bad.setdefault(w.line, []).append((w.col, raw.split("=", 1)[0], _ascii_option(raw.split("=", 1)[0])))
+        elif raw[:1] in _TYPOGRAPHIC_QUOTES or raw[-1:] in _TYPOGRAPHIC_QUOTES:
+            bad.setdefault(w.line, []).append((w.col, raw, _straight(raw)))
+    for line_no, items in sorted(bad.items()):
+        written, typed = items[0][1], items[0][2]
+        what = ("starts with a typographic dash, not a hyphen, so it is not an option" if written[0] in _TYPOGRAPHIC_DASHES
+                else "is wrapped in typographic quotes, which the shell keeps as part of the value")
+        text = lines[line_no - 1]
+        for col, old, new in sorted(items, reverse=True):
+            if text[col - 1:col - 1 + len(old)] != old:
+                text = ""
+                break
+            text = text[:col - 1] + new + text[col - 1 + len(old):]
+        fix = Fix("type the dashes and quotes on the keyboard", line_no, line_no, text=text) if text else None
+        more = f" (and {len(items) - 1} more on this line)" if len(items) > 1 else ""
+        yield line_no, f"{written} {what}; write {typed}{more} (copied from slides or a document?)", fix
+
+
 @rule("HPC506", "cuda-launch-blocking", "warning",
       summary="CUDA_LAUNCH_BLOCKING=1 left on in a job",
       why="It makes every CUDA kernel launch wait for the previous one: a debugging switch that slows training "
