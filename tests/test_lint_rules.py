@@ -1017,3 +1017,22 @@ def test_typographic_dashes_and_quotes(line: str, reported: bool, typed: str) ->
 def test_a_typographic_dash_in_the_shebang() -> None:
     found = _only("#!/bin/bash \u2013l\n#SBATCH --time=10\npython t.py\n", "HPC515")
     assert [f.line for f in found] == [1] and "write -l" in found[0].message
+
+
+@pytest.mark.parametrize("export,before,srun,reported", [
+    ("NONE", "", "srun", True),
+    ("NONE,CUDA_HOME", "", "srun", True),
+    ("NONE", "unset SLURM_EXPORT_ENV\n", "srun", False),
+    ("NONE", "export SLURM_EXPORT_ENV=ALL\n", "srun", False),
+    ("NONE", "", "srun --export=ALL", False),
+    ("ALL", "", "srun", False),
+    ("NONE", "", "", False),                          # no step: the batch shell runs it, with what it set up
+])
+def test_export_none_reaches_srun(export: str, before: str, srun: str, reported: bool) -> None:
+    text = (f"#!/bin/bash\n#SBATCH --export={export}\n#SBATCH --gres=gpu:1\n{before}module load apptainer\n"
+            f"{srun} apptainer exec --nv img_1.0.sif python t.py\n".replace("\n apptainer", "\napptainer"))
+    found = _only(text, "HPC516")
+    assert bool(found) is reported
+    if reported:
+        fixed, _ = fix_script(text)
+        assert "unset SLURM_EXPORT_ENV" in fixed and not _only(fixed, "HPC516")

@@ -3791,6 +3791,51 @@ _NO_INDEX = re.compile(r"^[^;&|\n]*?\s--no-index\b")
 _INSTALL = re.compile(r"(^|[\s'\"(;&|])(pip3?|python3?\s+-m\s+pip|conda|mamba|micromamba)\s+install\b")
 
 
+_EXPORT_ENV_SET = re.compile(r"^\s*(?:unset\s+(?:-v\s+)?SLURM_EXPORT_ENV\b|(?:export\s+)?SLURM_EXPORT_ENV=)", re.MULTILINE)
+
+
+@rule("HPC516", "export-none-reaches-srun", "warning",
+      summary="#SBATCH --export=NONE also empties the environment of every srun step",
+      why="sbatch hands --export=NONE on to the job as SLURM_EXPORT_ENV=NONE, and srun reads that variable as its own "
+          "--export. So the steps start without what the script set up before them: the module loads (apptainer: "
+          "command not found), exported variables (APPTAINER_CACHEDIR, MASTER_PORT) and the activated environment. "
+          "Sites that recommend --export=NONE (to keep the login shell's environment out) pair it with "
+          "unset SLURM_EXPORT_ENV.",
+      fix="Add unset SLURM_EXPORT_ENV after the #SBATCH lines (or give srun --export=ALL).",
+      bad="""#!/bin/bash
+#SBATCH --export=NONE
+#SBATCH --gres=gpu:1
+module load apptainer
+srun apptainer exec --nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --export=NONE
+#SBATCH --gres=gpu:1
+unset SLURM_EXPORT_ENV
+module load apptainer
+srun apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _export_none_reaches_srun(ctx: Context) -> Iterator[Any]:
+    export = next((d for d in ctx.parsed.directives if d.flag == "--export" and d.applied and not d.component), None)
+    if export is None or export.value.split(",", 1)[0].upper() != "NONE":
+        return
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is None or any(str(e).startswith("--export") for e in srun.extra):
+            continue
+        if _EXPORT_ENV_SET.search("\n".join(ctx.parsed.lines[:step.line - 1])):
+            return
+        lines = ctx.parsed.lines
+        first = lines[step.line - 1]
+        indent = first[:len(first) - len(first.lstrip())]
+        fix = Fix("unset SLURM_EXPORT_ENV before the step", step.line, step.line,
+                  text=f"{indent}unset SLURM_EXPORT_ENV  # --export=NONE is for the batch shell, not the steps\n{first}")
+        yield (step.line, f"--export=NONE (line {export.line}) reaches this srun as SLURM_EXPORT_ENV=NONE: the step "
+                          "starts without the module loads and exports above it; add unset SLURM_EXPORT_ENV after "
+                          "the #SBATCH lines", fix)
+        return
+
+
 @rule("HPC507", "install-at-job-start", "warning",
       summary="packages are installed with pip/conda every time the job runs",
       why="Installing at job start downloads and resolves packages on a compute node on every run: slow, fragile "
