@@ -1036,3 +1036,17 @@ def test_export_none_reaches_srun(export: str, before: str, srun: str, reported:
     if reported:
         fixed, _ = fix_script(text)
         assert "unset SLURM_EXPORT_ENV" in fixed and not _only(fixed, "HPC516")
+
+
+def test_horovodrun_inside_the_container_of_a_two_node_job() -> None:
+    text = TWO_NODES + "singularity exec --nv tf-hvd_2.9.sif horovodrun -np $SLURM_NTASKS python train.py\n"
+    assert _only(text, "HPC214") and not _only(TWO_NODES + "apptainer exec img_1.0.sif horovodrun --check-build\n",
+                                               "HPC214")
+
+
+@pytest.mark.parametrize("image,reported", [("/bin/bash", True), ("python3", True), ("/opt/conda/bin/python", True),
+                                            ("prep_1.0.sif", False), ("docker://python:3.11", False)])
+def test_a_program_where_the_image_belongs(image: str, reported: bool) -> None:
+    text = f"#!/bin/bash\n#SBATCH --ntasks=1\nsingularity exec --bind /data:/opt/data {image} /opt/preprocess.sh\n"
+    found = [f for f in _only(text, "HPC219") if "is a program, not an image" in f.message]
+    assert bool(found) is reported

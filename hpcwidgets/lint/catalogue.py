@@ -2263,8 +2263,10 @@ def _cpu_image(ctx: Context) -> Iterator[Any]:
 
 
 MPI_LAUNCHERS = ("mpirun", "mpiexec", "orterun", "mpiexec.hydra")
+#: launchers that start ranks themselves (over ssh or mpirun): inside one container they reach no other node
+RANK_LAUNCHERS = (*MPI_LAUNCHERS, "horovodrun")
 #: mpirun options that print something and start no ranks
-MPI_NO_LAUNCH = ("--version", "-V", "-version", "--help", "-h", "-help")
+MPI_NO_LAUNCH = ("--version", "-V", "-version", "--help", "-h", "-help", "--check-build", "-cb")
 
 
 def _launches_no_ranks(args: list[str]) -> bool:
@@ -2291,7 +2293,7 @@ def _one_node_job(ctx: Context) -> bool:
 
 
 @rule("HPC214", "mpi-launched-in-container", "error",
-      summary="mpirun/mpiexec runs inside the container of a job that may span several nodes",
+      summary="mpirun/mpiexec (or horovodrun) runs inside the container of a job that may span several nodes",
       why="An MPI launcher inside one container cannot start ranks on other nodes through Slurm and uses the "
           "image's MPI, not the host's fabric-aware one: ranks hang or run over slow TCP. Not reported: a job "
           "held to one node (--nodes=1), where all ranks run inside one container over shared memory (the "
@@ -2314,7 +2316,7 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
     one_node = _one_node_job(ctx)
     for step, c in containers(ctx):
         prog = [str(w) for w in step.chain.program]
-        if not prog or prog[0].rsplit("/", 1)[-1] not in MPI_LAUNCHERS or _launches_no_ranks(prog[1:]):
+        if not prog or prog[0].rsplit("/", 1)[-1] not in RANK_LAUNCHERS or _launches_no_ranks(prog[1:]):
             continue
         if not in_first_component(ctx, step):
             continue  # another component's nodes: their count is not in the model
@@ -3644,12 +3646,12 @@ def _straight(raw: str) -> str:
           "is a path with quote marks in its name.",
       fix="Type the dashes and quotes again on the keyboard: --nodes=2, -l, \"$SCRATCH/data\".",
       bad="""#!/bin/bash
-#SBATCH \u2013-time=01:00:00
-apptainer exec \u2014nv pytorch_2.3.sif python train.py --data \u201c$SCRATCH/data\u201d
+#SBATCH --gres=gpu:1
+srun \u2013-ntasks=1 apptainer exec --nv pytorch_2.3.sif python train.py --data \u201c$SCRATCH/data\u201d
 """,
       good="""#!/bin/bash
-#SBATCH --time=01:00:00
-apptainer exec --nv pytorch_2.3.sif python train.py --data "$SCRATCH/data"
+#SBATCH --gres=gpu:1
+srun --ntasks=1 apptainer exec --nv pytorch_2.3.sif python train.py --data "$SCRATCH/data"
 """)
 def _typographic(ctx: Context) -> Iterator[Any]:
     from ..errors import ParseError

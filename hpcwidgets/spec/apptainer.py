@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import Problem
@@ -10,6 +11,10 @@ from .common import Bind, EnvVar, stray_words
 
 BINARIES = ("apptainer", "singularity")
 IMAGE_SOURCES = ("docker://", "oras://", "library://", "shub://", "docker-archive:", "docker-daemon:")
+
+
+#: a program's path where the image belongs (``apptainer exec --bind X /bin/bash run.sh``)
+_PROGRAM_PATH = re.compile(r"/(?:usr/)?(?:local/)?s?bin/[^/]+|(?:/\S*/)?(?:ba|z|da)?sh|(?:/\S*/)?python[0-9.]*")
 
 
 def _binary(default: str = "apptainer"):
@@ -90,6 +95,10 @@ class ApptainerRun(Spec):
         out = []
         if not self.image:
             out.append(Problem("image", "an image is required (a .sif file or docker://repo:tag)"))
+        elif isinstance(self.image, str) and _PROGRAM_PATH.fullmatch(self.image):
+            out.append(Problem("image", f"{self.image} is a program, not an image: the image is missing, so {self.binary} "
+                                        f"would try to open {self.image} as one; write {self.action} [options] IMAGE.sif "
+                                        f"{self.image} …"))
         if self.action == "exec" and not self.command:
             out.append(Problem("command", "exec needs a command to run, e.g. python train.py"))
         if self.action == "shell" and self.command:
