@@ -537,7 +537,8 @@ RAW_WORD = st.lists(RAW_PIECE, min_size=1, max_size=5).map("".join)
 @given(st.lists(RAW_WORD, min_size=1, max_size=20))
 def test_values_agree_with_bash_generated(raws):
     words = [lex_word(r) for r in raws]
-    plain = [(r, w) for r, w in zip(raws, words) if not w.verbatim]
+    # bash drops an unquoted word that expands to nothing ($A0: an unset A0), so it has no value to compare
+    plain = [(r, w) for r, w in zip(raws, words) if not w.verbatim and (w.quoted or expand(w.value, BASH_ENV))]
     if not plain:
         return
     got = bash_words([r for r, _ in plain], BASH_ENV)
