@@ -327,6 +327,11 @@ def coerce(f: FieldSpec, value: Any, *, strict: bool = False) -> Any:
     and :meth:`Spec.problems` reports it, so a form can hold half-typed input.
     """
     if value is None:
+        if strict and not f.optional and f.default is not None:
+            wanted = f"a {f.base_type.kind} (an object)" if isinstance(f.base_type, type) and issubclass(
+                f.base_type, Spec) else "a list" if f.is_tuple else "a value"
+            raise ValidationError([Problem(f.name, f"expected {wanted}, got null; leave {f.name} out to keep its "
+                                                   "default")])
         return None
     base = f.base_type
     if f.is_tuple:
