@@ -147,3 +147,14 @@ def test_lists_given_to_a_model_become_tuples():
     assert [p.message for p in run.problems()] == [
         "Bind mounts: expected a Bind, got '/d:/data'; write Bind.from_token('/d:/data')"]
     assert "expected a list of values, got 'python t.py'" in ApptainerRun(image="i.sif", command="python t.py").problems()[0].message
+
+
+@pytest.mark.parametrize("entry,says", [
+    ("--bind /data:/data", "write --bind=/data:/data, or the option and its value as two entries"),
+    ("--exclusive --mem 0", "write each option (and its value) as an entry of its own"),
+])
+def test_an_option_and_its_value_in_one_entry(entry, says):
+    """A form's "Other options" line is one word on the command line: apptainer would refuse it as one flag."""
+    problems = ApptainerRun(image="i.sif", command=("x",), extra=(entry,)).problems()
+    assert [p.field for p in problems] == ["extra"] and says in problems[0].message
+    assert ApptainerRun(image="i.sif", command=("x",), extra=("--bind=/data:/data", "--hostname", "a b")).problems() == []

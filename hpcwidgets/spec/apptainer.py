@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import Problem
 from ._meta import Spec, opt
-from .common import Bind, EnvVar, stray_words
+from .common import Bind, EnvVar, extra_problems
 
 BINARIES = ("apptainer", "singularity")
 IMAGE_SOURCES = ("docker://", "oras://", "library://", "shub://", "docker-archive:", "docker-daemon:")
@@ -112,9 +112,7 @@ class ApptainerRun(Spec):
         if self.nvccli_needs_layer:
             out.append(Problem("nvccli", "singularity --nvccli needs a writable layer: add --writable-tmpfs "
                                          "(Apptainer 1.1 and later adds one itself)"))
-        for item in stray_words(self.extra, self.other_value_options):
-            out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
-                                        "write each as --opt or --opt=value"))
+        out += extra_problems(self.extra, self.other_value_options, self.binary)
         return out
 
     @property

@@ -17,6 +17,25 @@ _VARIABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]*|_[A-Za-z0-9_]+")
 BIND_OPTION = re.compile(r"ro|rw|image-src(?:=\S+)?|id=[0-9]+")
 
 
+#: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
+_SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
+
+
+def extra_problems(extra: Any, takes_value: frozenset[str], program: str) -> list[Problem]:
+    """What is wrong with an "other options" list: a word that is not an option (nor an option's value), or an
+    option and its value typed as one entry, which the program receives as one word."""
+    out = [Problem("extra", f"{item!r} is not an option (options start with -); write each as --opt or --opt=value")
+           for item in stray_words(extra, takes_value)]
+    for item in (extra if isinstance(extra, (tuple, list)) else ()):
+        if isinstance(item, str) and not isinstance(item, Verbatim) and _SPACED_OPTION.match(item):
+            flag, value = item.split(None, 1)
+            fix = ("write each option (and its value) as an entry of its own" if value.startswith("-")
+                   or " -" in value else f"write {flag}={value.strip()}, or the option and its value as two entries")
+            out.append(Problem("extra", f"{item!r} is one entry with a space in it, so {program} receives it as one "
+                                        f"word; {fix}"))
+    return out
+
+
 def stray_words(extra: Any, takes_value: frozenset[str] = frozenset()) -> list[Any]:
     """Words of an "other options" list that are neither an option nor the value of the option before
     them (``--redirects 3`` is one option with its value when ``--redirects`` is in ``takes_value``)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, TextForm, opt
-from .common import EnvVar, stray_words
+from .common import EnvVar, extra_problems
 from .units import parse_mem, parse_time
 
 MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
@@ -403,6 +403,5 @@ class Srun(Spec):
 
     def _check(self) -> list[Problem]:
         out = []
-        for d in stray_words(self.extra, self.other_value_options):
-            out.append(Problem("extra", f"{d!r}: srun options start with - (e.g. --exclusive)"))
+        out += extra_problems(self.extra, self.other_value_options, "srun")
         return out

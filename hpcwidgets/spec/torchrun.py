@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..errors import Problem
 from ._meta import Spec, opt
 from ._words import Verbatim
-from .common import stray_words
+from .common import extra_problems
 
 #: the shell variable the workflow script sets on the host to the first node of the allocation
 HEAD_NODE_VAR = "head_node"
@@ -118,6 +118,8 @@ class Torchrun(Spec):
     def literal_references(self) -> list[Problem]:
         """Counts, host and port holding ``\\$NAME``, the literal text (a word read from single quotes): torchrun
         expands nothing, so it would wait for a host called $head_node or fail to read $SLURM_NNODES as a number."""
+        if "\\$" not in f"{self.nnodes}{self.nproc_per_node}{self.rdzv_endpoint}{self.master_addr}{self.node_rank}":
+            return []
         out = []
         for name in _EXPANDED_BY_THE_SHELL:
             value = getattr(self, name)
@@ -175,7 +177,5 @@ class Torchrun(Spec):
                     out.append(Problem(name, f"--{name.replace('_', '-')} is ignored by the c10d rendezvous; remove it"))
         if self.module and self.no_python:
             out.append(Problem("no_python", "--module and --no-python exclude each other"))
-        for item in stray_words(self.extra, self.other_value_options):
-            out.append(Problem("extra", f"{item!r} is not an option (options start with -); "
-                                        "write each as --opt or --opt=value"))
+        out += extra_problems(self.extra, self.other_value_options, "torchrun")
         return out
