@@ -1050,3 +1050,14 @@ def test_a_program_where_the_image_belongs(image: str, reported: bool) -> None:
     text = f"#!/bin/bash\n#SBATCH --ntasks=1\nsingularity exec --bind /data:/opt/data {image} /opt/preprocess.sh\n"
     found = [f for f in _only(text, "HPC219") if "is a program, not an image" in f.message]
     assert bool(found) is reported
+
+
+@pytest.mark.parametrize("time,reported", [("1:30", True), ("2:00", True), ("0:45", True), ("5:00", False),
+                                           ("30:00", False), ("1:30:00", False), ("90", False), ("1-00:00", False)])
+def test_a_time_limit_in_minutes_and_seconds(time: str, reported: bool) -> None:
+    text = f"#!/bin/bash\n#SBATCH --time={time}\npython train.py\n"
+    found = _only(text, "HPC320")
+    assert bool(found) is reported
+    if reported:
+        fixed, _ = fix_script(text)
+        assert f"#SBATCH --time={time}:00\n" in fixed and not _only(fixed, "HPC320")

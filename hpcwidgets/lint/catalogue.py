@@ -2804,6 +2804,37 @@ def _with_task(pattern: str) -> str:
     return pattern + ("_%a" if "%A" in pattern else "_%A_%a")
 
 
+#: a time limit in Slurm's M:S form (minutes:seconds) of under five minutes: 1:30, 2:00, 0:45
+_MINUTES_SECONDS = re.compile(r"([0-4]):([0-5][0-9])")
+
+
+@rule("HPC320", "time-in-minutes-and-seconds", "warning",
+      summary="--time=1:30 is one minute and thirty seconds, not an hour and a half",
+      why="Slurm reads a time with one colon as MINUTES:SECONDS (and rounds the seconds up to a minute), so "
+          "--time=2:00 gives the job two minutes: it is killed long before a training run ends, after its wait in "
+          "the queue. Only limits under five minutes are reported; a short test job may mean it.",
+      fix="Write hours as H:MM:SS: --time=1:30:00 for an hour and a half (or --time=90, in minutes).",
+      bad="""#!/bin/bash
+#SBATCH --time=1:30
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=1:30:00
+python train.py
+""")
+def _minutes_and_seconds(ctx: Context) -> Iterator[Any]:
+    time = ctx.job.time
+    m = _MINUTES_SECONDS.fullmatch(time) if isinstance(time, str) else None
+    if m is None:
+        return
+    line = ctx.parsed.directive_line("time")
+    hours = f"{m.group(1)}:{m.group(2)}:00"
+    text = ctx.parsed.lines[line - 1]
+    fix = Fix(f"--time={hours}", line, line, text=text.replace(time, hours, 1)) if text.count(time) == 1 else None
+    yield (line, f"--time={time} is {int(m.group(1))} min {int(m.group(2))} s (Slurm reads M:S); for "
+                 f"{int(m.group(1))} h {int(m.group(2))} min write --time={hours}", fix)
+
+
 @rule("HPC319", "memory-without-unit", "warning",
       summary="--mem (or --mem-per-cpu/--mem-per-gpu) is a number under 100 without a unit, which Slurm reads as megabytes",
       why="Slurm's default unit is megabytes: --mem=32 asks for 32 MB, and the job is killed for running out of "
