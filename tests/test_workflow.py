@@ -378,3 +378,19 @@ def test_a_runtime_flag_after_the_image_is_named():
     w = Workflow(container=ApptainerRun(image="img.sif", command=("--nv",)), program=("python", "t.py"))
     found = [p.message for p in w.problems() if p.field == "container.command"]
     assert len(found) == 1 and "--nv comes after the image" in found[0]
+
+
+def test_a_lower_case_variable_nothing_sets_stops_a_strict_script():
+    """A sweep switched off that leaves --lr "$lr" behind: set -u stops the job at $lr."""
+    base = Workflow.single_node("train.py", ["--lr", "$lr", "--out", "$SCRATCH/run"], image="img_1.0.sif",
+                                time="1:00:00")
+    assert [p.field for p in base.problems()] == ["launcher.args" if base.launcher else "program"]
+    assert "nothing in the script sets $lr" in base.problems()[0].message
+    swept = Workflow.sweep("lr", ["0.1", "0.01"], "train.py", image="img_1.0.sif", time="1:00:00")
+    assert swept.problems() == []
+    set_up = base.replace(job=base.job.replace(setup=("lr=0.1",)))
+    assert set_up.problems() == []
+    sourced = base.replace(job=base.job.replace(setup=("source ./params.sh",)))
+    assert sourced.problems() == []
+    lenient = base.replace(job=base.job.replace(fail_fast="errexit"))
+    assert lenient.problems() == []

@@ -40,6 +40,10 @@ RUNTIMES = ("apptainer", "singularity", "charliecloud")
 _SHELL_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 #: Slurm's per-task variables, which only each task can expand
 _PER_TASK_REF = re.compile(r"\$\{?(SLURM_(?:PROCID|LOCALID|NODEID))\b")
+#: a reference to a lower-case variable (the script's own; the environment's are upper-case), not the literal \$
+_LOWER_REF = re.compile(r"(?<!\\)\$(?:\{([a-z_][a-z0-9_]*)[}:#%/^,\[-]|([a-z_][a-z0-9_]*)(?![A-Za-z0-9_]))")
+#: a set-up line that may define variables this model cannot see (sourcing a file, eval)
+_OPAQUE_SETUP = re.compile(r"(?:^|[;&|(\s])(?:source|\.|eval)\s")
 _ARRAY_ITEM = re.compile(r"(\d+)(?:-(\d+)(?::(\d+))?)?")
 
 
@@ -265,8 +269,54 @@ class Workflow(Spec):
                 out.append(Problem("program", "nothing to run: set a program (e.g. python train.py), a launcher or a container"))
         out += self._node_count_problems()
         out += self._launchers_per_node_problems()
-        out += self._sweep_problems()
+        sweep = self._sweep_problems()
+        out += sweep
+        if not sweep and not any(not isinstance(a, SweepAxis) or a.problems() for a in self.sweep_grid):
+            out += self._unset_problems()  # a broken sweep is reported as such, not as its unset variables
         return out
+
+    def _unset_problems(self) -> list[Problem]:
+        """A lower-case ``$name`` in the step that nothing in the script sets: under ``set -u`` the job stops there
+        (unbound variable), e.g. after a sweep was switched off but ``--lr "$lr"`` stayed."""
+        if self.job.fail_fast != "strict":
+            return []
+        found = [(field, m) for field, text in self._step_texts() for m in _LOWER_REF.finditer(text)]
+        if not found:
+            return []
+        setup = "\n".join(str(line) for line in self.job.setup)
+        if _OPAQUE_SETUP.search(setup):
+            return []  # a sourced file or eval may set anything
+        known = {self.sweep_name, *(a.name for a in self.sweep_grid if isinstance(a, SweepAxis)),
+                 *(e.name for e in (*self.exports, *self.job.env) if isinstance(e, EnvVar))}
+        if self.launcher is not None and self.launcher.uses_head_node:
+            known.add(HEAD_NODE_VAR)
+        out = []
+        for field, m in found:
+            name = m.group(1) or m.group(2)
+            if name in known or re.search(rf"(?:\b{name}=|\bfor\s+{name}\b|\bread\b[^\n;]*\b{name}\b)", setup):
+                continue
+            known.add(name)  # once per name
+            out.append(Problem(field, f"nothing in the script sets ${name}, so the job stops there (set -u: unbound "
+                                      f"variable); set it in a set-up line ({name}=…), export it, or sweep it"))
+        return out
+
+    def _step_texts(self) -> Iterable[tuple[str, str]]:
+        """The step's plain words that refer to variables, joined per field (a verbatim word read from a script is
+        left to the script's own logic)."""
+        groups: list[tuple[str, Iterable[Any]]] = [("program", self.program)]
+        if isinstance(self.launcher, Torchrun):
+            groups.append(("launcher.args", (self.launcher.script, *self.launcher.args)))
+        c = self.container
+        if c is not None:
+            groups.append(("container.command", getattr(c, "command", ()) or ()))
+            groups.append(("container.env", [e.value for e in getattr(c, "env", ()) or () if isinstance(e, EnvVar)]))
+            groups.append(("container.binds", [part for b in getattr(c, "binds", ()) or () if isinstance(b, Bind)
+                                               for part in (b.src, b.dst)]))
+        groups.append(("exports", [e.value for e in self.exports if isinstance(e, EnvVar)]))
+        for field, words in groups:
+            text = "\n".join([w for w in words if w.__class__ is str])
+            if "$" in text:
+                yield field, text
 
     def _launchers_per_node_problems(self) -> list[Problem]:
         """torchrun started several times per node by srun, and a node rank the batch shell expands once
