@@ -7,17 +7,28 @@ one: the check must reject it with a message that contains ``feedback``.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 import hpcwidgets as hw
-from hpcwidgets.exercises import (AnswerError, Matcher, check_bind, check_command, check_model, check_script,
-                                  check_tunnel, contains, one_of, pinned)
+from hpcwidgets.exercises import (AnswerError, check_bind, check_command, check_model, check_script, check_tunnel,
+                                  contains, one_host, one_of, pinned)
+from hpcwidgets.lint import lint
 from hpcwidgets.parse.buildfiles import parse_deffile
+from hpcwidgets.render import render
 from hpcwidgets.spec.convert import to_charliecloud
 from hpcwidgets.spec.workflow import with_gpus
 
 PROF = hw.load_profile("generic")
 IMG = "$SCRATCH/images/pytorch_24.05.sif"
+QUOTES = "single quotes keep $ literal, so the shell does not expand the variable: use double quotes (or none)"
+SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+_REGION = re.compile(r"^[ \t]*# BEGIN SOLUTION\n.*?^[ \t]*# END SOLUTION\n?", re.S | re.M)
 
 
 def judge(check, answer, feedback, *args, **kwargs):
@@ -27,6 +38,26 @@ def judge(check, answer, feedback, *args, **kwargs):
     with pytest.raises(AnswerError) as info:
         check(answer, *args, **kwargs)
     assert feedback in str(info.value), str(info.value)
+
+
+def run_solution(name: str, answer: str | None = None, **params) -> tuple[dict, str, str]:
+    """Run the code cells of ``solutions/NAME-*.ipynb`` in this process, the way papermill runs them
+    (``params`` set after the parameters cell), with the first task's solution region replaced by
+    ``answer`` if one is given (the exercise, answered). (namespace, printed text, markdown text)."""
+    nb = json.loads(next(SOLUTIONS.glob(f"{name}-*.ipynb")).read_text())
+    namespace, printed = {"__name__": "__main__"}, io.StringIO()
+    for cell in nb["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] != "code":
+            continue
+        if answer is not None and _REGION.search(src):
+            src, answer = _REGION.sub(lambda _m: answer + "\n", src, count=1), None
+        if "parameters" in cell["metadata"].get("tags", []):
+            src += "".join(f"\n{key} = {value!r}" for key, value in params.items())
+        with contextlib.redirect_stdout(printed):
+            exec(compile(src, name, "exec"), namespace)
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return namespace, printed.getvalue(), markdown
 
 
 # ------------------------------------------------------------------------------------------------
@@ -56,6 +87,8 @@ EX01 = [hw.ApptainerPull(dir="$SCRATCH/images", dest="pytorch_2.3.1.sif", source
     (f"APPTAINER_CACHEDIR={CACHE} apptainer pull --dir $SCRATCH/images pytorch_2.3.1.sif "
      "docker://docker.io/pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime", None),
     (f"IMAGES=$SCRATCH/images\nAPPTAINER_CACHEDIR={CACHE} apptainer pull --dir $IMAGES pytorch_2.3.1.sif {SRC}", None),
+    # fixed: `env NAME=value cmd` is `NAME=value cmd` (was "'env' is not a command this reader knows")
+    (f"env APPTAINER_CACHEDIR={CACHE} apptainer pull --dir $SCRATCH/images pytorch_2.3.1.sif {SRC}", None),
     # wrong
     (f"apptainer pull --dir $SCRATCH/images pytorch_2.3.1.sif {SRC}", "set APPTAINER_CACHEDIR to $SCRATCH/.apptainer/cache"),
     (f"APPTAINER_CACHEDIR=~/.apptainer/cache apptainer pull --dir $SCRATCH/images pytorch_2.3.1.sif {SRC}",
@@ -81,6 +114,8 @@ EX01 = [hw.ApptainerPull(dir="$SCRATCH/images", dest="pytorch_2.3.1.sif", source
      "single quotes keep $ literal"),
     ("docker pull pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime", "use apptainer (it reads docker:// images)"),
     (f"APPTAINER_CACHEDIR={CACHE} apptainer pull --dir $SCRATCH/images pytorch_2.3.1.sif {SRC}\nls", "2 commands"),
+    (f"env APPTAINER_CACHEDIR=~/.cache apptainer pull --dir $SCRATCH/images pytorch_2.3.1.sif {SRC}",
+     "APPTAINER_CACHEDIR is ~/.cache"),
 ])
 def test_ex01_pull(answer, feedback):
     judge(check_command, answer, feedback, EX01, task="pull")
@@ -177,7 +212,13 @@ PROBE = "python -c 'import torch; print(torch.cuda.is_available())'"
     (f"apptainer exec --cleanenv --nv {IMG} {PROBE}", None),
     (f"apptainer exec --nv {IMG} python3 -c 'import torch; print(torch.cuda.is_available())'", None),
     (f"apptainer exec --nv {IMG} python -c 'import torch;print(torch.cuda.is_available())'", None),
+    # fixed: Apptainer reads --nv from APPTAINER_NV too (was "add --nv")
+    (f"APPTAINER_NV=1 apptainer exec {IMG} {PROBE}", None),
+    (f"export APPTAINER_NV=true\napptainer exec {IMG} {PROBE}", None),
+    (f"SINGULARITY_NV=1 singularity exec {IMG} {PROBE}", None),
     # wrong
+    (f"APPTAINER_NV=0 apptainer exec {IMG} {PROBE}", "add --nv"),
+    (f"APPTAINER_ROCM=1 apptainer exec --nv {IMG} {PROBE}", "remove --rocm"),
     (f"apptainer exec {IMG} --nv {PROBE}", "--nv comes after the image"),
     (f"apptainer exec {IMG} {PROBE}", "add --nv"),
     (f"apptainer exec --rocm {IMG} {PROBE}", "add --nv"),
@@ -327,6 +368,9 @@ EX06 = to_charliecloud(hw.parse_command(f"apptainer exec --no-home --bind {D}:/m
      "the task asks for `ch-run`"),
     # fixed: was accepted: without -- ch-run reads --output as its own option
     (f"ch-run -b {D}:/mnt/0 -b {W6}:/mnt/1 {CHI} python /mnt/0/train.py --output /mnt/1", "put `--` between the image"),
+    # fixed: was "the program writes there: drop `:ro`"; ch-run reads :ro as part of the destination
+    (f"ch-run -b {D}:/mnt/0:ro -b {W6}:/mnt/1 {CHI} -- python /mnt/0/train.py --output /mnt/1",
+     "ch-run has no bind modes: --bind $SCRATCH/data:/mnt/0:ro binds $SCRATCH/data at a directory named /mnt/0:ro"),
 ])
 def test_ex06_charliecloud(answer, feedback):
     judge(check_command, answer, feedback, EX06)
@@ -337,6 +381,8 @@ def test_ex06_charliecloud(answer, feedback):
 # ------------------------------------------------------------------------------------------------
 EX07 = {"partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 2, "mem": "3G", "time": "00:30:00",
         "container.nv": True, "container.rocm": False, "program": ("python", "train.py")}
+#: the lint findings ex07–ex10 fail on besides errors: the site's Apptainer module is not loaded
+MODULE_LINT = ("HPC409",)
 
 
 def sbatch7(part="--partition=gpu", gres="--gres=gpu:1", cpus="--cpus-per-task=2", mem="--mem=3G",
@@ -380,24 +426,50 @@ def sbatch7(part="--partition=gpu", gres="--gres=gpu:1", cpus="--cpus-per-task=2
     # fixed: say how Slurm reads the time
     (sbatch7(time="--time=3:00"), "#SBATCH --time is 3:00 (3 minutes: Slurm reads M:SS); the task asks for 00:30:00 (30 minutes)"),
     (sbatch7(time="--time=30:00:00"), "#SBATCH --time is 30:00:00; the task asks for 00:30:00"),
+    # fixed: was accepted, although the task asks to load the module and the job stops at 'command not found'
+    (sbatch7(mod=""), "HPC409 apptainer comes from the module apptainer"),
 ])
 def test_ex07_sbatch(answer, feedback):
-    judge(check_script, answer, feedback, EX07, profile=PROF)
+    judge(check_script, answer, feedback, EX07, profile=PROF, lint_codes=MODULE_LINT)
+
+
+#: ex07's answer without `module load`, as a learner writes it in the notebook
+NO_MODULE7 = '''script = f"""#!/bin/bash
+#SBATCH --partition={part.name}
+#SBATCH --gres=gpu:1
+#SBATCH --cpus-per-task={cpus}
+#SBATCH --mem={mem}
+#SBATCH --time={time}
+{prof.apptainer_binary} exec {gpu_flag} {image} python train.py
+"""'''
+
+
+@pytest.mark.parametrize("profile", ["generic", "midway3"])
+def test_ex07_notebook_refuses_a_job_without_the_module(profile):
+    run_solution("ex07", profile=profile)   # the answer key passes
+    with pytest.raises(AnswerError, match="HPC409"):
+        run_solution("ex07", NO_MODULE7, profile=profile)
+
+
+def test_ex07_text_follows_the_parameters():
+    _, printed, markdown = run_solution("ex07", profile="midway3", cpus=8, mem="16G", time="02:00:00")
+    assert "the job: 8 CPUs, 16G of memory, 02:00:00" in printed
+    assert "--time=30`" not in markdown and "--mem=3G`" not in markdown   # examples that read as the values
 
 
 # ------------------------------------------------------------------------------------------------
 # ex08 · array sweep (built with the API)
 # ------------------------------------------------------------------------------------------------
 LRS = ["0.1", "0.03", "0.01", "0.003"]
-EX08 = {"array": "0-3", "sweep_name": "lr", "sweep_values": tuple(LRS), "output": contains("%a"), "partition": "gpu",
-        "gpus_per_node": 1, "time": "20", "job_name": "lr-sweep", "runtime": "apptainer"}
+EX08 = {"array": "0-3", "sweep_option": "--lr", "sweep_values": tuple(LRS), "output": contains("%a"),
+        "partition": "gpu", "gpus_per_node": 1, "time": "20", "job_name": "lr-sweep", "runtime": "apptainer"}
 
 
-def sweep(values=tuple(LRS), **changes):
+def sweep(values=tuple(LRS), name="lr", **changes):
     kw = dict(container=hw.ApptainerRun(image=IMG), gpus_per_node=1, gpu_vendor="nvidia", partition="gpu",
-              time="00:20:00", job_name="lr-sweep")
+              time="00:20:00", job_name="lr-sweep", modules=("apptainer",))
     kw.update(changes)
-    return hw.Workflow.sweep("lr", list(values), "train.py", **kw)
+    return hw.Workflow.sweep(name, list(values), "train.py", **kw)
 
 
 @pytest.mark.parametrize("answer, feedback", [
@@ -407,7 +479,13 @@ def sweep(values=tuple(LRS), **changes):
     (sweep(values=(0.1, 0.03, 0.01, 0.003)), None),
     (sweep(output="lr-%A_%a.out"), None),
     (sweep(gpu_vendor="nvidia"), None),
+    # fixed: the program still gets --lr VALUE once per value (was "sweep_name is learning_rate"; "--array is 0-3%2")
+    (sweep(name="learning_rate", flag="--lr"), None),
+    (sweep(max_parallel=2), None),
+    (render(sweep()), None),
     # wrong
+    (sweep(name="learning_rate"), "the program gets each value with --learning-rate; the task asks for --lr VALUE"),
+    (sweep(modules=()), "HPC409"),
     (sweep(gpus_per_node=2), "the job gets 2 GPU(s) per node; the task asks for 1"),
     (sweep(values=LRS[:3]), "#SBATCH --array is 0-2; the task asks for 0-3"),
     (sweep(output="lr-%j.out"), "#SBATCH --output is lr-%j.out; the task asks for text containing '%a'"),
@@ -416,7 +494,22 @@ def sweep(values=tuple(LRS), **changes):
     (sweep(time="00:20"), "#SBATCH --time is 00:20 (20 seconds: Slurm reads M:SS); the task asks for 00:20:00 (20 minutes)"),
 ])
 def test_ex08_sweep(answer, feedback):
-    judge(check_script, answer, feedback, EX08, profile=PROF)
+    judge(check_script, answer, feedback, EX08, profile=PROF, lint_codes=MODULE_LINT)
+
+
+@pytest.mark.parametrize("name, answer", [("ex08", "sweep"), ("ex09", "job")])
+@pytest.mark.parametrize("profile", ["generic", "midway3"])
+def test_ex08_ex09_answer_keys_load_the_apptainer_module(name, answer, profile):
+    namespace, _, _ = run_solution(name, profile=profile)
+    script = render(namespace[answer])
+    assert "module load apptainer" in script
+    assert [f.code for f in lint(script, hw.load_profile(profile)) if f.code == "HPC409"] == []
+
+
+@pytest.mark.parametrize("answer", ['sweep = "#!/bin/bash\\n#SBATCH --array=0-3\\npython train.py"', "sweep = None"])
+def test_ex08_notebook_explains_an_answer_that_is_not_a_model(answer):
+    with pytest.raises(AnswerError):   # not an AttributeError from render() before the check
+        run_solution("ex08", answer)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -432,9 +525,10 @@ TR = "torchrun --nnodes={nn} --nproc-per-node={npn} --rdzv-backend=c10d --rdzv-e
 
 def job9(hdr=("--partition=gpu", "--nodes=2", "--ntasks-per-node=1", "--gres=gpu:4", "--time=01:00:00"), head=HEAD,
          srun="srun --ntasks-per-node=1", app=f"apptainer exec --nv {IMG}", nn="$SLURM_NNODES", npn="4",
-         ep="$head_node:29500", tr=None):
+         ep="$head_node:29500", tr=None, mod="module load apptainer"):
     step = tr or TR.format(nn=nn, npn=npn, ep=ep)
-    return "#!/bin/bash\n" + "".join(f"#SBATCH {h}\n" for h in hdr) + head + "\n" + f"{srun} {app} {step}\n"
+    return ("#!/bin/bash\n" + "".join(f"#SBATCH {h}\n" for h in hdr) + (mod + "\n" if mod else "") + head + "\n"
+            + f"{srun} {app} {step}\n")
 
 
 @pytest.mark.parametrize("answer, feedback", [
@@ -459,7 +553,21 @@ def job9(hdr=("--partition=gpu", "--nodes=2", "--ntasks-per-node=1", "--gres=gpu
     (job9(srun="srun --nodes=2 --ntasks=2"), None),
     (job9(srun="srun -N 2 -n 2"), None),
     (job9(npn="gpu"), None),
+    # fixed: sbatch sets $SLURM_GPUS_PER_NODE to 4 for --gpus-per-node=4 (was "the task asks for one of …")
+    (job9(hdr=("-p gpu", "-N 2", "--ntasks-per-node=1", "--gpus-per-node=4", "-t 60"), npn="$SLURM_GPUS_PER_NODE"), None),
+    (job9(hdr=("-p gpu", "-N 2", "--ntasks-per-node=1", "--gpus-per-node=4", "-t 60"), npn='"${SLURM_GPUS_PER_NODE}"'),
+     None),
     # wrong
+    # fixed: was "the task asks for one of '4', '$SLURM_GPUS_ON_NODE'", with no word why
+    (job9(npn="$SLURM_GPUS_PER_NODE"), "$SLURM_GPUS_PER_NODE is set only when the job asks for GPUs with "
+                                       "#SBATCH --gpus-per-node=N, so it is empty here"),
+    (job9(hdr=("-p gpu", "-N 2", "--ntasks-per-node=1", "--gpus-per-node=a100:4", "-t 60"), npn="$SLURM_GPUS_PER_NODE"),
+     "$SLURM_GPUS_PER_NODE is a100:4 here"),
+    # fixed: these were accepted, yet torchrun gets the text $head_node (srun and apptainer run it without a shell);
+    # the check says so, or the linter (HPC114) where it explains it
+    (job9(ep="'$head_node:29500'"), "single quotes"),
+    (job9(nn="'$SLURM_NNODES'"), "single quotes"),
+    (job9(mod=""), "HPC409"),
     (job9(hdr=("-p gpu", "-N 2", "--ntasks-per-node=4", "--gres=gpu:4", "-t 60"), srun="srun"), "HPC101"),
     (job9(srun="srun --ntasks-per-node=4"), "HPC101"),
     (job9(ep="$SLURM_JOB_NODELIST:29500"), "HPC102"),
@@ -482,12 +590,13 @@ def job9(hdr=("--partition=gpu", "--nodes=2", "--ntasks-per-node=1", "--gres=gpu
     (job9(head=""), "uses $head_node, which the script never sets"),
 ])
 def test_ex09_multinode(answer, feedback):
-    judge(check_script, answer, feedback, EX09, profile=PROF)
+    judge(check_script, answer, feedback, EX09, profile=PROF, lint_codes=MODULE_LINT)
+
 
 
 EX10 = {"nodes": 2, "gpus_per_node": 4, "partition": "gpu", "srun.ntasks_per_node": 1,
         "launcher.nproc_per_node": one_of("4", "$SLURM_GPUS_ON_NODE"),
-        "launcher.rdzv_endpoint": Matcher(lambda v: "NODELIST" not in v and ":" in v, "one host and a port, e.g. $head_node:29500")}
+        "launcher.rdzv_endpoint": one_host()}
 DECK10 = """#!/bin/bash
 #SBATCH --job-name=dist-ml-train
 #SBATCH --nodes=2
@@ -524,6 +633,8 @@ def deck10(tpn="4", head=HEAD, srun="--ntasks=2 --ntasks-per-node=1", npn="4", e
     (deck10(head='MASTER=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)', ep="$MASTER:29500"), None),
     (deck10(tpn="1", srun="--ntasks-per-node=1 --cpus-per-task=8"), None),
     (deck10(ep="$(hostname):29500"), None),   # expanded by the batch shell, on the first node
+    # fixed: the first node, computed in place by the batch shell (was "the task asks for one host and a port")
+    (deck10(head="", ep='$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):29500'), None),
     # fixed: srun inherits --ntasks-per-node=1; --ntasks over --nodes; --nproc-per-node=gpu
     (deck10(tpn="1", srun=""), None),
     (deck10(srun="--nodes=2 --ntasks=2"), None),
@@ -539,17 +650,32 @@ def deck10(tpn="4", head=HEAD, srun="--ntasks=2 --ntasks-per-node=1", npn="4", e
     (deck10(ep="$SLURM_JOB_NODELIST:29500"), "HPC102"),
     (deck10(ep="${SLURM_NODELIST}:29500"), "HPC102"),
     (deck10(ep="localhost:29500"), "HPC103"),
+    (deck10(head="", ep='$(scontrol show hostnames "$SLURM_JOB_NODELIST"):29500'), "one host and a port"),
+    # fixed: was accepted, yet torchrun gets the text $head_node
+    (deck10(ep="'$head_node:29500'"), "single quotes"),
+    (deck10().replace("module load apptainer\n", ""), "HPC409"),
     # fixed: was accepted although $head_node is never set
     (deck10(head=""), "uses $head_node, which the script never sets"),
 ])
 def test_ex10_fixed_deck(answer, feedback):
-    judge(check_script, answer, feedback, EX10, profile=PROF)
+    judge(check_script, answer, feedback, EX10, profile=PROF, lint_codes=MODULE_LINT)
 
 
 def test_ex10_fix_script_output_passes():
     broken = deck10(head="", srun="", npn="$SLURM_NTASKS_PER_NODE", ep="$SLURM_STEP_NODELIST:29500")
     fixed, _ = hw.fix_script(broken, PROF)
-    check_script(fixed, EX10, profile=PROF)
+    check_script(fixed, EX10, profile=PROF, lint_codes=MODULE_LINT)
+
+
+@pytest.mark.parametrize("script", [job9(ep="'$head_node:29500'"), deck10(ep="'$head_node:29500'")])
+def test_ex09_ex10_single_quoted_endpoint_names_the_option_and_the_quotes(script):
+    with pytest.raises(AnswerError) as info:
+        check_script(script, {"nodes": 2}, profile=PROF)
+    problems = [p for p in info.value.problems if "--rdzv-endpoint" in p]
+    assert len(problems) == 1 and "single quotes" in problems[0] and "$head_node:29500" in problems[0], problems
+    with pytest.raises(AnswerError) as info:   # the check's own sentence, whatever the linter reports
+        check_script(script, {"nodes": 2}, profile=PROF, lint_severities=())
+    assert info.value.problems == ("torchrun --rdzv-endpoint is '$head_node:29500' in single quotes: " + QUOTES,)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -594,7 +720,13 @@ LOGIN = PROF.login_host
     (f"ssh -N -L 127.0.0.1:8888:n1:23456 alice@{LOGIN}", None),
     (f"ssh -N -L 8888:n1.cluster.example.edu:23456 alice@{LOGIN}", None),
     (f"ssh -N -J alice@{LOGIN} -L 8888:localhost:23456 alice@n1", None),
+    # fixed: OpenSSH reads options after the destination too (was "there is no -L", "add -N", "a remote command")
+    (f"ssh alice@{LOGIN} -N -L 8888:n1:23456", None),
+    (f"ssh -N alice@{LOGIN} -L 8888:n1:23456", None),
     # wrong
+    (f"ssh alice@{LOGIN} -L 8888:n1:23456", "add -N"),
+    (f"ssh alice@{LOGIN} -N -L 8888:n1:23456 jupyter lab", "'jupyter lab' after the host is a remote command"),
+    (f"ssh -L 8888:n1:23456 -- alice@{LOGIN} -N", "'-N' after the host is a remote command"),
     (f"ssh -N -L 8888:localhost:23456 alice@{LOGIN}", "forwards to the login node itself"),
     (f"ssh -N -L 23456:n1:8888 alice@{LOGIN}", "listens on port 23456"),
     (f"ssh -N -L 9999:n1:23456 alice@{LOGIN}", "the local end is 9999"),
@@ -643,8 +775,17 @@ EX12 = hw.Srun(mpi="pmix", nodes=2, ntasks_per_node=2, command=("apptainer", "ex
     (f"srun --mpi=pmix --nodes=2 --ntasks-per-node=2 apptainer run {MPI_IMG} {PROG}", "use `apptainer exec`"),
     (f"srun --mpi=pmix --nodes=2 --ntasks-per-node=2 apptainer exec --cleanenv {MPI_IMG} {PROG}", "remove --cleanenv"),
     (f"apptainer exec {MPI_IMG} srun --mpi=pmix --nodes=2 --ntasks-per-node=2 {PROG}", "the task asks for `srun`"),
-    # fixed: was "'mpirun' is not a command this reader knows"
-    (f"mpirun -n 4 apptainer exec {MPI_IMG} {PROG}", "in the hybrid model Slurm starts them"),
+    # fixed: was "'mpirun' is not a command this reader knows", then "in the hybrid model Slurm starts them"
+    # (lesson 12: host mpirun around the container works with a matching MPI; HPC215 is advice)
+    (f"mpirun -n 4 apptainer exec {MPI_IMG} {PROG}", "works when the host's MPI matches the image's (HPC215, advice)"),
 ])
 def test_ex12_mpi(answer, feedback):
     judge(check_command, answer, feedback, EX12)
+
+
+def test_ex12_demo_shows_what_its_text_promises():
+    _, printed, markdown = run_solution("ex12")
+    assert "HPC214" in markdown and "HPC215" in markdown and "(and the linter)" not in markdown
+    assert "error HPC214 mpirun runs inside the container" in printed
+    assert "info HPC215 mpirun starts the container ranks" in printed
+    assert "in the hybrid model Slurm starts them" not in printed

@@ -10,9 +10,9 @@ Notebooks import the checks from here::
 from __future__ import annotations
 
 from .checks import (AnswerError, Matcher, absent, at_least, check_bind, check_command, check_model,
-                     check_properties, check_script, check_tunnel, compare_models, contains, one_of, passed,
-                     pinned)
+                     check_properties, check_script, check_tunnel, compare_models, contains, one_host, one_of,
+                     passed, pinned)
 
 __all__ = ["AnswerError", "Matcher", "absent", "at_least", "check_bind", "check_command", "check_model",
-           "check_properties", "check_script", "check_tunnel", "compare_models", "contains", "one_of",
-           "passed", "pinned"]
+           "check_properties", "check_script", "check_tunnel", "compare_models", "contains", "one_host",
+           "one_of", "passed", "pinned"]

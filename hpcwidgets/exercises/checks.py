@@ -13,10 +13,17 @@ same:
 * ``python3`` == ``python``, a script's ``--opt value`` options in any order or as ``--opt=value``,
   ``./x.def`` == ``x.def``, ``docker://docker.io/x`` == ``docker://x``, ``pmix_v4`` == ``pmix``;
 * ``srun -N 2 -n 4`` == ``srun -N 2 --ntasks-per-node=2`` (and a step inherits the job's tasks per
-  node); ``torchrun --nproc-per-node=gpu`` == one worker per GPU of the job;
+  node); ``torchrun --nproc-per-node=gpu`` == one worker per GPU of the job, and so is
+  ``$SLURM_GPUS_PER_NODE`` in a job that asks ``--gpus-per-node=N`` (untyped: then sbatch sets it to N);
+* ``env NAME=value cmd`` == ``NAME=value cmd``; ``APPTAINER_NV=1 apptainer …`` == ``apptainer --nv …``
+  (Apptainer reads every switch from ``APPTAINER_<SWITCH>``); ``ssh HOST -N -L …`` == ``ssh -N -L … HOST``;
+* a job array with a throttle (``0-3%2``) when the task asks for none; a sweep's variable named
+  otherwise, as long as the program gets the task's option (``--lr VALUE``);
 * switches that change nothing for the task when it leaves them out (``--force``, ``--cleanenv``,
   ``--no-home``, ``srun --label``), ``export NAME=…``/``mkdir``/``module load`` lines before the
   command, and shell variables set on a line above it.
+
+A ``$NAME`` that single quotes keep literal is never the same as ``$NAME``: the feedback says so.
 
 A wrong answer raises :class:`AnswerError`, which is both a :class:`~hpcwidgets.errors.HpcWidgetsError`
 and an ``AssertionError`` (so papermill and nbval report it as a failed check), listing every
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import HpcWidgetsError, ParseError
 from ..spec._meta import FieldSpec, Spec
@@ -113,6 +120,25 @@ def absent() -> Matcher:
     return Matcher(lambda v: v in (None, "", (), False, 0), "not set")
 
 
+_COMMAND_SUBSTITUTION = re.compile(r"\$\(((?:[^()]|\([^()]*\))*)\)")
+
+
+def one_host() -> Matcher:
+    """A ``HOST:PORT`` endpoint naming one host: a variable set on a line above (``$head_node:29500``),
+    ``$(hostname):29500``, or the first of the job's nodes computed in place
+    (``$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):29500``: the batch shell expands it
+    before srun starts the step). Not a node list, and not a ``$`` kept literal by single quotes."""
+    def test(value: Any) -> bool:
+        host, sep, port = str(value).rpartition(":")
+        if not (sep and host and port) or "\\$" in host:
+            return False
+        outside = _COMMAND_SUBSTITUTION.sub("", host)
+        inside = _COMMAND_SUBSTITUTION.findall(host)
+        return "NODELIST" not in outside and all(
+            "NODELIST" not in code or re.search(r"\|\s*head\s+(-n\s*)?-?1\b", code) for code in inside)
+    return Matcher(test, "one host and a port, e.g. $head_node:29500")
+
+
 # ------------------------------------------------------------------------------------------------
 # normalisation
 # ------------------------------------------------------------------------------------------------
@@ -147,7 +173,8 @@ def _array_equal(a: Any, b: Any) -> bool:
     if ia is None or ib is None:
         return str(a) == str(b)
     limit = lambda s: str(s).partition("%")[2]  # noqa: E731
-    return sorted(ia) == sorted(ib) and limit(a) == limit(b)
+    # the same tasks; a throttle (%N) only matters when the task asks for one
+    return sorted(ia) == sorted(ib) and (not limit(b) or limit(a) == limit(b))
 
 
 def same(name: str, have: Any, want: Any) -> bool:
@@ -248,6 +275,8 @@ def norm_program(words: Sequence[Any]) -> tuple[str, ...]:
 _PREPARATION = frozenset({"mkdir", "module", "ml"})
 #: variables a program reads from its environment (a shell variable that is not exported is not seen)
 _PROGRAM_ENV = re.compile(r"^(APPTAINER|SINGULARITY)(ENV)?_")
+#: a ``NAME=value`` word (an assignment ``env`` makes before it runs the command)
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
 def _empty(answer: Any) -> bool:
@@ -265,8 +294,8 @@ def _substitute(text: str, shell_vars: Mapping[str, str]) -> str:
 def command_text(text: str) -> str:
     """One command from a learner's text, as one line of shell.
 
-    Comments, blank lines and a copied ``$ `` prompt are dropped, continuation lines joined;
-    ``export NAME=…`` lines (or ``export NAME`` after ``NAME=…``) become assignments in front of
+    Comments, blank lines and a copied ``$ `` prompt are dropped, continuation lines joined,
+    ``env NAME=value cmd`` read as ``NAME=value cmd``; ``export NAME=…`` lines (or ``export NAME`` after ``NAME=…``) become assignments in front of
     the command, shell variables set on a line above it (``IMG=…``) are substituted where the
     command uses them, and ``mkdir``/``module load`` lines that only prepare for it are left out.
     ``;`` and ``&&`` separate commands just like new lines do.
@@ -310,6 +339,10 @@ def command_text(text: str) -> str:
                            "the same line"])
     prefix = [f"{n}={v}" for n, v in exported.items()] + [f"{n}={w.raw}" for n, w in cmd.assignments]
     words = [w.raw.replace("\\\n", " ") for w in cmd.words]
+    if len(words) > 1 and words[0] == "env" and _ASSIGNMENT.match(words[1]):
+        words.pop(0)   # `env NAME=value cmd` runs cmd with NAME set, like `NAME=value cmd`
+        while len(words) > 1 and _ASSIGNMENT.match(words[0]):
+            prefix.append(words.pop(0))
     return _substitute(" ".join(prefix + words), {**shell_vars, **{n: v for n, v in exported.items()
                                                                    if n not in dict(cmd.assignments)}})
 
@@ -336,14 +369,26 @@ def read_command(answer: Any, task: str = "") -> Spec:
 
 
 def _with_container_env(model: Spec, text: str) -> Spec:
-    """``APPTAINERENV_NAME=value`` (``SINGULARITYENV_``) in front of the command is ``--env NAME=value``."""
+    """The container's settings given as variables in front of the command: ``APPTAINERENV_NAME=value``
+    (``SINGULARITYENV_``) is ``--env NAME=value``, and ``APPTAINER_NV=1`` is ``--nv`` (Apptainer reads
+    each switch ``--some-flag`` from ``APPTAINER_SOME_FLAG`` too)."""
     if not any(f.name == "env" and f.base_type is EnvVar for f in model.field_specs()):
         return model
     from ..parse.lexer import lex_command
-    found = [EnvVar(m.group(2), w.value) for n, w in lex_command(text).assignments
+    assignments = [(n, w.value) for n, w in lex_command(text).assignments]
+    found = [EnvVar(m.group(2), value) for n, value in assignments
              if (m := re.fullmatch(r"(APPTAINER|SINGULARITY)ENV_([A-Za-z_][A-Za-z0-9_]*)", n))]
     named = {e.name for e in model.env}
-    return model.replace(env=tuple(model.env) + tuple(e for e in found if e.name not in named)) if found else model
+    if found:
+        model = model.replace(env=tuple(model.env) + tuple(e for e in found if e.name not in named))
+    switches = {f"{prefix}_{f.info.flag[2:].upper().replace('-', '_')}": f.name for f in model.field_specs()
+                if f.base_type is bool and f.info.flag.startswith("--") for prefix in ("APPTAINER", "SINGULARITY")}
+    on = {switches[n] for n, value in assignments if n in switches and value.lower() in _TRUE}
+    return model.replace(**{name: True for name in on}) if on else model
+
+
+#: the values Apptainer reads as true in a switch's environment variable (Go's strconv.ParseBool)
+_TRUE = frozenset({"1", "t", "true"})
 
 
 def _separator_problems(model: Spec, text: str) -> list[str]:
@@ -360,8 +405,10 @@ def _separator_problems(model: Spec, text: str) -> list[str]:
 #: programs the reader does not model, and what to use instead
 _OTHER_PROGRAMS = {
     "sudo": "sudo needs root, which users do not have on a cluster; build as yourself with apptainer build --fakeroot",
-    "(mpirun|mpiexec)": "mpirun/mpiexec starts the ranks itself; in the hybrid model Slurm starts them: "
-                        "srun --mpi=pmix … apptainer exec IMAGE PROGRAM",
+    "(mpirun|mpiexec)": "mpirun/mpiexec on the host starts the ranks itself: around a container that works when "
+                        "the host's MPI matches the image's (HPC215, advice), but the task asks for Slurm's own "
+                        "launch, which places the ranks as the allocation says: srun --mpi=pmix … apptainer exec "
+                        "IMAGE PROGRAM",
     "(docker|podman)": "Docker and Podman are not available on the cluster; use apptainer (it reads docker:// images)",
 }
 
@@ -426,8 +473,12 @@ def _bind_text(b: Bind) -> str:
 
 
 def compare_binds(have: Iterable[Bind], want: Iterable[Bind], *, flag: str = "--bind",
-                  extra_ok: bool = False) -> list[str]:
-    """Sentences for every difference between two sets of bind mounts (order does not matter)."""
+                  extra_ok: bool = False, modeless: str = "") -> list[str]:
+    """Sentences for every difference between two sets of bind mounts (order does not matter).
+
+    ``modeless`` names the program when it has no bind modes (``ch-run``): there ``SRC:DST:ro`` is a bind
+    to a directory called ``DST:ro``, not a read-only one.
+    """
     have, want = list(have), list(want)
     out: list[str] = []
     left = list(have)
@@ -453,7 +504,10 @@ def compare_binds(have: Iterable[Bind], want: Iterable[Bind], *, flag: str = "--
             continue
         left.remove(match)
         if _mode(match) != _mode(w):
-            if w.mode == "ro":
+            if modeless and match.mode:
+                out.append(f"{modeless} has no bind modes: {flag} {_bind_text(match)} binds {ws} at a directory "
+                           f"named {wd}:{match.mode}, which the image does not have; write {flag} {_bind_text(w)}")
+            elif w.mode == "ro":
                 out.append(f"your bind of {ws} is read-write; the task asks for read-only data: add `:ro` "
                            f"({flag} {_bind_text(w)})")
             else:
@@ -494,6 +548,10 @@ def _program_word(model: Spec) -> str:
 #: the host's environment there.
 _HARMLESS = {"apptainer.pull": {"force"}, "apptainer.build": {"force"},
              "apptainer.run": {"cleanenv", "no_home", "containall"}, "slurm.srun": {"label", "kill_on_bad_exit"}}
+
+
+#: runtimes whose binds have no mode (``ch-run -b SRC:DST:ro`` binds SRC at a directory named ``DST:ro``)
+_MODELESS_BINDS = {"charliecloud.run": "ch-run"}
 
 
 def _as_int(value: Any) -> int | None:
@@ -553,7 +611,8 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
                        "sees them (they are passed to the program): move them before the image")
             continue
         if f.base_type is Bind and f.is_tuple:
-            out += compare_binds(h, w, flag=f.info.flag or "--bind", extra_ok=extra_binds_ok)
+            out += compare_binds(h, w, flag=f.info.flag or "--bind", extra_ok=extra_binds_ok,
+                                 modeless=_MODELESS_BINDS.get(want.kind, ""))
             continue
         if f.base_type is EnvVar and f.is_tuple:
             out += _compare_env(h, w, f.info.flag or f.info.label)
@@ -625,10 +684,11 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
     return out
 
 
-def _lint_notes(text: str, profile: Any = None, severities: Sequence[str] = ("error",)) -> list[str]:
+def _lint_notes(text: str, profile: Any = None, severities: Sequence[str] = ("error",),
+                codes: Sequence[str] = ()) -> list[str]:
     from ..lint import lint
     return [f"line {f.line}: {f.code} {f.message}" if "\n" in text.strip() else f"{f.code} {f.message}"
-            for f in lint(text, profile) if f.severity in severities]
+            for f in lint(text, profile) if f.severity in severities or f.code in codes]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -713,6 +773,8 @@ def _virtual(w: Any, key: str) -> tuple[bool, Any]:
     job = getattr(w, "job", None)
     if key == "gpus_per_node" and job is not None:
         return True, job.gpus_on_each_node
+    if key == "sweep_option":
+        return True, _sweep_option(w)
     if key == "runtime":
         c = getattr(w, "container", None)
         return True, (None if c is None else ("charliecloud" if c.kind == "charliecloud.run" else "apptainer"))
@@ -721,6 +783,21 @@ def _virtual(w: Any, key: str) -> tuple[bool, Any]:
     if key == "srun.ntasks_per_node" and isinstance(getattr(w, "srun", None), Spec) and job is not None:
         return True, _step_tasks_per_node(w.srun, job)
     return False, None
+
+
+def _sweep_option(w: Any) -> str:
+    """The option the program receives a sweep's value with: ``--lr`` in ``python train.py --lr "$lr"``
+    (what matters to the program, whatever the sweep's variable is called)."""
+    name = getattr(w, "sweep_name", "")
+    launcher = getattr(w, "launcher", None)
+    words = [norm_text(x) for x in (getattr(w, "program", ()) or getattr(launcher, "args", ()) or ())]
+    for before, word in zip(["", *words], words):
+        option, eq, value = word.partition("=")
+        if eq and option.startswith("-") and value == f"${name}":
+            return option
+        if word == f"${name}" and before.startswith("-"):
+            return before
+    return ""
 
 
 def _step_tasks_per_node(srun: Spec, job: Spec) -> Any:
@@ -753,7 +830,8 @@ def _resolve(model: Any, key: str) -> tuple[Any, FieldSpec | None, str]:
     for i, part in enumerate(parts):
         if obj is None:
             layer = parts[i - 1]
-            return None, None, (f"there is no {_LAYER_NAMES.get(layer, layer)} layer; the task needs one "
+            name = _LAYER_NAMES.get(layer, layer).removeprefix("the ")
+            return None, None, (f"there is no {name} layer; the task needs one "
                                 f"({'.'.join(parts)})")
         if not isinstance(obj, Spec) or not any(f.name == part for f in obj.field_specs()):
             raise KeyError(f"{key!r}: {type(obj).__name__} has no field {part!r}")
@@ -779,28 +857,74 @@ _GIVEN = re.compile(r"^(SLURM_\w+|SLURMD_\w+|HOME|USER|LOGNAME|SCRATCH|WORK|PROJ
 
 def _unset_variables(value: str, script: str) -> list[str]:
     """The ``$NAME``s in ``value`` that the job does not provide and the script never assigns."""
-    names = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", value)
+    names = re.findall(r"(?<!\\)\$\{?([A-Za-z_][A-Za-z0-9_]*)", value)   # not \$NAME: single quotes kept it
     return [n for n in names if not _GIVEN.match(n)
             and not re.search(rf"(^|[\s;&|(]){n}=|\b(export|read|for|local|declare)\s+(\w+\s+)*{n}\b", script, re.M)]
 
 
-def _unset_in_step(workflow: Any, script: str) -> list[str]:
-    """A sentence for each variable the step (srun, container, launcher options) uses but nothing sets."""
-    out: list[str] = []
+def _step_options(workflow: Any, skip: Iterable[str] = ()) -> Iterator[tuple[str, Any, tuple[Any, ...]]]:
+    """``(layer.field, field spec, its values)`` for each option of the step's layers (srun, container, launcher),
+    not their program or command; fields in ``skip`` are left out."""
     for layer in ("srun", "container", "launcher"):
         model = getattr(workflow, layer, None)
         if not isinstance(model, Spec):
             continue
         for f in model.field_specs():
-            if f.info.role in ("rest", "program"):
+            key = f"{layer}.{f.name}"
+            if f.info.role in ("rest", "program") or key in skip:
                 continue
             value = getattr(model, f.name)
-            for text in (value if isinstance(value, tuple) else (value,)):
-                unset = _unset_variables(str(text), script) if isinstance(text, str) else []
-                if unset:
-                    out.append(f"{_describe_key(f'{layer}.{f.name}', f)} uses ${unset[0]}, which the script never "
-                               f"sets, so it is empty: set {unset[0]}=… on a line before the step")
+            yield key, f, value if isinstance(value, tuple) else (value,)
+
+
+def _unset_in_step(workflow: Any, script: str) -> list[str]:
+    """A sentence for each variable the step (srun, container, launcher options) uses but nothing sets."""
+    out: list[str] = []
+    for key, f, values in _step_options(workflow):
+        for text in values:
+            unset = _unset_variables(str(text), script) if isinstance(text, str) else []
+            if unset:
+                out.append(f"{_describe_key(key, f)} uses ${unset[0]}, which the script never sets, so it is "
+                           f"empty: set {unset[0]}=… on a line before the step")
     return out
+
+
+def _literal(value: Any) -> str:
+    """``value`` as the learner wrote it inside single quotes, when they kept a ``$`` literal (the model
+    stores such a ``$`` as ``\\$``); else ""."""
+    text = str(value) if isinstance(value, str) else _bind_text(value) if isinstance(value, Bind) else ""
+    return text.replace("\\$", "$") if re.search(r"\\\$[{(A-Za-z_]", text) else ""
+
+
+def _quoted_in_step(workflow: Any, skip: Iterable[str]) -> list[str]:
+    """A sentence for each step option (srun, container, launcher) whose ``$NAME`` single quotes kept
+    literal: srun and the container start their program without a shell, so nothing expands it later
+    (torchrun gets the host name ``$head_node`` itself). Options in ``skip`` are judged by the task's values."""
+    out: list[str] = []
+    for key, f, values in _step_options(workflow, skip):
+        text = next((t for t in map(_literal, values) if t), "")
+        if text:
+            out.append(f"{_describe_key(key, f)} is '{text}' in single quotes: " + _QUOTE_HINT)
+    return out
+
+
+def _gpus_variable(job: Any) -> int | None:
+    """What ``$SLURM_GPUS_PER_NODE`` holds in the job as a number: sbatch sets it only for
+    ``--gpus-per-node=N``, and to ``TYPE:N`` for a typed request (the conditions of rule HPC107)."""
+    per_node = getattr(job, "gpus_per_node", None)
+    if getattr(job, "gpu_flag", "") == "gpus-per-node" and isinstance(per_node, int) and per_node > 0 \
+            and not job.gpu_type:
+        return per_node
+    return None
+
+
+def _gpus_variable_reason(job: Any) -> str:
+    """Why ``$SLURM_GPUS_PER_NODE`` is not the number of GPUs in this job."""
+    if getattr(job, "gpu_flag", "") == "gpus-per-node" and getattr(job, "gpu_type", ""):
+        return (f"$SLURM_GPUS_PER_NODE is {job.gpu_type}:{job.gpus_per_node} here (the request names a GPU type), "
+                "not a number: use $SLURM_GPUS_ON_NODE or the number")
+    return ("$SLURM_GPUS_PER_NODE is set only when the job asks for GPUs with #SBATCH --gpus-per-node=N, so it is "
+            "empty here: use $SLURM_GPUS_ON_NODE or the number")
 
 
 def _time_reading(value: Any, bare: bool = False) -> str:
@@ -849,14 +973,25 @@ def check_properties(model: Any, expected: Mapping[str, Any], *, task: str = "",
         if isinstance(want, Spec) and isinstance(have, Spec):
             out += compare_models(have, want, prefix=f"{key}: ", extra_binds_ok=extra_binds_ok)
             continue
+        job = getattr(model, "job", None)
         if key.endswith("nproc_per_node") and str(have) in ("gpu", "auto"):
-            gpus = getattr(getattr(model, "job", None), "gpus_on_each_node", None)
+            gpus = getattr(job, "gpus_on_each_node", None)
             have = str(gpus) if gpus else have   # torchrun: one worker per visible GPU
+        gpus_variable = key.endswith("nproc_per_node") and norm_text(have) == "$SLURM_GPUS_PER_NODE"
+        if gpus_variable and _gpus_variable(job):
+            have = str(_gpus_variable(job))   # sbatch sets it to N for --gpus-per-node=N
         if same(key, have, want):
             continue
         what = _describe_key(key, spec)
         wanted = want.wanted if isinstance(want, Matcher) else _show(want)
-        if key == "srun.ntasks_per_node" and have not in (None, ""):
+        literal = _literal(have)
+        if literal and same(key, literal, want):
+            out.append(f"{what} is '{literal}' in single quotes: " + _QUOTE_HINT)
+        elif gpus_variable:
+            out.append(f"{what} is $SLURM_GPUS_PER_NODE: {_gpus_variable_reason(job)}")
+        elif key == "sweep_option":
+            out.append(f"the program gets each value with {have or '(no option)'}; the task asks for {wanted} VALUE")
+        elif key == "srun.ntasks_per_node" and have not in (None, ""):
             out.append(f"srun starts {have} task(s) on each node; the task asks for {wanted} "
                        f"(srun --ntasks-per-node={wanted})")
         elif key == "gpus_per_node":
@@ -873,20 +1008,24 @@ def check_properties(model: Any, expected: Mapping[str, Any], *, task: str = "",
 
 
 def check_script(answer: Any, expected: Mapping[str, Any], *, task: str = "", profile: Any = None,
-                 lint_severities: Sequence[str] = ("error",), extra_binds_ok: bool = True,
-                 success: str = "") -> Any:
+                 lint_severities: Sequence[str] = ("error",), lint_codes: Sequence[str] = (),
+                 extra_binds_ok: bool = True, success: str = "") -> Any:
     """Check a job script (text or a Workflow) by its properties and the linter.
 
     ``expected`` maps dotted paths to wanted values: SlurmJob fields directly (``partition``,
     ``time``, ``mem``), layers with a prefix (``srun.ntasks_per_node``, ``container.nv``,
     ``launcher.nproc_per_node``), plus ``gpus_per_node`` (however requested) and ``runtime``.
     Values may be :class:`Matcher` objects (:func:`contains`, :func:`pinned`, :func:`one_of` …).
-    Findings of the given severities (errors by default) fail the check too. Returns the workflow.
+    Findings of the given severities (errors by default) fail the check too, and so do findings whose
+    code is in ``lint_codes`` whatever their severity (``("HPC409",)`` when the task asks the script to
+    load the site's Apptainer module). A step option whose ``$NAME`` single quotes keep literal fails it.
+    Returns the workflow.
     """
     workflow, text = read_script_answer(answer, task)
     problems = check_properties(workflow, expected, task=task, extra_binds_ok=extra_binds_ok)
+    problems += _quoted_in_step(workflow, skip=expected)
     problems += _unset_in_step(workflow, text)
-    notes = _lint_notes(text, profile, lint_severities)
+    notes = _lint_notes(text, profile, lint_severities, lint_codes)
     # one explanation per mistake: the linter's, where it has one
     problems = [p for p in problems if not _explained(p, notes)] + [f"the linter says: {n}" for n in notes]
     if problems:
@@ -931,17 +1070,15 @@ def check_model(answer: Any, expected: Mapping[str, Any], *, cls: type | None = 
 _SSH_WITH_VALUE = set("BbcDEeFIiJLlmOopQRSWw")
 
 
-def _ssh_argv(words: Sequence[str]) -> tuple[set[str], dict[str, list[str]], list[str]]:
-    """(switches, options with their values, destination and command words) of an ssh command line,
-    read the way ssh's getopt reads it: ``-NfL 8888:n1:1`` is ``-N -f -L 8888:n1:1``."""
-    switches: set[str] = set()
-    values: dict[str, list[str]] = {}
-    i = 1
+def _ssh_options(words: Sequence[str], i: int, switches: set[str],
+                 values: dict[str, list[str]]) -> tuple[int, bool]:
+    """Read the ssh options from ``words[i]`` on into ``switches`` and ``values``, the way ssh's getopt
+    reads them (``-NfL 8888:n1:1`` is ``-N -f -L 8888:n1:1``); (the index of the first operand, whether
+    ``--`` ended the options)."""
     while i < len(words) and words[i].startswith("-") and words[i] != "-":
         w = words[i]
         if w == "--":
-            i += 1
-            break
+            return i + 1, True
         j = 1
         while j < len(w):
             letter = w[j]
@@ -954,7 +1091,23 @@ def _ssh_argv(words: Sequence[str]) -> tuple[set[str], dict[str, list[str]], lis
             switches.add(letter)
             j += 1
         i += 1
-    return switches, values, list(words[i:])
+    return i, False
+
+
+def _ssh_argv(words: Sequence[str]) -> tuple[set[str], dict[str, list[str]], list[str]]:
+    """(switches, options with their values, destination and command words) of an ssh command line.
+
+    Like OpenSSH, options are read again after the destination (``ssh HOST -N -L …``): ssh.c restarts
+    getopt there, and only the words from the first operand after that on are the remote command.
+    """
+    switches: set[str] = set()
+    values: dict[str, list[str]] = {}
+    i, ended = _ssh_options(words, 1, switches, values)
+    if i >= len(words):
+        return switches, values, []
+    dest = words[i]
+    command_at = i + 1 if ended else _ssh_options(words, i + 1, switches, values)[0]
+    return switches, values, [dest, *words[command_at:]]
 
 
 def _host_is(host: str, name: str) -> bool:
@@ -1035,5 +1188,5 @@ def check_tunnel(answer: str, *, node: str, port: int | str, login_host: str, us
 
 __all__ = ["AnswerError", "Matcher", "absent", "at_least", "check_bind", "check_command", "check_model",
            "check_properties", "check_script", "check_tunnel", "compare_binds", "compare_models", "contains",
-           "norm_path", "norm_program", "norm_ref", "norm_text", "one_of", "passed", "pinned", "read_command",
-           "read_script_answer", "same"]
+           "norm_path", "norm_program", "norm_ref", "norm_text", "one_host", "one_of", "passed", "pinned",
+           "read_command", "read_script_answer", "same"]
