@@ -1061,3 +1061,9 @@ def test_a_time_limit_in_minutes_and_seconds(time: str, reported: bool) -> None:
     if reported:
         fixed, _ = fix_script(text)
         assert f"#SBATCH --time={time}:00\n" in fixed and not _only(fixed, "HPC320")
+
+
+def test_mpirun_inside_a_container_that_srun_spreads_over_two_nodes() -> None:
+    text = "#!/bin/bash\n#SBATCH --ntasks-per-node=1\nsrun --nodes=2 --ntasks-per-node=1 apptainer exec img_1.0.sif mpirun -n 2 ./app\n"
+    assert _only(text, "HPC214")
+    assert not _only(text.replace("--nodes=2", "--nodes=1"), "HPC214")

@@ -10,6 +10,7 @@ from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
 from ..spec.common import Bind
+from ..spec.slurm import node_range
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 
@@ -1112,7 +1113,6 @@ def _static_with_c10d(ctx: Context) -> Iterator[Any]:
 def _one_node_launch(ctx: Context, step: Any, launcher: Any) -> bool:
     """True only when the launch certainly spans one node: the job has one node (not a MIN-MAX range
     that may grow) and torchrun's --nnodes is 1 (or left at its default), not MIN:MAX or a variable."""
-    from ..spec.slurm import node_range
     nodes = ctx.job.nodes
     if nodes is not None and node_range(nodes) != (1, 1):
         return False
@@ -2281,7 +2281,6 @@ def _launches_no_ranks(args: list[str]) -> bool:
 
 def _one_node_job(ctx: Context) -> bool:
     """The job is held to a single node: --nodes=1 (or 1-1), or nothing that could spread it over more."""
-    from ..spec.slurm import node_range
     job = ctx.job
     span = node_range(job.nodes)
     if job.nodes is not None:
@@ -2320,7 +2319,9 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
             continue
         if not in_first_component(ctx, step):
             continue  # another component's nodes: their count is not in the model
-        if one_node and (step.chain.srun is None or tasks_per_node(ctx, step) == 1):
+        srun = step.chain.srun
+        spread = srun is not None and (node_range(srun.nodes) or (1, 1))[1] > 1  # srun --nodes=2 of its own
+        if one_node and not spread and (srun is None or tasks_per_node(ctx, step) == 1):
             continue  # all ranks in one container on one node: the fully contained model works
         yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
                           "srun --mpi=pmix … apptainer exec IMAGE program")
