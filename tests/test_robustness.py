@@ -513,3 +513,25 @@ def test_read_text_of_a_path_object(tmp_path) -> None:
     p = Path(tmp_path / "ok.sh")
     p.write_text(GOOD)
     assert read_text(p).text == GOOD and read_text(p).notes == ()
+
+
+@pytest.mark.parametrize("text,says", [
+    ("Bootstrap: docker\nFrom: ubuntu:22.04\n%post\n  apt-get update\n", "is an Apptainer definition file"),
+    ("FROM ubuntu:22.04\nRUN apt-get update\n", "is a Dockerfile"),
+    ("apptainer exec --nv img.sif python t.py\n", "is a command line"),
+    ("hello\n", "is not a saved model"),
+])
+def test_from_a_file_that_is_not_a_model_says_what_it_is(tmp_path, capsys, text, says) -> None:
+    path = tmp_path / "thing.txt"
+    path.write_text(text)
+    assert main(["workflow", "--from", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "--format json" in err and "Traceback" not in err
+
+
+def test_a_misspelt_option_gets_the_command_usage_and_a_suggestion(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["sbatch", "--partiton", "gpu"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: hpcwidgets sbatch" in err and "did you mean --partition?" in err

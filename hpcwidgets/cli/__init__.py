@@ -214,7 +214,11 @@ def load_model_file(path: str, cls: Any = None) -> Any:
         if "kind" not in data and cls is None:
             raise ValidationError([Problem("kind", f"{name} does not say which model it holds: add kind = \"…\"")])
     else:
-        data = load_json(text, source=name)
+        try:
+            data = load_json(text, source=name)
+        except ParseError as exc:
+            raise ParseError(f"{exc.message}; {_what_it_holds(text, name)}", exc.line, exc.column,
+                             source=name) from None
         if not isinstance(data, dict):
             raise ValidationError([Problem("", f"{name} must hold a JSON object describing a model")])
         if "kind" not in data and cls is None:
@@ -226,6 +230,28 @@ def load_model_file(path: str, cls: Any = None) -> Any:
                               subject=name) from None
     except UnknownFieldError as exc:
         raise HpcWidgetsError(f"{name}: {exc}") from None
+
+
+#: the first word of a command line hpcwidgets prints or reads
+_COMMANDS = ("apptainer", "singularity", "ch-run", "ch-image", "ch-convert", "srun", "sbatch", "torchrun", "python",
+             "python3", "mpirun")
+
+
+def _what_it_holds(text: str, name: str) -> str:
+    """What a file given to --from holds when it is not JSON, and what to do with it instead."""
+    first = next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+    word = first.split(maxsplit=1)[0].rsplit("/", 1)[-1] if first else ""
+    if re.match(r"(?i)bootstrap\s*:", first) or re.search(r"(?m)^%(post|environment|runscript)\b", text):
+        held = "is an Apptainer definition file, not a saved model: build it with apptainer build IMAGE.sif " + name
+    elif re.match(r"(?i)(FROM|ARG)\s", first):
+        held = "is a Dockerfile, not a saved model: build it with ch-image build -f " + name + " ."
+    elif word in _COMMANDS or first.startswith("hpcwidgets "):
+        held = ("is a command line, not a saved model: give the command itself (hpcwidgets parse " + name +
+                " reads it into a model)")
+    else:
+        held = "is not a saved model"
+    return (f"{name} {held}; --from takes a model saved with --format json -o FILE (or TOML), or a job script "
+            "that starts with #! or #SBATCH")
 
 
 def _model_from_script(text: str, name: str, cls: Any) -> Any:
@@ -410,13 +436,39 @@ def report_error(exc: HpcWidgetsError) -> None:
         print(f"hpcwidgets: error: {exc}", file=sys.stderr)
 
 
+def _subparser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The (sub)command parser the words of ``argv`` lead to (``sbatch``, ``apptainer exec``), for its usage line."""
+    current = parser
+    for word in argv:
+        actions = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions or word not in actions[0].choices:
+            if word.startswith("-"):
+                continue
+            break
+        current = actions[0].choices[word]
+    return current
+
+
+def _close_option_hint(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """"; did you mean --partition?" for a misspelt option of the command."""
+    import difflib
+    known = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    for word in extras:
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.75)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extras = parser.parse_known_args(argv)
     if extras:
-        hint = _word_option_hint(args, argv, extras) or _job_option_hint(args, extras)
-        parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        sub = _subparser(parser, argv)
+        hint = _word_option_hint(args, argv, extras) or _job_option_hint(args, extras) or _close_option_hint(sub, extras)
+        sub.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
