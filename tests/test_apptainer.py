@@ -158,3 +158,14 @@ def test_an_option_and_its_value_in_one_entry(entry, says):
     problems = ApptainerRun(image="i.sif", command=("x",), extra=(entry,)).problems()
     assert [p.field for p in problems] == ["extra"] and says in problems[0].message
     assert ApptainerRun(image="i.sif", command=("x",), extra=("--bind=/data:/data", "--hostname", "a b")).problems() == []
+
+
+@pytest.mark.parametrize("name,value,says", [
+    ("export OMP_NUM_THREADS", "4", "drop 'export' (the variable is exported for you): OMP_NUM_THREADS=4"),
+    ("WANDB_PROJECT", '"my project"', "write WANDB_PROJECT=my project"),
+    ("OMP_NUM_THREADS", "8 # one per core", "write OMP_NUM_THREADS=8"),
+])
+def test_a_variable_pasted_from_a_script_gets_the_fix(name, value, says):
+    problems = EnvVar(name, value).problems()
+    assert len(problems) == 1 and says in problems[0].message
+    assert EnvVar("ARGS", 'a "quoted" word').problems() == [] and EnvVar("X", "#1").problems() == []

@@ -151,7 +151,18 @@ class EnvVar(Spec):
         return cls(name, value)
 
     def _check(self) -> list[Problem]:
-        if not _VARIABLE.fullmatch(self.name):
-            return [Problem("name", f"{self.name!r} is not a valid variable name (letters, digits, _; not starting with a digit, "
-                                       "not _ alone)")]
+        name, value = self.name, self.value
+        if isinstance(name, str) and name.startswith("export ") and _VARIABLE.fullmatch(name[7:].strip()):
+            return [Problem("name", f"{name!r}: drop 'export' (the variable is exported for you): "
+                                    f"{name[7:].strip()}={value}")]
+        if not _VARIABLE.fullmatch(name):
+            return [Problem("name", f"{name!r} is not a valid variable name (letters, digits, _; not starting with a digit, "
+                                    "not _ alone)")]
+        if isinstance(value, str) and not isinstance(value, Verbatim):
+            if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" and value[0] not in value[1:-1]:
+                return [Problem("value", f"{name}={value}: the quotes would be part of the value (a value is taken as "
+                                         f"typed, and quoted for you); write {name}={value[1:-1]}")]
+            if " #" in value:
+                return [Problem("value", f"{name}={value}: the # and what follows would be part of the value; write "
+                                         f"{name}={value.split(' #', 1)[0].rstrip()}")]
         return []
