@@ -183,3 +183,19 @@ def test_a_count_the_shell_computes_reads_back():
     text = "#!/bin/bash\n#SBATCH --nodes=2\nsrun -n $((SLURM_NNODES * 4)) -N $(expr $N / 8) python train.py\n"
     wf = parse_script(text)
     assert wf.problems() == [] and "srun --nodes=$(expr $N / 8) --ntasks=$((SLURM_NNODES * 4)) python" in render(wf)
+
+
+def test_a_stray_word_on_an_sbatch_line_is_kept_so_the_job_is_refused_not_changed():
+    """--nodelist=n1, n2: sbatch refuses the line; read back, the job must not become --nodelist=n1, alone."""
+    job = _job("#SBATCH --nodelist=n1, n2\n")
+    assert "n2" in job.extra_directives and any("n2" in p.message for p in job.problems())
+
+
+def test_a_heterogeneous_job_whose_srun_spans_both_components_reads_back():
+    text = ("#!/bin/bash\n#SBATCH --nodes=4\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:1\n#SBATCH hetjob\n"
+            "#SBATCH --nodes=4\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:1\n"
+            'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST_HET_GROUP_0" | head -n 1)\n'
+            "srun --het-group=0,1 torchrun --nnodes=8 --nproc-per-node=1 --rdzv-backend=c10d "
+            "--rdzv-endpoint=$head:29500 main.py\n")
+    wf = parse_script(text)
+    assert not [p for p in wf.problems() if p.field == "launcher.nnodes"]

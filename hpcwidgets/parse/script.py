@@ -244,6 +244,8 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
             word, start = words[i], i
             if not word.startswith("-"):
                 problems.append((cmd.line, f"{word!r} is not an option; #SBATCH lines hold options like --time=01:00:00"))
+                if applied and not component:
+                    extra.append(raws[i])  # kept, so that the job read back is refused the same way, never changed
                 i += 1
                 continue
             if word.startswith("--"):

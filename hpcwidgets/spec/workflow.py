@@ -27,7 +27,7 @@ from ._meta import Spec, opt
 from .apptainer import ApptainerBuild, ApptainerPull, ApptainerRun
 from .charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from .common import Bind, EnvVar
-from .slurm import SlurmJob, Srun, node_range
+from .slurm import HETJOB_SEPARATORS, SlurmJob, Srun, node_range
 from .torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR, Torchrun
 
 #: container models a workflow can run its step in
@@ -347,6 +347,8 @@ class Workflow(Spec):
         if not isinstance(launcher, Torchrun) or launcher.standalone or not isinstance(srun, Srun) \
                 or per_node not in (None, 1) or srun.ntasks is not None or self.job.ntasks is not None:
             return []
+        if any(str(d).strip() in HETJOB_SEPARATORS for d in self.job.extra_directives):
+            return []  # a heterogeneous job: the model holds its first component's nodes only
         nnodes = launcher.nnodes_int if isinstance(launcher.nnodes, str) else None
         span = (srun.nodes, srun.nodes) if isinstance(srun.nodes, int) else node_range(self.job.nodes)
         if nnodes is None or span is None or span[0] <= nnodes <= span[1]:
