@@ -17,6 +17,8 @@ MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND"
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
 #: the #SBATCH line between the components of a heterogeneous job (packjob: its deprecated name)
 HETJOB_SEPARATORS = ("hetjob", "packjob")
+#: the problem of a word after #SBATCH that is not an option (lint's HPC310 reports it from the script's line)
+STRAY_DIRECTIVE = "write the option as it follows #SBATCH"
 #: the shell options a generated script starts with (see render/script.py)
 FAIL_FAST = ("strict", "errexit", "off")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
@@ -337,7 +339,7 @@ class SlurmJob(Spec):
             out.append(Problem("job_name", f"{self.job_name!r}: job names with spaces break output patterns; use - or _"))
         for d in _items(self.extra_directives):
             if isinstance(d, str) and not d.startswith("-") and d not in HETJOB_SEPARATORS:
-                out.append(Problem("extra_directives", f"{d!r}: write the option as it follows #SBATCH, e.g. --signal=USR1@90"))
+                out.append(Problem("extra_directives", f"{d!r}: {STRAY_DIRECTIVE}, e.g. --signal=USR1@90"))
         if self.env:
             names = [e.name for e in _items(self.env) if isinstance(e, EnvVar)]
             for name in sorted({n for n in names if names.count(n) > 1}):
