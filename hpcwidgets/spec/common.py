@@ -17,6 +17,7 @@ _VARIABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]*|_[A-Za-z0-9_]+")
 BIND_OPTION = re.compile(r"ro|rw|image-src(?:=\S+)?|id=[0-9]+")
 
 
+_QUOTES = ("'", '"')
 #: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 
@@ -24,6 +25,8 @@ _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 def extra_problems(extra: Any, takes_value: frozenset[str], program: str) -> list[Problem]:
     """What is wrong with an "other options" list: a word that is not an option (nor an option's value), or an
     option and its value typed as one entry, which the program receives as one word."""
+    if not extra:
+        return []
     out = [Problem("extra", f"{item!r} is not an option (options start with -); write each as --opt or --opt=value")
            for item in stray_words(extra, takes_value)]
     for item in (extra if isinstance(extra, (tuple, list)) else ()):
@@ -152,14 +155,14 @@ class EnvVar(Spec):
 
     def _check(self) -> list[Problem]:
         name, value = self.name, self.value
-        if isinstance(name, str) and name.startswith("export ") and _VARIABLE.fullmatch(name[7:].strip()):
-            return [Problem("name", f"{name!r}: drop 'export' (the variable is exported for you): "
-                                    f"{name[7:].strip()}={value}")]
         if not _VARIABLE.fullmatch(name):
+            if name.startswith("export ") and _VARIABLE.fullmatch(name[7:].strip()):
+                return [Problem("name", f"{name!r}: drop 'export' (the variable is exported for you): "
+                                        f"{name[7:].strip()}={value}")]
             return [Problem("name", f"{name!r} is not a valid variable name (letters, digits, _; not starting with a digit, "
                                     "not _ alone)")]
-        if isinstance(value, str) and not isinstance(value, Verbatim):
-            if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" and value[0] not in value[1:-1]:
+        if value.__class__ is str and (value[:1] in _QUOTES or " #" in value):  # shell syntax pasted with the value
+            if len(value) > 1 and value[0] == value[-1] and value[0] not in value[1:-1]:
                 return [Problem("value", f"{name}={value}: the quotes would be part of the value (a value is taken as "
                                          f"typed, and quoted for you); write {name}={value[1:-1]}")]
             if " #" in value:

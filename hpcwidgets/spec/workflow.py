@@ -301,9 +301,9 @@ class Workflow(Spec):
         return out
 
     def _step_texts(self) -> Iterable[tuple[str, str]]:
-        """The step's plain words that refer to variables, joined per field (a verbatim word read from a script is
-        left to the script's own logic)."""
-        groups: list[tuple[str, Iterable[Any]]] = [("program", self.program)]
+        """The step's words that refer to variables, joined per field; a verbatim word read from a script is left
+        to the script's own logic (it is looked for only when a field holds a reference at all)."""
+        groups: list[tuple[str, Any]] = [("program", self.program)]
         if isinstance(self.launcher, Torchrun):
             groups.append(("launcher.args", (self.launcher.script, *self.launcher.args)))
         c = self.container
@@ -314,9 +314,12 @@ class Workflow(Spec):
                                                for part in (b.src, b.dst)]))
         groups.append(("exports", [e.value for e in self.exports if isinstance(e, EnvVar)]))
         for field, words in groups:
-            text = "\n".join([w for w in words if w.__class__ is str])
-            if "$" in text:
-                yield field, text
+            try:
+                text = "\n".join(words)
+            except TypeError:
+                text = "\n".join(w for w in words if isinstance(w, str))  # the generic check reports the rest
+            if "$" in text and _LOWER_REF.search(text):
+                yield field, "\n".join(w for w in words if w.__class__ is str)
 
     def _launchers_per_node_problems(self) -> list[Problem]:
         """torchrun started several times per node by srun, and a node rank the batch shell expands once
