@@ -3618,6 +3618,8 @@ def _shell_text_in_single_quotes(ctx: Context) -> Iterator[Any]:
             continue
         hits = []
         for prev, word in zip((None, *words), words):
+            if "'" not in word.raw or ("$" not in word.raw and "`" not in word.raw):
+                continue
             if prev is not None and _CODE_OPTION.fullmatch(str(prev.raw)):
                 continue  # bash -c '…', python -c '…': code, expanded when it runs
             for start, end in _single_quoted(word.raw):
@@ -3659,6 +3661,9 @@ _TYPOGRAPHIC_DASHES = "\u2013\u2014\u2212"
 _TYPOGRAPHIC_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'"}
 
 
+_TYPOGRAPHIC = re.compile(f"[{_TYPOGRAPHIC_DASHES}{''.join(_TYPOGRAPHIC_QUOTES)}]")
+
+
 def _ascii_option(raw: str) -> str:
     """``–-time`` → ``--time``, ``—nv`` → ``--nv``, ``–nv`` → ``--nv`` (a word processor's "--"), ``–l`` → ``-l``."""
     rest = raw.lstrip(_TYPOGRAPHIC_DASHES + "-")
@@ -3690,6 +3695,8 @@ srun --ntasks=1 apptainer exec --nv pytorch_2.3.sif python train.py --data "$SCR
 def _typographic(ctx: Context) -> Iterator[Any]:
     from ..errors import ParseError
     from ..parse.lexer import directive_words
+    if not _TYPOGRAPHIC.search(ctx.parsed.source):
+        return  # most scripts: nothing to look at word by word
     lines = ctx.parsed.lines
     bad: dict[int, list[tuple[int, str, str]]] = {}  # line -> (column, as written, as typed on a keyboard)
     if lines and lines[0].startswith("#!"):
