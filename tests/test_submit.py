@@ -146,6 +146,77 @@ def test_job_id_is_a_string():
     assert Job(12).id == "12"  # type: ignore[arg-type]
 
 
+# --------------------------------------------------------------------------------------------------- stand-in sbatch
+
+def fake_sbatch(tmp_path: Path, printed: str, status: int = 0) -> dict[str, str]:
+    """An environment whose ``sbatch`` prints ``printed`` and exits with ``status`` (no Slurm is touched)."""
+    folder = tmp_path / "fakeslurm"
+    folder.mkdir(exist_ok=True)
+    (folder / "printed.txt").write_text(printed)
+    sbatch = folder / "sbatch"
+    sbatch.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{folder}/printed.txt'\nexit {status}\n")
+    sbatch.chmod(0o755)
+    conf = folder / "slurm.conf"
+    conf.write_text("ClusterName=fake\n")
+    return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}", "SLURM_CONF": str(conf)}
+
+
+@pytest.mark.parametrize("printed,job_id", [
+    ("123\n", "123"),
+    ("123;cluster1\n", "123"),
+    ("Submitted batch job 123\n", "123"),
+    ("Submitted batch job 77 on cluster c2\n", "77"),
+    ("NOTE: jobs on gpu are charged 4x\n123\n", "123"),             # a site wrapper's notice before the id
+    ("123\nRemember: you have 3 jobs queued\n", "123"),              # … and after it
+    ("NOTE: job 3 of your 10 allowed\nSubmitted batch job 456\n", "456"),
+    ("Your job was queued.\n", ""),
+    ("NOTE: job 3 of your 10 allowed\n", ""),                       # a number in a notice is not the id
+    ("", ""),
+])
+def test_read_job_id_from_what_sbatch_printed(printed, job_id):
+    assert slurm.read_job_id(printed) == job_id
+
+
+def test_submit_reads_the_human_form_and_a_wrappers_lines(tmp_path):
+    for printed in ("Submitted batch job 123\n", "NOTE: jobs on gpu are charged 4x\n123\n"):
+        job = slurm.submit(script("echo hi"), env=fake_sbatch(tmp_path, printed), cwd=tmp_path)
+        assert job.id == "123" and job.missing_id_message == ""
+
+
+def test_an_accepted_job_without_a_readable_id_is_not_an_error(tmp_path):
+    job = slurm.submit(script("echo hi"), env=fake_sbatch(tmp_path, "Your job was queued.\n"), cwd=tmp_path)
+    assert job.id == ""
+    assert "sbatch accepted the job" in job.missing_id_message
+    assert "'Your job was queued.'" in job.missing_id_message and "squeue -u $USER" in job.missing_id_message
+    with pytest.raises(RunError, match="squeue -u"):  # such a job cannot be followed, and says why
+        job.state()
+
+
+def test_cli_submit_prints_the_id_of_a_human_form(tmp_path, monkeypatch, capsys):
+    from hpcwidgets.cli import main
+    for name, value in fake_sbatch(tmp_path, "Submitted batch job 123\n").items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "job.sh"
+    path.write_text(script("echo hi"))
+    assert main(["submit", str(path)]) == 0
+    assert capsys.readouterr().out == "123\n"
+
+
+def test_cli_submit_without_a_readable_id_says_it_was_submitted(tmp_path, monkeypatch, capsys):
+    from hpcwidgets.cli import main
+    from hpcwidgets.cli.submit import ID_UNREAD
+    for name, value in fake_sbatch(tmp_path, "Your job was queued.\n").items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "job.sh"
+    path.write_text(script("echo hi"))
+    assert ID_UNREAD not in (1, 2), "1 is 'did not complete' and 2 'failed'; this job was submitted"
+    assert main(["submit", str(path)]) == ID_UNREAD
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "submitted, but the job id is unknown" in out.err and "squeue -u $USER" in out.err
+    assert "rejected" not in out.err
+
+
 # --------------------------------------------------------------------------------------------------- real
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,17 @@ from pathlib import Path
 
 from ..errors import HpcWidgetsError
 
+#: exit status when sbatch accepted the job (exit 0) but printed no job id that could be read
+ID_UNREAD = 3
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from . import _Formatter, _examples_epilog
     p = sub.add_parser("submit", help="submit a job script with sbatch (and wait for it)", formatter_class=_Formatter,
                        description="Submit a job script. Prints the job id; with --wait, the final state and the output "
-                                   "file. Exit status 0 only when the job COMPLETED.",
+                                   "file. Exit status 0 once submitted (with --wait: only when the job COMPLETED); 3 "
+                                   "when sbatch accepted the job but its id could not be read from what it printed "
+                                   "(check squeue -u $USER before submitting again).",
                        epilog=_examples_epilog([
                            "hpcwidgets examples multi-node-torchrun --profile local -o job.sbatch",
                            "hpcwidgets submit job.sbatch --wait --timeout 600",
@@ -37,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     for folder in job.created_dirs:
         print(f"created {folder}/ for the job's log (Slurm does not create it; the job would fail without it)",
               file=sys.stderr)
+    if not job.id:
+        # queued, so not the failure status (2); its own status, so a script does not go on with an empty id
+        print(f"hpcwidgets: submitted, but the job id is unknown: {job.missing_id_message}", file=sys.stderr)
+        return ID_UNREAD
     print(job.id, flush=True)
     if not args.wait:
         return 0

@@ -51,7 +51,12 @@ _STATE_NAMES = frozenset(STATE_CODES.values())
 #: seconds any single Slurm client call may take before it counts as hung
 CALL_TIMEOUT = 60.0
 
-_JOB_ID = re.compile(r"^\d+(_\d+)?$")
+#: a line of ``sbatch --parsable``: ``ID`` or ``ID;CLUSTER``
+_PARSABLE = re.compile(r"(\d+(?:_\d+)?)(?:;\S+)?")
+#: sbatch's own sentence (without --parsable, or printed again by a site wrapper); a federation adds "on cluster X"
+_SUBMITTED = re.compile(r"\bSubmitted batch job (\d+)\b")
+#: what to do when sbatch took the job but its id could not be read
+UNREAD_ID_FIX = "check `squeue -u $USER` before submitting again: the job is probably queued already"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -220,6 +225,23 @@ def explain_sbatch_error(stderr: str, partition: str = "") -> str:
     return ""
 
 
+def read_job_id(output: str) -> str:
+    """The job id in what a successful ``sbatch`` printed, or "" when none can be read.
+
+    ``sbatch --parsable`` prints ``ID`` or ``ID;CLUSTER``; without it, or through a site's wrapper that adds
+    notices before or after, the id sits in a ``Submitted batch job ID`` line. The last line that is the
+    parsable form wins (a wrapper's notice comes first), else the last ``Submitted batch job`` sentence.
+    Looser patterns are not tried: a notice such as "job 3 of 10" must not become the id.
+    """
+    lines = [line.strip() for line in output.splitlines()]
+    for line in reversed(lines):
+        m = _PARSABLE.fullmatch(line)
+        if m:
+            return m.group(1)
+    found = _SUBMITTED.findall(output)
+    return found[-1] if found else ""
+
+
 # ---------------------------------------------------------------------------------------------------
 # running client programs
 
@@ -336,14 +358,30 @@ class Job:
     env: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
     #: directories :func:`submit` created for the job's ``--output``/``--error`` files
     created_dirs: tuple[str, ...] = ()
+    #: what sbatch printed when the job id could not be read from it (``id`` is then "")
+    sbatch_output: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", str(self.id).strip())
 
+    @property
+    def missing_id_message(self) -> str:
+        """"" for a job with an id; else what to tell the person: sbatch took the job, its id is unknown."""
+        if self.id:
+            return ""
+        said = self.sbatch_output.strip()
+        return ("sbatch accepted the job (exit status 0), but its job id could not be read from what it printed"
+                + (f" ({said!r})" if said else " (nothing)") + f"; {UNREAD_ID_FIX}")
+
+    def _known_id(self) -> str:
+        if not self.id:
+            raise RunError(f"this job cannot be followed: {self.missing_id_message}; then use Job(ID)")
+        return self.id
+
     # -- state ------------------------------------------------------------------------------------
     def state(self) -> str:
         """The job's normalised state (see :data:`STATE_CODES`); ``RunError`` if Slurm does not know it."""
-        argv = ["squeue", "-h", "-t", "all", "-j", self.id, "-o", "%T"]
+        argv = ["squeue", "-h", "-t", "all", "-j", self._known_id(), "-o", "%T"]
         proc = _run(argv, env=self.env)
         if proc.returncode == 0 and proc.stdout.strip():
             return _combine([normalize_state(line) for line in proc.stdout.splitlines() if line.strip()])
@@ -372,14 +410,14 @@ class Job:
 
     def cancel(self) -> None:
         """Ask Slurm to cancel the job (``scancel``); ``RunError`` if it refuses."""
-        argv = ["scancel", self.id]
+        argv = ["scancel", self._known_id()]
         proc = _run(argv, env=self.env)
         if proc.returncode != 0:
             raise _failed(f"scancel refused to cancel job {self.id}", argv, proc)
 
     # -- information ------------------------------------------------------------------------------
     def _scontrol(self) -> dict[str, str] | None:
-        argv = ["scontrol", "show", "job", self.id]
+        argv = ["scontrol", "show", "job", self._known_id()]
         proc = _run(argv, env=self.env)
         if proc.returncode != 0:
             if "invalid job id" in proc.stderr.lower():
@@ -587,19 +625,23 @@ def submit(script: str | os.PathLike, *, env: Mapping[str, str] | None = None,
     Slurm opens the ``--output``/``--error`` files before the script's first line runs and does not
     create their directory: when it is missing the job fails at launch and leaves no log. So, unless
     ``make_log_dirs`` is false, missing log directories are created first; ``Job.created_dirs`` lists them.
+
+    The id is read with :func:`read_job_id`. When sbatch exits 0 but prints no id that can be read (an odd
+    site wrapper), the job was still submitted: the returned Job has ``id == ""`` and ``Job.missing_id_message``
+    says so and what to check; it cannot be followed.
     """
     text, _ = _script_source(script)
     created = _make_log_directories(text, cwd) if make_log_dirs else ()
     proc, argv, text, path = _sbatch(script, ["--parsable"], env, cwd)
     if proc.returncode != 0:
         raise _rejection(proc, argv, text, env)
-    job_id = proc.stdout.strip().split(";", 1)[0]
-    if not _JOB_ID.match(job_id):
-        raise _failed("sbatch accepted the job but printed no job id", argv, proc,
-                      f"unexpected output {proc.stdout.strip()!r}; is `sbatch` a wrapper?")
+    # exit status 0: the job is queued whatever sbatch printed, so no error from here on (a caller that
+    # retried after an error would submit it twice)
+    job_id = read_job_id(proc.stdout) or read_job_id(proc.stderr)
     where = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
+    said = "" if job_id else "\n".join(t.strip() for t in (proc.stdout, proc.stderr) if t.strip())
     return Job(job_id, script=text, script_path=path, cwd=where, env=dict(env) if env else None,
-               created_dirs=created)
+               created_dirs=created, sbatch_output=said)
 
 
 def test_only(script: str | os.PathLike, *, env: Mapping[str, str] | None = None,
