@@ -155,6 +155,9 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
     name = os.fspath(path)
     if not name.strip():
         raise FileError("no file name given; type a file name, e.g. job.sh", name)
+    if "\0" in name:
+        raise FileError(f"the file name {name!r} holds a NUL character, which no file name can hold; retype the name",
+                        name)
     given = Path(name).expanduser().absolute()
     target = follow_links(given)
     linked = target != given
@@ -164,8 +167,8 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
     if (exists or linked) and not force:
         if linked and not exists:
             raise OverwriteError(f"{given} is a symbolic link to {target}, which does not exist; choose another "
-                                 "name or allow replacing it (--force on the command line, the 'replace' "
-                                 "confirmation in a form) to create its target")
+                                 "name, or allow replacing it to create its target (--force on the command "
+                                 "line; in a form, click Replace?)")
         raise OverwriteError(f"{given} already exists; choose another name or allow replacing it "
                              "(--force on the command line; in a form, click Replace?)")
     try:
@@ -176,6 +179,10 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
         raise FileError(f"cannot write {given}: the text holds {text[exc.start]!r} (line {line}, column {column}), "
                         "which is not a character and cannot be saved as UTF-8; delete it and retype that part "
                         "(it usually comes from pasting binary data)", str(given)) from None
+    blocker = _file_in_the_way(target.parent)
+    if blocker is not None:
+        raise FileError(f"cannot write {given}: {blocker} is a file, not a folder, so nothing can be saved inside it; "
+                        f"choose a name outside it, e.g. {blocker.parent / target.name}", str(given))
     tmp = ""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -204,6 +211,17 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
         if tmp and os.path.lexists(tmp):
             os.unlink(tmp)
     return Written(target, saved)
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first existing component of ``folder`` (from the root down) that is not a directory, or None:
+    the folders a write would create cannot go inside a file (mkdir would only say "File exists")."""
+    for part in reversed((folder, *folder.parents)):
+        if not os.path.lexists(part):
+            return None
+        if not part.is_dir():
+            return part
+    return None
 
 
 def _link_new(tmp: str, target: Path, given: Path) -> None:

@@ -27,7 +27,7 @@ from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImpo
 from ..spec.jupyter import JupyterJob
 from ..spec.slurm import SlurmJob, Srun
 from ..spec.torchrun import Torchrun
-from ..spec.workflow import Workflow
+from ..spec.workflow import Workflow, make_container, with_gpus
 from . import loading
 from .clipboard import CopyButton
 from .highlight import CSS, SEVERITY_ICONS, escape, highlight
@@ -92,7 +92,7 @@ class Builder(w.VBox):
         super().__init__(**kw)
         self.add_class("hpcw-builder")
         self.profile = _profile(profile)
-        self._initial = model if model is not None else self.default_model(self.profile)
+        self._initial = self._fill_in(model) if model is not None else self.default_model(self.profile)
         self._check_model(self._initial)
         self._base = self._initial
         self._model = self._initial
@@ -148,6 +148,7 @@ class Builder(w.VBox):
                                            tooltip="The site whose partitions and limits the form uses")
 
         self.save_button.on_click(lambda _b: self._on_save())
+        self.path_text.observe(self._on_path, names="value")
         self.replace_button.on_click(lambda _b: self._on_replace())
         self.load_button.on_click(lambda _b: self._on_load())
         self.open_button.on_click(lambda _b: self._on_open())
@@ -208,6 +209,10 @@ class Builder(w.VBox):
     def _effective_base(self) -> Any:
         return self._base
 
+    def _fill_in(self, model: Any) -> Any:
+        """A model given or loaded, with what only the form's profile knows filled in where the model is silent."""
+        return model
+
     def _follow(self, before: Any, after: Any) -> dict[str, Any]:
         return {}
 
@@ -266,7 +271,7 @@ class Builder(w.VBox):
                                      "(or use Load file)")
         loaded = strip_bom(text, "the text")
         try:
-            model = self._read(loaded.text)
+            model = self._fill_in(self._read(loaded.text))
         except HpcWidgetsError as exc:
             return self._load_failed(str(exc), getattr(exc, "line", 0) or 0)
         except RecursionError:
@@ -342,7 +347,8 @@ class Builder(w.VBox):
         if self._stale:
             raise ValidationError(self._error_problems(), subject="the form")
         job = self._submitter(self._text)
-        self.job_panel.follow(job)
+        if job.id:  # a job sbatch accepted without a readable id cannot be followed (see _on_submit)
+            self.job_panel.follow(job)
         return job
 
     def set_profile(self, profile: Any) -> None:
@@ -391,6 +397,7 @@ class Builder(w.VBox):
         self._base = model
         self._last_valid = None
         self._user_set.clear()
+        self._parked.clear()  # layers and commands parked from the previous document must not come back
         self._hold += 1
         try:
             self._sync_structure(model)
@@ -733,21 +740,32 @@ class Builder(w.VBox):
     def _on_reset(self) -> None:
         self.reset()
 
+    @_guarded("Changing the file name")
+    def _on_path(self, change: dict) -> None:
+        self._disarm_replace()
+
+    def _disarm_replace(self) -> None:
+        """Hide Replace?: it confirms replacing one file, and File no longer names it (or it was used)."""
+        if self._replace_path is not None:
+            self._set_status("")  # the question about the old name is no longer asked
+        self.replace_button.layout.display = "none"
+        self.replace_button.tooltip = "The file exists: click to replace it"
+        self._replace_path = None
+
     @_guarded("Saving")
     def _on_save(self) -> None:
         path = self.path_text.value.strip()
-        self.replace_button.layout.display = "none"
-        self._replace_path = None
+        self._disarm_replace()
         if not path:
             self._set_status("Type a file name in File first (e.g. job.sh).", error=True)
             return
         try:
             saved = self.save(path)
-        except OverwriteError:
+        except OverwriteError as exc:  # its message says which file, and why (an existing file, a dangling link)
             self._replace_path = path
+            self.replace_button.tooltip = f"Replace {Path(path).expanduser().absolute()}"
             self.replace_button.layout.display = ""
-            self._set_status(f"{escape(str(Path(path).expanduser().absolute()))} already exists. "
-                             "Click <b>Replace?</b> to overwrite it, or change the name.")
+            self._set_status(escape(str(exc)))
             return
         except (ValidationError, FileError) as exc:
             self._set_status(f"Not saved: {exc}", error=True)
@@ -760,8 +778,7 @@ class Builder(w.VBox):
     @_guarded("Replacing the file")
     def _on_replace(self) -> None:
         path = self._replace_path
-        self.replace_button.layout.display = "none"
-        self._replace_path = None
+        self._disarm_replace()
         if not path:
             return
         try:
@@ -796,6 +813,10 @@ class Builder(w.VBox):
             self._set_status(f"Not submitted: {exc}", error=True)
             return
         made = "".join(f" Created <code>{escape(d)}/</code> for its log." for d in getattr(job, "created_dirs", ()))
+        if not job.id:
+            unread = getattr(job, "missing_id_message", "") or "sbatch printed no job id"
+            self._set_status(f"Submitted, but the job id is unknown: {escape(unread)}.{made}")
+            return
         self._set_status(f"Submitted job {escape(job.id)}.{made}")
 
     @staticmethod
@@ -835,8 +856,14 @@ class _ActionBuilder(Builder):
         return [Section(self.title, type(model), exclude=("action",))]
 
     def _structure_changed(self, key: str, value: Any) -> None:
+        """Show the command ``value``: the model in use is parked under its class and the one parked for
+        the new class comes back (a new one when there is none), so exec → pull → exec restores the image,
+        binds and command typed for exec. Fields both commands have (same name and type) carry over."""
         current = self._model
         cls = self.actions[value]
+        if type(current) is not cls:
+            self._parked[f"action.{type(current).__name__}"] = current
+        start = current if type(current) is cls else self._parked.pop(f"action.{cls.__name__}", None) or cls()
         carried = {}
         for f in cls.field_specs():
             if f.name == "action" or f.info.role in ("program", "subcommand") and f.name != "binary":
@@ -849,7 +876,7 @@ class _ActionBuilder(Builder):
                 carried[f.name] = getattr(current, f.name)
         if "action" in {f.name for f in cls.field_specs()}:
             carried["action"] = value
-        self._base = cls(**carried)
+        self._base = dataclasses.replace(start, **carried)
         self._last_valid = None
         self._build_form()
 
@@ -952,15 +979,15 @@ class JupyterJobBuilder(Builder):
 
     @classmethod
     def parse(cls, text: str) -> Any:
+        """The whole job (container, notebook folder, tunnel, ports too), as ``jupyter-job --from`` reads it."""
         return loading.parse_jupyter(text)
 
-    def _read(self, text: str) -> Any:  # type: ignore[override]
-        model = super()._read(text)
-        if text.strip().startswith("{") or not isinstance(self._model, JupyterJob):
-            return model
-        # a script gives back its Slurm request; the server settings (login host, environment, port range)
-        # are not read from it, so they stay what the form holds
-        return self._model.replace(job=model.job)
+    def _fill_in(self, model: Any) -> Any:
+        # a plain job script has no tunnel line: its login host is the profile's, as with jupyter-job --from
+        host = getattr(self.profile, "login_host", "") or ""
+        if isinstance(model, JupyterJob) and model.login_host == "" and host:
+            return model.replace(login_host=host)
+        return model
 
 
 # =================================================================================================
@@ -1018,8 +1045,7 @@ class WorkflowBuilder(Builder):
         s = self._structural
         s["srun.enabled"].value = model.srun is not None
         s["torchrun.enabled"].value = model.launcher is not None
-        s["container.runtime"].value = ("charliecloud" if isinstance(model.container, ChRun) else
-                                        "apptainer" if isinstance(model.container, ApptainerRun) else "none")
+        s["container.runtime"].value = _runtime_of(model.container)
 
     def _effective_base(self) -> Any:
         b = self._base
@@ -1031,13 +1057,7 @@ class WorkflowBuilder(Builder):
             gpus = job.gpus_on_each_node if isinstance(job, SlurmJob) else 0
             launcher = b.launcher or Torchrun.single_node(gpus or 1, "train.py")
         runtime = s["container.runtime"].value
-        box = b.container
-        if runtime == "none":
-            box = None
-        elif runtime == "apptainer" and not isinstance(box, ApptainerRun):
-            box = ApptainerRun(image=getattr(box, "image", "") or self._example_image())
-        elif runtime == "charliecloud" and not isinstance(box, ChRun):
-            box = ChRun(image=getattr(box, "image", "") or "$SCRATCH/images/myenv.sqfs")
+        box = b.container if _runtime_of(b.container) == runtime else self._new_container(runtime, b)
         if (srun, launcher, box) == (b.srun, b.launcher, b.container):
             return b
         return dataclasses.replace(b, srun=srun, launcher=launcher, container=box)
@@ -1045,12 +1065,32 @@ class WorkflowBuilder(Builder):
     def _example_image(self) -> str:
         return getattr(getattr(self.profile, "examples", None), "image", "") or "$SCRATCH/images/pytorch_24.05.sif"
 
+    def _new_container(self, runtime: str, model: Any) -> Any:
+        """A first container for ``runtime`` (None for "none"). The image and the binds of the one in use
+        carry over: both runtimes mount ``src:dst`` and take an image path (the model reports an image the
+        runtime cannot read). The GPU flag follows the job's GPUs, as in a new workflow."""
+        if runtime == "none":
+            return None
+        old = model.container
+        image = getattr(old, "image", "") or (self._example_image() if runtime == "apptainer"
+                                              else "$SCRATCH/images/myenv.sqfs")
+        return self._gpu_flag(make_container(runtime, image, getattr(old, "binds", ())), model.job)
+
+    def _gpu_flag(self, box: Any, job: Any) -> Any:
+        """``box`` with the vendor's GPU flag (``--nv``/``--rocm``) set to whether ``job`` asks for GPUs,
+        unless the flag was set by hand; the GPU count may have changed while the container was parked."""
+        gpus = _gpus(job)
+        vendor = getattr(self.profile, "gpu_vendor", "nvidia") or "nvidia"
+        flag = {"nvidia": "nv", "amd": "rocm"}.get(vendor)
+        if not isinstance(box, ApptainerRun) or gpus is None or not flag or f"container.{flag}" in self._user_set:
+            return box
+        return with_gpus(box.replace(**{flag: False}), gpus, vendor)
+
     def _structure_changed(self, key: str, value: Any) -> None:
         # keep what the person typed in the other tabs: the current model becomes the base
         current = self._model
         if key == "container.runtime":
-            self._base = current
-            self._build_form()
+            self._switch_runtime(current, value)
             return
         attr = "srun" if key == "srun.enabled" else "launcher"
         changes: dict[str, Any] = {}
@@ -1058,26 +1098,74 @@ class WorkflowBuilder(Builder):
             layer = self._parked.pop(attr, None)
             if layer is None and attr == "srun":
                 layer = Srun(ntasks_per_node=1)
-            elif layer is None:
-                gpus = current.job.gpus_on_each_node if isinstance(current.job, SlurmJob) else 0
-                program = current.program
-                if len(program) >= 2 and program[0].split("/")[-1].startswith("python"):
-                    layer = Torchrun.single_node(gpus or 1, program[1], tuple(program[2:]))
-                    changes["program"] = ()  # the launcher runs the script now
-                else:
-                    layer = Torchrun.single_node(gpus or 1, "train.py")
+            elif attr == "launcher":
+                layer, changes = self._launcher_for(current, layer)
         else:
             layer = None
             if getattr(current, attr) is not None:
                 self._parked[attr] = getattr(current, attr)
+            if attr == "launcher":
+                changes = self._program_back(current)
         self._base = dataclasses.replace(current, **{attr: layer}, **changes)
         self._set_values(self.form.values(self._effective_base()))
+
+    def _switch_runtime(self, current: Any, runtime: str) -> None:
+        """Park the container in use under its runtime and bring back the one parked for ``runtime``
+        (a new one when there is none), so switching back restores every value typed for it."""
+        gpus = _gpus(current.job)
+        if current.container is not None:
+            self._parked[f"container.{_runtime_of(current.container)}"] = (current.container, gpus)
+        box, parked_gpus = self._parked.pop(f"container.{runtime}", (None, gpus))
+        if box is None:
+            box = self._new_container(runtime, current)
+        elif parked_gpus != gpus:  # the GPUs changed while it was parked: its flag follows, as in the form
+            box = self._gpu_flag(box, current.job)
+        self._base = dataclasses.replace(current, container=box)
+        self._build_form()
+
+    def _launcher_for(self, current: Any, parked: Any) -> tuple[Any, dict[str, Any]]:
+        """The torchrun layer when torchrun is switched on, and the changes to the program: a Python
+        program's script and arguments move into the launcher (into the parked one when there is one)."""
+        gpus = current.job.gpus_on_each_node if isinstance(current.job, SlurmJob) else 0
+        program = current.program
+        if not (len(program) >= 2 and _is_python(program[0])):
+            return parked or Torchrun.single_node(gpus or 1, "train.py"), {}
+        if parked is not None and (parked.module or parked.no_python):
+            return parked, {}  # `-m module` or --no-python: no plain script to take; the finding names the fix
+        self._parked["program.python"] = program[0]  # the interpreter the script goes back to (python3, a venv's)
+        if parked is not None:
+            return parked.replace(script=program[1], args=tuple(program[2:])), {"program": ()}
+        return Torchrun.single_node(gpus or 1, program[1], tuple(program[2:])), {"program": ()}
+
+    def _program_back(self, current: Any) -> dict[str, Any]:
+        """When torchrun is switched off: its script and arguments go back to an empty Program
+        (``python SCRIPT ARGS``), the way switching it on moved them; a ``-m`` or --no-python launcher
+        has no such plain form, so nothing moves."""
+        launcher = current.launcher
+        if launcher is None or current.program or not launcher.script or launcher.module or launcher.no_python:
+            return {}
+        python = self._parked.pop("program.python", "python")
+        return {"program": (python, launcher.script, *launcher.args)}
 
     def _follow(self, before: Any, after: Any) -> dict[str, Any]:
         if self._hold:
             return {}
         vendor = getattr(self.profile, "gpu_vendor", "nvidia") or "nvidia"
         return follow(before, after, self._user_set, vendor)
+
+
+def _runtime_of(box: Any) -> str:
+    """The container runtime choice ("none", "apptainer", "charliecloud") that shows ``box``."""
+    return "charliecloud" if isinstance(box, ChRun) else "apptainer" if isinstance(box, ApptainerRun) else "none"
+
+
+def _gpus(job: Any) -> int | None:
+    """GPUs on each node of a workflow's job (None while the job is not a SlurmJob)."""
+    return job.gpus_on_each_node if isinstance(job, SlurmJob) else None
+
+
+def _is_python(word: str) -> bool:
+    return word.split("/")[-1].startswith("python")
 
 
 BUILDERS = (ApptainerBuilder, DefFileBuilder, CharliecloudBuilder, SlurmBuilder, TorchrunBuilder,

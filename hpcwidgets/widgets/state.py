@@ -22,7 +22,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..errors import Problem
+from ..errors import ParseError, Problem
 from ..spec._meta import FieldSpec, count_from_text
 from ..spec.common import Bind, EnvVar
 
@@ -31,6 +31,9 @@ KINDS = ("bool", "int", "choice", "partition", "text", "words", "lines", "binds"
 
 #: tuple[str] fields that hold one argument vector (typed like a shell command, split with shlex)
 WORD_FIELDS = ("command", "args", "program", "sweep_values")
+
+#: tuple[str] fields of shell code, written into the script line by line as typed
+SHELL_LINE_FIELDS = ("setup", "commands", "after")
 
 _SAFE_WORD = re.compile(r"[^\s'\"\\]+")
 
@@ -144,7 +147,8 @@ def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
                           "write the value without it")
     lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
     if kind == "lines":
-        return tuple(lines), ""
+        broken = shell_problem(label, text) if f.name in SHELL_LINE_FIELDS else ""
+        return (None, broken) if broken else (tuple(lines), "")
     if kind == "binds":
         return tuple(Bind.from_token(ln) for ln in lines), ""
     if kind == "env":
@@ -153,6 +157,26 @@ def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
             return None, f"{label}: {bad[0]!r} has no '='; write one NAME=value per line"
         return tuple(EnvVar.from_token(ln) for ln in lines), ""
     raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def shell_problem(label: str, text: str) -> str:
+    """What stops bash from reading the shell lines ``text`` on their own ("" when nothing), naming the
+    field and the line as the person sees it in the box.
+
+    Each field must be complete by itself: an unclosed quote would pair with a quote in the lines the
+    script puts after it, so the script as a whole, and any message about it, would be wrong.
+    """
+    from ..parse.lexer import lex_script
+    numbered = [(n, ln.strip()) for n, ln in enumerate(text.split("\n"), 1) if ln.strip()]
+    try:
+        lex_script("\n".join(ln for _, ln in numbered) + "\n")
+    except ParseError as exc:
+        line = numbered[exc.line - 1][0] if 0 < exc.line <= len(numbered) else 0
+        where = f"{label}, line {line}" if line else label
+        hint = (" (an apostrophe inside a word needs the word in double quotes: \"don't\")"
+                if exc.message.startswith("unterminated single quote") else "")
+        return f"{where}: bash cannot read this: {exc.message}{hint}"
+    return ""
 
 
 @dataclass(frozen=True)
