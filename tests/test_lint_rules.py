@@ -1067,3 +1067,9 @@ def test_mpirun_inside_a_container_that_srun_spreads_over_two_nodes() -> None:
     text = "#!/bin/bash\n#SBATCH --ntasks-per-node=1\nsrun --nodes=2 --ntasks-per-node=1 apptainer exec img_1.0.sif mpirun -n 2 ./app\n"
     assert _only(text, "HPC214")
     assert not _only(text.replace("--nodes=2", "--nodes=1"), "HPC214")
+
+
+def test_a_suppression_on_the_line_before_an_sbatch_line_is_for_that_line_only() -> None:
+    text = ("#!/bin/bash\n# hpcw: disable=HPC320\n#SBATCH --time=1:30\n# hpcw: disable=HPC506\n#SBATCH --nodes=1\n"
+            "export CUDA_LAUNCH_BLOCKING=1\nsrun python train.py\n")
+    assert {f.code for f in lint(text)} == {"HPC506"}   # HPC320 silenced; HPC506 not carried down to line 6

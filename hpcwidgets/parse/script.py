@@ -466,12 +466,14 @@ def read_script(text: str, path: str = "") -> ParsedScript:
             else:
                 for line in range(cmd.line, cmd.end_line + 1):
                     suppressed.setdefault(line, set()).update(codes)
-        if not cmd.is_code:
+        if not cmd.is_code and cmd.kind != "directive":
             continue
-        if pending:
+        if pending:  # the comment alone on the line before: for this command or #SBATCH line, and no later one
             for line in range(cmd.line, cmd.end_line + 1):
                 suppressed.setdefault(line, set()).update(pending)
             pending = set()
+        if not cmd.is_code:
+            continue
         if cmd.kind == "compound":
             continue  # its commands come next, from _walk
         exported = cmd.name == "export"
