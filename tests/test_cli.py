@@ -302,3 +302,11 @@ def test_an_sbatch_option_the_command_does_not_take_says_how(capsys, argv, says)
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_practice_cluster_passes_its_options_on(monkeypatch):
+    """docs/practice-cluster.md documents `practice-cluster up --no-image`; the CLI must take it."""
+    seen = []
+    monkeypatch.setattr("hpcwidgets.run.practice_cluster.main", lambda argv: seen.append(argv) or 0)
+    assert main(["practice-cluster", "up", "--no-image", "--no-install"]) == 0
+    assert seen == [["up", "--no-install", "--no-image"]]

@@ -11,9 +11,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "2 fake GPUs each) with all state in one private directory. Matches the 'local' profile.")
     p.add_argument("action", choices=("up", "down", "status", "env"))
     p.add_argument("--no-install", action="store_true", help="do not install missing packages with apt")
+    p.add_argument("--no-image", action="store_true",
+                   help="up: do not build the Charliecloud trainer image the 'local' examples run in")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..run.practice_cluster import main
-    return main([args.action] + (["--no-install"] if args.no_install else []))
+    return main([args.action] + (["--no-install"] if args.no_install else []) + (["--no-image"] if args.no_image else []))
