@@ -310,3 +310,14 @@ def test_practice_cluster_passes_its_options_on(monkeypatch):
     monkeypatch.setattr("hpcwidgets.run.practice_cluster.main", lambda argv: seen.append(argv) or 0)
     assert main(["practice-cluster", "up", "--no-image", "--no-install"]) == 0
     assert seen == [["up", "--no-install", "--no-image"]]
+
+
+@pytest.mark.parametrize("command,example", [(["sbatch"], "--set nodes=2"), (["workflow"], "--set job.nodes=2"),
+                                             (["apptainer", "exec"], "--set cleanenv=true")])
+def test_the_set_help_shows_a_form_the_command_takes(command, example, capsys):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert example in help_text
+    if command == ["sbatch"]:   # and the example works
+        assert main(["sbatch", example.split()[0], example.split()[1], "--commands", "python t.py"]) == 0

@@ -110,7 +110,28 @@ def _examples_epilog(lines: Sequence[str]) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines) if lines else ""
 
 
-def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+_LAYERED_SET_HELP = ("Change a field of a nested layer, e.g. --set job.nodes=2 --set container.nv=true. A list field "
+                     "takes one item per --set and adds it to what is there (--set container.binds=/a --set "
+                     "job.setup='mkdir -p \"$SCRATCH/out\"'); an empty value (--set job.modules=) empties it; a "
+                     "command's words (program, launcher.args) are replaced.")
+
+
+def _set_help(cls: Any) -> tuple[str, str]:
+    """(metavar, help) of --set: LAYER.FIELD for a model of layers (a workflow, the Jupyter job), FIELD for one
+    command, with examples from the command's own fields."""
+    if cls is None or any(f.name == "job" for f in cls.field_specs()):
+        return "LAYER.FIELD=VALUE", _LAYERED_SET_HELP
+    options = [f for f in cls.field_specs() if f.info.role == "option"]
+    one = next((f for f in options if not f.is_tuple and f.base_type in (int, bool)), None)
+    many = next((f for f in cls.field_specs() if f.is_tuple and f.info.role in ("option", "internal")), None)
+    text = f"Change a field, e.g. --set {one.name}={'true' if one.base_type is bool else 2}." if one else "Change a field."
+    if many is not None:
+        text += (f" A list field takes one item per --set and adds it to what is there (--set {many.name}=…); an "
+                 f"empty value (--set {many.name}=) empties it.")
+    return "FIELD=VALUE", text
+
+
+def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: Any = None) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--format", choices=("shell", "json", "toml"), default="shell",
                    help="shell: the command or script (default); json/toml: the model, to edit and load with --from.")
@@ -119,12 +140,8 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True) -> No
     if model:
         g.add_argument("--from", dest="from_file", metavar="FILE", help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job script); "
                             "a repeatable option then adds to the loaded list, as --set does.")
-        g.add_argument("--set", action="append", default=[], metavar="LAYER.FIELD=VALUE",
-                       help="Change a field of a nested layer, e.g. --set job.nodes=2 --set container.nv=true. "
-                            "A list field takes one item per --set and adds it to what is there (--set "
-                            "container.binds=/a --set job.setup='mkdir -p \"$SCRATCH/out\"'); an empty value "
-                            "(--set job.modules=) empties it; a command's words (program, launcher.args) are "
-                            "replaced.")
+        metavar, text = _set_help(cls)
+        g.add_argument("--set", action="append", default=[], metavar=metavar, help=text)
         g.add_argument("--profile", metavar="NAME",
                        help="Fill in what the site needs where you left it empty (partition, QOS, constraint and "
                             "account of the job's partition; the container runtime's module; the site's name for "
@@ -164,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                                epilog=_examples_epilog(cmd.examples))
         from ._options import add_model_options
         add_model_options(p, cmd.cls(), skip=set(cmd.fixed))
-        _add_output_options(p)
+        _add_output_options(p, cls=cmd.cls())
         p.set_defaults(handler=_run_model_command, model_command=cmd)
 
     for name, module in _EXTRA_COMMANDS:
