@@ -199,7 +199,11 @@ def test_help_shows_output_patterns_as_typed(capsys):
     with pytest.raises(SystemExit):
         main(["sbatch", "--help"])
     out = capsys.readouterr().out
-    assert "--output %x-%j.out" in out and "%%" not in out
+    assert "E.g. %x-%j.out." in out and "%%" not in out
+    with pytest.raises(SystemExit):
+        main(["jupyter-job", "--help"])
+    out = capsys.readouterr().out
+    assert "--login-host HOST" in out and "--login-host midway3" not in out  # an example would read like a default
 
 
 def test_a_repeated_set_of_a_list_field_adds_to_it(tmp_path, capsys):

@@ -27,6 +27,11 @@ def option_name(f: FieldSpec) -> str:
     return name
 
 
+def _metavar(f: FieldSpec) -> str:
+    """``HOST`` for ``login_host``, ``TIME`` for ``time``: what kind of value, never a value that looks like a default."""
+    return "PATH" if f.info.path else f.name.rstrip("_").rsplit("_", 1)[-1].upper()
+
+
 def _help(f: FieldSpec) -> str:
     text = f.info.help.replace("%", "%%")
     if f.info.choices:
@@ -174,7 +179,10 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
         elif base is int:
             group.add_argument(*names, type=_count_type(f), metavar="N", **kw)
         else:
-            group.add_argument(*names, metavar=f.info.placeholder or "VALUE", **kw)
+            # the option's name, not its placeholder: an example there reads like a default (--login-host midway3…)
+            example = f.info.placeholder.replace("%", "%%")
+            kw["help"] += f" E.g. {example}." if example and example not in kw["help"] else ""
+            group.add_argument(*names, metavar=_metavar(f), **kw)
     if rest_field is not None:
         parser.add_argument(rest_field.name, nargs=argparse.REMAINDER, default=argparse.SUPPRESS,
                             metavar="...", help=_help(rest_field))
