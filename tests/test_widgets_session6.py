@@ -264,3 +264,27 @@ def test_torchrun_off_moves_the_script_back_to_program_and_on_again_moves_it_in(
     b.controls["torchrun.enabled"].value = True  # the parked launcher comes back with the script as typed
     assert not b.stale and b.controls["workflow.program"].value == ""
     assert "train.py --epochs 30" in b.text and "torchrun" in b.text
+
+
+def test_a_grid_sweep_in_the_workflow_form():
+    """Further swept variables are lines NAME: value value; the array that fits is named until it is set."""
+    from hpcwidgets.spec import SweepAxis
+    b = WorkflowBuilder(profile="generic", submit=False)
+    b.controls["workflow.sweep_name"].value = "lr"
+    b.controls["workflow.sweep_values"].value = "0.1 0.01 0.001"
+    b.controls["workflow.sweep_grid"].value = "batch_size: 32 64"
+    b.controls["torchrun.args"].value = "--lr $lr --batch-size $batch_size"
+    assert b.stale  # no array yet: the form says which one fits
+    b.controls["slurm.array"].value = "0-5"
+    assert not b.stale
+    assert b.spec.sweep_grid == (SweepAxis("batch_size", ("32", "64")),)
+    assert "batch_size=${batch_size_values[SLURM_ARRAY_TASK_ID / 3 % 2]}" in b.text
+    b.controls["workflow.sweep_grid"].value = "batch_size 32 64"  # the colon forgotten
+    assert b.stale
+
+
+def test_a_sweep_axis_line_round_trips():
+    from hpcwidgets.spec import SweepAxis
+    axis = SweepAxis("tag", ("a b", "c'd", "e"))
+    assert SweepAxis.from_token(axis.to_token()) == axis
+    assert "after a colon" in SweepAxis.from_token("seed").problems()[0].message

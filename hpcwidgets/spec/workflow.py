@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -136,12 +137,28 @@ class SweepAxis(Spec):
         """The shell array holding the values (``batch_size`` → ``batch_size_values``)."""
         return f"{self.name}_values"
 
+    def to_token(self) -> str:
+        """``batch_size: 32 64``, as a form's line holds it (a value with a blank or a quote in quotes)."""
+        return f"{self.name}: " + " ".join(shlex.quote(str(v)) for v in self.values)
+
+    @classmethod
+    def from_token(cls, text: str) -> "SweepAxis":
+        """The variable of a line ``NAME: value value …`` (values split like shell words). A line without the
+        colon is kept as a name with no values, which :meth:`problems` then explains."""
+        name, colon, values = str(text).partition(":")
+        try:
+            words = tuple(shlex.split(values)) if colon else ()
+        except ValueError:
+            words = (values.strip(),)
+        return cls(name.strip(), words)
+
     def _check(self) -> list[Problem]:
         out = []
         if _bad_name(self.name):
             out.append(_name_problem("name", self.name))
         if not self.values:
-            out.append(Problem("values", f"list the values of {self.name or 'this variable'}, e.g. 32 64"))
+            out.append(Problem("values", f"list the values of {self.name or 'this variable'} after a colon, "
+                                         f"e.g. {self.name or 'batch_size'}: 32 64"))
         return out
 
 

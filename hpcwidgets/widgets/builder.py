@@ -474,7 +474,8 @@ class Builder(w.VBox):
         elif fld.kind in ("text", "words"):
             control = w.Text(value=value, placeholder=placeholder, layout=w.Layout(width="100%"), **common)
         else:  # lines, binds, env: one item per line
-            hint = {"binds": "src:dst:ro (one per line)", "env": "NAME=value (one per line)"}.get(fld.kind, "one per line")
+            hint = {"binds": "src:dst:ro (one per line)", "env": "NAME=value (one per line)",
+                    "sweeps": "NAME: value value (one per line)"}.get(fld.kind, "one per line")
             control = w.Textarea(value=value, placeholder=placeholder or hint, rows=3,
                                  layout=w.Layout(width="100%"), **common)
         control.observe(functools.partial(self._on_field, fld.key), names="value")

@@ -25,9 +25,10 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..errors import ParseError, Problem
 from ..spec._meta import FieldSpec, count_from_text
 from ..spec.common import Bind, EnvVar
+from ..spec.workflow import SweepAxis
 
 #: control kinds, from field metadata
-KINDS = ("bool", "int", "choice", "partition", "text", "words", "lines", "binds", "env")
+KINDS = ("bool", "int", "choice", "partition", "text", "words", "lines", "binds", "env", "sweeps")
 
 #: tuple[str] fields that hold one argument vector (typed like a shell command, split with shlex)
 WORD_FIELDS = ("command", "args", "program", "sweep_values")
@@ -66,6 +67,8 @@ def control_kind(f: FieldSpec, owner: type | None = None) -> str | None:
             return "binds"
         if base is EnvVar:
             return "env"
+        if base is SweepAxis:
+            return "sweeps"
         if base is str:
             return "words" if (f.info.role == "rest" or f.name in WORD_FIELDS) else "lines"
         return None
@@ -115,7 +118,7 @@ def to_control(kind: str, value: Any) -> Any:
         return show_words(items)
     if kind == "lines":
         return "\n".join(str(v) for v in items)
-    if kind in ("binds", "env"):
+    if kind in ("binds", "env", "sweeps"):
         return "\n".join(v.to_token() if hasattr(v, "to_token") else str(v) for v in items)
     raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
 
@@ -156,6 +159,11 @@ def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
         if bad:
             return None, f"{label}: {bad[0]!r} has no '='; write one NAME=value per line"
         return tuple(EnvVar.from_token(ln) for ln in lines), ""
+    if kind == "sweeps":
+        bad = [ln for ln in lines if ":" not in ln]
+        if bad:
+            return None, f"{label}: {bad[0]!r} has no ':'; write one variable per line: NAME: value value …"
+        return tuple(SweepAxis.from_token(ln) for ln in lines), ""
     raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
 
 
