@@ -1073,3 +1073,10 @@ def test_a_suppression_on_the_line_before_an_sbatch_line_is_for_that_line_only()
     text = ("#!/bin/bash\n# hpcw: disable=HPC320\n#SBATCH --time=1:30\n# hpcw: disable=HPC506\n#SBATCH --nodes=1\n"
             "export CUDA_LAUNCH_BLOCKING=1\nsrun python train.py\n")
     assert {f.code for f in lint(text)} == {"HPC506"}   # HPC320 silenced; HPC506 not carried down to line 6
+
+
+def test_a_comment_after_the_backslash_is_named() -> None:
+    text = ("#!/bin/bash\n#SBATCH --gres=gpu:2\naccelerate launch --multi_gpu \\\n  --num_processes=2 \\ # all GPUs\n"
+            "  --main_process_port=29500 train.py\n")
+    found = _only(text, "HPC504")
+    assert [f.line for f in found] == [5] and "a comment follows the backslash" in found[0].message

@@ -3478,9 +3478,19 @@ def _option_lines(code: tuple[Any, ...], outer: Any) -> Iterator[Any]:
         name = str(cmd.name)
         if len(name) > 1 and name.startswith("-") and not cmd.assignments:
             prev = code[i - 1] if i > 0 else None
-            where = f" (line {outer(prev.end_line)} needs a trailing \\)" if prev is not None else ""
+            where = ""
+            if prev is not None:
+                last = outer(prev.end_line)
+                commented = _BACKSLASH_COMMENT.search(prev.text.rstrip("\n").rsplit("\n", 1)[-1])
+                where = (f" (on line {last} a comment follows the backslash, so it escapes a space, not the end of "
+                         "the line: move the comment off the command)" if commented
+                         else f" (line {last} needs a trailing \\)")
             yield (outer(cmd.line),
                    f"this line starts with the option {name}: the previous command ended without a backslash{where}")
+
+
+#: a backslash, blanks, then a comment: ``--num_processes=4 \ # all GPUs`` (the backslash escapes the blank)
+_BACKSLASH_COMMENT = re.compile(r"\\[ \t]+#")
 
 
 def _inner_script(word: Any) -> tuple[Any, Any] | None:
