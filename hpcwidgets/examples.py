@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .spec.apptainer import ApptainerPull, ApptainerRun
-from .spec.charliecloud import ChRun, image_format
+from .spec.charliecloud import ChConvert, ChFromhost, ChRun, image_format
 from .spec.common import Bind, EnvVar
 from .spec.profile import ClusterProfile, Partition
 from .spec.units import format_mem, format_time, parse_time
@@ -155,8 +155,8 @@ class _Site:
         """The script's title line; for GPUs on NVIDIA nodes with Charliecloud it also says the one step ch-run
         cannot do (it has no GPU flag): without the driver libraries in the image PyTorch trains on the CPU."""
         if (runtime or self.runtime) == "charliecloud" and self.vendor == "nvidia" and gpus:
-            return (f"{text}. NVIDIA GPUs: inject the host's driver libraries into the image directory once "
-                    "with ch-fromhost --nvidia IMAGE_DIR (ch-run has no GPU flag)")
+            return (f"{text}. NVIDIA GPUs: ch-run has no GPU flag; inject the host's driver libraries into the "
+                    "image directory with ch-fromhost --nvidia")
         return text
 
     def script(self, name: str, runtime: str | None = None) -> str:
@@ -312,16 +312,29 @@ def _array_sweep(site: _Site) -> Example:
 def _charliecloud(site: _Site) -> Example:
     part = site.gpu_partition()
     gpus = 1 if part is not None and part.has_gpus else 0
+    container, prepare = site.container("charliecloud"), ()
+    nvidia = site.vendor == "nvidia" and gpus
+    if nvidia and image_format(container.image) == "squash":
+        # ch-fromhost writes the host's driver libraries into the image, so it needs a directory: unpacked once
+        # next to the SquashFS file, the libraries injected on the GPU node each run (they follow its driver)
+        unpacked = posixpath.splitext(container.image)[0]
+        prepare = (ChConvert(input=container.image, output=unpacked), ChFromhost(nvidia=True, image=unpacked))
+        container = container.replace(image=unpacked)
     wf = Workflow.single_node(
         site.script("train.py", "charliecloud"), ("--epochs", "20", "--output-dir", site.output_dir("charliecloud")),
-        container=site.container("charliecloud"), gpus_per_node=gpus, gpu_vendor=site.vendor, use_srun=True,
-        pass_cpus_per_task=site.srun_cpus(),
+        container=container, gpus_per_node=gpus, gpu_vendor=site.vendor, use_srun=True,
+        pass_cpus_per_task=site.srun_cpus(), prepare=prepare,
         title=site.title("Train in a Charliecloud container under srun", gpus, "charliecloud"),
         exports=site.exports(), job_name="charliecloud", **site.job_fields(part), cpus_per_task=_cpus_per_gpu(part),
         mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules("charliecloud"), setup=site.setup())
-    note = (" On NVIDIA nodes, inject the driver libraries into an image directory once with "
-            "ch-fromhost --nvidia IMAGE_DIR (ch-run has no GPU flag).") if site.vendor == "nvidia" and gpus else ""
+    note = ""
+    if prepare:
+        note = (" On NVIDIA nodes ch-run has no GPU flag: the job unpacks the SquashFS image into a directory once "
+                "and injects the host's driver libraries there with ch-fromhost --nvidia.")
+    elif nvidia:
+        note = (" On NVIDIA nodes, inject the driver libraries into the image directory with ch-fromhost --nvidia "
+                "IMAGE_DIR (ch-run has no GPU flag).")
     if "charliecloud" not in site.profile.runtimes:
         note += (f" The profile lists no Charliecloud for {site.profile.name} (runtimes: "
                  f"{', '.join(site.profile.runtimes) or 'none'}): shown for comparison.")

@@ -353,10 +353,19 @@ def test_charliecloud_gpu_examples_on_nvidia_name_ch_fromhost_in_the_script():
     text += '\n[[partitions]]\nname = "gpu"\nmax_time = "16:00:00"\ncpus_per_node = 64\ngpus_per_node = 4\n'
     exs = examples(profile_from_toml(text))
     for name in ("single-gpu", "multi-node-torchrun", "array-sweep", "charliecloud"):
-        assert "ch-fromhost --nvidia IMAGE_DIR" in exs[name].render(), name
+        assert "ch-fromhost --nvidia" in exs[name].render(), name
     # Apptainer's --nv needs no such step
     generic = examples(load_profile(SHIPPED_DIR / "generic.toml"))["single-gpu"].render()
     assert "ch-fromhost" not in generic and "--nv" in generic
+
+
+def test_a_charliecloud_gpu_job_injects_the_driver_into_the_directory_it_runs():
+    """ch-fromhost cannot write into a SquashFS file: the job unpacks it once and runs the directory."""
+    from hpcwidgets.parse import parse_script
+    text = examples(load_profile(SHIPPED_DIR / "generic.toml"))["charliecloud"].render()
+    wf = parse_script(text)
+    fromhost = [p for p in wf.prepare if p.kind == "charliecloud.fromhost"]
+    assert fromhost and fromhost[0].image == wf.container.image and not wf.container.image.endswith(".sqfs")
 
 
 def test_an_example_for_what_the_site_lacks_says_so():

@@ -102,7 +102,24 @@ def _classify(cmd: Command, cmds: Any, i: int) -> _Entry:
         lines = [_dedent(text.rstrip("\n"))] + [_dedent(c.text.rstrip("\n")) for c in cmds[i + 1:]
                                                if c.line <= last and c.kind != "blank"]
         return _Entry(PREPARE, lines, (model, last))
+    fromhost = _read_fromhost(cmd)
+    if fromhost is not None:
+        return _Entry(PREPARE, verbatim, (fromhost, cmd.end_line))
     return _Entry(VERBATIM, verbatim, argv=tuple(str(w) for w in cmd.argv) if not cmd.joined_by else ())
+
+
+def _read_fromhost(cmd: Command) -> Any:
+    """``ch-fromhost --nvidia IMAGE_DIR``, the one preparation the renderer writes unguarded (it runs every job:
+    the libraries follow the node's driver) → the model, else None."""
+    words = [w.value for w in cmd.words]
+    if cmd.joined_by or cmd.assignments or not words or str(words[0]).rsplit("/", 1)[-1] != "ch-fromhost" \
+            or any(isinstance(w, Verbatim) for w in words):
+        return None
+    try:
+        model = parse_argv([str(w) for w in words]).model
+    except ParseError:
+        return None
+    return model if model.kind == "charliecloud.fromhost" else None
 
 
 def _module_list(cmd: Command) -> tuple[str, ...] | None:
