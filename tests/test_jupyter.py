@@ -87,7 +87,8 @@ def test_each_mistake_is_reported_on_its_field(changes, field):
     dict(container=ApptainerRun(image="img.sif", nv=True)),
     dict(container=ApptainerRun(image="img.sif", no_home=True, binds=(Bind("$HOME"),))),
     dict(container=ChRun(image="/img", home=True)),
-    dict(container=ChRun(image="/img", binds=(Bind("$HOME/nb", "/mnt/0"),)), notebook_dir="$HOME/nb"),
+    dict(container=ChRun(image="/img", binds=(Bind("$HOME/nb"),)), notebook_dir="$HOME/nb"),
+    dict(container=ChRun(image="/img", binds=(Bind("$HOME/nb", "/mnt/0"),)), notebook_dir="/mnt/0"),
 ])
 def test_near_misses_are_valid(changes):
     assert job(**changes).problems() == []

@@ -10,6 +10,7 @@ from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
 from ..spec.common import Bind
+from ..spec.jupyter import bind_destination, server_start
 from ..spec.slurm import STRAY_DIRECTIVE, node_range
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
@@ -1650,18 +1651,18 @@ _HOME_ROOTS = ("", "/home", "/home/$USER", "/u", "/users", "/Users")
 
 
 def _covered_by_bind(ctx: Context, c: Any, path: str, line: int) -> bool:
-    """Whether a bind mounts ``path`` into the container at the same place: ``--bind "$HOME/project"``, a
-    directory holding the home (``-B /home``), or the same in APPTAINER_BIND/SINGULARITY_BIND."""
+    """Whether a bind mounts something at ``path`` in the container: ``--bind "$HOME/project"``, a directory
+    holding the home (``-B /home``), a bind whose destination is the folder (``-B "$PWD:$HOME"``), or the
+    same in APPTAINER_BIND/SINGULARITY_BIND."""
     binds = list(getattr(c, "binds", ()))
     for name in ("APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH"):
         var = ctx.parsed.variable(name, line)
         if var is not None and var.exported:
             binds += [Bind.from_token(part) for part in str(var.value).split(",") if part]
     for b in binds:
-        src, dst = ctx.parsed.resolve(str(b.src), line).rstrip("/"), str(b.dst or "")
-        if dst and dst.rstrip("/") != src:
-            continue
-        if src in _HOME_ROOTS or path == src or path.startswith(src + "/"):
+        # where the bind appears in the container: -B "$PWD:$HOME" gives the contained step a $HOME
+        target = ctx.parsed.resolve(bind_destination(b), line).rstrip("/")
+        if target in _HOME_ROOTS or path == target or path.startswith(target + "/"):
             return True
     return False
 
@@ -4364,11 +4365,28 @@ def _registry_password(ctx: Context) -> Iterator[Any]:
 
 _TOKEN_NAME = re.compile(r"^(APPTAINERENV_|SINGULARITYENV_)?([A-Z0-9_]*(API_KEY|_TOKEN|TOKEN|SECRET|SECRET_KEY|"
                          r"ACCESS_KEY|PASSWORD))$")
-_TOKEN_EXEMPT = {"JUPYTER_TOKEN"}
+
+
+def _secret_message(name: str, value: str) -> str | None:
+    """What to say about ``name=value`` written in the script, or None when it holds no secret. Jupyter's
+    token is a password to a shell as you, so any fixed one counts (even a short one); the value
+    Jupyter jobs should pass, a token the job makes when it runs (``JUPYTER_TOKEN="$tok"``), is no literal."""
+    m = _TOKEN_NAME.match(name)
+    if not m or _REGISTRY_PASSWORD.match(name) or not is_literal(value):
+        return None
+    if m.group(2) == "JUPYTER_TOKEN":
+        if not value:
+            return None  # empty: Jupyter makes a random token itself
+        return (f"{name} holds a fixed Jupyter token written in the script: anyone who reads the script (in git, in "
+                "Slurm's records) can use the server as you; leave it unset (Jupyter makes a random one) or make one "
+                "when the job runs: JUPYTER_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24))')")
+    if len(value) < 8:
+        return None
+    return f"{name} holds a secret written in the script; log in once or source a private file instead"
 
 
 @rule("HPC602", "api-token-in-script", "error",
-      summary="an API key or token (W&B, Hugging Face, cloud) is written in the script",
+      summary="an API key or token (W&B, Hugging Face, cloud, a fixed Jupyter token) is written in the script",
       why="The script is copied to Slurm's spool, kept in job records, shared with colleagues and committed to git: "
           "the key leaks with it.",
       fix="Keep it out of the script: log in once (wandb login, huggingface-cli login stores it in your home), or "
@@ -4387,15 +4405,13 @@ python train.py
 def _api_token(ctx: Context) -> Iterator[Any]:
     for cmd in ctx.parsed.lexed.code:
         for name, w in cmd.assignments:
-            m = _TOKEN_NAME.match(name)
-            if m and not _REGISTRY_PASSWORD.match(name) and m.group(2) not in _TOKEN_EXEMPT and is_literal(w.value) \
-                    and len(str(w.value)) >= 8:
-                yield cmd.line, f"{name} holds a secret written in the script; log in once or source a private file instead"
+            message = _secret_message(name, w.value)
+            if message:
+                yield cmd.line, message
         words = [str(v) for v in cmd.argv]
         for i, word in enumerate(words):
             key, eq, value = word.partition("=")
-            if eq and _TOKEN_NAME.match(key) and key not in _TOKEN_EXEMPT and is_literal(value) and len(value) >= 8 \
-                    and i > 0 and words[i - 1] in ("--env", "--set-env"):
+            if eq and i > 0 and words[i - 1] in ("--env", "--set-env") and _secret_message(key, value):
                 yield cmd.line, f"{key} is passed with its value on the command line; use --env-file with a private file"
         if len(words) >= 3 and words[0] == "wandb" and words[1] == "login" and is_literal(words[-1]) \
                 and not words[-1].startswith("-") and len(words[-1]) >= 8:
@@ -4407,19 +4423,52 @@ def _api_token(ctx: Context) -> Iterator[Any]:
 
 
 def _jupyter_commands(ctx: Context) -> list[tuple[Any, list[str]]]:
+    """Every command that starts a Jupyter server (``jupyter lab``, ``python -m jupyterlab`` …, also after a
+    container or launcher, and in a function or an ``if``, where jobs often start it): the command and its
+    words from the server's program on."""
+    from ..parse.lexer import compound_body
+
+    def walk(commands: Any) -> Iterator[Any]:
+        for cmd in commands:
+            if cmd.kind == "compound":
+                yield from walk(compound_body(cmd))
+            elif cmd.kind == "simple":
+                yield cmd
     out = []
-    for cmd in simple_commands(ctx):
+    for cmd in walk(ctx.parsed.lexed.code):
         words = [str(v) for v in cmd.argv]
-        for i, w in enumerate(words):
-            base = w.rsplit("/", 1)[-1]
-            if (base == "jupyter" and i + 1 < len(words) and words[i + 1] in ("lab", "notebook", "server")) or \
-                    base in ("jupyter-lab", "jupyter-notebook"):
-                out.append((cmd, words[i:]))
-                break
+        at = server_start(words)
+        if at is not None:
+            out.append((cmd, words[at:]))
     return out
 
 
-_TOKEN_OPTION = re.compile(r"^--(ServerApp|NotebookApp|IdentityProvider)\.(token|password)=(.*)$")
+#: jupyter_server's aliases that take a value (``--port-retries 0`` sets ServerApp.port_retries); its other
+#: options without a dot (``--no-browser``) are switches
+_JUPYTER_ALIASES = {"--ip": "ServerApp.ip", "--port": "ServerApp.port", "--port-retries": "ServerApp.port_retries",
+                    "--notebook-dir": "ServerApp.root_dir"}
+
+
+def _jupyter_settings(words: list[str]) -> list[tuple[str, str, str]]:
+    """The settings on a Jupyter command line as traitlets reads them: ``(option as written, Class.trait, value)``
+    for ``--Class.trait=value``, ``--Class.trait value`` and the aliases in either form."""
+    out = []
+    i = 0
+    while i < len(words):
+        key, eq, value = words[i].partition("=")
+        trait = _JUPYTER_ALIASES.get(key) or (key[2:] if key.startswith("--") and "." in key else "")
+        if trait and not eq and i + 1 < len(words) and not words[i + 1].startswith("-"):
+            i += 1
+            value, eq = words[i], " "  # the space form: --ServerApp.token ''
+        if trait and eq:
+            out.append((key, trait, value))
+        i += 1
+    return out
+
+
+#: the settings that hold the server's token or password
+_SECRET_TRAIT = re.compile(r"^(ServerApp|NotebookApp|IdentityProvider|PasswordIdentityProvider)\."
+                           r"(token|password|hashed_password)$")
 
 
 @rule("HPC603", "jupyter-without-token", "error",
@@ -4439,11 +4488,12 @@ jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retr
 """)
 def _no_token(ctx: Context) -> Iterator[Any]:
     for cmd, words in _jupyter_commands(ctx):
-        empty = [w for w in words if (m := _TOKEN_OPTION.match(w)) and m.group(2) == "token" and m.group(3) in ("", "''", '""')]
+        settings = _jupyter_settings(words)
+        empty = [key for key, trait, value in settings
+                 if _SECRET_TRAIT.match(trait) and trait.endswith(".token") and value in ("", "''", '""')]
         if empty:
-            everywhere = any(w in ("--ip=0.0.0.0", "--ip=*") for w in words) or \
-                any(w == "--ip" and words[i + 1:i + 2] == ["0.0.0.0"] for i, w in enumerate(words))
-            yield (cmd.line, f"{empty[0].split('=')[0]} is empty: anyone on the cluster"
+            everywhere = any(trait == "ServerApp.ip" and value in ("0.0.0.0", "*") for _, trait, value in settings)
+            yield (cmd.line, f"{empty[0]} is empty: anyone on the cluster"
                              f"{' (and on every network the node is on: --ip=0.0.0.0)' if everywhere else ''} can use this "
                              "server as you; keep the token")
 
@@ -4468,18 +4518,21 @@ jupyter lab --no-browser --ip="$(hostname -s)" --port="$port" --ServerApp.port_r
 """)
 def _port_retries(ctx: Context) -> Iterator[Any]:
     for cmd, words in _jupyter_commands(ctx):
-        retries = [w.partition("=")[2] for w in words if re.match(r"--(ServerApp|NotebookApp)\.port_retries=", w)]
+        settings = _jupyter_settings(words)
+        retries = [value for _, trait, value in settings if trait in ("ServerApp.port_retries", "NotebookApp.port_retries")]
         if retries and retries[-1] != "0":
             yield cmd.line, f"port_retries={retries[-1]} lets Jupyter move to another port than the tunnel uses; set it to 0"
-        elif not retries and any(w.startswith("--port") for w in words):
+        elif not retries and any(trait in ("ServerApp.port", "NotebookApp.port") for _, trait, _ in settings):
             yield (cmd.line, "without --ServerApp.port_retries=0 Jupyter silently moves to another port when this one is "
                              "taken, and the tunnel points at the wrong port")
 
 
-@rule("HPC605", "xdg-runtime-dir-unusable", "warning",
-      summary="XDG_RUNTIME_DIR points at a directory the job cannot use",
-      why="/run/user/UID exists only for a login session (not on compute nodes under Slurm): Jupyter fails to "
-          "write its runtime files there ('Permission denied: /run/user/…').",
+@rule("HPC605", "xdg-runtime-dir-unusable", "info",
+      summary="XDG_RUNTIME_DIR points at a directory the job cannot use (a problem for Jupyter before 2019)",
+      why="/run/user/UID exists only for a login session (not on compute nodes under Slurm). Jupyter with jupyter_core "
+          "older than 4.5 (June 2019) kept its runtime files there and failed with 'Permission denied: /run/user/…'; "
+          "newer versions ignore XDG_RUNTIME_DIR (they use JUPYTER_RUNTIME_DIR or their data folder), but other "
+          "programs of the job may still try the folder.",
       fix="Point it at a private directory made by the job: export XDG_RUNTIME_DIR=$(mktemp -d).",
       catalogue=(20,),
       bad="""#!/bin/bash
@@ -4497,4 +4550,36 @@ def _xdg(ctx: Context) -> Iterator[Any]:
     for cmd in ctx.parsed.lexed.code:
         for name, w in cmd.assignments:
             if name == "XDG_RUNTIME_DIR" and w.raw.strip("'\"").startswith("/run/user"):
-                yield cmd.line, "XDG_RUNTIME_DIR=/run/user/… exists only for login sessions; use a directory the job makes (mktemp -d)"
+                yield cmd.line, ("XDG_RUNTIME_DIR=/run/user/… exists only for login sessions; Jupyter before jupyter_core "
+                                 "4.5 (2019) fails there, and other programs may: use a directory the job makes (mktemp -d)")
+
+
+@rule("HPC606", "jupyter-token-on-command-line", "error",
+      summary="Jupyter's token or password is given on its command line",
+      why="Every user of the node can read a running program's command line (ps -eo args, /proc/PID/cmdline): a token "
+          "there lets anyone on a shared node use the server, and so your account, files and allocation.",
+      fix="Pass the token through the environment, which only you can read: export JUPYTER_TOKEN (made when the job "
+          "runs) before the server starts, and leave --ServerApp.token out; keep a password in a config file only you "
+          "can read (jupyter server password).",
+      catalogue=(20,),
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0 --ServerApp.token="$token"
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+JUPYTER_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+export JUPYTER_TOKEN
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
+""")
+def _token_on_command_line(ctx: Context) -> Iterator[Any]:
+    for cmd, words in _jupyter_commands(ctx):
+        for key, trait, value in _jupyter_settings(words):
+            if _SECRET_TRAIT.match(trait) and value not in ("", "''", '""'):
+                what = "token" if trait.endswith(".token") else "password"
+                yield (cmd.line, f"{key} puts the server's {what} on the command line, which ps shows to every user of "
+                                 "the node; pass the token through JUPYTER_TOKEN instead (export it before the server "
+                                 "starts)" + ("" if what == "token" else ", or keep the password in a config file only "
+                                                                        "you can read"))
+                break

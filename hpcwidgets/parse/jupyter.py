@@ -1,7 +1,9 @@
 """A JupyterLab job script hpcwidgets wrote → :class:`~hpcwidgets.spec.jupyter.JupyterJob`.
 
 The job writes its own commands (token, port, tunnel), so most of the body is the template's; what the
-model holds is read from the few places it lands: the ``#SBATCH`` lines and modules, the start line in
+model holds is read from the few places it lands: the ``#SBATCH`` lines, modules, exports and set-up lines
+(what comes before the job's own commands, or before the server's start line in a script someone else
+wrote: ``conda activate`` stays), the start line in
 ``jl_start`` (the container, the Jupyter program, the notebook folder, extra JupyterLab arguments), the
 tunnel line (local port, login user and host), the port range and the set-up Python. A script that is not
 one of these jobs still gives its Slurm job, with the server settings at their defaults.
@@ -10,10 +12,11 @@ one of these jobs still gives its Slurm job, with the server settings at their d
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
-from ..spec.jupyter import ALLOW_ROOT, RUNTIME
-from .script import Step, read_script
+from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, server_start
+from .script import ParsedScript, Step, read_script
 
 #: the tunnel the job prints: ssh -N -L LOCAL:$jl_host:$jl_port USER@HOST
 _TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L (\d+):\$jl_host:\$jl_port ([^@\s"]+)@([^\s"]+)"?\s*$', re.MULTILINE)
@@ -25,7 +28,8 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
     """Read a Jupyter job script back (see the module docstring); only ParseError is raised."""
     from ..spec.jupyter import DEFAULT_JOB, JupyterJob
     parsed = read_script(text, path)
-    job = parsed.job if parsed.job.time else parsed.job.replace(time=DEFAULT_JOB.time)
+    job = _job(parsed, text, path)
+    job = job if job.time else job.replace(time=DEFAULT_JOB.time)
     values: dict[str, Any] = {"job": job}
     step = next((s for s in parsed.steps if _starts_jupyter(s)), None)
     if step is not None:
@@ -45,6 +49,36 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
     if helper:
         values["helper_python"] = helper.group(1).strip("'\"")
     return JupyterJob(**values)
+
+
+def _job(parsed: ParsedScript, text: str, path: str) -> Any:
+    """The Slurm job with its set-up lines (``conda activate``, ``source …``), its modules and exports: the
+    script up to the job's own commands (hpcwidgets wrote it) or up to the command that starts the server
+    (someone else did) read as ``sbatch --from`` reads a job. A script that starts no server gives its job alone."""
+    from ..spec.workflow import Workflow
+    from .workflow import workflow_from
+    cut = _server_line(parsed)
+    if cut is None:
+        return parsed.job
+    head = "".join(line + "\n" for line in text.split("\n")[:cut - 1])
+    # (the whole script's first command says which #SBATCH lines sbatch reads; the head may hold none)
+    read = replace(read_script(head, path), first_command=parsed.first_command)
+    return workflow_from(read, Workflow, job_only=True)
+
+
+def _server_line(parsed: ParsedScript) -> int | None:
+    """The line where the job's own commands begin, or else the line of the outermost command that starts
+    the server (a function or an ``if`` holding it counts whole); None when there is neither."""
+    from .lexer import compound_body
+    for cmd in parsed.lexed.commands:
+        if cmd.kind == "comment" and cmd.text.strip() == FIRST_LINE:
+            return cmd.line
+
+    def starts(cmd: Any) -> bool:
+        if cmd.kind == "compound":
+            return any(starts(inner) for inner in compound_body(cmd))
+        return cmd.kind == "simple" and server_start([str(w) for w in cmd.argv]) is not None
+    return next((cmd.line for cmd in parsed.lexed.code if starts(cmd)), None)
 
 
 def _start_words(commands: Any) -> list[Any]:

@@ -2,7 +2,8 @@
 
 At run time, on the node, the script:
 
-* sets ``umask 077`` and makes its log private (the log will hold the token);
+* sets ``umask 077`` and makes its log private (the log will hold the token); JupyterLab and its kernels get
+  the submitter's umask back, so notebooks saved in a shared project folder keep the usual permissions;
 * makes a private runtime directory under ``${TMPDIR:-/tmp}`` with ``mktemp -d`` (mode 0700), points
   ``XDG_RUNTIME_DIR`` and ``JUPYTER_RUNTIME_DIR`` there and removes it on exit, and at once on
   scancel or the time limit (before JupyterLab has finished stopping, so Slurm's SIGKILL cannot skip it);
@@ -32,7 +33,7 @@ from pathlib import Path
 from ..spec.apptainer import ApptainerRun
 from ..spec.charliecloud import ChRun
 from ..spec.common import Bind
-from ..spec.jupyter import ALLOW_ROOT, RUNTIME, JupyterJob
+from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, JupyterJob
 from .command import command_line, wrap
 from .quote import assignment, quote
 from .script import Block, _environment, render_script
@@ -139,6 +140,7 @@ def runtime_base(j: JupyterJob) -> str:
 def jupyter_block(j: JupyterJob) -> str:
     """The script body (everything after the prologue) as shell text."""
     return _environment().get_template("jupyter.sh.j2").render(
+        first_line=FIRST_LINE,
         runtime_base=runtime_base(j),
         helper=quote(j.helper_python),
         port_min=int(j.port_min),

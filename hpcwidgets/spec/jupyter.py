@@ -25,6 +25,9 @@ RUNTIME = "$jl_runtime"
 #: the start line's word that adds --allow-root when the job runs as root (CI); empty otherwise, safe under set -u
 ALLOW_ROOT = Verbatim('${jl_extra[@]+"${jl_extra[@]}"}')
 
+#: the first line of the job's own commands: a script read back keeps what comes before it as set-up lines
+FIRST_LINE = "# --- Private files: only you can read what this job writes (its log will hold the token) ---"
+
 #: extra arguments the job sets itself: a person's value would contradict the printed tunnel or leak the token
 RESERVED_ARGS = {
     "--ip": "the job listens on one address of the node that the login node can reach, and prints the tunnel to it",
@@ -39,6 +42,28 @@ RESERVED_ARGS = {
     "--notebook-dir": "use the notebook_dir field",
     "--ServerApp.root_dir": "use the notebook_dir field",
 }
+
+#: what starts a Jupyter server: ``jupyter lab|notebook|server``, ``jupyter-lab`` …, ``python -m jupyterlab`` …
+_JUPYTER_SUBCOMMANDS = ("lab", "notebook", "server", "nbclassic")
+_JUPYTER_PROGRAMS = ("jupyter-lab", "jupyter-notebook", "jupyter-server", "jupyter-nbclassic")
+_JUPYTER_MODULES = ("jupyterlab", "notebook", "jupyter_server", "nbclassic")
+_PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
+
+
+def server_start(words: list[str]) -> int | None:
+    """Where in ``words`` a Jupyter server is started (the index of its program), or None. Besides the
+    ``jupyter`` commands, ``python -m jupyterlab`` counts: the job itself starts JupyterLab that way when
+    ``python`` names an interpreter."""
+    for i, word in enumerate(words):
+        base = word.rsplit("/", 1)[-1]
+        rest = words[i + 1:]
+        if (base == "jupyter" and rest[:1] and rest[0] in _JUPYTER_SUBCOMMANDS) or base in _JUPYTER_PROGRAMS:
+            return i
+        if _PYTHON.fullmatch(base) and rest[:1] == ["-m"] and len(rest) > 1 and (
+                rest[1] in _JUPYTER_MODULES or (rest[1] == "jupyter" and rest[2:3] and rest[2] in _JUPYTER_SUBCOMMANDS)):
+            return i
+    return None
+
 
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
@@ -88,15 +113,21 @@ class JupyterJob(Spec):
     @classmethod
     def for_profile(cls, profile: Any, **changes: Any) -> "JupyterJob":
         """A Jupyter job filled in from a cluster profile: its login host, and the partition (or QOS and
-        constraint) and account of the default entry."""
-        part = profile.default()
-        job = DEFAULT_JOB.replace(**profile.job_fields(part))
-        # a partition whose limit is below the default two hours (a debug queue) would reject the job
-        limit = part.max_seconds() if part is not None else None
-        if limit is not None and 0 < limit < parse_time(job.time):
-            job = job.replace(time=format_time(limit))
-        base = cls(job=job, login_host=getattr(profile, "login_host", "") or "")
+        constraint) and account of the default entry, with a time that fits it (:meth:`fit_time`)."""
+        job = DEFAULT_JOB.replace(time="", **profile.job_fields(profile.default()))
+        base = cls(job=job, login_host=getattr(profile, "login_host", "") or "").fit_time(profile)
         return base.replace(**changes) if changes else base
+
+    def fit_time(self, profile: Any) -> "JupyterJob":
+        """This job with an empty time filled in: the default two hours, or the limit of the partition the job
+        runs on when that is shorter (a debug queue would reject two hours). ``jupyter-job --profile`` calls it
+        once the partition is known, so ``--set job.partition=gpu`` gets gpu's limit, not the default's."""
+        if self.job.time:
+            return self
+        part = profile.entry_for(self.job)
+        limit = part.max_seconds() if part is not None else None
+        wanted = parse_time(DEFAULT_JOB.time)
+        return self.replace(job=self.job.replace(time=format_time(min(wanted, limit) if limit else wanted)))
 
     def problems(self) -> list[Problem]:
         out = super().problems()
@@ -184,14 +215,46 @@ class JupyterJob(Spec):
             if c.private_tmp:
                 out.append(Problem("container.private_tmp", "the job keeps its runtime files in the host's /tmp; "
                                                             "drop --private-tmp so JupyterLab can use them"))
-            if not c.home and self.notebook_dir.startswith(("$HOME", "${HOME}")) and not _bound(c, self.notebook_dir):
-                out.append(Problem("notebook_dir", f"{self.notebook_dir!r} is not visible in the container: ch-run "
-                                                   "mounts $HOME only with --home; turn that on or bind the folder"))
+            folder = self.notebook_dir
+            if folder.startswith(("$HOME", "${HOME}")):
+                if not c.home and not _bound(c, folder):
+                    out.append(Problem("notebook_dir", f"{folder!r} is not visible in the container: ch-run "
+                                                       "mounts $HOME only with --home; turn that on or bind the folder"))
+            elif _REF.search(folder) and not _bound(c, folder) and not _under(folder, "/tmp") \
+                    and not (c.home and _under(folder, "/home/$USER")):
+                # a folder named through a variable ($SCRATCH/project) is the host's; ch-run shows the image's
+                out.append(Problem("notebook_dir", f"{folder!r} is not visible in the container: ch-run mounts only "
+                                                   "$HOME (with --home) and /tmp from the host; bind the folder in "
+                                                   f"(ch-run -b \"{folder}\")"))
             if any(g in ("*", "JUPYTER*", "JUPYTER_*", "JUPYTER_TOKEN") for g in c.unset_env):
                 out.append(Problem("container.unset_env", "this removes JUPYTER_TOKEN, which carries the job's token "
                                                           "into the container; unset narrower names"))
         return out
 
 
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 def _bound(c: Any, path: str) -> bool:
-    return any(path == b.src or path.startswith(b.src.rstrip("/") + "/") for b in c.binds)
+    """Whether a bind of ``c`` shows ``path`` in the container: at its destination (``-B "$PWD:$HOME"`` makes
+    $HOME visible under --containall), or at its source when it has none."""
+    return any(_under(path, bind_destination(b)) for b in c.binds)
+
+
+def bind_destination(bind: Any) -> str:
+    """Where a bind appears in the container: its destination, else its source. A bind the reader kept whole
+    because of a command substitution (``$(pwd):$HOME``) is split at its first colon outside ``$(…)``/``${…}``."""
+    if bind.dst:
+        return str(bind.dst)
+    text = str(bind.src)
+    if not isinstance(bind.src, Verbatim):
+        return text
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch in "({") - (ch in ")}")
+        if ch == ":" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return (parts[1] if len(parts) > 1 and parts[1] else parts[0]).strip("'\"")

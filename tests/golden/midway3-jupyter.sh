@@ -15,6 +15,7 @@ module load apptainer
 set -u
 
 # --- Private files: only you can read what this job writes (its log will hold the token) ---
+jl_umask=$(umask)  # yours, given back to JupyterLab: notebooks you save keep your usual permissions
 umask 077
 for jl_fd in 1 2; do
   if [[ -f /proc/$$/fd/$jl_fd ]]; then chmod go-rwx "/proc/$$/fd/$jl_fd"; fi
@@ -168,11 +169,13 @@ export USER="${USER:-$(id -un)}"  # filled in when unset (cron, --export=NONE); 
 jl_extra=()
 if [[ $(id -u) -eq 0 ]]; then jl_extra+=(--allow-root); fi
 jl_start() {
+  umask "$jl_umask"  # the token and runtime files are private already (0600 files in a 0700 folder)
   JUPYTER_TOKEN="$jl_token" \
     apptainer exec \
       --bind "$jl_runtime" \
       "/scratch/midway3/$USER/sif_files/pytorch_24.05.sif" jupyter lab --no-browser "--ip=$jl_addr" "--port=$jl_port" --ServerApp.port_retries=0 "--notebook-dir=$HOME" ${jl_extra[@]+"${jl_extra[@]}"} &
   jl_pid=$!
+  umask 077
 }
 
 # --- Wait until it answers: 0 it does; 1 it stopped (its status is in jl_status); 2 no answer in time ---
