@@ -63,7 +63,7 @@ clean:
 # the instructor's deck: diagrams, generated blocks, lint of every shell block, then Marp CLI (from npm,
 # installed into slides/.marp) → slides/build/workshop.html (self-contained) and workshop.pdf with Chromium
 slides: venv
-	$(BIN)/python -m hpcwidgets.slides build
+	$(BIN)/python -m hpcwidgets.slides build $(if $(PROFILE),--profile $(PROFILE))
 
 # offline HTML handouts of the executed lessons (npm installs require.js + the widget manager into handouts/vendor)
 handouts: venv

@@ -4,8 +4,10 @@ Nothing here is needed to use the package; it is the tooling behind ``make slide
 ``tests/test_slides.py``:
 
 * :func:`code_blocks` finds every fenced block of the deck with the ``hpcw:`` marker above it;
-* :func:`sync_deck` refreshes the blocks marked ``<!-- hpcw: example NAME profile=P -->`` from
-  :func:`hpcwidgets.examples.examples` (the deck never holds a hand-written copy of a shipped job);
+* :func:`sync_deck` refreshes the blocks marked ``<!-- hpcw: example NAME -->`` from
+  :func:`hpcwidgets.examples.examples` (the deck never holds a hand-written copy of a shipped job), and the
+  blocks marked ``<!-- hpcw: lint FILE -->`` / ``<!-- hpcw: fixed FILE -->`` from what ``hpcwidgets lint``
+  prints and ``hpcwidgets lint --fix`` writes (the deck never holds a pasted copy of the linter's words);
 * :func:`check_block` / :func:`check_deck` lint every ``bash`` block with the package's linter
   (job scripts whole, interactive commands also through :func:`hpcwidgets.parse.parse_command`)
   and read every ``dockerfile`` / ``deffile`` block with the package's build-file readers;
@@ -17,20 +19,33 @@ Nothing here is needed to use the package; it is the tooling behind ``make slide
 
 Markers (an HTML comment on the line before the fence; blank lines may sit between):
 
-``<!-- hpcw: example NAME profile=P [from="TEXT"] [to="TEXT"] -->``
+``<!-- hpcw: example NAME [profile=P] [from="TEXT"] [to="TEXT"] -->``
     the block is ``examples(P)[NAME].render()``; ``from``/``to`` keep only the lines from the first
     line containing ``from`` to the next line containing ``to`` (the whole script is still linted).
 ``<!-- hpcw: expect HPC101,HPC102 [profile=P] -->``
     the block shows mistakes on purpose: the linter must report exactly these error/warning codes.
 ``<!-- hpcw: profile=P -->``
-    lint this block against another profile than :data:`DEFAULT_PROFILE`.
+    lint this block against another profile than the deck's.
+``file=NAME`` (with any of the above, or alone)
+    the block is the whole file ``NAME`` (e.g. ``broken.sbatch``), which later blocks can show the linter's
+    output for:
+``<!-- hpcw: lint NAME [profile=P] [select=CODES] [ignore=CODES] [from="TEXT"] [to="TEXT"] -->``
+    the block (fenced as ``text``) is what ``hpcwidgets lint NAME --profile P [--select …] [--ignore …]``
+    prints on its standard output; ``from``/``to`` keep some of its lines, as for examples.
+``<!-- hpcw: fixed NAME [profile=P] [from="TEXT"] [to="TEXT"] -->``
+    the block (``bash``) is the file ``NAME`` after ``hpcwidgets lint --fix NAME --profile P`` (the whole
+    fixed file is linted and must be clean).
+
+The deck's profile, used by every block whose marker names none, is :data:`DEFAULT_PROFILE` unless
+``--profile NAME`` (the ``profile`` argument of the functions below) replaces it; a marker's own
+``profile=`` always wins, so a block pinned to a site stays on it.
 
 Unmarked ``bash`` blocks must be clean: no error and no warning (``info`` advice is allowed). A
 block is a *job script* when it has a ``#!`` line or ``#SBATCH`` lines; otherwise it is commands
 typed at a prompt, and the rules that only make sense for a whole job
 (:data:`INTERACTIVE_IGNORE`) are left out.
 
-Run ``python -m hpcwidgets.slides sync|check|diagrams|build`` (``make slides`` runs ``build``).
+Run ``python -m hpcwidgets.slides sync|check|diagrams|build [--profile NAME]`` (``make slides`` runs ``build``).
 """
 
 from __future__ import annotations
@@ -81,6 +96,14 @@ class SlidesError(HpcWidgetsError):
     """The deck cannot be built or verified (the message says what to do)."""
 
 
+#: what a marker can say a block is (at most one of these); ``plain`` when none
+KINDS = ("example", "expect", "lint", "fixed")
+#: the kinds ``sync`` writes (and ``check`` compares with what the package gives today)
+GENERATED = ("example", "lint", "fixed")
+#: ``key=value`` words of a marker
+MARKER_KEYS = ("profile", "from", "to", "file", "select", "ignore")
+
+
 # ------------------------------------------------------------------------------------------------
 # reading the deck
 # ------------------------------------------------------------------------------------------------
@@ -95,22 +118,29 @@ class Block:
     end: int
     indent: int = 0
     marker: dict[str, Any] = field(default_factory=dict)
+    default_profile: str = ""    # the deck's profile (--profile), for a marker that names none
+    source: Block | None = None  # for lint/fixed: the earlier block marked file=NAME
 
     @property
     def kind(self) -> str:
-        """``example``, ``expect`` or ``plain``."""
-        if "example" in self.marker:
-            return "example"
-        if "expect" in self.marker:
-            return "expect"
-        return "plain"
+        """``example``, ``expect``, ``lint``, ``fixed`` or ``plain``."""
+        return next((k for k in KINDS if k in self.marker), "plain")
 
     @property
     def profile(self) -> str:
-        return str(self.marker.get("profile") or DEFAULT_PROFILE)
+        return str(self.marker.get("profile") or self.default_profile or DEFAULT_PROFILE)
 
     def where(self) -> str:
         return f"{DECK_NAME}:{self.line} ({self.lang} block{', ' + self.kind if self.kind != 'plain' else ''})"
+
+
+#: what each kind's word needs after it, with an example marker for the error message
+_KIND_ARGUMENT = {
+    "example": ("the example's name", "<!-- hpcw: example multi-node-torchrun -->"),
+    "expect": ("the codes", "<!-- hpcw: expect HPC101,HPC102 -->"),
+    "lint": ("the file it lints (a block marked file=NAME)", "<!-- hpcw: lint broken.sbatch -->"),
+    "fixed": ("the file it fixes (a block marked file=NAME)", "<!-- hpcw: fixed broken.sbatch -->"),
+}
 
 
 def parse_marker(spec: str, line: int = 0) -> dict[str, Any]:
@@ -123,35 +153,55 @@ def parse_marker(spec: str, line: int = 0) -> dict[str, Any]:
     i = 0
     while i < len(words):
         word = words[i]
-        if word == "example":
+        if word in KINDS:
             if i + 1 >= len(words) or "=" in words[i + 1]:
-                raise SlidesError(f"{DECK_NAME}:{line}: 'hpcw: example' needs the example's name, "
-                                  "e.g. <!-- hpcw: example multi-node-torchrun profile=midway3 -->")
-            out["example"] = words[i + 1]
-            i += 2
-            continue
-        if word == "expect":
-            if i + 1 >= len(words) or "=" in words[i + 1]:
-                raise SlidesError(f"{DECK_NAME}:{line}: 'hpcw: expect' needs the codes, e.g. "
-                                  "<!-- hpcw: expect HPC101,HPC102 -->")
-            out["expect"] = tuple(sorted(c.strip().upper() for c in words[i + 1].split(",") if c.strip()))
+                what, sample = _KIND_ARGUMENT[word]
+                raise SlidesError(f"{DECK_NAME}:{line}: 'hpcw: {word}' needs {what}, e.g. {sample}")
+            out[word] = _codes(words[i + 1], line) if word == "expect" else words[i + 1]
             i += 2
             continue
         key, eq, value = word.partition("=")
-        if not eq or key not in ("profile", "from", "to"):
+        if not eq or key not in MARKER_KEYS:
             raise SlidesError(f"{DECK_NAME}:{line}: unknown word {word!r} in an hpcw marker; use "
-                              "example NAME, expect CODES, profile=P, from=TEXT or to=TEXT")
-        out[key] = value
+                              "example NAME, expect CODES, lint FILE, fixed FILE, profile=P, file=NAME, "
+                              "select=CODES, ignore=CODES, from=TEXT or to=TEXT")
+        out[key] = _codes(value, line, check=True) if key in ("select", "ignore") else value
         i += 1
-    if "example" in out and "expect" in out:
-        raise SlidesError(f"{DECK_NAME}:{line}: a block is either generated (example) or a mistake on purpose "
-                          "(expect), not both")
+    _check_marker(out, line)
     return out
 
 
-def code_blocks(text: str) -> list[Block]:
-    """Every fenced block, with the ``hpcw:`` marker that precedes it (if any)."""
-    out = []
+def _codes(text: str, line: int, *, check: bool = False) -> tuple[str, ...]:
+    """``hpc101, HPC102`` → ``("HPC101", "HPC102")``; with ``check``, every code must be a rule's."""
+    codes = tuple(sorted(c.strip().upper() for c in text.split(",") if c.strip()))
+    if check:
+        from .lint import rules
+        unknown = [c for c in codes if c not in rules()]
+        if unknown:
+            raise SlidesError(f"{DECK_NAME}:{line}: unknown rule code {', '.join(unknown)} in an hpcw marker; the "
+                              "codes are listed in docs/rules.md")
+    return codes
+
+
+def _check_marker(marker: dict[str, Any], line: int) -> None:
+    """Words that cannot go together."""
+    kinds = [k for k in KINDS if k in marker]
+    if len(kinds) > 1:
+        raise SlidesError(f"{DECK_NAME}:{line}: a block is only one of generated (example), a mistake on purpose "
+                          f"(expect), the linter's output (lint) or its fix (fixed), not both {kinds[0]} and {kinds[1]}")
+    if ("select" in marker or "ignore" in marker) and "lint" not in marker:
+        raise SlidesError(f"{DECK_NAME}:{line}: select= and ignore= go with lint FILE (they are the options of "
+                          "hpcwidgets lint)")
+    if "file" in marker and ("from" in marker or "to" in marker):
+        raise SlidesError(f"{DECK_NAME}:{line}: a block marked file={marker['file']} must show the whole file "
+                          "(the lint and fixed blocks read it): remove from=/to=")
+
+
+def code_blocks(text: str, profile: str | None = None) -> list[Block]:
+    """Every fenced block, with the ``hpcw:`` marker that precedes it (if any); ``profile`` is the deck's
+    profile (default :data:`DEFAULT_PROFILE`) for the blocks whose marker names none."""
+    out: list[Block] = []
+    files: dict[str, Block] = {}
     for m in _FENCE.finditer(text):
         indent = len(m.group("indent"))
         body = "\n".join(ln[indent:] if ln[:indent].strip() == "" else ln
@@ -164,8 +214,26 @@ def code_blocks(text: str) -> list[Block]:
             pass
         if mm is not None and mm.end() == len(before):
             marker = parse_marker(mm.group("spec"), line)
-        out.append(Block(m.group("lang").lower(), body, line, m.start("body"), m.end("body"), indent, marker))
+        block = Block(m.group("lang").lower(), body, line, m.start("body"), m.end("body"), indent, marker,
+                      profile or DEFAULT_PROFILE, _source(marker, files, line))
+        if "file" in marker:
+            if marker["file"] in files:
+                raise SlidesError(f"{DECK_NAME}:{line}: file={marker['file']} is already the block at "
+                                  f"{DECK_NAME}:{files[marker['file']].line}; give each file its own name")
+            files[marker["file"]] = block
+        out.append(block)
     return out
+
+
+def _source(marker: dict[str, Any], files: dict[str, Block], line: int) -> Block | None:
+    """The earlier block a ``lint``/``fixed`` marker names."""
+    name = marker.get("lint") or marker.get("fixed")
+    if name is None:
+        return None
+    if name not in files:
+        raise SlidesError(f"{DECK_NAME}:{line}: the hpcw marker shows the linter on {name}, but no earlier block "
+                          f"is marked file={name}; add file={name} to the marker of the block that holds the script")
+    return files[name]
 
 
 def split_slides(text: str) -> list[str]:
@@ -254,21 +322,53 @@ def excerpt(script: str, start: str = "", stop: str = "", where: str = "") -> st
     return "\n".join(lines[first:last + 1]) + "\n"
 
 
-def expected_body(block: Block) -> str:
-    """What a generated block must contain."""
+def full_text(block: Block) -> str:
+    """The whole text a generated block stands for (the example's script, the linter's output, the fixed
+    file) before ``from``/``to``; for any other block, its body."""
     m = block.marker
-    full = example_script(m["example"], block.profile)
+    if block.kind == "example":
+        return example_script(m["example"], block.profile)
+    if block.kind not in ("lint", "fixed"):
+        return block.body
+    if block.source is None:
+        raise SlidesError(f"{block.where()}: the block it shows the linter on is unknown; read the deck with "
+                          "code_blocks(), which links each lint/fixed marker to the block marked file=NAME")
+    script = full_text(block.source)
+    if block.kind == "fixed":
+        from .fixes import fix_script
+        return fix_script(script, block.profile, path=m["fixed"])[0]
+    from .lint import lint
+    found = lint(script, block.profile, path=m["lint"], select=m.get("select", ()), ignore=m.get("ignore", ()))
+    return "".join(f.format() + "\n" for f in found)
+
+
+def expected_body(block: Block, full: str | None = None) -> str:
+    """What a generated block (example, lint or fixed) must contain; ``full`` is its :func:`full_text`."""
+    m = block.marker
+    full = full_text(block) if full is None else full
     if m.get("from") or m.get("to"):
         return excerpt(full, m.get("from", ""), m.get("to", ""), block.where())
-    return full.rstrip("\n") + "\n"
+    return full.rstrip("\n") + "\n" if full else ""
 
 
-def sync_text(text: str) -> str:
-    """The deck with every ``hpcw: example`` block refreshed."""
+def command(block: Block) -> str:
+    """The command whose result a generated block shows (for messages and notes)."""
+    m = block.marker
+    if block.kind == "example":
+        return f"hpcwidgets examples {m['example']} --profile {block.profile}"
+    if block.kind == "fixed":
+        return f"hpcwidgets lint --fix {m['fixed']} --profile {block.profile}"
+    options = "".join(f" --{k} {','.join(m[k])}" for k in ("select", "ignore") if m.get(k))
+    return f"hpcwidgets lint {m['lint']} --profile {block.profile}{options}"
+
+
+def sync_text(text: str, profile: str | None = None) -> str:
+    """The deck with every generated (``example``, ``lint``, ``fixed``) block refreshed; ``profile`` is the
+    deck's profile for markers that name none."""
     out = []
     pos = 0
-    for block in code_blocks(text):
-        if block.kind != "example":
+    for block in code_blocks(text, profile):
+        if block.kind not in GENERATED:
             continue
         body = expected_body(block)
         if block.indent:
@@ -280,11 +380,11 @@ def sync_text(text: str) -> str:
     return "".join(out)
 
 
-def sync_deck(path: Path | None = None, *, write: bool = True) -> bool:
+def sync_deck(path: Path | None = None, *, write: bool = True, profile: str | None = None) -> bool:
     """Refresh the generated blocks of the deck; True when something changed."""
     path = path or SLIDES_DIR / DECK_NAME
     text = path.read_text(encoding="utf-8")
-    new = sync_text(text)
+    new = sync_text(text, profile)
     if new != text and write:
         tmp = path.with_suffix(".md.tmp")
         tmp.write_text(new, encoding="utf-8")
@@ -329,26 +429,26 @@ def _command_problems(block: Block) -> list[str]:
 
 def check_block(block: Block) -> list[str]:
     """Problems with one block (empty when it is fine). Line numbers point into the deck."""
+    problems: list[str] = []
+    script = None
+    if block.kind in GENERATED:
+        fence = "text" if block.kind == "lint" else "bash"
+        if block.lang != fence:
+            return [f"{block.where()}: a {block.kind} block must be fenced as ```{fence}"]
+        try:
+            script = full_text(block)
+            problems = _stale(block, script)
+        except HpcWidgetsError as exc:
+            return [str(exc)]
+        if block.kind == "lint":
+            return problems
     if block.lang == "dockerfile":
         return _buildfile_problems(block, "dockerfile")
     if block.lang == "deffile":
         return _buildfile_problems(block, "deffile")
     if block.lang != "bash":
         return []
-    problems: list[str] = []
-    script = None
-    if block.kind == "example":
-        try:
-            want = expected_body(block)
-        except HpcWidgetsError as exc:
-            return [str(exc)]
-        if block.body != want:
-            problems.append(f"{block.where()}: out of sync with examples({block.profile!r})"
-                            f"[{block.marker['example']!r}]; refresh it with: python -m hpcwidgets.slides sync "
-                            "(or make slides)")
-        script = example_script(block.marker["example"], block.profile)
     findings = lint_block(block, script)
-    offset = 0 if script is not None else block.line
     serious = [f for f in findings if f.severity in ("error", "warning") or f.code == "HPC000"]
     if block.kind == "expect":
         want_codes = set(block.marker["expect"])
@@ -361,11 +461,29 @@ def check_block(block: Block) -> list[str]:
                             "change the block or the marker")
         return problems
     for f in serious:
-        problems.append(f"{DECK_NAME}:{f.line + offset}: {f.severity} {f.code} {f.message} (mark the block with "
-                        f"<!-- hpcw: expect {f.code} --> if the mistake is on purpose)")
+        if script is not None:  # a generated script: its own line numbers, and no marker can excuse it
+            problems.append(f"{block.where()}: line {f.line} of what `{command(block)}` gives: {f.severity} "
+                            f"{f.code} {f.message} (change the site profile, or what the block is made from)")
+        else:
+            problems.append(f"{DECK_NAME}:{f.line + block.line}: {f.severity} {f.code} {f.message} (mark the block "
+                            f"with <!-- hpcw: expect {f.code} --> if the mistake is on purpose)")
     if not is_job_script(block.body) and block.kind == "plain":
         problems += _command_problems(block)
     return problems
+
+
+def _stale(block: Block, full: str) -> list[str]:
+    """A generated block that is not what its command gives today (``full``: its :func:`full_text`)."""
+    if block.body == expected_body(block, full):
+        return []
+    return [f"{block.where()}: stale: not what `{command(block)}` gives today; refresh it with: {_refresh(block)}"]
+
+
+def _refresh(block: Block) -> str:
+    """The command that refreshes the deck for the profile it is being checked against."""
+    if block.default_profile in ("", DEFAULT_PROFILE):
+        return "python -m hpcwidgets.slides sync (or make slides)"
+    return f"python -m hpcwidgets.slides sync --profile {block.default_profile}"
 
 
 def _buildfile_problems(block: Block, kind: str) -> list[str]:
@@ -379,14 +497,12 @@ def _buildfile_problems(block: Block, kind: str) -> list[str]:
     return [f"{block.where()}: {p}" for p in model.problems()]
 
 
-def check_deck(path: Path | None = None) -> list[str]:
-    """Every problem of every checked block of the deck."""
+def check_deck(path: Path | None = None, profile: str | None = None) -> list[str]:
+    """Every problem of every checked block of the deck (``profile``: the deck's, for unmarked blocks)."""
     path = path or SLIDES_DIR / DECK_NAME
-    text = path.read_text(encoding="utf-8")
     out: list[str] = []
-    for block in code_blocks(text):
-        if block.lang in CHECKED_LANGS:
-            out += check_block(block)
+    for block in iter_checked(path.read_text(encoding="utf-8"), profile):
+        out += check_block(block)
     return out
 
 
@@ -556,14 +672,15 @@ class BuildResult:
 
 
 def build(slides_dir: Path | None = None, out_dir: Path | None = None, *, pdf: bool | None = None,
-          sync: bool = True, browser: str = CHROMIUM) -> BuildResult:
-    """Diagrams → sync → verify → self-contained HTML (+ PDF when ``pdf`` or, by default, when Chromium exists)."""
+          sync: bool = True, browser: str = CHROMIUM, profile: str | None = None) -> BuildResult:
+    """Diagrams → sync → verify → self-contained HTML (+ PDF when ``pdf`` or, by default, when Chromium exists).
+    ``profile`` is the deck's profile for the blocks whose marker names none."""
     slides_dir = slides_dir or SLIDES_DIR
     out_dir = out_dir or slides_dir / "build"
     deck = slides_dir / DECK_NAME
     diagrams = tuple(render_diagrams(slides_dir))
-    changed = sync_deck(deck, write=True) if sync else False
-    problems = check_deck(deck)
+    changed = sync_deck(deck, write=True, profile=profile) if sync else False
+    problems = check_deck(deck, profile)
     if problems:
         raise SlidesError("the deck's code blocks do not pass the linter:\n  " + "\n  ".join(problems))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -640,23 +757,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("action", choices=("sync", "check", "diagrams", "build"))
     p.add_argument("--slides-dir", type=Path, default=SLIDES_DIR)
     p.add_argument("--no-pdf", action="store_true", help="build the HTML only")
+    p.add_argument("--profile", metavar="NAME",
+                   help=f"the site profile for every block whose marker names none (default {DEFAULT_PROFILE}); "
+                        "a marker's own profile= wins")
     args = p.parse_args(argv)
     deck = args.slides_dir / DECK_NAME
+    profile = args.profile
     try:
+        if profile:
+            from .profiles import load_profile
+            load_profile(profile)  # an unknown name stops here, before the deck is touched
         if args.action == "sync":
-            print(f"{deck}: {'refreshed' if sync_deck(deck) else 'already in sync'}")
+            print(f"{deck}: {'refreshed' if sync_deck(deck, profile=profile) else 'already in sync'}")
         elif args.action == "diagrams":
             for name in render_diagrams(args.slides_dir):
                 print(f"{args.slides_dir / 'diagrams' / name}.svg")
         elif args.action == "check":
-            problems = check_deck(deck)
+            problems = check_deck(deck, profile)
             for line in problems:
                 print(line, file=sys.stderr)
-            n = sum(1 for b in code_blocks(deck.read_text(encoding='utf-8')) if b.lang in CHECKED_LANGS)
-            print(f"{deck}: {n} code blocks checked, {len(problems)} problem(s)")
+            n = sum(1 for _ in iter_checked(deck.read_text(encoding="utf-8"), profile))
+            print(f"{deck}: {n} code blocks checked against {profile or DEFAULT_PROFILE}, {len(problems)} problem(s)")
             return 1 if problems else 0
         else:
-            result = build(args.slides_dir, pdf=False if args.no_pdf else None)
+            result = build(args.slides_dir, pdf=False if args.no_pdf else None, profile=profile)
             if result.deck_changed:
                 print(f"{deck}: generated blocks refreshed from the examples")
             print(f"wrote {result.html}")
@@ -670,13 +794,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def iter_checked(text: str) -> Iterator[Block]:
-    """The blocks :func:`check_deck` looks at."""
-    return (b for b in code_blocks(text) if b.lang in CHECKED_LANGS)
+def iter_checked(text: str, profile: str | None = None) -> Iterator[Block]:
+    """The blocks :func:`check_deck` looks at: those in :data:`CHECKED_LANGS` and every generated one."""
+    return (b for b in code_blocks(text, profile) if b.lang in CHECKED_LANGS or b.kind in GENERATED)
 
 
-__all__ = ["Block", "BuildResult", "DEFAULT_PROFILE", "INTERACTIVE_IGNORE", "SlidesError", "Svg", "build",
-           "check_block", "check_deck", "code_blocks", "count_slides", "example_script", "excerpt",
+__all__ = ["Block", "BuildResult", "DEFAULT_PROFILE", "GENERATED", "INTERACTIVE_IGNORE", "KINDS", "SlidesError",
+           "Svg", "build", "check_block", "check_deck", "code_blocks", "command", "count_slides", "example_script",
+           "excerpt", "expected_body", "full_text",
            "external_references", "inline_images", "iter_checked", "main", "parse_marker", "prepare",
            "render_diagrams", "speaker_notes", "split_slides", "strip_markers", "sync_deck", "sync_text"]
 
