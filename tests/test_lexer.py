@@ -680,3 +680,10 @@ def test_a_function_defined_inside_a_block() -> None:
     script = lex_script(text)
     assert [c.kind for c in script.code] == ["compound", "simple", "simple"]
     assert script.code[0].end_line == 4 and script.code[2].name == "python"
+
+
+def test_a_continuation_inside_a_name_keeps_the_word_as_written():
+    """bash removes backslash-newline before it reads names: "$A\\<newline>0" is $A0, not $A then 0."""
+    for raw in ('"$A\\\n0"', "$A\\\n0"):
+        assert lex_word(raw).verbatim, raw
+    assert lex_word('"$A\\\n"').verbatim and not lex_word('"$A 0"').verbatim

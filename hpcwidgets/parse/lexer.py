@@ -738,6 +738,9 @@ class _Lexer:
             m = _NAME.match(src, i + 1)
             if m.group() == "_":  # type: ignore[union-attr]  # $_ is bash's special "last argument"
                 return m.end(), True, False  # type: ignore[union-attr]
+            if src.startswith("\\\n", m.end()):  # type: ignore[union-attr]
+                # "$A\<newline>0": bash removes the continuation first and reads $A0; kept as written
+                return m.end(), True, False  # type: ignore[union-attr]
             segs.append((m.group(), False))  # type: ignore[union-attr]
             return m.end(), False, False  # type: ignore[union-attr]
         if c == "{":
