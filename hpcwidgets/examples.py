@@ -356,7 +356,8 @@ def _jupyter(site: _Site) -> Example | None:
                    cpus_per_task=2, mem=_fit_mem(8 * 1024, part, share=2), time=_fit_time("02:00:00", part),
                    output="jupyter-%j.log", modules=site.modules() if box is not None else ())
     # without a login host the tunnel cannot be known: a visible placeholder, never a host that looks real
-    model = JupyterJob(job=job, container=box, login_host=site.profile.login_host or LOGIN_HOST_PLACEHOLDER)
+    login = JupyterJob.login_fields(site.profile)
+    model = JupyterJob(job=job, container=box, **dict(login, login_host=login["login_host"] or LOGIN_HOST_PLACEHOLDER))
     where = f"in the image {site.image()}" if box is not None else "from the jupyter on PATH"
     note = "" if site.profile.login_host else (
         f" The profile names no login_host, so the tunnel command says {LOGIN_HOST_PLACEHOLDER}: replace it with the "

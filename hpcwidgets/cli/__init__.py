@@ -406,7 +406,8 @@ def _run_model_command(args: argparse.Namespace) -> int:
     model = model_from_args(cls, base, args, cmd.fixed)
     model = apply_sets(model, args.set)
     if profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
-        model = model.replace(login_host=profile.login_host)  # a Jupyter job loaded with --from that names none
+        # a Jupyter job loaded with --from that names none: the profile's way in (host, port, jump host)
+        model = model.replace(**type(model).login_fields(profile))
     if profile is not None:
         placed = profile.place(model)
         binary = getattr(getattr(placed, "container", None), "binary", None)

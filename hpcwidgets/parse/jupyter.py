@@ -5,8 +5,9 @@ model holds is read from the few places it lands: the ``#SBATCH`` lines, modules
 (what comes before the job's own commands, or before the server's start line in a script someone else
 wrote: ``conda activate`` stays), the start line in
 ``jl_start`` (the container, the Jupyter program, the notebook folder, extra JupyterLab arguments), the
-tunnel line (local port, login user and host), the port range and the set-up Python. A script that is not
-one of these jobs still gives its Slurm job, with the server settings at their defaults.
+tunnel line (local port, login user and host, the login node's ssh port and jump host), the port range and
+the set-up Python. A script that is not one of these jobs still gives its Slurm job, with the server
+settings at their defaults.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, server_start
 from .script import ParsedScript, Step, read_script
 
-#: the tunnel the job prints: ssh -N -L LOCAL:$jl_host:$jl_port USER@HOST
-_TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L (\d+):\$jl_host:\$jl_port ([^@\s"]+)@([^\s"]+)"?\s*$', re.MULTILINE)
+#: the tunnel the job prints: ssh -N -L LOCAL:$jl_host:$jl_port [-p SSH_PORT] [-J JUMP] USER@HOST
+_TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L (\d+):\$jl_host:\$jl_port(?: -p (\d+))?(?: -J ([^\s"]+))? '
+                     r'([^@\s"]+)@([^\s"]+)"?\s*$', re.MULTILINE)
 _PORTS = re.compile(r'port "\$jl_addr" (\d+) (\d+)\)')
 _HELPER = re.compile(r"^jl_helper=(\S+)\s*$", re.MULTILINE)
 
@@ -41,7 +43,11 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
             values.update(_settings(program, words[len(program) + 1:]))
     tunnel = _TUNNEL.search(text)
     if tunnel:
-        values.update(local_port=int(tunnel.group(1)), login_user=tunnel.group(2), login_host=tunnel.group(3))
+        values.update(local_port=int(tunnel.group(1)), login_user=tunnel.group(4), login_host=tunnel.group(5))
+        if tunnel.group(2):
+            values["login_port"] = int(tunnel.group(2))
+        if tunnel.group(3):
+            values["jump_host"] = tunnel.group(3)
     ports = _PORTS.search(text)
     if ports:
         values.update(port_min=int(ports.group(1)), port_max=int(ports.group(2)))

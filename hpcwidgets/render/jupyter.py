@@ -17,7 +17,8 @@ At run time, on the node, the script:
   JupyterLab in the background with ``--ServerApp.port_retries=0``;
 * waits until JupyterLab has written its server file for that port and the port accepts connections;
   when another program took the port in between (JupyterLab stops), it picks another port, up to 3 tries;
-* only then prints ``ssh -N -L LOCAL:ADDRESS:PORT …`` and the URL.
+* only then prints ``ssh -N -L LOCAL:ADDRESS:PORT …`` (with ``-p`` and ``-J`` when the login node needs them)
+  and the URL.
 
 The body is the template ``templates/jupyter.sh.j2`` around values quoted by the contract in
 :mod:`hpcwidgets.render.quote`; the whole script is assembled by :func:`~hpcwidgets.render.script.render_script`.
@@ -47,9 +48,17 @@ PORT = "$jl_port"
 TOKEN = "$jl_token"
 
 
-def tunnel_command(node: str, port: int | str, login_host: str, user: str, local_port: int | str = 8888) -> str:
-    """``ssh -N -L LOCAL:NODE:PORT USER@LOGIN``: run on the laptop, forwards ``localhost:LOCAL`` to the node."""
-    return f"ssh -N -L {local_port}:{node}:{port} {user}@{login_host}"
+def tunnel_command(node: str, port: int | str, login_host: str, user: str, local_port: int | str = 8888, *,
+                   login_port: int | None = None, jump_host: str = "") -> str:
+    """``ssh -N -L LOCAL:NODE:PORT [-p SSH_PORT] [-J JUMP] USER@LOGIN``: run on the laptop, forwards
+    ``localhost:LOCAL`` to the node. ``-p`` and ``-J`` appear only when set, for sites whose login node
+    listens on another port or is reached through a gateway."""
+    words = ["ssh", "-N", "-L", f"{local_port}:{node}:{port}"]
+    if login_port is not None:
+        words += ["-p", str(int(login_port))]
+    if jump_host:
+        words += ["-J", jump_host]
+    return " ".join(words + [f"{user}@{login_host}"])
 
 
 def lab_url(local_port: int | str, token: str) -> str:
@@ -146,7 +155,8 @@ def jupyter_block(j: JupyterJob) -> str:
         port_min=int(j.port_min),
         port_max=int(j.port_max),
         local_port=int(j.local_port),
-        tunnel=quote(tunnel_command(HOST, PORT, j.login_host, j.login_user, int(j.local_port))),
+        tunnel=quote(tunnel_command(HOST, PORT, j.login_host, j.login_user, int(j.local_port),
+                                    login_port=j.login_port, jump_host=j.jump_host)),
         url=quote(lab_url(int(j.local_port), TOKEN)),
         # indented here, not with Jinja's indent filter: that splits lines at U+0085 and U+2028 as well,
         # which may sit inside a quoted value

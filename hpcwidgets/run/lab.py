@@ -1,10 +1,12 @@
 """``make lab``: start JupyterLab on the lessons with a random token on a free port.
 
     python -m hpcwidgets.run.lab [--notebook-dir notebooks] [--port P] [--profile NAME] [--login-host HOST]
+                                 [--login-port SSH_PORT] [--jump-host JUMP]
 
 Outside Slurm the server listens on 127.0.0.1 only. Inside a Slurm job (``SLURM_JOB_ID`` is set) it
 listens on the node's name and also prints the SSH tunnel command for the login host (from
-``--login-host``, else from the cluster profile). The token is made with :mod:`secrets` and handed to
+``--login-host`` with ``--login-port`` and ``--jump-host``, else from the cluster profile's ``login_host``,
+``login_port`` and ``jump_host``: one way in, so they are never mixed). The token is made with :mod:`secrets` and handed to
 JupyterLab through ``JUPYTER_TOKEN`` (environment variables are private to their owner; a command
 line is visible to every user of the machine). When stdout or stderr is a file (the log of a batch
 job), it is made private before the token is printed. ``port_retries=0``: if the port were taken, JupyterLab
@@ -29,6 +31,7 @@ from typing import Mapping, Sequence
 
 from ..errors import HpcWidgetsError
 from ..render.jupyter import lab_url, tunnel_command
+from ..spec.jupyter import JupyterJob, jump_host_problem, login_host_problem
 from . import netcheck
 
 LOCALHOST = "127.0.0.1"
@@ -119,16 +122,39 @@ def make_output_private(fds: Sequence[int] = (1, 2)) -> list[int]:
     return changed
 
 
-def profile_login_host(profile: str) -> str:
-    """The login host a cluster profile names, or "" when the profile support is not available."""
+#: no way in is known: no login host, no ssh port, no jump host
+NO_LOGIN = ("", None, "")
+
+
+def profile_login(profile: str) -> tuple[str, int | None, str]:
+    """The login host a cluster profile names with its ssh port and jump host (see
+    :meth:`~hpcwidgets.spec.jupyter.JupyterJob.login_fields`), or :data:`NO_LOGIN` when the profile
+    support is not available."""
     try:
         from .. import profiles
     except ImportError:
-        return ""
+        return NO_LOGIN
     load = getattr(profiles, "load_profile", None)
     if load is None:
-        return ""
-    return str(getattr(load(profile), "login_host", "") or "")
+        return NO_LOGIN
+    fields = JupyterJob.login_fields(load(profile))
+    return str(fields["login_host"]), fields["login_port"], str(fields["jump_host"])
+
+
+def option_login(args: argparse.Namespace) -> tuple[str, int | None, str]:
+    """The login host, ssh port and jump host given as options, after the checks the job's fields get;
+    :data:`NO_LOGIN` without ``--login-host``."""
+    if not args.login_host:
+        if args.login_port is not None or args.jump_host:
+            raise LabError("--login-port and --jump-host belong to --login-host: add --login-host HOST, or leave "
+                           "them out to use the profile's")
+        return NO_LOGIN
+    if args.login_port is not None and not 0 < args.login_port < 65536:
+        raise LabError(f"--login-port {args.login_port} is not a port number; give one from 1 to 65535")
+    problem = login_host_problem(args.login_host) or (args.jump_host and jump_host_problem(args.jump_host))
+    if problem:
+        raise LabError(problem)
+    return args.login_host, args.login_port, args.jump_host
 
 
 @dataclass(frozen=True)
@@ -167,7 +193,9 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
     argv = lab_argv(str(folder), port, ip, allow_root=root, python=args.python)
     lines = [f"JupyterLab for {folder}"]
     if slurm:
-        login = args.login_host or (profile_login_host(args.profile) if args.profile else "")
+        login, ssh_port, jump = option_login(args)
+        if not login and args.profile:
+            login, ssh_port, jump = profile_login(args.profile)
         user = login_user(env)
         url = lab_url(args.local_port, token)
         lines.append(f"Running in Slurm job {env.get('SLURM_JOB_ID')} on node {node}, address {ip}, port {port}.")
@@ -177,7 +205,8 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
         host = node if ip == "0.0.0.0" else f"[{ip}]" if ":" in ip else ip
         if login:
             lines += ["1. On your own computer, open the tunnel and leave it running:",
-                      "   " + tunnel_command(host, port, login, user, args.local_port),
+                      "   " + tunnel_command(host, port, login, user, args.local_port, login_port=ssh_port,
+                                             jump_host=jump),
                       "2. Then open this address in your browser:", "   " + url]
         else:
             lines += ["To reach it from your computer, run this again with --login-host HOST (the address you ssh to)",
@@ -199,6 +228,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=os.environ.get("HPCW_PROFILE", ""),
                    help="cluster profile naming the login host for the tunnel (default: $HPCW_PROFILE)")
     p.add_argument("--login-host", default="", help="login host for the tunnel command; overrides the profile")
+    p.add_argument("--login-port", type=int, default=None,
+                   help="the login host's ssh port when it is not 22 (with --login-host)")
+    p.add_argument("--jump-host", default="",
+                   help="host ssh goes through to reach the login host, as ssh -J takes it (with --login-host)")
     p.add_argument("--local-port", type=int, default=PREFERRED_PORT,
                    help="port on your own computer for the tunnel (default: 8888)")
     p.add_argument("--python", default=sys.executable, help="the Python that has JupyterLab (default: this one)")

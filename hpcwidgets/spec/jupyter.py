@@ -3,7 +3,8 @@
 The job script (see :func:`hpcwidgets.render.jupyter.render_jupyter_job`) picks a free port on the
 node and makes a random token when it runs, then prints the SSH tunnel command and the URL to the
 job log. This model holds only what a person chooses: resources, the container (if any), the
-notebook directory, the login host and user for the tunnel, the port range and the local port.
+notebook directory, the login host and user for the tunnel (with the login node's ssh port and a jump
+host where the site needs them), the port range and the local port.
 """
 
 from __future__ import annotations
@@ -68,6 +69,35 @@ def server_start(words: list[str]) -> int | None:
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
 _REF = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+#: one hop of ``ssh -J``: ``[user@]host[:port]``
+_JUMP_HOP = re.compile(rf"(?:{_USER.pattern}@)?{_HOST.pattern}(?::(\d+))?")
+
+
+def jump_host_problem(value: str) -> str:
+    """Why ``value`` is not a jump host as ``ssh -J`` takes it (``[user@]host[:port]``, hops joined by
+    commas), or "". The value lands in the printed tunnel command, so nothing else gets through."""
+    hops = value.split(",")
+    if not all(_JUMP_HOP.fullmatch(h) for h in hops):
+        return (f"{value!r} is not a jump host: write [user@]host[:port] as ssh -J takes it, e.g. gateway.example.org "
+                "or alice@gw.example.org:2222 (several hops joined by commas, no spaces)")
+    for hop in hops:
+        port = _JUMP_HOP.fullmatch(hop).group(1)
+        if port is not None and not 0 < int(port) < 65536:
+            return f"{value!r}: port {port} of jump host {hop!r} is not a port number; write one from 1 to 65535"
+    return ""
+
+
+def login_host_problem(value: str) -> str:
+    """Why ``value`` is not a bare login host name, naming the field that takes what it holds, or ""."""
+    if "@" in value:
+        return f"{value!r}: put the user name in login_user and only the host here"
+    host, colon, port = value.rpartition(":")
+    if colon and port.isdigit() and _HOST.fullmatch(host):
+        return f"{value!r}: put the ssh port in login_port (--login-port {port}) and only the host here"
+    if not _HOST.fullmatch(value):
+        return f"{value!r} is not a host name (letters, digits, '.', '-')"
+    return ""
+
 
 DEFAULT_JOB = SlurmJob(job_name="jupyter", time="02:00:00", cpus_per_task=2, output="jupyter-%j.log")
 
@@ -95,6 +125,13 @@ class JupyterJob(Spec):
                           help="The cluster's login node your laptop can reach with ssh (the cluster profile names it).")
     login_user: str = opt("$USER", label="Login user", role="internal",
                           help="Your user name on the cluster; $USER is filled in on the node when the job runs.")
+    login_port: int | None = opt(None, label="Login SSH port", role="internal", minimum=1, maximum=65535,
+                                 placeholder="8022",
+                                 help="The login node's ssh port when it is not 22 (ULHPC: 8022): the tunnel then "
+                                      "says ssh -p PORT. Empty for 22 (the cluster profile names it).")
+    jump_host: str = opt("", label="Jump host", role="internal", placeholder="gateway.example.org",
+                         help="A host ssh goes through to reach the login node (ssh -J): [user@]host[:port], "
+                              "hops joined by commas. Empty for none (the cluster profile names it).")
     port_min: int = opt(20000, label="Lowest port", role="internal", minimum=1024, maximum=65535, advanced=True,
                         help="The job picks a free port on the node between this and the highest port.")
     port_max: int = opt(29999, label="Highest port", role="internal", minimum=1024, maximum=65535, advanced=True,
@@ -112,11 +149,20 @@ class JupyterJob(Spec):
 
     @classmethod
     def for_profile(cls, profile: Any, **changes: Any) -> "JupyterJob":
-        """A Jupyter job filled in from a cluster profile: its login host, and the partition (or QOS and
-        constraint) and account of the default entry, with a time that fits it (:meth:`fit_time`)."""
+        """A Jupyter job filled in from a cluster profile: its login host (with its ssh port and jump host,
+        :meth:`login_fields`), and the partition (or QOS and constraint) and account of the default entry, with
+        a time that fits it (:meth:`fit_time`)."""
         job = DEFAULT_JOB.replace(time="", **profile.job_fields(profile.default()))
-        base = cls(job=job, login_host=getattr(profile, "login_host", "") or "").fit_time(profile)
+        base = cls(job=job, **cls.login_fields(profile)).fit_time(profile)
         return base.replace(**changes) if changes else base
+
+    @staticmethod
+    def login_fields(profile: Any) -> dict[str, Any]:
+        """The tunnel's fields a cluster profile names: ``login_host``, ``login_port`` and ``jump_host``
+        (they describe one way in, so they are taken together)."""
+        return {"login_host": getattr(profile, "login_host", "") or "",
+                "login_port": getattr(profile, "login_port", None),
+                "jump_host": getattr(profile, "jump_host", "") or ""}
 
     def fit_time(self, profile: Any) -> "JupyterJob":
         """This job with an empty time filled in: the default two hours, or the limit of the partition the job
@@ -141,10 +187,10 @@ class JupyterJob(Spec):
         if not isinstance(self.login_host, str) or not self.login_host:
             out.append(Problem("login_host", "a login host is needed for the tunnel: the address you ssh to, "
                                              "e.g. midway3.rcc.uchicago.edu (your cluster profile names it)"))
-        elif "@" in self.login_host:
-            out.append(Problem("login_host", f"{self.login_host!r}: put the user name in login_user and only the host here"))
-        elif not _HOST.fullmatch(self.login_host):
-            out.append(Problem("login_host", f"{self.login_host!r} is not a host name (letters, digits, '.', '-')"))
+        elif login_host_problem(self.login_host):
+            out.append(Problem("login_host", login_host_problem(self.login_host)))
+        if isinstance(self.jump_host, str) and self.jump_host and jump_host_problem(self.jump_host):
+            out.append(Problem("jump_host", jump_host_problem(self.jump_host)))
         if isinstance(self.login_user, str):
             if not self.login_user:
                 out.append(Problem("login_user", "a user name is needed for the tunnel; $USER works on most clusters"))

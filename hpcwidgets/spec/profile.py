@@ -10,7 +10,8 @@ Rules a profile follows besides the field types (each broken rule is one :class:
 names are unique and at most one is marked ``is_default`` (agreeing with ``default_partition``);
 ``default_gpu_partition`` names a partition with GPUs; times are Slurm times and a partition's
 ``default_time`` is neither longer than its ``max_time`` nor unlimited (``UNLIMITED``/``0``) when
-``max_time`` is finite; ``mem_per_node`` is a positive Slurm size; ``account`` is letters, digits and
+``max_time`` is finite; ``mem_per_node`` is a positive Slurm size; ``login_port`` is a port number and ``jump_host`` what ``ssh -J`` takes
+(``[user@]host[:port]``, hops joined by commas); ``account`` is letters, digits and
 ``_ . + - @`` (IDRIS Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from
 a well-known one (:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported, since as written no job
 would load that module; other purposes (``hdf5``, ``gcc``) are free. A partition's ``qos``, ``constraint`` and
@@ -36,6 +37,7 @@ from typing import Any
 from ..errors import Problem, ProfileError
 from ._meta import Spec, opt
 from .apptainer import IMAGE_SOURCES
+from .jupyter import jump_host_problem
 from .slurm import SlurmJob
 from .units import UNLIMITED, format_mem, parse_mem, parse_time
 
@@ -365,6 +367,13 @@ class ClusterProfile(Spec):
                            help="One or two sentences on the site, shown when choosing a profile.")
     login_host: str = opt("", label="Login host", role="internal", placeholder="login.example.edu",
                           help="The host you ssh to (used to print SSH tunnel commands for JupyterLab).")
+    login_port: int | None = opt(None, label="Login SSH port", role="internal", minimum=1, maximum=65535,
+                                 placeholder="8022",
+                                 help="The login host's ssh port when it is not 22 (ULHPC: 8022); the tunnel "
+                                      "command then says ssh -p PORT. Leave it out for 22.")
+    jump_host: str = opt("", label="Jump host", role="internal", placeholder="gateway.example.org",
+                         help="A host ssh must go through to reach the login host (ssh -J, ProxyJump): "
+                              "[user@]host[:port], hops joined by commas; empty for none.")
     scheduler_version: str = opt("", label="Slurm version", role="internal", placeholder="22.05",
                                  help="Slurm release (major.minor); srun of 22.05–23.02 does not inherit --cpus-per-task. "
                                       "Empty if unknown (then it is always passed again).")
@@ -593,9 +602,15 @@ class ClusterProfile(Spec):
             out.append(Problem("name", "a profile needs a name (e.g. the site's cluster name)"))
         elif isinstance(self.name, str) and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
             out.append(Problem("name", f"{self.name!r} is not a profile name (letters, digits, _ . -, as in a file name)"))
-        if _str(self.login_host) and not _HOST.fullmatch(self.login_host):
+        host, colon, port = _str(self.login_host).rpartition(":")
+        if colon and port.isdigit() and _HOST.fullmatch(host):
+            out.append(Problem("login_host", f"{self.login_host!r}: write the ssh port as login_port = {port} and "
+                                             f"only the host here (login_host = {host!r})"))
+        elif _str(self.login_host) and not _HOST.fullmatch(self.login_host):
             out.append(Problem("login_host", f"{self.login_host!r} is not a host name; write only the host, "
                                              "e.g. login.example.edu (no user@ or spaces)"))
+        if _str(self.jump_host) and jump_host_problem(self.jump_host):
+            out.append(Problem("jump_host", jump_host_problem(self.jump_host)))
         if _str(self.scheduler_version) and not _VERSION.fullmatch(self.scheduler_version.strip()):
             out.append(Problem("scheduler_version", f"{self.scheduler_version!r} is not a Slurm version; write "
                                                     "major.minor such as 22.05 or 23.11"))

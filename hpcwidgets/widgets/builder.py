@@ -972,7 +972,7 @@ class JupyterJobBuilder(Builder):
 
     @classmethod
     def default_model(cls, profile: Any) -> Any:
-        return JupyterJob(login_host=getattr(profile, "login_host", "") or "")
+        return JupyterJob(**JupyterJob.login_fields(profile))
 
     def sections(self, model: Any) -> list[Section]:
         return [Section("JupyterLab", JupyterJob),
@@ -984,10 +984,10 @@ class JupyterJobBuilder(Builder):
         return loading.parse_jupyter(text)
 
     def _fill_in(self, model: Any) -> Any:
-        # a plain job script has no tunnel line: its login host is the profile's, as with jupyter-job --from
-        host = getattr(self.profile, "login_host", "") or ""
-        if isinstance(model, JupyterJob) and model.login_host == "" and host:
-            return model.replace(login_host=host)
+        # a plain job script has no tunnel line: its way in (host, port, jump host) is the profile's, as with
+        # jupyter-job --from
+        if isinstance(model, JupyterJob) and model.login_host == "" and getattr(self.profile, "login_host", ""):
+            return model.replace(**JupyterJob.login_fields(self.profile))
         return model
 
 
