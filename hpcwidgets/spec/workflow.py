@@ -317,9 +317,9 @@ class Workflow(Spec):
                                       f"variable); set it in a set-up line ({name}=…), export it, or sweep it"))
         return out
 
-    def _step_texts(self) -> Iterable[tuple[str, str]]:
-        """The step's words that refer to variables, joined per field; a verbatim word read from a script is left
-        to the script's own logic (it is looked for only when a field holds a reference at all)."""
+    def _step_word_groups(self) -> list[tuple[str, Any]]:
+        """The words the step passes on that may refer to variables, by field: the program, the launcher's
+        script and arguments, the container's command, environment and binds, and the exported values."""
         groups: list[tuple[str, Any]] = [("program", self.program)]
         if isinstance(self.launcher, Torchrun):
             groups.append(("launcher.args", (self.launcher.script, *self.launcher.args)))
@@ -330,7 +330,12 @@ class Workflow(Spec):
             groups.append(("container.binds", [part for b in getattr(c, "binds", ()) or () if isinstance(b, Bind)
                                                for part in (b.src, b.dst)]))
         groups.append(("exports", [e.value for e in self.exports if isinstance(e, EnvVar)]))
-        for field, words in groups:
+        return groups
+
+    def _step_texts(self) -> Iterable[tuple[str, str]]:
+        """The step's words that refer to lower-case variables, joined per field; a verbatim word read from a
+        script is left to the script's own logic (it is looked for only when a field holds a reference at all)."""
+        for field, words in self._step_word_groups():
             try:
                 text = "\n".join(words)
             except TypeError:
@@ -460,15 +465,11 @@ class Workflow(Spec):
         return out
 
     def _sweep_is_used(self, name: str) -> bool:
-        """Whether the swept variable ``name`` reaches the step: a reference in the program's, launcher's or
-        container's words, an exported value, or the job's own lines."""
+        """Whether the swept variable ``name`` reaches the step: a reference in its words (a bind too), an exported
+        value, or the job's own lines."""
         name = re.escape(name)
         ref = re.compile(rf"\$(?:{name}(?![A-Za-z0-9_])|\{{{name}[}}:#%/^,@\[-])")
-        words: list[Any] = [*self.program, *self.after, *(e.value for e in self.exports), *self.job.setup]
-        if isinstance(self.launcher, Torchrun):
-            words += [self.launcher.script, *self.launcher.args]
-        words += list(getattr(self.container, "command", ()) or ())
-        words += [e.value for e in getattr(self.container, "env", ()) or ()]
+        words = [w for _, group in self._step_word_groups() for w in group] + [*self.after, *self.job.setup]
         return any(ref.search(str(w)) for w in words)
 
     # -- constructors ----------------------------------------------------------------------------
