@@ -3496,19 +3496,18 @@ _BACKSLASH_COMMENT = re.compile(r"\\[ \t]+#")
 
 def _inner_script(word: Any) -> tuple[Any, Any] | None:
     """The script of a ``bash -c`` word that spans lines, lexed, and a map from its line numbers to the outer
-    script's; None when it is one line or not one quoted string. A backslash-newline inside double quotes is
-    kept: the outer shell removes it, but it continues the line just the same, and the lines then stay aligned."""
+    script's; None when it is one line or not one quoted string (its lines then match the word's source)."""
     from ..errors import ParseError
     from ..parse.lexer import lex_script
-    from ..parse.script import _one_double_quoted
+    from ..parse.script import shell_script_text
     raw = word.raw if word is not None else ""
     if "\n" not in raw:
         return None
     if len(raw) > 1 and raw[0] == raw[-1] == "'" and raw.count("'") == 2:
-        text = raw[1:-1]
-    elif _one_double_quoted(raw):
-        text = _DQ_KEEPING_LINES.sub(r"\1", raw[1:-1])
+        text: str | None = raw[1:-1]
     else:
+        text = shell_script_text(Verbatim(raw), keep_lines=True)
+    if text is None:
         return None
     try:
         lexed = lex_script(text)
@@ -3516,9 +3515,6 @@ def _inner_script(word: Any) -> tuple[Any, Any] | None:
         return None
     return lexed, lambda k: word.line + k - 1
 
-
-#: the escapes bash removes inside double quotes, except the backslash-newline
-_DQ_KEEPING_LINES = re.compile(r'\\([`"\\$])')
 
 
 def _indent(line: str) -> int:

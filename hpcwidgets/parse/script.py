@@ -340,20 +340,23 @@ def _wrapped_shell(chain: Chain) -> tuple[int, str] | None:
 _DQ_ESCAPE = re.compile(r'\\([`"\\\n]|\$(?![A-Za-z_{]))')
 
 
-def shell_script_text(value: str) -> str | None:
+def shell_script_text(value: str, *, keep_lines: bool = False) -> str | None:
     """The script ``bash -c`` receives from the word whose value is ``value``, or None when it cannot be told.
 
     A plain value is the text itself. A word kept verbatim because it holds ``$(…)`` or a backtick is read
     when it is one double-quoted string: its escapes removed, the rest as written (what the batch shell
     substitutes stays a reference, which is all a reader needs to know of it). ``$(…)`` reads the same whether
     the batch shell or each task runs it; a rule that must tell them apart looks at the word's source.
+    With ``keep_lines`` a backslash-newline stays: the outer shell removes it, but it continues the line just
+    the same in the script, whose lines then match the word's source line for line.
     """
     if not isinstance(value, Verbatim):
         return str(value)
     text = str(value)
     if not _one_double_quoted(text):
         return None
-    return _DQ_ESCAPE.sub(lambda m: "" if m.group(1) == "\n" else m.group(1), text[1:-1])
+    return _DQ_ESCAPE.sub(lambda m: m.group(0) if keep_lines and m.group(1) == "\n"
+                          else "" if m.group(1) == "\n" else m.group(1), text[1:-1])
 
 
 def _one_double_quoted(text: str) -> bool:
