@@ -31,7 +31,8 @@ from typing import Mapping, Sequence
 
 from ..errors import HpcWidgetsError
 from ..render.jupyter import lab_url, tunnel_command
-from ..spec.jupyter import JupyterJob, jump_host_problem, login_host_problem
+from ..spec.jupyter import JupyterJob
+from ..spec.ssh import jump_host_problem, login_host_problem
 from . import netcheck
 
 LOCALHOST = "127.0.0.1"

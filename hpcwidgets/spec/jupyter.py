@@ -19,6 +19,7 @@ from ._words import Verbatim
 from .apptainer import ApptainerRun
 from .charliecloud import ChRun
 from .slurm import SlurmJob, node_range
+from .ssh import USER, jump_host_problem, login_host_problem
 from .units import format_time, parse_time
 
 #: the job's private runtime folder, made when it runs (bound into an Apptainer container)
@@ -66,37 +67,7 @@ def server_start(words: list[str]) -> int | None:
     return None
 
 
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
-_USER = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
 _REF = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
-#: one hop of ``ssh -J``: ``[user@]host[:port]``
-_JUMP_HOP = re.compile(rf"(?:{_USER.pattern}@)?{_HOST.pattern}(?::(\d+))?")
-
-
-def jump_host_problem(value: str) -> str:
-    """Why ``value`` is not a jump host as ``ssh -J`` takes it (``[user@]host[:port]``, hops joined by
-    commas), or "". The value lands in the printed tunnel command, so nothing else gets through."""
-    hops = value.split(",")
-    if not all(_JUMP_HOP.fullmatch(h) for h in hops):
-        return (f"{value!r} is not a jump host: write [user@]host[:port] as ssh -J takes it, e.g. gateway.example.org "
-                "or alice@gw.example.org:2222 (several hops joined by commas, no spaces)")
-    for hop in hops:
-        port = _JUMP_HOP.fullmatch(hop).group(1)
-        if port is not None and not 0 < int(port) < 65536:
-            return f"{value!r}: port {port} of jump host {hop!r} is not a port number; write one from 1 to 65535"
-    return ""
-
-
-def login_host_problem(value: str) -> str:
-    """Why ``value`` is not a bare login host name, naming the field that takes what it holds, or ""."""
-    if "@" in value:
-        return f"{value!r}: put the user name in login_user and only the host here"
-    host, colon, port = value.rpartition(":")
-    if colon and port.isdigit() and _HOST.fullmatch(host):
-        return f"{value!r}: put the ssh port in login_port (--login-port {port}) and only the host here"
-    if not _HOST.fullmatch(value):
-        return f"{value!r} is not a host name (letters, digits, '.', '-')"
-    return ""
 
 
 DEFAULT_JOB = SlurmJob(job_name="jupyter", time="02:00:00", cpus_per_task=2, output="jupyter-%j.log")
@@ -194,7 +165,7 @@ class JupyterJob(Spec):
         if isinstance(self.login_user, str):
             if not self.login_user:
                 out.append(Problem("login_user", "a user name is needed for the tunnel; $USER works on most clusters"))
-            elif not (_USER.fullmatch(self.login_user) or _REF.fullmatch(self.login_user)):
+            elif not (USER.fullmatch(self.login_user) or _REF.fullmatch(self.login_user)):
                 out.append(Problem("login_user", f"{self.login_user!r} is not a user name (letters, digits, . _ -) "
                                                  "or a variable like $USER"))
         if isinstance(self.port_min, int) and isinstance(self.port_max, int) and self.port_min > self.port_max:

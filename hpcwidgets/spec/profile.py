@@ -37,8 +37,8 @@ from typing import Any
 from ..errors import Problem, ProfileError
 from ._meta import Spec, opt
 from .apptainer import IMAGE_SOURCES
-from .jupyter import jump_host_problem
 from .slurm import SlurmJob
+from .ssh import jump_host_problem, login_host_problem
 from .units import UNLIMITED, format_mem, parse_mem, parse_time
 
 RUNTIMES = ("apptainer", "singularity", "charliecloud")
@@ -46,7 +46,6 @@ GPU_VENDORS = ("nvidia", "amd", "intel", "none")
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 #: Slurm account names: like partition names, plus "@" (IDRIS Jean Zay charges "abc@v100", "abc@a100").
 _ACCOUNT = re.compile(r"[A-Za-z0-9_.+@-]+")
 #: Slurm --constraint values: features joined with & | , (and brackets, counts, ! as Slurm allows), no spaces.
@@ -602,13 +601,8 @@ class ClusterProfile(Spec):
             out.append(Problem("name", "a profile needs a name (e.g. the site's cluster name)"))
         elif isinstance(self.name, str) and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
             out.append(Problem("name", f"{self.name!r} is not a profile name (letters, digits, _ . -, as in a file name)"))
-        host, colon, port = _str(self.login_host).rpartition(":")
-        if colon and port.isdigit() and _HOST.fullmatch(host):
-            out.append(Problem("login_host", f"{self.login_host!r}: write the ssh port as login_port = {port} and "
-                                             f"only the host here (login_host = {host!r})"))
-        elif _str(self.login_host) and not _HOST.fullmatch(self.login_host):
-            out.append(Problem("login_host", f"{self.login_host!r} is not a host name; write only the host, "
-                                             "e.g. login.example.edu (no user@ or spaces)"))
+        if _str(self.login_host) and login_host_problem(self.login_host, in_profile=True):
+            out.append(Problem("login_host", login_host_problem(self.login_host, in_profile=True)))
         if _str(self.jump_host) and jump_host_problem(self.jump_host):
             out.append(Problem("jump_host", jump_host_problem(self.jump_host)))
         if _str(self.scheduler_version) and not _VERSION.fullmatch(self.scheduler_version.strip()):
