@@ -155,3 +155,58 @@ def test_check_for_a_site_runs_a_lesson_with_that_profile(tmp_path):
     report = check(root, only="00-quickstart*", kinds=("nbval",), profiles=("midway3",), progress=False)
     assert [o.task.kind for o in report.outcomes] == ["lesson"]
     assert report.exit_code == 0, [o.detail for o in report.outcomes]
+
+
+def _flaky_kernel(tmp_path: Path, monkeypatch, deaths: int) -> Path:
+    """A ``python3`` kernel spec (found first through JUPYTER_PATH) that exits at once on its first ``deaths``
+    starts, the way a kernel whose port was taken dies, and then starts ipykernel as usual."""
+    import sys
+    count = tmp_path / "starts"
+    script = tmp_path / "kernel.py"
+    script.write_text(
+        "import pathlib, runpy, sys\n"
+        f"count = pathlib.Path({str(count)!r})\n"
+        "n = int(count.read_text()) + 1 if count.exists() else 1\n"
+        "count.write_text(str(n))\n"
+        f"if n <= {deaths}:\n"
+        "    sys.exit('zmq.error.ZMQError: Address already in use')\n"
+        "sys.argv = ['ipykernel_launcher', *sys.argv[1:]]\n"
+        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n")
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, str(script), "-f", "{connection_file}"], "display_name": "Python 3",
+        "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return count
+
+
+@pytest.mark.parametrize("kind", ["solution", "nbval"])
+def test_a_kernel_that_dies_starting_is_started_again(tmp_path, monkeypatch, kind):
+    count = _flaky_kernel(tmp_path, monkeypatch, deaths=1)
+    if kind == "solution":
+        task = runner.Task("solution", _notebook(tmp_path / "solutions" / "ex01-x.ipynb", "p = 1", "assert p == 1"))
+    else:
+        nb = _notebook(tmp_path / "notebooks" / "01-ok.ipynb", "print(1 + 1)")
+        data = json.loads(nb.read_text())
+        data["cells"][0].update(outputs=[{"output_type": "stream", "name": "stdout", "text": "2\n"}], execution_count=1)
+        nb.write_text(json.dumps(data))
+        task = runner.Task("nbval", nb, root=nb.parent)
+    outcome = runner.run_task(task, timeout=60)
+    assert outcome.ok, outcome.detail
+    assert outcome.starts == 2 and count.read_text() == "2"
+    assert "kernel died while starting, run again: " + f"{kind} " in runner.table([outcome])
+
+
+def test_a_kernel_that_never_starts_fails_after_three_starts_and_a_failing_cell_runs_once(tmp_path, monkeypatch):
+    count = _flaky_kernel(tmp_path, monkeypatch, deaths=99)
+    task = runner.Task("solution", _notebook(tmp_path / "solutions" / "ex01-x.ipynb", "p = 1"))
+    outcome = runner.run_task(task, timeout=60)
+    assert not outcome.ok and runner.kernel_start_failed(outcome.detail), outcome.detail
+    assert outcome.starts == runner.START_ATTEMPTS == int(count.read_text())
+    # a cell that fails is the notebook's fault: never repeated
+    count.write_text("100")
+    bad = runner.Task("solution", _notebook(tmp_path / "solutions" / "ex02-y.ipynb", "p = 1", "1 / 0"))
+    outcome = runner.run_task(bad, timeout=60)
+    assert not outcome.ok and "ZeroDivisionError" in outcome.detail and outcome.starts == 1
+    assert count.read_text() == "101"

@@ -37,6 +37,19 @@ KERNEL = "python3"
 CELL_TIMEOUT = 180
 START_TIMEOUT = 90
 EXERCISE_MARK = "Exercise:"
+START_ATTEMPTS = 3
+
+# What jupyter_client says when a kernel never answered its first request. That is the machine, not the
+# notebook: jupyter_client picks free TCP ports, closes them and writes them to the connection file, and a
+# kernel starting at the same moment elsewhere (another run of the pool, another test) can take one of them
+# first, so the new kernel dies on "Address already in use" before it runs a cell. Such a run is repeated.
+KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond in",
+                         "Kernel didn't respond to heartbeats")
+
+
+def kernel_start_failed(detail: str) -> bool:
+    """True when a run's failure text says its kernel never started (worth one more try), not that a cell failed."""
+    return any(sign in detail for sign in KERNEL_START_FAILURES)
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,7 @@ class Outcome:
     ok: bool
     seconds: float
     detail: str = ""
+    starts: int = 1                         # kernel starts it took (more than one: a kernel died starting)
 
 
 @dataclass
@@ -207,14 +221,21 @@ _RUNNERS: dict[str, Callable[[Task, Path, int], tuple[bool, str]]] = {
 
 
 def run_task(task: Task, timeout: int = CELL_TIMEOUT) -> Outcome:
-    """Run one task in a fresh temporary directory; never raises for a failing notebook."""
+    """Run one task in a fresh temporary directory; never raises for a failing notebook.
+
+    A run whose kernel died before it started (see :data:`KERNEL_START_FAILURES`) is run again, in a new
+    directory, up to :data:`START_ATTEMPTS` times; the outcome counts the starts it took.
+    """
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f"hpcw-{task.kind}-") as tmp:
-        try:
-            ok, detail = _RUNNERS[task.kind](task, Path(tmp), timeout)
-        except Exception as exc:  # noqa: BLE001 - reported in the table with its type, not swallowed
-            ok, detail = False, f"{type(exc).__name__}: {_first_lines(exc)}"
-    return Outcome(task, ok, time.perf_counter() - t0, detail)
+    for start in range(1, START_ATTEMPTS + 1):
+        with tempfile.TemporaryDirectory(prefix=f"hpcw-{task.kind}-") as tmp:
+            try:
+                ok, detail = _RUNNERS[task.kind](task, Path(tmp), timeout)
+            except Exception as exc:  # noqa: BLE001 - reported in the table with its type, not swallowed
+                ok, detail = False, f"{type(exc).__name__}: {_first_lines(exc)}"
+        if ok or not kernel_start_failed(detail):
+            break
+    return Outcome(task, ok, time.perf_counter() - t0, detail, starts=start)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -270,6 +291,10 @@ def table(outcomes: Sequence[Outcome]) -> str:
     passed_n = len(outcomes) - len(failed)
     lines.append("")
     lines.append(f"{passed_n} passed, {len(failed)} failed, {sum(o.seconds for o in outcomes):.1f} s of runs")
+    restarted = [o for o in outcomes if o.starts > 1]
+    if restarted:
+        lines.append("kernel died while starting, run again: " + ", ".join(
+            f"{o.task.kind} {o.task.notebook.stem} ({o.starts} starts)" for o in restarted))
     for o in failed:
         lines.append("")
         lines.append(f"✗ {o.task.kind} {o.task.notebook} [{o.task.label()}]")
@@ -293,5 +318,5 @@ def check(root: Path, *, jobs: int | None = None, only: str = "", timeout: int =
     return report
 
 
-__all__ = ["CELL_TIMEOUT", "KERNEL", "Outcome", "Report", "Task", "check", "notebook_matrix", "plan",
-           "run_all", "run_task", "table"]
+__all__ = ["CELL_TIMEOUT", "KERNEL", "KERNEL_START_FAILURES", "Outcome", "Report", "Task", "check", "notebook_matrix", "plan",
+           "kernel_start_failed", "run_all", "run_task", "table"]
