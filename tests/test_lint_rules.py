@@ -213,7 +213,7 @@ def test_per_task_variables() -> None:
 
 
 def test_jupyter_branches() -> None:
-    base = "#!/bin/bash\njupyter lab --no-browser --port=8888 {extra}\n"
+    base = "#!/bin/bash\nchmod 600 /proc/$$/fd/2\njupyter lab --no-browser --port=8888 {extra}\n"
     assert codes(lint(base.format(extra="--ServerApp.port_retries=0"))) == set()
     assert codes(lint(base.format(extra="--ServerApp.port_retries=5"))) == {"HPC604"}
     assert codes(lint(base.format(extra="--ServerApp.port_retries=0 --IdentityProvider.token="))) == {"HPC603"}

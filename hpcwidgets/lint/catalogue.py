@@ -4418,20 +4418,22 @@ def _api_token(ctx: Context) -> Iterator[Any]:
                 yield cmd.line, "the Hugging Face token is written on the command line; log in once interactively instead"
 
 
+def _simple_commands(commands: Any) -> Iterator[Any]:
+    """The simple commands of a script, also those inside functions, loops and ``if``s, in order."""
+    from ..parse.lexer import compound_body
+    for cmd in commands:
+        if cmd.kind == "compound":
+            yield from _simple_commands(compound_body(cmd))
+        elif cmd.kind == "simple":
+            yield cmd
+
+
 def _jupyter_commands(ctx: Context) -> list[tuple[Any, list[str]]]:
     """Every command that starts a Jupyter server (``jupyter lab``, ``python -m jupyterlab`` …, also after a
     container or launcher, and in a function or an ``if``, where jobs often start it): the command and its
     words from the server's program on."""
-    from ..parse.lexer import compound_body
-
-    def walk(commands: Any) -> Iterator[Any]:
-        for cmd in commands:
-            if cmd.kind == "compound":
-                yield from walk(compound_body(cmd))
-            elif cmd.kind == "simple":
-                yield cmd
     out = []
-    for cmd in walk(ctx.parsed.lexed.code):
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
         words = [str(v) for v in cmd.argv]
         at = server_start(words)
         if at is not None:
@@ -4480,6 +4482,7 @@ jupyter lab --no-browser --ip=0.0.0.0 --port=8888 --ServerApp.port_retries=0 --S
 """,
       good="""#!/bin/bash
 #SBATCH --time=02:00:00
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
 jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
 """)
 def _no_token(ctx: Context) -> Iterator[Any]:
@@ -4504,12 +4507,14 @@ def _no_token(ctx: Context) -> Iterator[Any]:
 #SBATCH --time=02:00:00
 port=8888
 echo "ssh -N -L 8888:$(hostname -s):$port login.cluster.example.edu"
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
 jupyter lab --no-browser --ip="$(hostname -s)" --port="$port"
 """,
       good="""#!/bin/bash
 #SBATCH --time=02:00:00
 port=8888
 echo "ssh -N -L 8888:$(hostname -s):$port login.cluster.example.edu"
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
 jupyter lab --no-browser --ip="$(hostname -s)" --port="$port" --ServerApp.port_retries=0
 """)
 def _port_retries(ctx: Context) -> Iterator[Any]:
@@ -4534,12 +4539,14 @@ def _port_retries(ctx: Context) -> Iterator[Any]:
       bad="""#!/bin/bash
 #SBATCH --time=02:00:00
 export XDG_RUNTIME_DIR=/run/user/$(id -u)
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
 jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
 """,
       good="""#!/bin/bash
 #SBATCH --time=02:00:00
 XDG_RUNTIME_DIR=$(mktemp -d)
 export XDG_RUNTIME_DIR
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
 jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
 """)
 def _xdg(ctx: Context) -> Iterator[Any]:
@@ -4579,3 +4586,117 @@ def _token_on_command_line(ctx: Context) -> Iterator[Any]:
                                  "starts)" + ("" if what == "token" else ", or keep the password in a config file only "
                                                                         "you can read"))
                 break
+
+
+#: what ``umask``/``chmod`` write when others may no longer read: an octal mode whose last digit has no read
+#: bit (``077``, ``0600``), or symbolic clauses taking ``r`` from others (``go-rwx``, ``o-r``, ``a-r``, ``go=``)
+_OCTAL_MODE = re.compile(r"^[0-7]{1,4}$")
+_SYMBOLIC_CLAUSE = re.compile(r"^([ugoa]*)([-+=])([rwxXst]*)$")
+
+
+def _others_cannot_read(mode: str, *, umask: bool = False) -> bool:
+    """True when ``mode`` (a chmod mode, or with ``umask`` a umask) leaves others without read access."""
+    if _OCTAL_MODE.match(mode):
+        last = int(mode[-1])
+        return bool(last & 4) if umask else not last & 4
+    if umask and mode.startswith("-S"):
+        return False
+    for clause in mode.split(","):
+        m = _SYMBOLIC_CLAUSE.match(clause)
+        if not m:
+            continue
+        who, op, perms = m.group(1) or "a", m.group(2), m.group(3)
+        if ("o" in who or "a" in who) and ((op == "-" and "r" in perms) or (op == "=" and "r" not in perms)):
+            return True
+    return False
+
+
+def _stderr_file(cmd: Any) -> str | None:
+    """Where a command's standard error goes when a redirection sends it to a file: the file's name,
+    ``"/dev/null"``, or None when it stays on the job's log."""
+    stdout = stderr = None
+    for r in cmd.redirects:
+        target = str(r.target.value)
+        if r.op in ("&>", "&>>", ">&") and r.fd is None and not target.isdigit():
+            stdout = stderr = target
+        elif r.op in (">", ">>", ">|") and r.fd in (None, 1):
+            stdout = target
+        elif r.op in (">", ">>", ">|") and r.fd == 2:
+            stderr = target
+        elif r.op == ">&" and r.fd == 2 and target == "1":
+            stderr = stdout
+    return stderr
+
+
+#: the line HPC607's fix writes: the files Slurm opened for the job's output made private (when they are files:
+#: run by hand, the script's output is a terminal)
+_PRIVATE_LOG = ('for hpcw_fd in 1 2; do if [[ -f /proc/$$/fd/$hpcw_fd ]]; then chmod go-rwx "/proc/$$/fd/$hpcw_fd"; '
+                "fi; done  # the log will hold Jupyter's token")
+
+
+@rule("HPC607", "jupyter-token-in-readable-log", "warning",
+      summary="JupyterLab prints its token into a log that other users may read",
+      why="Jupyter writes the URL with the token it made (…/lab?token=…) to its error output: in a batch job that is the "
+          "job's log, which Slurm creates with the permissions of the shell you submitted from (umask 022: readable by "
+          "everyone). Anyone who can open the folder it is in (a shared project or scratch folder) reads the token "
+          "and can use the server as you. Jupyter prints no token it did not make, so a token passed in "
+          "JUPYTER_TOKEN or a password set with jupyter server password never reaches the log.",
+      fix="Make the log private before the server starts (chmod go-rwx \"/proc/$$/fd/1\" \"/proc/$$/fd/2\" changes the "
+          "files Slurm opened for the job's output), or make the token in the job and export it as JUPYTER_TOKEN; "
+          "a file the server's output is redirected to needs umask 077 first.",
+      catalogue=(20,),
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+#SBATCH --output=/project/lab/jupyter-%j.log
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+#SBATCH --output=/project/lab/jupyter-%j.log
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
+""")
+def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
+    servers = _jupyter_commands(ctx)
+    if not servers:
+        return
+    chmod_private = umask_private_from = log_file = None
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = [str(v) for v in cmd.argv]
+        if any(name in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE") or name.endswith("ENV_JUPYTER_TOKEN")
+               for name, _ in cmd.assignments) or any(w in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE")
+                                                      for w in words[1:2] if words[0] == "export"):
+            return  # a token Jupyter did not make: it prints "?token=..." instead
+        if words[:1] == ["chmod"] and any(_others_cannot_read(w) for w in words[1:]):
+            chmod_private = chmod_private or cmd.line
+        if words[:1] == ["umask"] and len(words) > 1 and umask_private_from is None \
+                and _others_cannot_read(words[-1], umask=True):
+            umask_private_from = cmd.line
+        if words == ["exec"] and _stderr_file(cmd) not in (None, "/dev/null"):
+            log_file = (_stderr_file(cmd), umask_private_from is not None)
+    for cmd, words in servers:
+        if any(_SECRET_TRAIT.match(trait) for _, trait, _ in _jupyter_settings(words)):
+            continue  # its own token or password (HPC603/HPC606 say what is wrong with that)
+        target = _stderr_file(cmd)
+        if target == "/dev/null":
+            continue
+        if target is None and log_file is not None:
+            target, private = log_file
+            if not private:
+                yield (cmd.line, f"the server writes the URL with its token into {target} (the script's exec "
+                                 "redirection), created readable by others: run umask 077 before that exec")
+            continue
+        if target is not None:
+            if umask_private_from is None or umask_private_from > cmd.line:
+                yield (cmd.line, f"the server writes the URL with its token into {target}, which is created "
+                                 "readable by others (umask 022); run umask 077 first, or export JUPYTER_TOKEN")
+            continue
+        if chmod_private is None:
+            first = ctx.parsed.lines[cmd.line - 1]
+            indent = first[:len(first) - len(first.lstrip())]
+            fix = Fix("make the job's log private before the server starts", cmd.line, cmd.line,
+                      text=f"{indent}{_PRIVATE_LOG}\n{first}")
+            yield (cmd.line, "the server prints the URL with its token into the job's log, which Slurm creates "
+                             "readable by others unless you submitted with umask 077; make it private first: "
+                             'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2" (or export a JUPYTER_TOKEN you make)', fix)
+            return

@@ -50,6 +50,12 @@ _JUPYTER_SUBCOMMANDS = ("lab", "notebook", "server", "nbclassic")
 _JUPYTER_PROGRAMS = ("jupyter-lab", "jupyter-notebook", "jupyter-server", "jupyter-nbclassic")
 _JUPYTER_MODULES = ("jupyterlab", "notebook", "jupyter_server", "nbclassic")
 _PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
+#: what follows ``jupyter lab`` (``notebook``, ``server``, ``python -m jupyterlab`` …) when no server starts: its
+#: tools (``jupyter server list``, ``jupyter lab build``, ``jupyter notebook password``) and the options that
+#: only print something
+_NOT_A_SERVER = frozenset({"list", "stop", "password", "build", "clean", "path", "paths", "workspaces", "licenses",
+                           "extension", "labextension", "serverextension", "--version", "--help", "-h", "--help-all",
+                           "--generate-config", "--show-config", "--show-config-json"})
 
 
 def server_start(words: list[str]) -> int | None:
@@ -60,10 +66,13 @@ def server_start(words: list[str]) -> int | None:
         base = word.rsplit("/", 1)[-1]
         rest = words[i + 1:]
         if (base == "jupyter" and rest[:1] and rest[0] in _JUPYTER_SUBCOMMANDS) or base in _JUPYTER_PROGRAMS:
-            return i
-        if _PYTHON.fullmatch(base) and rest[:1] == ["-m"] and len(rest) > 1 and (
+            after = rest[1:2] if base == "jupyter" else rest[:1]
+        elif _PYTHON.fullmatch(base) and rest[:1] == ["-m"] and len(rest) > 1 and (
                 rest[1] in _JUPYTER_MODULES or (rest[1] == "jupyter" and rest[2:3] and rest[2] in _JUPYTER_SUBCOMMANDS)):
-            return i
+            after = rest[2:3] if rest[1] in _JUPYTER_MODULES else rest[3:4]
+        else:
+            continue
+        return None if after and after[0] in _NOT_A_SERVER else i
     return None
 
 

@@ -17,5 +17,6 @@ export XDG_RUNTIME_DIR
 
 echo "On your computer: ssh -N -L 8888:$node:$port $USER@login.cluster.example.edu"
 echo "Then open the URL with the token printed below, replacing the port by 8888"
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # only you may read the token in this log
 
 jupyter lab --no-browser --ip="$node" --port="$port" --ServerApp.port_retries=0
