@@ -73,3 +73,18 @@ def test_the_shipped_jupyter_job_passes():
 ])
 def test_what_starts_a_jupyter_server(words, at):
     assert server_start(words.split()) == at
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("apptainer exec lab.sif bash -c 'source /opt/conda/bin/activate && jupyter lab --no-browser --port=8888'\n",
+     {"HPC604", "HPC607"}),
+    ("srun bash -c \"jupyter lab --no-browser --ServerApp.token='' --ServerApp.port_retries=0\"\n", {"HPC603"}),
+    ('apptainer exec lab.sif bash -c "jupyter lab --ServerApp.token=$tok --ServerApp.port_retries=0"\n', {"HPC606"}),
+    ("apptainer exec lab.sif bash -c 'export JUPYTER_TOKEN=$(openssl rand -hex 24); jupyter lab'\n", set()),
+    ("apptainer exec lab.sif bash -c 'jupyter lab --ServerApp.port_retries=0' > /dev/null 2>&1\n", set()),
+    ("apptainer exec lab.sif bash -c 'jupyter lab' > lab.log 2>&1\n", {"HPC607"}),
+])
+def test_jupyter_rules_read_a_bash_c_script(body, expected):
+    found = [f for f in lint(HEAD + body) if f.code.startswith("HPC6")]
+    assert {f.code for f in found} == expected and all(f.line == 3 for f in found), [f.format() for f in found]
+    assert all(f.fix is None for f in found), "a fix must not rewrite the line of the command around bash -c"

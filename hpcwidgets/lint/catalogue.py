@@ -881,7 +881,11 @@ def step_tasks(ctx: Context, step: Any) -> int:
 def shell_script_word(step: Any) -> Any:
     """The word holding the script of a ``bash -c`` (or ``sh -c``) in a step, wherever it sits (after srun, in a
     container), or None."""
-    words = step.command.words
+    return _shell_c_word(step.command.words)
+
+
+def _shell_c_word(words: Any) -> Any:
+    """The word after ``bash -c`` (or ``sh -c``) among a command's ``words``, or None."""
     for i in range(1, len(words) - 1):
         if words[i].value == "-c" and str(words[i - 1].value).rsplit("/", 1)[-1] in ("bash", "sh"):
             return words[i + 1]
@@ -4418,20 +4422,45 @@ def _api_token(ctx: Context) -> Iterator[Any]:
                 yield cmd.line, "the Hugging Face token is written on the command line; log in once interactively instead"
 
 
-def _simple_commands(commands: Any) -> Iterator[Any]:
-    """The simple commands of a script, also those inside functions, loops and ``if``s, in order."""
+class _Inner:
+    """A simple command read from the ``bash -c`` script of ``outer``: its own words, assignments and
+    redirections, reported at ``outer``'s line (which a fix must not rewrite)."""
+
+    def __init__(self, cmd: Any, outer: Any) -> None:
+        self.cmd, self.outer = cmd, outer
+        self.line, self.argv, self.assignments, self.redirects = outer.line, cmd.argv, cmd.assignments, cmd.redirects
+
+
+def _shell_c_script(cmd: Any) -> Any:
+    """The commands of the script a ``bash -c``/``sh -c`` in ``cmd`` runs (after srun, in a container …), lexed;
+    () when there is none or it cannot be read."""
+    from ..errors import ParseError
+    from ..parse.lexer import lex_script
+    from ..parse.script import shell_script_text
+    word = _shell_c_word(cmd.words)
+    text = shell_script_text(word.value) if word is not None else None
+    try:
+        return lex_script(text).code if text else ()
+    except ParseError:
+        return ()
+
+
+def _simple_commands(commands: Any, outer: Any = None) -> Iterator[Any]:
+    """The simple commands of a script, also those inside functions, loops and ``if``s and in the scripts of
+    ``bash -c '…'`` (as :class:`_Inner`), in order."""
     from ..parse.lexer import compound_body
     for cmd in commands:
         if cmd.kind == "compound":
-            yield from _simple_commands(compound_body(cmd))
+            yield from _simple_commands(compound_body(cmd), outer)
         elif cmd.kind == "simple":
-            yield cmd
+            yield cmd if outer is None else _Inner(cmd, outer)
+            yield from _simple_commands(_shell_c_script(cmd), outer or cmd)
 
 
 def _jupyter_commands(ctx: Context) -> list[tuple[Any, list[str]]]:
     """Every command that starts a Jupyter server (``jupyter lab``, ``python -m jupyterlab`` …, also after a
-    container or launcher, and in a function or an ``if``, where jobs often start it): the command and its
-    words from the server's program on."""
+    container or launcher, in a function or an ``if``, and in a ``bash -c`` script, where jobs often start it):
+    the command and its words from the server's program on."""
     out = []
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         words = [str(v) for v in cmd.argv]
@@ -4678,6 +4707,8 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
         if any(_SECRET_TRAIT.match(trait) for _, trait, _ in _jupyter_settings(words)):
             continue  # its own token or password (HPC603/HPC606 say what is wrong with that)
         target = _stderr_file(cmd)
+        if target is None and isinstance(cmd, _Inner):
+            target = _stderr_file(cmd.outer)   # bash -c '…' > log 2>&1
         if target == "/dev/null":
             continue
         if target is None and log_file is not None:
@@ -4692,6 +4723,11 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
                                  "readable by others (umask 022); run umask 077 first, or export JUPYTER_TOKEN")
             continue
         if chmod_private is None:
+            if isinstance(cmd, _Inner):
+                yield (cmd.line, "the server in this bash -c script prints the URL with its token into the job's "
+                                 "log, which Slurm creates readable by others unless you submitted with umask 077; "
+                                 'make it private first: chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"')
+                return
             first = ctx.parsed.lines[cmd.line - 1]
             indent = first[:len(first) - len(first.lstrip())]
             fix = Fix("make the job's log private before the server starts", cmd.line, cmd.line,
