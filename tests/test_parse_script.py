@@ -199,3 +199,13 @@ def test_a_heterogeneous_job_whose_srun_spans_both_components_reads_back():
             "--rdzv-endpoint=$head:29500 main.py\n")
     wf = parse_script(text)
     assert not [p for p in wf.problems() if p.field == "launcher.nnodes"]
+
+
+@pytest.mark.parametrize("title, job_name", [("\n", "\n"), ("", " a "), (" x ", "j"), ("\t", "")])
+def test_a_blank_title_reads_back_as_the_default(title, job_name):
+    """Found by the property above: a title of blank space rendered as "#  " and read back as a title."""
+    from hpcwidgets.spec import SlurmJob, Workflow
+    w = Workflow(title=title, job=SlurmJob(job_name=job_name), program=("python",))
+    once = rendered(parse_script(rendered(w)))
+    assert rendered(parse_script(once)) == once
+    assert parse_script(once).title == title.strip()

@@ -169,10 +169,9 @@ def _generated_title(parsed: ParsedScript) -> tuple[str, int]:
         if cmd.kind == "comment" and cmd.text.lstrip().startswith(GENERATED_BY) and i > 0:
             prev = cmds[i - 1]
             if prev.kind == "comment":
+                from ..render.script import script_title
                 title = prev.text.strip()[1:].strip()
-                job_name = parsed.job.job_name
-                default = f"Slurm job {job_name}" if job_name else "Slurm job"
-                return ("" if title == default else title), prev.line
+                return ("" if title == script_title("", parsed.job.job_name) else title), prev.line
     return "", 0
 
 

@@ -66,6 +66,13 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(" ", str(text))
 
 
+def script_title(title: str, job_name: str) -> str:
+    """The title comment of a script, on one line: ``title``, else "Slurm job NAME" (also what a reader
+    compares a title with to tell a default one, so blank space in either never makes them differ)."""
+    name = one_line(job_name).strip()
+    return one_line(title).strip() or (f"Slurm job {name}" if name else "Slurm job")
+
+
 def _directive_value(value: Any) -> str:
     """sbatch reads directive values itself (no shell): quote only what its tokenizer would split or
     escape. Its backslash makes the next character literal even inside quotes, so it is doubled."""
@@ -184,7 +191,7 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     text = _template("job.sh.j2").render(
         shell=one_line(job.shell) or "/bin/bash",
         directives="".join(f"#SBATCH {d}\n" for d in directives),
-        title=one_line(title or (f"Slurm job {job.job_name}" if job.job_name else "Slurm job")),
+        title=script_title(title, job.job_name),
         version=_version(),
         modules="".join(f"module load {m}\n" for m in module_lines(job)),
         errexit=job.fail_fast != "off",
