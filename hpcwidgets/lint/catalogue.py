@@ -1709,6 +1709,74 @@ def _home_file_contained(ctx: Context) -> Iterator[Any]:
             break
 
 
+#: variables that name the host's own folders: ch-run shows none of them unless they are bound in
+_HOST_FOLDER = re.compile(r"^\$\{?(HOME|SCRATCH|WORK|PROJECT|STORE|PWD|SLURM_SUBMIT_DIR|SLURM_TMPDIR)\b\}?(/|$)|^~(/|$)")
+_BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: programs whose first plain argument is a script file
+_INTERPRETER = re.compile(r"^(python[0-9.]*|bash|sh|Rscript|julia|perl)$")
+
+
+def _script_argument(program: list[str]) -> str | None:
+    """The script an interpreter runs (``python -u train.py`` → ``train.py``); None for ``-m``/``-c`` or none."""
+    if not program or not _INTERPRETER.match(program[0].rsplit("/", 1)[-1]):
+        return None
+    for word in program[1:]:
+        if word in ("-m", "-c", "-e", "-"):
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+@rule("HPC224", "charliecloud-host-path", "error",
+      summary="ch-run runs a file from a host folder it does not mount, or a relative path without --cd",
+      why="ch-run shows the container only what is bound in: the host's /tmp, and $HOME (recent Charliecloud, e.g. "
+          "0.31 in Debian 12, only with --home; old releases mounted it by default). A path under $SCRATCH or $PWD, "
+          "expanded by the batch shell, does not exist inside; and the command starts in the image's / whatever the "
+          "current directory is (without -c/--cd), so a relative train.py is looked for as /train.py. The step stops at "
+          "once with 'No such file or directory'.",
+      fix="Bind the folder in and use the path inside: ch-run -b \"$PWD:/mnt/0\" -c /mnt/0 IMAGE -- python train.py "
+          "(most images have /mnt/0 … /mnt/9 for binds).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+cd "$SCRATCH/project"
+ch-run "$SCRATCH/images/trainer.sqfs" -- python train.py --data "$SCRATCH/data"
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+ch-run -b "$SCRATCH/project:/mnt/0" -b "$SCRATCH/data:/mnt/1" -c /mnt/0 "$SCRATCH/images/trainer.sqfs" -- \\
+  python train.py --data /mnt/1
+""")
+def _charliecloud_host_path(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind != "charliecloud.run":
+            continue
+        launcher = step.chain.launcher
+        program = [str(w) for w in (step.chain.program or c.command)]
+        script = str(launcher.script) if launcher is not None else _script_argument(program)
+        if not script and program and program[0].startswith(("./", "../")):
+            script = program[0]  # ./run.sh
+        if script and not c.cd and not script.startswith(("/", "$", "~")) and "=" not in script:
+            yield (step.line, f"ch-run starts the command in the image's /, not in the current directory: {script} is "
+                              f"looked for as /{script.removeprefix('./')}; bind its folder and cd there "
+                              f"(ch-run -b \"$PWD:/mnt/0\" -c /mnt/0 …)")
+            continue
+        words = [launcher.script, *launcher.args] if launcher is not None else program
+        for word in words:
+            path = ctx.parsed.resolve(str(word), step.line)
+            if path.startswith("-") and "=" in path:
+                path = path.split("=", 1)[1]  # --data=$SCRATCH/data
+            m = _HOST_FOLDER.match(path)
+            home = m is not None and m.group(1) in (None, "HOME")
+            if not m or (home and c.home) or _covered_by_bind(ctx, c, _BRACED.sub(r"$\1", path), step.line):
+                continue
+            yield (step.line, f"{path} is in a host folder ch-run does not mount"
+                              + (" (Charliecloud 0.31 mounts $HOME only with --home)" if home else "")
+                              + f": bind it in and use the path inside (ch-run -b \"{path.rsplit('/', 1)[0] or path}:/mnt/0\" "
+                                "… /mnt/0/…)")
+            break
+
+
 #: Slurm's commands, which belong on the host
 _SLURM_COMMANDS = ("srun", "sbatch", "salloc", "scontrol", "squeue", "scancel", "sacct")
 
@@ -1957,10 +2025,10 @@ def _broad_bind(ctx: Context) -> Iterator[Any]:
       fix="Bind to /mnt/0 … /mnt/9 (e.g. -b \"$SCRATCH/data:/mnt/0\"), or create the directory in the Dockerfile (RUN mkdir -p /data).",
       catalogue=(9,),
       bad="""#!/bin/bash
-ch-run -b "$SCRATCH/data:/data" "$SCRATCH/images/trainer.sqfs" -- python train.py
+ch-run -b "$SCRATCH/data:/data" "$SCRATCH/images/trainer.sqfs" -- python /opt/app/train.py
 """,
       good="""#!/bin/bash
-ch-run -b "$SCRATCH/data:/mnt/0" "$SCRATCH/images/trainer.sqfs" -- python train.py
+ch-run -b "$SCRATCH/data:/mnt/0" "$SCRATCH/images/trainer.sqfs" -- python /opt/app/train.py
 """)
 def _ch_bind_dst(ctx: Context) -> Iterator[Any]:
     for step, c, b in _binds(ctx):
@@ -2469,11 +2537,11 @@ _REFERENCE = re.compile(r"(?<!\\)\$")
       fix="Follow the message: use an image the runtime reads, and keep one of two contradicting options.",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
-srun ch-run --write /scratch/images/pytorch.sqfs -- python train.py
+srun ch-run --write /scratch/images/pytorch.sqfs -- python /opt/app/train.py
 """,
       good="""#!/bin/bash
 #SBATCH --gres=gpu:1
-srun ch-run /scratch/images/pytorch.sqfs -- python train.py
+srun ch-run /scratch/images/pytorch.sqfs -- python /opt/app/train.py
 """)
 def _container_check(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):

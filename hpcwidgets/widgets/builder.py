@@ -24,6 +24,7 @@ from ..errors import (FileError, HpcWidgetsError, OverwriteError, ParseError, Pr
                       ValidationError)
 from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun, DefFile
 from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
+from ..spec.common import Bind
 from ..spec.jupyter import JupyterJob
 from ..spec.slurm import SlurmJob, Srun
 from ..spec.torchrun import Torchrun
@@ -910,7 +911,9 @@ class CharliecloudBuilder(_ActionBuilder):
 
     @classmethod
     def default_model(cls, profile: Any) -> Any:
-        return ChRun(image="$SCRATCH/images/myenv.sqfs", command=("python", "train.py"))
+        # ch-run starts in the image's /: the project is bound in and the command starts there
+        return ChRun(image="$SCRATCH/images/myenv.sqfs", binds=(Bind.from_token("$PWD:/mnt/0"),), cd="/mnt/0",
+                     command=("python", "train.py"))
 
 
 # =================================================================================================
