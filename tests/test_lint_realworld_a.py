@@ -174,7 +174,7 @@ def test_running_or_naming_the_script_itself_is_fine(line: str) -> None:
 @pytest.mark.parametrize("lines,line", [
     ('cd "$(dirname "$0")"', 3),
     ('source "${BASH_SOURCE%/*}/env.sh"', 3),
-    ('DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)', 3),
+    ('DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)\nsource "$DIR/env.sh"', 3),
     ('python "$0"/../tools/prep.py', 3),
     ('SELF=$(readlink -f "$0")\necho start\nsource "$(dirname "$SELF")/env.sh"', 5),
     ('run() {\n  echo x\n  cd "$(dirname $(realpath $0))"\n}', 5),

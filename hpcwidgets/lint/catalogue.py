@@ -6,6 +6,7 @@ import dataclasses
 import re
 from typing import Any, Iterator
 
+from ..parse.lexer import first_command_line
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
@@ -1133,6 +1134,15 @@ def _one_node_launch(ctx: Context, step: Any, launcher: Any) -> bool:
     return as_int(ctx, lo, step.line) == 1
 
 
+def _elastic_on_this_node(ctx: Context, step: Any, launcher: Any, endpoint: str) -> bool:
+    """An elastic ``--nnodes=1:N`` whose rendezvous is on this node (localhost) in a one-node job: no other
+    node can ever join it, so it is a one-node launch."""
+    nodes = ctx.job.nodes
+    lo = ctx.parsed.resolve(str(launcher.nnodes or ""), step.line).partition(":")[0]
+    return endpoint.rsplit(":", 1)[0] in ("localhost", "127.0.0.1") and lo == "1" and _step_nodes(ctx, step) == 1 \
+        and (nodes is None or node_range(nodes) == (1, 1))
+
+
 @rule("HPC106", "single-node-fixed-port", "warning",
       summary="a single-node torchrun uses a fixed rendezvous port instead of --standalone",
       why="Two single-node jobs placed on the same node both try to bind the same port; the second fails with "
@@ -1152,9 +1162,11 @@ torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
 def _single_node_port(ctx: Context) -> Iterator[Any]:
     for step in first_component_steps(ctx):
         launcher = step.chain.launcher
-        if launcher is None or launcher.standalone or not _one_node_launch(ctx, step, launcher):
+        if launcher is None or launcher.standalone:
             continue
         endpoint = ctx.parsed.resolve(str(launcher.rdzv_endpoint or ""), step.line)
+        if not _one_node_launch(ctx, step, launcher) and not _elastic_on_this_node(ctx, step, launcher, endpoint):
+            continue
         port = endpoint.rsplit(":", 1)[1] if ":" in endpoint else ""
         fixed_master = launcher.master_port is not None and not launcher.rdzv_endpoint \
             and str(launcher.master_port).strip() not in ("0", "")
@@ -1165,9 +1177,12 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
         chain = with_chain(step.chain, launcher=launcher.replace(
             standalone=True, nnodes="1", rdzv_backend="", rdzv_endpoint="", rdzv_id="", master_addr="",
             master_port=None, node_rank=""))
-        yield (step.line, f"a one-node torchrun with the fixed port {port or launcher.master_port}: a second job on the same "
-                          "node fails with 'Address already in use'; use --standalone, which picks a free port",
-               count_fix(ctx, "use torchrun --standalone on one node", step, chain))
+        message = (f"a one-node torchrun with the fixed port {port or launcher.master_port}: a second job on the same "
+                   "node fails with 'Address already in use'; use --standalone, which picks a free port")
+        if not _one_node_launch(ctx, step, launcher):
+            yield step.line, message   # elastic (--nnodes=1:2): the user's to rewrite, not a fixer's
+            continue
+        yield step.line, message, count_fix(ctx, "use torchrun --standalone on one node", step, chain)
 
 
 @rule("HPC107", "gpus-per-node-variable", "warning",
@@ -1273,6 +1288,51 @@ def _too_many_workers(ctx: Context) -> Iterator[Any]:
         chain = with_chain(step.chain, launcher=step.chain.launcher.replace(nproc_per_node=str(gpus)))
         yield (step.line, f"--nproc-per-node={nproc} but the job has {gpus} GPU{plural} per node; "
                           f"use --nproc-per-node={gpus}", count_fix(ctx, f"--nproc-per-node={gpus}", step, chain))
+
+
+@rule("HPC120", "more-tasks-than-gpus", "warning",
+      summary="srun starts more Python tasks per node than the job has GPUs per node",
+      why="A program that runs one process per GPU under srun (PyTorch Lightning, DDP with SLURM_LOCALID or "
+          "LOCAL_RANK as the device) takes each task for one GPU: with more tasks than GPUs the extra ranks ask for a "
+          "device that is not there (invalid device ordinal) or crowd onto the same GPU. Not reported when each "
+          "task asks for its own GPUs (--gpus-per-task), or when the job leaves the number of nodes to Slurm.",
+      fix="Set --ntasks-per-node to the GPUs per node (--gres=gpu:4 with --ntasks-per-node=4), or request more GPUs.",
+      catalogue=(7,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=8
+#SBATCH --gres=gpu:4
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun python train.py
+""")
+def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
+    gpus = ctx.job.gpus_on_each_node
+    if not gpus or ctx.job.gpus_per_task:
+        return
+    for step in first_component_steps(ctx):
+        srun = step.chain.srun
+        prog = [str(w) for w in step.chain.program]
+        if srun is None or step.chain.launcher is not None or getattr(srun, "gpus_per_task", None) \
+                or not prog or not _PYTHON_PROGRAM.match(prog[0].rsplit("/", 1)[-1]):
+            continue
+        placed = any(isinstance(getattr(layer, "ntasks_per_node", None), int) or getattr(layer, "nodes", None)
+                     is not None for layer in (ctx.job, srun))
+        if not placed:
+            continue  # --ntasks=8 alone: Slurm may spread the tasks over several nodes
+        tasks, have = tasks_per_node(ctx, step) or 1, step_gpus(step) or gpus
+        if tasks > have:
+            yield (step.line, f"srun starts {tasks} tasks per node on {have} GPU{'s' if have > 1 else ''} per node: "
+                              f"with one process per GPU the tasks beyond {have} find no GPU of their own (invalid "
+                              f"device ordinal) or share one; use --ntasks-per-node={have}")
+
+
+#: a Python interpreter as a step's program
+_PYTHON_PROGRAM = re.compile(r"^python(\d+(\.\d+)*)?$")
 
 
 @rule("HPC109", "fewer-workers-than-gpus", "warning",
@@ -1896,7 +1956,9 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
-    if ctx.job.gpus_on_each_node or _gpus_come_with_partition(ctx):
+    job = ctx.job
+    zero = 0 in (job.gpus_per_node, job.gpus, job.gpus_per_task)  # --gres=gpu:0: none, whatever the partition
+    if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero):
         return
     for step in first_component_steps(ctx):
         c = step.chain.container
@@ -2400,6 +2462,48 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
                           "srun --mpi=pmix … apptainer exec IMAGE program")
 
 
+def _rank_launcher(step: Any) -> str | None:
+    """The MPI launcher (mpirun, mpiexec, horovodrun) a step runs after its srun, directly, in its container or
+    in a ``bash -c`` script, when it starts ranks; else None."""
+    for cmd in _simple_commands([step.command]):
+        words = [str(v) for v in cmd.argv]
+        start = 1 if words[:1] and words[0].rsplit("/", 1)[-1] == "srun" else 0
+        at = next((i for i in range(start, len(words)) if words[i].rsplit("/", 1)[-1] in RANK_LAUNCHERS), None)
+        if at is not None and not _launches_no_ranks(words[at + 1:]):
+            return words[at]
+    return None
+
+
+@rule("HPC119", "mpi-launcher-per-task", "error",
+      summary="srun starts several tasks and each one runs mpirun (or mpiexec, horovodrun)",
+      why="srun runs its command once per task, so N tasks start N separate MPI launchers: N worlds that do not know "
+          "each other, each starting its own ranks on the same CPUs (srun -n 2 bash -c 'mpirun -n 2 ./main' is "
+          "four processes in two unrelated MPI_COMM_WORLDs).",
+      fix="Let one of the two start the ranks: srun --mpi=pmix IMAGE/program alone (srun is the MPI launcher), or "
+          "mpirun alone in the batch shell (no srun around it).",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=4
+srun mpirun -n 4 apptainer exec mpi_app_1.0.sif /opt/app/solver
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=4
+srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
+""")
+def _mpi_launcher_per_task(ctx: Context) -> Iterator[Any]:
+    for step in steps(ctx):
+        if step.chain.srun is None or not in_first_component(ctx, step):
+            continue
+        prog = [str(w) for w in step.chain.program]
+        if step.chain.container is not None and prog and prog[0].rsplit("/", 1)[-1] in RANK_LAUNCHERS:
+            continue  # the launcher is the container's program: HPC214 says so, and its fix covers this
+        launcher = _rank_launcher(step)
+        tasks = step_tasks(ctx, step)
+        if launcher is not None and tasks > 1:
+            yield (step.line, f"srun starts {tasks} tasks and each runs {launcher}: {tasks} separate MPI jobs on the same "
+                              f"CPUs; use srun --mpi=pmix without {launcher}, or {launcher} without srun")
+
+
 @rule("HPC215", "mpirun-around-container", "info",
       summary="mpirun on the host starts the container ranks inside a Slurm job",
       why="It works when the host MPI matches the container's, but srun --mpi=pmix places and binds the ranks "
@@ -2446,6 +2550,40 @@ def _nvccli(ctx: Context) -> Iterator[Any]:
 
 
 SETUP_ONLY = ("source", ".", "export", "module", "ml", "cd", "conda", "mamba", "micromamba", "activate", "spack")
+#: the subcommands of the package managers above that only change the environment of the process: conda run
+#: runs the work itself, and conda/spack install or env create write files that outlast the container
+_ENV_ONLY_SUBCOMMANDS = {"conda": ("activate", "deactivate"), "mamba": ("activate", "deactivate"),
+                         "micromamba": ("activate", "deactivate"), "spack": ("load", "unload", "env")}
+
+
+def _only_sets_up(words: list[str]) -> bool:
+    """Whether a command (its words) only changes its own process's environment (source, module load, conda activate)."""
+    if not words or words[0] not in SETUP_ONLY:
+        return False
+    subcommands = _ENV_ONLY_SUBCOMMANDS.get(words[0])
+    if subcommands is None:
+        return True
+    if words[0] == "spack" and words[1:2] == ["env"]:
+        return words[2:3] in (["activate"], ["deactivate"])
+    return words[1:2] != [] and words[1] in subcommands
+
+
+_SHELLS = ("bash", "sh", "zsh", "ksh", "dash", "$SHELL", "${SHELL}")
+_SHELL_SWITCHES = ("-l", "-i", "--login", "-il", "-li", "--norc", "--noprofile")
+
+
+def _interactive_shell(ctx: Context, step: Any, c: Any, prog: list[str]) -> bool:
+    """Whether a container step starts a shell with nothing to run (``apptainer shell IMG``, ``exec IMG bash``)
+    and no input given to it (a redirection, a here-document or a pipe into it)."""
+    if getattr(c, "action", "") == "shell" and not c.command:
+        pass
+    elif not prog or prog[0].rsplit("/", 1)[-1] not in _SHELLS or any(a not in _SHELL_SWITCHES for a in prog[1:]):
+        return False
+    if any(r.op.startswith("<") for r in step.command.redirects):
+        return False
+    code = list(ctx.parsed.lexed.code)
+    at = next((i for i, cmd in enumerate(code) if cmd.offset == step.command.offset), None)
+    return not (at and code[at - 1].joined_by in ("|", "|&"))
 
 
 @rule("HPC217", "container-used-only-for-setup", "error",
@@ -2464,17 +2602,22 @@ apptainer exec pytorch_2.3.sif bash -c 'source /opt/env.sh && python train.py'
 def _setup_only(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
         prog = [str(w) for w in step.chain.program]
+        if step.chain.launcher is None and _interactive_shell(ctx, step, c, prog):
+            yield (step.line, "this starts an interactive shell in the container: in a batch job it reads no input and "
+                              "exits at once, and the commands after it run on the host; give the container the "
+                              "commands (apptainer exec IMAGE bash -c 'source env.sh && python train.py')")
+            continue
         if step.chain.launcher is not None or not prog:
             continue
         first = prog[0]
         if first in ("bash", "sh", "/bin/bash", "/bin/sh") and "-c" in prog[1:3]:
             body = prog[prog.index("-c") + 1] if prog.index("-c") + 1 < len(prog) else ""
-            cmds = [p.strip().split()[0] for p in re.split(r"&&|;|\n|\|\|", body) if p.strip()]
-            if cmds and all(x in SETUP_ONLY for x in cmds):
-                first = cmds[0]
+            cmds = [p.strip().split() for p in re.split(r"&&|;|\n|\|\|", body) if p.strip()]
+            if cmds and all(_only_sets_up(x) for x in cmds):
+                first = cmds[0][0]
             else:
                 continue
-        elif first not in SETUP_ONLY:
+        elif not _only_sets_up(prog):
             continue
         yield (step.line, f"the container only runs {first}: what it sets up is gone when it exits, and the following "
                           "commands run on the host; run set-up and work in one container (bash -c '… && python train.py')")
@@ -2759,8 +2902,12 @@ srun python train.py
 srun python train.py
 """)
 def _unreadable(ctx: Context) -> Iterator[Any]:
+    # an option typed with a typographic dash: HPC515 says what is wrong with it and fixes it
+    typed = {i for i, text in enumerate(ctx.parsed.lines, start=1) if text.startswith("#SBATCH")
+             and any(_typographic_option(word) for word in text.split()[1:])}
     for line, message in ctx.parsed.problems:
-        yield line, message
+        if line not in typed:
+            yield line, message
 
 
 @rule("HPC309", "srun-cpus-per-task-not-inherited", "warning",
@@ -3012,6 +3159,49 @@ def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
             yield d, flag, "unknown", ""
 
 
+#: a comment that looks like a directive: ``#WORD --option``
+_SENTINEL_LIKE = re.compile(r"^#([A-Za-z]{4,8})[ \t]+-")
+
+
+def _misspelled_sentinel(word: str) -> bool:
+    """``SBTACH``, ``SBACTH``, ``SBATC``, ``sbatch``: a slip of SBATCH (which sbatch reads case and letter exact)."""
+    upper = word.upper()
+    if word == "SBATCH":
+        return False
+    import difflib
+    return upper == "SBATCH" or sorted(upper) == sorted("SBATCH") or \
+        difflib.SequenceMatcher(None, upper, "SBATCH").ratio() >= 0.8
+
+
+@rule("HPC321", "misspelled-sbatch-sentinel", "error",
+      summary="a line meant as an #SBATCH directive is misspelled (#SBTACH, #sbatch), so sbatch ignores it",
+      why="sbatch reads only lines that start exactly with #SBATCH; any other spelling is an ordinary comment. The "
+          "options on it are silently dropped: the job runs with the default time, memory or account, and nothing "
+          "says why. (A space after the # or a second #, as in # SBATCH or ##SBATCH, is the usual way to switch a "
+          "line off on purpose, and is left alone.)",
+      fix="Write #SBATCH exactly (upper case, no space).",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+#SBTACH --time=02:00:00
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+#SBATCH --time=02:00:00
+python train.py
+""")
+def _sentinel(ctx: Context) -> Iterator[Any]:
+    first = first_command_line(ctx.parsed.lexed)
+    for number, text in enumerate(ctx.parsed.lines, start=1):
+        if first and number >= first:
+            break
+        m = _SENTINEL_LIKE.match(text)
+        if m and _misspelled_sentinel(m.group(1)):
+            fixed = "#SBATCH" + text[m.end(1):]
+            yield (number, f"#{m.group(1)} is not #SBATCH, so sbatch ignores this line and its options; write #SBATCH",
+                   Fix("write #SBATCH", number, number, text=fixed))
+
+
 @rule("HPC312", "misspelled-sbatch-option", "error",
       summary="an #SBATCH option sbatch does not have: a slip of one it has, or an srun option",
       why="sbatch refuses the whole job at submission (\"unrecognized option\"), and a script that is only "
@@ -3068,7 +3258,7 @@ srun python train.py
 """)
 def _unknown_option(ctx: Context) -> Iterator[Any]:
     for d, flag, kind, _ in _unknown_directives(ctx):
-        if kind == "unknown":
+        if kind == "unknown" and not _typographic_option(flag):   # a typographic dash: HPC515
             yield d.line, f"{flag} is not an option of Slurm's sbatch: fine only if your site adds it; check the spelling"
 
 
@@ -3500,6 +3690,10 @@ def _script_dir(ctx: Context) -> Iterator[Any]:
                     hits.append(w)
             if not hits:
                 continue
+        if cmd.kind == "simple" and not cmd.words and cmd.assignments and not any(
+                re.search(rf"\$\{{?{name}\b", ctx.parsed.source[cmd.offset + len(cmd.text):])
+                for name, _ in cmd.assignments):
+            continue  # SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd) copied in but never used: nothing is looked up
         reported.add(cmd.line)
         yield (hits[0].line if hits else cmd.line,
                "sbatch runs a copy of the script from its spool directory, so $0 / BASH_SOURCE do not "
@@ -3735,18 +3929,28 @@ _LAUNCH_BLOCKING = re.compile(r"(^|[^A-Za-z0-9_])CUDA_LAUNCH_BLOCKING=[\"']?1\b"
 
 
 #: dashes a word processor or a slide puts where a hyphen was typed (en dash, em dash, minus sign)
-_TYPOGRAPHIC_DASHES = "\u2013\u2014\u2212"
+_TYPOGRAPHIC_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 #: quotes a word processor puts where straight quotes were typed
 _TYPOGRAPHIC_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'"}
 
 
 _TYPOGRAPHIC = re.compile(f"[{_TYPOGRAPHIC_DASHES}{''.join(_TYPOGRAPHIC_QUOTES)}]")
+_TYPOGRAPHIC_DASH = re.compile(f"[{_TYPOGRAPHIC_DASHES}]")
+
+
+def _typographic_option(raw: str) -> bool:
+    """Whether a word is an option typed with a typographic dash: at its start (``–-time``) or in its name
+    (``--cpus−per-task``); the value after ``=`` is the program's business."""
+    name = raw.split("=", 1)[0]
+    return bool(name) and (name[0] in _TYPOGRAPHIC_DASHES or (name[0] == "-" and bool(_TYPOGRAPHIC_DASH.search(name))))
 
 
 def _ascii_option(raw: str) -> str:
-    """``–-time`` → ``--time``, ``—nv`` → ``--nv``, ``–nv`` → ``--nv`` (a word processor's "--"), ``–l`` → ``-l``."""
+    """``–-time`` → ``--time``, ``—nv`` → ``--nv``, ``–nv`` → ``--nv`` (a word processor's "--"), ``–l`` → ``-l``,
+    and the dashes inside the name too (``−−cpus−per-task`` → ``--cpus-per-task``)."""
     rest = raw.lstrip(_TYPOGRAPHIC_DASHES + "-")
     dashes = raw[:len(raw) - len(rest)]
+    rest = _TYPOGRAPHIC_DASH.sub("-", rest)
     if "\u2014" in dashes or len(dashes) > 1 or len(re.match(r"[A-Za-z0-9_]*", rest).group(0)) > 1:
         return "--" + rest
     return "-" + rest
@@ -3792,13 +3996,14 @@ def _typographic(ctx: Context) -> Iterator[Any]:
             words += all_words(cmd)
     for w in words:
         raw = str(w.raw)
-        if raw[:1] and raw[0] in _TYPOGRAPHIC_DASHES:
+        if _typographic_option(raw):
             bad.setdefault(w.line, []).append((w.col, raw.split("=", 1)[0], _ascii_option(raw.split("=", 1)[0])))
         elif raw[:1] in _TYPOGRAPHIC_QUOTES or raw[-1:] in _TYPOGRAPHIC_QUOTES:
             bad.setdefault(w.line, []).append((w.col, raw, _straight(raw)))
     for line_no, items in sorted(bad.items()):
         written, typed = items[0][1], items[0][2]
         what = ("starts with a typographic dash, not a hyphen, so it is not an option" if written[0] in _TYPOGRAPHIC_DASHES
+                else "has a typographic dash in its name, so no program knows the option" if written[0] == "-"
                 else "is wrapped in typographic quotes, which the shell keeps as part of the value")
         text = lines[line_no - 1]
         for col, old, new in sorted(items, reverse=True):
