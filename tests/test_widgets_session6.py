@@ -127,7 +127,7 @@ def test_a_new_container_takes_the_binds_and_the_gpu_flag():
     b = _typed_apptainer()
     b.controls["container.runtime"].value = "charliecloud"
     assert isinstance(b.spec.container, ChRun)
-    assert b.controls["container.binds"].value == "$SCRATCH/data:/data"
+    assert b.controls["container.binds"].value == "$SCRATCH/data:/data\n$PWD:/mnt/0"   # and the project
     b = make(WorkflowBuilder)
     b.controls["container.runtime"].value = "none"
     assert b.load(b.text)  # a document without a container: nothing parked
@@ -288,3 +288,14 @@ def test_a_sweep_axis_line_round_trips():
     axis = SweepAxis("tag", ("a b", "c'd", "e"))
     assert SweepAxis.from_token(axis.to_token()) == axis
     assert "after a colon" in SweepAxis.from_token("seed").problems()[0].message
+
+
+def test_switching_to_charliecloud_binds_the_submit_directory_and_starts_there():
+    """ch-run starts in the image's / and mounts no project folder (HPC224): the new container binds $PWD at the
+    first free /mnt/N and cds there, so the form's relative train.py is found, and the preview has no error."""
+    b = make(WorkflowBuilder)
+    b.controls["container.runtime"].value = "charliecloud"
+    b.controls["container.image"].value = "$SCRATCH/images/env.sqfs"
+    assert '"--bind=$PWD:/mnt/0"' in b.text or "--bind=$PWD:/mnt/0" in b.text, b.text
+    assert "--cd=/mnt/0" in b.text
+    assert not [f for f in b.findings if f.severity == "error"], [f.format() for f in b.findings]

@@ -25,7 +25,7 @@ from ..errors import (FileError, HpcWidgetsError, OverwriteError, ParseError, Pr
 from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun, DefFile
 from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from ..spec.common import Bind
-from ..spec.jupyter import JupyterJob
+from ..spec.jupyter import JupyterJob, bind_destination
 from ..spec.slurm import SlurmJob, Srun
 from ..spec.torchrun import Torchrun
 from ..spec.workflow import Workflow, make_container, with_gpus
@@ -1078,7 +1078,15 @@ class WorkflowBuilder(Builder):
         old = model.container
         image = getattr(old, "image", "") or (self._example_image() if runtime == "apptainer"
                                               else "$SCRATCH/images/myenv.sqfs")
-        return self._gpu_flag(make_container(runtime, image, getattr(old, "binds", ())), model.job)
+        binds = tuple(getattr(old, "binds", ()))
+        if runtime == "charliecloud":
+            # ch-run starts in the image's / and mounts no project folder: bind the submit directory at the
+            # first free /mnt/N (most images have /mnt/0 … /mnt/9) and start there, so train.py is found
+            used = {bind_destination(b).rstrip("/") for b in binds}
+            mount = next((f"/mnt/{n}" for n in range(10) if f"/mnt/{n}" not in used), "")
+            if mount:
+                return make_container(runtime, image, (*binds, Bind.from_token(f"$PWD:{mount}")), cd=mount)
+        return self._gpu_flag(make_container(runtime, image, binds), model.job)
 
     def _gpu_flag(self, box: Any, job: Any) -> Any:
         """``box`` with the vendor's GPU flag (``--nv``/``--rocm``) set to whether ``job`` asks for GPUs,
