@@ -36,6 +36,11 @@ def test_hpc217_set_up_only_and_interactive_shells(body, reported):
     assert ("HPC217" in codes(body)) is reported
 
 
+def test_an_interactive_shell_typed_at_a_prompt_is_fine():
+    """A tutorial's commands (no #SBATCH line): apptainer shell is how one explores an image."""
+    assert "HPC217" not in codes('apptainer shell --nv "$SIF"\napptainer run "$SIF"\n', "")
+
+
 @pytest.mark.parametrize("body, reported", [
     ('SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"\npython /w/t.py\n', False),      # copied in, never used
     ('SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"\nsource "$SCRIPT_DIR/env.sh"\n', True),

@@ -2573,8 +2573,11 @@ _SHELL_SWITCHES = ("-l", "-i", "--login", "-il", "-li", "--norc", "--noprofile")
 
 
 def _interactive_shell(ctx: Context, step: Any, c: Any, prog: list[str]) -> bool:
-    """Whether a container step starts a shell with nothing to run (``apptainer shell IMG``, ``exec IMG bash``)
-    and no input given to it (a redirection, a here-document or a pipe into it)."""
+    """Whether a batch job's container step starts a shell with nothing to run (``apptainer shell IMG``, ``exec IMG
+    bash``) and no input given to it (a redirection, a here-document or a pipe into it). Commands typed at a prompt
+    (no #SBATCH line: a tutorial's snippet) are left alone: there the shell is the point."""
+    if not ctx.parsed.directives:
+        return False
     if getattr(c, "action", "") == "shell" and not c.command:
         pass
     elif not prog or prog[0].rsplit("/", 1)[-1] not in _SHELLS or any(a not in _SHELL_SWITCHES for a in prog[1:]):
