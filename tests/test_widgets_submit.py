@@ -41,9 +41,10 @@ def test_submit_button_runs_the_job_and_the_panel_follows_it(slurm_here, tmp_pat
     panel = b.job_panel
     assert panel.job is not None
     assert _wait(lambda: panel.state == "COMPLETED"), (panel.state, panel.summary.value)
-    assert _wait(lambda: "hello from the form" in panel.output_view.value)
+    # a final state is published after that poll's output and the disabled Cancel; the thread ends a moment later
+    assert "hello from the form" in panel.output_view.value
     assert panel.cancel_button.disabled
-    assert not panel.polling
+    assert _wait(lambda: not panel.polling), "the panel must stop following a finished job"
 
 
 def test_cancel_from_the_panel(slurm_here, tmp_path, monkeypatch):

@@ -71,9 +71,7 @@ class JobPanel(w.VBox):
     def _loop(self) -> None:
         final = _final_states()
         while not self._stop.is_set():
-            self.poll_once()
-            if self.state in final:
-                self.cancel_button.disabled = True
+            if self.poll_once() in final:
                 return
             self._stop.wait(self.poll_seconds)
 
@@ -86,7 +84,6 @@ class JobPanel(w.VBox):
         except RunError as exc:
             self._show(f"job {escape(job.id)}: state unknown", f"<span class='hpcw-status-error'>{escape(exc)}</span>")
             return ""
-        self.state = state
         elapsed = ""
         try:
             elapsed = job.info().elapsed
@@ -98,6 +95,10 @@ class JobPanel(w.VBox):
             tail = f"(no output yet: {exc})"
         self._show(f"job {escape(job.id)}: <b>{escape(state)}</b>, elapsed {escape(elapsed or '0:00')}",
                    f"<pre>{escape(tail)}</pre>")
+        if state in _final_states():
+            self.cancel_button.disabled = True
+        # published last: whoever sees a final state also sees that poll's output and a disabled Cancel
+        self.state = state
         return state
 
     def cancel(self) -> None:
