@@ -633,6 +633,10 @@ def prepare(text: str, base: Path) -> str:
     return inline_images(strip_markers(text), base)
 
 
+#: seconds npm may take to install Marp (about 140 packages) before the install counts as stalled
+NPM_TIMEOUT = 900
+
+
 def marp_binary(slides_dir: Path | None = None, *, install: bool = True) -> Path:
     """The Marp CLI in ``slides/.marp``, installed from the npm registry when missing."""
     slides_dir = slides_dir or SLIDES_DIR
@@ -647,8 +651,12 @@ def marp_binary(slides_dir: Path | None = None, *, install: bool = True) -> Path
         raise SlidesError("npm is not installed: install Node.js and npm (apt-get install nodejs npm), then run "
                           "make slides again")
     prefix.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", MARP_PACKAGE],
-                          capture_output=True, text=True)
+    try:
+        proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", MARP_PACKAGE],
+                              capture_output=True, text=True, timeout=NPM_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise SlidesError(f"npm did not install {MARP_PACKAGE} within {NPM_TIMEOUT} s; check that the npm registry "
+                          "is reachable, then run make slides again") from None
     if proc.returncode != 0 or not marp.exists():
         raise SlidesError(f"npm could not install {MARP_PACKAGE} into {prefix} (exit {proc.returncode}):\n"
                           f"{proc.stderr.strip()}")

@@ -262,7 +262,7 @@ if [[ ! -e {marker} ]]; then
   echo "$port" > {marker}
   setsid {python} -m http.server "$port" --bind "$ip" > /dev/null 2>&1 < /dev/null &
   echo $! > {marker}.pid
-  sleep 1
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null && break; sleep 0.1; done  # it listens
 fi
 exec {jupyter} "$@"
 """

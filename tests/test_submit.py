@@ -324,7 +324,7 @@ def test_two_node_job_runs_on_n1_and_n2(cluster, tmp_path):
 
 @pytest.mark.real
 def test_cancel_a_sleeping_job(cluster, tmp_path):
-    job = slurm.submit(script("sleep 300"), cwd=tmp_path)
+    job = slurm.submit(script("sleep 300", directives=("-t 2",)), cwd=tmp_path)   # gone in 2 min whatever happens
     assert wait_until_running(job) == "RUNNING"
     job.cancel()
     assert job.wait(timeout=120) == "CANCELLED"

@@ -25,6 +25,8 @@ import pytest
 from helpers import need, need_tool
 from test_lexer import MULTI_NODE
 
+pytestmark = [pytest.mark.real, pytest.mark.browser]  # JupyterLab and Chromium; make test-fast leaves them out
+
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
