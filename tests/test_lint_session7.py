@@ -119,3 +119,13 @@ def test_hpc106_an_elastic_range_with_its_rendezvous_on_this_node(endpoint, repo
     script = (f"#SBATCH --gres=gpu:4\ntorchrun --nnodes=1:2 --nproc_per_node=4 --rdzv_backend=c10d "
               f"--rdzv_endpoint={endpoint} train.py\n")
     assert ("HPC106" in codes(script, "#!/bin/bash\n")) is reported
+
+
+@pytest.mark.parametrize("set_it", ['if [[ $(hostname -s) =~ ^g ]]; then nv="--nv"; fi', "NV=--nv"])
+def test_the_gpu_flag_given_through_a_variable(set_it):
+    """NYU Greene's overlay jobs: singularity exec $nv --overlay … (bash splits $nv into --nv, or drops it)."""
+    var = "$nv" if "nv=" in set_it else "${NV}"
+    script = f"#SBATCH --gres=gpu:1\n{set_it}\nsingularity exec {var} --overlay overlay.ext3:ro cuda.sif python t.py\n"
+    assert not {"HPC201", "HPC203"} & codes(script, "#!/bin/bash\n")
+    # without the variable the flag is missing, and said so
+    assert "HPC201" in codes(script.replace(var + " ", ""), "#!/bin/bash\n")

@@ -36,7 +36,7 @@ def test_a_line_break_in_the_gpu_type_cannot_start_a_command(flag):
     ({"array": "0-15/4"}, "array", "0-15%4"),
     ({"gpus_per_node": -1}, "gpus_per_node", "at least 0"),
     ({"output": "$SCRATCH/%j.out"}, "output", "not expanded"),
-    ({"job_name": "my job"}, "job_name", "spaces"),
+    ({"job_name": "my\njob"}, "job_name", "line break"),
     ({"nodes": 2, "ntasks_per_node": 1, "ntasks": 4}, "ntasks", "do not fit"),
     ({"gpu_type": "a100"}, "gpu_type", "needs GPUs per node"),
     ({"mail_type": "END,SOMETIMES"}, "mail_type", "SOMETIMES"),
@@ -44,6 +44,13 @@ def test_a_line_break_in_the_gpu_type_cannot_start_a_command(flag):
 def test_problems(kwargs, field, text):
     problems = SlurmJob(**kwargs).problems()
     assert any(p.field == field and text in p.message for p in problems), problems
+
+
+def test_a_job_name_with_spaces_is_advice_not_a_problem():
+    """sbatch takes it (a script read back must render), but output patterns with %x get a space: HPC306 warns."""
+    job = SlurmJob(job_name="my job")
+    assert job.problems() == [] and [p.field for p in job.advice()] == ["job_name"]
+    assert "spaces" in job.advice()[0].message
 
 
 def test_valid_job_has_no_problems_and_gpu_count():

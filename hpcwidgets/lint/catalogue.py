@@ -1698,7 +1698,7 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
             if ctx.parsed.resolve(str(c.image), s.line).startswith(INSTANCE_SCHEME):
                 start = _instance_of(ctx, s, c)
                 return start is None or start.gpu  # no start in the script: nothing to say
-            return c.nv or c.rocm or c.nvccli or _gpu_flag_from_env(ctx, s)
+            return c.nv or c.rocm or c.nvccli or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)
         with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s)]
         out = []
         for step, c in runs:
@@ -1708,6 +1708,12 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
             out.append((step, c, flag, other))
         return out
     return cached(ctx, "steps_without_gpu_flag", make)
+
+
+def _flag_in_a_variable(c: Any) -> bool:
+    """Whether the container has an option word kept as written from a variable (``nv="--nv"`` set in an ``if``,
+    then ``singularity exec $nv …``): it may be the GPU flag, so no rule may say the flag is missing."""
+    return any(isinstance(e, Verbatim) and re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", str(e)) for e in c.extra)
 
 
 #: bind sources that hold every user's home directory (the home's real path is not in the script)
@@ -2816,7 +2822,7 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
         out: dict[str, list[tuple[int, str]]] = {}
         if not ctx.parsed.directives:
             return out
-        for p in ctx.job.problems():
+        for p in ctx.job.problems() + ctx.job.advice():   # advice: what sbatch takes but is better otherwise
             field = p.field.split(".", 1)[0]
             if field in NOT_DIRECTIVES:
                 continue  # from the script body, not an #SBATCH line: reported at its own line (HPC510)

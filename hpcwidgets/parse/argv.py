@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -19,12 +20,74 @@ from ..spec._words import Verbatim
 from ..spec.common import BIND_OPTION, Bind, EnvVar
 
 
+class Expansion(str):
+    """An unquoted word that is only a variable reference (``$nv``, ``${OPTS}``), as a script reader passes it
+    to :func:`parse_argv`: bash splits its value into words, or drops the word when the value is empty. Its
+    text is the word's value; ``raw`` is the word as written. ``values`` holds the values the script gives the
+    variable there (None: not known, e.g. a variable the script does not set), ``single`` whether it is exactly
+    one value given unconditionally (not in an ``if``, a loop or a function). Where an option may stand, a word
+    whose values all start with ``-`` (or are empty) is read as options, not as the image or program.
+    """
+
+    raw: str
+    values: tuple[str, ...] | None
+    single: bool
+
+    def __new__(cls, text: str, raw: str, values: tuple[str, ...] | None, single: bool = False) -> "Expansion":
+        obj = super().__new__(cls, text)
+        obj.raw, obj.values, obj.single = raw, values, single
+        return obj
+
+
+def _plain(word: Any) -> Any:
+    """A word as the models hold it: an :class:`Expansion` becomes the plain text of its value."""
+    return str(word) if isinstance(word, Expansion) else word
+
+
+#: a value that splits into plain option words (no quotes, globs or expansions left in it)
+_PLAIN_WORDS = re.compile(r"[A-Za-z0-9_./:=,+@%-]+(?:[ \t]+[A-Za-z0-9_./:=,+@%-]+)*")
+
+
+def _as_options(word: Expansion, table: dict[str, tuple[FieldSpec, ...]]) -> list[str] | None:
+    """The option words an :class:`Expansion` stands for when the script gives it one value made only of
+    options the model has fields for (``--nv``, ``--bind /data``), else None."""
+    value = (word.values or ("",))[0].strip()
+    if not word.single or not value or not _PLAIN_WORDS.fullmatch(value):
+        return None
+    parts = value.split()
+    i = 0
+    while i < len(parts):
+        text = parts[i]
+        if not text.startswith("-") or text == "-":
+            return None
+        name, eq, _ = text.partition("=") if text.startswith("--") else (text, "", "")
+        f = _pick(table.get(name), bool(eq))
+        if f is None or (f.base_type is bool and eq):
+            return None
+        if f.base_type is not bool and not eq:
+            if i + 1 >= len(parts):
+                return None
+            i += 1  # its value
+        i += 1
+    return parts
+
+
+def _may_be_options(word: Any) -> bool:
+    """Whether ``word`` is an :class:`Expansion` every value of which is options (or nothing)."""
+    return isinstance(word, Expansion) and word.values is not None \
+        and all(v.strip() == "" or v.lstrip().startswith("-") for v in word.values)
+
+
 @dataclass(frozen=True)
 class Parsed:
     """One command read into a model, with what the reader noticed on the way."""
 
     model: Spec
     notes: tuple[str, ...] = ()
+    #: the trailing words as given (:class:`Expansion` marks kept), for the next layer of a nested launch
+    tail: tuple[Any, ...] = ()
+    #: the words (as written) read as options from a variable: ``${NV}`` read as --nv, or ``$nv`` kept as written
+    expanded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +266,8 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
     pos_words: list[str] = []
     rest: list[str] = []
     notes: list[str] = []
+    expanded: list[str] = []
+    words = list(words)
     if str(words[0]) != sig.words[0]:
         notes.append(f"{words[0]} is written as {sig.words[0]}")
     if start > len(sig.words):
@@ -224,7 +289,24 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
         if after_separator and text == "--":
             rest = list(words[i + 1:])
             break
-        if text.startswith("-") and text != "-" and not (pos_words and rest_field and not after_separator):
+        options_here = not (pos_words and rest_field and not after_separator)
+        if options_here and _may_be_options(w):
+            # an unquoted $VAR whose value is options (or nothing): bash splits it into those options
+            spliced = _as_options(w, table)
+            if spliced is not None:
+                words[i:i + 1] = spliced  # one known value: read as the options it holds
+                n = len(words)
+                expanded.append(w.raw)
+                notes.append(f"{w.raw} is read as the options it holds: {' '.join(spliced)}")
+                continue
+            if extra_field is not None:
+                extras.append(Verbatim(w.raw))  # set conditionally, or not only known options: kept as written
+                expanded.append(w.raw)
+                notes.append(f"{w.raw} holds options (or nothing): kept as written, before the "
+                             f"{'image' if positional else 'command'}")
+                i += 1
+                continue
+        if text.startswith("-") and text != "-" and options_here:
             if text.startswith("--"):
                 name, eq, val = text.partition("=")
             else:
@@ -235,20 +317,20 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
             if f is None:
                 if extra_field is None:
                     raise ParseError(f"{sig.words[0]} has no option {name}; known: {', '.join(sorted(table))}", source_line)
-                extras.append(w)
+                extras.append(_plain(w))
                 i += 1
                 takes = getattr(cls, "other_value_options", frozenset())
                 if not eq and i < n and (name in takes or name.replace("_", "-") in takes):
-                    extras.append(words[i])  # its value, so the next word is not read as the image or script
+                    extras.append(_plain(words[i]))  # its value, so the next word is not read as the image or script
                     i += 1
-                else:
+                elif name not in getattr(cls, "other_switch_options", frozenset()):
                     notes.append(f"unknown {' '.join(sig.words)} option {name} kept as written")
                 continue
             if eq and isinstance(w, Verbatim):
                 val = Verbatim(val)
             if f.base_type is bool:
                 if eq and str(val).lower() in ("false", "0", "no") and extra_field is not None:
-                    extras.append(w)  # --kill-on-bad-exit=0 overrides a site default: kept as written
+                    extras.append(_plain(w))  # --kill-on-bad-exit=0 overrides a site default: kept as written
                 elif eq:
                     values[f.name] = str(val).lower() not in ("false", "0", "no")
                 else:
@@ -258,7 +340,7 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
             if not eq:
                 if i + 1 >= n:
                     raise ParseError(f"{name} needs a value", source_line)
-                val = words[i + 1]
+                val = _plain(words[i + 1])
                 i += 1
             if f.name == "binds" and name == "--mount":
                 b = _mount_to_bind(val)
@@ -277,7 +359,7 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
             rest = list(words[i:])
             break
         if len(pos_words) < len(positional):
-            pos_words.append(w)
+            pos_words.append(_plain(w))
             i += 1
             if rest_field is not None and not after_separator and len(pos_words) == len(positional):
                 rest = list(words[i:])
@@ -296,8 +378,8 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
     if extras:
         values[extra_field.name] = tuple(extras)  # type: ignore[union-attr]
     if rest_field is not None and rest:
-        values[rest_field.name] = tuple(rest)
-    return Parsed(cls(**values), tuple(notes))
+        values[rest_field.name] = tuple(_plain(w) for w in rest)
+    return Parsed(cls(**values), tuple(notes), tuple(rest), tuple(expanded))
 
 
 @dataclass(frozen=True)
@@ -309,6 +391,8 @@ class Chain:
     launcher: Spec | None = None
     program: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    #: words (as written) of the outer layers read as options from a variable (see :class:`Expansion`)
+    expanded: tuple[str, ...] = field(default=())
 
 
 _CONTAINERS = ("apptainer.run", "charliecloud.run")
@@ -321,6 +405,7 @@ def parse_chain(words: Sequence[str], *, source_line: int = 0) -> Chain:
     """
     srun = container = launcher = None
     notes: list[str] = []
+    expanded: list[str] = []
     rest = list(words)
     while rest:
         found = recognise(rest)
@@ -330,12 +415,13 @@ def parse_chain(words: Sequence[str], *, source_line: int = 0) -> Chain:
         model = parsed.model
         notes += parsed.notes
         if model.kind == "slurm.srun" and srun is None and container is None and launcher is None:
-            srun, rest = model.replace(command=()), list(model.command)
+            srun, rest = model.replace(command=()), list(parsed.tail)
         elif model.kind in _CONTAINERS and container is None and launcher is None:
-            container, rest = model.replace(command=()), list(model.command)
+            container, rest = model.replace(command=()), list(parsed.tail)
         elif model.kind == "torchrun" and launcher is None:
             launcher = model
             rest = []
         else:
             break
-    return Chain(srun, container, launcher, tuple(rest), tuple(notes))
+        expanded += parsed.expanded
+    return Chain(srun, container, launcher, tuple(_plain(w) for w in rest), tuple(notes), tuple(expanded))

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from ..errors import ParseError
 from ..spec._words import Verbatim
 from ..spec.slurm import HETJOB_SEPARATORS, SBATCH_ALIASES, SlurmJob, sbatch_long_option, sbatch_option
-from .argv import Chain, parse_argv, parse_chain, recognise
+from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
 from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, lex_command,
                     lex_script)
 
@@ -120,27 +120,14 @@ class ParsedScript:
 
     def variable(self, name: str, before: int | None = None) -> Variable | None:
         """The last assignment of ``name`` (before line ``before`` when given)."""
-        found = None
-        for v in self.variables:
-            if v.name == name and (before is None or v.line < before):
-                found = v
-        return found
+        return _last_assignment(self.variables, name, before)
 
     def resolve(self, value: str, before: int | None = None, depth: int = 6) -> str:
         """``value`` with the script's own variables substituted (``$IMG`` → ``/path/img.sif``).
 
         Variables the script does not set (``$SCRATCH``, ``$SLURM_JOB_ID``) are left as they are.
         """
-        if isinstance(value, Verbatim) or "$" not in value or depth <= 0:
-            return value
-
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1) or m.group(2)
-            var = self.variable(name, before)
-            if var is None or isinstance(var.value, Verbatim):
-                return m.group(0)
-            return self.resolve(var.value, var.line, depth - 1)
-        return _REF.sub(sub, value)
+        return _resolve(self.variables, value, before, depth)
 
     def may_split(self, word: Word, line: int) -> bool:
         """True when ``word`` is an unquoted whole-word expansion (``$ARGS``, ``$@``) that bash may split
@@ -158,6 +145,50 @@ class ParsedScript:
 
     def code_commands(self) -> Iterator[Command]:
         return iter(self.lexed.code)
+
+
+def _last_assignment(variables: Any, name: str, before: int | None = None) -> Variable | None:
+    found = None
+    for v in variables:
+        if v.name == name and (before is None or v.line < before):
+            found = v
+    return found
+
+
+def _resolve(variables: Any, value: str, before: int | None = None, depth: int = 6) -> str:
+    """``value`` with the top-level ``variables`` substituted (see :meth:`ParsedScript.resolve`)."""
+    if isinstance(value, Verbatim) or "$" not in value or depth <= 0:
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        var = _last_assignment(variables, m.group(1) or m.group(2), before)
+        if var is None or isinstance(var.value, Verbatim):
+            return m.group(0)
+        return _resolve(variables, var.value, var.line, depth - 1)
+    return _REF.sub(sub, value)
+
+
+def _expansion(word: Word, line: int, in_compound: bool, variables: list[Variable],
+               branches: list[tuple[str, Any, int]]) -> Any:
+    """A step's word as :func:`~hpcwidgets.parse.argv.parse_chain` reads it: an unquoted ``$NAME`` / ``${NAME}``
+    becomes an :class:`~hpcwidgets.parse.argv.Expansion` holding the values the script gives the variable
+    there: its last top-level assignment before the line (or nothing, when there is none) and every assignment
+    inside an ``if``, a loop or a function (before the line, or anywhere when the step is itself in one). A
+    variable the script never sets, or sets to what the reader cannot tell (``$(…)``), has unknown values."""
+    m = _REF.fullmatch(word.raw)
+    if word.quoted or word.verbatim or m is None:
+        return word.value
+    name = m.group(1) or m.group(2)
+    top = _last_assignment(variables, name, line)
+    more = [(value, at) for n, value, at in branches if n == name and (at < line or in_compound)]
+    if top is None and not more:
+        return Expansion(word.value, word.raw, None)
+    found = []
+    for value, at in [(top.value, top.line) if top is not None else ("", 0)] + more:
+        if isinstance(value, Verbatim):
+            return Expansion(word.value, word.raw, None)
+        found.append(str(_resolve(variables, value, at)))
+    return Expansion(word.value, word.raw, tuple(found), top is not None and not more)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,11 +320,39 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 values[name] = True
             elif spec is not None and spec.base_type is int:
                 values[name] = _count(value)
+            elif name == "mail_type" and name in values:
+                values[name] = merge_mail_types(values[name], value)  # sbatch ORs them: BEGIN, then END mails on both
             else:
                 values[name] = value
     if extra:
         values["extra_directives"] = tuple(extra)
     return values, out, extra, problems
+
+
+#: what ``--mail-type=ALL`` stands for (sbatch's documentation; the time limits and ARRAY_TASKS are not in it)
+_MAIL_ALL = frozenset({"BEGIN", "END", "FAIL", "INVALID_DEPEND", "REQUEUE", "STAGE_OUT"})
+
+
+def merge_mail_types(first: str, then: str) -> str:
+    """One ``--mail-type`` value for two directives, as sbatch reads them: it ORs each directive's types
+    (slurm_opt.c ``opt->mail_type |= parse_mail_type(arg)``). The types keep the order they first appear in,
+    once each; ALL absorbs the types it stands for. A directive holding NONE adds nothing (parse_mail_type
+    returns 0 for it, whatever comes before or after NONE in that value), so it does not clear the others:
+    the result is NONE only when no directive asks for a type. Unknown words are kept, for the job model to
+    report; a value with a ``$`` is not merged (the model reports it as it is)."""
+    if "$" in first or "$" in then:
+        return then
+    kept: list[str] = []
+    for value in (first, then):
+        items = [t.strip() for t in value.split(",") if t.strip()]
+        if any(t.upper() == "NONE" for t in items):
+            continue
+        for t in items:
+            if t.upper() not in (k.upper() for k in kept):
+                kept.append(t)
+    if any(t.upper() == "ALL" for t in kept):
+        kept = [t for t in kept if t.upper() not in _MAIL_ALL]
+    return ",".join(kept) or "NONE"
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,6 +516,15 @@ def read_script(text: str, path: str = "") -> ParsedScript:
     suppressed: dict[int, set[str]] = {}
     suppressed_file: set[str] = set()
     pending: set[str] = set()
+    # what the script assigns: top-level (the script's own set-up) and inside an if, a loop or a function body
+    branches: list[tuple[str, Any, int]] = []
+    for cmd, in_compound in _walk(script.commands):
+        if cmd.is_code and cmd.kind != "compound":
+            if in_compound:
+                branches += [(name, word.value, cmd.line) for name, word in cmd.assignments]
+            else:
+                variables += [Variable(name, word.value, cmd.line, cmd.name == "export")
+                              for name, word in cmd.assignments]
 
     for cmd, in_compound in _walk(script.commands):
         comment = cmd.comment or ""
@@ -481,15 +549,13 @@ def read_script(text: str, path: str = "") -> ParsedScript:
             continue  # its commands come next, from _walk
         exported = cmd.name == "export"
         names = _module_names(cmd)
-        if not in_compound:
-            # what a loop, an if or a function body sets is not the script's own top-level set-up
-            variables += [Variable(name, word.value, cmd.line, exported) for name, word in cmd.assignments]
-            if names is not None:
-                modules += [(n, cmd.line) for n in names]
-        words = [w.value for w in cmd.words]
-        if names is not None or not words:
+        # what a loop, an if or a function body sets is not the script's own top-level set-up (variables: above)
+        if not in_compound and names is not None:
+            modules += [(n, cmd.line) for n in names]
+        if names is not None or not cmd.words:
             continue
         env = tuple((n, w.value) for n, w in cmd.assignments) if not exported else ()
+        words = [_expansion(w, cmd.line, in_compound, variables, branches) for w in cmd.words]
         step = _step_for(cmd, words, env, in_compound)
         if step is not None:
             steps.append(step)

@@ -236,13 +236,16 @@ def _as_written(parsed: ParsedScript, step: Step, workflow_cls: Any) -> Step | N
 
 def _split_words_kept(parsed: ParsedScript, step: Step) -> Any:
     """The step's chain with its program arguments that bash may split kept as written, or None when such
-    a word is not one of them (it is an option of an outer layer, or the script or program itself)."""
+    a word is not one of them (it is an option of an outer layer, or the script or program itself), unless
+    the layer read it as options (``apptainer exec $nv IMG``: kept as written among its other options)."""
     chain = step.chain
     args = tuple(chain.launcher.args) if chain.launcher is not None else tuple(chain.program)[1:]
     words = step.command.words[len(step.command.words) - len(args):] if args else ()
     if tuple(str(w.value) for w in words) != tuple(str(a) for a in args):
         return None  # the arguments are not the command's last words as written: leave it alone
-    if any(parsed.may_split(w, step.line) for w in step.command.words[:len(step.command.words) - len(args)]):
+    expanded = set(chain.expanded)  # an option word from a variable ($nv), kept as written by the layer that read it
+    if any(parsed.may_split(w, step.line) and w.raw not in expanded
+           for w in step.command.words[:len(step.command.words) - len(args)]):
         return None
     kept = tuple(Verbatim(w.raw) if parsed.may_split(w, step.line) else a for w, a in zip(words, args))
     if chain.launcher is not None:

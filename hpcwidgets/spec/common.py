@@ -18,6 +18,9 @@ BIND_OPTION = re.compile(r"ro|rw|image-src(?:=\S+)?|id=[0-9]+")
 
 
 _QUOTES = ("'", '"')
+#: a word of a script read back that is only a variable reference (``$nv``, ``${OPTS}``): kept as written among the
+#: other options because the script sets it to options (or nothing), which bash splits into words
+_REFERENCE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 #: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 
@@ -41,13 +44,14 @@ def extra_problems(extra: Any, takes_value: frozenset[str], program: str) -> lis
 
 def stray_words(extra: Any, takes_value: frozenset[str] = frozenset()) -> list[Any]:
     """Words of an "other options" list that are neither an option nor the value of the option before
-    them (``--redirects 3`` is one option with its value when ``--redirects`` is in ``takes_value``)."""
+    them (``--redirects 3`` is one option with its value when ``--redirects`` is in ``takes_value``). A
+    variable reference kept as written from a script (``$nv``, a :class:`Verbatim`) may hold options: not stray."""
     out = []
     items = list(extra) if isinstance(extra, (tuple, list)) else []
     i = 0
     while i < len(items):
         word = str(items[i])
-        if not word.startswith("-"):
+        if not word.startswith("-") and not (isinstance(items[i], Verbatim) and _REFERENCE.fullmatch(word)):
             out.append(items[i])
         elif "=" not in word and (word in takes_value or word.replace("_", "-") in takes_value):
             i += 1  # its value

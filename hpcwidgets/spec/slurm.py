@@ -233,6 +233,14 @@ class SlurmJob(Spec):
                               "variable stops the job); errexit: only set -eo pipefail; off: neither. A script read "
                               "back keeps its own shell options.")
 
+    def advice(self) -> list[Problem]:
+        """What sbatch accepts but is better written otherwise: never a reason to refuse the job (``problems()``
+        and ``validate()`` leave it out, so a script read back renders as it was). The linter reports it (HPC306:
+        a job name with spaces); a form may show it as a warning."""
+        if isinstance(self.job_name, str) and " " in self.job_name:
+            return [Problem("job_name", f"{self.job_name!r}: job names with spaces break output patterns; use - or _")]
+        return []
+
     def gres(self) -> str:
         """The GPU item of ``--gres`` (``gpu:a100:4``); "" without GPUs per node. ``other_gres`` follows it."""
         if not self.gpus_per_node:
@@ -335,8 +343,9 @@ class SlurmJob(Spec):
             bad = [t for t in self.mail_type.split(",") if t.strip().upper() not in MAIL_TYPES]
             if bad:
                 out.append(Problem("mail_type", f"unknown mail type {', '.join(bad)}; use {', '.join(MAIL_TYPES[:6])}, …"))
-        if isinstance(self.job_name, str) and _SPACE.search(self.job_name):
-            out.append(Problem("job_name", f"{self.job_name!r}: job names with spaces break output patterns; use - or _"))
+        if isinstance(self.job_name, str) and _SPACE.search(self.job_name.replace(" ", "")):
+            out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
+                                           "blank than a space (an #SBATCH line ends at the line break); use - or _"))
         for d in _items(self.extra_directives):
             if isinstance(d, str) and not d.startswith("-") and d not in HETJOB_SEPARATORS:
                 out.append(Problem("extra_directives", f"{d!r}: {STRAY_DIRECTIVE}, e.g. --signal=USR1@90"))
@@ -361,18 +370,31 @@ class SlurmJob(Spec):
         return out
 
 
+#: the options NVIDIA's pyxis SPANK plugin adds to srun (pyxis args.c, spank_opts[]): SPANK options join srun's
+#: own getopt_long table, so a value follows "=" or comes as the next word (--container-image /x.sqsh)
+PYXIS_VALUE_OPTIONS = frozenset({"--container-image", "--container-mounts", "--container-workdir", "--container-name",
+                                 "--container-save", "--container-env"})
+#: pyxis's switches (no value: the next word is srun's command)
+PYXIS_SWITCHES = frozenset({"--container-mount-home", "--no-container-mount-home", "--container-remap-root",
+                            "--no-container-remap-root", "--container-entrypoint", "--no-container-entrypoint",
+                            "--container-entrypoint-log", "--container-writable", "--container-readonly"})
+
+
 @dataclass(frozen=True)
 class Srun(Spec):
     """A job step: ``srun [options]`` in front of the command it launches."""
 
     kind = "slurm.srun"
     #: srun options the model has no field for that take the next word as their value (kept in ``extra``
-    #: with it): sbatch's own, and srun's -W/--wait=SECONDS, --relative, --epilog…
+    #: with it): sbatch's own, srun's -W/--wait=SECONDS, --relative, --epilog…, and pyxis's --container-image…
     other_value_options = frozenset(
         {flag for flag, takes in SBATCH_OPTIONS.items() if takes == "value"}
         | {s for s, flag in SBATCH_SHORT.items() if SBATCH_OPTIONS.get(flag) == "value"}
         | {"--accel-bind", "--epilog", "--prolog", "--task-epilog", "--task-prolog", "--relative", "--jobid",
-           "--het-group", "--slurmd-debug", "--wait", "--threads", "-W", "-T", "-r"})
+           "--het-group", "--slurmd-debug", "--wait", "--threads", "-W", "-T", "-r"}
+        | PYXIS_VALUE_OPTIONS)
+    #: options the model has no field for that are known switches (kept in ``extra`` without a note)
+    other_switch_options = PYXIS_SWITCHES
 
     program: str = opt("srun", label="Program", role="program", choices=("srun",), help="Slurm's step launcher.")
     nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
