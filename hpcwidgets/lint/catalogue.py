@@ -4743,13 +4743,17 @@ def _jupyter_commands(ctx: Context) -> list[tuple[Any, list[str]]]:
     """Every command that starts a Jupyter server (``jupyter lab``, ``python -m jupyterlab`` …, also after a
     container or launcher, in a function or an ``if``, and in a ``bash -c`` script, where jobs often start it):
     the command and its words from the server's program on."""
-    out = []
-    for cmd in _simple_commands(ctx.parsed.lexed.code):
-        words = [str(v) for v in cmd.argv]
-        at = server_start(words)
-        if at is not None:
-            out.append((cmd, words[at:]))
-    return out
+    def make() -> list[tuple[Any, list[str]]]:
+        if "jupyter" not in ctx.parsed.source:
+            return []  # most scripts: no server to look for
+        out = []
+        for cmd in _simple_commands(ctx.parsed.lexed.code):
+            words = [str(v) for v in cmd.argv]
+            at = server_start(words)
+            if at is not None:
+                out.append((cmd, words[at:]))
+        return out
+    return cached(ctx, "jupyter_commands", make)
 
 
 #: jupyter_server's aliases that take a value (``--port-retries 0`` sets ServerApp.port_retries); its other
