@@ -129,3 +129,12 @@ def test_the_gpu_flag_given_through_a_variable(set_it):
     assert not {"HPC201", "HPC203"} & codes(script, "#!/bin/bash\n")
     # without the variable the flag is missing, and said so
     assert "HPC201" in codes(script.replace(var + " ", ""), "#!/bin/bash\n")
+
+
+def test_a_directive_typed_with_a_typographic_dash_is_named_so_when_read_back():
+    """workflow --from used to say only "write the option as it follows #SBATCH" for '−−nodes=1'."""
+    from hpcwidgets.spec import SlurmJob
+    (problem,) = SlurmJob(extra_directives=("\u2212\u2212nodes=1",)).problems()
+    assert "typographic dash" in problem.message and problem.message.endswith("--nodes=1")
+    found = lint("#!/bin/bash\n#SBATCH \u2212\u2212nodes=1\npython t.py\n")
+    assert [f.code for f in found] == ["HPC515"], [f.format() for f in found]

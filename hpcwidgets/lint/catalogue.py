@@ -12,7 +12,7 @@ from ..spec._words import Verbatim
 from ..spec.argv import model_words
 from ..spec.common import Bind
 from ..spec.jupyter import bind_destination, server_start
-from ..spec.slurm import STRAY_DIRECTIVE, node_range
+from ..spec.slurm import STRAY_DIRECTIVE, TYPED_DASH, node_range
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 
@@ -2828,8 +2828,8 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
                 continue  # from the script body, not an #SBATCH line: reported at its own line (HPC510)
             if field in ("output", "error", "chdir") and "'~' is not expanded" in p.message:
                 continue  # HPC311 reports a ~ in an #SBATCH path, in the directive's own words
-            if field == "extra_directives" and STRAY_DIRECTIVE in p.message:
-                continue  # a word that is not an option: HPC310 reports it at its line
+            if field == "extra_directives" and (STRAY_DIRECTIVE in p.message or TYPED_DASH in p.message):
+                continue  # a word that is not an option: HPC310 (or HPC515 for a typographic dash) reports it
             code = "HPC305" if UNEXPANDED in p.message else PROBLEM_CODES.get(field, OTHER_JOB_PROBLEM)
             line = ctx.parsed.directive_line(field, _first_directive_line(ctx))
             out.setdefault(code, []).append((line, p.message))

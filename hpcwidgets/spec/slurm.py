@@ -19,6 +19,10 @@ MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND"
 HETJOB_SEPARATORS = ("hetjob", "packjob")
 #: the problem of a word after #SBATCH that is not an option (lint's HPC310 reports it from the script's line)
 STRAY_DIRECTIVE = "write the option as it follows #SBATCH"
+#: what the problem for an option typed with a typographic dash says (the linter's HPC515 reports those itself)
+TYPED_DASH = "starts with a typographic dash"
+#: dashes a word processor writes for "-" or "--" (en/em dash, minus sign, hyphen variants)
+_TYPED_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 #: the shell options a generated script starts with (see render/script.py)
 FAIL_FAST = ("strict", "errexit", "off")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
@@ -347,7 +351,11 @@ class SlurmJob(Spec):
             out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
                                            "blank than a space (an #SBATCH line ends at the line break); use - or _"))
         for d in _items(self.extra_directives):
-            if isinstance(d, str) and not d.startswith("-") and d not in HETJOB_SEPARATORS:
+            if isinstance(d, str) and d[:1] in _TYPED_DASHES:
+                typed = "-" * (2 if len(d) - len(d.lstrip(_TYPED_DASHES + "-")) > 1 or d[0] == "\u2014" else 1)
+                out.append(Problem("extra_directives", f"{d!r} {TYPED_DASH} (copied from a document?): "
+                                                       f"type it on the keyboard, {typed}{d.lstrip(_TYPED_DASHES + '-')}"))
+            elif isinstance(d, str) and not d.startswith("-") and d not in HETJOB_SEPARATORS:
                 out.append(Problem("extra_directives", f"{d!r}: {STRAY_DIRECTIVE}, e.g. --signal=USR1@90"))
         if self.env:
             names = [e.name for e in _items(self.env) if isinstance(e, EnvVar)]
