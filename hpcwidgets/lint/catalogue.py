@@ -4744,8 +4744,9 @@ def _jupyter_commands(ctx: Context) -> list[tuple[Any, list[str]]]:
     container or launcher, in a function or an ``if``, and in a ``bash -c`` script, where jobs often start it):
     the command and its words from the server's program on."""
     def make() -> list[tuple[Any, list[str]]]:
-        if "jupyter" not in ctx.parsed.source:
-            return []  # most scripts: no server to look for
+        source = ctx.parsed.source
+        if "jupyter" not in source and "notebook" not in source and "nbclassic" not in source:
+            return []  # most scripts: no server to look for (python -m notebook has no "jupyter")
         out = []
         for cmd in _simple_commands(ctx.parsed.lexed.code):
             words = [str(v) for v in cmd.argv]
