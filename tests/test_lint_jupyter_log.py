@@ -25,6 +25,7 @@ def hpc607(body: str) -> list[str]:
     ("jupyter lab --no-browser 2> j.err\numask 077\n", "into j.err"),       # umask after the server: too late
     ('exec > "$HOME/j.log" 2>&1\njupyter lab --no-browser\n', "exec redirection"),
     ("start() {\n  python -m jupyterlab --no-browser\n}\nstart\n", "the job's log"),
+    ("#SBATCH --error=/dev/null\n#SBATCH --output=j.out\njupyter lab --no-browser 2>&1\n", "the job's log"),
 ])
 def test_a_token_jupyter_makes_reaches_a_readable_log(body, where):
     found = hpc607(body)
@@ -45,6 +46,8 @@ def test_a_token_jupyter_makes_reaches_a_readable_log(body, where):
     'umask 0077\nexec > "$HOME/j.log" 2>&1\njupyter lab --no-browser\n',
     "jupyter lab --no-browser > /dev/null 2>&1 &\nsleep 5\njupyter server list\n",
     "jupyter lab build\njupyter notebook password\njupyter server list\n",   # tools, not servers
+    "#SBATCH --output=/dev/null\njupyter lab --no-browser\n",                   # no log to read
+    "#SBATCH --output=j.out\n#SBATCH --error=/dev/null\njupyter lab --no-browser\n",
 ])
 def test_no_token_jupyter_made_reaches_a_readable_log(body):
     assert hpc607(body) == []

@@ -138,3 +138,10 @@ def test_a_directive_typed_with_a_typographic_dash_is_named_so_when_read_back():
     assert "typographic dash" in problem.message and problem.message.endswith("--nodes=1")
     found = lint("#!/bin/bash\n#SBATCH \u2212\u2212nodes=1\npython t.py\n")
     assert [f.code for f in found] == ["HPC515"], [f.format() for f in found]
+
+
+def test_an_empty_extra_directive_is_a_plain_problem():
+    """Found by the read-back property test: the typographic-dash check indexed an empty word."""
+    from hpcwidgets.spec import SlurmJob
+    (problem,) = SlurmJob(extra_directives=("",)).problems()
+    assert "write the option as it follows #SBATCH" in problem.message

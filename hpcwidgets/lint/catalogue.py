@@ -5009,6 +5009,10 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
                 yield (cmd.line, f"the server writes the URL with its token into {target}, which is created "
                                  "readable by others (umask 022); run umask 077 first, or export JUPYTER_TOKEN")
             continue
+        job = ctx.job
+        to_stdout = any(r.op == ">&" and r.fd == 2 and str(r.target.value) == "1" for r in cmd.redirects)
+        if str((job.output if to_stdout else job.error or job.output) or "") == "/dev/null":
+            continue  # #SBATCH --output=/dev/null (or --error): the job's log is nowhere to read
         if chmod_private is None:
             if isinstance(cmd, _Inner):
                 yield (cmd.line, "the server in this bash -c script prints the URL with its token into the job's "

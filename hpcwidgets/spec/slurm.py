@@ -351,7 +351,7 @@ class SlurmJob(Spec):
             out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
                                            "blank than a space (an #SBATCH line ends at the line break); use - or _"))
         for d in _items(self.extra_directives):
-            if isinstance(d, str) and d[:1] in _TYPED_DASHES:
+            if isinstance(d, str) and d and d[0] in _TYPED_DASHES:
                 typed = "-" * (2 if len(d) - len(d.lstrip(_TYPED_DASHES + "-")) > 1 or d[0] == "\u2014" else 1)
                 out.append(Problem("extra_directives", f"{d!r} {TYPED_DASH} (copied from a document?): "
                                                        f"type it on the keyboard, {typed}{d.lstrip(_TYPED_DASHES + '-')}"))
