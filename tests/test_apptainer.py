@@ -169,3 +169,13 @@ def test_a_variable_pasted_from_a_script_gets_the_fix(name, value, says):
     problems = EnvVar(name, value).problems()
     assert len(problems) == 1 and says in problems[0].message
     assert EnvVar("ARGS", 'a "quoted" word').problems() == [] and EnvVar("X", "#1").problems() == []
+
+
+@pytest.mark.parametrize("source, dest", [
+    ("docker://pytorch/pytorch:2.3", "pytorch_2.3.sif"),
+    ("docker://$IMG", "${IMG}_latest.sif"),          # $IMG_latest would be another variable
+    ("docker://reg/$NAME:$TAG", "${NAME}_$TAG.sif"),
+    ("$", "\\$_latest.sif"),                          # a literal dollar stays one (found by the fidelity property)
+])
+def test_the_derived_file_name_keeps_its_references(source, dest):
+    assert ApptainerPull(source=source).default_dest() == dest

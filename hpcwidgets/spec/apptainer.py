@@ -146,6 +146,10 @@ class ApptainerRun(Spec):
         return out
 
 
+#: a bare parameter reference at the end of a name (``docker://$IMG`` → ``$IMG``)
+_TRAILING_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)$")
+
+
 @dataclass(frozen=True)
 class ApptainerPull(Spec):
     """``apptainer pull [--force] [--dir D] [--disable-cache] DEST.sif SOURCE``.
@@ -201,6 +205,11 @@ class ApptainerPull(Spec):
         ref = self.source.split("://", 1)[-1]
         name = ref.rsplit("/", 1)[-1]
         base, _, tag = name.partition(":")
+        # "_tag" must not grow a reference at the end of the name ($IMG_latest is another variable): brace it,
+        # and keep a lone trailing "$" a literal dollar (the value language's \$)
+        base = _TRAILING_REF.sub(r"${\1}", base)
+        if base.endswith("$") and not base.endswith("\\$"):
+            base = base[:-1] + "\\$"
         return f"{base}_{tag or 'latest'}.sif"
 
     def image_path(self) -> str:
