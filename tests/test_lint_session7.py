@@ -145,3 +145,54 @@ def test_an_empty_extra_directive_is_a_plain_problem():
     from hpcwidgets.spec import SlurmJob
     (problem,) = SlurmJob(extra_directives=("",)).problems()
     assert "write the option as it follows #SBATCH" in problem.message
+
+
+@pytest.mark.parametrize("body, says, fixed", [
+    ("#SBATCH --signal=USR1@120\ntrap 'echo hi' USR1\nsrun python t.py &\nwait\n", "trap of line 4 never runs",
+     "#SBATCH --signal=B:USR1@120"),
+    ("#SBATCH --signal=R:USR1@60\ntrap 'x' SIGUSR1\nsrun python t.py & wait\n", "--signal=RB:USR1@60",
+     "#SBATCH --signal=RB:USR1@60"),
+    ("#SBATCH --signal=10@60\ntrap 'x' USR1\nsrun python t.py & wait\n", "never runs", "#SBATCH --signal=B:10@60"),
+    ("#SBATCH --signal=SIGINT@60\npython t.py\n", "nothing receives the warning", None),
+])
+def test_hpc517_a_signal_the_batch_shell_never_gets(body, says, fixed):
+    script = HEAD + body
+    (finding,) = [f for f in lint(script) if f.code == "HPC517"]
+    assert says in finding.message and finding.line == 3
+    text, _ = fix_script(script)
+    assert text.splitlines()[2] == (fixed or body.splitlines()[0])
+
+
+@pytest.mark.parametrize("body", [
+    "#SBATCH --signal=USR1@60\nsrun python t.py\n",                  # the step gets it: the program's own handler
+    "#SBATCH --signal=B:USR1@60\ntrap 'x' USR1\nsrun python t.py & wait\n",
+    "#SBATCH --signal=B:USR1@60\npython t.py\n",
+])
+def test_hpc517_not_when_the_signal_reaches_its_receiver(body):
+    assert "HPC517" not in codes(body)
+
+
+def test_hpc502_not_without_tasks_and_hpc201_not_for_options_in_an_array():
+    """A one-node job with no srun: the batch shell is the only task; ARGS=(--nv …) "${ARGS[@]}" holds the flag."""
+    assert "HPC502" not in codes('#SBATCH --gres=gpu:1\nexport TAG="node${SLURM_NODEID}"\npython serve.py\n')
+    assert "HPC502" in codes("#SBATCH --ntasks=4\nexport R=$SLURM_PROCID\nsrun python t.py\n")
+    assert "HPC201" not in codes('#SBATCH --gres=gpu:1\nARGS=(--nv --bind /data)\n'
+                                 'apptainer exec "${ARGS[@]}" vllm.sif vllm serve m\n')
+
+
+def test_export_takes_its_value_after_a_space():
+    """slurm_opt.c declares --export with a required argument: #SBATCH --export ALL is one option."""
+    assert "HPC310" not in codes("#SBATCH --export ALL\npython t.py\n")
+    assert "HPC516" in codes("#SBATCH --export NONE\nmodule load x\nsrun python t.py\n")
+
+
+@pytest.mark.parametrize("body, reported", [
+    ("ray start --head --port=6379\npython run.py\n", True),
+    ('srun --nodes=1 --ntasks=1 -w "$head" ray start --head --block &\nsleep 10\npython run.py\n', False),
+    ("ray start --head\nsrun --nodes=1 --ntasks=1 -w n2 ray start --address=$ip:6379 --block &\npython run.py\n",
+     False),
+])
+def test_hpc110_ray_started_only_in_the_batch_shell(body, reported):
+    script = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n" + body
+    assert ("HPC110" in codes(script, "")) is reported
+    assert "HPC110" not in codes(script.replace("--nodes=2", "--nodes=1"), "")

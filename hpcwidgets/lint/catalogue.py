@@ -673,7 +673,8 @@ def lost_continuations(ctx: Context) -> set[int]:
       summary="a multi-node job starts its distributed launcher in the batch shell, without srun",
       why="The batch script runs only on the first node. A launcher started there never reaches the other nodes, "
           "so the rendezvous waits for nodes that never come (torchrun, python -m torch.distributed.run, "
-          "accelerate launch --num_machines=N) or the other nodes sit idle. accelerate launch and deepspeed are "
+          "accelerate launch --num_machines=N) or the other nodes sit idle (a Ray cluster whose every ray start runs "
+          "in the batch shell has the first node only). accelerate launch and deepspeed are "
           "reported only when they cannot start the other nodes themselves: not with DeepSpeed's multi-node "
           "launcher (deepspeed --hostfile; accelerate with DeepSpeed options or a config file named for DeepSpeed, "
           "such as ds_zero3.yaml; another config file only when the command line itself does not ask for several "
@@ -707,6 +708,28 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
                           "node only; start it with srun --ntasks-per-node=1",
                count_fix(ctx, "launch on every node with srun --ntasks-per-node=1", step, chain))
     yield from _other_launchers_on_first_node(ctx)
+    yield from _ray_on_first_node(ctx)
+
+
+def _ray_on_first_node(ctx: Context) -> Iterator[Any]:
+    """HPC110 for Ray: every ``ray start`` of a multi-node job runs in the batch shell, so only the first node is
+    in the cluster (the usual pattern starts the head and each worker with srun --nodes=1 --ntasks=1 -w NODE)."""
+    nodes = job_nodes(ctx)
+    here, stepped = [], False
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        at = next((i for i in range(len(words) - 1) if words[i].rsplit("/", 1)[-1] == "ray"
+                   and words[i + 1] == "start"), None)
+        if at is None:
+            continue
+        if any(w.rsplit("/", 1)[-1] in ("srun", "ssh", "pdsh", *MPI_LAUNCHERS) for w in words[:at]):
+            stepped = True
+        else:
+            here.append(cmd.line)
+    if here and not stepped:
+        yield (here[0], f"this job has {nodes} nodes but ray start runs only in the batch shell, on the first node: the "
+                        "other nodes never join the cluster; start the head and each worker with srun --nodes=1 "
+                        "--ntasks=1 -w NODE ray start … --block &")
 
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
@@ -1712,8 +1735,14 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
 
 def _flag_in_a_variable(c: Any) -> bool:
     """Whether the container has an option word kept as written from a variable (``nv="--nv"`` set in an ``if``,
-    then ``singularity exec $nv …``): it may be the GPU flag, so no rule may say the flag is missing."""
-    return any(isinstance(e, Verbatim) and re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", str(e)) for e in c.extra)
+    then ``singularity exec $nv …``), or options from an array where the image is read (``"${ARGS[@]}"``): either
+    may be the GPU flag, so no rule may say the flag is missing."""
+    return any(isinstance(e, Verbatim) and re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", str(e)) for e in c.extra) \
+        or bool(_ARRAY_WORD.fullmatch(str(c.image)))
+
+
+#: a whole-array expansion, "${ARGS[@]}" (bash makes one word of each element)
+_ARRAY_WORD = re.compile(r'"?\$\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\}"?')
 
 
 #: bind sources that hold every user's home directory (the home's real path is not in the script)
@@ -3608,6 +3637,9 @@ srun bash -c "python train.py --rank $SLURM_PROCID"
 srun bash -c 'python train.py --rank "$SLURM_PROCID"'
 """)
 def _per_task(ctx: Context) -> Iterator[Any]:
+    if job_nodes(ctx) < 2 and not any(w.rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS) for cmd in simple_commands(ctx)
+                                      for w in [str(v) for v in cmd.argv][:3]):
+        return  # one node and no step that starts tasks: the batch shell is the only task, its value the right one
     for cmd in ctx.parsed.lexed.code:
         # a case/if/for head in the batch shell (case $SLURM_LOCALID in …) is evaluated once, as task 0
         if cmd.kind != "compound" or not re.match(r"\s*(?:case|if|elif|while|until|for)\b", cmd.text):
@@ -4600,6 +4632,71 @@ def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
                          f"the handler never runs before the time limit kills the job; start it in the background "
                          f"and wait for it ({name} … & then wait)")
         return
+
+
+def _step_signal(ctx: Context) -> tuple[Any, str] | None:
+    """The ``--signal=SIG@TIME`` directive without ``B:`` (Slurm sends it to the job's steps only) and its
+    signal's name, or None."""
+    found = None
+    for d in ctx.parsed.directives:
+        if d.applied and not getattr(d, "component", 0) and d.flag == "--signal":
+            m = re.fullmatch(r"(?:([RB]{1,2}):)?([A-Za-z0-9]+)(?:@\d+)?", str(d.value).strip())
+            found = (d, _signal_name(m.group(2))) if m and "B" not in (m.group(1) or "") else None
+    return found
+
+
+@rule("HPC517", "signal-misses-the-batch-shell", "warning",
+      summary="--signal without B: while the batch shell traps the signal, or with no job step to receive it",
+      why="Without B:, Slurm sends the --signal warning to the job's steps (what srun started) and not to the batch "
+          "shell: a trap in the script never runs, so the checkpoint or requeue it was written for never happens; and "
+          "a job whose work runs in the batch shell (python train.py without srun) has no step, so nothing receives "
+          "the warning at all.",
+      fix="Send it to the batch shell with #SBATCH --signal=B:USR1@120 when the script traps it (and start the step "
+          "in the background, then wait: HPC511); or run the program as a step (srun python train.py) so it gets "
+          "the signal itself.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=USR1@120
+#SBATCH --requeue
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py &
+wait
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py &
+wait
+""")
+def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
+    found = _step_signal(ctx)
+    if found is None:
+        return
+    directive, signal = found
+    commands = list(simple_commands(ctx))
+    trap = next((cmd for cmd in commands for words in [[str(v) for v in cmd.argv]]
+                 if len(words) >= 3 and words[0] == "trap" and not words[1].startswith("-")
+                 and any(_signal_name(w) == signal for w in words[2:])), None)
+    sig = str(directive.value).strip()
+    if trap is not None:
+        lines = ctx.parsed.lines
+        text = lines[directive.line - 1]
+        fixed = re.sub(r"(--signal[= ])(?:R:)?", lambda m: m.group(1) + ("RB:" if "R:" in m.group(0) else "B:"),
+                       text, count=1)
+        fix = Fix("send the signal to the batch shell (B:)", directive.line, directive.line, text=fixed) \
+            if fixed != text else None
+        prefix = "RB:" if sig.startswith("R:") else "B:"
+        yield (directive.line, f"--signal={sig} goes to the job's steps, not to the batch shell, so the trap of line "
+                               f"{trap.line} never runs; write --signal={prefix}{sig.split(':')[-1]}", fix)
+        return
+    launches = [cmd for cmd in commands for words in [[str(v) for v in cmd.argv]]
+                if words and words[0].rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS)]
+    if not launches:
+        yield (directive.line, f"--signal={sig} goes to the job's steps, and this job starts none (its commands run in "
+                               "the batch shell), so nothing receives the warning; run the program with srun, or use "
+                               "B: and forward the signal from a trap")
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,8 +43,10 @@ SBATCH_OPTIONS: dict[str, str] = {
         "--segment", "--signal", "--sockets-per-node", "--switches", "--thread-spec", "--threads-per-core",
         "--time", "--time-min", "--tmp", "--tres-bind", "--tres-per-task", "--uid", "--wait-all-nodes", "--wckey",
     ), "value"),
-    **dict.fromkeys(("--exclusive", "--export", "--get-user-env", "--nice", "--no-kill", "--oom-kill-step",
+    **dict.fromkeys(("--exclusive", "--get-user-env", "--nice", "--no-kill", "--oom-kill-step",
                      "--propagate", "--wrap"), "optional"),
+    # slurm_opt.c declares --export with a required argument: "--export ALL" is the option and its value
+    "--export": "value",
     **dict.fromkeys(("--contiguous", "--help", "--hold", "--ignore-pbs", "--no-requeue", "--overcommit",
                      "--oversubscribe", "--parsable", "--quiet", "--reboot", "--requeue", "--spread-job",
                      "--test-only", "--usage", "--use-min-nodes", "--verbose", "--version", "--wait"), "switch"),
