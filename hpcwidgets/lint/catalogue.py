@@ -4562,13 +4562,14 @@ def _signal_name(text: str) -> str:
     return _SIGNAL_NUMBERS.get(name, name)
 
 
-def _batch_signal(ctx: Context) -> tuple[Any, str] | None:
-    """The ``--signal=B:SIG@TIME`` directive (sent to the batch shell) and its signal's name, or None."""
+def _batch_signal(ctx: Context, *, batch: bool = True) -> tuple[Any, str] | None:
+    """The job's ``--signal`` directive and its signal's name when it goes to the batch shell (``B:SIG@TIME``), or
+    with ``batch=False`` when it goes to the job's steps only (no ``B:``); else None."""
     found = None
     for d in ctx.parsed.directives:
         if d.applied and not getattr(d, "component", 0) and d.flag == "--signal":
-            m = re.fullmatch(r"([RB]{1,2}):([A-Za-z0-9]+)(?:@\d+)?", str(d.value).strip())
-            found = (d, _signal_name(m.group(2))) if m and "B" in m.group(1) else None
+            m = re.fullmatch(r"(?:([RB]{1,2}):)?([A-Za-z0-9]+)(?:@\d+)?", str(d.value).strip())
+            found = (d, _signal_name(m.group(2))) if m and ("B" in (m.group(1) or "")) == batch else None
     return found
 
 
@@ -4634,17 +4635,6 @@ def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
         return
 
 
-def _step_signal(ctx: Context) -> tuple[Any, str] | None:
-    """The ``--signal=SIG@TIME`` directive without ``B:`` (Slurm sends it to the job's steps only) and its
-    signal's name, or None."""
-    found = None
-    for d in ctx.parsed.directives:
-        if d.applied and not getattr(d, "component", 0) and d.flag == "--signal":
-            m = re.fullmatch(r"(?:([RB]{1,2}):)?([A-Za-z0-9]+)(?:@\d+)?", str(d.value).strip())
-            found = (d, _signal_name(m.group(2))) if m and "B" not in (m.group(1) or "") else None
-    return found
-
-
 @rule("HPC517", "signal-misses-the-batch-shell", "warning",
       summary="--signal without B: while the batch shell traps the signal, or with no job step to receive it",
       why="Without B:, Slurm sends the --signal warning to the job's steps (what srun started) and not to the batch "
@@ -4671,7 +4661,7 @@ srun python train.py &
 wait
 """)
 def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
-    found = _step_signal(ctx)
+    found = _batch_signal(ctx, batch=False)
     if found is None:
         return
     directive, signal = found
