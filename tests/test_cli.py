@@ -325,3 +325,15 @@ def test_the_set_help_shows_a_form_the_command_takes(command, example, capsys):
     assert example in help_text
     if command == ["sbatch"]:   # and the example works
         assert main(["sbatch", example.split()[0], example.split()[1], "--commands", "python t.py"]) == 0
+
+
+def test_a_code_switched_off_in_the_script_read_stays_off_in_the_script_written(capsys, tmp_path):
+    """The suppression comment is not carried into the rewritten script; its check leaves the code out instead."""
+    body = "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --time=10\napptainer exec img_1.0.sif python t.py{}\n"
+    off, on = tmp_path / "off.sh", tmp_path / "on.sh"
+    off.write_text(body.format("  # hpcw: disable=HPC201"))
+    on.write_text(body.format(""))
+    code, out, err = run(capsys, "workflow", "--from", str(off))
+    assert code == 0 and out.startswith("#!") and "HPC201" not in err
+    code, out, err = run(capsys, "workflow", "--from", str(on))
+    assert code == 1 and "hpcwidgets: lint: line" in err and "(of the script written)" in err and "HPC201" in err

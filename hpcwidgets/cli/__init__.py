@@ -17,7 +17,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .. import __version__
 from ..errors import HpcWidgetsError, Problem, ValidationError
@@ -321,18 +321,40 @@ def emit(args: argparse.Namespace, text: str) -> None:
 NOT_SHELL = ("apptainer.def", "dockerfile")
 
 
-def report_lint(text: str, profile: Any) -> bool:
-    """Print what lint says about a script the command wrote (errors and warnings, on stderr): the models
-    refuse what they know is wrong, and lint knows more (the whole script, the site's modules). True when
-    lint found an error: the command then exits with status 1, as lint does, so that
-    ``hpcwidgets workflow … -o job.sh && sbatch job.sh`` does not submit it."""
+def report_lint(text: str, profile: Any, ignore: Iterable[str] = ()) -> bool:
+    """Print what lint says about a script the command wrote (errors and warnings, on stderr, at the lines of
+    that script): the models refuse what they know is wrong, and lint knows more (the whole script, the site's
+    modules). True when lint found an error: the command then exits with status 1, as lint does, so that
+    ``hpcwidgets workflow … -o job.sh && sbatch job.sh`` does not submit it. ``ignore``: codes the script it
+    was read from switched off."""
     from ..lint import lint
     errors = False
-    for f in lint(text, profile):
+    for f in lint(text, profile, ignore=ignore):
         if f.severity != "info":
-            print(f"hpcwidgets: lint: line {f.line}: {f.severity} {f.code} {f.message}", file=sys.stderr)
+            print(f"hpcwidgets: lint: line {f.line} (of the script written): {f.severity} {f.code} {f.message}",
+                  file=sys.stderr)
             errors = errors or f.severity == "error"
     return errors
+
+
+def suppressed_in(path: str) -> frozenset[str]:
+    """The lint codes a job script read with --from switches off (``# hpcw: disable=…`` anywhere in it): the
+    comments are not carried into the script written from it, so its check leaves those codes out instead."""
+    if not path or path == "-":
+        return frozenset()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    if Path(path).suffix in (".json", ".toml") or not text.lstrip().startswith(("#!", "#SBATCH")):
+        return frozenset()
+    from ..errors import ParseError
+    from ..parse.script import read_script
+    try:
+        parsed = read_script(text, path)
+    except ParseError:
+        return frozenset()
+    return frozenset(parsed.suppressed_file).union(*parsed.suppressed.values())
 
 
 def check_shell(text: str, kind: str = "", what: str = "output") -> None:
@@ -424,7 +446,8 @@ def _run_model_command(args: argparse.Namespace) -> int:
     if args.format == "shell":
         check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
     emit(args, text)
-    status = 1 if args.format == "shell" and text.startswith("#!") and report_lint(text, profile) else 0
+    status = 1 if args.format == "shell" and text.startswith("#!") and report_lint(
+        text, profile, suppressed_in(args.from_file or "")) else 0
     if model.kind == "jupyter.job" and getattr(args, "output_file", None) and args.format == "shell":
         log = model.job.output.replace("%j", "JOBID").replace("%x", model.job.job_name or "JOBNAME") \
             if model.job.output else "slurm-JOBID.out"

@@ -184,7 +184,8 @@ def rules_markdown() -> str:
            "Refresh with `python -m hpcwidgets.lint.docs > docs/rules.md`.", "",
            "Severities: **error**: the job fails, hangs or silently does the wrong thing; **warning**: risky or "
            "wasteful; **info**: advice. Suppress one finding with `# hpcw: disable=CODE` at the end of its line "
-           "(or alone on the line before), or a whole file with `# hpcw: disable-file=CODE`.", "",
+           "(or alone on the line before), or a whole file with `# hpcw: disable-file=CODE`. A script read back "
+           "with `--from` keeps the codes it switches off out of the check of the script written from it.", "",
            "| code | severity | rule |", "|---|---|---|"]
     all_rules = rules()
     for r in all_rules.values():
