@@ -101,6 +101,7 @@ def test_hpc119_one_mpi_launcher_per_srun_task(script, expected):
     ("#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\nsrun python main.py\n", False),
     ("#SBATCH --ntasks=8\n#SBATCH --gres=gpu:4\nsrun ./gmx mdrun\n", False),           # MPI codes choose freely
     ("#SBATCH --ntasks=8\n#SBATCH --gres=gpu:4\nsrun python main.py\n", False),        # Slurm may use 2 nodes
+    ("#SBATCH --nodes=1-2\n#SBATCH --ntasks=8\n#SBATCH --gres=gpu:4\nsrun python main.py\n", False),
     ("#SBATCH --nodes=1\n#SBATCH --ntasks=8\n#SBATCH --gres=gpu:4\nsrun python main.py\n", True),
 ])
 def test_hpc120_more_python_tasks_than_gpus(script, reported):

@@ -1343,10 +1343,11 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
         if srun is None or step.chain.launcher is not None or getattr(srun, "gpus_per_task", None) \
                 or not prog or not _PYTHON_PROGRAM.match(prog[0].rsplit("/", 1)[-1]):
             continue
-        placed = any(isinstance(getattr(layer, "ntasks_per_node", None), int) or getattr(layer, "nodes", None)
-                     is not None for layer in (ctx.job, srun))
+        placed = any(isinstance(getattr(layer, "ntasks_per_node", None), int)
+                     or (getattr(layer, "nodes", None) is not None and len(set(node_range(layer.nodes) or (0, 1))) == 1)
+                     for layer in (ctx.job, srun))
         if not placed:
-            continue  # --ntasks=8 alone: Slurm may spread the tasks over several nodes
+            continue  # --ntasks=8 alone, or --nodes=1-2: Slurm may spread the tasks over several nodes
         tasks, have = tasks_per_node(ctx, step) or 1, step_gpus(step) or gpus
         if tasks > have:
             yield (step.line, f"srun starts {tasks} tasks per node on {have} GPU{'s' if have > 1 else ''} per node: "
