@@ -6,7 +6,7 @@ import pytest
 
 from hpcwidgets import __version__
 from hpcwidgets.cli import build_parser, main
-from hpcwidgets.spec import ApptainerRun, SlurmJob
+from hpcwidgets.spec import SlurmJob
 
 
 def run(capsys, *argv):
