@@ -318,5 +318,5 @@ def check(root: Path, *, jobs: int | None = None, only: str = "", timeout: int =
     return report
 
 
-__all__ = ["CELL_TIMEOUT", "KERNEL", "KERNEL_START_FAILURES", "Outcome", "Report", "Task", "check", "notebook_matrix", "plan",
-           "kernel_start_failed", "run_all", "run_task", "table"]
+__all__ = ["CELL_TIMEOUT", "KERNEL", "KERNEL_START_FAILURES", "Outcome", "Report", "Task", "check",
+           "kernel_start_failed", "notebook_matrix", "plan", "run_all", "run_task", "table"]
