@@ -6,13 +6,15 @@ import dataclasses
 import re
 from typing import Any, Iterator
 
-from ..parse.lexer import first_command_line
+from ..errors import ParseError
+from ..parse.lexer import compound_body, first_command_line, lex_script
+from ..parse.script import shell_script_text
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
-from ..spec.common import Bind
-from ..spec.jupyter import bind_destination, server_start
-from ..spec.slurm import STRAY_DIRECTIVE, TYPED_DASH, node_range
+from ..spec.common import Bind, bind_destination
+from ..spec.jupyter import server_start
+from ..spec.slurm import STRAY_DIRECTIVE, TYPED_DASH, TYPED_DASHES, keyboard_option, node_range
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 
@@ -1341,7 +1343,7 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
         srun = step.chain.srun
         prog = [str(w) for w in step.chain.program]
         if srun is None or step.chain.launcher is not None or getattr(srun, "gpus_per_task", None) \
-                or not prog or not _PYTHON_PROGRAM.match(prog[0].rsplit("/", 1)[-1]):
+                or not prog or not _PYTHON.fullmatch(prog[0].rsplit("/", 1)[-1]):
             continue
         placed = any(isinstance(getattr(layer, "ntasks_per_node", None), int)
                      or (getattr(layer, "nodes", None) is not None and len(set(node_range(layer.nodes) or (0, 1))) == 1)
@@ -1353,10 +1355,6 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"srun starts {tasks} tasks per node on {have} GPU{'s' if have > 1 else ''} per node: "
                               f"with one process per GPU the tasks beyond {have} find no GPU of their own (invalid "
                               f"device ordinal) or share one; use --ntasks-per-node={have}")
-
-
-#: a Python interpreter as a step's program
-_PYTHON_PROGRAM = re.compile(r"^python(\d+(\.\d+)*)?$")
 
 
 @rule("HPC109", "fewer-workers-than-gpus", "warning",
@@ -2650,8 +2648,7 @@ def _setup_only(ctx: Context) -> Iterator[Any]:
             continue
         first = prog[0]
         if first in ("bash", "sh", "/bin/bash", "/bin/sh") and "-c" in prog[1:3]:
-            body = prog[prog.index("-c") + 1] if prog.index("-c") + 1 < len(prog) else ""
-            cmds = [p.strip().split() for p in re.split(r"&&|;|\n|\|\|", body) if p.strip()]
+            cmds = [[str(v) for v in c.argv] for c in _simple_commands(_shell_c_script(step.command))]
             if cmds and all(_only_sets_up(x) for x in cmds):
                 first = cmds[0][0]
             else:
@@ -3971,31 +3968,19 @@ _LAUNCH_BLOCKING = re.compile(r"(^|[^A-Za-z0-9_])CUDA_LAUNCH_BLOCKING=[\"']?1\b"
 
 
 #: dashes a word processor or a slide puts where a hyphen was typed (en dash, em dash, minus sign)
-_TYPOGRAPHIC_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 #: quotes a word processor puts where straight quotes were typed
 _TYPOGRAPHIC_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'"}
 
 
-_TYPOGRAPHIC = re.compile(f"[{_TYPOGRAPHIC_DASHES}{''.join(_TYPOGRAPHIC_QUOTES)}]")
-_TYPOGRAPHIC_DASH = re.compile(f"[{_TYPOGRAPHIC_DASHES}]")
+_TYPOGRAPHIC = re.compile(f"[{TYPED_DASHES}{''.join(_TYPOGRAPHIC_QUOTES)}]")
+_TYPOGRAPHIC_DASH = re.compile(f"[{TYPED_DASHES}]")
 
 
 def _typographic_option(raw: str) -> bool:
     """Whether a word is an option typed with a typographic dash: at its start (``–-time``) or in its name
     (``--cpus−per-task``); the value after ``=`` is the program's business."""
     name = raw.split("=", 1)[0]
-    return bool(name) and (name[0] in _TYPOGRAPHIC_DASHES or (name[0] == "-" and bool(_TYPOGRAPHIC_DASH.search(name))))
-
-
-def _ascii_option(raw: str) -> str:
-    """``–-time`` → ``--time``, ``—nv`` → ``--nv``, ``–nv`` → ``--nv`` (a word processor's "--"), ``–l`` → ``-l``,
-    and the dashes inside the name too (``−−cpus−per-task`` → ``--cpus-per-task``)."""
-    rest = raw.lstrip(_TYPOGRAPHIC_DASHES + "-")
-    dashes = raw[:len(raw) - len(rest)]
-    rest = _TYPOGRAPHIC_DASH.sub("-", rest)
-    if "\u2014" in dashes or len(dashes) > 1 or len(re.match(r"[A-Za-z0-9_]*", rest).group(0)) > 1:
-        return "--" + rest
-    return "-" + rest
+    return bool(name) and (name[0] in TYPED_DASHES or (name[0] == "-" and bool(_TYPOGRAPHIC_DASH.search(name))))
 
 
 def _straight(raw: str) -> str:
@@ -4025,8 +4010,8 @@ def _typographic(ctx: Context) -> Iterator[Any]:
     lines = ctx.parsed.lines
     bad: dict[int, list[tuple[int, str, str]]] = {}  # line -> (column, as written, as typed on a keyboard)
     if lines and lines[0].startswith("#!"):
-        for m in re.finditer(rf"(?<=\s)[{_TYPOGRAPHIC_DASHES}]\S*", lines[0]):
-            bad.setdefault(1, []).append((m.start() + 1, m.group(0), _ascii_option(m.group(0))))
+        for m in re.finditer(rf"(?<=\s)[{TYPED_DASHES}]\S*", lines[0]):
+            bad.setdefault(1, []).append((m.start() + 1, m.group(0), keyboard_option(m.group(0))))
     words: list[Any] = []
     for cmd in ctx.parsed.lexed.commands:
         if cmd.kind == "directive":
@@ -4039,12 +4024,12 @@ def _typographic(ctx: Context) -> Iterator[Any]:
     for w in words:
         raw = str(w.raw)
         if _typographic_option(raw):
-            bad.setdefault(w.line, []).append((w.col, raw.split("=", 1)[0], _ascii_option(raw.split("=", 1)[0])))
+            bad.setdefault(w.line, []).append((w.col, raw.split("=", 1)[0], keyboard_option(raw.split("=", 1)[0])))
         elif raw[:1] in _TYPOGRAPHIC_QUOTES or raw[-1:] in _TYPOGRAPHIC_QUOTES:
             bad.setdefault(w.line, []).append((w.col, raw, _straight(raw)))
     for line_no, items in sorted(bad.items()):
         written, typed = items[0][1], items[0][2]
-        what = ("starts with a typographic dash, not a hyphen, so it is not an option" if written[0] in _TYPOGRAPHIC_DASHES
+        what = ("starts with a typographic dash, not a hyphen, so it is not an option" if written[0] in TYPED_DASHES
                 else "has a typographic dash in its name, so no program knows the option" if written[0] == "-"
                 else "is wrapped in typographic quotes, which the shell keeps as part of the value")
         text = lines[line_no - 1]
@@ -4804,9 +4789,6 @@ class _Inner:
 def _shell_c_script(cmd: Any) -> Any:
     """The commands of the script a ``bash -c``/``sh -c`` in ``cmd`` runs (after srun, in a container …), lexed;
     () when there is none or it cannot be read."""
-    from ..errors import ParseError
-    from ..parse.lexer import lex_script
-    from ..parse.script import shell_script_text
     word = _shell_c_word(cmd.words)
     text = shell_script_text(word.value) if word is not None else None
     try:
@@ -4818,7 +4800,6 @@ def _shell_c_script(cmd: Any) -> Any:
 def _simple_commands(commands: Any, outer: Any = None) -> Iterator[Any]:
     """The simple commands of a script, also those inside functions, loops and ``if``s and in the scripts of
     ``bash -c '…'`` (as :class:`_Inner`), in order."""
-    from ..parse.lexer import compound_body
     for cmd in commands:
         if cmd.kind == "compound":
             yield from _simple_commands(compound_body(cmd), outer)

@@ -173,3 +173,31 @@ class EnvVar(Spec):
                 return [Problem("value", f"{name}={value}: the # and what follows would be part of the value; write "
                                          f"{name}={value.split(' #', 1)[0].rstrip()}")]
         return []
+
+
+def bind_destination(bind: Any) -> str:
+    """Where a bind appears in the container: its destination, else its source. A bind the reader kept whole
+    because of a command substitution (``$(pwd):$HOME``) is split at its first colon outside ``$(…)``/``${…}``."""
+    if bind.dst:
+        return str(bind.dst)
+    text = str(bind.src)
+    if not isinstance(bind.src, Verbatim):
+        return text
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch in "({") - (ch in ")}")
+        if ch == ":" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return (parts[1] if len(parts) > 1 and parts[1] else parts[0]).strip("'\"")
+
+
+def login_port_field(help: str) -> Any:
+    """The login node's ssh port field, as a cluster profile and a Jupyter job both hold it (None: 22)."""
+    return opt(None, label="Login SSH port", role="internal", minimum=1, maximum=65535, placeholder="8022", help=help)
+
+
+def jump_host_field(help: str) -> Any:
+    """The ``ssh -J`` jump host field, as a cluster profile and a Jupyter job both hold it ("": none)."""
+    return opt("", label="Jump host", role="internal", placeholder="gateway.example.org", help=help)

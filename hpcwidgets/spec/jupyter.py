@@ -18,6 +18,7 @@ from ._meta import Spec, opt
 from ._words import Verbatim
 from .apptainer import ApptainerRun
 from .charliecloud import ChRun
+from .common import bind_destination, jump_host_field, login_port_field
 from .slurm import SlurmJob, node_range
 from .ssh import USER, jump_host_problem, login_host_problem
 from .units import format_time, parse_time
@@ -105,13 +106,10 @@ class JupyterJob(Spec):
                           help="The cluster's login node your laptop can reach with ssh (the cluster profile names it).")
     login_user: str = opt("$USER", label="Login user", role="internal",
                           help="Your user name on the cluster; $USER is filled in on the node when the job runs.")
-    login_port: int | None = opt(None, label="Login SSH port", role="internal", minimum=1, maximum=65535,
-                                 placeholder="8022",
-                                 help="The login node's ssh port when it is not 22 (ULHPC: 8022): the tunnel then "
-                                      "says ssh -p PORT. Empty for 22 (the cluster profile names it).")
-    jump_host: str = opt("", label="Jump host", role="internal", placeholder="gateway.example.org",
-                         help="A host ssh goes through to reach the login node (ssh -J): [user@]host[:port], "
-                              "hops joined by commas. Empty for none (the cluster profile names it).")
+    login_port: int | None = login_port_field("The login node's ssh port when it is not 22 (ULHPC: 8022): the tunnel "
+                                              "then says ssh -p PORT. Empty for 22 (the cluster profile names it).")
+    jump_host: str = jump_host_field("A host ssh goes through to reach the login node (ssh -J): [user@]host[:port], "
+                                     "hops joined by commas. Empty for none (the cluster profile names it).")
     port_min: int = opt(20000, label="Lowest port", role="internal", minimum=1024, maximum=65535, advanced=True,
                         help="The job picks a free port on the node between this and the highest port.")
     port_max: int = opt(29999, label="Highest port", role="internal", minimum=1024, maximum=65535, advanced=True,
@@ -266,21 +264,3 @@ def _bound(c: Any, path: str) -> bool:
     """Whether a bind of ``c`` shows ``path`` in the container: at its destination (``-B "$PWD:$HOME"`` makes
     $HOME visible under --containall), or at its source when it has none."""
     return any(_under(path, bind_destination(b)) for b in c.binds)
-
-
-def bind_destination(bind: Any) -> str:
-    """Where a bind appears in the container: its destination, else its source. A bind the reader kept whole
-    because of a command substitution (``$(pwd):$HOME``) is split at its first colon outside ``$(…)``/``${…}``."""
-    if bind.dst:
-        return str(bind.dst)
-    text = str(bind.src)
-    if not isinstance(bind.src, Verbatim):
-        return text
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += (ch in "({") - (ch in ")}")
-        if ch == ":" and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return (parts[1] if len(parts) > 1 and parts[1] else parts[0]).strip("'\"")

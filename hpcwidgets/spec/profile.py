@@ -37,6 +37,7 @@ from typing import Any
 from ..errors import Problem, ProfileError
 from ._meta import Spec, opt
 from .apptainer import IMAGE_SOURCES
+from .common import jump_host_field, login_port_field
 from .slurm import SlurmJob
 from .ssh import jump_host_problem, login_host_problem
 from .units import UNLIMITED, format_mem, parse_mem, parse_time
@@ -366,13 +367,10 @@ class ClusterProfile(Spec):
                            help="One or two sentences on the site, shown when choosing a profile.")
     login_host: str = opt("", label="Login host", role="internal", placeholder="login.example.edu",
                           help="The host you ssh to (used to print SSH tunnel commands for JupyterLab).")
-    login_port: int | None = opt(None, label="Login SSH port", role="internal", minimum=1, maximum=65535,
-                                 placeholder="8022",
-                                 help="The login host's ssh port when it is not 22 (ULHPC: 8022); the tunnel "
-                                      "command then says ssh -p PORT. Leave it out for 22.")
-    jump_host: str = opt("", label="Jump host", role="internal", placeholder="gateway.example.org",
-                         help="A host ssh must go through to reach the login host (ssh -J, ProxyJump): "
-                              "[user@]host[:port], hops joined by commas; empty for none.")
+    login_port: int | None = login_port_field("The login host's ssh port when it is not 22 (ULHPC: 8022); the "
+                                              "tunnel command then says ssh -p PORT. Leave it out for 22.")
+    jump_host: str = jump_host_field("A host ssh must go through to reach the login host (ssh -J, ProxyJump): "
+                                     "[user@]host[:port], hops joined by commas; empty for none.")
     scheduler_version: str = opt("", label="Slurm version", role="internal", placeholder="22.05",
                                  help="Slurm release (major.minor); srun of 22.05–23.02 does not inherit --cpus-per-task. "
                                       "Empty if unknown (then it is always passed again).")

@@ -22,7 +22,19 @@ STRAY_DIRECTIVE = "write the option as it follows #SBATCH"
 #: what the problem for an option typed with a typographic dash says (the linter's HPC515 reports those itself)
 TYPED_DASH = "starts with a typographic dash"
 #: dashes a word processor writes for "-" or "--" (en/em dash, minus sign, hyphen variants)
-_TYPED_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+TYPED_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+_TYPED_DASH = re.compile(f"[{TYPED_DASHES}]")
+
+
+def keyboard_option(raw: str) -> str:
+    """An option name as typed on a keyboard: ``–-time`` → ``--time``, ``—nv`` → ``--nv``, ``–nv`` → ``--nv`` (a
+    word processor's "--"), ``–l`` → ``-l``, and the dashes inside the name too (``−−cpus−per-task``)."""
+    rest = raw.lstrip(TYPED_DASHES + "-")
+    dashes = raw[:len(raw) - len(rest)]
+    rest = _TYPED_DASH.sub("-", rest)
+    if "\u2014" in dashes or len(dashes) > 1 or len(re.match(r"[A-Za-z0-9_]*", rest).group(0)) > 1:
+        return "--" + rest
+    return "-" + rest
 #: the shell options a generated script starts with (see render/script.py)
 FAIL_FAST = ("strict", "errexit", "off")
 ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
@@ -353,10 +365,10 @@ class SlurmJob(Spec):
             out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
                                            "blank than a space (an #SBATCH line ends at the line break); use - or _"))
         for d in _items(self.extra_directives):
-            if isinstance(d, str) and d and d[0] in _TYPED_DASHES:
-                typed = "-" * (2 if len(d) - len(d.lstrip(_TYPED_DASHES + "-")) > 1 or d[0] == "\u2014" else 1)
+            if isinstance(d, str) and d and d[0] in TYPED_DASHES:
+                name, eq, value = d.partition("=")
                 out.append(Problem("extra_directives", f"{d!r} {TYPED_DASH} (copied from a document?): "
-                                                       f"type it on the keyboard, {typed}{d.lstrip(_TYPED_DASHES + '-')}"))
+                                                       f"type it on the keyboard, {keyboard_option(name)}{eq}{value}"))
             elif isinstance(d, str) and not d.startswith("-") and d not in HETJOB_SEPARATORS:
                 out.append(Problem("extra_directives", f"{d!r}: {STRAY_DIRECTIVE}, e.g. --signal=USR1@90"))
         if self.env:

@@ -24,8 +24,8 @@ from ..errors import (FileError, HpcWidgetsError, OverwriteError, ParseError, Pr
                       ValidationError)
 from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun, DefFile
 from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
-from ..spec.common import Bind
-from ..spec.jupyter import JupyterJob, bind_destination
+from ..spec.common import Bind, bind_destination
+from ..spec.jupyter import JupyterJob
 from ..spec.slurm import SlurmJob, Srun
 from ..spec.torchrun import Torchrun
 from ..spec.workflow import Workflow, make_container, with_gpus
