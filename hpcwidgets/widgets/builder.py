@@ -912,7 +912,7 @@ class CharliecloudBuilder(_ActionBuilder):
     @classmethod
     def default_model(cls, profile: Any) -> Any:
         # ch-run starts in the image's /: the project is bound in and the command starts there
-        return ChRun(image="$SCRATCH/images/myenv.sqfs", binds=(Bind.from_token("$PWD:/mnt/0"),), cd="/mnt/0",
+        return ChRun(image="$SCRATCH/images/myenv.sqfs", binds=(Bind("$PWD", "/mnt/0"),), cd="/mnt/0",
                      command=("python", "train.py"))
 
 
@@ -1085,7 +1085,7 @@ class WorkflowBuilder(Builder):
             used = {bind_destination(b).rstrip("/") for b in binds}
             mount = next((f"/mnt/{n}" for n in range(10) if f"/mnt/{n}" not in used), "")
             if mount:
-                return make_container(runtime, image, (*binds, Bind.from_token(f"$PWD:{mount}")), cd=mount)
+                return make_container(runtime, image, (*binds, Bind("$PWD", mount)), cd=mount)
         return self._gpu_flag(make_container(runtime, image, binds), model.job)
 
     def _gpu_flag(self, box: Any, job: Any) -> Any:
