@@ -524,15 +524,25 @@ def _result_from_output(state: str, text: str) -> RunResult:
 def run_job(model_or_text: Any, *, timeout: float = 240, workdir: str | os.PathLike[str] | None = None) -> RunResult:
     """Submit a workflow (or script text) to the reachable Slurm, wait, and read its output.
 
-    The job's output file lands in ``workdir`` (default: a fresh temporary directory); a job that does
-    not finish within ``timeout`` seconds is cancelled and reported as ``TIMEOUT``.
+    The job runs in ``workdir`` and leaves its output file there; without one it runs in a temporary
+    directory that is removed once the output is read (the result keeps its last lines), so a lesson
+    run again and again does not fill ``/tmp``. A job that does not finish within ``timeout`` seconds
+    is cancelled and reported as ``TIMEOUT``.
     """
     from ..render import render
+    text = model_or_text if isinstance(model_or_text, str) else render(model_or_text)
+    if workdir is not None:
+        where = Path(workdir)
+        where.mkdir(parents=True, exist_ok=True)
+        return _run_in(text, where, timeout)
+    # a cancelled job may still be writing its log while the directory goes: ignore what cannot be removed
+    with tempfile.TemporaryDirectory(prefix="hpcw-lesson-job-", ignore_cleanup_errors=True) as tmp:
+        return _run_in(text, Path(tmp), timeout)
+
+
+def _run_in(text: str, where: Path, timeout: float) -> RunResult:
     from ..run.practice_cluster import client_env
     from ..run.slurm import submit
-    text = model_or_text if isinstance(model_or_text, str) else render(model_or_text)
-    where = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="hpcw-lesson-job-"))
-    where.mkdir(parents=True, exist_ok=True)
     env = client_env()
     extra = {"SLURM_CONF": env["SLURM_CONF"]} if env.get("SLURM_CONF") else {}
     if not env.get("USER"):
