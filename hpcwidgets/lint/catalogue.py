@@ -12,7 +12,7 @@ from ..parse.script import shell_script_text
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
-from ..spec.common import Bind, bind_destination
+from ..spec.common import Bind, bind_destination, kept_reference
 from ..spec.jupyter import server_start
 from ..spec.slurm import STRAY_DIRECTIVE, TYPED_DASH, TYPED_DASHES, keyboard_option, node_range
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
@@ -1734,10 +1734,9 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
 
 def _flag_in_a_variable(c: Any) -> bool:
     """Whether the container has an option word kept as written from a variable (``nv="--nv"`` set in an ``if``,
-    then ``singularity exec $nv …``), or options from an array where the image is read (``"${ARGS[@]}"``): either
-    may be the GPU flag, so no rule may say the flag is missing."""
-    return any(isinstance(e, Verbatim) and re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", str(e)) for e in c.extra) \
-        or bool(_ARRAY_WORD.fullmatch(str(c.image)))
+    then ``singularity exec $nv …``; an array of options, ``"${OPTS[@]}"``), or an array whose elements the reader
+    cannot see where the image is read: either may be the GPU flag, so no rule may say the flag is missing."""
+    return any(kept_reference(e) for e in c.extra) or bool(_ARRAY_WORD.fullmatch(str(c.image)))
 
 
 #: a whole-array expansion, "${ARGS[@]}" (bash makes one word of each element)

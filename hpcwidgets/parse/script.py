@@ -29,6 +29,8 @@ LEGACY_LAUNCH = ("torch.distributed.launch",)
 #: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
 _SPLIT_WORD = re.compile(r"\$(?:\{?[A-Za-z_][A-Za-z0-9_]*\}?|[@*]|\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\})")
 #: variables Slurm sets, which never hold spaces
+#: a whole-word array expansion, quoted or not: "${OPTS[@]}", ${OPTS[*]}
+_ARRAY_REF = re.compile(r'"\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"|\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}')
 _SLURM_VAR = re.compile(r"\$\{?SLURM_[A-Z_]+\}?")
 
 
@@ -175,6 +177,9 @@ def _expansion(word: Word, line: int, in_compound: bool, variables: list[Variabl
     there: its last top-level assignment before the line (or nothing, when there is none) and every assignment
     inside an ``if``, a loop or a function (before the line, or anywhere when the step is itself in one). A
     variable the script never sets, or sets to what the reader cannot tell (``$(…)``), has unknown values."""
+    a = _ARRAY_REF.fullmatch(word.raw)
+    if a is not None:
+        return _array_expansion(word, a.group(1) or a.group(2), line, in_compound, variables, branches)
     m = _REF.fullmatch(word.raw)
     if word.quoted or word.verbatim or m is None:
         return word.value
@@ -189,6 +194,42 @@ def _expansion(word: Word, line: int, in_compound: bool, variables: list[Variabl
             return Expansion(word.value, word.raw, None)
         found.append(str(_resolve(variables, value, at)))
     return Expansion(word.value, word.raw, tuple(found), top is not None and not more)
+
+
+def _array_expansion(word: Word, name: str, line: int, in_compound: bool, variables: list[Variable],
+                     branches: list[tuple[str, Any, int]]) -> Expansion:
+    """``"${OPTS[@]}"`` as an :class:`~hpcwidgets.parse.argv.Expansion`: bash passes each element of the array
+    as a word, so an array of options (``OPTS=(--nv -B /data)``) before the image is options. Its values are
+    the elements, joined, of each assignment of the array the step may see; it is never spliced into the
+    model's fields (an element may hold spaces), only kept as written."""
+    top = _last_assignment(variables, name, line)
+    assigned = [top.value] if top is not None else []
+    assigned += [value for n, value, at in branches if n == name and (at < line or in_compound)]
+    found = []
+    for value in assigned:
+        elements = _array_elements(value)
+        if elements is None:
+            return Expansion(word.raw, word.raw, None)
+        found.append(" ".join(elements))
+    return Expansion(word.raw, word.raw, tuple(found) or None)
+
+
+def _array_elements(value: Any) -> list[str] | None:
+    """The elements of an assigned value: ``(a "b c")`` → a, b c; a plain value is one element; None when the
+    reader cannot tell (a command substitution, or text the lexer refuses)."""
+    text = str(value)
+    if not isinstance(value, Verbatim):
+        return [text]
+    if not (text.startswith("(") and text.endswith(")")) or "$(" in text or "`" in text:
+        return None
+    inner = text[1:-1].strip()
+    if not inner:
+        return []
+    try:
+        # an array may span lines: its newlines (and line continuations) only separate elements
+        return [str(w.value) for w in lex_command(re.sub(r"\\?\n", " ", inner)).words]
+    except ParseError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ BIND_OPTION = re.compile(r"ro|rw|image-src(?:=\S+)?|id=[0-9]+")
 
 _QUOTES = ("'", '"')
 #: a word of a script read back that is only a variable reference (``$nv``, ``${OPTS}``): kept as written among the
-#: other options because the script sets it to options (or nothing), which bash splits into words
-_REFERENCE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+#: a variable reference kept as written from a script, which may hold options (bash splits its value, or passes an
+#: array's elements, as words): $nv, ${NV}, "${OPTS[@]}"
+_REFERENCE = re.compile(r'\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})|"?\$\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\}"?')
 #: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 
@@ -42,6 +43,12 @@ def extra_problems(extra: Any, takes_value: frozenset[str], program: str) -> lis
     return out
 
 
+def kept_reference(word: Any) -> bool:
+    """Whether ``word`` is a variable reference a script reader kept as written among the options (``$nv``,
+    ``"${OPTS[@]}"``): it may hold any options, the GPU flag among them."""
+    return isinstance(word, Verbatim) and _REFERENCE.fullmatch(str(word)) is not None
+
+
 def stray_words(extra: Any, takes_value: frozenset[str] = frozenset()) -> list[Any]:
     """Words of an "other options" list that are neither an option nor the value of the option before
     them (``--redirects 3`` is one option with its value when ``--redirects`` is in ``takes_value``). A
@@ -51,7 +58,7 @@ def stray_words(extra: Any, takes_value: frozenset[str] = frozenset()) -> list[A
     i = 0
     while i < len(items):
         word = str(items[i])
-        if not word.startswith("-") and not (isinstance(items[i], Verbatim) and _REFERENCE.fullmatch(word)):
+        if not word.startswith("-") and not kept_reference(items[i]):
             out.append(items[i])
         elif "=" not in word and (word in takes_value or word.replace("_", "-") in takes_value):
             i += 1  # its value
