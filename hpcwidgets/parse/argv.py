@@ -226,11 +226,6 @@ def _convert(f: FieldSpec, raw: str) -> list[Any]:
     if base is Bind:
         return _split_binds(raw)
     if base is EnvVar:
-        if isinstance(raw, Verbatim):
-            name, eq, rest = raw.partition("=")
-            if eq and name.isidentifier():
-                return [EnvVar(name, Verbatim(rest))]
-            return [EnvVar(Verbatim(raw), "")]
         return [EnvVar.from_token(raw)]
     if base is int:
         try:
@@ -238,6 +233,13 @@ def _convert(f: FieldSpec, raw: str) -> list[Any]:
         except ValueError:
             return [raw]  # "$SLURM_NNODES": kept, reported by the model's checks
     return [raw]
+
+
+def _underscored(name: str, f: FieldSpec | None, takes: frozenset[str]) -> bool:
+    """Whether the option ``name`` is the underscore spelling of a hyphenated one (``--nproc_per_node`` for the
+    field's ``--nproc-per-node``, ``--monitor_interval`` for an option without a field)."""
+    hyphens = "--" + name[2:].replace("_", "-")
+    return name.startswith("--") and hyphens != name and (hyphens == f.info.flag if f else hyphens in takes)
 
 
 def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, source_line: int = 0) -> Parsed:
@@ -267,6 +269,7 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
     rest: list[str] = []
     notes: list[str] = []
     expanded: list[str] = []
+    underscored = False  # an option written --nproc_per_node where --nproc-per-node is the field's flag
     words = list(words)
     if str(words[0]) != sig.words[0]:
         notes.append(f"{words[0]} is written as {sig.words[0]}")
@@ -314,12 +317,13 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
             f = _pick(table.get(name), bool(eq))
             if f is None and not text.startswith("--") and len(text) > 2 and text[:2] in table:
                 f, name, eq, val = _pick(table[text[:2]], True), text[:2], "=", text[2:]   # -B/data attached
+            takes = getattr(cls, "other_value_options", frozenset())
+            underscored = underscored or _underscored(name, f, takes)
             if f is None:
                 if extra_field is None:
                     raise ParseError(f"{sig.words[0]} has no option {name}; known: {', '.join(sorted(table))}", source_line)
                 extras.append(_plain(w))
                 i += 1
-                takes = getattr(cls, "other_value_options", frozenset())
                 if not eq and i < n and (name in takes or name.replace("_", "-") in takes):
                     extras.append(_plain(words[i]))  # its value, so the next word is not read as the image or script
                     i += 1
@@ -379,6 +383,8 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
         values[extra_field.name] = tuple(extras)  # type: ignore[union-attr]
     if rest_field is not None and rest:
         values[rest_field.name] = tuple(_plain(w) for w in rest)
+    if underscored and any(f.name == "option_style" for f in specs):
+        values["option_style"] = "underscores"  # written for PyTorch 1.x's torchrun: written back the same way
     return Parsed(cls(**values), tuple(notes), tuple(rest), tuple(expanded))
 
 

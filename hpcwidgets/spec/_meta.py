@@ -480,7 +480,8 @@ def count_from_text(f: FieldSpec, text: str) -> int | str | None:
     label = f.info.label or f.name
     if f.info.text_forms:
         raise ValueError(f"{label}: {s!r} is not a count; write {f.info.count_hint()}")
-    raise ValueError(f"{label}: {s!r} is not a whole number; type digits only, e.g. 4")
+    example = next((str(v) for v in (f.info.placeholder, f.default) if _DIGITS.fullmatch(str(v))), "4")
+    raise ValueError(f"{label}: {s!r} is not a whole number; type digits only, e.g. {example}")
 
 
 _DIGITS = re.compile(r"[+-]?[0-9]+")

@@ -18,19 +18,21 @@ from ._words import Verbatim
 from .common import Bind, EnvVar
 
 
-def option_words(f: FieldSpec, value: Any) -> list[str]:
-    """The words one option field contributes (nothing when unset)."""
+def option_words(f: FieldSpec, value: Any, flag: str = "") -> list[str]:
+    """The words one option field contributes (nothing when unset); ``flag`` replaces the field's own spelling
+    (a model that writes its flags another way, see :func:`_compile_words`)."""
     info = f.info
+    flag = flag or info.flag
     if value is None or value == "" or value is False or value == ():
         return []
     if value is True:
-        return [info.flag]
+        return [flag]
     items = value if f.is_tuple else (value,)
-    if not info.flag:  # free-form options ("--exclusive", "--signal=USR1@90"), one word each; never an empty word
+    if not flag:  # free-form options ("--exclusive", "--signal=USR1@90"), one word each; never an empty word
         return [i if isinstance(i, Verbatim) else str(i) for i in items if str(i)]
     out: list[str] = []
     for item in items:
-        out += _item_words(info.flag, info.style, item)
+        out += _item_words(flag, info.style, item)
     return out
 
 
@@ -63,11 +65,11 @@ def _csv(field: str) -> str:
     return field
 
 
-def _generic_option(f: FieldSpec, value: Any, words: list[str], starts: list[int]) -> None:
+def _generic_option(f: FieldSpec, value: Any, words: list[str], starts: list[int], flag: str = "") -> None:
     """Append one option's words and where its group starts, for any value (the general path)."""
     if value is None or value == f.default:
         return
-    n = option_words(f, value)
+    n = option_words(f, value, flag)
     if not n:
         return
     if value is not True and not f.info.flag:  # other options: each starts a group, its value stays with it
@@ -87,14 +89,20 @@ def _compile_words(cls: type) -> Callable[..., tuple[list[str], list[int], int]]
     way :mod:`dataclasses` writes ``__init__``. Plain ``str``/``int``/``bool`` values take the
     inline path; anything else (tuples, binds, verbatim words) goes through :func:`option_words`.
     ``rest`` replaces the model's trailing argv (a workflow puts its launcher there); ``lead`` is
-    how many words the program and subcommand take.
+    how many words the program and subcommand take. A class whose flags depend on a field (torchrun
+    written for PyTorch 1.x: ``--nproc_per_node``) defines ``_spelled(self) -> {flag: spelling}``.
     """
     ns: dict[str, Any] = {"_generic": _generic_option, "_str": str}
     body = ["def words(m, rest=None):", "    w = []", "    starts = []", "    pos = []", "    lead = 0"]
+    spelled = getattr(cls, "_spelled", None) is not None
+    if spelled:
+        body.append("    sp = m._spelled()")
     rest_field = ""
     for k, f in enumerate(cls.field_specs()):
         info, role = f.info, f.info.role
         ns[f"F{k}"] = f
+        flag = f"sp.get({info.flag!r}, {info.flag!r})" if spelled else repr(info.flag)
+        generic = f"_generic(F{k}, v, w, starts{', ' + flag if spelled else ''})"
         get = f"    v = m.{f.name}"
         if role in ("program", "subcommand"):
             body += [get, "    p = _str(v).split()", "    w += p", "    lead += len(p)"]
@@ -105,18 +113,17 @@ def _compile_words(cls: type) -> Callable[..., tuple[list[str], list[int], int]]
         elif role != "option" or info.env:
             continue
         elif f.is_tuple or not info.flag or f.base_type not in (str, int, bool) or f.default not in ("", None, False):
-            body += [get, "    if v:", f"        _generic(F{k}, v, w, starts)"]
+            body += [get, "    if v:", f"        {generic}"]
         elif f.base_type is bool:
-            body += [get, "    if v is True:", f"        w.append({info.flag!r})",
-                     "    elif v is not False and v is not None:", f"        _generic(F{k}, v, w, starts)"]
+            body += [get, "    if v is True:", f"        w.append({flag})",
+                     "    elif v is not False and v is not None:", f"        {generic}"]
         else:
             plain = "str" if f.base_type is str else "int"
             value = "v" if plain == "str" else "_str(v)"
-            add = (f"w.append({info.flag + '='!r} + {value})" if info.style == "eq"
-                   else f"w += ({info.flag!r}, {value})")
+            add = f"w.append({flag} + '=' + {value})" if info.style == "eq" else f"w += ({flag}, {value})"
             body += [get, "    if v is not None and v != '':", f"        if v.__class__ is {plain}:",
                      "            starts.append(len(w))", f"            {add}",
-                     "        else:", f"            _generic(F{k}, v, w, starts)"]
+                     "        else:", f"            {generic}"]
     body.append(f"    r = list(m.{rest_field}) if rest is None else list(rest)" if rest_field
                 else "    r = [] if rest is None else list(rest)")
     if getattr(cls, "_argv_tail", None) is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import Problem
 from ._meta import Spec, opt
-from ._words import Verbatim
+from ._words import Verbatim, passed_text, split_assignment
 from .common import Bind, EnvVar
 
 #: ch-run refuses to start when ``$USER`` is unset (it is in some batch environments, e.g. jobs of
@@ -321,6 +321,8 @@ class ChRun(Spec):
                 continue
             if not item:
                 out.append(Problem("set_env", "empty --set-env item; write NAME=value or the path of a file"))
+            elif isinstance(item, Verbatim):
+                out += self._shell_item_problems(item)
             elif "=" in item:
                 name, value = item.split("=", 1)
                 if not _NAME.fullmatch(name):
@@ -340,6 +342,17 @@ class ChRun(Spec):
         if self.storage and not self.storage.startswith(("/", "$")):
             out.append(Problem("storage", f"storage directory {self.storage!r} must be an absolute path"))
         return out
+
+    def _shell_item_problems(self, item: Verbatim) -> list[Problem]:
+        """A ``--set-env`` item read from a script as shell text (``"NAME=${X:-d}"``): the host's shell expands it
+        before ch-run sees it, so ch-run expands only a ``$`` that the shell passes on (``\\$X``, ``'$X'``)."""
+        split = split_assignment(item)
+        if split is None or self.env_no_expand:
+            return []  # a file, or a word only the job's shell can spell out ("$PAIR")
+        if any(part.startswith("$") for part in passed_text(split[1]).split(":")):
+            return [Problem("set_env", f"ch-run would itself expand the $ in {item!r} (an unset name becomes empty); "
+                                       "turn on env_no_expand (--env-no-expand) to keep it")]
+        return []
 
 
 @dataclass(frozen=True)

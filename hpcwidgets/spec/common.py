@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, opt
-from ._words import Verbatim
+from ._words import Verbatim, split_assignment
 
 #: a variable name; a lone "_" is bash's own ($_, the last argument), which bash overwrites after each command
 _VARIABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]*|_[A-Za-z0-9_]+")
@@ -157,15 +159,29 @@ class EnvVar(Spec):
     value: str = opt("", label="Value", help="Its value; $NAME references expand on the host.", role="internal")
 
     def to_token(self) -> str:
+        """``NAME=value``; shell text read from a script stays shell text (:class:`Verbatim`): ``NAME=`` then the
+        value as written (``NAME="${X:-d}"``), or a word the reader kept whole (``"$PAIR"``) unchanged."""
+        if isinstance(self.value, Verbatim):
+            return Verbatim(f"{self.name}={self.value}")
+        if isinstance(self.name, Verbatim) and not self.value:
+            return self.name
         return f"{self.name}={self.value}"
 
     @classmethod
     def from_token(cls, token: str) -> "EnvVar":
+        """Read ``NAME=value``. A :class:`Verbatim` word from a script is read as bash reads it, whatever its
+        quotes (``"NAME=${X:-d}"``: NAME, and ``"${X:-d}"`` as written); one whose name only the job's shell
+        knows (``"$PAIR"``) is kept whole as the name."""
+        if isinstance(token, Verbatim):
+            split = split_assignment(token)
+            return cls(*split) if split else cls(token, "")
         name, _, value = token.partition("=")
         return cls(name, value)
 
     def _check(self) -> list[Problem]:
         name, value = self.name, self.value
+        if isinstance(name, Verbatim) and not value:
+            return []  # a word kept whole (--env "$PAIR"): its name is known only when the job runs
         if not _VARIABLE.fullmatch(name):
             if name.startswith("export ") and _VARIABLE.fullmatch(name[7:].strip()):
                 return [Problem("name", f"{name!r}: drop 'export' (the variable is exported for you): "
@@ -198,6 +214,43 @@ def bind_destination(bind: Any) -> str:
             start = i + 1
     parts.append(text[start:])
     return (parts[1] if len(parts) > 1 and parts[1] else parts[0]).strip("'\"")
+
+
+#: the --mount keys a bind can hold, by the Bind part they fill (Apptainer takes the long names too)
+_MOUNT_KEYS = {"src": "src", "source": "src", "dst": "dst", "destination": "dst", "target": "dst"}
+
+
+def mount_text(bind: Bind) -> str:
+    """``type=bind,src=SRC,dst=DST[,ro]``: the bind as Apptainer's ``--mount`` takes it, the text form of a bind
+    whose paths hold ':' or ',' (``src:dst:mode`` cannot say those). Fields holding ',' or '"' are CSV-quoted."""
+    fields = ["type=bind", f"src={bind.src}", f"dst={bind.dst or bind.src}", *(o for o in bind.options if o != "rw")]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+def bind_from_mount_text(text: str) -> Bind | None:
+    """The bind a ``--mount`` spec describes (``[type=bind,]src=…,dst=…[,ro]``, as :func:`mount_text` writes it),
+    or None when ``text`` is not such a spec (another mount type, an option a Bind cannot hold, no source)."""
+    try:
+        fields = next(csv.reader([text.strip()]))
+    except (csv.Error, StopIteration):
+        return None
+    paths: dict[str, str] = {}
+    options: list[str] = []
+    for field in (f.strip() for f in fields):
+        key, eq, value = field.partition("=")
+        if key in _MOUNT_KEYS and eq:
+            paths[_MOUNT_KEYS[key]] = value
+        elif field == "readonly" or field == "readonly=true":
+            options.append("ro")
+        elif BIND_OPTION.fullmatch(field):
+            options.append(field)
+        elif field != "type=bind":
+            return None
+    if not paths.get("src"):
+        return None
+    return Bind(paths["src"], paths.get("dst", ""), ",".join(options))
 
 
 def login_port_field(help: str) -> Any:

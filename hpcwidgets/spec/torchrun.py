@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from ..errors import Problem
-from ._meta import Spec, opt
+from ._meta import Spec, TextForm, opt
 from ._words import Verbatim
 from .common import extra_problems
 
@@ -17,6 +18,9 @@ DEFAULT_RDZV_PORT = 29500
 #: exits after one line, scontrol may then get SIGPIPE, and with ``set -o pipefail`` the job fails.
 HEAD_NODE_LINE = f'{HEAD_NODE_VAR}=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)'
 LAUNCHERS = ("torchrun", "python -m torch.distributed.run", "python3 -m torch.distributed.run")
+#: how torchrun's options are spelled: PyTorch 2.0 added the hyphenated forms (--nproc-per-node; pytorch/pytorch#94505,
+#: February 2023, asked for in #65052) and kept the underscores, which are all that PyTorch 1.x's torchrun reads
+OPTION_STYLES = ("hyphens", "underscores")
 
 
 _DIGITS = re.compile(r"\d+")
@@ -27,6 +31,14 @@ _NNODES = re.compile(r"\d+(:\d+)?")
 #: options whose value must reach torchrun expanded: a literal $NAME there is never what was meant
 _EXPANDED_BY_THE_SHELL = ("nnodes", "nproc_per_node", "rdzv_endpoint", "master_addr", "master_port", "node_rank")
 _LITERAL_REF = re.compile(r"\\\$[A-Za-z_{]")
+
+
+#: a port torchrun gets from the shell: a variable (``--master-port=$MASTER_PORT``; the quoting contract lets bash
+#: expand it), or shell text read from a script (``$((20000 + SLURM_JOB_ID % 10000))``, ``${PORT:-29500}``, kept as
+#: written); a form's other text is still refused, and a number still checked against 1-65535
+PORT_REFERENCE_FORM = TextForm(re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})"),
+                               "a variable ($MASTER_PORT)")
+PORT_SHELL_FORM = TextForm(re.compile(r".*\$.*", re.S), "a port the shell computes", verbatim_only=True)
 
 
 def _int_or_none(text: str) -> int | None:
@@ -75,7 +87,10 @@ class Torchrun(Spec):
     master_addr: str = opt("", label="Master address (static only)", flag="--master-addr", aliases=("--master_addr",),
                            advanced=True, help="Only for the static backend; c10d ignores it.")
     master_port: int | None = opt(None, label="Master port (static only)", flag="--master-port", aliases=("--master_port",),
-                                  minimum=1, maximum=65535, advanced=True, help="Only for the static backend; c10d ignores it.")
+                                  minimum=1, maximum=65535, advanced=True, placeholder="29500",
+                                  text_forms=(PORT_REFERENCE_FORM, PORT_SHELL_FORM),
+                                  help="Only for the static backend; c10d ignores it. A number, or a variable the job "
+                                       "sets ($MASTER_PORT).")
     log_dir: str = opt("", label="Log directory", flag="--log-dir", aliases=("--log_dir",), path=True, advanced=True,
                        help="Directory for per-worker logs.")
     tee: str = opt("", label="Tee output", flag="--tee", choices=("0", "1", "2", "3"), advanced=True,
@@ -84,6 +99,9 @@ class Torchrun(Spec):
                        help="Treat the script as a Python module name (python -m …).")
     no_python: bool = opt(False, label="Not a Python script", flag="--no-python", aliases=("--no_python",), advanced=True,
                           help="Run the program directly instead of through python.")
+    option_style: str = opt("hyphens", label="Option spelling", role="internal", choices=OPTION_STYLES, advanced=True,
+                            help="hyphens: --nproc-per-node, read by PyTorch 2.0 and later; underscores: "
+                                 "--nproc_per_node, also read by PyTorch 1.x (kept from a script written so).")
     extra: tuple[str, ...] = opt((), label="Other options", advanced=True,
                                  help="Further torchrun options written as they are (kept from a parsed command).")
     script: str = opt("", label="Training script", role="positional", path=True, placeholder="train.py",
@@ -102,6 +120,12 @@ class Torchrun(Spec):
         return cls(nnodes=str(nnodes), nproc_per_node=str(nproc_per_node), rdzv_backend="c10d",
                    rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}", rdzv_id="$SLURM_JOB_ID", script=script,
                    args=tuple(args), **kw)
+
+    def _spelled(self) -> dict[str, str]:
+        """The flags as this launcher writes them (see :func:`~hpcwidgets.spec.argv.model_words`): with underscores
+        when ``option_style`` says so, for the torchrun of PyTorch 1.x, which rejects ``--nproc-per-node`` (the
+        hyphenated spellings came with PyTorch 2.0)."""
+        return _underscored_flags() if self.option_style == "underscores" else {}
 
     @property
     def nnodes_int(self) -> int | None:
@@ -144,11 +168,11 @@ class Torchrun(Spec):
         literal = self.literal_references()
         out += literal
         nproc = self.nproc_int
-        if self.nproc_per_node and not (nproc or self.nproc_per_node in ("gpu", "cpu", "auto")
+        if self.nproc_per_node and not (nproc is not None or self.nproc_per_node in ("gpu", "cpu", "auto")
                                         or self.nproc_per_node.startswith("$")) and not literal:
             out.append(Problem("nproc_per_node", f"{self.nproc_per_node!r}: use a number, gpu, cpu or auto"))
         if nproc == 0:
-            out.append(Problem("nproc_per_node", "processes per node must be at least 1"))
+            out.append(Problem("nproc_per_node", "must be at least 1 (one process per GPU, e.g. 4 on a 4-GPU node)"))
         if self.nnodes and not (_NNODES.fullmatch(self.nnodes) or self.nnodes.startswith("$")) and not literal:
             out.append(Problem("nnodes", f"{self.nnodes!r}: use N or MIN:MAX (e.g. 2 or 1:4)"))
         nnodes = self.nnodes_int
@@ -179,3 +203,10 @@ class Torchrun(Spec):
             out.append(Problem("no_python", "--module and --no-python exclude each other"))
         out += extra_problems(self.extra, self.other_value_options, "torchrun")
         return out
+
+
+@functools.cache
+def _underscored_flags() -> dict[str, str]:
+    """Each hyphenated flag and its underscore alias (``--nproc-per-node`` → ``--nproc_per_node``)."""
+    return {f.info.flag: alias for f in Torchrun.field_specs() for alias in f.info.aliases
+            if alias == "--" + f.info.flag[2:].replace("-", "_")}
