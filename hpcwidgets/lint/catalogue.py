@@ -429,15 +429,20 @@ def count_fix(ctx: Context, description: str, step: Any, chain: Any, before: tup
 # distributed launch
 
 @rule("HPC101", "torchrun-oversubscribes", "error",
-      summary="srun starts several torchrun launchers per node, each starting its own workers",
+      summary="srun starts several torchrun (or accelerate launch) launchers per node, each starting its own workers",
       why="torchrun already starts --nproc-per-node workers, and each launcher numbers its own workers LOCAL_RANK "
           "0, 1, …: with several launchers on a node they all pick the same GPUs (GPU 0 for every LOCAL_RANK 0) while "
           "the others stay idle. With --ntasks-per-node=G as well as --nproc-per-node=G, every node runs G×G processes "
           "on G GPUs: GPUs are oversubscribed and the run fails with 'Address already in use', runs out of memory or "
-          "hangs.",
-      fix="Start one torchrun per node: srun --ntasks=NODES --ntasks-per-node=1 (srun inherits the job's task "
+          "hangs. python -m torch.distributed.launch is torchrun under its old name, and accelerate launch "
+          "starts one machine's processes (--num_processes / --num_machines) through torchrun's code: the same "
+          "happens with them (with accelerate the launchers of a node also share one --machine_rank when it is "
+          "$SLURM_NODEID). Not reported for accelerate when each task has GPUs of its own (--gpu_ids, "
+          "--gpus-per-task, CUDA_VISIBLE_DEVICES) or DeepSpeed's multi-node launcher starts the machines.",
+      fix="Start one launcher per node: srun --ntasks=NODES --ntasks-per-node=1 (srun inherits the job's task "
           "count, SLURM_NTASKS, which otherwise wins over --ntasks-per-node; the job may keep more tasks), and "
-          "--nproc-per-node equal to the GPUs per node.",
+          "--nproc-per-node equal to the GPUs per node (accelerate: --num_machines=NODES and --num_processes = "
+          "NODES × GPUs per node).",
       catalogue=(1, 28),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -505,12 +510,53 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
             # several sharing the node: giving it every GPU and CPU would make them queue one after another
             shared_node = step.command.joined_by == "&" or "CUDA_VISIBLE_DEVICES" in dict(step.env)
             yield step.line, msg, None if shared_node else count_fix(ctx, what, step, chain)
+    yield from _accelerate_launchers_per_node(ctx)
+
+
+def _picks_gpus(step: Any) -> bool:
+    """The step hands out GPUs itself: CUDA_VISIBLE_DEVICES before it or in its bash -c script."""
+    return "CUDA_VISIBLE_DEVICES" in dict(step.env) or any("CUDA_VISIBLE_DEVICES" in w.raw for w in step.command.words)
+
+
+def _accelerate_launchers_per_node(ctx: Context) -> Iterator[Any]:
+    """HPC101 for accelerate launch: each launcher starts one machine's processes, numbered from LOCAL_RANK 0,
+    so several launchers on a node share its first GPUs. Not when each task gets GPUs of its own (--gpu_ids,
+    --gpus-per-task, CUDA_VISIBLE_DEVICES), on CPUs, or when DeepSpeed's own launcher starts the machines."""
+    if ctx.job.gpus_per_task:
+        return
+    for launch in other_launches(ctx):
+        step, opts = launch.step, launch.options
+        if launch.name != "accelerate launch" or launch.srun is None or not in_first_component(ctx, step):
+            continue
+        per_node = tasks_per_node(ctx, step) or 1
+        machines = launch.machines(ctx)
+        if per_node < 2 or accelerate_path(launch, machines) == "once" or getattr(launch.srun, "gpus_per_task", None) \
+                or "--gpu_ids" in opts or "--cpu" in opts or _picks_gpus(step):
+            continue
+        processes = launch.number(ctx, "--num_processes")
+        each = processes // machines if processes and machines else None
+        gpus, nodes = ctx.job.gpus_on_each_node, _step_nodes(ctx, step)
+        if each:
+            started = (f"each starts its own {each} process{'es' if each > 1 else ''} (--num_processes {processes} / "
+                       f"--num_machines {machines}): {per_node}×{each}={per_node * each} processes per node"
+                       + (f" for {gpus} GPUs" if gpus else ""))
+        else:
+            started = "each starts the processes of a whole machine"
+        rank = opts.get("--machine_rank", "")
+        same_rank = ("; all launchers of a node also claim the same --machine_rank (" + rank + ")"
+                     if "SLURM_NODEID" in rank else "")
+        yield (step.line, f"srun starts {per_node} accelerate launchers on each node and {started}; every launcher "
+                          "numbers its processes from LOCAL_RANK 0, so the launchers of a node share the same GPUs"
+                          f"{same_rank}; start one launcher per node: srun --ntasks={nodes} --ntasks-per-node=1, "
+                          f"with --num_machines {nodes}"
+                          + (f" and --num_processes {nodes * gpus} (the total over all machines)" if gpus else ""))
 
 
 @rule("HPC102", "rendezvous-node-list", "error",
-      summary="the rendezvous endpoint is a node list, not the head node",
+      summary="the rendezvous endpoint (or accelerate's --main_process_ip) is a node list, not the head node",
       why="$SLURM_JOB_NODELIST and $SLURM_STEP_NODELIST hold compressed lists such as gpu[01-02]; torchrun "
-          "cannot connect to that, so the nodes never meet and the job hangs until its time limit.",
+          "cannot connect to that, so the nodes never meet and the job hangs until its time limit. accelerate "
+          "launch passes --main_process_ip to torchrun as the rendezvous host, with the same result.",
       fix="Resolve the first node on the host before the step: "
           "head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p), then "
           "--rdzv-endpoint=\"$head_node:29500\".",
@@ -545,6 +591,37 @@ def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
                           f"resolve the head node on the host with scontrol show hostnames and use $head_node:{port}",
                fix_for(ctx, "rendezvous at the head node resolved on the host", step, chain,
                         () if has_head else (HEAD_NODE_LINE,)))
+    for launch, kind, value in _accelerate_hosts(ctx):
+        if kind == "nodelist":
+            yield (launch.line, f"--main_process_ip {value} is a node list (e.g. gpu[01-02]), not one host, and accelerate "
+                                "hands it to torchrun as the rendezvous host: the nodes never meet; resolve the head node "
+                                "on the host with scontrol show hostnames and pass it")
+
+
+def _accelerate_hosts(ctx: Context) -> Iterator[tuple[Any, str, str]]:
+    """accelerate launches over several machines whose --main_process_ip (the rendezvous host) cannot work:
+    ``(launch, kind, value)`` with kind "nodelist" ($SLURM_JOB_NODELIST), "local" (localhost, 127.0.0.1) or
+    "missing" (not given, and no config file may give it)."""
+    if job_nodes(ctx) < 2:
+        return
+    for launch in other_launches(ctx):
+        machines = launch.number(ctx, "--num_machines")
+        if launch.name != "accelerate launch" or machines is None or machines < 2 \
+                or (launch.step is not None and not in_first_component(ctx, launch.step)):
+            continue
+        path = accelerate_path(launch, machines)
+        if launch.srun is None and path == "per_machine":
+            continue  # HPC110: started in the batch shell, the other machines never start at all
+        value = launch.options.get("--main_process_ip")
+        if value is None:
+            if path == "per_machine" and "--config_file" not in launch.options:
+                yield launch, "missing", ""
+            continue
+        host = ctx.parsed.resolve(value, launch.line)
+        if any(f"${v}" in host or "${" + v + "}" in host for v in NODELIST_VARS) and "scontrol" not in host:
+            yield launch, "nodelist", value
+        elif host.strip("\"'") in LOCAL_HOSTS:
+            yield launch, "local", value
 
 
 #: ``accelerate launch`` options that take no value (every other option takes one)
@@ -586,24 +663,122 @@ def _launcher_options(args: list[str], switches: frozenset[str]) -> dict[str, st
 def _batch_shell_launchers(ctx: Context) -> list[tuple[int, str, list[str]]]:
     """``accelerate launch`` and ``deepspeed`` started in the batch shell (not by srun), on the host or in a
     container: ``(line, launcher, its arguments)``."""
-    from ..parse.script import launch_words
     found: dict[int, tuple[int, str, list[str]]] = {}
-    candidates = [(cmd.line, launch_words([str(v) for v in cmd.argv])) for cmd in simple_commands(ctx)]
+    candidates = [(cmd.line, [str(v) for v in cmd.argv]) for cmd in simple_commands(ctx)]
     candidates += [(s.line, [str(w) for w in s.chain.program]) for s in steps(ctx)
                    if s.chain.srun is None and s.chain.launcher is None]
     for line, words in candidates:
-        if not words:
-            continue
-        prog = words[0].rsplit("/", 1)[-1]
-        if prog == "accelerate" and words[1:2] == ["launch"]:
-            found[line] = (line, "accelerate launch", words[2:])
-        elif prog == "accelerate-launch":
-            found[line] = (line, "accelerate launch", words[1:])
-        elif prog.startswith("python") and words[1:3] == ["-m", "accelerate.commands.launch"]:
-            found[line] = (line, "accelerate launch", words[3:])
-        elif prog == "deepspeed":
-            found[line] = (line, "deepspeed", words[1:])
+        call = _launcher_call(words)
+        if call is not None:
+            found[line] = (line, *call)
     return [found[k] for k in sorted(found)]
+
+
+def _launcher_call(words: list[str]) -> tuple[str, list[str]] | None:
+    """``("accelerate launch" | "deepspeed", its arguments)`` when ``words`` (past ``exec``, ``env A=1`` …) start
+    one of these launchers, else None."""
+    from ..parse.script import launch_words
+    words = launch_words([str(w) for w in words])
+    if not words:
+        return None
+    prog = words[0].rsplit("/", 1)[-1]
+    if prog == "accelerate" and words[1:2] == ["launch"]:
+        return "accelerate launch", words[2:]
+    if prog == "accelerate-launch":
+        return "accelerate launch", words[1:]
+    if prog.startswith("python") and words[1:3] == ["-m", "accelerate.commands.launch"]:
+        return "accelerate launch", words[3:]
+    if prog == "deepspeed":
+        return "deepspeed", words[1:]
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class OtherLaunch:
+    """An ``accelerate launch`` or ``deepspeed`` command, which the reader keeps as a program (it has no model
+    for them): where it runs and its own options."""
+
+    line: int
+    name: str                 # "accelerate launch" or "deepspeed"
+    options: dict[str, str]   # --name_with_underscores → value; a \\$ the task expands (bash -c '…') reads as $
+    step: Any = None          # the step that runs it (srun, a container, a bash -c script there), None: batch shell
+
+    def number(self, ctx: Context, name: str) -> int | None:
+        """An option's value as a number, also through the script's and the job's variables; None when not
+        given or not known."""
+        return as_int(ctx, self.options[name], self.line) if self.options.get(name) else None
+
+    def machines(self, ctx: Context) -> int | None:
+        """accelerate's --num_machines as a number: 1 when it is not given and no config file may give it
+        (accelerate's default), None when not known."""
+        if "--num_machines" in self.options:
+            return self.number(ctx, "--num_machines")
+        return None if "--config_file" in self.options else 1
+
+    @property
+    def srun(self) -> Any:
+        return self.step.chain.srun if self.step is not None else None
+
+    @property
+    def placed_by_hand(self) -> bool:
+        """srun -w NODE … & (one of several steps that together make the launch): not one step over the job."""
+        srun = self.srun
+        return srun is not None and (self.step.command.joined_by == "&" or any(
+            str(e).partition("=")[0] in ("-w", "--nodelist") for e in srun.extra))
+
+
+def other_launches(ctx: Context) -> tuple[OtherLaunch, ...]:
+    """Every ``accelerate launch`` and ``deepspeed`` the script starts: as a step's program (after srun, in a
+    container), in a step's ``bash -c`` script, or as a plain command of the batch shell."""
+    def make() -> tuple[OtherLaunch, ...]:
+        found: list[OtherLaunch] = []
+        for step in steps(ctx):
+            calls = [_launcher_call(list(step.chain.program))]
+            if calls[0] is None:
+                calls = [_launcher_call(list(c.argv)) for c in _simple_commands([step.command])
+                         if isinstance(c, _Inner)]
+            for call in calls:
+                if call is not None:
+                    found.append(_other_launch(step.line, call, step))
+        for cmd in simple_commands(ctx):
+            call = _launcher_call(list(cmd.argv))
+            if call is not None:
+                found.append(_other_launch(cmd.line, call, None))
+        return tuple(sorted(found, key=lambda o: o.line))
+    return cached(ctx, "other_launches", make)
+
+
+def _other_launch(line: int, call: tuple[str, list[str]], step: Any) -> OtherLaunch:
+    name, args = call
+    switches = _ACCELERATE_SWITCHES if name == "accelerate launch" else _DEEPSPEED_SWITCHES
+    options = {k: v.replace("\\$", "$") for k, v in _launcher_options(args, switches).items()}
+    return OtherLaunch(line, name, options, step)
+
+
+#: accelerate options that choose DeepSpeed (besides --use_deepspeed): its own settings
+_DEEPSPEED_OPTIONS = re.compile(r"--(?:deepspeed_|zero_stage$|zero3_|offload_|gradient_accumulation_steps$|"
+                                r"gradient_clipping$)")
+
+
+def accelerate_path(launch: OtherLaunch, machines: int | None) -> str:
+    """How ``accelerate launch`` starts the processes of several machines, as accelerate's launch command chooses:
+    "per_machine" (torch's launcher, or DeepSpeed's with --deepspeed_multinode_launcher standard or nossh: one
+    launch on every machine, each with its own --machine_rank), "once" (DeepSpeed's multi-node launcher, pdsh by
+    default, or MPI or slurm: one launch starts every machine), or "" when a config file may decide."""
+    opts = launch.options
+    config = "--config_file" in opts
+    if "--use_deepspeed" in opts:
+        if machines is not None and machines <= 1:
+            return "per_machine"   # one machine: DeepSpeed runs under torch's launcher
+        chosen = opts.get("--deepspeed_multinode_launcher")
+        if chosen is None:
+            return "" if config else "once"
+        return "per_machine" if chosen in ("standard", "nossh") else "once"
+    if any(o in opts for o in ("--multi_gpu", "--use_fsdp", "--use_megatron_lm")):
+        return "per_machine"   # the command line wins over the config file's distributed type
+    if config or any(_DEEPSPEED_OPTIONS.match(o) for o in opts):
+        return ""
+    return "per_machine"   # accelerate's own default without a config file: torch's launcher
 
 
 def _starts_elsewhere(ctx: Context) -> bool:
@@ -750,12 +925,16 @@ def _launch_nodes(ctx: Context, launcher: Any, line: int) -> int | None:
 
 
 def _no_endpoint(ctx: Context, step: Any, launcher: Any) -> Any:
-    """The finding for a launch over several nodes that names no rendezvous host at all, or None."""
-    if launcher.rdzv_endpoint or launcher.master_addr or (_launch_nodes(ctx, launcher, step.line) or 1) < 2:
+    """The finding for a launch over several nodes that names no rendezvous host at all, or None. --master-addr
+    names it for the static rendezvous only: torchrun's other backends (c10d) read --rdzv-endpoint alone and,
+    without one, meet at localhost (torch warns "master_addr is only used for static rdzv_backend")."""
+    static = launcher.rdzv_backend in ("", "static")
+    if launcher.rdzv_endpoint or (launcher.master_addr and static) or (_launch_nodes(ctx, launcher, step.line) or 1) < 2:
         return None
     if any(ctx.parsed.variable(name, step.line) is not None for name in _ENDPOINT_FROM_ENV):
         return None
-    static = launcher.rdzv_backend in ("", "static")
+    if launcher.master_addr:
+        return _master_addr_with_c10d(ctx, step, launcher)
     port = launcher.master_port if static and launcher.master_port else DEFAULT_RDZV_PORT
     chain = with_chain(step.chain, launcher=launcher.replace(
         rdzv_backend="c10d" if static else launcher.rdzv_backend, rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}",
@@ -768,11 +947,36 @@ def _no_endpoint(ctx: Context, step: Any, launcher: Any) -> Any:
             fix_for(ctx, "rendezvous at the head node resolved on the host", step, chain, () if has_head else (HEAD_NODE_LINE,)))
 
 
+def _master_addr_with_c10d(ctx: Context, step: Any, launcher: Any) -> Any:
+    """HPC103 for --master-addr/--master-port with the c10d rendezvous and no --rdzv-endpoint: the host given is
+    ignored; the fix moves it (and the port) into --rdzv-endpoint."""
+    backend = launcher.rdzv_backend
+    host = str(launcher.master_addr)
+    local = ctx.parsed.resolve(host, step.line) in LOCAL_HOSTS
+    port = launcher.master_port if launcher.master_port else DEFAULT_RDZV_PORT
+    endpoint = f"${HEAD_NODE_VAR}:{port}" if local else f"{host}:{port}"
+    chain = with_chain(step.chain, launcher=launcher.replace(
+        rdzv_endpoint=endpoint, rdzv_id=launcher.rdzv_id or "$SLURM_JOB_ID", master_addr="", master_port=None,
+        node_rank=""))
+    has_head = not local or ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
+    shown = host.replace("\\$", "$")  # a reference each task expands (srun bash -c '…') reads as written
+    use = f"$head_node:{port}, with the head node resolved by scontrol show hostnames" if local else f"{shown}:{port}"
+    return (step.line, f"--master-addr={shown} is ignored by the {backend} rendezvous (torchrun reads it for the static "
+                       f"one only), and without --rdzv-endpoint {backend} meets at localhost: every node meets only "
+                       f"itself and the job hangs; use --rdzv-endpoint={use}",
+            fix_for(ctx, "rendezvous endpoint at the --master-addr host", step, chain,
+                    () if has_head else (HEAD_NODE_LINE,)))
+
+
 @rule("HPC103", "rendezvous-localhost-multi-node", "error",
       summary="a multi-node launch rendezvouses at localhost, or names no host (torchrun then uses localhost)",
       why="Every node resolves localhost to itself, so each node waits at its own private rendezvous for peers "
           "that never arrive: the job hangs until its time limit. Without --rdzv-endpoint (or --master-addr for "
-          "the static rendezvous) torchrun uses localhost (127.0.0.1), so leaving it out has the same effect.",
+          "the static rendezvous) torchrun uses localhost (127.0.0.1), so leaving it out has the same effect; "
+          "--master-addr given with --rdzv-backend=c10d is ignored (torch reads it for the static rendezvous only), "
+          "so it does not help. accelerate launch over several machines passes --main_process_ip to torchrun as "
+          "the rendezvous host: localhost there hangs the same way, and leaving it out (with no --config_file "
+          "that may give it) makes the start fail.",
       fix="Use the head node resolved on the host: head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
           "sed -n 1p) and --rdzv-endpoint=\"$head_node:29500\".",
       catalogue=(2,),
@@ -816,6 +1020,17 @@ def _localhost_multi(ctx: Context) -> Iterator[Any]:
                                   f"launch: every node meets only itself and the job hangs; use the head node "
                                   f"($head_node:{port}) resolved with scontrol show hostnames", fix)
                 break
+    for launch, kind, value in _accelerate_hosts(ctx):
+        machines = launch.options["--num_machines"]
+        if kind == "local":
+            yield (launch.line, f"--main_process_ip {value} with --num_machines {machines}: every node looks for the "
+                                "rendezvous on itself and the job hangs; pass the head node resolved on the host with "
+                                "scontrol show hostnames (export head_node=… before srun)")
+        elif kind == "missing":
+            yield (launch.line, f"accelerate launch --num_machines {machines} without --main_process_ip: the machines "
+                                "have no host to meet at (without a config file accelerate hands torchrun the endpoint "
+                                "'None:PORT' and the start fails; a saved default config gives every job its one fixed "
+                                "address); pass the head node resolved on the host with scontrol show hostnames")
 
 
 @rule("HPC104", "head-node-in-container", "error",
@@ -984,11 +1199,14 @@ def _per_task_endpoint(ctx: Context, step: Any) -> str:
 
 @rule("HPC116", "same-rank-on-every-node", "error",
       summary="srun starts the launcher on several nodes with one fixed --node-rank, or none (or one accelerate "
-              "--machine_rank)",
+              "--machine_rank, or none)",
       why="Every node's launcher claims the same rank: the rendezvous waits for the ranks nobody claims (or two "
           "claim rank 0) and the job hangs until it times out. Leaving --node-rank out of torchrun's static "
           "rendezvous (its default without --rdzv-backend=c10d) does the same: every node takes rank 0. A fixed "
-          "rank only fits a launch placed on one node (srun -N1 -w NODE … --node-rank=1 &).",
+          "rank only fits a launch placed on one node (srun -N1 -w NODE … --node-rank=1 &). accelerate launch "
+          "hands --machine_rank to torchrun as --node-rank, with its own static rendezvous by default; without "
+          "--machine_rank (and no --config_file that may give it) it stops at start, or takes the one rank of a "
+          "saved default config on every node.",
       fix="Let each node take its own rank: srun bash -c '… --node-rank=$SLURM_NODEID …' (single quotes), or use the "
           "c10d rendezvous, which numbers the nodes itself (--rdzv-backend=c10d --rdzv-endpoint=\"$head_node:29500\").",
       bad="""#!/bin/bash
@@ -1021,21 +1239,45 @@ def _same_rank(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"srun starts torchrun on {nodes} nodes, each with --node-rank={rank}: every node claims "
                               "the same rank and the job hangs; use the c10d rendezvous (no --node-rank) or "
                               "srun bash -c '… --node-rank=$SLURM_NODEID …'")
+    yield from _accelerate_same_rank(ctx)
+
+
+def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
+    """HPC116 for accelerate launch started by srun on several nodes, once per machine: one --machine_rank number
+    for all (ignored only by --rdzv_backend c10d), or none at all (no config file that may give it)."""
+    for launch in other_launches(ctx):
+        step = launch.step
+        if launch.name != "accelerate launch" or launch.srun is None or not in_first_component(ctx, step):
             continue
-        word = shell_script_word(step)
-        text = word.raw if word is not None else " ".join(str(w) for w in step.chain.program)
-        m = re.search(r"\baccelerate(?:-launch|\s+launch)\b.*?--machine[-_]rank[= ]+[\"']?(\d+)\b", text)
-        if m:
-            yield (step.line, f"srun starts accelerate launch on {nodes} nodes, each with --machine_rank {m.group(1)}: "
-                              "every node claims the same rank and the job hangs; let each node take its own: "
-                              "srun bash -c 'accelerate launch … --machine_rank \"$SLURM_NODEID\" …'")
+        nodes, opts = _step_nodes(ctx, step), launch.options
+        machines = launch.machines(ctx)
+        path = accelerate_path(launch, machines)
+        if nodes < 2 or path == "once":
+            continue
+        rank = opts.get("--machine_rank")
+        number = rank.strip("\"'") if rank is not None else ""
+        if number.isdigit():
+            if opts.get("--rdzv_backend", "static") == "static":
+                yield (step.line, f"srun starts accelerate launch on {nodes} nodes, each with --machine_rank {number}: "
+                                  "every node claims the same rank and the job hangs; let each node take its own: "
+                                  "srun bash -c 'accelerate launch … --machine_rank \"$SLURM_NODEID\" …'")
+        elif rank is None and path == "per_machine" and machines is not None and machines > 1 \
+                and "--config_file" not in opts:
+            yield (step.line, f"srun starts accelerate launch --num_machines {machines} on {nodes} nodes without "
+                              "--machine_rank: without a config file accelerate stops at once (int(None): TypeError), "
+                              "and a saved default config gives every node the file's one rank, so the job hangs; let "
+                              "each node take its own: srun bash -c 'accelerate launch … --machine_rank "
+                              "\"$SLURM_NODEID\" …'")
 
 
 @rule("HPC117", "deepspeed-started-on-every-node", "error",
-      summary="srun starts the deepspeed launcher on every node, but it starts the other nodes itself",
+      summary="srun starts the deepspeed launcher on every node (it starts the other nodes itself, or without a "
+              "hostfile trains each node alone)",
       why="The deepspeed launcher reads the hostfile and starts the workers of every node itself (over pdsh/ssh, or "
           "with its own srun for --launcher slurm). Started by srun on each node, it does that once per node: the "
-          "ranks are launched several times over and collide. Only --no_ssh is meant to run once per node.",
+          "ranks are launched several times over and collide. Without a hostfile each copy uses only its own node's "
+          "GPUs (master 127.0.0.1), so every node trains a separate copy of the model that never meets the others. "
+          "Only --no_ssh is meant to run once per node.",
       fix="Run deepspeed once, in the batch shell, with the job's nodes in a hostfile (scontrol show hostnames); or "
           "keep srun and give each node's copy --no_ssh --node_rank=$SLURM_NODEID.",
       bad="""#!/bin/bash
@@ -1064,9 +1306,28 @@ def _deepspeed_per_node(ctx: Context) -> Iterator[Any]:
         m = re.search(r"(?:^|[\s;&'\"(])deepspeed\s+(.*)", text)
         if m is None or re.search(r"--no[-_]ssh\b", m.group(1)):
             continue
-        yield (step.line, f"srun starts the deepspeed launcher {tasks} times, and each starts the workers of every "
-                          "node itself: the ranks are launched over and over; run deepspeed once in the batch shell "
-                          "with a hostfile, or give each copy --no_ssh --node_rank=$SLURM_NODEID")
+        yield step.line, _deepspeed_copies(ctx, step, tasks, m.group(1))
+
+
+def _deepspeed_copies(ctx: Context, step: Any, tasks: int, args: str) -> str:
+    """What the deepspeed launcher started by each of ``tasks`` srun tasks does, as its runner decides: with a
+    hostfile each copy starts the workers of every host in it; without one (and no /job/hostfile) each copy finds
+    only its own node's GPUs and trains alone with 127.0.0.1 as its master."""
+    fix = ("; run deepspeed once in the batch shell with a hostfile, or give each copy --no_ssh "
+           "--node_rank=$SLURM_NODEID (inside srun bash -c '…', so that each task expands it)")
+    if re.search(r"(?:^|\s)(?:--hostfile\b|-H\b)", args):
+        return (f"srun starts the deepspeed launcher {tasks} times, and each reads the hostfile and starts the workers "
+                f"of every node in it itself: every rank is launched {tasks} times over and the copies collide{fix}")
+    if re.search(r"--num[-_]nodes[= ]+[\"']?(?:[2-9]|[1-9][0-9])", args):
+        return (f"srun starts the deepspeed launcher {tasks} times without --hostfile: each copy finds no other node "
+                f"and stops ('Num nodes is >1 but no extra nodes available via hostfile'){fix}")
+    nodes = _step_nodes(ctx, step)
+    alone = (f"srun starts the deepspeed launcher {tasks} times without --hostfile: each copy finds no hostfile and "
+             "trains alone on the GPUs of its own node, with 127.0.0.1 as master")
+    if nodes < 2:
+        return f"{alone}: the {tasks} copies share the same GPUs and port; start deepspeed once (srun --ntasks=1)"
+    shared = f"; the {-(-tasks // nodes)} copies on each node also share its GPUs and port" if tasks > nodes else ""
+    return f"{alone}, so the {nodes} nodes never communicate{shared}{fix}"
 
 
 @rule("HPC118", "accelerate-processes-per-machine", "warning",
@@ -1193,8 +1454,11 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
         if not _one_node_launch(ctx, step, launcher) and not _elastic_on_this_node(ctx, step, launcher, endpoint):
             continue
         port = endpoint.rsplit(":", 1)[1] if ":" in endpoint else ""
-        fixed_master = launcher.master_port is not None and not launcher.rdzv_endpoint \
-            and str(launcher.master_port).strip() not in ("0", "")
+        # a port the script computes ($((20000 + SLURM_JOB_ID % 10000)), ${SLURM_JOB_ID: -4}, $(shuf …)) or takes
+        # from elsewhere differs from job to job: only a number (also through the script's variables) is fixed
+        master = ctx.parsed.resolve(str(launcher.master_port), step.line).strip() \
+            if launcher.master_port is not None else ""
+        fixed_master = not launcher.rdzv_endpoint and master.isdigit() and int(master) != 0
         # (no rendezvous option at all is not reported: torchrun before 2.11 took port 29500 then, but newer
         # releases pick a free port on one node by themselves, and the image's version is not in the script)
         if not ((port.isdigit() and int(port) != 0) or fixed_master):
@@ -1202,7 +1466,7 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
         chain = with_chain(step.chain, launcher=launcher.replace(
             standalone=True, nnodes="1", rdzv_backend="", rdzv_endpoint="", rdzv_id="", master_addr="",
             master_port=None, node_rank=""))
-        message = (f"a one-node torchrun with the fixed port {port or launcher.master_port}: a second job on the same "
+        message = (f"a one-node torchrun with the fixed port {port or master}: a second job on the same "
                    "node fails with 'Address already in use'; use --standalone, which picks a free port")
         if not _one_node_launch(ctx, step, launcher):
             yield step.line, message   # elastic (--nnodes=1:2): the user's to rewrite, not a fixer's
@@ -1276,10 +1540,13 @@ def step_gpus(step: Any) -> int | None:
 
 
 @rule("HPC108", "more-workers-than-gpus", "error",
-      summary="torchrun starts more workers per node than the job has GPUs per node",
+      summary="torchrun (accelerate launch, deepspeed) starts more workers per node than the job has GPUs per node",
       why="Workers beyond the GPU count share GPUs (or crash with an invalid device ordinal when the script uses "
-          "LOCAL_RANK as the device), so the run is slower or fails.",
-      fix="Set --nproc-per-node to the GPUs per node (--gres=gpu:N), or request more GPUs.",
+          "LOCAL_RANK as the device), so the run is slower or fails. accelerate launch starts --num_processes / "
+          "--num_machines processes on each machine (--num_processes is the total over all machines), and deepspeed "
+          "--num_gpus N starts N on every host without checking how many GPUs it has.",
+      fix="Set --nproc-per-node to the GPUs per node (--gres=gpu:N), or request more GPUs (accelerate: "
+          "--num_processes = machines × GPUs per node; deepspeed: --num_gpus = GPUs per node).",
       catalogue=(7,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:2
@@ -1313,6 +1580,43 @@ def _too_many_workers(ctx: Context) -> Iterator[Any]:
         chain = with_chain(step.chain, launcher=step.chain.launcher.replace(nproc_per_node=str(gpus)))
         yield (step.line, f"--nproc-per-node={nproc} but the job has {gpus} GPU{plural} per node; "
                           f"use --nproc-per-node={gpus}", count_fix(ctx, f"--nproc-per-node={gpus}", step, chain))
+    yield from _other_launchers_vs_gpus(ctx)
+
+
+def _other_launchers_vs_gpus(ctx: Context) -> Iterator[Any]:
+    """HPC108 for accelerate launch (--num_processes is the total over --num_machines) and deepspeed --num_gpus
+    (which deepspeed gives every host without checking the GPUs there)."""
+    for launch in other_launches(ctx):
+        step, opts = launch.step, launch.options
+        if step is not None and not in_first_component(ctx, step):
+            continue
+        if launch.srun is not None and (tasks_per_node(ctx, step) or 1) > 1:
+            continue  # several launchers per node: HPC101 (accelerate) and HPC117 (deepspeed) say it
+        have = (step_gpus(step) if step is not None else None) or ctx.job.gpus_on_each_node
+        if not have:
+            continue
+        plural = "s" if have > 1 else ""
+        if launch.name == "deepspeed":
+            asked = launch.number(ctx, "--num_gpus")
+            if asked is not None and asked > have:
+                yield (launch.line, f"deepspeed --num_gpus {asked} starts {asked} processes on each node, which has "
+                                    f"{have} GPU{plural}: deepspeed does not check, so the ranks beyond {have} ask for "
+                                    f"GPUs that are not there (invalid device ordinal); use --num_gpus {have}")
+            continue
+        processes, machines = launch.number(ctx, "--num_processes"), launch.machines(ctx)
+        if not processes or not machines or any(o in opts for o in ("--cpu", "--gpu_ids", "--tpu")):
+            continue
+        each = processes // machines
+        if each <= have:
+            continue
+        beyond = (f"the processes beyond {have} share GPUs or find none (invalid device ordinal)")
+        if machines > 1:
+            yield (launch.line, f"--num_processes {processes} with --num_machines {machines} starts {each} processes on "
+                                f"each machine, which has {have} GPU{plural}: {beyond}; --num_processes counts the "
+                                f"processes of all machines together: use --num_processes {machines * have}")
+        else:
+            yield (launch.line, f"accelerate launch --num_processes {processes} starts {processes} processes on a node "
+                                f"with {have} GPU{plural}: {beyond}; use --num_processes {have}")
 
 
 @rule("HPC120", "more-tasks-than-gpus", "warning",
@@ -1397,11 +1701,17 @@ def _legacy(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC112", "nnodes-differs-from-job", "error",
-      summary="torchrun --nnodes differs from the number of launchers srun starts (one per node in a correct job)",
+      summary="torchrun --nnodes (accelerate --num_machines, deepspeed --num_nodes) differs from the number of "
+              "launchers srun starts (one per node in a correct job) or the job's nodes",
       why="The rendezvous waits until --nnodes launchers have joined, wherever they run: with more than srun starts "
-          "(tasks per node × nodes) it hangs; with fewer, the extra launchers are rejected and fail. (In a "
-          "heterogeneous job only steps in its first component are judged: the job's counts are that component's.)",
-      fix="Write --nnodes=$SLURM_NNODES or the job's --nodes value.",
+          "(tasks per node × nodes) it hangs; with fewer, the extra launchers are rejected and fail. accelerate "
+          "launch hands --num_machines to torchrun as --nnodes, with the same result. deepspeed --num_nodes takes the "
+          "first hosts of its hostfile: more than the job has gives a smaller run than planned (or reaches hosts "
+          "outside the job), and without a hostfile deepspeed stops ('Num nodes is >1 but no extra nodes available "
+          "via hostfile'). (In a heterogeneous job only steps in its first component are judged: the job's counts "
+          "are that component's.)",
+      fix="Write --nnodes=$SLURM_NNODES or the job's --nodes value (accelerate: --num_machines; deepspeed: "
+          "--num_nodes).",
       catalogue=(7, 21),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -1463,6 +1773,57 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
         yield (step.line, f"--nnodes={launcher.nnodes} but the launcher runs on {where} (one launcher each); "
                           f"the rendezvous {'waits forever' if nnodes > nodes else 'rejects the extra launchers'}; "
                           f"use --nnodes={nodes}", count_fix(ctx, f"--nnodes={nodes}", step, chain))
+    yield from _accelerate_machines_mismatch(ctx)
+    yield from _deepspeed_nodes_mismatch(ctx)
+
+
+def _accelerate_machines_mismatch(ctx: Context) -> Iterator[Any]:
+    """HPC112 for accelerate launch started once per machine: --num_machines is torchrun's --nnodes."""
+    for launch in other_launches(ctx):
+        machines = launch.number(ctx, "--num_machines")
+        if launch.name != "accelerate launch" or machines is None or launch.placed_by_hand \
+                or accelerate_path(launch, machines) != "per_machine":
+            continue
+        if launch.srun is None:
+            if job_nodes(ctx) > 1 or machines <= 1:
+                continue  # HPC110: the batch shell starts the first node's machine only
+            yield (launch.line, f"accelerate launch --num_machines {machines} runs once, on this job's one node: the "
+                                f"rendezvous waits for {machines} machines and the job hangs; use --num_machines 1, or "
+                                f"ask for {machines} nodes and start it on each with srun --ntasks-per-node=1")
+            continue
+        if not in_first_component(ctx, launch.step):
+            continue
+        nodes, per_node = _step_nodes(ctx, launch.step), tasks_per_node(ctx, launch.step) or 1
+        if machines in (nodes, nodes * per_node):
+            continue  # as many launchers as it waits for (HPC101 reports several on a node)
+        started = f"{nodes * per_node} accelerate launchers ({per_node} on each of {nodes} nodes)" if per_node > 1 \
+            else f"accelerate launch on {nodes} node{'s' if nodes > 1 else ''} (one launcher each)"
+        outcome = "waits forever for the missing ones" if machines > nodes * per_node \
+            else "has no place for the launchers beyond it, which fail"
+        yield (launch.line, f"--num_machines {machines} but srun starts {started}: the rendezvous {outcome}; use "
+                            f"--num_machines {nodes}" + (" with one launcher per node" if per_node > 1 else ""))
+
+
+def _deepspeed_nodes_mismatch(ctx: Context) -> Iterator[Any]:
+    """HPC112 for deepspeed --num_nodes larger than the job's nodes."""
+    nodes = job_nodes(ctx)
+    for launch in other_launches(ctx):
+        asked = launch.number(ctx, "--num_nodes")
+        if launch.name != "deepspeed" or asked is None or asked <= nodes \
+                or (launch.step is not None and not in_first_component(ctx, launch.step)):
+            continue
+        where = f"the job has {nodes} node{'s' if nodes > 1 else ''}"
+        if "--hostfile" not in launch.options and "-H" not in launch.options:
+            if nodes > 1 and launch.srun is None:
+                continue  # HPC110 says it: no hostfile, so no other node
+            yield (launch.line, f"deepspeed --num_nodes {asked} without --hostfile finds no other node and stops ('Num "
+                                f"nodes is >1 but no extra nodes available via hostfile'); {where}: use "
+                                f"--num_nodes {nodes}" + (" with a hostfile of its nodes" if nodes > 1 else ""))
+            continue
+        yield (launch.line, f"deepspeed --num_nodes {asked} but {where}: deepspeed takes the first {asked} hosts of "
+                            f"its hostfile, so a hostfile of the job's nodes gives a run on {nodes} (not the {asked} it "
+                            "was planned for) and hosts beyond them are outside the job; use --num_nodes "
+                            f"{nodes} (or $SLURM_NNODES)")
 
 
 @rule("HPC113", "standalone-on-several-nodes", "error",
@@ -2460,14 +2821,20 @@ def _one_node_job(ctx: Context) -> bool:
 
 
 @rule("HPC214", "mpi-launched-in-container", "error",
-      summary="mpirun/mpiexec (or horovodrun) runs inside the container of a job that may span several nodes",
+      summary="mpirun/mpiexec (or horovodrun, or DeepSpeed's multi-node launcher) runs inside the container of a job "
+              "that may span several nodes",
       why="An MPI launcher inside one container cannot start ranks on other nodes through Slurm and uses the "
-          "image's MPI, not the host's fabric-aware one: ranks hang or run over slow TCP. Not reported: a job "
+          "image's MPI, not the host's fabric-aware one: ranks hang or run over slow TCP. deepspeed --hostfile "
+          "starts the other nodes over pdsh/ssh (or mpirun): the command it sends each host runs there outside the "
+          "container, with the container's Python path, and images rarely have pdsh at all, so the job fails after "
+          "its wait in the queue. Not reported: a job "
           "held to one node (--nodes=1), where all ranks run inside one container over shared memory (the "
           "\"fully contained\" model vendors document, which works), and mpirun --version / --help, which "
           "start no ranks.",
       fix="Launch from the host (hybrid model): srun --mpi=pmix apptainer exec IMAGE ./program, with the "
-          "container's MPI matching the host's.",
+          "container's MPI matching the host's. deepspeed: start one copy per node, srun --ntasks-per-node=1 bash -c "
+          "'apptainer exec IMAGE deepspeed --no_ssh --node_rank=$SLURM_NODEID --hostfile … --master_addr=$head_node …' "
+          "(accelerate: --deepspeed_multinode_launcher standard, one accelerate launch per node).",
       catalogue=(17,),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -2493,6 +2860,39 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
             continue  # all ranks in one container on one node: the fully contained model works
         yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
                           "srun --mpi=pmix … apptainer exec IMAGE program")
+    if not one_node:
+        yield from _deepspeed_launcher_inside(ctx)
+
+
+def _deepspeed_launcher_inside(ctx: Context) -> Iterator[Any]:
+    """HPC214 for DeepSpeed's multi-node launcher run inside a container: deepspeed --hostfile (pdsh by default, or
+    --launcher openmpi/mpich/impi/mvapich), and accelerate launch --use_deepspeed over several machines with a
+    --deepspeed_hostfile. Not for one launch per node (--no_ssh, accelerate's standard or nossh launcher) or
+    deepspeed --launcher slurm."""
+    for launch in other_launches(ctx):
+        step, opts = launch.step, launch.options
+        if step is None or step.chain.container is None or not in_first_component(ctx, step):
+            continue
+        if launch.name == "deepspeed":
+            runner = opts.get("--launcher", "pdsh").lower()
+            if "--no_ssh" in opts or runner == "slurm" or ("--hostfile" not in opts and "-H" not in opts):
+                continue  # without a hostfile deepspeed runs on this node only
+            yield (launch.line, f"deepspeed --hostfile runs inside the container and starts the other nodes itself "
+                                f"({runner}): the command it sends each host (the container's python -u -m "
+                                "deepspeed.launcher.launch) runs there outside the container, and the image rarely "
+                                f"has {runner} at all; start one deepspeed per node instead: srun --ntasks-per-node=1 bash -c "
+                                "'apptainer exec … deepspeed --no_ssh --node_rank=$SLURM_NODEID --hostfile … "
+                                "--master_addr=$head_node …'")
+            continue
+        machines = launch.number(ctx, "--num_machines")
+        if machines is not None and machines > 1 and accelerate_path(launch, machines) == "once" \
+                and "--deepspeed_hostfile" in opts:
+            runner = opts.get("--deepspeed_multinode_launcher", "pdsh")
+            yield (launch.line, f"accelerate launch --use_deepspeed --num_machines {machines} runs DeepSpeed's "
+                                f"multi-node launcher ({runner}) inside the container: the command it sends each host "
+                                "runs there outside the container, and the image rarely has "
+                                f"{runner}; use --deepspeed_multinode_launcher standard and start accelerate on every "
+                                "node with srun --ntasks-per-node=1 (each with its own --machine_rank)")
 
 
 def _rank_launcher(step: Any) -> str | None:
@@ -2580,6 +2980,39 @@ def _nvccli(ctx: Context) -> Iterator[Any]:
             chain = with_chain(step.chain, container=c.replace(writable_tmpfs=True))
             yield (step.line, "singularity --nvccli needs a writable layer; add --writable-tmpfs",
                    fix_for(ctx, "add --writable-tmpfs", step, chain))
+
+
+@rule("HPC225", "nvccli-contained-without-visible-devices", "error",
+      summary="--nvccli with --contain or --containall, and NVIDIA_VISIBLE_DEVICES unset: no GPU in the container",
+      why="With --nvccli, nvidia-container-cli sets up the GPUs. Without containment every GPU of the host is passed; "
+          "with --contain (which --containall includes) the container gets a minimal /dev holding only the GPUs "
+          "that NVIDIA_VISIBLE_DEVICES names, and none when it is unset: Apptainer prints a warning and the "
+          "program runs on the CPU. The variable is read where apptainer starts; it is not passed into the "
+          "container, so --env cannot set it.",
+      fix="export NVIDIA_VISIBLE_DEVICES (all, or the indexes or UUIDs of the GPUs to pass) before the command, "
+          "or use --nv instead of --nvccli.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nvccli --containall pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export NVIDIA_VISIBLE_DEVICES=all
+apptainer exec --nvccli --containall pytorch_2.3.sif python train.py
+""")
+def _nvccli_contained(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind != "apptainer.run" or not c.nvccli or not (c.contain or c.containall):
+            continue
+        if "NVIDIA_VISIBLE_DEVICES" in dict(step.env):
+            continue
+        var = ctx.parsed.variable("NVIDIA_VISIBLE_DEVICES", step.line)
+        if var is not None and var.exported and str(var.value).strip("'\"") not in ("", "void", "none"):
+            continue
+        how = "--containall" if c.containall else "--contain"
+        yield (step.line, f"--nvccli with {how} passes only the GPUs NVIDIA_VISIBLE_DEVICES names, and it is not "
+                          "set here: the container sees no GPU; export NVIDIA_VISIBLE_DEVICES=all (or the GPUs to "
+                          "pass) before the command, or use --nv")
 
 
 SETUP_ONLY = ("source", ".", "export", "module", "ml", "cd", "conda", "mamba", "micromamba", "activate", "spack")
@@ -3550,6 +3983,9 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
     reported: set[str] = set()
     for cmd in simple_commands(ctx):
         program = _program_run(cmd)
+        if program in MPI_LAUNCHERS:  # mpirun [options] apptainer exec …: the ranks run the container program
+            program = next((name for name in (str(w.value).rsplit("/", 1)[-1] for w in cmd.words[1:])
+                            if ctx.profile.runtime_module(name)), program)
         wanted = ctx.profile.runtime_module(program)
         if not wanted or wanted in reported:
             continue
@@ -4406,8 +4842,8 @@ def _line_lookups(names: set[str]) -> list[tuple[str, re.Pattern[str]]]:
     return [
         # sed -n "${ID}p", sed -n ${ID}p, sed "${ID}q;d", sed -n "${ID}{p;q}"
         ("sed", re.compile(r"(?<![\w-])sed\b[^|;&\n]*?[\s'\"]" + r"[\"']?" + ref + r"[\"']?\s*[pqd{]")),
-        # awk "NR==$ID", awk 'NR=='$ID, awk "NR == ${ID} {print}"
-        ("awk", re.compile(r"(?<![\w-])awk\b[^|;&\n]*?NR\s*==\s*['\"]?\s*" + ref)),
+        # awk "NR==$ID", awk 'NR=='$ID, awk "NR == ${ID} {print}"; not awk "NR==$ID+1", which adds the 1
+        ("awk", re.compile(r"(?<![\w-])awk\b[^|;&\n]*?NR\s*==\s*['\"]?\s*" + ref + r"(?!['\"]?\s*\+)")),
         # head -n $ID file | tail -1 (or tail -n 1)
         ("head", re.compile(r"(?<![\w-])head\s+(?:-n\s*|-)[\"']?" + ref + r"[\"']?[^|;&\n]*\|\s*tail\s+(?:-n\s*)?-?1\b")),
     ]
@@ -4430,7 +4866,8 @@ def _line_zero(ctx: Context, spec: str) -> Iterator[Any]:
         if what is None:
             for am in _AWK_VAR.finditer(line):
                 var = am.group(2).strip("${}")
-                if var in names and re.search(r"NR\s*==\s*" + re.escape(am.group(1)) + r"\b", line[am.end():]):
+                if var in names and re.search(r"NR\s*==\s*" + re.escape(am.group(1)) + r"\b(?!\s*\+)",
+                                              line[am.end():]):
                     what = "awk"
                     break
         if what is None:

@@ -521,17 +521,27 @@ def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], 
             inner = None
         if inner is not None:
             for icmd in inner.code:
-                ilaunch = launch_words([str(v) for v in icmd.argv])
-                if ilaunch and recognise(ilaunch) is not None:
-                    try:
-                        ichain = parse_chain(ilaunch, source_line=cmd.line)
-                    except ParseError:
-                        continue
-                    word = next((w for w in cmd.words if w.value == text), None)
-                    merged = Chain(chain.srun, chain.container or ichain.container, ichain.launcher,
-                                   ichain.program, chain.notes + ichain.notes)
-                    return Step(cmd, merged, env, "bash -c", word, in_compound)
+                ichain = _inner_chain(launch_words([str(v) for v in icmd.argv]), cmd.line)
+                if ichain is None:
+                    continue
+                word = next((w for w in cmd.words if w.value == text), None)
+                merged = Chain(chain.srun, chain.container or ichain.container, ichain.launcher,
+                               ichain.program, chain.notes + ichain.notes)
+                return Step(cmd, merged, env, "bash -c", word, in_compound)
     return Step(cmd, chain, env, in_compound=in_compound)
+
+
+def _inner_chain(words: list[str], line: int) -> Chain | None:
+    """A launch read from a ``bash -c`` script: a command the reader knows, or the deprecated
+    ``python -m torch.distributed.launch`` (read as torchrun, as at the top level, so that the rules about
+    launchers per node, workers per GPU and node ranks see it there too); None for anything else."""
+    if words and recognise(words) is not None:
+        try:
+            return parse_chain(words, source_line=line)
+        except ParseError:
+            return None
+    legacy = _legacy_launcher(words)
+    return None if legacy is None else Chain(launcher=legacy.model, notes=legacy.notes)
 
 
 def _legacy_launcher(words: list[str]) -> Any:

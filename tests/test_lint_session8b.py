@@ -1,0 +1,63 @@
+"""Lint corrections from the session-8 audits of the lessons and of Slurm features: --nvccli in a contained
+container (HPC225), the runtime module under mpirun (HPC409), and an awk lookup that adds the 1 (HPC508)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcwidgets.lint import lint
+
+GPU = "#!/bin/bash\n#SBATCH --gres=gpu:1\n"
+
+
+def codes(text: str, profile: str | None = None) -> list[str]:
+    return [f.code for f in lint(text, profile)]
+
+
+@pytest.mark.parametrize("flags", ["--nvccli --containall", "--nvccli -c", "--contain --nvccli --writable-tmpfs"])
+def test_nvccli_contained_without_visible_devices_sees_no_gpu(flags):
+    assert "HPC225" in codes(GPU + f"apptainer exec {flags} img.sif python train.py\n")
+
+
+@pytest.mark.parametrize("script", [
+    GPU + "export NVIDIA_VISIBLE_DEVICES=all\napptainer exec --nvccli --containall img.sif python train.py\n",
+    GPU + "NVIDIA_VISIBLE_DEVICES=0,1 apptainer exec --nvccli -c img.sif python train.py\n",
+    GPU + "apptainer exec --nvccli img.sif python train.py\n",              # not contained: every GPU passed
+    GPU + "apptainer exec --nv --containall img.sif python train.py\n",     # --nv binds every device
+])
+def test_nvccli_is_left_alone_when_the_gpus_are_named_or_not_contained(script):
+    assert "HPC225" not in codes(script)
+
+
+def test_an_exported_empty_or_void_list_still_passes_no_gpu():
+    assert "HPC225" in codes(GPU + "export NVIDIA_VISIBLE_DEVICES=void\n"
+                                   "apptainer exec --nvccli -C img.sif python train.py\n")
+
+
+MPI = """#!/bin/bash
+#SBATCH --partition=cpu
+#SBATCH --nodes=2
+mpirun -np 8 --map-by node apptainer exec sim.sif ./simulate
+"""
+
+
+def test_the_runtime_module_is_needed_under_mpirun_too():
+    assert "HPC409" in codes(MPI, "generic")
+    assert "HPC409" in codes(MPI.replace("mpirun -np 8", "/usr/bin/mpiexec -n 8"), "generic")
+    loaded = MPI.replace("mpirun", "module load apptainer\nmpirun")
+    assert "HPC409" not in codes(loaded, "generic")
+    # an mpirun of a program that is not a container runtime needs no runtime module
+    assert "HPC409" not in codes(MPI.replace("apptainer exec sim.sif ", ""), "generic")
+
+
+ARRAY = "#!/bin/bash\n#SBATCH --array=0-9\n"
+
+
+@pytest.mark.parametrize("lookup", [
+    'LINE=$(awk "NR==$SLURM_ARRAY_TASK_ID+1" runs.csv)',
+    "LINE=$(awk \"NR == ${SLURM_ARRAY_TASK_ID} + 1\" runs.csv)",
+    "LINE=$(awk -v i=\"$SLURM_ARRAY_TASK_ID\" 'NR==i+1' params.tsv)",
+])
+def test_an_awk_lookup_that_adds_one_is_right_for_a_zero_based_array(lookup):
+    assert "HPC508" not in codes(ARRAY + lookup + "\n")
+    assert "HPC508" in codes(ARRAY + lookup.replace("+1", "").replace(" + 1", "") + "\n")
