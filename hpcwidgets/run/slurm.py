@@ -670,3 +670,13 @@ def available(env: Mapping[str, str] | None = None) -> bool:
     except RunError:
         return False
     return proc.returncode == 0
+
+
+def partitions(env: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The names of every partition the reachable Slurm has (``sinfo --all``, hidden ones too), so a form can
+    say before submitting that its job names one this cluster does not have; ``RunError`` when sinfo fails."""
+    argv = ["sinfo", "--all", "-h", "-o", "%R"]
+    proc = _run(argv, env=env, timeout=15)
+    if proc.returncode != 0:
+        raise _failed("sinfo could not list the partitions", argv, proc)
+    return frozenset(line.strip() for line in proc.stdout.splitlines() if line.strip())

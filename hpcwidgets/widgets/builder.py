@@ -33,7 +33,8 @@ from . import loading
 from .clipboard import CopyButton
 from .highlight import CSS, SEVERITY_ICONS, escape, highlight
 from .jobs import JobPanel
-from .state import Field, Form, FormFinding, Section, choice_options, follow, limits_note, problem_findings
+from .state import (Field, Form, FormFinding, Section, choice_options, follow, limits_note, missing_partition,
+                    problem_findings)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,29 @@ def _guarded(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return wrap
 
 
+def _reachable_cluster() -> tuple[frozenset[str] | None, tuple[str, ...]]:
+    """The partitions of the Slurm that Submit reaches, and the profiles made for it (every Slurm partition they
+    name is there). ``(None, ())`` when sinfo cannot list them: the check is advice before submitting, and
+    sbatch still decides (and says why it refuses)."""
+    from ..profiles import list_profiles, load_profile
+    from ..run.slurm import partitions
+    try:
+        here = partitions()
+    except RunError as exc:
+        log.debug("not checking the form's partitions against the cluster: %s", exc)
+        return None, ()
+    fitting = []
+    for name in sorted(list_profiles()):
+        try:
+            names = load_profile(name).slurm_partition_names()
+        except ProfileError as exc:  # a broken profile file is reported where it is chosen, not here
+            log.debug("profile %s not compared with the cluster: %s", name, exc)
+            continue
+        if names and set(names) <= here:
+            fitting.append(name)
+    return here, tuple(fitting)
+
+
 def _profile(profile: Any) -> Any:
     if profile is None:
         return None
@@ -79,6 +103,13 @@ class Builder(w.VBox):
     ``profile`` is a cluster profile name (or object) used for partition choices, limits and linting;
     ``submit`` is None (show Submit when Slurm answers), a bool, or a callable ``text -> Job`` used instead
     of :func:`hpcwidgets.run.slurm.submit`.
+
+    Submit is offered only where the preview is a whole batch script (:attr:`submits`: the Slurm, Jupyter and
+    workflow builders): a command or a definition file is not one, and sbatch would refuse it. On those
+    builders ``submit=None`` or ``False`` shows no Submit, and ``submit=True`` or a callable raises ValueError
+    saying what to submit instead. With Slurm's own sbatch (``submit`` None or True), the findings also say
+    when the job names a partition the reachable Slurm does not have (a form made for another cluster's
+    profile) and which profile fits this cluster; a callable submitter is not checked (it may submit anywhere).
     """
 
     title = "Builder"
@@ -87,9 +118,12 @@ class Builder(w.VBox):
     lint_enabled = True
     show_profile = False
     language = "bash"
+    #: whether the preview is a whole batch script that sbatch takes (only then is Submit offered)
+    submits = False
 
     def __init__(self, model: Any = None, *, profile: Any = "generic", submit: Any = None,
                  poll_seconds: float = 2.0, **kw: Any):
+        submitter = self._resolve_submitter(submit)  # first: a refused request leaves no half-made widget
         super().__init__(**kw)
         self.add_class("hpcw-builder")
         self.profile = _profile(profile)
@@ -116,7 +150,12 @@ class Builder(w.VBox):
         self._marks: set[str] = set()
         self._parked: dict[str, Any] = {}
         self._structural: dict[str, w.Widget] = {}
-        self._submitter = self._resolve_submitter(submit)
+        self._submitter = submitter
+        # the partitions of the Slurm that Submit reaches and the profiles made for it (None: not known)
+        self._cluster: frozenset[str] | None = None
+        self._cluster_profiles: tuple[str, ...] = ()
+        if self._submitter is not None and not callable(submit):
+            self._cluster, self._cluster_profiles = _reachable_cluster()
 
         # --- views -------------------------------------------------------------------------------
         self.style_view = w.HTML(f"<style>{CSS}</style>", layout=w.Layout(display="none"))
@@ -143,6 +182,7 @@ class Builder(w.VBox):
         self.reset_button = w.Button(description="Reset", icon="undo", tooltip="Back to the form's first values")
         self.submit_button = w.Button(description="Submit", icon="play", button_style="primary",
                                       tooltip="Submit the preview with sbatch")
+        self.submit_note = w.HTML("")
         self.job_panel = JobPanel(poll_seconds=poll_seconds)
         self.profile_selector = w.Dropdown(options=self._profile_names(), value=self._profile_name(),
                                            description="Cluster profile", style=DESCRIPTION_STYLE,
@@ -180,7 +220,7 @@ class Builder(w.VBox):
                            titles=("Load or reset",))
         children = [self.style_view, *header, main, actions, self.status, load]
         if self._submitter is not None:
-            children += [self.submit_button, self.job_panel]
+            children += [self.submit_button, self.submit_note, self.job_panel]
         self.children = children
         self._refresh()
 
@@ -343,6 +383,8 @@ class Builder(w.VBox):
 
     def submit(self) -> Any:
         """Submit the preview (only when Submit is available); returns the job and starts the panel."""
+        if not self.submits:
+            raise RunError(self._not_a_job_script())
         if self._submitter is None:
             raise RunError("Slurm is not available here (no sbatch, or the controller does not answer)")
         if self._stale:
@@ -366,8 +408,12 @@ class Builder(w.VBox):
         self._refresh()
 
     def close(self) -> None:
-        self.job_panel.close()
-        for c in list(self._field_controls.values()) + list(self._structural.values()):
+        # ipywidgets' __del__ calls this on a builder whose __init__ raised (a refused submit=, a model of
+        # another class) before its parts existed: close what there is
+        panel = getattr(self, "job_panel", None)
+        if panel is not None:
+            panel.close()
+        for c in [*getattr(self, "_field_controls", {}).values(), *getattr(self, "_structural", {}).values()]:
             c.close()
         super().close()
 
@@ -475,7 +521,8 @@ class Builder(w.VBox):
         elif fld.kind in ("text", "words"):
             control = w.Text(value=value, placeholder=placeholder, layout=w.Layout(width="100%"), **common)
         else:  # lines, binds, env: one item per line
-            hint = {"binds": "src:dst:ro (one per line)", "env": "NAME=value (one per line)",
+            hint = {"binds": "src:dst:ro (one per line; a path with ':' as type=bind,src=…,dst=…,ro)",
+                    "env": "NAME=value (one per line)",
                     "sweeps": "NAME: value value (one per line)"}.get(fld.kind, "one per line")
             control = w.Textarea(value=value, placeholder=placeholder or hint, rows=3,
                                  layout=w.Layout(width="100%"), **common)
@@ -559,6 +606,22 @@ class Builder(w.VBox):
             out += zip(problem_findings(self.form, problems, code="PROFILE"), [p.message for p in problems])
         return out
 
+    def _cluster_findings(self, model: Any) -> list[FormFinding]:
+        """A warning for each Slurm layer whose partition the Slurm that Submit reaches does not have (a form
+        made with another cluster's profile): said before submitting, with the profile that fits this cluster."""
+        if self._cluster is None:
+            return []
+        out = []
+        for section in self.form.sections:
+            job = section.layer(model) if section.cls is SlurmJob else None
+            if not isinstance(job, SlurmJob):
+                continue
+            message = missing_partition(job, self._profile_name(), self._cluster, self._cluster_profiles)
+            if message:
+                key = section.key("partition")
+                out.append(FormFinding("CLUSTER", "warning", 0, message, None, key if key in self.form.fields else ""))
+        return out
+
     # -- events -------------------------------------------------------------------------------------
     @_guarded("Updating the form")
     def _on_field(self, key: str, change: dict) -> None:
@@ -607,8 +670,10 @@ class Builder(w.VBox):
             model, errors = self.form.read(base, self._values())
         self._model = model
         findings: list[Any] = [FormFinding("FORM", "error", 0, message, None, key) for key, message in errors.items()]
+        problems: list[Problem] = []
         try:
-            findings += problem_findings(self.form, model.problems())
+            problems = model.problems()
+            findings += problem_findings(self.form, problems)
         except Exception as exc:
             findings.append(FormFinding("CHECK", "error", 0, _bug("Checking the form's values", exc)))
         bad = bool(findings)
@@ -619,6 +684,10 @@ class Builder(w.VBox):
             try:
                 from ..render import render
                 text = render(model, validate=False)
+            except ValidationError as exc:  # a renderer that validates anyway: only news is worth a line
+                if not set(exc.problems) <= set(problems):
+                    findings.append(FormFinding("RENDER", "error", 0, f"the preview cannot be made: {exc}"))
+                bad = True
             except (HpcWidgetsError, ValueError, TypeError, KeyError) as exc:
                 findings.append(FormFinding("RENDER", "error", 0, f"the preview cannot be made: {exc}"))
                 bad = True
@@ -640,6 +709,7 @@ class Builder(w.VBox):
         except Exception as exc:
             profile_findings = [(FormFinding("CHECK", "error", 0, _bug("Checking the profile's limits", exc)), "")]
         findings += [f for f, raw in profile_findings if raw not in linted]
+        findings += self._cluster_findings(model)
         self._marks = {f.field for f, _ in profile_findings if f.field}
         # a problem the model reports at its field and lint reports at its line is shown once, at the field
         # (lint's copy stays when it brings a fix)
@@ -683,6 +753,10 @@ class Builder(w.VBox):
             self.note.value = note
         if self.copy_button.text != self._text:
             self.copy_button.text = self._text
+        said = " ".join(f.message for f in self._findings if f.code == "CLUSTER")
+        note = f"<span class='hpcw-stale' role='status'>⚠ {escape(said)}</span>" if said else ""
+        if self.submit_note.value != note:
+            self.submit_note.value = note
         invalid = {f.field for f in self._findings if getattr(f, "field", "") and f.severity == "error"}
         invalid |= self._marks
         for key in self._invalid - invalid:
@@ -821,8 +895,18 @@ class Builder(w.VBox):
             return
         self._set_status(f"Submitted job {escape(job.id)}.{made}")
 
-    @staticmethod
-    def _resolve_submitter(submit: Any) -> Callable[[str], Any] | None:
+    def _not_a_job_script(self) -> str:
+        return (f"{type(self).__name__} cannot submit: its preview, the {self.title}, is not a batch script, "
+                "and sbatch takes only those. Submit a job that runs it instead: a WorkflowBuilder, "
+                "or a SlurmBuilder with the command among its commands")
+
+    def _resolve_submitter(self, submit: Any) -> Callable[[str], Any] | None:
+        """The function Submit calls, or None for no Submit; an explicit request on a builder whose preview is
+        not a job script is refused (ValueError), since the button could only fail."""
+        if not self.submits:
+            if submit is None or submit is False:
+                return None
+            raise ValueError(f"{self._not_a_job_script()}; leave submit out (or pass submit=False)")
         if callable(submit):
             return submit
         if submit is None:
@@ -954,6 +1038,7 @@ class SlurmBuilder(Builder):
     title = "Slurm batch job"
     models = (SlurmJob,)
     show_profile = True
+    submits = True
 
     @classmethod
     def default_model(cls, profile: Any) -> Any:
@@ -972,14 +1057,21 @@ class JupyterJobBuilder(Builder):
     title = "JupyterLab on a compute node"
     models = (JupyterJob,)
     show_profile = True
+    submits = True
 
     @classmethod
     def default_model(cls, profile: Any) -> Any:
         return JupyterJob(**JupyterJob.login_fields(profile))
 
     def sections(self, model: Any) -> list[Section]:
-        return [Section("JupyterLab", JupyterJob),
-                Section("Slurm job", SlurmJob, attr="job", prefix="slurm", exclude=("commands", "array"))]
+        """JupyterLab, its Slurm job and, when it runs in an image, the container (its GPU flag, binds, image;
+        not its command, which the job writes)."""
+        out = [Section("JupyterLab", JupyterJob),
+               Section("Slurm job", SlurmJob, attr="job", prefix="slurm", exclude=("commands", "array"))]
+        box = model.container
+        if isinstance(box, (ApptainerRun, ChRun)):
+            out.append(Section("Container", type(box), attr="container", prefix="container", exclude=("command",)))
+        return out
 
     @classmethod
     def parse(cls, text: str) -> Any:
@@ -1010,6 +1102,7 @@ class WorkflowBuilder(Builder):
     title = "Containerized Slurm workflow"
     models = (Workflow,)
     show_profile = True
+    submits = True
 
     @classmethod
     def default_model(cls, profile: Any) -> Any:

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ParseError, Problem
 from ..spec._meta import FieldSpec, count_from_text
-from ..spec.common import Bind, EnvVar
+from ..spec.common import Bind, EnvVar, bind_from_mount_text, mount_text
 from ..spec.workflow import SweepAxis
 
 #: control kinds, from field metadata
@@ -118,7 +118,9 @@ def to_control(kind: str, value: Any) -> Any:
         return show_words(items)
     if kind == "lines":
         return "\n".join(str(v) for v in items)
-    if kind in ("binds", "env", "sweeps"):
+    if kind == "binds":
+        return "\n".join(bind_text(v) for v in items)
+    if kind in ("env", "sweeps"):
         return "\n".join(v.to_token() if hasattr(v, "to_token") else str(v) for v in items)
     raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
 
@@ -153,7 +155,7 @@ def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
         broken = shell_problem(label, text) if f.name in SHELL_LINE_FIELDS else ""
         return (None, broken) if broken else (tuple(lines), "")
     if kind == "binds":
-        return tuple(Bind.from_token(ln) for ln in lines), ""
+        return read_binds(label, lines)
     if kind == "env":
         bad = [ln for ln in lines if "=" not in ln]
         if bad:
@@ -165,6 +167,50 @@ def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
             return None, f"{label}: {bad[0]!r} has no ':'; write one variable per line: NAME: value value …"
         return tuple(SweepAxis.from_token(ln) for ln in lines), ""
     raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+#: how the bind field writes a path holding ':' or ',' (Apptainer's own --mount form)
+MOUNT_FORM = "type=bind,src=HOST PATH,dst=CONTAINER PATH[,ro]"
+
+
+def bind_text(bind: Any) -> str:
+    """A bind as its line in the form: ``src:dst:mode``, or, when a path holds ':' or ',' (which that form
+    cannot say), the ``--mount`` spec the preview writes, so the form reads its own text back."""
+    if isinstance(bind, Bind) and bind.needs_mount_syntax():
+        return mount_text(bind)
+    return bind.to_token() if hasattr(bind, "to_token") else str(bind)
+
+
+def read_binds(label: str, lines: Sequence[str]) -> tuple[Any, str]:
+    """``(binds, "")`` for the bind field's lines (``src[:dst[:mode]]`` or a ``--mount`` spec), or ``(None,
+    message)`` for a line that is neither. A ``src:dst`` line whose split leaves no absolute container path or
+    no mode is a path holding ':': the message shows the --mount form, which can hold it."""
+    out = []
+    for line in lines:
+        if line.startswith(("type=", "src=", "source=")):
+            bind = bind_from_mount_text(line)
+            if bind is None:
+                return None, (f"{label}: {line!r} is not a bind mount Apptainer's --mount reads; write {MOUNT_FORM} "
+                              "(a field holding ',' in double quotes: \"src=/a,b\")")
+        else:
+            bind = Bind.from_token(line)
+            split = [p.message for p in bind.problems() if p.field in ("dst", "mode")]
+            if split and ":" in line:
+                return None, (f"{label}: {line!r} cannot be read as HOST:CONTAINER[:ro]: {split[0]}. A path "
+                              f"holding ':' or ',' is written as Apptainer's --mount takes it: {_mount_guess(line)}")
+        out.append(bind)
+    return tuple(out), ""
+
+
+def _mount_guess(line: str) -> str:
+    """The --mount spec ``line`` most likely means (its last part that starts with / is the container path,
+    what follows it the mode), or the general form when no part fits."""
+    parts = line.split(":")
+    for i in range(len(parts) - 1, 0, -1):
+        mode = ":".join(parts[i + 1:])
+        if parts[i].startswith("/") and not Bind("/", "/", mode).problems():
+            return mount_text(Bind(":".join(parts[:i]), parts[i], mode))
+    return MOUNT_FORM
 
 
 def shell_problem(label: str, text: str) -> str:
@@ -355,6 +401,31 @@ def follow(before: Any, after: Any, user_set: set[str] | frozenset[str], gpu_ven
         if launcher is not None and "torchrun.nnodes" not in user_set:
             out["torchrun.nnodes"] = str(nodes)
     return out
+
+
+#: how to make a profile for a cluster none of the known profiles fits
+DETECT_PROFILE = "hpcwidgets profile detect --name mysite -o ~/.config/hpcwidgets/profiles/mysite.toml"
+
+
+def missing_partition(job: Any, profile_name: str, here: frozenset[str], fitting: Sequence[str]) -> str:
+    """What to change when ``job`` names a partition the reachable Slurm (partitions ``here``) does not have, ""
+    when it has them all or the job names none (Slurm's default partition takes it). ``fitting`` are the
+    profiles made for this cluster: the form's profile not among them is the usual cause, a form made for
+    another site."""
+    wanted = [p.strip() for p in str(getattr(job, "partition", "") or "").split(",") if p.strip()]
+    missing = [p for p in wanted if p not in here]
+    if not missing:
+        return ""
+    said = (f"the Slurm here has no partition {', '.join(missing)} (it has: {', '.join(sorted(here)) or 'none'}), "
+            "so sbatch would refuse the job; ")
+    if profile_name in fitting:
+        return said + "choose one of its partitions in Partition"
+    form = f"the form uses cluster profile {profile_name}" if profile_name else "the form has no cluster profile"
+    if fitting:
+        return said + (f"{form}, which is for another cluster: choose this cluster's profile, "
+                       f"{' or '.join(fitting)}, in Cluster profile, then one of its partitions")
+    return said + (f"{form}, and no profile is made for this cluster: choose one of its partitions in Partition, "
+                   f"or make a profile for it with: {DETECT_PROFILE}")
 
 
 def limits_note(profile: Any, job: Any, key: str) -> str:
