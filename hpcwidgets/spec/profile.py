@@ -38,7 +38,7 @@ from ..errors import Problem, ProfileError
 from ._meta import Spec, opt
 from .apptainer import IMAGE_SOURCES
 from .common import jump_host_field, login_port_field
-from .slurm import SlurmJob
+from .slurm import SlurmJob, gpu_total
 from .ssh import jump_host_problem, login_host_problem
 from .units import UNLIMITED, format_mem, parse_mem, parse_time
 
@@ -685,6 +685,26 @@ def _tasks_per_node(job: SlurmJob) -> int:
     return 1
 
 
+def _spread(job: SlurmJob) -> bool:
+    """Whether Slurm chooses the node count: the job names none and counts its tasks (or GPUs) for the whole
+    job, so they go on as many nodes as they need (sbatch's -n: one task per node by default, as many as fit)."""
+    return not job.nodes and not job.ntasks_per_node and not job.gpus_per_node \
+        and bool(job.ntasks or gpu_total(job.gpus))
+
+
+def _job_gpus(job: SlurmJob) -> int:
+    """GPUs the whole job asks for: --gpus, or --gpus-per-task × --ntasks."""
+    return gpu_total(job.gpus) or (gpu_total(job.gpus_per_task) or 0) * (_whole_count(job.ntasks) or 1)
+
+
+def _whole_count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _nodes_needed(units: int, per_node: int) -> int:
+    return -(-units // per_node) if per_node > 0 else units
+
+
 def _others(profile: ClusterProfile, keep, exclude: str) -> str:
     names = [p.label() for p in profile.partitions if p.name != exclude and keep(p)]
     return ", ".join(names)
@@ -816,6 +836,14 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         fix = f"use a GPU partition: {with_gpus}" if with_gpus else f"{profile.name} has no GPU partition; remove the GPU request"
         out.append(Problem("partition" if explicit else gpu_field,
                            f"the job asks for GPUs but {where} has none; {fix}"))
+    elif gpus and gpus > part.gpus_per_node and _spread(job) and not job.gpus_per_node \
+            and (gpu_total(job.gpus_per_task) or 0) <= part.gpus_per_node:
+        # GPUs in total (or per task) with no node count: Slurm takes as many nodes as they need
+        needed = _nodes_needed(_job_gpus(job), part.gpus_per_node)
+        if part.max_nodes and needed > part.max_nodes:
+            out.append(Problem(gpu_field, f"{_job_gpus(job)} GPUs need {needed} nodes of {where} "
+                                          f"({part.gpus_per_node} GPUs each), more than it allows ({part.max_nodes}); "
+                                          f"ask for at most {part.max_nodes * part.gpus_per_node} GPUs"))
     elif gpus and gpus > part.gpus_per_node:
         bigger = _others(profile, lambda p: p.gpus_per_node >= gpus, part.name)
         hint = f", or use a partition with more GPUs per node: {bigger}" if bigger else ""
@@ -842,7 +870,16 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         cpus = tasks * (job.cpus_per_task or 1)
         how = f"{tasks} tasks per node × {job.cpus_per_task or 1} CPUs per task"
         cpu_field = "cpus_per_task" if job.cpus_per_task else "ntasks_per_node" if job.ntasks_per_node else "ntasks"
-    if part.cpus_per_node and cpus > part.cpus_per_node:
+    unit = job.cpus_per_gpu if cpu_field == "cpus_per_gpu" else (job.cpus_per_task or 1)
+    if part.cpus_per_node and cpus > part.cpus_per_node and _spread(job) and unit <= part.cpus_per_node:
+        # tasks (or GPUs) counted for the whole job, no node count: Slurm spreads them over the nodes they need;
+        # only one task's (or one GPU's) CPUs must fit on a node
+        units = cpus // unit * job.node_count
+        needed = _nodes_needed(units, part.cpus_per_node // unit)
+        if part.max_nodes and needed > part.max_nodes:
+            out.append(Problem(cpu_field, f"{how} needs {needed} nodes of {where} ({part.cpus_per_node} CPUs each), "
+                                          f"more than it allows ({part.max_nodes}); ask for fewer tasks or CPUs"))
+    elif part.cpus_per_node and cpus > part.cpus_per_node:
         out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the nodes of {where} have "
                                       f"{part.cpus_per_node}; lower the tasks per node or CPUs per task "
                                       f"(or use more nodes)"))
