@@ -56,3 +56,33 @@ def test_a_job_with_a_workdir_keeps_its_log_there(submitted, tmp_path):
     assert submitted == [tmp_path / "runs"]
     assert (tmp_path / "runs" / "slurm-7.out").read_text() == LOG
     assert result.state == "COMPLETED"
+
+
+# ---------------------------------------------------------------------------------------------
+# the top of a lesson's hand-written script: it fits the site, so an example shows only its own mistake
+
+@pytest.mark.parametrize("profile", ["generic", "midway3", "local"])
+def test_a_gpu_example_on_the_site_head_has_only_the_mistake_it_teaches(profile):
+    from hpcwidgets.lint import lint
+    from hpcwidgets.profiles import load_profile
+    site = load_profile(profile)
+    head = lessons.job_head(site, gpus=1)
+    assert head.startswith("#!/bin/bash\n#SBATCH --partition=")
+    no_flag = head + 'apptainer exec "$SCRATCH/images/pytorch_24.05.sif" python train.py\n'
+    found = {f.code for f in lint(no_flag, profile) if f.severity != "info"}
+    assert found == {"HPC201"}, found
+    assert {f.code for f in lint(no_flag.replace("exec ", "exec --nv "), profile) if f.severity != "info"} == set()
+
+
+def test_the_head_names_the_gpu_partition_the_options_and_the_module():
+    from hpcwidgets.profiles import load_profile
+    generic, local = load_profile("generic"), load_profile("local")
+    assert lessons.job_head(generic, "--nodes=2", gpus=4) == (
+        "#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --nodes=2\n#SBATCH --gres=gpu:4\nmodule load apptainer\n")
+    assert lessons.job_head(generic) == "#!/bin/bash\n#SBATCH --partition=cpu\nmodule load apptainer\n"
+    assert lessons.site_modules(local) == () and "module" not in lessons.job_head(local, gpus=1)
+
+
+def test_two_findings_tables_in_one_cell_stay_apart(capsys):
+    lessons.findings_table([], "mpirun inside the container")
+    assert capsys.readouterr().out == "mpirun inside the container:\nno findings\n"

@@ -115,9 +115,39 @@ def show(model_or_text: Any) -> None:
     print(portable_text(text).rstrip("\n"))
 
 
-def findings_table(findings: Iterable[Any]) -> None:
-    """Print findings one per line: ``line  severity  CODE  message`` (and ``fix available``)."""
+def site_modules(site: Any) -> tuple[str, ...]:
+    """The modules a job on ``site`` loads to have its container program (none where it is on PATH)."""
+    name = site.runtime_module(site.apptainer_binary)
+    return (name,) if name else ()
+
+
+def site_partition(site: Any, *, gpu: bool = False) -> str:
+    """The partition a lesson's job names on ``site``: the default GPU partition for a GPU job."""
+    part = (site.default(gpu=True) if gpu else None) or site.default()
+    return part.name if part is not None else ""
+
+
+def job_head(site: Any, *options: str, gpus: int = 0) -> str:
+    """The top of a hand-written job script that fits ``site``: ``#!/bin/bash``, the partition (a GPU partition when
+    ``gpus`` per node are requested), each of ``options`` as an ``#SBATCH`` line, and the module that provides the
+    container program. A lesson's example built on it shows the one mistake it is about, and no other."""
+    lines = ["#!/bin/bash"]
+    partition = site_partition(site, gpu=gpus > 0)
+    if partition:
+        lines.append(f"#SBATCH --partition={partition}")
+    lines += [f"#SBATCH {o}" for o in options]
+    if gpus:
+        lines.append(f"#SBATCH --gres=gpu:{gpus}")
+    lines += [f"module load {name}" for name in site_modules(site)]
+    return "\n".join(lines) + "\n"
+
+
+def findings_table(findings: Iterable[Any], title: str = "") -> None:
+    """Print findings one per line: ``line  severity  CODE  message`` (and ``fix available``), under ``title``
+    when given (two tables in one cell stay apart)."""
     rows = list(findings)
+    if title:
+        print(f"{title}:")
     if not rows:
         print("no findings")
         return
@@ -575,7 +605,8 @@ def run_example(name: str, target: Target, **program_args: str) -> RunResult:
     return run_job(model)
 
 
-__all__ = ["COLOURS", "LaunchPlan", "PAYLOAD_PLACEHOLDER", "RunResult", "Target", "decreasing", "example",
-           "findings_table", "launch_plan", "layer_diagram", "layers", "loss_plot", "portable", "portable_text",
-           "practice_target", "process_tree", "run_command", "run_example", "run_job", "charliecloud_image", "save_figure", "scaling_plot",
-           "scaling_run", "show", "train_locally", "with_program_args"]
+__all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "decreasing", "example", "findings_table",
+           "job_head", "launch_plan", "LaunchPlan", "layer_diagram", "layers", "loss_plot", "portable",
+           "portable_text", "practice_target", "process_tree", "run_command", "run_example", "run_job",
+           "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_modules", "site_partition",
+           "Target", "train_locally", "with_program_args"]
