@@ -109,7 +109,7 @@ def test_node_ranges_and_typed_gpu_counts_are_valid_and_render_unchanged(kwargs,
     ({"gpus": ":2"}, "gpus", "TYPE:COUNT"),             # sbatch: Invalid generic resource (gres) specification
     ({"gpus": "2-4"}, "gpus", "TYPE:COUNT"),            # sbatch: Invalid Trackable RESource (TRES) specification
     ({"gpus": "a100:0"}, "gpus", "count of 1 or more"),
-    ({"gpus": "a100:4", "gpus_per_node": 2}, "gpus", "not both"),
+    ({"gpus": "a100:3", "gpus_per_node": 2}, "gpus", "whole number of nodes"),
 ])
 def test_malformed_count_text_names_the_forms(kwargs, field, text):
     problems = SlurmJob(**kwargs).problems()

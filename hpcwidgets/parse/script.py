@@ -16,7 +16,8 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
-from ..spec.slurm import HETJOB_SEPARATORS, SBATCH_ALIASES, SlurmJob, sbatch_long_option, sbatch_option
+from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SlurmJob, is_hetjob_word, sbatch_long_option,
+                          sbatch_option)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
 from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, lex_command,
                     lex_script)
@@ -279,6 +280,8 @@ def _gpu_request(flag: str, value: str) -> dict[str, Any]:
                         "gpu_type": parts[1] if len(parts) == 3 else ""})
         out["other_gres"] = tuple(other)
         return out
+    if "," in value and GPU_COUNTS.fullmatch(value):
+        return {"gpus_per_node": value, "gpu_flag": "gpus-per-node"}  # a100:2,v100:1: several types on each node
     typ, _, count = value.rpartition(":")
     out = {"gpus_per_node": _count(count), "gpu_flag": "gpus-per-node"}
     if typ:
@@ -302,15 +305,19 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
             continue
         words = [w.value.replace("\\$", "$") for w in lexed]
         raws = [w.raw for w in lexed]  # as written: an option the model has no field for is kept so (\#, quotes)
-        if len(words) == 1 and words[0] in HETJOB_SEPARATORS:
-            # a heterogeneous job: what follows describes the next component. The model holds the first;
-            # the separator and everything after it are kept as written, in order.
-            if applied:
-                component += 1
-                extra.append(words[0])
-            continue
-        if component and applied and lexed:
-            extra.append(" ".join(w.raw for w in lexed))
+        cut = next((k for k, raw in enumerate(raws) if is_hetjob_word(raw)), None)
+        if cut is not None:
+            problems += _hetjob_word_problems(cmd.line, raws, cut)
+            separator, words, raws = raws[cut], words[:cut], raws[:cut]  # sbatch reads nothing more of the line
+            if cut == 0:
+                # a heterogeneous job: what follows describes the next component. The model holds the first; the
+                # separator (in lower case: sbatch reads it in any) and everything after it are kept, in order.
+                if applied:
+                    component += 1
+                    extra.append(separator.lower())
+                continue
+        if component and applied and raws:
+            extra.append(" ".join(raws))
         i = 0
         while i < len(words):
             word, start = words[i], i
@@ -368,6 +375,19 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
     if extra:
         values["extra_directives"] = tuple(extra)
     return values, out, extra, problems
+
+
+def _hetjob_word_problems(line: int, raws: list[str], cut: int) -> list[tuple[int, str]]:
+    """What sbatch makes of the word ``hetjob`` (or ``packjob``) at ``raws[cut]`` of an #SBATCH line: first on
+    the line it starts the next component and the rest of the line is not read; after an option it starts
+    nothing, and neither it nor what follows is read (Slurm 22.05, ``sbatch --test-only``)."""
+    word, rest = raws[cut], " ".join(raws[cut + 1:])
+    if cut == 0:
+        return [(line, f"sbatch reads nothing after {word} on its line, so {rest} is ignored; "
+                       "write it on the next #SBATCH line")] if rest else []
+    return [(line, f"{word!r} after an option starts no new component: sbatch ignores it"
+                   + (f" and the rest of the line ({rest})" if rest else "")
+                   + f"; write #SBATCH {word.lower()} on a line of its own to start one, or remove it")]
 
 
 #: what ``--mail-type=ALL`` stands for (sbatch's documentation; the time limits and ARRAY_TASKS are not in it)

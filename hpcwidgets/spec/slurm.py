@@ -17,6 +17,14 @@ MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND"
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
 #: the #SBATCH line between the components of a heterogeneous job (packjob: its deprecated name)
 HETJOB_SEPARATORS = ("hetjob", "packjob")
+
+
+def is_hetjob_word(word: str) -> bool:
+    """Whether sbatch reads ``word`` of an #SBATCH line as the separator word: ``hetjob`` or ``packjob`` in any
+    case, unquoted (``HETJOB`` too; ``"hetjob"`` and ``hetjobs`` are not). Slurm 22.05, checked with
+    ``sbatch --test-only``: as the line's first word it starts the next component and the rest of the line is
+    not read; after an option (``-n 1 hetjob``) it starts nothing, and sbatch reads nothing more of that line."""
+    return word.lower() in HETJOB_SEPARATORS
 #: the problem of a word after #SBATCH that is not an option (lint's HPC310 reports it from the script's line)
 STRAY_DIRECTIVE = "write the option as it follows #SBATCH"
 #: what the problem for an option typed with a typographic dash says (the linter's HPC515 reports those itself)
@@ -37,7 +45,91 @@ def keyboard_option(raw: str) -> str:
     return "-" + rest
 #: the shell options a generated script starts with (see render/script.py)
 FAIL_FAST = ("strict", "errexit", "off")
-ARRAY_SPEC = re.compile(r"\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*(?:%\d+)?")
+#: one index item of ``--array`` as slurmctld reads it (job_mgr.c ``_parse_array_tok``): N, N-M or N-M:STEP, each
+#: number optionally in brackets ([0-3]); commas separate the items, and empty items (``1,2,``) are skipped. The
+#: step may be negative here only so that the problem can say what is wrong with it (sbatch wants 1 or more).
+_ARRAY_ITEM_LOOSE = re.compile(r"\[?(\d+)\]?(?:-(\d+)\]?(?::(-?\d+))?)?")
+
+
+def array_problem(spec: str) -> str:
+    """What sbatch refuses in an ``--array`` value ("Invalid job array specification"), with the fix; "" when it
+    reads it. The indexes come before the first ``%``; after it, the most tasks that run at once (empty: no
+    limit, as ``0-99%`` is read). The site's MaxArraySize (1001 by default) is not checked: it is the site's."""
+    body, pct, limit = spec.partition("%")
+    if pct and not limit.isdigit() and limit != "":
+        return f"{spec!r}: after % comes how many tasks may run at once, a number (e.g. {body}%4)"
+    items = [item for item in body.split(",") if item]
+    if not items:
+        return f"{spec!r} names no index; write e.g. 0-15, 1,3,5 or 0-15:4"
+    for item in items:
+        m = _ARRAY_ITEM_LOOSE.fullmatch(item)
+        if m is None:
+            return f"{spec!r} is not an array spec; use e.g. 0-15, 1,3,5, 0-15:4 or 0-15%4"
+        low, high, step = m.groups()
+        if high is not None and int(high) < int(low):
+            return f"{spec!r}: the range {item} counts down; write {high}-{low}"
+        if step is not None and int(step) < 1:
+            return f"{spec!r}: the step of {item} must be 1 or more, e.g. {low}-{high}:1"
+    return ""
+
+
+def array_task_ids(spec: str) -> list[int] | None:
+    """The task ids a ``--array`` value creates, as sbatch reads it (``0-6:2%2`` → 0, 2, 4, 6; ``1,2,`` → 1, 2);
+    None when sbatch refuses it (:func:`array_problem` says why)."""
+    if not isinstance(spec, str) or array_problem(spec):
+        return None
+    out: list[int] = []
+    for item in spec.partition("%")[0].split(","):
+        if item:
+            low, high, step = _ARRAY_ITEM_LOOSE.fullmatch(item).groups()
+            out += range(int(low), int(high or low) + 1, int(step or 1))
+    return out
+
+
+#: the signal names sbatch's --signal takes (Slurm 22.05 ``sig_name2num``; any case, SIG before it optional), and
+#: any signal number above 0
+_SIGNAL_NAMES = ("HUP", "INT", "QUIT", "ABRT", "KILL", "ALRM", "TERM", "USR1", "USR2", "URG", "CONT", "STOP", "TSTP",
+                 "TTIN", "TTOU", "XCPU")
+_SIGNAL = re.compile(r"(?:([A-Za-z]*):)?([^@]*)(?:@(.*))?", re.S)
+#: --gres-flags values (22.05: enforce-binding, disable-binding; 23.11 added the two *-per-sharing ones), any case
+GRES_FLAGS = ("enforce-binding", "disable-binding", "one-task-per-sharing", "multiple-tasks-per-sharing")
+
+
+def signal_problem(value: str) -> str:
+    """What sbatch refuses in ``--signal=[{R|B}:]SIG[@SECONDS]`` ("Invalid --signal specification"), with the
+    fix; "" when it reads it."""
+    m = _SIGNAL.fullmatch(value)
+    flags, sig, when = m.groups() if m else ("", value, None)
+    if flags is not None and flags.upper() not in ("B", "R", "RB", "BR"):
+        return (f"--signal={value}: before the colon comes B (the batch shell only), R (allow a reservation) or "
+                f"both; write --signal=B:{sig}{'@' + when if when is not None else ''}")
+    name = sig.upper()[3:] if sig.upper().startswith("SIG") else sig.upper()
+    if not (name in _SIGNAL_NAMES or (sig.lstrip("+").isdigit() and int(sig) > 0)):
+        return (f"--signal={value}: sbatch knows no signal {sig!r}; use a number or one of "
+                f"{', '.join(_SIGNAL_NAMES)} (e.g. USR1)")
+    if when is not None and when != "" and not (when.isdigit() and int(when) <= 65535):
+        digits = "".join(c for c in when if c.isdigit())
+        example = str(min(int(digits), 65535)) if digits else "90"
+        return (f"--signal={value}: the time after @ is a number of seconds (0-65535), without a unit; "
+                f"write @{example}")
+    return ""
+
+
+def gres_flags_problem(value: str) -> str:
+    """What sbatch refuses in ``--gres-flags`` ("Invalid --gres-flags specification"), with the fix; "" otherwise."""
+    bad = [v for v in value.split(",") if v.lower() not in GRES_FLAGS]
+    if not bad:
+        return ""
+    fixed = [v.replace("_", "-") for v in bad]
+    if all(f.lower() in GRES_FLAGS for f in fixed):
+        return f"--gres-flags={value}: the value is written with dashes; write --gres-flags={value.replace('_', '-')}"
+    return f"--gres-flags={value}: sbatch knows {', '.join(GRES_FLAGS[:2])} (and, from Slurm 23.11, {', '.join(GRES_FLAGS[2:])})"
+
+
+#: checks of the values of options the model keeps as written (``extra_directives``), by option
+_EXTRA_VALUE_CHECKS = {"--signal": signal_problem, "--gres-flags": gres_flags_problem}
+
+
 #: sbatch's own options and what follows them: "value" (required), "optional" (only as --opt=value;
 #: a separate word is not its value) or "switch" (none). Slurm 22.05 to 24.11; site plugins may add more.
 SBATCH_OPTIONS: dict[str, str] = {
@@ -121,8 +213,9 @@ REFERENCE_FORM = TextForm(re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A
                           "a variable ($SLURM_CPUS_PER_TASK)")
 #: a count the shell computes in a script read back (``srun -n $((SLURM_NNODES * 4))``, ``-N $(expr $N / 8)``)
 COMPUTED_FORM = TextForm(re.compile(r"\$\((?:.|\n)*\)"), "a count the shell computes", verbatim_only=True)
-#: the GPU count fields that take ``TYPE:COUNT`` (``--gpus=a100:4``, ``--gpus-per-task=rtx8000:1``), by label
-_TYPED_GPU_COUNTS = (("gpus", "GPUs in total"), ("gpus_per_task", "GPUs per task"))
+#: the GPU count fields that take ``TYPE:COUNT`` (``--gpus=a100:4``, ``--gpus-per-task=rtx8000:1``,
+#: ``--gpus-per-node=a100:2,v100:1``), by label
+_TYPED_GPU_COUNTS = (("gpus", "GPUs in total"), ("gpus_per_task", "GPUs per task"), ("gpus_per_node", "GPUs per node"))
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
 _VARIABLE = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|\()")
 _SPACE = re.compile(r"\s")
@@ -191,8 +284,9 @@ class SlurmJob(Spec):
                                       help="Tasks per node. With torchrun use 1: torchrun itself starts one process per GPU.")
     cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
                                     help="CPU cores for each task (for torchrun: for all its workers on the node).")
-    gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0,
-                                    help="GPUs on each node, written as --gres=gpu[:type]:N.")
+    gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0, text_forms=(GPU_COUNTS_FORM,),
+                                    help="GPUs on each node, written as --gres=gpu[:type]:N; several types as "
+                                         "TYPE:COUNT,TYPE:COUNT (a100:2,v100:1), written as --gpus-per-node.")
     gpu_type: str = opt("", label="GPU type", role="internal", placeholder="a100",
                         help="A GPU model the site names in its gres (e.g. a100, v100); empty for any.")
     other_gres: tuple[str, ...] = opt((), label="Other generic resources", role="internal", advanced=True,
@@ -275,7 +369,7 @@ class SlurmJob(Spec):
     def gpus_on_each_node(self) -> int:
         """GPUs per node however they were asked for (0 when none). GPUs in total over a node range are
         spread over its MIN nodes: the most a node may get."""
-        per_node = _whole(self.gpus_per_node)
+        per_node = gpu_total(self.gpus_per_node)  # a100:2,v100:1 is three GPUs on each node
         if per_node:
             return per_node
         total = gpu_total(self.gpus)
@@ -303,6 +397,39 @@ class SlurmJob(Spec):
             if (isinstance(value, str) and GPU_COUNTS.fullmatch(value)
                     and any(int(item.rpartition(":")[2]) < 1 for item in value.split(","))):
                 out.append(Problem(name, f"{label}: {value!r} asks for no GPUs; give each type a count of 1 or more"))
+        return out
+
+    def _gpus_and_per_node(self) -> list[Problem]:
+        """GPUs in total together with GPUs per node, as Slurm checks them (sbatch and test39.4 of its test suite):
+        the total is a whole number of nodes' worth (``--gpus=8 --gpus-per-node=8`` on one node, LUMI's way), and
+        that number of nodes is one the job may have."""
+        total, per_node = gpu_total(self.gpus), gpu_total(self.gpus_per_node)
+        if not total or not per_node:
+            return []
+        if total < per_node or total % per_node:
+            fits = sorted({max(total // per_node, 1) * per_node, -(-total // per_node) * per_node})
+            return [Problem("gpus", f"{total} GPUs in total is not a whole number of nodes with {per_node} GPUs each: "
+                                    f"sbatch refuses it; ask for {' or '.join(map(str, fits))} in total, or leave "
+                                    "GPUs in total out")]
+        needed, span = total // per_node, node_range(self.nodes)
+        if span is not None and not span[0] <= needed <= span[1]:
+            return [Problem("gpus", f"{total} GPUs in total at {per_node} per node take {needed} node(s), but the job "
+                                    f"has {self.nodes}: sbatch refuses it; ask for {per_node * span[0]} GPUs in total "
+                                    f"(or --nodes={needed})")]
+        return []
+
+    def _extra_values(self) -> list[Problem]:
+        """The values sbatch refuses of options kept as written (``--signal=USR1@60s``, ``--gres-flags=enforce_binding``),
+        in the job's first component (a later component's lines are kept whole, as written)."""
+        out = []
+        for d in _items(self.extra_directives):
+            if not isinstance(d, str) or is_hetjob_word(d):
+                break
+            flag, eq, value = d.partition("=")
+            check = _EXTRA_VALUE_CHECKS.get(sbatch_long_option(flag)) if eq else None
+            found = check(value) if check is not None and "$" not in value else ""
+            if found:
+                out.append(Problem("extra_directives", found))
         return out
 
     def _shell_problems(self) -> list[Problem]:
@@ -344,14 +471,20 @@ class SlurmJob(Spec):
             out.append(Problem(mems[1], f"{flags} exclude each other; keep one"))
         if self.cpus_per_gpu and self.cpus_per_task:
             out.append(Problem("cpus_per_gpu", "--cpus-per-gpu cannot be combined with --cpus-per-task; keep one"))
-        if isinstance(self.array, str) and self.array and not ARRAY_SPEC.fullmatch(self.array):
-            out.append(Problem("array", f"{self.array!r} is not an array spec; use e.g. 0-15, 1,3,5, 0-15:4 or 0-15%4"))
+        if isinstance(self.array, str) and self.array and array_problem(self.array):
+            out.append(Problem("array", array_problem(self.array)))
         if self.gpu_type and not self.gpus_per_node:
             out.append(Problem("gpu_type", "a GPU type needs GPUs per node (e.g. 1)"))
+        if isinstance(self.gpus_per_node, str) and GPU_COUNTS.fullmatch(self.gpus_per_node):
+            if self.gpu_type:
+                out.append(Problem("gpu_type", f"GPUs per node {self.gpus_per_node!r} names its types itself; "
+                                               "leave GPU type empty"))
+            if self.gpu_flag != "gpus-per-node" and "," in self.gpus_per_node:
+                out.append(Problem("gpu_flag", f"GPUs per node of several types ({self.gpus_per_node}) are written "
+                                               "--gpus-per-node=…; set GPU request style to gpus-per-node"))
         if isinstance(self.gpu_type, str) and self.gpu_type and not _GPU_TYPE.fullmatch(self.gpu_type):
             out.append(Problem("gpu_type", f"{self.gpu_type!r} is not a GPU type name (letters, digits, _ . -)"))
-        if self.gpus_per_node and self.gpus:
-            out.append(Problem("gpus", "ask for GPUs per node or GPUs in total, not both"))
+        out += self._gpus_and_per_node()
         out += self._text_counts()
         tasks, per_node, span = _whole(self.ntasks), _whole(self.ntasks_per_node), node_range(self.nodes)
         if tasks and per_node and span is not None and span[1] > 0 and tasks > per_node * span[1]:
@@ -364,12 +497,13 @@ class SlurmJob(Spec):
         if isinstance(self.job_name, str) and _SPACE.search(self.job_name.replace(" ", "")):
             out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
                                            "blank than a space (an #SBATCH line ends at the line break); use - or _"))
+        out += self._extra_values()
         for d in _items(self.extra_directives):
             if isinstance(d, str) and d and d[0] in TYPED_DASHES:
                 name, eq, value = d.partition("=")
                 out.append(Problem("extra_directives", f"{d!r} {TYPED_DASH} (copied from a document?): "
                                                        f"type it on the keyboard, {keyboard_option(name)}{eq}{value}"))
-            elif isinstance(d, str) and not d.startswith("-") and d not in HETJOB_SEPARATORS:
+            elif isinstance(d, str) and not d.startswith("-") and not is_hetjob_word(d):
                 out.append(Problem("extra_directives", f"{d!r}: {STRAY_DIRECTIVE}, e.g. --signal=USR1@90"))
         if self.env:
             names = [e.name for e in _items(self.env) if isinstance(e, EnvVar)]
@@ -413,7 +547,7 @@ class Srun(Spec):
         {flag for flag, takes in SBATCH_OPTIONS.items() if takes == "value"}
         | {s for s, flag in SBATCH_SHORT.items() if SBATCH_OPTIONS.get(flag) == "value"}
         | {"--accel-bind", "--epilog", "--prolog", "--task-epilog", "--task-prolog", "--relative", "--jobid",
-           "--het-group", "--slurmd-debug", "--wait", "--threads", "-W", "-T", "-r"}
+           "--het-group", "--pack-group", "--slurmd-debug", "--wait", "--threads", "-W", "-T", "-r"}
         | PYXIS_VALUE_OPTIONS)
     #: options the model has no field for that are known switches (kept in ``extra`` without a note)
     other_switch_options = PYXIS_SWITCHES

@@ -161,6 +161,25 @@ class Torchrun(Spec):
         (not ``$head_node_ip``)."""
         return any(_HEAD_NODE_REF.search(str(v)) for v in (self.rdzv_endpoint, self.master_addr))
 
+    def _no_meeting_point(self) -> list[Problem]:
+        """Several nodes and no --rdzv-endpoint. The static rendezvous (torchrun's default backend) meets at
+        --master-addr:--master-port instead (torch/distributed/run.py, ``get_rdzv_endpoint``), so a head node given
+        there serves; c10d (and etcd) read --rdzv-endpoint alone and without it meet at localhost: every node
+        waits by itself and the job hangs."""
+        if self.rdzv_backend in ("", "static"):
+            if self.master_addr:
+                return []
+            return [Problem("rdzv_endpoint", "several nodes need the head node's address: --master-addr=$head_node "
+                                             "(the static rendezvous, torchrun's default, otherwise meets at "
+                                             "127.0.0.1), or --rdzv-backend=c10d --rdzv-endpoint=$head_node:29500")]
+        if self.master_addr:
+            port = self.master_port if self.master_port not in (None, "") else DEFAULT_RDZV_PORT
+            return [Problem("rdzv_endpoint", f"--rdzv-backend={self.rdzv_backend} ignores --master-addr (only the static "
+                                             "rendezvous reads it) and without --rdzv-endpoint every node meets at "
+                                             "localhost, so the job hangs; use "
+                                             f"--rdzv-endpoint={self.master_addr}:{port}")]
+        return [Problem("rdzv_endpoint", "several nodes need a rendezvous endpoint: the head node, e.g. $head_node:29500")]
+
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
         if not self.script:
@@ -183,8 +202,8 @@ class Torchrun(Spec):
             for name in ("rdzv_backend", "rdzv_endpoint", "rdzv_id"):
                 if getattr(self, name):
                     out.append(Problem(name, f"--standalone ignores --{name.replace('_', '-')}; remove it"))
-        elif self.nnodes and multi and not self.rdzv_endpoint and self.rdzv_backend != "static":
-            out.append(Problem("rdzv_endpoint", "several nodes need a rendezvous endpoint: the head node, e.g. $head_node:29500"))
+        elif self.nnodes and multi and not self.rdzv_endpoint:
+            out += self._no_meeting_point()
         if not self.standalone and self.nnodes and multi and self.rdzv_backend in ("", "static") \
                 and self.node_rank in ("", None):
             # torchrun's default backend is static: each node needs its own rank, else all are rank 0

@@ -28,7 +28,7 @@ from ._meta import Spec, opt
 from .apptainer import ApptainerBuild, ApptainerPull, ApptainerRun
 from .charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from .common import Bind, EnvVar
-from .slurm import HETJOB_SEPARATORS, SlurmJob, Srun, node_range
+from .slurm import HETJOB_SEPARATORS, SlurmJob, Srun, array_task_ids, node_range
 from .torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR, Torchrun
 
 #: container models a workflow can run its step in
@@ -45,24 +45,12 @@ _PER_TASK_REF = re.compile(r"\$\{?(SLURM_(?:PROCID|LOCALID|NODEID))\b")
 _LOWER_REF = re.compile(r"(?<!\\)\$(?:\{([a-z_][a-z0-9_]*)[}:#%/^,\[-]|([a-z_][a-z0-9_]*)(?![A-Za-z0-9_]))")
 #: a set-up line that may define variables this model cannot see (sourcing a file, eval)
 _OPAQUE_SETUP = re.compile(r"(?:^|[;&|(\s])(?:source|\.|eval)\s")
-_ARRAY_ITEM = re.compile(r"(\d+)(?:-(\d+)(?::(\d+))?)?")
 
 
 def array_indexes(spec: str) -> list[int] | None:
-    """The task ids a ``--array`` spec creates (``0-6:2%2`` → 0, 2, 4, 6); None when unreadable."""
-    body = spec.split("%", 1)[0]
-    out: list[int] = []
-    for part in body.split(","):
-        m = _ARRAY_ITEM.fullmatch(part.strip())
-        if not m:
-            return None
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        step = int(m.group(3)) if m.group(3) is not None else 1
-        if step < 1 or hi < lo:
-            return None
-        out += range(lo, hi + 1, step)
-    return out
+    """The task ids a ``--array`` spec creates (``0-6:2%2`` → 0, 2, 4, 6); None when unreadable (as sbatch reads it:
+    :func:`~hpcwidgets.spec.slurm.array_task_ids`)."""
+    return array_task_ids(spec)
 
 
 def with_gpus(container: Any, gpus: int, vendor: str) -> Any:
