@@ -232,6 +232,12 @@ def test_shell_value_inverts_quote(v):
     assert shell_value(quote(back)) == back
 
 
+def test_a_backslash_before_a_lone_dollar_reads_back_as_a_value():
+    # found by the property above: the word "\\\$" gives bash the text \$, which the contract writes \\$
+    for v in ("\\\\$", "a\\\\$b", "\\\\\\$"):
+        assert shell_value(quote(v)) == v and not isinstance(shell_value(quote(v)), Verbatim)
+
+
 def test_a_quote_left_open_at_a_line_break_is_a_problem():
     """The builder joins continued lines before the shell reads them, so the next line's indentation would end
     up inside the string; a file read back keeps such text verbatim, a model refuses to write it."""

@@ -1,7 +1,10 @@
-"""``hpcwidgets lint FILE…``: check job scripts against the rule catalogue (``docs/rules.md``).
+"""``hpcwidgets lint FILE…``: check job scripts and build files against the rule catalogue (``docs/rules.md``).
 
+Build files (Apptainer ``*.def``, ``Dockerfile*``, ``Containerfile*``, or text starting with ``Bootstrap:`` or
+``FROM``) are checked with the build-file rules (HPC7xx) only, job scripts with the job-script rules only.
 Exit status: 0 no error-severity finding, 1 at least one, 2 a file could not be read or parsed (HPC000).
-A folder stands for the job scripts in it and below it: files with an ``#SBATCH`` line.
+A folder stands for the job scripts in it and below it (files with an ``#SBATCH`` line) and the build files
+(by their names).
 """
 
 from __future__ import annotations
@@ -17,25 +20,30 @@ from ..errors import HpcWidgetsError
 
 def register(sub: argparse._SubParsersAction) -> None:
     from . import _Formatter, _examples_epilog
-    p = sub.add_parser("lint", help="check job scripts for known mistakes", formatter_class=_Formatter,
+    p = sub.add_parser("lint", help="check job scripts and build files for known mistakes", formatter_class=_Formatter,
                        description="Check Slurm job scripts (Apptainer, Charliecloud, torchrun, Jupyter) against the "
-                                   "catalogue of known mistakes. The rules are listed in docs/rules.md. Suppress one "
+                                   "catalogue of known mistakes. Build files are recognised (Apptainer definition files "
+                                   "*.def, Dockerfile*, Containerfile*, or a file starting with Bootstrap: or FROM) and "
+                                   "checked with the build-file rules (HPC7xx: unpinned base image, secrets, …) instead "
+                                   "of the job-script ones. The rules are listed in docs/rules.md. Suppress one "
                                    "finding with '# hpcw: disable=CODE' on its line.",
                        epilog=_examples_epilog([
                            "hpcwidgets lint job.sbatch",
                            "hpcwidgets lint --profile midway3 --format json jobs/*.sh",
-                           "hpcwidgets lint jobs/                   # every job script in the folder and below it",
+                           "hpcwidgets lint Dockerfile env.def job.sbatch   # each with its own rules",
+                           "hpcwidgets lint jobs/                   # every job script and build file in the folder and below it",
                            "hpcwidgets lint --fix job.sbatch        # applies mechanical fixes, keeps job.sbatch.bak",
                            "cat job.sbatch | hpcwidgets lint -",
                        ]))
-    p.add_argument("files", nargs="+", metavar="FILE", help="job scripts to check, or folders holding them (their files with an #SBATCH line, "
-                                                          "searched recursively); - reads standard input")
+    p.add_argument("files", nargs="+", metavar="FILE", help="job scripts and build files to check, or folders holding them (their "
+                                                          "files with an #SBATCH line and build files, searched recursively); "
+                                                          "- reads standard input")
     p.add_argument("--profile", metavar="NAME", help="check the jobs against a cluster profile (partitions, limits, GPU vendor)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: path:line: severity CODE message (default); json: a list of finding objects")
     p.add_argument("--fix", action="store_true",
                    help="apply the mechanical fixes in place (atomically, keeping the original as FILE.bak, or FILE.bak.1 … when "
-                        "that name is taken) and report what remains")
+                        "that name is taken) and report what remains; build-file rules have no mechanical fixes")
     p.add_argument("--select", default="", metavar="CODES", help="only these rules, e.g. HPC101,HPC102")
     p.add_argument("--ignore", default="", metavar="CODES", help="skip these rules, e.g. HPC209")
     p.set_defaults(handler=run)
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import FileError
     from ..files import bom_note, read_stdin, read_text
     from ..lint import lint
+    from ..parse.buildfiles import build_file_format
     select, ignore = _codes(args.select, "--select"), _codes(args.ignore, "--ignore")
     profile = None
     if args.profile:
@@ -76,15 +85,17 @@ def run(args: argparse.Namespace) -> int:
             unread.append(name)
             continue
         text = loaded.text
+        # sbatch refuses a script starting with a byte-order mark; a build file's is only dropped here
+        bom = loaded.bom and not build_file_format(text, "" if path == "-" else path)
         if args.fix:
             if path == "-":
                 raise HpcWidgetsError("--fix rewrites files in place; give a file name instead of - (standard input)")
             try:
-                text = _fix(path, text, profile, bom=loaded.bom)
+                text = _fix(path, text, profile, bom=bom)
             except FileError as exc:
                 print(f"hpcwidgets: error: {exc}", file=sys.stderr)
                 status = 2
-        elif loaded.bom:
+        elif bom:
             # sbatch refuses such a script; the text without the mark is linted as the script it should be
             print(f"{name}:1: error: {bom_note(name, 'the file')}", file=sys.stderr)
             byte_order_marks += 1
@@ -122,14 +133,18 @@ def _job_scripts(given: list[str]) -> list[str]:
             folders[:] = sorted(f for f in folders if not f.startswith(".") and f not in _SKIPPED_FOLDERS)
             found += [os.path.join(root, f) for f in sorted(files) if _looks_like_job(os.path.join(root, f))]
         if not found:
-            raise HpcWidgetsError(f"no job scripts in {path}: none of its files (here or below) has an #SBATCH line; "
-                                  "name the files to check instead")
+            raise HpcWidgetsError(f"no job scripts in {path}: none of its files (here or below) has an #SBATCH line or is "
+                                  "a build file (*.def, Dockerfile, Containerfile); name the files to check instead")
         out += found
     return out
 
 
 def _looks_like_job(path: str) -> bool:
+    """A job script (an #SBATCH line in a file with a script's name) or a build file (by its name)."""
+    from ..parse.buildfiles import build_file_name
     name = os.path.basename(path)
+    if not name.startswith(".") and build_file_name(name):
+        return True
     if name.startswith(".") or not (name.endswith(_SCRIPT_ENDINGS) or "." not in name):
         return False
     try:

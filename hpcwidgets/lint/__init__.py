@@ -1,8 +1,12 @@
-"""The linter: job scripts and models → findings, from a catalogue of real mistakes.
+"""The linter: job scripts, build files and models → findings, from a catalogue of real mistakes.
 
 Each rule is a function registered with :func:`rule`, carrying its own metadata (code, severity,
 summary, why it matters, how to fix it, a failing and a passing example). ``docs/rules.md`` is
 generated from that metadata and the tests run every rule's examples.
+
+A rule checks job scripts (``kind="script"``, the catalogue) or build files (``kind="build"``: Apptainer
+definition files, Dockerfiles and Containerfiles, :mod:`hpcwidgets.lint.buildfile`); :func:`lint` tells
+them apart by the file's name or first line and runs only the rules of that kind.
 
 Severities are honest: ``error`` means the job fails, hangs or silently does the wrong thing;
 ``warning`` means risky or wasteful; ``info`` is advice. A correct script has no warnings.
@@ -17,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 SEVERITIES = ("error", "warning", "info")
+#: what a rule checks: job scripts, or build files (definition files, Dockerfiles)
+KINDS = ("script", "build")
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class Rule:
     good: str
     catalogue: tuple[int, ...] = ()
     profile: str = ""                   # profile name the examples need ("" = none)
+    kind: str = "script"                # "script" (job scripts) or "build" (build files)
     check: Callable[["Context"], Iterable[Finding]] = field(default=lambda ctx: (), repr=False, compare=False)
 
 
@@ -80,10 +87,13 @@ _RULES: dict[str, Rule] = {}
 
 
 def rule(code: str, name: str, severity: str, *, summary: str, why: str, fix: str, bad: str, good: str,
-         catalogue: tuple[int, ...] = (), profile: str = "") -> Callable[[Callable[..., Iterable[Any]]], Callable[..., Iterable[Any]]]:
+         catalogue: tuple[int, ...] = (), profile: str = "",
+         kind: str = "script") -> Callable[[Callable[..., Iterable[Any]]], Callable[..., Iterable[Any]]]:
     """Register a rule. The decorated function yields ``(line, message)`` or ``(line, message, Fix)``."""
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
 
     def wrap(fn: Callable[..., Iterable[Any]]) -> Callable[..., Iterable[Any]]:
         if code in _RULES:
@@ -93,22 +103,22 @@ def rule(code: str, name: str, severity: str, *, summary: str, why: str, fix: st
             for item in fn(ctx):
                 line, message, *rest = item
                 yield Finding(code, severity, max(int(line), 1), message, rest[0] if rest else None, ctx.path)
-        _RULES[code] = Rule(code, name, severity, summary, why, fix, bad, good, catalogue, profile, check)
+        _RULES[code] = Rule(code, name, severity, summary, why, fix, bad, good, catalogue, profile, kind, check)
         return fn
     return wrap
 
 
 def rules() -> dict[str, Rule]:
-    """Every rule, by code (importing the catalogue on first use)."""
-    from . import catalogue  # noqa: F401  (importing it registers the rules)
+    """Every rule, by code (importing the catalogue and the build-file rules on first use)."""
+    from . import buildfile, catalogue  # noqa: F401  (importing them registers the rules)
     return dict(sorted(_RULES.items()))
 
 
 @dataclass
 class Context:
-    """What a rule sees: the parsed script and, when given, the cluster profile."""
+    """What a rule sees: the parsed script (or build file) and, when given, the cluster profile."""
 
-    parsed: Any            # hpcwidgets.parse.script.ParsedScript
+    parsed: Any            # hpcwidgets.parse.script.ParsedScript (hpcwidgets.lint.buildfile.BuildFile)
     profile: Any = None    # hpcwidgets.spec.profile.ClusterProfile | None
     path: str = ""
     #: the script exactly as given (Windows line ends, a byte-order mark); ``parsed`` reads it with
@@ -128,29 +138,38 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
          ignore: Iterable[str] = ()) -> list[Finding]:
     """Findings for a script (text), a parsed script, or a model that renders to one.
 
-    ``profile`` is a :class:`~hpcwidgets.spec.profile.ClusterProfile` or a profile name. Text that
-    cannot be parsed gives one ``HPC000`` error finding at its line instead of an exception.
+    Text that is a build file (a ``*.def``, ``Dockerfile*`` or ``Containerfile*`` ``path``, or text starting
+    with a ``Bootstrap:`` header or ``FROM``) is checked with the build-file rules only; anything else with
+    the job-script rules only. ``profile`` is a :class:`~hpcwidgets.spec.profile.ClusterProfile` or a
+    profile name. Text that cannot be parsed gives one ``HPC000`` error finding at its line instead of an
+    exception.
     """
     from ..errors import ParseError
+    from ..parse.buildfiles import build_file_format
     from ..parse.script import ParsedScript, read_script
+    from .buildfile import read_build_file
     if isinstance(profile, str):
         from ..profiles import load_profile
         profile = load_profile(profile)
+    form = ""
     if isinstance(source, ParsedScript):
         parsed = source
         text = parsed.source
     else:
         text = source if isinstance(source, str) else _model_text(source)
+        form = build_file_format(text, path)
         try:
-            parsed = read_script(_readable(text), path)
+            parsed = read_build_file(text, form, path) if form else read_script(_readable(text), path)
         except ParseError as exc:
-            return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the script: {exc.message}", None, path)]
+            what = {"apptainer": "definition file", "docker": "Dockerfile"}.get(form, "script")
+            return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the {what}: {exc.message}", None, path)]
     ctx = Context(parsed, profile, path, text)
+    kind = "build" if form else "script"
     wanted = set(select)
     skipped = set(ignore)
     out: list[Finding] = []
     for code, r in rules().items():
-        if (wanted and code not in wanted) or code in skipped:
+        if r.kind != kind or (wanted and code not in wanted) or code in skipped:
             continue
         for f in r.check(ctx):
             if not parsed.is_suppressed(f.code, f.line):
@@ -186,11 +205,16 @@ def rules_markdown() -> str:
            "wasteful; **info**: advice. Suppress one finding with `# hpcw: disable=CODE` at the end of its line "
            "(or alone on the line before), or a whole file with `# hpcw: disable-file=CODE`. A script read back "
            "with `--from` keeps the codes it switches off out of the check of the script written from it.", "",
+           "The HPC7xx rules check build files (Apptainer definition files `*.def`, `Dockerfile*`, `Containerfile*`, "
+           "or text starting with `Bootstrap:` or `FROM`) and only those; the other rules check job scripts. "
+           "`hpcwidgets lint` tells them apart by the file's name or first line. Build-file rules have no "
+           "mechanical fixes.", "",
            "| code | severity | rule |", "|---|---|---|"]
     all_rules = rules()
     for r in all_rules.values():
         out.append(f"| [{r.code}](#{r.code.lower()}) | {r.severity} | {r.summary} |")
     for r in all_rules.values():
+        fence = _fence(r.bad) if r.kind == "build" else "bash"
         out += ["", f"## {r.code}", "", f"**{r.name}** ({r.severity})", "", r.summary, "",
                 f"*Why it matters:* {r.why}", "", f"*Fix:* {r.fix}", ""]
         if r.catalogue:
@@ -201,9 +225,15 @@ def rules_markdown() -> str:
             out += ["Flagged (^M marks the carriage return, `\\r`, before each line end):", "", "```bash",
                     r.bad.rstrip("\n").replace("\r", "^M"), "```"]
         else:
-            out += ["Flagged:", "", "```bash", r.bad.rstrip(), "```"]
-        out += ["", "Not flagged:", "", "```bash", r.good.rstrip(), "```"]
+            out += ["Flagged:", "", f"```{fence}", r.bad.rstrip(), "```"]
+        out += ["", "Not flagged:", "", f"```{fence}", r.good.rstrip(), "```"]
     return "\n".join(out) + "\n"
+
+
+def _fence(example: str) -> str:
+    """The Markdown code-block language of a build-file example."""
+    from ..parse.buildfiles import build_file_format
+    return "dockerfile" if build_file_format(example) == "docker" else "singularity"
 
 
 from .._callable import make_callable as _make_callable  # noqa: E402

@@ -27,6 +27,60 @@ _SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]")
 _REF = re.compile(rf"\$(?:\{{{_NAME}\}}|{_NAME})")
 
 
+# -- which kind of file ----------------------------------------------------------------------
+
+#: names a Dockerfile goes by: Dockerfile, Dockerfile.gpu, Containerfile, gpu.Dockerfile
+_DOCKERFILE_NAME = re.compile(r"(?i)^(?:docker|container)file(?:[._-].*)?$|^.+\.(?:docker|container)file$")
+_DOCKER_START = re.compile(r"(?i)(?:from|arg)[ \t]+\S")
+
+
+def build_file_name(path: str) -> str:
+    """``"apptainer"`` for a ``*.def`` name, ``"docker"`` for a Dockerfile or Containerfile name, else ``""``."""
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    if name.lower().endswith(".def"):
+        return "apptainer"
+    return "docker" if _DOCKERFILE_NAME.match(name) else ""
+
+
+def build_file_format(text: str, path: str = "") -> str:
+    """Whether ``text`` is a build recipe: ``"apptainer"`` (a definition file), ``"docker"`` (a Dockerfile or
+    Containerfile) or ``""`` (anything else, e.g. a job script).
+
+    The file name decides when it is one of those names; otherwise the first line that is not blank or a
+    comment does: a ``Bootstrap:`` header (or header lines leading to one), or ``FROM`` (``ARG`` lines may come
+    first). A ``#!`` first line makes it a script."""
+    by_name = build_file_name(path) if path else ""
+    if by_name:
+        return by_name
+    lines = [line.rstrip("\r") for line in text.lstrip("\ufeff").split("\n")]
+    if lines and lines[0].startswith("#!"):
+        return ""
+    meaningful = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not meaningful:
+        return ""
+    for line in meaningful:  # header keywords may come before Bootstrap: (its own line decides)
+        if _STAGE.match(line):
+            return "apptainer"
+        if not _HEADER_LINE.match(line):
+            break
+    for line in meaningful:
+        if not _DOCKER_START.match(line):
+            return ""
+        if line[:4].upper() == "FROM":
+            return "docker"
+    return ""
+
+
+def dockerfile_instructions(text: str, source: str = "") -> list[tuple[int, str, str]]:
+    """Every instruction of a Dockerfile, all stages: ``(line number, KEYWORD, text)``.
+
+    What :func:`parse_dockerfile` reads, without a model: the linter needs each instruction's line, and
+    the keywords it does not model. Continuation pieces are joined by newlines; a heredoc or a word broken
+    across lines comes as :class:`Verbatim`. :class:`ParseError` for text Docker could not read either."""
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    return list(_logical_lines(lines, source))
+
+
 # -- Dockerfile ------------------------------------------------------------------------------
 
 def parse_dockerfile(text: str, source: str = "") -> Dockerfile:
@@ -314,8 +368,9 @@ _TOKEN = re.compile(rf"\\\$|\$(?:\{{(?P<braced>{_NAME})\}}|(?P<bare>{_NAME}))")
 
 
 def _literal(text: str) -> str:
-    """Literal text as a contract value: a ``$`` that would start a reference is escaped."""
-    return re.sub(rf"\$(?=\{{{_NAME}\}}|[A-Za-z_])", r"\\$", text)
+    """Literal text as a contract value: a ``$`` that would start a reference is escaped, and so is one right after a
+    backslash (in a value ``\\$`` means a dollar sign, so a literal backslash-dollar is written ``\\\\$``)."""
+    return re.sub(rf"\$(?=\{{{_NAME}\}}|[A-Za-z_])|(?<=\\)\$", r"\\$", text)
 
 
 def _compose(tokens: list[tuple[str, str]]) -> str | None:

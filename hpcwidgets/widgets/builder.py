@@ -1004,11 +1004,11 @@ class CharliecloudBuilder(_ActionBuilder):
 # single-model builders
 
 class DefFileBuilder(Builder):
-    """An Apptainer definition file (not linted: it is not a shell script)."""
+    """An Apptainer definition file, checked with the build-file rules (HPC7xx: an unpinned base image, a
+    token written into the image …), not the job-script ones: ``%post`` runs once, at build time."""
 
     title = "Apptainer definition file"
     models = (DefFile,)
-    lint_enabled = False
 
     @classmethod
     def default_model(cls, profile: Any) -> Any:
