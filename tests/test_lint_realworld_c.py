@@ -428,12 +428,12 @@ def test_standalone_is_judged_by_the_component_the_step_runs_in() -> None:
 srun --het-group=0 torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
 """
     assert not found(text, "HPC113")
-    assert not found(text.replace("--het-group=0", "--het-group=1"), "HPC113")
+    # component 1 has two nodes: a --standalone there starts two separate one-node jobs
+    assert [f.line for f in found(text.replace("--het-group=0", "--het-group=1"), "HPC113")] == [5]
 
 
-@pytest.mark.parametrize("group", ["--het-group=1", "--het-group 1", "--het-group=0,1", "--het-group=0-1",
-                                   "--het-group=$G"])
-def test_steps_in_other_components_are_left_alone(group: str) -> None:
+@pytest.mark.parametrize("group", ["--het-group=0,1", "--het-group=0-1", "--het-group=$G"])
+def test_steps_over_several_components_are_left_alone(group: str) -> None:
     text = f"""#!/bin/bash
 #SBATCH -N1 --ntasks-per-node=4 --gres=gpu:4 --time=10
 #SBATCH hetjob
@@ -442,6 +442,17 @@ G=1
 srun {group} torchrun --nnodes=3 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$h:29500 train.py
 """
     assert not {"HPC101", "HPC108", "HPC109", "HPC112", "HPC113"} & codes(text)
+
+
+@pytest.mark.parametrize("group", ["--het-group=1", "--het-group 1"])
+def test_a_step_in_a_later_component_is_judged_by_its_nodes(group: str) -> None:
+    text = f"""#!/bin/bash
+#SBATCH -N1 --ntasks-per-node=4 --gres=gpu:4 --time=10
+#SBATCH hetjob
+#SBATCH -N2 --ntasks-per-node=1 --time=10
+srun {group} torchrun --nnodes=3 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$h:29500 train.py
+"""
+    assert {"HPC112"} == {"HPC101", "HPC108", "HPC109", "HPC112", "HPC113"} & codes(text)  # component 1: 2 nodes
 
 
 def test_srun_colon_syntax_spans_components() -> None:

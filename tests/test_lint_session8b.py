@@ -61,3 +61,10 @@ ARRAY = "#!/bin/bash\n#SBATCH --array=0-9\n"
 def test_an_awk_lookup_that_adds_one_is_right_for_a_zero_based_array(lookup):
     assert "HPC508" not in codes(ARRAY + lookup + "\n")
     assert "HPC508" in codes(ARRAY + lookup.replace("+1", "").replace(" + 1", "") + "\n")
+
+
+def test_a_bad_value_of_an_option_kept_as_written_is_reported_on_its_own_line():
+    script = ("#!/bin/bash\n#SBATCH --job-name=x\n#SBATCH --time=10\n#SBATCH --signal=USR1@60s\n"
+              "#SBATCH --gres-flags=enforce_binding\nsrun python t.py\n")
+    found = {(f.code, f.line) for f in lint(script)}
+    assert ("HPC399", 4) in found and ("HPC399", 5) in found, found

@@ -398,23 +398,81 @@ def het_groups(step: Any) -> str | None:
     return value
 
 
-def in_first_component(ctx: Context, step: Any) -> bool:
+def in_job_component(ctx: Context, step: Any) -> bool:
     """Whether the job's counts (``ctx.job``: nodes, tasks, GPUs) describe where ``step`` runs.
 
     Always in an ordinary job. In a heterogeneous job ``ctx.job`` is its first component (0): a step in
     the batch shell runs there, and so does ``srun`` without ``--het-group`` (Slurm's default) or with
-    ``--het-group=0``. A step in other components (``--het-group=1``, ``0,1``, ``0-1``, ``$GROUP``) or
-    spread over several with srun's ``:`` syntax cannot be judged from component 0's counts.
+    ``--het-group=0``. In the view of a later component (:class:`ComponentContext`, ``ctx.job`` is that
+    component) the steps with ``--het-group=K`` run there. A step over several components (``0,1``, ``0-1``,
+    srun's ``:`` syntax) or in one named by a variable (``$GROUP``) cannot be judged from one component's counts.
     """
     if not heterogeneous(ctx):
         return True
     groups = het_groups(step)
-    return groups is not None and groups.strip() in ("", "0")
+    component = getattr(ctx, "component", 0)
+    return groups is not None and groups.strip() in (("", "0") if component == 0 else (str(component),))
 
 
-def first_component_steps(ctx: Context) -> tuple[Any, ...]:
+def job_component_steps(ctx: Context) -> tuple[Any, ...]:
     """The steps the job's node, task and GPU counts describe (every step, except in a heterogeneous job)."""
-    return cached(ctx, "first_component_steps", lambda: tuple(s for s in steps(ctx) if in_first_component(ctx, s)))
+    return cached(ctx, "job_component_steps", lambda: tuple(s for s in steps(ctx) if in_job_component(ctx, s)))
+
+
+@dataclasses.dataclass
+class ComponentContext(Context):
+    """What a rule sees of a later component of a heterogeneous job: ``job`` is that component (read from its
+    own ``#SBATCH`` lines) and :func:`in_job_component` holds for the steps srun starts there
+    (``--het-group=K``), so a rule that compares steps with the job's counts judges them by their own."""
+
+    component: int = 0
+
+
+def component_views(ctx: Context) -> tuple[ComponentContext, ...]:
+    """One :class:`ComponentContext` for each later component of a heterogeneous job (none otherwise).
+
+    The reader models the first component; the others' directives are kept as written, so each component's
+    job is read from its own ``#SBATCH`` lines on their own (a component sbatch would refuse is left out:
+    its directives' own rules say why)."""
+    def make() -> tuple[ComponentContext, ...]:
+        if not heterogeneous(ctx) or isinstance(ctx, ComponentContext):
+            return ()
+        from ..parse.script import read_script
+        lines: dict[int, list[str]] = {}
+        for d in ctx.parsed.directives:
+            if d.applied and d.component and ctx.parsed.lines[d.line - 1] not in lines.get(d.component, []):
+                lines.setdefault(d.component, []).append(ctx.parsed.lines[d.line - 1])
+        views = []
+        for component, directives in sorted(lines.items()):
+            try:
+                job = read_script("\n".join(["#!/bin/bash", *directives, "true", ""])).job
+            except ParseError:
+                continue
+            parsed = dataclasses.replace(ctx.parsed, job=job)
+            views.append(ComponentContext(parsed, profile=ctx.profile, path=ctx.path, text=ctx.text,
+                                          component=component))
+        return tuple(views)
+    return cached(ctx, "component_views", make)
+
+
+def each_component(check: Any) -> Any:
+    """A rule that compares steps with the job's counts, run over every component of a heterogeneous job: first
+    as written (``ctx.job`` is the first component), then once per later component for the steps srun starts
+    there (``srun --het-group=1 …`` runs in component 1's allocation, with its GPUs and tasks). A line the first
+    run already reported is not reported again."""
+    def run(ctx: Context) -> Iterator[Any]:
+        reported: set[int] = set()
+        for item in check(ctx):
+            reported.add(item[0])
+            yield item
+        for view in component_views(ctx):
+            own = {line for s in job_component_steps(view) for line in range(s.line, s.end_line + 1)}
+            for item in check(view):
+                if item[0] in own and item[0] not in reported:
+                    yield item
+    run.__name__ = check.__name__
+    run.__doc__ = check.__doc__
+    return run
 
 
 def count_fix(ctx: Context, description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix | None:
@@ -442,7 +500,8 @@ def count_fix(ctx: Context, description: str, step: Any, chain: Any, before: tup
       fix="Start one launcher per node: srun --ntasks=NODES --ntasks-per-node=1 (srun inherits the job's task "
           "count, SLURM_NTASKS, which otherwise wins over --ntasks-per-node; the job may keep more tasks), and "
           "--nproc-per-node equal to the GPUs per node (accelerate: --num_machines=NODES and --num_processes = "
-          "NODES × GPUs per node).",
+          "NODES × GPUs per node). In a job of --gpus-per-task, give that one task the node's GPUs "
+          "(srun --gpus-per-task=GPUS_PER_NODE): srun takes the job's count per task, SLURM_GPUS_PER_TASK, too.",
       catalogue=(1, 28),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -460,8 +519,9 @@ head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun --ntasks=2 --ntasks-per-node=1 apptainer exec --nv img.sif torchrun --nnodes=2 --nproc-per-node=4 \\
   --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" --rdzv-id="$SLURM_JOB_ID" train.py
 """)
+@each_component
 def _oversubscribe(ctx: Context) -> Iterator[Any]:
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or step.chain.srun is None:
             continue
@@ -487,6 +547,11 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
                       if isinstance(step.chain.srun.ntasks_per_node, int) and step.chain.srun.ntasks_per_node == 1 else ""))
             nodes = _step_nodes(ctx, step)  # srun -N1 -n4: one launcher on the step's one node, not the job's
             srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=nodes)
+            # GPUs counted per task (srun's own --gpus-per-task, or the job's, which srun takes from
+            # SLURM_GPUS_PER_TASK) would leave the one launcher a single task's GPUs: it gets the node's
+            per_task = step.chain.srun.gpus_per_task is not None or inherited_per_task(ctx, step) is not None
+            if per_task:
+                srun = srun.replace(gpus_per_task=gpus or None)
             # the one launcher gets the CPUs its launchers shared, for its workers (srun's own value, else the
             # job's), but never more than the job holds on a node: srun refuses a step that asks for more
             cpus = step.chain.srun.cpus_per_task
@@ -503,13 +568,15 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
                 new_nproc = str(gpus)
             chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
                                      step.chain.program, step.chain.notes)
-            what = f"start one torchrun per node (srun --ntasks={nodes} --ntasks-per-node=1)"
+            what = f"start one torchrun per node (srun --ntasks={nodes} --ntasks-per-node=1" \
+                   + (f" --gpus-per-task={gpus}, all the node's GPUs for its one task)" if per_task else ")")
             if new_nproc != launcher.nproc_per_node:
                 what += f" with one worker per GPU (--nproc-per-node={new_nproc})"
             # a run in the background or on GPUs picked by hand (CUDA_VISIBLE_DEVICES=1 srun … &) is one of
             # several sharing the node: giving it every GPU and CPU would make them queue one after another
             shared_node = step.command.joined_by == "&" or "CUDA_VISIBLE_DEVICES" in dict(step.env)
-            yield step.line, msg, None if shared_node else count_fix(ctx, what, step, chain)
+            whole = not per_task or bool(gpus)  # GPUs per task and no count of the node's: the fix cannot be whole
+            yield step.line, msg, None if shared_node or not whole else count_fix(ctx, what, step, chain)
     yield from _accelerate_launchers_per_node(ctx)
 
 
@@ -526,7 +593,7 @@ def _accelerate_launchers_per_node(ctx: Context) -> Iterator[Any]:
         return
     for launch in other_launches(ctx):
         step, opts = launch.step, launch.options
-        if launch.name != "accelerate launch" or launch.srun is None or not in_first_component(ctx, step):
+        if launch.name != "accelerate launch" or launch.srun is None or not in_job_component(ctx, step):
             continue
         per_node = tasks_per_node(ctx, step) or 1
         machines = launch.machines(ctx)
@@ -572,6 +639,7 @@ srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
 """)
+@each_component
 def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
         launcher = step.chain.launcher
@@ -607,7 +675,7 @@ def _accelerate_hosts(ctx: Context) -> Iterator[tuple[Any, str, str]]:
     for launch in other_launches(ctx):
         machines = launch.number(ctx, "--num_machines")
         if launch.name != "accelerate launch" or machines is None or machines < 2 \
-                or (launch.step is not None and not in_first_component(ctx, launch.step)):
+                or (launch.step is not None and not in_job_component(ctx, launch.step)):
             continue
         path = accelerate_path(launch, machines)
         if launch.srun is None and path == "per_machine":
@@ -991,9 +1059,10 @@ srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
 """)
+@each_component
 def _localhost_multi(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
-        if not in_first_component(ctx, step) and not (step.chain.launcher is not None
+        if not in_job_component(ctx, step) and not (step.chain.launcher is not None
                                                       and (step.chain.launcher.nnodes_int or 0) > 1):
             continue  # another component's nodes: only torchrun's own --nnodes says it spans several
         launcher = step.chain.launcher
@@ -1223,8 +1292,9 @@ srun torchrun --nnodes=2 --nproc-per-node=4 --node-rank=0 --master-addr="$head_n
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
 """)
+@each_component
 def _same_rank(ctx: Context) -> Iterator[Any]:
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         nodes = _step_nodes(ctx, step)
         if step.chain.srun is None or nodes < 2:
             continue
@@ -1247,7 +1317,7 @@ def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
     for all (ignored only by --rdzv_backend c10d), or none at all (no config file that may give it)."""
     for launch in other_launches(ctx):
         step = launch.step
-        if launch.name != "accelerate launch" or launch.srun is None or not in_first_component(ctx, step):
+        if launch.name != "accelerate launch" or launch.srun is None or not in_job_component(ctx, step):
             continue
         nodes, opts = _step_nodes(ctx, step), launch.options
         machines = launch.machines(ctx)
@@ -1293,8 +1363,9 @@ srun deepspeed --num_gpus 4 --num_nodes 2 --hostfile hostfile train.py --deepspe
 scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/ slots=4/' > "hostfile-$SLURM_JOB_ID"
 deepspeed --num_gpus 4 --num_nodes 2 --hostfile "hostfile-$SLURM_JOB_ID" train.py --deepspeed ds.json
 """)
+@each_component
 def _deepspeed_per_node(ctx: Context) -> Iterator[Any]:
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         srun = step.chain.srun
         if srun is None:
             continue
@@ -1350,11 +1421,12 @@ srun bash -c 'accelerate launch --multi_gpu --num_machines 2 --num_processes 4 -
 srun bash -c 'accelerate launch --multi_gpu --num_machines 2 --num_processes 8 --machine_rank $SLURM_NODEID \
   --main_process_ip n1 --main_process_port 29500 train.py'
 """)
+@each_component
 def _accelerate_per_machine(ctx: Context) -> Iterator[Any]:
     gpus = ctx.job.gpus_on_each_node
     if not isinstance(gpus, int) or not gpus:
         return
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         word = shell_script_word(step)
         text = word.raw if word is not None else " ".join(str(w) for w in step.chain.program)
         if not re.search(r"\baccelerate(?:-launch|\s+launch)\b", text):
@@ -1445,8 +1517,9 @@ torchrun --nnodes=1 --nproc-per-node=2 --rdzv-backend=c10d --rdzv-endpoint=local
 #SBATCH --gres=gpu:2
 torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
 """)
+@each_component
 def _single_node_port(ctx: Context) -> Iterator[Any]:
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or launcher.standalone:
             continue
@@ -1509,14 +1582,14 @@ def _nproc_vs_gpus(ctx: Context) -> Iterator[tuple[Any, int, int]]:
     gpus = ctx.job.gpus_on_each_node
     if not gpus:
         return
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or launcher.nproc_per_node in ("", "gpu", "auto", "cpu"):
             continue
         if (tasks_per_node(ctx, step) or 1) > 1:
             continue  # HPC101 reports the real problem
         nproc = as_int(ctx, launcher.nproc_per_node, step.line)
-        have = step_gpus(step) or gpus
+        have = step_gpus(step) or inherited_gpus(ctx, step) or gpus
         if nproc is not None and nproc != have:
             yield step, nproc, have
 
@@ -1539,14 +1612,49 @@ def step_gpus(step: Any) -> int | None:
     return per_task * (tasks if isinstance(tasks, int) else 1) if isinstance(per_task, int) else None
 
 
+#: srun options that ask for GPUs (or other generic resources, which then replace the job's) for the step itself
+_STEP_GPU_OPTIONS = ("--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--gpus-per-socket",
+                     "--ntasks-per-gpu")
+
+
+def own_gpu_request(srun: Any) -> bool:
+    """Whether an srun line asks for GPUs (or generic resources) of its own, instead of taking the job's."""
+    if getattr(srun, "gpus_per_task", None) is not None:
+        return True
+    return any(str(e).partition("=")[0] in _STEP_GPU_OPTIONS or str(e).startswith("-G") for e in srun.extra)
+
+
+def inherited_per_task(ctx: Context, step: Any) -> int | None:
+    """The job's --gpus-per-task a step takes as its own: sbatch exports SLURM_GPUS_PER_TASK and srun reads it
+    as --gpus-per-task (srun(1), input environment), so a step gets that many GPUs for each of its tasks, not the
+    node's. None for a step in the batch shell (it holds the job's GPUs on its node), one that asks for GPUs
+    itself, or a job that counts its GPUs otherwise as well (per node, in total)."""
+    srun, job = step.chain.srun, ctx.job
+    if srun is None or own_gpu_request(srun) or job.gpus_per_node or job.gpus:
+        return None
+    from ..spec.slurm import gpu_total
+    return gpu_total(job.gpus_per_task) or None
+
+
+def inherited_gpus(ctx: Context, step: Any) -> int | None:
+    """The GPUs on each node of a step that takes the job's --gpus-per-task (:func:`inherited_per_task`): that
+    count for each of its tasks there, so ``srun --ntasks=1`` in a job of --gpus-per-task=1 gets one GPU."""
+    per_task = inherited_per_task(ctx, step)
+    tasks = tasks_per_node(ctx, step)
+    return per_task * tasks if per_task and tasks else None
+
+
 @rule("HPC108", "more-workers-than-gpus", "error",
       summary="torchrun (accelerate launch, deepspeed) starts more workers per node than the job has GPUs per node",
       why="Workers beyond the GPU count share GPUs (or crash with an invalid device ordinal when the script uses "
           "LOCAL_RANK as the device), so the run is slower or fails. accelerate launch starts --num_processes / "
           "--num_machines processes on each machine (--num_processes is the total over all machines), and deepspeed "
-          "--num_gpus N starts N on every host without checking how many GPUs it has.",
+          "--num_gpus N starts N on every host without checking how many GPUs it has. A step gets the GPUs it asks "
+          "for: srun takes the job's --gpus-per-task (sbatch exports SLURM_GPUS_PER_TASK) for each of its own "
+          "tasks, so srun --ntasks=1 in a job of --gpus-per-task=1 has one GPU however many the node holds.",
       fix="Set --nproc-per-node to the GPUs per node (--gres=gpu:N), or request more GPUs (accelerate: "
-          "--num_processes = machines × GPUs per node; deepspeed: --num_gpus = GPUs per node).",
+          "--num_processes = machines × GPUs per node; deepspeed: --num_gpus = GPUs per node); give a step of one "
+          "task per node in a job of --gpus-per-task the node's GPUs with srun --gpus-per-task=N.",
       catalogue=(7,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:2
@@ -1556,12 +1664,24 @@ torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
 #SBATCH --gres=gpu:4
 torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
 """)
+@each_component
 def _too_many_workers(ctx: Context) -> Iterator[Any]:
     job = ctx.job
     for step, nproc, gpus in _nproc_vs_gpus(ctx):
         if nproc <= gpus:
             continue
         plural = "s" if gpus > 1 else ""
+        per_task = inherited_per_task(ctx, step)
+        if step_gpus(step) is None and per_task and gpus < job.gpus_on_each_node:
+            # one task per node here (several are HPC101's): it takes the job's per-task count, not the node's
+            chain = with_chain(step.chain, srun=step.chain.srun.replace(gpus_per_task=nproc))
+            fix = count_fix(ctx, f"give the step's one task per node --gpus-per-task={nproc}", step, chain) \
+                if nproc <= job.gpus_on_each_node else None
+            yield (step.line, f"--nproc-per-node={nproc} but this step gets {gpus} GPU{plural} per node: srun takes "
+                              f"the job's --gpus-per-task={job.gpus_per_task} (sbatch exports SLURM_GPUS_PER_TASK) for "
+                              f"its one task per node, so the workers beyond {gpus} find no GPU (invalid device "
+                              f"ordinal); give srun --gpus-per-task={nproc}", fix)
+            continue
         if step_gpus(step) is not None:
             yield (step.line, f"--nproc-per-node={nproc} but srun asks for {gpus} GPU{plural} per node for this step, "
                               f"so its workers see only {gpus}; give srun --gres=gpu:{nproc} (or drop it: the step "
@@ -1588,7 +1708,7 @@ def _other_launchers_vs_gpus(ctx: Context) -> Iterator[Any]:
     (which deepspeed gives every host without checking the GPUs there)."""
     for launch in other_launches(ctx):
         step, opts = launch.step, launch.options
-        if step is not None and not in_first_component(ctx, step):
+        if step is not None and not in_job_component(ctx, step):
             continue
         if launch.srun is not None and (tasks_per_node(ctx, step) or 1) > 1:
             continue  # several launchers per node: HPC101 (accelerate) and HPC117 (deepspeed) say it
@@ -1639,11 +1759,12 @@ srun python train.py
 #SBATCH --gres=gpu:4
 srun python train.py
 """)
+@each_component
 def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
     gpus = ctx.job.gpus_on_each_node
     if not gpus or ctx.job.gpus_per_task:
         return
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         srun = step.chain.srun
         prog = [str(w) for w in step.chain.program]
         if srun is None or step.chain.launcher is not None or getattr(srun, "gpus_per_task", None) \
@@ -1674,6 +1795,7 @@ torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
 #SBATCH --gres=gpu:2
 torchrun --standalone --nnodes=1 --nproc-per-node=2 train.py
 """)
+@each_component
 def _too_few_workers(ctx: Context) -> Iterator[Any]:
     for step, nproc, gpus in _nproc_vs_gpus(ctx):
         if nproc < gpus:
@@ -1725,10 +1847,11 @@ srun torchrun --nnodes=4 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun --nnodes="$SLURM_NNODES" --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" train.py
 """)
+@each_component
 def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
     if not isinstance(ctx.job.nodes, int):
         return
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or launcher.standalone:
             continue
@@ -1791,7 +1914,7 @@ def _accelerate_machines_mismatch(ctx: Context) -> Iterator[Any]:
                                 f"rendezvous waits for {machines} machines and the job hangs; use --num_machines 1, or "
                                 f"ask for {machines} nodes and start it on each with srun --ntasks-per-node=1")
             continue
-        if not in_first_component(ctx, launch.step):
+        if not in_job_component(ctx, launch.step):
             continue
         nodes, per_node = _step_nodes(ctx, launch.step), tasks_per_node(ctx, launch.step) or 1
         if machines in (nodes, nodes * per_node):
@@ -1810,7 +1933,7 @@ def _deepspeed_nodes_mismatch(ctx: Context) -> Iterator[Any]:
     for launch in other_launches(ctx):
         asked = launch.number(ctx, "--num_nodes")
         if launch.name != "deepspeed" or asked is None or asked <= nodes \
-                or (launch.step is not None and not in_first_component(ctx, launch.step)):
+                or (launch.step is not None and not in_job_component(ctx, launch.step)):
             continue
         where = f"the job has {nodes} node{'s' if nodes > 1 else ''}"
         if "--hostfile" not in launch.options and "-H" not in launch.options:
@@ -1842,8 +1965,9 @@ srun torchrun --standalone --nproc-per-node=1 train.py
 #SBATCH --ntasks-per-node=1
 srun torchrun --standalone --nproc-per-node=1 train.py
 """)
+@each_component
 def _standalone_multi(ctx: Context) -> Iterator[Any]:
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         launcher = step.chain.launcher
         if launcher is None or not launcher.standalone or step.chain.srun is None:
             continue
@@ -1949,6 +2073,7 @@ apptainer exec pytorch_2.3.sif python train.py
 #SBATCH --gres=gpu:1
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
+@each_component
 def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
     reported: set[int] = set()
     for step, c, flag, other in _steps_without_gpu_flag(ctx):
@@ -2075,7 +2200,7 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
         flag = "--nv"
         from . import rules as all_rules
         moved = {f.line for f in all_rules()["HPC203"].check(ctx)}
-        runs = [(s, c) for s, c in containers(ctx) if c.kind == "apptainer.run" and in_first_component(ctx, s)]
+        runs = [(s, c) for s, c in containers(ctx) if c.kind == "apptainer.run" and in_job_component(ctx, s)]
 
         def has_gpus(s: Any, c: Any) -> bool:
             if ctx.parsed.resolve(str(c.image), s.line).startswith(INSTANCE_SCHEME):
@@ -2281,8 +2406,9 @@ srun apptainer exec --nv --cleanenv pytorch_2.3.sif python train.py
 #SBATCH --gres=gpu:4
 srun apptainer exec --nv pytorch_2.3.sif python train.py
 """)
+@each_component
 def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         c, srun = step.chain.container, step.chain.srun
         if srun is None or c is None or c.kind != "apptainer.run" or not (c.cleanenv or c.containall) \
                 or step.chain.launcher is not None or shell_script_word(step) is not None:
@@ -2316,6 +2442,7 @@ export PYTHONNOUSERSITE=1
 tar -xf "$SCRATCH/data.tar" -C "$TMPDIR"
 apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py --data "$TMPDIR"
 """)
+@each_component
 def _gpu_flag_on_other_step(ctx: Context) -> Iterator[Any]:
     for step, c, flag, other in _steps_without_gpu_flag(ctx):
         if other is None or step.chain.launcher is not None:
@@ -2349,12 +2476,13 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 #SBATCH --gres=gpu:1
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
+@each_component
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
     job = ctx.job
     zero = 0 in (job.gpus_per_node, job.gpus, job.gpus_per_task)  # --gres=gpu:0: none, whatever the partition
     if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero):
         return
-    for step in first_component_steps(ctx):
+    for step in job_component_steps(ctx):
         c = step.chain.container
         if c is not None and c.kind == "apptainer.run" and (c.nv or c.rocm):
             flag = "--nv" if c.nv else "--rocm"
@@ -2782,9 +2910,10 @@ apptainer exec --nv "$SCRATCH/images/pytorch_2.3.1-cpu.sif" python train.py
 #SBATCH --gres=gpu:1
 apptainer exec --nv "$SCRATCH/images/pytorch_2.3.1-cuda12.1.sif" python train.py
 """)
+@each_component
 def _cpu_image(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        gpu = (ctx.job.gpus_on_each_node and in_first_component(ctx, step)) or getattr(c, "nv", False) \
+        gpu = (ctx.job.gpus_on_each_node and in_job_component(ctx, step)) or getattr(c, "nv", False) \
             or getattr(c, "rocm", False)
         name = ctx.parsed.resolve(str(c.image), step.line).rsplit("/", 1)[-1]
         if gpu and _CPU_IMAGE.search(name):
@@ -2846,13 +2975,14 @@ apptainer exec mpi_app_1.0.sif mpirun -n 64 /opt/app/solver
 #SBATCH --ntasks-per-node=32
 srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
 """)
+@each_component
 def _mpi_inside(ctx: Context) -> Iterator[Any]:
     one_node = _one_node_job(ctx)
     for step, c in containers(ctx):
         prog = [str(w) for w in step.chain.program]
         if not prog or prog[0].rsplit("/", 1)[-1] not in RANK_LAUNCHERS or _launches_no_ranks(prog[1:]):
             continue
-        if not in_first_component(ctx, step):
+        if not in_job_component(ctx, step):
             continue  # another component's nodes: their count is not in the model
         srun = step.chain.srun
         spread = srun is not None and (node_range(srun.nodes) or (1, 1))[1] > 1  # srun --nodes=2 of its own
@@ -2871,7 +3001,7 @@ def _deepspeed_launcher_inside(ctx: Context) -> Iterator[Any]:
     deepspeed --launcher slurm."""
     for launch in other_launches(ctx):
         step, opts = launch.step, launch.options
-        if step is None or step.chain.container is None or not in_first_component(ctx, step):
+        if step is None or step.chain.container is None or not in_job_component(ctx, step):
             continue
         if launch.name == "deepspeed":
             runner = opts.get("--launcher", "pdsh").lower()
@@ -2923,9 +3053,10 @@ srun mpirun -n 4 apptainer exec mpi_app_1.0.sif /opt/app/solver
 #SBATCH --ntasks=4
 srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
 """)
+@each_component
 def _mpi_launcher_per_task(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
-        if step.chain.srun is None or not in_first_component(ctx, step):
+        if step.chain.srun is None or not in_job_component(ctx, step):
             continue
         prog = [str(w) for w in step.chain.program]
         if step.chain.container is not None and prog and prog[0].rsplit("/", 1)[-1] in RANK_LAUNCHERS:
@@ -3290,10 +3421,60 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
             if field == "extra_directives" and (STRAY_DIRECTIVE in p.message or TYPED_DASH in p.message):
                 continue  # a word that is not an option: HPC310 (or HPC515 for a typographic dash) reports it
             code = "HPC305" if UNEXPANDED in p.message else PROBLEM_CODES.get(field, OTHER_JOB_PROBLEM)
-            line = ctx.parsed.directive_line(field, _first_directive_line(ctx))
+            # the other items of a --gres are on its line; an option the model keeps as written (--signal=…) on
+            # the line that gives it; every other field's on the directive that set it
+            line = _extra_directive_line(ctx, p.message) if field == "extra_directives" else None
+            line = line or ctx.parsed.directive_line("gpus_per_node" if field == "other_gres" else field,
+                                                     _first_directive_line(ctx))
             out.setdefault(code, []).append((line, p.message))
+        unexpanded = _unexpanded_directives(ctx, out.get("HPC305", []))
+        if unexpanded:
+            out["HPC305"] = sorted(out.get("HPC305", []) + unexpanded)
         return out
     return cached(ctx, "job_problems", make)
+
+
+def _extra_directive_line(ctx: Context, message: str) -> int | None:
+    """The line of the job's (first component's) directive a problem with a kept-as-written option names at its
+    start (``--signal=USR1@60s: …``); None when no directive gives that option."""
+    from ..spec.slurm import sbatch_long_option
+    option = re.split(r"[=:\s]", message, maxsplit=1)[0]
+    return next((d.line for d in ctx.parsed.directives if d.applied and not d.component
+                 and sbatch_long_option(d.flag) == option), None)
+
+
+#: a reference the shell would expand: $NAME, ${…}, $(…), $1
+_DIRECTIVE_REF = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|\(|[0-9])")
+
+
+def _unexpanded_directives(ctx: Context, reported: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """HPC305 for the #SBATCH values with a $VARIABLE that the job model does not report itself: the options it
+    holds no field for (--dependency, --export, --signal, --nodelist, --begin, --container …), counts (--nodes=$N),
+    a directive a later one overrides, and every directive of a heterogeneous job's later components. A reference
+    written in single quotes or after a backslash is meant as text (sbatch keeps it so) and not reported."""
+    out: list[tuple[int, str]] = []
+    for d in ctx.parsed.directives:
+        ref = _DIRECTIVE_REF.search(d.value)
+        if not d.applied or ref is None or not _DIRECTIVE_REF.search(_unquoted_text(ctx.parsed.lines[d.line - 1])):
+            continue
+        if any(line == d.line and _reported_value(message) in d.value for line, message in reported):
+            continue  # the job model's own message for this value
+        option = f"{d.flag}={d.value}" if d.flag.startswith("--") else f"{d.flag} {d.value}"
+        out.append((d.line, f"#SBATCH {option}: #SBATCH lines are not read by the shell, so {ref.group(0)} is not "
+                            "expanded; write the value itself, or give the option on the sbatch command line, where "
+                            "the shell expands it"))
+    return out
+
+
+def _reported_value(message: str) -> str:
+    """The value a job model's message quotes at its start (``'$HOME/x': #SBATCH lines are …``)."""
+    head = message.split(": #SBATCH lines", 1)[0]
+    return head[1:-1] if len(head) > 1 and head[0] == head[-1] and head[0] in "'\"" else head
+
+
+def _unquoted_text(line: str) -> str:
+    """An #SBATCH line without what bash would keep literal: single-quoted text and backslash-escaped characters."""
+    return re.sub(r"'[^']*'|\\.", "", line)
 
 
 def _first_directive_line(ctx: Context) -> int:
@@ -3328,17 +3509,21 @@ _job_rule_specs = [
      (12,), "#SBATCH --array=1..10\n", "#SBATCH --array=1-10\n"),
     ("HPC305", "unexpanded-directive-value", "error", "an #SBATCH value uses $VARIABLE or ~, which sbatch does not expand",
      "#SBATCH lines are read by sbatch, not by the shell: --output=$HOME/logs/x.out creates a directory "
-     "literally named '$HOME' (or fails), and the log is lost.",
-     "Use a fixed path or sbatch's patterns (%u user, %x job name, %j job id), e.g. --output=logs/%x-%j.out.",
+     "literally named '$HOME' (or fails), and the log is lost. The same holds for every option: "
+     "--dependency=afterok:$JOB is refused, --export=ALL,DATA=$HOME/data hands the job the text '$HOME/data'.",
+     "Use a fixed path or sbatch's patterns (%u user, %x job name, %j job id), e.g. --output=logs/%x-%j.out; give "
+     "an option whose value the shell must compute on the sbatch command line (sbatch --dependency=afterok:$JOB).",
      (12, 13), "#SBATCH --output=$HOME/logs/%j.out\n", "#SBATCH --output=logs/%x-%j.out\n"),
     ("HPC306", "job-name-with-spaces", "warning", "the job name contains spaces",
      "The name is used in %x output patterns and by squeue/sacct: spaces make file names awkward and break scripts "
      "that parse those listings.", "Use - or _ instead of spaces.", (),
      '#SBATCH --job-name="my training run"\n', "#SBATCH --job-name=my-training-run\n"),
     ("HPC307", "inconsistent-gpu-request", "error", "the GPU request contradicts itself",
-     "GPUs per node together with GPUs in total, or a GPU type without a count, is rejected or gives a different "
-     "allocation than intended.", "Ask for GPUs one way: --gres=gpu[:type]:N per node (or --gpus=N in total).",
-     (12,), "#SBATCH --gres=gpu:2\n#SBATCH --gpus=4\n", "#SBATCH --gres=gpu:2\n"),
+     "GPUs in total that the GPUs per node and the node count cannot make (--gpus=4 at 2 per node on one node, "
+     "--gpus=3 at 2 per node), or a GPU type without a count, is rejected or gives a different allocation than "
+     "intended.", "Ask for GPUs one way: --gres=gpu[:type]:N per node (or --gpus=N in total), or make the total "
+     "the nodes × the GPUs per node.",
+     (12,), "#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n#SBATCH --gpus=4\n", "#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n"),
     ("HPC308", "bad-count", "error", "a node, task or CPU count is not a positive whole number, or the tasks do not fit",
      "sbatch rejects the job, or (ntasks larger than nodes × tasks per node) refuses to place it.",
      "Write whole numbers of at least 1, and keep --ntasks ≤ --nodes × --ntasks-per-node.", (12,),
@@ -3404,7 +3589,7 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
         srun = step.chain.srun
         if srun is None or srun.cpus_per_task is not None:
             continue
-        cpus = ctx.job.cpus_per_task if in_first_component(ctx, step) else _components_cpus(ctx, step)
+        cpus = ctx.job.cpus_per_task if in_job_component(ctx, step) else _components_cpus(ctx, step)
         if not isinstance(cpus, int) or cpus <= 1:
             continue
         if ctx.parsed.variable("SRUN_CPUS_PER_TASK", step.line) or any(n == "SRUN_CPUS_PER_TASK" for n, _ in step.env):
@@ -4544,10 +4729,17 @@ def _conda_activate(ctx: Context) -> Iterator[Any]:
         return
 
 
+#: the variables that name the GPUs a program may use: Slurm sets CUDA_VISIBLE_DEVICES (and, on AMD GPUs,
+#: ROCR_VISIBLE_DEVICES) to the allocated ones; HIP_VISIBLE_DEVICES narrows ROCm's further
+VISIBLE_DEVICES_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
+
+
 @rule("HPC513", "fixed-visible-gpus", "warning",
-      summary="CUDA_VISIBLE_DEVICES is set to a fixed list whose size differs from the GPUs the job requests",
-      why="Slurm sets CUDA_VISIBLE_DEVICES to the GPUs it allocated. A fixed list of another size hides GPUs the "
-          "job pays for (0 of 4) or names GPUs the job does not have, which then fail to initialise.",
+      summary="CUDA_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES) is set to a fixed list whose size "
+              "differs from the GPUs the job requests",
+      why="Slurm sets CUDA_VISIBLE_DEVICES (on AMD GPUs also ROCR_VISIBLE_DEVICES) to the GPUs it allocated. A fixed "
+          "list of another size hides GPUs the job pays for (0 of 4) or names GPUs the job does not have, which then "
+          "fail to initialise; HIP_VISIBLE_DEVICES narrows what ROCm shows in the same way.",
       fix="Remove the line and let Slurm's value stand (or request as many GPUs as the program uses).",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:4
@@ -4562,17 +4754,20 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
     gpus = ctx.job.gpus_on_each_node
     if not isinstance(gpus, int) or not gpus:
         return
-    exports = [v for v in ctx.parsed.variables if v.name == "CUDA_VISIBLE_DEVICES" and v.exported]
-    if len(exports) > 1:
-        return  # set again and again: one GPU for each background run (export CUDA_VISIBLE_DEVICES=1; python … &)
-    for var in ctx.parsed.variables:
-        value = str(var.value).strip("'\"")
-        if var.name != "CUDA_VISIBLE_DEVICES" or not var.exported or not re.fullmatch(r"\d+(?:,\d+)*", value):
-            continue
-        listed = len(value.split(","))
-        if listed != gpus:
-            yield (var.line, f"CUDA_VISIBLE_DEVICES={value} names {listed} GPU{'s' if listed > 1 else ''} but the job "
-                             f"requests {gpus} per node: Slurm already sets it to the allocated GPUs; remove the line")
+    for name in VISIBLE_DEVICES_VARS:
+        exports = [v for v in ctx.parsed.variables if v.name == name and v.exported]
+        if len(exports) > 1:
+            continue  # set again and again: one GPU per background run (export CUDA_VISIBLE_DEVICES=1; python … &)
+        for var in exports:
+            value = str(var.value).strip("'\"")
+            if not re.fullmatch(r"\d+(?:,\d+)*", value):
+                continue
+            listed = len(value.split(","))
+            if listed != gpus:
+                set_by = "Slurm already sets it to the allocated GPUs" if name != "HIP_VISIBLE_DEVICES" else \
+                    "Slurm hands the program the allocated GPUs without it"
+                yield (var.line, f"{name}={value} names {listed} GPU{'s' if listed > 1 else ''} but the job "
+                                 f"requests {gpus} per node: {set_by}; remove the line")
 
 
 #: pip's --no-index (local wheels only: --find-links DIR or the site's wheelhouse), up to the command's end
@@ -5113,6 +5308,234 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
 
 # --------------------------------------------------------------------------------------------
 # secrets and Jupyter
+
+
+# --------------------------------------------------------------------------------------------
+# steps side by side (srun … &)
+
+#: the words that start a loop: a step started in the background there starts again on every pass
+_LOOP_WORDS = ("for", "while", "until", "select")
+#: commands that end at once: after the last background step they give the steps no time to run
+_QUICK_COMMANDS = frozenset({"echo", "printf", "true", ":", "date", "hostname", "cd", "export", "set", "unset", "mkdir",
+                             "cp", "mv", "rm", "ln", "touch", "ls", "env", "module", "ml", "source", ".", "pwd", "exit",
+                             "sync"})
+_FUNCTION_DEF = re.compile(r"\s*(?:function\s+[^\s(]+|[A-Za-z_][\w.:-]*\s*\(\s*\))")
+#: before Slurm 20.11 steps shared the job's CPUs unless they asked for --exclusive ones
+_WHOLE_STEPS_SINCE = (20, 11)
+#: from Slurm 23.11 srun takes the job's --cpus-per-task again (SLURM_CPUS_PER_TASK), which implies --exact
+_CPUS_INHERITED_SINCE = (23, 11)
+
+
+def _code_in_order(ctx: Context) -> tuple[tuple[Any, bool, int], ...]:
+    """Every command the script runs, in source order (a compound, then the commands of its body), each with
+    whether it sits in a loop and where the compound holding it is in this order (-1 at the top level)."""
+    out: list[tuple[Any, bool, int]] = []
+
+    def walk(commands: Any, in_loop: bool, parent: int) -> None:
+        for cmd in commands:
+            if not cmd.is_code:
+                continue
+            out.append((cmd, in_loop, parent))
+            if cmd.kind == "compound":
+                loop = in_loop or (bool(cmd.words) and str(cmd.words[0].value) in _LOOP_WORDS)
+                walk(compound_body(cmd), loop, len(out) - 1)
+
+    def make() -> tuple[tuple[Any, bool, int], ...]:
+        walk(ctx.parsed.lexed.code, False, -1)
+        return tuple(out)
+    return cached(ctx, "code_in_order", make)
+
+
+def _is_wait(cmd: Any) -> bool:
+    return cmd.kind == "simple" and bool(cmd.words) and str(cmd.words[0].value) == "wait"
+
+
+@dataclasses.dataclass(frozen=True)
+class BackgroundStep:
+    """An srun step started in the background (``srun … &``, also at the end of a pipeline)."""
+
+    step: Any
+    index: int          # where its command is in :func:`_code_in_order`
+    in_loop: bool       # started again on every pass of a loop
+    side_by_side: bool  # another background step (or its own next pass) starts before a wait
+
+
+def background_steps(ctx: Context) -> tuple[BackgroundStep, ...]:
+    """The srun steps started in the background, in source order. They run side by side when another one starts
+    before a wait, or when a loop starts them again with no wait right after them in its body."""
+    def make() -> tuple[BackgroundStep, ...]:
+        code = _code_in_order(ctx)
+        where = {(c.line, c.col): i for i, (c, _, _) in enumerate(code)}
+        started: dict[int, tuple[Any, bool]] = {}  # index → (step, waited at once in its loop)
+        for step in steps(ctx):
+            at = where.get((step.command.line, step.command.col))
+            if step.chain.srun is None or at is None or at in started:
+                continue
+            end = at
+            while code[end][0].joined_by in ("|", "|&") and end + 1 < len(code):
+                end += 1  # srun … | tee log &: the pipeline's last command says how it runs
+            if code[end][0].joined_by == "&":
+                waited = end + 1 < len(code) and _is_wait(code[end + 1][0]) and code[end + 1][2] == code[end][2]
+                started[at] = (step, waited)
+        out: list[BackgroundStep] = []
+        pending: list[int] = []  # started since the last wait
+        for i, (cmd, in_loop, _) in enumerate(code):
+            if _is_wait(cmd):
+                pending = []
+            elif i in started:
+                step, waited = started[i]
+                out.append(BackgroundStep(step, i, in_loop, in_loop and not waited))
+                pending.append(len(out) - 1)
+                if len(pending) > 1:
+                    for k in pending:
+                        out[k] = dataclasses.replace(out[k], side_by_side=True)
+        return tuple(out)
+    return cached(ctx, "background_steps", make)
+
+
+def _exported(ctx: Context, step: Any, name: str) -> bool:
+    """Whether ``name`` is set for the step: before its command, or exported by the script above it."""
+    var = ctx.parsed.variable(name, step.line)
+    return name in dict(step.env) or (var is not None and var.exported)
+
+
+def _held_to_one_node(ctx: Context) -> bool:
+    """The job's own lines hold it to one node: --nodes=1, or all its tasks on one (--ntasks=4 --ntasks-per-node=4).
+    A script that names no count may be given one on sbatch's command line."""
+    job = ctx.job
+    if job.nodes is not None:
+        span = node_range(job.nodes)
+        return span is not None and span[1] == 1
+    tasks, per_node = job.ntasks, job.ntasks_per_node
+    return isinstance(tasks, int) and isinstance(per_node, int) and per_node >= tasks
+
+
+def _missing_share(ctx: Context, step: Any) -> list[str]:
+    """What a step leaves to its default of the whole node: "CPUs" without --exact (or -c, --exclusive, which imply
+    it), "GPUs" without a GPU request of its own in a job with GPUs. Nothing for an --overlap step (it shares)."""
+    srun = step.chain.srun
+    own = {str(e).partition("=")[0] for e in srun.extra}
+    if "--overlap" in own or _exported(ctx, step, "SLURM_OVERLAP"):
+        return []
+    version = ctx.profile.version_tuple() if ctx.profile is not None else None
+    exact = "--exact" in own or "--exclusive" in own or srun.cpus_per_task is not None \
+        or any(_exported(ctx, step, n) for n in ("SLURM_EXACT", "SLURM_EXCLUSIVE", "SRUN_CPUS_PER_TASK"))
+    # the job's --cpus-per-task reaches srun from 23.11 (an unknown version may be one of those)
+    inherited = ctx.job.cpus_per_task is not None and (version is None or version >= _CPUS_INHERITED_SINCE)
+    missing = [] if exact or inherited else ["CPUs"]
+    if ctx.job.gpus_on_each_node and not own_gpu_request(srun) and inherited_per_task(ctx, step) is None \
+            and not _exported(ctx, step, "SLURM_STEP_GRES"):
+        missing.append("GPUs")
+    return missing
+
+
+@rule("HPC518", "parallel-steps-run-one-after-another", "warning",
+      summary="job steps started side by side (srun … &) each take the whole node, so they run one after another",
+      why="Since Slurm 20.11 a step without --exact is given every CPU of the job on its nodes, and a step that asks "
+          "for no GPUs of its own gets every GPU the job has (srun(1), --exact and --gres). Steps do not share them "
+          "(unless --overlap), so the second srun … & waits until the first ends ('step creation temporarily "
+          "disabled'): four seeds started together take four times as long, and may hit the time limit. Reported "
+          "for a job its #SBATCH lines hold to one node; -c/--cpus-per-task and --exclusive imply --exact, and "
+          "from Slurm 23.11 so does the job's own --cpus-per-task.",
+      fix="Give each step its share: srun --exact -n 1 -c 4 --gpus=1 … & (the CPUs and GPUs of one run), then wait.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=4
+#SBATCH --gres=gpu:4
+for seed in 0 1 2 3; do
+  srun -n 1 apptainer exec --nv img_2.3.sif python train.py --seed "$seed" &
+done
+wait
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=4
+#SBATCH --gres=gpu:4
+for seed in 0 1 2 3; do
+  srun --exact -n 1 -c 4 --gpus=1 apptainer exec --nv img_2.3.sif python train.py --seed "$seed" &
+done
+wait
+""")
+def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
+    version = ctx.profile.version_tuple() if ctx.profile is not None else None
+    if heterogeneous(ctx) or not _held_to_one_node(ctx) or (version is not None and version < _WHOLE_STEPS_SINCE):
+        return  # several nodes (or a count given on sbatch's command line): steps may land on different ones
+    for b in background_steps(ctx):
+        if not b.side_by_side:
+            continue
+        missing = _missing_share(ctx, b.step)
+        if not missing:
+            continue
+        what = " and ".join(f"all the {m}" for m in missing)
+        without = " and ".join({"CPUs": "--exact", "GPUs": "a GPU count of its own (--gpus=1)"}[m] for m in missing)
+        started = "on every pass of the loop" if b.in_loop else "beside the others"
+        gpu = " --gpus=1" if ctx.job.gpus_on_each_node else ""
+        yield (b.step.line, f"srun … & starts a step in the background {started}, but without {without} each step "
+                            f"takes {what} of the job's node, so the steps run one after another (step creation "
+                            f"temporarily disabled); give each its share, e.g. srun --exact -n 1 -c N{gpu} … &")
+
+
+@rule("HPC519", "background-steps-without-wait", "error",
+      summary="steps started in the background (srun … &) with no wait before the script ends",
+      why="A job ends when its batch script ends: Slurm then releases the allocation and kills the steps still "
+          "running. srun … & returns at once, so without wait the steps are killed seconds after they start, and "
+          "the job still shows COMPLETED, without results.",
+      fix="Write wait after the background steps (before the script's last lines).",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=2
+srun --exact -n 1 python a.py &
+srun --exact -n 1 python b.py &
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=2
+srun --exact -n 1 python a.py &
+srun --exact -n 1 python b.py &
+wait
+""")
+def _background_without_wait(ctx: Context) -> Iterator[Any]:
+    background = background_steps(ctx)
+    if not background:
+        return
+    code = _code_in_order(ctx)
+    first = min(b.index for b in background)
+    if any(_is_wait(c) for c, _, _ in code[first:]) or _waits_elsewhere(ctx):
+        return
+    last = max(background, key=lambda b: b.index).step.command
+    top = [c for c in ctx.parsed.lexed.code if c.is_code]
+    holder = next((k for k, c in enumerate(top) if c.offset <= last.offset < c.offset + len(c.text)), None)
+    if holder is None or not all(c.kind == "simple" and (not c.words or str(c.words[0].value) in _QUICK_COMMANDS)
+                                 for c in top[holder + 1:]):
+        return  # something runs after them (a foreground step, a loop that polls): they may be meant to end with it
+    count = len(background)
+    started = f"{count} steps" if count > 1 else "a step"
+    end = top[holder].end_line
+    text = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
+    indent = " " * _indent(ctx.parsed.lines[top[holder].line - 1])
+    fix = None if text.rstrip().endswith("\\") else Fix("wait for the background steps", end, end,
+                                                        text=f"{text}\n{indent}wait")
+    yield (background[0].step.line,
+           f"the script starts {started} in the background (srun … &) and ends without wait: the job ends with its "
+           "script, and Slurm kills the steps still running, so they leave no results (the job shows COMPLETED); "
+           "add wait after them", fix)
+
+
+def _waits_elsewhere(ctx: Context) -> bool:
+    """A wait the script may run later than it reads: in a function (called after the steps) or a trap."""
+    top = [c for c in ctx.parsed.lexed.code if c.is_code]
+    for cmd, _, _ in _code_in_order(ctx):
+        trap = cmd.kind == "simple" and bool(cmd.words) and str(cmd.words[0].value) == "trap"
+        if trap and re.search(r"\bwait\b", cmd.text):
+            return True
+        if _is_wait(cmd):
+            holder = next((c for c in top if c.offset <= cmd.offset < c.offset + len(c.text)), None)
+            if holder is not None and _FUNCTION_DEF.match(holder.text):
+                return True
+    return False
+
+
 
 _REGISTRY_PASSWORD = re.compile(r"^(APPTAINER|SINGULARITY)(ENV)?_DOCKER_PASSWORD$|^(DOCKER|REGISTRY|NGC)_PASSWORD$")
 _LOGIN = re.compile(r"\b(login|registry\s+login)\b")
