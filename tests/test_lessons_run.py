@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import need
 from hpcwidgets import lessons
 from hpcwidgets.run import slurm
 
@@ -86,3 +87,16 @@ def test_the_head_names_the_gpu_partition_the_options_and_the_module():
 def test_two_findings_tables_in_one_cell_stay_apart(capsys):
     lessons.findings_table([], "mpirun inside the container")
     assert capsys.readouterr().out == "mpirun inside the container:\nno findings\n"
+
+
+def test_a_scaling_run_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch):
+    import importlib.util
+    import tempfile
+    need(importlib.util.find_spec("torch") is not None, "torch is needed to run torchrun (pip install 'hpcwidgets[ml]')")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    runs = lessons.scaling_run((1,), epochs=1)
+    assert runs[1]["world_size"] == 1
+    assert list(scratch.iterdir()) == []  # torchrun's torchelastic_* log folders went with the run's own folder

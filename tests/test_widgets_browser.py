@@ -263,7 +263,8 @@ def test_workflow_builder_flows_apply_fix_copy_and_save(lab):
         # GPUs per node flows into torchrun's processes per node
         type_into(page, "GPUs per node", "2")
         expect(preview(page)).to_contain_text("--gres=gpu:2")
-        expect(preview(page)).to_contain_text("--nproc-per-node=2")
+        # the deck spells torchrun's options with underscores, and the script read from it keeps them
+        expect(preview(page)).to_contain_text("--nproc_per_node=2")
 
         # the profile selector changes the partition choices
         expect(findings(page)).to_contain_text("generic has no partition 'gpu-multi'")

@@ -6,6 +6,9 @@ The lessons in ``notebooks/`` call these so the notebooks hold prose and calls, 
   replaced by a placeholder, so saved outputs do not depend on where hpcwidgets is installed;
 * :func:`launch_plan` reads a :class:`~hpcwidgets.spec.workflow.Workflow` (or a script) and says how
   many launchers and workers each node gets; :func:`process_tree` draws it;
+* :func:`stage_to_node_local` adds to a one-node workflow the lines that copy its data set to the node's own
+  disk, and the bind that reads it there; :func:`torchrun_reads` says what this machine's torchrun makes of
+  its options (both spellings of ``--nproc-per-node``);
 * :func:`layer_diagram` draws the layers of a workflow (Slurm job → srun → container → torchrun → program);
 * :func:`train_locally` and :func:`scaling_run` run the payload scripts on this machine's CPU;
   :func:`loss_plot` and :func:`scaling_plot` draw their results;
@@ -106,6 +109,44 @@ def with_program_args(model: Any, **options: str) -> Any:
         prog = tuple(model.program)
         return model.replace(program=prog[:2] + change(prog[2:]))
     raise HpcWidgetsError("the workflow runs neither a launcher nor a program, so it has no script arguments to change")
+
+
+def stage_to_node_local(workflow: Any, archive: str, site: Any, *, folder: str = "data", at: str = "") -> Any:
+    """``workflow`` with its data set staged on the node's own disk: before the step the job unpacks ``archive``
+    (one file on scratch, e.g. a tar of many small files) into ``folder`` under the profile's ``node_local``
+    directory, the container gets that copy at ``at`` (read-only with Apptainer) and the program reads it
+    there (``--data-dir``).
+
+    Reading one large file from the shared file system and many small ones from a local disk is what makes
+    staging pay. ``at`` defaults to ``/data`` for Apptainer and to the first free ``/mnt/N`` for Charliecloud,
+    whose read-only image cannot create a new mount point. One node only: the batch shell runs on the first
+    node, so on several nodes each one needs its own copy (``srun --ntasks=NODES --ntasks-per-node=1 tar …``)."""
+    from ..profiles import load_profile
+    from ..render.quote import quote
+    from ..spec.common import Bind
+    prof = load_profile(site) if isinstance(site, str) else site
+    nodes = str(workflow.job.nodes or "1").strip()
+    if nodes != "1":
+        raise HpcWidgetsError(f"the job runs on {nodes} nodes and the batch shell stages the data on the first "
+                              "one only; stage it on every node with srun --ntasks=NODES --ntasks-per-node=1 "
+                              "tar …, or use one node")
+    box = workflow.container
+    if box is None:
+        raise HpcWidgetsError("the workflow runs no container, so there is no bind to add: point the program at "
+                              "the node-local copy itself")
+    charliecloud = box.kind == "charliecloud.run"
+    if not at and charliecloud:
+        taken = {b.dst or b.src for b in box.binds}
+        at = next((d for d in (f"/mnt/{i}" for i in range(10)) if d not in taken), "")
+        if not at:
+            raise HpcWidgetsError("the container already binds /mnt/0 … /mnt/9; pass at= a directory the image has")
+    at = at or "/data"
+    local = f"{prof.node_local.rstrip('/')}/{folder}"
+    job = workflow.job.replace(setup=(*workflow.job.setup, f"mkdir -p {quote(local)}",
+                                      f"tar -xf {quote(archive)} -C {quote(local)}"))
+    bind = Bind(local, at, "" if charliecloud else "ro")
+    staged = workflow.replace(job=job, container=box.replace(binds=(*box.binds, bind)))
+    return with_program_args(staged, data_dir=at)
 
 
 def show(model_or_text: Any) -> None:
@@ -412,7 +453,8 @@ def scaling_run(processes: Sequence[int] = (1, 2), epochs: int = 3, *, timeout: 
     out: dict[int, dict] = {}
     for n in processes:
         with tempfile.TemporaryDirectory(prefix="hpcw-lesson-") as tmp:
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONNOUSERSITE": "1"}
+            # TMPDIR: torchrun's own log folders (torchelastic_*) go into the folder removed after the run
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONNOUSERSITE": "1", "TMPDIR": tmp}
             argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
                     f"--nproc-per-node={n}", _payload("ddp_train.py"), "--epochs", str(epochs),
                     "--device", "cpu", "--output-dir", tmp]
@@ -426,19 +468,42 @@ def scaling_run(processes: Sequence[int] = (1, 2), epochs: int = 3, *, timeout: 
     return out
 
 
+def torchrun_reads(*options: str) -> dict[str, Any]:
+    """What this machine's torchrun makes of ``options``: the values its own argument parser
+    (``torch.distributed.run``) reads from them that differ from its defaults, by name
+    (``torchrun_reads("--nproc_per_node=4")`` → ``{"nproc_per_node": "4"}``).
+
+    A lesson shows with it which spellings the installed PyTorch accepts; an option it does not know raises
+    ``HpcWidgetsError`` with torchrun's own message instead of exiting the kernel."""
+    from torch.distributed.run import get_args_parser
+
+    def refuse(message: str) -> None:
+        raise HpcWidgetsError(f"this machine's torchrun does not read {' '.join(options)}: {message}")
+
+    parser = get_args_parser()
+    parser.error = refuse  # type: ignore[method-assign]  # argparse would print and exit
+    defaults = vars(parser.parse_args(["train.py"]))
+    read = vars(parser.parse_args([*options, "train.py"]))
+    return {name: value for name, value in read.items() if value != defaults.get(name)}
+
+
 def decreasing(values: Sequence[float]) -> bool:
     """True when the last value is below the first (a training run that learned something)."""
     return len(values) >= 2 and values[-1] < values[0]
 
 
-def run_command(model: Any, *, timeout: float = 300, cwd: str | os.PathLike[str] | None = None) -> str:
+def run_command(model: Any, *, timeout: float = 300, cwd: str | os.PathLike[str] | None = None,
+                image: str = "") -> str:
     """Run a command model (e.g. a :class:`~hpcwidgets.spec.charliecloud.ChRun`) on this machine and return
     its standard output; ``RunError`` with its standard error when it fails.
 
-    The argument vector comes from the render layer, so what runs is exactly what the lesson shows.
-    ``USER`` is set when missing (``ch-run`` needs it). Runs through
+    The argument vector comes from the render layer, so what runs is exactly what the lesson shows, except
+    for ``image``: given, it replaces the model's image, so a lesson can show the path of the learner's site
+    and run the image this machine has. ``USER`` is set when missing (``ch-run`` needs it). Runs through
     :func:`hpcwidgets.run.container.run_container`."""
     from ..run.container import run_container
+    if image:
+        model = model.replace(image=image)
     return run_container(model, on_line=lambda line: None, cwd=cwd, timeout=timeout, merge_stderr=False).output
 
 
@@ -609,4 +674,4 @@ __all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "decreasing",
            "job_head", "launch_plan", "LaunchPlan", "layer_diagram", "layers", "loss_plot", "portable",
            "portable_text", "practice_target", "process_tree", "run_command", "run_example", "run_job",
            "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_modules", "site_partition",
-           "Target", "train_locally", "with_program_args"]
+           "stage_to_node_local", "Target", "torchrun_reads", "train_locally", "with_program_args"]
