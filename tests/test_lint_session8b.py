@@ -68,3 +68,23 @@ def test_a_bad_value_of_an_option_kept_as_written_is_reported_on_its_own_line():
               "#SBATCH --gres-flags=enforce_binding\nsrun python t.py\n")
     found = {(f.code, f.line) for f in lint(script)}
     assert ("HPC399", 4) in found and ("HPC399", 5) in found, found
+
+
+UNDERSCORED = """#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --gres=gpu:4
+#SBATCH --ntasks-per-node=1
+srun python -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node=2 train.py
+"""
+
+
+def test_findings_on_an_underscored_torchrun_name_its_options_with_underscores():
+    found = [f for f in lint(UNDERSCORED) if f.code == "HPC109"]
+    assert found and "--nproc_per_node=4" in found[0].message and "--nproc-per-node" not in found[0].message
+    # srun's own options keep their dashes, and a hyphenated launch is advised in hyphens
+    hyphens = [f for f in lint(UNDERSCORED.replace("nproc_per_node", "nproc-per-node")) if f.code == "HPC109"]
+    assert "--nproc-per-node=4" in hyphens[0].message
+    fixable = lint(UNDERSCORED.replace("--ntasks-per-node=1", "--ntasks-per-node=4").replace("=2 ", "=4 "))
+    oversubscribed = [f for f in fixable if f.code == "HPC101"]
+    assert oversubscribed and "--nproc_per_node=4 workers" in oversubscribed[0].message
+    assert oversubscribed[0].fix is not None and "--ntasks-per-node=1" in oversubscribed[0].fix.description

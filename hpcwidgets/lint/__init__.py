@@ -17,6 +17,8 @@ line before, alone), ``# hpcw: disable-file=HPC101,HPC209`` anywhere for the who
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -174,8 +176,39 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
         for f in r.check(ctx):
             if not parsed.is_suppressed(f.code, f.line):
                 out.append(f)
+    if kind == "script":
+        out = _in_the_scripts_spelling(parsed, out)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
+
+
+def _in_the_scripts_spelling(parsed: Any, findings: list[Finding]) -> list[Finding]:
+    """Findings on a launch whose torchrun options are written with underscores (``--nproc_per_node``, all that
+    PyTorch 1.x reads) name the options that way too, in their messages and fix descriptions, as the fixes write
+    them: advice to use ``--nproc-per-node=4`` would break such a job."""
+    spelled: dict[int, dict[str, str]] = {}
+    for step in parsed.steps:
+        launcher = step.chain.launcher
+        table = launcher._spelled() if launcher is not None and hasattr(launcher, "_spelled") else {}
+        if table:
+            for line in range(step.line, step.end_line + 1):
+                spelled[line] = table
+    if not spelled:
+        return findings
+    out = []
+    for f in findings:
+        table = spelled.get(f.line)
+        if table:
+            fix = dataclasses.replace(f.fix, description=_respell(f.fix.description, table)) if f.fix else None
+            f = dataclasses.replace(f, message=_respell(f.message, table), fix=fix)
+        out.append(f)
+    return out
+
+
+def _respell(text: str, table: dict[str, str]) -> str:
+    """``text`` with each flag of ``table`` (``--nproc-per-node``) written as ``table`` spells it."""
+    pattern = "|".join(re.escape(flag) + r"(?![\w-])" for flag in sorted(table, key=len, reverse=True))
+    return re.sub(pattern, lambda m: table[m.group(0)], text)
 
 
 def _readable(text: str) -> str:
