@@ -309,7 +309,7 @@ def deffile(frm=BASE5, post="pip install --no-cache-dir scikit-learn==1.5.0", en
     (deffile().replace("%environment", "%runscript"), "PYTHONNOUSERSITE is not set"),
     # fixed: these were accepted (a comment, --user) or explained wrongly (not exported)
     (deffile(post="pip install --no-cache-dir scikit-learn  # ==1.5.0"), "scikit-learn==1.5.0"),
-    (deffile(post="pip install --no-cache-dir --user scikit-learn==1.5.0"), "drop --user"),
+    (deffile(post="pip install --no-cache-dir --user scikit-learn==1.5.0"), "HPC704"),
     (deffile(env="PYTHONNOUSERSITE=1"), "assigned but not exported"),
 ])
 def test_ex05_deffile(answer, feedback):

@@ -1039,6 +1039,10 @@ def _explained(problem: str, notes: list[str]) -> bool:
     return bool(flags) and any(all(fl in n for fl in flags[:1]) for n in notes)
 
 
+#: the model kinds that render to a build file, checked with the build-file lint rules
+BUILD_FILE_KINDS = ("apptainer.def", "dockerfile")
+
+
 def check_model(answer: Any, expected: Mapping[str, Any], *, cls: type | None = None, task: str = "",
                 parse: Callable[[str], Any] | None = None, success: str = "") -> Any:
     """Check any model (a DefFile, a JupyterJob …) by properties; text is read with ``parse``."""
@@ -1056,10 +1060,11 @@ def check_model(answer: Any, expected: Mapping[str, Any], *, cls: type | None = 
         raise AnswerError([f"the answer is a {type(model).__name__}; the task asks for a {cls.__name__}"], task)
     problems = [f"{p}" for p in model.problems()] if isinstance(model, Spec) else []
     problems += check_properties(model, expected, task=task)
-    if getattr(model, "kind", "") == "apptainer.def" and any(
-            _PIP.search(str(line)) and re.search(r"\s--user\b", str(line)) for line in model.post):
-        problems.append("pip install --user in %post installs into root's home (/root/.local), which the "
-                        "image's users never see: drop --user")
+    if getattr(model, "kind", "") in BUILD_FILE_KINDS and not problems:
+        # a definition file or Dockerfile: the build-file rules' errors (a secret in the image, pip --user into
+        # the build's home …) fail an answer the properties alone would pass
+        from ..lint import lint
+        problems += [f"{f.code}: {f.message}" for f in lint(model) if f.severity == "error"]
     if problems:
         raise AnswerError(problems, task)
     passed(success or (f"{task}: correct" if task else "correct"))
