@@ -88,3 +88,9 @@ def test_findings_on_an_underscored_torchrun_name_its_options_with_underscores()
     oversubscribed = [f for f in fixable if f.code == "HPC101"]
     assert oversubscribed and "--nproc_per_node=4 workers" in oversubscribed[0].message
     assert oversubscribed[0].fix is not None and "--ntasks-per-node=1" in oversubscribed[0].fix.description
+
+
+def test_a_variable_in_a_count_directive_is_reported_once_with_the_reason():
+    found = [(f.code, f.line) for f in lint("#!/bin/bash\n#SBATCH --nodes=$N\n#SBATCH --time=abc\nsrun true\n")]
+    assert ("HPC305", 2) in found and ("HPC308", 2) not in found  # not also "'$N' is not a count"
+    assert ("HPC301", 3) in found  # another line's own problem stays

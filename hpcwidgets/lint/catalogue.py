@@ -3430,6 +3430,12 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
         unexpanded = _unexpanded_directives(ctx, out.get("HPC305", []))
         if unexpanded:
             out["HPC305"] = sorted(out.get("HPC305", []) + unexpanded)
+            # the same value's other complaint ('$N' is not a count) says less than why it is wrong: HPC305 alone
+            lines = {line for line, _ in unexpanded}
+            for code in [c for c in out if c != "HPC305"]:
+                out[code] = [(line, m) for line, m in out[code] if not (line in lines and "$" in m)]
+                if not out[code]:
+                    del out[code]
         return out
     return cached(ctx, "job_problems", make)
 
