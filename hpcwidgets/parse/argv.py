@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from ..errors import ParseError
 from ..spec._meta import FieldSpec, Spec, all_kinds
 from ..spec._words import Verbatim
-from ..spec.common import BIND_OPTION, Bind, EnvVar
+from ..spec.common import BIND_OPTION, Bind, EnvVar, bind_from_mount_text
 
 
 class Expansion(str):
@@ -192,33 +192,9 @@ def _split_binds(value: str) -> list[Bind]:
 
 
 def _mount_to_bind(value: str) -> Bind | None:
-    """``type=bind,src=/a,dst=/b[,ro]`` (CSV fields, optionally quoted) → Bind."""
-    import csv
-    if isinstance(value, Verbatim):
-        return None
-    try:
-        fields = next(csv.reader([value]))
-    except (csv.Error, StopIteration):
-        return None
-    info: dict[str, str] = {}
-    options: list[str] = []
-    for item in fields:
-        key, eq, val = item.partition("=")
-        if key in ("ro", "readonly") and val in ("", "true"):
-            options.append("ro")
-        elif key in ("image-src", "id"):
-            options.append(item)
-        elif key in ("type", "src", "source", "dst", "destination", "target") and eq:
-            info[key] = val
-        else:
-            return None  # an option a bind cannot say (bind-propagation=…): the --mount stays as written
-    if info.get("type", "bind") != "bind":
-        return None
-    src = info.get("src") or info.get("source")
-    dst = info.get("dst") or info.get("destination") or info.get("target") or ""
-    if not src:
-        return None
-    return Bind(src, "" if dst == src else dst, ",".join(options))
+    """``type=bind,src=/a,dst=/b[,ro]`` (CSV fields, optionally quoted) → Bind; None for what a bind cannot say
+    (another mount type, bind-propagation=…): that --mount stays as written."""
+    return None if isinstance(value, Verbatim) else bind_from_mount_text(value)
 
 
 def _convert(f: FieldSpec, raw: str) -> list[Any]:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from ._meta import FieldSpec, Spec
 from ._words import Verbatim
-from .common import Bind, EnvVar
+from .common import Bind, EnvVar, mount_text
 
 
 def option_words(f: FieldSpec, value: Any, flag: str = "") -> list[str]:
@@ -39,9 +39,7 @@ def option_words(f: FieldSpec, value: Any, flag: str = "") -> list[str]:
 def _item_words(flag: str, style: str, item: Any) -> list[str]:
     # Apptainer's "--bind SRC:DST" (space style) falls back to --mount; ch-run's --bind=SRC:DST has no --mount
     if isinstance(item, Bind) and item.needs_mount_syntax() and flag in ("--bind", "-B") and style == "space":
-        fields = ["type=bind", _csv(f"src={item.src}"), _csv(f"dst={item.dst or item.src}")]
-        fields += [o for o in item.options if o != "rw"]  # ro, image-src=…, id=… (rw is --mount's default)
-        return ["--mount", ",".join(fields)]
+        return ["--mount", mount_text(item)]
     if isinstance(item, (Bind, EnvVar)):
         token = item.to_token()
     elif isinstance(item, Verbatim):
@@ -56,13 +54,6 @@ def _item_words(flag: str, style: str, item: Any) -> list[str]:
             token = Verbatim('"$HOME"' + token[1:])
         return [Verbatim(f"{flag}={token}")]
     return [f"{flag}={token}"]
-
-
-def _csv(field: str) -> str:
-    """Quote one field of a --mount spec the way its CSV reader expects."""
-    if any(c in field for c in ',"'):
-        return '"' + field.replace('"', '""') + '"'
-    return field
 
 
 def _generic_option(f: FieldSpec, value: Any, words: list[str], starts: list[int], flag: str = "") -> None:

@@ -248,9 +248,10 @@ def bind_from_mount_text(text: str) -> Bind | None:
             options.append(field)
         elif field != "type=bind":
             return None
-    if not paths.get("src"):
+    src, dst = paths.get("src"), paths.get("dst", "")
+    if not src:
         return None
-    return Bind(paths["src"], paths.get("dst", ""), ",".join(options))
+    return Bind(src, "" if dst == src else dst, ",".join(options))
 
 
 def login_port_field(help: str) -> Any:
