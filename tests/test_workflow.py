@@ -16,7 +16,8 @@ from hpcwidgets.render.workflow import (HEAD_NODE_LINE, render_workflow, step_ar
                                         workflow_exports)
 from hpcwidgets.spec import (ApptainerPull, ApptainerRun, Bind, EnvVar, SlurmJob, Srun, Torchrun, Verbatim)
 from hpcwidgets.spec.charliecloud import ChConvert, ChFromhost, ChRun
-from hpcwidgets.spec.workflow import Workflow, array_indexes
+from hpcwidgets.spec.slurm import array_task_ids as array_indexes
+from hpcwidgets.spec.workflow import Workflow
 
 SHELLCHECK = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "shellcheck"
 IMG = "$SCRATCH/images/pytorch_24.05.sif"

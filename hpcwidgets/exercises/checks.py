@@ -166,10 +166,10 @@ def _mem_equal(a: Any, b: Any) -> bool:
 
 
 def _array_equal(a: Any, b: Any) -> bool:
-    from ..spec.workflow import array_indexes
+    from ..spec.slurm import array_task_ids
     if not a or not b:
         return not a and not b
-    ia, ib = array_indexes(str(a)), array_indexes(str(b))
+    ia, ib = array_task_ids(str(a)), array_task_ids(str(b))
     if ia is None or ib is None:
         return str(a) == str(b)
     limit = lambda s: str(s).partition("%")[2]  # noqa: E731

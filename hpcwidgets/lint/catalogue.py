@@ -14,7 +14,8 @@ from ..spec._words import Verbatim
 from ..spec.argv import model_words
 from ..spec.common import Bind, bind_destination, kept_reference
 from ..spec.jupyter import server_start
-from ..spec.slurm import STRAY_DIRECTIVE, TYPED_DASH, TYPED_DASHES, keyboard_option, node_range
+from ..spec.slurm import (SBATCH_ALIASES, SBATCH_OPTIONS, STRAY_DIRECTIVE, TYPED_DASH, TYPED_DASHES, array_task_ids,
+                          gpu_total, keyboard_option, node_range, sbatch_long_option, sbatch_option, SlurmJob, Srun)
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 
@@ -946,7 +947,6 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
         if step.chain.launcher is None or step.chain.srun is not None or step.line in lost_continuations(ctx):
             continue
-        from ..spec.slurm import Srun
         chain = type(step.chain)(Srun(ntasks_per_node=1), step.chain.container, step.chain.launcher,
                                  step.chain.program, step.chain.notes)
         yield (step.line, f"this job has {job_nodes(ctx)} nodes but the launcher runs in the batch shell, on the first "
@@ -1632,7 +1632,6 @@ def inherited_per_task(ctx: Context, step: Any) -> int | None:
     srun, job = step.chain.srun, ctx.job
     if srun is None or own_gpu_request(srun) or job.gpus_per_node or job.gpus:
         return None
-    from ..spec.slurm import gpu_total
     return gpu_total(job.gpus_per_task) or None
 
 
@@ -3443,7 +3442,6 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
 def _extra_directive_line(ctx: Context, message: str) -> int | None:
     """The line of the job's (first component's) directive a problem with a kept-as-written option names at its
     start (``--signal=USR1@60s: …``); None when no directive gives that option."""
-    from ..spec.slurm import sbatch_long_option
     option = re.split(r"[=:\s]", message, maxsplit=1)[0]
     return next((d.line for d in ctx.parsed.directives if d.applied and not d.component
                  and sbatch_long_option(d.flag) == option), None)
@@ -3665,8 +3663,7 @@ python train.py --task "$SLURM_ARRAY_TASK_ID"
 python train.py --task "$SLURM_ARRAY_TASK_ID"
 """)
 def _array_shared_log(ctx: Context) -> Iterator[Any]:
-    from ..spec.workflow import array_indexes
-    ids = array_indexes(ctx.job.array) if isinstance(ctx.job.array, str) and ctx.job.array else None
+    ids = array_task_ids(ctx.job.array) if isinstance(ctx.job.array, str) and ctx.job.array else None
     if not ctx.job.array or (ids is not None and len(ids) < 2):
         return  # no array, or an array of one task: nothing to write over
     for name in ("output", "error"):
@@ -3795,7 +3792,6 @@ def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
     several options; detail: them), ``slip`` (detail: the option it is a slip of) or ``unknown``. An
     alias sbatch keeps (--tasks-per-node) and an unambiguous prefix (--tasks) are options sbatch has
     (HPC317 reports the prefix)."""
-    from ..spec.slurm import SBATCH_ALIASES, SBATCH_OPTIONS, sbatch_option
     for d in ctx.parsed.directives:
         if not d.applied or d.field or sbatch_option(d.flag):
             continue
@@ -3938,7 +3934,6 @@ srun python train.py
 srun python train.py
 """)
 def _abbreviated_option(ctx: Context) -> Iterator[Any]:
-    from ..spec.slurm import SBATCH_ALIASES, SBATCH_OPTIONS, sbatch_long_option
     from ..errors import ParseError
     from ..parse.lexer import directive_words
     first = ctx.parsed.first_command
@@ -4986,9 +4981,8 @@ LRS=(0.1 0.01 0.001)
 python train.py --lr "${LRS[$SLURM_ARRAY_TASK_ID]}"
 """)
 def _array_past_end(ctx: Context) -> Iterator[Any]:
-    from ..spec.workflow import array_indexes
     spec = ctx.job.array
-    ids = array_indexes(spec) if isinstance(spec, str) and spec else None
+    ids = array_task_ids(spec) if isinstance(spec, str) and spec else None
     if not ids:
         return
     arrays = _literal_arrays(ctx)
@@ -5157,7 +5151,6 @@ module load cuda/12.1
 python train.py
 """)
 def _bad_module(ctx: Context) -> Iterator[Any]:
-    from ..spec.slurm import SlurmJob
     for name, line in ctx.parsed.modules:
         names = [name]
         via = ""

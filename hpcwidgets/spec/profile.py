@@ -38,7 +38,7 @@ from ..errors import Problem, ProfileError
 from ._meta import Spec, opt
 from .apptainer import IMAGE_SOURCES
 from .common import jump_host_field, login_port_field
-from .slurm import SlurmJob, gpu_total
+from .slurm import SlurmJob, gpu_total, whole_count
 from .ssh import jump_host_problem, login_host_problem
 from .units import UNLIMITED, format_mem, parse_mem, parse_time
 
@@ -694,11 +694,7 @@ def _spread(job: SlurmJob) -> bool:
 
 def _job_gpus(job: SlurmJob) -> int:
     """GPUs the whole job asks for: --gpus, or --gpus-per-task × --ntasks."""
-    return gpu_total(job.gpus) or (gpu_total(job.gpus_per_task) or 0) * (_whole_count(job.ntasks) or 1)
-
-
-def _whole_count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return gpu_total(job.gpus) or (gpu_total(job.gpus_per_task) or 0) * (whole_count(job.ntasks) or 1)
 
 
 def _nodes_needed(units: int, per_node: int) -> int:

@@ -227,6 +227,10 @@ def _whole(value: Any) -> int:
     return value if value.__class__ is int and value > 0 else 0
 
 
+#: the same, for the profile's checks of a job
+whole_count = _whole
+
+
 def node_range(value: Any) -> tuple[int, int] | None:
     """Least and most nodes of a ``--nodes`` value: ``2`` → (2, 2), ``"2-4"`` → (2, 4); None for anything else."""
     if value.__class__ is int:

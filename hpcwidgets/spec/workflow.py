@@ -47,12 +47,6 @@ _LOWER_REF = re.compile(r"(?<!\\)\$(?:\{([a-z_][a-z0-9_]*)[}:#%/^,\[-]|([a-z_][a
 _OPAQUE_SETUP = re.compile(r"(?:^|[;&|(\s])(?:source|\.|eval)\s")
 
 
-def array_indexes(spec: str) -> list[int] | None:
-    """The task ids a ``--array`` spec creates (``0-6:2%2`` → 0, 2, 4, 6); None when unreadable (as sbatch reads it:
-    :func:`~hpcwidgets.spec.slurm.array_task_ids`)."""
-    return array_task_ids(spec)
-
-
 def with_gpus(container: Any, gpus: int, vendor: str) -> Any:
     """The container with the GPU flag its runtime needs for ``vendor`` when ``gpus`` > 0.
 
@@ -390,7 +384,7 @@ class Workflow(Spec):
             out.append(Problem("job.array", f"a sweep over {len(self.sweep_values)} values needs a job array: "
                                             f"--array=0-{len(self.sweep_values) - 1}"))
             return out
-        ids = array_indexes(self.job.array)
+        ids = array_task_ids(self.job.array)
         if ids is None:
             return out  # the job reports the malformed spec
         if not self._sweep_is_used(self.sweep_name):
@@ -423,7 +417,7 @@ class Workflow(Spec):
         if not self.job.array:
             return [Problem("job.array", f"a grid of {total} combinations ({names}: {sizes}) needs a job array: "
                                          f"--array=0-{total - 1}")]
-        ids = array_indexes(self.job.array)
+        ids = array_task_ids(self.job.array)
         if ids is None:
             return out  # the job reports the malformed spec
         if sorted(set(ids)) != list(range(total)):

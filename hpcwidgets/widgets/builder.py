@@ -115,7 +115,6 @@ class Builder(w.VBox):
     title = "Builder"
     #: model classes this builder holds (the first is the default's class)
     models: tuple[type, ...] = ()
-    lint_enabled = True
     show_profile = False
     language = "bash"
     #: whether the preview is a whole batch script that sbatch takes (only then is Submit offered)
@@ -719,7 +718,7 @@ class Builder(w.VBox):
         self._show(model)
 
     def _lint(self, text: str) -> list[Any]:
-        if not self.lint_enabled or not text.strip():
+        if not text.strip():
             return []
         key = (text, self._profile_name())
         cached = self._lint_cache.get(key)
