@@ -219,6 +219,12 @@ def test_literal_dollars_and_modelled_fields_are_reported_once():
     assert [f.line for f in gres] == [3]  # at the --gres line, once
 
 
+def test_a_price_in_a_comment_is_text_but_a_variable_there_is_not():
+    assert "HPC305" not in codes('#!/bin/bash\n#SBATCH --comment="costs $5 an hour"\npython train.py\n')
+    assert len(found("#!/bin/bash\n#SBATCH --comment=by_$USER\npython train.py\n", "HPC305")) == 1
+    assert len(found("#!/bin/bash\n#SBATCH --job-name=run$1\npython train.py\n", "HPC305")) == 1  # an argument
+
+
 # --- the ROCm visibility variables
 
 ROCM = """#!/bin/bash

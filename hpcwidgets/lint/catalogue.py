@@ -3449,16 +3449,21 @@ def _extra_directive_line(ctx: Context, message: str) -> int | None:
 
 #: a reference the shell would expand: $NAME, ${…}, $(…), $1
 _DIRECTIVE_REF = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|\(|[0-9])")
+#: options whose value is free text, where "$5" is a price or a label, not the script's fifth argument
+_FREE_TEXT_OPTIONS = ("--comment",)
 
 
 def _unexpanded_directives(ctx: Context, reported: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """HPC305 for the #SBATCH values with a $VARIABLE that the job model does not report itself: the options it
     holds no field for (--dependency, --export, --signal, --nodelist, --begin, --container …), counts (--nodes=$N),
     a directive a later one overrides, and every directive of a heterogeneous job's later components. A reference
-    written in single quotes or after a backslash is meant as text (sbatch keeps it so) and not reported."""
+    written in single quotes or after a backslash is meant as text (sbatch keeps it so) and not reported, nor is
+    ``$5`` in a free-text option such as --comment (a price, not the script's fifth argument)."""
     out: list[tuple[int, str]] = []
     for d in ctx.parsed.directives:
-        ref = _DIRECTIVE_REF.search(d.value)
+        refs = [m for m in _DIRECTIVE_REF.finditer(d.value)
+                if not (m.group(0)[1:].isdigit() and sbatch_long_option(d.flag) in _FREE_TEXT_OPTIONS)]
+        ref = refs[0] if refs else None
         if not d.applied or ref is None or not _DIRECTIVE_REF.search(_unquoted_text(ctx.parsed.lines[d.line - 1])):
             continue
         if any(line == d.line and _reported_value(message) in d.value for line, message in reported):
