@@ -23,6 +23,15 @@ def isolated_profiles(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _forms_ask_slurm_afresh():
+    """Forms remember what Slurm said for a minute; each test starts with what its own stand-ins say."""
+    yield
+    builder = sys.modules.get("hpcwidgets.widgets.builder")
+    if builder is not None:
+        builder.forget_cluster_answers()
+
+
+@pytest.fixture(autouse=True)
 def _cancel_jobs_a_real_test_left(request):
     """A real test that fails between sbatch and scancel must not leave a job holding the practice cluster's
     two nodes: later tests would wait behind it, and one failure would look like many."""

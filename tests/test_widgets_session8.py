@@ -18,6 +18,7 @@ from hpcwidgets.spec.common import bind_from_mount_text, mount_text
 from hpcwidgets.widgets import state
 
 pytest.importorskip("ipywidgets")
+from hpcwidgets.widgets import builder  # noqa: E402
 from hpcwidgets.widgets.builder import (ApptainerBuilder, CharliecloudBuilder, DefFileBuilder,  # noqa: E402
                                         JupyterJobBuilder, SlurmBuilder, TorchrunBuilder, WorkflowBuilder)
 
@@ -202,3 +203,30 @@ def test_zero_processes_per_node_gets_one_message():
     b.controls["nproc_per_node"].value = "0"
     (error,) = errors(b, "nproc_per_node")
     assert "at least 1" in error.message and "use a number" not in error.message
+
+
+def test_forms_made_together_ask_slurm_once(monkeypatch):
+    asked = []
+    monkeypatch.setattr("hpcwidgets.run.slurm.available", lambda env=None: asked.append("available") or True)
+    monkeypatch.setattr("hpcwidgets.run.slurm.partitions",
+                        lambda env=None: asked.append("partitions") or frozenset({"debug"}))
+    first, second = WorkflowBuilder(profile="generic"), WorkflowBuilder(profile="local")
+    assert asked == ["available", "partitions"]
+    assert cluster_findings(first) and not cluster_findings(second)  # generic's "gpu" is not here; local's is
+    monkeypatch.setenv("SLURM_CONF", "/elsewhere/slurm.conf")       # another cluster: asked again
+    WorkflowBuilder(profile="local")
+    assert asked == ["available", "partitions"] * 2
+    builder.forget_cluster_answers()
+    WorkflowBuilder(profile="local")
+    assert len(asked) == 6
+
+
+def test_a_cluster_started_after_a_form_is_found_by_the_next_form(monkeypatch):
+    up = []
+    monkeypatch.setattr("hpcwidgets.run.slurm.available", lambda env=None: bool(up))
+    monkeypatch.setattr("hpcwidgets.run.slurm.partitions", lambda env=None: frozenset({"debug"}))
+    before = WorkflowBuilder(profile="local")
+    assert before.submit_button not in before.children
+    up.append("practice-cluster up")
+    after = WorkflowBuilder(profile="local")
+    assert after.submit_button in after.children

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -63,6 +65,34 @@ def _guarded(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 return None
         return handler
     return wrap
+
+
+#: how long, in seconds, forms trust what Slurm said about itself: a notebook that builds ten forms asks sinfo
+#: once, not twenty times (each ask can take seconds on a busy controller)
+CLUSTER_ANSWER_AGE = 60.0
+#: (PATH, SLURM_CONF) -> (when asked, whether Slurm answers, its partitions, the profiles made for it)
+_answers: dict[tuple[str, str], tuple[float, bool, frozenset[str] | None, tuple[str, ...]]] = {}
+
+
+def forget_cluster_answers() -> None:
+    """Ask Slurm afresh for the next form (after starting a cluster, or changing SLURM_CONF in a test)."""
+    _answers.clear()
+
+
+def _cluster_answer() -> tuple[bool, frozenset[str] | None, tuple[str, ...]]:
+    """Whether a Slurm answers here, its partitions and the profiles made for it. An answer is kept for
+    :data:`CLUSTER_ANSWER_AGE` seconds for the same PATH and SLURM_CONF; "no Slurm here" is not kept."""
+    key = (os.environ.get("PATH", ""), os.environ.get("SLURM_CONF", ""))
+    now = time.monotonic()
+    kept = _answers.get(key)
+    if kept is not None and now - kept[0] < CLUSTER_ANSWER_AGE:
+        return kept[1:]
+    from ..run.slurm import available
+    if not available():
+        return False, None, ()  # not kept: the next form asks again, and finds a cluster started since
+    here, fitting = _reachable_cluster()
+    _answers[key] = (now, True, here, fitting)
+    return True, here, fitting
 
 
 def _reachable_cluster() -> tuple[frozenset[str] | None, tuple[str, ...]]:
@@ -154,7 +184,7 @@ class Builder(w.VBox):
         self._cluster: frozenset[str] | None = None
         self._cluster_profiles: tuple[str, ...] = ()
         if self._submitter is not None and not callable(submit):
-            self._cluster, self._cluster_profiles = _reachable_cluster()
+            _, self._cluster, self._cluster_profiles = _cluster_answer()
 
         # --- views -------------------------------------------------------------------------------
         self.style_view = w.HTML(f"<style>{CSS}</style>", layout=w.Layout(display="none"))
@@ -909,8 +939,7 @@ class Builder(w.VBox):
         if callable(submit):
             return submit
         if submit is None:
-            from ..run.slurm import available
-            submit = available()
+            submit = _cluster_answer()[0]
         if not submit:
             return None
         from .jobs import submitter
