@@ -1781,6 +1781,86 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
                               f"device ordinal) or share one; use --ntasks-per-node={have}")
 
 
+@rule("HPC121", "lightning-devices-vs-tasks", "error",
+      summary="a Lightning trainer's devices or num_nodes differ from the step's tasks per node or nodes",
+      why="Under srun, PyTorch Lightning starts no processes of its own: every Slurm task is one process, and it "
+          "checks that devices equals SLURM_NTASKS_PER_NODE and num_nodes equals SLURM_NNODES. When they differ it "
+          "stops at start-up ('You set devices=4 in Lightning, but the number of tasks per node configured in SLURM "
+          "--ntasks-per-node=1 does not match'; older versions wait for processes that never come), and with "
+          "--ntasks but no --ntasks-per-node it refuses to start ('Use --ntasks-per-node'). Read from the "
+          "trainer's settings on the command line: LightningCLI's --trainer.devices and Hydra's (NeMo's) "
+          "trainer.devices=.",
+      fix="One task per GPU: --ntasks-per-node equal to trainer.devices (and --gres=gpu:N to match), and --nodes "
+          "equal to trainer.num_nodes.",
+      catalogue=(7,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+srun python train.py fit --trainer.devices=4 --trainer.num_nodes=2
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun python train.py fit --trainer.devices=4 --trainer.num_nodes=2
+""")
+@each_component
+def _lightning_devices_vs_tasks(ctx: Context) -> Iterator[Any]:
+    if ctx.job.job_name in ("bash", "interactive"):
+        return  # Lightning's own way out: under these job names it does not take the job for a Slurm launch
+    for step in job_component_steps(ctx):
+        srun = step.chain.srun
+        prog = [str(w) for w in step.chain.program]
+        if srun is None or step.chain.launcher is not None or not prog \
+                or not _PYTHON.fullmatch(prog[0].rsplit("/", 1)[-1]):
+            continue  # torchrun or accelerate start the processes themselves: Lightning then does not read Slurm's
+        settings = _trainer_settings(prog[1:])
+        if not settings:
+            continue
+        per_node = next((n for n in (srun.ntasks_per_node, ctx.job.ntasks_per_node) if isinstance(n, int)), None)
+        devices = settings.get("devices")
+        if devices is not None and per_node is not None and devices[1] != per_node:
+            yield (step.line, f"{devices[0]} under srun with --ntasks-per-node={per_node}: Lightning runs one process "
+                              f"per Slurm task and stops at start-up (devices must equal the tasks per node); "
+                              f"use --ntasks-per-node={devices[1]}, one task per GPU")
+        elif devices is not None and per_node is None and isinstance(ctx.job.ntasks, int) and ctx.job.ntasks > 1 \
+                and not isinstance(srun.ntasks, int):
+            yield (step.line, f"{devices[0]} with --ntasks={ctx.job.ntasks} and no --ntasks-per-node: Lightning refuses "
+                              f"to start under srun without SLURM_NTASKS_PER_NODE; use --ntasks-per-node={devices[1]} "
+                              "with --nodes instead of --ntasks")
+        nodes = next((n for n in (srun.nodes, ctx.job.nodes) if isinstance(n, int)), None)
+        num_nodes = settings.get("num_nodes")
+        if num_nodes is not None and nodes is not None and num_nodes[1] != nodes:
+            written = num_nodes[0]
+            yield (step.line, f"{written} under srun on {nodes} node{'s' if nodes > 1 else ''}: Lightning checks "
+                              "num_nodes against the step's nodes (SLURM_NNODES) and stops at start-up; use "
+                              f"{written[:written.rindex('=') + 1]}{nodes}")
+
+
+#: a Lightning trainer setting on the command line: LightningCLI's --trainer.devices=4 / --trainer.devices 4, and
+#: Hydra's trainer.devices=4 (with + or ++ to add or force it), as NeMo and lightning-hydra-template take them
+_TRAINER_SETTING = re.compile(r"(?:--|\+{0,2})trainer\.(devices|num_nodes)(?:=(.*))?")
+
+
+def _trainer_settings(args: list[str]) -> dict[str, tuple[str, int]]:
+    """``devices`` and ``num_nodes`` given to the trainer as whole numbers, each with its words as written;
+    ``auto``, ``-1`` (every GPU) and device lists are left out: their count depends on the node."""
+    out: dict[str, tuple[str, int]] = {}
+    for i, word in enumerate(args):
+        m = _TRAINER_SETTING.fullmatch(word)
+        if m is None:
+            continue
+        value, text = m.group(2), word
+        if value is None:
+            if not word.startswith("--") or i + 1 >= len(args):
+                continue  # Hydra's form always has '='
+            value, text = args[i + 1], f"{word}={args[i + 1]}"
+        if value.isdigit() and int(value) > 0:
+            out[m.group(1)] = (text, int(value))
+    return out
+
+
 @rule("HPC109", "fewer-workers-than-gpus", "warning",
       summary="torchrun starts fewer workers per node than the job has GPUs per node",
       why="Each worker drives one GPU; the extra GPUs are allocated (and charged) but stay idle.",
