@@ -101,7 +101,7 @@ def test_ch_run_problems_name_the_fix():
     run = ChRun(binds=(Bind("/data", "/data", "ro"), Bind("/a", "rel/dst"), Bind("/x:y")),
                 cd="work", set_env=("1BAD=x", "", "~/env"), unset_env=("",), image="pytorch.sif", command=())
     text = " | ".join(str(p) for p in run.problems())
-    assert "no read-only or read-write bind modes; remove ':ro'" in text
+    assert "no read-only or read-write bind modes: it takes" in text and "remove ':ro'" in text
     assert "must be absolute" in text                      # bind destination (from Bind's own check)
     assert "containing ':'" in text
     assert "'work' must be an absolute path" in text

@@ -79,7 +79,7 @@ def test_docker_source_is_pulled_and_converted_for_gpus():
     ({"rocm": True}, ("no --rocm",)),
     ({"overlay": ("o.img",)}, ("no overlays",)),
     ({"env_file": "job.env"}, ("plain NAME=value lines",)),
-    ({"action": "run"}, ("no runscript",)),
+    ({"action": "run"}, ("/.singularity.d/runscript",)),
     ({"action": "shell", "command": ()}, ("/bin/sh",)),
     ({"image": "oras://reg/x:1"}, ("cannot pull oras://",)),
 ])

@@ -40,7 +40,7 @@ def _help(f: FieldSpec) -> str:
     if layer_classes(f):
         text += f" Give its command line, e.g. {_layer_example(f)}" + (" (repeatable)." if f.is_tuple else ".")
     elif base is Bind:
-        text += " Repeatable: SRC[:DST[:ro|rw]]."
+        text += " Repeatable."  # the help gives the runtime's SRC[:DST…] form (ch-run has no :ro)
     elif base is EnvVar:
         text += " Repeatable: NAME=VALUE."
     elif _is_words(f) and f.info.role != "rest":

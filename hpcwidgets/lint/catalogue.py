@@ -10,7 +10,7 @@ from ..errors import ParseError
 from ..parse.lexer import compound_body, first_command_line, lex_script
 from ..parse.script import shell_script_text
 from ..spec._meta import Spec
-from ..spec._words import Verbatim
+from ..spec._words import Verbatim, passed_text
 from ..spec.argv import model_words
 from ..spec.common import Bind, bind_destination, kept_reference
 from ..spec.jupyter import server_start
@@ -3374,9 +3374,9 @@ def _container_check(ctx: Context) -> Iterator[Any]:
         found: list[tuple[str, str]] = []
         for p in c.problems():
             root = p.field.split(".", 1)[0]
-            if root in _CONTAINER_FIELDS_ELSEWHERE or (root == "binds" and "." in p.field):
-                continue  # binds: one by one, below
-            if root not in ("image", "write") and _holds_reference(getattr(c, root, ""), shell_script_word(step) is not None):
+            if root in _CONTAINER_FIELDS_ELSEWHERE or (root == "binds" and "." in p.field and not p.field.endswith(".mode")):
+                continue  # binds: one by one, below (ch-run's "no bind modes" is the runtime's own, here)
+            if root not in ("image", "write") and not p.field.endswith(".mode") and _holds_reference(getattr(c, root, ""), shell_script_word(step) is not None):
                 continue  # a $NAME is only known when the job runs (the image's kind shows in its name)
             found.append((p.field, p.message))
         for b in getattr(c, "binds", ()):
@@ -3391,6 +3391,25 @@ def _container_check(ctx: Context) -> Iterator[Any]:
             where = f" ({_field_words(c, field)})" if field else ""
             message = _VERBATIM_REPR.sub(r"\1", message)
             yield step.line, f"{program}{where}: {message}"
+    for cmd, model in _fromhost_commands(ctx):
+        image = ctx.parsed.resolve(str(model.image), cmd.line) if "$" in str(model.image) else model.image
+        for p in model.replace(image=image).problems():
+            if p.field == "image" and model.image:
+                message = _VERBATIM_REPR.sub(r"\1", p.message)
+                yield cmd.line, f"ch-fromhost (the image): {message}"
+
+
+def _fromhost_commands(ctx: Context) -> list[tuple[Any, Any]]:
+    """``(command, model)`` for each top-level ``ch-fromhost`` the reader can read."""
+    from ..parse.argv import parse_argv
+    out = []
+    for cmd in simple_commands(ctx):
+        if cmd.argv and str(cmd.argv[0]).rsplit("/", 1)[-1] == "ch-fromhost":
+            try:
+                out.append((cmd, parse_argv(cmd.argv).model))
+            except ParseError:
+                continue  # an option the reader does not know: nothing to judge
+    return out
 
 
 #: what a container problem is about, in words (never the model's field names)
@@ -4582,7 +4601,7 @@ _SHELL_TEXT = re.compile(r"\$\(|`|\$\{[A-Za-z_][A-Za-z0-9_]*(?::[-=+?]|[-=+?%#/^
 #: programs whose arguments are data to them: text in single quotes reaches them as written
 _TAKES_DATA = re.compile(r"(?:python[0-9.]*|torchrun|accelerate|deepspeed|apptainer|singularity|ch-run|srun|mpirun|mpiexec)")
 #: the program an argument is for: the innermost of these before it
-_RECEIVER = re.compile(r"python[0-9.]*|torchrun|accelerate|deepspeed|mpirun|mpiexec")
+_RECEIVER = re.compile(r"python[0-9.]*|torchrun|accelerate|deepspeed|mpirun|mpiexec|ch-run|apptainer|singularity")
 #: a short-option cluster that takes code as its value (bash -c, bash -lc, python -c): that code is expanded later
 _CODE_OPTION = re.compile(r"-[A-Za-z]*c[A-Za-z]*")
 
@@ -4640,6 +4659,8 @@ def _shell_text_in_single_quotes(ctx: Context) -> Iterator[Any]:
                 continue
             if prev is not None and _CODE_OPTION.fullmatch(str(prev.raw)):
                 continue  # bash -c '…', python -c '…': code, expanded when it runs
+            if _ch_run_expands_it(words, word):
+                continue  # ch-run --set-env='PATH=/opt/bin:$PATH': ch-run expands it, as documented
             for start, end in _single_quoted(word.raw):
                 if _SHELL_TEXT.search(word.raw, start + 1, end):
                     hits.append((word, start, end))
@@ -4651,6 +4672,31 @@ def _shell_text_in_single_quotes(ctx: Context) -> Iterator[Any]:
         name = next((b for b in reversed(before) if _RECEIVER.fullmatch(b)), before[0])
         yield (word.line, f"'{text}' is in single quotes, so {name} receives the text {text} itself; use double "
                           f"quotes (\"{text}\") for the shell to expand it", _double_quote_fix(ctx, hits))
+
+
+def _ch_run_expands_it(words: list[Any], word: Any) -> bool:
+    """Whether ``word`` is a ch-run ``--set-env=NAME=…`` (without --env-no-expand) whose every ``$`` starts a
+    ':'-separated item that is only a variable name: ch-run itself replaces such an item by the variable's value
+    in the container (after a bare --set-env, the image's), which is why Charliecloud's manual single-quotes it."""
+    at = words.index(word)
+    values = [str(w.value) for w in words]
+    runs = [k for k in range(at) if values[k].rsplit("/", 1)[-1] == "ch-run"]
+    if not runs:
+        return False
+    options = values[runs[-1] + 1:]
+    end = options.index("--") if "--" in options else len(options)
+    if at - runs[-1] - 1 >= end or "--env-no-expand" in options[:end]:
+        return False
+    text = passed_text(word.raw)
+    assignment = text[len("--set-env="):] if text.startswith("--set-env=") else ""
+    if "=" not in assignment:
+        return False
+    items = assignment.split("=", 1)[1].split(":")
+    return all(item.count("$") == (_CH_RUN_LOOKUP.fullmatch(item) is not None) for item in items)
+
+
+#: a --set-env item ch-run replaces by a variable's value: $ and a name, nothing else
+_CH_RUN_LOOKUP = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _double_quote_fix(ctx: Context, hits: list[tuple[Any, int, int]]) -> Fix | None:

@@ -218,6 +218,47 @@ def _underscored(name: str, f: FieldSpec | None, takes: frozenset[str]) -> bool:
     return name.startswith("--") and hyphens != name and (hyphens == f.info.flag if f else hyphens in takes)
 
 
+class _Ordered:
+    """Options a program applies in the order written (ch-run's ``--unset-env`` and ``--set-env``: its
+    ``ordered_options``), whose fields are written in their declaration order. From the first such option that
+    comes before one already read in that order, the rest are kept as written, in order, among the other options."""
+
+    def __init__(self, cls: type[Spec]) -> None:
+        flags = getattr(cls, "ordered_options", ())
+        self.rank = {f.name: k for k, f in enumerate(cls.field_specs()) if f.info.flag in flags}
+        self.last = -1
+        self.moving = False
+
+    def moves(self, f: FieldSpec, values: dict[str, Any]) -> bool:
+        """Whether the option of field ``f`` is out of the fields' order (or a switch given twice), and so is kept
+        as written: from then on, every ordered option is."""
+        rank = self.rank.get(f.name)
+        if rank is None:
+            return False
+        self.moving = self.moving or rank < self.last or (f.base_type is bool and values.get(f.name) is True)
+        self.last = max(self.last, rank)
+        return self.moving
+
+    @staticmethod
+    def as_written(name: str, eq: str, word: Any, after: Any) -> tuple[Any, int]:
+        """The option as one word (``--unset-env X`` as ``--unset-env=X``) and how many words it used."""
+        if eq or name == "--set-env" or after is None:  # --set-env takes its value only after '='
+            return _plain(word), 1
+        if isinstance(after, Verbatim):
+            return Verbatim(f"{name}={after}"), 2
+        return f"{name}={_plain(after)}", 2
+
+
+def _takes_a_value(following: Sequence[Any], positionals: int) -> bool:
+    """Whether an unknown option takes the word after it: with a ``--`` ending the options, when more plain words
+    stand before it than the command has positionals (``ch-run -d DIR IMAGE -- cmd``: DIR is the option's)."""
+    texts = [str(w) for w in following]
+    if "--" not in texts or not texts or texts[0].startswith("-"):
+        return False
+    plain = [t for t in texts[:texts.index("--")] if not t.startswith("-")]
+    return len(plain) > max(positionals, 1)
+
+
 def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, source_line: int = 0) -> Parsed:
     """Read one command (no nesting: the rest field keeps the trailing words as they are).
 
@@ -246,6 +287,7 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
     notes: list[str] = []
     expanded: list[str] = []
     underscored = False  # an option written --nproc_per_node where --nproc-per-node is the field's flag
+    ordered = _Ordered(cls)
     words = list(words)
     if str(words[0]) != sig.words[0]:
         notes.append(f"{words[0]} is written as {sig.words[0]}")
@@ -303,8 +345,16 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
                 if not eq and i < n and (name in takes or name.replace("_", "-") in takes):
                     extras.append(_plain(words[i]))  # its value, so the next word is not read as the image or script
                     i += 1
-                elif name not in getattr(cls, "other_switch_options", frozenset()):
+                elif name not in getattr(cls, "other_switch_options", frozenset()) and name not in takes:
                     notes.append(f"unknown {' '.join(sig.words)} option {name} kept as written")
+                    if not eq and after_separator and _takes_a_value(words[i:], len(positional)):
+                        extras.append(_plain(words[i]))  # ch-run -d DIR IMAGE -- …: more words than positionals
+                        i += 1
+                continue
+            if ordered.moves(f, values):
+                kept, used = ordered.as_written(name, eq, w, words[i + 1] if i + 1 < n else None)
+                extras.append(kept)  # ch-run's --set-env/--unset-env after one the fields write later: kept in order
+                i += used
                 continue
             if eq and isinstance(w, Verbatim):
                 val = Verbatim(val)

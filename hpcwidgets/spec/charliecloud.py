@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..errors import Problem
 from ._meta import Spec, opt
 from ._words import Verbatim, passed_text, split_assignment
-from .common import Bind, EnvVar
+from .common import Bind, EnvVar, extra_problems
 
 #: ch-run refuses to start when ``$USER`` is unset (it is in some batch environments, e.g. jobs of
 #: root or from a stripped environment); a script that runs ch-run sets it first, on the host
@@ -55,6 +55,33 @@ def image_format(descriptor: str) -> str:
     return "ch-image"
 
 
+def ch_run_lookups(value: str) -> list[str]:
+    """The items of a ``--set-env`` value (a contract value) that reach ch-run starting with a literal ``$``, without
+    the ``$``: ch-run replaces each by the variable of that name, or drops the item when it is unset or empty.
+    ``PATH=/opt/bin:\\$PATH`` (``'PATH=/opt/bin:$PATH'`` in a script) gives ``['PATH']``: Charliecloud's documented way
+    to build on a value of the container's environment (the image's /ch/environment after a bare ``--set-env``)."""
+    out = []
+    for item in value.split(":"):
+        if item.startswith("\\$"):
+            out.append(item[2:])
+        elif item.startswith("$") and not re.match(r"\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_])", item):
+            out.append(item[1:])
+    return out
+
+
+def _lookup_problems(item: str, names: list[str]) -> list[Problem]:
+    """A ``$`` item ch-run would look up under a name no variable can have (``$HOME/bin`` names ``HOME/bin``,
+    ``$(id)`` names ``(id)``): ch-run drops it. An item that is ``$`` and a name is ch-run's own expansion, on purpose."""
+    bad = [n for n in names if not _NAME.fullmatch(n)]
+    if not bad:
+        return []
+    return [Problem("set_env", f"ch-run reads ${bad[0]} in {item!r} as the variable named {bad[0]!r}, which cannot "
+                               "exist, and drops that item (ch-run expands a $ only at the start of a ':'-separated "
+                               "item, and the whole rest of the item is the name); for the host's value let the shell "
+                               "expand it (double quotes), or turn on env_no_expand (--env-no-expand) to keep the "
+                               "text as written")]
+
+
 def ch_run_expands(value: str) -> bool:
     """True when ch-run would expand part of a ``--set-env`` value (a contract value) itself.
 
@@ -63,12 +90,7 @@ def ch_run_expands(value: str) -> bool:
     of an item (``\\$HOME``, ``$(id)``) reaches ch-run and is expanded there unless
     ``--env-no-expand`` is given.
     """
-    for item in value.split(":"):
-        if item.startswith("\\$"):
-            return True
-        if item.startswith("$") and not re.match(r"\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_])", item):
-            return True
-    return False
+    return bool(ch_run_lookups(value))
 
 
 def _image_problems(field: str, image: str, what: str) -> list[Problem]:
@@ -241,18 +263,30 @@ class ChRun(Spec):
 
     Unlike Apptainer, ch-run passes the host environment through, does not mount $HOME unless
     asked (``--home``), mounts the image read-only, and has no GPU flag (see :class:`ChFromhost`).
-    Environment options apply in the order written: ``--unset-env`` first, then ``--set-env``.
+    ch-run applies ``--set-env`` and ``--unset-env`` in the order written; the fields are written
+    ``--unset-env`` first, then the bare ``--set-env``, then the other ``--set-env``. A command read
+    back with another order keeps the options from the first one out of that order in ``extra``, as
+    written (:meth:`environment` gives them all in order).
     """
 
     kind = "charliecloud.run"
-    #: ch-run options the model has no field for that take the next word as their value
+    #: ch-run options the model has no field for that take the next word as their value (ch-run 0.31's
+    #: ``--help``; --set-env-file and --test are older releases' spellings)
     other_value_options = frozenset({"--join-ct", "--join-pid", "--join-tag", "--mount", "-m", "--feature",
                                      "--set-env-file", "--test"})
+    #: ch-run options without a field that take no next word (kept in ``extra`` without a note): -W/--write-fake
+    #: and --set-env0 (later releases) take their optional value only after '='
+    other_switch_options = frozenset({"-v", "--verbose", "-q", "--quiet", "--no-home", "--ch-ssh", "--unsafe",
+                                      "--seccomp", "-W", "--write-fake", "--set-env0"})
+    #: the options ch-run applies in command-line order, and the options that imply --join
+    ordered_options = ("--unset-env", "--set-env")
+    _JOINING = ("--join-ct", "--join-tag", "--join-pid")
 
     program: str = _program("ch-run")
     binds: tuple[Bind, ...] = opt((), label="Bind mounts", flag="--bind", short="-b",
                                   help="Host paths visible in the container: SRC[:DST]. DST must exist in a read-only "
-                                       "image (most images have /mnt/0 … /mnt/9). No read-only mode.")
+                                       "image (most images have /mnt/0 … /mnt/9). There are no bind modes: ch-run "
+                                       "takes SRC:DST:ro as the destination DST:ro.")
     cd: str = opt("", label="Working directory", flag="--cd", short="-c", path=True,
                   help="Directory inside the container to start the command in.")
     home: bool = opt(False, label="Mount home", flag="--home",
@@ -277,6 +311,10 @@ class ChRun(Spec):
                           help="Set the variables listed in the image's /ch/environment (its Dockerfile ENV lines).")
     set_env: tuple[str, ...] = opt((), label="Set variables", flag="--set-env",
                                    help="NAME=value to set a variable, or a host FILE of NAME=value lines.")
+    extra: tuple[str, ...] = opt((), label="Other options", advanced=True,
+                                 help="Further options written as they are, before the image (kept from a parsed "
+                                      "command: -v, --join-ct=N, -m DIR …, and --set-env/--unset-env read after "
+                                      "one that the fields above would move).")
     write: bool = opt(False, label="Writable image", flag="--write", short="-w",
                       help="Mount a directory image read-write (changes persist in the image).")
     image: str = opt("", label="Image", role="positional", path=True, placeholder="$SCRATCH/images/myenv.sqfs",
@@ -294,6 +332,27 @@ class ChRun(Spec):
         """The NAME=value items of ``set_env`` as :class:`EnvVar` (files left out)."""
         return tuple(EnvVar.from_token(s) for s in self.set_env if "=" in s)
 
+    @property
+    def joins(self) -> bool:
+        """Whether the ch-run processes of a node share one container: --join, or an option that implies it."""
+        return self.join or any(str(w).split("=", 1)[0] in self._JOINING for w in self._extra())
+
+    def environment(self) -> tuple[tuple[str, str | None], ...]:
+        """Every ``--unset-env``/``--set-env`` in the order ch-run applies them, as ``(flag, value)``; the value of a
+        bare ``--set-env`` (the image's /ch/environment) is None. Those kept in ``extra`` come last, as written."""
+        out: list[tuple[str, str | None]] = [("--unset-env", g) for g in self.unset_env if isinstance(g, str)]
+        if self.image_env is True:
+            out.append(("--set-env", None))
+        out += [("--set-env", s) for s in self.set_env if isinstance(s, str)]
+        for word in self._extra():
+            flag, eq, value = word.partition("=")
+            if flag in self.ordered_options:
+                out.append((flag, (Verbatim(value) if isinstance(word, Verbatim) else value) if eq else None))
+        return tuple(out)
+
+    def _extra(self) -> tuple[str, ...]:
+        return tuple(w for w in self.extra if isinstance(w, str)) if isinstance(self.extra, tuple) else ()
+
     def _check(self) -> list[Problem]:
         out = []
         if not self.image:
@@ -308,16 +367,17 @@ class ChRun(Spec):
             if not isinstance(b, Bind):
                 continue
             if b.mode:
-                out.append(Problem(f"binds.{i}.mode", f"ch-run has no read-only or read-write bind modes; remove "
-                                                      f"':{b.mode}' from {b.src!r} (binds are read-write; protect input data "
-                                                      "with file permissions instead)"))
+                out.append(Problem(f"binds.{i}.mode", f"ch-run has no read-only or read-write bind modes: it takes "
+                                                      f"{(b.dst or b.src) + ':' + b.mode!r} as the destination (not in a "
+                                                      f"read-only image, so it stops); remove ':{b.mode}' from {b.src!r} (binds are "
+                                                      "read-write; protect input data with file permissions instead)"))
             if (":" in b.src and not isinstance(b.src, Verbatim)) or ":" in b.dst:  # shell text: SRC:DST as written
                 out.append(Problem(f"binds.{i}", f"ch-run cannot bind a path containing ':' ({b.src!r}); "
                                                  "rename it or bind a parent directory"))
         if self.cd and not self.cd.startswith(("/", "$")):
             out.append(Problem("cd", f"working directory {self.cd!r} must be an absolute path inside the container"))
-        for item in self.set_env:
-            if not isinstance(item, str):
+        for flag, item in self.environment():
+            if flag != "--set-env" or item is None:
                 continue
             if not item:
                 out.append(Problem("set_env", "empty --set-env item; write NAME=value or the path of a file"))
@@ -328,17 +388,17 @@ class ChRun(Spec):
                 if not _NAME.fullmatch(name):
                     out.append(Problem("set_env", f"{name!r} is not a valid variable name in {item!r} "
                                                   "(letters, digits, _; not starting with a digit)"))
-                if not self.env_no_expand and ch_run_expands(value):
-                    out.append(Problem("set_env", f"ch-run would itself expand the $ in {item!r} (an unset name "
-                                                  "becomes empty); turn on env_no_expand (--env-no-expand) to keep it"))
+                if not self.env_no_expand:
+                    out += _lookup_problems(item, ch_run_lookups(value))
                 if len(value) >= 2 and value[0] == value[-1] == "'":
                     out.append(Problem("set_env", f"ch-run strips the single quotes around the value in {item!r}; "
                                                   "remove them (the value is passed as one word already)"))
             elif item.startswith("~"):
                 out.append(Problem("set_env", f"'~' is not expanded here; write $HOME{item[1:]} instead"))
-        for glob in self.unset_env:
-            if isinstance(glob, str) and not glob:
+        for flag, glob in self.environment():
+            if flag == "--unset-env" and not glob:
                 out.append(Problem("unset_env", "--unset-env needs a non-empty name or glob, e.g. SLURM_*"))
+        out += extra_problems(self.extra, self.other_value_options, "ch-run")
         if self.storage and not self.storage.startswith(("/", "$")):
             out.append(Problem("storage", f"storage directory {self.storage!r} must be an absolute path"))
         return out
@@ -349,10 +409,7 @@ class ChRun(Spec):
         split = split_assignment(item)
         if split is None or self.env_no_expand:
             return []  # a file, or a word only the job's shell can spell out ("$PAIR")
-        if any(part.startswith("$") for part in passed_text(split[1]).split(":")):
-            return [Problem("set_env", f"ch-run would itself expand the $ in {item!r} (an unset name becomes empty); "
-                                       "turn on env_no_expand (--env-no-expand) to keep it")]
-        return []
+        return _lookup_problems(item, [part[1:] for part in passed_text(split[1]).split(":") if part.startswith("$")])
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,17 @@ Pure functions, stdlib only.
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
+import shlex
 from dataclasses import dataclass
 
+from ..errors import HpcWidgetsError
 from ._meta import Spec
+from ._words import Verbatim, passed_text, split_assignment
 from .apptainer import ApptainerBuild, ApptainerRun
-from .charliecloud import ChConvert, ChFromhost, ChImagePull, ChRun, ch_run_expands, image_format
+from .charliecloud import ChConvert, ChFromhost, ChImagePull, ChRun, ch_run_expands, ch_run_lookups, image_format
 from .common import Bind, EnvVar
 
 
@@ -40,18 +45,55 @@ class Conversion:
 _HOME_AGAIN = "HOME=/home/$USER"
 
 
+#: a file name by its extension: scripts, configurations, data and checkpoints (not a host name such as
+#: gpu01.cluster, a version such as bert-base.v2, or a module such as torch.distributed.run)
+_FILE_NAME = re.compile(r"[\w@+-][\w.@+-]*\.(?:py|sh|bash|R|r|jl|pl|rb|lua|m|ipynb|ya?ml|json|toml|ini|cfg|conf|txt|"
+                        r"csv|tsv|parquet|arrow|jsonl|npy|npz|h5|hdf5|nc|pt|pth|ckpt|bin|safetensors|pkl|pickle|onnx|"
+                        r"tar|gz|tgz|zip|sqfs|sif|log|out|env|lst|list|dat|in|inp|xml|fa|fasta|fastq|bam|vcf)")
+#: programs whose -c takes code (shell text, Python), and those whose -m takes a module name
+_SHELLS = re.compile(r"(?:ba|z|da|k)?sh")
+_PYTHON = re.compile(r"python[0-9.]*")
+
+
 def _relative_paths(words: tuple[str, ...] | list[str]) -> list[str]:
     """The words of a command that look like paths relative to the current directory (``train.py``,
-    ``runners/job.sh``, ``--config=cfg/a.yaml``); absolute paths, ``$NAME`` paths and URLs are not."""
-    out = []
-    for word in words:
+    ``runners/job.sh``, ``--config=cfg/a.yaml``); absolute paths, ``$NAME`` paths, URLs, module names
+    (``python -m a.b``) are not. The code of ``sh -c``/``python -c`` is read word by word; code that
+    changes directory itself (``cd /opt && ./run.sh``) names nothing relative to the starting one."""
+    words = [str(w) for w in words]
+    program = os.path.basename(words[0]) if words else ""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if i > 0 and word == "-m" and _PYTHON.fullmatch(program):
+            i += 2  # a module name, not a path
+            continue
+        if i > 0 and word == "-c" and i + 1 < len(words) and (_SHELLS.fullmatch(program) or _PYTHON.fullmatch(program)):
+            code = _code_words(words[i + 1])
+            if "cd" not in code and "pushd" not in code:
+                out += _relative_paths(["", *code])
+            i += 2
+            continue
         value = word.partition("=")[2] if word.startswith("-") else word
+        i += 1
         if not value or value.startswith(("/", "$", "~")) or "://" in value:
             continue
-        if value in (".", "..") or "/" in value or \
-                re.fullmatch(r"[\w@+-][\w.@+-]*\.[A-Za-z]\w{0,7}", value):
+        if value in (".", "..") or value.startswith(("./", "../")) or _FILE_NAME.fullmatch(value) or \
+                ("/" in value and _FILE_NAME.fullmatch(value.rsplit("/", 1)[-1]) is not None) or \
+                re.fullmatch(r"[\w.-]+/(?:[\w.-]+/?)*", value) is not None:
             out.append(value)
     return out
+
+
+def _code_words(code: str) -> list[str]:
+    """The words of shell (or Python) code given to -c, split at spaces and at shell punctuation."""
+    lexer = shlex.shlex(code, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        return list(lexer)
+    except ValueError:  # an unclosed quote: the words as far as spaces tell
+        return code.split()
 
 
 def _directory_for(image: str) -> str:
@@ -75,6 +117,10 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     notes: list[str] = []
     steps: list[Spec] = []
     image = run.image
+    if str(image).startswith("instance://"):
+        raise HpcWidgetsError(f"{image} is a running Apptainer instance, and Charliecloud has no instances (each ch-run "
+                              "starts its own container); translate the command with the instance's image instead "
+                              f"({run.binary} {run.action} IMAGE …)")
     fmt = image_format(image)
     gpu = run.nv or run.nvccli
     if fmt == "ch-image":
@@ -202,7 +248,8 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     if run.env_file:
         set_env.append(run.env_file)
         notes.append(f"ch-run reads {run.env_file} as plain NAME=value lines (no export, quotes or shell "
-                     "syntax), unlike Apptainer's --env-file, which is a shell script.")
+                     "syntax), unlike Apptainer's --env-file, which is a shell script. It reads no comments either: "
+                     "ch-run stops at a '# …' line (\"no delimiter\"); remove comment lines from the file.")
 
     # -- identity and writing ----------------------------------------------------------------------
     uid = gid = None
@@ -216,20 +263,109 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
 
     # -- what to run -------------------------------------------------------------------------------
     command = tuple(run.command)
-    if run.action == "run":
-        notes.append("ch-run has no runscript: write the program before its arguments (for a Docker-derived "
-                     "image, its ENTRYPOINT/CMD).")
+    if run.action in ("run", "test"):
+        command = _image_script(run, fmt, notes)
     elif run.action == "shell":
         command = ("/bin/sh",)
         notes.append("apptainer shell becomes ch-run IMAGE -- /bin/sh (use /bin/bash if the image has it).")
-    elif run.action == "test":
-        command = ()
-        notes.append("ch-run cannot run an image's %test section; run the test commands explicitly.")
 
     result = ChRun(binds=tuple(binds), cd=cd, home=home, private_tmp=private_tmp, uid=uid, gid=gid,
                    env_no_expand=env_no_expand, unset_env=unset_env, set_env=tuple(set_env),
                    write=run.writable, image=image, command=command)
     return Conversion(result, tuple(steps), tuple(notes))
+
+
+#: where an Apptainer image (a SIF, and the sandbox directory it unpacks to) keeps its runscript and %test section
+_IMAGE_SCRIPTS = {"run": ("/.singularity.d/runscript", "runscript"), "test": ("/.singularity.d/test", "%test section")}
+
+
+def _environment(run: ChRun, notes: list[str]) -> tuple[list[EnvVar], str, bool]:
+    """ch-run's --set-env/--unset-env, applied in their order, as Apptainer's ``--env`` items, ``--env-file`` and
+    ``--cleanenv``: an --unset-env removes the variables set before it that it matches."""
+    env: list[EnvVar] = []
+    env_file = ""
+    cleanenv = image_env = False
+    for flag, item in run.environment():
+        if flag == "--unset-env":
+            gone = [e for e in env if fnmatch.fnmatchcase(e.name, str(item))]
+            env = [e for e in env if e not in gone]
+            if gone:
+                notes.append(f"--unset-env={item} comes after --set-env of {', '.join(e.name for e in gone)}, which "
+                             "it removes again: left out.")
+            if image_env:
+                notes.append(f"--unset-env={item} also removes the image's own variables (the bare --set-env before "
+                             "it) that match; Apptainer applies the image's environment itself and cannot remove one: "
+                             "unset it at the start of the command (sh -c 'unset NAME; exec …').")
+            if item == "*":
+                cleanenv = True
+                notes.append("--unset-env='*' becomes --cleanenv (Apptainer then passes almost none of the host's "
+                             "variables; add the ones the program needs with --env).")
+            else:
+                notes.append(f"--unset-env={item} has no Apptainer equivalent; use --cleanenv with --env for the "
+                             "variables you need, or unset it at the start of the command.")
+        elif item is None:
+            image_env = True
+            notes.append("the bare --set-env (the image's /ch/environment) is not needed: Apptainer applies the "
+                         "image's environment itself.")
+        elif item == _HOME_AGAIN and run.home and cleanenv:
+            continue  # HOME put back after --unset-env='*': Apptainer keeps HOME under --cleanenv itself
+        elif "=" in item:
+            names = [] if run.env_no_expand else _lookups(item)
+            if names:
+                notes.append(f"ch-run itself replaces ${names[0]} in --set-env={item.replace(chr(92) + '$', '$')} by the "
+                             "variable's value in the container (after a bare --set-env, the image's); Apptainer has no "
+                             "option that expands a value inside the container, so it is left out: set it in the "
+                             "command (sh -c 'export NAME=…; exec …') or in the image (%environment).")
+                continue
+            env.append(EnvVar.from_token(item))
+        elif not env_file:
+            env_file = item
+            notes.append(f"Apptainer's --env-file {item} is read as a shell script; ch-run's NAME=value lines "
+                         "work unchanged unless values contain spaces or quotes.")
+        else:
+            notes.append(f"Apptainer takes one --env-file; merge {item} into {env_file}.")
+    return env, env_file, cleanenv
+
+
+def _other_options(extra: tuple[str, ...]) -> list[str]:
+    """ch-run's other options, each with its value (``-m DIR`` as one text)."""
+    out: list[str] = []
+    words = [str(w) for w in extra]
+    while words:
+        word = words.pop(0)
+        if words and (word in ChRun.other_value_options or not words[0].startswith("-")):
+            word += " " + words.pop(0)  # a known value option's value, or the word an unknown option took
+        out.append(word)
+    return out
+
+
+def _lookups(item: str) -> list[str]:
+    """The variables ch-run itself looks up for a --set-env NAME=value item (a value or shell text from a script)."""
+    if isinstance(item, Verbatim):
+        split = split_assignment(item)
+        return [] if split is None else [p[1:] for p in passed_text(split[1]).split(":") if p.startswith("$")]
+    return ch_run_lookups(item.split("=", 1)[1])
+
+
+def _image_script(run: ApptainerRun, fmt: str, notes: list[str]) -> tuple[str, ...]:
+    """The command for ``apptainer run|test``: the image's own script, which an Apptainer image (a SIF, or a
+    sandbox directory: what a path or name is here) keeps under /.singularity.d, with the arguments given."""
+    path, what = _IMAGE_SCRIPTS[run.action]
+    if fmt in ("sif", "dir", "ch-image"):
+        notes.append(f"{run.binary} {run.action} runs the image's {what}, which Apptainer keeps in the image at {path} "
+                     f"(unpacked with it into a sandbox directory): ch-run runs that file. Apptainer sources "
+                     "/.singularity.d/env first and ch-run does not; set the variables it needs with --set-env.")
+        return (path, *run.command)
+    if run.action == "test":
+        raise HpcWidgetsError(f"apptainer test runs the %test section of an Apptainer image, and {run.image} is not "
+                              "one (Charliecloud's copy would have no /.singularity.d/test); run the test commands "
+                              "with ch-run IMAGE -- COMMAND instead")
+    notes.append(f"{run.image} becomes an image without Apptainer's runscript (/.singularity.d/runscript): write the "
+                 "program before its arguments, the image's ENTRYPOINT/CMD for a Docker-derived image.")
+    if not run.command:
+        raise HpcWidgetsError(f"apptainer run {run.image} runs the image's ENTRYPOINT/CMD, which ch-run does not: "
+                              "give the program to run, e.g. apptainer exec IMAGE python train.py")
+    return tuple(run.command)
 
 
 def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer") -> Conversion:
@@ -255,32 +391,9 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
         notes.append(f"{image} is a plain SquashFS file; Apptainer can run it, but a SIF is the supported format "
                      "(convert to a directory with ch-convert, then apptainer build NAME.sif DIR).")
 
-    env: list[EnvVar] = []
-    env_file = ""
-    for item in run.set_env:
-        if item == _HOME_AGAIN and run.home and "*" in run.unset_env:
-            continue  # HOME put back after --unset-env='*': Apptainer keeps HOME under --cleanenv itself
-        if "=" in item:
-            env.append(EnvVar.from_token(item))
-        elif not env_file:
-            env_file = item
-            notes.append(f"Apptainer's --env-file {item} is read as a shell script; ch-run's NAME=value lines "
-                         "work unchanged unless values contain spaces or quotes.")
-        else:
-            notes.append(f"Apptainer takes one --env-file; merge {item} into {env_file}.")
-    if run.image_env:
-        notes.append("the bare --set-env (the image's /ch/environment) is not needed: Apptainer applies the image's "
-                     "environment itself.")
+    env, env_file, cleanenv = _environment(run, notes)
     if run.env_no_expand:
         notes.append("--env-no-expand has no equivalent; Apptainer does not expand $ in --env values a second time.")
-    cleanenv = "*" in run.unset_env
-    if cleanenv:
-        notes.append("--unset-env='*' becomes --cleanenv (Apptainer then passes almost none of the host's "
-                     "variables; add the ones the program needs with --env).")
-    for glob in run.unset_env:
-        if glob != "*":
-            notes.append(f"--unset-env={glob} has no Apptainer equivalent; use --cleanenv with --env for the "
-                         "variables you need, or unset it at the start of the command.")
 
     no_home = not run.home
     home = ""
@@ -309,13 +422,24 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
             notes.append("--uid=0 becomes --fakeroot (root inside a user namespace).")
         else:
             notes.append("Apptainer cannot run as another user ID; --uid/--gid were dropped.")
-    if run.join:
+    for option in _other_options(run.extra):
+        flag = option.split("=", 1)[0].split(" ", 1)[0]
+        if flag in ("-v", "--verbose", "-q", "--quiet"):
+            notes.append(f"{option} changes only what ch-run prints; left out.")
+        elif flag not in ChRun.ordered_options and flag not in ChRun._JOINING:
+            notes.append(f"ch-run's {option} has no Apptainer equivalent; left out.")
+    if run.joins:
         notes.append("--join has no equivalent and is not needed: Apptainer processes share the host's IPC "
                      "namespace unless --ipc or --containall is given.")
     if run.write and image_format(image) != "dir":
         notes.append("--writable works only with a sandbox directory image.")
     if nvidia:
         notes.append("--nv binds the host's NVIDIA driver at run time; no ch-fromhost step is needed.")
+    for b in run.binds:
+        if b.mode:
+            notes.append(f"ch-run has no bind modes, so -b {b.to_token()} cannot run as written (ch-run takes "
+                         f"{b.dst or b.src}:{b.mode} as the destination); the translation binds {b.src} at "
+                         f"{b.dst or b.src} with Apptainer's '{b.mode}' mode, which is presumably what was meant.")
     binds = tuple(Bind(b.src, b.dst, b.mode) for b in run.binds)
     result = ApptainerRun(binary=binary, action="exec", cleanenv=cleanenv, contain=run.private_tmp, no_home=no_home,
                           home=home, nv=nvidia, binds=binds, cwd=cwd, writable=run.write, fakeroot=fakeroot,
