@@ -66,12 +66,23 @@ def decode_text(data: bytes, name: str, *, keep_newlines: bool = False) -> TextF
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = body.count(b"\n", 0, exc.start) + 1
+        if _binary(body):
+            raise FileError(f"{name} is not a text file (it holds control bytes no text file has, as an image, an "
+                            "archive or a program does); name the job script or build file to check instead", name) from None
         raise FileError(f"{name} is not UTF-8 text (byte 0x{body[exc.start]:02x} on line {line}); it was probably "
                         "saved in a Windows or Latin-1 encoding. Convert it and use the new file: "
                         f"iconv -f cp1252 -t utf-8 {quoted} > {shlex.quote(name + '.utf8')}", name) from None
     if not keep_newlines:
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, like open() in text mode
     return TextFile(text, (bom_note(name),) if bom else (), bom)
+
+
+def _binary(data: bytes) -> bool:
+    """Whether bytes that are not UTF-8 are no text at all: a NUL, or control characters other than tab, line
+    ends, form feed and escape in more than 1 of 100 bytes (a Windows or Latin-1 text file has next to none)."""
+    head = data[:8192]
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27) or b == 127)
+    return b"\x00" in head or controls * 100 > len(head)
 
 
 def strip_bom(text: str, name: str) -> TextFile:

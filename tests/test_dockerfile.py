@@ -214,6 +214,7 @@ deffiles = st.builds(DefFile, st.sampled_from(["docker", "localimage", "library"
 @settings(max_examples=150)
 @given(deffiles)
 def test_deffile_render_parse_round_trip(d):
+    assume("#" not in d.from_)  # Apptainer reads a # on a header line as a comment (DefFile.problems() says so)
     text = render_deffile(d)
     back = parse_deffile(text)
     env = {"SCRATCH": "/s", "HOME": "/h"}

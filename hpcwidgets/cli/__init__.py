@@ -53,7 +53,7 @@ MODEL_COMMANDS: tuple[ModelCommand, ...] = (
     ModelCommand(("apptainer", "inspect"), f"{SPEC}.apptainer:ApptainerInspect", "apptainer inspect IMAGE"),
     ModelCommand(("apptainer", "instance"), f"{SPEC}.apptainer:ApptainerInstance", "apptainer instance start|stop|list"),
     ModelCommand(("apptainer", "def"), f"{SPEC}.apptainer:DefFile", "an Apptainer definition file", {},
-                 ("hpcwidgets apptainer def --from-image pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime --post 'pip install wandb'",)),
+                 ("hpcwidgets apptainer def --from-image pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime --post 'pip install wandb==0.17.0'",)),
     ModelCommand(("sbatch",), f"{SPEC}.slurm:SlurmJob", "a Slurm batch script", {},
                  ("hpcwidgets sbatch --job-name train --partition gpu --gpus-per-node 1 --time 01:00:00 --mem 16G "
                   "--commands 'srun python train.py'",

@@ -1,10 +1,10 @@
 """``hpcwidgets lint FILE…``: check job scripts and build files against the rule catalogue (``docs/rules.md``).
 
-Build files (Apptainer ``*.def``, ``Dockerfile*``, ``Containerfile*``, or text starting with ``Bootstrap:`` or
-``FROM``) are checked with the build-file rules (HPC7xx) only, job scripts with the job-script rules only.
-Exit status: 0 no error-severity finding, 1 at least one, 2 a file could not be read or parsed (HPC000).
-A folder stands for the job scripts in it and below it (files with an ``#SBATCH`` line) and the build files
-(by their names).
+Build files (Apptainer ``*.def``, ``Singularity``/``Singularity.<tag>``, ``Dockerfile*``, ``Containerfile*``, or text
+starting with ``Bootstrap:`` or ``FROM``) are checked with the build-file rules (HPC7xx) only, job scripts with the
+job-script rules only. Exit status: 0 no error-severity finding, 1 at least one, 2 a file could not be read or parsed
+(HPC000). A folder stands for the job scripts in it and below it (files with an ``#SBATCH`` line) and the build files
+(by the names above).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lint", help="check job scripts and build files for known mistakes", formatter_class=_Formatter,
                        description="Check Slurm job scripts (Apptainer, Charliecloud, torchrun, Jupyter) against the "
                                    "catalogue of known mistakes. Build files are recognised (Apptainer definition files "
-                                   "*.def, Dockerfile*, Containerfile*, or a file starting with Bootstrap: or FROM) and "
+                                   "*.def, Singularity and Singularity.<tag>, Dockerfile*, Containerfile*, or a file "
+                                   "starting with Bootstrap: or FROM) and "
                                    "checked with the build-file rules (HPC7xx: unpinned base image, secrets, …) instead "
                                    "of the job-script ones. The rules are listed in docs/rules.md. Suppress one "
                                    "finding with '# hpcw: disable=CODE' on its line.",
@@ -36,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "cat job.sbatch | hpcwidgets lint -",
                        ]))
     p.add_argument("files", nargs="+", metavar="FILE", help="job scripts and build files to check, or folders holding them (their "
-                                                          "files with an #SBATCH line and build files, searched recursively); "
+                                                          "files with an #SBATCH line and build files by their names, searched "
+                                                          "recursively); "
                                                           "- reads standard input")
     p.add_argument("--profile", metavar="NAME", help="check the jobs against a cluster profile (partitions, limits, GPU vendor)")
     p.add_argument("--format", choices=("text", "json"), default="text",
@@ -134,13 +136,14 @@ def _job_scripts(given: list[str]) -> list[str]:
             found += [os.path.join(root, f) for f in sorted(files) if _looks_like_job(os.path.join(root, f))]
         if not found:
             raise HpcWidgetsError(f"no job scripts in {path}: none of its files (here or below) has an #SBATCH line or is "
-                                  "a build file (*.def, Dockerfile, Containerfile); name the files to check instead")
+                                  "a build file (*.def, Singularity*, Dockerfile*, Containerfile*); name the files to check instead")
         out += found
     return out
 
 
 def _looks_like_job(path: str) -> bool:
-    """A job script (an #SBATCH line in a file with a script's name) or a build file (by its name)."""
+    """A job script (an #SBATCH line in a file with a script's name) or a build file (by its name: ``*.def``,
+    ``Singularity``, ``Singularity.<tag>``, ``Dockerfile*``, ``Containerfile*``)."""
     from ..parse.buildfiles import build_file_name
     name = os.path.basename(path)
     if not name.startswith(".") and build_file_name(name):

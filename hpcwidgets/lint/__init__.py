@@ -238,7 +238,8 @@ def rules_markdown() -> str:
            "wasteful; **info**: advice. Suppress one finding with `# hpcw: disable=CODE` at the end of its line "
            "(or alone on the line before), or a whole file with `# hpcw: disable-file=CODE`. A script read back "
            "with `--from` keeps the codes it switches off out of the check of the script written from it.", "",
-           "The HPC7xx rules check build files (Apptainer definition files `*.def`, `Dockerfile*`, `Containerfile*`, "
+           "The HPC7xx rules check build files (Apptainer definition files `*.def`, `Singularity`, `Singularity.<tag>`, "
+           "`Dockerfile*`, `Containerfile*`, "
            "or text starting with `Bootstrap:` or `FROM`) and only those; the other rules check job scripts. "
            "`hpcwidgets lint` tells them apart by the file's name or first line. Build-file rules have no "
            "mechanical fixes.", "",

@@ -14,6 +14,7 @@ where a token should come from, is the author's choice.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shlex
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.buildfiles import _STAGE, dockerfile_instructions
+from ..parse.buildfiles import (_STAGE, DEF_SECTIONS, dockerfile_instructions, header_text, indented_section,
+                                section_line)
 from ..parse.lexer import Command, compound_body, lex_script
 from ..parse.script import _SUPPRESS
 from . import Context, rule
@@ -46,6 +48,8 @@ class Shell:
     cmd: Command
     build: bool   # runs inside the image while it is built (%post, %appinstall, RUN)
     posix: bool   # run by /bin/sh, which is dash (no bash syntax) on Debian and Ubuntu images
+    base: str = ""      # the image the stage builds on (build arguments filled in where known), "" when unknown
+    user: str = "root"  # who runs it: a Dockerfile's USER (Apptainer builds as root)
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,11 @@ class BuildFile:
     path: str
     bases: tuple[Base, ...]
     commands: tuple[Shell, ...]
-    #: Dockerfile ARG and ENV settings: ``(line, keyword, name, value)``, value None when none is given
+    #: Dockerfile ARG and ENV settings and %arguments defaults: ``(line, keyword, name, value)``, value None when
+    #: none is given
     settings: tuple[tuple[int, str, str, Any], ...] = ()
+    #: definition-file sections Apptainer does not read: ``(line, what is wrong and the fix)``
+    unread: tuple[tuple[int, str], ...] = ()
     suppressed: dict[int, frozenset[str]] = field(default_factory=dict)
     suppressed_file: frozenset[str] = frozenset()
 
@@ -70,10 +77,13 @@ def read_build_file(text: str, form: str, path: str = "") -> BuildFile:
     """Read a build file (``form``: ``"apptainer"`` or ``"docker"``). :class:`ParseError` (with the line) for
     shell text bash could not read, or a Dockerfile Docker could not read."""
     lines = [line[:-1] if line.endswith("\r") else line for line in text.lstrip("\ufeff").split("\n")]
-    read = _read_deffile if form == "apptainer" else _read_dockerfile
-    bases, commands, settings = read(lines, path)
+    unread: list[tuple[int, str]] = []
+    if form == "apptainer":
+        bases, commands, settings = _read_deffile(lines, path, unread)
+    else:
+        bases, commands, settings = _read_dockerfile(lines, path)
     per_line, whole = _suppressions(lines)
-    return BuildFile(form, text, path, tuple(bases), tuple(commands), tuple(settings), per_line, whole)
+    return BuildFile(form, text, path, tuple(bases), tuple(commands), tuple(settings), tuple(unread), per_line, whole)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -82,28 +92,34 @@ def read_build_file(text: str, form: str, path: str = "") -> BuildFile:
 _REGISTRY_AGENTS = ("docker", "library", "oras", "shub")
 #: sections run inside the image while it is built (%appinstall is an app's %post)
 _BUILD_SECTIONS = ("post", "appinstall")
-#: sections holding shell text; everything in them is kept in the image
-_SHELL_SECTIONS = _BUILD_SECTIONS + ("arguments", "setup", "test", "environment", "startscript", "runscript",
+#: sections holding shell text; everything in them is kept in the image (%arguments holds NAME=value lines, not shell)
+_SHELL_SECTIONS = _BUILD_SECTIONS + ("setup", "test", "environment", "startscript", "runscript",
                                      "apprun", "appenv", "apptest", "appstart")
-_SECTION = re.compile(r"%([A-Za-z]+)(.*)")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+#: a build argument's default that reads as one shell word wherever it is filled in (a version, a package name)
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.,:/@%+=~-]*")
 _DOCKER_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 #: RUN options before the command (--mount=…, --network=…, --security=…)
 _RUN_FLAGS = re.compile(r"(?:--[a-z-]+=\S+\s+)*")
 #: a RUN whose command is a heredoc: Docker runs the heredoc's text
 _RUN_HEREDOC = re.compile(r"<<-?([\"']?)([A-Za-z_][A-Za-z0-9_.-]*)\1[ \t]*\n(.*)\n[ \t]*\2[ \t]*", re.S)
+#: bootstrap agents that build the image's system themselves, by the family they build
+_AGENT_SYSTEMS = {"yum": "rhel", "dnf": "rhel", "busybox": "busybox", "debootstrap": "debian"}
 
 
-def _read_deffile(lines: list[str], path: str) -> tuple[list[Base], list[Shell], list[Any]]:
-    """Header ``Key: value`` lines and ``%section`` bodies of every stage. A ``Bootstrap:`` line starts a
-    stage's header; any other line after a ``%section`` line belongs to that section."""
+def _read_deffile(lines: list[str], path: str, unread: list[tuple[int, str]]
+                  ) -> tuple[list[Base], list[Shell], list[Any]]:
+    """Header ``Key: value`` lines and ``%section`` bodies of every stage, split where Apptainer splits them: a
+    ``Bootstrap:`` line at the start of a line starts a stage's header, any line whose first word starts with ``%``
+    a section. Sections Apptainer does not read (a misspelled name, an indented ``%`` line) go to ``unread``; their
+    text is still checked as the section they were meant to be, when that is clear."""
     headers: list[dict[str, tuple[int, str]]] = [{}]   # one per stage: keyword → (line, value)
-    sections: list[tuple[int, str, str, list[str]]] = []   # (first body line, name, options, body)
+    sections: list[tuple[int, str, str, list[str], int]] = []   # (first body line, name, options, body, stage)
     in_section = False
     for n, line in enumerate(lines, start=1):
-        m = _SECTION.fullmatch(line.rstrip()) if line.startswith("%") else None
-        if m:
-            sections.append((n + 1, m.group(1).lower(), m.group(2), []))
+        found = section_line(line)
+        if found:
+            sections.append((n + 1, _section_meant(n, line, *found, unread), found[1], [], len(headers) - 1))
             in_section = True
         elif in_section and not _STAGE.match(line):
             sections[-1][3].append(line)
@@ -111,41 +127,77 @@ def _read_deffile(lines: list[str], path: str) -> tuple[list[Base], list[Shell],
             if _STAGE.match(line) and "bootstrap" in headers[-1]:
                 headers.append({})  # the next stage
             in_section = False
-            key, sep, value = line.partition(":")
-            if sep and not line.lstrip().startswith("#"):
+            key, sep, value = header_text(line).partition(":")
+            if sep:
                 headers[-1].setdefault(key.strip().lower(), (n, value.strip()))
-    defaults: dict[str, str] = {}
-    for _first, name, _options, body in sections:
+    settings: list[tuple[int, str, str, Any]] = []
+    for first, name, _options, body, _stage in sections:
         if name == "arguments":
-            for row in body:
-                key, sep, value = row.strip().partition("=")
-                if sep:
-                    defaults[key.strip()] = value.strip()
+            settings += _arguments(body, first)
+    defaults = {name: value for _line, _op, name, value in settings}
     bases = []
+    images = []   # per stage: the image it builds on, as far as it is known
     for header in headers:
         agent = header.get("bootstrap", (0, ""))[1].lower()
+        ref = header.get("from", (0, ""))[1]
+        image = _PLACEHOLDER.sub(lambda m: defaults.get(m.group(1), "{{"), ref)
+        image = "" if "{{" in image else image
         if "from" in header and agent in _REGISTRY_AGENTS:
-            n, ref = header["from"]
-            image = _PLACEHOLDER.sub(lambda m: defaults.get(m.group(1), "{{"), ref)
-            bases.append(Base(n, ref, "" if "{{" in image else image))
+            bases.append(Base(header["from"][0], ref, image))
+        images.append(_AGENT_SYSTEMS.get(agent, image or ref))
     commands = []
-    for first, name, options, body in sections:
+    for first, name, options, body, stage in sections:
         if name in _SHELL_SECTIONS:
             shell = re.search(r"-c\s+(\S+)", options)
             posix = shell is None or shell.group(1).rsplit("/", 1)[-1] in ("sh", "dash")
-            commands += _commands("\n".join(body), first, f"%{name}", name in _BUILD_SECTIONS, posix, path)
-    return bases, commands, []
+            text = _PLACEHOLDER.sub(lambda m: _filled(m.group(1), defaults), "\n".join(body))
+            commands += _commands(text, first, f"%{name}", name in _BUILD_SECTIONS, posix, path, images[stage])
+    return bases, commands, settings
+
+
+def _section_meant(n: int, line: str, name: str, _options: str, indented: bool,
+                   unread: list[tuple[int, str]]) -> str:
+    """The section a ``%`` line starts, as far as it is clear (``%enviroment`` means %environment); a line
+    Apptainer cannot read is noted in ``unread`` with what is wrong."""
+    word = line.split()[0]
+    meant = name if name in DEF_SECTIONS else next(iter(difflib.get_close_matches(name, DEF_SECTIONS, 1, 0.8)), "")
+    if indented:
+        unread.append((n, indented_section(word)))
+    elif name not in DEF_SECTIONS:
+        fix = f"write %{meant}" if meant else f"the sections are {', '.join('%' + x for x in DEF_SECTIONS)}"
+        unread.append((n, f"{word} is not an Apptainer section: the build stops with 'invalid section(s) specified: "
+                           f"{name}'; {fix}"))
+    return meant
+
+
+def _arguments(body: list[str], first: int) -> list[tuple[int, str, str, Any]]:
+    """The ``NAME=value`` lines of ``%arguments`` as Apptainer reads them (``ReadDefaults``): the value is the rest
+    of the line, taken literally (no shell quoting); blank lines, ``#`` comments and lines without ``=`` are skipped."""
+    out = []
+    for k, row in enumerate(body):
+        key, sep, value = row.strip().partition("=")
+        if sep and key.strip() and not row.strip().startswith("#"):
+            out.append((first + k, "%arguments", key.strip(), value.strip()))
+    return out
+
+
+def _filled(name: str, defaults: dict[str, str]) -> str:
+    """What a ``{{ NAME }}`` build argument reads as in shell text: its default when that is one plain word (a
+    version, a package name), else a reference to a value given at build time, as a Dockerfile's ARG is."""
+    value = defaults.get(name)
+    return value if value is not None and _PLAIN_WORD.fullmatch(value) else "${" + name + "}"
 
 
 def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shell], list[Any]]:
     """Every stage's ``FROM``, ``ARG``/``ENV`` settings and ``RUN`` commands. A ``FROM`` naming an earlier stage
     (or ``scratch``) is no base image; ``ARG`` defaults given before the first ``FROM`` fill in ``$NAME``."""
     global_args: dict[str, str] = {}
-    stages: dict[str, bool] = {"scratch": True}   # stage name → whether its RUN lines run under /bin/sh
+    #: stage name → (whether its RUN lines run under /bin/sh, the image it builds on, its USER)
+    stages: dict[str, tuple[bool, str, str]] = {"scratch": (True, "scratch", "root")}
     bases: list[Base] = []
     commands: list[Shell] = []
     settings: list[tuple[int, str, str, Any]] = []
-    posix = True
+    posix, image, user = True, "", "root"
     stage = ""
     seen_from = False
     for line, op, body in dockerfile_instructions("\n".join(lines), path):
@@ -153,39 +205,42 @@ def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shel
         if op == "FROM":
             seen_from = True
             words = [w for w in text.split() if not w.startswith("--")]
-            if words and words[0].lower() not in stages:
-                image = _DOCKER_REF.sub(lambda m: global_args.get(m.group(1) or m.group(2), "$"), words[0])
-                bases.append(Base(line, words[0], "" if "$" in image else image))
-            posix = stages.get(words[0].lower(), True) if words else True  # a stage built on another keeps its SHELL
+            name = words[0].lower() if words else ""
+            if name in stages:  # a stage built on another keeps its SHELL, base and USER
+                posix, image, user = stages[name]
+            elif words:
+                filled = _DOCKER_REF.sub(lambda m: global_args.get(m.group(1) or m.group(2), "$"), words[0])
+                bases.append(Base(line, words[0], "" if "$" in filled else filled))
+                posix, image, user = True, words[0] if "$" in filled else filled, "root"
             stage = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
-            if stage:
-                stages[stage] = posix
         elif op == "SHELL":
             posix = _exec_form(text, line, path)[0].rsplit("/", 1)[-1] in ("sh", "dash")
-            if stage:
-                stages[stage] = posix
+        elif op == "USER" and text.split():
+            user = text.split()[0].split(":")[0]
         elif op in ("ARG", "ENV"):
             pairs = _settings(op, text, line, path)
             settings += [(line, op, name, value) for name, value in pairs]
             if op == "ARG" and not seen_from:
                 global_args.update((name, value) for name, value in pairs if value is not None)
         elif op == "RUN":
-            commands += _run_commands(text, line, posix, path)
+            commands += _run_commands(text, line, posix, path, image, user)
+        if stage:
+            stages[stage] = (posix, image, user)
     return bases, commands, settings
 
 
-def _run_commands(text: str, line: int, posix: bool, path: str) -> list[Shell]:
+def _run_commands(text: str, line: int, posix: bool, path: str, base: str, user: str) -> list[Shell]:
     """The commands of one RUN: its shell form (continuation lines joined, as Docker joins them), its exec
     form (``["pip", "install", …]``, no shell), or the script of its heredoc."""
     text = text[_RUN_FLAGS.match(text).end():]  # type: ignore[union-attr]
     if text.startswith("["):
-        return _commands(shlex.join(_exec_form(text, line, path)), line, "RUN", True, False, path)
+        return _commands(shlex.join(_exec_form(text, line, path)), line, "RUN", True, False, path, base, user)
     heredoc = _RUN_HEREDOC.fullmatch(text.rstrip())
     if heredoc:
-        return _commands(heredoc.group(3), line + 1, "RUN", True, posix, path)
+        return _commands(heredoc.group(3), line + 1, "RUN", True, posix, path, base, user)
     if "<<" not in text and "\n" in text and not _broken_word(text):
         text = " ".join(text.split("\n"))  # continuation pieces: one line, reported at the instruction's line
-    return _commands(text, line, "RUN", True, posix, path)
+    return _commands(text, line, "RUN", True, posix, path, base, user)
 
 
 def _broken_word(text: str) -> bool:
@@ -218,7 +273,8 @@ def _settings(op: str, text: str, line: int, path: str) -> list[tuple[str, Any]]
     return out
 
 
-def _commands(text: str, first: int, where: str, build: bool, posix: bool, path: str) -> list[Shell]:
+def _commands(text: str, first: int, where: str, build: bool, posix: bool, path: str, base: str = "",
+              user: str = "root") -> list[Shell]:
     """Every command of ``text`` (those inside loops, ifs and functions too), at its line in the file."""
     try:
         script = lex_script(text)
@@ -231,7 +287,7 @@ def _commands(text: str, first: int, where: str, build: bool, posix: bool, path:
                 yield from walk(compound_body(cmd))
             elif cmd.is_code:
                 yield cmd
-    return [Shell(first + cmd.line - 1, where, cmd, build, posix) for cmd in walk(script.commands)]
+    return [Shell(first + cmd.line - 1, where, cmd, build, posix, base, user) for cmd in walk(script.commands)]
 
 
 def _suppressions(lines: list[str]) -> tuple[dict[int, frozenset[str]], frozenset[str]]:
@@ -322,6 +378,14 @@ _HOME = re.compile(r"^(?:~|\$HOME|\$\{HOME\}|/root)(?:/|$)")
 _BOUND = re.compile(r"^/(?:home|tmp)(?:/|$)")
 
 
+def _home(user: str, path: str) -> str:
+    """The home folder ``path`` (``~/…``, ``$HOME/…``, ``/root/…``) is in when ``user`` runs the build step: a Dockerfile's
+    ``USER app`` has /home/app (the usual home of a user made with useradd -m)."""
+    if path.startswith("/root") or user in ("root", "0"):
+        return "/root"
+    return f"the home folder of user {user}" if user.isdigit() else f"/home/{user}"
+
+
 def _out_of_sight(path: str, form: str) -> bool:
     """Whether software installed at ``path`` at build time is missing when the container runs as you."""
     return bool(_HOME.match(path) or (form == "apptainer" and _BOUND.match(path)))
@@ -333,6 +397,7 @@ def _install_places(words: list[str]) -> Iterator[tuple[str, str]]:
     name = words[0].rsplit("/", 1)[-1] if words else ""
     pip = _pip_install(words)
     options: tuple[str, ...] = ()
+    program = words[0] if words else ""
     if pip is not None:
         if "--user" in pip:
             yield "pip install --user", "~/.local"
@@ -344,33 +409,54 @@ def _install_places(words: list[str]) -> Iterator[tuple[str, str]]:
             if not word.startswith("-"):
                 yield "the virtual environment", word
                 break
-    elif name in ("conda", "mamba", "micromamba") or (name in ("bash", "sh") and len(words) > 1 and
-                                                      re.search(r"(?i)(conda|forge|mamba)[^/]*\.sh$", words[1])):
+    elif name in ("conda", "mamba", "micromamba"):
         options = ("-p", "--prefix")
+    elif name in ("bash", "sh") and len(words) > 1 and re.search(r"(?i)(conda|forge|mamba)[^/]*\.sh$", words[1]):
+        options = ("-p", "--prefix")  # bash Miniconda3-….sh -b -p DIR: the installer's -p, not bash's own
+        program = f"the {'Miniforge' if 'forge' in words[1].lower() else 'Miniconda'} installer's"
     for k, word in enumerate(words):
         key, eq, value = word.partition("=")
         if eq and key in options and key.startswith("--"):
-            yield f"{words[0]} {key}", value
+            yield f"{program} {key}", value
         elif word in options and k + 1 < len(words):
-            yield f"{words[0]} {word}", words[k + 1]
+            yield f"{program} {word}", words[k + 1]
 
 
 _YES = re.compile(r"^(?:-[A-Za-z]*y[A-Za-z]*|--yes|--assume-yes|--assumeyes|-qq)$|Assume-?Yes=(?:1|true|yes)", re.I)
-#: package managers that ask "Do you want to continue? [Y/n]" before these subcommands
+#: zypper's own ways to say yes: -n/--non-interactive before the subcommand, --no-confirm after it
+_ZYPPER_YES = re.compile(r"^(?:-n|--non-interactive|--no-confirm)$")
+#: tools that ask "Do you want to continue? [Y/n]" (conda: "Proceed ([y]/n)?") before these subcommands
 _ASKING = {"apt-get": ("install", "upgrade", "dist-upgrade", "full-upgrade", "remove", "purge", "autoremove"),
            "apt": ("install", "upgrade", "full-upgrade", "remove", "purge", "autoremove"),
            "yum": ("install", "update", "upgrade", "remove", "groupinstall"),
-           "dnf": ("install", "update", "upgrade", "remove", "groupinstall")}
+           "dnf": ("install", "update", "upgrade", "remove", "groupinstall"),
+           "zypper": ("install", "in", "remove", "rm", "update", "up", "patch", "dist-upgrade", "dup"),
+           "conda": ("install", "create", "remove", "uninstall", "update", "upgrade"),
+           "mamba": ("install", "create", "remove", "uninstall", "update", "upgrade"),
+           "pip": ("uninstall",)}
+#: conda told once to answer yes itself: conda config --set always_yes yes, CONDA_ALWAYS_YES=true
+_CONDA_ALWAYS_YES = re.compile(r"(?i)^(?:yes|true|1)$")
 
 
-def _asks(words: list[str]) -> str:
-    """``"apt-get install"`` when the command would stop to ask for a yes, else ``""``."""
+def _asks(words: list[str]) -> tuple[str, str]:
+    """``("apt-get install", "-y")`` (what asks, the option that answers) when the command would stop to ask for a
+    yes, else ``("", "")``."""
     name = words[0].rsplit("/", 1)[-1] if words else ""
-    subcommands = _ASKING.get(name, ())
+    name = "pip" if re.fullmatch(r"pip[0-9.]*", name) else name
     sub = next((w for w in words[1:] if not w.startswith("-")), "")
-    if sub not in subcommands or any(_YES.search(w) for w in words[1:]):
-        return ""
-    return f"{name} {sub}"
+    if sub not in _ASKING.get(name, ()) or any(_YES.search(w) for w in words[1:]):
+        return "", ""
+    if name == "zypper":
+        return ("", "") if any(_ZYPPER_YES.match(w) for w in words[1:]) else (f"zypper {sub}", "-n (zypper -n install …)")
+    return f"{words[0].rsplit('/', 1)[-1]} {sub}", "-y"
+
+
+def _conda_always_yes(s: Shell) -> bool:
+    """Whether the command tells conda to answer yes from now on."""
+    words = _program(s.cmd)
+    if words[:4] == ["conda", "config", "--set", "always_yes"] and len(words) > 4:
+        return bool(_CONDA_ALWAYS_YES.match(words[4]))
+    return any(name == "CONDA_ALWAYS_YES" and _CONDA_ALWAYS_YES.match(str(w.value)) for name, w in s.cmd.assignments)
 
 
 def _login_with_secret(words: list[str]) -> str:
@@ -392,6 +478,19 @@ def _secret(name: str, value: Any) -> bool:
     literal = isinstance(value, str) and is_literal(value)
     return bool(_secret_message(name, value) or (_REGISTRY_PASSWORD.match(name) and literal and value))
 
+
+#: words in an image's name or tag saying its /bin/sh is dash (Debian, Ubuntu and their releases)
+_DASH_SYSTEMS = frozenset({"debian", "ubuntu", "bookworm", "bullseye", "buster", "trixie", "jammy", "focal", "noble"})
+#: ... or that it has source: bash on the RHEL family, BusyBox ash on Alpine and busybox
+_SOURCE_SYSTEMS = frozenset({"centos", "rockylinux", "almalinux", "fedora", "rhel", "redhat", "ubi", "amazonlinux",
+                             "oraclelinux", "alpine", "busybox"})
+
+
+def _sh_has_source(image: str) -> bool:
+    """Whether the base image's /bin/sh has ``source``, by the words of its name and tag (rockylinux:9.3,
+    nvidia/cuda:12.2.0-devel-ubi8, python:3.12-alpine). A word for Debian or Ubuntu, or none known, says no."""
+    words = {re.sub(r"[0-9]+$", "", w) for w in re.split(r"[/:@._-]+", image.lower())}
+    return not words & _DASH_SYSTEMS and bool(words & _SOURCE_SYSTEMS)
 
 # -- the rules -------------------------------------------------------------------------------
 
@@ -429,12 +528,16 @@ def _unpinned_base(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC702", "secret-in-build-file", "error", kind="build",
-      summary="a token, API key or password is written into a build file (or passed through ARG/ENV)",
+      summary="a token, API key or password is written into a build file (or a URL's login, or passed through ARG/ENV)",
       why="Everything a build file sets stays in the image: %environment and ENV are read by everyone who runs it, "
           "%post and RUN values land in its files and history, and Apptainer keeps the definition file inside the "
           "image. Images are shared and pushed to registries, and the build file is committed to git: the secret "
           "leaks with them. A Dockerfile ARG or ENV named like a secret leaks even without a value written, since the "
-          "value given at build time is recorded in the image's history or configuration.",
+          "value given at build time is recorded in the image's history or configuration. A login written into a URL "
+          "(https://TOKEN@github.com/…, https://user:password@pypi.example.org/…) leaks the same way, and git and pip "
+          "also keep such a URL in .git/config or pip.conf inside the image; a URL whose login is a $NAME or {{ NAME }} "
+          "reference (a build secret, a build argument) is not reported, nor a user name alone (git@github.com:…, "
+          "ssh://git@…) or an @ after the host (git+https://github.com/org/repo.git@v1.0.0 names a version).",
       fix="Keep secrets out of the image: pass them when the container runs (apptainer exec --env-file with a file only "
           "you can read, APPTAINERENV_HF_TOKEN), download gated models outside the build, or give a Docker build a "
           "secret mount (RUN --mount=type=secret,id=hf_token …, docker build --secret id=hf_token,env=HF_TOKEN).",
@@ -468,10 +571,54 @@ def _secret_in_build(ctx: Context) -> Iterator[Any]:
                            "image; log in where the container runs instead")
     for line, op, name, value in build.settings:
         if value is not None and _secret(name, value):
-            yield line, f"{op} {name} writes the secret into the image ({op} values stay in it); use a secret mount (RUN --mount=type=secret) instead"
-        elif _TOKEN_NAME.match(name) and (not value or not is_literal(value)):
+            yield line, (f"{op} {name} writes the secret into the image ({op} values stay in it); "
+                         f"{_instead(build.format, name)}")
+        elif op != "%arguments" and _TOKEN_NAME.match(name) and (not value or not is_literal(value)):
             yield line, (f"{op} {name} passes a secret through the build: the value given at build time is recorded in "
-                         "the image's history or configuration; use a secret mount (RUN --mount=type=secret) instead")
+                         f"the image's history or configuration; {_instead(build.format, name)}")
+    for line, where, url, what in _url_logins(build):
+        yield line, (f"the URL {url} in {where} holds a {what}: it stays in the image (in its build history, and in "
+                     f"files such as .git/config or pip.conf) and in this file; {_instead(build.format, 'TOKEN', url)}")
+
+
+def _instead(form: str, name: str, url: str = "") -> str:
+    """Where the secret ``name`` a build needs should come from instead: a Docker build secret (read into ``url``
+    in its place), or for Apptainer, which has none, the host or the container's run."""
+    if form == "apptainer":
+        return ("Apptainer has no build secrets: fetch what needs it on the host and copy it in with %files, or pass "
+                "the secret when the container runs (--env-file with a private file)")
+    used = f", then {url.replace('***', '${' + name + '}')}" if url else ""
+    return (f"use a build secret instead (RUN --mount=type=secret,id={name.lower()},env={name} …{used}; "
+            f"docker build --secret id={name.lower()},env={name})")
+#: a URL with a login before its host: scheme://user[:password]@host. An @ after the host's first / is no login
+#: (git+https://github.com/org/repo.git@v1.0.0 names a version), nor is git@github.com:org/repo (no scheme)
+_URL_LOGIN = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:'\"]+)(?::([^/@\s'\"]*))?@([^/@\s'\"]+)")
+#: a user name in a URL that is a token: a known token prefix, or a long mix of letters and digits
+_TOKEN_SHAPE = re.compile(r"^(?:gh[pousr]_|github_pat_|glpat-|hf_|xox[abp]-)|^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_-]{20,}$")
+
+
+def _url_logins(build: BuildFile) -> Iterator[tuple[int, str, str, str]]:
+    """``(line, where, the URL with its secret masked, "password" or "token")`` for each URL in the file's shell text
+    and settings that carries a login written out. A ``$NAME`` or ``{{ NAME }}`` in it is passed in (a build secret,
+    a build argument), not written in the file: not reported."""
+    texts = [(s.line, s.where, str(w)) for s in build.commands
+             for w in (*s.cmd.argv, *(word.value for _name, word in s.cmd.assignments))]
+    texts += [(line, f"{op} {name}", value) for line, op, name, value in build.settings if isinstance(value, str)]
+    seen = set()
+    for line, where, text in texts:
+        for m in _URL_LOGIN.finditer(text):
+            scheme, user, password, host = m.groups()
+            if any(c in m.group(0) for c in "${"):
+                continue
+            if password:
+                found = (line, where, f"{scheme}{user}:***@{host}", "password")
+            elif _TOKEN_SHAPE.search(user):
+                found = (line, where, f"{scheme}***@{host}", "token")
+            else:
+                continue  # a user name alone (ssh://git@host, https://alice@host) is no secret
+            if found not in seen:
+                seen.add(found)
+                yield found
 
 
 @rule("HPC703", "unpinned-pip-install-in-build", "info", kind="build",
@@ -505,7 +652,7 @@ def _unpinned_pip(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC704", "installed-into-home-at-build", "error", kind="build",
       summary="a build step installs software into a home folder (or a folder bound over the image at run time)",
-      why="While the image is built, HOME is /root, so pip install --user, a virtual environment or a conda prefix "
+      why="While the image is built, HOME is /root (or the home of a Dockerfile's USER), so pip install --user, a virtual environment or a conda prefix "
           "under ~ or $HOME lands in /root. When the container runs it runs as you: HOME is your own home folder "
           "(Apptainer binds it over the image's), /root is not readable, and the software is not found. Apptainer also "
           "binds /home and /tmp from the host by default, hiding what the image put there; its documentation asks to "
@@ -531,17 +678,20 @@ def _installed_into_home(ctx: Context) -> Iterator[Any]:
             continue
         for what, where in _install_places(_program(s.cmd)):
             if _out_of_sight(where, build.format):
-                folder = "the build's home, /root," if _HOME.match(where) else where
+                folder = f"the build's home, {_home(s.user, where)}," if _HOME.match(where) else where
                 yield s.line, (f"{what} installs into {folder} in {s.where}: when the container runs as you, that folder "
                                "is your own home or the host's, so the software is not found; install under /opt or "
                                "/usr/local")
 
 
 @rule("HPC705", "package-install-asks", "warning", kind="build",
-      summary="apt-get/apt/yum/dnf installs in a build step without -y",
-      why="Without -y the package manager stops to ask 'Do you want to continue? [Y/n]'. Nobody answers in a build: "
-          "docker build aborts there, and an apptainer build run from a script or a batch job fails or waits.",
-      fix="Add -y (apt-get install -y --no-install-recommends git, dnf install -y git).",
+      summary="apt-get/apt/yum/dnf/zypper/conda/mamba installs (or pip uninstalls) in a build step without -y",
+      why="Without -y the package manager stops to ask 'Do you want to continue? [Y/n]' (conda and mamba: 'Proceed "
+          "([y]/n)?', pip uninstall: 'Proceed (Y/n)?'). Nobody answers in a build: docker build aborts there, and an "
+          "apptainer build run from a script or a batch job fails or waits. (conda is not reported after conda config "
+          "--set always_yes yes or with CONDA_ALWAYS_YES=true.)",
+      fix="Add -y (apt-get install -y --no-install-recommends git, dnf install -y git, conda install -y numpy, "
+          "pip uninstall -y torch); zypper takes -n before the subcommand (zypper -n install git).",
       bad="""Bootstrap: docker
 From: ubuntu:24.04
 
@@ -557,20 +707,28 @@ From: ubuntu:24.04
     apt-get install -y git
 """)
 def _install_asks(ctx: Context) -> Iterator[Any]:
+    build = _build(ctx)
     previous: Shell | None = None
-    for s in _build(ctx).commands:
+    conda_yes = any(name == "CONDA_ALWAYS_YES" and isinstance(value, str) and _CONDA_ALWAYS_YES.match(value)
+                    for _line, _op, name, value in build.settings)
+    for s in build.commands:
+        conda_yes = conda_yes or _conda_always_yes(s)
         piped_yes = previous is not None and previous.cmd.joined_by == "|" and previous.cmd.name == "yes"
-        asks = _asks(_program(s.cmd)) if s.build and not piped_yes else ""
-        if asks:
-            yield s.line, f"{asks} without -y in {s.where} stops to ask for a yes, which nobody answers in a build; add -y"
+        asks, answer = _asks(_program(s.cmd)) if s.build and not piped_yes else ("", "")
+        if asks and not (conda_yes and asks.split()[0] in ("conda", "mamba")):
+            yield s.line, (f"{asks} without {answer.split()[0]} in {s.where} stops to ask for a yes, which nobody "
+                           f"answers in a build; add {answer}")
         previous = s
 
 
 @rule("HPC706", "source-under-sh", "warning", kind="build",
-      summary="a build step uses bash's source, but %post and RUN run under /bin/sh",
+      summary="a build step uses bash's source, but %post and RUN run under /bin/sh (dash on Debian and Ubuntu images)",
       why="Apptainer runs %post with /bin/sh, and a Dockerfile's RUN runs with /bin/sh -c. On Debian and Ubuntu images "
           "(pytorch/pytorch, nvcr.io/nvidia/…) /bin/sh is dash, which has no source command: the build fails with "
-          "'source: not found' (it works on RHEL-like images, whose sh is bash).",
+          "'source: not found'. Not reported when the base image's name or tag says its /bin/sh has source: the RHEL "
+          "family (centos, rockylinux, almalinux, fedora, redhat/ubi, amazonlinux, oraclelinux, a yum or dnf "
+          "bootstrap), whose sh is bash, and Alpine and busybox, whose sh is BusyBox ash. A base image of unknown "
+          "family (a local image, a name that says nothing) is reported, since most images are Debian or Ubuntu based.",
       fix="Use the POSIX spelling, . /path/to/file, or run the section with bash: %post -c /bin/bash in a definition "
           "file, SHELL [\"/bin/bash\", \"-c\"] before the RUN lines in a Dockerfile.",
       bad="""FROM ubuntu:24.04
@@ -583,6 +741,31 @@ RUN python3 -m venv /opt/venv && . /opt/venv/bin/activate && pip install numpy==
 """)
 def _source_under_sh(ctx: Context) -> Iterator[Any]:
     for s in _build(ctx).commands:
-        if s.build and s.posix and s.cmd.name == "source":
+        if s.build and s.posix and s.cmd.name == "source" and not _sh_has_source(s.base):
             yield s.line, (f"source in {s.where}, which runs under /bin/sh (dash on Debian and Ubuntu images: "
                            "'source: not found'); write . FILE instead")
+
+
+@rule("HPC707", "section-apptainer-does-not-read", "error", kind="build",
+      summary="a definition file has a %section Apptainer does not read: a misspelled name, or an indented % line",
+      why="Apptainer starts a section at every line whose first word begins with %, and stops the build with "
+          "'invalid section(s) specified' when the name is not one of its sections (%enviroment, %runscrpt). It reads "
+          "the name only from a line that starts with the %: an indented %post ends the header or section above but "
+          "names no section, so the build stops the same way. (The other rules still check such a section's text as "
+          "the section it was meant to be.)",
+      fix="Spell the section as Apptainer does (%post, %environment, %runscript, %labels, …) and start its line with "
+          "the %, without blanks before it.",
+      bad="""Bootstrap: docker
+From: ubuntu:24.04
+
+%enviroment
+    export LC_ALL=C.UTF-8
+""",
+      good="""Bootstrap: docker
+From: ubuntu:24.04
+
+%environment
+    export LC_ALL=C.UTF-8
+""")
+def _unread_section(ctx: Context) -> Iterator[Any]:
+    yield from _build(ctx).unread

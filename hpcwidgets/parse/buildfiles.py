@@ -12,6 +12,7 @@ and ``%labels`` sections are not kept (they mean nothing to the builders).
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import textwrap
@@ -31,13 +32,16 @@ _REF = re.compile(rf"\$(?:\{{{_NAME}\}}|{_NAME})")
 
 #: names a Dockerfile goes by: Dockerfile, Dockerfile.gpu, Containerfile, gpu.Dockerfile
 _DOCKERFILE_NAME = re.compile(r"(?i)^(?:docker|container)file(?:[._-].*)?$|^.+\.(?:docker|container)file$")
+#: the Singularity Hub naming of definition files: Singularity, Singularity.gpu (not a script like Singularity.sh)
+_SINGULARITY_NAME = re.compile(r"^Singularity(?:\.(?!(?:sh|bash|sbatch|slurm)$)[^.].*)?$")
 _DOCKER_START = re.compile(r"(?i)(?:from|arg)[ \t]+\S")
 
 
 def build_file_name(path: str) -> str:
-    """``"apptainer"`` for a ``*.def`` name, ``"docker"`` for a Dockerfile or Containerfile name, else ``""``."""
+    """``"apptainer"`` for a ``*.def``, ``Singularity`` or ``Singularity.<tag>`` name, ``"docker"`` for a
+    Dockerfile or Containerfile name, else ``""``."""
     name = path.replace("\\", "/").rsplit("/", 1)[-1]
-    if name.lower().endswith(".def"):
+    if name.lower().endswith(".def") or _SINGULARITY_NAME.match(name):
         return "apptainer"
     return "docker" if _DOCKERFILE_NAME.match(name) else ""
 
@@ -48,14 +52,15 @@ def build_file_format(text: str, path: str = "") -> str:
 
     The file name decides when it is one of those names; otherwise the first line that is not blank or a
     comment does: a ``Bootstrap:`` header (or header lines leading to one), or ``FROM`` (``ARG`` lines may come
-    first). A ``#!`` first line makes it a script."""
+    first). Leading blanks do not matter (Apptainer and Docker both read past them). A ``#!`` first line makes
+    it a script."""
     by_name = build_file_name(path) if path else ""
     if by_name:
         return by_name
     lines = [line.rstrip("\r") for line in text.lstrip("\ufeff").split("\n")]
     if lines and lines[0].startswith("#!"):
         return ""
-    meaningful = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    meaningful = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not meaningful:
         return ""
     for line in meaningful:  # header keywords may come before Bootstrap: (its own line decides)
@@ -206,8 +211,35 @@ _STAGE = re.compile(r"bootstrap[ \t]*:", re.IGNORECASE)
 #: a header line that may come before Bootstrap: in a stage's header
 _HEADER_LINE = re.compile(r"(from|stage|includecmd|fingerprints|osversion|mirrorurl|updateurl|include|library|"
                           r"registry|namespace)[ \t]*:", re.IGNORECASE)
+#: every section name Apptainer accepts (%pre is an old one it still takes; the model does not hold it)
+DEF_SECTIONS = _SECTIONS + ("pre",) + _APP_SECTIONS
 #: how the renderer indents section bodies
 _INDENT = "    "
+
+
+def section_line(line: str) -> tuple[str, str, bool] | None:
+    """``(name, options, indented)`` when Apptainer ends the header or the section above at ``line``, else None.
+
+    Apptainer (``scanDefinitionFile`` in its ``deffile.go``) starts a section at any line whose first word begins
+    with ``%``, indented or not, but reads the section's name only from a line that starts with the ``%``: an
+    indented one names no section, and the build stops with "invalid section(s) specified". ``name`` is in lower
+    case, as Apptainer compares it."""
+    stripped = line.strip()
+    if not stripped.startswith("%"):
+        return None
+    parts = stripped.lstrip("%").split(None, 1)
+    return (parts[0].lower() if parts else ""), (parts[1] if len(parts) > 1 else ""), not line.startswith("%")
+
+
+def header_text(line: str) -> str:
+    """A header line as Apptainer reads it (``doHeader``): without blanks around it and without a ``#`` comment."""
+    return line.split("#", 1)[0].strip()
+
+
+def indented_section(word: str) -> str:
+    """Why an indented section line stops an Apptainer build, and the fix."""
+    return (f"{word} is indented: Apptainer starts a new section at this line but reads no name from an indented "
+            f"one, so the build stops with 'invalid section(s) specified'; start {word} at the beginning of its line")
 
 
 def parse_deffile(text: str, source: str = "") -> DefFile:
@@ -217,7 +249,9 @@ def parse_deffile(text: str, source: str = "") -> DefFile:
     ``before``. Sections the model does not break down are kept verbatim in ``extra``.
     """
     lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
-    starts = [k for k, line in enumerate(lines) if _STAGE.match(line)]
+    # Apptainer starts a stage only at a Bootstrap: line that is not indented; a one-stage file may indent it
+    starts = [k for k, line in enumerate(lines) if _STAGE.match(line)] or [
+        0 for line in itertools.takewhile(lambda x: not section_line(x), lines) if _STAGE.match(line.strip())][:1]
     if not starts:
         raise ParseError("the header needs a Bootstrap: line, e.g. Bootstrap: docker", 1, 1, source)
     first_line = starts[-1]
@@ -228,21 +262,23 @@ def parse_deffile(text: str, source: str = "") -> DefFile:
     others: list[EnvVar] = []
     blocks: list[tuple[int, str, str, list[str]]] = []  # (line number, name, arguments, body lines)
     for n, line in enumerate(lines[first_line:], start=first_line + 1):
-        if line.startswith("%"):
-            m = re.fullmatch(r"%([A-Za-z]+)(.*)", line.rstrip())
-            name = m.group(1).lower() if m else ""
-            if not m or name not in _SECTIONS + _APP_SECTIONS:
-                what = line.split()[0]
+        found = section_line(line)
+        if found:
+            name, options, indented = found
+            what = line.split()[0]
+            if indented:
+                raise ParseError(indented_section(what), n, 1, source)
+            if name not in _SECTIONS + _APP_SECTIONS:
                 raise ParseError(f"section {what} is not an Apptainer section; the sections are "
                                  f"{', '.join('%' + s for s in _SECTIONS + _APP_SECTIONS)}", n, 1, source)
-            blocks.append((n, name, m.group(2), [line.rstrip()]))
+            blocks.append((n, name, options, [line.rstrip()]))
             continue
         if blocks:
             blocks[-1][3].append(line)
             continue
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
+        stripped = header_text(line)
+        if not stripped:
+            continue  # blank, or a comment (Apptainer drops a # and what follows on a header line)
         key, sep, value = stripped.partition(":")
         key = key.strip()
         if not sep or not re.fullmatch(_NAME, key):

@@ -401,7 +401,8 @@ def _coerce_one(t: Any, value: Any, name: str, strict: bool = False) -> Any:
                 raise _nested(name, exc) from None
         if isinstance(value, str) and hasattr(t, "from_token"):
             return t.from_token(value)  # type: ignore[attr-defined]
-        raise ValidationError([Problem(name, f"expected a {t.__name__} (an object), got {_shown(value)}")])
+        article = "an" if t.__name__[:1] in "AEIOU" else "a"
+        raise ValidationError([Problem(name, f"expected {article} {t.__name__} (an object), got {_shown(value)}")])
     if t is tuple and isinstance(value, list):
         return tuple(value)
     if t is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):

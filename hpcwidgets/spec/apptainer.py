@@ -341,6 +341,11 @@ class DefFile(Spec):
         for h in self.header:
             if h.name.lower() in ("bootstrap", "from"):
                 out.append(Problem("header", f"write {h.name}: in its own field, not among the other header keywords"))
+        for field, name, value in [("bootstrap", "Bootstrap", self.bootstrap), ("from_", "From", self.from_),
+                                   *(("header", h.name, h.value) for h in self.header)]:
+            if isinstance(value, str) and "#" in value:  # Apptainer drops a header line's # and what follows
+                out.append(Problem(field, f"{name}: {value!r}: Apptainer reads a # on a header line as the start of a "
+                                          "comment and drops the rest; remove it"))
         first = next((line for line in self.extra if line.strip()), "")
         if first and not first.startswith("%"):
             out.append(Problem("extra", f"the verbatim sections must start with a %section line, not {first.strip()[:30]!r}"))

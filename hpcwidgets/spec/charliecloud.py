@@ -13,7 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from ..errors import Problem
+from ..errors import Problem, ValidationError
 from ._meta import Spec, opt
 from ._words import Verbatim, passed_text, split_assignment
 from .common import Bind, EnvVar, extra_problems
@@ -475,6 +475,19 @@ class Instruction(Spec):
                     help="Everything after the keyword, e.g. 'pip install torch' or '[\"python\", \"train.py\"]'.")
 
     @classmethod
+    def from_token(cls, text: str) -> "Instruction":
+        """One instruction as a Dockerfile line writes it, ``OP text`` (``RUN dnf install -y python3.11``): how
+        ``--set instructions=…`` gives one. :class:`ValidationError` naming that form when ``text`` does not start
+        with an instruction keyword."""
+        op, _, rest = str(text).strip().partition(" ")
+        if op.upper() not in INSTRUCTIONS:
+            what = ("FROM is the base image (the from_ field, --from-value), not one of the instructions"
+                    if op.upper() == "FROM" else f"{str(text)[:40]!r} does not start with an instruction keyword")
+            raise ValidationError([Problem("", f"{what}; write an instruction as 'OP text', e.g. 'RUN dnf install -y "
+                                               f"python3.11' (OP: {', '.join(INSTRUCTIONS)})")])
+        return cls(op.upper(), rest.strip())
+
+    @classmethod
     def exec_form(cls, op: str, args: tuple[str, ...] | list[str]) -> "Instruction":
         """``CMD``/``ENTRYPOINT``/``RUN`` in JSON (exec) form: no shell is involved."""
         return cls(op, json.dumps(list(args), ensure_ascii=False))
@@ -557,7 +570,8 @@ class Dockerfile(Spec):
     from_: str = opt("", label="FROM", role="internal", placeholder="almalinux:8",
                      help="The base image with a version tag (a registry reference or a name in ch-image storage).")
     instructions: tuple[Instruction, ...] = opt((), label="Instructions", role="internal",
-                                                help="RUN, ENV, COPY, WORKDIR, … in order.")
+                                                help="RUN, ENV, COPY, WORKDIR, … in order, each written as its "
+                                                     "Dockerfile line: 'RUN dnf install -y python3.11'.")
     before: tuple[str, ...] = opt((), label="Before FROM (verbatim)", role="internal",
                                   help="Lines before this FROM, kept exactly as written: parser directives "
                                        "(# syntax=…), ARG lines that FROM can use, earlier stages of a multi-stage build.")
