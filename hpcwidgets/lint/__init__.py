@@ -133,7 +133,8 @@ class Context:
 
     @property
     def steps(self) -> Any:
-        return self.parsed.steps
+        """The launch steps as bash runs them: a launch held in a variable (``srun $CMD``) is read through it."""
+        return self.parsed.steps_as_run
 
 
 def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[str] = (),
@@ -165,21 +166,43 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
         except ParseError as exc:
             what = {"apptainer": "definition file", "docker": "Dockerfile"}.get(form, "script")
             return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the {what}: {exc.message}", None, path)]
-    ctx = Context(parsed, profile, path, text)
     kind = "build" if form else "script"
     wanted = set(select)
     skipped = set(ignore)
-    out: list[Finding] = []
-    for code, r in rules().items():
-        if r.kind != kind or (wanted and code not in wanted) or code in skipped:
-            continue
-        for f in r.check(ctx):
-            if not parsed.is_suppressed(f.code, f.line):
-                out.append(f)
+    chosen = [r for code, r in rules().items()
+              if r.kind == kind and (not wanted or code in wanted) and code not in skipped]
+    out = _run(chosen, Context(parsed, profile, path, text))
+    if kind == "script" and parsed.split_steps is not None:
+        written = _run(chosen, Context(dataclasses.replace(parsed, split_steps=None), profile, path, text))
+        out = _read_through_variables(parsed, out, written)
     if kind == "script":
         out = _in_the_scripts_spelling(parsed, out)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
+
+
+def _run(chosen: list[Rule], ctx: Context) -> list[Finding]:
+    """The findings of the ``chosen`` rules on ``ctx``, less those its script switches off."""
+    return [f for r in chosen for f in r.check(ctx) if not ctx.parsed.is_suppressed(f.code, f.line)]
+
+
+def _read_through_variables(parsed: Any, findings: list[Finding], written: list[Finding]) -> list[Finding]:
+    """Findings that only reading a launch through its variable gives (``srun $CMD`` with the launch in
+    ``CMD``; not in ``written``, the findings on the steps as written) say where that launch is written, and
+    carry no fix: a fix rebuilt from the variable's words would rewrite the step's line, where they are not."""
+    held: dict[int, tuple[tuple[str, int], ...]] = {}
+    for step in parsed.split_steps:
+        for line in range(step.line, step.end_line + 1):
+            held[line] = held.get(line, ()) + step.through
+    seen = {(f.code, f.line, f.message) for f in written}
+    out = []
+    for f in findings:
+        refs = held.get(f.line)
+        if refs and (f.code, f.line, f.message) not in seen:
+            named = " and ".join(f"{raw} (set on line {line})" for raw, line in dict(refs).items())
+            f = dataclasses.replace(f, message=f"{f.message} [the launch is read from {named}]", fix=None)
+        out.append(f)
+    return out
 
 
 def _in_the_scripts_spelling(parsed: Any, findings: list[Finding]) -> list[Finding]:
@@ -187,7 +210,7 @@ def _in_the_scripts_spelling(parsed: Any, findings: list[Finding]) -> list[Findi
     PyTorch 1.x reads) name the options that way too, in their messages and fix descriptions, as the fixes write
     them: advice to use ``--nproc-per-node=4`` would break such a job."""
     spelled: dict[int, dict[str, str]] = {}
-    for step in parsed.steps:
+    for step in parsed.steps_as_run:
         launcher = step.chain.launcher
         table = launcher._spelled() if launcher is not None and hasattr(launcher, "_spelled") else {}
         if table:

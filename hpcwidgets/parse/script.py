@@ -11,7 +11,7 @@ program), each with its source lines. The linter works on this; :func:`parse_scr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 from ..errors import ParseError
@@ -57,6 +57,9 @@ class Step:
     wrapper: str = ""                        # "bash -c" when the launch sits inside srun bash -c "…"
     wrapper_word: Word | None = None         # the -c script word, to see how it is quoted
     in_compound: bool = False                # inside a loop, an if, a function …
+    #: the words read through a variable that holds the launch (``srun $CMD``, ``bash -c "$LAUNCHER …"``): each
+    #: as written, with the line of the assignment that gives it its value (see :func:`read_script`)
+    through: tuple[tuple[str, int], ...] = ()
 
     @property
     def line(self) -> int:
@@ -81,6 +84,7 @@ class Variable:
     value: str
     line: int
     exported: bool
+    appended: bool = False   # NAME+=value: the value is added to the one before
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,17 @@ class ParsedScript:
     problems: tuple[tuple[int, str], ...] = ()          # (line, message): directives that could not be read
     suppressed: dict[int, frozenset[str]] = field(default_factory=dict)
     suppressed_file: frozenset[str] = frozenset()
+    #: the steps with launches held in variables read through them (None: no step has one); see :attr:`steps_as_run`
+    split_steps: tuple[Step, ...] | None = None
+
+    @property
+    def steps_as_run(self) -> tuple[Step, ...]:
+        """The launch steps as bash runs them, which the linter checks: a step word that is an unquoted ``$CMD``
+        holding a launch (``LAUNCHER="torchrun …"; srun $LAUNCHER train.py``) is split into the words it holds,
+        and a double-quoted ``bash -c "$LAUNCHER …"`` script gets the text the batch shell puts in it. The
+        command as written stays in each step's :attr:`Step.command`; :attr:`steps` keeps the script's own form
+        (what :func:`~hpcwidgets.parse.parse_script` reads back into a model, which must not lose ``$CMD``)."""
+        return self.steps if self.split_steps is None else self.split_steps
 
     @property
     def lines(self) -> list[str]:
@@ -138,6 +153,8 @@ class ParsedScript:
         Variables the script sets to one plain word, and Slurm's own, are safe."""
         if word.quoted or not _SPLIT_WORD.fullmatch(word.raw) or _SLURM_VAR.fullmatch(word.raw):
             return False
+        if any(s.line <= line <= s.end_line and word.raw in dict(s.through) for s in self.split_steps or ()):
+            return True  # the launch it holds was read into several words
         value = self.resolve(word.raw, line)
         return value == word.raw or value == "" or re.search(r"[\s*?\[]", value) is not None
 
@@ -231,6 +248,145 @@ def _array_elements(value: Any) -> list[str] | None:
         return [str(w.value) for w in lex_command(re.sub(r"\\?\n", " ", inner)).words]
     except ParseError:
         return None
+
+
+# --------------------------------------------------------------------------------------------
+# launches held in variables
+
+#: a reference the batch shell expands (``\$NAME`` in the value language is a literal dollar)
+_EXPANDED_REF = re.compile(r"(?<!\\)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+#: a piece of a held value the value language cannot hold: a substitution bash made at the assignment
+_SUBSTITUTED = re.compile(r"\$\(|`|\$\{(?![A-Za-z_][A-Za-z0-9_]*\})")
+
+
+def _held_text(name: str, line: int, in_compound: bool, variables: list[Variable],
+               branches: list[tuple[str, Any, int]], depth: int = 6) -> tuple[str, int] | None:
+    """The text variable ``name`` holds at ``line`` and the line that gives it, when the script gives it one value
+    there for sure: its last top-level assignment before the line, a literal or one double-quoted string (not an
+    append, ``NAME+=…``), and no assignment of it inside an ``if``, a loop or a function that may run first (for a
+    step inside one of those, any such assignment, or a top-level one after the step, which a later call sees).
+    References in the text to variables known the same way are replaced by their text, as bash did when it
+    assigned it; the others stay references (``$head_node`` set from ``$(…)``). None when not sure."""
+    top = _last_assignment(variables, name, line)
+    if top is None or top.appended or depth <= 0:
+        return None
+    if any(n == name and (at < line or in_compound) for n, _, at in branches) or \
+            (in_compound and any(v.name == name and v.line >= line for v in variables)):
+        return None
+    text = shell_script_text(top.value)
+    if text is None:
+        return None
+    return _substituted(text, top.line, False, variables, branches, depth - 1, []), top.line
+
+
+def _substituted(text: str, line: int, in_compound: bool, variables: list[Variable],
+                 branches: list[tuple[str, Any, int]], depth: int, found: list[tuple[str, int]],
+                 several: bool = False) -> str:
+    """``text`` with the references the batch shell expands replaced by the text of those it surely knows (see
+    :func:`_held_text`), with ``several`` only of those holding several words (a launch, options: a one-word value
+    stays as written, as the rules read it then); each one replaced is added to ``found`` as written, with its
+    assignment's line."""
+    def sub(m: re.Match[str]) -> str:
+        held = _held_text(m.group(1) or m.group(2), line, in_compound, variables, branches, depth)
+        if held is None or (several and len(_split_held(held[0]) or ()) < 2):
+            return m.group(0)
+        found.append((m.group(0), held[1]))
+        return held[0]
+    return _EXPANDED_REF.sub(sub, text) if "$" in text else text
+
+
+def _split_held(text: str) -> list[str] | None:
+    """``text`` split into words as bash splits an unquoted expansion of it: at blanks and newlines, with no
+    quote removal. A ``$(…)``, ``$((…))``, ``${…}`` or backtick substitution bash made when it assigned the value
+    stays within its word (``$((N * 4))`` is one number). None where bash would expand a glob (``*``, ``?``,
+    ``[``), or when a substitution is not closed."""
+    words: list[str] = []
+    current: list[str] = []
+    closers: list[str] = []  # the characters that close the substitutions open at this point
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            current.append(text[i:i + 2])
+            i += 2
+            continue
+        if not closers and c in " \t\n":
+            if current:
+                words.append("".join(current))
+                current = []
+            i += 1
+            continue
+        if not closers and c in "*?[":
+            return None
+        if text.startswith(("$(", "${"), i):
+            closers.append(")" if text[i + 1] == "(" else "}")
+            current.append(text[i:i + 2])
+            i += 2
+            continue
+        if closers and c == "(":
+            closers.append(")")
+        elif closers and c == closers[-1]:
+            closers.pop()
+        elif c == "`":
+            if closers and closers[-1] == "`":
+                closers.pop()
+            else:
+                closers.append("`")
+        current.append(c)
+        i += 1
+    if closers:
+        return None
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def _held_word(piece: str) -> Any:
+    """A word split from a held value as the command readers take it: text with a substitution bash made is kept
+    as written (:class:`Verbatim`); a lone reference to a variable whose value is not known is an
+    :class:`~hpcwidgets.parse.argv.Expansion` of unknown values, as it is when written on the step's line."""
+    if _SUBSTITUTED.search(piece):
+        return Verbatim(piece)
+    if _REF.fullmatch(piece):
+        return Expansion(piece, piece, None)
+    return piece
+
+
+def _read_through(cmd: Command, in_compound: bool, variables: list[Variable],
+                  branches: list[tuple[str, Any, int]]) -> tuple[Command, list[Any], list[tuple[str, int]]] | None:
+    r"""``cmd`` as bash runs it when a launch is held in variables, or None when none is.
+
+    A word that is an unquoted ``$NAME``/``${NAME}`` holding two words or more (see :func:`_held_text`) becomes the
+    words bash splits its value into (``srun $CMD``); the script of a ``bash -c`` (or ``sh -c``) gets the text of the
+    variables the batch shell puts in it (``bash -c "$LAUNCHER --machine_rank \$SLURM_NODEID $SCRIPT"``): the
+    command is returned with that word's value replaced, its source (``raw``, line, column) kept. A quoted
+    ``"$CMD"`` is one word and stays one. Returns the command, the words to read the step from and the references
+    read through (as written, with the line of their assignment)."""
+    words: list[Any] = []
+    kept: list[Word] = []
+    through: list[tuple[str, int]] = []
+    for k, w in enumerate(cmd.words):
+        m = _REF.fullmatch(w.raw)
+        held = _held_text(m.group(1) or m.group(2), cmd.line, in_compound, variables, branches) \
+            if m is not None and not w.quoted and not w.verbatim else None
+        pieces = _split_held(held[0]) if held is not None else None
+        if held is not None and pieces is not None and len(pieces) > 1:
+            words += [_held_word(p) for p in pieces]
+            kept.append(w)
+            through.append((w.raw, held[1]))
+            continue
+        if k >= 2 and cmd.words[k - 1].value == "-c" and str(cmd.words[k - 2].value).rsplit("/", 1)[-1] in ("bash", "sh") \
+                and not w.verbatim:
+            found: list[tuple[str, int]] = []
+            script = _substituted(str(w.value), cmd.line, in_compound, variables, branches, 6, found, True)
+            if found:
+                w = replace(w, value=script)
+                through += found
+        kept.append(w)
+        words.append(_expansion(w, cmd.line, in_compound, variables, branches))
+    if not through:
+        return None
+    return replace(cmd, words=tuple(kept)), words, through
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,17 +740,20 @@ def read_script(text: str, path: str = "") -> ParsedScript:
     variables: list[Variable] = []
     modules: list[tuple[str, int]] = []
     steps: list[Step] = []
+    split_steps: list[Step] = []   # the same, with launches held in variables read through them
     suppressed: dict[int, set[str]] = {}
     suppressed_file: set[str] = set()
     pending: set[str] = set()
     # what the script assigns: top-level (the script's own set-up) and inside an if, a loop or a function body
     branches: list[tuple[str, Any, int]] = []
+    lines = text.split("\n")
     for cmd, in_compound in _walk(script.commands):
         if cmd.is_code and cmd.kind != "compound":
             if in_compound:
                 branches += [(name, word.value, cmd.line) for name, word in cmd.assignments]
             else:
-                variables += [Variable(name, word.value, cmd.line, cmd.name == "export")
+                variables += [Variable(name, word.value, cmd.line, cmd.name == "export",
+                                       lines[word.line - 1][word.col - 3:word.col - 1] == "+=")
                               for name, word in cmd.assignments]
 
     for cmd, in_compound in _walk(script.commands):
@@ -630,12 +789,28 @@ def read_script(text: str, path: str = "") -> ParsedScript:
         step = _step_for(cmd, words, env, in_compound)
         if step is not None:
             steps.append(step)
+        split = _split_step(cmd, env, in_compound, variables, branches) or step
+        if split is not None:
+            split_steps.append(split)
 
     values["modules"] = tuple(n for n, _ in modules)
     job = SlurmJob(**values)
     return ParsedScript(text, path, script, job, tuple(directives), first, tuple(variables), tuple(modules),
                         tuple(steps), tuple(problems), {k: frozenset(v) for k, v in suppressed.items()},
-                        frozenset(suppressed_file))
+                        frozenset(suppressed_file),
+                        tuple(split_steps) if any(s.through for s in split_steps) else None)
+
+
+def _split_step(cmd: Command, env: tuple[tuple[str, str], ...], in_compound: bool, variables: list[Variable],
+                branches: list[tuple[str, Any, int]]) -> Step | None:
+    """The step ``cmd`` starts as bash runs it, read through the variables that hold its launch (see
+    :func:`_read_through`); None when no variable holds one."""
+    through = _read_through(cmd, in_compound, variables, branches)
+    if through is None:
+        return None
+    seen, words, refs = through
+    step = _step_for(seen, words, env, in_compound)
+    return replace(step, through=tuple(refs)) if step is not None else None
 
 
 def _walk(commands: tuple[Command, ...], inside: bool = False) -> Iterator[tuple[Command, bool]]:
