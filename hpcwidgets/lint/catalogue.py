@@ -5449,7 +5449,11 @@ _LOOP_WORDS = ("for", "while", "until", "select")
 _QUICK_COMMANDS = frozenset({"echo", "printf", "true", ":", "date", "hostname", "cd", "export", "set", "unset", "mkdir",
                              "cp", "mv", "rm", "ln", "touch", "ls", "env", "module", "ml", "source", ".", "pwd", "exit",
                              "sync"})
-_FUNCTION_DEF = re.compile(r"\s*(?:function\s+[^\s(]+|[A-Za-z_][\w.:-]*\s*\(\s*\))")
+_FUNCTION_DEF = re.compile(r"\s*(?:function\s+([^\s(]+)|([A-Za-z_][\w.:-]*)\s*\(\s*\))")
+#: the options of GNU parallel and xargs that say how many commands run at once (xargs runs one without them)
+_SLOT_OPTIONS = {"parallel": ("-j", "--jobs", "-P", "--max-procs"), "xargs": ("-P", "--max-procs")}
+#: GNU parallel's input separators: the words after them are its input, not the command
+_PARALLEL_INPUTS = (":::", "::::", ":::+", "::::+")
 #: before Slurm 20.11 steps shared the job's CPUs unless they asked for --exclusive ones
 _WHOLE_STEPS_SINCE = (20, 11)
 #: from Slurm 23.11 srun takes the job's --cpus-per-task again (SLURM_CPUS_PER_TASK), which implies --exact
@@ -5482,45 +5486,265 @@ def _is_wait(cmd: Any) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class BackgroundStep:
-    """An srun step started in the background (``srun … &``, also at the end of a pipeline)."""
+    """An srun step started beside the batch shell: in the background (``srun … &``, also at the end of a pipeline;
+    a function that runs srun, or a ``( … )`` / ``{ …; }`` group holding it, run with ``&``), or by GNU parallel or
+    ``xargs``, which start the srun of their command once for each input."""
 
     step: Any
-    index: int          # where its command is in :func:`_code_in_order`
+    index: int          # where the command that starts it is in :func:`_code_in_order`
     in_loop: bool       # started again on every pass of a loop
     side_by_side: bool  # another background step (or its own next pass) starts before a wait
+    start: Any          # that command: the srun line, the function call, the group, the parallel or xargs line
+    how: str            # that command as messages name it: "srun … &", "run_one … &", "( … ) &", "xargs -P 8"
+    several: bool       # parallel or xargs -P runs it several times at once
+    detached: bool      # the batch shell goes on at once (&); parallel and xargs in the foreground wait for theirs
 
 
 def background_steps(ctx: Context) -> tuple[BackgroundStep, ...]:
-    """The srun steps started in the background, in source order. They run side by side when another one starts
-    before a wait, or when a loop starts them again with no wait right after them in its body."""
+    """The srun steps started beside the batch shell, in source order of what starts them. They run side by side
+    when another start comes before a wait of the same shell (a wait inside ``( … ) &`` waits only for what that
+    subshell started), when a loop starts them again with no wait right after them in its body, or when parallel
+    or xargs -P starts several at once."""
     def make() -> tuple[BackgroundStep, ...]:
         code = _code_in_order(ctx)
-        where = {(c.line, c.col): i for i, (c, _, _) in enumerate(code)}
-        started: dict[int, tuple[Any, bool]] = {}  # index → (step, waited at once in its loop)
-        for step in steps(ctx):
-            at = where.get((step.command.line, step.command.col))
-            if step.chain.srun is None or at is None or at in started:
-                continue
-            end = at
-            while code[end][0].joined_by in ("|", "|&") and end + 1 < len(code):
-                end += 1  # srun … | tee log &: the pipeline's last command says how it runs
-            if code[end][0].joined_by == "&":
-                waited = end + 1 < len(code) and _is_wait(code[end + 1][0]) and code[end + 1][2] == code[end][2]
-                started[at] = (step, waited)
         out: list[BackgroundStep] = []
-        pending: list[int] = []  # started since the last wait
+        pending: dict[int, list[list[int]]] = {}  # shell → the entries of each start there since its last wait
         for i, (cmd, in_loop, _) in enumerate(code):
+            shell = _shell_of(ctx, i)
             if _is_wait(cmd):
-                pending = []
-            elif i in started:
-                step, waited = started[i]
-                out.append(BackgroundStep(step, i, in_loop, in_loop and not waited))
-                pending.append(len(out) - 1)
-                if len(pending) > 1:
-                    for k in pending:
-                        out[k] = dataclasses.replace(out[k], side_by_side=True)
+                pending[shell] = []
+                continue
+            found = _start_at(ctx, i)
+            if found is None:
+                continue
+            how, run, several, detached = found
+            after = _next_in_body(ctx, _pipeline_end(ctx, i))
+            waited = after is not None and _is_wait(code[after][0])
+            entries = list(range(len(out), len(out) + len(run)))
+            out += [BackgroundStep(step, i, in_loop, several or (in_loop and not waited), cmd, how, several, detached)
+                    for step in run]
+            if not detached:
+                continue
+            started = pending.setdefault(shell, [])
+            started.append(entries)
+            if len(started) > 1:
+                for k in (k for group in started for k in group):
+                    out[k] = dataclasses.replace(out[k], side_by_side=True)
         return tuple(out)
     return cached(ctx, "background_steps", make)
+
+
+def _start_at(ctx: Context, i: int) -> tuple[str, list[Any], bool, bool] | None:
+    """What the command at ``i`` starts beside the batch shell: how messages name it, the srun steps, whether they
+    run several at once (parallel, xargs -P) and whether the shell goes on at once (&); None when it starts none."""
+    cmd = _code_in_order(ctx)[i][0]
+    tool = _tool_run(ctx, i, frozenset())
+    if tool is not None:
+        how, run, several = tool
+        detached = _backgrounded(ctx, i)
+        return (f"{how} … &" if detached else how, run, several, detached) if run and (several or detached) else None
+    if not _backgrounded(ctx, i) or _function_name(cmd) is not None:
+        return None
+    run = _runs_within(ctx, i, frozenset()) if cmd.kind == "compound" else _runs(ctx, i, frozenset())
+    return (_start_name(cmd, i in _srun_steps_at(ctx)), run, False, True) if run else None
+
+
+def _start_name(cmd: Any, srun: bool) -> str:
+    """How messages name a command run with &: srun … &, ( … ) &, { …; } &, for … &, run_one … & (a function)."""
+    if srun:
+        return "srun … &"
+    group = {"(": "( … ) &", "{": "{ …; } &"}.get(cmd.text.lstrip()[:1]) if cmd.kind == "compound" else None
+    return group or f"{cmd.words[0].value if cmd.words else ''} … &"
+
+
+def _subtree_ends(ctx: Context) -> tuple[int, ...]:
+    """For each command of :func:`_code_in_order`, the index just past its body (its own index + 1 for a simple
+    command): the order is depth first, so a compound's body is the run of commands right after it."""
+    def make() -> tuple[int, ...]:
+        code = _code_in_order(ctx)
+        ends = [i + 1 for i in range(len(code))]
+        for i in reversed(range(len(code))):
+            if code[i][2] >= 0:
+                ends[code[i][2]] = max(ends[code[i][2]], ends[i])
+        return tuple(ends)
+    return cached(ctx, "subtree_ends", make)
+
+
+def _next_in_body(ctx: Context, i: int) -> int | None:
+    """The command after the one at ``i`` in the same body (past the body of a compound), None when it is the last."""
+    code, ends = _code_in_order(ctx), _subtree_ends(ctx)
+    after = ends[i]
+    return after if after < len(code) and code[after][2] == code[i][2] else None
+
+
+def _pipeline_end(ctx: Context, i: int) -> int:
+    """The last command of the pipeline the command at ``i`` starts (srun … | tee log &): it says how it runs."""
+    code = _code_in_order(ctx)
+    while code[i][0].joined_by in ("|", "|&"):
+        after = _next_in_body(ctx, i)
+        if after is None:
+            break
+        i = after
+    return i
+
+
+def _backgrounded(ctx: Context, i: int) -> bool:
+    """Whether the command at ``i`` runs with & (the shell goes on at once), alone or as part of a pipeline."""
+    return _code_in_order(ctx)[_pipeline_end(ctx, i)][0].joined_by == "&"
+
+
+def _shell_of(ctx: Context, i: int) -> int:
+    """The group run in the background (``( … ) &``) that holds the command at ``i``, -1 for the batch shell: a wait
+    waits only for what its own shell started."""
+    code = _code_in_order(ctx)
+    parent = code[i][2]
+    while parent >= 0 and not _backgrounded(ctx, parent):
+        parent = code[parent][2]
+    return parent
+
+
+def _function_name(cmd: Any) -> str | None:
+    """The name a compound command defines as a function; None for any other command."""
+    m = _FUNCTION_DEF.match(cmd.text) if cmd.kind == "compound" else None
+    return None if m is None else m.group(1) or m.group(2)
+
+
+def _functions(ctx: Context) -> dict[str, int]:
+    """The script's functions: name → where the definition is in :func:`_code_in_order` (a later one replaces it)."""
+    def make() -> dict[str, int]:
+        code = _code_in_order(ctx)
+        return {name: i for i, (cmd, _, _) in enumerate(code) if (name := _function_name(cmd)) is not None}
+    return cached(ctx, "functions", make)
+
+
+def _srun_steps_at(ctx: Context) -> dict[int, list[Any]]:
+    """The script's srun steps by where their command is in :func:`_code_in_order`."""
+    def make() -> dict[int, list[Any]]:
+        where = {(c.line, c.col): i for i, (c, _, _) in enumerate(_code_in_order(ctx))}
+        out: dict[int, list[Any]] = {}
+        for step in steps(ctx):
+            at = where.get((step.command.line, step.command.col))
+            if step.chain.srun is not None and at is not None:
+                out.setdefault(at, []).append(step)
+        return out
+    return cached(ctx, "srun_steps_at", make)
+
+
+def _runs(ctx: Context, i: int, seen: frozenset[str]) -> list[Any]:
+    """The srun steps the simple command at ``i`` runs: its own, those of the function it calls (and of the
+    functions that one calls; ``seen`` stops a function that calls itself), or those parallel or xargs starts."""
+    own = _srun_steps_at(ctx).get(i)
+    if own:
+        return own
+    cmd = _code_in_order(ctx)[i][0]
+    name = str(cmd.words[0].value) if cmd.kind == "simple" and cmd.words else ""
+    if name in _functions(ctx):
+        return [] if name in seen else _runs_within(ctx, _functions(ctx)[name], seen | {name})
+    tool = _tool_run(ctx, i, seen)
+    return tool[1] if tool is not None else []
+
+
+def _runs_within(ctx: Context, i: int, seen: frozenset[str]) -> list[Any]:
+    """The srun steps the body of the compound at ``i`` runs (a function defined there runs none until called)."""
+    code, ends = _code_in_order(ctx), _subtree_ends(ctx)
+    out: list[Any] = []
+    j = i + 1
+    while j < ends[i]:
+        if _function_name(code[j][0]) is not None:
+            j = ends[j]
+            continue
+        out += _runs(ctx, j, seen)
+        j += 1
+    return out
+
+
+def _tool_run(ctx: Context, i: int, seen: frozenset[str]) -> tuple[str, list[Any], bool] | None:
+    """GNU parallel or xargs at ``i`` given srun (or a function that runs it) as its command: how messages name
+    it, the steps, and whether it runs several at once (xargs only with -P N, N ≠ 1; parallel unless -j 1).
+    None for any other command."""
+    cmd = _code_in_order(ctx)[i][0]
+    if cmd.kind != "simple":
+        return None
+    from ..parse.script import launch_words
+    words = launch_words(_split_words(ctx, cmd))
+    tool = words[0].rsplit("/", 1)[-1] if words else ""
+    if tool not in _SLOT_OPTIONS:
+        return None
+    for k in range(1, len(words)):
+        if tool == "parallel" and words[k] in _PARALLEL_INPUTS:
+            return None
+        commands = _tool_commands(ctx, tool, words[k:], cmd.line)
+        if not commands:
+            continue
+        run: list[Any] = []
+        for argv in commands:
+            if argv[0] in _functions(ctx):
+                run += [] if argv[0] in seen else _runs_within(ctx, _functions(ctx)[argv[0]], seen | {argv[0]})
+            else:
+                run += _tool_step(cmd, argv)
+        slots = _slots(tool, words[1:k])
+        several = slots != "1" if tool == "parallel" else slots not in (None, "1")
+        return (tool if slots is None else f"{tool} {'-j' if tool == 'parallel' else '-P'} {slots}"), run, several
+    return None
+
+
+#: a word that is one parameter reference ($NAME, ${NAME}): unquoted, bash splits its value into words
+_WHOLE_REF = re.compile(r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_]\w*\})")
+
+
+def _split_words(ctx: Context, cmd: Any) -> list[str]:
+    """A command's words as bash runs them: an unquoted ``$NAME`` the script sets (``parallel="parallel -j 8"``,
+    ``$parallel …``) becomes the words of its value."""
+    out: list[str] = []
+    for w in cmd.words:
+        value = ctx.parsed.resolve(w.raw, cmd.line) if not w.quoted and _WHOLE_REF.fullmatch(w.raw) else w.raw
+        out += value.split() if value != w.raw else [str(w.value)]
+    return out
+
+
+def _tool_commands(ctx: Context, tool: str, words: list[str], line: int) -> list[list[str]]:
+    """The srun lines (or calls of the script's functions) a parallel or xargs command runs when its command starts
+    at ``words[0]``: srun written out (up to parallel's ::: input), or one word holding a command line
+    (``parallel "$srun ./task {}"``, ``sh -c 'srun …'``); none when the word starts neither."""
+    from ..parse.script import launch_words
+    name = words[0].rsplit("/", 1)[-1]
+    if name == "srun":
+        cut = next((k for k, w in enumerate(words) if tool == "parallel" and w in _PARALLEL_INPUTS), len(words))
+        return [words[:cut]]
+    if tool == "parallel" and words[0] in _functions(ctx):  # export -f job; parallel job ::: … (xargs execs programs)
+        return [words[:1]]
+    if not re.search(r"\s", words[0]):
+        return []
+    try:
+        script = lex_script(ctx.parsed.resolve(words[0], line))
+    except ParseError:
+        return []
+    found = [launch_words([str(v) for v in c.argv]) for c in script.code if c.kind == "simple"]
+    return [w for w in found if w and (w[0].rsplit("/", 1)[-1] == "srun" or w[0] in _functions(ctx))]
+
+
+def _tool_step(cmd: Any, argv: list[str]) -> list[Any]:
+    """The step of an srun line parallel or xargs runs, read as the script's own steps are (none when it cannot be)."""
+    from ..parse.argv import parse_chain
+    from ..parse.script import Step
+    try:
+        chain = parse_chain(argv, source_line=cmd.line)
+    except ParseError:
+        return []
+    return [Step(cmd, chain, tuple((n, w.value) for n, w in cmd.assignments))]
+
+
+def _slots(tool: str, options: list[str]) -> str | None:
+    """The value parallel's -j (xargs' -P) is given among ``options``, None when it is not."""
+    for k, word in enumerate(options):
+        for opt in _SLOT_OPTIONS[tool]:
+            if word == opt and k + 1 < len(options):
+                return options[k + 1]
+            if opt.startswith("--") and word.startswith(opt + "="):
+                return word.partition("=")[2]
+            if not opt.startswith("--") and word.startswith(opt) and len(word) > len(opt):
+                return word[len(opt):]
+    return None
 
 
 def _exported(ctx: Context, step: Any, name: str) -> bool:
@@ -5560,14 +5784,18 @@ def _missing_share(ctx: Context, step: Any) -> list[str]:
 
 
 @rule("HPC518", "parallel-steps-run-one-after-another", "warning",
-      summary="job steps started side by side (srun … &) each take the whole node, so they run one after another",
+      summary="job steps started side by side (srun … &, GNU parallel, xargs -P) each take the whole node, so they "
+              "run one after another",
       why="Since Slurm 20.11 a step without --exact is given every CPU of the job on its nodes, and a step that asks "
           "for no GPUs of its own gets every GPU the job has (srun(1), --exact and --gres). Steps do not share them "
           "(unless --overlap), so the second srun … & waits until the first ends ('step creation temporarily "
-          "disabled'): four seeds started together take four times as long, and may hit the time limit. Reported "
-          "for a job its #SBATCH lines hold to one node; -c/--cpus-per-task and --exclusive imply --exact, and "
-          "from Slurm 23.11 so does the job's own --cpus-per-task.",
-      fix="Give each step its share: srun --exact -n 1 -c 4 --gpus=1 … & (the CPUs and GPUs of one run), then wait.",
+          "disabled'): four seeds started together take four times as long, and may hit the time limit. The same "
+          "holds for a function that runs srun, or a ( … ) or { …; } group holding it, run with &, and for the srun "
+          "that GNU parallel or xargs -P starts several times at once. Reported for a job its #SBATCH lines hold "
+          "to one node; -c/--cpus-per-task and --exclusive imply --exact, and from Slurm 23.11 so does the job's "
+          "own --cpus-per-task.",
+      fix="Give each step its share: srun --exact -n 1 -c 4 --gpus=1 … & (the CPUs and GPUs of one run), then wait; "
+          "under GNU parallel or xargs -P the same: parallel -j 4 srun --exact -n 1 -c 4 ./task {} ::: *.in.",
       bad="""#!/bin/bash
 #SBATCH --nodes=1
 #SBATCH --ntasks=4
@@ -5591,26 +5819,44 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
     version = ctx.profile.version_tuple() if ctx.profile is not None else None
     if heterogeneous(ctx) or not _held_to_one_node(ctx) or (version is not None and version < _WHOLE_STEPS_SINCE):
         return  # several nodes (or a count given on sbatch's command line): steps may land on different ones
+    reported: set[tuple[int, int]] = set()  # a function's step, called several times, is reported once
     for b in background_steps(ctx):
-        if not b.side_by_side:
+        where = (b.step.line, b.step.command.col)
+        if not b.side_by_side or where in reported:
             continue
         missing = _missing_share(ctx, b.step)
         if not missing:
             continue
+        reported.add(where)
         what = " and ".join(f"all the {m}" for m in missing)
         without = " and ".join({"CPUs": "--exact", "GPUs": "a GPU count of its own (--gpus=1)"}[m] for m in missing)
-        started = "on every pass of the loop" if b.in_loop else "beside the others"
         gpu = " --gpus=1" if ctx.job.gpus_on_each_node else ""
-        yield (b.step.line, f"srun … & starts a step in the background {started}, but without {without} each step "
-                            f"takes {what} of the job's node, so the steps run one after another (step creation "
-                            f"temporarily disabled); give each its share, e.g. srun --exact -n 1 -c N{gpu} … &")
+        amp = " &" if b.how == "srun … &" else ""
+        yield (b.step.line, f"{_how_started(b)}, but without {without} each step takes {what} of the job's node, so "
+                            f"the steps run one after another (step creation temporarily disabled); give each its "
+                            f"share, e.g. srun --exact -n 1 -c N{gpu} …{amp}")
+
+
+def _how_started(b: BackgroundStep) -> str:
+    """How a step comes to run beside others, for HPC518's message; the line of what starts it when that is
+    elsewhere (a function's srun, started by the call)."""
+    started = "on every pass of the loop" if b.in_loop else "beside the others"
+    if b.how == "srun … &":
+        return f"srun … & starts a step in the background {started}"
+    at = f" (line {b.start.line})" if b.start.line != b.step.line else ""
+    if b.several:
+        return f"{b.how}{at} runs this srun several times at once"
+    return f"{b.how}{at} starts this step in the background {started}"
 
 
 @rule("HPC519", "background-steps-without-wait", "error",
-      summary="steps started in the background (srun … &) with no wait before the script ends",
+      summary="steps started in the background (srun … &, or a function or ( … ) group running srun with &) with "
+              "no wait before the script ends",
       why="A job ends when its batch script ends: Slurm then releases the allocation and kills the steps still "
           "running. srun … & returns at once, so without wait the steps are killed seconds after they start, and "
-          "the job still shows COMPLETED, without results.",
+          "the job still shows COMPLETED, without results. A function that runs srun, or a ( … ) or { …; } group "
+          "holding it, run with & returns at once as well. GNU parallel and xargs wait for the steps they start "
+          "(unless they are run with & themselves).",
       fix="Write wait after the background steps (before the script's last lines).",
       bad="""#!/bin/bash
 #SBATCH --nodes=1
@@ -5626,28 +5872,35 @@ srun --exact -n 1 python b.py &
 wait
 """)
 def _background_without_wait(ctx: Context) -> Iterator[Any]:
-    background = background_steps(ctx)
+    # steps started inside ( … ) & belong to that group's start, which the batch shell has to wait for
+    background = [b for b in background_steps(ctx) if b.detached and _shell_of(ctx, b.index) < 0]
     if not background:
         return
     code = _code_in_order(ctx)
     first = min(b.index for b in background)
-    if any(_is_wait(c) for c, _, _ in code[first:]) or _waits_elsewhere(ctx):
+    if any(_is_wait(c) and _shell_of(ctx, k) < 0 for k, (c, _, _) in enumerate(code) if k >= first) \
+            or _waits_elsewhere(ctx):
         return
-    last = max(background, key=lambda b: b.index).step.command
+    last = max(background, key=lambda b: b.index).start
     top = [c for c in ctx.parsed.lexed.code if c.is_code]
     holder = next((k for k, c in enumerate(top) if c.offset <= last.offset < c.offset + len(c.text)), None)
-    if holder is None or not all(c.kind == "simple" and (not c.words or str(c.words[0].value) in _QUICK_COMMANDS)
-                                 for c in top[holder + 1:]):
+    if holder is None or _function_name(top[holder]) is not None \
+            or not all(c.kind == "simple" and (not c.words or str(c.words[0].value) in _QUICK_COMMANDS)
+                       for c in top[holder + 1:]):
         return  # something runs after them (a foreground step, a loop that polls): they may be meant to end with it
-    count = len(background)
-    started = f"{count} steps" if count > 1 else "a step"
+    starts = {b.index: b.how for b in background}
+    count = len(starts)
+    if set(starts.values()) == {"srun … &"}:
+        started = (f"{count} steps" if count > 1 else "a step") + " in the background (srun … &)"
+    else:  # a group or a function may hold several steps, or one of two
+        started = "steps in the background with " + " and ".join(dict.fromkeys(starts.values()))
     end = top[holder].end_line
     text = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
     indent = " " * _indent(ctx.parsed.lines[top[holder].line - 1])
     fix = None if text.rstrip().endswith("\\") else Fix("wait for the background steps", end, end,
                                                         text=f"{text}\n{indent}wait")
-    yield (background[0].step.line,
-           f"the script starts {started} in the background (srun … &) and ends without wait: the job ends with its "
+    yield (background[0].start.line,
+           f"the script starts {started} and ends without wait: the job ends with its "
            "script, and Slurm kills the steps still running, so they leave no results (the job shows COMPLETED); "
            "add wait after them", fix)
 
