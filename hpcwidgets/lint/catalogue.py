@@ -496,8 +496,10 @@ def count_fix(ctx: Context, description: str, step: Any, chain: Any, before: tup
           "hangs. python -m torch.distributed.launch is torchrun under its old name, and accelerate launch "
           "starts one machine's processes (--num_processes / --num_machines) through torchrun's code: the same "
           "happens with them (with accelerate the launchers of a node also share one --machine_rank when it is "
-          "$SLURM_NODEID). Not reported for accelerate when each task has GPUs of its own (--gpu_ids, "
-          "--gpus-per-task, CUDA_VISIBLE_DEVICES) or DeepSpeed's multi-node launcher starts the machines.",
+          "$SLURM_NODEID). Not reported when each task has GPUs of its own: --gpus-per-task implies "
+          "--gpu-bind=per_task, so each launcher sees only its own task's GPUs (a launcher that starts more "
+          "workers than those is reported; one that starts fewer leaves GPUs idle, HPC109), and for accelerate "
+          "also --gpu_ids or CUDA_VISIBLE_DEVICES; nor when DeepSpeed's multi-node launcher starts the machines.",
       fix="Start one launcher per node: srun --ntasks=NODES --ntasks-per-node=1 (srun inherits the job's task "
           "count, SLURM_NTASKS, which otherwise wins over --ntasks-per-node; the job may keep more tasks), and "
           "--nproc-per-node equal to the GPUs per node (accelerate: --num_machines=NODES and --num_processes = "
@@ -527,58 +529,103 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
         if launcher is None or step.chain.srun is None:
             continue
         per_node = tasks_per_node(ctx, step)
+        own = own_task_gpus(ctx, step)
         nproc = as_int(ctx, launcher.nproc_per_node, step.line)
         if launcher.nproc_per_node in ("gpu", "auto"):
-            nproc = ctx.job.gpus_on_each_node or None
-        if per_node and per_node > 1 and (nproc is None or nproc >= 1):
-            gpus = ctx.job.gpus_on_each_node
-            workers = (f"{per_node}×{nproc}={per_node * nproc} processes per node" if nproc
-                       else f"{per_node} times the processes per node that one launcher starts")
-            local = ("LOCAL_RANK 0" if nproc == 1 else f"LOCAL_RANK 0-{nproc - 1}") if nproc else "from LOCAL_RANK 0"
-            shared = ("GPU 0" if nproc == 1 else f"GPUs 0-{nproc - 1}") if nproc else "GPU 0 upwards"
-            msg = (f"srun starts {per_node} torchrun launchers on each node and each starts "
-                   f"--nproc-per-node={launcher.nproc_per_node} workers: {workers}"
-                   + (f" for {gpus} GPUs" if gpus else "")
-                   + f"; every launcher numbers its own workers {local}, so the {per_node} launchers on a node "
-                     f"share the same GPU{'s' if nproc != 1 else ''} ({shared})"
-                   + (f" while the other {gpus - nproc} stay idle" if gpus and nproc and gpus > nproc else "")
-                   + f"; start one torchrun per node: use srun --ntasks={_step_nodes(ctx, step)} --ntasks-per-node=1 so "
-                     f"torchrun starts one worker per GPU, with --nproc-per-node={gpus if gpus else 'the GPUs per node'}"
-                   + (" (srun inherits the job's task count, so --ntasks-per-node=1 alone is not enough)"
-                      if isinstance(step.chain.srun.ntasks_per_node, int) and step.chain.srun.ntasks_per_node == 1 else ""))
-            nodes = _step_nodes(ctx, step)  # srun -N1 -n4: one launcher on the step's one node, not the job's
-            srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=nodes)
-            # GPUs counted per task (srun's own --gpus-per-task, or the job's, which srun takes from
-            # SLURM_GPUS_PER_TASK) would leave the one launcher a single task's GPUs: it gets the node's
-            per_task = step.chain.srun.gpus_per_task is not None or inherited_per_task(ctx, step) is not None
-            if per_task:
-                srun = srun.replace(gpus_per_task=gpus or None)
-            # the one launcher gets the CPUs its launchers shared, for its workers (srun's own value, else the
-            # job's), but never more than the job holds on a node: srun refuses a step that asks for more
-            cpus = step.chain.srun.cpus_per_task
-            if cpus is None:
-                cpus = ctx.job.cpus_per_task
-            if cpus is None:
-                cpus = 1  # each launcher had srun's default of one CPU (and its --mem-per-cpu): keep them all
-            if cpus.__class__ is int and cpus > 0:
-                held = ctx.job.cpus_per_task * ctx.job.ntasks_per_node if isinstance(ctx.job.cpus_per_task, int) \
-                    and isinstance(ctx.job.ntasks_per_node, int) else None
-                srun = srun.replace(cpus_per_task=min(cpus * per_node, held) if held else cpus * per_node)
-            new_nproc = str(gpus) if gpus else launcher.nproc_per_node
-            if launcher.nproc_per_node.startswith("$") and "NTASKS" in launcher.nproc_per_node and gpus:
-                new_nproc = str(gpus)
-            chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
-                                     step.chain.program, step.chain.notes)
-            what = f"start one torchrun per node (srun --ntasks={nodes} --ntasks-per-node=1" \
-                   + (f" --gpus-per-task={gpus}, all the node's GPUs for its one task)" if per_task else ")")
-            if new_nproc != launcher.nproc_per_node:
-                what += f" with one worker per GPU (--nproc-per-node={new_nproc})"
-            # a run in the background or on GPUs picked by hand (CUDA_VISIBLE_DEVICES=1 srun … &) is one of
-            # several sharing the node: giving it every GPU and CPU would make them queue one after another
-            shared_node = step.command.joined_by == "&" or "CUDA_VISIBLE_DEVICES" in dict(step.env)
-            whole = not per_task or bool(gpus)  # GPUs per task and no count of the node's: the fix cannot be whole
-            yield step.line, msg, None if shared_node or not whole else count_fix(ctx, what, step, chain)
+            nproc = own or ctx.job.gpus_on_each_node or None  # one worker per GPU the launcher sees
+        if not per_node or per_node < 2 or (nproc is not None and nproc < 1):
+            continue
+        if own and (nproc is None or nproc <= own):
+            continue  # each launcher sees only its own task's GPUs: none are shared (HPC109 reports idle ones)
+        chain, advice, fixable = _one_launcher_per_node(ctx, step, per_node)
+        msg = (_launchers_on_own_gpus(launcher, per_node, own) if own
+               else _launchers_share_gpus(launcher, per_node, nproc, ctx.job.gpus_on_each_node))
+        if isinstance(step.chain.srun.ntasks_per_node, int) and step.chain.srun.ntasks_per_node == 1:
+            msg += "; srun inherits the job's task count, so its --ntasks-per-node=1 alone is not enough"
+        msg += "; " + advice
+        yield step.line, msg, count_fix(ctx, advice, step, chain) if fixable else None
     yield from _accelerate_launchers_per_node(ctx)
+
+
+def own_task_gpus(ctx: Context, step: Any) -> int | None:
+    """The GPUs each task of an srun step has to itself. --gpus-per-task (srun's own, or the job's, which srun
+    takes from SLURM_GPUS_PER_TASK) implies --gpu-bind=per_task (srun(1), since Slurm 21.08): each task sees
+    only its own GPUs, numbered from 0, so launchers in different tasks never share one. None without it, or
+    when a --gpu-bind of srun's (or else the job's) binds the GPUs another way (none, closest, map_gpu …)."""
+    srun = step.chain.srun
+    if srun is None:
+        return None
+    bind = str(srun.gpu_bind or next((d.value for d in reversed(ctx.parsed.directives)
+                                      if d.flag == "--gpu-bind" and d.applied and not d.component), ""))
+    kinds = [k for k in bind.split(",") if k and k != "verbose"]
+    if kinds and not kinds[0].startswith("per_task"):
+        return None
+    return gpu_total(srun.gpus_per_task) or inherited_per_task(ctx, step)
+
+
+def _launchers_share_gpus(launcher: Any, per_node: int, nproc: int | None, gpus: int) -> str:
+    """HPC101's account of launchers that all see the node's GPUs: each numbers its workers from LOCAL_RANK 0."""
+    workers = (f"{per_node}×{nproc}={per_node * nproc} processes per node" if nproc
+               else f"{per_node} times the processes per node that one launcher starts")
+    local = ("LOCAL_RANK 0" if nproc == 1 else f"LOCAL_RANK 0-{nproc - 1}") if nproc else "from LOCAL_RANK 0"
+    shared = ("GPU 0" if nproc == 1 else f"GPUs 0-{nproc - 1}") if nproc else "GPU 0 upwards"
+    return (f"srun starts {per_node} torchrun launchers on each node and each starts "
+            f"--nproc-per-node={launcher.nproc_per_node} workers: {workers}"
+            + (f" for {gpus} GPUs" if gpus else "")
+            + f"; every launcher numbers its own workers {local}, so the {per_node} launchers on a node "
+              f"share the same GPU{'s' if nproc != 1 else ''} ({shared})"
+            + (f" while the other {gpus - nproc} stay idle" if gpus and nproc and gpus > nproc else ""))
+
+
+def _launchers_on_own_gpus(launcher: Any, per_node: int, own: int) -> str:
+    """HPC101's account of launchers in tasks of their own GPUs that start more workers than those GPUs."""
+    plural = "s" if own > 1 else ""
+    return (f"srun starts {per_node} torchrun launchers on each node, each in a task that sees only its own {own} "
+            f"GPU{plural} (--gpus-per-task binds them per task), and each starts "
+            f"--nproc-per-node={launcher.nproc_per_node} workers: the workers beyond {own} of every launcher find "
+            f"no GPU of their own (invalid device ordinal)")
+
+
+def _one_launcher_per_node(ctx: Context, step: Any, per_node: int) -> tuple[Any, str, bool]:
+    """HPC101's remedy: one launcher per node, with the node's GPUs and the CPUs its launchers had. Returns the
+    changed chain, the advice (which names every option the chain changes, so the message and --fix agree) and
+    whether the chain may replace the step."""
+    launcher, gpus = step.chain.launcher, ctx.job.gpus_on_each_node
+    nodes = _step_nodes(ctx, step)  # srun -N1 -n4: one launcher on the step's one node, not the job's
+    srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=nodes)
+    # GPUs counted per task (srun's own --gpus-per-task, or the job's, which srun takes from
+    # SLURM_GPUS_PER_TASK) would leave the one launcher a single task's GPUs: it gets the node's
+    per_task = step.chain.srun.gpus_per_task is not None or inherited_per_task(ctx, step) is not None
+    if per_task:
+        srun = srun.replace(gpus_per_task=gpus or None)
+    # the one launcher gets the CPUs its launchers shared, for its workers (srun's own value, else the
+    # job's), but never more than the job holds on a node: srun refuses a step that asks for more
+    cpus = step.chain.srun.cpus_per_task
+    if cpus is None:
+        cpus = ctx.job.cpus_per_task
+    if cpus is None:
+        cpus = 1  # each launcher had srun's default of one CPU (and its --mem-per-cpu): keep them all
+    if cpus.__class__ is int and cpus > 0:
+        held = ctx.job.cpus_per_task * ctx.job.ntasks_per_node if isinstance(ctx.job.cpus_per_task, int) \
+            and isinstance(ctx.job.ntasks_per_node, int) else None
+        srun = srun.replace(cpus_per_task=min(cpus * per_node, held) if held else cpus * per_node)
+    new_nproc = str(gpus) if gpus else launcher.nproc_per_node
+    chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
+                             step.chain.program, step.chain.notes)
+    # a run in the background or on GPUs picked by hand (CUDA_VISIBLE_DEVICES=1 srun … &) is one of
+    # several sharing the node: giving it every GPU and CPU would make them queue one after another
+    shared_node = step.command.joined_by == "&" or "CUDA_VISIBLE_DEVICES" in dict(step.env)
+    whole = not per_task or bool(gpus)  # GPUs per task and no count of the node's: the fix cannot be whole
+    fixable = whole and not shared_node
+    advice = (f"start one torchrun per node: use srun --ntasks={nodes} --ntasks-per-node=1 so torchrun starts one "
+              f"worker per GPU, with --nproc-per-node={new_nproc if gpus else 'the GPUs per node'}")
+    more = [f"--gpus-per-task={gpus or 'GPUS_PER_NODE'} (all the node's GPUs for its one task)"] \
+        if per_task and not shared_node else []
+    if fixable and srun.cpus_per_task != step.chain.srun.cpus_per_task:
+        more.append(f"--cpus-per-task={srun.cpus_per_task} (the CPUs its launchers had)")
+    if more:
+        advice += "; give that srun " + " and ".join(more)
+    return chain, advice, fixable
 
 
 def _picks_gpus(step: Any) -> bool:
@@ -1275,7 +1322,7 @@ def _per_task_endpoint(ctx: Context, step: Any) -> str:
           "rank only fits a launch placed on one node (srun -N1 -w NODE … --node-rank=1 &). accelerate launch "
           "hands --machine_rank to torchrun as --node-rank, with its own static rendezvous by default; without "
           "--machine_rank (and no --config_file that may give it) it stops at start, or takes the one rank of a "
-          "saved default config on every node.",
+          "saved default config on every node (the static rendezvous then hangs; c10d numbers the nodes itself).",
       fix="Let each node take its own rank: srun bash -c '… --node-rank=$SLURM_NODEID …' (single quotes), or use the "
           "c10d rendezvous, which numbers the nodes itself (--rdzv-backend=c10d --rdzv-endpoint=\"$head_node:29500\").",
       bad="""#!/bin/bash
@@ -1335,9 +1382,19 @@ def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
                 and "--config_file" not in opts:
             yield (step.line, f"srun starts accelerate launch --num_machines {machines} on {nodes} nodes without "
                               "--machine_rank: without a config file accelerate stops at once (int(None): TypeError), "
-                              "and a saved default config gives every node the file's one rank, so the job hangs; let "
-                              "each node take its own: srun bash -c 'accelerate launch … --machine_rank "
-                              "\"$SLURM_NODEID\" …'")
+                              + _saved_config_rank(opts.get("--rdzv_backend", "static"))
+                              + "; let each node take its own: srun bash -c 'accelerate launch … --machine_rank "
+                                "\"$SLURM_NODEID\" …'")
+
+
+def _saved_config_rank(backend: str) -> str:
+    """What HPC116 says of a saved default config, whose one machine_rank every node then takes: the static
+    rendezvous waits for the ranks nobody claims; c10d numbers the nodes itself and ignores it (it is torchrun's
+    --node-rank, HPC105), so there the job runs, as long as the file is there."""
+    if backend == "static":
+        return "and a saved default config gives every node the file's one rank, so the job hangs"
+    return (f"and only a saved default config (~/.cache/huggingface/accelerate) lets it run: every node then takes "
+            f"the file's one rank, which the {backend} rendezvous ignores as it numbers the nodes itself")
 
 
 @rule("HPC117", "deepspeed-started-on-every-node", "error",
@@ -1504,7 +1561,9 @@ def _elastic_on_this_node(ctx: Context, step: Any, launcher: Any, endpoint: str)
 @rule("HPC106", "single-node-fixed-port", "warning",
       summary="a single-node torchrun uses a fixed rendezvous port instead of --standalone",
       why="Two single-node jobs placed on the same node both try to bind the same port; the second fails with "
-          "'Address already in use'. --standalone picks a free port for each job.",
+          "'Address already in use'. --standalone picks a free port for each job. Not reported for a job that "
+          "holds its node with --exclusive (--exclusive=user still lets your other jobs in), unless the launch "
+          "runs in the background, beside others of the same job.",
       fix="On one node use torchrun --standalone --nnodes=1 --nproc-per-node=N (no --rdzv-* options).",
       catalogue=(4,),
       bad="""#!/bin/bash
@@ -1536,11 +1595,14 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
         # releases pick a free port on one node by themselves, and the image's version is not in the script)
         if not ((port.isdigit() and int(port) != 0) or fixed_master):
             continue  # port 0 is what --standalone does itself: the system picks a free port
+        if ctx.job.exclusive and step.command.joined_by != "&":
+            continue  # --exclusive: no other job shares the node, and this launch is the job's only one at a time
         chain = with_chain(step.chain, launcher=launcher.replace(
             standalone=True, nnodes="1", rdzv_backend="", rdzv_endpoint="", rdzv_id="", master_addr="",
             master_port=None, node_rank=""))
-        message = (f"a one-node torchrun with the fixed port {port or master}: a second job on the same "
-                   "node fails with 'Address already in use'; use --standalone, which picks a free port")
+        second = "another launch this job starts beside it" if ctx.job.exclusive else "a second job on the same node"
+        message = (f"a one-node torchrun with the fixed port {port or master}: {second} fails with "
+                   "'Address already in use'; use --standalone, which picks a free port")
         if not _one_node_launch(ctx, step, launcher):
             yield step.line, message   # elastic (--nnodes=1:2): the user's to rewrite, not a fixer's
             continue
@@ -1879,6 +1941,21 @@ def _too_few_workers(ctx: Context) -> Iterator[Any]:
     for step, nproc, gpus in _nproc_vs_gpus(ctx):
         if nproc < gpus:
             yield step.line, f"--nproc-per-node={nproc} leaves {gpus - nproc} of the {gpus} GPUs per node idle; use --nproc-per-node={gpus} or request {nproc}"
+    yield from _idle_task_gpus(ctx)
+
+
+def _idle_task_gpus(ctx: Context) -> Iterator[Any]:
+    """HPC109 for srun steps of several launchers per node, each in a task with GPUs of its own (HPC101 leaves
+    those alone when no GPU is shared): a launcher with fewer workers than its task's GPUs leaves the rest idle."""
+    for step in job_component_steps(ctx):
+        launcher, own = step.chain.launcher, own_task_gpus(ctx, step)
+        if launcher is None or not own or (tasks_per_node(ctx, step) or 1) < 2:
+            continue
+        nproc = as_int(ctx, launcher.nproc_per_node, step.line)
+        if nproc is not None and 0 < nproc < own:
+            yield (step.line, f"--nproc-per-node={nproc} leaves {own - nproc} of the {own} GPUs of each task idle "
+                              f"(each launcher runs in a task of its own GPUs, --gpus-per-task={own}); use "
+                              f"--nproc-per-node={own} or request --gpus-per-task={nproc}")
 
 
 @rule("HPC111", "deprecated-launcher", "info",
@@ -3197,10 +3274,11 @@ def _nvccli(ctx: Context) -> Iterator[Any]:
       why="With --nvccli, nvidia-container-cli sets up the GPUs. Without containment every GPU of the host is passed; "
           "with --contain (which --containall includes) the container gets a minimal /dev holding only the GPUs "
           "that NVIDIA_VISIBLE_DEVICES names, and none when it is unset: Apptainer prints a warning and the "
-          "program runs on the CPU. The variable is read where apptainer starts; it is not passed into the "
-          "container, so --env cannot set it.",
+          "program runs on the CPU. The variable is read where apptainer starts (under srun: what its --export "
+          "passes on); it is not passed into the container, so --env cannot set it. Containment set through the "
+          "environment (APPTAINER_CONTAINALL=1, APPTAINER_CONTAIN=1) counts as the flag.",
       fix="export NVIDIA_VISIBLE_DEVICES (all, or the indexes or UUIDs of the GPUs to pass) before the command, "
-          "or use --nv instead of --nvccli.",
+          "or pass it with srun --export=ALL,NVIDIA_VISIBLE_DEVICES=all, or use --nv instead of --nvccli.",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
 apptainer exec --nvccli --containall pytorch_2.3.sif python train.py
@@ -3211,18 +3289,87 @@ export NVIDIA_VISIBLE_DEVICES=all
 apptainer exec --nvccli --containall pytorch_2.3.sif python train.py
 """)
 def _nvccli_contained(ctx: Context) -> Iterator[Any]:
-    for step, c in containers(ctx):
-        if c.kind != "apptainer.run" or not c.nvccli or not (c.contain or c.containall):
+    for step, written in containers(ctx):
+        if written.kind != "apptainer.run":
             continue
-        if "NVIDIA_VISIBLE_DEVICES" in dict(step.env):
+        c = as_run(ctx, step, written)
+        if not c.nvccli or not (c.contain or c.containall):
             continue
-        var = ctx.parsed.variable("NVIDIA_VISIBLE_DEVICES", step.line)
-        if var is not None and var.exported and str(var.value).strip("'\"") not in ("", "void", "none"):
+        value = apptainer_env(ctx, step, "NVIDIA_VISIBLE_DEVICES")
+        if value is not None and value.strip("'\"") not in ("", "void", "none"):
             continue
-        how = "--containall" if c.containall else "--contain"
+        how = next((f"--{flag}" if getattr(written, flag) else f"{env_flag(ctx, step, flag)} set"
+                    for flag in ("containall", "contain") if getattr(c, flag)))
+        held = value is None and _script_env(ctx, step, "NVIDIA_VISIBLE_DEVICES") is not None
         yield (step.line, f"--nvccli with {how} passes only the GPUs NVIDIA_VISIBLE_DEVICES names, and it is not "
-                          "set here: the container sees no GPU; export NVIDIA_VISIBLE_DEVICES=all (or the GPUs to "
-                          "pass) before the command, or use --nv")
+                          + ("passed on here: srun --export leaves it out, so the container sees no GPU; add "
+                             "NVIDIA_VISIBLE_DEVICES to srun's --export list (or ALL)" if held else
+                             "set here: the container sees no GPU; export NVIDIA_VISIBLE_DEVICES=all (or the GPUs "
+                             "to pass) before the command, or use --nv"))
+
+
+def _script_env(ctx: Context, step: Any, name: str) -> str | None:
+    """The value the script gives ``name`` for the step's command: before it (NAME=value cmd), else exported above."""
+    own = dict(step.env).get(name)
+    if own is not None:
+        return own
+    var = ctx.parsed.variable(name, step.line)
+    return str(var.value) if var is not None and var.exported else None
+
+
+def _srun_export(srun: Any) -> list[str] | None:
+    """The entries of an srun step's --export list (the last one given), None without one: srun then passes its
+    whole environment."""
+    words = [str(e) for e in srun.extra] if srun is not None else []
+    found = None
+    for i, word in enumerate(words):
+        if word.startswith("--export="):
+            found = word.partition("=")[2]
+        elif word == "--export" and i + 1 < len(words):
+            found = words[i + 1]
+    return None if found is None else [e.strip().strip("'\"") for e in found.split(",")]
+
+
+def apptainer_env(ctx: Context, step: Any, name: str) -> str | None:
+    """The value of ``name`` in the environment of the process that runs the step's apptainer, None when unset:
+    the script's (:func:`_script_env`) as far as srun --export passes it on. srun(1): NONE, or a list with
+    neither ALL nor the name, keeps it back; NAME=value in the list sets it, and with ALL the caller's value wins."""
+    value = _script_env(ctx, step, name)
+    listed = _srun_export(step.chain.srun)
+    if listed is None:
+        return value
+    given = dict(e.split("=", 1) for e in listed if "=" in e)
+    names = {e for e in listed if "=" not in e}
+    if name in names or any(e.upper() == "ALL" for e in names):
+        return value if value is not None else given.get(name)
+    return given.get(name)
+
+
+#: the flags of ApptainerRun that Apptainer also takes from the environment, as APPTAINER_<FLAG> (SINGULARITY_<FLAG>
+#: in older scripts): the flag's name in capitals with _ for -, as ``apptainer exec --help`` lists them
+#: ([$APPTAINER_CONTAINALL])
+_ENV_FLAGS = ("cleanenv", "contain", "containall", "no_home", "nv", "nvccli", "rocm", "writable", "writable_tmpfs",
+              "fakeroot")
+#: the values Go's strconv.ParseBool takes for true, which Apptainer's boolean flags use
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+
+
+def env_flag(ctx: Context, step: Any, flag: str) -> str:
+    """The variable that turns an Apptainer flag on for the step (APPTAINER_CONTAINALL=1 exported above it, or
+    given before it), "" when none does. APPTAINER_ wins over SINGULARITY_, as in Apptainer."""
+    for prefix in ("APPTAINER_", "SINGULARITY_"):
+        name = prefix + flag.upper()
+        value = apptainer_env(ctx, step, name)
+        if value is not None:
+            return name if value.strip().strip("'\"") in _TRUE else ""
+    return ""
+
+
+def as_run(ctx: Context, step: Any, c: Any) -> Any:
+    """The step's Apptainer layer as Apptainer runs it: its flags, and those the environment turns on
+    (:func:`env_flag`); a flag given on the command line is not turned off by the environment."""
+    on = {flag: True for flag in _ENV_FLAGS if not getattr(c, flag) and env_flag(ctx, step, flag)}
+    return c.replace(**on) if on else c
 
 
 SETUP_ONLY = ("source", ".", "export", "module", "ml", "cd", "conda", "mamba", "micromamba", "activate", "spack")
@@ -4183,8 +4330,27 @@ def _profile_code(field: str, message: str) -> str:
 def _profile_rule(code: str) -> Any:
     def check(ctx: Context) -> Iterator[Any]:
         yield from profile_findings(ctx).get(code, [])
+        if code == "HPC407":
+            yield from _later_components_gpus(ctx)
     check.__name__ = f"_profile_{code}"
     return check
+
+
+def _later_components_gpus(ctx: Context) -> Iterator[Any]:
+    """HPC407 for the later components of a heterogeneous job, which the profile check of ``ctx.job`` (the first)
+    does not see: each takes the default partition when it names none, as --partition is not passed on from one
+    component to the next (heterogeneous_jobs.html lists the options that are), so GPUs there need a GPU
+    partition just as in the first."""
+    if ctx.profile is None:
+        return
+    from ..spec.profile import check_job
+    for view in component_views(ctx):
+        own = [d for d in ctx.parsed.directives if d.applied and d.component == view.component]
+        for p in check_job(ctx.profile, view.job):
+            if _profile_code(p.field, p.message) == "HPC407":
+                line = next((d.line for d in own if d.field == p.field), own[0].line)
+                yield line, f"component {view.component} of the heterogeneous job: " + p.message.replace(
+                    "the job", "the component")
 
 
 _profile_rule_specs = [
@@ -4216,7 +4382,8 @@ _profile_rule_specs = [
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=64\n",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=16\n"),
     ("HPC407", "gpus-on-cpu-partition", "GPUs are requested on a partition without GPUs",
-     "The partition has no GPU nodes: the job is rejected or waits forever.",
+     "The partition has no GPU nodes: the job is rejected or waits forever. Each component of a heterogeneous "
+     "job is checked: one that names no partition gets the default, whatever the others name.",
      "Submit to a GPU partition (the profile lists them), or drop the GPU request.",
      "#SBATCH --partition=cpu\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
     ("HPC408", "over-partition-limit", "more nodes than the partition allows (or another site limit, such as a "
@@ -4323,17 +4490,24 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _user_site(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        if c.kind != "apptainer.run" or c.hides_home or c.home:
+        if c.kind != "apptainer.run" or c.home:
+            continue
+        run = as_run(ctx, step, c)  # APPTAINER_NO_HOME=1 or APPTAINER_CONTAINALL=1 exported keep $HOME out too
+        if run.hides_home:
             continue
         prog = [str(w) for w in step.chain.program]
         pythonish = step.chain.launcher is not None or (prog and prog[0].rsplit("/", 1)[-1].startswith("python"))
         if not pythonish:
             continue
-        if any(ctx.parsed.variable(n, step.line + 1) for n in USERSITE_VARS) or \
-                any(n in USERSITE_VARS for n, _ in step.env) or any(str(e.name) == "PYTHONNOUSERSITE" for e in c.env):
+        # --cleanenv passes none of the host's variables but the APPTAINERENV_ ones into the container
+        names = tuple(n for n in USERSITE_VARS if n != "PYTHONNOUSERSITE") if run.cleanenv else USERSITE_VARS
+        if any(ctx.parsed.variable(n, step.line + 1) for n in names) or \
+                any(n in names for n, _ in step.env) or any(str(e.name) == "PYTHONNOUSERSITE" for e in c.env):
             continue
+        setting = ("export APPTAINERENV_PYTHONNOUSERSITE=1 (--cleanenv keeps PYTHONNOUSERSITE itself out)"
+                   if run.cleanenv else "export PYTHONNOUSERSITE=1")
         yield (step.line, "$HOME is mounted, so packages in the host's ~/.local can shadow the image's; "
-                          "export PYTHONNOUSERSITE=1 or use --no-home")
+                          f"{setting} or use --no-home")
 
 
 # --------------------------------------------------------------------------------------------
