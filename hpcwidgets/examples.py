@@ -33,13 +33,14 @@ download is needed; results go to the profile's example work directory (bound at
 from __future__ import annotations
 
 import posixpath
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .spec.apptainer import ApptainerPull, ApptainerRun
 from .spec.charliecloud import ChConvert, ChFromhost, ChRun, image_format
 from .spec.common import Bind, EnvVar
-from .spec.profile import ClusterProfile, Partition
+from .spec.profile import ClusterProfile, Partition, best_partitions
 from .spec.units import format_mem, format_time, parse_time
 from .spec.workflow import Workflow
 
@@ -86,6 +87,7 @@ class _Site:
     profile: ClusterProfile
     runtime: str                 # apptainer | singularity | charliecloud
     payload_dir: str
+    part_vendor: str = ""        # the GPU vendor of the partition the example uses, when it has its own
 
     @property
     def charliecloud(self) -> bool:
@@ -93,19 +95,27 @@ class _Site:
 
     @property
     def vendor(self) -> str:
-        return self.profile.gpu_vendor
+        return self.part_vendor or self.profile.gpu_vendor
+
+    def on(self, part: Partition | None) -> "_Site":
+        """The site as a job on ``part`` sees it: with that partition's GPU vendor (flag and image follow it), or
+        the profile's where the partition has none of its own or both vendors."""
+        vendor = self.profile.vendor_of(part) if part is not None and part.has_gpus else ""
+        return dataclasses.replace(self, part_vendor="" if vendor == "mixed" else vendor)
 
     def gpu_partition(self) -> Partition | None:
-        return self.profile.default(gpu=True)
+        """The default GPU partition; on a site without GPUs the default partition (the sizes then fit it)."""
+        return self.profile.default(gpu=True) or self.profile.default()
 
-    def multi_node_partition(self) -> Partition | None:
-        """The GPU partition that allows the most nodes (the default GPU partition wins ties)."""
-        parts = list(self.profile.gpu_partitions())
-        if not parts:
-            return self.profile.default()
+    def multi_node_partition(self, nodes: int) -> Partition | None:
+        """The GPU partition (on a site without GPUs: any partition) that suits a job of ``nodes`` nodes best:
+        taking jobs, open to all, not a test partition, allowing ``nodes`` nodes, then the most nodes
+        (:func:`best_partitions`; the default GPU partition, or the default one, wins ties)."""
+        parts = list(self.profile.gpu_partitions()) or [p for p in self.profile.partitions if isinstance(p, Partition)]
         default = self.gpu_partition()
-        parts.sort(key=lambda p: (-(p.max_nodes or 10**6), p is not default))
-        return parts[0]
+        parts.sort(key=lambda p: p is not default)
+        ranked = best_partitions(parts, nodes=nodes, by="nodes")
+        return ranked[0] if ranked else None
 
     def modules(self, runtime: str | None = None) -> tuple[str, ...]:
         name = self.profile.runtime_module(runtime or self.runtime)
@@ -221,10 +231,13 @@ def _fit_time(wanted: str, part: Partition | None) -> str:
 
 def _fit_mem(wanted_mib: int, part: Partition | None, share: int = 1, nodes: int = 1) -> str:
     """``wanted_mib`` or, on smaller nodes, the node's memory divided by ``share`` (and, with a per-job memory
-    limit, that limit divided over ``nodes``)."""
+    limit, that limit divided over ``nodes``); "" (no --mem: the site's default) on a partition whose memory is
+    unknown, as on a cluster whose slurm.conf sets none, where Slurm grants no --mem at all."""
     node = part.mem_mib() if part is not None else None
+    if part is not None and node is None:
+        return ""
     if node is not None:
-        wanted_mib = min(wanted_mib, node // max(share, 1))
+        wanted_mib = max(1, min(wanted_mib, node // max(share, 1)))  # never 0: --mem=0 claims the whole node
     per_job = part.mem_per_job_mib() if part is not None else None
     if per_job:
         wanted_mib = min(wanted_mib, per_job // max(nodes, 1))
@@ -256,6 +269,7 @@ def payload_dir() -> str:
 # ------------------------------------------------------------------------------------------------
 def _single_gpu(site: _Site) -> Example:
     part = site.gpu_partition()
+    site = site.on(part)
     gpus = 1 if part is not None and part.has_gpus else 0
     wf = Workflow.single_node(
         site.script("train.py"), ("--epochs", "20", "--output-dir", site.output_dir()),
@@ -272,29 +286,36 @@ def _single_gpu(site: _Site) -> Example:
 
 
 def _multi_node(site: _Site) -> Example:
-    part = site.multi_node_partition()
-    gpus = _per_job_cap(part.gpus_per_node, part, "gpus", nodes=2) if part is not None and part.has_gpus else 0
+    part = site.multi_node_partition(2)
+    site = site.on(part)
+    # a site whose every partition allows one node gets the same job on one node (and is told so)
+    nodes = min(2, part.max_nodes) if part is not None and isinstance(part.max_nodes, int) and part.max_nodes > 0 else 2
+    gpus = _per_job_cap(part.gpus_per_node, part, "gpus", nodes=nodes) if part is not None and part.has_gpus else 0
     per_node = gpus or 2
     out = site.output_dir()
     wf = Workflow.multi_node(
         site.script("ddp_train.py"), ("--epochs", "20", "--output-dir", out, "--checkpoint-dir", f"{out}/checkpoints"),
-        nodes=2, gpus_per_node=gpus, nproc_per_node=per_node, container=site.container(), gpu_vendor=site.vendor,
+        nodes=nodes, gpus_per_node=gpus, nproc_per_node=per_node, container=site.container(), gpu_vendor=site.vendor,
         pass_cpus_per_task=site.srun_cpus(),
-        title=site.title("Distributed training on 2 nodes: one torchrun per node", gpus),
+        title=site.title(f"Distributed training on {nodes} node{'s' if nodes > 1 else ''}: one torchrun per node", gpus),
         prepare=site.prepare(), exports=site.exports(),
         job_name="multi-node", **site.job_fields(part),
         cpus_per_task=_per_job_cap(min(_cpus_per_gpu(part) * per_node, part.cpus_per_node or 10**6), part, "cpus",
-                                   nodes=2) if part else 8,
-        mem=_fit_mem(128 * 1024, part, nodes=2), time=_fit_time("02:00:00", part), output="%x-%j.out",
+                                   nodes=nodes) if part else 8,
+        mem=_fit_mem(128 * 1024, part, nodes=nodes), time=_fit_time("02:00:00", part), output="%x-%j.out",
         modules=site.modules(), setup=site.setup())
+    fewer = "" if nodes == 2 else (f" No partition of {site.profile.name} allows 2 nodes ({_where(part)} allows "
+                                   f"{nodes}), so this job uses {nodes}; the same script runs on more nodes where a "
+                                   "partition allows them.")
     return Example("multi-node-torchrun",
-                   f"2 nodes × {per_node} processes on {_where(part)}: srun starts one "
+                   f"{nodes} node{'s' if nodes > 1 else ''} × {per_node} processes on {_where(part)}: srun starts one "
                    "torchrun per node, which starts one worker per GPU; the c10d rendezvous runs at the first node "
-                   f"($head_node, resolved on the host).{site.source_note()}", wf)
+                   f"($head_node, resolved on the host).{fewer}{site.source_note()}", wf)
 
 
 def _array_sweep(site: _Site) -> Example:
     part = site.gpu_partition()
+    site = site.on(part)
     gpus = 1 if part is not None and part.has_gpus else 0
     wf = Workflow.sweep(
         "lr", SWEEP_LEARNING_RATES, site.script("train.py"), ("--epochs", "20", "--output-dir", site.output_dir()),
@@ -311,6 +332,7 @@ def _array_sweep(site: _Site) -> Example:
 
 def _charliecloud(site: _Site) -> Example:
     part = site.gpu_partition()
+    site = site.on(part)
     gpus = 1 if part is not None and part.has_gpus else 0
     container, prepare = site.container("charliecloud"), ()
     nvidia = site.vendor == "nvidia" and gpus
@@ -353,7 +375,7 @@ def _jupyter(site: _Site) -> Example | None:
     if not site.charliecloud:
         box = ApptainerRun(binary=site.profile.apptainer_binary, action="exec", image=site.image())
     job = SlurmJob(job_name="jupyter", **site.job_fields(part),
-                   cpus_per_task=2, mem=_fit_mem(8 * 1024, part, share=2), time=_fit_time("02:00:00", part),
+                   cpus_per_task=min(2, part.cpus_per_node) if part is not None and part.cpus_per_node else 2, mem=_fit_mem(8 * 1024, part, share=2), time=_fit_time("02:00:00", part),
                    output="jupyter-%j.log", modules=site.modules() if box is not None else ())
     # without a login host the tunnel cannot be known: a visible placeholder, never a host that looks real
     login = JupyterJob.login_fields(site.profile)

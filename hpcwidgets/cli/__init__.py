@@ -131,10 +131,12 @@ def _set_help(cls: Any) -> tuple[str, str]:
     return "FIELD=VALUE", text
 
 
-def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: Any = None) -> None:
+def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: Any = None,
+                        format_default: str = "shell", format_help: str = "") -> None:
     g = p.add_argument_group("output")
-    g.add_argument("--format", choices=("shell", "json", "toml"), default="shell",
-                   help="shell: the command or script (default); json/toml: the model, to edit and load with --from.")
+    g.add_argument("--format", choices=("shell", "json", "toml"), default=format_default,
+                   help=format_help or "shell: the command or script (default); json/toml: the model, to edit and "
+                                       "load with --from.")
     g.add_argument("-o", "--output-file", metavar="FILE", help="Write to FILE atomically instead of printing.")
     g.add_argument("--force", action="store_true", help="Allow -o to replace an existing file.")
     if model:

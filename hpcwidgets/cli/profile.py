@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from . import _Formatter, _add_output_options
+    from . import _Formatter
     p = sub.add_parser("profile", help="cluster profiles (sites as data)", formatter_class=_Formatter,
                        description="List, show or detect cluster profiles. Add your own as TOML files in "
                                    "~/.config/hpcwidgets/profiles/ or a directory named in $HPCW_PROFILE_PATH.")
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("name", help="a profile name or a path to a .toml file")
     show.add_argument("--name", dest="new_name", metavar="NEW",
                       help="write it under another name: the start of your own site's profile")
-    _add_output_options(show, model=False)
+    _add_profile_output(show)
     show.set_defaults(handler=run_show)
     check = actions.add_parser("check", help="read a profile and report every problem in it",
                                formatter_class=_Formatter)
@@ -27,8 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     detect = actions.add_parser("detect", help="build a profile from the Slurm cluster you are on",
                                 formatter_class=_Formatter)
     detect.add_argument("--name", default="detected", help="name for the new profile")
-    _add_output_options(detect, model=False)
+    _add_profile_output(detect)
     detect.set_defaults(handler=run_detect)
+
+
+def _add_profile_output(p: argparse.ArgumentParser) -> None:
+    """The shared output options, with --format saying what a profile is printed as (TOML unless json is asked;
+    shell is accepted as other commands take it and also gives TOML)."""
+    from . import _add_output_options
+    _add_output_options(p, model=False, format_default="toml",
+                        format_help="toml: the profile as a TOML file (default; shell gives the same); json: the "
+                                    "model as JSON.")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -71,5 +80,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
+    """Print or save the detected profile; what needs review goes to stderr as notes (not into the TOML)."""
+    import sys
     from ..run.detect import detect_profile
-    return _emit_profile(args, detect_profile(args.name))
+    notes: list[str] = []
+    profile = detect_profile(args.name, notes=notes)
+    for note in notes:
+        print(f"hpcwidgets: note: {note}", file=sys.stderr)
+    return _emit_profile(args, profile)

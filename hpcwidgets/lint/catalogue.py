@@ -181,12 +181,21 @@ _AMD_SIGNS = re.compile(r"rocm|\b(?:ROCR|HIP)_VISIBLE_DEVICES\b|\bMIOPEN_|\bHSA_
                         r"|--partition[= ](?:small|standard|dev)-g\b|-p\s*(?:small|standard|dev)-g\b|\blumi-", re.I)
 
 
+def profile_vendor(ctx: Context) -> str:
+    """The vendor of the GPUs the job gets by the profile: that of the partition it runs on (a site may have NVIDIA
+    and AMD partitions), else the profile's; "" without a profile, or where the profile cannot tell (a partition
+    with both vendors and a job that names no GPU type)."""
+    if ctx.profile is None:
+        return ""
+    return cached(ctx, "profile_vendor", lambda: str(ctx.profile.vendor_for(ctx.job) or ""))
+
+
 def gpu_vendor(ctx: Context) -> str:
-    """The profile's GPU vendor; without a profile (or one that leaves it out) "amd" when the script shows
+    """The GPU vendor by the profile (:func:`profile_vendor`); where it cannot tell, "amd" when the script shows
     signs of AMD GPUs (a ROCm image, ``--gpus-per-node=mi250:8``, ``ROCR_VISIBLE_DEVICES``), else "nvidia"."""
-    vendor = getattr(ctx.profile, "gpu_vendor", "") if ctx.profile is not None else ""
+    vendor = profile_vendor(ctx)
     if vendor:
-        return str(vendor)
+        return vendor
     return "amd" if shows_amd(ctx) else "nvidia"
 
 
@@ -3467,7 +3476,7 @@ module load apptainer
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _wrong_vendor(ctx: Context) -> Iterator[Any]:
-    vendor = getattr(ctx.profile, "gpu_vendor", "") if ctx.profile is not None else ""
+    vendor = profile_vendor(ctx)
     if vendor not in ("nvidia", "amd"):
         return
     wrong, right = ("rocm", "nv") if vendor == "nvidia" else ("nv", "rocm")
@@ -3476,8 +3485,16 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
             chain = with_chain(step.chain, container=c.replace(**{wrong: False, right: True}))
             # a script that shows AMD GPUs (a ROCm image) on an NVIDIA profile: either may be wrong, so no fix
             amd_script = vendor == "nvidia" and shows_amd(ctx)
-            yield (step.line, f"--{wrong} on {ctx.profile.name}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
+            yield (step.line, f"--{wrong} on {_vendor_place(ctx)}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
                               f"use --{right}", None if amd_script else fix_for(ctx, f"use --{right}", step, chain))
+
+
+def _vendor_place(ctx: Context) -> str:
+    """Where the vendor comes from: the profile, or its partition when that has its own vendor."""
+    part = ctx.profile.entry_for(ctx.job)
+    if part is not None and getattr(part, "gpu_vendor", "") and part.has_gpus:
+        return f"{part.where()} of {ctx.profile.name}"
+    return ctx.profile.name
 
 
 #: container fields whose problems other rules report (HPC216, HPC218), and the command, which the
@@ -4314,7 +4331,7 @@ def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
 
 
 def _profile_code(field: str, message: str) -> str:
-    if field == "partition" and "has no partition" in message:
+    if field == "partition" and ("has no partition" in message or message.startswith("the job will not run")):
         return "HPC401"
     # GPUs where there are none: on the partition, or the job names none and the profile has no default.
     # Any other problem of a job that names no partition (time, memory, CPUs on the default one) goes by field.
@@ -4354,8 +4371,10 @@ def _later_components_gpus(ctx: Context) -> Iterator[Any]:
 
 
 _profile_rule_specs = [
-    ("HPC401", "unknown-partition", "the partition does not exist on this cluster",
-     "sbatch rejects the job: 'invalid partition specified'.", "Use one of the partitions the profile lists.",
+    ("HPC401", "unknown-partition", "the partition does not exist on this cluster (or takes no jobs)",
+     "sbatch rejects the job: 'invalid partition specified'. A partition whose State is DRAIN or INACTIVE refuses "
+     "new jobs, and one that is DOWN queues them but starts none.",
+     "Use one of the partitions the profile lists that takes jobs.",
      "#SBATCH --partition=gpu-large\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
     ("HPC402", "time-over-partition-limit", "the time limit is longer than the partition allows",
      "The job is rejected, or stays pending forever with reason PartitionTimeLimit.",

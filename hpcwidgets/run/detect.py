@@ -20,11 +20,12 @@ import sys
 from typing import Callable, Iterable, Mapping
 
 from ..errors import ProfileError, RunError
-from ..spec.profile import ClusterProfile, Partition
+from ..spec.profile import AMD_GPU_TYPE, MIG_GPU_TYPE, ClusterProfile, Partition, best_partitions
 from ..spec.units import format_mem, parse_time
 
-__all__ = ["detect_profile", "expand_hostlist", "guess_gpu_vendor", "parse_gres", "parse_scontrol", "profile_from_scontrol",
-           "runtimes_from_programs", "scheduler_version_from", "main"]
+__all__ = ["detect_profile", "expand_hostlist", "guess_gpu_vendor", "gpus_per_node", "login_host_name", "node_memory",
+           "parse_gres", "parse_scontrol", "profile_from_scontrol", "real_host_name", "runtimes_from_programs",
+           "scheduler_version_from", "main"]
 
 PARTITIONS_ARGV = ("scontrol", "--oneliner", "show", "partition")
 NODES_ARGV = ("scontrol", "--oneliner", "show", "node")
@@ -140,18 +141,19 @@ def parse_gres(text: str) -> dict[str, int]:
     return out
 
 
-#: gres type names of AMD Instinct GPUs (mi100, mi210, mi250, mi250x, mi300a, mi300x …) or their gfx targets
-_AMD_GPU_TYPE = re.compile(r"(amd_?)?(mi\d{2,3}[a-z]?|instinct\w*|gfx\d+[a-z]?)", re.IGNORECASE)
-
-
-def guess_gpu_vendor(gpu_types: Iterable[str], has_gpus: bool) -> str:
+def guess_gpu_vendor(gpu_types: Iterable[str], has_gpus: bool, features: Iterable[str] = ()) -> str:
     """The GPU vendor the gres type names suggest: ``amd`` when every type is an AMD Instinct name (LUMI's
-    ``mi250``), ``nvidia`` for other GPUs (the common case, and the names Slurm sites give NVIDIA GPUs vary
-    too much to tell them from Intel's), ``none`` without GPUs. A guess: Slurm does not report the vendor."""
+    ``mi250``), ``mixed`` when some are and others are not, ``nvidia`` for other GPUs (the common case, and the
+    names Slurm sites give NVIDIA GPUs vary too much to tell them from Intel's), ``none`` without GPUs. Untyped
+    GPUs are ``amd`` when a node feature names an AMD GPU (``mi250``) or ROCm. A guess: Slurm does not report
+    the vendor."""
     types = [t for t in gpu_types if t]
     if not has_gpus:
         return "none"
-    if types and all(_AMD_GPU_TYPE.fullmatch(t) for t in types):
+    amd = [bool(AMD_GPU_TYPE.fullmatch(t)) for t in types]
+    if types:
+        return "amd" if all(amd) else "mixed" if any(amd) else "nvidia"
+    if any(AMD_GPU_TYPE.fullmatch(f) or f.lower() == "rocm" for f in features):
         return "amd"
     return "nvidia"
 
@@ -184,19 +186,129 @@ def _smallest(*values: int | None) -> int | None:
     return min(known) if known else None
 
 
+def node_memory(record: Mapping[str, str]) -> int | None:
+    """MiB a job can get on a node: RealMemory less MemSpecLimit (memory slurm.conf reserves for the system,
+    never allocated to jobs). None when unknown: RealMemory 1 (or 0) is Slurm's default when memory is not
+    configured, and such a node grants no --mem at all."""
+    real = _int(record.get("RealMemory"))
+    if real is None or real <= 1:
+        return None
+    usable = real - (_int(record.get("MemSpecLimit")) or 0)
+    return usable if usable > 0 else None
+
+
+def gpus_per_node(nodes_gres: Iterable[Mapping[str, int]]) -> int:
+    """GPUs per node of a partition: the most full GPUs (all types of one node together) any one node has, never
+    summed over different nodes. MIG slices are parts of a GPU, not GPUs: they count only in a partition that has
+    no full GPUs (a node with 4 B200 and 12 slices is a 4-GPU node; a partition of A100 nodes with 3 each and one
+    node cut into 21 slices has 3 per node, and gpus_per_type says 21 for the slice type)."""
+    nodes_gres = list(nodes_gres)
+    full = max((sum(n for t, n in g.items() if not MIG_GPU_TYPE.search(t)) for g in nodes_gres), default=0)
+    return full or max((sum(g.values()) for g in nodes_gres), default=0)
+
+
+def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[Partition, list[str]]:
+    """The partition of one ``PartitionName=`` record and its nodes' records, and the GPU node features."""
+    cpus = [_int(r.get("CPUEfctv")) or _int(r.get("CPUTot")) for r in records]
+    mems = [node_memory(r) for r in records]
+    gres = [parse_gres(r.get("Gres", "")) for r in records]
+    max_cpus = max((c for c in cpus if c), default=None)
+    max_mem = max((m for m in mems if m), default=None)
+    max_cpus = _smallest(max_cpus, _int(rec.get("MaxCPUsPerNode"))) if max_cpus else None
+    mem_cap = _int(rec.get("MaxMemPerNode"))
+    max_mem = _smallest(max_mem, mem_cap if mem_cap else None) if max_mem else None
+    total_nodes = _int(rec.get("TotalNodes")) or (len(records) or None)
+    gpus = gpus_per_node(gres)
+    per_type: dict[str, int] = {}
+    for g in gres:
+        for t, n in g.items():
+            if t:
+                per_type[t] = max(per_type.get(t, 0), n)
+    with_gpus = [r for r, g in zip(records, gres) if g]
+    features = [f for r in with_gpus for f in _split_top(r.get("AvailableFeatures", "")) if f not in _UNSET]
+    state = rec.get("State", "UP").upper()
+    limits = {key: rec.get(key, "ALL") for key in ("AllowAccounts", "AllowGroups", "AllowQos")}
+    closed = {key: value for key, value in limits.items() if value.strip().upper() not in ("ALL", *_UNSET)}
+    notes = [f"{key}={value}" for key, value in closed.items()]
+    if state != "UP":
+        notes.append(f"State={state}")
+    gpu_nodes = len(with_gpus) if gpus and len(with_gpus) < len(records) else None
+    if gpu_nodes:
+        notes.append(f"{gpu_nodes} of its {len(records)} nodes have GPUs")
+    part = Partition(
+        name=rec["PartitionName"],
+        description="; ".join(notes),
+        max_time=_time(rec.get("MaxTime")),
+        default_time=_time(rec.get("DefaultTime")),
+        max_nodes=_smallest(_int(rec.get("MaxNodes")), total_nodes),
+        cpus_per_node=max_cpus,
+        mem_per_node=format_mem(max_mem) if max_mem else "",
+        gpus_per_node=gpus,
+        gpu_types=tuple(sorted(per_type)),
+        gpus_per_type=tuple(f"{t}:{n}" for t, n in sorted(per_type.items()) if n != gpus),
+        gpu_nodes=gpu_nodes,
+        state="" if state == "UP" else state if state in ("DOWN", "DRAIN", "INACTIVE") else "",
+        restricted=bool(closed),
+        is_default=rec.get("Default", "NO").upper() == "YES",
+    )
+    return part, features
+
+
+def _default_gpu(partitions: list[Partition], default: str, notes: list[str]) -> str:
+    """The partition the GPU examples use: Slurm's default when it has GPUs and suits production work, else the
+    best GPU partition (:func:`best_partitions`: UP, open to all, not a test partition, only GPU nodes, the
+    longest time limit, then the most nodes). A choice that is none of these is noted."""
+    gpu_parts = [p for p in partitions if p.has_gpus]
+    if not gpu_parts:
+        return ""
+    slurm_default = next((p for p in gpu_parts if p.name == default), None)
+    if slurm_default is not None and slurm_default.for_production and slurm_default.gpu_nodes is None:
+        return slurm_default.name
+    best = best_partitions(gpu_parts)[0]
+    if not best.for_production or best.gpu_nodes is not None:
+        why = best.description or "its name says it is for tests or development"
+        notes.append(f"no GPU partition is UP, open to all and meant for production work; default_gpu_partition = "
+                     f"{best.name!r} ({why}): check it, or set the partition your users should use")
+    return best.name
+
+
+def _vendors(partitions: list[Partition], default_gpu: str, features: dict[str, list[str]],
+             notes: list[str]) -> tuple[str, list[Partition]]:
+    """The profile's GPU vendor, and the partitions with their own vendor where the partitions differ (a site with
+    NVIDIA and AMD partitions: each GPU partition then says its vendor)."""
+    found = {p.name: guess_gpu_vendor(p.gpu_types, p.has_gpus, features.get(p.name, ())) for p in partitions
+             if p.has_gpus}
+    kinds = set(found.values())
+    if not kinds:
+        return "none", partitions
+    if len(kinds) == 1 and "mixed" not in kinds:
+        return kinds.pop(), partitions
+    plain = [v for v in found.values() if v != "mixed"]
+    main = found.get(default_gpu, "mixed")
+    if main == "mixed":
+        main = max(plain, key=plain.count) if plain else "nvidia"
+    notes.append("the GPU vendor differs by partition (" + ", ".join(f"{n}: {v}" for n, v in found.items())
+                 + "): each GPU partition's gpu_vendor says which; check them")
+    return main, [p.replace(gpu_vendor=found[p.name]) if p.name in found else p for p in partitions]
+
+
 def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = "detected",
                           version_text: str = "", login_host: str = "",
                           runtimes: tuple[str, ...] = ("apptainer",), runtimes_render_only: tuple[str, ...] = (),
-                          apptainer_binary: str = "apptainer") -> ClusterProfile:
+                          apptainer_binary: str = "apptainer", notes: list[str] | None = None) -> ClusterProfile:
     """A profile from ``scontrol show partition`` and ``scontrol show node`` text (pure).
 
-    Per partition: the time limits, the node limit (MaxNodes, never more than the partition's nodes),
-    and the node size as the largest node of the partition (CPUs, RealMemory, GPUs from the gres),
-    lowered by MaxCPUsPerNode / MaxMemPerNode when those are set. The GPU vendor cannot be read
-    from Slurm: it is guessed from the gres type names (:func:`guess_gpu_vendor`: amd for ``mi250``,
-    else nvidia when any node has GPUs; check it). Raises :class:`ProfileError` when the text holds no
-    partition.
+    Per partition: the time limits, the node limit (MaxNodes, never more than the partition's nodes), its State
+    and whether AllowAccounts/AllowGroups/AllowQos restrict it; node sizes as docs/profiles.md states them: CPUs
+    and memory of the largest node (memory less MemSpecLimit, unknown when RealMemory is 1), lowered by
+    MaxCPUsPerNode / MaxMemPerNode; GPUs per node those of the node with the most full GPUs (MIG slices count on
+    nodes that have nothing else), never summed over different nodes; ``gpus_per_type`` the most of each type one
+    node has, where that differs. The GPU vendor cannot be read from Slurm: it is guessed per partition from the
+    gres type names (:func:`guess_gpu_vendor`); check it. ``default_gpu_partition`` is chosen by
+    :func:`_default_gpu`. What needs a person's review is appended to ``notes`` as sentences. Raises
+    :class:`ProfileError` when the text holds no partition.
     """
+    notes = notes if notes is not None else []
     part_records = parse_scontrol(partitions_text, "PartitionName")
     if not part_records:
         raise ProfileError("the scontrol output holds no PartitionName= records; run `scontrol show partition` "
@@ -208,6 +320,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
             members.setdefault(part, []).append(node_name)
 
     partitions: list[Partition] = []
+    features: dict[str, list[str]] = {}
     for rec in part_records:
         pname = rec["PartitionName"]
         try:
@@ -215,30 +328,11 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
         except ValueError as exc:
             raise ProfileError(f"partition {pname}: {exc}") from None
         names = list(dict.fromkeys(listed + members.get(pname, [])))
-        records = [nodes[n] for n in names if n in nodes]
-        cpus = [_int(r.get("CPUEfctv")) or _int(r.get("CPUTot")) for r in records]
-        mems = [_int(r.get("RealMemory")) for r in records]
-        gres = [parse_gres(r.get("Gres", "")) for r in records]
-        max_cpus = max((c for c in cpus if c), default=None)
-        max_mem = max((m for m in mems if m), default=None)
-        max_cpus = _smallest(max_cpus, _int(rec.get("MaxCPUsPerNode"))) if max_cpus else None
-        mem_cap = _int(rec.get("MaxMemPerNode"))
-        max_mem = _smallest(max_mem, mem_cap if mem_cap else None) if max_mem else None
-        total_nodes = _int(rec.get("TotalNodes")) or (len(names) or None)
-        partitions.append(Partition(
-            name=pname,
-            max_time=_time(rec.get("MaxTime")),
-            default_time=_time(rec.get("DefaultTime")),
-            max_nodes=_smallest(_int(rec.get("MaxNodes")), total_nodes),
-            cpus_per_node=max_cpus,
-            mem_per_node=format_mem(max_mem) if max_mem else "",
-            gpus_per_node=max((sum(g.values()) for g in gres), default=0),
-            gpu_types=tuple(sorted({t for g in gres for t in g if t})),
-            is_default=rec.get("Default", "NO").upper() == "YES",
-        ))
+        part, features[pname] = _partition(rec, [nodes[n] for n in names if n in nodes])
+        partitions.append(part)
     default = next((p.name for p in partitions if p.is_default), "")
-    gpu_parts = [p.name for p in partitions if p.gpus_per_node]
-    default_gpu = default if default in gpu_parts else (gpu_parts[0] if gpu_parts else "")
+    default_gpu = _default_gpu(partitions, default, notes)
+    vendor, partitions = _vendors(partitions, default_gpu, features, notes)
     return ClusterProfile(
         name=name,
         description="Detected from Slurm: review the paths, modules, example settings and GPU vendor, "
@@ -248,7 +342,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
         runtimes=runtimes,
         runtimes_render_only=runtimes_render_only,
         apptainer_binary=apptainer_binary,
-        gpu_vendor=guess_gpu_vendor((t for p in partitions for t in p.gpu_types), bool(gpu_parts)),
+        gpu_vendor=vendor,
         default_partition=default,
         default_gpu_partition=default_gpu,
         partitions=tuple(partitions),
@@ -297,15 +391,36 @@ def _run(argv: list[str], env: Mapping[str, str] | None, timeout: float) -> str:
     return proc.stdout
 
 
+def real_host_name(name: str) -> str:
+    """``name`` when it names a host others can reach; "" for localhost, localhost.localdomain, ip6-localhost and
+    loopback addresses (127.*, ::1), which is what ``socket.getfqdn()`` answers on a host whose /etc/hosts lists
+    its name after localhost."""
+    name = name.strip().rstrip(".")
+    lowered = name.lower()
+    if not name or lowered.split(".")[0] in ("localhost", "ip6-localhost", "ip6-loopback") \
+            or lowered.startswith("127.") or lowered in ("::1", "0.0.0.0"):
+        return ""
+    return name
+
+
+def login_host_name(fqdn: Callable[[], str] = socket.getfqdn, hostname: Callable[[], str] = socket.gethostname) -> str:
+    """This machine's name for the profile's login_host: the fully qualified name, else the host name when that is
+    a loopback name, else "" (then detection says how to set it)."""
+    return real_host_name(fqdn()) or real_host_name(hostname())
+
+
 def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = None, timeout: float = 30.0,
                    runner: Callable[[list[str]], str] | None = None,
-                   which: Callable[[str], str | None] | None = None) -> ClusterProfile:
+                   which: Callable[[str], str | None] | None = None,
+                   login_host: Callable[[], str] = login_host_name, notes: list[str] | None = None) -> ClusterProfile:
     """Build a profile from the Slurm this machine talks to.
 
     ``env`` adds variables for the Slurm commands (e.g. ``{"SLURM_CONF": "/path/slurm.conf"}``);
-    ``runner`` and ``which`` replace running a command and looking up a program (for tests).
+    ``runner``, ``which`` and ``login_host`` replace running a command, looking up a program and naming this
+    host (for tests). What needs a person's review is appended to ``notes`` (see :func:`profile_from_scontrol`).
     Raises :class:`RunError` when a Slurm command is missing, fails or times out.
     """
+    notes = notes if notes is not None else []
     run = runner or (lambda argv: _run(argv, env, timeout))
     partitions_text = run(list(PARTITIONS_ARGV))
     nodes_text = run(list(NODES_ARGV))
@@ -314,9 +429,13 @@ def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = No
         path = (env or {}).get("PATH", os.environ.get("PATH", ""))
         which = lambda program: shutil.which(program, path=path)  # noqa: E731
     runtimes, render_only, binary = runtimes_from_programs(p for p in RUNTIME_PROGRAMS if which(p))
+    host = login_host()
+    if not host:
+        notes.append("this machine has no host name other than localhost: set login_host in the profile to the "
+                     "host your users ssh to (the Jupyter job's tunnel command names it)")
     return profile_from_scontrol(partitions_text, nodes_text, name=name, version_text=version_text,
-                                 login_host=socket.getfqdn(), runtimes=runtimes,
-                                 runtimes_render_only=render_only, apptainer_binary=binary)
+                                 login_host=host, runtimes=runtimes, runtimes_render_only=render_only,
+                                 apptainer_binary=binary, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,8 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", help="write the TOML to this file instead of printing it")
     parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
     args = parser.parse_args(argv)
+    notes: list[str] = []
     try:
-        profile = detect_profile(args.name)
+        profile = detect_profile(args.name, notes=notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         if args.output:
             print(f"wrote {save_profile(profile, args.output, overwrite=args.force)}")
         else:

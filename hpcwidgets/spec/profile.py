@@ -55,6 +55,23 @@ _CONSTRAINT = re.compile(r"[A-Za-z0-9_.+\-&|,:*\[\]()!]+")
 #: from one of these (``apptainr``) is reported; any other purpose (``gcc``, ``hdf5``) is accepted.
 KNOWN_MODULE_PURPOSES = ("apptainer", "singularity", "charliecloud", "cuda", "rocm", "mpi", "python")
 
+#: Slurm's partition states (``scontrol show partition``: State=): only UP takes and starts jobs. DRAIN and INACTIVE
+#: refuse new jobs; DOWN queues them but starts none (slurm.conf(5), PartitionName State=).
+PARTITION_STATES = ("UP", "DOWN", "DRAIN", "INACTIVE")
+#: what a job sent to a partition in each state that is not UP meets
+_STATE_EFFECT = {"DRAIN": "Slurm refuses new jobs there", "INACTIVE": "Slurm refuses new jobs there",
+                 "DOWN": "Slurm queues jobs there but starts none until it is UP again"}
+#: a partition's GPU vendor: the profile's choices, plus "mixed" for a partition whose nodes have GPUs of both
+#: vendors (the job's GPU type then tells which)
+PARTITION_GPU_VENDORS = ("nvidia", "amd", "intel", "mixed")
+#: gres type names of AMD Instinct GPUs (mi100, mi210, mi250, mi250x, mi300a, mi300x …) or their gfx targets
+AMD_GPU_TYPE = re.compile(r"(amd_?)?(mi\d{2,3}[a-z]?|instinct\w*|gfx\d+[a-z]?)", re.IGNORECASE)
+#: NVIDIA MIG slices as gres types name them (1g.10gb, 3g.40gb, nvidia_a100_80gb_pcie_1g.10gb): parts of a GPU
+MIG_GPU_TYPE = re.compile(r"(?:^|_)\d+g\.\d+gb$", re.IGNORECASE)
+#: partition names that say they are for trials (gputest, gpudev, dev-g, devel, debug, testing, interactive): short
+#: limits, few nodes, sometimes the login nodes; never the partition examples or a detected default should use
+TRIAL_PARTITION = re.compile(r"test|dev|debug|interactive", re.IGNORECASE)
+
 #: Slurm releases whose srun does not take --cpus-per-task from the job allocation: from 22.05 until
 #: 23.11 restored the old behaviour (SLURM_CPUS_PER_TASK is read again), i.e. 22.05 to 23.02.
 _SRUN_NO_INHERIT = ((22, 5), (23, 11))
@@ -130,7 +147,9 @@ class Partition(Spec):
     max_nodes: int | None = opt(None, label="Maximum nodes", role="internal", minimum=1,
                                 help="The most nodes one job may use on this partition; leave it out (empty) for no limit.")
     cpus_per_node: int | None = opt(None, label="CPUs per node", role="internal", minimum=1,
-                                    help="CPU cores on each node (the largest node if they differ); leave it out (empty) if unknown.")
+                                    help="CPUs on each node as Slurm counts them (hardware threads where hyper-threading is on, the "
+                                         "unit of --cpus-per-task; the largest node if they differ); leave it out "
+                                         "(empty) if unknown.")
     mem_per_node: str = opt("", label="Memory per node", role="internal", placeholder="187G",
                             help="Memory a job can ask for on one node (Slurm's RealMemory), e.g. 187G or 3900M; empty if unknown.")
     gpus_per_node: int = opt(0, label="GPUs per node", role="internal", minimum=0,
@@ -162,6 +181,24 @@ class Partition(Spec):
     max_gpus_per_job: int | None = opt(None, label="Maximum GPUs per job", role="internal", minimum=1,
                                        help="The most GPUs one job may use in total (all its nodes together); leave "
                                             "it out for no per-job limit.")
+    state: str = opt("", label="State", role="internal", choices=PARTITION_STATES,
+                     help="Slurm's State of the partition: empty or UP when it takes jobs; DRAIN and INACTIVE refuse "
+                          "new jobs, DOWN queues them but starts none. The check reports jobs sent there; examples "
+                          "and hints leave it out.")
+    restricted: bool = opt(False, label="Restricted", role="internal",
+                           help="true when only some accounts, groups or QOS may use it (Slurm's AllowAccounts, "
+                                "AllowGroups, AllowQos): the examples and a detected default GPU partition avoid it.")
+    gpu_vendor: str = opt("", label="GPU vendor", role="internal", choices=PARTITION_GPU_VENDORS,
+                          help="The vendor of this partition's GPUs where it differs from the profile's gpu_vendor "
+                               "(a site with NVIDIA and AMD partitions); mixed when its nodes have both (the job's "
+                               "GPU type then tells). Empty: the profile's.")
+    gpus_per_type: tuple[str, ...] = opt((), label="GPUs per type", role="internal", placeholder="a100:3",
+                                         help="The most GPUs of one type a single node has, as TYPE:N (a100:3, "
+                                              "1g.10gb:21), for types that differ from gpus_per_node; a request "
+                                              "for gpu:TYPE:N is checked against it. Empty: gpus_per_node.")
+    gpu_nodes: int | None = opt(None, label="Nodes with GPUs", role="internal", minimum=1,
+                                help="How many of its nodes have GPUs when not all do (a CPU partition that also "
+                                     "spans GPU nodes); a GPU job gets at most these. Leave it out when all do.")
 
     def describe(self) -> str:
         return f"partition {self.name or '(unnamed)'}"
@@ -198,6 +235,28 @@ class Partition(Spec):
     @property
     def has_gpus(self) -> bool:
         return isinstance(self.gpus_per_node, int) and self.gpus_per_node > 0
+
+    @property
+    def takes_jobs(self) -> bool:
+        """False for a partition whose State is DOWN, DRAIN or INACTIVE: a job sent there does not run."""
+        return _str(self.state).upper() in ("", "UP")
+
+    def state_effect(self) -> str:
+        """What a job meets on a partition that takes no jobs ("" when it takes them)."""
+        return "" if self.takes_jobs else f"{self.where()} is {self.state}: {_STATE_EFFECT[self.state]}"
+
+    @property
+    def for_production(self) -> bool:
+        """Takes jobs, is open to everyone and is not named for tests or development (gputest, dev-g)."""
+        return self.takes_jobs and self.restricted is not True and not TRIAL_PARTITION.search(_str(self.name))
+
+    def gpus_of_type(self, gpu_type: str) -> int:
+        """The most GPUs of ``gpu_type`` one node has: its ``gpus_per_type`` entry, else ``gpus_per_node``."""
+        for entry in _tup(self.gpus_per_type):
+            name, _, count = _str(entry).rpartition(":")
+            if name == gpu_type and count.isdigit():
+                return int(count)
+        return self.gpus_per_node if isinstance(self.gpus_per_node, int) else 0
 
     def max_seconds(self) -> int | None:
         """The time limit in seconds, None when there is none."""
@@ -252,6 +311,14 @@ class Partition(Spec):
             out.append(Problem("slurm_partition", f"entry {self.name or '(unnamed)'} is not a Slurm partition, so jobs "
                                                   "select it by QOS or constraint: set qos and/or constraint, or remove "
                                                   "slurm_partition = false"))
+        for entry in _tup(self.gpus_per_type):
+            m = re.fullmatch(r"([A-Za-z0-9_.-]+):(\d+)", _str(entry))
+            if not m or int(m.group(2)) < 1:
+                out.append(Problem("gpus_per_type", f"{entry!r} is not TYPE:N (a GPU type and how many one node has, "
+                                                    "e.g. a100:3)"))
+            elif m.group(1) not in types:
+                out.append(Problem("gpus_per_type", f"{m.group(1)!r} in {entry!r} is not one of the GPU types; add it "
+                                                    "to gpu_types or remove the entry"))
         if _str(self.max_mem_per_job):
             try:
                 size = parse_mem(self.max_mem_per_job)
@@ -529,9 +596,27 @@ class ClusterProfile(Spec):
         if not name and not gpu:
             name = next((p.name for p in parts if p.is_default), "")
         if not name and gpu:
-            first = self.gpu_partitions()
-            return first[0] if first else None
+            ranked = best_partitions(self.gpu_partitions())
+            return ranked[0] if ranked else None
         return next((p for p in parts if p.name == name), None)
+
+    def vendor_of(self, part: Partition | None) -> str:
+        """The GPU vendor of ``part``: its own ``gpu_vendor`` (``mixed`` included), else the profile's."""
+        own = _str(getattr(part, "gpu_vendor", "")) if part is not None else ""
+        return own or _str(self.gpu_vendor)
+
+    def vendor_for(self, job: SlurmJob) -> str:
+        """The vendor of the GPUs ``job`` gets: that of the entry it runs on (:meth:`entry_for`), the profile's when
+        that entry has no GPUs. On a ``mixed`` partition the job's GPU type tells (an AMD Instinct name: amd, another
+        name: nvidia); "" when it names none, as the vendor is then unknown."""
+        part = self.entry_for(job)
+        if part is None or not part.has_gpus:
+            return _str(self.gpu_vendor)
+        vendor = self.vendor_of(part)
+        if vendor != "mixed":
+            return vendor
+        gpu_type = _str(_well_typed(job).gpu_type)
+        return ("amd" if AMD_GPU_TYPE.fullmatch(gpu_type) else "nvidia") if gpu_type else ""
 
     def module(self, purpose: str) -> str:
         """The module name for a purpose (``apptainer``, ``cuda``, …), or "" when the site needs none."""
@@ -674,6 +759,23 @@ class ClusterProfile(Spec):
         return out
 
 
+def best_partitions(parts: Any, *, nodes: int = 1, by: str = "time") -> list[Partition]:
+    """``parts`` best first for a job of ``nodes`` nodes: partitions for production (:attr:`Partition.for_production`:
+    taking jobs, open to all, not a test or development partition) first, then those whose every node has GPUs (no
+    ``gpu_nodes``: not a catch-all that spans CPU nodes), then those that allow ``nodes`` nodes; then, with ``by =
+    "time"``, the longest time limit and the most nodes, with ``by = "nodes"`` the most nodes and the longest time.
+    Equal partitions keep their order. Detection picks the default GPU partition with it, the examples their
+    partitions when the profile names none that fits."""
+    def key(p: Partition) -> tuple:
+        seconds = p.max_seconds()
+        time = -(seconds if seconds is not None else float("inf"))
+        most = -(p.max_nodes if isinstance(p.max_nodes, int) and p.max_nodes > 0 else float("inf"))
+        small = isinstance(p.max_nodes, int) and 0 < p.max_nodes < nodes
+        order = (time, most) if by == "time" else (most, time)
+        return (not p.for_production, p.gpu_nodes is not None, small, *order)
+    return sorted((p for p in _tup(tuple(parts)) if isinstance(p, Partition)), key=key)
+
+
 # ------------------------------------------------------------------------------------------------
 # Checking a job against a profile
 # ------------------------------------------------------------------------------------------------
@@ -701,8 +803,11 @@ def _nodes_needed(units: int, per_node: int) -> int:
     return -(-units // per_node) if per_node > 0 else units
 
 
-def _others(profile: ClusterProfile, keep, exclude: str) -> str:
-    names = [p.label() for p in profile.partitions if p.name != exclude and keep(p)]
+def _others(profile: ClusterProfile, keep, exclude: str, gpus: bool = False) -> str:
+    """Partitions to suggest instead of ``exclude``: those ``keep`` accepts that take jobs and, for a job that asks
+    for GPUs (``gpus``), have GPUs (a hint must not lead to the next error)."""
+    names = [p.label() for p in profile.partitions
+             if p.name != exclude and p.takes_jobs and (p.has_gpus or not gpus) and keep(p)]
     return ", ".join(names)
 
 
@@ -768,7 +873,7 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     part = profile.default()
     if part is None:
         if job.gpus_on_each_node and not profile.default_partition:
-            gpu = ", ".join(p.label() for p in profile.gpu_partitions())
+            gpu = ", ".join(p.label() for p in profile.gpu_partitions() if p.takes_jobs)
             if gpu:
                 out.append(Problem("partition", f"the job asks for GPUs but names no partition and {profile.name} has "
                                                 f"no default; set the partition to one with GPUs: {gpu}"))
@@ -806,6 +911,12 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit: bool, where: str = "") -> list[Problem]:
     out: list[Problem] = []
     where = where or f"partition {part.name}" + ("" if explicit else " (the default, as the job names no partition)")
+    gpus = job.gpus_on_each_node
+    if not part.takes_jobs:
+        usable = _others(profile, lambda p: True, part.name, gpus=bool(gpus))
+        fix = f"; use a partition that takes jobs: {usable}" if usable else "; ask the site when it will be UP again"
+        out.append(Problem("partition", f"the job will not run: {where} takes no jobs (State={part.state}: "
+                                        f"{_STATE_EFFECT[part.state]}){fix}"))
     # time
     limit = part.max_seconds()
     if job.time and limit is not None:
@@ -815,7 +926,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
             asked = None
         if asked is not None and (asked == UNLIMITED or asked > limit):
             longer = _others(profile, lambda p: p.max_seconds() is None or
-                             (asked != UNLIMITED and p.max_seconds() >= asked), part.name)
+                             (asked != UNLIMITED and p.max_seconds() >= asked), part.name, gpus=bool(job.gpus_on_each_node))
             hint = f", or use a partition that allows it: {longer}" if longer else ""
             shown = "no limit" if asked == UNLIMITED else job.time
             out.append(Problem("time", f"{shown} is over the {part.max_time} limit of {where}; ask for at most "
@@ -824,11 +935,14 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     if job.nodes and part.max_nodes and job.nodes > part.max_nodes:
         out.append(Problem("nodes", f"{job.nodes} nodes is more than {where} allows ({part.max_nodes}); "
                                     f"ask for at most {part.max_nodes}"))
+    elif gpus and job.nodes and isinstance(part.gpu_nodes, int) and part.has_gpus and job.nodes > part.gpu_nodes:
+        out.append(Problem("nodes", f"{job.nodes} nodes with GPUs is more than {where} has: only {part.gpu_nodes} of "
+                                    f"its nodes have GPUs; ask for at most {part.gpu_nodes}"))
     # GPUs
-    gpus = job.gpus_on_each_node
     gpu_field = "gpus_per_node" if job.gpus_per_node else ("gpus" if job.gpus else "gpus_per_task")
+    typed = job.gpu_type in _tup(part.gpu_types) and bool(_tup(part.gpus_per_type))
     if gpus and not part.has_gpus:
-        with_gpus = ", ".join(p.label() for p in profile.gpu_partitions())
+        with_gpus = ", ".join(p.label() for p in profile.gpu_partitions() if p.takes_jobs)
         fix = f"use a GPU partition: {with_gpus}" if with_gpus else f"{profile.name} has no GPU partition; remove the GPU request"
         out.append(Problem("partition" if explicit else gpu_field,
                            f"the job asks for GPUs but {where} has none; {fix}"))
@@ -840,8 +954,15 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
             out.append(Problem(gpu_field, f"{_job_gpus(job)} GPUs need {needed} nodes of {where} "
                                           f"({part.gpus_per_node} GPUs each), more than it allows ({part.max_nodes}); "
                                           f"ask for at most {part.max_nodes * part.gpus_per_node} GPUs"))
-    elif gpus and gpus > part.gpus_per_node:
-        bigger = _others(profile, lambda p: p.gpus_per_node >= gpus, part.name)
+    elif typed and gpus > part.gpus_of_type(job.gpu_type):
+        most = part.gpus_of_type(job.gpu_type)
+        bigger = _others(profile, lambda p: job.gpu_type in p.gpu_types and p.gpus_of_type(job.gpu_type) >= gpus,
+                         part.name, gpus=True)
+        hint = f", or use a partition with more: {bigger}" if bigger else ""
+        out.append(Problem(gpu_field, f"{gpus} {job.gpu_type} GPUs per node is more than any node of {where} has "
+                                      f"({most}); ask for at most {most} per node{hint}"))
+    elif gpus and gpus > part.gpus_per_node and not typed:
+        bigger = _others(profile, lambda p: p.gpus_per_node >= gpus, part.name, gpus=True)
         hint = f", or use a partition with more GPUs per node: {bigger}" if bigger else ""
         more_nodes = " (spread them over more nodes)" if job.gpus else ""
         out.append(Problem(gpu_field, f"{gpus} GPUs per node is more than the nodes of {where} have "
@@ -852,9 +973,9 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
             msg = f"GPU type {job.gpu_type!r} is not available in {where}; use one of: {', '.join(part.gpu_types)}"
         else:
             msg = f"the GPUs of {where} have no type name; leave the GPU type empty"
-        typed = _others(profile, lambda p: job.gpu_type in p.gpu_types, part.name)
-        if typed:
-            msg += f" (partitions with {job.gpu_type}: {typed})"
+        with_type = _others(profile, lambda p: job.gpu_type in p.gpu_types, part.name, gpus=True)
+        if with_type:
+            msg += f" (partitions with {job.gpu_type}: {with_type})"
         out.append(Problem("gpu_type", msg))
     # CPUs per node
     tasks = _tasks_per_node(job)
@@ -917,7 +1038,7 @@ def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str
     limit = part.max_cpus_per_job if isinstance(part.max_cpus_per_job, int) and part.max_cpus_per_job > 0 else None
     if limit and total_cpus > limit:
         others = _others(profile, lambda p: (p.max_cpus_per_job is None or p.max_cpus_per_job >= total_cpus)
-                         and p.has_gpus == bool(gpus), part.name)
+                         and p.has_gpus == bool(gpus), part.name, gpus=bool(gpus))
         hint = f", or use {others}" if others else ""
         out.append(Problem(cpu_field, f"the job uses {total_cpus} CPUs{many}, but {where} allows at most {limit} per "
                                       f"job; ask for at most {limit} CPUs in total{hint}"))
