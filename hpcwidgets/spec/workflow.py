@@ -28,7 +28,7 @@ from ._meta import Spec, opt
 from .apptainer import ApptainerBuild, ApptainerPull, ApptainerRun
 from .charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from .common import Bind, EnvVar
-from .slurm import HETJOB_SEPARATORS, SlurmJob, Srun, array_task_ids, node_range
+from .slurm import HETJOB_SEPARATORS, SlurmJob, Srun, array_task_ids, gpu_total, node_range
 from .torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR, Torchrun
 
 #: container models a workflow can run its step in
@@ -325,6 +325,18 @@ class Workflow(Spec):
             if "$" in text and _LOWER_REF.search(text):
                 yield field, "\n".join(w for w in words if w.__class__ is str)
 
+    def _launchers_own_gpus(self) -> bool:
+        """Each torchrun launcher sees GPUs of its own: --gpus-per-task (srun's, else the job's) binds each task's
+        GPUs to it (--gpu-bind=per_task, unless another binding is given), and the launcher starts no more workers
+        than those GPUs, so launchers on one node never share one."""
+        srun = self.srun
+        own = gpu_total(srun.gpus_per_task) or gpu_total(self.job.gpus_per_task)
+        bind = str(srun.gpu_bind or "").split(",")[0]
+        if not own or (bind and bind != "verbose" and not bind.startswith("per_task")):
+            return False
+        nproc = str(self.launcher.nproc_per_node or "")
+        return nproc in ("gpu", "auto") or (nproc.isdigit() and int(nproc) <= own)
+
     def _launchers_per_node_problems(self) -> list[Problem]:
         """torchrun started several times per node by srun, and a node rank the batch shell expands once
         (lint's HPC101 and HPC502 for a script; here so that a workflow never renders them)."""
@@ -332,7 +344,7 @@ class Workflow(Spec):
         if not isinstance(launcher, Torchrun) or not isinstance(srun, Srun):
             return []
         per_node = srun.ntasks_per_node if srun.ntasks_per_node is not None else self.job.ntasks_per_node
-        if isinstance(per_node, int) and per_node > 1 and srun.ntasks is None:
+        if isinstance(per_node, int) and per_node > 1 and srun.ntasks is None and not self._launchers_own_gpus():
             out.append(Problem("srun.ntasks_per_node", f"srun starts {per_node} torchrun launchers on each node and "
                                                        "each starts its own workers on the same GPUs; use "
                                                        "--ntasks-per-node=1 (torchrun starts one worker per GPU)"))
