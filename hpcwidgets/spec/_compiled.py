@@ -87,7 +87,7 @@ def _holds_models(f: Any) -> bool:
 
 def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
     """The generic field checks of ``cls`` plus its nested models' problems and its own ``_check``."""
-    from ._meta import Spec
+    from ._meta import Spec, mistyped
     ns: dict[str, Any] = {"_slow": _slow, "_prefix": _prefix, "Spec": Spec}
     body = ["def problems(self):", "    out = []", "    nested = []"]
     for k, f in enumerate(cls.field_specs()):
@@ -119,7 +119,7 @@ def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
             body.append(f"    {slow}")
             continue
         if models:
-            body += ["    if v is None:", "        pass",
+            body += ["    if v is None:", "        pass" if f.optional else f"        {slow}",
                      "    elif isinstance(v, Spec) and " + test + ":",
                      "        ps = v.problems()",
                      "        if ps:",
@@ -128,6 +128,14 @@ def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
         else:
             guard = f"v is None or {test}" if f.optional else test
             body += [f"    if not ({guard}):", f"        {slow}"]
-    body += ["    if nested:", "        out += nested", "    out += self._check()", "    return out"]
+    # cross-field checks read the fields as their types say; when one is of another type (nnodes=4 for "4"), its own
+    # problem says so, and a check that cannot read it adds nothing rather than raising (any other crash is a bug)
+    ns["_mistyped"] = mistyped
+    body += ["    if nested:", "        out += nested",
+             "    if not out:", "        return self._check()",
+             "    try:", "        out += self._check()",
+             "    except (TypeError, AttributeError, ValueError):",
+             "        if not _mistyped(self):", "            raise",
+             "    return out"]
     exec(compile("\n".join(body) + "\n", f"<hpcwidgets problems of {cls.__qualname__}>", "exec"), ns)
     return ns["problems"]  # type: ignore[no-any-return]

@@ -427,11 +427,52 @@ def _check_type(t: Any, value: Any, name: str) -> None:
         raise ValidationError([Problem(name, f"expected true or false, got {_shown(value)}")])
 
 
+def _expected(f: FieldSpec) -> str:
+    """What a field holds, in the words of its type problems: text, a whole number, true or false, a list …"""
+    if f.is_tuple:
+        return "a list of values"
+    base = f.base_type
+    if base is bool:
+        return "true or false"
+    if base is int:
+        return "a whole number"
+    if isinstance(base, type) and issubclass(base, Spec):
+        return f"{'an' if base.__name__[:1] in 'AEIOU' else 'a'} {base.__name__}"
+    return "text"
+
+
+def mistyped(model: Any) -> bool:
+    """Whether a field of ``model`` holds a value of another type than it declares (``nnodes=4`` for ``"4"``,
+    None where None is not allowed): cross-field checks, which read fields as their types say, cannot judge it."""
+    for f in model.field_specs():
+        value = getattr(model, f.name)
+        if value is None:
+            if not f.optional:
+                return True
+            continue
+        if f.is_tuple and not isinstance(value, tuple):
+            return True
+        base = f.base_type
+        for item in (value if f.is_tuple else (value,)):
+            if base is bool and not isinstance(item, bool):
+                return True
+            if base is int and (isinstance(item, bool) or not isinstance(item, (int, str))):
+                return True
+            if base is str and not isinstance(item, str):
+                return True
+            if isinstance(base, type) and issubclass(base, Spec) and not isinstance(item, base):
+                return True
+    return False
+
+
 def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
     info = f.info
     label = info.label or f.name
     if value is None:
-        return []
+        if f.optional:
+            return []
+        default = f"the default ({f.default!r})" if isinstance(f.default, (str, int, tuple)) else "its default"
+        return [Problem(f.name, f"{label}: expected {_expected(f)}, got None; leave it out for {default}")]
     items = value if f.is_tuple else (value,)
     if f.is_tuple and not isinstance(value, tuple):
         return [Problem(f.name, f"{label}: expected a list of values, got {_shown(value)}")]
