@@ -237,3 +237,17 @@ def test_a_bare_shell_and_a_build_argument_placeholder_are_read_without_findings
             "    bash /tmp/Miniforge3-Linux-x86_64.sh -b -p $HOME/forge\n")
     assert [(f.line, f.code) for f in lint(text)] == [(7, "HPC704")]
     assert "the Miniforge installer's -p" in lint(text)[0].message
+
+
+def test_a_percent_line_in_a_heredoc_is_the_section_apptainer_reads_not_an_unclosed_heredoc():
+    text = ("Bootstrap: docker\nFrom: ubuntu:22.04\n\n%post\n    cat > /opt/fmt.txt <<EOT\n%d items\nEOT\n"
+            "    echo done\n")
+    found = lint(text, path="fmt.def")
+    assert [f.code for f in found] == ["HPC707"] and "even inside a heredoc" in found[0].message
+
+
+def test_anonymous_ftp_logins_are_no_secret():
+    assert lint("FROM ubuntu:22.04\nRUN wget -q ftp://anonymous:anonymous@ftp.example.org/pub/d.tgz\n",
+                path="Dockerfile") == []
+    assert [f.code for f in lint("FROM ubuntu:22.04\nRUN wget -q ftp://alice:s3cr3tpw@ftp.example.org/d.tgz\n",
+                                 path="Dockerfile")] == ["HPC702"]

@@ -151,7 +151,12 @@ def _read_deffile(lines: list[str], path: str, unread: list[tuple[int, str]]
             shell = re.search(r"-c\s+(\S+)", options)
             posix = shell is None or shell.group(1).rsplit("/", 1)[-1] in ("sh", "dash")
             text = _PLACEHOLDER.sub(lambda m: _filled(m.group(1), defaults), "\n".join(body))
-            commands += _commands(text, first, f"%{name}", name in _BUILD_SECTIONS, posix, path, images[stage])
+            try:
+                commands += _commands(text, first, f"%{name}", name in _BUILD_SECTIONS, posix, path, images[stage])
+            except ParseError:
+                if any(line == first + len(body) for line, _ in unread):
+                    continue  # a '%' line Apptainer reads as a section cut it short (in a heredoc): HPC707 says so
+                raise
     return bases, commands, settings
 
 
@@ -164,7 +169,10 @@ def _section_meant(n: int, line: str, name: str, _options: str, indented: bool,
     if indented:
         unread.append((n, indented_section(word)))
     elif name not in DEF_SECTIONS:
-        fix = f"write %{meant}" if meant else f"the sections are {', '.join('%' + x for x in DEF_SECTIONS)}"
+        fix = f"write %{meant}" if meant else ("Apptainer starts a section at every line whose first word starts with "
+                                               "%, even inside a heredoc or a quoted string: begin that line with "
+                                               "something else, or name a section: "
+                                               + ", ".join("%" + x for x in DEF_SECTIONS))
         unread.append((n, f"{word} is not an Apptainer section: the build stops with 'invalid section(s) specified: "
                            f"{name}'; {fix}"))
     return meant
@@ -597,6 +605,10 @@ _URL_LOGIN = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:'\"]+)(?::([^/@\
 _TOKEN_SHAPE = re.compile(r"^(?:gh[pousr]_|github_pat_|glpat-|hf_|xox[abp]-)|^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_-]{20,}$")
 
 
+#: user names whose password is no secret: anonymous FTP's (its password is by custom an e-mail address)
+_PUBLIC_LOGINS = ("anonymous", "ftp")
+
+
 def _url_logins(build: BuildFile) -> Iterator[tuple[int, str, str, str]]:
     """``(line, where, the URL with its secret masked, "password" or "token")`` for each URL in the file's shell text
     and settings that carries a login written out. A ``$NAME`` or ``{{ NAME }}`` in it is passed in (a build secret,
@@ -610,6 +622,8 @@ def _url_logins(build: BuildFile) -> Iterator[tuple[int, str, str, str]]:
             scheme, user, password, host = m.groups()
             if any(c in m.group(0) for c in "${"):
                 continue
+            if user.lower() in _PUBLIC_LOGINS:
+                continue  # ftp://anonymous:me@host: the public login of anonymous FTP (RFC 1635), no secret
             if password:
                 found = (line, where, f"{scheme}{user}:***@{host}", "password")
             elif _TOKEN_SHAPE.search(user):
