@@ -67,8 +67,37 @@ def test_the_gpu_flag_may_be_in_the_array_so_hpc201_is_silent():
 
 
 def test_an_array_the_reader_cannot_see_into_stays_where_it_was():
-    # its elements come from a file: the reader does not guess that they are options
-    assert str(parse_script(UNKNOWN).container.image) == '"${OPTS[@]}"'
+    # its elements come from a file: the reader does not guess that they are options (they may hold the image), so
+    # the line is kept as written, a set-up line of the job, and read back word for word
+    w = parse_script(UNKNOWN)
+    assert w.container is None and 'apptainer exec "${OPTS[@]}" img.sif python train.py' in w.job.setup
+    assert 'apptainer exec "${OPTS[@]}" img.sif python train.py' in render(w, validate=False)
+
+
+TORCHRUN_LISTS = """#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+DIST=(--nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$(hostname):29500")
+srun torchrun "${DIST[@]}" train.py --epochs 3
+"""
+
+
+def test_a_list_before_torchrun_s_script_holds_its_options_and_nothing_is_said_missing():
+    """Megatron-LM's launchers pass torchrun's options in an array: the script stays the script, no rule says an
+    option is missing (it may be in the array), and no fix rewrites the line (quoting the array would pass one word)."""
+    from hpcwidgets.fixes import fix_script
+    for text in (TORCHRUN_LISTS, TORCHRUN_LISTS.replace('"${DIST[@]}"', '"$@"')):
+        launcher = parse_script(text).launcher
+        assert launcher.script == "train.py" and launcher.options_out_of_sight, text
+        assert not [c for c in codes(text) if c in ("HPC103", "HPC112", "HPC116")], codes(text)
+        assert fix_script(text)[0] == text
+    with_fields = TORCHRUN_LISTS.replace("--nnodes=2 ", "").replace('"${DIST[@]}"', '--nnodes=2 "${DIST[@]}"')
+    assert parse_script(with_fields).launcher.nnodes == "2"
+    assert not [c for c in codes(with_fields) if c in ("HPC103", "HPC116")]
+    many = TORCHRUN_LISTS.replace("--ntasks-per-node=1", "--ntasks-per-node=4")
+    (hit,) = [f for f in lint(many) if f.code == "HPC101"]
+    assert "--nproc-per-node= " not in hit.message and hit.fix is None
 
 
 def test_the_model_accepts_a_kept_array_but_not_other_words():

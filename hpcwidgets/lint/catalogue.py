@@ -576,6 +576,10 @@ def _launchers_share_gpus(launcher: Any, per_node: int, nproc: int | None, gpus:
     """HPC101's account of launchers that all see the node's GPUs: each numbers its workers from LOCAL_RANK 0."""
     workers = (f"{per_node}×{nproc}={per_node * nproc} processes per node" if nproc
                else f"{per_node} times the processes per node that one launcher starts")
+    if not launcher.nproc_per_node:  # given where the reader cannot see it ("${DIST[@]}"), or torchrun's default
+        return (f"srun starts {per_node} torchrun launchers on each node and each starts its own workers: {workers}; "
+                f"every launcher numbers its own workers from LOCAL_RANK 0, so the {per_node} launchers on a node "
+                "share the same GPUs")
     local = ("LOCAL_RANK 0" if nproc == 1 else f"LOCAL_RANK 0-{nproc - 1}") if nproc else "from LOCAL_RANK 0"
     shared = ("GPU 0" if nproc == 1 else f"GPUs 0-{nproc - 1}") if nproc else "GPU 0 upwards"
     return (f"srun starts {per_node} torchrun launchers on each node and each starts "
@@ -1053,7 +1057,8 @@ def _no_endpoint(ctx: Context, step: Any, launcher: Any) -> Any:
     names it for the static rendezvous only: torchrun's other backends (c10d) read --rdzv-endpoint alone and,
     without one, meet at localhost (torch warns "master_addr is only used for static rdzv_backend")."""
     static = launcher.rdzv_backend in ("", "static")
-    if launcher.rdzv_endpoint or (launcher.master_addr and static) or (_launch_nodes(ctx, launcher, step.line) or 1) < 2:
+    if launcher.rdzv_endpoint or (launcher.master_addr and static) or (_launch_nodes(ctx, launcher, step.line) or 1) < 2 \
+            or launcher.options_out_of_sight:
         return None
     if any(ctx.parsed.variable(name, step.line) is not None for name in _ENDPOINT_FROM_ENV):
         return None
@@ -2032,7 +2037,7 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
                               f"launcher{'s' if ntasks != 1 else ''}: the rendezvous waits forever for the others; use "
                               f"srun --ntasks={nnodes}, or --ntasks=\"$SLURM_NNODES\" so it follows the job")
             continue
-        hidden = any(ctx.parsed.may_split(w, step.line) for w in step.command.words) \
+        hidden = any(ctx.parsed.may_split(w, step.line) for w in step.command.words) or launcher.options_out_of_sight \
             or ctx.parsed.variable("PET_NNODES", step.line) is not None  # torchrun $ARGS: options out of sight
         if nnodes is None and not launcher.nnodes and nodes > 1 and tasks_per_node(ctx, step) == 1 and not hidden:
             chain = with_chain(step.chain, launcher=launcher.replace(nnodes=str(nodes)))

@@ -78,6 +78,19 @@ def _may_be_options(word: Any) -> bool:
         and all(v.strip() == "" or v.lstrip().startswith("-") for v in word.values)
 
 
+#: a word bash turns into any number of words: an array's elements or the script's arguments ("${OPTS[@]}", "$@")
+_LIST_EXPANSION = re.compile(r'"?\$(?:@|\{[A-Za-z_][A-Za-z0-9_]*\[@\]\})"?')
+
+
+def _options_list(cls: type, word: Any, following: int) -> bool:
+    """Whether ``word`` is an array or ``"$@"`` whose elements the reader cannot tell, with more words after it,
+    on a launcher that reads such a list as options (``lists_hold_options``): ``torchrun "${DIST[@]}" train.py``
+    passes the array's elements before the script, so they are its options (Megatron-LM's launchers are written
+    so), not the script. A container command does not guess: its list may hold the image."""
+    return getattr(cls, "lists_hold_options", False) and isinstance(word, Expansion) and word.values is None \
+        and following > 0 and _LIST_EXPANSION.fullmatch(word.raw) is not None
+
+
 @dataclass(frozen=True)
 class Parsed:
     """One command read into a model, with what the reader noticed on the way."""
@@ -311,6 +324,13 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
             rest = list(words[i + 1:])
             break
         options_here = not (pos_words and rest_field and not after_separator)
+        if options_here and extra_field is not None and _options_list(cls, w, n - i - 1):
+            extras.append(Verbatim(w.raw))  # "${DIST[@]}" before the script: options out of sight, kept as written
+            expanded.append(w.raw)
+            notes.append(f"{w.raw} stands before the {'image' if positional else 'command'}, so it holds options: "
+                         "kept as written")
+            i += 1
+            continue
         if options_here and _may_be_options(w):
             # an unquoted $VAR whose value is options (or nothing): bash splits it into those options
             spliced = _as_options(w, table)

@@ -28,6 +28,8 @@ _SHELLS = ("bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/bin/env"
 #: torch's deprecated launcher module, recognised so that its steps are checked too
 LEGACY_LAUNCH = ("torch.distributed.launch",)
 #: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
+#: a quoted word bash still turns into any number of words: an array's elements, the script's arguments
+_QUOTED_LIST = re.compile(r'"\$(?:@|\{[A-Za-z_][A-Za-z0-9_]*\[@\]\})"')
 _SPLIT_WORD = re.compile(r"\$(?:\{?[A-Za-z_][A-Za-z0-9_]*\}?|[@*]|\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\})")
 #: variables Slurm sets, which never hold spaces
 #: a whole-word array expansion, quoted or not: "${OPTS[@]}", ${OPTS[*]}
@@ -151,6 +153,8 @@ class ParsedScript:
         """True when ``word`` is an unquoted whole-word expansion (``$ARGS``, ``$@``) that bash may split
         into several words, or drop when empty: a renderer that quotes it would pass one word instead.
         Variables the script sets to one plain word, and Slurm's own, are safe."""
+        if _QUOTED_LIST.fullmatch(word.raw):
+            return True  # "${OPTS[@]}", "$@": one word per element, however many there are
         if word.quoted or not _SPLIT_WORD.fullmatch(word.raw) or _SLURM_VAR.fullmatch(word.raw):
             return False
         if any(s.line <= line <= s.end_line and word.raw in dict(s.through) for s in self.split_steps or ()):
@@ -199,6 +203,8 @@ def _expansion(word: Word, line: int, in_compound: bool, variables: list[Variabl
     if a is not None:
         return _array_expansion(word, a.group(1) or a.group(2), line, in_compound, variables, branches)
     m = _REF.fullmatch(word.raw)
+    if word.raw == '"$@"':
+        return Expansion(word.raw, word.raw, None)  # the script's arguments: any number of words, not known here
     if word.quoted or word.verbatim or m is None:
         return word.value
     name = m.group(1) or m.group(2)

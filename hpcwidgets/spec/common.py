@@ -22,8 +22,8 @@ BIND_OPTION = re.compile(r"ro|rw|image-src(?:=\S+)?|id=[0-9]+")
 _QUOTES = ("'", '"')
 #: a word of a script read back that is only a variable reference (``$nv``, ``${OPTS}``): kept as written among the
 #: a variable reference kept as written from a script, which may hold options (bash splits its value, or passes an
-#: array's elements, as words): $nv, ${NV}, "${OPTS[@]}"
-_REFERENCE = re.compile(r'\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})|"?\$\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\}"?')
+#: array's elements, as words): $nv, ${NV}, "${OPTS[@]}", "$@"
+_REFERENCE = re.compile(r'\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})|"?\$\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\}"?|"?\$@"?')
 #: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 

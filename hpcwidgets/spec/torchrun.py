@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..errors import Problem
 from ._meta import Spec, TextForm, opt
 from ._words import Verbatim
-from .common import extra_problems
+from .common import extra_problems, kept_reference
 
 #: the shell variable the workflow script sets on the host to the first node of the allocation
 HEAD_NODE_VAR = "head_node"
@@ -60,6 +60,8 @@ class Torchrun(Spec):
         "--monitor-interval", "--start-method", "--event-log-handler", "--role", "--run-path", "--redirects", "-r",
         "-t", "--local-ranks-filter", "--duplicate-stdout-filters", "--duplicate-stderr-filters", "--local-addr",
         "--logs-specs", "--numa-binding", "--signals-to-handle", "--shutdown-timeout"})
+    #: an array or "$@" the reader cannot see into, before the script, holds options (torchrun "${DIST[@]}" train.py)
+    lists_hold_options = True
 
     program: str = opt("torchrun", label="Launcher", role="program", choices=LAUNCHERS,
                        help="torchrun, or the same launcher as a module where the torchrun script is not on PATH.")
@@ -180,6 +182,13 @@ class Torchrun(Spec):
                                              f"--rdzv-endpoint={self.master_addr}:{port}")]
         return [Problem("rdzv_endpoint", "several nodes need a rendezvous endpoint: the head node, e.g. $head_node:29500")]
 
+    @property
+    def options_out_of_sight(self) -> bool:
+        """Whether options of this launch are held where a reader cannot see them: an array or the script's
+        arguments (``"${DIST[@]}"``, ``"$@"``) or a variable kept as written among the options. An option it
+        seems to lack may be there, so no check says it is missing."""
+        return isinstance(self.extra, tuple) and any(kept_reference(e) for e in self.extra)
+
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
         if not self.script:
@@ -202,10 +211,10 @@ class Torchrun(Spec):
             for name in ("rdzv_backend", "rdzv_endpoint", "rdzv_id"):
                 if getattr(self, name):
                     out.append(Problem(name, f"--standalone ignores --{name.replace('_', '-')}; remove it"))
-        elif self.nnodes and multi and not self.rdzv_endpoint:
+        elif self.nnodes and multi and not self.rdzv_endpoint and not self.options_out_of_sight:
             out += self._no_meeting_point()
         if not self.standalone and self.nnodes and multi and self.rdzv_backend in ("", "static") \
-                and self.node_rank in ("", None):
+                and self.node_rank in ("", None) and not self.options_out_of_sight:
             # torchrun's default backend is static: each node needs its own rank, else all are rank 0
             out.append(Problem("node_rank", "on several nodes the static rendezvous (torchrun's default without "
                                             "--rdzv-backend=c10d) needs each node's --node-rank, else every node "
