@@ -138,6 +138,10 @@ def open_builder(lab, name: str, code: str):
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab["base"])
     page = context.new_page()
     page.set_default_timeout(30_000)
+    # expect() waits 5 s by default: on a busy 2-core machine the first findings can take longer to appear (they
+    # once did, in a full run); like the timeouts above this is how long to wait, not a timed assertion
+    from playwright.sync_api import expect
+    expect.set_options(timeout=30_000)
     try:
         page.goto(f"{lab['base']}/lab/tree/{name}.ipynb?reset&token={lab['token']}")
         # a kernel's start and first import of the package can take a minute on a busy 2-core machine
