@@ -427,10 +427,24 @@ def _check_type(t: Any, value: Any, name: str) -> None:
         raise ValidationError([Problem(name, f"expected true or false, got {_shown(value)}")])
 
 
+def _fits(f: FieldSpec, item: Any) -> bool:
+    """Whether one item (a tuple field's element, or the value) is of the type its field declares; a count field
+    also takes text when it has text forms (``2-4`` nodes), which are checked apart."""
+    base = f.base_type
+    if base is bool:
+        return isinstance(item, bool)
+    if base is int:
+        text = isinstance(item, str) and bool(f.info.text_forms)
+        return not isinstance(item, bool) and (isinstance(item, int) or text)
+    if base is str:
+        return isinstance(item, str)
+    if isinstance(base, type) and issubclass(base, Spec):
+        return isinstance(item, base)
+    return True
+
+
 def _expected(f: FieldSpec) -> str:
-    """What a field holds, in the words of its type problems: text, a whole number, true or false, a list …"""
-    if f.is_tuple:
-        return "a list of values"
+    """What one item of a field holds, as its type problems say it: text, a whole number, true or false, a Bind …"""
     base = f.base_type
     if base is bool:
         return "true or false"
@@ -449,19 +463,10 @@ def mistyped(model: Any) -> bool:
         if value is None:
             if not f.optional:
                 return True
-            continue
-        if f.is_tuple and not isinstance(value, tuple):
+        elif f.is_tuple and not isinstance(value, tuple):
             return True
-        base = f.base_type
-        for item in (value if f.is_tuple else (value,)):
-            if base is bool and not isinstance(item, bool):
-                return True
-            if base is int and (isinstance(item, bool) or not isinstance(item, (int, str))):
-                return True
-            if base is str and not isinstance(item, str):
-                return True
-            if isinstance(base, type) and issubclass(base, Spec) and not isinstance(item, base):
-                return True
+        elif not all(_fits(f, item) for item in (value if f.is_tuple else (value,))):
+            return True
     return False
 
 
@@ -472,34 +477,28 @@ def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
         if f.optional:
             return []
         default = f"the default ({f.default!r})" if isinstance(f.default, (str, int, tuple)) else "its default"
-        return [Problem(f.name, f"{label}: expected {_expected(f)}, got None; leave it out for {default}")]
+        expected = "a list of values" if f.is_tuple else _expected(f)
+        return [Problem(f.name, f"{label}: expected {expected}, got None; leave it out for {default}")]
     items = value if f.is_tuple else (value,)
     if f.is_tuple and not isinstance(value, tuple):
         return [Problem(f.name, f"{label}: expected a list of values, got {_shown(value)}")]
     out = []
     base = f.base_type
     for item in items:
-        if base is bool and not isinstance(item, bool):
-            out.append(Problem(f.name, f"{label}: expected true or false, got {item!r}"))
-        elif base is int and isinstance(item, str) and info.text_forms:
+        if not _fits(f, item):
+            hint = (f"; write {base.__name__}.from_token({item!r})" if isinstance(base, type) and issubclass(base, Spec)
+                    and isinstance(item, str) and hasattr(base, "from_token") else "")
+            out.append(Problem(f.name, f"{label}: expected {_expected(f)}, got {item!r}{hint}"))
+        elif base is int and isinstance(item, str):
             if not info.text_form(item):
                 out.append(Problem(f.name, f"{label}: {item!r} is not a count; write {info.count_hint()}"))
-        elif base is int and (isinstance(item, bool) or not isinstance(item, int)):
-            out.append(Problem(f.name, f"{label}: expected a whole number, got {item!r}"))
         elif base is int:
             if info.minimum is not None and item < info.minimum:
                 out.append(Problem(f.name, f"{label} must be at least {info.minimum}, got {item}"))
             if info.maximum is not None and item > info.maximum:
                 out.append(Problem(f.name, f"{label} must be at most {info.maximum}, got {item}"))
-        elif base is str and not isinstance(item, str):
-            out.append(Problem(f.name, f"{label}: expected text, got {item!r}"))
         elif base is str and info.choices and item not in info.choices and not (item == "" and f.default == ""):
             out.append(Problem(f.name, f"{label} must be one of {', '.join(info.choices)}; got {item!r}"))
-        elif isinstance(base, type) and issubclass(base, Spec) and not isinstance(item, base):
-            hint = (f"; write {base.__name__}.from_token({item!r})"
-                    if isinstance(item, str) and hasattr(base, "from_token") else "")
-            article = "an" if base.__name__[:1] in "AEIOU" else "a"
-            out.append(Problem(f.name, f"{label}: expected {article} {base.__name__}, got {item!r}{hint}"))
         if isinstance(item, str) and "\x00" in item:
             out.append(Problem(f.name, f"{label} contains a NUL character, which no shell word can hold; remove it"))
         if info.path and isinstance(item, str) and item[:1] == "~" and not isinstance(item, Verbatim):
