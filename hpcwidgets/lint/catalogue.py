@@ -15,7 +15,8 @@ from ..spec.argv import model_words
 from ..spec.common import Bind, bind_destination, kept_reference
 from ..spec.jupyter import server_start
 from ..spec.slurm import (SBATCH_ALIASES, SBATCH_OPTIONS, STRAY_DIRECTIVE, TYPED_DASH, TYPED_DASHES, array_task_ids,
-                          gpu_total, keyboard_option, node_range, sbatch_long_option, sbatch_option, SlurmJob, Srun)
+                          binds_per_task, gpu_total, keyboard_option, node_range, sbatch_long_option, sbatch_option,
+                          SlurmJob, Srun)
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 
@@ -564,10 +565,9 @@ def own_task_gpus(ctx: Context, step: Any) -> int | None:
     srun = step.chain.srun
     if srun is None:
         return None
-    bind = str(srun.gpu_bind or next((d.value for d in reversed(ctx.parsed.directives)
-                                      if d.flag == "--gpu-bind" and d.applied and not d.component), ""))
-    kinds = [k for k in bind.split(",") if k and k != "verbose"]
-    if kinds and not kinds[0].startswith("per_task"):
+    bind = srun.gpu_bind or next((d.value for d in reversed(ctx.parsed.directives)
+                                  if d.flag == "--gpu-bind" and d.applied and not d.component), "")
+    if not binds_per_task(bind):
         return None
     return gpu_total(srun.gpus_per_task) or inherited_per_task(ctx, step)
 

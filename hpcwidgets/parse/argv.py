@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from ..errors import ParseError
 from ..spec._meta import FieldSpec, Spec, all_kinds
 from ..spec._words import Verbatim
-from ..spec.common import BIND_OPTION, Bind, EnvVar, bind_from_mount_text
+from ..spec.common import BIND_OPTION, LIST_WORD, Bind, EnvVar, bind_from_mount_text
 
 
 class Expansion(str):
@@ -78,17 +78,13 @@ def _may_be_options(word: Any) -> bool:
         and all(v.strip() == "" or v.lstrip().startswith("-") for v in word.values)
 
 
-#: a word bash turns into any number of words: an array's elements or the script's arguments ("${OPTS[@]}", "$@")
-_LIST_EXPANSION = re.compile(r'"?\$(?:@|\{[A-Za-z_][A-Za-z0-9_]*\[@\]\})"?')
-
-
 def _options_list(cls: type, word: Any, following: int) -> bool:
     """Whether ``word`` is an array or ``"$@"`` whose elements the reader cannot tell, with more words after it,
     on a launcher that reads such a list as options (``lists_hold_options``): ``torchrun "${DIST[@]}" train.py``
     passes the array's elements before the script, so they are its options (Megatron-LM's launchers are written
     so), not the script. A container command does not guess: its list may hold the image."""
     return getattr(cls, "lists_hold_options", False) and isinstance(word, Expansion) and word.values is None \
-        and following > 0 and _LIST_EXPANSION.fullmatch(word.raw) is not None
+        and following > 0 and LIST_WORD.fullmatch(word.raw) is not None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
+from ..spec.common import LIST_WORD
 from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SlurmJob, is_hetjob_word, sbatch_long_option,
                           sbatch_option)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
@@ -28,8 +29,6 @@ _SHELLS = ("bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/bin/env"
 #: torch's deprecated launcher module, recognised so that its steps are checked too
 LEGACY_LAUNCH = ("torch.distributed.launch",)
 #: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
-#: a quoted word bash still turns into any number of words: an array's elements, the script's arguments
-_QUOTED_LIST = re.compile(r'"\$(?:@|\{[A-Za-z_][A-Za-z0-9_]*\[@\]\})"')
 _SPLIT_WORD = re.compile(r"\$(?:\{?[A-Za-z_][A-Za-z0-9_]*\}?|[@*]|\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\})")
 #: variables Slurm sets, which never hold spaces
 #: a whole-word array expansion, quoted or not: "${OPTS[@]}", ${OPTS[*]}
@@ -153,7 +152,7 @@ class ParsedScript:
         """True when ``word`` is an unquoted whole-word expansion (``$ARGS``, ``$@``) that bash may split
         into several words, or drop when empty: a renderer that quotes it would pass one word instead.
         Variables the script sets to one plain word, and Slurm's own, are safe."""
-        if _QUOTED_LIST.fullmatch(word.raw):
+        if word.raw.startswith('"') and LIST_WORD.fullmatch(word.raw):
             return True  # "${OPTS[@]}", "$@": one word per element, however many there are
         if word.quoted or not _SPLIT_WORD.fullmatch(word.raw) or _SLURM_VAR.fullmatch(word.raw):
             return False

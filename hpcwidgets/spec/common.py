@@ -24,6 +24,9 @@ _QUOTES = ("'", '"')
 #: a variable reference kept as written from a script, which may hold options (bash splits its value, or passes an
 #: array's elements, as words): $nv, ${NV}, "${OPTS[@]}", "$@"
 _REFERENCE = re.compile(r'\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})|"?\$\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\}"?|"?\$@"?')
+#: a word bash turns into as many words as it holds, quoted or not: an array's elements or the script's arguments
+#: ("${OPTS[@]}", "$@", ${OPTS[@]}, $@)
+LIST_WORD = re.compile(r'(")?\$(?:@|\{[A-Za-z_][A-Za-z0-9_]*\[@\]\})(?(1)")')
 #: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 

@@ -250,6 +250,14 @@ def gpu_total(value: Any) -> int:
     return _whole(value)
 
 
+def binds_per_task(gpu_bind: Any) -> bool:
+    """Whether a ``--gpu-bind`` value keeps the binding ``--gpus-per-task`` implies (``per_task``: each task sees
+    only its own GPUs, numbered from 0): none given, ``verbose``, or ``per_task:N``; not ``closest``, ``none``,
+    ``map_gpu`` …"""
+    kinds = [k for k in str(gpu_bind or "").split(",") if k and k != "verbose"]
+    return not kinds or kinds[0].startswith("per_task")
+
+
 def _items(value: Any) -> tuple[Any, ...]:
     """The items of a list field, () when it holds something else (``problems()`` reports that)."""
     return tuple(value) if isinstance(value, (tuple, list)) else ()

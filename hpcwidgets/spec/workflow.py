@@ -28,7 +28,7 @@ from ._meta import Spec, opt
 from .apptainer import ApptainerBuild, ApptainerPull, ApptainerRun
 from .charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from .common import Bind, EnvVar
-from .slurm import HETJOB_SEPARATORS, SlurmJob, Srun, array_task_ids, gpu_total, node_range
+from .slurm import HETJOB_SEPARATORS, SlurmJob, Srun, array_task_ids, binds_per_task, gpu_total, node_range
 from .torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR, Torchrun
 
 #: container models a workflow can run its step in
@@ -331,8 +331,7 @@ class Workflow(Spec):
         than those GPUs, so launchers on one node never share one."""
         srun = self.srun
         own = gpu_total(srun.gpus_per_task) or gpu_total(self.job.gpus_per_task)
-        bind = str(srun.gpu_bind or "").split(",")[0]
-        if not own or (bind and bind != "verbose" and not bind.startswith("per_task")):
+        if not own or not binds_per_task(srun.gpu_bind):
             return False
         nproc = str(self.launcher.nproc_per_node or "")
         return nproc in ("gpu", "auto") or (nproc.isdigit() and int(nproc) <= own)
