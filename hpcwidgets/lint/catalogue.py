@@ -12,7 +12,7 @@ from ..parse.script import shell_script_text
 from ..spec._meta import Spec
 from ..spec._words import Verbatim, passed_text
 from ..spec.argv import model_words
-from ..spec.common import Bind, bind_destination, kept_reference
+from ..spec.common import ARRAY_WORD, Bind, bind_destination, kept_reference
 from ..spec.jupyter import server_start
 from ..spec.slurm import (SBATCH_ALIASES, SBATCH_OPTIONS, STRAY_DIRECTIVE, TYPED_DASH, TYPED_DASHES, array_task_ids,
                           binds_per_task, gpu_total, keyboard_option, node_range, sbatch_long_option, sbatch_option,
@@ -2392,11 +2392,7 @@ def _flag_in_a_variable(c: Any) -> bool:
     """Whether the container has an option word kept as written from a variable (``nv="--nv"`` set in an ``if``,
     then ``singularity exec $nv …``; an array of options, ``"${OPTS[@]}"``), or an array whose elements the reader
     cannot see where the image is read: either may be the GPU flag, so no rule may say the flag is missing."""
-    return any(kept_reference(e) for e in c.extra) or bool(_ARRAY_WORD.fullmatch(str(c.image)))
-
-
-#: a whole-array expansion, "${ARGS[@]}" (bash makes one word of each element)
-_ARRAY_WORD = re.compile(r'"?\$\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\}"?')
+    return any(kept_reference(e) for e in c.extra) or bool(ARRAY_WORD.fullmatch(str(c.image)))
 
 
 #: bind sources that hold every user's home directory (the home's real path is not in the script)

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
-from ..spec.common import LIST_WORD
+from ..spec.common import ARRAY_WORD, LIST_WORD
 from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SlurmJob, is_hetjob_word, sbatch_long_option,
                           sbatch_option)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
@@ -31,8 +31,6 @@ LEGACY_LAUNCH = ("torch.distributed.launch",)
 #: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
 _SPLIT_WORD = re.compile(r"\$(?:\{?[A-Za-z_][A-Za-z0-9_]*\}?|[@*]|\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\})")
 #: variables Slurm sets, which never hold spaces
-#: a whole-word array expansion, quoted or not: "${OPTS[@]}", ${OPTS[*]}
-_ARRAY_REF = re.compile(r'"\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"|\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}')
 _SLURM_VAR = re.compile(r"\$\{?SLURM_[A-Z_]+\}?")
 
 
@@ -198,9 +196,9 @@ def _expansion(word: Word, line: int, in_compound: bool, variables: list[Variabl
     there: its last top-level assignment before the line (or nothing, when there is none) and every assignment
     inside an ``if``, a loop or a function (before the line, or anywhere when the step is itself in one). A
     variable the script never sets, or sets to what the reader cannot tell (``$(…)``), has unknown values."""
-    a = _ARRAY_REF.fullmatch(word.raw)
+    a = ARRAY_WORD.fullmatch(word.raw)
     if a is not None:
-        return _array_expansion(word, a.group(1) or a.group(2), line, in_compound, variables, branches)
+        return _array_expansion(word, a.group("array"), line, in_compound, variables, branches)
     m = _REF.fullmatch(word.raw)
     if word.raw == '"$@"':
         return Expansion(word.raw, word.raw, None)  # the script's arguments: any number of words, not known here

@@ -20,13 +20,16 @@ BIND_OPTION = re.compile(r"ro|rw|image-src(?:=\S+)?|id=[0-9]+")
 
 
 _QUOTES = ("'", '"')
-#: a word of a script read back that is only a variable reference (``$nv``, ``${OPTS}``): kept as written among the
-#: a variable reference kept as written from a script, which may hold options (bash splits its value, or passes an
-#: array's elements, as words): $nv, ${NV}, "${OPTS[@]}", "$@"
-_REFERENCE = re.compile(r'\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})|"?\$\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\}"?|"?\$@"?')
+_SHELL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+#: a whole-array expansion, quoted or not ("${OPTS[@]}", ${OPTS[*]}): bash passes the elements; group "array"
+#: names the array
+ARRAY_WORD = re.compile(rf'(?P<q>")?\$\{{(?P<array>{_SHELL_NAME})\[[@*]\]\}}(?(q)")')
 #: a word bash turns into as many words as it holds, quoted or not: an array's elements or the script's arguments
 #: ("${OPTS[@]}", "$@", ${OPTS[@]}, $@)
-LIST_WORD = re.compile(r'(")?\$(?:@|\{[A-Za-z_][A-Za-z0-9_]*\[@\]\})(?(1)")')
+LIST_WORD = re.compile(rf'(")?\$(?:@|\{{{_SHELL_NAME}\[@\]\}})(?(1)")')
+#: a variable reference kept as written from a script, which may hold options (bash splits its value, or passes an
+#: array's elements, as words): $nv, ${NV}, "${OPTS[@]}", "$@"
+_REFERENCE = re.compile(rf'\$(?:{_SHELL_NAME}|\{{{_SHELL_NAME}\}})|{ARRAY_WORD.pattern}|"?\$@"?')
 #: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 
