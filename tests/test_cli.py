@@ -173,6 +173,20 @@ def test_convert_apptainer_to_charliecloud(capsys):
     assert code == 0 and "ch-run" in out and "-- python t.py" in out
 
 
+def test_convert_ch_run_words_keep_set_env_dollars_for_ch_run(capsys):
+    """Given as separate words, a $ left in --set-env was quoted for ch-run (it expands it in the container): the
+    Apptainer command must not turn it into a host reference ("PATH=/opt/x/bin:$PATH" would pass the host's PATH),
+    and the same command pasted as one line reads the same; the program's own words keep their $ as given."""
+    words = ["ch-run", "--set-env=PATH=/opt/x/bin:$PATH", "-b", "/d:/d", "img", "--", "python", "t.py", "$X"]
+    code, out, _ = run(capsys, "convert", *words)
+    assert code == 0
+    step = out.splitlines()[-1]
+    assert step.startswith("apptainer exec") and "PATH" not in step and step.endswith('python t.py "$X"')
+    assert "ch-run itself replaces $PATH in --set-env=PATH=/opt/x/bin:$PATH" in out
+    code, pasted, _ = run(capsys, "convert", "ch-run '--set-env=PATH=/opt/x/bin:$PATH' -b /d:/d img -- python t.py '$X'")
+    assert code == 0 and pasted.splitlines()[-1].startswith(step[:-len(' "$X"')])
+
+
 def test_bad_json_file_is_a_clean_error(tmp_path, capsys):
     f = tmp_path / "bad.json"
     f.write_text("{not json")

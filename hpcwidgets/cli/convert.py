@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..errors import HpcWidgetsError
 
@@ -67,4 +68,14 @@ def _words(command: list[str]) -> list[str]:
             raise HpcWidgetsError(f"cannot split {command[0]!r} into words ({exc.message}); pass the command as "
                                   "separate words without the outer quotes, e.g. hpcwidgets convert apptainer exec "
                                   "img.sif python t.py") from None
+    if command and command[0].rsplit("/", 1)[-1] == "ch-run":
+        end = command.index("--") if "--" in command else len(command)  # the program's own words stay as given
+        return [_ch_run_dollar(w) if w.startswith("--set-env=") else w for w in command[:end]] + command[end:]
     return command
+
+
+def _ch_run_dollar(word: str) -> str:
+    """A ``--set-env=…`` word of a ch-run command given as separate words: a ``$`` still in it was quoted for
+    ch-run, which expands it in the container (``--set-env='PATH=/opt/bin:$PATH'``); as a value it would be a
+    reference the rendered command's shell expands on the host, so it becomes the literal dollar ``\\$``."""
+    return re.sub(r"(?<!\\)\$", r"\\$", word)
