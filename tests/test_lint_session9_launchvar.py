@@ -111,6 +111,23 @@ def test_a_batch_shell_launch_held_in_a_variable_is_read():
     assert ("HPC110", 6) in _codes(text)
 
 
+@pytest.mark.parametrize("launcher, code", [
+    ("accelerate launch --multi_gpu --num_processes 8 --num_machines 2", "HPC110"),
+    ("deepspeed --num_nodes 2 --num_gpus 4", "HPC110"),
+])
+def test_a_batch_shell_accelerate_or_deepspeed_held_in_a_variable_is_read(launcher, code):
+    """accelerate and deepspeed are no step the models read: the command that runs them through a variable is
+    read as bash splits it all the same, and the finding names the variable."""
+    text = HEAD.format(tasks=1) + f'LAUNCHER="{launcher}"\n$LAUNCHER train.py\n'
+    found = [f for f in lint(text) if f.code == code]
+    assert [f.line for f in found] == [6] and "[the launch is read from $LAUNCHER (set on line 5)]" in found[0].message
+    assert found[0].fix is None
+    written = text.replace("$LAUNCHER train.py", f"{launcher} train.py")
+    assert [f.line for f in lint(written) if f.code == code] == [6]  # the same finding as when written out
+    quoted = text.replace("$LAUNCHER train.py", '"$LAUNCHER" train.py')  # one word: no such program
+    assert code not in [c for c, _ in _codes(quoted)]
+
+
 def test_a_step_in_a_loop_sees_the_assignment_before_it():
     text = TORCHRUN_IN_VAR.replace("srun $LAUNCHER train.py",
                                    "for s in 1 2; do\n  srun $LAUNCHER train.py --seed $s\ndone")

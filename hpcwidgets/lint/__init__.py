@@ -172,8 +172,9 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
     chosen = [r for code, r in rules().items()
               if r.kind == kind and (not wanted or code in wanted) and code not in skipped]
     out = _run(chosen, Context(parsed, profile, path, text))
-    if kind == "script" and parsed.split_steps is not None:
-        written = _run(chosen, Context(dataclasses.replace(parsed, split_steps=None), profile, path, text))
+    if kind == "script" and (parsed.split_steps is not None or parsed.held_commands):
+        as_written = dataclasses.replace(parsed, split_steps=None, held_commands=())
+        written = _run(chosen, Context(as_written, profile, path, text))
         out = _read_through_variables(parsed, out, written)
     if kind == "script":
         out = _in_the_scripts_spelling(parsed, out)
@@ -191,7 +192,7 @@ def _read_through_variables(parsed: Any, findings: list[Finding], written: list[
     ``CMD``; not in ``written``, the findings on the steps as written) say where that launch is written, and
     carry no fix: a fix rebuilt from the variable's words would rewrite the step's line, where they are not."""
     held: dict[int, tuple[tuple[str, int], ...]] = {}
-    for step in parsed.split_steps:
+    for step in (*(parsed.split_steps or ()), *parsed.held_commands):
         for line in range(step.line, step.end_line + 1):
             held[line] = held.get(line, ()) + step.through
     seen = {(f.code, f.line, f.message) for f in written}

@@ -267,6 +267,12 @@ def simple_commands(ctx: Context) -> tuple[Any, ...]:
     return cached(ctx, "simple", lambda: tuple(c for c in ctx.parsed.lexed.code if c.kind == "simple"))
 
 
+def held_commands(ctx: Context) -> tuple[Any, ...]:
+    """Top-level commands whose words a variable holds, as bash splits them (``$LAUNCHER train.py`` with
+    ``LAUNCHER="accelerate launch …"``), that start no step the models read (those are in :func:`steps`)."""
+    return tuple(h for h in ctx.parsed.held_commands if not h.in_compound)
+
+
 def run_words(words: list[str]) -> list[str]:
     """The words of the command a line runs: past ``time``, ``exec``, ``env A=1`` (as the parser skips them) and
     past ``srun`` with its options, read by the srun model (which knows the ones that take a value)."""
@@ -796,6 +802,7 @@ def _batch_shell_launchers(ctx: Context) -> list[tuple[int, str, list[str]]]:
     candidates = [(cmd.line, [str(v) for v in cmd.argv]) for cmd in simple_commands(ctx)]
     candidates += [(s.line, [str(w) for w in s.chain.program]) for s in steps(ctx)
                    if s.chain.srun is None and s.chain.launcher is None]
+    candidates += [(h.line, [str(w) for w in h.argv]) for h in held_commands(ctx)]
     for line, words in candidates:
         call = _launcher_call(words)
         if call is not None:
@@ -869,7 +876,7 @@ def other_launches(ctx: Context) -> tuple[OtherLaunch, ...]:
             for call in calls:
                 if call is not None:
                     found.append(_other_launch(step.line, call, step))
-        for cmd in simple_commands(ctx):
+        for cmd in (*simple_commands(ctx), *held_commands(ctx)):
             call = _launcher_call(list(cmd.argv))
             if call is not None:
                 found.append(_other_launch(cmd.line, call, None))

@@ -78,6 +78,24 @@ class Step:
 
 
 @dataclass(frozen=True)
+class HeldCommand:
+    """A command read through the variables that hold its words (see :func:`_read_through`)."""
+
+    command: Command
+    argv: tuple[Any, ...]                    # its words as bash splits them
+    in_compound: bool = False
+    through: tuple[tuple[str, int], ...] = ()  # as in :attr:`Step.through`
+
+    @property
+    def line(self) -> int:
+        return self.command.line
+
+    @property
+    def end_line(self) -> int:
+        return self.command.end_line
+
+
+@dataclass(frozen=True)
 class Variable:
     name: str
     value: str
@@ -102,6 +120,9 @@ class ParsedScript:
     suppressed_file: frozenset[str] = frozenset()
     #: the steps with launches held in variables read through them (None: no step has one); see :attr:`steps_as_run`
     split_steps: tuple[Step, ...] | None = None
+    #: commands that are no step the models read but run a launch held in a variable (``$LAUNCHER train.py``
+    #: with ``LAUNCHER="accelerate launch …"``): each as :class:`HeldCommand`, its words as bash splits them
+    held_commands: tuple[HeldCommand, ...] = ()
 
     @property
     def steps_as_run(self) -> tuple[Step, ...]:
@@ -744,6 +765,7 @@ def read_script(text: str, path: str = "") -> ParsedScript:
     modules: list[tuple[str, int]] = []
     steps: list[Step] = []
     split_steps: list[Step] = []   # the same, with launches held in variables read through them
+    held_commands: list[HeldCommand] = []
     suppressed: dict[int, set[str]] = {}
     suppressed_file: set[str] = set()
     pending: set[str] = set()
@@ -792,7 +814,11 @@ def read_script(text: str, path: str = "") -> ParsedScript:
         step = _step_for(cmd, words, env, in_compound)
         if step is not None:
             steps.append(step)
-        split = _split_step(cmd, env, in_compound, variables, branches) or step
+        split = _as_run(cmd, env, in_compound, variables, branches)
+        if isinstance(split, HeldCommand):
+            held_commands.append(split)
+            split = None
+        split = split or step
         if split is not None:
             split_steps.append(split)
 
@@ -801,19 +827,22 @@ def read_script(text: str, path: str = "") -> ParsedScript:
     return ParsedScript(text, path, script, job, tuple(directives), first, tuple(variables), tuple(modules),
                         tuple(steps), tuple(problems), {k: frozenset(v) for k, v in suppressed.items()},
                         frozenset(suppressed_file),
-                        tuple(split_steps) if any(s.through for s in split_steps) else None)
+                        tuple(split_steps) if any(s.through for s in split_steps) else None, tuple(held_commands))
 
 
-def _split_step(cmd: Command, env: tuple[tuple[str, str], ...], in_compound: bool, variables: list[Variable],
-                branches: list[tuple[str, Any, int]]) -> Step | None:
-    """The step ``cmd`` starts as bash runs it, read through the variables that hold its launch (see
-    :func:`_read_through`); None when no variable holds one."""
+def _as_run(cmd: Command, env: tuple[tuple[str, str], ...], in_compound: bool, variables: list[Variable],
+            branches: list[tuple[str, Any, int]]) -> Step | HeldCommand | None:
+    """The command ``cmd`` as bash runs it, read through the variables that hold its words (see
+    :func:`_read_through`): the step it starts, else the command's words as a :class:`HeldCommand` (a launcher
+    the models do not read, such as ``accelerate launch``); None when no variable holds any of its words."""
     through = _read_through(cmd, in_compound, variables, branches)
     if through is None:
         return None
     seen, words, refs = through
     step = _step_for(seen, words, env, in_compound)
-    return replace(step, through=tuple(refs)) if step is not None else None
+    if step is None:
+        return HeldCommand(cmd, tuple(words), in_compound, tuple(refs))
+    return replace(step, through=tuple(refs))
 
 
 def _walk(commands: tuple[Command, ...], inside: bool = False) -> Iterator[tuple[Command, bool]]:
