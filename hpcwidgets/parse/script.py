@@ -46,8 +46,22 @@ class Directive:
     component: int = 0  # the component of a heterogeneous job (after the n-th "#SBATCH hetjob")
 
 
+class _AtCommand:
+    """Where a reading of a command sits in the script: the lines of its :attr:`command`."""
+
+    command: Command
+
+    @property
+    def line(self) -> int:
+        return self.command.line
+
+    @property
+    def end_line(self) -> int:
+        return self.command.end_line
+
+
 @dataclass(frozen=True)
-class Step:
+class Step(_AtCommand):
     """A launch found in the script, split into layers."""
 
     command: Command
@@ -61,14 +75,6 @@ class Step:
     through: tuple[tuple[str, int], ...] = ()
 
     @property
-    def line(self) -> int:
-        return self.command.line
-
-    @property
-    def end_line(self) -> int:
-        return self.command.end_line
-
-    @property
     def under_srun(self) -> bool:
         return self.chain.srun is not None
 
@@ -78,21 +84,13 @@ class Step:
 
 
 @dataclass(frozen=True)
-class HeldCommand:
+class HeldCommand(_AtCommand):
     """A command read through the variables that hold its words (see :func:`_read_through`)."""
 
     command: Command
     argv: tuple[Any, ...]                    # its words as bash splits them
     in_compound: bool = False
     through: tuple[tuple[str, int], ...] = ()  # as in :attr:`Step.through`
-
-    @property
-    def line(self) -> int:
-        return self.command.line
-
-    @property
-    def end_line(self) -> int:
-        return self.command.end_line
 
 
 @dataclass(frozen=True)
