@@ -210,9 +210,10 @@ def _where(part: Partition | None) -> str:
 
 
 def _cpus_per_gpu(part: Partition | None) -> int:
-    if part is None or not part.cpus_per_node:
+    cpus = part.cpus_for(True) if part is not None else None  # the GPU nodes' (a catch-all may mix in bigger ones)
+    if not cpus:
         return _per_job_cap(4, part, "cpus")
-    return _per_job_cap(max(1, min(8, part.cpus_per_node // max(part.gpus_per_node or 1, 1))), part, "cpus")
+    return _per_job_cap(max(1, min(8, cpus // max(part.gpus_per_node or 1, 1))), part, "cpus")
 
 
 def _per_job_cap(value: int, part: Partition | None, what: str, nodes: int = 1) -> int:
@@ -229,11 +230,12 @@ def _fit_time(wanted: str, part: Partition | None) -> str:
     return format_time(min(seconds, limit)) if limit is not None else wanted
 
 
-def _fit_mem(wanted_mib: int, part: Partition | None, share: int = 1, nodes: int = 1) -> str:
-    """``wanted_mib`` or, on smaller nodes, the node's memory divided by ``share`` (and, with a per-job memory
-    limit, that limit divided over ``nodes``); "" (no --mem: the site's default) on a partition whose memory is
-    unknown, as on a cluster whose slurm.conf sets none, where Slurm grants no --mem at all."""
-    node = part.mem_mib() if part is not None else None
+def _fit_mem(wanted_mib: int, part: Partition | None, share: int = 1, nodes: int = 1, gpus: bool = False) -> str:
+    """``wanted_mib`` or, on smaller nodes (with ``gpus``, the GPU nodes), the node's memory divided by ``share``
+    (and, with a per-job memory limit, that limit divided over ``nodes``); "" (no --mem: the site's default) on a
+    partition whose memory is unknown, as on a cluster whose slurm.conf sets none, where Slurm grants no --mem at
+    all."""
+    node = part.mem_mib(gpus) if part is not None else None
     if part is not None and node is None:
         return ""
     if node is not None:
@@ -277,7 +279,8 @@ def _single_gpu(site: _Site) -> Example:
         title=site.title("Train a small model on one GPU in a container", gpus),
         prepare=site.prepare(), exports=site.exports(),
         job_name="single-gpu", **site.job_fields(part),
-        cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
+        cpus_per_task=_cpus_per_gpu(part),
+        mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1, gpus=bool(gpus)),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules(), setup=site.setup())
     what = "One GPU" if gpus else "No GPU (the site's profile lists none): the CPU"
     return Example("single-gpu", f"{what} on {_where(part)}: python train.py in "
@@ -300,9 +303,9 @@ def _multi_node(site: _Site) -> Example:
         title=site.title(f"Distributed training on {nodes} node{'s' if nodes > 1 else ''}: one torchrun per node", gpus),
         prepare=site.prepare(), exports=site.exports(),
         job_name="multi-node", **site.job_fields(part),
-        cpus_per_task=_per_job_cap(min(_cpus_per_gpu(part) * per_node, part.cpus_per_node or 10**6), part, "cpus",
-                                   nodes=nodes) if part else 8,
-        mem=_fit_mem(128 * 1024, part, nodes=nodes), time=_fit_time("02:00:00", part), output="%x-%j.out",
+        cpus_per_task=_per_job_cap(min(_cpus_per_gpu(part) * per_node, part.cpus_for(bool(gpus)) or 10**6), part,
+                                   "cpus", nodes=nodes) if part else 8,
+        mem=_fit_mem(128 * 1024, part, nodes=nodes, gpus=bool(gpus)), time=_fit_time("02:00:00", part), output="%x-%j.out",
         modules=site.modules(), setup=site.setup())
     fewer = "" if nodes == 2 else (f" No partition of {site.profile.name} allows 2 nodes ({_where(part)} allows "
                                    f"{nodes}), so this job uses {nodes}; the same script runs on more nodes where a "
@@ -322,7 +325,8 @@ def _array_sweep(site: _Site) -> Example:
         container=site.container(), gpus_per_node=gpus, gpu_vendor=site.vendor,
         title=site.title("A learning-rate sweep: one array task per value", gpus), exports=site.exports(),
         job_name="lr-sweep", **site.job_fields(part),
-        cpus_per_task=_cpus_per_gpu(part), mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
+        cpus_per_task=_cpus_per_gpu(part),
+        mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1, gpus=bool(gpus)),
         time=_fit_time("00:30:00", part), modules=site.modules(), setup=site.setup())
     return Example("array-sweep", f"A job array of {len(SWEEP_LEARNING_RATES)} tasks; task i trains with learning rate "
                                   f"number i of {', '.join(SWEEP_LEARNING_RATES)} (picked on the host by "
@@ -348,7 +352,7 @@ def _charliecloud(site: _Site) -> Example:
         pass_cpus_per_task=site.srun_cpus(), prepare=prepare,
         title=site.title("Train in a Charliecloud container under srun", gpus, "charliecloud"),
         exports=site.exports(), job_name="charliecloud", **site.job_fields(part), cpus_per_task=_cpus_per_gpu(part),
-        mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1),
+        mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1, gpus=bool(gpus)),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules("charliecloud"), setup=site.setup())
     note = ""
     if prepare:

@@ -207,16 +207,23 @@ def gpus_per_node(nodes_gres: Iterable[Mapping[str, int]]) -> int:
     return full or max((sum(g.values()) for g in nodes_gres), default=0)
 
 
+def _largest(rec: Mapping[str, str], cpus: list[int | None], mems: list[int | None]) -> tuple[int | None, int | None]:
+    """CPUs and MiB of the largest of some nodes of the partition ``rec`` (each the most any of them has), lowered
+    to the partition's MaxCPUsPerNode / MaxMemPerNode; None when none of them says."""
+    most_cpus = max((c for c in cpus if c), default=None)
+    most_mem = max((m for m in mems if m), default=None)
+    most_cpus = _smallest(most_cpus, _int(rec.get("MaxCPUsPerNode"))) if most_cpus else None
+    mem_cap = _int(rec.get("MaxMemPerNode"))
+    most_mem = _smallest(most_mem, mem_cap if mem_cap else None) if most_mem else None
+    return most_cpus, most_mem
+
+
 def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[Partition, list[str]]:
     """The partition of one ``PartitionName=`` record and its nodes' records, and the GPU node features."""
     cpus = [_int(r.get("CPUEfctv")) or _int(r.get("CPUTot")) for r in records]
     mems = [node_memory(r) for r in records]
     gres = [parse_gres(r.get("Gres", "")) for r in records]
-    max_cpus = max((c for c in cpus if c), default=None)
-    max_mem = max((m for m in mems if m), default=None)
-    max_cpus = _smallest(max_cpus, _int(rec.get("MaxCPUsPerNode"))) if max_cpus else None
-    mem_cap = _int(rec.get("MaxMemPerNode"))
-    max_mem = _smallest(max_mem, mem_cap if mem_cap else None) if max_mem else None
+    max_cpus, max_mem = _largest(rec, cpus, mems)
     total_nodes = _int(rec.get("TotalNodes")) or (len(records) or None)
     gpus = gpus_per_node(gres)
     per_type: dict[str, int] = {}
@@ -233,8 +240,15 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[P
     if state != "UP":
         notes.append(f"State={state}")
     gpu_nodes = len(with_gpus) if gpus and len(with_gpus) < len(records) else None
+    gpu_cpus = gpu_mem = None
     if gpu_nodes:
         notes.append(f"{gpu_nodes} of its {len(records)} nodes have GPUs")
+        gpu_cpus, gpu_mem = _largest(rec, [c for c, g in zip(cpus, gres) if g], [m for m, g in zip(mems, gres) if g])
+        gpu_cpus = gpu_cpus if gpu_cpus and max_cpus and gpu_cpus < max_cpus else None
+        gpu_mem = gpu_mem if gpu_mem and max_mem and gpu_mem < max_mem else None
+        size = [f"{gpu_cpus} CPUs" if gpu_cpus else "", format_mem(gpu_mem) if gpu_mem else ""]
+        if any(size):
+            notes.append(f"its GPU nodes have at most {' and '.join(w for w in size if w)}")
     part = Partition(
         name=rec["PartitionName"],
         description="; ".join(notes),
@@ -247,6 +261,8 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[P
         gpu_types=tuple(sorted(per_type)),
         gpus_per_type=tuple(f"{t}:{n}" for t, n in sorted(per_type.items()) if n != gpus),
         gpu_nodes=gpu_nodes,
+        gpu_node_cpus=gpu_cpus,
+        gpu_node_mem=format_mem(gpu_mem) if gpu_mem else "",
         state="" if state == "UP" else state if state in ("DOWN", "DRAIN", "INACTIVE") else "",
         restricted=bool(closed),
         is_default=rec.get("Default", "NO").upper() == "YES",
@@ -301,12 +317,13 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
     Per partition: the time limits, the node limit (MaxNodes, never more than the partition's nodes), its State
     and whether AllowAccounts/AllowGroups/AllowQos restrict it; node sizes as docs/profiles.md states them: CPUs
     and memory of the largest node (memory less MemSpecLimit, unknown when RealMemory is 1), lowered by
-    MaxCPUsPerNode / MaxMemPerNode; GPUs per node those of the node with the most full GPUs (MIG slices count on
-    nodes that have nothing else), never summed over different nodes; ``gpus_per_type`` the most of each type one
-    node has, where that differs. The GPU vendor cannot be read from Slurm: it is guessed per partition from the
-    gres type names (:func:`guess_gpu_vendor`); check it. ``default_gpu_partition`` is chosen by
-    :func:`_default_gpu`. What needs a person's review is appended to ``notes`` as sentences. Raises
-    :class:`ProfileError` when the text holds no partition.
+    MaxCPUsPerNode / MaxMemPerNode; where a partition also has nodes without GPUs and its GPU nodes are smaller,
+    ``gpu_node_cpus``/``gpu_node_mem`` the size of its largest GPU node (capped the same way); GPUs per node those
+    of the node with the most full GPUs (MIG slices count on nodes that have nothing else), never summed over
+    different nodes; ``gpus_per_type`` the most of each type one node has, where that differs. The GPU vendor
+    cannot be read from Slurm: it is guessed per partition from the gres type names (:func:`guess_gpu_vendor`);
+    check it. ``default_gpu_partition`` is chosen by :func:`_default_gpu`. What needs a person's review is
+    appended to ``notes`` as sentences. Raises :class:`ProfileError` when the text holds no partition.
     """
     notes = notes if notes is not None else []
     part_records = parse_scontrol(partitions_text, "PartitionName")

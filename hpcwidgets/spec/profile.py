@@ -10,7 +10,9 @@ Rules a profile follows besides the field types (each broken rule is one :class:
 names are unique and at most one is marked ``is_default`` (agreeing with ``default_partition``);
 ``default_gpu_partition`` names a partition with GPUs; times are Slurm times and a partition's
 ``default_time`` is neither longer than its ``max_time`` nor unlimited (``UNLIMITED``/``0``) when
-``max_time`` is finite; ``mem_per_node`` is a positive Slurm size; ``login_port`` is a port number and ``jump_host`` what ``ssh -J`` takes
+``max_time`` is finite; ``mem_per_node`` is a positive Slurm size; the GPU nodes' own size (``gpu_node_cpus``,
+``gpu_node_mem``) needs GPUs and is not above ``cpus_per_node``/``mem_per_node``; ``login_port`` is a port
+number and ``jump_host`` what ``ssh -J`` takes
 (``[user@]host[:port]``, hops joined by commas); ``account`` is letters, digits and
 ``_ . + - @`` (IDRIS Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from
 a well-known one (:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported, since as written no job
@@ -130,7 +132,9 @@ class Partition(Spec):
     """A Slurm partition (queue) with the limits a job must stay within.
 
     Node sizes describe the largest node of the partition, so a check never rejects a job that some
-    node could run. With ``slurm_partition = False`` the entry is not a Slurm partition but the nodes a
+    node could run; a partition that mixes big CPU nodes with smaller GPU nodes also says the size of its
+    largest GPU node (``gpu_node_cpus``, ``gpu_node_mem``), which is the most a job that asks for GPUs can
+    get. With ``slurm_partition = False`` the entry is not a Slurm partition but the nodes a
     job gets with the entry's ``qos``/``constraint`` (``name`` is then only a label).
     """
 
@@ -199,6 +203,16 @@ class Partition(Spec):
     gpu_nodes: int | None = opt(None, label="Nodes with GPUs", role="internal", minimum=1,
                                 help="How many of its nodes have GPUs when not all do (a CPU partition that also "
                                      "spans GPU nodes); a GPU job gets at most these. Leave it out when all do.")
+    gpu_node_cpus: int | None = opt(None, label="CPUs of the GPU nodes", role="internal", minimum=1,
+                                    help="CPUs of the largest node that has GPUs, only when the partition also has "
+                                         "bigger nodes without GPUs (a catch-all partition); a job that asks for "
+                                         "GPUs is checked against it. Leave it out otherwise: cpus_per_node then "
+                                         "holds for every job.")
+    gpu_node_mem: str = opt("", label="Memory of the GPU nodes", role="internal", placeholder="500G",
+                            help="Memory a job can ask for on the largest node that has GPUs, only when the "
+                                 "partition also has bigger nodes without GPUs, e.g. 500G; a job that asks for "
+                                 "GPUs is checked against it. Empty otherwise: mem_per_node then holds for "
+                                 "every job.")
 
     def describe(self) -> str:
         return f"partition {self.name or '(unnamed)'}"
@@ -262,9 +276,25 @@ class Partition(Spec):
         """The time limit in seconds, None when there is none."""
         return _limit(self.max_time)
 
-    def mem_mib(self) -> int | None:
-        """Memory per node in MiB, None when unknown."""
-        return _mem(self.mem_per_node)
+    def mem_mib(self, gpus: bool = False) -> int | None:
+        """Memory per node in MiB (with ``gpus``, of the nodes a job that asks for GPUs gets: :meth:`mem_for`),
+        None when unknown."""
+        return _mem(self.mem_for(gpus))
+
+    def cpus_for(self, gpus: bool) -> int | None:
+        """CPUs of the largest node a job can run on: for a job that asks for GPUs (``gpus``), of the largest node
+        with GPUs where the profile says it is smaller (``gpu_node_cpus``), else ``cpus_per_node``."""
+        own = self.gpu_node_cpus
+        if gpus and self.has_gpus and isinstance(own, int) and not isinstance(own, bool) and own > 0:
+            return own
+        return self.cpus_per_node
+
+    def mem_for(self, gpus: bool) -> str:
+        """Memory (as written) of the largest node a job can run on: for a job that asks for GPUs, that of the
+        largest node with GPUs where the profile says it (``gpu_node_mem``), else ``mem_per_node``."""
+        if gpus and self.has_gpus and _mem(self.gpu_node_mem):
+            return self.gpu_node_mem
+        return self.mem_per_node
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
@@ -282,16 +312,9 @@ class Partition(Spec):
             if _time_problem("default_time", "", self.default_time) == []:
                 out.append(Problem("default_time", f"default time {self.default_time} means no limit, but the "
                                                    f"maximum is {self.max_time}; set a default of at most {self.max_time}"))
-        if _str(self.mem_per_node):
-            try:
-                size = parse_mem(self.mem_per_node)
-            except ValueError as exc:
-                out.append(Problem("mem_per_node", str(exc)))
-            else:
-                if size <= 0:
-                    out.append(Problem("mem_per_node", f"memory per node {self.mem_per_node!r} is not a node size; write "
-                                                       "the memory a job can use on one node, e.g. 187G, or leave it "
-                                                       "empty if unknown"))
+        _node_size(out, "mem_per_node", self.mem_per_node, "memory per node",
+                   "the memory a job can use on one node, e.g. 187G, or leave it empty if unknown")
+        out += self._gpu_node_problems()
         types = _tup(self.gpu_types)
         for t in types:
             if isinstance(t, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+", t):
@@ -329,6 +352,48 @@ class Partition(Spec):
                     out.append(Problem("max_mem_per_job", f"maximum memory per job {self.max_mem_per_job!r} is not a "
                                                           "limit; write a size such as 40G, or leave it empty"))
         return out
+
+    def _gpu_node_problems(self) -> list[Problem]:
+        """The GPU nodes' own size must belong to a partition with GPUs and not exceed its largest node: both say
+        the profile is wrong (swapped values, or a partition whose GPUs were left out)."""
+        out: list[Problem] = []
+        cpus, mem = self.gpu_node_cpus, _str(self.gpu_node_mem)
+        has_cpus = isinstance(cpus, int) and not isinstance(cpus, bool) and cpus > 0
+        size = _node_size(out, "gpu_node_mem", mem, "memory of the GPU nodes",
+                          "the memory a job can use on the largest GPU node, e.g. 500G, or leave it empty")
+        if not self.has_gpus:
+            for field, value in (("gpu_node_cpus", has_cpus), ("gpu_node_mem", bool(mem))):
+                if value:
+                    out.append(Problem(field, f"{field} is set but the partition has no GPUs (GPUs per node is "
+                                              "0); remove it, or set GPUs per node"))
+            return out
+        largest = self.cpus_per_node
+        if has_cpus and isinstance(largest, int) and not isinstance(largest, bool) and cpus > largest:
+            out.append(Problem("gpu_node_cpus", f"the GPU nodes' {cpus} CPUs are more than CPUs per node "
+                                                f"({largest}), which is the partition's largest node; raise "
+                                                f"cpus_per_node to {cpus}, or lower gpu_node_cpus"))
+        node_mem = self.mem_mib()
+        if size and node_mem and size > node_mem:
+            out.append(Problem("gpu_node_mem", f"the GPU nodes' {mem} is more than memory per node "
+                                               f"({self.mem_per_node}), which is the partition's largest node; "
+                                               f"raise mem_per_node to {mem}, or lower gpu_node_mem"))
+        return out
+
+
+def _node_size(out: list[Problem], field: str, text: Any, what: str, fix: str) -> int | None:
+    """A node's memory as written in the profile, in MiB; a problem added to ``out`` for text that is not a
+    positive Slurm size (None then, and for empty text)."""
+    if not _str(text):
+        return None
+    try:
+        size = parse_mem(text)
+    except ValueError as exc:
+        out.append(Problem(field, str(exc)))
+        return None
+    if size <= 0:
+        out.append(Problem(field, f"{what} {text!r} is not a node size; write {fix}"))
+        return None
+    return size
 
 
 @dataclass(frozen=True)
@@ -988,37 +1053,42 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         how = f"{tasks} tasks per node × {job.cpus_per_task or 1} CPUs per task"
         cpu_field = "cpus_per_task" if job.cpus_per_task else "ntasks_per_node" if job.ntasks_per_node else "ntasks"
     unit = job.cpus_per_gpu if cpu_field == "cpus_per_gpu" else (job.cpus_per_task or 1)
-    if part.cpus_per_node and cpus > part.cpus_per_node and _spread(job) and unit <= part.cpus_per_node:
+    # a job with GPUs gets only the partition's GPU nodes, which may be smaller than its largest (CPU) node
+    node_cpus = part.cpus_for(bool(gpus))
+    cpu_nodes = "GPU nodes" if node_cpus != part.cpus_per_node else "nodes"
+    if node_cpus and cpus > node_cpus and _spread(job) and unit <= node_cpus:
         # tasks (or GPUs) counted for the whole job, no node count: Slurm spreads them over the nodes they need;
         # only one task's (or one GPU's) CPUs must fit on a node
         units = cpus // unit * job.node_count
-        needed = _nodes_needed(units, part.cpus_per_node // unit)
+        needed = _nodes_needed(units, node_cpus // unit)
         if part.max_nodes and needed > part.max_nodes:
-            out.append(Problem(cpu_field, f"{how} needs {needed} nodes of {where} ({part.cpus_per_node} CPUs each), "
+            out.append(Problem(cpu_field, f"{how} needs {needed} {cpu_nodes} of {where} ({node_cpus} CPUs each), "
                                           f"more than it allows ({part.max_nodes}); ask for fewer tasks or CPUs"))
-    elif part.cpus_per_node and cpus > part.cpus_per_node:
-        out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the nodes of {where} have "
-                                      f"{part.cpus_per_node}; lower the tasks per node or CPUs per task "
+    elif node_cpus and cpus > node_cpus:
+        out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the {cpu_nodes} of {where} have "
+                                      f"{node_cpus}; lower the tasks per node or CPUs per task "
                                       f"(or use more nodes)"))
     # memory per node
-    node_mem = part.mem_mib()
+    mem_text = part.mem_for(bool(gpus))
+    node_mem = _mem(mem_text)
+    mem_nodes = "GPU nodes" if mem_text != part.mem_per_node else "nodes"
     if node_mem is not None:
         asked_mem = _mem(job.mem)
         if asked_mem:  # 0 means "all of the node's memory"
             if asked_mem > node_mem:
-                out.append(Problem("mem", f"{job.mem} per node is more than the nodes of {where} have "
-                                          f"({part.mem_per_node}); ask for at most {format_mem(node_mem)}"))
+                out.append(Problem("mem", f"{job.mem} per node is more than the {mem_nodes} of {where} have "
+                                          f"({mem_text}); ask for at most {format_mem(node_mem)}"))
         per_cpu = _mem(job.mem_per_cpu)
         if per_cpu and per_cpu * cpus > node_mem:
             out.append(Problem("mem_per_cpu", f"{job.mem_per_cpu} per CPU × {cpus} CPUs per node = "
-                                              f"{format_mem(per_cpu * cpus)}, more than the nodes of {where} have "
-                                              f"({part.mem_per_node}); ask for at most "
+                                              f"{format_mem(per_cpu * cpus)}, more than the {mem_nodes} of {where} "
+                                              f"have ({mem_text}); ask for at most "
                                               f"{format_mem(node_mem // cpus)} per CPU"))
         per_gpu = _mem(job.mem_per_gpu)
         if per_gpu and gpus and per_gpu * gpus > node_mem:
             out.append(Problem("mem_per_gpu", f"{job.mem_per_gpu} per GPU × {gpus} GPUs per node = "
-                                              f"{format_mem(per_gpu * gpus)}, more than the nodes of {where} have "
-                                              f"({part.mem_per_node}); ask for at most "
+                                              f"{format_mem(per_gpu * gpus)}, more than the {mem_nodes} of {where} "
+                                              f"have ({mem_text}); ask for at most "
                                               f"{format_mem(node_mem // gpus)} per GPU"))
     out += _per_job(profile, part, job, where, cpus=cpus, cpu_field=cpu_field, gpus=gpus, gpu_field=gpu_field)
     return out
@@ -1052,12 +1122,14 @@ def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str
     job_mem = part.mem_per_job_mib()
     if job_mem is not None and job_mem > 0:
         asked = _mem(job.mem)
-        node_mem = part.mem_mib()
+        mem_text = part.mem_for(bool(gpus))  # a GPU job's nodes are the GPU nodes, maybe smaller than the largest
+        node_mem = _mem(mem_text)
+        node = "GPU node" if mem_text != part.mem_per_node else "node"
         candidates = []
         if asked:
             candidates.append(("mem", asked * nodes, f"{job.mem} per node × {nodes} nodes" if nodes > 1 else job.mem))
         elif asked == 0 and node_mem:  # --mem=0: all of each node's memory
-            candidates.append(("mem", node_mem * nodes, f"--mem=0 (all of the node's {part.mem_per_node})"
+            candidates.append(("mem", node_mem * nodes, f"--mem=0 (all of the {node}'s {mem_text})"
                                + (f" × {nodes} nodes" if nodes > 1 else "")))
         per_cpu = _mem(job.mem_per_cpu)
         if per_cpu:

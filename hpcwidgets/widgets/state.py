@@ -451,9 +451,11 @@ def limits_note(profile: Any, job: Any, key: str) -> str:
         return f"{where}: at most {part.max_time}"
     if key == "nodes" and part.max_nodes:
         return f"{where}: at most {part.max_nodes} nodes"
-    if key == "cpus_per_task" and part.cpus_per_node:
-        return f"{where}: {part.cpus_per_node} CPUs per node"
-    if key == "mem" and part.mem_per_node:
-        return f"{where}: {part.mem_per_node} per node"
+    gpu = bool(getattr(job, "gpus_on_each_node", 0))  # a GPU job gets only the GPU nodes, maybe smaller ones
+    cpus, mem = part.cpus_for(gpu), part.mem_for(gpu)
+    if key == "cpus_per_task" and cpus:
+        return f"{where}: {cpus} CPUs per {'GPU node' if cpus != part.cpus_per_node else 'node'}"
+    if key == "mem" and mem:
+        return f"{where}: {mem} per {'GPU node' if mem != part.mem_per_node else 'node'}"
     return ""
 
