@@ -56,3 +56,13 @@ def test_assignment_rejects_bad_names():
     assert assignment("A_1", "x y") == "A_1='x y'"
     with pytest.raises(ValueError, match="not a valid environment variable name"):
         assignment("1A", "x")
+
+
+def test_a_needless_escape_writes_the_same_word_as_a_bare_dollar():
+    """``\\$`` before what would be no reference anyway means the same as ``$``: one word for both, so a script read
+    back (where bash gave ``$``) renders as it was written (found by the definition-file round-trip property)."""
+    for escaped, bare in (("\\$", "$"), ("x\\$", "x$"), ("\\$1", "$1"), ("\\${1}", "${1}"), ("\\$_", "$_")):
+        assert expand(escaped, {}) == expand(bare, {})
+        assert quote(escaped) == quote(bare), escaped
+    assert quote("\\$HOME") == '"\\$HOME"' != quote("$HOME")  # before a name the escape means something
+    assert quote("\\\\$") != quote("\\$")  # a backslash, then a dollar

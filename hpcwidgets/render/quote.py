@@ -64,7 +64,14 @@ def quote(value: str) -> str:
     return _quote(str(value))
 
 
+#: ``\$`` before what would be no reference unescaped (``\$``, ``\$1``, ``\${``): the same literal dollar as a bare
+#: ``$`` (not after a backslash: ``\\$`` is a backslash and a dollar, which a bare ``\$`` would not say)
+_NEEDLESS_ESCAPE = re.compile(rf"(?<!\\)\\\$(?!\{{{_NAME}\}}|{_NAME})")
+
+
 def _quote(value: str) -> str:
+    if "\\$" in value:
+        value = _NEEDLESS_ESCAPE.sub("$", value)  # one word per meaning: "\$" and "$" both write '$'
     if value == "":
         return "''"
     if _SAFE.fullmatch(value):
