@@ -86,6 +86,13 @@ def _job(directives: str):
     return read_script("#!/bin/bash\n" + directives + "srun python train.py\n").job
 
 
+def test_a_gpu_item_with_an_empty_type_reads_as_no_type():
+    # found by the property above: gpu::X was read as a count X, which the model writes gpu:X, a type X
+    assert (_job("#SBATCH --gres=gpu::2\n").gpus_per_node, _job("#SBATCH --gres=gpu::2\n").gpu_type) == (2, "")
+    job = _job("#SBATCH --gres=gpu::v100\n")
+    assert (job.gpus_per_node, job.gpu_type) == (1, "v100")
+
+
 def test_other_gres_items_survive_parse_and_render():
     # NIH Biowulf's local scratch: --gres=gpu:v100x:2,lscratch:200 (losing lscratch:200 makes the job fail)
     job = _job("#SBATCH --gres=gpu:v100x:2,lscratch:200\n")

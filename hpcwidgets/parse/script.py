@@ -452,6 +452,8 @@ def _gpu_request(flag: str, value: str) -> dict[str, Any]:
                 other.append(item)  # a second gpu item: kept as written, the model reports it
                 continue
             parts = item.split("(")[0].split(":")  # gpu:a100:2(S:0-1): the socket list is not modelled
+            if len(parts) == 3 and not parts[1]:
+                del parts[1]  # gpu::2 names no type: gpu:2, as the model writes it
             if len(parts) == 2 and not (parts[1].isascii() and parts[1].isdigit()):
                 parts.append("1")  # gpu:a100 is one a100, as sbatch reads it (gpu:2 is two of any type)
             out.update({"gpus_per_node": _count(parts[-1]) if len(parts) > 1 else 1,
