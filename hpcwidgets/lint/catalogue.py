@@ -2236,7 +2236,8 @@ APPTAINER_FLAGS = re.compile(r"^(--nv|--nvccli|--rocm|--bind|-B|--mount|--cleane
           "with 'no CUDA GPUs are available') while the GPUs you were charged for sit idle. When another container "
           "step of the job has the flag, a step without it is most likely a CPU-only helper (tar, a compile) and is "
           "only advice (HPC220), unless it starts a distributed launcher; --nv written after the image is HPC203. "
-          "APPTAINER_NV=1 (SINGULARITY_NV=1) exported before the step counts as --nv. AMD GPUs (the profile's "
+          "APPTAINER_NV=1 (SINGULARITY_NV=1) exported before the step counts as --nv, and so does a CDI device "
+          "naming a GPU (--device nvidia.com/gpu=all, SingularityCE 4's OCI mode). AMD GPUs (the profile's "
           "gpu_vendor, or a script that shows ROCm) are left alone: ROCm images carry their own libraries and the "
           "container sees the host's /dev/kfd and /dev/dri, so sites such as LUMI run them without --rocm.",
       fix="Add --nv for NVIDIA GPUs or --rocm for AMD GPUs to apptainer exec/run (Charliecloud: inject the driver "
@@ -2383,7 +2384,7 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
             if ctx.parsed.resolve(str(c.image), s.line).startswith(INSTANCE_SCHEME):
                 start = _instance_of(ctx, s, c)
                 return start is None or start.gpu  # no start in the script: nothing to say
-            return c.nv or c.rocm or c.nvccli or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)
+            return c.gpu or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)  # c.gpu: a CDI GPU device too
         with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s)]
         out = []
         for step, c in runs:

@@ -8,6 +8,7 @@ declares (long, short, aliases; ``--opt=value`` and ``--opt value``). Nested lau
 
 from __future__ import annotations
 
+import csv
 import functools
 import os
 import re
@@ -206,12 +207,28 @@ def _mount_to_bind(value: str) -> Bind | None:
     return None if isinstance(value, Verbatim) else bind_from_mount_text(value)
 
 
-def _convert(f: FieldSpec, raw: str) -> list[Any]:
+def _env_pairs(raw: str) -> list[EnvVar]:
+    """The variables a map option's value sets, as pflag's StringToString reads it (Apptainer's ``--env``): a value
+    with one '=' is one pair, commas and all (``A=x,y``); one with more is a CSV record of NAME=value fields
+    (``A=1,B=2``: two). A record pflag refuses (a field without '='), and shell text, stay one pair as written,
+    for the model's checks to report."""
+    if isinstance(raw, Verbatim) or raw.count("=") < 2:
+        return [EnvVar.from_token(raw)]
+    try:
+        fields = next(csv.reader([raw]))
+    except (csv.Error, StopIteration):
+        return [EnvVar.from_token(raw)]
+    if not all("=" in item for item in fields):
+        return [EnvVar.from_token(raw)]
+    return [EnvVar.from_token(item) for item in fields]
+
+
+def _convert(f: FieldSpec, raw: str, as_map: bool = False) -> list[Any]:
     base = f.base_type
     if base is Bind:
         return _split_binds(raw)
     if base is EnvVar:
-        return [EnvVar.from_token(raw)]
+        return _env_pairs(raw) if as_map else [EnvVar.from_token(raw)]
     if base is int:
         try:
             return [int(raw)]
@@ -220,11 +237,12 @@ def _convert(f: FieldSpec, raw: str) -> list[Any]:
     return [raw]
 
 
-def _underscored(name: str, f: FieldSpec | None, takes: frozenset[str]) -> bool:
+def _underscored(name: str, f: FieldSpec | None, known: frozenset[str]) -> bool:
     """Whether the option ``name`` is the underscore spelling of a hyphenated one (``--nproc_per_node`` for the
-    field's ``--nproc-per-node``, ``--monitor_interval`` for an option without a field)."""
+    field's ``--nproc-per-node``, ``--monitor_interval`` or ``--run_path`` for one of the ``known`` options without
+    a field)."""
     hyphens = "--" + name[2:].replace("_", "-")
-    return name.startswith("--") and hyphens != name and (hyphens == f.info.flag if f else hyphens in takes)
+    return name.startswith("--") and hyphens != name and (hyphens == f.info.flag if f else hyphens in known)
 
 
 class _Ordered:
@@ -256,6 +274,38 @@ class _Ordered:
         if isinstance(after, Verbatim):
             return Verbatim(f"{name}={after}"), 2
         return f"{name}={_plain(after)}", 2
+
+
+def _short_kind(cls: type[Spec], table: dict[str, tuple[FieldSpec, ...]], option: str) -> str:
+    """What the short option ``option`` (``-e``) takes: "switch" (nothing), "value" (a value, attached or the next
+    word), "attached" (an optional value, attached only) or "" (an option the model does not know)."""
+    if option in getattr(cls, "attached_value_options", ()):
+        return "attached"
+    fields = table.get(option)
+    if fields:
+        return "switch" if any(f.base_type is bool for f in fields) else "value"
+    if option in getattr(cls, "other_switch_options", ()):
+        return "switch"
+    return "value" if option in getattr(cls, "other_value_options", ()) else ""
+
+
+def _short_cluster(cls: type[Spec], table: dict[str, tuple[FieldSpec, ...]], text: str) -> list[str] | None:
+    """The options a cluster of short options stands for, read as getopt (srun), argp (ch-run) and pflag (apptainer)
+    read one: switch after switch (``-eC`` is ``-e -C``), until an option that takes a value, which takes the rest of
+    the word, or the next word when nothing is left (``-eB/data`` is ``-e -B/data``, ``-lK0`` is ``-l -K0``). None
+    when the word does not start with a switch (``-B/data``, ``-K1``: one option and its value) or holds a letter
+    the model does not know as one of the program's options: it is then read as written."""
+    out: list[str] = []
+    for k, letter in enumerate(text[1:], start=2):
+        option = "-" + letter
+        kind = _short_kind(cls, table, option)
+        if kind == "switch":
+            out.append(option)
+        elif kind and out:
+            return out + [option + text[k:]]
+        else:
+            return None
+    return out if len(out) > 1 else None
 
 
 def _takes_a_value(following: Sequence[Any], positionals: int) -> bool:
@@ -344,15 +394,22 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
                 i += 1
                 continue
         if text.startswith("-") and text != "-" and options_here:
+            cluster = None if isinstance(w, (Verbatim, Expansion)) else _short_cluster(cls, table, text)
+            if cluster is not None:
+                words[i:i + 1] = cluster  # -eC: read as -e -C
+                n = len(words)
+                continue
             if text.startswith("--"):
                 name, eq, val = text.partition("=")
             else:
                 name, eq, val = text, "", ""
             f = _pick(table.get(name), bool(eq))
-            if f is None and not text.startswith("--") and len(text) > 2 and text[:2] in table:
-                f, name, eq, val = _pick(table[text[:2]], True), text[:2], "=", text[2:]   # -B/data attached
+            if f is None and not text.startswith("--") and len(text) > 2 \
+                    and _short_kind(cls, table, text[:2]) in ("value", "attached") and text[:2] in table:
+                f, name, eq, val = _pick(table[text[:2]], True), text[:2], "=", text[2:]   # -B/data, -K1 attached
             takes = getattr(cls, "other_value_options", frozenset())
-            underscored = underscored or _underscored(name, f, takes)
+            known = takes | getattr(cls, "other_switch_options", frozenset())
+            underscored = underscored or _underscored(name, f, known)
             if f is None:
                 if extra_field is None:
                     raise ParseError(f"{sig.words[0]} has no option {name}; known: {', '.join(sorted(table))}", source_line)
@@ -396,7 +453,7 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
                 else:
                     lists.setdefault("binds", []).append(b)
             elif f.is_tuple:
-                lists.setdefault(f.name, []).extend(_convert(f, val))
+                lists.setdefault(f.name, []).extend(_convert(f, val, name in getattr(cls, "map_options", ())))
             else:
                 values[f.name] = _convert(f, val)[0]
             i += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, opt
@@ -31,14 +32,22 @@ class ApptainerRun(Spec):
 
     kind = "apptainer.run"
     #: apptainer exec/run options the model has no field for that take the next word as their value
-    #: (--passphrase is a switch: it prompts for the passphrase)
+    #: (--passphrase is a switch: it prompts for the passphrase). SingularityCE 4 adds --device and --cdi-dirs
+    #: (CDI devices), --netns-path and the hidden --proot; --library, --platform and --arch belong to pull and
+    #: build, not to exec/run/shell (cmd/internal/cli/action_flags.go of both projects)
     other_value_options = frozenset({
         "--app", "--network", "--network-args", "--hostname", "--workdir", "-W", "--scratch", "-S", "--security",
         "--dns", "--fusemount", "--add-caps", "--drop-caps", "--apply-cgroups", "--cpus", "--memory",
         "--memory-reservation", "--memory-swap", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--blkio-weight",
         "--blkio-weight-device", "--pids-limit", "--pem-path", "--authfile", "--data", "--sif-fuse-path", "--mount",
         "--no-mount", "--shell", "-s", "--containlibs", "--tmpdir", "--docker-host", "--docker-username",
-        "--docker-password", "--dmtcp-launch", "--dmtcp-restart", "--vm-ram", "--vm-cpu", "--vm-ip"})
+        "--docker-password", "--dmtcp-launch", "--dmtcp-restart", "--vm-ram", "--vm-cpu", "--vm-ip",
+        "--device", "--cdi-dirs", "--netns-path", "--proot"})
+    #: the namespace switches, which have no field: known, so a cluster such as -Cp reads as -C -p
+    other_switch_options = frozenset({"-p", "--pid", "-i", "--ipc", "-n", "--net", "-u", "--userns", "--uts"})
+    #: options pflag reads as a map (StringToString): a value with more than one '=' is a comma-separated list
+    #: of NAME=value pairs (--env A=1,B=2 sets two variables), one with a single '=' is one pair (--env A=x,y)
+    map_options = frozenset({"--env"})
 
     binary: str = _binary()
     action: str = opt("exec", label="Action", role="subcommand", choices=("exec", "run", "shell", "test"),
@@ -112,12 +121,33 @@ class ApptainerRun(Spec):
         if self.nvccli_needs_layer:
             out.append(Problem("nvccli", "singularity --nvccli needs a writable layer: add --writable-tmpfs "
                                          "(Apptainer 1.1 and later adds one itself)"))
+        out += self._env_problems()
         out += extra_problems(self.extra, self.other_value_options, self.binary)
+        return out
+
+    def _env_problems(self) -> list[Problem]:
+        """A value that ``--env NAME=value`` cannot carry: with both ',' and '=' in it, Apptainer reads the word as
+        a comma-separated list of pairs (see ``map_options``), so NAME gets only the part before the first comma."""
+        out = []
+        for e in self.env if isinstance(self.env, tuple) else ():
+            if isinstance(e, EnvVar) and e.value.__class__ is str and "," in e.value and "=" in e.value:
+                prefix = "SINGULARITYENV_" if self.binary == "singularity" else "APPTAINERENV_"
+                out.append(Problem("env", f"--env {e.name}={e.value}: {self.binary} splits a value holding both ',' "
+                                          f"and '=' at its commas into NAME=value pairs, so {e.name} would be "
+                                          f"{e.value.split(',')[0]!r}; set it in a file given with --env-file, or "
+                                          f"export {prefix}{e.name}='{e.value}' before the command"))
         return out
 
     @property
     def gpu(self) -> bool:
-        return self.nv or self.rocm or self.nvccli
+        """Whether the container sees the GPUs: --nv, --rocm, --nvccli, or a CDI device naming a GPU."""
+        return self.nv or self.rocm or self.nvccli or any(_CDI_GPU.fullmatch(d) for d in self.cdi_devices())
+
+    def cdi_devices(self) -> list[str]:
+        """The CDI devices ``--device`` injects (SingularityCE 4's OCI mode: ``--device nvidia.com/gpu=all``), from
+        the other options; a comma-separated value names several."""
+        return [name.strip() for value in _option_values(self.extra, "--device") for name in value.split(",")
+                if name.strip()]
 
     @property
     def nvccli_needs_layer(self) -> bool:
@@ -133,17 +163,23 @@ class ApptainerRun(Spec):
 
     def no_mounts(self) -> set[str]:
         """The mounts ``--no-mount`` turns off (``--no-mount home,cwd`` → {"home", "cwd"}), from the other options."""
-        out: set[str] = set()
-        words = [str(w) for w in self.extra]
-        for i, word in enumerate(words):
-            if word == "--no-mount" and i + 1 < len(words):
-                value = words[i + 1]
-            elif word.startswith("--no-mount="):
-                value = word.partition("=")[2]
-            else:
-                continue
-            out.update(v.strip() for v in value.split(",") if v.strip())
-        return out
+        return {v.strip() for value in _option_values(self.extra, "--no-mount") for v in value.split(",") if v.strip()}
+
+
+#: a CDI device name of the GPU class: VENDOR/gpu=NAME (nvidia.com/gpu=all, amd.com/gpu=0)
+_CDI_GPU = re.compile(r"[A-Za-z0-9_.-]+/gpu=\S+")
+
+
+def _option_values(extra: Any, flag: str) -> list[str]:
+    """The values ``flag`` is given in an "other options" list, as ``flag VALUE`` or ``flag=VALUE``."""
+    words = [str(w) for w in extra] if isinstance(extra, (tuple, list)) else []
+    out = []
+    for i, word in enumerate(words):
+        if word == flag and i + 1 < len(words):
+            out.append(words[i + 1])
+        elif word.startswith(flag + "="):
+            out.append(word.partition("=")[2])
+    return out
 
 
 #: a bare parameter reference at the end of a name (``docker://$IMG`` → ``$IMG``)

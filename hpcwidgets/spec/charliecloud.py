@@ -271,13 +271,19 @@ class ChRun(Spec):
 
     kind = "charliecloud.run"
     #: ch-run options the model has no field for that take the next word as their value (ch-run 0.31's
-    #: ``--help``; --set-env-file and --test are older releases' spellings)
+    #: ``--help``; --set-env-file is an older release's spelling; --device, --cdi-dirs, --warnings and --test are
+    #: in later releases' bin/ch-run.c)
     other_value_options = frozenset({"--join-ct", "--join-pid", "--join-tag", "--mount", "-m", "--feature",
-                                     "--set-env-file", "--test"})
-    #: ch-run options without a field that take no next word (kept in ``extra`` without a note): -W/--write-fake
-    #: and --set-env0 (later releases) take their optional value only after '='
+                                     "--set-env-file", "--test", "--device", "--cdi-dirs", "--warnings"})
+    #: ch-run options without a field that take no next word (kept in ``extra`` without a note): -W/--write-fake,
+    #: --set-env0 and --color (later releases) take their optional value only after '='. -d (--devices in later
+    #: releases) is not listed: as for an unknown option, the words before -- decide whether it has a value
     other_switch_options = frozenset({"-v", "--verbose", "-q", "--quiet", "--no-home", "--ch-ssh", "--unsafe",
-                                      "--seccomp", "-W", "--write-fake", "--set-env0"})
+                                      "--seccomp", "-W", "--write-fake", "--set-env0", "--devices",
+                                      "--abort-fatal", "--color", "-V", "--version"})
+    #: short options whose value is optional, so it can only be attached (argp's OPTION_ARG_OPTIONAL): in a
+    #: cluster such an option takes the rest of the word as its value (-tW1G is -t -W1G)
+    attached_value_options = frozenset({"-W"})
     #: the options ch-run applies in command-line order, and the options that imply --join
     ordered_options = ("--unset-env", "--set-env")
     _JOINING = ("--join-ct", "--join-tag", "--join-pid")

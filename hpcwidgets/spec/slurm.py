@@ -154,6 +154,8 @@ SBATCH_OPTIONS: dict[str, str] = {
     **dict.fromkeys(("--contiguous", "--help", "--hold", "--ignore-pbs", "--no-requeue", "--overcommit",
                      "--oversubscribe", "--parsable", "--quiet", "--reboot", "--requeue", "--spread-job",
                      "--test-only", "--usage", "--use-min-nodes", "--verbose", "--version", "--wait"), "switch"),
+    # Slurm 24.05 and later: a step manager on the batch node (slurm_opt.c's slurm_opt_stepmgr)
+    "--stepmgr": "switch",
     # names Slurm's option table keeps besides the documented ones (sbatch 22.05 accepts each)
     **dict.fromkeys(("--tasks-per-node", "--ntasks-per-tres", "--cluster", "--context"), "value"),
 }
@@ -559,10 +561,16 @@ class Srun(Spec):
         {flag for flag, takes in SBATCH_OPTIONS.items() if takes == "value"}
         | {s for s, flag in SBATCH_SHORT.items() if SBATCH_OPTIONS.get(flag) == "value"}
         | {"--accel-bind", "--epilog", "--prolog", "--task-epilog", "--task-prolog", "--relative", "--jobid",
-           "--het-group", "--pack-group", "--slurmd-debug", "--wait", "--threads", "-W", "-T", "-r"}
+           "--het-group", "--pack-group", "--slurmd-debug", "--wait", "--threads", "-W", "-T", "-r",
+           "--bcast-exclude", "--tree-width"}
         | PYXIS_VALUE_OPTIONS)
     #: options the model has no field for that are known switches (kept in ``extra`` without a note)
-    other_switch_options = PYXIS_SWITCHES
+    other_switch_options = PYXIS_SWITCHES | frozenset({
+        "-v", "--verbose", "-Q", "--quiet", "-u", "--unbuffered", "-X", "--disable-status", "-E", "--preserve-env",
+        "-O", "--overcommit", "-s", "--oversubscribe", "-Z", "--no-allocate", "-H", "--hold"})
+    #: short options whose value is optional, so it can only be attached (getopt's "K::"): -K1, -k, -I60. In a
+    #: cluster such an option takes the rest of the word as its value (-lK0 is -l -K0)
+    attached_value_options = frozenset({"-K", "-k", "-I"})
 
     program: str = opt("srun", label="Program", role="program", choices=("srun",), help="Slurm's step launcher.")
     nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,

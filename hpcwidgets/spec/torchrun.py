@@ -57,9 +57,11 @@ class Torchrun(Spec):
     kind = "torchrun"
     #: torchrun options the model has no field for that take the next word as their value (either spelling)
     other_value_options = frozenset({
-        "--monitor-interval", "--start-method", "--event-log-handler", "--role", "--run-path", "--redirects", "-r",
+        "--monitor-interval", "--start-method", "--event-log-handler", "--role", "--redirects", "-r",
         "-t", "--local-ranks-filter", "--duplicate-stdout-filters", "--duplicate-stderr-filters", "--local-addr",
         "--logs-specs", "--numa-binding", "--signals-to-handle", "--shutdown-timeout"})
+    #: torchrun switches the model has no field for (either spelling): the script still follows them
+    other_switch_options = frozenset({"--run-path", "--run_path", "--virtual-local-rank", "--virtual_local_rank"})
     #: an array or "$@" the reader cannot see into, before the script, holds options (torchrun "${DIST[@]}" train.py)
     lists_hold_options = True
 
