@@ -158,3 +158,14 @@ def test_a_pasted_command_line_keeps_what_bash_would_expand(capsys):
     assert main(["convert", "apptainer exec --bind ~/.ssh ~/x.sif python /opt/t.py"]) == 0
     out = capsys.readouterr().out
     assert 'ch-run --bind="$HOME"/.ssh' in out and "apptainer build --sandbox \"$HOME/x\" ~/x.sif" in out
+
+
+def test_a_cdi_gpu_device_is_the_gpu_flag_of_the_translation():
+    """SingularityCE 4's OCI mode gives the GPUs with a CDI device (--device nvidia.com/gpu=all), not --nv: the
+    Charliecloud translation still injects the NVIDIA libraries with ch-fromhost."""
+    from hpcwidgets.parse.argv import parse_argv
+    run = parse_argv(["singularity", "exec", "--oci", "--device", "nvidia.com/gpu=all", "img.sif", "python", "t.py"]).model
+    steps = to_charliecloud(run).commands
+    assert any(isinstance(s, ChFromhost) and s.nvidia for s in steps)
+    plain = parse_argv(["singularity", "exec", "--device", "/dev/fuse", "img.sif", "python", "t.py"]).model
+    assert not any(isinstance(s, ChFromhost) for s in to_charliecloud(plain).commands)

@@ -122,7 +122,8 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
                               "starts its own container); translate the command with the instance's image instead "
                               f"({run.binary} {run.action} IMAGE …)")
     fmt = image_format(image)
-    gpu = run.nv or run.nvccli
+    # NVIDIA GPUs: --nv, --nvccli, or a CDI device of NVIDIA's GPU class (SingularityCE 4: --device nvidia.com/gpu=all)
+    gpu = run.nv or run.nvccli or any(d.startswith("nvidia.com/gpu=") for d in run.cdi_devices())
     if fmt == "ch-image":
         # Apptainer reads a bare name as a path in the current directory; ch-run and ch-convert would
         # look it up in ch-image storage instead
