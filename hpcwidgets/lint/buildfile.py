@@ -25,7 +25,7 @@ from ..errors import ParseError
 from ..parse.buildfiles import (_STAGE, DEF_SECTIONS, dockerfile_instructions, header_text, indented_section,
                                 section_line)
 from ..parse.lexer import Command, compound_body, lex_script
-from ..parse.script import _SUPPRESS
+from ..parse.script import _SUPPRESS, launch_words
 from . import Context, rule
 from .catalogue import _REGISTRY_PASSWORD, _TOKEN_NAME, _secret_message, is_literal
 
@@ -325,18 +325,15 @@ def _build(ctx: Context) -> BuildFile:
     return ctx.parsed
 
 
-#: words that may come before the program a command runs
-_PREFIXES = ("sudo", "env", "exec", "command", "time", "nice", "nohup")
-
-
 def _program(cmd: Command) -> list[str]:
-    """The command's words from its program on (without sudo, env NAME=value …)."""
+    """The command's words from its program on: past NAME=value and the wrappers that run it unchanged (sudo -E,
+    env NAME=value, nice -n 10 …), the same table the job-script reader uses
+    (:data:`~hpcwidgets.parse.script.WRAPPERS`)."""
     words = [str(w) for w in cmd.argv]
     i = 0
-    while i < len(words) and (words[i] in _PREFIXES or (words[i].startswith("-") and i) or
-                              re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[i])):
+    while i < len(words) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[i]):
         i += 1
-    return words[i:]
+    return launch_words(words[i:])
 
 
 def _pip_install(words: list[str]) -> list[str] | None:

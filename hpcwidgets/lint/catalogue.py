@@ -247,8 +247,10 @@ def fix_for(ctx: Context, description: str, step: Any, chain: Any, before: tuple
     deprecated launcher (ranks are passed differently), a step read from inside ``bash -c "…"`` (the
     other commands there and the per-task expansion would be lost), an unquoted ``$VAR`` that bash
     splits into several words (quoting it would make one word), or a program written with its path
-    (``/usr/local/bin/torchrun`` would become ``torchrun``)."""
-    if is_legacy(step) or step.wrapper or any(" is written as " in note for note in step.chain.notes):
+    (``/usr/local/bin/torchrun`` would become ``torchrun``), or one read past a wrapper after srun or a
+    container (``srun env -u X torchrun``: no layer holds ``env -u X``)."""
+    if is_legacy(step) or step.wrapper or step.looked_through or \
+            any(" is written as " in note for note in step.chain.notes):
         return None
     if any(ctx.parsed.may_split(w, step.line) for w in step.command.words):
         return None  # quoting it would make one word: keep the line as written
@@ -274,15 +276,16 @@ def held_commands(ctx: Context) -> tuple[Any, ...]:
 
 
 def run_words(words: list[str]) -> list[str]:
-    """The words of the command a line runs: past ``time``, ``exec``, ``env A=1`` (as the parser skips them) and
-    past ``srun`` with its options, read by the srun model (which knows the ones that take a value)."""
+    """The words of the command a line runs: past ``time``, ``exec``, ``env A=1`` and the other wrappers the parser
+    reads past, and past ``srun`` with its options, read by the srun model (which knows the ones that take a
+    value), and the wrappers after it."""
     from ..errors import ParseError
     from ..parse.argv import parse_argv
     from ..parse.script import launch_words
     words = launch_words(words)
     if words and words[0].rsplit("/", 1)[-1] == "srun":
         try:
-            return [str(w) for w in parse_argv(words).model.command]
+            return launch_words([str(w) for w in parse_argv(words).model.command])
         except ParseError:
             return []
     return words
@@ -690,7 +693,9 @@ def _accelerate_launchers_per_node(ctx: Context) -> Iterator[Any]:
       summary="the rendezvous endpoint (or accelerate's --main_process_ip) is a node list, not the head node",
       why="$SLURM_JOB_NODELIST and $SLURM_STEP_NODELIST hold compressed lists such as gpu[01-02]; torchrun "
           "cannot connect to that, so the nodes never meet and the job hangs until its time limit. accelerate "
-          "launch passes --main_process_ip to torchrun as the rendezvous host, with the same result.",
+          "launch passes --main_process_ip to torchrun as the rendezvous host, with the same result. So does the "
+          "first element of an array assigned one quoted list, nodes_array=(\"$nodes\") with nodes=$(scontrol show "
+          "hostnames …): the quotes make the whole list one element.",
       fix="Resolve the first node on the host before the step: "
           "head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p), then "
           "--rdzv-endpoint=\"$head_node:29500\".",
@@ -710,6 +715,12 @@ srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=
 def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
         launcher = step.chain.launcher
+        whole = next((f"--{name.replace('_', '-')} uses {found}" for name in ("rdzv_endpoint", "master_addr")
+                      if launcher is not None and getattr(launcher, name, "")
+                      for found in [_whole_list_element(ctx, str(getattr(launcher, name)), step.line)] if found), None)
+        if whole is not None:
+            yield step.line, whole
+            continue
         if launcher is None or not launcher.rdzv_endpoint:
             continue
         endpoint = ctx.parsed.resolve(launcher.rdzv_endpoint, step.line)
@@ -731,6 +742,39 @@ def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
             yield (launch.line, f"--main_process_ip {value} is a node list (e.g. gpu[01-02]), not one host, and accelerate "
                                 "hands it to torchrun as the rendezvous host: the nodes never meet; resolve the head node "
                                 "on the host with scontrol show hostnames and pass it")
+
+
+#: an array assigned one double-quoted expansion (``nodes_array=("$nodes")``): one element, the whole value
+_ONE_QUOTED_ELEMENT = re.compile(r'\(\s*"\$\{?([A-Za-z_]\w*)\}?"\s*\)')
+#: a reference to a variable or to the first element of an array (``$head_node``, ``${nodes_array[0]}``)
+_FIRST_ELEMENT_REF = re.compile(r"\$\{([A-Za-z_]\w*)(\[0\])?\}|\$([A-Za-z_]\w*)")
+#: a value that is the job's whole host list, one host per line, or its compressed form
+_HOST_LIST = re.compile(r'\$\(\s*scontrol\s+show\s+hostnames?\s+[^|;&`)]*\)|"?\$\{?(?:' + "|".join(NODELIST_VARS)
+                        + r')\}?"?')
+
+
+def _whole_list_element(ctx: Context, text: str, line: int, depth: int = 4) -> str | None:
+    """How ``text`` uses an array element that holds the whole node list, also through variables
+    (``head_node=${nodes_array[0]}``), and why (the array's assignment), or None. Only the form the reader is
+    sure of: the array's one element is a quoted expansion of a variable assigned ``$(scontrol show hostnames
+    …)`` (nothing piped after it) or ``$SLURM_JOB_NODELIST``. Unquoted, ``nodes_array=($nodes)`` splits it
+    into one host per element, and element 0 is the head node."""
+    for m in _FIRST_ELEMENT_REF.finditer(text):
+        name = m.group(1) or m.group(3)
+        var = ctx.parsed.variable(name, line)
+        if var is None:
+            continue
+        one = _ONE_QUOTED_ELEMENT.fullmatch(str(var.value).strip())
+        listed = ctx.parsed.variable(one.group(1), var.line) if one else None
+        if listed is not None and _HOST_LIST.fullmatch(str(listed.value).strip()):
+            return (f"${{{name}[0]}}, the whole node list, not its first host: {name}=(\"${one.group(1)}\") (line "
+                    f"{var.line}) makes one element of all of ${one.group(1)} (line {listed.line}), so the nodes never "
+                    f"meet; write {name}=(${one.group(1)}) without the quotes (one host per element)")
+        if not one and not m.group(2) and depth > 0:
+            found = _whole_list_element(ctx, str(var.value), var.line, depth - 1)
+            if found is not None:
+                return found
+    return None
 
 
 def _accelerate_hosts(ctx: Context) -> Iterator[tuple[Any, str, str]]:
@@ -1510,10 +1554,10 @@ def _accelerate_per_machine(ctx: Context) -> Iterator[Any]:
         if not re.search(r"\baccelerate(?:-launch|\s+launch)\b", text):
             continue
         machines = re.search(r"--num[-_]machines[= ]+[\"']?([^\s\"';]+)", text)
-        processes = re.search(r"--num[-_]processes[= ]+[\"']?(\d+)", text)
+        processes = re.search(r"--num[-_]processes[= ]+[\"']?([^\s\"';]+)", text)
         if machines is None or processes is None:
             continue
-        m, n = as_int(ctx, machines.group(1).replace("\\$", "$"), step.line), int(processes.group(1))
+        m, n = (as_int(ctx, found.group(1).replace("\\$", "$"), step.line) for found in (machines, processes))
         if m is not None and m > 1 and n == gpus:  # one machine's GPUs given as the total
             yield (step.line, f"--num_processes {n} with --num_machines {m} starts {n // m} process"
                               f"{'es' if n // m > 1 else ''} on each machine, which has {gpus} GPUs: "
@@ -4579,7 +4623,7 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         if cmd.name in _PRINTERS:
             continue
         hits = sorted({name for w in all_words(cmd) for name, _ in expanded_refs(w.raw) if name in PER_TASK_VARS})
-        if not hits:
+        if not hits or _only_ignored_node_rank(ctx, cmd) or _set_again_per_task(ctx, cmd):
             continue
         names = ", ".join(f"${h}" for h in hits)
         words = [str(v) for v in cmd.argv]
@@ -4589,6 +4633,160 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         else:
             yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
+
+
+#: a per-task variable, and the option that a reference right after it gives its value to
+_PER_TASK_REF = re.compile(r"\$\{?(?:" + "|".join(PER_TASK_VARS) + r")\b")
+_NODE_RANK_BEFORE = re.compile(r"--node[-_]rank(?:=|\s+)[\"']?$")
+
+
+def _only_ignored_node_rank(ctx: Context, cmd: Any) -> bool:
+    """Whether the per-task variables of ``cmd`` reach only ``--node-rank`` of torchrun launches whose rendezvous
+    is not static, on the line itself or through the variable it assigns (``LAUNCHER="torchrun --node_rank=$SLURM_NODEID
+    … --rdzv_backend c10d"``, then ``srun $LAUNCHER``): torch/distributed/run.py reads the node rank for the static
+    backend alone (c10d numbers the nodes itself), so the same value on every node changes nothing (HPC105 says
+    to remove the option)."""
+    using = [s for s in steps(ctx)
+             if not s.wrapper and (s.line == cmd.line or any(at == cmd.line for _, at in s.through))]
+    if not using or not all(_node_rank_ignored(ctx, s) for s in using):
+        return False
+    words = all_words(cmd)
+    for k, w in enumerate(words):
+        for m in _PER_TASK_REF.finditer(w.raw):
+            before = w.raw[:m.start()]
+            if _NODE_RANK_BEFORE.search(before):
+                continue
+            if before.strip("\"'") or k == 0 or words[k - 1].raw not in ("--node-rank", "--node_rank"):
+                return False
+    return True
+
+
+def _node_rank_ignored(ctx: Context, step: Any) -> bool:
+    """Whether the step is a torchrun launch whose rendezvous backend is one the script names and not static."""
+    launcher = step.chain.launcher
+    if launcher is None or launcher.kind != "torchrun":
+        return False
+    backend = ctx.parsed.resolve(str(launcher.rdzv_backend or ""), step.line).strip("'\" ")
+    return backend not in ("", "static") and "$" not in backend  # "": torchrun's default, static
+
+
+def _set_again_per_task(ctx: Context, cmd: Any) -> bool:
+    """Whether ``cmd`` only assigns per-task variables to names (``export NODE_RANK=$SLURM_PROCID``) that every
+    other command sets again before it reads them, and that every later srun sets again when they are exported
+    (``srun bash -c "export NODE_RANK=\\$SLURM_PROCID; torchrun --node-rank=\\$NODE_RANK …"``): each task then
+    uses its own value and the batch shell's is never read."""
+    if cmd.kind != "simple" or (cmd.words and (cmd.name != "export" or len(cmd.words) != 1 + len(cmd.assignments))):
+        return False
+    names = {n for n, w in cmd.assignments if any(m in PER_TASK_VARS for m, _ in expanded_refs(w.raw))}
+    if not names:
+        return False
+    set_again = False
+    for other in ctx.parsed.lexed.code:
+        if other is cmd or other.kind in ("comment", "directive", "shebang", "blank"):
+            continue
+        for name in names:
+            refs = [m.start() for m in re.finditer(r"\$\{?" + name + r"\b", other.text)]
+            sets = [m.start() for m in re.finditer(r"(?<![\w$])" + name + r"=", other.text)]
+            if refs and (not sets or sets[0] > refs[0]):
+                return False
+            exported = cmd.name == "export" or any(v.name == name and v.exported for v in ctx.parsed.variables)
+            if exported and other.line > cmd.line and re.search(r"\bsrun\b", other.text) and not sets:
+                return False
+            set_again = set_again or bool(sets) and other.line > cmd.line
+    return set_again
+
+
+#: an upper-case name (NPROC, BS) or a lower-case one with an underscore (num_gpus): a variable, not a program
+_VARIABLE_NAME = re.compile(r"[A-Z][A-Z0-9_]*|[a-z_][a-z0-9]*_[a-z0-9_]*")
+#: commands that do take ``=`` as an argument (``test "$a" = b``, ``echo =====``): never a slip
+_TAKES_EQUALS = frozenset({"echo", "printf", "print", "test", "[", "[[", "let", "alias", "declare", "typeset", "local",
+                           "export", "readonly", "eval", "exec", "set", "unset", "source", ".", "read", "expr", "bc",
+                           "awk", "gawk", "sed", "grep", "logger", "printenv", "env", "command", "builtin", ":",
+                           "true", "false", "R"})
+#: a value that runs as no command: a number, an arithmetic expansion, a quoted text without expansions
+_NO_COMMAND = re.compile(r"[0-9]+(?:\.[0-9]*)?|\$\(\(.*\)\)|'[^']*'|\"[^\"$`\\]*\"")
+
+
+@rule("HPC520", "spaces-around-assignment", "error",
+      summary="NAME = value: spaces around = make bash run NAME as a command instead of assigning it",
+      why="Bash assigns only NAME=value written as one word. With a space before the = (NAME = value, NAME =value) "
+          "it runs a command called NAME with the rest as its arguments: 'NAME: command not found', exit 127, and "
+          "under set -e the job stops there, after its time in the queue; without set -e the script goes on with "
+          "NAME unset (an empty --num_processes, a default batch size). With a space after it only (NAME= 4) bash "
+          "sets NAME to an empty string for a command called 4. Python-style settings copied into a job script "
+          "(num_gpus = 4) are the usual source. A command the script defines as a function, test, [ and [[, let, "
+          "(( )), alias and declare take their = as an argument and are not reported; NAME= before a real command "
+          "(IFS= read -r line) is not either, only before a number or a quoted text.",
+      fix="Remove the spaces around =: NAME=value (the fix does so when the line is one assignment and nothing "
+          "else).",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+set -e
+NUM_PROCESSES = $((SLURM_NNODES * 4))
+srun python train.py --num-processes "$NUM_PROCESSES"
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+set -e
+NUM_PROCESSES=$((SLURM_NNODES * 4))
+srun python train.py --num-processes "$NUM_PROCESSES"
+""")
+def _spaced_assignment(ctx: Context) -> Iterator[Any]:
+    if not ctx.parsed.directives and not ctx.parsed.source.startswith("#!"):
+        return  # no #! line and no #SBATCH: maybe no shell script at all (key = value is TOML's, or Python's)
+    functions = _functions(ctx)
+    for cmd, _, _ in _code_in_order(ctx):
+        found = _spaced(cmd, functions)
+        if found is None:
+            continue
+        name, value, written = found
+        fix = _spaced_fix(ctx, cmd, name, value)
+        runs = f"{name} as a command" if not cmd.assignments else f"{value} as a command, with {name} empty"
+        advice = (f"remove the spaces: {name}={value}" if " " not in value else
+                  f"remove the spaces and quote the value: {name}=\"{value}\"" if not re.search(r"[\"'$`\\]", value)
+                  else "remove the spaces and write the value as one word")
+        yield (cmd.line, f"{written} is no assignment: bash runs {runs} ('command not found', exit 127; under set -e "
+                         f"the job stops here) and {name} stays unset; {advice}", fix)
+
+
+def _spaced(cmd: Any, functions: dict[str, int]) -> tuple[str, str, str] | None:
+    """``(NAME, value, as written)`` for a command that reads as a spaced assignment (``NAME = value``,
+    ``NAME =value``, ``NAME= 4``), else None."""
+    if cmd.kind != "simple" or not cmd.words:
+        return None
+    words = cmd.words
+    if len(cmd.assignments) == 1 and not cmd.name == "export" and len(words) == 1:  # NAME= 4
+        name, empty = cmd.assignments[0]
+        if empty.raw == "" and _VARIABLE_NAME.fullmatch(name) and _NO_COMMAND.fullmatch(words[0].raw):
+            return name, words[0].raw, f"{name}= {words[0].raw}"
+        return None
+    if cmd.assignments or len(words) < 2 or words[0].quoted or words[0].raw in functions:
+        return None
+    name, second = words[0].raw, words[1].raw
+    if name in _TAKES_EQUALS or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return None
+    if second == "=" and (_VARIABLE_NAME.fullmatch(name) or re.fullmatch(r"[a-z]+", name)):
+        value = " ".join(w.raw for w in words[2:])
+        return name, value, f"{name} = {value}".rstrip()
+    if second.startswith("=") and _VARIABLE_NAME.fullmatch(name):
+        value = " ".join([second[1:]] + [w.raw for w in words[2:]]).strip()
+        return name, value, f"{name} {' '.join(w.raw for w in words[1:])}"
+    return None
+
+
+def _spaced_fix(ctx: Context, cmd: Any, name: str, value: str) -> Fix | None:
+    """The line with ``NAME=value`` in place of the command, when that is one plain assignment: the command on
+    one line, no redirection, and the value one word (``NAME = a b`` would run b with NAME set)."""
+    words = cmd.words
+    pieces = [w.raw for w in words[1:]] if not cmd.assignments else [words[0].raw]
+    single = len(pieces) <= 1 or (len(pieces) == 2 and pieces[0] == "=")
+    if not single or cmd.redirects or cmd.end_line != cmd.line or any("\n" in w.raw for w in words):
+        return None
+    line = ctx.parsed.lines[cmd.line - 1]
+    last = words[-1]
+    end = last.col - 1 + len(last.raw)
+    return Fix(f"remove the spaces around = ({name}={value})", cmd.line, cmd.line,
+               text=line[:cmd.col - 1] + f"{name}={value}" + line[end:])
 
 
 #: ``$0``, ``${0}``, ``$BASH_SOURCE``, ``${BASH_SOURCE[0]}``: the path the script runs from

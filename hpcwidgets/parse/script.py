@@ -73,6 +73,9 @@ class Step(_AtCommand):
     #: the words read through a variable that holds the launch (``srun $CMD``, ``bash -c "$LAUNCHER …"``): each
     #: as written, with the line of the assignment that gives it its value (see :func:`read_script`)
     through: tuple[tuple[str, int], ...] = ()
+    #: the wrapper words read past after srun or a container (``srun env -u X torchrun``, see :data:`WRAPPERS`),
+    #: which no layer of :attr:`chain` holds: a fix that rebuilds the step from it would drop them
+    looked_through: tuple[str, ...] = ()
 
     @property
     def under_srun(self) -> bool:
@@ -608,20 +611,143 @@ def _module_names(cmd: Command) -> list[str] | None:
     return None
 
 
-def launch_words(words: list[str]) -> list[str]:
-    """Words from where a known launch starts (skipping ``time``, ``exec``, ``env A=1``…)."""
-    i = 0
+@dataclass(frozen=True)
+class _Wrapper:
+    """The options of a program that runs the command after them unchanged (``env -u X``, ``uv run --no-sync``,
+    ``numactl -C 0-3``), as the program itself reads them (its ``--help`` or source): which take a value, as
+    the next word or attached (``-n5``, ``--name=x``), and which do not. An option missing from both makes
+    :func:`launch_words` stop at the wrapper: a guess could read a value as the command, or the command as a
+    value, and a rule would then judge a launch that is not there."""
+
+    takes: frozenset[str] = frozenset()
+    flags: frozenset[str] = frozenset()
+    optional: frozenset[str] = frozenset()  # long options whose value is only ever attached (--opt[=VALUE])
+    positional: int = 0                     # words it reads before the command (taskset's CPU list)
+    assigns: bool = False                   # NAME=value words before the command (env)
+    numeric: bool = False                   # -N as an option (nice -10)
+    dashdash: bool = True                   # -- ends its options (getopt and clap do; conda's argparse: no)
+
+
+def _w(takes: str = "", flags: str = "", **kw: Any) -> _Wrapper:
+    return _Wrapper(frozenset(takes.split()), frozenset(flags.split()), **kw)
+
+
+_CONDA = _w("-n --name -p --prefix --cwd", "--no-capture-output --live-stream -v --verbose --dev "
+            "--debug-wrapper-scripts", dashdash=False)
+
+#: programs that run the command after their options as it is (a word with a space: program and subcommand);
+#: the job-script reader, the lint rules and the build-file linter all read past them with :func:`launch_words`
+WRAPPERS: dict[str, _Wrapper] = {
+    "exec": _w("-a", "-c -l"),
+    "time": _w("-o --output -f --format", "-p -v --verbose -a --append -q --quiet --portability"),
+    "nohup": _w(),
+    "command": _w("", "-p"),
+    "env": _w("-u --unset -C --chdir", "-i --ignore-environment - -v --debug",
+              optional=frozenset({"--default-signal", "--ignore-signal", "--block-signal"}), assigns=True),
+    "sudo": _w("-u --user -g --group -C --close-from -D --chdir -h --host -p --prompt -U --other-user",
+               "-E --preserve-env -H --set-home -n --non-interactive -S --stdin -k --reset-timestamp -b "
+               "--background -i --login -s --shell", optional=frozenset({"--preserve-env"})),
+    "nice": _w("-n --adjustment", numeric=True),
+    "ionice": _w("-c --class -n --classdata", "-t --ignore"),
+    "numactl": _w("-i --interleave -p --preferred -m --membind -N --cpunodebind -C --physcpubind "
+                  "-w --weighted-interleave -P --preferred-many", "-l --localalloc -a --all -b --balancing"),
+    "stdbuf": _w("-i --input -o --output -e --error"),
+    "taskset": _w("", "-a --all-tasks -c --cpu-list", positional=1),
+    "timeout": _w("-k --kill-after -s --signal", "--preserve-status --foreground -v --verbose", positional=1),
+    "uv run": _w("--with --with-editable --with-requirements --env-file --extra --no-extra --group --no-group "
+                 "--only-group --package --no-install-package -p --python --index --default-index -i --index-url "
+                 "--extra-index-url -f --find-links --index-strategy --keyring-provider --resolution --prerelease "
+                 "--fork-strategy --exclude-newer --no-build-isolation-package -C --config-setting --link-mode "
+                 "-P --upgrade-package --reinstall-package --refresh-package --no-binary-package --no-build-package "
+                 "--cache-dir --directory --project --config-file --color --allow-insecure-host --python-platform",
+                 "--no-sync --frozen --locked --isolated --active --no-active --no-project --no-dev --dev "
+                 "--all-extras --all-groups --no-default-groups --only-dev --no-editable --exact --no-env-file "
+                 "--all-packages --offline --no-cache -n -q --quiet -v --verbose --native-tls --no-config "
+                 "--no-progress --no-python-downloads --managed-python --no-managed-python --compile-bytecode "
+                 "--no-build-isolation --no-build --no-binary --reinstall --upgrade -U --refresh --no-index "
+                 "--no-sources --no-install-project --no-install-workspace --no-install-local"),
+    "conda run": _CONDA,
+    "mamba run": _CONDA,
+    "micromamba run": _w("-n --name -p --prefix -r --root-prefix -a --attach --cwd -e --env --label --log-level "
+                         "--rc-file", "-d --detach --clean-env -v --verbose -q --quiet --no-rc --no-env",
+                         dashdash=False),
+    "pixi run": _w("--manifest-path -e --environment --concurrent-solves --concurrent-downloads --auth-file "
+                   "--pypi-keyring-provider --color", "--locked --frozen --no-install --no-lockfile-update "
+                   "--revalidate --clean-env --skip-deps -n --dry-run --force-activate --no-progress -v --verbose "
+                   "-q --quiet --tls-no-verify --as-is --no-completion -x --executable"),
+    "poetry run": _w("-C --directory -P --project", "-q --quiet -v --verbose -n --no-interaction --ansi --no-ansi "
+                     "--no-plugins --no-cache", dashdash=False),
+}
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def _wrapper_at(words: list[str], i: int) -> tuple[_Wrapper, int] | None:
+    """The wrapper ``words[i:]`` starts with (its program written with a path or not) and how many words name it."""
+    name = words[i].rsplit("/", 1)[-1]
+    if i + 1 < len(words) and f"{name} {words[i + 1]}" in WRAPPERS:
+        return WRAPPERS[f"{name} {words[i + 1]}"], 2
+    return (WRAPPERS[name], 1) if name in WRAPPERS else None
+
+
+def _option_words(wrapper: _Wrapper, words: list[str], i: int) -> int | None:
+    """How many words the option at ``words[i]`` uses (0: not an option, the wrapper's options end there);
+    None for an option the table does not know."""
+    w = words[i]
+    if w == "--":
+        return 1 if wrapper.dashdash else None
+    if not w.startswith("-") or w == "-" and "-" not in wrapper.flags:
+        return 0
+    if w in wrapper.flags:
+        return 1
+    if w in wrapper.takes:
+        return 2 if i + 1 < len(words) else None
+    if w.startswith("--"):
+        name = w.split("=", 1)[0]
+        return 1 if "=" in w and (name in wrapper.takes or name in wrapper.optional) else None
+    if wrapper.numeric and w[1:].isdigit():
+        return 1
+    for k in range(1, len(w)):  # a cluster of short options: -ac, -vv, -oL, -n5, -uNAME
+        short = "-" + w[k]
+        if short in wrapper.takes:
+            return 1 if k + 1 < len(w) else 2 if i + 1 < len(words) else None
+        if short not in wrapper.flags:
+            return None
+    return 1
+
+
+def _past_wrapper(words: list[str], i: int) -> int | None:
+    """The index of the command the wrapper at ``words[i]`` runs; None when it cannot be told."""
+    found = _wrapper_at(words, i)
+    if found is None:
+        return None
+    wrapper, i = found[0], i + found[1]
     while i < len(words):
-        w = str(words[i])
-        if w in ("exec", "time", "nohup", "command"):
-            i += 1
-            continue
-        if w == "env":
-            i += 1
-            while i < len(words) and re.match(r"[A-Za-z_][A-Za-z0-9_]*=", str(words[i])):
-                i += 1
-            continue
-        break
+        used = _option_words(wrapper, words, i)
+        if used is None:
+            return None
+        if not used:
+            break
+        i += used
+        if words[i - 1] == "--":
+            break
+    i += wrapper.positional
+    while wrapper.assigns and i < len(words) and _ASSIGNMENT.match(words[i]):
+        i += 1
+    return i
+
+
+def launch_words(words: list[str]) -> list[str]:
+    """Words from where the command a line runs starts, past the wrappers that run it unchanged (``time``,
+    ``exec``, ``env -u X A=1``, ``uv run --no-sync``, ``numactl -C 0-3``…: see :data:`WRAPPERS`). A wrapper
+    with an option the table does not know stops there: its words are returned from it on, which start no
+    launch. Empty when a wrapper runs nothing (``exec >log``, ``time`` alone)."""
+    text = [str(w) for w in words]
+    i = 0
+    while i < len(text):
+        after = _past_wrapper(text, i)
+        if after is None:
+            break
+        i = after
     return list(words[i:])
 
 
@@ -698,8 +824,14 @@ def _closing_quote(text: str, start: int) -> int:
     return -1
 
 
-def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], in_compound: bool) -> Step | None:
+def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], in_compound: bool,
+              wrappers: bool = False) -> Step | None:
+    """The launch ``words`` start, or None. With ``wrappers``, a wrapper after srun or a container is read past
+    (:func:`_through_wrappers`): what the linter checks; without, the step as a model can write it back."""
     launch = launch_words(words)
+    tune = _tune_run(launch) if wrappers else None
+    if tune is not None:
+        return Step(cmd, tune, env, in_compound=in_compound, looked_through=("tune", "run"))
     if not launch or recognise(launch) is None:
         legacy = _legacy_launcher(launch)
         if legacy is None:
@@ -709,6 +841,11 @@ def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], 
         chain = parse_chain(launch, source_line=cmd.line)
     except ParseError:
         return None
+    looked: tuple[str, ...] = ()
+    if wrappers:
+        chain, looked = _through_wrappers(chain, cmd.line)
+        # env NAME=value after srun sets NAME for what it runs, as NAME=value before the command would
+        env += tuple((w.split("=", 1)[0], w.split("=", 1)[1]) for w in looked if _ASSIGNMENT.match(w))
     if chain.srun is None and chain.container is None and chain.launcher is None:
         return None  # apptainer pull/build …: a command, not a launch
     wrapper = _wrapped_shell(chain)
@@ -727,8 +864,36 @@ def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], 
                 word = next((w for w in cmd.words if w.value == text), None)
                 merged = Chain(chain.srun, chain.container or ichain.container, ichain.launcher,
                                ichain.program, chain.notes + ichain.notes)
-                return Step(cmd, merged, env, "bash -c", word, in_compound)
-    return Step(cmd, chain, env, in_compound=in_compound)
+                return Step(cmd, merged, env, "bash -c", word, in_compound, looked_through=looked)
+    return Step(cmd, chain, env, in_compound=in_compound, looked_through=looked)
+
+
+def _through_wrappers(chain: Chain, line: int) -> tuple[Chain, tuple[str, ...]]:
+    """``chain`` read past the wrappers its program starts with when they run a container, a launcher or a
+    ``bash -c`` script (``srun env -u X torchrun …``, ``srun uv run apptainer exec … torchrun``), and the
+    wrapper words read past. A program that is none of these keeps its words: nothing is gained by reading
+    past its wrapper, and the step stays one a fix can rebuild."""
+    looked: tuple[str, ...] = ()
+    while chain.launcher is None and chain.program:
+        program = [str(w) for w in chain.program]
+        tune = _tune_run(list(chain.program))
+        if tune is not None:
+            chain = replace(chain, launcher=tune.launcher, program=(), notes=chain.notes + tune.notes)
+            return chain, looked + ("tune", "run")
+        rest = launch_words(program)
+        if not rest or len(rest) == len(program):
+            break
+        words = list(chain.program[len(program) - len(rest):])
+        inner = _inner_chain(words, line)
+        if inner is not None and inner.srun is None and not (inner.container and chain.container):
+            chain = Chain(chain.srun, chain.container or inner.container, inner.launcher, inner.program,
+                          chain.notes + inner.notes, chain.expanded + inner.expanded)
+        elif rest[0] in _SHELLS and "-c" in rest[1:3]:
+            chain = replace(chain, program=tuple(words))
+        else:
+            break
+        looked += tuple(program[:len(program) - len(rest)])
+    return chain, looked
 
 
 def _inner_chain(words: list[str], line: int) -> Chain | None:
@@ -737,11 +902,11 @@ def _inner_chain(words: list[str], line: int) -> Chain | None:
     launchers per node, workers per GPU and node ranks see it there too); None for anything else."""
     if words and recognise(words) is not None:
         try:
-            return parse_chain(words, source_line=line)
+            return _through_wrappers(parse_chain(words, source_line=line), line)[0]
         except ParseError:
             return None
     legacy = _legacy_launcher(words)
-    return None if legacy is None else Chain(launcher=legacy.model, notes=legacy.notes)
+    return _tune_run(words) if legacy is None else Chain(launcher=legacy.model, notes=legacy.notes)
 
 
 def _legacy_launcher(words: list[str]) -> Any:
@@ -754,6 +919,23 @@ def _legacy_launcher(words: list[str]) -> Any:
             return None
         return type(parsed)(parsed.model, parsed.notes + ("python -m torch.distributed.launch is deprecated; use torchrun",))
     return None
+
+
+def _tune_run(words: list[Any]) -> Chain | None:
+    """torchtune's ``tune run [torchrun options] RECIPE …`` read as the torchrun launch it starts: it copies
+    torchrun's own argument parser and calls ``torch.distributed.run.run`` (torchtune/_cli/run.py) when it is
+    given more than one node or process per node (else it runs the recipe in one process). For the linter
+    only: the model has no ``tune run``, and a fix would write ``torchrun`` in its place."""
+    if [str(w) for w in words[:2]] != ["tune", "run"]:
+        return None
+    try:
+        parsed = parse_argv(["torchrun", *words[2:]])
+    except ParseError:
+        return None
+    model = parsed.model
+    if str(model.nnodes or "1") in ("1", "1:1") and str(model.nproc_per_node or "1") == "1":
+        return None
+    return Chain(launcher=model, notes=parsed.notes)
 
 
 def read_script(text: str, path: str = "") -> ParsedScript:
@@ -818,6 +1000,9 @@ def read_script(text: str, path: str = "") -> ParsedScript:
         if isinstance(split, HeldCommand):
             held_commands.append(split)
             split = None
+        if split is None and (step is not None and step.chain.launcher is None and step.chain.program
+                              or step is None and "tune" in words[:8]):
+            split = _step_for(cmd, words, env, in_compound, wrappers=True)
         split = split or step
         if split is not None:
             split_steps.append(split)
@@ -827,7 +1012,8 @@ def read_script(text: str, path: str = "") -> ParsedScript:
     return ParsedScript(text, path, script, job, tuple(directives), first, tuple(variables), tuple(modules),
                         tuple(steps), tuple(problems), {k: frozenset(v) for k, v in suppressed.items()},
                         frozenset(suppressed_file),
-                        tuple(split_steps) if any(s.through for s in split_steps) else None, tuple(held_commands))
+                        tuple(split_steps) if any(s.through or s.looked_through for s in split_steps) else None,
+                        tuple(held_commands))
 
 
 def _as_run(cmd: Command, env: tuple[tuple[str, str], ...], in_compound: bool, variables: list[Variable],
@@ -839,7 +1025,7 @@ def _as_run(cmd: Command, env: tuple[tuple[str, str], ...], in_compound: bool, v
     if through is None:
         return None
     seen, words, refs = through
-    step = _step_for(seen, words, env, in_compound)
+    step = _step_for(seen, words, env, in_compound, wrappers=True)
     if step is None:
         return HeldCommand(cmd, tuple(words), in_compound, tuple(refs))
     return replace(step, through=tuple(refs))
