@@ -4789,6 +4789,86 @@ def _spaced_fix(ctx: Context, cmd: Any, name: str, value: str) -> Fix | None:
                text=line[:cmd.col - 1] + f"{name}={value}" + line[end:])
 
 
+#: Slurm variables sbatch sets only when the job asks for the option named beside each (sbatch(1), "OUTPUT
+#: ENVIRONMENT VARIABLES": "Only set if the --cpus-per-task option is specified" and the like; seen on Slurm 22.05),
+#: with the test on the job model that says it does. SLURM_GPUS_PER_NODE is HPC107's; memory variables are left
+#: out (a site's DefMemPerCPU sets SLURM_MEM_PER_CPU for every job), and so is SLURM_ARRAY_TASK_ID (arrays are
+#: often asked for on the command line: sbatch --array=0-9 job.sh)
+_SET_ONLY_WITH: dict[str, tuple[str, Any]] = {
+    "SLURM_CPUS_PER_TASK": ("--cpus-per-task", lambda job: job.cpus_per_task is not None),
+    "SLURM_NTASKS_PER_NODE": ("--ntasks-per-node", lambda job: job.ntasks_per_node is not None),
+    "SLURM_CPUS_PER_GPU": ("--cpus-per-gpu", lambda job: job.cpus_per_gpu is not None),
+    "SLURM_GPUS_PER_TASK": ("--gpus-per-task", lambda job: bool(job.gpus_per_task)),
+    "SLURM_GPUS": ("--gpus", lambda job: bool(job.gpus)),
+    "SLURM_MEM_PER_GPU": ("--mem-per-gpu", lambda job: bool(job.mem_per_gpu)),
+    "SLURM_GPUS_ON_NODE": ("GPUs (--gres=gpu:N, --gpus-per-node …)", lambda job: bool(job.gpus_on_each_node
+                                                                                     or job.gpus or job.gpus_per_task)),
+    "SLURM_JOB_GPUS": ("GPUs (--gres=gpu:N, --gpus-per-node …)", lambda job: bool(job.gpus_on_each_node
+                                                                                 or job.gpus or job.gpus_per_task)),
+}
+#: the job fields that ask for resources: a script that sets none takes them all from the sbatch command line
+_RESOURCES = ("nodes", "ntasks", "ntasks_per_node", "cpus_per_task", "cpus_per_gpu", "gpus_per_node", "gpus",
+              "gpus_per_task", "mem", "mem_per_cpu", "mem_per_gpu")
+#: a reference that copes with an unset variable (${NAME:-1}, ${NAME-1}, ${NAME:+…}, ${#NAME}), or a test of one
+_COPES_WITH_UNSET = r"\$\{{#?{name}(?::?[-=+?]|#|%|/)|-[nzv]\s+[\"']?\$?\{{?{name}\b"
+
+
+@rule("HPC521", "slurm-variable-not-set", "warning",
+      summary="a Slurm variable that sbatch sets only for an option the job does not ask for ($SLURM_CPUS_PER_TASK "
+              "without --cpus-per-task)",
+      why="sbatch sets SLURM_CPUS_PER_TASK only when the job asks for --cpus-per-task (SLURM_NTASKS_PER_NODE only with "
+          "--ntasks-per-node, SLURM_GPUS_PER_NODE only with --gpus-per-node, not with --gres, SLURM_MEM_PER_NODE only "
+          "with --mem, SLURM_ARRAY_TASK_ID only in a job array …). Without the option the reference expands to "
+          "nothing: OMP_NUM_THREADS= is empty, --workers $SLURM_CPUS_PER_TASK leaves the option without its value "
+          "(argparse stops the program), and under set -u the script stops at once with 'unbound variable'. "
+          "Scripts copied from another job, or edited to drop a directive, do this. An option given on the sbatch "
+          "command line (sbatch -c 8 job.sh) does set it: then the finding does not apply.",
+      fix="Ask for the option in an #SBATCH line (#SBATCH --cpus-per-task=8), or give the reference a default: "
+          "${SLURM_CPUS_PER_TASK:-1}.",
+      bad="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:1
+export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK
+python train.py --workers "$SLURM_CPUS_PER_TASK"
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+#SBATCH --gres=gpu:1
+export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK
+python train.py --workers "$SLURM_CPUS_PER_TASK"
+""")
+def _slurm_variable_not_set(ctx: Context) -> Iterator[Any]:
+    job, source = ctx.job, ctx.parsed.source
+    if heterogeneous(ctx) or not any(getattr(job, f) for f in _RESOURCES):
+        return  # no resource asked for in the script: they come from the sbatch command line, which it does not show
+    unset = {}
+    for name, (option, asks) in _SET_ONLY_WITH.items():
+        if name not in source or asks(job) or any(v.name == name for v in ctx.parsed.variables):
+            continue
+        kept = " ".join(str(d) for d in job.extra_directives)
+        if "tres" in kept or "gpu" in kept or option.split()[0].lstrip("-") in kept:
+            continue  # an option the model keeps as written (--tres-per-task=cpu:8 sets SLURM_CPUS_PER_TASK too)
+        if re.search(_COPES_WITH_UNSET.format(name=name), source):
+            continue  # the script knows it may be unset
+        unset[name] = option
+    if not unset:
+        return
+    seen: set[str] = set()
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if isinstance(cmd, _Inner) or cmd.name in _PRINTERS:
+            continue  # a bash -c script runs in the step, which srun's own options may give the variable
+        names = [n for w in all_words(cmd) for n, _ in expanded_refs(w.raw) if n in unset and n not in seen]
+        for name in dict.fromkeys(names):
+            seen.add(name)
+            option = unset[name]
+            add = f"ask for {option}" if " " in option else f"add #SBATCH {option}=…"
+            yield (cmd.line, f"${name} is set only when the job asks for {option}, which this script does not: here "
+                             f"it expands to nothing (under set -u the script stops: unbound variable); {add}, or "
+                             f"write ${{{name}:-…}} with a default (unless you give it on the sbatch command line)")
+
+
+
 #: ``$0``, ``${0}``, ``$BASH_SOURCE``, ``${BASH_SOURCE[0]}``: the path the script runs from
 _SCRIPT_PATH = r"\$\{?(?:0|BASH_SOURCE(?:\[[^\]]*\])?)\}?"
 #: uses of the script's path that look for files next to it: its directory (dirname, also of a
