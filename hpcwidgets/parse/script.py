@@ -868,6 +868,13 @@ def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], 
     return Step(cmd, chain, env, in_compound=in_compound, looked_through=looked)
 
 
+def _wrapped(program: tuple[Any, ...]) -> bool:
+    """Whether a step's program starts with a wrapper :func:`_through_wrappers` may read past (or ``tune run``):
+    only then is the step read again for the linter."""
+    words = [str(w) for w in program[:2]]
+    return bool(words) and (words[0] == "tune" or _wrapper_at(words, 0) is not None)
+
+
 def _through_wrappers(chain: Chain, line: int) -> tuple[Chain, tuple[str, ...]]:
     """``chain`` read past the wrappers its program starts with when they run a container, a launcher or a
     ``bash -c`` script (``srun env -u X torchrun …``, ``srun uv run apptainer exec … torchrun``), and the
@@ -1000,7 +1007,7 @@ def read_script(text: str, path: str = "") -> ParsedScript:
         if isinstance(split, HeldCommand):
             held_commands.append(split)
             split = None
-        if split is None and (step is not None and step.chain.launcher is None and step.chain.program
+        if split is None and (step is not None and step.chain.launcher is None and _wrapped(step.chain.program)
                               or step is None and "tune" in words[:8]):
             split = _step_for(cmd, words, env, in_compound, wrappers=True)
         split = split or step
