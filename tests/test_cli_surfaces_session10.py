@@ -149,3 +149,23 @@ def test_ch_run_cdi_options_are_not_stray_words(option):
 def test_stepmgr_is_an_sbatch_option():
     script = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --time=00:10:00\n#SBATCH --stepmgr\nsrun hostname\n"
     assert "HPC313" not in codes(script)
+
+
+ENV_IN_A_VARIABLE = """#!/bin/bash
+#SBATCH --ntasks=1
+CENV="PYTHONPATH=/workspace/src,PYTHONUNBUFFERED=1"
+singularity exec --env "$CENV" img.sif python3 run.py
+"""
+
+
+def test_env_given_by_a_variable_holding_pairs_is_no_bad_name():
+    """--env "$CENV": bash expands the word, then Apptainer reads the pairs it holds. Its names are known only when
+    the job runs: no problem, the word written back as it was, and the Charliecloud translation says what to do."""
+    assert [f.code for f in lint(ENV_IN_A_VARIABLE) if f.code == "HPC219"] == []
+    wf = parse_script(ENV_IN_A_VARIABLE)
+    assert wf.problems() == []
+    assert 'singularity exec --env "$CENV" img.sif python3 run.py' in render(wf)
+    run = parse_argv(["singularity", "exec", "--env", "$CENV", "--env", "A=1", "img.sif", "true"]).model
+    conversion = to_charliecloud(run)
+    assert any('--env "$CENV" passes the NAME=value pairs' in n for n in conversion.notes)
+    assert "--set-env=A=1" in render(conversion.commands[-1]) and "CENV" not in render(conversion.commands[-1])

@@ -30,6 +30,8 @@ LIST_WORD = re.compile(rf'(")?\$(?:@|\{{{_SHELL_NAME}\[@\]\}})(?(1)")')
 #: a variable reference kept as written from a script, which may hold options (bash splits its value, or passes an
 #: array's elements, as words): $nv, ${NV}, "${OPTS[@]}", "$@"
 _REFERENCE = re.compile(rf'\$(?:{_SHELL_NAME}|\{{{_SHELL_NAME}\}})|{ARRAY_WORD.pattern}|"?\$@"?')
+#: a value that is one reference and nothing else ($PAIRS, ${PAIRS})
+_LONE_REFERENCE = re.compile(rf"\$(?:{_SHELL_NAME}|\{{{_SHELL_NAME}\}})")
 #: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 
@@ -181,7 +183,10 @@ class EnvVar(Spec):
         if isinstance(token, Verbatim):
             split = split_assignment(token)
             return cls(*split) if split else cls(token, "")
-        name, _, value = token.partition("=")
+        name, eq, value = token.partition("=")
+        if not eq and _LONE_REFERENCE.fullmatch(token):
+            # --env "$PAIRS": the variable holds NAME=value (or several): kept whole, quoted as it was
+            return cls(Verbatim(f'"{token}"'), "")
         return cls(name, value)
 
     def _check(self) -> list[Problem]:

@@ -242,8 +242,14 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
                      + "TERM, the proxy variables and PATH (only programs in /bin and /usr/bin are then found). "
                      "Add --set-env=PATH=… for the rest, or a bare --set-env to load /ch/environment, which only "
                      "images built or converted by Charliecloud have.")
-    set_env += [f"{e.name}={e.value}" for e in run.env]
-    env_no_expand = any(ch_run_expands(e.value) for e in run.env)
+    whole = [e for e in run.env if isinstance(e.name, Verbatim) and not e.value]  # --env "$PAIRS"
+    if whole:
+        notes.append(f"--env {' '.join(str(e.name) for e in whole)} passes the NAME=value pairs a variable holds, "
+                     "which Apptainer splits at commas and ch-run does not (one --set-env is one variable): left "
+                     "out; add a --set-env=NAME=value for each pair.")
+    env = [e for e in run.env if e not in whole]
+    set_env += [f"{e.name}={e.value}" for e in env]
+    env_no_expand = any(ch_run_expands(e.value) for e in env)
     if env_no_expand:
         notes.append("--env-no-expand keeps ch-run from expanding the literal $ in a --set-env value.")
     if run.env_file:
