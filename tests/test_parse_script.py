@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from hpcwidgets.examples import examples
+from hpcwidgets.errors import ParseError
 from hpcwidgets.parse import parse_script
+from hpcwidgets.parse.script import runs_in_a_shell
 from hpcwidgets.render import render
 
 # bad_unparseable.sh is bash that cannot be read at all (the linter reports HPC000 for it)
@@ -72,6 +74,11 @@ def test_property_generated_workflows_read_back():
     def run(case):
         w, _task = case
         text = rendered(w)
+        if not runs_in_a_shell(text):  # a #! line that names no shell: the model says so, the reader refuses it
+            assert any(p.field == "job.shell" for p in w.problems())
+            with pytest.raises(ParseError, match="not a shell"):
+                parse_script(text)
+            return
         once = rendered(parse_script(text))
         assert rendered(parse_script(once)) == once
         if not w.problems():  # render() refuses models with problems, so only valid ones must come back exactly

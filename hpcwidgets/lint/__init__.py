@@ -162,7 +162,7 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
         text = source if isinstance(source, str) else _model_text(source)
         form = build_file_format(text, path)
         try:
-            parsed = read_build_file(text, form, path) if form else read_script(_readable(text), path)
+            parsed = read_build_file(text, form, path) if form else read_script(_shell_text(text), path)
         except ParseError as exc:
             what = {"apptainer": "definition file", "docker": "Dockerfile"}.get(form, "script")
             return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the {what}: {exc.message}", None, path)]
@@ -244,6 +244,15 @@ def _readable(text: str) -> str:
     return text.replace("\r\n", "\n") if "\r" in text else text
 
 
+def _shell_text(text: str) -> str:
+    """The script as the job-script rules read it (:func:`_readable`), up to where bash stops reading it (a
+    top-level ``exec PROGRAM`` or ``exit``); of a script in another language (a Python, R or csh job script), only
+    what sbatch reads: its ``#!`` and ``#SBATCH`` lines (the rest is not shell)."""
+    from ..parse.script import directives_only, reachable_text, runs_in_a_shell
+    text = _readable(text)
+    return reachable_text(text) if runs_in_a_shell(text) else directives_only(text)
+
+
 def _model_text(model: Any) -> str:
     from ..render import render
     return render(model, validate=False)
@@ -266,7 +275,9 @@ def rules_markdown() -> str:
            "`Dockerfile*`, `Containerfile*`, "
            "or text starting with `Bootstrap:` or `FROM`) and only those; the other rules check job scripts. "
            "`hpcwidgets lint` tells them apart by the file's name or first line. Build-file rules have no "
-           "mechanical fixes.", "",
+           "mechanical fixes. A job script sbatch runs with another interpreter (`#!/usr/bin/env python3`, `Rscript`, "
+           "`julia`, `csh`) has only its `#SBATCH` lines checked, and a shell script is read up to a top-level "
+           "`exec PROGRAM` or `exit` (the lines after them never run in the shell).", "",
            "| code | severity | rule |", "|---|---|---|"]
     all_rules = rules()
     for r in all_rules.values():

@@ -41,7 +41,8 @@ def parse_job(text: str, path: str = "") -> Any:
     """A job script read into a :class:`~hpcwidgets.spec.slurm.SlurmJob`: directives, the module loads and
     exports at its top, and every other line kept in order as its set-up lines (nothing is dropped)."""
     from ..spec.workflow import Workflow
-    from .workflow import workflow_from
+    from .workflow import require_shell, workflow_from
+    require_shell(text, path)
     return workflow_from(read_script(text, path), Workflow, job_only=True)
 
 

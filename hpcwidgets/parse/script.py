@@ -17,8 +17,8 @@ from typing import Any, Iterator
 from ..errors import ParseError
 from ..spec._words import Verbatim
 from ..spec.common import ARRAY_WORD, LIST_WORD
-from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SlurmJob, is_hetjob_word, sbatch_long_option,
-                          sbatch_option)
+from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SlurmJob, is_hetjob_word, is_shell, sbatch_long_option,
+                          sbatch_option, shebang_program)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
 from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, lex_command,
                     lex_script)
@@ -943,6 +943,48 @@ def _tune_run(words: list[Any]) -> Chain | None:
     if str(model.nnodes or "1") in ("1", "1:1") and str(model.nproc_per_node or "1") == "1":
         return None
     return Chain(launcher=model, notes=parsed.notes)
+
+
+def interpreter(text: str) -> str:
+    """The program a job script's ``#!`` line runs it with (``/usr/bin/env python3 -u`` → ``python3``), "" when it
+    has none (sbatch then refuses it, and a reader takes it for a shell script)."""
+    return shebang_program(text)
+
+
+def runs_in_a_shell(text: str) -> bool:
+    """Whether sbatch runs the script with a shell hpcwidgets reads (bash, sh …: :data:`SHELL_INTERPRETERS`):
+    a job script may be a Python, R, Julia or csh program whose ``#SBATCH`` lines are comments in its language."""
+    return is_shell(shebang_program(text))
+
+
+def directives_only(text: str) -> str:
+    """A script in another language reduced to what sbatch reads of it: the ``#!`` line, its ``#SBATCH`` lines and
+    other comments and blank lines in place, every other line a no-op ``:`` (sbatch stops reading ``#SBATCH``
+    lines at the first of them, whatever the language), so line numbers stay those of the file."""
+    lines = text.split("\n")
+    return "\n".join(line if not line.strip() or line.lstrip().startswith("#") or k == 0 else ":"
+                     for k, line in enumerate(lines))
+
+
+#: a line that ends the batch shell's reading: exec of a program (not exec >log, which only redirects) or exit
+_LAST_LINE = re.compile(r"(?:exec\s+(?![0-9]*[<>&])\S|exit\b)")
+
+
+def reachable_text(text: str) -> str:
+    """``text`` with the lines after a top-level ``exec PROGRAM`` or ``exit`` emptied (line numbers kept): bash never
+    reads them. A script that runs itself with another interpreter keeps that program there (a Julia or Python
+    job script behind a bash header: ``exec julia "${BASH_SOURCE[0]}"``). Only a line at the start of a line,
+    outside any block or here-document, counts: the text up to it must read as complete shell code."""
+    lines = text.split("\n")
+    for k, line in enumerate(lines):
+        if not _LAST_LINE.match(line) or k + 1 == len(lines) or not "".join(lines[k + 1:]).strip():
+            continue
+        try:
+            lex_script("\n".join(lines[:k + 1]))
+        except ParseError:
+            continue  # inside an if, a loop or a here-document: not the end of the script
+        return "\n".join(lines[:k + 1] + [""] * (len(lines) - k - 1))
+    return text
 
 
 def read_script(text: str, path: str = "") -> ParsedScript:

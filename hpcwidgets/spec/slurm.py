@@ -43,6 +43,30 @@ def keyboard_option(raw: str) -> str:
     if "\u2014" in dashes or len(dashes) > 1 or len(re.match(r"[A-Za-z0-9_]*", rest).group(0)) > 1:
         return "--" + rest
     return "-" + rest
+#: interpreters that read a job script as the shell language of the models (csh, Python, R, Julia … do not)
+SHELL_INTERPRETERS = frozenset({"sh", "bash", "dash", "ksh", "ksh93", "mksh", "zsh", "ash", "busybox"})
+
+
+def shebang_program(text: str) -> str:
+    """The program a script's ``#!`` line runs it with (``#!/usr/bin/env python3 -u`` → ``python3``), "" when the
+    text has no ``#!`` line."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    if not first.startswith("#!"):
+        return ""
+    words = first[2:].split()
+    if words and words[0].rsplit("/", 1)[-1] == "env":
+        words = words[1:]
+        while words and (words[0].startswith("-") or "=" in words[0]):  # env -S, env -u NAME, env NAME=value
+            words = words[2:] if words[0] in ("-u", "--unset") else words[1:]
+    return words[0].rsplit("/", 1)[-1] if words else ""
+
+
+def is_shell(program: str) -> bool:
+    """Whether ``program`` (a ``#!`` line's, see :func:`shebang_program`) reads shell scripts: "" (no ``#!`` line)
+    counts as one, as readers take such a script for a shell script."""
+    return not program or program in SHELL_INTERPRETERS or re.fullmatch(r"(?:ba|z|k|da)?sh[0-9.]*", program) is not None
+
+
 #: the shell options a generated script starts with (see render/script.py)
 FAIL_FAST = ("strict", "errexit", "off")
 #: one index item of ``--array`` as slurmctld reads it (job_mgr.c ``_parse_array_tok``): N, N-M or N-M:STEP, each
@@ -447,6 +471,13 @@ class SlurmJob(Spec):
         return out
 
     def _shell_problems(self) -> list[Problem]:
+        problems = self._shell_line_problems()
+        if not problems and isinstance(self.shell, str) and not is_shell(shebang_program("#!" + self.shell)):
+            problems.append(Problem("shell", f"{self.shell!r} is not a shell, but the script's lines are shell "
+                                             "commands; write /bin/bash (or /bin/bash -l)"))
+        return problems
+
+    def _shell_line_problems(self) -> list[Problem]:
         """The #! line: an absolute program (``/usr/bin/env bash`` included) and, while the script
         starts with ``set -o pipefail``, a bash."""
         if self.shell == "/bin/bash" or not isinstance(self.shell, str):
