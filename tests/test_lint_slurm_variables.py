@@ -35,6 +35,10 @@ def test_a_variable_the_job_does_not_get_is_reported_once_at_its_first_use(line,
     HEAD + "#SBATCH -c 8\nexport OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK\n",                # short form
     HEAD + "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n",                           # a default
     HEAD + 'if [ -n "$SLURM_CPUS_PER_TASK" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi\n',  # tested
+    HEAD + 'if [ "$SLURM_CPUS_PER_TASK" != "" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi\n',
+    HEAD + 'if [[ $SLURM_CPUS_PER_TASK ]]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi\n',
+    HEAD + 'if test "x$SLURM_CPUS_PER_TASK" = x; then n=1; else n=$SLURM_CPUS_PER_TASK; fi\n',
+    HEAD + 'export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:?ask for --cpus-per-task}\n',  # stops with its own message
     HEAD + "SLURM_CPUS_PER_TASK=4\nexport OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK\n",      # set by the script
     HEAD + 'echo "cpus: $SLURM_CPUS_PER_TASK"\n',                                           # only printed
     HEAD + "srun -c 4 bash -c 'python t.py --workers $SLURM_CPUS_PER_TASK'\n",             # the step's own value

@@ -4809,8 +4809,10 @@ _SET_ONLY_WITH: dict[str, tuple[str, Any]] = {
 #: the job fields that ask for resources: a script that sets none takes them all from the sbatch command line
 _RESOURCES = ("nodes", "ntasks", "ntasks_per_node", "cpus_per_task", "cpus_per_gpu", "gpus_per_node", "gpus",
               "gpus_per_task", "mem", "mem_per_cpu", "mem_per_gpu")
-#: a reference that copes with an unset variable (${NAME:-1}, ${NAME-1}, ${NAME:+…}, ${#NAME}), or a test of one
-_COPES_WITH_UNSET = r"\$\{{#?{name}(?::?[-=+?]|#|%|/)|-[nzv]\s+[\"']?\$?\{{?{name}\b"
+#: a reference that copes with an unset variable (${NAME:-1}, ${NAME-1}, ${NAME:+…}, ${NAME:?message}, ${#NAME}), or
+#: a test that reads it ([ -n "$NAME" ], [ "$NAME" != "" ], [[ $NAME ]], test "x$NAME" = x, [[ -v NAME ]])
+_COPES_WITH_UNSET = (r"\$\{{#?{name}(?::?[-=+?]|#|%|/)|-v\s+[\"']?{name}\b"
+                     r"|(?:\[\[?|\btest\s)[^\]\n;&|]*\$\{{?{name}\b")
 
 
 @rule("HPC521", "slurm-variable-not-set", "warning",
