@@ -152,6 +152,16 @@ def test_hpc502_not_for_a_c10d_launch_held_in_a_variable() -> None:
     assert "HPC502" not in codes(text)
 
 
+def test_hpc502_not_for_a_c10d_node_rank_in_a_double_quoted_bash_c_script() -> None:
+    step = ('srun bash -c "torchrun --nnodes=2 --nproc_per_node=4 --node_rank=$SLURM_NODEID --rdzv_backend=c10d '
+            '--rdzv_endpoint=$head:29500 train.py{extra}"\n')
+    text = HEAD.format(tasks=1) + 'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)\n' + step
+    assert "HPC502" not in codes(text.format(extra="")) and "HPC105" in codes(text.format(extra=""))
+    assert "HPC502" in codes(text.format(extra=" --seed $SLURM_NODEID"))  # the program reads it too: the same seed
+    static = text.format(extra="").replace("--rdzv_backend=c10d --rdzv_endpoint=$head:29500", "--master_addr=$head")
+    assert "HPC502" in codes(static)  # the static rendezvous reads --node_rank: every node claims rank 0
+
+
 @pytest.mark.parametrize("change", [
     ("--rdzv-backend=c10d \\\n  --rdzv-endpoint=\"$head:29500\"", "--master-addr=$head --master-port=29500"),  # static
     ("--rdzv-backend=c10d", "--rdzv-backend=static"),

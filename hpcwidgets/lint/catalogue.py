@@ -4647,7 +4647,7 @@ def _only_ignored_node_rank(ctx: Context, cmd: Any) -> bool:
     backend alone (c10d numbers the nodes itself), so the same value on every node changes nothing (HPC105 says
     to remove the option)."""
     using = [s for s in steps(ctx)
-             if not s.wrapper and (s.line == cmd.line or any(at == cmd.line for _, at in s.through))]
+             if s.line == cmd.line or any(at == cmd.line for _, at in s.through)]
     if not using or not all(_node_rank_ignored(ctx, s) for s in using):
         return False
     words = all_words(cmd)
