@@ -271,3 +271,13 @@ def test_tune_run_in_one_process_is_no_launch() -> None:
     assert read_script(text).steps_as_run[0].chain.launcher is None
     eight = text.replace("tune run", "tune run --nproc_per_node 8")
     assert read_script(eight).steps_as_run[0].chain.launcher is not None
+
+
+@pytest.mark.parametrize("program", ["singularity exec --nv img.sif python3", "apptainer exec --nv img.sif python",
+                                     "bash run.sh", "/usr/bin/ch-run ./img -- python"])
+def test_hpc114_for_a_program_given_to_torchrun_as_its_script(program) -> None:
+    text = f"#!/bin/bash\n#SBATCH --gres=gpu:4\ntorchrun --standalone --nproc-per-node=4 {program} train.py\n"
+    found = [f.message for f in lint(text) if f.code == "HPC114"]
+    assert len(found) == 1 and "taken for a Python file" in found[0] and "--no-python" in found[0]
+    with_flag = text.replace("--nproc-per-node=4", "--nproc-per-node=4 --no-python")
+    assert "HPC114" not in codes(with_flag)  # each worker runs the command itself

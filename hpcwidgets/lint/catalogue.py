@@ -2210,7 +2210,7 @@ _LAUNCHER_FIELDS_ELSEWHERE = ("standalone", "rdzv_endpoint", "rdzv_backend", "rd
 
 @rule("HPC114", "launcher-command-check", "error",
       summary="the torchrun command fails its own checks (a worker count that is not a number, no script, "
-              "python given as the script, options that exclude each other)",
+              "python or a container program given as the script, options that exclude each other)",
       why="torchrun stops with a usage error before any worker starts, after the job has waited in the queue.",
       fix="Follow the message: give --nproc-per-node a number (or gpu, cpu, auto), name the training script (torchrun "
           "… train.py, not torchrun … python train.py: torchrun starts Python itself unless --no-python is given), and "
@@ -2256,15 +2256,29 @@ def _launcher_check(ctx: Context) -> Iterator[Any]:
 _PYTHON = re.compile(r"python[0-9.]*")
 
 
+#: programs that are no Python file, which torchrun would hand to Python as the training script
+_PROGRAMS_NOT_SCRIPTS = frozenset({"apptainer", "singularity", "ch-run", "bash", "sh", "srun"})
+
+
 def _python_as_script(launcher: Any) -> str:
-    """The message for ``torchrun … python train.py`` (without --no-python), or ""."""
+    """The message for ``torchrun … python train.py`` or ``torchrun … singularity exec IMG python3 train.py`` (a
+    program where the training script goes, without --no-python), or ""."""
     script = str(launcher.script or "")
-    if launcher.no_python or getattr(launcher, "module", False) or not _PYTHON.fullmatch(script.rsplit("/", 1)[-1]):
+    program = script.rsplit("/", 1)[-1]
+    if launcher.no_python or getattr(launcher, "module", False):
         return ""
     args = " ".join(str(a) for a in launcher.args)
-    return (f"torchrun starts the training script with Python itself, so '{script}' is taken as the script: each "
-            f"worker runs python -u {script} {args}".rstrip()
-            + f" and fails (can't open file '{script}'); drop {script}: torchrun … {args or 'train.py'}")
+    runs = f"each worker runs python -u {script} {args}".rstrip()
+    if _PYTHON.fullmatch(program):
+        return (f"torchrun starts the training script with Python itself, so '{script}' is taken as the script: "
+                f"{runs} and fails (can't open file '{script}'); drop {script}: torchrun … {args or 'train.py'}")
+    if program in _PROGRAMS_NOT_SCRIPTS:
+        inside = (" start torchrun inside the container instead (apptainer exec --nv IMAGE torchrun … train.py), or"
+                  if program in ("apptainer", "singularity", "ch-run") else "")
+        return (f"torchrun hands its script to Python, so the program '{script}' is taken for a Python file: {runs} "
+                f"and fails (can't open file '{script}');{inside} give --no-python so that each worker runs the "
+                "command itself")
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
