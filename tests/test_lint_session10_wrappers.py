@@ -281,3 +281,15 @@ def test_hpc114_for_a_program_given_to_torchrun_as_its_script(program) -> None:
     assert len(found) == 1 and "taken for a Python file" in found[0] and "--no-python" in found[0]
     with_flag = text.replace("--nproc-per-node=4", "--nproc-per-node=4 --no-python")
     assert "HPC114" not in codes(with_flag)  # each worker runs the command itself
+
+
+@pytest.mark.parametrize("shell", ["bash -lc", "bash -l -c", "sh -ec", "/bin/bash -o pipefail -c"])
+def test_a_bash_c_script_with_other_options_is_read_like_bash_c(shell) -> None:
+    """srun bash -lc "module load …; torchrun …" (a login shell, for the module command): the script is read as
+    for bash -c, so the launch in it gets the same findings."""
+    step = ('srun {shell} "module load cuda; torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d '
+            '--rdzv-endpoint=localhost:29500 train.py"\n')
+    head = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n"
+    assert codes(head + step.format(shell=shell)) == codes(head + step.format(shell="bash -c"))
+    assert {"HPC101", "HPC103"} <= set(codes(head + step.format(shell=shell)))
+    assert "HPC101" not in codes(head + "srun bash -l run.sh\n")  # a script file, not a -c script: not read

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import compound_body, first_command_line, lex_script
-from ..parse.script import shell_script_text
+from ..parse.script import shell_c_script, shell_script_text
 from ..spec._meta import Spec
 from ..spec._words import Verbatim, passed_text
 from ..spec.argv import model_words
@@ -1307,10 +1307,12 @@ def shell_script_word(step: Any) -> Any:
 
 
 def _shell_c_word(words: Any) -> Any:
-    """The word after ``bash -c`` (or ``sh -c``) among a command's ``words``, or None."""
-    for i in range(1, len(words) - 1):
-        if words[i].value == "-c" and str(words[i - 1].value).rsplit("/", 1)[-1] in ("bash", "sh"):
-            return words[i + 1]
+    """The script word of ``bash -c`` (or ``bash -lc``, ``sh -ec`` …) among a command's ``words``, or None."""
+    values = [w.value for w in words]
+    for i in range(len(words) - 1):
+        at = shell_c_script(values[i:]) if str(values[i]).rsplit("/", 1)[-1] in ("bash", "sh") else None
+        if at is not None:
+            return words[i + at]
     return None
 
 
@@ -3512,7 +3514,7 @@ def _setup_only(ctx: Context) -> Iterator[Any]:
         if step.chain.launcher is not None or not prog:
             continue
         first = prog[0]
-        if first in ("bash", "sh", "/bin/bash", "/bin/sh") and "-c" in prog[1:3]:
+        if first in ("bash", "sh", "/bin/bash", "/bin/sh") and shell_c_script(prog) is not None:
             cmds = [[str(v) for v in c.argv] for c in _simple_commands(_shell_c_script(step.command))]
             if cmds and all(_only_sets_up(x) for x in cmds):
                 first = cmds[0][0]

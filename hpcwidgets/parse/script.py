@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
@@ -26,6 +26,28 @@ from .lexer import (Command, Script, Word, compound_body, directive_words, first
 _SUPPRESS = re.compile(r"hpcw:\s*(disable|disable-file|disable-next)\s*=\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)")
 _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _SHELLS = ("bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/bin/env")
+#: the shells whose ``-c`` script the readers look into
+_C_SHELLS = ("bash", "sh")
+
+
+def shell_c_script(words: Sequence[Any]) -> int | None:
+    """The index of the script word of ``bash -c 'SCRIPT'`` when ``words`` start with such a call (``-c`` among the
+    short options before the script: ``bash -lc``, ``bash -l -c``, ``sh -ec``), else None. As bash reads it: the
+    first word after the options is the script."""
+    start = 1 if words and str(words[0]).rsplit("/", 1)[-1] == "env" else 0  # /usr/bin/env bash -c …
+    if len(words) <= start or str(words[start]).rsplit("/", 1)[-1] not in _C_SHELLS:
+        return None
+    command, i = False, start + 1
+    while i < len(words):
+        word = str(words[i])
+        if word in ("-o", "+o"):
+            i += 2  # -o pipefail
+            continue
+        if not re.fullmatch(r"[-+][A-Za-z]+", word):
+            break
+        command = command or (word[0] == "-" and "c" in word)
+        i += 1
+    return i if command and i < len(words) else None
 #: torch's deprecated launcher module, recognised so that its steps are checked too
 LEGACY_LAUNCH = ("torch.distributed.launch",)
 #: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
@@ -400,8 +422,7 @@ def _read_through(cmd: Command, in_compound: bool, variables: list[Variable],
             kept.append(w)
             through.append((w.raw, held[1]))
             continue
-        if k >= 2 and cmd.words[k - 1].value == "-c" and str(cmd.words[k - 2].value).rsplit("/", 1)[-1] in ("bash", "sh") \
-                and not w.verbatim:
+        if k >= 2 and not w.verbatim and _is_c_script(cmd.words, k):
             found: list[tuple[str, int]] = []
             script = _substituted(str(w.value), cmd.line, in_compound, variables, branches, 6, found, True)
             if found:
@@ -751,14 +772,15 @@ def launch_words(words: list[str]) -> list[str]:
     return list(words[i:])
 
 
+def _is_c_script(words: Sequence[Any], k: int) -> bool:
+    """Whether ``words[k]`` is the script of a ``bash -c`` (``bash -lc``, ``sh -ec`` …) among ``words``."""
+    return any(shell_c_script([w.value for w in words[j:k + 1]]) == k - j for j in range(max(0, k - 4), k))
+
+
 def _wrapped_shell(chain: Chain) -> tuple[int, str] | None:
     """``bash -c 'SCRIPT'`` at the innermost layer → (index of the script word, script text)."""
-    prog = [str(w) for w in chain.program]
-    if len(prog) >= 3 and prog[0] in _SHELLS and "-c" in prog[1:3]:
-        idx = prog.index("-c") + 1
-        if idx < len(prog):
-            return idx, chain.program[idx]
-    return None
+    idx = shell_c_script([str(w) for w in chain.program])
+    return (idx, chain.program[idx]) if idx is not None else None
 
 
 #: the escapes bash removes inside double quotes (a backslash-newline is a line continuation); ``\$NAME`` is
@@ -895,7 +917,7 @@ def _through_wrappers(chain: Chain, line: int) -> tuple[Chain, tuple[str, ...]]:
         if inner is not None and inner.srun is None and not (inner.container and chain.container):
             chain = Chain(chain.srun, chain.container or inner.container, inner.launcher, inner.program,
                           chain.notes + inner.notes, chain.expanded + inner.expanded)
-        elif rest[0] in _SHELLS and "-c" in rest[1:3]:
+        elif shell_c_script(rest) is not None:
             chain = replace(chain, program=tuple(words))
         else:
             break
