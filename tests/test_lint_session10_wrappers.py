@@ -293,3 +293,14 @@ def test_a_bash_c_script_with_other_options_is_read_like_bash_c(shell) -> None:
     assert codes(head + step.format(shell=shell)) == codes(head + step.format(shell="bash -c"))
     assert {"HPC101", "HPC103"} <= set(codes(head + step.format(shell=shell)))
     assert "HPC101" not in codes(head + "srun bash -l run.sh\n")  # a script file, not a -c script: not read
+
+
+@pytest.mark.parametrize("wrapper, fixed", [("numactl -C 0-3", False), ("taskset -c 0-3", False),
+                                            ("uv run", True), ("env NCCL_DEBUG=INFO", True)])
+def test_hpc110_fix_is_left_out_behind_a_wrapper_that_pins_the_process(wrapper, fixed) -> None:
+    """The fix writes srun where the launch starts, after the wrappers: numactl or taskset would then pin srun, not
+    the tasks it starts on the nodes, so that step gets the finding without a fix."""
+    text = (HEAD.format(tasks=1) + 'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+            f"{wrapper} torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$head:29500 t.py\n")
+    found = [f for f in lint(text) if f.code == "HPC110"]
+    assert len(found) == 1 and (found[0].fix is not None) is fixed

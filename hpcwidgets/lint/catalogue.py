@@ -1060,11 +1060,26 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
             continue
         chain = type(step.chain)(Srun(ntasks_per_node=1), step.chain.container, step.chain.launcher,
                                  step.chain.program, step.chain.notes)
+        # the fix writes srun where the launch starts, after the wrappers: one that sets how a process runs
+        # (numactl -C 0-3, taskset, nice) would then apply to srun, not to the tasks it starts elsewhere
+        fix = None if _pins_the_process(step) else \
+            count_fix(ctx, "launch on every node with srun --ntasks-per-node=1", step, chain)
         yield (step.line, f"this job has {job_nodes(ctx)} nodes but the launcher runs in the batch shell, on the first "
-                          "node only; start it with srun --ntasks-per-node=1",
-               count_fix(ctx, "launch on every node with srun --ntasks-per-node=1", step, chain))
+                          "node only; start it with srun --ntasks-per-node=1", fix)
     yield from _other_launchers_on_first_node(ctx)
     yield from _ray_on_first_node(ctx)
+
+
+#: wrappers that set how the process they start runs (CPUs, memory nodes, priority)
+_PINNING_WRAPPERS = frozenset({"numactl", "taskset", "nice", "ionice"})
+
+
+def _pins_the_process(step: Any) -> bool:
+    """Whether the step's command starts with a wrapper of :data:`_PINNING_WRAPPERS` before its launch."""
+    from ..parse.script import launch_words
+    words = [str(w.value) for w in step.command.words]
+    before = words[:len(words) - len(launch_words(words))]
+    return any(w.rsplit("/", 1)[-1] in _PINNING_WRAPPERS for w in before)
 
 
 def _ray_on_first_node(ctx: Context) -> Iterator[Any]:
