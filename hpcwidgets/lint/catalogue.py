@@ -2298,6 +2298,65 @@ def _python_as_script(launcher: Any) -> str:
     return ""
 
 
+#: the host sbatch was run on (a login node, as a rule): no process of the job runs there
+_SUBMIT_HOST = re.compile(r"\$\{?SLURM_SUBMIT_HOST\}?")
+#: a reference to a node list (a compressed one: gpu[01-02])
+_NODELIST_REF = re.compile(r"\$\{?(?:" + "|".join(NODELIST_VARS) + r")\}?")
+
+
+@rule("HPC122", "master-addr-not-the-head-node", "error",
+      summary="the rendezvous host (MASTER_ADDR, --master-addr, --rdzv-endpoint, --main_process_ip) is "
+              "$SLURM_SUBMIT_HOST, or MASTER_ADDR is a node list",
+      why="SLURM_SUBMIT_HOST is the host sbatch was run on, usually a login node: no process of the job runs or "
+          "listens there, so the ranks wait to meet it until the rendezvous times out (or the job's time runs "
+          "out). A MASTER_ADDR of $SLURM_JOB_NODELIST is a compressed list such as gpu[01-02], no host name at all "
+          "(for torchrun's own options that is HPC102). Programs started by srun (Lightning, torch.distributed with "
+          "env://) read the exported MASTER_ADDR.",
+      fix="Use the first node of the job, resolved on the host: "
+          "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1).",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+export MASTER_ADDR=$SLURM_SUBMIT_HOST
+export MASTER_PORT=29500
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+export MASTER_PORT=29500
+srun python train.py
+""")
+def _master_addr_not_head_node(ctx: Context) -> Iterator[Any]:
+    said = "SLURM_SUBMIT_HOST is the host sbatch ran on (a login node), where no process of the job listens"
+    exported = re.search(r"^\s*export\s+(?:[\w-]+\s+)*MASTER_ADDR\b", ctx.parsed.source, re.MULTILINE) is not None
+    for var in ctx.parsed.variables:
+        if var.name != "MASTER_ADDR" or isinstance(var.value, Verbatim) or not (var.exported or exported):
+            continue  # a MASTER_ADDR the script does not export reaches no program (a launch that uses it: below)
+        value = ctx.parsed.resolve(str(var.value), var.line)
+        if _SUBMIT_HOST.search(value):
+            yield var.line, (f"MASTER_ADDR={var.value}: {said}, so the ranks never meet; use the job's first node: "
+                             'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)')
+        elif _NODELIST_REF.fullmatch(value.strip("\"'")) and job_nodes(ctx) > 1:
+            yield var.line, (f"MASTER_ADDR={var.value} is the job's node list in Slurm's compressed form (gpu[01-02]), "
+                             "no host name, so the ranks cannot reach it; use the first node: "
+                             'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)')
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        if launcher is None or launcher.kind != "torchrun":
+            continue
+        for option, value in (("--rdzv-endpoint", launcher.rdzv_endpoint), ("--master-addr", launcher.master_addr)):
+            if value and _SUBMIT_HOST.search(ctx.parsed.resolve(str(value), step.line)):
+                yield step.line, f"{option}={value}: {said}, so the nodes never meet; use the job's first node"
+    for launch in other_launches(ctx):
+        host = launch.options.get("--main_process_ip", "")
+        if host and _SUBMIT_HOST.search(ctx.parsed.resolve(host, launch.line)):
+            yield launch.line, f"--main_process_ip {host}: {said}, so the machines never meet; use the job's first node"
+
+
 # --------------------------------------------------------------------------------------------
 # containers
 
@@ -4181,7 +4240,8 @@ def _misspelled_sentinel(word: str) -> bool:
 
 
 @rule("HPC321", "misspelled-sbatch-sentinel", "error",
-      summary="a line meant as an #SBATCH directive is misspelled (#SBTACH, #sbatch), so sbatch ignores it",
+      summary="a line meant as an #SBATCH directive is misspelled (#SBTACH, #sbatch, SBATCH without its #), so "
+              "sbatch ignores it",
       why="sbatch reads only lines that start exactly with #SBATCH; any other spelling is an ordinary comment. The "
           "options on it are silently dropped: the job runs with the default time, memory or account, and nothing "
           "says why. (A space after the # or a second #, as in # SBATCH or ##SBATCH, is the usual way to switch a "
@@ -4207,6 +4267,14 @@ def _sentinel(ctx: Context) -> Iterator[Any]:
             fixed = "#SBATCH" + text[m.end(1):]
             yield (number, f"#{m.group(1)} is not #SBATCH, so sbatch ignores this line and its options; write #SBATCH",
                    Fix("write #SBATCH", number, number, text=fixed))
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if words[:1] == ["SBATCH"] and len(words) > 1 and words[1].startswith("-") and cmd.line == cmd.end_line:
+            text = ctx.parsed.lines[cmd.line - 1]
+            at = len(text) - len(text.lstrip())
+            yield (cmd.line, f"SBATCH {words[1]} has lost its #: bash runs it as a command (SBATCH: command not "
+                             "found), and sbatch reads no #SBATCH line after it; write #SBATCH",
+                   Fix("write #SBATCH", cmd.line, cmd.line, text=text[:at] + "#" + text[at:]))
 
 
 @rule("HPC312", "misspelled-sbatch-option", "error",

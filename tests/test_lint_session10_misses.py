@@ -1,0 +1,72 @@
+"""Mistakes from bug reports that lint missed (an audit of issue threads): the rendezvous host taken from
+$SLURM_SUBMIT_HOST or an exported MASTER_ADDR that is a node list (HPC122), and an #SBATCH line that lost its #
+(HPC321)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcwidgets.fixes import fix_script
+from hpcwidgets.lint import lint
+
+HEAD = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node={tasks}\n#SBATCH --gres=gpu:4\n"
+FIRST_NODE = 'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+
+
+def found(text: str, code: str) -> list[tuple[int, str]]:
+    return [(f.line, f.message) for f in lint(text) if f.code == code]
+
+
+@pytest.mark.parametrize("tasks, body, what", [
+    (4, "export MASTER_ADDR=$SLURM_SUBMIT_HOST\nexport MASTER_PORT=29500\nsrun python train.py\n", "MASTER_ADDR="),
+    (4, "export MASTER_ADDR=${SLURM_SUBMIT_HOST}\nsrun python train.py\n", "MASTER_ADDR="),
+    (4, "export MASTER_ADDR=$SLURM_JOB_NODELIST\nsrun python train.py\n", "compressed form"),
+    (1, "srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$SLURM_SUBMIT_HOST:29500 "
+        "train.py\n", "--rdzv-endpoint="),
+    (1, "H=$SLURM_SUBMIT_HOST\nsrun torchrun --nnodes=2 --nproc-per-node=4 --master-addr=$H --master-port=29500 "
+        "--node-rank=$SLURM_NODEID train.py\n", "--master-addr="),
+    (1, "srun bash -c 'accelerate launch --multi_gpu --num_machines 2 --num_processes 8 --machine_rank $SLURM_NODEID "
+        "--main_process_ip $SLURM_SUBMIT_HOST --main_process_port 29500 train.py'\n", "--main_process_ip"),
+])
+def test_a_rendezvous_host_that_is_not_a_node_of_the_job(tasks, body, what):
+    hits = found(HEAD.format(tasks=tasks) + body, "HPC122")
+    assert len(hits) == 1 and what in hits[0][1]
+
+
+@pytest.mark.parametrize("text", [
+    HEAD.format(tasks=4) + "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n"
+                           "srun python train.py\n",
+    HEAD.format(tasks=1) + FIRST_NODE + "srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+                                        "--rdzv-endpoint=$head:29500 train.py\n",
+    # one node: the list is that one host's name
+    "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=4\nexport MASTER_ADDR=$SLURM_JOB_NODELIST\nsrun python t.py\n",
+    # only printed
+    HEAD.format(tasks=4) + 'echo "submitted from $SLURM_SUBMIT_HOST"\nsrun python train.py\n',
+])
+def test_the_head_node_and_other_uses_are_left_alone(text):
+    assert found(text, "HPC122") == []
+
+
+SIGNAL = """#!/bin/bash
+#SBATCH --nodes=1
+SBATCH --signal=SIGUSR1@90
+#SBATCH --ntasks-per-node=4
+#SBATCH --time=24:00:00
+srun python train.py
+"""
+
+
+def test_an_sbatch_line_that_lost_its_hash_is_named_and_fixed():
+    hits = found(SIGNAL, "HPC321")
+    assert [line for line, _ in hits] == [3] and "has lost its #" in hits[0][1]
+    fixed, _ = fix_script(SIGNAL)
+    assert "#SBATCH --signal=SIGUSR1@90\n" in fixed and lint(fixed) == []
+    assert found("#!/bin/bash\n#SBATCH -N 1\nsbatch --dependency=afterok:1 next.sh\n", "HPC321") == []  # a submission
+
+
+def test_a_master_addr_the_script_does_not_export_reaches_no_program():
+    text = HEAD.format(tasks=1) + "MASTER_ADDR=$SLURM_JOB_NODELIST\n" + FIRST_NODE + (
+        "srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$head:29500 train.py\n")
+    assert found(text, "HPC122") == []
+    assert len(found(text.replace("MASTER_ADDR=$SLURM_JOB_NODELIST\n",
+                                  "MASTER_ADDR=$SLURM_JOB_NODELIST\nexport MASTER_ADDR\n"), "HPC122")) == 1
