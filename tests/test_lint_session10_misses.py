@@ -70,3 +70,19 @@ def test_a_master_addr_the_script_does_not_export_reaches_no_program():
     assert found(text, "HPC122") == []
     assert len(found(text.replace("MASTER_ADDR=$SLURM_JOB_NODELIST\n",
                                   "MASTER_ADDR=$SLURM_JOB_NODELIST\nexport MASTER_ADDR\n"), "HPC122")) == 1
+
+
+def test_scontrol_requeue_in_a_container_is_hpc222_not_the_head_node_rule():
+    """HPC104 is about the head node's lookup (scontrol show hostnames) run in the container; any other scontrol
+    call there, also in the container's own bash -c script, is HPC222's."""
+    requeue = ("#!/bin/bash\n#SBATCH --gres=gpu:1\n"
+               "srun apptainer exec --nv pt.sif bash -c 'python train.py || scontrol requeue $SLURM_JOB_ID'\n")
+    codes = [f.code for f in lint(requeue)]
+    assert "HPC222" in codes and "HPC104" not in codes
+    lookup = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --gres=gpu:4\nsrun apptainer exec --nv pt.sif bash -c "
+              "'torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+              "--rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500 train.py'\n")
+    assert "HPC104" in [f.code for f in lint(lookup)]
+    on_the_host = ('#!/bin/bash\n#SBATCH -N 1\nsrun bash -c "scontrol show job \\$SLURM_JOB_ID; '
+                   "apptainer exec img.sif bash -c 'python t.py'\"\n")
+    assert "HPC222" not in [f.code for f in lint(on_the_host)]

@@ -1258,7 +1258,8 @@ def _head_in_container(ctx: Context) -> Iterator[Any]:
             continue
         for w in cmd.words[start + 1:]:
             raw = w.raw
-            if "scontrol" in raw and (raw.lstrip().startswith("'") or "\\$(" in raw):
+            # only the head node's lookup (scontrol show hostnames): other scontrol calls there are HPC222's
+            if re.search(r"scontrol\s+show\s+hostnames?\b", raw) and (raw.lstrip().startswith("'") or "\\$(" in raw):
                 yield (cmd.line, "scontrol runs inside the container (the quotes delay it until then), where it is usually "
                                  "missing; resolve head_node on the host before srun and pass \"$head_node:29500\"")
                 break
@@ -2689,6 +2690,14 @@ def _slurm_in_container(ctx: Context) -> Iterator[Any]:
         inner = [str(w) for w in (getattr(c, "command", ()) or step.chain.program)]
         program = inner[0].rsplit("/", 1)[-1] if inner else ""
         given = any(re.search(r"slurm|munge", str(b.src)) for b in getattr(c, "binds", ()))
+        at = shell_c_script(inner)
+        if at is not None:  # apptainer exec IMG bash -c '… || scontrol requeue …': the script the container runs
+            try:
+                code = lex_script(inner[at]).code
+            except ParseError:
+                code = ()
+            inside = [str(x.argv[0]).rsplit("/", 1)[-1] for x in _simple_commands(code) if x.argv]
+            program = next((p for p in inside if p in _SLURM_COMMANDS), program)
         if program in _SLURM_COMMANDS and not given:  # binding /etc/slurm and munge in is how sites allow it
             yield (step.line, f"{program} runs inside the container, where Slurm's commands and configuration are "
                               f"usually missing; run it on the host ({program} before {getattr(c, 'binary', 'ch-run')})")
