@@ -86,3 +86,13 @@ def test_scontrol_requeue_in_a_container_is_hpc222_not_the_head_node_rule():
     on_the_host = ('#!/bin/bash\n#SBATCH -N 1\nsrun bash -c "scontrol show job \\$SLURM_JOB_ID; '
                    "apptainer exec img.sif bash -c 'python t.py'\"\n")
     assert "HPC222" not in [f.code for f in lint(on_the_host)]
+
+
+def test_accelerate_started_on_several_nodes_without_num_machines_trains_apart():
+    text = HEAD.format(tasks=1) + "srun accelerate launch train.py\n"
+    hits = found(text, "HPC112")
+    assert len(hits) == 1 and "2 separate trainings" in hits[0][1]
+    assert found(text.replace("launch train.py", "launch --config_file multi.yaml train.py"), "HPC112") == []
+    one_node = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:4\n" \
+               "srun accelerate launch --multi_gpu --num_processes 4 train.py\n"
+    assert found(one_node, "HPC112") == []

@@ -2066,7 +2066,8 @@ def _legacy(ctx: Context) -> Iterator[Any]:
               "launchers srun starts (one per node in a correct job) or the job's nodes",
       why="The rendezvous waits until --nnodes launchers have joined, wherever they run: with more than srun starts "
           "(tasks per node × nodes) it hangs; with fewer, the extra launchers are rejected and fail. accelerate "
-          "launch hands --num_machines to torchrun as --nnodes, with the same result. deepspeed --num_nodes takes the "
+          "launch hands --num_machines to torchrun as --nnodes, with the same result; without --num_machines (or a "
+          "config file) it is one machine, so started on several nodes it runs a separate training on each. deepspeed --num_nodes takes the "
           "first hosts of its hostfile: more than the job has gives a smaller run than planned (or reaches hosts "
           "outside the job), and without a hostfile deepspeed stops ('Num nodes is >1 but no extra nodes available "
           "via hostfile'). (In a heterogeneous job only steps in its first component are judged: the job's counts "
@@ -2142,7 +2143,7 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
 def _accelerate_machines_mismatch(ctx: Context) -> Iterator[Any]:
     """HPC112 for accelerate launch started once per machine: --num_machines is torchrun's --nnodes."""
     for launch in other_launches(ctx):
-        machines = launch.number(ctx, "--num_machines")
+        machines = launch.machines(ctx) if launch.name == "accelerate launch" else None  # 1 when it is not given
         if launch.name != "accelerate launch" or machines is None or launch.placed_by_hand \
                 or accelerate_path(launch, machines) != "per_machine":
             continue
@@ -2158,6 +2159,12 @@ def _accelerate_machines_mismatch(ctx: Context) -> Iterator[Any]:
         nodes, per_node = _step_nodes(ctx, launch.step), tasks_per_node(ctx, launch.step) or 1
         if machines in (nodes, nodes * per_node):
             continue  # as many launchers as it waits for (HPC101 reports several on a node)
+        if "--num_machines" not in launch.options:
+            yield (launch.line, f"accelerate launch without --num_machines (or a config file) runs as one machine, and "
+                                f"srun starts it on {nodes} nodes: {nodes} separate trainings, each on its own node's "
+                                f"GPUs, that never exchange gradients; use --num_machines {nodes} with --machine_rank "
+                                "and --main_process_ip (the head node)")
+            continue
         started = f"{nodes * per_node} accelerate launchers ({per_node} on each of {nodes} nodes)" if per_node > 1 \
             else f"accelerate launch on {nodes} node{'s' if nodes > 1 else ''} (one launcher each)"
         outcome = "waits forever for the missing ones" if machines > nodes * per_node \
