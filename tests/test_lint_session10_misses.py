@@ -96,3 +96,18 @@ def test_accelerate_started_on_several_nodes_without_num_machines_trains_apart()
     one_node = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:4\n" \
                "srun accelerate launch --multi_gpu --num_processes 4 train.py\n"
     assert found(one_node, "HPC112") == []
+
+
+@pytest.mark.parametrize("directives, message", [
+    ("#SBATCH --nodes=1\n#SBATCH --ntasks=1\n#SBATCH --ntasks-per-node=2\n", "the job gets 1 task, not 2"),
+    ("#SBATCH --ntasks=1\n#SBATCH --ntasks-per-node=2\n", "the job gets 1 task, not 2"),
+    ("#SBATCH --nodes=2\n#SBATCH --ntasks=1\n", "sbatch lowers the nodes to 1"),
+])
+def test_task_counts_sbatch_changes_behind_the_scripts_back(directives, message):
+    """Checked with sbatch --test-only on the practice cluster (Slurm 22.05): --nodes=1 --ntasks=1
+    --ntasks-per-node=2 runs 1 task; --nodes=2 --ntasks=1 says "can't run 1 processes on 2 nodes, setting nnodes
+    to 1". An uneven spread over several nodes (6 tasks, at most 4 per node) is what --ntasks-per-node is for."""
+    hits = found("#!/bin/bash\n" + directives + "srun python train.py\n", "HPC308")
+    assert len(hits) == 1 and message in hits[0][1]
+    uneven = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks=6\n#SBATCH --ntasks-per-node=4\nsrun python t.py\n"
+    assert found(uneven, "HPC308") == []

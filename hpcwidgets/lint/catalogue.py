@@ -3956,8 +3956,10 @@ _job_rule_specs = [
      "the nodes × the GPUs per node.",
      (12,), "#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n#SBATCH --gpus=4\n", "#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n"),
     ("HPC308", "bad-count", "error", "a node, task or CPU count is not a positive whole number, or the tasks do not fit",
-     "sbatch rejects the job, or (ntasks larger than nodes × tasks per node) refuses to place it.",
-     "Write whole numbers of at least 1, and keep --ntasks ≤ --nodes × --ntasks-per-node.", (12,),
+     "sbatch rejects the job, or (ntasks larger than nodes × tasks per node) refuses to place it. With fewer tasks "
+     "than nodes it lowers the nodes to the tasks; on one node, --ntasks below --ntasks-per-node wins (the latter is "
+     "a maximum), so the job gets fewer tasks than its srun steps or Lightning expect.",
+     "Write whole numbers of at least 1, and keep --nodes ≤ --ntasks ≤ --nodes × --ntasks-per-node.", (12,),
      "#SBATCH --nodes=0\n", "#SBATCH --nodes=1\n"),
     ("HPC399", "other-directive-problem", "error", "another #SBATCH value Slurm would reject",
      "sbatch refuses the job at submission (for example an unknown --mail-type).",

@@ -535,6 +535,15 @@ class SlurmJob(Spec):
         if tasks and per_node and span is not None and span[1] > 0 and tasks > per_node * span[1]:
             where = f"{self.nodes} node(s)" if span[0] == span[1] else f"at most {span[1]} nodes ({self.nodes})"
             out.append(Problem("ntasks", f"{tasks} tasks do not fit in {where} × {per_node} tasks per node"))
+        elif tasks and span is not None and span[0] > tasks:
+            # sbatch: "can't run 1 processes on 2 nodes, setting nnodes to 1"
+            out.append(Problem("ntasks", f"{tasks} task{'s' if tasks > 1 else ''} on {self.nodes} nodes: a node needs "
+                                         f"a task, so sbatch lowers the nodes to {tasks}; ask for at least {span[0]} "
+                                         "tasks, or fewer nodes"))
+        elif tasks and per_node and (span == (1, 1) or self.nodes is None) and tasks < per_node:
+            out.append(Problem("ntasks", f"--ntasks={tasks} wins over --ntasks-per-node={per_node} on one node (sbatch "
+                                         f"takes the latter as a maximum): the job gets {tasks} task"
+                                         f"{'s' if tasks > 1 else ''}, not {per_node}; drop one of the two"))
         if isinstance(self.mail_type, str) and self.mail_type:
             bad = [t for t in self.mail_type.split(",") if t.strip().upper() not in MAIL_TYPES]
             if bad:
