@@ -111,3 +111,29 @@ def test_task_counts_sbatch_changes_behind_the_scripts_back(directives, message)
     assert len(hits) == 1 and message in hits[0][1]
     uneven = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks=6\n#SBATCH --ntasks-per-node=4\nsrun python t.py\n"
     assert found(uneven, "HPC308") == []
+
+
+MONITOR = """#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:4
+{monitor} > gpu_util.log &
+srun python train.py
+"""
+
+
+@pytest.mark.parametrize("monitor", ["srun nvidia-smi dmon -s u -d 30", "srun nvidia-smi -l 30",
+                                     "srun nvidia-smi --query-gpu=utilization.gpu --format=csv --loop=30",
+                                     "srun watch -n 60 nvidia-smi", "srun tail -f train.log"])
+def test_a_monitor_step_that_never_ends_blocks_the_training_step(monitor):
+    text = MONITOR.format(monitor=monitor)
+    hits = [f for f in lint(text) if f.code == "HPC522"]
+    assert [f.line for f in hits] == [5] and "the srun on line 6 waits" in hits[0].message
+    fixed, _ = fix_script(text)
+    assert "srun --overlap " in fixed and "HPC522" not in [f.code for f in lint(fixed)]
+
+
+@pytest.mark.parametrize("monitor", ["srun --overlap nvidia-smi dmon", "nvidia-smi dmon", "srun nvidia-smi",
+                                     "srun nvidia-smi dmon -c 10"])
+def test_monitors_that_share_end_or_run_in_the_batch_shell_are_left_alone(monitor):
+    assert "HPC522" not in [f.code for f in lint(MONITOR.format(monitor=monitor))]

@@ -6448,6 +6448,71 @@ def _how_started(b: BackgroundStep) -> str:
     return f"{b.how}{at} starts this step in the background {started}"
 
 
+def _never_ends(words: list[str]) -> bool:
+    """Whether a step's program runs until it is killed: a monitor that repeats (nvidia-smi dmon/pmon or -l/--loop,
+    watch), tail -f, sleep infinity."""
+    if not words:
+        return False
+    program, args = words[0].rsplit("/", 1)[-1], words[1:]
+    if program == "nvidia-smi":
+        if any(a in ("dmon", "pmon") for a in args):
+            return not any(a == "-c" or a.startswith(("-c=", "--count")) for a in args)  # dmon -c 10: ten samples
+        return any(re.fullmatch(r"-l(?:ms)?(?:=?\d+)?|--loop(?:-ms)?(?:=\d+)?", a) for a in args)
+    if program == "watch":
+        return True
+    if program == "tail":
+        return any(re.fullmatch(r"-[A-Za-z]*[fF][A-Za-z]*|--follow(?:=\w+)?", a) for a in args)
+    return program == "sleep" and args[:1] == ["infinity"]
+
+
+@rule("HPC522", "monitor-step-blocks-the-job", "error",
+      summary="a monitor started as a background srun step (srun nvidia-smi dmon &) holds the job's resources "
+              "for good, so a later srun step never starts",
+      why="A step without --overlap takes every CPU of the job on its node (without --exact) and every GPU the job "
+          "has (when it asks for none itself), and steps do not share them. A monitor such as nvidia-smi dmon, "
+          "nvidia-smi -l 30, watch or tail -f never ends, so the training step after it waits ('step creation "
+          "temporarily disabled') until the job's time runs out.",
+      fix="Start the monitor with srun --overlap (it then shares the resources), or without srun: nvidia-smi dmon "
+          "… & in the batch shell watches the first node.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:4
+srun nvidia-smi dmon -s u -d 30 > gpu_util.log &
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:4
+srun --overlap nvidia-smi dmon -s u -d 30 > gpu_util.log &
+srun python train.py
+""")
+def _monitor_step_blocks(ctx: Context) -> Iterator[Any]:
+    if heterogeneous(ctx):
+        return
+    later = [s for s in steps(ctx) if s.chain.srun is not None]
+    for b in background_steps(ctx):
+        step = b.step
+        if step.chain.container is not None or step.chain.launcher is not None or b.several \
+                or not _never_ends([str(w) for w in step.chain.program]):
+            continue
+        missing = _missing_share(ctx, step)
+        blocked = next((s for s in later if s.line > step.line and s is not step), None)
+        if not missing or blocked is None:
+            continue
+        program = " ".join(str(w) for w in step.chain.program[:2])
+        fix = None
+        words = step.command.words
+        if words and str(words[0].value) == "srun" and step.line == step.end_line and not b.in_loop:
+            text = ctx.parsed.lines[step.line - 1]
+            at = words[0].col - 1 + len(words[0].raw)
+            fix = Fix("run the monitor with srun --overlap", step.line, step.line, text=text[:at] + " --overlap" + text[at:])
+        yield (step.line, f"srun {program} … never ends and holds the job's {' and '.join(missing)} (a step without "
+                          f"--overlap takes them all), so the srun on line {blocked.line} waits for it until the job's "
+                          "time runs out; start the monitor with srun --overlap, or without srun", fix)
+
+
 @rule("HPC519", "background-steps-without-wait", "error",
       summary="steps started in the background (srun … &, or a function or ( … ) group running srun with &) with "
               "no wait before the script ends",
