@@ -2067,8 +2067,8 @@ def _legacy(ctx: Context) -> Iterator[Any]:
       why="The rendezvous waits until --nnodes launchers have joined, wherever they run: with more than srun starts "
           "(tasks per node × nodes) it hangs; with fewer, the extra launchers are rejected and fail. accelerate "
           "launch hands --num_machines to torchrun as --nnodes, with the same result; without --num_machines (or a "
-          "config file) it is one machine, so started on several nodes it runs a separate training on each. deepspeed --num_nodes takes the "
-          "first hosts of its hostfile: more than the job has gives a smaller run than planned (or reaches hosts "
+          "config file) it is one machine, so started on several nodes it runs a separate training on each. "
+          "deepspeed --num_nodes takes the first hosts of its hostfile: more than the job has gives a smaller run than planned (or reaches hosts "
           "outside the job), and without a hostfile deepspeed stops ('Num nodes is >1 but no extra nodes available "
           "via hostfile'). (In a heterogeneous job only steps in its first component are judged: the job's counts "
           "are that component's.)",
@@ -6507,7 +6507,8 @@ def _monitor_step_blocks(ctx: Context) -> Iterator[Any]:
         if words and str(words[0].value) == "srun" and step.line == step.end_line and not b.in_loop:
             text = ctx.parsed.lines[step.line - 1]
             at = words[0].col - 1 + len(words[0].raw)
-            fix = Fix("run the monitor with srun --overlap", step.line, step.line, text=text[:at] + " --overlap" + text[at:])
+            fix = Fix("run the monitor with srun --overlap", step.line, step.line,
+                      text=text[:at] + " --overlap" + text[at:])
         yield (step.line, f"srun {program} … never ends and holds the job's {' and '.join(missing)} (a step without "
                           f"--overlap takes them all), so the srun on line {blocked.line} waits for it until the job's "
                           "time runs out; start the monitor with srun --overlap, or without srun", fix)

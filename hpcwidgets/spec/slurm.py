@@ -43,6 +43,8 @@ def keyboard_option(raw: str) -> str:
     if "\u2014" in dashes or len(dashes) > 1 or len(re.match(r"[A-Za-z0-9_]*", rest).group(0)) > 1:
         return "--" + rest
     return "-" + rest
+
+
 #: interpreters that read a job script as the shell language of the models (csh, Python, R, Julia … do not)
 SHELL_INTERPRETERS = frozenset({"sh", "bash", "dash", "ksh", "ksh93", "mksh", "zsh", "ash", "busybox"})
 
@@ -471,6 +473,7 @@ class SlurmJob(Spec):
         return out
 
     def _shell_problems(self) -> list[Problem]:
+        """The #! line names a shell (see :meth:`_shell_line_problems` for how it is written)."""
         problems = self._shell_line_problems()
         if not problems and isinstance(self.shell, str) and not is_shell(shebang_program("#!" + self.shell)):
             problems.append(Problem("shell", f"{self.shell!r} is not a shell, but the script's lines are shell "
