@@ -10,7 +10,8 @@ import pytest
 from hpcwidgets.errors import ParseError
 from hpcwidgets.lint import lint
 from hpcwidgets.parse import parse_job, parse_script
-from hpcwidgets.parse.script import interpreter, reachable_text, runs_in_a_shell
+from hpcwidgets.parse.script import reachable_text, runs_in_a_shell
+from hpcwidgets.spec.slurm import shebang_program
 
 PYTHON = """#!/usr/bin/env python3
 #SBATCH --ntasks=1
@@ -52,7 +53,7 @@ println(nworkers)
     ("#!/bin/tcsh -f", "tcsh", False), ("#SBATCH -N 1", "", True),
 ])
 def test_the_interpreter_of_the_first_line(first, program, shell):
-    assert interpreter(first + "\n") == program and runs_in_a_shell(first + "\n") is shell
+    assert shebang_program(first + "\n") == program and runs_in_a_shell(first + "\n") is shell
 
 
 @pytest.mark.parametrize("text", [PYTHON, R_SCRIPT, CSH])

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import compound_body, first_command_line, lex_script
-from ..parse.script import shell_c_script, shell_script_text
+from ..parse.script import c_script_in, shell_c_script, shell_script_text
 from ..spec._meta import Spec
 from ..spec._words import Verbatim, passed_text
 from ..spec.argv import model_words
@@ -21,6 +21,8 @@ from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 
 NODELIST_VARS = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
+#: a reference to a node list (a compressed one: gpu[01-02])
+_NODELIST_REF = re.compile(r"\$\{?(?:" + "|".join(NODELIST_VARS) + r")\}?")
 
 
 # --------------------------------------------------------------------------------------------
@@ -749,8 +751,7 @@ _ONE_QUOTED_ELEMENT = re.compile(r'\(\s*"\$\{?([A-Za-z_]\w*)\}?"\s*\)')
 #: a reference to a variable or to the first element of an array (``$head_node``, ``${nodes_array[0]}``)
 _FIRST_ELEMENT_REF = re.compile(r"\$\{([A-Za-z_]\w*)(\[0\])?\}|\$([A-Za-z_]\w*)")
 #: a value that is the job's whole host list, one host per line, or its compressed form
-_HOST_LIST = re.compile(r'\$\(\s*scontrol\s+show\s+hostnames?\s+[^|;&`)]*\)|"?\$\{?(?:' + "|".join(NODELIST_VARS)
-                        + r')\}?"?')
+_HOST_LIST = re.compile(r'\$\(\s*scontrol\s+show\s+hostnames?\s+[^|;&`)]*\)|"?' + _NODELIST_REF.pattern + '"?')
 
 
 def _whole_list_element(ctx: Context, text: str, line: int, depth: int = 4) -> str | None:
@@ -1324,12 +1325,8 @@ def shell_script_word(step: Any) -> Any:
 
 def _shell_c_word(words: Any) -> Any:
     """The script word of ``bash -c`` (or ``bash -lc``, ``sh -ec`` …) among a command's ``words``, or None."""
-    values = [w.value for w in words]
-    for i in range(len(words) - 1):
-        at = shell_c_script(values[i:]) if str(values[i]).rsplit("/", 1)[-1] in ("bash", "sh") else None
-        if at is not None:
-            return words[i + at]
-    return None
+    at = c_script_in([w.value for w in words])
+    return words[at] if at is not None else None
 
 
 def _step_nodes(ctx: Context, step: Any) -> int:
@@ -2308,8 +2305,6 @@ def _python_as_script(launcher: Any) -> str:
 
 #: the host sbatch was run on (a login node, as a rule): no process of the job runs there
 _SUBMIT_HOST = re.compile(r"\$\{?SLURM_SUBMIT_HOST\}?")
-#: a reference to a node list (a compressed one: gpu[01-02])
-_NODELIST_REF = re.compile(r"\$\{?(?:" + "|".join(NODELIST_VARS) + r")\}?")
 
 
 @rule("HPC122", "master-addr-not-the-head-node", "error",

@@ -25,7 +25,6 @@ from .lexer import (Command, Script, Word, compound_body, directive_words, first
 
 _SUPPRESS = re.compile(r"hpcw:\s*(disable|disable-file|disable-next)\s*=\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)")
 _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-_SHELLS = ("bash", "sh", "/bin/bash", "/bin/sh", "/usr/bin/bash", "/usr/bin/env")
 #: the shells whose ``-c`` script the readers look into
 _C_SHELLS = ("bash", "sh")
 
@@ -48,6 +47,20 @@ def shell_c_script(words: Sequence[Any]) -> int | None:
         command = command or (word[0] == "-" and "c" in word)
         i += 1
     return i if command and i < len(words) else None
+
+
+def c_script_in(words: Sequence[Any]) -> int | None:
+    """The index of the script word of the first ``bash -c`` call among a command's ``words`` (after srun, in a
+    container …: see :func:`shell_c_script`), or None."""
+    values = [str(w) for w in words]
+    for i, word in enumerate(values[:-1]):
+        if word.rsplit("/", 1)[-1] in _C_SHELLS:
+            at = shell_c_script(values[i:])
+            if at is not None:
+                return i + at
+    return None
+
+
 #: torch's deprecated launcher module, recognised so that its steps are checked too
 LEGACY_LAUNCH = ("torch.distributed.launch",)
 #: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
@@ -412,6 +425,7 @@ def _read_through(cmd: Command, in_compound: bool, variables: list[Variable],
     words: list[Any] = []
     kept: list[Word] = []
     through: list[tuple[str, int]] = []
+    c_script = c_script_in([w.value for w in cmd.words])
     for k, w in enumerate(cmd.words):
         m = _REF.fullmatch(w.raw)
         held = _held_text(m.group(1) or m.group(2), cmd.line, in_compound, variables, branches) \
@@ -422,7 +436,7 @@ def _read_through(cmd: Command, in_compound: bool, variables: list[Variable],
             kept.append(w)
             through.append((w.raw, held[1]))
             continue
-        if k >= 2 and not w.verbatim and _is_c_script(cmd.words, k):
+        if k == c_script and not w.verbatim:
             found: list[tuple[str, int]] = []
             script = _substituted(str(w.value), cmd.line, in_compound, variables, branches, 6, found, True)
             if found:
@@ -772,11 +786,6 @@ def launch_words(words: list[str]) -> list[str]:
     return list(words[i:])
 
 
-def _is_c_script(words: Sequence[Any], k: int) -> bool:
-    """Whether ``words[k]`` is the script of a ``bash -c`` (``bash -lc``, ``sh -ec`` …) among ``words``."""
-    return any(shell_c_script([w.value for w in words[j:k + 1]]) == k - j for j in range(max(0, k - 4), k))
-
-
 def _wrapped_shell(chain: Chain) -> tuple[int, str] | None:
     """``bash -c 'SCRIPT'`` at the innermost layer → (index of the script word, script text)."""
     idx = shell_c_script([str(w) for w in chain.program])
@@ -967,12 +976,6 @@ def _tune_run(words: list[Any]) -> Chain | None:
     return Chain(launcher=model, notes=parsed.notes)
 
 
-def interpreter(text: str) -> str:
-    """The program a job script's ``#!`` line runs it with (``/usr/bin/env python3 -u`` → ``python3``), "" when it
-    has none (sbatch then refuses it, and a reader takes it for a shell script)."""
-    return shebang_program(text)
-
-
 def runs_in_a_shell(text: str) -> bool:
     """Whether sbatch runs the script with a shell hpcwidgets reads (bash, sh …: :data:`SHELL_INTERPRETERS`):
     a job script may be a Python, R, Julia or csh program whose ``#SBATCH`` lines are comments in its language."""
@@ -1072,7 +1075,7 @@ def read_script(text: str, path: str = "") -> ParsedScript:
             held_commands.append(split)
             split = None
         if split is None and (step is not None and step.chain.launcher is None and _wrapped(step.chain.program)
-                              or step is None and "tune" in words[:8]):
+                              or step is None and [str(w) for w in launch_words(words)[:2]] == ["tune", "run"]):
             split = _step_for(cmd, words, env, in_compound, wrappers=True)
         split = split or step
         if split is not None:

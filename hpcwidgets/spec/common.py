@@ -27,11 +27,11 @@ ARRAY_WORD = re.compile(rf'(?P<q>")?\$\{{(?P<array>{_SHELL_NAME})\[[@*]\]\}}(?(q
 #: a word bash turns into as many words as it holds, quoted or not: an array's elements or the script's arguments
 #: ("${OPTS[@]}", "$@", ${OPTS[@]}, $@)
 LIST_WORD = re.compile(rf'(")?\$(?:@|\{{{_SHELL_NAME}\[@\]\}})(?(1)")')
-#: a variable reference kept as written from a script, which may hold options (bash splits its value, or passes an
-#: array's elements, as words): $nv, ${NV}, "${OPTS[@]}", "$@"
-_REFERENCE = re.compile(rf'\$(?:{_SHELL_NAME}|\{{{_SHELL_NAME}\}})|{ARRAY_WORD.pattern}|"?\$@"?')
 #: a value that is one reference and nothing else ($PAIRS, ${PAIRS})
 _LONE_REFERENCE = re.compile(rf"\$(?:{_SHELL_NAME}|\{{{_SHELL_NAME}\}})")
+#: a variable reference kept as written from a script, which may hold options (bash splits its value, or passes an
+#: array's elements, as words): $nv, ${NV}, "${OPTS[@]}", "$@"
+_REFERENCE = re.compile(rf'{_LONE_REFERENCE.pattern}|{ARRAY_WORD.pattern}|"?\$@"?')
 #: an option and its value typed into one entry: "--bind /data:/data" (the space before any "=")
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 
