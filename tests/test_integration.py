@@ -387,3 +387,27 @@ def test_submit_exit_status_follows_the_job(on_cluster, tmp_path, capsys, last_l
     assert (rc, got) == (code, state)
     assert out_path == tmp_path / f"exit-{job_id}.out"
     assert out_path.read_text().startswith("started on n")
+
+
+# ------------------------------------------------------------------------------------------------
+# g. a step with more CPUs than the job: lint's HPC322 says srun refuses it, and srun does
+
+def test_a_step_with_more_tasks_than_the_job_fails_as_lint_says(on_cluster, tmp_path, capsys):
+    """The practice nodes have 2 CPUs; a job of one task (one CPU) cannot start srun -n 2, and the job that asks
+    for the two tasks can."""
+    from hpcwidgets.lint import lint
+    head = (f"#!/bin/bash\n#SBATCH --partition={pc.PARTITION}\n#SBATCH --time=00:01:00\n#SBATCH --nodes=1\n"
+            "#SBATCH --output=step-%j.out\n")
+    bad = head + "#SBATCH --ntasks=1\nsrun -n 2 hostname\n"
+    good = head + "#SBATCH --ntasks=2\nsrun -n 2 hostname\n"
+    local = load_profile("local")
+    assert [f.code for f in lint(bad, local) if f.severity == "error"] == ["HPC322"]
+    assert [f for f in lint(good, local) if f.severity == "error"] == []
+    script = tmp_path / "job.sbatch"
+    script.write_text(bad)
+    _, _, _, out_path = _submit_cli(script, capsys)
+    assert "More processors requested than permitted" in out_path.read_text()
+    script.write_text(good)
+    rc, _, state, out_path = _submit_cli(script, capsys)
+    assert (rc, state) == (0, "COMPLETED")
+    assert len(out_path.read_text().split()) == 2  # two tasks, two host names

@@ -4023,12 +4023,20 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
         if ctx.parsed.variable("SRUN_CPUS_PER_TASK", step.line) or any(n == "SRUN_CPUS_PER_TASK" for n, _ in step.env):
             continue
         own = [str(e).partition("=")[0] for e in srun.extra]
-        if "--cpus-per-gpu" in own:
-            continue  # the step sizes its CPUs by GPU, which srun refuses together with --cpus-per-task
+        if "--cpus-per-gpu" in own or "--overlap" in own or _is_monitor(step):
+            continue  # sized by GPU (srun refuses that with --cpus-per-task); a monitor or shell beside the others
+        over = _step_tasks_over_job(ctx, step)
+        if over is not None:  # more tasks than the job's: each gets its share of the job's CPUs
+            total = _job_cpus(ctx)[2]  # type: ignore[index]  # known: the step was measured against it
+            if ctx.profile is None or ctx.profile.version_tuple() is None or over > total or total // over <= 1:
+                continue  # HPC322's (the step may not start), or no CPUs to share out
+            cpus, had = total // over, f"srun -n {over} shares the job's {total} CPUs, {total // over} a task,"
+        else:
+            had = f"the job has --cpus-per-task={cpus}"
         # no fix in a heterogeneous job (its components may ask for different counts), nor for a step run in the
         # background or with --exact: one of several sharing the job's CPUs, which would then wait for each other
         shared = het or step.command.joined_by == "&" or "--exact" in own
-        yield (step.line, f"the job has --cpus-per-task={cpus} but srun on Slurm 22.05–23.02 gives each task one CPU; "
+        yield (step.line, f"{had} but srun on Slurm 22.05–23.02 gives each task one CPU; "
                           f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
                # written in after "srun" alone: the rest of the line stays exactly as it was
                None if shared else _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
@@ -4069,6 +4077,83 @@ def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:
     if line[srun.col - 1:at] != srun.raw:
         return None
     return Fix(f"pass {option} to srun", srun.line, srun.line, text=f"{line[:at]} {option}{line[at:]}")
+
+
+def _job_cpus(ctx: Context) -> tuple[int, int, int] | None:
+    """(tasks, CPUs per task, CPUs) the job is given, when its #SBATCH lines fix them: no --exclusive (the whole
+    node), no --overcommit, no --cpus-per-gpu or --mincpus (CPUs counted another way), not heterogeneous."""
+    job = ctx.job
+    tasks = job_tasks(ctx)
+    per_task = job.cpus_per_task if job.cpus_per_task is not None else 1
+    if tasks is None or not isinstance(per_task, int) or job.exclusive or job.cpus_per_gpu is not None \
+            or heterogeneous(ctx) or any(d.applied and d.flag in ("-O", "--overcommit", "--mincpus")
+                                         for d in ctx.parsed.directives):
+        return None
+    return tasks, per_task, tasks * per_task
+
+
+def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
+    """The task count an srun step asks for with -n/--ntasks when it is more than the job's, else None."""
+    srun = step.chain.srun
+    found = _job_cpus(ctx)
+    if srun is None or srun.ntasks is None or found is None:
+        return None
+    n = as_int(ctx, srun.ntasks, step.line)
+    return n if n is not None and n > found[0] else None
+
+
+@rule("HPC322", "step-asks-for-more-cpus-than-the-job", "error",
+      summary="srun -n N starts more tasks than the job asked for, and the CPUs they need are more than the job has",
+      why="A step cannot use more CPUs than the job's allocation: the job's #SBATCH --ntasks and --cpus-per-task "
+          "fix how many it gets. srun -n 4 in a job of --ntasks=1 --cpus-per-task=8 asks for 4 tasks; from Slurm "
+          "23.11 each takes the job's --cpus-per-task again, so the step wants 32 CPUs of 8 and srun stops with "
+          "'Unable to create step … More processors requested than permitted'. (Slurm 22.05–23.02 give each such "
+          "task one CPU instead.)",
+      fix="Ask the job for the tasks the step starts (#SBATCH --ntasks=4 --cpus-per-task=2), or give each task its "
+          "share of the job's CPUs: srun -n 4 --cpus-per-task=2 ….",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+#SBATCH --gres=gpu:4
+srun -n 4 apptainer exec --nv img_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=2
+#SBATCH --gres=gpu:4
+srun --cpus-per-task=2 apptainer exec --nv img_2.3.sif python train.py
+""")
+def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
+    version = ctx.profile.version_tuple() if ctx.profile is not None else None
+    for step in steps(ctx):
+        n = _step_tasks_over_job(ctx, step)
+        if n is None:
+            continue
+        tasks, per_task, cpus = _job_cpus(ctx)  # type: ignore[misc]  # known: the step was measured against it
+        srun = step.chain.srun
+        own = as_int(ctx, srun.cpus_per_task, step.line) if srun.cpus_per_task is not None else None
+        inherits = version is None or version >= _CPUS_INHERITED_SINCE
+        each = own if own is not None else (per_task if inherits else 1)
+        if n * each <= cpus:
+            continue
+        job = f"the job's {tasks} task{'s' if tasks > 1 else ''}" + (f" × {per_task} CPUs" if per_task > 1 else "")
+        if own is None and per_task > 1:
+            how = (f"from Slurm 23.11 each task takes the job's --cpus-per-task={per_task}, so the step asks for "
+                   f"{n * per_task} CPUs of the job's {cpus}")
+            if n <= cpus and version is None:
+                how += " (22.05–23.02 give each one CPU)"
+        else:
+            how = f"the step asks for {n * each} CPUs of the job's {cpus}"
+        share = cpus // n
+        hint = f"or give each task its share (srun -n {n} --cpus-per-task={share})" if share >= 1 \
+            else "or start fewer tasks"
+        fix = None
+        if own is None and share >= 1 and step.command.joined_by != "&":
+            fix = _insert_after_srun(ctx, step, f"--cpus-per-task={share}")
+        yield (step.line, f"srun -n {n} starts more tasks than {job}: {how}, and srun stops with 'More processors "
+                          f"requested than permitted'; ask the job for them (#SBATCH --ntasks={n}) {hint}", fix)
 
 
 @rule("HPC318", "array-tasks-share-a-log", "warning",
@@ -6416,8 +6501,8 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
     reported: set[tuple[int, int]] = set()  # a function's step, called several times, is reported once
     for b in background_steps(ctx):
         where = (b.step.line, b.step.command.col)
-        if not b.side_by_side or where in reported:
-            continue
+        if not b.side_by_side or where in reported or (_is_monitor(b.step) and not b.several):
+            continue  # a monitor that never ends blocks the others for good: HPC522's
         missing = _missing_share(ctx, b.step)
         if not missing:
             continue
@@ -6441,6 +6526,12 @@ def _how_started(b: BackgroundStep) -> str:
     if b.several:
         return f"{b.how}{at} runs this srun several times at once"
     return f"{b.how}{at} starts this step in the background {started}"
+
+
+def _is_monitor(step: Any) -> bool:
+    """A step that runs a monitor which never ends (srun nvidia-smi dmon), not a container or a launcher."""
+    return step.chain.container is None and step.chain.launcher is None \
+        and _never_ends([str(w) for w in step.chain.program])
 
 
 def _never_ends(words: list[str]) -> bool:
@@ -6489,8 +6580,7 @@ def _monitor_step_blocks(ctx: Context) -> Iterator[Any]:
     later = [s for s in steps(ctx) if s.chain.srun is not None]
     for b in background_steps(ctx):
         step = b.step
-        if step.chain.container is not None or step.chain.launcher is not None or b.several \
-                or not _never_ends([str(w) for w in step.chain.program]):
+        if b.several or not _is_monitor(step):
             continue
         missing = _missing_share(ctx, step)
         blocked = next((s for s in later if s.line > step.line and s is not step), None)
@@ -6507,6 +6597,170 @@ def _monitor_step_blocks(ctx: Context) -> Iterator[Any]:
         yield (step.line, f"srun {program} … never ends and holds the job's {' and '.join(missing)} (a step without "
                           f"--overlap takes them all), so the srun on line {blocked.line} waits for it until the job's "
                           "time runs out; start the monitor with srun --overlap, or without srun", fix)
+
+
+#: where a job keeps files on each node's own disk: the variables sites point at a per-node folder, and the
+#: folders that are local to every node; what the batch shell writes there exists on the first node only
+_NODE_LOCAL = re.compile(r"\$\{?(?:SLURM_TMPDIR|TMPDIR|TMP|LOCAL_?SCRATCH|LSCRATCH)\}?(?=/|$)"
+                         r"|(?:/tmp|/dev/shm|/var/tmp|/lscratch|/localscratch|/local|/scratch/local)(?=/|$)")
+#: commands that fill a folder with data (their destination is read from their words)
+_STAGERS = frozenset({"cp", "rsync", "mv", "tar", "unzip"})
+
+
+def _staged_to(words: list[str]) -> str | None:
+    """The destination a cp/rsync/mv, tar -x -C, unzip -d, apptainer pull/build or ch-convert writes to, as
+    written; None for any other command, or when the destination is the current folder."""
+    if not words:
+        return None
+    program = words[0].rsplit("/", 1)[-1]
+    if program in ("cp", "rsync", "mv"):
+        for k, w in enumerate(words[1:-1], 1):
+            if w in ("-t", "--target-directory"):
+                return words[k + 1]
+        target = next((w.partition("=")[2] for w in words if w.startswith("--target-directory=")), None)
+        plain = [w for w in words[1:] if not w.startswith("-")]
+        return target if target is not None else (plain[-1] if len(plain) >= 2 else None)
+    if program == "tar":
+        flags = words[1] if len(words) > 1 and not words[1].startswith("-") else ""  # tar xzf: old-style letters
+        if not ("x" in flags or "--extract" in words or "--get" in words
+                or any(re.fullmatch(r"-[A-Za-z]*x[A-Za-z]*", w) for w in words)):
+            return None
+        for k, w in enumerate(words):
+            if w in ("-C", "--directory") and k + 1 < len(words):
+                return words[k + 1]
+            if w.startswith("--directory="):
+                return w.partition("=")[2]
+        return None
+    if program == "unzip":
+        return next((words[k + 1] for k in range(len(words) - 1) if words[k] == "-d"), None)
+    if program in ("apptainer", "singularity", "ch-convert"):
+        try:
+            from ..parse.argv import parse_argv
+            model = parse_argv(words).model
+        except ParseError:
+            return None
+        dest = getattr(model, "dest", None) or getattr(model, "dir", None) or getattr(model, "output", None)
+        return str(dest) if dest and getattr(model, "action", "build") in ("pull", "build") else None
+    return None
+
+
+def _node_local_key(dest: str, source: str) -> str | None:
+    """What a later step has to name to read what was written to ``dest`` (resolved), when that is node-local:
+    the per-node folder's variable ($SLURM_TMPDIR: every job has its own), else the folder's first entry
+    (/tmp/imagenet; /tmp/data.tar for cp data.tar /tmp); None when ``dest`` is not node-local."""
+    m = _NODE_LOCAL.match(dest)
+    if m is None:
+        return None
+    root = m.group(0)
+    if root.startswith("$"):
+        return "$" + root.strip("${}")
+    first = dest[len(root):].strip("/").split("/", 1)[0] or source.rstrip("/").rsplit("/", 1)[-1]
+    return f"{root}/{first}" if first else None
+
+
+def _names_key(text: str, key: str) -> bool:
+    if key.startswith("$"):
+        return re.search(r"\$\{?" + re.escape(key[1:]) + r"\b", text) is not None
+    return re.search(re.escape(key) + r"(?![\w.-])", text) is not None
+
+
+@rule("HPC523", "node-local-copy-on-first-node-only", "error",
+      summary="data or an image copied to node-local storage ($SLURM_TMPDIR, /tmp) by the batch script, then read by "
+              "a step on several nodes: only the first node has it",
+      why="The batch script runs on the first node of the job alone, so cp, rsync, tar -x -C, unzip -d, "
+          "apptainer pull or ch-convert there write into that node's $SLURM_TMPDIR, $TMPDIR, /tmp or /dev/shm. "
+          "Every other node has its own, empty, local disk: the tasks there fail with 'No such file or directory' "
+          "(or an image that is not found) as soon as the srun step reads the copy.",
+      fix="Run the copy once on every node: srun --ntasks=\"$SLURM_JOB_NUM_NODES\" --ntasks-per-node=1 tar -xf "
+          "data.tar -C \"$SLURM_TMPDIR\" (sbcast copies one file to every node), or read the data and the image from "
+          "shared storage.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+tar -xf "$SCRATCH/imagenet.tar" -C "$SLURM_TMPDIR"
+srun apptainer exec --nv img_2.3.sif python train.py --data "$SLURM_TMPDIR/imagenet"
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 tar -xf "$SCRATCH/imagenet.tar" -C "$SLURM_TMPDIR"
+srun apptainer exec --nv img_2.3.sif python train.py --data "$SLURM_TMPDIR/imagenet"
+""")
+def _copied_to_first_node(ctx: Context) -> Iterator[Any]:
+    if job_nodes(ctx) < 2 or heterogeneous(ctx):
+        return
+    from ..parse.script import launch_words
+    code = _code_in_order(ctx)
+    wide = [s for s in steps(ctx) if s.chain.srun is not None and _step_nodes(ctx, s) > 1]
+    made: list[str] = []  # the node-local folders a mkdir in the batch shell made (a fix would need them too)
+    for i, (cmd, _, parent) in enumerate(code):
+        if cmd.kind != "simple" or not cmd.words or _in_function(code, parent):
+            continue
+        words = launch_words([str(w.value) for w in cmd.words])
+        if not words or words[0].rsplit("/", 1)[-1] in ("srun", "sbcast"):
+            continue
+        resolved = [ctx.parsed.resolve(w, cmd.line) for w in words]
+        if words[0] == "mkdir":
+            made += [k for w in resolved[1:] if (k := _node_local_key(w, "")) is not None]
+            continue
+        dest = _staged_to(resolved)
+        plain = [w for w in resolved[1:] if not w.startswith("-")]
+        key = _node_local_key(dest, plain[0] if plain else "") if dest else None
+        if key is None:
+            continue
+        reader = next((s for s in wide if s.line > cmd.line and _step_reads(ctx, s, key)), None)
+        if reader is None:
+            continue
+        what = "the image" if words[0].rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-convert") else "the copy"
+        yield (cmd.line, f"{words[0]} writes to {dest} from the batch script, which runs on the first node only, but "
+                         f"the srun step on line {reader.line} reads it on {_step_nodes(ctx, reader)} nodes: the others "
+                         f"have nothing there; make {what} on every node (srun --ntasks=\"$SLURM_JOB_NUM_NODES\" "
+                         "--ntasks-per-node=1 …) or use shared storage",
+               _stage_fix(ctx, cmd, words, key, made, _joined_to_previous(code, i)))
+
+
+def _in_function(code: Any, parent: int) -> bool:
+    """Whether the command whose holder sits at ``parent`` in :func:`_code_in_order` is in a function's body."""
+    while parent >= 0:
+        holder, _, parent_up = code[parent]
+        if _function_name(holder) is not None:
+            return True
+        parent = parent_up
+    return False
+
+
+def _step_reads(ctx: Context, step: Any, key: str) -> bool:
+    """Whether a step names the node-local ``key``: in its words, through the script's variables, or in a variable
+    the batch shell exports before it."""
+    text = " ".join(ctx.parsed.resolve(str(w.value), step.line) for w in all_words(step.command))
+    if _names_key(text, key):
+        return True
+    return any(v.exported and v.line < step.line and _names_key(ctx.parsed.resolve(v.value, v.line), key)
+               for v in ctx.parsed.variables)
+
+
+def _joined_to_previous(code: Any, i: int) -> bool:
+    """Whether the command at ``i`` in :func:`_code_in_order` runs after ``|``, ``&&`` or ``||``."""
+    parent = code[i][2]
+    before = next((c for c, _, p in reversed(code[:i]) if p == parent), None)
+    return before is not None and before.joined_by in ("|", "&&", "||")
+
+
+def _stage_fix(ctx: Context, cmd: Any, words: list[str], key: str, made: list[str], joined: bool) -> Fix | None:
+    """srun … in front of a one-line copy the batch shell runs on its own (not in a pipeline or an && chain, no
+    wrapper before it, no mkdir of the same folder that would stay on the first node)."""
+    first = cmd.words[0]
+    if words[0] not in _STAGERS or str(first.value) != words[0] or key in made or cmd.line != cmd.end_line \
+            or cmd.joined_by in ("|", "&&", "||", "&") or joined or cmd.assignments:
+        return None
+    line = ctx.parsed.lines[cmd.line - 1]
+    at = first.col - 1
+    if line[at:at + len(first.raw)] != first.raw:
+        return None
+    return Fix("run the copy once on every node", cmd.line, cmd.line,
+               text=line[:at] + 'srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 ' + line[at:])
 
 
 @rule("HPC519", "background-steps-without-wait", "error",

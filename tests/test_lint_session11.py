@@ -1,0 +1,152 @@
+"""Session 11's checks: data staged to node-local storage by the batch script alone (HPC523), a step with more
+tasks than the job and the CPUs they need (HPC322, and HPC309's share), and a monitor step reported once."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcwidgets.fixes import fix_script
+from hpcwidgets.lint import lint
+from hpcwidgets.profiles import load_profile
+
+TWO = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n"
+ONE = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=8\n#SBATCH --gres=gpu:4\n"
+
+
+def found(text: str, code: str, profile=None) -> list[tuple[int, str]]:
+    return [(f.line, f.message) for f in lint(text, profile) if f.code == code]
+
+
+# --- HPC523: the batch script runs on the first node alone -----------------------------------------------------
+
+@pytest.mark.parametrize("body, line, dest", [
+    ('tar -xf "$SCRATCH/imagenet.tar" -C "$SLURM_TMPDIR"\nsrun python train.py --data "$SLURM_TMPDIR/imagenet"\n',
+     5, "$SLURM_TMPDIR"),
+    ("tar xzf data.tgz --directory=/tmp/data\nsrun python train.py --data /tmp/data/train\n", 5, "/tmp/data"),
+    ("cp /project/img.sif /tmp/\nsrun apptainer exec --nv /tmp/img.sif python train.py\n", 5, "/tmp/"),
+    ('DEST=$TMPDIR/ds\nrsync -a "$HOME/ds/" "$DEST"\nsrun python train.py --root "$DEST"\n', 6, "$TMPDIR/ds"),
+    ("unzip -q data.zip -d /dev/shm/data\nsrun python train.py --data /dev/shm/data\n", 5, "/dev/shm/data"),
+    ("apptainer pull /tmp/pt.sif docker://pytorch/pytorch:2.3.0\nsrun apptainer exec --nv /tmp/pt.sif python t.py\n",
+     5, "/tmp/pt.sif"),
+    ("ch-convert pt.sqfs /tmp/pt\nsrun ch-run /tmp/pt -- python t.py\n", 5, "/tmp/pt"),
+    # the step reads it through a variable the batch shell exports
+    ('cp -r data "$SLURM_TMPDIR/"\nexport DATA_DIR=$SLURM_TMPDIR/data\nsrun python train.py\n', 5, "$SLURM_TMPDIR/"),
+    # inside an if: still the batch shell
+    ('if [ ! -d "$SLURM_TMPDIR/d" ]; then\n  tar -xf d.tar -C "$SLURM_TMPDIR"\nfi\nsrun python t.py --data '
+     '"$SLURM_TMPDIR/d"\n', 6, "$SLURM_TMPDIR"),
+])
+def test_a_copy_to_node_local_storage_read_by_a_step_on_several_nodes(body, line, dest):
+    hits = found(TWO + body, "HPC523")
+    assert len(hits) == 1 and hits[0][0] == line, hits
+    assert f"writes to {dest} from the batch script" in hits[0][1] and "on 2 nodes" in hits[0][1]
+
+
+@pytest.mark.parametrize("text", [
+    # one node: the batch script's node is the job's node
+    TWO.replace("--nodes=2", "--nodes=1") + 'tar -xf d.tar -C "$SLURM_TMPDIR"\nsrun python t.py --data "$SLURM_TMPDIR"\n',
+    # copied on every node, or with sbcast
+    TWO + 'srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 tar -xf d.tar -C "$SLURM_TMPDIR"\n'
+          'srun python t.py --data "$SLURM_TMPDIR"\n',
+    TWO + "sbcast img.sif /tmp/img.sif\nsrun apptainer exec /tmp/img.sif python t.py\n",
+    # a step on one node only
+    TWO + "cp img.sif /tmp/\nsrun -N 1 -n 1 apptainer exec /tmp/img.sif python prep.py\n",
+    # no step reads it
+    TWO + 'cp config.yaml "$SLURM_TMPDIR/"\nsrun python t.py\n',
+    # shared storage, also when the script points TMPDIR there
+    TWO + 'cp -r data "$SCRATCH/run"\nsrun python t.py --data "$SCRATCH/run"\n',
+    TWO + 'export TMPDIR=$SCRATCH/tmp\ncp -r data "$TMPDIR/"\nsrun python t.py --data "$TMPDIR/data"\n',
+    # results copied out after the step
+    TWO + 'srun python t.py --out "$SLURM_TMPDIR/out"\ncp -r "$SLURM_TMPDIR/out" "$SCRATCH/"\n',
+    # a function's body: it may be run by srun on every node
+    TWO + 'stage() { tar -xf d.tar -C "$SLURM_TMPDIR"; }\nexport -f stage\n'
+          'srun --ntasks-per-node=1 bash -c stage\nsrun python t.py --data "$SLURM_TMPDIR"\n',
+    # tar that only lists or creates
+    TWO + 'tar -cf "$SLURM_TMPDIR/x.tar" src\nsrun python t.py --data "$SLURM_TMPDIR"\n',
+])
+def test_copies_that_every_node_has_or_nobody_reads_are_left_alone(text):
+    assert found(text, "HPC523") == []
+
+
+def test_the_fix_runs_the_copy_on_every_node_and_then_lint_is_quiet():
+    text = TWO + 'tar -xf "$SCRATCH/d.tar" -C "$SLURM_TMPDIR"\nsrun python train.py --data "$SLURM_TMPDIR/d"\n'
+    fixed, _ = fix_script(text)
+    assert 'srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 tar -xf "$SCRATCH/d.tar" -C "$SLURM_TMPDIR"\n' \
+        in fixed
+    assert found(fixed, "HPC523") == []
+
+
+@pytest.mark.parametrize("body", [
+    # the folder a mkdir made on the first node would be missing on the others
+    'mkdir -p "$SLURM_TMPDIR/d"\ntar -xf d.tar -C "$SLURM_TMPDIR/d"\nsrun python t.py --data "$SLURM_TMPDIR/d"\n',
+    # part of an && chain: srun in front of the second command alone would split the chain
+    'cd "$SCRATCH" && tar -xf d.tar -C "$SLURM_TMPDIR"\nsrun python t.py --data "$SLURM_TMPDIR"\n',
+    # an image: pulling on every node is not the advice, shared storage is
+    "apptainer pull /tmp/pt.sif docker://pytorch/pytorch:2.3.0\nsrun apptainer exec /tmp/pt.sif python t.py\n",
+])
+def test_no_mechanical_fix_where_srun_in_front_would_not_do(body):
+    hits = [f for f in lint(TWO + body) if f.code == "HPC523"]
+    assert len(hits) == 1 and hits[0].fix is None
+
+
+# --- HPC322 and HPC309: a step with more tasks than the job ------------------------------------------------------
+
+def test_more_tasks_than_the_job_is_an_error_that_shares_out_the_cpus():
+    text = ONE + "srun -n 4 apptainer exec --nv img_1.sif python train.py\n"
+    hits = found(text, "HPC322")
+    assert len(hits) == 1 and "32 CPUs of the job's 8" in hits[0][1] and "--cpus-per-task=2" in hits[0][1]
+    assert found(text, "HPC309") == []  # its advice (-c 8) would make it worse
+    fixed, done = fix_script(text)
+    assert [f.code for f in done] == ["HPC322"]
+    assert "srun --cpus-per-task=2 -n 4 apptainer" in fixed
+    assert found(fixed, "HPC322") == [] and found(fixed, "HPC309") == []
+
+
+@pytest.mark.parametrize("head, step, need", [
+    # more tasks than CPUs: fails on every version, and there is no share to give
+    ("#!/bin/bash\n#SBATCH --ntasks=2\n", "srun -n 8 python t.py\n", "8 CPUs of the job's 2"),
+    # the step's own -c is too large for the job
+    ("#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=8\n", "srun -n 2 -c 8 python t.py\n",
+     "16 CPUs of the job's 8"),
+    # the count through the script's variable
+    ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=16\nN=8\n",
+     "srun --ntasks=$N python t.py\n", "128 CPUs of the job's 32"),
+])
+def test_steps_that_cannot_start(head, step, need):
+    hits = found(head + step, "HPC322")
+    assert len(hits) == 1 and need in hits[0][1]
+
+
+@pytest.mark.parametrize("text", [
+    ONE + "srun -n 4 -c 2 python t.py\n",                                  # its share
+    ONE.replace("--ntasks=1", "--ntasks=4") + "srun -n 4 python t.py\n",   # what the job asked for
+    ONE.replace("#SBATCH --nodes=1\n", "#SBATCH --nodes=1\n#SBATCH --exclusive\n") + "srun -n 4 python t.py\n",
+    ONE.replace("#SBATCH --nodes=1\n", "#SBATCH --nodes=1\n#SBATCH --overcommit\n") + "srun -n 4 python t.py\n",
+    "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:4\nsrun -n 4 python t.py\n",  # tasks from the command line
+])
+def test_steps_that_fit_the_job_are_left_alone(text):
+    assert found(text, "HPC322") == []
+
+
+def test_on_old_slurm_a_step_that_fits_is_told_its_share():
+    """Slurm 22.05 (the local profile) gives each task of srun -n 4 one CPU: it starts, and HPC309 names the
+    share of the job's 8 CPUs, not the job's --cpus-per-task."""
+    text = ONE + "srun -n 4 python t.py\n"
+    profile = load_profile("local")
+    assert found(text, "HPC322", profile) == []
+    hits = found(text, "HPC309", profile)
+    assert len(hits) == 1 and "shares the job's 8 CPUs, 2 a task" in hits[0][1] \
+        and "--cpus-per-task=2 to srun" in hits[0][1]
+
+
+# --- a monitor step: HPC522 alone -----------------------------------------------------------------------------
+
+def test_a_monitor_step_is_reported_once_and_needs_no_cpus():
+    text = ONE + "srun nvidia-smi dmon -s u -d 30 > gpu.log &\nsrun python train.py\n"
+    codes = [(f.line, f.code) for f in lint(text) if f.severity != "info"]
+    assert (6, "HPC522") in codes
+    assert not [c for line, c in codes if line == 6 and c in ("HPC518", "HPC309")], codes
+
+
+def test_an_overlapping_step_is_not_asked_for_cpus():
+    text = ONE + "srun --overlap --pty bash\n"
+    assert found(text, "HPC309") == []
