@@ -150,3 +150,134 @@ def test_a_monitor_step_is_reported_once_and_needs_no_cpus():
 def test_an_overlapping_step_is_not_asked_for_cpus():
     text = ONE + "srun --overlap --pty bash\n"
     assert found(text, "HPC309") == []
+
+
+# --- an audit of real scripts from HPC centres -----------------------------------------------------------------
+
+MULTI = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n"
+
+
+@pytest.mark.parametrize("python", ["python -u", "python3 -u", "python -X faulthandler", "python -um", "python3.11",
+                                    "python -O -W ignore", "/usr/bin/python3 -u"])
+def test_torchrun_started_through_python_with_options_is_still_a_launcher(python):
+    """A JSC script started python -u -m torch.distributed.run: the interpreter's options do not change what runs,
+    so every torchrun rule applies; no fix (it would drop them)."""
+    spelled = (python if python.endswith("-um") else python + " -m") + " torch.distributed.run"
+    text = MULTI + f"srun {spelled} --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d " \
+                   "--rdzv_endpoint=localhost:29500 train.py\n"
+    found_ = {f.code: f for f in lint(text)}
+    assert {"HPC101", "HPC103"} <= set(found_), [f.format() for f in found_.values()]
+    assert found_["HPC101"].fix is None
+
+
+@pytest.mark.parametrize("words, module, skipped", [
+    ("python -u -m torch.distributed.run t.py", ["python", "-m", "torch.distributed.run", "t.py"], ("-u",)),
+    ("python -X dev -Wignore -m m", ["python", "-m", "m"], ("-X", "dev", "-Wignore")),
+    ("python3.12 -m m a", ["python3", "-m", "m", "a"], ("python3.12",)),
+    ("python -uB -mpkg", ["python", "-m", "pkg"], ("-uB",)),
+])
+def test_python_module_reads_past_the_interpreters_options(words, module, skipped):
+    from hpcwidgets.parse.script import python_module
+    assert python_module(words.split()) == (module, skipped)
+
+
+@pytest.mark.parametrize("words", ["python -m m", "python train.py", "python -c 'x'", "python -u train.py",
+                                   "python --version", "pythonista -m m"])
+def test_python_module_leaves_other_commands_alone(words):
+    from hpcwidgets.parse.script import python_module
+    assert python_module(words.split()) is None
+
+
+def test_a_blank_after_the_backslash_ends_the_command():
+    text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\napptainer exec --nv \\\n    /scratch/img.sif \\ \n"
+            "    python train.py\n")
+    hits = [f for f in lint(text) if f.code == "HPC504"]
+    assert [f.line for f in hits] == [4] and "backslash and then a blank" in hits[0].message
+    fixed, _ = fix_script(text)
+    assert "    /scratch/img.sif \\\n    python" in fixed
+    assert not [f for f in lint(fixed) if f.code == "HPC504"]
+
+
+@pytest.mark.parametrize("text", [
+    "#!/bin/bash\nmv my\\ file.txt dest\\ \necho done\n",          # an escaped blank, then a new command
+    "#!/bin/bash\napptainer exec img.sif \\ # comment\n  python t.py\n",  # HPC504's other message
+])
+def test_a_backslash_blank_that_ends_nothing_or_is_reported_otherwise(text):
+    assert not [f for f in lint(text) if f.code == "HPC504" and "and then a blank" in f.message]
+
+
+@pytest.mark.parametrize("expr", ["--node-rank=$((SLURM_NODEID))", "--node-rank=$(( SLURM_NODEID + 0 ))",
+                                  "--rdzv-conf=is_host=$(if ((SLURM_NODEID)); then echo 0; else echo 1; fi)"])
+def test_a_per_task_variable_in_the_batch_shells_arithmetic(expr):
+    text = MULTI.replace("=4\n#SBATCH --gres", "=1\n#SBATCH --gres") + \
+        'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n' \
+        f"srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=$head:29500 {expr} t.py\n"
+    assert found(text, "HPC502")
+
+
+def test_arithmetic_each_task_expands_is_left_alone():
+    text = MULTI.replace("=4\n#SBATCH --gres", "=1\n#SBATCH --gres") + \
+        'srun bash -c "torchrun --nnodes=2 --nproc_per_node=4 --rdzv_conf=is_host=\\$(((SLURM_NODEID)) && echo 0 || ' \
+        'echo 1) --rdzv_backend=c10d --rdzv_endpoint=h:29500 train.py"\n'
+    assert found(text, "HPC502") == []
+
+
+def test_one_task_gets_the_batch_shells_value():
+    text = "#!/bin/bash\n#SBATCH --ntasks=1\nsrun python train.py --rank $SLURM_PROCID\n"
+    assert found(text, "HPC502") == []
+    assert found(text.replace("srun python", "srun -n 2 python"), "HPC502")
+    assert found(text.replace("--ntasks=1", "--ntasks=2"), "HPC502")
+
+
+def test_a_serial_array_that_appends_to_one_log_is_left_alone():
+    head = "#!/bin/bash\n#SBATCH --array=1-30%1\n#SBATCH --output=logs/run-%A.out\n"
+    body = "python train.py --resume\n"
+    assert found(head + "#SBATCH --open-mode=append\n" + body, "HPC318") == []
+    assert found(head + body, "HPC318")  # each task truncates the file
+    assert found(head.replace("%1", "%4") + "#SBATCH --open-mode=append\n" + body, "HPC318")  # four interleave
+
+
+def test_an_empty_bind_variable_is_not_the_whole_file_system():
+    text = "#!/bin/bash\nPROJECT_DIR=\napptainer exec --bind=$PROJECT_DIR img.sif python t.py\n"
+    assert found(text, "HPC204") == []
+    assert found(text.replace("PROJECT_DIR=\n", "PROJECT_DIR=/\n"), "HPC204")
+
+
+def test_a_gpu_container_under_mpirun_makes_the_other_step_a_helper():
+    text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --ntasks=1\nsingularity exec img.sif python3 init.py\n"
+            "mpirun -n 1 singularity exec --nv img.sif python3 run.py\n")
+    assert found(text, "HPC201") == []
+    assert found(text, "HPC220")
+    assert found(text.replace(" --nv", ""), "HPC201")
+
+
+JUPYTER = ('#!/bin/bash\n#SBATCH --time=01:00:00\nport=$(shuf -i 8000-9999 -n 1)\nnode=$(hostname -s)\n'
+           'echo "ssh -N -L ${port}:${node}:${port} ${USER}@login.example.edu"\n'
+           'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"\n')
+
+
+@pytest.mark.parametrize("server, said", [
+    ("jupyter-notebook --no-browser --port=8888 --ip=${node} --NotebookApp.port_retries=0", "--port=8888"),
+    ("jupyter lab --no-browser --ip=$node --ServerApp.port_retries=0", "no --port"),
+    ("jupyter lab --no-browser --ip=$node --port $PORT --ServerApp.port_retries=0", "--port=$PORT"),
+])
+def test_a_tunnel_to_another_port_than_the_servers(server, said):
+    hits = found(JUPYTER + server + "\n", "HPC608")
+    assert len(hits) == 1 and "forwards to port $port" in hits[0][1] and said in hits[0][1]
+
+
+@pytest.mark.parametrize("server", [
+    "jupyter lab --no-browser --ip=$node --port=$port --ServerApp.port_retries=0",
+    'jupyter lab --no-browser --ip=$node --port="${port}" --ServerApp.port_retries=0',
+    "apptainer exec img.sif jupyter lab --no-browser --ip=$node --port $port --ServerApp.port_retries=0",
+])
+def test_a_tunnel_to_the_servers_port_is_left_alone(server):
+    assert found(JUPYTER + server + "\n", "HPC608") == []
+
+
+def test_the_shipped_jupyter_job_tunnels_to_its_own_port():
+    from hpcwidgets.examples import examples
+    from hpcwidgets.lint.catalogue import _TUNNEL_FORWARD
+    text = examples("generic")["jupyter"].render()
+    assert [m.group(1) for m in _TUNNEL_FORWARD.finditer(text)] == ["$jl_port"]  # the check has a tunnel to compare
+    assert found(text, "HPC608") == []

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import compound_body, first_command_line, lex_script
-from ..parse.script import c_script_in, shell_c_script, shell_script_text
+from ..parse.script import c_script_in, python_module, shell_c_script, shell_script_text
 from ..spec._meta import Spec
 from ..spec._words import Verbatim, passed_text
 from ..spec.argv import model_words
@@ -227,13 +227,14 @@ def steps(ctx: Context) -> tuple[Any, ...]:
 def _upgrade(step: Any) -> Any:
     chain = step.chain
     prog = [str(w) for w in chain.program]
+    prog = (python_module(prog) or (prog, ()))[0]  # python -u -m torch.distributed.launch
     if chain.launcher is not None or len(prog) < 3 or prog[1] != "-m" or prog[2] != "torch.distributed.launch" \
             or not prog[0].rsplit("/", 1)[-1].startswith("python"):
         return step
     from ..errors import ParseError
     from ..parse.argv import parse_argv
     try:
-        launcher = parse_argv(["torchrun", *chain.program[3:]]).model
+        launcher = parse_argv(["torchrun", *prog[3:]]).model
     except ParseError:
         return step
     new = type(chain)(chain.srun, chain.container, launcher, (), chain.notes + (LEGACY_NOTE,))
@@ -303,6 +304,8 @@ def raw_text(cmd: Any) -> str:
 
 
 _REF_AT = re.compile(r"\{?([A-Za-z_][A-Za-z0-9_]*)")
+#: a variable named without $ in arithmetic (``$((SLURM_NODEID + 1))``); not a number's digits or a $NAME
+_ARITH_NAME = re.compile(r"(?<![\w$#{])([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def expanded_refs(raw: str) -> list[tuple[str, bool]]:
@@ -318,7 +321,7 @@ def expanded_refs(raw: str) -> list[tuple[str, bool]]:
     while i < n:
         c = raw[i]
         if c == "\\":
-            i += 2
+            i = _past_parens(raw, i + 2) if raw.startswith("$(", i + 1) else i + 2  # \$( … ): each task's
             continue
         if c == "'" and not in_dq:
             j = raw.find("'", i + 1)
@@ -326,6 +329,10 @@ def expanded_refs(raw: str) -> list[tuple[str, bool]]:
             continue
         if c == '"':
             in_dq = not in_dq
+        elif raw.startswith("((", i):  # $(( … )) or (( … )): bare names there are variables too
+            end = raw.find("))", i + 2)
+            body = raw[i + 2:end] if end > 0 else ""
+            out += [(m.group(1), in_dq) for m in _ARITH_NAME.finditer(body)]
         elif c == "$":
             if raw.startswith("$$", i):
                 if i + 2 < n and (raw[i + 2].isalpha() or raw[i + 2] in "_{"):
@@ -337,6 +344,16 @@ def expanded_refs(raw: str) -> list[tuple[str, bool]]:
                 out.append((m.group(1), in_dq))
         i += 1
     return out
+
+
+def _past_parens(raw: str, at: int) -> int:
+    """The index just past the ``)`` that closes the ``(`` at ``at`` (the end of ``raw`` when none does)."""
+    depth = 0
+    for k in range(at, len(raw)):
+        depth += {"(": 1, ")": -1}.get(raw[k], 0)
+        if depth == 0:
+            return k + 1
+    return len(raw)
 
 
 def is_literal(value: Any) -> bool:
@@ -2523,6 +2540,7 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
                 return start is None or start.gpu  # no start in the script: nothing to say
             return c.gpu or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)  # c.gpu: a CDI GPU device too
         with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s)]
+        with_flag += [c.line for c in _code_lines_with_gpu_container(ctx) if c.line not in with_flag]
         out = []
         for step, c in runs:
             if has_gpus(step, c) or (_gpu_flag_after_image(step) and step.line in moved):
@@ -2531,6 +2549,21 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
             out.append((step, c, flag, other))
         return out
     return cached(ctx, "steps_without_gpu_flag", make)
+
+
+def _code_lines_with_gpu_container(ctx: Context) -> list[Any]:
+    """Commands the reader sees no step in that run a container with a GPU flag: ``mpirun -n 4 singularity exec --nv
+    …`` (mpirun is no layer of the models), so that a step beside them without the flag reads as a CPU helper."""
+    step_lines = {s.line for s in steps(ctx)}
+    out = []
+    for cmd, _, _ in _code_in_order(ctx):
+        if cmd.kind != "simple" or cmd.line in step_lines:
+            continue
+        words = [str(v) for v in cmd.argv]
+        at = next((k for k, w in enumerate(words) if w.rsplit("/", 1)[-1] in ("apptainer", "singularity")), None)
+        if at is not None and words[at + 1:at + 2] in (["exec"], ["run"]) and any(w in GPU_FLAGS for w in words[at:]):
+            out.append(cmd)
+    return out
 
 
 def _flag_in_a_variable(c: Any) -> bool:
@@ -2907,7 +2940,10 @@ apptainer exec --bind "$SCRATCH/data:/data:ro" pytorch_2.3.sif python train.py
 """)
 def _broad_bind(ctx: Context) -> Iterator[Any]:
     for step, c, b in _binds(ctx):
-        src = ctx.parsed.resolve(str(b.src), step.line).rstrip("/") or "/"
+        src = ctx.parsed.resolve(str(b.src), step.line)
+        if not src:
+            continue  # a variable the script leaves empty (a placeholder): it names no folder, let alone /
+        src = src.rstrip("/") or "/"
         if src in HOME_BINDS and _mounts_home(c):
             dst = ctx.parsed.resolve(str(b.dst), step.line).rstrip("/")
             if not dst or dst in HOME_BINDS:
@@ -4159,7 +4195,9 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
 @rule("HPC318", "array-tasks-share-a-log", "warning",
       summary="a job array writes every task's output to the same file",
       why="An --output (or --error) pattern without %a, %j or %J names one file for all tasks: they write over each "
-          "other and the log of a failed task is lost. (%A alone is the array's id, the same for every task.)",
+          "other and the log of a failed task is lost. (%A alone is the array's id, the same for every task.) An "
+          "array run one task at a time (--array=1-30%1) with --open-mode=append keeps one log of the chain, on "
+          "purpose, and is not reported.",
       fix="Put the task in the name: --output=%x-%A_%a.out.",
       bad="""#!/bin/bash
 #SBATCH --array=0-9
@@ -4175,6 +4213,9 @@ def _array_shared_log(ctx: Context) -> Iterator[Any]:
     ids = array_task_ids(ctx.job.array) if isinstance(ctx.job.array, str) and ctx.job.array else None
     if not ctx.job.array or (ids is not None and len(ids) < 2):
         return  # no array, or an array of one task: nothing to write over
+    if str(ctx.job.array).endswith("%1") and any(d.applied and d.flag == "--open-mode" and d.value == "append"
+                                                for d in ctx.parsed.directives):
+        return  # one task at a time, each appending: one log of the chain, on purpose
     for name in ("output", "error"):
         pattern = str(getattr(ctx.job, name) or "")
         if not pattern or pattern == "/dev/null" or re.search(r"%(?:\d*)[ajJ]", pattern):
@@ -4806,6 +4847,8 @@ def _per_task(ctx: Context) -> Iterator[Any]:
     if job_nodes(ctx) < 2 and not any(w.rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS) for cmd in simple_commands(ctx)
                                       for w in [str(v) for v in cmd.argv][:3]):
         return  # one node and no step that starts tasks: the batch shell is the only task, its value the right one
+    if job_tasks(ctx) == 1 and _one_task_everywhere(ctx):
+        return  # one task: the batch shell's value is that task's
     for cmd in ctx.parsed.lexed.code:
         # a case/if/for head in the batch shell (case $SLURM_LOCALID in …) is evaluated once, as task 0
         if cmd.kind != "compound" or not re.match(r"\s*(?:case|if|elif|while|until|for)\b", cmd.text):
@@ -4832,6 +4875,19 @@ def _per_task(ctx: Context) -> Iterator[Any]:
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
 
 
+def _one_task_everywhere(ctx: Context) -> bool:
+    """Whether every step of a one-task job runs one task: no srun of its own -n or --ntasks-per-node above 1, no
+    MPI launcher (mpirun -np 4 starts tasks of its own)."""
+    for cmd in simple_commands(ctx):
+        if any(w.rsplit("/", 1)[-1] in MPI_LAUNCHERS for w in [str(v) for v in cmd.argv][:3]):
+            return False
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is not None and any(v is not None and v != 1 for v in (srun.ntasks, srun.ntasks_per_node, srun.nodes)):
+            return False
+    return not heterogeneous(ctx)
+
+
 #: a per-task variable, and the option that a reference right after it gives its value to
 _PER_TASK_REF = re.compile(r"\$\{?(?:" + "|".join(PER_TASK_VARS) + r")\b")
 _NODE_RANK_BEFORE = re.compile(r"--node[-_]rank(?:=|\s+)[\"']?$")
@@ -4848,6 +4904,9 @@ def _only_ignored_node_rank(ctx: Context, cmd: Any) -> bool:
     if not using or not all(_node_rank_ignored(ctx, s) for s in using):
         return False
     words = all_words(cmd)
+    if sum(len(_PER_TASK_REF.findall(w.raw)) for w in words) \
+            < sum(name in PER_TASK_VARS for w in words for name, _ in expanded_refs(w.raw)):
+        return False  # a name in arithmetic, (( SLURM_NODEID )): not a --node-rank value
     for k, w in enumerate(words):
         for m in _PER_TASK_REF.finditer(w.raw):
             before = w.raw[:m.start()]
@@ -5165,6 +5224,7 @@ apptainer exec --nv \\
 def _lost_backslash(ctx: Context) -> Iterator[Any]:
     yield from _option_lines(simple_commands(ctx), _same_line)
     lines = ctx.parsed.lines
+    yield from _blank_after_backslash(ctx, lines)
     cut_off = {s.line: c for s, c in containers(ctx)
                if c.kind == "apptainer.run" and getattr(c, "action", "") == "exec" and c.image
                and not s.chain.program and s.chain.launcher is None}
@@ -5175,6 +5235,25 @@ def _lost_backslash(ctx: Context) -> Iterator[Any]:
             lexed, outer = inner
             yield from _option_lines(tuple(c for c in lexed.code if c.kind == "simple"), outer)
             yield from _lost_backslash_before_command(lexed.code, lexed.source.split("\n"), {}, outer)
+
+
+def _blank_after_backslash(ctx: Context, lines: Any) -> Iterator[Any]:
+    """A line whose last word is a backslash and a blank (``"$IMG" \\␠``): the backslash escapes the blank, so the
+    command ends there with a one-blank argument, and the indented (or option) line below runs on its own."""
+    for cmd, _, _ in _code_in_order(ctx):
+        if cmd.kind != "simple" or not cmd.words:
+            continue
+        last = cmd.words[-1]
+        if not re.fullmatch(r"(?:[^\\]|\\.)*\\[ \t]", last.raw) or "\n" in last.raw or last.line >= len(lines):
+            continue
+        text, below = lines[last.line - 1], lines[last.line]
+        end = last.col - 1 + len(last.raw)
+        if text[end:].strip() or not below.strip() or not (below[:1].isspace() or below.lstrip().startswith("-")):
+            continue  # something follows on the line, or the next line starts a command of its own
+        yield (last.line, f"line {last.line} ends with a backslash and then a blank: the backslash escapes the blank, "
+                          f"not the end of the line, so the command ends here (with ' ' as its last argument) and "
+                          f"line {last.line + 1} runs as a command of its own; delete the blank after the backslash",
+               Fix("delete the blank after the backslash", last.line, last.line, text=text.rstrip()))
 
 
 def _same_line(line: int) -> int:
@@ -7069,6 +7148,58 @@ def _port_retries(ctx: Context) -> Iterator[Any]:
                              "taken, and the tunnel points at the wrong port")
 
 
+#: the remote end of an ssh tunnel: -L [ADDRESS:]PORT:HOST:HOSTPORT (HOSTPORT is the port on the compute node)
+_TUNNEL_FORWARD = re.compile(r"\bssh\b.*?\s-L\s*(?:(?:\$\([^)]*\)|[^\s:\"'])+:){2,3}([^\s\"']+)")
+
+
+@rule("HPC608", "jupyter-tunnel-port-differs", "error",
+      summary="the ssh tunnel the job prints forwards to another port than the one the Jupyter server listens on",
+      why="The printed ssh -L LOCAL:NODE:PORT command is what the user runs on their laptop; when PORT is not the "
+          "server's --port (a random $port in the tunnel, a fixed --port=8888 on the server, or no --port at all: "
+          "Jupyter's default is 8888), the browser reaches nothing, or another user's server on that node.",
+      fix="Use one variable for both: port=$(shuf -i 8000-9999 -n 1), then ssh -N -L $port:$node:$port in the message "
+          "and jupyter lab --port=\"$port\" --ServerApp.port_retries=0.",
+      catalogue=(20,),
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+port=$(shuf -i 8000-9999 -n 1)
+echo "ssh -N -L $port:$(hostname -s):$port login.cluster.example.edu"
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+port=$(shuf -i 8000-9999 -n 1)
+echo "ssh -N -L $port:$(hostname -s):$port login.cluster.example.edu"
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
+jupyter lab --no-browser --ip="$(hostname -s)" --port="$port" --ServerApp.port_retries=0
+""")
+def _tunnel_port_differs(ctx: Context) -> Iterator[Any]:
+    servers = _jupyter_commands(ctx)
+    if not servers:
+        return
+    tunnels = []
+    for k, line in enumerate(ctx.parsed.lines, 1):
+        if line.lstrip().startswith("#"):
+            continue
+        for m in _TUNNEL_FORWARD.finditer(line):
+            port = re.sub(r"\$\{(\w+)\}", r"$\1", m.group(1))
+            tunnels.append((k, port, ctx.parsed.resolve(port, k)))
+    if not tunnels:
+        return
+    for cmd, words in servers:
+        ports = [value for _, trait, value in _jupyter_settings(words) if trait in ("ServerApp.port", "NotebookApp.port")]
+        written = re.sub(r"\$\{(\w+)\}", r"$\1", ports[-1]) if ports else "8888"
+        port = ctx.parsed.resolve(written, cmd.line)
+        if any(p == port or raw == written for _, raw, p in tunnels):
+            continue
+        line, raw, _ = tunnels[0]
+        server = f"--port={written}" if ports else "no --port (Jupyter's default, 8888)"
+        hint = f' (--port="{raw}")' if raw.startswith("$") else ""
+        yield (cmd.line, f"the tunnel printed on line {line} forwards to port {raw} on the node, but the server listens "
+                         f"on {server}: the browser reaches nothing there; use the same port in both{hint}")
+
+
 @rule("HPC605", "xdg-runtime-dir-unusable", "info",
       summary="XDG_RUNTIME_DIR points at a directory the job cannot use (a problem for Jupyter before 2019)",
       why="/run/user/UID exists only for a login session (not on compute nodes under Slurm). Jupyter with jupyter_core "
@@ -7252,3 +7383,7 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
                              "readable by others unless you submitted with umask 077; make it private first: "
                              'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2" (or export a JUPYTER_TOKEN you make)', fix)
             return
+
+
+# the rules about the environment that reaches the program live in their own module (it uses the helpers above)
+from . import environment  # noqa: E402,F401  (importing it registers its rules)

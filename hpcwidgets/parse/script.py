@@ -863,6 +863,9 @@ def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], 
     tune = _tune_run(launch) if wrappers else None
     if tune is not None:
         return Step(cmd, tune, env, in_compound=in_compound, looked_through=("tune", "run"))
+    module = python_module(launch) if wrappers and _runs_a_known_module(launch) else None
+    if module is not None:
+        launch = module[0]  # python -u -m torch.distributed.run: the launcher, its interpreter's options read past
     if not launch or recognise(launch) is None:
         legacy = _legacy_launcher(launch)
         if legacy is None:
@@ -872,9 +875,10 @@ def _step_for(cmd: Command, words: list[str], env: tuple[tuple[str, str], ...], 
         chain = parse_chain(launch, source_line=cmd.line)
     except ParseError:
         return None
-    looked: tuple[str, ...] = ()
+    looked: tuple[str, ...] = module[1] if module is not None else ()
     if wrappers:
-        chain, looked = _through_wrappers(chain, cmd.line)
+        chain, more = _through_wrappers(chain, cmd.line)
+        looked += more
         # env NAME=value after srun sets NAME for what it runs, as NAME=value before the command would
         env += tuple((w.split("=", 1)[0], w.split("=", 1)[1]) for w in looked if _ASSIGNMENT.match(w))
     if chain.srun is None and chain.container is None and chain.launcher is None:
@@ -903,7 +907,15 @@ def _wrapped(program: tuple[Any, ...]) -> bool:
     """Whether a step's program starts with a wrapper :func:`_through_wrappers` may read past (or ``tune run``):
     only then is the step read again for the linter."""
     words = [str(w) for w in program[:2]]
-    return bool(words) and (words[0] == "tune" or _wrapper_at(words, 0) is not None)
+    return bool(words) and (words[0] == "tune" or _wrapper_at(words, 0) is not None
+                            or _runs_a_known_module(list(program)))
+
+
+def _runs_a_known_module(words: list[Any]) -> bool:
+    """``python -u -m torch.distributed.run …``: a launch the models know once the interpreter's options are read
+    past (see :func:`python_module`)."""
+    module = python_module(words)
+    return module is not None and recognise(module[0]) is not None
 
 
 def _through_wrappers(chain: Chain, line: int) -> tuple[Chain, tuple[str, ...]]:
@@ -918,6 +930,15 @@ def _through_wrappers(chain: Chain, line: int) -> tuple[Chain, tuple[str, ...]]:
         if tune is not None:
             chain = replace(chain, launcher=tune.launcher, program=(), notes=chain.notes + tune.notes)
             return chain, looked + ("tune", "run")
+        module = python_module(program) if _runs_a_known_module(program) else None
+        if module is not None:
+            inner = _inner_chain(module[0], line)  # python -u -m torch.distributed.run
+            if inner is None or inner.srun is not None or (inner.container and chain.container):
+                break
+            chain = Chain(chain.srun, chain.container or inner.container, inner.launcher, inner.program,
+                          chain.notes + inner.notes, chain.expanded + inner.expanded)
+            looked += module[1]
+            continue
         rest = launch_words(program)
         if not rest or len(rest) == len(program):
             break
@@ -947,8 +968,68 @@ def _inner_chain(words: list[str], line: int) -> Chain | None:
     return _tune_run(words) if legacy is None else Chain(launcher=legacy.model, notes=legacy.notes)
 
 
+#: CPython's options that take no value (``python -u``, clustered as ``-uB``), and those that take one (``-X dev``,
+#: ``-Wignore``): none of them changes which module ``-m`` runs
+_PYTHON_SWITCHES = frozenset("bBdEiIOPqRsSuvx")
+_PYTHON_VALUED = frozenset("XW")
+
+
+def python_module(words: list[Any]) -> tuple[list[Any], tuple[str, ...]] | None:
+    """``python3.11 -u -X faulthandler -m MODULE ARGS`` as ``[python3, -m, MODULE, ARGS…]`` (the spelling the
+    models know), with the words that were left out (the interpreter's options, and its name when it was not
+    python or python3); None when ``words`` run no module, or when the interpreter is written plainly already."""
+    if not words:
+        return None
+    name = str(words[0]).rsplit("/", 1)[-1]
+    m = re.fullmatch(r"python(3?)(?:\.\d+)?", name)
+    if m is None:
+        return None
+    plain = "python" + m.group(1)
+    skipped: list[str] = [] if name == plain else [str(words[0])]
+    i = 1
+    while i < len(words):
+        word = str(words[i])
+        if word == "-m":
+            module_at = i + 1
+            break
+        if word.startswith("--check-hash-based-pycs"):
+            skipped += [word] if "=" in word else [word, str(words[i + 1]) if i + 1 < len(words) else ""]
+            i += 1 if "=" in word else 2
+            continue
+        if not re.fullmatch(r"-[A-Za-z]+.*", word):
+            return None  # a script, -c CODE, or an option CPython does not have
+        letters, module_at = word[1:], None
+        for k, c in enumerate(letters):
+            if c == "m":  # -um torch.distributed.run, or -mtorch.distributed.run
+                rest = letters[k + 1:]
+                if k:
+                    skipped.append("-" + letters[:k])
+                if rest:
+                    return [plain, "-m", rest, *words[i + 1:]], tuple(skipped)
+                module_at = i + 1
+                break
+            if c in _PYTHON_VALUED:
+                taken = 0 if letters[k + 1:] else 1
+                skipped += [word] + [str(w) for w in words[i + 1:i + 1 + taken]]
+                i += taken
+                break
+            if c not in _PYTHON_SWITCHES:
+                return None
+        else:
+            skipped.append(word)
+        if module_at is not None:
+            break
+        i += 1
+    else:
+        return None
+    if module_at >= len(words) or not skipped:
+        return None
+    return [plain, "-m", *words[module_at:]], tuple(skipped)
+
+
 def _legacy_launcher(words: list[str]) -> Any:
     """``python -m torch.distributed.launch …`` (deprecated) read as a torchrun launcher."""
+    words = (python_module(words) or (words, ()))[0]
     if len(words) >= 3 and str(words[0]).split("/")[-1].startswith("python") and words[1] == "-m" \
             and words[2] in LEGACY_LAUNCH:
         try:
@@ -1075,7 +1156,8 @@ def read_script(text: str, path: str = "") -> ParsedScript:
             held_commands.append(split)
             split = None
         if split is None and (step is not None and step.chain.launcher is None and _wrapped(step.chain.program)
-                              or step is None and [str(w) for w in launch_words(words)[:2]] == ["tune", "run"]):
+                              or step is None and ([str(w) for w in launch_words(words)[:2]] == ["tune", "run"]
+                                                   or _runs_a_known_module(launch_words(words)))):
             split = _step_for(cmd, words, env, in_compound, wrappers=True)
         split = split or step
         if split is not None:
