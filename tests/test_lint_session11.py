@@ -281,3 +281,83 @@ def test_the_shipped_jupyter_job_tunnels_to_its_own_port():
     text = examples("generic")["jupyter"].render()
     assert [m.group(1) for m in _TUNNEL_FORWARD.finditer(text)] == ["$jl_port"]  # the check has a tunnel to compare
     assert found(text, "HPC608") == []
+
+
+# --- mistakes from issue threads -------------------------------------------------------------------------------
+
+def test_programs_started_with_and_and_no_wait_are_killed_with_the_job():
+    text = ("#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=28\nfor f in data/*.fq.gz; do\n"
+            '  salmon quant -i index -r "$f" -p 4 -o "quant/$(basename "$f")" &\ndone\n')
+    hits = found(text, "HPC519")
+    assert len(hits) == 1 and "salmon … &" in hits[0][1] and "kills the programs" in hits[0][1]
+    fixed, _ = fix_script(text)
+    assert fixed.rstrip().endswith("done\nwait") and found(fixed, "HPC519") == []
+
+
+@pytest.mark.parametrize("text", [
+    # a monitor, then the work in the foreground
+    "#!/bin/bash\nnvidia-smi dmon -d 30 > gpu.log &\npython train.py\n",
+    # a monitor left running at the end: meant to end with the job
+    "#!/bin/bash\npython train.py\nnvidia-smi -l 10 > gpu.log &\n",
+    # waited for
+    "#!/bin/bash\nfor s in 1 2; do python t.py --seed $s & done\nwait\n",
+    # a server, then the work
+    "#!/bin/bash\ntensorboard --logdir runs &\npython train.py\n",
+    # in a function nobody runs with &
+    "#!/bin/bash\nf() { python a.py & }\necho ok\n",
+])
+def test_background_programs_that_end_with_the_job_on_purpose_or_are_waited_for(text):
+    assert found(text, "HPC519") == []
+
+
+@pytest.mark.parametrize("gres, value, profile, said", [
+    ("gpu:4", "4,5,6,7", None, "numbered 0-3"),
+    ("gpu:2", "0,1", "generic", "another job's GPUs"),
+    ("gpu:1", "0,1,2,3", None, "names 4 GPUs"),
+])
+def test_a_fixed_list_of_gpus_that_is_not_the_jobs(gres, value, profile, said):
+    text = f"#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres={gres}\nexport CUDA_VISIBLE_DEVICES={value}\n" \
+           "python t.py\n"
+    hits = found(text, "HPC513", load_profile(profile) if profile else None)
+    assert len(hits) == 1 and said in hits[0][1]
+
+
+@pytest.mark.parametrize("text, profile", [
+    # no profile: the node may have just these GPUs
+    ("#!/bin/bash\n#SBATCH --gres=gpu:2\nexport CUDA_VISIBLE_DEVICES=0,1\npython t.py\n", None),
+    # a whole node of its own
+    ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --exclusive\n#SBATCH --gres=gpu:2\n"
+     "export CUDA_VISIBLE_DEVICES=0,1\npython t.py\n", "generic"),
+    # all the node's GPUs
+    ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\nexport CUDA_VISIBLE_DEVICES=0,1,2,3\npython t.py\n",
+     "generic"),
+])
+def test_a_fixed_list_that_is_the_jobs_gpus_is_left_alone(text, profile):
+    assert found(text, "HPC513", load_profile(profile) if profile else None) == []
+
+
+def test_mpi_inside_a_charliecloud_container_is_told_the_charliecloud_way():
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=2\n"
+            "ch-run -w ./img -- mpiexec -n 4 /opt/app/solver\n")
+    hits = found(text, "HPC214")
+    assert len(hits) == 1 and "ch-run IMAGE -- program" in hits[0][1] and "apptainer" not in hits[0][1]
+
+
+def test_the_apptainer_cache_advice_names_the_temporary_folder_too():
+    text = '#!/bin/bash\napptainer pull "$SCRATCH/x.sif" docker://alpine:3.20\n'
+    hits = found(text, "HPC207")
+    assert len(hits) == 1 and "APPTAINER_TMPDIR" in hits[0][1]
+    told = found('#!/bin/bash\nexport APPTAINER_TMPDIR=$SCRATCH/tmp\n' + text.split("\n", 1)[1], "HPC207")
+    assert len(told) == 1 and "APPTAINER_TMPDIR" not in told[0][1]  # already set: the cache alone
+
+
+def test_a_variable_in_an_sbatch_line_is_told_the_way_that_works_for_that_option():
+    account = found("#!/bin/bash\n#SBATCH --account=$proj\npython t.py\n", "HPC305")
+    assert len(account) == 1 and "%u" not in account[0][1] and "sbatch --account=" in account[0][1]
+    output = found("#!/bin/bash\n#SBATCH --output=$HOME/x.out\npython t.py\n", "HPC305")
+    assert len(output) == 1 and "%j" in output[0][1]
+
+
+def test_a_literal_backtick_in_single_quotes_is_not_shell_text():
+    assert found("#!/bin/bash\napptainer exec --bind '/data/run`1`:/data' x.sif python t.py\n", "HPC514") == []
+    assert found("#!/bin/bash\npython t.py --tag '`date`'\n", "HPC514")

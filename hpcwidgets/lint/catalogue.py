@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import compound_body, first_command_line, lex_script
-from ..parse.script import c_script_in, python_module, shell_c_script, shell_script_text
+from ..parse.script import c_script_in, launch_words, python_module, shell_c_script, shell_script_text
 from ..spec._meta import Spec
 from ..spec._words import Verbatim, passed_text
 from ..spec.argv import model_words
@@ -93,7 +93,6 @@ def _command_span(step: Any) -> tuple[int, int, tuple[int, int]]:
     comment and here-document bodies after stay as written. The whole lines when the words cannot be
     placed (a word that starts on another line than the command).
     """
-    from ..parse.script import launch_words
     cmd = step.command
     words = list(cmd.words)
     if not words:
@@ -284,7 +283,6 @@ def run_words(words: list[str]) -> list[str]:
     value), and the wrappers after it."""
     from ..errors import ParseError
     from ..parse.argv import parse_argv
-    from ..parse.script import launch_words
     words = launch_words(words)
     if words and words[0].rsplit("/", 1)[-1] == "srun":
         try:
@@ -875,7 +873,6 @@ def _batch_shell_launchers(ctx: Context) -> list[tuple[int, str, list[str]]]:
 def _launcher_call(words: list[str]) -> tuple[str, list[str]] | None:
     """``("accelerate launch" | "deepspeed", its arguments)`` when ``words`` (past ``exec``, ``env A=1`` …) start
     one of these launchers, else None."""
-    from ..parse.script import launch_words
     words = launch_words([str(w) for w in words])
     if not words:
         return None
@@ -1094,7 +1091,6 @@ _PINNING_WRAPPERS = frozenset({"numactl", "taskset", "nice", "ionice"})
 
 def _pins_the_process(step: Any) -> bool:
     """Whether the step's command starts with a wrapper of :data:`_PINNING_WRAPPERS` before its launch."""
-    from ..parse.script import launch_words
     words = [str(w.value) for w in step.command.words]
     before = words[:len(words) - len(launch_words(words))]
     return any(w.rsplit("/", 1)[-1] in _PINNING_WRAPPERS for w in before)
@@ -3080,8 +3076,13 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
 
 def _default_cache_message(ctx: Context, what: str, binary: str, line: int) -> str:
     name = "SINGULARITY_CACHEDIR" if binary == "singularity" else "APPTAINER_CACHEDIR"
-    text = (f"{what} downloads the image's layers into $HOME/.{binary}/cache by default (home quota); "
-            f"export {name}=\"$SCRATCH/.{binary}/cache\" first")
+    tmp = name.replace("CACHEDIR", "TMPDIR")
+    text = f"{what} downloads the image's layers into $HOME/.{binary}/cache by default (home quota)"
+    if any(ctx.parsed.variable(n, line) is not None for n in (tmp, "APPTAINER_TMPDIR", "SINGULARITY_TMPDIR")):
+        text += f"; export {name}=\"$SCRATCH/.{binary}/cache\" first"
+    else:  # the image is also unpacked and converted in /tmp, often small on compute nodes
+        text += (f" and builds it in /tmp (often small); export {name}=\"$SCRATCH/.{binary}/cache\" first, and "
+                 f"{tmp} to a folder on scratch (made with mkdir -p)")
     if binary == "singularity" and ctx.parsed.variable("APPTAINER_CACHEDIR", line) is not None:
         text += " (SingularityCE ignores APPTAINER_CACHEDIR; Apptainer's singularity reads both)"
     return text
@@ -3343,8 +3344,9 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
         spread = srun is not None and (node_range(srun.nodes) or (1, 1))[1] > 1  # srun --nodes=2 of its own
         if one_node and not spread and (srun is None or tasks_per_node(ctx, step) == 1):
             continue  # all ranks in one container on one node: the fully contained model works
+        inside = "ch-run IMAGE -- program" if c.kind == "charliecloud.run" else f"{c.binary} exec IMAGE program"
         yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
-                          "srun --mpi=pmix … apptainer exec IMAGE program")
+                          f"srun --mpi=pmix (or pmi2, whichever the image's MPI supports) … {inside}")
     if not one_node:
         yield from _deepspeed_launcher_inside(ctx)
 
@@ -5354,7 +5356,7 @@ def _double_dollar(ctx: Context) -> Iterator[Any]:
 
 #: what a person writes for the shell to expand: $(…), `…`, ${X:-y} and the other ${X…} operators, ${UPPER} and $NAME
 #: (a lower-case ${name} and ${a.b}, ${now:%Y}, ${oc.env:X} are Hydra/OmegaConf interpolations, meant to stay literal)
-_SHELL_TEXT = re.compile(r"\$\(|`|\$\{[A-Za-z_][A-Za-z0-9_]*(?::[-=+?]|[-=+?%#/^,\[])|\$\{[A-Z_][A-Z0-9_]*\}"
+_SHELL_TEXT = re.compile(r"\$\(|`[A-Za-z_][^`]*`|\$\{[A-Za-z_][A-Za-z0-9_]*(?::[-=+?]|[-=+?%#/^,\[])|\$\{[A-Z_][A-Z0-9_]*\}"
                          r"|\$[A-Za-z_][A-Za-z0-9_]*")
 #: programs whose arguments are data to them: text in single quotes reaches them as written
 _TAKES_DATA = re.compile(r"(?:python[0-9.]*|torchrun|accelerate|deepspeed|apptainer|singularity|ch-run|srun|mpirun|mpiexec)")
@@ -5625,11 +5627,14 @@ VISIBLE_DEVICES_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VIS
 
 
 @rule("HPC513", "fixed-visible-gpus", "warning",
-      summary="CUDA_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES) is set to a fixed list whose size "
-              "differs from the GPUs the job requests",
+      summary="CUDA_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES) is set to a fixed list that is "
+              "not the job's GPUs",
       why="Slurm sets CUDA_VISIBLE_DEVICES (on AMD GPUs also ROCR_VISIBLE_DEVICES) to the GPUs it allocated. A fixed "
           "list of another size hides GPUs the job pays for (0 of 4) or names GPUs the job does not have, which then "
-          "fail to initialise; HIP_VISIBLE_DEVICES narrows what ROCm shows in the same way.",
+          "fail to initialise; HIP_VISIBLE_DEVICES narrows what ROCm shows in the same way. A list of the right size "
+          "fails too when it names the node's GPUs by their numbers on the node (4,5,6,7): device cgroups show the "
+          "job its own GPUs numbered from 0. And on a node shared with other jobs, where a site does not confine "
+          "jobs to their GPUs, 0,1 may be another job's (reported when the profile says the nodes have more GPUs).",
       fix="Remove the line and let Slurm's value stand (or request as many GPUs as the program uses).",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:4
@@ -5652,12 +5657,27 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
             value = str(var.value).strip("'\"")
             if not re.fullmatch(r"\d+(?:,\d+)*", value):
                 continue
-            listed = len(value.split(","))
+            ids = [int(k) for k in value.split(",")]
+            listed = len(ids)
+            set_by = "Slurm already sets it to the allocated GPUs" if name != "HIP_VISIBLE_DEVICES" else \
+                "Slurm hands the program the allocated GPUs without it"
             if listed != gpus:
-                set_by = "Slurm already sets it to the allocated GPUs" if name != "HIP_VISIBLE_DEVICES" else \
-                    "Slurm hands the program the allocated GPUs without it"
                 yield (var.line, f"{name}={value} names {listed} GPU{'s' if listed > 1 else ''} but the job "
                                  f"requests {gpus} per node: {set_by}; remove the line")
+            elif max(ids) >= gpus:
+                yield (var.line, f"{name}={value} names GPU {max(ids)}, but where Slurm confines the job to its "
+                                 f"GPUs (device cgroups) they are numbered 0-{gpus - 1}, so the program finds no such "
+                                 f"GPU; {set_by}: remove the line")
+            elif not ctx.job.exclusive and _node_gpus(ctx) > gpus:
+                yield (var.line, f"{name}={value} names GPUs by number, but the job has {gpus} of the node's "
+                                 f"{_node_gpus(ctx)}: where Slurm does not confine it (no device cgroups) these may be "
+                                 f"another job's GPUs; {set_by}: remove the line")
+
+
+def _node_gpus(ctx: Context) -> int:
+    """The GPUs of each node of the partition the job runs on, by the profile (0 when unknown)."""
+    part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
+    return part.gpus_per_node if part is not None and isinstance(part.gpus_per_node, int) else 0
 
 
 #: pip's --no-index (local wheels only: --find-links DIR or the site's wheelhouse), up to the command's end
@@ -6118,7 +6138,6 @@ def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
             trap = cmd
     if trap is None:
         return
-    from ..parse.script import launch_words
     for i, cmd in enumerate(code):
         if cmd.line <= trap.line or cmd.kind != "simple" or not cmd.words:
             continue
@@ -6423,7 +6442,6 @@ def _tool_run(ctx: Context, i: int, seen: frozenset[str]) -> tuple[str, list[Any
     cmd = _code_in_order(ctx)[i][0]
     if cmd.kind != "simple":
         return None
-    from ..parse.script import launch_words
     words = launch_words(_split_words(ctx, cmd))
     tool = words[0].rsplit("/", 1)[-1] if words else ""
     if tool not in _SLOT_OPTIONS:
@@ -6464,7 +6482,6 @@ def _tool_commands(ctx: Context, tool: str, words: list[str], line: int) -> list
     """The srun lines (or calls of the script's functions) a parallel or xargs command runs when its command starts
     at ``words[0]``: srun written out (up to parallel's ::: input), or one word holding a command line
     (``parallel "$srun ./task {}"``, ``sh -c 'srun …'``); none when the word starts neither."""
-    from ..parse.script import launch_words
     name = words[0].rsplit("/", 1)[-1]
     if name == "srun":
         cut = next((k for k, w in enumerate(words) if tool == "parallel" and w in _PARALLEL_INPUTS), len(words))
@@ -6758,19 +6775,18 @@ def _names_key(text: str, key: str) -> bool:
 #SBATCH --ntasks-per-node=4
 #SBATCH --gres=gpu:4
 tar -xf "$SCRATCH/imagenet.tar" -C "$SLURM_TMPDIR"
-srun apptainer exec --nv img_2.3.sif python train.py --data "$SLURM_TMPDIR/imagenet"
+srun apptainer exec --nv -B "$SLURM_TMPDIR" img_2.3.sif python train.py --data "$SLURM_TMPDIR/imagenet"
 """,
       good="""#!/bin/bash
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=4
 #SBATCH --gres=gpu:4
 srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 tar -xf "$SCRATCH/imagenet.tar" -C "$SLURM_TMPDIR"
-srun apptainer exec --nv img_2.3.sif python train.py --data "$SLURM_TMPDIR/imagenet"
+srun apptainer exec --nv -B "$SLURM_TMPDIR" img_2.3.sif python train.py --data "$SLURM_TMPDIR/imagenet"
 """)
 def _copied_to_first_node(ctx: Context) -> Iterator[Any]:
     if job_nodes(ctx) < 2 or heterogeneous(ctx):
         return
-    from ..parse.script import launch_words
     code = _code_in_order(ctx)
     wide = [s for s in steps(ctx) if s.chain.srun is not None and _step_nodes(ctx, s) > 1]
     made: list[str] = []  # the node-local folders a mkdir in the batch shell made (a fix would need them too)
@@ -6843,13 +6859,14 @@ def _stage_fix(ctx: Context, cmd: Any, words: list[str], key: str, made: list[st
 
 
 @rule("HPC519", "background-steps-without-wait", "error",
-      summary="steps started in the background (srun … &, or a function or ( … ) group running srun with &) with "
-              "no wait before the script ends",
+      summary="steps or programs started in the background (srun … &, python … &, or a function or ( … ) group "
+              "running srun with &) with no wait before the script ends",
       why="A job ends when its batch script ends: Slurm then releases the allocation and kills the steps still "
           "running. srun … & returns at once, so without wait the steps are killed seconds after they start, and "
           "the job still shows COMPLETED, without results. A function that runs srun, or a ( … ) or { …; } group "
-          "holding it, run with & returns at once as well. GNU parallel and xargs wait for the steps they start "
-          "(unless they are run with & themselves).",
+          "holding it, run with & returns at once as well, and so does a program the script starts with & itself "
+          "(for f in *.fq; do salmon quant … & done). GNU parallel and xargs wait for the steps they start "
+          "(unless they are run with & themselves). A monitor (nvidia-smi dmon … &) is meant to end with the job.",
       fix="Write wait after the background steps (before the script's last lines).",
       bad="""#!/bin/bash
 #SBATCH --nodes=1
@@ -6867,8 +6884,10 @@ wait
 def _background_without_wait(ctx: Context) -> Iterator[Any]:
     # steps started inside ( … ) & belong to that group's start, which the batch shell has to wait for
     background = [b for b in background_steps(ctx) if b.detached and _shell_of(ctx, b.index) < 0]
+    background += _plain_background(ctx, {b.index for b in background})
     if not background:
         return
+    background.sort(key=lambda b: b.index)
     code = _code_in_order(ctx)
     first = min(b.index for b in background)
     if any(_is_wait(c) and _shell_of(ctx, k) < 0 for k, (c, _, _) in enumerate(code) if k >= first) \
@@ -6885,6 +6904,10 @@ def _background_without_wait(ctx: Context) -> Iterator[Any]:
     count = len(starts)
     if set(starts.values()) == {"srun … &"}:
         started = (f"{count} steps" if count > 1 else "a step") + " in the background (srun … &)"
+    elif all(getattr(b, "plain", False) for b in background):
+        started = " and ".join(dict.fromkeys(starts.values())) + " in the background"
+        if any(b.in_loop for b in background):
+            started += " on every pass of the loop"
     else:  # a group or a function may hold several steps, or one of two
         started = "steps in the background with " + " and ".join(dict.fromkeys(starts.values()))
     end = top[holder].end_line
@@ -6892,10 +6915,43 @@ def _background_without_wait(ctx: Context) -> Iterator[Any]:
     indent = " " * _indent(ctx.parsed.lines[top[holder].line - 1])
     fix = None if text.rstrip().endswith("\\") else Fix("wait for the background steps", end, end,
                                                         text=f"{text}\n{indent}wait")
+    what = "programs" if all(getattr(b, "plain", False) for b in background) else "steps"
     yield (background[0].start.line,
            f"the script starts {started} and ends without wait: the job ends with its "
-           "script, and Slurm kills the steps still running, so they leave no results (the job shows COMPLETED); "
+           f"script, and Slurm kills the {what} still running, so they leave no results (the job shows COMPLETED); "
            "add wait after them", fix)
+
+
+#: programs started with & to watch the job while it runs (or to pass time): killed at its end on purpose
+_WATCHERS = frozenset({"nvidia-smi", "rocm-smi", "amd-smi", "watch", "tail", "sleep", "top", "htop", "vmstat", "iostat",
+                       "dstat", "free", "sar", "mpstat", "pidstat", "gpustat", "nvtop", "dcgmi", "ps", "date", "echo"})
+
+
+@dataclasses.dataclass(frozen=True)
+class PlainBackground:
+    """A program the batch shell starts with & that is no srun step (``salmon quant … &``), for HPC519."""
+
+    index: int       # where it is in :func:`_code_in_order`
+    start: Any       # the command
+    how: str         # as messages name it: "salmon … &"
+    in_loop: bool
+    plain: bool = True
+
+
+def _plain_background(ctx: Context, steps_at: set[int]) -> list[PlainBackground]:
+    """The batch shell's own programs run with & (not srun steps, not a watcher such as nvidia-smi dmon &, not in
+    a function or a ( … ) & group): the job's end kills them just the same."""
+    code = _code_in_order(ctx)
+    out = []
+    for i, (cmd, in_loop, parent) in enumerate(code):
+        if cmd.kind != "simple" or not cmd.words or i in steps_at or _shell_of(ctx, i) >= 0 \
+                or _in_function(code, parent) or not _backgrounded(ctx, i) or _start_at(ctx, i) is not None:
+            continue
+        words = launch_words([str(w.value) for w in cmd.words])
+        if not words or words[0].rsplit("/", 1)[-1] in _WATCHERS or _never_ends(words):
+            continue
+        out.append(PlainBackground(i, cmd, f"{words[0].rsplit('/', 1)[-1]} … &", in_loop))
+    return out
 
 
 def _waits_elsewhere(ctx: Context) -> bool:

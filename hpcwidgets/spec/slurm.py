@@ -501,8 +501,10 @@ class SlurmJob(Spec):
             if isinstance(value, str) and "$" in value:
                 ref = _VARIABLE.search(value)
                 shown = "$" if ref is None else "$(…)" if ref.group(0) == "$(" else ref.group(0)
+                how = ("a file name pattern such as %u, %x, %j" if name in ("output", "error", "input") else
+                       f"sbatch's command line, where your shell expands it (sbatch --{name.replace('_', '-')}=… job.sh)")
                 out.append(Problem(name, f"{value!r}: #SBATCH lines are not read by the shell, so {shown} is not "
-                                         "expanded; use a fixed value or an output pattern such as %u, %x, %j"))
+                                         f"expanded; use a fixed value or {how}"))
         if self.time:
             try:
                 parse_time(self.time)
