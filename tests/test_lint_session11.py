@@ -361,3 +361,27 @@ def test_a_variable_in_an_sbatch_line_is_told_the_way_that_works_for_that_option
 def test_a_literal_backtick_in_single_quotes_is_not_shell_text():
     assert found("#!/bin/bash\napptainer exec --bind '/data/run`1`:/data' x.sif python t.py\n", "HPC514") == []
     assert found("#!/bin/bash\npython t.py --tag '`date`'\n", "HPC514")
+
+
+# --- every component of a heterogeneous job ----------------------------------------------------------------------
+
+HET = ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:1\n#SBATCH --time=01:00:00\n"
+       "#SBATCH hetjob\n{second}srun --het-group=0 hostname : --het-group=1 hostname\n")
+
+
+@pytest.mark.parametrize("second, code, line, said", [
+    ("#SBATCH --partition=cpu\n#SBATCH --mem=16X\n", "HPC302", 8, "component 1 of the heterogeneous job: '16X'"),
+    ("#SBATCH --partition=cpu\n#SBATCH --time=1:30\n", "HPC320", 8, "--time=1:30"),
+    ("#SBATCH --partition=cpu\n#SBATCH --mem=32\n", "HPC319", 8, "--mem=32 has no unit"),
+    ("#SBATCH --partition=nosuchpart\n", "HPC401", 7, "component 1 of the heterogeneous job"),
+    ("#SBATCH --partition=gpu\n#SBATCH --gres=gpu:64\n", "HPC403", 8, "component 1"),
+    ("#SBATCH --partition=cpu\n#SBATCH --gres=gpu:1\n", "HPC407", 7, "component 1"),
+])
+def test_a_later_component_is_checked_like_the_first(second, code, line, said):
+    hits = [(f.line, f.message) for f in lint(HET.format(second=second), load_profile("generic")) if f.code == code]
+    assert len(hits) == 1 and hits[0][0] == line and said in hits[0][1], hits
+
+
+def test_a_correct_later_component_gets_nothing():
+    text = HET.format(second="#SBATCH --partition=cpu\n#SBATCH --nodes=1\n#SBATCH --mem=16G\n#SBATCH --time=00:30:00\n")
+    assert [f.format() for f in lint(text, load_profile("generic")) if f.severity != "info"] == []

@@ -3881,6 +3881,12 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
             line = line or ctx.parsed.directive_line("gpus_per_node" if field == "other_gres" else field,
                                                      _first_directive_line(ctx))
             out.setdefault(code, []).append((line, p.message))
+        for view, line, p in _component_problems(ctx, lambda job: job.problems() + job.advice()):
+            field = p.field.split(".", 1)[0]
+            if UNEXPANDED in p.message or field in NOT_DIRECTIVES or (
+                    field == "extra_directives" and (STRAY_DIRECTIVE in p.message or TYPED_DASH in p.message)):
+                continue  # reported for every component by their own rules
+            out.setdefault(PROBLEM_CODES.get(field, OTHER_JOB_PROBLEM), []).append((line, _in_component(view, p)))
         unexpanded = _unexpanded_directives(ctx, out.get("HPC305", []))
         if unexpanded:
             out["HPC305"] = sorted(out.get("HPC305", []) + unexpanded)
@@ -3892,6 +3898,21 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
                     del out[code]
         return out
     return cached(ctx, "job_problems", make)
+
+
+def _component_problems(ctx: Context, problems_of: Any) -> list[tuple[Any, int, Any]]:
+    """``(view, line, problem)`` for the problems ``problems_of(job)`` finds in each later component of a
+    heterogeneous job, at the line of the component's directive that sets the field (else its first)."""
+    out = []
+    for view, (_, line_of) in zip(component_views(ctx), job_components(ctx)[1:]):
+        for p in problems_of(view.job):
+            field = p.field.split(".", 1)[0]
+            out.append((view, line_of("gpus_per_node" if field == "other_gres" else field), p))
+    return out
+
+
+def _in_component(view: Any, problem: Any) -> str:
+    return f"component {view.component} of the heterogeneous job: " + problem.message.replace("the job", "the component")
 
 
 def _extra_directive_line(ctx: Context, message: str) -> int | None:
@@ -4254,16 +4275,30 @@ python train.py
 python train.py
 """)
 def _minutes_and_seconds(ctx: Context) -> Iterator[Any]:
-    time = ctx.job.time
-    m = _MINUTES_SECONDS.fullmatch(time) if isinstance(time, str) else None
-    if m is None:
-        return
-    line = ctx.parsed.directive_line("time")
-    hours = f"{m.group(1)}:{m.group(2)}:00"
-    text = ctx.parsed.lines[line - 1]
-    fix = Fix(f"--time={hours}", line, line, text=text.replace(time, hours, 1)) if text.count(time) == 1 else None
-    yield (line, f"--time={time} is {int(m.group(1))} min {int(m.group(2))} s (Slurm reads M:S); for "
-                 f"{int(m.group(1))} h {int(m.group(2))} min write --time={hours}", fix)
+    for job, line_of in job_components(ctx):
+        time = job.time
+        m = _MINUTES_SECONDS.fullmatch(time) if isinstance(time, str) else None
+        if m is None:
+            continue
+        line = line_of("time")
+        hours = f"{m.group(1)}:{m.group(2)}:00"
+        text = ctx.parsed.lines[line - 1]
+        fix = Fix(f"--time={hours}", line, line, text=text.replace(time, hours, 1)) if text.count(time) == 1 else None
+        yield (line, f"--time={time} is {int(m.group(1))} min {int(m.group(2))} s (Slurm reads M:S); for "
+                     f"{int(m.group(1))} h {int(m.group(2))} min write --time={hours}", fix)
+
+
+def job_components(ctx: Context) -> list[tuple[Any, Any]]:
+    """``(job, line_of)`` for the job and, in a heterogeneous job, each later component: its model (read from its
+    own #SBATCH lines) and a function from a field to the line of the directive that sets it there."""
+    out: list[tuple[Any, Any]] = [(ctx.job, ctx.parsed.directive_line)]
+    for view in component_views(ctx):
+        own = [d for d in ctx.parsed.directives if d.applied and d.component == view.component]
+
+        def line_of(field: str, own: list[Any] = own) -> int:
+            return next((d.line for d in reversed(own) if d.field == field), own[0].line if own else 1)
+        out.append((view.job, line_of))
+    return out
 
 
 @rule("HPC319", "memory-without-unit", "warning",
@@ -4282,15 +4317,16 @@ python train.py
 """)
 def _memory_without_unit(ctx: Context) -> Iterator[Any]:
     lines = ctx.parsed.lines
-    for name in ("mem", "mem_per_cpu", "mem_per_gpu"):
-        value = str(getattr(ctx.job, name) or "").strip()
-        line = ctx.parsed.directive_line(name)
-        said = lines[line - 1] if 0 < line <= len(lines) else ""
-        # under 100 MB is too little for any Python job; more may be meant (--mem-per-cpu=500 # megabytes)
-        if value.isdigit() and 0 < int(value) < 100 and not re.search(r"(?i)\bMB\b|mega|\bMiB\b", said):
-            flag = "--" + name.replace("_", "-")
-            yield (ctx.parsed.directive_line(name), f"{flag}={value} has no unit, so Slurm reads {value} megabytes; "
-                                                    f"write {flag}={value}G if you meant gigabytes")
+    for job, line_of in job_components(ctx):
+        for name in ("mem", "mem_per_cpu", "mem_per_gpu"):
+            value = str(getattr(job, name) or "").strip()
+            line = line_of(name)
+            said = lines[line - 1] if 0 < line <= len(lines) else ""
+            # under 100 MB is too little for any Python job; more may be meant (--mem-per-cpu=500 # megabytes)
+            if value.isdigit() and 0 < int(value) < 100 and not re.search(r"(?i)\bMB\b|mega|\bMiB\b", said):
+                flag = "--" + name.replace("_", "-")
+                yield (line, f"{flag}={value} has no unit, so Slurm reads {value} megabytes; "
+                             f"write {flag}={value}G if you meant gigabytes")
 
 
 @rule("HPC311", "tilde-in-directive", "error",
@@ -4619,6 +4655,10 @@ def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
             code = _profile_code(p.field, p.message)
             default = ctx.parsed.directive_line("partition", _first_directive_line(ctx))
             out.setdefault(code, []).append((ctx.parsed.directive_line(p.field, default), p.message))
+        # each later component: one that names no partition gets the default, as --partition is not passed on from
+        # one component to the next (heterogeneous_jobs.html lists the options that are)
+        for view, line, p in _component_problems(ctx, lambda job: check_job(ctx.profile, job)):
+            out.setdefault(_profile_code(p.field, p.message), []).append((line, _in_component(view, p)))
         return out
     return cached(ctx, "profile_problems", make)
 
@@ -4640,27 +4680,8 @@ def _profile_code(field: str, message: str) -> str:
 def _profile_rule(code: str) -> Any:
     def check(ctx: Context) -> Iterator[Any]:
         yield from profile_findings(ctx).get(code, [])
-        if code == "HPC407":
-            yield from _later_components_gpus(ctx)
     check.__name__ = f"_profile_{code}"
     return check
-
-
-def _later_components_gpus(ctx: Context) -> Iterator[Any]:
-    """HPC407 for the later components of a heterogeneous job, which the profile check of ``ctx.job`` (the first)
-    does not see: each takes the default partition when it names none, as --partition is not passed on from one
-    component to the next (heterogeneous_jobs.html lists the options that are), so GPUs there need a GPU
-    partition just as in the first."""
-    if ctx.profile is None:
-        return
-    from ..spec.profile import check_job
-    for view in component_views(ctx):
-        own = [d for d in ctx.parsed.directives if d.applied and d.component == view.component]
-        for p in check_job(ctx.profile, view.job):
-            if _profile_code(p.field, p.message) == "HPC407":
-                line = next((d.line for d in own if d.field == p.field), own[0].line)
-                yield line, f"component {view.component} of the heterogeneous job: " + p.message.replace(
-                    "the job", "the component")
 
 
 _profile_rule_specs = [
