@@ -69,7 +69,12 @@ def _trailing_comment(text: str, start: int, end: int) -> str:
 
 
 def fix_script(text: str, profile: Any = None, *, path: str = "") -> tuple[str, list[Finding]]:
-    """Apply every available fix; return the new text and the findings that were fixed."""
+    """Apply every available fix; return the new text and the findings that were fixed. ``text`` is the script's
+    text: anything else (a file's path, bytes) is an :class:`~hpcwidgets.errors.HpcWidgetsError` saying what to pass."""
+    if not isinstance(text, str):
+        from .errors import HpcWidgetsError
+        from .parse import script_text_problem
+        raise HpcWidgetsError(script_text_problem(text, "fix_script()", cli="hpcwidgets lint --fix FILE"))
     fixed: list[Finding] = []
     for _ in range(MAX_ROUNDS):
         findings = [f for f in lint(text, profile, path=path) if f.fix is not None]

@@ -11,7 +11,7 @@ def test_parse_time_accepts_every_slurm_form(text, seconds):
     assert parse_time(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["1.5h", "2h", "1:2:3:4", "-1", "", "1 day"])
+@pytest.mark.parametrize("text", ["1.5h", "2h", "1:2:3:4", "-2", "", "1 day"])
 def test_parse_time_rejects_with_the_forms(text):
     with pytest.raises(ValueError, match="D-H:M:S"):
         parse_time(text)

@@ -137,20 +137,27 @@ class Context:
         return self.parsed.steps_as_run
 
 
-def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[str] = (),
-         ignore: Iterable[str] = ()) -> list[Finding]:
+def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iterable[str] = (),
+         ignore: str | Iterable[str] = ()) -> list[Finding]:
     """Findings for a script (text), a parsed script, or a model that renders to one.
 
     Text that is a build file (a ``*.def``, ``Dockerfile*`` or ``Containerfile*`` ``path``, or text starting
     with a ``Bootstrap:`` header or ``FROM``) is checked with the build-file rules only; anything else with
     the job-script rules only. ``profile`` is a :class:`~hpcwidgets.spec.profile.ClusterProfile` or a
-    profile name. Text that cannot be parsed gives one ``HPC000`` error finding at its line instead of an
-    exception.
+    profile name. ``select`` and ``ignore`` take rule codes as the CLI's ``--select``/``--ignore`` do (a list,
+    or text such as ``"HPC101,HPC102"``; any case): an unknown code is an error, not a rule silently left out.
+    Text that cannot be parsed gives one ``HPC000`` error finding at its line instead of an exception; a
+    ``source`` that is not a script (a file's path, bytes, None) is an :class:`~hpcwidgets.errors.HpcWidgetsError`
+    saying what to pass instead.
     """
-    from ..errors import ParseError
+    from ..errors import HpcWidgetsError, ParseError
+    from ..parse import script_text_problem
     from ..parse.buildfiles import build_file_format
     from ..parse.script import ParsedScript, read_script
+    from ..spec._meta import Spec
     from .buildfile import read_build_file
+    wanted = rule_codes(select, "select")
+    skipped = rule_codes(ignore, "ignore")
     if isinstance(profile, str):
         from ..profiles import load_profile
         profile = load_profile(profile)
@@ -159,6 +166,8 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
         parsed = source
         text = parsed.source
     else:
+        if not isinstance(source, (str, Spec)):
+            raise HpcWidgetsError(script_text_problem(source, "lint()", models=True, cli="hpcwidgets lint FILE"))
         text = source if isinstance(source, str) else _model_text(source)
         form = build_file_format(text, path)
         try:
@@ -167,8 +176,6 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
             what = {"apptainer": "definition file", "docker": "Dockerfile"}.get(form, "script")
             return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the {what}: {exc.message}", None, path)]
     kind = "build" if form else "script"
-    wanted = set(select)
-    skipped = set(ignore)
     chosen = [r for code, r in rules().items()
               if r.kind == kind and (not wanted or code in wanted) and code not in skipped]
     out = _run(chosen, Context(parsed, profile, path, text))
@@ -180,6 +187,43 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: Iterable[s
         out = _in_the_scripts_spelling(parsed, out)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
+
+
+#: letters typed for the digits they look like, in a rule code's number
+_LOOKALIKES = str.maketrans("OIL", "011")
+
+
+def rule_codes(codes: str | Iterable[str], option: str = "select") -> frozenset[str]:
+    """The rule codes ``codes`` names, upper-cased: comma- or space-separated text (``"HPC101,hpc102"``, as
+    ``--select`` takes them) or an iterable of codes. An unknown code raises
+    :class:`~hpcwidgets.errors.HpcWidgetsError` naming it (and the closest code), with ``option`` saying where it
+    was given: a misspelt code would otherwise switch the check off without a word."""
+    from ..errors import HpcWidgetsError
+    if not codes:
+        return frozenset()
+    items = re.split(r"[\s,]+", codes) if isinstance(codes, str) else codes
+    try:
+        given = list(items)
+    except TypeError:
+        raise HpcWidgetsError(f"{option}: expected rule codes (a list, or text such as \"HPC101,HPC102\"), "
+                              f"got {type(codes).__name__}") from None
+    if not all(isinstance(c, str) for c in given):
+        wrong = next(c for c in given if not isinstance(c, str))
+        raise HpcWidgetsError(f"{option}: expected rule codes as text (\"HPC101\"), got {wrong!r}")
+    chosen = frozenset(c.strip().upper() for c in given if c.strip())
+    known = rules()
+    unknown = sorted(chosen - set(known))
+    if unknown:
+        import difflib
+        # a letter typed for a digit (HPC1O1) first: difflib alone rates HPC511 as near as HPC101
+        near = [c[:3] + c[3:].translate(_LOOKALIKES) if c[:3] + c[3:].translate(_LOOKALIKES) in known
+                else next(iter(difflib.get_close_matches(c, known, n=1, cutoff=0.8)), "") for c in unknown]
+        near = [m for m in near if m]
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        example = "hpcwidgets lint --select HPC101,HPC102" if option.startswith("-") else 'select=["HPC101", "HPC102"]'
+        raise HpcWidgetsError(f"{option}: unknown rule code {', '.join(unknown)}{hint}; the codes are listed in "
+                              f"docs/rules.md ({example})")
+    return chosen
 
 
 def _run(chosen: list[Rule], ctx: Context) -> list[Finding]:

@@ -7,8 +7,12 @@ A profile is selected by name or by path. Names are looked up, first match wins,
 3. the profiles shipped in this package (``generic``, ``local``, ``midway3``).
 
 A profile called ``NAME`` is the file ``NAME.toml`` in one of those directories (``$HPCW_PROFILE_PATH``
-takes directories; an unknown name's error points out entries that are files or do not exist). Stdlib
-only (``tomllib``; the ``tomli`` backport on Python 3.10).
+takes directories; an unknown name's error points out entries that are files or do not exist). A file there
+whose ``name`` says otherwise is an error (it would be listed and selected under one name and called another).
+A directory that cannot be read (no permission) is skipped, so the shipped profiles still load; an unknown
+name's error and :func:`list_profiles` (``notes=``) say so. A profile file that cannot be read is a
+:class:`~hpcwidgets.errors.ProfileError` naming the file and the fix. Stdlib only (``tomllib``; the ``tomli``
+backport on Python 3.10).
 
 Reading a file: a misspelled key is an error naming its line, the valid keys and the closest one
 ("did you mean"); every other problem is listed at once, each with its line and, inside
@@ -59,15 +63,48 @@ def search_path() -> list[Path]:
     return dirs
 
 
-def list_profiles() -> dict[str, Path]:
-    """Every profile name that can be loaded, with the file it comes from (the first on the search path)."""
+def list_profiles(*, notes: list[str] | None = None) -> dict[str, Path]:
+    """Every profile name that can be loaded, with the file it comes from (the first on the search path).
+
+    A directory on the search path that cannot be read is skipped; pass a list as ``notes`` to be told which."""
     found: dict[str, Path] = {}
     for directory in search_path():
-        if not directory.is_dir():
+        try:
+            if not directory.is_dir():
+                continue
+            with os.scandir(directory) as entries:  # (Path.glob would skip an unreadable directory without a word)
+                names = sorted(e.name for e in entries if e.name.endswith(".toml"))
+        except OSError as exc:
+            if notes is not None:
+                notes.append(_skipped(directory, exc))
             continue
-        for path in sorted(directory.glob("*.toml")):
-            found.setdefault(path.stem, path)
+        for file_name in names:
+            found.setdefault(file_name[:-len(".toml")], directory / file_name)
     return found
+
+
+def _skipped(directory: Path, exc: OSError) -> str:
+    """The note for a search-path directory that could not be read, with how to read it or stop searching it."""
+    if directory in _env_dirs():
+        other = f"take it out of ${ENV_VAR}"
+    else:  # the user's folder: $HOME may be another user's (sudo -u keeps HOME)
+        other = "set $XDG_CONFIG_HOME (or $HOME) to a folder you can read"
+    return f"skipped {directory}: {_reason(exc)}; make it readable (chmod u+rx {directory}) or {other}"
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, passing on the :class:`PermissionError` of a folder that cannot be searched (Python 3.11's
+    ``is_file`` raises it); other errors (a loop of links, a name too long) mean no file."""
+    try:
+        return path.is_file()
+    except PermissionError:
+        raise
+    except OSError:
+        return False
 
 
 def _is_path(name_or_path: str | os.PathLike[str]) -> bool:
@@ -78,38 +115,74 @@ def _is_path(name_or_path: str | os.PathLike[str]) -> bool:
 
 
 def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ProfileError(f"a profile is given by its name or the path of its .toml file, not "
+                           f"{type(name_or_path).__name__} ({_short(name_or_path)}); available: "
+                           f"{', '.join(list_profiles()) or 'none found'}")
     if _is_path(name_or_path):
         path = Path(os.fspath(name_or_path)).expanduser()
-        if not path.is_file():
+        try:
+            found = _is_file(path)
+        except PermissionError as exc:
+            raise ProfileError(f"cannot read the profile {path}: {_reason(exc)} (a folder on the way cannot be "
+                               "searched); fix the folders' permissions, or copy the file somewhere readable") from None
+        if not found:
             raise ProfileError(f"no profile file at {path}; check the path, or give a profile name "
                                f"({', '.join(list_profiles()) or 'none found'})")
         return path
     name = str(name_or_path).strip()
     if not name:
         raise ProfileError(f"no profile name given; available: {', '.join(list_profiles()) or 'none found'}")
+    notes: list[str] = []
     for directory in search_path():
-        candidate = directory / f"{name}.toml"
-        if candidate.is_file():
-            return candidate
+        try:
+            if _is_file(directory / f"{name}.toml"):
+                return directory / f"{name}.toml"
+        except PermissionError as exc:  # the next directories (the shipped profiles) may still have it
+            notes.append(_skipped(directory, exc))
     available = ", ".join(list_profiles()) or "none found"
     dirs = ", ".join(str(d) for d in search_path())
+    notes += _env_path_notes() + _named_in(name)
     raise ProfileError(f"unknown profile {name!r}; available: {available} (searched {dirs}; "
-                       f"add {name}.toml to one of them or set ${ENV_VAR}){_env_path_hint()}")
+                       f"add {name}.toml to one of them or set ${ENV_VAR})" + "".join(f"\nnote: {n}" for n in notes))
 
 
-def _env_path_hint() -> str:
-    """A note on ``$HPCW_PROFILE_PATH`` entries that cannot hold profiles (a file, a missing directory)."""
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _named_in(name: str) -> list[str]:
+    """Notes on profile files whose ``name`` is ``name`` though their file is called otherwise (a profile is found
+    by its file's name): read only when the name was not found."""
+    out = []
+    for path in list_profiles().values():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        if data.get("name") == name:
+            out.append(f"{path} has name = {name!r}, but a profile is found by its file's name: rename the file "
+                       f"to {name}.toml")
+    return out
+
+
+def _env_path_notes() -> list[str]:
+    """Notes on ``$HPCW_PROFILE_PATH`` entries that cannot hold profiles (a file, a missing directory)."""
     notes = []
     for entry in os.environ.get(ENV_VAR, "").split(os.pathsep):
         if not entry.strip():
             continue
         path = Path(entry).expanduser()
-        if path.is_file():
-            notes.append(f"${ENV_VAR} lists the file {path}, but it takes directories: use {path.parent}, or "
-                         f"give the file's path instead of a name")
-        elif not path.exists():
-            notes.append(f"${ENV_VAR} lists {path}, which does not exist")
-    return "".join(f"\nnote: {n}" for n in notes)
+        try:
+            if path.is_file():
+                notes.append(f"${ENV_VAR} lists the file {path}, but it takes directories: use {path.parent}, or "
+                             f"give the file's path instead of a name")
+            elif not path.exists():
+                notes.append(f"${ENV_VAR} lists {path}, which does not exist")
+        except OSError:
+            continue  # a folder on the way cannot be searched: said by the note on skipped directories
+    return notes
 
 
 # ------------------------------------------------------------------------------------------------
@@ -122,9 +195,54 @@ def load_profile(name_or_path: str | os.PathLike[str], *, validate: bool = True)
     valid TOML (with file, line and column), unknown keys, and, with ``validate`` (the default), any
     problem the profile has (all of them, listed). Loaded files are cached until they change on disk.
     """
-    path = _resolve(name_or_path).resolve()
-    stat = path.stat()
-    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, validate)
+    given = _resolve(name_or_path)
+    try:
+        path = given.resolve()
+        stat = path.stat()
+        profile = _load_cached(str(path), stat.st_mtime_ns, stat.st_size, validate)
+    except OSError as exc:
+        raise ProfileError(f"cannot read the profile {given}: {_reason(exc)}; {_read_fix(given)}") from None
+    _check_name(profile, given)
+    return profile
+
+
+def _read_fix(path: Path) -> str:
+    """How to get past a profile file that cannot be read: its permissions, or (on the search path) moving it."""
+    fix = f"make it readable (chmod u+r {path})"
+    if _in_search_path(path):
+        fix += (f", or take {path.parent} out of ${ENV_VAR}" if path.parent in _env_dirs()
+                else f", or move it out of {path.parent}")
+    return fix
+
+
+def _env_dirs() -> list[Path]:
+    return [Path(d).expanduser() for d in os.environ.get(ENV_VAR, "").split(os.pathsep) if d.strip()]
+
+
+def _in_search_path(path: Path) -> bool:
+    """Whether ``path`` is a profile file the search path finds by its name (its folder is on the path)."""
+    folders = set()
+    for directory in search_path():
+        folders.add(directory)
+        try:
+            folders.add(directory.resolve())
+        except OSError:
+            continue
+    try:
+        return path.parent in folders or path.resolve().parent in folders
+    except OSError:
+        return path.parent in folders
+
+
+def _check_name(profile: ClusterProfile, path: Path) -> None:
+    """A profile in a search-path directory is listed and selected by its file's name (``typo4.toml``: ``--profile
+    typo4``): a ``name`` inside that says otherwise would make ``--profile NAME`` fail and the profile call itself
+    something else everywhere, so it is an error naming both fixes."""
+    if profile.name == path.stem or not isinstance(profile.name, str) or not _in_search_path(path):
+        return
+    raise ProfileError(f"{path}: name = {profile.name!r}, but the file is called {path.name}, and a profile is "
+                       f"selected by its file's name; rename the file to {profile.name}.toml, or set "
+                       f"name = \"{path.stem}\" (or leave name out)")
 
 
 def clear_cache() -> None:
@@ -172,22 +290,68 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
         near = difflib.get_close_matches(exc.name, exc.valid, n=1, cutoff=0.6)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ProfileError(f"{source}:{line}: {exc}{hint}" if line else f"{source}: {exc}{hint}") from None
-    except ValidationError as exc:
-        raise ProfileError("\n".join([*(f"{source}:{line}: {m}" if line else f"{source}: {m}" for line, m in unknown),
-                                      f"{source}: {exc}"])) from None
+    except ValidationError as exc:  # values of the wrong type (login_host = 5): listed like every other problem
+        name = data.get("name") if isinstance(data.get("name"), str) else ""
+        raise _invalid(source, name, unknown, [(_where_typed(p.field, data, text), p) for p in exc.problems],
+                       exc.problems) from None
     problems = profile.problems() if validate else []
     if len(unknown) == 1 and not problems:
         line, message = unknown[0]
         raise ProfileError(f"{source}:{line}: {message}" if line else f"{source}: {message}")
     if unknown or problems:
-        count = len(unknown) + len(problems)
-        lines = [f"{source}: profile {profile.name!r} is not valid ({count} problem{'s' if count != 1 else ''}):"]
-        lines += [f"  - line {line}: {m}" if line else f"  - {m}" for line, m in unknown]
-        lines += [f"  - {where}{p}" for where, p in _located(problems, profile, text)]
-        error = ProfileError("\n".join(lines))
-        error.problems = tuple(problems)  # type: ignore[attr-defined]
-        raise error
+        raise _invalid(source, profile.name, unknown, _located(problems, profile, text), problems)
     return profile
+
+
+def _invalid(source: str, name: Any, unknown: list[tuple[int, str]], located: list[tuple[str, Any]],
+             problems: Any) -> ProfileError:
+    """One error listing every problem of a profile file, each with where it is (``problems`` are kept on it)."""
+    count = len(unknown) + len(located)
+    subject = f"profile {name!r}" if isinstance(name, str) and name else "the profile"
+    lines = [f"{source}: {subject} is not valid ({count} problem{'s' if count != 1 else ''}):"]
+    lines += [f"  - line {line}: {m}" if line else f"  - {m}" for line, m in unknown]
+    lines += [f"  - {where}{p}" for where, p in located]
+    error = ProfileError("\n".join(lines))
+    error.problems = tuple(problems)  # type: ignore[attr-defined]
+    return error
+
+
+_ITEM = re.compile(r"(partitions|modules)\[(\d+)\]")
+
+
+def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
+    """Where a value of the wrong type is in the file (``line 5, partition 'gpu': ``) from its problem's field
+    (``login_host``, ``partitions[0].max_time``, ``examples.nodes``, ``modules[1].name``); "" when not found."""
+    head, _, rest = field.partition(".")
+    key = re.split(r"[.\[]", rest, maxsplit=1)[0]
+    item = _ITEM.fullmatch(head)
+    first = _TABLE.search(text)
+    if item and item.group(1) == "partitions":
+        i = int(item.group(2))
+        parts = data.get("partitions")
+        part = parts[i] if isinstance(parts, list) and i < len(parts) else None
+        label = part.get("name") if isinstance(part, dict) and isinstance(part.get("name"), str) else f"#{i + 1}"
+        headers = list(_PARTITION_TABLE.finditer(text))
+        line = 0
+        if i < len(headers):
+            start = headers[i].end()
+            line = _line_of(text, key, start, _table_end(text, start)) or text.count("\n", 0, start) + 1
+        return (f"line {line}, " if line else "") + f"partition {label!r}: "
+    if item:  # a module: its purpose is the key of its line in [modules]
+        modules = data.get("modules")
+        purposes = list(modules) if isinstance(modules, dict) else []
+        i = int(item.group(2))
+        table = _MODULES_TABLE.search(text)
+        line = 0
+        if table and i < len(purposes):
+            line = _line_of(text, purposes[i], table.end(), _table_end(text, table.end()))
+        return (f"line {line}, " if line else "") + (f"module {purposes[i]!r}: " if i < len(purposes) else "")
+    if head == "examples" and key:
+        table = _EXAMPLES_TABLE.search(text)
+        line = _line_of(text, key, table.end(), _table_end(text, table.end())) if table else 0
+        return f"line {line}: " if line else ""
+    line = _line_of(text, head, 0, first.start() if first else len(text)) if head and not rest else 0
+    return f"line {line}: " if line else ""
 
 
 def _unknown_keys(data: dict[str, Any], text: str) -> list[tuple[int, str]]:
@@ -196,7 +360,7 @@ def _unknown_keys(data: dict[str, Any], text: str) -> list[tuple[int, str]]:
     rest of the file is still read and checked."""
     out: list[tuple[int, str]] = []
     headers = list(_PARTITION_TABLE.finditer(text))
-    examples = re.search(r"^[ \t]*\[[ \t]*\"?examples\"?[ \t]*\]", text, re.MULTILINE)
+    examples = _EXAMPLES_TABLE.search(text)
     first = _TABLE.search(text)
     tables: list[tuple[type[Spec], Any, int, int]] = [(ClusterProfile, data, 0, first.start() if first else len(text))]
     if isinstance(data.get("examples"), dict):
@@ -242,6 +406,7 @@ def _derive_from_scratch(data: dict[str, Any]) -> None:
 _TABLE = re.compile(r"^[ \t]*\[", re.MULTILINE)
 _PARTITION_TABLE = re.compile(r"^[ \t]*\[\[[ \t]*\"?partitions\"?[ \t]*\]\]", re.MULTILINE)
 _MODULES_TABLE = re.compile(r"^[ \t]*\[[ \t]*\"?modules\"?[ \t]*\]", re.MULTILINE)
+_EXAMPLES_TABLE = re.compile(r"^[ \t]*\[[ \t]*\"?examples\"?[ \t]*\]", re.MULTILINE)
 
 
 def _table_end(text: str, after: int) -> int:
@@ -376,9 +541,14 @@ def profile_to_toml(profile: ClusterProfile, *, comments: bool = True) -> str:
 
 
 def save_profile(profile: ClusterProfile, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Write ``profile`` as TOML to ``path`` atomically; refuses to replace an existing file unless ``overwrite``."""
+    """Write ``profile`` as TOML to ``path`` atomically; refuses to replace an existing file unless ``overwrite``,
+    and to write it on the search path under another name than its own (it could not be loaded from there)."""
     from ..files import write_atomic
     target = Path(os.fspath(path)).expanduser()
+    if target.suffix == ".toml" and target.stem != profile.name and _in_search_path(target):
+        raise ProfileError(f"{target} would be found as profile {target.stem!r}, but the profile is called "
+                           f"{profile.name!r}; save it as {target.with_name(f'{profile.name}.toml')}, or rename the "
+                           f"profile first (profile.replace(name={target.stem!r}))")
     if target.exists() and not overwrite:
         raise OverwriteError(f"{target} exists; pass overwrite=True (or choose another file) to replace it")
     return write_atomic(target, profile_to_toml(profile), force=overwrite)

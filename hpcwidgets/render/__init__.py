@@ -21,10 +21,18 @@ _RENDERERS = {
 
 def render(model: Any, *, validate: bool = True) -> str:
     """The text of any model; with ``validate`` (the default) a model with problems raises
-    :class:`~hpcwidgets.errors.ValidationError` listing all of them."""
-    if validate:
-        model.validate()
-    kind = getattr(model, "kind", "")
+    :class:`~hpcwidgets.errors.ValidationError` listing all of them. Anything but a model (a dict, text, None) is an
+    :class:`~hpcwidgets.errors.HpcWidgetsError` saying how to get a model from it."""
+    try:
+        kind = model.kind
+        if validate:
+            model.validate()
+    except AttributeError:
+        # found out here rather than checked first: render is on every keystroke's path and must stay lean
+        from ..spec._meta import Spec
+        if not isinstance(model, Spec):
+            raise _not_a_model(model) from None
+        raise
     fn = _LOADED.get(kind)
     if fn is None:
         target = _RENDERERS.get(kind)
@@ -38,6 +46,21 @@ def render(model: Any, *, validate: bool = True) -> str:
 
 
 _LOADED: dict[str, Any] = {}
+
+
+def _not_a_model(value: Any) -> Exception:
+    from ..errors import HpcWidgetsError
+    if isinstance(value, dict):
+        kind = value.get("kind")
+        build = ("Workflow.from_dict(data)" if kind in (None, "workflow") or not isinstance(kind, str)
+                 else f"spec_class({kind!r}).from_dict(data) (from hpcwidgets.spec import spec_class)")
+        fix = f"build the model from it first: render({build})"
+    elif isinstance(value, str):
+        fix = "to read a job script into one, use parse_script(text); a command line, parse_command(text)"
+    else:
+        fix = "build one (Workflow(...), SlurmJob(...)), or load one with Workflow.from_json(text)"
+    shown = "None" if value is None else f"a {type(value).__name__}"
+    return HpcWidgetsError(f"render() takes a model (Workflow, SlurmJob, Torchrun, …), got {shown}; {fix}")
 
 
 

@@ -225,8 +225,10 @@ class Spec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
         """A model from loaded JSON/TOML data. Values of the wrong type (``job_name = 5``, a list for a
-        text field, an object without ``kind`` for a layer) raise :class:`ValidationError` naming every
-        such field and the type it takes; values of the right type are kept for :meth:`problems`."""
+        text field, an object without ``kind`` for a layer) and fields the model cannot do without (a bind's
+        ``src``) raise :class:`ValidationError` naming every such field by its path (``container.binds[0].src``)
+        and what it takes; values of the right type are kept for :meth:`problems`. A count written as text
+        (``"nodes": "2"``) is the number, as ``"2-4"`` there is the range."""
         if not isinstance(data, dict):
             raise ValidationError([Problem("", f"expected an object (a table) describing a {cls.kind or cls.__name__}, "
                                                f"got {_shown(data)}")])
@@ -250,6 +252,8 @@ class Spec:
                 values[k] = coerce(names[k], v, strict=True)
             except ValidationError as exc:
                 problems += exc.problems
+        problems += [_missing(target, f) for f in names.values()
+                     if f.default is dataclasses.MISSING and f.name not in data]
         if problems:
             raise ValidationError(problems, subject=target.kind or target.__name__)
         return target(**values)
@@ -362,6 +366,14 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
+def _missing(cls: type[Spec], f: FieldSpec) -> Problem:
+    """A field without a default left out of loaded data: what the model needs there, from its metadata."""
+    article = "an" if cls.__name__[:1] in "AEIOU" else "a"
+    help_text = f.info.help.rstrip(".")
+    what = ": ".join(t for t in (f.info.label, help_text[:1].lower() + help_text[1:]) if t)
+    return Problem(f.name, f"missing: {article} {cls.__name__} needs {f.name}" + (f" ({what})" if what else ""))
+
+
 def _nested(name: str, exc: ValidationError) -> ValidationError:
     """The problems of a nested model, with their fields named from the outer model (``container.image``)."""
     return ValidationError([Problem(f"{name}.{p.field}" if p.field else name, p.message) for p in exc.problems])
@@ -380,12 +392,13 @@ def _coerce_one(t: Any, value: Any, name: str, strict: bool = False) -> Any:
             tag = value.get("kind")
             if tag and isinstance(tag, str):
                 try:
-                    model = spec_class(tag).from_dict(value)
+                    target = spec_class(tag)
+                    # the kind is checked first: another model's own problems would hide that it is the wrong one
+                    if strict and not issubclass(target, tuple(o for o in options if isinstance(o, type))):
+                        raise ValidationError([Problem("", f"expected one of {kinds}, got kind {tag!r}")])
+                    return target.from_dict(value)
                 except ValidationError as exc:
                     raise _nested(name, exc) from None
-                if strict and not isinstance(model, tuple(o for o in options if isinstance(o, type))):
-                    raise ValidationError([Problem(name, f"expected one of {kinds}, got kind {tag!r}")])
-                return model
             if strict:
                 raise ValidationError([Problem(name, f"say which model this is: add \"kind\" (one of {kinds})")])
         elif strict and not any(isinstance(o, type) and isinstance(value, o) for o in options):
@@ -408,6 +421,8 @@ def _coerce_one(t: Any, value: Any, name: str, strict: bool = False) -> Any:
     if t is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
         return value.lower() in ("true", "yes", "1")
     if strict:
+        if t is int and value.__class__ is str and _COUNT_TEXT.fullmatch(value):
+            return int(value)  # "nodes": "2" in a saved file means 2, as "2-4" there means the range
         _check_type(t, value, name)
     return value
 
@@ -486,11 +501,21 @@ def _check_value(f: FieldSpec, value: Any) -> list[Problem]:
     base = f.base_type
     for item in items:
         if not _fits(f, item):
-            hint = (f"; write {base.__name__}.from_token({item!r})" if isinstance(base, type) and issubclass(base, Spec)
-                    and isinstance(item, str) and hasattr(base, "from_token") else "")
+            hint = ""
+            model = isinstance(base, type) and issubclass(base, Spec)
+            if model and isinstance(item, str) and hasattr(base, "from_token"):
+                hint = f"; write {base.__name__}.from_token({item!r})"
+            elif base is str and isinstance(item, (int, float)) and not isinstance(item, bool):
+                hint = f"; write it as text: {str(item)!r}"
+            elif base is int and isinstance(item, float) and item.is_integer():
+                hint = f"; write it without a decimal point: {int(item)}"
+            elif base is int and isinstance(item, str) and _COUNT_TEXT.fullmatch(item):
+                hint = f"; write the number without quotes: {int(item)}"
             out.append(Problem(f.name, f"{label}: expected {_expected(f)}, got {item!r}{hint}"))
         elif base is int and isinstance(item, str):
-            if not info.text_form(item):
+            if _COUNT_TEXT.fullmatch(item) and not isinstance(item, Verbatim):
+                out.append(Problem(f.name, f"{label}: {item!r} is text; write the number without quotes: {int(item)}"))
+            elif not info.text_form(item):
                 out.append(Problem(f.name, f"{label}: {item!r} is not a count; write {info.count_hint()}"))
         elif base is int:
             if info.minimum is not None and item < info.minimum:
@@ -526,6 +551,9 @@ def count_from_text(f: FieldSpec, text: str) -> int | str | None:
 
 
 _DIGITS = re.compile(r"[+-]?[0-9]+")
+#: a count written as text, which a saved file may hold (``"nodes": "2"``) and which means the number (bounded:
+#: ``int()`` refuses thousands of digits, and no count has a hundred)
+_COUNT_TEXT = re.compile(r"[0-9]{1,100}")
 
 
 def iter_fields(model: Spec) -> Iterator[tuple[FieldSpec, Any]]:

@@ -157,6 +157,16 @@ class Bind(Spec):
         return out
 
 
+class _NoValue(str):
+    """The value of a variable written without ``=`` (``--env FOO``): empty, but told apart from ``FOO=`` (set it
+    empty) so the model can say that a value is missing instead of silently clearing the variable."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
 @dataclass(frozen=True)
 class EnvVar(Spec):
     """An environment variable set for the program inside the container."""
@@ -187,7 +197,7 @@ class EnvVar(Spec):
         if not eq and _LONE_REFERENCE.fullmatch(token):
             # --env "$PAIRS": the variable holds NAME=value (or several): kept whole, quoted as it was
             return cls(Verbatim(f'"{token}"'), "")
-        return cls(name, value)
+        return cls(name, value if eq else _NoValue())
 
     def _check(self) -> list[Problem]:
         name, value = self.name, self.value
@@ -199,7 +209,12 @@ class EnvVar(Spec):
                                         f"{name[7:].strip()}={value}")]
             return [Problem("name", f"{name!r} is not a valid variable name (letters, digits, _; not starting with a digit, "
                                     "not _ alone)")]
-        if value.__class__ is str and (value[:1] in _QUOTES or " #" in value):  # shell syntax pasted with the value
+        if value.__class__ is not str:
+            if value.__class__ is _NoValue:
+                return [Problem("value", f"{name!r} has no value; write {name}=VALUE, {name}= to set it empty, "
+                                         f"or {name}=${name} to pass on the value it has where the job starts")]
+            return []
+        if value[:1] in _QUOTES or " #" in value:  # shell syntax pasted with the value
             if len(value) > 1 and value[0] == value[-1] and value[0] not in value[1:-1]:
                 return [Problem("value", f"{name}={value}: the quotes would be part of the value (a value is taken as "
                                          f"typed, and quoted for you); write {name}={value[1:-1]}")]

@@ -993,7 +993,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
             longer = _others(profile, lambda p: p.max_seconds() is None or
                              (asked != UNLIMITED and p.max_seconds() >= asked), part.name, gpus=bool(job.gpus_on_each_node))
             hint = f", or use a partition that allows it: {longer}" if longer else ""
-            shown = "no limit" if asked == UNLIMITED else job.time
+            shown = f"--time={job.time} (no limit)" if asked == UNLIMITED else job.time
             out.append(Problem("time", f"{shown} is over the {part.max_time} limit of {where}; ask for at most "
                                        f"{part.max_time}{hint}"))  # the limit as the site writes it
     # nodes

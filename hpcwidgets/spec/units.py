@@ -21,8 +21,10 @@ _MEM_MAX = 2**63 - 1
 
 
 def parse_time(text: str) -> int:
-    """Seconds for a Slurm ``--time`` value; ``UNLIMITED`` (-1) for ``0``/``infinite``/``UNLIMITED``.
+    """Seconds for a Slurm ``--time`` value; ``UNLIMITED`` (-1) for no limit.
 
+    As Slurm reads it (``time_str2secs`` in ``src/common/parse_time.c``, and sbatch's ``--time``): ``-1``,
+    ``INFINITE`` and ``UNLIMITED`` (any case) mean no limit, and so does a time of zero (``0``, ``00:00:00``).
     Raises ``ValueError`` with the accepted forms when the text is not one of them.
     """
     return _parse_time_text(text) if text.__class__ is str else _parse_time(text)
@@ -30,7 +32,7 @@ def parse_time(text: str) -> int:
 
 def _parse_time(text: str) -> int:
     s = str(text).strip()
-    if s.lower() in ("infinite", "unlimited"):
+    if s.lower() in ("infinite", "unlimited", "-1"):
         return UNLIMITED
     m = _TIME.fullmatch(s)
     if not m:
@@ -45,9 +47,7 @@ def _parse_time(text: str) -> int:
         total = int(a) * 60 + int(b)
     else:                 # M
         total = int(a) * 60
-    if s == "0":
-        return UNLIMITED
-    return total
+    return UNLIMITED if total == 0 else total  # sbatch: a limit of 0 is none
 
 
 #: the same values are read again and again (every check of a job, every keystroke in a form)
