@@ -807,7 +807,7 @@ EXPECTED = {
     "s31_signal_cleanup_uit": set(),
     "s32_signal_requeue_nersc_vtj": set(),
     "s33_signal_gpu_requeue_bash_source": set(),
-    "s34_signal_preempt_ntasks_per_gpu": {"HPC309"},
+    "s34_signal_preempt_ntasks_per_gpu": {"HPC309", "HPC527"},  # echo after the step: its state is the job's
     "s41_instance_start_stop": {"HPC309", "HPC209"},
     "s42_apptainer_instance_gpu": set(),
     "s47_mpcdf_constraints_typo": {"HPC312", "HPC313", "HPC101"},

@@ -385,3 +385,33 @@ def test_a_later_component_is_checked_like_the_first(second, code, line, said):
 def test_a_correct_later_component_gets_nothing():
     text = HET.format(second="#SBATCH --partition=cpu\n#SBATCH --nodes=1\n#SBATCH --mem=16G\n#SBATCH --time=00:30:00\n")
     assert [f.format() for f in lint(text, load_profile("generic")) if f.severity != "info"] == []
+
+
+# --- HPC527: the job's state is its last command's -----------------------------------------------------------
+
+def test_a_step_followed_by_echo_hides_its_failure():
+    text = "#!/bin/bash\n#SBATCH --gres=gpu:1\nsrun python train.py --epochs 3\necho \"done at $(date)\"\n"
+    hits = [f for f in lint(text) if f.code == "HPC527"]
+    assert len(hits) == 1 and hits[0].line == 3 and "echo on line 4" in hits[0].message
+    fixed, _ = fix_script(text)
+    assert "srun python train.py --epochs 3 || exit $?\n" in fixed and found(fixed, "HPC527") == []
+
+
+@pytest.mark.parametrize("text", [
+    "#!/bin/bash\nset -euo pipefail\nsrun python t.py\necho done\n",
+    "#!/bin/bash -le\nsrun python t.py\necho done\n",
+    "#!/bin/bash\nset -o errexit\nsrun python t.py\necho done\n",
+    "#!/bin/bash\nsrun python t.py\nstatus=$?\necho done\nexit $status\n",
+    "#!/bin/bash\nsrun python t.py\n",                       # the step's status is the job's
+    "#!/bin/bash\nsrun python t.py\npython report.py\n",     # a command that may fail: its status counts then
+    "#!/bin/bash\nsrun python t.py || exit 1\necho done\n",
+    "#!/bin/bash\ntrap 'echo failed' ERR\nsrun python t.py\necho done\n",
+])
+def test_scripts_that_pass_the_status_on_are_left_alone(text):
+    assert found(text, "HPC527") == []
+
+
+def test_the_shipped_examples_pass_their_status_on():
+    from hpcwidgets.examples import examples
+    for name, example in examples("generic").items():
+        assert found(example.render(), "HPC527") == [], name

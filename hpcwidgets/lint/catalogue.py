@@ -6879,6 +6879,62 @@ def _stage_fix(ctx: Context, cmd: Any, words: list[str], key: str, made: list[st
                text=line[:at] + 'srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 ' + line[at:])
 
 
+#: commands that end well whatever happened before them: after the last step they set the job's exit status to 0
+_ALWAYS_WELL = frozenset({"echo", "printf", "date", "hostname", "true", ":", "sync", "pwd", "env", "printenv", "sleep",
+                          "ls", "du", "df", "nvidia-smi", "seff", "sacct", "sstat", "squeue", "scontrol", "module",
+                          "ml", "conda", "deactivate", "cd", "free", "uptime", "whoami", "id", "uname", "exit"})
+#: errexit turned on: set -e, set -eu, set -o errexit, set -Eeuo pipefail …
+_ERREXIT = re.compile(r"^\s*set\s+(?:-[A-Za-z]*e[A-Za-z]*\b|.*-o\s+errexit\b)", re.MULTILINE)
+
+
+@rule("HPC527", "failed-step-hidden-by-last-command", "info",
+      summary="the job's state comes from its last command (echo done), so a failed training step still ends "
+              "COMPLETED",
+      why="Slurm takes the batch script's exit status as the job's, and a script without set -e returns the status of "
+          "its last command. After srun python train.py fails, an echo \"done\" (or date, or ls) below it exits 0: "
+          "sacct shows COMPLETED, the email says so, and the jobs that wait with --dependency=afterok start on "
+          "results that were never written.",
+      fix="Add set -e near the top (the job then stops at the first command that fails), or end the step with "
+          "|| exit $? to pass its status on.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+srun python train.py
+echo "finished at $(date)"
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+set -e
+srun python train.py
+echo "finished at $(date)"
+""")
+def _status_of_the_last_command(ctx: Context) -> Iterator[Any]:
+    text = ctx.parsed.source
+    first = text.split("\n", 1)[0]
+    if _ERREXIT.search(text) or re.search(r"^#!\S+(?:\s+\S+)*\s+-[A-Za-z]*e", first) \
+            or re.search(r"\btrap\b[^\n]*\bERR\b|\$\?|PIPESTATUS", text):
+        return  # errexit, a trap on errors, or a script that reads statuses itself
+    top = [c for c in ctx.parsed.lexed.code if c.is_code]
+    runs = [s for s in steps(ctx) if not s.in_compound and s.command.joined_by not in ("&", "||", "&&", "|")]
+    if not runs:
+        return
+    last = max(runs, key=lambda s: s.end_line)
+    after = [c for c in top if c.line > last.end_line]
+    if not after or any(c.kind != "simple" or not c.words for c in after):
+        return
+    names = [str(c.words[0].value).rsplit("/", 1)[-1] for c in after]
+    if any(n not in _ALWAYS_WELL for n in names) or "exit" in names:
+        return  # a command that may fail (its status is the job's then), or an exit of the script's own
+    end = last.end_line
+    said = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
+    fix = None
+    if "#" not in said and not said.rstrip().endswith("\\") and "<<" not in last.command.text \
+            and (last.command.joined_by or "") in ("", ";"):
+        fix = Fix("pass the step's exit status on", end, end, text=said.rstrip() + " || exit $?")
+    yield (last.line, f"the job's state is the exit status of its last command ({names[-1]} on line {after[-1].line}, "
+                      f"which succeeds), so when this step fails the job still ends COMPLETED and --dependency=afterok "
+                      "jobs start anyway; add set -e near the top, or || exit $? after the step", fix)
+
+
 @rule("HPC519", "background-steps-without-wait", "error",
       summary="steps or programs started in the background (srun … &, python … &, or a function or ( … ) group "
               "running srun with &) with no wait before the script ends",
