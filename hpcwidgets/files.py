@@ -4,7 +4,10 @@ Writes are atomic (a temporary file in the same directory, then a rename), an ex
 symbolic link, even a dangling one) is never replaced without an explicit ``force=True``, and a
 replaced file can be kept as a backup under a name that was free (``job.sh.bak``, ``job.sh.bak.1`` …),
 so a backup never replaces a file either. Writing through a symbolic link writes the file it points to
-and keeps the link.
+and keeps the link. Only regular files are ever replaced: a device (``/dev/null``), a named pipe or a
+socket is refused even with ``force`` (the rename would put a file in its place, which, run as root,
+destroys ``/dev/null`` for the whole machine). Replacing a file gives it a new inode, so other hard
+links to it keep the old text.
 
 Reads decode UTF-8 (a byte-order mark is dropped with a note) and turn every failure into a
 :class:`~hpcwidgets.errors.FileError` whose message names the file and the fix.
@@ -13,7 +16,9 @@ Reads decode UTF-8 (a byte-order mark is dropped with a note) and turn every fai
 from __future__ import annotations
 
 import codecs
+import errno
 import os
+import re
 import shlex
 import stat
 import sys
@@ -95,16 +100,46 @@ def strip_bom(text: str, name: str) -> TextFile:
 def read_text(path: str | os.PathLike[str], *, keep_newlines: bool = False) -> TextFile:
     """Read a UTF-8 text file; FileError (with the reason and the fix) when it cannot be read.
     ``keep_newlines``: see :func:`decode_text`."""
+    return decode_text(read_bytes(path), os.fspath(path), keep_newlines=keep_newlines)
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A file's bytes; FileError (with the reason and the fix) when it cannot be read."""
     name = os.fspath(path)
     if not name.strip():
         raise FileError("no file name given; type the name of the file to read, e.g. job.sh", name)
     try:
-        data = Path(name).expanduser().read_bytes()
+        return Path(name).expanduser().read_bytes()
     except IsADirectoryError:
         raise FileError(f"cannot read {name}: it is a directory; give the name of a file in it", name) from None
+    except FileNotFoundError as exc:
+        raise FileError(f"cannot read {name}: {_missing(Path(name).expanduser(), exc)}", name) from None
+    except PermissionError as exc:
+        raise FileError(f"cannot read {name}: {exc.strerror or exc}; ask its owner to make it readable "
+                        f"(chmod a+r {shlex.quote(name)}) or copy it somewhere you can read it", name) from None
     except OSError as exc:
         raise FileError(f"cannot read {name}: {exc.strerror or exc}", name) from None
-    return decode_text(data, name, keep_newlines=keep_newlines)
+
+
+def _missing(path: Path, exc: OSError) -> str:
+    """Why a file that could not be opened is missing, and what to do: a dangling symbolic link names its
+    target; otherwise the folder it was looked for in, and a close name in it when there is one."""
+    if os.path.islink(path):
+        return (f"it is a symbolic link to {os.readlink(path)}, which does not exist; point the link at the file "
+                f"(ln -sfn TARGET {shlex.quote(str(path))}) or give the file's own name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        return f"{exc.strerror or exc} (there is no folder {folder}); check the path"
+    import difflib
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    here = str(folder) == "."
+    listing = "ls lists the files here" if here else f"ls {shlex.quote(str(folder))} lists the files there"
+    hint = f"did you mean {close[0] if here else folder / close[0]}?" if close else f"check the name ({listing})"
+    return f"{exc.strerror or exc}; {hint}"
 
 
 def read_stdin(name: str = "<stdin>", *, keep_newlines: bool = False) -> TextFile:
@@ -170,11 +205,17 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
         raise FileError(f"the file name {name!r} holds a NUL character, which no file name can hold; retype the name",
                         name)
     given = Path(name).expanduser().absolute()
+    kind = special_kind(given)
+    if kind:
+        raise FileError(not_a_file_message(given, kind), str(given))
     target = follow_links(given)
     linked = target != given
     if target.is_dir():
         raise FileError(f"{given} is a directory; give a file name, e.g. {given / 'job.sh'}", str(given))
     exists = target.exists()
+    locked = _not_replaceable(target) if exists or linked else ""
+    if locked:  # allowing the replacement would not help: say so instead of offering it
+        raise FileError(f"cannot replace {given}: {locked}", str(given))
     if (exists or linked) and not force:
         if linked and not exists:
             raise OverwriteError(f"{given} is a symbolic link to {target}, which does not exist; choose another "
@@ -217,11 +258,66 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
     except OSError as exc:
         if isinstance(exc, (OverwriteError, FileError)):
             raise
+        if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+            folder = next((p for p in (target.parent, *target.parent.parents) if p.exists()), target.parent)
+            raise FileError(f"cannot write {given}: {exc.strerror or exc}: the folder {folder} is not writable for "
+                            f"you; choose a folder you can write to, e.g. {Path.home() / target.name}",
+                            str(given)) from exc
         raise FileError(f"cannot write {given}: {exc.strerror or exc}", str(given)) from exc
     finally:
         if tmp and os.path.lexists(tmp):
             os.unlink(tmp)
     return Written(target, saved)
+
+
+#: the kinds of file that are not regular files, and what to call them
+_SPECIAL = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+            (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+#: names that stand for this process's own output (where -o would only repeat printing)
+_OWN_OUTPUT = re.compile(r"/dev/(stdout|stderr|tty|fd/\d+)|/proc/(self|\d+)/fd/\d+")
+
+
+def special_kind(path: str | os.PathLike[str]) -> str:
+    """What ``path`` is when it exists and is neither a regular file nor a directory ("a character device",
+    "a named pipe (FIFO)" …), else "". Every symbolic link is followed: ``/dev/stdout`` is the terminal, pipe
+    or file behind it."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return ""
+    return next((kind for test, kind in _SPECIAL if test(mode)), "")
+
+
+def not_a_file_message(path: Path, kind: str) -> str:
+    """Why ``path`` (a device, a pipe, a socket) is never saved over, and what to do instead."""
+    if _OWN_OUTPUT.fullmatch(str(path)):
+        instead = "to print the text, leave -o out (and redirect the output with > or | if it should go elsewhere)"
+    else:
+        instead = (f"choose a file name, e.g. {Path.cwd() / 'job.sh'}; to print the text instead, leave -o out "
+                   "(on the command line)")
+    return (f"{path} is {kind}, not a regular file: saving never puts a file in its place, even when replacing "
+            f"is allowed (--force), since that would destroy it for every program that uses it; {instead}")
+
+
+def _not_replaceable(target: Path) -> str:
+    """Why an existing ``target`` cannot be replaced whatever the caller allows, or "": its folder is not
+    writable (or on a read-only file system), or it sits in a sticky folder (/tmp) and belongs to someone else."""
+    folder = target.parent
+    if not os.path.isdir(folder):
+        return ""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (f"the folder {folder} is not writable for you (or is on a read-only file system), so no file in it "
+                f"can be replaced; save under another name in a folder you can write to, e.g. "
+                f"{Path.home() / target.name}")
+    try:
+        info, folder_info = os.lstat(target), os.stat(folder)
+    except OSError:
+        return ""
+    me = os.geteuid() if hasattr(os, "geteuid") else -1
+    if folder_info.st_mode & stat.S_ISVTX and me not in (0, info.st_uid, folder_info.st_uid):
+        return (f"it belongs to another user and {folder} only lets a file's owner replace it; choose another "
+                "name")
+    return ""
 
 
 def _file_in_the_way(folder: Path) -> Path | None:

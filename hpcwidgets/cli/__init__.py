@@ -17,7 +17,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 from .. import __version__
 from ..errors import HpcWidgetsError, Problem, ValidationError
@@ -32,6 +32,8 @@ class ModelCommand:
     summary: str
     fixed: dict[str, Any] = field(default_factory=dict)
     examples: tuple[str, ...] = ()
+    #: fields this command has no option for (apptainer instance stop takes neither an image nor --nv)
+    skip: frozenset[str] = frozenset()
 
     def cls(self) -> Any:
         module, _, name = self.model.partition(":")
@@ -51,7 +53,17 @@ MODEL_COMMANDS: tuple[ModelCommand, ...] = (
     ModelCommand(("apptainer", "build"), f"{SPEC}.apptainer:ApptainerBuild", "apptainer build OUT.sif DEF", {},
                  ("hpcwidgets apptainer build --fakeroot env.sif env.def",)),
     ModelCommand(("apptainer", "inspect"), f"{SPEC}.apptainer:ApptainerInspect", "apptainer inspect IMAGE"),
-    ModelCommand(("apptainer", "instance"), f"{SPEC}.apptainer:ApptainerInstance", "apptainer instance start|stop|list"),
+    # written the way apptainer spells them: instance start [options] IMAGE NAME, instance stop NAME, instance list
+    ModelCommand(("apptainer", "instance", "start"), f"{SPEC}.apptainer:ApptainerInstance",
+                 "apptainer instance start [options] IMAGE NAME: start a background instance",
+                 {"action": "instance start"}, ("hpcwidgets apptainer instance start --nv '$SCRATCH/db.sif' db",)),
+    ModelCommand(("apptainer", "instance", "stop"), f"{SPEC}.apptainer:ApptainerInstance",
+                 "apptainer instance stop NAME: stop a background instance", {"action": "instance stop"},
+                 ("hpcwidgets apptainer instance stop db",), frozenset({"image", "nv", "cleanenv", "binds"})),
+    ModelCommand(("apptainer", "instance", "list"), f"{SPEC}.apptainer:ApptainerInstance",
+                 "apptainer instance list [NAME]: list the running instances (those whose name matches NAME)",
+                 {"action": "instance list"}, ("hpcwidgets apptainer instance list",),
+                 frozenset({"image", "nv", "cleanenv", "binds"})),
     ModelCommand(("apptainer", "def"), f"{SPEC}.apptainer:DefFile", "an Apptainer definition file", {},
                  ("hpcwidgets apptainer def --from-image pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime --post 'pip install wandb==0.17.0'",)),
     ModelCommand(("sbatch",), f"{SPEC}.slurm:SlurmJob", "a Slurm batch script", {},
@@ -94,11 +106,19 @@ def _available(cmd: ModelCommand) -> bool:
 
 
 class _Parser(argparse.ArgumentParser):
-    """No abbreviated options: ``--set`` must never silently mean ``--set-env``."""
+    """No abbreviated options: ``--set`` must never silently mean ``--set-env``. An option given no value
+    says how to write a value that starts with ``-`` (argparse reads it as the next option)."""
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         kw.setdefault("allow_abbrev", False)
         super().__init__(*a, **kw)
+
+    def error(self, message: str) -> NoReturn:
+        missing = re.fullmatch(r"argument ([^/: ]+)[^:]*: expected one argument", message)
+        if missing:
+            option = missing.group(1)
+            message += f"; give {option} its value (one that starts with - is written joined to it: {option}=-VALUE)"
+        super().error(message)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -137,8 +157,10 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: 
     g.add_argument("--format", choices=("shell", "json", "toml"), default=format_default,
                    help=format_help or "shell: the command or script (default); json/toml: the model, to edit and "
                                        "load with --from.")
-    g.add_argument("-o", "--output-file", metavar="FILE", help="Write to FILE atomically instead of printing.")
-    g.add_argument("--force", action="store_true", help="Allow -o to replace an existing file.")
+    g.add_argument("-o", "--output-file", metavar="FILE",
+                   help="Write to FILE atomically instead of printing (- prints).")
+    g.add_argument("--force", action="store_true", help="Allow -o to replace an existing file (never a device, a "
+                                                        "pipe or a socket: those are refused).")
     if model:
         g.add_argument("--from", dest="from_file", metavar="FILE", help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job script); "
                             "a repeatable option then adds to the loaded list, as --set does.")
@@ -165,24 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    families: dict[str, argparse._SubParsersAction] = {}
+    families: dict[tuple[str, ...], argparse._SubParsersAction] = {(): sub}
     for cmd in (*MODEL_COMMANDS, *_charliecloud_commands()):
         if not _available(cmd):
             continue
-        if len(cmd.path) == 2:
-            fam = families.get(cmd.path[0])
-            if fam is None:
-                fp = sub.add_parser(cmd.path[0], help=f"{cmd.path[0]} commands", formatter_class=_Formatter)
-                fam = fp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-                fam.required = True
-                families[cmd.path[0]] = fam
-            p = fam.add_parser(cmd.path[1], help=cmd.summary, description=cmd.summary, formatter_class=_Formatter,
-                               epilog=_examples_epilog(cmd.examples))
-        else:
-            p = sub.add_parser(cmd.path[0], help=cmd.summary, description=cmd.summary, formatter_class=_Formatter,
-                               epilog=_examples_epilog(cmd.examples))
+        fam = _family(families, cmd.path[:-1])
+        p = fam.add_parser(cmd.path[-1], help=cmd.summary, description=cmd.summary, formatter_class=_Formatter,
+                           epilog=_examples_epilog(cmd.examples))
         from ._options import add_model_options
-        add_model_options(p, cmd.cls(), skip=set(cmd.fixed))
+        add_model_options(p, cmd.cls(), skip=set(cmd.fixed) | cmd.skip)
         _add_output_options(p, cls=cmd.cls())
         p.set_defaults(handler=_run_model_command, model_command=cmd)
 
@@ -193,6 +206,23 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         mod.register(sub)
     return parser
+
+
+#: what a group of commands is for, where its name does not say it
+FAMILY_SUMMARIES = {("apptainer", "instance"): "apptainer instance start|stop|list: background instances"}
+
+
+def _family(families: dict[tuple[str, ...], argparse._SubParsersAction],
+            prefix: tuple[str, ...]) -> argparse._SubParsersAction:
+    """The subcommands of the command ``prefix`` names (``apptainer``, ``apptainer instance``), made on first use."""
+    if prefix not in families:
+        parent = _family(families, prefix[:-1])
+        summary = FAMILY_SUMMARIES.get(prefix, f"{' '.join(prefix)} commands")
+        fp = parent.add_parser(prefix[-1], help=summary, description=summary, formatter_class=_Formatter)
+        fam = fp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+        fam.required = True
+        families[prefix] = fam
+    return families[prefix]
 
 
 #: (name, module with register(subparsers)) for commands that are not a single model
@@ -305,8 +335,12 @@ def _toml_where(exc: ValueError) -> tuple[int, int, str]:
 
 
 def emit(args: argparse.Namespace, text: str) -> None:
-    """Print ``text`` or write it atomically to ``-o FILE`` (FileError/OverwriteError name the problem)."""
-    if getattr(args, "output_file", None):
+    """Print ``text`` or write it atomically to ``-o FILE`` (FileError/OverwriteError name the problem).
+
+    ``-o -`` prints, as ``-`` stands for the standard streams everywhere else in the command (lint -, parse -);
+    ``-o ''`` (a variable that was empty) is refused instead of printing as if no -o had been given."""
+    output = getattr(args, "output_file", None)
+    if output is not None and output != "-":
         from ..files import write_atomic
         path = write_atomic(args.output_file, text, force=args.force, executable=text.startswith("#!"))
         print(f"wrote {path}", file=sys.stderr)
@@ -417,9 +451,14 @@ def profile_base(cls: Any, profile: Any) -> Any:
 
 
 def _run_model_command(args: argparse.Namespace) -> int:
-    from ._options import apply_sets, model_from_args
+    from ._options import apply_sets, model_from_args, trailing_words
     cmd: ModelCommand = args.model_command
     cls = cmd.cls()
+    misplaced, swallowed = trailing_words(cls, args, cmd.fixed, " ".join(cmd.path))
+    if misplaced:
+        raise ValidationError(misplaced, subject=" ".join(cmd.path))
+    for warning in swallowed:
+        print(f"hpcwidgets: warning: {warning}", file=sys.stderr)
     profile = None
     if args.profile:
         from ..profiles import load_profile
@@ -450,7 +489,7 @@ def _run_model_command(args: argparse.Namespace) -> int:
     emit(args, text)
     status = 1 if args.format == "shell" and text.startswith("#!") and report_lint(
         text, profile, suppressed_in(args.from_file or "")) else 0
-    if model.kind == "jupyter.job" and getattr(args, "output_file", None) and args.format == "shell":
+    if model.kind == "jupyter.job" and args.output_file not in (None, "-") and args.format == "shell":
         log = model.job.output.replace("%j", "JOBID").replace("%x", model.job.job_name or "JOBNAME") \
             if model.job.output else "slurm-JOBID.out"
         print(f"next: sbatch {args.output_file} (or hpcwidgets submit {args.output_file}); when JupyterLab answers, "
@@ -483,15 +522,53 @@ def report_error(exc: HpcWidgetsError) -> None:
 
 def _subparser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
     """The (sub)command parser the words of ``argv`` lead to (``sbatch``, ``apptainer exec``), for its usage line."""
-    current = parser
-    for word in argv:
+    return _command_at(parser, argv)[0]
+
+
+def _command_at(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[argparse.ArgumentParser, int]:
+    """The (sub)command parser the words of ``argv`` lead to, and the index of the first word after its name."""
+    current, start = parser, 0
+    for i, word in enumerate(argv):
         actions = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
         if not actions or word not in actions[0].choices:
             if word.startswith("-"):
                 continue
             break
-        current = actions[0].choices[word]
-    return current
+        current, start = actions[0].choices[word], i + 1
+    return current, start
+
+
+def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--extra-directives --signal=USR1@90`` as ``--extra-directives=--signal=USR1@90``.
+
+    The "other options" fields (``extra``, ``extra_directives``, ``extra_args``) take options as their values, which
+    argparse would read as the next option ("expected one argument"). Only the words before the command's first
+    operand are looked at (after it they may be the program's own), and a value that is one of the command's own
+    options is left for argparse to refuse (the option's value was probably forgotten).
+    """
+    from ._options import FIELD
+    sub, start = _command_at(parser, argv)
+    options = {o: a for a in sub._actions for o in a.option_strings}
+    takes = {o for o, a in options.items() if a.dest.startswith(FIELD + "extra")}
+    if not takes:
+        return argv
+    out, i = list(argv[:start]), start
+    while i < len(argv):
+        word = argv[i]
+        if word == "--" or not word.startswith("-"):
+            return out + argv[i:]
+        following = argv[i + 1] if i + 1 < len(argv) else ""
+        if word in takes and following.startswith("-") and following.split("=", 1)[0] not in options:
+            out.append(f"{word}={following}")
+            i += 2
+            continue
+        out.append(word)
+        action = options.get(word)
+        if action is not None and action.nargs != 0 and following:
+            out.append(following)  # the option's value, whatever it looks like
+            i += 1
+        i += 1
+    return out
 
 
 def _close_option_hint(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
@@ -508,7 +585,7 @@ def _close_option_hint(parser: argparse.ArgumentParser, extras: Sequence[str]) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _dash_values(parser, list(sys.argv[1:] if argv is None else argv))
     args, extras = parser.parse_known_args(argv)
     if extras:
         sub = _subparser(parser, argv)

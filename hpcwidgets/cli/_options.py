@@ -14,6 +14,15 @@ from ..spec.common import Bind, EnvVar
 RESERVED = {"--format", "--from", "--force", "--profile", "--set", "--help", "--version", "--output-file"}
 #: short options the CLI keeps for itself (-o writes the output file, so sbatch's -o is --output only)
 RESERVED_SHORT = {"-h", "-o"}
+#: the prefix of the argparse ``dest`` of a model field: the fields live apart from the CLI's own values
+#: (``command``, ``action``, ``force``, ``format`` …), which a field of the same name would otherwise overwrite
+#: (``apptainer pull --force`` let -o replace a file; ``apptainer instance`` read "instance" as the action)
+FIELD = "field:"
+
+
+def typed_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The model fields given on the command line, by field name."""
+    return {k[len(FIELD):]: v for k, v in vars(args).items() if k.startswith(FIELD)}
 
 
 def option_name(f: FieldSpec) -> str:
@@ -39,6 +48,7 @@ def _help(f: FieldSpec) -> str:
     base = f.base_type
     if layer_classes(f):
         text += f" Give its command line, e.g. {_layer_example(f)}" + (" (repeatable)." if f.is_tuple else ".")
+        text += " An empty value ('') empties the list." if f.is_tuple else " An empty value ('') removes it."
     elif base is Bind:
         text += " Repeatable."  # the help gives the runtime's SRC[:DST…] form (ch-run has no :ro)
     elif base is EnvVar:
@@ -84,6 +94,21 @@ def layer_from_text(f: FieldSpec, text: str, where: str = "") -> Spec:
         raise ValidationError([Problem(where, f"{text!r} is {_command_name(type(model))}, but {where} takes {takes}; "
                                               f"e.g. {_layer_example(f)}")])
     return model
+
+
+def layers_from_text(f: FieldSpec, raw: Any, where: str) -> Any:
+    """A layer field's value from what was typed: its command line read into the layer, or None for an empty
+    value (no srun, no container, no launcher: the help says what that means); for a list of layers
+    (``--prepare``), one layer per non-empty item, so that only empty items give the empty list."""
+    if f.is_tuple:
+        items = [raw] if isinstance(raw, str) else list(raw)
+        return tuple(layer_from_text(f, t, where) for t in items if t.strip())
+    if not raw.strip():
+        if not f.optional:
+            raise ValidationError([Problem(where, f"{f.name} cannot be left out; give its command line, "
+                                                  f"e.g. {_layer_example(f)}")])
+        return None
+    return layer_from_text(f, raw, where)
 
 
 def _command_name(cls: type[Spec]) -> str:
@@ -148,14 +173,15 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
         base = f.base_type
         if layer_classes(f):
             group = groups["advanced" if f.info.advanced else "basic"]
-            group.add_argument(option_name(f), dest=f.name, default=argparse.SUPPRESS, metavar="COMMAND",
+            group.add_argument(option_name(f), dest=FIELD + f.name, default=argparse.SUPPRESS, metavar="COMMAND",
                                action="append" if f.is_tuple else "store", help=_help(f))
             used.add(option_name(f))
             continue
         if isinstance(base, type) and issubclass(base, Spec) and base not in (Bind, EnvVar):
             continue  # a whole job (the workflow's Slurm job) is changed with --set job.field=value or --from
         if f.info.role == "positional":
-            parser.add_argument(f.name, nargs="?", default=argparse.SUPPRESS, metavar=f.name.upper(), help=_help(f))
+            parser.add_argument(FIELD + f.name, nargs="?", default=argparse.SUPPRESS, metavar=f.name.upper(),
+                                help=_help(f))
             continue
         if f.info.role == "rest":
             rest_field = f
@@ -167,7 +193,7 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
             while name in used:
                 name += "-value"
         used.add(name)
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f)}
+        kw: dict[str, Any] = {"dest": FIELD + f.name, "default": argparse.SUPPRESS, "help": _help(f)}
         # the tool's own short form too (sbatch -p, -t, -N; apptainer -B), where the CLI does not use it
         short = f.info.short if f.info.short and f.info.short not in RESERVED_SHORT | used else ""
         names = [name, short] if short else [name]
@@ -184,24 +210,98 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
             kw["help"] += f" E.g. {example}." if example and example not in kw["help"] else ""
             group.add_argument(*names, metavar=_metavar(f), **kw)
     if rest_field is not None:
-        parser.add_argument(rest_field.name, nargs=argparse.REMAINDER, default=argparse.SUPPRESS,
-                            metavar="...", help=_help(rest_field))
+        parser.add_argument(FIELD + rest_field.name, nargs=argparse.REMAINDER, default=argparse.SUPPRESS,
+                            metavar="...", help=rest_help(cls).replace("%", "%%"))
+
+
+def _rest_and_before(cls: type[Spec]) -> tuple[FieldSpec | None, str]:
+    """The field that takes the words at the end (the program, the script's arguments) and the name of the
+    operand before them in the usage line (IMAGE, SCRIPT), or "" when there is none (srun)."""
+    specs = cls.field_specs()
+    rest = next((f for f in specs if f.info.role == "rest"), None)
+    before = [f.name.upper() for f in specs if f.info.role == "positional"]
+    return rest, before[-1] if before else ""
+
+
+def rest_help(cls: type[Spec]) -> str:
+    """What the trailing words of a command are, for --help: everything after the operand goes on as written."""
+    rest, before = _rest_and_before(cls)
+    if rest is None:
+        return ""
+    after = f"after {before}" if before else "from the first word that is not an option"
+    return (f"{_help(rest)} Every word {after} is passed on as written, options too: write this command's options "
+            f"and hpcwidgets' own (-o, --format …) before {before or 'the command'}.")
+
+
+#: hpcwidgets' own options (the output group): in the trailing words they go to the program, unread
+OWN_OPTIONS = {"-o": True, "--output-file": True, "--format": True, "--from": True, "--set": True, "--profile": True,
+               "--force": False}  # option → takes a value
+
+
+def trailing_words(cls: type[Spec], args: argparse.Namespace, fixed: dict[str, Any],
+                   command: str) -> tuple[list[Problem], list[str]]:
+    """(problems, warnings) about the words typed at the end of ``command`` (``apptainer exec IMAGE …``).
+
+    Where those words are a program (apptainer exec, ch-run, srun), a first word that is an option
+    (``apptainer exec img.sif --nv python``) is a problem: the runtime would run ``--nv`` as the program
+    (HPC203). hpcwidgets' own options among the words (``… python t.py -o run.sh``) went to the program and
+    were not read: a warning, since a program may well take ``-o`` itself.
+    """
+    rest, before = _rest_and_before(cls)
+    words = typed_fields(args).get(rest.name) if rest is not None else None
+    if not words:
+        return [], []
+    words = list(words[1:] if words[0] == "--" else words)
+    problems = []
+    runs_a_program = rest.name == "command" and fixed.get("action", "exec") == "exec"
+    if runs_a_program and words and words[0].startswith("-"):
+        program = " ".join(words[1:2]) or "PROGRAM"
+        where = f"comes after {before}, so it" if before else "is where the program's name belongs, so it"
+        problems.append(Problem("", f"{words[0]} {where} would be run as the program instead of being read as an "
+                                    f"option; write options before {before or 'the program'}: hpcwidgets {command} "
+                                    f"{words[0]} … {before + ' ' if before else ''}{program} …"))
+    swallowed = []
+    for i, word in enumerate(words):
+        name = word.split("=", 1)[0] if word.startswith("--") else word
+        if name in OWN_OPTIONS and _unset(args, name):
+            takes = OWN_OPTIONS[name] and "=" not in word and i + 1 < len(words)
+            swallowed.append(" ".join(words[i:i + 2]) if takes else word)
+    warnings = []
+    if swallowed:
+        import shlex
+        what = (rest.info.label or rest.name).lower()
+        where = before or "the command"
+        warnings.append(f"{', '.join(swallowed)} came after {where}, so it became part of the {what} "
+                        f"({shlex.join(words)}) and hpcwidgets did not read it; write hpcwidgets' options before "
+                        f"{where} (hpcwidgets {command} {swallowed[0]} … {before or ''} …), or ignore this if the "
+                        "program takes it")
+    return problems, warnings
+
+
+def _unset(args: argparse.Namespace, option: str) -> bool:
+    """Whether hpcwidgets' own ``option`` kept its default (was not also given where hpcwidgets reads it)."""
+    dest = {"-o": "output_file", "--output-file": "output_file", "--from": "from_file"}.get(option, option[2:])
+    return getattr(args, dest, None) in (None, False, [], "shell")
 
 
 def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace, fixed: dict[str, Any]) -> Spec:
     """Build the model: ``base`` (from --from) or defaults, then the typed options, then ``fixed``."""
     names = {f.name: f for f in cls.field_specs()}
+    typed = typed_fields(args)
     values: dict[str, Any] = {}
+    cleared: set[str] = set()  # list layers given only as '': emptied, not added to a loaded model's
     problems: list[Problem] = []
     for name, f in names.items():
-        if name not in vars(args):
+        if name not in typed:
             continue
-        raw = getattr(args, name)
+        raw = typed[name]
         if f.info.role == "rest" and raw and raw[0] == "--":
             raw = raw[1:]
         try:
             if layer_classes(f):
-                raw = tuple(layer_from_text(f, t) for t in raw) if f.is_tuple else layer_from_text(f, raw)
+                raw = layers_from_text(f, raw, option_name(f))
+                if f.is_tuple and not raw:
+                    cleared.add(name)
             elif _is_words(f) and f.info.role != "rest" and isinstance(raw, (list, tuple)):
                 raw = split_words(f, raw, option_name(f))
             values[name] = coerce(f, raw)
@@ -214,7 +314,7 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
         return cls(**values)
     for name, value in values.items():
         f = names[name]
-        if f.is_tuple and name not in fixed and not _is_words(f) and f.info.role != "rest":
+        if f.is_tuple and name not in fixed and name not in cleared and not _is_words(f) and f.info.role != "rest":
             # --exports/--bind with --from add to what was loaded: replacing dropped the saved HPCW_PAYLOAD
             values[name] = tuple(getattr(base, name) or ()) + tuple(value)
     return base.replace(**values)
@@ -238,13 +338,27 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
         if inner is None and len(classes) == 1 and not f.is_tuple:
             inner = classes[0]()  # --set launcher.nnodes=2 on a workflow without one starts a default torchrun
         if not isinstance(inner, Spec):
-            how = f"give it first with {_layer_example(f)}" if classes else "start from a saved model with --from"
-            raise ValidationError([Problem(".".join(parts), f"{f.name} is not set, so {'.'.join(parts[1:])} cannot be "
-                                                             f"changed; {how}")])
+            whole = (where or "--set " + ".".join(parts)).rsplit(".", len(parts) - 1)[0]
+            rest = ".".join(parts[1:])
+            if isinstance(inner, tuple):
+                said = (f"{f.name} is a list, whose items have no names, so {rest} cannot be changed; {whole}=ITEM "
+                        f"adds an item, {whole}= empties the list")
+            elif inner is not None:
+                said = (f"{f.name} is a single value ({inner!r}), not a layer with fields of its own, so it has no "
+                        f"{rest}; set the value itself: {whole}=VALUE")
+            else:
+                how = f"give it first with {_layer_example(f)}" if classes else "start from a saved model with --from"
+                said = f"{f.name} is not set, so {rest} cannot be changed; {how}"
+            raise ValidationError([Problem(where or ".".join(parts), said)])
         return model.replace(**{f.name: _set_path(inner, parts[1:], raw, where)})
     base = f.base_type
     value: Any
-    if _is_words(f):
+    if layer_classes(f):
+        # a command line, as the option takes it (--set launcher='torchrun …'); empty: no such layer
+        value = layers_from_text(f, raw, where or f.name)
+        if f.is_tuple and value:
+            value = tuple(getattr(model, f.name) or ()) + value
+    elif _is_words(f):
         value = split_words(f, [raw], where or f.name)
     elif f.is_tuple:
         # one item per --set, added to what is there (a loaded model's binds stay); an empty value empties

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from ..errors import HpcWidgetsError
+from ..errors import HpcWidgetsError, Problem, ValidationError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,10 +31,19 @@ def run(args: argparse.Namespace) -> int:
     from ..spec.convert import to_apptainer, to_charliecloud
     if args.from_file:
         model = load_model_file(args.from_file)
+        typed = args.from_file
     elif args.command:
-        model = parse_argv(_words(args.command)).model
+        words = _words(args.command)
+        _check_action(words)
+        model = parse_argv(words).model
+        typed = " ".join(words[:2]) if words[0].rsplit("/", 1)[-1] in _APPTAINER else words[0]
     else:
         raise HpcWidgetsError("give the command to translate, e.g. hpcwidgets convert apptainer exec img.sif true")
+    if model.kind in ("apptainer.run", "charliecloud.run"):
+        # what is missing from the command typed is said of that command, not of the one it would become
+        problems = [Problem(f"{typed}: {p.field}" if p.field else typed, p.message) for p in model.problems()]
+        if problems:
+            raise ValidationError(problems, subject=typed)
     if model.kind == "apptainer.run":
         conversion = to_charliecloud(model, image_dir=args.image_dir)
     elif model.kind == "charliecloud.run":
@@ -53,6 +62,24 @@ def run(args: argparse.Namespace) -> int:
     check_shell(text, what="command")
     emit(args, text)
     return 0
+
+
+#: the names Apptainer's command goes by, and the actions convert translates
+_APPTAINER = ("apptainer", "singularity")
+_ACTIONS = ("exec", "run", "shell")
+
+
+def _check_action(words: list[str]) -> None:
+    """An Apptainer command without one of the actions convert translates (``convert apptainer``, ``convert
+    apptainer pull …``): HpcWidgetsError saying which actions there are, before the reader says it knows no
+    such command."""
+    program = words[0].rsplit("/", 1)[-1]
+    if program not in _APPTAINER or (len(words) > 1 and words[1] in _ACTIONS):
+        return
+    action = f" {words[1]}" if len(words) > 1 else ""
+    raise HpcWidgetsError(f"{program}{action}: convert translates {program} {', '.join(_ACTIONS[:-1])} and "
+                          f"{_ACTIONS[-1]} commands into ch-run (and ch-run back); write the whole command, e.g. "
+                          f"hpcwidgets convert {program} exec img.sif python train.py")
 
 
 def _words(command: list[str]) -> list[str]:

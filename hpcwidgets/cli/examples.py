@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from ..errors import HpcWidgetsError
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "hpcwidgets examples array-sweep --format json > sweep.json   # edit, then: "
                            "hpcwidgets workflow --from sweep.json",
                        ]))
-    p.add_argument("name", nargs="?", help="the example to print (omit to list them)")
+    p.add_argument("name", nargs="?", help="the example to print (omit to list them; --format json lists them as JSON)")
     p.add_argument("--profile", default="generic", metavar="NAME", help="cluster profile (default: generic)")
     _add_output_options(p, model=False)
     p.set_defaults(handler=run)
@@ -29,15 +30,25 @@ def run(args: argparse.Namespace) -> int:
     from ..examples import examples
     found = examples(args.profile)
     if not args.name:
-        width = max(len(n) for n in found)
-        for name, ex in found.items():
-            print(f"{name:<{width}}  {ex.description}")
+        emit(args, _listing(found, args.format))
         return 0
     if args.name not in found:
         raise HpcWidgetsError(f"no example named {args.name!r} for profile {args.profile}; "
                               f"choose one of: {', '.join(found)}")
     emit(args, format_model(found[args.name].model, args.format))
     return 0
+
+
+def _listing(found: dict, fmt: str) -> str:
+    """The examples' names and descriptions: aligned text, or (--format json/toml) a list a program can read."""
+    if fmt == "shell":
+        width = max(len(n) for n in found)
+        return "".join(f"{name:<{width}}  {ex.description}\n" for name, ex in found.items())
+    items = [{"name": name, "description": ex.description} for name, ex in found.items()]
+    if fmt == "json":
+        return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+    from ..spec._toml import dumps
+    return dumps({"examples": items})
 
 
 if __name__ == "__main__":  # pragma: no cover

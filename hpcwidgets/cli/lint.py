@@ -12,10 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import stat
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import HpcWidgetsError
+
+if TYPE_CHECKING:
+    from ..files import TextFile
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="text: path:line: severity CODE message (default); json: a list of finding objects")
     p.add_argument("--fix", action="store_true",
                    help="apply the mechanical fixes in place (atomically, keeping the original as FILE.bak, or FILE.bak.1 … when "
-                        "that name is taken) and report what remains; build-file rules have no mechanical fixes")
+                        "that name is taken) and report what remains; build-file rules have no mechanical fixes. The "
+                        "fixed file is a new file: other hard links to the old one keep the old text. A read-only "
+                        "file, a device or a pipe is left as it is")
     p.add_argument("--select", default="", metavar="CODES", help="only these rules, e.g. HPC101,HPC102")
     p.add_argument("--ignore", default="", metavar="CODES", help="skip these rules, e.g. HPC209")
     p.set_defaults(handler=run)
@@ -63,21 +71,28 @@ def _codes(text: str, option: str) -> set[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import FileError
-    from ..files import bom_note, read_stdin, read_text
+    from ..files import read_stdin, read_text, special_kind
     from ..lint import lint
-    from ..parse.buildfiles import build_file_format
     select, ignore = _codes(args.select, "--select"), _codes(args.ignore, "--ignore")
+    if args.fix and "-" in args.files:
+        raise HpcWidgetsError("--fix rewrites files in place; give a file name instead of - (standard input)")
     profile = None
     if args.profile:
         from ..profiles import load_profile
         profile = load_profile(args.profile)
     findings = []
     status = 0
-    byte_order_marks = 0
     unread: list[str] = []
     paths = _job_scripts(args.files)
     for path in paths:
         name = "<stdin>" if path == "-" else path
+        kind = special_kind(path) if args.fix and path != "-" else ""
+        if kind:  # <(…) or a device: reading it would consume it, and nothing can be written back
+            print(f"hpcwidgets: error: {name} is {kind}, not a regular file, and --fix rewrites files in place; "
+                  "check it without --fix, or save its text to a file and fix that", file=sys.stderr)
+            status = 2
+            unread.append(name)
+            continue
         try:
             # line ends as written: sbatch refuses DOS line breaks, and the linter says so (HPC314)
             loaded = read_stdin(name, keep_newlines=True) if path == "-" else read_text(path, keep_newlines=True)
@@ -86,21 +101,13 @@ def run(args: argparse.Namespace) -> int:
             status = 2
             unread.append(name)
             continue
-        text = loaded.text
-        # sbatch refuses a script starting with a byte-order mark; a build file's is only dropped here
-        bom = loaded.bom and not build_file_format(text, "" if path == "-" else path)
+        text = as_written(loaded, path)
         if args.fix:
-            if path == "-":
-                raise HpcWidgetsError("--fix rewrites files in place; give a file name instead of - (standard input)")
             try:
-                text = _fix(path, text, profile, bom=bom)
+                text = _fix(path, text, profile)
             except FileError as exc:
                 print(f"hpcwidgets: error: {exc}", file=sys.stderr)
                 status = 2
-        elif bom:
-            # sbatch refuses such a script; the text without the mark is linted as the script it should be
-            print(f"{name}:1: error: {bom_note(name, 'the file')}", file=sys.stderr)
-            byte_order_marks += 1
         found = lint(text, profile, path=name, select=select, ignore=ignore)
         if any(f.code == "HPC000" for f in found):
             status = 2
@@ -110,10 +117,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         for f in findings:
             print(f.format())
-    if status == 0 and (byte_order_marks or any(f.severity == "error" for f in findings)):
+    if status == 0 and any(f.severity == "error" for f in findings):
         status = 1
-    _summary(findings, byte_order_marks, len(paths) - len(unread), unread)
+    _summary(findings, len(paths) - len(unread), unread)
     return status
+
+
+def as_written(loaded: "TextFile", path: str) -> str:
+    """The text of a job script as bash and sbatch read the file: a UTF-8 byte-order mark (which the reader
+    drops) is put back in front of the #! line, for the linter to report it like any finding (HPC315, whose fix
+    removes it). A build file's mark is only dropped (its tools read past it); before anything but #! the
+    first line lacks the #! sbatch needs anyway, which HPC315 reports of the text without the mark."""
+    from ..parse.buildfiles import build_file_format
+    if loaded.bom and loaded.text.startswith("#!") and not build_file_format(loaded.text, "" if path == "-" else path):
+        return "\ufeff" + loaded.text
+    return loaded.text
 
 
 #: folders never searched for job scripts: tools' and environments' own files
@@ -158,42 +176,47 @@ def _looks_like_job(path: str) -> bool:
     return b"#SBATCH" in head
 
 
-def _summary(findings: list, byte_order_marks: int, checked: int, unread: list[str]) -> None:
+def _summary(findings: list, checked: int, unread: list[str]) -> None:
     """The closing count line; files that could not be read are named, never counted as checked (clean).
     With no file read there is nothing to count: each file's own error has been printed."""
     if not checked:
         return
     not_read = f"not checked (could not be read): {', '.join(unread)}"
     counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
-    counts["error"] += byte_order_marks
     print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info in "
           f"{checked} file(s)" + (f"; {not_read}" if unread else ""), file=sys.stderr)
 
 
-def _fix(path: str, text: str, profile: object, *, bom: bool = False) -> str:
+def _fix(path: str, text: str, profile: object) -> str:
     """Apply the fixes, write the file (keeping a backup under a fresh name) and report what was fixed.
 
-    A UTF-8 byte-order mark (``bom``) is removed as one of the fixes. FileError when the file cannot
-    be written; the original is then unchanged.
+    FileError when the file cannot be written, or is read-only (a rename would replace it all the same, but
+    its mode says it is not to be edited); the original is then unchanged. The fixed text is a new file:
+    other hard links to the old one keep the old text, so that is said.
     """
-    from ..errors import ParseError
+    from ..errors import FileError, ParseError
     from ..files import write_file
     from ..fixes import fix_script
     try:
         new, fixed = fix_script(text, profile, path=path)
     except ParseError:
         new, fixed = text, []  # lint reports it as HPC000
-    if not bom and (not fixed or new == text):
+    if not fixed or new == text:
         print(f"{path}: nothing to fix automatically", file=sys.stderr)
         return text
+    info = os.stat(path)
+    if not os.access(path, os.W_OK) or not info.st_mode & 0o222:
+        raise FileError(f"{path} is read-only (mode {stat.S_IMODE(info.st_mode):o}), so --fix leaves it as it is; "
+                        f"make it writable first (chmod u+w {shlex.quote(path)}), or fix a copy", path)
     written = write_file(path, new, force=True, backup=True)
-    if bom:
-        print(f"{path}:1: fixed: removed the UTF-8 byte-order mark (sbatch refuses a script that starts with one)",
-              file=sys.stderr)
     for f in fixed:
         print(f"{path}:{f.line}: fixed {f.code}: {f.fix.description if f.fix else f.message}", file=sys.stderr)
     linked = str(written.path) != str(Path(path).expanduser().absolute())
     where = f" (wrote {written.path}, the file the link points to)" if linked else ""
-    count = len(fixed) + bom
-    print(f"{path}: {count} fix(es) applied{where}; the original is kept as {written.backup}", file=sys.stderr)
+    print(f"{path}: {len(fixed)} fix(es) applied{where}; the original is kept as {written.backup}", file=sys.stderr)
+    if info.st_nlink > 1:
+        others = info.st_nlink - 1
+        names = ("another name (a hard link), which keeps" if others == 1
+                 else f"{others} other names (hard links), which keep")
+        print(f"hpcwidgets: note: {path} had {names} the original text, as the backup does", file=sys.stderr)
     return new

@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from ..exercises.build import build
     root = _root(args.root)
+    _refuse_special_targets(root)
     result = build(root / "solutions", root / "exercises", check=args.check)
     for path in result.extra:
         print(f"note: {path} has no solution notebook (remove it or add solutions/{path.name})", file=sys.stderr)
@@ -63,6 +64,20 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     print(f"{len(result.written)} written, {len(result.unchanged)} unchanged")
     return 0
+
+
+def _refuse_special_targets(root: Path) -> None:
+    """HpcWidgetsError when an exercise notebook the build reads and replaces is a device, a pipe or a socket:
+    reading a pipe would wait for a writer, and the rename would put a file in its place (files.write_file's
+    rule for every other write)."""
+    from ..errors import HpcWidgetsError
+    from ..files import special_kind
+    for solution in sorted((root / "solutions").glob("*.ipynb")):
+        target = root / "exercises" / solution.name
+        kind = special_kind(target)
+        if kind:
+            raise HpcWidgetsError(f"{target} is {kind}, not a regular file: the build never replaces one; move it "
+                                  "away (or delete it) and build again")
 
 
 def run_check(args: argparse.Namespace) -> int:
