@@ -415,3 +415,33 @@ def test_the_shipped_examples_pass_their_status_on():
     from hpcwidgets.examples import examples
     for name, example in examples("generic").items():
         assert found(example.render(), "HPC527") == [], name
+
+
+# --- HPC528: tasks asked for, one program run in the batch shell -------------------------------------------------
+
+TASKS = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n"
+
+
+@pytest.mark.parametrize("body", [
+    "python train.py --devices 4\n",
+    "apptainer exec --nv img.sif python train.py --devices 4\n",
+    "python prepare.py\npython3 train.py --devices 4\n",
+    "python -m mypkg.train --devices 4\n",
+])
+def test_several_tasks_and_python_run_once(body):
+    hits = found(TASKS + body, "HPC528")
+    assert len(hits) == 1 and "waits for 3 ranks" in hits[0][1]
+    assert hits[0][0] == 4 + body.count("\n")  # the last program: the training
+
+
+@pytest.mark.parametrize("text", [
+    TASKS + "srun python train.py\n",
+    TASKS + "srun python prepare.py\npython train.py\n",  # the script starts tasks with srun elsewhere
+    TASKS + "mpirun -np 4 python train.py\n",
+    TASKS + "torchrun --nproc-per-node=4 train.py\n",     # a launcher starts its own workers
+    TASKS + "python -m pip install --user x\n",
+    TASKS.replace("--ntasks-per-node=4", "--ntasks-per-node=1") + "python train.py\n",
+    "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks=2\npython train.py\n",  # one task per node
+])
+def test_one_task_per_node_or_tasks_started_are_left_alone(text):
+    assert found(text, "HPC528") == []

@@ -6935,6 +6935,75 @@ def _status_of_the_last_command(ctx: Context) -> Iterator[Any]:
                       "jobs start anyway; add set -e near the top, or || exit $? after the step", fix)
 
 
+#: python run as a tool rather than as the job's program (pip, a one-liner, a build): its first words
+_PYTHON_TOOL = re.compile(r"(?:-c|-V|--version|\S*setup\.py|-m ?(?:pip|venv|ensurepip|pytest|json\.tool|http\.server))"
+                          r"(?: .*)?")
+
+
+@rule("HPC528", "tasks-without-srun", "info",
+      summary="the job asks for several tasks on a node, but its Python program runs once, in the batch shell, "
+              "without srun",
+      why="The batch script is one process on the first node; only srun (or an MPI launcher) starts the job's tasks. "
+          "python train.py there runs once (with all the CPUs and GPUs the job has on that node, which suits a "
+          "program that starts its own workers, such as TensorFlow's MirroredStrategy). But a program that reads "
+          "Slurm's variables to find its peers (PyTorch Lightning's SLURM environment, anything built on SLURM_NTASKS "
+          "and SLURM_PROCID) sees a world of N ranks in which only rank 0 exists: it waits for the others until the "
+          "time limit.",
+      fix="Start one process per task with srun (srun python train.py, with --ntasks-per-node as the program's "
+          "devices), or, for a program that starts its own workers (torch.multiprocessing, a DataLoader pool), ask "
+          "for one task with several CPUs: --ntasks-per-node=1 --cpus-per-task=N.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+apptainer exec --nv -B "$SCRATCH" lightning_2.4.sif python train.py --devices 4
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun apptainer exec --nv -B "$SCRATCH" lightning_2.4.sif python train.py --devices 4
+""")
+def _tasks_without_srun(ctx: Context) -> Iterator[Any]:
+    tasks, nodes = job_tasks(ctx), job_nodes(ctx)
+    if tasks is None or tasks <= max(nodes, 1) or heterogeneous(ctx):
+        return  # one task per node at most: the batch shell is the task of the first
+    code = _code_in_order(ctx)
+    last = None
+    for cmd, _, parent in code:
+        if cmd.kind != "simple" or not cmd.words or _in_function(code, parent):
+            continue
+        words = launch_words([str(v) for v in cmd.argv])
+        name = words[0].rsplit("/", 1)[-1] if words else ""
+        if name in ("srun", *RANK_LAUNCHERS) or any(w.rsplit("/", 1)[-1] in ("srun", *RANK_LAUNCHERS) for w in words):
+            return  # the script starts its tasks (or ranks) itself somewhere
+        if cmd.joined_by == "&":
+            continue
+        program = _batch_shell_program(ctx, cmd, words)
+        if program and re.fullmatch(r"python[0-9.]*", program[0].rsplit("/", 1)[-1]) \
+                and not _PYTHON_TOOL.fullmatch(" ".join(program[1:3])):
+            last = (cmd, program)
+    if last is None:
+        return
+    cmd, program = last
+    per_node = -(-tasks // max(nodes, 1))
+    yield (cmd.line, f"the job asks for {per_node} tasks per node, but {' '.join(program[:2])} runs once, in the batch "
+                     f"shell; if it finds its peers through Slurm's variables (PyTorch Lightning does) it waits for "
+                     f"{per_node - 1} ranks that never start: start it with srun (one process per task), or ask for "
+                     "--ntasks-per-node=1 and --cpus-per-task if it starts its own workers")
+
+
+def _batch_shell_program(ctx: Context, cmd: Any, words: list[str]) -> list[str]:
+    """The program a batch-shell command runs: its own words, or those inside the container it starts; empty for
+    a launcher (torchrun, accelerate … start processes of their own)."""
+    step = next((s for s in steps(ctx) if s.command is cmd), None)
+    if step is None:
+        return words
+    if step.chain.srun is not None or step.chain.launcher is not None:
+        return []
+    return [str(w) for w in step.chain.program]
+
+
 @rule("HPC519", "background-steps-without-wait", "error",
       summary="steps or programs started in the background (srun … &, python … &, or a function or ( … ) group "
               "running srun with &) with no wait before the script ends",
