@@ -467,8 +467,8 @@ def check_block(block: Block) -> list[str]:
         else:
             problems.append(f"{DECK_NAME}:{f.line + block.line}: {f.severity} {f.code} {f.message} (mark the block "
                             f"with <!-- hpcw: expect {f.code} --> if the mistake is on purpose)")
-    if not is_job_script(block.body) and block.kind == "plain":
-        problems += _command_problems(block)
+    if not is_job_script(block.body) and block.kind == "plain" and not serious:
+        problems += _command_problems(block)  # (what lint reported, the model would say again)
     return problems
 
 

@@ -425,3 +425,20 @@ def test_workshop_build_never_reads_or_replaces_a_pipe(tmp_path, capsys) -> None
     code, _, err = run(capsys, "workshop", "build", "--root", str(tmp_path))
     assert code == 2 and "is a named pipe (FIFO), not a regular file" in err
     assert stat.S_ISFIFO(os.lstat(tmp_path / "exercises" / solution.name).st_mode)
+
+
+def test_profile_list_says_which_folder_it_skipped(monkeypatch, capsys):
+    """A folder on the search path that cannot be read is skipped by list_profiles, which says so in its notes:
+    the CLI prints them, so a user knows why their site's profiles are missing."""
+    import hpcwidgets.profiles as profiles
+    real = profiles.list_profiles
+
+    def listing(*, notes=None):
+        if notes is not None:
+            notes.append("cannot read /srv/site-profiles (Permission denied); skipped")
+        return real()
+    monkeypatch.setattr(profiles, "list_profiles", listing)
+    from hpcwidgets.cli import main
+    assert main(["profile", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "generic" in out and "note: cannot read /srv/site-profiles" in err

@@ -445,3 +445,25 @@ def test_several_tasks_and_python_run_once(body):
 ])
 def test_one_task_per_node_or_tasks_started_are_left_alone(text):
     assert found(text, "HPC528") == []
+
+
+# --- review follow-ups ---------------------------------------------------------------------------------------------
+
+def test_model_problems_for_options_in_the_wrong_place():
+    from hpcwidgets.spec.apptainer import ApptainerInstance, ApptainerRun
+    assert [p.field for p in ApptainerRun(image="x.sif", command=("--nv", "python")).problems()] == ["command"]
+    assert ApptainerRun(image="x.sif", action="run", command=("--epochs", "3")).problems() == []  # the runscript's
+    stop = ApptainerInstance(action="instance stop", nv=True, name="db").problems()
+    assert len(stop) == 1 and "belongs to instance start" in stop[0].message
+
+
+def test_a_negative_node_count_gets_one_problem_not_impossible_advice():
+    from hpcwidgets.examples import examples
+    wf = examples("generic")["multi-node-torchrun"].model
+    problems = wf.replace(job=wf.job.replace(nodes=-3)).problems()
+    assert [p.field for p in problems] == ["job.nodes"]
+
+
+def test_windows_line_endings_name_the_file():
+    hits = [f for f in lint("#!/bin/bash\r\npython t.py\r\n", path="my job.sh") if f.code == "HPC314"]
+    assert len(hits) == 1 and "dos2unix 'my job.sh'" in hits[0].message

@@ -59,21 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _codes(text: str, option: str) -> set[str]:
-    from ..lint import rules
-    codes = {c.strip().upper() for c in text.split(",") if c.strip()}
-    unknown = sorted(codes - set(rules()))
-    if unknown:
-        raise HpcWidgetsError(f"{option}: unknown rule code {', '.join(unknown)}; the codes are listed in docs/rules.md "
-                              "(hpcwidgets lint --select HPC101,HPC102)")
-    return codes
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import FileError
     from ..files import read_stdin, read_text, special_kind
     from ..lint import lint
-    select, ignore = _codes(args.select, "--select"), _codes(args.ignore, "--ignore")
+    from ..lint import rule_codes
+    select, ignore = set(rule_codes(args.select, "--select")), set(rule_codes(args.ignore, "--ignore"))
     if args.fix and "-" in args.files:
         raise HpcWidgetsError("--fix rewrites files in place; give a file name instead of - (standard input)")
     profile = None

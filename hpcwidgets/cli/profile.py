@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +43,10 @@ def _add_profile_output(p: argparse.ArgumentParser) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from ..profiles import list_profiles, load_profile
-    found = list_profiles()
+    notes: list[str] = []
+    found = list_profiles(notes=notes)
+    for note in notes:  # a folder on the search path that cannot be read: skipped, and said so
+        print(f"hpcwidgets: note: {note}", file=sys.stderr)
     width = max((len(n) for n in found), default=4)
     for name, path in found.items():
         try:

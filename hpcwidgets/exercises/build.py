@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HpcWidgetsError
+from ..files import write_file
 
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
@@ -142,10 +143,8 @@ def build(solutions: Path, exercises: Path, *, check: bool = False) -> BuildResu
         if check:
             stale.append(target)
             continue
-        exercises.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".ipynb.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+        # generated from the solution (the single source): replaced whole, atomically, never over a device or pipe
+        write_file(target, text, force=True)
         written.append(target)
     names = {s.name for s in sources}
     extra = tuple(p for p in sorted(exercises.glob("*.ipynb")) if p.name not in names)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 from typing import Any, Iterator
 
 from ..errors import ParseError
@@ -4582,7 +4583,8 @@ def _windows_line_ends(ctx: Context) -> Iterator[Any]:
               text=text.replace("\r\n", "\n"))
     yield (text.count("\n", 0, at) + 1,
            f"the file has Windows line endings (\\r\\n, on {count} line{'s' if count > 1 else ''}): sbatch refuses it "
-           "(\"Batch script contains DOS line breaks\"); convert it with dos2unix FILE and save with LF line endings", fix)
+           f"(\"Batch script contains DOS line breaks\"); convert it with dos2unix {shlex.quote(ctx.path or 'FILE')} "
+           "and save with LF line endings", fix)
 
 
 @rule("HPC315", "no-shebang-line", "error",
@@ -6188,7 +6190,7 @@ def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
           "the warning at all.",
       fix="Send it to the batch shell with #SBATCH --signal=B:USR1@120 when the script traps it (and start the step "
           "in the background, then wait: HPC511); or run the program as a step (srun python train.py) so it gets "
-          "the signal itself.",
+          "the signal itself (not behind torchrun, accelerate or deepspeed, whose agent dies of USR1: HPC123).",
       bad="""#!/bin/bash
 #SBATCH --time=01:00:00
 #SBATCH --signal=USR1@120

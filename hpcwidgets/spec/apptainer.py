@@ -110,6 +110,9 @@ class ApptainerRun(Spec):
                                         f"{self.image} …"))
         if self.action == "exec" and not self.command:
             out.append(Problem("command", "exec needs a command to run, e.g. python train.py"))
+        elif self.action == "exec" and str(self.command[0]).startswith("-"):
+            out.append(Problem("command", f"{self.command[0]} comes after the image, so {self.binary} runs it as the "
+                                          f"program; put it before the image (exec {self.command[0]} IMAGE …)"))
         if self.action == "shell" and self.command:
             out.append(Problem("command", "shell takes no command; use exec to run one"))
         if self.nv and self.rocm:
@@ -323,6 +326,12 @@ class ApptainerInstance(Spec):
             out.append(Problem("name", f"{self.action} needs an instance name"))
         if self.action == "instance stop" and self.image:
             out.append(Problem("image", "instance stop takes only the instance name"))
+        if self.action != "instance start":  # apptainer rejects a start's options on stop and list
+            used = [flag for flag, on in (("--nv", self.nv), ("--cleanenv", self.cleanenv), ("--bind", self.binds)) if on]
+            if used:
+                out.append(Problem("nv" if self.nv else "cleanenv" if self.cleanenv else "binds",
+                                   f"{', '.join(used)} belong{'s' if len(used) == 1 else ''} to instance start; "
+                                   f"{self.action} takes {'only the instance name' if self.action == 'instance stop' else 'no such option'}"))
         return out
 
 

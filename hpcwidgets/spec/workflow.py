@@ -247,9 +247,11 @@ class Workflow(Spec):
                                           "so move the program's script and arguments into the launcher, or remove the launcher"))
         command = getattr(self.container, "command", ()) if self.container is not None else ()
         if command and str(command[0]).startswith("-"):
-            out.append(Problem("container.command", f"{command[0]} comes after the image, so it is passed to the "
-                                                    "program, not to the container runtime; put it before the image "
-                                                    f"(… {command[0]} IMAGE)"))
+            # apptainer exec says so among its own problems (container.command)
+            if not (getattr(self.container, "kind", "") == "apptainer.run" and self.container.action == "exec"):
+                out.append(Problem("container.command", f"{command[0]} comes after the image, so it is passed to the "
+                                                        "program, not to the container runtime; put it before the image "
+                                                        f"(… {command[0]} IMAGE)"))
         elif command and (self.launcher is not None or self.program):
             what = "launcher" if self.launcher is not None else "program"
             out.append(Problem("container.command", f"the container has its own command and a {what} is set too; "
@@ -369,8 +371,8 @@ class Workflow(Spec):
             return []  # a heterogeneous job: the model holds its first component's nodes only
         nnodes = launcher.nnodes_int if isinstance(launcher.nnodes, str) else None
         span = (srun.nodes, srun.nodes) if isinstance(srun.nodes, int) else node_range(self.job.nodes)
-        if nnodes is None or span is None or span[0] <= nnodes <= span[1]:
-            return []
+        if nnodes is None or span is None or span[0] <= nnodes <= span[1] or span[0] < 1:
+            return []  # (a node count below 1 is the job's own problem: advice built on it would mislead)
         nodes = span[0] if span[0] == span[1] else f"{span[0]}-{span[1]}"
         return [Problem("launcher.nnodes", f"torchrun --nnodes={launcher.nnodes} but srun starts one launcher on each of "
                                            f"the job's {nodes} nodes: the rendezvous "
