@@ -467,3 +467,28 @@ def test_a_negative_node_count_gets_one_problem_not_impossible_advice():
 def test_windows_line_endings_name_the_file():
     hits = [f for f in lint("#!/bin/bash\r\npython t.py\r\n", path="my job.sh") if f.code == "HPC314"]
     assert len(hits) == 1 and "dos2unix 'my job.sh'" in hits[0].message
+
+
+# --- HPC126: a deepspeed hostfile the job does not write ------------------------------------------------------------
+
+DS = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=4\n"
+
+
+def test_a_fixed_hostfile_names_nodes_of_some_other_job():
+    text = DS + "deepspeed --num_gpus 4 --num_nodes 2 --hostfile config/hostfile train.py --deepspeed ds.json\n"
+    hits = found(text, "HPC126")
+    assert len(hits) == 1 and "does not write config/hostfile" in hits[0][1]
+
+
+@pytest.mark.parametrize("text", [
+    DS + 'scontrol show hostnames "$SLURM_JOB_NODELIST" | sed "s/$/ slots=4/" > hostfile\n'
+         "deepspeed --hostfile hostfile train.py\n",
+    DS + 'HOSTFILE=hosts-$SLURM_JOB_ID\nfor h in $(scontrol show hostnames); do echo "$h slots=4" >> $HOSTFILE; done\n'
+         "deepspeed --hostfile $HOSTFILE train.py\n",
+    DS + "python make_hostfile.py my_hostfile\ndeepspeed --hostfile my_hostfile train.py\n",
+    DS + "deepspeed --hostfile /job/hostfile train.py\n",
+    # one node: "localhost slots=4" written once is right
+    DS.replace("--nodes=2", "--nodes=1") + "deepspeed --hostfile config/hostfile train.py\n",
+])
+def test_hostfiles_the_job_makes_or_may_make_are_left_alone(text):
+    assert found(text, "HPC126") == []

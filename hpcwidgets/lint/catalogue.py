@@ -1505,6 +1505,7 @@ def _saved_config_rank(backend: str) -> str:
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
 #SBATCH --gres=gpu:4
+scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/ slots=4/' > hostfile
 srun deepspeed --num_gpus 4 --num_nodes 2 --hostfile hostfile train.py --deepspeed ds.json
 """,
       good="""#!/bin/bash
@@ -3393,6 +3394,57 @@ def _rank_launcher(step: Any) -> str | None:
         if at is not None and not _launches_no_ranks(words[at + 1:]):
             return words[at]
     return None
+
+
+@rule("HPC126", "deepspeed-hostfile-not-from-the-job", "warning",
+      summary="deepspeed --hostfile names a file the job does not write from its own node list",
+      why="The deepspeed launcher starts workers on every host the hostfile lists (over ssh or pdsh), whatever nodes "
+          "Slurm gave the job. A hostfile written once by hand names the nodes of some earlier job: the workers then "
+          "run on nodes this job does not own (beside other users' jobs, outside its limits and accounting), or "
+          "cannot be reached, and a job of fewer nodes than the file lists waits for hosts it never gets.",
+      fix="Write the hostfile in the job from its own nodes: scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed "
+          "'s/$/ slots=4/' > \"hostfile-$SLURM_JOB_ID\", then deepspeed --hostfile \"hostfile-$SLURM_JOB_ID\".",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+deepspeed --num_gpus 4 --num_nodes 2 --hostfile config/hostfile train.py --deepspeed ds.json
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/ slots=4/' > "hostfile-$SLURM_JOB_ID"
+deepspeed --num_gpus 4 --num_nodes 2 --hostfile "hostfile-$SLURM_JOB_ID" train.py --deepspeed ds.json
+""")
+def _hostfile_not_from_the_job(ctx: Context) -> Iterator[Any]:
+    if job_nodes(ctx) < 2:
+        return  # one node: a fixed "localhost slots=8" is the usual, right hostfile
+    for launch in other_launches(ctx):
+        if launch.name != "deepspeed":
+            continue
+        given = launch.options.get("--hostfile") or launch.options.get("-H")
+        if not given:
+            continue
+        path = ctx.parsed.resolve(given.strip("'\""), launch.line)
+        if "$" in path.replace("$SLURM_JOB_ID", "").replace("${SLURM_JOB_ID}", "") \
+                or path in ("/job/hostfile",) or _written_by_the_script(ctx, given, path, launch.line):
+            continue  # a name the job makes (a variable, its id), DeepSpeed's default, or a file the script writes
+        yield (launch.line, f"deepspeed --hostfile {given}: the script does not write {path} from the job's nodes, so "
+                            "the launcher starts workers on whatever hosts it lists, which need not be (all) the nodes "
+                            "Slurm gave this job; write it in the job: scontrol show hostnames \"$SLURM_JOB_NODELIST\" "
+                            f"| sed 's/$/ slots=N/' > {given}")
+
+
+def _written_by_the_script(ctx: Context, given: str, path: str, launch: int) -> bool:
+    """Whether a line of the script other than the launch's (``launch``) may write the file ``given`` (as written,
+    or its resolved ``path``): after > or >>, by tee, or named on a line of cp, mv, ln, a python helper, echo,
+    printf, cat, sed or awk."""
+    names = {given, given.strip("'\""), path, path.rsplit("/", 1)[-1]}
+    pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True) if n)
+    writes = re.compile(r"(?:>>?|\btee(?:\s+-a)?)\s*[\"']?(?:\S*/)?(?:" + pattern + r")\b"
+                        r"|\b(?:cp|mv|ln|install|python3?|echo|printf|cat|sed|awk)\b[^\n]*(?:" + pattern + r")")
+    return any(writes.search(line) for k, line in enumerate(ctx.parsed.lines, 1) if k != launch)
 
 
 @rule("HPC119", "mpi-launcher-per-task", "error",
@@ -7092,8 +7144,8 @@ def _plain_background(ctx: Context, steps_at: set[int]) -> list[PlainBackground]
     code = _code_in_order(ctx)
     out = []
     for i, (cmd, in_loop, parent) in enumerate(code):
-        if cmd.kind != "simple" or not cmd.words or i in steps_at or _shell_of(ctx, i) >= 0 \
-                or _in_function(code, parent) or not _backgrounded(ctx, i) or _start_at(ctx, i) is not None:
+        if cmd.kind != "simple" or not cmd.words or i in steps_at or not _backgrounded(ctx, i) \
+                or _shell_of(ctx, i) >= 0 or _in_function(code, parent) or _start_at(ctx, i) is not None:
             continue
         words = launch_words([str(w.value) for w in cmd.words])
         if not words or words[0].rsplit("/", 1)[-1] in _WATCHERS or _never_ends(words):
