@@ -53,10 +53,22 @@ def test_the_staging_lines_copy_the_archive_to_the_node_local_directory(tmp_path
     assert (tmp_path / "node disk" / "data" / "data.npz").read_bytes() == b"npz"
 
 
-def test_staging_refuses_a_multi_node_job_and_a_job_without_container():
+def test_staging_for_several_nodes_makes_a_copy_on_each():
+    """The batch shell runs on the first node only: each node unpacks its own copy, one task per node, and lint
+    (HPC523) has nothing to say about the result."""
     multi = lessons.example("multi-node-torchrun", "generic")
-    with pytest.raises(HpcWidgetsError, match="every node"):
-        lessons.stage_to_node_local(multi, "$SCRATCH/d.tar", "generic")
+    staged = lessons.stage_to_node_local(multi, "$SCRATCH/d.tar", "generic")
+    every = 'srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 '
+    assert all(line.startswith(every) for line in staged.job.setup[-2:])
+    text = render(staged)
+    assert every + "tar -xf" in text
+    assert not [f for f in lint(text, "generic") if f.code in ("HPC523", "HPC226") or f.severity == "error"]
+    unstaged = multi.replace(job=staged.job.replace(setup=tuple(line.replace(every, "") for line in staged.job.setup)),
+                             container=staged.container)
+    assert [f.code for f in lint(render(unstaged), "generic") if f.code == "HPC523"] == ["HPC523"]
+
+
+def test_staging_refuses_a_job_without_container():
     bare = lessons.example("single-gpu", "generic").replace(container=None)
     with pytest.raises(HpcWidgetsError, match="no container"):
         lessons.stage_to_node_local(bare, "$SCRATCH/d.tar", "generic")

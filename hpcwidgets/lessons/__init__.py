@@ -119,17 +119,15 @@ def stage_to_node_local(workflow: Any, archive: str, site: Any, *, folder: str =
 
     Reading one large file from the shared file system and many small ones from a local disk is what makes
     staging pay. ``at`` defaults to ``/data`` for Apptainer and to the first free ``/mnt/N`` for Charliecloud,
-    whose read-only image cannot create a new mount point. One node only: the batch shell runs on the first
-    node, so on several nodes each one needs its own copy (``srun --ntasks=NODES --ntasks-per-node=1 tar …``)."""
+    whose read-only image cannot create a new mount point. The batch shell runs on the job's first node only,
+    so a job of several nodes makes its copy on each of them, with one task per node
+    (``srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 tar …``: lint's HPC523)."""
     from ..profiles import load_profile
     from ..render.quote import quote
     from ..spec.common import Bind
     prof = load_profile(site) if isinstance(site, str) else site
     nodes = str(workflow.job.nodes or "1").strip()
-    if nodes != "1":
-        raise HpcWidgetsError(f"the job runs on {nodes} nodes and the batch shell stages the data on the first "
-                              "one only; stage it on every node with srun --ntasks=NODES --ntasks-per-node=1 "
-                              "tar …, or use one node")
+    every = "" if nodes == "1" else 'srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 '
     box = workflow.container
     if box is None:
         raise HpcWidgetsError("the workflow runs no container, so there is no bind to add: point the program at "
@@ -142,8 +140,8 @@ def stage_to_node_local(workflow: Any, archive: str, site: Any, *, folder: str =
             raise HpcWidgetsError("the container already binds /mnt/0 … /mnt/9; pass at= a directory the image has")
     at = at or "/data"
     local = f"{prof.node_local.rstrip('/')}/{folder}"
-    job = workflow.job.replace(setup=(*workflow.job.setup, f"mkdir -p {quote(local)}",
-                                      f"tar -xf {quote(archive)} -C {quote(local)}"))
+    job = workflow.job.replace(setup=(*workflow.job.setup, f"{every}mkdir -p {quote(local)}",
+                                      f"{every}tar -xf {quote(archive)} -C {quote(local)}"))
     bind = Bind(local, at, "" if charliecloud else "ro")
     staged = workflow.replace(job=job, container=box.replace(binds=(*box.binds, bind)))
     return with_program_args(staged, data_dir=at)
