@@ -492,3 +492,48 @@ def test_a_fixed_hostfile_names_nodes_of_some_other_job():
 ])
 def test_hostfiles_the_job_makes_or_may_make_are_left_alone(text):
     assert found(text, "HPC126") == []
+
+
+# --- an audit of the new checks on correct scripts -------------------------------------------------------------------
+
+def test_a_launcher_string_run_through_bash_c_with_python_options_is_torchrun():
+    """OLMo-style LAUNCHER="python -u -m torch.distributed.run … --node_rank $SLURM_NODEID … c10d" then
+    srun bash -c "$LAUNCHER train.py": c10d ignores the node rank (HPC105), it is no HPC502 error."""
+    text = MULTI.replace("=4\n#SBATCH --gres", "=1\n#SBATCH --gres") + \
+        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n' \
+        'LAUNCHER="python -u -m torch.distributed.run --nproc_per_node 4 --nnodes 2 --node_rank $SLURM_NODEID ' \
+        '--rdzv_id $SLURM_JOB_ID --rdzv_backend c10d --rdzv_endpoint $MASTER_ADDR:29500"\n' \
+        'srun bash -c "$LAUNCHER train.py"\n'
+    codes = {f.code for f in lint(text)}
+    assert "HPC105" in codes and "HPC502" not in codes
+
+
+LUMI = ("#!/bin/bash -l\n#SBATCH --partition=standard-g\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=8\n"
+        "#SBATCH --gpus-per-node=8\ncat << 'EOF' > select_gpu\n#!/bin/bash\nexport ROCR_VISIBLE_DEVICES=$SLURM_LOCALID\n"
+        "{more}exec \"$@\"\nEOF\nchmod +x select_gpu\nsrun ./select_gpu python worker.py\n")
+
+
+def test_a_gpu_wrapper_written_by_a_here_document_is_read_for_hpc524():
+    hits = found(LUMI.format(more="export HIP_VISIBLE_DEVICES=$SLURM_LOCALID\n"), "HPC524")
+    assert len(hits) == 1 and hits[0][0] == 6 and "in select_gpu, which srun runs on line 13" in hits[0][1]
+    assert found(LUMI.format(more=""), "HPC524") == []  # LUMI's own wrapper: ROCR alone
+
+
+def test_a_node_local_folder_bound_elsewhere_is_not_at_its_own_path():
+    text = ('#!/bin/bash\n#SBATCH --gres=gpu:1\napptainer exec --nv -B "$SLURM_TMPDIR/data:/data" img.sif '
+            'python train.py --data "$SLURM_TMPDIR/data"\n')
+    hits = found(text, "HPC226")
+    assert len(hits) == 1 and "is bound at /data in the container" in hits[0][1]
+    assert found(text.replace('--data "$SLURM_TMPDIR/data"', "--data /data"), "HPC226") == []
+
+
+def test_a_variable_that_reaches_the_program_as_an_argument_is_passed_on():
+    text = ('#!/bin/bash\nexport HF_HOME="$SCRATCH/hf"\napptainer exec --cleanenv -B "$SCRATCH" img.sif '
+            'python download.py --cache-dir "$HF_HOME"\n')
+    assert found(text, "HPC227") == []
+    assert found(text.replace(' --cache-dir "$HF_HOME"', ""), "HPC227")
+
+
+def test_module_under_bin_sh_is_advice_that_names_where_it_breaks():
+    hits = [f for f in lint("#!/bin/sh\n#SBATCH --time=10\nmodule load gcc\n./run\n") if f.code == "HPC525"]
+    assert len(hits) == 1 and hits[0].severity == "info" and "unless /bin/sh is bash" in hits[0].message

@@ -418,6 +418,7 @@ def _rocr_and_hip(ctx: Context) -> Iterator[Any]:
         found = _filtered_twice(ctx, _step_settings(ctx, step), step)
         if found is not None:
             yield found
+    yield from _wrappers_filtering_twice(ctx)
     for cmd in simple_commands(ctx):
         if cmd.line in step_lines or not cmd.words or cmd.name in ("export", "declare", "typeset", "local", "readonly"):
             continue
@@ -426,6 +427,33 @@ def _rocr_and_hip(ctx: Context) -> Iterator[Any]:
             found = _filtered_twice(ctx, {**_exported_above(ctx, cmd.line), **own}, None, cmd.line)
             if found is not None:
                 yield found
+
+
+#: an assignment in a wrapper script: [export] NAME=value
+_WRAPPER_SETTING = re.compile(r"^\s*(?:export\s+)?([A-Z_][A-Z0-9_]*)=(\S*)", re.MULTILINE)
+
+
+def _wrappers_filtering_twice(ctx: Context) -> Iterator[Any]:
+    """HPC524 for a wrapper the script writes with a quoted here-document (``cat << 'EOF' > select_gpu``, LUMI's
+    pattern) and runs under srun (``srun ./select_gpu python …``): each task runs its lines, so ``$SLURM_LOCALID``
+    there is the task's own number."""
+    for cmd in simple_commands(ctx):
+        doc = next((r for r in cmd.redirects if r.heredoc is not None and r.op.startswith("<<")), None)
+        target = next((str(r.target.value) for r in cmd.redirects if r.op in (">", ">>", ">|")), "")
+        if doc is None or not target or not any(q in doc.target.raw for q in "'\"\\"):
+            continue  # not written to a file, or a here-document the batch shell expands (HPC502's)
+        body = doc.heredoc
+        name = target.rsplit("/", 1)[-1]
+        for step in steps(ctx):
+            words = [str(w) for w in step.chain.program]
+            if step.chain.srun is None or not words or words[0].rsplit("/", 1)[-1] != name:
+                continue
+            settings = {n: Setting(n, re.sub(r"\$(?=\{?SLURM_(?:LOCALID|PROCID)\b)", r"\\$", v), step.line, True)
+                        for n, v in _WRAPPER_SETTING.findall(body)}
+            found = _filtered_twice(ctx, settings, step)
+            if found is not None:
+                yield cmd.line, found[1] + f" (in {target}, which srun runs on line {step.line})"
+                break
 
 
 def _filtered_twice(ctx: Context, settings: dict[str, Setting], step: Any, at: int = 0) -> tuple[int, str] | None:
@@ -507,14 +535,15 @@ def _apptainer_binds(ctx: Context, step: Any, c: Any) -> list[Bind]:
 
 
 def _bound(ctx: Context, step: Any, binds: list[Bind], path: str) -> bool:
-    """Whether a bind (or the current folder a ``cd`` made, which Apptainer binds) shows ``path`` in the container:
-    one whose host path or container path holds it, or names the node-local folder at all (/localscratch holds
-    $SLURM_TMPDIR, and ``-B "$SLURM_TMPDIR:/data"`` tells the user knows where it is)."""
+    """Whether a bind (or the current folder a ``cd`` made, which Apptainer binds) shows ``path`` in the container at
+    ``path`` itself: one whose container path holds it, or that binds a node-local folder at its own path
+    (``-B /localscratch`` holds $SLURM_TMPDIR). ``-B "$SLURM_TMPDIR/data:/data"`` shows the data at /data only: a
+    program handed $SLURM_TMPDIR/data finds nothing there."""
     for b in binds:
-        for end in (str(b.src), bind_destination(b)):
-            end = ctx.parsed.resolve(end, step.line).rstrip("/")
-            if end and (path == end or path.startswith(end + "/") or _NODE_LOCAL.search(end)):
-                return True
+        dst = ctx.parsed.resolve(bind_destination(b), step.line).rstrip("/")
+        same = str(b.dst or "") in ("", str(b.src))
+        if dst and (path == dst or path.startswith(dst + "/") or (same and _NODE_LOCAL.search(dst))):
+            return True
     for cmd in simple_commands(ctx):
         words = [str(w) for w in cmd.argv]
         if cmd.line < step.line and words[:1] in (["cd"], ["pushd"]) and len(words) > 1:
@@ -570,6 +599,14 @@ def _node_local_not_bound(ctx: Context) -> Iterator[Any]:
             if m is None or _bound(ctx, step, binds, m.group(0).rstrip("/")):
                 continue
             root = "/localscratch" if m.group(0).startswith("/") else "$SLURM_TMPDIR"
+            path = m.group(0).rstrip("/")
+            elsewhere = next((b for b in binds if str(b.dst or "") not in ("", str(b.src)) and (
+                path + "/").startswith(ctx.parsed.resolve(str(b.src), step.line).rstrip("/") + "/")), None)
+            if elsewhere is not None:
+                yield (step.line, f"{path} is bound at {bind_destination(elsewhere)} in the container (-B "
+                                  f"{elsewhere.to_token()}), not at its own path: the program finds no such file or "
+                                  f"folder at {path}; hand it the path in the container instead")
+                break
             chain = with_chain(step.chain, container=c.replace(binds=(*c.binds, Bind(root))))
             yield (step.line, f"{m.group(0)} is in the job's node-local folder, which {c.binary} does not bind (by "
                               "default only $HOME, the current folder, /tmp, /var/tmp, /proc, /sys and /dev reach "
@@ -649,8 +686,11 @@ def _passed_on(ctx: Context, step: Any, c: Any, name: str) -> bool:
         return True
     if any(apptainer_env(ctx, step, prefix + name) is not None for prefix in ("APPTAINERENV_", "SINGULARITYENV_")):
         return True
-    if re.search(rf"(?<![\w$]){name}=", " ".join(_container_words(step, c))):
+    words = " ".join(_container_words(step, c))
+    if re.search(rf"(?<![\w$]){name}=", words):
         return True
+    if re.search(rf"\${{?{name}\b", " ".join([words, *(str(b.src) for b in c.binds)])):
+        return True  # its value reaches the program as an argument, or through a bind (--cache-dir "$HF_HOME")
     if name not in _TEMP_VARIABLES:
         return False
     tmp_on_disk = any(ctx.parsed.resolve(bind_destination(b), step.line).rstrip("/") == "/tmp" for b in c.binds)
@@ -739,14 +779,16 @@ def _module_in_container(ctx: Context) -> Iterator[Any]:
 # --------------------------------------------------------------------------------------------
 # HPC525: module in a script another shell than bash runs
 
-@rule("HPC525", "module-in-sh-script", "warning",
+@rule("HPC525", "module-in-sh-script", "info",
       summary="module (or ml) in a job script that #!/bin/sh (or another shell than bash) runs, without setting the "
               "module system up",
       why="module and ml are shell functions. The module systems export them for bash (BASH_FUNC_module%%), which a "
-          "batch job inherits, but sh (dash on Debian and Ubuntu) and ksh do not take them up, and a script that "
-          "is not a login shell reads no start-up file that defines them: the job runs on with 'module: command "
-          "not found' (or 'ml: command not found'), without the software it loads. (zsh is left alone: it reads "
-          "/etc/zshenv and ~/.zshenv in every script.)",
+          "batch job inherits. Where /bin/sh is bash (the RHEL family: Rocky, Alma, CentOS), bash started as sh "
+          "still takes them up, so the script works there; but dash (/bin/sh on Debian and Ubuntu) and ksh do "
+          "not, and a script that is not a login shell reads no start-up file that defines them: the job runs on "
+          "with 'module: command not found' (or 'ml: command not found'), without the software it loads. The "
+          "script then works on one cluster and not the next. (zsh is left alone: it reads /etc/zshenv and "
+          "~/.zshenv in every script.)",
       fix="Start the script with #!/bin/bash (or #!/bin/bash -l, which also reads the start-up files), or set the "
           "module system up for that shell first (. /etc/profile).",
       bad="""#!/bin/sh
@@ -776,8 +818,8 @@ def _module_in_sh(ctx: Context) -> Iterator[Any]:
     if program in _POSIX_SHELLS:  # a zsh or ksh script may use its own syntax: bash is no drop-in for it
         fixed = re.sub(rf"(?<=[/\s!]){re.escape(program)}(?=\s|$)", "bash", first, count=1)
         fix = Fix("run the script with bash", 1, 1, text=fixed) if fixed != first else None
-    yield (line, f"this script runs with {program} ({first.strip()}), where {used.split()[0]} is not defined: the "
-                 f"module system exports its functions for bash, and {program} running a batch script (no login "
-                 f"shell) reads no start-up file that sets them up, so '{used}' stops with 'command not found' and "
-                 "the job runs without the software; start the script with #!/bin/bash (or source the module "
-                 "system's init file first)", fix)
+    where = "unless /bin/sh is bash (the RHEL family), " if program == "sh" else ""
+    yield (line, f"this script runs with {program} ({first.strip()}): the module system exports its functions for "
+                 f"bash, so {where}'{used}' stops with 'command not found' and the job runs without the software "
+                 f"({program} running a batch script reads no start-up file that defines {used.split()[0]}); start "
+                 "the script with #!/bin/bash (or source the module system's init file first)", fix)

@@ -958,7 +958,10 @@ def _through_wrappers(chain: Chain, line: int) -> tuple[Chain, tuple[str, ...]]:
 def _inner_chain(words: list[str], line: int) -> Chain | None:
     """A launch read from a ``bash -c`` script: a command the reader knows, or the deprecated
     ``python -m torch.distributed.launch`` (read as torchrun, as at the top level, so that the rules about
-    launchers per node, workers per GPU and node ranks see it there too); None for anything else."""
+    launchers per node, workers per GPU and node ranks see it there too); None for anything else. A launcher run
+    through python with interpreter options (``python -u -m torch.distributed.run``) is read past them."""
+    if _runs_a_known_module(words):
+        words = python_module(words)[0]  # type: ignore[index]
     if words and recognise(words) is not None:
         try:
             return _through_wrappers(parse_chain(words, source_line=line), line)[0]
