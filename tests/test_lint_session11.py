@@ -537,3 +537,18 @@ def test_a_variable_that_reaches_the_program_as_an_argument_is_passed_on():
 def test_module_under_bin_sh_is_advice_that_names_where_it_breaks():
     hits = [f for f in lint("#!/bin/sh\n#SBATCH --time=10\nmodule load gcc\n./run\n") if f.code == "HPC525"]
     assert len(hits) == 1 and hits[0].severity == "info" and "unless /bin/sh is bash" in hits[0].message
+
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: __import__("hpcwidgets.spec.apptainer", fromlist=["x"]).ApptainerRun(image="--bogus",
+                                                                                   command=("python",)), "image"),
+    (lambda: __import__("hpcwidgets.spec.apptainer", fromlist=["x"]).ApptainerBuild(output="out.sif",
+                                                                                     source="--fakeroot"), "source"),
+    (lambda: __import__("hpcwidgets.spec.charliecloud", fromlist=["x"]).ChRun(image="-x", command=("python",)),
+     "image"),
+    (lambda: __import__("hpcwidgets.spec.charliecloud", fromlist=["x"]).ChImagePull(source="-1"), "source"),
+])
+def test_an_operand_that_starts_with_a_dash_is_read_as_an_option(make, field):
+    """A form's image or source field holding '-x' would be written where the runtime reads options."""
+    problems = make().problems()
+    assert [p.field for p in problems if "starts with '-'" in p.message] == [field]

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, opt
-from .common import Bind, EnvVar, extra_problems
+from .common import Bind, EnvVar, extra_problems, option_like_operands
 
 BINARIES = ("apptainer", "singularity")
 IMAGE_SOURCES = ("docker://", "oras://", "library://", "shub://", "docker-archive:", "docker-daemon:")
@@ -126,6 +126,7 @@ class ApptainerRun(Spec):
                                          "(Apptainer 1.1 and later adds one itself)"))
         out += self._env_problems()
         out += extra_problems(self.extra, self.other_value_options, self.binary)
+        out += option_like_operands(self, "image")
         return out
 
     def _env_problems(self) -> list[Problem]:
@@ -235,7 +236,7 @@ class ApptainerPull(Spec):
             out.append(Problem("source", f"{self.source!r} needs a scheme: docker://, oras:// or library://"))
         if self.dest and not self.dest.endswith(".sif") and not self.dest.startswith("$"):
             out.append(Problem("dest", f"{self.dest!r}: name the output file with a .sif extension"))
-        return out
+        return out + option_like_operands(self, "dest")
 
     def default_dest(self) -> str:
         """The file name apptainer derives from the source (``pytorch_latest.sif``)."""
@@ -281,7 +282,7 @@ class ApptainerBuild(Spec):
             out.append(Problem("output", "an output file is required, e.g. myenv.sif"))
         if not self.source:
             out.append(Problem("source", "a source is required: a .def file or docker://repo:tag"))
-        return out
+        return out + option_like_operands(self, "output", "source")
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ class ApptainerInspect(Spec):
     image: str = opt("", label="Image", role="positional", path=True, help="The image to inspect.")
 
     def _check(self) -> list[Problem]:
-        return [] if self.image else [Problem("image", "an image is required")]
+        return option_like_operands(self, "image") if self.image else [Problem("image", "an image is required")]
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,7 @@ class ApptainerInstance(Spec):
             out.append(Problem("name", f"{self.action} needs an instance name"))
         if self.action == "instance stop" and self.image:
             out.append(Problem("image", "instance stop takes only the instance name"))
+        out += option_like_operands(self, "image", "name")
         if self.action != "instance start":  # apptainer rejects a start's options on stop and list
             used = [flag for flag, on in (("--nv", self.nv), ("--cleanenv", self.cleanenv), ("--bind", self.binds)) if on]
             if used:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..errors import Problem, ValidationError
 from ._meta import Spec, opt
 from ._words import Verbatim, passed_text, split_assignment
-from .common import Bind, EnvVar, extra_problems
+from .common import Bind, EnvVar, extra_problems, option_like_operands
 
 #: ch-run refuses to start when ``$USER`` is unset (it is in some batch environments, e.g. jobs of
 #: root or from a stripped environment); a script that runs ch-run sets it first, on the host
@@ -177,7 +177,7 @@ class ChImagePull(Spec):
         elif self.source.startswith(_SCHEMES):
             out.append(Problem("source", f"ch-image pull takes a bare reference; write "
                                          f"{self.source.split('://', 1)[1]!r} without the scheme"))
-        return out
+        return out + option_like_operands(self, "source", "dest")
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class ChImageImport(Spec):
                                        "'apptainer build --sandbox DIR IMAGE' and import DIR"))
         if not self.name:
             out.append(Problem("name", "a name for the imported image is required, e.g. base"))
-        return out
+        return out + option_like_operands(self, "path", "name")
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ class ChConvert(Spec):
         if self.output_format == "dir" and image_format(self.output) == "ch-image":
             out.append(Problem("output", f"write the output directory as a path ({'./' + self.output!r} or an absolute path) "
                                          "so it is not mistaken for an image name"))
-        return out
+        return out + option_like_operands(self, "input", "output")
 
 
 @dataclass(frozen=True)
@@ -407,7 +407,7 @@ class ChRun(Spec):
         out += extra_problems(self.extra, self.other_value_options, "ch-run")
         if self.storage and not self.storage.startswith(("/", "$")):
             out.append(Problem("storage", f"storage directory {self.storage!r} must be an absolute path"))
-        return out
+        return out + option_like_operands(self, "image")
 
     def _shell_item_problems(self, item: Verbatim) -> list[Problem]:
         """A ``--set-env`` item read from a script as shell text (``"NAME=${X:-d}"``): the host's shell expands it
@@ -445,7 +445,7 @@ class ChFromhost(Spec):
                                             f"a {kind} image; convert it first: ch-convert {self.image} ./DIR"))
         if not (self.nvidia or self.cray_mpi or self.paths):
             out.append(Problem("nvidia", "choose what to inject: --nvidia for GPU driver libraries, or --path FILE"))
-        return out
+        return out + option_like_operands(self, "image")
 
 
 # -- Dockerfile ------------------------------------------------------------------------------
