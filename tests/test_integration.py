@@ -393,13 +393,14 @@ def test_submit_exit_status_follows_the_job(on_cluster, tmp_path, capsys, last_l
 # g. a step with more CPUs than the job: lint's HPC322 says srun refuses it, and srun does
 
 def test_a_step_with_more_tasks_than_the_job_fails_as_lint_says(on_cluster, tmp_path, capsys):
-    """The practice nodes have 2 CPUs; a job of one task (one CPU) cannot start srun -n 2, and the job that asks
-    for the two tasks can."""
+    """The practice nodes have 2 CPUs (one thread a core); a job of one task (one CPU) cannot start srun -n 3, and
+    the job that asks for the three tasks (two nodes) can. (Lint allows srun -n 2 there: on nodes with two threads a
+    core the one task would get a whole core, two CPUs.)"""
     from hpcwidgets.lint import lint
     head = (f"#!/bin/bash\n#SBATCH --partition={pc.PARTITION}\n#SBATCH --time=00:01:00\n#SBATCH --nodes=1\n"
             "#SBATCH --output=step-%j.out\n")
-    bad = head + "#SBATCH --ntasks=1\nsrun -n 2 hostname\n"
-    good = head + "#SBATCH --ntasks=2\nsrun -n 2 hostname\n"
+    bad = head + "#SBATCH --ntasks=1\nsrun -n 3 hostname\n"
+    good = head.replace("--nodes=1", "--nodes=2") + "#SBATCH --ntasks=3\nsrun -n 3 hostname\n"
     local = load_profile("local")
     assert [f.code for f in lint(bad, local) if f.severity == "error"] == ["HPC322"]
     assert [f for f in lint(good, local) if f.severity == "error"] == []
@@ -410,4 +411,4 @@ def test_a_step_with_more_tasks_than_the_job_fails_as_lint_says(on_cluster, tmp_
     script.write_text(good)
     rc, _, state, out_path = _submit_cli(script, capsys)
     assert (rc, state) == (0, "COMPLETED")
-    assert len(out_path.read_text().split()) == 2  # two tasks, two host names
+    assert len(out_path.read_text().split()) == 3  # three tasks, three host names

@@ -4220,7 +4220,8 @@ def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
           "fix how many it gets. srun -n 4 in a job of --ntasks=1 --cpus-per-task=8 asks for 4 tasks; from Slurm "
           "23.11 each takes the job's --cpus-per-task again, so the step wants 32 CPUs of 8 and srun stops with "
           "'Unable to create step … More processors requested than permitted'. (Slurm 22.05–23.02 give each such "
-          "task one CPU instead.)",
+          "task one CPU instead. Slurm hands out whole cores, so on nodes with two threads a core a task of one CPU "
+          "holds two, and a step that fits in those is not reported.)",
       fix="Ask the job for the tasks the step starts (#SBATCH --ntasks=4 --cpus-per-task=2), or give each task its "
           "share of the job's CPUs: srun -n 4 --cpus-per-task=2 ….",
       bad="""#!/bin/bash
@@ -4248,7 +4249,8 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
         own = as_int(ctx, srun.cpus_per_task, step.line) if srun.cpus_per_task is not None else None
         inherits = version is None or version >= _CPUS_INHERITED_SINCE
         each = own if own is not None else (per_task if inherits else 1)
-        if n * each <= cpus:
+        # Slurm hands out whole cores: on nodes with two threads a core, a task of an odd CPU count gets one more
+        if n * each <= tasks * (per_task + per_task % 2):
             continue
         job = f"the job's {tasks} task{'s' if tasks > 1 else ''}" + (f" × {per_task} CPUs" if per_task > 1 else "")
         if own is None and per_task > 1:
