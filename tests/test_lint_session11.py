@@ -552,3 +552,31 @@ def test_an_operand_that_starts_with_a_dash_is_read_as_an_option(make, field):
     """A form's image or source field holding '-x' would be written where the runtime reads options."""
     problems = make().problems()
     assert [p.field for p in problems if "starts with '-'" in p.message] == [field]
+
+
+# --- HPC529: the one wait returns when the trap runs ---------------------------------------------------------------
+
+TRAP = ("#!/bin/bash\n#SBATCH --time=01:00:00\n#SBATCH --signal=B:USR1@300\n{trap}\nsrun python train.py &\npid=$!\n"
+        "{wait}")
+
+
+def test_a_trap_that_only_signals_the_step_and_one_wait_ends_the_job():
+    text = TRAP.format(trap="trap 'kill -USR1 \"$pid\"' USR1", wait="wait\n")
+    hits = found(text, "HPC529")
+    assert len(hits) == 1 and hits[0][0] == 7 and "wait returns as soon as the trap has run" in hits[0][1]
+
+
+@pytest.mark.parametrize("trap, wait", [
+    ("trap 'kill -USR1 \"$pid\"' USR1", 'wait "$pid"\nwhile kill -0 "$pid" 2>/dev/null; do wait "$pid"; done\n'),
+    ("trap 'scontrol requeue \"$SLURM_JOB_ID\"' USR1", "wait\n"),             # ends the job on purpose
+    ("on_usr1() { touch STOP; exit 0; }\ntrap on_usr1 USR1", "wait\n"),       # a handler function that exits
+    ("trap 'touch STOP' USR1", "wait\nwait\n"),                               # waits again
+])
+def test_traps_that_end_the_job_or_wait_again_are_left_alone(trap, wait):
+    assert found(TRAP.format(trap=trap, wait=wait), "HPC529") == []
+
+
+def test_the_signal_rules_good_examples_wait_until_the_step_ends():
+    from hpcwidgets.lint import rules
+    for code in ("HPC123", "HPC511", "HPC517"):
+        assert found(rules()[code].good, "HPC529") == [], code

@@ -3083,8 +3083,8 @@ def _default_cache_message(ctx: Context, what: str, binary: str, line: int) -> s
     if any(ctx.parsed.variable(n, line) is not None for n in (tmp, "APPTAINER_TMPDIR", "SINGULARITY_TMPDIR")):
         text += f"; export {name}=\"$SCRATCH/.{binary}/cache\" first"
     else:  # the image is also unpacked and converted in /tmp, often small on compute nodes
-        text += (f" and builds it in /tmp (often small); export {name}=\"$SCRATCH/.{binary}/cache\" first, and "
-                 f"{tmp} to a folder on scratch (made with mkdir -p)")
+        text += (f" and builds it in $TMPDIR or /tmp (often small); export {name}=\"$SCRATCH/.{binary}/cache\" "
+                 f"first, and {tmp} to a folder on scratch (made with mkdir -p)")
     if binary == "singularity" and ctx.parsed.variable("APPTAINER_CACHEDIR", line) is not None:
         text += " (SingularityCE ignores APPTAINER_CACHEDIR; Apptainer's singularity reads both)"
     return text
@@ -4046,8 +4046,9 @@ _job_rule_specs = [
      "sbatch rejects the job.", "Write indexes like 0-15, 1,3,5, 0-15:4, optionally with %N to limit concurrency: 0-15%4.",
      (12,), "#SBATCH --array=1..10\n", "#SBATCH --array=1-10\n"),
     ("HPC305", "unexpanded-directive-value", "error", "an #SBATCH value uses $VARIABLE or ~, which sbatch does not expand",
-     "#SBATCH lines are read by sbatch, not by the shell: --output=$HOME/logs/x.out creates a directory "
-     "literally named '$HOME' (or fails), and the log is lost. The same holds for every option: "
+     "#SBATCH lines are read by sbatch, not by the shell: --output=$HOME/logs/x.out names a folder literally "
+     "called '$HOME' under the submission folder, which does not exist, so the log is lost. The same holds for "
+     "every option: "
      "--dependency=afterok:$JOB is refused, --export=ALL,DATA=$HOME/data hands the job the text '$HOME/data'.",
      "Use a fixed path or sbatch's patterns (%u user, %x job name, %j job id), e.g. --output=logs/%x-%j.out; give "
      "an option whose value the shell must compute on the sbatch command line (sbatch --dependency=afterok:$JOB).",
@@ -4217,8 +4218,9 @@ def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
 @rule("HPC322", "step-asks-for-more-cpus-than-the-job", "error",
       summary="srun -n N starts more tasks than the job asked for, and the CPUs they need are more than the job has",
       why="A step cannot use more CPUs than the job's allocation: the job's #SBATCH --ntasks and --cpus-per-task "
-          "fix how many it gets. srun -n 4 in a job of --ntasks=1 --cpus-per-task=8 asks for 4 tasks; from Slurm "
-          "23.11 each takes the job's --cpus-per-task again, so the step wants 32 CPUs of 8 and srun stops with "
+          "fix how many it gets. srun -n 4 in a job of --ntasks=1 --cpus-per-task=8 asks for 4 tasks; each takes "
+          "the job's --cpus-per-task (23.11 and later, and 21.08 and earlier), so the step wants 32 CPUs of 8 and "
+          "srun stops with "
           "'Unable to create step … More processors requested than permitted'. (Slurm 22.05–23.02 give each such "
           "task one CPU instead. Slurm hands out whole cores, so on nodes with two threads a core a task of one CPU "
           "holds two, and a step that fits in those is not reported.)",
@@ -4247,17 +4249,15 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
         tasks, per_task, cpus = _job_cpus(ctx)  # type: ignore[misc]  # known: the step was measured against it
         srun = step.chain.srun
         own = as_int(ctx, srun.cpus_per_task, step.line) if srun.cpus_per_task is not None else None
-        inherits = version is None or version >= _CPUS_INHERITED_SINCE
+        inherits = version is None or not (22, 5) <= version < _CPUS_INHERITED_SINCE  # 22.05–23.02 do not
         each = own if own is not None else (per_task if inherits else 1)
         # Slurm hands out whole cores: on nodes with two threads a core, a task of an odd CPU count gets one more
         if n * each <= tasks * (per_task + per_task % 2):
             continue
         job = f"the job's {tasks} task{'s' if tasks > 1 else ''}" + (f" × {per_task} CPUs" if per_task > 1 else "")
         if own is None and per_task > 1:
-            how = (f"from Slurm 23.11 each task takes the job's --cpus-per-task={per_task}, so the step asks for "
-                   f"{n * per_task} CPUs of the job's {cpus}")
-            if n <= cpus and version is None:
-                how += " (22.05–23.02 give each one CPU)"
+            how = (f"srun gives each task the job's --cpus-per-task={per_task} (every Slurm but 22.05–23.02, which "
+                   f"give each task one CPU), so the step asks for {n * per_task} CPUs of the job's {cpus}")
         else:
             how = f"the step asks for {n * each} CPUs of the job's {cpus}"
         share = cpus // n
@@ -6183,8 +6183,8 @@ def _batch_signal(ctx: Context, *, batch: bool = True) -> tuple[Any, str] | None
           "time limit kills the whole job: the warning is lost. The wait builtin, in contrast, returns as soon as a "
           "trapped signal arrives.",
       fix="Start the step in the background and wait for it: srun python train.py & wait (the handler then runs as "
-          "soon as the signal arrives; forward it to the step with scancel --signal=USR1 or kill if the program "
-          "should checkpoint itself).",
+          "soon as the signal arrives). A handler that only tells the program to checkpoint (scancel --signal=USR1, "
+          "kill, a STOP file) must be followed by waiting again, as wait returns when the trap runs: HPC529.",
       bad="""#!/bin/bash
 #SBATCH --time=01:00:00
 #SBATCH --signal=B:USR1@120
@@ -7058,6 +7058,62 @@ def _batch_shell_program(ctx: Context, cmd: Any, words: list[str]) -> list[str]:
     if step.chain.srun is not None or step.chain.launcher is not None:
         return []
     return [str(w) for w in step.chain.program]
+
+
+#: what a trap handler may do that ends the job anyway (so a script that ends right after it loses nothing)
+_ENDS_THE_JOB = re.compile(r"\bscontrol\s+requeue\b|\bexit\b|\bscancel\b(?![^;|&]*--signal)|\bsbatch\b")
+
+
+@rule("HPC529", "wait-returns-when-the-trap-runs", "error",
+      summary="a trap for the --signal=B:… warning only tells the step to checkpoint, and the script's one wait "
+              "then returns, so the job ends and the step is killed before it can",
+      why="bash's wait returns as soon as a trapped signal arrives (bash(1): 'the reception of a signal for which a "
+          "trap has been set will cause the wait builtin to return immediately … after which the trap is executed'). "
+          "With srun … & and a single wait at the end, the trap runs (kill -USR1, scancel --signal, touch STOP), "
+          "then the script reaches its end: the job ends with it, and Slurm kills the step that was about to save "
+          "its checkpoint. A trap that requeues, resubmits or exits ends the job on purpose and is not reported.",
+      fix="Wait again until the step has ended: wait \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do wait \"$pid\"; "
+          "done (with pid=$! after srun … &).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@300
+trap 'echo "time is nearly up"; kill -USR1 "$pid"' USR1
+srun python train.py &
+pid=$!
+wait
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@300
+trap 'echo "time is nearly up"; kill -USR1 "$pid"' USR1
+srun python train.py &
+pid=$!
+wait "$pid"
+while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+""")
+def _wait_returns_at_the_trap(ctx: Context) -> Iterator[Any]:
+    found = _batch_signal(ctx)
+    if found is None:
+        return
+    _, signal = found
+    handlers = [str(cmd.argv[1]) for cmd in simple_commands(ctx) if len(cmd.argv) >= 3
+                and str(cmd.argv[0]) == "trap" and any(_signal_name(str(w)) == signal for w in cmd.argv[2:])]
+    functions, code = _functions(ctx), _code_in_order(ctx)
+    handlers = [code[functions[h.strip()]][0].text if h.strip() in functions else h for h in handlers]
+    if not handlers or any(_ENDS_THE_JOB.search(h) for h in handlers):
+        return  # no trap for it (HPC517's), or a handler that ends the job anyway
+    top = [c for c in ctx.parsed.lexed.code if c.is_code]
+    waits = [k for k, c in enumerate(top) if _is_wait(c)]
+    if not waits or not any(b.detached for b in background_steps(ctx)):
+        return
+    last = waits[-1]
+    if any(c.kind != "simple" or not c.words or str(c.words[0].value) not in _QUICK_COMMANDS for c in top[last + 1:]) \
+            or (last > 0 and _is_wait(top[last - 1])):
+        return  # the script goes on after the wait (a loop that polls), or waits twice: it waits again
+    yield (top[last].line, f"the trap for SIG{signal} only tells the step to stop, and this wait returns as soon as "
+                           "the trap has run: the script ends here, the job with it, and Slurm kills the step before it "
+                           "has saved anything; wait again until the step has ended (while kill -0 \"$pid\"; do wait "
+                           "\"$pid\"; done)")
 
 
 @rule("HPC519", "background-steps-without-wait", "error",

@@ -100,17 +100,17 @@ _CAUGHT = {"torchrun": "only SIGTERM, SIGINT, SIGHUP and SIGQUIT", "deepspeed": 
 @rule("HPC123", "warning-signal-kills-the-launcher", "warning",
       summary="--signal=USR1@… (no B:) reaches a step started by torchrun, accelerate launch or deepspeed, which do "
               "not catch it: the launcher dies at once",
-      why="Without B:, Slurm sends the --signal warning to every process of the job's steps. There the launcher "
-          "gets it first: torch's elastic agent (torchrun, python -m torch.distributed.run, accelerate launch) "
+      why="Without B:, Slurm sends the --signal warning to every process of the job's steps, the launcher among "
+          "them: torch's elastic agent (torchrun, python -m torch.distributed.run, accelerate launch) "
           "catches only SIGTERM, SIGINT, SIGHUP and SIGQUIT, and deepspeed's launcher at most SIGINT and SIGTERM. "
           "SIGUSR1 and SIGUSR2 keep their default action, which ends the launcher, and the step ends with it: the "
           "checkpoint the warning was asked for never happens, and the job stops before its time limit. "
           "(torchrun --signals-to-handle, or TORCHELASTIC_SIGNALS_TO_HANDLE, of recent PyTorch makes it catch more "
-          "signals and pass them on; such a step is not reported.)",
-      fix="Send the warning to the batch shell, #SBATCH --signal=B:USR1@600, start the step with & and wait for it, "
-          "and let a trap there leave a file the training loop checks (trap 'touch \"$SLURM_SUBMIT_DIR/STOP\"' "
-          "USR1); or, with a recent torchrun, add --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 so "
-          "that it passes the signal on to its workers.",
+          "signals; such a step is not reported. The agent takes a signal it catches as the end: it passes it on to "
+          "the workers and stops them after its shutdown timeout, 30 s by default.)",
+      fix="Send the warning to the batch shell, #SBATCH --signal=B:USR1@600, let a trap there leave a file the "
+          "training loop checks (trap 'touch \"$SLURM_SUBMIT_DIR/STOP\"' USR1), start the step with & and wait for "
+          "it until it has ended: wait returns as soon as the trap runs (HPC529).",
       bad="""#!/bin/bash
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
@@ -131,7 +131,9 @@ trap 'touch "$SLURM_SUBMIT_DIR/STOP"' USR1
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" \\
   --rdzv-id="$SLURM_JOB_ID" train.py &
-wait
+pid=$!
+wait "$pid"
+while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
 """)
 def _signal_kills_launcher(ctx: Context) -> Iterator[Any]:
     found = _batch_signal(ctx, batch=False)
@@ -157,7 +159,7 @@ def _signal_kills_launcher(ctx: Context) -> Iterator[Any]:
                                f"{name} (line {step.line}) gets it: it catches {catches}, so SIG{signal} ends it and "
                                "the step at once, and the checkpoint the warning is for never happens; send it to the "
                                f"batch shell (--signal={to_shell}) and let a trap there leave a file the training "
-                               "loop checks (start the step with & and wait)")
+                               "loop checks (start the step with & and wait until it has ended)")
         return
 
 
@@ -217,7 +219,7 @@ def _lookup_message(what: str, lookup: str, line: int, at: int) -> str:
     return (f"{what} takes the rendezvous host from {lookup}{where}, the address the node's own name resolves to "
             "in /etc/hosts, which on many Debian and Ubuntu nodes is 127.0.1.1 (and may be several addresses): the "
             "other nodes cannot reach it, so the job hangs; use the head node's name (head_node=$(scontrol show "
-            "hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)) or its address from hostname -I")
+            "hostnames \"$SLURM_JOB_NODELIST\" | head -n 1))")
 
 
 @rule("HPC124", "rendezvous-host-from-hostname-i", "warning",
@@ -229,8 +231,8 @@ def _lookup_message(what: str, lookup: str, line: int, at: int) -> str:
           "looks the address up the same way. Reported for MASTER_ADDR, torchrun's --rdzv-endpoint and "
           "--master-addr, accelerate's --main_process_ip and deepspeed's --master_addr in a job of several nodes.",
       fix="Use the head node's name, which every node resolves to its address: head_node=$(scontrol show hostnames "
-          "\"$SLURM_JOB_NODELIST\" | head -n 1), then --rdzv-endpoint=\"$head_node:29500\" (or take the first "
-          "address of hostname -I, which lists the interfaces' own addresses).",
+          "\"$SLURM_JOB_NODELIST\" | head -n 1), then --rdzv-endpoint=\"$head_node:29500\". (hostname -I lists "
+          "the interfaces' own addresses, in no set order, so its first one need not be the one the others reach.)",
       bad="""#!/bin/bash
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
@@ -290,14 +292,15 @@ def _host_from_name_lookup(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC125", "deepspeed-slots-beyond-the-job", "error",
       summary="deepspeed --include/--exclude names GPU slots the job does not have (localhost:4,5,6,7 with 4 GPUs)",
-      why="Inside a job the GPUs Slurm gave it are the node's only ones, numbered from 0 (its device cgroup and "
-          "CUDA_VISIBLE_DEVICES): a job of 4 GPUs per node has slots 0-3, whichever physical GPUs they are. deepspeed "
+      why="Where Slurm confines a job to its GPUs (device cgroups, as most sites do) they are the node's only ones, "
+          "numbered from 0: a job of 4 GPUs per node has slots 0-3, whichever physical GPUs they are. deepspeed "
           "takes --include/--exclude slots as those numbers, so a slot at or beyond the count names no GPU: the "
-          "launch stops at start (\"No slot '4' specified on host 'localhost'\", or no CUDA device), and on a node "
-          "without device cgroups it may run on GPUs another job holds. (With --include deepspeed also drops the "
-          "CUDA_VISIBLE_DEVICES Slurm set.)",
-      fix="Leave --include out (deepspeed then uses the GPUs Slurm gave the job), or name slots from 0 to the GPUs "
-          "per node less one: --include localhost:0,1,2,3.",
+          "launch stops at start (\"No slot '4' specified on host 'localhost'\", or no CUDA device). And with "
+          "--include (or --exclude) deepspeed drops the CUDA_VISIBLE_DEVICES Slurm set and writes the slot numbers "
+          "in its place, so on a node without device cgroups any slot list may name GPUs another job holds.",
+      fix="Leave --include and --exclude out: deepspeed then takes the GPUs from the CUDA_VISIBLE_DEVICES Slurm set "
+          "(runner.py turns it into --include localhost:…). Where device cgroups confine the job, slots 0 to the "
+          "GPUs per node less one (--include localhost:0,1,2,3) also work.",
       bad="""#!/bin/bash
 #SBATCH --nodes=1
 #SBATCH --gres=gpu:4
@@ -572,8 +575,7 @@ def _container_words(step: Any, c: Any) -> list[str]:
           "/proc, /sys and /dev by default, plus what the site lists as bind paths: the path does not exist in the "
           "container and the program stops with 'No such file or directory' after the job has waited in the queue. "
           "Not reported when a --bind (or APPTAINER_BIND) names the folder, or the script cd's into it first.",
-      fix="Bind the folder at the same path: apptainer exec -B \"$SLURM_TMPDIR\" IMAGE … (or use /var/tmp where the "
-          "site maps the job's local folder there, as the Alliance's clusters do).",
+      fix="Bind the folder at the same path: apptainer exec -B \"$SLURM_TMPDIR\" IMAGE ….",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
 #SBATCH --time=03:00:00
@@ -630,7 +632,7 @@ _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
       why="--cleanenv (-e) and --containall (-C) start the container with none of the host's variables but TERM and "
           "the proxy settings (Apptainer's env/clean.go), so TMPDIR, HF_HOME, OMP_NUM_THREADS or NCCL_SOCKET_IFNAME "
           "exported above the step never reach the program. With TMPDIR that is worse under --containall: the "
-          "program writes its temporary files to the container's own /tmp, a small in-memory folder (64 MiB by "
+          "program writes its temporary files to the container's own /tmp, a small in-memory folder (typically 64 MiB, "
           "default, 'sessiondir max size'), and stops with 'No space left on device'. Variables passed with --env, "
           "--env-file or APPTAINERENV_NAME do reach it.",
       fix="Pass them on: apptainer exec --containall --env TMPDIR=\"$TMPDIR\" -B \"$TMPDIR\" IMAGE … (or export "
@@ -727,12 +729,14 @@ def _first_module_use(commands: list[list[str]]) -> str:
 
 
 @rule("HPC228", "module-inside-container", "warning",
-      summary="module (or ml) runs inside the container's bash -c script, where it is not defined",
+      summary="module (or ml) runs inside the container's bash -c script, where the host's module system does not work",
       why="module and ml are shell functions the module system's init file defines (/etc/profile.d/modules.sh, "
-          "Lmod's init/bash), read by login shells; a bash -c started by apptainer exec or ch-run is none, so it "
-          "stops with 'module: command not found' (and what it should load is missing). A module function the "
-          "host exported would call the host's module tool and load the host's software tree, which are not in the "
-          "image either. Not reported for a login shell (bash -lc) or after the script sources an init file.",
+          "Lmod's init/bash), read by login shells; a bash -c started by apptainer exec or ch-run is none, so "
+          "where nothing passes the function on it stops with 'module: command not found'. Where the host exports "
+          "it (BASH_FUNC_module%%, or BASH_ENV naming the init file, which Apptainer passes on without --cleanenv) "
+          "it calls the host's module tool and software tree, which are not in the image: it fails with 'No such "
+          "file or directory' (tclsh, lmod) instead. Either way what it should load is missing. Not reported for "
+          "a login shell (bash -lc) or after the script sources an init file.",
       fix="Put the software in the image, or initialise the image's own module system first: apptainer exec IMAGE "
           "bash -c 'source /etc/profile && module load gcc && ./run_model' (or bash -lc '…').",
       bad="""#!/bin/bash
@@ -769,9 +773,10 @@ def _module_in_container(ctx: Context) -> Iterator[Any]:
         if used:
             binary = getattr(c, "binary", "") or "ch-run"
             name = shell[program].rsplit("/", 1)[-1]
-            yield (step.line, f"{used} runs inside the container ({binary} … {name} -c), where module is not "
-                              "defined: it is a shell function of the host's module system, whose start-up files and "
-                              "software tree are not in the image, so the step stops with 'module: command not found'; "
+            yield (step.line, f"{used} runs inside the container ({binary} … {name} -c), where the host's module "
+                              "system does not work: module is a shell function of it, whose start-up files and "
+                              "software tree are not in the image, so the step stops ('module: command not found', or "
+                              "the host's module tool not found); "
                               "put the software in the image, or set the image's own module system up first (source "
                               "/etc/profile && module load …)")
 
@@ -786,7 +791,7 @@ def _module_in_container(ctx: Context) -> Iterator[Any]:
           "batch job inherits. Where /bin/sh is bash (the RHEL family: Rocky, Alma, CentOS), bash started as sh "
           "still takes them up, so the script works there; but dash (/bin/sh on Debian and Ubuntu) and ksh do "
           "not, and a script that is not a login shell reads no start-up file that defines them: the job runs on "
-          "with 'module: command not found' (or 'ml: command not found'), without the software it loads. The "
+          "with 'module: command not found' ('module: not found' under dash), without the software it loads. The "
           "script then works on one cluster and not the next. (zsh is left alone: it reads /etc/zshenv and "
           "~/.zshenv in every script.)",
       fix="Start the script with #!/bin/bash (or #!/bin/bash -l, which also reads the start-up files), or set the "
@@ -820,6 +825,6 @@ def _module_in_sh(ctx: Context) -> Iterator[Any]:
         fix = Fix("run the script with bash", 1, 1, text=fixed) if fixed != first else None
     where = "unless /bin/sh is bash (the RHEL family), " if program == "sh" else ""
     yield (line, f"this script runs with {program} ({first.strip()}): the module system exports its functions for "
-                 f"bash, so {where}'{used}' stops with 'command not found' and the job runs without the software "
+                 f"bash, so {where}'{used}' stops with 'not found' and the job runs without the software "
                  f"({program} running a batch script reads no start-up file that defines {used.split()[0]}); start "
                  "the script with #!/bin/bash (or source the module system's init file first)", fix)
