@@ -279,7 +279,7 @@ def test_the_shipped_jupyter_job_tunnels_to_its_own_port():
     from hpcwidgets.examples import examples
     from hpcwidgets.lint.catalogue import _TUNNEL_FORWARD
     text = examples("generic")["jupyter"].render()
-    assert [m.group(1) for m in _TUNNEL_FORWARD.finditer(text)] == ["$jl_port"]  # the check has a tunnel to compare
+    assert [m.group(2) for m in _TUNNEL_FORWARD.finditer(text)] == ["$jl_port"]  # the check has a tunnel to compare
     assert found(text, "HPC608") == []
 
 
@@ -580,3 +580,45 @@ def test_the_signal_rules_good_examples_wait_until_the_step_ends():
     from hpcwidgets.lint import rules
     for code in ("HPC123", "HPC511", "HPC517"):
         assert found(rules()[code].good, "HPC529") == [], code
+
+
+@pytest.mark.parametrize("server, said", [
+    ("jupyter lab --no-browser --port=$port", "no --ip"),
+    ("jupyter lab --no-browser --ip=127.0.0.1 --port=$port", "--ip=127.0.0.1"),
+])
+def test_a_tunnel_to_the_nodes_name_and_a_server_on_localhost(server, said):
+    hits = found(JUPYTER + server + " --ServerApp.port_retries=0\n", "HPC608")
+    assert len(hits) == 1 and "loopback only" in hits[0][1] and said in hits[0][1]
+
+
+def test_a_tunnel_through_the_node_to_its_localhost_reaches_a_local_server():
+    text = JUPYTER.replace("-L ${port}:${node}:${port} ${USER}@login.example.edu",
+                           "-J ${USER}@login.example.edu -L ${port}:localhost:${port} ${USER}@${node}")
+    assert found(text + "jupyter lab --no-browser --port=$port --ServerApp.port_retries=0\n", "HPC608") == []
+
+
+def test_a_task_id_variable_in_output_is_told_its_pattern_once():
+    text = "#!/bin/bash\n#SBATCH --array=0-3\n#SBATCH --output=logs/run_${SLURM_ARRAY_TASK_ID}.out\npython t.py\n"
+    hits = found(text, "HPC305")
+    assert len(hits) == 1 and "the pattern sbatch fills in for it: %a" in hits[0][1]
+    assert found(text, "HPC318") == []
+
+
+# --- HPC323 and HPC528's other runtimes ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, hit", [("32", True), ("8", False), ('"$SLURM_CPUS_PER_TASK"', False), ("4", False)])
+def test_more_openmp_threads_than_the_tasks_cpus(value, hit):
+    text = f"#!/bin/bash\n#SBATCH --ntasks=4\n#SBATCH --cpus-per-task=8\nexport OMP_NUM_THREADS={value}\nsrun ./solver\n"
+    hits = found(text, "HPC323")
+    assert bool(hits) == hit and (not hit or "32 threads take turns on 8" in hits[0][1])
+
+
+def test_threads_on_a_whole_node_or_without_a_count_are_left_alone():
+    assert found("#!/bin/bash\n#SBATCH --exclusive\n#SBATCH --cpus-per-task=8\nexport OMP_NUM_THREADS=64\n./a\n",
+                 "HPC323") == []
+    assert found("#!/bin/bash\n#SBATCH --ntasks=1\nexport OMP_NUM_THREADS=16\n./a\n", "HPC323") == []
+
+
+def test_a_python_client_of_ipyparallel_runs_once_on_purpose():
+    text = TASKS + "ipcluster start -n 4 --daemonize\nsleep 30\npython client.py\n"
+    assert found(text, "HPC528") == []

@@ -4270,6 +4270,38 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
                           f"requested than permitted'; ask the job for them (#SBATCH --ntasks={n}) {hint}", fix)
 
 
+@rule("HPC323", "more-threads-than-cpus", "warning",
+      summary="OMP_NUM_THREADS (or MKL_NUM_THREADS) is set above the CPUs each task has (--cpus-per-task)",
+      why="Slurm confines each task to the CPUs it asked for (its cgroup, and the CPU binding of srun): with "
+          "--cpus-per-task=8 and OMP_NUM_THREADS=32, 32 threads take turns on 8 CPUs. OpenMP and MKL code run much "
+          "slower oversubscribed (threads spin waiting for each other), and the job looks busy while it crawls.",
+      fix="Follow the job's count: export OMP_NUM_THREADS=\"$SLURM_CPUS_PER_TASK\" (or ask for as many CPUs as "
+          "threads: --cpus-per-task=32).",
+      bad="""#!/bin/bash
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=8
+export OMP_NUM_THREADS=32
+srun --cpus-per-task=8 ./solver
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=8
+export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
+srun --cpus-per-task=8 ./solver
+""")
+def _more_threads_than_cpus(ctx: Context) -> Iterator[Any]:
+    cpus = ctx.job.cpus_per_task
+    if not isinstance(cpus, int) or ctx.job.exclusive or heterogeneous(ctx):
+        return  # no count of the job's own (or the whole node): nothing to compare with
+    for var in ctx.parsed.variables:
+        value = str(var.value).strip("'\"")
+        if var.name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") and var.exported and value.isdigit() \
+                and int(value) > cpus:
+            yield (var.line, f"{var.name}={value} but each task has {cpus} CPU{'s' if cpus > 1 else ''} "
+                             f"(--cpus-per-task={cpus}): {value} threads take turns on {cpus}, and oversubscribed "
+                             f"OpenMP code crawls; export {var.name}=\"$SLURM_CPUS_PER_TASK\"")
+
+
 @rule("HPC318", "array-tasks-share-a-log", "warning",
       summary="a job array writes every task's output to the same file",
       why="An --output (or --error) pattern without %a, %j or %J names one file for all tasks: they write over each "
@@ -4296,8 +4328,8 @@ def _array_shared_log(ctx: Context) -> Iterator[Any]:
         return  # one task at a time, each appending: one log of the chain, on purpose
     for name in ("output", "error"):
         pattern = str(getattr(ctx.job, name) or "")
-        if not pattern or pattern == "/dev/null" or re.search(r"%(?:\d*)[ajJ]", pattern):
-            continue
+        if not pattern or pattern == "/dev/null" or re.search(r"%(?:\d*)[ajJ]", pattern) or "$" in pattern:
+            continue  # ($SLURM_ARRAY_TASK_ID there is HPC305's: sbatch writes it as it stands, and %a is the fix)
         yield (ctx.parsed.directive_line(name), f"--{name}={pattern} is the same file for every task of the array: "
                                                 "they write over each other; add %a (e.g. "
                                                 f"--{name}={_with_task(pattern)})")
@@ -6991,6 +7023,9 @@ def _status_of_the_last_command(ctx: Context) -> Iterator[Any]:
                       "jobs start anyway; add set -e near the top, or || exit $? after the step", fix)
 
 
+#: runtimes that start their own workers on the job's tasks: the Python program that uses them runs once
+_OTHER_RUNTIMES = re.compile(r"\b(?:ipcluster|ipengine|ipcontroller|ray\s+start|dask[-_](?:worker|scheduler|mpi)"
+                             r"|dask\s+(?:worker|scheduler))\b")
 #: python run as a tool rather than as the job's program (pip, a one-liner, a build): its first words
 _PYTHON_TOOL = re.compile(r"(?:-c|-V|--version|\S*setup\.py|-m ?(?:pip|venv|ensurepip|pytest|json\.tool|http\.server))"
                           r"(?: .*)?")
@@ -7024,6 +7059,8 @@ def _tasks_without_srun(ctx: Context) -> Iterator[Any]:
     tasks, nodes = job_tasks(ctx), job_nodes(ctx)
     if tasks is None or tasks <= max(nodes, 1) or heterogeneous(ctx):
         return  # one task per node at most: the batch shell is the task of the first
+    if _OTHER_RUNTIMES.search(ctx.parsed.source):
+        return  # ipyparallel, Ray or Dask start their own workers in the job's tasks
     code = _code_in_order(ctx)
     last = None
     for cmd, _, parent in code:
@@ -7463,14 +7500,19 @@ def _port_retries(ctx: Context) -> Iterator[Any]:
 
 
 #: the remote end of an ssh tunnel: -L [ADDRESS:]PORT:HOST:HOSTPORT (HOSTPORT is the port on the compute node)
-_TUNNEL_FORWARD = re.compile(r"\bssh\b.*?\s-L\s*(?:(?:\$\([^)]*\)|[^\s:\"'])+:){2,3}([^\s\"']+)")
+_TUNNEL_PART = r"(?:\$\([^)]*\)|[^\s:\"'])+"
+_TUNNEL_FORWARD = re.compile(rf"\bssh\b.*?\s-L\s*(?:{_TUNNEL_PART}:)?{_TUNNEL_PART}:({_TUNNEL_PART}):([^\s\"']+)")
+#: the addresses a server bound to them answers on the node itself only
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-@rule("HPC608", "jupyter-tunnel-port-differs", "error",
-      summary="the ssh tunnel the job prints forwards to another port than the one the Jupyter server listens on",
+@rule("HPC608", "jupyter-tunnel-misses-the-server", "error",
+      summary="the ssh tunnel the job prints forwards to another port (or address) than the Jupyter server listens on",
       why="The printed ssh -L LOCAL:NODE:PORT command is what the user runs on their laptop; when PORT is not the "
           "server's --port (a random $port in the tunnel, a fixed --port=8888 on the server, or no --port at all: "
-          "Jupyter's default is 8888), the browser reaches nothing, or another user's server on that node.",
+          "Jupyter's default is 8888), the browser reaches nothing, or another user's server on that node. The same when "
+          "the tunnel goes to the node's name while the server listens on localhost, its default without --ip: ssh "
+          "reports 'connect failed: Connection refused'.",
       fix="Use one variable for both: port=$(shuf -i 8000-9999 -n 1), then ssh -N -L $port:$node:$port in the message "
           "and jupyter lab --port=\"$port\" --ServerApp.port_retries=0.",
       catalogue=(20,),
@@ -7497,17 +7539,27 @@ def _tunnel_port_differs(ctx: Context) -> Iterator[Any]:
         if line.lstrip().startswith("#"):
             continue
         for m in _TUNNEL_FORWARD.finditer(line):
-            port = re.sub(r"\$\{(\w+)\}", r"$\1", m.group(1))
-            tunnels.append((k, port, ctx.parsed.resolve(port, k)))
+            port = re.sub(r"\$\{(\w+)\}", r"$\1", m.group(2))
+            tunnels.append((k, port, ctx.parsed.resolve(port, k), m.group(1)))
     if not tunnels:
         return
     for cmd, words in servers:
-        ports = [value for _, trait, value in _jupyter_settings(words) if trait in ("ServerApp.port", "NotebookApp.port")]
+        settings = _jupyter_settings(words)
+        ips = [value.strip("'\"") for _, trait, value in settings if trait in ("ServerApp.ip", "NotebookApp.ip")]
+        if (not ips or ips[-1] in _LOOPBACK) and all(host not in _LOOPBACK for *_, host in tunnels):
+            line, _, _, host = tunnels[0]
+            server = f"--ip={ips[-1]}" if ips else "no --ip (Jupyter's default is localhost)"
+            yield (cmd.line, f"the tunnel printed on line {line} goes to {host} on the node's network, but the server "
+                             f"listens on the node's loopback only ({server}): the connection is refused; start it "
+                             "with --ip=\"$(hostname -s)\" (or tunnel to localhost through the node: ssh -J LOGIN -L "
+                             "PORT:localhost:PORT NODE)")
+            continue
+        ports = [value for _, trait, value in settings if trait in ("ServerApp.port", "NotebookApp.port")]
         written = re.sub(r"\$\{(\w+)\}", r"$\1", ports[-1]) if ports else "8888"
         port = ctx.parsed.resolve(written, cmd.line)
-        if any(p == port or raw == written for _, raw, p in tunnels):
+        if any(p == port or raw == written for _, raw, p, _ in tunnels):
             continue
-        line, raw, _ = tunnels[0]
+        line, raw, _, _ = tunnels[0]
         server = f"--port={written}" if ports else "no --port (Jupyter's default, 8888)"
         hint = f' (--port="{raw}")' if raw.startswith("$") else ""
         yield (cmd.line, f"the tunnel printed on line {line} forwards to port {raw} on the node, but the server listens "

@@ -633,7 +633,7 @@ _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
           "the proxy settings (Apptainer's env/clean.go), so TMPDIR, HF_HOME, OMP_NUM_THREADS or NCCL_SOCKET_IFNAME "
           "exported above the step never reach the program. With TMPDIR that is worse under --containall: the "
           "program writes its temporary files to the container's own /tmp, a small in-memory folder (typically 64 MiB, "
-          "default, 'sessiondir max size'), and stops with 'No space left on device'. Variables passed with --env, "
+          "apptainer.conf's 'sessiondir max size'), and stops with 'No space left on device'. Variables passed with --env, "
           "--env-file or APPTAINERENV_NAME do reach it.",
       fix="Pass them on: apptainer exec --containall --env TMPDIR=\"$TMPDIR\" -B \"$TMPDIR\" IMAGE … (or export "
           "APPTAINERENV_TMPDIR=\"$TMPDIR\"); for the temporary files, --workdir on scratch gives the container a "

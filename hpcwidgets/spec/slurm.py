@@ -291,6 +291,11 @@ def _items(value: Any) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else ()
 
 
+#: the file name patterns sbatch fills in for what a script would reach through a variable
+_PATTERN_FOR = {"SLURM_ARRAY_TASK_ID": "%a", "SLURM_ARRAY_JOB_ID": "%A", "SLURM_JOB_ID": "%j", "SLURM_JOBID": "%j",
+                "SLURM_JOB_NAME": "%x", "USER": "%u", "SLURM_JOB_USER": "%u", "SLURMD_NODENAME": "%N"}
+
+
 @functools.cache
 def _directive_text_fields(cls: type) -> tuple[tuple[str, ...], Any]:
     """Names of the text fields written after ``#SBATCH`` (no shell reads those lines), and a getter
@@ -501,8 +506,12 @@ class SlurmJob(Spec):
             if isinstance(value, str) and "$" in value:
                 ref = _VARIABLE.search(value)
                 shown = "$" if ref is None else "$(…)" if ref.group(0) == "$(" else ref.group(0)
-                how = ("a file name pattern such as %u, %x, %j" if name in ("output", "error", "input") else
-                       f"sbatch's command line, where your shell expands it (sbatch --{name.replace('_', '-')}=… job.sh)")
+                pattern = _PATTERN_FOR.get(shown.strip("${}"))
+                if name in ("output", "error", "input"):
+                    how = (f"the pattern sbatch fills in for it: {pattern}" if pattern else
+                           "a file name pattern such as %u, %x, %j (%A_%a in an array)")
+                else:
+                    how = f"sbatch's command line, where your shell expands it (sbatch --{name.replace('_', '-')}=… job.sh)"
                 out.append(Problem(name, f"{value!r}: #SBATCH lines are not read by the shell, so {shown} is not "
                                          f"expanded; use a fixed value or {how}"))
         if self.time:
