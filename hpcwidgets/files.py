@@ -10,7 +10,9 @@ destroys ``/dev/null`` for the whole machine). Replacing a file gives it a new i
 links to it keep the old text.
 
 Reads decode UTF-8 (a byte-order mark is dropped with a note) and turn every failure into a
-:class:`~hpcwidgets.errors.FileError` whose message names the file and the fix.
+:class:`~hpcwidgets.errors.FileError` whose message names the file and the fix. They take regular files of at
+most :data:`MAX_READ_BYTES` (a device is refused, as Save refuses it), and a named pipe only when the caller
+allows it (the command line's ``<(…)``) and something writes to it in time: a form never blocks its kernel.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .errors import FileError, OverwriteError
 
@@ -97,28 +99,128 @@ def strip_bom(text: str, name: str) -> TextFile:
     return TextFile(text)
 
 
-def read_text(path: str | os.PathLike[str], *, keep_newlines: bool = False) -> TextFile:
+def read_text(path: str | os.PathLike[str], *, keep_newlines: bool = False, pipes: bool = True) -> TextFile:
     """Read a UTF-8 text file; FileError (with the reason and the fix) when it cannot be read.
-    ``keep_newlines``: see :func:`decode_text`."""
-    return decode_text(read_bytes(path), os.fspath(path), keep_newlines=keep_newlines)
+    ``keep_newlines``: see :func:`decode_text`; ``pipes``: see :func:`read_bytes`."""
+    return decode_text(read_bytes(path, pipes=pipes), os.fspath(path), keep_newlines=keep_newlines)
 
 
-def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """A file's bytes; FileError (with the reason and the fix) when it cannot be read."""
+#: the most a reader takes: a job script, a build file or a saved model is a few kB, and a bigger file (or a
+#: device that never ends, /dev/zero) would only fill the memory of a notebook's kernel
+MAX_READ_BYTES = 10 * 1024 * 1024
+#: how long, in seconds, a named pipe is waited for before the read is refused (``hpcwidgets lint <(…)`` has
+#: its writer running at once; a pipe nothing writes to would otherwise block for ever)
+PIPE_WAIT = 30.0
+
+
+def expand_user(name: str) -> Path:
+    """``name`` with a leading ``~`` or ``~user`` expanded; FileError naming the fix when that user does not
+    exist (``Path.expanduser`` raises a bare RuntimeError, which would read as a bug)."""
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:
+        user = name[1:].split("/", 1)[0].split(os.sep, 1)[0]
+        what = f"there is no user {user!r}" if user else "your home folder is not known here (HOME is not set)"
+        raise FileError(f"{name}: {what}, so ~{user} cannot be expanded; write the path without ~ "
+                        "or start it with your own ~/", name) from None
+
+
+def _no_nul(name: str) -> None:
+    """FileError for a name holding NUL (the system calls would raise a bare ValueError)."""
+    if "\0" in name:
+        raise FileError(f"the file name {name!r} holds a NUL character, which no file name can hold; retype the name",
+                        name)
+
+
+def too_big_message(name: str) -> str:
+    """Why a file over :data:`MAX_READ_BYTES` is not read, and what to give instead."""
+    return (f"{name} is larger than {MAX_READ_BYTES // (1024 * 1024)} MB, which no job script, build file or saved "
+            "model is (they are a few kB); give the name of the script or model file to read instead")
+
+
+def read_bytes(path: str | os.PathLike[str], *, pipes: bool = True) -> bytes:
+    """A file's bytes; FileError (with the reason and the fix) when it cannot be read.
+
+    Only regular files are read, and at most :data:`MAX_READ_BYTES`: a device (``/dev/zero`` never ends, a
+    terminal waits for typing) or a socket is refused with the wording Save uses. A named pipe is read when
+    ``pipes`` is true (the command line's ``<(…)``) once something writes to it within :data:`PIPE_WAIT`
+    seconds, and refused when false (a notebook's kernel must never block on one)."""
     name = os.fspath(path)
     if not name.strip():
         raise FileError("no file name given; type the name of the file to read, e.g. job.sh", name)
+    _no_nul(name)
+    full = expand_user(name)
+    kind = special_kind(full)
+    if kind and not (pipes and kind == _FIFO):
+        raise FileError(_not_readable_message(name, kind), name)
     try:
-        return Path(name).expanduser().read_bytes()
+        return _read_capped(full, name, fifo=bool(kind))
     except IsADirectoryError:
         raise FileError(f"cannot read {name}: it is a directory; give the name of a file in it", name) from None
     except FileNotFoundError as exc:
-        raise FileError(f"cannot read {name}: {_missing(Path(name).expanduser(), exc)}", name) from None
+        raise FileError(f"cannot read {name}: {_missing(full, exc)}", name) from None
     except PermissionError as exc:
         raise FileError(f"cannot read {name}: {exc.strerror or exc}; ask its owner to make it readable "
                         f"(chmod a+r {shlex.quote(name)}) or copy it somewhere you can read it", name) from None
+    except FileError:
+        raise
     except OSError as exc:
         raise FileError(f"cannot read {name}: {exc.strerror or exc}", name) from None
+
+
+def _not_readable_message(name: str, kind: str) -> str:
+    """Why a device, a pipe or a socket is not read as a file, in the words Save uses for them."""
+    if kind == _FIFO:
+        why = "reading it waits, for as long as it takes, for a program to write to it"
+    elif kind == "a socket":
+        why = "it cannot be opened as a file"
+    else:
+        why = "a device is no file to read (a terminal waits for typing, /dev/zero never ends, /dev/null is empty)"
+    stdin = " (for standard input, give -)" if _OWN_INPUT.fullmatch(name) else ""
+    return (f"{name} is {kind}, not a regular file: {why}; give the name of a job script, build file or saved "
+            f"model instead{stdin}")
+
+
+def _read_capped(path: Path, name: str, *, fifo: bool) -> bytes:
+    """At most :data:`MAX_READ_BYTES` of ``path`` (FileError beyond); a FIFO is first waited for
+    (:data:`PIPE_WAIT` seconds), so a pipe nothing writes to is refused instead of blocking for ever."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) if fifo else os.O_RDONLY
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        if fifo:
+            _wait_for_writer(fd, name)
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_size > MAX_READ_BYTES:
+            raise FileError(too_big_message(name), name)
+        return _capped(fh, name)
+
+
+def _wait_for_writer(fd: int, name: str) -> None:
+    """Wait until the FIFO ``fd`` (opened without blocking) has data or its writer closed it, then make it
+    blocking; FileError after :data:`PIPE_WAIT` seconds of nothing (no program writes to it)."""
+    import select
+    if not hasattr(select, "poll"):  # no poll(): read it as cat would
+        os.set_blocking(fd, True)
+        return
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    if not poller.poll(PIPE_WAIT * 1000):
+        raise FileError(f"{name} is {_FIFO}, and nothing wrote to it within {PIPE_WAIT:g} s; start the program that "
+                        "writes to it first, or save its output to a file and give that file's name", name)
+    os.set_blocking(fd, True)
+
+
+def _capped(stream: Any, name: str) -> bytes:
+    """Everything ``stream`` holds, up to :data:`MAX_READ_BYTES` (FileError when there is more)."""
+    chunks, size = [], 0
+    while True:
+        chunk = stream.read(min(1 << 20, MAX_READ_BYTES + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_READ_BYTES:
+            raise FileError(too_big_message(name), name)
 
 
 def _missing(path: Path, exc: OSError) -> str:
@@ -142,12 +244,40 @@ def _missing(path: Path, exc: OSError) -> str:
     return f"{exc.strerror or exc}; {hint}"
 
 
+#: a definition file's header or one of its sections; a Dockerfile's first instruction
+_DEFFILE_HEAD = re.compile(r"(?i)bootstrap\s*:")
+_DEFFILE_SECTION = re.compile(r"(?m)^%(post|environment|runscript)\b")
+_DOCKERFILE_HEAD = re.compile(r"(?i)(FROM|ARG)\s")
+
+
+def build_file_kind(text: str) -> str:
+    """What ``text`` is when it is a build file rather than a job script or a saved model: "an Apptainer
+    definition file", "a Dockerfile", or "". Judged by the first line that is not a comment, as a person would;
+    the command line's ``--from`` and the forms' Load both refuse such a text with :func:`build_it`."""
+    first = next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+    if _DEFFILE_HEAD.match(first) or _DEFFILE_SECTION.search(text):
+        return "an Apptainer definition file"
+    if _DOCKERFILE_HEAD.match(first):
+        return "a Dockerfile"
+    return ""
+
+
+def build_it(kind: str, name: str) -> str:
+    """How to build the file ``name`` of ``kind`` (from :func:`build_file_kind`) instead of loading it."""
+    if kind == "a Dockerfile":
+        return f"build it with ch-image build -f {name} ."
+    return f"build it with apptainer build IMAGE.sif {name}"
+
+
 def read_stdin(name: str = "<stdin>", *, keep_newlines: bool = False) -> TextFile:
     """Standard input as text (UTF-8, BOM dropped with a note; ``keep_newlines``: see :func:`decode_text`)."""
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is not None:
-        return decode_text(buffer.read(), name, keep_newlines=keep_newlines)
-    return strip_bom(sys.stdin.read(), name)
+        return decode_text(_capped(buffer, name), name, keep_newlines=keep_newlines)
+    text = sys.stdin.read(MAX_READ_BYTES + 1)
+    if len(text) > MAX_READ_BYTES:
+        raise FileError(too_big_message(name), name)
+    return strip_bom(text, name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,10 +331,11 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
     name = os.fspath(path)
     if not name.strip():
         raise FileError("no file name given; type a file name, e.g. job.sh", name)
-    if "\0" in name:
-        raise FileError(f"the file name {name!r} holds a NUL character, which no file name can hold; retype the name",
-                        name)
-    given = Path(name).expanduser().absolute()
+    _no_nul(name)
+    if name.endswith(("/", os.sep)):
+        raise FileError(f"{name} ends with '/', so it names a folder, not a file; give a file name in it, e.g. "
+                        f"{name}job.sh", name)
+    given = expand_user(name).absolute()
     kind = special_kind(given)
     if kind:
         raise FileError(not_a_file_message(given, kind), str(given))
@@ -270,9 +401,12 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
     return Written(target, saved)
 
 
+_FIFO = "a named pipe (FIFO)"
 #: the kinds of file that are not regular files, and what to call them
 _SPECIAL = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-            (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+            (stat.S_ISFIFO, _FIFO), (stat.S_ISSOCK, "a socket"))
+#: names that stand for this process's own input (where - says the same)
+_OWN_INPUT = re.compile(r"/dev/(stdin|tty|fd/0)|/proc/self/fd/0")
 #: names that stand for this process's own output (where -o would only repeat printing)
 _OWN_OUTPUT = re.compile(r"/dev/(stdout|stderr|tty|fd/\d+)|/proc/(self|\d+)/fd/\d+")
 

@@ -288,12 +288,12 @@ _COMMANDS = ("apptainer", "singularity", "ch-run", "ch-image", "ch-convert", "sr
 
 def _what_it_holds(text: str, name: str) -> str:
     """What a file given to --from holds when it is not JSON, and what to do with it instead."""
+    from ..files import build_file_kind, build_it
     first = next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
     word = first.split(maxsplit=1)[0].rsplit("/", 1)[-1] if first else ""
-    if re.match(r"(?i)bootstrap\s*:", first) or re.search(r"(?m)^%(post|environment|runscript)\b", text):
-        held = "is an Apptainer definition file, not a saved model: build it with apptainer build IMAGE.sif " + name
-    elif re.match(r"(?i)(FROM|ARG)\s", first):
-        held = "is a Dockerfile, not a saved model: build it with ch-image build -f " + name + " ."
+    built = build_file_kind(text)
+    if built:
+        held = f"is {built}, not a saved model: {build_it(built, name)}"
     elif word in _COMMANDS or first.startswith("hpcwidgets "):
         held = ("is a command line, not a saved model: give the command itself (hpcwidgets parse " + name +
                 " reads it into a model)")
@@ -376,7 +376,7 @@ def report_lint(text: str, profile: Any, ignore: Iterable[str] = ()) -> bool:
 def suppressed_in(path: str) -> frozenset[str]:
     """The lint codes a job script read with --from switches off (``# hpcw: disable=…`` anywhere in it): the
     comments are not carried into the script written from it, so its check leaves those codes out instead."""
-    if not path or path == "-":
+    if not path or path == "-" or not os.path.isfile(path):  # a pipe (<(…)) was read once already: never again
         return frozenset()
     try:
         text = Path(path).read_text(encoding="utf-8")

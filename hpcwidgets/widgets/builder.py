@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -118,6 +119,25 @@ def _reachable_cluster() -> tuple[frozenset[str] | None, tuple[str, ...]]:
     return here, tuple(fitting)
 
 
+def _maybe_queued(exc: RunError) -> bool:
+    """Whether sbatch failed after it may have handed the job to the controller: it did not answer in time (it
+    was killed waiting for the job id), or a signal ended it (exit 128+N, or -N from subprocess). sbatch exits
+    once the controller has taken the job, so neither says the job was not queued."""
+    code = exc.returncode
+    if code is None:
+        return bool(exc.argv) and os.path.basename(exc.argv[0]) == "sbatch" and "did not answer within" in str(exc)
+    return code < 0 or code > 128
+
+
+def _profile_key(profile: Any) -> Any:
+    """What the lint cache keys a profile on: its content (profiles are frozen models), or the object itself."""
+    try:
+        hash(profile)
+    except TypeError:
+        return id(profile)
+    return profile
+
+
 def _profile(profile: Any) -> Any:
     if profile is None:
         return None
@@ -165,16 +185,18 @@ class Builder(w.VBox):
         self._draft = False
         self._last_valid: str | None = None
         self._findings: list[Any] = []
+        self._form_errors: dict[str, str] = {}
         self._shown_findings: tuple = ()
         self._load_problem: FormFinding | None = None
         self._user_set: set[str] = set()
         self._hold = 0
-        self._lint_cache: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
+        self._lint_cache: OrderedDict[tuple[str, Any], list[Any]] = OrderedDict()
         self._replace_path: str | None = None
         self.form = Form(())
         self._field_controls: dict[str, w.Widget] = {}
         self._rows: dict[str, w.Widget] = {}
         self._help: dict[str, w.HTML] = {}
+        self._off_notes: dict[str, w.HTML] = {}
         self._invalid: set[str] = set()
         self._marks: set[str] = set()
         self._parked: dict[str, Any] = {}
@@ -335,13 +357,21 @@ class Builder(w.VBox):
     def load(self, text: str) -> bool:
         """Read ``text`` (a script, a command or a model's JSON) into the form; False (with an error
         finding) when it cannot be read, leaving the form as it was. Never raises for any text."""
+        return self._load(text, "the text")
+
+    def _load(self, text: str, name: str) -> bool:
+        """:meth:`load` of ``text`` read from ``name`` (a file's name, or "the text" when pasted)."""
         from ..files import strip_bom
         if not isinstance(text, str):
             return self._load_failed(f"expected text, got {type(text).__name__}; decode a file's bytes first "
                                      "(or use Load file)")
         loaded = strip_bom(text, "the text")
+        refused = self._not_loadable(loaded.text, name)
+        if refused:
+            return self._load_failed(refused)
         try:
-            model = self._fill_in(self._read(loaded.text))
+            # line ends as Load file reads them: a script saved on an old Mac ends its lines with \r alone
+            model = self._fill_in(self._read(loaded.text.replace("\r\n", "\n").replace("\r", "\n")))
         except HpcWidgetsError as exc:
             return self._load_failed(str(exc), getattr(exc, "line", 0) or 0)
         except RecursionError:
@@ -363,6 +393,31 @@ class Builder(w.VBox):
                 "so a saved script is fine.") if loaded.bom else ""
         self._set_status("Loaded." + note)
         return True
+
+    def _not_loadable(self, text: str, name: str = "the text") -> str:
+        """Why ``text`` is not loaded at all, or "": an empty text would replace the whole form with an empty
+        model, and a job form reads a Dockerfile or a definition file as shell commands (the words the command
+        line's --from uses for them, :func:`hpcwidgets.files.build_file_kind`)."""
+        if not text.strip() and name == "the text":
+            return f"the Script box is empty; paste {self._loads} there, or name a file in File and click Load file"
+        if not text.strip():
+            return f"{name} is empty; name a file that holds {self._loads}"
+        if not self.submits:
+            return ""
+        from ..files import build_file_kind, build_it
+        kind = build_file_kind(text)
+        if not kind:
+            return ""
+        file = name if name != "the text" else ("Dockerfile" if kind == "a Dockerfile" else "FILE.def")
+        saved = "" if name != "the text" else f"save it as {file} and "
+        return f"{name} is {kind}, not a job script: {saved}{build_it(kind, file)}; this form loads {self._loads}"
+
+    @property
+    def _loads(self) -> str:
+        """What Load takes, for the messages that refuse something else."""
+        if self.submits:
+            return "a job script (it starts with #! or #SBATCH) or a model saved as JSON"
+        return f"the {self.title[0].lower() + self.title[1:]} as text, or a model saved as JSON"
 
     def _load_failed(self, message: str, line: int = 0) -> bool:
         self._load_problem = FormFinding("LOAD", "error", line, f"cannot load the text: {message}")
@@ -394,6 +449,12 @@ class Builder(w.VBox):
         """
         if getattr(finding, "fix", None) is None:
             raise ValueError(f"finding {getattr(finding, 'code', '?')} has no mechanical fix; change the form instead")
+        if self._edits_not_in_preview():
+            self._set_status(f"Not applied: the form has errors, so the preview is older than the form and this "
+                             f"{getattr(finding, 'code', '')} fix would bring that older version back (and drop what "
+                             "you typed since). Fix the marked fields first; the finding stays if it still applies.",
+                             error=True)
+            return False
         if not any(f.fix is not None and f == finding for f in self._findings):
             self._set_status(f"Not applied: this {getattr(finding, 'code', '')} fix was found in an earlier version "
                              "of the script, and the preview has changed since. Use Apply fix on the current finding "
@@ -409,6 +470,11 @@ class Builder(w.VBox):
         if ok:
             self._set_status(f"Applied: {escape(finding.fix.description)}")
         return ok
+
+    def _edits_not_in_preview(self) -> bool:
+        """True while the preview is not the form (a stale preview, or a field whose text is not a value): a fix
+        applied to it and loaded back would throw away what the person typed since."""
+        return (self._stale and not self._draft) or bool(self._form_errors)
 
     def submit(self) -> Any:
         """Submit the preview (only when Submit is available); returns the job and starts the panel."""
@@ -510,10 +576,14 @@ class Builder(w.VBox):
         self.form = Form(self.sections(base))
         values = self.form.values(base)
         self._field_controls, self._rows, self._help = {}, {}, {}
+        self._off_notes = {}
         self._invalid = set()
         boxes = []
         for section in self.form.sections:
             main, advanced = [], []
+            if section.attr:  # a layer that can be switched off says so in its tab (see _mark_off_layers)
+                self._off_notes[section.title] = w.HTML("")
+                main.append(self._off_notes[section.title])
             for fld in section.fields:
                 row = self._make_row(fld, values[fld.key])
                 (advanced if fld.advanced else main).append(row)
@@ -658,6 +728,13 @@ class Builder(w.VBox):
             return
         self._user_set.add(key)
         self._load_problem = None
+        fld = self.form.fields.get(key)
+        switch = self._structural.get(f"{fld.section.prefix}.enabled") if fld is not None and fld.section.attr else None
+        if switch is not None and not switch.value and fld.section.layer(self._model) is None:
+            # set from code while the layer is off (its controls are disabled in the page): the edit switches the
+            # layer on and stays, instead of changing nothing and being replaced by the layer's values
+            switch.value = True
+            self._set_values({key: change["new"]})
         self._refresh()
 
     @_guarded("Changing the form's layers")
@@ -674,7 +751,14 @@ class Builder(w.VBox):
         try:
             self.set_profile(change["new"])
         except (ProfileError, ValidationError) as exc:
-            self._set_status(f"Cannot use profile {change['new']!r}: {exc}", error=True)
+            self._hold += 1
+            try:  # the dropdown shows the profile still in use, not the one that could not be read
+                self.profile_selector.value = change["old"] if change["old"] in self.profile_selector.options \
+                    else self._profile_name()
+            finally:
+                self._hold -= 1
+            self._set_status(f"Cannot use profile {change['new']!r}: {exc} (still using "
+                             f"{self._profile_name() or 'no profile'})", error=True)
             return
         self._set_status(f"Using cluster profile {escape(self._profile_name())}.")
 
@@ -698,6 +782,7 @@ class Builder(w.VBox):
             self._set_values(updates)
             model, errors = self.form.read(base, self._values())
         self._model = model
+        self._form_errors = errors
         findings: list[Any] = [FormFinding("FORM", "error", 0, message, None, key) for key, message in errors.items()]
         problems: list[Problem] = []
         try:
@@ -750,7 +835,8 @@ class Builder(w.VBox):
     def _lint(self, text: str) -> list[Any]:
         if not text.strip():
             return []
-        key = (text, self._profile_name())
+        # the profile itself, not its name: a profile file edited and chosen again has the same name
+        key = (text, _profile_key(self.profile))
         cached = self._lint_cache.get(key)
         if cached is not None:
             self._lint_cache.move_to_end(key)
@@ -795,17 +881,37 @@ class Builder(w.VBox):
             if key in self._rows:
                 self._rows[key].add_class("hpcw-invalid")
         self._invalid = invalid
+        self._mark_off_layers(model)
         try:
             self._update_limits(model)
         except Exception as exc:  # only help text; the findings still say what is wrong
             log.debug("updating the limits notes failed", exc_info=exc)
         # the fix itself is part of the key, so an Apply fix button always holds the current finding
-        shown = tuple((f.code, f.severity, f.line, f.message, getattr(f, "field", ""), f.fix)
-                      for f in self._findings)
+        shown = (self._edits_not_in_preview(),) + tuple(
+            (f.code, f.severity, f.line, f.message, getattr(f, "field", ""), f.fix) for f in self._findings)
         if shown != self._shown_findings:
             self._shown_findings = shown
             self.findings_view.children = [self._finding_row(f) for f in self._findings] or \
                 [w.HTML("<div class='hpcw-finding hpcw-ok'>✔ No findings.</div>")]
+
+    def _mark_off_layers(self, model: Any) -> None:
+        """Disable the controls of each layer that is off (srun, torchrun while their switch is off) and say so in
+        its tab: the model has no such layer, so what was typed there would change nothing and be lost when the
+        layer is switched on."""
+        for section in self.form.sections:
+            note = self._off_notes.get(section.title)
+            if note is None:
+                continue
+            off = section.layer(model) is None
+            switch = self._structural.get(f"{section.prefix}.enabled")
+            how = f"tick “{escape(switch.description)}” above to use it" if switch is not None else "switch it on"
+            html = f"<div class='hpcw-help' role='status'>This layer is off: {how}.</div>" if off else ""
+            if note.value != html:
+                note.value = html
+            for fld in section.fields:
+                control = self._field_controls.get(fld.key)
+                if control is not None and control.disabled != off:
+                    control.disabled = off
 
     def _finding_row(self, f: Any) -> w.Widget:
         icon = SEVERITY_ICONS.get(f.severity, "•")
@@ -816,8 +922,10 @@ class Builder(w.VBox):
         label = w.HTML(html, layout=w.Layout(flex="1 1 auto"))
         if f.fix is None:
             return label
-        button = w.Button(description="Apply fix", icon="wrench", tooltip=f.fix.description,
-                          layout=w.Layout(width="auto", flex="0 0 auto"))
+        waiting = self._edits_not_in_preview()
+        button = w.Button(description="Apply fix", icon="wrench", disabled=waiting,
+                          tooltip="Fix the marked fields first: the preview is older than the form" if waiting
+                          else f.fix.description, layout=w.Layout(width="auto", flex="0 0 auto"))
         button.on_click(lambda _b, finding=f: self._on_apply_fix(finding))
         box = w.HBox([label, button], layout=w.Layout(align_items="center"))
         box.add_class("hpcw-finding-row")
@@ -865,10 +973,13 @@ class Builder(w.VBox):
             self._set_status("Type a file name in File first (e.g. job.sh).", error=True)
             return
         try:
+            _check_file_name(path)
             saved = self.save(path)
         except OverwriteError as exc:  # its message says which file, and why (an existing file, a dangling link)
-            self._replace_path = path
-            self.replace_button.tooltip = f"Replace {Path(path).expanduser().absolute()}"
+            # the file asked about, not the name: a %cd before the click must not make Replace? hit another file
+            from ..files import expand_user
+            self._replace_path = str(expand_user(path).absolute())
+            self.replace_button.tooltip = f"Replace {self._replace_path}"
             self.replace_button.layout.display = ""
             self._set_status(escape(str(exc)))
             return
@@ -901,11 +1012,13 @@ class Builder(w.VBox):
             return
         from ..files import read_text
         try:
-            loaded = read_text(path)
-        except FileError as exc:  # missing, unreadable, a directory, not UTF-8: the message names the fix
+            _check_file_name(path)
+            # never a pipe: the kernel would wait, and every widget with it, until something writes to it
+            loaded = read_text(path, pipes=False)
+        except FileError as exc:  # missing, unreadable, a directory, a device, not UTF-8: the message names the fix
             self._set_status(str(exc), error=True)
             return
-        if self.load(loaded.text):
+        if self._load(loaded.text, path):
             note = (" It started with a UTF-8 byte-order mark (BOM), which sbatch refuses; the form dropped it, "
                     "so a saved script is fine.") if loaded.bom else ""
             self._set_status(f"Loaded <code>{escape(path)}</code>.{note}")
@@ -914,6 +1027,13 @@ class Builder(w.VBox):
     def _on_submit(self) -> None:
         try:
             job = self.submit()
+        except RunError as exc:
+            if _maybe_queued(exc):
+                self._set_status(f"Maybe submitted: {exc}. sbatch stopped before saying whether Slurm took the job, "
+                                 "and it may have: check squeue -u $USER before submitting again", error=True)
+            else:
+                self._set_status(f"Not submitted: {exc}", error=True)
+            return
         except HpcWidgetsError as exc:
             self._set_status(f"Not submitted: {exc}", error=True)
             return
@@ -1089,7 +1209,8 @@ class JupyterJobBuilder(Builder):
 
     @classmethod
     def default_model(cls, profile: Any) -> Any:
-        return JupyterJob(**JupyterJob.login_fields(profile))
+        # a time that fits the default partition (a debug queue's hour), as jupyter-job --profile writes
+        return JupyterJob.for_profile(profile) if profile is not None else JupyterJob()
 
     def sections(self, model: Any) -> list[Section]:
         """JupyterLab, its Slurm job and, when it runs in an image, the container (its GPU flag, binds, image;
@@ -1138,9 +1259,11 @@ class WorkflowBuilder(Builder):
         image = getattr(getattr(profile, "examples", None), "image", "") or "$SCRATCH/images/pytorch_24.05.sif"
         gpus = part.gpus_per_node if part is not None and part.has_gpus else 0
         where = profile.job_fields(part) if profile is not None else {}
-        return Workflow.single_node("train.py", image=image, gpus_per_node=gpus, torchrun=True,
-                                    gpu_vendor=getattr(profile, "gpu_vendor", "nvidia") or "nvidia",
-                                    job_name="train", time="01:00:00", **where)
+        model = Workflow.single_node("train.py", image=image, gpus_per_node=gpus, torchrun=True,
+                                     gpu_vendor=getattr(profile, "gpu_vendor", "nvidia") or "nvidia",
+                                     job_name="train", time="01:00:00", **where)
+        # the runtime's module loaded, the site's name for Apptainer: what workflow --profile writes
+        return profile.place(model) if profile is not None else model
 
     @classmethod
     def parse(cls, text: str) -> Any:
@@ -1253,8 +1376,21 @@ class WorkflowBuilder(Builder):
             box = self._new_container(runtime, current)
         elif parked_gpus != gpus:  # the GPUs changed while it was parked: its flag follows, as in the form
             box = self._gpu_flag(box, current.job)
-        self._base = dataclasses.replace(current, container=box)
+        self._base = dataclasses.replace(current, container=box, job=self._runtime_modules(current, box))
         self._build_form()
+
+    def _runtime_modules(self, current: Any, box: Any) -> Any:
+        """The job with the profile's module for the old runtime swapped for the new one's (the default loads the
+        runtime's module, as workflow --profile does), unless Modules was typed by hand: then it is left alone."""
+        job = current.job
+        if self.profile is None or "slurm.modules" in self._user_set or not isinstance(job, SlurmJob):
+            return job
+        old, new = (self.profile.runtime_module(str(getattr(b, "binary", None) or getattr(b, "program", "")))
+                    if b is not None else "" for b in (current.container, box))
+        modules = tuple(m for m in job.modules if not old or m != old or old == new)
+        if new and new.split("/", 1)[0] not in {m.split("/", 1)[0] for m in modules}:
+            modules += (new,)
+        return job.replace(modules=modules) if modules != job.modules else job
 
     def _launcher_for(self, current: Any, parked: Any) -> tuple[Any, dict[str, Any]]:
         """The torchrun layer when torchrun is switched on, and the changes to the program: a Python
@@ -1295,6 +1431,21 @@ def _runtime_of(box: Any) -> str:
 def _gpus(job: Any) -> int | None:
     """GPUs on each node of a workflow's job (None while the job is not a SlurmJob)."""
     return job.gpus_on_each_node if isinstance(job, SlurmJob) else None
+
+
+_SHELL_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def _check_file_name(path: str) -> None:
+    """FileError for a File name holding a shell variable (``$HOME/job.sh``): no shell reads the box, so it would
+    name a folder literally called ``$HOME``; the message gives the name with the variable's value."""
+    found = _SHELL_VARIABLE.search(path)
+    if found is None:
+        return
+    meant = os.path.expandvars(path)
+    hint = f"write {meant}" if meant != path else "write the folder's own path"
+    raise FileError(f"{path}: File is not read by a shell, so {found.group(0)} would be taken literally (a folder "
+                    f"named {found.group(0)}); {hint}, or ~/ for your home folder", path)
 
 
 def _is_python(word: str) -> bool:
