@@ -84,8 +84,9 @@ class RunError(HpcWidgetsError, RuntimeError):
     """An external command (sbatch, squeue, ch-run, …) failed; carries its output."""
 
     def __init__(self, message: str, argv: list[str] | None = None, returncode: int | None = None,
-                 stderr: str = ""):
+                 stderr: str = "", timed_out: bool = False):
         self.argv = argv or []
         self.returncode = returncode
         self.stderr = stderr
+        self.timed_out = timed_out  # killed after waiting too long: what it did by then is not known
         super().__init__(message)

@@ -242,7 +242,7 @@ def test_workflow_default_loads_the_runtimes_module(profile):
 # finding 9: a submit that may have reached Slurm is not called "Not submitted"
 
 @pytest.mark.parametrize("error", [
-    RunError("sbatch did not answer within 60 s; the Slurm controller may be down", argv=["sbatch"]),
+    RunError("sbatch did not answer within 60 s; the Slurm controller may be down", argv=["sbatch"], timed_out=True),
     RunError("sbatch rejected the job (exit 137)", argv=["sbatch"], returncode=137)])
 def test_submit_that_may_have_queued_says_check_squeue(error):
     def submitter(text):
@@ -251,6 +251,22 @@ def test_submit_that_may_have_queued_says_check_squeue(error):
     b.submit_button.click()
     assert "Maybe submitted" in status(b) and "squeue -u $USER" in status(b)
     assert "Not submitted" not in status(b)
+
+
+def test_the_timeout_is_told_by_the_error_not_its_words(monkeypatch):
+    """run.slurm marks the RunError of an sbatch it killed after its timeout: that, not the message's wording, is
+    what the form reads."""
+    import subprocess
+
+    from hpcwidgets.run import slurm
+
+    def hang(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs.get("timeout", 1))
+    monkeypatch.setattr(slurm.subprocess, "run", hang)
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    with pytest.raises(RunError) as caught:
+        slurm._run(["sbatch", "--parsable"], timeout=1)
+    assert caught.value.timed_out
 
 
 def test_submit_refused_by_sbatch_is_still_not_submitted():

@@ -270,7 +270,7 @@ def _run(argv: list[str], *, env: Mapping[str, str] | None = None, cwd: str | os
     except subprocess.TimeoutExpired as exc:
         raise RunError(f"{argv[0]} did not answer within {timeout:.0f} s; the Slurm controller may be down "
                        "(check SLURM_CONF and `scontrol ping`)", argv=argv,
-                       stderr=str(exc.stderr or "")) from None
+                       stderr=str(exc.stderr or ""), timed_out=True) from None
 
 
 def _failed(what: str, argv: list[str], proc: subprocess.CompletedProcess[str], fix: str = "") -> RunError:

@@ -125,7 +125,7 @@ def _maybe_queued(exc: RunError) -> bool:
     once the controller has taken the job, so neither says the job was not queued."""
     code = exc.returncode
     if code is None:
-        return bool(exc.argv) and os.path.basename(exc.argv[0]) == "sbatch" and "did not answer within" in str(exc)
+        return exc.timed_out and bool(exc.argv) and os.path.basename(exc.argv[0]) == "sbatch"
     return code < 0 or code > 128
 
 
