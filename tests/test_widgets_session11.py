@@ -317,3 +317,11 @@ def test_switching_the_runtime_swaps_the_profiles_module_unless_typed():
     b.controls["slurm.modules"].value = "apptainer/1.3"
     b.controls["container.runtime"].value = "none"
     assert "module load apptainer/1.3" in b.text
+
+
+def test_a_setup_python_with_a_space_comes_back_from_the_saved_script():
+    from hpcwidgets.parse import parse_jupyter_job
+    from hpcwidgets.render import render
+    from hpcwidgets.spec.jupyter import JupyterJob
+    job = JupyterJob.for_profile(load_profile("generic")).replace(helper_python="/opt/My Tools/bin/python3")
+    assert parse_jupyter_job(render(job)).helper_python == "/opt/My Tools/bin/python3"

@@ -23,7 +23,7 @@ from .script import ParsedScript, Step, read_script
 _TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L (\d+):\$jl_host:\$jl_port(?: -p (\d+))?(?: -J ([^\s"]+))? '
                      r'([^@\s"]+)@([^\s"]+)"?\s*$', re.MULTILINE)
 _PORTS = re.compile(r'port "\$jl_addr" (\d+) (\d+)\)')
-_HELPER = re.compile(r"^jl_helper=(\S+)\s*$", re.MULTILINE)
+_HELPER = re.compile(r"^jl_helper=\S", re.MULTILINE)
 
 
 def parse_jupyter_job(text: str, path: str = "") -> Any:
@@ -51,9 +51,9 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
     ports = _PORTS.search(text)
     if ports:
         values.update(port_min=int(ports.group(1)), port_max=int(ports.group(2)))
-    helper = _HELPER.search(text)
-    if helper:
-        values["helper_python"] = helper.group(1).strip("'\"")
+    helper = parsed.variable("jl_helper") if _HELPER.search(text) else None
+    if helper is not None and helper.value:
+        values["helper_python"] = str(helper.value)  # as the shell reads it: '/opt/My Tools/bin/python3' is one path
     return JupyterJob(**values)
 
 
