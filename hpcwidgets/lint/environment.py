@@ -521,7 +521,7 @@ def _first_index(ctx: Context, value: str, step: Any) -> tuple[int | None, str]:
 
 #: the node-local folder of a job ($SLURM_TMPDIR, on /localscratch at the Alliance's clusters), which Apptainer
 #: does not bind unless asked to
-_NODE_LOCAL = re.compile(r"\$\{?SLURM_TMPDIR\}?(?![\w])(?:/[^\s'\";:,)]*)?|(?<![\w/])/localscratch(?:/[^\s'\";:,)]*)?")
+_APPTAINER_UNBOUND_LOCAL = re.compile(r"\$\{?SLURM_TMPDIR\}?(?![\w])(?:/[^\s'\";:,)]*)?|(?<![\w/])/localscratch(?:/[^\s'\";:,)]*)?")
 #: the bind variables Apptainer reads (and their Singularity names)
 _BIND_VARIABLES = ("APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH")
 
@@ -545,13 +545,13 @@ def _bound(ctx: Context, step: Any, binds: list[Bind], path: str) -> bool:
     for b in binds:
         dst = ctx.parsed.resolve(bind_destination(b), step.line).rstrip("/")
         same = str(b.dst or "") in ("", str(b.src))
-        if dst and (path == dst or path.startswith(dst + "/") or (same and _NODE_LOCAL.search(dst))):
+        if dst and (path == dst or path.startswith(dst + "/") or (same and _APPTAINER_UNBOUND_LOCAL.search(dst))):
             return True
     for cmd in simple_commands(ctx):
         words = [str(w) for w in cmd.argv]
         if cmd.line < step.line and words[:1] in (["cd"], ["pushd"]) and len(words) > 1:
             here = ctx.parsed.resolve(words[1], cmd.line).rstrip("/")
-            if path == here or path.startswith(here + "/") or _NODE_LOCAL.match(here):
+            if path == here or path.startswith(here + "/") or _APPTAINER_UNBOUND_LOCAL.match(here):
                 return True
     return False
 
@@ -597,7 +597,7 @@ def _node_local_not_bound(ctx: Context) -> Iterator[Any]:
         binds = _apptainer_binds(ctx, step, c)
         for word in _container_words(step, c):
             text = ctx.parsed.resolve(word, step.line).replace("\\$", "$")
-            m = _NODE_LOCAL.search(text)
+            m = _APPTAINER_UNBOUND_LOCAL.search(text)
             if m is None or _bound(ctx, step, binds, m.group(0).rstrip("/")):
                 continue
             root = "/localscratch" if m.group(0).startswith("/") else "$SLURM_TMPDIR"

@@ -129,15 +129,6 @@ def _maybe_queued(exc: RunError) -> bool:
     return code < 0 or code > 128
 
 
-def _profile_key(profile: Any) -> Any:
-    """What the lint cache keys a profile on: its content (profiles are frozen models), or the object itself."""
-    try:
-        hash(profile)
-    except TypeError:
-        return id(profile)
-    return profile
-
-
 def _profile(profile: Any) -> Any:
     if profile is None:
         return None
@@ -190,7 +181,7 @@ class Builder(w.VBox):
         self._load_problem: FormFinding | None = None
         self._user_set: set[str] = set()
         self._hold = 0
-        self._lint_cache: OrderedDict[tuple[str, Any], list[Any]] = OrderedDict()
+        self._lint_cache: OrderedDict[str, list[Any]] = OrderedDict()
         self._replace_path: str | None = None
         self.form = Form(())
         self._field_controls: dict[str, w.Widget] = {}
@@ -491,6 +482,7 @@ class Builder(w.VBox):
 
     def set_profile(self, profile: Any) -> None:
         self.profile = _profile(profile)
+        self._lint_cache.clear()  # its findings were the old profile's (a file edited and chosen again keeps its name)
         name = self._profile_name()
         if name and name not in self.profile_selector.options:
             self.profile_selector.options = tuple(self.profile_selector.options) + (name,)
@@ -835,8 +827,7 @@ class Builder(w.VBox):
     def _lint(self, text: str) -> list[Any]:
         if not text.strip():
             return []
-        # the profile itself, not its name: a profile file edited and chosen again has the same name
-        key = (text, _profile_key(self.profile))
+        key = text  # the profile's findings only: set_profile empties the cache
         cached = self._lint_cache.get(key)
         if cached is not None:
             self._lint_cache.move_to_end(key)
