@@ -277,7 +277,7 @@ def test_a_tunnel_to_the_servers_port_is_left_alone(server):
 
 def test_the_shipped_jupyter_job_tunnels_to_its_own_port():
     from hpcwidgets.examples import examples
-    from hpcwidgets.lint.catalogue import _TUNNEL_FORWARD
+    from hpcwidgets.lint.jupyter import _TUNNEL_FORWARD
     text = examples("generic")["jupyter"].render()
     assert [m.group(2) for m in _TUNNEL_FORWARD.finditer(text)] == ["$jl_port"]  # the check has a tunnel to compare
     assert found(text, "HPC608") == []

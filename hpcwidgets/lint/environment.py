@@ -828,3 +828,46 @@ def _module_in_sh(ctx: Context) -> Iterator[Any]:
                  f"bash, so {where}'{used}' stops with 'not found' and the job runs without the software "
                  f"({program} running a batch script reads no start-up file that defines {used.split()[0]}); start "
                  "the script with #!/bin/bash (or source the module system's init file first)", fix)
+
+
+# --------------------------------------------------------------------------------------------
+# HPC209: the host user's site-packages reach Python in the container
+
+USERSITE_VARS = ("PYTHONNOUSERSITE", "APPTAINERENV_PYTHONNOUSERSITE", "SINGULARITYENV_PYTHONNOUSERSITE")
+
+
+@rule("HPC209", "host-user-site-packages", "info",
+      summary="Python in the container can import packages from the host's ~/.local",
+      why="Apptainer mounts $HOME by default, and Python adds ~/.local/lib/pythonX.Y/site-packages to its path: "
+          "packages you once installed with pip --user on the host shadow the image's versions.",
+      fix="export PYTHONNOUSERSITE=1 (it reaches the container), or run with --no-home / --containall and explicit binds.",
+      catalogue=(11,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export PYTHONNOUSERSITE=1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _user_site(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind != "apptainer.run" or c.home:
+            continue
+        run = as_run(ctx, step, c)  # APPTAINER_NO_HOME=1 or APPTAINER_CONTAINALL=1 exported keep $HOME out too
+        if run.hides_home:
+            continue
+        prog = [str(w) for w in step.chain.program]
+        pythonish = step.chain.launcher is not None or (prog and prog[0].rsplit("/", 1)[-1].startswith("python"))
+        if not pythonish:
+            continue
+        # --cleanenv passes none of the host's variables but the APPTAINERENV_ ones into the container
+        names = tuple(n for n in USERSITE_VARS if n != "PYTHONNOUSERSITE") if run.cleanenv else USERSITE_VARS
+        if any(ctx.parsed.variable(n, step.line + 1) for n in names) or \
+                any(n in names for n, _ in step.env) or any(str(e.name) == "PYTHONNOUSERSITE" for e in c.env):
+            continue
+        setting = ("export APPTAINERENV_PYTHONNOUSERSITE=1 (--cleanenv keeps PYTHONNOUSERSITE itself out)"
+                   if run.cleanenv else "export PYTHONNOUSERSITE=1")
+        yield (step.line, "$HOME is mounted, so packages in the host's ~/.local can shadow the image's; "
+                          f"{setting} or use --no-home")

@@ -1,0 +1,1472 @@
+"""Rules about containers: Apptainer and Charliecloud commands in a job (GPU flags, binds, images and where they
+come from, the runtime's own environment variables), and launchers that start ranks themselves (mpirun, a DeepSpeed
+hostfile) around or inside a container.
+
+Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Iterator
+
+from ..errors import ParseError
+from ..parse.lexer import lex_script
+from ..parse.script import shell_c_script
+from ..spec._words import Verbatim
+from ..spec.common import Bind, bind_destination
+from ..spec.slurm import node_range
+from . import Context, rule
+from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable, _holds_reference,
+                        _only_sets_up, _script_env, _shell_c_script, _simple_commands, accelerate_path, apptainer_env,
+                        as_run, cached, containers, each_component, env_flag, fix_for, in_job_component,
+                        job_component_steps, job_nodes, other_launches, profile_vendor, run_words, shell_script_word,
+                        simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+
+
+#: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
+#: the GPU partitions and modules of LUMI (whose GPUs are all AMD: small-g, standard-g, dev-g, lumi-* modules)
+_AMD_SIGNS = re.compile(r"rocm|\b(?:ROCR|HIP)_VISIBLE_DEVICES\b|\bMIOPEN_|\bHSA_[A-Z_]+=|[:=]mi[123]\d\d[a-z]?\b"
+                        r"|--partition[= ](?:small|standard|dev)-g\b|-p\s*(?:small|standard|dev)-g\b|\blumi-", re.I)
+
+
+def gpu_vendor(ctx: Context) -> str:
+    """The GPU vendor by the profile (:func:`profile_vendor`); where it cannot tell, "amd" when the script shows
+    signs of AMD GPUs (a ROCm image, ``--gpus-per-node=mi250:8``, ``ROCR_VISIBLE_DEVICES``), else "nvidia"."""
+    vendor = profile_vendor(ctx)
+    if vendor:
+        return vendor
+    return "amd" if shows_amd(ctx) else "nvidia"
+
+
+def shows_amd(ctx: Context) -> bool:
+    """Whether the script itself shows AMD GPUs (see :data:`_AMD_SIGNS`), whatever the profile says."""
+    return cached(ctx, "shows_amd", lambda: _AMD_SIGNS.search(ctx.parsed.source) is not None)
+
+
+def image_refs(ctx: Context) -> list[tuple[int, str]]:
+    """Every image the script runs or pulls, resolved through its variables: ``(line, reference)``."""
+    def make() -> list[tuple[int, str]]:
+        out = [(s.line, ctx.parsed.resolve(str(c.image), s.line)) for s, c in containers(ctx) if c.image]
+        for cmd, model in pulls(ctx):
+            src = getattr(model, "source", "")
+            if src:
+                out.append((cmd.line, ctx.parsed.resolve(str(src), cmd.line)))
+        return out
+    return cached(ctx, "images", make)
+
+
+def pulls(ctx: Context) -> list[tuple[Any, Any]]:
+    """``(command, model)`` for ``apptainer pull`` / ``ch-image pull`` commands at the top level."""
+    def make() -> list[tuple[Any, Any]]:
+        from ..errors import ParseError
+        from ..parse.argv import parse_argv, recognise
+        out = []
+        for cmd in simple_commands(ctx):
+            words = [str(v) for v in cmd.argv]
+            found = recognise(words)
+            if found is None or found[0].cls.kind not in ("apptainer.pull", "charliecloud.pull"):
+                continue
+            try:
+                out.append((cmd, parse_argv(cmd.argv).model))
+            except ParseError:
+                continue
+        return out
+    return cached(ctx, "pulls", make)
+
+
+def is_guarded(ctx: Context, cmd: Any) -> bool:
+    """True when a command only runs after a test (``[ -f X ] || cmd``, ``test -e X || cmd``)."""
+    code = simple_commands(ctx)
+    idx = code.index(cmd)
+    return idx > 0 and code[idx - 1].joined_by in ("||", "&&")
+
+
+APPTAINER_FLAGS = re.compile(r"^(--nv|--nvccli|--rocm|--bind|-B|--mount|--cleanenv|-e|--contain|-c|--containall|-C|"
+                             r"--no-home|--home|-H|--env|--env-file|--cwd|--pwd|--writable-tmpfs|--overlay|--fakeroot)(=|$)")
+
+
+@rule("HPC201", "gpu-not-passed-to-container", "error",
+      summary="GPUs are requested but the container runs without --nv (NVIDIA) or --rocm (AMD)",
+      why="Without the flag the container sees no GPU driver: PyTorch silently falls back to the CPU (or fails "
+          "with 'no CUDA GPUs are available') while the GPUs you were charged for sit idle. When another container "
+          "step of the job has the flag, a step without it is most likely a CPU-only helper (tar, a compile) and is "
+          "only advice (HPC220), unless it starts a distributed launcher; --nv written after the image is HPC203. "
+          "APPTAINER_NV=1 (SINGULARITY_NV=1) exported before the step counts as --nv, and so does a CDI device "
+          "naming a GPU (--device nvidia.com/gpu=all, SingularityCE 4's OCI mode). AMD GPUs (the profile's "
+          "gpu_vendor, or a script that shows ROCm) are left alone: ROCm images carry their own libraries and the "
+          "container sees the host's /dev/kfd and /dev/dri, so sites such as LUMI run them without --rocm.",
+      fix="Add --nv for NVIDIA GPUs or --rocm for AMD GPUs to apptainer exec/run (Charliecloud: inject the driver "
+          "once with ch-fromhost --nvidia IMAGE_DIR). Intel GPUs need neither flag.",
+      catalogue=(6, 27),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+@each_component
+def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
+    reported: set[int] = set()
+    for step, c, flag, other in _steps_without_gpu_flag(ctx):
+        if other is not None and step.chain.launcher is None:
+            continue  # another step has the flag: a CPU helper (tar, compile), HPC220 says so
+        start = _instance_of(ctx, step, c)
+        if start is not None:
+            # exec/run instance://NAME joins the running instance: the GPUs are set up (or not) when it starts
+            if start.line not in reported:
+                reported.add(start.line)
+                yield (start.line, f"the job requests GPUs but the instance {start.name} is started without {flag}, "
+                                   f"so {c.binary} {c.action} instance://{start.name} on line {step.line} sees no GPU; "
+                                   f"add {flag} to {start.binary} instance start")
+            continue
+        chain = type(step.chain)(step.chain.srun, c.replace(**{flag.lstrip("-"): True}), step.chain.launcher,
+                                 step.chain.program, step.chain.notes)
+        # "apptainer run IMG --nv": after the image, the flag goes to the runscript (HPC203 leaves run alone)
+        late = flag in [str(w) for w in getattr(c, "command", ()) or step.chain.program]
+        where = f" ({flag} after the image is passed to the runscript, not to {c.binary}: it belongs before " \
+                "the image)" if late else ""
+        # no fix where it cannot be whole (the options after the image would stay there) or where the script
+        # shows AMD GPUs against the profile's word (which of the two is wrong is the user's call)
+        fix = None if late or shows_amd(ctx) else fix_for(ctx, f"add {flag}", step, chain)
+        yield (step.line, f"the job requests GPUs but {c.binary} {c.action} runs without {flag}: no GPU is visible "
+                          f"inside the container; add {flag}{where}", fix)
+
+
+#: the container options that make the GPUs visible
+GPU_FLAGS = ("--nv", "--rocm", "--nvccli")
+
+#: the variables that set them for every apptainer/singularity command (Apptainer reads both prefixes)
+_GPU_FLAG_VARS = tuple(f"{prefix}_{name}" for prefix in ("APPTAINER", "SINGULARITY") for name in ("NV", "NVCCLI", "ROCM"))
+
+
+def _gpu_flag_from_env(ctx: Context, step: Any) -> bool:
+    """Whether APPTAINER_NV=1 (or a sibling) is exported before the step or set on its command line,
+    which turns the flag on."""
+    own = dict(step.env)
+    for name in _GPU_FLAG_VARS:
+        var = ctx.parsed.variable(name, step.line)
+        value = own[name] if name in own else (var.value if var is not None and var.exported else "")
+        if str(value).strip("'\"").lower() in ("1", "true", "yes", "on"):
+            return True
+    return False
+
+INSTANCE_SCHEME = "instance://"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceStart:
+    """``apptainer instance start [options] IMAGE NAME`` (``singularity instance.start`` of old)."""
+
+    line: int
+    binary: str
+    name: str          # resolved through the script's variables
+    gpu: bool          # started with --nv, --rocm or --nvccli
+
+
+def instance_starts(ctx: Context) -> list[InstanceStart]:
+    """Every ``instance start`` of the script, in order."""
+    def make() -> list[InstanceStart]:
+        out = []
+        for cmd in ctx.parsed.lexed.code:
+            if cmd.kind != "simple":
+                continue
+            words = run_words([str(v) for v in cmd.argv])
+            if len(words) < 2 or words[0].rsplit("/", 1)[-1] not in ("apptainer", "singularity"):
+                continue
+            if words[1:3] == ["instance", "start"]:
+                rest = words[3:]
+            elif words[1] == "instance.start":
+                rest = words[2:]
+            else:
+                continue
+            positional = [w for w in rest if not w.startswith("-")]
+            if not positional:
+                continue
+            name = ctx.parsed.resolve(positional[-1], cmd.line)
+            out.append(InstanceStart(cmd.line, words[0].rsplit("/", 1)[-1], name,
+                                     any(w.partition("=")[0] in GPU_FLAGS for w in rest)))
+        return out
+    return cached(ctx, "instance_starts", make)
+
+
+def _instance_of(ctx: Context, step: Any, c: Any) -> InstanceStart | None:
+    """The ``instance start`` a step joins with ``instance://NAME`` (the last one before it), or None."""
+    image = ctx.parsed.resolve(str(c.image), step.line)
+    if not image.startswith(INSTANCE_SCHEME):
+        return None
+    name = image[len(INSTANCE_SCHEME):]
+    found = None
+    for start in instance_starts(ctx):
+        if start.name == name and start.line < step.line:
+            found = start
+    return found
+
+#: the options of APPTAINER_FLAGS that take no value
+_APPTAINER_SWITCHES = ("--nv", "--nvccli", "--rocm", "--cleanenv", "-e", "--contain", "-c", "--containall", "-C",
+                       "--no-home", "--writable-tmpfs", "--fakeroot")
+
+
+def _gpu_flag_after_image(step: Any) -> bool:
+    """--nv/--rocm/--nvccli among the apptainer options written after the image (HPC203 reads them so)."""
+    words = [str(w) for w in step.chain.program]
+    i = 0
+    while i < len(words) and APPTAINER_FLAGS.match(words[i]):
+        if words[i] in GPU_FLAGS:
+            return True
+        switch = "=" in words[i] or words[i] in _APPTAINER_SWITCHES
+        i += 1 if switch else 2  # --bind SRC:DST --nv: skip the option's value
+    return False
+
+
+def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | None]]:
+    """Apptainer steps of a GPU job that run without the vendor's GPU flag: ``(step, container, flag, line)``,
+    where ``line`` is that of another container step that has a GPU flag (None when no step has one).
+
+    A step whose --nv sits after the image is left to HPC203: the flag is there, only misplaced, and its fix
+    moves it (adding one more would write it twice).
+    """
+    def make() -> list[tuple[Any, Any, str, int | None]]:
+        if not ctx.job.gpus_on_each_node:
+            return []
+        if gpu_vendor(ctx) != "nvidia":
+            return []  # AMD: the image's ROCm and the host's /dev suffice; Intel needs no flag
+        flag = "--nv"
+        from . import rules as all_rules
+        moved = {f.line for f in all_rules()["HPC203"].check(ctx)}
+        runs = [(s, c) for s, c in containers(ctx) if c.kind == "apptainer.run" and in_job_component(ctx, s)]
+
+        def has_gpus(s: Any, c: Any) -> bool:
+            if ctx.parsed.resolve(str(c.image), s.line).startswith(INSTANCE_SCHEME):
+                start = _instance_of(ctx, s, c)
+                return start is None or start.gpu  # no start in the script: nothing to say
+            return c.gpu or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)  # c.gpu: a CDI GPU device too
+        with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s)]
+        with_flag += [c.line for c in _code_lines_with_gpu_container(ctx) if c.line not in with_flag]
+        out = []
+        for step, c in runs:
+            if has_gpus(step, c) or (_gpu_flag_after_image(step) and step.line in moved):
+                continue
+            other = next((line for line in with_flag if line != step.line), None)
+            out.append((step, c, flag, other))
+        return out
+    return cached(ctx, "steps_without_gpu_flag", make)
+
+
+def _code_lines_with_gpu_container(ctx: Context) -> list[Any]:
+    """Commands the reader sees no step in that run a container with a GPU flag: ``mpirun -n 4 singularity exec --nv
+    …`` (mpirun is no layer of the models), so that a step beside them without the flag reads as a CPU helper."""
+    step_lines = {s.line for s in steps(ctx)}
+    out = []
+    for cmd, _, _ in _code_in_order(ctx):
+        if cmd.kind != "simple" or cmd.line in step_lines:
+            continue
+        words = [str(v) for v in cmd.argv]
+        at = next((k for k, w in enumerate(words) if w.rsplit("/", 1)[-1] in ("apptainer", "singularity")), None)
+        if at is not None and words[at + 1:at + 2] in (["exec"], ["run"]) and any(w in GPU_FLAGS for w in words[at:]):
+            out.append(cmd)
+    return out
+
+
+#: bind sources that hold every user's home directory (the home's real path is not in the script)
+_HOME_ROOTS = ("", "/home", "/home/$USER", "/u", "/users", "/Users")
+
+
+def _covered_by_bind(ctx: Context, c: Any, path: str, line: int) -> bool:
+    """Whether a bind mounts something at ``path`` in the container: ``--bind "$HOME/project"``, a directory
+    holding the home (``-B /home``), a bind whose destination is the folder (``-B "$PWD:$HOME"``), or the
+    same in APPTAINER_BIND/SINGULARITY_BIND."""
+    binds = list(getattr(c, "binds", ()))
+    for name in ("APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH"):
+        var = ctx.parsed.variable(name, line)
+        if var is not None and var.exported:
+            binds += [Bind.from_token(part) for part in str(var.value).split(",") if part]
+    for b in binds:
+        # where the bind appears in the container: -B "$PWD:$HOME" gives the contained step a $HOME
+        target = ctx.parsed.resolve(bind_destination(b), line).rstrip("/")
+        if target in _HOME_ROOTS or path == target or path.startswith(target + "/"):
+            return True
+    return False
+
+
+@rule("HPC221", "home-file-in-contained-container", "error",
+      summary="--contain/--containall/--no-home, but the step runs a file from the host's $HOME",
+      why="--contain and --containall give the container an empty home directory, and --no-home mounts none: a "
+          "script or file named under $HOME (expanded by the batch shell to the host's /home/… path) is not there, "
+          "and the step stops at once with 'No such file or directory'.",
+      fix="Bind the directory in at the same path (--bind \"$HOME/project\"), or at a path of its own "
+          "(--bind \"$HOME/project:/project\" and python /project/train.py), or drop the containment flag.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv --containall pytorch_2.3.sif python "$HOME/project/train.py"
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv --containall --bind "$HOME/project:/project" pytorch_2.3.sif python /project/train.py
+""")
+def _home_file_contained(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind != "apptainer.run" or c.home or not c.hides_home:
+            continue
+        if not (c.contain or c.containall) and any(w.value == "cd" for cmd in simple_commands(ctx)
+                                                    if cmd.line < step.line for w in cmd.words[:1]):
+            continue  # --no-home still mounts the current directory, which a cd may have made the project's
+        launcher = step.chain.launcher
+        words = [launcher.script, *launcher.args] if launcher is not None else [*step.chain.program, *c.command]
+        for word in words:
+            path = ctx.parsed.resolve(str(word), step.line)
+            if path.startswith("-") and "=" in path:
+                path = path.split("=", 1)[1]  # --config=$HOME/cfg.yaml
+            if not _under_home(path) or _covered_by_bind(
+                    ctx, c, path.replace("${HOME}", "$HOME").replace("~", "$HOME", 1), step.line):
+                continue
+            flag = "--containall" if c.containall else "--contain" if c.contain else "--no-home"
+            yield (step.line, f"{path} is in the host's home directory, which {flag} leaves out of the container: the "
+                              f"step fails with 'No such file or directory'; bind it in (--bind \"{path.rsplit('/', 1)[0]}\") "
+                              f"or drop {flag}")
+            break
+
+
+#: variables that name the host's own folders: ch-run shows none of them unless they are bound in
+_HOST_FOLDER = re.compile(r"^\$\{?(HOME|SCRATCH|WORK|PROJECT|STORE|PWD|SLURM_SUBMIT_DIR|SLURM_TMPDIR)\b\}?(/|$)|^~(/|$)")
+
+_BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+#: programs whose first plain argument is a script file
+_INTERPRETER = re.compile(r"^(python[0-9.]*|bash|sh|Rscript|julia|perl)$")
+
+
+def _script_argument(program: list[str]) -> str | None:
+    """The script an interpreter runs (``python -u train.py`` → ``train.py``); None for ``-m``/``-c`` or none."""
+    if not program or not _INTERPRETER.match(program[0].rsplit("/", 1)[-1]):
+        return None
+    for word in program[1:]:
+        if word in ("-m", "-c", "-e", "-"):
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+@rule("HPC224", "charliecloud-host-path", "error",
+      summary="ch-run runs a file from a host folder it does not mount, or a relative path without --cd",
+      why="ch-run shows the container only what is bound in: the host's /tmp, and $HOME (recent Charliecloud, e.g. "
+          "0.31 in Debian 12, only with --home; old releases mounted it by default). A path under $SCRATCH or $PWD, "
+          "expanded by the batch shell, does not exist inside; and the command starts in the image's / whatever the "
+          "current directory is (without -c/--cd), so a relative train.py is looked for as /train.py. The step stops at "
+          "once with 'No such file or directory'.",
+      fix="Bind the folder in and use the path inside: ch-run -b \"$PWD:/mnt/0\" -c /mnt/0 IMAGE -- python train.py "
+          "(most images have /mnt/0 … /mnt/9 for binds).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+cd "$SCRATCH/project"
+ch-run "$SCRATCH/images/trainer.sqfs" -- python train.py --data "$SCRATCH/data"
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+ch-run -b "$SCRATCH/project:/mnt/0" -b "$SCRATCH/data:/mnt/1" -c /mnt/0 "$SCRATCH/images/trainer.sqfs" -- \\
+  python train.py --data /mnt/1
+""")
+def _charliecloud_host_path(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind != "charliecloud.run":
+            continue
+        launcher = step.chain.launcher
+        program = [str(w) for w in (step.chain.program or c.command)]
+        script = str(launcher.script) if launcher is not None else _script_argument(program)
+        if not script and program and program[0].startswith(("./", "../")):
+            script = program[0]  # ./run.sh
+        if script and not c.cd and not script.startswith(("/", "$", "~")) and "=" not in script:
+            yield (step.line, f"ch-run starts the command in the image's /, not in the current directory: {script} is "
+                              f"looked for as /{script.removeprefix('./')}; bind its folder and cd there "
+                              f"(ch-run -b \"$PWD:/mnt/0\" -c /mnt/0 …)")
+            continue
+        words = [launcher.script, *launcher.args] if launcher is not None else program
+        for word in words:
+            path = ctx.parsed.resolve(str(word), step.line)
+            if path.startswith("-") and "=" in path:
+                path = path.split("=", 1)[1]  # --data=$SCRATCH/data
+            m = _HOST_FOLDER.match(path)
+            home = m is not None and m.group(1) in (None, "HOME")
+            if not m or (home and c.home) or _covered_by_bind(ctx, c, _BRACED.sub(r"$\1", path), step.line):
+                continue
+            yield (step.line, f"{path} is in a host folder ch-run does not mount"
+                              + (" (Charliecloud 0.31 mounts $HOME only with --home)" if home else "")
+                              + f": bind it in and use the path inside (ch-run -b \"{path.rsplit('/', 1)[0] or path}:/mnt/0\" "
+                                "… /mnt/0/…)")
+            break
+
+
+#: Slurm's commands, which belong on the host
+_SLURM_COMMANDS = ("srun", "sbatch", "salloc", "scontrol", "squeue", "scancel", "sacct")
+
+
+@rule("HPC222", "slurm-command-in-container", "error",
+      summary="a Slurm command (srun, scontrol …) runs inside the container",
+      why="Images rarely contain Slurm's commands, its configuration or its authentication (munge), so the command "
+          "is not found or cannot reach the controller; an srun that did run there would start a new step from "
+          "inside one task. Slurm's commands belong on the host: srun before the container, not after the image.",
+      fix="Put srun first: srun … apptainer exec … IMAGE torchrun …; resolve host names on the host before srun.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+apptainer exec pytorch_2.3.sif srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+srun apptainer exec pytorch_2.3.sif python train.py
+""")
+def _slurm_in_container(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        inner = [str(w) for w in (getattr(c, "command", ()) or step.chain.program)]
+        program = inner[0].rsplit("/", 1)[-1] if inner else ""
+        given = any(re.search(r"slurm|munge", str(b.src)) for b in getattr(c, "binds", ()))
+        at = shell_c_script(inner)
+        if at is not None:  # apptainer exec IMG bash -c '… || scontrol requeue …': the script the container runs
+            try:
+                code = lex_script(inner[at]).code
+            except ParseError:
+                code = ()
+            inside = [str(x.argv[0]).rsplit("/", 1)[-1] for x in _simple_commands(code) if x.argv]
+            program = next((p for p in inside if p in _SLURM_COMMANDS), program)
+        if program in _SLURM_COMMANDS and not given:  # binding /etc/slurm and munge in is how sites allow it
+            yield (step.line, f"{program} runs inside the container, where Slurm's commands and configuration are "
+                              f"usually missing; run it on the host ({program} before {getattr(c, 'binary', 'ch-run')})")
+
+
+@rule("HPC223", "clean-environment-hides-task-rank", "warning",
+      summary="srun starts several tasks in a container with --cleanenv/--containall, which drops SLURM_PROCID",
+      why="--cleanenv (and --containall) start the container with almost none of the host's variables: SLURM_PROCID, "
+          "SLURM_LOCALID, SLURM_NTASKS and an exported MASTER_ADDR do not reach a program that srun starts once per "
+          "task, so every task takes itself for rank 0 of 1 (or stops asking for them). torchrun inside the "
+          "container is not affected: it gets its settings on its command line and sets the workers' own.",
+      fix="Drop --cleanenv for this step, or pass what the program reads per task: srun bash -c 'apptainer exec "
+          "--cleanenv --env RANK=$SLURM_PROCID,LOCAL_RANK=$SLURM_LOCALID,WORLD_SIZE=$SLURM_NTASKS IMAGE python train.py'.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun apptainer exec --nv --cleanenv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+@each_component
+def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
+    for step in job_component_steps(ctx):
+        c, srun = step.chain.container, step.chain.srun
+        if srun is None or c is None or c.kind != "apptainer.run" or not (c.cleanenv or c.containall) \
+                or step.chain.launcher is not None or shell_script_word(step) is not None:
+            continue
+        tasks = step_tasks(ctx, step)
+        passed = [str(e.name) for e in c.env] + [v.name for v in ctx.parsed.variables if v.exported]
+        if tasks < 2 or any(re.search(r"RANK|PROCID", name) for name in passed):
+            continue
+        flag = "--cleanenv" if c.cleanenv else "--containall"
+        yield (step.line, f"srun starts {tasks} tasks in the container with {flag}, which drops SLURM_PROCID, "
+                          "SLURM_LOCALID and the other per-task variables: each task sees itself as rank 0; drop "
+                          f"{flag} or pass them with --env (inside srun bash -c '…')")
+
+
+@rule("HPC220", "container-step-without-gpu-flag", "info",
+      summary="one container step of a GPU job runs without --nv/--rocm while another step has it",
+      why="Without the flag that step sees no GPU. That is right for a CPU-only helper step (unpacking data with "
+          "tar, compiling), and as another step of the job passes the GPUs in, this is probably one; if the step "
+          "does use the GPU, it silently runs on the CPU. (A step that starts a distributed launcher such as "
+          "torchrun without the flag is still HPC201.)",
+      fix="Nothing for a CPU-only step; add --nv (NVIDIA) or --rocm (AMD) if it should use the GPU.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export PYTHONNOUSERSITE=1
+apptainer exec "$SCRATCH/images/pytorch_24.05.sif" tar -xf "$SCRATCH/data.tar" -C "$TMPDIR"
+apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py --data "$TMPDIR"
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export PYTHONNOUSERSITE=1
+tar -xf "$SCRATCH/data.tar" -C "$TMPDIR"
+apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py --data "$TMPDIR"
+""")
+@each_component
+def _gpu_flag_on_other_step(ctx: Context) -> Iterator[Any]:
+    for step, c, flag, other in _steps_without_gpu_flag(ctx):
+        if other is None or step.chain.launcher is not None:
+            continue
+        prog = str(step.chain.program[0]) if c.action == "exec" and step.chain.program else \
+            {"run": "the image's runscript", "shell": "a shell", "test": "the image's tests"}.get(c.action, "its command")
+        yield (step.line, f"{c.binary} {c.action} runs {prog} without {flag}, so it sees no GPU; the container step "
+                          f"on line {other} passes the GPUs in, so this is probably a CPU-only helper step (fine); "
+                          f"add {flag} if it should use the GPU")
+
+
+def _gpus_come_with_partition(ctx: Context) -> bool:
+    """Without a profile, whether the job's partition is named as a GPU one (gpu-a100): some sites (TACC's GPU
+    queues) hand out a whole GPU node with the partition alone. A profile describes GPUs requested with gres."""
+    names = [n.strip().lower() for n in str(ctx.job.partition or "").split(",") if n.strip()]
+    return ctx.profile is None and any("gpu" in n for n in names)
+
+
+@rule("HPC202", "gpu-flag-without-gpus", "warning",
+      summary="--nv/--rocm is used but the job requests no GPU",
+      why="On a node without a GPU allocation the flag only produces driver warnings; usually the GPU request "
+          "(--gres=gpu:N) was forgotten, and the training runs on the CPU. Without a profile it is not reported on a "
+          "partition named as a GPU one (gpu-a100): some sites give a whole GPU node with the partition alone.",
+      fix="Request GPUs (--gres=gpu:N or --gpus-per-node=N), or drop --nv for CPU work.",
+      catalogue=(6,),
+      bad="""#!/bin/bash
+#SBATCH --partition=cpu
+apptainer exec --nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+@each_component
+def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
+    job = ctx.job
+    zero = 0 in (job.gpus_per_node, job.gpus, job.gpus_per_task)  # --gres=gpu:0: none, whatever the partition
+    if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero):
+        return
+    for step in job_component_steps(ctx):
+        c = step.chain.container
+        if c is not None and c.kind == "apptainer.run" and (c.nv or c.rocm):
+            flag = "--nv" if c.nv else "--rocm"
+            yield step.line, f"{flag} is set but the job requests no GPU; add --gres=gpu:N or drop {flag}"
+
+
+@rule("HPC203", "flags-after-image", "error",
+      summary="Apptainer options written after the image name",
+      why="Everything after the image is handed to the program, so apptainer never sees the option: --nv after "
+          "the image means no GPU, --bind after it means no bind, and the program may choke on the unknown flag. "
+          "(Only option words where exec expects the program's name are reported: the program's own options, and "
+          "every argument of apptainer run, which go to the image's runscript, are meant to be there.)",
+      fix="Move the options before the image: apptainer exec --nv --bind SRC:DST IMAGE program …",
+      catalogue=(8,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec pytorch_2.3.sif --nv python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _flags_after_image(ctx: Context) -> Iterator[Any]:
+    from ..parse.argv import parse_argv
+    for step in steps(ctx):
+        c = step.chain.container
+        # run: every word after the image is the runscript's argument ("-c configs/x.yaml" is its own option);
+        # exec: only option words where the program's name belongs, right after the image, are misplaced
+        if c is None or c.kind != "apptainer.run" or c.action != "exec" or step.chain.launcher is not None:
+            continue
+        program = list(step.chain.program)
+        moved: list[str] = []
+        while program and APPTAINER_FLAGS.match(str(program[0])):
+            flag = str(program.pop(0))
+            moved.append(flag)
+            needs_value = "=" not in flag and flag not in ("--nv", "--nvccli", "--rocm", "--cleanenv", "-e", "--contain",
+                                                          "-c", "--containall", "-C", "--no-home", "--writable-tmpfs",
+                                                          "--fakeroot")
+            if needs_value and program:
+                moved.append(program.pop(0))
+        if not moved:
+            continue
+        fixed = parse_argv([c.binary, c.action, *moved, c.image]).model
+        merged = c.replace(**{f.name: (getattr(c, f.name) + getattr(fixed, f.name)) if f.is_tuple else
+                              (getattr(fixed, f.name) or getattr(c, f.name))
+                              for f in c.field_specs() if f.info.role == "option"})
+        if not program and step.chain.launcher is None:
+            continue
+        chain = type(step.chain)(step.chain.srun, merged, step.chain.launcher, tuple(program), step.chain.notes)
+        yield (step.line, f"{' '.join(moved)} comes after the image {c.image}, so it is passed to the program, not to "
+                          f"{c.binary}; move it before the image", fix_for(ctx, "move the options before the image", step, chain))
+
+
+BROAD_BINDS = {"/": "the whole file system", "$HOME": "your whole home directory", "${HOME}": "your whole home directory",
+               "~": "your whole home directory", "/etc": "the host's /etc", "/home": "every user's home directory",
+               "/root": "root's home directory"}
+
+
+def _bash_binds(binds: Any, home: str = "~") -> list[Any]:
+    """Binds as bash hands them to the runtime. A bind word that starts with an unquoted ``~`` (bash
+    expands it; the parser keeps such a word whole, as Verbatim) is split into its binds, its leading
+    ``~`` written as ``home``; a ``~`` after ``:`` or ``,`` stays literal, as bash leaves it."""
+    out: list[Any] = []
+    for b in binds:
+        src = b.src if isinstance(b, Bind) else ""
+        if isinstance(src, Verbatim) and src[:1] == "~" and src[1:2] in ("", "/", ":", ",") and not b.dst and not b.mode:
+            out += [Bind.from_token(home + item[1:] if i == 0 else item) for i, item in enumerate(str(src).split(","))]
+        else:
+            out.append(b)
+    return out
+
+
+def _binds(ctx: Context) -> Iterator[tuple[Any, Any, Any]]:
+    for step, c in containers(ctx):
+        for b in _bash_binds(getattr(c, "binds", ())):
+            yield step, c, b
+
+
+HOME_BINDS = ("$HOME", "${HOME}", "~")
+
+
+def _mounts_home(c: Any) -> bool:
+    """Whether the runtime mounts the home directory anyway: Apptainer does by default (not with --no-home,
+    --contain, --containall or --home elsewhere), ch-run only with --home."""
+    if c.kind == "charliecloud.run":
+        return getattr(c, "home", False) is True
+    return c.kind == "apptainer.run" and not (c.hides_home or c.home)
+
+
+@rule("HPC204", "over-broad-bind", "warning",
+      summary="a bind mount exposes /, /etc or a whole home directory",
+      why="Binding / or /etc over the image replaces the container's own files (libraries, passwd, certificates) "
+          "with the host's; binding all of $HOME exposes keys and tokens and lets host packages in ~/.local leak in. "
+          "(Apptainer mounts $HOME at its own path by default, so --bind $HOME alone changes nothing and is not "
+          "reported; $HOME bound somewhere else, or with --no-home, --contain, --containall or Charliecloud, is.)",
+      fix="Bind only the directories the job needs, e.g. --bind \"$SCRATCH/data:/data:ro\".",
+      catalogue=(9,),
+      bad="""#!/bin/bash
+apptainer exec --bind /:/host pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+apptainer exec --bind "$SCRATCH/data:/data:ro" pytorch_2.3.sif python train.py
+""")
+def _broad_bind(ctx: Context) -> Iterator[Any]:
+    for step, c, b in _binds(ctx):
+        src = ctx.parsed.resolve(str(b.src), step.line)
+        if not src:
+            continue  # a variable the script leaves empty (a placeholder): it names no folder, let alone /
+        src = src.rstrip("/") or "/"
+        if src in HOME_BINDS and _mounts_home(c):
+            dst = ctx.parsed.resolve(str(b.dst), step.line).rstrip("/")
+            if not dst or dst in HOME_BINDS:
+                continue  # Apptainer mounts $HOME there anyway: the bind changes nothing
+            yield (step.line, f"--bind {b.to_token()} puts your whole home directory (keys, tokens, ~/.local) in the "
+                              f"container a second time, at {dst}; Apptainer already mounts $HOME: bind only the "
+                              "directories the job needs, and add --no-home to keep the rest out")
+            continue
+        if src in BROAD_BINDS:
+            flag = "-b" if c.kind == "charliecloud.run" else "--bind"
+            yield step.line, f"{flag} {b.to_token()} exposes {BROAD_BINDS[src]} inside the container; bind only the directories the job needs"
+
+
+@rule("HPC205", "charliecloud-bind-destination", "info",
+      summary="ch-run binds to a destination that may not exist in the read-only image",
+      why="ch-run cannot create a bind destination in a read-only image (a SquashFS file, or a directory without "
+          "-w); the run stops with 'can't bind: destination not found'. Images built by ch-image have /mnt/0 … /mnt/9 for this.",
+      fix="Bind to /mnt/0 … /mnt/9 (e.g. -b \"$SCRATCH/data:/mnt/0\"), or create the directory in the Dockerfile (RUN mkdir -p /data).",
+      catalogue=(9,),
+      bad="""#!/bin/bash
+ch-run -b "$SCRATCH/data:/data" "$SCRATCH/images/trainer.sqfs" -- python /opt/app/train.py
+""",
+      good="""#!/bin/bash
+ch-run -b "$SCRATCH/data:/mnt/0" "$SCRATCH/images/trainer.sqfs" -- python /opt/app/train.py
+""")
+def _ch_bind_dst(ctx: Context) -> Iterator[Any]:
+    for step, c, b in _binds(ctx):
+        if c.kind != "charliecloud.run" or getattr(c, "write", False):
+            continue
+        dst = str(b.dst or b.src)
+        if not re.match(r"^/mnt/\d(/|$)", dst):
+            # shown as written: \$ is a dollar the batch shell left for an inner sh -c
+            token, shown = b.to_token().replace("\\$", "$"), dst.replace("\\$", "$")
+            yield (step.line, f"-b {token}: {shown} must already exist in the read-only image; bind to /mnt/0 … "
+                              "/mnt/9 or create it in the Dockerfile")
+
+
+#: the user's own home directory: $HOME, ~, /home/$USER (a literal /home/NAME may be a site folder such as
+#: /home/software, so it is not counted)
+_HOME_PATH = re.compile(r"^(\$HOME|\$\{HOME\}|~)(/|$)"
+                        r"|^/home/(\$USER|\$\{USER\}|\$LOGNAME|\$\{LOGNAME\}|\$\(whoami\)|\$\(id -un\))(/|$)")
+
+
+def _under_home(path: str) -> bool:
+    return bool(_HOME_PATH.match(path))
+
+
+@rule("HPC206", "image-in-home", "warning",
+      summary="a container image is stored under $HOME",
+      why="Images are gigabytes and home directories have small quotas (and are often slow, backed-up NFS): the "
+          "pull fails half-way or fills the quota, and every job reads the image over the slowest file system.",
+      fix="Keep images on scratch or project storage, e.g. $SCRATCH/images/pytorch_24.05.sif.",
+      catalogue=(10,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv "$HOME/images/pytorch_24.05.sif" python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py
+""")
+def _image_home(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        image = ctx.parsed.resolve(str(c.image), step.line)
+        if _under_home(image):
+            yield step.line, f"the image {image} is under $HOME (small quota, slow); keep images on scratch, e.g. $SCRATCH/images"
+    for cmd, model in pulls(ctx):
+        target = ctx.parsed.resolve(str(getattr(model, "dir", "") or getattr(model, "dest", "") or ""), cmd.line)
+        if _under_home(target):
+            yield cmd.line, f"the image is pulled into {target}, under $HOME (small quota); pull into scratch, e.g. --dir \"$SCRATCH/images\""
+
+
+CACHE_VARS = ("APPTAINER_CACHEDIR", "SINGULARITY_CACHEDIR")
+
+
+def cache_vars(binary: str) -> tuple[str, ...]:
+    """The cache variables a runtime reads: Apptainer both names, ``singularity`` only SINGULARITY_CACHEDIR
+    (SingularityCE ignores APPTAINER_CACHEDIR; Apptainer's singularity command reads it as well)."""
+    return ("SINGULARITY_CACHEDIR",) if binary == "singularity" else CACHE_VARS
+
+
+@rule("HPC207", "apptainer-cache-in-home", "warning",
+      summary="an image is fetched from a registry with the Apptainer cache left in (or set to) $HOME",
+      why="apptainer pull, apptainer exec/run docker://… and apptainer build … docker://… store every downloaded "
+          "layer (and the converted image) in APPTAINER_CACHEDIR, which defaults to $HOME/.apptainer/cache "
+          "($HOME/.singularity/cache for singularity): a few images fill the home quota and later jobs fail to "
+          "write anything.",
+      fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before fetching the image (and APPTAINER_TMPDIR "
+          "likewise).",
+      catalogue=(10,),
+      bad="""#!/bin/bash
+[ -f "$SCRATCH/pytorch_24.05.sif" ] ||
+  apptainer pull "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+""",
+      good="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f "$SCRATCH/pytorch_24.05.sif" ] ||
+  apptainer pull "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+""")
+def _cache_home(ctx: Context) -> Iterator[Any]:
+    reported: set[int] = set()  # one finding per assignment that points the cache at $HOME
+    for cmd, model in pulls(ctx):
+        if model.kind != "apptainer.pull" or model.disable_cache:
+            continue  # --disable-cache: no layers are kept
+        names = cache_vars(model.binary)
+        if model.cachedir or any(n in names for n, _ in cmd.assignments):
+            value = ctx.parsed.resolve(str(model.cachedir or ""), cmd.line)
+            if _under_home(value):
+                yield cmd.line, f"{model.env_name('APPTAINER_CACHEDIR')}={value} is under $HOME; point it at scratch"
+            continue
+        var = next((v for v in (ctx.parsed.variable(n, cmd.line) for n in names) if v is not None), None)
+        if var is None:
+            yield (cmd.line, _default_cache_message(ctx, f"{model.binary} pull", model.binary, cmd.line))
+        elif _under_home(ctx.parsed.resolve(str(var.value), cmd.line)):
+            reported.add(var.line)
+            yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
+    for use in registry_uses(ctx):
+        if use.no_cache:
+            continue
+        env = dict(use.env)
+        names = cache_vars(use.binary)
+        own = next((n for n in names if n in env), None)
+        if own is not None:
+            if _under_home(ctx.parsed.resolve(env[own], use.line)):
+                yield use.line, f"{own}={env[own]} is under $HOME; point it at scratch"
+            continue
+        var = next((v for v in (ctx.parsed.variable(n, use.line) for n in names) if v is not None), None)
+        if var is None:
+            yield use.line, _default_cache_message(ctx, use.what, use.binary, use.line)
+        elif var.line not in reported and _under_home(ctx.parsed.resolve(str(var.value), use.line)):
+            reported.add(var.line)
+            yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
+
+
+def _default_cache_message(ctx: Context, what: str, binary: str, line: int) -> str:
+    name = "SINGULARITY_CACHEDIR" if binary == "singularity" else "APPTAINER_CACHEDIR"
+    tmp = name.replace("CACHEDIR", "TMPDIR")
+    text = f"{what} downloads the image's layers into $HOME/.{binary}/cache by default (home quota)"
+    if any(ctx.parsed.variable(n, line) is not None for n in (tmp, "APPTAINER_TMPDIR", "SINGULARITY_TMPDIR")):
+        text += f"; export {name}=\"$SCRATCH/.{binary}/cache\" first"
+    else:  # the image is also unpacked and converted in /tmp, often small on compute nodes
+        text += (f" and builds it in $TMPDIR or /tmp (often small); export {name}=\"$SCRATCH/.{binary}/cache\" "
+                 f"first, and {tmp} to a folder on scratch (made with mkdir -p)")
+    if binary == "singularity" and ctx.parsed.variable("APPTAINER_CACHEDIR", line) is not None:
+        text += " (SingularityCE ignores APPTAINER_CACHEDIR; Apptainer's singularity reads both)"
+    return text
+
+
+#: image references a container runtime fetches from a registry when the job runs
+REGISTRY_SCHEMES = ("docker://", "oras://", "library://", "shub://")
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryUse:
+    """A command of the job that fetches an image from a registry while the job runs, other than a pull:
+    ``apptainer exec|run|shell docker://…`` or ``apptainer build OUT docker://…``."""
+
+    line: int
+    what: str                  # "apptainer exec docker://…", for messages
+    binary: str
+    ref: str                   # the registry reference, resolved through the script's variables
+    output: str = ""           # the image a build writes ("" for exec/run)
+    guarded: bool = False      # [ -f OUT ] || apptainer build …
+    no_cache: bool = False     # --disable-cache
+    env: tuple[tuple[str, str], ...] = ()   # NAME=value written before the command
+
+
+def registry_uses(ctx: Context) -> list[RegistryUse]:
+    """Container steps that run a registry image, and top-level builds from one (see :class:`RegistryUse`)."""
+    def make() -> list[RegistryUse]:
+        from ..errors import ParseError
+        from ..parse.argv import parse_argv, recognise
+        out = []
+        for step, c in containers(ctx):
+            ref = ctx.parsed.resolve(str(c.image), step.line)
+            if c.kind != "apptainer.run" or not ref.startswith(REGISTRY_SCHEMES):
+                continue
+            out.append(RegistryUse(step.line, f"{c.binary} {c.action} {ref.split('://')[0]}://…", c.binary, ref,
+                                   no_cache="--disable-cache" in (str(e) for e in c.extra), env=tuple(step.env)))
+        for cmd in simple_commands(ctx):
+            words = [str(v) for v in cmd.argv]
+            found = recognise(words)
+            if found is None or found[0].cls.kind != "apptainer.build":
+                continue
+            try:
+                model = parse_argv(cmd.argv).model
+            except ParseError:
+                continue
+            ref = ctx.parsed.resolve(str(model.source), cmd.line)
+            if ref.startswith(REGISTRY_SCHEMES):
+                out.append(RegistryUse(cmd.line, f"{model.binary} build … {ref.split('://')[0]}://…", model.binary, ref,
+                                       str(model.output), is_guarded(ctx, cmd), "--disable-cache" in words,
+                                       tuple((n, str(w.value)) for n, w in cmd.assignments)))
+        return sorted(out, key=lambda u: u.line)
+    return cached(ctx, "registry_uses", make)
+
+
+@rule("HPC208", "pull-every-job", "warning",
+      summary="the job script pulls, builds or runs its image from a registry every time it runs",
+      why="A pull (or apptainer build … docker://…) downloads and converts gigabytes on the compute node at every "
+          "run (and every array task): minutes of charged time, registry rate limits, and a different image if the "
+          "tag moved. apptainer exec/run docker://… does the same behind the scenes: every run asks the registry "
+          "and converts the image again unless the cache still holds it.",
+      fix="Pull once on a login node and run the .sif file, or guard the pull: "
+          "[ -f IMAGE.sif ] || apptainer pull IMAGE.sif docker://…",
+      catalogue=(10, 31),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+apptainer pull --force "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+apptainer exec --nv "$SCRATCH/pytorch_24.05.sif" python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f "$SCRATCH/pytorch_24.05.sif" ] ||
+  apptainer pull "$SCRATCH/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+apptainer exec --nv "$SCRATCH/pytorch_24.05.sif" python train.py
+""")
+def _pull_every_job(ctx: Context) -> Iterator[Any]:
+    for cmd, model in pulls(ctx):
+        if not is_guarded(ctx, cmd):
+            yield (cmd.line, "the image is pulled on every run of the job; pull it once beforehand or guard the pull "
+                             "with [ -f IMAGE ] || …")
+    for use in registry_uses(ctx):
+        if use.output:
+            if not use.guarded:
+                yield (use.line, f"{use.binary} build makes {use.output} from {use.ref} on every run of the job "
+                                 "(download and conversion on the compute node); build it once beforehand or guard "
+                                 f"the build with [ -f {use.output} ] || …")
+            continue
+        how = (f"each run downloads {use.ref} and converts it to SIF again (--disable-cache)" if use.no_cache else
+               f"each run asks the registry for {use.ref}, and downloads and converts it to SIF again unless it is "
+               "cached (or when the tag moved)")
+        yield (use.line, f"{use.what} fetches the image while the job runs: {how}; pull it once into a .sif file "
+                         f"({use.binary} pull IMAGE.sif {use.ref}) and run that")
+
+
+def _tagless(ref: str) -> bool:
+    if "://" not in ref:
+        return False
+    scheme, _, rest = ref.partition("://")
+    if scheme not in ("docker", "oras", "library") or not rest or "$" in rest:
+        return False
+    last = rest.rsplit("/", 1)[-1]
+    return ":" not in last and "@" not in last
+
+
+@rule("HPC210", "latest-tag", "warning",
+      summary="an image is referenced by its :latest tag",
+      why=":latest moves whenever the publisher pushes: the same script gives a different environment next month, "
+          "so results cannot be reproduced (and a new CUDA may not match the cluster's driver).",
+      fix="Pin a version tag (pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime, nvcr.io/nvidia/pytorch:24.05-py3) "
+          "or a digest (@sha256:…). The linter does not guess which version you meant.",
+      catalogue=(15,),
+      bad="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f pytorch.sif ] || apptainer pull pytorch.sif docker://pytorch/pytorch:latest
+""",
+      good="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f pytorch.sif ] || apptainer pull pytorch.sif docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
+""")
+def _latest(ctx: Context) -> Iterator[Any]:
+    for line, ref in image_refs(ctx):
+        if re.search(r":latest(\b|$)", ref) and "://" in ref:
+            yield line, f"{ref} uses the moving :latest tag; pin a version (or a @sha256 digest) so the job can be reproduced"
+
+
+@rule("HPC211", "untagged-image", "warning",
+      summary="a registry image is referenced without a tag",
+      why="Without a tag the registry serves :latest, which moves: the environment changes under the script.",
+      fix="Add a version tag or a digest: docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime.",
+      catalogue=(31,),
+      bad="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f pytorch.sif ] || apptainer pull pytorch.sif docker://pytorch/pytorch
+""",
+      good="""#!/bin/bash
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f pytorch.sif ] || apptainer pull pytorch.sif docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
+""")
+def _untagged(ctx: Context) -> Iterator[Any]:
+    for line, ref in image_refs(ctx):
+        if _tagless(ref):
+            yield line, f"{ref} has no tag, so the moving :latest is used; pin a version tag or a digest"
+
+
+@rule("HPC212", "latest-image-file", "info",
+      summary="the image file's name says it was pulled from :latest",
+      why="apptainer pull names files NAME_TAG.sif, so pytorch_latest.sif came from a moving tag: nobody can tell "
+          "(or re-create) which version the results were produced with.",
+      fix="Pull a pinned tag (the file is then named e.g. pytorch_2.3.1-cuda12.1-cudnn8-runtime.sif) and record it.",
+      catalogue=(15,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv /path/to/pytorch_latest.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv /path/to/pytorch_2.3.1.sif python train.py
+""")
+def _latest_file(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        image = ctx.parsed.resolve(str(c.image), step.line)
+        if "://" not in image and re.search(r"_latest(-[^/]*)?\.(sif|simg|sqfs)$", image):
+            yield step.line, f"{image.rsplit('/', 1)[-1]} was pulled from :latest, so its version is unknown; pull and name a pinned tag"
+
+
+_CPU_IMAGE = re.compile(r"(^|[-_.:/])cpu([-_.]|$)", re.IGNORECASE)
+
+
+@rule("HPC213", "cpu-image-for-gpu-work", "error",
+      summary="a CPU-only image is used for a GPU job",
+      why="An image built for CPUs (tags like …-cpu) has no CUDA build of the framework: with --nv and GPUs "
+          "allocated, training silently runs on the CPU while the GPUs idle.",
+      fix="Use the image's CUDA (or ROCm) variant, e.g. pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime.",
+      catalogue=(16,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv "$SCRATCH/images/pytorch_2.3.1-cpu.sif" python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv "$SCRATCH/images/pytorch_2.3.1-cuda12.1.sif" python train.py
+""")
+@each_component
+def _cpu_image(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        gpu = (ctx.job.gpus_on_each_node and in_job_component(ctx, step)) or getattr(c, "nv", False) \
+            or getattr(c, "rocm", False)
+        name = ctx.parsed.resolve(str(c.image), step.line).rsplit("/", 1)[-1]
+        if gpu and _CPU_IMAGE.search(name):
+            yield step.line, f"{name} looks like a CPU-only build but the job uses GPUs; use the CUDA/ROCm variant of the image"
+
+
+#: mpirun options that print something and start no ranks
+MPI_NO_LAUNCH = ("--version", "-V", "-version", "--help", "-h", "-help", "--check-build", "-cb")
+
+
+def _launches_no_ranks(args: list[str]) -> bool:
+    """``mpirun --version`` / ``-V`` / ``--help``: the flag among mpirun's own options (before the program)."""
+    for word in args:
+        if word in MPI_NO_LAUNCH:
+            return True
+        if not word.startswith("-") and not word.isdigit():
+            return False  # the program (or an option's value): what follows is not mpirun's
+    return False
+
+
+def _one_node_job(ctx: Context) -> bool:
+    """The job is held to a single node: --nodes=1 (or 1-1), or nothing that could spread it over more."""
+    job = ctx.job
+    span = node_range(job.nodes)
+    if job.nodes is not None:
+        return span is not None and span[1] == 1
+    tasks, per_node = job.ntasks, job.ntasks_per_node
+    if isinstance(tasks, int) and tasks > 1:
+        return isinstance(per_node, int) and per_node >= tasks
+    return tasks is None or isinstance(tasks, int)
+
+
+@rule("HPC214", "mpi-launched-in-container", "error",
+      summary="mpirun/mpiexec (or horovodrun, or DeepSpeed's multi-node launcher) runs inside the container of a job "
+              "that may span several nodes",
+      why="An MPI launcher inside one container cannot start ranks on other nodes through Slurm and uses the "
+          "image's MPI, not the host's fabric-aware one: ranks hang or run over slow TCP. deepspeed --hostfile "
+          "starts the other nodes over pdsh/ssh (or mpirun): the command it sends each host runs there outside the "
+          "container, with the container's Python path, and images rarely have pdsh at all, so the job fails after "
+          "its wait in the queue. Not reported: a job "
+          "held to one node (--nodes=1), where all ranks run inside one container over shared memory (the "
+          "\"fully contained\" model vendors document, which works), and mpirun --version / --help, which "
+          "start no ranks.",
+      fix="Launch from the host (hybrid model): srun --mpi=pmix apptainer exec IMAGE ./program, with the "
+          "container's MPI matching the host's. deepspeed: start one copy per node, srun --ntasks-per-node=1 bash -c "
+          "'apptainer exec IMAGE deepspeed --no_ssh --node_rank=$SLURM_NODEID --hostfile … --master_addr=$head_node …' "
+          "(accelerate: --deepspeed_multinode_launcher standard, one accelerate launch per node).",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=32
+apptainer exec mpi_app_1.0.sif mpirun -n 64 /opt/app/solver
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=32
+srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
+""")
+@each_component
+def _mpi_inside(ctx: Context) -> Iterator[Any]:
+    one_node = _one_node_job(ctx)
+    for step, c in containers(ctx):
+        prog = [str(w) for w in step.chain.program]
+        if not prog or prog[0].rsplit("/", 1)[-1] not in RANK_LAUNCHERS or _launches_no_ranks(prog[1:]):
+            continue
+        if not in_job_component(ctx, step):
+            continue  # another component's nodes: their count is not in the model
+        srun = step.chain.srun
+        spread = srun is not None and (node_range(srun.nodes) or (1, 1))[1] > 1  # srun --nodes=2 of its own
+        if one_node and not spread and (srun is None or tasks_per_node(ctx, step) == 1):
+            continue  # all ranks in one container on one node: the fully contained model works
+        inside = "ch-run IMAGE -- program" if c.kind == "charliecloud.run" else f"{c.binary} exec IMAGE program"
+        yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
+                          f"srun --mpi=pmix (or pmi2, whichever the image's MPI supports) … {inside}")
+    if not one_node:
+        yield from _deepspeed_launcher_inside(ctx)
+
+
+def _deepspeed_launcher_inside(ctx: Context) -> Iterator[Any]:
+    """HPC214 for DeepSpeed's multi-node launcher run inside a container: deepspeed --hostfile (pdsh by default, or
+    --launcher openmpi/mpich/impi/mvapich), and accelerate launch --use_deepspeed over several machines with a
+    --deepspeed_hostfile. Not for one launch per node (--no_ssh, accelerate's standard or nossh launcher) or
+    deepspeed --launcher slurm."""
+    for launch in other_launches(ctx):
+        step, opts = launch.step, launch.options
+        if step is None or step.chain.container is None or not in_job_component(ctx, step):
+            continue
+        if launch.name == "deepspeed":
+            runner = opts.get("--launcher", "pdsh").lower()
+            if "--no_ssh" in opts or runner == "slurm" or ("--hostfile" not in opts and "-H" not in opts):
+                continue  # without a hostfile deepspeed runs on this node only
+            yield (launch.line, f"deepspeed --hostfile runs inside the container and starts the other nodes itself "
+                                f"({runner}): the command it sends each host (the container's python -u -m "
+                                "deepspeed.launcher.launch) runs there outside the container, and the image rarely "
+                                f"has {runner} at all; start one deepspeed per node instead: srun --ntasks-per-node=1 bash -c "
+                                "'apptainer exec … deepspeed --no_ssh --node_rank=$SLURM_NODEID --hostfile … "
+                                "--master_addr=$head_node …'")
+            continue
+        machines = launch.number(ctx, "--num_machines")
+        if machines is not None and machines > 1 and accelerate_path(launch, machines) == "once" \
+                and "--deepspeed_hostfile" in opts:
+            runner = opts.get("--deepspeed_multinode_launcher", "pdsh")
+            yield (launch.line, f"accelerate launch --use_deepspeed --num_machines {machines} runs DeepSpeed's "
+                                f"multi-node launcher ({runner}) inside the container: the command it sends each host "
+                                "runs there outside the container, and the image rarely has "
+                                f"{runner}; use --deepspeed_multinode_launcher standard and start accelerate on every "
+                                "node with srun --ntasks-per-node=1 (each with its own --machine_rank)")
+
+
+def _rank_launcher(step: Any) -> str | None:
+    """The MPI launcher (mpirun, mpiexec, horovodrun) a step runs after its srun, directly, in its container or
+    in a ``bash -c`` script, when it starts ranks; else None."""
+    for cmd in _simple_commands([step.command]):
+        words = [str(v) for v in cmd.argv]
+        start = 1 if words[:1] and words[0].rsplit("/", 1)[-1] == "srun" else 0
+        at = next((i for i in range(start, len(words)) if words[i].rsplit("/", 1)[-1] in RANK_LAUNCHERS), None)
+        if at is not None and not _launches_no_ranks(words[at + 1:]):
+            return words[at]
+    return None
+
+
+@rule("HPC126", "deepspeed-hostfile-not-from-the-job", "warning",
+      summary="deepspeed --hostfile names a file the job does not write from its own node list",
+      why="The deepspeed launcher starts workers on every host the hostfile lists (over ssh or pdsh), whatever nodes "
+          "Slurm gave the job. A hostfile written once by hand names the nodes of some earlier job: the workers then "
+          "run on nodes this job does not own (beside other users' jobs, outside its limits and accounting), or "
+          "cannot be reached, and a job of fewer nodes than the file lists waits for hosts it never gets.",
+      fix="Write the hostfile in the job from its own nodes: scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed "
+          "'s/$/ slots=4/' > \"hostfile-$SLURM_JOB_ID\", then deepspeed --hostfile \"hostfile-$SLURM_JOB_ID\".",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+deepspeed --num_gpus 4 --num_nodes 2 --hostfile config/hostfile train.py --deepspeed ds.json
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/ slots=4/' > "hostfile-$SLURM_JOB_ID"
+deepspeed --num_gpus 4 --num_nodes 2 --hostfile "hostfile-$SLURM_JOB_ID" train.py --deepspeed ds.json
+""")
+def _hostfile_not_from_the_job(ctx: Context) -> Iterator[Any]:
+    if job_nodes(ctx) < 2:
+        return  # one node: a fixed "localhost slots=8" is the usual, right hostfile
+    for launch in other_launches(ctx):
+        if launch.name != "deepspeed":
+            continue
+        given = launch.options.get("--hostfile") or launch.options.get("-H")
+        if not given:
+            continue
+        path = ctx.parsed.resolve(given.strip("'\""), launch.line)
+        if "$" in path.replace("$SLURM_JOB_ID", "").replace("${SLURM_JOB_ID}", "") \
+                or path in ("/job/hostfile",) or _written_by_the_script(ctx, given, path, launch.line):
+            continue  # a name the job makes (a variable, its id), DeepSpeed's default, or a file the script writes
+        yield (launch.line, f"deepspeed --hostfile {given}: the script does not write {path} from the job's nodes, so "
+                            "the launcher starts workers on whatever hosts it lists, which need not be (all) the nodes "
+                            "Slurm gave this job; write it in the job: scontrol show hostnames \"$SLURM_JOB_NODELIST\" "
+                            f"| sed 's/$/ slots=N/' > {given}")
+
+
+def _written_by_the_script(ctx: Context, given: str, path: str, launch: int) -> bool:
+    """Whether a line of the script other than the launch's (``launch``) may write the file ``given`` (as written,
+    or its resolved ``path``): after > or >>, by tee, or named on a line of cp, mv, ln, a python helper, echo,
+    printf, cat, sed or awk."""
+    names = {given, given.strip("'\""), path, path.rsplit("/", 1)[-1]}
+    pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True) if n)
+    writes = re.compile(r"(?:>>?|\btee(?:\s+-a)?)\s*[\"']?(?:\S*/)?(?:" + pattern + r")\b"
+                        r"|\b(?:cp|mv|ln|install|python3?|echo|printf|cat|sed|awk)\b[^\n]*(?:" + pattern + r")")
+    return any(writes.search(line) for k, line in enumerate(ctx.parsed.lines, 1) if k != launch)
+
+
+@rule("HPC119", "mpi-launcher-per-task", "error",
+      summary="srun starts several tasks and each one runs mpirun (or mpiexec, horovodrun)",
+      why="srun runs its command once per task, so N tasks start N separate MPI launchers: N worlds that do not know "
+          "each other, each starting its own ranks on the same CPUs (srun -n 2 bash -c 'mpirun -n 2 ./main' is "
+          "four processes in two unrelated MPI_COMM_WORLDs).",
+      fix="Let one of the two start the ranks: srun --mpi=pmix IMAGE/program alone (srun is the MPI launcher), or "
+          "mpirun alone in the batch shell (no srun around it).",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=4
+srun mpirun -n 4 apptainer exec mpi_app_1.0.sif /opt/app/solver
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=4
+srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
+""")
+@each_component
+def _mpi_launcher_per_task(ctx: Context) -> Iterator[Any]:
+    for step in steps(ctx):
+        if step.chain.srun is None or not in_job_component(ctx, step):
+            continue
+        prog = [str(w) for w in step.chain.program]
+        if step.chain.container is not None and prog and prog[0].rsplit("/", 1)[-1] in RANK_LAUNCHERS:
+            continue  # the launcher is the container's program: HPC214 says so, and its fix covers this
+        launcher = _rank_launcher(step)
+        tasks = step_tasks(ctx, step)
+        if launcher is not None and tasks > 1:
+            yield (step.line, f"srun starts {tasks} tasks and each runs {launcher}: {tasks} separate MPI jobs on the same "
+                              f"CPUs; use srun --mpi=pmix without {launcher}, or {launcher} without srun")
+
+
+@rule("HPC215", "mpirun-around-container", "info",
+      summary="mpirun on the host starts the container ranks inside a Slurm job",
+      why="It works when the host MPI matches the container's, but srun --mpi=pmix places and binds the ranks "
+          "exactly as the allocation says and needs no hostfile.",
+      fix="Use srun --mpi=pmix apptainer exec IMAGE ./program.",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=8
+mpirun -n 8 apptainer exec mpi_app_1.0.sif /opt/app/solver
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=8
+srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
+""")
+def _mpirun_host(ctx: Context) -> Iterator[Any]:
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS and \
+                any(w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run") for w in words[1:]):
+            yield cmd.line, f"{words[0]} starts the container ranks; inside Slurm prefer srun --mpi=pmix, which follows the allocation"
+
+
+@rule("HPC216", "nvccli-without-writable-layer", "error",
+      summary="singularity --nvccli without a writable layer",
+      why="nvidia-container-cli writes the driver libraries into the container, so under SingularityCE (and "
+          "Singularity 3) it fails on a read-only SIF image before the program starts. Apptainer 1.1 and later "
+          "adds --writable-tmpfs by itself, so apptainer --nvccli is not reported.",
+      fix="Add --writable-tmpfs (or use --nv, which needs no writable layer).",
+      catalogue=(18,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+singularity exec --nvccli pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+singularity exec --nvccli --writable-tmpfs pytorch_2.3.sif python train.py
+""")
+def _nvccli(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind == "apptainer.run" and c.nvccli_needs_layer:
+            chain = with_chain(step.chain, container=c.replace(writable_tmpfs=True))
+            yield (step.line, "singularity --nvccli needs a writable layer; add --writable-tmpfs",
+                   fix_for(ctx, "add --writable-tmpfs", step, chain))
+
+
+@rule("HPC225", "nvccli-contained-without-visible-devices", "error",
+      summary="--nvccli with --contain or --containall, and NVIDIA_VISIBLE_DEVICES unset: no GPU in the container",
+      why="With --nvccli, nvidia-container-cli sets up the GPUs. Without containment every GPU of the host is passed; "
+          "with --contain (which --containall includes) the container gets a minimal /dev holding only the GPUs "
+          "that NVIDIA_VISIBLE_DEVICES names, and none when it is unset: Apptainer prints a warning and the "
+          "program runs on the CPU. The variable is read where apptainer starts (under srun: what its --export "
+          "passes on); it is not passed into the container, so --env cannot set it. Containment set through the "
+          "environment (APPTAINER_CONTAINALL=1, APPTAINER_CONTAIN=1) counts as the flag.",
+      fix="export NVIDIA_VISIBLE_DEVICES (all, or the indexes or UUIDs of the GPUs to pass) before the command, "
+          "or pass it with srun --export=ALL,NVIDIA_VISIBLE_DEVICES=all, or use --nv instead of --nvccli.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nvccli --containall pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export NVIDIA_VISIBLE_DEVICES=all
+apptainer exec --nvccli --containall pytorch_2.3.sif python train.py
+""")
+def _nvccli_contained(ctx: Context) -> Iterator[Any]:
+    for step, written in containers(ctx):
+        if written.kind != "apptainer.run":
+            continue
+        c = as_run(ctx, step, written)
+        if not c.nvccli or not (c.contain or c.containall):
+            continue
+        value = apptainer_env(ctx, step, "NVIDIA_VISIBLE_DEVICES")
+        if value is not None and value.strip("'\"") not in ("", "void", "none"):
+            continue
+        how = next((f"--{flag}" if getattr(written, flag) else f"{env_flag(ctx, step, flag)} set"
+                    for flag in ("containall", "contain") if getattr(c, flag)))
+        held = value is None and _script_env(ctx, step, "NVIDIA_VISIBLE_DEVICES") is not None
+        yield (step.line, f"--nvccli with {how} passes only the GPUs NVIDIA_VISIBLE_DEVICES names, and it is not "
+                          + ("passed on here: srun --export leaves it out, so the container sees no GPU; add "
+                             "NVIDIA_VISIBLE_DEVICES to srun's --export list (or ALL)" if held else
+                             "set here: the container sees no GPU; export NVIDIA_VISIBLE_DEVICES=all (or the GPUs "
+                             "to pass) before the command, or use --nv"))
+
+
+_SHELLS = ("bash", "sh", "zsh", "ksh", "dash", "$SHELL", "${SHELL}")
+
+_SHELL_SWITCHES = ("-l", "-i", "--login", "-il", "-li", "--norc", "--noprofile")
+
+
+def _interactive_shell(ctx: Context, step: Any, c: Any, prog: list[str]) -> bool:
+    """Whether a batch job's container step starts a shell with nothing to run (``apptainer shell IMG``, ``exec IMG
+    bash``) and no input given to it (a redirection, a here-document or a pipe into it). Commands typed at a prompt
+    (no #SBATCH line: a tutorial's snippet) are left alone: there the shell is the point."""
+    if not ctx.parsed.directives:
+        return False
+    if getattr(c, "action", "") == "shell" and not c.command:
+        pass
+    elif not prog or prog[0].rsplit("/", 1)[-1] not in _SHELLS or any(a not in _SHELL_SWITCHES for a in prog[1:]):
+        return False
+    if any(r.op.startswith("<") for r in step.command.redirects):
+        return False
+    code = list(ctx.parsed.lexed.code)
+    at = next((i for i, cmd in enumerate(code) if cmd.offset == step.command.offset), None)
+    return not (at and code[at - 1].joined_by in ("|", "|&"))
+
+
+@rule("HPC217", "container-used-only-for-setup", "error",
+      summary="a container only runs set-up (source, activate, module, export); the next command runs on the host",
+      why="Each apptainer exec is a separate process: an environment set up inside it disappears when it exits, "
+          "so the real work that follows runs on the host, without the container's software.",
+      fix="Run the set-up and the work in the same container: apptainer exec IMAGE bash -c 'source env.sh && python train.py'.",
+      catalogue=(26,),
+      bad="""#!/bin/bash
+apptainer exec pytorch_2.3.sif source /opt/env.sh
+python train.py
+""",
+      good="""#!/bin/bash
+apptainer exec pytorch_2.3.sif bash -c 'source /opt/env.sh && python train.py'
+""")
+def _setup_only(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        prog = [str(w) for w in step.chain.program]
+        if step.chain.launcher is None and _interactive_shell(ctx, step, c, prog):
+            yield (step.line, "this starts an interactive shell in the container: in a batch job it reads no input and "
+                              "exits at once, and the commands after it run on the host; give the container the "
+                              "commands (apptainer exec IMAGE bash -c 'source env.sh && python train.py')")
+            continue
+        if step.chain.launcher is not None or not prog:
+            continue
+        first = prog[0]
+        if first in ("bash", "sh", "/bin/bash", "/bin/sh") and shell_c_script(prog) is not None:
+            cmds = [[str(v) for v in c.argv] for c in _simple_commands(_shell_c_script(step.command))]
+            if cmds and all(_only_sets_up(x) for x in cmds):
+                first = cmds[0][0]
+            else:
+                continue
+        elif not _only_sets_up(prog):
+            continue
+        yield (step.line, f"the container only runs {first}: what it sets up is gone when it exits, and the following "
+                          "commands run on the host; run set-up and work in one container (bash -c '… && python train.py')")
+
+
+@rule("HPC218", "wrong-gpu-vendor-flag", "error",
+      summary="--nv on an AMD site or --rocm on an NVIDIA site",
+      why="The flag binds the driver libraries of one vendor; on the other vendor's GPUs nothing useful is bound "
+          "and the framework sees no GPU.",
+      fix="Use the flag of the site's GPUs: --nv for NVIDIA, --rocm for AMD (neither for Intel).",
+      catalogue=(27,), profile="generic",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+module load apptainer
+apptainer exec --rocm pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+module load apptainer
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _wrong_vendor(ctx: Context) -> Iterator[Any]:
+    vendor = profile_vendor(ctx)
+    if vendor not in ("nvidia", "amd"):
+        return
+    wrong, right = ("rocm", "nv") if vendor == "nvidia" else ("nv", "rocm")
+    for step, c in containers(ctx):
+        if c.kind == "apptainer.run" and getattr(c, wrong):
+            chain = with_chain(step.chain, container=c.replace(**{wrong: False, right: True}))
+            # a script that shows AMD GPUs (a ROCm image) on an NVIDIA profile: either may be wrong, so no fix
+            amd_script = vendor == "nvidia" and shows_amd(ctx)
+            yield (step.line, f"--{wrong} on {_vendor_place(ctx)}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
+                              f"use --{right}", None if amd_script else fix_for(ctx, f"use --{right}", step, chain))
+
+
+def _vendor_place(ctx: Context) -> str:
+    """Where the vendor comes from: the profile, or its partition when that has its own vendor."""
+    part = ctx.profile.entry_for(ctx.job)
+    if part is not None and getattr(part, "gpu_vendor", "") and part.has_gpus:
+        return f"{part.where()} of {ctx.profile.name}"
+    return ctx.profile.name
+
+
+#: container fields whose problems other rules report (HPC216, HPC218), and the command, which the
+#: parser moves to the inner layers
+_CONTAINER_FIELDS_ELSEWHERE = ("command", "nvccli", "nv", "rocm")
+
+
+@rule("HPC219", "container-command-check", "warning",
+      summary="the container command fails its own checks (an image it cannot read, options that contradict each other)",
+      why="The runtime stops before the program starts (ch-run cannot open a SIF file or write into a SquashFS "
+          "image), or silently ignores one of two options that contradict each other.",
+      fix="Follow the message: use an image the runtime reads, and keep one of two contradicting options.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+srun ch-run --write /scratch/images/pytorch.sqfs -- python /opt/app/train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+srun ch-run /scratch/images/pytorch.sqfs -- python /opt/app/train.py
+""")
+def _container_check(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if not c.image:
+            continue  # a cut-off command ("apptainer exec --nv" then a lost backslash): HPC504 says why
+        c = _as_bash_passes(c)
+        if "$" in str(c.image) and not isinstance(c.image, Verbatim):
+            c = c.replace(image=ctx.parsed.resolve(str(c.image), step.line))  # IMG=…sqfs; ch-run "$IMG"
+        found: list[tuple[str, str]] = []
+        for p in c.problems():
+            root = p.field.split(".", 1)[0]
+            if root in _CONTAINER_FIELDS_ELSEWHERE or (root == "binds" and "." in p.field and not p.field.endswith(".mode")):
+                continue  # binds: one by one, below (ch-run's "no bind modes" is the runtime's own, here)
+            if root not in ("image", "write") and not p.field.endswith(".mode") and _holds_reference(getattr(c, root, ""), shell_script_word(step) is not None):
+                continue  # a $NAME is only known when the job runs (the image's kind shows in its name)
+            found.append((p.field, p.message))
+        for b in getattr(c, "binds", ()):
+            for p in b.problems():
+                if "$" not in str(getattr(b, p.field.split(".", 1)[0], "")):
+                    found.append((f"binds.{p.field}", p.message))
+        program = getattr(c, "binary", "") or getattr(c, "program", "") or c.kind.split(".")[0]
+        for field, message in found:
+            if ("'~' is not expanded in a quoted word" in message or "must be absolute" in message) and \
+                    any(f == field and "'~' is not expanded here" in m for f, m in found):
+                continue  # the same '~' said twice (the generic path check and the bind's own), or its consequence
+            where = f" ({_field_words(c, field)})" if field else ""
+            message = _VERBATIM_REPR.sub(r"\1", message)
+            yield step.line, f"{program}{where}: {message}"
+    for cmd, model in _fromhost_commands(ctx):
+        image = ctx.parsed.resolve(str(model.image), cmd.line) if "$" in str(model.image) else model.image
+        for p in model.replace(image=image).problems():
+            if p.field == "image" and model.image:
+                message = _VERBATIM_REPR.sub(r"\1", p.message)
+                yield cmd.line, f"ch-fromhost (the image): {message}"
+
+
+def _fromhost_commands(ctx: Context) -> list[tuple[Any, Any]]:
+    """``(command, model)`` for each top-level ``ch-fromhost`` the reader can read."""
+    from ..parse.argv import parse_argv
+    out = []
+    for cmd in simple_commands(ctx):
+        if cmd.argv and str(cmd.argv[0]).rsplit("/", 1)[-1] == "ch-fromhost":
+            try:
+                out.append((cmd, parse_argv(cmd.argv).model))
+            except ParseError:
+                continue  # an option the reader does not know: nothing to judge
+    return out
+
+
+#: what a container problem is about, in words (never the model's field names)
+_FIELD_WORDS = {"image": "the image", "binds": "the binds", "binds.src": "the bind's host path",
+                "binds.dst": "the bind's container path", "binds.mode": "the bind's mode"}
+
+#: ``Verbatim('…')`` in a message: the value as written, without the parser's wrapper
+_VERBATIM_REPR = re.compile(r"Verbatim\(('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)")
+
+
+def _field_words(c: Any, field: str) -> str:
+    if field in _FIELD_WORDS:
+        return _FIELD_WORDS[field]
+    root = field.split(".", 1)[0]
+    try:
+        info = c.field_spec(root).info
+    except Exception:
+        return root.replace("_", "-")
+    return info.flag or (info.label or root).lower()
+
+
+def _bash_tilde(value: Any) -> Any:
+    """A word bash hands over with its unquoted leading ``~`` expanded (the parser keeps such a word
+    Verbatim), written ``$HOME…``; anything else unchanged."""
+    if isinstance(value, Verbatim) and value[:1] == "~" and value[1:2] in ("", "/"):
+        return "$HOME" + value[1:]
+    return value
+
+
+def _as_bash_passes(c: Any) -> Any:
+    """The container model with the values bash expands before the runtime sees them: ``~/img.sif`` and
+    ``-B ~/data:/data`` (unquoted) reach it as ``$HOME/…``; ``"~/…"``, ``--bind=~/…`` and a ``~`` after
+    ``:`` stay literal (and the model reports those)."""
+    changes: dict[str, Any] = {}
+    for f in c.field_specs():
+        value = getattr(c, f.name)
+        if f.name == "binds" and isinstance(value, tuple):
+            new = tuple(_bash_binds(value, home="$HOME"))
+        elif isinstance(value, str):
+            new = _bash_tilde(value)
+        elif isinstance(value, tuple) and f.name not in ("command", "extra"):
+            new = tuple(_bash_tilde(v) if isinstance(v, str) else v for v in value)
+        else:
+            continue
+        if new is not value and new != value or type(new) is not type(value):
+            changes[f.name] = new
+    return c.replace(**changes) if changes else c

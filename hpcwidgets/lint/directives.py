@@ -1,0 +1,855 @@
+"""Rules about the ``#SBATCH`` lines (where they stand, how they are spelt, the values Slurm would refuse or read
+differently, the steps' requests against the job's) and about the script file itself (line endings, the ``#!``
+line, an empty script): what sbatch reads before the job starts.
+
+Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any, Iterator
+
+from ..parse.lexer import first_command_line
+from ..spec.slurm import (SBATCH_ALIASES, SBATCH_OPTIONS, STRAY_DIRECTIVE, TYPED_DASH, array_task_ids,
+                          sbatch_long_option, sbatch_option)
+from . import Context, Fix, rule
+from .catalogue import (_CPUS_INHERITED_SINCE, _component_problems, _first_directive_line, _in_component, _is_monitor,
+                        _typographic_option, as_int, cached, het_groups, heterogeneous, in_job_component,
+                        job_components, job_tasks, simple_commands, steps)
+
+
+# --------------------------------------------------------------------------------------------
+# Slurm directives
+
+@rule("HPC501", "directive-after-command", "error",
+      summary="#SBATCH line after the first command: sbatch ignores it",
+      why="sbatch stops reading directives at the first command, so the resource request silently does not "
+          "happen (the job gets the defaults: often one CPU, no GPU, a short time limit).",
+      fix="Move every #SBATCH line up, directly under the #!/bin/bash line.",
+      catalogue=(13,),
+      bad="""#!/bin/bash
+module load cuda
+#SBATCH --gres=gpu:1
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+module load cuda
+python train.py
+""")
+def _late_directive(ctx: Context) -> Iterator[Any]:
+    first = ctx.parsed.first_command
+    seen: set[int] = set()
+    for d in ctx.parsed.directives:
+        if d.applied or d.line in seen:
+            continue
+        seen.add(d.line)
+        yield (d.line, f"#SBATCH {d.flag} comes after the first command (line {first}), so sbatch ignores it; "
+                       "move it above the first command")
+
+
+#: SlurmJob problems → stable codes (by the field the problem is about)
+PROBLEM_CODES = {
+    "time": "HPC301", "mem": "HPC302", "mem_per_cpu": "HPC302", "mem_per_gpu": "HPC302",
+    "cpus_per_gpu": "HPC303", "array": "HPC304", "output": "HPC305", "error": "HPC305", "chdir": "HPC305",
+    "job_name": "HPC306", "gpus_per_node": "HPC307", "gpu_type": "HPC307", "gpus": "HPC307",
+    "nodes": "HPC308", "ntasks": "HPC308", "ntasks_per_node": "HPC308", "cpus_per_task": "HPC308",
+    "gpus_per_task": "HPC308",
+}
+
+#: any other SlurmJob problem
+OTHER_JOB_PROBLEM = "HPC399"
+
+#: SlurmJob fields read from the script body, not from #SBATCH lines: their own rules report them
+NOT_DIRECTIVES = ("modules",)
+
+#: the job model's message for a $VAR in a directive (sbatch does not expand it), whatever the field
+UNEXPANDED = "not read by the shell"
+
+
+def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
+    """The job's own problems (from its directives), by code, at the directive's line."""
+    def make() -> dict[str, list[tuple[int, str]]]:
+        out: dict[str, list[tuple[int, str]]] = {}
+        if not ctx.parsed.directives:
+            return out
+        for p in ctx.job.problems() + ctx.job.advice():   # advice: what sbatch takes but is better otherwise
+            field = p.field.split(".", 1)[0]
+            if field in NOT_DIRECTIVES:
+                continue  # from the script body, not an #SBATCH line: reported at its own line (HPC510)
+            if field in ("output", "error", "chdir") and "'~' is not expanded" in p.message:
+                continue  # HPC311 reports a ~ in an #SBATCH path, in the directive's own words
+            if field == "extra_directives" and (STRAY_DIRECTIVE in p.message or TYPED_DASH in p.message):
+                continue  # a word that is not an option: HPC310 (or HPC515 for a typographic dash) reports it
+            code = "HPC305" if UNEXPANDED in p.message else PROBLEM_CODES.get(field, OTHER_JOB_PROBLEM)
+            # the other items of a --gres are on its line; an option the model keeps as written (--signal=…) on
+            # the line that gives it; every other field's on the directive that set it
+            line = _extra_directive_line(ctx, p.message) if field == "extra_directives" else None
+            line = line or ctx.parsed.directive_line("gpus_per_node" if field == "other_gres" else field,
+                                                     _first_directive_line(ctx))
+            out.setdefault(code, []).append((line, p.message))
+        for view, line, p in _component_problems(ctx, lambda job: job.problems() + job.advice()):
+            field = p.field.split(".", 1)[0]
+            if UNEXPANDED in p.message or field in NOT_DIRECTIVES or (
+                    field == "extra_directives" and (STRAY_DIRECTIVE in p.message or TYPED_DASH in p.message)):
+                continue  # reported for every component by their own rules
+            out.setdefault(PROBLEM_CODES.get(field, OTHER_JOB_PROBLEM), []).append((line, _in_component(view, p)))
+        unexpanded = _unexpanded_directives(ctx, out.get("HPC305", []))
+        if unexpanded:
+            out["HPC305"] = sorted(out.get("HPC305", []) + unexpanded)
+            # the same value's other complaint ('$N' is not a count) says less than why it is wrong: HPC305 alone
+            lines = {line for line, _ in unexpanded}
+            for code in [c for c in out if c != "HPC305"]:
+                out[code] = [(line, m) for line, m in out[code] if not (line in lines and "$" in m)]
+                if not out[code]:
+                    del out[code]
+        return out
+    return cached(ctx, "job_problems", make)
+
+
+def _extra_directive_line(ctx: Context, message: str) -> int | None:
+    """The line of the job's (first component's) directive a problem with a kept-as-written option names at its
+    start (``--signal=USR1@60s: …``); None when no directive gives that option."""
+    option = re.split(r"[=:\s]", message, maxsplit=1)[0]
+    return next((d.line for d in ctx.parsed.directives if d.applied and not d.component
+                 and sbatch_long_option(d.flag) == option), None)
+
+
+#: a reference the shell would expand: $NAME, ${…}, $(…), $1
+_DIRECTIVE_REF = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|\(|[0-9])")
+
+#: options whose value is free text, where "$5" is a price or a label, not the script's fifth argument
+_FREE_TEXT_OPTIONS = ("--comment",)
+
+
+def _unexpanded_directives(ctx: Context, reported: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """HPC305 for the #SBATCH values with a $VARIABLE that the job model does not report itself: the options it
+    holds no field for (--dependency, --export, --signal, --nodelist, --begin, --container …), counts (--nodes=$N),
+    a directive a later one overrides, and every directive of a heterogeneous job's later components. A reference
+    written in single quotes or after a backslash is meant as text (sbatch keeps it so) and not reported, nor is
+    ``$5`` in a free-text option such as --comment (a price, not the script's fifth argument)."""
+    out: list[tuple[int, str]] = []
+    for d in ctx.parsed.directives:
+        refs = [m for m in _DIRECTIVE_REF.finditer(d.value)
+                if not (m.group(0)[1:].isdigit() and sbatch_long_option(d.flag) in _FREE_TEXT_OPTIONS)]
+        ref = refs[0] if refs else None
+        if not d.applied or ref is None or not _DIRECTIVE_REF.search(_unquoted_text(ctx.parsed.lines[d.line - 1])):
+            continue
+        if any(line == d.line and _reported_value(message) in d.value for line, message in reported):
+            continue  # the job model's own message for this value
+        option = f"{d.flag}={d.value}" if d.flag.startswith("--") else f"{d.flag} {d.value}"
+        out.append((d.line, f"#SBATCH {option}: #SBATCH lines are not read by the shell, so {ref.group(0)} is not "
+                            "expanded; write the value itself, or give the option on the sbatch command line, where "
+                            "the shell expands it"))
+    return out
+
+
+def _reported_value(message: str) -> str:
+    """The value a job model's message quotes at its start (``'$HOME/x': #SBATCH lines are …``)."""
+    head = message.split(": #SBATCH lines", 1)[0]
+    return head[1:-1] if len(head) > 1 and head[0] == head[-1] and head[0] in "'\"" else head
+
+
+def _unquoted_text(line: str) -> str:
+    """An #SBATCH line without what bash would keep literal: single-quoted text and backslash-escaped characters."""
+    return re.sub(r"'[^']*'|\\.", "", line)
+
+
+def _job_rule(code: str) -> Any:
+    def check(ctx: Context) -> Iterator[Any]:
+        yield from job_findings(ctx).get(code, [])
+    check.__name__ = f"_job_{code}"
+    return check
+
+
+_job_rule_specs = [
+    ("HPC301", "bad-time-format", "error", "the --time limit is not in a format Slurm reads",
+     "sbatch rejects the job (or, for a bare number, reads minutes where hours were meant).",
+     "Write M, M:S, H:M:S, D-H, D-H:M or D-H:M:S, e.g. --time=01:30:00 or --time=2-00:00:00.", (12,),
+     "#SBATCH --time=2h\n", "#SBATCH --time=02:00:00\n"),
+    ("HPC302", "bad-memory-request", "error", "a memory request with a bad unit, or two memory options at once",
+     "sbatch rejects units such as Gi or GiB (16GB and 16gb are fine), fractions such as 1.5G, and --mem, "
+     "--mem-per-cpu and --mem-per-gpu exclude each other: the submission fails.",
+     "Use a whole number with K, M, G or T, optionally followed by B (16G or 16GB), and only one of the three "
+     "memory options.", (12,),
+     "#SBATCH --mem=16GiB\n", "#SBATCH --mem=16G\n"),
+    ("HPC303", "cpus-per-gpu-with-cpus-per-task", "error", "--cpus-per-gpu together with --cpus-per-task",
+     "Slurm refuses the combination: the job is rejected at submission.",
+     "Keep one: --cpus-per-task for CPUs per process, or --cpus-per-gpu.", (14,),
+     "#SBATCH --gres=gpu:2\n#SBATCH --cpus-per-task=8\n#SBATCH --cpus-per-gpu=4\n",
+     "#SBATCH --gres=gpu:2\n#SBATCH --cpus-per-gpu=4\n"),
+    ("HPC304", "bad-array-spec", "error", "the --array value is not an index specification",
+     "sbatch rejects the job.", "Write indexes like 0-15, 1,3,5, 0-15:4, optionally with %N to limit concurrency: 0-15%4.",
+     (12,), "#SBATCH --array=1..10\n", "#SBATCH --array=1-10\n"),
+    ("HPC305", "unexpanded-directive-value", "error", "an #SBATCH value uses $VARIABLE or ~, which sbatch does not expand",
+     "#SBATCH lines are read by sbatch, not by the shell: --output=$HOME/logs/x.out names a folder literally "
+     "called '$HOME' under the submission folder, which does not exist, so the log is lost. The same holds for "
+     "every option: "
+     "--dependency=afterok:$JOB is refused, --export=ALL,DATA=$HOME/data hands the job the text '$HOME/data'.",
+     "Use a fixed path or sbatch's patterns (%u user, %x job name, %j job id), e.g. --output=logs/%x-%j.out; give "
+     "an option whose value the shell must compute on the sbatch command line (sbatch --dependency=afterok:$JOB).",
+     (12, 13), "#SBATCH --output=$HOME/logs/%j.out\n", "#SBATCH --output=logs/%x-%j.out\n"),
+    ("HPC306", "job-name-with-spaces", "warning", "the job name contains spaces",
+     "The name is used in %x output patterns and by squeue/sacct: spaces make file names awkward and break scripts "
+     "that parse those listings.", "Use - or _ instead of spaces.", (),
+     '#SBATCH --job-name="my training run"\n', "#SBATCH --job-name=my-training-run\n"),
+    ("HPC307", "inconsistent-gpu-request", "error", "the GPU request contradicts itself",
+     "GPUs in total that the GPUs per node and the node count cannot make (--gpus=4 at 2 per node on one node, "
+     "--gpus=3 at 2 per node), or a GPU type without a count, is rejected or gives a different allocation than "
+     "intended.", "Ask for GPUs one way: --gres=gpu[:type]:N per node (or --gpus=N in total), or make the total "
+     "the nodes × the GPUs per node.",
+     (12,), "#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n#SBATCH --gpus=4\n", "#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n"),
+    ("HPC308", "bad-count", "error", "a node, task or CPU count is not a positive whole number, or the tasks do not fit",
+     "sbatch rejects the job, or (ntasks larger than nodes × tasks per node) refuses to place it. With fewer tasks "
+     "than nodes it lowers the nodes to the tasks; on one node, --ntasks below --ntasks-per-node wins (the latter is "
+     "a maximum), so the job gets fewer tasks than its srun steps or Lightning expect.",
+     "Write whole numbers of at least 1, and keep --nodes ≤ --ntasks ≤ --nodes × --ntasks-per-node.", (12,),
+     "#SBATCH --nodes=0\n", "#SBATCH --nodes=1\n"),
+    ("HPC399", "other-directive-problem", "error", "another #SBATCH value Slurm would reject",
+     "sbatch refuses the job at submission (for example an unknown --mail-type).",
+     "Correct the value as the message says.", (12,),
+     "#SBATCH --mail-type=SOMETIMES\n", "#SBATCH --mail-type=END,FAIL\n"),
+]
+
+for _code, _name, _sev, _summary, _why, _fix, _cat, _bad, _good in _job_rule_specs:
+    rule(_code, _name, _sev, summary=_summary, why=_why, fix=_fix, catalogue=_cat,
+         bad="#!/bin/bash\n" + _bad + "python train.py\n",
+         good="#!/bin/bash\n" + _good + "python train.py\n")(_job_rule(_code))
+
+
+@rule("HPC310", "unreadable-directive", "error",
+      summary="an #SBATCH line that sbatch cannot read",
+      why="A missing value, a word that is not an option or an open quote makes sbatch stop with an error "
+          "(or take the next option as the value).",
+      fix="Write one option per #SBATCH line as --name=value.",
+      catalogue=(12, 13),
+      bad="""#!/bin/bash
+#SBATCH --partition
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+srun python train.py
+""")
+def _unreadable(ctx: Context) -> Iterator[Any]:
+    # an option typed with a typographic dash: HPC515 says what is wrong with it and fixes it
+    typed = {i for i, text in enumerate(ctx.parsed.lines, start=1) if text.startswith("#SBATCH")
+             and any(_typographic_option(word) for word in text.split()[1:])}
+    for line, message in ctx.parsed.problems:
+        if line not in typed:
+            yield line, message
+
+
+@rule("HPC309", "srun-cpus-per-task-not-inherited", "warning",
+      summary="srun does not get --cpus-per-task again (Slurm 22.05–23.02 do not pass it on)",
+      why="From Slurm 22.05 until 23.11, srun no longer takes --cpus-per-task from the job: each task gets one CPU, "
+          "so data loaders and OpenMP threads crawl on a single core.",
+      fix="Pass it to the step: srun --cpus-per-task=\"$SLURM_CPUS_PER_TASK\" …, or export "
+          "SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\" before srun. (Not needed from Slurm 23.11: set the profile's "
+          "scheduler_version.)",
+      catalogue=(14,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+srun --cpus-per-task=8 python train.py
+""")
+def _srun_cpus(ctx: Context) -> Iterator[Any]:
+    if ctx.profile is not None and not ctx.profile.srun_needs_cpus_per_task():
+        return
+    het = heterogeneous(ctx)
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is None or srun.cpus_per_task is not None:
+            continue
+        cpus = ctx.job.cpus_per_task if in_job_component(ctx, step) else _components_cpus(ctx, step)
+        if not isinstance(cpus, int) or cpus <= 1:
+            continue
+        if ctx.parsed.variable("SRUN_CPUS_PER_TASK", step.line) or any(n == "SRUN_CPUS_PER_TASK" for n, _ in step.env):
+            continue
+        own = [str(e).partition("=")[0] for e in srun.extra]
+        if "--cpus-per-gpu" in own or "--overlap" in own or _is_monitor(step):
+            continue  # sized by GPU (srun refuses that with --cpus-per-task); a monitor or shell beside the others
+        over = _step_tasks_over_job(ctx, step)
+        if over is not None:  # more tasks than the job's: each gets its share of the job's CPUs
+            total = _job_cpus(ctx)[2]  # type: ignore[index]  # known: the step was measured against it
+            if ctx.profile is None or ctx.profile.version_tuple() is None or over > total or total // over <= 1:
+                continue  # HPC322's (the step may not start), or no CPUs to share out
+            cpus, had = total // over, f"srun -n {over} shares the job's {total} CPUs, {total // over} a task,"
+        else:
+            had = f"the job has --cpus-per-task={cpus}"
+        # no fix in a heterogeneous job (its components may ask for different counts), nor for a step run in the
+        # background or with --exact: one of several sharing the job's CPUs, which would then wait for each other
+        shared = het or step.command.joined_by == "&" or "--exact" in own
+        yield (step.line, f"{had} but srun on Slurm 22.05–23.02 gives each task one CPU; "
+                          f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
+               # written in after "srun" alone: the rest of the line stays exactly as it was
+               None if shared else _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
+
+
+def _components_cpus(ctx: Context, step: Any) -> int | None:
+    """The --cpus-per-task every component of a heterogeneous job's step asks for, when they all ask for
+    the same number (``srun --het-group=0,1`` over two components of -c 32), else None."""
+    groups = het_groups(step) or ""
+    wanted: set[int] = set()
+    for part in groups.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            return None
+        wanted.update(range(int(lo), int(hi if dash else lo) + 1))
+    values = set()
+    for k in wanted:
+        found = None
+        for d in ctx.parsed.directives:
+            if d.applied and d.field == "cpus_per_task" and d.component == k:
+                found = d.value
+        values.add(found)
+    if len(values) != 1:
+        return None
+    value = values.pop()
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:
+    """A fix that writes ``option`` right after the step's ``srun`` word and changes nothing else on the
+    line (safe whatever follows: ``bash -c "…"``, ``$CMD``, redirections)."""
+    words = step.command.words
+    srun = next((w for w in words if str(w.value) == "srun" or str(w.value).endswith("/srun")), None)
+    if srun is None or "\n" in srun.raw or srun.line > len(ctx.parsed.lines):
+        return None
+    line = ctx.parsed.lines[srun.line - 1]
+    at = srun.col - 1 + len(srun.raw)
+    if line[srun.col - 1:at] != srun.raw:
+        return None
+    return Fix(f"pass {option} to srun", srun.line, srun.line, text=f"{line[:at]} {option}{line[at:]}")
+
+
+def _job_cpus(ctx: Context) -> tuple[int, int, int] | None:
+    """(tasks, CPUs per task, CPUs) the job is given, when its #SBATCH lines fix them: no --exclusive (the whole
+    node), no --overcommit, no --cpus-per-gpu or --mincpus (CPUs counted another way), not heterogeneous."""
+    job = ctx.job
+    tasks = job_tasks(ctx)
+    per_task = job.cpus_per_task if job.cpus_per_task is not None else 1
+    if tasks is None or not isinstance(per_task, int) or job.exclusive or job.cpus_per_gpu is not None \
+            or heterogeneous(ctx) or any(d.applied and d.flag in ("-O", "--overcommit", "--mincpus")
+                                         for d in ctx.parsed.directives):
+        return None
+    return tasks, per_task, tasks * per_task
+
+
+def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
+    """The task count an srun step asks for with -n/--ntasks when it is more than the job's, else None."""
+    srun = step.chain.srun
+    found = _job_cpus(ctx)
+    if srun is None or srun.ntasks is None or found is None:
+        return None
+    n = as_int(ctx, srun.ntasks, step.line)
+    return n if n is not None and n > found[0] else None
+
+
+@rule("HPC322", "step-asks-for-more-cpus-than-the-job", "error",
+      summary="srun -n N starts more tasks than the job asked for, and the CPUs they need are more than the job has",
+      why="A step cannot use more CPUs than the job's allocation: the job's #SBATCH --ntasks and --cpus-per-task "
+          "fix how many it gets. srun -n 4 in a job of --ntasks=1 --cpus-per-task=8 asks for 4 tasks; each takes "
+          "the job's --cpus-per-task (23.11 and later, and 21.08 and earlier), so the step wants 32 CPUs of 8 and "
+          "srun stops with "
+          "'Unable to create step … More processors requested than permitted'. (Slurm 22.05–23.02 give each such "
+          "task one CPU instead. Slurm hands out whole cores, so on nodes with two threads a core a task of one CPU "
+          "holds two, and a step that fits in those is not reported.)",
+      fix="Ask the job for the tasks the step starts (#SBATCH --ntasks=4 --cpus-per-task=2), or give each task its "
+          "share of the job's CPUs: srun -n 4 --cpus-per-task=2 ….",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+#SBATCH --gres=gpu:4
+srun -n 4 apptainer exec --nv img_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=2
+#SBATCH --gres=gpu:4
+srun --cpus-per-task=2 apptainer exec --nv img_2.3.sif python train.py
+""")
+def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
+    version = ctx.profile.version_tuple() if ctx.profile is not None else None
+    for step in steps(ctx):
+        n = _step_tasks_over_job(ctx, step)
+        if n is None:
+            continue
+        tasks, per_task, cpus = _job_cpus(ctx)  # type: ignore[misc]  # known: the step was measured against it
+        srun = step.chain.srun
+        own = as_int(ctx, srun.cpus_per_task, step.line) if srun.cpus_per_task is not None else None
+        inherits = version is None or not (22, 5) <= version < _CPUS_INHERITED_SINCE  # 22.05–23.02 do not
+        each = own if own is not None else (per_task if inherits else 1)
+        # Slurm hands out whole cores: on nodes with two threads a core, a task of an odd CPU count gets one more
+        if n * each <= tasks * (per_task + per_task % 2):
+            continue
+        job = f"the job's {tasks} task{'s' if tasks > 1 else ''}" + (f" × {per_task} CPUs" if per_task > 1 else "")
+        if own is None and per_task > 1:
+            how = (f"srun gives each task the job's --cpus-per-task={per_task} (every Slurm but 22.05–23.02, which "
+                   f"give each task one CPU), so the step asks for {n * per_task} CPUs of the job's {cpus}")
+        else:
+            how = f"the step asks for {n * each} CPUs of the job's {cpus}"
+        share = cpus // n
+        hint = f"or give each task its share (srun -n {n} --cpus-per-task={share})" if share >= 1 \
+            else "or start fewer tasks"
+        fix = None
+        if own is None and share >= 1 and step.command.joined_by != "&":
+            fix = _insert_after_srun(ctx, step, f"--cpus-per-task={share}")
+        yield (step.line, f"srun -n {n} starts more tasks than {job}: {how}, and srun stops with 'More processors "
+                          f"requested than permitted'; ask the job for them (#SBATCH --ntasks={n}) {hint}", fix)
+
+
+@rule("HPC323", "more-threads-than-cpus", "warning",
+      summary="OMP_NUM_THREADS (or MKL_NUM_THREADS) is set above the CPUs each task has (--cpus-per-task)",
+      why="Slurm confines each task to the CPUs it asked for (its cgroup, and the CPU binding of srun): with "
+          "--cpus-per-task=8 and OMP_NUM_THREADS=32, 32 threads take turns on 8 CPUs. OpenMP and MKL code run much "
+          "slower oversubscribed (threads spin waiting for each other), and the job looks busy while it crawls.",
+      fix="Follow the job's count: export OMP_NUM_THREADS=\"$SLURM_CPUS_PER_TASK\" (or ask for as many CPUs as "
+          "threads: --cpus-per-task=32).",
+      bad="""#!/bin/bash
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=8
+export OMP_NUM_THREADS=32
+srun --cpus-per-task=8 ./solver
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=8
+export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"
+srun --cpus-per-task=8 ./solver
+""")
+def _more_threads_than_cpus(ctx: Context) -> Iterator[Any]:
+    cpus = ctx.job.cpus_per_task
+    if not isinstance(cpus, int) or ctx.job.exclusive or heterogeneous(ctx):
+        return  # no count of the job's own (or the whole node): nothing to compare with
+    for var in ctx.parsed.variables:
+        value = str(var.value).strip("'\"")
+        if var.name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") and var.exported and value.isdigit() \
+                and int(value) > cpus:
+            yield (var.line, f"{var.name}={value} but each task has {cpus} CPU{'s' if cpus > 1 else ''} "
+                             f"(--cpus-per-task={cpus}): {value} threads take turns on {cpus}, and oversubscribed "
+                             f"OpenMP code crawls; export {var.name}=\"$SLURM_CPUS_PER_TASK\"")
+
+
+@rule("HPC318", "array-tasks-share-a-log", "warning",
+      summary="a job array writes every task's output to the same file",
+      why="An --output (or --error) pattern without %a, %j or %J names one file for all tasks: they write over each "
+          "other and the log of a failed task is lost. (%A alone is the array's id, the same for every task.) An "
+          "array run one task at a time (--array=1-30%1) with --open-mode=append keeps one log of the chain, on "
+          "purpose, and is not reported.",
+      fix="Put the task in the name: --output=%x-%A_%a.out.",
+      bad="""#!/bin/bash
+#SBATCH --array=0-9
+#SBATCH --output=sweep.log
+python train.py --task "$SLURM_ARRAY_TASK_ID"
+""",
+      good="""#!/bin/bash
+#SBATCH --array=0-9
+#SBATCH --output=sweep_%A_%a.log
+python train.py --task "$SLURM_ARRAY_TASK_ID"
+""")
+def _array_shared_log(ctx: Context) -> Iterator[Any]:
+    ids = array_task_ids(ctx.job.array) if isinstance(ctx.job.array, str) and ctx.job.array else None
+    if not ctx.job.array or (ids is not None and len(ids) < 2):
+        return  # no array, or an array of one task: nothing to write over
+    if str(ctx.job.array).endswith("%1") and any(d.applied and d.flag == "--open-mode" and d.value == "append"
+                                                for d in ctx.parsed.directives):
+        return  # one task at a time, each appending: one log of the chain, on purpose
+    for name in ("output", "error"):
+        pattern = str(getattr(ctx.job, name) or "")
+        if not pattern or pattern == "/dev/null" or re.search(r"%(?:\d*)[ajJ]", pattern) or "$" in pattern:
+            continue  # ($SLURM_ARRAY_TASK_ID there is HPC305's: sbatch writes it as it stands, and %a is the fix)
+        yield (ctx.parsed.directive_line(name), f"--{name}={pattern} is the same file for every task of the array: "
+                                                "they write over each other; add %a (e.g. "
+                                                f"--{name}={_with_task(pattern)})")
+
+
+def _with_task(pattern: str) -> str:
+    """``pattern`` with the array task in its name (sweep.log → sweep_%A_%a.log)."""
+    head, dot, ext = pattern.rpartition(".")
+    if dot and "/" not in ext:
+        return f"{head}{'_%a' if '%A' in head else '_%A_%a'}.{ext}"
+    return pattern + ("_%a" if "%A" in pattern else "_%A_%a")
+
+
+#: a time limit in Slurm's M:S form (minutes:seconds) of under five minutes: 1:30, 2:00, 0:45
+_MINUTES_SECONDS = re.compile(r"([0-4]):([0-5][0-9])")
+
+
+@rule("HPC320", "time-in-minutes-and-seconds", "warning",
+      summary="--time=1:30 is one minute and thirty seconds, not an hour and a half",
+      why="Slurm reads a time with one colon as MINUTES:SECONDS (and rounds the seconds up to a minute), so "
+          "--time=2:00 gives the job two minutes: it is killed long before a training run ends, after its wait in "
+          "the queue. Only limits under five minutes are reported; a short test job may mean it.",
+      fix="Write hours as H:MM:SS: --time=1:30:00 for an hour and a half (or --time=90, in minutes).",
+      bad="""#!/bin/bash
+#SBATCH --time=1:30
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=1:30:00
+python train.py
+""")
+def _minutes_and_seconds(ctx: Context) -> Iterator[Any]:
+    for job, line_of in job_components(ctx):
+        time = job.time
+        m = _MINUTES_SECONDS.fullmatch(time) if isinstance(time, str) else None
+        if m is None:
+            continue
+        line = line_of("time")
+        hours = f"{m.group(1)}:{m.group(2)}:00"
+        text = ctx.parsed.lines[line - 1]
+        fix = Fix(f"--time={hours}", line, line, text=text.replace(time, hours, 1)) if text.count(time) == 1 else None
+        yield (line, f"--time={time} is {int(m.group(1))} min {int(m.group(2))} s (Slurm reads M:S); for "
+                     f"{int(m.group(1))} h {int(m.group(2))} min write --time={hours}", fix)
+
+
+@rule("HPC319", "memory-without-unit", "warning",
+      summary="--mem (or --mem-per-cpu/--mem-per-gpu) is a number under 100 without a unit, which Slurm reads as megabytes",
+      why="Slurm's default unit is megabytes: --mem=32 asks for 32 MB, and the job is killed for running out of "
+          "memory as soon as Python loads its libraries (or the site rejects it). From 100 on a value may well "
+          "mean megabytes (--mem-per-cpu=500), and a comment that says MB is taken at its word.",
+      fix="Write the unit: --mem=32G.",
+      bad="""#!/bin/bash
+#SBATCH --mem=32
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --mem=32G
+python train.py
+""")
+def _memory_without_unit(ctx: Context) -> Iterator[Any]:
+    lines = ctx.parsed.lines
+    for job, line_of in job_components(ctx):
+        for name in ("mem", "mem_per_cpu", "mem_per_gpu"):
+            value = str(getattr(job, name) or "").strip()
+            line = line_of(name)
+            said = lines[line - 1] if 0 < line <= len(lines) else ""
+            # under 100 MB is too little for any Python job; more may be meant (--mem-per-cpu=500 # megabytes)
+            if value.isdigit() and 0 < int(value) < 100 and not re.search(r"(?i)\bMB\b|mega|\bMiB\b", said):
+                flag = "--" + name.replace("_", "-")
+                yield (line, f"{flag}={value} has no unit, so Slurm reads {value} megabytes; "
+                             f"write {flag}={value}G if you meant gigabytes")
+
+
+@rule("HPC311", "tilde-in-directive", "error",
+      summary="an #SBATCH path starts with ~",
+      why="sbatch does not expand ~ in directives: the output goes to a directory literally named '~' (which "
+          "usually does not exist, so the job fails at start and its log is lost).",
+      fix="Write a relative path (relative to the submission directory) or an absolute one; %u is the user name.",
+      catalogue=(13,),
+      bad="""#!/bin/bash
+#SBATCH --output=~/logs/%x-%j.out
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --output=logs/%x-%j.out
+srun python train.py
+""")
+def _tilde(ctx: Context) -> Iterator[Any]:
+    for d in ctx.parsed.directives:
+        if d.applied and d.field in ("output", "error", "chdir") and str(d.value).startswith("~"):
+            yield d.line, f"{d.flag}={d.value}: sbatch does not expand ~; write a relative or absolute path"
+
+
+#: options of srun (and salloc) that sbatch does not have: they belong on the srun line of the step
+SRUN_ONLY_OPTIONS = frozenset({
+    "--mpi", "--cpu-bind", "--label", "--kill-on-bad-exit", "--multi-prog", "--accel-bind", "--pty", "--exact",
+    "--overlap", "--whole", "--unbuffered", "--relative", "--task-prolog", "--task-epilog", "--prolog", "--epilog",
+    "--bcast", "--send-libs", "--compress", "--preserve-env", "--disable-status", "--quit-on-interrupt",
+    "--slurmd-debug", "--het-group", "--jobid", "--external-launcher", "--x11"})
+
+
+def _spelling_variants(flag: str) -> set[str]:
+    """Options one slip away from ``flag``: ``_`` for ``-`` and upper case (as a whole), then one
+    character missing, extra, or two neighbours swapped. Never a different letter (--cpu-bind is not
+    --gpu-bind, --mpi is not --tmp)."""
+    base = "--" + flag[2:].replace("_", "-").lower()
+    out = {base}
+    body = base[2:]
+    letters = "abcdefghijklmnopqrstuvwxyz-"
+    for i in range(len(body) + 1):
+        out.update("--" + body[:i] + c + body[i:] for c in letters)   # one missing
+        if i < len(body):
+            out.add("--" + body[:i] + body[i + 1:])                 # one extra
+        if i + 1 < len(body):
+            out.add("--" + body[:i] + body[i + 1] + body[i] + body[i + 2:])  # two swapped
+    return out
+
+
+def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
+    """Applied directives whose option sbatch does not have: ``(directive, flag, what it is, detail)``
+    where what it is is ``srun`` (an srun option; detail: its name), ``ambiguous`` (the beginning of
+    several options; detail: them), ``slip`` (detail: the option it is a slip of) or ``unknown``. An
+    alias sbatch keeps (--tasks-per-node) and an unambiguous prefix (--tasks) are options sbatch has
+    (HPC317 reports the prefix)."""
+    for d in ctx.parsed.directives:
+        if not d.applied or d.field or sbatch_option(d.flag):
+            continue
+        flag = d.flag
+        if not flag.startswith("--"):
+            yield d, flag, "unknown", ""
+            continue
+        normal = "--" + flag[2:].replace("_", "-").lower()
+        if normal in SRUN_ONLY_OPTIONS:
+            yield d, flag, "srun", normal
+            continue
+        several = sorted(o for o in SBATCH_OPTIONS if o.startswith(flag))
+        if len(flag) > 3 and len(several) > 1:
+            yield d, flag, "ambiguous", ", ".join(several)
+            continue
+        close = sorted({SBATCH_ALIASES.get(o, o) for o in _spelling_variants(flag) if o in SBATCH_OPTIONS})
+        if len(close) == 1:
+            yield d, flag, "slip", close[0]
+        else:
+            yield d, flag, "unknown", ""
+
+
+#: a comment that looks like a directive: ``#WORD --option``
+_SENTINEL_LIKE = re.compile(r"^#([A-Za-z]{4,8})[ \t]+-")
+
+
+def _misspelled_sentinel(word: str) -> bool:
+    """``SBTACH``, ``SBACTH``, ``SBATC``, ``sbatch``: a slip of SBATCH (which sbatch reads case and letter exact)."""
+    upper = word.upper()
+    if word == "SBATCH":
+        return False
+    import difflib
+    return upper == "SBATCH" or sorted(upper) == sorted("SBATCH") or \
+        difflib.SequenceMatcher(None, upper, "SBATCH").ratio() >= 0.8
+
+
+@rule("HPC321", "misspelled-sbatch-sentinel", "error",
+      summary="a line meant as an #SBATCH directive is misspelled (#SBTACH, #sbatch, SBATCH without its #), so "
+              "sbatch ignores it",
+      why="sbatch reads only lines that start exactly with #SBATCH; any other spelling is an ordinary comment. The "
+          "options on it are silently dropped: the job runs with the default time, memory or account, and nothing "
+          "says why. (A space after the # or a second #, as in # SBATCH or ##SBATCH, is the usual way to switch a "
+          "line off on purpose, and is left alone.)",
+      fix="Write #SBATCH exactly (upper case, no space).",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+#SBTACH --time=02:00:00
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+#SBATCH --time=02:00:00
+python train.py
+""")
+def _sentinel(ctx: Context) -> Iterator[Any]:
+    first = first_command_line(ctx.parsed.lexed)
+    for number, text in enumerate(ctx.parsed.lines, start=1):
+        if first and number >= first:
+            break
+        m = _SENTINEL_LIKE.match(text)
+        if m and _misspelled_sentinel(m.group(1)):
+            fixed = "#SBATCH" + text[m.end(1):]
+            yield (number, f"#{m.group(1)} is not #SBATCH, so sbatch ignores this line and its options; write #SBATCH",
+                   Fix("write #SBATCH", number, number, text=fixed))
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if words[:1] == ["SBATCH"] and len(words) > 1 and words[1].startswith("-") and cmd.line == cmd.end_line:
+            text = ctx.parsed.lines[cmd.line - 1]
+            at = len(text) - len(text.lstrip())
+            yield (cmd.line, f"SBATCH {words[1]} has lost its #: bash runs it as a command (SBATCH: command not "
+                             "found), and sbatch reads no #SBATCH line after it; write #SBATCH",
+                   Fix("write #SBATCH", cmd.line, cmd.line, text=text[:at] + "#" + text[at:]))
+
+
+@rule("HPC312", "misspelled-sbatch-option", "error",
+      summary="an #SBATCH option sbatch does not have: a slip of one it has, or an srun option",
+      why="sbatch refuses the whole job at submission (\"unrecognized option\"), and a script that is only "
+          "ever submitted by a tool or a pipeline fails far from where the typo is. Options such as --mpi and "
+          "--cpu-bind exist only for srun: they belong on the srun line of the step.",
+      fix="Write the option as sbatch spells it (sbatch --help lists them); move srun's own options to the srun "
+          "line (srun --mpi=pmix …).",
+      bad="""#!/bin/bash
+#SBATCH --ntask-per-node=1
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks-per-node=1
+srun python train.py
+""")
+def _misspelled_option(ctx: Context) -> Iterator[Any]:
+    for d, flag, kind, close in _unknown_directives(ctx):
+        if kind == "srun":
+            yield (d.line, f"{flag} is an srun option, not an sbatch one (sbatch refuses the job); pass it to srun "
+                           f"on the step's line instead (srun {close}=… program)")
+            continue
+        if kind == "ambiguous":
+            yield (d.line, f"{flag} is the beginning of several sbatch options ({close}), so sbatch refuses the job "
+                           "as ambiguous; write the option's full name")
+            continue
+        if kind != "slip":
+            continue
+        yield (d.line, f"{flag} is not an sbatch option (sbatch refuses the job); did you mean {close}?",
+               _rename_option(ctx, d.line, flag, close))
+
+
+def _rename_option(ctx: Context, line: int, flag: str, name: str) -> Fix | None:
+    """A fix writing ``name`` for the option ``flag`` on directive line ``line`` (None when it is not there)."""
+    lines = ctx.parsed.lines
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    pattern = rf"(?<![\w-]){re.escape(flag)}(?![\w-])"
+    if not re.search(pattern, text):
+        return None
+    return Fix(f"write {name}", line, line, text=re.sub(pattern, name, text, count=1))
+
+
+@rule("HPC313", "unknown-sbatch-option", "info",
+      summary="an #SBATCH option that Slurm's sbatch does not have",
+      why="Unless a plugin of your site adds it, sbatch refuses the job (\"unrecognized option\").",
+      fix="Check the spelling against sbatch --help on your cluster; if the site documents the option, keep it "
+          "and suppress this finding (# hpcw: disable=HPC313).",
+      bad="""#!/bin/bash
+#SBATCH --gpus-on-each-node=2
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gpus-per-node=2
+srun python train.py
+""")
+def _unknown_option(ctx: Context) -> Iterator[Any]:
+    for d, flag, kind, _ in _unknown_directives(ctx):
+        if kind == "unknown" and not _typographic_option(flag):   # a typographic dash: HPC515
+            yield d.line, f"{flag} is not an option of Slurm's sbatch: fine only if your site adds it; check the spelling"
+
+
+@rule("HPC317", "abbreviated-sbatch-option", "info",
+      summary="an #SBATCH option written as an abbreviation of its name (or #SBATCH packjob, the old name of hetjob)",
+      why="sbatch accepts any unambiguous beginning of an option's name (--tasks is --tasks-per-node, i.e. "
+          "--ntasks-per-node), so the job may ask for something else than it reads (--tasks is not --ntasks), "
+          "and a later Slurm that adds another option with the same beginning refuses the job as ambiguous. "
+          "Likewise sbatch still reads #SBATCH packjob between the components of a heterogeneous job, but warns that "
+          "the name is deprecated.",
+      fix="Write the option's full name (sbatch --help lists them), and #SBATCH hetjob for packjob.",
+      bad="""#!/bin/bash
+#SBATCH --tasks=1
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks-per-node=1
+srun python train.py
+""")
+def _abbreviated_option(ctx: Context) -> Iterator[Any]:
+    from ..errors import ParseError
+    from ..parse.lexer import directive_words
+    first = ctx.parsed.first_command
+    for cmd in ctx.parsed.lexed.directives:
+        if first and cmd.line >= first:
+            continue
+        try:
+            words = [w.value for w in directive_words(cmd)]
+        except ParseError:
+            continue
+        if words == ["packjob"]:
+            yield (cmd.line, "#SBATCH packjob is the deprecated name of the separator between the components of a "
+                             "heterogeneous job (sbatch warns); write #SBATCH hetjob",
+                   _rename_option(ctx, cmd.line, "packjob", "hetjob"))
+    for d in ctx.parsed.directives:
+        flag = d.flag
+        if not d.applied or not flag.startswith("--") or flag in SBATCH_OPTIONS:
+            continue  # (a prefix is read into its field too: d.field says which)
+        full = sbatch_long_option(flag)
+        if not full:
+            continue
+        name = SBATCH_ALIASES.get(full, full)
+        means = f"{full}, i.e. {name}" if name != full else full
+        other = "--n" + flag[2:]
+        if sbatch_long_option(other) and SBATCH_ALIASES.get(sbatch_long_option(other), sbatch_long_option(other)) != name:
+            means += f", not {sbatch_long_option(other)}"
+        yield d.line, f"sbatch reads {flag} as {means}; write {name} in full", _rename_option(ctx, d.line, flag, name)
+
+
+# --------------------------------------------------------------------------------------------
+# the script file itself: what sbatch refuses before reading any directive
+
+@rule("HPC314", "windows-line-endings", "error",
+      summary="the script has Windows (CRLF) line endings",
+      why="sbatch refuses the script: \"Batch script contains DOS line breaks (\\r\\n) instead of expected UNIX "
+          "line breaks (\\n)\". Run by bash, every line would end in an invisible carriage return ($'\\r': "
+          "command not found, file names with a stray character).",
+      fix="Convert the file to Unix line endings (dos2unix job.sh, or sed -i 's/\\r$//' job.sh) and set the "
+          "editor to save with LF line endings.",
+      bad="#!/bin/bash\r\n#SBATCH --time=01:00:00\r\nsrun python train.py\r\n",
+      good="#!/bin/bash\n#SBATCH --time=01:00:00\nsrun python train.py\n")
+def _windows_line_ends(ctx: Context) -> Iterator[Any]:
+    text = ctx.text
+    at = text.find("\r\n")
+    if at < 0:
+        return
+    count = text.count("\r\n")
+    fix = Fix("convert the line endings to LF (as dos2unix does)", 1, text.count("\n") + 1,
+              text=text.replace("\r\n", "\n"))
+    yield (text.count("\n", 0, at) + 1,
+           f"the file has Windows line endings (\\r\\n, on {count} line{'s' if count > 1 else ''}): sbatch refuses it "
+           f"(\"Batch script contains DOS line breaks\"); convert it with dos2unix {shlex.quote(ctx.path or 'FILE')} "
+           "and save with LF line endings", fix)
+
+
+@rule("HPC315", "no-shebang-line", "error",
+      summary="a batch script whose first line does not start with #!",
+      why="sbatch refuses the script (\"This does not look like a batch script. The first line must start with #! "
+          "followed by the path to an interpreter\"). The #! must be the very first two characters: a blank line, "
+          "a space or a byte-order mark before it is enough.",
+      fix="Make #!/bin/bash the first line of the file, above the #SBATCH lines.",
+      bad="""#SBATCH --time=01:00:00
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+srun python train.py
+""")
+def _no_shebang(ctx: Context) -> Iterator[Any]:
+    text = ctx.text
+    if text.startswith("#!") or not text.strip():
+        return  # an empty file: HPC316
+    lines = text.split("\n")
+    if text.startswith("\ufeff"):
+        if text.startswith("\ufeff#!") or ctx.parsed.directives:
+            yield (1, "the file starts with a UTF-8 byte-order mark (BOM, often added by Windows editors): sbatch reads "
+                      "it as part of the first line and refuses the script (the first line must start with #!); "
+                      "remove it", Fix("remove the byte-order mark", 1, 1, text=lines[0][1:]))
+        return
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    if lines[first].lstrip().startswith("#!"):
+        where = "a space" if first == 0 else ("a blank line" if first == 1 else f"{first} blank lines")
+        yield (1, f"{where} before the #! line: sbatch refuses the script (\"This does not look like a batch "
+                  "script\"; #! must be the first two characters of the file); remove it",
+               Fix("start the file with its #! line", 1, first + 1, text=lines[first].lstrip()))
+        return
+    if not ctx.parsed.directives:
+        return  # commands without #! or #SBATCH lines: a snippet typed at a prompt, not a batch script
+    yield (1, "the first line does not start with #! (e.g. #!/bin/bash): sbatch refuses the script (\"This does not "
+              "look like a batch script\"); add #!/bin/bash as the first line",
+           Fix("add #!/bin/bash as the first line", 1, 1, text="#!/bin/bash\n" + lines[0]))
+
+
+@rule("HPC316", "empty-script", "error",
+      summary="the script is empty (or only blank lines)",
+      why="sbatch refuses it (\"Batch script is empty!\", \"Batch script contains only whitespace!\"): usually the "
+          "file was saved before it was written, or a tool wrote it to another name.",
+      fix="Write the job into the file: #!/bin/bash, the #SBATCH lines, then the commands.",
+      bad="",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+srun python train.py
+""")
+def _empty_script(ctx: Context) -> Iterator[Any]:
+    if ctx.text.strip():
+        return
+    if ctx.text:
+        yield 1, "the file holds only whitespace: sbatch refuses it (\"Batch script contains only whitespace!\")"
+    else:
+        yield 1, "the file is empty: sbatch refuses it (\"Batch script is empty!\")"

@@ -1,0 +1,900 @@
+"""Rules about steps side by side: ``srun … &``, GNU parallel and xargs, and what the batch shell does while they
+run (wait, traps, monitors, node-local copies, the job's exit status), and tasks no step starts.
+
+Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Iterator
+
+from ..errors import ParseError
+from ..parse.lexer import lex_script
+from ..parse.script import launch_words
+from ..spec.slurm import node_range
+from . import Context, Fix, rule
+from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _batch_signal, _code_in_order,
+                        _function_name, _functions, _indent, _is_monitor, _never_ends, _signal_name, _step_nodes,
+                        all_words, cached, heterogeneous, inherited_per_task, job_nodes, job_tasks, own_gpu_request,
+                        simple_commands, steps)
+
+
+#: commands that end at once: after the last background step they give the steps no time to run
+_QUICK_COMMANDS = frozenset({"echo", "printf", "true", ":", "date", "hostname", "cd", "export", "set", "unset", "mkdir",
+                             "cp", "mv", "rm", "ln", "touch", "ls", "env", "module", "ml", "source", ".", "pwd", "exit",
+                             "sync"})
+
+
+#: the options of GNU parallel and xargs that say how many commands run at once (xargs runs one without them)
+_SLOT_OPTIONS = {"parallel": ("-j", "--jobs", "-P", "--max-procs"), "xargs": ("-P", "--max-procs")}
+
+#: GNU parallel's input separators: the words after them are its input, not the command
+_PARALLEL_INPUTS = (":::", "::::", ":::+", "::::+")
+
+#: before Slurm 20.11 steps shared the job's CPUs unless they asked for --exclusive ones
+_WHOLE_STEPS_SINCE = (20, 11)
+
+
+def _is_wait(cmd: Any) -> bool:
+    return cmd.kind == "simple" and bool(cmd.words) and str(cmd.words[0].value) == "wait"
+
+
+@dataclasses.dataclass(frozen=True)
+class BackgroundStep:
+    """An srun step started beside the batch shell: in the background (``srun … &``, also at the end of a pipeline;
+    a function that runs srun, or a ``( … )`` / ``{ …; }`` group holding it, run with ``&``), or by GNU parallel or
+    ``xargs``, which start the srun of their command once for each input."""
+
+    step: Any
+    index: int          # where the command that starts it is in :func:`_code_in_order`
+    in_loop: bool       # started again on every pass of a loop
+    side_by_side: bool  # another background step (or its own next pass) starts before a wait
+    start: Any          # that command: the srun line, the function call, the group, the parallel or xargs line
+    how: str            # that command as messages name it: "srun … &", "run_one … &", "( … ) &", "xargs -P 8"
+    several: bool       # parallel or xargs -P runs it several times at once
+    detached: bool      # the batch shell goes on at once (&); parallel and xargs in the foreground wait for theirs
+
+
+def background_steps(ctx: Context) -> tuple[BackgroundStep, ...]:
+    """The srun steps started beside the batch shell, in source order of what starts them. They run side by side
+    when another start comes before a wait of the same shell (a wait inside ``( … ) &`` waits only for what that
+    subshell started), when a loop starts them again with no wait right after them in its body, or when parallel
+    or xargs -P starts several at once."""
+    def make() -> tuple[BackgroundStep, ...]:
+        code = _code_in_order(ctx)
+        out: list[BackgroundStep] = []
+        pending: dict[int, list[list[int]]] = {}  # shell → the entries of each start there since its last wait
+        for i, (cmd, in_loop, _) in enumerate(code):
+            shell = _shell_of(ctx, i)
+            if _is_wait(cmd):
+                pending[shell] = []
+                continue
+            found = _start_at(ctx, i)
+            if found is None:
+                continue
+            how, run, several, detached = found
+            after = _next_in_body(ctx, _pipeline_end(ctx, i))
+            waited = after is not None and _is_wait(code[after][0])
+            entries = list(range(len(out), len(out) + len(run)))
+            out += [BackgroundStep(step, i, in_loop, several or (in_loop and not waited), cmd, how, several, detached)
+                    for step in run]
+            if not detached:
+                continue
+            started = pending.setdefault(shell, [])
+            started.append(entries)
+            if len(started) > 1:
+                for k in (k for group in started for k in group):
+                    out[k] = dataclasses.replace(out[k], side_by_side=True)
+        return tuple(out)
+    return cached(ctx, "background_steps", make)
+
+
+def _start_at(ctx: Context, i: int) -> tuple[str, list[Any], bool, bool] | None:
+    """What the command at ``i`` starts beside the batch shell: how messages name it, the srun steps, whether they
+    run several at once (parallel, xargs -P) and whether the shell goes on at once (&); None when it starts none."""
+    cmd = _code_in_order(ctx)[i][0]
+    tool = _tool_run(ctx, i, frozenset())
+    if tool is not None:
+        how, run, several = tool
+        detached = _backgrounded(ctx, i)
+        return (f"{how} … &" if detached else how, run, several, detached) if run and (several or detached) else None
+    if not _backgrounded(ctx, i) or _function_name(cmd) is not None:
+        return None
+    run = _runs_within(ctx, i, frozenset()) if cmd.kind == "compound" else _runs(ctx, i, frozenset())
+    return (_start_name(cmd, i in _srun_steps_at(ctx)), run, False, True) if run else None
+
+
+def _start_name(cmd: Any, srun: bool) -> str:
+    """How messages name a command run with &: srun … &, ( … ) &, { …; } &, for … &, run_one … & (a function)."""
+    if srun:
+        return "srun … &"
+    group = {"(": "( … ) &", "{": "{ …; } &"}.get(cmd.text.lstrip()[:1]) if cmd.kind == "compound" else None
+    return group or f"{cmd.words[0].value if cmd.words else ''} … &"
+
+
+def _subtree_ends(ctx: Context) -> tuple[int, ...]:
+    """For each command of :func:`_code_in_order`, the index just past its body (its own index + 1 for a simple
+    command): the order is depth first, so a compound's body is the run of commands right after it."""
+    def make() -> tuple[int, ...]:
+        code = _code_in_order(ctx)
+        ends = [i + 1 for i in range(len(code))]
+        for i in reversed(range(len(code))):
+            if code[i][2] >= 0:
+                ends[code[i][2]] = max(ends[code[i][2]], ends[i])
+        return tuple(ends)
+    return cached(ctx, "subtree_ends", make)
+
+
+def _next_in_body(ctx: Context, i: int) -> int | None:
+    """The command after the one at ``i`` in the same body (past the body of a compound), None when it is the last."""
+    code, ends = _code_in_order(ctx), _subtree_ends(ctx)
+    after = ends[i]
+    return after if after < len(code) and code[after][2] == code[i][2] else None
+
+
+def _pipeline_end(ctx: Context, i: int) -> int:
+    """The last command of the pipeline the command at ``i`` starts (srun … | tee log &): it says how it runs."""
+    code = _code_in_order(ctx)
+    while code[i][0].joined_by in ("|", "|&"):
+        after = _next_in_body(ctx, i)
+        if after is None:
+            break
+        i = after
+    return i
+
+
+def _backgrounded(ctx: Context, i: int) -> bool:
+    """Whether the command at ``i`` runs with & (the shell goes on at once), alone or as part of a pipeline."""
+    return _code_in_order(ctx)[_pipeline_end(ctx, i)][0].joined_by == "&"
+
+
+def _shell_of(ctx: Context, i: int) -> int:
+    """The group run in the background (``( … ) &``) that holds the command at ``i``, -1 for the batch shell: a wait
+    waits only for what its own shell started."""
+    code = _code_in_order(ctx)
+    parent = code[i][2]
+    while parent >= 0 and not _backgrounded(ctx, parent):
+        parent = code[parent][2]
+    return parent
+
+
+def _srun_steps_at(ctx: Context) -> dict[int, list[Any]]:
+    """The script's srun steps by where their command is in :func:`_code_in_order`."""
+    def make() -> dict[int, list[Any]]:
+        where = {(c.line, c.col): i for i, (c, _, _) in enumerate(_code_in_order(ctx))}
+        out: dict[int, list[Any]] = {}
+        for step in steps(ctx):
+            at = where.get((step.command.line, step.command.col))
+            if step.chain.srun is not None and at is not None:
+                out.setdefault(at, []).append(step)
+        return out
+    return cached(ctx, "srun_steps_at", make)
+
+
+def _runs(ctx: Context, i: int, seen: frozenset[str]) -> list[Any]:
+    """The srun steps the simple command at ``i`` runs: its own, those of the function it calls (and of the
+    functions that one calls; ``seen`` stops a function that calls itself), or those parallel or xargs starts."""
+    own = _srun_steps_at(ctx).get(i)
+    if own:
+        return own
+    cmd = _code_in_order(ctx)[i][0]
+    name = str(cmd.words[0].value) if cmd.kind == "simple" and cmd.words else ""
+    if name in _functions(ctx):
+        return [] if name in seen else _runs_within(ctx, _functions(ctx)[name], seen | {name})
+    tool = _tool_run(ctx, i, seen)
+    return tool[1] if tool is not None else []
+
+
+def _runs_within(ctx: Context, i: int, seen: frozenset[str]) -> list[Any]:
+    """The srun steps the body of the compound at ``i`` runs (a function defined there runs none until called)."""
+    code, ends = _code_in_order(ctx), _subtree_ends(ctx)
+    out: list[Any] = []
+    j = i + 1
+    while j < ends[i]:
+        if _function_name(code[j][0]) is not None:
+            j = ends[j]
+            continue
+        out += _runs(ctx, j, seen)
+        j += 1
+    return out
+
+
+def _tool_run(ctx: Context, i: int, seen: frozenset[str]) -> tuple[str, list[Any], bool] | None:
+    """GNU parallel or xargs at ``i`` given srun (or a function that runs it) as its command: how messages name
+    it, the steps, and whether it runs several at once (xargs only with -P N, N ≠ 1; parallel unless -j 1).
+    None for any other command."""
+    cmd = _code_in_order(ctx)[i][0]
+    if cmd.kind != "simple":
+        return None
+    words = launch_words(_split_words(ctx, cmd))
+    tool = words[0].rsplit("/", 1)[-1] if words else ""
+    if tool not in _SLOT_OPTIONS:
+        return None
+    for k in range(1, len(words)):
+        if tool == "parallel" and words[k] in _PARALLEL_INPUTS:
+            return None
+        commands = _tool_commands(ctx, tool, words[k:], cmd.line)
+        if not commands:
+            continue
+        run: list[Any] = []
+        for argv in commands:
+            if argv[0] in _functions(ctx):
+                run += [] if argv[0] in seen else _runs_within(ctx, _functions(ctx)[argv[0]], seen | {argv[0]})
+            else:
+                run += _tool_step(cmd, argv)
+        slots = _slots(tool, words[1:k])
+        several = slots != "1" if tool == "parallel" else slots not in (None, "1")
+        return (tool if slots is None else f"{tool} {'-j' if tool == 'parallel' else '-P'} {slots}"), run, several
+    return None
+
+
+#: a word that is one parameter reference ($NAME, ${NAME}): unquoted, bash splits its value into words
+_WHOLE_REF = re.compile(r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_]\w*\})")
+
+
+def _split_words(ctx: Context, cmd: Any) -> list[str]:
+    """A command's words as bash runs them: an unquoted ``$NAME`` the script sets (``parallel="parallel -j 8"``,
+    ``$parallel …``) becomes the words of its value."""
+    out: list[str] = []
+    for w in cmd.words:
+        value = ctx.parsed.resolve(w.raw, cmd.line) if not w.quoted and _WHOLE_REF.fullmatch(w.raw) else w.raw
+        out += value.split() if value != w.raw else [str(w.value)]
+    return out
+
+
+def _tool_commands(ctx: Context, tool: str, words: list[str], line: int) -> list[list[str]]:
+    """The srun lines (or calls of the script's functions) a parallel or xargs command runs when its command starts
+    at ``words[0]``: srun written out (up to parallel's ::: input), or one word holding a command line
+    (``parallel "$srun ./task {}"``, ``sh -c 'srun …'``); none when the word starts neither."""
+    name = words[0].rsplit("/", 1)[-1]
+    if name == "srun":
+        cut = next((k for k, w in enumerate(words) if tool == "parallel" and w in _PARALLEL_INPUTS), len(words))
+        return [words[:cut]]
+    if tool == "parallel" and words[0] in _functions(ctx):  # export -f job; parallel job ::: … (xargs execs programs)
+        return [words[:1]]
+    if not re.search(r"\s", words[0]):
+        return []
+    try:
+        script = lex_script(ctx.parsed.resolve(words[0], line))
+    except ParseError:
+        return []
+    found = [launch_words([str(v) for v in c.argv]) for c in script.code if c.kind == "simple"]
+    return [w for w in found if w and (w[0].rsplit("/", 1)[-1] == "srun" or w[0] in _functions(ctx))]
+
+
+def _tool_step(cmd: Any, argv: list[str]) -> list[Any]:
+    """The step of an srun line parallel or xargs runs, read as the script's own steps are (none when it cannot be)."""
+    from ..parse.argv import parse_chain
+    from ..parse.script import Step
+    try:
+        chain = parse_chain(argv, source_line=cmd.line)
+    except ParseError:
+        return []
+    return [Step(cmd, chain, tuple((n, w.value) for n, w in cmd.assignments))]
+
+
+def _slots(tool: str, options: list[str]) -> str | None:
+    """The value parallel's -j (xargs' -P) is given among ``options``, None when it is not."""
+    for k, word in enumerate(options):
+        for opt in _SLOT_OPTIONS[tool]:
+            if word == opt and k + 1 < len(options):
+                return options[k + 1]
+            if opt.startswith("--") and word.startswith(opt + "="):
+                return word.partition("=")[2]
+            if not opt.startswith("--") and word.startswith(opt) and len(word) > len(opt):
+                return word[len(opt):]
+    return None
+
+
+def _exported(ctx: Context, step: Any, name: str) -> bool:
+    """Whether ``name`` is set for the step: before its command, or exported by the script above it."""
+    var = ctx.parsed.variable(name, step.line)
+    return name in dict(step.env) or (var is not None and var.exported)
+
+
+def _held_to_one_node(ctx: Context) -> bool:
+    """The job's own lines hold it to one node: --nodes=1, or all its tasks on one (--ntasks=4 --ntasks-per-node=4).
+    A script that names no count may be given one on sbatch's command line."""
+    job = ctx.job
+    if job.nodes is not None:
+        span = node_range(job.nodes)
+        return span is not None and span[1] == 1
+    tasks, per_node = job.ntasks, job.ntasks_per_node
+    return isinstance(tasks, int) and isinstance(per_node, int) and per_node >= tasks
+
+
+def _missing_share(ctx: Context, step: Any) -> list[str]:
+    """What a step leaves to its default of the whole node: "CPUs" without --exact (or -c, --exclusive, which imply
+    it), "GPUs" without a GPU request of its own in a job with GPUs. Nothing for an --overlap step (it shares)."""
+    srun = step.chain.srun
+    own = {str(e).partition("=")[0] for e in srun.extra}
+    if "--overlap" in own or _exported(ctx, step, "SLURM_OVERLAP"):
+        return []
+    version = ctx.profile.version_tuple() if ctx.profile is not None else None
+    exact = "--exact" in own or "--exclusive" in own or srun.cpus_per_task is not None \
+        or any(_exported(ctx, step, n) for n in ("SLURM_EXACT", "SLURM_EXCLUSIVE", "SRUN_CPUS_PER_TASK"))
+    # the job's --cpus-per-task reaches srun from 23.11 (an unknown version may be one of those)
+    inherited = ctx.job.cpus_per_task is not None and (version is None or version >= _CPUS_INHERITED_SINCE)
+    missing = [] if exact or inherited else ["CPUs"]
+    if ctx.job.gpus_on_each_node and not own_gpu_request(srun) and inherited_per_task(ctx, step) is None \
+            and not _exported(ctx, step, "SLURM_STEP_GRES"):
+        missing.append("GPUs")
+    return missing
+
+
+@rule("HPC518", "parallel-steps-run-one-after-another", "warning",
+      summary="job steps started side by side (srun … &, GNU parallel, xargs -P) each take the whole node, so they "
+              "run one after another",
+      why="Since Slurm 20.11 a step without --exact is given every CPU of the job on its nodes, and a step that asks "
+          "for no GPUs of its own gets every GPU the job has (srun(1), --exact and --gres). Steps do not share them "
+          "(unless --overlap), so the second srun … & waits until the first ends ('step creation temporarily "
+          "disabled'): four seeds started together take four times as long, and may hit the time limit. The same "
+          "holds for a function that runs srun, or a ( … ) or { …; } group holding it, run with &, and for the srun "
+          "that GNU parallel or xargs -P starts several times at once. Reported for a job its #SBATCH lines hold "
+          "to one node; -c/--cpus-per-task and --exclusive imply --exact, and from Slurm 23.11 so does the job's "
+          "own --cpus-per-task.",
+      fix="Give each step its share: srun --exact -n 1 -c 4 --gpus=1 … & (the CPUs and GPUs of one run), then wait; "
+          "under GNU parallel or xargs -P the same: parallel -j 4 srun --exact -n 1 -c 4 ./task {} ::: *.in.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=4
+#SBATCH --gres=gpu:4
+for seed in 0 1 2 3; do
+  srun -n 1 apptainer exec --nv img_2.3.sif python train.py --seed "$seed" &
+done
+wait
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=4
+#SBATCH --gres=gpu:4
+for seed in 0 1 2 3; do
+  srun --exact -n 1 -c 4 --gpus=1 apptainer exec --nv img_2.3.sif python train.py --seed "$seed" &
+done
+wait
+""")
+def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
+    version = ctx.profile.version_tuple() if ctx.profile is not None else None
+    if heterogeneous(ctx) or not _held_to_one_node(ctx) or (version is not None and version < _WHOLE_STEPS_SINCE):
+        return  # several nodes (or a count given on sbatch's command line): steps may land on different ones
+    reported: set[tuple[int, int]] = set()  # a function's step, called several times, is reported once
+    for b in background_steps(ctx):
+        where = (b.step.line, b.step.command.col)
+        if not b.side_by_side or where in reported or (_is_monitor(b.step) and not b.several):
+            continue  # a monitor that never ends blocks the others for good: HPC522's
+        missing = _missing_share(ctx, b.step)
+        if not missing:
+            continue
+        reported.add(where)
+        what = " and ".join(f"all the {m}" for m in missing)
+        without = " and ".join({"CPUs": "--exact", "GPUs": "a GPU count of its own (--gpus=1)"}[m] for m in missing)
+        gpu = " --gpus=1" if ctx.job.gpus_on_each_node else ""
+        amp = " &" if b.how == "srun … &" else ""
+        yield (b.step.line, f"{_how_started(b)}, but without {without} each step takes {what} of the job's node, so "
+                            f"the steps run one after another (step creation temporarily disabled); give each its "
+                            f"share, e.g. srun --exact -n 1 -c N{gpu} …{amp}")
+
+
+def _how_started(b: BackgroundStep) -> str:
+    """How a step comes to run beside others, for HPC518's message; the line of what starts it when that is
+    elsewhere (a function's srun, started by the call)."""
+    started = "on every pass of the loop" if b.in_loop else "beside the others"
+    if b.how == "srun … &":
+        return f"srun … & starts a step in the background {started}"
+    at = f" (line {b.start.line})" if b.start.line != b.step.line else ""
+    if b.several:
+        return f"{b.how}{at} runs this srun several times at once"
+    return f"{b.how}{at} starts this step in the background {started}"
+
+
+@rule("HPC522", "monitor-step-blocks-the-job", "error",
+      summary="a monitor started as a background srun step (srun nvidia-smi dmon &) holds the job's resources "
+              "for good, so a later srun step never starts",
+      why="A step without --overlap takes every CPU of the job on its node (without --exact) and every GPU the job "
+          "has (when it asks for none itself), and steps do not share them. A monitor such as nvidia-smi dmon, "
+          "nvidia-smi -l 30, watch or tail -f never ends, so the training step after it waits ('step creation "
+          "temporarily disabled') until the job's time runs out.",
+      fix="Start the monitor with srun --overlap (it then shares the resources), or without srun: nvidia-smi dmon "
+          "… & in the batch shell watches the first node.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:4
+srun nvidia-smi dmon -s u -d 30 > gpu_util.log &
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:4
+srun --overlap nvidia-smi dmon -s u -d 30 > gpu_util.log &
+srun python train.py
+""")
+def _monitor_step_blocks(ctx: Context) -> Iterator[Any]:
+    if heterogeneous(ctx):
+        return
+    later = [s for s in steps(ctx) if s.chain.srun is not None]
+    for b in background_steps(ctx):
+        step = b.step
+        if b.several or not _is_monitor(step):
+            continue
+        missing = _missing_share(ctx, step)
+        blocked = next((s for s in later if s.line > step.line and s is not step), None)
+        if not missing or blocked is None:
+            continue
+        program = " ".join(str(w) for w in step.chain.program[:2])
+        fix = None
+        words = step.command.words
+        if words and str(words[0].value) == "srun" and step.line == step.end_line and not b.in_loop:
+            text = ctx.parsed.lines[step.line - 1]
+            at = words[0].col - 1 + len(words[0].raw)
+            fix = Fix("run the monitor with srun --overlap", step.line, step.line,
+                      text=text[:at] + " --overlap" + text[at:])
+        yield (step.line, f"srun {program} … never ends and holds the job's {' and '.join(missing)} (a step without "
+                          f"--overlap takes them all), so the srun on line {blocked.line} waits for it until the job's "
+                          "time runs out; start the monitor with srun --overlap, or without srun", fix)
+
+
+#: where a job keeps files on each node's own disk: the variables sites point at a per-node folder, and the
+#: folders that are local to every node; what the batch shell writes there exists on the first node only
+_NODE_LOCAL = re.compile(r"\$\{?(?:SLURM_TMPDIR|TMPDIR|TMP|LOCAL_?SCRATCH|LSCRATCH)\}?(?=/|$)"
+                         r"|(?:/tmp|/dev/shm|/var/tmp|/lscratch|/localscratch|/local|/scratch/local)(?=/|$)")
+
+#: commands that fill a folder with data (their destination is read from their words)
+_STAGERS = frozenset({"cp", "rsync", "mv", "tar", "unzip"})
+
+
+def staged_to(words: list[str]) -> str | None:
+    """The destination a cp/rsync/mv, tar -x -C, unzip -d, apptainer pull/build or ch-convert writes to, as
+    written; None for any other command, or when the destination is the current folder."""
+    if not words:
+        return None
+    program = words[0].rsplit("/", 1)[-1]
+    if program in ("cp", "rsync", "mv"):
+        for k, w in enumerate(words[1:-1], 1):
+            if w in ("-t", "--target-directory"):
+                return words[k + 1]
+        target = next((w.partition("=")[2] for w in words if w.startswith("--target-directory=")), None)
+        plain = [w for w in words[1:] if not w.startswith("-")]
+        return target if target is not None else (plain[-1] if len(plain) >= 2 else None)
+    if program == "tar":
+        flags = words[1] if len(words) > 1 and not words[1].startswith("-") else ""  # tar xzf: old-style letters
+        if not ("x" in flags or "--extract" in words or "--get" in words
+                or any(re.fullmatch(r"-[A-Za-z]*x[A-Za-z]*", w) for w in words)):
+            return None
+        for k, w in enumerate(words):
+            if w in ("-C", "--directory") and k + 1 < len(words):
+                return words[k + 1]
+            if w.startswith("--directory="):
+                return w.partition("=")[2]
+        return None
+    if program == "unzip":
+        return next((words[k + 1] for k in range(len(words) - 1) if words[k] == "-d"), None)
+    if program in ("apptainer", "singularity", "ch-convert"):
+        try:
+            from ..parse.argv import parse_argv
+            model = parse_argv(words).model
+        except ParseError:
+            return None
+        dest = getattr(model, "dest", None) or getattr(model, "dir", None) or getattr(model, "output", None)
+        return str(dest) if dest and getattr(model, "action", "build") in ("pull", "build") else None
+    return None
+
+
+def _node_local_key(dest: str, source: str) -> str | None:
+    """What a later step has to name to read what was written to ``dest`` (resolved), when that is node-local:
+    the per-node folder's variable ($SLURM_TMPDIR: every job has its own), else the folder's first entry
+    (/tmp/imagenet; /tmp/data.tar for cp data.tar /tmp); None when ``dest`` is not node-local."""
+    m = _NODE_LOCAL.match(dest)
+    if m is None:
+        return None
+    root = m.group(0)
+    if root.startswith("$"):
+        return "$" + root.strip("${}")
+    first = dest[len(root):].strip("/").split("/", 1)[0] or source.rstrip("/").rsplit("/", 1)[-1]
+    return f"{root}/{first}" if first else None
+
+
+def _names_key(text: str, key: str) -> bool:
+    if key.startswith("$"):
+        return re.search(r"\$\{?" + re.escape(key[1:]) + r"\b", text) is not None
+    return re.search(re.escape(key) + r"(?![\w.-])", text) is not None
+
+
+@rule("HPC523", "node-local-copy-on-first-node-only", "error",
+      summary="data or an image copied to node-local storage ($SLURM_TMPDIR, /tmp) by the batch script, then read by "
+              "a step on several nodes: only the first node has it",
+      why="The batch script runs on the first node of the job alone, so cp, rsync, tar -x -C, unzip -d, "
+          "apptainer pull or ch-convert there write into that node's $SLURM_TMPDIR, $TMPDIR, /tmp or /dev/shm. "
+          "Every other node has its own, empty, local disk: the tasks there fail with 'No such file or directory' "
+          "(or an image that is not found) as soon as the srun step reads the copy.",
+      fix="Run the copy once on every node: srun --ntasks=\"$SLURM_JOB_NUM_NODES\" --ntasks-per-node=1 tar -xf "
+          "data.tar -C \"$SLURM_TMPDIR\" (sbcast copies one file to every node), or read the data and the image from "
+          "shared storage.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+tar -xf "$SCRATCH/imagenet.tar" -C "$SLURM_TMPDIR"
+srun apptainer exec --nv -B "$SLURM_TMPDIR" img_2.3.sif python train.py --data "$SLURM_TMPDIR/imagenet"
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 tar -xf "$SCRATCH/imagenet.tar" -C "$SLURM_TMPDIR"
+srun apptainer exec --nv -B "$SLURM_TMPDIR" img_2.3.sif python train.py --data "$SLURM_TMPDIR/imagenet"
+""")
+def _copied_to_first_node(ctx: Context) -> Iterator[Any]:
+    if job_nodes(ctx) < 2 or heterogeneous(ctx):
+        return
+    code = _code_in_order(ctx)
+    wide = [s for s in steps(ctx) if s.chain.srun is not None and _step_nodes(ctx, s) > 1]
+    made: list[str] = []  # the node-local folders a mkdir in the batch shell made (a fix would need them too)
+    for i, (cmd, _, parent) in enumerate(code):
+        if cmd.kind != "simple" or not cmd.words or _in_function(code, parent):
+            continue
+        words = launch_words([str(w.value) for w in cmd.words])
+        if not words or words[0].rsplit("/", 1)[-1] in ("srun", "sbcast"):
+            continue
+        resolved = [ctx.parsed.resolve(w, cmd.line) for w in words]
+        if words[0] == "mkdir":
+            made += [k for w in resolved[1:] if (k := _node_local_key(w, "")) is not None]
+            continue
+        dest = staged_to(resolved)
+        plain = [w for w in resolved[1:] if not w.startswith("-")]
+        key = _node_local_key(dest, plain[0] if plain else "") if dest else None
+        if key is None:
+            continue
+        reader = next((s for s in wide if s.line > cmd.line and _step_reads(ctx, s, key)), None)
+        if reader is None:
+            continue
+        what = "the image" if words[0].rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-convert") else "the copy"
+        yield (cmd.line, f"{words[0]} writes to {dest} from the batch script, which runs on the first node only, but "
+                         f"the srun step on line {reader.line} reads it on {_step_nodes(ctx, reader)} nodes: the others "
+                         f"have nothing there; make {what} on every node (srun --ntasks=\"$SLURM_JOB_NUM_NODES\" "
+                         "--ntasks-per-node=1 …) or use shared storage",
+               _stage_fix(ctx, cmd, words, key, made, _joined_to_previous(code, i)))
+
+
+def _in_function(code: Any, parent: int) -> bool:
+    """Whether the command whose holder sits at ``parent`` in :func:`_code_in_order` is in a function's body."""
+    while parent >= 0:
+        holder, _, parent_up = code[parent]
+        if _function_name(holder) is not None:
+            return True
+        parent = parent_up
+    return False
+
+
+def _step_reads(ctx: Context, step: Any, key: str) -> bool:
+    """Whether a step names the node-local ``key``: in its words, through the script's variables, or in a variable
+    the batch shell exports before it."""
+    text = " ".join(ctx.parsed.resolve(str(w.value), step.line) for w in all_words(step.command))
+    if _names_key(text, key):
+        return True
+    return any(v.exported and v.line < step.line and _names_key(ctx.parsed.resolve(v.value, v.line), key)
+               for v in ctx.parsed.variables)
+
+
+def _joined_to_previous(code: Any, i: int) -> bool:
+    """Whether the command at ``i`` in :func:`_code_in_order` runs after ``|``, ``&&`` or ``||``."""
+    parent = code[i][2]
+    before = next((c for c, _, p in reversed(code[:i]) if p == parent), None)
+    return before is not None and before.joined_by in ("|", "&&", "||")
+
+
+def _stage_fix(ctx: Context, cmd: Any, words: list[str], key: str, made: list[str], joined: bool) -> Fix | None:
+    """srun … in front of a one-line copy the batch shell runs on its own (not in a pipeline or an && chain, no
+    wrapper before it, no mkdir of the same folder that would stay on the first node)."""
+    first = cmd.words[0]
+    if words[0] not in _STAGERS or str(first.value) != words[0] or key in made or cmd.line != cmd.end_line \
+            or cmd.joined_by in ("|", "&&", "||", "&") or joined or cmd.assignments:
+        return None
+    line = ctx.parsed.lines[cmd.line - 1]
+    at = first.col - 1
+    if line[at:at + len(first.raw)] != first.raw:
+        return None
+    return Fix("run the copy once on every node", cmd.line, cmd.line,
+               text=line[:at] + 'srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 ' + line[at:])
+
+
+#: commands that end well whatever happened before them: after the last step they set the job's exit status to 0
+_ALWAYS_WELL = frozenset({"echo", "printf", "date", "hostname", "true", ":", "sync", "pwd", "env", "printenv", "sleep",
+                          "ls", "du", "df", "nvidia-smi", "seff", "sacct", "sstat", "squeue", "scontrol", "module",
+                          "ml", "conda", "deactivate", "cd", "free", "uptime", "whoami", "id", "uname", "exit"})
+
+#: errexit turned on: set -e, set -eu, set -o errexit, set -Eeuo pipefail …
+_ERREXIT = re.compile(r"^\s*set\s+(?:-[A-Za-z]*e[A-Za-z]*\b|.*-o\s+errexit\b)", re.MULTILINE)
+
+
+@rule("HPC527", "failed-step-hidden-by-last-command", "info",
+      summary="the job's state comes from its last command (echo done), so a failed training step still ends "
+              "COMPLETED",
+      why="Slurm takes the batch script's exit status as the job's, and a script without set -e returns the status of "
+          "its last command. After srun python train.py fails, an echo \"done\" (or date, or ls) below it exits 0: "
+          "sacct shows COMPLETED, the email says so, and the jobs that wait with --dependency=afterok start on "
+          "results that were never written.",
+      fix="Add set -e near the top (the job then stops at the first command that fails), or end the step with "
+          "|| exit $? to pass its status on.",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+srun python train.py
+echo "finished at $(date)"
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+set -e
+srun python train.py
+echo "finished at $(date)"
+""")
+def _status_of_the_last_command(ctx: Context) -> Iterator[Any]:
+    text = ctx.parsed.source
+    first = text.split("\n", 1)[0]
+    if _ERREXIT.search(text) or re.search(r"^#!\S+(?:\s+\S+)*\s+-[A-Za-z]*e", first) \
+            or re.search(r"\btrap\b[^\n]*\bERR\b|\$\?|PIPESTATUS", text):
+        return  # errexit, a trap on errors, or a script that reads statuses itself
+    top = [c for c in ctx.parsed.lexed.code if c.is_code]
+    runs = [s for s in steps(ctx) if not s.in_compound and s.command.joined_by not in ("&", "||", "&&", "|")]
+    if not runs:
+        return
+    last = max(runs, key=lambda s: s.end_line)
+    after = [c for c in top if c.line > last.end_line]
+    if not after or any(c.kind != "simple" or not c.words for c in after):
+        return
+    names = [str(c.words[0].value).rsplit("/", 1)[-1] for c in after]
+    if any(n not in _ALWAYS_WELL for n in names) or "exit" in names:
+        return  # a command that may fail (its status is the job's then), or an exit of the script's own
+    end = last.end_line
+    said = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
+    fix = None
+    if "#" not in said and not said.rstrip().endswith("\\") and "<<" not in last.command.text \
+            and (last.command.joined_by or "") in ("", ";"):
+        fix = Fix("pass the step's exit status on", end, end, text=said.rstrip() + " || exit $?")
+    yield (last.line, f"the job's state is the exit status of its last command ({names[-1]} on line {after[-1].line}, "
+                      f"which succeeds), so when this step fails the job still ends COMPLETED and --dependency=afterok "
+                      "jobs start anyway; add set -e near the top, or || exit $? after the step", fix)
+
+
+#: runtimes that start their own workers on the job's tasks: the Python program that uses them runs once
+_OTHER_RUNTIMES = re.compile(r"\b(?:ipcluster|ipengine|ipcontroller|ray\s+start|dask[-_](?:worker|scheduler|mpi)"
+                             r"|dask\s+(?:worker|scheduler))\b")
+
+#: python run as a tool rather than as the job's program (pip, a one-liner, a build): its first words
+_PYTHON_TOOL = re.compile(r"(?:-c|-V|--version|\S*setup\.py|-m ?(?:pip|venv|ensurepip|pytest|json\.tool|http\.server))"
+                          r"(?: .*)?")
+
+
+@rule("HPC528", "tasks-without-srun", "info",
+      summary="the job asks for several tasks on a node, but its Python program runs once, in the batch shell, "
+              "without srun",
+      why="The batch script is one process on the first node; only srun (or an MPI launcher) starts the job's tasks. "
+          "python train.py there runs once (with all the CPUs and GPUs the job has on that node, which suits a "
+          "program that starts its own workers, such as TensorFlow's MirroredStrategy). But a program that reads "
+          "Slurm's variables to find its peers (PyTorch Lightning's SLURM environment, anything built on SLURM_NTASKS "
+          "and SLURM_PROCID) sees a world of N ranks in which only rank 0 exists: it waits for the others until the "
+          "time limit.",
+      fix="Start one process per task with srun (srun python train.py, with --ntasks-per-node as the program's "
+          "devices), or, for a program that starts its own workers (torch.multiprocessing, a DataLoader pool), ask "
+          "for one task with several CPUs: --ntasks-per-node=1 --cpus-per-task=N.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+apptainer exec --nv -B "$SCRATCH" lightning_2.4.sif python train.py --devices 4
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+srun apptainer exec --nv -B "$SCRATCH" lightning_2.4.sif python train.py --devices 4
+""")
+def _tasks_without_srun(ctx: Context) -> Iterator[Any]:
+    tasks, nodes = job_tasks(ctx), job_nodes(ctx)
+    if tasks is None or tasks <= max(nodes, 1) or heterogeneous(ctx):
+        return  # one task per node at most: the batch shell is the task of the first
+    if _OTHER_RUNTIMES.search(ctx.parsed.source):
+        return  # ipyparallel, Ray or Dask start their own workers in the job's tasks
+    code = _code_in_order(ctx)
+    last = None
+    for cmd, _, parent in code:
+        if cmd.kind != "simple" or not cmd.words or _in_function(code, parent):
+            continue
+        words = launch_words([str(v) for v in cmd.argv])
+        name = words[0].rsplit("/", 1)[-1] if words else ""
+        if name in ("srun", *RANK_LAUNCHERS) or any(w.rsplit("/", 1)[-1] in ("srun", *RANK_LAUNCHERS) for w in words):
+            return  # the script starts its tasks (or ranks) itself somewhere
+        if cmd.joined_by == "&":
+            continue
+        program = _batch_shell_program(ctx, cmd, words)
+        if program and re.fullmatch(r"python[0-9.]*", program[0].rsplit("/", 1)[-1]) \
+                and not _PYTHON_TOOL.fullmatch(" ".join(program[1:3])):
+            last = (cmd, program)
+    if last is None:
+        return
+    cmd, program = last
+    per_node = -(-tasks // max(nodes, 1))
+    yield (cmd.line, f"the job asks for {per_node} tasks per node, but {' '.join(program[:2])} runs once, in the batch "
+                     f"shell; if it finds its peers through Slurm's variables (PyTorch Lightning does) it waits for "
+                     f"{per_node - 1} ranks that never start: start it with srun (one process per task), or ask for "
+                     "--ntasks-per-node=1 and --cpus-per-task if it starts its own workers")
+
+
+def _batch_shell_program(ctx: Context, cmd: Any, words: list[str]) -> list[str]:
+    """The program a batch-shell command runs: its own words, or those inside the container it starts; empty for
+    a launcher (torchrun, accelerate … start processes of their own)."""
+    step = next((s for s in steps(ctx) if s.command is cmd), None)
+    if step is None:
+        return words
+    if step.chain.srun is not None or step.chain.launcher is not None:
+        return []
+    return [str(w) for w in step.chain.program]
+
+
+#: what a trap handler may do that ends the job anyway (so a script that ends right after it loses nothing)
+_ENDS_THE_JOB = re.compile(r"\bscontrol\s+requeue\b|\bexit\b|\bscancel\b(?![^;|&]*--signal)|\bsbatch\b")
+
+
+@rule("HPC529", "wait-returns-when-the-trap-runs", "error",
+      summary="a trap for the --signal=B:… warning only tells the step to checkpoint, and the script's one wait "
+              "then returns, so the job ends and the step is killed before it can",
+      why="bash's wait returns as soon as a trapped signal arrives (bash(1): 'the reception of a signal for which a "
+          "trap has been set will cause the wait builtin to return immediately … after which the trap is executed'). "
+          "With srun … & and a single wait at the end, the trap runs (kill -USR1, scancel --signal, touch STOP), "
+          "then the script reaches its end: the job ends with it, and Slurm kills the step that was about to save "
+          "its checkpoint. A trap that requeues, resubmits or exits ends the job on purpose and is not reported.",
+      fix="Wait again until the step has ended: wait \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do wait \"$pid\"; "
+          "done (with pid=$! after srun … &).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@300
+trap 'echo "time is nearly up"; kill -USR1 "$pid"' USR1
+srun python train.py &
+pid=$!
+wait
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@300
+trap 'echo "time is nearly up"; kill -USR1 "$pid"' USR1
+srun python train.py &
+pid=$!
+wait "$pid"
+while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+""")
+def _wait_returns_at_the_trap(ctx: Context) -> Iterator[Any]:
+    found = _batch_signal(ctx)
+    if found is None:
+        return
+    _, signal = found
+    handlers = [str(cmd.argv[1]) for cmd in simple_commands(ctx) if len(cmd.argv) >= 3
+                and str(cmd.argv[0]) == "trap" and any(_signal_name(str(w)) == signal for w in cmd.argv[2:])]
+    functions, code = _functions(ctx), _code_in_order(ctx)
+    handlers = [code[functions[h.strip()]][0].text if h.strip() in functions else h for h in handlers]
+    if not handlers or any(_ENDS_THE_JOB.search(h) for h in handlers):
+        return  # no trap for it (HPC517's), or a handler that ends the job anyway
+    top = [c for c in ctx.parsed.lexed.code if c.is_code]
+    waits = [k for k, c in enumerate(top) if _is_wait(c)]
+    if not waits or not any(b.detached for b in background_steps(ctx)):
+        return
+    last = waits[-1]
+    if any(c.kind != "simple" or not c.words or str(c.words[0].value) not in _QUICK_COMMANDS for c in top[last + 1:]) \
+            or (last > 0 and _is_wait(top[last - 1])):
+        return  # the script goes on after the wait (a loop that polls), or waits twice: it waits again
+    yield (top[last].line, f"the trap for SIG{signal} only tells the step to stop, and this wait returns as soon as "
+                           "the trap has run: the script ends here, the job with it, and Slurm kills the step before it "
+                           "has saved anything; wait again until the step has ended (while kill -0 \"$pid\"; do wait "
+                           "\"$pid\"; done)")
+
+
+@rule("HPC519", "background-steps-without-wait", "error",
+      summary="steps or programs started in the background (srun … &, python … &, or a function or ( … ) group "
+              "running srun with &) with no wait before the script ends",
+      why="A job ends when its batch script ends: Slurm then releases the allocation and kills the steps still "
+          "running. srun … & returns at once, so without wait the steps are killed seconds after they start, and "
+          "the job still shows COMPLETED, without results. A function that runs srun, or a ( … ) or { …; } group "
+          "holding it, run with & returns at once as well, and so does a program the script starts with & itself "
+          "(for f in *.fq; do salmon quant … & done). GNU parallel and xargs wait for the steps they start "
+          "(unless they are run with & themselves). A monitor (nvidia-smi dmon … &) is meant to end with the job.",
+      fix="Write wait after the background steps (before the script's last lines).",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=2
+srun --exact -n 1 python a.py &
+srun --exact -n 1 python b.py &
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=2
+srun --exact -n 1 python a.py &
+srun --exact -n 1 python b.py &
+wait
+""")
+def _background_without_wait(ctx: Context) -> Iterator[Any]:
+    # steps started inside ( … ) & belong to that group's start, which the batch shell has to wait for
+    background = [b for b in background_steps(ctx) if b.detached and _shell_of(ctx, b.index) < 0]
+    background += _plain_background(ctx, {b.index for b in background})
+    if not background:
+        return
+    background.sort(key=lambda b: b.index)
+    code = _code_in_order(ctx)
+    first = min(b.index for b in background)
+    if any(_is_wait(c) and _shell_of(ctx, k) < 0 for k, (c, _, _) in enumerate(code) if k >= first) \
+            or _waits_elsewhere(ctx):
+        return
+    last = max(background, key=lambda b: b.index).start
+    top = [c for c in ctx.parsed.lexed.code if c.is_code]
+    holder = next((k for k, c in enumerate(top) if c.offset <= last.offset < c.offset + len(c.text)), None)
+    if holder is None or _function_name(top[holder]) is not None \
+            or not all(c.kind == "simple" and (not c.words or str(c.words[0].value) in _QUICK_COMMANDS)
+                       for c in top[holder + 1:]):
+        return  # something runs after them (a foreground step, a loop that polls): they may be meant to end with it
+    starts = {b.index: b.how for b in background}
+    count = len(starts)
+    if set(starts.values()) == {"srun … &"}:
+        started = (f"{count} steps" if count > 1 else "a step") + " in the background (srun … &)"
+    elif all(getattr(b, "plain", False) for b in background):
+        started = " and ".join(dict.fromkeys(starts.values())) + " in the background"
+        if any(b.in_loop for b in background):
+            started += " on every pass of the loop"
+    else:  # a group or a function may hold several steps, or one of two
+        started = "steps in the background with " + " and ".join(dict.fromkeys(starts.values()))
+    end = top[holder].end_line
+    text = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
+    indent = " " * _indent(ctx.parsed.lines[top[holder].line - 1])
+    fix = None if text.rstrip().endswith("\\") else Fix("wait for the background steps", end, end,
+                                                        text=f"{text}\n{indent}wait")
+    what = "programs" if all(getattr(b, "plain", False) for b in background) else "steps"
+    yield (background[0].start.line,
+           f"the script starts {started} and ends without wait: the job ends with its "
+           f"script, and Slurm kills the {what} still running, so they leave no results (the job shows COMPLETED); "
+           "add wait after them", fix)
+
+
+#: programs started with & to watch the job while it runs (or to pass time): killed at its end on purpose
+_WATCHERS = frozenset({"nvidia-smi", "rocm-smi", "amd-smi", "watch", "tail", "sleep", "top", "htop", "vmstat", "iostat",
+                       "dstat", "free", "sar", "mpstat", "pidstat", "gpustat", "nvtop", "dcgmi", "ps", "date", "echo"})
+
+
+@dataclasses.dataclass(frozen=True)
+class PlainBackground:
+    """A program the batch shell starts with & that is no srun step (``salmon quant … &``), for HPC519."""
+
+    index: int       # where it is in :func:`_code_in_order`
+    start: Any       # the command
+    how: str         # as messages name it: "salmon … &"
+    in_loop: bool
+    plain: bool = True
+
+
+def _plain_background(ctx: Context, steps_at: set[int]) -> list[PlainBackground]:
+    """The batch shell's own programs run with & (not srun steps, not a watcher such as nvidia-smi dmon &, not in
+    a function or a ( … ) & group): the job's end kills them just the same."""
+    code = _code_in_order(ctx)
+    out = []
+    for i, (cmd, in_loop, parent) in enumerate(code):
+        if cmd.kind != "simple" or not cmd.words or i in steps_at or not _backgrounded(ctx, i) \
+                or _shell_of(ctx, i) >= 0 or _in_function(code, parent) or _start_at(ctx, i) is not None:
+            continue
+        words = launch_words([str(w.value) for w in cmd.words])
+        if not words or words[0].rsplit("/", 1)[-1] in _WATCHERS or _never_ends(words):
+            continue
+        out.append(PlainBackground(i, cmd, f"{words[0].rsplit('/', 1)[-1]} … &", in_loop))
+    return out
+
+
+def _waits_elsewhere(ctx: Context) -> bool:
+    """A wait the script may run later than it reads: in a function (called after the steps) or a trap."""
+    top = [c for c in ctx.parsed.lexed.code if c.is_code]
+    for cmd, _, _ in _code_in_order(ctx):
+        trap = cmd.kind == "simple" and bool(cmd.words) and str(cmd.words[0].value) == "trap"
+        if trap and re.search(r"\bwait\b", cmd.text):
+            return True
+        if _is_wait(cmd):
+            holder = next((c for c in top if c.offset <= cmd.offset < c.offset + len(c.text)), None)
+            if holder is not None and _FUNCTION_DEF.match(holder.text):
+                return True
+    return False

@@ -1,0 +1,166 @@
+"""Rules that check a job against a cluster profile: partitions and their limits (time, GPUs, memory, CPUs,
+nodes), GPU types, and the modules a site provides its container runtime in. They find nothing without a profile.
+
+Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from . import Context, Fix, rule
+from .catalogue import (MPI_LAUNCHERS, _component_problems, _first_directive_line, _in_component, cached, run_words,
+                        simple_commands)
+
+
+def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
+    def make() -> dict[str, list[tuple[int, str]]]:
+        out: dict[str, list[tuple[int, str]]] = {}
+        if ctx.profile is None or not ctx.parsed.directives:
+            return out
+        from ..spec.profile import check_job
+        for p in check_job(ctx.profile, ctx.job):
+            code = _profile_code(p.field, p.message)
+            default = ctx.parsed.directive_line("partition", _first_directive_line(ctx))
+            out.setdefault(code, []).append((ctx.parsed.directive_line(p.field, default), p.message))
+        # each later component: one that names no partition gets the default, as --partition is not passed on from
+        # one component to the next (heterogeneous_jobs.html lists the options that are)
+        for view, line, p in _component_problems(ctx, lambda job: check_job(ctx.profile, job)):
+            out.setdefault(_profile_code(p.field, p.message), []).append((line, _in_component(view, p)))
+        return out
+    return cached(ctx, "profile_problems", make)
+
+
+def _profile_code(field: str, message: str) -> str:
+    if field == "partition" and ("has no partition" in message or message.startswith("the job will not run")):
+        return "HPC401"
+    # GPUs where there are none: on the partition, or the job names none and the profile has no default.
+    # Any other problem of a job that names no partition (time, memory, CPUs on the default one) goes by field.
+    if message.startswith("the job asks for GPUs but") or "no GPU partition" in message:
+        return "HPC407"
+    return {"time": "HPC402", "gpus_per_node": "HPC403", "gpus": "HPC403", "gpus_per_task": "HPC403",
+            "gpu_type": "HPC404", "mem": "HPC405", "mem_per_cpu": "HPC405", "mem_per_gpu": "HPC405",
+            "cpus_per_task": "HPC406", "ntasks_per_node": "HPC406", "ntasks": "HPC406", "cpus_per_gpu": "HPC406",
+            "nodes": "HPC408", "account": "HPC408",  # account: the profile's account_required
+            }.get(field, "HPC408")
+
+
+def _profile_rule(code: str) -> Any:
+    def check(ctx: Context) -> Iterator[Any]:
+        yield from profile_findings(ctx).get(code, [])
+    check.__name__ = f"_profile_{code}"
+    return check
+
+
+_profile_rule_specs = [
+    ("HPC401", "unknown-partition", "the partition does not exist on this cluster (or takes no jobs)",
+     "sbatch rejects the job: 'invalid partition specified'. A partition whose State is DRAIN or INACTIVE refuses "
+     "new jobs, and one that is DOWN queues them but starts none.",
+     "Use one of the partitions the profile lists that takes jobs.",
+     "#SBATCH --partition=gpu-large\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
+    ("HPC402", "time-over-partition-limit", "the time limit is longer than the partition allows",
+     "The job is rejected, or stays pending forever with reason PartitionTimeLimit.",
+     "Ask for at most the partition's maximum, or use a partition with a longer limit.",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=3-00:00:00\n",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=1-00:00:00\n"),
+    ("HPC403", "too-many-gpus-per-node", "more GPUs per node than the partition's nodes have (or per job than it allows)",
+     "No node can satisfy the request: the job never starts ('Requested node configuration is not available'). "
+     "Over a per-job GPU limit the job is rejected or pends forever.",
+     "Ask for at most the partition's GPUs per node and use more nodes for more GPUs; stay within its GPUs per job.",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:8\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\n"),
+    ("HPC404", "unknown-gpu-type", "a GPU type the partition does not have",
+     "The request names a gres type no node offers: the job is rejected or never starts.",
+     "Use one of the partition's GPU types, or leave the type out (gpu:N).",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:v100:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:a100:1\n"),
+    ("HPC405", "memory-over-node", "more memory per node than the partition's nodes have (or per job than it allows)",
+     "No node is large enough, or the job is over the partition's memory per job: it never starts.",
+     "Ask for at most the node's memory (or --mem=0 for all of it), and in total at most the memory per job.",
+     "#SBATCH --partition=cpu\n#SBATCH --mem=1T\n", "#SBATCH --partition=cpu\n#SBATCH --mem=200G\n"),
+    ("HPC406", "cpus-over-node", "more CPUs per node than the partition's nodes have (or per job than it allows)",
+     "Tasks per node × CPUs per task does not fit on any node, or the job is over the partition's CPUs per job: "
+     "it never starts.",
+     "Lower the tasks per node or CPUs per task, or spread the tasks over more nodes; stay within the CPUs per job.",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=64\n",
+     "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=16\n"),
+    ("HPC407", "gpus-on-cpu-partition", "GPUs are requested on a partition without GPUs",
+     "The partition has no GPU nodes: the job is rejected or waits forever. Each component of a heterogeneous "
+     "job is checked: one that names no partition gets the default, whatever the others name.",
+     "Submit to a GPU partition (the profile lists them), or drop the GPU request.",
+     "#SBATCH --partition=cpu\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
+    ("HPC408", "over-partition-limit", "more nodes than the partition allows (or another site limit, such as a "
+                                       "required --account)",
+     "The job is rejected or pends forever with reason PartitionNodeLimit. A site whose profile sets "
+     "account_required rejects a job that names no account.",
+     "Ask for at most the partition's maximum number of nodes; name your account (--account) where the site "
+     "requires one.",
+     "#SBATCH --partition=gpu\n#SBATCH --nodes=8\n#SBATCH --gres=gpu:1\n",
+     "#SBATCH --partition=gpu\n#SBATCH --nodes=4\n#SBATCH --gres=gpu:1\n"),
+]
+
+for _code, _name, _summary, _why, _fix, _bad, _good in _profile_rule_specs:
+    rule(_code, _name, "error", summary=_summary, why=_why, fix=_fix, catalogue=(12,), profile="generic",
+         bad="#!/bin/bash\n" + _bad + "python train.py\n",
+         good="#!/bin/bash\n" + _good + "python train.py\n")(_profile_rule(_code))
+
+
+def _same_module(loaded: str, wanted: str) -> bool:
+    """``module load apptainer`` loads the default of apptainer/1.3.4, and apptainer/1.3.4 is an apptainer."""
+    a, b = loaded.split("/", 1)[0], wanted.split("/", 1)[0]
+    return a == b and (loaded == wanted or "/" not in loaded or "/" not in wanted)
+
+
+#: words that run the command after them (their own options skipped)
+def _program_run(cmd: Any) -> str:
+    """The program a simple command runs (its basename), past ``time``, ``env A=1`` and ``srun [options]``."""
+    words = run_words([str(w.value) for w in cmd.words])
+    return words[0].rsplit("/", 1)[-1] if words else ""
+
+
+@rule("HPC409", "runtime-module-not-loaded", "warning",
+      summary="the container runtime is used but the module the site provides it in is not loaded first",
+      why="On sites where Apptainer or Charliecloud comes as an environment module, a batch job starts without it: "
+          "the step fails at once with 'apptainer: command not found' after the job has waited in the queue.",
+      fix="module load the runtime's module (the profile names it) before the first command that uses it.",
+      catalogue=(12,), profile="midway3",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+apptainer exec --nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+module load apptainer
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _runtime_module(ctx: Context) -> Iterator[Any]:
+    if ctx.profile is None or not ctx.parsed.directives:
+        return  # a command typed at the prompt, where the module may well be loaded: only batch jobs start clean
+    reported: set[str] = set()
+    for cmd in simple_commands(ctx):
+        program = _program_run(cmd)
+        if program in MPI_LAUNCHERS:  # mpirun [options] apptainer exec …: the ranks run the container program
+            program = next((name for name in (str(w.value).rsplit("/", 1)[-1] for w in cmd.words[1:])
+                            if ctx.profile.runtime_module(name)), program)
+        wanted = ctx.profile.runtime_module(program)
+        if not wanted or wanted in reported:
+            continue
+        if any(_same_module(name, wanted) and line < cmd.line for name, line in ctx.parsed.modules):
+            continue
+        reported.add(wanted)
+        yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
+                         f"before line {cmd.line}: the job stops with '{program}: command not found'; add "
+                         f"module load {wanted} above it", _load_module_fix(ctx, cmd, wanted))
+
+
+def _load_module_fix(ctx: Context, cmd: Any, module: str) -> Fix:
+    """``module load MODULE`` on its own line above the statement that holds ``cmd`` (above the ``[ -f … ] ||``
+    a download is joined to, not between them)."""
+    code = list(ctx.parsed.lexed.code)
+    k = next(i for i, c in enumerate(code) if c is cmd)
+    while k > 0 and code[k - 1].joined_by:
+        k -= 1
+    line = code[k].line
+    first = ctx.parsed.lines[line - 1]
+    indent = first[: len(first) - len(first.lstrip())]
+    return Fix(f"load the module {module} first", line, line, text=f"{indent}module load {module}\n{first}")

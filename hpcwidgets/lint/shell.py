@@ -1,0 +1,1393 @@
+"""Rules about shell slips in a job script: variables each task should expand, assignments and line
+continuations bash reads otherwise, quotes and dashes, the script's own path in the spool, array tasks, installs at
+job start, modules, conda, and signals and traps.
+
+Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from ..parse.script import launch_words
+from ..spec._words import Verbatim, passed_text
+from ..spec.slurm import TYPED_DASHES, array_task_ids, keyboard_option, SlurmJob
+from . import Context, Fix, rule
+from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
+                        _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
+                        expanded_refs, heterogeneous, job_nodes, job_tasks, shell_script_word, simple_commands, steps)
+
+
+def raw_text(cmd: Any) -> str:
+    return " ".join(w.raw for w in all_words(cmd))
+
+
+PER_TASK_VARS = ("SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID")
+
+_PRINTERS = ("echo", "printf", ":")
+
+
+@rule("HPC502", "per-task-variable-expanded-once", "error",
+      summary="$SLURM_PROCID / $SLURM_LOCALID / $SLURM_NODEID expanded by the batch shell",
+      why="The batch script runs once, as task 0 of the first node: it replaces the variable before srun starts "
+          "the tasks, so every task receives 0 (all ranks claim rank 0, all use GPU 0). Inside srun bash -c \"…\" "
+          "the double quotes expand it just as early.",
+      fix="Let each task expand it: srun bash -c 'python train.py --rank \"$SLURM_PROCID\"' (single quotes), or "
+          "read the variable inside the program (os.environ['SLURM_PROCID']).",
+      catalogue=(22,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=4
+srun bash -c "python train.py --rank $SLURM_PROCID"
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=4
+srun bash -c 'python train.py --rank "$SLURM_PROCID"'
+""")
+def _per_task(ctx: Context) -> Iterator[Any]:
+    if job_nodes(ctx) < 2 and not any(w.rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS) for cmd in simple_commands(ctx)
+                                      for w in [str(v) for v in cmd.argv][:3]):
+        return  # one node and no step that starts tasks: the batch shell is the only task, its value the right one
+    if job_tasks(ctx) == 1 and _one_task_everywhere(ctx):
+        return  # one task: the batch shell's value is that task's
+    for cmd in ctx.parsed.lexed.code:
+        # a case/if/for head in the batch shell (case $SLURM_LOCALID in …) is evaluated once, as task 0
+        if cmd.kind != "compound" or not re.match(r"\s*(?:case|if|elif|while|until|for)\b", cmd.text):
+            continue
+        head = cmd.text.split("\n", 1)[0]
+        hits = sorted({name for name, _ in expanded_refs(head) if name in PER_TASK_VARS})
+        if hits:
+            yield cmd.line, (f"{', '.join('$' + h for h in hits)} is read once by the batch shell (as task 0), so this "
+                             "branch is the same for every task; let each task choose (srun bash -c '…' or in the "
+                             "program)")
+    for cmd in simple_commands(ctx):
+        if cmd.name in _PRINTERS:
+            continue
+        hits = sorted({name for w in all_words(cmd) for name, _ in expanded_refs(w.raw) if name in PER_TASK_VARS})
+        if not hits or _only_ignored_node_rank(ctx, cmd) or _set_again_per_task(ctx, cmd):
+            continue
+        names = ", ".join(f"${h}" for h in hits)
+        words = [str(v) for v in cmd.argv]
+        if words and words[0] == "srun" and any(w in ("bash", "sh", "/bin/bash", "/bin/sh") for w in words):
+            yield cmd.line, (f"{names} is inside double quotes, so the batch shell expands it once (to 0) before srun "
+                             "starts the tasks; use single quotes around the bash -c script")
+        else:
+            yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
+                             f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
+
+
+def _one_task_everywhere(ctx: Context) -> bool:
+    """Whether every step of a one-task job runs one task: no srun of its own -n or --ntasks-per-node above 1, no
+    MPI launcher (mpirun -np 4 starts tasks of its own)."""
+    for cmd in simple_commands(ctx):
+        if any(w.rsplit("/", 1)[-1] in MPI_LAUNCHERS for w in [str(v) for v in cmd.argv][:3]):
+            return False
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is not None and any(v is not None and v != 1 for v in (srun.ntasks, srun.ntasks_per_node, srun.nodes)):
+            return False
+    return not heterogeneous(ctx)
+
+
+#: a per-task variable, and the option that a reference right after it gives its value to
+_PER_TASK_REF = re.compile(r"\$\{?(?:" + "|".join(PER_TASK_VARS) + r")\b")
+
+_NODE_RANK_BEFORE = re.compile(r"--node[-_]rank(?:=|\s+)[\"']?$")
+
+
+def _only_ignored_node_rank(ctx: Context, cmd: Any) -> bool:
+    """Whether the per-task variables of ``cmd`` reach only ``--node-rank`` of torchrun launches whose rendezvous
+    is not static, on the line itself or through the variable it assigns (``LAUNCHER="torchrun --node_rank=$SLURM_NODEID
+    … --rdzv_backend c10d"``, then ``srun $LAUNCHER``): torch/distributed/run.py reads the node rank for the static
+    backend alone (c10d numbers the nodes itself), so the same value on every node changes nothing (HPC105 says
+    to remove the option)."""
+    using = [s for s in steps(ctx)
+             if s.line == cmd.line or any(at == cmd.line for _, at in s.through)]
+    if not using or not all(_node_rank_ignored(ctx, s) for s in using):
+        return False
+    words = all_words(cmd)
+    if sum(len(_PER_TASK_REF.findall(w.raw)) for w in words) \
+            < sum(name in PER_TASK_VARS for w in words for name, _ in expanded_refs(w.raw)):
+        return False  # a name in arithmetic, (( SLURM_NODEID )): not a --node-rank value
+    for k, w in enumerate(words):
+        for m in _PER_TASK_REF.finditer(w.raw):
+            before = w.raw[:m.start()]
+            if _NODE_RANK_BEFORE.search(before):
+                continue
+            if before.strip("\"'") or k == 0 or words[k - 1].raw not in ("--node-rank", "--node_rank"):
+                return False
+    return True
+
+
+def _node_rank_ignored(ctx: Context, step: Any) -> bool:
+    """Whether the step is a torchrun launch whose rendezvous backend is one the script names and not static."""
+    launcher = step.chain.launcher
+    if launcher is None or launcher.kind != "torchrun":
+        return False
+    backend = ctx.parsed.resolve(str(launcher.rdzv_backend or ""), step.line).strip("'\" ")
+    return backend not in ("", "static") and "$" not in backend  # "": torchrun's default, static
+
+
+def _set_again_per_task(ctx: Context, cmd: Any) -> bool:
+    """Whether ``cmd`` only assigns per-task variables to names (``export NODE_RANK=$SLURM_PROCID``) that every
+    other command sets again before it reads them, and that every later srun sets again when they are exported
+    (``srun bash -c "export NODE_RANK=\\$SLURM_PROCID; torchrun --node-rank=\\$NODE_RANK …"``): each task then
+    uses its own value and the batch shell's is never read."""
+    if cmd.kind != "simple" or (cmd.words and (cmd.name != "export" or len(cmd.words) != 1 + len(cmd.assignments))):
+        return False
+    names = {n for n, w in cmd.assignments if any(m in PER_TASK_VARS for m, _ in expanded_refs(w.raw))}
+    if not names:
+        return False
+    set_again = False
+    for other in ctx.parsed.lexed.code:
+        if other is cmd or other.kind in ("comment", "directive", "shebang", "blank"):
+            continue
+        for name in names:
+            refs = [m.start() for m in re.finditer(r"\$\{?" + name + r"\b", other.text)]
+            sets = [m.start() for m in re.finditer(r"(?<![\w$])" + name + r"=", other.text)]
+            if refs and (not sets or sets[0] > refs[0]):
+                return False
+            exported = cmd.name == "export" or any(v.name == name and v.exported for v in ctx.parsed.variables)
+            if exported and other.line > cmd.line and re.search(r"\bsrun\b", other.text) and not sets:
+                return False
+            set_again = set_again or bool(sets) and other.line > cmd.line
+    return set_again
+
+
+#: an upper-case name (NPROC, BS) or a lower-case one with an underscore (num_gpus): a variable, not a program
+_VARIABLE_NAME = re.compile(r"[A-Z][A-Z0-9_]*|[a-z_][a-z0-9]*_[a-z0-9_]*")
+
+#: commands that do take ``=`` as an argument (``test "$a" = b``, ``echo =====``): never a slip
+_TAKES_EQUALS = frozenset({"echo", "printf", "print", "test", "[", "[[", "let", "alias", "declare", "typeset", "local",
+                           "export", "readonly", "eval", "exec", "set", "unset", "source", ".", "read", "expr", "bc",
+                           "awk", "gawk", "sed", "grep", "logger", "printenv", "env", "command", "builtin", ":",
+                           "true", "false", "R"})
+
+#: a value that runs as no command: a number, an arithmetic expansion, a quoted text without expansions
+_NO_COMMAND = re.compile(r"[0-9]+(?:\.[0-9]*)?|\$\(\(.*\)\)|'[^']*'|\"[^\"$`\\]*\"")
+
+
+@rule("HPC520", "spaces-around-assignment", "error",
+      summary="NAME = value: spaces around = make bash run NAME as a command instead of assigning it",
+      why="Bash assigns only NAME=value written as one word. With a space before the = (NAME = value, NAME =value) "
+          "it runs a command called NAME with the rest as its arguments: 'NAME: command not found', exit 127, and "
+          "under set -e the job stops there, after its time in the queue; without set -e the script goes on with "
+          "NAME unset (an empty --num_processes, a default batch size). With a space after it only (NAME= 4) bash "
+          "sets NAME to an empty string for a command called 4. Python-style settings copied into a job script "
+          "(num_gpus = 4) are the usual source. A command the script defines as a function, test, [ and [[, let, "
+          "(( )), alias and declare take their = as an argument and are not reported; NAME= before a real command "
+          "(IFS= read -r line) is not either, only before a number or a quoted text.",
+      fix="Remove the spaces around =: NAME=value (the fix does so when the line is one assignment and nothing "
+          "else).",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+set -e
+NUM_PROCESSES = $((SLURM_NNODES * 4))
+srun python train.py --num-processes "$NUM_PROCESSES"
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+set -e
+NUM_PROCESSES=$((SLURM_NNODES * 4))
+srun python train.py --num-processes "$NUM_PROCESSES"
+""")
+def _spaced_assignment(ctx: Context) -> Iterator[Any]:
+    if not ctx.parsed.directives and not ctx.parsed.source.startswith("#!"):
+        return  # no #! line and no #SBATCH: maybe no shell script at all (key = value is TOML's, or Python's)
+    functions = _functions(ctx)
+    for cmd, _, _ in _code_in_order(ctx):
+        found = _spaced(cmd, functions)
+        if found is None:
+            continue
+        name, value, written = found
+        fix = _spaced_fix(ctx, cmd, name, value)
+        runs = f"{name} as a command" if not cmd.assignments else f"{value} as a command, with {name} empty"
+        advice = (f"remove the spaces: {name}={value}" if " " not in value else
+                  f"remove the spaces and quote the value: {name}=\"{value}\"" if not re.search(r"[\"'$`\\]", value)
+                  else "remove the spaces and write the value as one word")
+        yield (cmd.line, f"{written} is no assignment: bash runs {runs} ('command not found', exit 127; under set -e "
+                         f"the job stops here) and {name} stays unset; {advice}", fix)
+
+
+def _spaced(cmd: Any, functions: dict[str, int]) -> tuple[str, str, str] | None:
+    """``(NAME, value, as written)`` for a command that reads as a spaced assignment (``NAME = value``,
+    ``NAME =value``, ``NAME= 4``), else None."""
+    if cmd.kind != "simple" or not cmd.words:
+        return None
+    words = cmd.words
+    if len(cmd.assignments) == 1 and not cmd.name == "export" and len(words) == 1:  # NAME= 4
+        name, empty = cmd.assignments[0]
+        if empty.raw == "" and _VARIABLE_NAME.fullmatch(name) and _NO_COMMAND.fullmatch(words[0].raw):
+            return name, words[0].raw, f"{name}= {words[0].raw}"
+        return None
+    if cmd.assignments or len(words) < 2 or words[0].quoted or words[0].raw in functions:
+        return None
+    name, second = words[0].raw, words[1].raw
+    if name in _TAKES_EQUALS or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return None
+    if second == "=" and (_VARIABLE_NAME.fullmatch(name) or re.fullmatch(r"[a-z]+", name)):
+        value = " ".join(w.raw for w in words[2:])
+        return name, value, f"{name} = {value}".rstrip()
+    if second.startswith("=") and _VARIABLE_NAME.fullmatch(name):
+        value = " ".join([second[1:]] + [w.raw for w in words[2:]]).strip()
+        return name, value, f"{name} {' '.join(w.raw for w in words[1:])}"
+    return None
+
+
+def _spaced_fix(ctx: Context, cmd: Any, name: str, value: str) -> Fix | None:
+    """The line with ``NAME=value`` in place of the command, when that is one plain assignment: the command on
+    one line, no redirection, and the value one word (``NAME = a b`` would run b with NAME set)."""
+    words = cmd.words
+    pieces = [w.raw for w in words[1:]] if not cmd.assignments else [words[0].raw]
+    single = len(pieces) <= 1 or (len(pieces) == 2 and pieces[0] == "=")
+    if not single or cmd.redirects or cmd.end_line != cmd.line or any("\n" in w.raw for w in words):
+        return None
+    line = ctx.parsed.lines[cmd.line - 1]
+    last = words[-1]
+    end = last.col - 1 + len(last.raw)
+    return Fix(f"remove the spaces around = ({name}={value})", cmd.line, cmd.line,
+               text=line[:cmd.col - 1] + f"{name}={value}" + line[end:])
+
+
+#: Slurm variables sbatch sets only when the job asks for the option named beside each (sbatch(1), "OUTPUT
+#: ENVIRONMENT VARIABLES": "Only set if the --cpus-per-task option is specified" and the like; seen on Slurm 22.05),
+#: with the test on the job model that says it does. SLURM_GPUS_PER_NODE is HPC107's; memory variables are left
+#: out (a site's DefMemPerCPU sets SLURM_MEM_PER_CPU for every job), and so is SLURM_ARRAY_TASK_ID (arrays are
+#: often asked for on the command line: sbatch --array=0-9 job.sh)
+_SET_ONLY_WITH: dict[str, tuple[str, Any]] = {
+    "SLURM_CPUS_PER_TASK": ("--cpus-per-task", lambda job: job.cpus_per_task is not None),
+    "SLURM_NTASKS_PER_NODE": ("--ntasks-per-node", lambda job: job.ntasks_per_node is not None),
+    "SLURM_CPUS_PER_GPU": ("--cpus-per-gpu", lambda job: job.cpus_per_gpu is not None),
+    "SLURM_GPUS_PER_TASK": ("--gpus-per-task", lambda job: bool(job.gpus_per_task)),
+    "SLURM_GPUS": ("--gpus", lambda job: bool(job.gpus)),
+    "SLURM_MEM_PER_GPU": ("--mem-per-gpu", lambda job: bool(job.mem_per_gpu)),
+    "SLURM_GPUS_ON_NODE": ("GPUs (--gres=gpu:N, --gpus-per-node …)", lambda job: bool(job.gpus_on_each_node
+                                                                                     or job.gpus or job.gpus_per_task)),
+    "SLURM_JOB_GPUS": ("GPUs (--gres=gpu:N, --gpus-per-node …)", lambda job: bool(job.gpus_on_each_node
+                                                                                 or job.gpus or job.gpus_per_task)),
+}
+
+#: the job fields that ask for resources: a script that sets none takes them all from the sbatch command line
+_RESOURCES = ("nodes", "ntasks", "ntasks_per_node", "cpus_per_task", "cpus_per_gpu", "gpus_per_node", "gpus",
+              "gpus_per_task", "mem", "mem_per_cpu", "mem_per_gpu")
+
+#: a reference that copes with an unset variable (${NAME:-1}, ${NAME-1}, ${NAME:+…}, ${NAME:?message}, ${#NAME}), or
+#: a test that reads it ([ -n "$NAME" ], [ "$NAME" != "" ], [[ $NAME ]], test "x$NAME" = x, [[ -v NAME ]])
+_COPES_WITH_UNSET = (r"\$\{{#?{name}(?::?[-=+?]|#|%|/)|-v\s+[\"']?{name}\b"
+                     r"|(?:\[\[?|\btest\s)[^\]\n;&|]*\$\{{?{name}\b")
+
+
+@rule("HPC521", "slurm-variable-not-set", "warning",
+      summary="a Slurm variable that sbatch sets only for an option the job does not ask for ($SLURM_CPUS_PER_TASK "
+              "without --cpus-per-task)",
+      why="sbatch sets SLURM_CPUS_PER_TASK only when the job asks for --cpus-per-task (SLURM_NTASKS_PER_NODE only with "
+          "--ntasks-per-node, SLURM_GPUS_PER_NODE only with --gpus-per-node, not with --gres, SLURM_MEM_PER_NODE only "
+          "with --mem, SLURM_ARRAY_TASK_ID only in a job array …). Without the option the reference expands to "
+          "nothing: OMP_NUM_THREADS= is empty, --workers $SLURM_CPUS_PER_TASK leaves the option without its value "
+          "(argparse stops the program), and under set -u the script stops at once with 'unbound variable'. "
+          "Scripts copied from another job, or edited to drop a directive, do this. An option given on the sbatch "
+          "command line (sbatch -c 8 job.sh) does set it: then the finding does not apply.",
+      fix="Ask for the option in an #SBATCH line (#SBATCH --cpus-per-task=8), or give the reference a default: "
+          "${SLURM_CPUS_PER_TASK:-1}.",
+      bad="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:1
+export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK
+python train.py --workers "$SLURM_CPUS_PER_TASK"
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+#SBATCH --gres=gpu:1
+export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK
+python train.py --workers "$SLURM_CPUS_PER_TASK"
+""")
+def _slurm_variable_not_set(ctx: Context) -> Iterator[Any]:
+    job, source = ctx.job, ctx.parsed.source
+    if heterogeneous(ctx) or not any(getattr(job, f) for f in _RESOURCES):
+        return  # no resource asked for in the script: they come from the sbatch command line, which it does not show
+    unset = {}
+    for name, (option, asks) in _SET_ONLY_WITH.items():
+        if name not in source or asks(job) or any(v.name == name for v in ctx.parsed.variables):
+            continue
+        kept = " ".join(str(d) for d in job.extra_directives)
+        if "tres" in kept or "gpu" in kept or option.split()[0].lstrip("-") in kept:
+            continue  # an option the model keeps as written (--tres-per-task=cpu:8 sets SLURM_CPUS_PER_TASK too)
+        if re.search(_COPES_WITH_UNSET.format(name=name), source):
+            continue  # the script knows it may be unset
+        unset[name] = option
+    if not unset:
+        return
+    seen: set[str] = set()
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if isinstance(cmd, _Inner) or cmd.name in _PRINTERS:
+            continue  # a bash -c script runs in the step, which srun's own options may give the variable
+        names = [n for w in all_words(cmd) for n, _ in expanded_refs(w.raw) if n in unset and n not in seen]
+        for name in dict.fromkeys(names):
+            seen.add(name)
+            option = unset[name]
+            add = f"ask for {option}" if " " in option else f"add #SBATCH {option}=…"
+            yield (cmd.line, f"${name} is set only when the job asks for {option}, which this script does not: here "
+                             f"it expands to nothing (under set -u the script stops: unbound variable); {add}, or "
+                             f"write ${{{name}:-…}} with a default (unless you give it on the sbatch command line)")
+
+
+#: ``$0``, ``${0}``, ``$BASH_SOURCE``, ``${BASH_SOURCE[0]}``: the path the script runs from
+_SCRIPT_PATH = r"\$\{?(?:0|BASH_SOURCE(?:\[[^\]]*\])?)\}?"
+
+#: uses of the script's path that look for files next to it: its directory (dirname, also of a
+#: readlink -f / realpath, or ${0%/*}), a cd into it, or a path joined onto it ("$0"/../data).
+#: Running the script itself again (sbatch "$0", sbatch ${BASH_SOURCE[0]}) is fine: the spool copy is the script.
+_SCRIPT_DIR = re.compile(
+    r"(?<![\w-])(?:dirname|cd|pushd)\s+(?:--\s+)?[\"']?(?:\$\(\s*(?:readlink\s+-[A-Za-z]*f[A-Za-z]*|realpath)\s+[\"']?)?"
+    + _SCRIPT_PATH
+    + r"|\$\{(?:0|BASH_SOURCE(?:\[[^\]]*\])?)%%?/"
+    + r"|" + _SCRIPT_PATH + r"[\"']?/")
+
+
+#: a script that knows whether Slurm runs it: the script's own location is then only its fallback outside a job
+_OUTSIDE_SLURM_FALLBACK = re.compile(r"\bSLURM_SUBMIT_DIR\b|\bSLURM_JOB_?ID\b")
+
+
+@rule("HPC503", "script-location-in-batch-job", "error",
+      summary="$(dirname \"$0\") or BASH_SOURCE used to find files next to the batch script",
+      why="sbatch runs a copy of the script from Slurm's spool directory (e.g. /var/spool/slurmd/job123/), so "
+          "$0 and BASH_SOURCE point there: files 'next to the script' are not found. Only the script's directory "
+          "counts (dirname, cd, ${0%/*}, \"$0\"/…): running the script itself again (sbatch \"$0\" in a requeue "
+          "handler) is fine, as the spool copy is the same script, and so is the script's location as the fallback "
+          "for a run outside Slurm (${SLURM_SUBMIT_DIR:-$(dirname \"$0\")}, or an if that tests $SLURM_SUBMIT_DIR "
+          "or $SLURM_JOB_ID).",
+      fix="Use $SLURM_SUBMIT_DIR (the directory sbatch was run from) or an absolute path.",
+      catalogue=(23,),
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+cd "$(dirname "$0")"
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+cd "$SLURM_SUBMIT_DIR"
+python train.py
+""")
+def _script_dir(ctx: Context) -> Iterator[Any]:
+    if not ctx.parsed.directives:
+        return
+    def through_variables(raw: str, line: int, used: set[int], depth: int = 4) -> str:
+        """``raw`` with the script's variables written in as assigned, command substitutions included (the
+        lines of the assignments it used go into ``used``)."""
+        def sub(m: re.Match[str]) -> str:
+            var = ctx.parsed.variable(m.group(1) or m.group(2), line)
+            if var is None or depth <= 0:
+                return m.group(0)
+            used.add(var.line)
+            return through_variables(str(var.value), var.line, used, depth - 1)
+        return re.sub(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))", sub, raw) if "$" in raw else raw
+
+    reported: set[int] = set()
+    for cmd in ctx.parsed.lexed.code:
+        if _OUTSIDE_SLURM_FALLBACK.search(cmd.text) and (cmd.kind == "compound" or "SLURM_SUBMIT_DIR" in cmd.text):
+            continue  # ${SLURM_SUBMIT_DIR:-$(dirname "$0")}, or an if that uses $0 only when not run by Slurm
+        hits = [w for w in all_words(cmd) if _SCRIPT_DIR.search(w.raw)]
+        if not hits and not _SCRIPT_DIR.search(raw_text(cmd)):
+            # through the script's variables: SELF=$(readlink -f "$0"); cd "$(dirname "$SELF")", unless the
+            # assignment itself was reported (DIR=$(dirname "$0"); source "$DIR/env.sh": once, at DIR=)
+            for w in all_words(cmd):
+                used: set[int] = set()
+                text = through_variables(w.raw, cmd.line, used)
+                if _SCRIPT_DIR.search(text) and not used & reported and "SLURM_SUBMIT_DIR" not in text:
+                    hits.append(w)
+            if not hits:
+                continue
+        if cmd.kind == "simple" and not cmd.words and cmd.assignments and not any(
+                re.search(rf"\$\{{?{name}\b", ctx.parsed.source[cmd.offset + len(cmd.text):])
+                for name, _ in cmd.assignments):
+            continue  # SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd) copied in but never used: nothing is looked up
+        reported.add(cmd.line)
+        yield (hits[0].line if hits else cmd.line,
+               "sbatch runs a copy of the script from its spool directory, so $0 / BASH_SOURCE do not "
+               "point next to your script; use $SLURM_SUBMIT_DIR")
+
+
+@rule("HPC504", "missing-line-continuation", "error",
+      summary="a line of a continued command lost its trailing backslash",
+      why="Without the backslash the command ends at that line: it runs without the options below, and the "
+          "next line ('--bind …', '--nproc-per-node …') runs as a command of its own and fails. Reported for a line "
+          "that starts with an option, and for an indented line right after a command whose earlier lines end in "
+          "a backslash (apptainer exec --nv \\ / \"$IMG\" / torchrun …: the container gets no command, and the "
+          "program then runs on the host). The script of a multi-line srun bash -c '…' is read the same way.",
+      fix="End every line of the command except the last with a backslash (and no space after it).",
+      catalogue=(24,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv
+  --bind "$SCRATCH/data:/data" pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nv \\
+  --bind "$SCRATCH/data:/data" pytorch_2.3.sif python train.py
+""")
+def _lost_backslash(ctx: Context) -> Iterator[Any]:
+    yield from _option_lines(simple_commands(ctx), _same_line)
+    lines = ctx.parsed.lines
+    yield from _blank_after_backslash(ctx, lines)
+    cut_off = {s.line: c for s, c in containers(ctx)
+               if c.kind == "apptainer.run" and getattr(c, "action", "") == "exec" and c.image
+               and not s.chain.program and s.chain.launcher is None}
+    yield from _lost_backslash_before_command(ctx.parsed.lexed.code, lines, cut_off, _same_line)
+    for step in steps(ctx):  # the script of srun bash -c '…' loses its backslashes the same way
+        inner = _inner_script(shell_script_word(step))
+        if inner is not None:
+            lexed, outer = inner
+            yield from _option_lines(tuple(c for c in lexed.code if c.kind == "simple"), outer)
+            yield from _lost_backslash_before_command(lexed.code, lexed.source.split("\n"), {}, outer)
+
+
+def _blank_after_backslash(ctx: Context, lines: Any) -> Iterator[Any]:
+    """A line whose last word is a backslash and a blank (``"$IMG" \\␠``): the backslash escapes the blank, so the
+    command ends there with a one-blank argument, and the indented (or option) line below runs on its own."""
+    for cmd, _, _ in _code_in_order(ctx):
+        if cmd.kind != "simple" or not cmd.words:
+            continue
+        last = cmd.words[-1]
+        if not re.fullmatch(r"(?:[^\\]|\\.)*\\[ \t]", last.raw) or "\n" in last.raw or last.line >= len(lines):
+            continue
+        text, below = lines[last.line - 1], lines[last.line]
+        end = last.col - 1 + len(last.raw)
+        if text[end:].strip() or not below.strip() or not (below[:1].isspace() or below.lstrip().startswith("-")):
+            continue  # something follows on the line, or the next line starts a command of its own
+        yield (last.line, f"line {last.line} ends with a backslash and then a blank: the backslash escapes the blank, "
+                          f"not the end of the line, so the command ends here (with ' ' as its last argument) and "
+                          f"line {last.line + 1} runs as a command of its own; delete the blank after the backslash",
+               Fix("delete the blank after the backslash", last.line, last.line, text=text.rstrip()))
+
+
+def _same_line(line: int) -> int:
+    return line
+
+
+def _option_lines(code: tuple[Any, ...], outer: Any) -> Iterator[Any]:
+    """Commands that start with an option: the line before lost its backslash (``outer`` maps a line number
+    of ``code`` to the script's)."""
+    for i, cmd in enumerate(code):
+        name = str(cmd.name)
+        if len(name) > 1 and name.startswith("-") and not cmd.assignments:
+            prev = code[i - 1] if i > 0 else None
+            where = ""
+            if prev is not None:
+                last = outer(prev.end_line)
+                commented = _BACKSLASH_COMMENT.search(prev.text.rstrip("\n").rsplit("\n", 1)[-1])
+                where = (f" (on line {last} a comment follows the backslash, so it escapes a space, not the end of "
+                         "the line: move the comment off the command)" if commented
+                         else f" (line {last} needs a trailing \\)")
+            yield (outer(cmd.line),
+                   f"this line starts with the option {name}: the previous command ended without a backslash{where}")
+
+
+#: a backslash, blanks, then a comment: ``--num_processes=4 \ # all GPUs`` (the backslash escapes the blank)
+_BACKSLASH_COMMENT = re.compile(r"\\[ \t]+#")
+
+
+def _inner_script(word: Any) -> tuple[Any, Any] | None:
+    """The script of a ``bash -c`` word that spans lines, lexed, and a map from its line numbers to the outer
+    script's; None when it is one line or not one quoted string (its lines then match the word's source)."""
+    from ..errors import ParseError
+    from ..parse.lexer import lex_script
+    from ..parse.script import shell_script_text
+    raw = word.raw if word is not None else ""
+    if "\n" not in raw:
+        return None
+    if len(raw) > 1 and raw[0] == raw[-1] == "'" and raw.count("'") == 2:
+        text: str | None = raw[1:-1]
+    else:
+        text = shell_script_text(Verbatim(raw), keep_lines=True)
+    if text is None:
+        return None
+    try:
+        lexed = lex_script(text)
+    except ParseError:
+        return None
+    return lexed, lambda k: word.line + k - 1
+
+
+def _lost_backslash_before_command(code: Any, lines: Any, cut_off: dict[int, Any], outer: Any) -> Iterator[Any]:
+    """An indented line right after a command whose lines ended in ``\\`` up to the one before it: the
+    backslash of that line was lost (``apptainer exec --nv \\`` / ``  "$IMG"`` / ``  torchrun …``). Also after a
+    one-line ``apptainer exec IMAGE`` with no command (``cut_off``: such containers by line), which cannot run on
+    its own. ``outer`` maps a line number of ``code`` to the script's."""
+    for prev, cmd in zip(code, code[1:]):
+        if cmd.kind != "simple" or not cmd.words or prev.joined_by or str(cmd.name).startswith("-"):
+            continue  # joined by && or |, or an option line (reported above)
+        last = prev.line
+        while last <= len(lines) and lines[last - 1].rstrip().endswith("\\"):
+            last += 1
+        if cmd.line != last + 1 or cmd.line > len(lines) or not (last > prev.line or prev.line in cut_off):
+            continue
+        if lines[last - 1].split(" #", 1)[0].rstrip().endswith(("&", ";", "|")):
+            continue  # the command was ended on purpose (cmd &, cmd;)
+        if _indent(lines[cmd.line - 1]) <= _indent(lines[prev.line - 1]):
+            continue  # starts a new command at the same depth as the one before
+        box = cut_off.get(prev.line)
+        why = f"; {box.binary} exec on line {outer(prev.line)} has the image but no command" if box is not None else ""
+        yield (outer(cmd.line), f"this line is indented like a continuation of the command above, but line {outer(last)} "
+                                f"does not end with a backslash, so {cmd.name} runs as a command of its own{why}; "
+                                f"end line {outer(last)} with \\")
+
+
+@rule("HPC505", "double-dollar", "error",
+      summary="$$NAME: the shell's process id followed by text, not the variable",
+      why="$$ is the process id, so $$SCRATCH becomes something like 12345SCRATCH: paths point nowhere.",
+      fix="Write $NAME (or ${NAME}).",
+      catalogue=(25,),
+      bad="""#!/bin/bash
+mkdir -p $$SCRATCH/output
+""",
+      good="""#!/bin/bash
+mkdir -p "$SCRATCH/output"
+""")
+def _double_dollar(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        if any(name == "$$" for w in all_words(cmd) for name, _ in expanded_refs(w.raw)):
+            m = re.search(r"\$\$\{?([A-Za-z_][A-Za-z0-9_]*)", raw_text(cmd))
+            shown = f"$${m.group(1)}" if m else "$$NAME"
+            yield cmd.line, f"{shown} is the process id followed by text; write ${shown[2:].lstrip('{')}"
+
+
+#: what a person writes for the shell to expand: $(…), `…`, ${X:-y} and the other ${X…} operators, ${UPPER} and $NAME
+#: (a lower-case ${name} and ${a.b}, ${now:%Y}, ${oc.env:X} are Hydra/OmegaConf interpolations, meant to stay literal)
+_SHELL_TEXT = re.compile(r"\$\(|`[A-Za-z_][^`]*`|\$\{[A-Za-z_][A-Za-z0-9_]*(?::[-=+?]|[-=+?%#/^,\[])|\$\{[A-Z_][A-Z0-9_]*\}"
+                         r"|\$[A-Za-z_][A-Za-z0-9_]*")
+
+#: programs whose arguments are data to them: text in single quotes reaches them as written
+_TAKES_DATA = re.compile(r"(?:python[0-9.]*|torchrun|accelerate|deepspeed|apptainer|singularity|ch-run|srun|mpirun|mpiexec)")
+
+#: the program an argument is for: the innermost of these before it
+_RECEIVER = re.compile(r"python[0-9.]*|torchrun|accelerate|deepspeed|mpirun|mpiexec|ch-run|apptainer|singularity")
+
+#: a short-option cluster that takes code as its value (bash -c, bash -lc, python -c): that code is expanded later
+_CODE_OPTION = re.compile(r"-[A-Za-z]*c[A-Za-z]*")
+
+
+def _single_quoted(raw: str) -> list[tuple[int, int]]:
+    """Start and end indexes of the '…' pieces of a word's source (not inside "…", not $'…')."""
+    out, i, double = [], 0, False
+    while i < len(raw):
+        c = raw[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            double = not double
+        elif c == "'" and not double:
+            end = raw.find("'", i + 1)
+            if end < 0:
+                break
+            if not raw[i - 1:i] == "$":
+                out.append((i, end))
+            i = end + 1
+            continue
+        i += 1
+    return out
+
+
+@rule("HPC514", "shell-text-in-single-quotes", "warning",
+      summary="a program's argument holds $NAME, $(…) or ${X:-y} in single quotes, so it receives the text itself",
+      why="Single quotes keep everything literal: python train.py --out '$SCRATCH/run' writes into a folder named "
+          "$SCRATCH under the working directory, and --data '$(pwd)/data' asks for a folder named $(pwd). The job "
+          "runs, with the wrong paths or values. Scripts of srun bash -c '…' and python -c '…' are expanded later on "
+          "purpose and are not reported, nor are Hydra/OmegaConf interpolations such as '${now:%Y-%m-%d}'.",
+      fix="Use double quotes (\"$SCRATCH/run\"). In a form, a field expands only $NAME and ${NAME}: set anything "
+          "else in a set-up line (LR=${LR:-0.1}) and pass $LR.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+python train.py --output-dir '$SCRATCH/run'
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+python train.py --output-dir "$SCRATCH/run"
+""")
+def _shell_text_in_single_quotes(ctx: Context) -> Iterator[Any]:
+    seen: set[int] = set()
+    for cmd in (*simple_commands(ctx), *(step.command for step in steps(ctx))):
+        if id(cmd) in seen:
+            continue
+        seen.add(id(cmd))
+        words = cmd.words
+        if not words or not _TAKES_DATA.fullmatch(str(words[0].value).rsplit("/", 1)[-1]):
+            continue
+        hits = []
+        for prev, word in zip((None, *words), words):
+            if "'" not in word.raw or ("$" not in word.raw and "`" not in word.raw):
+                continue
+            if prev is not None and _CODE_OPTION.fullmatch(str(prev.raw)):
+                continue  # bash -c '…', python -c '…': code, expanded when it runs
+            if _ch_run_expands_it(words, word):
+                continue  # ch-run --set-env='PATH=/opt/bin:$PATH': ch-run expands it, as documented
+            for start, end in _single_quoted(word.raw):
+                if _SHELL_TEXT.search(word.raw, start + 1, end):
+                    hits.append((word, start, end))
+        if not hits:
+            continue
+        word, start, end = hits[0]
+        text = word.raw[start + 1:end]
+        before = [str(w.value).rsplit("/", 1)[-1] for w in words[:words.index(word)]]
+        name = next((b for b in reversed(before) if _RECEIVER.fullmatch(b)), before[0])
+        yield (word.line, f"'{text}' is in single quotes, so {name} receives the text {text} itself; use double "
+                          f"quotes (\"{text}\") for the shell to expand it", _double_quote_fix(ctx, hits))
+
+
+def _ch_run_expands_it(words: list[Any], word: Any) -> bool:
+    """Whether ``word`` is a ch-run ``--set-env=NAME=…`` (without --env-no-expand) whose every ``$`` starts a
+    ':'-separated item that is only a variable name: ch-run itself replaces such an item by the variable's value
+    in the container (after a bare --set-env, the image's), which is why Charliecloud's manual single-quotes it."""
+    at = words.index(word)
+    values = [str(w.value) for w in words]
+    runs = [k for k in range(at) if values[k].rsplit("/", 1)[-1] == "ch-run"]
+    if not runs:
+        return False
+    options = values[runs[-1] + 1:]
+    end = options.index("--") if "--" in options else len(options)
+    if at - runs[-1] - 1 >= end or "--env-no-expand" in options[:end]:
+        return False
+    text = passed_text(word.raw)
+    assignment = text[len("--set-env="):] if text.startswith("--set-env=") else ""
+    if "=" not in assignment:
+        return False
+    items = assignment.split("=", 1)[1].split(":")
+    return all(item.count("$") == (_CH_RUN_LOOKUP.fullmatch(item) is not None) for item in items)
+
+
+#: a --set-env item ch-run replaces by a variable's value: $ and a name, nothing else
+_CH_RUN_LOOKUP = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _double_quote_fix(ctx: Context, hits: list[tuple[Any, int, int]]) -> Fix | None:
+    """The line with the single-quoted pieces in double quotes, when they are on one line and hold nothing that
+    double quotes would read differently (a quote or a backslash)."""
+    line_no = hits[0][0].line
+    line = ctx.parsed.lines[line_no - 1]
+    edits = []
+    for word, start, end in hits:
+        at = word.col - 1
+        inner = word.raw[start + 1:end]
+        if word.line != line_no or "\n" in word.raw or line[at:at + len(word.raw)] != word.raw or any(c in inner for c in '"\\'):
+            return None
+        edits.append((at + start, at + end))
+    for a, b in reversed(edits):
+        line = f'{line[:a]}"{line[a + 1:b]}"{line[b + 1:]}'
+    return Fix("put the expansions in double quotes", line_no, line_no, text=line)
+
+
+_LAUNCH_BLOCKING = re.compile(r"(^|[^A-Za-z0-9_])CUDA_LAUNCH_BLOCKING=[\"']?1\b")
+
+
+#: dashes a word processor or a slide puts where a hyphen was typed (en dash, em dash, minus sign)
+#: quotes a word processor puts where straight quotes were typed
+_TYPOGRAPHIC_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'"}
+
+
+_TYPOGRAPHIC = re.compile(f"[{TYPED_DASHES}{''.join(_TYPOGRAPHIC_QUOTES)}]")
+
+
+def _straight(raw: str) -> str:
+    return "".join(_TYPOGRAPHIC_QUOTES.get(c, c) for c in raw)
+
+
+@rule("HPC515", "typographic-dash-or-quote", "error",
+      summary="an option starts with an en or em dash, or a word is wrapped in curly quotes (text copied from slides)",
+      why="Slides, PDFs and word processors turn -- into an en dash (–) and straight quotes into curly ones (“ ”). "
+          "Neither means anything to bash, sbatch or the programs: –-nodes=2 is an argument, not an option (sbatch "
+          "stops, apptainer takes it for the image), #!/bin/bash –l runs no shell at all, and “$SCRATCH/data” "
+          "is a path with quote marks in its name.",
+      fix="Type the dashes and quotes again on the keyboard: --nodes=2, -l, \"$SCRATCH/data\".",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+srun \u2013-ntasks=1 apptainer exec --nv pytorch_2.3.sif python train.py --data \u201c$SCRATCH/data\u201d
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+srun --ntasks=1 apptainer exec --nv pytorch_2.3.sif python train.py --data "$SCRATCH/data"
+""")
+def _typographic(ctx: Context) -> Iterator[Any]:
+    from ..errors import ParseError
+    from ..parse.lexer import directive_words
+    if not _TYPOGRAPHIC.search(ctx.parsed.source):
+        return  # most scripts: nothing to look at word by word
+    lines = ctx.parsed.lines
+    bad: dict[int, list[tuple[int, str, str]]] = {}  # line -> (column, as written, as typed on a keyboard)
+    if lines and lines[0].startswith("#!"):
+        for m in re.finditer(rf"(?<=\s)[{TYPED_DASHES}]\S*", lines[0]):
+            bad.setdefault(1, []).append((m.start() + 1, m.group(0), keyboard_option(m.group(0))))
+    words: list[Any] = []
+    for cmd in ctx.parsed.lexed.commands:
+        if cmd.kind == "directive":
+            try:
+                words += directive_words(cmd)
+            except ParseError:
+                continue
+        elif cmd.is_code:
+            words += all_words(cmd)
+    for w in words:
+        raw = str(w.raw)
+        if _typographic_option(raw):
+            bad.setdefault(w.line, []).append((w.col, raw.split("=", 1)[0], keyboard_option(raw.split("=", 1)[0])))
+        elif raw[:1] in _TYPOGRAPHIC_QUOTES or raw[-1:] in _TYPOGRAPHIC_QUOTES:
+            bad.setdefault(w.line, []).append((w.col, raw, _straight(raw)))
+    for line_no, items in sorted(bad.items()):
+        written, typed = items[0][1], items[0][2]
+        what = ("starts with a typographic dash, not a hyphen, so it is not an option" if written[0] in TYPED_DASHES
+                else "has a typographic dash in its name, so no program knows the option" if written[0] == "-"
+                else "is wrapped in typographic quotes, which the shell keeps as part of the value")
+        text = lines[line_no - 1]
+        for col, old, new in sorted(items, reverse=True):
+            if text[col - 1:col - 1 + len(old)] != old:
+                text = ""
+                break
+            text = text[:col - 1] + new + text[col - 1 + len(old):]
+        fix = Fix("type the dashes and quotes on the keyboard", line_no, line_no, text=text) if text else None
+        more = f" (and {len(items) - 1} more on this line)" if len(items) > 1 else ""
+        yield line_no, f"{written} {what}; write {typed}{more} (copied from slides or a document?)", fix
+
+
+@rule("HPC506", "cuda-launch-blocking", "warning",
+      summary="CUDA_LAUNCH_BLOCKING=1 left on in a job",
+      why="It makes every CUDA kernel launch wait for the previous one: a debugging switch that slows training "
+          "several times over.",
+      fix="Remove it (set it only while debugging a CUDA error).",
+      catalogue=(29,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+export CUDA_LAUNCH_BLOCKING=1
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+python train.py
+""")
+def _launch_blocking(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        names = [n for n, w in cmd.assignments if n.endswith("CUDA_LAUNCH_BLOCKING") and str(w.value) == "1"]
+        if names or _LAUNCH_BLOCKING.search(raw_text(cmd)):
+            yield cmd.line, "CUDA_LAUNCH_BLOCKING=1 serialises every kernel launch and slows training; remove it"
+
+
+#: what makes ``conda activate`` work in a script: conda's shell hook or conda.sh, an activate script, a shell
+#: start-up file that runs conda init's lines
+_CONDA_SETUP = re.compile(r"\b(?:conda|mamba|micromamba)(?:\.exe)?\s+shell\b|conda\.sh\b|/activate\b|\.bashrc\b"
+                          r"|\.bash_profile\b|\.profile\b")
+
+#: modules that set conda up when loaded (site Anaconda, Miniforge … modules)
+_CONDA_MODULE = re.compile(r"(?i)conda|mamba|miniforge|python")
+
+
+@rule("HPC512", "conda-activate-without-setup", "info",
+      summary="conda activate in a batch script that never sets conda up",
+      why="conda activate is a shell function that conda init adds to interactive shells; a batch script is not "
+          "one, so unless a module loaded before sbatch exported that function (some site modules do), conda stops "
+          "with 'Run conda init before conda activate' and the job runs with the wrong Python (or stops under set -e).",
+      fix="Set conda up first: eval \"$(conda shell.bash hook)\" (or source the conda.sh of your installation, or "
+          "load the site's conda module), then conda activate ENV.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+conda activate myenv
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+eval "$(conda shell.bash hook)"
+conda activate myenv
+python train.py
+""")
+def _conda_activate(ctx: Context) -> Iterator[Any]:
+    shebang = ctx.parsed.source.split("\n", 1)[0]
+    if shebang.startswith("#!") and re.search(r"\s-\w*[li]|--login", shebang):
+        return  # a login or interactive shell reads the start-up files where conda init wrote its lines
+    if any(_CONDA_MODULE.search(name) for name, _ in ctx.parsed.modules):
+        return
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if words[:2] != ["conda", "activate"]:
+            if _CONDA_SETUP.search(cmd.text):
+                return
+            continue
+        yield (cmd.line, "conda activate needs conda's shell function, which a batch script does not define itself: "
+                         "unless your environment exports it, conda stops with 'Run conda init before conda activate'; "
+                         "add eval \"$(conda shell.bash hook)\" before it")
+        return
+
+
+#: the variables that name the GPUs a program may use: Slurm sets CUDA_VISIBLE_DEVICES (and, on AMD GPUs,
+#: ROCR_VISIBLE_DEVICES) to the allocated ones; HIP_VISIBLE_DEVICES narrows ROCm's further
+VISIBLE_DEVICES_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
+
+
+@rule("HPC513", "fixed-visible-gpus", "warning",
+      summary="CUDA_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES) is set to a fixed list that is "
+              "not the job's GPUs",
+      why="Slurm sets CUDA_VISIBLE_DEVICES (on AMD GPUs also ROCR_VISIBLE_DEVICES) to the GPUs it allocated. A fixed "
+          "list of another size hides GPUs the job pays for (0 of 4) or names GPUs the job does not have, which then "
+          "fail to initialise; HIP_VISIBLE_DEVICES narrows what ROCm shows in the same way. A list of the right size "
+          "fails too when it names the node's GPUs by their numbers on the node (4,5,6,7): device cgroups show the "
+          "job its own GPUs numbered from 0. And on a node shared with other jobs, where a site does not confine "
+          "jobs to their GPUs, 0,1 may be another job's (reported when the profile says the nodes have more GPUs).",
+      fix="Remove the line and let Slurm's value stand (or request as many GPUs as the program uses).",
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:4
+export CUDA_VISIBLE_DEVICES=0
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:4
+python train.py
+""")
+def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
+    gpus = ctx.job.gpus_on_each_node
+    if not isinstance(gpus, int) or not gpus:
+        return
+    for name in VISIBLE_DEVICES_VARS:
+        exports = [v for v in ctx.parsed.variables if v.name == name and v.exported]
+        if len(exports) > 1:
+            continue  # set again and again: one GPU per background run (export CUDA_VISIBLE_DEVICES=1; python … &)
+        for var in exports:
+            value = str(var.value).strip("'\"")
+            if not re.fullmatch(r"\d+(?:,\d+)*", value):
+                continue
+            ids = [int(k) for k in value.split(",")]
+            listed = len(ids)
+            set_by = "Slurm already sets it to the allocated GPUs" if name != "HIP_VISIBLE_DEVICES" else \
+                "Slurm hands the program the allocated GPUs without it"
+            if listed != gpus:
+                yield (var.line, f"{name}={value} names {listed} GPU{'s' if listed > 1 else ''} but the job "
+                                 f"requests {gpus} per node: {set_by}; remove the line")
+            elif max(ids) >= gpus:
+                yield (var.line, f"{name}={value} names GPU {max(ids)}, but where Slurm confines the job to its "
+                                 f"GPUs (device cgroups) they are numbered 0-{gpus - 1}, so the program finds no such "
+                                 f"GPU; {set_by}: remove the line")
+            elif not ctx.job.exclusive and _node_gpus(ctx) > gpus:
+                yield (var.line, f"{name}={value} names GPUs by number, but the job has {gpus} of the node's "
+                                 f"{_node_gpus(ctx)}: where Slurm does not confine it (no device cgroups) these may be "
+                                 f"another job's GPUs; {set_by}: remove the line")
+
+
+def _node_gpus(ctx: Context) -> int:
+    """The GPUs of each node of the partition the job runs on, by the profile (0 when unknown)."""
+    part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
+    return part.gpus_per_node if part is not None and isinstance(part.gpus_per_node, int) else 0
+
+
+#: pip's --no-index (local wheels only: --find-links DIR or the site's wheelhouse), up to the command's end
+_NO_INDEX = re.compile(r"^[^;&|\n]*?\s--no-index\b")
+
+_INSTALL = re.compile(r"(^|[\s'\"(;&|])(pip3?|python3?\s+-m\s+pip|conda|mamba|micromamba)\s+install\b")
+
+
+_EXPORT_ENV_SET = re.compile(r"^\s*(?:unset\s+(?:-v\s+)?SLURM_EXPORT_ENV\b|(?:export\s+)?SLURM_EXPORT_ENV=)", re.MULTILINE)
+
+
+@rule("HPC516", "export-none-reaches-srun", "warning",
+      summary="#SBATCH --export=NONE also empties the environment of every srun step",
+      why="sbatch hands --export=NONE on to the job as SLURM_EXPORT_ENV=NONE, and srun reads that variable as its own "
+          "--export. So the steps start without what the script set up before them: the module loads (apptainer: "
+          "command not found), exported variables (APPTAINER_CACHEDIR, MASTER_PORT) and the activated environment. "
+          "Sites that recommend --export=NONE (to keep the login shell's environment out) pair it with "
+          "unset SLURM_EXPORT_ENV.",
+      fix="Add unset SLURM_EXPORT_ENV after the #SBATCH lines (or give srun --export=ALL).",
+      bad="""#!/bin/bash
+#SBATCH --export=NONE
+#SBATCH --gres=gpu:1
+module load apptainer
+srun apptainer exec --nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --export=NONE
+#SBATCH --gres=gpu:1
+unset SLURM_EXPORT_ENV
+module load apptainer
+srun apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _export_none_reaches_srun(ctx: Context) -> Iterator[Any]:
+    export = next((d for d in ctx.parsed.directives if d.flag == "--export" and d.applied and not d.component), None)
+    if export is None or export.value.split(",", 1)[0].upper() != "NONE":
+        return
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is None or any(str(e).startswith("--export") for e in srun.extra):
+            continue
+        if _EXPORT_ENV_SET.search("\n".join(ctx.parsed.lines[:step.line - 1])):
+            return
+        lines = ctx.parsed.lines
+        first = lines[step.line - 1]
+        indent = first[:len(first) - len(first.lstrip())]
+        fix = Fix("unset SLURM_EXPORT_ENV before the step", step.line, step.line,
+                  text=f"{indent}unset SLURM_EXPORT_ENV  # --export=NONE is for the batch shell, not the steps\n{first}")
+        yield (step.line, f"--export=NONE (line {export.line}) reaches this srun as SLURM_EXPORT_ENV=NONE: the step "
+                          "starts without the module loads and exports above it; add unset SLURM_EXPORT_ENV after "
+                          "the #SBATCH lines", fix)
+        return
+
+
+@rule("HPC507", "install-at-job-start", "warning",
+      summary="packages are installed with pip/conda every time the job runs",
+      why="Installing at job start downloads and resolves packages on a compute node on every run: slow, fragile "
+          "when the index is unreachable, and the versions drift between runs. (pip install --no-index from a local "
+          "wheelhouse, e.g. into a virtual environment in $SLURM_TMPDIR as some sites document, downloads nothing "
+          "and is not reported.)",
+      fix="Install once into the image (a %post section or RUN line) or into an environment prepared beforehand, "
+          "with pinned versions.",
+      catalogue=(31,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+pip install --user wandb transformers
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+python train.py
+""")
+def _install(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.code:
+        if cmd.name in _PRINTERS:
+            continue
+        m = _INSTALL.search(raw_text(cmd))
+        if m and m.group(2).startswith(("pip", "python")) and _NO_INDEX.search(raw_text(cmd)[m.end():]):
+            continue  # from local wheels only (--no-index): nothing is downloaded
+        if m:
+            yield cmd.line, f"{m.group(2).split()[0]} install runs on every job; install once into the image or a prepared environment"
+
+
+#: ``${NAME[$SLURM_ARRAY_TASK_ID]}``, optionally shifted (``${NAME[$SLURM_ARRAY_TASK_ID-1]}``)
+_BY_TASK_ID = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\[\s*\$?\{?SLURM_ARRAY_TASK_ID\}?\s*(?:([-+])\s*(\d+))?\s*\]\}")
+
+_ARRAY_LITERAL = re.compile(r"\((.*)\)", re.S)
+
+
+#: a write to a shell variable: ``NAME=``, ``NAME+=``, ``NAME[i]=``, ``NAME[i]+=`` (group 2: the index, group 3: ``+``)
+_VAR_WRITE = re.compile(r"(?:^|(?<=[\s;&|(){}!]))([A-Za-z_][A-Za-z0-9_]*)(\[[^\]\n]*\])?(\+?)=")
+
+#: commands that fill an array from their input or arguments (readarray/mapfile NAME, read -a NAME, unset NAME)
+_ARRAY_FILLERS = re.compile(r"(?:^|[\s;&|(){}!])(readarray|mapfile|read|unset)\b([^;&|\n]*)")
+
+#: ``{1..9}``, ``{01..10..2}``, ``{a..e}``: a bash sequence expression
+_BRACE_SEQ = re.compile(r"(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?|([A-Za-z])\.\.([A-Za-z])(?:\.\.(-?\d+))?")
+
+
+def _array_writes(ctx: Context) -> set[str]:
+    """Names the script changes other than by a plain top-level ``NAME=(…)``: appended to (``+=``),
+    assigned by index (``NAME[i]=``), filled by readarray/mapfile/read -a, unset, or assigned inside a
+    loop, an if or a function (their length is then known only when the job runs)."""
+    def make() -> set[str]:
+        out: set[str] = set()
+        for cmd in ctx.parsed.lexed.code:
+            text = cmd.text
+            for m in _VAR_WRITE.finditer(text):
+                if cmd.kind != "simple" or m.group(2) or m.group(3):
+                    out.add(m.group(1))
+            for m in _ARRAY_FILLERS.finditer(text):
+                words = [w for w in m.group(2).split() if not w.startswith(("-", "<", ">"))]
+                if m.group(1) == "read":
+                    opts = re.findall(r"(?:^|\s)-([A-Za-z]*a)\s*([A-Za-z_][A-Za-z0-9_]*)", m.group(2))
+                    out.update(name for _, name in opts)
+                else:
+                    out.update(re.sub(r"\[.*", "", w.strip("'\"")) for w in words)
+        return out
+    return cached(ctx, "array_writes", make)
+
+
+def _brace_count(word: str) -> int | None:
+    """How many words bash's brace expansion makes of an unquoted ``word`` (``lr{1,2}`` → 2, ``{0..9}`` → 10,
+    ``{a,b}{1..3}`` → 6); None when it cannot tell."""
+    depth, start = 0, -1
+    for i, c in enumerate(word):
+        if c == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+            if depth:
+                continue
+            inner, rest = word[start + 1:i], word[i + 1:]
+            parts, level, last = [], 0, 0
+            for j, d in enumerate(inner):
+                level += (d == "{") - (d == "}")
+                if d == "," and level == 0:
+                    parts.append(inner[last:j])
+                    last = j + 1
+            parts.append(inner[last:])
+            seq = _BRACE_SEQ.fullmatch(inner)
+            if len(parts) > 1:
+                counts = [_brace_count(p) for p in parts]
+                if any(n is None for n in counts):
+                    return None
+                here = sum(counts)  # type: ignore[arg-type]
+            elif seq:
+                lo, hi, step = (int(seq.group(1)), int(seq.group(2)), seq.group(3)) if seq.group(1) is not None \
+                    else (ord(seq.group(4)), ord(seq.group(5)), seq.group(6))
+                step_n = abs(int(step)) if step else 1
+                here = abs(hi - lo) // (step_n or 1) + 1
+            elif "{" in inner:
+                return None  # {a{1,2}}: the outer braces stay, the inner expand; not worth guessing
+            else:
+                continue  # {x} or {}: bash keeps it as written, try braces further on
+            after = _brace_count(rest)
+            return None if after is None else here * after
+    return None if depth else 1
+
+
+def _literal_arrays(ctx: Context) -> dict[str, tuple[int, int]]:
+    """Shell arrays written out as literals and never changed afterwards: name → (number of values, line).
+
+    Brace expressions count as bash expands them (``({0..9})`` is ten values). An array that is appended
+    to, assigned by index, filled by readarray, or assigned in a loop is left out: its length is known only
+    when the job runs.
+    """
+    import shlex
+    out: dict[str, tuple[int, int]] = {}
+    changed = _array_writes(ctx)
+    for v in ctx.parsed.variables:
+        m = _ARRAY_LITERAL.fullmatch(str(v.value).strip())
+        if v.name in changed or not m or "$" in m.group(1) or "`" in m.group(1) \
+                or any(c in m.group(1) for c in "*?["):
+            out.pop(v.name, None)  # computed (from a file, a glob, a command): its length is unknown
+            continue
+        body = m.group(1)
+        try:
+            words = shlex.split(body, comments=True)
+        except ValueError:
+            out.pop(v.name, None)
+            continue
+        if "{" in body:
+            if any(q in body for q in "'\"\\"):
+                out.pop(v.name, None)  # quoted braces stay as written, unquoted ones expand: not worth guessing
+                continue
+            counts = [_brace_count(w) for w in words]
+            if any(n is None for n in counts):
+                out.pop(v.name, None)
+                continue
+            out[v.name] = (sum(counts), v.line)  # type: ignore[arg-type]
+            continue
+        out[v.name] = (len(words), v.line)
+    return out
+
+
+@rule("HPC508", "array-task-without-value", "error",
+      summary="job-array tasks index past the end of the list they take their value from",
+      why="Bash arrays count from 0. With --array=1-3 over a list of three values, task 3 reads past the end and "
+          "gets an empty value (the program runs with a missing argument or its default), and the first value "
+          "is never used. Line numbers count from 1: with --array=0-9, task 0 asks sed -n \"${SLURM_ARRAY_TASK_ID}p\" "
+          "(or awk NR==…, head -n … | tail -1) for line 0 and gets nothing.",
+      fix="Make the array indexes match the list: --array=0-(N-1) for N values of a bash array, --array=1-N for N "
+          "lines of a file (or shift the index in the script).",
+      bad="""#!/bin/bash
+#SBATCH --array=1-3
+LRS=(0.1 0.01 0.001)
+python train.py --lr "${LRS[$SLURM_ARRAY_TASK_ID]}"
+""",
+      good="""#!/bin/bash
+#SBATCH --array=0-2
+LRS=(0.1 0.01 0.001)
+python train.py --lr "${LRS[$SLURM_ARRAY_TASK_ID]}"
+""")
+def _array_past_end(ctx: Context) -> Iterator[Any]:
+    spec = ctx.job.array
+    ids = array_task_ids(spec) if isinstance(spec, str) and spec else None
+    if not ids:
+        return
+    arrays = _literal_arrays(ctx)
+    for number, line in enumerate(ctx.parsed.lines, start=1):
+        if line.lstrip().startswith("#"):
+            continue
+        for m in _BY_TASK_ID.finditer(line):
+            name, sign, shift = m.group(1), m.group(2), int(m.group(3) or 0)
+            if name not in arrays or arrays[name][1] > number:
+                continue
+            n = arrays[name][0]
+            offset = -shift if sign == "-" else shift
+            missing = [i for i in ids if not 0 <= i + offset < n]
+            if not missing:
+                continue
+            if n == 0:
+                yield number, f"--array={spec}: {name} has no values, so every task gets an empty value"
+                continue
+            past = [i for i in missing if i + offset >= n]
+            before = [i for i in missing if i + offset < 0]
+            said = []
+            if past:
+                said.append(f"task{'s' if len(past) > 1 else ''} {_shown(past)} index past {name}, which has "
+                            f"{n} value{'s' if n != 1 else ''} (indexes 0-{n - 1}), and get{'' if len(past) > 1 else 's'} "
+                            "an empty value")
+            if before:
+                said.append(f"task{'s' if len(before) > 1 else ''} {_shown(before)} read{'' if len(before) > 1 else 's'} "
+                            f"{name}[{before[0] + offset}], a negative index that bash counts from the end of the list")
+            # the task ids that reach a value: never below 0, which sbatch would refuse
+            lo, hi = max(0, -offset), n - 1 - offset
+            throttle = spec[spec.index("%"):] if "%" in spec else ""  # keep the throttle
+            advice = f"use --array={lo}-{hi}{throttle}" if hi >= lo else f"change the index shift so it stays within 0-{n - 1}"
+            yield number, f"--array={spec}: {'; '.join(said)}; {advice}"
+    if 0 in ids:
+        yield from _line_zero(ctx, spec)
+
+
+def _task_id_names(ctx: Context) -> set[str]:
+    """SLURM_ARRAY_TASK_ID and the script's variables that are only a copy of it (ID=$SLURM_ARRAY_TASK_ID)."""
+    out = {"SLURM_ARRAY_TASK_ID"}
+    for v in ctx.parsed.variables:
+        m = re.fullmatch(r"[\"']?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?[\"']?", str(v.value).strip())
+        if m and m.group(1) in out:
+            out.add(v.name)
+    return out
+
+
+def _line_lookups(names: set[str]) -> list[tuple[str, re.Pattern[str]]]:
+    """Commands that take line number $ID of a file, counting from 1: (the command, its pattern)."""
+    ref = r"\$(?:\{(?:" + "|".join(map(re.escape, sorted(names))) + r")\}|(?:" + \
+        "|".join(map(re.escape, sorted(names))) + r")\b)"
+    return [
+        # sed -n "${ID}p", sed -n ${ID}p, sed "${ID}q;d", sed -n "${ID}{p;q}"
+        ("sed", re.compile(r"(?<![\w-])sed\b[^|;&\n]*?[\s'\"]" + r"[\"']?" + ref + r"[\"']?\s*[pqd{]")),
+        # awk "NR==$ID", awk 'NR=='$ID, awk "NR == ${ID} {print}"; not awk "NR==$ID+1", which adds the 1
+        ("awk", re.compile(r"(?<![\w-])awk\b[^|;&\n]*?NR\s*==\s*['\"]?\s*" + ref + r"(?!['\"]?\s*\+)")),
+        # head -n $ID file | tail -1 (or tail -n 1)
+        ("head", re.compile(r"(?<![\w-])head\s+(?:-n\s*|-)[\"']?" + ref + r"[\"']?[^|;&\n]*\|\s*tail\s+(?:-n\s*)?-?1\b")),
+    ]
+
+
+_AWK_VAR = re.compile(r"(?<![\w-])awk\b[^|;&\n]*?-v\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)=['\"]?(\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)")
+
+
+def _line_zero(ctx: Context, spec: str) -> Iterator[Any]:
+    """HPC508 for a 0-based array whose task id is used as a line number (sed, awk, head | tail count from 1)."""
+    names = _task_id_names(ctx)
+    lookups = _line_lookups(names)
+    m = re.fullmatch(r"0-(\d+)((?::\d+)?)((?:%\d+)?)", spec)
+    advice = (f"use --array=1-{int(m.group(1)) + 1}{m.group(2)}{m.group(3)}" if m and not m.group(2)
+              else "number the tasks from 1, or look up line $((SLURM_ARRAY_TASK_ID + 1))")
+    for number, line in enumerate(ctx.parsed.lines, start=1):
+        if line.lstrip().startswith("#") or number < ctx.parsed.first_command:
+            continue
+        what = next((name for name, pattern in lookups if pattern.search(line)), None)
+        if what is None:
+            for am in _AWK_VAR.finditer(line):
+                var = am.group(2).strip("${}")
+                if var in names and re.search(r"NR\s*==\s*" + re.escape(am.group(1)) + r"\b(?!\s*\+)",
+                                              line[am.end():]):
+                    what = "awk"
+                    break
+        if what is None:
+            continue
+        yield (number, f"--array={spec} starts at task 0, but {what} counts lines from 1: task 0 asks for line 0 and "
+                       f"gets nothing (sed even stops with 'invalid usage of line address 0'); {advice}")
+
+
+def _shown(ids: list[int]) -> str:
+    """The first few task ids of a list, for a message."""
+    return ", ".join(map(str, ids[:4])) + (", …" if len(ids) > 4 else "")
+
+
+_SUBMIT_DIR = re.compile(r"^\$(?:\{SLURM_SUBMIT_DIR\}|SLURM_SUBMIT_DIR\b)/?")
+
+
+def _same_dir(path: str) -> str:
+    """A directory name as the job's working directory sees it: ``./logs/``, ``$SLURM_SUBMIT_DIR/logs`` → ``logs``."""
+    path = _SUBMIT_DIR.sub("", path.strip().strip("'\""))
+    while path.startswith("./"):
+        path = path[2:]
+    return path.rstrip("/") or ("/" if path.startswith("/") else "")
+
+
+@rule("HPC509", "log-directory-created-by-the-job", "error",
+      summary="the script creates the directory its --output/--error log goes to, which is too late",
+      why="Slurm opens the job's log before the first line of the script runs, and it does not create a missing "
+          "directory: the job fails at launch (JobLaunchFailure, exit code 0:53 on Slurm 22.05), leaves no log, "
+          "and the script's mkdir never runs. It only works once the directory already exists.",
+      fix="Create the directory before submitting (mkdir -p logs && sbatch job.sh; hpcwidgets submit does it "
+          "for you) and drop the mkdir from the script, or write the log into the working directory itself "
+          "(--output=%x-%j.out).",
+      bad="""#!/bin/bash
+#SBATCH --output=logs/%x-%j.out
+mkdir -p logs
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --output=logs/%x-%j.out
+python train.py
+""")
+def _log_dir_made_by_job(ctx: Context) -> Iterator[Any]:
+    import posixpath
+    logs: dict[str, tuple[str, str]] = {}  # directory -> (field, flag)
+    for name, flag in (("output", "--output"), ("error", "--error")):
+        value = getattr(ctx.job, name, "")
+        folder = _same_dir(posixpath.dirname(value)) if isinstance(value, str) and value else ""
+        if folder and folder not in logs and "%" not in folder and "$" not in folder:
+            logs[folder] = (name, flag)
+    if not logs:
+        return
+    moved = False  # after a cd, a relative mkdir makes another folder than the log's
+    for cmd in ctx.parsed.lexed.code:
+        words = [str(w) for w in cmd.argv]
+        if words and words[0] in ("cd", "pushd"):
+            moved = True
+        if not words or posixpath.basename(words[0]) != "mkdir":
+            continue
+        parents = any(w.startswith("-") and not w.startswith("--") and "p" in w or w == "--parents" for w in words[1:])
+        made = [_same_dir(ctx.parsed.resolve(w, cmd.line)) for w in words[1:] if not w.startswith("-")]
+        for folder, (name, flag) in logs.items():
+            if moved and not folder.startswith("/"):
+                continue
+            if any(m == folder or (parents and m.startswith(folder + "/")) for m in made):
+                yield (ctx.parsed.directive_line(name, cmd.line),
+                       f"{flag} writes into {folder}/, which this script creates on line {cmd.line}: Slurm opens the "
+                       f"log before the script runs, so when {folder}/ is missing the job fails at launch without a "
+                       f"log; create it before submitting (mkdir -p {folder}) and drop the mkdir here")
+
+
+@rule("HPC510", "bad-module-name", "error",
+      summary="module load names something that cannot be a module",
+      why="Module names are NAME or NAME/VERSION (letters, digits and _ . + - @). A name written another way "
+          "(cuda=12.1, a space inside quotes) matches no module: module load fails, and the job goes on without "
+          "the software it needs. Names held in the script's own variables are checked as they are set; names "
+          "known only when the job runs are not checked.",
+      fix="Write the module as module avail / module spider shows it, e.g. module load cuda/12.1.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+module load cuda=12.1
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+module load cuda/12.1
+python train.py
+""")
+def _bad_module(ctx: Context) -> Iterator[Any]:
+    for name, line in ctx.parsed.modules:
+        names = [name]
+        via = ""
+        if "$" in name or "`" in name:
+            value = ctx.parsed.resolve(name, line)
+            if "$" in value or "`" in value:
+                continue  # known only when the job runs
+            names, via = value.split(), f" {name}"  # the script sets it: check what it holds
+        for n in names:
+            for p in SlurmJob(modules=(n,)).problems():
+                if p.field.split(".", 1)[0] == "modules":
+                    yield line, f"module load{via}: {p.message}"
+
+
+#: programs that run a job's long work: the batch shell waits for them in the foreground
+_LONG_RUNNERS = ("srun", "mpirun", "mpiexec", "apptainer", "singularity", "ch-run", "torchrun", "accelerate",
+                 "deepspeed")
+
+
+@rule("HPC511", "signal-trap-foreground-step", "warning",
+      summary="a trap waits for a --signal=B:… warning while the job's step runs in the foreground",
+      why="--signal=B:USR1@60 sends the signal to the batch shell only, and bash runs a trap only once the "
+          "foreground command it is waiting for has exited. With the step in the foreground (srun python train.py), "
+          "the handler (checkpoint, requeue, copy results back) runs only after the step ends, which is when the "
+          "time limit kills the whole job: the warning is lost. The wait builtin, in contrast, returns as soon as a "
+          "trapped signal arrives.",
+      fix="Start the step in the background and wait for it: srun python train.py & wait (the handler then runs as "
+          "soon as the signal arrives). A handler that only tells the program to checkpoint (scancel --signal=USR1, "
+          "kill, a STOP file) must be followed by waiting again, as wait returns when the trap runs: HPC529.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py &
+wait
+""")
+def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
+    found = _batch_signal(ctx)
+    if found is None:
+        return
+    directive, signal = found
+    code = ctx.parsed.lexed.code
+    trap = None
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if not words or words[0] != "trap" or len(words) < 3 or words[1] in ("-", "") or words[1].startswith("-"):
+            continue
+        if any(_signal_name(w) == signal for w in words[2:]):
+            trap = cmd
+    if trap is None:
+        return
+    for i, cmd in enumerate(code):
+        if cmd.line <= trap.line or cmd.kind != "simple" or not cmd.words:
+            continue
+        words = [str(v) for v in cmd.argv]
+        launch = launch_words(words) or words
+        name = launch[0].rsplit("/", 1)[-1] if launch else ""
+        if name not in _LONG_RUNNERS and not _PYTHON.fullmatch(name):
+            continue
+        j = i
+        while j < len(code) - 1 and code[j].joined_by in ("|", "|&"):
+            j += 1  # a pipeline runs in the background only when its last command is followed by &
+        if code[j].joined_by == "&":
+            continue
+        sig = directive.value
+        yield (cmd.line, f"#SBATCH --signal={sig} (line {directive.line}) sends {signal} to the batch shell, but {name} "
+                         f"runs in the foreground: bash runs the trap of line {trap.line} only after {name} exits, so "
+                         f"the handler never runs before the time limit kills the job; start it in the background "
+                         f"and wait for it ({name} … & then wait)")
+        return
+
+
+@rule("HPC517", "signal-misses-the-batch-shell", "warning",
+      summary="--signal without B: while the batch shell traps the signal, or with no job step to receive it",
+      why="Without B:, Slurm sends the --signal warning to the job's steps (what srun started) and not to the batch "
+          "shell: a trap in the script never runs, so the checkpoint or requeue it was written for never happens; and "
+          "a job whose work runs in the batch shell (python train.py without srun) has no step, so nothing receives "
+          "the warning at all.",
+      fix="Send it to the batch shell with #SBATCH --signal=B:USR1@120 when the script traps it (and start the step "
+          "in the background, then wait: HPC511); or run the program as a step (srun python train.py) so it gets "
+          "the signal itself (not behind torchrun, accelerate or deepspeed, whose agent dies of USR1: HPC123).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=USR1@120
+#SBATCH --requeue
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py &
+wait
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py &
+wait
+""")
+def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
+    found = _batch_signal(ctx, batch=False)
+    if found is None:
+        return
+    directive, signal = found
+    commands = list(simple_commands(ctx))
+    trap = next((cmd for cmd in commands for words in [[str(v) for v in cmd.argv]]
+                 if len(words) >= 3 and words[0] == "trap" and not words[1].startswith("-")
+                 and any(_signal_name(w) == signal for w in words[2:])), None)
+    sig = str(directive.value).strip()
+    if trap is not None:
+        lines = ctx.parsed.lines
+        text = lines[directive.line - 1]
+        fixed = re.sub(r"(--signal[= ])(?:R:)?", lambda m: m.group(1) + ("RB:" if "R:" in m.group(0) else "B:"),
+                       text, count=1)
+        fix = Fix("send the signal to the batch shell (B:)", directive.line, directive.line, text=fixed) \
+            if fixed != text else None
+        prefix = "RB:" if sig.startswith("R:") else "B:"
+        yield (directive.line, f"--signal={sig} goes to the job's steps, not to the batch shell, so the trap of line "
+                               f"{trap.line} never runs; write --signal={prefix}{sig.split(':')[-1]}", fix)
+        return
+    launches = [cmd for cmd in commands for words in [[str(v) for v in cmd.argv]]
+                if words and words[0].rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS)]
+    if not launches:
+        yield (directive.line, f"--signal={sig} goes to the job's steps, and this job starts none (its commands run in "
+                               "the batch shell), so nothing receives the warning; run the program with srun, or use "
+                               "B: and forward the signal from a trap")
