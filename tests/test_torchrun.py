@@ -25,7 +25,10 @@ def test_module_launcher_splits_into_words():
 @pytest.mark.parametrize("kwargs,field,text", [
     ({"nnodes": "2", "nproc_per_node": "4"}, "rdzv_endpoint", "head node"),
     ({"nnodes": "2", "rdzv_endpoint": "$SLURM_STEP_NODELIST:29500"}, "rdzv_endpoint", "node list"),
-    ({"nnodes": "2", "rdzv_endpoint": "$head_node:29500", "node_rank": "$SLURM_NODEID"}, "node_rank", "ignored"),
+    ({"nnodes": "2", "rdzv_backend": "c10d", "rdzv_endpoint": "$head_node:29500", "node_rank": "$SLURM_NODEID"},
+     "node_rank", "ignored by the c10d"),
+    ({"nnodes": "2", "rdzv_endpoint": "$head_node:29500", "node_rank": "0", "master_addr": "n1"},
+     "master_addr", "meets at --rdzv-endpoint"),
     ({"standalone": True, "rdzv_endpoint": "x:1"}, "rdzv_endpoint", "ignores"),
     ({"standalone": True, "nnodes": "2"}, "standalone", "one node"),
     ({"nproc_per_node": "four"}, "nproc_per_node", "number, gpu"),
@@ -34,6 +37,14 @@ def test_module_launcher_splits_into_words():
 def test_problems(kwargs, field, text):
     problems = Torchrun(script="train.py", **kwargs).problems()
     assert any(p.field == field and text in p.message for p in problems), problems
+
+
+def test_the_static_rendezvous_at_an_endpoint_still_reads_each_nodes_rank():
+    # torchrun's default backend is static: with --rdzv-endpoint it meets there, and --node-rank numbers the nodes
+    for backend in ("", "static"):
+        t = Torchrun(nnodes="2", rdzv_backend=backend, rdzv_endpoint="$head_node:29500", node_rank="$NODE_RANK",
+                     script="t.py")
+        assert t.problems() == [], backend
 
 
 def test_static_backend_may_use_master_addr():

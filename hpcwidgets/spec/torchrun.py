@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..errors import Problem
 from ._meta import Spec, TextForm, opt
 from ._words import Verbatim
-from .common import extra_problems, kept_reference
+from .common import extra_problems, kept_reference, option_like_operands
 
 #: the shell variable the workflow script sets on the host to the first node of the allocation
 HEAD_NODE_VAR = "head_node"
@@ -184,6 +184,19 @@ class Torchrun(Spec):
                                              f"--rdzv-endpoint={self.master_addr}:{port}")]
         return [Problem("rdzv_endpoint", "several nodes need a rendezvous endpoint: the head node, e.g. $head_node:29500")]
 
+    def _ignored_static_options(self) -> list[Problem]:
+        """Options the rendezvous at --rdzv-endpoint never reads. c10d numbers the nodes itself and ignores all three;
+        the static rendezvous (torchrun's default backend) still takes each node's --node-rank, but meets at the
+        endpoint rather than at --master-addr:--master-port (torch/distributed/run.py, ``get_rdzv_endpoint``)."""
+        if self.rdzv_backend == "c10d":
+            names, why = ("node_rank", "master_addr", "master_port"), "is ignored by the c10d rendezvous"
+        elif self.rdzv_backend in ("", "static"):
+            names, why = ("master_addr", "master_port"), "is ignored: the static rendezvous meets at --rdzv-endpoint"
+        else:
+            return []
+        return [Problem(name, f"--{name.replace('_', '-')} {why}; remove it")
+                for name in names if getattr(self, name) not in ("", None)]
+
     @property
     def options_out_of_sight(self) -> bool:
         """Whether options of this launch are held where a reader cannot see them: an array or the script's
@@ -225,14 +238,12 @@ class Torchrun(Spec):
         if self.rdzv_endpoint and "NODELIST" in self.rdzv_endpoint:
             out.append(Problem("rdzv_endpoint", f"{self.rdzv_endpoint!r} is a node list, not one host; resolve the head node "
                                                 "with scontrol show hostnames on the host and use $head_node:29500"))
-        if self.rdzv_backend in ("", "c10d") and not self.standalone and self.rdzv_endpoint:
-            for name in ("node_rank", "master_addr", "master_port"):
-                if getattr(self, name) not in ("", None):
-                    out.append(Problem(name, f"--{name.replace('_', '-')} is ignored by the c10d rendezvous; remove it"))
+        if not self.standalone and self.rdzv_endpoint:
+            out += self._ignored_static_options()
         if self.module and self.no_python:
             out.append(Problem("no_python", "--module and --no-python exclude each other"))
         out += extra_problems(self.extra, self.other_value_options, "torchrun")
-        return out
+        return out + option_like_operands(self, "script")
 
 
 @functools.cache
