@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.buildfiles import (_STAGE, DEF_SECTIONS, dockerfile_instructions, header_text, indented_section,
+from ..parse.buildfiles import (_STAGE, dockerfile_instructions, header_text, indented_section,
                                 section_line)
 from ..parse.lexer import Command, compound_body, lex_script
 from ..parse.script import _SUPPRESS, launch_words
+from ..spec.apptainer import ALL_DEF_SECTIONS
 from . import Context, rule
 from .catalogue import _REGISTRY_PASSWORD, _TOKEN_NAME, _secret_message, is_literal
 
@@ -165,14 +166,14 @@ def _section_meant(n: int, line: str, name: str, _options: str, indented: bool,
     """The section a ``%`` line starts, as far as it is clear (``%enviroment`` means %environment); a line
     Apptainer cannot read is noted in ``unread`` with what is wrong."""
     word = line.split()[0]
-    meant = name if name in DEF_SECTIONS else next(iter(difflib.get_close_matches(name, DEF_SECTIONS, 1, 0.8)), "")
+    meant = name if name in ALL_DEF_SECTIONS else next(iter(difflib.get_close_matches(name, ALL_DEF_SECTIONS, 1, 0.8)), "")
     if indented:
         unread.append((n, indented_section(word)))
-    elif name not in DEF_SECTIONS:
+    elif name not in ALL_DEF_SECTIONS:
         fix = f"write %{meant}" if meant else ("Apptainer starts a section at every line whose first word starts with "
                                                "%, even inside a heredoc or a quoted string: begin that line with "
                                                "something else, or name a section: "
-                                               + ", ".join("%" + x for x in DEF_SECTIONS))
+                                               + ", ".join("%" + x for x in ALL_DEF_SECTIONS))
         unread.append((n, f"{word} is not an Apptainer section: the build stops with 'invalid section(s) specified: "
                            f"{name}'; {fix}"))
     return meant

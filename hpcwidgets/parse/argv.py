@@ -186,9 +186,13 @@ def is_command(words: Sequence[str]) -> bool:
     return recognise(words) is not None
 
 
-def _split_binds(value: str) -> list[Bind]:
+def _split_binds(value: str, one_per_option: bool = False) -> list[Bind]:
+    """The binds one bind option's value holds. ``one_per_option``: the program reads the value as one bind,
+    commas and all (ch-run, see ``ChRun.one_bind_per_option``)."""
     if isinstance(value, Verbatim):
         return [Bind(value)]
+    if one_per_option:
+        return [Bind.from_token(value)]
     # as Apptainer reads it: binds are comma-separated, and so are the options after SRC:DST:
     # "a:/a:ro,image-src=/,b" is a with two options, then b
     parts: list[str] = []
@@ -223,10 +227,10 @@ def _env_pairs(raw: str) -> list[EnvVar]:
     return [EnvVar.from_token(item) for item in fields]
 
 
-def _convert(f: FieldSpec, raw: str, as_map: bool = False) -> list[Any]:
+def _convert(f: FieldSpec, raw: str, as_map: bool = False, one_bind: bool = False) -> list[Any]:
     base = f.base_type
     if base is Bind:
-        return _split_binds(raw)
+        return _split_binds(raw, one_bind)
     if base is EnvVar:
         return _env_pairs(raw) if as_map else [EnvVar.from_token(raw)]
     if base is int:
@@ -453,7 +457,8 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
                 else:
                     lists.setdefault("binds", []).append(b)
             elif f.is_tuple:
-                lists.setdefault(f.name, []).extend(_convert(f, val, name in getattr(cls, "map_options", ())))
+                lists.setdefault(f.name, []).extend(_convert(f, val, name in getattr(cls, "map_options", ()),
+                                                             getattr(cls, "one_bind_per_option", False)))
             else:
                 values[f.name] = _convert(f, val)[0]
             i += 1
@@ -473,8 +478,13 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
             break
         raise ParseError(f"unexpected argument {text!r} after {' '.join(str(x) for x in pos_words)}", source_line)
 
-    # right-align positionals: `apptainer pull docker://x` fills `source`, not `dest`
-    for f, w in zip(positional[len(positional) - len(pos_words):], pos_words):
+    # right-align positionals: `apptainer pull docker://x` fills `source`, not `dest`; a command whose optional
+    # operand comes last (ch-image pull REF [DEST]) says so, and its operands fill from the first
+    if getattr(cls, "operands_fill_from_first", False):
+        targets = positional[:len(pos_words)]
+    else:
+        targets = positional[len(positional) - len(pos_words):]
+    for f, w in zip(targets, pos_words):
         values[f.name] = w
     for name, items in lists.items():
         values[name] = tuple(items)

@@ -19,7 +19,7 @@ import textwrap
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
-from ..spec.apptainer import DefFile
+from ..spec.apptainer import ALL_DEF_SECTIONS, APP_SECTIONS, DEF_SECTIONS, DefFile
 from ..spec.charliecloud import INSTRUCTIONS, Dockerfile, Instruction
 from ..spec.common import EnvVar
 
@@ -202,17 +202,11 @@ def _logical_lines(lines: list[str], source: str):
 
 # -- definition file -------------------------------------------------------------------------
 
-#: sections the model holds field by field (in the order they are written back)
-_SECTIONS = ("arguments", "setup", "files", "post", "test", "environment", "startscript", "runscript", "labels", "help")
-#: app (SCIF) sections: ``%apprun NAME`` …, kept verbatim
-_APP_SECTIONS = ("appinstall", "apphelp", "apprun", "applabels", "appfiles", "appenv", "apptest", "appstart")
 _HEADER_KEYS = {"bootstrap": "bootstrap", "from": "from_"}
 _STAGE = re.compile(r"bootstrap[ \t]*:", re.IGNORECASE)
 #: a header line that may come before Bootstrap: in a stage's header
 _HEADER_LINE = re.compile(r"(from|stage|includecmd|fingerprints|osversion|mirrorurl|updateurl|include|library|"
                           r"registry|namespace)[ \t]*:", re.IGNORECASE)
-#: every section name Apptainer accepts (%pre is an old one it still takes; the model does not hold it)
-DEF_SECTIONS = _SECTIONS + ("pre",) + _APP_SECTIONS
 #: how the renderer indents section bodies
 _INDENT = "    "
 
@@ -268,9 +262,9 @@ def parse_deffile(text: str, source: str = "") -> DefFile:
             what = line.split()[0]
             if indented:
                 raise ParseError(indented_section(what), n, 1, source)
-            if name not in _SECTIONS + _APP_SECTIONS:
+            if name not in ALL_DEF_SECTIONS:
                 raise ParseError(f"section {what} is not an Apptainer section; the sections are "
-                                 f"{', '.join('%' + s for s in _SECTIONS + _APP_SECTIONS)}", n, 1, source)
+                                 f"{', '.join('%' + s for s in DEF_SECTIONS + APP_SECTIONS)}", n, 1, source)
             blocks.append((n, name, options, [line.rstrip()]))
             continue
         if blocks:
@@ -308,7 +302,7 @@ def parse_deffile(text: str, source: str = "") -> DefFile:
 
 def _section_value(name: str, args: str, body: list[str], first: int, source: str) -> object | None:
     """The field value of a section, or None when the section is kept verbatim."""
-    if args.strip() or name in _APP_SECTIONS:
+    if args.strip() or name not in DEF_SECTIONS:
         return None
     start, trimmed = _trim(body, first)
     if _spans_lines(body) and [_INDENT + x if x else "" for x in trimmed] != _strip_blank(body, rstrip=False):

@@ -337,7 +337,18 @@ class ApptainerInstance(Spec):
         return out
 
 
+def _listed(value: Any) -> tuple[Any, ...]:
+    """The items of a list field, () when it holds something else (``problems()`` reports that)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else ()
+
+
+#: the sections a definition file model holds field by field, in the order they are written (the order apptainer
+#: runs them in)
 DEF_SECTIONS = ("arguments", "setup", "files", "post", "test", "environment", "startscript", "runscript", "labels", "help")
+#: app (SCIF) sections, ``%apprun NAME`` …: the model keeps them verbatim (in ``extra``)
+APP_SECTIONS = ("appinstall", "apphelp", "apprun", "applabels", "appfiles", "appenv", "apptest", "appstart")
+#: every section name Apptainer accepts (%pre is an old one it still takes; the model keeps it verbatim)
+ALL_DEF_SECTIONS = DEF_SECTIONS + ("pre",) + APP_SECTIONS
 
 
 @dataclass(frozen=True)
@@ -396,4 +407,42 @@ class DefFile(Spec):
         first = next((line for line in self.extra if line.strip()), "")
         if first and not first.startswith("%"):
             out.append(Problem("extra", f"the verbatim sections must start with a %section line, not {first.strip()[:30]!r}"))
+        return out + self._unwritable()
+
+    def _unwritable(self) -> list[Problem]:
+        """Values a definition file cannot hold as the model has them: Apptainer would read the text otherwise (and
+        so would :func:`hpcwidgets.parse.buildfiles.parse_deffile`, which reads it as Apptainer does).
+
+        A header value is one line: a line break starts another header line. A section line whose first word starts
+        with ``%`` starts a new section, wherever it is; indented, as a section body is, it names no section and the
+        build stops ("invalid section(s) specified"). The verbatim sections may start sections, at the start of a
+        line, with a name Apptainer knows."""
+        out = []
+        for field, label, value in [("bootstrap", "Bootstrap", self.bootstrap), ("from_", "From", self.from_),
+                                    *(("header", h.name, h.value) for h in _listed(self.header) if isinstance(h, EnvVar))]:
+            if isinstance(value, str) and "\n" in value:
+                out.append(Problem(field, f"{label}: {value!r} holds a line break, which starts another header line; "
+                                          "a header value is one line"))
+        for section in DEF_SECTIONS:
+            if section == "environment":
+                continue  # written as export lines
+            value = getattr(self, section)
+            lines = [f"{v.name} {v.value}" for v in _listed(value) if isinstance(v, EnvVar)] if section == "labels" \
+                else [value] if isinstance(value, str) else [str(v) for v in _listed(value)]
+            line = next((x.strip() for v in lines for x in v.split("\n") if x.strip().startswith("%")), None)
+            if line is not None:
+                out.append(Problem(section, f"%{section}: the line {line!r} starts with %, so Apptainer reads it as the "
+                                            "start of a new section (and, indented in this one, as a section without a "
+                                            "name: the build stops); start the line with another character"))
+        for line in (x for v in _listed(self.extra) for x in str(v).split("\n")):
+            word = line.split(None, 1)[0] if line.strip() else ""
+            if not word.startswith("%"):
+                continue
+            if line[0].isspace():
+                out.append(Problem("extra", f"{line.strip()!r} is indented: Apptainer starts a section at it but reads "
+                                            "no name from an indented line, so the build stops; start it at the "
+                                            "beginning of its line"))
+            elif word[1:].lower() not in ALL_DEF_SECTIONS:
+                out.append(Problem("extra", f"{word} is not an Apptainer section, so the build stops; the sections are "
+                                            f"{', '.join('%' + x for x in DEF_SECTIONS + APP_SECTIONS)}"))
         return out

@@ -160,6 +160,8 @@ class ChImagePull(Spec):
     """``ch-image pull REF [DEST]``: copy an image from a registry into ch-image storage."""
 
     kind = "charliecloud.pull"
+    #: a lone operand is the reference (DEST is the optional one), where Apptainer's pull [DEST] SOURCE has it last
+    operands_fill_from_first = True
 
     program: str = _program("ch-image")
     action: str = opt("pull", label="Action", role="subcommand", choices=("pull",),
@@ -284,6 +286,9 @@ class ChRun(Spec):
     #: short options whose value is optional, so it can only be attached (argp's OPTION_ARG_OPTIONAL): in a
     #: cluster such an option takes the rest of the word as its value (-tW1G is -t -W1G)
     attached_value_options = frozenset({"-W"})
+    #: each -b/--bind is one SRC[:DST], commas and all: ch-run splits its value once, at the first ':' (parse_opt
+    #: in bin/ch-run.c), and has no comma-separated list of binds as Apptainer's --bind has
+    one_bind_per_option = True
     #: the options ch-run applies in command-line order, and the options that imply --join
     ordered_options = ("--unset-env", "--set-env")
     _JOINING = ("--join-ct", "--join-tag", "--join-pid")

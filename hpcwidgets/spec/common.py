@@ -41,7 +41,9 @@ def extra_problems(extra: Any, takes_value: frozenset[str], program: str) -> lis
     option and its value typed as one entry, which the program receives as one word."""
     if not extra:
         return []
-    out = [Problem("extra", f"{item!r} is not an option (options start with -); write each as --opt or --opt=value")
+    out = [Problem("extra", f"{item!r} is not an option: {program} reads the words after it as the ones that follow "
+                            "its options (the image, the command); remove it" if item in _END_OF_OPTIONS else
+                   f"{item!r} is not an option (options start with -); write each as --opt or --opt=value")
            for item in stray_words(extra, takes_value)]
     for item in (extra if isinstance(extra, (tuple, list)) else ()):
         if isinstance(item, str) and not isinstance(item, Verbatim) and _SPACED_OPTION.match(item):
@@ -73,6 +75,10 @@ def kept_reference(word: Any) -> bool:
     return isinstance(word, Verbatim) and _REFERENCE.fullmatch(str(word)) is not None
 
 
+#: words that look like options but end them: "--", and "-" (standard input, or an operand)
+_END_OF_OPTIONS = ("-", "--")
+
+
 def stray_words(extra: Any, takes_value: frozenset[str] = frozenset()) -> list[Any]:
     """Words of an "other options" list that are neither an option nor the value of the option before
     them (``--redirects 3`` is one option with its value when ``--redirects`` is in ``takes_value``). A
@@ -82,7 +88,7 @@ def stray_words(extra: Any, takes_value: frozenset[str] = frozenset()) -> list[A
     i = 0
     while i < len(items):
         word = str(items[i])
-        if not word.startswith("-") and not kept_reference(items[i]):
+        if (not word.startswith("-") or word in _END_OF_OPTIONS) and not kept_reference(items[i]):
             out.append(items[i])
         elif "=" not in word and (word in takes_value or word.replace("_", "-") in takes_value):
             i += 1  # its value

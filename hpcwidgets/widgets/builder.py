@@ -182,6 +182,7 @@ class Builder(w.VBox):
         self._user_set: set[str] = set()
         self._hold = 0
         self._lint_cache: OrderedDict[str, list[Any]] = OrderedDict()
+        self._read_back_cache: OrderedDict[str, Any] = OrderedDict()
         self._replace_path: str | None = None
         self.form = Form(())
         self._field_controls: dict[str, w.Widget] = {}
@@ -483,6 +484,7 @@ class Builder(w.VBox):
     def set_profile(self, profile: Any) -> None:
         self.profile = _profile(profile)
         self._lint_cache.clear()  # its findings were the old profile's (a file edited and chosen again keeps its name)
+        self._read_back_cache.clear()  # Load fills in what the profile knows (a Jupyter job's way in)
         name = self._profile_name()
         if name and name not in self.profile_selector.options:
             self.profile_selector.options = tuple(self.profile_selector.options) + (name,)
@@ -508,17 +510,43 @@ class Builder(w.VBox):
     # the form
     @classmethod
     def _read(cls, text: str) -> Any:
+        """The model ``text`` holds: a model saved as JSON when it is valid JSON, else this builder's own text.
+
+        A text that starts with ``{`` but is not JSON is read as the builder's own text too: a definition file's
+        lines before its header, or a command's first word, may start with a brace, and the form's own preview
+        must load back. When neither reading takes it, the message says what each found wrong."""
         stripped = text.strip()
-        if stripped.startswith("{"):
-            from ..spec._meta import load_json, spec_class
-            data = load_json(stripped)
-            if not isinstance(data, dict) or "kind" not in data:
-                raise ParseError("JSON must be an object with the model's kind, e.g. {\"kind\": \"slurm.job\", …}")
-            model = spec_class(str(data["kind"])).from_dict(data)
-        else:
+        if not stripped.startswith("{"):
             model = cls.parse(text)
+        else:
+            from ..spec._meta import load_json, spec_class
+            try:
+                data = load_json(stripped)
+            except ParseError as not_json:
+                model = cls._parse_braced(text, not_json)
+            else:
+                if not isinstance(data, dict) or "kind" not in data:
+                    raise ParseError("JSON must be an object with the model's kind, e.g. {\"kind\": \"slurm.job\", …}")
+                model = spec_class(str(data["kind"])).from_dict(data)
         cls._check_model(model)
         return model
+
+    @classmethod
+    def _parse_braced(cls, text: str, not_json: ParseError) -> Any:
+        """``text``, which starts with ``{`` and is not valid JSON, read as this builder's own text; a ParseError
+        naming both readings' problems when that fails too. A job script starts with #! or #SBATCH (the forms'
+        previews always do), so the job forms do not read such a text as shell commands."""
+        if cls.submits:
+            own = "it does not start with #! or #SBATCH"
+        else:
+            try:
+                return cls.parse(text)
+            except ParseError as exc:
+                own = _where(exc) + exc.message
+        article = "an" if cls.title[:1] in "AEIOU" else "a"
+        what = "a job script" if cls.submits else f"{article} {cls.title}"
+        raise ParseError(f"this text is neither a model saved as JSON ({_where(not_json)}{not_json.message}) "
+                         f"nor {what} ({own})")
 
     @classmethod
     def _check_model(cls, model: Any) -> None:
@@ -791,8 +819,11 @@ class Builder(w.VBox):
                 from ..render import render
                 text = render(model, validate=False)
             except ValidationError as exc:  # a renderer that validates anyway: only news is worth a line
-                if not set(exc.problems) <= set(problems):
-                    findings.append(FormFinding("RENDER", "error", 0, f"the preview cannot be made: {exc}"))
+                # shown at the control it names, as the model's problems are; a control the model's checks flag
+                # already holds that news
+                flagged = {self.form.key_for(p.field) for p in problems} - {""}
+                news = [p for p in exc.problems if p not in problems and self.form.key_for(p.field) not in flagged]
+                findings += problem_findings(self.form, news, "RENDER")
                 bad = True
             except (HpcWidgetsError, ValueError, TypeError, KeyError) as exc:
                 findings.append(FormFinding("RENDER", "error", 0, f"the preview cannot be made: {exc}"))
@@ -804,6 +835,7 @@ class Builder(w.VBox):
         if not bad:
             self._last_valid = text
             self._text, self._stale = text, False
+            findings += self._read_back_findings(text, model)
         elif self._last_valid is not None:
             self._text, self._stale = self._last_valid, True
         else:  # nothing valid yet (e.g. a loaded script with mistakes): show the form's own text
@@ -823,6 +855,45 @@ class Builder(w.VBox):
         lint_findings = [f for f in lint_findings if f.fix is not None or not any(m.endswith(f.message) for m in said)]
         self._findings = findings + lint_findings
         self._show(model)
+
+    def _read_back_findings(self, text: str, model: Any) -> list[FormFinding]:
+        """Warnings for the values that Load of the preview ``text`` (Copy or Save, then Load) would not give back
+        as ``model`` has them, each at its control: a value the text cannot hold as typed is said, never changed
+        silently. Read once per text, as lint is."""
+        back = self._read_back_cache.get(text)
+        if back is None:
+            try:
+                back = self._fill_in(self._read(text))
+            except HpcWidgetsError as exc:
+                back = exc
+            except RecursionError:
+                back = ParseError("the preview is nested too deeply to be read back")
+            except Exception as exc:
+                back = RuntimeError(_bug("Reading the preview back", exc))
+            self._read_back_cache[text] = back
+            if len(self._read_back_cache) > _LINT_CACHE_SIZE:
+                self._read_back_cache.popitem(last=False)
+        else:
+            self._read_back_cache.move_to_end(text)
+        if isinstance(back, Exception):
+            return [FormFinding("FORM", "warning", 0, f"Load cannot read this preview back ({back}), so a copy or a "
+                                                       "saved file cannot be loaded into the form again")]
+        if self._same_document(back, model):
+            return []
+        shown, read = self.form.values(model), self.form.values(back)
+        changed = [key for key in shown if shown[key] != read.get(key)]
+        if not changed:
+            return [FormFinding("FORM", "warning", 0, "Load would read this preview back as another kind of command "
+                                                       "or with other layers than the form has now")]
+        return [FormFinding("FORM", "warning", 0,
+                            f"{self.form.fields[key].label}: {_shown(shown[key])} comes back as {_shown(read[key])} "
+                            "when this preview is loaded again: the text cannot hold it as typed", None, key)
+                for key in changed]
+
+    @classmethod
+    def _same_document(cls, back: Any, model: Any) -> bool:
+        """Whether ``back``, read from the preview of ``model``, is the model the form has."""
+        return back == model
 
     def _lint(self, text: str) -> list[Any]:
         if not text.strip():
@@ -1189,7 +1260,16 @@ class SlurmBuilder(Builder):
 
     @classmethod
     def parse(cls, text: str) -> Any:
-        return loading.parse_job(text)
+        return _commands_back(loading.parse_job(text), text)
+
+    @classmethod
+    def _same_document(cls, back: Any, model: Any) -> bool:
+        """A script does not always say which of its shell lines were Set-up and which Commands (the job runs them
+        all in order; see :func:`_commands_back`): a split that reads back otherwise is the same script."""
+        def lines(job: Any) -> Any:
+            return job.replace(setup=tuple(job.setup) + tuple(job.commands), commands=())
+        return back == model or (isinstance(back, SlurmJob) and isinstance(model, SlurmJob)
+                                 and lines(back) == lines(model))
 
 
 class JupyterJobBuilder(Builder):
@@ -1414,6 +1494,31 @@ class WorkflowBuilder(Builder):
         return follow(before, after, self._user_set, vendor)
 
 
+def _commands_back(job: SlurmJob, text: str) -> SlurmJob:
+    """``job``, read from ``text`` with every shell line as a set-up line (:func:`hpcwidgets.parse.parse_job`), with
+    its last lines back in Commands when ``text`` is the script the form writes for that split.
+
+    The form writes Set-up as one block and each command apart after it, so the lines that stand alone at the end
+    are the candidates; the first split whose script is ``text`` exactly is taken, fewest set-up lines first. A
+    one-line Set-up followed by commands is written as commands alone would be, so it comes back as a command: the
+    same script (:meth:`SlurmBuilder._same_document`). Any other text keeps every line as set-up."""
+    from ..render import render
+    setup = tuple(job.setup)
+    alone = 0
+    for chunk in reversed(text.rstrip("\n").split("\n\n")):
+        if alone == len(setup) or "\n" in chunk.strip("\n"):
+            break
+        alone += 1
+    for k in range(len(setup) - alone, len(setup)):
+        split = job.replace(setup=setup[:k], commands=setup[k:])
+        try:
+            if render(split, validate=False) == text:
+                return split
+        except (HpcWidgetsError, ValueError):
+            return job
+    return job
+
+
 def _runtime_of(box: Any) -> str:
     """The container runtime choice ("none", "apptainer", "charliecloud") that shows ``box``."""
     return "charliecloud" if isinstance(box, ChRun) else "apptainer" if isinstance(box, ApptainerRun) else "none"
@@ -1445,3 +1550,17 @@ def _is_python(word: str) -> bool:
 
 BUILDERS = (ApptainerBuilder, DefFileBuilder, CharliecloudBuilder, SlurmBuilder, TorchrunBuilder,
             JupyterJobBuilder, WorkflowBuilder)
+
+
+def _shown(value: Any) -> str:
+    """A control's value in a message: quoted text, "empty" for nothing, on/off for a switch."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return repr(value) if value != "" else "empty"
+
+
+def _where(exc: ParseError) -> str:
+    """``line L, column C: `` for a ParseError that knows where it stopped ("" when it does not)."""
+    if not exc.line:
+        return ""
+    return f"line {exc.line}, column {exc.column}: " if exc.column else f"line {exc.line}: "

@@ -105,8 +105,8 @@ def show_words(words: Iterable[str]) -> str:
     return " ".join(out)
 
 
-def to_control(kind: str, value: Any) -> Any:
-    """A model value as the control of ``kind`` holds it."""
+def to_control(kind: str, value: Any, owner: type | None = None) -> Any:
+    """A model value as the control of ``kind`` holds it (``owner``: the model class the field belongs to)."""
     if kind == "bool":
         return bool(value)
     if kind == "int":
@@ -119,7 +119,7 @@ def to_control(kind: str, value: Any) -> Any:
     if kind == "lines":
         return "\n".join(str(v) for v in items)
     if kind == "binds":
-        return "\n".join(bind_text(v) for v in items)
+        return "\n".join(bind_text(v, owner) for v in items)
     if kind in ("env", "sweeps"):
         return "\n".join(v.to_token() if hasattr(v, "to_token") else str(v) for v in items)
     raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
@@ -173,11 +173,14 @@ def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
 MOUNT_FORM = "type=bind,src=HOST PATH,dst=CONTAINER PATH[,ro]"
 
 
-def bind_text(bind: Any) -> str:
+def bind_text(bind: Any, owner: type | None = None) -> str:
     """A bind as its line in the form: ``src:dst:mode``, or, when a path holds ':' or ',' (which that form
-    cannot say), the ``--mount`` spec the preview writes, so the form reads its own text back."""
+    cannot say), the ``--mount`` spec the preview writes, so the form reads its own text back. A program that
+    reads each bind option as one bind (``owner.one_bind_per_option``: ch-run) takes ',' in a path as it is,
+    so only ':' needs the --mount spec there (and the model reports that ch-run cannot bind such a path)."""
     if isinstance(bind, Bind) and bind.needs_mount_syntax():
-        return mount_text(bind)
+        if not getattr(owner, "one_bind_per_option", False) or ":" in f"{bind.src}{bind.dst}":
+            return mount_text(bind)
     return bind.to_token() if hasattr(bind, "to_token") else str(bind)
 
 
@@ -309,7 +312,7 @@ class Form:
             if layer is None or not isinstance(layer, s.cls):
                 layer = s.cls()
             for fld in s.fields:
-                out[fld.key] = to_control(fld.kind, getattr(layer, fld.spec.name))
+                out[fld.key] = to_control(fld.kind, getattr(layer, fld.spec.name), s.cls)
         return out
 
     def read(self, base: Any, values: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
@@ -330,7 +333,7 @@ class Form:
                     continue
                 raw = values[fld.key]
                 current = getattr(layer, fld.spec.name)
-                if raw == to_control(fld.kind, current):
+                if raw == to_control(fld.kind, current, s.cls):
                     continue
                 value, error = from_control(fld.kind, fld.spec, raw)
                 if error:
