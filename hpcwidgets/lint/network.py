@@ -1,0 +1,672 @@
+"""Rules about how the ranks of a job find each other: the MPI start-up interface srun offers Open MPI, the slots
+mpirun counts, where an ipyparallel controller listens, the port a rendezvous server binds, and the NCCL settings
+that decide which network the GPUs talk over.
+
+Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from ..parse.script import launch_words
+from ..spec.slurm import node_range
+from . import Context, rule
+from .catalogue import (MPI_LAUNCHERS, _Inner, _script_env, _simple_commands, cached, component_views, containers,
+                        env_flag, heterogeneous, job_nodes, simple_commands, steps)
+
+
+# --------------------------------------------------------------------------------------------
+# what the script sets, and which MPI it shows
+
+#: the options that hand a container or an MPI launcher NAME=value pairs (apptainer --env, ch-run --set-env,
+#: Open MPI's -x, srun's --export list)
+_ENV_OPTIONS = ("--env", "--set-env", "-x", "--export")
+_CONTAINER_ENV = re.compile(r"^(?:APPTAINERENV_|SINGULARITYENV_)")
+
+
+def _settings(ctx: Context, name: str) -> list[tuple[int, str]]:
+    """Where the script gives ``name`` a value, as ``(line, value)``: an assignment or export in the batch shell
+    (or in a ``bash -c`` script it runs), APPTAINERENV_NAME, and NAME=value after --env, --set-env, -x or srun
+    --export. Commands inside an ``if``, a loop or a function are left out: a branch may set it for a case the rule
+    cannot see (a one-node run)."""
+    def make() -> list[tuple[int, str]]:
+        out = []
+        for cmd in _simple_commands(simple_commands(ctx)):
+            for key, word in cmd.assignments:
+                if _CONTAINER_ENV.sub("", key) == name:
+                    out.append((cmd.line, str(word.value)))
+            words = [str(w) for w in cmd.argv]
+            for i, word in enumerate(words):
+                option, eq, value = word.partition("=")
+                if option not in _ENV_OPTIONS:
+                    continue
+                value = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+                for item in value.split(","):
+                    key, eq, given = item.partition("=")
+                    if eq and _CONTAINER_ENV.sub("", key) == name:
+                        out.append((cmd.line, given))
+        return out
+    return cached(ctx, f"network_settings_{name}", make)
+
+
+def _bare(value: str) -> str:
+    return value.strip().strip("'\"").strip()
+
+
+def _spans_nodes(ctx: Context) -> int:
+    """The most nodes one component of the job surely has (the MIN of a range): more than 1 for a multi-node job."""
+    return max([job_nodes(ctx), *(job_nodes(view) for view in component_views(ctx))])
+
+
+#: an Open MPI in a module or image name, with its major version when the name has one: openmpi/5.0.3,
+#: OpenMPI/4.1.5-GCC-12.3.0, openmpi5, ompi-5.0, mpi_app_openmpi5.0.3.sif
+_OPEN_MPI = re.compile(r"(?i)(?:open[-_]?mpi|(?<![a-z])ompi)(?:[-_/:.]?v?(\d+)(?![\d]))?")
+#: MPIs other than Open MPI in a module or image name
+_OTHER_MPI = re.compile(r"(?i)mpich|mvapich|intel[-_]?mpi|(?<![a-z])impi(?![a-z])|oneapi[-_]?mpi|cray[-_]?mpich")
+
+
+def _names(ctx: Context) -> list[tuple[str, str]]:
+    """The names that show which MPI the job uses: ``("module", name)`` for each module it loads, ``("image",
+    reference)`` for each image it runs (resolved through the script's variables)."""
+    def make() -> list[tuple[str, str]]:
+        out = [("module", name) for name, _ in ctx.parsed.modules]
+        out += [("image", ctx.parsed.resolve(str(c.image), s.line)) for s, c in containers(ctx) if c.image]
+        return out
+    return cached(ctx, "network_mpi_names", make)
+
+
+def _open_mpi_major(name: str) -> int | None:
+    """The Open MPI major version a name shows (0 for Open MPI of no stated version), None for no Open MPI."""
+    m = _OPEN_MPI.search(name)
+    if m is None:
+        return None
+    return int(m.group(1)) if m.group(1) else 0
+
+
+# --------------------------------------------------------------------------------------------
+# HPC127: Open MPI 5 started by srun --mpi=pmi2
+
+@rule("HPC127", "open-mpi-5-under-pmi2", "error",
+      summary="srun --mpi=pmi2 (or SLURM_MPI_TYPE=pmi2) starts ranks of Open MPI 5, which has no PMI-2 support",
+      why="Open MPI 5.0 and later dropped PMI-1 and PMI-2: under srun they need Slurm's PMIx plugin. Given pmi2, "
+          "each task finds no PMIx server and starts as a singleton (Open MPI prints 'No PMIx server was reachable, "
+          "but a PMI1/2 was detected … singletons will be started'): N copies of rank 0 of 1, which never talk to "
+          "each other. The job ends without an error, having done the same work N times. Reported only where the "
+          "script shows Open MPI 5 (a module such as openmpi/5.0.3, or an image named for it): MPICH, Intel MPI "
+          "and Open MPI 4 built with PMI-2 work with pmi2.",
+      fix="Start the ranks with srun --mpi=pmix (srun --mpi=list shows the plugins the site has), and remove "
+          "SLURM_MPI_TYPE=pmi2; or start them with Open MPI's own mpirun in the batch shell.",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=32
+module load openmpi/5.0.3
+srun --mpi=pmi2 ./solver
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=32
+module load openmpi/5.0.3
+srun --mpi=pmix ./solver
+""")
+def _open_mpi_5_under_pmi2(ctx: Context) -> Iterator[Any]:
+    reported: set[int] = set()
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is None:
+            continue
+        plugin, line = str(srun.mpi), step.line
+        if not plugin:
+            plugin = _bare(_script_env(ctx, step, "SLURM_MPI_TYPE") or "")
+            var = ctx.parsed.variable("SLURM_MPI_TYPE", step.line)
+            own = dict(step.env).get("SLURM_MPI_TYPE") is not None
+            line = var.line if var is not None and not own else step.line
+        if plugin != "pmi2" or line in reported:
+            continue
+        shown = _open_mpi_5(ctx, step)
+        if not shown:
+            continue
+        reported.add(line)
+        how = "srun --mpi=pmi2" if srun.mpi else "SLURM_MPI_TYPE=pmi2"
+        yield (line, f"{how} starts the ranks through PMI-2, which Open MPI 5 ({shown}) no longer supports: each "
+                     "task starts as a singleton, rank 0 of 1, and the ranks never talk to each other (no error); "
+                     "use srun --mpi=pmix (srun --mpi=list shows the site's plugins)")
+
+
+def _open_mpi_5(ctx: Context, step: Any) -> str:
+    """What shows that the ranks of ``step`` link Open MPI 5 or later ("" when nothing does): the image the step runs
+    when its name says which MPI it has, else a module the script loads."""
+    c = step.chain.container
+    if c is not None and c.image:
+        image = ctx.parsed.resolve(str(c.image), step.line)
+        major = _open_mpi_major(image)
+        if major is not None or _OTHER_MPI.search(image):
+            return f"image {image}" if major is not None and major >= 5 else ""
+    for kind, name in _names(ctx):
+        major = _open_mpi_major(name) if kind == "module" else None
+        if major is not None and major >= 5:
+            return f"module {name}"
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# HPC128: mpirun -np N above the job's tasks
+
+#: mpirun's (Open MPI's and Hydra's) options that take one value, and those that take two (--mca NAME VALUE)
+_MPIRUN_VALUE = frozenset({
+    "-x", "--map-by", "-map-by", "--rank-by", "-rank-by", "--bind-to", "-bind-to", "-H", "--host", "-host",
+    "--hostfile", "-hostfile", "--machinefile", "-machinefile", "-f", "--npernode", "-npernode", "-N", "--ppn",
+    "-ppn", "-perhost", "--npersocket", "-npersocket", "--output-filename", "-output-filename", "--prefix", "-prefix",
+    "--wdir", "-wdir", "--wd", "-wd", "--path", "-path", "-genvlist", "-envlist", "-bootstrap", "-launcher", "-iface",
+    "--rankfile", "-rf", "--cpus-per-proc", "-cpus-per-proc", "--cpus-per-rank", "--personality", "--timeout",
+    "--preload-files", "--tune", "--app", "-configfile", "--output", "--stdin", "--runtime-options", "--display"})
+_MPIRUN_TWO_VALUES = frozenset({"--mca", "-mca", "--gmca", "-gmca", "--prtemca", "--pmixmca", "-genv", "-env"})
+_NP = ("-np", "--np", "-n", "--n")
+#: what lets mpirun start more ranks than the job has tasks: its own slots (a host list or file), or oversubscribing
+_OWN_SLOTS = frozenset({"-H", "--host", "-host", "--hostfile", "-hostfile", "--machinefile", "-machinefile", "-f",
+                        "--rankfile", "-rf", "--default-hostfile", "-default-hostfile"})
+#: #SBATCH options that count tasks in other ways than --ntasks and --ntasks-per-node
+_OTHER_TASK_COUNTS = ("--ntasks-per-core", "--ntasks-per-socket", "--ntasks-per-gpu", "--ntasks-per-tres")
+
+
+def _mpirun_options(words: list[str]) -> dict[str, str]:
+    """mpirun's own options (those before the program) as ``{option: value}`` (a switch: ""), the rank count under
+    "-np" however it was spelt (-n 4, -np=4, --np 4, -n4). An option this table does not know is read as a switch,
+    so a value after it ends the options early: a rank count after it is missed, never the program's own -n read."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if not word.startswith("-") or word == "-":
+            break  # the program
+        option, eq, value = word.partition("=")
+        if option in _NP or re.fullmatch(r"-n\d+", word):
+            if re.fullmatch(r"-n\d+", word):
+                value, eq = word[2:], "="
+            elif not eq:
+                i += 1
+                value = words[i] if i < len(words) else ""
+            out["-np"] = value
+        elif option in _MPIRUN_VALUE and not eq:
+            i += 1
+            out[option] = words[i] if i < len(words) else ""
+        elif option in _MPIRUN_TWO_VALUES and not eq:
+            i += 2
+            out[option] = ""
+        else:
+            out[option] = value
+        i += 1
+    return out
+
+
+def _mpiruns(ctx: Context) -> list[tuple[int, str, list[str], Any]]:
+    """The mpirun/mpiexec commands the batch shell runs itself (not under srun: HPC119 covers those): their line,
+    the launcher as written, the words after it, and the container step it runs in (None on the host). At the top
+    level, in an ``if``, a loop or a function, in a ``bash -c`` script, and as the command of a container."""
+    out: list[tuple[int, str, list[str], Any]] = []
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if isinstance(cmd, _Inner) and launch_words([str(w) for w in cmd.outer.argv])[:1] == ["srun"]:
+            continue
+        words = launch_words([str(w) for w in cmd.argv])
+        if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:
+            out.append((cmd.line, words[0], words[1:], None))
+    for step, c in containers(ctx):
+        program = [str(w) for w in step.chain.program]
+        if step.chain.srun is None and program and program[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:
+            out.append((step.line, program[0], program[1:], step))
+    return out
+
+
+def _job_slots(ctx: Context) -> tuple[int, str] | None:
+    """The most tasks the job can have by its #SBATCH lines, with how they were counted; None where they cannot be
+    told (a heterogeneous job, a count in a variable, tasks counted per core, socket or GPU)."""
+    job = ctx.job
+    if heterogeneous(ctx) or any(d.applied and d.flag.partition("=")[0] in _OTHER_TASK_COUNTS
+                                 for d in ctx.parsed.directives):
+        return None
+    span = node_range(job.nodes) if job.nodes is not None else (1, 1)
+    if span is None:
+        return None
+    most = span[1]
+    if job.ntasks is not None:
+        return (job.ntasks, f"--ntasks={job.ntasks}") if isinstance(job.ntasks, int) else None
+    if job.ntasks_per_node is not None:
+        if not isinstance(job.ntasks_per_node, int):
+            return None
+        nodes = f" × {most} nodes" if most > 1 else ""
+        return job.ntasks_per_node * most, f"--ntasks-per-node={job.ntasks_per_node}{nodes}"
+    return most, ("no --ntasks: one task per node" + (f", {most} nodes" if most > 1 else ""))
+
+
+def _shows_open_mpi(ctx: Context, launcher: str, step: Any) -> bool | None:
+    """True when the script shows Open MPI (a module, the image the launcher runs in, the launcher's path, an
+    OMPI_MCA_ setting), False when it shows only another MPI (MPICH, Intel MPI: their Hydra launcher does not count
+    slots), None when it shows none."""
+    names = [name for kind, name in _names(ctx) if kind == "module"]
+    if step is not None and step.chain.container.image:
+        names.append(ctx.parsed.resolve(str(step.chain.container.image), step.line))
+    names.append(launcher)
+    if any(_open_mpi_major(n) is not None for n in names) or "OMPI_MCA_" in ctx.parsed.source:
+        return True
+    return False if any(_OTHER_MPI.search(n) for n in names) else None
+
+
+@rule("HPC128", "mpirun-ranks-beyond-the-job-tasks", "warning",
+      summary="mpirun -np N asks for more ranks than the job has tasks (#SBATCH --ntasks, or one per node)",
+      why="Inside a Slurm job, mpirun takes its slots from the job's tasks (SLURM_TASKS_PER_NODE), not its CPUs: a "
+          "job without --ntasks has one task, so one slot, per node, whatever its --cpus-per-task or --exclusive. "
+          "Open MPI then refuses to start: 'There are not enough slots available in the system to satisfy the 8 "
+          "slots that were requested by the application'. MPICH and Intel MPI start the ranks anyway, crowded onto "
+          "the CPUs of the tasks the job has. Where the script shows Open MPI (a module, an image or the launcher's "
+          "path named for it) the message quotes Open MPI's error. Not reported with --oversubscribe, --map-by "
+          "…:OVERSUBSCRIBE, a host list or hostfile, a rank count in a variable, in an Apptainer container with a "
+          "clean environment (mpirun there does not see the job), or in a script that shows only MPICH or Intel "
+          "MPI.",
+      fix="Ask the job for the ranks as tasks (#SBATCH --ntasks=8, with --cpus-per-task for each rank's threads), or "
+          "leave out -np and let mpirun start one rank per task.",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=01:00:00
+mpirun -np 8 ./solver
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=8
+#SBATCH --time=01:00:00
+mpirun -np 8 ./solver
+""")
+def _ranks_beyond_tasks(ctx: Context) -> Iterator[Any]:
+    found = _mpiruns(ctx)
+    slots = _job_slots(ctx) if found else None
+    if slots is None or re.search(r"(?i)oversubscribe|SLURM_TASKS_PER_NODE=", ctx.parsed.source):
+        return
+    tasks, counted = slots
+    for line, launcher, words, step in found:
+        options = _mpirun_options(words)
+        given = ctx.parsed.resolve(options.get("-np", ""), line)
+        if not given.isdigit() or int(given) <= tasks or _OWN_SLOTS & set(options):
+            continue
+        if step is not None and _hides_slurm(ctx, step):
+            continue
+        shows = _shows_open_mpi(ctx, launcher, step)
+        if shows is False:
+            continue
+        n = int(given)
+        of_tasks = f"{tasks} task{'s' if tasks > 1 else ''}"
+        if shows:
+            what = ("Open MPI takes its slots from the job's tasks and stops with 'There are not enough slots "
+                    f"available in the system to satisfy the {n} slots'")
+        else:
+            what = ("Open MPI takes its slots from the job's tasks and stops with 'not enough slots available'; "
+                    f"MPICH and Intel MPI crowd the {n} ranks onto the CPUs of {of_tasks}")
+        yield (line, f"{launcher} -np {n} asks for {n} ranks but the job has {of_tasks} ({counted}): {what}; ask the "
+                     f"job for them (#SBATCH --ntasks={n}, with --cpus-per-task for threads) or leave out -np")
+
+
+def _hides_slurm(ctx: Context, step: Any) -> bool:
+    """An Apptainer container with a clean environment (--cleanenv, --containall, or their variables): mpirun in it
+    does not see the job's SLURM_* variables and counts the node's cores as its slots."""
+    c = step.chain.container
+    return c.kind == "apptainer.run" and bool(c.cleanenv or c.containall or env_flag(ctx, step, "cleanenv")
+                                              or env_flag(ctx, step, "containall"))
+
+
+# --------------------------------------------------------------------------------------------
+# HPC129: an ipyparallel controller on loopback, engines on other nodes
+
+#: a setting that makes the controller listen beyond loopback (or passes the controller arguments that may)
+_CONTROLLER_IP = re.compile(r"(?i)^--(?:\w+\.)*(?:ip|engine[-_]ip|controller[-_]ip|client[-_]ip"
+                            r"|controller[-_]args|ipcontroller[-_]args)$")
+#: the same set in a config file the script writes, or a profile it does not make itself
+_IP_IN_CONFIG = re.compile(r"(?:IPController|HubFactory|Cluster)\.(?:engine_|controller_)?ip\b|controller_args")
+#: an engine launcher that starts engines on other nodes (ipcluster --engines=MPI, Slurm, SSH …)
+_REMOTE_ENGINES = re.compile(r"(?i)mpi|slurm|ssh|pbs|sge|lsf|htcondor|batch")
+
+
+def _ipyparallel_commands(ctx: Context) -> Iterator[tuple[int, list[str]]]:
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = launch_words([str(w) for w in cmd.argv])
+        if words:
+            yield cmd.line, words
+
+
+def _options(words: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            key, eq, value = word.partition("=")
+            out[key] = value if eq else (words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("-")
+                                         else "")
+    return out
+
+
+def _remote_engines(words: list[str]) -> bool:
+    """``ipcluster start|engines`` with an engine launcher that places engines on other nodes."""
+    for key, value in _options(words).items():
+        if key == "--engines" or key.endswith(".engine_launcher_class"):
+            return bool(_REMOTE_ENGINES.search(value))
+    return False
+
+
+@rule("HPC129", "ipyparallel-controller-on-loopback", "warning",
+      summary="A multi-node job starts ipyparallel engines on other nodes, but ipcontroller listens on 127.0.0.1",
+      why="ipcontroller (and the controller ipcluster starts) listens on the loopback interface unless told "
+          "otherwise, and writes tcp://127.0.0.1:… into ipcontroller-engine.json. Engines srun or mpiexec starts on "
+          "the other nodes read that file, connect to their own node and never register: the client waits for them "
+          "until the job's time limit. (Not reported when the script gives the controller --ip, --engine-ip or "
+          "--IPController.ip=…, writes c.IPController.ip into a profile, or uses a --profile it did not create, "
+          "whose config may set it.)",
+      fix="Let the controller listen on the node's network: ipcontroller --ip='*' (on a trusted cluster network) "
+          "or put c.IPController.ip = '*' into the profile's ipcontroller_config.py.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=4
+#SBATCH --ntasks-per-node=16
+#SBATCH --time=02:00:00
+profile=job_${SLURM_JOB_ID}
+ipython profile create --parallel --profile="$profile"
+ipcontroller --profile="$profile" &
+sleep 10
+srun ipengine --profile="$profile" &
+sleep 30
+python analysis.py --profile "$profile"
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=4
+#SBATCH --ntasks-per-node=16
+#SBATCH --time=02:00:00
+profile=job_${SLURM_JOB_ID}
+ipython profile create --parallel --profile="$profile"
+ipcontroller --ip='*' --profile="$profile" &
+sleep 10
+srun ipengine --profile="$profile" &
+sleep 30
+python analysis.py --profile "$profile"
+""")
+def _controller_on_loopback(ctx: Context) -> Iterator[Any]:
+    source = ctx.parsed.source
+    if "ipcontroller" not in source and "ipcluster" not in source or _spans_nodes(ctx) < 2 \
+            or _IP_IN_CONFIG.search(source):
+        return
+    makes_profile = re.search(r"\bipython3?\s+profile\s+create\b", source) is not None
+    controllers, engines = [], []
+    for line, words in _ipyparallel_commands(ctx):
+        name = words[0].rsplit("/", 1)[-1]
+        sub = words[1] if len(words) > 1 else ""
+        if name == "ipcontroller" or (name == "ipcluster" and sub == "start"):
+            controllers.append((line, words))
+        if name == "ipcluster" and sub in ("start", "engines") and _remote_engines(words):
+            engines.append((line, f"ipcluster {sub} --engines"))
+        elif name in ("srun", *MPI_LAUNCHERS) and "ipengine" in [w.rsplit("/", 1)[-1] for w in words[1:]]:
+            if name == "srun" and _one_node_srun(words):
+                continue
+            engines.append((line, name))
+    if not engines:
+        return
+    for line, words in controllers:
+        options = _options(words)
+        if any(_CONTROLLER_IP.match(key) for key in options):
+            continue
+        if ("--profile" in options or "--profile-dir" in options) and not makes_profile:
+            continue  # a profile made before the job: its ipcontroller_config.py may set the address
+        where, how = engines[0]
+        name = "ipcontroller" if words[0].rsplit("/", 1)[-1] == "ipcontroller" else "the controller ipcluster starts"
+        yield (line, f"{name} listens on 127.0.0.1 (its default), but {how} on line {where} starts engines on the "
+                     f"job's other nodes: they read tcp://127.0.0.1:… from ipcontroller-engine.json, connect to their "
+                     "own node and never register, and the client waits until the time limit; start it with "
+                     "--ip='*' (on a trusted network) or set c.IPController.ip = '*' in the profile")
+
+
+def _one_node_srun(words: list[str]) -> bool:
+    """``srun -N1 …`` / ``srun --nodes=1 …``: a step held to one node (the engines may share the controller's)."""
+    for i, word in enumerate(words[1:], 1):
+        option, eq, value = word.partition("=")
+        if option in ("-N", "--nodes"):
+            value = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+            return value == "1"
+        if re.fullmatch(r"-N1", word):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# HPC130: a rendezvous port in the ephemeral range
+
+#: Linux's default net.ipv4.ip_local_port_range: the source ports outgoing connections are given
+EPHEMERAL = (32768, 60999)
+#: the variables and options that name the port a rendezvous server listens on
+_PORT_VARIABLES = ("MASTER_PORT", "PET_MASTER_PORT")
+_PORT_OPTIONS = ("--master-port", "--master_port", "--main_process_port", "--main-process-port")
+_ENDPOINT_OPTIONS = ("--rdzv-endpoint", "--rdzv_endpoint")
+_ARITH = re.compile(r"^\$\(\((.*)\)\)$", re.S)
+_SHUF = re.compile(r"^\$\(\s*shuf\s+(?:-n\s*1\s+)?-i\s*(\d+)-(\d+)(?:\s+-n\s*1)?\s*\)$")
+_REF = re.compile(r"^\$\{?([A-Za-z_]\w*)\}?$")
+#: X % M + B and B + X % M, spaces removed (X a variable, with or without $ and braces)
+_REMAINDER = r"\(?\$?\{?[A-Za-z_]\w*\}?%(\d+)\)?"
+_MODULUS_FIRST = re.compile(_REMAINDER + r"\+(\d+)")
+_BASE_FIRST = re.compile(r"(\d+)\+" + _REMAINDER)
+#: a parenthesised sum or product of numbers inside an arithmetic expansion
+_CONSTANT = re.compile(r"\((\d+(?:[-+*]\d+)+)\)")
+
+
+def _port_range(text: str) -> tuple[int, int] | None:
+    """The ports a value can be: a number, ``$((X % M + B))`` (either order, with or without parentheses: B to
+    B+M-1), ``$(shuf -i A-B -n 1)``; None for anything else."""
+    text = _bare(text)
+    if text.isdigit():
+        return int(text), int(text)
+    m = _SHUF.match(text)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    m = _ARITH.match(text)
+    if not m:
+        return None
+    expr = re.sub(r"\s+", "", m.group(1))
+    expr = _CONSTANT.sub(lambda c: str(_constant(c.group(1))), expr)  # RANDOM % (50000 - 30000 + 1) + 30000
+    m = _MODULUS_FIRST.fullmatch(expr)
+    if m:
+        modulus, base = int(m.group(1)), int(m.group(2))
+    else:
+        m = _BASE_FIRST.fullmatch(expr)
+        if not m:
+            return None
+        base, modulus = int(m.group(1)), int(m.group(2))
+    return (base, base + modulus - 1) if modulus > 0 else None
+
+
+def _constant(expr: str) -> int:
+    """The value of sums and products of whole numbers (``50000-30000+1``), as bash's arithmetic gives it."""
+    total = 0
+    for sign, term in re.findall(r"([-+]?)(\d+(?:\*\d+)*)", expr):
+        product = 1
+        for factor in term.split("*"):
+            product *= int(factor)
+        total += -product if sign == "-" else product
+    return total
+
+
+def _followed(ctx: Context, text: str, line: int) -> tuple[int, str]:
+    """A value that is only a reference to a variable of the script, followed to the assignment that gives it
+    (``--master_port=$PORT`` with ``PORT=$((…))``): that assignment's line and value."""
+    for _ in range(4):
+        m = _REF.match(_bare(text))
+        var = ctx.parsed.variable(m.group(1), line) if m else None
+        if var is None:
+            break
+        line, text = var.line, str(var.value)
+    return line, text
+
+
+def _ports(ctx: Context) -> Iterator[tuple[int, str, str]]:
+    """Every rendezvous port the script names: ``(line, what, value)``, following a port held in a variable to
+    the line that sets it."""
+    for name in _PORT_VARIABLES:
+        for line, value in _settings(ctx, name):
+            line, value = _followed(ctx, value, line)
+            yield line, name, value
+    for cmd in _simple_commands(simple_commands(ctx)):
+        words = [str(w) for w in cmd.argv]
+        for i, word in enumerate(words):
+            option, eq, value = word.partition("=")
+            if option not in _PORT_OPTIONS and option not in _ENDPOINT_OPTIONS:
+                continue
+            value = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+            if option in _ENDPOINT_OPTIONS:
+                if ":" not in value:
+                    continue  # no port: torchrun's 29400
+                value = value.rsplit(":", 1)[1]
+            line, value = _followed(ctx, value, cmd.line)
+            yield line, option, value
+
+
+@rule("HPC130", "rendezvous-port-in-ephemeral-range", "info",
+      summary="MASTER_PORT or the rendezvous port (--rdzv-endpoint, --master-port, --main_process_port) lies in "
+              "Linux's ephemeral port range, 32768–60999",
+      why="Linux gives every outgoing connection on a node a source port from 32768–60999 (net.ipv4."
+          "ip_local_port_range). A rendezvous server that binds a port in that range now and then finds it taken "
+          "by some other connection and fails with 'The server socket has failed to listen … EADDRINUSE'; on busy "
+          "nodes this happens at random and cannot be reproduced (NVIDIA/enroot#243: MASTER_PORT=$((SLURM_JOB_ID % "
+          "16384 + 49152)), whose ports fall in the range nearly three times in four). A computed port is reported when "
+          "at least half of the values it can take lie in the range.",
+      fix="Pick a port below 32768: 29500, or one per job such as $((10000 + SLURM_JOB_ID % 20000)).",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:54321" \\
+  --rdzv-id="$SLURM_JOB_ID" train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" \\
+  --rdzv-id="$SLURM_JOB_ID" train.py
+""")
+def _ephemeral_port(ctx: Context) -> Iterator[Any]:
+    reported: set[int] = set()
+    low, high = EPHEMERAL
+    for line, what, value in _ports(ctx):
+        span = _port_range(value)
+        if span is None or line in reported:
+            continue
+        inside = max(0, min(span[1], high) - max(span[0], low) + 1)
+        if 2 * inside < span[1] - span[0] + 1:
+            continue  # most of the ports it can be are outside the range
+        reported.add(line)
+        if span[0] == span[1]:
+            ports = f"port {span[0]}, inside"
+        else:
+            share = round(100 * inside / (span[1] - span[0] + 1))
+            ports = f"ports {span[0]}–{span[1]}, {'all' if share == 100 else f'{share}% of them'} inside"
+        yield (line, f"{what} gives the rendezvous {ports} Linux's ephemeral range {low}–{high}, which outgoing "
+                     "connections on the node also use: now and then the port is taken and the server fails with "
+                     "EADDRINUSE; pick one below 32768 (29500, or $((10000 + SLURM_JOB_ID % 20000)))")
+
+
+# --------------------------------------------------------------------------------------------
+# HPC131, HPC132: NCCL told to use loopback, or to leave out its fast transports
+
+@rule("HPC131", "nccl-socket-interface-loopback", "error",
+      summary="NCCL_SOCKET_IFNAME=lo in a job of more than one node",
+      why="NCCL never picks the loopback interface unless told to. With NCCL_SOCKET_IFNAME=lo (or =lo) every rank "
+          "advertises 127.0.0.1, so ranks on the other nodes connect to their own node: NCCL's start-up hangs until "
+          "its timeout, or fails. The line is often copied from a one-node example, where it does no harm.",
+      fix="Delete the line (NCCL finds the interfaces itself), or name the interface the nodes share "
+          "(NCCL_SOCKET_IFNAME=ib0, or ^lo,docker to leave those out).",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+export NCCL_SOCKET_IFNAME=lo
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" \\
+  --rdzv-id="$SLURM_JOB_ID" train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+export NCCL_SOCKET_IFNAME=ib0
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" \\
+  --rdzv-id="$SLURM_JOB_ID" train.py
+""")
+def _nccl_loopback(ctx: Context) -> Iterator[Any]:
+    nodes = _spans_nodes(ctx)
+    if nodes < 2:
+        return
+    for line, value in _settings(ctx, "NCCL_SOCKET_IFNAME"):
+        if _bare(value) in ("lo", "=lo"):
+            yield (line, f"NCCL_SOCKET_IFNAME={_bare(value)} makes NCCL talk over loopback, which reaches only the "
+                         f"node itself: in this job of {nodes} nodes the ranks cannot reach each other and NCCL's "
+                         "start-up hangs or fails; delete the line, or name the interface the nodes share (ib0)")
+
+
+#: data-centre GPUs whose peer-to-peer path (NVLink, or PCIe P2P) works: consumer cards such as the RTX 4090 have
+#: none, and there NCCL_P2P_DISABLE=1 is the documented workaround (accelerate asks for it)
+_P2P_GPUS = re.compile(r"(?i)^(?:nvidia[-_])?(?:[a-z]+[-_])?(?:v100|a100|a800|h100|h200|h800|h20|gh200|b100|b200|gb200)"
+                       r"(?![0-9])[-_a-z0-9]*$")
+
+
+def _gpu_type(ctx: Context) -> str:
+    """The GPU type the job gets: the one it names (--gres=gpu:a100:4), else its partition's by the profile."""
+    named = str(ctx.job.gpu_type or "")
+    if named:
+        return named
+    part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
+    types = tuple(part.gpu_types) if part is not None else ()
+    return types[0] if len(types) == 1 else ""
+
+
+@rule("HPC132", "nccl-debugging-switch-left-on", "warning",
+      summary="NCCL_IB_DISABLE=1 in a multi-node job, or NCCL_P2P_DISABLE=1 in a job on several data-centre GPUs "
+              "(A100, H100 …) of a node",
+      why="NCCL's documentation lists both under its debugging variables, which 'should not be used in production "
+          "nor retained in scripts': keeping them set 'may result in sub-optimal behavior, crashes, or hangs'. "
+          "NCCL_IB_DISABLE=1 sends the traffic between nodes over TCP sockets instead of InfiniBand or RoCE, many "
+          "times slower (on a site without either it changes nothing). NCCL_P2P_DISABLE=1 sends the traffic "
+          "between the GPUs of a node through host memory instead of NVLink. Consumer GPUs (RTX 4090 and others) "
+          "have no peer-to-peer path and need NCCL_P2P_DISABLE=1, so it is reported only for a job whose GPU type "
+          "(--gres=gpu:a100:4, or the partition's by the profile) is a data-centre one.",
+      fix="Delete the line; if NCCL hangs without it, report the fault to the site (with NCCL_DEBUG=INFO output) "
+          "rather than keep the workaround.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=4
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+export NCCL_IB_DISABLE=1
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=4 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" \\
+  --rdzv-id="$SLURM_JOB_ID" train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=4
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+export NCCL_DEBUG=WARN
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun torchrun --nnodes=4 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head_node:29500" \\
+  --rdzv-id="$SLURM_JOB_ID" train.py
+""")
+def _nccl_debugging_switches(ctx: Context) -> Iterator[Any]:
+    nodes = _spans_nodes(ctx)
+    if nodes > 1:
+        for line, value in _settings(ctx, "NCCL_IB_DISABLE"):
+            if _bare(value) == "1":
+                yield (line, f"NCCL_IB_DISABLE=1 sends the traffic between this job's {nodes} nodes over TCP sockets "
+                             "instead of InfiniBand or RoCE, many times slower; NCCL's docs call it a debugging "
+                             "switch not to keep in scripts: delete the line")
+    gpus = ctx.job.gpus_on_each_node
+    gpu_type = _gpu_type(ctx)
+    if gpus > 1 and _P2P_GPUS.match(gpu_type):
+        for line, value in _settings(ctx, "NCCL_P2P_DISABLE"):
+            if _bare(value) == "1":
+                yield (line, f"NCCL_P2P_DISABLE=1 makes the {gpus} {gpu_type} GPUs of each node exchange data through "
+                             "host memory instead of NVLink, several times slower; NCCL's docs call it a debugging "
+                             "switch not to keep in scripts: delete the line")
