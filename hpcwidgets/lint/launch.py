@@ -863,10 +863,14 @@ def _accelerate_per_machine(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC105", "static-options-with-c10d", "warning",
-      summary="--node-rank / --master-addr / --master-port given with the c10d rendezvous",
-      why="The c10d rendezvous assigns node ranks itself and meets at --rdzv-endpoint; torchrun silently ignores "
-          "these static-backend options, so they only mislead whoever reads the script.",
-      fix="Remove --node-rank, --master-addr and --master-port and keep --rdzv-backend=c10d --rdzv-endpoint=\"$head_node:29500\".",
+      summary="--node-rank / --master-addr / --master-port given where the rendezvous at --rdzv-endpoint ignores them",
+      why="The c10d rendezvous assigns node ranks itself and meets at --rdzv-endpoint, so torchrun silently ignores "
+          "all three. The static rendezvous (torchrun's default backend, without --rdzv-backend) meets at "
+          "--rdzv-endpoint too when it is given, and then ignores --master-addr and --master-port (it still reads "
+          "each node's --node-rank). Ignored options only mislead whoever reads the script, and whoever edits "
+          "them to move the rendezvous.",
+      fix="Remove the ignored options: with c10d all three (keep --rdzv-backend=c10d --rdzv-endpoint=\"$head_node:29500\"); "
+          "with the static rendezvous --master-addr and --master-port.",
       catalogue=(3,),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -883,15 +887,18 @@ srun torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=
 def _static_with_c10d(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
         launcher = step.chain.launcher
-        if launcher is None or launcher.rdzv_backend not in ("", "c10d") or not launcher.rdzv_endpoint:
+        ignored = launcher.ignored_options() if launcher is not None else ()
+        if not ignored:
             continue
-        given = [f"--{n.replace('_', '-')}" for n in ("node_rank", "master_addr", "master_port")
-                 if getattr(launcher, n) not in ("", None)]
-        if given:
-            chain = with_chain(step.chain, launcher=launcher.replace(node_rank="", master_addr="", master_port=None))
-            yield (step.line, f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} ignored by the c10d rendezvous "
-                              f"(it assigns ranks itself); remove {'it' if len(given) == 1 else 'them'}",
-                   fix_for(ctx, "remove options the c10d rendezvous ignores", step, chain))
+        given = [f"--{n.replace('_', '-')}" for n in ignored]
+        c10d = launcher.rdzv_backend == "c10d"
+        chain = with_chain(step.chain, launcher=launcher.replace(**{n: None if n == "master_port" else ""
+                                                                    for n in ignored}))
+        by = ("the c10d rendezvous (it assigns ranks itself)" if c10d else
+              "the static rendezvous, torchrun's default backend, which meets at --rdzv-endpoint")
+        yield (step.line, f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} ignored by {by}; remove "
+                          f"{'it' if len(given) == 1 else 'them'}",
+               fix_for(ctx, f"remove options {'the c10d' if c10d else 'the static'} rendezvous ignores", step, chain))
 
 
 def _one_node_launch(ctx: Context, step: Any, launcher: Any) -> bool:

@@ -16,7 +16,8 @@ from ..spec.slurm import TYPED_DASHES, array_task_ids, keyboard_option, SlurmJob
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
                         _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
-                        expanded_refs, heterogeneous, job_nodes, job_tasks, shell_script_word, simple_commands, steps)
+                        expanded_refs, heterogeneous, job_nodes, job_tasks, other_launches, shell_script_word,
+                        simple_commands, steps)
 
 
 def raw_text(cmd: Any) -> str:
@@ -92,39 +93,79 @@ def _one_task_everywhere(ctx: Context) -> bool:
 #: a per-task variable, and the option that a reference right after it gives its value to
 _PER_TASK_REF = re.compile(r"\$\{?(?:" + "|".join(PER_TASK_VARS) + r")\b")
 
-_NODE_RANK_BEFORE = re.compile(r"--node[-_]rank(?:=|\s+)[\"']?$")
+_NODE_RANK_BEFORE = re.compile(r"--(?:node|machine)[-_]rank(?:=|\s+)[\"']?$")
+#: the options that give a launcher its node's rank: torchrun's, and accelerate's, which it hands on to torchrun
+_NODE_RANK_OPTIONS = ("--node-rank", "--node_rank", "--machine_rank", "--machine-rank")
 
 
 def _only_ignored_node_rank(ctx: Context, cmd: Any) -> bool:
-    """Whether the per-task variables of ``cmd`` reach only ``--node-rank`` of torchrun launches whose rendezvous
-    is not static, on the line itself or through the variable it assigns (``LAUNCHER="torchrun --node_rank=$SLURM_NODEID
-    … --rdzv_backend c10d"``, then ``srun $LAUNCHER``): torch/distributed/run.py reads the node rank for the static
-    backend alone (c10d numbers the nodes itself), so the same value on every node changes nothing (HPC105 says
-    to remove the option)."""
+    """Whether the per-task variables of ``cmd`` reach only ``--node-rank`` of torchrun launches (or accelerate's
+    ``--machine_rank``, its node rank for torchrun) whose rendezvous is not static: on the line itself, through the
+    launch command a variable holds (``LAUNCHER="torchrun --node_rank=$SLURM_NODEID … --rdzv_backend c10d"``, then
+    ``srun $LAUNCHER``), or through a variable that holds the rank alone (``NODE_RANK=$SLURM_PROCID``, read nowhere but
+    as such an option's value). torch/distributed/run.py reads the node rank for the static backend alone (c10d
+    numbers the nodes itself), so the same value on every node changes nothing (HPC105 says to remove the option)."""
+    held = _rank_variables(cmd)
+    if held:
+        readers = [other for other in simple_commands(ctx) if other.line != cmd.line
+                   and any(name in held for w in all_words(other) for name, _ in expanded_refs(w.raw))]
+        return bool(readers) and not _exported(ctx, held) and all(
+            _gives_only_ignored_node_ranks(ctx, other, re.compile(r"\$\{?(?:" + "|".join(held) + r")\b"))
+            for other in readers)
+    return _gives_only_ignored_node_ranks(ctx, cmd, _PER_TASK_REF)
+
+
+def _rank_variables(cmd: Any) -> list[str]:
+    """The names a plain assignment gives a per-task variable's value alone (``NODE_RANK=$SLURM_NODEID``); [] for
+    any other command."""
+    if cmd.argv or not cmd.assignments:
+        return []
+    names = [key for key, word in cmd.assignments if _PER_TASK_REF.fullmatch(word.raw.strip("\"'").rstrip("}"))]
+    return names if len(names) == len(cmd.assignments) else []
+
+
+def _exported(ctx: Context, names: list[str]) -> bool:
+    """Whether the script exports any of ``names``: a program may then read it from its environment (Lightning reads
+    NODE_RANK), where the batch shell's one value is wrong."""
+    return any(str(words[0]) in ("export", "declare", "typeset") and
+               any(str(w).split("=", 1)[0] in names for w in words[1:])
+               for cmd in simple_commands(ctx) for words in [list(cmd.argv)] if words)
+
+
+def _gives_only_ignored_node_ranks(ctx: Context, cmd: Any, reference: re.Pattern[str]) -> bool:
+    """Whether every ``reference`` in ``cmd`` is the value of a node-rank option, and ``cmd`` is (or holds, through
+    the variable it assigns) only launches whose rendezvous ignores it."""
     using = [s for s in steps(ctx)
              if s.line == cmd.line or any(at == cmd.line for _, at in s.through)]
     if not using or not all(_node_rank_ignored(ctx, s) for s in using):
         return False
     words = all_words(cmd)
-    if sum(len(_PER_TASK_REF.findall(w.raw)) for w in words) \
+    if reference is _PER_TASK_REF and sum(len(reference.findall(w.raw)) for w in words) \
             < sum(name in PER_TASK_VARS for w in words for name, _ in expanded_refs(w.raw)):
         return False  # a name in arithmetic, (( SLURM_NODEID )): not a --node-rank value
     for k, w in enumerate(words):
-        for m in _PER_TASK_REF.finditer(w.raw):
+        for m in reference.finditer(w.raw):
             before = w.raw[:m.start()]
             if _NODE_RANK_BEFORE.search(before):
                 continue
-            if before.strip("\"'") or k == 0 or words[k - 1].raw not in ("--node-rank", "--node_rank"):
+            if before.strip("\"'") or k == 0 or words[k - 1].raw not in _NODE_RANK_OPTIONS:
                 return False
     return True
 
 
 def _node_rank_ignored(ctx: Context, step: Any) -> bool:
-    """Whether the step is a torchrun launch whose rendezvous backend is one the script names and not static."""
+    """Whether the step is a torchrun (or accelerate) launch whose rendezvous backend is one the script names and
+    not static."""
     launcher = step.chain.launcher
-    if launcher is None or launcher.kind != "torchrun":
-        return False
-    backend = ctx.parsed.resolve(str(launcher.rdzv_backend or ""), step.line).strip("'\" ")
+    if launcher is not None and launcher.kind == "torchrun":
+        backend = str(launcher.rdzv_backend or "")
+    else:
+        accelerate = [o for o in other_launches(ctx) if o.step is step and o.name == "accelerate launch"]
+        if len(accelerate) != 1:
+            return False
+        options = accelerate[0].options
+        backend = options.get("--rdzv_backend", options.get("--rdzv-backend", ""))
+    backend = ctx.parsed.resolve(backend, step.line).strip("'\" ")
     return backend not in ("", "static") and "$" not in backend  # "": torchrun's default, static
 
 

@@ -184,18 +184,16 @@ class Torchrun(Spec):
                                              f"--rdzv-endpoint={self.master_addr}:{port}")]
         return [Problem("rdzv_endpoint", "several nodes need a rendezvous endpoint: the head node, e.g. $head_node:29500")]
 
-    def _ignored_static_options(self) -> list[Problem]:
-        """Options the rendezvous at --rdzv-endpoint never reads. c10d numbers the nodes itself and ignores all three;
-        the static rendezvous (torchrun's default backend) still takes each node's --node-rank, but meets at the
-        endpoint rather than at --master-addr:--master-port (torch/distributed/run.py, ``get_rdzv_endpoint``)."""
-        if self.rdzv_backend == "c10d":
-            names, why = ("node_rank", "master_addr", "master_port"), "is ignored by the c10d rendezvous"
-        elif self.rdzv_backend in ("", "static"):
-            names, why = ("master_addr", "master_port"), "is ignored: the static rendezvous meets at --rdzv-endpoint"
-        else:
-            return []
-        return [Problem(name, f"--{name.replace('_', '-')} {why}; remove it")
-                for name in names if getattr(self, name) not in ("", None)]
+    def ignored_options(self) -> tuple[str, ...]:
+        """The fields of the options the rendezvous at --rdzv-endpoint never reads. c10d numbers the nodes itself and
+        ignores all three; the static rendezvous (torchrun's default backend) still takes each node's --node-rank,
+        but meets at the endpoint rather than at --master-addr:--master-port (torch/distributed/run.py,
+        ``get_rdzv_endpoint``)."""
+        if self.standalone or not self.rdzv_endpoint:
+            return ()
+        names = {"c10d": ("node_rank", "master_addr", "master_port"), "": ("master_addr", "master_port"),
+                 "static": ("master_addr", "master_port")}.get(self.rdzv_backend, ())
+        return tuple(name for name in names if getattr(self, name) not in ("", None))
 
     @property
     def options_out_of_sight(self) -> bool:
@@ -238,8 +236,9 @@ class Torchrun(Spec):
         if self.rdzv_endpoint and "NODELIST" in self.rdzv_endpoint:
             out.append(Problem("rdzv_endpoint", f"{self.rdzv_endpoint!r} is a node list, not one host; resolve the head node "
                                                 "with scontrol show hostnames on the host and use $head_node:29500"))
-        if not self.standalone and self.rdzv_endpoint:
-            out += self._ignored_static_options()
+        why = ("is ignored by the c10d rendezvous" if self.rdzv_backend == "c10d"
+               else "is ignored: the static rendezvous meets at --rdzv-endpoint")
+        out += [Problem(name, f"--{name.replace('_', '-')} {why}; remove it") for name in self.ignored_options()]
         if self.module and self.no_python:
             out.append(Problem("no_python", "--module and --no-python exclude each other"))
         out += extra_problems(self.extra, self.other_value_options, "torchrun")

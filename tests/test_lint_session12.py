@@ -1,0 +1,67 @@
+"""Session 12's changes to existing checks, from audits of real scripts: torchrun's default (static) rendezvous
+at an endpoint (HPC105), a node rank the rendezvous ignores (HPC502), and the others below."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcwidgets.fixes import fix_script
+from hpcwidgets.lint import lint
+
+TWO = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:4\n" \
+      'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+
+
+def found(text: str, code: str, profile=None) -> list[tuple[int, str]]:
+    return [(f.line, f.message) for f in lint(text, profile) if f.code == code]
+
+
+# --- HPC105: which options the rendezvous at --rdzv-endpoint ignores -------------------------------------------
+
+def test_the_static_rendezvous_at_an_endpoint_ignores_only_the_master_address():
+    # torchrun's default backend is static: it meets at --rdzv-endpoint, and still reads each node's --node-rank
+    text = TWO + ('srun torchrun --nnodes=2 --nproc-per-node=4 --node_rank="$RANK_OF_NODE" --master_addr="$head" '
+                  '--master_port=29500 --rdzv_endpoint="$head:29500" train.py\n')
+    hits = found(text, "HPC105")
+    assert len(hits) == 1 and "--master_addr, --master_port are ignored by the static rendezvous" in hits[0][1]
+    new, fixed = fix_script(text)
+    assert [f.code for f in fixed] == ["HPC105"] and "--node_rank=$RANK_OF_NODE" in new and "master" not in new
+    assert not found(new, "HPC116")  # the node rank the static rendezvous needs is kept
+
+
+def test_c10d_ignores_the_node_rank_too():
+    text = TWO + 'srun torchrun --nnodes=2 --nproc-per-node=4 --node-rank=0 --rdzv-backend=c10d ' \
+                 '--rdzv-endpoint="$head:29500" train.py\n'
+    assert "--node-rank is ignored by the c10d rendezvous" in found(text, "HPC105")[0][1]
+
+
+# --- HPC502: a node rank the rendezvous ignores is not a per-task mistake --------------------------------------
+
+C10D_ACCELERATE = ("srun accelerate launch --multi_gpu --num_processes 8 --num_machines 2 --machine_rank {rank} "
+                   '--rdzv_backend {backend} --main_process_ip "$head" --main_process_port 29500 train.py\n')
+
+
+@pytest.mark.parametrize("before, rank", [
+    ("", "$SLURM_NODEID"),
+    ("NODE_RANK=$SLURM_PROCID\n", "$NODE_RANK"),
+    ("NODE_RANK=${SLURM_NODEID}\n", '"${NODE_RANK}"'),
+])
+def test_accelerate_machine_rank_with_c10d_is_left_alone(before, rank):
+    # accelerate hands --machine_rank to torchrun as its node rank, which c10d does not read
+    assert found(TWO + before + C10D_ACCELERATE.format(rank=rank, backend="c10d"), "HPC502") == []
+
+
+@pytest.mark.parametrize("before, rank, backend", [
+    ("", "$SLURM_NODEID", "static"),              # the static rendezvous reads it: every node is rank 0
+    ("NODE_RANK=$SLURM_PROCID\n", "$NODE_RANK", "static"),
+    ("export NODE_RANK=$SLURM_PROCID\n", "$NODE_RANK", "c10d"),  # exported: a program may read NODE_RANK itself
+    ("NODE_RANK=$SLURM_PROCID\necho $NODE_RANK > rank.txt\n", "$NODE_RANK", "c10d"),  # read elsewhere too
+])
+def test_a_node_rank_that_is_read_stays_an_error(before, rank, backend):
+    assert found(TWO + before + C10D_ACCELERATE.format(rank=rank, backend=backend), "HPC502")
+
+
+def test_a_torchrun_node_rank_held_in_a_variable_with_c10d_is_left_alone():
+    text = TWO + ("NODE_RANK=$SLURM_NODEID\nsrun torchrun --nnodes=2 --nproc-per-node=4 --node_rank=$NODE_RANK "
+                  '--rdzv_backend=c10d --rdzv_endpoint="$head:29500" train.py\n')
+    assert found(text, "HPC502") == [] and found(text, "HPC105")
