@@ -65,3 +65,38 @@ def test_a_torchrun_node_rank_held_in_a_variable_with_c10d_is_left_alone():
     text = TWO + ("NODE_RANK=$SLURM_NODEID\nsrun torchrun --nnodes=2 --nproc-per-node=4 --node_rank=$NODE_RANK "
                   '--rdzv_backend=c10d --rdzv_endpoint="$head:29500" train.py\n')
     assert found(text, "HPC502") == [] and found(text, "HPC105")
+
+
+# --- HPC530: --signal=B:… with no trap: the batch shell dies of the warning ------------------------------------
+
+SIGNAL = "#!/bin/bash\n#SBATCH --time=24:00:00\n#SBATCH --requeue\n#SBATCH --signal={signal}\n"
+
+
+@pytest.mark.parametrize("signal, body, said", [
+    ("B:USR1@120", "srun python train.py\n", "dies of it 120 seconds before the time limit (exit status 138)"),
+    ("B:SIGUSR2", "srun python train.py &\nwait\n", "dies of it 60 seconds"),       # Slurm's default: 60 s
+    ("RB:TERM@300", "python train.py\n", "(exit status 143)"),
+    ("B:10@90", "srun python train.py\n", "sends USR1"),                          # by number
+    ("B:USR1@90", "trap 'kill -USR1 $pid' USR2\nsrun python train.py & pid=$!\nwait\n", "sends USR1"),  # another
+])
+def test_a_signal_to_the_batch_shell_with_no_trap(signal, body, said):
+    hits = found(SIGNAL.format(signal=signal) + body, "HPC530")
+    assert len(hits) == 1 and hits[0][0] == 4 and said in hits[0][1], hits
+
+
+@pytest.mark.parametrize("signal, body", [
+    ("B:USR1@120", "trap 'scontrol requeue \"$SLURM_JOB_ID\"' USR1\nsrun python train.py &\nwait\n"),
+    ("B:USR1@120", "handler() { scontrol requeue \"$SLURM_JOB_ID\"; }\ntrap handler SIGUSR1\nsrun python t.py &\nwait\n"),
+    ("B:USR1@120", "trap '' USR1\nsrun python train.py\n"),                          # ignored: the shell lives on
+    ("B:USR1@120", "exec python train.py\n"),                                          # the program gets it
+    ("B:USR1@60", ". /usr/common/software/variable-time-job/setup.sh\nrequeue_job func_trap USR1\nsrun a.out &\nwait\n"),
+    ("B:USR1@60", "source ./requeue_handler.sh\nsrun python train.py &\nwait\n"),
+    ("USR1@120", "srun python train.py\n"),                                            # to the steps: HPC517's
+    ("B:CHLD@60", "srun python train.py\n"),                                           # ignored by default
+])
+def test_a_trapped_or_handed_on_signal_is_left_alone(signal, body):
+    assert found(SIGNAL.format(signal=signal) + body, "HPC530") == []
+
+
+def test_a_python_batch_script_is_not_a_shell():
+    assert found("#!/usr/bin/env python3\n#SBATCH --signal=B:USR1@60\nimport time\n", "HPC530") == []

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from ..parse.script import launch_words
 from ..spec._words import Verbatim, passed_text
-from ..spec.slurm import TYPED_DASHES, array_task_ids, keyboard_option, SlurmJob
+from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keyboard_option, shebang_program
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
                         _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
@@ -1432,3 +1432,68 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
         yield (directive.line, f"--signal={sig} goes to the job's steps, and this job starts none (its commands run in "
                                "the batch shell), so nothing receives the warning; run the program with srun, or use "
                                "B: and forward the signal from a trap")
+
+
+#: signals whose default action ends a process (signal(7): Term or Core), by their name without SIG, with their number
+_ENDS_A_PROCESS = {"HUP": 1, "INT": 2, "QUIT": 3, "USR1": 10, "USR2": 12, "ALRM": 14, "TERM": 15, "XCPU": 24,
+                   "VTALRM": 26, "PROF": 27}
+#: commands that name a signal to send it, not to handle it
+_SIGNAL_SENDERS = ("kill", "pkill", "killall", "scancel", "echo", "printf")
+#: a sourced file whose name says it may hold a signal handler (a trap the rule cannot see)
+_HANDLER_FILE = re.compile(r"(?i)trap|signal|requeue|handler|preempt|resubmit|checkpoint|util|common|helper|lib|func")
+
+
+@rule("HPC530", "batch-signal-without-trap", "warning",
+      summary="--signal=B:… sends the signal to a batch shell that has no trap for it, so the shell dies of it",
+      why="With B: Slurm sends the --signal warning to the batch shell alone. bash leaves USR1, USR2, TERM and the "
+          "like at their default action, which ends the process, unless a trap handles them: so the batch shell dies "
+          "of the warning (exit status 128 + the signal's number: 138 for USR1), Slurm ends the job and kills its "
+          "steps, the minutes before the limit are lost, and what the warning was asked for never happens (no "
+          "checkpoint, no --requeue). Not reported when the script runs its program with exec (the program then "
+          "gets the signal and may handle it), sources a file whose name says it may hold the handler, or hands the "
+          "signal's name to a command (a function that may set the trap).",
+      fix="Trap the signal and act on it, with the step started in the background and waited for (HPC511): "
+          "trap 'scontrol requeue \"$SLURM_JOB_ID\"' USR1, then srun python train.py & wait; or drop B: so Slurm "
+          "sends the signal to the steps, for a program that handles it itself (Lightning, or signal.signal in "
+          "Python).",
+      bad="""#!/bin/bash
+#SBATCH --time=24:00:00
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@120
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=24:00:00
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@120
+trap 'scontrol requeue "$SLURM_JOB_ID"' USR1
+srun python train.py &
+wait
+""")
+def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
+    found = _batch_signal(ctx)
+    if found is None or not is_shell(shebang_program(ctx.parsed.source)):
+        return
+    directive, signal = found
+    number = _ENDS_A_PROCESS.get(signal)
+    if number is None:
+        return  # CHLD, URG, WINCH … are ignored by default; STOP and TSTP stop the shell, which is another story
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if not words:
+            continue
+        if words[0] == "trap" and any(_signal_name(w) == signal for w in words[2:]):
+            return
+        if words[0] not in _SIGNAL_SENDERS and any(not w.isdigit() and _signal_name(w) == signal for w in words[1:]):
+            return  # handed to a function that may set the trap (requeue_job func_trap USR1, from a sourced file)
+        if words[0] == "exec" and len(words) > 1:
+            return  # the program takes the shell's place, and the signal
+        if words[0] in ("source", ".") and len(words) > 1 and _HANDLER_FILE.search(words[1].rsplit("/", 1)[-1]):
+            return
+    value = str(directive.value).strip()
+    when = re.search(r"@(\d+)$", value)
+    yield (directive.line, f"--signal={value} sends {signal} to the batch shell alone, and nothing in the script traps "
+                           f"it: bash dies of it {when.group(1) if when else 60} seconds before the time limit (exit "
+                           f"status {128 + number}), Slurm ends the job with its steps, and no checkpoint or requeue "
+                           f"happens; trap it (trap '…' {signal}, with the step started in the background and waited "
+                           "for: HPC511), or drop B: so the steps receive it")
