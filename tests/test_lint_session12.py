@@ -100,3 +100,29 @@ def test_a_trapped_or_handed_on_signal_is_left_alone(signal, body):
 
 def test_a_python_batch_script_is_not_a_shell():
     assert found("#!/usr/bin/env python3\n#SBATCH --signal=B:USR1@60\nimport time\n", "HPC530") == []
+
+
+# --- HPC518: steps placed on nodes by name are a head and its workers, not seeds on one node -------------------
+
+RAY = """#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=4
+nodes=($(scontrol show hostnames "$SLURM_JOB_NODELIST"))
+srun --nodes=1 --ntasks=1 {pin}"${{nodes[0]}}" ray start --head --port=6379 --block &
+for ((i = 1; i < SLURM_JOB_NUM_NODES; i++)); do
+    srun --nodes=1 --ntasks=1 {pin}"${{nodes[$i]}}" ray start --address "${{nodes[0]}}:6379" --block &
+done
+sleep 10
+python train_with_ray.py
+"""
+
+
+@pytest.mark.parametrize("pin", ["-w ", "--nodelist=", "-w"])
+def test_a_ray_head_and_workers_placed_by_node_are_left_alone(pin):
+    assert found(RAY.format(pin=pin), "HPC518") == []
+
+
+def test_seeds_side_by_side_on_one_node_are_still_reported():
+    seeds = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=4\nfor s in 0 1 2 3; do\n  srun -n 1 python t.py $s &\ndone\nwait\n"
+    assert found(seeds, "HPC518")

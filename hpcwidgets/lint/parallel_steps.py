@@ -334,7 +334,8 @@ def _missing_share(ctx: Context, step: Any) -> list[str]:
           "holds for a function that runs srun, or a ( … ) or { …; } group holding it, run with &, and for the srun "
           "that GNU parallel or xargs -P starts several times at once. Reported for a job its #SBATCH lines hold "
           "to one node; -c/--cpus-per-task and --exclusive imply --exact, and from Slurm 23.11 so does the job's "
-          "own --cpus-per-task.",
+          "own --cpus-per-task. Steps placed on nodes by name (-w, --nodelist: a head and its workers, one per "
+          "node) are left alone.",
       fix="Give each step its share: srun --exact -n 1 -c 4 --gpus=1 … & (the CPUs and GPUs of one run), then wait; "
           "under GNU parallel or xargs -P the same: parallel -j 4 srun --exact -n 1 -c 4 ./task {} ::: *.in.",
       bad="""#!/bin/bash
@@ -365,6 +366,9 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
         where = (b.step.line, b.step.command.col)
         if not b.side_by_side or where in reported or (_is_monitor(b.step) and not b.several):
             continue  # a monitor that never ends blocks the others for good: HPC522's
+        if _placed_on_a_node(b.step):
+            continue  # one step per node, each placed by name (Ray's and Dask's templates): in a one-node job the
+            #           loop over the other nodes runs no step at all
         missing = _missing_share(ctx, b.step)
         if not missing:
             continue
@@ -376,6 +380,14 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
         yield (b.step.line, f"{_how_started(b)}, but without {without} each step takes {what} of the job's node, so "
                             f"the steps run one after another (step creation temporarily disabled); give each its "
                             f"share, e.g. srun --exact -n 1 -c N{gpu} …{amp}")
+
+
+def _placed_on_a_node(step: Any) -> bool:
+    """Whether srun places the step on nodes it names (-w/--nodelist): a script that starts one step per node (a
+    cluster's head and workers) names each node, and steps on different nodes take nothing from each other."""
+    srun = step.chain.srun
+    extra = [str(w) for w in (srun.extra if srun is not None and isinstance(srun.extra, tuple) else ())]
+    return any(w in ("-w", "--nodelist") or w.startswith(("-w", "--nodelist=")) for w in extra)
 
 
 def _how_started(b: BackgroundStep) -> str:
