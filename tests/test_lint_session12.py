@@ -126,3 +126,19 @@ def test_a_ray_head_and_workers_placed_by_node_are_left_alone(pin):
 def test_seeds_side_by_side_on_one_node_are_still_reported():
     seeds = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=4\nfor s in 0 1 2 3; do\n  srun -n 1 python t.py $s &\ndone\nwait\n"
     assert found(seeds, "HPC518")
+
+
+# --- HPC202: --exclusive is allocated the node's GPUs -----------------------------------------------------------
+
+EXCLUSIVE = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --exclusive\n#SBATCH --partition={part}\n" \
+            "srun apptainer exec --nv pytorch_2.3.sif python train.py\n"
+
+
+@pytest.mark.parametrize("part, profile", [("gpu", None), ("gpu", "generic"), ("batch", None)])
+def test_an_exclusive_job_holds_the_gpus_of_its_node(part, profile):
+    assert found(EXCLUSIVE.format(part=part), "HPC202", profile) == []
+
+
+def test_an_exclusive_job_on_a_partition_without_gpus_is_still_reported():
+    # the generic profile's cpu partition has no GPUs: --nv there finds none, exclusive or not
+    assert found(EXCLUSIVE.format(part="cpu"), "HPC202", "generic")

@@ -513,11 +513,23 @@ def _gpus_come_with_partition(ctx: Context) -> bool:
     return ctx.profile is None and any("gpu" in n for n in names)
 
 
+def _gpus_come_with_the_node(ctx: Context) -> bool:
+    """Whether ``--exclusive`` gives the job GPUs: it is allocated all CPUs and generic resources of its nodes
+    (sbatch(1)), so on a GPU node it holds the GPUs without asking; with a profile, only on a partition it says has
+    GPUs."""
+    if ctx.job.exclusive is not True:
+        return False
+    part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
+    return ctx.profile is None or (part is not None and bool(part.gpus_per_node))
+
+
 @rule("HPC202", "gpu-flag-without-gpus", "warning",
       summary="--nv/--rocm is used but the job requests no GPU",
       why="On a node without a GPU allocation the flag only produces driver warnings; usually the GPU request "
           "(--gres=gpu:N) was forgotten, and the training runs on the CPU. Without a profile it is not reported on a "
-          "partition named as a GPU one (gpu-a100): some sites give a whole GPU node with the partition alone.",
+          "partition named as a GPU one (gpu-a100): some sites give a whole GPU node with the partition alone. Nor "
+          "for an --exclusive job, which is allocated all the generic resources of its nodes, GPUs among them "
+          "(with a profile: on a partition with GPUs).",
       fix="Request GPUs (--gres=gpu:N or --gpus-per-node=N), or drop --nv for CPU work.",
       catalogue=(6,),
       bad="""#!/bin/bash
@@ -532,7 +544,7 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
     job = ctx.job
     zero = 0 in (job.gpus_per_node, job.gpus, job.gpus_per_task)  # --gres=gpu:0: none, whatever the partition
-    if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero):
+    if job.gpus_on_each_node or ((_gpus_come_with_partition(ctx) or _gpus_come_with_the_node(ctx)) and not zero):
         return
     for step in job_component_steps(ctx):
         c = step.chain.container
