@@ -142,3 +142,43 @@ def test_an_exclusive_job_holds_the_gpus_of_its_node(part, profile):
 def test_an_exclusive_job_on_a_partition_without_gpus_is_still_reported():
     # the generic profile's cpu partition has no GPUs: --nv there finds none, exclusive or not
     assert found(EXCLUSIVE.format(part="cpu"), "HPC202", "generic")
+
+
+# --- HPC101: why srun's own --ntasks-per-node=1 is not enough ---------------------------------------------------
+
+@pytest.mark.parametrize("launch", [
+    "srun --nodes=2 --ntasks-per-node=1 bash -c 'accelerate launch --multi_gpu --num_machines 2 --num_processes 4 "
+    "--machine_rank \"$SLURM_NODEID\" --main_process_ip h --main_process_port 29500 train.py'",
+    'srun --ntasks-per-node=1 torchrun --nnodes=2 --nproc-per-node=2 --rdzv-backend=c10d --rdzv-endpoint=h:29500 t.py',
+])
+def test_hpc101_says_srun_takes_the_jobs_task_count(launch):
+    text = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=2\n#SBATCH --gres=gpu:2\n" + launch + "\n"
+    hits = found(text, "HPC101")
+    assert len(hits) == 1 and "srun takes the job's task count (SLURM_NTASKS=4) as its --ntasks, which wins over " \
+                              "its own --ntasks-per-node=1" in hits[0][1], hits
+
+
+@pytest.mark.parametrize("directives, asked, waits", [
+    ("#SBATCH --ntasks=40\n", "the job asks for 40 tasks, but", "waits for 39 ranks"),
+    ("#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n", "the job asks for 4 tasks per node, but", "waits for 7 ranks"),
+    ("#SBATCH --nodes=2\n#SBATCH --ntasks=8\n", "the job asks for 8 tasks on 2 nodes, but", "waits for 7 ranks"),
+])
+def test_hpc528_names_the_tasks_as_the_job_asks_for_them(directives, asked, waits):
+    hits = found("#!/bin/bash\n" + directives + "python train.py\n", "HPC528")
+    assert len(hits) == 1 and asked in hits[0][1] and waits in hits[0][1], hits
+
+
+# --- HPC110: the fix's srun starts one launcher per node even where the job has several tasks per node ----------
+
+@pytest.mark.parametrize("tasks, srun", [
+    ("#SBATCH --ntasks-per-node=1\n", "srun --ntasks-per-node=1 torchrun"),
+    ("#SBATCH --ntasks-per-node=48\n", "srun --ntasks=2 --ntasks-per-node=1 torchrun"),
+    ("#SBATCH --ntasks=8\n", "srun --ntasks=2 --ntasks-per-node=1 torchrun"),
+])
+def test_hpc110_fix_needs_no_further_fix(tasks, srun):
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n" + tasks + "#SBATCH --gpus-per-node=4\n"
+            'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+            'torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$head:29500" train.py\n')
+    new, fixed = fix_script(text)
+    assert [f.code for f in fixed][:1] == ["HPC110"] and srun in new, new
+    assert not [f for f in lint(new) if f.severity == "error"], new

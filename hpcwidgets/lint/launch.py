@@ -18,7 +18,7 @@ from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES
                         _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text, _step_nodes,
                         accelerate_path, all_words, as_int, cached, each_component, expanded_refs, fix_for,
                         held_commands, heterogeneous, in_job_component, inherited_gpus, inherited_per_task, is_legacy,
-                        job_component_steps, job_nodes, multi_node, other_launches, own_task_gpus, shell_script_word,
+                        job_component_steps, job_nodes, job_tasks, multi_node, other_launches, own_task_gpus, shell_script_word,
                         simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 
 
@@ -89,11 +89,21 @@ def _oversubscribe(ctx: Context) -> Iterator[Any]:
         chain, advice, fixable = _one_launcher_per_node(ctx, step, per_node)
         msg = (_launchers_on_own_gpus(launcher, per_node, own) if own
                else _launchers_share_gpus(launcher, per_node, nproc, ctx.job.gpus_on_each_node))
-        if isinstance(step.chain.srun.ntasks_per_node, int) and step.chain.srun.ntasks_per_node == 1:
-            msg += "; srun inherits the job's task count, so its --ntasks-per-node=1 alone is not enough"
+        msg += _inherited_task_count(ctx, step.chain.srun)
         msg += "; " + advice
         yield step.line, msg, count_fix(ctx, advice, step, chain) if fixable else None
     yield from _accelerate_launchers_per_node(ctx)
+
+
+def _inherited_task_count(ctx: Context, srun: Any) -> str:
+    """Why an srun that says --ntasks-per-node=1 still starts several tasks per node: it takes the job's task count
+    (SLURM_NTASKS) as its --ntasks, which wins over --ntasks-per-node ("" for any other srun)."""
+    if not (isinstance(srun.ntasks_per_node, int) and srun.ntasks_per_node == 1) or srun.ntasks is not None:
+        return ""
+    tasks = job_tasks(ctx) or 0
+    count = f" (SLURM_NTASKS={tasks})" if tasks > 1 else ""
+    return (f"; srun takes the job's task count{count} as its --ntasks, which wins over its own "
+            "--ntasks-per-node=1")
 
 
 def _launchers_share_gpus(launcher: Any, per_node: int, nproc: int | None, gpus: int) -> str:
@@ -199,7 +209,8 @@ def _accelerate_launchers_per_node(ctx: Context) -> Iterator[Any]:
                      if "SLURM_NODEID" in rank else "")
         yield (step.line, f"srun starts {per_node} accelerate launchers on each node and {started}; every launcher "
                           "numbers its processes from LOCAL_RANK 0, so the launchers of a node share the same GPUs"
-                          f"{same_rank}; start one launcher per node: srun --ntasks={nodes} --ntasks-per-node=1, "
+                          f"{same_rank}{_inherited_task_count(ctx, launch.srun)}; start one launcher per node: "
+                          f"srun --ntasks={nodes} --ntasks-per-node=1, "
                           f"with --num_machines {nodes}"
                           + (f" and --num_processes {nodes * gpus} (the total over all machines)" if gpus else ""))
 
@@ -439,14 +450,17 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
         if step.chain.launcher is None or step.chain.srun is not None or step.line in lost_continuations(ctx):
             continue
-        chain = type(step.chain)(Srun(ntasks_per_node=1), step.chain.container, step.chain.launcher,
-                                 step.chain.program, step.chain.notes)
+        # srun takes the job's task count as its --ntasks, which wins over --ntasks-per-node: a job of several
+        # tasks per node needs the count of one per node said too
+        nodes = job_nodes(ctx)
+        srun = Srun(ntasks=nodes, ntasks_per_node=1) if (job_tasks(ctx) or 0) > nodes else Srun(ntasks_per_node=1)
+        how = f"srun{f' --ntasks={nodes}' if srun.ntasks else ''} --ntasks-per-node=1"
+        chain = type(step.chain)(srun, step.chain.container, step.chain.launcher, step.chain.program, step.chain.notes)
         # the fix writes srun where the launch starts, after the wrappers: one that sets how a process runs
         # (numactl -C 0-3, taskset, nice) would then apply to srun, not to the tasks it starts elsewhere
-        fix = None if _pins_the_process(step) else \
-            count_fix(ctx, "launch on every node with srun --ntasks-per-node=1", step, chain)
-        yield (step.line, f"this job has {job_nodes(ctx)} nodes but the launcher runs in the batch shell, on the first "
-                          "node only; start it with srun --ntasks-per-node=1", fix)
+        fix = None if _pins_the_process(step) else count_fix(ctx, f"launch on every node with {how}", step, chain)
+        yield (step.line, f"this job has {nodes} nodes but the launcher runs in the batch shell, on the first node "
+                          f"only; start it with {how}", fix)
     yield from _other_launchers_on_first_node(ctx)
     yield from _ray_on_first_node(ctx)
 

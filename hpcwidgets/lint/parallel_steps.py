@@ -728,10 +728,11 @@ def _tasks_without_srun(ctx: Context) -> Iterator[Any]:
     if last is None:
         return
     cmd, program = last
-    per_node = -(-tasks // max(nodes, 1))
-    yield (cmd.line, f"the job asks for {per_node} tasks per node, but {' '.join(program[:2])} runs once, in the batch "
-                     f"shell; if it finds its peers through Slurm's variables (PyTorch Lightning does) it waits for "
-                     f"{per_node - 1} ranks that never start: start it with srun (one process per task), or ask for "
+    asked = (f"{ctx.job.ntasks_per_node} tasks per node" if isinstance(ctx.job.ntasks_per_node, int)
+             else f"{tasks} tasks" + (f" on {nodes} nodes" if nodes > 1 else ""))
+    yield (cmd.line, f"the job asks for {asked}, but {' '.join(program[:2])} runs once, in the batch shell; if it "
+                     f"finds its peers through Slurm's variables (PyTorch Lightning does) it waits for {tasks - 1} "
+                     "ranks that never start: start it with srun (one process per task), or ask for "
                      "--ntasks-per-node=1 and --cpus-per-task if it starts its own workers")
 
 
