@@ -182,3 +182,28 @@ def test_hpc110_fix_needs_no_further_fix(tasks, srun):
     new, fixed = fix_script(text)
     assert [f.code for f in fixed][:1] == ["HPC110"] and srun in new, new
     assert not [f for f in lint(new) if f.severity == "error"], new
+
+
+# --- HPC518: steps that take only their share still cannot use more CPUs than the job holds ---------------------
+
+LOOP = "for i in 1 2 3 4; do\n  srun {srun} Rscript run.R \"$i\" &\ndone\nwait\n"
+
+
+@pytest.mark.parametrize("directives, srun, said", [
+    ("#SBATCH -N 1\n#SBATCH --cpus-per-task=1\n", "-n 1", "the job holds 1 CPU and each step needs 1"),
+    ("#SBATCH -N 1\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=4\n", "--exact -n 1 -c 4",
+     "the job holds 4 CPUs and each step needs 4"),
+])
+def test_steps_that_cannot_run_together_in_the_jobs_cpus(directives, srun, said):
+    hits = found("#!/bin/bash\n" + directives + LOOP.format(srun=srun), "HPC518")
+    assert len(hits) == 1 and said in hits[0][1] and "one at a time" in hits[0][1], hits
+
+
+@pytest.mark.parametrize("directives, srun", [
+    ("#SBATCH -N 1\n#SBATCH --ntasks=4\n#SBATCH --cpus-per-task=1\n", "-n 1"),           # room for four
+    ("#SBATCH -N 1\n#SBATCH --ntasks=2\n#SBATCH --cpus-per-task=4\n", "--exact -n 1 -c 4"),  # room for two
+    ("#SBATCH -N 1\n#SBATCH --exclusive\n#SBATCH --cpus-per-task=1\n", "-n 1"),          # the whole node
+    ("#SBATCH -N 1\n#SBATCH --cpus-per-task=1\n", "--overlap -n 1"),                        # they share
+])
+def test_steps_with_room_to_run_together_are_left_alone(directives, srun):
+    assert found("#!/bin/bash\n" + directives + LOOP.format(srun=srun), "HPC518") == []

@@ -305,12 +305,18 @@ def _held_to_one_node(ctx: Context) -> bool:
     return isinstance(tasks, int) and isinstance(per_node, int) and per_node >= tasks
 
 
+def _overlaps(ctx: Context, step: Any) -> bool:
+    """Whether the step shares the resources of the others (srun --overlap, or SLURM_OVERLAP exported)."""
+    return any(str(e).partition("=")[0] == "--overlap" for e in step.chain.srun.extra) \
+        or _exported(ctx, step, "SLURM_OVERLAP")
+
+
 def _missing_share(ctx: Context, step: Any) -> list[str]:
     """What a step leaves to its default of the whole node: "CPUs" without --exact (or -c, --exclusive, which imply
     it), "GPUs" without a GPU request of its own in a job with GPUs. Nothing for an --overlap step (it shares)."""
     srun = step.chain.srun
     own = {str(e).partition("=")[0] for e in srun.extra}
-    if "--overlap" in own or _exported(ctx, step, "SLURM_OVERLAP"):
+    if _overlaps(ctx, step):
         return []
     version = ctx.profile.version_tuple() if ctx.profile is not None else None
     exact = "--exact" in own or "--exclusive" in own or srun.cpus_per_task is not None \
@@ -325,8 +331,8 @@ def _missing_share(ctx: Context, step: Any) -> list[str]:
 
 
 @rule("HPC518", "parallel-steps-run-one-after-another", "warning",
-      summary="job steps started side by side (srun … &, GNU parallel, xargs -P) each take the whole node, so they "
-              "run one after another",
+      summary="job steps started side by side (srun … &, GNU parallel, xargs -P) each take the whole node, or need "
+              "more CPUs together than the job holds, so they run one after another",
       why="Since Slurm 20.11 a step without --exact is given every CPU of the job on its nodes, and a step that asks "
           "for no GPUs of its own gets every GPU the job has (srun(1), --exact and --gres). Steps do not share them "
           "(unless --overlap), so the second srun … & waits until the first ends ('step creation temporarily "
@@ -334,8 +340,9 @@ def _missing_share(ctx: Context, step: Any) -> list[str]:
           "holds for a function that runs srun, or a ( … ) or { …; } group holding it, run with &, and for the srun "
           "that GNU parallel or xargs -P starts several times at once. Reported for a job its #SBATCH lines hold "
           "to one node; -c/--cpus-per-task and --exclusive imply --exact, and from Slurm 23.11 so does the job's "
-          "own --cpus-per-task. Steps placed on nodes by name (-w, --nodelist: a head and its workers, one per "
-          "node) are left alone.",
+          "own --cpus-per-task. Steps that do take only their share still cannot use more CPUs than the job holds: "
+          "eight srun -n 1 … & in a job of one task and one CPU run one at a time. Steps placed on nodes by name "
+          "(-w, --nodelist: a head and its workers, one per node) are left alone.",
       fix="Give each step its share: srun --exact -n 1 -c 4 --gpus=1 … & (the CPUs and GPUs of one run), then wait; "
           "under GNU parallel or xargs -P the same: parallel -j 4 srun --exact -n 1 -c 4 ./task {} ::: *.in.",
       bad="""#!/bin/bash
@@ -371,6 +378,14 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
             #           loop over the other nodes runs no step at all
         missing = _missing_share(ctx, b.step)
         if not missing:
+            room = _room_for_one_step(ctx, b.step)
+            if room is not None:
+                reported.add(where)
+                held, needs = room
+                yield (b.step.line, f"{_how_started(b)}, but the job holds {held} CPU{'s' if held > 1 else ''} and "
+                                    f"each step needs {needs}, so the steps run one at a time (step creation "
+                                    "temporarily disabled); ask the job for the CPUs of the steps that should run at "
+                                    "once (#SBATCH --ntasks=N with -c for each)")
             continue
         reported.add(where)
         what = " and ".join(f"all the {m}" for m in missing)
@@ -380,6 +395,32 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
         yield (b.step.line, f"{_how_started(b)}, but without {without} each step takes {what} of the job's node, so "
                             f"the steps run one after another (step creation temporarily disabled); give each its "
                             f"share, e.g. srun --exact -n 1 -c N{gpu} …{amp}")
+
+
+#: #SBATCH options that give the job CPUs in other ways than tasks × --cpus-per-task
+_OTHER_CPU_COUNTS = ("--exclusive", "--cpus-per-gpu", "--mincpus", "--ntasks-per-core", "--ntasks-per-socket",
+                     "--ntasks-per-gpu", "--ntasks-per-tres", "--overcommit", "-O")
+
+
+def _room_for_one_step(ctx: Context, step: Any) -> tuple[int, int] | None:
+    """``(CPUs the job holds, CPUs one step needs)`` when the job cannot run two such steps at once, counted in CPUs
+    and in whole cores of two threads alike; None when it can, or when its CPUs cannot be told from its #SBATCH lines. A step with --exact (or -c) takes only its own CPUs, but
+    steps cannot use more than the job holds: in a job of one task and one CPU they queue one behind the other."""
+    job, srun = ctx.job, step.chain.srun
+    if _overlaps(ctx, step) or any(d.applied and d.flag.partition("=")[0] in _OTHER_CPU_COUNTS for d in ctx.parsed.directives) \
+            or job.exclusive is True:
+        return None
+    tasks = job_tasks(ctx) if (job.ntasks is not None or job.ntasks_per_node is not None) else 1
+    per_task = job.cpus_per_task if job.cpus_per_task is not None else 1
+    step_tasks = srun.ntasks if srun.ntasks is not None else 1
+    step_cpus = srun.cpus_per_task if srun.cpus_per_task is not None else per_task
+    if not all(isinstance(v, int) and v > 0 for v in (tasks, per_task, step_tasks, step_cpus)):
+        return None
+    held, needs = tasks * per_task, step_tasks * step_cpus
+    # on nodes with two threads per core Slurm hands out whole cores, to the job and to each step: two steps must not
+    # fit in the cores either
+    cores_held, cores_needed = tasks * -(-per_task // 2), step_tasks * -(-step_cpus // 2)
+    return (held, needs) if held < 2 * needs and cores_held < 2 * cores_needed else None
 
 
 def _placed_on_a_node(step: Any) -> bool:
