@@ -73,9 +73,9 @@ SIGNAL = "#!/bin/bash\n#SBATCH --time=24:00:00\n#SBATCH --requeue\n#SBATCH --sig
 
 
 @pytest.mark.parametrize("signal, body, said", [
-    ("B:USR1@120", "srun python train.py\n", "dies of it 120 seconds before the time limit (exit status 138)"),
-    ("B:SIGUSR2", "srun python train.py &\nwait\n", "dies of it 60 seconds"),       # Slurm's default: 60 s
-    ("RB:TERM@300", "python train.py\n", "(exit status 143)"),
+    ("B:USR1@120", "srun python train.py\n", "it kills bash 120 seconds before the time limit"),
+    ("B:SIGUSR2", "srun python train.py &\nwait\n", "it kills bash 60 seconds"),    # Slurm's default: 60 s
+    ("RB:TERM@300", "python train.py\n", "sends TERM"),
     ("B:10@90", "srun python train.py\n", "sends USR1"),                          # by number
     ("B:USR1@90", "trap 'kill -USR1 $pid' USR2\nsrun python train.py & pid=$!\nwait\n", "sends USR1"),  # another
 ])
@@ -93,6 +93,9 @@ def test_a_signal_to_the_batch_shell_with_no_trap(signal, body, said):
     ("B:USR1@60", "source ./requeue_handler.sh\nsrun python train.py &\nwait\n"),
     ("USR1@120", "srun python train.py\n"),                                            # to the steps: HPC517's
     ("B:CHLD@60", "srun python train.py\n"),                                           # ignored by default
+    ("B:INT@60", "srun python train.py\n"),              # bash waiting for srun lets the command decide, and lives on
+    ("B:USR1@60", "setup_traps() { trap 'scontrol requeue \"$SLURM_JOB_ID\"' USR1; }\nsetup_traps\n"
+                  "srun python train.py &\nwait\n"),                                  # a trap in a function's body
 ])
 def test_a_trapped_or_handed_on_signal_is_left_alone(signal, body):
     assert found(SIGNAL.format(signal=signal) + body, "HPC530") == []
@@ -131,17 +134,24 @@ def test_seeds_side_by_side_on_one_node_are_still_reported():
 # --- HPC202: --exclusive is allocated the node's GPUs -----------------------------------------------------------
 
 EXCLUSIVE = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --exclusive\n#SBATCH --partition={part}\n" \
-            "srun apptainer exec --nv pytorch_2.3.sif python train.py\n"
+            "{srun}apptainer exec --nv pytorch_2.3.sif python train.py\n"
 
 
 @pytest.mark.parametrize("part, profile", [("gpu", None), ("gpu", "generic"), ("batch", None)])
-def test_an_exclusive_job_holds_the_gpus_of_its_node(part, profile):
-    assert found(EXCLUSIVE.format(part=part), "HPC202", profile) == []
+@pytest.mark.parametrize("srun", ["", "srun --gpus-per-node=4 ", "srun --gres=gpu:4 "])
+def test_an_exclusive_job_holds_the_gpus_of_its_node(part, profile, srun):
+    assert found(EXCLUSIVE.format(part=part, srun=srun), "HPC202", profile) == []
+
+
+def test_a_step_of_an_exclusive_job_gets_only_the_gpus_it_asks_for():
+    # srun(1) --gres: a step gets the job's generic resources "except those implicitly requested when a job is exclusive"
+    hits = found(EXCLUSIVE.format(part="batch", srun="srun "), "HPC202")
+    assert len(hits) == 1 and "this srun step gets no GPU" in hits[0][1]
 
 
 def test_an_exclusive_job_on_a_partition_without_gpus_is_still_reported():
     # the generic profile's cpu partition has no GPUs: --nv there finds none, exclusive or not
-    assert found(EXCLUSIVE.format(part="cpu"), "HPC202", "generic")
+    assert found(EXCLUSIVE.format(part="cpu", srun=""), "HPC202", "generic")
 
 
 # --- HPC101: why srun's own --ntasks-per-node=1 is not enough ---------------------------------------------------
@@ -207,3 +217,65 @@ def test_steps_that_cannot_run_together_in_the_jobs_cpus(directives, srun, said)
 ])
 def test_steps_with_room_to_run_together_are_left_alone(directives, srun):
     assert found("#!/bin/bash\n" + directives + LOOP.format(srun=srun), "HPC518") == []
+
+
+def test_steps_pinned_to_one_node_by_name_still_queue():
+    # -w only picks the node: four seeds there still take the whole node each
+    text = ("#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=4\n#SBATCH --gres=gpu:4\nnode=$(hostname)\n"
+            "for seed in 0 1 2 3; do\n  srun -w \"$node\" -n 1 python train.py --seed \"$seed\" &\ndone\nwait\n")
+    assert [line for line, _ in found(text, "HPC518")] == [7]
+
+
+def test_a_head_and_workers_picked_through_variables_are_left_alone():
+    text = ("#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gpus-per-node=4\nnodes=$(scontrol show hostnames "
+            "\"$SLURM_JOB_NODELIST\")\nmapfile -t nodes_array <<< \"$nodes\"\nhead_node=${nodes_array[0]}\n"
+            "srun --nodes=1 --ntasks=1 -w \"$head_node\" ray start --head --block &\n"
+            "worker_num=$((SLURM_JOB_NUM_NODES - 1))\nfor ((i = 1; i <= worker_num; i++)); do\n"
+            "  node_i=${nodes_array[$i]}\n  srun --nodes=1 --ntasks=1 -w \"$node_i\" ray start --address h:1 --block &\n"
+            "done\npython driver.py\n")
+    assert found(text, "HPC518") == []
+
+
+# --- HPC127: only a step of several ranks that Open MPI 5 starts itself ---------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=1\nmodule load openmpi/5.0.3\nsrun --mpi=pmi2 ./solver\n",
+    "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\nmodule load openmpi/5.0.3\n"
+    "srun -N 1 -n 1 --mpi=pmi2 bash -c \"mpirun -np 64 ./solver\"\n",
+    "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=32\nmodule load openmpi/5.0.3\nmodule purge\n"
+    "module load intel-oneapi-mpi/2021.10\nsrun --mpi=pmi2 ./solver\n",
+])
+def test_hpc127_leaves_single_tasks_mpirun_and_purged_modules_alone(text):
+    assert found(text, "HPC127") == []
+
+
+def test_hpc127_still_reports_open_mpi_5_loaded_after_a_purge():
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=32\nmodule purge\nmodule load openmpi/5.0.3\n"
+            "srun --mpi=pmi2 ./solver\n")
+    assert [line for line, _ in found(text, "HPC127")] == [6]
+
+
+# --- HPC128: the slots of a job without --ntasks ------------------------------------------------------------------
+
+@pytest.mark.parametrize("directives, np, reported", [
+    ("#SBATCH --nodes=1\n#SBATCH --cpus-per-task=8\n", "8", True),   # 8 CPUs ÷ 8 per task: one slot
+    ("#SBATCH --nodes=1\n", "2", False),                              # a whole two-thread core: maybe two slots
+    ("#SBATCH --nodes=1\n", "4", True),
+    ("#SBATCH --nodes=1\n#SBATCH --exclusive\n", "64", False),        # a task for each CPU of the node
+    ("#SBATCH --ntasks=16\n", "32", True),
+])
+def test_hpc128_counts_the_slots_slurm_gives(directives, np, reported):
+    text = "#!/bin/bash\n" + directives + "module load openmpi/4.1.6\nmpirun -np " + np + " ./solver\n"
+    assert bool(found(text, "HPC128")) == reported
+
+
+def test_hpc128_quotes_the_option_as_written():
+    text = "#!/bin/bash\n#SBATCH --ntasks=16\nmodule load openmpi/4.1.6\nmpiexec -n 32 ./solver\n"
+    assert "mpiexec -n 32 asks for 32 ranks" in found(text, "HPC128")[0][1]
+
+
+def test_hpc130_leaves_a_standalone_torchrun_alone():
+    # --standalone picks a free port for its own rendezvous: the port given is never bound
+    text = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gpus-per-node=4\ntorchrun --standalone --nproc-per-node=4 " \
+           "--master-port=45000 train.py\n"
+    assert found(text, "HPC130") == []

@@ -21,8 +21,8 @@ from . import Context, rule
 from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable, _holds_reference,
                         _only_sets_up, _script_env, _shell_c_script, _simple_commands, accelerate_path, apptainer_env,
                         as_run, cached, containers, each_component, env_flag, fix_for, in_job_component,
-                        job_component_steps, job_nodes, other_launches, profile_vendor, run_words, shell_script_word,
-                        simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+                        job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor, run_words,
+                        shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 
 
 #: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
@@ -527,9 +527,11 @@ def _gpus_come_with_the_node(ctx: Context) -> bool:
       summary="--nv/--rocm is used but the job requests no GPU",
       why="On a node without a GPU allocation the flag only produces driver warnings; usually the GPU request "
           "(--gres=gpu:N) was forgotten, and the training runs on the CPU. Without a profile it is not reported on a "
-          "partition named as a GPU one (gpu-a100): some sites give a whole GPU node with the partition alone. Nor "
-          "for an --exclusive job, which is allocated all the generic resources of its nodes, GPUs among them "
-          "(with a profile: on a partition with GPUs).",
+          "partition named as a GPU one (gpu-a100): some sites give a whole GPU node with the partition alone. An "
+          "--exclusive job is allocated all the generic resources of its nodes, GPUs among them (with a profile: on "
+          "a partition with GPUs), so --nv in its batch shell finds them; but a step srun starts there gets only "
+          "the GPUs it asks for itself (srun(1), --gres: not those 'implicitly requested when a job is "
+          "exclusive'), which is reported.",
       fix="Request GPUs (--gres=gpu:N or --gpus-per-node=N), or drop --nv for CPU work.",
       catalogue=(6,),
       bad="""#!/bin/bash
@@ -544,13 +546,21 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
     job = ctx.job
     zero = 0 in (job.gpus_per_node, job.gpus, job.gpus_per_task)  # --gres=gpu:0: none, whatever the partition
-    if job.gpus_on_each_node or ((_gpus_come_with_partition(ctx) or _gpus_come_with_the_node(ctx)) and not zero):
+    if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero):
         return
+    exclusive = _gpus_come_with_the_node(ctx) and not zero
     for step in job_component_steps(ctx):
         c = step.chain.container
-        if c is not None and c.kind == "apptainer.run" and (c.nv or c.rocm):
-            flag = "--nv" if c.nv else "--rocm"
+        if c is None or c.kind != "apptainer.run" or not (c.nv or c.rocm):
+            continue
+        flag = "--nv" if c.nv else "--rocm"
+        if not exclusive:
             yield step.line, f"{flag} is set but the job requests no GPU; add --gres=gpu:N or drop {flag}"
+        elif step.chain.srun is not None and not own_gpu_request(step.chain.srun):
+            # srun(1) --gres: a step gets the job's GRES "except those implicitly requested when a job is exclusive"
+            yield step.line, (f"{flag} is set but this srun step gets no GPU: the --exclusive job holds its nodes' "
+                              "GPUs, but a step is given only GPUs it asks for; add --gpus-per-node=N (or "
+                              "--gres=gpu:N) to srun or to the job")
 
 
 @rule("HPC203", "flags-after-image", "error",

@@ -316,7 +316,7 @@ def _text_of(node: ast.AST) -> str:
 #: command line, in a file or by a command (the ways a site injects its driver by hand); --cray-mpi alone does not
 _INJECTING = ("--nvidia", "-c", "--cmd", "-f", "--file", "-p", "--path")
 #: ch-run options of later releases that add devices (CDI specifications: the driver libraries too) as it starts
-_RUN_TIME_DEVICES = ("-d", "--devices", "--device", "--cdi-dirs")
+_RUN_TIME_DEVICES = ("-d", "--devices", "--device", "--cdi", "--cdi-dirs")
 #: the extensions ch-tar2dir takes off a tarball's name to name the directory it unpacks it into
 _TARBALL_SUFFIX = re.compile(r"(?:\.tar(?:\.\w+)?|\.t\wz)$")
 
@@ -324,12 +324,13 @@ _TARBALL_SUFFIX = re.compile(r"(?:\.tar(?:\.\w+)?|\.t\wz)$")
 @rule("HPC229", "charliecloud-gpu-image-without-driver", "error",
       summary="a GPU job makes a Charliecloud image directory (ch-convert, ch-tar2dir, tar -x) and runs ch-run on it "
               "without ch-fromhost --nvidia",
-      why="ch-run has no GPU flag: the NVIDIA driver libraries (libcuda.so and the others nvidia-container-cli "
-          "lists) must be in the image, and ch-fromhost --nvidia copies them from the host into an image directory "
-          "('run after ch-convert and before ch-run', ch-fromhost(1)). A directory the job has just unpacked or "
-          "converted has none, so CUDA finds no driver: the program stops, or quietly runs on the CPU. Reported "
-          "only for a directory the job makes itself: an existing directory or a SquashFS image may have had its "
-          "libraries injected earlier, which the script cannot show; nor on AMD GPUs, whose driver is in the kernel.",
+      why="ch-run (0.40 and earlier) has no GPU flag: the NVIDIA driver libraries (libcuda.so and the others "
+          "nvidia-container-cli lists) must be in the image, and ch-fromhost --nvidia copies them from the host into "
+          "an image directory ('run after ch-convert and before ch-run', ch-fromhost(1)). A directory the job has "
+          "just unpacked or converted has none, so CUDA finds no driver: the program stops, or quietly runs on the "
+          "CPU. Reported only for a directory the job makes itself: an existing directory or a SquashFS image may "
+          "have had its libraries injected earlier, which the script cannot show; nor on AMD GPUs, whose driver is in "
+          "the kernel.",
       fix="Run ch-fromhost --nvidia on the directory after it is made and before ch-run (on every node where each "
           "node unpacks its own copy: srun --ntasks-per-node=1 ch-fromhost --nvidia DIR).",
       catalogue=(6,),
@@ -376,7 +377,7 @@ def _image_without_driver(ctx: Context) -> Iterator[Any]:
         named = f'"{c.image}"' if re.search(r"[$\s]", str(c.image)) else str(c.image)
         yield (step.line, f"ch-run runs {c.image} on GPUs, but it is a directory this job has just made ({how}, "
                           f"line {line}) and no ch-fromhost --nvidia put the host's NVIDIA driver libraries into it: "
-                          "ch-run has no GPU flag, so CUDA finds no driver and the program stops or runs on the "
+                          "ch-run adds none itself, so CUDA finds no driver and the program stops or runs on the "
                           f"CPU; add {run} {named} after line {line}")
 
 

@@ -14,7 +14,7 @@ from ..parse.script import launch_words
 from ..spec.slurm import node_range
 from . import Context, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _script_env, _simple_commands, cached, component_views, containers,
-                        env_flag, heterogeneous, job_nodes, simple_commands, steps)
+                        env_flag, heterogeneous, job_nodes, simple_commands, step_tasks, steps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,11 +67,18 @@ _OPEN_MPI = re.compile(r"(?i)(?:open[-_]?mpi|(?<![a-z])ompi)(?:[-_/:.]?v?(\d+)(?
 _OTHER_MPI = re.compile(r"(?i)mpich|mvapich|intel[-_]?mpi|(?<![a-z])impi(?![a-z])|oneapi[-_]?mpi|cray[-_]?mpich")
 
 
+#: an MPI launcher started by the step's command (srun … mpirun, or in the script of a bash -c it runs)
+_MPI_LAUNCH = re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, MPI_LAUNCHERS)) + r")(?![\w.-])")
+#: what unloads every module loaded before it
+_MODULE_PURGE = re.compile(r"^\s*(?:module|ml)\s+(?:purge|--force\s+purge)\b")
+
+
 def _names(ctx: Context) -> list[tuple[str, str]]:
-    """The names that show which MPI the job uses: ``("module", name)`` for each module it loads, ``("image",
-    reference)`` for each image it runs (resolved through the script's variables)."""
+    """The names that show which MPI the job uses: ``("module", name)`` for each module it loads (after the last
+    ``module purge``), ``("image", reference)`` for each image it runs (resolved through the script's variables)."""
     def make() -> list[tuple[str, str]]:
-        out = [("module", name) for name, _ in ctx.parsed.modules]
+        purged = max((n for n, line in enumerate(ctx.parsed.lines, 1) if _MODULE_PURGE.match(line)), default=0)
+        out = [("module", name) for name, line in ctx.parsed.modules if line > purged]
         out += [("image", ctx.parsed.resolve(str(c.image), s.line)) for s, c in containers(ctx) if c.image]
         return out
     return cached(ctx, "network_mpi_names", make)
@@ -93,8 +100,8 @@ def _open_mpi_major(name: str) -> int | None:
       why="Open MPI 5.0 and later dropped PMI-1 and PMI-2: under srun they need Slurm's PMIx plugin. Given pmi2, "
           "each task finds no PMIx server and starts as a singleton (Open MPI prints 'No PMIx server was reachable, "
           "but a PMI1/2 was detected … singletons will be started'): N copies of rank 0 of 1, which never talk to "
-          "each other. The job ends without an error, having done the same work N times. Reported only where the "
-          "script shows Open MPI 5 (a module such as openmpi/5.0.3, or an image named for it): MPICH, Intel MPI "
+          "each other. The job usually ends without an error, having done the same work N times. Reported only where "
+          "the script shows Open MPI 5 (a module such as openmpi/5.0.3, or an image named for it): MPICH, Intel MPI "
           "and Open MPI 4 built with PMI-2 work with pmi2.",
       fix="Start the ranks with srun --mpi=pmix (srun --mpi=list shows the plugins the site has), and remove "
           "SLURM_MPI_TYPE=pmi2; or start them with Open MPI's own mpirun in the batch shell.",
@@ -125,13 +132,17 @@ def _open_mpi_5_under_pmi2(ctx: Context) -> Iterator[Any]:
             line = var.line if var is not None and not own else step.line
         if plugin != "pmi2" or line in reported:
             continue
+        if step_tasks(ctx, step) == 1 or _MPI_LAUNCH.search(step.command.text):
+            continue  # one task is a singleton anyway; srun … mpirun (also in a container's bash -c): mpirun starts
+            #           the ranks (HPC119)
         shown = _open_mpi_5(ctx, step)
         if not shown:
             continue
         reported.add(line)
         how = "srun --mpi=pmi2" if srun.mpi else "SLURM_MPI_TYPE=pmi2"
         yield (line, f"{how} starts the ranks through PMI-2, which Open MPI 5 ({shown}) no longer supports: each "
-                     "task starts as a singleton, rank 0 of 1, and the ranks never talk to each other (no error); "
+                     "task starts as a singleton, rank 0 of 1, and the ranks never talk to each other (usually with no "
+                     "error); "
                      "use srun --mpi=pmix (srun --mpi=list shows the site's plugins)")
 
 
@@ -223,9 +234,9 @@ def _job_slots(ctx: Context) -> tuple[int, str] | None:
     """The most tasks the job can have by its #SBATCH lines, with how they were counted; None where they cannot be
     told (a heterogeneous job, a count in a variable, tasks counted per core, socket or GPU)."""
     job = ctx.job
-    if heterogeneous(ctx) or any(d.applied and d.flag.partition("=")[0] in _OTHER_TASK_COUNTS
-                                 for d in ctx.parsed.directives):
-        return None
+    if heterogeneous(ctx) or job.exclusive is True \
+            or any(d.applied and d.flag.partition("=")[0] in _OTHER_TASK_COUNTS for d in ctx.parsed.directives):
+        return None  # an --exclusive job without --ntasks has a task for each CPU of its nodes
     span = node_range(job.nodes) if job.nodes is not None else (1, 1)
     if span is None:
         return None
@@ -237,7 +248,11 @@ def _job_slots(ctx: Context) -> tuple[int, str] | None:
             return None
         nodes = f" × {most} nodes" if most > 1 else ""
         return job.ntasks_per_node * most, f"--ntasks-per-node={job.ntasks_per_node}{nodes}"
-    return most, ("no --ntasks: one task per node" + (f", {most} nodes" if most > 1 else ""))
+    # without a task count Slurm counts tasks as the CPUs allocated ÷ --cpus-per-task (src/common/env.c): one per
+    # node, or two for a one-CPU task on a node of two threads per core, which hands out a whole core
+    per_node = 2 if job.cpus_per_task in (None, 1) else 1
+    return per_node * most, ("no --ntasks: one task per node" + (f", {most} nodes" if most > 1 else "")
+                             + (", two on a node of two threads per core" if per_node == 2 else ""))
 
 
 def _shows_open_mpi(ctx: Context, launcher: str, step: Any) -> bool | None:
@@ -256,14 +271,16 @@ def _shows_open_mpi(ctx: Context, launcher: str, step: Any) -> bool | None:
 @rule("HPC128", "mpirun-ranks-beyond-the-job-tasks", "warning",
       summary="mpirun -np N asks for more ranks than the job has tasks (#SBATCH --ntasks, or one per node)",
       why="Inside a Slurm job, mpirun takes its slots from the job's tasks (SLURM_TASKS_PER_NODE), not its CPUs: a "
-          "job without --ntasks has one task, so one slot, per node, whatever its --cpus-per-task or --exclusive. "
-          "Open MPI then refuses to start: 'There are not enough slots available in the system to satisfy the 8 "
-          "slots that were requested by the application'. MPICH and Intel MPI start the ranks anyway, crowded onto "
-          "the CPUs of the tasks the job has. Where the script shows Open MPI (a module, an image or the launcher's "
-          "path named for it) the message quotes Open MPI's error. Not reported with --oversubscribe, --map-by "
-          "…:OVERSUBSCRIBE, a host list or hostfile, a rank count in a variable, in an Apptainer container with a "
-          "clean environment (mpirun there does not see the job), or in a script that shows only MPICH or Intel "
-          "MPI.",
+          "job without --ntasks has as many tasks as its CPUs hold tasks of --cpus-per-task, so one task, one slot, "
+          "per node for --cpus-per-task=8 (two for a one-CPU task on a node of two threads per core; a partition that "
+          "hands out whole nodes gives a task for each of their CPUs, and there the job is fine). Open MPI then "
+          "refuses to start: 'There are not enough slots available in the system to satisfy the 8 slots that were "
+          "requested by the application'. MPICH and Intel MPI start the ranks anyway, crowded onto the CPUs of the "
+          "tasks the job has. Where the script shows Open MPI (a module, an image or the launcher's path named for "
+          "it) the message quotes Open MPI's error. Not reported with --oversubscribe, --map-by …:OVERSUBSCRIBE, a "
+          "host list or hostfile, a rank count in a variable, for an --exclusive job (a task for each CPU of its "
+          "nodes), in an Apptainer container with a clean environment (mpirun there does not see the job), or in a "
+          "script that shows only MPICH or Intel MPI.",
       fix="Ask the job for the ranks as tasks (#SBATCH --ntasks=8, with --cpus-per-task for each rank's threads), or "
           "leave out -np and let mpirun start one rank per task.",
       catalogue=(17,),
@@ -296,6 +313,8 @@ def _ranks_beyond_tasks(ctx: Context) -> Iterator[Any]:
         if shows is False:
             continue
         n = int(given)
+        flag = next((w.partition("=")[0] if not re.fullmatch(r"-n\d+", w) else "-n" for w in words
+                     if w.partition("=")[0] in _NP or re.fullmatch(r"-n\d+", w)), "-np")
         of_tasks = f"{tasks} task{'s' if tasks > 1 else ''}"
         if shows:
             what = ("Open MPI takes its slots from the job's tasks and stops with 'There are not enough slots "
@@ -303,8 +322,8 @@ def _ranks_beyond_tasks(ctx: Context) -> Iterator[Any]:
         else:
             what = ("Open MPI takes its slots from the job's tasks and stops with 'not enough slots available'; "
                     f"MPICH and Intel MPI crowd the {n} ranks onto the CPUs of {of_tasks}")
-        yield (line, f"{launcher} -np {n} asks for {n} ranks but the job has {of_tasks} ({counted}): {what}; ask the "
-                     f"job for them (#SBATCH --ntasks={n}, with --cpus-per-task for threads) or leave out -np")
+        yield (line, f"{launcher} {flag} {n} asks for {n} ranks but the job has {of_tasks} ({counted}): {what}; ask "
+                     f"the job for them (#SBATCH --ntasks={n}, with --cpus-per-task for threads) or leave out {flag}")
 
 
 def _hides_slurm(ctx: Context, step: Any) -> bool:
@@ -509,6 +528,8 @@ def _ports(ctx: Context) -> Iterator[tuple[int, str, str]]:
             yield line, name, value
     for cmd in _simple_commands(simple_commands(ctx)):
         words = [str(w) for w in cmd.argv]
+        if "--standalone" in words:
+            continue  # torchrun --standalone makes its own rendezvous on a free port and ignores the ports given
         for i, word in enumerate(words):
             option, eq, value = word.partition("=")
             if option not in _PORT_OPTIONS and option not in _ENDPOINT_OPTIONS:
@@ -574,9 +595,10 @@ def _ephemeral_port(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC131", "nccl-socket-interface-loopback", "error",
       summary="NCCL_SOCKET_IFNAME=lo in a job of more than one node",
-      why="NCCL never picks the loopback interface unless told to. With NCCL_SOCKET_IFNAME=lo (or =lo) every rank "
-          "advertises 127.0.0.1, so ranks on the other nodes connect to their own node: NCCL's start-up hangs until "
-          "its timeout, or fails. The line is often copied from a one-node example, where it does no harm.",
+      why="NCCL picks the loopback interface only when told to, or when a node has no other. With "
+          "NCCL_SOCKET_IFNAME=lo (or =lo) every rank advertises 127.0.0.1, so ranks on the other nodes connect to "
+          "their own node: NCCL's start-up hangs until its timeout, or fails. The line is often copied from a "
+          "one-node example, where it does no harm.",
       fix="Delete the line (NCCL finds the interfaces itself), or name the interface the nodes share "
           "(NCCL_SOCKET_IFNAME=ib0, or ^lo,docker to leave those out).",
       bad="""#!/bin/bash
@@ -627,13 +649,13 @@ def _gpu_type(ctx: Context) -> str:
 @rule("HPC132", "nccl-debugging-switch-left-on", "warning",
       summary="NCCL_IB_DISABLE=1 in a multi-node job, or NCCL_P2P_DISABLE=1 in a job on several data-centre GPUs "
               "(A100, H100 …) of a node",
-      why="NCCL's documentation lists both under its debugging variables, which 'should not be used in production "
-          "nor retained in scripts': keeping them set 'may result in sub-optimal behavior, crashes, or hangs'. "
+      why="NCCL's documentation lists both under its debugging variables, which 'should not be used in production nor "
+          "retained in scripts': keeping them set 'may result in sub-optimal behavior, crashes, or hangs'. "
           "NCCL_IB_DISABLE=1 sends the traffic between nodes over TCP sockets instead of InfiniBand or RoCE, many "
-          "times slower (on a site without either it changes nothing). NCCL_P2P_DISABLE=1 sends the traffic "
-          "between the GPUs of a node through host memory instead of NVLink. Consumer GPUs (RTX 4090 and others) "
-          "have no peer-to-peer path and need NCCL_P2P_DISABLE=1, so it is reported only for a job whose GPU type "
-          "(--gres=gpu:a100:4, or the partition's by the profile) is a data-centre one.",
+          "times slower (on a site without either it changes nothing). NCCL_P2P_DISABLE=1 sends the traffic between "
+          "the GPUs of a node through host memory instead of NVLink or PCIe peer-to-peer. Consumer GPUs (RTX 4090 and "
+          "others) have no peer-to-peer path and need NCCL_P2P_DISABLE=1, so it is reported only for a job whose GPU "
+          "type (--gres=gpu:a100:4, or the partition's by the profile) is a data-centre one.",
       fix="Delete the line; if NCCL hangs without it, report the fault to the site (with NCCL_DEBUG=INFO output) "
           "rather than keep the workaround.",
       bad="""#!/bin/bash
@@ -668,5 +690,5 @@ def _nccl_debugging_switches(ctx: Context) -> Iterator[Any]:
         for line, value in _settings(ctx, "NCCL_P2P_DISABLE"):
             if _bare(value) == "1":
                 yield (line, f"NCCL_P2P_DISABLE=1 makes the {gpus} {gpu_type} GPUs of each node exchange data through "
-                             "host memory instead of NVLink, several times slower; NCCL's docs call it a debugging "
-                             "switch not to keep in scripts: delete the line")
+                             "host memory instead of NVLink or PCIe peer-to-peer, several times slower; NCCL's docs "
+                             "call it a debugging switch not to keep in scripts: delete the line")

@@ -341,8 +341,8 @@ def _missing_share(ctx: Context, step: Any) -> list[str]:
           "that GNU parallel or xargs -P starts several times at once. Reported for a job its #SBATCH lines hold "
           "to one node; -c/--cpus-per-task and --exclusive imply --exact, and from Slurm 23.11 so does the job's "
           "own --cpus-per-task. Steps that do take only their share still cannot use more CPUs than the job holds: "
-          "eight srun -n 1 … & in a job of one task and one CPU run one at a time. Steps placed on nodes by name "
-          "(-w, --nodelist: a head and its workers, one per node) are left alone.",
+          "eight srun -n 1 … & in a job of one task and one CPU run one at a time. Steps placed one per node by name "
+          "(-w \"${nodes[$i]}\", or in a loop over the job's nodes: a head and its workers) are left alone.",
       fix="Give each step its share: srun --exact -n 1 -c 4 --gpus=1 … & (the CPUs and GPUs of one run), then wait; "
           "under GNU parallel or xargs -P the same: parallel -j 4 srun --exact -n 1 -c 4 ./task {} ::: *.in.",
       bad="""#!/bin/bash
@@ -373,7 +373,7 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
         where = (b.step.line, b.step.command.col)
         if not b.side_by_side or where in reported or (_is_monitor(b.step) and not b.several):
             continue  # a monitor that never ends blocks the others for good: HPC522's
-        if _placed_on_a_node(b.step):
+        if _one_step_per_node(ctx, b):
             continue  # one step per node, each placed by name (Ray's and Dask's templates): in a one-node job the
             #           loop over the other nodes runs no step at all
         missing = _missing_share(ctx, b.step)
@@ -404,11 +404,12 @@ _OTHER_CPU_COUNTS = ("--exclusive", "--cpus-per-gpu", "--mincpus", "--ntasks-per
 
 def _room_for_one_step(ctx: Context, step: Any) -> tuple[int, int] | None:
     """``(CPUs the job holds, CPUs one step needs)`` when the job cannot run two such steps at once, counted in CPUs
-    and in whole cores of two threads alike; None when it can, or when its CPUs cannot be told from its #SBATCH lines. A step with --exact (or -c) takes only its own CPUs, but
-    steps cannot use more than the job holds: in a job of one task and one CPU they queue one behind the other."""
+    and in whole cores of two threads alike; None when it can, or when its CPUs cannot be told from its #SBATCH
+    lines. A step with --exact (or -c) takes only its own CPUs, but steps cannot use more than the job holds: in a
+    job of one task and one CPU they queue one behind the other."""
     job, srun = ctx.job, step.chain.srun
-    if _overlaps(ctx, step) or any(d.applied and d.flag.partition("=")[0] in _OTHER_CPU_COUNTS for d in ctx.parsed.directives) \
-            or job.exclusive is True:
+    if _overlaps(ctx, step) or job.exclusive is True \
+            or any(d.applied and d.flag.partition("=")[0] in _OTHER_CPU_COUNTS for d in ctx.parsed.directives):
         return None
     tasks = job_tasks(ctx) if (job.ntasks is not None or job.ntasks_per_node is not None) else 1
     per_task = job.cpus_per_task if job.cpus_per_task is not None else 1
@@ -423,12 +424,46 @@ def _room_for_one_step(ctx: Context, step: Any) -> tuple[int, int] | None:
     return (held, needs) if held < 2 * needs and cores_held < 2 * cores_needed else None
 
 
-def _placed_on_a_node(step: Any) -> bool:
-    """Whether srun places the step on nodes it names (-w/--nodelist): a script that starts one step per node (a
-    cluster's head and workers) names each node, and steps on different nodes take nothing from each other."""
-    srun = step.chain.srun
+#: what a loop over the job's nodes names in its head (for node in $(scontrol show hostnames …), i < SLURM_NNODES)
+_OVER_THE_NODES = re.compile(r"hostnames|NODELIST|NNODES|NUM_NODES")
+
+
+def _one_step_per_node(ctx: Context, b: BackgroundStep) -> bool:
+    """Whether srun places the step on a node it names (-w/--nodelist) as one of a set of steps, one per node (a
+    cluster's head and workers): the node is picked from a list by index (``${nodes[$i]}``), or the loop that starts
+    the step goes over the job's nodes. Steps on different nodes take nothing from each other; -w naming the same
+    node for every step (a loop over seeds) still queues them."""
+    srun = b.step.chain.srun
     extra = [str(w) for w in (srun.extra if srun is not None and isinstance(srun.extra, tuple) else ())]
-    return any(w in ("-w", "--nodelist") or w.startswith(("-w", "--nodelist=")) for w in extra)
+    placed = [extra[k + 1] if w in ("-w", "--nodelist") and k + 1 < len(extra) else w.partition("=")[2] or w[2:]
+              for k, w in enumerate(extra) if w in ("-w", "--nodelist") or w.startswith(("-w", "--nodelist="))]
+    if not placed:
+        return False
+    line = b.step.line
+    if any("[" in text or _OVER_THE_NODES.search(text) for text in (_written_as(ctx, v, line) for v in placed)):
+        return True
+    code = _code_in_order(ctx)
+    parent = code[b.index][2] if b.in_loop else -1
+    while parent >= 0:
+        head = code[parent][0].text.split("\n", 1)[0]
+        # the head with the values of the names it reads (i <= worker_num, worker_num=$((SLURM_JOB_NUM_NODES - 1)))
+        values = [v.value for name in re.findall(r"[A-Za-z_]\w*", head)
+                  for v in [ctx.parsed.variable(name, line)] if v is not None]
+        if _OVER_THE_NODES.search(" ".join([head, *map(str, values)])):
+            return True
+        parent = code[parent][2]
+    return False
+
+
+def _written_as(ctx: Context, value: str, line: int) -> str:
+    """``value`` with the script's variables put in, also those it keeps as written (``head=${nodes[0]}``)."""
+    for _ in range(4):
+        m = re.fullmatch(r"\$\{?([A-Za-z_]\w*)\}?", value.strip('"'))
+        held = ctx.parsed.variable(m.group(1), line) if m else None
+        if held is None:
+            return ctx.parsed.resolve(value, line)
+        value, line = str(held.value), held.line
+    return value
 
 
 def _how_started(b: BackgroundStep) -> str:
@@ -728,8 +763,8 @@ _PYTHON_TOOL = re.compile(r"(?:-c|-V|--version|\S*setup\.py|-m ?(?:pip|venv|ensu
           "python train.py there runs once (with all the CPUs and GPUs the job has on that node, which suits a "
           "program that starts its own workers, such as TensorFlow's MirroredStrategy). But a program that reads "
           "Slurm's variables to find its peers (PyTorch Lightning's SLURM environment, anything built on SLURM_NTASKS "
-          "and SLURM_PROCID) sees a world of N ranks in which only rank 0 exists: it waits for the others until the "
-          "time limit.",
+          "and SLURM_PROCID) sees a world of N ranks in which only rank 0 exists: it waits for the others, and fails "
+          "when PyTorch gives up on them (after 30 minutes by default) or the time limit comes first.",
       fix="Start one process per task with srun (srun python train.py, with --ntasks-per-node as the program's "
           "devices), or, for a program that starts its own workers (torch.multiprocessing, a DataLoader pool), ask "
           "for one task with several CPUs: --ntasks-per-node=1 --cpus-per-task=N.",

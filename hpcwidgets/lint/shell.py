@@ -185,7 +185,7 @@ def _set_again_per_task(ctx: Context, cmd: Any) -> bool:
             continue
         for name in names:
             refs = [m.start() for m in re.finditer(r"\$\{?" + name + r"\b", other.text)]
-            sets = [m.start() for m in re.finditer(r"(?<![\w$])" + name + r"=", other.text)]
+            sets = [m.start() for m in re.finditer(r"(?<![\w$-])" + name + r"=", other.text)]
             if refs and (not sets or sets[0] > refs[0]):
                 return False
             exported = cmd.name == "export" or any(v.name == name and v.exported for v in ctx.parsed.variables)
@@ -1435,8 +1435,8 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
 
 
 #: signals whose default action ends a process (signal(7): Term or Core), by their name without SIG, with their number
-_ENDS_A_PROCESS = {"HUP": 1, "INT": 2, "QUIT": 3, "USR1": 10, "USR2": 12, "ALRM": 14, "TERM": 15, "XCPU": 24,
-                   "VTALRM": 26, "PROF": 27}
+#: (INT and QUIT are not among them: bash waiting for a foreground command lets it decide, and lives on)
+_ENDS_A_PROCESS = {"HUP": 1, "USR1": 10, "USR2": 12, "ALRM": 14, "TERM": 15, "XCPU": 24, "VTALRM": 26, "PROF": 27}
 #: commands that name a signal to send it, not to handle it
 _SIGNAL_SENDERS = ("kill", "pkill", "killall", "scancel", "echo", "printf")
 #: a sourced file whose name says it may hold a signal handler (a trap the rule cannot see)
@@ -1446,12 +1446,12 @@ _HANDLER_FILE = re.compile(r"(?i)trap|signal|requeue|handler|preempt|resubmit|ch
 @rule("HPC530", "batch-signal-without-trap", "warning",
       summary="--signal=B:… sends the signal to a batch shell that has no trap for it, so the shell dies of it",
       why="With B: Slurm sends the --signal warning to the batch shell alone. bash leaves USR1, USR2, TERM and the "
-          "like at their default action, which ends the process, unless a trap handles them: so the batch shell dies "
-          "of the warning (exit status 128 + the signal's number: 138 for USR1), Slurm ends the job and kills its "
-          "steps, the minutes before the limit are lost, and what the warning was asked for never happens (no "
-          "checkpoint, no --requeue). Not reported when the script runs its program with exec (the program then "
-          "gets the signal and may handle it), sources a file whose name says it may hold the handler, or hands the "
-          "signal's name to a command (a function that may set the trap).",
+          "like at their default action, which ends the process, unless a trap handles them: so the batch shell is "
+          "killed by the warning itself, Slurm ends the job and kills its steps, the minutes before the limit are "
+          "lost, and what the warning was asked for never happens (no checkpoint, no --requeue). Not reported when "
+          "the script runs its program with exec (the program then gets the signal and may handle it), sources a file "
+          "whose name says it may hold the handler, or hands the signal's name to a command (a function that may set "
+          "the trap). Nor for INT and QUIT: bash waiting for a foreground command leaves those to it and lives on.",
       fix="Trap the signal and act on it, with the step started in the background and waited for (HPC511): "
           "trap 'scontrol requeue \"$SLURM_JOB_ID\"' USR1, then srun python train.py & wait; or drop B: so Slurm "
           "sends the signal to the steps, for a program that handles it itself (Lightning, or signal.signal in "
@@ -1478,6 +1478,10 @@ def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
     number = _ENDS_A_PROCESS.get(signal)
     if number is None:
         return  # CHLD, URG, WINCH … are ignored by default; STOP and TSTP stop the shell, which is another story
+    names = rf"(?:SIG)?{signal}|{number}"
+    if any(re.search(rf"(?<![\w-])trap\s.*(?<![\w-])(?:{names})(?![\w-])", line) and not line.lstrip().startswith("#")
+           for line in ctx.parsed.lines):
+        return  # a trap anywhere, in a function's body too (the script may call it)
     for cmd in simple_commands(ctx):
         words = [str(v) for v in cmd.argv]
         if not words:
@@ -1492,8 +1496,8 @@ def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
             return
     value = str(directive.value).strip()
     when = re.search(r"@(\d+)$", value)
+    seconds = when.group(1) if when else "60"  # sbatch's default
     yield (directive.line, f"--signal={value} sends {signal} to the batch shell alone, and nothing in the script traps "
-                           f"it: bash dies of it {when.group(1) if when else 60} seconds before the time limit (exit "
-                           f"status {128 + number}), Slurm ends the job with its steps, and no checkpoint or requeue "
-                           f"happens; trap it (trap '…' {signal}, with the step started in the background and waited "
-                           "for: HPC511), or drop B: so the steps receive it")
+                           f"it: it kills bash {seconds} seconds before the time limit, Slurm ends the job with its "
+                           f"steps, and no checkpoint or requeue happens; trap it (trap '…' {signal}, with the step "
+                           "started in the background and waited for: HPC511), or drop B: so the steps receive it")
