@@ -279,3 +279,11 @@ def test_hpc130_leaves_a_standalone_torchrun_alone():
     text = "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gpus-per-node=4\ntorchrun --standalone --nproc-per-node=4 " \
            "--master-port=45000 train.py\n"
     assert found(text, "HPC130") == []
+
+
+@pytest.mark.parametrize("name, option", [("node_rank", "--node_rank"), ("rank", "--node-rank")])
+def test_a_rank_variable_named_like_the_option_is_still_expanded_once(name, option):
+    # the static rendezvous reads --node_rank: $SLURM_NODEID, expanded by the batch shell, is 0 on every node
+    text = TWO + (f"{name}=$SLURM_NODEID\nsrun torchrun --nnodes=2 --nproc-per-node=4 {option}=${name} "
+                  '--master_addr="$head" --master_port=29500 train.py\n')
+    assert [line for line, _ in found(text, "HPC502")] == [6]
