@@ -287,3 +287,20 @@ def test_a_rank_variable_named_like_the_option_is_still_expanded_once(name, opti
     text = TWO + (f"{name}=$SLURM_NODEID\nsrun torchrun --nnodes=2 --nproc-per-node=4 {option}=${name} "
                   '--master_addr="$head" --master_port=29500 train.py\n')
     assert [line for line, _ in found(text, "HPC502")] == [6]
+
+
+def test_hpc113_fix_keeps_one_launcher_per_node_in_a_job_of_many_tasks():
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=48\n#SBATCH --gpus-per-node=4\n"
+            "torchrun --standalone --nproc-per-node=4 train.py &\nwait\n")
+    new, fixed = fix_script(text)
+    assert "srun --ntasks=2 --ntasks-per-node=1 torchrun --nnodes=2" in new, new
+    assert not [f for f in lint(new) if f.severity == "error"], new
+
+
+def test_hpc519_leaves_the_wait_to_write_when_a_trap_waits_for_the_warning():
+    # a plain wait there would return when the trap runs (HPC529): no fix writes it
+    text = ("#!/bin/bash\n#SBATCH --signal=B:USR1@60\ntrap 'kill -USR1 \"$pid\"' USR1\nsrun ./time-loop.py &\n"
+            "pid=$!\n")
+    assert found(text, "HPC519")
+    new, fixed = fix_script(text)
+    assert "HPC519" not in [f.code for f in fixed]

@@ -450,10 +450,8 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
         if step.chain.launcher is None or step.chain.srun is not None or step.line in lost_continuations(ctx):
             continue
-        # srun takes the job's task count as its --ntasks, which wins over --ntasks-per-node: a job of several
-        # tasks per node needs the count of one per node said too
         nodes = job_nodes(ctx)
-        srun = Srun(ntasks=nodes, ntasks_per_node=1) if (job_tasks(ctx) or 0) > nodes else Srun(ntasks_per_node=1)
+        srun = Srun(ntasks=_one_per_node(ctx, nodes), ntasks_per_node=1)
         how = f"srun{f' --ntasks={nodes}' if srun.ntasks else ''} --ntasks-per-node=1"
         chain = type(step.chain)(srun, step.chain.container, step.chain.launcher, step.chain.program, step.chain.notes)
         # the fix writes srun where the launch starts, after the wrappers: one that sets how a process runs
@@ -463,6 +461,13 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
                           f"only; start it with {how}", fix)
     yield from _other_launchers_on_first_node(ctx)
     yield from _ray_on_first_node(ctx)
+
+
+def _one_per_node(ctx: Context, nodes: int) -> int | None:
+    """The --ntasks an srun of one task per node on ``nodes`` nodes must say: srun takes the job's task count as its
+    --ntasks, which wins over --ntasks-per-node, so a job of several tasks per node needs the count said too (None
+    when the job has no more tasks than nodes)."""
+    return nodes if (job_tasks(ctx) or 0) > nodes else None
 
 
 #: wrappers that set how the process they start runs (CPUs, memory nodes, priority)
@@ -1492,7 +1497,7 @@ def _standalone_multi(ctx: Context) -> Iterator[Any]:
         if nodes > 1:
             chain = with_chain(step.chain, launcher=launcher.replace(
                 standalone=False, nnodes=str(nodes), rdzv_backend="c10d", rdzv_endpoint=f"${HEAD_NODE_VAR}:{DEFAULT_RDZV_PORT}",
-                rdzv_id="$SLURM_JOB_ID"), srun=srun.replace(ntasks_per_node=1, ntasks=None))
+                rdzv_id="$SLURM_JOB_ID"), srun=srun.replace(ntasks_per_node=1, ntasks=_one_per_node(ctx, nodes)))
             has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
             yield (step.line, f"--standalone on {nodes} nodes: each node trains alone; use the c10d rendezvous at the head node",
                    count_fix(ctx, "one rendezvous for all nodes", step, chain, () if has_head else (HEAD_NODE_LINE,)))
