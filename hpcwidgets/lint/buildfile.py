@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.buildfiles import (_STAGE, dockerfile_instructions, header_text, indented_section,
-                                section_line)
+from ..parse.buildfiles import _STAGE, dockerfile_instructions, header_text, indented_section, section_line
 from ..parse.lexer import Command, compound_body, lex_script
 from ..parse.script import _SUPPRESS, launch_words
 from ..spec.apptainer import ALL_DEF_SECTIONS
@@ -166,7 +165,8 @@ def _section_meant(n: int, line: str, name: str, _options: str, indented: bool,
     """The section a ``%`` line starts, as far as it is clear (``%enviroment`` means %environment); a line
     Apptainer cannot read is noted in ``unread`` with what is wrong."""
     word = line.split()[0]
-    meant = name if name in ALL_DEF_SECTIONS else next(iter(difflib.get_close_matches(name, ALL_DEF_SECTIONS, 1, 0.8)), "")
+    meant = name if name in ALL_DEF_SECTIONS else \
+        next(iter(difflib.get_close_matches(name, ALL_DEF_SECTIONS, 1, 0.8)), "")
     if indented:
         unread.append((n, indented_section(word)))
     elif name not in ALL_DEF_SECTIONS:
