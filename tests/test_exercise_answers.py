@@ -641,7 +641,7 @@ def deck10(tpn="4", head=HEAD, srun="--ntasks=2 --ntasks-per-node=1", npn="4", e
     (deck10(srun="-N2 -n2"), None),
     (deck10(npn="gpu"), None),
     # wrong
-    (deck10(srun="--ntasks-per-node=1"), "srun inherits the job's task count"),
+    (deck10(srun="--ntasks-per-node=1"), "srun takes the job's task count"),
     (deck10(srun=""), "HPC101"),
     (deck10(srun="--ntasks=8 --ntasks-per-node=4"), "HPC101"),
     (deck10(npn="$SLURM_NTASKS_PER_NODE"), "torchrun --nproc-per-node is $SLURM_NTASKS_PER_NODE"),
