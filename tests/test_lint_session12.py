@@ -304,3 +304,27 @@ def test_hpc519_leaves_the_wait_to_write_when_a_trap_waits_for_the_warning():
     assert found(text, "HPC519")
     new, fixed = fix_script(text)
     assert "HPC519" not in [f.code for f in fixed]
+
+
+# --- network rules: what the real-script audit found they missed -----------------------------------------------
+
+@pytest.mark.parametrize("directives, engines", [
+    ("#SBATCH -n 64\n#SBATCH --ntasks-per-node=8\n", "srun ipengine &"),          # 8 nodes, by the task counts
+    ("#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=16\n", "srun bash -c 'ipengine --log-to-file' &"),
+])
+def test_hpc129_sees_engines_on_other_nodes(directives, engines):
+    text = "#!/bin/bash\n" + directives + "ipcontroller &\nsleep 10\n" + engines + "\nsleep 30\npython run.py\n"
+    assert [line for line, _ in found(text, "HPC129")] == [4]
+
+
+def test_hpc129_leaves_a_controller_in_a_plain_bash_c_to_its_own_check():
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=16\nbash -c 'ipcontroller --ip=\"*\"' &\n"
+            "sleep 10\nsrun ipengine &\nsleep 30\npython run.py\n")
+    assert found(text, "HPC129") == []
+
+
+@pytest.mark.parametrize("gpus", ["--gpus=h100:8", "--gpus-per-node=h100:8"])
+def test_hpc132_reads_the_gpu_type_from_gpus(gpus):
+    text = f"#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH {gpus}\nexport NCCL_P2P_DISABLE=1\n" \
+           "torchrun --standalone --nproc-per-node=8 train.py\n"
+    assert [line for line, _ in found(text, "HPC132")] == [4]

@@ -56,8 +56,12 @@ def _bare(value: str) -> str:
 
 
 def _spans_nodes(ctx: Context) -> int:
-    """The most nodes one component of the job surely has (the MIN of a range): more than 1 for a multi-node job."""
-    return max([job_nodes(ctx), *(job_nodes(view) for view in component_views(ctx))])
+    """The most nodes one component of the job surely has (the MIN of a range, or as many as --ntasks needs at
+    --ntasks-per-node): more than 1 for a multi-node job."""
+    job = ctx.job
+    needed = -(-job.ntasks // job.ntasks_per_node) if job.nodes is None and isinstance(job.ntasks, int) \
+        and isinstance(job.ntasks_per_node, int) and job.ntasks_per_node > 0 else 1
+    return max([job_nodes(ctx), needed, *(job_nodes(view) for view in component_views(ctx))])
 
 
 #: an Open MPI in a module or image name, with its major version when the name has one: openmpi/5.0.3,
@@ -347,8 +351,14 @@ _REMOTE_ENGINES = re.compile(r"(?i)mpi|slurm|ssh|pbs|sge|lsf|htcondor|batch")
 
 
 def _ipyparallel_commands(ctx: Context) -> Iterator[tuple[int, list[str]]]:
+    """Each command's words; a command in the script of ``srun bash -c '…'`` after the words of that srun (so an
+    ipengine there counts as started by srun)."""
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         words = launch_words([str(w) for w in cmd.argv])
+        if words and isinstance(cmd, _Inner):
+            outer = launch_words([str(w) for w in cmd.outer.argv])
+            if outer and outer[0].rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS):
+                words = outer + words
         if words:
             yield cmd.line, words
 
@@ -637,10 +647,15 @@ _P2P_GPUS = re.compile(r"(?i)^(?:nvidia[-_])?(?:[a-z]+[-_])?(?:v100|a100|a800|h1
 
 
 def _gpu_type(ctx: Context) -> str:
-    """The GPU type the job gets: the one it names (--gres=gpu:a100:4), else its partition's by the profile."""
+    """The GPU type the job gets: the one it names (--gres=gpu:a100:4, --gpus=h100:8), else its partition's by the
+    profile."""
     named = str(ctx.job.gpu_type or "")
     if named:
         return named
+    for value in (ctx.job.gpus, ctx.job.gpus_per_task):  # --gpus=h100:8, --gpus-per-task=a100:1
+        kind, _, count = str(value or "").rpartition(":")
+        if kind and count.isdigit() and not kind.isdigit():
+            return kind
     part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
     types = tuple(part.gpu_types) if part is not None else ()
     return types[0] if len(types) == 1 else ""
