@@ -907,6 +907,18 @@ def _signal_name(text: str) -> str:
     return _SIGNAL_NUMBERS.get(name, name)
 
 
+def traps_for(ctx: Context, signal: str) -> list[Any]:
+    """The script's ``trap HANDLER SIGNAL…`` commands that name ``signal`` (by name, SIG-name or number), in order;
+    ``handler_of`` gives each one's handler ("-" resets the signal, "" ignores it)."""
+    return [cmd for cmd in simple_commands(ctx) for words in [[str(v) for v in cmd.argv]]
+            if len(words) >= 3 and words[0] == "trap" and any(_signal_name(w) == signal for w in words[2:])]
+
+
+def handler_of(trap: Any) -> str:
+    """The handler a ``trap`` command sets (its first argument)."""
+    return str(trap.argv[1])
+
+
 def _batch_signal(ctx: Context, *, batch: bool = True) -> tuple[Any, str] | None:
     """The job's ``--signal`` directive and its signal's name when it goes to the batch shell (``B:SIG@TIME``), or
     with ``batch=False`` when it goes to the job's steps only (no ``B:``); else None."""

@@ -17,11 +17,11 @@ from ..parse.script import c_script_in, shell_script_text
 from ..spec.common import Bind, bind_destination
 from ..spec.slurm import gpu_total, is_shell, shebang_program
 from . import Context, Fix, rule
-from .catalogue import (_Inner, _batch_signal, _code_in_order, _flag_in_a_variable, _only_sets_up,
-                        _per_task_endpoint, _per_task_rendezvous_text, _signal_name, _simple_commands, _srun_export,
-                        apptainer_env, as_run, cached, containers, fix_for, heterogeneous, inherited_gpus, job_nodes,
-                        other_launches, own_gpu_request, own_task_gpus, profile_vendor, simple_commands, step_tasks,
-                        steps, tasks_per_node, with_chain)
+from .catalogue import (_Inner, _batch_signal, _code_in_order, _flag_in_a_variable, _only_sets_up, _per_task_endpoint,
+                        _per_task_rendezvous_text, _signal_name, _simple_commands, _srun_export, apptainer_env,
+                        as_run, cached, containers, fix_for, heterogeneous, inherited_gpus, job_nodes, other_launches,
+                        own_gpu_request, own_task_gpus, profile_vendor, simple_commands, step_tasks, steps,
+                        tasks_per_node, traps_for, with_chain)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,10 +142,8 @@ def _signal_kills_launcher(ctx: Context) -> Iterator[Any]:
     directive, signal = found
     if signal not in _ENDING_SIGNALS:
         return
-    for cmd in simple_commands(ctx):
-        words = [str(v) for v in cmd.argv]
-        if len(words) >= 3 and words[0] == "trap" and any(_signal_name(w) == signal for w in words[2:]):
-            return  # the script means the batch shell to get it: HPC517 says to write B:
+    if traps_for(ctx, signal):
+        return  # the script means the batch shell to get it: HPC517 says to write B:
     for step in steps(ctx):
         if step.chain.srun is None:
             continue

@@ -16,9 +16,9 @@ from ..parse.script import launch_words
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
 from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _batch_signal, _code_in_order,
-                        _function_name, _functions, _indent, _is_monitor, _never_ends, _signal_name, _step_nodes,
-                        all_words, cached, heterogeneous, inherited_per_task, job_nodes, job_tasks, own_gpu_request,
-                        simple_commands, steps)
+                        _function_name, _functions, _indent, _is_monitor, _never_ends, _step_nodes, all_words, cached,
+                        handler_of, heterogeneous, inherited_per_task, job_nodes, job_tasks, own_gpu_request, steps,
+                        traps_for)
 
 
 #: commands that end at once: after the last background step they give the steps no time to run
@@ -859,8 +859,7 @@ def _wait_returns_at_the_trap(ctx: Context) -> Iterator[Any]:
     if found is None:
         return
     _, signal = found
-    handlers = [str(cmd.argv[1]) for cmd in simple_commands(ctx) if len(cmd.argv) >= 3
-                and str(cmd.argv[0]) == "trap" and any(_signal_name(str(w)) == signal for w in cmd.argv[2:])]
+    handlers = [handler_of(trap) for trap in traps_for(ctx, signal)]
     functions, code = _functions(ctx), _code_in_order(ctx)
     handlers = [code[functions[h.strip()]][0].text if h.strip() in functions else h for h in handlers]
     if not handlers or any(_ENDS_THE_JOB.search(h) for h in handlers):
@@ -935,7 +934,8 @@ def _background_without_wait(ctx: Context) -> Iterator[Any]:
     text = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
     indent = " " * _indent(ctx.parsed.lines[top[holder].line - 1])
     # a plain wait returns when a trap for the --signal=B: warning runs: the fix for that script is HPC529's loop
-    trapped = _batch_signal(ctx) is not None and any(str(w) == "trap" for c in simple_commands(ctx) for w in c.argv[:1])
+    batch = _batch_signal(ctx)
+    trapped = batch is not None and bool(traps_for(ctx, batch[1]))
     fix = None if text.rstrip().endswith("\\") or trapped else Fix("wait for the background steps", end, end,
                                                                    text=f"{text}\n{indent}wait")
     what = "programs" if all(getattr(b, "plain", False) for b in background) else "steps"

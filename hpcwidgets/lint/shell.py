@@ -16,8 +16,8 @@ from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keybo
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
                         _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
-                        expanded_refs, heterogeneous, job_nodes, job_tasks, other_launches, shell_script_word,
-                        simple_commands, steps)
+                        expanded_refs, handler_of, heterogeneous, job_nodes, job_tasks, other_launches,
+                        shell_script_word, simple_commands, steps, traps_for)
 
 
 def raw_text(cmd: Any) -> str:
@@ -1350,15 +1350,10 @@ def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
         return
     directive, signal = found
     code = ctx.parsed.lexed.code
-    trap = None
-    for cmd in simple_commands(ctx):
-        words = [str(v) for v in cmd.argv]
-        if not words or words[0] != "trap" or len(words) < 3 or words[1] in ("-", "") or words[1].startswith("-"):
-            continue
-        if any(_signal_name(w) == signal for w in words[2:]):
-            trap = cmd
-    if trap is None:
+    handlers = [t for t in traps_for(ctx, signal) if handler_of(t) and not handler_of(t).startswith("-")]
+    if not handlers:
         return
+    trap = handlers[-1]
     for i, cmd in enumerate(code):
         if cmd.line <= trap.line or cmd.kind != "simple" or not cmd.words:
             continue
@@ -1411,9 +1406,7 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
         return
     directive, signal = found
     commands = list(simple_commands(ctx))
-    trap = next((cmd for cmd in commands for words in [[str(v) for v in cmd.argv]]
-                 if len(words) >= 3 and words[0] == "trap" and not words[1].startswith("-")
-                 and any(_signal_name(w) == signal for w in words[2:])), None)
+    trap = next((t for t in traps_for(ctx, signal) if not handler_of(t).startswith("-")), None)
     sig = str(directive.value).strip()
     if trap is not None:
         lines = ctx.parsed.lines
@@ -1478,6 +1471,8 @@ def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
     number = _ENDS_A_PROCESS.get(signal)
     if number is None:
         return  # CHLD, URG, WINCH … are ignored by default; STOP and TSTP stop the shell, which is another story
+    if traps_for(ctx, signal):
+        return
     names = rf"(?:SIG)?{signal}|{number}"
     if any(re.search(rf"(?<![\w-])trap\s.*(?<![\w-])(?:{names})(?![\w-])", line) and not line.lstrip().startswith("#")
            for line in ctx.parsed.lines):
@@ -1486,8 +1481,6 @@ def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
         words = [str(v) for v in cmd.argv]
         if not words:
             continue
-        if words[0] == "trap" and any(_signal_name(w) == signal for w in words[2:]):
-            return
         if words[0] not in _SIGNAL_SENDERS and any(not w.isdigit() and _signal_name(w) == signal for w in words[1:]):
             return  # handed to a function that may set the trap (requeue_job func_trap USR1, from a sourced file)
         if words[0] == "exec" and len(words) > 1:
