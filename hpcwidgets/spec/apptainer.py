@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, opt
-from .common import Bind, EnvVar, extra_problems, option_like_operands
+from .common import Bind, EnvVar, extra_problems, list_items, option_like_operands
 
 BINARIES = ("apptainer", "singularity")
 IMAGE_SOURCES = ("docker://", "oras://", "library://", "shub://", "docker-archive:", "docker-daemon:")
@@ -337,11 +337,6 @@ class ApptainerInstance(Spec):
         return out
 
 
-def _listed(value: Any) -> tuple[Any, ...]:
-    """The items of a list field, () when it holds something else (``problems()`` reports that)."""
-    return tuple(value) if isinstance(value, (tuple, list)) else ()
-
-
 #: the sections a definition file model holds field by field, in the order they are written (the order apptainer
 #: runs them in)
 DEF_SECTIONS = ("arguments", "setup", "files", "post", "test", "environment", "startscript", "runscript", "labels", "help")
@@ -419,7 +414,7 @@ class DefFile(Spec):
         line, with a name Apptainer knows."""
         out = []
         for field, label, value in [("bootstrap", "Bootstrap", self.bootstrap), ("from_", "From", self.from_),
-                                    *(("header", h.name, h.value) for h in _listed(self.header) if isinstance(h, EnvVar))]:
+                                    *(("header", h.name, h.value) for h in list_items(self.header) if isinstance(h, EnvVar))]:
             if isinstance(value, str) and "\n" in value:
                 out.append(Problem(field, f"{label}: {value!r} holds a line break, which starts another header line; "
                                           "a header value is one line"))
@@ -427,14 +422,14 @@ class DefFile(Spec):
             if section == "environment":
                 continue  # written as export lines
             value = getattr(self, section)
-            lines = [f"{v.name} {v.value}" for v in _listed(value) if isinstance(v, EnvVar)] if section == "labels" \
-                else [value] if isinstance(value, str) else [str(v) for v in _listed(value)]
+            lines = [f"{v.name} {v.value}" for v in list_items(value) if isinstance(v, EnvVar)] if section == "labels" \
+                else [value] if isinstance(value, str) else [str(v) for v in list_items(value)]
             line = next((x.strip() for v in lines for x in v.split("\n") if x.strip().startswith("%")), None)
             if line is not None:
                 out.append(Problem(section, f"%{section}: the line {line!r} starts with %, so Apptainer reads it as the "
                                             "start of a new section (and, indented in this one, as a section without a "
                                             "name: the build stops); start the line with another character"))
-        for line in (x for v in _listed(self.extra) for x in str(v).split("\n")):
+        for line in (x for v in list_items(self.extra) for x in str(v).split("\n")):
             word = line.split(None, 1)[0] if line.strip() else ""
             if not word.startswith("%"):
                 continue

@@ -36,6 +36,12 @@ _REFERENCE = re.compile(rf'{_LONE_REFERENCE.pattern}|{ARRAY_WORD.pattern}|"?\$@"
 _SPACED_OPTION = re.compile(r"-[^=\s]*\s+\S")
 
 
+def list_items(value: Any) -> tuple[Any, ...]:
+    """The items of a list field, () when it holds something else (``problems()`` reports that, so a check that
+    reads the items need not)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else ()
+
+
 def extra_problems(extra: Any, takes_value: frozenset[str], program: str) -> list[Problem]:
     """What is wrong with an "other options" list: a word that is not an option (nor an option's value), or an
     option and its value typed as one entry, which the program receives as one word."""
@@ -45,7 +51,7 @@ def extra_problems(extra: Any, takes_value: frozenset[str], program: str) -> lis
                             "its options (the image, the command); remove it" if item in _END_OF_OPTIONS else
                    f"{item!r} is not an option (options start with -); write each as --opt or --opt=value")
            for item in stray_words(extra, takes_value)]
-    for item in (extra if isinstance(extra, (tuple, list)) else ()):
+    for item in list_items(extra):
         if isinstance(item, str) and not isinstance(item, Verbatim) and _SPACED_OPTION.match(item):
             flag, value = item.split(None, 1)
             fix = ("write each option (and its value) as an entry of its own" if value.startswith("-")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import Problem
 from ._meta import Spec, TextForm, opt
-from .common import EnvVar, extra_problems
+from .common import EnvVar, extra_problems, list_items
 from .units import parse_mem, parse_time
 
 MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
@@ -286,11 +286,6 @@ def binds_per_task(gpu_bind: Any) -> bool:
     return not kinds or kinds[0].startswith("per_task")
 
 
-def _items(value: Any) -> tuple[Any, ...]:
-    """The items of a list field, () when it holds something else (``problems()`` reports that)."""
-    return tuple(value) if isinstance(value, (tuple, list)) else ()
-
-
 #: the file name patterns sbatch fills in for what a script would reach through a variable
 _PATTERN_FOR = {"SLURM_ARRAY_TASK_ID": "%a", "SLURM_ARRAY_JOB_ID": "%A", "SLURM_JOB_ID": "%j", "SLURM_JOBID": "%j",
                 "SLURM_JOB_NAME": "%x", "USER": "%u", "SLURM_JOB_USER": "%u", "SLURMD_NODENAME": "%N"}
@@ -467,7 +462,7 @@ class SlurmJob(Spec):
         """The values sbatch refuses of options kept as written (``--signal=USR1@60s``, ``--gres-flags=enforce_binding``),
         in the job's first component (a later component's lines are kept whole, as written)."""
         out = []
-        for d in _items(self.extra_directives):
+        for d in list_items(self.extra_directives):
             if not isinstance(d, str) or is_hetjob_word(d):
                 break
             flag, eq, value = d.partition("=")
@@ -566,7 +561,7 @@ class SlurmJob(Spec):
             out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
                                            "blank than a space (an #SBATCH line ends at the line break); use - or _"))
         out += self._extra_values()
-        for d in _items(self.extra_directives):
+        for d in list_items(self.extra_directives):
             if isinstance(d, str) and d and d[0] in TYPED_DASHES:
                 name, eq, value = d.partition("=")
                 out.append(Problem("extra_directives", f"{d!r} {TYPED_DASH} (copied from a document?): "
@@ -574,13 +569,13 @@ class SlurmJob(Spec):
             elif isinstance(d, str) and not d.startswith("-") and not is_hetjob_word(d):
                 out.append(Problem("extra_directives", f"{d!r}: {STRAY_DIRECTIVE}, e.g. --signal=USR1@90"))
         if self.env:
-            names = [e.name for e in _items(self.env) if isinstance(e, EnvVar)]
+            names = [e.name for e in list_items(self.env) if isinstance(e, EnvVar)]
             for name in sorted({n for n in names if names.count(n) > 1}):
                 out.append(Problem("env", f"{name} is exported more than once; keep one value"))
-        for m in _items(self.modules):
+        for m in list_items(self.modules):
             if isinstance(m, str) and not _MODULE.fullmatch(m):
                 out.append(Problem("modules", f"{m!r} is not a module name (e.g. apptainer or cuda/12.1)"))
-        for item in _items(self.other_gres):
+        for item in list_items(self.other_gres):
             if not isinstance(item, str):
                 continue
             if "$" in item:
