@@ -3,8 +3,8 @@
 Each rule is a function registered by its ``@rule(...)`` call, which carries its code, texts and examples. The rules
 live in topical modules, imported at the end of this one (importing a module registers its rules): :mod:`.launch`,
 :mod:`.container_rules`, :mod:`.directives`, :mod:`.profile_rules`, :mod:`.shell`, :mod:`.parallel_steps`,
-:mod:`.jupyter`, :mod:`.environment`, :mod:`.network` and :mod:`.devices`. This module holds the helpers that rules
-in more than one of them use; a helper only one module's rules use lives in that module. A new rule module imports
+:mod:`.jupyter`, :mod:`.environment`, :mod:`.network`, :mod:`.devices` and :mod:`.other_runtimes`. This module holds
+the helpers that rules in more than one of them use; a helper only one module's rules use lives in that module. A new rule module imports
 its helpers from here and is added to the imports at the end.
 """
 
@@ -1056,4 +1056,4 @@ def _simple_commands(commands: Any, outer: Any = None) -> Iterator[Any]:
 
 # the rules live in topical modules, which import the helpers above (importing one registers its rules)
 from . import launch, container_rules, directives, profile_rules, shell, parallel_steps, jupyter  # noqa: E402,F401
-from . import environment, network, devices  # noqa: E402,F401
+from . import environment, network, devices, other_runtimes  # noqa: E402,F401

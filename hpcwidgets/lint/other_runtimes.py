@@ -1,0 +1,213 @@
+"""Rules about container runtimes the models have no layer for: NERSC's podman-hpc (``podman-hpc run``) and
+NVIDIA's pyxis, the Slurm plugin that runs a step in an enroot container (``srun --container-image=…``). The reader
+keeps their commands as plain programs and srun options, so these rules read the words themselves.
+
+Each rule checks what the runtime's own source decides on, so a script can be judged without the site:
+podman-hpc turns its GPU support on only with the ``--gpu`` flag (``etc/modules.d/gpu.yaml`` and
+``siteconfig.get_cmd_extensions`` in NERSC/podman-hpc), and pyxis reads ``--container-image`` as a squashfs file only
+when it starts with ``.`` or ``/`` and checks each ``--container-mounts`` entry's source and target the same way
+(``pyxis_slurmstepd.c`` and ``args.c`` in NVIDIA/pyxis).
+
+Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from ..errors import ParseError
+from ..parse.argv import parse_argv
+from ..parse.script import launch_words
+from . import Context, rule
+from .catalogue import _simple_commands, heterogeneous, own_gpu_request, steps
+from .container_rules import gpu_vendor
+
+#: the podman-hpc subcommands that start a container and take its site modules (--gpu, --mpi …)
+_PODMAN_HPC_RUNS = ("run", "shared-run")
+
+#: podman options that hand the container GPUs without podman-hpc's module: CDI devices (--device nvidia.com/gpu=all,
+#: --device /dev/nvidia0) and podman's own --gpus
+_PODMAN_GPU_DEVICE = re.compile(r"(?:--device=?)?(?:nvidia\.com/gpu|/dev/nvidia)")
+
+
+def _srun_and_command(words: list[str]) -> tuple[Any, list[str]]:
+    """The srun model of a command line that starts with srun (None otherwise) and the words of the command it runs,
+    past ``exec``, ``env A=1`` and the other wrappers; (None, []) when srun's options cannot be read."""
+    words = launch_words(words)
+    if not words or words[0].rsplit("/", 1)[-1] != "srun":
+        return None, words
+    try:
+        srun = parse_argv(words).model
+    except ParseError:
+        return None, []
+    return srun, launch_words([str(w) for w in srun.command])
+
+
+def _podman_hpc_runs(ctx: Context) -> list[tuple[Any, Any, list[str]]]:
+    """``(command, srun model or None, podman-hpc words)`` for every ``podman-hpc run``/``shared-run`` of the script:
+    at the top level, under srun, in functions, loops and ``bash -c '…'`` scripts."""
+    out = []
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        srun, words = _srun_and_command([str(v) for v in cmd.argv])
+        if len(words) > 1 and words[0].rsplit("/", 1)[-1] == "podman-hpc" and words[1] in _PODMAN_HPC_RUNS:
+            out.append((cmd, srun, words))
+    return out
+
+
+def _podman_hpc_gpu(cmd: Any, words: list[str], ctx: Context) -> bool | None:
+    """Whether a podman-hpc command hands the container the GPUs (--gpu, a GPU device, --gpus); None when a word
+    may hold options the script does not show (an unquoted ``$OPTS``, ``"${ARGS[@]}"``), which could be --gpu."""
+    if any(w == "--gpu" or w == "--gpus" or w.startswith("--gpus=") or _PODMAN_GPU_DEVICE.match(w) for w in words):
+        return True
+    if any(ctx.parsed.may_split(w, cmd.line) for w in getattr(cmd, "cmd", cmd).words):
+        return None
+    return False
+
+
+@rule("HPC230", "podman-hpc-gpu-missing", "error",
+      summary="a GPU job runs podman-hpc run without --gpu",
+      why="podman-hpc (NERSC's wrapper around podman, also at Isambard-AI) adds the NVIDIA device files, nvidia-smi and "
+          "the host's driver libraries (libcuda, libnvidia-*) to a container only through its gpu module, which the "
+          "--gpu flag turns on (etc/modules.d/gpu.yaml in NERSC/podman-hpc). Without it the container has no GPU: "
+          "PyTorch falls back to the CPU or stops with 'no CUDA GPUs are available' while the job is charged for "
+          "the GPUs. When another podman-hpc command of the job has --gpu, a command without it is taken for a "
+          "CPU-only helper and left alone; a CDI device (--device nvidia.com/gpu=all) or podman's --gpus counts as "
+          "the flag, and AMD sites are left alone.",
+      fix="Add --gpu to podman-hpc run (or shared-run), before the image: podman-hpc run --gpu IMAGE COMMAND.",
+      bad="""#!/bin/bash
+#SBATCH -C gpu
+#SBATCH --gpus-per-node=4
+srun podman-hpc run --rm -v "$PWD:/work" -w /work nvcr.io/nvidia/pytorch:24.05-py3 python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH -C gpu
+#SBATCH --gpus-per-node=4
+srun podman-hpc run --rm --gpu -v "$PWD:/work" -w /work nvcr.io/nvidia/pytorch:24.05-py3 python train.py
+""")
+def _podman_hpc_without_gpu(ctx: Context) -> Iterator[Any]:
+    if heterogeneous(ctx) or gpu_vendor(ctx) != "nvidia":
+        return
+    runs = _podman_hpc_runs(ctx)
+    gpu = [_podman_hpc_gpu(cmd, words, ctx) for cmd, _, words in runs]
+    if any(g is not False for g in gpu):
+        return  # one command passes the GPUs in (or may): the others are CPU helpers, or pass them in unseen
+    for (cmd, srun, words), _ in zip(runs, gpu):
+        if ctx.job.gpus_on_each_node or (srun is not None and own_gpu_request(srun)):
+            yield (cmd.line, f"the job requests GPUs but podman-hpc {words[1]} runs without --gpu: podman-hpc adds the "
+                             "NVIDIA devices and driver libraries only with that flag, so no GPU is visible inside "
+                             f"the container; add --gpu (podman-hpc {words[1]} --gpu …)")
+
+
+#: the names pyxis's ``--container-*`` options go by on srun, and in #SBATCH lines (pyxis reads them for sbatch too)
+_IMAGE_OPTION = "--container-image"
+_MOUNTS_OPTION = "--container-mounts"
+
+#: file names of squashfs images (enroot import writes *.sqsh)
+_SQUASHFS_NAME = re.compile(r"\.(?:sqsh|squashfs|sqfs)$")
+
+
+def _option_values(extra: Any, name: str) -> list[str]:
+    """The values an srun's other options give ``name`` (``--name=value`` or ``--name value``), in order."""
+    words = [str(e) for e in extra]
+    out = []
+    for i, word in enumerate(words):
+        if word.startswith(name + "="):
+            out.append(word[len(name) + 1:])
+        elif word == name and i + 1 < len(words):
+            out.append(words[i + 1])
+    return out
+
+
+def _pyxis_values(ctx: Context, name: str) -> list[tuple[int, str]]:
+    """``(line, value)`` for every value a pyxis option takes in the script: from #SBATCH lines and srun steps,
+    resolved through the script's variables."""
+    out = [(d.line, ctx.parsed.resolve(str(d.value), d.line)) for d in ctx.parsed.directives
+           if d.flag == name and d.applied]
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is not None:
+            out += [(step.line, ctx.parsed.resolve(v, step.line)) for v in _option_values(srun.extra, name)]
+    return out
+
+
+@rule("HPC231", "pyxis-squashfs-without-path", "error",
+      summary="srun --container-image names a squashfs file without ./ or /, so pyxis pulls it from a registry",
+      why="pyxis reads --container-image as the path of a squashfs file only when it starts with '.' or '/'; any "
+          "other value is an image name that enroot pulls from a registry (docker://pytorch.sqsh), so the step fails "
+          "with an authentication or 'not found' error from Docker Hub instead of starting the local image "
+          "(pyxis_slurmstepd.c in NVIDIA/pyxis; the maintainer's answer in NVIDIA/pyxis#127).",
+      fix="Write the file's path with ./ in front of a relative path (--container-image=./pytorch.sqsh) or as an "
+          "absolute path (--container-image=\"$SCRATCH/images/pytorch.sqsh\").",
+      bad="""#!/bin/bash
+#SBATCH --gpus-per-node=8
+srun --container-image=images/pytorch-24.05.sqsh --container-mounts="$PWD:/work" python /work/train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gpus-per-node=8
+srun --container-image=./images/pytorch-24.05.sqsh --container-mounts="$PWD:/work" python /work/train.py
+""")
+def _squashfs_read_as_registry_image(ctx: Context) -> Iterator[Any]:
+    for line, image in _pyxis_values(ctx, _IMAGE_OPTION):
+        if "$" in image or image.startswith((".", "/", "~")) or not _SQUASHFS_NAME.search(image):
+            continue
+        yield (line, f"--container-image={image} does not start with ./ or /, so pyxis takes it for an image name and "
+                     f"pulls docker://{image} from a registry instead of opening the squashfs file; write "
+                     f"--container-image=./{image} (or its absolute path)")
+
+
+#: mount flags a --container-mounts entry may end with (after SRC:DST:), which pyxis joins with '+'
+_MOUNT_FLAGS = frozenset({"ro", "rw", "bind", "rbind", "private", "rprivate", "slave", "rslave", "shared", "rshared",
+                          "unbindable", "runbindable", "nosuid", "nodev", "noexec", "suid", "dev", "exec", "nofail",
+                          "recursive", "x-create=dir",
+                          "x-create=file", "x-create=auto", "x-detach"})
+
+#: the sources pyxis takes that are not paths
+_MOUNT_KEYWORDS = ("tmpfs", "umount")
+
+
+def _mount_problem(entry: str) -> str:
+    """What pyxis rejects in one comma-separated ``--container-mounts`` entry (``SRC[:DST[:FLAGS]]``), "" if nothing:
+    args.c wants a source that starts with '.' or '/' (or is tmpfs/umount) and, when given, such a target."""
+    if not entry:
+        return "an empty entry (two commas, or one at the end): pyxis stops with 'invalid format'"
+    src, _, rest = entry.partition(":")
+    dst = rest.split(":", 1)[0] if rest else src
+    if src in _MOUNT_FLAGS or src.split("+", 1)[0] in _MOUNT_FLAGS:
+        return (f"{entry!r} is a mount flag after a comma: pyxis separates mounts with ',' and the flags of one mount "
+                "with '+' (SRC:DST:ro+rprivate)")
+    if not src.startswith((".", "/")) and src not in _MOUNT_KEYWORDS:
+        return (f"the source {src!r} is neither an absolute path nor one starting with ./: pyxis refuses it "
+                f"(write ./{src} or its absolute path)")
+    if not dst.startswith((".", "/")):
+        return f"the target {dst!r} is not a path in the container: pyxis wants it to start with / (SRC:/DST)"
+    return ""
+
+
+@rule("HPC232", "pyxis-mount-syntax", "error",
+      summary="an entry of --container-mounts is one pyxis refuses (a flag after a comma, a source or target that is "
+              "no path)",
+      why="pyxis reads --container-mounts as SRC[:DST[:FLAGS]] entries separated by commas, with the flags of one "
+          "mount joined by '+' (ro+rprivate); each source must be an absolute path, start with ./, or be tmpfs or "
+          "umount, and each target must be a path (args.c in NVIDIA/pyxis). Any other entry, such as the 'rprivate' "
+          "of /data:/data:ro,rprivate or a bare relative source like data:/data, makes srun stop with 'could not add "
+          "mount entry' before the step starts.",
+      fix="Join a mount's flags with + (/data:/data:ro+rprivate), write a relative source with ./ in front "
+          "(./data:/data), and separate mounts with commas only.",
+      bad="""#!/bin/bash
+#SBATCH --gpus-per-node=8
+srun --container-image=./pytorch-24.05.sqsh --container-mounts=/scratch/data:/data:ro,rprivate python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gpus-per-node=8
+srun --container-image=./pytorch-24.05.sqsh --container-mounts=/scratch/data:/data:ro+rprivate python train.py
+""")
+def _pyxis_mounts(ctx: Context) -> Iterator[Any]:
+    for line, value in _pyxis_values(ctx, _MOUNTS_OPTION):
+        for entry in value.split(","):
+            if "$" in entry or entry.startswith("~"):
+                continue  # a variable the script does not set, or a home bash may expand: the real path is unknown
+            problem = _mount_problem(entry)
+            if problem:
+                yield (line, f"--container-mounts: {problem}")
+                break
