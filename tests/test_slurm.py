@@ -194,3 +194,20 @@ def test_the_shell_line_is_an_absolute_program_and_bash_when_the_prologue_needs_
                                          ("$(pwd)/x", "so $(…) is"), ("a$", "so $ is")])
 def test_a_variable_in_a_directive_is_named_in_the_message(value, shown):
     assert shown in SlurmJob(output=value).problems()[0].message
+
+
+@pytest.mark.parametrize("field", ["partition", "account", "constraint", "output", "error", "chdir", "mail_user"])
+@pytest.mark.parametrize("control", ["\n", "\t", "\r"])
+def test_a_directive_value_with_a_control_character_is_a_problem_not_a_silent_space(field, control):
+    job = SlurmJob(**{field: f"a{control}b"})
+    assert [p.field for p in job.problems()] == [field]
+    assert "line break" in job.problems()[0].message
+    # without the problem the directive would say "a b": not the value the form holds, nor one it loads back
+    assert directive_lines(job) == [f'--{field.replace("_", "-")}="a b"']
+
+
+def test_a_module_name_starting_with_a_dash_is_a_problem():
+    problems = SlurmJob(modules=("--force",)).problems()
+    assert [p.field for p in problems] == ["modules"]
+    assert "reads it as one of its options" in problems[0].message
+    assert SlurmJob(modules=("cuda/12.1", "py-torch@2.3")).problems() == []

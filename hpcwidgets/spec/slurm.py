@@ -247,6 +247,8 @@ _TYPED_GPU_COUNTS = (("gpus", "GPUs in total"), ("gpus_per_task", "GPUs per task
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
 _VARIABLE = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|\()")
 _SPACE = re.compile(r"\s")
+#: what no #SBATCH line can hold (NUL is refused for every text field)
+_CONTROL = re.compile(r"[\x01-\x1f\x7f]")
 
 
 def _whole(value: Any) -> int:
@@ -498,7 +500,10 @@ class SlurmJob(Spec):
         out: list[Problem] = self._shell_problems()
         names, values = _directive_text_fields(type(self))
         for name, value in zip(names, values(self)):
-            if isinstance(value, str) and "$" in value:
+            if isinstance(value, str) and name != "job_name" and _CONTROL.search(value):
+                out.append(Problem(name, f"{value!r} holds a line break or another control character, which an "
+                                         "#SBATCH line cannot carry (it would be written as a space); remove it"))
+            elif isinstance(value, str) and "$" in value:
                 ref = _VARIABLE.search(value)
                 shown = "$" if ref is None else "$(…)" if ref.group(0) == "$(" else ref.group(0)
                 pattern = _PATTERN_FOR.get(shown.strip("${}"))
@@ -573,7 +578,10 @@ class SlurmJob(Spec):
             for name in sorted({n for n in names if names.count(n) > 1}):
                 out.append(Problem("env", f"{name} is exported more than once; keep one value"))
         for m in list_items(self.modules):
-            if isinstance(m, str) and not _MODULE.fullmatch(m):
+            if isinstance(m, str) and m.startswith("-"):
+                out.append(Problem("modules", f"{m!r} starts with -, so module load reads it as one of its options; "
+                                              "give the module's name (options such as --force go in a set-up line)"))
+            elif isinstance(m, str) and not _MODULE.fullmatch(m):
                 out.append(Problem("modules", f"{m!r} is not a module name (e.g. apptainer or cuda/12.1)"))
         for item in list_items(self.other_gres):
             if not isinstance(item, str):
