@@ -244,6 +244,24 @@ def test_switches_and_site_options_in_directives() -> None:
     assert "--cpus-per-task" in misspelt.message
 
 
+@pytest.mark.parametrize("flag,meant", [("--cpu-per-mem", "--mem-per-cpu"), ("--per-node-gpus", "--gpus-per-node"),
+                                        ("--task-per-cpus", "--cpus-per-task"), ("--tasks-per-cpu", None)])
+def test_an_option_with_its_words_in_another_order_is_a_slip(flag, meant) -> None:
+    found = [f for f in lint(f"#!/bin/bash\n#SBATCH {flag}=4\nsrun x\n") if f.code in ("HPC312", "HPC313")]
+    if meant is None:  # two changes (order and a missing s): no single option it is a slip of
+        assert [f.code for f in found] == ["HPC313"]
+    else:
+        assert [f.code for f in found] == ["HPC312"] and f"did you mean {meant}?" in found[0].message
+
+
+def test_sbatch_options_of_the_pyxis_and_shifter_plugins_are_not_called_unknown() -> None:
+    text = ("#!/bin/bash\n#SBATCH --container-image=nvcr.io/nvidia/pytorch:24.05-py3\n#SBATCH --container-mounts=/d:/d\n"
+            "#SBATCH --no-container-remap-root\n#SBATCH --image=docker:me/img:1\n#SBATCH --module=gpu\n"
+            "#SBATCH --container-imag=x\nsrun hostname\n")
+    found = [(f.code, f.line) for f in lint(text) if f.code in ("HPC312", "HPC313")]
+    assert found == [("HPC313", 7)]  # a slip of a plugin's option is still unknown to sbatch
+
+
 def test_container_checks_follow_variables_and_skip_runtime_values() -> None:
     text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\nIMG=/scratch/$USER/pytorch.sif\n"
             'srun ch-run "--set-env=PATH=$PATH:/opt/bin" "$IMG" -- python train.py\n'

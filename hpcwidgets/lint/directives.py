@@ -7,13 +7,14 @@ Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from typing import Any, Iterator
 
 from ..parse.lexer import first_command_line
-from ..spec.slurm import (SBATCH_ALIASES, SBATCH_OPTIONS, STRAY_DIRECTIVE, TYPED_DASH, array_task_ids,
-                          sbatch_long_option, sbatch_option)
+from ..spec.slurm import (PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS, STRAY_DIRECTIVE,
+                          TYPED_DASH, array_task_ids, sbatch_long_option, sbatch_option)
 from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _component_problems, _first_directive_line, _in_component, _is_monitor,
                         _typographic_option, as_int, cached, het_groups, heterogeneous, in_job_component,
@@ -569,13 +570,21 @@ SRUN_ONLY_OPTIONS = frozenset({
     "--slurmd-debug", "--het-group", "--jobid", "--external-launcher", "--x11"})
 
 
+#: sbatch options that site plugins add (SPANK options join sbatch's own): NVIDIA's pyxis (since 0.12) and NERSC's
+#: Shifter (--image, --volume, --module); a script written for such a site is not told they are unknown
+PLUGIN_SBATCH_OPTIONS = PYXIS_VALUE_OPTIONS | PYXIS_SWITCHES | frozenset({"--image", "--volume", "--module"})
+
+
 def _spelling_variants(flag: str) -> set[str]:
     """Options one slip away from ``flag``: ``_`` for ``-`` and upper case (as a whole), then one
-    character missing, extra, or two neighbours swapped. Never a different letter (--cpu-bind is not
-    --gpu-bind, --mpi is not --tmp)."""
+    character missing, extra, or two neighbours swapped, or its words in another order (--cpu-per-mem for
+    --mem-per-cpu). Never a different letter (--cpu-bind is not --gpu-bind, --mpi is not --tmp)."""
     base = "--" + flag[2:].replace("_", "-").lower()
     out = {base}
     body = base[2:]
+    parts = body.split("-")
+    if 1 < len(parts) <= 4 and all(parts):
+        out.update("--" + "-".join(order) for order in itertools.permutations(parts))
     letters = "abcdefghijklmnopqrstuvwxyz-"
     for i in range(len(body) + 1):
         out.update("--" + body[:i] + c + body[i:] for c in letters)   # one missing
@@ -593,7 +602,7 @@ def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
     alias sbatch keeps (--tasks-per-node) and an unambiguous prefix (--tasks) are options sbatch has
     (HPC317 reports the prefix)."""
     for d in ctx.parsed.directives:
-        if not d.applied or d.field or sbatch_option(d.flag):
+        if not d.applied or d.field or sbatch_option(d.flag) or d.flag in PLUGIN_SBATCH_OPTIONS:
             continue
         flag = d.flag
         if not flag.startswith("--"):
