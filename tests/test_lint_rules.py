@@ -1099,3 +1099,9 @@ def test_a_comment_after_the_backslash_is_named() -> None:
             "  --main_process_port=29500 train.py\n")
     found = _only(text, "HPC504")
     assert [f.line for f in found] == [5] and "a comment follows the backslash" in found[0].message
+
+
+@pytest.mark.parametrize("prefix", ["", "time -p ", "/usr/bin/time -v ", "env OMP_NUM_THREADS=1 "])
+def test_mpirun_around_a_container_is_seen_behind_time_and_env(prefix) -> None:
+    text = f"#!/bin/bash\n#SBATCH --ntasks=8\n{prefix}mpirun -n 8 singularity exec --nv x.sif python3 a.py\n"
+    assert [(f.code, f.line) for f in lint(text) if f.code == "HPC215"] == [("HPC215", 3)]

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import lex_script
-from ..parse.script import shell_c_script
+from ..parse.script import launch_words, shell_c_script
 from ..spec._words import Verbatim
 from ..spec.common import Bind, bind_destination
 from ..spec.slurm import node_range
@@ -1215,7 +1215,7 @@ srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
 """)
 def _mpirun_host(ctx: Context) -> Iterator[Any]:
     for cmd in simple_commands(ctx):
-        words = [str(v) for v in cmd.argv]
+        words = launch_words([str(v) for v in cmd.argv])  # past time -p, env A=1 …
         if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS and \
                 any(w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run") for w in words[1:]):
             yield cmd.line, f"{words[0]} starts the container ranks; inside Slurm prefer srun --mpi=pmix, which follows the allocation"
