@@ -21,7 +21,7 @@ from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
 from ..spec.common import ARRAY_WORD, kept_reference
-from ..spec.slurm import TYPED_DASHES, binds_per_task, gpu_total
+from ..spec.slurm import TYPED_DASHES, binds_per_task, gpu_total, node_range
 from . import Context, Fix
 
 
@@ -137,14 +137,56 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
 
 
 def job_tasks(ctx: Context) -> int | None:
-    """The job's task count (``SLURM_NTASKS``), which srun inherits as its own ``--ntasks``."""
+    """The job's task count (``SLURM_NTASKS``), which srun inherits as its own ``--ntasks``: None where the #SBATCH
+    lines name no task count (or one in a variable). A node range counts as one node here."""
+    held = job_cpus(ctx, nodes=ctx.job.nodes if isinstance(ctx.job.nodes, int) else 1)
+    return held.tasks if held is not None and held.named else None
+
+
+#: #SBATCH options with which Slurm counts a job's tasks from the CPUs of its nodes, not from --ntasks and
+#: --ntasks-per-node
+_TASKS_BY_NODE_CPUS = ("--ntasks-per-core", "--ntasks-per-socket", "--ntasks-per-gpu", "--ntasks-per-tres")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCpus:
+    """The tasks and CPUs a job's #SBATCH lines give it, as Slurm counts them."""
+
+    tasks: int                # SLURM_NTASKS
+    cpus_per_task: int | None  # --cpus-per-task (1 when not given); None when it is not a number
+    named: bool               # the lines name the task count (--ntasks, --ntasks-per-node), not Slurm's default
+    counted: str              # how the tasks were counted, for messages ("--ntasks-per-node=4 × 2 nodes")
+    by_node_cpus: bool        # --exclusive or tasks per core, socket or GPU: the count follows the nodes' CPUs
+
+
+def job_cpus(ctx: Context, nodes: int | None = None) -> JobCpus | None:
+    """What the job holds by its #SBATCH lines on ``nodes`` nodes (by default the most its --nodes allows); None
+    where a count is held in a variable or the node count cannot be read.
+
+    Without a task count Slurm gives the job as many tasks as its CPUs hold tasks of --cpus-per-task
+    (src/common/env.c): one per node, or two for a one-CPU task on a node of two threads per core, which hands
+    out a whole core."""
     job = ctx.job
-    nodes = job.nodes if isinstance(job.nodes, int) else 1
-    if isinstance(job.ntasks, int):
-        return job.ntasks
-    if isinstance(job.ntasks_per_node, int):
-        return job.ntasks_per_node * nodes
-    return None
+    if nodes is None:
+        span = node_range(job.nodes) if job.nodes is not None else (1, 1)
+        if span is None:
+            return None
+        nodes = span[1]
+    per_task = 1 if job.cpus_per_task is None else job.cpus_per_task if isinstance(job.cpus_per_task, int) else None
+    by_node_cpus = job.exclusive is True or any(d.applied and d.flag.partition("=")[0] in _TASKS_BY_NODE_CPUS
+                                                for d in ctx.parsed.directives)
+    on = f" × {nodes} nodes" if nodes > 1 else ""
+    if job.ntasks is not None or job.ntasks_per_node is not None:
+        if isinstance(job.ntasks, int):
+            return JobCpus(job.ntasks, per_task, True, f"--ntasks={job.ntasks}", by_node_cpus)
+        if job.ntasks is None and isinstance(job.ntasks_per_node, int):
+            return JobCpus(job.ntasks_per_node * nodes, per_task, True, f"--ntasks-per-node={job.ntasks_per_node}{on}",
+                           by_node_cpus)
+        return None
+    per_node = 2 if per_task == 1 else 1
+    return JobCpus(per_node * nodes, per_task, False,
+                   "no --ntasks: one task per node" + (f", {nodes} nodes" if nodes > 1 else "")
+                   + (", two on a node of two threads per core" if per_node == 2 else ""), by_node_cpus)
 
 
 def tasks_per_node(ctx: Context, step: Any) -> int | None:

@@ -617,10 +617,13 @@ def _node_local_not_bound(ctx: Context) -> Iterator[Any]:
 
 
 #: variables a script exports for the program, which a clean environment keeps from it: where it keeps temporary
-#: files and caches, and how it runs (threads, NCCL, Hugging Face, Weights & Biases)
-_FOR_THE_PROGRAM = re.compile(r"(?:TMPDIR|TMP|TEMP|XDG_CACHE_HOME|TORCH_HOME|TORCH_EXTENSIONS_DIR|TRITON_CACHE_DIR"
-                              r"|MPLCONFIGDIR|TRANSFORMERS_CACHE|HUGGINGFACE_HUB_CACHE|OMP_NUM_THREADS"
-                              r"|MKL_NUM_THREADS|(?:HF|WANDB|NCCL)_[A-Z0-9_]+)")
+#: files, caches, configuration and environments instead of under $HOME (the XDG folders, PyTorch's and Triton's
+#: caches, pip's and uv's caches, and every Poetry setting, which Poetry reads as POETRY_<SETTING>:
+#: POETRY_VIRTUALENVS_PATH, POETRY_CACHE_DIR …), and how it runs (threads, NCCL, Hugging Face, Weights & Biases)
+_FOR_THE_PROGRAM = re.compile(r"(?:TMPDIR|TMP|TEMP|XDG_(?:CACHE|CONFIG|DATA)_HOME|TORCH_HOME|TORCH_EXTENSIONS_DIR"
+                              r"|TORCHINDUCTOR_CACHE_DIR|TRITON_CACHE_DIR|MPLCONFIGDIR|TRANSFORMERS_CACHE"
+                              r"|HUGGINGFACE_HUB_CACHE|PIP_CACHE_DIR|UV_CACHE_DIR|OMP_NUM_THREADS|MKL_NUM_THREADS"
+                              r"|(?:HF|WANDB|NCCL|POETRY)_[A-Z0-9_]+)")
 _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
 
 
@@ -628,8 +631,10 @@ _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
       summary="--containall/--cleanenv starts the program without variables the script exports for it (TMPDIR, "
               "HF_HOME, OMP_NUM_THREADS …)",
       why="--cleanenv (-e) and --containall (-C) start the container with none of the host's variables but TERM and "
-          "the proxy settings (Apptainer's env/clean.go), so TMPDIR, HF_HOME, OMP_NUM_THREADS or NCCL_SOCKET_IFNAME "
-          "exported above the step never reach the program. With TMPDIR that is worse under --containall: the "
+          "the proxy settings (Apptainer's env/clean.go), so TMPDIR, HF_HOME, OMP_NUM_THREADS, NCCL_SOCKET_IFNAME or "
+          "POETRY_VIRTUALENVS_PATH exported above the step never reach the program (poetry install then puts the "
+          "environment under ~/.cache/pypoetry/virtualenvs, where a later step that gets the variable does not "
+          "look). With TMPDIR that is worse under --containall: the "
           "program writes its temporary files to the container's own /tmp, a small in-memory folder (typically 64 MiB, "
           "apptainer.conf's 'sessiondir max size'), and stops with 'No space left on device'. Variables passed with --env, "
           "--env-file or APPTAINERENV_NAME do reach it.",

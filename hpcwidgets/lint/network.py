@@ -11,10 +11,9 @@ import re
 from typing import Any, Iterator
 
 from ..parse.script import launch_words
-from ..spec.slurm import node_range
 from . import Context, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _script_env, _simple_commands, cached, component_views, containers,
-                        env_flag, heterogeneous, job_nodes, simple_commands, step_tasks, steps)
+                        env_flag, heterogeneous, job_cpus, job_nodes, simple_commands, step_tasks, steps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,23 +72,46 @@ _OTHER_MPI = re.compile(r"(?i)mpich|mvapich|intel[-_]?mpi|(?<![a-z])impi(?![a-z]
 
 #: an MPI launcher started by the step's command (srun … mpirun, or in the script of a bash -c it runs)
 _MPI_LAUNCH = re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, MPI_LAUNCHERS)) + r")(?![\w.-])")
-#: what unloads every module loaded before it
+#: what unloads every module loaded before it, and every package spack load loaded
 _MODULE_PURGE = re.compile(r"^\s*(?:module|ml)\s+(?:purge|--force\s+purge)\b")
+_SPACK_UNLOAD_ALL = re.compile(r"^\s*spack\s+unload\s+(?:.*\s)?(?:-a|--all)\b")
 
 
 def _names(ctx: Context) -> list[tuple[str, str]]:
-    """The names that show which MPI the job uses: ``("module", name)`` for each module it loads (after the last
-    ``module purge``), ``("image", reference)`` for each image it runs (resolved through the script's variables)."""
+    """The names that show which MPI the job uses: ``("module", name)`` for each module it loads and ``("spack",
+    spec)`` for each package spec ``spack load`` loads, after the last ``module purge`` (a spack load survives a
+    purge, but a script that purges then sets up the MPI it means to use) or ``spack unload --all``;
+    ``("image", reference)`` for each image it runs (resolved through the script's variables)."""
     def make() -> list[tuple[str, str]]:
-        purged = max((n for n, line in enumerate(ctx.parsed.lines, 1) if _MODULE_PURGE.match(line)), default=0)
+        purged = max((n for n, line in enumerate(ctx.parsed.lines, 1)
+                      if _MODULE_PURGE.match(line) or _SPACK_UNLOAD_ALL.match(line)), default=0)
         out = [("module", name) for name, line in ctx.parsed.modules if line > purged]
+        out += [("spack", spec) for cmd in simple_commands(ctx) if cmd.line > purged
+                for spec in _spack_loaded([str(w) for w in cmd.argv])]
         out += [("image", ctx.parsed.resolve(str(c.image), s.line)) for s, c in containers(ctx) if c.image]
         return out
     return cached(ctx, "network_mpi_names", make)
 
 
+def _spack_loaded(words: list[str]) -> list[str]:
+    """The package specs of ``spack load [options] SPEC…`` (openmpi@5.0.3 of ``openmpi@5.0.3 %gcc``): the words
+    that name a package, not its compiler (%gcc), dependencies (^ucx), variants (+cuda, fabrics=ucx) or options."""
+    if words[:2] != ["spack", "load"]:
+        return []
+    out, skip = [], False
+    for word in words[2:]:
+        if skip or word == "--only":
+            skip = word == "--only"
+            continue
+        if re.match(r"[A-Za-z]", word) and "=" not in word.partition("@")[0]:
+            out.append(word)
+    return out
+
+
 def _open_mpi_major(name: str) -> int | None:
-    """The Open MPI major version a name shows (0 for Open MPI of no stated version), None for no Open MPI."""
+    """The Open MPI major version a name shows (0 for Open MPI of no stated version), None for no Open MPI. A spack
+    spec's version follows an @ (openmpi@5.0.3, openmpi@=5.0.3, openmpi@5:)."""
+    name = re.sub(r"@=?", "/", name)
     m = _OPEN_MPI.search(name)
     if m is None:
         return None
@@ -105,8 +127,9 @@ def _open_mpi_major(name: str) -> int | None:
           "each task finds no PMIx server and starts as a singleton (Open MPI prints 'No PMIx server was reachable, "
           "but a PMI1/2 was detected … singletons will be started'): N copies of rank 0 of 1, which never talk to "
           "each other. The job usually ends without an error, having done the same work N times. Reported only where "
-          "the script shows Open MPI 5 (a module such as openmpi/5.0.3, or an image named for it): MPICH, Intel MPI "
-          "and Open MPI 4 built with PMI-2 work with pmi2.",
+          "the script shows Open MPI 5 (a module such as openmpi/5.0.3, spack load openmpi@5.0.3, or an image named "
+          "for it; what it loads after its last module purge): MPICH, Intel MPI and Open MPI 4 built with PMI-2 work "
+          "with pmi2.",
       fix="Start the ranks with srun --mpi=pmix (srun --mpi=list shows the plugins the site has), and remove "
           "SLURM_MPI_TYPE=pmi2; or start them with Open MPI's own mpirun in the batch shell.",
       catalogue=(17,),
@@ -160,9 +183,9 @@ def _open_mpi_5(ctx: Context, step: Any) -> str:
         if major is not None or _OTHER_MPI.search(image):
             return f"image {image}" if major is not None and major >= 5 else ""
     for kind, name in _names(ctx):
-        major = _open_mpi_major(name) if kind == "module" else None
+        major = _open_mpi_major(name) if kind != "image" else None
         if major is not None and major >= 5:
-            return f"module {name}"
+            return f"module {name}" if kind == "module" else f"spack load {name}"
     return ""
 
 
@@ -182,8 +205,6 @@ _NP = ("-np", "--np", "-n", "--n")
 #: what lets mpirun start more ranks than the job has tasks: its own slots (a host list or file), or oversubscribing
 _OWN_SLOTS = frozenset({"-H", "--host", "-host", "--hostfile", "-hostfile", "--machinefile", "-machinefile", "-f",
                         "--rankfile", "-rf", "--default-hostfile", "-default-hostfile"})
-#: #SBATCH options that count tasks in other ways than --ntasks and --ntasks-per-node
-_OTHER_TASK_COUNTS = ("--ntasks-per-core", "--ntasks-per-socket", "--ntasks-per-gpu", "--ntasks-per-tres")
 
 
 def _mpirun_options(words: list[str]) -> dict[str, str]:
@@ -236,34 +257,17 @@ def _mpiruns(ctx: Context) -> list[tuple[int, str, list[str], Any]]:
 
 def _job_slots(ctx: Context) -> tuple[int, str] | None:
     """The most tasks the job can have by its #SBATCH lines, with how they were counted; None where they cannot be
-    told (a heterogeneous job, a count in a variable, tasks counted per core, socket or GPU)."""
-    job = ctx.job
-    if heterogeneous(ctx) or job.exclusive is True \
-            or any(d.applied and d.flag.partition("=")[0] in _OTHER_TASK_COUNTS for d in ctx.parsed.directives):
-        return None  # an --exclusive job without --ntasks has a task for each CPU of its nodes
-    span = node_range(job.nodes) if job.nodes is not None else (1, 1)
-    if span is None:
-        return None
-    most = span[1]
-    if job.ntasks is not None:
-        return (job.ntasks, f"--ntasks={job.ntasks}") if isinstance(job.ntasks, int) else None
-    if job.ntasks_per_node is not None:
-        if not isinstance(job.ntasks_per_node, int):
-            return None
-        nodes = f" × {most} nodes" if most > 1 else ""
-        return job.ntasks_per_node * most, f"--ntasks-per-node={job.ntasks_per_node}{nodes}"
-    # without a task count Slurm counts tasks as the CPUs allocated ÷ --cpus-per-task (src/common/env.c): one per
-    # node, or two for a one-CPU task on a node of two threads per core, which hands out a whole core
-    per_node = 2 if job.cpus_per_task in (None, 1) else 1
-    return per_node * most, ("no --ntasks: one task per node" + (f", {most} nodes" if most > 1 else "")
-                             + (", two on a node of two threads per core" if per_node == 2 else ""))
+    told (a heterogeneous job, a count in a variable, an --exclusive job without --ntasks, which has a task for each
+    CPU of its nodes, tasks counted per core, socket or GPU)."""
+    held = None if heterogeneous(ctx) else job_cpus(ctx)
+    return (held.tasks, held.counted) if held is not None and not held.by_node_cpus else None
 
 
 def _shows_open_mpi(ctx: Context, launcher: str, step: Any) -> bool | None:
-    """True when the script shows Open MPI (a module, the image the launcher runs in, the launcher's path, an
-    OMPI_MCA_ setting), False when it shows only another MPI (MPICH, Intel MPI: their Hydra launcher does not count
-    slots), None when it shows none."""
-    names = [name for kind, name in _names(ctx) if kind == "module"]
+    """True when the script shows Open MPI (a module or spack load, the image the launcher runs in, the launcher's
+    path, an OMPI_MCA_ setting), False when it shows only another MPI (MPICH, Intel MPI: their Hydra launcher does
+    not count slots), None when it shows none."""
+    names = [name for kind, name in _names(ctx) if kind != "image"]
     if step is not None and step.chain.container.image:
         names.append(ctx.parsed.resolve(str(step.chain.container.image), step.line))
     names.append(launcher)
@@ -280,8 +284,8 @@ def _shows_open_mpi(ctx: Context, launcher: str, step: Any) -> bool | None:
           "hands out whole nodes gives a task for each of their CPUs, and there the job is fine). Open MPI then "
           "refuses to start: 'There are not enough slots available in the system to satisfy the 8 slots that were "
           "requested by the application'. MPICH and Intel MPI start the ranks anyway, crowded onto the CPUs of the "
-          "tasks the job has. Where the script shows Open MPI (a module, an image or the launcher's path named for "
-          "it) the message quotes Open MPI's error. Not reported with --oversubscribe, --map-by …:OVERSUBSCRIBE, a "
+          "tasks the job has. Where the script shows Open MPI (a module, a spack load, an image or the launcher's "
+          "path named for it) the message quotes Open MPI's error. Not reported with --oversubscribe, --map-by …:OVERSUBSCRIBE, a "
           "host list or hostfile, a rank count in a variable, for an --exclusive job (a task for each CPU of its "
           "nodes), in an Apptainer container with a clean environment (mpirun there does not see the job), or in a "
           "script that shows only MPICH or Intel MPI.",
@@ -471,10 +475,18 @@ _PORT_VARIABLES = ("MASTER_PORT", "PET_MASTER_PORT")
 _PORT_OPTIONS = ("--master-port", "--master_port", "--main_process_port", "--main-process-port")
 _ENDPOINT_OPTIONS = ("--rdzv-endpoint", "--rdzv_endpoint")
 _ARITH = re.compile(r"^\$\(\((.*)\)\)$", re.S)
+#: the same sum written for expr: $(expr 45000 + $SLURM_JOB_ID % 10000)
+_EXPR = re.compile(r"^\$\(\s*expr\s+(.*)\)$", re.S)
 _SHUF = re.compile(r"^\$\(\s*shuf\s+(?:-n\s*1\s+)?-i\s*(\d+)-(\d+)(?:\s+-n\s*1)?\s*\)$")
 _REF = re.compile(r"^\$\{?([A-Za-z_]\w*)\}?$")
-#: X % M + B and B + X % M, spaces removed (X a variable, with or without $ and braces)
-_REMAINDER = r"\(?\$?\{?[A-Za-z_]\w*\}?%(\d+)\)?"
+#: ${NAME:-value} and ${NAME-value}: the value when the script does not set NAME
+_DEFAULT = re.compile(r"^\$\{([A-Za-z_]\w*):?-([^{}$`'\"\s]*)\}$")
+#: the last N digits of the job id, $(echo -n $SLURM_JOBID | tail -c N) (without -n the newline is one of the N):
+#: a number below 10**N, as SLURM_JOB_ID % 10**N is
+_LAST_DIGITS = re.compile(r"\$\(\s*echo\s+(-n\s+)?\"?\$\{?SLURM_JOB_?ID\}?\"?\s*\|\s*tail\s+-c\s*(\d+)\s*\)")
+#: X % M + B and B + X % M, spaces removed (X a variable, with or without $ and braces, or a parenthesised
+#: expression such as ((RANDOM<<15)|RANDOM))
+_REMAINDER = r"\(?(?:\$?\{?[A-Za-z_]\w*\}?|\((?:[^()]|\([^()]*\))*\))%(\d+)\)?"
 _MODULUS_FIRST = re.compile(_REMAINDER + r"\+(\d+)")
 _BASE_FIRST = re.compile(r"(\d+)\+" + _REMAINDER)
 #: a parenthesised sum or product of numbers inside an arithmetic expansion
@@ -483,17 +495,20 @@ _CONSTANT = re.compile(r"\((\d+(?:[-+*]\d+)+)\)")
 
 def _port_range(text: str) -> tuple[int, int] | None:
     """The ports a value can be: a number, ``$((X % M + B))`` (either order, with or without parentheses: B to
-    B+M-1), ``$(shuf -i A-B -n 1)``; None for anything else."""
+    B+M-1) or the same sum given to expr, where X may be the job id's last digits (``$(echo -n $SLURM_JOBID | tail
+    -c 4)``), ``$(shuf -i A-B -n 1)``; None for anything else."""
     text = _bare(text)
     if text.isdigit():
         return int(text), int(text)
     m = _SHUF.match(text)
     if m:
         return int(m.group(1)), int(m.group(2))
-    m = _ARITH.match(text)
+    m = _ARITH.match(text) or _EXPR.match(text)
     if not m:
         return None
-    expr = re.sub(r"\s+", "", m.group(1))
+    expr = _LAST_DIGITS.sub(lambda d: f"SLURM_JOB_ID%{10 ** (int(d.group(2)) - (0 if d.group(1) else 1))}",
+                            m.group(1))
+    expr = re.sub(r"\s+", "", expr).replace("\\*", "*")
     expr = _CONSTANT.sub(lambda c: str(_constant(c.group(1))), expr)  # RANDOM % (50000 - 30000 + 1) + 30000
     m = _MODULUS_FIRST.fullmatch(expr)
     if m:
@@ -519,11 +534,16 @@ def _constant(expr: str) -> int:
 
 def _followed(ctx: Context, text: str, line: int) -> tuple[int, str]:
     """A value that is only a reference to a variable of the script, followed to the assignment that gives it
-    (``--master_port=$PORT`` with ``PORT=$((…))``): that assignment's line and value."""
+    (``--master_port=$PORT`` with ``PORT=$((…))``): that assignment's line and value. A reference with a default
+    (``${PORT:-45678}``, ``MASTER_PORT=${MASTER_PORT:-45678}``) gives the default when the script has not set the
+    variable above it (the job's environment may still set it: the default is what the script itself names)."""
     for _ in range(4):
-        m = _REF.match(_bare(text))
+        bare = _bare(text)
+        m = _REF.match(bare) or _DEFAULT.match(bare)
         var = ctx.parsed.variable(m.group(1), line) if m else None
         if var is None:
+            if m is not None and m.re is _DEFAULT:
+                text = m.group(2)
             break
         line, text = var.line, str(var.value)
     return line, text
@@ -646,19 +666,44 @@ _P2P_GPUS = re.compile(r"(?i)^(?:nvidia[-_])?(?:[a-z]+[-_])?(?:v100|a100|a800|h1
                        r"(?![0-9])[-_a-z0-9]*$")
 
 
-def _gpu_type(ctx: Context) -> str:
-    """The GPU type the job gets: the one it names (--gres=gpu:a100:4, --gpus=h100:8), else its partition's by the
-    profile."""
+#: GPU models a node feature may name (--constraint=a100): NVIDIA's data-centre and consumer cards and AMD's Instinct
+#: cards, with a size or form factor after them (a100_80gb, h100-sxm); features such as gpu, ampere or nvme name none
+_GPU_MODEL = re.compile(r"(?i)(?:nvidia[-_]|amd[-_]|tesla[-_])?"
+                        r"(?:k20|k40|k80|p4|p40|p100|v100s?|t4|a2|a10|a16|a30|a40|a100|a800|h20|h100|h200|h800|gh200"
+                        r"|b100|b200|gb200|l4|l40s?|rtx[-_]?a?\d{4}(?:ti)?|gtx[-_]?\d{3,4}(?:ti)?|titan[-_]?[a-z]*"
+                        r"|mi\d{2,3}[a-z]?)"
+                        r"(?:[-_](?:sxm\d?|pcie|nvl|\d+gb?))*")
+
+
+def _gpu_types(ctx: Context) -> tuple[str, ...]:
+    """The GPU types the job may get: the one it names (--gres=gpu:a100:4, --gpus=h100:8), else the GPU models its
+    --constraint asks for (a100, or any of a100|h100), else its partition's by the profile; () when unknown."""
     named = str(ctx.job.gpu_type or "")
     if named:
-        return named
+        return (named,)
     for value in (ctx.job.gpus, ctx.job.gpus_per_task):  # --gpus=h100:8, --gpus-per-task=a100:1
         kind, _, count = str(value or "").rpartition(":")
         if kind and count.isdigit() and not kind.isdigit():
-            return kind
+            return (kind,)
+    by_features = _constraint_models(str(ctx.job.constraint or ""))
+    if by_features:
+        return by_features
     part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
     types = tuple(part.gpu_types) if part is not None else ()
-    return types[0] if len(types) == 1 else ""
+    return types[:1] if len(types) == 1 else ()
+
+
+def _constraint_models(constraint: str) -> tuple[str, ...]:
+    """The GPU models a --constraint holds the job to: the one model among features joined by & (a100&ib), or every
+    choice of features joined by | when each is a model (v100|a100). () for anything else: a feature that names no
+    model (gpu|a100 may be any GPU), both operators, or Slurm's brackets, parentheses and counts."""
+    if not constraint or re.search(r"[][()*,]", constraint) or ("&" in constraint and "|" in constraint):
+        return ()
+    terms = [t.strip() for t in re.split(r"[&|]", constraint)]
+    models = tuple(dict.fromkeys(t for t in terms if _GPU_MODEL.fullmatch(t)))
+    if "|" in constraint:
+        return models if len(models) == len(set(terms)) else ()
+    return models if len(models) == 1 else ()
 
 
 @rule("HPC132", "nccl-debugging-switch-left-on", "warning",
@@ -670,7 +715,8 @@ def _gpu_type(ctx: Context) -> str:
           "times slower (on a site without either it changes nothing). NCCL_P2P_DISABLE=1 sends the traffic between "
           "the GPUs of a node through host memory instead of NVLink or PCIe peer-to-peer. Consumer GPUs (RTX 4090 and "
           "others) have no peer-to-peer path and need NCCL_P2P_DISABLE=1, so it is reported only for a job whose GPU "
-          "type (--gres=gpu:a100:4, or the partition's by the profile) is a data-centre one.",
+          "type (--gres=gpu:a100:4, --constraint=a100 or 'a100|h100', or the partition's by the profile) is a "
+          "data-centre one.",
       fix="Delete the line; if NCCL hangs without it, report the fault to the site (with NCCL_DEBUG=INFO output) "
           "rather than keep the workaround.",
       bad="""#!/bin/bash
@@ -700,8 +746,9 @@ def _nccl_debugging_switches(ctx: Context) -> Iterator[Any]:
                              "instead of InfiniBand or RoCE, many times slower; NCCL's docs call it a debugging "
                              "switch not to keep in scripts: delete the line")
     gpus = ctx.job.gpus_on_each_node
-    gpu_type = _gpu_type(ctx)
-    if gpus > 1 and _P2P_GPUS.match(gpu_type):
+    types = _gpu_types(ctx)
+    if gpus > 1 and types and all(_P2P_GPUS.match(t) for t in types):
+        gpu_type = " or ".join(types)
         for line, value in _settings(ctx, "NCCL_P2P_DISABLE"):
             if _bare(value) == "1":
                 yield (line, f"NCCL_P2P_DISABLE=1 makes the {gpus} {gpu_type} GPUs of each node exchange data through "

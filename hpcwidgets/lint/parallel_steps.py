@@ -17,8 +17,8 @@ from ..spec.slurm import node_range
 from . import Context, Fix, rule
 from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _batch_signal, _code_in_order,
                         _function_name, _functions, _indent, _is_monitor, _never_ends, _step_nodes, all_words, cached,
-                        handler_of, heterogeneous, inherited_per_task, job_nodes, job_tasks, own_gpu_request, steps,
-                        traps_for)
+                        handler_of, heterogeneous, inherited_per_task, job_cpus, job_nodes, job_tasks, own_gpu_request,
+                        steps, traps_for)
 
 
 #: commands that end at once: after the last background step they give the steps no time to run
@@ -397,9 +397,8 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
                             f"share, e.g. srun --exact -n 1 -c N{gpu} …{amp}")
 
 
-#: #SBATCH options that give the job CPUs in other ways than tasks × --cpus-per-task
-_OTHER_CPU_COUNTS = ("--exclusive", "--cpus-per-gpu", "--mincpus", "--ntasks-per-core", "--ntasks-per-socket",
-                     "--ntasks-per-gpu", "--ntasks-per-tres", "--overcommit", "-O")
+#: #SBATCH options that give the job CPUs in other ways than tasks × --cpus-per-task (besides those job_cpus knows)
+_OTHER_CPU_COUNTS = ("--exclusive", "--cpus-per-gpu", "--mincpus", "--overcommit", "-O")
 
 
 def _room_for_one_step(ctx: Context, step: Any) -> tuple[int, int] | None:
@@ -407,12 +406,13 @@ def _room_for_one_step(ctx: Context, step: Any) -> tuple[int, int] | None:
     and in whole cores of two threads alike; None when it can, or when its CPUs cannot be told from its #SBATCH
     lines. A step with --exact (or -c) takes only its own CPUs, but steps cannot use more than the job holds: in a
     job of one task and one CPU they queue one behind the other."""
-    job, srun = ctx.job, step.chain.srun
-    if _overlaps(ctx, step) or job.exclusive is True \
+    srun = step.chain.srun
+    held = job_cpus(ctx, nodes=1)  # HPC518 looks at jobs held to one node
+    if held is None or held.by_node_cpus or _overlaps(ctx, step) \
             or any(d.applied and d.flag.partition("=")[0] in _OTHER_CPU_COUNTS for d in ctx.parsed.directives):
         return None
-    tasks = job_tasks(ctx) if (job.ntasks is not None or job.ntasks_per_node is not None) else 1
-    per_task = job.cpus_per_task if job.cpus_per_task is not None else 1
+    tasks = held.tasks if held.named else 1  # without a task count: one task, of which a step may take a share
+    per_task = held.cpus_per_task
     step_tasks = srun.ntasks if srun.ntasks is not None else 1
     step_cpus = srun.cpus_per_task if srun.cpus_per_task is not None else per_task
     if not all(isinstance(v, int) and v > 0 for v in (tasks, per_task, step_tasks, step_cpus)):
