@@ -93,7 +93,6 @@ def test_a_signal_to_the_batch_shell_with_no_trap(signal, body, said):
     ("B:USR1@60", "source ./requeue_handler.sh\nsrun python train.py &\nwait\n"),
     ("USR1@120", "srun python train.py\n"),                                            # to the steps: HPC517's
     ("B:CHLD@60", "srun python train.py\n"),                                           # ignored by default
-    ("B:INT@60", "srun python train.py\n"),              # bash waiting for srun lets the command decide, and lives on
     ("B:USR1@60", "setup_traps() { trap 'scontrol requeue \"$SLURM_JOB_ID\"' USR1; }\nsetup_traps\n"
                   "srun python train.py &\nwait\n"),                                  # a trap in a function's body
 ])

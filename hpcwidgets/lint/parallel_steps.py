@@ -440,7 +440,9 @@ def _one_step_per_node(ctx: Context, b: BackgroundStep) -> bool:
     if not placed:
         return False
     line = b.step.line
-    if any("[" in text or _OVER_THE_NODES.search(text) for text in (_written_as(ctx, v, line) for v in placed)):
+    # where the node comes from (-w "$head" with head=${nodes[0]}): an element of a list, or the job's nodes
+    written = [ctx.parsed.resolve_written(v, line) for v in placed]
+    if any("[" in text or _OVER_THE_NODES.search(text) for text in written):
         return True
     code = _code_in_order(ctx)
     parent = code[b.index][2] if b.in_loop else -1
@@ -453,17 +455,6 @@ def _one_step_per_node(ctx: Context, b: BackgroundStep) -> bool:
             return True
         parent = code[parent][2]
     return False
-
-
-def _written_as(ctx: Context, value: str, line: int) -> str:
-    """``value`` with the script's variables put in, also those it keeps as written (``head=${nodes[0]}``)."""
-    for _ in range(4):
-        m = re.fullmatch(r"\$\{?([A-Za-z_]\w*)\}?", value.strip('"'))
-        held = ctx.parsed.variable(m.group(1), line) if m else None
-        if held is None:
-            return ctx.parsed.resolve(value, line)
-        value, line = str(held.value), held.line
-    return value
 
 
 def _how_started(b: BackgroundStep) -> str:

@@ -1358,21 +1358,44 @@ def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
         if cmd.line <= trap.line or cmd.kind != "simple" or not cmd.words:
             continue
         words = [str(v) for v in cmd.argv]
-        launch = launch_words(words) or words
-        name = launch[0].rsplit("/", 1)[-1] if launch else ""
-        if name not in _LONG_RUNNERS and not _PYTHON.fullmatch(name):
+        if words[0] == "exec" and len(words) > 1:
+            return  # the program takes the batch shell's place and gets the signal itself: no trap waits, nothing follows
+        work = _long_work(words)
+        if work is None:
             continue
+        name, script = work
         j = i
         while j < len(code) - 1 and code[j].joined_by in ("|", "|&"):
             j += 1  # a pipeline runs in the background only when its last command is followed by &
         if code[j].joined_by == "&":
             continue
         sig = directive.value
+        inside = "; a trap inside the script does not help, as B: signals the batch shell alone" if script else ""
         yield (cmd.line, f"#SBATCH --signal={sig} (line {directive.line}) sends {signal} to the batch shell, but {name} "
                          f"runs in the foreground: bash runs the trap of line {trap.line} only after {name} exits, so "
                          f"the handler never runs before the time limit kills the job; start it in the background "
-                         f"and wait for it ({name} … & then wait)")
+                         f"and wait for it ({name} … & then wait){inside}")
         return
+
+
+def _long_work(words: list[str]) -> tuple[str, bool] | None:
+    """How HPC511 names a command that runs a job's long work, and whether that is a shell script: srun, a launcher,
+    a container or python by its name; a script another shell runs (bash train.sh, bash -c) or run by its path
+    (./run.sh) as written. None for another command."""
+    launch = launch_words(words) or words
+    name = launch[0].rsplit("/", 1)[-1]
+    if name in _LONG_RUNNERS or _PYTHON.fullmatch(name):
+        return name, False
+    if name and is_shell(name):
+        for w in launch[1:]:
+            if not w.startswith("-"):
+                return f"{name} {w}", True
+            if not w.startswith("--") and "c" in w:
+                return f"{name} {w}", True  # bash -c '…', bash -lc '…'
+        return None  # a shell reading its commands from standard input (bash <<EOF): not read here
+    if name.endswith((".sh", ".bash")) or launch[0].startswith("./"):
+        return launch[0], True
+    return None
 
 
 @rule("HPC517", "signal-misses-the-batch-shell", "warning",
@@ -1427,9 +1450,11 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
                                "B: and forward the signal from a trap")
 
 
-#: signals whose default action ends a process (signal(7): Term or Core), by their name without SIG, with their number
-#: (INT and QUIT are not among them: bash waiting for a foreground command lets it decide, and lives on)
-_ENDS_A_PROCESS = {"HUP": 1, "USR1": 10, "USR2": 12, "ALRM": 14, "TERM": 15, "XCPU": 24, "VTALRM": 26, "PROF": 27}
+#: signals whose default action ends a process (signal(7): Term or Core), by their name without SIG
+_ENDS_A_PROCESS = ("HUP", "USR1", "USR2", "ALRM", "TERM", "XCPU", "VTALRM", "PROF")
+#: signals that end a process too, but not a non-interactive bash: waiting for a foreground command it lets the command
+#: decide and lives on, and it starts background commands with both ignored (bash(1), SIGNALS)
+_LEFT_ALONE_BY_BASH = ("INT", "QUIT")
 #: commands that name a signal to send it, not to handle it
 _SIGNAL_SENDERS = ("kill", "pkill", "killall", "scancel", "echo", "printf")
 #: a sourced file whose name says it may hold a signal handler (a trap the rule cannot see)
@@ -1437,14 +1462,17 @@ _HANDLER_FILE = re.compile(r"(?i)trap|signal|requeue|handler|preempt|resubmit|ch
 
 
 @rule("HPC530", "batch-signal-without-trap", "warning",
-      summary="--signal=B:… sends the signal to a batch shell that has no trap for it, so the shell dies of it",
+      summary="--signal=B:… sends the signal to a batch shell that has no trap for it, so the shell dies of it (or, for "
+              "INT and QUIT, nothing happens)",
       why="With B: Slurm sends the --signal warning to the batch shell alone. bash leaves USR1, USR2, TERM and the "
           "like at their default action, which ends the process, unless a trap handles them: so the batch shell is "
           "killed by the warning itself, Slurm ends the job and kills its steps, the minutes before the limit are "
           "lost, and what the warning was asked for never happens (no checkpoint, no --requeue). Not reported when "
           "the script runs its program with exec (the program then gets the signal and may handle it), sources a file "
           "whose name says it may hold the handler, or hands the signal's name to a command (a function that may set "
-          "the trap). Nor for INT and QUIT: bash waiting for a foreground command leaves those to it and lives on.",
+          "the trap). INT and QUIT do not end a batch shell (bash waiting for a command lives on, and starts background "
+          "commands with both ignored), and bash passes no signal on: the warning reaches no one, and the job runs "
+          "into its time limit as if none had been asked for.",
       fix="Trap the signal and act on it, with the step started in the background and waited for (HPC511): "
           "trap 'scontrol requeue \"$SLURM_JOB_ID\"' USR1, then srun python train.py & wait; or drop B: so Slurm "
           "sends the signal to the steps, for a program that handles it itself (Lightning, or signal.signal in "
@@ -1468,15 +1496,12 @@ def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
     if found is None or not is_shell(shebang_program(ctx.parsed.source)):
         return
     directive, signal = found
-    number = _ENDS_A_PROCESS.get(signal)
-    if number is None:
+    if signal not in _ENDS_A_PROCESS and signal not in _LEFT_ALONE_BY_BASH:
         return  # CHLD, URG, WINCH … are ignored by default; STOP and TSTP stop the shell, which is another story
-    if traps_for(ctx, signal):
-        return
-    names = rf"(?:SIG)?{signal}|{number}"
-    if any(re.search(rf"(?<![\w-])trap\s.*(?<![\w-])(?:{names})(?![\w-])", line) and not line.lstrip().startswith("#")
-           for line in ctx.parsed.lines):
-        return  # a trap anywhere, in a function's body too (the script may call it)
+    if any(words[0] == "trap" and any(_signal_name(w) == signal for w in words[2:])
+           for cmd in _simple_commands(ctx.parsed.lexed.code) if not isinstance(cmd, _Inner)
+           for words in [[str(v) for v in cmd.argv]] if words):
+        return  # a trap in the batch shell, in a function's body too (the script may call it), an if or a loop
     for cmd in simple_commands(ctx):
         words = [str(v) for v in cmd.argv]
         if not words:
@@ -1490,7 +1515,135 @@ def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
     value = str(directive.value).strip()
     when = re.search(r"@(\d+)$", value)
     seconds = when.group(1) if when else "60"  # sbatch's default
+    if signal in _LEFT_ALONE_BY_BASH:
+        yield (directive.line, f"--signal={value} sends {signal} to the batch shell alone, and nothing in the script "
+                               f"traps it: bash neither stops nor passes it on, so the program never sees it and the "
+                               f"job runs into its time limit as if no warning had been asked for; trap it and act in "
+                               f"the trap (trap '…' {signal}, with the step started in the background and waited for: "
+                               "HPC511), or drop B: so the steps receive it")
+        return
     yield (directive.line, f"--signal={value} sends {signal} to the batch shell alone, and nothing in the script traps "
                            f"it: it kills bash {seconds} seconds before the time limit, Slurm ends the job with its "
                            f"steps, and no checkpoint or requeue happens; trap it (trap '…' {signal}, with the step "
                            "started in the background and waited for: HPC511), or drop B: so the steps receive it")
+
+
+#: Python modules run with -m that handle SIGINT themselves (torch's elastic agent, DeepSpeed's launcher): they
+#: install their own handler, which takes the place of the ignored one
+_HANDLES_INT = re.compile(r"^(?:torch\.distributed\.(?:run|launch)|accelerate|deepspeed|jupyter|ipykernel)")
+#: bash's job control, which gives background commands their own process group and leaves their signals alone
+_JOB_CONTROL = re.compile(r"^\s*set\s+(?:-\w*m\w*|-o\s+monitor)\b", re.MULTILINE)
+
+
+def _kill_signal_and_targets(words: list[str]) -> tuple[str, list[str]] | None:
+    """The signal ``kill`` sends (by name, SIG-less) and the words naming what it sends it to; None when the command
+    is no kill or lists signals (-l)."""
+    if not words or words[0] != "kill":
+        return None
+    signal, rest = "TERM", words[1:]
+    if rest and rest[0] in ("-s", "-n") and len(rest) > 1:
+        signal, rest = _signal_name(rest[1]), rest[2:]
+    elif rest and rest[0].startswith("-") and rest[0] not in ("-l", "-L", "--") and len(rest[0]) > 1:
+        signal, rest = _signal_name(rest[0][1:]), rest[1:]
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    return signal, rest
+
+
+def _kills(ctx: Context) -> Iterator[tuple[int, list[str]]]:
+    """``(line, words)`` of every command the batch shell may run: the script's (function bodies too) and those of
+    the handlers its traps set."""
+    from ..errors import ParseError
+    from ..parse.lexer import lex_script
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if isinstance(cmd, _Inner):
+            continue
+        words = [str(v) for v in cmd.argv]
+        yield cmd.line, words
+        if len(words) >= 3 and words[0] == "trap" and len(cmd.words) >= 3:
+            raw = cmd.words[1].raw  # the handler as the trap runs it: 'kill -INT "$pid"' or "kill -INT $pid"
+            text = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
+            try:
+                handler = lex_script(text)
+            except ParseError:
+                continue
+            for inner in _simple_commands(handler.code):
+                yield cmd.line, [str(w.value) for w in inner.words]
+
+
+def _plain_python(cmd: Any) -> bool:
+    """A command that runs the Python interpreter on a script or a module of its own (not a launcher such as
+    torchrun, deepspeed or python -m torch.distributed.run, which handle SIGINT themselves)."""
+    words = launch_words([str(v) for v in cmd.argv]) or [""]
+    if not _PYTHON.fullmatch(words[0].rsplit("/", 1)[-1]):
+        return False
+    module = next((words[k + 1] for k, w in enumerate(words[:-1]) if w == "-m"), "")
+    return not _HANDLES_INT.match(module)
+
+
+def _background_programs(ctx: Context) -> dict[str, tuple[Any, str]]:
+    """Variables holding the process id of a command the batch shell started with & (``pid=$!``): name → (that
+    command, the program it runs, past env, time, nohup …)."""
+    code = [cmd for cmd, _, _ in _code_in_order(ctx)]
+    out: dict[str, tuple[Any, str]] = {}
+    for var in ctx.parsed.variables:
+        if str(var.value) not in ("$!", "${!}"):
+            continue
+        started = [c for c in code if c.line < var.line and c.joined_by == "&" and c.kind == "simple" and c.words]
+        if started:
+            words = launch_words([str(v) for v in started[-1].argv]) or [""]
+            out[var.name] = (started[-1], words[0].rsplit("/", 1)[-1])
+    return out
+
+
+@rule("HPC531", "interrupt-sent-to-background-python", "warning",
+      summary="kill -INT (or -QUIT) sent to a Python program the batch shell started with &, which ignores it",
+      why="A shell without job control, such as a batch script, starts every command it runs with & with SIGINT and "
+          "SIGQUIT ignored (bash(1): with job control off, asynchronous commands ignore both), and Python keeps a "
+          "signal that was ignored when it started ignored: it installs no KeyboardInterrupt handler. kill -INT $pid, the "
+          "usual way to make a training script raise KeyboardInterrupt and save a checkpoint before the time limit, "
+          "then does nothing, and the job is killed at the limit without saving. Started in the foreground, the "
+          "same program would get the signal, but then bash runs no trap until it ends (HPC511). Launchers that set "
+          "their own SIGINT handler (torchrun, python -m torch.distributed.run, deepspeed) are left alone, as is a "
+          "script that turns job control on (set -m).",
+      fix="Send a signal the program handles instead (kill -TERM $pid, or USR1, with signal.signal(signal.SIGTERM, "
+          "…) in the program, or the launcher's own handling: Lightning's SLURMEnvironment, torchrun's SIGTERM), or "
+          "turn on job control (set -m) before starting it.",
+      bad="""#!/bin/bash
+#SBATCH --signal=B:USR1@300
+python train.py &
+pid=$!
+trap 'kill -INT "$pid"' USR1
+wait
+""",
+      good="""#!/bin/bash
+#SBATCH --signal=B:USR1@300
+python train.py &
+pid=$!
+trap 'kill -TERM "$pid"' USR1
+wait
+""")
+def _interrupt_to_background_python(ctx: Context) -> Iterator[Any]:
+    if _JOB_CONTROL.search(ctx.parsed.source):
+        return
+    started = _background_programs(ctx)
+    if not started:
+        return
+    for line, words in _kills(ctx):
+        found = _kill_signal_and_targets(words)
+        if found is None or found[0] not in _LEFT_ALONE_BY_BASH:
+            continue
+        signal, targets = found
+        for target in targets:
+            m = re.fullmatch(r'"?\$\{?([A-Za-z_]\w*)\}?"?', target)
+            held = started.get(m.group(1)) if m else None
+            if held is None:
+                continue
+            cmd, program = held
+            if _plain_python(cmd):
+                yield (line, f"kill -{signal} {target} sends SIG{signal} to {program} (line {cmd.line}), which the "
+                             f"batch shell started with & and so with SIG{signal} ignored; Python keeps it ignored "
+                             "unless the program sets a handler of its own, so no KeyboardInterrupt is raised and "
+                             "nothing is saved; send TERM or USR1 and handle it in the program (signal.signal), or "
+                             "run set -m before starting it")
+                return

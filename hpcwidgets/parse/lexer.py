@@ -1253,7 +1253,11 @@ def _syntax_spans(toks: list[_Tok]) -> Optional[list[tuple[int, int]]]:
             j += 1
         if toks[j].kind == "op" and toks[j].text == "(" and toks[j + 1].kind == "op" and toks[j + 1].text == ")":
             j += 2
-        return [(first.start, toks[j - 1].end)]
+        spans = [(first.start, toks[j - 1].end)]
+        last = next(t for t in reversed(toks) if t.kind not in ("eof", "nl", "com"))
+        if last.kind == "op" and last.text in _CONTINUING:
+            spans.append((last.start, last.end))  # f() { …; } && f: the && (its command follows) is no part of the body
+        return spans
     opener = first.text
     if first.kind != ("op" if opener == "(" else "w") or opener not in (*_OPENERS, "(") or opener == "[[":
         return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
 from ..errors import ParseError
-from ..spec._words import Verbatim
+from ..spec._words import Verbatim, word_pieces
 from ..spec.common import ARRAY_WORD, LIST_WORD
 from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SlurmJob, is_hetjob_word, is_shell, sbatch_long_option,
                           sbatch_option, shebang_program)
@@ -203,6 +203,14 @@ class ParsedScript:
         """
         return _resolve(self.variables, value, before, depth)
 
+    def resolve_written(self, value: str, before: int | None = None) -> str:
+        """``value`` with the script's variables replaced by the text their assignments give them, also those
+        whose value the reader keeps as written: with ``head=${nodes[0]}``, ``$head`` gives ``${nodes[0]}``, with
+        ``h=$(hostname)``, ``$(hostname)``. It says where a value comes from (an element of an array, a command's
+        output), for a rule that asks that. :meth:`resolve` leaves such a variable a reference: its value is known
+        only when the job runs, and its callers take a reference left as it is for a value they cannot know."""
+        return _resolve(self.variables, value, before, as_written=True)
+
     def may_split(self, word: Word, line: int) -> bool:
         """True when ``word`` is an unquoted whole-word expansion (``$ARGS``, ``$@``) that bash may split
         into several words, or drop when empty: a renderer that quotes it would pass one word instead.
@@ -233,17 +241,31 @@ def _last_assignment(variables: Any, name: str, before: int | None = None) -> Va
     return found
 
 
-def _resolve(variables: Any, value: str, before: int | None = None, depth: int = 6) -> str:
-    """``value`` with the top-level ``variables`` substituted (see :meth:`ParsedScript.resolve`)."""
+def _resolve(variables: Any, value: str, before: int | None = None, depth: int = 6, as_written: bool = False) -> str:
+    """``value`` with the top-level ``variables`` substituted (see :meth:`ParsedScript.resolve`); ``as_written``
+    also puts in the text of those kept as written (see :meth:`ParsedScript.resolve_written`)."""
     if isinstance(value, Verbatim) or "$" not in value or depth <= 0:
         return value
 
     def sub(m: re.Match[str]) -> str:
         var = _last_assignment(variables, m.group(1) or m.group(2), before)
-        if var is None or isinstance(var.value, Verbatim):
+        if var is None:
             return m.group(0)
-        return _resolve(variables, var.value, var.line, depth - 1)
+        held: str | None = var.value
+        if isinstance(held, Verbatim):
+            held = _assigned_text(held) if as_written else None
+        if held is None:
+            return m.group(0)
+        return _resolve(variables, held, var.line, depth - 1, as_written)
     return _REF.sub(sub, value)
+
+
+def _assigned_text(value: Verbatim) -> str | None:
+    """The text an assignment kept as written gives its variable, quotes removed and expansions left as written
+    (``"$(hostname)"`` gives ``$(hostname)``); None for an array, whose elements are no one value."""
+    if value.startswith("("):
+        return None
+    return "".join(text for _, kind, text, _ in word_pieces(value) if kind != "quote")
 
 
 def _expansion(word: Word, line: int, in_compound: bool, variables: list[Variable],

@@ -38,7 +38,7 @@ def split_assignment(word: str) -> tuple[str, Verbatim] | None:
     joined (:meth:`EnvVar.to_token`) give bash's value unchanged. None when the word does not start with a name
     and a ``=`` bash passes as such (``"$PAIR"``, ``"${X}=1"``)."""
     name: list[str] = []
-    for end, kind, text, quote in _pieces(word):
+    for end, kind, text, quote in word_pieces(word):
         if kind == "exp":
             return None
         if kind == "lit" and text == "=":
@@ -55,10 +55,10 @@ def split_assignment(word: str) -> tuple[str, Verbatim] | None:
 def passed_text(word: str) -> str:
     """What bash passes on for the shell word ``word`` (quotes removed, escapes resolved), with each expansion,
     known only when the job runs, as :data:`EXPANDED`: ``'$A':${B%/*}`` gives ``$A:`` and the placeholder."""
-    return "".join(EXPANDED if kind == "exp" else text for _, kind, text, _ in _pieces(word) if kind != "quote")
+    return "".join(EXPANDED if kind == "exp" else text for _, kind, text, _ in word_pieces(word) if kind != "quote")
 
 
-def _pieces(word: str) -> Iterator[tuple[int, str, str, str]]:
+def word_pieces(word: str) -> Iterator[tuple[int, str, str, str]]:
     """``(end, kind, text, quote)`` for each piece of the shell word ``word``, in order: ``lit`` a character
     bash passes on as it is, ``exp`` an expansion (``$X``, ``${X:-d}``, ``$(…)``, backticks), whose value only the
     job's shell knows, ``quote`` a quote character bash removes; ``end`` is the offset after the piece, ``quote``
