@@ -1105,3 +1105,16 @@ def test_a_comment_after_the_backslash_is_named() -> None:
 def test_mpirun_around_a_container_is_seen_behind_time_and_env(prefix) -> None:
     text = f"#!/bin/bash\n#SBATCH --ntasks=8\n{prefix}mpirun -n 8 singularity exec --nv x.sif python3 a.py\n"
     assert [(f.code, f.line) for f in lint(text) if f.code == "HPC215"] == [("HPC215", 3)]
+
+
+def test_an_unquoted_hash_inside_a_directive_value_is_found_and_quoted_by_the_fix() -> None:
+    text = ("#!/bin/bash\n#SBATCH --job-name=exp#3\n#SBATCH -J run#2 --gres=gpu:1\n"
+            "#SBATCH --container-image=nvcr.io#nvidia/pytorch:24.05-py3\n"
+            '#SBATCH --time=01:00:00 # one hour\n#SBATCH --comment="a#b"\n#SBATCH --output=x.out\\#1\nsrun hostname\n')
+    found = [f for f in lint(text) if f.code == "HPC324"]
+    assert [f.line for f in found] == [2, 3, 4]
+    assert "it takes '--container-image=nvcr.io'" in found[2].message
+    fixed, _ = fix_script(text)
+    assert fixed.splitlines()[1:4] == ['#SBATCH --job-name="exp#3"', '#SBATCH -J "run#2" --gres=gpu:1',
+                                       '#SBATCH --container-image="nvcr.io#nvidia/pytorch:24.05-py3"']
+    assert not [f for f in lint(fixed) if f.code == "HPC324"]

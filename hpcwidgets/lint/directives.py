@@ -781,6 +781,62 @@ def _abbreviated_option(ctx: Context) -> Iterator[Any]:
         yield d.line, f"sbatch reads {flag} as {means}; write {name} in full", _rename_option(ctx, d.line, flag, name)
 
 
+@rule("HPC324", "hash-inside-directive-value", "warning",
+      summary="an unquoted # inside an #SBATCH value: sbatch reads the value up to it and the rest of the line as a "
+              "comment",
+      why="sbatch splits #SBATCH lines itself, and an unquoted, unescaped # anywhere on them starts a comment, also "
+          "in the middle of a word (_get_argument in Slurm's sbatch/opt.c). --job-name=exp#3 names the job exp; an "
+          "enroot image written the pyxis way, --container-image=nvcr.io#nvidia/pytorch:24.05-py3, becomes "
+          "nvcr.io and the pull fails. A # after a blank (#SBATCH --time=1:00:00 # one hour) is a comment on "
+          "purpose and left alone.",
+      fix='Quote the value (--container-image="nvcr.io#nvidia/pytorch:24.05-py3") or escape the # as \\#.',
+      bad="""#!/bin/bash
+#SBATCH --job-name=sweep#3
+#SBATCH --gres=gpu:1
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --job-name="sweep#3"
+#SBATCH --gres=gpu:1
+python train.py
+""")
+def _hash_inside_value(ctx: Context) -> Iterator[Any]:
+    from ..errors import ParseError
+    from ..parse.lexer import directive_words
+    first = ctx.parsed.first_command
+    for cmd in ctx.parsed.lexed.directives:
+        if first and cmd.line >= first:
+            continue  # sbatch reads no #SBATCH line after the first command (HPC303)
+        try:
+            words = directive_words(cmd)
+        except ParseError:
+            continue
+        text = cmd.text.split("\n", 1)[0]
+        for word in words:
+            end = word.col - 1 + len(word.raw)
+            if end >= len(text) or text[end] != "#":
+                continue
+            cut = re.match(r"\S*", text[word.col - 1:]).group(0)  # the word as the author meant it
+            yield (cmd.line, f"sbatch stops reading {cut} at its #: it takes {word.value!r} and reads the rest of the "
+                             "line as a comment; quote the value or escape the # (\\#)",
+                   _quote_directive_word(ctx, cmd.line, cut, word))
+            break  # the rest of the line is a comment to sbatch: one finding per line
+
+
+def _quote_directive_word(ctx: Context, line: int, cut: str, word: Any) -> Fix | None:
+    """A fix writing ``--opt="value#rest"`` for the word ``cut`` (None when it holds quotes or backslashes already,
+    whose meaning inside double quotes would change)."""
+    if any(c in cut for c in "\"'\\"):
+        return None
+    text = ctx.parsed.lines[line - 1]
+    start = word.col - 1
+    if not text.startswith(cut, start):
+        return None
+    flag, eq, value = cut.partition("=")
+    quoted = f'{flag}="{value}"' if eq and flag.startswith("-") else f'"{cut}"'
+    return Fix("quote the value", line, line, text=text[:start] + quoted + text[start + len(cut):])
+
+
 # --------------------------------------------------------------------------------------------
 # the script file itself: what sbatch refuses before reading any directive
 
