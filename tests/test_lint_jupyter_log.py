@@ -57,7 +57,7 @@ def test_fix_makes_the_log_private_where_the_server_starts_and_the_script_stays_
     script = HEAD + "set -euo pipefail\nstart() {\n  jupyter lab --no-browser \\\n    --port=8888\n}\nstart\n"
     text, fixed = fix_script(script)
     assert [f.code for f in fixed] == ["HPC607"]
-    assert '  for hpcw_fd in 1 2; do if [[ -f /proc/$$/fd/$hpcw_fd ]]; then chmod go-rwx "/proc/$$/fd/$hpcw_fd"; ' \
+    assert '  for hpcw_fd in 1 2; do if [ -f "/proc/$$/fd/$hpcw_fd" ]; then chmod go-rwx "/proc/$$/fd/$hpcw_fd"; ' \
            "fi; done  # the log will hold Jupyter's token\n  jupyter lab --no-browser \\\n" in text
     assert hpc607(text[len(HEAD):]) == []
 

@@ -185,6 +185,7 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
         out = _read_through_variables(parsed, out, written)
     if kind == "script":
         out = _in_the_scripts_spelling(parsed, out)
+        out = _no_lines_into_chains(parsed, out)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
 
@@ -229,6 +230,47 @@ def rule_codes(codes: str | Iterable[str], option: str = "select") -> frozenset[
 def _run(chosen: list[Rule], ctx: Context) -> list[Finding]:
     """The findings of the ``chosen`` rules on ``ctx``, less those its script switches off."""
     return [f for r in chosen for f in r.check(ctx) if not ctx.parsed.is_suppressed(f.code, f.line)]
+
+
+def _no_lines_into_chains(parsed: Any, findings: list[Finding]) -> list[Finding]:
+    """Findings whose fix would put a line above a command that continues ``&&``, ``||`` or ``|`` from the line
+    before (``cd "$RUN" && \\`` then ``srun …``) carry no fix: the new line would take the command's place in the
+    chain, and the step would then run even when the ``cd`` failed."""
+    chained = _chain_continuations(parsed)
+    if not chained:
+        return findings
+    return [dataclasses.replace(f, fix=None) if f.fix is not None and f.fix.start in chained and _inserts_above(parsed, f.fix)
+            else f for f in findings]
+
+
+def _chain_continuations(parsed: Any) -> set[int]:
+    """The lines where a command starts that an earlier line's ``&&``, ``||`` or ``|`` joins to the one before."""
+    from ..parse.lexer import compound_body
+    out: set[int] = set()
+
+    def walk(commands: Any) -> None:
+        previous = None
+        for cmd in commands:
+            if not cmd.is_code:
+                continue
+            if previous is not None and previous.joined_by in ("&&", "||", "|", "|&") and previous.line < cmd.line:
+                out.add(cmd.line)
+            previous = cmd
+            if cmd.kind == "compound":
+                walk(compound_body(cmd))
+    walk(parsed.lexed.code)
+    return out
+
+
+def _inserts_above(parsed: Any, fix: Fix) -> bool:
+    """Whether a fix puts new lines above the lines it keeps (``before``, or a text that ends with them)."""
+    if fix.before:
+        return True
+    if fix.text is None:
+        return False
+    kept = parsed.lines[fix.start - 1:fix.end]
+    new = fix.text.split("\n")
+    return len(new) > len(kept) and new[len(new) - len(kept):] == kept
 
 
 def _read_through_variables(parsed: Any, findings: list[Finding], written: list[Finding]) -> list[Finding]:

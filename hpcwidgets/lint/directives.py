@@ -262,6 +262,7 @@ srun python train.py
 srun --cpus-per-task=8 python train.py
 """)
 def _srun_cpus(ctx: Context) -> Iterator[Any]:
+    from .parallel_steps import background_steps  # a module imported after this one
     if ctx.profile is not None and not ctx.profile.srun_needs_cpus_per_task():
         return
     het = heterogeneous(ctx)
@@ -286,8 +287,10 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
         else:
             had = f"the job has --cpus-per-task={cpus}"
         # no fix in a heterogeneous job (its components may ask for different counts), nor for a step run in the
-        # background or with --exact: one of several sharing the job's CPUs, which would then wait for each other
-        shared = het or step.command.joined_by == "&" or "--exact" in own
+        # background (srun … &, srun … | tee log &, ( srun … ) &) or with --exact: one of several sharing the
+        # job's CPUs, which would then wait for each other
+        shared = het or step.command.joined_by == "&" or "--exact" in own \
+            or any(b.step.line == step.line for b in background_steps(ctx))
         yield (step.line, f"{had} but srun on Slurm 22.05–23.02 gives each task one CPU; "
                           f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
                # written in after "srun" alone: the rest of the line stays exactly as it was
@@ -486,11 +489,16 @@ def _with_task(pattern: str) -> str:
 _MINUTES_SECONDS = re.compile(r"([0-4]):([0-5][0-9])")
 
 
+#: a queue or a comment that says the job is a short test (where --time=2:00 means two minutes)
+_SHORT_TEST = re.compile(r"(?i)debug|test|devel|short|quick|smoke|interactive")
+
+
 @rule("HPC320", "time-in-minutes-and-seconds", "warning",
       summary="--time=1:30 is one minute and thirty seconds, not an hour and a half",
       why="Slurm reads a time with one colon as MINUTES:SECONDS (and rounds the seconds up to a minute), so "
           "--time=2:00 gives the job two minutes: it is killed long before a training run ends, after its wait in "
-          "the queue. Only limits under five minutes are reported; a short test job may mean it.",
+          "the queue. Only limits under five minutes are reported, and not in a job on a debug or test partition or QOS "
+          "(or whose --time line's comment says it is a test): a short test job may mean it.",
       fix="Write hours as H:MM:SS: --time=1:30:00 for an hour and a half (or --time=90, in minutes).",
       bad="""#!/bin/bash
 #SBATCH --time=1:30
@@ -509,6 +517,9 @@ def _minutes_and_seconds(ctx: Context) -> Iterator[Any]:
         line = line_of("time")
         hours = f"{m.group(1)}:{m.group(2)}:00"
         text = ctx.parsed.lines[line - 1]
+        said = " ".join(str(v or "") for v in (job.partition, job.qos)) + " " + text.partition(" #")[2]
+        if _SHORT_TEST.search(said):
+            continue  # a debug queue or a comment saying it is a test: minutes are meant
         fix = Fix(f"--time={hours}", line, line, text=text.replace(time, hours, 1)) if text.count(time) == 1 else None
         yield (line, f"--time={time} is {int(m.group(1))} min {int(m.group(2))} s (Slurm reads M:S); for "
                      f"{int(m.group(1))} h {int(m.group(2))} min write --time={hours}", fix)
@@ -628,13 +639,27 @@ _SENTINEL_LIKE = re.compile(r"^#([A-Za-z]{4,8})[ \t]+-")
 
 
 def _misspelled_sentinel(word: str) -> bool:
-    """``SBTACH``, ``SBACTH``, ``SBATC``, ``sbatch``: a slip of SBATCH (which sbatch reads case and letter exact)."""
+    """``SBTACH``, ``SBACTH``, ``SBATC``, ``sbatch``: a slip of SBATCH (which sbatch reads case and letter exact).
+    SBATCH with letters around it (``#xSBATCH``, ``#noSBATCH``) is a directive switched off on purpose."""
     upper = word.upper()
-    if word == "SBATCH":
+    if word == "SBATCH" or (upper != "SBATCH" and "SBATCH" in upper):
         return False
     import difflib
     return upper == "SBATCH" or sorted(upper) == sorted("SBATCH") or \
         difflib.SequenceMatcher(None, upper, "SBATCH").ratio() >= 0.8
+
+
+def _option_list(text: str) -> bool:
+    """Whether the rest of a directive-like line is options only (``--time=1:00:00``, ``-p gpu``, then perhaps a
+    comment), as a directive's is; prose after an option (``#sbatch --dependency=afterok:1 next.sh <- how to``) is a
+    comment about sbatch, not a directive."""
+    words = text.split()
+    for k, word in enumerate(words):
+        if word.startswith("#"):
+            break
+        if not word.startswith("-") and not (k > 0 and re.fullmatch(r"-[A-Za-z]", words[k - 1])):
+            return False
+    return bool(words)
 
 
 @rule("HPC321", "misspelled-sbatch-sentinel", "error",
@@ -642,8 +667,9 @@ def _misspelled_sentinel(word: str) -> bool:
               "sbatch ignores it",
       why="sbatch reads only lines that start exactly with #SBATCH; any other spelling is an ordinary comment. The "
           "options on it are silently dropped: the job runs with the default time, memory or account, and nothing "
-          "says why. (A space after the # or a second #, as in # SBATCH or ##SBATCH, is the usual way to switch a "
-          "line off on purpose, and is left alone.)",
+          "says why. (A space after the # or a second #, as in # SBATCH or ##SBATCH, or letters around the word, as in "
+          "#xSBATCH or #noSBATCH, are the usual ways to switch a line off on purpose, and are left alone, as is a "
+          "comment whose words after the option are prose.)",
       fix="Write #SBATCH exactly (upper case, no space).",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -661,7 +687,7 @@ def _sentinel(ctx: Context) -> Iterator[Any]:
         if first and number >= first:
             break
         m = _SENTINEL_LIKE.match(text)
-        if m and _misspelled_sentinel(m.group(1)):
+        if m and _misspelled_sentinel(m.group(1)) and _option_list(text[m.end(1):]):
             fixed = "#SBATCH" + text[m.end(1):]
             yield (number, f"#{m.group(1)} is not #SBATCH, so sbatch ignores this line and its options; write #SBATCH",
                    Fix("write #SBATCH", number, number, text=fixed))
@@ -670,6 +696,11 @@ def _sentinel(ctx: Context) -> Iterator[Any]:
         if words[:1] == ["SBATCH"] and len(words) > 1 and words[1].startswith("-") and cmd.line == cmd.end_line:
             text = ctx.parsed.lines[cmd.line - 1]
             at = len(text) - len(text.lstrip())
+            if first and cmd.line > first:  # with its # back, it would be a directive sbatch ignores (HPC501)
+                yield (cmd.line, f"SBATCH {words[1]} has lost its #: bash runs it as a command (SBATCH: command not "
+                                 "found); as #SBATCH it must also move above the first command, where sbatch reads "
+                                 "directives")
+                continue
             yield (cmd.line, f"SBATCH {words[1]} has lost its #: bash runs it as a command (SBATCH: command not "
                              "found), and sbatch reads no #SBATCH line after it; write #SBATCH",
                    Fix("write #SBATCH", cmd.line, cmd.line, text=text[:at] + "#" + text[at:]))

@@ -366,8 +366,8 @@ def _stderr_file(cmd: Any) -> str | None:
 
 
 #: the line HPC607's fix writes: the files Slurm opened for the job's output made private (when they are files:
-#: run by hand, the script's output is a terminal)
-_PRIVATE_LOG = ('for hpcw_fd in 1 2; do if [[ -f /proc/$$/fd/$hpcw_fd ]]; then chmod go-rwx "/proc/$$/fd/$hpcw_fd"; '
+#: run by hand, the script's output is a terminal); POSIX test, so that it works under #!/bin/sh too
+_PRIVATE_LOG = ('for hpcw_fd in 1 2; do if [ -f "/proc/$$/fd/$hpcw_fd" ]; then chmod go-rwx "/proc/$$/fd/$hpcw_fd"; '
                 "fi; done  # the log will hold Jupyter's token")
 
 

@@ -685,6 +685,8 @@ def _stage_fix(ctx: Context, cmd: Any, words: list[str], key: str, made: list[st
 _ALWAYS_WELL = frozenset({"echo", "printf", "date", "hostname", "true", ":", "sync", "pwd", "env", "printenv", "sleep",
                           "ls", "du", "df", "nvidia-smi", "seff", "sacct", "sstat", "squeue", "scontrol", "module",
                           "ml", "conda", "deactivate", "cd", "free", "uptime", "whoami", "id", "uname", "exit"})
+#: commands among them that report on the job (its accounting, its GPUs): an exit after a failed step must not skip them
+_REPORTS = frozenset({"seff", "sacct", "sstat", "squeue", "scontrol", "nvidia-smi", "du", "df"})
 
 #: errexit turned on: set -e, set -eu, set -o errexit, set -Eeuo pipefail …
 _ERREXIT = re.compile(r"^\s*set\s+(?:-[A-Za-z]*e[A-Za-z]*\b|.*-o\s+errexit\b)", re.MULTILINE)
@@ -730,9 +732,14 @@ def _status_of_the_last_command(ctx: Context) -> Iterator[Any]:
     end = last.end_line
     said = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
     fix = None
-    if "#" not in said and not said.rstrip().endswith("\\") and "<<" not in last.command.text \
-            and (last.command.joined_by or "") in ("", ";"):
-        fix = Fix("pass the step's exit status on", end, end, text=said.rstrip() + " || exit $?")
+    line = said.rstrip()
+    joined = last.command.joined_by or ""
+    if joined == ";" and line.endswith(";") and line.count(";") == 1:
+        line, joined = line[:-1].rstrip(), ""  # srun python train.py;  (the ; ends the line, nothing follows it)
+    if "#" not in said and not line.endswith("\\") and "<<" not in last.command.text and joined == "" \
+            and not any(n in _REPORTS for n in names):
+        # (an exit there would skip the report of the job's use, wanted most when the step failed)
+        fix = Fix("pass the step's exit status on", end, end, text=line + " || exit $?")
     yield (last.line, f"the job's state is the exit status of its last command ({names[-1]} on line {after[-1].line}, "
                       f"which succeeds), so when this step fails the job still ends COMPLETED and --dependency=afterok "
                       "jobs start anyway; add set -e near the top, or || exit $? after the step", fix)
