@@ -129,3 +129,36 @@ def test_background_steps_beyond_the_cpus_of_a_job_without_a_task_count():
     hits = found("#!/bin/bash\n#SBATCH --nodes=1\n" + loop, "HPC518")
     assert len(hits) == 1 and "the job holds 1 CPU and each step needs 1" in hits[0][1]
     assert not found("#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks=4\n" + loop, "HPC518")
+
+
+# HPC134 (lead's, from audit13 A1 F2): mpirun ranks per node beyond the GPUs per node
+
+def _hpc134(text: str) -> list[str]:
+    return [f.message for f in lint(text) if f.code == "HPC134"]
+
+
+@pytest.mark.parametrize("mpirun", ['mpirun -n "$SLURM_NTASKS" apptainer exec --nv tf.sif python3 hvd_train.py',
+                                    "time -p mpirun singularity exec --nv tf.sif python3 -u train.py",
+                                    "mpiexec -npernode 4 python train.py"])
+def test_mpirun_with_more_python_ranks_per_node_than_gpus_is_found(mpirun):
+    text = f"#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-node=2\n{mpirun}\n"
+    messages = _hpc134(text)
+    assert len(messages) == 1 and "4 ranks per node" in messages[0] and "on 2 GPUs per node" in messages[0]
+
+
+@pytest.mark.parametrize("head,mpirun", [
+    ("#SBATCH --ntasks-per-node=2\n#SBATCH --gpus-per-node=2", "mpirun python train.py"),  # one rank per GPU
+    ("#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-node=2", "mpirun -npernode 2 python train.py"),
+    ("#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-node=2", "mpirun -np 2 python train.py"),  # fills one node
+    ("#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-node=2", "mpirun --map-by ppr:2:node python train.py"),
+    ("#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-task=1", "mpirun python train.py"),  # a GPU per task
+    ("#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-node=2", "mpirun ./lammps -in in.lj"),  # not Python
+])
+def test_mpirun_placements_that_fit_the_gpus_are_left_alone(head, mpirun):
+    assert _hpc134(f"#!/bin/bash\n#SBATCH --nodes=2\n{head}\n{mpirun}\n") == []
+
+
+def test_a_sourced_file_may_set_conda_up():
+    base = "#!/bin/bash\n#SBATCH --time=01:00:00\n{}conda activate myenv\npython train.py\n"
+    assert [f.code for f in lint(base.format("source /scratch/$USER/overlay/env.sh\n")) if f.code == "HPC512"] == []
+    assert [f.code for f in lint(base.format("")) if f.code == "HPC512"] == ["HPC512"]

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from ..parse.script import launch_words
 from . import Context, rule
-from .catalogue import (MPI_LAUNCHERS, _Inner, _script_env, _simple_commands, cached, component_views, containers,
+from .catalogue import (MPI_LAUNCHERS, _PYTHON, _Inner, _script_env, _simple_commands, cached, component_views, containers,
                         env_flag, heterogeneous, job_cpus, job_nodes, simple_commands, step_tasks, steps)
 
 
@@ -211,6 +211,11 @@ def _mpirun_options(words: list[str]) -> dict[str, str]:
     """mpirun's own options (those before the program) as ``{option: value}`` (a switch: ""), the rank count under
     "-np" however it was spelt (-n 4, -np=4, --np 4, -n4). An option this table does not know is read as a switch,
     so a value after it ends the options early: a rank count after it is missed, never the program's own -n read."""
+    return _mpirun_split(words)[0]
+
+
+def _mpirun_split(words: list[str]) -> tuple[dict[str, str], int]:
+    """:func:`_mpirun_options` and the index of the program's first word in ``words``."""
     out: dict[str, str] = {}
     i = 0
     while i < len(words):
@@ -234,7 +239,7 @@ def _mpirun_options(words: list[str]) -> dict[str, str]:
         else:
             out[option] = value
         i += 1
-    return out
+    return out, i
 
 
 def _mpiruns(ctx: Context) -> list[tuple[int, str, list[str], Any]]:
@@ -340,6 +345,73 @@ def _hides_slurm(ctx: Context, step: Any) -> bool:
     c = step.chain.container
     return c.kind == "apptainer.run" and bool(c.cleanenv or c.containall or env_flag(ctx, step, "cleanenv")
                                               or env_flag(ctx, step, "containall"))
+
+
+# --------------------------------------------------------------------------------------------
+# HPC134: mpirun ranks per node beyond the GPUs per node
+
+#: mpirun's options that set the ranks per node themselves (Open MPI's -npernode/-N, Hydra's -ppn/-perhost)
+_PER_NODE = ("--npernode", "-npernode", "-N", "--ppn", "-ppn", "-perhost")
+
+
+def _ranks_per_node(ctx: Context, options: dict[str, str], line: int) -> tuple[int, str] | None:
+    """How many ranks an mpirun in the job starts on a node, and why: its own -npernode (-ppn …), else one per task
+    slot (--ntasks-per-node, or fewer when -np asks for fewer ranks); None when it cannot be told (a map, a host
+    list, a count in a variable)."""
+    if _OWN_SLOTS & set(options) or any(k in options for k in ("--map-by", "-map-by", "--rankfile", "-rf")):
+        return None
+    given = next((options[k] for k in _PER_NODE if k in options), None)
+    if given is not None:
+        value = ctx.parsed.resolve(given, line)
+        return (int(value), f"its {next(k for k in _PER_NODE if k in options)} {value}") if value.isdigit() else None
+    per_node = ctx.job.ntasks_per_node
+    if not isinstance(per_node, int):
+        return None
+    ranks = ctx.parsed.resolve(options.get("-np", ""), line)
+    if ranks.isdigit() and int(ranks) < per_node:
+        return int(ranks), f"-np {ranks}"
+    return per_node, f"one per task slot, --ntasks-per-node={per_node}"
+
+
+@rule("HPC134", "mpirun-ranks-beyond-gpus", "warning",
+      summary="mpirun starts more Python ranks per node than the job has GPUs per node",
+      why="Inside a Slurm job mpirun places its ranks on the job's task slots (--ntasks-per-node of them on each node) "
+          "unless told otherwise. A Python program that gives each rank one GPU by its rank on the node (Horovod's "
+          "hvd.local_rank(), DDP's LOCAL_RANK, mpi4py with cuda.set_device) then has ranks beyond the node's GPUs: "
+          "they stop with 'invalid device ordinal' or crowd onto a GPU another rank uses. The same mistake under srun "
+          "is HPC120's. Not reported when each task asks for its own GPUs (--gpus-per-task) or the ranks are placed "
+          "by a map, host list or rankfile.",
+      fix="Ask for as many tasks per node as GPUs (--ntasks-per-node=4 with --gres=gpu:4), or pass mpirun -npernode "
+          "with the GPUs per node.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=8
+#SBATCH --gres=gpu:4
+mpirun -np 16 singularity exec --nv horovod.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gres=gpu:4
+mpirun -np 8 singularity exec --nv horovod.sif python train.py
+""")
+def _mpirun_ranks_beyond_gpus(ctx: Context) -> Iterator[Any]:
+    gpus = ctx.job.gpus_on_each_node
+    if not gpus or ctx.job.gpus_per_task or heterogeneous(ctx):
+        return
+    for line, launcher, words, step in _mpiruns(ctx):
+        options, start = _mpirun_split(words)
+        rest = words[start:]
+        if not any(_PYTHON.fullmatch(w.rsplit("/", 1)[-1]) for w in rest[:12]):
+            continue  # not a Python program (a solver that may use the GPUs its own way)
+        found = _ranks_per_node(ctx, options, line)
+        if found is None or found[0] <= gpus:
+            continue
+        ranks, why = found
+        yield (line, f"{launcher} starts {ranks} ranks per node ({why}) on {gpus} GPU{'s' if gpus > 1 else ''} per "
+                     f"node: with one process per GPU (hvd.local_rank(), LOCAL_RANK) the ranks beyond {gpus} find no "
+                     f"GPU of their own (invalid device ordinal) or share one; ask for --ntasks-per-node={gpus}, or "
+                     f"pass {launcher} -npernode {gpus}")
 
 
 # --------------------------------------------------------------------------------------------

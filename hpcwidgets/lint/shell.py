@@ -825,7 +825,8 @@ _CONDA_MODULE = re.compile(r"(?i)conda|mamba|miniforge|python")
       summary="conda activate in a batch script that never sets conda up",
       why="conda activate is a shell function that conda init adds to interactive shells; a batch script is not "
           "one, so unless a module loaded before sbatch exported that function (some site modules do), conda stops "
-          "with 'Run conda init before conda activate' and the job runs with the wrong Python (or stops under set -e).",
+          "with 'Run conda init before conda activate' and the job runs with the wrong Python (or stops under set -e). "
+          "Not reported after a file is sourced (source env.sh): it may set conda up.",
       fix="Set conda up first: eval \"$(conda shell.bash hook)\" (or source the conda.sh of your installation, or "
           "load the site's conda module), then conda activate ENV.",
       bad="""#!/bin/bash
@@ -848,8 +849,8 @@ def _conda_activate(ctx: Context) -> Iterator[Any]:
     for cmd in simple_commands(ctx):
         words = [str(v) for v in cmd.argv]
         if words[:2] != ["conda", "activate"]:
-            if _CONDA_SETUP.search(cmd.text):
-                return
+            if _CONDA_SETUP.search(cmd.text) or (words[:1] in (["source"], ["."]) and len(words) > 1):
+                return  # set up, or a sourced file that may do it (NYU Greene's env.sh sources conda.sh)
             continue
         yield (cmd.line, "conda activate needs conda's shell function, which a batch script does not define itself: "
                          "unless your environment exports it, conda stops with 'Run conda init before conda activate'; "
