@@ -51,7 +51,7 @@ def apply_fix(text: str, fix: Fix) -> str:
         return "\n".join(lines[:start] + replacement + lines[end + 1:])
     # keep a trailing comment of the last line (e.g. a '# hpcw: disable=' suppression) on the new last line
     comment = _trailing_comment(text, fix.start, fix.end)
-    if comment and comment not in replacement[-1]:
+    if comment and not any(comment in line for line in replacement):  # not when the fix kept it (HPC519)
         replacement[-1] = f"{replacement[-1]}  {comment}"
     return "\n".join(lines[:start] + replacement + lines[end + 1:])
 

@@ -97,3 +97,20 @@ def test_a_short_limit_on_a_test_queue_is_not_stretched_to_hours(where):
     assert [f.code for f in lint(text) if f.code == "HPC320"] == []
     plain = "#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --time=2:00\npython train.py\n"
     assert [f.code for f in lint(plain) if f.code == "HPC320"] == ["HPC320"]
+
+
+def test_the_wait_hpc519_adds_does_not_copy_the_steps_comment():
+    text = ("#!/bin/bash\n#SBATCH --ntasks=2\nsrun --exact -n 1 python a.py &\n"
+            "srun --exact -n 1 python b.py &  # second half\n")
+    new, done = fixed(text)
+    assert "HPC519" in done and new.endswith("srun --exact -n 1 python b.py &  # second half\nwait\n")
+
+
+@pytest.mark.parametrize("module", ["singularity", "singularity/3.6.1-gcc-9.1.0"])
+def test_a_module_named_for_the_runtime_counts_as_loading_it(module):
+    from hpcwidgets.profiles import load_profile
+    text = (f"#!/bin/bash\n#SBATCH --gres=gpu:1\nmodule load {module}\n"
+            "singularity exec --nv \"$SCRATCH/monai.sif\" python train.py\n")
+    assert [f for f in lint(text, load_profile("generic")) if f.code == "HPC409"] == []
+    bare = "#!/bin/bash\n#SBATCH --gres=gpu:1\nsingularity exec --nv \"$SCRATCH/monai.sif\" python train.py\n"
+    assert [f.code for f in lint(bare, load_profile("generic")) if f.code == "HPC409"] == ["HPC409"]

@@ -145,8 +145,9 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
         wanted = ctx.profile.runtime_module(program)
         if not wanted or wanted in reported:
             continue
-        if any(_same_module(name, wanted) and line < cmd.line for name, line in ctx.parsed.modules):
-            continue
+        if any((_same_module(name, wanted) or _same_module(name, program)) and line < cmd.line
+               for name, line in ctx.parsed.modules):
+            continue  # the profile's module, or one named for the program (singularity/3.6.1 for singularity)
         reported.add(wanted)
         yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
                          f"before line {cmd.line}: the job stops with '{program}: command not found'; add "
