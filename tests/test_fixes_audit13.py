@@ -114,3 +114,9 @@ def test_a_module_named_for_the_runtime_counts_as_loading_it(module):
     assert [f for f in lint(text, load_profile("generic")) if f.code == "HPC409"] == []
     bare = "#!/bin/bash\n#SBATCH --gres=gpu:1\nsingularity exec --nv \"$SCRATCH/monai.sif\" python train.py\n"
     assert [f.code for f in lint(bare, load_profile("generic")) if f.code == "HPC409"] == ["HPC409"]
+
+
+def test_curly_quotes_that_echo_prints_are_text_not_a_slip():
+    text = "#!/bin/bash\necho \u201cStarting job\u201d\npython train.py \u201c--lr\u201d 0.1\n"
+    assert [(f.code, f.line) for f in lint(text) if f.code == "HPC515"] == [("HPC515", 3)]
+    assert fixed(text)[0].splitlines()[1] == "echo \u201cStarting job\u201d"

@@ -760,6 +760,7 @@ def _typographic(ctx: Context) -> Iterator[Any]:
         for m in re.finditer(rf"(?<=\s)[{TYPED_DASHES}]\S*", lines[0]):
             bad.setdefault(1, []).append((m.start() + 1, m.group(0), keyboard_option(m.group(0))))
     words: list[Any] = []
+    shown: set[int] = set()  # the words echo and printf print: curly quotes there are text to show
     for cmd in ctx.parsed.lexed.commands:
         if cmd.kind == "directive":
             try:
@@ -767,12 +768,15 @@ def _typographic(ctx: Context) -> Iterator[Any]:
             except ParseError:
                 continue
         elif cmd.is_code:
-            words += all_words(cmd)
+            found = all_words(cmd)
+            if cmd.kind == "simple" and cmd.words and str(cmd.words[0].value) in ("echo", "printf"):
+                shown.update(id(w) for w in cmd.words[1:])
+            words += found
     for w in words:
         raw = str(w.raw)
         if _typographic_option(raw):
             bad.setdefault(w.line, []).append((w.col, raw.split("=", 1)[0], keyboard_option(raw.split("=", 1)[0])))
-        elif raw[:1] in _TYPOGRAPHIC_QUOTES or raw[-1:] in _TYPOGRAPHIC_QUOTES:
+        elif (raw[:1] in _TYPOGRAPHIC_QUOTES or raw[-1:] in _TYPOGRAPHIC_QUOTES) and id(w) not in shown:
             bad.setdefault(w.line, []).append((w.col, raw, _straight(raw)))
     for line_no, items in sorted(bad.items()):
         written, typed = items[0][1], items[0][2]
