@@ -95,8 +95,8 @@ def test_spack_loads_that_show_no_open_mpi_5_for_the_ranks_stay_quiet(setup):
 
 # --- HPC227: Poetry's settings and other tools' folders ----------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["POETRY_VIRTUALENVS_PATH", "POETRY_CACHE_DIR", "PIP_CACHE_DIR", "UV_CACHE_DIR",
-                                  "XDG_DATA_HOME", "TORCHINDUCTOR_CACHE_DIR"])
+@pytest.mark.parametrize("name", ["POETRY_VIRTUALENVS_PATH", "POETRY_CACHE_DIR", "XDG_DATA_HOME",
+                                  "TORCHINDUCTOR_CACHE_DIR"])
 def test_a_clean_environment_drops_tool_folders(name):
     text = (f"#!/bin/bash\n#SBATCH --time=01:00:00\nexport {name}=/workspace/cache\n"
             'apptainer exec --cleanenv --bind "$PWD":/workspace img_1.0.sif poetry install\n')
@@ -104,6 +104,13 @@ def test_a_clean_environment_drops_tool_folders(name):
     assert len(hits) == 1 and f"{name} (line 3)" in hits[0][1]
     passed = text.replace("--cleanenv", f'--cleanenv --env {name}="${name}"')
     assert not found(passed, "HPC227")
+
+
+@pytest.mark.parametrize("name", ["PIP_CACHE_DIR", "UV_CACHE_DIR"])
+def test_caches_of_host_side_installers_are_not_taken_for_the_programs(name):
+    text = (f"#!/bin/bash\nexport {name}=$SCRATCH/cache\npip install --user tqdm\n"
+            "apptainer exec --cleanenv img_1.0.sif python run.py\n")
+    assert not found(text, "HPC227")  # pip on the host reads it; the program in the container never did
 
 
 # --- HPC128 and HPC518 count the job's tasks and CPUs the same way -----------------------------------------------

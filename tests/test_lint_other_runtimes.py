@@ -72,10 +72,12 @@ def test_a_squashfs_file_without_a_path_is_pulled_from_a_registry(text, image):
 
 @pytest.mark.parametrize("image", [
     "./pytorch.sqsh", "/scratch/images/pytorch.sqsh", "../images/pytorch.sqsh", '"$SCRATCH/pytorch.sqsh"',
-    "nvcr.io#nvidia/pytorch:24.05-py3", "ubuntu:22.04", "$IMAGE", "~/images/pytorch.sqsh",
+    "nvcr.io#nvidia/pytorch:24.05-py3", "ubuntu:22.04", "$IMAGE",
 ])
 def test_squashfs_paths_and_registry_images_are_quiet(image):
     assert found(GPU + f"srun --container-image={image} python train.py\n", "HPC231") == []
+    # a word of its own: bash expands the ~ of ~/images/pytorch.sqsh
+    assert found(GPU + "srun --container-image ~/images/pytorch.sqsh python train.py\n", "HPC231") == []
 
 
 # --- HPC232: --container-mounts entries pyxis refuses ------------------------------------------------------------
@@ -103,3 +105,23 @@ def test_mount_entries_in_a_directive_are_read_too():
 ])
 def test_mount_entries_pyxis_takes_are_quiet(mounts):
     assert found(GPU + f"srun --container-image=./p.sqsh --container-mounts={mounts} python t.py\n", "HPC232") == []
+
+
+# from the fact-check of the new rules (audit13 A3)
+
+def _pyxis(text: str) -> list[tuple[str, int]]:
+    return [(f.code, f.line) for f in lint(text) if f.code in ("HPC231", "HPC232")]
+
+
+@pytest.mark.parametrize("mounts", ["/ds:/ds:ro,`pwd`:`pwd`", "\"$(pwd)\":/ws,'/data':/data", "~/d:/d"])
+def test_mount_entries_bash_changes_before_pyxis_sees_them_are_left_alone(mounts):
+    text = f"#!/bin/bash\nsrun --container-image=./x.sqsh --container-mounts {mounts} python t.py\n"
+    assert _pyxis(text) == []
+
+
+@pytest.mark.parametrize("line", ["srun --container-image=~/images/pytorch.sqsh python t.py",
+                                  "srun --container-image=./x.sqsh --container-mounts=~/data:/data python t.py",
+                                  "srun --container-image=./x.sqsh --container-mounts /a:/a,~/data:/data python t.py"])
+def test_a_tilde_bash_leaves_alone_reaches_pyxis_and_is_reported(line):
+    found = [f for f in lint(f"#!/bin/bash\n{line}\n") if f.code in ("HPC231", "HPC232")]
+    assert len(found) == 1 and "pyxis receives the ~ itself" in found[0].message and "$HOME/" in found[0].message

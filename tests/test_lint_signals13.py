@@ -25,6 +25,33 @@ def test_an_untrapped_interrupt_sent_to_the_batch_shell_reaches_no_one(signal):
     assert len(messages) == 1 and "bash neither stops nor passes it on" in messages[0]
 
 
+def test_an_untrapped_interrupt_kills_a_batch_shell_in_wait():
+    messages = found("#!/bin/bash\n#SBATCH --signal=B:INT@300\nsrun python train.py &\nwait\n", "HPC530")
+    assert len(messages) == 1 and "it kills bash 300 seconds before the time limit" in messages[0]
+    quit_ = found("#!/bin/bash\n#SBATCH --signal=B:QUIT@300\nsrun python train.py &\nwait\n", "HPC530")
+    assert len(quit_) == 1 and "bash neither stops nor passes it on" in quit_[0]  # bash ignores QUIT always
+
+
+@pytest.mark.parametrize("signal,script,dies", [
+    ("INT", "sleep 2; echo after", False),        # waiting for a foreground command: bash lets it decide
+    ("INT", "sleep 2 & wait; echo after", True),  # in wait: INT kills bash
+    ("QUIT", "sleep 2 & wait; echo after", False),
+])
+def test_what_hpc530_says_of_bash_holds_here(signal, script, dies):
+    """bash started as slurmstepd starts the batch shell (INT and QUIT at their defaults), then signalled alone."""
+    import signal as signals
+    import time
+
+    def defaults() -> None:
+        signals.signal(signals.SIGINT, signals.SIG_DFL)
+        signals.signal(signals.SIGQUIT, signals.SIG_DFL)
+    proc = subprocess.Popen(["bash", "-c", script], preexec_fn=defaults, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    proc.send_signal(getattr(signals, "SIG" + signal))
+    out, _ = proc.communicate(timeout=30)
+    assert (proc.returncode < 0) is dies and (out.strip() == "after") is not dies
+
+
 def test_a_trapped_interrupt_is_left_to_the_trap():
     assert found("""\
         #!/bin/bash
@@ -81,5 +108,9 @@ def test_what_the_rule_says_of_bash_and_python_holds_here(tmp_path, job_control,
         kill -INT "$pid"
         wait
         """))
-    out = subprocess.run([bash, str(script)], capture_output=True, text=True, timeout=30).stdout
+    import signal
+
+    def defaults() -> None:  # as the batch shell starts, whatever the test runner ignores
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    out = subprocess.run([bash, str(script)], capture_output=True, text=True, timeout=30, preexec_fn=defaults).stdout
     assert out.strip() == expected

@@ -819,7 +819,7 @@ def _abbreviated_option(ctx: Context) -> Iterator[Any]:
           "in the middle of a word (_get_argument in Slurm's sbatch/opt.c). --job-name=exp#3 names the job exp; an "
           "enroot image written the pyxis way, --container-image=nvcr.io#nvidia/pytorch:24.05-py3, becomes "
           "nvcr.io and the pull fails. A # after a blank (#SBATCH --time=1:00:00 # one hour) is a comment on "
-          "purpose and left alone.",
+          "purpose and left alone, as is one that starts words of prose (--nodes=1# one node, --time=1:00:00#one hour).",
       fix='Quote the value (--container-image="nvcr.io#nvidia/pytorch:24.05-py3") or escape the # as \\#.',
       bad="""#!/bin/bash
 #SBATCH --job-name=sweep#3
@@ -847,6 +847,10 @@ def _hash_inside_value(ctx: Context) -> Iterator[Any]:
             end = word.col - 1 + len(word.raw)
             if end >= len(text) or text[end] != "#":
                 continue
+            after = text[end + 1:]
+            tail = re.match(r"\S*", after).group(0)
+            if not tail or (tail.isalpha() and after[len(tail):].strip()):
+                break  # --nodes=1# one node, --time=1:00:00#one hour: a comment written without a blank before it
             cut = re.match(r"\S*", text[word.col - 1:]).group(0)  # the word as the author meant it
             yield (cmd.line, f"sbatch stops reading {cut} at its #: it takes {word.value!r} and reads the rest of the "
                              "line as a comment; quote the value or escape the # (\\#)",

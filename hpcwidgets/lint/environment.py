@@ -618,11 +618,11 @@ def _node_local_not_bound(ctx: Context) -> Iterator[Any]:
 
 #: variables a script exports for the program, which a clean environment keeps from it: where it keeps temporary
 #: files, caches, configuration and environments instead of under $HOME (the XDG folders, PyTorch's and Triton's
-#: caches, pip's and uv's caches, and every Poetry setting, which Poetry reads as POETRY_<SETTING>:
+#: caches, and every Poetry setting, which Poetry reads as POETRY_<SETTING>:
 #: POETRY_VIRTUALENVS_PATH, POETRY_CACHE_DIR …), and how it runs (threads, NCCL, Hugging Face, Weights & Biases)
 _FOR_THE_PROGRAM = re.compile(r"(?:TMPDIR|TMP|TEMP|XDG_(?:CACHE|CONFIG|DATA)_HOME|TORCH_HOME|TORCH_EXTENSIONS_DIR"
                               r"|TORCHINDUCTOR_CACHE_DIR|TRITON_CACHE_DIR|MPLCONFIGDIR|TRANSFORMERS_CACHE"
-                              r"|HUGGINGFACE_HUB_CACHE|PIP_CACHE_DIR|UV_CACHE_DIR|OMP_NUM_THREADS|MKL_NUM_THREADS"
+                              r"|HUGGINGFACE_HUB_CACHE|OMP_NUM_THREADS|MKL_NUM_THREADS"
                               r"|(?:HF|WANDB|NCCL|POETRY)_[A-Z0-9_]+)")
 _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
 

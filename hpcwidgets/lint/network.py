@@ -785,8 +785,9 @@ def _constraint_models(constraint: str) -> tuple[str, ...]:
           "retained in scripts': keeping them set 'may result in sub-optimal behavior, crashes, or hangs'. "
           "NCCL_IB_DISABLE=1 sends the traffic between nodes over TCP sockets instead of InfiniBand or RoCE, many "
           "times slower (on a site without either it changes nothing). NCCL_P2P_DISABLE=1 sends the traffic between "
-          "the GPUs of a node through host memory instead of NVLink or PCIe peer-to-peer. Consumer GPUs (RTX 4090 and "
-          "others) have no peer-to-peer path and need NCCL_P2P_DISABLE=1, so it is reported only for a job whose GPU "
+          "the GPUs of a node through host memory instead of NVLink or PCIe peer-to-peer. On consumer GPUs (RTX 4090 "
+          "and others) NCCL finds no peer-to-peer path by itself, and some of their drivers needed the setting to work "
+          "around hangs, so it is reported only for a job whose GPU "
           "type (--gres=gpu:a100:4, --constraint=a100 or 'a100|h100', or the partition's by the profile) is a "
           "data-centre one.",
       fix="Delete the line; if NCCL hangs without it, report the fault to the site (with NCCL_DEBUG=INFO output) "

@@ -107,28 +107,36 @@ _MOUNTS_OPTION = "--container-mounts"
 _SQUASHFS_NAME = re.compile(r"\.(?:sqsh|squashfs|sqfs)$")
 
 
-def _option_values(extra: Any, name: str) -> list[str]:
-    """The values an srun's other options give ``name`` (``--name=value`` or ``--name value``), in order."""
+def _option_values(extra: Any, name: str) -> list[tuple[str, bool]]:
+    """The values an srun's other options give ``name`` (``--name=value`` or ``--name value``), in order, each with
+    whether a ``~`` at its start reaches pyxis as it is: bash expands it at the start of a word, not after
+    ``--name=`` (tilde expansion after = is for assignments only)."""
     words = [str(e) for e in extra]
     out = []
     for i, word in enumerate(words):
         if word.startswith(name + "="):
-            out.append(word[len(name) + 1:])
+            out.append((word[len(name) + 1:], True))
         elif word == name and i + 1 < len(words):
-            out.append(words[i + 1])
+            out.append((words[i + 1], False))
     return out
 
 
-def _pyxis_values(ctx: Context, name: str) -> list[tuple[int, str]]:
-    """``(line, value)`` for every value a pyxis option takes in the script: from #SBATCH lines and srun steps,
-    resolved through the script's variables."""
-    out = [(d.line, ctx.parsed.resolve(str(d.value), d.line)) for d in ctx.parsed.directives
+def _pyxis_values(ctx: Context, name: str) -> list[tuple[int, str, bool]]:
+    """``(line, value, literal ~)`` for every value a pyxis option takes in the script: from #SBATCH lines (which no
+    shell expands) and srun steps, resolved through the script's variables."""
+    out = [(d.line, ctx.parsed.resolve(str(d.value), d.line), True) for d in ctx.parsed.directives
            if d.flag == name and d.applied]
     for step in steps(ctx):
         srun = step.chain.srun
         if srun is not None:
-            out += [(step.line, ctx.parsed.resolve(v, step.line)) for v in _option_values(srun.extra, name)]
+            out += [(step.line, ctx.parsed.resolve(v, step.line), literal)
+                    for v, literal in _option_values(srun.extra, name)]
     return out
+
+
+#: what pyxis gets for a ~ bash left as it is (after --container-image=, or in an #SBATCH line)
+_TILDE = ("bash expands ~ only at the start of a word (not after --option= or a comma; sbatch never does in an "
+          "#SBATCH line), so pyxis receives the ~ itself")
 
 
 @rule("HPC231", "pyxis-squashfs-without-path", "error",
@@ -136,9 +144,10 @@ def _pyxis_values(ctx: Context, name: str) -> list[tuple[int, str]]:
       why="pyxis reads --container-image as the path of a squashfs file only when it starts with '.' or '/'; any "
           "other value is an image name that enroot pulls from a registry (docker://pytorch.sqsh), so the step fails "
           "with an authentication or 'not found' error from Docker Hub instead of starting the local image "
-          "(pyxis_slurmstepd.c in NVIDIA/pyxis; the maintainer's answer in NVIDIA/pyxis#127).",
+          "(pyxis_slurmstepd.c in NVIDIA/pyxis; the maintainer's answer in NVIDIA/pyxis#127). The same happens to "
+          "--container-image=~/images/x.sqsh: bash expands ~ only at the start of a word, not after the =.",
       fix="Write the file's path with ./ in front of a relative path (--container-image=./pytorch.sqsh) or as an "
-          "absolute path (--container-image=\"$SCRATCH/images/pytorch.sqsh\").",
+          "absolute path (--container-image=\"$SCRATCH/images/pytorch.sqsh\", $HOME for ~).",
       bad="""#!/bin/bash
 #SBATCH --gpus-per-node=8
 srun --container-image=images/pytorch-24.05.sqsh --container-mounts="$PWD:/work" python /work/train.py
@@ -148,7 +157,11 @@ srun --container-image=images/pytorch-24.05.sqsh --container-mounts="$PWD:/work"
 srun --container-image=./images/pytorch-24.05.sqsh --container-mounts="$PWD:/work" python /work/train.py
 """)
 def _squashfs_read_as_registry_image(ctx: Context) -> Iterator[Any]:
-    for line, image in _pyxis_values(ctx, _IMAGE_OPTION):
+    for line, image, literal in _pyxis_values(ctx, _IMAGE_OPTION):
+        if image.startswith("~") and literal and "$" not in image:
+            yield (line, f"--container-image={image}: {_TILDE} and takes it for an image name to pull from a "
+                         f"registry; write $HOME{image[1:]} (or the absolute path)")
+            continue
         if "$" in image or image.startswith((".", "/", "~")) or not _SQUASHFS_NAME.search(image):
             continue
         yield (line, f"--container-image={image} does not start with ./ or /, so pyxis takes it for an image name and "
@@ -203,10 +216,14 @@ srun --container-image=./pytorch-24.05.sqsh --container-mounts=/scratch/data:/da
 srun --container-image=./pytorch-24.05.sqsh --container-mounts=/scratch/data:/data:ro+rprivate python train.py
 """)
 def _pyxis_mounts(ctx: Context) -> Iterator[Any]:
-    for line, value in _pyxis_values(ctx, _MOUNTS_OPTION):
-        for entry in value.split(","):
-            if "$" in entry or entry.startswith("~"):
-                continue  # a variable the script does not set, or a home bash may expand: the real path is unknown
+    for line, value, literal in _pyxis_values(ctx, _MOUNTS_OPTION):
+        for k, entry in enumerate(value.split(",")):
+            if entry.startswith("~") and (literal or k > 0) and "$" not in entry:  # bash expands ~ at a word's start
+                yield (line, f"--container-mounts: {entry!r}: {_TILDE}, and refuses a source that does not start "
+                             f"with / or ./; write $HOME{entry[1:]}")
+                break
+            if any(c in entry for c in "$`'\"") or entry.startswith("~"):
+                continue  # a variable or a command's output, quoting bash removes, or the home bash expands
             problem = _mount_problem(entry)
             if problem:
                 yield (line, f"--container-mounts: {problem}")

@@ -1374,6 +1374,8 @@ def _trap_behind_foreground(ctx: Context) -> Iterator[Any]:
             j += 1  # a pipeline runs in the background only when its last command is followed by &
         if code[j].joined_by == "&":
             continue
+        if script and _waits(ctx):
+            continue  # a helper run before or after the work, which the script starts in the background and waits for
         sig = directive.value
         inside = "; a trap inside the script does not help, as B: signals the batch shell alone" if script else ""
         yield (cmd.line, f"#SBATCH --signal={sig} (line {directive.line}) sends {signal} to the batch shell, but {name} "
@@ -1457,8 +1459,8 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
 
 #: signals whose default action ends a process (signal(7): Term or Core), by their name without SIG
 _ENDS_A_PROCESS = ("HUP", "USR1", "USR2", "ALRM", "TERM", "XCPU", "VTALRM", "PROF")
-#: signals that end a process too, but not a non-interactive bash: waiting for a foreground command it lets the command
-#: decide and lives on, and it starts background commands with both ignored (bash(1), SIGNALS)
+#: signals bash may leave alone (bash(1), SIGNALS): QUIT always; INT while it waits for a foreground command, which it
+#: lets decide (in wait, or between commands, INT kills it); and it starts background commands with both ignored
 _LEFT_ALONE_BY_BASH = ("INT", "QUIT")
 #: commands that name a signal to send it, not to handle it
 _SIGNAL_SENDERS = ("kill", "pkill", "killall", "scancel", "echo", "printf")
@@ -1466,18 +1468,24 @@ _SIGNAL_SENDERS = ("kill", "pkill", "killall", "scancel", "echo", "printf")
 _HANDLER_FILE = re.compile(r"(?i)trap|signal|requeue|handler|preempt|resubmit|checkpoint|util|common|helper|lib|func")
 
 
+def _waits(ctx: Context) -> bool:
+    """Whether the batch shell waits for background work with the wait builtin (where an untrapped INT kills it)."""
+    return any(cmd.kind == "simple" and cmd.words and str(cmd.words[0].value) == "wait"
+               for cmd, _, _ in _code_in_order(ctx))
+
+
 @rule("HPC530", "batch-signal-without-trap", "warning",
-      summary="--signal=B:… sends the signal to a batch shell that has no trap for it, so the shell dies of it (or, for "
-              "INT and QUIT, nothing happens)",
+      summary="--signal=B:… sends the signal to a batch shell that has no trap for it, so the shell dies of it (or "
+              "nothing happens at all)",
       why="With B: Slurm sends the --signal warning to the batch shell alone. bash leaves USR1, USR2, TERM and the "
           "like at their default action, which ends the process, unless a trap handles them: so the batch shell is "
           "killed by the warning itself, Slurm ends the job and kills its steps, the minutes before the limit are "
           "lost, and what the warning was asked for never happens (no checkpoint, no --requeue). Not reported when "
           "the script runs its program with exec (the program then gets the signal and may handle it), sources a file "
           "whose name says it may hold the handler, or hands the signal's name to a command (a function that may set "
-          "the trap). INT and QUIT do not end a batch shell (bash waiting for a command lives on, and starts background "
-          "commands with both ignored), and bash passes no signal on: the warning reaches no one, and the job runs "
-          "into its time limit as if none had been asked for.",
+          "the trap). bash ignores QUIT, and INT while it waits for a foreground command (in wait, INT kills it too), and "
+          "it passes no signal on: then the warning reaches no one, and the job runs into its time limit as if none "
+          "had been asked for.",
       fix="Trap the signal and act on it, with the step started in the background and waited for (HPC511): "
           "trap 'scontrol requeue \"$SLURM_JOB_ID\"' USR1, then srun python train.py & wait; or drop B: so Slurm "
           "sends the signal to the steps, for a program that handles it itself (Lightning, or signal.signal in "
@@ -1520,7 +1528,7 @@ def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
     value = str(directive.value).strip()
     when = re.search(r"@(\d+)$", value)
     seconds = when.group(1) if when else "60"  # sbatch's default
-    if signal in _LEFT_ALONE_BY_BASH:
+    if signal == "QUIT" or (signal == "INT" and not _waits(ctx)):
         yield (directive.line, f"--signal={value} sends {signal} to the batch shell alone, and nothing in the script "
                                f"traps it: bash neither stops nor passes it on, so the program never sees it and the "
                                f"job runs into its time limit as if no warning had been asked for; trap it and act in "
@@ -1536,6 +1544,9 @@ def _batch_signal_without_trap(ctx: Context) -> Iterator[Any]:
 #: Python modules run with -m that handle SIGINT themselves (torch's elastic agent, DeepSpeed's launcher): they
 #: install their own handler, which takes the place of the ignored one
 _HANDLES_INT = re.compile(r"^(?:torch\.distributed\.(?:run|launch)|accelerate|deepspeed|jupyter|ipykernel)")
+#: Python code in the script (a here-document) that sets its own SIGINT or SIGQUIT handler, which takes the place of
+#: the ignored one
+_OWN_INT_HANDLER = re.compile(r"signal\(\s*(?:signal\.)?SIG(?:INT|QUIT)\b")
 #: bash's job control, which gives background commands their own process group and leaves their signals alone
 _JOB_CONTROL = re.compile(r"^\s*set\s+(?:-\w*m\w*|-o\s+monitor)\b", re.MULTILINE)
 
@@ -1629,7 +1640,7 @@ trap 'kill -TERM "$pid"' USR1
 wait
 """)
 def _interrupt_to_background_python(ctx: Context) -> Iterator[Any]:
-    if _JOB_CONTROL.search(ctx.parsed.source):
+    if _JOB_CONTROL.search(ctx.parsed.source) or _OWN_INT_HANDLER.search(ctx.parsed.source):
         return
     started = _background_programs(ctx)
     if not started:
