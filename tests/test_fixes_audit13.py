@@ -120,3 +120,10 @@ def test_curly_quotes_that_echo_prints_are_text_not_a_slip():
     text = "#!/bin/bash\necho \u201cStarting job\u201d\npython train.py \u201c--lr\u201d 0.1\n"
     assert [(f.code, f.line) for f in lint(text) if f.code == "HPC515"] == [("HPC515", 3)]
     assert fixed(text)[0].splitlines()[1] == "echo \u201cStarting job\u201d"
+
+
+def test_hpc515_offers_no_fix_that_would_leave_a_quote_open():
+    text = "#!/bin/bash\n#SBATCH --ntasks=1\npython train.py --title \u201cbasel\n"
+    found = [f for f in lint(text) if f.code == "HPC515"]
+    assert len(found) == 1 and found[0].fix is None
+    assert fixed(text) == (text, [])

@@ -730,6 +730,17 @@ _TYPOGRAPHIC_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'
 _TYPOGRAPHIC = re.compile(f"[{TYPED_DASHES}{''.join(_TYPOGRAPHIC_QUOTES)}]")
 
 
+def _reads(line: str) -> bool:
+    """Whether bash can read ``line`` on its own (its quotes closed)."""
+    from ..errors import ParseError
+    from ..parse.lexer import lex_script
+    try:
+        lex_script(line)
+    except ParseError:
+        return False
+    return True
+
+
 def _straight(raw: str) -> str:
     return "".join(_TYPOGRAPHIC_QUOTES.get(c, c) for c in raw)
 
@@ -789,7 +800,8 @@ def _typographic(ctx: Context) -> Iterator[Any]:
                 text = ""
                 break
             text = text[:col - 1] + new + text[col - 1 + len(old):]
-        fix = Fix("type the dashes and quotes on the keyboard", line_no, line_no, text=text) if text else None
+        fix = Fix("type the dashes and quotes on the keyboard", line_no, line_no, text=text) \
+            if text and _reads(text) else None  # not a quote left open (“basel, its closing one on no line)
         more = f" (and {len(items) - 1} more on this line)" if len(items) > 1 else ""
         yield line_no, f"{written} {what}; write {typed}{more} (copied from slides or a document?)", fix
 
