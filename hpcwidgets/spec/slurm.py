@@ -500,10 +500,12 @@ class SlurmJob(Spec):
         out: list[Problem] = self._shell_problems()
         names, values = _directive_text_fields(type(self))
         for name, value in zip(names, values(self)):
-            if isinstance(value, str) and name != "job_name" and _CONTROL.search(value):
+            if not value or not isinstance(value, str):
+                continue  # most are empty; another type is the generic check's
+            if name != "job_name" and _CONTROL.search(value):
                 out.append(Problem(name, f"{value!r} holds a line break or another control character, which an "
                                          "#SBATCH line cannot carry (it would be written as a space); remove it"))
-            elif isinstance(value, str) and "$" in value:
+            elif "$" in value:
                 ref = _VARIABLE.search(value)
                 shown = "$" if ref is None else "$(…)" if ref.group(0) == "$(" else ref.group(0)
                 pattern = _PATTERN_FOR.get(shown.strip("${}"))
