@@ -80,7 +80,7 @@ def step_argv(w: Workflow, layers: Layers | None = None) -> list[str]:
 def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layers | None = None) -> str:
     """The step as shell text: one line when it fits in ``width``, else a line per layer and option group."""
     layers = layers if layers is not None else step_layers(w)
-    quoted = [[quote(x) for x in words] for _, words, _ in layers]
+    quoted = [list(map(quote, words)) for _, words, _ in layers]
     one_line = " ".join([" ".join(q) for q in quoted if q])
     if len(one_line) <= width:
         return one_line
@@ -188,8 +188,13 @@ def head_node_needs_export(w: Workflow, layers: Layers | None = None) -> bool:
     Plain values such as ``$head_node:29500`` are expanded by the batch shell before srun starts,
     so the container and torchrun receive the host name itself and need no variable.
     """
-    return any(word.__class__ is not str and isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word)
-               for word in step_argv(w, layers))
+    argv = step_argv(w, layers)
+    if set(map(type, argv)) <= _PLAIN:
+        return False  # the usual step: no verbatim word at all (checked in C, not word by word)
+    return any(isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word) for word in argv)
+
+
+_PLAIN = {str}
 
 
 _SETS_HEAD_NODE = re.compile(rf"^\s*(?:export\s+|declare\s+(?:-\w+\s+)*)?{HEAD_NODE_VAR}=", re.MULTILINE)
