@@ -313,7 +313,7 @@ def test_windows_line_endings_and_other_fixes_compose() -> None:
     text = "#!/bin/bash\r\n#SBATCH --ntask-per-node=1\r\n#SBATCH --cpus-per-task=8\r\nsrun python train.py  # go\r\n"
     new, fixed = fix_script(text)
     assert "\r" not in new and {f.code for f in fixed} == {"HPC314", "HPC312", "HPC309"}
-    assert new == "#!/bin/bash\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=8\nsrun --cpus-per-task=8 python train.py  # go\n"
+    assert new == "#!/bin/bash\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=8\nsrun --cpus-per-task=\"$SLURM_CPUS_PER_TASK\" python train.py  # go\n"
 
 
 def test_the_cli_reads_line_endings_as_written(tmp_path: Path, capsys) -> None:

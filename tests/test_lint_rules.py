@@ -596,7 +596,7 @@ def test_fixes_never_rebuild_a_step_they_only_partly_read() -> None:
     for step in steps:
         new, fixed = fix_script(head + step + "\n")
         assert [f.code for f in fixed] == ["HPC309"]
-        assert new == head + step.replace("srun ", "srun --cpus-per-task=16 ", 1) + "\n"
+        assert new == head + step.replace("srun ", 'srun --cpus-per-task="$SLURM_CPUS_PER_TASK" ', 1) + "\n"
 
 
 def test_a_variable_that_holds_one_word_does_not_block_a_fix() -> None:
@@ -1118,3 +1118,28 @@ def test_an_unquoted_hash_inside_a_directive_value_is_found_and_quoted_by_the_fi
     assert fixed.splitlines()[1:4] == ['#SBATCH --job-name="exp#3"', '#SBATCH -J "run#2" --gres=gpu:1',
                                        '#SBATCH --container-image="nvcr.io#nvidia/pytorch:24.05-py3"']
     assert not [f for f in lint(fixed) if f.code == "HPC324"]
+
+
+@pytest.mark.parametrize("line,short,meant", [("#SBATCH -qos=debug", "-q", "--qos"), ("#SBATCH -nodes=2", "-n", "--nodes"),
+                                              ("#SBATCH -output=log.txt", "-o", "--output"),
+                                              ("#SBATCH -partition=gpu", "-p", "--partition")])
+def test_a_long_option_with_one_dash_is_read_as_a_short_one_and_fixed(line, short, meant) -> None:
+    text = f"#!/bin/bash\n{line}\nsrun hostname\n"
+    found = [f for f in lint(text) if f.code == "HPC312"]
+    assert len(found) == 1 and f"the short option {short} with the value" in found[0].message
+    new, _ = fix_script(text)
+    assert new.splitlines()[1] == line.replace(" -", " --", 1) and meant in new
+
+
+def test_short_options_that_are_right_or_unknown() -> None:
+    ok = "#!/bin/bash\n#SBATCH -pgpu -N2 -c8 -t10 -J exp\nsrun python t.py\n"
+    assert [f.code for f in lint(ok) if f.code in ("HPC312", "HPC313")] == []
+    unknown = [f for f in lint("#!/bin/bash\n#SBATCH -j\nsrun hostname\n") if f.code in ("HPC312", "HPC313")]
+    assert [(f.code, f.severity) for f in unknown] == [("HPC312", "error")] and "invalid option" in unknown[0].message
+
+
+def test_hpc309_leaves_a_quick_tool_alone_and_its_fix_follows_the_jobs_count() -> None:
+    text = "#!/bin/bash\n#SBATCH --cpus-per-task=8\nsrun hostname\nsrun python train.py\n"
+    assert [f.line for f in lint(text) if f.code == "HPC309"] == [4]
+    new, _ = fix_script(text)
+    assert 'srun --cpus-per-task="$SLURM_CPUS_PER_TASK" python train.py' in new  # sbatch -c 4 job.sh still fits

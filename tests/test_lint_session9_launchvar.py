@@ -89,7 +89,7 @@ def test_a_variable_holding_a_substitution_inside_another_still_blocks_the_fix()
 def test_findings_the_step_has_as_written_keep_their_message_and_fix():
     hpc309 = next(f for f in lint(HF_MULTINODE) if f.code == "HPC309")
     assert "read from" not in hpc309.message
-    assert hpc309.fix is not None and hpc309.fix.text == "srun --cpus-per-task=160 $CMD"
+    assert hpc309.fix is not None and hpc309.fix.text == 'srun --cpus-per-task="$SLURM_CPUS_PER_TASK" $CMD'
     assert any(f.code == "HPC116" for f in lint(HF_MULTINODE))
 
 

@@ -259,7 +259,7 @@ srun python train.py
       good="""#!/bin/bash
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=8
-srun --cpus-per-task=8 python train.py
+srun --cpus-per-task="$SLURM_CPUS_PER_TASK" python train.py
 """)
 def _srun_cpus(ctx: Context) -> Iterator[Any]:
     from .parallel_steps import background_steps  # a module imported after this one
@@ -276,16 +276,19 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
         if ctx.parsed.variable("SRUN_CPUS_PER_TASK", step.line) or any(n == "SRUN_CPUS_PER_TASK" for n, _ in step.env):
             continue
         own = [str(e).partition("=")[0] for e in srun.extra]
-        if "--cpus-per-gpu" in own or "--overlap" in own or _is_monitor(step):
-            continue  # sized by GPU (srun refuses that with --cpus-per-task); a monitor or shell beside the others
+        if "--cpus-per-gpu" in own or "--overlap" in own or _is_monitor(step) or _quick_tool(step):
+            continue  # sized by GPU (srun refuses that with --cpus-per-task); a monitor, shell or one-CPU tool
         over = _step_tasks_over_job(ctx, step)
         if over is not None:  # more tasks than the job's: each gets its share of the job's CPUs
             total = _job_cpus(ctx)[2]  # type: ignore[index]  # known: the step was measured against it
             if ctx.profile is None or ctx.profile.version_tuple() is None or over > total or total // over <= 1:
                 continue  # HPC322's (the step may not start), or no CPUs to share out
             cpus, had = total // over, f"srun -n {over} shares the job's {total} CPUs, {total // over} a task,"
+            written = f"--cpus-per-task={cpus}"
         else:
             had = f"the job has --cpus-per-task={cpus}"
+            # the job's own count, as sbatch -c 4 job.sh (which overrides the #SBATCH line) sets it
+            written = '--cpus-per-task="$SLURM_CPUS_PER_TASK"'
         # no fix in a heterogeneous job (its components may ask for different counts), nor for a step run in the
         # background (srun … &, srun … | tee log &, ( srun … ) &) or with --exact: one of several sharing the
         # job's CPUs, which would then wait for each other
@@ -294,7 +297,19 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
         yield (step.line, f"{had} but srun on Slurm 22.05–23.02 gives each task one CPU; "
                           f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
                # written in after "srun" alone: the rest of the line stays exactly as it was
-               None if shared else _insert_after_srun(ctx, step, f"--cpus-per-task={cpus}"))
+               None if shared else _insert_after_srun(ctx, step, written))
+
+
+#: programs a step may run on one CPU: a look at the nodes, not the job's work
+_QUICK_TOOLS = frozenset({"hostname", "date", "echo", "printenv", "env", "true", "uname", "nproc", "free", "df",
+                          "mkdir", "rm", "cp", "ls", "touch", "sleep"})
+
+
+def _quick_tool(step: Any) -> bool:
+    """A step that runs a quick tool (srun hostname, srun mkdir -p "$TMPDIR/run"), which one CPU suits."""
+    program = [str(w) for w in step.chain.program]
+    return step.chain.container is None and step.chain.launcher is None and bool(program) \
+        and program[0].rsplit("/", 1)[-1] in _QUICK_TOOLS
 
 
 def _components_cpus(ctx: Context, step: Any) -> int | None:
@@ -609,13 +624,17 @@ def _spelling_variants(flag: str) -> set[str]:
 def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
     """Applied directives whose option sbatch does not have: ``(directive, flag, what it is, detail)``
     where what it is is ``srun`` (an srun option; detail: its name), ``ambiguous`` (the beginning of
-    several options; detail: them), ``slip`` (detail: the option it is a slip of) or ``unknown``. An
+    several options; detail: them), ``slip`` (detail: the option it is a slip of), ``short`` (a short option
+    sbatch does not have) or ``unknown``. An
     alias sbatch keeps (--tasks-per-node) and an unambiguous prefix (--tasks) are options sbatch has
     (HPC317 reports the prefix)."""
     for d in ctx.parsed.directives:
         if not d.applied or d.field or sbatch_option(d.flag) or d.flag in PLUGIN_SBATCH_OPTIONS:
             continue
         flag = d.flag
+        if re.fullmatch(r"-[A-Za-z0-9]", flag):
+            yield d, flag, "short", ""  # plugins add long options only: sbatch refuses an unknown short one
+            continue
         if not flag.startswith("--"):
             yield d, flag, "unknown", ""
             continue
@@ -731,10 +750,29 @@ def _misspelled_option(ctx: Context) -> Iterator[Any]:
             yield (d.line, f"{flag} is the beginning of several sbatch options ({close}), so sbatch refuses the job "
                            "as ambiguous; write the option's full name")
             continue
+        if kind == "short":
+            yield (d.line, f"{flag} is not an sbatch option (sbatch refuses the job: invalid option; site plugins add "
+                           "long options only); sbatch --help lists the short ones")
+            continue
         if kind != "slip":
             continue
         yield (d.line, f"{flag} is not an sbatch option (sbatch refuses the job); did you mean {close}?",
                _rename_option(ctx, d.line, flag, close))
+    for d, written, meant in _single_dash_long_options(ctx):
+        yield (d.line, f"{written} has one dash, so sbatch reads it as the short option {d.flag} with the value "
+                       f"{d.value!r}; write {'--' + written[1:]}", _rename_option(ctx, d.line, written, "--" + written[1:]))
+
+
+def _single_dash_long_options(ctx: Context) -> Iterator[tuple[Any, str, str]]:
+    """Directives written with one dash before a long option's name (``-qos=debug``), which sbatch reads as a short
+    option and its value (-q with os=debug): ``(directive, as written, the long option meant)``."""
+    for d in ctx.parsed.directives:
+        if not d.applied or not re.fullmatch(r"-[A-Za-z]", d.flag) or not isinstance(d.value, str):
+            continue
+        name = (d.flag[1] + d.value).partition("=")[0]
+        meant = "--" + name
+        if len(name) >= 3 and re.fullmatch(r"[a-z][a-z-]+", name) and (meant in SBATCH_OPTIONS or meant in SBATCH_ALIASES):
+            yield d, "-" + name, SBATCH_ALIASES.get(meant, meant) if meant in SBATCH_ALIASES else meant
 
 
 def _rename_option(ctx: Context, line: int, flag: str, name: str) -> Fix | None:
