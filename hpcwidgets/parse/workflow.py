@@ -332,14 +332,14 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
     # a comment the renderer writes above a block it owns is dropped only when the block is read into the
     # model; above anything kept verbatim it stays, so a second round changes nothing
     pending: list[str] = []
-    joined = False  # the previous command was joined to this one (a pipeline, &&, ;)
+    previous = None  # the code command before this one: whether this one goes on its list (see _goes_on)
     cmds = parsed.lexed.commands
     for i, cmd in enumerate(cmds):
         prologue = any(cmd is a for a in absorbed)  # the template writes it again
         if cmd.line <= r.skip_until or prologue or (step_lines[0] and step_lines[0] <= cmd.line <= step_lines[1]):
             if cmd.line > r.skip_until and not prologue:
                 pending.clear()  # the step's own comment: the renderer writes it
-            joined = bool(cmd.joined_by) if cmd.is_code else joined
+            previous = cmd if cmd.is_code else previous
             continue
         in_setup = not (step_lines[0] and cmd.line > step_lines[1])
         text = cmd.text if cmd.joined_by and cmd.is_code else cmd.text.rstrip("\n")
@@ -351,6 +351,14 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
                 (r.entries.append(_Entry(VERBATIM, [stripped])) if in_setup else r.after.append(text))
             continue
         if cmd.kind == "comment":
+            if previous is not None and previous.joined_by in _LIST_OPERATORS and (r.entries if in_setup else r.after):
+                # a comment inside a list (a && ⏎ # why ⏎ b): it stays between the two, on its own line
+                if in_setup:
+                    r.entries[-1].rank = VERBATIM
+                    r.entries[-1].text[-1] += cmd.text
+                else:
+                    r.after[-1] += cmd.text
+                continue
             if cmd.line == title_line or stripped.startswith(GENERATED_BY):
                 continue
             if stripped.startswith(GENERATED_COMMENTS):
@@ -362,8 +370,8 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
             continue
         if not cmd.is_code:
             continue
-        continues = joined
-        joined = bool(cmd.joined_by)
+        continues = _goes_on(previous, cmd)
+        previous = cmd
         if not in_setup:
             r.after += pending
             pending.clear()
@@ -481,6 +489,18 @@ def _rendered_prologue(code: tuple[Command, ...]) -> tuple[str, tuple[Command, .
 def _plain(cmd: Command) -> bool:
     """A simple command alone on its line (not part of a pipeline or a list)."""
     return cmd.kind == "simple" and not cmd.joined_by
+
+
+#: operators after which a list goes on past the end of the line (a && ⏎ b); after & and ; it ends there
+_LIST_OPERATORS = ("&&", "||", "|", "|&")
+
+
+def _goes_on(previous: Any, cmd: Any) -> bool:
+    """Whether ``cmd`` is the rest of the list ``previous`` started: after &&, || or a pipe, or after & or ; on
+    the same line (a & b); a command on the line after ``a &`` is one of its own."""
+    if previous is None or not previous.joined_by:
+        return False
+    return previous.joined_by in _LIST_OPERATORS or previous.end_line == cmd.line
 
 
 def _continue(line: str, text: str) -> str:
