@@ -29,3 +29,23 @@ def test_commands_around_comments_come_back_as_bash_runs_them(body):
     assert code_lines(rendered)[-len(code_lines(body)):] == code_lines(body), rendered
     for comment in (line.strip() for line in body.splitlines() if line.strip().startswith("#")):
         assert any(line.strip() == comment for line in rendered.splitlines()), rendered  # still a line of its own
+
+
+def test_a_variable_set_for_the_step_alone_stays_on_its_line_when_commands_follow():
+    text = ("#!/bin/bash\n#SBATCH --nodes=1\nmodule load cuda\nCUDA_VISIBLE_DEVICES=0 srun python train.py\n"
+            "python evaluate_on_all_gpus.py\n")
+    rendered = render(parse_script(text))
+    assert "export CUDA_VISIBLE_DEVICES" not in rendered  # bash gives it to that one command only
+    assert code_lines(rendered)[-2:] == code_lines(text)[-2:]
+
+
+def test_a_last_line_continued_into_a_blank_line_reads_back():
+    text = "#!/bin/bash\n#SBATCH --nodes=1\nsrun true\nCUDA_VISIBLE_DEVICES=0,1 deepspeed train.py \\\n    --model m \\\n\n"
+    rendered = render(parse_script(text))
+    assert rendered.endswith("\\\n\n") and render(parse_script(rendered)) == rendered
+
+
+def test_a_name_exported_twice_keeps_both_and_renders():
+    text = "#!/bin/bash\n#SBATCH --nodes=1\nexport UCX_TLS='ib'\nexport UCX_TLS=rc,sm\nsrun python train.py\n"
+    rendered = render(parse_script(text))
+    assert rendered.index("export UCX_TLS=ib") < rendered.index("export UCX_TLS=rc,sm") < rendered.index("srun")

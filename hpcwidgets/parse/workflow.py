@@ -297,7 +297,8 @@ def workflow_from(parsed: ParsedScript, workflow_cls: Any, *, job_only: bool = F
 
 
 class _StepStaysText(Exception):
-    """The step's ``NAME=value`` prefix cannot move above the set-up lines: read it as a line instead."""
+    """The step's ``NAME=value`` prefix cannot become an export (other commands run before or after the step):
+    read the step as a line instead."""
 
 
 def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with_step: bool) -> Any:
@@ -416,6 +417,8 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
                 last = e
         elif e.rank == MODULES:
             modules += e.payload
+        elif e.rank == EXPORTS and {v.name for v in exports} & {v.name for v in e.payload}:
+            setup += e.generated + e.text  # exported again: a model exports a name once, so the second stays a line
         elif e.rank == EXPORTS:
             exports += e.payload
         elif e.rank == PREPARE:
@@ -431,8 +434,9 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
         elif e.rank == SWEEP:
             sweep = e.payload[:3]
     if inline:
-        if any(e.rank == VERBATIM and not e.text[0].startswith("#") for e in r.entries):
-            raise _StepStaysText  # the prefix applies to the step alone, not to the set-up lines above it
+        if any(e.rank == VERBATIM and not e.text[0].startswith("#") for e in r.entries) \
+                or any(line.strip() and not line.strip().startswith("#") for line in r.after):
+            raise _StepStaysText  # the prefix applies to the step alone, not to the lines above or after it
         exports += [EnvVar(n, v) for n, v in inline]
     job = job.replace(setup=tuple(setup), modules=tuple(modules), fail_fast=fail_fast, shell=_shell(parsed))
     if job_only:

@@ -200,7 +200,10 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     )
     if "\n\n\n" in text:
         text = _BLANK_RUN.sub("\n\n", text)
-    return text.rstrip("\n") + "\n"
+    text = text.rstrip("\n") + "\n"
+    # a last line kept as written may end in a continuation (train.py \ then a blank line): keep the blank line it
+    # continues into, which bash reads as the end of the command (and without which a reader calls it cut off)
+    return text + "\n" if text.endswith("\\\n") else text
 
 
 def render_job(job: SlurmJob) -> str:
