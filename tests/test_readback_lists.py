@@ -49,3 +49,10 @@ def test_a_name_exported_twice_keeps_both_and_renders():
     text = "#!/bin/bash\n#SBATCH --nodes=1\nexport UCX_TLS='ib'\nexport UCX_TLS=rc,sm\nsrun python train.py\n"
     rendered = render(parse_script(text))
     assert rendered.index("export UCX_TLS=ib") < rendered.index("export UCX_TLS=rc,sm") < rendered.index("srun")
+
+
+@pytest.mark.parametrize("line", ["declare -xr IMG_MODULE='singularitypro/3.11'", "readonly RUN=7", "wait"])
+def test_a_builtin_that_sets_variables_or_waits_is_no_step(line):
+    text = f"#!/bin/bash\n#SBATCH --nodes=1\n{line}\nmodule load x\ntime -p singularity exec img.sif python t.py\n"
+    rendered = render(parse_script(text))
+    assert "# The step:" not in rendered and render(parse_script(rendered)) == rendered

@@ -45,7 +45,8 @@ _OWN_PROLOGUE = {"set -eo pipefail": "errexit", "set -euo pipefail": "strict", "
                  "set -eu -o pipefail": "strict"}
 _SWEEP_ARRAY = re.compile(r"([a-z_][a-z0-9_]*)_values=\((.*)\)")
 _NOISE = {"echo", "printf", "cd", "mkdir", "source", ".", "set", "export", "module", "ml", "conda", "date",
-          "hostname", "nvidia-smi", "env", "printenv", "true", "sleep", "trap", "umask", "ulimit", "rm", "cp", "ls"}
+          "hostname", "nvidia-smi", "env", "printenv", "true", "sleep", "trap", "umask", "ulimit", "rm", "cp", "ls",
+          "declare", "typeset", "readonly", "local", "unset", "shopt", "wait"}
 
 
 # Where the renderer writes what it reads into the model, in script order. A line is read into the
