@@ -56,3 +56,35 @@ def test_a_builtin_that_sets_variables_or_waits_is_no_step(line):
     text = f"#!/bin/bash\n#SBATCH --nodes=1\n{line}\nmodule load x\ntime -p singularity exec img.sif python t.py\n"
     rendered = render(parse_script(text))
     assert "# The step:" not in rendered and render(parse_script(rendered)) == rendered
+
+
+HAND_WRITTEN_JUPYTER = """#!/bin/bash
+#SBATCH --time=02:00:00
+port=3004
+node=$(hostname -s)
+echo "tunnel: ssh -N -L ${port}:${node}:${port} me@login.example.org"
+jupyter-lab --no-browser --port=${port} --ip=${node}
+"""
+
+
+def test_reading_a_hand_written_jupyter_script_says_its_server_is_replaced(tmp_path, capsys):
+    from hpcwidgets.cli import main
+    from hpcwidgets.parse.jupyter import replaced_server_note
+    script = tmp_path / "jl.sh"
+    script.write_text(HAND_WRITTEN_JUPYTER)
+    assert main(["jupyter-job", "--from", str(script), "--login-host", "login.example.org"]) == 0
+    err = capsys.readouterr().err
+    assert "starts its own Jupyter server (line 6)" in err and "check the set-up lines" in err
+    from hpcwidgets.examples import examples
+    assert replaced_server_note(examples()["jupyter"].render()) == ""  # a job hpcwidgets wrote: nothing to say
+
+
+def test_the_jupyter_form_says_so_on_load():
+    pytest.importorskip("ipywidgets")
+    import html
+    import re
+    from hpcwidgets.widgets import JupyterJobBuilder
+    b = JupyterJobBuilder()
+    assert b.load(HAND_WRITTEN_JUPYTER)
+    said = html.unescape(re.sub("<[^>]+>", "", b.status.value))
+    assert said.startswith("Loaded.") and "starts its own Jupyter server (line 6)" in said

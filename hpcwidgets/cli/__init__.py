@@ -317,9 +317,15 @@ def _model_from_script(text: str, name: str, cls: Any) -> Any:
                               "read the script with hpcwidgets workflow --from, or save this model as JSON "
                               "(--format json -o FILE) and load that")
     try:
-        return reader(text, name)
+        model = reader(text, name)
     except ParseError as exc:
         raise ParseError(exc.message, exc.line, exc.column, source=name) from None
+    if cls is JupyterJob:
+        from ..parse.jupyter import replaced_server_note
+        note = replaced_server_note(text)
+        if note:
+            print(f"hpcwidgets: warning: {name}: {note}", file=sys.stderr)
+    return model
 
 
 _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")

@@ -144,4 +144,25 @@ def _settings(program: list[str], rest: list[Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["parse_jupyter_job"]
+#: a command that starts a Jupyter server (jupyter lab, jupyter-lab, jupyter notebook, python -m jupyterlab …)
+_SERVER = re.compile(r"(?:^|[\s/])(?:jupyter[-\s]+(?:lab|notebook|server)|jupyter-(?:lab|notebook|server)"
+                     r"|-m\s+(?:jupyterlab|notebook|jupyter_server))(?:\s|$)")
+
+
+def replaced_server_note(text: str) -> str:
+    """What reading ``text`` as a Jupyter job leaves behind, when a script hpcwidgets did not write starts its own
+    server: the job starts its own instead (a free port, a token, the tunnel command in its log), and the lines
+    around the old one (a fixed port, a tunnel message of its own) stay as written. "" for any other script."""
+    if "jl_start" in text:
+        return ""  # the job's own start function: a script hpcwidgets wrote
+    parsed = read_script(text)
+    starts = [c.line for c in parsed.lexed.code if c.kind == "simple" and _SERVER.search(" " + c.text.strip())]
+    if not starts:
+        return ""
+    return (f"the script starts its own Jupyter server (line {starts[0]}); the job written from it starts one "
+            "itself instead, on a free port with a token, and prints the tunnel command to its log. Lines kept as "
+            "written that belong to the old server (a fixed port, its own tunnel message) no longer apply: check "
+            "the set-up lines")
+
+
+__all__ = ["parse_jupyter_job", "replaced_server_note"]

@@ -383,8 +383,13 @@ class Builder(w.VBox):
             return self._load_failed(message)
         note = (" It started with a UTF-8 byte-order mark (BOM), which sbatch refuses; the form dropped it, "
                 "so a saved script is fine.") if loaded.bom else ""
-        self._set_status("Loaded." + note)
+        said = self._load_note(loaded.text)
+        self._set_status("Loaded." + note + (f" Note: {escape(said)}." if said else ""))
         return True
+
+    def _load_note(self, text: str) -> str:
+        """What the user should know about a text this form loaded (a form that reads scripts partly says it)."""
+        return ""
 
     def _not_loadable(self, text: str, name: str = "the text") -> str:
         """Why ``text`` is not loaded at all, or "": an empty text would replace the whole form with an empty
@@ -1297,6 +1302,14 @@ class JupyterJobBuilder(Builder):
     def parse(cls, text: str) -> Any:
         """The whole job (container, notebook folder, tunnel, ports too), as ``jupyter-job --from`` reads it."""
         return loading.parse_jupyter(text)
+
+    def _load_note(self, text: str) -> str:
+        from ..parse.jupyter import replaced_server_note
+        try:
+            return replaced_server_note(text)
+        except Exception as exc:  # the text loaded; a note that cannot be made is no reason to fail
+            log.debug("no note on the loaded Jupyter script", exc_info=exc)
+            return ""
 
     def _fill_in(self, model: Any) -> Any:
         # a plain job script has no tunnel line: its way in (host, port, jump host) is the profile's, as with
