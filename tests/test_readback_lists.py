@@ -88,3 +88,10 @@ def test_the_jupyter_form_says_so_on_load():
     assert b.load(HAND_WRITTEN_JUPYTER)
     said = html.unescape(re.sub("<[^>]+>", "", b.status.value))
     assert said.startswith("Loaded.") and "starts its own Jupyter server (line 6)" in said
+
+
+def test_a_template_placeholder_line_is_kept_as_written():
+    text = ("#!/bin/bash\n#SBATCH --output={homedir}/jupyterhub_slurmspawner_%j.log\n#SBATCH --export={keepvars}\n"
+            "source $VENV/bin/activate\n{cmd}\n")
+    rendered = render(parse_script(text))
+    assert rendered.rstrip().endswith("\n{cmd}") and "'{cmd}'" not in rendered  # batchspawner fills it in

@@ -279,8 +279,14 @@ def _plain_program(parsed: ParsedScript) -> Command | None:
         if any(isinstance(w.value, Verbatim) or parsed.may_split(w, cmd.line) for w in cmd.words) or \
                 not _inline_env_ok([(n, w.value) for n, w in cmd.assignments]):
             continue
+        if any(_PLACEHOLDER.fullmatch(w.raw) for w in cmd.words):
+            continue  # a template's {cmd} (batchspawner fills it in before bash reads it): kept as written
         return cmd
     return None
+
+
+#: a placeholder another program fills in before the script runs (batchspawner's {cmd}, {{srun}})
+_PLACEHOLDER = re.compile(r"\{\{?\w+\}\}?")
 
 
 def _redirect_words(cmd: Command) -> list[str]:
