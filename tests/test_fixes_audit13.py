@@ -127,3 +127,16 @@ def test_hpc515_offers_no_fix_that_would_leave_a_quote_open():
     found = [f for f in lint(text) if f.code == "HPC515"]
     assert len(found) == 1 and found[0].fix is None
     assert fixed(text) == (text, [])
+
+
+def test_hpc201_adds_the_flag_to_every_gpu_container_step_at_once():
+    text = ("#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH --gres=gpu:1\n"
+            'apptainer exec "$SCRATCH/img/pytorch_24.05.sif" python pretrain.py  # stage 1\n'
+            "cd \"$SCRATCH/run\"\n"
+            'apptainer exec "$SCRATCH/img/pytorch_24.05.sif" python finetune.py\n')
+    assert [f.line for f in lint(text) if f.code == "HPC201"] == [4, 6]
+    new, done = fixed(text)
+    # one at a time, the second step would have looked like a CPU helper beside the first (HPC220) and kept no GPU
+    assert done == ["HPC201"] and new.count("apptainer exec --nv ") == 2
+    assert "python pretrain.py  # stage 1\ncd \"$SCRATCH/run\"\n" in new
+    assert [f.code for f in lint(new) if f.code in ("HPC201", "HPC220")] == []
