@@ -245,7 +245,7 @@ def _no_lines_into_chains(parsed: Any, findings: list[Finding]) -> list[Finding]
 
 def _chain_continuations(parsed: Any) -> set[int]:
     """The lines where a command starts that an earlier line's ``&&``, ``||`` or ``|`` joins to the one before."""
-    from ..parse.lexer import compound_body
+    from ..parse.lexer import LIST_OPERATORS, compound_body
     out: set[int] = set()
 
     def walk(commands: Any) -> None:
@@ -253,7 +253,7 @@ def _chain_continuations(parsed: Any) -> set[int]:
         for cmd in commands:
             if not cmd.is_code:
                 continue
-            if previous is not None and previous.joined_by in ("&&", "||", "|", "|&") and previous.line < cmd.line:
+            if previous is not None and previous.joined_by in LIST_OPERATORS and previous.line < cmd.line:
                 out.add(cmd.line)
             previous = cmd
             if cmd.kind == "compound":

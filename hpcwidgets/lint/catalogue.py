@@ -1003,6 +1003,11 @@ def _code_in_order(ctx: Context) -> tuple[tuple[Any, bool, int], ...]:
     return cached(ctx, "code_in_order", make)
 
 
+def is_wait(cmd: Any) -> bool:
+    """A ``wait`` builtin: where the batch shell waits for what it started in the background."""
+    return cmd.kind == "simple" and bool(cmd.words) and str(cmd.words[0].value) == "wait"
+
+
 def _function_name(cmd: Any) -> str | None:
     """The name a compound command defines as a function; None for any other command."""
     m = _FUNCTION_DEF.match(cmd.text) if cmd.kind == "compound" else None

@@ -804,6 +804,21 @@ def _unknown_option(ctx: Context) -> Iterator[Any]:
             yield d.line, f"{flag} is not an option of Slurm's sbatch: fine only if your site adds it; check the spelling"
 
 
+def _read_directives(ctx: Context) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """``(directive line, its words as sbatch splits them)`` for each #SBATCH line sbatch reads: those before the
+    first command (HPC501 reports those after it), and not one whose quotes sbatch cannot read."""
+    from ..errors import ParseError
+    from ..parse.lexer import directive_words
+    first = ctx.parsed.first_command
+    for cmd in ctx.parsed.lexed.directives:
+        if first and cmd.line >= first:
+            continue
+        try:
+            yield cmd, directive_words(cmd)
+        except ParseError:
+            continue
+
+
 @rule("HPC317", "abbreviated-sbatch-option", "info",
       summary="an #SBATCH option written as an abbreviation of its name (or #SBATCH packjob, the old name of hetjob)",
       why="sbatch accepts any unambiguous beginning of an option's name (--tasks is --tasks-per-node, i.e. "
@@ -821,16 +836,8 @@ srun python train.py
 srun python train.py
 """)
 def _abbreviated_option(ctx: Context) -> Iterator[Any]:
-    from ..errors import ParseError
-    from ..parse.lexer import directive_words
-    first = ctx.parsed.first_command
-    for cmd in ctx.parsed.lexed.directives:
-        if first and cmd.line >= first:
-            continue
-        try:
-            words = [w.value for w in directive_words(cmd)]
-        except ParseError:
-            continue
+    for cmd, read in _read_directives(ctx):
+        words = [w.value for w in read]
         if words == ["packjob"]:
             yield (cmd.line, "#SBATCH packjob is the deprecated name of the separator between the components of a "
                              "heterogeneous job (sbatch warns); write #SBATCH hetjob",
@@ -870,16 +877,7 @@ python train.py
 python train.py
 """)
 def _hash_inside_value(ctx: Context) -> Iterator[Any]:
-    from ..errors import ParseError
-    from ..parse.lexer import directive_words
-    first = ctx.parsed.first_command
-    for cmd in ctx.parsed.lexed.directives:
-        if first and cmd.line >= first:
-            continue  # sbatch reads no #SBATCH line after the first command (HPC303)
-        try:
-            words = directive_words(cmd)
-        except ParseError:
-            continue
+    for cmd, words in _read_directives(ctx):
         text = cmd.text.split("\n", 1)[0]
         for word in words:
             end = word.col - 1 + len(word.raw)

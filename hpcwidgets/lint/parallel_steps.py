@@ -17,8 +17,8 @@ from ..spec.slurm import node_range
 from . import Context, Fix, rule
 from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _batch_signal, _code_in_order,
                         _function_name, _functions, _indent, _is_monitor, _never_ends, _step_nodes, all_words, cached,
-                        handler_of, heterogeneous, inherited_per_task, job_cpus, job_nodes, job_tasks, own_gpu_request,
-                        steps, traps_for)
+                        handler_of, heterogeneous, inherited_per_task, is_wait, job_cpus, job_nodes, job_tasks,
+                        own_gpu_request, steps, traps_for)
 
 
 #: commands that end at once: after the last background step they give the steps no time to run
@@ -35,10 +35,6 @@ _PARALLEL_INPUTS = (":::", "::::", ":::+", "::::+")
 
 #: before Slurm 20.11 steps shared the job's CPUs unless they asked for --exclusive ones
 _WHOLE_STEPS_SINCE = (20, 11)
-
-
-def _is_wait(cmd: Any) -> bool:
-    return cmd.kind == "simple" and bool(cmd.words) and str(cmd.words[0].value) == "wait"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +64,7 @@ def background_steps(ctx: Context) -> tuple[BackgroundStep, ...]:
         pending: dict[int, list[list[int]]] = {}  # shell → the entries of each start there since its last wait
         for i, (cmd, in_loop, _) in enumerate(code):
             shell = _shell_of(ctx, i)
-            if _is_wait(cmd):
+            if is_wait(cmd):
                 pending[shell] = []
                 continue
             found = _start_at(ctx, i)
@@ -76,7 +72,7 @@ def background_steps(ctx: Context) -> tuple[BackgroundStep, ...]:
                 continue
             how, run, several, detached = found
             after = _next_in_body(ctx, _pipeline_end(ctx, i))
-            waited = after is not None and _is_wait(code[after][0])
+            waited = after is not None and is_wait(code[after][0])
             entries = list(range(len(out), len(out) + len(run)))
             out += [BackgroundStep(step, i, in_loop, several or (in_loop and not waited), cmd, how, several, detached)
                     for step in run]
@@ -863,12 +859,12 @@ def _wait_returns_at_the_trap(ctx: Context) -> Iterator[Any]:
     if not handlers or any(_ENDS_THE_JOB.search(h) for h in handlers):
         return  # no trap for it (HPC517's), or a handler that ends the job anyway
     top = [c for c in ctx.parsed.lexed.code if c.is_code]
-    waits = [k for k, c in enumerate(top) if _is_wait(c)]
+    waits = [k for k, c in enumerate(top) if is_wait(c)]
     if not waits or not any(b.detached for b in background_steps(ctx)):
         return
     last = waits[-1]
     if any(c.kind != "simple" or not c.words or str(c.words[0].value) not in _QUICK_COMMANDS for c in top[last + 1:]) \
-            or (last > 0 and _is_wait(top[last - 1])):
+            or (last > 0 and is_wait(top[last - 1])):
         return  # the script goes on after the wait (a loop that polls), or waits twice: it waits again
     yield (top[last].line, f"the trap for SIG{signal} only tells the step to stop, and this wait returns as soon as "
                            "the trap has run: the script ends here, the job with it, and Slurm kills the step before it "
@@ -908,7 +904,7 @@ def _background_without_wait(ctx: Context) -> Iterator[Any]:
     background.sort(key=lambda b: b.index)
     code = _code_in_order(ctx)
     first = min(b.index for b in background)
-    if any(_is_wait(c) and _shell_of(ctx, k) < 0 for k, (c, _, _) in enumerate(code) if k >= first) \
+    if any(is_wait(c) and _shell_of(ctx, k) < 0 for k, (c, _, _) in enumerate(code) if k >= first) \
             or _waits_elsewhere(ctx):
         return
     last = max(background, key=lambda b: b.index).start
@@ -982,7 +978,7 @@ def _waits_elsewhere(ctx: Context) -> bool:
         trap = cmd.kind == "simple" and bool(cmd.words) and str(cmd.words[0].value) == "trap"
         if trap and re.search(r"\bwait\b", cmd.text):
             return True
-        if _is_wait(cmd):
+        if is_wait(cmd):
             holder = next((c for c in top if c.offset <= cmd.offset < c.offset + len(c.text)), None)
             if holder is not None and _FUNCTION_DEF.match(holder.text):
                 return True

@@ -16,7 +16,7 @@ from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keybo
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
                         _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
-                        expanded_refs, handler_of, heterogeneous, job_nodes, job_tasks, other_launches,
+                        expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks, other_launches,
                         shell_script_word, simple_commands, steps, traps_for)
 
 
@@ -1482,8 +1482,7 @@ _HANDLER_FILE = re.compile(r"(?i)trap|signal|requeue|handler|preempt|resubmit|ch
 
 def _waits(ctx: Context) -> bool:
     """Whether the batch shell waits for background work with the wait builtin (where an untrapped INT kills it)."""
-    return any(cmd.kind == "simple" and cmd.words and str(cmd.words[0].value) == "wait"
-               for cmd, _, _ in _code_in_order(ctx))
+    return any(is_wait(cmd) for cmd, _, _ in _code_in_order(ctx))
 
 
 @rule("HPC530", "batch-signal-without-trap", "warning",

@@ -78,7 +78,8 @@ for _op in _OPERATORS:
     _OPS_BY_CHAR[_op[0]] += (_op,)
 _REDIRECTS = frozenset({"<<<", "<<-", "<<", "<&", "<>", "<", ">>", ">&", ">|", ">", "&>>", "&>"})
 _SEPARATORS = frozenset({";", "&", "&&", "||", "|", "|&"})
-_CONTINUING = frozenset({"&&", "||", "|", "|&"})  # operators that need a command after them
+#: operators that need a command after them: a list goes on past the end of their line (a && ⏎ b)
+LIST_OPERATORS = frozenset({"&&", "||", "|", "|&"})
 _OPENERS = {"if": "fi", "case": "esac", "for": "done", "while": "done", "until": "done",
             "select": "done", "{": "}", "[[": "]]"}
 _CLOSERS = frozenset({"fi", "esac", "done", "}"})
@@ -1042,7 +1043,7 @@ class _Grouper:
             nt = toks[j]
             if nt.kind == "op" and nt.text in _SEPARATORS:
                 joined = nt.text
-                if joined in _CONTINUING:
+                if joined in LIST_OPERATORS:
                     after_joiner = nt
                 j += 1
                 nt = toks[j]
@@ -1255,7 +1256,7 @@ def _syntax_spans(toks: list[_Tok]) -> Optional[list[tuple[int, int]]]:
             j += 2
         spans = [(first.start, toks[j - 1].end)]
         last = next(t for t in reversed(toks) if t.kind not in ("eof", "nl", "com"))
-        if last.kind == "op" and last.text in _CONTINUING:
+        if last.kind == "op" and last.text in LIST_OPERATORS:
             spans.append((last.start, last.end))  # f() { …; } && f: the && (its command follows) is no part of the body
         return spans
     opener = first.text

@@ -28,7 +28,7 @@ from ..spec.slurm import shebang_program
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import SweepAxis, grid_picks
 from .argv import GLOBAL_OPTIONS, parse_argv, recognise
-from .lexer import Command
+from .lexer import LIST_OPERATORS, Command
 from .script import LEGACY_LAUNCH, ParsedScript, Step, launch_words, read_script, runs_in_a_shell
 
 #: comments the renderer writes above its blocks (re-created on render, so not kept as set-up lines)
@@ -359,7 +359,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
                 (r.entries.append(_Entry(VERBATIM, [stripped])) if in_setup else r.after.append(text))
             continue
         if cmd.kind == "comment":
-            if previous is not None and previous.joined_by in _LIST_OPERATORS and (r.entries if in_setup else r.after):
+            if previous is not None and previous.joined_by in LIST_OPERATORS and (r.entries if in_setup else r.after):
                 # a comment inside a list (a && ⏎ # why ⏎ b): it stays between the two, on its own line
                 if in_setup:
                     r.entries[-1].rank = VERBATIM
@@ -502,16 +502,12 @@ def _plain(cmd: Command) -> bool:
     return cmd.kind == "simple" and not cmd.joined_by
 
 
-#: operators after which a list goes on past the end of the line (a && ⏎ b); after & and ; it ends there
-_LIST_OPERATORS = ("&&", "||", "|", "|&")
-
-
 def _goes_on(previous: Any, cmd: Any) -> bool:
     """Whether ``cmd`` is the rest of the list ``previous`` started: after &&, || or a pipe, or after & or ; on
     the same line (a & b); a command on the line after ``a &`` is one of its own."""
     if previous is None or not previous.joined_by:
         return False
-    return previous.joined_by in _LIST_OPERATORS or previous.end_line == cmd.line
+    return previous.joined_by in LIST_OPERATORS or previous.end_line == cmd.line
 
 
 def _continue(line: str, text: str) -> str:
