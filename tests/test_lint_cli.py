@@ -45,7 +45,8 @@ def test_json_output(tmp_path, capsys) -> None:
     assert main(["lint", "--format", "json", str(p)]) == 1
     data = json.loads(capsys.readouterr().out)
     assert [d["code"] for d in data] == ["HPC102"]
-    assert set(data[0]) == {"path", "line", "code", "severity", "message", "fix"}
+    assert set(data[0]) == {"path", "line", "code", "rule", "severity", "message", "fix"}
+    assert data[0]["rule"] == "rendezvous-node-list"
     assert data[0]["path"] == str(p) and data[0]["line"] == 4 and data[0]["fix"]["start_line"] == 4
 
 
@@ -158,3 +159,47 @@ def test_help(command, capsys) -> None:
         main([command, "--help"])
     assert exc.value.code == 0
     assert "FILE" in capsys.readouterr().out
+
+
+def test_a_code_prefix_selects_its_group(tmp_path, capsys) -> None:
+    from hpcwidgets.lint import rule_codes, rules
+    assert rule_codes("HPC2") == {c for c in rules() if c.startswith("HPC2")}
+    assert rule_codes("hpc10") == {c for c in rules() if c.startswith("HPC10")}
+    assert rule_codes("HPC10, HPC201") == {c for c in rules() if c.startswith("HPC10")} | {"HPC201"}
+    p = write(tmp_path, "job.sh", BAD)
+    assert main(["lint", "--select", "HPC2", str(p)]) == 0  # HPC102 is not in the group
+    assert main(["lint", "--select", "HPC1", str(p)]) == 1
+    assert main(["lint", "--ignore", "HPC1", str(p)]) == 0
+    capsys.readouterr()
+    for nothing in ("HPC9", "HPC", "HPC1X"):  # a group with no rule, or no group at all, is still an error
+        assert main(["lint", "--select", nothing, str(p)]) == 2
+        assert f"unknown rule code {nothing}" in capsys.readouterr().err
+
+
+def test_explain_prints_one_rule_and_reads_no_file(tmp_path, capsys) -> None:
+    from hpcwidgets.lint import rules
+    r = rules()["HPC201"]
+    for name in ("HPC201", "hpc201", r.name):
+        assert main(["lint", "--explain", name]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"HPC201 {r.name} (error)\n")
+        assert "Why it matters: " in out and "Fix: " in out
+        assert "    apptainer exec pytorch_2.3.sif python train.py" in out  # the flagged example, indented
+        assert "    apptainer exec --nv pytorch_2.3.sif python train.py" in out
+    assert main(["lint", "--explain", "HPC2O1"]) == 2
+    assert "no rule 'HPC2O1' (did you mean HPC201?)" in capsys.readouterr().err
+    assert main(["lint", "--explain", "HPC201", str(write(tmp_path, "job.sh", BAD))]) == 2
+    assert "checks no file" in capsys.readouterr().err
+
+
+def test_list_rules_has_a_line_per_rule(capsys) -> None:
+    from hpcwidgets.lint import rules
+    assert main(["lint", "--list-rules"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(rules())
+    assert lines[0].split()[1:3] == [rules()["HPC101"].severity, rules()["HPC101"].name]
+
+
+def test_lint_without_files_says_what_to_give(capsys) -> None:
+    assert main(["lint"]) == 2
+    assert "give the job scripts to check" in capsys.readouterr().err

@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "*.def, Singularity and Singularity.<tag>, Dockerfile*, Containerfile*, or a file "
                                    "starting with Bootstrap: or FROM) and "
                                    "checked with the build-file rules (HPC7xx: unpinned base image, secrets, …) instead "
-                                   "of the job-script ones. The rules are listed in docs/rules.md. Suppress one "
-                                   "finding with '# hpcw: disable=CODE' on its line.",
+                                   "of the job-script ones. --list-rules lists the rules, --explain CODE says why one "
+                                   "matters and how to fix it. Suppress one finding with '# hpcw: disable=CODE' on its "
+                                   "line.",
                        epilog=_examples_epilog([
                            "hpcwidgets lint job.sbatch",
                            "hpcwidgets lint --profile midway3 --format json jobs/*.sh",
@@ -41,8 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "hpcwidgets lint jobs/                   # every job script and build file in the folder and below it",
                            "hpcwidgets lint --fix job.sbatch        # applies mechanical fixes, keeps job.sbatch.bak",
                            "cat job.sbatch | hpcwidgets lint -",
+                           "hpcwidgets lint --select HPC2 job.sbatch # only the container rules (HPC2xx)",
+                           "hpcwidgets lint --explain HPC201        # why a rule matters, its fix, examples",
                        ]))
-    p.add_argument("files", nargs="+", metavar="FILE", help="job scripts and build files to check, or folders holding them (their "
+    p.add_argument("files", nargs="*", metavar="FILE", help="job scripts and build files to check, or folders holding them (their "
                                                           "files with an #SBATCH line and build files by their names, searched "
                                                           "recursively); "
                                                           "- reads standard input")
@@ -54,16 +57,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "that name is taken) and report what remains; build-file rules have no mechanical fixes. The "
                         "fixed file is a new file: other hard links to the old one keep the old text. A read-only "
                         "file, a device or a pipe is left as it is")
-    p.add_argument("--select", default="", metavar="CODES", help="only these rules, e.g. HPC101,HPC102")
-    p.add_argument("--ignore", default="", metavar="CODES", help="skip these rules, e.g. HPC209")
+    p.add_argument("--select", default="", metavar="CODES", help="only these rules, e.g. HPC101,HPC102; the start of "
+                                                                  "a code selects its group (HPC2: every HPC2xx rule)")
+    p.add_argument("--ignore", default="", metavar="CODES", help="skip these rules, e.g. HPC209 (groups as for --select)")
+    p.add_argument("--explain", metavar="CODE", help="print one rule's entry (why it matters, the fix, an example of each "
+                                                     "side) and exit; a code or a rule's name")
+    p.add_argument("--list-rules", action="store_true", help="print every rule's code, severity, name and summary and exit")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import FileError
     from ..files import read_stdin, read_text, special_kind
-    from ..lint import lint
-    from ..lint import rule_codes
+    from ..lint import explain_rule, lint, rule_codes, rule_list
+    if args.explain or args.list_rules:
+        if args.files:
+            raise HpcWidgetsError(f"{'--explain' if args.explain else '--list-rules'} prints the catalogue and checks "
+                                  "no file; run it without FILE, then lint the files in a second command")
+        sys.stdout.write(explain_rule(args.explain) if args.explain else rule_list())
+        return 0
+    if not args.files:
+        raise HpcWidgetsError("give the job scripts to check (FILE…, a folder, or - for standard input), or "
+                              "--explain CODE / --list-rules to read the catalogue")
     select, ignore = set(rule_codes(args.select, "--select")), set(rule_codes(args.ignore, "--ignore"))
     if args.fix and "-" in args.files:
         raise HpcWidgetsError("--fix rewrites files in place; give a file name instead of - (standard input)")

@@ -65,8 +65,11 @@ class Finding:
         return f"{self.path or '<stdin>'}:{self.line}: {self.severity} {self.code} {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "line": self.line, "code": self.code, "severity": self.severity,
-                "message": self.message, "fix": self.fix.to_dict() if self.fix else None}
+        """The finding as JSON: its rule's name rides along (``rule``), so a reader of the output can tell what a
+        code means without the catalogue at hand (``hpcwidgets lint --explain CODE`` says the rest)."""
+        known = _RULES.get(self.code)
+        return {"path": self.path, "line": self.line, "code": self.code, "rule": known.name if known else "",
+                "severity": self.severity, "message": self.message, "fix": self.fix.to_dict() if self.fix else None}
 
 
 @dataclass(frozen=True)
@@ -192,11 +195,23 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
 
 #: letters typed for the digits they look like, in a rule code's number
 _LOOKALIKES = str.maketrans("OIL", "011")
+#: a group of rules named by the start of their codes: HPC1 (network and launch), HPC20 (HPC200-HPC209)
+_GROUP = re.compile(r"HPC\d{1,2}")
+
+
+def _nearest_code(code: str) -> str:
+    """The rule code ``code`` was most likely meant to be ("" when none is near)."""
+    import difflib
+    known = rules()
+    # a letter typed for a digit (HPC1O1) first: difflib alone rates HPC511 as near as HPC101
+    digits = code[:3] + code[3:].translate(_LOOKALIKES)
+    return digits if digits in known else next(iter(difflib.get_close_matches(code, known, n=1, cutoff=0.8)), "")
 
 
 def rule_codes(codes: str | Iterable[str], option: str = "select") -> frozenset[str]:
     """The rule codes ``codes`` names, upper-cased: comma- or space-separated text (``"HPC101,hpc102"``, as
-    ``--select`` takes them) or an iterable of codes. An unknown code raises
+    ``--select`` takes them) or an iterable of codes. The start of a code names its group (``HPC2``: every HPC2xx
+    rule; ``HPC20``: HPC200-HPC209). An unknown code raises
     :class:`~hpcwidgets.errors.HpcWidgetsError` naming it (and the closest code), with ``option`` saying where it
     was given: a misspelt code would otherwise switch the check off without a word."""
     from ..errors import HpcWidgetsError
@@ -211,20 +226,25 @@ def rule_codes(codes: str | Iterable[str], option: str = "select") -> frozenset[
     if not all(isinstance(c, str) for c in given):
         wrong = next(c for c in given if not isinstance(c, str))
         raise HpcWidgetsError(f"{option}: expected rule codes as text (\"HPC101\"), got {wrong!r}")
-    chosen = frozenset(c.strip().upper() for c in given if c.strip())
+    chosen: set[str] = set()
     known = rules()
-    unknown = sorted(chosen - set(known))
+    unknown = []
+    for code in (c.strip().upper() for c in given if c.strip()):
+        group = {k for k in known if k.startswith(code)} if _GROUP.fullmatch(code) else set()
+        if code in known:
+            chosen.add(code)
+        elif group:
+            chosen |= group  # HPC2 is every HPC2xx rule, as linters take a code's prefix for its group
+        else:
+            unknown.append(code)
     if unknown:
-        import difflib
-        # a letter typed for a digit (HPC1O1) first: difflib alone rates HPC511 as near as HPC101
-        near = [c[:3] + c[3:].translate(_LOOKALIKES) if c[:3] + c[3:].translate(_LOOKALIKES) in known
-                else next(iter(difflib.get_close_matches(c, known, n=1, cutoff=0.8)), "") for c in unknown]
-        near = [m for m in near if m]
+        near = [m for m in map(_nearest_code, unknown) if m]
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        example = "hpcwidgets lint --select HPC101,HPC102" if option.startswith("-") else 'select=["HPC101", "HPC102"]'
-        raise HpcWidgetsError(f"{option}: unknown rule code {', '.join(unknown)}{hint}; the codes are listed in "
-                              f"docs/rules.md ({example})")
-    return chosen
+        example = "hpcwidgets lint --select HPC101,HPC2" if option.startswith("-") else 'select=["HPC101", "HPC2"]'
+        raise HpcWidgetsError(f"{option}: unknown rule code {', '.join(sorted(unknown))}{hint}; give codes or "
+                              f"their groups ({example}: HPC2 is every HPC2xx rule); `hpcwidgets lint --list-rules` "
+                              "lists them")
+    return frozenset(chosen)
 
 
 def _run(chosen: list[Rule], ctx: Context) -> list[Finding]:
@@ -383,6 +403,44 @@ def rules_markdown() -> str:
             out += ["Flagged:", "", f"```{fence}", r.bad.rstrip(), "```"]
         out += ["", "Not flagged:", "", f"```{fence}", r.good.rstrip(), "```"]
     return "\n".join(out) + "\n"
+
+
+def explain_rule(name: str) -> str:
+    """A rule's whole entry as plain text (what ``hpcwidgets lint --explain CODE`` prints): its name, severity,
+    why it matters, the fix and an example of each side. ``name`` is a code (any case) or a rule's name
+    (``same-rank-on-every-node``); anything else raises :class:`~hpcwidgets.errors.HpcWidgetsError` naming the
+    nearest one."""
+    from ..errors import HpcWidgetsError
+    known = rules()
+    wanted = str(name).strip()
+    found = known.get(wanted.upper()) or next((r for r in known.values() if r.name == wanted.lower()), None)
+    if found is None:
+        import difflib
+        near = (_nearest_code(wanted.upper()) if wanted.upper().startswith("HPC")
+                else next(iter(difflib.get_close_matches(wanted.lower(), [r.name for r in known.values()], n=1)), ""))
+        hint = f" (did you mean {near}?)" if near else ""
+        raise HpcWidgetsError(f"no rule {wanted!r}{hint}; `hpcwidgets lint --list-rules` lists every code and name")
+    r = found
+    import textwrap
+
+    def indented(text: str) -> str:
+        return "\n".join("    " + line if line else "" for line in text.rstrip("\n").replace("\r", "^M").split("\n"))
+    out = [f"{r.code} {r.name} ({r.severity}{', build files' if r.kind == 'build' else ''})", "",
+           *(textwrap.fill(part, 100, break_long_words=False, break_on_hyphens=False) + "\n"
+             for part in (r.summary, "Why it matters: " + r.why, "Fix: " + r.fix))]
+    out[-1] = out[-1].rstrip("\n")
+    if r.profile:
+        out += ["", f"Needs a cluster profile (the examples use --profile {r.profile})."]
+    out += ["", "Flagged:", "", indented(r.bad), "", "Not flagged:", "", indented(r.good), "",
+            f"Switch it off for one line with  # hpcw: disable={r.code}"]
+    return "\n".join(out) + "\n"
+
+
+def rule_list() -> str:
+    """One line per rule: code, severity, name and summary (``hpcwidgets lint --list-rules``)."""
+    known = rules().values()
+    width = max(len(r.name) for r in known)
+    return "".join(f"{r.code}  {r.severity:<7}  {r.name:<{width}}  {r.summary}\n" for r in known)
 
 
 def _fence(example: str) -> str:
