@@ -523,6 +523,13 @@ _DEEPSPEED_SWITCHES = frozenset({
 def _launcher_options(args: list[str], switches: frozenset[str]) -> dict[str, str]:
     """A launcher's own options up to its script, as ``--name_with_underscores`` → value ("" for a switch)."""
     out: dict[str, str] = {}
+    _options_end(args, switches, out)
+    return out
+
+
+def _options_end(args: list[str], switches: frozenset[str], found: dict[str, str] | None = None) -> int:
+    """Where a launcher's own options end in ``args``: the index of its script (or of ``--``), each option read
+    on the way into ``found``."""
     i = 0
     while i < len(args):
         word = args[i]
@@ -532,12 +539,12 @@ def _launcher_options(args: list[str], switches: frozenset[str]) -> dict[str, st
         if name.startswith("--"):
             name = "--" + name[2:].replace("-", "_")
         if eq or name in switches:
-            out[name] = value
             i += 1
         else:
-            out[name] = args[i + 1] if i + 1 < len(args) else ""
-            i += 2
-    return out
+            value, i = (args[i + 1] if i + 1 < len(args) else ""), i + 2
+        if found is not None:
+            found[name] = value
+    return i
 
 
 def _launcher_call(words: list[str]) -> tuple[str, list[str]] | None:
@@ -567,6 +574,7 @@ class OtherLaunch:
     name: str                 # "accelerate launch" or "deepspeed"
     options: dict[str, str]   # --name_with_underscores → value; a \\$ the task expands (bash -c '…') reads as $
     step: Any = None          # the step that runs it (srun, a container, a bash -c script there), None: batch shell
+    script_args: tuple[str, ...] = ()  # the words after the training script: the script's, not the launcher's
 
     def number(self, ctx: Context, name: str) -> int | None:
         """An option's value as a number, also through the script's and the job's variables; None when not
@@ -617,7 +625,7 @@ def _other_launch(line: int, call: tuple[str, list[str]], step: Any) -> OtherLau
     name, args = call
     switches = _ACCELERATE_SWITCHES if name == "accelerate launch" else _DEEPSPEED_SWITCHES
     options = {k: v.replace("\\$", "$") for k, v in _launcher_options(args, switches).items()}
-    return OtherLaunch(line, name, options, step)
+    return OtherLaunch(line, name, options, step, tuple(args[_options_end(args, switches) + 1:]))
 
 
 #: accelerate options that choose DeepSpeed (besides --use_deepspeed): its own settings

@@ -730,6 +730,13 @@ def _same_rank(ctx: Context) -> Iterator[Any]:
         static = launcher is not None and not launcher.standalone and launcher.rdzv_backend in ("", "static")
         rank = str(launcher.node_rank or "").strip() if static else ""  # c10d ignores --node-rank (HPC105)
         missing = [p.message for p in launcher.problems() if p.field == "node_rank"] if static and not rank else []
+        late = _written_after_script(launcher.args, ("--node-rank", "--node_rank")) if missing else ""
+        if late:
+            yield (step.line, f"torchrun: {late} comes after {launcher.script or 'the script'}, so torchrun passes it "
+                              "to the script and every node takes rank 0; move it before the script (with "
+                              "$SLURM_NODEID in srun bash -c '…'), or use the c10d rendezvous, which numbers the nodes "
+                              "itself")
+            continue
         if missing:
             yield step.line, f"torchrun: {missing[0]}"  # no --node-rank: every node takes the default, 0
             continue
@@ -761,11 +768,29 @@ def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
                                   "srun bash -c 'accelerate launch … --machine_rank \"$SLURM_NODEID\" …'")
         elif rank is None and path == "per_machine" and machines is not None and machines > 1 \
                 and "--config_file" not in opts:
+            late = _written_after_script(launch.script_args, ("--machine_rank", "--machine-rank"))
+            if late:
+                yield (step.line, f"srun starts accelerate launch --num_machines {machines} on {nodes} nodes, and its "
+                                  f"{late} comes after the training script, so accelerate passes it to the script and "
+                                  "takes no rank itself; move it before the script: srun bash -c 'accelerate launch … "
+                                  "--machine_rank \"$SLURM_NODEID\" train.py …'")
+                continue
             yield (step.line, f"srun starts accelerate launch --num_machines {machines} on {nodes} nodes without "
                               "--machine_rank: without a config file accelerate stops at once (int(None): TypeError), "
                               + _saved_config_rank(opts.get("--rdzv_backend", "static"))
                               + "; let each node take its own: srun bash -c 'accelerate launch … --machine_rank "
                                 "\"$SLURM_NODEID\" …'")
+
+
+def _written_after_script(script_args: Any, names: tuple[str, ...]) -> str:
+    """The rank option (``--node-rank=$SLURM_NODEID``) written among the script's own arguments, as written ("" when
+    it is not there): the launcher never sees it, and that is the cause to name rather than "no rank"."""
+    words = [str(w).replace("\\$", "$") for w in script_args]  # as the task expands it inside bash -c "…"
+    for k, word in enumerate(words):
+        name, eq, _ = word.partition("=")
+        if name in names:
+            return word if eq or k + 1 == len(words) else f"{word} {words[k + 1]}"
+    return ""
 
 
 def _saved_config_rank(backend: str) -> str:
