@@ -51,6 +51,20 @@ def test_apptainer_exec_renders_the_command(capsys):
     assert out.rstrip().endswith("python train.py --nv")
 
 
+@pytest.mark.parametrize("argv, codes", [
+    (["apptainer", "exec", "--bind", "/", "docker://pytorch/pytorch", "python", "train.py"],
+     ["HPC204", "HPC207", "HPC208", "HPC211"]),
+    (["charliecloud", "run", "-b", "/:/mnt/0", "./img", "--", "ls"], ["HPC204"]),
+    (["apptainer", "exec", "--nv", "--bind", "/scratch", "pytorch_24.05.sif", "python", "train.py"], []),
+])
+def test_a_command_written_is_linted_like_a_script(capsys, argv, codes):
+    # the command builders say what lint and the forms say of the same command: warnings on stderr, exit 0
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert [line.split()[9] for line in err.splitlines()] == codes
+    assert all("(of the command written): warning" in line for line in err.splitlines())
+
+
 def test_bad_input_gives_one_message_per_problem_and_exit_2(capsys):
     code, out, err = run(capsys, "sbatch", "--time", "1.5h", "--mem", "16GiB", "--gpus-per-node", "-1")
     assert code == 2 and out == ""

@@ -1143,3 +1143,12 @@ def test_hpc309_leaves_a_quick_tool_alone_and_its_fix_follows_the_jobs_count() -
     assert [f.line for f in lint(text) if f.code == "HPC309"] == [4]
     new, _ = fix_script(text)
     assert 'srun --cpus-per-task="$SLURM_CPUS_PER_TASK" python train.py' in new  # sbatch -c 4 job.sh still fits
+
+
+def test_hpc202_leaves_a_script_without_directives_alone() -> None:
+    # nothing says the job has no GPU: its resources may all be on sbatch's command line (or it is one command)
+    from hpcwidgets.lint import lint
+    command = "apptainer exec --nv pytorch_2.3.sif python train.py\n"
+    assert "HPC202" not in {f.code for f in lint(command)}
+    assert "HPC202" not in {f.code for f in lint("#!/bin/bash\n" + command)}
+    assert "HPC202" in {f.code for f in lint("#!/bin/bash\n#SBATCH --time=10\n" + command)}

@@ -364,16 +364,17 @@ NOT_SHELL = ("apptainer.def", "dockerfile")
 
 
 def report_lint(text: str, profile: Any, ignore: Iterable[str] = ()) -> bool:
-    """Print what lint says about a script the command wrote (errors and warnings, on stderr, at the lines of
-    that script): the models refuse what they know is wrong, and lint knows more (the whole script, the site's
-    modules). True when lint found an error: the command then exits with status 1, as lint does, so that
-    ``hpcwidgets workflow … -o job.sh && sbatch job.sh`` does not submit it. ``ignore``: codes the script it
-    was read from switched off."""
+    """Print what lint says about a script or a command the command wrote (errors and warnings, on stderr, at the
+    lines of that text): the models refuse what they know is wrong, and lint knows more (the whole script, the
+    site's modules, a bind of / or an untagged image). True when lint found an error: the command then exits with
+    status 1, as lint does, so that ``hpcwidgets workflow … -o job.sh && sbatch job.sh`` does not submit it.
+    ``ignore``: codes the script it was read from switched off."""
     from ..lint import lint
     errors = False
+    what = "script" if text.startswith("#!") else "command"
     for f in lint(text, profile, ignore=ignore):
         if f.severity != "info":
-            print(f"hpcwidgets: lint: line {f.line} (of the script written): {f.severity} {f.code} {f.message}",
+            print(f"hpcwidgets: lint: line {f.line} (of the {what} written): {f.severity} {f.code} {f.message}",
                   file=sys.stderr)
             errors = errors or f.severity == "error"
     return errors
@@ -493,7 +494,7 @@ def _run_model_command(args: argparse.Namespace) -> int:
     if args.format == "shell":
         check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
     emit(args, text)
-    status = 1 if args.format == "shell" and text.startswith("#!") and report_lint(
+    status = 1 if args.format == "shell" and model.kind not in NOT_SHELL and report_lint(
         text, profile, suppressed_in(args.from_file or "")) else 0
     if model.kind == "jupyter.job" and args.output_file not in (None, "-") and args.format == "shell":
         log = model.job.output.replace("%j", "JOBID").replace("%x", model.job.job_name or "JOBNAME") \

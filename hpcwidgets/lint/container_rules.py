@@ -558,7 +558,8 @@ def _gpus_come_with_the_node(ctx: Context) -> bool:
           "--exclusive job is allocated all the generic resources of its nodes, GPUs among them (with a profile: on "
           "a partition with GPUs), so --nv in its batch shell finds them; but a step srun starts there gets only "
           "the GPUs it asks for itself (srun(1), --gres: not those 'implicitly requested when a job is "
-          "exclusive'), which is reported.",
+          "exclusive'), which is reported. A script with no #SBATCH line at all (a command on its own, or a job whose "
+          "resources are all given on sbatch's command line) says nothing about GPUs either way, and is left alone.",
       fix="Request GPUs (--gres=gpu:N or --gpus-per-node=N), or drop --nv for CPU work.",
       catalogue=(6,),
       bad="""#!/bin/bash
@@ -571,6 +572,8 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 @each_component
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
+    if not ctx.parsed.directives:
+        return  # no #SBATCH line: the GPUs may come from sbatch's command line, or this is a command on its own
     job = ctx.job
     zero = 0 in (job.gpus_per_node, job.gpus, job.gpus_per_task)  # --gres=gpu:0: none, whatever the partition
     if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero):
