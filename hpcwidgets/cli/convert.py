@@ -49,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
     elif model.kind == "charliecloud.run":
         conversion = to_apptainer(model)
     else:
-        raise HpcWidgetsError(f"only apptainer exec/run/shell and ch-run commands can be translated, not {model.kind}")
+        from ..spec.names import spoken
+        inner = " (drop srun and its options: convert the command srun runs)" if model.kind == "slurm.srun" else ""
+        raise HpcWidgetsError(f"only apptainer exec/run/shell and ch-run commands can be translated, and this is "
+                              f"{spoken(model)}{inner}")
     if args.format != "shell":
         emit(args, "".join(format_model(m, args.format) for m in conversion.commands))
         return 0

@@ -86,6 +86,8 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
     server settings of its start line, and its tunnel (see :mod:`hpcwidgets.parse.jupyter`)."""
     _require_text(text, "parse_jupyter_job()")
     from .jupyter import parse_jupyter_job as _parse
+    from .workflow import require_shell
+    require_shell(text, path)  # a Python job script: say so, not a shell syntax error in its Python
     return _parse(text, path)
 
 

@@ -27,8 +27,19 @@ def parse_job(text: str) -> Any:
 def parse_command(text: str, allowed: Iterable[type]) -> Any:
     """One command line read into a model that must be one of ``allowed`` classes."""
     from ..parse.argv import parse_argv
-    from ..parse.lexer import lex_command
-    cmd = lex_command(text)
+    from ..parse.lexer import lex_script
+    from ..parse.workflow import require_shell
+    from ..spec.names import spoken, spoken_list
+    allowed = tuple(allowed)
+    require_shell(text)  # a Python job script pasted here: say so, not a shell syntax error in its Python
+    code = lex_script(text).code
+    if len(code) != 1:
+        if not code:
+            raise ParseError(f"there is no command to load; paste {spoken_list(allowed)}", 0)
+        raise ParseError(f"this form holds one command, and the text has {len(code)}: paste only "
+                         f"{spoken_list(allowed)}, or load a whole job script into the Workflow or Slurm form",
+                         code[1].line, code[1].col)
+    cmd = code[0]
     words = [w.value for w in cmd.words]
     env = {name: w.value for name, w in cmd.assignments}
     if cmd.redirects:
@@ -40,11 +51,28 @@ def parse_command(text: str, allowed: Iterable[type]) -> Any:
     if lost:
         raise ParseError(f"{lost[0]}=… before the command is not one of its settings, so this form cannot keep it; "
                          "export it in the job script instead (the workflow form reads it as an export)", cmd.line)
-    allowed = tuple(allowed)
     if not isinstance(parsed.model, allowed):
-        names = ", ".join(sorted({getattr(c, "kind", c.__name__) for c in allowed}))
-        raise ParseError(f"this is a {parsed.model.kind} command; this form holds {names}", cmd.line, cmd.col)
+        inner = _launched(parsed.model, allowed)
+        if inner:  # srun apptainer exec …: the line as copied from a job script
+            raise ParseError(f"this is an srun command that runs {inner}: paste the command without srun and its "
+                             "options (this form builds the command srun runs), or load the whole line into the "
+                             "Workflow form, which keeps srun", cmd.line, cmd.col)
+        raise ParseError(f"this is {spoken(parsed.model)}; this form holds {spoken_list(allowed)}", cmd.line, cmd.col)
     return parsed.model
+
+
+def _launched(model: Any, allowed: tuple[type, ...]) -> str:
+    """What an srun model runs, named, when it is a command this form holds ("" otherwise)."""
+    from ..parse.argv import parse_argv
+    from ..spec.names import spoken
+    inner = getattr(model, "command", ())
+    if not inner or isinstance(inner, str):
+        return ""
+    try:
+        found = parse_argv([str(w) for w in inner]).model
+    except ParseError:
+        return ""
+    return spoken(found) if isinstance(found, allowed) else ""
 
 
 def parse_deffile(text: str) -> Any:
