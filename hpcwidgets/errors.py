@@ -59,7 +59,10 @@ class UnknownFieldError(HpcWidgetsError, KeyError):
         self.model = model
         self.name = name
         self.valid = valid
-        super().__init__(f"{model} has no field {name!r}; valid fields: {', '.join(valid)}")
+        import difflib
+        near = difflib.get_close_matches(str(name), valid, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        super().__init__(f"{model} has no field {name!r}{hint}; valid fields: {', '.join(valid)}")
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the plain message
         return self.args[0]

@@ -1152,3 +1152,15 @@ def test_hpc202_leaves_a_script_without_directives_alone() -> None:
     assert "HPC202" not in {f.code for f in lint(command)}
     assert "HPC202" not in {f.code for f in lint("#!/bin/bash\n" + command)}
     assert "HPC202" in {f.code for f in lint("#!/bin/bash\n#SBATCH --time=10\n" + command)}
+
+
+def test_hpc309_says_how_a_profile_settles_the_slurm_version() -> None:
+    from hpcwidgets.lint import lint
+    from hpcwidgets.profiles import load_profile
+    text = "#!/bin/bash\n#SBATCH --cpus-per-task=8\nsrun python train.py\n"
+    [bare] = [f.message for f in lint(text) if f.code == "HPC309"]
+    assert bare.endswith("a profile whose scheduler_version is 23.11 or later leaves this out")
+    [known] = [f.message for f in lint(text, "generic") if f.code == "HPC309"]  # generic: version not given
+    assert "scheduler_version" not in known
+    newer = load_profile("generic").replace(scheduler_version="23.11")
+    assert "HPC309" not in {f.code for f in lint(text, newer)}

@@ -225,6 +225,31 @@ def test_bad_toml_names_file_and_line(tmp_path):
     assert "not valid TOML" in str(err.value)
 
 
+def test_toml_left_open_is_placed_at_the_end_not_at_line_0(tmp_path):
+    bad = tmp_path / "open.toml"
+    bad.write_text('name = "open"\nlogin_host = "x"\nruntimes = ["apptainer",\n')
+    with pytest.raises(ProfileError) as err:
+        load_profile(bad)
+    assert f"{bad.resolve()}:3:" in str(err.value) and ":0:0:" not in str(err.value)
+
+
+def test_misspelt_profile_and_field_get_a_suggestion(tmp_path):
+    with pytest.raises(ProfileError, match="unknown profile 'generc' \\(did you mean 'generic'\\?\\)"):
+        load_profile("generc")
+    from hpcwidgets.errors import UnknownFieldError
+    from hpcwidgets.spec import SlurmJob
+    with pytest.raises(UnknownFieldError, match="no field 'tme' \\(did you mean 'time'\\?\\); valid fields: "):
+        SlurmJob().replace(tme="10")
+
+
+def test_twice_named_partition_is_listed_once_among_the_choices():
+    text = ('name = "twice"\nlogin_host = "x"\ndefault_partition = "gpu"\n'
+            '[[partitions]]\nname = "cpu"\n[[partitions]]\nname = "cpu"\n')
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(text)
+    assert "use one of: cpu\n" in str(err.value) + "\n" and "defined more than once" in str(err.value)
+
+
 def test_unknown_key_names_line_and_valid_keys(tmp_path):
     bad = tmp_path / "typo.toml"
     bad.write_text('name = "typo"\n\n[[partitions]]\nname = "a"\nmaxtime = "1:00:00"\n')

@@ -158,7 +158,8 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: 
                    help=format_help or "shell: the command or script (default); json/toml: the model, to edit and "
                                        "load with --from.")
     g.add_argument("-o", "--output-file", metavar="FILE",
-                   help="Write to FILE atomically instead of printing (- prints).")
+                   help="Write to FILE atomically instead of printing (- prints); missing folders on its path are "
+                        "created.")
     g.add_argument("--force", action="store_true", help="Allow -o to replace an existing file (never a device, a "
                                                         "pipe or a socket: those are refused).")
     if model:
@@ -255,7 +256,8 @@ def load_model_file(path: str, cls: Any = None) -> Any:
         try:
             data = loads(text)
         except ValueError as exc:
-            line, column, message = _toml_where(exc)
+            from ..profiles import toml_error_place
+            line, column, message = toml_error_place(exc, text)
             raise ParseError(f"{'' if line else name + ': '}not valid TOML: {message}", line, column,
                              source=name) from None
         except RecursionError:
@@ -313,9 +315,10 @@ def _model_from_script(text: str, name: str, cls: Any) -> Any:
     readers = {Workflow: parse_script, SlurmJob: parse_job, JupyterJob: parse_jupyter_job, None: parse_script}
     reader = readers.get(cls)
     if reader is None:
-        raise HpcWidgetsError(f"{name} is a job script, and this command builds a {getattr(cls, 'kind', cls)}: "
-                              "read the script with hpcwidgets workflow --from, or save this model as JSON "
-                              "(--format json -o FILE) and load that")
+        from ..spec.names import spoken
+        raise HpcWidgetsError(f"{name} is a job script, and this command builds {spoken(cls)}: read the script "
+                              "with hpcwidgets workflow --from, or save this model as JSON (--format json -o FILE) "
+                              "and load that")
     try:
         model = reader(text, name)
     except ParseError as exc:
@@ -326,18 +329,6 @@ def _model_from_script(text: str, name: str, cls: Any) -> Any:
         if note:
             print(f"hpcwidgets: warning: {name}: {note}", file=sys.stderr)
     return model
-
-
-_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
-
-
-def _toml_where(exc: ValueError) -> tuple[int, int, str]:
-    """(line, column, message without the position) of a TOML reader's error."""
-    message = str(exc)
-    where = _TOML_WHERE.search(message)
-    line = int(getattr(exc, "lineno", 0) or (where.group(1) if where else 0))
-    column = int(getattr(exc, "colno", 0) or (where.group(2) if where else 0))
-    return line, column, _TOML_WHERE.sub("", message).strip()
 
 
 def emit(args: argparse.Namespace, text: str) -> None:

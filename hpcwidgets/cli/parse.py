@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="the job script; - reads standard input")
     p.add_argument("--format", choices=("json", "toml"), default="json", help="output format (default json)")
     p.add_argument("-o", "--output-file", metavar="FILE",
-                   help="write to FILE atomically instead of printing (- prints)")
+                   help="write to FILE atomically instead of printing (- prints); missing folders on its path are created")
     p.add_argument("--force", action="store_true",
                    help="allow -o to replace an existing file (never a device, a pipe or a socket)")
     p.set_defaults(handler=run)

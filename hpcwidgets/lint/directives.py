@@ -295,10 +295,15 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
         shared = het or step.command.joined_by == "&" or "--exact" in own \
             or any(b.step.line == step.line for b in background_steps(ctx))
         yield (step.line, f"{had} but srun on Slurm 22.05–23.02 gives each task one CPU; "
-                          f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)",
+                          f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)" + _UNKNOWN_VERSION[
+                              ctx.profile is None],
                # written in after "srun" alone: the rest of the line stays exactly as it was
                None if shared else _insert_after_srun(ctx, step, written))
 
+
+#: what HPC309 adds when no profile says which Slurm the site runs (most sites are past 23.02 by now)
+_UNKNOWN_VERSION = ("", "; without a cluster profile the Slurm version is not known: a profile whose "
+                        "scheduler_version is 23.11 or later leaves this out")
 
 #: programs a step may run on one CPU: a look at the nodes, not the job's work
 _QUICK_TOOLS = frozenset({"hostname", "date", "echo", "printenv", "env", "true", "uname", "nproc", "free", "df",

@@ -140,10 +140,14 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
                 return directory / f"{name}.toml"
         except PermissionError as exc:  # the next directories (the shipped profiles) may still have it
             notes.append(_skipped(directory, exc))
-    available = ", ".join(list_profiles()) or "none found"
+    import difflib
+    names = list_profiles()
+    available = ", ".join(names) or "none found"
+    near = difflib.get_close_matches(name, names, n=1)
     dirs = ", ".join(str(d) for d in search_path())
     notes += _env_path_notes() + _named_in(name)
-    raise ProfileError(f"unknown profile {name!r}; available: {available} (searched {dirs}; "
+    raise ProfileError(f"unknown profile {name!r}{f' (did you mean {near[0]!r}?)' if near else ''}; available: "
+                       f"{available} (searched {dirs}; "
                        f"add {name}.toml to one of them or set ${ENV_VAR})" + "".join(f"\nnote: {n}" for n in notes))
 
 
@@ -256,7 +260,20 @@ def _load_cached(path: str, mtime_ns: int, size: int, validate: bool) -> Cluster
     return profile_from_toml(Path(path).read_bytes(), source=path, default_name=Path(path).stem, validate=validate)
 
 
-_TOML_WHERE = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TOML_WHERE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)")
+
+
+def toml_error_place(exc: ValueError, text: str) -> tuple[int, int, str]:
+    """``(line, column, message without the place)`` of a TOML reader's error in ``text``. An error "at end of
+    document" (a table or a list left open) is placed after the last line, where the reader ran out of text."""
+    message = str(exc)
+    where = _TOML_WHERE.search(message)
+    line = int(getattr(exc, "lineno", 0) or (where.group(1) or 0 if where else 0))
+    column = int(getattr(exc, "colno", 0) or (where.group(2) or 0 if where else 0))
+    if not line and where is not None and where.group(1) is None:
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    return line, column, _TOML_WHERE.sub("", message).strip()
 
 
 def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_name: str = "",
@@ -270,11 +287,7 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        where = _TOML_WHERE.search(message)
-        line = int(getattr(exc, "lineno", 0) or (where.group(1) if where else 0))
-        column = int(getattr(exc, "colno", 0) or (where.group(2) if where else 0))
-        plain = _TOML_WHERE.sub("", message).strip()
+        line, column, plain = toml_error_place(exc, text)
         raise ProfileError(f"{source}:{line}:{column}: not valid TOML: {plain}") from None
     tag = data.pop("kind", ClusterProfile.kind)
     if tag != ClusterProfile.kind:

@@ -789,7 +789,7 @@ class ClusterProfile(Spec):
         if dups:
             out.append(Problem("partitions", f"partition {', '.join(dups)} is defined more than once; "
                                              "partition names must be unique"))
-        valid = ", ".join(names) or "(no partitions defined)"
+        valid = ", ".join(dict.fromkeys(names)) or "(no partitions defined)"
         if self.default_partition and self.default_partition not in names:
             out.append(Problem("default_partition", f"{self.default_partition!r} is not one of the partitions; "
                                                     f"use one of: {valid}"))
