@@ -323,11 +323,9 @@ def _model_from_script(text: str, name: str, cls: Any) -> Any:
         model = reader(text, name)
     except ParseError as exc:
         raise ParseError(exc.message, exc.line, exc.column, source=name) from None
-    if cls is JupyterJob:
-        from ..parse.jupyter import replaced_server_note
-        note = replaced_server_note(text)
-        if note:
-            print(f"hpcwidgets: warning: {name}: {note}", file=sys.stderr)
+    from ..parse.workflow import readback_notes
+    for note in readback_notes(text, model):  # on stderr: the script written on stdout stays the script
+        print(f"hpcwidgets: warning: {name}: {note}", file=sys.stderr)
     return model
 
 

@@ -222,7 +222,10 @@ class ParsedScript:
         if any(s.line <= line <= s.end_line and word.raw in dict(s.through) for s in self.split_steps or ()):
             return True  # the launch it holds was read into several words
         value = self.resolve(word.raw, line)
-        return value == word.raw or value == "" or re.search(r"[\s*?\[]", value) is not None
+        if value == word.raw or value == "" or re.search(r"[\s*?\[]", value) is not None:
+            return True
+        # set from variables the reader cannot know (M=$X; a=$(hostname); M=$a): as empty, or as many words, as they
+        return not _REF.sub("", value) and not all(_SLURM_VAR.fullmatch(m.group(0)) for m in _REF.finditer(value))
 
     def is_suppressed(self, code: str, line: int) -> bool:
         if code in self.suppressed_file:

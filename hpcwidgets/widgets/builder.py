@@ -388,8 +388,14 @@ class Builder(w.VBox):
         return True
 
     def _load_note(self, text: str) -> str:
-        """What the user should know about a text this form loaded (a form that reads scripts partly says it)."""
-        return ""
+        """What the user should know about a script this form loaded: what the model writes back otherwise than the
+        script had it (:func:`~hpcwidgets.parse.workflow.readback_notes`, which ``--from`` prints too)."""
+        from ..parse.workflow import readback_notes
+        try:
+            return ". Also, ".join(readback_notes(text, self._base))
+        except Exception as exc:  # the text loaded; a note that cannot be made is no reason to fail
+            log.debug("no note on the loaded script", exc_info=exc)
+            return ""
 
     def _not_loadable(self, text: str, name: str = "the text") -> str:
         """Why ``text`` is not loaded at all, or "": an empty text would replace the whole form with an empty
@@ -1302,14 +1308,6 @@ class JupyterJobBuilder(Builder):
     def parse(cls, text: str) -> Any:
         """The whole job (container, notebook folder, tunnel, ports too), as ``jupyter-job --from`` reads it."""
         return loading.parse_jupyter(text)
-
-    def _load_note(self, text: str) -> str:
-        from ..parse.jupyter import replaced_server_note
-        try:
-            return replaced_server_note(text)
-        except Exception as exc:  # the text loaded; a note that cannot be made is no reason to fail
-            log.debug("no note on the loaded Jupyter script", exc_info=exc)
-            return ""
 
     def _fill_in(self, model: Any) -> Any:
         # a plain job script has no tunnel line: its way in (host, port, jump host) is the profile's, as with
