@@ -36,6 +36,10 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
     step = next((s for s in parsed.steps if _starts_jupyter(s)), None)
     if step is not None:
         values.update(_server(step))
+    elif _server_line(parsed) is None:  # a job that starts no server (a training job): JupyterLab in its container
+        work = _work_step(parsed)
+        if work is not None and _as_server_container(work) is not None:
+            values["container"] = _as_server_container(work)
     else:  # JupyterLab started on the node itself: the start line is no launch the reader models
         words = _start_words(parsed.lexed.code)
         if words:
@@ -65,11 +69,54 @@ def _job(parsed: ParsedScript, text: str, path: str) -> Any:
     from .workflow import workflow_from
     cut = _server_line(parsed)
     if cut is None:
-        return parsed.job
+        work = _work_step(parsed)
+        if work is None:
+            return parsed.job
+        cut = work.line  # its set-up (conda activate, exports) stays; the work itself is not the Jupyter job's
     head = "".join(line + "\n" for line in text.split("\n")[:cut - 1])
     # (the whole script's first command says which #SBATCH lines sbatch reads; the head may hold none)
     read = replace(read_script(head, path), first_command=parsed.first_command)
     return workflow_from(read, Workflow, job_only=True)
+
+
+def _work_step(parsed: ParsedScript) -> Step | None:
+    """The step of a job script that starts no server (``apptainer run … python train.py``), as the workflow
+    reader takes it; None when it has none."""
+    from ..spec.workflow import Workflow
+    from .workflow import _main_step
+    return _main_step(parsed, Workflow)
+
+
+def _as_server_container(step: Step) -> Any:
+    """The container ``step`` runs its program in, made ready to run JupyterLab (``exec`` with no command of its
+    own), or None: the job then runs JupyterLab on the node, as without a container."""
+    c = step.chain.container
+    if c is None or c.kind not in ("apptainer.run", "charliecloud.run"):
+        return None
+    return c.replace(command=(), **({"action": "exec"} if c.kind == "apptainer.run" else {}))
+
+
+def left_out_note(text: str) -> str:
+    """What reading a job script that starts no Jupyter server (a training job) as a Jupyter job leaves out: the
+    work and the lines after it, said with what is kept, so that the person who asked knows. "" for a script that
+    starts a server, or that does nothing but set up."""
+    parsed = read_script(text)
+    if _server_line(parsed) is not None:
+        return ""
+    work = _work_step(parsed)
+    if work is None:
+        loads = {line for _, line in parsed.modules}  # module loads are kept
+        rest = [c for c in parsed.lexed.code if c.line >= parsed.first_command and c.line not in loads]
+        if not rest:
+            return ""
+        return ("the script starts no Jupyter server and has no step the reader takes: the Jupyter job keeps its "
+                "#SBATCH lines and module loads, and leaves out its other commands (from line "
+                f"{rest[0].line} on); add what JupyterLab needs with --set job.setup=…")
+    c = _as_server_container(work)
+    where = "" if c is None else (f" and runs JupyterLab in the same image with "
+                                  f"{'ch-run' if c.kind == 'charliecloud.run' else c.binary + ' exec'} ({c.image})")
+    return (f"the script starts no Jupyter server: the Jupyter job keeps its #SBATCH lines and the lines before its "
+            f"step{where}, and leaves out the step on line {work.line} and everything after it")
 
 
 def _server_line(parsed: ParsedScript) -> int | None:
@@ -165,4 +212,4 @@ def replaced_server_note(text: str) -> str:
             "the set-up lines")
 
 
-__all__ = ["parse_jupyter_job", "replaced_server_note"]
+__all__ = ["left_out_note", "parse_jupyter_job", "replaced_server_note"]
