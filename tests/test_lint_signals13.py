@@ -100,11 +100,12 @@ def test_what_the_rule_says_of_bash_and_python_holds_here(tmp_path, job_control,
         python3 -c '
         import time
         try:
+            open("ready", "w").close()  # its signal handlers are set: a loaded machine may take a while to get here
             time.sleep(5); print("slept through")
         except KeyboardInterrupt:
             print("KeyboardInterrupt")' &
         pid=$!
-        sleep 0.5
+        until [ -e ready ]; do sleep 0.05; done
         kill -INT "$pid"
         wait
         """))
@@ -112,5 +113,6 @@ def test_what_the_rule_says_of_bash_and_python_holds_here(tmp_path, job_control,
 
     def defaults() -> None:  # as the batch shell starts, whatever the test runner ignores
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-    out = subprocess.run([bash, str(script)], capture_output=True, text=True, timeout=30, preexec_fn=defaults).stdout
+    out = subprocess.run([bash, str(script)], capture_output=True, text=True, timeout=60, preexec_fn=defaults,
+                         cwd=tmp_path).stdout
     assert out.strip() == expected
