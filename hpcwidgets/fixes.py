@@ -1,8 +1,8 @@
 """Apply the linter's mechanical fixes to script text.
 
 Fixes are data (:class:`hpcwidgets.lint.Fix`); turning them into text needs the quoting contract,
-so it lives here, above both the linter and the renderer. Fixes are applied one at a time and the
-script is linted again after each, so overlapping fixes (two rules on one step) compose.
+so it lives here, above both the linter and the renderer. Fixes are applied one rule at a time and the
+script is linted again after each round, so overlapping fixes (two rules on one step) compose.
 """
 
 from __future__ import annotations
@@ -70,7 +70,16 @@ def _trailing_comment(text: str, start: int, end: int) -> str:
 
 def fix_script(text: str, profile: Any = None, *, path: str = "") -> tuple[str, list[Finding]]:
     """Apply every available fix; return the new text and the findings that were fixed. ``text`` is the script's
-    text: anything else (a file's path, bytes) is an :class:`~hpcwidgets.errors.HpcWidgetsError` saying what to pass."""
+    text: anything else (a file's path, bytes) is an :class:`~hpcwidgets.errors.HpcWidgetsError` saying what to pass.
+
+    Each round lints the script again and fixes its first fixable finding together with the other fixable findings
+    of the same rule (see :func:`_fixed_together`): fixing one can change how the rule sees the others. With --nv
+    added to one of two GPU container steps, HPC201 would take the other for a CPU helper beside it (HPC220) and
+    leave it without GPUs; fixed in one round, both get the flag. Every rule is fixed this way, as none is known whose
+    fix of one finding makes its fix of another wrong (none did over the test and audit scripts). What it can change
+    is the order in which two rules' fixes of one step compose: HPC309 puts --cpus-per-task on every step before
+    HPC105 rewrites one of them, which then writes the same options in the model's order.
+    """
     if not isinstance(text, str):
         from .errors import HpcWidgetsError
         from .parse import script_text_problem
@@ -80,10 +89,26 @@ def fix_script(text: str, profile: Any = None, *, path: str = "") -> tuple[str, 
         findings = [f for f in lint(text, profile, path=path) if f.fix is not None]
         if not findings:
             break
-        finding = findings[0]
-        new = apply_fix(text, finding.fix)  # type: ignore[arg-type]
+        together = _fixed_together(findings)
+        new = text
+        # from the bottom up, so that the lines above each fix keep their numbers
+        for finding in sorted(together, key=lambda f: f.fix.start, reverse=True):  # type: ignore[union-attr]
+            new = apply_fix(new, finding.fix)  # type: ignore[arg-type]
         if new == text:
             break
-        fixed.append(finding)
+        fixed.extend(together)
         text = new
     return text, fixed
+
+
+def _fixed_together(findings: list[Finding]) -> list[Finding]:
+    """The first of ``findings`` (which all carry a fix) and every later one of the same rule whose fix touches
+    none of the lines of those taken before it; a fix left out is found again in the next round."""
+    first = findings[0]
+    taken = [first]
+    for finding in findings[1:]:
+        fix = finding.fix
+        if finding.code == first.code and all(fix.end < t.fix.start or fix.start > t.fix.end  # type: ignore[union-attr]
+                                               for t in taken):
+            taken.append(finding)
+    return taken

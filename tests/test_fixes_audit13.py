@@ -137,6 +137,6 @@ def test_hpc201_adds_the_flag_to_every_gpu_container_step_at_once():
     assert [f.line for f in lint(text) if f.code == "HPC201"] == [4, 6]
     new, done = fixed(text)
     # one at a time, the second step would have looked like a CPU helper beside the first (HPC220) and kept no GPU
-    assert done == ["HPC201"] and new.count("apptainer exec --nv ") == 2
+    assert done == ["HPC201", "HPC201"] and new.count("apptainer exec --nv ") == 2
     assert "python pretrain.py  # stage 1\ncd \"$SCRATCH/run\"\n" in new
     assert [f.code for f in lint(new) if f.code in ("HPC201", "HPC220")] == []

@@ -969,6 +969,37 @@ def handler_of(trap: Any) -> str:
     return str(trap.argv[1])
 
 
+def trap_handler_commands(ctx: Context, trap: Any) -> list[tuple[int, list[str]]]:
+    """``(line, words)`` of each simple command the handler of ``trap`` (a ``trap HANDLER SIGNAL…`` command) runs
+    when the signal arrives, in order: the handler lexed as bash reads it then (its commands at the trap's line), and
+    after a command that calls one of the script's functions (``trap cleanup USR1``, ``trap 'stop 143' TERM``) the
+    commands of that function's body at their own lines, and of the functions it calls in turn. Commands of a
+    ``bash -c`` script are left out: they run in a shell of their own. Empty when the handler cannot be lexed."""
+    if len(trap.words) < 3:
+        return []
+    # the word as written: its value marks the $ of '… "$pid"' literal (\$), and lexed again it would name no variable
+    raw = trap.words[1].raw
+    text = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
+    try:
+        handler = lex_script(text).code
+    except ParseError:
+        return []
+    functions, code = _functions(ctx), _code_in_order(ctx)
+    out: list[tuple[int, list[str]]] = []
+
+    def take(commands: Any, line: int | None, called: frozenset[str]) -> None:
+        for cmd in _simple_commands(commands):
+            if isinstance(cmd, _Inner):
+                continue
+            words = [str(v) for v in cmd.argv]
+            out.append((line or cmd.line, words))
+            name = words[0] if words else ""
+            if name in functions and name not in called:  # a function that calls itself is read once
+                take(compound_body(code[functions[name]][0]), None, called | {name})
+    take(handler, trap.line, frozenset())
+    return out
+
+
 def _batch_signal(ctx: Context, *, batch: bool = True) -> tuple[Any, str] | None:
     """The job's ``--signal`` directive and its signal's name when it goes to the batch shell (``B:SIG@TIME``), or
     with ``batch=False`` when it goes to the job's steps only (no ``B:``); else None."""

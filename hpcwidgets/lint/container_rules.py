@@ -110,33 +110,6 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 @each_component
 def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
-    found = list(_gpu_flag_findings(ctx))
-    fixes = [f[2] for f in found if len(f) > 2 and f[2] is not None]
-    if len(fixes) > 1:
-        # one fix for them all: fixed one by one, the second step would look like a CPU helper beside the first
-        # (HPC220) and keep no GPU
-        together = _all_at_once(ctx, fixes)
-        found = [(f[0], f[1], together) if len(f) > 2 and f[2] is not None else f for f in found]
-    yield from found
-
-
-def _all_at_once(ctx: Context, fixes: list[Fix]) -> Fix | None:
-    """One text fix doing what ``fixes`` do, none of whose lines overlap (None when some do)."""
-    from ..fixes import apply_fix
-    ordered = sorted(fixes, key=lambda f: f.start)
-    if any(a.end >= b.start for a, b in zip(ordered, ordered[1:])):
-        return None
-    old = list(ctx.parsed.lines)
-    text = "\n".join(old)
-    for fix in reversed(ordered):  # from the bottom up, so the lines above keep their numbers
-        text = apply_fix(text, fix)
-    new = text.split("\n")
-    start, end = ordered[0].start, ordered[-1].end
-    region = new[start - 1:end + len(new) - len(old)]
-    return Fix(ordered[0].description + " to every GPU container step", start, end, text="\n".join(region))
-
-
-def _gpu_flag_findings(ctx: Context) -> Iterator[Any]:
     reported: set[int] = set()
     for step, c, flag, other in _steps_without_gpu_flag(ctx):
         if other is not None and step.chain.launcher is None:

@@ -16,11 +16,9 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
-from ..errors import ParseError
-from ..parse.argv import parse_argv
 from ..parse.script import launch_words
 from . import Context, rule
-from .catalogue import _simple_commands, heterogeneous, own_gpu_request, steps
+from .catalogue import _Inner, _simple_commands, heterogeneous, own_gpu_request, steps
 from .container_rules import gpu_vendor
 
 #: the podman-hpc subcommands that start a container and take its site modules (--gpu, --mpi …)
@@ -31,25 +29,21 @@ _PODMAN_HPC_RUNS = ("run", "shared-run")
 _PODMAN_GPU_DEVICE = re.compile(r"(?:--device=?)?(?:nvidia\.com/gpu|/dev/nvidia)")
 
 
-def _srun_and_command(words: list[str]) -> tuple[Any, list[str]]:
-    """The srun model of a command line that starts with srun (None otherwise) and the words of the command it runs,
-    past ``exec``, ``env A=1`` and the other wrappers; (None, []) when srun's options cannot be read."""
-    words = launch_words(words)
-    if not words or words[0].rsplit("/", 1)[-1] != "srun":
-        return None, words
-    try:
-        srun = parse_argv(words).model
-    except ParseError:
-        return None, []
-    return srun, launch_words([str(w) for w in srun.command])
-
-
 def _podman_hpc_runs(ctx: Context) -> list[tuple[Any, Any, list[str]]]:
     """``(command, srun model or None, podman-hpc words)`` for every ``podman-hpc run``/``shared-run`` of the script:
-    at the top level, under srun, in functions, loops and ``bash -c '…'`` scripts."""
+    at the top level, under srun, in functions, loops and ``bash -c '…'`` scripts. The srun model is the one of the
+    step the reader made of the command (for a command of a ``bash -c`` script, of the step that runs the script:
+    ``srun --gpus=4 bash -c 'podman-hpc run …'``); a command that starts with srun and is no step (its options cannot
+    be read) is left out."""
+    by_command = {s.command: s for s in steps(ctx)}
     out = []
     for cmd in _simple_commands(ctx.parsed.lexed.code):
-        srun, words = _srun_and_command([str(v) for v in cmd.argv])
+        inner = isinstance(cmd, _Inner)
+        step = by_command.get(cmd.outer if inner else cmd)
+        srun = step.chain.srun if step is not None else None
+        words = launch_words([str(v) for v in cmd.argv])
+        if not inner and srun is not None:
+            words = launch_words([str(w) for w in step.chain.program])  # type: ignore[union-attr]
         if len(words) > 1 and words[0].rsplit("/", 1)[-1] == "podman-hpc" and words[1] in _PODMAN_HPC_RUNS:
             out.append((cmd, srun, words))
     return out

@@ -17,8 +17,8 @@ from ..spec.slurm import node_range
 from . import Context, Fix, rule
 from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _batch_signal, _code_in_order,
                         _function_name, _functions, _indent, _is_monitor, _never_ends, _step_nodes, all_words, cached,
-                        handler_of, heterogeneous, inherited_per_task, is_wait, job_cpus, job_nodes, job_tasks,
-                        own_gpu_request, steps, traps_for)
+                        heterogeneous, inherited_per_task, is_wait, job_cpus, job_nodes, job_tasks,
+                        own_gpu_request, steps, trap_handler_commands, traps_for)
 
 
 #: commands that end at once: after the last background step they give the steps no time to run
@@ -817,8 +817,17 @@ def _batch_shell_program(ctx: Context, cmd: Any, words: list[str]) -> list[str]:
     return [str(w) for w in step.chain.program]
 
 
-#: what a trap handler may do that ends the job anyway (so a script that ends right after it loses nothing)
-_ENDS_THE_JOB = re.compile(r"\bscontrol\s+requeue\b|\bexit\b|\bscancel\b(?![^;|&]*--signal)|\bsbatch\b")
+def _ends_the_job(words: list[str]) -> bool:
+    """Whether a command of a trap's handler ends the job anyway, so that a script which ends right after the trap
+    loses nothing: exit, a requeue (scontrol requeue or requeuehold), scancel when it sends no signal (--signal, -s),
+    or sbatch (the job resubmits itself)."""
+    words = launch_words(words)
+    name = words[0].rsplit("/", 1)[-1] if words else ""
+    if name == "scontrol":
+        return any(w in ("requeue", "requeuehold") for w in words[1:])
+    if name == "scancel":
+        return not any(w.startswith(("--signal", "-s")) for w in words[1:])
+    return name in ("exit", "sbatch")
 
 
 @rule("HPC529", "wait-returns-when-the-trap-runs", "error",
@@ -853,10 +862,8 @@ def _wait_returns_at_the_trap(ctx: Context) -> Iterator[Any]:
     if found is None:
         return
     _, signal = found
-    handlers = [handler_of(trap) for trap in traps_for(ctx, signal)]
-    functions, code = _functions(ctx), _code_in_order(ctx)
-    handlers = [code[functions[h.strip()]][0].text if h.strip() in functions else h for h in handlers]
-    if not handlers or any(_ENDS_THE_JOB.search(h) for h in handlers):
+    traps = traps_for(ctx, signal)
+    if not traps or any(_ends_the_job(words) for trap in traps for _, words in trap_handler_commands(ctx, trap)):
         return  # no trap for it (HPC517's), or a handler that ends the job anyway
     top = [c for c in ctx.parsed.lexed.code if c.is_code]
     waits = [k for k, c in enumerate(top) if is_wait(c)]

@@ -17,7 +17,7 @@ from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
                         _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
                         expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks, other_launches,
-                        shell_script_word, simple_commands, steps, traps_for)
+                        shell_script_word, simple_commands, steps, trap_handler_commands, traps_for)
 
 
 def raw_text(cmd: Any) -> str:
@@ -1579,23 +1579,14 @@ def _kill_signal_and_targets(words: list[str]) -> tuple[str, list[str]] | None:
 
 def _kills(ctx: Context) -> Iterator[tuple[int, list[str]]]:
     """``(line, words)`` of every command the batch shell may run: the script's (function bodies too) and those of
-    the handlers its traps set."""
-    from ..errors import ParseError
-    from ..parse.lexer import lex_script
+    the handlers its traps set (a function a handler calls comes twice, at its own lines both times)."""
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         if isinstance(cmd, _Inner):
             continue
         words = [str(v) for v in cmd.argv]
         yield cmd.line, words
-        if len(words) >= 3 and words[0] == "trap" and len(cmd.words) >= 3:
-            raw = cmd.words[1].raw  # the handler as the trap runs it: 'kill -INT "$pid"' or "kill -INT $pid"
-            text = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
-            try:
-                handler = lex_script(text)
-            except ParseError:
-                continue
-            for inner in _simple_commands(handler.code):
-                yield cmd.line, [str(w.value) for w in inner.words]
+        if words[:1] == ["trap"]:
+            yield from trap_handler_commands(ctx, cmd)
 
 
 def _plain_python(cmd: Any) -> bool:
