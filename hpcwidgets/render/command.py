@@ -7,7 +7,7 @@ from typing import Iterable
 
 from ..spec._meta import Spec
 from ..spec.argv import argv, env_assignments, model_words, option_words
-from .quote import assignment, quote
+from .quote import assignment, quote_words
 
 __all__ = ["WIDTH", "argv", "command_line", "env_assignments", "model_words", "option_words", "wrap"]
 
@@ -23,7 +23,7 @@ def command_line(model: Spec, *, env_prefix: bool = True, width: int = WIDTH, in
     """
     words, starts, _ = model_words(model)
     prefix = [assignment(k, v) for k, v in env_assignments(model)] if env_prefix else []
-    return wrap(prefix + [quote(w) for w in words], group_starts=[s + len(prefix) for s in starts],
+    return wrap(prefix + quote_words(words), group_starts=[s + len(prefix) for s in starts],
                 width=width, indent=indent)
 
 

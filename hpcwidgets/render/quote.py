@@ -44,24 +44,44 @@ def expand(value: str, env: Mapping[str, str]) -> str:
     return _TOKEN.sub(sub, value)
 
 
-#: quoted words by value: a script repeats its values (paths, flags) and a form re-renders them on
-#: every keystroke; bounded, and quote is a pure function of the text
-_QUOTED: dict[str, str] = {}
+class _Memo(dict[str, str]):
+    """Quoted words by value: a script repeats its values (paths, flags) and a form re-renders them on every
+    keystroke. A known word is one dict lookup in C (``_QUOTED[value]``, or ``map(_QUOTED.__getitem__, words)``
+    for a list); only an unknown one costs a Python call. Bounded, and quote is a pure function of the text.
+
+    Only plain ``str`` keys may be looked up: a :class:`Verbatim` equals the plain text it holds, so it would be
+    served that text's quoting."""
+
+    __slots__ = ()
+
+    def __missing__(self, value: str) -> str:
+        if len(self) >= _QUOTED_MAX:
+            self.clear()
+        word = self[value] = _quote(value)
+        return word
+
+
+_QUOTED = _Memo()
 _QUOTED_MAX = 4096
+_PLAIN = {str}
 
 
 def quote(value: str) -> str:
     """Render one value as one bash word obeying the contract."""
     if value.__class__ is str:
-        word = _QUOTED.get(value)
-        if word is None:
-            if len(_QUOTED) >= _QUOTED_MAX:
-                _QUOTED.clear()
-            word = _QUOTED[value] = _quote(value)
-        return word
+        return _QUOTED[value]
     if isinstance(value, Verbatim):
         return str(value)
     return _quote(str(value))
+
+
+def quote_words(words: Iterable[str]) -> list[str]:
+    """``[quote(w) for w in words]``; a list of plain text only (the usual step) is looked up in C, word by word."""
+    if words.__class__ is not list:
+        words = list(words)
+    if set(map(type, words)) <= _PLAIN:
+        return list(map(_QUOTED.__getitem__, words))
+    return list(map(quote, words))
 
 
 #: ``\$`` before what would be no reference unescaped (``\$``, ``\$1``, ``\${``): the same literal dollar as a bare
@@ -114,7 +134,7 @@ def _c_escape(c: str) -> str:
 
 def join(words: Iterable[str]) -> str:
     """Quote and join an argv list into one command line."""
-    return " ".join(quote(w) for w in words)
+    return " ".join(quote_words(words))
 
 
 _NAME_ONLY = re.compile(_NAME)

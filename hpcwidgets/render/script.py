@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from ..spec.slurm import SlurmJob
 from .command import option_words
-from .quote import assignment, quote
+from .quote import assignment, quote_words
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,11 @@ def _environment() -> Any:
 
 @functools.cache
 def _template(name: str) -> Any:
-    return _environment().get_template(name)
+    template = _environment().get_template(name)
+    # Jinja keeps a template's globals as a ChainMap over the environment's (empty here, see above), which costs
+    # two Python calls per render to copy; a plain dict holds the same nothing
+    template.globals = {}
+    return template
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -142,19 +146,24 @@ def _compile_directives(cls: type) -> Any:
     return ns["directives"]
 
 
+#: the compiled directives function of each job class, by class (see ``_WORDS`` in hpcwidgets.spec.argv)
+_DIRECTIVES: dict[type, Any] = {}
+
+
 def directive_lines(job: SlurmJob) -> list[str]:
     """The options after ``#SBATCH``, in declaration order, GPUs written as ``--gres``."""
-    cls = type(job)
-    fn = cls.__dict__.get("_hpcw_directives")
+    fn = _DIRECTIVES.get(job.__class__)
     if fn is None:
-        fn = _compile_directives(cls)
-        cls._hpcw_directives = fn  # type: ignore[attr-defined]  # one per class, not inherited
-    return fn(job) + [one_line(d) for d in job.extra_directives]  # type: ignore[no-any-return]
+        fn = _DIRECTIVES[job.__class__] = _compile_directives(job.__class__)
+    out = fn(job)
+    if job.extra_directives:
+        out += [one_line(d) for d in job.extra_directives]
+    return out  # type: ignore[no-any-return]
 
 
 def module_lines(job: SlurmJob) -> list[str]:
     """Module names, each one shell word by the quoting contract (a name never runs as code)."""
-    return [quote(m) for m in job.modules]
+    return quote_words(job.modules)
 
 
 def export_lines(job: SlurmJob, extra: Iterable[tuple[str, str]] = ()) -> list[str]:
@@ -174,29 +183,28 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     """Assemble the full script around ``blocks`` (the steps); ``first`` comes before the exports and set-up
     lines (a line they may rely on, such as filling in $USER).
 
-    The template lays the script out; each section reaches it as finished text (a section is
-    the exports, the set-up lines, or one block with its comment), so the template holds the
-    order and the prologue and nothing else.
+    The template lays the script out: header, prologue, then the body. The body reaches it as
+    finished text, its sections (the exports, the set-up lines, each block with its comment)
+    separated by a blank line.
     """
     sections = [f"# {b.comment}\n{b.text}" if b.comment else b.text for b in first]
     exported = export_lines(job, exports)
     if exported:
-        sections.append("\n".join("export " + e for e in exported))
+        sections.append("export " + "\nexport ".join(exported))
     lines = [*job.setup, *setup]
     if lines:
         sections.append("\n".join(lines))
     for block in blocks:
         sections.append(f"# {block.comment}\n{block.text}" if block.comment else block.text)
-    directives = directive_lines(job)
     text = _template("job.sh.j2").render(
         shell=one_line(job.shell) or "/bin/bash",
-        directives="".join(f"#SBATCH {d}\n" for d in directives),
+        directives="".join(map("#SBATCH {}\n".format, directive_lines(job))),
         title=script_title(title, job.job_name),
         version=_version(),
-        modules="".join(f"module load {m}\n" for m in module_lines(job)),
+        modules="".join(map("module load {}\n".format, module_lines(job))),
         errexit=job.fail_fast != "off",
         nounset=job.fail_fast == "strict",
-        sections=sections,
+        body="\n\n".join(sections),
     )
     if "\n\n\n" in text:
         text = _BLANK_RUN.sub("\n\n", text)

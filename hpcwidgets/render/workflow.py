@@ -17,6 +17,7 @@ fail-fast prologue, in this order:
 from __future__ import annotations
 
 import re
+from itertools import chain
 
 from ..errors import Problem, ValidationError
 from ..spec._meta import Spec
@@ -26,7 +27,7 @@ from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow, grid_picks
 from .command import WIDTH, command_line, env_assignments, model_words
-from .quote import quote, references
+from .quote import quote, quote_words, references
 from .script import Block, one_line, render_script
 
 
@@ -39,9 +40,11 @@ def _layer(model: Spec, rest: list[str] | None = None, cut: int = 0) -> tuple[st
     starts within them except the first option, which stays on the program's line."""
     words, starts, lead = model_words(model, rest)
     if cut:
-        words = words[:len(words) - cut]
-    n = len(words)
-    return model.kind, words, {s for s in starts if s < n and s != lead}
+        del words[len(words) - cut:]
+        starts = [s for s in starts if s < len(words)]
+    groups = set(starts)
+    groups.discard(lead)
+    return model.kind, words, groups
 
 
 def step_layers(w: Workflow) -> Layers:
@@ -74,13 +77,13 @@ def step_layers(w: Workflow) -> Layers:
 
 def step_argv(w: Workflow, layers: Layers | None = None) -> list[str]:
     """The step's complete argument vector (values unquoted; ``$NAME`` references unexpanded)."""
-    return [word for _, words, _ in (layers if layers is not None else step_layers(w)) for word in words]
+    return list(chain.from_iterable(words for _, words, _ in (layers if layers is not None else step_layers(w))))
 
 
 def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layers | None = None) -> str:
     """The step as shell text: one line when it fits in ``width``, else a line per layer and option group."""
     layers = layers if layers is not None else step_layers(w)
-    quoted = [list(map(quote, words)) for _, words, _ in layers]
+    quoted = [quote_words(words) for _, words, _ in layers]
     one_line = " ".join([" ".join(q) for q in quoted if q])
     if len(one_line) <= width:
         return one_line
@@ -203,7 +206,7 @@ _SETS_HEAD_NODE = re.compile(rf"^\s*(?:export\s+|declare\s+(?:-\w+\s+)*)?{HEAD_N
 def head_node_block(w: Workflow, layers: Layers | None = None) -> Block | None:
     """The head-node line, unless the script's own set-up lines already set ``head_node`` their way
     (``…-ib0`` for the InfiniBand name, say): writing ours after theirs would replace their value."""
-    if not needs_head_node(w) or any(_SETS_HEAD_NODE.search(line) for line in w.job.setup):
+    if not needs_head_node(w) or _SETS_HEAD_NODE.search("\n".join(w.job.setup)):  # (one search over every line)
         return None
     text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w, layers) else "")
     return Block(text, "Rendezvous host: the first node, resolved on the host (images lack scontrol)")

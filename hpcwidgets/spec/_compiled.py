@@ -138,4 +138,6 @@ def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
              "        if not _mistyped(self):", "            raise",
              "    return out"]
     exec(compile("\n".join(body) + "\n", f"<hpcwidgets problems of {cls.__qualname__}>", "exec"), ns)
-    return ns["problems"]  # type: ignore[no-any-return]
+    fn = ns["problems"]
+    fn.__qualname__, fn.__doc__ = f"{cls.__qualname__}.problems", Spec.problems.__doc__  # it becomes the method
+    return fn  # type: ignore[no-any-return]

@@ -147,6 +147,8 @@ class Spec:
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
+        if "problems" not in cls.__dict__:
+            cls.problems = Spec.problems  # type: ignore[method-assign]  # replaced by its compiled checks, see problems
         tag = cls.__dict__.get("kind")
         if tag:
             if tag in _REGISTRY and _REGISTRY[tag].__qualname__ != cls.__qualname__:
@@ -183,6 +185,10 @@ class Spec:
             from ._compiled import compile_problems
             check = compile_problems(cls)
             cls._hpcw_problems = check  # type: ignore[attr-defined]  # one per class, not inherited
+            if cls.__dict__.get("problems") is Spec.problems:
+                # later calls go straight to the compiled checks; each subclass holds this method again (see
+                # __init_subclass__), so it never inherits checks compiled for another class's fields
+                cls.problems = check  # type: ignore[method-assign]
         return check(self)  # type: ignore[no-any-return]
 
     def _check(self) -> list[Problem]:

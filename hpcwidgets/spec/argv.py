@@ -133,12 +133,15 @@ def model_words(model: Spec, rest: Iterable[str] | None = None) -> tuple[list[st
     Group starts are indexes of words where a continuation line may begin (each option with a
     value, and the first positional); ``lead`` counts the program and subcommand words.
     """
-    cls = type(model)
-    fn = cls.__dict__.get("_hpcw_words")
+    fn = _WORDS.get(model.__class__)
     if fn is None:
-        fn = _compile_words(cls)
-        cls._hpcw_words = fn  # type: ignore[attr-defined]  # one per class, not inherited
-    return fn(model, rest)  # type: ignore[no-any-return]
+        fn = _WORDS[model.__class__] = _compile_words(model.__class__)
+    return fn(model, rest)
+
+
+#: the compiled words function of each class, by class: a subclass never uses its parent's (it has fields of its
+#: own), and a dict lookup costs less than reading the class's ``__dict__`` (a new mapping proxy each time)
+_WORDS: dict[type, Callable[..., tuple[list[str], list[int], int]]] = {}
 
 
 def argv(model: Spec) -> list[str]:

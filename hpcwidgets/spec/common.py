@@ -64,11 +64,11 @@ def extra_problems(extra: Any, takes_value: frozenset[str], program: str) -> lis
 def option_like_operands(model: Any, *names: str) -> list[Problem]:
     """A problem for each of ``names`` (the model's positional fields: an image, a source, an output) whose value
     starts with '-': the program reads such a word as an option, not as the file it was meant to name."""
-    program = getattr(model, "binary", "") or getattr(model, "program", "") or "the program"
     out = []
     for name in names:
         value = getattr(model, name)
         if value.__class__ is str and value.startswith("-"):
+            program = getattr(model, "binary", "") or getattr(model, "program", "") or "the program"
             label = type(model).__dataclass_fields__[name].metadata["hpcw"].label.lower()
             out.append(Problem(name, f"{value!r} starts with '-', so {program} reads it as an option, not as the "
                                      f"{label}; write ./{value} for a file of that name"))

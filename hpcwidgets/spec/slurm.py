@@ -249,6 +249,7 @@ _VARIABLE = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|\()")
 _SPACE = re.compile(r"\s")
 #: what no #SBATCH line can hold (NUL is refused for every text field)
 _CONTROL = re.compile(r"[\x01-\x1f\x7f]")
+_PLAIN = {str}
 
 
 def _whole(value: Any) -> int:
@@ -427,6 +428,8 @@ class SlurmJob(Spec):
     def _text_counts(self) -> list[Problem]:
         """What text in ``nodes``, ``gpus`` and ``gpus_per_task`` asks for, when it has one of their
         text forms (MIN-MAX, TYPE:COUNT); the generic check reports text of any other shape."""
+        if str not in set(map(type, (self.nodes, self.gpus, self.gpus_per_task, self.gpus_per_node))):
+            return []  # the usual job: every count is a number or unset, so there is no text to read
         out: list[Problem] = []
         span = node_range(self.nodes) if isinstance(self.nodes, str) else None
         if span is not None:
@@ -445,6 +448,8 @@ class SlurmJob(Spec):
         """GPUs in total together with GPUs per node, as Slurm checks them (sbatch and test39.4 of its test suite):
         the total is a whole number of nodes' worth (``--gpus=8 --gpus-per-node=8`` on one node, LUMI's way), and
         that number of nodes is one the job may have."""
+        if self.gpus is None:
+            return []  # no GPUs in total (gpu_total(None) is 0): nothing to compare
         total, per_node = gpu_total(self.gpus), gpu_total(self.gpus_per_node)
         if not total or not per_node:
             return []
@@ -476,6 +481,8 @@ class SlurmJob(Spec):
 
     def _shell_problems(self) -> list[Problem]:
         """The #! line names a shell (see :meth:`_shell_line_problems` for how it is written)."""
+        if self.shell == "/bin/bash":
+            return []  # the default: an absolute bash, which every check below accepts
         problems = self._shell_line_problems()
         if not problems and isinstance(self.shell, str) and not is_shell(shebang_program("#!" + self.shell)):
             problems.append(Problem("shell", f"{self.shell!r} is not a shell, but the script's lines are shell "
@@ -499,7 +506,10 @@ class SlurmJob(Spec):
     def _check(self) -> list[Problem]:
         out: list[Problem] = self._shell_problems()
         names, values = _directive_text_fields(type(self))
-        for name, value in zip(names, values(self)):
+        texts = values(self)
+        if set(map(type, texts)) <= _PLAIN and "$" not in (joined := "".join(texts)) and not _CONTROL.search(joined):
+            texts = ()  # the usual values: plain text without a reference or a control character, nothing to report
+        for name, value in zip(names, texts):
             if not value or not isinstance(value, str):
                 continue  # most are empty; another type is the generic check's
             if name != "job_name" and _CONTROL.search(value):
@@ -547,7 +557,9 @@ class SlurmJob(Spec):
             out.append(Problem("gpu_type", f"{self.gpu_type!r} is not a GPU type name (letters, digits, _ . -)"))
         out += self._gpus_and_per_node()
         out += self._text_counts()
-        tasks, per_node, span = _whole(self.ntasks), _whole(self.ntasks_per_node), node_range(self.nodes)
+        # each check below is about a task count (_whole(None) is 0): without one, none applies
+        tasks = _whole(self.ntasks) if self.ntasks is not None else 0
+        per_node, span = (_whole(self.ntasks_per_node), node_range(self.nodes)) if tasks else (0, None)
         if tasks and per_node and span is not None and span[1] > 0 and tasks > per_node * span[1]:
             where = f"{self.nodes} node(s)" if span[0] == span[1] else f"at most {span[1]} nodes ({self.nodes})"
             out.append(Problem("ntasks", f"{tasks} tasks do not fit in {where} × {per_node} tasks per node"))
@@ -567,14 +579,15 @@ class SlurmJob(Spec):
         if isinstance(self.job_name, str) and _SPACE.search(self.job_name.replace(" ", "")):
             out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
                                            "blank than a space (an #SBATCH line ends at the line break); use - or _"))
-        out += self._extra_values()
-        for d in list_items(self.extra_directives):
-            if isinstance(d, str) and d and d[0] in TYPED_DASHES:
-                name, eq, value = d.partition("=")
-                out.append(Problem("extra_directives", f"{d!r} {TYPED_DASH} (copied from a document?): "
-                                                       f"type it on the keyboard, {keyboard_option(name)}{eq}{value}"))
-            elif isinstance(d, str) and not d.startswith("-") and not is_hetjob_word(d):
-                out.append(Problem("extra_directives", f"{d!r}: {STRAY_DIRECTIVE}, e.g. --signal=USR1@90"))
+        if self.extra_directives:  # an empty (or falsy) value has no items to check
+            out += self._extra_values()
+            for d in list_items(self.extra_directives):
+                if isinstance(d, str) and d and d[0] in TYPED_DASHES:
+                    name, eq, value = d.partition("=")
+                    out.append(Problem("extra_directives", f"{d!r} {TYPED_DASH} (copied from a document?): "
+                                                           f"type it on the keyboard, {keyboard_option(name)}{eq}{value}"))
+                elif isinstance(d, str) and not d.startswith("-") and not is_hetjob_word(d):
+                    out.append(Problem("extra_directives", f"{d!r}: {STRAY_DIRECTIVE}, e.g. --signal=USR1@90"))
         if self.env:
             names = [e.name for e in list_items(self.env) if isinstance(e, EnvVar)]
             for name in sorted({n for n in names if names.count(n) > 1}):

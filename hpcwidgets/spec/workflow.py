@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from itertools import chain
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -319,7 +320,13 @@ class Workflow(Spec):
     def _step_texts(self) -> Iterable[tuple[str, str]]:
         """The step's words that refer to lower-case variables, joined per field; a verbatim word read from a
         script is left to the script's own logic (it is looked for only when a field holds a reference at all)."""
-        for field, words in self._step_word_groups():
+        groups = self._step_word_groups()
+        try:
+            if not _LOWER_REF.search("\n".join(chain.from_iterable(words for _, words in groups))):
+                return  # the usual step: no word refers to a lower-case variable (one search, not one per field)
+        except TypeError:
+            pass  # a word of another type: the fields are read one by one below
+        for field, words in groups:
             try:
                 text = "\n".join(words)
             except TypeError:
