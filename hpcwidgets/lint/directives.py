@@ -12,13 +12,14 @@ import re
 import shlex
 from typing import Any, Iterator
 
-from ..parse.lexer import first_command_line
-from ..spec.slurm import (PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS, STRAY_DIRECTIVE,
-                          TYPED_DASH, array_task_ids, sbatch_long_option, sbatch_option)
+from ..errors import ParseError
+from ..parse.lexer import first_command_line, lex_script
+from ..spec.slurm import (PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS, SBATCH_SHORT,
+                          STRAY_DIRECTIVE, TYPED_DASH, array_task_ids, sbatch_long_option, sbatch_option)
 from . import Context, Fix, rule
-from .catalogue import (_CPUS_INHERITED_SINCE, _component_problems, _first_directive_line, _in_component, _is_monitor,
-                        _typographic_option, as_int, cached, het_groups, heterogeneous, in_job_component,
-                        job_components, job_tasks, simple_commands, steps)
+from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
+                        _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
+                        in_job_component, job_components, job_tasks, simple_commands, steps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
                None if shared else _insert_after_srun(ctx, step, written))
 
 
-#: what HPC309 adds when no profile says which Slurm the site runs (most sites are past 23.02 by now)
+#: what HPC309 adds when no profile says which Slurm the site runs: how to say it, and so silence the warning
 _UNKNOWN_VERSION = ("", "; without a cluster profile the Slurm version is not known: a profile whose "
                         "scheduler_version is 23.11 or later leaves this out")
 
@@ -812,7 +813,6 @@ def _unknown_option(ctx: Context) -> Iterator[Any]:
 def _read_directives(ctx: Context) -> Iterator[tuple[Any, tuple[Any, ...]]]:
     """``(directive line, its words as sbatch splits them)`` for each #SBATCH line sbatch reads: those before the
     first command (HPC501 reports those after it), and not one whose quotes sbatch cannot read."""
-    from ..errors import ParseError
     from ..parse.lexer import directive_words
     first = ctx.parsed.first_command
     for cmd in ctx.parsed.lexed.directives:
@@ -911,6 +911,179 @@ def _quote_directive_word(ctx: Context, line: int, cut: str, word: Any) -> Fix |
     flag, eq, value = cut.partition("=")
     quoted = f'{flag}="{value}"' if eq and flag.startswith("-") else f'"{cut}"'
     return Fix("quote the value", line, line, text=text[:start] + quoted + text[start + len(cut):])
+
+
+# --------------------------------------------------------------------------------------------
+# a fixed job id in #SBATCH --dependency, and a job that submits itself again
+
+#: one job id of a dependency list (``123``, ``123_4``, ``123_*``, ``123+10``): its digits
+_DEPENDENCY_JOB_ID = re.compile(r"^(\d+)(?:_(?:\d+|\*))?(?:\+\d+)?$")
+
+
+def _fixed_dependencies(ctx: Context) -> list[tuple[Any, list[str]]]:
+    """The #SBATCH --dependency lines sbatch reads that name job ids as numbers, with those ids: ``afterok:23929``,
+    ``afterany:12:13``, the old form ``23929``. ``singleton`` names none; a ``$JOB`` is HPC305's."""
+    out = []
+    for d in ctx.parsed.directives:
+        flag = SBATCH_SHORT.get(d.flag) or sbatch_long_option(d.flag)
+        if not d.applied or flag != "--dependency":
+            continue
+        ids = []
+        for item in re.split(r"[,?]", d.value.strip("'\"")):
+            kind, colon, rest = item.partition(":")
+            for part in (rest.split(":") if colon else [kind]):
+                m = _DEPENDENCY_JOB_ID.match(part)
+                if m:
+                    ids.append(m.group(1))
+        if ids:
+            out.append((d, ids))
+    return out
+
+
+#: the script's own path as bash knows it: $0, ${0}, $BASH_SOURCE, ${BASH_SOURCE[0]}
+_OWN_PATH = re.compile(r"^[\"']?\$(?:0|\{0\}|BASH_SOURCE\b|\{BASH_SOURCE(?:\[0\])?\})[\"']?$")
+#: the command the job was submitted with, as scontrol shows it (Command=/path/to/job.sh)
+_SHOWN_COMMAND = re.compile(r"scontrol\s+(?:-\w+\s+)*show\s+job.*Command", re.S)
+#: a command substitution that runs sbatch: NEXT=$(sbatch --parsable "$0")
+_SBATCH_SUBSTITUTION = re.compile(r"\$\(\s*((?:\S*/)?sbatch\s[^()]*)\)|`\s*((?:\S*/)?sbatch\s[^`]*)`")
+
+
+def _sbatch_calls(ctx: Context) -> Iterator[tuple[int, list[Any]]]:
+    """``(line, words)`` of each sbatch the script runs: as a command (also in a function, loop or if) or in a
+    command substitution (``NEXT=$(sbatch --parsable "$0")``)."""
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if isinstance(cmd, _Inner):
+            continue  # a command of a bash -c script: its words are not the batch script's
+        if cmd.words and str(cmd.name).rsplit("/", 1)[-1] == "sbatch":
+            yield cmd.line, list(cmd.words)
+        for _, word in cmd.assignments:
+            for m in _SBATCH_SUBSTITUTION.finditer(word.raw):
+                try:
+                    inner = lex_script(m.group(1) or m.group(2)).code
+                except ParseError:
+                    continue
+                if inner and inner[0].kind == "simple":
+                    yield word.line, list(inner[0].words)
+
+
+def _submitted_script(words: list[Any]) -> tuple[Any, bool] | None:
+    """The script word of an ``sbatch`` command, and whether the command line gives its own --dependency (which
+    overrides the script's #SBATCH line); None for ``sbatch --wrap`` or no script."""
+    depends = False
+    i = 1
+    while i < len(words):
+        text = str(words[i].value)
+        if not text.startswith("-") or text == "-":
+            return words[i], depends
+        flag, eq, _ = text.partition("=")
+        if not flag.startswith("--") and len(flag) > 2:
+            flag, eq = flag[:2], "="  # -dafterok:1, -N2: the value is attached
+        long = SBATCH_SHORT.get(flag) or sbatch_long_option(flag)
+        if long == "--wrap":
+            return None
+        depends = depends or long == "--dependency"
+        i += 2 if sbatch_option(flag) == "value" and not eq else 1
+    return None
+
+
+def _resubmits_itself(ctx: Context, word: Any, line: int) -> bool:
+    """Whether ``word``, the script an sbatch in the job submits, is the job's own script: $0 or BASH_SOURCE (in a
+    batch job Slurm's spool copy of it, same text), the command scontrol shows for the job, or a path whose file name
+    is the script's own, in the folder the job starts in or the script's own (when the script's path is known)."""
+    raw = word.raw
+    written = ctx.parsed.resolve_written(raw, line)
+    if _OWN_PATH.match(raw) or _OWN_PATH.match(written) or _SHOWN_COMMAND.search(written):
+        return True
+    own_dir, _, own = ctx.path.replace("\\", "/").rpartition("/")
+    folder, _, name = ctx.parsed.resolve(str(word.value), line).rpartition("/")
+    return bool(own) and name == own and folder in ("", ".", "$SLURM_SUBMIT_DIR", "${SLURM_SUBMIT_DIR}", own_dir)
+
+
+def _self_resubmissions(ctx: Context) -> list[tuple[int, str]]:
+    """``(line, the script word as written)`` of each sbatch that submits the job's own script again without a
+    --dependency of its own on the command line."""
+    def make() -> list[tuple[int, str]]:
+        if "SBATCH_DEPENDENCY" in ctx.parsed.source:
+            return []  # the dependency comes from the environment, which overrides the #SBATCH line
+        out = []
+        for line, words in _sbatch_calls(ctx):
+            found = _submitted_script(words)
+            if found is not None and not found[1] and _resubmits_itself(ctx, found[0], line):
+                out.append((line, found[0].raw))
+        return out
+    return cached(ctx, "self_resubmissions", make)
+
+
+@rule("HPC325", "resubmitted-job-keeps-a-fixed-dependency", "warning",
+      summary="the job submits its own script again, and the copy's #SBATCH --dependency names a fixed job id, not "
+              "the running job",
+      why="A copy submitted with sbatch \"$0\", sbatch ${BASH_SOURCE[0]}, the Command scontrol shows for the job, or "
+          "the script's own file name reads the same #SBATCH lines, so it waits for the old job the line names, never "
+          "for the job that submits it (in a batch job $0 is Slurm's spool copy of the script, "
+          "…/slurmd/job123/slurm_script, whose #SBATCH lines are the same). If that old job ended well and slurmctld "
+          "still knows it, the copy may start at once, beside the running job and on the same restart files; if it "
+          "failed, an afterok copy never starts (DependencyNeverSatisfied). Once it is purged (MinJobAge, 300 s by "
+          "default), Slurm 20.x drops the dependency (_parse_dependency_jobid_new adds none for a job it cannot "
+          "find) and the copy may start at once, while sites on later releases report sbatch refusing it (\"Job "
+          "dependency problem\"), which ends the chain. A dependency given on the sbatch command line (or in "
+          "SBATCH_DEPENDENCY) overrides the #SBATCH line and is not reported.",
+      fix="Give the resubmission its own dependency on the running job: sbatch --dependency=afterany:$SLURM_JOB_ID "
+          "\"$0\" (afterok stops the chain when a link fails), and remove the fixed job id from the #SBATCH line.",
+      bad="""#!/bin/bash
+#SBATCH --time=24:00:00
+#SBATCH --dependency=afterok:23929
+sbatch "$0"
+srun ./md -restart
+""",
+      good="""#!/bin/bash
+#SBATCH --time=24:00:00
+sbatch --dependency=afterany:"$SLURM_JOB_ID" "$0"
+srun ./md -restart
+""")
+def _resubmitted_with_fixed_dependency(ctx: Context) -> Iterator[Any]:
+    fixed = _fixed_dependencies(ctx)
+    if not fixed:
+        return
+    d, ids = fixed[0]
+    for line, script in _self_resubmissions(ctx):
+        text = ctx.parsed.lines[line - 1]
+        fix = None
+        if len(re.findall(r"(?<![\w/.-])sbatch(?![\w.-])", text)) == 1:
+            fix = Fix("make the resubmission depend on the running job", line, line,
+                      text=re.sub(r"(?<![\w/.-])sbatch(?![\w.-])", 'sbatch --dependency=afterany:"$SLURM_JOB_ID"',
+                                  text))
+        yield (line, f"sbatch {script} submits this script again, and the copy reads the same #SBATCH "
+                     f"--dependency={d.value} (line {d.line}): it waits for job {', '.join(ids)}, not for the job "
+                     f"running now; pass --dependency=afterany:$SLURM_JOB_ID on this sbatch line and remove the fixed "
+                     f"job id from line {d.line}", fix)
+
+
+@rule("HPC326", "fixed-job-id-in-dependency", "info",
+      summary="#SBATCH --dependency names a job id as a number",
+      why="A job id is right for one submission only: the next time the script is submitted, the job it names has "
+          "long ended. A failed job leaves an afterok job waiting forever (DependencyNeverSatisfied); one slurmctld "
+          "has purged (MinJobAge, 300 s by default) is either dropped from the dependency (Slurm 20.x: the job starts "
+          "without waiting) or makes sbatch refuse the job (\"Job dependency problem\", as sites on later releases "
+          "report). A job id belongs on the sbatch command line, where the shell can fill it in "
+          "(sbatch --dependency=afterok:$JOB job.sh).",
+      fix="Remove the line and pass the dependency when you submit: JOB=$(sbatch --parsable first.sh); "
+          "sbatch --dependency=afterok:$JOB job.sh.",
+      bad="""#!/bin/bash
+#SBATCH --dependency=afterok:23929
+python postprocess.py
+""",
+      good="""#!/bin/bash
+#SBATCH --dependency=singleton
+#SBATCH --job-name=postprocess
+python postprocess.py
+""")
+def _fixed_job_id_in_dependency(ctx: Context) -> Iterator[Any]:
+    if _self_resubmissions(ctx):
+        return  # HPC325 reports the line, with what it does to the chain
+    for d, ids in _fixed_dependencies(ctx):
+        jobs = f"job {ids[0]}" if len(ids) == 1 else "jobs " + ", ".join(ids)
+        yield (d.line, f"--dependency={d.value} names {jobs}, which is only right for one submission of this script; "
+                       "give the dependency on the sbatch command line instead (sbatch --dependency=afterok:$JOB …)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -151,18 +151,10 @@ def _open_mpi_5_under_pmi2(ctx: Context) -> Iterator[Any]:
         srun = step.chain.srun
         if srun is None:
             continue
-        plugin, line = str(srun.mpi), step.line
-        if not plugin:
-            plugin = _bare(_script_env(ctx, step, "SLURM_MPI_TYPE") or "")
-            var = ctx.parsed.variable("SLURM_MPI_TYPE", step.line)
-            own = dict(step.env).get("SLURM_MPI_TYPE") is not None
-            line = var.line if var is not None and not own else step.line
+        plugin, line = _mpi_plugin(ctx, step)
         if plugin != "pmi2" or line in reported:
             continue
-        if step_tasks(ctx, step) == 1 or _MPI_LAUNCH.search(step.command.text):
-            continue  # one task is a singleton anyway; srun … mpirun (also in a container's bash -c): mpirun starts
-            #           the ranks (HPC119)
-        shown = _open_mpi_5(ctx, step)
+        shown = _open_mpi_5_ranks(ctx, step)
         if not shown:
             continue
         reported.add(line)
@@ -171,6 +163,27 @@ def _open_mpi_5_under_pmi2(ctx: Context) -> Iterator[Any]:
                      "task starts as a singleton, rank 0 of 1, and the ranks never talk to each other (usually with no "
                      "error); "
                      "use srun --mpi=pmix (srun --mpi=list shows the site's plugins)")
+
+
+def _mpi_plugin(ctx: Context, step: Any) -> tuple[str, int]:
+    """The MPI plugin the srun of ``step`` names (--mpi, else SLURM_MPI_TYPE as the script sets it) and the line to
+    change for it: the step's, or that of the SLURM_MPI_TYPE assignment. ("", step line) when it names none: srun
+    then uses the site's MpiDefault."""
+    plugin = str(step.chain.srun.mpi)
+    if plugin:
+        return plugin, step.line
+    var = ctx.parsed.variable("SLURM_MPI_TYPE", step.line)
+    own = dict(step.env).get("SLURM_MPI_TYPE") is not None
+    return _bare(_script_env(ctx, step, "SLURM_MPI_TYPE") or ""), var.line if var is not None and not own else step.line
+
+
+def _open_mpi_5_ranks(ctx: Context, step: Any) -> str:
+    """What shows that srun starts the ranks of an Open MPI 5 program in ``step`` ("" when nothing does): not for one
+    task (a singleton anyway), nor for srun … mpirun (also in a container's bash -c), where mpirun starts the ranks
+    (HPC119)."""
+    if step_tasks(ctx, step) == 1 or _MPI_LAUNCH.search(step.command.text):
+        return ""
+    return _open_mpi_5(ctx, step)
 
 
 def _open_mpi_5(ctx: Context, step: Any) -> str:
@@ -187,6 +200,49 @@ def _open_mpi_5(ctx: Context, step: Any) -> str:
         if major is not None and major >= 5:
             return f"module {name}" if kind == "module" else f"spack load {name}"
     return ""
+
+
+# --------------------------------------------------------------------------------------------
+# HPC135: Open MPI 5 started by srun under a site default that is not PMIx
+
+@rule("HPC135", "open-mpi-5-under-site-mpi-default", "error",
+      summary="srun starts ranks of Open MPI 5 without --mpi, and the site's MpiDefault (the profile's mpi_default) "
+              "is not pmix",
+      why="An srun that names no MPI plugin (no --mpi, no SLURM_MPI_TYPE) uses slurm.conf's MpiDefault, which is none "
+          "unless the site changes it. Under none or pmi2 no PMIx server runs, and Open MPI 5, which needs one under "
+          "srun (it dropped PMI-1 and PMI-2), starts each task as a singleton, rank 0 of 1: N copies of the program "
+          "that never talk to each other, with no error for a plain srun (open-mpi/ompi#13523). Reported only with a "
+          "profile that gives mpi_default, and where the script shows Open MPI 5 as HPC127 reads it (a module, spack "
+          "load or the image's name); a step that names pmi2 itself is HPC127's.",
+      fix="Start the ranks with srun --mpi=pmix (srun --mpi=list shows the site's plugins), or export "
+          "SLURM_MPI_TYPE=pmix before srun.",
+      catalogue=(17,),
+      profile="local",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=2
+module load openmpi/5.0.3
+srun ./solver
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=2
+module load openmpi/5.0.3
+srun --mpi=pmix ./solver
+""")
+def _open_mpi_5_under_site_default(ctx: Context) -> Iterator[Any]:
+    default = str(getattr(ctx.profile, "mpi_default", "") or "")
+    if not default or default.startswith("pmix"):
+        return
+    for step in steps(ctx):
+        if step.chain.srun is None or _mpi_plugin(ctx, step)[0]:
+            continue
+        shown = _open_mpi_5_ranks(ctx, step)
+        if shown:
+            yield (step.line, f"srun names no MPI plugin, so it uses the site's MpiDefault={default} ({ctx.profile.name} "
+                              f"profile), which starts no PMIx server: the ranks of Open MPI 5 ({shown}) each start as "
+                              "a singleton, rank 0 of 1, and never talk to each other (with no error); use srun "
+                              "--mpi=pmix")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1665,3 +1665,51 @@ def _interrupt_to_background_python(ctx: Context) -> Iterator[Any]:
                              "nothing is saved; send TERM or USR1 and handle it in the program (signal.signal), or "
                              "run set -m before starting it")
                 return
+
+
+#: programs whose arguments may be their own name: a package manager installing itself (pip install --upgrade \ /
+#: pip setuptools), and ssh running ssh on a gateway (ssh -t gateway \ / ssh node)
+_OWN_NAME_AS_ARGUMENT = frozenset({"pip", "pip3", "conda", "mamba", "micromamba", "uv", "apt", "apt-get", "yum", "dnf",
+                                   "spack", "module", "ml", "npm", "cargo", "gem", "brew", "ssh"})
+
+
+@rule("HPC532", "backslash-where-a-pipe-was-meant", "error",
+      summary="a continued command goes on into a line that starts the same program again: the backslash joins two "
+              "commands (where a | was meant)",
+      why="A backslash at the end of a line joins the next line to the command, so samtools view … \"$BAM\" \\ / "
+          "samtools sort -o out.bam - runs one samtools view, with samtools, sort, -o … as extra arguments (samtools "
+          "takes them for regions): the view output goes to the log and no sorted file is made; the next step that "
+          "reads it fails. HPC504 reports the opposite slip, a backslash missing. A launcher continued into the "
+          "program it starts (srun … \\ / python train.py, apptainer exec … \\ / torchrun …) is not reported: only "
+          "a line that starts the very program of the command above, which no program takes as its own argument "
+          "(except package managers installing themselves, pip install --upgrade \\ / pip, and ssh hopping through "
+          "a gateway, which are left alone).",
+      fix="End the line before with | (a pipe; the line break after it needs no backslash) if the output was meant "
+          "to flow into the next command, or remove the backslash if they are two commands.",
+      catalogue=(24,),
+      bad="""#!/bin/bash
+#SBATCH --cpus-per-task=4
+samtools view -b -q 10 "$BAM" \\
+    samtools sort -o sorted.bam -
+""",
+      good="""#!/bin/bash
+#SBATCH --cpus-per-task=4
+samtools view -b -q 10 "$BAM" |
+    samtools sort -o sorted.bam -
+""")
+def _backslash_for_a_pipe(ctx: Context) -> Iterator[Any]:
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if isinstance(cmd, _Inner) or not cmd.words:
+            continue  # a command of a bash -c script: its lines are not the script's
+        name = str(cmd.name).rsplit("/", 1)[-1]
+        if name in _OWN_NAME_AS_ARGUMENT:
+            continue
+        words = list(cmd.words)
+        for prev, word in zip(words, words[1:]):
+            starts_a_line = word.line > prev.line + prev.raw.count("\n")
+            if starts_a_line and word.raw == str(word.value) and word.raw.rsplit("/", 1)[-1] == name:
+                yield (word.line, f"line {word.line - 1} ends with a backslash, so this line is part of the {name} "
+                                  f"command that starts on line {cmd.line}: this {name} never runs, and its words are "
+                                  f"passed to the first one as arguments; end line {word.line - 1} with | if its output "
+                                  "was meant to feed this command, or remove the backslash")
+                break

@@ -19,7 +19,8 @@ a well-known one (:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported,
 would load that module; other purposes (``hdf5``, ``gcc``) are free. A partition's ``qos``, ``constraint`` and
 ``account`` are names of their kind; an entry with ``slurm_partition = false`` (nodes a job selects by QOS and
 constraint, as on NERSC Perlmutter) sets at least one of ``qos``/``constraint``, and no two such entries set
-the same pair; ``max_mem_per_job`` is a Slurm size.
+the same pair; ``max_mem_per_job`` is a Slurm size; ``mpi_default`` is an MPI plugin srun names (``none``, ``pmi2``,
+``pmix``, ``pmix_vN``, ``cray_shasta``).
 
 Which entry a job runs on (:meth:`ClusterProfile.entry_for`, and the limits :func:`check_job` applies): the
 partition it names; without ``--partition``, the entry that is not a Slurm partition whose ``qos`` and
@@ -73,6 +74,9 @@ MIG_GPU_TYPE = re.compile(r"(?:^|_)\d+g\.\d+gb$", re.IGNORECASE)
 #: partition names that say they are for trials (gputest, gpudev, dev-g, devel, debug, testing, interactive): short
 #: limits, few nodes, sometimes the login nodes; never the partition examples or a detected default should use
 TRIAL_PARTITION = re.compile(r"test|dev|debug|interactive", re.IGNORECASE)
+
+#: the MPI plugins srun names (srun --mpi=list; slurm.conf MpiDefault): pmix_v3, pmix_v4 … are versions of pmix
+MPI_PLUGIN = re.compile(r"none|pmi2|pmix(?:_v\d+)?|cray_shasta")
 
 #: Slurm releases whose srun does not take --cpus-per-task from the job allocation: from 22.05 until
 #: 23.11 restored the old behaviour (SLURM_CPUS_PER_TASK is read again), i.e. 22.05 to 23.02.
@@ -506,6 +510,10 @@ class ClusterProfile(Spec):
     scheduler_version: str = opt("", label="Slurm version", role="internal", placeholder="22.05",
                                  help="Slurm release (major.minor); srun of 22.05–23.02 does not inherit --cpus-per-task. "
                                       "Empty if unknown (then it is always passed again).")
+    mpi_default: str = opt("", label="Slurm MpiDefault", role="internal", placeholder="pmix",
+                           help="The MPI plugin srun uses when a step names none (slurm.conf MpiDefault; scontrol show "
+                                "config | grep MpiDefault): none, pmi2, pmix or pmix_vN. Open MPI 5 ranks started by "
+                                "srun without --mpi need pmix. Empty if unknown (then nothing is checked).")
     runtimes: tuple[str, ...] = opt(("apptainer",), label="Container runtimes", role="internal", choices=RUNTIMES,
                                     help="Runtimes the site provides: apptainer, singularity, charliecloud.")
     runtimes_render_only: tuple[str, ...] = opt((), label="Render-only runtimes", role="internal", choices=RUNTIMES,
@@ -756,6 +764,9 @@ class ClusterProfile(Spec):
         if _str(self.scheduler_version) and not _VERSION.fullmatch(self.scheduler_version.strip()):
             out.append(Problem("scheduler_version", f"{self.scheduler_version!r} is not a Slurm version; write "
                                                     "major.minor such as 22.05 or 23.11"))
+        if _str(self.mpi_default) and not MPI_PLUGIN.fullmatch(self.mpi_default):
+            out.append(Problem("mpi_default", f"{self.mpi_default!r} is not an MPI plugin of srun; write what scontrol "
+                                              "show config says for MpiDefault: none, pmi2, pmix, pmix_v4 …"))
         runtimes = _tup(self.runtimes)
         if not self.runtimes:
             out.append(Problem("runtimes", "list at least one container runtime (apptainer, singularity or charliecloud)"))
