@@ -311,8 +311,9 @@ def test_a_list_option_adds_to_the_model_loaded_with_from(capsys, tmp_path):
 
 
 def test_profile_loads_the_runtime_module_and_lint_speaks_about_the_output(capsys):
+    # (CPUs for the four workers too: without them HPC136 would say they share one)
     argv = ["workflow", "--set", "job.partition=gpu", "--set", "job.gpus_per_node=4", "--set", "job.time=02:00:00",
-            "--container", "apptainer exec --nv $SCRATCH/pytorch.sif",
+            "--set", "job.cpus_per_task=32", "--container", "apptainer exec --nv $SCRATCH/pytorch.sif",
             "--launcher", "torchrun --standalone --nproc-per-node=4 train.py"]
     code, out, err = run(capsys, *argv, "--profile", "generic")
     assert code == 0 and "\nmodule load apptainer\n" in out and "hpcwidgets: lint:" not in err, err

@@ -981,7 +981,10 @@ def test_apptainer_options_that_take_a_value_or_not(line: str, codes_: set) -> N
 
 @pytest.mark.parametrize("binary,reported", [("singularity", True), ("apptainer", False)])
 def test_nvccli_without_a_writable_layer_only_under_singularity(binary: str, reported: bool) -> None:
-    text = f"#!/bin/bash\n#SBATCH --gres=gpu:1\nexport PYTHONNOUSERSITE=1\n{binary} exec --nvccli img_1.0.sif python t.py\n"
+    # the module says which runtime it is: on an Apptainer site, singularity is Apptainer
+    module = {"singularity": "singularityce/4.1", "apptainer": "apptainer/1.3"}[binary]
+    text = (f"#!/bin/bash\n#SBATCH --gres=gpu:1\nmodule load {module}\nexport PYTHONNOUSERSITE=1\n"
+            f"{binary} exec --nvccli img_1.0.sif python t.py\n")
     assert bool(_only(text, "HPC216")) is reported
 
 

@@ -1143,3 +1143,4 @@ def _simple_commands(commands: Any, outer: Any = None) -> Iterator[Any]:
 # the rules live in topical modules, which import the helpers above (importing one registers its rules)
 from . import launch, container_rules, directives, profile_rules, shell, parallel_steps, jupyter  # noqa: E402,F401
 from . import environment, network, devices, other_runtimes  # noqa: E402,F401
+from . import step_program  # noqa: E402,F401

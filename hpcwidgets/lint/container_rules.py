@@ -227,7 +227,8 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
     where ``line`` is that of another container step that has a GPU flag (None when no step has one).
 
     A step whose --nv sits after the image is left to HPC203: the flag is there, only misplaced, and its fix
-    moves it (adding one more would write it twice).
+    moves it (adding one more would write it twice). So is one that writes it with one dash (-nv), left to HPC233,
+    whose fix adds the missing dash.
     """
     def make() -> list[tuple[Any, Any, str, int | None]]:
         if not ctx.job.gpus_on_each_node:
@@ -244,16 +245,23 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
                 start = _instance_of(ctx, s, c)
                 return start is None or start.gpu  # no start in the script: nothing to say
             return c.gpu or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)  # c.gpu: a CDI GPU device too
-        with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s)]
+        with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s) or _left_to_hpc233(s, c)]
         with_flag += [c.line for c in _code_lines_with_gpu_container(ctx) if c.line not in with_flag]
         out = []
         for step, c in runs:
-            if has_gpus(step, c) or (_gpu_flag_after_image(step) and step.line in moved):
+            if has_gpus(step, c) or _left_to_hpc233(step, c) or (_gpu_flag_after_image(step) and step.line in moved):
                 continue
             other = next((line for line in with_flag if line != step.line), None)
             out.append((step, c, flag, other))
         return out
     return cached(ctx, "steps_without_gpu_flag", make)
+
+
+def _left_to_hpc233(step: Any, c: Any) -> bool:
+    """--nv/--rocm/--nvccli written with one dash among the container's options (-nv), or an option taking a value
+    written so (-bind /data IMG: the reader takes /data for the image, and the rest is misread): HPC233 says so."""
+    long, _ = _apptainer_options()
+    return any("--" + name in GPU_FLAGS or long[name] == "value" for _, name in one_dash_long_options(step, c))
 
 
 def _code_lines_with_gpu_container(ctx: Context) -> list[Any]:
@@ -590,6 +598,8 @@ def _flags_after_image(ctx: Context) -> Iterator[Any]:
         # exec: only option words where the program's name belongs, right after the image, are misplaced
         if c is None or c.kind != "apptainer.run" or c.action != "exec" or step.chain.launcher is not None:
             continue
+        if one_dash_long_options(step, c):
+            continue  # -bind /data IMG: the reader took the bind for the image; HPC233 names the cause
         program = list(step.chain.program)
         moved: list[str] = []
         while program and APPTAINER_FLAGS.match(str(program[0])):
@@ -720,7 +730,8 @@ def _under_home(path: str) -> bool:
       summary="a container image is stored under $HOME",
       why="Images are gigabytes and home directories have small quotas (and are often slow, backed-up NFS): the "
           "pull fails half-way or fills the quota, and every job reads the image over the slowest file system.",
-      fix="Keep images on scratch or project storage, e.g. $SCRATCH/images/pytorch_24.05.sif.",
+      fix="Keep images on scratch or project storage, e.g. $SCRATCH/images/pytorch_24.05.sif (with a profile, the "
+          "message names its image_dir).",
       catalogue=(10,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -731,14 +742,23 @@ apptainer exec --nv "$HOME/images/pytorch_24.05.sif" python train.py
 apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py
 """)
 def _image_home(ctx: Context) -> Iterator[Any]:
+    images = _site_folder(ctx, "image_dir")
     for step, c in containers(ctx):
         image = ctx.parsed.resolve(str(c.image), step.line)
         if _under_home(image):
-            yield step.line, f"the image {image} is under $HOME (small quota, slow); keep images on scratch, e.g. $SCRATCH/images"
+            yield step.line, f"the image {image} is under $HOME (small quota, slow); keep images on scratch, e.g. {images}"
     for cmd, model in pulls(ctx):
         target = ctx.parsed.resolve(str(getattr(model, "dir", "") or getattr(model, "dest", "") or ""), cmd.line)
         if _under_home(target):
-            yield cmd.line, f"the image is pulled into {target}, under $HOME (small quota); pull into scratch, e.g. --dir \"$SCRATCH/images\""
+            yield cmd.line, f"the image is pulled into {target}, under $HOME (small quota); pull into scratch, e.g. --dir \"{images}\""
+
+
+def _site_folder(ctx: Context, name: str, binary: str = "apptainer") -> str:
+    """Where the site keeps images (``image_dir``) or the Apptainer cache (``cache_dir``): the profile's folder,
+    or without a profile one under $SCRATCH (``$SCRATCH/.singularity/cache`` for singularity's cache)."""
+    if ctx.profile is not None:
+        return str(getattr(ctx.profile, name))
+    return "$SCRATCH/images" if name == "image_dir" else f"$SCRATCH/.{binary}/cache"
 
 
 CACHE_VARS = ("APPTAINER_CACHEDIR", "SINGULARITY_CACHEDIR")
@@ -757,7 +777,7 @@ def cache_vars(binary: str) -> tuple[str, ...]:
           "($HOME/.singularity/cache for singularity): a few images fill the home quota and later jobs fail to "
           "write anything.",
       fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before fetching the image (and APPTAINER_TMPDIR "
-          "likewise).",
+          "likewise); with a profile, the message names its cache_dir and scratch.",
       catalogue=(10,),
       bad="""#!/bin/bash
 [ -f "$SCRATCH/pytorch_24.05.sif" ] ||
@@ -774,44 +794,48 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         if model.kind != "apptainer.pull" or model.disable_cache:
             continue  # --disable-cache: no layers are kept
         names = cache_vars(model.binary)
+        elsewhere = f"point it at scratch, e.g. {_site_folder(ctx, 'cache_dir', model.binary)}"
         if model.cachedir or any(n in names for n, _ in cmd.assignments):
             value = ctx.parsed.resolve(str(model.cachedir or ""), cmd.line)
             if _under_home(value):
-                yield cmd.line, f"{model.env_name('APPTAINER_CACHEDIR')}={value} is under $HOME; point it at scratch"
+                yield cmd.line, f"{model.env_name('APPTAINER_CACHEDIR')}={value} is under $HOME; {elsewhere}"
             continue
         var = next((v for v in (ctx.parsed.variable(n, cmd.line) for n in names) if v is not None), None)
         if var is None:
             yield (cmd.line, _default_cache_message(ctx, f"{model.binary} pull", model.binary, cmd.line))
         elif _under_home(ctx.parsed.resolve(str(var.value), cmd.line)):
             reported.add(var.line)
-            yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
+            yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
     for use in registry_uses(ctx):
         if use.no_cache:
             continue
         env = dict(use.env)
         names = cache_vars(use.binary)
+        elsewhere = f"point it at scratch, e.g. {_site_folder(ctx, 'cache_dir', use.binary)}"
         own = next((n for n in names if n in env), None)
         if own is not None:
             if _under_home(ctx.parsed.resolve(env[own], use.line)):
-                yield use.line, f"{own}={env[own]} is under $HOME; point it at scratch"
+                yield use.line, f"{own}={env[own]} is under $HOME; {elsewhere}"
             continue
         var = next((v for v in (ctx.parsed.variable(n, use.line) for n in names) if v is not None), None)
         if var is None:
             yield use.line, _default_cache_message(ctx, use.what, use.binary, use.line)
         elif var.line not in reported and _under_home(ctx.parsed.resolve(str(var.value), use.line)):
             reported.add(var.line)
-            yield var.line, f"{var.name}={var.value} is under $HOME (small quota); point it at scratch"
+            yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
 
 
 def _default_cache_message(ctx: Context, what: str, binary: str, line: int) -> str:
     name = "SINGULARITY_CACHEDIR" if binary == "singularity" else "APPTAINER_CACHEDIR"
     tmp = name.replace("CACHEDIR", "TMPDIR")
+    cache = _site_folder(ctx, "cache_dir", binary)
     text = f"{what} downloads the image's layers into $HOME/.{binary}/cache by default (home quota)"
     if any(ctx.parsed.variable(n, line) is not None for n in (tmp, "APPTAINER_TMPDIR", "SINGULARITY_TMPDIR")):
-        text += f"; export {name}=\"$SCRATCH/.{binary}/cache\" first"
+        text += f"; export {name}=\"{cache}\" first"
     else:  # the image is also unpacked and converted in /tmp, often small on compute nodes
-        text += (f" and builds it in $TMPDIR or /tmp (often small); export {name}=\"$SCRATCH/.{binary}/cache\" "
-                 f"first, and {tmp} to a folder on scratch (made with mkdir -p)")
+        scratch = f"a folder under {ctx.profile.scratch}" if ctx.profile is not None else "a folder on scratch"
+        text += (f" and builds it in $TMPDIR or /tmp (often small); export {name}=\"{cache}\" "
+                 f"first, and {tmp} to {scratch} (made with mkdir -p)")
     if binary == "singularity" and ctx.parsed.variable("APPTAINER_CACHEDIR", line) is not None:
         text += " (SingularityCE ignores APPTAINER_CACHEDIR; Apptainer's singularity reads both)"
     return text
@@ -1225,26 +1249,51 @@ def _mpirun_host(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC216", "nvccli-without-writable-layer", "error",
-      summary="singularity --nvccli without a writable layer",
+      summary="singularity --nvccli without a writable layer where singularity is SingularityCE",
       why="nvidia-container-cli writes the driver libraries into the container, so under SingularityCE (and "
           "Singularity 3) it fails on a read-only SIF image before the program starts. Apptainer 1.1 and later "
-          "adds --writable-tmpfs by itself, so apptainer --nvccli is not reported.",
+          "adds --writable-tmpfs by itself (its CHANGELOG, v1.1.0), and Apptainer installs singularity as a link to "
+          "apptainer, so the command's name does not tell: the runtime does. It is taken from the profile (its "
+          "runtimes list apptainer or singularity, not both), else from the last module named apptainer… or "
+          "singularity… (singularityce, singularity-ce) the script loads before the step. When neither tells, nothing "
+          "is reported: a script that calls singularity often runs on an Apptainer site, where the finding would be "
+          "wrong.",
       fix="Add --writable-tmpfs (or use --nv, which needs no writable layer).",
       catalogue=(18,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
+module load singularityce/4.1
 singularity exec --nvccli pytorch_2.3.sif python train.py
 """,
       good="""#!/bin/bash
 #SBATCH --gres=gpu:1
+module load singularityce/4.1
 singularity exec --nvccli --writable-tmpfs pytorch_2.3.sif python train.py
 """)
 def _nvccli(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        if c.kind == "apptainer.run" and c.nvccli_needs_layer:
+        if c.kind != "apptainer.run" or not c.nvccli_needs_layer:
+            continue
+        why = _singularity_is_singularityce(ctx, step.line)
+        if why:
             chain = with_chain(step.chain, container=c.replace(writable_tmpfs=True))
-            yield (step.line, "singularity --nvccli needs a writable layer; add --writable-tmpfs",
-                   fix_for(ctx, "add --writable-tmpfs", step, chain))
+            yield (step.line, f"singularity here is SingularityCE or Singularity 3, not Apptainer ({why}): its "
+                              "--nvccli needs a writable layer; add --writable-tmpfs", fix_for(ctx, "add --writable-tmpfs", step, chain))
+
+
+def _singularity_is_singularityce(ctx: Context, line: int) -> str:
+    """Why the ``singularity`` command on ``line`` is SingularityCE rather than Apptainer's link to itself, or ""
+    when it is Apptainer or nothing tells (see HPC216)."""
+    if ctx.profile is not None:
+        runtimes = set(ctx.profile.runtimes)
+        if runtimes & {"apptainer", "singularity"} == {"singularity"}:
+            return f"the profile {ctx.profile.name} lists singularity, not apptainer"
+        if runtimes & {"apptainer", "singularity"} == {"apptainer"}:
+            return ""
+    loaded = [name for name, at in ctx.parsed.modules if at < line and name.lower().startswith(("apptainer", "singularity"))]
+    if loaded:
+        return f"the module {loaded[-1]} is loaded" if loaded[-1].lower().startswith("singularity") else ""
+    return ""
 
 
 @rule("HPC225", "nvccli-contained-without-visible-devices", "error",
@@ -1495,3 +1544,98 @@ def _as_bash_passes(c: Any) -> Any:
         if new is not value and new != value or type(new) is not type(value):
             changes[f.name] = new
     return c.replace(**changes) if changes else c
+
+
+def _apptainer_options() -> tuple[dict[str, str], dict[str, str]]:
+    """What each option of apptainer exec/run/shell/test takes, "switch" or "value", by long name (``nv`` →
+    switch, ``bind`` → value) and by short option (``-e`` → switch, ``-B`` → value): from the model's fields and
+    its lists of the options it has no field for."""
+    from ..spec.apptainer import ApptainerRun
+    long: dict[str, str] = {}
+    short: dict[str, str] = {}
+    named = [(f.info.spellings, "switch" if f.base_type is bool else "value") for f in ApptainerRun.field_specs()]
+    named += [(ApptainerRun.other_value_options, "value"), (ApptainerRun.other_switch_options, "switch")]
+    for spellings, kind in named:
+        for option in spellings:
+            if option.startswith("--"):
+                long[option[2:]] = kind
+            else:
+                short[option] = kind
+    return long, short
+
+
+def _pflag_reading(word: str, short: dict[str, str]) -> str:
+    """What apptainer (cobra/pflag) makes of a word of short options, letter by letter: a switch, then the next;
+    an option that takes a value takes the rest of the word; an unknown letter stops the command."""
+    read = []
+    for k, letter in enumerate(word[1:], start=2):
+        kind = short.get("-" + letter, "")
+        if not kind:
+            if not read:
+                return f"stops at once with \"unknown shorthand flag: '{letter}' in {word}\""
+            return (f"reads {' '.join(read)}, then stops with \"unknown shorthand flag: '{letter}' in {word}\"")
+        if kind == "value":
+            value = word[k:]
+            taken = f"-{letter} with the value {value}" if value else f"-{letter} with the next word as its value"
+            return f"reads {' '.join(read + [taken])}"
+        read.append("-" + letter)
+    return f"reads {' '.join(read)}"
+
+
+@rule("HPC233", "single-dash-long-option", "error",
+      summary="an apptainer/singularity option written with one dash (-nv for --nv)",
+      why="Apptainer and Singularity 3 and later read options with cobra/pflag, where one dash starts short options, "
+          "one letter each: -nv is -n (--net) and -v, and the action commands have no -v, so the command stops with "
+          "\"unknown shorthand flag: 'v' in -nv\" before the container starts (apptainer's cmd/internal/cli/"
+          "action_flags.go). A word whose letters all are short options (-ipc: --ipc, --pid, --contain) runs with "
+          "options nobody asked for, and one that reaches an option taking a value (-containall: --contain, then "
+          "--overlay with the value ntainall) fails on that value.",
+      fix="Write long options with two dashes: --nv, --bind, --containall.",
+      catalogue=(8,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+singularity exec -nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+singularity exec --nv pytorch_2.3.sif python train.py
+""")
+def _single_dash_long_option(ctx: Context) -> Iterator[Any]:
+    _, short = _apptainer_options()
+    for step, c in containers(ctx):
+        for word, name in one_dash_long_options(step, c):
+            text = str(word.value)
+            line = ctx.parsed.lines[word.line - 1]
+            at = word.col - 1
+            fix = Fix(f"write --{name}", word.line, word.line, text=line[:at] + "-" + line[at:]) \
+                if word.raw == text and line[at:at + len(text)] == text else None
+            yield (word.line, f"{text} is not --{name}: {c.binary} reads one dash as short options, one letter each, "
+                              f"so it {_pflag_reading(text.partition('=')[0], short)}; write --{name}"
+                              + text[1 + len(name):], fix)
+
+
+def one_dash_long_options(step: Any, c: Any) -> list[tuple[Any, str]]:
+    """``(word, name)`` for each long option of an apptainer/singularity step written with one dash (``-nv``)."""
+    if c.kind != "apptainer.run":
+        return []
+    long, _ = _apptainer_options()
+    out = []
+    for word in _option_words(step, c):
+        text = str(word.value)
+        name = text[1:].partition("=")[0]
+        if text.startswith("-") and not text.startswith("--") and len(name) > 1 and name in long:
+            out.append((word, name))
+    return out
+
+
+def _option_words(step: Any, c: Any) -> list[Any]:
+    """The words of a container step between its action (exec, run …) and its image, as written."""
+    words = list(step.command.words)
+    at = next((i for i, w in enumerate(words) if str(w.value).rsplit("/", 1)[-1] == c.binary), None)
+    if at is None:
+        return []
+    at = next((i for i in range(at + 1, len(words)) if str(words[i].value) == c.action), None)
+    if at is None:
+        return []
+    end = next((i for i in range(at + 1, len(words)) if str(words[i].value) == str(c.image)), len(words))
+    return words[at + 1:end]

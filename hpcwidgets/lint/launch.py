@@ -18,7 +18,7 @@ from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES
                         _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text, _step_nodes,
                         accelerate_path, all_words, as_int, cached, each_component, expanded_refs, fix_for,
                         held_commands, heterogeneous, in_job_component, inherited_gpus, inherited_per_task, is_legacy,
-                        job_component_steps, job_nodes, job_tasks, multi_node, other_launches, own_task_gpus, shell_script_word,
+                        job_component_steps, job_cpus, job_nodes, job_tasks, multi_node, other_launches, own_task_gpus, shell_script_word,
                         simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 
 
@@ -1224,6 +1224,103 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"srun starts {tasks} tasks per node on {have} GPU{'s' if have > 1 else ''} per node: "
                               f"with one process per GPU the tasks beyond {have} find no GPU of their own (invalid "
                               f"device ordinal) or share one; use --ntasks-per-node={have}")
+
+
+@rule("HPC136", "gpu-workers-on-default-cpus", "warning",
+      summary="several GPU workers run on a node, but the job leaves CPUs per task at Slurm's default of one",
+      why="Without --cpus-per-task (or --cpus-per-gpu) a task gets one CPU (sbatch(1): 'the controller will just try "
+          "to allocate one processor per task'), and a GPU does not bring CPUs of its own unless the site sets "
+          "DefCpuPerGPU. torchrun --nproc-per-node=4 in a job of one task then runs its four workers, and each one's "
+          "DataLoader processes, on that one CPU (one core at most); srun with four tasks of one GPU each gives every "
+          "worker one CPU for itself and its loaders. The GPUs wait for data. Reported with a profile whose partition "
+          "says how many CPUs its GPU nodes have (then the fix asks for the GPUs' share of them); without one, the "
+          "site's own default (DefCpuPerGPU) is unknown and nothing is said. Not reported for an --exclusive job, "
+          "which holds every CPU of its nodes.",
+      fix="Ask for CPUs for the workers: #SBATCH --cpus-per-task=N, N the CPUs of all the workers of one task "
+          "(torchrun: its workers' GPUs' share of the node's CPUs; one task per GPU: one GPU's share).",
+      profile="generic",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --gres=gpu:4
+#SBATCH --cpus-per-task=32
+torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
+""")
+@each_component
+def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
+    job = ctx.job
+    gpus = job.gpus_on_each_node
+    held = job_cpus(ctx)
+    share = _cpus_per_gpu_share(ctx)
+    if not gpus or not share or job.cpus_per_task is not None or job.cpus_per_gpu or held is None \
+            or held.by_node_cpus or any(d.applied and d.flag.partition("=")[0] == "--mincpus" for d in ctx.parsed.directives):
+        return
+    for step in job_component_steps(ctx):
+        srun = step.chain.srun
+        if srun is not None and srun.cpus_per_task is not None:
+            continue  # the step asks for its own CPUs
+        workers = _gpu_workers(ctx, step, gpus)
+        if workers is None:
+            continue
+        each, tasks = workers
+        if step.chain.launcher is not None:
+            # the batch shell holds the job's CPUs on its node; a task srun starts holds one
+            cpus = 1 if srun is not None else max(held.tasks // max(job_nodes(ctx), 1), 1)
+            if each <= cpus:
+                continue
+            said = (f"torchrun starts {each} workers on this node with the {cpus} CPU{'s' if cpus > 1 else ''} "
+                    f"Slurm gives by default (one per task): all {each} and their data loaders share "
+                    f"{'it' if cpus == 1 else 'them'}")
+        else:
+            said = (f"srun starts {tasks} tasks per node, one GPU worker each, and each task has Slurm's default of "
+                    "one CPU: every worker and its data loader share one core")
+        per_task = share * each
+        share_of = f"{share} for each of its {each} GPUs" if each > 1 else "the CPUs of one GPU"
+        yield (step.line, f"{said}; ask for CPUs for them, e.g. #SBATCH --cpus-per-task={per_task} ({share_of}, "
+                          "the node's CPUs shared out among its GPUs)", _cpus_per_task_fix(ctx, per_task))
+        return  # one finding per job: the directive serves every step
+
+
+def _gpu_workers(ctx: Context, step: Any, gpus: int) -> tuple[int, int] | None:
+    """``(workers per task, tasks per node)`` of a step that runs several GPU workers on a node: torchrun's
+    --nproc-per-node in one task per node, or srun's tasks each running Python; None otherwise."""
+    launcher = step.chain.launcher
+    tasks = tasks_per_node(ctx, step) or 1
+    if launcher is not None:
+        if tasks > 1 or launcher.nproc_per_node == "cpu":
+            return None  # several launchers per node are HPC101's
+        nproc = gpus if launcher.nproc_per_node in ("gpu", "auto") else as_int(ctx, launcher.nproc_per_node, step.line)
+        return (nproc, 1) if nproc is not None and nproc > 1 else None
+    prog = [str(w) for w in step.chain.program]
+    if step.chain.srun is None or tasks < 2 or not prog or not _PYTHON.fullmatch(prog[0].rsplit("/", 1)[-1]):
+        return None
+    return 1, tasks
+
+
+def _cpus_per_gpu_share(ctx: Context) -> int:
+    """The CPUs of one GPU's share of a GPU node of the partition the job runs on, by the profile (0: unknown)."""
+    part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
+    cpus = (part.gpu_node_cpus or part.cpus_per_node) if part is not None else None
+    return cpus // part.gpus_per_node if cpus and part.gpus_per_node else 0
+
+
+def _cpus_per_task_fix(ctx: Context, cpus: int) -> Fix | None:
+    """``#SBATCH --cpus-per-task=CPUS`` after the job's last #SBATCH line (none in a heterogeneous job, whose
+    components each have their own lines)."""
+    lines = [d.line for d in ctx.parsed.directives if d.applied]
+    if heterogeneous(ctx) or not lines:
+        return None
+    last = max(lines)
+    return Fix(f"ask for {cpus} CPUs per task", last, last,
+               text=f"{ctx.parsed.lines[last - 1]}\n#SBATCH --cpus-per-task={cpus}")
 
 
 @rule("HPC121", "lightning-devices-vs-tasks", "error",
