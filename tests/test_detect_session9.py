@@ -224,7 +224,7 @@ def test_login_host_falls_back_to_the_host_name_then_to_empty():
 def test_detect_leaves_login_host_empty_and_notes_how_to_set_it():
     folder = CLUSTERS / "puhti"
     texts = {"partition": (folder / "partitions.txt").read_text(), "node": (folder / "nodes.txt").read_text(),
-             "--version": "slurm 23.02.7"}
+             "--version": "slurm 23.02.7", "config": "MpiDefault = none\n"}
     notes: list[str] = []
     site = detect_profile("p", runner=lambda argv: texts[argv[-1]], which=lambda _: None,
                           login_host=lambda: "", notes=notes)

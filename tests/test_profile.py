@@ -665,7 +665,8 @@ def test_runtimes_from_programs():
 
 def test_detect_profile_runs_argv_lists():
     calls: list[list[str]] = []
-    replies = {"partition": PARTITIONS_TEXT, "node": NODES_TEXT, "--version": "slurm 22.05.8\n"}
+    replies = {"partition": PARTITIONS_TEXT, "node": NODES_TEXT, "--version": "slurm 22.05.8\n",
+               "config": "Configuration data as of 2026-11-30T04:00:00\nMpiDefault              = pmix_v4\n"}
 
     def runner(argv: list[str]) -> str:
         assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
@@ -673,7 +674,10 @@ def test_detect_profile_runs_argv_lists():
         return replies[argv[-1]]
 
     p = detect.detect_profile("mysite", runner=runner, which=lambda prog: "/usr/bin/ch-run" if prog == "ch-run" else None)
-    assert calls == [list(detect.PARTITIONS_ARGV), list(detect.NODES_ARGV), list(detect.VERSION_ARGV)]
+    assert calls == [list(detect.PARTITIONS_ARGV), list(detect.NODES_ARGV), list(detect.VERSION_ARGV),
+                     list(detect.CONFIG_ARGV)]
+    assert p.mpi_default == "pmix_v4"  # the site's MpiDefault, for HPC135
+    assert detect.mpi_default_from("MpiDefault = something-else\n") == "" == detect.mpi_default_from("")
     assert p.name == "mysite" and p.runtimes == ("charliecloud",) and p.partition_names() == ["cpu", "gpu", "long"]
 
 

@@ -25,11 +25,12 @@ from ..spec.units import format_mem, parse_time
 
 __all__ = ["detect_profile", "expand_hostlist", "guess_gpu_vendor", "gpus_per_node", "login_host_name", "node_memory",
            "parse_gres", "parse_scontrol", "profile_from_scontrol", "real_host_name", "runtimes_from_programs",
-           "scheduler_version_from", "main"]
+           "scheduler_version_from", "mpi_default_from", "main"]
 
 PARTITIONS_ARGV = ("scontrol", "--oneliner", "show", "partition")
 NODES_ARGV = ("scontrol", "--oneliner", "show", "node")
 VERSION_ARGV = ("sinfo", "--version")
+CONFIG_ARGV = ("scontrol", "show", "config")
 RUNTIME_PROGRAMS = {"apptainer": "apptainer", "singularity": "singularity", "ch-run": "charliecloud"}
 
 # A key starts a record field when it follows whitespace (or the start): values such as
@@ -162,6 +163,14 @@ def scheduler_version_from(text: str) -> str:
     """``22.05`` from ``slurm 22.05.8`` (``sinfo --version``); "" when no version is found."""
     m = re.search(r"(\d+)\.(\d+)(?:\.\d+)?", text)
     return f"{int(m.group(1))}.{m.group(2)}" if m else ""
+
+
+def mpi_default_from(text: str) -> str:
+    """``pmix`` from ``MpiDefault = pmix`` in ``scontrol show config`` output; "" when it is not there or names no
+    MPI plugin srun has (the profile then checks nothing against it)."""
+    from ..spec.profile import MPI_PLUGIN
+    m = re.search(r"^MpiDefault\s*=\s*(\S+)", text, re.MULTILINE)
+    return m.group(1) if m and MPI_PLUGIN.fullmatch(m.group(1)) else ""
 
 
 def _int(value: str | None) -> int | None:
@@ -309,7 +318,7 @@ def _vendors(partitions: list[Partition], default_gpu: str, features: dict[str, 
 
 
 def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = "detected",
-                          version_text: str = "", login_host: str = "",
+                          version_text: str = "", config_text: str = "", login_host: str = "",
                           runtimes: tuple[str, ...] = ("apptainer",), runtimes_render_only: tuple[str, ...] = (),
                           apptainer_binary: str = "apptainer", notes: list[str] | None = None) -> ClusterProfile:
     """A profile from ``scontrol show partition`` and ``scontrol show node`` text (pure).
@@ -356,6 +365,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
                     "which Slurm does not report.",
         login_host=login_host,
         scheduler_version=scheduler_version_from(version_text),
+        mpi_default=mpi_default_from(config_text),
         runtimes=runtimes,
         runtimes_render_only=runtimes_render_only,
         apptainer_binary=apptainer_binary,
@@ -442,6 +452,7 @@ def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = No
     partitions_text = run(list(PARTITIONS_ARGV))
     nodes_text = run(list(NODES_ARGV))
     version_text = run(list(VERSION_ARGV))
+    config_text = run(list(CONFIG_ARGV))
     if which is None:
         path = (env or {}).get("PATH", os.environ.get("PATH", ""))
         which = lambda program: shutil.which(program, path=path)  # noqa: E731
@@ -451,7 +462,7 @@ def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = No
         notes.append("this machine has no host name other than localhost: set login_host in the profile to the "
                      "host your users ssh to (the Jupyter job's tunnel command names it)")
     return profile_from_scontrol(partitions_text, nodes_text, name=name, version_text=version_text,
-                                 login_host=host, runtimes=runtimes, runtimes_render_only=render_only,
+                                 config_text=config_text, login_host=host, runtimes=runtimes, runtimes_render_only=render_only,
                                  apptainer_binary=binary, notes=notes)
 
 
