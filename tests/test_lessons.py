@@ -191,7 +191,7 @@ def test_practice_target_names_the_module_and_says_when_jobs_run_elsewhere(monke
     midway = load_profile("midway3")
     monkeypatch.setattr(lessons, "_partitions", lambda: set(midway.slurm_partition_names()))
     monkeypatch.setattr(lessons.shutil, "which", lambda name: None)
-    target = lessons.practice_target("midway3")
+    target = lessons.practice_target("midway3", site_jobs=True)
     assert not target.ok and f"module load {midway.module('apptainer')}" in target.reason
     # a site whose partitions this Slurm lacks: the practice cluster runs the jobs, and the lesson says so
     local = load_profile("local")

@@ -24,7 +24,8 @@ def _staged(profile: str):
 def test_staging_unpacks_on_the_node_then_binds_the_copy_read_only(profile):
     site, staged = _staged(profile)
     text = render(staged)
-    local = f"{site.node_local}/data"
+    assert f'job_local="{site.node_local}/$SLURM_JOB_ID"' in text
+    local = "$job_local/data"
     unpack = text.index(f'tar -xf "{site.scratch}/datasets/digits.tar" -C "{local}"')
     assert text.index(f'mkdir -p "{local}"') < unpack < text.index("apptainer exec")
     assert f'--bind "{local}:/data:ro"' in text
@@ -49,8 +50,9 @@ def test_the_staging_lines_copy_the_archive_to_the_node_local_directory(tmp_path
     subprocess.run(["tar", "-cf", str(archive), "-C", str(data), "data.npz"], check=True)
     site = hw.load_profile("generic").replace(node_local=str(tmp_path / "node disk"))
     staged = lessons.stage_to_node_local(lessons.example("single-gpu", "generic"), str(archive), site)
-    subprocess.run(["bash", "-euc", "\n".join(staged.job.setup[-2:])], check=True)
-    assert (tmp_path / "node disk" / "data" / "data.npz").read_bytes() == b"npz"
+    lines = [line for line in staged.job.setup[-4:] if not line.startswith("trap ")]
+    subprocess.run(["bash", "-euc", "\n".join(lines)], check=True, env={"SLURM_JOB_ID": "42"})
+    assert (tmp_path / "node disk" / "42" / "data" / "data.npz").read_bytes() == b"npz"
 
 
 def test_staging_for_several_nodes_makes_a_copy_on_each():
@@ -60,6 +62,7 @@ def test_staging_for_several_nodes_makes_a_copy_on_each():
     staged = lessons.stage_to_node_local(multi, "$SCRATCH/d.tar", "generic")
     every = 'srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 '
     assert all(line.startswith(every) for line in staged.job.setup[-2:])
+    assert staged.job.setup[-3] == f"trap '{every}rm -rf \"$job_local\"' EXIT"  # each node removes its own copy
     text = render(staged)
     assert every + "tar -xf" in text
     assert not [f for f in lint(text, "generic") if f.code in ("HPC523", "HPC226") or f.severity == "error"]

@@ -6,9 +6,9 @@ The lessons in ``notebooks/`` call these so the notebooks hold prose and calls, 
   replaced by a placeholder, so saved outputs do not depend on where hpcwidgets is installed;
 * :func:`launch_plan` reads a :class:`~hpcwidgets.spec.workflow.Workflow` (or a script) and says how
   many launchers and workers each node gets; :func:`process_tree` draws it;
-* :func:`stage_to_node_local` adds to a one-node workflow the lines that copy its data set to the node's own
-  disk, and the bind that reads it there; :func:`torchrun_reads` says what this machine's torchrun makes of
-  its options (both spellings of ``--nproc-per-node``);
+* :func:`stage_to_node_local` adds to a workflow the lines that copy its data set to a folder of the job's own on
+  the node's disk (removed when the job ends), and the bind that reads it there; :func:`torchrun_reads` says
+  what this machine's torchrun makes of its options (both spellings of ``--nproc-per-node``);
 * :func:`layer_diagram` draws the layers of a workflow (Slurm job → srun → container → torchrun → program);
 * :func:`train_locally` and :func:`scaling_run` run the payload scripts on this machine's CPU;
   :func:`loss_plot` and :func:`scaling_plot` draw their results;
@@ -41,6 +41,8 @@ from ..errors import HpcWidgetsError, RunError
 PAYLOAD_PLACEHOLDER = "/path/to/hpcwidgets/payload"
 #: the payload variable the examples export
 _PAYLOAD_VAR = "HPCW_PAYLOAD"
+#: the variable a staged job keeps its own node-local folder in
+_JOB_LOCAL = "job_local"
 # not anchored at line starts: several processes share the job log, and a line may follow another
 # process's unfinished one (torchrun's log lines, srun's) on the same physical line
 _EPOCH = re.compile(r"(?<![\w])epoch=(\d+) loss=([0-9.]+) val_acc=([0-9.]+)")
@@ -113,17 +115,22 @@ def with_program_args(model: Any, **options: str) -> Any:
 
 def stage_to_node_local(workflow: Any, archive: str, site: Any, *, folder: str = "data", at: str = "") -> Any:
     """``workflow`` with its data set staged on the node's own disk: before the step the job unpacks ``archive``
-    (one file on scratch, e.g. a tar of many small files) into ``folder`` under the profile's ``node_local``
-    directory, the container gets that copy at ``at`` (read-only with Apptainer) and the program reads it
-    there (``--data-dir``).
+    (one file on scratch, e.g. a tar of many small files) into ``folder`` in a folder of its own under the
+    profile's ``node_local`` directory (``…/$SLURM_JOB_ID``), the container gets that copy at ``at`` (read-only
+    with Apptainer) and the program reads it there (``--data-dir``).
 
     Reading one large file from the shared file system and many small ones from a local disk is what makes
-    staging pay. ``at`` defaults to ``/data`` for Apptainer and to the first free ``/mnt/N`` for Charliecloud,
-    whose read-only image cannot create a new mount point. The batch shell runs on the job's first node only,
-    so a job of several nodes makes its copy on each of them, with one task per node
+    staging pay. The folder is the job's own because two jobs of one user often share a node (the tasks of an
+    array): in one per-user folder, one job's ``tar`` would rewrite files the other is reading. A ``trap … EXIT``
+    set before the copy removes it when the job ends, also when ``set -e`` stops the job at a failing command, so
+    copies do not pile up on the node's disk.
+
+    ``at`` defaults to ``/data`` for Apptainer and to the first free ``/mnt/N`` for Charliecloud, whose read-only
+    image cannot create a new mount point. The batch shell runs on the job's first node only, so a job of several
+    nodes makes (and removes) its copy on each of them, with one task per node
     (``srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 tar …``: lint's HPC523)."""
     from ..profiles import load_profile
-    from ..render.quote import quote
+    from ..render.quote import assignment, quote
     from ..spec.common import Bind
     prof = load_profile(site) if isinstance(site, str) else site
     nodes = str(workflow.job.nodes or "1").strip()
@@ -139,9 +146,13 @@ def stage_to_node_local(workflow: Any, archive: str, site: Any, *, folder: str =
         if not at:
             raise HpcWidgetsError("the container already binds /mnt/0 … /mnt/9; pass at= a directory the image has")
     at = at or "/data"
-    local = f"{prof.node_local.rstrip('/')}/{folder}"
-    job = workflow.job.replace(setup=(*workflow.job.setup, f"{every}mkdir -p {quote(local)}",
-                                      f"{every}tar -xf {quote(archive)} -C {quote(local)}"))
+    local = f"${_JOB_LOCAL}/{folder}"
+    job = workflow.job.replace(setup=(
+        *workflow.job.setup,
+        assignment(_JOB_LOCAL, f"{prof.node_local.rstrip('/')}/$SLURM_JOB_ID"),
+        f"trap '{every}rm -rf \"${_JOB_LOCAL}\"' EXIT",
+        f"{every}mkdir -p {quote(local)}",
+        f"{every}tar -xf {quote(archive)} -C {quote(local)}"))
     bind = Bind(local, at, "" if charliecloud else "ro")
     staged = workflow.replace(job=job, container=box.replace(binds=(*box.binds, bind)))
     return with_program_args(staged, data_dir=at)
@@ -158,6 +169,17 @@ def site_modules(site: Any) -> tuple[str, ...]:
     """The modules a job on ``site`` loads to have its container program (none where it is on PATH)."""
     name = site.runtime_module(site.apptainer_binary)
     return (name,) if name else ()
+
+
+def module_note(site: Any, runtime: str = "apptainer") -> str:
+    """What a learner loads on ``site`` to have ``runtime``: its module, or why there is none. A profile that
+    renders a runtime's commands only (the practice cluster's Apptainer) says so, rather than "on PATH", since
+    typing those commands there finds no such program."""
+    if runtime in site.runtimes_render_only:
+        return f"(none: {runtime} is not installed on this cluster; its commands are only shown and checked here)"
+    if runtime not in site.runtimes:
+        return f"(none: the profile lists no {runtime} on this cluster)"
+    return site.module(runtime) or f"(none: {runtime} is on PATH)"
 
 
 def site_partition(site: Any, *, gpu: bool = False) -> str:
@@ -542,12 +564,22 @@ def _partitions() -> set[str]:
     return {line.strip() for line in proc.stdout.splitlines() if line.strip()} if proc.returncode == 0 else set()
 
 
-def practice_target(profile: str = "generic") -> Target:
-    """Where real jobs can run: the lesson's ``profile`` when the reachable Slurm has its partitions,
-    else the practice cluster (``local``) when it is up, with a ``reason`` saying so; ``ok`` False with the
-    reason otherwise.
+def _has_partitions(profile: str, parts: set[str]) -> bool:
+    """Whether the reachable Slurm (``parts``) has every partition of ``profile``."""
+    from ..profiles import load_profile
+    names = load_profile(profile).slurm_partition_names()  # entries selected by QOS/constraint are not partitions
+    return bool(names) and all(n in parts for n in names)
 
-    Jobs need the example image too: for the ``local`` profile that is the Charliecloud trainer image.
+
+def practice_target(profile: str = "generic", *, site_jobs: bool = False) -> Target:
+    """Where a lesson's real jobs go: the practice cluster (profile ``local``) when it is up; with ``site_jobs``,
+    first the lesson's own ``profile`` when the reachable Slurm has its partitions. ``ok`` is False, with the
+    reason, where neither fits.
+
+    ``site_jobs`` is off unless asked for: on a real site the examples are GPU jobs charged to the allocation (up to
+    two nodes for lesson 09), and the first one pulls the example image, so running a lesson's cells must not start
+    them unannounced. Jobs need the example image too: for the ``local`` profile that is the Charliecloud trainer
+    image.
     """
     from ..profiles import load_profile
     from ..run.slurm import available
@@ -556,14 +588,14 @@ def practice_target(profile: str = "generic") -> Target:
         return Target(profile, False, False, "no Slurm answers here (start the practice cluster with "
                                              "`hpcwidgets practice-cluster up`, or run this on your cluster)")
     parts = _partitions()
-    chosen = ""
-    for name in (profile, "local"):
-        prof = load_profile(name)
-        names = prof.slurm_partition_names()  # entries selected by QOS/constraint are not partitions
-        if names and all(n in parts for n in names):
-            chosen = name
-            break
+    own_site = profile != "local" and _has_partitions(profile, parts)
+    chosen = next((name for name in ((profile, "local") if site_jobs else ("local",)) if _has_partitions(name, parts)),
+                  "")
     if not chosen:
+        if own_site:
+            return Target(profile, True, False, f"the Slurm here has the partitions of profile {profile!r}; the lesson "
+                                                "submits its jobs there only when you set site_jobs = True (real GPU "
+                                                "jobs on your allocation)")
         return Target(profile, False, False, f"the Slurm here has partitions {', '.join(sorted(parts)) or '(none)'}, "
                                              f"none of profile {profile!r}'s")
     prof = load_profile(chosen)
@@ -580,9 +612,8 @@ def practice_target(profile: str = "generic") -> Target:
         return Target(chosen, True, False, f"{runtime or 'apptainer'} is not on PATH here" + (
             f": load its module (module load {module}) before starting JupyterLab" if module else ""))
     if chosen != profile:
-        return Target(chosen, True, True, f"the Slurm here has none of the partitions of profile {profile!r}, so real jobs "
-                                          f"run on it with profile {chosen!r} (the practice cluster); the scripts "
-                                          f"shown for {profile!r} are not the ones submitted")
+        return Target(chosen, True, True, f"real jobs run on the practice cluster, with profile {chosen!r}: the "
+                                          f"scripts shown for {profile!r} are not the ones submitted")
     return Target(chosen, True, True, "")
 
 
@@ -669,7 +700,7 @@ def run_example(name: str, target: Target, **program_args: str) -> RunResult:
 
 
 __all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "decreasing", "example", "findings_table",
-           "job_head", "launch_plan", "LaunchPlan", "layer_diagram", "layers", "loss_plot", "portable",
+           "job_head", "launch_plan", "LaunchPlan", "layer_diagram", "layers", "loss_plot", "module_note", "portable",
            "portable_text", "practice_target", "process_tree", "run_command", "run_example", "run_job",
            "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_modules", "site_partition",
            "stage_to_node_local", "Target", "torchrun_reads", "train_locally", "with_program_args"]
