@@ -199,7 +199,9 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     if binds:
         dests = ", ".join(b.dst or b.src for b in binds)
         notes.append(f"ch-run cannot create bind destinations in a read-only image: {dests} must already exist "
-                     "in the image (or bind to one of /mnt/0 … /mnt/9, or use --write with an image directory).")
+                     "in the image: images made by ch-image or ch-convert have /mnt/0 … /mnt/9 to bind to, but a "
+                     "directory unpacked by apptainer build --sandbox needs them made first (mkdir -p DIR/mnt/0), "
+                     "or use --write with an image directory.")
         if any(":" in b.src or ":" in b.dst for b in binds):
             notes.append("ch-run cannot bind paths containing ':'; rename them or bind a parent directory.")
     if run.overlay:
