@@ -366,7 +366,7 @@ def test_a_literal_backtick_in_single_quotes_is_not_shell_text():
 # --- every component of a heterogeneous job ----------------------------------------------------------------------
 
 HET = ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:1\n#SBATCH --time=01:00:00\n"
-       "#SBATCH hetjob\n{second}srun --het-group=0 hostname : --het-group=1 hostname\n")
+       "#SBATCH hetjob\n{second}srun --het-group=0 python a.py : --het-group=1 python b.py\n")
 
 
 @pytest.mark.parametrize("second, code, line, said", [

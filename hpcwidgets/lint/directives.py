@@ -19,7 +19,7 @@ from ..spec.slurm import (PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, S
 from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
                         _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
-                        in_job_component, job_components, job_tasks, simple_commands, steps)
+                        in_job_component, job_components, job_tasks, run_words, simple_commands, steps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,6 +92,9 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
             line = line or ctx.parsed.directive_line("gpus_per_node" if field == "other_gres" else field,
                                                      _first_directive_line(ctx))
             out.setdefault(code, []).append((line, p.message))
+        for code, line, message in _empty_values(ctx):
+            if not any(at == line for at, _ in out.get(code, [])):  # an empty count: the model's HPC308 says it
+                out.setdefault(code, []).append((line, message))
         for view, line, p in _component_problems(ctx, lambda job: job.problems() + job.advice()):
             field = p.field.split(".", 1)[0]
             if UNEXPANDED in p.message or field in NOT_DIRECTIVES or (
@@ -109,6 +112,43 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
                     del out[code]
         return out
     return cached(ctx, "job_problems", make)
+
+
+#: sbatch options that refuse an empty value (sbatch 22.05: "Invalid --time specification", "Invalid numeric value")
+#: and submit nothing; an empty --account, --partition or --output is taken, and the default used
+_REFUSED_EMPTY = frozenset({
+    "--bbf", "--begin", "--clusters", "--cores-per-socket", "--cpu-freq", "--cpus-per-gpu", "--cpus-per-task",
+    "--deadline", "--delay-boot", "--distribution", "--export-file", "--gid", "--gpu-bind", "--gpu-freq",
+    "--gres-flags", "--hint", "--kill-on-invalid-dep", "--mail-type", "--mem", "--mem-bind", "--mem-per-cpu",
+    "--mem-per-gpu", "--mincpus", "--nodefile", "--nodes", "--ntasks", "--ntasks-per-core", "--ntasks-per-gpu",
+    "--ntasks-per-node", "--ntasks-per-socket", "--open-mode", "--profile", "--signal", "--sockets-per-node",
+    "--switches", "--thread-spec", "--threads-per-core", "--time", "--time-min", "--tmp", "--uid"})
+
+#: what to write instead of an empty value, for the options most often left blank
+_EMPTY_EXAMPLE = {"--time": "01:00:00", "--time-min": "00:30:00", "--mem": "16G", "--mem-per-cpu": "4G",
+                  "--mem-per-gpu": "16G", "--tmp": "10G", "--mail-type": "END,FAIL"}
+
+
+def _option_name(flag: str) -> str:
+    """The sbatch option a directive's flag is, by its full name: ``--partition`` for ``-p`` and ``--part``,
+    ``--ntasks-per-node`` for ``--tasks-per-node``; "" for an option sbatch does not have."""
+    long = SBATCH_SHORT.get(flag) or sbatch_long_option(flag)
+    return SBATCH_ALIASES.get(long, long)
+
+
+def _empty_values(ctx: Context) -> Iterator[tuple[str, int, str]]:
+    """``(code, line, message)`` for each #SBATCH option sbatch reads with an empty value it refuses (``--time=``,
+    ``--mem=""``): a form field left blank, or a value a template never filled in. The job model cannot tell an
+    empty text from an unset one, so the directives are read here."""
+    for d in ctx.parsed.directives:
+        name = _option_name(d.flag)
+        if not d.applied or d.value != "" or name not in _REFUSED_EMPTY:
+            continue
+        example = _EMPTY_EXAMPLE.get(name)
+        value = f"a value (e.g. {name}={example})" if example else "its value"
+        yield (PROBLEM_CODES.get(d.field, OTHER_JOB_PROBLEM), d.line,
+               f"{d.flag} is given no value: sbatch refuses an empty {name} and submits nothing; write {value} or "
+               "remove the line")
 
 
 def _extra_directive_line(ctx: Context, message: str) -> int | None:
@@ -514,12 +554,60 @@ _MINUTES_SECONDS = re.compile(r"([0-4]):([0-5][0-9])")
 _SHORT_TEST = re.compile(r"(?i)debug|test|devel|short|quick|smoke|interactive")
 
 
+#: commands that look at the node or set up the shell and end within seconds: a job that runs nothing else (a GPU
+#: node's nvidia-smi, as in the Alliance's documentation) is a check, for which a limit of minutes is meant
+_DIAGNOSTICS = _QUICK_TOOLS | frozenset({"nvidia-smi", "rocm-smi", "lscpu", "lspci", "whoami", "id", "pwd", "printf",
+                                         "cat", "cd", "export", "set", "unset", "module", "ml", "source", "."})
+
+
+def _job_programs(ctx: Context) -> Iterator[tuple[list[str], bool]]:
+    """``(words, whether it runs in a container or under a launcher)`` for each program the job runs: a step's
+    program (past srun, the container and its options), the batch shell's commands, and those of ``bash -c '…'``.
+    A container run without a program (``apptainer run img.sif``) is given as its own words."""
+    launches = {s.line: s for s in steps(ctx)}
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        step = None if isinstance(cmd, _Inner) else launches.get(cmd.line)
+        program = [str(w) for w in step.chain.program] if step is not None and step.chain.launcher is None else []
+        if program:
+            yield program, step.chain.container is not None
+        else:
+            yield run_words([str(v) for v in cmd.argv]), step is not None
+
+
+def _quick(words: list[str]) -> bool:
+    """A command that ends within seconds: one of _DIAGNOSTICS, or a Python one-liner (python -c "import torch…")."""
+    name = words[0].rsplit("/", 1)[-1]
+    return name in _DIAGNOSTICS or (name.startswith("python") and words[1:2] == ["-c"])
+
+
+def _runs_only_diagnostics(ctx: Context) -> bool:
+    """Whether the job runs at least one command and every one is a quick look at the node (see :func:`_quick`)."""
+    seen = False
+    for words, _ in _job_programs(ctx):
+        if not words or (words[0].rsplit("/", 1)[-1] in ("bash", "sh") and "-c" in words):
+            continue  # an assignment, or a bash -c whose own commands follow
+        if not _quick(words):
+            return False
+        seen = True
+    return seen
+
+
+def _runs_long_work(ctx: Context) -> bool:
+    """Whether the job runs a program that takes hours as a rule: Python, or any program but a quick one in a
+    container or under a launcher (torchrun, mpirun …)."""
+    return any(words and not _quick(words) and (contained or words[0].rsplit("/", 1)[-1].startswith("python"))
+               for words, contained in _job_programs(ctx))
+
+
 @rule("HPC320", "time-in-minutes-and-seconds", "warning",
       summary="--time=1:30 is one minute and thirty seconds, not an hour and a half",
       why="Slurm reads a time with one colon as MINUTES:SECONDS (and rounds the seconds up to a minute), so "
           "--time=2:00 gives the job two minutes: it is killed long before a training run ends, after its wait in "
           "the queue. Only limits under five minutes are reported, and not in a job on a debug or test partition or QOS "
-          "(or whose --time line's comment says it is a test): a short test job may mean it.",
+          "(or whose --time line's comment says it is a test), nor in one that only runs quick checks such as "
+          "nvidia-smi or hostname: a short test job may mean it. --fix writes hours only for a job that runs Python, "
+          "a container or a launcher, where hours are clearly meant (a limit 60 times longer may wait longer in the "
+          "queue).",
       fix="Write hours as H:MM:SS: --time=1:30:00 for an hour and a half (or --time=90, in minutes).",
       bad="""#!/bin/bash
 #SBATCH --time=1:30
@@ -530,6 +618,9 @@ python train.py
 python train.py
 """)
 def _minutes_and_seconds(ctx: Context) -> Iterator[Any]:
+    if _runs_only_diagnostics(ctx):
+        return  # nvidia-smi, hostname: a look at what the job gets, for which minutes are meant
+    long_work = _runs_long_work(ctx)
     for job, line_of in job_components(ctx):
         time = job.time
         m = _MINUTES_SECONDS.fullmatch(time) if isinstance(time, str) else None
@@ -541,9 +632,60 @@ def _minutes_and_seconds(ctx: Context) -> Iterator[Any]:
         said = " ".join(str(v or "") for v in (job.partition, job.qos)) + " " + text.partition(" #")[2]
         if _SHORT_TEST.search(said):
             continue  # a debug queue or a comment saying it is a test: minutes are meant
-        fix = Fix(f"--time={hours}", line, line, text=text.replace(time, hours, 1)) if text.count(time) == 1 else None
+        # hours are only clearly meant for a training run or a container; a limit 60 times longer may make the job
+        # wait far longer in the queue, so a script whose work the linter cannot see is not rewritten
+        fix = Fix(f"--time={hours}", line, line, text=text.replace(time, hours, 1)) \
+            if long_work and text.count(time) == 1 else None
         yield (line, f"--time={time} is {int(m.group(1))} min {int(m.group(2))} s (Slurm reads M:S); for "
                      f"{int(m.group(1))} h {int(m.group(2))} min write --time={hours}", fix)
+
+
+#: options sbatch adds up when given again (--mail-type=BEGIN and --mail-type=END mean BEGIN,END); every other one
+#: takes the last value (sbatch 22.05 -vv lists the options it read)
+_ADDED_UP = frozenset({"--mail-type"})
+
+#: how one option holds what two lines ask for (sbatch keeps only the second): --gres=gpu:1,lscratch:10
+_LIST_SEPARATOR = {"--gres": ",", "--licenses": ",", "--dependency": ",", "--nodelist": ",", "--exclude": ",",
+                   "--constraint": "&"}
+
+
+@rule("HPC330", "option-given-twice", "warning",
+      summary="the same #SBATCH option is given twice with different values: sbatch uses the last one",
+      why="sbatch reads the #SBATCH lines in order and a later value replaces an earlier one, without a word. In a "
+          "long header the line that wins is easy to miss: --partition=parallel near the top and --partition debug "
+          "further down send a 72-hour job to the debug queue, whose short limit refuses it or never starts it. Two "
+          "--gres (or --constraint) lines do not add up either: only the last is asked for. (--mail-type values do "
+          "add up, and each component of a heterogeneous job has its own options.)",
+      fix="Keep one line per option, with the value you mean; to ask for two generic resources, list them in one "
+          "option (--gres=gpu:1,lscratch:10).",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --time=02:00:00
+#SBATCH --partition=debug
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --time=02:00:00
+srun python train.py
+""")
+def _option_given_twice(ctx: Context) -> Iterator[Any]:
+    given: dict[tuple[int, str], list[Any]] = {}
+    for d in ctx.parsed.directives:
+        name = _option_name(d.flag)
+        if d.applied and name and name not in _ADDED_UP and SBATCH_OPTIONS.get(name) != "switch":
+            given.setdefault((d.component, name), []).append(d)
+    for (_, name), found in given.items():
+        if len({d.value for d in found}) < 2:
+            continue  # the same value again: nothing changes
+        last = found[-1]
+        earlier = ", ".join(f"{d.value!r} (line {d.line})" for d in found[:-1])
+        joined = _LIST_SEPARATOR.get(name)
+        both = (f"; to ask for all of them write {name}={joined.join(dict.fromkeys(d.value for d in found))}"
+                if joined else "")
+        times = "twice" if len(found) == 2 else f"{len(found)} times"
+        yield (last.line, f"{name} is given {times} with different values: sbatch uses the last, "
+                          f"{last.value!r} (line {last.line}), not {earlier}; keep the line you mean{both}")
 
 
 @rule("HPC319", "memory-without-unit", "warning",
@@ -607,6 +749,11 @@ SRUN_ONLY_OPTIONS = frozenset({
 PLUGIN_SBATCH_OPTIONS = PYXIS_VALUE_OPTIONS | PYXIS_SWITCHES | frozenset({"--image", "--volume", "--module"})
 
 
+#: sbatch options Slurm has removed, with the option that replaced them ("" for none); sbatch 22.05 refuses each
+#: ("unrecognized option"): --workdir became --chdir (removed in 19.05), checkpointing went with its options
+REMOVED_SBATCH_OPTIONS = {"--workdir": "--chdir", "--checkpoint": "", "--checkpoint-dir": ""}
+
+
 def _spelling_variants(flag: str) -> set[str]:
     """Options one slip away from ``flag``: ``_`` for ``-`` and upper case (as a whole), then one
     character missing, extra, or two neighbours swapped, or its words in another order (--cpu-per-mem for
@@ -630,8 +777,9 @@ def _spelling_variants(flag: str) -> set[str]:
 def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
     """Applied directives whose option sbatch does not have: ``(directive, flag, what it is, detail)``
     where what it is is ``srun`` (an srun option; detail: its name), ``ambiguous`` (the beginning of
-    several options; detail: them), ``slip`` (detail: the option it is a slip of), ``short`` (a short option
-    sbatch does not have) or ``unknown``. An
+    several options; detail: them), ``slip`` (detail: the option it is a slip of), ``removed`` (an option Slurm
+    has removed; detail: the one that replaced it, or ""), ``glued`` (an option joined to its value by ``-``;
+    detail: the option written with ``=``), ``short`` (a short option sbatch does not have) or ``unknown``. An
     alias sbatch keeps (--tasks-per-node) and an unambiguous prefix (--tasks) are options sbatch has
     (HPC317 reports the prefix)."""
     for d in ctx.parsed.directives:
@@ -645,6 +793,9 @@ def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
             yield d, flag, "unknown", ""
             continue
         normal = "--" + flag[2:].replace("_", "-").lower()
+        if flag in REMOVED_SBATCH_OPTIONS:
+            yield d, flag, "removed", REMOVED_SBATCH_OPTIONS[flag]
+            continue
         if normal in SRUN_ONLY_OPTIONS:
             yield d, flag, "srun", normal
             continue
@@ -653,10 +804,26 @@ def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
             yield d, flag, "ambiguous", ", ".join(several)
             continue
         close = sorted({SBATCH_ALIASES.get(o, o) for o in _spelling_variants(flag) if o in SBATCH_OPTIONS})
+        glued = _glued_value(flag)
         if len(close) == 1:
             yield d, flag, "slip", close[0]
+        elif glued:
+            yield d, flag, "glued", glued
         else:
             yield d, flag, "unknown", ""
+
+
+def _glued_value(flag: str) -> str:
+    """``--mem=4G`` for ``--mem-4G``: an option that takes a value, joined to it by ``-`` instead of ``=`` (sbatch
+    reads the whole as the name of an option it does not have); "" when ``flag`` is not one. The value must start
+    with a digit or hold a colon (``--time-1:00:00``, ``--gres-gpu:1``), which no option name does, so a site's own
+    option such as --mail-digest is not taken for --mail=digest."""
+    for option in sorted(SBATCH_OPTIONS, key=len, reverse=True):  # the longest first: --mem-per-cpu-4G
+        value = flag[len(option) + 1:]
+        if flag.startswith(option + "-") and SBATCH_OPTIONS[option] != "switch" and value \
+                and (value[0].isdigit() or ":" in value):
+            return f"{option}={value}"
+    return ""
 
 
 #: a comment that looks like a directive: ``#WORD --option``
@@ -732,11 +899,15 @@ def _sentinel(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC312", "misspelled-sbatch-option", "error",
-      summary="an #SBATCH option sbatch does not have: a slip of one it has, or an srun option",
+      summary="an #SBATCH option sbatch does not have: a slip of one it has, an option Slurm removed, an option "
+              "joined to its value by - (--mem-4G), or an srun option",
       why="sbatch refuses the whole job at submission (\"unrecognized option\"), and a script that is only "
           "ever submitted by a tool or a pipeline fails far from where the typo is. Options such as --mpi and "
-          "--cpu-bind exist only for srun: they belong on the srun line of the step.",
-      fix="Write the option as sbatch spells it (sbatch --help lists them); move srun's own options to the srun "
+          "--cpu-bind exist only for srun: they belong on the srun line of the step. Old scripts still carry "
+          "--workdir (renamed --chdir, and removed in Slurm 19.05) or --checkpoint and --checkpoint-dir (removed "
+          "with Slurm's checkpointing); --mem-4G is read as the name of an option, not as --mem with 4G.",
+      fix="Write the option as sbatch spells it (sbatch --help lists them), with = before its value (--mem=4G); "
+          "write --chdir for --workdir and remove the --checkpoint lines; move srun's own options to the srun "
           "line (srun --mpi=pmix …).",
       bad="""#!/bin/bash
 #SBATCH --ntask-per-node=1
@@ -759,6 +930,19 @@ def _misspelled_option(ctx: Context) -> Iterator[Any]:
         if kind == "short":
             yield (d.line, f"{flag} is not an sbatch option (sbatch refuses the job: invalid option; site plugins add "
                            "long options only); sbatch --help lists the short ones")
+            continue
+        if kind == "removed":
+            if close:
+                yield (d.line, f"{flag} is no longer an sbatch option (Slurm renamed it {close}, and sbatch now "
+                               f"refuses the job as an unrecognized option); write {close}",
+                       _rename_option(ctx, d.line, flag, close))
+            else:
+                yield (d.line, f"{flag} is no longer an sbatch option (Slurm removed checkpointing, and sbatch now "
+                               "refuses the job as an unrecognized option); remove the line")
+            continue
+        if kind == "glued":
+            yield (d.line, f"{flag} is not an sbatch option (sbatch refuses the job): the value is joined to the "
+                           f"option by - instead of =; write {close}", _rename_option(ctx, d.line, flag, close))
             continue
         if kind != "slip":
             continue

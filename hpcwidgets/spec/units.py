@@ -8,7 +8,8 @@ from fractions import Fraction
 
 _TIME_FORMS = "M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (e.g. 90, 01:30:00, 2-00:00:00)"
 UNLIMITED = -1
-_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+#: the forms time_str2secs reads: after ``D-`` the hours (and what follows them) may be left out, so ``1-`` is a day
+_TIME = re.compile(r"(?:(\d+)-)?(?:(\d+)(?::(\d+))?(?::(\d+))?)?")
 #: what sbatch's str_to_mbytes reads: a whole number (strtoll: leading blanks and a + allowed), then K, M, G or T,
 #: which may be followed by B or b (16G, 16GB, 16gb); no unit means MiB. Slurm 22.05 has no P and no binary
 #: "Gi"/"GiB", and refuses anything after the unit (a trailing blank too).
@@ -35,11 +36,11 @@ def _parse_time(text: str) -> int:
     if s.lower() in ("infinite", "unlimited", "-1"):
         return UNLIMITED
     m = _TIME.fullmatch(s)
-    if not m:
+    if not m or (m.group(1) is None and m.group(2) is None):  # the empty text matches too
         raise ValueError(f"{text!r} is not a Slurm time; use {_TIME_FORMS}")
     days, a, b, c = m.groups()
-    if days is not None:  # D-H, D-H:M, D-H:M:S
-        h, mnt, sec = int(a), int(b or 0), int(c or 0)
+    if days is not None:  # D-, D-H, D-H:M, D-H:M:S
+        h, mnt, sec = int(a or 0), int(b or 0), int(c or 0)
         total = int(days) * 86400 + h * 3600 + mnt * 60 + sec
     elif c is not None:   # H:M:S
         total = int(a) * 3600 + int(b) * 60 + int(c)
