@@ -1,4 +1,4 @@
-"""What the lessons, exercises and slides tell learners, after the audit of session 14: staging data in a folder of the
+"""What the lessons, exercises and slides tell learners: staging data in a folder of the
 job's own that the job removes, real jobs only where the lesson says, what a profile without Apptainer says about its
 module, a 4-GPU job with CPUs for its workers, and the deck agreeing with the lessons."""
 

@@ -24,7 +24,7 @@ def messages(text: str, code: str, profile=None) -> list[str]:
 
 # --- HPC233: -nv is -n -v to apptainer -------------------------------------------------------------------------
 
-#: audit14/a1 scripts/sdsc-comet-singularity-dash-nv.sh (grasool/testing-comet, SDSC Comet)
+#: a real script (grasool/testing-comet, SDSC Comet)
 COMET = """#!/bin/bash
 # source: grasool/testing-comet test_slurm.sh
 #SBATCH -N 1
@@ -76,7 +76,7 @@ def test_short_options_are_left_alone(options: str) -> None:
 
 # --- HPC533: the program and its arguments as one word -----------------------------------------------------------
 
-#: audit14/a1 scripts/ddp-tutorial-srun-quoted-cmd.sh (mashooo/pytorch_examples)
+#: a real script (mashooo/pytorch_examples)
 DDP_TUTORIAL = """#!/bin/bash
 # source: mashooo/pytorch_examples distributed/ddp-tutorial-series/slurm/sbatch_run.sh
 
@@ -141,7 +141,7 @@ def test_shell_commands_in_one_word_are_run_by_bash() -> None:
 
 # --- HPC206 / HPC207: the site's folders --------------------------------------------------------------------------
 
-#: audit14/a3 pull-home.sh
+#: a pull into the home folder
 PULL_HOME = "#!/bin/bash\napptainer pull $HOME/pytorch_24.05.sif docker://pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime\n"
 
 
@@ -168,7 +168,7 @@ def test_a_cache_set_under_home_is_pointed_at_the_profile_cache() -> None:
 
 # --- HPC216: singularity --nvccli by the runtime the site has --------------------------------------------------
 
-#: audit14/a3 singularity-nvccli.sbatch
+#: singularity --nvccli with no writable layer
 NVCCLI = """#!/bin/bash
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
@@ -203,7 +203,7 @@ def test_without_a_profile_or_a_module_nothing_is_said() -> None:
 
 # --- HPC136: several GPU workers on Slurm's one CPU per task ------------------------------------------------------
 
-#: audit14/a3 l07-single-node-4gpu.sbatch: lesson 07's single-node job, rendered from Workflow.single_node
+#: lesson 07's single-node job, rendered from Workflow.single_node
 LESSON07 = """#!/bin/bash
 #SBATCH --partition=gpu
 #SBATCH --nodes=1
