@@ -136,6 +136,15 @@ def test_workdir_is_an_error_fixed_to_chdir() -> None:
     assert "#SBATCH --chdir=.\n" in fixed and not _found(fixed, "HPC312")
 
 
+def test_share_is_an_error_fixed_to_oversubscribe() -> None:
+    # sbatch 22.05: "unrecognized option '--share'"; Slurm renamed it --oversubscribe
+    text = _job("--share")
+    found = _found(text, "HPC312")
+    assert len(found) == 1 and "renamed it --oversubscribe" in found[0].message and not _found(text, "HPC313")
+    fixed, _ = fix_script(text)
+    assert "#SBATCH --oversubscribe\n" in fixed and not _found(fixed, "HPC312")
+
+
 @pytest.mark.parametrize("directive", ["--checkpoint=10", "--checkpoint-dir=/scratch/ckpt"])
 def test_the_checkpoint_options_are_errors_without_a_replacement(directive: str) -> None:
     text = _job(directive)

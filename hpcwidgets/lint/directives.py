@@ -750,8 +750,10 @@ PLUGIN_SBATCH_OPTIONS = PYXIS_VALUE_OPTIONS | PYXIS_SWITCHES | frozenset({"--ima
 
 
 #: sbatch options Slurm has removed, with the option that replaced them ("" for none); sbatch 22.05 refuses each
-#: ("unrecognized option"): --workdir became --chdir (removed in 19.05), checkpointing went with its options
-REMOVED_SBATCH_OPTIONS = {"--workdir": "--chdir", "--checkpoint": "", "--checkpoint-dir": ""}
+#: ("unrecognized option"): --workdir became --chdir (removed in 19.05), --share became --oversubscribe (16.05),
+#: checkpointing went with its options
+REMOVED_SBATCH_OPTIONS = {"--workdir": "--chdir", "--share": "--oversubscribe", "--checkpoint": "",
+                          "--checkpoint-dir": ""}
 
 
 def _spelling_variants(flag: str) -> set[str]:
@@ -904,11 +906,12 @@ def _sentinel(ctx: Context) -> Iterator[Any]:
       why="sbatch refuses the whole job at submission (\"unrecognized option\"), and a script that is only "
           "ever submitted by a tool or a pipeline fails far from where the typo is. Options such as --mpi and "
           "--cpu-bind exist only for srun: they belong on the srun line of the step. Old scripts still carry "
-          "--workdir (renamed --chdir, and removed in Slurm 19.05) or --checkpoint and --checkpoint-dir (removed "
-          "with Slurm's checkpointing); --mem-4G is read as the name of an option, not as --mem with 4G.",
+          "--workdir (renamed --chdir, and removed in Slurm 19.05), --share (renamed --oversubscribe) or "
+          "--checkpoint and --checkpoint-dir (removed with Slurm's checkpointing); --mem-4G is read as the name of "
+          "an option, not as --mem with 4G.",
       fix="Write the option as sbatch spells it (sbatch --help lists them), with = before its value (--mem=4G); "
-          "write --chdir for --workdir and remove the --checkpoint lines; move srun's own options to the srun "
-          "line (srun --mpi=pmix …).",
+          "write --chdir for --workdir, --oversubscribe for --share, and remove the --checkpoint lines; move "
+          "srun's own options to the srun line (srun --mpi=pmix …).",
       bad="""#!/bin/bash
 #SBATCH --ntask-per-node=1
 srun python train.py
