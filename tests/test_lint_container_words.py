@@ -254,3 +254,27 @@ def test_without_a_profile_the_site_default_is_unknown() -> None:
 def test_one_worker_per_node_is_left_alone() -> None:
     text = LESSON07.replace("--nproc-per-node=4", "--nproc-per-node=1").replace("gpu:4", "gpu:1")
     assert "HPC136" not in codes(text, load_profile("generic"))
+
+
+@pytest.mark.parametrize("step", [
+    'srun "$(which python)" train.py',            # what the command prints is one word: the program's path
+    'srun "$(placement 4 1)" ./bin/amgx.out',
+    'srun "`which python`" train.py',
+])
+def test_hpc533_leaves_a_quoted_command_substitution_alone(step: str) -> None:
+    assert [f for f in lint(f"#!/bin/bash\n#SBATCH --time=10\n{step}\n") if f.code == "HPC533"] == []
+
+
+def test_hpc533_splits_the_word_as_written_and_keeps_its_variables() -> None:
+    text = '#!/bin/bash\n#SBATCH --time=10\nip=10.0.0.1\nsrun "./run.sh $ip"\n'
+    [found] = [f for f in lint(text) if f.code == "HPC533"]
+    assert found.message.endswith('(./run.sh "$ip")')
+    assert fix_script(text)[0].endswith('srun ./run.sh "$ip"\n')  # the variable, never its value
+
+
+def test_hpc533_offers_no_bash_c_fix_that_would_drop_the_words_after_it() -> None:
+    text = '#!/bin/bash\n#SBATCH --time=10\nsrun "sleep 5; echo hi" extra\n'
+    [found] = [f for f in lint(text) if f.code == "HPC533"]
+    assert found.fix is None and "after bash -c they would be $0, $1" in found.message
+    alone = '#!/bin/bash\n#SBATCH --time=10\nsrun "sleep 5; echo hi"\n'
+    assert fix_script(alone)[0].endswith("srun bash -c 'sleep 5; echo hi'\n")

@@ -16,6 +16,10 @@ from .catalogue import fix_for, steps, with_chain
 
 #: what only a shell reads: a list, a pipe, a redirection, a command substitution
 _SHELL_SYNTAX = re.compile(r"[;|&<>`]|\$\(")
+#: a word that is one variable's value ("$CMD", "${CMD}")
+_LONE_VARIABLE = re.compile(r'"\$(?:\w+|\{\w+\})"')
+#: a command substitution in a word: the word is what the command prints, whatever the text inside looks like
+_SUBSTITUTION = re.compile(r"`|\$\(")
 
 #: a program written with its file's extension (a script), so that words after it are its arguments
 _SCRIPT_NAME = re.compile(r"\.(?:sh|bash|py|pl|R|jl|x|exe)$")
@@ -66,12 +70,13 @@ def _command_quoted_as_one_word(ctx: Context) -> Iterator[Any]:
             continue
         first = str(chain.program[0])
         word = next((w for w in step.command.words if w.quoted and str(w.value) == first), None)
-        if word is None:
-            continue
-        pieces = _command_in_one_word(ctx.parsed.resolve(first, step.line))
+        if word is None or _SUBSTITUTION.search(word.raw) or _SUBSTITUTION.search(ctx.parsed.resolve(first, step.line)):
+            continue  # "$(which python)": what the command prints, one word, is the program's name
+        held = _LONE_VARIABLE.fullmatch(word.raw) is not None  # "$CMD": a command held in a variable
+        # split as written ("./run.sh $ip" → ./run.sh "$ip"), or for a variable, what it holds
+        pieces = _command_in_one_word(ctx.parsed.resolve(first, step.line) if held else first)
         if pieces is None:
             continue
-        held = first != ctx.parsed.resolve(first, step.line)
         how = (f"{word.raw} is one word holding '{' '.join(pieces)}'" if held else f"{word.raw} is one word")
         fails = ("every task fails with 'No such file or directory'" if runner == "srun" else
                  "it stops with 'executable file not found in $PATH'" if runner.endswith(" exec")
@@ -81,11 +86,13 @@ def _command_quoted_as_one_word(ctx: Context) -> Iterator[Any]:
                               f"a bash array (cmd=({' '.join(pieces)})) and write \"${{cmd[@]}}\"")
             continue
         if _SHELL_SYNTAX.search(first):
-            # "sleep 5; echo done": shell text, which only a shell runs
-            fix = fix_for(ctx, "run the commands with bash -c", step,
-                          with_chain(chain, program=("bash", "-c", first, *chain.program[1:])))
+            # "sleep 5; echo done": shell text, which only a shell runs; words after it would become bash -c's $0,
+            # $1 … and not reach the commands, so then there is no mechanical fix
+            fix = None if len(chain.program) > 1 else fix_for(ctx, "run the commands with bash -c", step,
+                                                              with_chain(chain, program=("bash", "-c", first)))
+            inside = "" if fix else " (with the words after it inside the quotes: after bash -c they would be $0, $1 …)"
             yield (step.line, f"{how}: {runner} takes it whole as the program's name, so {fails}; these are shell "
-                              f"commands: run them with bash -c {word.raw}", fix)
+                              f"commands: run them with bash -c {word.raw}{inside}", fix)
             continue
         fix = fix_for(ctx, "write the program and its arguments as separate words", step,
                       with_chain(chain, program=(*pieces, *chain.program[1:])))
