@@ -278,3 +278,17 @@ def test_hpc533_offers_no_bash_c_fix_that_would_drop_the_words_after_it() -> Non
     assert found.fix is None and "after bash -c they would be $0, $1" in found.message
     alone = '#!/bin/bash\n#SBATCH --time=10\nsrun "sleep 5; echo hi"\n'
     assert fix_script(alone)[0].endswith("srun bash -c 'sleep 5; echo hi'\n")
+
+
+@pytest.mark.parametrize("directive", ["--gres=shard:2", "--gres=mps:50", "--tres-per-task=gres/gpu:1"])
+def test_hpc202_counts_a_share_of_a_gpu_as_a_gpu(directive: str) -> None:
+    text = f"#!/bin/bash\n#SBATCH {directive}\napptainer exec --nv img_1.0.sif python t.py\n"
+    assert "HPC202" not in {f.code for f in lint(text)}
+    assert "HPC202" in {f.code for f in lint(text.replace(directive, "--gres=lscratch:10"))}
+
+
+def test_hpc136_counts_one_cpu_when_the_job_names_no_tasks() -> None:
+    text = ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\n#SBATCH --time=01:00:00\n"
+            "torchrun --standalone --nproc-per-node=4 train.py\n")
+    [found] = [f for f in lint(text, "generic") if f.code == "HPC136"]
+    assert "with the 1 CPU Slurm gives by default" in found.message

@@ -227,3 +227,32 @@ def test_an_mpi_default_that_is_no_srun_plugin_is_refused(tmp_path):
     site.write_text(text.replace('name = "generic"', 'name = "site"').replace('mpi_default = ""', 'mpi_default = "pmi3"'))
     with pytest.raises(ProfileError, match="not an MPI plugin of srun"):
         load_profile(site)
+
+
+# --- HPC327: sbatch options written after the job script --------------------------------------------------------
+
+@pytest.mark.parametrize("line, said", [
+    ("sbatch stage2.sh --dependency=afterok:$SLURM_JOB_ID", "sbatch --dependency=afterok:$SLURM_JOB_ID stage2.sh"),
+    ("NEXT=$(sbatch --parsable next.sh --array=1-4)", "sbatch --array=1-4 next.sh"),
+])
+def test_an_sbatch_option_after_the_script_is_the_scripts_argument(line: str, said: str) -> None:
+    [found] = [f for f in lint(f"#!/bin/bash\n#SBATCH --time=10\n{line}\n") if f.code == "HPC327"]
+    assert found.message.endswith(said) and "hands it to the script as an argument" in found.message
+
+
+@pytest.mark.parametrize("line", [
+    "sbatch --dependency=afterok:$SLURM_JOB_ID stage2.sh",
+    "sbatch run.sh --epochs 3 --lr 0.1",          # the script's own options
+    'sbatch --wrap "python x.py --time 3"',
+])
+def test_options_before_the_script_or_the_scripts_own_are_left_alone(line: str) -> None:
+    assert [f for f in lint(f"#!/bin/bash\n#SBATCH --time=10\n{line}\n") if f.code == "HPC327"] == []
+
+
+# --- HPC135 leaves system tools alone ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("step, reported", [("srun hostname", False), ("srun mkdir -p /tmp/run", False),
+                                            ("srun ./solver", True), ("srun apptainer exec img.sif ./solver", True)])
+def test_hpc135_is_about_mpi_programs_not_system_tools(step: str, reported: bool) -> None:
+    text = f"#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=2\nmodule load openmpi/5.0.3\n{step}\n"
+    assert any(f.code == "HPC135" for f in lint(text, "local")) is reported

@@ -521,6 +521,20 @@ def _gpus_come_with_partition(ctx: Context) -> bool:
     return ctx.profile is None and any("gpu" in n for n in names)
 
 
+#: a share of a GPU (gres.html: MPS and sharding) or a GPU asked for per task through TRES (--tres-per-task=gres/gpu:1)
+_SHARED_GPU = re.compile(r"(?:^|[,=/])(?:shard|mps|gpu)(?::|$)")
+
+
+def _gpu_share_asked(ctx: Context) -> bool:
+    """Whether the job asks for a GPU in a way the GPU fields do not hold: a share of one (--gres=shard:2,
+    --gres=mps:50) or --tres-per-task=gres/gpu:1 (kept as written). The step then sees a GPU, and --nv finds it."""
+    job = ctx.job
+    others = job.other_gres if isinstance(job.other_gres, (tuple, list)) else (job.other_gres,)
+    if any(_SHARED_GPU.search(str(g)) for g in others if g):
+        return True
+    return any(str(d).startswith("--tres-per-task") and "gres/gpu" in str(d) for d in job.extra_directives)
+
+
 def _gpus_come_with_the_node(ctx: Context) -> bool:
     """Whether ``--exclusive`` gives the job GPUs: it is allocated all CPUs and generic resources of its nodes
     (sbatch(1)), so on a GPU node it holds the GPUs without asking; with a profile, only on a partition it says has
@@ -539,7 +553,9 @@ def _gpus_come_with_the_node(ctx: Context) -> bool:
           "--exclusive job is allocated all the generic resources of its nodes, GPUs among them (with a profile: on "
           "a partition with GPUs), so --nv in its batch shell finds them; but a step srun starts there gets only "
           "the GPUs it asks for itself (srun(1), --gres: not those 'implicitly requested when a job is "
-          "exclusive'), which is reported. A script with no #SBATCH line at all (a command on its own, or a job whose "
+          "exclusive'), which is reported. A share of a GPU (--gres=shard:N, --gres=mps:N) or "
+          "--tres-per-task=gres/gpu:N counts as a GPU request. "
+          "A script with no #SBATCH line at all (a command on its own, or a job whose "
           "resources are all given on sbatch's command line) says nothing about GPUs either way, and is left alone.",
       fix="Request GPUs (--gres=gpu:N or --gpus-per-node=N), or drop --nv for CPU work.",
       catalogue=(6,),
@@ -557,7 +573,7 @@ def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
         return  # no #SBATCH line: the GPUs may come from sbatch's command line, or this is a command on its own
     job = ctx.job
     zero = 0 in (job.gpus_per_node, job.gpus, job.gpus_per_task)  # --gres=gpu:0: none, whatever the partition
-    if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero):
+    if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero) or _gpu_share_asked(ctx):
         return
     exclusive = _gpus_come_with_the_node(ctx) and not zero
     for step in job_component_steps(ctx):

@@ -1273,6 +1273,45 @@ def _fixed_job_id_in_dependency(ctx: Context) -> Iterator[Any]:
                        "give the dependency on the sbatch command line instead (sbatch --dependency=afterok:$JOB …)")
 
 
+#: sbatch options whose value only sbatch would want: written after the job script, they are the script's arguments
+_SBATCH_ONLY_AFTER_SCRIPT = frozenset({"--dependency", "--array", "--partition", "--qos", "--account", "--gres",
+                                       "--nodes", "--time", "--job-name"})
+
+
+@rule("HPC327", "sbatch-option-after-the-script", "warning",
+      summary="an sbatch in the script gives sbatch options after the job script's name, where they are the "
+              "script's own arguments",
+      why="sbatch reads its options up to the script's name; everything after it is handed to the script as its "
+          "arguments ($1, $2 …), as sbatch(1) says: sbatch [OPTIONS…] script [args…]. In sbatch next.sh "
+          "--dependency=afterok:$SLURM_JOB_ID the dependency never reaches sbatch: the next job is queued at once, "
+          "with no dependency, and can run beside (or before) the one that was to come first. The same holds for "
+          "--array, --partition, --time and the other options of the job.",
+      fix="Put sbatch's options before the script: sbatch --dependency=afterok:$SLURM_JOB_ID next.sh.",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+srun python stage1.py
+sbatch stage2.sh --dependency=afterok:$SLURM_JOB_ID
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+srun python stage1.py
+sbatch --dependency=afterok:$SLURM_JOB_ID stage2.sh
+""")
+def _sbatch_option_after_the_script(ctx: Context) -> Iterator[Any]:
+    for line, words in _sbatch_calls(ctx):
+        found = _submitted_script(words)
+        if found is None:
+            continue
+        script = found[0]
+        after = [str(w.value) for w in words[words.index(script) + 1:]]
+        late = [w for w in after if w.startswith("--") and sbatch_long_option(w.partition("=")[0])
+                in _SBATCH_ONLY_AFTER_SCRIPT]
+        if late:
+            yield (line, f"{late[0].partition('=')[0]} comes after the job script {script.value}, so sbatch hands it "
+                         f"to the script as an argument and never reads it; put it before the script: sbatch "
+                         f"{' '.join(late)} {script.value}")
+
+
 # --------------------------------------------------------------------------------------------
 # the script file itself: what sbatch refuses before reading any directive
 

@@ -1273,7 +1273,8 @@ def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
         each, tasks = workers
         if step.chain.launcher is not None:
             # the batch shell holds the job's CPUs on its node; a task srun starts holds one
-            cpus = 1 if srun is not None else max(held.tasks // max(job_nodes(ctx), 1), 1)
+            # (a task count Slurm works out itself, two on a node of two threads per core, is still one CPU's worth)
+            cpus = 1 if srun is not None or not held.named else max(held.tasks // max(job_nodes(ctx), 1), 1)
             if each <= cpus:
                 continue
             said = (f"torchrun starts {each} workers on this node with the {cpus} CPU{'s' if cpus > 1 else ''} "

@@ -205,6 +205,19 @@ def _open_mpi_5(ctx: Context, step: Any) -> str:
 # --------------------------------------------------------------------------------------------
 # HPC135: Open MPI 5 started by srun under a site default that is not PMIx
 
+def _not_an_mpi_program(step: Any) -> bool:
+    """A step that runs a system tool (srun hostname, srun mkdir -p …): it links no MPI, so no PMIx is missed."""
+    program = [str(w) for w in step.chain.program]
+    return bool(program) and step.chain.container is None and step.chain.launcher is None \
+        and program[0].rsplit("/", 1)[-1] in _SYSTEM_TOOLS
+
+
+#: programs a step runs that link no MPI library: a look at the nodes, or files handled on each of them
+_SYSTEM_TOOLS = frozenset({"hostname", "date", "echo", "printenv", "env", "true", "sleep", "uname", "nproc", "free",
+                           "df", "du", "ls", "cat", "mkdir", "rm", "cp", "mv", "ln", "touch", "chmod", "tar", "rsync",
+                           "find", "nvidia-smi", "rocm-smi", "lscpu", "numactl", "id", "whoami"})
+
+
 @rule("HPC135", "open-mpi-5-under-site-mpi-default", "error",
       summary="srun starts ranks of Open MPI 5 without --mpi, and the site's MpiDefault (the profile's mpi_default) "
               "is not pmix",
@@ -213,7 +226,8 @@ def _open_mpi_5(ctx: Context, step: Any) -> str:
           "srun (it dropped PMI-1 and PMI-2), starts each task as a singleton, rank 0 of 1: N copies of the program "
           "that never talk to each other, with no error for a plain srun (open-mpi/ompi#13523). Reported only with a "
           "profile that gives mpi_default, and where the script shows Open MPI 5 as HPC127 reads it (a module, spack "
-          "load or the image's name); a step that names pmi2 itself is HPC127's.",
+          "load or the image's name); a step that names pmi2 itself is HPC127's, and one that runs a system tool (srun "
+          "hostname, srun mkdir …) links no MPI and is left alone.",
       fix="Start the ranks with srun --mpi=pmix (srun --mpi=list shows the site's plugins), or export "
           "SLURM_MPI_TYPE=pmix before srun.",
       catalogue=(17,),
@@ -235,7 +249,7 @@ def _open_mpi_5_under_site_default(ctx: Context) -> Iterator[Any]:
     if not default or default.startswith("pmix"):
         return
     for step in steps(ctx):
-        if step.chain.srun is None or _mpi_plugin(ctx, step)[0]:
+        if step.chain.srun is None or _mpi_plugin(ctx, step)[0] or _not_an_mpi_program(step):
             continue
         shown = _open_mpi_5_ranks(ctx, step)
         if shown:
