@@ -273,3 +273,11 @@ def test_a_python_one_liner_is_a_quick_check_and_a_container_run_is_work() -> No
     assert not _found(check, "HPC320")
     run = CEDAR_NVIDIA_SMI.replace("nvidia-smi\n", "nvidia-smi\napptainer run --nv img_1.0.sif\n")
     assert [f.fix is not None for f in _found(run, "HPC320")] == [True]
+
+
+@pytest.mark.parametrize("first, second, reported", [
+    ("--time=01:00:00", "--time=60", False), ("-N 1", "--nodes=1-1", False),   # the same asked for two ways
+    ("--time=01:00:00", "--time=30", True), ("-N 2", "--nodes=1-1", True),
+])
+def test_hpc330_compares_what_sbatch_makes_of_the_values(first: str, second: str, reported: bool) -> None:
+    assert bool(_found(_job(first, second), "HPC330")) is reported

@@ -649,6 +649,21 @@ _LIST_SEPARATOR = {"--gres": ",", "--licenses": ",", "--dependency": ",", "--nod
                    "--constraint": "&"}
 
 
+def _meaning(name: str, value: str) -> Any:
+    """What sbatch makes of an option's value, where two spellings mean the same (--time=60 and 1:00:00, --nodes=1
+    and 1-1); the value as written otherwise, or when it cannot be read."""
+    from ..spec.slurm import node_range
+    from ..spec.units import parse_time
+    try:
+        if name == "--time":
+            return parse_time(value)
+        if name == "--nodes":
+            return node_range(int(value) if value.strip().isdigit() else value.strip()) or value
+    except ValueError:
+        pass
+    return value
+
+
 @rule("HPC330", "option-given-twice", "warning",
       summary="the same #SBATCH option is given twice with different values: sbatch uses the last one",
       why="sbatch reads the #SBATCH lines in order and a later value replaces an earlier one, without a word. In a "
@@ -676,8 +691,8 @@ def _option_given_twice(ctx: Context) -> Iterator[Any]:
         if d.applied and name and name not in _ADDED_UP and SBATCH_OPTIONS.get(name) != "switch":
             given.setdefault((d.component, name), []).append(d)
     for (_, name), found in given.items():
-        if len({d.value for d in found}) < 2:
-            continue  # the same value again: nothing changes
+        if len({_meaning(name, d.value) for d in found}) < 2:
+            continue  # the same value again (also written another way: --time=60, --time=01:00:00): nothing changes
         last = found[-1]
         earlier = ", ".join(f"{d.value!r} (line {d.line})" for d in found[:-1])
         joined = _LIST_SEPARATOR.get(name)
