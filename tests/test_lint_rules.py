@@ -1167,3 +1167,11 @@ def test_hpc309_says_how_a_profile_settles_the_slurm_version() -> None:
     assert "scheduler_version" not in known
     newer = load_profile("generic").replace(scheduler_version="23.11")
     assert "HPC309" not in {f.code for f in lint(text, newer)}
+
+
+def test_a_helper_between_rule_and_its_function_is_refused_at_import() -> None:
+    from hpcwidgets.lint import rule
+    with pytest.raises(TypeError, match="HPC999: _meaning must take the context alone"):
+        @rule("HPC999", "test-only", "info", summary="s", why="w", fix="f", bad="", good="")
+        def _meaning(name: str, value: str) -> list:
+            return []

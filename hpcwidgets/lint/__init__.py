@@ -103,6 +103,9 @@ def rule(code: str, name: str, severity: str, *, summary: str, why: str, fix: st
     def wrap(fn: Callable[..., Iterable[Any]]) -> Callable[..., Iterable[Any]]:
         if code in _RULES:
             raise ValueError(f"rule code {code} is registered twice")
+        if getattr(getattr(fn, "__code__", None), "co_argcount", 1) != 1:
+            # a helper written between @rule(…) and the rule's function would be registered in its place
+            raise TypeError(f"rule {code}: {fn.__name__} must take the context alone, (ctx)")
 
         def check(ctx: "Context") -> Iterator[Finding]:
             for item in fn(ctx):
