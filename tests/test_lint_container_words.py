@@ -292,3 +292,10 @@ def test_hpc136_counts_one_cpu_when_the_job_names_no_tasks() -> None:
             "torchrun --standalone --nproc-per-node=4 train.py\n")
     [found] = [f for f in lint(text, "generic") if f.code == "HPC136"]
     assert "with the 1 CPU Slurm gives by default" in found.message
+
+
+@pytest.mark.parametrize("overlay, reported", [("--overlay data.img:ro", True), ("--overlay data.img", False)])
+def test_hpc216_a_read_only_overlay_is_no_writable_layer(overlay: str, reported: bool) -> None:
+    text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\nmodule load singularityce/4.1\nexport PYTHONNOUSERSITE=1\n"
+            f"singularity exec --nvccli {overlay} img_1.0.sif python t.py\n")
+    assert ("HPC216" in {f.code for f in lint(text)}) is reported

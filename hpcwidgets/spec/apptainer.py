@@ -156,8 +156,10 @@ class ApptainerRun(Spec):
     @property
     def nvccli_needs_layer(self) -> bool:
         """--nvccli without a writable layer under ``singularity`` (SingularityCE, Singularity 3): it fails there.
-        Apptainer 1.1 and later implies --writable-tmpfs for it."""
-        return self.nvccli and self.binary == "singularity" and not (self.writable_tmpfs or self.writable or self.overlay)
+        Apptainer 1.1 and later implies --writable-tmpfs for it. An overlay mounted ``:ro`` is no writable layer."""
+        writable_overlay = any(not str(o).endswith(":ro") for o in list_items(self.overlay))
+        return self.nvccli and self.binary == "singularity" and not (self.writable_tmpfs or self.writable
+                                                                     or writable_overlay)
 
     @property
     def hides_home(self) -> bool:
