@@ -14,6 +14,7 @@ from ..parse.script import launch_words
 from . import Context, rule
 from .catalogue import (MPI_LAUNCHERS, _PYTHON, _Inner, _script_env, _simple_commands, cached, component_views, containers,
                         env_flag, heterogeneous, job_cpus, job_nodes, simple_commands, step_tasks, steps)
+from .directives import _DIAGNOSTICS  # imported before this module (see catalogue's imports)
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,10 +213,9 @@ def _not_an_mpi_program(step: Any) -> bool:
         and program[0].rsplit("/", 1)[-1] in _SYSTEM_TOOLS
 
 
-#: programs a step runs that link no MPI library: a look at the nodes, or files handled on each of them
-_SYSTEM_TOOLS = frozenset({"hostname", "date", "echo", "printenv", "env", "true", "sleep", "uname", "nproc", "free",
-                           "df", "du", "ls", "cat", "mkdir", "rm", "cp", "mv", "ln", "touch", "chmod", "tar", "rsync",
-                           "find", "nvidia-smi", "rocm-smi", "lscpu", "numactl", "id", "whoami"})
+#: programs a step runs that link no MPI library: the quick looks at the nodes HPC320 knows, and files handled on each
+_SYSTEM_TOOLS = _DIAGNOSTICS | frozenset({"sleep", "du", "ls", "mkdir", "rm", "cp", "mv", "ln", "touch", "chmod",
+                                          "tar", "rsync", "find", "numactl"})
 
 
 @rule("HPC135", "open-mpi-5-under-site-mpi-default", "error",

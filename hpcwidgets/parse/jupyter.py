@@ -96,11 +96,16 @@ def _as_server_container(step: Step) -> Any:
     return c.replace(command=(), **({"action": "exec"} if c.kind == "apptainer.run" else {}))
 
 
-def left_out_note(text: str) -> str:
+def _as_read(script: str | ParsedScript) -> ParsedScript:
+    """A script's text read, or the script already read (the notes of one Load share one reading)."""
+    return script if isinstance(script, ParsedScript) else read_script(script)
+
+
+def left_out_note(script: str | ParsedScript) -> str:
     """What reading a job script that starts no Jupyter server (a training job) as a Jupyter job leaves out: the
     work and the lines after it, said with what is kept, so that the person who asked knows. "" for a script that
     starts a server, or that does nothing but set up."""
-    parsed = read_script(text)
+    parsed = _as_read(script)
     if _server_line(parsed) is not None:
         return ""
     work = _work_step(parsed)
@@ -196,13 +201,13 @@ _SERVER = re.compile(r"(?:^|[\s/])(?:jupyter[-\s]+(?:lab|notebook|server)|jupyte
                      r"|-m\s+(?:jupyterlab|notebook|jupyter_server))(?:\s|$)")
 
 
-def replaced_server_note(text: str) -> str:
-    """What reading ``text`` as a Jupyter job leaves behind, when a script hpcwidgets did not write starts its own
+def replaced_server_note(script: str | ParsedScript) -> str:
+    """What reading a script as a Jupyter job leaves behind, when a script hpcwidgets did not write starts its own
     server: the job starts its own instead (a free port, a token, the tunnel command in its log), and the lines
     around the old one (a fixed port, a tunnel message of its own) stay as written. "" for any other script."""
-    if "jl_start" in text:
+    if "jl_start" in (script.source if isinstance(script, ParsedScript) else script):
         return ""  # the job's own start function: a script hpcwidgets wrote
-    parsed = read_script(text)
+    parsed = _as_read(script)
     starts = [c.line for c in parsed.lexed.code if c.kind == "simple" and _SERVER.search(" " + c.text.strip())]
     if not starts:
         return ""

@@ -488,10 +488,11 @@ def readback_notes(text: str, model: Any) -> tuple[str, ...]:
     job = model if getattr(model, "kind", "") == "slurm.job" else getattr(model, "job", None)
     if job is None or text.lstrip().startswith("{"):
         return ()
-    notes = [_nounset_note(read_script(text), job)]
+    parsed = read_script(text)  # once, for every note
+    notes = [_nounset_note(parsed, job)]
     if getattr(model, "kind", "") == "jupyter.job":
         from .jupyter import left_out_note, replaced_server_note
-        notes += [replaced_server_note(text), left_out_note(text)]
+        notes += [replaced_server_note(parsed), left_out_note(parsed)]
     return tuple(n for n in notes if n)
 
 

@@ -27,7 +27,7 @@ from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow, grid_picks
 from .command import WIDTH, command_line, env_assignments, model_words
-from .quote import quote, quote_words, references
+from .quote import _PLAIN, quote, quote_words, references
 from .script import Block, one_line, render_script
 
 
@@ -197,7 +197,6 @@ def head_node_needs_export(w: Workflow, layers: Layers | None = None) -> bool:
     return any(isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word) for word in argv)
 
 
-_PLAIN = {str}
 
 
 _SETS_HEAD_NODE = re.compile(rf"^\s*(?:export\s+|declare\s+(?:-\w+\s+)*)?{HEAD_NODE_VAR}=", re.MULTILINE)
