@@ -28,7 +28,7 @@ from ..spec.slurm import shebang_program
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import SweepAxis, grid_picks
 from .argv import GLOBAL_OPTIONS, parse_argv, recognise
-from .lexer import LIST_OPERATORS, Command
+from .lexer import LIST_OPERATORS, Command, compound_body
 from .script import LEGACY_LAUNCH, ParsedScript, Step, launch_words, read_script, runs_in_a_shell
 
 #: comments the renderer writes above its blocks (re-created on render, so not kept as set-up lines)
@@ -44,9 +44,16 @@ _PROLOGUE_LINES = ("set -eo pipefail", "set -u")
 _OWN_PROLOGUE = {"set -eo pipefail": "errexit", "set -euo pipefail": "strict", "set -e -u -o pipefail": "strict",
                  "set -eu -o pipefail": "strict"}
 _SWEEP_ARRAY = re.compile(r"([a-z_][a-z0-9_]*)_values=\((.*)\)")
-_NOISE = {"echo", "printf", "cd", "mkdir", "source", ".", "set", "export", "module", "ml", "conda", "date",
-          "hostname", "nvidia-smi", "env", "printenv", "true", "sleep", "trap", "umask", "ulimit", "rm", "cp", "ls",
-          "declare", "typeset", "readonly", "local", "unset", "shopt", "wait"}
+#: commands that are never the step: messages and looks at the node, the shell's own state, control flow, files
+#: moved around the work, and Slurm's tools (``sbatch "$0"`` resubmits the job; it is not the job's work)
+_NOISE = frozenset({
+    "echo", "printf", "date", "hostname", "nvidia-smi", "env", "printenv", "pwd", "true", "false", "sleep",
+    "cd", "source", ".", "set", "export", "module", "ml", "conda", "trap", "umask", "ulimit", "declare", "typeset",
+    "readonly", "local", "unset", "shopt", "mapfile", "readarray", "read", "shift", "let", "alias", "pushd", "popd",
+    "!", "exec", "time", "nohup", "command", "exit", "return", "break", "continue", ":", "[", "test", "wait", "kill",
+    "mkdir", "rm", "cp", "ls", "mv", "ln", "touch", "chmod", "rsync", "scp", "tar", "gzip", "gunzip", "unzip", "zip",
+    "du", "df", "find", "sync", "sbcast",
+    "sbatch", "scontrol", "squeue", "sacct", "seff", "sinfo", "scancel"})
 
 
 # Where the renderer writes what it reads into the model, in script order. A line is read into the
@@ -191,9 +198,7 @@ def _generated_title(parsed: ParsedScript) -> tuple[str, int]:
 def _alone(cmd: Command, code: tuple[Command, ...]) -> bool:
     """True when ``cmd`` is the only command on its lines: not part of a pipeline or a ``&&``/``;`` list,
     which the model cannot hold (re-rendering the step alone would drop the rest)."""
-    if cmd.joined_by:
-        return False
-    return not any(other is not cmd and other.line <= cmd.end_line and other.end_line >= cmd.line for other in code)
+    return not cmd.joined_by and all(other is cmd for other in _same_lines(cmd, code))
 
 
 def _inline_env_ok(env: Any) -> bool:
@@ -266,23 +271,61 @@ def _split_words_kept(parsed: ParsedScript, step: Step) -> Any:
     return replace(chain, program=(chain.program[0], *kept))
 
 
-def _plain_program(parsed: ParsedScript) -> Command | None:
-    """Without a launch: the last simple command that does real work (``python train.py``)."""
+def _plain_program(parsed: ParsedScript) -> tuple[Command, tuple[Any, ...]] | None:
+    """Without a launch: the last simple command that does real work (``python train.py``) and its words as
+    the model holds them, when it can hold them as written.
+
+    A program argument bash may split (``$ARGS``) is kept as written, and redirections (``> log 2>&1``) follow
+    the arguments, as for a launch. When the last command that works cannot be held (``deepspeed … | tee log``,
+    a here-document, a program name from a variable), no earlier line is taken in its place: ``cat hostfile``
+    or ``pip install`` is no step, and every line stays as written.
+    """
     code = parsed.lexed.code
     for cmd in reversed(code):
-        if cmd.kind != "simple" or not cmd.words or cmd.redirects or not _alone(cmd, code):
+        if not _works(cmd):
             continue
-        name = str(cmd.words[0].value)
-        if name in _NOISE or name in ("!", "exec", "time", "nohup", "command") or \
-                recognise([str(w.value) for w in cmd.words]) is not None:
-            continue
-        if any(isinstance(w.value, Verbatim) or parsed.may_split(w, cmd.line) for w in cmd.words) or \
-                not _inline_env_ok([(n, w.value) for n, w in cmd.assignments]):
-            continue
-        if any(_PLACEHOLDER.fullmatch(w.raw) for w in cmd.words):
-            continue  # a template's {cmd} (batchspawner fills it in before bash reads it): kept as written
-        return cmd
+        if cmd.kind == "compound" or recognise([str(w.value) for w in cmd.words]) is not None:
+            return None  # a loop of runs (for lr in …; do python train.py …), a launch the reader could not take
+        if not _alone(cmd, code):
+            if all(other.name in _NOISE or other.name in _FILTERS for other in _same_lines(cmd, code)):
+                continue  # nvidia-smi | tee gpus.log: a look at the node, not the work
+            return None
+        if isinstance(cmd.words[0].value, Verbatim) or parsed.may_split(cmd.words[0], cmd.line) or \
+                any(r.heredoc is not None for r in cmd.redirects) or \
+                not _inline_env_ok([(n, w.value) for n, w in cmd.assignments]) or \
+                any(_PLACEHOLDER.fullmatch(w.raw) for w in cmd.words):
+            return None  # a template's {cmd} (batchspawner fills it in before bash reads it) stays as written too
+        words = [Verbatim(w.raw) if parsed.may_split(w, cmd.line) else w.value for w in cmd.words]
+        return cmd, (*words, *_redirect_words(cmd))
     return None
+
+
+def _works(cmd: Command) -> bool:
+    """Whether ``cmd`` runs a program that does real work: not a message, a check, a look at the node or the
+    image's preparation (``apptainer pull``, which the reader takes into the model); for a loop or an ``if``,
+    whether a command in it does. A launch the reader could not take (``apptainer exec "${OPTS[@]}" …``) works.
+    A function definition runs nothing where it stands."""
+    if cmd.kind == "compound":
+        return not _FUNCTION.match(cmd.text) and any(_works(inner) for inner in compound_body(cmd))
+    if cmd.kind != "simple" or not cmd.words:
+        return False
+    name = str(cmd.words[0].value)
+    if name in _NOISE:
+        return False
+    known = recognise([str(w.value) for w in cmd.words])
+    return known is None or known[0].cls.kind not in (*_PREPARE_KINDS, "apptainer.inspect", "charliecloud.fromhost")
+
+
+_FUNCTION = re.compile(r"\s*(?:function\s+[\w.:-]+|[\w.:-]+\s*\(\s*\))")
+
+
+def _same_lines(cmd: Command, code: tuple[Command, ...]) -> list[Command]:
+    """The commands sharing ``cmd``'s lines: its pipeline or ``&&`` list."""
+    return [other for other in code if other.line <= cmd.end_line and other.end_line >= cmd.line]
+
+
+#: programs that only pass on or show what another one prints
+_FILTERS = {"tee", "grep", "sed", "awk", "head", "tail", "cat", "sort", "uniq", "wc", "cut", "tr", "column", "less"}
 
 
 #: a placeholder another program fills in before the script runs (batchspawner's {cmd}, {{srun}})
@@ -330,9 +373,9 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
         step_lines = (step.line, step.end_line)
         step_comment = step.command.comment
     elif with_step:
-        plain = _plain_program(parsed)
-        if plain is not None:
-            values["program"] = tuple(w.value for w in plain.words)
+        found = _plain_program(parsed)
+        if found is not None:
+            plain, values["program"] = found
             inline = tuple((n, w.value) for n, w in plain.assignments)
             step_lines = (plain.line, plain.end_line)
             step_comment = plain.comment
@@ -621,6 +664,11 @@ def _is_sweep_echo(text: str, names: list[str]) -> bool:
     return text == 'echo "array task $SLURM_ARRAY_TASK_ID: ' + " ".join(f"{n}=${n}" for n in names) + '"'
 
 
+#: what the reader takes into ``prepare`` (the image made before the step)
+_PREPARE_KINDS = frozenset({"apptainer.pull", "apptainer.build", "charliecloud.convert", "charliecloud.pull",
+                            "charliecloud.build", "charliecloud.import"})
+
+
 def _read_prepare(cmd: Command, rest: Any) -> tuple[Any, int] | None:
     """``[ -f X ] || apptainer pull …`` (the renderer's guarded preparation) → (model, last line)."""
     if cmd.joined_by != "||" or not cmd.words or cmd.words[0].value != "[" or not rest:
@@ -633,8 +681,7 @@ def _read_prepare(cmd: Command, rest: Any) -> tuple[Any, int] | None:
         model = parse_argv(words, env={n: w.value for n, w in nxt.assignments}).model
     except ParseError:
         return None
-    if model.kind not in ("apptainer.pull", "apptainer.build", "charliecloud.convert", "charliecloud.pull",
-                          "charliecloud.build", "charliecloud.import"):
+    if model.kind not in _PREPARE_KINDS:
         return None
     return model, nxt.end_line
 
