@@ -969,21 +969,27 @@ def handler_of(trap: Any) -> str:
     return str(trap.argv[1])
 
 
+def trap_handler_code(trap: Any) -> tuple[Any, ...]:
+    """The commands of the handler a ``trap HANDLER SIGNAL…`` command sets, lexed as bash reads the handler when
+    the signal arrives (their lines count from the handler's first); () when it cannot be lexed or none is set."""
+    if len(trap.words) < 3:
+        return ()
+    # the word as written: its value marks the $ of '… "$pid"' literal (\$), and lexed again it would name no variable
+    raw = trap.words[1].raw
+    text = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
+    try:
+        return tuple(lex_script(text).code)
+    except ParseError:
+        return ()
+
+
 def trap_handler_commands(ctx: Context, trap: Any) -> list[tuple[int, list[str]]]:
     """``(line, words)`` of each simple command the handler of ``trap`` (a ``trap HANDLER SIGNAL…`` command) runs
     when the signal arrives, in order: the handler lexed as bash reads it then (its commands at the trap's line), and
     after a command that calls one of the script's functions (``trap cleanup USR1``, ``trap 'stop 143' TERM``) the
     commands of that function's body at their own lines, and of the functions it calls in turn. Commands of a
     ``bash -c`` script are left out: they run in a shell of their own. Empty when the handler cannot be lexed."""
-    if len(trap.words) < 3:
-        return []
-    # the word as written: its value marks the $ of '… "$pid"' literal (\$), and lexed again it would name no variable
-    raw = trap.words[1].raw
-    text = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
-    try:
-        handler = lex_script(text).code
-    except ParseError:
-        return []
+    handler = trap_handler_code(trap)
     functions, code = _functions(ctx), _code_in_order(ctx)
     out: list[tuple[int, list[str]]] = []
 

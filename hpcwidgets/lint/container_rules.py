@@ -165,6 +165,9 @@ class InstanceStart:
     binary: str
     name: str          # resolved through the script's variables
     gpu: bool          # started with --nv, --rocm or --nvccli
+    #: the option words before the image, as written (a word of the lexer, with its place); () for the old
+    #: ``instance.start``, which Singularity 2 read with its own parser
+    options: tuple[Any, ...] = ()
 
 
 def instance_starts(ctx: Context) -> list[InstanceStart]:
@@ -187,10 +190,51 @@ def instance_starts(ctx: Context) -> list[InstanceStart]:
             if not positional:
                 continue
             name = ctx.parsed.resolve(positional[-1], cmd.line)
+            # the words the line runs end the command as written: as many from the end are the lexer's words
+            written = cmd.words[len(cmd.words) - len(rest):] if words[1] == "instance" else ()
+            if [str(w.value) for w in written] != rest:
+                written = ()
             out.append(InstanceStart(cmd.line, words[0].rsplit("/", 1)[-1], name,
-                                     any(w.partition("=")[0] in GPU_FLAGS for w in rest)))
+                                     any(w.partition("=")[0] in GPU_FLAGS for w in rest),
+                                     _instance_options(tuple(written))))
         return out
     return cached(ctx, "instance_starts", make)
+
+
+#: options of exec/run/shell that instance start does not have (apptainer's action_flags.go registers them for
+#: the actions alone), so their one-dash spelling is not one of its long options written wrong
+_ACTIONS_ONLY = frozenset({"pid", "cwd", "pwd", "shell", "vm", "vm-ram", "vm-cpu", "vm-ip", "vm-err"})
+#: their short options (-p: --pid, -s: --shell)
+_ACTIONS_ONLY_SHORT = frozenset({"p", "s"})
+
+
+def _instance_options(words: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The option words an ``instance start`` has before its image: up to the first word that is neither an option
+    nor the value of one (``--bind /data``; ``-bind /data`` too, whose value was meant so)."""
+    out = []
+    i = 0
+    while i < len(words) and str(words[i].value).startswith("-"):
+        out.append(words[i])
+        i += 2 if _takes_next_word(str(words[i].value)) else 1
+    return tuple(out)
+
+
+def _takes_next_word(option: str) -> bool:
+    """Whether an apptainer option word takes the next word as its value: ``--bind`` and ``-B`` do, ``--bind=X``,
+    ``-B/data`` and ``--nv`` do not, a cluster does when it ends with an option that takes one (``-eB``), and a
+    long option written with the wrong number of dashes is read as it was meant (``-bind /data``)."""
+    long, short = _apptainer_options()
+    dashes = len(option) - len(option.lstrip("-"))
+    name, eq, _ = option[dashes:].partition("=")
+    if eq:
+        return False
+    if dashes != 1 or (len(name) > 1 and name in long):
+        return long.get(name) == "value"
+    for k, letter in enumerate(name):
+        kind = short.get("-" + letter, "")
+        if kind != "switch":
+            return kind == "value" and k == len(name) - 1
+    return False
 
 
 def _instance_of(ctx: Context, step: Any, c: Any) -> InstanceStart | None:
@@ -243,7 +287,9 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
         def has_gpus(s: Any, c: Any) -> bool:
             if ctx.parsed.resolve(str(c.image), s.line).startswith(INSTANCE_SCHEME):
                 start = _instance_of(ctx, s, c)
-                return start is None or start.gpu  # no start in the script: nothing to say
+                # no start in the script: nothing to say; -nv on the start: HPC233 says so
+                return start is None or start.gpu or any("--" + name in GPU_FLAGS
+                                                         for _, name in _misdashed(start.options, _ACTIONS_ONLY))
             return c.gpu or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)  # c.gpu: a CDI GPU device too
         with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s) or _left_to_hpc233(s, c)]
         with_flag += [c.line for c in _code_lines_with_gpu_container(ctx) if c.line not in with_flag]
@@ -258,10 +304,10 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
 
 
 def _left_to_hpc233(step: Any, c: Any) -> bool:
-    """--nv/--rocm/--nvccli written with one dash among the container's options (-nv), or an option taking a value
-    written so (-bind /data IMG: the reader takes /data for the image, and the rest is misread): HPC233 says so."""
+    """--nv/--rocm/--nvccli written with one dash (-nv) or three among the container's options, or an option taking
+    a value written so (-bind /data IMG: the reader takes /data for the image, and the rest is misread): HPC233 says so."""
     long, _ = _apptainer_options()
-    return any("--" + name in GPU_FLAGS or long[name] == "value" for _, name in one_dash_long_options(step, c))
+    return any("--" + name in GPU_FLAGS or long[name] == "value" for _, name in misdashed_options(step, c))
 
 
 def _code_lines_with_gpu_container(ctx: Context) -> list[Any]:
@@ -614,7 +660,7 @@ def _flags_after_image(ctx: Context) -> Iterator[Any]:
         # exec: only option words where the program's name belongs, right after the image, are misplaced
         if c is None or c.kind != "apptainer.run" or c.action != "exec" or step.chain.launcher is not None:
             continue
-        if one_dash_long_options(step, c):
+        if misdashed_options(step, c):
             continue  # -bind /data IMG: the reader took the bind for the image; HPC233 names the cause
         program = list(step.chain.program)
         moved: list[str] = []
@@ -1599,13 +1645,14 @@ def _pflag_reading(word: str, short: dict[str, str]) -> str:
 
 
 @rule("HPC233", "single-dash-long-option", "error",
-      summary="an apptainer/singularity option written with one dash (-nv for --nv)",
+      summary="an apptainer/singularity long option written with one dash (-nv for --nv) or with three (---nv)",
       why="Apptainer and Singularity 3 and later read options with cobra/pflag, where one dash starts short options, "
           "one letter each: -nv is -n (--net) and -v, and the action commands have no -v, so the command stops with "
           "\"unknown shorthand flag: 'v' in -nv\" before the container starts (apptainer's cmd/internal/cli/"
           "action_flags.go). A word whose letters all are short options (-ipc: --ipc, --pid, --contain) runs with "
           "options nobody asked for, and one that reaches an option taking a value (-containall: --contain, then "
-          "--overlay with the value ntainall) fails on that value.",
+          "--overlay with the value ntainall) fails on that value. Three dashes or more (---nvccli) stop the command "
+          "too, with \"bad flag syntax: ---nvccli\". The options of instance start are read the same way.",
       fix="Write long options with two dashes: --nv, --bind, --containall.",
       catalogue=(8,),
       bad="""#!/bin/bash
@@ -1618,28 +1665,42 @@ singularity exec --nv pytorch_2.3.sif python train.py
 """)
 def _single_dash_long_option(ctx: Context) -> Iterator[Any]:
     _, short = _apptainer_options()
-    for step, c in containers(ctx):
-        for word, name in one_dash_long_options(step, c):
-            text = str(word.value)
-            line = ctx.parsed.lines[word.line - 1]
-            at = word.col - 1
-            fix = Fix(f"write --{name}", word.line, word.line, text=line[:at] + "-" + line[at:]) \
-                if word.raw == text and line[at:at + len(text)] == text else None
-            yield (word.line, f"{text} is not --{name}: {c.binary} reads one dash as short options, one letter each, "
-                              f"so it {_pflag_reading(text.partition('=')[0], short)}; write --{name}"
-                              + text[1 + len(name):], fix)
+    found = [(c.binary, short, word, name) for step, c in containers(ctx) for word, name in misdashed_options(step, c)]
+    instance_short = {k: v for k, v in short.items() if k[1:] not in _ACTIONS_ONLY_SHORT}
+    found += [(start.binary, instance_short, word, name) for start in instance_starts(ctx)
+              for word, name in _misdashed(start.options, _ACTIONS_ONLY)]
+    for binary, letters, word, name in found:
+        text = str(word.value)
+        dashes = len(text) - len(text.lstrip("-"))
+        tail = text[dashes + len(name):]
+        line = ctx.parsed.lines[word.line - 1]
+        at = word.col - 1
+        fix = Fix(f"write --{name}", word.line, word.line, text=line[:at] + "--" + line[at + dashes:]) \
+            if word.raw == text and line[at:at + len(text)] == text else None
+        if dashes == 1:
+            reading = f"{binary} reads one dash as short options, one letter each, so it " \
+                      f"{_pflag_reading(text.partition('=')[0], letters)}"
+        else:
+            reading = f"{binary} stops at once with \"bad flag syntax: {text}\" (a long option takes two dashes)"
+        yield word.line, f"{text} is not --{name}: {reading}; write --{name}{tail}", fix
 
 
-def one_dash_long_options(step: Any, c: Any) -> list[tuple[Any, str]]:
-    """``(word, name)`` for each long option of an apptainer/singularity step written with one dash (``-nv``)."""
-    if c.kind != "apptainer.run":
-        return []
+def misdashed_options(step: Any, c: Any) -> list[tuple[Any, str]]:
+    """``(word, name)`` for each long option of an apptainer/singularity step written with one dash (``-nv``) or with
+    three or more (``---nvccli``)."""
+    return _misdashed(_option_words(step, c)) if c.kind == "apptainer.run" else []
+
+
+def _misdashed(words: Any, not_here: frozenset[str] = frozenset()) -> list[tuple[Any, str]]:
+    """``(word, name)`` for the option words that are a long option (not one of ``not_here``) written with other
+    than two dashes."""
     long, _ = _apptainer_options()
     out = []
-    for word in _option_words(step, c):
+    for word in words:
         text = str(word.value)
-        name = text[1:].partition("=")[0]
-        if text.startswith("-") and not text.startswith("--") and len(name) > 1 and name in long:
+        dashes = len(text) - len(text.lstrip("-"))
+        name = text[dashes:].partition("=")[0]
+        if dashes and dashes != 2 and len(name) > 1 and name in long and name not in not_here:
             out.append((word, name))
     return out
 

@@ -19,7 +19,8 @@ from ..spec.slurm import (PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, S
 from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
                         _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
-                        in_job_component, job_components, job_tasks, run_words, simple_commands, steps)
+                        in_job_component, job_components, job_tasks, run_words, simple_commands, steps,
+                        trap_handler_code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1150,22 +1151,31 @@ _SHOWN_COMMAND = re.compile(r"scontrol\s+(?:-\w+\s+)*show\s+job.*Command", re.S)
 _SBATCH_SUBSTITUTION = re.compile(r"\$\(\s*((?:\S*/)?sbatch\s[^()]*)\)|`\s*((?:\S*/)?sbatch\s[^`]*)`")
 
 
-def _sbatch_calls(ctx: Context) -> Iterator[tuple[int, list[Any]]]:
-    """``(line, words)`` of each sbatch the script runs: as a command (also in a function, loop or if) or in a
-    command substitution (``NEXT=$(sbatch --parsable "$0")``)."""
-    for cmd in _simple_commands(ctx.parsed.lexed.code):
-        if isinstance(cmd, _Inner):
-            continue  # a command of a bash -c script: its words are not the batch script's
-        if cmd.words and str(cmd.name).rsplit("/", 1)[-1] == "sbatch":
-            yield cmd.line, list(cmd.words)
-        for _, word in cmd.assignments:
-            for m in _SBATCH_SUBSTITUTION.finditer(word.raw):
-                try:
-                    inner = lex_script(m.group(1) or m.group(2)).code
-                except ParseError:
-                    continue
-                if inner and inner[0].kind == "simple":
-                    yield word.line, list(inner[0].words)
+def _sbatch_calls(ctx: Context) -> Iterator[tuple[int, list[Any], str]]:
+    """``(line, words, quote)`` of each sbatch the script runs: as a command (also in a function, loop or if), in a
+    command substitution (``NEXT=$(sbatch --parsable "$0")``), or in the handler a trap sets (``trap 'sbatch "$0"'
+    USR1``), where ``quote`` is the quote the handler is written in ("" elsewhere). A function a handler calls is
+    read where it is written."""
+    def calls(code: Any, before: int, quote: str, handler: bool) -> Iterator[tuple[int, list[Any], str]]:
+        # before: the lines above the code's first line (those above a trap's handler, whose lines count from 1)
+        for cmd in _simple_commands(code):
+            if isinstance(cmd, _Inner):
+                continue  # a command of a bash -c script: its words are not the batch script's
+            if cmd.words and str(cmd.name).rsplit("/", 1)[-1] == "sbatch":
+                yield before + cmd.line, list(cmd.words), quote
+            for _, word in cmd.assignments:
+                for m in _SBATCH_SUBSTITUTION.finditer(word.raw):
+                    try:
+                        inner = lex_script(m.group(1) or m.group(2)).code
+                    except ParseError:
+                        continue
+                    if inner and inner[0].kind == "simple":
+                        yield before + word.line, list(inner[0].words), quote
+            if cmd.name == "trap" and not handler and len(cmd.words) > 2:
+                word = cmd.words[1]
+                opening = word.raw[:1] if word.raw[:1] in "'\"" else ""
+                yield from calls(trap_handler_code(cmd), before + word.line - 1, opening, True)
+    yield from calls(ctx.parsed.lexed.code, 0, "", False)
 
 
 def _submitted_script(words: list[Any]) -> tuple[Any, bool] | None:
@@ -1201,17 +1211,17 @@ def _resubmits_itself(ctx: Context, word: Any, line: int) -> bool:
     return bool(own) and name == own and folder in ("", ".", "$SLURM_SUBMIT_DIR", "${SLURM_SUBMIT_DIR}", own_dir)
 
 
-def _self_resubmissions(ctx: Context) -> list[tuple[int, str]]:
-    """``(line, the script word as written)`` of each sbatch that submits the job's own script again without a
-    --dependency of its own on the command line."""
-    def make() -> list[tuple[int, str]]:
+def _self_resubmissions(ctx: Context) -> list[tuple[int, str, str]]:
+    """``(line, the script word as written, the quote of the trap handler it is in)`` of each sbatch that submits
+    the job's own script again without a --dependency of its own on the command line."""
+    def make() -> list[tuple[int, str, str]]:
         if "SBATCH_DEPENDENCY" in ctx.parsed.source:
             return []  # the dependency comes from the environment, which overrides the #SBATCH line
         out = []
-        for line, words in _sbatch_calls(ctx):
+        for line, words, quote in _sbatch_calls(ctx):
             found = _submitted_script(words)
             if found is not None and not found[1] and _resubmits_itself(ctx, found[0], line):
-                out.append((line, found[0].raw))
+                out.append((line, found[0].raw, quote))
         return out
     return cached(ctx, "self_resubmissions", make)
 
@@ -1220,7 +1230,8 @@ def _self_resubmissions(ctx: Context) -> list[tuple[int, str]]:
       summary="the job submits its own script again, and the copy's #SBATCH --dependency names a fixed job id, not "
               "the running job",
       why="A copy submitted with sbatch \"$0\", sbatch ${BASH_SOURCE[0]}, the Command scontrol shows for the job, or "
-          "the script's own file name reads the same #SBATCH lines, so it waits for the old job the line names, never "
+          "the script's own file name (also from a trap's handler: trap 'sbatch \"$0\"' USR1) reads the same #SBATCH "
+          "lines, so it waits for the old job the line names, never "
           "for the job that submits it (in a batch job $0 is Slurm's spool copy of the script, "
           "…/slurmd/job123/slurm_script, whose #SBATCH lines are the same). If that old job ended well and slurmctld "
           "still knows it, the copy may start at once, beside the running job and on the same restart files; if it "
@@ -1247,13 +1258,14 @@ def _resubmitted_with_fixed_dependency(ctx: Context) -> Iterator[Any]:
     if not fixed:
         return
     d, ids = fixed[0]
-    for line, script in _self_resubmissions(ctx):
+    for line, script, quote in _self_resubmissions(ctx):
         text = ctx.parsed.lines[line - 1]
         fix = None
         if len(re.findall(r"(?<![\w/.-])sbatch(?![\w.-])", text)) == 1:
+            # inside a double-quoted trap handler, quotes of its own would end the handler's string
+            job = "$SLURM_JOB_ID" if quote == '"' else '"$SLURM_JOB_ID"'
             fix = Fix("make the resubmission depend on the running job", line, line,
-                      text=re.sub(r"(?<![\w/.-])sbatch(?![\w.-])", 'sbatch --dependency=afterany:"$SLURM_JOB_ID"',
-                                  text))
+                      text=re.sub(r"(?<![\w/.-])sbatch(?![\w.-])", f"sbatch --dependency=afterany:{job}", text))
         yield (line, f"sbatch {script} submits this script again, and the copy reads the same #SBATCH "
                      f"--dependency={d.value} (line {d.line}): it waits for job {', '.join(ids)}, not for the job "
                      f"running now; pass --dependency=afterany:$SLURM_JOB_ID on this sbatch line and remove the fixed "
@@ -1313,7 +1325,7 @@ srun python stage1.py
 sbatch --dependency=afterok:$SLURM_JOB_ID stage2.sh
 """)
 def _sbatch_option_after_the_script(ctx: Context) -> Iterator[Any]:
-    for line, words in _sbatch_calls(ctx):
+    for line, words, _ in _sbatch_calls(ctx):
         found = _submitted_script(words)
         if found is None:
             continue

@@ -1232,12 +1232,15 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
           "to allocate one processor per task'), and a GPU does not bring CPUs of its own unless the site sets "
           "DefCpuPerGPU. torchrun --nproc-per-node=4 in a job of one task then runs its four workers, and each one's "
           "DataLoader processes, on that one CPU (one core at most); srun with four tasks of one GPU each gives every "
-          "worker one CPU for itself and its loaders. The GPUs wait for data. Reported with a profile whose partition "
+          "worker one CPU for itself and its loaders. The same holds for accelerate launch (--num_processes, the "
+          "total over --num_machines; --multi_gpu alone starts one worker per GPU) and deepspeed --num_gpus (workers "
+          "on each node). The GPUs wait for data. Reported with a profile whose partition "
           "says how many CPUs its GPU nodes have (then the fix asks for the GPUs' share of them); without one, the "
           "site's own default (DefCpuPerGPU) is unknown and nothing is said. Not reported for an --exclusive job, "
           "which holds every CPU of its nodes.",
       fix="Ask for CPUs for the workers: #SBATCH --cpus-per-task=N, N the CPUs of all the workers of one task "
-          "(torchrun: its workers' GPUs' share of the node's CPUs; one task per GPU: one GPU's share).",
+          "(torchrun, accelerate launch, deepspeed: its workers' GPUs' share of the node's CPUs; one task per GPU: "
+          "one GPU's share).",
       profile="generic",
       bad="""#!/bin/bash
 #SBATCH --partition=gpu
@@ -1263,21 +1266,16 @@ def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
     if not gpus or not share or job.cpus_per_task is not None or job.cpus_per_gpu or held is None \
             or held.by_node_cpus or any(d.applied and d.flag.partition("=")[0] == "--mincpus" for d in ctx.parsed.directives):
         return
-    for step in job_component_steps(ctx):
-        srun = step.chain.srun
+    for line, srun, launcher, each, tasks in _worker_launches(ctx, gpus):
         if srun is not None and srun.cpus_per_task is not None:
             continue  # the step asks for its own CPUs
-        workers = _gpu_workers(ctx, step, gpus)
-        if workers is None:
-            continue
-        each, tasks = workers
-        if step.chain.launcher is not None:
+        if launcher:
             # the batch shell holds the job's CPUs on its node; a task srun starts holds one
             # (a task count Slurm works out itself, two on a node of two threads per core, is still one CPU's worth)
             cpus = 1 if srun is not None or not held.named else max(held.tasks // max(job_nodes(ctx), 1), 1)
             if each <= cpus:
                 continue
-            said = (f"torchrun starts {each} workers on this node with the {cpus} CPU{'s' if cpus > 1 else ''} "
+            said = (f"{launcher} starts {each} workers on this node with the {cpus} CPU{'s' if cpus > 1 else ''} "
                     f"Slurm gives by default (one per task): all {each} and their data loaders share "
                     f"{'it' if cpus == 1 else 'them'}")
         else:
@@ -1285,9 +1283,45 @@ def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
                     "one CPU: every worker and its data loader share one core")
         per_task = share * each
         share_of = f"{share} for each of its {each} GPUs" if each > 1 else "the CPUs of one GPU"
-        yield (step.line, f"{said}; ask for CPUs for them, e.g. #SBATCH --cpus-per-task={per_task} ({share_of}, "
-                          "the node's CPUs shared out among its GPUs)", _cpus_per_task_fix(ctx, per_task))
+        yield (line, f"{said}; ask for CPUs for them, e.g. #SBATCH --cpus-per-task={per_task} ({share_of}, "
+                     "the node's CPUs shared out among its GPUs)", _cpus_per_task_fix(ctx, per_task))
         return  # one finding per job: the directive serves every step
+
+
+def _worker_launches(ctx: Context, gpus: int) -> list[tuple[int, Any, str, int, int]]:
+    """``(line, srun, launcher, workers per task, tasks per node)`` of each launch that runs several GPU workers on
+    a node, in order: torchrun's and srun's tasks of Python (:func:`_gpu_workers`; launcher "" for the tasks), and
+    accelerate launch and deepspeed in one task per node or in the batch shell (:func:`_other_launch_workers`)."""
+    out = []
+    for step in job_component_steps(ctx):
+        workers = _gpu_workers(ctx, step, gpus)
+        if workers is not None:
+            out.append((step.line, step.chain.srun, "torchrun" if step.chain.launcher is not None else "", *workers))
+    for launch in other_launches(ctx):
+        if launch.step is not None and (not in_job_component(ctx, launch.step)
+                                        or (tasks_per_node(ctx, launch.step) or 1) > 1):
+            continue  # several launchers per node: HPC101 (accelerate) and HPC117 (deepspeed) say it
+        each = _other_launch_workers(ctx, launch, gpus)
+        if each is not None and each > 1:
+            out.append((launch.line, launch.srun, launch.name, each, 1))
+    return sorted(out, key=lambda found: found[0])
+
+
+def _other_launch_workers(ctx: Context, launch: Any, gpus: int) -> int | None:
+    """The GPU workers an accelerate launch or deepspeed starts on its node, as HPC108 reads them: deepspeed's
+    --num_gpus (every host gets that many); accelerate's --num_processes, the total over --num_machines, and with
+    --multi_gpu alone one per GPU the node has (accelerate's default without a config file: every GPU it sees).
+    None when the command does not say (a --config_file, CPU or TPU workers, deepspeed's --include/--exclude)."""
+    opts = launch.options
+    if launch.name == "deepspeed":
+        return None if "--include" in opts or "--exclude" in opts else launch.number(ctx, "--num_gpus")
+    if "--cpu" in opts or "--tpu" in opts:
+        return None
+    machines = launch.machines(ctx)
+    if "--num_processes" not in opts:
+        return gpus if "--multi_gpu" in opts and machines == 1 else None
+    processes = launch.number(ctx, "--num_processes")
+    return processes // machines if processes and machines else None
 
 
 def _gpu_workers(ctx: Context, step: Any, gpus: int) -> tuple[int, int] | None:

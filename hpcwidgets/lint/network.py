@@ -73,25 +73,78 @@ _OTHER_MPI = re.compile(r"(?i)mpich|mvapich|intel[-_]?mpi|(?<![a-z])impi(?![a-z]
 
 #: an MPI launcher started by the step's command (srun … mpirun, or in the script of a bash -c it runs)
 _MPI_LAUNCH = re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, MPI_LAUNCHERS)) + r")(?![\w.-])")
-#: what unloads every module loaded before it, and every package spack load loaded
-_MODULE_PURGE = re.compile(r"^\s*(?:module|ml)\s+(?:purge|--force\s+purge)\b")
+#: what unloads every package spack load loaded
 _SPACK_UNLOAD_ALL = re.compile(r"^\s*spack\s+unload\s+(?:.*\s)?(?:-a|--all)\b")
 
 
-def _names(ctx: Context) -> list[tuple[str, str]]:
-    """The names that show which MPI the job uses: ``("module", name)`` for each module it loads and ``("spack",
-    spec)`` for each package spec ``spack load`` loads, after the last ``module purge`` (a spack load survives a
+def _names(ctx: Context, line: int | None = None) -> list[tuple[str, str]]:
+    """The names that show which MPI the job uses when the command on ``line`` runs (at the script's end when
+    None): ``("module", name)`` for each module loaded then (see :func:`_modules_loaded`) and ``("spack", spec)``
+    for each package spec ``spack load`` loaded after the last ``module purge`` before it (a spack load survives a
     purge, but a script that purges then sets up the MPI it means to use) or ``spack unload --all``;
     ``("image", reference)`` for each image it runs (resolved through the script's variables)."""
     def make() -> list[tuple[str, str]]:
-        purged = max((n for n, line in enumerate(ctx.parsed.lines, 1)
-                      if _MODULE_PURGE.match(line) or _SPACK_UNLOAD_ALL.match(line)), default=0)
-        out = [("module", name) for name, line in ctx.parsed.modules if line > purged]
-        out += [("spack", spec) for cmd in simple_commands(ctx) if cmd.line > purged
+        end = len(ctx.parsed.lines) + 1 if line is None else line
+        code = [cmd for cmd in simple_commands(ctx) if cmd.line < end]
+        purged = max((cmd.line for cmd in code if _module_change([str(w) for w in cmd.argv])[2]
+                      or _SPACK_UNLOAD_ALL.match(ctx.parsed.lines[cmd.line - 1])), default=0)
+        out = [("module", name) for name in _modules_loaded(code)]
+        out += [("spack", spec) for cmd in code if cmd.line > purged
                 for spec in _spack_loaded([str(w) for w in cmd.argv])]
         out += [("image", ctx.parsed.resolve(str(c.image), s.line)) for s, c in containers(ctx) if c.image]
         return out
-    return cached(ctx, "network_mpi_names", make)
+    return cached(ctx, f"network_mpi_names_{line}", make)
+
+
+def _modules_loaded(code: Any) -> list[str]:
+    """The modules that the ``module``/``ml`` commands of ``code`` (top-level simple commands, in order) leave
+    loaded: a purge unloads all, unload and swap take a module out by its name (openmpi for openmpi/5.0.3), and a
+    load replaces a loaded module of the same name, as Lmod's one-name rule does (module swap openmpi/5.0.3
+    openmpi/4.1.6, and module load openmpi/4.1.6 after openmpi/5.0.3, both leave Open MPI 4)."""
+    loaded: list[str] = []
+    for cmd in code:
+        unloads, loads, purge = _module_change([str(w) for w in cmd.argv])
+        if purge:
+            loaded = []
+        gone = {_module_name(n) for n in unloads + loads}
+        loaded = [n for n in loaded if _module_name(n) not in gone] + loads
+    return loaded
+
+
+def _module_name(module: str) -> str:
+    """A module's name without its version: openmpi of openmpi/5.0.3 (Lmod's name/version layout)."""
+    return module.rsplit("/", 1)[0] if "/" in module else module
+
+
+#: module subcommands, by what they do to the loaded modules
+_MODULE_LOADS = ("load", "add", "try-load", "try-add")
+_MODULE_UNLOADS = ("unload", "rm", "del", "remove")
+_MODULE_SWAPS = ("swap", "switch", "sw")
+#: ml subcommands that neither load nor unload (ml NAME alone loads NAME, ml -NAME unloads it)
+_ML_OTHER = frozenset({"list", "av", "avail", "spider", "show", "save", "restore", "help", "keyword", "whatis",
+                       "savelist", "describe", "is-loaded", "is-avail", "use", "unuse", "reset", "update", "refresh"})
+
+
+def _module_change(words: list[str]) -> tuple[list[str], list[str], bool]:
+    """What a ``module``/``ml`` command does to the loaded modules: ``(unloaded, loaded, purges)``. ``ml A -B``
+    loads A and unloads B; ``module swap A B`` unloads A and loads B (with one module, it replaces the loaded one of
+    its name). Any other command changes nothing."""
+    if not words or words[0] not in ("module", "ml"):
+        return [], [], False
+    # module's own options (-q, --force) go before the subcommand; ml writes an unload as -NAME
+    args = [w for w in words[1:] if not w.startswith("--" if words[0] == "ml" else "-")]
+    sub, rest = (args[0], args[1:]) if args else ("", [])
+    if sub == "purge":
+        return [], [], True
+    if sub in _MODULE_LOADS:
+        return [], rest, False
+    if sub in _MODULE_UNLOADS:
+        return rest, [], False
+    if sub in _MODULE_SWAPS:
+        return (rest[:1], rest[1:2], False) if len(rest) >= 2 else (rest, rest, False)
+    if words[0] == "ml" and sub and sub not in _ML_OTHER:
+        return [w[1:] for w in args if w.startswith("-")], [w for w in args if not w.startswith("-")], False
+    return [], [], False
 
 
 def _spack_loaded(words: list[str]) -> list[str]:
@@ -196,7 +249,7 @@ def _open_mpi_5(ctx: Context, step: Any) -> str:
         major = _open_mpi_major(image)
         if major is not None or _OTHER_MPI.search(image):
             return f"image {image}" if major is not None and major >= 5 else ""
-    for kind, name in _names(ctx):
+    for kind, name in _names(ctx, step.line):
         major = _open_mpi_major(name) if kind != "image" else None
         if major is not None and major >= 5:
             return f"module {name}" if kind == "module" else f"spack load {name}"
