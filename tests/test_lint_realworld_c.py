@@ -518,7 +518,7 @@ torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d --rdzv-endpoint=$head
 
 
 def test_packjob_is_the_old_name_of_hetjob() -> None:
-    text = "#!/bin/bash\n#SBATCH -n1 --time=5\n#SBATCH packjob\n#SBATCH -n1 --time=5\nsrun hostname\n"
+    text = "#!/bin/bash\n#SBATCH -n1 --time=5\n#SBATCH packjob\n#SBATCH -n1 --time=5\nsrun --het-group=0,1 hostname\n"
     out = found(text)
     assert [(f.code, f.severity, f.line) for f in out] == [("HPC317", "info", 3)]
     new, fixed = fix_script(text)

@@ -617,13 +617,17 @@ def _node_local_not_bound(ctx: Context) -> Iterator[Any]:
 
 
 #: variables a script exports for the program, which a clean environment keeps from it: where it keeps temporary
-#: files, caches, configuration and environments instead of under $HOME (the XDG folders, PyTorch's and Triton's
-#: caches, and every Poetry setting, which Poetry reads as POETRY_<SETTING>:
-#: POETRY_VIRTUALENVS_PATH, POETRY_CACHE_DIR …), and how it runs (threads, NCCL, Hugging Face, Weights & Biases)
-_FOR_THE_PROGRAM = re.compile(r"(?:TMPDIR|TMP|TEMP|XDG_(?:CACHE|CONFIG|DATA)_HOME|TORCH_HOME|TORCH_EXTENSIONS_DIR"
-                              r"|TORCHINDUCTOR_CACHE_DIR|TRITON_CACHE_DIR|MPLCONFIGDIR|TRANSFORMERS_CACHE"
-                              r"|HUGGINGFACE_HUB_CACHE|OMP_NUM_THREADS|MKL_NUM_THREADS"
-                              r"|(?:HF|WANDB|NCCL|POETRY)_[A-Z0-9_]+)")
+#: files, caches and configuration instead of under $HOME (the temporary folder, the XDG folders, Matplotlib's), and
+#: the families of variables that only the libraries a program loads read, all by their prefix: the CUDA runtime's
+#: (CUDA_MODULE_LOADING, CUDA_VISIBLE_DEVICES; not CUDA_HOME or CUDA_PATH, where the host's toolkit is), NCCL's,
+#: PyTorch's (PYTORCH_CUDA_ALLOC_CONF, TORCH_HOME, TORCH_NCCL_…, TORCHINDUCTOR_…), Triton's, TensorFlow's, XLA's and
+#: JAX's, OpenMP's and the BLAS libraries' (thread counts), Hugging Face's and Transformers', Weights & Biases', and
+#: every Poetry setting (Poetry reads POETRY_<SETTING>: POETRY_VIRTUALENVS_PATH …). Variables the host's own commands
+#: read as well (PATH, LD_LIBRARY_PATH, PYTHONPATH) are left out: a script sets them for those, with host paths.
+_FOR_THE_PROGRAM = re.compile(r"TMPDIR|TMP|TEMP|XDG_(?:CACHE|CONFIG|DATA)_HOME|MPLCONFIGDIR"
+                              r"|CUDA_(?!(?:HOME|PATH|ROOT|DIR|TOOLKIT_ROOT_DIR)$)[A-Z0-9_]+"
+                              r"|(?:NCCL|PYTORCH|TORCH|TORCHINDUCTOR|TRITON|TF|XLA|JAX|OMP|MKL|OPENBLAS|NUMEXPR|HF"
+                              r"|HUGGINGFACE|TRANSFORMERS|WANDB|POETRY)_[A-Z0-9_]+")
 _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
 
 
@@ -637,10 +641,13 @@ _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
           "look). With TMPDIR that is worse under --containall: the "
           "program writes its temporary files to the container's own /tmp, a small in-memory folder (typically 64 MiB, "
           "apptainer.conf's 'sessiondir max size'), and stops with 'No space left on device'. Variables passed with --env, "
-          "--env-file or APPTAINERENV_NAME do reach it.",
+          "--env-file or APPTAINERENV_NAME (for singularity SINGULARITYENV_NAME, which Apptainer reads too) do reach "
+          "it. Reported for the variables only the program's libraries read (CUDA_*, NCCL_*, PYTORCH_*, TORCH_*, "
+          "TF_*, OMP_*, HF_*, TRANSFORMERS_*, WANDB_*, POETRY_* …) and its temporary, cache and configuration folders; "
+          "PATH, LD_LIBRARY_PATH and PYTHONPATH are left out, as a script sets them for the host's own commands.",
       fix="Pass them on: apptainer exec --containall --env TMPDIR=\"$TMPDIR\" -B \"$TMPDIR\" IMAGE … (or export "
-          "APPTAINERENV_TMPDIR=\"$TMPDIR\"); for the temporary files, --workdir on scratch gives the container a "
-          "/tmp there.",
+          "APPTAINERENV_TMPDIR=\"$TMPDIR\"; with singularity SINGULARITYENV_TMPDIR, as SingularityCE ignores "
+          "APPTAINERENV_); for the temporary files, --workdir on scratch gives the container a /tmp there.",
       bad="""#!/bin/bash
 #SBATCH --cpus-per-task=24
 #SBATCH --mem=64G
@@ -678,7 +685,18 @@ def _clean_env_drops_exports(ctx: Context) -> Iterator[Any]:
         yield (step.line, f"{flag} starts the program with none of the host's variables, so {names} "
                           f"{'never reach' if len(dropped) > 1 else 'never reaches'} it{effect}; pass "
                           f"{'them' if len(dropped) > 1 else 'it'} on with --env {first}=\"${first}\" (or export "
-                          f"APPTAINERENV_{first}=\"${first}\")")
+                          f"{env_prefix(ctx, c.binary)}{first}=\"${first}\")")
+
+
+def env_prefix(ctx: Context, binary: str) -> str:
+    """The prefix that puts a variable into the container ``binary`` starts: APPTAINERENV_ for apptainer, and for
+    singularity where the profile says the site runs Apptainer (whose singularity is apptainer under its old name);
+    otherwise SINGULARITYENV_, as the singularity may be SingularityCE, which reads no APPTAINERENV_ variable
+    (Apptainer reads both)."""
+    if binary.rsplit("/", 1)[-1] != "singularity":
+        return "APPTAINERENV_"
+    runtimes = set(ctx.profile.runtimes) if ctx.profile is not None else set()
+    return "APPTAINERENV_" if runtimes & {"apptainer", "singularity"} == {"apptainer"} else "SINGULARITYENV_"
 
 
 def _passed_on(ctx: Context, step: Any, c: Any, name: str) -> bool:
@@ -870,7 +888,8 @@ def _user_site(ctx: Context) -> Iterator[Any]:
         if any(ctx.parsed.variable(n, step.line + 1) for n in names) or \
                 any(n in names for n, _ in step.env) or any(str(e.name) == "PYTHONNOUSERSITE" for e in c.env):
             continue
-        setting = ("export APPTAINERENV_PYTHONNOUSERSITE=1 (--cleanenv keeps PYTHONNOUSERSITE itself out)"
+        prefix = env_prefix(ctx, c.binary)
+        setting = (f"export {prefix}PYTHONNOUSERSITE=1 (--cleanenv keeps PYTHONNOUSERSITE itself out)"
                    if run.cleanenv else "export PYTHONNOUSERSITE=1")
         yield (step.line, "$HOME is mounted, so packages in the host's ~/.local can shadow the image's; "
                           f"{setting} or use --no-home")

@@ -15,10 +15,11 @@ from ..parse.lexer import lex_script
 from ..parse.script import launch_words
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
-from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _batch_signal, _code_in_order,
-                        _function_name, _functions, _indent, _is_monitor, _never_ends, _step_nodes, all_words, cached,
-                        heterogeneous, inherited_per_task, is_wait, job_cpus, job_nodes, job_tasks,
+from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _Inner, _batch_signal, _code_in_order,
+                        _function_name, _functions, _indent, _is_monitor, _never_ends, _simple_commands, _step_nodes,
+                        all_words, cached, heterogeneous, inherited_per_task, is_wait, job_cpus, job_nodes, job_tasks,
                         own_gpu_request, steps, trap_handler_commands, traps_for)
+from .shell import every_command, runs_unread_code, starts_steps
 
 
 #: commands that end at once: after the last background step they give the steps no time to run
@@ -780,6 +781,8 @@ def _tasks_without_srun(ctx: Context) -> Iterator[Any]:
         return  # one task per node at most: the batch shell is the task of the first
     if _OTHER_RUNTIMES.search(ctx.parsed.source):
         return  # ipyparallel, Ray or Dask start their own workers in the job's tasks
+    if starts_steps(ctx):
+        return  # the script starts its tasks with srun somewhere (also through eval or a variable holding srun)
     code = _code_in_order(ctx)
     last = None
     for cmd, _, parent in code:
@@ -990,3 +993,97 @@ def _waits_elsewhere(ctx: Context) -> bool:
             if holder is not None and _FUNCTION_DEF.match(holder.text):
                 return True
     return False
+
+
+# --------------------------------------------------------------------------------------------
+# HPC534: a component of a heterogeneous job that no step runs in
+
+#: srun's option naming the components a step runs in (pack-group: its old name), also shortened as srun's option
+#: reader allows (--het=1), and its value as written
+_HET_GROUP = re.compile(r"--(?:het|pack)(?:-(?:g(?:r(?:o(?:up?)?)?)?)?)?(?:=|\s+)[\"']?([^\s\"';&|)]*)")
+#: a value of --het-group that names components: 1, 0,2 or 1-3
+_GROUP_LIST = re.compile(r"\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*")
+#: Slurm's variables of one component (SLURM_JOB_NODELIST_HET_GROUP_1), and the number of components
+_COMPONENT_VARIABLE = re.compile(r"_(?:HET|PACK)_GROUP_(\d+)\b|\bSLURM_(?:HET|PACK)_SIZE\b")
+#: programs that start work on other nodes without srun's --het-group: MPI launchers and remote shells
+_OTHER_NODE_STARTERS = (*RANK_LAUNCHERS, "ssh", "pdsh", "clush", "pbsdsh")
+
+
+@rule("HPC534", "heterogeneous-component-unused", "warning",
+      summary="a later component of a heterogeneous job is never used: no srun --het-group (or srun … : …) starts a "
+              "step in it",
+      why="The batch script of a heterogeneous job runs on the first node of component 0, and srun starts a step in "
+          "component 0 unless --het-group names others (--het-group=1, 0,1 or 1-2), or the step is written with srun's "
+          "':' between the parts, which places them in components 0, 1, … in turn (Slurm's heterogeneous jobs page, "
+          "'Launching Applications'). A component no step runs in holds its nodes, CPUs and memory for the whole job "
+          "while nothing uses them, and the work meant for it runs squeezed into component 0 (a program told to use "
+          "24 threads on the 2 CPUs there). Not reported when the script hands the component to srun in a way the "
+          "linter cannot read (--het-group=$G, code in eval or another script), reads Slurm's variables for the "
+          "components (SLURM_JOB_NODELIST_HET_GROUP_1, SLURM_HET_SIZE), or starts work with an MPI launcher or ssh.",
+      fix="Start the component's work with srun --het-group=N … (in the background with & and a wait when several "
+          "components work at once), or drop the component (everything from #SBATCH hetjob on) and ask for what the "
+          "work needs in one.",
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+#SBATCH --ntasks=1 --mem=16G
+#SBATCH hetjob
+#SBATCH --ntasks=16 --mem-per-cpu=2G
+srun python coordinator.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+#SBATCH --ntasks=1 --mem=16G
+#SBATCH hetjob
+#SBATCH --ntasks=16 --mem-per-cpu=2G
+srun --het-group=0 python coordinator.py &
+srun --het-group=1 python worker.py &
+wait
+""")
+def _unused_component(ctx: Context) -> Iterator[Any]:
+    if not heterogeneous(ctx):
+        return
+    used = _used_components(ctx)
+    if used is None:
+        return
+    directives: dict[int, list[Any]] = {}
+    for d in ctx.parsed.directives:
+        if d.applied and d.component:
+            directives.setdefault(d.component, []).append(d)
+    for component, own in sorted(directives.items()):
+        if component in used:
+            continue
+        asked = " ".join(f"{d.flag}={d.value}" if d.value else d.flag for d in own)
+        yield (own[0].line, f"component {component} of the heterogeneous job ({asked}) is never used: the batch "
+                            f"script runs in component 0, and srun starts its steps there unless --het-group (or "
+                            f"srun … : …) names component {component}, so what it asks for sits idle for the whole "
+                            f"job; start its work with srun --het-group={component} …, or drop the component")
+
+
+def _used_components(ctx: Context) -> set[int] | None:
+    """The components of a heterogeneous job that the script starts work in: 0 (the batch shell's), those srun's
+    --het-group names wherever the script writes it (also in a variable's value or an eval), those the parts of an
+    ``srun A : B`` take in turn, and those whose Slurm variables it reads. None when it cannot be told: a group
+    given by a variable, code the linter does not read, the number of components read at run time, or work started
+    on other nodes without srun."""
+    commands = every_command(ctx)
+    if runs_unread_code(ctx) or any(words[0].rsplit("/", 1)[-1] in _OTHER_NODE_STARTERS for _, words in commands):
+        return None
+    texts = [" ".join(w.raw for w in all_words(cmd.cmd if isinstance(cmd, _Inner) else cmd))
+             for cmd in _simple_commands(ctx.parsed.lexed.code)]
+    texts += [" ".join(str(a) for a in held.argv) for held in ctx.parsed.held_commands]
+    used = {0}
+    for text in texts:
+        for m in _COMPONENT_VARIABLE.finditer(text):
+            if m.group(1) is None:
+                return None  # SLURM_HET_SIZE: the script goes over the components itself
+            used.add(int(m.group(1)))
+        for m in _HET_GROUP.finditer(text):
+            if not _GROUP_LIST.fullmatch(m.group(1)):
+                return None
+            for part in m.group(1).split(","):
+                first, _, last = part.partition("-")
+                used.update(range(int(first), int(last or first) + 1))
+    for _, words in commands:
+        if words[0].rsplit("/", 1)[-1] == "srun":
+            used.update(range(words.count(":") + 1))
+    return used

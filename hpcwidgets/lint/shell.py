@@ -292,9 +292,9 @@ def _spaced_fix(ctx: Context, cmd: Any, name: str, value: str) -> Fix | None:
 
 #: Slurm variables sbatch sets only when the job asks for the option named beside each (sbatch(1), "OUTPUT
 #: ENVIRONMENT VARIABLES": "Only set if the --cpus-per-task option is specified" and the like; seen on Slurm 22.05),
-#: with the test on the job model that says it does. SLURM_GPUS_PER_NODE is HPC107's; memory variables are left
-#: out (a site's DefMemPerCPU sets SLURM_MEM_PER_CPU for every job), and so is SLURM_ARRAY_TASK_ID (arrays are
-#: often asked for on the command line: sbatch --array=0-9 job.sh)
+#: with the test on the job model that says it does. SLURM_GPUS_PER_NODE is HPC107's, the per-node and per-CPU
+#: memory variables are in :data:`_MEMORY_OPTIONS`, and SLURM_ARRAY_TASK_ID is left out (arrays are often asked for on
+#: the command line: sbatch --array=0-9 job.sh)
 _SET_ONLY_WITH: dict[str, tuple[str, Any]] = {
     "SLURM_CPUS_PER_TASK": ("--cpus-per-task", lambda job: job.cpus_per_task is not None),
     "SLURM_NTASKS_PER_NODE": ("--ntasks-per-node", lambda job: job.ntasks_per_node is not None),
@@ -307,6 +307,14 @@ _SET_ONLY_WITH: dict[str, tuple[str, Any]] = {
     "SLURM_JOB_GPUS": ("GPUs (--gres=gpu:N, --gpus-per-node …)", lambda job: bool(job.gpus_on_each_node
                                                                                  or job.gpus or job.gpus_per_task)),
 }
+
+#: the memory options (job field → option, the variable it sets). A batch job gets SLURM_MEM_PER_CPU when its memory
+#: is asked for per CPU, else SLURM_MEM_PER_NODE when it has a per-node amount (Slurm's env.c,
+#: env_array_for_batch_job); the controller clears the per-node amount of a --mem-per-gpu job. So a job that asks
+#: for one of them has neither variable of the others. A job that asks for none gets the site's default
+#: (DefMemPerCPU or DefMemPerNode), which sets one of the two that the script cannot tell.
+_MEMORY_OPTIONS = {"mem": ("--mem", "SLURM_MEM_PER_NODE"), "mem_per_cpu": ("--mem-per-cpu", "SLURM_MEM_PER_CPU"),
+                   "mem_per_gpu": ("--mem-per-gpu", "SLURM_MEM_PER_GPU")}
 
 #: the job fields that ask for resources: a script that sets none takes them all from the sbatch command line
 _RESOURCES = ("nodes", "ntasks", "ntasks_per_node", "cpus_per_task", "cpus_per_gpu", "gpus_per_node", "gpus",
@@ -321,15 +329,22 @@ _COPES_WITH_UNSET = (r"\$\{{#?{name}(?::?[-=+?]|#|%|/)|-v\s+[\"']?{name}\b"
 @rule("HPC521", "slurm-variable-not-set", "warning",
       summary="a Slurm variable that sbatch sets only for an option the job does not ask for ($SLURM_CPUS_PER_TASK "
               "without --cpus-per-task)",
-      why="sbatch sets SLURM_CPUS_PER_TASK only when the job asks for --cpus-per-task (SLURM_NTASKS_PER_NODE only with "
-          "--ntasks-per-node, SLURM_GPUS_PER_NODE only with --gpus-per-node, not with --gres, SLURM_MEM_PER_NODE only "
-          "with --mem, SLURM_ARRAY_TASK_ID only in a job array …). Without the option the reference expands to "
-          "nothing: OMP_NUM_THREADS= is empty, --workers $SLURM_CPUS_PER_TASK leaves the option without its value "
-          "(argparse stops the program), and under set -u the script stops at once with 'unbound variable'. "
-          "Scripts copied from another job, or edited to drop a directive, do this. An option given on the sbatch "
-          "command line (sbatch -c 8 job.sh) does set it: then the finding does not apply.",
+      why="sbatch sets SLURM_CPUS_PER_TASK only when the job asks for --cpus-per-task (SLURM_NTASKS_PER_NODE only "
+          "with --ntasks-per-node, SLURM_CPUS_PER_GPU, SLURM_GPUS_PER_TASK, SLURM_GPUS and SLURM_MEM_PER_GPU only with "
+          "their options, SLURM_GPUS_ON_NODE and SLURM_JOB_GPUS only with GPUs). Of the memory variables a job gets "
+          "the one of the memory option it asks for: SLURM_MEM_PER_NODE with --mem, SLURM_MEM_PER_CPU with "
+          "--mem-per-cpu, and neither with --mem-per-gpu, as the three exclude each other. Without the option the "
+          "reference expands to nothing: OMP_NUM_THREADS= is empty, --workers $SLURM_CPUS_PER_TASK leaves the option "
+          "without its value (argparse stops the program), $((SLURM_MEM_PER_NODE - 2000)) gives -2000 (and java -Xmx-2000m refuses to "
+          "start), and under set -u the script stops at once with 'unbound variable'. Scripts copied from another "
+          "job, or edited to drop a directive, do this. Not reported: a memory variable in a job that asks for no "
+          "memory (the site's default, DefMemPerCPU or DefMemPerNode, then sets one of them), SLURM_ARRAY_TASK_ID "
+          "(arrays are often asked for on the command line), SLURM_GPUS_PER_NODE (HPC107), and any of them in a script "
+          "that asks for no resources at all. An option given on the sbatch command line (sbatch -c 8 job.sh) does set "
+          "it: then the finding does not apply.",
       fix="Ask for the option in an #SBATCH line (#SBATCH --cpus-per-task=8), or give the reference a default: "
-          "${SLURM_CPUS_PER_TASK:-1}.",
+          "${SLURM_CPUS_PER_TASK:-1}; for memory, use the variable of the option the job asks for "
+          "($SLURM_MEM_PER_CPU times $SLURM_CPUS_ON_NODE with --mem-per-cpu), or ask for --mem instead.",
       bad="""#!/bin/bash
 #SBATCH --ntasks=1
 #SBATCH --gres=gpu:1
@@ -356,7 +371,11 @@ def _slurm_variable_not_set(ctx: Context) -> Iterator[Any]:
             continue  # an option the model keeps as written (--tres-per-task=cpu:8 sets SLURM_CPUS_PER_TASK too)
         if re.search(_COPES_WITH_UNSET.format(name=name), source):
             continue  # the script knows it may be unset
-        unset[name] = option
+        add = f"ask for {option}" if " " in option else f"add #SBATCH {option}=…"
+        unset[name] = (f"${name} is set only when the job asks for {option}, which this script does not: here it "
+                       f"expands to nothing (under set -u the script stops: unbound variable); {add}, or write "
+                       f"${{{name}:-…}} with a default (unless you give it on the sbatch command line)")
+    unset.update(_memory_not_set(ctx))
     if not unset:
         return
     seen: set[str] = set()
@@ -366,11 +385,28 @@ def _slurm_variable_not_set(ctx: Context) -> Iterator[Any]:
         names = [n for w in all_words(cmd) for n, _ in expanded_refs(w.raw) if n in unset and n not in seen]
         for name in dict.fromkeys(names):
             seen.add(name)
-            option = unset[name]
-            add = f"ask for {option}" if " " in option else f"add #SBATCH {option}=…"
-            yield (cmd.line, f"${name} is set only when the job asks for {option}, which this script does not: here "
-                             f"it expands to nothing (under set -u the script stops: unbound variable); {add}, or "
-                             f"write ${{{name}:-…}} with a default (unless you give it on the sbatch command line)")
+            yield cmd.line, unset[name]
+
+
+def _memory_not_set(ctx: Context) -> dict[str, str]:
+    """HPC521's message for each memory variable the script reads that its job's memory option leaves unset
+    ($SLURM_MEM_PER_NODE in a --mem-per-cpu job), by name (see :data:`_MEMORY_OPTIONS`)."""
+    job, source = ctx.job, ctx.parsed.source
+    asked = [field for field in _MEMORY_OPTIONS if getattr(job, field)]
+    if len(asked) != 1:
+        return {}  # no memory asked for (the site's default sets a variable), or options sbatch refuses together
+    flag, given = _MEMORY_OPTIONS[asked[0]]
+    line = ctx.parsed.directive_line(asked[0])
+    out = {}
+    for field, (option, name) in _MEMORY_OPTIONS.items():
+        if field == asked[0] or name not in source or any(v.name == name for v in ctx.parsed.variables) \
+                or re.search(_COPES_WITH_UNSET.format(name=name), source):
+            continue
+        out[name] = (f"${name} is set only when the job asks for {option}, but it asks for {flag} (line {line}), "
+                     f"which sets ${given} instead: here ${name} expands to nothing (to 0 in arithmetic such as "
+                     f"$((…)); under set -u the script stops: unbound variable); work from ${given}, or ask for "
+                     f"{option} instead of {flag}")
+    return out
 
 
 #: ``$0``, ``${0}``, ``$BASH_SOURCE``, ``${BASH_SOURCE[0]}``: the path the script runs from
@@ -1422,7 +1458,9 @@ def _long_work(words: list[str]) -> tuple[str, bool] | None:
       why="Without B:, Slurm sends the --signal warning to the job's steps (what srun started) and not to the batch "
           "shell: a trap in the script never runs, so the checkpoint or requeue it was written for never happens; and "
           "a job whose work runs in the batch shell (python train.py without srun) has no step, so nothing receives "
-          "the warning at all.",
+          "the warning at all. A step anywhere counts (in a function, a loop, bash -c, eval \"srun …\", a variable "
+          "holding srun), and so does code the linter cannot read that may start one (eval $cmd, bash run.sh, a sourced "
+          "script).",
       fix="Send it to the batch shell with #SBATCH --signal=B:USR1@120 when the script traps it (and start the step "
           "in the background, then wait: HPC511); or run the program as a step (srun python train.py) so it gets "
           "the signal itself (not behind torchrun, accelerate or deepspeed, whose agent dies of USR1: HPC123).",
@@ -1447,7 +1485,6 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
     if found is None:
         return
     directive, signal = found
-    commands = list(simple_commands(ctx))
     trap = next((t for t in traps_for(ctx, signal) if not handler_of(t).startswith("-")), None)
     sig = str(directive.value).strip()
     if trap is not None:
@@ -1461,12 +1498,71 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
         yield (directive.line, f"--signal={sig} goes to the job's steps, not to the batch shell, so the trap of line "
                                f"{trap.line} never runs; write --signal={prefix}{sig.split(':')[-1]}", fix)
         return
-    launches = [cmd for cmd in commands for words in [[str(v) for v in cmd.argv]]
-                if words and words[0].rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS)]
-    if not launches:
-        yield (directive.line, f"--signal={sig} goes to the job's steps, and this job starts none (its commands run in "
-                               "the batch shell), so nothing receives the warning; run the program with srun, or use "
-                               "B: and forward the signal from a trap")
+    if starts_steps(ctx) or runs_unread_code(ctx):
+        return  # a step to receive it, or code the linter does not read (eval $cmd, bash run.sh) that may start one
+    yield (directive.line, f"--signal={sig} goes to the job's steps, and this job starts none (its commands run in "
+                           "the batch shell), so nothing receives the warning; run the program with srun, or use "
+                           "B: and forward the signal from a trap")
+
+
+#: the programs that start job steps: srun, and the MPI launchers (through srun or daemons of their own)
+_STEP_STARTERS = ("srun", *MPI_LAUNCHERS)
+
+#: a sourced file that sets an environment up (conda, a virtualenv, modules, the shell's start-up files, a site's
+#: env.sh) rather than running the job's work
+_SET_UP_FILE = re.compile(r"(?i)activate|conda\.sh|mamba\.sh|bashrc|bash_profile|(?:^|/)\.?profile$|modules?\.sh|lmod"
+                          r"|/init/|venv|setup[-_]?env|(?:^|[/._-])env(?:ironment)?(?:\.sh)?$|\.env$")
+
+#: a command substitution, whose output eval runs (eval "$(conda shell.bash hook)": set-up code a tool prints)
+_SUBSTITUTION = re.compile(r"\$\((?:[^()]|\([^()]*\))*\)|`[^`]*`")
+
+
+def every_command(ctx: Context) -> list[tuple[int, list[str]]]:
+    """``(line, words)`` of every command the script runs, past the wrappers that run it unchanged (``time``,
+    ``exec``, ``env A=1`` …): at the top level, in functions, loops and ifs, in ``bash -c`` scripts, and read through
+    the variables that hold them (``$LAUNCH train.py`` with ``LAUNCH="srun …"``)."""
+    def make() -> list[tuple[int, list[str]]]:
+        found = [(cmd.line, [str(v) for v in cmd.argv]) for cmd in _simple_commands(ctx.parsed.lexed.code)]
+        found += [(held.line, [str(a) for a in held.argv]) for held in ctx.parsed.held_commands]
+        return [(line, words) for line, words in ((line, launch_words(w)) for line, w in found) if words]
+    return cached(ctx, "every_command", make)
+
+
+def _eval_text(ctx: Context, line: int, words: list[str]) -> str:
+    """The code ``eval`` runs, with the script's variables put in (``cmd="srun …"; eval $cmd``); the output of a
+    command substitution (``eval "$(conda shell.bash hook)"``) is left out, as it is set-up code a tool prints."""
+    return _SUBSTITUTION.sub("", ctx.parsed.resolve(" ".join(words[1:]), line))
+
+
+def starts_steps(ctx: Context) -> bool:
+    """Whether the script starts a job step that the linter sees: srun or an MPI launcher wherever it runs commands
+    (see :func:`every_command`), also in the code an ``eval`` runs."""
+    for line, words in every_command(ctx):
+        if words[0].rsplit("/", 1)[-1] in _STEP_STARTERS:
+            return True
+        if words[0] == "eval" and any(w.rsplit("/", 1)[-1] in _STEP_STARTERS
+                                      for w in re.split(r"[\s;&|()'\"]+", _eval_text(ctx, line, words))):
+            return True
+    return any(step.chain.srun is not None for step in steps(ctx))
+
+
+def runs_unread_code(ctx: Context) -> bool:
+    """Whether the script runs code the linter does not read, which may start job steps of its own: an ``eval`` of
+    a variable it cannot know, a shell script run by its path or handed to a shell (``bash run.sh``, or its commands
+    on standard input), or a sourced file other than an environment's set-up."""
+    for line, words in every_command(ctx):
+        name = words[0].rsplit("/", 1)[-1]
+        if name == "eval":
+            unread = "$" in _eval_text(ctx, line, words)
+        elif name in ("source", "."):
+            unread = len(words) > 1 and not _SET_UP_FILE.search(words[1])
+        elif is_shell(name):
+            unread = not any(w.startswith("-") and not w.startswith("--") and "c" in w for w in words[1:])
+        else:
+            unread = name.endswith((".sh", ".bash"))
+        if unread:
+            return True
+    return False
 
 
 #: signals whose default action ends a process (signal(7): Term or Core), by their name without SIG
