@@ -7,7 +7,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from . import _Formatter
+    from . import _Formatter, _examples_epilog
     p = sub.add_parser("profile", help="cluster profiles (sites as data)", formatter_class=_Formatter,
                        description="List, show or detect cluster profiles. Add your own as TOML files in "
                                    "~/.config/hpcwidgets/profiles/ or a directory named in $HPCW_PROFILE_PATH.")
@@ -25,9 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                                formatter_class=_Formatter)
     check.add_argument("name", help="a profile name or a path to a .toml file")
     check.set_defaults(handler=run_check)
-    detect = actions.add_parser("detect", help="build a profile from the Slurm cluster you are on",
-                                formatter_class=_Formatter)
+    from ..run.detect import FROM_DIR_HELP
+    detect = actions.add_parser("detect", formatter_class=_Formatter,
+                                help="build a profile from the Slurm cluster you are on (or its saved output)",
+                                description="Build a profile from the Slurm this machine talks to, or with --from-dir "
+                                            "from its output saved on the cluster (by you or a colleague). What needs "
+                                            "your review is printed as notes on stderr.",
+                                epilog=_examples_epilog([
+                                    "hpcwidgets profile detect --name mysite -o ~/.config/hpcwidgets/profiles/mysite.toml",
+                                    "hpcwidgets profile detect --name mysite --from-dir saved/",
+                                ]))
     detect.add_argument("--name", default="detected", help="name for the new profile")
+    detect.add_argument("--from-dir", metavar="DIR", help=FROM_DIR_HELP)
     _add_profile_output(detect)
     detect.set_defaults(handler=run_detect)
 
@@ -75,8 +84,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Load the profile (errors name the file, the line and the fix, and exit with status 2)."""
-    from ..profiles import _resolve, load_profile
+    from ..profiles import _resolve, load_profile, profile_notes
     profile = load_profile(args.name)
+    for note in profile_notes(args.name):
+        print(f"hpcwidgets: note: {note}", file=sys.stderr)
     parts = [p.name for p in profile.partitions]
     print(f"{_resolve(args.name)}: profile {profile.name!r} is valid: {len(parts)} partition"
           f"{'s' if len(parts) != 1 else ''} ({', '.join(parts) or 'none'}), runtimes {', '.join(profile.runtimes)}")
@@ -85,10 +96,12 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_detect(args: argparse.Namespace) -> int:
     """Print or save the detected profile; what needs review goes to stderr as notes (not into the TOML)."""
-    import sys
-    from ..run.detect import detect_profile
+    from ..run.detect import detect_from_saved, detect_profile
     notes: list[str] = []
-    profile = detect_profile(args.name, notes=notes)
+    if args.from_dir:
+        profile = detect_from_saved(args.from_dir, args.name, notes=notes)
+    else:
+        profile = detect_profile(args.name, notes=notes)
     for note in notes:
         print(f"hpcwidgets: note: {note}", file=sys.stderr)
     return _emit_profile(args, profile)

@@ -14,16 +14,16 @@ name's error and :func:`list_profiles` (``notes=``) say so. A profile file that 
 :class:`~hpcwidgets.errors.ProfileError` naming the file and the fix. Stdlib only (``tomllib``; the ``tomli``
 backport on Python 3.10).
 
-Reading a file: a misspelled key is an error naming its line, the valid keys and the closest one
-("did you mean"); every other problem is listed at once, each with its line and, inside
-``[[partitions]]``, the partition's name. A file that sets ``scratch`` but leaves out ``image_dir`` or
+Reading a file: every problem is listed at once, each with its line and, inside ``[[partitions]]``, the
+partition's name: a misspelled key or table names the valid keys and the closest one ("did you mean"); a value
+of the wrong type is reported with the problems of the other values (read without it); a choice written in
+another case names the one meant. A file that sets ``scratch`` but leaves out ``image_dir`` or
 ``cache_dir`` gets ``<scratch>/images`` and ``<scratch>/.apptainer/cache`` (not the ``$SCRATCH/…``
 field defaults, which assume the site sets ``$SCRATCH``).
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -43,7 +43,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent
 ENV_VAR = "HPCW_PROFILE_PATH"
 
 __all__ = ["SHIPPED_DIR", "ENV_VAR", "clear_cache", "list_profiles", "load_profile", "profile_fields_markdown",
-           "profile_to_toml", "save_profile", "search_path", "user_profile_dir"]
+           "profile_notes", "profile_to_toml", "save_profile", "search_path", "user_profile_dir"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -249,6 +249,23 @@ def _check_name(profile: ClusterProfile, path: Path) -> None:
                        f"name = \"{path.stem}\" (or leave name out)")
 
 
+def profile_notes(name_or_path: str | os.PathLike[str]) -> list[str]:
+    """What a profile file leaves to defaults that its other keys suggest are wrong for the site, as sentences for
+    ``hpcwidgets profile check`` (none is an error: the file may mean it). Meant for a file :func:`load_profile`
+    accepted; one that cannot be read has no notes."""
+    try:
+        data = tomllib.loads(_resolve(name_or_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []  # load_profile reports these
+    notes = []
+    modules = data.get("modules")
+    if isinstance(modules, dict) and "singularity" in modules and "runtimes" not in data:
+        notes.append("[modules] names a singularity module, but runtimes is left at its default (apptainer): on a "
+                     "site with SingularityCE only, set runtimes = [\"singularity\"] and apptainer_binary = "
+                     "\"singularity\"; where Apptainer is there too, write runtimes = [\"apptainer\"]")
+    return notes
+
+
 def clear_cache() -> None:
     """Forget every loaded profile (files edited in place are re-read anyway when their mtime changes)."""
     _load_cached.cache_clear()
@@ -296,24 +313,58 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
         data["name"] = default_name
     _derive_from_scratch(data)
     unknown = _unknown_keys(data, text)  # reported together with every other problem, not instead of them
-    try:
-        profile = ClusterProfile.from_dict(data)
-    except UnknownFieldError as exc:
-        line = _line_of(text, exc.name)
-        near = difflib.get_close_matches(exc.name, exc.valid, n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ProfileError(f"{source}:{line}: {exc}{hint}" if line else f"{source}: {exc}{hint}") from None
-    except ValidationError as exc:  # values of the wrong type (login_host = 5): listed like every other problem
-        name = data.get("name") if isinstance(data.get("name"), str) else ""
-        raise _invalid(source, name, unknown, [(_where_typed(p.field, data, text), p) for p in exc.problems],
-                       exc.problems) from None
-    problems = profile.problems() if validate else []
-    if len(unknown) == 1 and not problems:
+    name = data.get("name") if isinstance(data.get("name"), str) else ""
+    typed: list[tuple[str, Any]] = []  # values of the wrong type (login_host = 5), each with where it is
+    profile = None
+    while profile is None:
+        try:
+            profile = ClusterProfile.from_dict(data)
+        except UnknownFieldError as exc:
+            line = _line_of(text, exc.name)
+            raise ProfileError(f"{source}:{line}: {exc}" if line else f"{source}: {exc}") from None
+        except ValidationError as exc:
+            typed += [(_where_typed(p.field, data, text), p) for p in exc.problems]
+            if not _drop_values(data, [p.field for p in exc.problems]):
+                break  # a whole table of the wrong kind: the other values cannot be read without it
+    if profile is None:
+        raise _invalid(source, name, unknown, typed, [p for _, p in typed])
+    # without the mistyped values the rest is checked too; a top-level check of a dropped key would judge its
+    # default, not what the file says (gpu_vendor = 5 is not "none"), so those are left out
+    dropped = {p.field for _, p in typed}
+    problems = [p for p in profile.problems() if p.field not in dropped] if validate else []
+    if len(unknown) == 1 and not problems and not typed:
         line, message = unknown[0]
         raise ProfileError(f"{source}:{line}: {message}" if line else f"{source}: {message}")
-    if unknown or problems:
-        raise _invalid(source, profile.name, unknown, _located(problems, profile, text), problems)
+    if unknown or problems or typed:
+        located = typed + _located(problems, profile, text)
+        raise _invalid(source, profile.name, unknown, located, [p for _, p in located])
     return profile
+
+
+def _drop_values(data: dict[str, Any], fields: list[str]) -> bool:
+    """Remove the values of ``fields`` (``login_host``, ``partitions[0].mem_per_node``, ``examples.image``,
+    ``modules[1].name``) from the file's ``data`` so the rest can be read; False when one is not a plain value of
+    such a place (``partitions[1]`` is not a table), which leaves nothing sensible to read."""
+    modules = data.get("modules")
+    purposes = list(modules) if isinstance(modules, dict) else []
+    for field in fields:
+        head, _, key = field.partition(".")
+        item = _ITEM.fullmatch(head)
+        if not key and "[" not in head and head in data:
+            del data[head]
+        elif item and item.group(1) == "partitions" and key and "." not in key:
+            parts = data.get("partitions")
+            i = int(item.group(2))
+            if not (isinstance(parts, list) and i < len(parts) and isinstance(parts[i], dict)):
+                return False
+            parts[i].pop(key, None)
+        elif item and item.group(1) == "modules" and int(item.group(2)) < len(purposes):
+            modules.pop(purposes[int(item.group(2))], None)
+        elif head == "examples" and key and "." not in key and isinstance(data.get("examples"), dict):
+            data["examples"].pop(key, None)
+        else:
+            return False
+    return True
 
 
 def _invalid(source: str, name: Any, unknown: list[tuple[int, str]], located: list[tuple[str, Any]],
@@ -388,15 +439,15 @@ def _unknown_keys(data: dict[str, Any], text: str) -> list[tuple[int, str]]:
         valid = sorted(f.name for f in cls.field_specs())
         for key in [k for k in table if k not in valid and k != "kind"]:
             del table[key]
-            near = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             line = _line_of(text, key, start, end) or _line_of(text, key)
-            out.append((line, f"{UnknownFieldError(cls.__name__, key, valid)}"
-                              + (f"; did you mean {near[0]!r}?" if near else "")))
+            out.append((line, str(UnknownFieldError(cls.__name__, key, valid))))  # its message has the did-you-mean
     return out
 
 
 def _line_of(text: str, key: str, start: int = 0, end: int | None = None) -> int:
-    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=", re.MULTILINE)
+    """The line where ``key`` is set (``key = …``) or opens a table (``[key]``, ``[[key]]``), 0 when not found."""
+    name = rf"\"?{re.escape(key)}\"?"
+    pattern = re.compile(rf"^[ \t]*(?:{name}[ \t]*=|\[\[?[ \t]*{name}[ \t]*\]\]?)", re.MULTILINE)
     m = pattern.search(text, start, len(text) if end is None else end)
     return text.count("\n", 0, m.start()) + 1 if m else 0
 
@@ -447,10 +498,11 @@ def _located(problems: list[Any], profile: ClusterProfile, text: str) -> list[tu
         start = modules.end() if modules else -1
         items.append(("modules", module, f"module {module.purpose!r}", start, _table_end(text, start) if start >= 0 else -1))
     pending = [list(model.problems()) for _, model, _, _, _ in items]
+    examples = _EXAMPLES_TABLE.search(text)
     out: list[tuple[str, Any]] = []
     for problem in problems:
         field = problem.field or ""
-        where = ""
+        where, owner = "", None
         group, _, key = field.partition(".")
         if key and group in ("partitions", "modules"):
             for (kind, model, label, start, end), todo in zip(items, pending):
@@ -458,17 +510,41 @@ def _located(problems: list[Any], profile: ClusterProfile, text: str) -> list[tu
                 if match is None:
                     continue
                 todo.remove(match)
+                owner = model
                 line = 0
                 if start >= 0:
                     look = model.purpose if kind == "modules" and isinstance(model.purpose, str) else key.split(".")[0]
                     line = _line_of(text, look, start, end) or text.count("\n", 0, start) + 1
                 where = (f"line {line}, " if line else "") + f"{label}: "
                 break
+        elif key and group == "examples":
+            owner = profile.examples
+            line = _line_of(text, key, examples.end(), _table_end(text, examples.end())) if examples else 0
+            where = f"line {line}: " if line else ""
         elif field and "." not in field and "[" not in field:
+            owner, key = profile, field
             line = _line_of(text, field, 0, top_end)
             where = f"line {line}: " if line else ""
-        out.append((where, problem))
+        out.append((where, _with_fix(problem, owner, key)))
     return out
+
+
+def _with_fix(problem: Any, model: Any, name: str) -> Any:
+    """``problem`` with the fix its field's metadata names where the generic check does not: the choice meant by a
+    value in another case (``gpu_vendor = "NVIDIA"``: write "nvidia"), and, for a number below the field's minimum
+    that may be left out, what leaving it out means (``max_nodes = 0``: leave it out for no limit)."""
+    if model is None or not isinstance(model, Spec) or name not in {f.name for f in model.field_specs()}:
+        return problem
+    spec, value = model.field_spec(name), getattr(model, name)
+    fix = ""
+    if isinstance(value, str) and spec.info.choices and value not in spec.info.choices:
+        meant = [c for c in spec.info.choices if c.casefold() == value.casefold()]
+        fix = f"; write {meant[0]!r}" if meant else ""
+    elif (isinstance(value, int) and not isinstance(value, bool) and spec.optional
+          and spec.info.minimum is not None and value < spec.info.minimum):
+        said = re.search(r"leave it out[^.;]*", spec.info.help, re.IGNORECASE)
+        fix = f"; {said.group(0)[0].lower()}{said.group(0)[1:]}" if said else "; leave it out for none"
+    return type(problem)(problem.field, problem.message + fix) if fix else problem
 
 
 # ------------------------------------------------------------------------------------------------

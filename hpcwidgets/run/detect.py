@@ -1,4 +1,5 @@
-"""Build a cluster profile from a live Slurm (``scontrol show partition`` / ``scontrol show node`` / ``sinfo``).
+"""Build a cluster profile from a live Slurm (``scontrol show partition`` / ``scontrol show node`` / ``sinfo``) or
+from those commands' output saved in a folder (:func:`detect_from_saved`).
 
 The commands run here (argv lists, timeouts); reading their text is done by pure functions
 (:func:`parse_scontrol`, :func:`expand_hostlist`, :func:`parse_gres`, :func:`profile_from_scontrol`)
@@ -13,24 +14,27 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
+from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from ..errors import ProfileError, RunError
-from ..spec.profile import AMD_GPU_TYPE, MIG_GPU_TYPE, ClusterProfile, Partition, best_partitions
+from ..spec.profile import (AMD_GPU_TYPE, INTEL_GPU_TYPE, MIG_GPU_TYPE, ClusterProfile, Partition, best_partitions,
+                             gpu_type_vendor)
 from ..spec.units import format_mem, parse_time
 
-__all__ = ["detect_profile", "expand_hostlist", "guess_gpu_vendor", "gpus_per_node", "login_host_name", "node_memory",
-           "parse_gres", "parse_scontrol", "profile_from_scontrol", "real_host_name", "runtimes_from_programs",
+__all__ = ["detect_from_saved", "detect_profile", "expand_hostlist", "guess_gpu_vendor", "gpus_per_node",
+           "login_host_name", "node_memory", "parse_gres", "parse_scontrol", "profile_from_scontrol", "real_host_name", "runtimes_from_programs",
            "scheduler_version_from", "mpi_default_from", "main"]
 
-PARTITIONS_ARGV = ("scontrol", "--oneliner", "show", "partition")
-NODES_ARGV = ("scontrol", "--oneliner", "show", "node")
+# --all: also the partitions that are hidden (Hidden=YES) or closed to the user's groups, and their nodes; without
+# it a profile detected by one user lacks every other lab's partition, and lint calls those unknown
+PARTITIONS_ARGV = ("scontrol", "--all", "--oneliner", "show", "partition")
+NODES_ARGV = ("scontrol", "--all", "--oneliner", "show", "node")
 VERSION_ARGV = ("sinfo", "--version")
 CONFIG_ARGV = ("scontrol", "show", "config")
+#: the files :func:`detect_from_saved` reads, each the output of one command run on the cluster
+SAVED_FILES = (("partitions.txt", PARTITIONS_ARGV), ("nodes.txt", NODES_ARGV), ("config.txt", CONFIG_ARGV))
 RUNTIME_PROGRAMS = {"apptainer": "apptainer", "singularity": "singularity", "ch-run": "charliecloud"}
 
 # A key starts a record field when it follows whitespace (or the start): values such as
@@ -143,20 +147,38 @@ def parse_gres(text: str) -> dict[str, int]:
 
 
 def guess_gpu_vendor(gpu_types: Iterable[str], has_gpus: bool, features: Iterable[str] = ()) -> str:
-    """The GPU vendor the gres type names suggest: ``amd`` when every type is an AMD Instinct name (LUMI's
-    ``mi250``), ``mixed`` when some are and others are not, ``nvidia`` for other GPUs (the common case, and the
-    names Slurm sites give NVIDIA GPUs vary too much to tell them from Intel's), ``none`` without GPUs. Untyped
-    GPUs are ``amd`` when a node feature names an AMD GPU (``mi250``) or ROCm. A guess: Slurm does not report
-    the vendor."""
+    """The GPU vendor the gres type names suggest (:func:`~hpcwidgets.spec.profile.gpu_type_vendor`: LUMI's
+    ``mi250`` is ``amd``, TAMU's ``pvc`` ``intel``, ``a100`` ``nvidia``; a name it does not know counts as
+    ``nvidia``, the common case), ``mixed`` when the types name more than one vendor, ``none`` without GPUs.
+    Untyped GPUs are ``amd`` or ``intel`` when a node feature names such a GPU (``mi250``, ``rocm``; ``pvc``),
+    else ``nvidia``. A guess: Slurm does not report the vendor (:func:`vendor_is_named` says when it is only one)."""
     types = [t for t in gpu_types if t]
     if not has_gpus:
         return "none"
-    amd = [bool(AMD_GPU_TYPE.fullmatch(t)) for t in types]
     if types:
-        return "amd" if all(amd) else "mixed" if any(amd) else "nvidia"
+        vendors = {gpu_type_vendor(t) or "nvidia" for t in types}
+        return vendors.pop() if len(vendors) == 1 else "mixed"
+    return _feature_vendor(features) or "nvidia"
+
+
+def _feature_vendor(features: Iterable[str]) -> str:
+    """``amd`` or ``intel`` when a node feature names such a GPU; "" otherwise. Features are checked only for these
+    two: CPU features (``intel``, ``skylake``, ``k8s``) look like too many things, so ``intel`` alone does not count."""
+    features = list(features)
     if any(AMD_GPU_TYPE.fullmatch(f) or f.lower() == "rocm" for f in features):
         return "amd"
-    return "nvidia"
+    if any(INTEL_GPU_TYPE.fullmatch(f) and not f.lower().startswith("intel") for f in features):
+        return "intel"
+    return ""
+
+
+def vendor_is_named(gpu_types: Iterable[str], features: Iterable[str] = ()) -> bool:
+    """Whether the vendor :func:`guess_gpu_vendor` gives rests on names it knows: every GPU type names its vendor,
+    or, for untyped GPUs, a node feature does. False means the vendor is the ``nvidia`` fallback."""
+    types = [t for t in gpu_types if t]
+    if types:
+        return all(gpu_type_vendor(t) for t in types)
+    return bool(_feature_vendor(features))
 
 
 def scheduler_version_from(text: str) -> str:
@@ -169,8 +191,14 @@ def mpi_default_from(text: str) -> str:
     """``pmix`` from ``MpiDefault = pmix`` in ``scontrol show config`` output; "" when it is not there or names no
     MPI plugin srun has (the profile then checks nothing against it)."""
     from ..spec.profile import MPI_PLUGIN
-    m = re.search(r"^MpiDefault\s*=\s*(\S+)", text, re.MULTILINE)
-    return m.group(1) if m and MPI_PLUGIN.fullmatch(m.group(1)) else ""
+    value = _config_value(text, "MpiDefault")
+    return value if MPI_PLUGIN.fullmatch(value) else ""
+
+
+def _config_value(text: str, key: str) -> str:
+    """The value of ``key`` in ``scontrol show config`` output (``SLURM_VERSION = 23.11.4``); "" when absent."""
+    m = re.search(rf"^{key}\s*=\s*(\S+)", text, re.MULTILINE)
+    return m.group(1) if m else ""
 
 
 def _int(value: str | None) -> int | None:
@@ -227,12 +255,35 @@ def _largest(rec: Mapping[str, str], cpus: list[int | None], mems: list[int | No
     return most_cpus, most_mem
 
 
+def _record_sizes(rec: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """CPUs and MiB per node from the partition record alone, for a partition whose node records are missing:
+    TotalCPUs / TotalNodes (the average node; only when it divides evenly) capped by MaxCPUsPerNode, and
+    MaxMemPerNode (more than that no job gets on a node)."""
+    total_cpus, total_nodes = _int(rec.get("TotalCPUs")), _int(rec.get("TotalNodes"))
+    average = total_cpus // total_nodes if total_cpus and total_nodes and total_cpus % total_nodes == 0 else None
+    cpus = _smallest(average, _int(rec.get("MaxCPUsPerNode"))) if average else None
+    return cpus, _int(rec.get("MaxMemPerNode")) or None
+
+
+def _access(rec: Mapping[str, str]) -> tuple[list[str], tuple[str, ...]]:
+    """Who may use a partition: what closes it to some users (AllowAccounts, AllowGroups other than ALL; Hidden=YES)
+    as words for its description, and the QOS a job may use there (AllowQos; empty for ALL). AllowQos does not close
+    the partition: every user may run there, with one of those QOS."""
+    closed = [f"{key}={rec[key]}" for key in ("AllowAccounts", "AllowGroups")
+              if rec.get(key, "ALL").strip().upper() not in ("ALL", *_UNSET)]
+    if rec.get("Hidden", "NO").strip().upper() == "YES":
+        closed.append("hidden (Hidden=YES)")
+    qos = rec.get("AllowQos", "ALL").strip()
+    allowed = () if qos.upper() in ("ALL", *_UNSET) else tuple(dict.fromkeys(_split_top(qos)))
+    return closed, allowed
+
+
 def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[Partition, list[str]]:
     """The partition of one ``PartitionName=`` record and its nodes' records, and the GPU node features."""
     cpus = [_int(r.get("CPUEfctv")) or _int(r.get("CPUTot")) for r in records]
     mems = [node_memory(r) for r in records]
     gres = [parse_gres(r.get("Gres", "")) for r in records]
-    max_cpus, max_mem = _largest(rec, cpus, mems)
+    max_cpus, max_mem = _largest(rec, cpus, mems) if records else _record_sizes(rec)
     total_nodes = _int(rec.get("TotalNodes")) or (len(records) or None)
     gpus = gpus_per_node(gres)
     per_type: dict[str, int] = {}
@@ -243,9 +294,8 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[P
     with_gpus = [r for r, g in zip(records, gres) if g]
     features = [f for r in with_gpus for f in _split_top(r.get("AvailableFeatures", "")) if f not in _UNSET]
     state = rec.get("State", "UP").upper()
-    limits = {key: rec.get(key, "ALL") for key in ("AllowAccounts", "AllowGroups", "AllowQos")}
-    closed = {key: value for key, value in limits.items() if value.strip().upper() not in ("ALL", *_UNSET)}
-    notes = [f"{key}={value}" for key, value in closed.items()]
+    closed, allowed_qos = _access(rec)
+    notes = list(closed)
     if state != "UP":
         notes.append(f"State={state}")
     gpu_nodes = len(with_gpus) if gpus and len(with_gpus) < len(records) else None
@@ -273,6 +323,7 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[P
         gpu_node_cpus=gpu_cpus,
         gpu_node_mem=format_mem(gpu_mem) if gpu_mem else "",
         state="" if state == "UP" else state if state in ("DOWN", "DRAIN", "INACTIVE") else "",
+        allowed_qos=allowed_qos,
         restricted=bool(closed),
         is_default=rec.get("Default", "NO").upper() == "YES",
     )
@@ -303,6 +354,11 @@ def _vendors(partitions: list[Partition], default_gpu: str, features: dict[str, 
     NVIDIA and AMD partitions: each GPU partition then says its vendor)."""
     found = {p.name: guess_gpu_vendor(p.gpu_types, p.has_gpus, features.get(p.name, ())) for p in partitions
              if p.has_gpus}
+    guessed = [f"{p.name} ({', '.join(p.gpu_types) or 'no GPU type'})" for p in partitions
+               if p.has_gpus and not vendor_is_named(p.gpu_types, features.get(p.name, ()))]
+    if guessed:
+        notes.append(f"the GPU vendor of {', '.join(guessed)} is a guess (nvidia): Slurm does not report it, and no "
+                     "GPU type name or node feature says it; set gpu_vendor to nvidia, amd or intel")
     kinds = set(found.values())
     if not kinds:
         return "none", partitions
@@ -323,8 +379,9 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
                           apptainer_binary: str = "apptainer", notes: list[str] | None = None) -> ClusterProfile:
     """A profile from ``scontrol show partition`` and ``scontrol show node`` text (pure).
 
-    Per partition: the time limits, the node limit (MaxNodes, never more than the partition's nodes), its State
-    and whether AllowAccounts/AllowGroups/AllowQos restrict it; node sizes as docs/profiles.md states them: CPUs
+    Per partition: the time limits, the node limit (MaxNodes, never more than the partition's nodes), its State,
+    whether AllowAccounts/AllowGroups or Hidden=YES restrict it, and the QOS AllowQos lets jobs use (``allowed_qos``);
+    node sizes as docs/profiles.md states them (from the partition record alone when no node record names it): CPUs
     and memory of the largest node (memory less MemSpecLimit, unknown when RealMemory is 1), lowered by
     MaxCPUsPerNode / MaxMemPerNode; where a partition also has nodes without GPUs and its GPU nodes are smaller,
     ``gpu_node_cpus``/``gpu_node_mem`` the size of its largest GPU node (capped the same way); GPUs per node those
@@ -347,6 +404,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
 
     partitions: list[Partition] = []
     features: dict[str, list[str]] = {}
+    unsized: list[str] = []
     for rec in part_records:
         pname = rec["PartitionName"]
         try:
@@ -354,8 +412,15 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
         except ValueError as exc:
             raise ProfileError(f"partition {pname}: {exc}") from None
         names = list(dict.fromkeys(listed + members.get(pname, [])))
-        part, features[pname] = _partition(rec, [nodes[n] for n in names if n in nodes])
+        records = [nodes[n] for n in names if n in nodes]
+        part, features[pname] = _partition(rec, records)
         partitions.append(part)
+        if not records:
+            unsized.append(pname)
+    if unsized:
+        notes.append(f"no node records for {', '.join(unsized)} (is the scontrol show node output missing?): their "
+                     "GPUs are unknown, CPUs per node are TotalCPUs / TotalNodes (the average node) and memory is "
+                     "MaxMemPerNode; check them")
     default = next((p.name for p in partitions if p.is_default), "")
     default_gpu = _default_gpu(partitions, default, notes)
     vendor, partitions = _vendors(partitions, default_gpu, features, notes)
@@ -364,7 +429,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
         description="Detected from Slurm: review the paths, modules, example settings and GPU vendor, "
                     "which Slurm does not report.",
         login_host=login_host,
-        scheduler_version=scheduler_version_from(version_text),
+        scheduler_version=scheduler_version_from(version_text or _config_value(config_text, "SLURM_VERSION")),
         mpi_default=mpi_default_from(config_text),
         runtimes=runtimes,
         runtimes_render_only=runtimes_render_only,
@@ -400,7 +465,11 @@ def runtimes_from_programs(found: Iterable[str]) -> tuple[tuple[str, ...], tuple
 # ------------------------------------------------------------------------------------------------
 # side effects
 # ------------------------------------------------------------------------------------------------
+# (subprocess, socket and shutil are imported where they are used: the CLI reads this module's help text at
+# start-up, for every command)
 def _run(argv: list[str], env: Mapping[str, str] | None, timeout: float) -> str:
+    import subprocess
+
     from .practice_cluster import client_env  # SLURM_CONF of the practice cluster when none is set
 
     full_env = client_env({**os.environ, **(env or {})})
@@ -430,10 +499,12 @@ def real_host_name(name: str) -> str:
     return name
 
 
-def login_host_name(fqdn: Callable[[], str] = socket.getfqdn, hostname: Callable[[], str] = socket.gethostname) -> str:
-    """This machine's name for the profile's login_host: the fully qualified name, else the host name when that is
-    a loopback name, else "" (then detection says how to set it)."""
-    return real_host_name(fqdn()) or real_host_name(hostname())
+def login_host_name(fqdn: Callable[[], str] | None = None, hostname: Callable[[], str] | None = None) -> str:
+    """This machine's name for the profile's login_host: the fully qualified name (``fqdn``, default
+    ``socket.getfqdn``), else the host name (``hostname``, default ``socket.gethostname``) when that is a loopback
+    name, else "" (then detection says how to set it)."""
+    import socket
+    return real_host_name((fqdn or socket.getfqdn)()) or real_host_name((hostname or socket.gethostname)())
 
 
 def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = None, timeout: float = 30.0,
@@ -454,6 +525,7 @@ def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = No
     version_text = run(list(VERSION_ARGV))
     config_text = run(list(CONFIG_ARGV))
     if which is None:
+        import shutil
         path = (env or {}).get("PATH", os.environ.get("PATH", ""))
         which = lambda program: shutil.which(program, path=path)  # noqa: E731
     runtimes, render_only, binary = runtimes_from_programs(p for p in RUNTIME_PROGRAMS if which(p))
@@ -466,8 +538,54 @@ def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = No
                                  apptainer_binary=binary, notes=notes)
 
 
+def saved_commands(sep: str = "\n") -> str:
+    """The commands that save what :func:`detect_from_saved` reads, as a person types them, joined by ``sep``."""
+    return sep.join(f"{' '.join(argv)} > {file_name}" for file_name, argv in SAVED_FILES)
+
+
+#: the --from-dir option's help (``hpcwidgets profile detect`` and ``python -m hpcwidgets.run.detect``)
+FROM_DIR_HELP = ("read Slurm output saved on the cluster from DIR instead of running Slurm here: "
+                 + ", ".join(file_name for file_name, _ in SAVED_FILES) + " (only partitions.txt is needed), saved with: "
+                 + saved_commands("; "))
+
+
+def detect_from_saved(folder: str | os.PathLike[str], name: str = "detected", *,
+                      notes: list[str] | None = None) -> ClusterProfile:
+    """A profile from Slurm output saved on the cluster into ``folder`` (:data:`SAVED_FILES`: a colleague's
+    output, or a docs page's), so detection needs no access to the cluster. ``partitions.txt`` is needed; without
+    ``nodes.txt`` node sizes come from the partition records, without ``config.txt`` mpi_default and the Slurm
+    version stay empty (both said in ``notes``). The runtimes and the login host are the cluster's login shell's
+    business, which no saved output shows: they keep the defaults and a note says to set them. Raises
+    :class:`ProfileError` for a folder or partitions.txt that is missing or unreadable."""
+    notes = notes if notes is not None else []
+    where = Path(os.fspath(folder)).expanduser()
+    if not where.is_dir():
+        raise ProfileError(f"{where} is not a folder; give the folder holding partitions.txt (and nodes.txt, "
+                           f"config.txt), saved on the cluster with:\n{saved_commands()}")
+    texts: dict[str, str] = {}
+    for file_name, _ in SAVED_FILES:
+        try:
+            texts[file_name] = (where / file_name).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            texts[file_name] = ""
+        except OSError as exc:
+            raise ProfileError(f"cannot read {where / file_name}: {(exc.strerror or str(exc)).lower()}") from None
+    if not texts["partitions.txt"].strip():
+        raise ProfileError(f"{where} has no partitions.txt (or it is empty); save it on the cluster with:\n"
+                           f"{saved_commands()}")
+    if not texts["config.txt"].strip():
+        notes.append(f"{where} has no config.txt: mpi_default and scheduler_version stay empty; save "
+                     f"`{' '.join(CONFIG_ARGV)} > config.txt` on the cluster to fill them")
+    notes.append("saved Slurm output does not show the container runtimes or the login host: set runtimes "
+                 "(runtimes = [\"singularity\"] and apptainer_binary = \"singularity\" on a site without Apptainer) "
+                 "and login_host")
+    return profile_from_scontrol(texts["partitions.txt"], texts["nodes.txt"], name=name,
+                                 config_text=texts["config.txt"], notes=notes)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hpcwidgets.run.detect [--name NAME] [-o FILE] [--force]``: print or save the TOML."""
+    """``python -m hpcwidgets.run.detect [--name NAME] [--from-dir DIR] [-o FILE] [--force]``: print or save the
+    TOML."""
     from ..errors import HpcWidgetsError
     from ..profiles import profile_to_toml, save_profile
 
@@ -476,10 +594,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="detected", help="profile name (default: detected)")
     parser.add_argument("-o", "--output", help="write the TOML to this file instead of printing it")
     parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    parser.add_argument("--from-dir", metavar="DIR", help=FROM_DIR_HELP)
     args = parser.parse_args(argv)
     notes: list[str] = []
     try:
-        profile = detect_profile(args.name, notes=notes)
+        if args.from_dir:
+            profile = detect_from_saved(args.from_dir, args.name, notes=notes)
+        else:
+            profile = detect_profile(args.name, notes=notes)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         if args.output:

@@ -17,7 +17,8 @@ number and ``jump_host`` what ``ssh -J`` takes
 ``_ . + - @`` (IDRIS Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from
 a well-known one (:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported, since as written no job
 would load that module; other purposes (``hdf5``, ``gcc``) are free. A partition's ``qos``, ``constraint`` and
-``account`` are names of their kind; an entry with ``slurm_partition = false`` (nodes a job selects by QOS and
+``account`` are names of their kind, ``allowed_qos`` lists QOS names once each and holds the partition's ``qos``
+when both are set; an entry with ``slurm_partition = false`` (nodes a job selects by QOS and
 constraint, as on NERSC Perlmutter) sets at least one of ``qos``/``constraint``, and no two such entries set
 the same pair; ``max_mem_per_job`` is a Slurm size; ``mpi_default`` is an MPI plugin srun names (``none``, ``pmi2``,
 ``pmix``, ``pmix_vN``, ``cray_shasta``).
@@ -69,8 +70,18 @@ _STATE_EFFECT = {"DRAIN": "Slurm refuses new jobs there", "INACTIVE": "Slurm ref
 PARTITION_GPU_VENDORS = ("nvidia", "amd", "intel", "mixed")
 #: gres type names of AMD Instinct GPUs (mi100, mi210, mi250, mi250x, mi300a, mi300x …) or their gfx targets
 AMD_GPU_TYPE = re.compile(r"(amd_?)?(mi\d{2,3}[a-z]?|instinct\w*|gfx\d+[a-z]?)", re.IGNORECASE)
-#: NVIDIA MIG slices as gres types name them (1g.10gb, 3g.40gb, nvidia_a100_80gb_pcie_1g.10gb): parts of a GPU
-MIG_GPU_TYPE = re.compile(r"(?:^|_)\d+g\.\d+gb$", re.IGNORECASE)
+#: gres type names of Intel GPUs as sites write them: Data Center GPU Max (pvc at TAMU ACES, pvc128g at TU Darmstadt,
+#: max_1100, intel_max_1550, intel_xt1550), Arc (ARC770, arc_a770, a770) and Data Center GPU Flex (flex170)
+INTEL_GPU_TYPE = re.compile(r"intel\w*|pvc\w*|ponte_?vecchio\w*|(?:gpu_?)?max_?\d{3,4}\w*|arc(?:_?a?\d{3}\w*)?"
+                            r"|a(?:310|380|580|750|770)\w*|flex_?\d{2,3}\w*", re.IGNORECASE)
+#: gres type names of NVIDIA GPUs: models (a100, v100s, h100_80gb, l40s, t4, gv100gl, rtx6000, titanrtx, 2080ti), with
+#: a vendor prefix (nvidia_a100_80gb_pcie, tesla_v100) or a size suffix (v100-32g), and architectures (volta, ampere)
+NVIDIA_GPU_TYPE = re.compile(r"(?:nvidia_?|tesla_?)?(?:[abhklptv]\d{1,4}[a-z]?|g[abhpv]\d{3}[a-z]*|rtx\w*|gtx\w*"
+                             r"|titan\w*|quadro\w*|geforce\w*|[1-4]0[5-9]0(?:ti|super)?|kepler|maxwell|pascal|volta"
+                             r"|turing|ampere|ada|lovelace|hopper|blackwell|tesla)(?:[_.-][\w.-]*)?", re.IGNORECASE)
+#: NVIDIA MIG slices as gres types name them (1g.10gb, 3g.40gb, nvidia_a100_80gb_pcie_1g.10gb, mig-2g.20gb): parts of
+#: a GPU
+MIG_GPU_TYPE = re.compile(r"(?:^|[_-])\d+g\.\d+gb$", re.IGNORECASE)
 #: partition names that say they are for trials (gputest, gpudev, dev-g, devel, debug, testing, interactive): short
 #: limits, few nodes, sometimes the login nodes; never the partition examples or a detected default should use
 TRIAL_PARTITION = re.compile(r"test|dev|debug|interactive", re.IGNORECASE)
@@ -81,6 +92,18 @@ MPI_PLUGIN = re.compile(r"none|pmi2|pmix(?:_v\d+)?|cray_shasta")
 #: Slurm releases whose srun does not take --cpus-per-task from the job allocation: from 22.05 until
 #: 23.11 restored the old behaviour (SLURM_CPUS_PER_TASK is read again), i.e. 22.05 to 23.02.
 _SRUN_NO_INHERIT = ((22, 5), (23, 11))
+
+
+def gpu_type_vendor(gpu_type: str) -> str:
+    """The vendor a gres type name says: ``amd`` (mi250), ``intel`` (pvc, max_1100), ``nvidia`` (a100, 1g.10gb);
+    "" for a name none of the patterns knows (a site's own name such as ``fast``): its vendor is then a guess."""
+    if AMD_GPU_TYPE.fullmatch(gpu_type):
+        return "amd"
+    if INTEL_GPU_TYPE.fullmatch(gpu_type):
+        return "intel"  # before NVIDIA: Arc's a770 would look like an NVIDIA A-series model
+    if NVIDIA_GPU_TYPE.fullmatch(gpu_type) or MIG_GPU_TYPE.search(gpu_type):
+        return "nvidia"
+    return ""
 
 
 def _str(value: Any) -> str:
@@ -174,6 +197,10 @@ class Partition(Spec):
     qos: str = opt("", label="QOS", role="internal", placeholder="qos_gpu",
                    help="The QOS (sbatch --qos) a job on this entry requests when it sets none; empty to leave it "
                         "to the site.")
+    allowed_qos: tuple[str, ...] = opt((), label="Allowed QOS", role="internal", placeholder="normal",
+                                       help="The QOS a job may use in this partition (slurm.conf AllowQos), e.g. "
+                                            "[\"normal\", \"long\"]; Slurm rejects a job with another --qos. "
+                                            "Empty: any QOS.")
     constraint: str = opt("", label="Constraint", role="internal", placeholder="gpu",
                           help="Node features (sbatch --constraint) a job on this entry requests when it sets none, "
                                "e.g. gpu or v100-32g; empty for none.")
@@ -194,8 +221,9 @@ class Partition(Spec):
                           "new jobs, DOWN queues them but starts none. The check reports jobs sent there; examples "
                           "and hints leave it out.")
     restricted: bool = opt(False, label="Restricted", role="internal",
-                           help="true when only some accounts, groups or QOS may use it (Slurm's AllowAccounts, "
-                                "AllowGroups, AllowQos): the examples and a detected default GPU partition avoid it.")
+                           help="true when only some accounts or groups may use it (Slurm's AllowAccounts, "
+                                "AllowGroups) or it is hidden (Hidden=YES): the examples, hints and a detected "
+                                "default GPU partition avoid it.")
     gpu_vendor: str = opt("", label="GPU vendor", role="internal", choices=PARTITION_GPU_VENDORS,
                           help="The vendor of this partition's GPUs where it differs from the profile's gpu_vendor "
                                "(a site with NVIDIA and AMD partitions); mixed when its nodes have both (the job's "
@@ -329,6 +357,7 @@ class Partition(Spec):
             out.append(Problem("gpu_types", "a GPU type is listed twice; list each once"))
         if _str(self.qos) and not _NAME.fullmatch(self.qos):
             out.append(Problem("qos", f"{self.qos!r} is not a QOS name (letters, digits, _ . + -)"))
+        out += self._allowed_qos_problems()
         if _str(self.constraint) and not _CONSTRAINT.fullmatch(self.constraint):
             out.append(Problem("constraint", f"{self.constraint!r} is not a constraint (node features such as gpu or "
                                              "v100-32g, joined with & | , and no spaces)"))
@@ -355,6 +384,18 @@ class Partition(Spec):
                 if size <= 0:
                     out.append(Problem("max_mem_per_job", f"maximum memory per job {self.max_mem_per_job!r} is not a "
                                                           "limit; write a size such as 40G, or leave it empty"))
+        return out
+
+    def _allowed_qos_problems(self) -> list[Problem]:
+        """QOS names, each once; the entry's own ``qos`` among them, since Slurm would reject every job it fills in."""
+        allowed = [q for q in _tup(self.allowed_qos) if isinstance(q, str)]
+        out = [Problem("allowed_qos", f"{q!r} is not a QOS name (letters, digits, _ . + -)")
+               for q in allowed if not _NAME.fullmatch(q)]
+        if len(set(allowed)) != len(allowed):
+            out.append(Problem("allowed_qos", "a QOS is listed twice; list each once"))
+        if allowed and _str(self.qos) and self.qos not in allowed:
+            out.append(Problem("qos", f"QOS {self.qos!r} is not among the allowed QOS ({', '.join(allowed)}), so Slurm "
+                                      "rejects the jobs it is filled into; use one of them, or add it to allowed_qos"))
         return out
 
     def _gpu_node_problems(self) -> list[Problem]:
@@ -553,6 +594,10 @@ class ClusterProfile(Spec):
                                       "clusters): the profile check then reports such a job.")
     partitions: tuple[Partition, ...] = opt((), label="Partitions", role="internal",
                                             help="The partitions and their limits; in TOML one [[partitions]] table each.")
+    partitions_complete: bool = opt(True, label="Partitions complete", role="internal",
+                                    help="false when the profile lists only some of the site's partitions (owner, "
+                                         "condo or hidden ones left out): a job naming a partition not listed is "
+                                         "then a warning, not an error.")
     examples: ExampleSettings = opt(ExampleSettings(), label="Example settings", role="internal",
                                     help="Image, data and working directory the example workflows use on this site.")
 
@@ -680,8 +725,8 @@ class ClusterProfile(Spec):
 
     def vendor_for(self, job: SlurmJob) -> str:
         """The vendor of the GPUs ``job`` gets: that of the entry it runs on (:meth:`entry_for`), the profile's when
-        that entry has no GPUs. On a ``mixed`` partition the job's GPU type tells (an AMD Instinct name: amd, another
-        name: nvidia); "" when it names none, as the vendor is then unknown."""
+        that entry has no GPUs. On a ``mixed`` partition the job's GPU type tells (:func:`gpu_type_vendor`; a name it does
+        not know: nvidia); "" when it names none, as the vendor is then unknown."""
         part = self.entry_for(job)
         if part is None or not part.has_gpus:
             return _str(self.gpu_vendor)
@@ -689,7 +734,7 @@ class ClusterProfile(Spec):
         if vendor != "mixed":
             return vendor
         gpu_type = _str(_well_typed(job).gpu_type)
-        return ("amd" if AMD_GPU_TYPE.fullmatch(gpu_type) else "nvidia") if gpu_type else ""
+        return (gpu_type_vendor(gpu_type) or "nvidia") if gpu_type else ""
 
     def module(self, purpose: str) -> str:
         """The module name for a purpose (``apptainer``, ``cuda``, …), or "" when the site needs none."""
