@@ -79,8 +79,10 @@ def test_the_head_names_the_gpu_partition_the_options_and_the_module():
     from hpcwidgets.profiles import load_profile
     generic, local = load_profile("generic"), load_profile("local")
     assert lessons.job_head(generic, "--nodes=2", gpus=4) == (
-        "#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --nodes=2\n#SBATCH --gres=gpu:4\nmodule load apptainer\n")
-    assert lessons.job_head(generic) == "#!/bin/bash\n#SBATCH --partition=cpu\nmodule load apptainer\n"
+        "#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --time=01:00:00\n#SBATCH --nodes=2\n#SBATCH --gres=gpu:4\n"
+        "module load apptainer\n")
+    assert lessons.job_head(generic, "--time=10") == \
+        "#!/bin/bash\n#SBATCH --partition=cpu\n#SBATCH --time=10\nmodule load apptainer\n"
     assert lessons.site_modules(local) == () and "module" not in lessons.job_head(local, gpus=1)
 
 

@@ -118,7 +118,7 @@ def test_hpc110_only_for_multi_node_jobs() -> None:
 ])
 def test_gpu_vendor(vendor: str, flag: str, expected: set[str]) -> None:
     profile = load_profile("generic").replace(gpu_vendor=vendor)
-    text = (f"#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\nmodule load apptainer\n"
+    text = (f"#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=02:00:00\nmodule load apptainer\n"
             f"apptainer exec {flag}img_2.3.sif python train.py\n")
     assert codes(lint(text, profile)) == expected
 
@@ -475,7 +475,8 @@ def test_profile_rules_need_a_profile() -> None:
     text = "#!/bin/bash\n#SBATCH --partition=nope\n#SBATCH --gres=gpu:9\npython x.py\n"
     assert codes(lint(text)) == set()
     assert codes(lint(text, "generic")) == {"HPC401"}
-    assert codes(lint("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:9\npython x.py\n", "generic")) == {"HPC403"}
+    assert codes(lint("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:9\n#SBATCH --time=1:00:00\npython x.py\n",
+                      "generic")) == {"HPC403"}
 
 
 def test_srun_cpus_follows_the_scheduler_version() -> None:

@@ -184,18 +184,25 @@ def module_note(site: Any, runtime: str = "apptainer") -> str:
 
 def site_partition(site: Any, *, gpu: bool = False) -> str:
     """The partition a lesson's job names on ``site``: the default GPU partition for a GPU job."""
-    part = (site.default(gpu=True) if gpu else None) or site.default()
+    part = _site_entry(site, gpu)
     return part.name if part is not None else ""
+
+
+def _site_entry(site: Any, gpu: bool) -> Any:
+    return (site.default(gpu=True) if gpu else None) or site.default()
 
 
 def job_head(site: Any, *options: str, gpus: int = 0) -> str:
     """The top of a hand-written job script that fits ``site``: ``#!/bin/bash``, the partition (a GPU partition when
-    ``gpus`` per node are requested), each of ``options`` as an ``#SBATCH`` line, and the module that provides the
-    container program. A lesson's example built on it shows the one mistake it is about, and no other."""
+    ``gpus`` per node are requested) and its default time limit when it has one (a job that sets none is stopped
+    there: HPC411), each of ``options`` as an ``#SBATCH`` line, and the module that provides the container program.
+    A lesson's example built on it shows the one mistake it is about, and no other."""
     lines = ["#!/bin/bash"]
-    partition = site_partition(site, gpu=gpus > 0)
-    if partition:
-        lines.append(f"#SBATCH --partition={partition}")
+    part = _site_entry(site, gpus > 0)
+    if part is not None:
+        lines.append(f"#SBATCH --partition={part.name}")
+        if part.default_time and not any(o.startswith(("--time", "-t")) for o in options):
+            lines.append(f"#SBATCH --time={part.default_time}")
     lines += [f"#SBATCH {o}" for o in options]
     if gpus:
         lines.append(f"#SBATCH --gres=gpu:{gpus}")

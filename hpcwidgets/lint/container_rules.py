@@ -1464,12 +1464,14 @@ def _setup_only(ctx: Context) -> Iterator[Any]:
       bad="""#!/bin/bash
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
+#SBATCH --time=12:00:00
 module load apptainer
 apptainer exec --rocm pytorch_2.3.sif python train.py
 """,
       good="""#!/bin/bash
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
+#SBATCH --time=12:00:00
 module load apptainer
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)

@@ -1247,6 +1247,7 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
 #SBATCH --gres=gpu:4
+#SBATCH --time=12:00:00
 torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
 """,
       good="""#!/bin/bash
@@ -1254,6 +1255,7 @@ torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
 #SBATCH --gres=gpu:4
+#SBATCH --time=12:00:00
 #SBATCH --cpus-per-task=32
 torchrun --standalone --nnodes=1 --nproc-per-node=4 train.py
 """)

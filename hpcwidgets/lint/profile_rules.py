@@ -9,26 +9,54 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from . import Context, Fix, rule
-from .catalogue import (MPI_LAUNCHERS, _component_problems, _first_directive_line, _in_component, cached, run_words,
-                        simple_commands)
+from .catalogue import (MPI_LAUNCHERS, _first_directive_line, _in_component, cached, component_views, job_components,
+                        run_words, simple_commands)
+from .directives import _runs_only_diagnostics
+
+#: the option a problem is about where the job sets it with another field's option: the GPU type is written in the
+#: GPU request, --gres=gpu:a100:1 or --gpus-per-node=a100:2
+_OPTION_OF = {"gpu_type": "gpus_per_node"}
 
 
 def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
+    """The limits the profile sets (:func:`~hpcwidgets.spec.profile.check_job`), as ``{code: [(line, message)]}``."""
     def make() -> dict[str, list[tuple[int, str]]]:
-        out: dict[str, list[tuple[int, str]]] = {}
         if ctx.profile is None or not ctx.parsed.directives:
-            return out
+            return {}
         from ..spec.profile import check_job
-        for p in check_job(ctx.profile, ctx.job):
-            code = _profile_code(p.field, p.message)
-            default = ctx.parsed.directive_line("partition", _first_directive_line(ctx))
-            out.setdefault(code, []).append((ctx.parsed.directive_line(p.field, default), p.message))
-        # each later component: one that names no partition gets the default, as --partition is not passed on from
-        # one component to the next (heterogeneous_jobs.html lists the options that are)
-        for view, line, p in _component_problems(ctx, lambda job: check_job(ctx.profile, job)):
-            out.setdefault(_profile_code(p.field, p.message), []).append((line, _in_component(view, p)))
-        return out
+        return _by_code(ctx, lambda job: check_job(ctx.profile, job), lambda p: _profile_code(p.field, p.message))
     return cached(ctx, "profile_problems", make)
+
+
+def profile_warnings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
+    """What may still go wrong on the site (:func:`~hpcwidgets.spec.profile.job_warnings`): HPC410 for a partition
+    a partial profile does not list, HPC411 for a job stopped at its partition's default time limit."""
+    def make() -> dict[str, list[tuple[int, str]]]:
+        if ctx.profile is None or not ctx.parsed.directives:
+            return {}
+        from ..spec.profile import job_warnings
+        # a later component's time is left alone: whether it takes the first one's --time is not known here, and a
+        # warning that may be false is worse than none
+        return _by_code(ctx, lambda job: [p for p in job_warnings(ctx.profile, job)
+                                          if job is ctx.job or p.field == "partition"],
+                        lambda p: "HPC410" if p.field == "partition" else "HPC411")
+    return cached(ctx, "profile_warnings", make)
+
+
+def _by_code(ctx: Context, problems_of: Any, code_of: Any) -> dict[str, list[tuple[int, str]]]:
+    """``problems_of(job)`` for the job and for each later component of a heterogeneous job (one that names no
+    partition gets the default, as --partition is not passed on from one component to the next:
+    heterogeneous_jobs.html lists the options that are), by ``code_of(problem)``, each at the line of the option it
+    is about; without that option, at the --partition line (else the first directive, or the component's)."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    default = ctx.parsed.directive_line("partition", _first_directive_line(ctx))
+    for p in problems_of(ctx.job):
+        line = ctx.parsed.directive_line(_OPTION_OF.get(p.field, p.field), default)
+        out.setdefault(code_of(p), []).append((line, p.message))
+    for view, (_, line_of) in zip(component_views(ctx), job_components(ctx)[1:]):
+        for p in problems_of(view.job):
+            out.setdefault(code_of(p), []).append((line_of(_OPTION_OF.get(p.field, p.field)), _in_component(view, p)))
+    return out
 
 
 def _profile_code(field: str, message: str) -> str:
@@ -55,8 +83,10 @@ def _profile_rule(code: str) -> Any:
 _profile_rule_specs = [
     ("HPC401", "unknown-partition", "the partition does not exist on this cluster (or takes no jobs)",
      "sbatch rejects the job: 'invalid partition specified'. A partition whose State is DRAIN or INACTIVE refuses "
-     "new jobs, and one that is DOWN queues them but starts none.",
-     "Use one of the partitions the profile lists that takes jobs.",
+     "new jobs, and one that is DOWN queues them but starts none. (A profile that lists only some of the site's "
+     "partitions, partitions_complete = false, cannot tell: a partition it does not list is HPC410, a warning.)",
+     "Use one of the partitions the profile lists that takes jobs (the message leaves out those only some accounts "
+     "or groups may use).",
      "#SBATCH --partition=gpu-large\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
     ("HPC402", "time-over-partition-limit", "the time limit is longer than the partition allows",
      "The job is rejected, or stays pending forever with reason PartitionTimeLimit.",
@@ -87,20 +117,59 @@ _profile_rule_specs = [
      "job is checked: one that names no partition gets the default, whatever the others name.",
      "Submit to a GPU partition (the profile lists them), or drop the GPU request.",
      "#SBATCH --partition=cpu\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
-    ("HPC408", "over-partition-limit", "more nodes than the partition allows (or another site limit, such as a "
-                                       "required --account)",
-     "The job is rejected or pends forever with reason PartitionNodeLimit. A site whose profile sets "
-     "account_required rejects a job that names no account.",
-     "Ask for at most the partition's maximum number of nodes; name your account (--account) where the site "
-     "requires one.",
+    ("HPC408", "over-partition-limit", "more nodes than the partition allows (or another site limit: a QOS the "
+                                       "partition does not allow, a required --account)",
+     "The job is rejected or pends forever with reason PartitionNodeLimit. A partition that allows only some QOS "
+     "(slurm.conf AllowQos, the profile's allowed_qos) refuses a job with another one, also the QOS the profile fills "
+     "in: sbatch fails with 'Invalid qos specification', or the job pends with reason 'Job's QOS not permitted to use "
+     "this partition'. A site whose profile sets account_required rejects a job that names no account.",
+     "Ask for at most the partition's maximum number of nodes; use a QOS the partition allows (--qos); name your "
+     "account (--account) where the site requires one.",
      "#SBATCH --partition=gpu\n#SBATCH --nodes=8\n#SBATCH --gres=gpu:1\n",
      "#SBATCH --partition=gpu\n#SBATCH --nodes=4\n#SBATCH --gres=gpu:1\n"),
 ]
 
 for _code, _name, _summary, _why, _fix, _bad, _good in _profile_rule_specs:
+    _time = "" if "--time" in _bad else "#SBATCH --time=02:00:00\n"  # as every job should (HPC411)
     rule(_code, _name, "error", summary=_summary, why=_why, fix=_fix, catalogue=(12,), profile="generic",
-         bad="#!/bin/bash\n" + _bad + "python train.py\n",
-         good="#!/bin/bash\n" + _good + "python train.py\n")(_profile_rule(_code))
+         bad="#!/bin/bash\n" + _bad + _time + "python train.py\n",
+         good="#!/bin/bash\n" + _good + _time + "python train.py\n")(_profile_rule(_code))
+
+
+@rule("HPC410", "partition-not-in-profile", "warning",
+      summary="the partition is not one the profile lists, and the profile lists only some of the site's partitions",
+      why="A profile detected by someone outside a lab, or written by hand, leaves out the partitions only some "
+          "accounts or groups may use (owner and condo partitions) and hidden ones; partitions_complete = false "
+          "says so. The job may be right, but none of its limits can be checked, and a misspelt name makes sbatch "
+          "fail with 'invalid partition specified' after the script is written. (With a complete profile an "
+          "unknown partition is HPC401, an error.)",
+      fix="Check the name: sinfo --summarize lists the partitions you may use. If it is right, add the partition to "
+          "the profile to have the job's limits checked.",
+      catalogue=(12,), profile="midway3",
+      bad="#!/bin/bash\n#SBATCH --partition=gpu-smithlab\n#SBATCH --gres=gpu:1\n#SBATCH --time=02:00:00\n"
+          "python train.py\n",
+      good="#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=02:00:00\npython train.py\n")
+def _partition_not_listed(ctx: Context) -> Iterator[Any]:
+    yield from profile_warnings(ctx).get("HPC410", [])
+
+
+@rule("HPC411", "default-time-limit", "warning",
+      summary="no --time, on a partition whose default time limit is shorter than its maximum: the job is stopped "
+              "after the default",
+      why="A job that asks for no time limit gets the partition's DefaultTime (slurm.conf), not its MaxTime. Sites "
+          "often set it short, an hour or less, so that people say what they need: a training run is then killed "
+          "('DUE TO TIME LIMIT') long before it ends, after its wait in the queue. Not reported for a script that "
+          "only runs quick checks (nvidia-smi, hostname), nor for a later component of a heterogeneous job.",
+      fix="Add --time with the time the job needs, at most the partition's maximum (a shorter limit may also start "
+          "sooner).",
+      catalogue=(12,), profile="generic",
+      bad="#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\npython train.py\n",
+      good="#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=12:00:00\npython train.py\n")
+def _default_time_limit(ctx: Context) -> Iterator[Any]:
+    if any(d.field == "time" and d.component == 0 for d in ctx.parsed.directives):
+        return  # an --time sbatch refuses or ignores (empty, after the first command): its own rule says so
+    if not _runs_only_diagnostics(ctx):  # nvidia-smi, hostname: done long before any default limit
+        yield from profile_warnings(ctx).get("HPC411", [])
 
 
 def _same_module(loaded: str, wanted: str) -> bool:

@@ -44,7 +44,7 @@ from .apptainer import IMAGE_SOURCES
 from .common import jump_host_field, login_port_field
 from .slurm import SlurmJob, gpu_total, whole_count
 from .ssh import jump_host_problem, login_host_problem
-from .units import UNLIMITED, format_mem, parse_mem, parse_time
+from .units import UNLIMITED, format_mem, format_time, parse_mem, parse_time
 
 RUNTIMES = ("apptainer", "singularity", "charliecloud")
 GPU_VENDORS = ("nvidia", "amd", "intel", "none")
@@ -924,12 +924,25 @@ def _nodes_needed(units: int, per_node: int) -> int:
     return -(-units // per_node) if per_node > 0 else units
 
 
-def _others(profile: ClusterProfile, keep, exclude: str, gpus: bool = False) -> str:
-    """Partitions to suggest instead of ``exclude``: those ``keep`` accepts that take jobs and, for a job that asks
-    for GPUs (``gpus``), have GPUs (a hint must not lead to the next error)."""
-    names = [p.label() for p in profile.partitions
-             if p.name != exclude and p.takes_jobs and (p.has_gpus or not gpus) and keep(p)]
+def _others(profile: ClusterProfile, keep, part: Partition | None, job: SlurmJob, gpus: bool = False) -> str:
+    """Partitions to suggest instead of ``part`` (None: the job names none the profile lists): those ``keep``
+    accepts that take jobs, allow the job's --qos and, for a job that asks for GPUs (``gpus``), have GPUs (a hint
+    must not lead to the next error). Restricted ones (some accounts or groups only) are left out, as most users
+    are refused there, unless ``part`` is restricted too: its user belongs to some lab and may choose among its
+    partitions, but the profile cannot tell which lab each serves, so those are shown marked "(restricted)"."""
+    member = part is not None and part.restricted is True
+    names = [p.label() + (" (restricted)" if p.restricted is True else "") for p in _tup(profile.partitions)
+             if isinstance(p, Partition) and (part is None or p.name != part.name) and p.takes_jobs
+             and (p.has_gpus or not gpus) and (member or p.restricted is not True) and _allows_qos(p, _str(job.qos))
+             and keep(p)]
     return ", ".join(names)
+
+
+def _allows_qos(part: Partition, qos: str) -> bool:
+    """Whether a job with QOS ``qos`` may run in ``part``: no QOS, or the partition allows any or names it (Slurm
+    matches QOS names in any case)."""
+    allowed = {q.lower() for q in _tup(part.allowed_qos) if isinstance(q, str)}
+    return not qos or not allowed or qos.lower() in allowed
 
 
 def _contradicts(part: Partition, job: SlurmJob) -> bool:
@@ -968,21 +981,24 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
         names = [n.strip() for n in job.partition.split(",") if n.strip()]
         slurm = profile.slurm_partition_names()
         unknown = [n for n in names if n not in slurm]
-        if unknown:
+        selected = [p for p in profile.partitions if isinstance(p, Partition) and not p.is_slurm_partition
+                    and p.name in unknown]
+        # a profile that lists only some partitions may lack the job's: job_warnings says so, its limits are unknown
+        if unknown and (profile.partitions_complete is not False or selected):
             if slurm:
-                msg = f"{profile.name} has no partition {', '.join(map(repr, unknown))}; use one of: {', '.join(slurm)}"
+                usable = _others(profile, lambda p: p.is_slurm_partition, None, job) or ", ".join(slurm)
+                msg = f"{profile.name} has no partition {', '.join(map(repr, unknown))}; use one of: {usable}"
             else:
                 msg = (f"{profile.name} has no partition {', '.join(map(repr, unknown))}; its jobs name no partition "
                        "but select nodes by QOS and constraint")
-            selected = [p for p in profile.partitions if isinstance(p, Partition) and not p.is_slurm_partition
-                        and p.name in unknown]
             for p in selected:
                 msg += f"; for {p.name}, remove --partition and use {p.selector()}"
             if not slurm and not selected:
                 msg += f": {', '.join(p.label() for p in profile.partitions)}"
             return out + [Problem("partition", msg)]
         for name in names:
-            out += _check_in(profile, profile.partition(name), job, explicit=True)
+            if name in slurm:
+                out += _check_in(profile, profile.partition(name), job, explicit=True)
         return _dedupe(out)
     chosen = profile.selected_by(job)
     if chosen is not None:
@@ -994,7 +1010,7 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     part = profile.default()
     if part is None:
         if job.gpus_on_each_node and not profile.default_partition:
-            gpu = ", ".join(p.label() for p in profile.gpu_partitions() if p.takes_jobs)
+            gpu = _others(profile, lambda p: True, None, job, gpus=True)
             if gpu:
                 out.append(Problem("partition", f"the job asks for GPUs but names no partition and {profile.name} has "
                                                 f"no default; set the partition to one with GPUs: {gpu}"))
@@ -1005,6 +1021,41 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
         where = f"{part.label()} (the default, as the job selects no other)"
         return _dedupe(out + _check_in(profile, part, job, explicit=False, where=where))
     return _dedupe(out + _check_in(profile, part, job, explicit=False))
+
+
+def job_warnings(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
+    """What :func:`check_job` lets pass but may still go wrong: the job names a partition that a profile listing
+    only some (``partitions_complete = false``) does not list, so its limits are not checked (field ``partition``);
+    the job sets no ``--time`` on an entry whose default time limit is shorter than its maximum (or than no limit),
+    so Slurm stops it after the default (field ``time``). Field names are the job's, as in check_job."""
+    job = _well_typed(job)
+    if not profile.partition_names():
+        return []
+    out: list[Problem] = []
+    names = [n.strip() for n in _str(job.partition).split(",") if n.strip()]
+    unlisted = [n for n in names if n not in profile.partition_names()]
+    if unlisted and profile.partitions_complete is False:
+        slurm = profile.slurm_partition_names()
+        listed = _others(profile, lambda p: p.is_slurm_partition, None, job) or ", ".join(slurm)
+        out.append(Problem("partition", f"the profile {profile.name} lists only some of the site's partitions "
+                                        f"(partitions_complete = false) and not {', '.join(map(repr, unlisted))}, so "
+                                        f"the job's limits there are not checked; unless it is a partition only some "
+                                        f"accounts may use (your lab's) or a hidden one, check the name (listed: "
+                                        f"{listed})"))
+    if job.time:
+        return out
+    parts = [p for p in _tup(profile.partitions) if isinstance(p, Partition) and p.is_slurm_partition
+             and p.name in names] if names else [profile.entry_for(job)]
+    for part in parts:
+        if part is None or not part.takes_jobs or (job.gpus_on_each_node and not part.has_gpus):
+            continue  # the job does not run there at all, as check_job says
+        default, limit = _limit(part.default_time), part.max_seconds()
+        if default is not None and (limit is None or default < limit):
+            most = f"whose maximum is {part.max_time}" if limit is not None else "which has no maximum"
+            out.append(Problem("time", f"the job sets no --time, so Slurm stops it after {format_time(default)}, the "
+                                       f"default time limit of {part.where()} ({most}); add --time with the time the "
+                                       f"job needs"))
+    return out
 
 
 def _well_typed(job: SlurmJob) -> SlurmJob:
@@ -1034,10 +1085,19 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     where = where or f"partition {part.name}" + ("" if explicit else " (the default, as the job names no partition)")
     gpus = job.gpus_on_each_node
     if not part.takes_jobs:
-        usable = _others(profile, lambda p: True, part.name, gpus=bool(gpus))
+        usable = _others(profile, lambda p: True, part, job, gpus=bool(gpus))
         fix = f"; use a partition that takes jobs: {usable}" if usable else "; ask the site when it will be UP again"
         out.append(Problem("partition", f"the job will not run: {where} takes no jobs (State={part.state}: "
                                         f"{_STATE_EFFECT[part.state]}){fix}"))
+    # QOS: the job's, else the one the entry fills in (with neither, the account's default QOS, which is unknown here)
+    qos = _str(job.qos) or _str(part.qos)
+    if not _allows_qos(part, qos):
+        allowed = ", ".join(part.allowed_qos)
+        elsewhere = _others(profile, lambda p: True, part, job.replace(qos=qos), gpus=bool(gpus))
+        hint = f", or use a partition that allows {qos}: {elsewhere}" if elsewhere else ""
+        out.append(Problem("qos", f"{where} does not allow QOS {qos} (it allows {allowed}): Slurm refuses the job "
+                                  f"('Invalid qos specification') or holds it pending ('Job's QOS not permitted to use "
+                                  f"this partition'); ask for one of them with --qos{hint}"))
     # time
     limit = part.max_seconds()
     if job.time and limit is not None:
@@ -1047,7 +1107,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
             asked = None
         if asked is not None and (asked == UNLIMITED or asked > limit):
             longer = _others(profile, lambda p: p.max_seconds() is None or
-                             (asked != UNLIMITED and p.max_seconds() >= asked), part.name, gpus=bool(job.gpus_on_each_node))
+                             (asked != UNLIMITED and p.max_seconds() >= asked), part, job, gpus=bool(gpus))
             hint = f", or use a partition that allows it: {longer}" if longer else ""
             shown = f"--time={job.time} (no limit)" if asked == UNLIMITED else job.time
             out.append(Problem("time", f"{shown} is over the {part.max_time} limit of {where}; ask for at most "
@@ -1063,8 +1123,10 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     gpu_field = "gpus_per_node" if job.gpus_per_node else ("gpus" if job.gpus else "gpus_per_task")
     typed = job.gpu_type in _tup(part.gpu_types) and bool(_tup(part.gpus_per_type))
     if gpus and not part.has_gpus:
-        with_gpus = ", ".join(p.label() for p in profile.gpu_partitions() if p.takes_jobs)
-        fix = f"use a GPU partition: {with_gpus}" if with_gpus else f"{profile.name} has no GPU partition; remove the GPU request"
+        with_gpus = _others(profile, lambda p: True, part, job, gpus=True)
+        fix = (f"use a GPU partition: {with_gpus}" if with_gpus else
+               "remove the GPU request, or ask the site for access to a GPU partition" if profile.gpu_partitions() else
+               f"{profile.name} has no GPU partition; remove the GPU request")
         out.append(Problem("partition" if explicit else gpu_field,
                            f"the job asks for GPUs but {where} has none; {fix}"))
     elif gpus and gpus > part.gpus_per_node and _spread(job) and not job.gpus_per_node \
@@ -1078,12 +1140,12 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     elif typed and gpus > part.gpus_of_type(job.gpu_type):
         most = part.gpus_of_type(job.gpu_type)
         bigger = _others(profile, lambda p: job.gpu_type in p.gpu_types and p.gpus_of_type(job.gpu_type) >= gpus,
-                         part.name, gpus=True)
+                         part, job, gpus=True)
         hint = f", or use a partition with more: {bigger}" if bigger else ""
         out.append(Problem(gpu_field, f"{gpus} {job.gpu_type} GPUs per node is more than any node of {where} has "
                                       f"({most}); ask for at most {most} per node{hint}"))
     elif gpus and gpus > part.gpus_per_node and not typed:
-        bigger = _others(profile, lambda p: p.gpus_per_node >= gpus, part.name, gpus=True)
+        bigger = _others(profile, lambda p: p.gpus_per_node >= gpus, part, job, gpus=True)
         hint = f", or use a partition with more GPUs per node: {bigger}" if bigger else ""
         more_nodes = " (spread them over more nodes)" if job.gpus else ""
         out.append(Problem(gpu_field, f"{gpus} GPUs per node is more than the nodes of {where} have "
@@ -1094,7 +1156,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
             msg = f"GPU type {job.gpu_type!r} is not available in {where}; use one of: {', '.join(part.gpu_types)}"
         else:
             msg = f"the GPUs of {where} have no type name; leave the GPU type empty"
-        with_type = _others(profile, lambda p: job.gpu_type in p.gpu_types, part.name, gpus=True)
+        with_type = _others(profile, lambda p: job.gpu_type in p.gpu_types, part, job, gpus=True)
         if with_type:
             msg += f" (partitions with {job.gpu_type}: {with_type})"
         out.append(Problem("gpu_type", msg))
@@ -1164,7 +1226,7 @@ def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str
     limit = part.max_cpus_per_job if isinstance(part.max_cpus_per_job, int) and part.max_cpus_per_job > 0 else None
     if limit and total_cpus > limit:
         others = _others(profile, lambda p: (p.max_cpus_per_job is None or p.max_cpus_per_job >= total_cpus)
-                         and p.has_gpus == bool(gpus), part.name, gpus=bool(gpus))
+                         and p.has_gpus == bool(gpus), part, job, gpus=bool(gpus))
         hint = f", or use {others}" if others else ""
         out.append(Problem(cpu_field, f"the job uses {total_cpus} CPUs{many}, but {where} allows at most {limit} per "
                                       f"job; ask for at most {limit} CPUs in total{hint}"))
