@@ -281,3 +281,11 @@ def test_a_python_one_liner_is_a_quick_check_and_a_container_run_is_work() -> No
 ])
 def test_hpc330_compares_what_sbatch_makes_of_the_values(first: str, second: str, reported: bool) -> None:
     assert bool(_found(_job(first, second), "HPC330")) is reported
+
+
+@pytest.mark.parametrize("flag,example", [("-N", "-N …"), ("-t", "-t …"), ("--nodes", "--nodes=…")])
+def test_an_option_without_its_value_is_shown_as_sbatch_reads_it(flag, example):
+    """getopt keeps the '=' of a short option's value (-N=2 gives sbatch the node count '=2'), so a short option's
+    example has a space, a long one's an '='."""
+    messages = [f.message for f in _found(_job(flag), "HPC310")]
+    assert messages and all(f"e.g. {example}" in m for m in messages), messages

@@ -1155,7 +1155,8 @@ def test_hpc202_leaves_a_script_without_directives_alone() -> None:
     command = "apptainer exec --nv pytorch_2.3.sif python train.py\n"
     assert "HPC202" not in {f.code for f in lint(command)}
     assert "HPC202" not in {f.code for f in lint("#!/bin/bash\n" + command)}
-    assert "HPC202" in {f.code for f in lint("#!/bin/bash\n#SBATCH --time=10\n" + command)}
+    assert "HPC202" not in {f.code for f in lint("#!/bin/bash\n#SBATCH --time=10\n" + command)}  # no resources asked for
+    assert "HPC202" in {f.code for f in lint("#!/bin/bash\n#SBATCH --time=10\n#SBATCH --cpus-per-task=8\n" + command)}
 
 
 def test_hpc309_says_how_a_profile_settles_the_slurm_version() -> None:

@@ -131,7 +131,7 @@ def test_interactive_commands_skip_only_the_whole_job_rules() -> None:
     # --nv typed at a prompt: the session's GPUs are unknown, so HPC202 does not apply ...
     assert slides.check_block(_block('apptainer exec --nv img_1.0.sif python -V\n')) == []
     # ... but the same line in a job script without a GPU request is a warning
-    script = "#!/bin/bash\n#SBATCH --time=10\napptainer exec --nv img_1.0.sif python -V\n"
+    script = "#!/bin/bash\n#SBATCH --time=10\n#SBATCH --cpus-per-task=2\napptainer exec --nv img_1.0.sif python -V\n"
     assert any("HPC202" in p for p in slides.check_block(_block(script)))
 
 

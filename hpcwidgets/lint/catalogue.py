@@ -395,6 +395,24 @@ def heterogeneous(ctx: Context) -> bool:
     return ctx.parsed.heterogeneous
 
 
+#: the job fields that ask for resources (nodes, tasks, CPUs, GPUs, memory, other generic resources)
+RESOURCE_FIELDS = ("nodes", "ntasks", "ntasks_per_node", "cpus_per_task", "cpus_per_gpu", "gpus_per_node", "gpus",
+                   "gpus_per_task", "mem", "mem_per_cpu", "mem_per_gpu", "other_gres")
+
+
+def resources_from_command_line(job: Any) -> bool:
+    """Whether a job script asks for no resources at all (none of :data:`RESOURCE_FIELDS`, not even a count of 0 such
+    as --gres=gpu:0): they then come from sbatch's command line (``sbatch -N 2 --gres=gpu:4 job.sh``), which the script
+    does not show, so a rule that holds what the script uses against what it asks for has nothing to go on."""
+    return all(getattr(job, field) in (None, "", ()) for field in RESOURCE_FIELDS)
+
+
+def written_option(flag: str, value: Any) -> str:
+    """An option and its value as sbatch and srun read them: ``--nodes=2``, but ``-N 2`` for a short option, whose
+    ``=`` getopt would keep in the value (``-N=2`` is the node count ``=2``)."""
+    return f"{flag}={value}" if flag.startswith("--") else f"{flag} {value}"
+
+
 #: srun's option naming the components of a heterogeneous job a step runs in (pack-group: its old name)
 _HET_GROUP_OPTIONS = ("--het-group", "--pack-group")
 

@@ -21,8 +21,9 @@ from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable, _holds_reference,
                         _only_sets_up, _script_env, _shell_c_script, _simple_commands, accelerate_path, apptainer_env,
                         as_run, cached, containers, each_component, env_flag, fix_for, in_job_component,
-                        job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor, run_words,
-                        shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+                        job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor,
+                        resources_from_command_line, run_words, shell_script_word, simple_commands, step_tasks, steps,
+                        tasks_per_node, with_chain)
 
 
 #: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
@@ -291,16 +292,24 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
                 return start is None or start.gpu or any("--" + name in GPU_FLAGS
                                                          for _, name in _misdashed(start.options, _ACTIONS_ONLY))
             return c.gpu or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)  # c.gpu: a CDI GPU device too
-        with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s) or _left_to_hpc233(s, c)]
+        with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s) or _left_to_hpc233(s, c)
+                     or _gpu_flag_misspelled(s, c)]
         with_flag += [c.line for c in _code_lines_with_gpu_container(ctx) if c.line not in with_flag]
         out = []
         for step, c in runs:
-            if has_gpus(step, c) or _left_to_hpc233(step, c) or (_gpu_flag_after_image(step) and step.line in moved):
+            if has_gpus(step, c) or _left_to_hpc233(step, c) or _gpu_flag_misspelled(step, c) \
+                    or (_gpu_flag_after_image(step) and step.line in moved):
                 continue
             other = next((line for line in with_flag if line != step.line), None)
             out.append((step, c, flag, other))
         return out
     return cached(ctx, "steps_without_gpu_flag", make)
+
+
+def _gpu_flag_misspelled(step: Any, c: Any) -> bool:
+    """A GPU flag misspelled among the container's options (--nvcli): HPC234 names it, and its fix corrects it."""
+    long, short = _apptainer_options()
+    return any("--" + close in GPU_FLAGS for _, _, close in _unknown_options(_option_words(step, c), long, short))
 
 
 def _left_to_hpc233(step: Any, c: Any) -> bool:
@@ -601,12 +610,14 @@ def _gpus_come_with_the_node(ctx: Context) -> bool:
           "the GPUs it asks for itself (srun(1), --gres: not those 'implicitly requested when a job is "
           "exclusive'), which is reported. A share of a GPU (--gres=shard:N, --gres=mps:N) or "
           "--tres-per-task=gres/gpu:N counts as a GPU request. "
-          "A script with no #SBATCH line at all (a command on its own, or a job whose "
-          "resources are all given on sbatch's command line) says nothing about GPUs either way, and is left alone.",
+          "A script that asks for no resources at all (no node, task, CPU, GPU, memory or other gres count: a "
+          "command on its own, or a job whose resources are all given on sbatch's command line, as HPC521 reads it "
+          "too) says nothing about GPUs either way, and is left alone.",
       fix="Request GPUs (--gres=gpu:N or --gpus-per-node=N), or drop --nv for CPU work.",
       catalogue=(6,),
       bad="""#!/bin/bash
 #SBATCH --partition=cpu
+#SBATCH --cpus-per-task=8
 apptainer exec --nv pytorch_2.3.sif python train.py
 """,
       good="""#!/bin/bash
@@ -615,9 +626,9 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 @each_component
 def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
-    if not ctx.parsed.directives:
-        return  # no #SBATCH line: the GPUs may come from sbatch's command line, or this is a command on its own
     job = ctx.job
+    if resources_from_command_line(job):
+        return  # no resource asked for: the GPUs may come from sbatch's command line, or this is a command on its own
     zero = 0 in (job.gpus_per_node, job.gpus, job.gpus_per_task)  # --gres=gpu:0: none, whatever the partition
     if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero) or _gpu_share_asked(ctx):
         return
@@ -1610,15 +1621,16 @@ def _as_bash_passes(c: Any) -> Any:
     return c.replace(**changes) if changes else c
 
 
-def _apptainer_options() -> tuple[dict[str, str], dict[str, str]]:
-    """What each option of apptainer exec/run/shell/test takes, "switch" or "value", by long name (``nv`` →
-    switch, ``bind`` → value) and by short option (``-e`` → switch, ``-B`` → value): from the model's fields and
-    its lists of the options it has no field for."""
+def _apptainer_options(model: Any = None) -> tuple[dict[str, str], dict[str, str]]:
+    """What each option of apptainer exec/run/shell/test (or of ``model``'s subcommand: pull, build) takes, "switch"
+    or "value", by long name (``nv`` → switch, ``bind`` → value) and by short option (``-e`` → switch, ``-B`` →
+    value): from the model's fields and its lists of the options it has no field for."""
     from ..spec.apptainer import ApptainerRun
+    model = model or ApptainerRun
     long: dict[str, str] = {}
     short: dict[str, str] = {}
-    named = [(f.info.spellings, "switch" if f.base_type is bool else "value") for f in ApptainerRun.field_specs()]
-    named += [(ApptainerRun.other_value_options, "value"), (ApptainerRun.other_switch_options, "switch")]
+    named = [(f.info.spellings, "switch" if f.base_type is bool else "value") for f in model.field_specs()]
+    named += [(model.other_value_options, "value"), (model.other_switch_options, "switch")]
     for spellings, kind in named:
         for option in spellings:
             if option.startswith("--"):
@@ -1705,6 +1717,110 @@ def _misdashed(words: Any, not_here: frozenset[str] = frozenset()) -> list[tuple
         if dashes and dashes != 2 and len(name) > 1 and name in long and name not in not_here:
             out.append((word, name))
     return out
+
+
+@rule("HPC234", "unknown-apptainer-option", "error",
+      summary="an apptainer/singularity option that no Apptainer or SingularityCE version has (--nvcli for --nvccli)",
+      why="Apptainer and SingularityCE read options with cobra/pflag, which refuses an option the command does not "
+          "have: exec, run, shell, test, instance start, pull and build stop with \"unknown flag: --nvcli\" (or "
+          "\"unknown shorthand flag: 'x' in -x\") before anything starts, so the job fails at once. Only options "
+          "that no version has are reported: the tables hold the options of Apptainer 1.x and of SingularityCE 3 "
+          "and 4 (cmd/internal/cli/action_flags.go, pull.go and build.go of both projects, and the release notes of "
+          "the later Apptainers), the hidden and deprecated ones included. An option written with one dash or three "
+          "(-nv) is HPC233's; a word that comes from a variable is not read.",
+      fix="Correct the spelling (the message names the option when one is close), or remove the option; "
+          "apptainer exec --help lists the ones your version has.",
+      catalogue=(8,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nvcli --writable-tmpfs pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --nvccli --writable-tmpfs pytorch_2.3.sif python train.py
+""")
+def _unknown_apptainer_option(ctx: Context) -> Iterator[Any]:
+    from ..spec.apptainer import ApptainerBuild, ApptainerPull
+    found = [(c.binary, c.action, _apptainer_options(), _option_words(step, c))
+             for step, c in containers(ctx) if c.kind == "apptainer.run"]
+    found += [(start.binary, "instance start", _apptainer_options(), start.options) for start in instance_starts(ctx)]
+    models = {"apptainer.pull": ApptainerPull, "apptainer.build": ApptainerBuild}
+    for cmd, kind in _subcommands(ctx, tuple(models)):
+        found.append((str(cmd.argv[0]).rsplit("/", 1)[-1], kind.split(".")[1], _apptainer_options(models[kind]),
+                      cmd.words[2:]))
+    for binary, action, (long, short), words in found:
+        for word, name, close in _unknown_options(words, long, short):
+            text = str(word.value)
+            line = ctx.parsed.lines[word.line - 1]
+            at = word.col - 1
+            if text.startswith("--"):
+                subject, refused, tail = text, f'"unknown flag: --{name}"', text[2 + len(name):]
+            else:
+                letter = _first_unknown_letter(text, short)
+                subject = f"-{letter}" + (f" (in {text})" if len(name) > 1 else "")
+                refused, tail = f'"unknown shorthand flag: \'{letter}\' in {text}"', ""
+            fix = None
+            if close and word.raw == text and line[at:at + len(text)] == text:
+                fix = Fix(f"write --{close}", word.line, word.line, text=line[:at] + f"--{close}{tail}"
+                          + line[at + len(text):])
+            hint = f"did you mean --{close}{tail}?" if close else \
+                f"remove it, or see {binary} {action} --help for the options your version has"
+            yield (word.line, f"{subject} is not an option of {binary} {action} in any Apptainer or SingularityCE "
+                              f"version: {binary} {action} stops at once with {refused}; {hint}", fix)
+
+
+def _subcommands(ctx: Context, kinds: tuple[str, ...]) -> list[tuple[Any, str]]:
+    """``(command, kind)`` for the top-level commands that are apptainer/singularity subcommands of ``kinds``
+    (``apptainer.pull``, ``apptainer.build``), written plainly: ``apptainer pull …``, no global options between."""
+    from ..parse.argv import recognise
+    out = []
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        found = recognise(words) if len(words) > 2 else None
+        if found is not None and found[0].cls.kind in kinds and words[0].rsplit("/", 1)[-1] in ("apptainer",
+                                                                                                "singularity"):
+            out.append((cmd, found[0].cls.kind))
+    return out
+
+
+def _unknown_options(words: Any, long: dict[str, str], short: dict[str, str]) -> list[tuple[Any, str, str]]:
+    """``(word, name, close)`` for each option word pflag refuses: a long option not in ``long`` (``--nvcli``), or a
+    word of short options with a letter not in ``short`` that is no long option written with one dash (HPC233's);
+    ``close`` is the one known long option the name is close to ("" when none or several are). Up to ``--``; a word
+    written with a variable is not read, and the value of an option that takes the next word is skipped."""
+    import difflib
+    out = []
+    i = 0
+    while i < len(words):
+        word, text = words[i], str(words[i].value)
+        i += 1
+        if text == "--":
+            break
+        dashes = len(text) - len(text.lstrip("-"))
+        name, eq, _ = text[dashes:].partition("=")
+        if not dashes or not name or "$" in word.raw or "`" in word.raw:
+            continue
+        if dashes == 2:
+            if name in long:
+                if long[name] == "value" and not eq:
+                    i += 1  # --bind /data: its value
+                continue
+            near = difflib.get_close_matches(name, list(long), n=2, cutoff=0.8)
+            out.append((word, name, near[0] if len(near) == 1 else ""))
+        elif dashes == 1 and not (len(name) > 1 and name in long):
+            letters = [short.get("-" + letter, "") for letter in name]
+            end = next((k for k, kind in enumerate(letters) if kind != "switch"), len(letters))
+            if end < len(letters) and not letters[end]:
+                near = difflib.get_close_matches(name, [n for n in long if len(n) > 1], n=2, cutoff=0.8)
+                out.append((word, name, near[0] if len(near) == 1 else ""))
+            elif end == len(letters) - 1 and not eq:
+                i += 1  # -B /data, -eB /data: the last letter takes the next word
+    return out
+
+
+def _first_unknown_letter(word: str, short: dict[str, str]) -> str:
+    """The letter of a word of short options (``-ex``) at which pflag stops: the first it does not know."""
+    return next((letter for letter in word[1:] if short.get("-" + letter) != "switch"), word[1:2])
 
 
 def _option_words(step: Any, c: Any) -> list[Any]:

@@ -20,7 +20,7 @@ from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
                         _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
                         in_job_component, job_components, job_tasks, run_words, simple_commands, steps,
-                        trap_handler_code)
+                        trap_handler_code, written_option)
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,10 +182,9 @@ def _unexpanded_directives(ctx: Context, reported: list[tuple[int, str]]) -> lis
             continue
         if any(line == d.line and _reported_value(message) in d.value for line, message in reported):
             continue  # the job model's own message for this value
-        option = f"{d.flag}={d.value}" if d.flag.startswith("--") else f"{d.flag} {d.value}"
-        out.append((d.line, f"#SBATCH {option}: #SBATCH lines are not read by the shell, so {ref.group(0)} is not "
-                            "expanded; write the value itself, or give the option on the sbatch command line, where "
-                            "the shell expands it"))
+        out.append((d.line, f"#SBATCH {written_option(d.flag, d.value)}: #SBATCH lines are not read by the shell, so "
+                            f"{ref.group(0)} is not expanded; write the value itself, or give the option on the sbatch "
+                            "command line, where the shell expands it"))
     return out
 
 
@@ -749,7 +748,8 @@ srun python train.py
 def _tilde(ctx: Context) -> Iterator[Any]:
     for d in ctx.parsed.directives:
         if d.applied and d.field in ("output", "error", "chdir") and str(d.value).startswith("~"):
-            yield d.line, f"{d.flag}={d.value}: sbatch does not expand ~; write a relative or absolute path"
+            yield d.line, (f"{written_option(d.flag, d.value)}: sbatch does not expand ~; write a relative or "
+                           "absolute path")
 
 
 #: options of srun (and salloc) that sbatch does not have: they belong on the srun line of the step

@@ -17,7 +17,8 @@ from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
                         _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
                         expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks, other_launches,
-                        shell_script_word, simple_commands, steps, trap_handler_commands, traps_for)
+                        resources_from_command_line, shell_script_word, simple_commands, steps,
+                        trap_handler_commands, traps_for)
 
 
 def raw_text(cmd: Any) -> str:
@@ -316,10 +317,6 @@ _SET_ONLY_WITH: dict[str, tuple[str, Any]] = {
 _MEMORY_OPTIONS = {"mem": ("--mem", "SLURM_MEM_PER_NODE"), "mem_per_cpu": ("--mem-per-cpu", "SLURM_MEM_PER_CPU"),
                    "mem_per_gpu": ("--mem-per-gpu", "SLURM_MEM_PER_GPU")}
 
-#: the job fields that ask for resources: a script that sets none takes them all from the sbatch command line
-_RESOURCES = ("nodes", "ntasks", "ntasks_per_node", "cpus_per_task", "cpus_per_gpu", "gpus_per_node", "gpus",
-              "gpus_per_task", "mem", "mem_per_cpu", "mem_per_gpu")
-
 #: a reference that copes with an unset variable (${NAME:-1}, ${NAME-1}, ${NAME:+…}, ${NAME:?message}, ${#NAME}), or
 #: a test that reads it ([ -n "$NAME" ], [ "$NAME" != "" ], [[ $NAME ]], test "x$NAME" = x, [[ -v NAME ]])
 _COPES_WITH_UNSET = (r"\$\{{#?{name}(?::?[-=+?]|#|%|/)|-v\s+[\"']?{name}\b"
@@ -360,7 +357,7 @@ python train.py --workers "$SLURM_CPUS_PER_TASK"
 """)
 def _slurm_variable_not_set(ctx: Context) -> Iterator[Any]:
     job, source = ctx.job, ctx.parsed.source
-    if heterogeneous(ctx) or not any(getattr(job, f) for f in _RESOURCES):
+    if heterogeneous(ctx) or resources_from_command_line(job):
         return  # no resource asked for in the script: they come from the sbatch command line, which it does not show
     unset = {}
     for name, (option, asks) in _SET_ONLY_WITH.items():

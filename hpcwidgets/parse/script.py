@@ -590,7 +590,8 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                     value = words[i + 1]
                     i += 1
                 elif name or kind == "value":
-                    problems.append((cmd.line, f"{flag} needs a value, e.g. {flag}=…"))
+                    example = f"{flag}=…" if flag.startswith("--") else f"{flag} …"  # getopt keeps -N=2's "="
+                    problems.append((cmd.line, f"{flag} needs a value, e.g. {example}"))
                     i += 1
                     continue
                 else:

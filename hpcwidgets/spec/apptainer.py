@@ -33,8 +33,10 @@ class ApptainerRun(Spec):
     kind = "apptainer.run"
     #: apptainer exec/run options the model has no field for that take the next word as their value
     #: (--passphrase is a switch: it prompts for the passphrase). SingularityCE 4 adds --device and --cdi-dirs
-    #: (CDI devices), --netns-path and the hidden --proot; --library, --platform and --arch belong to pull and
-    #: build, not to exec/run/shell (cmd/internal/cli/action_flags.go of both projects)
+    #: (CDI devices; Apptainer 1.5 too), --netns-path, --data and the hidden --proot; Apptainer 1.4 adds
+    #: --runscript-timeout; --library, --platform and --arch belong to pull and build, not to exec/run/shell
+    #: (cmd/internal/cli/action_flags.go of both projects: Apptainer 1.1–1.2 and SingularityCE 3.x and 4.x read, the
+    #: later Apptainer options from its actions.go and release notes)
     other_value_options = frozenset({
         "--app", "--network", "--network-args", "--hostname", "--workdir", "-W", "--scratch", "-S", "--security",
         "--dns", "--fusemount", "--add-caps", "--drop-caps", "--apply-cgroups", "--cpus", "--memory",
@@ -42,9 +44,18 @@ class ApptainerRun(Spec):
         "--blkio-weight-device", "--pids-limit", "--pem-path", "--authfile", "--data", "--sif-fuse-path", "--mount",
         "--no-mount", "--shell", "-s", "--containlibs", "--tmpdir", "--docker-host", "--docker-username",
         "--docker-password", "--dmtcp-launch", "--dmtcp-restart", "--vm-ram", "--vm-cpu", "--vm-ip",
-        "--device", "--cdi-dirs", "--netns-path", "--proot"})
-    #: the namespace switches, which have no field: known, so a cluster such as -Cp reads as -C -p
-    other_switch_options = frozenset({"-p", "--pid", "-i", "--ipc", "-n", "--net", "-u", "--userns", "--uts"})
+        "--device", "--cdi-dirs", "--netns-path", "--proot", "--runscript-timeout"})
+    #: the switches the model has no field for, from the same files: the namespace ones (known, so a cluster such as
+    #: -Cp reads as -C -p), and every other one some supported version has, hidden and deprecated ones included
+    #: (--nonet and --nohttps of Singularity 3, the VM options Apptainer dropped, SingularityCE's --oci mode), so that
+    #: an option none of them has can be reported
+    other_switch_options = frozenset({
+        "-p", "--pid", "-i", "--ipc", "-n", "--net", "-u", "--userns", "--uts", "--no-pid", "--sharens",
+        "--compat", "--no-compat", "--no-init", "--no-umask", "--no-eval", "--unsquash", "--underlay", "--keep-privs",
+        "--no-privs", "--allow-setuid", "--boot", "--disable-cache", "--no-nv", "--no-rocm", "--intel-hpu",
+        "--no-setgroups", "--oom-kill-disable", "--sif-fuse", "--ignore-subuid", "--ignore-fakeroot-command",
+        "--ignore-userns", "--oci", "--no-oci", "--keep-layers", "--tmp-sandbox", "--no-tmp-sandbox", "--passphrase",
+        "--docker-login", "--no-https", "--nohttps", "--nonet", "--vm", "--vm-err", "--syos", "-h", "--help"})
     #: options pflag reads as a map (StringToString): a value with more than one '=' is a comma-separated list
     #: of NAME=value pairs (--env A=1,B=2 sets two variables), one with a single '=' is one pair (--env A=x,y)
     map_options = frozenset({"--env"})
@@ -202,6 +213,12 @@ class ApptainerPull(Spec):
     """
 
     kind = "apptainer.pull"
+    #: pull's options the model has no field for (cmd/internal/cli/pull.go of Apptainer and SingularityCE; --platform,
+    #: --oci and --keep-layers are SingularityCE 4's), known so that an option none of them has can be reported
+    other_value_options = frozenset({"--arch", "--arch-variant", "--platform", "--library", "--name", "--tmpdir",
+                                     "--docker-host", "--docker-username", "--docker-password", "--authfile"})
+    other_switch_options = frozenset({"--no-https", "--nohttps", "--no-cleanup", "-U", "--allow-unsigned",
+                                      "--allow-unauthenticated", "--sandbox", "--oci", "--keep-layers", "-h", "--help"})
 
     binary: str = _binary()
     action: str = opt("pull", label="Action", role="subcommand", choices=("pull",), help="Download an image and convert it to SIF.")
@@ -264,6 +281,18 @@ class ApptainerBuild(Spec):
     """``apptainer build [--fakeroot] [--sandbox] [--force] OUT.sif DEF|docker://…``."""
 
     kind = "apptainer.build"
+    #: build's options the model has no field for (cmd/internal/cli/build.go of Apptainer and SingularityCE 3.x and 4.x:
+    #: the remote-build ones --remote, --builder, --detached and --arch are SingularityCE's), known so that an option
+    #: none of them has can be reported
+    other_value_options = frozenset({"--section", "--library", "--arch", "--platform", "--builder", "--tmpdir",
+                                     "--docker-host", "--docker-username", "--docker-password", "--pem-path",
+                                     "--bind", "-B", "--mount", "--build-arg-file", "--authfile"})
+    other_switch_options = frozenset({"--json", "-u", "--update", "-T", "--notest", "--disable-cache", "--no-cleanup",
+                                      "-e", "--encrypt", "--fix-perms", "--no-https", "--nohttps", "--docker-login",
+                                      "--passphrase", "--nv", "--nvccli", "--rocm", "--writable-tmpfs", "--userns",
+                                      "--ignore-subuid", "--ignore-fakeroot-command", "--ignore-userns", "-r",
+                                      "--remote", "-d", "--detached", "--no-setgroups", "--warn-unused-build-args",
+                                      "--oci", "--no-oci", "--keep-layers", "-h", "--help"})
 
     binary: str = _binary()
     action: str = opt("build", label="Action", role="subcommand", choices=("build",), help="Build an image.")
