@@ -22,9 +22,12 @@ def command_line(model: Spec, *, env_prefix: bool = True, width: int = WIDTH, in
     caller exports them instead (``env_prefix=False``).
     """
     words, starts, _ = model_words(model)
-    prefix = [assignment(k, v) for k, v in env_assignments(model)] if env_prefix else []
-    return wrap(prefix + quote_words(words), group_starts=[s + len(prefix) for s in starts],
-                width=width, indent=indent)
+    quoted = quote_words(words)
+    prefix = [assignment(k, v) for k, v in env_assignments(model)] if env_prefix else None
+    if prefix:
+        quoted = prefix + quoted
+        starts = [s + len(prefix) for s in starts]
+    return wrap(quoted, starts, width, indent)
 
 
 def wrap(quoted: list[str], group_starts: Iterable[int] = (), width: int = WIDTH, indent: str = "  ") -> str:
@@ -33,7 +36,7 @@ def wrap(quoted: list[str], group_starts: Iterable[int] = (), width: int = WIDTH
     if len(line) <= width or not group_starts:
         return line
     # never leave the program's name alone on its line ("srun \\" then the command it launches)
-    starts = sorted(s for s in set(group_starts) if 1 < s < len(quoted))
+    starts = sorted(set(group_starts).intersection(range(2, len(quoted))))
     if not starts:
         return line
     chunks = []
@@ -42,4 +45,4 @@ def wrap(quoted: list[str], group_starts: Iterable[int] = (), width: int = WIDTH
         chunks.append(" ".join(quoted[prev:s]))
         prev = s
     chunks.append(" ".join(quoted[prev:]))
-    return (" \\\n" + indent).join(c for c in chunks if c)
+    return (" \\\n" + indent).join(filter(None, chunks))

@@ -37,7 +37,7 @@ from ..spec.common import Bind
 from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, JupyterJob
 from .command import command_line, wrap
 from .quote import assignment, quote
-from .script import Block, _environment, render_script
+from .script import Block, fill_template, render_script
 
 #: shell variables the script sets at run time (referenced, never filled in at render time)
 NODE = "$jl_node"
@@ -148,7 +148,8 @@ def runtime_base(j: JupyterJob) -> str:
 
 def jupyter_block(j: JupyterJob) -> str:
     """The script body (everything after the prologue) as shell text."""
-    return _environment().get_template("jupyter.sh.j2").render(
+    return fill_template(
+        "jupyter.sh.j2",
         first_line=FIRST_LINE,
         runtime_base=runtime_base(j),
         helper=quote(j.helper_python),

@@ -63,6 +63,8 @@ class _Memo(dict[str, str]):
 
 _QUOTED = _Memo()
 _QUOTED_MAX = 4096
+#: the memo's lookup, bound once (the memo is cleared, never replaced)
+_QUOTED_WORD = _QUOTED.__getitem__
 _PLAIN = {str}
 
 
@@ -79,9 +81,9 @@ def quote_words(words: Iterable[str]) -> list[str]:
     """``[quote(w) for w in words]``; a list of plain text only (the usual step) is looked up in C, word by word."""
     if words.__class__ is not list:
         words = list(words)
-    if set(map(type, words)) <= _PLAIN:
-        return list(map(_QUOTED.__getitem__, words))
-    return list(map(quote, words))
+    if _PLAIN.issuperset(map(type, words)):
+        return [*map(_QUOTED_WORD, words)]
+    return [*map(quote, words)]
 
 
 #: ``\$`` before what would be no reference unescaped (``\$``, ``\$1``, ``\${``): the same literal dollar as a bare

@@ -55,6 +55,111 @@ def _template(name: str) -> Any:
     return template
 
 
+def fill_template(name: str, **values: Any) -> str:
+    """``_template(name).render(**values)``, without Jinja's per-render set-up when the template allows it
+    (see :class:`_Layout`)."""
+    layout = _layout(name)
+    return layout.fill(values) if layout is not None else _template(name).render(values)
+
+
+#: the value types a layout fills in itself: ``str()`` and ``bool()`` of them are plain and cannot fail
+_SCALARS = {str, bool, int}
+
+
+class _Layout:
+    """A template as literal pieces around its variables, one form per combination of its tests' truth values.
+
+    Valid for a template that uses each variable only as ``{{ name }}`` or ``{% if name %}``: its text then
+    depends on the variables only through ``str(value)`` at each output and ``bool(value)`` at each test.
+    Each form comes from Jinja itself, rendering the template once with a stand-in for every variable (true
+    or false as the combination says, and a numbered marker as its text), so the template stays the one
+    source of the layout. A render then costs one ``%`` of the form with the values instead of a Jinja
+    context, the variable look-ups and a generator. A missing variable or a value of another type goes to
+    ``template.render``, which raises for a missing one (StrictUndefined) as before.
+    """
+
+    def __init__(self, template: Any, names: tuple[str, ...], tests: tuple[str, ...]) -> None:
+        self.template, self.names, self.tests = template, names, tests
+        self.forms: dict[tuple[bool, ...], tuple[str, tuple[str, ...]]] = {}
+
+    def fill(self, values: dict[str, Any]) -> str:
+        try:
+            given = tuple(map(values.__getitem__, self.names))
+        except KeyError:
+            return self.template.render(values)  # type: ignore[no-any-return]  # raises, naming the variable
+        if not set(map(type, given)) <= _SCALARS:
+            return self.template.render(values)  # type: ignore[no-any-return]
+        truth = tuple(map(bool, map(values.__getitem__, self.tests)))
+        form = self.forms.get(truth)
+        if form is None:
+            form = self.forms[truth] = self._form(truth)
+        text, slots = form
+        return text % tuple(map(values.__getitem__, slots))
+
+    def _form(self, truth: tuple[bool, ...]) -> tuple[str, tuple[str, ...]]:
+        """The template rendered for one combination: ``%``-format text and the variable of each ``%s``."""
+        stand_ins = {name: _StandIn(k, name in self.tests and truth[self.tests.index(name)])
+                     for k, name in enumerate(self.names)}
+        pieces = _MARKER.split(self.template.render(stand_ins))
+        text = "%s".join(piece.replace("%", "%%") for piece in pieces[::2])
+        return text, tuple(self.names[int(k)] for k in pieces[1::2])
+
+
+class _StandIn:
+    """A variable's value while a layout's form is made: its text is a marker, its truth value the one asked."""
+
+    def __init__(self, number: int, truth: bool) -> None:
+        self.text, self.truth = f"\x00{number}\x00", truth
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __bool__(self) -> bool:
+        return self.truth
+
+
+_MARKER = re.compile("\x00([0-9]+)\x00")
+
+
+@functools.cache
+def _layout(name: str) -> _Layout | None:
+    env = _environment()
+    return layout_of(_template(name), env.loader.get_source(env, name)[0])
+
+
+def layout_of(template: Any, source: str) -> _Layout | None:
+    """The layout of a template, or None when it uses a variable any other way than ``{{ name }}`` or
+    ``{% if name %}`` (checked on Jinja's own parse of its source), its text holds a NUL (the markers'
+    character), or its environment changes what an output writes (``finalize``, autoescaping)."""
+    from jinja2 import nodes
+    if template.environment.finalize is not None or template.environment.autoescape is not False:
+        return None
+    names: dict[str, None] = {}
+    tests: dict[str, None] = {}
+
+    def plain(body: list[Any]) -> bool:
+        for node in body:
+            if isinstance(node, nodes.Output):
+                for child in node.nodes:
+                    if isinstance(child, nodes.Name) and child.ctx == "load":
+                        names[child.name] = None
+                    elif not isinstance(child, nodes.TemplateData) or "\x00" in child.data:
+                        return False
+            elif isinstance(node, nodes.If):
+                if not (isinstance(node.test, nodes.Name) and node.test.ctx == "load"):
+                    return False
+                names[node.test.name] = tests[node.test.name] = None
+                if not (plain(node.body) and plain(node.elif_) and plain(node.else_)):
+                    return False
+            else:
+                return False
+        return True
+
+    if not plain(template.environment.parse(source).body) or not names or set(names) & set(template.globals):
+        return None
+    return _Layout(template, tuple(names), tuple(tests))
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: what sbatch's own tokenizer would split or escape in a directive value (or a control character)
 _NEEDS_QUOTES = re.compile(r"[\s\"'#\\\x00-\x1f\x7f]")
@@ -92,8 +197,10 @@ def _directive_value(value: Any) -> str:
 def _gpu_directive(job: SlurmJob) -> list[str]:
     """``--gres=gpu[:type]:N`` with the other generic resources after the GPUs in the same value
     (``--gres=gpu:v100x:2,lscratch:200``); ``--gpus-per-node`` when ``gpu_flag`` asks for it."""
-    others = job.other_gres if isinstance(job.other_gres, (tuple, list)) else ((job.other_gres,) if job.other_gres else ())
-    items = [str(item) for item in others if item is not None]
+    others = job.other_gres
+    if not isinstance(others, (tuple, list)):
+        others = (others,) if others else ()
+    items = [str(item) for item in others if item is not None] if others else []  # (usually none: no loop)
     out: list[str] = []
     if job.gpus_per_node:
         if job.gpu_flag == "gpus-per-node":
@@ -196,7 +303,8 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
         sections.append("\n".join(lines))
     for block in blocks:
         sections.append(f"# {block.comment}\n{block.text}" if block.comment else block.text)
-    text = _template("job.sh.j2").render(
+    text = fill_template(
+        "job.sh.j2",
         shell=one_line(job.shell) or "/bin/bash",
         directives="".join(map("#SBATCH {}\n".format, directive_lines(job))),
         title=script_title(title, job.job_name),

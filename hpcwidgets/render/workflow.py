@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from itertools import chain
+from operator import attrgetter, itemgetter
 
 from ..errors import Problem, ValidationError
 from ..spec._meta import Spec
@@ -32,28 +33,27 @@ from .script import Block, one_line, render_script
 
 
 
-Layers = list[tuple[str, list[str], set[int]]]
+Layers = list[tuple[str, list[str], list[int]]]
 
 
-def _layer(model: Spec, rest: list[str] | None = None, cut: int = 0) -> tuple[str, list[str], set[int]]:
-    """One layer: its words (the last ``cut`` dropped: the inner layers' words), and the group
-    starts within them except the first option, which stays on the program's line."""
+def _layer(model: Spec, rest: list[str] | None = None, cut: int = 0) -> tuple[str, list[str], list[int]]:
+    """One layer: its words (the last ``cut`` dropped: the inner layers' words), and where a continuation
+    line may begin within them, in order: each group start but the first option, which stays on the
+    program's line (and never the layer's first word, which begins a line anyway)."""
     words, starts, lead = model_words(model, rest)
     if cut:
         del words[len(words) - cut:]
-        starts = [s for s in starts if s < len(words)]
-    groups = set(starts)
-    groups.discard(lead)
-    return model.kind, words, groups
+    n = len(words)
+    return model.kind, words, [s for s in starts if 0 < s < n and s != lead]  # (model_words gives them in order)
 
 
 def step_layers(w: Workflow) -> Layers:
-    """The step as layers, outermost first: ``(name, own words, group starts within them)``.
+    """The step as layers, outermost first: ``(name, own words, line breaks within them)``.
 
     Each layer's words are the unquoted argv words it contributes (for ``ch-run`` including the
-    ``--`` that ends its options); group starts are indexes into those words where a continuation
-    line may begin (each option group and the first positional). The container's command is the
-    launcher's argv (or the program), so the container layer is rendered with that command and
+    ``--`` that ends its options); line breaks are indexes into those words where a continuation
+    line may begin (each option group but the first, and the first positional). The container's command is
+    the launcher's argv (or the program), so the container layer is rendered with that command and
     keeps only its own words.
     """
     layers: Layers = []
@@ -71,7 +71,7 @@ def step_layers(w: Workflow) -> Layers:
     if launcher is not None:
         layers.append(launcher)
     elif w.container is None and w.program:
-        layers.append(("program", list(w.program), set()))
+        layers.append(("program", list(w.program), []))
     return layers
 
 
@@ -80,42 +80,48 @@ def step_argv(w: Workflow, layers: Layers | None = None) -> list[str]:
     return list(chain.from_iterable(words for _, words, _ in (layers if layers is not None else step_layers(w))))
 
 
-def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layers | None = None) -> str:
-    """The step as shell text: one line when it fits in ``width``, else a line per layer and option group."""
-    layers = layers if layers is not None else step_layers(w)
-    quoted = [quote_words(words) for _, words, _ in layers]
-    one_line = " ".join([" ".join(q) for q in quoted if q])
-    if len(one_line) <= width:
-        return one_line
-    lines: list[str] = []
-    carry = ""  # a layer of one word (a bare "srun") goes on the line of the layer inside it
-    for k, ((_, words, starts), q) in enumerate(zip(layers, quoted)):
-        if len(q) == 1 and k + 1 < len(layers):
-            carry += q[0] + " "
+def step_words(layers: Layers) -> tuple[list[str], list[int]]:
+    """The step's argv and where its lines begin when it is broken: ``0``, then each layer's first word and
+    its line breaks, as indexes into the argv. A layer of one word (a bare ``srun``) stays on the line of the
+    layer inside it."""
+    words: list[str] = []
+    cuts = [0]
+    carried = True  # the first layer begins the first line
+    last = len(layers) - 1
+    for k, (_, own, breaks) in enumerate(layers):
+        if not own:
             continue
-        prev = 0
-        for cut in sorted(starts):
-            if cut > prev:
-                lines.append(carry + " ".join(q[prev:cut]))
-                carry, prev = "", cut
-        if prev < len(q):
-            lines.append(carry + " ".join(q[prev:]))
-            carry = ""
-    if carry:
-        lines.append(carry.rstrip())
-    return (" \\\n" + indent).join(lines)
+        at = len(words)
+        if not carried:
+            cuts.append(at)
+        carried = len(own) == 1 and k < last
+        if breaks:
+            cuts += map(at.__add__, breaks)
+        words += own
+    return words, cuts
+
+
+def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layers | None = None,
+              words: tuple[list[str], list[int]] | None = None) -> str:
+    """The step as shell text: one line when it fits in ``width``, else a line per layer and option group.
+
+    ``words`` is :func:`step_words` of the layers, when the caller has it already."""
+    argv, cuts = words or step_words(layers if layers is not None else step_layers(w))
+    quoted = quote_words(argv)
+    line = " ".join(quoted)
+    if len(line) <= width:
+        return line
+    # each line's words sliced and joined in C, one slice per pair of consecutive cuts
+    return (" \\\n" + indent).join(map(" ".join, map(quoted.__getitem__, map(slice, cuts, [*cuts[1:], None]))))
 
 
 def describe_step(w: Workflow, layers: Layers | None = None) -> str:
     """A short comment naming the layers, e.g. ``srun → apptainer exec → torchrun (2 nodes × 4)``."""
-    parts = []
-    if w.srun is not None:
-        parts.append("srun")
+    parts = ["srun"] if w.srun is not None else []
     if w.container is not None:
-        layer = [words for kind, words, _ in (layers or step_layers(w)) if kind == w.container.kind][:1]
-        program = layer[0][:1] if layer else []
-        name = " ".join(program + ([w.container.action] if hasattr(w.container, "action") else []))
-        parts.append(name)
+        layer = (layers if layers is not None else step_layers(w))[len(parts)]  # the container's layer follows srun's
+        action = getattr(w.container, "action", None)
+        parts.append(" ".join(layer[1][:1] + ([] if action is None else [action])))
     if w.launcher is not None:
         n, p = w.launcher.nnodes or "1", w.launcher.nproc_per_node or "1"
         parts.append(f"torchrun ({n} node{'s' if n != '1' else ''} × {p} process{'es' if p != '1' else ''})")
@@ -185,51 +191,58 @@ def needs_head_node(w: Workflow) -> bool:
     return w.launcher is not None and w.launcher.uses_head_node
 
 
-def head_node_needs_export(w: Workflow, layers: Layers | None = None) -> bool:
+def head_node_needs_export(w: Workflow, argv: list[str] | None = None) -> bool:
     """Whether ``head_node`` must be exported: only when a verbatim word defers its expansion.
 
     Plain values such as ``$head_node:29500`` are expanded by the batch shell before srun starts,
     so the container and torchrun receive the host name itself and need no variable.
     """
-    argv = step_argv(w, layers)
+    argv = argv if argv is not None else step_argv(w)
     if set(map(type, argv)) <= _PLAIN:
         return False  # the usual step: no verbatim word at all (checked in C, not word by word)
     return any(isinstance(word, Verbatim) and HEAD_NODE_VAR in references(word) for word in argv)
 
 
-
-
 _SETS_HEAD_NODE = re.compile(rf"^\s*(?:export\s+|declare\s+(?:-\w+\s+)*)?{HEAD_NODE_VAR}=", re.MULTILINE)
 
 
-def head_node_block(w: Workflow, layers: Layers | None = None) -> Block | None:
+def head_node_block(w: Workflow, argv: list[str] | None = None) -> Block | None:
     """The head-node line, unless the script's own set-up lines already set ``head_node`` their way
     (``…-ib0`` for the InfiniBand name, say): writing ours after theirs would replace their value."""
     if not needs_head_node(w) or _SETS_HEAD_NODE.search("\n".join(w.job.setup)):  # (one search over every line)
         return None
-    text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w, layers) else "")
+    text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w, argv) else "")
     return Block(text, "Rendezvous host: the first node, resolved on the host (images lack scontrol)")
 
 
 def script_blocks(w: Workflow) -> list[Block]:
-    layers = step_layers(w)  # composed once, used by the head-node check and the step text
+    layers = step_layers(w)  # composed once, for the head-node check, the step text and its comment
+    words = step_words(layers)
     blocks = prepare_blocks(w)
-    for extra in (sweep_block(w), head_node_block(w, layers)):
+    for extra in (sweep_block(w), head_node_block(w, words[0])):
         if extra is not None:
             blocks.append(extra)
     if w.runs_something():
-        blocks.append(Block(step_text(w, layers=layers), describe_step(w, layers)))
+        blocks.append(Block(step_text(w, words=words), describe_step(w, layers)))
     if w.after:
         blocks.append(Block("\n".join(w.after)))
     return blocks
 
 
+_NAME_VALUE = attrgetter("name", "value")
+_NAME = itemgetter(0)
+
+
 def workflow_exports(w: Workflow) -> list[tuple[str, str]]:
     """Variables exported before the steps: the workflow's own, then the environment fields of the
     preparation commands and the container (e.g. ``APPTAINER_CACHEDIR``); the first of a name wins."""
-    pairs = [(e.name, e.value) for e in w.exports]
-    for model in (*w.prepare, *([w.container] if w.container is not None else [])):
+    pairs = list(map(_NAME_VALUE, w.exports))
+    for model in w.prepare:
         pairs += env_assignments(model)
+    if w.container is not None:
+        pairs += env_assignments(w.container)
+    if not w.job.env and len(set(map(_NAME, pairs))) == len(pairs):
+        return pairs  # no name twice, none the job's own (the usual case, told in C): nothing to leave out
     seen: set[str] = {e.name for e in w.job.env}
     out = []
     for name, value in pairs:
@@ -247,4 +260,5 @@ def render_workflow(w: Workflow) -> str:
 
 
 __all__ = ["HEAD_NODE_LINE", "describe_step", "grid_lines", "prepare_blocks",
-           "render_workflow", "script_blocks", "workflow_exports", "step_argv", "step_layers", "step_text"]
+           "render_workflow", "script_blocks", "workflow_exports", "step_argv", "step_layers", "step_text",
+           "step_words"]

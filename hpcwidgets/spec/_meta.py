@@ -179,16 +179,12 @@ class Spec:
     def problems(self) -> list[Problem]:
         """Every problem with this model: generic checks from metadata, then the nested models',
         then the model's own cross-field checks (:meth:`_check`)."""
-        cls = type(self)
-        check = cls.__dict__.get("_hpcw_problems")
-        if check is None:
-            from ._compiled import compile_problems
-            check = compile_problems(cls)
-            cls._hpcw_problems = check  # type: ignore[attr-defined]  # one per class, not inherited
-            if cls.__dict__.get("problems") is Spec.problems:
-                # later calls go straight to the compiled checks; each subclass holds this method again (see
-                # __init_subclass__), so it never inherits checks compiled for another class's fields
-                cls.problems = check  # type: ignore[method-assign]
+        try:
+            # reached only from a class's first check and from an override's super().problems(): every other call
+            # goes straight to the compiled checks (see _compile_checks)
+            check = type(self).__dict__["_hpcw_problems"]
+        except KeyError:
+            check = _compile_checks(type(self))
         return check(self)  # type: ignore[no-any-return]
 
     def _check(self) -> list[Problem]:
@@ -274,6 +270,18 @@ class Spec:
         if not isinstance(data, dict):
             raise ValidationError([Problem("", "expected a JSON object describing a model")])
         return cls.from_dict(data)
+
+
+def _compile_checks(cls: type[Spec]) -> Any:
+    """Compile the checks of ``cls`` (once: they are kept on the class itself, not inherited)."""
+    from ._compiled import compile_problems
+    check = compile_problems(cls)
+    cls._hpcw_problems = check  # type: ignore[attr-defined]
+    if cls.__dict__.get("problems") is Spec.problems:
+        # later calls go straight to the compiled checks; each subclass holds this method again (see
+        # __init_subclass__), so it never inherits checks compiled for another class's fields
+        cls.problems = check  # type: ignore[method-assign]
+    return check
 
 
 def spec_class(tag: str) -> type[Spec]:

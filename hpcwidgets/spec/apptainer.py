@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,10 @@ IMAGE_SOURCES = ("docker://", "oras://", "library://", "shub://", "docker-archiv
 
 #: a program's path where the image belongs (``apptainer exec --bind X /bin/bash run.sh``)
 _PROGRAM_PATH = re.compile(r"/(?:usr/)?(?:local/)?s?bin/[^/]+|(?:/\S*/)?(?:ba|z|da)?sh|(?:/\S*/)?python[0-9.]*")
+
+#: the fields the checks of an apptainer exec/run read, fetched in one call
+_CHECKED = operator.attrgetter("image", "action", "command", "nv", "rocm", "contain", "containall", "home", "no_home",
+                               "nvccli", "env", "extra")
 
 
 def _binary(default: str = "apptainer"):
@@ -113,32 +118,34 @@ class ApptainerRun(Spec):
 
     def _check(self) -> list[Problem]:
         out = []
-        if not self.image:
+        image, action, command, nv, rocm, contain, containall, home, no_home, nvccli, env, extra = _CHECKED(self)
+        if not image:
             out.append(Problem("image", "an image is required (a .sif file or docker://repo:tag)"))
-        elif isinstance(self.image, str) and _PROGRAM_PATH.fullmatch(self.image):
-            out.append(Problem("image", f"{self.image} is a program, not an image: the image is missing, so {self.binary} "
-                                        f"would try to open {self.image} as one; write {self.action} [options] IMAGE.sif "
-                                        f"{self.image} …"))
-        if self.action == "exec" and not self.command:
+        elif isinstance(image, str) and _PROGRAM_PATH.fullmatch(image):
+            out.append(Problem("image", f"{image} is a program, not an image: the image is missing, so {self.binary} "
+                                        f"would try to open {image} as one; write {action} [options] IMAGE.sif "
+                                        f"{image} …"))
+        if action == "exec" and not command:
             out.append(Problem("command", "exec needs a command to run, e.g. python train.py"))
-        elif self.action == "exec" and str(self.command[0]).startswith("-"):
-            out.append(Problem("command", f"{self.command[0]} comes after the image, so {self.binary} runs it as the "
-                                          f"program; put it before the image (exec {self.command[0]} IMAGE …)"))
-        if self.action == "shell" and self.command:
+        elif action == "exec" and str(command[0]).startswith("-"):
+            out.append(Problem("command", f"{command[0]} comes after the image, so {self.binary} runs it as the "
+                                          f"program; put it before the image (exec {command[0]} IMAGE …)"))
+        if action == "shell" and command:
             out.append(Problem("command", "shell takes no command; use exec to run one"))
-        if self.nv and self.rocm:
+        if nv and rocm:
             out.append(Problem("rocm", "choose --nv (NVIDIA) or --rocm (AMD), not both"))
-        if self.contain and self.containall:
+        if contain and containall:
             out.append(Problem("contain", "--containall already implies --contain; keep one"))
-        if self.home and self.no_home:
+        if home and no_home:
             out.append(Problem("no_home", "--home and --no-home contradict each other; keep one"))
-        if self.nvccli_needs_layer:
+        if nvccli and self.nvccli_needs_layer:
             out.append(Problem("nvccli", "singularity --nvccli needs a writable layer: add --writable-tmpfs "
                                          "(Apptainer 1.1 and later adds one itself)"))
-        out += self._env_problems()
-        out += extra_problems(self.extra, self.other_value_options, self.binary)
-        out += option_like_operands(self, "image")
-        return out
+        if env:
+            out += self._env_problems()
+        if extra:
+            out += extra_problems(extra, self.other_value_options, self.binary)
+        return out + option_like_operands(self, "image")
 
     def _env_problems(self) -> list[Problem]:
         """A value that ``--env NAME=value`` cannot carry: with both ',' and '=' in it, Apptainer reads the word as

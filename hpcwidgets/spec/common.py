@@ -136,21 +136,19 @@ class Bind(Spec):
         """Values with ':' or ',' cannot be written as -B src:dst[:mode]; Apptainer needs --mount.
 
         A bind read from shell text it cannot split (``-B "$(pwd)":/work``) is written back as it was."""
-        if isinstance(self.src, Verbatim):
-            return False
         text = f"{self.src}{self.dst}{self.mode}"
-        return ":" in text or "," in text
+        return (":" in text or "," in text) and not isinstance(self.src, Verbatim)
 
     def to_token(self) -> str:
         """The ``src[:dst[:mode]]`` form (callers check :meth:`needs_mount_syntax` first)."""
-        if isinstance(self.src, Verbatim) and not self.dst and not self.mode:
-            return self.src  # shell text read from a script: written back unchanged
-        parts = [self.src]
-        if self.dst or self.mode:
-            parts.append(self.dst or self.src)
-        if self.mode:
-            parts.append(self.mode)
-        return ":".join(parts)
+        src, dst, mode = self.src, self.dst, self.mode
+        if mode:
+            return ":".join((src, dst or src, mode))
+        if dst:
+            return ":".join((src, dst))
+        if isinstance(src, Verbatim):
+            return src  # shell text read from a script: written back unchanged
+        return ":".join((src,))  # (plain text: itself)
 
     @classmethod
     def from_token(cls, token: str) -> "Bind":
@@ -170,7 +168,7 @@ class Bind(Spec):
         if not self.src:
             out.append(Problem("src", "a bind needs a host path"))
         # (a leading ~ in either path is reported by the generic check of path fields)
-        if self.dst and not (self.dst.startswith("/") or self.dst.startswith("$") or self.dst.startswith("~")):
+        if self.dst and not self.dst.startswith(("/", "$", "~")):
             out.append(Problem("dst", f"container path {self.dst!r} must be absolute (start with /)"))
         if self.mode in ("", "ro", "rw"):
             return out  # the usual modes: nothing more to read

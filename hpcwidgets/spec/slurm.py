@@ -507,8 +507,46 @@ class SlurmJob(Spec):
         out: list[Problem] = self._shell_problems()
         names, values = _directive_text_fields(type(self))
         texts = values(self)
-        if set(map(type, texts)) <= _PLAIN and "$" not in (joined := "".join(texts)) and not _CONTROL.search(joined):
-            texts = ()  # the usual values: plain text without a reference or a control character, nothing to report
+        # the usual values: plain text without a reference or a control character, so no directive check can apply
+        plain = set(map(type, texts)) <= _PLAIN and "$" not in (joined := "".join(texts)) and not _CONTROL.search(joined)
+        if not plain:
+            out += self._directive_text_problems(names, texts)
+        if self.time:
+            try:
+                parse_time(self.time)
+            except ValueError as exc:
+                out.append(Problem("time", str(exc)))
+        if self.mem_per_cpu or self.mem_per_gpu:
+            out += self._mem_problems([name for name in _MEM_FIELDS if getattr(self, name)])
+        elif self.mem:  # the usual job: one memory option, read as sbatch reads it (nothing it could exclude)
+            try:
+                parse_mem(self.mem)
+            except ValueError as exc:
+                out.append(Problem("mem", str(exc)))
+        # each check of the seldom-set fields finds nothing while they hold their defaults (the very objects): one
+        # comparison in C instead of a test per check; text counts (nodes=2-4, gpus_per_node=a100:2) are read too
+        seldom_unset = all(map(operator.is_, _SELDOM_FIELDS(self), _SELDOM_DEFAULTS))
+        if not seldom_unset or isinstance(self.nodes, str) or isinstance(self.gpus_per_node, str):
+            out += self._count_problems()
+        # with every directive's text plain ASCII (no control character), the job name has no blank but a space
+        if not (plain and joined.isascii()) and isinstance(self.job_name, str) \
+                and _SPACE.search(self.job_name.replace(" ", "")):
+            out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
+                                           "blank than a space (an #SBATCH line ends at the line break); use - or _"))
+        if not seldom_unset:
+            out += self._directive_and_env_problems()
+        modules = self.modules
+        # the usual modules: names of module characters, none starting with - (one C-level pass over them)
+        if modules and not (modules.__class__ is tuple and _PLAIN.issuperset(map(type, modules))
+                            and all(map(_MODULE_NAME.fullmatch, modules))):
+            out += self._module_problems()
+        if not seldom_unset:
+            out += self._gres_problems()
+        return out
+
+    def _directive_text_problems(self, names: tuple[str, ...], texts: tuple[Any, ...]) -> list[Problem]:
+        """Text an #SBATCH line cannot carry: a control character, or a reference no shell expands there."""
+        out = []
         for name, value in zip(names, texts):
             if not value or not isinstance(value, str):
                 continue  # most are empty; another type is the generic check's
@@ -526,20 +564,24 @@ class SlurmJob(Spec):
                     how = f"sbatch's command line, where your shell expands it (sbatch --{name.replace('_', '-')}=… job.sh)"
                 out.append(Problem(name, f"{value!r}: #SBATCH lines are not read by the shell, so {shown} is not "
                                          f"expanded; use a fixed value or {how}"))
-        if self.time:
-            try:
-                parse_time(self.time)
-            except ValueError as exc:
-                out.append(Problem("time", str(exc)))
-        mems = [n for n, v in (("mem", self.mem), ("mem_per_cpu", self.mem_per_cpu), ("mem_per_gpu", self.mem_per_gpu)) if v]
-        for name in mems:
+        return out
+
+    def _mem_problems(self, names: Any) -> list[Problem]:
+        """The memory options given (``names``): each as sbatch reads it, and no more than one of them."""
+        out = []
+        for name in names:
             try:
                 parse_mem(getattr(self, name))
             except ValueError as exc:
                 out.append(Problem(name, str(exc)))
-        if len(mems) > 1:
-            flags = ", ".join("--" + n.replace("_", "-") for n in mems)
-            out.append(Problem(mems[1], f"{flags} exclude each other; keep one"))
+        if len(names) > 1:
+            flags = ", ".join("--" + n.replace("_", "-") for n in names)
+            out.append(Problem(names[1], f"{flags} exclude each other; keep one"))
+        return out
+
+    def _count_problems(self) -> list[Problem]:
+        """CPUs, GPUs, tasks and nodes against each other, and the array and mail type."""
+        out: list[Problem] = []
         if self.cpus_per_gpu and self.cpus_per_task:
             out.append(Problem("cpus_per_gpu", "--cpus-per-gpu cannot be combined with --cpus-per-task; keep one"))
         if isinstance(self.array, str) and self.array and array_problem(self.array):
@@ -576,9 +618,11 @@ class SlurmJob(Spec):
             bad = [t for t in self.mail_type.split(",") if t.strip().upper() not in MAIL_TYPES]
             if bad:
                 out.append(Problem("mail_type", f"unknown mail type {', '.join(bad)}; use {', '.join(MAIL_TYPES[:6])}, …"))
-        if isinstance(self.job_name, str) and _SPACE.search(self.job_name.replace(" ", "")):
-            out.append(Problem("job_name", f"{self.job_name!r}: a job name cannot hold a line break, a tab or another "
-                                           "blank than a space (an #SBATCH line ends at the line break); use - or _"))
+        return out
+
+    def _directive_and_env_problems(self) -> list[Problem]:
+        """The other directives' words and values, and variables the job exports twice."""
+        out: list[Problem] = []
         if self.extra_directives:  # an empty (or falsy) value has no items to check
             out += self._extra_values()
             for d in list_items(self.extra_directives):
@@ -592,12 +636,20 @@ class SlurmJob(Spec):
             names = [e.name for e in list_items(self.env) if isinstance(e, EnvVar)]
             for name in sorted({n for n in names if names.count(n) > 1}):
                 out.append(Problem("env", f"{name} is exported more than once; keep one value"))
+        return out
+
+    def _module_problems(self) -> list[Problem]:
+        out = []
         for m in list_items(self.modules):
             if isinstance(m, str) and m.startswith("-"):
                 out.append(Problem("modules", f"{m!r} starts with -, so module load reads it as one of its options; "
                                               "give the module's name (options such as --force go in a set-up line)"))
             elif isinstance(m, str) and not _MODULE.fullmatch(m):
                 out.append(Problem("modules", f"{m!r} is not a module name (e.g. apptainer or cuda/12.1)"))
+        return out
+
+    def _gres_problems(self) -> list[Problem]:
+        out = []
         for item in list_items(self.other_gres):
             if not isinstance(item, str):
                 continue
@@ -611,6 +663,17 @@ class SlurmJob(Spec):
                                                  "the other generic resources"))
         return out
 
+
+#: the memory options, in the order their problems are reported
+_MEM_FIELDS = ("mem", "mem_per_cpu", "mem_per_gpu")
+#: a module name that module load cannot take for one of its options
+_MODULE_NAME = re.compile(f"(?!-)(?:{_MODULE.pattern})")
+#: the fields only seldom-set checks read (CPUs per GPU, arrays, GPU types and totals, task counts, mail, other
+#: directives, exported variables, other generic resources), and their defaults, from the field metadata
+_SELDOM = ("cpus_per_gpu", "array", "gpu_type", "gpus", "gpus_per_task", "ntasks", "mail_type", "extra_directives",
+           "env", "other_gres")
+_SELDOM_FIELDS = operator.attrgetter(*_SELDOM)
+_SELDOM_DEFAULTS = tuple(SlurmJob.field_spec(name).default for name in _SELDOM)
 
 #: the options NVIDIA's pyxis SPANK plugin adds to srun (pyxis args.c, spank_opts[]): SPANK options join srun's
 #: own getopt_long table, so a value follows "=" or comes as the next word (--container-image /x.sqsh)
@@ -674,6 +737,4 @@ class Srun(Spec):
                                    help="What the step runs on every task (in a workflow: the container and launcher layers).")
 
     def _check(self) -> list[Problem]:
-        out = []
-        out += extra_problems(self.extra, self.other_value_options, "srun")
-        return out
+        return extra_problems(self.extra, self.other_value_options, "srun")

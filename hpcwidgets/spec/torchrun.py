@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from dataclasses import dataclass
 
@@ -39,6 +40,12 @@ _LITERAL_REF = re.compile(r"\\\$[A-Za-z_{]")
 PORT_REFERENCE_FORM = TextForm(re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})"),
                                "a variable ($MASTER_PORT)")
 PORT_SHELL_FORM = TextForm(re.compile(r".*\$.*", re.S), "a port the shell computes", verbatim_only=True)
+
+#: the fields a launcher's checks read, fetched in one call
+_CHECKED = operator.attrgetter("script", "nnodes", "nproc_per_node", "standalone", "rdzv_backend", "rdzv_endpoint",
+                               "node_rank", "master_addr", "master_port", "module", "no_python", "extra")
+#: --node-rank, --master-addr and --master-port left out, as :meth:`Torchrun.ignored_options` reads them
+_UNSET_STATIC_OPTIONS = ("", "", None)
 
 
 def _int_or_none(text: str) -> int | None:
@@ -204,46 +211,49 @@ class Torchrun(Spec):
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
-        if not self.script:
+        (script, nnodes_text, nproc_text, standalone, backend, endpoint, rank, addr, port, module, no_python,
+         extra) = _CHECKED(self)
+        if not script:
             out.append(Problem("script", "a training script is required, e.g. train.py"))
         literal = self.literal_references()
         out += literal
         nproc = self.nproc_int
-        if self.nproc_per_node and not (nproc is not None or self.nproc_per_node in ("gpu", "cpu", "auto")
-                                        or self.nproc_per_node.startswith("$")) and not literal:
-            out.append(Problem("nproc_per_node", f"{self.nproc_per_node!r}: use a number, gpu, cpu or auto"))
+        if nproc_text and not (nproc is not None or nproc_text in ("gpu", "cpu", "auto")
+                               or nproc_text.startswith("$")) and not literal:
+            out.append(Problem("nproc_per_node", f"{nproc_text!r}: use a number, gpu, cpu or auto"))
         if nproc == 0:
             out.append(Problem("nproc_per_node", "must be at least 1 (one process per GPU, e.g. 4 on a 4-GPU node)"))
-        if self.nnodes and not (_NNODES.fullmatch(self.nnodes) or self.nnodes.startswith("$")) and not literal:
-            out.append(Problem("nnodes", f"{self.nnodes!r}: use N or MIN:MAX (e.g. 2 or 1:4)"))
+        if nnodes_text and not (_NNODES.fullmatch(nnodes_text) or nnodes_text.startswith("$")) and not literal:
+            out.append(Problem("nnodes", f"{nnodes_text!r}: use N or MIN:MAX (e.g. 2 or 1:4)"))
         nnodes = self.nnodes_int
         multi = nnodes is None or nnodes > 1
-        if self.standalone:
-            if self.nnodes and nnodes != 1:
+        if standalone:
+            if nnodes_text and nnodes != 1:
                 out.append(Problem("standalone", "--standalone is for one node; for several use the c10d rendezvous at the head node"))
             for name in ("rdzv_backend", "rdzv_endpoint", "rdzv_id"):
                 if getattr(self, name):
                     out.append(Problem(name, f"--standalone ignores --{name.replace('_', '-')}; remove it"))
-        elif self.nnodes and multi and not self.rdzv_endpoint and not self.options_out_of_sight:
+        elif nnodes_text and multi and not endpoint and not self.options_out_of_sight:
             out += self._no_meeting_point()
-        if not self.standalone and self.nnodes and multi and self.rdzv_backend in ("", "static") \
-                and self.node_rank in ("", None) and not self.options_out_of_sight:
+        if not standalone and nnodes_text and multi and backend in ("", "static") \
+                and rank in ("", None) and not self.options_out_of_sight:
             # torchrun's default backend is static: each node needs its own rank, else all are rank 0
             out.append(Problem("node_rank", "on several nodes the static rendezvous (torchrun's default without "
                                             "--rdzv-backend=c10d) needs each node's --node-rank, else every node "
                                             "is rank 0 and the job hangs; use --rdzv-backend=c10d "
                                             "--rdzv-endpoint=$head_node:29500, which numbers the nodes itself"))
-        if self.rdzv_endpoint and "NODELIST" in self.rdzv_endpoint:
-            out.append(Problem("rdzv_endpoint", f"{self.rdzv_endpoint!r} is a node list, not one host; resolve the head node "
+        if endpoint and "NODELIST" in endpoint:
+            out.append(Problem("rdzv_endpoint", f"{endpoint!r} is a node list, not one host; resolve the head node "
                                                 "with scontrol show hostnames on the host and use $head_node:29500"))
-        why = ("is ignored by the c10d rendezvous" if self.rdzv_backend == "c10d"
-               else "is ignored: the static rendezvous meets at --rdzv-endpoint")
-        out += [Problem(name, f"--{name.replace('_', '-')} {why}; remove it") for name in self.ignored_options()]
-        if self.module and self.no_python:
+        if (rank, addr, port) != _UNSET_STATIC_OPTIONS:  # (without them there is nothing a rendezvous could ignore)
+            why = ("is ignored by the c10d rendezvous" if backend == "c10d"
+                   else "is ignored: the static rendezvous meets at --rdzv-endpoint")
+            out += [Problem(name, f"--{name.replace('_', '-')} {why}; remove it") for name in self.ignored_options()]
+        if module and no_python:
             out.append(Problem("no_python", "--module and --no-python exclude each other"))
-        out += extra_problems(self.extra, self.other_value_options, "torchrun")
+        if extra:
+            out += extra_problems(extra, self.other_value_options, "torchrun")
         return out + option_like_operands(self, "script")
-
 
 @functools.cache
 def _underscored_flags() -> dict[str, str]:

@@ -18,6 +18,7 @@ Cross-layer advice (GPU count vs ``--nproc-per-node`` and the like) is the linte
 from __future__ import annotations
 
 import math
+import operator
 import re
 import shlex
 from itertools import chain
@@ -47,6 +48,15 @@ _LOWER_REF = re.compile(r"(?<!\\)\$(?:\{([a-z_][a-z0-9_]*)[}:#%/^,\[-]|([a-z_][a
 #: a set-up line that may define variables this model cannot see (sourcing a file, eval)
 _OPAQUE_SETUP = re.compile(r"(?:^|[;&|(\s])(?:source|\.|eval)\s")
 
+
+#: the fields a workflow's checks read first, fetched in one call
+_LAYERS = operator.attrgetter("container", "srun", "launcher", "program", "exports")
+_PREPARE = frozenset(PREPARE)
+_ENVVAR = frozenset({EnvVar})
+_NAME, _VALUE, _PATHS, _WORDS = (operator.attrgetter("name"), operator.attrgetter("value"),
+                                 operator.attrgetter("src", "dst"), operator.itemgetter(1))
+#: isinstance(x, EnvVar) and isinstance(x, Bind) as functions filter() calls in C
+_is_envvar, _is_bind = EnvVar.__instancecheck__, Bind.__instancecheck__
 
 def with_gpus(container: Any, gpus: int, vendor: str) -> Any:
     """The container with the GPU flag its runtime needs for ``vendor`` when ``gpus`` > 0.
@@ -230,50 +240,57 @@ class Workflow(Spec):
 
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
-        if not isinstance(self.job, SlurmJob):
+        job = self.job
+        if not isinstance(job, SlurmJob):
             return out  # the generic type check already said so
-        names = [e.name for e in self.exports if isinstance(e, EnvVar)]
-        seen = {e.name for e in self.job.env if isinstance(e, EnvVar)}
-        for name in sorted({n for i, n in enumerate(names) if n in seen or n in names[:i]}):
-            out.append(Problem("exports", f"{name} is exported more than once; keep one value"))
-        if self.container is not None and not isinstance(self.container, CONTAINERS):
-            out.append(Problem("container", f"expected an ApptainerRun or ChRun, got {type(self.container).__name__}"))
+        container, srun, launcher, program, exports = _LAYERS(self)
+        names = [*map(_NAME, filter(_is_envvar, exports))]
+        seen = {*map(_NAME, filter(_is_envvar, job.env))}
+        if len({*names, *seen}) < len(names) + len(seen):  # a name exported twice (the sets are built in C)
+            for name in sorted({n for i, n in enumerate(names) if n in seen or n in names[:i]}):
+                out.append(Problem("exports", f"{name} is exported more than once; keep one value"))
+        if container is not None and not isinstance(container, CONTAINERS):
+            out.append(Problem("container", f"expected an ApptainerRun or ChRun, got {type(container).__name__}"))
             return out
-        for item in self.prepare:
-            if not isinstance(item, PREPARE):
-                names = ", ".join(c.__name__ for c in PREPARE)
-                out.append(Problem("prepare", f"{type(item).__name__} cannot be a preparation step; use one of {names}"))
-        if self.launcher is not None and self.program:
+        if not _PREPARE.issuperset(map(type, self.prepare)):  # the usual steps are of the models' own classes
+            for item in self.prepare:
+                if not isinstance(item, PREPARE):
+                    names = ", ".join(c.__name__ for c in PREPARE)
+                    out.append(Problem("prepare", f"{type(item).__name__} cannot be a preparation step; use one of {names}"))
+        if launcher is not None and program:
             out.append(Problem("program", "both a launcher and a program are set; the launcher runs the training script, "
                                           "so move the program's script and arguments into the launcher, or remove the launcher"))
-        command = getattr(self.container, "command", ()) if self.container is not None else ()
+        command = container.command if container is not None else ()
         if command and str(command[0]).startswith("-"):
             # apptainer exec says so among its own problems (container.command)
-            if not (getattr(self.container, "kind", "") == "apptainer.run" and self.container.action == "exec"):
+            if not (container.kind == "apptainer.run" and container.action == "exec"):
                 out.append(Problem("container.command", f"{command[0]} comes after the image, so it is passed to the "
                                                         "program, not to the container runtime; put it before the image "
                                                         f"(… {command[0]} IMAGE)"))
-        elif command and (self.launcher is not None or self.program):
-            what = "launcher" if self.launcher is not None else "program"
+        elif command and (launcher is not None or program):
+            what = "launcher" if launcher is not None else "program"
             out.append(Problem("container.command", f"the container has its own command and a {what} is set too; "
                                                     f"the {what} becomes the container's command: clear container.command"))
-        if isinstance(self.srun, Srun) and getattr(self.srun, "command", ()):
+        if isinstance(srun, Srun) and srun.command:
             out.append(Problem("srun.command", "in a workflow srun launches the container, launcher or program; "
                                                "clear srun.command and set those instead"))
-        if isinstance(self.container, ApptainerRun) and self.container.action in ("shell", "test") \
-                and (self.launcher is not None or self.program):
-            out.append(Problem("container.action", f"apptainer {self.container.action} runs no command; use exec"))
-        if not self.runs_something() and not self._runs_own_lines():
-            if self.container is not None:
+        if isinstance(container, ApptainerRun) \
+                and container.action in ("shell", "test") and (launcher is not None or program):
+            out.append(Problem("container.action", f"apptainer {container.action} runs no command; use exec"))
+        # a launcher or a program always runs something: the finer reading is for a workflow with neither
+        if not (launcher or program) and not self.runs_something() and not self._runs_own_lines():
+            if container is not None:
                 out.append(Problem("program", "the container has nothing to run: set a launcher (torchrun) or a program "
                                               "such as python train.py"))
             else:
                 out.append(Problem("program", "nothing to run: set a program (e.g. python train.py), a launcher or a container"))
-        out += self._node_count_problems()
-        out += self._launchers_per_node_problems()
-        sweep = self._sweep_problems()
+        if isinstance(launcher, Torchrun) and isinstance(srun, Srun):
+            out += self._launch_problems(launcher, srun, job)
+        # no sweep: none of the sweep's checks applies
+        sweep = self._sweep_problems() if self.sweep_name or self.sweep_values or self.sweep_grid else []
         out += sweep
-        if not sweep and not any(not isinstance(a, SweepAxis) or a.problems() for a in self.sweep_grid):
+        if not sweep and not (self.sweep_grid and
+                              any(not isinstance(a, SweepAxis) or a.problems() for a in self.sweep_grid)):
             out += self._unset_problems()  # a broken sweep is reported as such, not as its unset variables
         return out
 
@@ -306,15 +323,14 @@ class Workflow(Spec):
         """The words the step passes on that may refer to variables, by field: the program, the launcher's
         script and arguments, the container's command, environment and binds, and the exported values."""
         groups: list[tuple[str, Any]] = [("program", self.program)]
-        if isinstance(self.launcher, Torchrun):
-            groups.append(("launcher.args", (self.launcher.script, *self.launcher.args)))
-        c = self.container
-        if c is not None:
+        launcher, c = self.launcher, self.container
+        if isinstance(launcher, Torchrun):
+            groups.append(("launcher.args", (launcher.script, *launcher.args)))
+        if c is not None:  # (each list is built in C: the values of the variables, the paths of the binds)
             groups.append(("container.command", getattr(c, "command", ()) or ()))
-            groups.append(("container.env", [e.value for e in getattr(c, "env", ()) or () if isinstance(e, EnvVar)]))
-            groups.append(("container.binds", [part for b in getattr(c, "binds", ()) or () if isinstance(b, Bind)
-                                               for part in (b.src, b.dst)]))
-        groups.append(("exports", [e.value for e in self.exports if isinstance(e, EnvVar)]))
+            groups.append(("container.env", [*map(_VALUE, filter(_is_envvar, getattr(c, "env", ()) or ()))]))
+            groups.append(("container.binds", [*chain.from_iterable(map(_PATHS, filter(_is_bind, getattr(c, "binds", ()) or ())))]))
+        groups.append(("exports", [*map(_VALUE, filter(_is_envvar, self.exports))]))
         return groups
 
     def _step_texts(self) -> Iterable[tuple[str, str]]:
@@ -322,7 +338,7 @@ class Workflow(Spec):
         script is left to the script's own logic (it is looked for only when a field holds a reference at all)."""
         groups = self._step_word_groups()
         try:
-            if not _LOWER_REF.search("\n".join(chain.from_iterable(words for _, words in groups))):
+            if not _LOWER_REF.search("\n".join(chain.from_iterable(map(_WORDS, groups)))):
                 return  # the usual step: no word refers to a lower-case variable (one search, not one per field)
         except TypeError:
             pass  # a word of another type: the fields are read one by one below
@@ -345,39 +361,38 @@ class Workflow(Spec):
         nproc = str(self.launcher.nproc_per_node or "")
         return nproc in ("gpu", "auto") or (nproc.isdigit() and int(nproc) <= own)
 
-    def _launchers_per_node_problems(self) -> list[Problem]:
-        """torchrun started several times per node by srun, and a node rank the batch shell expands once
-        (lint's HPC101 and HPC502 for a script; here so that a workflow never renders them)."""
-        launcher, srun, out = self.launcher, self.srun, []
-        if not isinstance(launcher, Torchrun) or not isinstance(srun, Srun):
-            return []
-        per_node = srun.ntasks_per_node if srun.ntasks_per_node is not None else self.job.ntasks_per_node
-        if isinstance(per_node, int) and per_node > 1 and srun.ntasks is None and not self._launchers_own_gpus():
+    def _launch_problems(self, launcher: Torchrun, srun: Srun, job: SlurmJob) -> list[Problem]:
+        """torchrun started by srun: its --nnodes against the nodes srun starts one launcher on, several launchers per
+        node, and a node rank the batch shell expands once (lint's HPC101 and HPC502 for a script; here so that a
+        workflow never renders them)."""
+        out: list[Problem] = []
+        per_node = srun.ntasks_per_node if srun.ntasks_per_node is not None else job.ntasks_per_node  # srun inherits the job's
+        if per_node in (None, 1):
+            # one launcher per node (several are lint's HPC101/HPC112); a task count places them otherwise
+            if not launcher.standalone and srun.ntasks is None and job.ntasks is None:
+                out += self._node_count_problems(launcher, srun, job)
+        elif isinstance(per_node, int) and per_node > 1 and srun.ntasks is None and not self._launchers_own_gpus():
             out.append(Problem("srun.ntasks_per_node", f"srun starts {per_node} torchrun launchers on each node and "
                                                        "each starts its own workers on the same GPUs; use "
                                                        "--ntasks-per-node=1 (torchrun starts one worker per GPU)"))
-        rank = str(launcher.node_rank or "")
-        found = _PER_TASK_REF.search(rank)
+        found = _PER_TASK_REF.search(str(launcher.node_rank)) if launcher.node_rank else None
         if found:
-            out.append(Problem("launcher.node_rank", f"--node-rank={rank}: the batch shell expands ${found.group(1)} "
-                                                     "once, before srun starts the tasks, so every node gets rank 0; "
-                                                     "leave --node-rank empty and use the c10d rendezvous, which "
-                                                     "numbers the nodes itself"))
+            out.append(Problem("launcher.node_rank", f"--node-rank={launcher.node_rank}: the batch shell expands "
+                                                     f"${found.group(1)} once, before srun starts the tasks, so every "
+                                                     "node gets rank 0; leave --node-rank empty and use the c10d "
+                                                     "rendezvous, which numbers the nodes itself"))
         return out
 
-    def _node_count_problems(self) -> list[Problem]:
-        """torchrun's --nnodes against the nodes srun starts one launcher on (a job changed to 3 nodes that
-        keeps --nnodes=2 hangs or rejects a launcher). Several launchers per node are lint's HPC101/HPC112."""
-        launcher, srun = self.launcher, self.srun
-        per_node = srun.ntasks_per_node if isinstance(srun, Srun) and srun.ntasks_per_node is not None \
-            else self.job.ntasks_per_node  # srun inherits the job's
-        if not isinstance(launcher, Torchrun) or launcher.standalone or not isinstance(srun, Srun) \
-                or per_node not in (None, 1) or srun.ntasks is not None or self.job.ntasks is not None:
-            return []
-        if any(str(d).strip() in HETJOB_SEPARATORS for d in self.job.extra_directives):
+    def _node_count_problems(self, launcher: Torchrun, srun: Srun, job: SlurmJob) -> list[Problem]:
+        """torchrun's --nnodes against the nodes srun starts one launcher on, one per node (a job changed to 3 nodes
+        that keeps --nnodes=2 hangs or rejects a launcher)."""
+        nodes = job.nodes
+        if srun.nodes is None and nodes.__class__ is int and launcher.nnodes == str(nodes):
+            return []  # the usual launch: --nnodes is the job's node count, written as a number
+        if any(str(d).strip() in HETJOB_SEPARATORS for d in job.extra_directives):
             return []  # a heterogeneous job: the model holds its first component's nodes only
         nnodes = launcher.nnodes_int if isinstance(launcher.nnodes, str) else None
-        span = (srun.nodes, srun.nodes) if isinstance(srun.nodes, int) else node_range(self.job.nodes)
+        span = (srun.nodes, srun.nodes) if isinstance(srun.nodes, int) else node_range(nodes)
         if nnodes is None or span is None or span[0] <= nnodes <= span[1] or span[0] < 1:
             return []  # (a node count below 1 is the job's own problem: advice built on it would mislead)
         nodes = span[0] if span[0] == span[1] else f"{span[0]}-{span[1]}"
