@@ -85,11 +85,15 @@ def fix_script(text: str, profile: Any = None, *, path: str = "") -> tuple[str, 
         from .parse import script_text_problem
         raise HpcWidgetsError(script_text_problem(text, "fix_script()", cli="hpcwidgets lint --fix FILE"))
     fixed: list[Finding] = []
+    applied: set[tuple[str, Any]] = set()
     for _ in range(MAX_ROUNDS):
-        findings = [f for f in lint(text, profile, path=path) if f.fix is not None]
+        # a fix proposed again just as it was applied did not remove its finding (in a script bash cannot read, an
+        # insertion may land inside an unclosed quote): applying it again would only repeat it, round after round
+        findings = [f for f in lint(text, profile, path=path) if f.fix is not None and _key(f) not in applied]
         if not findings:
             break
         together = _fixed_together(findings)
+        applied.update(map(_key, together))
         new = text
         # from the bottom up, so that the lines above each fix keep their numbers
         for finding in sorted(together, key=lambda f: f.fix.start, reverse=True):  # type: ignore[union-attr]
@@ -99,6 +103,10 @@ def fix_script(text: str, profile: Any = None, *, path: str = "") -> tuple[str, 
         fixed.extend(together)
         text = new
     return text, fixed
+
+
+def _key(finding: Finding) -> tuple[str, Any]:
+    return finding.code, finding.fix
 
 
 def _fixed_together(findings: list[Finding]) -> list[Finding]:

@@ -142,3 +142,20 @@ def test_an_interrupt_in_a_function_defined_after_the_trap_is_reported_at_the_ki
             "on_usr1() {\n  kill -INT \"$pid\"\n}\nwait\n")
     hits = found(text, "HPC531")
     assert len(hits) == 1 and hits[0][0] == 7 and "to python (line 3)" in hits[0][1]
+
+
+def test_the_wait_goes_after_a_command_sharing_the_background_steps_line():
+    """srun … & echo "two<newline>lines": HPC519's wait is written after the echo, not inside its quoted text."""
+    text = '#!/bin/bash\n#SBATCH --ntasks=2\nsrun -n1 python a.py & echo "started\nin the background"\n'
+    fixed, done = fix_script(text)
+    assert fixed == text + "wait\n" and [f.code for f in done] == ["HPC519"]
+    assert fix_script(fixed) == (fixed, [])
+
+
+def test_a_fix_that_does_not_remove_its_finding_is_applied_once():
+    """In a script bash cannot read (a quote left open), an inserted line can land inside the open quote, so the
+    finding stays; the fixer applies that fix once, not once per round."""
+    text = ("#!/bin/bash\n#SBATCH --ntasks=2\nexit \u2014 ok.\"; trap 'echo \"got &\n  if true; then \\\n"
+            "    echo x; \\\n  fi' USR1\necho done\n")
+    fixed, done = fix_script(text)
+    assert fixed.count("\nwait") == 1 and [f.code for f in done].count("HPC519") == 1

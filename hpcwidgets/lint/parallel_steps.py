@@ -935,6 +935,9 @@ def _background_without_wait(ctx: Context) -> Iterator[Any]:
     else:  # a group or a function may hold several steps, or one of two
         started = "steps in the background with " + " and ".join(dict.fromkeys(starts.values()))
     end = top[holder].end_line
+    for later in top[holder + 1:]:
+        if later.line <= end:  # … & echo "two\nlines" on its line: the wait goes after that command, not inside it
+            end = max(end, later.end_line)
     text = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
     indent = " " * _indent(ctx.parsed.lines[top[holder].line - 1])
     # a plain wait returns when a trap for the --signal=B: warning runs: the fix for that script is HPC529's loop
