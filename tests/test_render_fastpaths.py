@@ -845,3 +845,64 @@ def _reference_wrap(quoted, group_starts, width, indent):
        st.lists(st.integers(-1, 9), max_size=6), st.sampled_from([0, 10, 88]))
 def test_wrap_breaks_where_the_plain_reading_does(quoted, starts, width):
     assert wrap(quoted, starts, width, "  ") == _reference_wrap(quoted, starts, width, "  ")
+
+
+# --- P2: a lower-case reference found from its '$', the directive and module lines in one join ----------------------
+
+from hpcwidgets.spec.workflow import _LOWER_REF  # noqa: E402
+
+#: _LOWER_REF as first written, its look-behind leading (a search that tries every position of the text)
+_LOWER_REF_LOOKBEHIND_FIRST = re.compile(
+    r"(?<!\\)\$(?:\{([a-z_][a-z0-9_]*)[}:#%/^,\[-]|([a-z_][a-z0-9_]*)(?![A-Za-z0-9_]))")
+REF_TEXT = st.lists(st.sampled_from(["$", "\\", "\\\\", "{", "}", "a", "lr", "A", "_", "1", ":", "-", "[", "@", " ",
+                                     "\n", "é", "\x00", "$$", "\\$", "${", "$a", "'"]), max_size=12).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(REF_TEXT)
+def test_lower_ref_finds_what_the_lookbehind_first_pattern_finds(text):
+    def found(pattern):
+        return [(m.span(), m.groups()) for m in pattern.finditer(text)]
+    assert found(_LOWER_REF) == found(_LOWER_REF_LOOKBEHIND_FIRST)
+
+
+def test_lower_ref_skips_an_escaped_dollar_and_finds_the_next():
+    assert [m.group(2) for m in _LOWER_REF.finditer("\\$a $b \\\\$c")] == ["b"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["#SBATCH ", "module load ", ""]),
+       st.lists(st.sampled_from(["", "--nodes=2", "a b", "\n", "{}", "%s", "%", "x\\"]), max_size=6))
+def test_each_line_is_the_prefix_and_item_per_line(prefix, items):
+    assert script_module._each_line(prefix, items) == "".join(f"{prefix}{item}\n" for item in items)
+
+
+@settings(max_examples=100, deadline=None)
+@given(models(SlurmJob, hostile=False))
+def test_a_job_scripts_directives_and_modules_each_take_a_line(job):
+    text = script_module.render_job(job)
+    directives = "".join(f"#SBATCH {line}\n" for line in script_module.directive_lines(job))
+    modules = "".join(f"module load {word}\n" for word in script_module.module_lines(job))
+    assert directives in text and modules in text
+
+
+UNPRINTABLE_TEXT = st.lists(st.sampled_from(["gpu", "a b", "\u00a0", "\u200b", "\u2028", "\x00", "\t", "\n", "\x7f",
+                                             "\x1f", "é", "×", "$X", "#", ""]), max_size=5).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(UNPRINTABLE_TEXT, UNPRINTABLE_TEXT.map(Verbatim), st.integers(), st.none()))
+def test_one_line_turns_exactly_the_control_characters_into_spaces(value):
+    assert script_module.one_line(value) == re.sub(r"[\x00-\x1f\x7f]", " ", str(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(UNPRINTABLE_TEXT, UNPRINTABLE_TEXT)
+def test_job_text_that_is_not_printable_is_checked_as_before_its_printable_test(partition, job_name):
+    job = SlurmJob(partition=partition, job_name=job_name, output=partition)
+    assert job._check() == _old_job_check(job)
+
+
+def test_a_rendered_script_keeps_no_run_of_blank_lines():
+    job = SlurmJob(job_name="x", setup=("", "", "echo a", "", "", ""))
+    assert "\n\n\n" not in script_module.render_job(job)

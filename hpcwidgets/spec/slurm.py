@@ -508,7 +508,9 @@ class SlurmJob(Spec):
         names, values = _directive_text_fields(type(self))
         texts = values(self)
         # the usual values: plain text without a reference or a control character, so no directive check can apply
-        plain = set(map(type, texts)) <= _PLAIN and "$" not in (joined := "".join(texts)) and not _CONTROL.search(joined)
+        # (printable text holds none of them, told by one C test before the search)
+        plain = set(map(type, texts)) <= _PLAIN and "$" not in (joined := "".join(texts)) \
+            and (joined.isprintable() or not _CONTROL.search(joined))
         if not plain:
             out += self._directive_text_problems(names, texts)
         if self.time:
