@@ -141,3 +141,33 @@ def test_directive_messages_write_a_short_option_with_a_space() -> None:
     assert tilde.message.startswith("-o ~/logs/%j.out: sbatch does not expand ~")
     [unexpanded] = findings("#!/bin/bash\n#SBATCH -d afterok:$JOB\npython t.py\n", "HPC305")
     assert unexpanded.message.startswith("#SBATCH -d afterok:$JOB: #SBATCH lines are not read")
+
+
+# --------------------------------------------------------------------------------------------
+# HPC201 on Intel GPUs: neither --nv nor --rocm applies, so no flag is asked for
+
+
+@pytest.mark.parametrize("request_", ["--gres=gpu:pvc:1", "--gpus-per-node=pvc:4", "--gpus=max_1550:2",
+                                      "--gpus-per-task=pvc:1"])
+def test_an_intel_gpu_type_asks_for_no_gpu_flag(request_: str) -> None:
+    # without a profile the job's GPU type names the vendor (an Aurora-style job)
+    assert "HPC201" not in codes(f"#!/bin/bash\n#SBATCH {request_}\napptainer exec img.sif python t.py\n")
+
+
+@pytest.mark.parametrize("request_", ["--gres=gpu:a100:1", "--gres=gpu:1", "--gpus=fast:2"])
+def test_an_nvidia_or_unknown_gpu_type_still_needs_nv(request_: str) -> None:
+    [found] = findings(f"#!/bin/bash\n#SBATCH {request_}\napptainer exec img.sif python t.py\n", "HPC201")
+    assert "add --nv" in found.message
+
+
+def test_the_profile_names_the_vendor_before_the_gpu_type() -> None:
+    from hpcwidgets.profiles import load_profile
+    text = "#!/bin/bash\n#SBATCH --gres=gpu:pvc:1\napptainer exec img.sif python t.py\n"
+    assert "HPC201" in {f.code for f in lint(text, load_profile("generic"))}  # an NVIDIA site: pvc is HPC407's
+
+
+def test_hpc201_says_intel_gpus_need_neither_flag() -> None:
+    from hpcwidgets.lint import rules
+    rule = rules()["HPC201"]
+    assert "Intel GPUs (the profile's gpu_vendor, or a type such as pvc" in rule.why
+    assert "Intel GPUs need neither flag" in rule.fix

@@ -16,6 +16,7 @@ from ..parse.lexer import lex_script
 from ..parse.script import launch_words, shell_c_script
 from ..spec._words import Verbatim
 from ..spec.common import Bind, bind_destination
+from ..spec.profile import gpu_type_vendor
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable, _holds_reference,
@@ -33,11 +34,16 @@ _AMD_SIGNS = re.compile(r"rocm|\b(?:ROCR|HIP)_VISIBLE_DEVICES\b|\bMIOPEN_|\bHSA_
 
 
 def gpu_vendor(ctx: Context) -> str:
-    """The GPU vendor by the profile (:func:`profile_vendor`); where it cannot tell, "amd" when the script shows
-    signs of AMD GPUs (a ROCm image, ``--gpus-per-node=mi250:8``, ``ROCR_VISIBLE_DEVICES``), else "nvidia"."""
+    """The GPU vendor by the profile (:func:`profile_vendor`); where it cannot tell, the one the job's GPU type names
+    when that is AMD or Intel (``--gres=gpu:pvc:1``, ``--gpus=mi250:8``: Intel GPUs take neither --nv nor --rocm),
+    else "amd" when the script shows signs of AMD GPUs (a ROCm image, ``ROCR_VISIBLE_DEVICES``), else "nvidia"."""
     vendor = profile_vendor(ctx)
     if vendor:
         return vendor
+    from .network import _gpu_types  # (network is imported after this module: see catalogue's last imports)
+    named = {gpu_type_vendor(t) for t in _gpu_types(ctx)}
+    if named in ({"amd"}, {"intel"}):
+        return named.pop()
     return "amd" if shows_amd(ctx) else "nvidia"
 
 
@@ -96,8 +102,10 @@ APPTAINER_FLAGS = re.compile(r"^(--nv|--nvccli|--rocm|--bind|-B|--mount|--cleane
           "only advice (HPC220), unless it starts a distributed launcher; --nv written after the image is HPC203. "
           "APPTAINER_NV=1 (SINGULARITY_NV=1) exported before the step counts as --nv, and so does a CDI device "
           "naming a GPU (--device nvidia.com/gpu=all, SingularityCE 4's OCI mode). AMD GPUs (the profile's "
-          "gpu_vendor, or a script that shows ROCm) are left alone: ROCm images carry their own libraries and the "
-          "container sees the host's /dev/kfd and /dev/dri, so sites such as LUMI run them without --rocm.",
+          "gpu_vendor, a GPU type such as mi250, or a script that shows ROCm) are left alone: ROCm images carry their "
+          "own libraries and the container sees the host's /dev/kfd and /dev/dri, so sites such as LUMI run them "
+          "without --rocm. So are Intel GPUs (the profile's gpu_vendor, or a type such as pvc or max_1550), which "
+          "take neither flag: the container sees them as the host's /dev/dri, and the image brings Intel's runtime.",
       fix="Add --nv for NVIDIA GPUs or --rocm for AMD GPUs to apptainer exec/run (Charliecloud: inject the driver "
           "once with ch-fromhost --nvidia IMAGE_DIR). Intel GPUs need neither flag.",
       catalogue=(6, 27),
