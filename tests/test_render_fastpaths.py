@@ -638,7 +638,11 @@ def test_a_layout_is_made_only_of_names_and_tests(source, plain):
 
 def _walked_step_text(layers, width, indent):
     """The reference: the step's lines built by walking each layer's quoted words (the former step_text)."""
-    quoted = [quote_words(words) for _, words, _ in layers]
+    flat = workflow_module.quote_step_words([word for _, words, _ in layers for word in words])
+    quoted = []
+    for _, words, _ in layers:
+        quoted.append(flat[:len(words)])
+        flat = flat[len(words):]
     line = " ".join([" ".join(q) for q in quoted if q])
     if len(line) <= width:
         return line

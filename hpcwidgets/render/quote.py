@@ -6,6 +6,10 @@ expand (people expect ``$SCRATCH``, ``$USER``, ``$SLURM_JOB_ID`` to work). Every
 inert: command substitution, backticks, globs, ``;``, ``|``, quotes, newlines, ``~``.
 ``\\$`` in a value stands for a literal dollar sign before a name (``\\$HOME`` yields ``$HOME``).
 
+A word stays on one line (a line break is written ``$'\\n'``): definition files read lines starting with ``%`` as
+sections, and callers may indent a command line by line. :func:`quote_lines` writes several lines of text (the script
+of ``bash -c``) over those lines instead, for a step a person reviews.
+
 :func:`expand` is the reference semantics (what bash must produce); :func:`quote` produces the
 word. Property tests execute rendered words with bash and compare the two.
 
@@ -16,7 +20,7 @@ A :class:`~hpcwidgets.spec.Verbatim` value is shell text read from an existing s
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from ..spec._words import Verbatim
 
@@ -26,6 +30,11 @@ _NAME = r"(?:[A-Za-z][A-Za-z0-9_]*|_[A-Za-z0-9_]+)"
 _TOKEN = re.compile(rf"\\\$|\$(?:\{{(?P<braced>{_NAME})\}}|(?P<bare>{_NAME}))")
 _SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+#: what a word spanning lines still writes as ``$'…'`` pieces: control characters other than the line break and the
+#: tab (which lay the text out), and three or more line breaks in a row (render_script folds blank-line runs to one)
+_UNREADABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]+|\n{3,}")
+#: a line with text on it
+_TEXT_LINE = re.compile(r"^[ \t]*[^\s]", re.MULTILINE)
 
 
 def references(value: str) -> list[str]:
@@ -100,18 +109,42 @@ def _quote(value: str) -> str:
         return value
     if _CONTROL.search(value):
         # keep scripts line-oriented: control characters become $'\n' pieces
-        pieces = []
-        pos = 0
-        for m in _CONTROL.finditer(value):
-            if m.start() > pos:
-                pieces.append(quote(value[pos:m.start()]))
-            pieces.append("$'" + "".join(_c_escape(c) for c in m.group(0)) + "'")
-            pos = m.end()
-        if pos < len(value):
-            pieces.append(quote(value[pos:]))
-        return "".join(pieces)
+        return _pieces(value, _CONTROL, quote)
     if not _TOKEN.search(value):
         return "'" + value.replace("'", "'\"'\"'") + "'"
+    return _double_quoted(value)
+
+
+def _pieces(value: str, control: re.Pattern[str], text: Callable[[str], str]) -> str:
+    """``value`` as ``text`` pieces between ``$'…'`` pieces for what ``control`` matches."""
+    pieces = []
+    pos = 0
+    for m in control.finditer(value):
+        if m.start() > pos:
+            pieces.append(text(value[pos:m.start()]))
+        pieces.append("$'" + "".join(_c_escape(c) for c in m.group(0)) + "'")
+        pos = m.end()
+    if pos < len(value):
+        pieces.append(text(value[pos:]))
+    return "".join(pieces)
+
+
+def quote_lines(value: str) -> str:
+    """:func:`quote`, except that a value holding several lines of text (the script of ``bash -c``) is one word
+    written over those lines, which a person can review (``$'\\n'`` pieces cannot be read).
+
+    Only for a word of a bash script whose caller joins words with spaces and `` \\`` line breaks and never changes
+    the text (the step): not in a definition file, nor in a command indented line by line. One line of text with a
+    line break at an end keeps its ``$'\\n'``, which shows the break better than a quote closed on the next line."""
+    if value.__class__ is not str or "\n" not in value or len(_TEXT_LINE.findall(value)) < 2:
+        return quote(value)
+    if "\\$" in value:
+        value = _NEEDLESS_ESCAPE.sub("$", value)
+    return _pieces(value, _UNREADABLE, _lines)
+
+
+def _double_quoted(value: str) -> str:
+    """``"…"``: references expand, ``\\ " $ ` `` are escaped (a line break inside is literal)."""
     out = ['"']
     pos = 0
     for m in _TOKEN.finditer(value):
@@ -124,6 +157,36 @@ def _quote(value: str) -> str:
 
 
 _DQ_SPECIAL = re.compile(r'([\\"$`])')
+
+
+def _lines(text: str) -> str:
+    """Text over several lines (line breaks and tabs its only control characters) as one word that keeps its lines.
+
+    Single quotes show the text as written, with each reference spliced in as ``'"$NAME"'`` and each quote as
+    ``'"'"'``; double quotes need ``\\`` before every ``\\ " $ ` `` the text holds. The form with fewer such
+    interruptions is the easier one to read (single quotes on a tie: a ``$`` inside them is text, as in the program
+    the word is written for, e.g. a per-task ``$SLURM_PROCID`` in ``bash -c '…'``)."""
+    if not _CONTROL.search(text):
+        return quote(text)  # a piece between two $'…' pieces may be one line
+    tokens = list(_TOKEN.finditer(text))
+    refs = [m for m in tokens if m.group(0) != "\\$"]
+    escapes = len(_DQ_SPECIAL.findall(_TOKEN.sub("", text))) + len(tokens) - len(refs)
+    if escapes < text.count("'") + len(refs):
+        return _double_quoted(text)
+    out = []
+    pos = 0
+    for m in refs:
+        out.append(_single_quoted(text[pos:m.start()]))
+        out.append(f'"{m.group(0)}"')
+        pos = m.end()
+    out.append(_single_quoted(text[pos:]))
+    return "".join(out)
+
+
+def _single_quoted(text: str) -> str:
+    """Literal text in single quotes (a ``\\$`` written as ``$``); nothing for no text."""
+    text = text.replace("\\$", "$")
+    return "'" + text.replace("'", "'\"'\"'") + "'" if text else ""
 
 
 def _dq_escape(text: str) -> str:

@@ -28,7 +28,7 @@ from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow, grid_picks
 from .command import WIDTH, command_line, env_assignments, model_words
-from .quote import _PLAIN, quote, quote_words, references
+from .quote import _PLAIN, quote, quote_lines, quote_words, references
 from .script import Block, one_line, render_script
 
 
@@ -101,13 +101,28 @@ def step_words(layers: Layers) -> tuple[list[str], list[int]]:
     return words, cuts
 
 
+#: options whose value is a script: bash -c SCRIPT, python -c CODE, perl -e CODE
+_SCRIPT_OPTIONS = frozenset({"-c", "-e"})
+
+
+def quote_step_words(argv: list[str]) -> list[str]:
+    """The step's words as shell words. A script after ``-c`` or ``-e`` that spans lines is written over its lines
+    (:func:`~hpcwidgets.render.quote.quote_lines`), to be read as its author wrote it; every other word keeps
+    :func:`quote`'s one-line form, so no other value can start a line that looks like a command."""
+    quoted = quote_words(argv)
+    if "\\n" not in "".join(quoted):
+        return quoted  # no word with a line break (quote writes one as a backslash and n): the usual step
+    return [quote_lines(word) if k and argv[k - 1] in _SCRIPT_OPTIONS else q
+            for k, (word, q) in enumerate(zip(argv, quoted))]
+
+
 def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layers | None = None,
               words: tuple[list[str], list[int]] | None = None) -> str:
     """The step as shell text: one line when it fits in ``width``, else a line per layer and option group.
 
     ``words`` is :func:`step_words` of the layers, when the caller has it already."""
     argv, cuts = words or step_words(layers if layers is not None else step_layers(w))
-    quoted = quote_words(argv)
+    quoted = quote_step_words(argv)
     line = " ".join(quoted)
     if len(line) <= width:
         return line
@@ -259,6 +274,6 @@ def render_workflow(w: Workflow) -> str:
     return render_script(w.job, script_blocks(w), title=w.title, exports=workflow_exports(w), first=first)
 
 
-__all__ = ["HEAD_NODE_LINE", "describe_step", "grid_lines", "prepare_blocks",
+__all__ = ["HEAD_NODE_LINE", "describe_step", "grid_lines", "prepare_blocks", "quote_step_words",
            "render_workflow", "script_blocks", "workflow_exports", "step_argv", "step_layers", "step_text",
            "step_words"]
