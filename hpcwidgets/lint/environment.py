@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from ..errors import ParseError
 from ..parse.lexer import lex_script
 from ..parse.script import c_script_in, shell_script_text
+from ..spec.apptainer import env_prefix as container_env_prefix
 from ..spec.common import Bind, bind_destination
 from ..spec.slurm import gpu_total, is_shell, shebang_program
 from . import Context, Fix, rule
@@ -693,10 +694,9 @@ def env_prefix(ctx: Context, binary: str) -> str:
     singularity where the profile says the site runs Apptainer (whose singularity is apptainer under its old name);
     otherwise SINGULARITYENV_, as the singularity may be SingularityCE, which reads no APPTAINERENV_ variable
     (Apptainer reads both)."""
-    if binary.rsplit("/", 1)[-1] != "singularity":
-        return "APPTAINERENV_"
+    prefix = container_env_prefix(binary)
     runtimes = set(ctx.profile.runtimes) if ctx.profile is not None else set()
-    return "APPTAINERENV_" if runtimes & {"apptainer", "singularity"} == {"apptainer"} else "SINGULARITYENV_"
+    return "APPTAINERENV_" if runtimes & {"apptainer", "singularity"} == {"apptainer"} else prefix
 
 
 def _passed_on(ctx: Context, step: Any, c: Any, name: str) -> bool:

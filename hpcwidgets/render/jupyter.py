@@ -31,7 +31,7 @@ import posixpath
 import re
 from pathlib import Path
 
-from ..spec.apptainer import ApptainerRun
+from ..spec.apptainer import ApptainerRun, env_prefix
 from ..spec.charliecloud import ChRun
 from ..spec.common import Bind
 from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, JupyterJob
@@ -106,7 +106,7 @@ def _env_prefix(j: JupyterJob) -> list[tuple[str, str]]:
     # (ch-run refuses to start without $USER in its environment: the script exports it, filled in when unset)
     if isinstance(c, ApptainerRun) and (c.cleanenv or c.containall):
         # a clean environment drops host variables; the prefixed copies are set inside the container
-        prefix = "SINGULARITYENV_" if c.binary == "singularity" else "APPTAINERENV_"
+        prefix = env_prefix(c.binary)
         pairs += [(prefix + "JUPYTER_TOKEN", TOKEN), (prefix + "XDG_RUNTIME_DIR", RUNTIME),
                   (prefix + "JUPYTER_RUNTIME_DIR", RUNTIME + "/jupyter")]
     return pairs

@@ -105,13 +105,12 @@ def step_words(layers: Layers) -> tuple[list[str], list[int]]:
 _SCRIPT_OPTIONS = frozenset({"-c", "-e"})
 
 
-def quote_step_words(argv: list[str]) -> list[str]:
-    """The step's words as shell words. A script after ``-c`` or ``-e`` that spans lines is written over its lines
-    (:func:`~hpcwidgets.render.quote.quote_lines`), to be read as its author wrote it; every other word keeps
-    :func:`quote`'s one-line form, so no other value can start a line that looks like a command."""
-    quoted = quote_words(argv)
-    if "\\n" not in "".join(quoted):
-        return quoted  # no word with a line break (quote writes one as a backslash and n): the usual step
+def quote_step_words(argv: list[str], quoted: list[str] | None = None) -> list[str]:
+    """The step's words as shell words (``quoted``: :func:`quote_words` of them, when the caller has it). A script
+    after ``-c`` or ``-e`` that spans lines is written over its lines (:func:`~hpcwidgets.render.quote.quote_lines`),
+    to be read as its author wrote it; every other word keeps :func:`quote`'s one-line form, so no other value can
+    start a line that looks like a command."""
+    quoted = quote_words(argv) if quoted is None else quoted
     return [quote_lines(word) if k and argv[k - 1] in _SCRIPT_OPTIONS else q
             for k, (word, q) in enumerate(zip(argv, quoted))]
 
@@ -122,8 +121,11 @@ def step_text(w: Workflow, width: int = WIDTH, indent: str = "  ", layers: Layer
 
     ``words`` is :func:`step_words` of the layers, when the caller has it already."""
     argv, cuts = words or step_words(layers if layers is not None else step_layers(w))
-    quoted = quote_step_words(argv)
+    quoted = quote_words(argv)
     line = " ".join(quoted)
+    if "\\n" in line:  # a word with a line break (which quote writes as $'\\n'): maybe a script
+        quoted = quote_step_words(argv, quoted)
+        line = " ".join(quoted)
     if len(line) <= width:
         return line
     # each line's words sliced and joined in C, one slice per pair of consecutive cuts

@@ -23,6 +23,12 @@ _CHECKED = operator.attrgetter("image", "action", "command", "nv", "rocm", "cont
                                "nvccli", "env", "extra")
 
 
+def env_prefix(binary: str) -> str:
+    """The prefix that passes a host variable into the container ``binary`` starts: SINGULARITYENV_ for singularity
+    (SingularityCE reads no other, and Apptainer reads it too), APPTAINERENV_ for apptainer."""
+    return "SINGULARITYENV_" if str(binary).rsplit("/", 1)[-1] == "singularity" else "APPTAINERENV_"
+
+
 def _binary(default: str = "apptainer"):
     return opt(default, label="Binary", role="program", choices=BINARIES,
                help="apptainer (current name) or singularity (older installs; same flags).")
@@ -153,7 +159,7 @@ class ApptainerRun(Spec):
         out = []
         for e in self.env if isinstance(self.env, tuple) else ():
             if isinstance(e, EnvVar) and e.value.__class__ is str and "," in e.value and "=" in e.value:
-                prefix = "SINGULARITYENV_" if self.binary == "singularity" else "APPTAINERENV_"
+                prefix = env_prefix(self.binary)
                 out.append(Problem("env", f"--env {e.name}={e.value}: {self.binary} splits a value holding both ',' "
                                           f"and '=' at its commas into NAME=value pairs, so {e.name} would be "
                                           f"{e.value.split(',')[0]!r}; set it in a file given with --env-file, or "
