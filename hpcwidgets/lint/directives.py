@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import first_command_line, lex_script
-from ..spec.slurm import (PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS, SBATCH_SHORT,
-                          STRAY_DIRECTIVE, TYPED_DASH, array_task_ids, sbatch_long_option, sbatch_option)
+from ..spec.slurm import (HETJOB_SEPARATORS, PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS,
+                          SBATCH_SHORT, STRAY_DIRECTIVE, TYPED_DASH, array_task_ids, sbatch_long_option, sbatch_option)
 from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
                         _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
@@ -794,7 +794,8 @@ def _spelling_variants(flag: str) -> set[str]:
 
 def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
     """Applied directives whose option sbatch does not have: ``(directive, flag, what it is, detail)``
-    where what it is is ``srun`` (an srun option; detail: its name), ``ambiguous`` (the beginning of
+    where what it is is ``srun`` (an srun option; detail: its name), ``separator`` (``--hetjob``: the line between the
+    components of a heterogeneous job written as an option), ``ambiguous`` (the beginning of
     several options; detail: them), ``slip`` (detail: the option it is a slip of), ``removed`` (an option Slurm
     has removed; detail: the one that replaced it, or ""), ``glued`` (an option joined to its value by ``-``;
     detail: the option written with ``=``), ``short`` (a short option sbatch does not have) or ``unknown``. An
@@ -811,6 +812,9 @@ def _unknown_directives(ctx: Context) -> Iterator[tuple[Any, str, str, str]]:
             yield d, flag, "unknown", ""
             continue
         normal = "--" + flag[2:].replace("_", "-").lower()
+        if normal.replace("-", "") in HETJOB_SEPARATORS:
+            yield d, flag, "separator", ""  # --hetjob: the separator line written as an option
+            continue
         if flag in REMOVED_SBATCH_OPTIONS:
             yield d, flag, "removed", REMOVED_SBATCH_OPTIONS[flag]
             continue
@@ -918,16 +922,18 @@ def _sentinel(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC312", "misspelled-sbatch-option", "error",
       summary="an #SBATCH option sbatch does not have: a slip of one it has, an option Slurm removed, an option "
-              "joined to its value by - (--mem-4G), or an srun option",
+              "joined to its value by - (--mem-4G), an srun option, or --hetjob for the separator line",
       why="sbatch refuses the whole job at submission (\"unrecognized option\"), and a script that is only "
           "ever submitted by a tool or a pipeline fails far from where the typo is. Options such as --mpi and "
           "--cpu-bind exist only for srun: they belong on the srun line of the step. Old scripts still carry "
           "--workdir (renamed --chdir, and removed in Slurm 19.05), --share (renamed --oversubscribe) or "
           "--checkpoint and --checkpoint-dir (removed with Slurm's checkpointing); --mem-4G is read as the name of "
-          "an option, not as --mem with 4G.",
+          "an option, not as --mem with 4G. The components of a heterogeneous job are separated by a line #SBATCH hetjob; "
+          "no option says that a job is heterogeneous (#SBATCH --hetjob).",
       fix="Write the option as sbatch spells it (sbatch --help lists them), with = before its value (--mem=4G); "
           "write --chdir for --workdir, --oversubscribe for --share, and remove the --checkpoint lines; move "
-          "srun's own options to the srun line (srun --mpi=pmix …).",
+          "srun's own options to the srun line (srun --mpi=pmix …); write #SBATCH hetjob as a line of its own "
+          "between two components.",
       bad="""#!/bin/bash
 #SBATCH --ntask-per-node=1
 srun python train.py
@@ -941,6 +947,13 @@ def _misspelled_option(ctx: Context) -> Iterator[Any]:
         if kind == "srun":
             yield (d.line, f"{flag} is an srun option, not an sbatch one (sbatch refuses the job); pass it to srun "
                            f"on the step's line instead (srun {close}=… program)")
+            continue
+        if kind == "separator":
+            where = ("remove this line: the job's own #SBATCH hetjob line already separates its components"
+                     if heterogeneous(ctx) else "write a line #SBATCH hetjob between the options of one component "
+                                                  "and the next")
+            yield (d.line, f"{flag} is not an sbatch option (sbatch refuses the job); a heterogeneous job needs no "
+                           f"option, only the separator line: {where}")
             continue
         if kind == "ambiguous":
             yield (d.line, f"{flag} is the beginning of several sbatch options ({close}), so sbatch refuses the job "

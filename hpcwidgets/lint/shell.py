@@ -62,8 +62,9 @@ def _per_task(ctx: Context) -> Iterator[Any]:
             yield cmd.line, (f"{', '.join('$' + h for h in hits)} is read once by the batch shell (as task 0), so this "
                              "branch is the same for every task; let each task choose (srun bash -c '…' or in the "
                              "program)")
+    one_task = _one_task_steps(ctx)
     for cmd in simple_commands(ctx):
-        if cmd.name in _PRINTERS:
+        if cmd.name in _PRINTERS or any(cmd is c for c in one_task):
             continue
         hits = sorted({name for w in all_words(cmd) for name, _ in expanded_refs(w.raw) if name in PER_TASK_VARS})
         if not hits or _only_ignored_node_rank(ctx, cmd) or _set_again_per_task(ctx, cmd):
@@ -76,6 +77,20 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         else:
             yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
+
+
+def _one_task_steps(ctx: Context) -> list[Any]:
+    """The commands of srun steps that start one task (``srun -N1 -n1 …``, often several in turn or side by side, each
+    with a GPU of its own): that task is task 0 on node 0 of its step, the values the batch shell gives its
+    ``$SLURM_PROCID``, ``$SLURM_LOCALID`` and ``$SLURM_NODEID``, so expanding them early changes nothing."""
+    out = []
+    for step in steps(ctx):
+        srun, program = step.chain.srun, [str(w).rsplit("/", 1)[-1] for w in step.chain.program[:1]]
+        if srun is None or (program and program[0] in MPI_LAUNCHERS):
+            continue  # (mpirun under srun starts tasks of its own)
+        if srun.ntasks == 1 or (srun.ntasks is None and srun.nodes == 1 and srun.ntasks_per_node == 1):
+            out.append(step.command)
+    return out
 
 
 def _one_task_everywhere(ctx: Context) -> bool:
