@@ -70,7 +70,13 @@ def test_errors():
     with pytest.raises(ParseError, match="not a command this reader knows"):
         parse_argv(["docker", "run"])
     with pytest.raises(ParseError, match="no option --bogus"):
-        parse_argv(["srun", "--bogus"]) if not hasattr(Srun, "extra") else parse_argv(["apptainer", "pull", "--bogus", "x"])
+        parse_argv(["apptainer", "inspect", "--bogus", "x"])  # a model with no "other options" field
+
+
+def test_pull_keeps_an_option_no_version_has_as_written():
+    parsed = parse_argv(["apptainer", "pull", "--bogus", "x.sif", "docker://a/b:1"])
+    assert parsed.model.extra == ("--bogus",) and parsed.model.dest == "x.sif"
+    assert parsed.notes == ("unknown apptainer pull option --bogus kept as written",)
 
 
 def test_pull_positionals_fill_from_the_right():

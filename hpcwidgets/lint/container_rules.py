@@ -1003,7 +1003,7 @@ def _pull_every_job(ctx: Context) -> Iterator[Any]:
             if not use.guarded:
                 yield (use.line, f"{use.binary} build makes {use.output} from {use.ref} on every run of the job "
                                  "(download and conversion on the compute node); build it once beforehand or guard "
-                                 f"the build with [ -f {use.output} ] || …")
+                                 f"the build with [ -e {use.output} ] || …")  # (-e: a --sandbox is a folder)
             continue
         how = (f"each run downloads {use.ref} and converts it to SIF again (--disable-cache)" if use.no_cache else
                f"each run asks the registry for {use.ref}, and downloads and converts it to SIF again unless it is "
@@ -1734,8 +1734,11 @@ def _misdashed(words: Any, not_here: frozenset[str] = frozenset()) -> list[tuple
           "\"unknown shorthand flag: 'x' in -x\") before anything starts, so the job fails at once. Only options "
           "that no version has are reported: the tables hold the options of Apptainer 1.x and of SingularityCE 3 "
           "and 4 (cmd/internal/cli/action_flags.go, pull.go and build.go of both projects, and the release notes of "
-          "the later Apptainers), the hidden and deprecated ones included. An option written with one dash or three "
-          "(-nv) is HPC233's; a word that comes from a variable is not read.",
+          "the later Apptainers), the hidden and deprecated ones included. Options written between the program and "
+          "its subcommand are read as apptainer's own (--debug, --quiet, --silent, --verbose, --nocolor, -c/--config "
+          "FILE, --build-config): an option of exec written there (apptainer --nv exec …) stops the command the same "
+          "way. An option written with one dash or three (-nv) is HPC233's; a word that comes from a variable is not "
+          "read.",
       fix="Correct the spelling (the message names the option when one is close), or remove the option; "
           "apptainer exec --help lists the ones your version has.",
       catalogue=(8,),
@@ -1753,20 +1756,15 @@ def _unknown_apptainer_option(ctx: Context) -> Iterator[Any]:
              for step, c in containers(ctx) if c.kind == "apptainer.run"]
     found += [(start.binary, "instance start", _apptainer_options(), start.options) for start in instance_starts(ctx)]
     models = {"apptainer.pull": ApptainerPull, "apptainer.build": ApptainerBuild}
-    for cmd, kind in _subcommands(ctx, tuple(models)):
+    for cmd, kind, start in _subcommands(ctx, tuple(models)):
         found.append((str(cmd.argv[0]).rsplit("/", 1)[-1], kind.split(".")[1], _apptainer_options(models[kind]),
-                      cmd.words[2:]))
+                      cmd.words[start:]))
     for binary, action, (long, short), words in found:
         for word, name, close in _unknown_options(words, long, short):
             text = str(word.value)
             line = ctx.parsed.lines[word.line - 1]
             at = word.col - 1
-            if text.startswith("--"):
-                subject, refused, tail = text, f'"unknown flag: --{name}"', text[2 + len(name):]
-            else:
-                letter = _first_unknown_letter(text, short)
-                subject = f"-{letter}" + (f" (in {text})" if len(name) > 1 else "")
-                refused, tail = f'"unknown shorthand flag: \'{letter}\' in {text}"', ""
+            subject, refused, tail = _refusal(text, name, short)
             fix = None
             if close and word.raw == text and line[at:at + len(text)] == text:
                 fix = Fix(f"write --{close}", word.line, word.line, text=line[:at] + f"--{close}{tail}"
@@ -1775,11 +1773,69 @@ def _unknown_apptainer_option(ctx: Context) -> Iterator[Any]:
                 f"remove it, or see {binary} {action} --help for the options your version has"
             yield (word.line, f"{subject} is not an option of {binary} {action} in any Apptainer or SingularityCE "
                               f"version: {binary} {action} stops at once with {refused}; {hint}", fix)
+    yield from _unknown_global_options(ctx)
 
 
-def _subcommands(ctx: Context, kinds: tuple[str, ...]) -> list[tuple[Any, str]]:
-    """``(command, kind)`` for the top-level commands that are apptainer/singularity subcommands of ``kinds``
-    (``apptainer.pull``, ``apptainer.build``), written plainly: ``apptainer pull …``, no global options between."""
+def _refusal(text: str, name: str, short: dict[str, str]) -> tuple[str, str, str]:
+    """``(subject, refusal, tail)`` for an option word pflag refuses: the option named, the error it stops with,
+    and the ``=value`` written after a long option's name."""
+    if text.startswith("--"):
+        return text, f'"unknown flag: --{name}"', text[2 + len(name):]
+    letter = _first_unknown_letter(text, short)
+    subject = f"-{letter}" + (f" (in {text})" if len(name) > 1 else "")
+    return subject, f'"unknown shorthand flag: \'{letter}\' in {text}"', ""
+
+
+def _unknown_global_options(ctx: Context) -> Iterator[Any]:
+    """HPC234 for the options written between apptainer/singularity and its subcommand that are not its own
+    (``apptainer --nv exec …``): the command stops before the subcommand is read."""
+    from ..parse.argv import GLOBAL_SWITCHES, GLOBAL_VALUE_OPTIONS
+    from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun
+    long = {o[2:]: "switch" for o in GLOBAL_SWITCHES if o.startswith("--")}
+    long.update({o[2:]: "value" for o in GLOBAL_VALUE_OPTIONS if o.startswith("--")})
+    short = {o: "switch" for o in GLOBAL_SWITCHES if not o.startswith("--")}
+    short.update({o: "value" for o in GLOBAL_VALUE_OPTIONS if not o.startswith("--")})
+    models = {"apptainer.run": ApptainerRun, "apptainer.instance": ApptainerRun, "apptainer.pull": ApptainerPull,
+              "apptainer.build": ApptainerBuild}
+    for binary, sub, kind, words in _options_before_subcommand(ctx):
+        sub_long = _apptainer_options(models[kind])[0] if kind in models else {}
+        for word, name, _ in _unknown_options(words, long, short):
+            text = str(word.value)
+            subject, refused, _ = _refusal(text, name, short)
+            where = f"write it after {sub} ({binary} {sub} {text} …)" if text.startswith("--") and name in sub_long \
+                else f"remove it, or see {binary} --help for {binary}'s own options"
+            yield (word.line, f"{subject} is written before {sub}, where only {binary}'s own options go (--debug, "
+                              f"--quiet, -c FILE …): {binary} stops at once with {refused}; {where}")
+
+
+def _options_before_subcommand(ctx: Context) -> list[tuple[str, str, str, list[Any]]]:
+    """``(binary, subcommand, kind, words)`` for each apptainer/singularity command, at the top level or launched
+    (``srun … apptainer -d exec …``), with option words between the program and its subcommand: those words."""
+    from ..parse.argv import global_option_words, recognise
+    out = []
+    for cmd in simple_commands(ctx):
+        words = list(cmd.words)
+        texts = [str(w.value) for w in words]
+        at = next((i for i, t in enumerate(texts) if t.rsplit("/", 1)[-1] in ("apptainer", "singularity")), None)
+        if at is None:
+            continue
+        k = at + 1
+        while k < len(texts):  # past apptainer's own options, and any other option word
+            known = global_option_words([texts[at]] + texts[k:])
+            if not known and not texts[k].startswith("-"):
+                break
+            k += known or 1
+        found = recognise([texts[at]] + texts[k:]) if k > at + 1 else None
+        if found is not None:
+            sig = found[0]
+            out.append((texts[at].rsplit("/", 1)[-1], " ".join(sig.words[1:]), sig.cls.kind, words[at + 1:k]))
+    return out
+
+
+def _subcommands(ctx: Context, kinds: tuple[str, ...]) -> list[tuple[Any, str, int]]:
+    """``(command, kind, start)`` for the top-level commands that are apptainer/singularity subcommands of ``kinds``
+    (``apptainer.pull``, ``apptainer.build``), global options between the program and the subcommand included;
+    ``start`` is the index of the word after the subcommand."""
     from ..parse.argv import recognise
     out = []
     for cmd in simple_commands(ctx):
@@ -1787,7 +1843,7 @@ def _subcommands(ctx: Context, kinds: tuple[str, ...]) -> list[tuple[Any, str]]:
         found = recognise(words) if len(words) > 2 else None
         if found is not None and found[0].cls.kind in kinds and words[0].rsplit("/", 1)[-1] in ("apptainer",
                                                                                                 "singularity"):
-            out.append((cmd, found[0].cls.kind))
+            out.append((cmd, found[0].cls.kind, found[1]))
     return out
 
 

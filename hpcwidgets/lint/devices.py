@@ -18,7 +18,9 @@ from ..spec.slurm import gpu_total, node_range
 from . import Context, rule
 from .catalogue import (_Inner, _PYTHON, _simple_commands, each_component, inherited_per_task, job_component_steps,
                         own_gpu_request, profile_vendor, run_words, simple_commands, steps, tasks_per_node)
-from .container_rules import shows_amd
+# the module, not the name: importing container_rules first runs catalogue's imports of the rule modules, this one
+# included, before container_rules has defined shows_amd (which is looked up when a rule runs)
+from . import container_rules
 from .parallel_steps import staged_to
 from .shell import VISIBLE_DEVICES_VARS
 
@@ -350,7 +352,7 @@ ch-fromhost --nvidia "$img"
 ch-run -b "$SCRATCH/data:/mnt/0" "$img" -- python /opt/train.py --data /mnt/0
 """)
 def _image_without_driver(ctx: Context) -> Iterator[Any]:
-    if profile_vendor(ctx) not in ("", "nvidia") or shows_amd(ctx):
+    if profile_vendor(ctx) not in ("", "nvidia") or container_rules.shows_amd(ctx):
         return
     made = _made_image_directories(ctx)
     if not made:

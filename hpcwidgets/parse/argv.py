@@ -157,11 +157,47 @@ def _pick(fields: tuple[FieldSpec, ...] | None, with_value: bool) -> FieldSpec |
     return fields[0]
 
 
-#: options of apptainer/singularity itself, written before the subcommand (``singularity -s exec …``):
-#: they change only what it prints, and are read past (a note says they are not kept)
-GLOBAL_OPTIONS = {"apptainer": frozenset({"-s", "--silent", "-q", "--quiet", "-d", "--debug", "-v", "--verbose",
-                                          "--nocolor"})}
+#: options of apptainer/singularity itself, written before the subcommand (``singularity -s exec …``): the root
+#: command's flags in cmd/internal/cli/apptainer.go and singularity.go (Apptainer 1.x, SingularityCE 3 and 4; the
+#: Apptainer 1.5 reference lists the same), --build-config being Apptainer's. They change what it prints, or with
+#: -c/--config FILE the configuration file it reads; the reader reads past them (a note says they are not kept)
+GLOBAL_SWITCHES = frozenset({"-s", "--silent", "-q", "--quiet", "-d", "--debug", "-v", "--verbose", "--nocolor",
+                             "--build-config", "-h", "--help"})
+GLOBAL_VALUE_OPTIONS = frozenset({"-c", "--config"})
+GLOBAL_OPTIONS = {"apptainer": GLOBAL_SWITCHES | GLOBAL_VALUE_OPTIONS}
 GLOBAL_OPTIONS["singularity"] = GLOBAL_OPTIONS["apptainer"]
+
+
+def global_option_words(words: Sequence[Any]) -> int:
+    """How many words after the program ``words[0]`` are its own options (``apptainer --debug -c FILE exec …``: 3):
+    switches, also clustered (``-dv``) or given a value (``--debug=true``), and ``-c``/``--config`` with its value,
+    attached (``-cFILE``, ``--config=FILE``) or the next word. 0 for a program that has none."""
+    if not words or os.path.basename(str(words[0])) not in GLOBAL_OPTIONS:
+        return 0
+    i = 1
+    while i < len(words):
+        text = str(words[i])
+        name, eq, _ = text.partition("=") if text.startswith("--") else (text, "", "")
+        used = 1 if name in GLOBAL_SWITCHES else (1 if eq else 2) if name in GLOBAL_VALUE_OPTIONS \
+            else _global_cluster(text)
+        if not used:
+            break
+        i += used
+    return min(i, len(words)) - 1
+
+
+def _global_cluster(text: str) -> int:
+    """How many words a word of short global options uses, read as pflag reads it, letter by letter: 1 for switches
+    (``-dv``) or -c with its value attached (``-cFILE``, ``-dc/etc/apptainer.conf``), 2 when -c ends the word and
+    takes the next one; 0 when the word is no such cluster."""
+    if not text.startswith("-") or text.startswith("--") or len(text) < 3:
+        return 0
+    for k, letter in enumerate(text[1:], start=2):
+        if "-" + letter in GLOBAL_VALUE_OPTIONS:
+            return 1 if text[k:] else 2
+        if "-" + letter not in GLOBAL_SWITCHES:
+            return 0
+    return 1
 
 
 def recognise(words: Sequence[str]) -> tuple[_Signature, int] | None:
@@ -170,10 +206,7 @@ def recognise(words: Sequence[str]) -> tuple[_Signature, int] | None:
     if not words:
         return None
     first = os.path.basename(str(words[0]))
-    skip = 0
-    options = GLOBAL_OPTIONS.get(first, frozenset())
-    while 1 + skip < len(words) and str(words[1 + skip]) in options:
-        skip += 1
+    skip = global_option_words(words)
     rest = [str(w) for w in words[1 + skip:]]
     for sig in _signatures():
         n = len(sig.words)
@@ -356,7 +389,8 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
         notes.append(f"{words[0]} is written as {sig.words[0]}")
     if start > len(sig.words):
         dropped = " ".join(str(w) for w in words[1:start - len(sig.words) + 1])
-        notes.append(f"{sig.words[0]}'s own options ({dropped}) change only what it prints and are not kept")
+        notes.append(f"{sig.words[0]}'s own options ({dropped}) are not kept: the model holds only those of "
+                     f"{' '.join(sig.words[1:])}")
 
     # the variable a field is written as may depend on the program (singularity: SINGULARITY_CACHEDIR)
     rename = cls(**values).env_name if env else None

@@ -43,11 +43,13 @@ class ApptainerRun(Spec):
 
     kind = "apptainer.run"
     #: apptainer exec/run options the model has no field for that take the next word as their value
-    #: (--passphrase is a switch: it prompts for the passphrase). SingularityCE 4 adds --device and --cdi-dirs
-    #: (CDI devices; Apptainer 1.5 too), --netns-path, --data and the hidden --proot; Apptainer 1.4 adds
-    #: --runscript-timeout; --library, --platform and --arch belong to pull and build, not to exec/run/shell
-    #: (cmd/internal/cli/action_flags.go of both projects: Apptainer 1.1–1.2 and SingularityCE 3.x and 4.x read, the
-    #: later Apptainer options from its actions.go and release notes)
+    #: (--passphrase is a switch: it prompts for the passphrase). Where the tables come from: cmd/internal/cli/
+    #: action_flags.go of Apptainer 1.1 (its VM and DMTCP options are Singularity 3's), of SingularityCE 3.7 and of
+    #: SingularityCE 4 (OCI mode: --oci, --no-compat, --keep-layers, --tmp-sandbox; --device and --cdi-dirs for CDI
+    #: devices, --data, --netns-path, the hidden --proot), and the option lists of the Apptainer 1.3, 1.4 and 1.5
+    #: reference (apptainer.org docs/user/1.x/cli/apptainer_exec): --sharens from 1.3, --netns-path from 1.4, and
+    #: --device, --cdi-dirs, --no-env and --intel-hpu from 1.5; the hidden --runscript-timeout is in Apptainer's
+    #: end-to-end tests. --library, --platform and --arch belong to pull and build, not to exec/run/shell.
     other_value_options = frozenset({
         "--app", "--network", "--network-args", "--hostname", "--workdir", "-W", "--scratch", "-S", "--security",
         "--dns", "--fusemount", "--add-caps", "--drop-caps", "--apply-cgroups", "--cpus", "--memory",
@@ -55,7 +57,7 @@ class ApptainerRun(Spec):
         "--blkio-weight-device", "--pids-limit", "--pem-path", "--authfile", "--data", "--sif-fuse-path", "--mount",
         "--no-mount", "--shell", "-s", "--containlibs", "--tmpdir", "--docker-host", "--docker-username",
         "--docker-password", "--dmtcp-launch", "--dmtcp-restart", "--vm-ram", "--vm-cpu", "--vm-ip",
-        "--device", "--cdi-dirs", "--netns-path", "--proot", "--runscript-timeout"})
+        "--device", "--cdi-dirs", "--netns-path", "--proot", "--runscript-timeout", "--no-env"})
     #: the switches the model has no field for, from the same files: the namespace ones (known, so a cluster such as
     #: -Cp reads as -C -p), and every other one some supported version has, hidden and deprecated ones included
     #: (--nonet and --nohttps of Singularity 3, the VM options Apptainer dropped, SingularityCE's --oci mode), so that
@@ -227,11 +229,13 @@ class ApptainerPull(Spec):
 
     kind = "apptainer.pull"
     #: pull's options the model has no field for (cmd/internal/cli/pull.go of Apptainer and SingularityCE; --platform,
-    #: --oci and --keep-layers are SingularityCE 4's), known so that an option none of them has can be reported
+    #: --oci and --keep-layers are SingularityCE 4's, --reproducible Apptainer 1.5's from its pull reference), known
+    #: so that an option none of them has can be reported
     other_value_options = frozenset({"--arch", "--arch-variant", "--platform", "--library", "--name", "--tmpdir",
                                      "--docker-host", "--docker-username", "--docker-password", "--authfile"})
     other_switch_options = frozenset({"--no-https", "--nohttps", "--no-cleanup", "-U", "--allow-unsigned",
-                                      "--allow-unauthenticated", "--sandbox", "--oci", "--keep-layers", "-h", "--help"})
+                                      "--allow-unauthenticated", "--sandbox", "--oci", "--keep-layers", "--reproducible",
+                                      "-h", "--help"})
 
     binary: str = _binary()
     action: str = opt("pull", label="Action", role="subcommand", choices=("pull",), help="Download an image and convert it to SIF.")
@@ -250,6 +254,9 @@ class ApptainerPull(Spec):
                            "keep it on scratch or node-local disk.")
     dest: str = opt("", label="Output file", role="positional", path=True, placeholder="pytorch_24.05.sif",
                     help="The .sif file to create (optional: derived from the source's name and tag).")
+    extra: tuple[str, ...] = opt((), label="Other options", advanced=True,
+                                 help="Further options written as they are, before the output file (kept from a parsed "
+                                      "command: --arch arm64, --sandbox …).")
     source: str = opt("", label="Source", role="positional", placeholder="docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime",
                       help="docker://repo:tag, oras://…, library://…")
 
@@ -266,9 +273,14 @@ class ApptainerPull(Spec):
             out.append(Problem("source", "a source is required, e.g. docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime"))
         elif not self.source.startswith(IMAGE_SOURCES):
             out.append(Problem("source", f"{self.source!r} needs a scheme: docker://, oras:// or library://"))
-        if self.dest and not self.dest.endswith(".sif") and not self.dest.startswith("$"):
+        if self.dest and not self.dest.endswith(".sif") and not self.dest.startswith("$") and not self.sandbox:
             out.append(Problem("dest", f"{self.dest!r}: name the output file with a .sif extension"))
-        return out + option_like_operands(self, "dest")
+        return out + extra_problems(self.extra, self.other_value_options, self.binary) + option_like_operands(self, "dest")
+
+    @property
+    def sandbox(self) -> bool:
+        """Whether the pull writes a sandbox directory (--sandbox among the other options) rather than a SIF file."""
+        return "--sandbox" in (str(w) for w in list_items(self.extra))
 
     def default_dest(self) -> str:
         """The file name apptainer derives from the source (``pytorch_latest.sif``)."""
@@ -295,17 +307,19 @@ class ApptainerBuild(Spec):
 
     kind = "apptainer.build"
     #: build's options the model has no field for (cmd/internal/cli/build.go of Apptainer and SingularityCE 3.x and 4.x:
-    #: the remote-build ones --remote, --builder, --detached and --arch are SingularityCE's), known so that an option
+    #: the remote-build ones --remote, --builder and --detached are SingularityCE's; --arch-variant, --buildkit-host,
+    #: --mksquashfs-args, --data and --reproducible from the Apptainer 1.5 build reference), known so that an option
     #: none of them has can be reported
-    other_value_options = frozenset({"--section", "--library", "--arch", "--platform", "--builder", "--tmpdir",
-                                     "--docker-host", "--docker-username", "--docker-password", "--pem-path",
-                                     "--bind", "-B", "--mount", "--build-arg-file", "--authfile"})
+    other_value_options = frozenset({"--section", "--library", "--arch", "--arch-variant", "--platform", "--builder",
+                                     "--tmpdir", "--docker-host", "--buildkit-host", "--docker-username",
+                                     "--docker-password", "--pem-path", "--bind", "-B", "--mount", "--build-arg-file",
+                                     "--authfile", "--mksquashfs-args"})
     other_switch_options = frozenset({"--json", "-u", "--update", "-T", "--notest", "--disable-cache", "--no-cleanup",
                                       "-e", "--encrypt", "--fix-perms", "--no-https", "--nohttps", "--docker-login",
                                       "--passphrase", "--nv", "--nvccli", "--rocm", "--writable-tmpfs", "--userns",
                                       "--ignore-subuid", "--ignore-fakeroot-command", "--ignore-userns", "-r",
                                       "--remote", "-d", "--detached", "--no-setgroups", "--warn-unused-build-args",
-                                      "--oci", "--no-oci", "--keep-layers", "-h", "--help"})
+                                      "--oci", "--no-oci", "--keep-layers", "--data", "--reproducible", "-h", "--help"})
 
     binary: str = _binary()
     action: str = opt("build", label="Action", role="subcommand", choices=("build",), help="Build an image.")
@@ -316,6 +330,9 @@ class ApptainerBuild(Spec):
     force: bool = opt(False, label="Overwrite", flag="--force", short="-F", help="Replace the output if it exists.")
     build_args: tuple[EnvVar, ...] = opt((), label="Build arguments", flag="--build-arg", style="space",
                                          help="Values for {{ var }} placeholders in the definition file: NAME=value.")
+    extra: tuple[str, ...] = opt((), label="Other options", advanced=True,
+                                 help="Further options written as they are, before the output (kept from a parsed "
+                                      "command: --fix-perms, --section post …).")
     output: str = opt("", label="Output", role="positional", path=True, placeholder="myenv.sif", help="The .sif file (or directory with --sandbox) to create.")
     source: str = opt("", label="Source", role="positional", path=True, placeholder="myenv.def",
                       help="A definition file, docker://repo:tag or another image.")
@@ -326,7 +343,8 @@ class ApptainerBuild(Spec):
             out.append(Problem("output", "an output file is required, e.g. myenv.sif"))
         if not self.source:
             out.append(Problem("source", "a source is required: a .def file or docker://repo:tag"))
-        return out + option_like_operands(self, "output", "source")
+        return out + extra_problems(self.extra, self.other_value_options, self.binary) \
+            + option_like_operands(self, "output", "source")
 
 
 @dataclass(frozen=True)
