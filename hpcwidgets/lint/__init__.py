@@ -17,6 +17,8 @@ line before, alone), ``# hpcw: disable-file=HPC101,HPC209`` anywhere for the who
 
 from __future__ import annotations
 
+import importlib
+
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -116,10 +118,23 @@ def rule(code: str, name: str, severity: str, *, summary: str, why: str, fix: st
     return wrap
 
 
+#: the modules that hold the rules, by topic (importing one registers its rules); they share the helpers of
+#: :mod:`hpcwidgets.lint.catalogue`, which imports none of them, so each can also be imported on its own
+RULE_MODULES = ("launch", "container_rules", "directives", "profile_rules", "shell", "parallel_steps", "jupyter",
+                "environment", "network", "devices", "other_runtimes", "step_program", "variable_names", "buildfile")
+
+
 def rules() -> dict[str, Rule]:
-    """Every rule, by code (importing the catalogue and the build-file rules on first use)."""
-    from . import buildfile, catalogue  # noqa: F401  (importing them registers the rules)
+    """Every rule, by code (importing the rule modules on first use)."""
+    global _loaded
+    if not _loaded:
+        for name in RULE_MODULES:
+            importlib.import_module(f"{__name__}.{name}")
+        _loaded = True
     return dict(sorted(_RULES.items()))
+
+
+_loaded = False
 
 
 @dataclass

@@ -10,6 +10,7 @@ its helpers from here and is added to the imports at the end.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 from typing import Any, Iterator
@@ -1164,7 +1165,21 @@ def _simple_commands(commands: Any, outer: Any = None) -> Iterator[Any]:
             yield from _simple_commands(_shell_c_script(cmd), outer or cmd)
 
 
-# the rules live in topical modules, which import the helpers above (importing one registers its rules)
-from . import launch, container_rules, directives, profile_rules, shell, parallel_steps, jupyter  # noqa: E402,F401
-from . import environment, network, devices, other_runtimes  # noqa: E402,F401
-from . import step_program  # noqa: E402,F401
+def python_code(words: list[str]) -> str | None:
+    """The code of the first ``python -c CODE`` among ``words`` (``python3 -u -c …`` too), or None."""
+    for i, word in enumerate(words):
+        if not _PYTHON.fullmatch(word.rsplit("/", 1)[-1]):
+            continue
+        j = i + 1
+        while j < len(words) and re.fullmatch(r"-[A-Za-z]+", words[j]):
+            if words[j].endswith("c"):
+                return words[j + 1] if j + 1 < len(words) else None
+            j += 2 if words[j] in ("-W", "-X") else 1
+        return None
+    return None
+
+
+def ast_name(node: ast.AST) -> str:
+    """The name a Python expression ends in: ``Trainer`` for ``pl.Trainer`` or ``Trainer``; "" for anything else."""
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+

@@ -2,7 +2,7 @@
 come from, the runtime's own environment variables), and launchers that start ranks themselves (mpirun, a DeepSpeed
 hostfile) around or inside a container.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

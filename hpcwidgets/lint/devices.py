@@ -2,7 +2,7 @@
 asks for, the NVIDIA driver libraries a Charliecloud image directory made by the job lacks, and the credentials a
 JupyterHub single-user server gets from the hub through the job's environment.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from ..parse.script import launch_words
 from ..spec.charliecloud import image_format
 from ..spec.slurm import gpu_total, node_range
 from . import Context, rule
-from .catalogue import (_Inner, _PYTHON, _simple_commands, each_component, inherited_per_task, job_component_steps,
-                        own_gpu_request, profile_vendor, run_words, simple_commands, steps, tasks_per_node)
-# the module, not the name: importing container_rules first runs catalogue's imports of the rule modules, this one
-# included, before container_rules has defined shows_amd (which is looked up when a rule runs)
-from . import container_rules
+from .catalogue import (_Inner, _PYTHON, _simple_commands, ast_name, each_component, inherited_per_task,
+                        job_component_steps, own_gpu_request, profile_vendor, python_code, run_words, simple_commands,
+                        steps, tasks_per_node)
+from .container_rules import shows_amd
 from .parallel_steps import staged_to
 from .shell import VISIBLE_DEVICES_VARS
 
@@ -167,7 +166,7 @@ def _local_rank_pick(step: Any) -> tuple[str, str] | None:
     for cmd in _simple_commands([step.command]):
         if not isinstance(cmd, _Inner):
             if not step.wrapper and step.chain.launcher is None:  # srun python -c '…' (a launcher runs no -c code)
-                found = _python_pick(_python_code([str(w) for w in step.chain.program]), exported)
+                found = _python_pick(python_code([str(w) for w in step.chain.program]), exported)
                 if found:
                     return found
             continue
@@ -197,7 +196,7 @@ def _local_rank_pick(step: Any) -> tuple[str, str] | None:
             m = _CUDA_BY_REFERENCE.search(word)
             if m and (m.group(1) or m.group(2)) in local:
                 return m.group(0).replace("\\$", "$"), ""
-        code = _python_code(words)
+        code = python_code(words)
         if code is not None:
             code = _TASK_REFERENCE.sub(lambda m: _SHELL_RANK if (m.group(1) or m.group(2)) in local else m.group(0),
                                        code)
@@ -211,20 +210,6 @@ def _whole_reference(value: str) -> str:
     """The variable a value each task's shell expands is (``\\$SLURM_LOCALID``), "" for any other value."""
     m = _TASK_REFERENCE.fullmatch(value)
     return (m.group(1) or m.group(2)) if m else ""
-
-
-def _python_code(words: list[str]) -> str | None:
-    """The code of the first ``python -c CODE`` among ``words`` (``python3 -u -c …`` too), or None."""
-    for i, word in enumerate(words):
-        if not _PYTHON.fullmatch(word.rsplit("/", 1)[-1]):
-            continue
-        j = i + 1
-        while j < len(words) and re.fullmatch(r"-[A-Za-z]+", words[j]):
-            if words[j].endswith("c"):
-                return words[j + 1] if j + 1 < len(words) else None
-            j += 2 if words[j] in ("-W", "-X") else 1
-        return None
-    return None
 
 
 def _python_pick(code: str | None, environment: set[str]) -> tuple[str, str] | None:
@@ -242,13 +227,13 @@ def _python_pick(code: str | None, environment: set[str]) -> tuple[str, str] | N
     ranks = {_SHELL_RANK}
     # names that hold the GPU count (n = torch.cuda.device_count()): a rank taken modulo one of them is right too
     counts = {"device_count"} | {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                                 and any(_name_of(n) == "device_count" for n in ast.walk(node.value))
+                                 and any(ast_name(n) == "device_count" for n in ast.walk(node.value))
                                  for t in node.targets if isinstance(t, ast.Name)}
 
     def reads_rank(node: ast.AST) -> bool:
         inside = list(ast.walk(node))
         return (any(_environment_name(n) in environment or (isinstance(n, ast.Name) and n.id in ranks) for n in inside)
-                and not any(_name_of(n) in counts for n in inside))
+                and not any(ast_name(n) in counts for n in inside))
 
     def shown(node: ast.AST) -> str:
         text = ast.get_source_segment(code, node) or ""
@@ -276,7 +261,7 @@ def _python_pick(code: str | None, environment: set[str]) -> tuple[str, str] | N
 def _picks_device(node: ast.AST, reads_rank: Callable[[ast.AST], bool]) -> bool:
     """Whether ``node`` names a CUDA device by what ``reads_rank`` says holds the local rank."""
     if isinstance(node, ast.Call):
-        name, args = _name_of(node.func), node.args
+        name, args = ast_name(node.func), node.args
         if name in ("set_device", "cuda") and args and reads_rank(args[0]):
             return True
         if name == "device" and len(args) >= 2 and _text_of(args[0]) == "cuda" and reads_rank(args[1]):
@@ -293,18 +278,14 @@ def _picks_device(node: ast.AST, reads_rank: Callable[[ast.AST], bool]) -> bool:
 def _environment_name(node: ast.AST) -> str:
     """The variable ``node`` reads from (or, as a target, writes to) the environment: ``os.environ["X"]``,
     ``os.environ.get("X")``, ``os.getenv("X")``; "" for anything else."""
-    if isinstance(node, ast.Subscript) and _name_of(node.value) == "environ":
+    if isinstance(node, ast.Subscript) and ast_name(node.value) == "environ":
         return _text_of(node.slice)
     if isinstance(node, ast.Call) and node.args:
         func = node.func
-        if _name_of(func) == "getenv" or (isinstance(func, ast.Attribute) and func.attr == "get"
-                                          and _name_of(func.value) == "environ"):
+        if ast_name(func) == "getenv" or (isinstance(func, ast.Attribute) and func.attr == "get"
+                                          and ast_name(func.value) == "environ"):
             return _text_of(node.args[0])
     return ""
-
-
-def _name_of(node: ast.AST) -> str:
-    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
 
 
 def _text_of(node: ast.AST) -> str:
@@ -352,7 +333,7 @@ ch-fromhost --nvidia "$img"
 ch-run -b "$SCRATCH/data:/mnt/0" "$img" -- python /opt/train.py --data /mnt/0
 """)
 def _image_without_driver(ctx: Context) -> Iterator[Any]:
-    if profile_vendor(ctx) not in ("", "nvidia") or container_rules.shows_amd(ctx):
+    if profile_vendor(ctx) not in ("", "nvidia") or shows_amd(ctx):
         return
     made = _made_image_directories(ctx)
     if not made:

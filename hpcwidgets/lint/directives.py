@@ -2,7 +2,7 @@
 differently, the steps' requests against the job's) and about the script file itself (line endings, the ``#!``
 line, an empty script): what sbatch reads before the job starts.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the container runtime and the launcher hand it (GPU visibility variables, temporary folders, modules, signals), and
 where its host names and devices come from.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

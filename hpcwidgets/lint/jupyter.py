@@ -1,7 +1,7 @@
 """Rules about secrets and Jupyter: passwords and tokens written in a script, and a Jupyter server started by a
 job (its token, port, the ssh tunnel to it, and who can read the log that holds its URL).
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Rules about distributed launch: torchrun, accelerate, DeepSpeed and Lightning started by srun on the job's
 nodes, and the rendezvous (head node, port, node count) that lets their processes find each other.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any, Iterator
 
@@ -16,10 +17,10 @@ from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
                         _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text, _step_nodes,
-                        accelerate_path, all_words, as_int, cached, each_component, expanded_refs, fix_for,
+                        accelerate_path, all_words, as_int, ast_name, cached, each_component, expanded_refs, fix_for,
                         held_commands, heterogeneous, in_job_component, inherited_gpus, inherited_per_task, is_legacy,
-                        job_component_steps, job_cpus, job_nodes, job_tasks, multi_node, other_launches, own_task_gpus, shell_script_word,
-                        simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+                        job_component_steps, job_cpus, job_nodes, job_tasks, multi_node, other_launches, own_task_gpus,
+                        python_code, shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 
 
 NODELIST_VARS = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
@@ -1368,9 +1369,13 @@ def _cpus_per_task_fix(ctx: Context, cpus: int) -> Fix | None:
           "--ntasks-per-node=1 does not match'; older versions wait for processes that never come), and with "
           "--ntasks but no --ntasks-per-node it refuses to start ('Use --ntasks-per-node'). Read from the "
           "trainer's settings on the command line: LightningCLI's --trainer.devices and Hydra's (NeMo's) "
-          "trainer.devices=.",
+          "trainer.devices=; a script's own --devices, --gpus and --num_nodes (as Trainer.add_argparse_args made "
+          "them) where the script shows Lightning (the word lightning in it: a module, an environment, an image, a "
+          "comment); and Trainer(…) or Fabric(…) called with numbers in python -c code or a here-document the step "
+          "runs. devices='auto', -1, a list or a variable are left alone: their count depends on the node.",
       fix="One task per GPU: --ntasks-per-node equal to trainer.devices (and --gres=gpu:N to match), and --nodes "
-          "equal to trainer.num_nodes.",
+          "equal to trainer.num_nodes. The message says which number to change: the one that differs from the "
+          "job's GPUs per node.",
       catalogue=(7,),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -1394,17 +1399,18 @@ def _lightning_devices_vs_tasks(ctx: Context) -> Iterator[Any]:
         if srun is None or step.chain.launcher is not None or not prog \
                 or not _PYTHON.fullmatch(prog[0].rsplit("/", 1)[-1]):
             continue  # torchrun or accelerate start the processes themselves: Lightning then does not read Slurm's
-        settings = _trainer_settings(prog[1:])
+        settings = _lightning_settings(ctx, step, prog)
         if not settings:
             continue
-        per_node = next((n for n in (srun.ntasks_per_node, ctx.job.ntasks_per_node) if isinstance(n, int)), None)
+        per_node, option = ((srun.ntasks_per_node, "srun --ntasks-per-node") if isinstance(srun.ntasks_per_node, int)
+                            else (ctx.job.ntasks_per_node, "--ntasks-per-node"))
         devices = settings.get("devices")
-        if devices is not None and per_node is not None and devices[1] != per_node:
-            yield (step.line, f"{devices[0]} under srun with --ntasks-per-node={per_node}: Lightning runs one process "
-                              f"per Slurm task and stops at start-up (devices must equal the tasks per node); "
-                              f"use --ntasks-per-node={devices[1]}, one task per GPU")
-        elif devices is not None and per_node is None and isinstance(ctx.job.ntasks, int) and ctx.job.ntasks > 1 \
-                and not isinstance(srun.ntasks, int):
+        if devices is not None and isinstance(per_node, int) and devices[1] != per_node:
+            yield (step.line, f"{devices[0]} under {'' if option.startswith('srun') else 'srun with '}{option}="
+                              f"{per_node}: Lightning runs one process per Slurm task and stops at start-up (devices "
+                              "must equal the tasks per node); " + _which_to_change(ctx, devices, per_node, option))
+        elif devices is not None and not isinstance(per_node, int) and isinstance(ctx.job.ntasks, int) \
+                and ctx.job.ntasks > 1 and not isinstance(srun.ntasks, int):
             yield (step.line, f"{devices[0]} with --ntasks={ctx.job.ntasks} and no --ntasks-per-node: Lightning refuses "
                               f"to start under srun without SLURM_NTASKS_PER_NODE; use --ntasks-per-node={devices[1]} "
                               "with --nodes instead of --ntasks")
@@ -1414,20 +1420,64 @@ def _lightning_devices_vs_tasks(ctx: Context) -> Iterator[Any]:
             written = num_nodes[0]
             yield (step.line, f"{written} under srun on {nodes} node{'s' if nodes > 1 else ''}: Lightning checks "
                               "num_nodes against the step's nodes (SLURM_NNODES) and stops at start-up; use "
-                              f"{written[:written.rindex('=') + 1]}{nodes}")
+                              f"{_respelled(written, nodes)}")
+
+
+def _which_to_change(ctx: Context, devices: tuple[str, int], per_node: int, option: str) -> str:
+    """The advice for a trainer's ``devices`` that differ from the step's tasks per node (set by ``option``, srun's or
+    the job's): change the number that differs from the job's GPUs per node; both ways when that cannot tell."""
+    gpus = ctx.job.gpus_on_each_node
+    if gpus and devices[1] == gpus:
+        return f"the job has {gpus} GPUs per node: use {option}={gpus}, one task per GPU"
+    if gpus and per_node == gpus:
+        return f"the job has {gpus} GPUs per node, one per task: use {_respelled(devices[0], gpus)}"
+    if gpus:
+        return f"the job has {gpus} GPUs per node: use {option}={gpus} and {_respelled(devices[0], gpus)}"
+    return f"use {option}={devices[1]}, one task per GPU (or {_respelled(devices[0], per_node)})"
+
+
+def _respelled(written: str, value: int) -> str:
+    """A setting as written (``--trainer.devices=2``, ``devices=2``) with ``value`` in place of its number."""
+    return f"{written[:written.rindex('=') + 1]}{value}"
 
 
 #: a Lightning trainer setting on the command line: LightningCLI's --trainer.devices=4 / --trainer.devices 4, and
 #: Hydra's trainer.devices=4 (with + or ++ to add or force it), as NeMo and lightning-hydra-template take them
-_TRAINER_SETTING = re.compile(r"(?:--|\+{0,2})trainer\.(devices|num_nodes)(?:=(.*))?")
+_TRAINER_SETTING = re.compile(r"(?:--|\+{0,2})trainer\.(devices|num_nodes|gpus)(?:=(.*))?")
+
+#: a script's own options named as Lightning's Trainer.add_argparse_args names them (Lightning 1.x), read only in a
+#: script that shows Lightning: elsewhere --devices or --gpus may mean anything
+_SCRIPT_SETTING = re.compile(r"--(devices|num_nodes|gpus)(?:=(.*))?")
+
+#: the Lightning classes whose devices and num_nodes the Slurm check compares (the Trainer's strategy and Fabric's
+#: launcher both call SLURMEnvironment.validate_settings)
+_LIGHTNING_CLASSES = ("Trainer", "Fabric")
 
 
-def _trainer_settings(args: list[str]) -> dict[str, tuple[str, int]]:
-    """``devices`` and ``num_nodes`` given to the trainer as whole numbers, each with its words as written;
-    ``auto``, ``-1`` (every GPU) and device lists are left out: their count depends on the node."""
+def _lightning_settings(ctx: Context, step: Any, prog: list[str]) -> dict[str, tuple[str, int]]:
+    """``devices`` and ``num_nodes`` (``gpus``, Lightning 1.x's name, read as devices) that the step gives a Lightning
+    trainer as whole numbers, each with its words as written: on the command line, or in the python -c code or the
+    here-document the step's Python runs."""
+    shows_lightning = "lightning" in ctx.parsed.source.lower()
+    out = _trainer_settings(prog[1:], _SCRIPT_SETTING if shows_lightning else None)
+    code = python_code(prog)
+    if code is None and (len(prog) == 1 or prog[1] == "-"):
+        code = next((r.heredoc for r in step.command.redirects if r.heredoc is not None), None)
+    for name, found in _code_settings(code).items():
+        out.setdefault(name, found)
+    if "gpus" in out:
+        out.setdefault("devices", out["gpus"])
+        del out["gpus"]
+    return out
+
+
+def _trainer_settings(args: list[str], own: re.Pattern[str] | None = None) -> dict[str, tuple[str, int]]:
+    """``devices``, ``num_nodes`` and ``gpus`` given to the trainer as whole numbers, each with its words as written;
+    ``auto``, ``-1`` (every GPU) and device lists are left out: their count depends on the node. ``own`` also reads
+    the script's own options of those names."""
     out: dict[str, tuple[str, int]] = {}
     for i, word in enumerate(args):
-        m = _TRAINER_SETTING.fullmatch(word)
+        m = _TRAINER_SETTING.fullmatch(word) or (own.fullmatch(word) if own is not None else None)
         if m is None:
             continue
         value, text = m.group(2), word
@@ -1437,6 +1487,25 @@ def _trainer_settings(args: list[str]) -> dict[str, tuple[str, int]]:
             value, text = args[i + 1], f"{word}={args[i + 1]}"
         if value.isdigit() and int(value) > 0:
             out[m.group(1)] = (text, int(value))
+    return out
+
+
+def _code_settings(code: str | None) -> dict[str, tuple[str, int]]:
+    """``devices``, ``num_nodes`` and ``gpus`` given as whole numbers to a ``Trainer(…)`` or ``Fabric(…)`` call in
+    Python ``code``, each as written (``devices=4``); {} when the code cannot be read or names none."""
+    if not code:
+        return {}
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return {}
+    out: dict[str, tuple[str, int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast_name(node.func) in _LIGHTNING_CLASSES:
+            for kw in node.keywords:
+                value = kw.value.value if isinstance(kw.value, ast.Constant) else None
+                if kw.arg in ("devices", "num_nodes", "gpus") and type(value) is int and value > 0:
+                    out.setdefault(kw.arg, (f"{kw.arg}={value}", value))
     return out
 
 

@@ -2,7 +2,7 @@
 mpirun counts, where an ipyparallel controller listens, the port a rendezvous server binds, and the NCCL settings
 that decide which network the GPUs talk over.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

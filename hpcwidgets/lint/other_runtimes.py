@@ -8,7 +8,7 @@ podman-hpc turns its GPU support on only with the ``--gpu`` flag (``etc/modules.
 when it starts with ``.`` or ``/`` and checks each ``--container-mounts`` entry's source and target the same way
 (``pyxis_slurmstepd.c`` and ``args.c`` in NVIDIA/pyxis).
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any, Iterator
 from ..parse.script import launch_words
 from . import Context, rule
 from .catalogue import _Inner, _simple_commands, heterogeneous, own_gpu_request, steps
-# the module, not the name (as in devices.py): container_rules may still be importing this module
-from . import container_rules
+from .container_rules import gpu_vendor
 
 #: the podman-hpc subcommands that start a container and take its site modules (--gpu, --mpi …)
 _PODMAN_HPC_RUNS = ("run", "shared-run")
@@ -81,7 +80,7 @@ srun podman-hpc run --rm -v "$PWD:/work" -w /work nvcr.io/nvidia/pytorch:24.05-p
 srun podman-hpc run --rm --gpu -v "$PWD:/work" -w /work nvcr.io/nvidia/pytorch:24.05-py3 python train.py
 """)
 def _podman_hpc_without_gpu(ctx: Context) -> Iterator[Any]:
-    if heterogeneous(ctx) or container_rules.gpu_vendor(ctx) != "nvidia":
+    if heterogeneous(ctx) or gpu_vendor(ctx) != "nvidia":
         return
     runs = _podman_hpc_runs(ctx)
     gpu = [_podman_hpc_gpu(cmd, words, ctx) for cmd, _, words in runs]

@@ -1,7 +1,7 @@
 """Rules about steps side by side: ``srun … &``, GNU parallel and xargs, and what the batch shell does while they
 run (wait, traps, monitors, node-local copies, the job's exit status), and tasks no step starts.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Rules that check a job against a cluster profile: partitions and their limits (time, GPUs, memory, CPUs,
 nodes), GPU types, and the modules a site provides its container runtime in. They find nothing without a profile.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 continuations bash reads otherwise, quotes and dashes, the script's own path in the spool, array tasks, installs at
 job start, modules, conda, and signals and traps.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 srun, ``apptainer exec`` and ``ch-run`` hand the word after their own options (and the image) to ``execve`` as the
 program's name, with no shell in between: the word is never split into a program and its arguments.
 
-Imported at the end of :mod:`hpcwidgets.lint.catalogue`, whose helpers the rules share.
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations

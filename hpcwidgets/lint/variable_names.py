@@ -1,0 +1,211 @@
+"""Rules about variables written by name where their value was meant: ``cd SCRATCH/project`` for
+``cd "$SCRATCH/project"``.
+
+Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from ..spec._words import Verbatim
+from . import Context, Fix, rule
+from .catalogue import _Inner, _code_in_order, _functions, _simple_commands, cached
+
+#: variables a batch job has without setting them: Slurm's own (SLURM_JOB_ID, SLURM_TMPDIR, SLURMD_NODENAME …) …
+_SLURM_NAME = re.compile(r"SLURMD?_[A-Z0-9_]*[A-Z0-9]")
+#: … and the login's and the usual site ones
+_SITE_NAMES = frozenset({"HOME", "USER", "SCRATCH", "WORK", "TMPDIR"})
+
+#: how a variable of the script's own is spelled (NPROC, ltp_dir): upper case, or lower case with an underscore;
+#: a lower-case word such as data or logs is as likely a file's name as a variable's
+_OWN_NAME = re.compile(r"[A-Z][A-Z0-9_]+|[a-z][a-z0-9]*_[a-z0-9_]*")
+
+#: words that are values in their own right (--log-level DEBUG, --flag TRUE) even where the script also has a variable
+#: of that name (DEBUG=1)
+_VALUE_WORDS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "TRUE", "FALSE", "YES", "NO", "ON",
+                          "OFF", "NONE", "ALL"})
+
+#: commands whose arguments are names, patterns, programs or text, never values: the builtins that take variable
+#: names (export NAME, read NAME, printenv NAME, getopts OPTS NAME …), the text tools (env | grep SLURM_), and the
+#: printers (echo SLURM_JOB_ID is …)
+_NAME_TAKERS = frozenset({
+    "export", "unset", "declare", "typeset", "local", "readonly", "read", "readarray", "mapfile", "printenv", "getopts",
+    "set", "shopt", "let", "eval", "alias", "test", "[", "compgen", "type", "hash", "command", "builtin", "which",
+    "trap", "kill", "wait", "module", "ml",
+    "grep", "egrep", "fgrep", "rg", "sed", "awk", "gawk", "mawk", "perl", "tr", "cut", "sort", "jq", "yq",
+    "echo", "printf", "print", "logger", ":"})
+
+#: options whose value is a variable's name or a list of them, with the programs that read them so (none: any):
+#: srun/sbatch --export=NAME,…, pyxis's --container-env, ch-run --unset-env, env -u NAME, mpirun -x NAME, MPICH's and
+#: Intel MPI's -genv/-genvlist/-envlist, docker/podman/enroot -e NAME (which pass the caller's variable on)
+_NAME_OPTIONS: dict[str, tuple[str, ...]] = {
+    "--export": (), "--container-env": (), "--unset-env": (), "--set-env": (), "-genv": (), "-genvlist": (),
+    "-env": (), "-envlist": (), "-u": ("env",), "--unset": ("env",), "-x": ("mpirun", "mpiexec", "orterun"),
+    "-e": ("docker", "podman", "enroot"), "--env": ("docker", "podman", "enroot")}
+
+#: a variable's value handed to a builtin that takes names (printenv "$var", unset ${var}): the value is a name
+_HANDED_AS_NAME = (r"(?<![\w-])(?:printenv|unset|export|declare|typeset|local|readonly|read|getopts)\s[^\n;|&]*"
+                   r"\$\{{?{name}\b")
+
+#: the start of an option or setting whose value follows its ``=`` (--out=…, trainer.default_root_dir=…)
+_KEY = re.compile(r"[-+]*[A-Za-z_][\w.-]*")
+#: text that reads the same inside double quotes: nothing there but a variable can expand
+_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
+@rule("HPC535", "variable-name-without-dollar", "warning",
+      summary="a variable's name written without its $ where its value was meant (cd SCRATCH/project, "
+              "--seed SLURM_ARRAY_TASK_ID, out=ltp_dir)",
+      why="Without the $ the shell passes the name as text: cd SCRATCH/project looks for a folder named SCRATCH in the "
+          "working directory, --output-dir SLURM_TMPDIR/run writes into a new folder called SLURM_TMPDIR next to the "
+          "script (or fills the quota of a home directory) instead of the node's local disk, and --seed "
+          "SLURM_ARRAY_TASK_ID gives every array task the same text (or stops argparse, which wants a number). The "
+          "job runs on, with the wrong path or value. Reported for Slurm's variables (SLURM_*), HOME, USER, SCRATCH, "
+          "WORK, TMPDIR and the names the script sets itself (upper case, or lower case with an underscore), where a "
+          "value goes: a program's argument, the value of --option=…, or the right side of an assignment. Names "
+          "meant as names are left alone: export/unset/read/printenv/declare NAME, --export=NAME lists, env -u, "
+          "mpirun -x NAME, [[ -v NAME ]], what echo, grep, sed and awk get, python -c code, here-documents, a "
+          "declare -n name reference, and a variable that holds a name for ${!NAME} or printenv \"$NAME\".",
+      fix="Write the $ (and quote the word): cd \"$SCRATCH/project\", --seed \"$SLURM_ARRAY_TASK_ID\". The fix "
+          "does that for a word written plainly or in double quotes on one line.",
+      bad="""#!/bin/bash
+#SBATCH --array=0-9
+cd SCRATCH/project || exit 1
+python train.py --seed SLURM_ARRAY_TASK_ID
+""",
+      good="""#!/bin/bash
+#SBATCH --array=0-9
+cd "$SCRATCH/project" || exit 1
+python train.py --seed "$SLURM_ARRAY_TASK_ID"
+""")
+
+
+def _name_without_dollar(ctx: Context) -> Iterator[Any]:
+    own = _own_names(ctx)
+    indirect = "${!" in ctx.parsed.source
+    functions = _functions(ctx)
+    by_line: dict[int, list[tuple[Any, str, str, str]]] = {}
+    unfixable: set[int] = set()
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        command = cmd.cmd if isinstance(cmd, _Inner) else cmd
+        program = str(command.words[0].value) if command.words else ""
+        name = program.rsplit("/", 1)[-1]
+        hits = [(word, "", str(word.value)) for target, word in command.assignments
+                if not _names_a_name(ctx, command, target, indirect)]
+        if name not in _NAME_TAKERS and not (indirect and name in functions):  # a function reading ${!1} takes names
+            # the command word names a program or a function; only a path there (SCRATCH/venv/bin/python) holds a value
+            hits += _value_words(command.words, skip_program="/" not in program)
+        for word, prefix, value in hits:
+            named = _reported_name(value.split("/", 1)[0], own)
+            if named:
+                # a word of a bash -c script is reported at the line of the command that runs it, with no fix
+                line = cmd.line if isinstance(cmd, _Inner) else word.line
+                by_line.setdefault(line, []).append((word, prefix, value, named))
+                if isinstance(cmd, _Inner):
+                    unfixable.add(line)
+    for line, hits in by_line.items():
+        yield _finding(ctx, line, hits, own, fixable=line not in unfixable)
+
+
+def _value_words(words: Any, skip_program: bool) -> list[tuple[Any, str, str]]:
+    """``(word, prefix, value)`` for the values among a command's ``words`` (past its program with
+    ``skip_program``): each argument, and of ``--opt=VALUE`` (or ``key=VALUE``) the part after ``=`` with ``--opt=``
+    as its prefix; not a name list (--export=NAME,…, the word after mpirun -x or env -u) nor shell text kept as
+    written."""
+    out = []
+    programs: set[str] = set()
+    previous = ""
+    for at, word in enumerate(words):
+        value = str(word.value)
+        after_name_option, previous = _takes_names(previous, programs), value
+        programs.add(value.rsplit("/", 1)[-1])
+        if after_name_option or isinstance(word.value, Verbatim) or (skip_program and at == 0):
+            continue
+        key, eq, rest = value.partition("=")
+        if not eq or not _KEY.fullmatch(key):
+            out.append((word, "", value))
+        elif not _takes_names(key, programs):
+            out.append((word, key + "=", rest))
+    return out
+
+
+def _takes_names(option: str, programs: set[str]) -> bool:
+    """Whether ``option`` takes variable names as its value in a command that runs ``programs``."""
+    readers = _NAME_OPTIONS.get(option)
+    return readers is not None and (not readers or not programs.isdisjoint(readers))
+
+
+def _reported_name(name: str, own: dict[str, int]) -> str:
+    """``name`` when it is a variable this rule reports written without its $, else ""."""
+    if name in _SITE_NAMES or _SLURM_NAME.fullmatch(name):
+        return name
+    return name if name in own and name not in _VALUE_WORDS else ""
+
+
+def _own_names(ctx: Context) -> dict[str, int]:
+    """The variables the script sets or exports itself (assignments anywhere, ``export NAME``, ``for NAME in``),
+    each with the line it is first set on, among those spelled as variables are (:data:`_OWN_NAME`)."""
+    def make() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for cmd, _, _ in _code_in_order(ctx):
+            if cmd.kind == "compound":
+                m = re.match(r"\s*for\s+([A-Za-z_]\w*)\s+in\b", cmd.text)
+                names = [m.group(1)] if m else []
+            else:
+                names = [n for n, _ in cmd.assignments]
+                exports_functions = any(re.fullmatch(r"-\w*f\w*", str(w.value)) for w in cmd.words[1:])  # export -f
+                if cmd.name in ("export", "declare", "typeset", "local", "readonly") and not exports_functions:
+                    names += [str(w.value) for w in cmd.words[1:] if re.fullmatch(r"[A-Za-z_]\w*", str(w.value))]
+            for n in names:
+                if _OWN_NAME.fullmatch(n):
+                    out.setdefault(n, cmd.line)
+        return out
+    return cached(ctx, "own_variable_names", make)
+
+
+def _names_a_name(ctx: Context, cmd: Any, target: str, indirect: bool) -> bool:
+    """Whether the assignment to ``target`` holds a variable's name on purpose: a name reference (declare -n,
+    local -n), an integer (declare -i, whose value bash evaluates as arithmetic, where names are variables), or a
+    variable the script reads indirectly (${!target}) or hands to a builtin that takes a name (printenv "$target",
+    unset $target)."""
+    if cmd.name in ("declare", "typeset", "local") and any(re.fullmatch(r"-\w*[ni]\w*", str(w.value))
+                                                           for w in cmd.words[1:]):
+        return True
+    if indirect and f"${{!{target}}}" in ctx.parsed.source:
+        return True
+    return re.search(_HANDED_AS_NAME.format(name=re.escape(target)), ctx.parsed.source) is not None
+
+
+def _finding(ctx: Context, line: int, hits: list[tuple[Any, str, str, str]], own: dict[str, int],
+             fixable: bool) -> tuple[Any, ...]:
+    """HPC535's finding on ``line``, whose ``hits`` ``(word, prefix, value, name)`` hold a variable's ``name``
+    without its $ (``value`` is the part of the word after ``prefix``: ``--out=``, or nothing); with one fix for
+    them all where each word is written out on that line."""
+    _, _, value, name = hits[0]
+    where = f" (set on line {own[name]})" if name in own else ""
+    others = [h[2] for h in hits[1:]]
+    also = f" (and {', '.join(others)} the same way)" if others else ""
+    message = (f"{value}: the $ before {name} is missing, so the word is the text '{value}', not the value of "
+               f"${name}{where}, and the job runs on with a wrong path or value{also}; write \"${value}\"")
+    fix = _dollar_fix(ctx, line, hits) if fixable else None
+    return (line, message, fix) if fix else (line, message)
+
+
+def _dollar_fix(ctx: Context, line_no: int, hits: list[tuple[Any, str, str, str]]) -> Fix | None:
+    """Line ``line_no`` with ``$`` put before each value of ``hits`` and its word (prefix and value) in double quotes,
+    as the renderer quotes such a word; None unless every word is written plainly (or in double quotes) there."""
+    line = ctx.parsed.lines[line_no - 1]
+    edits = []
+    for word, prefix, value, _ in hits:
+        raw, at = word.raw, word.col - 1
+        inner = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw
+        if word.line != line_no or inner != prefix + value or not _PLAIN.fullmatch(inner) \
+                or line[at:at + len(raw)] != raw:
+            return None
+        edits.append((at, at + len(raw), f'"{prefix}${value}"'))
+    for start, end, text in sorted(edits, reverse=True):
+        line = line[:start] + text + line[end:]
+    shown = ", ".join(f"${h[2]}" for h in hits)
+    return Fix(f"write {shown}", line_no, line_no, text=line)
