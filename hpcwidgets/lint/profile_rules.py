@@ -13,9 +13,18 @@ from .catalogue import (MPI_LAUNCHERS, _first_directive_line, _in_component, cac
                         run_words, simple_commands)
 from .directives import _runs_only_diagnostics
 
-#: the option a problem is about where the job sets it with another field's option: the GPU type is written in the
-#: GPU request, --gres=gpu:a100:1 or --gpus-per-node=a100:2
-_OPTION_OF = {"gpu_type": "gpus_per_node"}
+#: the options a problem may be about where the job sets its field with another field's option: the GPU type is
+#: written in the GPU request, --gres=gpu:a100:1, --gpus-per-node=a100:2, --gpus=a100:8 or --gpus-per-task=a100:1
+_OPTIONS_OF = {"gpu_type": ("gpus_per_node", "gpus", "gpus_per_task")}
+
+
+def _option_of(job: Any, field: str) -> str:
+    """The field whose option a problem about ``field`` is shown at: the field itself, or for the GPU type the GPU
+    request of ``job`` that names it."""
+    options = _OPTIONS_OF.get(field)
+    if not options:
+        return field
+    return next((f for f in options if getattr(job, f, None)), options[0])
 
 
 def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
@@ -28,18 +37,23 @@ def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
     return cached(ctx, "profile_problems", make)
 
 
+#: the rule of each field :func:`~hpcwidgets.spec.profile.job_warnings` reports
+_WARNING_CODES = {"partition": "HPC410", "time": "HPC411", "mem_per_cpu": "HPC412", "mem": "HPC413"}
+
+
 def profile_warnings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
     """What may still go wrong on the site (:func:`~hpcwidgets.spec.profile.job_warnings`): HPC410 for a partition
-    a partial profile does not list, HPC411 for a job stopped at its partition's default time limit."""
+    a partial profile does not list, HPC411 for a job stopped at its partition's default time limit, HPC412 for
+    --mem-per-cpu above MaxMemPerCPU, HPC413 for a job left with a small default memory."""
     def make() -> dict[str, list[tuple[int, str]]]:
         if ctx.profile is None or not ctx.parsed.directives:
             return {}
         from ..spec.profile import job_warnings
-        # a later component's time is left alone: whether it takes the first one's --time is not known here, and a
-        # warning that may be false is worse than none
+        # a later component's time and memory are left alone: whether it takes the first one's options is not known
+        # here, and a warning that may be false is worse than none
         return _by_code(ctx, lambda job: [p for p in job_warnings(ctx.profile, job)
                                           if job is ctx.job or p.field == "partition"],
-                        lambda p: "HPC410" if p.field == "partition" else "HPC411")
+                        lambda p: _WARNING_CODES[p.field])
     return cached(ctx, "profile_warnings", make)
 
 
@@ -51,11 +65,11 @@ def _by_code(ctx: Context, problems_of: Any, code_of: Any) -> dict[str, list[tup
     out: dict[str, list[tuple[int, str]]] = {}
     default = ctx.parsed.directive_line("partition", _first_directive_line(ctx))
     for p in problems_of(ctx.job):
-        line = ctx.parsed.directive_line(_OPTION_OF.get(p.field, p.field), default)
+        line = ctx.parsed.directive_line(_option_of(ctx.job, p.field), default)
         out.setdefault(code_of(p), []).append((line, p.message))
     for view, (_, line_of) in zip(component_views(ctx), job_components(ctx)[1:]):
         for p in problems_of(view.job):
-            out.setdefault(code_of(p), []).append((line_of(_OPTION_OF.get(p.field, p.field)), _in_component(view, p)))
+            out.setdefault(code_of(p), []).append((line_of(_option_of(view.job, p.field)), _in_component(view, p)))
     return out
 
 
@@ -99,7 +113,9 @@ _profile_rule_specs = [
      "Ask for at most the partition's GPUs per node and use more nodes for more GPUs; stay within its GPUs per job.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:8\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\n"),
     ("HPC404", "unknown-gpu-type", "a GPU type the partition does not have",
-     "The request names a gres type no node offers: the job is rejected or never starts.",
+     "The request (--gres=gpu:TYPE:N, --gpus-per-node, --gpus or --gpus-per-task with a TYPE) names a gres type no "
+     "node offers: the job is rejected or never starts. Only partitions whose profile lists their GPU types are "
+     "checked: one that lists none takes any type, as the profile does not know the names.",
      "Use one of the partition's GPU types, or leave the type out (gpu:N).",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:v100:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:a100:1\n"),
     ("HPC405", "memory-over-node", "more memory per node than the partition's nodes have (or per job than it allows)",
@@ -146,9 +162,10 @@ for _code, _name, _summary, _why, _fix, _bad, _good in _profile_rule_specs:
       fix="Check the name: sinfo --summarize lists the partitions you may use. If it is right, add the partition to "
           "the profile to have the job's limits checked.",
       catalogue=(12,), profile="midway3",
-      bad="#!/bin/bash\n#SBATCH --partition=gpu-smithlab\n#SBATCH --gres=gpu:1\n#SBATCH --time=02:00:00\n"
-          "python train.py\n",
-      good="#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=02:00:00\npython train.py\n")
+      bad="#!/bin/bash\n#SBATCH --partition=gpu-smithlab\n#SBATCH --gres=gpu:1\n#SBATCH --mem=40G\n"
+          "#SBATCH --time=02:00:00\npython train.py\n",
+      good="#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --mem=40G\n#SBATCH --time=02:00:00\n"
+           "python train.py\n")
 def _partition_not_listed(ctx: Context) -> Iterator[Any]:
     yield from profile_warnings(ctx).get("HPC410", [])
 
@@ -170,6 +187,44 @@ def _default_time_limit(ctx: Context) -> Iterator[Any]:
         return  # an --time sbatch refuses or ignores (empty, after the first command): its own rule says so
     if not _runs_only_diagnostics(ctx):  # nvidia-smi, hostname: done long before any default limit
         yield from profile_warnings(ctx).get("HPC411", [])
+
+
+@rule("HPC412", "mem-per-cpu-over-max", "warning",
+      summary="--mem-per-cpu is above the partition's MaxMemPerCPU: Slurm gives each task more CPUs, and bills them",
+      why="Sites that share a node's memory out by CPU set MaxMemPerCPU (slurm.conf, or the partition's line in "
+          "scontrol show partition). Slurm does not refuse a job that asks for more per CPU: it takes the value as "
+          "memory per task and raises --cpus-per-task until the CPUs' shares cover it (sbatch(1), --mem-per-cpu). "
+          "The job is billed for those CPUs, an explicit --cpus-per-task is changed, and tasks that no longer fit on "
+          "a node make the job fail (slurm.conf(5), MaxMemPerCPU).",
+      fix="Ask for at most MaxMemPerCPU per CPU, and for the CPUs per task the memory needs (--cpus-per-task), so "
+          "the job script says what the job gets.",
+      catalogue=(12,), profile="midway3",
+      bad="#!/bin/bash\n#SBATCH --partition=caslake\n#SBATCH --mem-per-cpu=16G\n#SBATCH --time=02:00:00\n"
+          "python train.py\n",
+      good="#!/bin/bash\n#SBATCH --partition=caslake\n#SBATCH --cpus-per-task=5\n#SBATCH --mem-per-cpu=3900M\n"
+           "#SBATCH --time=02:00:00\npython train.py\n")
+def _mem_per_cpu_over_max(ctx: Context) -> Iterator[Any]:
+    yield from profile_warnings(ctx).get("HPC412", [])
+
+
+@rule("HPC413", "small-default-memory", "warning",
+      summary="no memory request, on a partition whose default memory per CPU (or GPU) leaves the job less than half "
+              "its share of a node",
+      why="A job that asks for no memory gets DefMemPerCPU × its CPUs (DefMemPerGPU × its GPUs where the partition "
+          "sets that), not the node's memory. Sites often set the default low, 1G or 2G per CPU, and a GPU job with "
+          "one or two CPUs then has a few GB of host memory beside a GPU that came with a quarter of the node's: "
+          "loading the data or the model is killed by the out-of-memory handler ('oom-kill event', 'Killed'), after "
+          "the job waited in the queue. Not reported for --exclusive jobs, nor for a later component of a "
+          "heterogeneous job.",
+      fix="Ask for the memory the job needs with --mem (at most the node's), or --mem-per-gpu.",
+      catalogue=(12,), profile="midway3",
+      bad="#!/bin/bash\n#SBATCH --partition=caslake\n#SBATCH --cpus-per-task=8\n#SBATCH --time=02:00:00\n"
+          "python train.py\n",
+      good="#!/bin/bash\n#SBATCH --partition=caslake\n#SBATCH --cpus-per-task=8\n#SBATCH --mem=24G\n"
+           "#SBATCH --time=02:00:00\npython train.py\n")
+def _small_default_memory(ctx: Context) -> Iterator[Any]:
+    if not _runs_only_diagnostics(ctx):  # nvidia-smi, hostname: a few MB are enough
+        yield from profile_warnings(ctx).get("HPC413", [])
 
 
 def _same_module(loaded: str, wanted: str) -> bool:
@@ -194,11 +249,13 @@ def _program_run(cmd: Any) -> str:
       bad="""#!/bin/bash
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
+#SBATCH --mem=40G
 apptainer exec --nv pytorch_2.3.sif python train.py
 """,
       good="""#!/bin/bash
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
+#SBATCH --mem=40G
 module load apptainer
 apptainer exec --nv pytorch_2.3.sif python train.py
 """)

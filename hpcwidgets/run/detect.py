@@ -278,8 +278,33 @@ def _access(rec: Mapping[str, str]) -> tuple[list[str], tuple[str, ...]]:
     return closed, allowed
 
 
-def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[Partition, list[str]]:
-    """The partition of one ``PartitionName=`` record and its nodes' records, and the GPU node features."""
+#: the memory a job gets per CPU or per GPU when it asks for none, and the most per CPU: the partition field and
+#: Slurm's key (in a partition record, DefMemPerGPU is one of its JobDefaults)
+_MEM_KEYS = (("def_mem_per_cpu", "DefMemPerCPU"), ("max_mem_per_cpu", "MaxMemPerCPU"),
+             ("def_mem_per_gpu", "DefMemPerGPU"))
+
+
+def _mem_per_cpu_or_gpu(rec: Mapping[str, str], config_text: str) -> dict[str, str]:
+    """The partition's DefMemPerCPU, MaxMemPerCPU and DefMemPerGPU (MB) as Slurm sizes, each from its record, else
+    the cluster's from ``scontrol show config`` text. A partition that sets a default or limit per node
+    (DefMemPerNode=32000, MaxMemPerNode=…) does not take the cluster's per-CPU one: each pair is mutually
+    exclusive (slurm.conf(5)). UNLIMITED and 0 mean none."""
+    job_defaults = dict(item.partition("=")[::2] for item in _split_top(rec.get("JobDefaults", "")))
+    per_node = {"DefMemPerCPU": "DefMemPerNode", "MaxMemPerCPU": "MaxMemPerNode"}
+    out: dict[str, str] = {}
+    for field, key in _MEM_KEYS:
+        own = _int(rec.get(key)) or _int(job_defaults.get(key))
+        if own is None and not _int(rec.get(per_node.get(key, ""))):
+            own = _int(_config_value(config_text, key))
+        if own:
+            out[field] = format_mem(own)
+    return out
+
+
+def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
+               config_text: str = "") -> tuple[Partition, list[str]]:
+    """The partition of one ``PartitionName=`` record and its nodes' records, and the GPU node features
+    (``config_text``: ``scontrol show config``, for the cluster's memory per CPU)."""
     cpus = [_int(r.get("CPUEfctv")) or _int(r.get("CPUTot")) for r in records]
     mems = [node_memory(r) for r in records]
     gres = [parse_gres(r.get("Gres", "")) for r in records]
@@ -326,6 +351,7 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]]) -> tuple[P
         allowed_qos=allowed_qos,
         restricted=bool(closed),
         is_default=rec.get("Default", "NO").upper() == "YES",
+        **_mem_per_cpu_or_gpu(rec, config_text),
     )
     return part, features
 
@@ -383,7 +409,9 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
     whether AllowAccounts/AllowGroups or Hidden=YES restrict it, and the QOS AllowQos lets jobs use (``allowed_qos``);
     node sizes as docs/profiles.md states them (from the partition record alone when no node record names it): CPUs
     and memory of the largest node (memory less MemSpecLimit, unknown when RealMemory is 1), lowered by
-    MaxCPUsPerNode / MaxMemPerNode; where a partition also has nodes without GPUs and its GPU nodes are smaller,
+    MaxCPUsPerNode / MaxMemPerNode; the memory a job gets per CPU or per GPU when it asks for none and the most per
+    CPU (DefMemPerCPU, DefMemPerGPU in JobDefaults, MaxMemPerCPU; the cluster's from ``config_text`` for a partition
+    that sets none); where a partition also has nodes without GPUs and its GPU nodes are smaller,
     ``gpu_node_cpus``/``gpu_node_mem`` the size of its largest GPU node (capped the same way); GPUs per node those
     of the node with the most full GPUs (MIG slices count on nodes that have nothing else), never summed over
     different nodes; ``gpus_per_type`` the most of each type one node has, where that differs. The GPU vendor
@@ -413,7 +441,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
             raise ProfileError(f"partition {pname}: {exc}") from None
         names = list(dict.fromkeys(listed + members.get(pname, [])))
         records = [nodes[n] for n in names if n in nodes]
-        part, features[pname] = _partition(rec, records)
+        part, features[pname] = _partition(rec, records, config_text)
         partitions.append(part)
         if not records:
             unsized.append(pname)

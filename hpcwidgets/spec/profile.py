@@ -10,8 +10,10 @@ Rules a profile follows besides the field types (each broken rule is one :class:
 names are unique and at most one is marked ``is_default`` (agreeing with ``default_partition``);
 ``default_gpu_partition`` names a partition with GPUs; times are Slurm times and a partition's
 ``default_time`` is neither longer than its ``max_time`` nor unlimited (``UNLIMITED``/``0``) when
-``max_time`` is finite; ``mem_per_node`` is a positive Slurm size; the GPU nodes' own size (``gpu_node_cpus``,
-``gpu_node_mem``) needs GPUs and is not above ``cpus_per_node``/``mem_per_node``; ``login_port`` is a port
+``max_time`` is finite; ``mem_per_node`` is a positive Slurm size, as are the memory per CPU or GPU
+(``def_mem_per_cpu`` not above ``max_mem_per_cpu``, ``def_mem_per_gpu`` only with GPUs); the GPU nodes' own size
+(``gpu_node_cpus``, ``gpu_node_mem``) needs GPUs and is not above ``cpus_per_node``/``mem_per_node``; ``login_port``
+is a port
 number and ``jump_host`` what ``ssh -J`` takes
 (``[user@]host[:port]``, hops joined by commas); ``account`` is letters, digits and
 ``_ . + - @`` (IDRIS Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from
@@ -28,7 +30,8 @@ partition it names; without ``--partition``, the entry that is not a Slurm parti
 ``constraint`` the job asks for; else, for a job that asks for GPUs on a site that routes those to its GPU
 partition (``gpu_jobs_to_default_gpu_partition``, as IDRIS Jean Zay does), the default GPU partition; else the
 default entry, unless that is selected by QOS/constraint and the job asks for a different QOS or constraint
-(then the limits are unknown and not checked).
+(then the limits are unknown and not checked). A partition that lists GPU types takes only those; one that lists
+none takes any (:meth:`Partition.offers_gpu_type`).
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Problem, ProfileError
+from ..errors import Problem, ProfileError, ValidationError
 from ._meta import Spec, opt
 from .apptainer import IMAGE_SOURCES
 from .common import jump_host_field, login_port_field
-from .slurm import SlurmJob, gpu_total, whole_count
+from .slurm import GPU_COUNTS, SlurmJob, gpu_total, whole_count
 from .ssh import jump_host_problem, login_host_problem
 from .units import UNLIMITED, format_mem, format_time, parse_mem, parse_time
 
@@ -245,9 +248,44 @@ class Partition(Spec):
                                  "partition also has bigger nodes without GPUs, e.g. 500G; a job that asks for "
                                  "GPUs is checked against it. Empty otherwise: mem_per_node then holds for "
                                  "every job.")
+    def_mem_per_cpu: str = opt("", label="Default memory per CPU", role="internal", placeholder="7150M",
+                               help="Memory per CPU a job gets when it asks for no memory (Slurm's DefMemPerCPU, the "
+                                    "partition's or else the cluster's), e.g. 7150M; empty when the site sets none.")
+    max_mem_per_cpu: str = opt("", label="Maximum memory per CPU", role="internal", placeholder="7150M",
+                               help="The most memory per CPU (Slurm's MaxMemPerCPU), e.g. 7150M: Slurm gives a job "
+                                    "that asks for more per CPU more CPUs per task, and bills it for them. Empty for "
+                                    "no limit.")
+    def_mem_per_gpu: str = opt("", label="Default memory per GPU", role="internal", placeholder="29440M",
+                               help="Memory per GPU a job that asks for GPUs but no memory gets (Slurm's DefMemPerGPU, "
+                                    "in the partition's JobDefaults), e.g. 29440M; empty when the site sets none.")
 
     def describe(self) -> str:
         return f"partition {self.name or '(unnamed)'}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Also takes the values a site's own files and Slurm's output write where their meaning is plain
+        (:func:`_lenient`), and refuses the ambiguous ones with the fix; every problem of the table is raised at
+        once, with those of the other values."""
+        if not isinstance(data, dict):
+            return super().from_dict(data)
+        values: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for name, value in data.items():
+            try:
+                fixed = _lenient(name, value)
+            except ValueError as exc:
+                problems.append(Problem(name, str(exc)))
+                continue
+            if fixed is not _LEAVE_OUT:
+                values[name] = fixed
+        try:
+            part = super().from_dict(values)
+        except ValidationError as exc:
+            raise ValidationError(problems + list(exc.problems), subject=exc.subject) from None
+        if problems:
+            raise ValidationError(problems, subject=cls.kind)
+        return part
 
     @property
     def is_slurm_partition(self) -> bool:
@@ -304,6 +342,14 @@ class Partition(Spec):
                 return int(count)
         return self.gpus_per_node if isinstance(self.gpus_per_node, int) else 0
 
+    def offers_gpu_type(self, gpu_type: str) -> bool:
+        """Whether a job may ask this partition for GPUs of ``gpu_type``. A partition that lists no GPU types takes
+        any: the profile does not know the type names (its author left them out), which is not the same as
+        forbidding them (LUMI's ``--gres=gpu:mi250:8`` on a profile that says only 8 GPUs per node). A partition
+        that lists its types takes only those."""
+        types = _tup(self.gpu_types)
+        return self.has_gpus and (not types or gpu_type in types)
+
     def max_seconds(self) -> int | None:
         """The time limit in seconds, None when there is none."""
         return _limit(self.max_time)
@@ -347,6 +393,7 @@ class Partition(Spec):
         _node_size(out, "mem_per_node", self.mem_per_node, "memory per node",
                    "the memory a job can use on one node, e.g. 187G, or leave it empty if unknown")
         out += self._gpu_node_problems()
+        out += self._mem_default_problems()
         types = _tup(self.gpu_types)
         for t in types:
             if isinstance(t, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+", t):
@@ -398,6 +445,25 @@ class Partition(Spec):
                                       "rejects the jobs it is filled into; use one of them, or add it to allowed_qos"))
         return out
 
+    def _mem_default_problems(self) -> list[Problem]:
+        """Memory per CPU or GPU: positive sizes; a default per CPU above the maximum per CPU (Slurm would raise
+        the CPUs of every job that asks for no memory); a default per GPU needs GPUs."""
+        out: list[Problem] = []
+        default = _node_size(out, "def_mem_per_cpu", self.def_mem_per_cpu, "default memory per CPU",
+                             "the memory per CPU a job gets when it asks for none, e.g. 7150M, or leave it empty")
+        most = _node_size(out, "max_mem_per_cpu", self.max_mem_per_cpu, "maximum memory per CPU",
+                          "the most memory per CPU a job may ask for, e.g. 7150M, or leave it empty for no limit")
+        if default and most and default > most:
+            out.append(Problem("def_mem_per_cpu", f"default memory per CPU {self.def_mem_per_cpu} is more than the "
+                                                  f"maximum {self.max_mem_per_cpu}; lower it to at most "
+                                                  f"{self.max_mem_per_cpu}"))
+        _node_size(out, "def_mem_per_gpu", self.def_mem_per_gpu, "default memory per GPU",
+                   "the memory per GPU a job gets when it asks for none, e.g. 29440M, or leave it empty")
+        if _str(self.def_mem_per_gpu) and not self.has_gpus:
+            out.append(Problem("def_mem_per_gpu", "def_mem_per_gpu is set but the partition has no GPUs (GPUs per "
+                                                  "node is 0); remove it, or set GPUs per node"))
+        return out
+
     def _gpu_node_problems(self) -> list[Problem]:
         """The GPU nodes' own size must belong to a partition with GPUs and not exceed its largest node: both say
         the profile is wrong (swapped values, or a partition whose GPUs were left out)."""
@@ -423,6 +489,53 @@ class Partition(Spec):
                                                f"({self.mem_per_node}), which is the partition's largest node; "
                                                f"raise mem_per_node to {mem}, or lower gpu_node_mem"))
         return out
+
+
+#: a partition's memory fields: Slurm sizes, where slurm.conf writes a whole number of MB (RealMemory=257400)
+_MEM_FIELDS = ("mem_per_node", "gpu_node_mem", "max_mem_per_job", "def_mem_per_cpu", "max_mem_per_cpu",
+               "def_mem_per_gpu")
+#: a partition's count fields (whole numbers)
+_COUNT_FIELDS = ("max_nodes", "cpus_per_node", "gpus_per_node", "max_cpus_per_job", "max_gpus_per_job", "gpu_nodes",
+                 "gpu_node_cpus")
+#: the fields where Slurm's UNLIMITED (scontrol: MaxNodes=UNLIMITED, DefMemPerNode=UNLIMITED) means "none": left out
+_UNLIMITED_MEANS_NONE = ("max_nodes", "max_cpus_per_job", "max_gpus_per_job", "max_mem_per_job", "def_mem_per_cpu",
+                         "max_mem_per_cpu", "def_mem_per_gpu")
+#: :func:`_lenient`'s answer for a value that means the field's default (no limit)
+_LEAVE_OUT = object()
+
+
+def _lenient(name: str, value: Any) -> Any:
+    """A partition's ``value`` for field ``name`` as the model holds it, where a profile file may write it another
+    way whose meaning is plain: memory as a whole number of MB (``mem_per_node = 257400``, as slurm.conf writes
+    RealMemory), a count as digits with spaces around them or as a whole float (``4.0``), and UNLIMITED for a
+    limit (:data:`_LEAVE_OUT`). Raises ``ValueError`` with the fix for a value that could mean two things: a bare
+    number for a time (Slurm reads minutes, people often mean hours), a fraction of a count or of MB. Any other
+    value is returned as it is, for the generic checks."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().upper() in ("UNLIMITED", "INFINITE") and name in _UNLIMITED_MEANS_NONE:
+        return _LEAVE_OUT
+    if name in _MEM_FIELDS:
+        if isinstance(value, int):
+            return f"{value}M"
+        if isinstance(value, float):
+            raise ValueError(f"{value!r} is not a whole number, and Slurm sizes are whole: write whole MB as "
+                             f"slurm.conf does, or a size with its unit in quotes, e.g. \"{round(value * 1024)}M\" "
+                             f"for {value!r}G")
+    elif name in ("max_time", "default_time") and isinstance(value, (int, float)):
+        whole = int(value) if float(value).is_integer() else None
+        if whole is None:
+            raise ValueError(f"{value!r} is not a Slurm time; write it in quotes as D-HH:MM:SS, e.g. \"1-12:00:00\"")
+        raise ValueError(f"a bare number is ambiguous as a time limit: write \"{whole}\" in quotes for {whole} "
+                         f"minutes (as Slurm reads it) or \"{whole}:00:00\" for {whole} hours")
+    elif name in _COUNT_FIELDS:
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            return int(value.strip())
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"{value!r} is not a whole number; write a count such as {int(value)}")
+            return int(value)
+    return value
 
 
 def _node_size(out: list[Problem], field: str, text: Any, what: str, fix: str) -> int | None:
@@ -900,12 +1013,34 @@ def best_partitions(parts: Any, *, nodes: int = 1, by: str = "time") -> list[Par
 # ------------------------------------------------------------------------------------------------
 # Checking a job against a profile
 # ------------------------------------------------------------------------------------------------
+def job_gpu_types(job: SlurmJob) -> tuple[str, ...]:
+    """The GPU types a job names, however it asks for them: ``--gres=gpu:a100:4`` or ``--gpus-per-node=a100:4``
+    (its ``gpu_type``), several types on each node (``--gpus-per-node=a100:2,v100:1``), ``--gpus=a100:8`` or
+    ``--gpus-per-task=a100:1``; () for a request that names none (``--gres=gpu:4``)."""
+    types = [_str(job.gpu_type)]
+    for value in (job.gpus_per_node, job.gpus, job.gpus_per_task):
+        if isinstance(value, str) and GPU_COUNTS.fullmatch(value):
+            types += [item.rpartition(":")[0] for item in value.split(",")]
+    return tuple(dict.fromkeys(t for t in types if t))
+
+
 def _tasks_per_node(job: SlurmJob) -> int:
     if job.ntasks_per_node:
         return job.ntasks_per_node
     if job.ntasks:
         return -(-job.ntasks // job.node_count)
     return 1
+
+
+def _cpus_asked(job: SlurmJob, gpus: int) -> tuple[int, str, str]:
+    """CPUs the job asks for on each node, how (for messages) and the field that says it: GPUs × --cpus-per-gpu,
+    else tasks per node × --cpus-per-task (1 each when unset)."""
+    if job.cpus_per_gpu and gpus:
+        return job.cpus_per_gpu * gpus, f"{gpus} GPUs × {job.cpus_per_gpu} CPUs per GPU", "cpus_per_gpu"
+    tasks = _tasks_per_node(job)
+    field = "cpus_per_task" if job.cpus_per_task else "ntasks_per_node" if job.ntasks_per_node else "ntasks"
+    return (tasks * (job.cpus_per_task or 1), f"{tasks} tasks per node × {job.cpus_per_task or 1} CPUs per task",
+            field)
 
 
 def _spread(job: SlurmJob) -> bool:
@@ -924,18 +1059,29 @@ def _nodes_needed(units: int, per_node: int) -> int:
     return -(-units // per_node) if per_node > 0 else units
 
 
-def _others(profile: ClusterProfile, keep, part: Partition | None, job: SlurmJob, gpus: bool = False) -> str:
+def _others(profile: ClusterProfile, keep, part: Partition | None, job: SlurmJob, gpus: bool = False,
+            typed: bool = True) -> str:
     """Partitions to suggest instead of ``part`` (None: the job names none the profile lists): those ``keep``
-    accepts that take jobs, allow the job's --qos and, for a job that asks for GPUs (``gpus``), have GPUs (a hint
-    must not lead to the next error). Restricted ones (some accounts or groups only) are left out, as most users
-    are refused there, unless ``part`` is restricted too: its user belongs to some lab and may choose among its
-    partitions, but the profile cannot tell which lab each serves, so those are shown marked "(restricted)"."""
+    accepts that take jobs, allow the job's --qos and, for a job that asks for GPUs (``gpus``), have GPUs of the
+    types it names (a hint must not lead to the next error; with ``typed`` False, any GPUs). Restricted ones (some
+    accounts or groups only) are left out, as most users are refused there, unless ``part`` is restricted too: its
+    user belongs to some lab and may choose among its partitions, but the profile cannot tell which lab each serves,
+    so those are shown marked "(restricted)"."""
     member = part is not None and part.restricted is True
+    types = job_gpu_types(job) if gpus and typed else ()
     names = [p.label() + (" (restricted)" if p.restricted is True else "") for p in _tup(profile.partitions)
              if isinstance(p, Partition) and (part is None or p.name != part.name) and p.takes_jobs
-             and (p.has_gpus or not gpus) and (member or p.restricted is not True) and _allows_qos(p, _str(job.qos))
-             and keep(p)]
+             and (p.has_gpus or not gpus) and all(p.offers_gpu_type(t) for t in types)
+             and (member or p.restricted is not True) and _allows_qos(p, _str(job.qos)) and keep(p)]
     return ", ".join(names)
+
+
+def _types_offered(profile: ClusterProfile) -> str:
+    """The GPU types the profile's partitions list, for a hint: "GPU type a100", "a GPU type of a100, h100"."""
+    types = sorted({t for p in profile.gpu_partitions() for t in _tup(p.gpu_types) if isinstance(t, str)})
+    if len(types) == 1:
+        return f"GPU type {types[0]}"
+    return f"a GPU type of {', '.join(types)}" if types else "any GPU type"
 
 
 def _allows_qos(part: Partition, qos: str) -> bool:
@@ -1027,7 +1173,8 @@ def job_warnings(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     """What :func:`check_job` lets pass but may still go wrong: the job names a partition that a profile listing
     only some (``partitions_complete = false``) does not list, so its limits are not checked (field ``partition``);
     the job sets no ``--time`` on an entry whose default time limit is shorter than its maximum (or than no limit),
-    so Slurm stops it after the default (field ``time``). Field names are the job's, as in check_job."""
+    so Slurm stops it after the default (field ``time``); memory Slurm adjusts (:func:`_memory_warnings`, fields
+    ``mem_per_cpu`` and ``mem``). Field names are the job's, as in check_job."""
     job = _well_typed(job)
     if not profile.partition_names():
         return []
@@ -1042,28 +1189,94 @@ def job_warnings(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
                                         f"the job's limits there are not checked; unless it is a partition only some "
                                         f"accounts may use (your lab's) or a hidden one, check the name (listed: "
                                         f"{listed})"))
-    if job.time:
-        return out
     parts = [p for p in _tup(profile.partitions) if isinstance(p, Partition) and p.is_slurm_partition
              and p.name in names] if names else [profile.entry_for(job)]
     for part in parts:
         if part is None or not part.takes_jobs or (job.gpus_on_each_node and not part.has_gpus):
             continue  # the job does not run there at all, as check_job says
         default, limit = _limit(part.default_time), part.max_seconds()
-        if default is not None and (limit is None or default < limit):
+        if not job.time and default is not None and (limit is None or default < limit):
             most = f"whose maximum is {part.max_time}" if limit is not None else "which has no maximum"
             out.append(Problem("time", f"the job sets no --time, so Slurm stops it after {format_time(default)}, the "
                                        f"default time limit of {part.where()} ({most}); add --time with the time the "
                                        f"job needs"))
+        out += _memory_warnings(part, job)
+    return _dedupe(out)
+
+
+def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
+    """Where Slurm adjusts a job's memory instead of refusing it: ``--mem-per-cpu`` above the partition's
+    MaxMemPerCPU (field ``mem_per_cpu``), and no memory request where the partition's default per CPU (or per GPU)
+    gives the job less than half its share of a node (field ``mem``)."""
+    out: list[Problem] = []
+    gpus = job.gpus_on_each_node
+    cpus = _cpus_asked(job, gpus)[0]
+    node_cpus = part.cpus_for(bool(gpus))
+    per_cpu, most = _mem(job.mem_per_cpu), _mem(part.max_mem_per_cpu)
+    if per_cpu and most and per_cpu > most:
+        # sbatch(1), --mem-per-cpu: above MaxMemPerCPU it is taken as memory per task, and --cpus-per-task is set so
+        # that the CPUs per task × the lowered memory per CPU give it; slurm.conf(5): the higher CPU count may then
+        # make the job fail
+        asked = job.cpus_per_task or 1
+        need = -(-per_cpu * asked // most)
+        if asked == 1:
+            effect = (f"Slurm takes it as memory per task and raises the CPUs per task to {need} to give each task "
+                      f"that much, so the job is billed for {need} times the CPUs")
+        else:
+            effect = (f"Slurm takes it as memory per task and changes --cpus-per-task={asked} to cover it, so the job "
+                      f"gets (and is billed for) other CPUs than it asks for")
+        tasks = _tasks_per_node(job)
+        if node_cpus and tasks * need > node_cpus and not job.cpus_per_gpu:
+            effect += (f"; {tasks} tasks × {need} CPUs is more than a node's {node_cpus} CPUs, so the job may be "
+                       f"refused")
+        out.append(Problem("mem_per_cpu", f"--mem-per-cpu={job.mem_per_cpu} is more than the {part.max_mem_per_cpu} "
+                                          f"per CPU {part.where()} allows (MaxMemPerCPU): {effect}; ask for "
+                                          f"--mem-per-cpu={part.max_mem_per_cpu} or less, with --cpus-per-task={need} "
+                                          f"if each task needs {format_mem(per_cpu * asked)}"))
+    if _str(job.mem) or _str(job.mem_per_cpu) or _str(job.mem_per_gpu) or job.exclusive is True:
+        return out
+    node_mem = part.mem_mib(bool(gpus))
+    per_gpu, default_per_cpu = _mem(part.def_mem_per_gpu), _mem(part.def_mem_per_cpu)
+    if gpus and per_gpu:  # a GPU job's default is per GPU where the partition sets one
+        default, how = per_gpu * gpus, f"DefMemPerGPU {part.def_mem_per_gpu} × {_count(gpus, 'GPU')}"
+    elif default_per_cpu:
+        default, how = default_per_cpu * cpus, f"DefMemPerCPU {part.def_mem_per_cpu} × {_count(cpus, 'CPU')}"
+    else:
+        return out
+    shares = [(cpus / node_cpus, f"its {cpus} of a node's {node_cpus} CPUs")] if node_cpus else []
+    if gpus and part.gpus_per_node:
+        shares.append((gpus / part.gpus_per_node, f"its {gpus} of a node's {part.gpus_per_node} GPUs"))
+    if not node_mem or not shares:
+        return out
+    fraction, what = max(shares)
+    share = int(node_mem * min(fraction, 1.0))
+    if default * 2 < share:
+        share_text = format_mem(share // 1024 * 1024 if share >= 1024 else share)  # 46G, not 47872M
+        out.append(Problem("mem", f"the job asks for no memory, so Slurm gives it {how} = {format_mem(default)} per "
+                                  f"node on {part.where()}: less than half of the {share_text} that {what} come "
+                                  f"with (of {format_mem(node_mem)}); add --mem with what the job needs, e.g. "
+                                  f"--mem={share_text}"))
     return out
 
 
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+#: the GPU counts that may be typed text (``--gpus=a100:8``, ``--gpus-per-node=a100:2,v100:1``): kept by
+#: :func:`_well_typed`, as :func:`~hpcwidgets.spec.slurm.gpu_total` counts them and :func:`job_gpu_types` names them
+_TYPED_GPU_FIELDS = ("gpus_per_node", "gpus", "gpus_per_task")
+
+
 def _well_typed(job: SlurmJob) -> SlurmJob:
-    """The job with values of the wrong type blanked (``job.problems()`` reports those), so checks never raise."""
+    """The job with values of the wrong type blanked (``job.problems()`` reports those), so checks never raise. GPU
+    counts written with their types (``a100:8``) are kept."""
     fixes: dict[str, Any] = {}
     for f in job.field_specs():
         value = getattr(job, f.name)
         if f.is_tuple or value is None:
+            continue
+        if f.name in _TYPED_GPU_FIELDS and isinstance(value, str) and GPU_COUNTS.fullmatch(value):
             continue
         if f.base_type is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             fixes[f.name] = None
@@ -1124,7 +1337,10 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     typed = job.gpu_type in _tup(part.gpu_types) and bool(_tup(part.gpus_per_type))
     if gpus and not part.has_gpus:
         with_gpus = _others(profile, lambda p: True, part, job, gpus=True)
+        other_types = "" if with_gpus else _others(profile, lambda p: True, part, job, gpus=True, typed=False)
         fix = (f"use a GPU partition: {with_gpus}" if with_gpus else
+               f"use a GPU partition: {other_types}, with {_types_offered(profile)} or no GPU type (no partition it "
+               f"may use has {' or '.join(job_gpu_types(job))} GPUs)" if other_types else
                "remove the GPU request, or ask the site for access to a GPU partition" if profile.gpu_partitions() else
                f"{profile.name} has no GPU partition; remove the GPU request")
         out.append(Problem("partition" if explicit else gpu_field,
@@ -1139,7 +1355,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
                                           f"ask for at most {part.max_nodes * part.gpus_per_node} GPUs"))
     elif typed and gpus > part.gpus_of_type(job.gpu_type):
         most = part.gpus_of_type(job.gpu_type)
-        bigger = _others(profile, lambda p: job.gpu_type in p.gpu_types and p.gpus_of_type(job.gpu_type) >= gpus,
+        bigger = _others(profile, lambda p: p.offers_gpu_type(job.gpu_type) and p.gpus_of_type(job.gpu_type) >= gpus,
                          part, job, gpus=True)
         hint = f", or use a partition with more: {bigger}" if bigger else ""
         out.append(Problem(gpu_field, f"{gpus} {job.gpu_type} GPUs per node is more than any node of {where} has "
@@ -1151,25 +1367,16 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         out.append(Problem(gpu_field, f"{gpus} GPUs per node is more than the nodes of {where} have "
                                       f"({part.gpus_per_node}); ask for at most {part.gpus_per_node} per node"
                                       f"{more_nodes}{hint}"))
-    if job.gpu_type and part.has_gpus and job.gpu_type not in part.gpu_types:
-        if part.gpu_types:
-            msg = f"GPU type {job.gpu_type!r} is not available in {where}; use one of: {', '.join(part.gpu_types)}"
-        else:
-            msg = f"the GPUs of {where} have no type name; leave the GPU type empty"
-        with_type = _others(profile, lambda p: job.gpu_type in p.gpu_types, part, job, gpus=True)
+    for gpu_type in job_gpu_types(job) if part.has_gpus else ():
+        if part.offers_gpu_type(gpu_type):
+            continue
+        msg = f"GPU type {gpu_type!r} is not available in {where}; use one of: {', '.join(part.gpu_types)}"
+        with_type = _others(profile, lambda p: gpu_type in p.gpu_types, part, job, gpus=True)
         if with_type:
-            msg += f" (partitions with {job.gpu_type}: {with_type})"
+            msg += f" (partitions with {gpu_type}: {with_type})"
         out.append(Problem("gpu_type", msg))
     # CPUs per node
-    tasks = _tasks_per_node(job)
-    if job.cpus_per_gpu and gpus:
-        cpus = job.cpus_per_gpu * gpus
-        how = f"{gpus} GPUs × {job.cpus_per_gpu} CPUs per GPU"
-        cpu_field = "cpus_per_gpu"
-    else:
-        cpus = tasks * (job.cpus_per_task or 1)
-        how = f"{tasks} tasks per node × {job.cpus_per_task or 1} CPUs per task"
-        cpu_field = "cpus_per_task" if job.cpus_per_task else "ntasks_per_node" if job.ntasks_per_node else "ntasks"
+    cpus, how, cpu_field = _cpus_asked(job, gpus)
     unit = job.cpus_per_gpu if cpu_field == "cpus_per_gpu" else (job.cpus_per_task or 1)
     # a job with GPUs gets only the partition's GPU nodes, which may be smaller than its largest (CPU) node
     node_cpus = part.cpus_for(bool(gpus))
@@ -1231,7 +1438,7 @@ def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str
         out.append(Problem(cpu_field, f"the job uses {total_cpus} CPUs{many}, but {where} allows at most {limit} per "
                                       f"job; ask for at most {limit} CPUs in total{hint}"))
     # GPUs in total
-    total_gpus = job.gpus if job.gpus else gpus * nodes
+    total_gpus = gpu_total(job.gpus) or gpus * nodes
     limit = part.max_gpus_per_job if isinstance(part.max_gpus_per_job, int) and part.max_gpus_per_job > 0 else None
     if limit and total_gpus > limit:
         out.append(Problem(gpu_field, f"the job uses {total_gpus} GPUs{many}, but {where} allows at most {limit} per "
