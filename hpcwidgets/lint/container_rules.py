@@ -173,7 +173,7 @@ class InstanceStart:
     line: int
     binary: str
     name: str          # resolved through the script's variables
-    gpu: bool          # started with --nv, --rocm or --nvccli
+    gpu_flag: str      # the --nv, --rocm or --nvccli it is started with ("" for none)
     #: the option words before the image, as written (a word of the lexer, with its place); () for the old
     #: ``instance.start``, which Singularity 2 read with its own parser
     options: tuple[Any, ...] = ()
@@ -204,7 +204,7 @@ def instance_starts(ctx: Context) -> list[InstanceStart]:
             if [str(w.value) for w in written] != rest:
                 written = ()
             out.append(InstanceStart(cmd.line, words[0].rsplit("/", 1)[-1], name,
-                                     any(w.partition("=")[0] in GPU_FLAGS for w in rest),
+                                     next((w.partition("=")[0] for w in rest if w.partition("=")[0] in GPU_FLAGS), ""),
                                      _instance_options(tuple(written))))
         return out
     return cached(ctx, "instance_starts", make)
@@ -297,7 +297,7 @@ def _steps_without_gpu_flag(ctx: Context) -> list[tuple[Any, Any, str, int | Non
             if ctx.parsed.resolve(str(c.image), s.line).startswith(INSTANCE_SCHEME):
                 start = _instance_of(ctx, s, c)
                 # no start in the script: nothing to say; -nv on the start: HPC233 says so
-                return start is None or start.gpu or any("--" + name in GPU_FLAGS
+                return start is None or bool(start.gpu_flag) or any("--" + name in GPU_FLAGS
                                                          for _, name in _misdashed(start.options, _ACTIONS_ONLY))
             return c.gpu or _gpu_flag_from_env(ctx, s) or _flag_in_a_variable(c)  # c.gpu: a CDI GPU device too
         with_flag = [s.line for s, c in runs if has_gpus(s, c) or _gpu_flag_after_image(s) or _left_to_hpc233(s, c)
@@ -404,6 +404,10 @@ def _home_file_contained(ctx: Context) -> Iterator[Any]:
 #: variables that name the host's own folders: ch-run shows none of them unless they are bound in
 _HOST_FOLDER = re.compile(r"^\$\{?(HOME|SCRATCH|WORK|PROJECT|STORE|PWD|SLURM_SUBMIT_DIR|SLURM_TMPDIR)\b\}?(/|$)|^~(/|$)")
 
+#: a home directory written out: /home/NAME (a user's home on the host: images seldom keep files under /home) and
+#: ~NAME (bash expands it to NAME's home on the host); /scratch/… and /project/… could be folders of the image
+_HOME_WRITTEN = re.compile(r"^/home/[^/]+(/|$)|^~[A-Za-z_][A-Za-z0-9_.-]*(/|$)")
+
 _BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 #: programs whose first plain argument is a script file
@@ -423,12 +427,15 @@ def _script_argument(program: list[str]) -> str | None:
 
 
 @rule("HPC224", "charliecloud-host-path", "error",
-      summary="ch-run runs a file from a host folder it does not mount, or a relative path without --cd",
-      why="ch-run shows the container only what is bound in: the host's /tmp, and $HOME (recent Charliecloud, e.g. "
-          "0.31 in Debian 12, only with --home; old releases mounted it by default). A path under $SCRATCH or $PWD, "
-          "expanded by the batch shell, does not exist inside; and the command starts in the image's / whatever the "
-          "current directory is (without -c/--cd), so a relative train.py is looked for as /train.py. The step stops at "
-          "once with 'No such file or directory'.",
+      summary="ch-run runs a file from a host folder it does not mount, cds into one (-c), or runs a relative path "
+              "without --cd",
+      why="ch-run shows the container only what is bound in: the host's /tmp, and $HOME (at /home/$USER) only with "
+          "--home since Charliecloud 0.31 (e.g. in Debian 12; 0.30 and older mounted it by default). A path under "
+          "$SCRATCH or $PWD, expanded by the batch shell, does not exist inside, and neither does a home directory "
+          "written out (/home/NAME/…, ~/…, ~NAME/…); -c/--cd into such a folder stops ch-run before the command "
+          "starts (\"can't cd to …\"). Without -c/--cd the command starts in the image's /, whatever the current "
+          "directory is, so a relative train.py is looked for as /train.py. The step stops at once with 'No such file "
+          "or directory'. Other literal paths (/scratch/…, /project/…) are left alone: the image may hold them.",
       fix="Bind the folder in and use the path inside: ch-run -b \"$PWD:/mnt/0\" -c /mnt/0 IMAGE -- python train.py "
           "(most images have /mnt/0 … /mnt/9 for binds).",
       bad="""#!/bin/bash
@@ -445,6 +452,15 @@ def _charliecloud_host_path(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
         if c.kind != "charliecloud.run":
             continue
+        cd = ctx.parsed.resolve(str(c.cd), step.line) if c.cd else ""
+        home = _host_folder(cd, c)
+        if home is not None and not _seen_inside(ctx, c, cd, home, step.line):
+            bound = next((b.dst for b in c.binds if b.dst and ctx.parsed.resolve(str(b.src), step.line) == cd), "")
+            fix = f"it is bound at {bound}: cd there (-c {bound})" if bound else \
+                f"bind it in and cd there (ch-run -b {_bind_word(cd)} -c /mnt/0 …)"
+            yield (step.line, f"-c {cd} is a host folder ch-run does not mount{_HOME_NOTE if home else ''}: ch-run stops "
+                              f"at once with \"can't cd to {cd}\"; {fix}")
+            continue
         launcher = step.chain.launcher
         program = [str(w) for w in (step.chain.program or c.command)]
         script = str(launcher.script) if launcher is not None else _script_argument(program)
@@ -460,15 +476,49 @@ def _charliecloud_host_path(ctx: Context) -> Iterator[Any]:
             path = ctx.parsed.resolve(str(word), step.line)
             if path.startswith("-") and "=" in path:
                 path = path.split("=", 1)[1]  # --data=$SCRATCH/data
-            m = _HOST_FOLDER.match(path)
-            home = m is not None and m.group(1) in (None, "HOME")
-            if not m or (home and c.home) or _covered_by_bind(ctx, c, _BRACED.sub(r"$\1", path), step.line):
+            home = _host_folder(path, c)
+            if home is None or _seen_inside(ctx, c, path, home, step.line):
                 continue
-            yield (step.line, f"{path} is in a host folder ch-run does not mount"
-                              + (" (Charliecloud 0.31 mounts $HOME only with --home)" if home else "")
-                              + f": bind it in and use the path inside (ch-run -b \"{path.rsplit('/', 1)[0] or path}:/mnt/0\" "
-                                "… /mnt/0/…)")
+            yield (step.line, f"{path} is in a host folder ch-run does not mount{_HOME_NOTE if home else ''}: bind it "
+                              f"in and use the path inside (ch-run -b {_bind_word(path.rsplit('/', 1)[0] or path)} "
+                              "… /mnt/0/…)")
             break
+
+
+_HOME_NOTE = " (Charliecloud 0.31 and later mount $HOME only with --home)"
+
+
+def _host_folder(path: str, c: Any) -> bool | None:
+    """Whether a path ch-run ``c`` gets is on the host only: True for a home directory ($HOME, ~, ~NAME, /home/NAME),
+    False for another host folder ($SCRATCH, $PWD …), None for a path the image may hold itself. With --no-home
+    (Charliecloud 0.30 and older) ch-run shows the image's own /home unaltered, so /home/NAME is the image's there."""
+    m = _HOST_FOLDER.match(path)
+    if m is not None:
+        return m.group(1) in (None, "HOME")
+    if not _HOME_WRITTEN.match(path) or (path.startswith("/home/") and "--no-home" in c.extra):
+        return None
+    return True
+
+
+def _bind_word(folder: str) -> str:
+    """``-b``'s value binding a host folder at /mnt/0, written so that bash gives ch-run the host path: quoted, but a
+    ``~`` bash must expand is left outside the quotes (``~/proj`` as ``"$HOME/proj"``, ``~bob/proj`` unquoted)."""
+    if folder.startswith("~"):
+        if folder[1:2] in ("", "/"):
+            return f'"$HOME{folder[1:]}:/mnt/0"'
+        return f"{folder}:/mnt/0"
+    return f'"{folder}:/mnt/0"'
+
+
+def _seen_inside(ctx: Context, c: Any, path: str, home: bool, line: int) -> bool:
+    """Whether a host path exists in ch-run's container all the same: a bind puts something there, or it is in the
+    home directory and --home mounts it (at /home/$USER, where a /home/NAME or ~ path of the user's own lands). A
+    bind of "$HOME/proj" covers ~/proj/… too: bash gives both the same value."""
+    if home and c.home:
+        return True
+    path = _BRACED.sub(r"$\1", path)
+    spellings = {path, re.sub(r"^~(?=/|$)", "$HOME", path), re.sub(r"^\$HOME(?=/|$)", "~", path)}
+    return any(_covered_by_bind(ctx, c, p, line) for p in spellings)
 
 
 #: Slurm's commands, which belong on the host
@@ -609,9 +659,11 @@ def _gpus_come_with_the_node(ctx: Context) -> bool:
 
 
 @rule("HPC202", "gpu-flag-without-gpus", "warning",
-      summary="--nv/--rocm is used but the job requests no GPU",
+      summary="--nv/--rocm/--nvccli is used but the job requests no GPU",
       why="On a node without a GPU allocation the flag only produces driver warnings; usually the GPU request "
-          "(--gres=gpu:N) was forgotten, and the training runs on the CPU. Without a profile it is not reported on a "
+          "(--gres=gpu:N) was forgotten, and the training runs on the CPU. An instance started with the flag "
+          "(apptainer instance start --nv) is reported at its start, where its exec/run instance:// steps get their "
+          "GPU setup from. Without a profile it is not reported on a "
           "partition named as a GPU one (gpu-a100): some sites give a whole GPU node with the partition alone. An "
           "--exclusive job is allocated all the generic resources of its nodes, GPUs among them (with a profile: on "
           "a partition with GPUs), so --nv in its batch shell finds them; but a step srun starts there gets only "
@@ -641,18 +693,37 @@ def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
     if job.gpus_on_each_node or (_gpus_come_with_partition(ctx) and not zero) or _gpu_share_asked(ctx):
         return
     exclusive = _gpus_come_with_the_node(ctx) and not zero
+    for line, flag, srun, what in _gpu_flag_users(ctx):
+        if not exclusive:
+            yield line, f"{flag} is set{what} but the job requests no GPU; add --gres=gpu:N or drop {flag}"
+        elif srun is not None and not own_gpu_request(srun):
+            # srun(1) --gres: a step gets the job's GRES "except those implicitly requested when a job is exclusive"
+            yield line, (f"{flag} is set{what} but this srun step gets no GPU: the --exclusive job holds its nodes' "
+                         "GPUs, but a step is given only GPUs it asks for; add --gpus-per-node=N (or --gres=gpu:N) to "
+                         "srun or to the job")
+
+
+def _gpu_flag_users(ctx: Context) -> list[tuple[int, str, Any, str]]:
+    """The commands of the job's component that pass GPUs into a container, in order: ``(line, flag, srun, what)``
+    for each apptainer exec/run/shell with --nv, --nvccli or --rocm, and each ``instance start`` with one (the
+    instance holds the GPU setup its exec/run instance:// steps use), where ``srun`` is the step's srun model (None in
+    the batch shell) and ``what`` names the instance for the message."""
+    out = []
     for step in job_component_steps(ctx):
         c = step.chain.container
-        if c is None or c.kind != "apptainer.run" or not (c.nv or c.rocm):
+        if c is not None and c.kind == "apptainer.run" and (c.nv or c.nvccli or c.rocm):
+            flag = "--nv" if c.nv else "--nvccli" if c.nvccli else "--rocm"
+            out.append((step.line, flag, step.chain.srun, ""))
+    by_line = {s.line: s for s in steps(ctx)}
+    for start in instance_starts(ctx):
+        step = by_line.get(start.line)  # srun … apptainer instance start: a step; in the batch shell: none
+        # the batch shell runs in the first component of a heterogeneous job
+        here = in_job_component(ctx, step) if step is not None else not getattr(ctx, "component", 0)
+        if not start.gpu_flag or not here:
             continue
-        flag = "--nv" if c.nv else "--rocm"
-        if not exclusive:
-            yield step.line, f"{flag} is set but the job requests no GPU; add --gres=gpu:N or drop {flag}"
-        elif step.chain.srun is not None and not own_gpu_request(step.chain.srun):
-            # srun(1) --gres: a step gets the job's GRES "except those implicitly requested when a job is exclusive"
-            yield step.line, (f"{flag} is set but this srun step gets no GPU: the --exclusive job holds its nodes' "
-                              "GPUs, but a step is given only GPUs it asks for; add --gpus-per-node=N (or "
-                              "--gres=gpu:N) to srun or to the job")
+        out.append((start.line, start.gpu_flag, step.chain.srun if step is not None else None,
+                    f" on {start.binary} instance start {start.name}"))
+    return sorted(out, key=lambda item: item[0])
 
 
 @rule("HPC203", "flags-after-image", "error",
