@@ -297,8 +297,10 @@ def _old_workflow_check(self) -> list[Problem]:
                                           "such as python train.py"))
         else:
             out.append(Problem("program", "nothing to run: set a program (e.g. python train.py), a launcher or a container"))
-    out += _old_node_count_problems(self)
-    out += _old_launchers_per_node_problems(self)
+    launch = _old_launchers_per_node_problems(self)
+    if not any("SLURM_NTASKS=" in p.message for p in launch):  # several launchers per node: --nnodes is moot
+        out += _old_node_count_problems(self)
+    out += launch
     sweep = self._sweep_problems()
     out += sweep
     if not sweep and not any(not isinstance(a, SweepAxis) or a.problems() for a in self.sweep_grid):
@@ -326,11 +328,27 @@ def _old_launchers_per_node_problems(self) -> list[Problem]:
     launcher, srun, out = self.launcher, self.srun, []
     if not isinstance(launcher, Torchrun) or not isinstance(srun, Srun):
         return []
-    per_node = srun.ntasks_per_node if srun.ntasks_per_node is not None else self.job.ntasks_per_node
-    if isinstance(per_node, int) and per_node > 1 and srun.ntasks is None and not self._launchers_own_gpus():
-        out.append(Problem("srun.ntasks_per_node", f"srun starts {per_node} torchrun launchers on each node and "
-                                                   "each starts its own workers on the same GPUs; use "
-                                                   "--ntasks-per-node=1 (torchrun starts one worker per GPU)"))
+    job = self.job
+    own = srun.ntasks_per_node is not None
+    per_node = srun.ntasks_per_node if own else job.ntasks_per_node
+    tasks = 0  # the job's task count, which srun takes as its --ntasks over its own --ntasks-per-node=1
+    if srun.ntasks_per_node == 1 and srun.ntasks is None and srun.nodes is None and type(job.nodes) is int:
+        if type(job.ntasks) is int:
+            tasks = job.ntasks
+        elif type(job.ntasks_per_node) is int:
+            tasks = job.ntasks_per_node * job.nodes
+        tasks = tasks if tasks > job.nodes else 0
+    if tasks:
+        out.append(Problem("job.ntasks" if type(job.ntasks) is int else "job.ntasks_per_node",
+                           f"srun takes the job's task count (SLURM_NTASKS={tasks}) as its --ntasks, which wins over "
+                           "its own --ntasks-per-node=1, so it starts several torchrun launchers on each node on the "
+                           "same GPUs; set the job's --ntasks-per-node=1 (torchrun starts one worker per GPU)"))
+    elif isinstance(per_node, int) and per_node > 1 and srun.ntasks is None and not self._launchers_own_gpus():
+        taken = "" if own else " (it takes the job's --ntasks-per-node)"
+        out.append(Problem("srun.ntasks_per_node" if own else "job.ntasks_per_node",
+                           f"srun starts {per_node} torchrun launchers on each node{taken} and each starts its own "
+                           f"workers on the same GPUs; use {'' if own else 'the job' + chr(39) + 's '}"
+                           "--ntasks-per-node=1 (torchrun starts one worker per GPU)"))
     rank = str(launcher.node_rank or "")
     found = _PER_TASK_REF.search(rank)
     if found:

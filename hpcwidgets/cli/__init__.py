@@ -252,6 +252,13 @@ def load_model_file(path: str, cls: Any = None) -> Any:
     target = cls or Spec
     if p.suffix not in (".json", ".toml") and text.lstrip().startswith(("#!", "#SBATCH")):
         return _model_from_script(text, name, cls)
+    if path == "-" and not text.lstrip().startswith("{"):
+        try:  # standard input has no extension: TOML when it reads as TOML (else the JSON error says what it holds)
+            data = loads(text)
+        except (ValueError, RecursionError):
+            data = None
+        if isinstance(data, dict) and data:
+            p = Path("-.toml")
     if p.suffix == ".toml":
         try:
             data = loads(text)

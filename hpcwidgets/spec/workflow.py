@@ -368,15 +368,26 @@ class Workflow(Spec):
         node, and a node rank the batch shell expands once (lint's HPC101 and HPC502 for a script; here so that a
         workflow never renders them)."""
         out: list[Problem] = []
-        per_node = srun.ntasks_per_node if srun.ntasks_per_node is not None else job.ntasks_per_node  # srun inherits the job's
-        if per_node in (None, 1):
+        own = srun.ntasks_per_node is not None
+        per_node = srun.ntasks_per_node if own else job.ntasks_per_node  # srun inherits the job's
+        inherited = self._inherited_tasks(srun, job)
+        if inherited:
+            # srun -n wins over --ntasks-per-node, and srun reads the job's SLURM_NTASKS as its -n
+            field = "job.ntasks" if isinstance(job.ntasks, int) else "job.ntasks_per_node"
+            out.append(Problem(field, f"srun takes the job's task count (SLURM_NTASKS={inherited}) as its --ntasks, "
+                                      "which wins over its own --ntasks-per-node=1, so it starts several torchrun "
+                                      "launchers on each node on the same GPUs; set the job's --ntasks-per-node=1 "
+                                      "(torchrun starts one worker per GPU)"))
+        elif per_node in (None, 1):
             # one launcher per node (several are lint's HPC101/HPC112); a task count places them otherwise
             if not launcher.standalone and srun.ntasks is None and job.ntasks is None:
                 out += self._node_count_problems(launcher, srun, job)
         elif isinstance(per_node, int) and per_node > 1 and srun.ntasks is None and not self._launchers_own_gpus():
-            out.append(Problem("srun.ntasks_per_node", f"srun starts {per_node} torchrun launchers on each node and "
-                                                       "each starts its own workers on the same GPUs; use "
-                                                       "--ntasks-per-node=1 (torchrun starts one worker per GPU)"))
+            field, whose, taken = ("srun.ntasks_per_node", "", "") if own else \
+                ("job.ntasks_per_node", "the job's ", " (it takes the job's --ntasks-per-node)")
+            out.append(Problem(field, f"srun starts {per_node} torchrun launchers on each node{taken} and each starts "
+                                      f"its own workers on the same GPUs; use {whose}--ntasks-per-node=1 (torchrun "
+                                      "starts one worker per GPU)"))
         found = _PER_TASK_REF.search(str(launcher.node_rank)) if launcher.node_rank else None
         if found:
             out.append(Problem("launcher.node_rank", f"--node-rank={launcher.node_rank}: the batch shell expands "
@@ -384,6 +395,18 @@ class Workflow(Spec):
                                                      "node gets rank 0; leave --node-rank empty and use the c10d "
                                                      "rendezvous, which numbers the nodes itself"))
         return out
+
+    @staticmethod
+    def _inherited_tasks(srun: Srun, job: SlurmJob) -> int:
+        """The job's task count when srun, asking for one task per node but no --ntasks, takes it as its own and so
+        starts more than one task on some node; 0 otherwise (also when the counts are not plain numbers)."""
+        nodes = job.nodes
+        if srun.ntasks_per_node != 1 or srun.ntasks is not None or srun.nodes is not None or nodes.__class__ is not int:
+            return 0
+        per_node = job.ntasks_per_node
+        tasks = job.ntasks if job.ntasks.__class__ is int else \
+            per_node * nodes if per_node.__class__ is int else 0
+        return tasks if tasks > nodes else 0
 
     def _node_count_problems(self, launcher: Torchrun, srun: Srun, job: SlurmJob) -> list[Problem]:
         """torchrun's --nnodes against the nodes srun starts one launcher on, one per node (a job changed to 3 nodes
