@@ -204,7 +204,7 @@ def test_changing_the_profile_updates_partitions_and_limits():
     b = make(WorkflowBuilder)
     generic = tuple(b.controls["slurm.partition"].options)
     assert "gpu" in generic
-    other = next(name for name in b.profile_selector.options if name != "generic")
+    other = next(name for _label, name in b.profile_selector.options if name not in ("generic", ""))
     b.profile_selector.value = other
     assert b.profile.name == other
     assert tuple(b.controls["slurm.partition"].options) != generic

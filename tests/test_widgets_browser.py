@@ -224,7 +224,8 @@ def test_charliecloud_checkbox_and_action_selector(lab):
 def test_slurm_builder_bad_time_is_marked_and_the_preview_goes_stale(lab):
     from playwright.sync_api import expect
     cls = "SlurmBuilder"
-    context, page = open_builder(lab, cls, HEAD.format(work=str(lab["work"]), cls=cls) + f"{cls}(submit=False)")
+    code = HEAD.format(work=str(lab["work"]), cls=cls) + f"{cls}(profile='generic', submit=False)"
+    context, page = open_builder(lab, cls, code)
     try:
         control(page, "Partition").select_option("gpu")
         expect(preview(page)).to_contain_text("#SBATCH --partition=gpu")
@@ -254,7 +255,7 @@ def test_workflow_builder_flows_apply_fix_copy_and_save(lab):
     from playwright.sync_api import expect
     cls = "WorkflowBuilder"
     code = (HEAD.format(work=str(lab["work"]), cls=cls) + f"DECK = {MULTI_NODE!r}\n"
-            f"{cls}.from_script(DECK, submit=False)")
+            f"{cls}.from_script(DECK, profile='generic', submit=False)")
     context, page = open_builder(lab, cls, code)
     try:
         fixable = page.locator(".hpcw-finding-row", has_text="HPC101")

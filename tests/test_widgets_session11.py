@@ -286,7 +286,7 @@ def test_broken_profile_puts_the_dropdown_back(tmp_path, monkeypatch):
     (folder / "broken.toml").write_text('name = "broken"\n[[partitions\n')
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     b = SlurmBuilder(profile="generic", submit=False)
-    assert "broken" in b.profile_selector.options
+    assert ("broken", "broken") in b.profile_selector.options
     b.profile_selector.value = "broken"
     assert b.profile_selector.value == "generic" == b.profile.name
     assert "Cannot use profile 'broken'" in status(b) and "still using generic" in status(b)

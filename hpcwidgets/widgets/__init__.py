@@ -1,7 +1,8 @@
 """Form-driven builders for JupyterLab (ipywidgets 8).
 
     from hpcwidgets.widgets import WorkflowBuilder
-    WorkflowBuilder(profile="generic")          # the cell's last expression displays it
+    WorkflowBuilder(profile="mysite")           # the cell's last expression displays it; no profile= checks
+                                                # the job as `hpcwidgets lint` does, without a site's limits
 
 Each builder generates its form from the models' field metadata, shows a live preview (the
 renderer's text, highlighted) and the findings (model problems, profile limits, the linter),

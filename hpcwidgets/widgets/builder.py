@@ -36,13 +36,15 @@ from . import loading
 from .clipboard import CopyButton
 from .highlight import CSS, SEVERITY_ICONS, escape, highlight
 from .jobs import JobPanel
-from .state import (Field, Form, FormFinding, Section, choice_options, follow, limits_note, missing_partition,
-                    problem_findings)
+from .state import (WORDS_RULE, Field, Form, FormFinding, Section, choice_options, follow, limits_note,
+                    missing_partition, problem_findings)
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION_STYLE = {"description_width": "12em"}
 LIMIT_FIELDS = ("gpus_per_node", "time", "nodes", "cpus_per_task", "mem")
+#: the profile selector's label for checking without a profile
+NO_PROFILE = "no profile"
 _LINT_CACHE_SIZE = 128
 
 
@@ -141,7 +143,9 @@ def _profile(profile: Any) -> Any:
 class Builder(w.VBox):
     """Base of every builder. Subclasses say which models they hold and how the form is divided.
 
-    ``profile`` is a cluster profile name (or object) used for partition choices, limits and linting;
+    ``profile`` is a cluster profile name (or object) used for partition choices, limits and linting. None (the
+    default) is no profile: the form checks the job as ``hpcwidgets lint`` does without ``--profile``, so a job
+    for any site gets no advice meant for another (the findings say which profile they were checked against);
     ``submit`` is None (show Submit when Slurm answers), a bool, or a callable ``text -> Job`` used instead
     of :func:`hpcwidgets.run.slurm.submit`.
 
@@ -161,7 +165,7 @@ class Builder(w.VBox):
     #: whether the preview is a whole batch script that sbatch takes (only then is Submit offered)
     submits = False
 
-    def __init__(self, model: Any = None, *, profile: Any = "generic", submit: Any = None,
+    def __init__(self, model: Any = None, *, profile: Any = None, submit: Any = None,
                  poll_seconds: float = 2.0, **kw: Any):
         submitter = self._resolve_submitter(submit)  # first: a refused request leaves no half-made widget
         super().__init__(**kw)
@@ -227,9 +231,11 @@ class Builder(w.VBox):
                                       tooltip="Submit the preview with sbatch")
         self.submit_note = w.HTML("")
         self.job_panel = JobPanel(poll_seconds=poll_seconds)
-        self.profile_selector = w.Dropdown(options=self._profile_names(), value=self._profile_name(),
+        self.profile_selector = w.Dropdown(options=self._profile_options(), value=self._profile_name(),
                                            description="Cluster profile", style=DESCRIPTION_STYLE,
-                                           tooltip="The site whose partitions and limits the form uses")
+                                           tooltip="The site whose partitions and limits the form uses and checks "
+                                                   "the job against (no profile: as hpcwidgets lint checks it)")
+        self.checked_against = w.HTML("")
 
         self.save_button.on_click(lambda _b: self._on_save())
         self.path_text.observe(self._on_path, names="value")
@@ -255,7 +261,7 @@ class Builder(w.VBox):
             header.append(self.profile_selector)
         header += list(self._structural.values())
         side = w.VBox([w.HTML("<b>Preview</b>"), self.note, self.preview, w.HTML("<b>Findings</b>"),
-                       self.findings_view], layout=w.Layout(flex="1 1 32em", min_width="24em"))
+                       self.checked_against, self.findings_view], layout=w.Layout(flex="1 1 32em", min_width="24em"))
         main = w.HBox([self.form_view, side], layout=w.Layout(flex_flow="row wrap", width="100%"))
         actions = w.HBox([self.copy_button, self.path_text, self.save_button, self.replace_button],
                          layout=w.Layout(flex_flow="row wrap", align_items="center"))
@@ -497,8 +503,8 @@ class Builder(w.VBox):
         self._lint_cache.clear()  # its findings were the old profile's (a file edited and chosen again keeps its name)
         self._read_back_cache.clear()  # Load fills in what the profile knows (a Jupyter job's way in)
         name = self._profile_name()
-        if name and name not in self.profile_selector.options:
-            self.profile_selector.options = tuple(self.profile_selector.options) + (name,)
+        if name not in self._profile_choices():
+            self.profile_selector.options = tuple(self.profile_selector.options) + ((name, name),)
         self._hold += 1
         try:
             self.profile_selector.value = name
@@ -667,20 +673,36 @@ class Builder(w.VBox):
 
     @staticmethod
     def _help_html(fld: Field, extra: str) -> str:
-        body = escape(fld.help) + (f" <b>{escape(extra)}</b>" if extra else "")
+        rule = f" {WORDS_RULE}" if fld.kind == "words" else ""  # how the field reads what is typed
+        body = escape(fld.help + rule) + (f" <b>{escape(extra)}</b>" if extra else "")
         return f"<div class='hpcw-help'>{body}</div>"
 
     # -- profile ------------------------------------------------------------------------------------
     def _profile_name(self) -> str:
         return getattr(self.profile, "name", "") or ""
 
-    def _profile_names(self) -> tuple[str, ...]:
+    def _profile_options(self) -> tuple[tuple[str, str], ...]:
+        """The profile selector's (label, name) pairs: no profile ("") first, then every profile found."""
         from ..profiles import list_profiles
         names = sorted(list_profiles())
         current = self._profile_name()
         if current and current not in names:
             names.append(current)
-        return tuple(names) if names else ("",)
+        return ((NO_PROFILE, ""),) + tuple((name, name) for name in names)
+
+    def _profile_choices(self) -> list[str]:
+        """The profile names the selector offers ("" for no profile)."""
+        return [name for _label, name in self.profile_selector.options]
+
+    def _checked_against(self) -> str:
+        """The line above the findings that says what they were checked against."""
+        name = self._profile_name()
+        if not name:
+            return ("<div class='hpcw-help' role='status'>Checked without a cluster profile, as <code>hpcwidgets "
+                    "lint</code> checks a script; choose a profile in Cluster profile to check partitions, limits "
+                    "and the GPU vendor too.</div>")
+        return (f"<div class='hpcw-help' role='status'>Checked against cluster profile <b>{escape(name)}</b>, as "
+                f"<code>hpcwidgets lint --profile {escape(name)}</code> checks a script.</div>")
 
     def _partition_options(self, value: str) -> tuple[str, ...]:
         names = [""] + (self.profile.slurm_partition_names() if self.profile is not None else [])
@@ -777,21 +799,23 @@ class Builder(w.VBox):
 
     @_guarded("Changing the cluster profile")
     def _on_profile(self, change: dict) -> None:
-        if self._hold or not change["new"]:
+        if self._hold:
             return
         try:
-            self.set_profile(change["new"])
+            self.set_profile(change["new"] or None)
         except (ProfileError, ValidationError) as exc:
             self._hold += 1
             try:  # the dropdown shows the profile still in use, not the one that could not be read
-                self.profile_selector.value = change["old"] if change["old"] in self.profile_selector.options \
+                self.profile_selector.value = change["old"] if change["old"] in self._profile_choices() \
                     else self._profile_name()
             finally:
                 self._hold -= 1
             self._set_status(f"Cannot use profile {change['new']!r}: {exc} (still using "
                              f"{self._profile_name() or 'no profile'})", error=True)
             return
-        self._set_status(f"Using cluster profile {escape(self._profile_name())}.")
+        name = self._profile_name()
+        self._set_status(f"Using cluster profile {escape(name)}." if name else
+                         "Using no cluster profile: the job is checked as hpcwidgets lint checks it.")
 
     # -- the update cycle ---------------------------------------------------------------------------
     def _values(self) -> dict[str, Any]:
@@ -864,8 +888,16 @@ class Builder(w.VBox):
         # (lint's copy stays when it brings a fix)
         said = [f.message for f in findings]
         lint_findings = [f for f in lint_findings if f.fix is not None or not any(m.endswith(f.message) for m in said)]
-        self._findings = findings + lint_findings
+        self._findings = [self._named(f) for f in findings] + lint_findings
         self._show(model)
+
+    def _named(self, finding: Any) -> Any:
+        """``finding`` with the model's name for its control (``slurm.nodes`` → ``job.nodes``), so a finding in
+        the form and a validation error or ``--set`` on the command line name a field alike."""
+        fld = self.form.fields.get(getattr(finding, "field", ""))
+        if fld is None or not isinstance(finding, FormFinding) or finding.path:
+            return finding
+        return dataclasses.replace(finding, path=fld.path)
 
     def _read_back_findings(self, text: str, model: Any) -> list[FormFinding]:
         """Warnings for the values that Load of the preview ``text`` (Copy or Save, then Load) would not give back
@@ -962,6 +994,9 @@ class Builder(w.VBox):
         # the fix itself is part of the key, so an Apply fix button always holds the current finding
         shown = (self._edits_not_in_preview(),) + tuple(
             (f.code, f.severity, f.line, f.message, getattr(f, "field", ""), f.fix) for f in self._findings)
+        checked = self._checked_against()
+        if self.checked_against.value != checked:
+            self.checked_against.value = checked
         if shown != self._shown_findings:
             self._shown_findings = shown
             self.findings_view.children = [self._finding_row(f) for f in self._findings] or \
@@ -988,10 +1023,9 @@ class Builder(w.VBox):
 
     def _finding_row(self, f: Any) -> w.Widget:
         icon = SEVERITY_ICONS.get(f.severity, "•")
-        where = f"line {f.line}" if f.line else (f"field {escape(f.field)}" if getattr(f, "field", "") else "")
         html = (f"<div class='hpcw-finding'><span class='hpcw-sev-{escape(f.severity)}' "
                 f"aria-label='{escape(f.severity)}'>{icon} {escape(f.code)}</span> {escape(f.message)}"
-                + (f" <i>({where})</i>" if where else "") + "</div>")
+                + self._where(f) + "</div>")
         label = w.HTML(html, layout=w.Layout(flex="1 1 auto"))
         if f.fix is None:
             return label
@@ -1004,12 +1038,23 @@ class Builder(w.VBox):
         box.add_class("hpcw-finding-row")
         return box
 
+    def _where(self, finding: Any) -> str:
+        """Where a finding is, after its message: the preview's line, or the control's tab and label with the
+        model's name for the field (what ``--set`` takes)."""
+        if finding.line:
+            return f" <i>(line {finding.line})</i>"
+        fld = self.form.fields.get(getattr(finding, "field", ""))
+        if fld is None:
+            return ""
+        return (f" <i>({escape(fld.section.title)} › {escape(fld.label)}, "
+                f"<code>{escape(fld.path)}</code>)</i>")
+
     @_guarded("Applying the fix")
     def _on_apply_fix(self, finding: Any) -> None:
         self.apply_fix(finding)
 
     def _error_problems(self) -> list[Problem]:
-        return [Problem(getattr(f, "field", ""), f.message) for f in self._findings
+        return [Problem(getattr(f, "path", "") or getattr(f, "field", ""), f.message) for f in self._findings
                 if isinstance(f, FormFinding) and f.severity == "error" and f.code != "PROFILE"] or \
             [Problem("", "the form has errors; fix the marked fields")]
 
@@ -1292,7 +1337,12 @@ class JupyterJobBuilder(Builder):
     @classmethod
     def default_model(cls, profile: Any) -> Any:
         # a time that fits the default partition (a debug queue's hour), as jupyter-job --profile writes
-        return JupyterJob.for_profile(profile) if profile is not None else JupyterJob()
+        if profile is not None:
+            return JupyterJob.for_profile(profile)
+        # the tunnel needs a login host, which only a site knows: the generic example's stands in (and shows what
+        # to write) until one is typed or a profile chosen; no partition, so the job runs wherever Slurm puts it
+        from ..profiles import load_profile
+        return JupyterJob(**JupyterJob.login_fields(load_profile("generic")))
 
     def sections(self, model: Any) -> list[Section]:
         """JupyterLab, its Slurm job and, when it runs in an image, the container (its GPU flag, binds, image;
@@ -1412,13 +1462,13 @@ class WorkflowBuilder(Builder):
             mount = next((f"/mnt/{n}" for n in range(10) if f"/mnt/{n}" not in used), "")
             if mount:
                 return make_container(runtime, image, (*binds, Bind("$PWD", mount)), cd=mount)
-        return self._gpu_flag(make_container(runtime, image, binds), model.job)
+        return self._gpu_flag(make_container(runtime, image, binds), model)
 
-    def _gpu_flag(self, box: Any, job: Any) -> Any:
-        """``box`` with the vendor's GPU flag (``--nv``/``--rocm``) set to whether ``job`` asks for GPUs,
+    def _gpu_flag(self, box: Any, model: Any) -> Any:
+        """``box`` with the vendor's GPU flag (``--nv``/``--rocm``) set to whether ``model``'s job asks for GPUs,
         unless the flag was set by hand; the GPU count may have changed while the container was parked."""
-        gpus = _gpus(job)
-        vendor = getattr(self.profile, "gpu_vendor", "nvidia") or "nvidia"
+        gpus = _gpus(model.job)
+        vendor = self._gpu_vendor(model)
         flag = {"nvidia": "nv", "amd": "rocm"}.get(vendor)
         if not isinstance(box, ApptainerRun) or gpus is None or not flag or f"container.{flag}" in self._user_set:
             return box
@@ -1457,7 +1507,7 @@ class WorkflowBuilder(Builder):
         if box is None:
             box = self._new_container(runtime, current)
         elif parked_gpus != gpus:  # the GPUs changed while it was parked: its flag follows, as in the form
-            box = self._gpu_flag(box, current.job)
+            box = self._gpu_flag(box, current)
         self._base = dataclasses.replace(current, container=box, job=self._runtime_modules(current, box))
         self._build_form()
 
@@ -1501,8 +1551,15 @@ class WorkflowBuilder(Builder):
     def _follow(self, before: Any, after: Any) -> dict[str, Any]:
         if self._hold:
             return {}
-        vendor = getattr(self.profile, "gpu_vendor", "nvidia") or "nvidia"
-        return follow(before, after, self._user_set, vendor)
+        return follow(before, after, self._user_set, self._gpu_vendor(before))
+
+    def _gpu_vendor(self, model: Any) -> str:
+        """Whose GPU flag follows the job's GPUs: the profile's vendor; without a profile, AMD when the container
+        says --rocm, now or as loaded (a script written for an AMD site), else NVIDIA."""
+        if self.profile is not None:
+            return getattr(self.profile, "gpu_vendor", "nvidia") or "nvidia"
+        rocm = any(getattr(getattr(m, "container", None), "rocm", False) for m in (model, self._base))
+        return "amd" if rocm else "nvidia"
 
 
 def _commands_back(job: SlurmJob, text: str) -> SlurmJob:

@@ -17,6 +17,7 @@ only move these values in and out of controls.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ParseError, Problem
 from ..spec._meta import FieldSpec, count_from_text
+from ..spec._words import Verbatim, _expansion_end
 from ..spec.common import Bind, EnvVar, bind_from_mount_text, mount_text
 from ..spec.workflow import SweepAxis
 
@@ -38,13 +40,19 @@ SHELL_LINE_FIELDS = ("setup", "commands", "after")
 
 _SAFE_WORD = re.compile(r"[^\s'\"\\]+")
 
+#: how a field of shell words reads, said in its help (one rule for every such field)
+WORDS_RULE = ("Shell words: quote a word that holds spaces ('my run'). What you type is passed as text, except $NAME "
+              "and ${NAME}, which expand when the job runs. Words kept from a loaded script ($(…), $((…)), globs) are "
+              "shown as the script wrote them and keep their meaning while you leave them as they are.")
+
 
 @dataclass(frozen=True)
 class FormFinding:
     """A finding produced by the form itself (bad input or a model problem), shaped like a lint finding.
 
-    ``field`` is the key of the control it belongs to ("" when it is about the whole model);
-    ``line`` is 0 because the problem is in the form, not in a line of the preview.
+    ``field`` is the key of the control it belongs to ("" when it is about the whole model); ``path`` names
+    that field as the model, its validation errors and ``--set`` do (``job.nodes`` for the control
+    ``slurm.nodes``); ``line`` is 0 because the problem is in the form, not in a line of the preview.
     """
 
     code: str
@@ -53,9 +61,11 @@ class FormFinding:
     message: str
     fix: Any = None
     field: str = ""
+    path: str = ""
 
     def format(self) -> str:
-        where = f" [{self.field}]" if self.field else ""
+        name = self.path or self.field
+        where = f" [{name}]" if name else ""
         return f"{self.severity} {self.code}{where} {self.message}"
 
 
@@ -97,12 +107,93 @@ def choice_options(f: FieldSpec, value: Any = "") -> tuple[str, ...]:
 
 
 def show_words(words: Iterable[str]) -> str:
-    """Words as a person would type them: plain unless they hold spaces or quotes (``$NAME`` stays bare)."""
-    out = []
-    for w in words:
-        w = str(w)
-        out.append(w if _SAFE_WORD.fullmatch(w) else shlex.quote(w))
-    return " ".join(out)
+    """Words as a person would type them (:func:`show_word`), separated by spaces."""
+    return " ".join(show_word(w) for w in words)
+
+
+def show_word(word: str) -> str:
+    """One word of a words field: a :class:`Verbatim` word as the script wrote it (shell code that the field keeps
+    while it is left as it is); a typed value bare when the shell would read it back as that same text (``$NAME``
+    included), else in single quotes, which :func:`from_control` takes as text."""
+    if isinstance(word, Verbatim):
+        return str(word)
+    word = str(word)
+    return word if _reads_as_itself(word) else shlex.quote(word)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reads_as_itself(word: str) -> bool:
+    """Whether bash reads ``word`` unquoted as the value ``word``: no blank or quote, and nothing the shell would
+    take as code (``$(…)``, a glob, a leading ``~``), which the field would otherwise show like a kept script word."""
+    if not _SAFE_WORD.fullmatch(word):
+        return False
+    from ..parse.lexer import lex_word
+    try:
+        read = lex_word(word)
+    except ParseError:
+        return False
+    return not read.verbatim and read.value == word
+
+
+def read_words(label: str, text: str, kept: Iterable[str] = ()) -> tuple[Any, str]:
+    """``(words, "")`` for the text of a words field, or ``(None, message)`` for a quote left open.
+
+    A word shown for one of the ``kept`` :class:`Verbatim` words and left as it is comes back as that word, so an
+    edit elsewhere in the field leaves a script's ``$(( $N * 4 ))`` working; any other word is read as the shell
+    splits a command line, and its quotes removed, as text (see :data:`WORDS_RULE`)."""
+    shown = sorted({str(w): w for w in kept if isinstance(w, Verbatim)}.items(), key=lambda item: -len(item[0]))
+    out: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            return tuple(out), ""
+        same = next((word for said, word in shown if text.startswith(said, i)
+                     and (i + len(said) == n or text[i + len(said)].isspace())), None)
+        if same is not None:
+            out.append(same)
+            i += len(same)
+            continue
+        end = _word_end(text, i)
+        try:
+            out.append(_unquoted(text[i:end]))
+        except ValueError as exc:
+            return None, (f"{label}: cannot split {text!r} into words ({exc}); close the quote or "
+                          "write the value without it")
+        i = end
+
+
+def _unquoted(word: str) -> str:
+    """The text of one typed shell word, its quotes removed and escapes resolved as :func:`shlex.split` does (a
+    blank inside ``$(…)`` stays in the word, which the shell reads as one)."""
+    lexer = shlex.shlex(word, posix=True)
+    lexer.whitespace, lexer.whitespace_split, lexer.commenters = "", True, ""
+    return next(iter(lexer), "")
+
+
+def _word_end(text: str, start: int) -> int:
+    """Where the shell word starting at ``start`` ends: at a blank outside quotes, ``$(…)``, ``${…}`` and backticks
+    (the end of the text when one is left open)."""
+    i, n, quote = start, len(text), ""
+    while i < n:
+        c = text[i]
+        if quote == "'":
+            quote = "" if c == "'" else quote
+        elif c == "\\":
+            i += 1
+        elif c == "$" and text[i + 1:i + 2] in ("(", "{"):
+            i = _expansion_end(text, i)
+            continue
+        elif c == "`":
+            i = text.find("`", i + 1) + 1 or n
+            continue
+        elif c == '"' or (c == "'" and not quote):
+            quote = "" if quote == c else c
+        elif c.isspace() and not quote:
+            return i
+        i += 1
+    return n
 
 
 def to_control(kind: str, value: Any, owner: type | None = None) -> Any:
@@ -116,18 +207,26 @@ def to_control(kind: str, value: Any, owner: type | None = None) -> Any:
     items = tuple(value or ())
     if kind == "words":
         return show_words(items)
+    return "\n".join(item_text(kind, v, owner) for v in items)
+
+
+def item_text(kind: str, item: Any, owner: type | None = None) -> str:
+    """One item of a list control of ``kind`` (one per line) as the control shows it."""
     if kind == "lines":
-        return "\n".join(str(v) for v in items)
+        return str(item)
     if kind == "binds":
-        return "\n".join(bind_text(v, owner) for v in items)
+        return bind_text(item, owner)
     if kind in ("env", "sweeps"):
-        return "\n".join(v.to_token() if hasattr(v, "to_token") else str(v) for v in items)
+        return item.to_token() if hasattr(item, "to_token") else str(item)
     raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
 
 
-def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
+def from_control(kind: str, f: FieldSpec, raw: Any, current: Any = (), owner: type | None = None) -> tuple[Any, str]:
     """``(value, "")`` for a control value, or ``(None, message)`` when the text is not a value.
 
+    ``current`` is the field's value the control was filled from (``owner``: the model class it belongs to): in a
+    list control, each item still shown as it was comes back as that item (a script's shell code stays code, an
+    entry over several lines stays one entry), and only what was typed is read afresh.
     Never raises for what a person can type; the message says what is wrong and how to write it.
     """
     label = f.info.label or f.name
@@ -144,29 +243,65 @@ def from_control(kind: str, f: FieldSpec, raw: Any) -> tuple[Any, str]:
         return value, ""
     if kind in ("choice", "partition", "text"):
         return text.strip(), ""
+    kept = tuple(current or ()) if isinstance(current, (tuple, list)) else ()
     if kind == "words":
-        try:
-            return tuple(shlex.split(text)), ""
-        except ValueError as exc:
-            return None, (f"{label}: cannot split {text!r} into words ({exc}); close the quote or "
-                          "write the value without it")
-    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+        return read_words(label, text, kept)
+    if kind not in KINDS:
+        raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
+    if kind == "lines" and f.name in SHELL_LINE_FIELDS:
+        broken = shell_problem(label, text)
+        if broken:
+            return None, broken
+    out = []
+    for item, typed in kept_items(text, [(v, item_text(kind, v, owner)) for v in kept]):
+        if not typed:
+            out.append(item)
+            continue
+        value, error = _item_from_line(kind, label, item)
+        if error:
+            return None, error
+        out.append(value)
+    return tuple(out), ""
+
+
+def kept_items(text: str, shown: Sequence[tuple[Any, str]]) -> list[tuple[Any, bool]]:
+    """The items of a list control's ``text``, in order: ``(item, False)`` for a run of lines that still shows one
+    of the ``shown`` ``(item, text)`` pairs (indentation aside), ``(line, True)`` for each other line with text."""
+    candidates: dict[str, list[tuple[Any, list[str]]]] = {}
+    for item, said in sorted(shown, key=lambda pair: -pair[1].count("\n")):  # the longest entry first
+        lines = [ln.strip() for ln in said.split("\n")]
+        candidates.setdefault(lines[0], []).append((item, lines))
+    typed = text.split("\n")
+    out: list[tuple[Any, bool]] = []
+    i = 0
+    while i < len(typed):
+        line = typed[i].strip()
+        same = next((item_lines for item_lines in candidates.get(line, ())
+                     if [ln.strip() for ln in typed[i:i + len(item_lines[1])]] == item_lines[1]), None)
+        if same is not None:
+            out.append((same[0], False))
+            i += len(same[1])
+            continue
+        if line:
+            out.append((line, True))
+        i += 1
+    return out
+
+
+def _item_from_line(kind: str, label: str, line: str) -> tuple[Any, str]:
+    """``(item, "")`` for one typed line of a list control, or ``(None, message)`` naming how to write it."""
     if kind == "lines":
-        broken = shell_problem(label, text) if f.name in SHELL_LINE_FIELDS else ""
-        return (None, broken) if broken else (tuple(lines), "")
+        return line, ""
     if kind == "binds":
-        return read_binds(label, lines)
+        binds, error = read_binds(label, [line])
+        return (binds[0] if binds else None), error
     if kind == "env":
-        bad = [ln for ln in lines if "=" not in ln]
-        if bad:
-            return None, f"{label}: {bad[0]!r} has no '='; write one NAME=value per line"
-        return tuple(EnvVar.from_token(ln) for ln in lines), ""
-    if kind == "sweeps":
-        bad = [ln for ln in lines if ":" not in ln]
-        if bad:
-            return None, f"{label}: {bad[0]!r} has no ':'; write one variable per line: NAME: value value …"
-        return tuple(SweepAxis.from_token(ln) for ln in lines), ""
-    raise ValueError(f"unknown control kind {kind!r}; use one of {', '.join(KINDS)}")
+        if "=" not in line:
+            return None, f"{label}: {line!r} has no '='; write one NAME=value per line"
+        return EnvVar.from_token(line), ""
+    if ":" not in line:
+        return None, f"{label}: {line!r} has no ':'; write one variable per line: NAME: value value …"
+    return SweepAxis.from_token(line), ""
 
 
 #: how the bind field writes a path holding ':' or ',' (Apptainer's own --mount form)
@@ -257,6 +392,12 @@ class Field:
     def advanced(self) -> bool:
         return self.spec.info.advanced
 
+    @property
+    def path(self) -> str:
+        """The field as the model names it (``job.nodes``, ``launcher.node_rank``, ``program``): the name its
+        validation errors use and ``hpcwidgets workflow --set`` takes."""
+        return f"{self.section.attr}.{self.spec.name}" if self.section.attr else self.spec.name
+
 
 @dataclass(frozen=True)
 class Section:
@@ -335,7 +476,7 @@ class Form:
                 current = getattr(layer, fld.spec.name)
                 if raw == to_control(fld.kind, current, s.cls):
                     continue
-                value, error = from_control(fld.kind, fld.spec, raw)
+                value, error = from_control(fld.kind, fld.spec, raw, current, s.cls)
                 if error:
                     errors[fld.key] = error
                     continue
