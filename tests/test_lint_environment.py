@@ -253,14 +253,20 @@ def test_two_filters_that_leave_no_gpu(text, line, shown) -> None:
     EIGHT + "srun bash -c 'export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID HIP_VISIBLE_DEVICES=0; python w.py'\n",
     "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-node=4\n"
     "export ROCR_VISIBLE_DEVICES=0,1,2,3\nsrun bash -c 'HIP_VISIBLE_DEVICES=$SLURM_LOCALID python w.py'\n",
-    # the runtimes stop reading a list at the first index that names no GPU: GPU 0 is still there
-    EIGHT + "export ROCR_VISIBLE_DEVICES=0\nexport HIP_VISIBLE_DEVICES=0,1,2,3\nsrun python w.py\n",
     # one task per node: its local rank is 0
     "#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=8\nsrun bash -c 'export "
     "ROCR_VISIBLE_DEVICES=$SLURM_LOCALID CUDA_VISIBLE_DEVICES=$SLURM_LOCALID; python w.py'\n",
 ])
 def test_filters_that_leave_a_gpu_are_not_reported(text) -> None:
     assert not found(text, "HPC524")
+
+
+def test_a_list_longer_than_what_rocr_leaves_is_reported() -> None:
+    # the runtimes stop reading the list at index 1 and keep GPU 0, but PyTorch refuses the pair outright
+    # (torch.cuda._parse_visible_devices: "HIP_VISIBLE_DEVICES contains more devices than ROCR_VISIBLE_DEVICES")
+    text = EIGHT + "export ROCR_VISIBLE_DEVICES=0\nexport HIP_VISIBLE_DEVICES=0,1,2,3\nsrun python w.py\n"
+    (hit,) = found(text, "HPC524")
+    assert "lists 4 GPUs where there is 1" in hit[1] and "set only HIP_VISIBLE_DEVICES" in hit[1]
 
 
 def test_nvidia_gpus_by_the_profile_ignore_rocr_visible_devices() -> None:

@@ -475,11 +475,14 @@ def _run_model_command(args: argparse.Namespace) -> int:
         # a Jupyter job loaded with --from that names none: the profile's way in (host, port, jump host)
         model = model.replace(**type(model).login_fields(profile))
     if profile is not None:
-        placed = profile.place(model)
+        # a model read with --from keeps the container program it names (lint's HPC414 says when the site lacks it);
+        # a new one gets the site's name for Apptainer
+        placed = profile.place(model, as_written=bool(args.from_file))
         binary = getattr(getattr(placed, "container", None), "binary", None)
-        if binary != getattr(getattr(model, "container", None), "binary", None):
-            print(f"hpcwidgets: note: {profile.name} runs Apptainer's commands as {binary}: the script says {binary}",
-                  file=sys.stderr)
+        typed = getattr(getattr(model, "container", None), "binary", None)
+        if binary != typed:
+            print(f"hpcwidgets: note: the script runs {binary}, not {typed}: {profile.name} names Apptainer's "
+                  f"program {binary} (apptainer_binary)", file=sys.stderr)
         model = placed
         if hasattr(model, "fit_time"):
             model = model.fit_time(profile)  # a Jupyter job's time: the limit of the partition it now runs on

@@ -384,6 +384,8 @@ def _gpus_seen(ctx: Context, step: Any) -> int | None:
 _HIP_INDEX_VARS = ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
 #: a reference each task of an srun step expands to its own number: the local rank, or the global one
 _PER_TASK = re.compile(r"\\\$\{?(SLURM_LOCALID|SLURM_PROCID)\}?")
+#: the same reference expanded by the batch shell (in its own export, or in srun bash -c "…"): task 0's number, 0
+_BATCH_PER_TASK = re.compile(r"\$\{?(SLURM_LOCALID|SLURM_PROCID)\}?")
 
 
 @rule("HPC524", "rocr-and-hip-visible-devices", "error",
@@ -393,10 +395,14 @@ _PER_TASK = re.compile(r"\\\$\{?(SLURM_LOCALID|SLURM_PROCID)\}?")
           "CUDA_VISIBLE_DEVICES, which it reads as the same) to the GPUs left, renumbered from 0. Setting both to the "
           "task's GPU (ROCR_VISIBLE_DEVICES=$SLURM_LOCALID CUDA_VISIBLE_DEVICES=$SLURM_LOCALID) leaves every task "
           "one GPU, index 0, and then asks for index 1, 2, …: every task but the first of a node stops with 'No HIP "
-          "GPUs are available'. Not reported when the profile's GPUs are NVIDIA's (ROCR_VISIBLE_DEVICES does nothing "
-          "there).",
+          "GPUs are available'. A list longer than what ROCR_VISIBLE_DEVICES leaves fails too: the batch shell's "
+          "export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID (which it expands once, to 0) with "
+          "HIP_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 leaves one GPU, PyTorch stops with 'HIP_VISIBLE_DEVICES contains "
+          "more devices than ROCR_VISIBLE_DEVICES', and other programs see that one GPU only. Not reported when the "
+          "profile's GPUs are NVIDIA's (ROCR_VISIBLE_DEVICES does nothing there).",
       fix="Set only one of them: ROCR_VISIBLE_DEVICES=$SLURM_LOCALID alone (ROCm's advice on Linux), or only "
-          "HIP_VISIBLE_DEVICES; or index the second into what the first leaves (HIP_VISIBLE_DEVICES=0).",
+          "HIP_VISIBLE_DEVICES; or index the second into what the first leaves (HIP_VISIBLE_DEVICES=0). A list "
+          "of all the job's GPUs needs neither: Slurm sets ROCR_VISIBLE_DEVICES to them.",
       bad="""#!/bin/bash
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=8
@@ -412,7 +418,7 @@ srun bash -c 'export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID; python worker.py'
 def _rocr_and_hip(ctx: Context) -> Iterator[Any]:
     if profile_vendor(ctx) not in ("", "amd"):
         return
-    found = _filtered_twice(ctx, _exported_above(ctx, len(ctx.parsed.lines) + 1), None)
+    found = batch_shell_filters_twice(ctx)
     if found is not None:
         yield found
     step_lines = {s.line for s in steps(ctx)}
@@ -429,6 +435,15 @@ def _rocr_and_hip(ctx: Context) -> Iterator[Any]:
             found = _filtered_twice(ctx, {**_exported_above(ctx, cmd.line), **own}, None, cmd.line)
             if found is not None:
                 yield found
+
+
+def batch_shell_filters_twice(ctx: Context) -> tuple[int, str] | None:
+    """HPC524's finding for the GPU variables the batch shell exports itself, or None. HPC513 leaves a fixed
+    ROCR_VISIBLE_DEVICES to it then: the pair is the mistake, and its fix differs."""
+    if profile_vendor(ctx) not in ("", "amd"):
+        return None
+    return cached(ctx, "batch_shell_filters_twice",
+                  lambda: _filtered_twice(ctx, _exported_above(ctx, len(ctx.parsed.lines) + 1), None))
 
 
 #: an assignment in a wrapper script: [export] NAME=value
@@ -460,9 +475,9 @@ def _wrappers_filtering_twice(ctx: Context) -> Iterator[Any]:
 
 def _filtered_twice(ctx: Context, settings: dict[str, Setting], step: Any, at: int = 0) -> tuple[int, str] | None:
     """``(line, message)`` when ROCR_VISIBLE_DEVICES in ``settings`` leaves fewer GPUs than the first index HIP or
-    CUDA_VISIBLE_DEVICES then asks for, or None. For a step (or a command at line ``at``), only a pair it sets at
-    least one of itself is judged (the batch shell's own exports are judged once, with neither); in a step a per-task
-    reference (``\\$SLURM_LOCALID``) stands for every task's number."""
+    CUDA_VISIBLE_DEVICES then asks for, or than a list of them names, or None. For a step (or a command at line
+    ``at``), only a pair it sets at least one of itself is judged (the batch shell's own exports are judged once,
+    with neither); in a step a per-task reference (``\\$SLURM_LOCALID``) stands for every task's number."""
     rocr = settings.get("ROCR_VISIBLE_DEVICES")
     if rocr is None:
         return None
@@ -472,26 +487,44 @@ def _filtered_twice(ctx: Context, settings: dict[str, Setting], step: Any, at: i
             continue
         left = _gpus_left(rocr.value, step)
         first, shown = _first_index(ctx, hip.value, step)
-        if left is None or first is None or first < left:
+        listed = _listed(hip.value)
+        if left is None or first is None or (first < left and listed <= left):
             continue
         line = step.line if step is not None else at or max(rocr.line, hip.line)
         rv, hv = rocr.value.replace("\\$", "$"), hip.value.replace("\\$", "$")
         each = "each task " if _PER_TASK.fullmatch(rocr.value.strip("'\"")) else ""
+        once = ", which the batch shell expands once (to task 0's 0)," \
+            if _BATCH_PER_TASK.fullmatch(rocr.value.strip("'\"")) else ""
         leaves = "one GPU, numbered 0" if left == 1 else f"{left} GPUs, numbered 0-{left - 1}"
-        return line, (f"ROCR_VISIBLE_DEVICES={rv} and {name}={hv} both pick GPUs, and ROCm applies {name} to the "
-                      f"GPUs ROCR_VISIBLE_DEVICES leaves, renumbered from 0: ROCR_VISIBLE_DEVICES={rv} leaves {each}"
-                      f"{leaves}, so {name}={hv} names {shown}, a GPU that is not there ('No HIP GPUs are "
-                      f"available'); set only ROCR_VISIBLE_DEVICES (or only {name})")
+        both = (f"ROCR_VISIBLE_DEVICES={rv} and {name}={hv} both pick GPUs, and ROCm applies {name} to the GPUs "
+                f"ROCR_VISIBLE_DEVICES leaves, renumbered from 0: ROCR_VISIBLE_DEVICES={rv}{once} leaves {each}"
+                f"{leaves}, so {name}={hv}")
+        if first >= left:
+            return line, (f"{both} names {shown}, a GPU that is not there ('No HIP GPUs are available'); set only "
+                          f"ROCR_VISIBLE_DEVICES (or only {name})")
+        sees = "GPU 0 only" if left == 1 else f"only the first {left}"
+        stops = ("PyTorch stops with 'HIP_VISIBLE_DEVICES contains more devices than ROCR_VISIBLE_DEVICES' when it "
+                 f"counts the GPUs, other programs see {sees}") if name == "HIP_VISIBLE_DEVICES" else \
+            f"the program sees {sees}"
+        return line, (f"{both} lists {listed} GPUs where there {'is' if left == 1 else 'are'} {left} ({stops}, and a "
+                      f"launcher's other workers find no GPU); set only {name} (remove ROCR_VISIBLE_DEVICES={rv}: "
+                      "Slurm sets it to the job's GPUs)")
     return None
 
 
+def _listed(value: str) -> int:
+    """How many GPUs a list of indices names (0 for anything else, a task's own number among them)."""
+    value = value.strip("'\"")
+    return len(value.split(",")) if re.fullmatch(r"\d+(?:,\d+)*", value) else 0
+
+
 def _gpus_left(value: str, step: Any) -> int | None:
-    """How many GPUs ROCR_VISIBLE_DEVICES leaves: the items of a list, one for a task's own number; None when not
-    known."""
+    """How many GPUs ROCR_VISIBLE_DEVICES leaves: the items of a list, one for a task's own number (or for the
+    batch shell's, 0); None when not known."""
     value = value.strip("'\"")
     if re.fullmatch(r"[\w-]+(?:,[\w-]+)*", value) and "$" not in value:
         return len(value.split(","))
-    if step is not None and _PER_TASK.fullmatch(value):
+    if (step is not None and _PER_TASK.fullmatch(value)) or _BATCH_PER_TASK.fullmatch(value):
         return 1
     return None
 
@@ -499,8 +532,8 @@ def _gpus_left(value: str, step: Any) -> int | None:
 def _first_index(ctx: Context, value: str, step: Any) -> tuple[int | None, str]:
     """The first index HIP/CUDA_VISIBLE_DEVICES names, and how the message says it. The runtimes stop reading the
     list at the first index that names no GPU, so only a missing first one leaves none (0,1,2,3 over one GPU still
-    gives GPU 0). For a task's own number: the largest a task of the step gets (its tasks per node less one for the
-    local rank, its tasks less one for the global one)."""
+    gives GPU 0, a list :func:`_filtered_twice` reports for its length). For a task's own number: the largest a task
+    of the step gets (its tasks per node less one for the local rank, its tasks less one for the global one)."""
     value = value.strip("'\"")
     if re.fullmatch(r"\d+(?:,\d+)*", value):
         first = int(value.split(",")[0])

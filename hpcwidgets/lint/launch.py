@@ -573,7 +573,8 @@ def _master_addr_with_c10d(ctx: Context, step: Any, launcher: Any) -> Any:
           "the rendezvous host: localhost there hangs the same way, and leaving it out (with no --config_file "
           "that may give it) makes the start fail.",
       fix="Use the head node resolved on the host: head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
-          "sed -n 1p) and --rdzv-endpoint=\"$head_node:29500\".",
+          "sed -n 1p) and --rdzv-endpoint=\"$head_node:29500\" (for the static rendezvous --master-addr=\"$head_node\", "
+          "a host only: its port is --master-port's).",
       catalogue=(2,),
       bad="""#!/bin/bash
 #SBATCH --nodes=2
@@ -601,20 +602,14 @@ def _localhost_multi(ctx: Context) -> Iterator[Any]:
             continue
         if not multi_node(ctx, launcher):
             continue
-        for name in ("rdzv_endpoint", "master_addr"):
+        # --master-addr names the host of the static rendezvous only (c10d ignores it: HPC105)
+        names = ("rdzv_endpoint", "master_addr") if launcher.rdzv_backend in ("", "static") else ("rdzv_endpoint",)
+        for name in names:
             value = ctx.parsed.resolve(str(getattr(launcher, name) or ""), step.line)
             host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
             if host in LOCAL_HOSTS:
-                port = value.rsplit(":", 1)[1] if ":" in value else str(DEFAULT_RDZV_PORT)
-                chain = with_chain(step.chain, launcher=launcher.replace(
-                    rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}", rdzv_backend=launcher.rdzv_backend or "c10d",
-                    master_addr=""))
-                has_head = ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None
-                fix = fix_for(ctx, "rendezvous at the head node resolved on the host", step, chain,
-                              () if has_head else (HEAD_NODE_LINE,)) if name == "rdzv_endpoint" else None
-                yield (step.line, f"--{name.replace('_', '-')}={value} on a {max(job_nodes(ctx), launcher.nnodes_int or 0)}-node "
-                                  f"launch: every node meets only itself and the job hangs; use the head node "
-                                  f"($head_node:{port}) resolved with scontrol show hostnames", fix)
+                nodes = max(job_nodes(ctx), launcher.nnodes_int or 0)
+                yield _local_rendezvous(ctx, step, launcher, name, value, nodes)
                 break
     for launch, kind, value in _accelerate_hosts(ctx):
         machines = launch.options["--num_machines"]
@@ -627,6 +622,24 @@ def _localhost_multi(ctx: Context) -> Iterator[Any]:
                                 "have no host to meet at (without a config file accelerate hands torchrun the endpoint "
                                 "'None:PORT' and the start fails; a saved default config gives every job its one fixed "
                                 "address); pass the head node resolved on the host with scontrol show hostnames")
+
+
+def _local_rendezvous(ctx: Context, step: Any, launcher: Any, name: str, value: str, nodes: int) -> Any:
+    """HPC103 for --rdzv-endpoint (or the static rendezvous's --master-addr) at localhost: the fix names the head
+    node in the option's own form, HOST:PORT for the endpoint and the host alone for --master-addr, whose port is
+    --master-port's."""
+    hangs = f"--{name.replace('_', '-')}={value} on a {nodes}-node launch: every node meets only itself and the job hangs"
+    head = () if ctx.parsed.variable(HEAD_NODE_VAR, step.line) is not None else (HEAD_NODE_LINE,)
+    if name == "master_addr":
+        chain = with_chain(step.chain, launcher=launcher.replace(master_addr=f"${HEAD_NODE_VAR}"))
+        return (step.line, f"{hangs}; use the head node, resolved with scontrol show hostnames: "
+                           "--master-addr=\"$head_node\" (a host only: the port is --master-port's)",
+                fix_for(ctx, "--master-addr at the head node resolved on the host", step, chain, head))
+    port = value.rsplit(":", 1)[1] if ":" in value else str(DEFAULT_RDZV_PORT)
+    chain = with_chain(step.chain, launcher=launcher.replace(
+        rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}", rdzv_backend=launcher.rdzv_backend or "c10d", master_addr=""))
+    return (step.line, f"{hangs}; use the head node ($head_node:{port}) resolved with scontrol show hostnames",
+            fix_for(ctx, "rendezvous at the head node resolved on the host", step, chain, head))
 
 
 @rule("HPC104", "head-node-in-container", "error",

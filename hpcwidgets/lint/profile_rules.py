@@ -6,11 +6,12 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
 from . import Context, Fix, rule
-from .catalogue import (MPI_LAUNCHERS, _first_directive_line, _in_component, cached, component_views, job_components,
-                        run_words, simple_commands)
+from .catalogue import (MPI_LAUNCHERS, _first_directive_line, _in_component, _simple_commands, cached, component_views,
+                        job_components, run_words, simple_commands)
 from .directives import _runs_only_diagnostics
 
 #: the options a problem may be about where the job sets its field with another field's option: the GPU type is
@@ -291,3 +292,76 @@ def _load_module_fix(ctx: Context, cmd: Any, module: str) -> Fix:
     first = ctx.parsed.lines[line - 1]
     indent = first[: len(first) - len(first.lstrip())]
     return Fix(f"load the module {module} first", line, line, text=f"{indent}module load {module}\n{first}")
+
+
+#: the programs that run .sif images, by the runtime of the profile's ``runtimes`` that provides them. Charliecloud's
+#: ch-run is left out: it needs no privileges, so people install it themselves where the site does not (the lessons
+#: do), and a profile without it says nothing about it.
+SIF_PROGRAMS = {"apptainer": "apptainer", "singularity": "singularity"}
+
+
+def site_has_program(profile: Any, program: str) -> bool:
+    """Whether the site of ``profile`` has the container program ``program``: apptainer where the profile lists
+    Apptainer under that name (``apptainer_binary``: SingularityCE sites name theirs singularity), singularity where
+    it lists Apptainer or Singularity (Apptainer installs singularity as a second name)."""
+    runtimes = set(profile.runtimes)
+    if program == "apptainer":
+        return "apptainer" in runtimes and profile.apptainer_binary == "apptainer"
+    return bool(runtimes & {"apptainer", "singularity"})
+
+
+def _checked_for(ctx: Context, program: str) -> bool:
+    """Whether the script asks whether ``program`` is there (command -v, which, type, hash) or loads a module named
+    for it: it then knows better than the profile."""
+    if re.search(r"\b(?:command\s+-v|which|type(?:\s+-\w+)*|hash)\s+" + re.escape(program) + r"\b", ctx.parsed.source):
+        return True
+    return any(name.split("/", 1)[0] == program for name, _ in ctx.parsed.modules)
+
+
+@rule("HPC414", "runtime-not-on-site", "warning",
+      summary="the script calls apptainer (or singularity) where the profile says the site has no such program",
+      why="The profile's runtimes and apptainer_binary say which of the two the cluster has. A SingularityCE site "
+          "(runtimes = [\"singularity\"], apptainer_binary = \"singularity\") has no apptainer command: Apptainer "
+          "installs singularity as a second name, not the other way round. The step then stops with 'apptainer: "
+          "command not found' after the job has waited in the queue. Not reported for a program called by its path "
+          "(your own installation), nor when the script looks for it (command -v) or loads a module named for it. "
+          "The examples need the profile of such a site (no shipped profile lacks Apptainer).",
+      fix="Call the program the site has: singularity exec … in place of apptainer exec … (the same commands and "
+          "options; Singularity reads SINGULARITYENV_ and SINGULARITY_BIND where Apptainer reads APPTAINERENV_ and "
+          "APPTAINER_BIND).",
+      catalogue=(12,),
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+#SBATCH --time=01:00:00
+module load singularity
+srun apptainer exec --nv pytorch.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+#SBATCH --time=01:00:00
+module load singularity
+srun singularity exec --nv pytorch.sif python train.py
+""")
+def _runtime_not_on_site(ctx: Context) -> Iterator[Any]:
+    if ctx.profile is None:
+        return
+    reported: set[str] = set()
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = run_words([str(w) for w in cmd.argv])
+        if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:  # mpirun [options] apptainer exec …
+            words = words[next((i for i, w in enumerate(words) if w in SIF_PROGRAMS), len(words)):]
+        program = words[0] if words else ""
+        if program not in SIF_PROGRAMS or program in reported or site_has_program(ctx.profile, program) \
+                or _checked_for(ctx, program):
+            continue  # not one by its name (a path is the user's own installation), or there
+        reported.add(program)
+        runtimes = ", ".join(ctx.profile.runtimes) or "none"
+        named = f", under the name {ctx.profile.apptainer_binary}" if "apptainer" in ctx.profile.runtimes \
+            and ctx.profile.apptainer_binary != "apptainer" else ""
+        other = "singularity" if site_has_program(ctx.profile, "singularity") else ""
+        advice = f"call {other}, the site's name for it (the same commands and options)" if other else \
+            "run the image with the site's runtime, or install Apptainer yourself"
+        yield (cmd.line, f"{program} is not on this cluster: the profile {ctx.profile.name} says it has {runtimes}"
+                         f"{named}, so the step stops with '{program}: command not found'; {advice}")

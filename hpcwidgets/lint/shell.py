@@ -17,8 +17,9 @@ from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
                         _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
                         expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks, other_launches,
-                        resources_from_command_line, shell_script_word, simple_commands, steps,
+                        resources_from_command_line, shell_script_word, simple_commands, steps, tasks_per_node,
                         trap_handler_commands, traps_for)
+from .environment import batch_shell_filters_twice
 
 
 def raw_text(cmd: Any) -> str:
@@ -34,7 +35,9 @@ _PRINTERS = ("echo", "printf", ":")
       summary="$SLURM_PROCID / $SLURM_LOCALID / $SLURM_NODEID expanded by the batch shell",
       why="The batch script runs once, as task 0 of the first node: it replaces the variable before srun starts "
           "the tasks, so every task receives 0 (all ranks claim rank 0, all use GPU 0). Inside srun bash -c \"…\" "
-          "the double quotes expand it just as early.",
+          "the double quotes expand it just as early. Not reported where every task has 0 anyway: a job of one "
+          "task, and $SLURM_LOCALID where every step runs one task per node (HPC513 reports a GPU variable set "
+          "from it).",
       fix="Let each task expand it: srun bash -c 'python train.py --rank \"$SLURM_PROCID\"' (single quotes), or "
           "read the variable inside the program (os.environ['SLURM_PROCID']).",
       catalogue=(22,),
@@ -47,17 +50,15 @@ srun bash -c "python train.py --rank $SLURM_PROCID"
 srun bash -c 'python train.py --rank "$SLURM_PROCID"'
 """)
 def _per_task(ctx: Context) -> Iterator[Any]:
-    if job_nodes(ctx) < 2 and not any(w.rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS) for cmd in simple_commands(ctx)
-                                      for w in [str(v) for v in cmd.argv][:3]):
-        return  # one node and no step that starts tasks: the batch shell is the only task, its value the right one
-    if job_tasks(ctx) == 1 and _one_task_everywhere(ctx):
-        return  # one task: the batch shell's value is that task's
+    if all(same_in_every_task(ctx, name) for name in PER_TASK_VARS):
+        return
     for cmd in ctx.parsed.lexed.code:
         # a case/if/for head in the batch shell (case $SLURM_LOCALID in …) is evaluated once, as task 0
         if cmd.kind != "compound" or not re.match(r"\s*(?:case|if|elif|while|until|for)\b", cmd.text):
             continue
         head = cmd.text.split("\n", 1)[0]
-        hits = sorted({name for name, _ in expanded_refs(head) if name in PER_TASK_VARS})
+        hits = sorted({name for name, _ in expanded_refs(head)
+                       if name in PER_TASK_VARS and not same_in_every_task(ctx, name)})
         if hits:
             yield cmd.line, (f"{', '.join('$' + h for h in hits)} is read once by the batch shell (as task 0), so this "
                              "branch is the same for every task; let each task choose (srun bash -c '…' or in the "
@@ -66,7 +67,8 @@ def _per_task(ctx: Context) -> Iterator[Any]:
     for cmd in simple_commands(ctx):
         if cmd.name in _PRINTERS or any(cmd is c for c in one_task):
             continue
-        hits = sorted({name for w in all_words(cmd) for name, _ in expanded_refs(w.raw) if name in PER_TASK_VARS})
+        hits = sorted({name for w in all_words(cmd) for name, _ in expanded_refs(w.raw)
+                       if name in PER_TASK_VARS and not same_in_every_task(ctx, name)})
         if not hits or _only_ignored_node_rank(ctx, cmd) or _set_again_per_task(ctx, cmd):
             continue
         names = ", ".join(f"${h}" for h in hits)
@@ -77,6 +79,28 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         else:
             yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
+
+
+def same_in_every_task(ctx: Context, name: str) -> bool:
+    """Whether every task has the value the batch shell gives the per-task variable ``name`` (0: the batch shell is
+    task 0 on node 0), so that expanding it there changes nothing: the batch shell is the job's only task (one node,
+    no step that starts tasks), or the job and each of its steps run one task; and for $SLURM_LOCALID, every step
+    runs one task on each node (torchrun or accelerate then starts the node's workers)."""
+    def make() -> dict[str, bool]:
+        only_batch = job_nodes(ctx) < 2 and not any(w.rsplit("/", 1)[-1] in ("srun", *MPI_LAUNCHERS)
+                                                    for cmd in simple_commands(ctx)
+                                                    for w in [str(v) for v in cmd.argv][:3])
+        everywhere = only_batch or (job_tasks(ctx) == 1 and _one_task_everywhere(ctx))
+        return {n: everywhere or (n == "SLURM_LOCALID" and _one_task_per_node(ctx)) for n in PER_TASK_VARS}
+    return cached(ctx, "per_task_same_in_every_task", make)[name]
+
+
+def _one_task_per_node(ctx: Context) -> bool:
+    """Whether every step starts one task on each of its nodes, and no MPI launcher starts tasks of its own."""
+    if heterogeneous(ctx) or any(w.rsplit("/", 1)[-1] in MPI_LAUNCHERS for cmd in simple_commands(ctx)
+                                 for w in [str(v) for v in cmd.argv][:3]):
+        return False
+    return all(tasks_per_node(ctx, step) == 1 for step in steps(ctx))
 
 
 def _one_task_steps(ctx: Context) -> list[Any]:
@@ -935,7 +959,10 @@ VISIBLE_DEVICES_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VIS
           "fail to initialise; HIP_VISIBLE_DEVICES narrows what ROCm shows in the same way. A list of the right size "
           "fails too when it names the node's GPUs by their numbers on the node (4,5,6,7): device cgroups show the "
           "job its own GPUs numbered from 0. And on a node shared with other jobs, where a site does not confine "
-          "jobs to their GPUs, 0,1 may be another job's (reported when the profile says the nodes have more GPUs).",
+          "jobs to their GPUs, 0,1 may be another job's (reported when the profile says the nodes have more GPUs). "
+          "export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID in the batch shell of a job that runs one task per node is "
+          "the fixed list 0: the batch shell expands it as task 0, and each task's own value is 0 too, so a launcher's "
+          "workers but the first find no GPU. (With HIP_VISIBLE_DEVICES also set, HPC524 reports the pair.)",
       fix="Remove the line and let Slurm's value stand (or request as many GPUs as the program uses).",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:4
@@ -954,14 +981,22 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
         exports = [v for v in ctx.parsed.variables if v.name == name and v.exported]
         if len(exports) > 1:
             continue  # set again and again: one GPU per background run (export CUDA_VISIBLE_DEVICES=1; python … &)
+        if name == "ROCR_VISIBLE_DEVICES" and batch_shell_filters_twice(ctx) is not None:
+            continue  # HIP_VISIBLE_DEVICES (or CUDA_) indexes what it leaves: HPC524 says what that does
         for var in exports:
             value = str(var.value).strip("'\"")
+            set_by = "Slurm already sets it to the allocated GPUs" if name != "HIP_VISIBLE_DEVICES" else \
+                "Slurm hands the program the allocated GPUs without it"
+            per_task = _fixed_per_task_value(ctx, var)
+            if per_task and gpus > 1:
+                yield (var.line, f"{name}={value} is {name}=0 in every task (the batch shell expands "
+                                 f"{per_task} once, as task 0, and the job runs one task per node): it names 1 GPU "
+                                 f"but the job requests {gpus} per node, so the other {gpus - 1} stay hidden (a "
+                                 f"launcher's workers 1 to {gpus - 1} find no GPU); {set_by}: remove the line")
             if not re.fullmatch(r"\d+(?:,\d+)*", value):
                 continue
             ids = [int(k) for k in value.split(",")]
             listed = len(ids)
-            set_by = "Slurm already sets it to the allocated GPUs" if name != "HIP_VISIBLE_DEVICES" else \
-                "Slurm hands the program the allocated GPUs without it"
             if listed != gpus:
                 yield (var.line, f"{name}={value} names {listed} GPU{'s' if listed > 1 else ''} but the job "
                                  f"requests {gpus} per node: {set_by}; remove the line")
@@ -973,6 +1008,21 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
                 yield (var.line, f"{name}={value} names GPUs by number, but the job has {gpus} of the node's "
                                  f"{_node_gpus(ctx)}: where Slurm does not confine it (no device cgroups) these may be "
                                  f"another job's GPUs; {set_by}: remove the line")
+
+
+#: a value that is one per-task variable and nothing else ($SLURM_LOCALID, ${SLURM_LOCALID})
+_PER_TASK_VALUE = re.compile(r"\$\{?(" + "|".join(PER_TASK_VARS) + r")\}?")
+
+
+def _fixed_per_task_value(ctx: Context, var: Any) -> str:
+    """The per-task variable (``$SLURM_LOCALID``) that the batch shell's ``export NAME=$SLURM_LOCALID`` holds when
+    its value, 0, is what every task has and gets (:func:`same_in_every_task`, and no step sets NAME again), or "".
+    Where the tasks' values differ it is HPC502's."""
+    m = _PER_TASK_VALUE.fullmatch(str(var.value).strip("'\""))
+    if m is None or not same_in_every_task(ctx, m.group(1)):
+        return ""
+    cmd = next((c for c in simple_commands(ctx) if c.line == var.line and c.name == "export"), None)
+    return f"${m.group(1)}" if cmd is not None and not _set_again_per_task(ctx, cmd) else ""
 
 
 def _node_gpus(ctx: Context) -> int:

@@ -863,12 +863,14 @@ class ClusterProfile(Spec):
         m = _VERSION.fullmatch(_str(self.scheduler_version).strip())
         return (int(m.group(1)), int(m.group(2))) if m else None
 
-    def place(self, model: Any) -> Any:
+    def place(self, model: Any, *, as_written: bool = False) -> Any:
         """``model`` (a Slurm job, or a model holding one: a workflow, a Jupyter job) made ready for this site
         where it leaves things open, the way the shipped examples are: the job placed (:meth:`place_job`);
         Apptainer commands named as the site runs them (``apptainer_binary``: SingularityCE has no
         ``apptainer``); the module of each container runtime the layers use loaded; srun given the job's
-        --cpus-per-task where the site's Slurm does not pass it on (22.05–23.02). What the model sets stays."""
+        --cpus-per-task where the site's Slurm does not pass it on (22.05–23.02). What the model sets stays.
+        ``as_written`` keeps the container programs as they are, for a model read back from a script: the
+        person wrote ``apptainer`` there, and lint's HPC414 says when the site has no such program."""
         if isinstance(model, SlurmJob):
             return self.place_job(model)
         job = getattr(model, "job", None)
@@ -876,10 +878,11 @@ class ClusterProfile(Spec):
             return model
         job = self.place_job(job)
         changes: dict[str, Any] = {}
+        site_binary = (lambda layer: layer) if as_written else self._site_binary
         container = getattr(model, "container", None)
         if container is not None:
-            changes["container"] = container = self._site_binary(container)
-        prepare = tuple(self._site_binary(p) for p in getattr(model, "prepare", ()) or ())
+            changes["container"] = container = site_binary(container)
+        prepare = tuple(site_binary(p) for p in getattr(model, "prepare", ()) or ())
         if prepare:
             changes["prepare"] = prepare
         programs = [getattr(layer, "binary", None) or getattr(layer, "program", "")
