@@ -77,7 +77,7 @@ def word_pieces(word: str) -> Iterator[tuple[int, str, str, str]]:
             yield end, "quote", c, q
         elif c == "$" and end < n and (word[end] in "({" or (word[end] == "'" and not q)
                                          or _PARAMETER.match(word, end)):
-            end = _expansion_end(word, i)
+            end = expansion_end(word, i)
             yield end, "exp", word[i:end], q
         elif c == "`":
             end = word.find("`", end) + 1 or n
@@ -87,7 +87,7 @@ def word_pieces(word: str) -> Iterator[tuple[int, str, str, str]]:
         i = end
 
 
-def _expansion_end(word: str, start: int) -> int:
+def expansion_end(word: str, start: int) -> int:
     """Where the expansion starting with the ``$`` at ``start`` ends: after the bracket that closes ``$(``/``${``
     (nested brackets and quoted text inside skipped), the closing quote of ``$'…'``, or the parameter's name."""
     opener = word[start + 1]

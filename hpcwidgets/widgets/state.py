@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ParseError, Problem
 from ..spec._meta import FieldSpec, count_from_text
-from ..spec._words import Verbatim, _expansion_end
+from ..spec._words import Verbatim, expansion_end
 from ..spec.common import Bind, EnvVar, bind_from_mount_text, mount_text
 from ..spec.workflow import SweepAxis
 
@@ -183,7 +183,7 @@ def _word_end(text: str, start: int) -> int:
         elif c == "\\":
             i += 1
         elif c == "$" and text[i + 1:i + 2] in ("(", "{"):
-            i = _expansion_end(text, i)
+            i = expansion_end(text, i)
             continue
         elif c == "`":
             i = text.find("`", i + 1) + 1 or n
