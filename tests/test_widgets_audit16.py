@@ -196,3 +196,30 @@ def test_every_workflow_field_has_the_path_set_takes():
     paths = {key: fld.path for key, fld in b.form.fields.items()}
     assert paths["slurm.nodes"] == "job.nodes" and paths["workflow.program"] == "program"
     assert paths["torchrun.node_rank"] == "launcher.node_rank" and paths["srun.ntasks_per_node"] == "srun.ntasks_per_node"
+
+
+# --- shell code typed into a field of values ----------------------------------------------------------------------
+
+def test_shell_code_typed_into_a_words_field_gets_a_warning_and_the_preview_stays():
+    import hpcwidgets as hw
+    b = hw.WorkflowBuilder(hw.Workflow.single_node("train.py", image="img.sif"))
+    program = b.controls["workflow.program"]
+    program.value = program.value + " --host $(hostname)"
+    warned = [f for f in b.findings if f.code == "FORM" and f.severity == "warning" and "not run" in f.message]
+    assert len(warned) == 1 and "'$(hostname)'" in warned[0].message and warned[0].path == "program"
+    assert "--host '$(hostname)'" in b.text  # the preview still shows what the job will get: the text
+
+
+@pytest.mark.parametrize("typed", ["--n $NAME", "--out ${SCRATCH}/run", "--tag v1"])
+def test_references_get_no_warning(typed):
+    import hpcwidgets as hw
+    b = hw.WorkflowBuilder(hw.Workflow.single_node("train.py", image="img.sif"))
+    b.controls["workflow.program"].value = "python train.py " + typed
+    assert not [f for f in b.findings if "not run" in f.message]
+
+
+def test_a_loaded_scripts_own_code_gets_no_warning():
+    import hpcwidgets as hw
+    b = hw.WorkflowBuilder()
+    b.load("#!/bin/bash\n#SBATCH --nodes=1\nsrun python train.py --host $(hostname) --n $(( 2 * 4 ))\n")
+    assert "$(hostname)" in b.text and not [f for f in b.findings if "not run" in f.message]

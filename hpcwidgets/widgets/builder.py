@@ -37,7 +37,7 @@ from .clipboard import CopyButton
 from .highlight import CSS, SEVERITY_ICONS, escape, highlight
 from .jobs import JobPanel
 from .state import (WORDS_RULE, Field, Form, FormFinding, Section, choice_options, follow, limits_note,
-                    missing_partition, problem_findings)
+                    missing_partition, problem_findings, typed_code_findings)
 
 log = logging.getLogger(__name__)
 
@@ -846,6 +846,7 @@ class Builder(w.VBox):
         except Exception as exc:
             findings.append(FormFinding("CHECK", "error", 0, _bug("Checking the form's values", exc)))
         bad = bool(findings)
+        findings += typed_code_findings(self.form, model)  # warnings: the preview stays the model's
         if self._load_problem is not None:
             findings.insert(0, self._load_problem)
         text = ""

@@ -516,6 +516,34 @@ def problem_findings(form: Form, problems: Iterable[Problem], code: str = "FORM"
     return out
 
 
+#: shell code typed into a field of values: a command substitution or arithmetic ($(…), $((…)), `…`), which the form
+#: writes as text by the quoting contract (a ``\$`` before it asks for the text on purpose)
+_TYPED_CODE = re.compile(r"(?<!\\)\$\(|`")
+
+
+def typed_code_findings(form: Form, model: Any) -> list[FormFinding]:
+    """A warning at each field of values (not a field of shell lines) holding shell code the person typed: the
+    program gets the text ``$(hostname)``, not its output, as the form writes what is typed as data. Words kept from
+    a loaded script (:class:`Verbatim`) are its own code and run as they did."""
+    out = []
+    for s in form.sections:
+        layer = s.layer(model)
+        if layer is None or not isinstance(layer, s.cls):
+            continue
+        for fld in s.fields:
+            if fld.kind not in ("words", "text") or fld.spec.name in SHELL_LINE_FIELDS:
+                continue
+            value = getattr(layer, fld.spec.name)
+            items = value if isinstance(value, (tuple, list)) else (value,)
+            typed = next((w for w in items if w.__class__ is str and _TYPED_CODE.search(w)), None)
+            if typed is not None:
+                out.append(FormFinding("FORM", "warning", 0, (
+                    f"{fld.label}: {typed!r} reaches the program as that text, not run: the form writes what you "
+                    "type as text (only $NAME and ${NAME} expand); compute it in a set-up line (n=$(( … )), "
+                    "host=$(hostname)) and write $n or $host here"), None, fld.key))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # the workflow's layers and the values that flow between them
 
