@@ -7,7 +7,7 @@ import pytest
 
 from hpcwidgets.examples import examples
 from hpcwidgets.errors import ParseError
-from hpcwidgets.parse import parse_script
+from hpcwidgets.parse import parse_job, parse_script
 from hpcwidgets.parse.script import runs_in_a_shell
 from hpcwidgets.render import render
 
@@ -82,6 +82,26 @@ def test_property_generated_workflows_read_back():
         once = rendered(parse_script(text))
         assert rendered(parse_script(once)) == once
         if not w.problems():  # render() refuses models with problems, so only valid ones must come back exactly
+            assert once == text
+    run()
+
+
+def test_property_generated_jobs_read_back():
+    """The same for a Slurm job read back on its own (``sbatch --from``, the job form): every line stays a set-up
+    line, and render∘parse is a fixed point after one round (a job of directives alone among them)."""
+    from hypothesis import HealthCheck, given, settings
+
+    from test_properties import jobs
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(jobs)
+    def run(job):
+        text = render(job, validate=False)
+        if not runs_in_a_shell(text):
+            return
+        once = render(parse_job(text), validate=False)
+        assert render(parse_job(once), validate=False) == once
+        if not job.problems():
             assert once == text
     run()
 

@@ -62,11 +62,9 @@ def test_a_variable_set_from_slurms_own_stays_quoted():
 STEP_WITH_COMMENT = _script("module load cuda\nsrun python train.py \\\n  --x 1  # why: see issue 12\necho done\n")
 
 
-def test_a_trailing_comment_on_the_step_line_is_kept_above_the_step(tmp_path):
+def test_a_trailing_comment_on_the_step_line_stays_on_it(tmp_path):
     written = render(parse_script(STEP_WITH_COMMENT))
-    lines = written.splitlines()
-    assert "# why: see issue 12" in lines
-    assert lines.index("# why: see issue 12") < lines.index("srun python train.py --x 1")
+    assert "srun python train.py --x 1  # why: see issue 12\n" in written
     assert render(parse_script(written)) == written  # a fixed point after one round
     assert run_with_stand_ins(written, tmp_path / "w", ["srun", "module"]) == \
         run_with_stand_ins(STEP_WITH_COMMENT, tmp_path / "o", ["srun", "module"])
@@ -74,8 +72,7 @@ def test_a_trailing_comment_on_the_step_line_is_kept_above_the_step(tmp_path):
 
 def test_a_trailing_comment_on_a_plain_program_line_is_kept():
     written = render(parse_script(_script("python train.py --epochs 3  # short run first\n")))
-    assert "# short run first" in written.splitlines()
-    assert "python train.py --epochs 3\n" in written
+    assert "python train.py --epochs 3  # short run first\n" in written
 
 
 @pytest.mark.parametrize("directive", ["--gpus-per-node=0", "--gres=gpu:0", "--gpus-per-node=a100:0"])
@@ -149,3 +146,12 @@ def test_the_jupyter_form_gives_both_notes():
                           header="#SBATCH --time=01:00:00\n"))
     said = html.unescape(re.sub("<[^>]+>", "", b.status.value))
     assert NOUNSET_NOTE in said and "Also, the script starts its own Jupyter server (line 5)" in said
+
+
+def test_a_job_of_directives_alone_keeps_each_directive_once():
+    """Without any command every #SBATCH line is read by sbatch: none is one "after the first command"."""
+    script = "#!/bin/bash\n#SBATCH --qos=long\n#SBATCH --time=10\n"
+    for model in (parse_job(script), parse_script(script).job):
+        assert model.qos == "long" and model.setup == ()
+    written = render(parse_job(script))
+    assert written.count("#SBATCH --qos=long\n") == 1 and render(parse_job(written)) == written

@@ -17,8 +17,8 @@ from typing import Any, Iterator, Sequence
 from ..errors import ParseError
 from ..spec._words import Verbatim, word_pieces
 from ..spec.common import ARRAY_WORD, LIST_WORD
-from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SlurmJob, is_hetjob_word, is_shell, sbatch_long_option,
-                          sbatch_option, shebang_program)
+from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SWITCHED_OFF, Comment, SlurmJob, is_hetjob_word, is_shell,
+                          sbatch_long_option, sbatch_option, shebang_program)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
 from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, lex_command,
                     lex_script)
@@ -159,6 +159,9 @@ class ParsedScript:
     #: commands that are no step the models read but run a launch held in a variable (``$LAUNCHER train.py``
     #: with ``LAUNCHER="accelerate launch …"``): each as :class:`HeldCommand`, its words as bash splits them
     held_commands: tuple[HeldCommand, ...] = ()
+    #: the comments on and among the #SBATCH lines sbatch reads, each with the line it is written on, and kept with
+    #: the directive it belongs to (see :func:`_directive_comments`); the readers of a model take them into it
+    directive_comments: tuple[tuple[int, Comment], ...] = ()
 
     @property
     def steps_as_run(self) -> tuple[Step, ...]:
@@ -532,12 +535,19 @@ def _gpu_request(flag: str, value: str) -> dict[str, Any]:
     return out
 
 
-def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[Directive], list[str], list[tuple[int, str]]]:
+#: where each #SBATCH line sbatch reads goes in the job model: its line → the place the comments on it keep (see
+#: :class:`~hpcwidgets.spec.slurm.Comment`; None for a line the model does not write back) and the comment at its end
+_Placed = dict[int, tuple["str | None", str]]
+
+
+def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[Directive], list[tuple[int, str]],
+                                                          _Placed]:
     table = directive_fields()
     values: dict[str, Any] = {}
     out: list[Directive] = []
     extra: list[str] = []
     problems: list[tuple[int, str]] = []
+    placed: _Placed = {}
     component = 0
     for cmd in script.directives:
         applied = not first or cmd.line < first
@@ -548,6 +558,8 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
             continue
         words = [w.value.replace("\\$", "$") for w in lexed]
         raws = [w.raw for w in lexed]  # as written: an option the model has no field for is kept so (\#, quotes)
+        kept = len(extra)
+        at = None  # where the line's first option goes: a field, or the first item kept as written
         cut = next((k for k, raw in enumerate(raws) if is_hetjob_word(raw)), None)
         if cut is not None:
             problems += _hetjob_word_problems(cmd.line, raws, cut)
@@ -558,9 +570,11 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 if applied:
                     component += 1
                     extra.append(separator.lower())
+                    placed[cmd.line] = (f"extra_directives:{extra[-1]}", _directive_comment(cmd, lexed))
                 continue
         if component and applied and raws:
             extra.append(" ".join(raws))
+            at = f"extra_directives:{extra[-1]}"
         i = 0
         while i < len(words):
             word, start = words[i], i
@@ -568,6 +582,7 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 problems.append((cmd.line, f"{word!r} is not an option; #SBATCH lines hold options like --time=01:00:00"))
                 if applied and not component:
                     extra.append(raws[i])  # kept, so that the job read back is refused the same way, never changed
+                    at = f"extra_directives:{extra[-1]}" if at is None else at
                 i += 1
                 continue
             if word.startswith("--"):
@@ -616,9 +631,54 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 values[name] = merge_mail_types(values[name], value)  # sbatch ORs them: BEGIN, then END mails on both
             else:
                 values[name] = value
+            if at is None and len(extra) > kept:
+                at = f"extra_directives:{extra[-1]}"
+            elif at is None and values.get(name) != "":  # (an option given no value, --nodes=, writes no line)
+                at = name
+        if applied:
+            placed[cmd.line] = (at, _directive_comment(cmd, lexed))
     if extra:
         values["extra_directives"] = tuple(extra)
-    return values, out, extra, problems
+    return values, out, problems, placed
+
+
+def _directive_comment(cmd: Command, words: tuple[Word, ...]) -> str:
+    """The comment at the end of an #SBATCH line: from the ``#`` sbatch stops reading the line at (after its last
+    word; see :func:`~hpcwidgets.parse.lexer.directive_words`), "" when there is none."""
+    line = cmd.text.split("\n", 1)[0]
+    end = words[-1].col - 1 + len(words[-1].raw) if words else len("#SBATCH")
+    start = line.find("#", end)
+    return line[start:].rstrip() if start >= 0 else ""
+
+
+def _directive_comments(script: Script, first: int, placed: _Placed) -> tuple[tuple[int, Comment], ...]:
+    """The comments of the script's #SBATCH lines (sbatch reads those before the first command), each with the line
+    it is written on, kept where they belong in the job model (:class:`~hpcwidgets.spec.slurm.Comment`): the
+    comment at the end of a directive with the field (or the item kept as written) it sets; a comment line among
+    the directives above the next one, in order; those above the first directive (the script's heading) above them
+    all. Comment lines after the last directive stay where they are, but for #SBATCH lines switched off there
+    (``##SBATCH --gres=gpu:2``), which a person switches back on: those stay below the directives. A directive the
+    model does not write back leaves its comment to the next one."""
+    head = [c for c in script.commands if c.kind in ("comment", "directive") and (not first or c.line < first)]
+    last = max((k for k, c in enumerate(head) if c.kind == "directive" or SWITCHED_OFF.match(c.text.strip())),
+               default=-1)
+    out: list[tuple[int, Comment]] = []
+    waiting: list[tuple[int, str]] = []  # comment lines above the next directive the model writes
+    seen = False  # a directive came before
+    for cmd in head[:last + 1]:
+        if cmd.kind == "comment":
+            waiting.append((cmd.line, cmd.text.strip()))
+            continue
+        at, comment = placed.get(cmd.line, (None, ""))
+        if at is not None or not seen:
+            out += [(line, Comment(text, at if seen else "", above=True)) for line, text in waiting]
+            waiting = []
+        seen = True
+        if comment and at is not None:
+            out.append((cmd.line, Comment(comment, at)))
+        elif comment:
+            waiting.append((cmd.line, comment))
+    return tuple(out + [(line, Comment(text, "")) for line, text in waiting])
 
 
 def _hetjob_word_problems(line: int, raws: list[str], cut: int) -> list[tuple[int, str]]:
@@ -1126,7 +1186,7 @@ def read_script(text: str, path: str = "") -> ParsedScript:
     """Read a job script. Only :class:`~hpcwidgets.errors.ParseError` is raised (with line and column)."""
     script = lex_script(text, path)
     first = first_command_line(script)
-    values, directives, _extra, problems = _read_directives(script, first)
+    values, directives, problems, placed = _read_directives(script, first)
     variables: list[Variable] = []
     modules: list[tuple[str, int]] = []
     steps: list[Step] = []
@@ -1198,7 +1258,7 @@ def read_script(text: str, path: str = "") -> ParsedScript:
                         tuple(steps), tuple(problems), {k: frozenset(v) for k, v in suppressed.items()},
                         frozenset(suppressed_file),
                         tuple(split_steps) if any(s.through or s.looked_through for s in split_steps) else None,
-                        tuple(held_commands))
+                        tuple(held_commands), _directive_comments(script, first, placed))
 
 
 def _as_run(cmd: Command, env: tuple[tuple[str, str], ...], in_compound: bool, variables: list[Variable],

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..spec.slurm import SlurmJob
+from ..spec.slurm import STEP, SWITCHED_OFF, SlurmJob, comment_line
 from .command import option_words
 from .quote import assignment, quote_words
 
@@ -28,6 +29,11 @@ class Block:
 
     text: str
     comment: str = ""
+
+
+class StepBlock(Block):
+    """The block of a workflow's step, which takes the comment its author wrote on it
+    (:data:`~hpcwidgets.spec.slurm.STEP`)."""
 
 
 @functools.cache
@@ -272,6 +278,14 @@ def directive_lines(job: SlurmJob) -> list[str]:
     return out  # type: ignore[no-any-return]
 
 
+@functools.cache
+def _field_of_flag(cls: type) -> dict[str, str]:
+    """The field each option the directives of ``cls`` are written with comes from (``--gres`` and
+    ``--gpus-per-node``: GPUs per node, with the other generic resources)."""
+    table = {f.info.flag: f.name for f in cls.field_specs() if f.info.role == "option" and f.info.flag}
+    return {**table, "--gres": "gpus_per_node", "--gpus-per-node": "gpus_per_node"}
+
+
 def module_lines(job: SlurmJob) -> list[str]:
     """Module names, each one shell word by the quoting contract (a name never runs as code)."""
     return quote_words(job.modules)
@@ -292,16 +306,25 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
                   exports: Iterable[tuple[str, str]] = (), setup: Iterable[str] = (),
                   first: Iterable[Block] = ()) -> str:
     """Assemble the full script around ``blocks`` (the steps); ``first`` comes before the exports and set-up
-    lines (a line they may rely on, such as filling in $USER).
+    lines (a line they may rely on, such as filling in $USER). The comments of a job read back go with their
+    lines (see :func:`_commented`).
 
     The template lays the script out: header, prologue, then the body. The body reaches it as
     finished text, its sections (the exports, the set-up lines, each block with its comment)
     separated by a blank line.
     """
     sections = [f"# {b.comment}\n{b.text}" if b.comment else b.text for b in first]
-    exported = export_lines(job, exports)
-    if exported:
-        sections.append("export " + "\nexport ".join(exported))
+    if job.comments is _NO_COMMENTS:  # every job but one read back with its comments: one identity test
+        exported = export_lines(job, exports)
+        if exported:
+            sections.append("export " + "\nexport ".join(exported))
+        directives = _each_line("#SBATCH ", directive_lines(job))
+        modules = _each_line("module load ", module_lines(job))
+    else:
+        directives, modules, exported_text, blocks, loose = _commented(job, exports, blocks)
+        if exported_text:
+            sections.append(exported_text)
+        setup = [*loose, *setup]
     lines = [*job.setup, *setup]
     if lines:
         sections.append("\n".join(lines))
@@ -310,14 +333,16 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     text = fill_template(
         "job.sh.j2",
         shell=one_line(job.shell) or "/bin/bash",
-        directives=_each_line("#SBATCH ", directive_lines(job)),
+        directives=directives,
         title=script_title(title, job.job_name),
         version=_version(),
-        modules=_each_line("module load ", module_lines(job)),
+        modules=modules,
         errexit=job.fail_fast != "off",
         nounset=job.fail_fast == "strict",
         body="\n\n".join(sections),
     )
+    if job.comments is not _NO_COMMENTS:
+        text = _comment_prologue(text, job)
     if _BLANK_RUN.search(text):
         text = _BLANK_RUN.sub("\n\n", text)
     if not text.endswith("\n") or text.endswith("\n\n"):  # (the usual text ends in one: no copy)
@@ -325,6 +350,86 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     # a last line kept as written may end in a continuation (train.py \ then a blank line): keep the blank line it
     # continues into, which bash reads as the end of the command (and without which a reader calls it cut off)
     return text + "\n" if text.endswith("\\\n") else text
+
+
+#: the default of ``SlurmJob.comments`` (the empty tuple, one object): a job without comments is written without
+#: looking for any
+_NO_COMMENTS: tuple[Any, ...] = ()
+
+
+def _commented(job: SlurmJob, exports: Iterable[tuple[str, str]],
+               blocks: Iterable[Block]) -> tuple[str, str, str, list[Block], list[str]]:
+    """The #SBATCH lines, the module loads, the export lines and the blocks of a job read back with comments, each
+    comment on its line or above it (:class:`~hpcwidgets.spec.slurm.Comment`), and the comment lines left: those
+    whose line the script no longer has (a field emptied in a form), which go after the set-up lines, where a reader
+    of the script keeps them as set-up lines. Each comment is written where a reader takes it back from."""
+    waiting: dict[str, list[Any]] = {}
+    for comment in job.comments:
+        waiting.setdefault(str(comment.at), []).append(comment)
+    around = waiting.pop("", [])
+    blocks = [_commented_block(b, waiting) if isinstance(b, StepBlock) else b for b in blocks]
+    if job.fail_fast != "off":
+        waiting.pop("fail_fast", None)  # on the prologue's first line (see _comment_prologue)
+    pairs = [(e.name, e.value) for e in job.env] + list(exports)
+    exported = _each_commented("export ", [assignment(n, v) for n, v in pairs], [f"env:{n}" for n, _ in pairs],
+                               waiting)
+    modules = _each_commented("module load ", module_lines(job), [f"modules:{m}" for m in job.modules], waiting)
+    options = directive_lines(job)
+    kept = [f"extra_directives:{d}" for d in job.extra_directives] if job.extra_directives else []
+    fields = _field_of_flag(job.__class__)
+    at = [fields.get(option.partition("=")[0], "") for option in options[:len(options) - len(kept)]] + kept
+    directives = _each_commented("#SBATCH ", options, at, waiting)
+    # a reader takes the comment lines above the first directive for the directives' heading, and those below the
+    # last up to the last #SBATCH line switched off for theirs; any others for set-up lines
+    top, bottom = [c for c in around if c.above], [c for c in around if not c.above]
+    if not directives:
+        top, bottom = [], top + bottom
+    cut = max((k + 1 for k, c in enumerate(bottom) if SWITCHED_OFF.match(comment_line(c.text, own_line=True))),
+              default=0)
+    loose = [comment_line(c.text, own_line=True) for c in bottom[cut:] + [c for left in waiting.values() for c in left]]
+    directives = "".join(map(_own_line, top)) + directives + "".join(map(_own_line, bottom[:cut]))
+    return directives, modules, exported.rstrip("\n"), blocks, loose
+
+
+def _comment_prologue(text: str, job: SlurmJob) -> str:
+    """``text`` with the comments its author wrote on the fail-fast line (``set -euo pipefail  # why``) at the end of
+    the prologue's first line (without a prologue, :func:`_commented` wrote them after the set-up lines)."""
+    end = "".join("  " + comment_line(c.text) for c in job.comments if c.at == "fail_fast")
+    line = "\nset -eo pipefail\n"  # the template's line: the first line of the script that is no comment
+    return text.replace(line, f"{line[:-1]}{end}\n", 1) if end and job.fail_fast != "off" else text
+
+
+def _commented_block(block: Block, waiting: dict[str, list[Any]]) -> Block:
+    """The step's ``block`` with the comments written on it at the end of its last line (taken out of ``waiting``;
+    those above it are left there: a reader keeps comment lines above the step as set-up lines)."""
+    comments = waiting.get(STEP, [])
+    end = [c for c in comments if not c.above]
+    if not end or block.text.endswith("\\"):  # a line continued into the next: nothing may follow it on the line
+        return block
+    waiting[STEP] = [c for c in comments if c.above]
+    return Block(block.text + "".join("  " + comment_line(c.text) for c in end), block.comment)
+
+
+def _each_commented(prefix: str, items: list[str], at: list[str], waiting: dict[str, list[Any]]) -> str:
+    """:func:`_each_line` with the comments waiting at each item's line (``at``: the line each item is) written
+    above it or at its end; those written are taken out of ``waiting``. Of two lines that are the same (a directive
+    kept as written twice), the first takes the comments up to the first at a line's end, as they were read."""
+    out = []
+    later = Counter(at)
+    for item, line in zip(items, at):
+        later[line] -= 1
+        comments = waiting.pop(line, [])
+        if later[line] and comments:
+            cut = next((k + 1 for k, c in enumerate(comments) if not c.above), len(comments))
+            comments, waiting[line] = comments[:cut], comments[cut:]
+        out += [_own_line(c) for c in comments if c.above]
+        out.append(prefix + item + "".join("  " + comment_line(c.text) for c in comments if not c.above) + "\n")
+    return "".join(out)
+
+
+def _own_line(comment: Any) -> str:
+    """A comment on a line of its own, with its line break."""
+    return comment_line(comment.text, own_line=True) + "\n"
 
 
 def _each_line(prefix: str, items: list[str]) -> str:

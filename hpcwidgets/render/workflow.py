@@ -29,7 +29,7 @@ from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow, grid_picks
 from .command import WIDTH, command_line, env_assignments, model_words
 from .quote import _PLAIN, quote, quote_lines, quote_words, references
-from .script import Block, one_line, render_script
+from .script import Block, StepBlock, one_line, render_script
 
 
 
@@ -240,7 +240,7 @@ def script_blocks(w: Workflow) -> list[Block]:
         if extra is not None:
             blocks.append(extra)
     if w.runs_something():
-        blocks.append(Block(step_text(w, words=words), describe_step(w, layers)))
+        blocks.append(StepBlock(step_text(w, words=words), describe_step(w, layers)))
     if w.after:
         blocks.append(Block("\n".join(w.after)))
     return blocks

@@ -88,7 +88,7 @@ def _holds_models(f: Any) -> bool:
 def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
     """The generic field checks of ``cls`` plus its nested models' problems and its own ``_check``."""
     from ._meta import Spec, mistyped
-    ns: dict[str, Any] = {"_slow": _slow, "_prefix": _prefix, "Spec": Spec}
+    ns: dict[str, Any] = {"_slow": _slow, "_prefix": _prefix, "Spec": Spec, "_EMPTY": ()}
     body = ["def problems(self):", "    out = []", "    nested = []"]
     for k, f in enumerate(cls.field_specs()):
         ns[f"F{k}"] = f
@@ -100,19 +100,25 @@ def compile_problems(cls: type) -> Callable[[Any], list[Problem]]:
             if test is None:
                 body.append(f"    {slow}")
                 continue
-            body += ["    if v.__class__ is tuple:",
-                     "        for i in v:",
-                     f"            if not {test}:",
-                     f"                {slow}",
-                     "                break"]
+            lines = ["if v.__class__ is tuple:",
+                     "    for i in v:",
+                     f"        if not {test}:",
+                     f"            {slow}",
+                     "            break"]
             if models:
-                body += ["        else:",
-                         "            for i in v:",
-                         "                if isinstance(i, Spec):",
-                         "                    ps = i.problems()",
-                         "                    if ps:",
-                         f"                        nested += _prefix({f.name!r}, ps)"]
-            body += ["    else:", f"        {slow}"]
+                lines += ["    else:",
+                          "        for i in v:",
+                          "            if isinstance(i, Spec):",
+                          "                ps = i.problems()",
+                          "                if ps:",
+                          f"                    nested += _prefix({f.name!r}, ps)"]
+            lines += ["else:", f"    {slow}"]
+            indent = "    "
+            if f.default.__class__ is tuple and not f.default:
+                # a list left at its empty default (most lists of most models) has no item to check: one identity test
+                body.append("    if v is not _EMPTY:")
+                indent += "    "
+            body += [indent + line for line in lines]
             continue
         test = _item_test(f, "v", ns, k)
         if test is None:

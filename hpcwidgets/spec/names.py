@@ -24,6 +24,7 @@ _SPOKEN = {
     "dockerfile": "a Dockerfile",
     "slurm.job": "a Slurm job script",
     "slurm.srun": "an srun command",
+    "slurm.comment": "a comment of a job script",
     "torchrun": "a torchrun command",
     "workflow": "a job script",
     "jupyter.job": "a Jupyter job script",

@@ -294,6 +294,54 @@ _PATTERN_FOR = {"SLURM_ARRAY_TASK_ID": "%a", "SLURM_ARRAY_JOB_ID": "%A", "SLURM_
                 "SLURM_JOB_NAME": "%x", "USER": "%u", "SLURM_JOB_USER": "%u", "SLURMD_NODENAME": "%N"}
 
 
+#: a character that would end a comment's line, or hide what follows it (a tab is kept: authors align with it)
+_COMMENT_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def comment_line(text: str, *, own_line: bool = False) -> str:
+    """A comment as it is written into a script: from its ``#`` (one is put in front of text without it), on one
+    line, so that no text of a comment can become a command; on a line of its own (``own_line``), one that would
+    read as an #SBATCH directive is written as a comment about one (``# #SBATCH …``)."""
+    text = str(text).rstrip()
+    text = text if text.startswith("#") else f"# {text}".rstrip()
+    if own_line and text.startswith("#SBATCH"):
+        text = "# " + text
+    return _COMMENT_BREAK.sub(" ", text) if _COMMENT_BREAK.search(text) else text
+
+
+#: the place of a workflow's step, for the comment its author wrote on it (``Comment.at``)
+STEP = "step"
+#: a comment line that is an #SBATCH line switched off (``##SBATCH --gres=gpu:2``, ``# SBATCH -t 5``, ``#xSBATCH …``)
+SWITCHED_OFF = re.compile(r"#[#\s]*[A-Za-z]*SBATCH[ \t]+-", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Comment(Spec):
+    """A comment of a job script read back, with the line it belongs to, so that writing the script back keeps it
+    there: ``#SBATCH --time=01:00:00  # one hour`` keeps its note when the value is written anew, and ``## resources``
+    stays above ``--nodes``. Forms and command-line options do not show comments: they follow their lines, whatever a
+    person changes. A comment whose line is gone (a field emptied in a form) is written among the set-up lines, where
+    a reader of the script keeps it as one (and a form shows it), rather than lost."""
+
+    kind = "slurm.comment"
+
+    text: str = opt(label="Comment", role="internal", help="The comment as its author wrote it, from its # on.")
+    at: str = opt("", label="Line", role="internal",
+                  help="The line it belongs to: a job field whose #SBATCH line it is on or above (time, "
+                       "gpus_per_node), or fail_fast for set -eo pipefail; extra_directives:ITEM, modules:NAME or "
+                       "env:NAME for a directive kept as written, a module load or an exported variable; step for a "
+                       "workflow's step; empty for the #SBATCH lines as a whole (above them, or below them).")
+    above: bool = opt(False, label="On a line of its own", role="internal",
+                      help="Written on a line of its own just above its line (for an empty Line: above the #SBATCH "
+                           "lines), rather than at the end of it (below them).")
+
+    def _check(self) -> list[Problem]:
+        if isinstance(self.text, str) and _COMMENT_BREAK.search(self.text):
+            return [Problem("text", f"{self.text!r} holds a line break or another control character, which a comment "
+                                    "line cannot carry (it would be written as a space); remove it")]
+        return []
+
+
 @functools.cache
 def _directive_text_fields(cls: type) -> tuple[tuple[str, ...], Any]:
     """Names of the text fields written after ``#SBATCH`` (no shell reads those lines), and a getter
@@ -387,6 +435,10 @@ class SlurmJob(Spec):
                          help="strict: set -eo pipefail, then set -u after the module loads (an error or an unset "
                               "variable stops the job); errexit: only set -eo pipefail; off: neither. A script read "
                               "back keeps its own shell options.")
+    comments: tuple[Comment, ...] = opt((), label="Comments", role="internal", advanced=True,
+                                        help="The comments of a script read back on or around the lines the model "
+                                             "writes itself (#SBATCH lines, module loads, exports, the step), each "
+                                             "kept with its line (comments among the set-up lines stay in them).")
 
     def advice(self) -> list[Problem]:
         """What sbatch accepts but is better written otherwise: never a reason to refuse the job (``problems()``
