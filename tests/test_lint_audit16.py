@@ -54,3 +54,19 @@ def test_a_step_of_one_task_gets_the_batch_shells_value_which_is_its_own(step):
     "srun python3 train.py --rank $SLURM_PROCID"])
 def test_steps_of_several_tasks_are_still_reported(step):
     assert found(f"#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n{step}\n", "HPC502")
+
+
+# --- --gpus=0: how many sites' CPU jobs say "no GPU" -------------------------------------------------------------
+
+@pytest.mark.parametrize("option", ["--gpus=0", "-G 0", "--gpus 0"])
+def test_no_gpus_in_total_is_a_request_for_none_read_back_as_written(option):
+    from hpcwidgets import parse_script, render
+    text = f"#!/bin/bash\n#SBATCH --partition=compute\n#SBATCH {option}\n#SBATCH --time=10\nsrun python x.py\n"
+    assert not [f for f in lint(text) if f.severity == "error"]
+    model = parse_script(text)
+    assert model.job.gpus == 0 and "#SBATCH --gpus=0" in render(model)  # validates: no "at least 1"
+
+
+def test_no_gpus_in_total_with_a_gpu_flag_is_a_flag_without_gpus():
+    text = "#!/bin/bash\n#SBATCH --gpus=0\n#SBATCH --time=10\napptainer exec --nv img.sif python x.py\n"
+    assert found(text, "HPC202")

@@ -386,7 +386,7 @@ class SlurmJob(Spec):
                                            "node-local scratch); written after the GPUs in the same --gres.")
     gpu_flag: str = opt("gres", label="GPU request style", role="internal", choices=("gres", "gpus-per-node"),
                         advanced=True, help="--gres=gpu:N (works everywhere) or --gpus-per-node=N.")
-    gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=1, advanced=True,
+    gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=0, advanced=True,
                            text_forms=(GPU_COUNTS_FORM,),
                            help="GPUs for the whole job, placed anywhere; prefer GPUs per node for torchrun jobs.")
     gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
