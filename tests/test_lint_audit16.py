@@ -70,3 +70,16 @@ def test_no_gpus_in_total_is_a_request_for_none_read_back_as_written(option):
 def test_no_gpus_in_total_with_a_gpu_flag_is_a_flag_without_gpus():
     text = "#!/bin/bash\n#SBATCH --gpus=0\n#SBATCH --time=10\napptainer exec --nv img.sif python x.py\n"
     assert found(text, "HPC202")
+
+
+# --- one mistake, one finding: a long option written with one dash -----------------------------------------------
+
+def test_a_long_option_with_one_dash_is_reported_once():
+    text = "#!/bin/bash\n#SBATCH --nodes=4\n#SBATCH -gres=gpu:4\nsrun python train.py\n"
+    (line, message), = found(text, "HPC312")
+    assert line == 3 and "-gres has one dash" in message and "write --gres" in message
+
+
+def test_a_short_option_sbatch_lacks_is_still_reported():
+    (line, message), = found("#!/bin/bash\n#SBATCH -y 4\nsrun python train.py\n", "HPC312")
+    assert line == 2 and "-y is not an sbatch option" in message

@@ -943,7 +943,10 @@ srun python train.py
 srun python train.py
 """)
 def _misspelled_option(ctx: Context) -> Iterator[Any]:
+    one_dash = list(_single_dash_long_options(ctx))
     for d, flag, kind, close in _unknown_directives(ctx):
+        if kind == "short" and any(d is written[0] for written in one_dash):
+            continue  # -gres=gpu:4: one mistake, a long option with one dash, said once below
         if kind == "srun":
             yield (d.line, f"{flag} is an srun option, not an sbatch one (sbatch refuses the job); pass it to srun "
                            f"on the step's line instead (srun {close}=… program)")
@@ -980,7 +983,7 @@ def _misspelled_option(ctx: Context) -> Iterator[Any]:
             continue
         yield (d.line, f"{flag} is not an sbatch option (sbatch refuses the job); did you mean {close}?",
                _rename_option(ctx, d.line, flag, close))
-    for d, written, meant in _single_dash_long_options(ctx):
+    for d, written, meant in one_dash:
         yield (d.line, f"{written} has one dash, so sbatch reads it as the short option {d.flag} with the value "
                        f"{d.value!r}; write {'--' + written[1:]}", _rename_option(ctx, d.line, written, "--" + written[1:]))
 
