@@ -527,8 +527,11 @@ def _script_dir(ctx: Context) -> Iterator[Any]:
           "next line ('--bind …', '--nproc-per-node …') runs as a command of its own and fails. Reported for a line "
           "that starts with an option, and for an indented line right after a command whose earlier lines end in "
           "a backslash (apptainer exec --nv \\ / \"$IMG\" / torchrun …: the container gets no command, and the "
-          "program then runs on the host). The script of a multi-line srun bash -c '…' is read the same way.",
-      fix="End every line of the command except the last with a backslash (and no space after it).",
+          "program then runs on the host). The script of a multi-line srun bash -c '…' is read the same way. A line "
+          "ending in \\\\ is not continued either: the pair is an escaped backslash, a word the command gets, and the "
+          "end of the line still ends the command.",
+      fix="End every line of the command except the last with a single backslash (and no space after it). The fix "
+          "drops one backslash where a line ends in \\\\ before a line that starts with an option.",
       catalogue=(24,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -541,7 +544,7 @@ apptainer exec --nv \\
   --bind "$SCRATCH/data:/data" pytorch_2.3.sif python train.py
 """)
 def _lost_backslash(ctx: Context) -> Iterator[Any]:
-    yield from _option_lines(simple_commands(ctx), _same_line)
+    yield from _option_lines(simple_commands(ctx), _same_line, ctx.parsed.lines)
     lines = ctx.parsed.lines
     yield from _blank_after_backslash(ctx, lines)
     cut_off = {s.line: c for s, c in containers(ctx)
@@ -552,7 +555,7 @@ def _lost_backslash(ctx: Context) -> Iterator[Any]:
         inner = _inner_script(shell_script_word(step))
         if inner is not None:
             lexed, outer = inner
-            yield from _option_lines(tuple(c for c in lexed.code if c.kind == "simple"), outer)
+            yield from _option_lines(tuple(c for c in lexed.code if c.kind == "simple"), outer, None)
             yield from _lost_backslash_before_command(lexed.code, lexed.source.split("\n"), {}, outer)
 
 
@@ -579,22 +582,38 @@ def _same_line(line: int) -> int:
     return line
 
 
-def _option_lines(code: tuple[Any, ...], outer: Any) -> Iterator[Any]:
+def _option_lines(code: tuple[Any, ...], outer: Any, lines: Any) -> Iterator[Any]:
     """Commands that start with an option: the line before lost its backslash (``outer`` maps a line number
-    of ``code`` to the script's)."""
+    of ``code`` to the script's; ``lines`` are the script's lines when ``code`` is the script itself, None for the
+    script of a bash -c word, whose lines are not written out as the shell reads them)."""
     for i, cmd in enumerate(code):
         name = str(cmd.name)
         if len(name) > 1 and name.startswith("-") and not cmd.assignments:
             prev = code[i - 1] if i > 0 else None
-            where = ""
+            where, fix = "", None
             if prev is not None:
                 last = outer(prev.end_line)
-                commented = _BACKSLASH_COMMENT.search(prev.text.rstrip("\n").rsplit("\n", 1)[-1])
-                where = (f" (on line {last} a comment follows the backslash, so it escapes a space, not the end of "
-                         "the line: move the comment off the command)" if commented
-                         else f" (line {last} needs a trailing \\)")
-            yield (outer(cmd.line),
-                   f"this line starts with the option {name}: the previous command ended without a backslash{where}")
+                last_text = prev.text.rstrip("\n").rsplit("\n", 1)[-1]
+                if _BACKSLASH_COMMENT.search(last_text):
+                    where = (f" (on line {last} a comment follows the backslash, so it escapes a space, not the end "
+                             "of the line: move the comment off the command)")
+                elif _escaped_backslash_end(last_text):
+                    where = (f" (line {last} ends in \\\\, an escaped backslash that is passed as an argument, so "
+                             "the end of the line still ends the command: end it with a single \\)")
+                    if lines is not None and _escaped_backslash_end(lines[last - 1]):
+                        fix = Fix(f"drop one backslash at the end of line {last}", last, last,
+                                  text=lines[last - 1][:-1])
+                else:
+                    where = f" (line {last} needs a trailing \\)"
+            message = f"this line starts with the option {name}: the previous command ended without a backslash{where}"
+            yield (outer(cmd.line), message, fix) if fix else (outer(cmd.line), message)
+
+
+def _escaped_backslash_end(text: str) -> bool:
+    """Whether ``text`` ends in an even run of backslashes (``python train.py \\\\``): each pair is one escaped
+    backslash, a word the command gets, so the end of the line is not escaped and ends the command."""
+    run = len(text) - len(text.rstrip("\\"))
+    return run > 0 and run % 2 == 0
 
 
 #: a backslash, blanks, then a comment: ``--num_processes=4 \ # all GPUs`` (the backslash escapes the blank)
@@ -632,8 +651,9 @@ def _lost_backslash_before_command(code: Any, lines: Any, cut_off: dict[int, Any
         if cmd.kind != "simple" or not cmd.words or prev.joined_by or str(cmd.name).startswith("-"):
             continue  # joined by && or |, or an option line (reported above)
         last = prev.line
-        while last <= len(lines) and lines[last - 1].rstrip().endswith("\\"):
-            last += 1
+        while last <= len(lines) and lines[last - 1].rstrip().endswith("\\") \
+                and not _escaped_backslash_end(lines[last - 1].rstrip()):
+            last += 1  # a line ending in \\\\ is not continued: the line after it is checked below
         if cmd.line != last + 1 or cmd.line > len(lines) or not (last > prev.line or prev.line in cut_off):
             continue
         if lines[last - 1].split(" #", 1)[0].rstrip().endswith(("&", ";", "|")):
@@ -642,9 +662,12 @@ def _lost_backslash_before_command(code: Any, lines: Any, cut_off: dict[int, Any
             continue  # starts a new command at the same depth as the one before
         box = cut_off.get(prev.line)
         why = f"; {box.binary} exec on line {outer(prev.line)} has the image but no command" if box is not None else ""
+        escaped = _escaped_backslash_end(lines[last - 1].rstrip())
+        ending = ("ends in \\\\ (an escaped backslash, passed as an argument), not in a single" if escaped
+                  else "does not end with a")
         yield (outer(cmd.line), f"this line is indented like a continuation of the command above, but line {outer(last)} "
-                                f"does not end with a backslash, so {cmd.name} runs as a command of its own{why}; "
-                                f"end line {outer(last)} with \\")
+                                f"{ending} backslash, so {cmd.name} runs as a command of its own{why}; "
+                                f"end line {outer(last)} with {'a single ' if escaped else ''}\\")
 
 
 @rule("HPC505", "double-dollar", "error",
@@ -1516,13 +1539,17 @@ def _long_work(words: list[str]) -> tuple[str, bool] | None:
 
 
 @rule("HPC517", "signal-misses-the-batch-shell", "warning",
-      summary="--signal without B: while the batch shell traps the signal, or with no job step to receive it",
+      summary="--signal without B: while the batch shell traps the signal, or with no job step to receive it; or a "
+              "trap that requeues or checkpoints on USR1/USR2 with no --signal to send it",
       why="Without B:, Slurm sends the --signal warning to the job's steps (what srun started) and not to the batch "
           "shell: a trap in the script never runs, so the checkpoint or requeue it was written for never happens; and "
           "a job whose work runs in the batch shell (python train.py without srun) has no step, so nothing receives "
           "the warning at all. A step anywhere counts (in a function, a loop, bash -c, eval \"srun …\", a variable "
           "holding srun), and so does code the linter cannot read that may start one (eval $cmd, bash run.sh, a sourced "
-          "script).",
+          "script). With no --signal at all, USR1 and USR2 never come: at the time limit Slurm sends SIGTERM, then "
+          "SIGKILL after KillWait (sbatch(1), --time), so a trap that requeues or checkpoints on USR1 never runs. "
+          "Not reported when the script sends the signal itself (kill -USR1, scancel --signal=USR1, timeout -s "
+          "USR1) or traps TERM with the same handler; a --signal given to sbatch on the command line is not seen.",
       fix="Send it to the batch shell with #SBATCH --signal=B:USR1@120 when the script traps it (and start the step "
           "in the background, then wait: HPC511); or run the program as a step (srun python train.py) so it gets "
           "the signal itself (not behind torchrun, accelerate or deepspeed, whose agent dies of USR1: HPC123).",
@@ -1543,6 +1570,7 @@ srun python train.py &
 wait
 """)
 def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
+    yield from _trap_without_signal(ctx)
     found = _batch_signal(ctx, batch=False)
     if found is None:
         return
@@ -1565,6 +1593,79 @@ def _signal_misses_batch_shell(ctx: Context) -> Iterator[Any]:
     yield (directive.line, f"--signal={sig} goes to the job's steps, and this job starts none (its commands run in "
                            "the batch shell), so nothing receives the warning; run the program with srun, or use "
                            "B: and forward the signal from a trap")
+
+
+#: signals a job gets only when something asks for them: Slurm itself sends TERM, then KILL, at the time limit
+_WARNING_SIGNALS = ("USR1", "USR2")
+#: programs that send a signal they are given by name (kill -USR1, scancel --signal=USR1, timeout -s USR1 …), and
+#: the submitters that pass --signal on to a job (sbatch --signal=B:USR1@120 "$0")
+_SENDERS = ("kill", "pkill", "killall", "scancel", "timeout", "sbatch", "srun", "salloc")
+#: what a trap's handler does when it is there to save the job: requeue or resubmit it, or have the program save
+_SAVING_WORDS = re.compile(r"(?i)requeue|resubmit|checkpoint|ckpt")
+
+
+def _trap_without_signal(ctx: Context) -> Iterator[Any]:
+    """HPC517's finding for a trap on USR1 or USR2 that requeues or checkpoints, in a job that no --signal directive
+    and no command of the script sends that signal: the handler never runs."""
+    if not is_shell(shebang_program(ctx.parsed.source)):
+        return
+    asked = set()
+    for d in ctx.parsed.directives:
+        if d.applied and not getattr(d, "component", 0) and d.flag == "--signal":
+            asked.add(_signal_name(re.sub(r"^[RB]{1,2}:|@.*$", "", str(d.value).strip())))
+    for signal in _WARNING_SIGNALS:
+        traps = [t for t in traps_for(ctx, signal) if not handler_of(t).startswith("-")]
+        saving = next((t for t in traps if _saves_the_job(ctx, t)), None)
+        if signal in asked or saving is None:
+            continue
+        handlers = {handler_of(t) for t in traps}
+        if any(handler_of(t) in handlers for t in traps_for(ctx, "TERM")):
+            continue  # the handler runs on the TERM of the time limit as well
+        # what the handler passes on (kill -USR1 "$pid") goes to the program, not to the batch shell; a resubmission
+        # there with sbatch --signal=B:USR1@… says the job is submitted so
+        handler = [(line, w) for t in traps for line, w in trap_handler_commands(ctx, t)]
+        commands = [(cmd.line, [str(v) for v in cmd.argv]) for cmd in _simple_commands(ctx.parsed.lexed.code)
+                    if cmd.line not in {line for line, _ in handler}]
+        commands += [(line, w) for line, w in handler if w and w[0] == "sbatch"]
+        if any(_sends(words, signal) for _, words in commands):
+            continue  # the script sends it itself (a timer, a watcher, timeout -s USR1, sbatch --signal)
+        yield (saving.line, f"the trap on SIG{signal} never runs: no #SBATCH --signal asks Slurm to send {signal}, and "
+                            "at the time limit Slurm sends SIGTERM, then SIGKILL, so the job is neither requeued nor "
+                            f"checkpointed; add #SBATCH --signal=B:{signal}@120 (B: because the trap is the batch "
+                            "shell's; 120 seconds before the limit, or as long as saving takes), unless you pass "
+                            "--signal to sbatch when you submit")
+
+
+def _saves_the_job(ctx: Context, trap: Any) -> bool:
+    """Whether the handler of ``trap`` requeues or resubmits the job, or has the program save its state: scontrol
+    requeue, sbatch, a signal passed on (kill, scancel --signal), a STOP file (touch), or a function or word named for
+    it (checkpoint, ckpt, requeue, resubmit)."""
+    for _, words in trap_handler_commands(ctx, trap):
+        name = words[0].rsplit("/", 1)[-1] if words else ""
+        if name in ("sbatch", "kill", "pkill", "scancel", "touch") or any(_SAVING_WORDS.search(w) for w in words):
+            return True
+    return bool(_SAVING_WORDS.search(handler_of(trap)))
+
+
+def _sends(words: list[str], signal: str) -> bool:
+    """Whether a command sends ``signal`` by name or number: kill -USR1, kill -s 10, scancel --signal=USR1, timeout -s
+    USR1, sbatch --signal=B:USR1@120 (a plain number is a signal only after -s, -n or --signal)."""
+    if not words or words[0].rsplit("/", 1)[-1] not in _SENDERS:
+        return False
+    previous = ""
+    for word in words[1:]:
+        if previous in ("-s", "-n", "--signal"):
+            named = word
+        elif word.startswith("--signal="):
+            named = word.partition("=")[2]
+        elif word.startswith("-") and not word.startswith("--"):
+            named = word[1:]
+        else:
+            named = ""
+        previous = word
+        if named and _signal_name(re.sub(r"^[RB]{1,2}:|@.*$", "", named)) == signal:
+            return True
+    return False
 
 
 #: the programs that start job steps: srun, and the MPI launchers (through srun or daemons of their own)

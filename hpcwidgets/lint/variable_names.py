@@ -45,9 +45,21 @@ _NAME_OPTIONS: dict[str, tuple[str, ...]] = {
     "-env": (), "-envlist": (), "-u": ("env",), "--unset": ("env",), "-x": ("mpirun", "mpiexec", "orterun"),
     "-e": ("docker", "podman", "enroot"), "--env": ("docker", "podman", "enroot")}
 
+#: Slurm's options whose value is a list of values, with the programs that read them so (none: any): a job id or a
+#: count is one part of it (--dependency=afterok:A:B?afterany:C+60, --gres=gpu:a100:N), each part checked by itself
+_LIST_OPTIONS: dict[str, tuple[str, ...]] = {
+    "--dependency": (), "-d": ("sbatch", "srun", "salloc"), "--gres": (), "--gpus": (), "--gpus-per-node": (),
+    "--gpus-per-task": (), "--gpus-per-socket": (), "--tres-per-task": (), "-G": ("sbatch", "srun", "salloc")}
+#: what separates the parts of such a list: job ids after afterok:, dependencies (, for all, ? for any), +minutes
+_LIST_SEPARATORS = re.compile(r"[^:,?+]+")
+
 #: a variable's value handed to a builtin that takes names (printenv "$var", unset ${var}): the value is a name
 _HANDED_AS_NAME = (r"(?<![\w-])(?:printenv|unset|export|declare|typeset|local|readonly|read|getopts)\s[^\n;|&]*"
                    r"\$\{{?{name}\b")
+
+#: a variable's value made into a variable reference for eval to expand (eval "LR=\$$KEY", eval echo \${$KEY}):
+#: the value is a name
+_EVAL_AS_NAME = r"(?<![\w-])eval\s[^\n;|&]*\\\$\{{?\$\{{?{name}\b"
 
 #: the start of an option or setting whose value follows its ``=`` (--out=…, trainer.default_root_dir=…)
 _KEY = re.compile(r"[-+]*[A-Za-z_][\w.-]*")
@@ -64,10 +76,12 @@ _PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
           "SLURM_ARRAY_TASK_ID gives every array task the same text (or stops argparse, which wants a number). The "
           "job runs on, with the wrong path or value. Reported for Slurm's variables (SLURM_*), HOME, USER, SCRATCH, "
           "WORK, TMPDIR and the names the script sets itself (upper case, or lower case with an underscore), where a "
-          "value goes: a program's argument, the value of --option=…, or the right side of an assignment. Names "
+          "value goes: a program's argument, the value of --option=… (each part of a list such as "
+          "--dependency=afterok:JOBID or --gres=gpu:NGPU), or the right side of an assignment. Names "
           "meant as names are left alone: export/unset/read/printenv/declare NAME, --export=NAME lists, env -u, "
           "mpirun -x NAME, [[ -v NAME ]], what echo, grep, sed and awk get, python -c code, here-documents, a "
-          "declare -n name reference, and a variable that holds a name for ${!NAME} or printenv \"$NAME\".",
+          "declare -n name reference, and a variable that holds a name for ${!NAME}, eval \"X=\\$$NAME\" or "
+          "printenv \"$NAME\".",
       fix="Write the $ (and quote the word): cd \"$SCRATCH/project\", --seed \"$SLURM_ARRAY_TASK_ID\". The fix "
           "does that for a word written plainly or in double quotes on one line.",
       bad="""#!/bin/bash
@@ -113,27 +127,40 @@ def _value_words(words: Any, skip_program: bool) -> list[tuple[Any, str, str]]:
     """``(word, prefix, value)`` for the values among a command's ``words`` (past its program with
     ``skip_program``): each argument, and of ``--opt=VALUE`` (or ``key=VALUE``) the part after ``=`` with ``--opt=``
     as its prefix; not a name list (--export=NAME,…, the word after mpirun -x or env -u) nor shell text kept as
-    written."""
+    written. The value of a list option (--dependency afterok:A:B) comes as its parts, each with the text before it
+    in its prefix."""
     out = []
     programs: set[str] = set()
     previous = ""
     for at, word in enumerate(words):
         value = str(word.value)
-        after_name_option, previous = _takes_names(previous, programs), value
+        after_name_option = _reads(previous, programs, _NAME_OPTIONS)
+        after_list_option, previous = _reads(previous, programs, _LIST_OPTIONS), value
         programs.add(value.rsplit("/", 1)[-1])
         if after_name_option or isinstance(word.value, Verbatim) or (skip_program and at == 0):
             continue
         key, eq, rest = value.partition("=")
-        if not eq or not _KEY.fullmatch(key):
+        if after_list_option:
+            out += _list_parts(word, "", value)
+        elif not eq or not _KEY.fullmatch(key):
             out.append((word, "", value))
-        elif not _takes_names(key, programs):
+        elif _reads(key, programs, _LIST_OPTIONS):
+            out += _list_parts(word, key + "=", rest)
+        elif not _reads(key, programs, _NAME_OPTIONS):
             out.append((word, key + "=", rest))
     return out
 
 
-def _takes_names(option: str, programs: set[str]) -> bool:
-    """Whether ``option`` takes variable names as its value in a command that runs ``programs``."""
-    readers = _NAME_OPTIONS.get(option)
+def _list_parts(word: Any, prefix: str, value: str) -> list[tuple[Any, str, str]]:
+    """``(word, prefix, part)`` for each part of the list ``value`` (afterok, A and B of afterok:A:B), the text
+    before the part added to ``prefix``."""
+    return [(word, prefix + value[:m.start()], m.group()) for m in _LIST_SEPARATORS.finditer(value)]
+
+
+def _reads(option: str, programs: set[str], table: dict[str, tuple[str, ...]]) -> bool:
+    """Whether ``option`` is one of ``table`` (options and the programs that read them so) in a command that runs
+    ``programs``."""
+    readers = table.get(option)
     return readers is not None and (not readers or not programs.isdisjoint(readers))
 
 
@@ -168,14 +195,15 @@ def _own_names(ctx: Context) -> dict[str, int]:
 def _names_a_name(ctx: Context, cmd: Any, target: str, indirect: bool) -> bool:
     """Whether the assignment to ``target`` holds a variable's name on purpose: a name reference (declare -n,
     local -n), an integer (declare -i, whose value bash evaluates as arithmetic, where names are variables), or a
-    variable the script reads indirectly (${!target}) or hands to a builtin that takes a name (printenv "$target",
-    unset $target)."""
+    variable the script reads indirectly (${!target}, eval "x=\\$$target") or hands to a builtin that takes a name
+    (printenv "$target", unset $target)."""
     if cmd.name in ("declare", "typeset", "local") and any(re.fullmatch(r"-\w*[ni]\w*", str(w.value))
                                                            for w in cmd.words[1:]):
         return True
     if indirect and f"${{!{target}}}" in ctx.parsed.source:
         return True
-    return re.search(_HANDED_AS_NAME.format(name=re.escape(target)), ctx.parsed.source) is not None
+    return any(re.search(pattern.format(name=re.escape(target)), ctx.parsed.source)
+               for pattern in (_HANDED_AS_NAME, _EVAL_AS_NAME))
 
 
 def _finding(ctx: Context, line: int, hits: list[tuple[Any, str, str, str]], own: dict[str, int],
