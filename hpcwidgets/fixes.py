@@ -68,9 +68,11 @@ def _trailing_comment(text: str, start: int, end: int) -> str:
     return found[-1] if found else ""
 
 
-def fix_script(text: str, profile: Any = None, *, path: str = "") -> tuple[str, list[Finding]]:
-    """Apply every available fix; return the new text and the findings that were fixed. ``text`` is the script's
-    text: anything else (a file's path, bytes) is an :class:`~hpcwidgets.errors.HpcWidgetsError` saying what to pass.
+def fix_script(text: str, profile: Any = None, *, path: str = "", select: Any = (),
+               ignore: Any = ()) -> tuple[str, list[Finding]]:
+    """Apply every available fix (of the rules ``select`` and ``ignore`` leave, as for :func:`lint`); return the new
+    text and the findings that were fixed. ``text`` is the script's text: anything else (a file's path, bytes) is an
+    :class:`~hpcwidgets.errors.HpcWidgetsError` saying what to pass.
 
     Each round lints the script again and fixes its first fixable finding together with the other fixable findings
     of the same rule (see :func:`_fixed_together`): fixing one can change how the rule sees the others. With --nv
@@ -89,7 +91,8 @@ def fix_script(text: str, profile: Any = None, *, path: str = "") -> tuple[str, 
     for _ in range(MAX_ROUNDS):
         # a fix proposed again just as it was applied did not remove its finding (in a script bash cannot read, an
         # insertion may land inside an unclosed quote): applying it again would only repeat it, round after round
-        findings = [f for f in lint(text, profile, path=path) if f.fix is not None and _key(f) not in applied]
+        findings = [f for f in lint(text, profile, path=path, select=select, ignore=ignore)
+                    if f.fix is not None and _key(f) not in applied]
         if not findings:
             break
         together = _fixed_together(findings)

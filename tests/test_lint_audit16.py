@@ -83,3 +83,19 @@ def test_a_long_option_with_one_dash_is_reported_once():
 def test_a_short_option_sbatch_lacks_is_still_reported():
     (line, message), = found("#!/bin/bash\n#SBATCH -y 4\nsrun python train.py\n", "HPC312")
     assert line == 2 and "-y is not an sbatch option" in message
+
+
+# --- lint --fix keeps to the rules --select and --ignore leave ----------------------------------------------------
+
+def test_fix_applies_only_the_selected_rules_fixes(tmp_path, capsys):
+    from hpcwidgets.cli import main
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --cpus-per-task=8\n"
+                      "srun python train.py \\\\\n--epochs 3\n")
+    main(["lint", "--select", "HPC504", "--fix", str(script)])
+    fixed = script.read_text()
+    assert "srun python train.py \\\n--epochs 3" in fixed  # HPC504's fix
+    assert "--cpus-per-task" not in fixed.split("srun", 1)[1]  # HPC309's fix was not selected
+    main(["lint", "--ignore", "HPC504", "--fix", str(script)])
+    assert "--cpus-per-task" in script.read_text().split("srun", 1)[1]
+    capsys.readouterr()

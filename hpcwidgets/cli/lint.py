@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         text = as_written(loaded, path)
         if args.fix:
             try:
-                text = _fix(path, text, profile)
+                text = _fix(path, text, profile, select, ignore)
             except FileError as exc:
                 print(f"hpcwidgets: error: {exc}", file=sys.stderr)
                 status = 2
@@ -193,7 +193,8 @@ def _summary(findings: list, checked: int, unread: list[str]) -> None:
           f"{checked} file(s)" + (f"; {not_read}" if unread else ""), file=sys.stderr)
 
 
-def _fix(path: str, text: str, profile: object) -> str:
+def _fix(path: str, text: str, profile: object, select: "set[str] | tuple[str, ...]" = (),
+         ignore: "set[str] | tuple[str, ...]" = ()) -> str:
     """Apply the fixes, write the file (keeping a backup under a fresh name) and report what was fixed.
 
     FileError when the file cannot be written, or is read-only (a rename would replace it all the same, but
@@ -204,7 +205,7 @@ def _fix(path: str, text: str, profile: object) -> str:
     from ..files import write_file
     from ..fixes import fix_script
     try:
-        new, fixed = fix_script(text, profile, path=path)
+        new, fixed = fix_script(text, profile, path=path, select=select, ignore=ignore)  # --select: only theirs
     except ParseError:
         new, fixed = text, []  # lint reports it as HPC000
     if not fixed or new == text:
