@@ -220,12 +220,13 @@ def is_command(words: Sequence[str]) -> bool:
 
 
 def _split_binds(value: str, one_per_option: bool = False) -> list[Bind]:
-    """The binds one bind option's value holds. ``one_per_option``: the program reads the value as one bind,
-    commas and all (ch-run, see ``ChRun.one_bind_per_option``)."""
+    """The binds one bind option's value holds, each destination kept as written (see ``Bind.from_token``).
+    ``one_per_option``: the program reads the value as one bind, commas and all (ch-run, see
+    ``ChRun.one_bind_per_option``)."""
     if isinstance(value, Verbatim):
         return [Bind(value)]
     if one_per_option:
-        return [Bind.from_token(value)]
+        return [Bind.from_token(value, written=True)]
     # as Apptainer reads it: binds are comma-separated, and so are the options after SRC:DST:
     # "a:/a:ro,image-src=/,b" is a with two options, then b
     parts: list[str] = []
@@ -235,7 +236,7 @@ def _split_binds(value: str, one_per_option: bool = False) -> list[Bind]:
         elif part:
             parts.append(part)
     # an empty value (--bind '') stays a bind with no host path, for lint to report
-    return [Bind.from_token(part) for part in parts] if parts else [Bind("")]
+    return [Bind.from_token(part, written=True) for part in parts] if parts else [Bind("")]
 
 
 def _mount_to_bind(value: str) -> Bind | None:

@@ -575,14 +575,14 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
         if component and applied and raws:
             extra.append(" ".join(raws))
             at = f"extra_directives:{extra[-1]}"
+        before = dict(values)  # what the lines above set: a line holding a stray word sets nothing (see below)
+        stray = False
         i = 0
         while i < len(words):
             word, start = words[i], i
             if not word.startswith("-"):
                 problems.append((cmd.line, f"{word!r} is not an option; #SBATCH lines hold options like --time=01:00:00"))
-                if applied and not component:
-                    extra.append(raws[i])  # kept, so that the job read back is refused the same way, never changed
-                    at = f"extra_directives:{extra[-1]}" if at is None else at
+                stray = True
                 i += 1
                 continue
             if word.startswith("--"):
@@ -635,6 +635,13 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 at = f"extra_directives:{extra[-1]}"
             elif at is None and values.get(name) != "":  # (an option given no value, --nodes=, writes no line)
                 at = name
+        if stray and applied and not component:
+            # a value with spaces (--account=<<needs to be filled>>) or a stray word: the whole line is kept as one
+            # item, as written, for the person to repair in place (a line of words alone makes the job refused)
+            values = before
+            del extra[kept:]
+            extra.append(" ".join(raws))
+            at = f"extra_directives:{extra[-1]}"
         if applied:
             placed[cmd.line] = (at, _directive_comment(cmd, lexed))
     if extra:
@@ -656,12 +663,16 @@ def _directive_comments(script: Script, first: int, placed: _Placed) -> tuple[tu
     it is written on, kept where they belong in the job model (:class:`~hpcwidgets.spec.slurm.Comment`): the
     comment at the end of a directive with the field (or the item kept as written) it sets; a comment line among
     the directives above the next one, in order; those above the first directive (the script's heading) above them
-    all. Comment lines after the last directive stay where they are, but for #SBATCH lines switched off there
-    (``##SBATCH --gres=gpu:2``), which a person switches back on: those stay below the directives. A directive the
-    model does not write back leaves its comment to the next one."""
+    all. Comment lines after the last directive stay where they are (a heading for the commands below), but for
+    #SBATCH lines switched off there (``##SBATCH --gres=gpu:2``), which a person switches back on, and a run of
+    comment lines right below the last of these lines that ends in a blank line or the script's end (a note on that
+    line: "change the line above to …"): those stay below the directives. A directive the model does not write back
+    leaves its comment to the next one."""
     head = [c for c in script.commands if c.kind in ("comment", "directive") and (not first or c.line < first)]
     last = max((k for k, c in enumerate(head) if c.kind == "directive" or SWITCHED_OFF.match(c.text.strip())),
                default=-1)
+    if last >= 0:
+        last = _note_below(script, head, last)
     out: list[tuple[int, Comment]] = []
     waiting: list[tuple[int, str]] = []  # comment lines above the next directive the model writes
     seen = False  # a directive came before
@@ -679,6 +690,19 @@ def _directive_comments(script: Script, first: int, placed: _Placed) -> tuple[tu
         elif comment:
             waiting.append((cmd.line, comment))
     return tuple(out + [(line, Comment(text, "")) for line, text in waiting])
+
+
+def _note_below(script: Script, head: list[Command], last: int) -> int:
+    """The index in ``head`` of the last comment line of the run right below ``head[last]`` (no blank line between),
+    when the run ends in a blank line or the script's end; else ``last``. A run that goes straight on into a
+    command (``# load the toolchain`` above ``module load gcc``) is that command's heading, and stays with it."""
+    end = last
+    while end + 1 < len(head) and head[end + 1].kind == "comment" and head[end + 1].line == head[end].end_line + 1:
+        end += 1
+    if end == last:
+        return last
+    below = next((c for c in script.commands if c.line > head[end].end_line), None)
+    return end if below is None or below.kind == "blank" else last
 
 
 def _hetjob_word_problems(line: int, raws: list[str], cut: int) -> list[tuple[int, str]]:

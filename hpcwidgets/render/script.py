@@ -379,13 +379,16 @@ def _commented(job: SlurmJob, exports: Iterable[tuple[str, str]],
     fields = _field_of_flag(job.__class__)
     at = [fields.get(option.partition("=")[0], "") for option in options[:len(options) - len(kept)]] + kept
     directives = _each_commented("#SBATCH ", options, at, waiting)
-    # a reader takes the comment lines above the first directive for the directives' heading, and those below the
-    # last up to the last #SBATCH line switched off for theirs; any others for set-up lines
+    # a reader takes the comment lines above the first directive for the directives' heading, and those right below
+    # the last (the template puts a blank line after them) for notes on it; without directives, those up to the last
+    # #SBATCH line switched off for theirs, any others for set-up lines
     top, bottom = [c for c in around if c.above], [c for c in around if not c.above]
-    if not directives:
+    if directives:
+        cut = len(bottom)
+    else:
         top, bottom = [], top + bottom
-    cut = max((k + 1 for k, c in enumerate(bottom) if SWITCHED_OFF.match(comment_line(c.text, own_line=True))),
-              default=0)
+        cut = max((k + 1 for k, c in enumerate(bottom) if SWITCHED_OFF.match(comment_line(c.text, own_line=True))),
+                  default=0)
     loose = [comment_line(c.text, own_line=True) for c in bottom[cut:] + [c for left in waiting.values() for c in left]]
     directives = "".join(map(_own_line, top)) + directives + "".join(map(_own_line, bottom[:cut]))
     return directives, modules, exported.rstrip("\n"), blocks, loose

@@ -120,7 +120,9 @@ class Bind(Spec):
                     role="internal")
 
     def __post_init__(self) -> None:
-        if self.dst and self.dst == self.src:  # one spelling for "same path inside"
+        # one spelling for "same path inside", but for a destination a script wrote (see from_token): ch-run before
+        # 0.26 mounts a bind without one at /mnt/0, so the same path written out is not the same bind there
+        if self.dst and self.dst == self.src and not isinstance(self.dst, Verbatim):
             object.__setattr__(self, "dst", "")
 
     @property
@@ -151,17 +153,18 @@ class Bind(Spec):
         return ":".join((src,))  # (plain text: itself)
 
     @classmethod
-    def from_token(cls, token: str) -> "Bind":
-        """Read ``src[:dst[:options]]`` (options: ``ro``, ``rw``, ``image-src=/``…)."""
+    def from_token(cls, token: str, *, written: bool = False) -> "Bind":
+        """Read ``src[:dst[:options]]`` (options: ``ro``, ``rw``, ``image-src=/``…). A destination the same as the
+        host path is dropped (``/data:/data`` is ``/data``), but for a bind ``written`` in a script read back, which
+        keeps it as written (with options it is written anyway: ``/data:/data:ro``)."""
         parts = token.split(":")
         if len(parts) == 1:
             return cls(parts[0])
         if len(parts) == 2:
             if all(BIND_OPTION.fullmatch(o) for o in parts[1].split(",")):
                 return cls(parts[0], "", parts[1])
-            return cls(parts[0], parts[1])
-        dst = "" if parts[1] == parts[0] else parts[1]  # src:src:ro is the same as src with mode ro
-        return cls(parts[0], dst, ":".join(parts[2:]))
+            return cls(parts[0], Verbatim(parts[1]) if written and parts[1] == parts[0] else parts[1])
+        return cls(parts[0], parts[1], ":".join(parts[2:]))  # (src:src:ro is src with mode ro: see __post_init__)
 
     def _check(self) -> list[Problem]:
         out = []

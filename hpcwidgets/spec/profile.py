@@ -765,6 +765,8 @@ class ClusterProfile(Spec):
         if names:
             return next((p for p in _tup(self.partitions) if isinstance(p, Partition) and p.is_slurm_partition
                          and p.name == names[0]), None)
+        if _partition_kept_as_written(job):
+            return None  # the job names one, on a line the model could not read (--partition=<YOUR PARTITION>)
         chosen = self.selected_by(job)
         if chosen is not None:
             return chosen
@@ -1109,6 +1111,12 @@ def _account_problem(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     return [Problem("account", f"{profile.name} rejects a job that names no account; {fix}")]
 
 
+def _partition_kept_as_written(job: SlurmJob) -> bool:
+    """Whether a directive the model keeps as written names the partition (a line with words it could not read,
+    ``--partition=<YOUR PARTITION>``): the job names a partition, which one is unknown."""
+    return any(str(d).split("=", 1)[0].split(" ", 1)[0] in ("--partition", "-p") for d in _tup(job.extra_directives))
+
+
 def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     """Problems with running ``job`` on the site ``profile`` describes (empty list: it fits).
 
@@ -1149,6 +1157,8 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
             if name in slurm:
                 out += _check_in(profile, profile.partition(name), job, explicit=True)
         return _dedupe(out)
+    if _partition_kept_as_written(job):
+        return out  # it names a partition the model could not read (lint's HPC310 says so): its limits are unknown
     chosen = profile.selected_by(job)
     if chosen is not None:
         return _dedupe(out + _check_in(profile, chosen, job, explicit=False, where=chosen.label()))
