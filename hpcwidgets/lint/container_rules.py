@@ -25,6 +25,7 @@ from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_
                         job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor,
                         resources_from_command_line, run_words, shell_script_word, simple_commands, step_tasks, steps,
                         tasks_per_node, with_chain)
+from .network import _gpu_types
 
 
 #: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
@@ -40,7 +41,6 @@ def gpu_vendor(ctx: Context) -> str:
     vendor = profile_vendor(ctx)
     if vendor:
         return vendor
-    from .network import _gpu_types  # (network is imported after this module: see catalogue's last imports)
     named = {gpu_type_vendor(t) for t in _gpu_types(ctx)}
     if named in ({"amd"}, {"intel"}):
         return named.pop()

@@ -21,6 +21,7 @@ from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _fir
                         _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
                         in_job_component, job_components, job_tasks, run_words, simple_commands, steps,
                         trap_handler_code, written_option)
+from .parallel_steps import background_steps
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +304,6 @@ srun python train.py
 srun --cpus-per-task="$SLURM_CPUS_PER_TASK" python train.py
 """)
 def _srun_cpus(ctx: Context) -> Iterator[Any]:
-    from .parallel_steps import background_steps  # a module imported after this one
     if ctx.profile is not None and not ctx.profile.srun_needs_cpus_per_task():
         return
     het = heterogeneous(ctx)

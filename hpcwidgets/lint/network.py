@@ -14,7 +14,7 @@ from ..parse.script import launch_words
 from . import Context, rule
 from .catalogue import (MPI_LAUNCHERS, _PYTHON, _Inner, _script_env, _simple_commands, cached, component_views, containers,
                         env_flag, heterogeneous, job_cpus, job_nodes, simple_commands, step_tasks, steps)
-from .directives import _DIAGNOSTICS  # imported before this module (see catalogue's imports)
+from .directives import _DIAGNOSTICS
 
 
 # --------------------------------------------------------------------------------------------

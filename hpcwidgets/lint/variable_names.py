@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
+from ..render.quote import is_plain
 from ..spec._words import Verbatim
 from . import Context, Fix, rule
 from .catalogue import _Inner, _code_in_order, _functions, _simple_commands, cached
@@ -63,8 +64,6 @@ _EVAL_AS_NAME = r"(?<![\w-])eval\s[^\n;|&]*\\\$\{{?\$\{{?{name}\b"
 
 #: the start of an option or setting whose value follows its ``=`` (--out=…, trainer.default_root_dir=…)
 _KEY = re.compile(r"[-+]*[A-Za-z_][\w.-]*")
-#: text that reads the same inside double quotes: nothing there but a variable can expand
-_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
 @rule("HPC535", "variable-name-without-dollar", "warning",
@@ -229,7 +228,7 @@ def _dollar_fix(ctx: Context, line_no: int, hits: list[tuple[Any, str, str, str]
     for word, prefix, value, _ in hits:
         raw, at = word.raw, word.col - 1
         inner = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw
-        if word.line != line_no or inner != prefix + value or not _PLAIN.fullmatch(inner) \
+        if word.line != line_no or inner != prefix + value or not is_plain(inner) \
                 or line[at:at + len(raw)] != raw:
             return None
         edits.append((at, at + len(raw), f'"{prefix}${value}"'))

@@ -214,3 +214,9 @@ def assignment(name: str, value: str) -> str:
 
 def is_name(text: str) -> bool:
     return _NAME_ONLY.fullmatch(text) is not None
+
+
+def is_plain(text: str) -> bool:
+    """Whether ``text`` is a shell word as it stands: :func:`quote` writes it unchanged, and it reads the same in
+    double quotes."""
+    return _SAFE.fullmatch(text) is not None
