@@ -25,7 +25,7 @@ from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_
                         job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor,
                         resources_from_command_line, run_words, shell_script_word, simple_commands, step_tasks, steps,
                         tasks_per_node, with_chain)
-from .network import _gpu_types
+from .network import _gpu_types, _mpirun_options
 
 
 #: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
@@ -1334,6 +1334,102 @@ def _hostfile_not_from_the_job(ctx: Context) -> Iterator[Any]:
                             "the launcher starts workers on whatever hosts it lists, which need not be (all) the nodes "
                             "Slurm gave this job; write it in the job: scontrol show hostnames \"$SLURM_JOB_NODELIST\" "
                             f"| sed 's/$/ slots=N/' > {given}")
+
+
+@rule("HPC137", "rank-launcher-hosts-not-from-the-job", "warning",
+      summary="mpirun or horovodrun names its hosts in the script (-H node01:4,node02:4, a hostfile the job does not "
+              "write) instead of taking the job's nodes",
+      why="A host list written into the script names the nodes of some earlier job, not the ones Slurm gives this "
+          "one. horovodrun starts its workers over ssh on exactly the hosts -H lists: on nodes this job does not own "
+          "(beside other users' jobs, outside its limits), or on hosts it cannot reach. mpirun under Slurm takes "
+          "its hosts from the allocation unless told otherwise; a fixed list makes Open MPI stop on the hosts "
+          "outside the allocation, and MPICH's Hydra reach them over ssh. localhost, a list in a variable or "
+          "built by the job, and a job pinned to its nodes with --nodelist are left alone.",
+      fix="Build the list in the job from its own nodes: hosts=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
+          "sed 's/$/:4/' | paste -sd,) and horovodrun -H \"$hosts\", or leave the hosts out and let mpirun (or srun "
+          "--mpi=pmix) take them from the allocation.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-node=4
+horovodrun -np 8 -H gpu01:4,gpu02:4 python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-node=4
+hosts=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/:4/' | paste -sd,)
+horovodrun -np 8 -H "$hosts" python train.py
+""")
+def _rank_launcher_hosts(ctx: Context) -> Iterator[Any]:
+    if any(re.match(r"(?:--nodelist|-w)\b", str(d)) for d in ctx.job.extra_directives):
+        return  # the job names its nodes itself: a matching host list is deliberate
+    for line, launcher, options in _rank_launches(ctx):
+        for option, value in options.items():
+            given = ctx.parsed.resolve(value.strip("'\""), line)
+            if option in _HOST_LIST_OPTIONS:
+                hosts = [h.partition(":")[0] for h in given.split(",")]
+                if "$" in given or "`" in given or all(h in ("", "localhost", "127.0.0.1") for h in hosts):
+                    continue
+                yield (line, f"{launcher} {option} {value} names fixed hosts, not the nodes Slurm gives this job: the "
+                             "ranks start on nodes the job does not own, or cannot start at all; build the list in the "
+                             "job (hosts=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed 's/$/:N/' | paste "
+                             "-sd,)) or leave it out and let the launcher take the allocation")
+            elif option in _HOST_FILE_OPTIONS and job_nodes(ctx) > 1:
+                if "$" in given.replace("$SLURM_JOB_ID", "").replace("${SLURM_JOB_ID}", "") \
+                        or _written_by_the_script(ctx, value, given, line):
+                    continue  # a name the job makes, or a file the script writes
+                yield (line, f"{launcher} {option} {value}: the script does not write {given} from the job's nodes, "
+                             "so the ranks start on whatever hosts it lists; write it in the job (scontrol show "
+                             f"hostnames \"$SLURM_JOB_NODELIST\" > {value}) or leave it out and let the launcher take "
+                             "the allocation")
+
+
+#: the options of mpirun (Open MPI, MPICH Hydra, Intel MPI) and horovodrun that name hosts, and hostfiles
+_HOST_LIST_OPTIONS = frozenset({"-H", "--host", "-host", "--hosts", "-hosts"})
+_HOST_FILE_OPTIONS = frozenset({"--hostfile", "-hostfile", "--machinefile", "-machinefile", "-f",
+                                "--default-hostfile", "-default-hostfile"})
+#: horovodrun's options that take no value (any other option before the program takes the next word)
+_HOROVODRUN_SWITCHES = frozenset({"--gloo", "--mpi", "--jsrun", "--verbose", "--disable-cache", "--check-build",
+                                  "-cb", "--elastic", "--reset-limit", "--blacklist-cooldown-range", "--timeline-mark-cycles",
+                                  "--no-stall-check", "--autotune", "--hierarchical-allreduce",
+                                  "--hierarchical-allgather", "-v", "--version", "-h", "--help"})
+
+
+def _rank_launches(ctx: Context) -> list[tuple[int, str, dict[str, str]]]:
+    """Every mpirun-like launcher and horovodrun the script runs (in the batch shell, a ``bash -c`` script or a
+    container), with its own options as ``{option: value}``; once per line."""
+    seen: set[int] = set()
+    out: list[tuple[int, str, dict[str, str]]] = []
+    found = [(cmd.line, launch_words([str(w) for w in cmd.argv])) for cmd in _simple_commands(ctx.parsed.lexed.code)]
+    found += [(step.line, [str(w) for w in step.chain.program]) for step, _ in containers(ctx)]
+    for line, words in found:
+        if not words or line in seen:
+            continue
+        name = words[0].rsplit("/", 1)[-1]
+        if name == "horovodrun":
+            options = _horovodrun_options(words[1:])
+        elif name in MPI_LAUNCHERS:
+            options = _mpirun_options(words[1:])
+        else:
+            continue
+        seen.add(line)
+        out.append((line, words[0], options))
+    return out
+
+
+def _horovodrun_options(words: list[str]) -> dict[str, str]:
+    """horovodrun's options before the program, ``{option: value}`` (a switch: "")."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(words) and words[i].startswith("-"):
+        option, eq, value = words[i].partition("=")
+        if not eq and option not in _HOROVODRUN_SWITCHES:
+            i += 1
+            value = words[i] if i < len(words) else ""
+        out[option] = value
+        i += 1
+    return out
 
 
 def _written_by_the_script(ctx: Context, given: str, path: str, launch: int) -> bool:

@@ -1041,7 +1041,8 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
       summary="$SLURM_GPUS_PER_NODE used as a number",
       why="SLURM_GPUS_PER_NODE repeats the request as written: with a typed request it is 'a100:4', not 4, and "
           "it is unset for --gres requests, so --nproc-per-node=$SLURM_GPUS_PER_NODE breaks. (With an untyped "
-          "--gpus-per-node=4 it is 4, and fine.)",
+          "--gpus-per-node=4 it is 4, and fine, as is ${SLURM_GPUS_PER_NODE#*:} after a typed one: it strips "
+          "the type.)",
       fix="Use $SLURM_GPUS_ON_NODE (always a number: the GPUs allocated on this node) or write the number.",
       catalogue=(5,),
       bad="""#!/bin/bash
@@ -1064,8 +1065,13 @@ def _gpus_per_node_var(ctx: Context) -> Iterator[Any]:
     else:
         why = "may hold a type (a100:4) or be unset"
     for cmd in ctx.parsed.lexed.code:
-        if any(name == "SLURM_GPUS_PER_NODE" for w in all_words(cmd) for name, _ in expanded_refs(w.raw)):
+        # ${SLURM_GPUS_PER_NODE#*:} strips a type (a100:4 -> 4): a number wherever the variable is set
+        words = [_TYPE_STRIPPED.sub("", w.raw) if per_node else w.raw for w in all_words(cmd)]
+        if any(name == "SLURM_GPUS_PER_NODE" for raw in words for name, _ in expanded_refs(raw)):
             yield (cmd.line, f"$SLURM_GPUS_PER_NODE {why}; use $SLURM_GPUS_ON_NODE, the number of GPUs on this node")
+
+
+_TYPE_STRIPPED = re.compile(r"\$\{SLURM_GPUS_PER_NODE##?\*:\}")
 
 
 def _nproc_vs_gpus(ctx: Context) -> Iterator[tuple[Any, int, int]]:
