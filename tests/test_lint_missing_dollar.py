@@ -121,3 +121,42 @@ def test_an_option_that_takes_names_for_one_program_is_a_value_for_another():
     assert found(HEAD + "squeue -u USER\n") != []          # squeue's user, not env's -u NAME
     assert found(HEAD + "env -u USER python t.py\n") == []
     assert found(HEAD + "srun -x HOME python t.py\n") != []  # srun -x excludes nodes; mpirun -x passes a name
+
+
+@pytest.mark.parametrize("line, written", [
+    # Slurm's ? ("any of") makes the list a glob for bash, which passes it on as written: its parts are still values
+    ("sbatch --dependency=afterok:JOB?afterany:1 next.sh", "JOB"),
+    ("sbatch -d afterany:1?afterok:JOB next.sh", "JOB"),
+    ("sbatch --dependency=afterok:$FIRST?afterok:JOB next.sh", "JOB"),
+    ("python train.py --data SCRATCH/shards/*.tar", "SCRATCH/shards/*.tar"),  # a glob: the folder is still $SCRATCH
+    ("cp SCRATCH/run?/model.pt .", "SCRATCH/run?/model.pt"),
+])
+def test_a_word_bash_reads_as_a_glob_is_still_checked(line, written):
+    text = HEAD + "JOB=$(sbatch --parsable first.sh)\nFIRST=$JOB\n" + line + "\n"
+    hits = found(text)
+    assert [n for n, _ in hits] == [5]
+    assert hits[0][1].startswith(f"{written}: the $ before {written.split('/')[0]} is missing")
+
+
+def test_the_fix_of_a_glob_keeps_its_pattern_unquoted():
+    text = HEAD + "rm -rf TMPDIR/*\npython train.py --seed SLURM_ARRAY_TASK_ID --data=SCRATCH/d/part-??.npz\n"
+    assert found(text)[0][1].endswith('write "$TMPDIR/"*')
+    fixed, done = fix_script(text)
+    assert [f.code for f in done] == ["HPC535", "HPC535"]
+    assert fixed.splitlines()[2:] == ['rm -rf "$TMPDIR/"*',
+                                      'python train.py --seed "$SLURM_ARRAY_TASK_ID" "--data=$SCRATCH/d/part-"??.npz']
+    assert found(fixed) == []
+    env = {"SCRATCH": "/s c", "PATH": "/usr/bin:/bin"}
+    shown = subprocess.run(["bash", "-c", "printf '%s\\n' \"--data=$SCRATCH/d/part-\"??.npz"], env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert shown == "--data=/s c/d/part-??.npz\n"  # no file matches: bash passes the pattern with the value in it
+
+
+@pytest.mark.parametrize("text", [
+    HEAD + "ls SLURM_* 2>/dev/null\nenv | grep SLURM_*\n",                    # names with a pattern after them
+    HEAD + "cp data?/x* \"$SCRATCH/out\"\necho SCRATCH/*\n",                    # no name; a printer
+    HEAD + "sbatch --dependency=afterok:$JOB?afterany:$FIRST next.sh\n",      # every part written with its $
+    HEAD + "cp SCRATCH/{a,b}?.txt .\nsrun --export=ALL,SCRATCH* python t.py\n",  # braces; a name list
+])
+def test_globs_that_name_no_variable_are_left_alone(text):
+    assert found(text) == []

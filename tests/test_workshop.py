@@ -147,14 +147,18 @@ def test_plan_for_a_site_profile_runs_solutions_and_lessons_with_it():
     assert not [t for t in tasks if t.kind == "nbval"]
 
 
-def test_check_for_a_site_runs_a_lesson_with_that_profile(tmp_path):
-    from pathlib import Path
-
+def test_check_for_a_site_runs_a_lesson_with_that_profile(tmp_path, isolated_profiles):
+    """The lesson runs from a workshop folder of the test's own, with a home of its own: the run copies the whole
+    lessons folder, which in the checkout others may be writing into (a lesson run in place, an editor's temporary
+    file), and its kernel would otherwise share ~/.ipython and the user's profiles with every other kernel."""
     from hpcwidgets.exercises.runner import check
-    root = Path(__file__).resolve().parent.parent
-    report = check(root, only="00-quickstart*", kinds=("nbval",), profiles=("midway3",), progress=False)
-    assert [o.task.kind for o in report.outcomes] == ["lesson"]
-    assert report.exit_code == 0, [o.detail for o in report.outcomes]
+    lesson = Path(__file__).resolve().parent.parent / "notebooks" / "00-quickstart.ipynb"
+    (tmp_path / "workshop" / "notebooks").mkdir(parents=True)
+    (tmp_path / "workshop" / "notebooks" / lesson.name).write_bytes(lesson.read_bytes())
+    report = check(tmp_path / "workshop", only="00-quickstart*", kinds=("nbval",), profiles=("midway3",),
+                   progress=False)
+    assert [(o.task.kind, o.task.params) for o in report.outcomes] == [("lesson", {"profile": "midway3"})]
+    assert report.exit_code == 0, runner.table(report.outcomes)
 
 
 def _flaky_kernel(tmp_path: Path, monkeypatch, deaths: int) -> Path:

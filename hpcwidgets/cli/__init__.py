@@ -163,8 +163,11 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: 
     g.add_argument("--force", action="store_true", help="Allow -o to replace an existing file (never a device, a "
                                                         "pipe or a socket: those are refused).")
     if model:
-        g.add_argument("--from", dest="from_file", metavar="FILE", help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job script); "
-                            "a repeatable option then adds to the loaded list, as --set does.")
+        g.add_argument("--from", dest="from_file", metavar="FILE",
+                       help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job "
+                            "script); a repeatable option then adds to the loaded list, as --set does. A mistake the "
+                            "file already holds is reported and written back as it was (exit status 1, as lint); "
+                            "one the options or --set make is refused and nothing is written (exit status 2).")
         metavar, text = _set_help(cls)
         g.add_argument("--set", action="append", default=[], metavar=metavar, help=text)
         g.add_argument("--profile", metavar="NAME",
@@ -416,14 +419,15 @@ def check_shell(text: str, kind: str = "", what: str = "output") -> None:
                               "the value for the shell that runs hpcwidgets") from None
 
 
-def format_model(model: Any, fmt: str) -> str:
+def format_model(model: Any, fmt: str, *, validate: bool = True) -> str:
+    """The model's text in ``fmt``; ``validate=False`` renders a model whose problems the caller reports itself."""
     if fmt == "json":
         return model.to_json() + "\n"
     if fmt == "toml":
         from ..spec._toml import dumps
         return dumps(model.to_dict())
     from ..render import render
-    return render(model)
+    return render(model, validate=validate)
 
 
 def profile_problems(model: Any, profile: Any) -> list[Any]:
@@ -467,6 +471,8 @@ def _run_model_command(args: argparse.Namespace) -> int:
         from ..profiles import load_profile
         profile = load_profile(args.profile)
     base = load_model_file(args.from_file, cls) if args.from_file else None
+    # what the file held wrong already: written back with it (exit 1, as lint), not refused as the typed input is
+    held = set(base.problems() + profile_problems(base, profile)) if base is not None else set()
     if base is None and profile is not None:
         base = profile_base(cls, profile)
     model = model_from_args(cls, base, args, cmd.fixed)
@@ -487,14 +493,21 @@ def _run_model_command(args: argparse.Namespace) -> int:
         if hasattr(model, "fit_time"):
             model = model.fit_time(profile)  # a Jupyter job's time: the limit of the partition it now runs on
     problems = model.problems() + profile_problems(model, profile)
-    if problems:
+    if not set(problems) <= held:
         raise ValidationError([_as_option(cls, p) for p in problems], subject=" ".join(cmd.path))
-    text = format_model(model, args.format)
+    try:
+        text = format_model(model, args.format, validate=not problems)
+    except ValidationError as exc:  # a renderer that cannot write a model with these problems (a Jupyter job's tunnel)
+        raise ValidationError([_as_option(cls, p) for p in exc.problems], subject=" ".join(cmd.path)) from None
     if args.format == "shell":
         check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
     emit(args, text)
-    status = 1 if args.format == "shell" and model.kind not in NOT_SHELL and report_lint(
-        text, profile, suppressed_in(args.from_file or "")) else 0
+    for problem in problems:
+        print(f"hpcwidgets: error: {args.from_file}: {_as_option(cls, problem)} (the file has this already; it is "
+              "written back as it was)", file=sys.stderr)
+    linted = args.format == "shell" and model.kind not in NOT_SHELL and report_lint(
+        text, profile, suppressed_in(args.from_file or ""))
+    status = 1 if problems or linted else 0
     if model.kind == "jupyter.job" and args.output_file not in (None, "-") and args.format == "shell":
         log = model.job.output.replace("%j", "JOBID").replace("%x", model.job.job_name or "JOBNAME") \
             if model.job.output else "slurm-JOBID.out"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import typing
 from typing import Any, Callable
 
@@ -321,13 +322,82 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
 
 
 def apply_sets(model: Spec, sets: list[str]) -> Spec:
-    """Apply ``--set layer.field=value`` overrides (``slurm.nodes=2``, ``container.nv=true``)."""
+    """Apply ``--set layer.field=value`` overrides (``job.nodes=2``, ``container.nv=true``); a path the model
+    does not have is refused with the path meant, where one is close (:func:`close_paths`)."""
+    from ..errors import UnknownFieldError
     for item in sets:
         path, sep, raw = item.partition("=")
         if not sep:
             raise ValidationError([Problem("--set", f"{item!r}: write --set LAYER.FIELD=VALUE, e.g. --set job.nodes=2")])
-        model = _set_path(model, path.split("."), raw, f"--set {path}")
+        try:
+            model = _set_path(model, path.split("."), raw, f"--set {path}")
+        except UnknownFieldError as exc:
+            import shlex
+            meant = close_paths(type(model), path.split("."))
+            hint = " or ".join(f"--set {shlex.quote(f'{m}={raw}')}" for m in meant[:3])
+            said = f"{exc.model} has no field {exc.name!r}" + (f"; did you mean {hint}?" if hint else "")
+            raise ValidationError([Problem(f"--set {path}", f"{said} (valid fields of {exc.model}: "
+                                                            f"{', '.join(exc.valid)})")]) from None
     return model
+
+
+def _spec_classes(f: FieldSpec) -> tuple[type[Spec], ...]:
+    """The models a field holds as one nested layer (``job``: SlurmJob; ``container``: ApptainerRun, ChRun); ``()``
+    for a plain value or a list, whose items have no names to set."""
+    if f.is_tuple:
+        return ()
+    return tuple(c for c in (typing.get_args(f.base_type) or (f.base_type,))
+                 if isinstance(c, type) and issubclass(c, Spec) and c not in (Bind, EnvVar))
+
+
+def layer_names(cls: type[Spec]) -> set[str]:
+    """What a person may call the layer ``cls`` is: the command that runs it (torchrun, srun, apptainer, singularity,
+    ch-run), the hpcwidgets command that builds it (sbatch), its kind (slurm, charliecloud) and the name the
+    layered models give it (job, launcher, container)."""
+    from . import MODEL_COMMANDS, _charliecloud_commands
+    from ..spec.jupyter import JupyterJob
+    from ..spec.workflow import Workflow
+    names = {cls.__name__.lower(), str(getattr(cls, "kind", "")).split(".")[0]}
+    defaults = cls()
+    for g in cls.field_specs():
+        if g.info.role in ("program", "subcommand") or g.name == "binary":
+            names |= {c for c in (*g.info.choices, str(getattr(defaults, g.name))) if c and " " not in c}
+    names |= {cmd.path[0] for cmd in (*MODEL_COMMANDS, *_charliecloud_commands())
+              if cmd.model == f"{cls.__module__}:{cls.__name__}"}
+    names |= {f.name for layered in (Workflow, JupyterJob) for f in layered.field_specs() if cls in _spec_classes(f)}
+    return names - {""}
+
+
+def close_paths(cls: type[Spec], parts: list[str]) -> list[str]:
+    """The ``--set`` paths of ``cls`` a person probably meant by ``parts``: a layer called by its tool
+    (torchrun.nproc_per_node: launcher.nproc_per_node), a field written as its option (nproc-per-node), a typo
+    (job.node: job.nodes), a field without its layer (nodes: job.nodes) or, in a command that is one layer, with
+    it (sbatch --set job.nodes: nodes)."""
+    head, rest = parts[0].lower().replace("-", "_"), parts[1:]
+    fields = {f.name: f for f in cls.field_specs()}
+    if head not in fields and not rest:
+        # a layer's field by its exact name (time: job.time) before any field merely spelt like it (title)
+        exact = [f"{f.name}.{head}" for f in fields.values() for inner in _spec_classes(f)
+                 if head in {g.name for g in inner.field_specs()}]
+        if exact:
+            return list(dict.fromkeys(exact))
+    named = ([fields[head]] if head in fields else
+             [f for f in fields.values() if parts[0].lower() in set().union(*map(layer_names, _spec_classes(f)))] or
+             [fields[n] for n in difflib.get_close_matches(head, list(fields), n=2)])
+    found: list[str] = []
+    for f in named:
+        if not rest:
+            found.append(f.name)
+        for inner in _spec_classes(f) if rest else ():
+            found += [f"{f.name}.{p}" for p in close_paths(inner, rest)]
+    if not found and rest and parts[0].lower() in layer_names(cls):
+        found = close_paths(cls, rest)  # the layer named where the command's model is that layer
+    if not found and head not in fields:
+        # a field of a layer, written without the layer's name: the layers that have it, else those with a close one
+        inside = [f"{f.name}.{p}" for f in fields.values() for inner in _spec_classes(f) for p in close_paths(inner, parts)]
+        last = parts[-1].lower().replace("-", "_")
+        found = [p for p in inside if p.rsplit(".", 1)[-1] == last] or inside
+    return list(dict.fromkeys(found))
 
 
 def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:

@@ -212,7 +212,7 @@ def _run_lesson(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:
     if task.root is None:
         raise HpcWidgetsError(f"lesson task for {task.notebook} has no lessons folder; build tasks with plan()")
     copy = workdir / task.root.name
-    shutil.copytree(task.root, copy)
+    shutil.copytree(task.root, copy, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     return _run_solution(Task("lesson", copy / task.notebook.name, task.params), copy, timeout)
 
 

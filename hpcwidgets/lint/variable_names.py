@@ -65,6 +65,13 @@ _EVAL_AS_NAME = r"(?<![\w-])eval\s[^\n;|&]*\\\$\{{?\$\{{?{name}\b"
 #: the start of an option or setting whose value follows its ``=`` (--out=…, trainer.default_root_dir=…)
 _KEY = re.compile(r"[-+]*[A-Za-z_][\w.-]*")
 
+#: a word whose only special characters are unquoted ``?`` and ``*`` (and ``$NAME`` references): bash passes it on as
+#: written unless a file's name matches it (``SCRATCH/data/*.npz``; Slurm's ``--dependency=afterok:$A?afterany:B``,
+#: where ``?`` means "or")
+_GLOB_ONLY = re.compile(r"(?:[\w./:,+=@%^?*-]|\$[A-Za-z_]\w*|\$\{[A-Za-z_]\w*\})*[?*](?:[\w./:,+=@%^?*-]|\$[A-Za-z_]\w*|"
+                        r"\$\{[A-Za-z_]\w*\})*")
+_GLOB_CHAR = re.compile(r"[?*]")
+
 
 @rule("HPC535", "variable-name-without-dollar", "warning",
       summary="a variable's name written without its $ where its value was meant (cd SCRATCH/project, "
@@ -75,14 +82,16 @@ _KEY = re.compile(r"[-+]*[A-Za-z_][\w.-]*")
           "SLURM_ARRAY_TASK_ID gives every array task the same text (or stops argparse, which wants a number). The "
           "job runs on, with the wrong path or value. Reported for Slurm's variables (SLURM_*), HOME, USER, SCRATCH, "
           "WORK, TMPDIR and the names the script sets itself (upper case, or lower case with an underscore), where a "
-          "value goes: a program's argument, the value of --option=… (each part of a list such as "
-          "--dependency=afterok:JOBID or --gres=gpu:NGPU), or the right side of an assignment. Names "
+          "value goes: a program's argument (a glob too, SCRATCH/data/*.npz), the value of --option=… (each part of a "
+          "list such as --dependency=afterok:JOBID?afterany:OTHER or --gres=gpu:NGPU), or the right side of an "
+          "assignment. Names "
           "meant as names are left alone: export/unset/read/printenv/declare NAME, --export=NAME lists, env -u, "
           "mpirun -x NAME, [[ -v NAME ]], what echo, grep, sed and awk get, python -c code, here-documents, a "
           "declare -n name reference, and a variable that holds a name for ${!NAME}, eval \"X=\\$$NAME\" or "
           "printenv \"$NAME\".",
-      fix="Write the $ (and quote the word): cd \"$SCRATCH/project\", --seed \"$SLURM_ARRAY_TASK_ID\". The fix "
-          "does that for a word written plainly or in double quotes on one line.",
+      fix="Write the $ (and quote the word): cd \"$SCRATCH/project\", --seed \"$SLURM_ARRAY_TASK_ID\"; a glob keeps "
+          "its pattern outside the quotes: \"$SCRATCH/data/\"*.npz. The fix does that for a word written plainly or "
+          "in double quotes on one line.",
       bad="""#!/bin/bash
 #SBATCH --array=0-9
 cd SCRATCH/project || exit 1
@@ -136,7 +145,10 @@ def _value_words(words: Any, skip_program: bool) -> list[tuple[Any, str, str]]:
         after_name_option = _reads(previous, programs, _NAME_OPTIONS)
         after_list_option, previous = _reads(previous, programs, _LIST_OPTIONS), value
         programs.add(value.rsplit("/", 1)[-1])
-        if after_name_option or isinstance(word.value, Verbatim) or (skip_program and at == 0):
+        if isinstance(word.value, Verbatim):
+            # shell text kept as written ($(…), $X, {a,b}) is not read; a glob is read as the text bash passes on
+            value = word.raw if not word.quoted and _GLOB_ONLY.fullmatch(word.raw) else ""
+        if after_name_option or not value or (skip_program and at == 0):
             continue
         key, eq, rest = value.partition("=")
         if after_list_option:
@@ -214,10 +226,20 @@ def _finding(ctx: Context, line: int, hits: list[tuple[Any, str, str, str]], own
     where = f" (set on line {own[name]})" if name in own else ""
     others = [h[2] for h in hits[1:]]
     also = f" (and {', '.join(others)} the same way)" if others else ""
+    glob = isinstance(hits[0][0].value, Verbatim)
     message = (f"{value}: the $ before {name} is missing, so the word is the text '{value}', not the value of "
-               f"${name}{where}, and the job runs on with a wrong path or value{also}; write \"${value}\"")
+               f"${name}{where}, and the job runs on with a wrong path or value{also}; write "
+               f"{_with_dollar('', value, glob)}")
     fix = _dollar_fix(ctx, line, hits) if fixable else None
     return (line, message, fix) if fix else (line, message)
+
+
+def _with_dollar(prefix: str, value: str, glob: bool) -> str:
+    """``prefix`` and ``value`` written with the ``$`` before ``value`` and in double quotes, as the renderer quotes
+    such a word; a ``glob`` (``SCRATCH/data/*.npz``) keeps its pattern outside the quotes: ``"$SCRATCH/data/"*.npz``."""
+    pattern = _GLOB_CHAR.search(value) if glob else None
+    at = pattern.start() if pattern else len(value)
+    return f'"{prefix}${value[:at]}"{value[at:]}'
 
 
 def _dollar_fix(ctx: Context, line_no: int, hits: list[tuple[Any, str, str, str]]) -> Fix | None:
@@ -228,10 +250,11 @@ def _dollar_fix(ctx: Context, line_no: int, hits: list[tuple[Any, str, str, str]
     for word, prefix, value, _ in hits:
         raw, at = word.raw, word.col - 1
         inner = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw
-        if word.line != line_no or inner != prefix + value or not is_plain(inner) \
-                or line[at:at + len(raw)] != raw:
+        glob = isinstance(word.value, Verbatim)
+        if word.line != line_no or inner != prefix + value or line[at:at + len(raw)] != raw \
+                or not is_plain(_GLOB_CHAR.split(inner, 1)[0] if glob else inner):
             return None
-        edits.append((at, at + len(raw), f'"{prefix}${value}"'))
+        edits.append((at, at + len(raw), _with_dollar(prefix, value, glob)))
     for start, end, text in sorted(edits, reverse=True):
         line = line[:start] + text + line[end:]
     shown = ", ".join(f"${h[2]}" for h in hits)
