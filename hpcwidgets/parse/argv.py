@@ -239,10 +239,25 @@ def _split_binds(value: str, one_per_option: bool = False) -> list[Bind]:
     return [Bind.from_token(part, written=True) for part in parts] if parts else [Bind("")]
 
 
+#: the keys Apptainer's --mount reads a bind's destination from (``dst=``, ``destination=``, ``target=``)
+_MOUNT_DESTINATION = re.compile(r"(?:dst|destination|target)=")
+
+
 def _mount_to_bind(value: str) -> Bind | None:
     """``type=bind,src=/a,dst=/b[,ro]`` (CSV fields, optionally quoted) → Bind; None for what a bind cannot say
-    (another mount type, bind-propagation=…): that --mount stays as written."""
-    return None if isinstance(value, Verbatim) else bind_from_mount_text(value)
+    (another mount type, bind-propagation=…) and for a mount without a destination, which Apptainer refuses (a
+    ``--bind`` would mount it): that --mount stays as written. A destination written the same as the source is
+    kept as written (``dst=/a`` comes back as ``/a:/a``), as for ``--bind /a:/a``."""
+    bind = None if isinstance(value, Verbatim) else bind_from_mount_text(value)
+    if bind is None or bind.dst:
+        return bind
+    try:
+        fields = next(csv.reader([value.strip()]))
+    except (csv.Error, StopIteration):
+        return None
+    if not any(_MOUNT_DESTINATION.match(f.strip()) for f in fields):
+        return None
+    return Bind(bind.src, Verbatim(bind.src), bind.mode)
 
 
 def _env_pairs(raw: str) -> list[EnvVar]:

@@ -147,6 +147,22 @@ def describe_step(w: Workflow, layers: Layers | None = None) -> str:
     return one_line("The step: " + " → ".join(parts))
 
 
+#: the comments written above the preparations guarded by their output: a pull, a build, a conversion
+_PULL_COMMENT = "Download the image only if it is missing (later jobs reuse it)"
+_BUILD_COMMENT = "Build the image only if it is missing"
+_CONVERT_COMMENT = "Convert the image only if it is missing"
+_PREPARE_COMMENTS = {"apptainer.pull": _PULL_COMMENT, "apptainer.build": _BUILD_COMMENT,
+                     "charliecloud.convert": _CONVERT_COMMENT}
+#: the comment written above the head-node line
+HEAD_NODE_COMMENT = "Rendezvous host: the first node, resolved on the host (images lack scontrol)"
+
+
+def prepare_comment(kind: str) -> str:
+    """The comment written above a preparation of the model ``kind`` ("" for one written without a comment): a script
+    reader compares a comment with it to tell the renderer's own from one a person wrote."""
+    return _PREPARE_COMMENTS.get(kind, "")
+
+
 def prepare_blocks(w: Workflow) -> list[Block]:
     """Preparation commands; downloads and conversions only run when their output is missing."""
     out = []
@@ -156,12 +172,11 @@ def prepare_blocks(w: Workflow) -> list[Block]:
         if isinstance(item, ApptainerPull):
             target = item.image_path()
             pre = f"mkdir -p {quote(item.dir)}\n" if item.dir else ""
-            out.append(Block(f"{pre}[ -f {quote(target)} ] ||\n  {line}",
-                             "Download the image only if it is missing (later jobs reuse it)"))
+            out.append(Block(f"{pre}[ -f {quote(target)} ] ||\n  {line}", _PULL_COMMENT))
         elif isinstance(item, ApptainerBuild):
-            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", "Build the image only if it is missing"))
+            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", _BUILD_COMMENT))
         elif isinstance(item, ChConvert):
-            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", "Convert the image only if it is missing"))
+            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", _CONVERT_COMMENT))
         else:
             out.append(Block(line))
     return out
@@ -180,10 +195,7 @@ def sweep_block(w: Workflow) -> Block | None:
                               or [Problem("sweep_name", f"{bad[0]!r} is not a shell variable name")],
                               subject=w.describe())
     if w.sweep_grid:
-        names = [name for name, _ in axes]
-        listed = ", ".join(names[:-1]) + " and " + names[-1]
-        return Block("\n".join(grid_lines(axes)), f"Job array: each task takes its {listed} from these lists by its "
-                                                  f"task id ({names[0]} varies fastest)")
+        return Block("\n".join(grid_lines(axes)), sweep_comment([name for name, _ in axes]))
     arr = w.sweep_array
     values = " ".join(quote(v) for v in w.sweep_values)
     text = "\n".join([
@@ -191,7 +203,15 @@ def sweep_block(w: Workflow) -> Block | None:
         f"{w.sweep_name}=${{{arr}[$SLURM_ARRAY_TASK_ID]}}",
         f'echo "array task $SLURM_ARRAY_TASK_ID: {w.sweep_name}=${w.sweep_name}"',
     ])
-    return Block(text, f"Job array: each task takes its {w.sweep_name} from this list by its task id")
+    return Block(text, sweep_comment([w.sweep_name]))
+
+
+def sweep_comment(names: list[str]) -> str:
+    """The comment written above a sweep of the variables ``names`` (one, or a grid's, fastest first)."""
+    if len(names) == 1:
+        return f"Job array: each task takes its {names[0]} from this list by its task id"
+    listed = ", ".join(names[:-1]) + " and " + names[-1]
+    return f"Job array: each task takes its {listed} from these lists by its task id ({names[0]} varies fastest)"
 
 
 def grid_lines(axes: list[tuple[str, tuple[str, ...]]]) -> list[str]:
@@ -229,7 +249,7 @@ def head_node_block(w: Workflow, argv: list[str] | None = None) -> Block | None:
     if not needs_head_node(w) or _SETS_HEAD_NODE.search("\n".join(w.job.setup)):  # (one search over every line)
         return None
     text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w, argv) else "")
-    return Block(text, "Rendezvous host: the first node, resolved on the host (images lack scontrol)")
+    return Block(text, HEAD_NODE_COMMENT)
 
 
 def script_blocks(w: Workflow) -> list[Block]:
@@ -276,6 +296,6 @@ def render_workflow(w: Workflow) -> str:
     return render_script(w.job, script_blocks(w), title=w.title, exports=workflow_exports(w), first=first)
 
 
-__all__ = ["HEAD_NODE_LINE", "describe_step", "grid_lines", "prepare_blocks", "quote_step_words",
-           "render_workflow", "script_blocks", "workflow_exports", "step_argv", "step_layers", "step_text",
-           "step_words"]
+__all__ = ["HEAD_NODE_COMMENT", "HEAD_NODE_LINE", "describe_step", "grid_lines", "prepare_blocks", "prepare_comment",
+           "quote_step_words", "render_workflow", "script_blocks", "sweep_comment", "workflow_exports", "step_argv",
+           "step_layers", "step_text", "step_words"]
