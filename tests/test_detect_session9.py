@@ -19,7 +19,7 @@ import pytest
 from hpcwidgets.examples import examples
 from hpcwidgets.lint import lint
 from hpcwidgets.profiles import profile_from_toml, profile_to_toml
-from hpcwidgets.run.detect import detect_profile, login_host_name, profile_from_scontrol, real_host_name
+from hpcwidgets.run.detect import QOS_ARGV, detect_profile, login_host_name, profile_from_scontrol, real_host_name
 from hpcwidgets.spec.profile import check_job
 from hpcwidgets.spec.slurm import SlurmJob
 
@@ -224,7 +224,7 @@ def test_login_host_falls_back_to_the_host_name_then_to_empty():
 def test_detect_leaves_login_host_empty_and_notes_how_to_set_it():
     folder = CLUSTERS / "puhti"
     texts = {"partition": (folder / "partitions.txt").read_text(), "node": (folder / "nodes.txt").read_text(),
-             "--version": "slurm 23.02.7", "config": "MpiDefault = none\n"}
+             "--version": "slurm 23.02.7", "config": "MpiDefault = none\n", QOS_ARGV[-1]: ""}
     notes: list[str] = []
     site = detect_profile("p", runner=lambda argv: texts[argv[-1]], which=lambda _: None,
                           login_host=lambda: "", notes=notes)

@@ -138,7 +138,7 @@ def test_toml_round_trip_keeps_the_gpu_nodes_size(site):
 def test_detect_show_and_lint_on_the_command_line(site, tmp_path, monkeypatch, capsys):
     real = detect.detect_profile
     texts = {detect.PARTITIONS_ARGV: MIXED[0], detect.NODES_ARGV: MIXED[1], detect.VERSION_ARGV: "slurm 23.11.4\n",
-             detect.CONFIG_ARGV: "MpiDefault = pmix\n"}
+             detect.CONFIG_ARGV: "MpiDefault = pmix\n", detect.QOS_ARGV: ""}
     monkeypatch.setattr(detect, "detect_profile", lambda name, notes: real(
         name, notes=notes, runner=lambda argv: texts[tuple(argv)], which=lambda program: None,
         login_host=lambda: "login.example.org"))

@@ -17,7 +17,7 @@ from hpcwidgets.errors import OverwriteError, ProfileError, RunError
 from hpcwidgets.profiles import (SHIPPED_DIR, list_profiles, load_profile, profile_fields_markdown,
                                  profile_from_toml, profile_to_toml, save_profile, search_path, user_profile_dir)
 from hpcwidgets.run import detect
-from hpcwidgets.spec.profile import ClusterProfile, ExampleSettings, Module, Partition, check_job
+from hpcwidgets.spec.profile import ClusterProfile, ExampleSettings, Module, Partition, Qos, check_job
 from hpcwidgets.spec.slurm import SlurmJob
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -666,7 +666,8 @@ def test_runtimes_from_programs():
 def test_detect_profile_runs_argv_lists():
     calls: list[list[str]] = []
     replies = {"partition": PARTITIONS_TEXT, "node": NODES_TEXT, "--version": "slurm 22.05.8\n",
-               "config": "Configuration data as of 2026-11-30T04:00:00\nMpiDefault              = pmix_v4\n"}
+               "config": "Configuration data as of 2026-11-30T04:00:00\nMpiDefault              = pmix_v4\n",
+               detect.QOS_ARGV[-1]: ""}
 
     def runner(argv: list[str]) -> str:
         assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
@@ -675,7 +676,7 @@ def test_detect_profile_runs_argv_lists():
 
     p = detect.detect_profile("mysite", runner=runner, which=lambda prog: "/usr/bin/ch-run" if prog == "ch-run" else None)
     assert calls == [list(detect.PARTITIONS_ARGV), list(detect.NODES_ARGV), list(detect.VERSION_ARGV),
-                     list(detect.CONFIG_ARGV)]
+                     list(detect.CONFIG_ARGV), list(detect.QOS_ARGV)]
     assert p.mpi_default == "pmix_v4"  # the site's MpiDefault, for HPC135
     assert detect.mpi_default_from("MpiDefault = something-else\n") == "" == detect.mpi_default_from("")
     assert p.name == "mysite" and p.runtimes == ("charliecloud",) and p.partition_names() == ["cpu", "gpu", "long"]
@@ -739,7 +740,8 @@ def test_docs_field_table_is_current():
 
 def test_field_table_covers_every_field():
     table = profile_fields_markdown()
-    for cls, prefix in ((ClusterProfile, ""), (ExampleSettings, "examples."), (Partition, "partitions.")):
+    for cls, prefix in ((ClusterProfile, ""), (ExampleSettings, "examples."), (Partition, "partitions."),
+                        (Qos, "qos.")):
         for f in cls.field_specs():
             assert f"`{prefix}{f.name}`" in table
 

@@ -67,7 +67,7 @@ def test_detection_asks_scontrol_for_hidden_and_other_groups_partitions():
     calls: list[list[str]] = []
     texts = {detect.PARTITIONS_ARGV: (DATA / "owner" / "partitions.txt").read_text(),
              detect.NODES_ARGV: (DATA / "owner" / "nodes.txt").read_text(),
-             detect.VERSION_ARGV: "slurm 23.11.4\n", detect.CONFIG_ARGV: "MpiDefault = pmix\n"}
+             detect.VERSION_ARGV: "slurm 23.11.4\n", detect.CONFIG_ARGV: "MpiDefault = pmix\n", detect.QOS_ARGV: ""}
 
     def runner(argv: list[str]) -> str:
         calls.append(argv)

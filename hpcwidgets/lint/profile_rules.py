@@ -1,5 +1,5 @@
 """Rules that check a job against a cluster profile: partitions and their limits (time, GPUs, memory, CPUs,
-nodes), GPU types, and the modules a site provides its container runtime in. They find nothing without a profile.
+nodes), the QOS and theirs, GPU types, and the modules a site provides its container runtime in. They find nothing without a profile.
 
 Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
@@ -29,7 +29,8 @@ def _option_of(job: Any, field: str) -> str:
 
 
 def profile_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
-    """The limits the profile sets (:func:`~hpcwidgets.spec.profile.check_job`), as ``{code: [(line, message)]}``."""
+    """The limits the profile sets, its partitions' and its QOS's (:func:`~hpcwidgets.spec.profile.check_job`), as
+    ``{code: [(line, message)]}``."""
     def make() -> dict[str, list[tuple[int, str]]]:
         if ctx.profile is None or not ctx.parsed.directives:
             return {}
@@ -85,6 +86,7 @@ def _profile_code(field: str, message: str) -> str:
             "gpu_type": "HPC404", "mem": "HPC405", "mem_per_cpu": "HPC405", "mem_per_gpu": "HPC405",
             "cpus_per_task": "HPC406", "ntasks_per_node": "HPC406", "ntasks": "HPC406", "cpus_per_gpu": "HPC406",
             "nodes": "HPC408", "account": "HPC408",  # account: the profile's account_required
+            "qos": "HPC408",  # a QOS the partition does not allow or the profile does not list, or none where required
             }.get(field, "HPC408")
 
 
@@ -103,15 +105,20 @@ _profile_rule_specs = [
      "Use one of the partitions the profile lists that takes jobs (the message leaves out those only some accounts "
      "or groups may use).",
      "#SBATCH --partition=gpu-large\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
-    ("HPC402", "time-over-partition-limit", "the time limit is longer than the partition allows",
-     "The job is rejected, or stays pending forever with reason PartitionTimeLimit.",
-     "Ask for at most the partition's maximum, or use a partition with a longer limit.",
+    ("HPC402", "time-over-partition-limit", "the time limit is longer than the partition (or the job's QOS) allows",
+     "The job is rejected, or stays pending forever with reason PartitionTimeLimit (QOSMaxWallDurationPerJobLimit "
+     "over the MaxWall of its QOS: the QOS it names, else the one the profile's partition fills in). Slurm applies "
+     "both limits, so the lower one counts; the message names it.",
+     "Ask for at most the lower of the two limits, or use a partition or QOS with a longer one.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=3-00:00:00\n",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=1-00:00:00\n"),
-    ("HPC403", "too-many-gpus-per-node", "more GPUs per node than the partition's nodes have (or per job than it allows)",
+    ("HPC403", "too-many-gpus-per-node", "more GPUs per node than the partition's nodes have (or per job than it or the "
+                                         "job's QOS allows)",
      "No node can satisfy the request: the job never starts ('Requested node configuration is not available'). "
-     "Over a per-job GPU limit the job is rejected or pends forever.",
-     "Ask for at most the partition's GPUs per node and use more nodes for more GPUs; stay within its GPUs per job.",
+     "Over a per-job GPU limit (the partition's, or the gres/gpu of the QOS's MaxTRESPerJob, reason QOSMaxGRESPerJob) "
+     "the job is rejected or pends forever.",
+     "Ask for at most the partition's GPUs per node and use more nodes for more GPUs; stay within the GPUs per job "
+     "of the partition and the QOS, or use a QOS that allows more.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:8\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\n"),
     ("HPC404", "unknown-gpu-type", "a GPU type the partition does not have",
      "The request (--gres=gpu:TYPE:N, --gpus-per-node, --gpus or --gpus-per-task with a TYPE) names a gres type no "
@@ -134,14 +141,20 @@ _profile_rule_specs = [
      "job is checked: one that names no partition gets the default, whatever the others name.",
      "Submit to a GPU partition (the profile lists them), or drop the GPU request.",
      "#SBATCH --partition=cpu\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
-    ("HPC408", "over-partition-limit", "more nodes than the partition allows (or another site limit: a QOS the "
-                                       "partition does not allow, a required --account)",
-     "The job is rejected or pends forever with reason PartitionNodeLimit. A partition that allows only some QOS "
-     "(slurm.conf AllowQos, the profile's allowed_qos) refuses a job with another one, also the QOS the profile fills "
-     "in: sbatch fails with 'Invalid qos specification', or the job pends with reason 'Job's QOS not permitted to use "
-     "this partition'. A site whose profile sets account_required rejects a job that names no account.",
-     "Ask for at most the partition's maximum number of nodes; use a QOS the partition allows (--qos); name your "
-     "account (--account) where the site requires one.",
+    ("HPC408", "over-partition-limit", "more nodes than the partition or the QOS allows (or another site limit: fewer "
+                                       "nodes than the QOS takes, a QOS the partition does not allow or the profile "
+                                       "does not list, no --qos or --account where the site requires one)",
+     "The job is rejected or pends forever with reason PartitionNodeLimit (QOSMaxNodePerJobLimit over the nodes of "
+     "its QOS's MaxTRESPerJob; a QOS with DenyOnLimit makes sbatch fail with 'Job violates accounting/QOS policy'). "
+     "A QOS for large jobs (MinTRESPerJob node=N, ARCHER2's largescale) holds smaller ones. A partition that allows "
+     "only some QOS (slurm.conf AllowQos, the profile's allowed_qos) refuses a job with another one, also the QOS "
+     "the profile fills in: sbatch fails with 'Invalid qos specification', or the job pends with reason 'Job's QOS "
+     "not permitted to use this partition'; a QOS the site does not have fails the same way (the profile lists its "
+     "QOS in [[qos]] tables). A site whose profile sets qos_required (ARCHER2) or account_required (LUMI) rejects a "
+     "job that names none.",
+     "Ask for at most the lower of the partition's and the QOS's maximum number of nodes, and at least the QOS's "
+     "minimum; use a QOS the profile lists and the partition allows (--qos), as the message names them; name your "
+     "QOS (--qos) and account (--account) where the site requires them.",
      "#SBATCH --partition=gpu\n#SBATCH --nodes=8\n#SBATCH --gres=gpu:1\n",
      "#SBATCH --partition=gpu\n#SBATCH --nodes=4\n#SBATCH --gres=gpu:1\n"),
 ]

@@ -14,8 +14,8 @@ name's error and :func:`list_profiles` (``notes=``) say so. A profile file that 
 :class:`~hpcwidgets.errors.ProfileError` naming the file and the fix. Stdlib only (``tomllib``; the ``tomli``
 backport on Python 3.10).
 
-Reading a file: every problem is listed at once, each with its line and, inside ``[[partitions]]``, the
-partition's name: a misspelled key or table names the valid keys and the closest one ("did you mean"); a value
+Reading a file: every problem is listed at once, each with its line and, inside ``[[partitions]]`` or ``[[qos]]``, the
+table's name: a misspelled key or table names the valid keys and the closest one ("did you mean"); a value
 of the wrong type is reported with the problems of the other values (read without it); a choice written in
 another case names the one meant. A file that sets ``scratch`` but leaves out ``image_dir`` or
 ``cache_dir`` gets ``<scratch>/images`` and ``<scratch>/.apptainer/cache`` (not the ``$SCRATCH/…``
@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import HpcWidgetsError, OverwriteError, ProfileError, UnknownFieldError, ValidationError
 from ..spec._meta import Spec
-from ..spec.profile import ClusterProfile, ExampleSettings, Module, Partition
+from ..spec.profile import ClusterProfile, ExampleSettings, Module, Partition, Qos
 
 try:  # Python 3.11+
     import tomllib
@@ -352,8 +352,8 @@ def _drop_values(data: dict[str, Any], fields: list[str]) -> bool:
         item = _ITEM.fullmatch(head)
         if not key and "[" not in head and head in data:
             del data[head]
-        elif item and item.group(1) == "partitions" and key and "." not in key:
-            parts = data.get("partitions")
+        elif item and item.group(1) in _LISTED_TABLES and key and "." not in key:
+            parts = data.get(item.group(1))
             i = int(item.group(2))
             if not (isinstance(parts, list) and i < len(parts) and isinstance(parts[i], dict)):
                 return False
@@ -380,7 +380,7 @@ def _invalid(source: str, name: Any, unknown: list[tuple[int, str]], located: li
     return error
 
 
-_ITEM = re.compile(r"(partitions|modules)\[(\d+)\]")
+_ITEM = re.compile(r"(partitions|qos|modules)\[(\d+)\]")
 
 
 def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
@@ -390,17 +390,17 @@ def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
     key = re.split(r"[.\[]", rest, maxsplit=1)[0]
     item = _ITEM.fullmatch(head)
     first = _TABLE.search(text)
-    if item and item.group(1) == "partitions":
-        i = int(item.group(2))
-        parts = data.get("partitions")
+    if item and item.group(1) in _LISTED_TABLES:
+        group, i = item.group(1), int(item.group(2))
+        parts = data.get(group)
         part = parts[i] if isinstance(parts, list) and i < len(parts) else None
         label = part.get("name") if isinstance(part, dict) and isinstance(part.get("name"), str) else f"#{i + 1}"
-        headers = list(_PARTITION_TABLE.finditer(text))
+        headers = list(_LISTED_TABLES[group][0].finditer(text))
         line = 0
         if i < len(headers):
             start = headers[i].end()
             line = _line_of(text, key, start, _table_end(text, start)) or text.count("\n", 0, start) + 1
-        return (f"line {line}, " if line else "") + f"partition {label!r}: "
+        return (f"line {line}, " if line else "") + f"{_LISTED_TABLES[group][2]} {label!r}: "
     if item:  # a module: its purpose is the key of its line in [modules]
         modules = data.get("modules")
         purposes = list(modules) if isinstance(modules, dict) else []
@@ -419,22 +419,23 @@ def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
 
 
 def _unknown_keys(data: dict[str, Any], text: str) -> list[tuple[int, str]]:
-    """Remove the keys no model has (top level, ``[examples]``, each ``[[partitions]]``) from ``data`` and
+    """Remove the keys no model has (top level, ``[examples]``, each ``[[partitions]]`` and ``[[qos]]``) from ``data`` and
     return ``(line, message)`` for each (the valid keys and the closest one; line 0 when not found), so the
     rest of the file is still read and checked."""
     out: list[tuple[int, str]] = []
-    headers = list(_PARTITION_TABLE.finditer(text))
     examples = _EXAMPLES_TABLE.search(text)
     first = _TABLE.search(text)
     tables: list[tuple[type[Spec], Any, int, int]] = [(ClusterProfile, data, 0, first.start() if first else len(text))]
     if isinstance(data.get("examples"), dict):
         start = examples.end() if examples else 0
         tables.append((ExampleSettings, data["examples"], start, _table_end(text, start) if examples else len(text)))
-    parts = data.get("partitions")
-    for i, part in enumerate(parts if isinstance(parts, list) else []):
-        if isinstance(part, dict):
-            start = headers[i].end() if i < len(headers) else 0
-            tables.append((Partition, part, start, _table_end(text, start) if i < len(headers) else len(text)))
+    for group, (pattern, cls, _) in _LISTED_TABLES.items():
+        headers = list(pattern.finditer(text))
+        parts = data.get(group)
+        for i, part in enumerate(parts if isinstance(parts, list) else []):
+            if isinstance(part, dict):
+                start = headers[i].end() if i < len(headers) else 0
+                tables.append((cls, part, start, _table_end(text, start) if i < len(headers) else len(text)))
     for cls, table, start, end in tables:
         valid = sorted(f.name for f in cls.field_specs())
         for key in [k for k in table if k not in valid and k != "kind"]:
@@ -469,6 +470,10 @@ def _derive_from_scratch(data: dict[str, Any]) -> None:
 
 _TABLE = re.compile(r"^[ \t]*\[", re.MULTILINE)
 _PARTITION_TABLE = re.compile(r"^[ \t]*\[\[[ \t]*\"?partitions\"?[ \t]*\]\]", re.MULTILINE)
+_QOS_TABLE = re.compile(r"^[ \t]*\[\[[ \t]*\"?qos\"?[ \t]*\]\]", re.MULTILINE)
+#: the arrays of tables a profile file has: (its header, the model of each table, how messages name one)
+_LISTED_TABLES: dict[str, tuple[re.Pattern[str], type[Spec], str]] = {
+    "partitions": (_PARTITION_TABLE, Partition, "partition"), "qos": (_QOS_TABLE, Qos, "QOS")}
 _MODULES_TABLE = re.compile(r"^[ \t]*\[[ \t]*\"?modules\"?[ \t]*\]", re.MULTILINE)
 _EXAMPLES_TABLE = re.compile(r"^[ \t]*\[[ \t]*\"?examples\"?[ \t]*\]", re.MULTILINE)
 
@@ -488,11 +493,12 @@ def _located(problems: list[Any], profile: ClusterProfile, text: str) -> list[tu
     top_end = first_table.start() if first_table else len(text)
     # (model, label, start, end of its part of the text) for each partition and module
     items: list[tuple[str, Any, str, int, int]] = []
-    headers = list(_PARTITION_TABLE.finditer(text))
-    for i, part in enumerate(p for p in profile.partitions if isinstance(p, Partition)):
-        name = part.name if isinstance(part.name, str) and part.name else f"#{i + 1} (no name)"
-        start = headers[i].end() if i < len(headers) else -1
-        items.append(("partitions", part, f"partition {name!r}", start, _table_end(text, start) if start >= 0 else -1))
+    for group, (pattern, cls, noun) in _LISTED_TABLES.items():
+        headers = list(pattern.finditer(text))
+        for i, part in enumerate(p for p in getattr(profile, group) if isinstance(p, cls)):
+            name = part.name if isinstance(part.name, str) and part.name else f"#{i + 1} (no name)"
+            start = headers[i].end() if i < len(headers) else -1
+            items.append((group, part, f"{noun} {name!r}", start, _table_end(text, start) if start >= 0 else -1))
     modules = _MODULES_TABLE.search(text)
     for module in (m for m in profile.modules if isinstance(m, Module)):
         start = modules.end() if modules else -1
@@ -504,7 +510,7 @@ def _located(problems: list[Any], profile: ClusterProfile, text: str) -> list[tu
         field = problem.field or ""
         where, owner = "", None
         group, _, key = field.partition(".")
-        if key and group in ("partitions", "modules"):
+        if key and group in ("partitions", "qos", "modules"):
             for (kind, model, label, start, end), todo in zip(items, pending):
                 match = next((q for q in todo if kind == group and q.field == key and q.message == problem.message), None)
                 if match is None:
@@ -626,6 +632,9 @@ def profile_to_toml(profile: ClusterProfile, *, comments: bool = True) -> str:
     for i, part in enumerate(profile.partitions):
         lines += ["", "[[partitions]]"]
         lines += _scalars(part, comments and i == 0)
+    for i, qos in enumerate(profile.qos):
+        lines += ["", "[[qos]]"]
+        lines += _scalars(qos, comments and i == 0)
     return "\n".join(lines) + "\n"
 
 
@@ -652,7 +661,8 @@ def _type_name(f: Any) -> str:
     if isinstance(base, type) and base in names:
         text = names[base]
     else:
-        text = {Partition: "[[partitions]] tables", Module: "table of purpose = module", ExampleSettings: "table"}.get(base, str(base))
+        text = {Partition: "[[partitions]] tables", Qos: "[[qos]] tables", Module: "table of purpose = module",
+                ExampleSettings: "table"}.get(base, str(base))
     if f.is_tuple and base is str:
         text = f"list of {text}"
     if f.info.choices:
@@ -669,10 +679,12 @@ def _default_text(f: Any) -> str:
 
 
 def profile_fields_markdown() -> str:
-    """Markdown tables of every profile key (top level, ``[examples]``, ``[[partitions]]``) from the field metadata."""
+    """Markdown tables of every profile key (top level, ``[examples]``, ``[[partitions]]``, ``[[qos]]``) from the
+    field metadata."""
     out: list[str] = []
     for title, cls, prefix in (("Top level", ClusterProfile, ""), ("`[examples]`", ExampleSettings, "examples."),
-                               ("`[[partitions]]` (one table per partition)", Partition, "partitions.")):
+                               ("`[[partitions]]` (one table per partition)", Partition, "partitions."),
+                               ("`[[qos]]` (one table per QOS)", Qos, "qos.")):
         out += [f"#### {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for f in cls.field_specs():
             help_text = f.info.help.replace("|", "\\|")

@@ -1,8 +1,10 @@
-"""Build a cluster profile from a live Slurm (``scontrol show partition`` / ``scontrol show node`` / ``sinfo``) or
-from those commands' output saved in a folder (:func:`detect_from_saved`).
+"""Build a cluster profile from a live Slurm (``scontrol show partition`` / ``scontrol show node`` / ``sinfo``, and
+the QOS limits from ``sacctmgr show qos`` where the site keeps accounting) or from those commands' output saved in a
+folder (:func:`detect_from_saved`).
 
 The commands run here (argv lists, timeouts); reading their text is done by pure functions
-(:func:`parse_scontrol`, :func:`expand_hostlist`, :func:`parse_gres`, :func:`profile_from_scontrol`)
+(:func:`parse_scontrol`, :func:`expand_hostlist`, :func:`parse_gres`, :func:`parse_sacctmgr_qos`,
+:func:`profile_from_scontrol`)
 that the tests feed with captured output. What Slurm cannot tell (scratch paths, module names, the
 GPU vendor) keeps the model's defaults or a guess: review the result before sharing it, e.g.::
 
@@ -19,12 +21,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from ..errors import ProfileError, RunError
-from ..spec.profile import (AMD_GPU_TYPE, INTEL_GPU_TYPE, MIG_GPU_TYPE, ClusterProfile, Partition, best_partitions,
-                             gpu_type_vendor)
+from ..spec.profile import (AMD_GPU_TYPE, INTEL_GPU_TYPE, MIG_GPU_TYPE, ClusterProfile, Partition, Qos,
+                             best_partitions, gpu_type_vendor)
 from ..spec.units import format_mem, parse_time
 
 __all__ = ["detect_from_saved", "detect_profile", "expand_hostlist", "guess_gpu_vendor", "gpus_per_node",
-           "login_host_name", "node_memory", "parse_gres", "parse_scontrol", "profile_from_scontrol", "real_host_name", "runtimes_from_programs",
+           "login_host_name", "node_memory", "parse_gres", "parse_sacctmgr_qos", "parse_scontrol", "profile_from_scontrol", "real_host_name", "runtimes_from_programs",
            "scheduler_version_from", "mpi_default_from", "main"]
 
 # --all: also the partitions that are hidden (Hidden=YES) or closed to the user's groups, and their nodes; without
@@ -33,8 +35,16 @@ PARTITIONS_ARGV = ("scontrol", "--all", "--oneliner", "show", "partition")
 NODES_ARGV = ("scontrol", "--all", "--oneliner", "show", "node")
 VERSION_ARGV = ("sinfo", "--version")
 CONFIG_ARGV = ("scontrol", "show", "config")
+# -nP: no header, fields joined by "|" with none at the end; the limits a profile's [[qos]] holds, and the flags that
+# let a QOS go past a partition's limits (sacctmgr(1), QOS format options)
+QOS_ARGV = ("sacctmgr", "--noheader", "--parsable2", "show", "qos",
+            "format=Name,MaxWall,MaxTRESPerJob,MinTRESPerJob,Flags")
 #: the files :func:`detect_from_saved` reads, each the output of one command run on the cluster
-SAVED_FILES = (("partitions.txt", PARTITIONS_ARGV), ("nodes.txt", NODES_ARGV), ("config.txt", CONFIG_ARGV))
+SAVED_FILES = (("partitions.txt", PARTITIONS_ARGV), ("nodes.txt", NODES_ARGV), ("config.txt", CONFIG_ARGV),
+               ("qos.txt", QOS_ARGV))
+#: QOS flags that let a job go past its partition's MaxTime, MaxNodes or MinNodes, or put the QOS's limits before
+#: a partition QOS's (resource_limits.html); profiles do not model them, so detection notes them
+_PAST_PARTITION_FLAGS = ("PartitionTimeLimit", "PartitionMaxNodes", "PartitionMinNodes", "OverPartQOS")
 RUNTIME_PROGRAMS = {"apptainer": "apptainer", "singularity": "singularity", "ch-run": "charliecloud"}
 
 # A key starts a record field when it follows whitespace (or the start): values such as
@@ -179,6 +189,45 @@ def vendor_is_named(gpu_types: Iterable[str], features: Iterable[str] = ()) -> b
     if types:
         return all(gpu_type_vendor(t) for t in types)
     return bool(_feature_vendor(features))
+
+
+def parse_tres(text: str) -> dict[str, str]:
+    """A TRES list as sacctmgr prints it, ``cpu=64,gres/gpu=8,node=2`` → {"cpu": "64", "gres/gpu": "8", "node": "2"};
+    {} for an empty one."""
+    pairs = (item.partition("=") for item in _split_top(text) if "=" in item)
+    return {key.strip().lower(): value.strip() for key, _, value in pairs}
+
+
+def parse_sacctmgr_qos(text: str, notes: list[str] | None = None) -> tuple[Qos, ...]:
+    """The QOS in ``sacctmgr -nP show qos format=Name,MaxWall,MaxTRESPerJob,MinTRESPerJob,Flags`` output
+    (:data:`QOS_ARGV`), each with its MaxWall and the nodes and GPUs (``gres/gpu``, not a typed ``gres/gpu:a100``)
+    of its per-job TRES limits. A QOS whose flags let jobs past a partition's limits, which profiles do not model, is
+    noted in ``notes``, as is a line that is not five fields."""
+    notes = notes if notes is not None else []
+    found: list[Qos] = []
+    odd: list[str] = []
+    past: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = line.split("|")
+        if len(fields) != 5 or not fields[0].strip():
+            odd.append(line.strip())
+            continue
+        name, wall, most, least, flags = (f.strip() for f in fields)
+        most_tres, least_tres = parse_tres(most), parse_tres(least)
+        found.append(Qos(name=name, max_time=_time(wall), max_nodes=_int(most_tres.get("node")) or None,
+                         min_nodes=_int(least_tres.get("node")) or None,
+                         max_gpus=_int(most_tres.get("gres/gpu")) or None))
+        shown = [f for f in _PAST_PARTITION_FLAGS if f.lower() in flags.lower().split(",")]
+        if shown:
+            past.append(f"{name} ({', '.join(shown)})")
+    if odd:
+        notes.append(f"sacctmgr lines not read as Name|MaxWall|MaxTRES|MinTRES|Flags: {'; '.join(odd[:3])}")
+    if past:
+        notes.append(f"QOS {', '.join(past)} may let jobs go past their partition's limits, which the profile does "
+                     "not model: the profile check still holds such jobs to the partition's max_time and max_nodes")
+    return tuple(found)
 
 
 def scheduler_version_from(text: str) -> str:
@@ -400,7 +449,7 @@ def _vendors(partitions: list[Partition], default_gpu: str, features: dict[str, 
 
 
 def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = "detected",
-                          version_text: str = "", config_text: str = "", login_host: str = "",
+                          version_text: str = "", config_text: str = "", qos_text: str = "", login_host: str = "",
                           runtimes: tuple[str, ...] = ("apptainer",), runtimes_render_only: tuple[str, ...] = (),
                           apptainer_binary: str = "apptainer", notes: list[str] | None = None) -> ClusterProfile:
     """A profile from ``scontrol show partition`` and ``scontrol show node`` text (pure).
@@ -416,8 +465,9 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
     of the node with the most full GPUs (MIG slices count on nodes that have nothing else), never summed over
     different nodes; ``gpus_per_type`` the most of each type one node has, where that differs. The GPU vendor
     cannot be read from Slurm: it is guessed per partition from the gres type names (:func:`guess_gpu_vendor`);
-    check it. ``default_gpu_partition`` is chosen by :func:`_default_gpu`. What needs a person's review is
-    appended to ``notes`` as sentences. Raises :class:`ProfileError` when the text holds no partition.
+    check it. ``default_gpu_partition`` is chosen by :func:`_default_gpu`. The QOS and their per-job limits come
+    from ``qos_text`` (:func:`parse_sacctmgr_qos`; none without it). What needs a person's review is appended to
+    ``notes`` as sentences. Raises :class:`ProfileError` when the text holds no partition.
     """
     notes = notes if notes is not None else []
     part_records = parse_scontrol(partitions_text, "PartitionName")
@@ -466,6 +516,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
         default_partition=default,
         default_gpu_partition=default_gpu,
         partitions=tuple(partitions),
+        qos=parse_sacctmgr_qos(qos_text, notes),
     )
 
 
@@ -552,6 +603,7 @@ def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = No
     nodes_text = run(list(NODES_ARGV))
     version_text = run(list(VERSION_ARGV))
     config_text = run(list(CONFIG_ARGV))
+    qos_text = _read_qos(run, notes)
     if which is None:
         import shutil
         path = (env or {}).get("PATH", os.environ.get("PATH", ""))
@@ -562,8 +614,22 @@ def detect_profile(name: str = "detected", *, env: Mapping[str, str] | None = No
         notes.append("this machine has no host name other than localhost: set login_host in the profile to the "
                      "host your users ssh to (the Jupyter job's tunnel command names it)")
     return profile_from_scontrol(partitions_text, nodes_text, name=name, version_text=version_text,
-                                 config_text=config_text, login_host=host, runtimes=runtimes, runtimes_render_only=render_only,
+                                 config_text=config_text, qos_text=qos_text, login_host=host, runtimes=runtimes,
+                                 runtimes_render_only=render_only,
                                  apptainer_binary=binary, notes=notes)
+
+
+def _read_qos(run: Callable[[list[str]], str], notes: list[str]) -> str:
+    """``sacctmgr show qos`` output (:data:`QOS_ARGV`), or "" with a note where sacctmgr cannot answer: a cluster
+    without an accounting database (the practice cluster has none) or without sacctmgr. Detection carries on: the
+    profile then lists no QOS, and QOS limits are not checked."""
+    try:
+        return run(list(QOS_ARGV))
+    except RunError as exc:
+        reason = str(exc).splitlines()[0]
+        notes.append(f"the QOS limits were not read ({reason}), so the profile lists no [[qos]]; where the site's QOS "
+                     "limit jobs (MaxWall, nodes, GPUs), add them by hand (docs/profiles.md, QOS)")
+        return ""
 
 
 def saved_commands(sep: str = "\n") -> str:
@@ -582,7 +648,7 @@ def detect_from_saved(folder: str | os.PathLike[str], name: str = "detected", *,
     """A profile from Slurm output saved on the cluster into ``folder`` (:data:`SAVED_FILES`: a colleague's
     output, or a docs page's), so detection needs no access to the cluster. ``partitions.txt`` is needed; without
     ``nodes.txt`` node sizes come from the partition records, without ``config.txt`` mpi_default and the Slurm
-    version stay empty (both said in ``notes``). The runtimes and the login host are the cluster's login shell's
+    version stay empty, without ``qos.txt`` the profile lists no QOS (each said in ``notes``). The runtimes and the login host are the cluster's login shell's
     business, which no saved output shows: they keep the defaults and a note says to set them. Raises
     :class:`ProfileError` for a folder or partitions.txt that is missing or unreadable."""
     notes = notes if notes is not None else []
@@ -604,11 +670,14 @@ def detect_from_saved(folder: str | os.PathLike[str], name: str = "detected", *,
     if not texts["config.txt"].strip():
         notes.append(f"{where} has no config.txt: mpi_default and scheduler_version stay empty; save "
                      f"`{' '.join(CONFIG_ARGV)} > config.txt` on the cluster to fill them")
+    if not texts["qos.txt"].strip():
+        notes.append(f"{where} has no qos.txt: the profile lists no QOS limits; save `{' '.join(QOS_ARGV)} > qos.txt` "
+                     "on the cluster (where it has an accounting database) to fill them")
     notes.append("saved Slurm output does not show the container runtimes or the login host: set runtimes "
                  "(runtimes = [\"singularity\"] and apptainer_binary = \"singularity\" on a site without Apptainer) "
                  "and login_host")
     return profile_from_scontrol(texts["partitions.txt"], texts["nodes.txt"], name=name,
-                                 config_text=texts["config.txt"], notes=notes)
+                                 config_text=texts["config.txt"], qos_text=texts["qos.txt"], notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:

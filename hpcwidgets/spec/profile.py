@@ -32,6 +32,14 @@ partition (``gpu_jobs_to_default_gpu_partition``, as IDRIS Jean Zay does), the d
 default entry, unless that is selected by QOS/constraint and the job asks for a different QOS or constraint
 (then the limits are unknown and not checked). A partition that lists GPU types takes only those; one that lists
 none takes any (:meth:`Partition.offers_gpu_type`).
+
+QOS (``[[qos]]``, :class:`Qos`): names listed once each, in any case (Slurm keeps them in lower case); a QOS's
+``max_time`` is a Slurm time and its ``min_nodes`` not above its ``max_nodes``; when any are listed, every QOS a
+partition names (``qos``, ``allowed_qos``) is among them, since a job check reports any other as unknown; with
+``qos_required`` there is a QOS to choose from. A job must stay within both its partition's limits and its QOS's
+(resource_limits.html): the lower time, node and GPU limit applies. The QOS flags that let a QOS go past a
+partition's limits (PartitionTimeLimit, PartitionMaxNodes, PartitionMinNodes), partition QOS (slurm.conf
+``QOS=``) and the OverPartQOS order between the two, and limits per user or account are not modelled.
 """
 
 from __future__ import annotations
@@ -157,8 +165,38 @@ def _path_problems(field: str, label: str, value: str) -> list[Problem]:
     return []
 
 
+class _SiteLimits(Spec):
+    """A table of limits as sites write them (a partition, a QOS): :meth:`from_dict` also takes the values a site's
+    own files and Slurm's output write where their meaning is plain (:func:`_lenient`)."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Also takes the values a site's own files and Slurm's output write where their meaning is plain
+        (:func:`_lenient`), and refuses the ambiguous ones with the fix; every problem of the table is raised at
+        once, with those of the other values."""
+        if not isinstance(data, dict):
+            return super().from_dict(data)
+        values: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for name, value in data.items():
+            try:
+                fixed = _lenient(name, value)
+            except ValueError as exc:
+                problems.append(Problem(name, str(exc)))
+                continue
+            if fixed is not _LEAVE_OUT:
+                values[name] = fixed
+        try:
+            model = super().from_dict(values)
+        except ValidationError as exc:
+            raise ValidationError(problems + list(exc.problems), subject=exc.subject) from None
+        if problems:
+            raise ValidationError(problems, subject=cls.kind)
+        return model
+
+
 @dataclass(frozen=True)
-class Partition(Spec):
+class Partition(_SiteLimits):
     """A Slurm partition (queue) with the limits a job must stay within.
 
     Node sizes describe the largest node of the partition, so a check never rejects a job that some
@@ -261,31 +299,6 @@ class Partition(Spec):
 
     def describe(self) -> str:
         return f"partition {self.name or '(unnamed)'}"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
-        """Also takes the values a site's own files and Slurm's output write where their meaning is plain
-        (:func:`_lenient`), and refuses the ambiguous ones with the fix; every problem of the table is raised at
-        once, with those of the other values."""
-        if not isinstance(data, dict):
-            return super().from_dict(data)
-        values: dict[str, Any] = {}
-        problems: list[Problem] = []
-        for name, value in data.items():
-            try:
-                fixed = _lenient(name, value)
-            except ValueError as exc:
-                problems.append(Problem(name, str(exc)))
-                continue
-            if fixed is not _LEAVE_OUT:
-                values[name] = fixed
-        try:
-            part = super().from_dict(values)
-        except ValidationError as exc:
-            raise ValidationError(problems + list(exc.problems), subject=exc.subject) from None
-        if problems:
-            raise ValidationError(problems, subject=cls.kind)
-        return part
 
     @property
     def is_slurm_partition(self) -> bool:
@@ -494,18 +507,18 @@ class Partition(Spec):
 #: a partition's memory fields: Slurm sizes, where slurm.conf writes a whole number of MB (RealMemory=257400)
 _MEM_FIELDS = ("mem_per_node", "gpu_node_mem", "max_mem_per_job", "def_mem_per_cpu", "max_mem_per_cpu",
                "def_mem_per_gpu")
-#: a partition's count fields (whole numbers)
+#: a partition's and a QOS's count fields (whole numbers)
 _COUNT_FIELDS = ("max_nodes", "cpus_per_node", "gpus_per_node", "max_cpus_per_job", "max_gpus_per_job", "gpu_nodes",
-                 "gpu_node_cpus")
+                 "gpu_node_cpus", "min_nodes", "max_gpus")
 #: the fields where Slurm's UNLIMITED (scontrol: MaxNodes=UNLIMITED, DefMemPerNode=UNLIMITED) means "none": left out
 _UNLIMITED_MEANS_NONE = ("max_nodes", "max_cpus_per_job", "max_gpus_per_job", "max_mem_per_job", "def_mem_per_cpu",
-                         "max_mem_per_cpu", "def_mem_per_gpu")
+                         "max_mem_per_cpu", "def_mem_per_gpu", "max_gpus")
 #: :func:`_lenient`'s answer for a value that means the field's default (no limit)
 _LEAVE_OUT = object()
 
 
 def _lenient(name: str, value: Any) -> Any:
-    """A partition's ``value`` for field ``name`` as the model holds it, where a profile file may write it another
+    """A partition's (or a QOS's) ``value`` for field ``name`` as the model holds it, where a profile file may write it another
     way whose meaning is plain: memory as a whole number of MB (``mem_per_node = 257400``, as slurm.conf writes
     RealMemory), a count as digits with spaces around them or as a whole float (``4.0``), and UNLIMITED for a
     limit (:data:`_LEAVE_OUT`). Raises ``ValueError`` with the fix for a value that could mean two things: a bare
@@ -552,6 +565,56 @@ def _node_size(out: list[Problem], field: str, text: Any, what: str, fix: str) -
         out.append(Problem(field, f"{what} {text!r} is not a node size; write {fix}"))
         return None
     return size
+
+
+@dataclass(frozen=True)
+class Qos(_SiteLimits):
+    """A Slurm QOS (sbatch --qos) and the limits it sets on each job, as ``sacctmgr show qos`` lists them: MaxWall,
+    and the nodes and GPUs of MaxTRESPerJob and MinTRESPerJob.
+
+    Slurm applies these besides the partition's limits: a job must fit both, so the lower time and node limits
+    win (resource_limits.html: a QOS cannot raise a partition's MaxTime or MaxNodes unless it has the
+    PartitionTimeLimit or PartitionMaxNodes flag, which this model leaves out).
+    """
+
+    kind = "profile.qos"
+
+    name: str = opt("", label="QOS name", role="internal", placeholder="standard",
+                    help="The name given to sbatch --qos (Slurm matches it in any case).")
+    description: str = opt("", label="Description", role="internal",
+                           help="One line for people choosing a QOS, e.g. 'short test jobs, at most 4 nodes'.")
+    max_time: str = opt("", label="Maximum time", role="internal", placeholder="24:00:00",
+                        help="The longest --time a job with this QOS may ask for (MaxWall, Slurm notation); empty or "
+                             "UNLIMITED for no limit.")
+    max_nodes: int | None = opt(None, label="Maximum nodes", role="internal", minimum=1,
+                                help="The most nodes one job with this QOS may use (MaxTRESPerJob node=N); leave it "
+                                     "out for no limit.")
+    min_nodes: int | None = opt(None, label="Minimum nodes", role="internal", minimum=1,
+                                help="The fewest nodes a job with this QOS must use (MinTRESPerJob node=N), as QOS for "
+                                     "large jobs set (ARCHER2's largescale); leave it out for none.")
+    max_gpus: int | None = opt(None, label="Maximum GPUs per job", role="internal", minimum=1,
+                               help="The most GPUs one job with this QOS may use in total (MaxTRESPerJob "
+                                    "gres/gpu=N); leave it out for no limit.")
+
+    def describe(self) -> str:
+        return f"QOS {self.name or '(unnamed)'}"
+
+    def max_seconds(self) -> int | None:
+        """The time limit in seconds, None when there is none."""
+        return _limit(self.max_time)
+
+    def _check(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not self.name:
+            out.append(Problem("name", "a QOS needs a name (what sbatch --qos takes)"))
+        elif isinstance(self.name, str) and not _NAME.fullmatch(self.name):
+            out.append(Problem("name", f"{self.name!r} is not a QOS name (letters, digits, _ . + -)"))
+        out += _time_problem("max_time", f"maximum time of {self.describe()}", self.max_time)
+        low, high = _positive(self.min_nodes), _positive(self.max_nodes)
+        if low and high and low > high:
+            out.append(Problem("min_nodes", f"{self.describe()}: minimum nodes {low} is more than maximum nodes {high}, "
+                                            f"so no job could use it; lower min_nodes or raise max_nodes"))
+        return out
 
 
 @dataclass(frozen=True)
@@ -711,6 +774,14 @@ class ClusterProfile(Spec):
                                     help="false when the profile lists only some of the site's partitions (owner, "
                                          "condo or hidden ones left out): a job naming a partition not listed is "
                                          "then a warning, not an error.")
+    qos: tuple[Qos, ...] = opt((), label="QOS", role="internal",
+                               help="The QOS jobs may name (sbatch --qos) and the limits each sets on one job; in "
+                                    "TOML one [[qos]] table each. When any are listed, a job naming another QOS is "
+                                    "reported. Empty: QOS limits are not checked.")
+    qos_required: bool = opt(False, label="QOS required", role="internal",
+                             help="true when the site rejects a job that names no QOS (ARCHER2, Cirrus: --qos=standard "
+                                  "and others): the profile check then reports such a job and names the QOS to "
+                                  "choose from.")
     examples: ExampleSettings = opt(ExampleSettings(), label="Example settings", role="internal",
                                     help="Image, data and working directory the example workflows use on this site.")
 
@@ -740,6 +811,26 @@ class ClusterProfile(Spec):
     def slurm_partition_names(self) -> list[str]:
         """The names a job may give to --partition (entries selected by QOS/constraint are left out)."""
         return [p.name for p in _tup(self.partitions) if isinstance(p, Partition) and p.is_slurm_partition]
+
+    def qos_named(self, name: str) -> Qos | None:
+        """The QOS the profile lists as ``name`` (in any case, as Slurm matches QOS names), None when it lists none
+        such."""
+        wanted = _str(name).lower()
+        return next((q for q in _tup(self.qos) if isinstance(q, Qos) and _str(q.name).lower() == wanted), None) \
+            if wanted else None
+
+    def qos_names(self) -> list[str]:
+        """The names of the QOS the profile lists ([[qos]] tables); when there are any, a job may name no other."""
+        return [q.name for q in _tup(self.qos) if isinstance(q, Qos) and _str(q.name)]
+
+    def qos_choices(self) -> list[str]:
+        """The QOS names to offer a job: those the profile lists, else those its partitions name."""
+        listed = self.qos_names()
+        if listed:
+            return listed
+        named = [n for p in _tup(self.partitions) if isinstance(p, Partition)
+                 for n in (_str(p.qos), *_tup(p.allowed_qos)) if isinstance(n, str) and n]
+        return list(dict.fromkeys(named))
 
     def gpu_partitions(self) -> tuple[Partition, ...]:
         return tuple(p for p in _tup(self.partitions) if isinstance(p, Partition) and p.has_gpus)
@@ -951,6 +1042,7 @@ class ClusterProfile(Spec):
         if _str(self.account) and not _ACCOUNT.fullmatch(self.account):
             out.append(Problem("account", f"{self.account!r} is not an account name (letters, digits, _ . + - @)"))
         out += self._partition_checks()
+        out += self._qos_checks()
         if isinstance(self.examples, ExampleSettings):
             out += _vendor_problems(_str(self.gpu_vendor), _str(self.examples.image_source))
         return out
@@ -995,6 +1087,33 @@ class ClusterProfile(Spec):
         if gpu_names and self.gpu_vendor == "none":
             out.append(Problem("gpu_vendor", f"partitions {', '.join(gpu_names)} have GPUs but the GPU vendor is none; "
                                              "set it to nvidia, amd or intel"))
+        return out
+
+    def _qos_checks(self) -> list[Problem]:
+        """QOS names listed once each (in any case: Slurm keeps them in lower case); a partition's qos and
+        allowed_qos among them when any are listed, since a job check reports every other QOS as unknown; a QOS to
+        choose from where one is required."""
+        out: list[Problem] = []
+        names = self.qos_names()
+        lowered = [n.lower() for n in names]
+        dups = sorted({n for n in names if lowered.count(n.lower()) > 1})
+        if dups:
+            out.append(Problem("qos", f"QOS {', '.join(dups)} is listed more than once (Slurm matches QOS names in "
+                                      "any case); keep one [[qos]] table each"))
+        if names:
+            for p in _tup(self.partitions):
+                if not isinstance(p, Partition):
+                    continue
+                missing = [n for n in dict.fromkeys((_str(p.qos), *_tup(p.allowed_qos)))
+                           if isinstance(n, str) and n and n.lower() not in lowered]
+                if missing:
+                    out.append(Problem("partitions", f"partition {p.name} names QOS {', '.join(missing)}, which no "
+                                                     f"[[qos]] table lists; add a table for each (its name alone if "
+                                                     f"it sets no limits), or correct the name (listed: "
+                                                     f"{', '.join(names)})"))
+        if self.qos_required is True and not self.qos_choices():
+            out.append(Problem("qos_required", "qos_required = true, but no QOS is listed to choose from; add a "
+                                               "[[qos]] table for each QOS jobs may name"))
         return out
 
 
@@ -1111,6 +1230,41 @@ def _account_problem(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     return [Problem("account", f"{profile.name} rejects a job that names no account; {fix}")]
 
 
+def _qos_problems(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
+    """A --qos the profile does not list (with the listed name it is closest to), and no --qos on a site that
+    requires one (``qos_required``), naming the QOS to choose from."""
+    asked, names = _str(job.qos), profile.qos_names()
+    if asked:
+        if not names or profile.qos_named(asked) is not None:
+            return []
+        import difflib
+        by_lower = {n.lower(): n for n in names}
+        near = difflib.get_close_matches(asked.lower(), list(by_lower), n=1, cutoff=0.6)
+        guess = f" (did you mean {by_lower[near[0]]}?)" if near else ""
+        return [Problem("qos", f"{profile.name} has no QOS {asked!r}{guess}: Slurm refuses the job ('Invalid qos "
+                               f"specification'); use one of: {', '.join(names)}")]
+    if profile.qos_required is not True:
+        return []
+    part = profile.entry_for(job)
+    choices = [n for n in profile.qos_choices() if part is None or _allows_qos(part, n)]
+    fits = [n for n in choices if (q := profile.qos_named(n)) is None or _qos_fits(q, job)] or choices
+    shown = ", ".join(_qos_summary(profile.qos_named(n)) or n for n in fits)
+    return [Problem("qos", f"{profile.name} rejects a job that names no QOS; add --qos with one of: {shown}")]
+
+
+def _qos_summary(qos: Qos | None) -> str:
+    """A QOS and its limits for a list of choices: ``short (at most 00:20:00, at most 4 nodes)``; "" for None."""
+    if qos is None:
+        return ""
+    fewest, most, gpus = _positive(qos.min_nodes), _positive(qos.max_nodes), _positive(qos.max_gpus)
+    limits = [f"at most {qos.max_time}" if qos.max_seconds() is not None else "",
+              f"{fewest}-{most} nodes" if fewest and most else f"at least {fewest} nodes" if fewest
+              else f"at most {most} nodes" if most else "",
+              f"at most {gpus} GPUs" if gpus else ""]
+    shown = ", ".join(w for w in limits if w)
+    return f"{qos.name} ({shown})" if shown else qos.name
+
+
 def _partition_kept_as_written(job: SlurmJob) -> bool:
     """Whether a directive the model keeps as written names the partition (a line with words it could not read,
     ``--partition=<YOUR PARTITION>``): the job names a partition, which one is unknown."""
@@ -1129,9 +1283,14 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     Slurm partition its --qos/--constraint select; else, for a GPU job on a site that routes those to its
     default GPU partition, that partition; else the default entry (not when the job's QOS or constraint
     points away from a default that is selected by QOS/constraint: its limits are then unknown).
+
+    The job's QOS (its --qos, else the ``qos`` of that entry) adds its own limits where the profile lists it
+    (``[[qos]]``): Slurm applies both, so for time, nodes and GPUs per job the lower limit is checked and the
+    message names whose it is. A --qos the profile does not list, and none where the site requires one
+    (``qos_required``), are problems of field ``qos``.
     """
     job = _well_typed(job)
-    out: list[Problem] = _account_problem(profile, job)
+    out: list[Problem] = _account_problem(profile, job) + _qos_problems(profile, job)
     if not profile.partition_names():
         return out
     if job.partition:
@@ -1317,34 +1476,50 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
                                         f"{_STATE_EFFECT[part.state]}){fix}"))
     # QOS: the job's, else the one the entry fills in (with neither, the account's default QOS, which is unknown here)
     qos = _str(job.qos) or _str(part.qos)
-    if not _allows_qos(part, qos):
+    unlisted = bool(_str(job.qos) and profile.qos_names() and profile.qos_named(job.qos) is None)
+    if not _allows_qos(part, qos) and not unlisted:  # a QOS the profile does not list: _qos_problems says so
         allowed = ", ".join(part.allowed_qos)
         elsewhere = _others(profile, lambda p: True, part, job.replace(qos=qos), gpus=bool(gpus))
         hint = f", or use a partition that allows {qos}: {elsewhere}" if elsewhere else ""
         out.append(Problem("qos", f"{where} does not allow QOS {qos} (it allows {allowed}): Slurm refuses the job "
                                   f"('Invalid qos specification') or holds it pending ('Job's QOS not permitted to use "
                                   f"this partition'); ask for one of them with --qos{hint}"))
-    # time
-    limit = part.max_seconds()
-    if job.time and limit is not None:
-        try:
-            asked = parse_time(job.time)
-        except ValueError:
-            asked = None
-        if asked is not None and (asked == UNLIMITED or asked > limit):
+    # the limits of that QOS, where the profile lists it (a site that requires --qos fills in none)
+    limits = profile.qos_named(qos) if _str(job.qos) or profile.qos_required is not True else None
+    qos_where = "" if limits is None else f"QOS {limits.name}" + (
+        "" if _str(job.qos) else f" (the QOS of {part.where()}, as the job names no --qos)")
+    # time: the lower of the partition's and the QOS's limit (Slurm applies both)
+    asked = _seconds(job.time)
+    limit, limit_text, limit_where = part.max_seconds(), part.max_time, where
+    if limits is not None and limits.max_seconds() is not None and (limit is None or limits.max_seconds() < limit):
+        limit, limit_text, limit_where = limits.max_seconds(), limits.max_time, qos_where
+    if asked is not None and limit is not None and (asked == UNLIMITED or asked > limit):
+        if limit_where == where:
             longer = _others(profile, lambda p: p.max_seconds() is None or
                              (asked != UNLIMITED and p.max_seconds() >= asked), part, job, gpus=bool(gpus))
             hint = f", or use a partition that allows it: {longer}" if longer else ""
-            shown = f"--time={job.time} (no limit)" if asked == UNLIMITED else job.time
-            out.append(Problem("time", f"{shown} is over the {part.max_time} limit of {where}; ask for at most "
-                                       f"{part.max_time}{hint}"))  # the limit as the site writes it
-    # nodes
-    if job.nodes and part.max_nodes and job.nodes > part.max_nodes:
-        out.append(Problem("nodes", f"{job.nodes} nodes is more than {where} allows ({part.max_nodes}); "
-                                    f"ask for at most {part.max_nodes}"))
+        else:
+            hint = _qos_hint(profile, part, job, limits)
+        shown = f"--time={job.time} (no limit)" if asked == UNLIMITED else job.time
+        out.append(Problem("time", f"{shown} is over the {limit_text} limit of {limit_where}; ask for at most "
+                                   f"{limit_text}{hint}"))  # the limit as the site writes it
+    # nodes: the lower of the partition's and the QOS's limit, and the fewest the QOS takes
+    most, most_where = part.max_nodes, where
+    qos_most = _positive(limits.max_nodes) if limits is not None else None
+    if qos_most and not (most and most <= qos_most):
+        most, most_where = qos_most, qos_where
+    if job.nodes and most and job.nodes > most:
+        hint = _qos_hint(profile, part, job, limits) if most_where != where else ""
+        out.append(Problem("nodes", f"{job.nodes} nodes is more than {most_where} allows ({most}); "
+                                    f"ask for at most {most}{hint}"))
     elif gpus and job.nodes and isinstance(part.gpu_nodes, int) and part.has_gpus and job.nodes > part.gpu_nodes:
         out.append(Problem("nodes", f"{job.nodes} nodes with GPUs is more than {where} has: only {part.gpu_nodes} of "
                                     f"its nodes have GPUs; ask for at most {part.gpu_nodes}"))
+    fewest = _positive(limits.min_nodes) if limits is not None else None
+    if fewest and job.node_count < fewest:
+        out.append(Problem("nodes", f"{qos_where} is for jobs of at least {fewest} nodes, and the job asks for "
+                                    f"{_count(job.node_count, 'node')}; ask for --nodes={fewest} or more"
+                                    f"{_qos_hint(profile, part, job, limits)}"))
     # GPUs
     gpu_field = "gpus_per_node" if job.gpus_per_node else ("gpus" if job.gpus else "gpus_per_task")
     typed = job.gpu_type in _tup(part.gpu_types) and bool(_tup(part.gpus_per_type))
@@ -1428,13 +1603,52 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
                                               f"{format_mem(per_gpu * gpus)}, more than the {mem_nodes} of {where} "
                                               f"have ({mem_text}); ask for at most "
                                               f"{format_mem(node_mem // gpus)} per GPU"))
-    out += _per_job(profile, part, job, where, cpus=cpus, cpu_field=cpu_field, gpus=gpus, gpu_field=gpu_field)
+    out += _per_job(profile, part, job, where, cpus=cpus, cpu_field=cpu_field, gpus=gpus, gpu_field=gpu_field,
+                    limits=limits, qos_where=qos_where)
     return out
 
 
+def _seconds(time: str) -> int | None:
+    """A job's --time in seconds (UNLIMITED for no limit); None when it sets none or Slurm could not read it."""
+    if not time:
+        return None
+    try:
+        return parse_time(time)
+    except ValueError:
+        return None
+
+
+def _positive(count: Any) -> int | None:
+    """A limit that is a count above 0, else None (no limit)."""
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
+
+
+def _job_gpus_total(job: SlurmJob) -> int:
+    """GPUs the whole job uses: --gpus, else its GPUs on each node × its nodes."""
+    return gpu_total(job.gpus) or job.gpus_on_each_node * job.node_count
+
+
+def _qos_fits(qos: Qos, job: SlurmJob) -> bool:
+    """Whether ``job`` is within the time, node and GPU limits of ``qos``."""
+    asked, most = _seconds(job.time), qos.max_seconds()
+    nodes = job.node_count
+    return (asked is None or most is None or (asked != UNLIMITED and asked <= most)) \
+        and nodes <= (_positive(qos.max_nodes) or nodes) and nodes >= (_positive(qos.min_nodes) or nodes) \
+        and _job_gpus_total(job) <= (_positive(qos.max_gpus) or _job_gpus_total(job))
+
+
+def _qos_hint(profile: ClusterProfile, part: Partition, job: SlurmJob, current: Qos | None) -> str:
+    """", or use a QOS whose limits it fits: --qos=long", naming the other QOS the profile lists that ``part`` allows
+    and whose time, node and GPU limits the job is within; "" when there is none."""
+    fits = [q.name for q in _tup(profile.qos) if isinstance(q, Qos) and q is not current and _str(q.name)
+            and _allows_qos(part, q.name) and _qos_fits(q, job)]
+    return f", or use a QOS whose limits it fits: {', '.join(f'--qos={n}' for n in fits)}" if fits else ""
+
+
 def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str, *, cpus: int, cpu_field: str,
-             gpus: int, gpu_field: str) -> list[Problem]:
-    """The partition's limits on a whole job (all nodes together): CPUs, memory, GPUs."""
+             gpus: int, gpu_field: str, limits: Qos | None = None, qos_where: str = "") -> list[Problem]:
+    """The limits on a whole job (all nodes together): the partition's CPUs and memory, and the lower of its and the
+    job's QOS's (``limits``, named ``qos_where``) GPUs."""
     out: list[Problem] = []
     nodes = job.node_count
     many = f" on {nodes} nodes" if nodes > 1 else ""
@@ -1451,11 +1665,14 @@ def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str
         out.append(Problem(cpu_field, f"the job uses {total_cpus} CPUs{many}, but {where} allows at most {limit} per "
                                       f"job; ask for at most {limit} CPUs in total{hint}"))
     # GPUs in total
-    total_gpus = gpu_total(job.gpus) or gpus * nodes
-    limit = part.max_gpus_per_job if isinstance(part.max_gpus_per_job, int) and part.max_gpus_per_job > 0 else None
+    total_gpus = _job_gpus_total(job)
+    limit, limit_where, hint = _positive(part.max_gpus_per_job), where, ""
+    qos_most = _positive(limits.max_gpus) if limits is not None else None
+    if qos_most and not (limit and limit <= qos_most):
+        limit, limit_where, hint = qos_most, qos_where, _qos_hint(profile, part, job, limits)
     if limit and total_gpus > limit:
-        out.append(Problem(gpu_field, f"the job uses {total_gpus} GPUs{many}, but {where} allows at most {limit} per "
-                                      f"job; ask for at most {limit} GPUs in total"))
+        out.append(Problem(gpu_field, f"the job uses {total_gpus} GPUs{many}, but {limit_where} allows at most {limit} "
+                                      f"per job; ask for at most {limit} GPUs in total{hint}"))
     # memory in total
     job_mem = part.mem_per_job_mib()
     if job_mem is not None and job_mem > 0:
