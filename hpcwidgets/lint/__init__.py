@@ -194,8 +194,11 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
         try:
             parsed = read_build_file(text, form, path) if form else read_script(_shell_text(text), path)
         except ParseError as exc:
-            what = {"apptainer": "definition file", "docker": "Dockerfile"}.get(form, "script")
-            return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the {what}: {exc.message}", None, path)]
+            if form:
+                what = {"apptainer": "definition file", "docker": "Dockerfile"}[form]
+                return [Finding("HPC000", "error", max(exc.line, 1), f"cannot read the {what}: {exc.message}", None,
+                                path)]
+            return _directives_of_unreadable(text, exc, profile, path, wanted, skipped)
     kind = "build" if form else "script"
     chosen = [r for code, r in rules().items()
               if r.kind == kind and (not wanted or code in wanted) and code not in skipped]
@@ -209,6 +212,32 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
         out = _no_lines_into_chains(parsed, out)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
+
+
+#: the rule groups that judge the #SBATCH lines alone, against each other and against the cluster profile
+#: (HPC3xx: directives, HPC4xx: profile); a rule of theirs that reads the commands finds none and stays silent
+_DIRECTIVE_GROUPS = ("HPC3", "HPC4")
+
+
+def _directives_of_unreadable(text: str, exc: Any, profile: Any, path: str, wanted: frozenset[str],
+                              skipped: frozenset[str]) -> list[Finding]:
+    """Findings for a job script whose shell code cannot be read (``srun prog <options>``, a template's placeholder
+    left in): the ``HPC000`` error, and what the rules of :data:`_DIRECTIVE_GROUPS` find in its ``#SBATCH`` lines,
+    which sbatch reads whatever the code below them says. The rules about the commands cannot run."""
+    from ..parse.script import read_script
+    problem = Finding("HPC000", "error", max(exc.line, 1),
+                      f"cannot read the script: {exc.message}; until it reads, only its #SBATCH lines are checked "
+                      "(rules HPC3xx and HPC4xx), not its commands", None, path)
+    chosen = [r for code, r in rules().items() if r.kind == "script" and code.startswith(_DIRECTIVE_GROUPS)
+              and (not wanted or code in wanted) and code not in skipped]
+    # every line but the comments (#!, #SBATCH) and blank ones becomes the no-op ":", so the line numbers stay;
+    # a comment is what bash reads as one: "#" after blanks only (a carriage return before it makes a word)
+    kept = [line if not line.strip(" \t") or line.lstrip(" \t").startswith("#") else ":"
+            for line in _readable(text).split("\n")]
+    parsed = read_script("\n".join(kept), path)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted([problem, *_run(chosen, Context(parsed, profile, path, text))],
+                  key=lambda f: (f.line, order[f.severity], f.code))
 
 
 #: letters typed for the digits they look like, in a rule code's number

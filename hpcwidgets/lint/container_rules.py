@@ -7,6 +7,7 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 from typing import Any, Iterator
@@ -22,7 +23,7 @@ from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable, _holds_reference,
                         _only_sets_up, _script_env, _shell_c_script, _simple_commands, accelerate_path, apptainer_env,
                         as_run, cached, containers, each_component, env_flag, fix_for, in_job_component,
-                        job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor,
+                        job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor, python_code,
                         resources_from_command_line, run_words, shell_script_word, simple_commands, step_tasks, steps,
                         tasks_per_node, with_chain)
 from .network import _gpu_types, _mpirun_options
@@ -99,7 +100,9 @@ APPTAINER_FLAGS = re.compile(r"^(--nv|--nvccli|--rocm|--bind|-B|--mount|--cleane
       why="Without the flag the container sees no GPU driver: PyTorch silently falls back to the CPU (or fails "
           "with 'no CUDA GPUs are available') while the GPUs you were charged for sit idle. When another container "
           "step of the job has the flag, a step without it is most likely a CPU-only helper (tar, a compile) and is "
-          "only advice (HPC220), unless it starts a distributed launcher; --nv written after the image is HPC203. "
+          "only advice (HPC220), unless it starts a distributed launcher; so is a step whose program only shows "
+          "something (cowsay, echo, a --version, python -c that only imports and prints versions), which sites whose "
+          "every job must ask for a GPU show as a first container job. --nv written after the image is HPC203. "
           "APPTAINER_NV=1 (SINGULARITY_NV=1) exported before the step counts as --nv, and so does a CDI device "
           "naming a GPU (--device nvidia.com/gpu=all, SingularityCE 4's OCI mode). AMD GPUs (the profile's "
           "gpu_vendor, a GPU type such as mi250, or a script that shows ROCm) are left alone: ROCm images carry their "
@@ -121,8 +124,8 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
     reported: set[int] = set()
     for step, c, flag, other in _steps_without_gpu_flag(ctx):
-        if other is not None and step.chain.launcher is None:
-            continue  # another step has the flag: a CPU helper (tar, compile), HPC220 says so
+        if step.chain.launcher is None and (other is not None or gpu_free_program(ctx, step, c)):
+            continue  # a CPU helper (tar, compile) beside a step with the flag, or a program without GPU work: HPC220
         start = _instance_of(ctx, step, c)
         if start is not None:
             # exec/run instance://NAME joins the running instance: the GPUs are set up (or not) when it starts
@@ -340,6 +343,80 @@ def _code_lines_with_gpu_container(ctx: Context) -> list[Any]:
         if at is not None and words[at + 1:at + 2] in (["exec"], ["run"]) and any(w in GPU_FLAGS for w in words[at:]):
             out.append(cmd)
     return out
+
+
+#: programs that never touch a GPU and only show something: what a first container job runs to see that the
+#: container works (cowsay, echo, cat /etc/os-release). A helper that moves data (tar, cp) is advice only beside a
+#: step with --nv (HPC220): in a job where no step has the flag, the flag was most likely forgotten everywhere
+GPU_FREE_TOOLS = frozenset({"cowsay", "fortune", "echo", "printf", "cat", "ls", "date", "hostname", "uname", "whoami",
+                            "id", "env", "printenv", "pwd", "true", "sleep", "head", "tail", "wc", "du", "df"})
+
+#: options that make a program print a fact about itself and exit
+_SELF_REPORT = ("--version", "-V", "-version", "--help", "-h")
+
+#: attributes that hold a version (torch.__version__, sys.version, torch.version.cuda: CUDA's version at build time)
+_VERSION_ATTRS = frozenset({"__version__", "version", "VERSION", "version_info"})
+
+
+def gpu_free_program(ctx: Context, step: Any, c: Any) -> str:
+    """Why the program an ``apptainer exec`` step runs plainly does no GPU work ("" when it may): a tool of
+    :data:`GPU_FREE_TOOLS` (also every command of a ``bash -c`` script), a program asked only for ``--version`` or
+    ``--help`` (not a GPU tool such as nvidia-smi, which --nv brings into the container), or ``python -c`` code that
+    only imports modules and prints their versions. Anything else, a runscript or an instance's step is taken to use
+    the GPUs the job asks for."""
+    if c.action != "exec" or _instance_of(ctx, step, c) is not None:
+        return ""
+    prog = [str(w) for w in step.chain.program]
+    if not prog:
+        return ""
+    if shell_c_script(prog) is not None:
+        inner = [[str(w) for w in cmd.argv] for cmd in _simple_commands(_shell_c_script(step.command))]
+        return "its commands use no GPU" if inner and all(_gpu_free_words(w) for w in inner) else ""
+    return _gpu_free_words(prog)
+
+
+def _gpu_free_words(words: list[str]) -> str:
+    """:func:`gpu_free_program` for one command's words."""
+    if not words or any("$(" in w or "`" in w for w in words):
+        return ""  # a command substitution runs a program of its own
+    name = words[0].rsplit("/", 1)[-1]
+    if name in GPU_FREE_TOOLS:
+        return f"{name} uses no GPU"
+    if len(words) == 2 and words[1] in _SELF_REPORT and not name.startswith(("nvidia-", "rocm-")):
+        return f"{name} {words[1]} uses no GPU"
+    code = python_code(words)
+    if code is not None and len(words) == 3 and _prints_versions(code):
+        return "python -c only imports and prints versions, which needs no GPU"
+    return ""
+
+
+def _prints_versions(code: str) -> bool:
+    """Whether Python ``code`` only imports modules and prints constants, modules or their versions
+    (``import torch; print(torch.__version__)``). A call to anything but print, torch.cuda.is_available() among
+    them, is GPU work as far as this can tell."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+
+    def plain(node: ast.AST) -> bool:
+        if isinstance(node, ast.JoinedStr):
+            return all(plain(v.value) if isinstance(v, ast.FormattedValue) else True for v in node.values)
+        if isinstance(node, ast.Attribute):
+            chain = []
+            while isinstance(node, ast.Attribute):
+                chain.append(node.attr)
+                node = node.value
+            return isinstance(node, ast.Name) and bool(_VERSION_ATTRS.intersection(chain))
+        return isinstance(node, (ast.Constant, ast.Name))
+
+    def harmless(stmt: ast.stmt) -> bool:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            return True
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print" \
+            and all(plain(a) for a in call.args) and all(plain(k.value) for k in call.keywords)
+    return bool(tree.body) and all(harmless(stmt) for stmt in tree.body)
 
 
 #: bind sources that hold every user's home directory (the home's real path is not in the script)
@@ -597,11 +674,14 @@ def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC220", "container-step-without-gpu-flag", "info",
-      summary="one container step of a GPU job runs without --nv/--rocm while another step has it",
+      summary="a container step of a GPU job runs without --nv/--rocm while another step has it, or runs a program "
+              "that uses no GPU",
       why="Without the flag that step sees no GPU. That is right for a CPU-only helper step (unpacking data with "
           "tar, compiling), and as another step of the job passes the GPUs in, this is probably one; if the step "
-          "does use the GPU, it silently runs on the CPU. (A step that starts a distributed launcher such as "
-          "torchrun without the flag is still HPC201.)",
+          "does use the GPU, it silently runs on the CPU. It is right too for a program that only shows something "
+          "(cowsay, echo, a --version, python -c that only imports and prints versions): some sites make every job "
+          "ask for a GPU, and their first container example is such a step. (A step that starts a distributed "
+          "launcher such as torchrun without the flag is still HPC201, and so is any other program on its own.)",
       fix="Nothing for a CPU-only step; add --nv (NVIDIA) or --rocm (AMD) if it should use the GPU.",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -618,13 +698,17 @@ apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py --data "
 @each_component
 def _gpu_flag_on_other_step(ctx: Context) -> Iterator[Any]:
     for step, c, flag, other in _steps_without_gpu_flag(ctx):
-        if other is None or step.chain.launcher is not None:
+        if step.chain.launcher is not None:
             continue
         prog = str(step.chain.program[0]) if c.action == "exec" and step.chain.program else \
             {"run": "the image's runscript", "shell": "a shell", "test": "the image's tests"}.get(c.action, "its command")
-        yield (step.line, f"{c.binary} {c.action} runs {prog} without {flag}, so it sees no GPU; the container step "
-                          f"on line {other} passes the GPUs in, so this is probably a CPU-only helper step (fine); "
-                          f"add {flag} if it should use the GPU")
+        if other is not None:
+            yield (step.line, f"{c.binary} {c.action} runs {prog} without {flag}, so it sees no GPU; the container step "
+                              f"on line {other} passes the GPUs in, so this is probably a CPU-only helper step (fine); "
+                              f"add {flag} if it should use the GPU")
+        elif (reason := gpu_free_program(ctx, step, c)):
+            yield (step.line, f"{c.binary} {c.action} runs {prog} without {flag}, so it sees no GPU; {reason} (fine, "
+                              f"the job's GPUs stay unused by this step); add {flag} if it should use the GPU")
 
 
 def _gpus_come_with_partition(ctx: Context) -> bool:

@@ -97,6 +97,9 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
         for code, line, message in _empty_values(ctx):
             if not any(at == line for at, _ in out.get(code, [])):  # an empty count: the model's HPC308 says it
                 out.setdefault(code, []).append((line, message))
+        out.setdefault("HPC307", []).extend(_gres_and_gpus_per_node(ctx))
+        if not out["HPC307"]:
+            del out["HPC307"]
         for view, line, p in _component_problems(ctx, lambda job: job.problems() + job.advice()):
             field = p.field.split(".", 1)[0]
             if UNEXPANDED in p.message or field in NOT_DIRECTIVES or (
@@ -151,6 +154,71 @@ def _empty_values(ctx: Context) -> Iterator[tuple[str, int, str]]:
         yield (PROBLEM_CODES.get(d.field, OTHER_JOB_PROBLEM), d.line,
                f"{d.flag} is given no value: sbatch refuses an empty {name} and submits nothing; write {value} or "
                "remove the line")
+
+
+def _gpu_items(value: str, gres: bool) -> list[tuple[str, int]] | None:
+    """The GPUs per node a --gres value (``gres``) or a --gpus-per-node value asks for: ``(type, count)`` for each
+    GPU item, the type "" when none is named (``gpu:a100:2`` → ("a100", 2); ``4`` → ("", 4)); None when a count
+    is not a plain number, so nothing can be said of it."""
+    out = []
+    for item in filter(None, value.split(",")):
+        parts = item.split(":")
+        if gres:
+            if parts[0].removeprefix("gres/") != "gpu":
+                continue  # another generic resource (lscratch:100, nvme:10)
+            parts = parts[1:]
+        if len(parts) == 2:
+            kind, count = parts
+        elif not parts or parts[0][:1].isdigit():
+            kind, count = "", parts[0] if parts else "1"  # gpu alone is one GPU
+        elif len(parts) == 1:
+            kind, count = parts[0], "1"
+        else:
+            return None
+        if not count.isdigit():
+            return None
+        out.append((kind.lower(), int(count)))
+    return out
+
+
+def _gpus(count: int) -> str:
+    """``count`` GPUs in words (1 GPU, 2 GPUs)."""
+    return f"{count} GPU" if count == 1 else f"{count} GPUs"
+
+
+def _gres_and_gpus_per_node(ctx: Context) -> list[tuple[int, str]]:
+    """HPC307 for a job (or a heterogeneous job's component) that asks for GPUs with both --gres=gpu… and
+    --gpus-per-node (the last of each, as sbatch keeps them). sbatch sends both as GPUs per node, --gpus-per-node
+    first and --gres after it, and slurmctld reads them in that order into one record per GPU type, a later count
+    replacing an earlier one (gres_job_state_validate in Slurm's gres.c): the --gres count wins, wherever the
+    lines stand. A typed request beside an untyped one is refused; two types are both allocated."""
+    last: dict[tuple[int, str], Any] = {}
+    for d in ctx.parsed.directives:
+        if d.applied and d.flag in ("--gres", "--gpus-per-node"):
+            last[(d.component, d.flag)] = d
+    out = []
+    for (component, flag), per_node in last.items():
+        gres = last.get((component, "--gres"))
+        if flag != "--gpus-per-node" or gres is None:
+            continue
+        asked, given = _gpu_items(per_node.value, gres=False), _gpu_items(gres.value, gres=True)
+        if not asked or not given:
+            continue
+        both = f"--gres={gres.value} (line {gres.line}) and --gpus-per-node={per_node.value} (line {per_node.line})"
+        kept = {kind: count for kind, count in asked + given}  # in Slurm's order: --gres last
+        line = max(gres.line, per_node.line)
+        if "" in kept and len(kept) > 1:
+            out.append((line, f"{both} ask for GPUs with a type and without one: Slurm refuses the job (\"Invalid GRES "
+                              "specification (with and without type identification)\"); keep one of the two lines"))
+        elif len(kept) > 1:
+            kinds = " and ".join(f"{count} {kind}" for kind, count in kept.items())
+            out.append((line, f"{both} ask for two kinds of GPU: Slurm asks for both on every node, {kinds} GPUs, "
+                              "which a node with one kind of GPU cannot give; keep one of the two lines"))
+        elif dict(asked) != kept:
+            out.append((line, f"{both} both set the GPUs per node: Slurm keeps the --gres count whatever the order of "
+                              f"the lines, so each node gets {_gpus(kept.popitem()[1])}, not {asked[0][1]}; keep one of "
+                              "the two lines"))
+    return out
 
 
 def _extra_directive_line(ctx: Context, message: str) -> int | None:
@@ -241,8 +309,13 @@ _job_rule_specs = [
     ("HPC307", "inconsistent-gpu-request", "error", "the GPU request contradicts itself",
      "GPUs in total that the GPUs per node and the node count cannot make (--gpus=4 at 2 per node on one node, "
      "--gpus=3 at 2 per node), or a GPU type without a count, is rejected or gives a different allocation than "
-     "intended.", "Ask for GPUs one way: --gres=gpu[:type]:N per node (or --gpus=N in total), or make the total "
-     "the nodes × the GPUs per node.",
+     "intended. So do --gres=gpu:N and --gpus-per-node=M together: sbatch sends both as GPUs per node, "
+     "--gpus-per-node first and --gres after it, and Slurm keeps the later count of the same GPU type (its "
+     "gres_job_state_validate), so each node gets the --gres count, whichever line comes first; a type on one and "
+     "not on the other makes Slurm refuse the job (\"Invalid GRES specification (with and without type "
+     "identification)\"), and two different types are both asked for on every node.",
+     "Ask for GPUs one way: --gres=gpu[:type]:N or --gpus-per-node=[type:]N per node (or --gpus=N in total), or "
+     "make the total the nodes × the GPUs per node.",
      (12,), "#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n#SBATCH --gpus=4\n", "#SBATCH --nodes=1\n#SBATCH --gres=gpu:2\n"),
     ("HPC308", "bad-count", "error", "a node, task or CPU count is not a positive whole number, or the tasks do not fit",
      "sbatch rejects the job, or (ntasks larger than nodes × tasks per node) refuses to place it. With fewer tasks "

@@ -16,11 +16,12 @@ from ..spec.slurm import node_range, Srun
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
-                        _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text, _step_nodes,
-                        accelerate_path, all_words, as_int, ast_name, cached, each_component, expanded_refs, fix_for,
-                        held_commands, heterogeneous, in_job_component, inherited_gpus, inherited_per_task, is_legacy,
-                        job_component_steps, job_cpus, job_nodes, job_tasks, multi_node, other_launches, own_task_gpus,
-                        python_code, shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+                        _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text,
+                        _simple_commands, _step_nodes, accelerate_path, all_words, as_int, ast_name, cached,
+                        each_component, expanded_refs, fix_for, held_commands, heterogeneous, in_job_component,
+                        inherited_gpus, inherited_per_task, is_legacy, job_component_steps, job_cpus, job_nodes,
+                        job_tasks, multi_node, other_launches, own_task_gpus, python_code, shell_script_word,
+                        simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 
 
 NODELIST_VARS = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
@@ -640,6 +641,97 @@ def _local_rendezvous(ctx: Context, step: Any, launcher: Any, name: str, value: 
         rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}", rdzv_backend=launcher.rdzv_backend or "c10d", master_addr=""))
     return (step.line, f"{hangs}; use the head node ($head_node:{port}) resolved with scontrol show hostnames",
             fix_for(ctx, "rendezvous at the head node resolved on the host", step, chain, head))
+
+
+@rule("HPC138", "rendezvous-variable-never-set", "warning",
+      summary="the rendezvous host or port is a variable (MASTER_ADDR, MASTER_PORT) that nothing in the script sets",
+      why="Slurm does not set MASTER_ADDR or MASTER_PORT (nor any variable a script names for its rendezvous): the "
+          "job has them only when the shell sbatch was run from exported them, since sbatch hands the job that "
+          "shell's environment (--export=ALL, its default). Submitted from a fresh login they are empty, and torchrun "
+          "gets a rendezvous without a host or port (an endpoint of ':' has no port number, and torchrun stops at "
+          "once); submitted from a shell left over from another job, the nodes "
+          "meet at that job's address. Left alone when the script may set the variable some way this cannot follow: "
+          "it names the variable other than by expanding it (an assignment, read, export, a ${VAR:-default}, "
+          "--export=VAR=…), or it sources a file, evals text or exports names it computes. Slurm's own variables "
+          "(SLURM_*) and bash's (HOSTNAME) are other rules' business.",
+      fix="Set them in the script, before the launch: export MASTER_ADDR=$(scontrol show hostnames "
+          "\"$SLURM_JOB_NODELIST\" | head -n 1) and export MASTER_PORT=29500.",
+      catalogue=(2,),
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT" train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+export MASTER_PORT=29500
+srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT" train.py
+""")
+def _rendezvous_variable_unset(ctx: Context) -> Iterator[Any]:
+    if _may_set_any_variable(ctx):
+        return
+    for step in steps(ctx):
+        launcher = step.chain.launcher
+        for option in ("rdzv_endpoint", "master_addr", "master_port"):
+            value = str(getattr(launcher, option, None) or "")
+            unset = [name for name in dict.fromkeys(_plain_refs(value)) if not _named_otherwise(ctx, name)]
+            if not unset:
+                continue
+            host = {"rdzv_endpoint": value.rsplit(":", 1)[0], "master_addr": value}.get(option, "")
+            setting = "; ".join(f"export {name}=" + (_HEAD_NODE_COMMAND if name in _plain_refs(host)
+                                                      else str(DEFAULT_RDZV_PORT)) for name in unset)
+            names = " and ".join(f"${name}" for name in unset)
+            shown = value.replace("\\$", "$")  # a reference each task expands (srun bash -c '…') reads as written
+            yield (step.line, f"--{option.replace('_', '-')}={shown}: nothing in the script sets {names}, and Slurm "
+                              "does not either, so the job has only what the shell you ran sbatch from exported "
+                              "(sbatch passes its environment on), and from a fresh login that is nothing; set "
+                              f"{'them' if len(unset) > 1 else 'it'} before the launch: {setting}")
+
+
+def _plain_refs(text: str) -> list[str]:
+    """The names ``text`` expands as a plain ``$NAME`` or ``${NAME}``, in order (not ``${NAME:-default}``, which
+    has a value when the variable is unset)."""
+    return [m.group(1) or m.group(2) for m in _PLAIN_REF.finditer(text)]
+
+
+#: a plain ``$NAME`` or ``${NAME}`` (not ``${NAME:-default}``, which gives a value when the variable is unset)
+_PLAIN_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+#: variables bash or Slurm set in every job: not a rendezvous variable a script forgot
+_SET_IN_EVERY_JOB = re.compile(r"SLURM_\w+|SLURMD_\w+|HOSTNAME|HOME|USER|RANDOM|PWD")
+
+#: the command that gives the job's first node, for the message
+_HEAD_NODE_COMMAND = '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
+
+
+def _named_otherwise(ctx: Context, name: str) -> bool:
+    """Whether the script may give ``name`` a value: it names it other than by a plain expansion (an assignment,
+    ``read``, ``export NAME``, ``${NAME:-x}``, ``--export=NAME=…``, a comment), or bash or Slurm set it."""
+    if _SET_IN_EVERY_JOB.fullmatch(name):
+        return True
+    source = ctx.parsed.source
+    mentions = len(re.findall(rf"(?<![A-Za-z0-9_]){name}(?![A-Za-z0-9_])", source))
+    expansions = len(re.findall(rf"\$(?:{name}(?![A-Za-z0-9_])|\{{{name}\}})", source))
+    return mentions > expansions
+
+
+def _may_set_any_variable(ctx: Context) -> bool:
+    """Whether the script runs code that may set variables it does not name: it sources a file (``source``,
+    ``.``), evals text, or exports or declares names it computes (``export $(cat .env | xargs)``)."""
+    def make() -> bool:
+        for cmd in _simple_commands(ctx.parsed.lexed.code):
+            words = [str(w) for w in cmd.argv]
+            if not words:
+                continue
+            if words[0] in ("source", ".", "eval"):
+                return True
+            if words[0] in ("export", "declare", "typeset", "readonly", "local") \
+                    and any("$" in w.split("=", 1)[0] for w in words[1:]):
+                return True  # a name computed when the script runs
+        return False
+    return cached(ctx, "may_set_any_variable", make)
 
 
 @rule("HPC104", "head-node-in-container", "error",

@@ -965,6 +965,11 @@ def _heredoc_delimiter(raw: str) -> tuple[str, bool]:
 # tokens → commands
 
 
+#: a template's placeholder ending where a redirection without a target does (``myprog.py <options>``, ``<further
+#: options>``): bash reads ``<options`` as input from a file and the ``>`` as a redirection with nothing after it
+_PLACEHOLDER = re.compile(r"(?<![<\w])<[A-Za-z][\w .,/:-]*>$")
+
+
 class _Grouper:
     def __init__(self, lexer: _Lexer, toks: list[_Tok]):
         self.lx = lexer
@@ -974,6 +979,11 @@ class _Grouper:
     def _word_after_redirect(self, j: int, op: _Tok) -> Word:
         nxt = self.toks[j]
         if nxt.kind != "w":
+            placeholder = _PLACEHOLDER.search(self.src, 0, op.end)
+            if placeholder is not None:
+                raise self.lx.error(f"`{placeholder.group(0)}` looks like a placeholder from a template: replace it "
+                                    "with the value it stands for, without the angle brackets (bash reads `<` and `>` "
+                                    "as redirections)", placeholder.start())
             raise self.lx.error(f"redirection `{op.text}` needs a target after it (a file name, or a descriptor "
                                 f"like 1 for `>&`)", op.start)
         return nxt.word  # type: ignore[return-value]
