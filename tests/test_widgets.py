@@ -232,11 +232,11 @@ def test_bad_input_marks_the_field_and_keeps_the_last_valid_preview(cls, key, ba
     assert "Stale" in b.note.value
     errors = errors_for(b, key)
     assert errors and errors[0].code == "FORM", [f.format() for f in b.findings if hasattr(f, "format")]
-    assert key in b.invalid_fields
+    assert b.form.fields[key].path in b.invalid_fields    # named as the model and the findings name it
     assert "hpcw-invalid" in b._rows[key]._dom_classes
     # fixing the value clears everything
     b.controls[key].value = b.form.values(b._effective_base())[key]
-    assert not b.stale and key not in b.invalid_fields
+    assert not b.stale and not b.invalid_fields
     assert "hpcw-invalid" not in b._rows[key]._dom_classes
     assert b.note.value == ""
 

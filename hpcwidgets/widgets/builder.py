@@ -12,12 +12,14 @@ finding says what to type instead, and the preview keeps the last valid text wit
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import logging
 import os
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -155,6 +157,12 @@ class Builder(w.VBox):
     saying what to submit instead. With Slurm's own sbatch (``submit`` None or True), the findings also say
     when the job names a partition the reachable Slurm does not have (a form made for another cluster's
     profile) and which profile fits this cluster; a callable submitter is not checked (it may submit anywhere).
+
+    Driven from Python, :attr:`controls` names each field as the model does: ``b.controls["job.nodes"]`` in a
+    workflow, ``b.controls["nodes"]`` in a Slurm form. That is the name a finding, a ValidationError and
+    ``hpcwidgets workflow --set job.nodes=2`` use, so a field named in a message can be set by that name. The
+    form's own name for the control (``slurm.nodes``: its tab's prefix) is accepted too, as is a finding's
+    ``field``; switches that are no model field keep their names (``srun.enabled``, ``container.runtime``).
     """
 
     title = "Builder"
@@ -344,13 +352,23 @@ class Builder(w.VBox):
         return list(self._findings)
 
     @property
-    def controls(self) -> dict[str, w.Widget]:
-        """Every control by key (``time``; ``slurm.time`` in layered builders)."""
-        return {**self._structural, **self._field_controls}
+    def controls(self) -> "Controls":
+        """Every control by name: a field by the model's name for it (``time``; ``job.time`` in a layered builder),
+        the name the findings, validation errors and ``--set`` use; a switch by its own name (``srun.enabled``).
+        A field's place in the form (``slurm.time``, the name older code used) finds the same control."""
+        named = dict(self._structural)
+        aliases = {}
+        for key, control in self._field_controls.items():
+            path = self.form.fields[key].path
+            named[path] = control
+            if key != path:
+                aliases[key] = path
+        return Controls(named, aliases)
 
     @property
     def invalid_fields(self) -> set[str]:
-        return set(self._invalid)
+        """The controls marked as holding a bad value, named as :attr:`controls` names them."""
+        return {self.form.fields[key].path if key in self.form.fields else key for key in self._invalid}
 
     def load(self, text: str) -> bool:
         """Read ``text`` (a script, a command or a model's JSON) into the form; False (with an error
@@ -637,15 +655,14 @@ class Builder(w.VBox):
         return w.Tab([b for _, b in boxes], titles=[t for t, _ in boxes])
 
     def _make_row(self, fld: Field, value: Any) -> w.Widget:
-        common = dict(description=fld.label, tooltip=fld.help, style=DESCRIPTION_STYLE)
+        common = _control_args(fld)
         placeholder = fld.spec.info.placeholder
         if fld.kind == "bool":
             control: w.Widget = w.Checkbox(value=value, indent=False, **common)
         elif fld.kind == "choice":
             control = w.Dropdown(options=choice_options(fld.spec, value), value=value, **common)
         elif fld.kind == "partition":
-            options = self._partition_options(value)
-            control = w.Dropdown(options=options, value=value, **common)
+            control = self._partition_control(fld, value)
         elif fld.kind == "int":
             lo, hi = fld.spec.info.minimum, fld.spec.info.maximum
             hint = placeholder or ("empty for the default" if fld.spec.optional else "")
@@ -662,7 +679,7 @@ class Builder(w.VBox):
                     "sweeps": "NAME: value value (one per line)"}.get(fld.kind, "one per line")
             control = w.Textarea(value=value, placeholder=placeholder or hint, rows=3,
                                  layout=w.Layout(width="100%"), **common)
-        control.observe(functools.partial(self._on_field, fld.key), names="value")
+        self._watch(fld, control)
         help_view = w.HTML(self._help_html(fld, ""))
         row = w.VBox([control, help_view], layout=w.Layout(width="100%"))
         row.add_class("hpcw-field")
@@ -670,6 +687,9 @@ class Builder(w.VBox):
         self._rows[fld.key] = row
         self._help[fld.key] = help_view
         return row
+
+    def _watch(self, fld: Field, control: w.Widget) -> None:
+        control.observe(functools.partial(self._on_field, fld.key), names="value")
 
     @staticmethod
     def _help_html(fld: Field, extra: str) -> str:
@@ -704,19 +724,55 @@ class Builder(w.VBox):
         return (f"<div class='hpcw-help' role='status'>Checked against cluster profile <b>{escape(name)}</b>, as "
                 f"<code>hpcwidgets lint --profile {escape(name)}</code> checks a script.</div>")
 
+    def _lists_partitions(self) -> bool:
+        """Whether the profile lists every partition a job may name: then Partition is a list to choose from. Without
+        a profile, or with one that lists only some (``partitions_complete = false``) or none, any name can be typed
+        (the profile's names are offered as suggestions), since the form cannot know the site's others."""
+        return (self.profile is not None and self.profile.partitions_complete is not False
+                and bool(self.profile.partition_names()))
+
+    def _partition_suggestions(self) -> tuple[str, ...]:
+        """The profile's partition names that Partition offers."""
+        return tuple(self.profile.slurm_partition_names()) if self.profile is not None else ()
+
     def _partition_options(self, value: str) -> tuple[str, ...]:
-        names = [""] + (self.profile.slurm_partition_names() if self.profile is not None else [])
+        """The choices of a Partition list: none (Slurm's default), the profile's partitions, and ``value`` when the
+        profile lacks it (a loaded script's partition stays as it is and the profile check reports it)."""
+        names = ["", *self._partition_suggestions()]
         if value and value not in names:
             names.append(value)
         return tuple(names)
 
+    def _partition_control(self, fld: Field, value: str) -> w.Widget:
+        """Partition: a list of the profile's partitions when it lists them all (:meth:`_lists_partitions`), else a
+        text box that takes any name and suggests the profile's (a ``Combobox`` whose value need not be one of
+        its options)."""
+        if self._lists_partitions():
+            return w.Dropdown(options=self._partition_options(value), value=value, **_control_args(fld))
+        control = w.Combobox(value=value, options=_datalist_safe(self._partition_suggestions()), ensure_option=False,
+                             placeholder="a partition name; empty: Slurm's default partition",
+                             layout=w.Layout(width="24em"), **_control_args(fld))
+        control.add_class("hpcw-partition")
+        return control
+
     def _update_partitions(self) -> None:
+        """Make each Partition control fit the profile now in use: a list or a text box (:meth:`_partition_control`),
+        with that profile's partitions. The value stays; a control of the other kind is replaced in its row."""
         for key, fld in self.form.fields.items():
             if fld.kind != "partition":
                 continue
             control = self._field_controls[key]
             value = control.value
-            options = self._partition_options(value)
+            listed = self._lists_partitions()
+            if listed != isinstance(control, w.Dropdown):
+                fresh = self._partition_control(fld, value)
+                self._watch(fld, fresh)
+                row = self._rows[key]
+                row.children = (fresh, *row.children[1:])
+                self._field_controls[key] = fresh
+                control.close()
+                continue
+            options = self._partition_options(value) if listed else _datalist_safe(self._partition_suggestions())
             if tuple(control.options) != options:
                 self._hold += 1
                 try:
@@ -1611,6 +1667,50 @@ def _check_file_name(path: str) -> None:
     hint = f"write {meant}" if meant != path else "write the folder's own path"
     raise FileError(f"{path}: File is not read by a shell, so {found.group(0)} would be taken literally (a folder "
                     f"named {found.group(0)}); {hint}, or ~/ for your home folder", path)
+
+
+def _control_args(fld: Field) -> dict[str, Any]:
+    """What every field's control shows: its label, its help as a tooltip, the labels' common width."""
+    return dict(description=fld.label, tooltip=fld.help, style=DESCRIPTION_STYLE)
+
+
+#: a name ipywidgets' Combobox can offer: its view writes each option into the page's HTML as it is, unescaped
+_DATALIST_SAFE = re.compile(r"[^\"'<>&]+")
+
+
+def _datalist_safe(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` without those a Combobox's list would write into the page as markup (a profile is a file anyone
+    can edit); such a name can still be typed."""
+    return tuple(n for n in names if _DATALIST_SAFE.fullmatch(n))
+
+
+class Controls(Mapping):
+    """A builder's controls by name (see :attr:`Builder.controls`): each field once, by the model's name for it,
+    and the form's older name for a field (``slurm.nodes`` for ``job.nodes``) accepted wherever a name is."""
+
+    def __init__(self, named: dict[str, w.Widget], aliases: dict[str, str]):
+        self._by_name = named
+        self._aliases = aliases
+
+    def __getitem__(self, name: str) -> w.Widget:
+        try:
+            return self._by_name[self._aliases.get(name, name)]
+        except KeyError:
+            close = difflib.get_close_matches(str(name), [*self._by_name, *self._aliases], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "list(builder.controls) names them all"
+            raise KeyError(f"the form has no control {name!r}; {hint}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name or name in self._aliases
+
+    def __repr__(self) -> str:
+        return f"Controls({', '.join(self._by_name)})"
 
 
 def _is_python(word: str) -> bool:

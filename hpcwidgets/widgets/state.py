@@ -552,7 +552,9 @@ def follow(before: Any, after: Any, user_set: set[str] | frozenset[str], gpu_ven
 
     GPUs per node flows into ``torchrun.nproc_per_node`` and the container's GPU flag (``--nv`` for
     NVIDIA, ``--rocm`` for AMD); nodes flows into ``torchrun.nnodes``. A key in ``user_set`` (a value
-    typed by hand) is never overwritten.
+    typed by hand) is never overwritten, nor a launcher value that is no plain number: ``$SLURM_NNODES``,
+    ``gpu`` or ``1:4`` in a loaded script already follows the allocation (or was chosen on purpose), and
+    a number in its place would change a line the person did not touch.
     """
     out: dict[str, Any] = {}
     job_a, job_b = getattr(before, "job", None), getattr(after, "job", None)
@@ -562,7 +564,8 @@ def follow(before: Any, after: Any, user_set: set[str] | frozenset[str], gpu_ven
     container = getattr(after, "container", None)
     gpus = job_b.gpus_per_node if isinstance(job_b.gpus_per_node, int) else None
     if job_a.gpus_per_node != job_b.gpus_per_node and gpus is not None and gpus >= 0:
-        if launcher is not None and "torchrun.nproc_per_node" not in user_set and gpus > 0:
+        if launcher is not None and "torchrun.nproc_per_node" not in user_set and gpus > 0 \
+                and _plain_count(launcher.nproc_per_node):
             out["torchrun.nproc_per_node"] = str(gpus)
         if container is not None and hasattr(container, "nv"):
             flag = {"nvidia": "container.nv", "amd": "container.rocm"}.get(gpu_vendor)
@@ -570,9 +573,14 @@ def follow(before: Any, after: Any, user_set: set[str] | frozenset[str], gpu_ven
                 out[flag] = gpus > 0
     nodes = job_b.nodes if isinstance(job_b.nodes, int) else None
     if job_a.nodes != job_b.nodes and nodes is not None and nodes > 0:
-        if launcher is not None and "torchrun.nnodes" not in user_set:
+        if launcher is not None and "torchrun.nnodes" not in user_set and _plain_count(launcher.nnodes):
             out["torchrun.nnodes"] = str(nodes)
     return out
+
+
+def _plain_count(value: Any) -> bool:
+    """Whether a launcher's count is a number (or empty) that a value flowing from the job may replace."""
+    return str(value).strip().isdigit() or not str(value).strip()
 
 
 #: how to make a profile for a cluster none of the known profiles fits
