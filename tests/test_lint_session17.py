@@ -51,6 +51,10 @@ def test_a_hostfile_the_job_does_not_write_is_reported_on_several_nodes_only():
     "mpirun -np 8 ./solver -H gpu01\n",                    # the program's own option, not mpirun's
     "horovodrun -np 8 python train.py --hosts gpu01,gpu02\n",
     "srun --mpi=pmix python train.py\n",
+    "mpiexec -machinefile <(srun hostname | sort -u) ./monitor\n",      # a process substitution: the job's nodes
+    "mpirun -np 8 --hostfile=<(scontrol show hostnames) ./solver\n",
+    "scontrol show hostnames >| hosts.txt\nmpirun -np 8 --hostfile=hosts.txt ./solver\n",
+    'HF=hosts.txt\nscontrol show hostnames > "$HF"\nhorovodrun -np 8 --hostfile hosts.txt python train.py\n',
 ])
 def test_host_lists_the_job_builds_or_does_not_need_are_left_alone(body):
     assert found(TWO_NODES + body, "HPC137") == []

@@ -1451,6 +1451,8 @@ def _rank_launcher_hosts(ctx: Context) -> Iterator[Any]:
     for line, launcher, options in _rank_launches(ctx):
         for option, value in options.items():
             given = ctx.parsed.resolve(value.strip("'\""), line)
+            if not given or given.startswith("<("):
+                continue  # a process substitution (<(scontrol show hostnames)): the job's own command writes it
             if option in _HOST_LIST_OPTIONS:
                 hosts = [h.partition(":")[0] for h in given.split(",")]
                 if "$" in given or "`" in given or all(h in ("", "localhost", "127.0.0.1") for h in hosts):
@@ -1521,8 +1523,12 @@ def _written_by_the_script(ctx: Context, given: str, path: str, launch: int) -> 
     or its resolved ``path``): after > or >>, by tee, or named on a line of cp, mv, ln, a python helper, echo,
     printf, cat, sed or awk."""
     names = {given, given.strip("'\""), path, path.rsplit("/", 1)[-1]}
-    pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True) if n)
-    writes = re.compile(r"(?:>>?|\btee(?:\s+-a)?)\s*[\"']?(?:\S*/)?(?:" + pattern + r")\b"
+    # a variable that holds the name (HF=hosts.txt; … > "$HF")
+    names |= {ref for v in ctx.parsed.variables if v.value.strip("'\"") in names
+              for ref in (f"${v.name}", f"${{{v.name}}}")}
+    pattern = "|".join(re.escape(n) + (r"(?!\w)" if n.startswith("$") else r"\b")
+                       for n in sorted(names, key=len, reverse=True) if n)
+    writes = re.compile(r"(?:>[>|]?|\btee(?:\s+-a)?)\s*[\"']?(?:\S*/)?(?:" + pattern + r")"
                         r"|\b(?:cp|mv|ln|install|python3?|echo|printf|cat|sed|awk)\b[^\n]*(?:" + pattern + r")")
     return any(writes.search(line) for k, line in enumerate(ctx.parsed.lines, 1) if k != launch)
 
