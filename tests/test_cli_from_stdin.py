@@ -31,7 +31,7 @@ def test_a_saved_model_is_read_from_standard_input_in_either_format(monkeypatch,
 @pytest.mark.parametrize("text, says", [
     ("apptainer exec img.sif python train.py\n", "is a command line, not a saved model"),
     ("a = [\n", "is not a saved model"),
-    ("", "is not a saved model"),
+    ("", "standard input is empty"),
 ])
 def test_what_is_neither_is_refused_with_what_it_holds(monkeypatch, capsys, text, says):
     code, _, err = piped(monkeypatch, capsys, text, "workflow", "--from", "-")

@@ -75,7 +75,7 @@ MODEL_COMMANDS: tuple[ModelCommand, ...] = (
     ModelCommand(("torchrun",), f"{SPEC}.torchrun:Torchrun", "a torchrun launcher", {},
                  ("hpcwidgets torchrun --standalone --nproc-per-node 4 train.py --epochs 10",)),
     ModelCommand(("workflow",), f"{SPEC}.workflow:Workflow", "a complete job: Slurm → srun → container → torchrun → program", {},
-                 ("hpcwidgets workflow --from job.json --set job.nodes=4 --set launcher.nnodes=4",
+                 ("hpcwidgets workflow --from job.json --set job.nodes=4   # torchrun's --nnodes follows",
                   "hpcwidgets examples multi-node-torchrun --format json > job.json   # a starting point")),
     ModelCommand(("jupyter-job",), f"{SPEC}.jupyter:JupyterJob", "JupyterLab on a compute node, with the SSH tunnel", {},
                  ("hpcwidgets jupyter-job --profile midway3 --set job.time=02:00:00 -o jupyter.sbatch",)),
@@ -134,13 +134,19 @@ _LAYERED_SET_HELP = ("Change a field of a nested layer, e.g. --set job.nodes=2 -
                      "takes one item per --set and adds it to what is there (--set container.binds=/a --set "
                      "job.setup='mkdir -p \"$SCRATCH/out\"'); an empty value (--set job.modules=) empties it; a "
                      "command's words (program, launcher.args) are replaced.")
+#: how the workflow's layers follow its job (hpcwidgets.spec.workflow.follow), as they do in the form
+_FOLLOW_HELP = (" Values follow the job as in the form: job.nodes sets launcher.nnodes; job.gpus_per_node sets "
+                "launcher.nproc_per_node and switches the container's --nv (--rocm on AMD) on or off. A value you give "
+                "too (--set launcher.nnodes=…, --launcher '…') wins, and one that is not a plain number "
+                "($SLURM_NNODES, gpu) stays.")
 
 
 def _set_help(cls: Any) -> tuple[str, str]:
     """(metavar, help) of --set: LAYER.FIELD for a model of layers (a workflow, the Jupyter job), FIELD for one
     command, with examples from the command's own fields."""
     if cls is None or any(f.name == "job" for f in cls.field_specs()):
-        return "LAYER.FIELD=VALUE", _LAYERED_SET_HELP
+        follows = getattr(cls, "kind", "") == "workflow"
+        return "LAYER.FIELD=VALUE", _LAYERED_SET_HELP + (_FOLLOW_HELP if follows else "")
     options = [f for f in cls.field_specs() if f.info.role == "option"]
     one = next((f for f in options if not f.is_tuple and f.base_type in (int, bool)), None)
     many = next((f for f in cls.field_specs() if f.is_tuple and f.info.role in ("option", "internal")), None)
@@ -245,13 +251,16 @@ _EXTRA_COMMANDS = (
 def load_model_file(path: str, cls: Any = None) -> Any:
     """A model saved as JSON or TOML (by extension; JSON when unknown), or a job script (starting with #! or
     #SBATCH) for the workflow, sbatch and jupyter-job commands. Every error names the file."""
-    from ..errors import ParseError, UnknownFieldError
+    from ..errors import FileError, ParseError, UnknownFieldError
     from ..files import read_stdin, read_text
     from ..spec._meta import Spec, load_json
     from ..spec._toml import loads
     p = Path(path)
     name = "<stdin>" if path == "-" else path
     text = (read_stdin(name) if path == "-" else read_text(path)).text  # FileError names the file and the fix
+    empty = _holds_nothing(text, name, cls)
+    if empty:
+        raise FileError(empty, name)
     target = cls or Spec
     if p.suffix not in (".json", ".toml") and text.lstrip().startswith(("#!", "#SBATCH")):
         return _model_from_script(text, name, cls)
@@ -278,7 +287,7 @@ def load_model_file(path: str, cls: Any = None) -> Any:
         try:
             data = load_json(text, source=name)
         except ParseError as exc:
-            raise ParseError(f"{exc.message}; {_what_it_holds(text, name)}", exc.line, exc.column,
+            raise ParseError(f"{exc.message}; {_what_it_holds(text, name, cls)}", exc.line, exc.column,
                              source=name) from None
         if not isinstance(data, dict):
             raise ValidationError([Problem("", f"{name} must hold a JSON object describing a model")])
@@ -298,7 +307,28 @@ _COMMANDS = ("apptainer", "singularity", "ch-run", "ch-image", "ch-convert", "sr
              "python3", "mpirun")
 
 
-def _what_it_holds(text: str, name: str) -> str:
+def _from_takes(cls: Any) -> str:
+    """What --from reads for a command that builds ``cls``: a saved model, and for the job commands a job script."""
+    model = "a model saved with --format json -o FILE (or TOML)"
+    return f"{model}, or a job script that starts with #! or #SBATCH" if _script_reader(cls) else model
+
+
+def _holds_nothing(text: str, name: str, cls: Any) -> str:
+    """Why a file given to --from holds nothing to start from ("" when it holds something): it is empty or blank,
+    or a job script with nothing after its #! line but comments (a default model would be written in its place)."""
+    said = "standard input" if name == "<stdin>" else name
+    fix = (f"give a file name, or pipe in {_from_takes(cls)}" if name == "<stdin>"
+           else f"name a file that holds {_from_takes(cls)}")
+    if not text.strip():
+        return f"{said} is empty; {fix}"
+    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+    if text.startswith("#!") and _script_reader(cls) and all(
+            line.startswith("#") and not line.startswith("#SBATCH") for line in lines):
+        return f"{said} holds only its #! line{' and comments' if lines else ''} (no #SBATCH line, no command); {fix}"
+    return ""
+
+
+def _what_it_holds(text: str, name: str, cls: Any = None) -> str:
     """What a file given to --from holds when it is not JSON, and what to do with it instead."""
     from ..files import build_file_kind, build_it
     first = next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
@@ -311,19 +341,23 @@ def _what_it_holds(text: str, name: str) -> str:
                 " reads it into a model)")
     else:
         held = "is not a saved model"
-    return (f"{name} {held}; --from takes a model saved with --format json -o FILE (or TOML), or a job script "
-            "that starts with #! or #SBATCH")
+    return f"{name} {held}; --from takes {_from_takes(cls)}"
+
+
+def _script_reader(cls: Any) -> Callable[[str, str], Any] | None:
+    """The reader of a job script for a command that builds ``cls`` (the form's Load), None where --from takes only
+    a saved model."""
+    from ..parse import parse_job, parse_jupyter_job, parse_script
+    from ..spec.jupyter import JupyterJob
+    from ..spec.slurm import SlurmJob
+    from ..spec.workflow import Workflow
+    return {Workflow: parse_script, SlurmJob: parse_job, JupyterJob: parse_jupyter_job, None: parse_script}.get(cls)
 
 
 def _model_from_script(text: str, name: str, cls: Any) -> Any:
     """A job script given to --from, read the way the forms' Load reads it."""
     from ..errors import ParseError
-    from ..spec.jupyter import JupyterJob
-    from ..spec.slurm import SlurmJob
-    from ..spec.workflow import Workflow
-    from ..parse import parse_job, parse_jupyter_job, parse_script
-    readers = {Workflow: parse_script, SlurmJob: parse_job, JupyterJob: parse_jupyter_job, None: parse_script}
-    reader = readers.get(cls)
+    reader = _script_reader(cls)
     if reader is None:
         from ..spec.names import spoken
         raise HpcWidgetsError(f"{name} is a job script, and this command builds {spoken(cls)}: read the script "
@@ -458,7 +492,8 @@ def profile_base(cls: Any, profile: Any) -> Any:
 
 
 def _run_model_command(args: argparse.Namespace) -> int:
-    from ._options import apply_sets, model_from_args, trailing_words
+    from ._options import apply_sets, given_paths, model_from_args, trailing_words
+    from ..spec.workflow import Workflow, followed, gpu_vendor_of
     cmd: ModelCommand = args.model_command
     cls = cmd.cls()
     misplaced, swallowed = trailing_words(cls, args, cmd.fixed, " ".join(cmd.path))
@@ -475,8 +510,10 @@ def _run_model_command(args: argparse.Namespace) -> int:
     held = set(base.problems() + profile_problems(base, profile)) if base is not None else set()
     if base is None and profile is not None:
         base = profile_base(cls, profile)
-    model = model_from_args(cls, base, args, cmd.fixed)
-    model = apply_sets(model, args.set)
+    typed = model_from_args(cls, base, args, cmd.fixed)
+    model = apply_sets(typed, args.set)
+    if cls is Workflow:  # the layers follow the job as in the form; what this command line gives wins
+        model = followed(typed, model, given_paths(args), gpu_vendor_of(profile, model, base))
     if profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
         # a Jupyter job loaded with --from that names none: the profile's way in (host, port, jump host)
         model = model.replace(**type(model).login_fields(profile))

@@ -26,6 +26,12 @@ def typed_fields(args: argparse.Namespace) -> dict[str, Any]:
     return {k[len(FIELD):]: v for k, v in vars(args).items() if k.startswith(FIELD)}
 
 
+def given_paths(args: argparse.Namespace) -> list[str]:
+    """The model paths this command line gives a value: each option's field (``launcher`` for --launcher '…', the
+    whole layer) and each ``--set`` path; values that follow the job leave them as given."""
+    return [*typed_fields(args), *(item.partition("=")[0] for item in args.set)]
+
+
 def option_name(f: FieldSpec) -> str:
     """``--bind`` for fields with a flag, ``--gpus-per-node`` for the others; never a reserved name."""
     if f.info.cli:

@@ -60,18 +60,79 @@ _NAME, _VALUE, _PATHS, _WORDS = (operator.attrgetter("name"), operator.attrgette
 #: isinstance(x, EnvVar) and isinstance(x, Bind) as functions filter() calls in C
 _is_envvar, _is_bind = EnvVar.__instancecheck__, Bind.__instancecheck__
 
+#: the container field that makes a vendor's GPUs visible inside (Apptainer's --nv, --rocm); Intel's need none
+GPU_FLAGS = {"nvidia": "nv", "amd": "rocm"}
+
+
 def with_gpus(container: Any, gpus: int, vendor: str) -> Any:
     """The container with the GPU flag its runtime needs for ``vendor`` when ``gpus`` > 0.
 
     Apptainer: ``--nv`` for NVIDIA, ``--rocm`` for AMD, neither for Intel. Charliecloud has no
     flag (the driver libraries are injected into the image once with ``ch-fromhost --nvidia``).
     """
-    if isinstance(container, ApptainerRun) and gpus > 0:
-        if vendor == "nvidia":
-            return container.replace(nv=True)
-        if vendor == "amd":
-            return container.replace(rocm=True)
+    flag = GPU_FLAGS.get(vendor)
+    if isinstance(container, ApptainerRun) and gpus > 0 and flag:
+        return container.replace(**{flag: True})
     return container
+
+
+def gpu_vendor_of(profile: Any, *models: Any) -> str:
+    """Whose GPU flag a workflow's container follows: the profile's vendor; without a profile, AMD when a container
+    of ``models`` says --rocm (a script written for an AMD site, as loaded or as edited), else NVIDIA."""
+    if profile is not None:
+        return getattr(profile, "gpu_vendor", "") or "nvidia"
+    rocm = any(getattr(getattr(m, "container", None), "rocm", False) for m in models)
+    return "amd" if rocm else "nvidia"
+
+
+def follow(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str = "nvidia") -> dict[str, Any]:
+    """The values that keep a workflow's layers in step with its job after an edit turned ``before`` into ``after``,
+    by the path ``--set`` and the model's problems use (``{"launcher.nnodes": "3"}``): the form and the command
+    line both apply them, so one edit gives one script.
+
+    GPUs per node flows into torchrun's ``nproc_per_node`` and the container's GPU flag (:data:`GPU_FLAGS`); nodes
+    flows into torchrun's ``nnodes``. A path in ``given`` (or under one: ``launcher`` given whole) was set by the
+    person and wins. A launcher count that is no plain number is kept too: ``$SLURM_NNODES``, ``gpu`` or ``1:4`` in
+    a loaded script follows the allocation already (or was chosen on purpose), and a number in its place would
+    change a line the person did not touch. A layer without the field (no launcher, ch-run's container) is skipped.
+    """
+    old, new = getattr(before, "job", None), getattr(after, "job", None)
+    if not isinstance(old, SlurmJob) or not isinstance(new, SlurmJob):
+        return {}
+    out: dict[str, Any] = {}
+    gpus, nodes = new.gpus_per_node, new.nodes
+    if gpus != old.gpus_per_node and isinstance(gpus, int) and gpus >= 0:
+        if gpus > 0:
+            out["launcher.nproc_per_node"] = str(gpus)
+        if gpu_vendor in GPU_FLAGS:
+            out[f"container.{GPU_FLAGS[gpu_vendor]}"] = gpus > 0
+    if nodes != old.nodes and isinstance(nodes, int) and nodes > 0:
+        out["launcher.nnodes"] = str(nodes)
+    return {path: value for path, value in out.items() if _may_follow(after, path, tuple(given))}
+
+
+def _may_follow(model: Any, path: str, given: tuple[str, ...]) -> bool:
+    """Whether the field at ``path`` (``layer.field``) exists in ``model``, was not given by the person and holds
+    a value a followed one may replace (a switch, or a count that is a plain number or empty)."""
+    if any(path == g or path.startswith(g + ".") for g in given):
+        return False
+    attr, name = path.split(".")
+    layer = getattr(model, attr, None)
+    if not isinstance(layer, Spec) or name not in {f.name for f in type(layer).field_specs()}:
+        return False
+    value = getattr(layer, name)
+    return isinstance(value, bool) or str(value).strip().isdigit() or not str(value).strip()
+
+
+def followed(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str = "nvidia") -> Any:
+    """``after`` with the values :func:`follow` gives applied (the command line's way; a form sets its controls)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for path, value in follow(before, after, given, gpu_vendor).items():
+        attr, name = path.split(".")
+        changes.setdefault(attr, {})[name] = value
+    if not changes:
+        return after
+    return after.replace(**{attr: getattr(after, attr).replace(**fields) for attr, fields in changes.items()})
 
 
 def make_container(runtime: str, image: str, binds: Iterable[Bind] = (), **fields: Any) -> Any:

@@ -33,7 +33,7 @@ from ..spec.common import Bind, bind_destination
 from ..spec.jupyter import JupyterJob
 from ..spec.slurm import SlurmJob, Srun
 from ..spec.torchrun import Torchrun
-from ..spec.workflow import Workflow, make_container, with_gpus
+from ..spec.workflow import Workflow, gpu_vendor_of, make_container, with_gpus
 from . import loading
 from .clipboard import CopyButton
 from .highlight import CSS, SEVERITY_ICONS, escape, highlight
@@ -1608,15 +1608,12 @@ class WorkflowBuilder(Builder):
     def _follow(self, before: Any, after: Any) -> dict[str, Any]:
         if self._hold:
             return {}
-        return follow(before, after, self._user_set, self._gpu_vendor(before))
+        return follow(before, after, self._user_set, self._gpu_vendor(before), self.form)
 
     def _gpu_vendor(self, model: Any) -> str:
-        """Whose GPU flag follows the job's GPUs: the profile's vendor; without a profile, AMD when the container
-        says --rocm, now or as loaded (a script written for an AMD site), else NVIDIA."""
-        if self.profile is not None:
-            return getattr(self.profile, "gpu_vendor", "nvidia") or "nvidia"
-        rocm = any(getattr(getattr(m, "container", None), "rocm", False) for m in (model, self._base))
-        return "amd" if rocm else "nvidia"
+        """Whose GPU flag follows the job's GPUs (:func:`gpu_vendor_of`: the profile's, else the one the container
+        says now or as loaded)."""
+        return gpu_vendor_of(self.profile, model, self._base)
 
 
 def _commands_back(job: SlurmJob, text: str) -> SlurmJob:

@@ -27,7 +27,10 @@ from ..errors import ParseError, Problem
 from ..spec._meta import FieldSpec, count_from_text
 from ..spec._words import Verbatim, expansion_end
 from ..spec.common import Bind, EnvVar, bind_from_mount_text, mount_text
-from ..spec.workflow import SweepAxis
+from ..spec.apptainer import ApptainerRun
+from ..spec.slurm import SlurmJob
+from ..spec.torchrun import Torchrun
+from ..spec.workflow import SweepAxis, follow as follow_job
 
 #: control kinds, from field metadata
 KINDS = ("bool", "int", "choice", "partition", "text", "words", "lines", "binds", "env", "sweeps")
@@ -547,40 +550,29 @@ def typed_code_findings(form: Form, model: Any) -> list[FormFinding]:
 # ----------------------------------------------------------------------------------------------
 # the workflow's layers and the values that flow between them
 
-def follow(before: Any, after: Any, user_set: set[str] | frozenset[str], gpu_vendor: str = "nvidia") -> dict[str, Any]:
+#: the layers of the workflow form as its controls name them (WorkflowBuilder's sections), for :func:`follow` called
+#: without the form
+_WORKFLOW_FORM = Form((Section("Slurm job", SlurmJob, attr="job", prefix="slurm"),
+                       Section("Container", ApptainerRun, attr="container", prefix="container"),
+                       Section("torchrun", Torchrun, attr="launcher", prefix="torchrun")))
+
+
+def follow(before: Any, after: Any, user_set: set[str] | frozenset[str], gpu_vendor: str = "nvidia",
+           form: Form | None = None) -> dict[str, Any]:
     """Control updates that keep a workflow's layers in step after a change (keys → control values).
 
-    GPUs per node flows into ``torchrun.nproc_per_node`` and the container's GPU flag (``--nv`` for
-    NVIDIA, ``--rocm`` for AMD); nodes flows into ``torchrun.nnodes``. A key in ``user_set`` (a value
-    typed by hand) is never overwritten, nor a launcher value that is no plain number: ``$SLURM_NNODES``,
-    ``gpu`` or ``1:4`` in a loaded script already follows the allocation (or was chosen on purpose), and
-    a number in its place would change a line the person did not touch.
+    The rule of what follows what is the model's (:func:`hpcwidgets.spec.workflow.follow`, which ``--set`` applies
+    too); this names its paths as ``form``'s controls (the workflow form's ``torchrun.nnodes`` for
+    ``launcher.nnodes`` when no form is given). A key in ``user_set`` (a value typed by hand) is never overwritten.
     """
+    form = form if form is not None else _WORKFLOW_FORM
+    given = [form.fields[key].path for key in user_set if key in form.fields]
     out: dict[str, Any] = {}
-    job_a, job_b = getattr(before, "job", None), getattr(after, "job", None)
-    if job_a is None or job_b is None:
-        return out
-    launcher = getattr(after, "launcher", None)
-    container = getattr(after, "container", None)
-    gpus = job_b.gpus_per_node if isinstance(job_b.gpus_per_node, int) else None
-    if job_a.gpus_per_node != job_b.gpus_per_node and gpus is not None and gpus >= 0:
-        if launcher is not None and "torchrun.nproc_per_node" not in user_set and gpus > 0 \
-                and _plain_count(launcher.nproc_per_node):
-            out["torchrun.nproc_per_node"] = str(gpus)
-        if container is not None and hasattr(container, "nv"):
-            flag = {"nvidia": "container.nv", "amd": "container.rocm"}.get(gpu_vendor)
-            if flag and flag not in user_set:
-                out[flag] = gpus > 0
-    nodes = job_b.nodes if isinstance(job_b.nodes, int) else None
-    if job_a.nodes != job_b.nodes and nodes is not None and nodes > 0:
-        if launcher is not None and "torchrun.nnodes" not in user_set and _plain_count(launcher.nnodes):
-            out["torchrun.nnodes"] = str(nodes)
+    for path, value in follow_job(before, after, given, gpu_vendor).items():
+        key = form.key_for(path)
+        if key:
+            out[key] = to_control(form.fields[key].kind, value)
     return out
-
-
-def _plain_count(value: Any) -> bool:
-    """Whether a launcher's count is a number (or empty) that a value flowing from the job may replace."""
-    return str(value).strip().isdigit() or not str(value).strip()
 
 
 #: how to make a profile for a cluster none of the known profiles fits
