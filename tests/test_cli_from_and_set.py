@@ -38,6 +38,41 @@ def test_a_script_with_mistakes_is_written_back_and_its_mistakes_reported(tmp_pa
     assert "HPC302" in err  # and lint's findings on the script written
 
 
+#: a site whose default GPU partition's QOS allows 20 hours (as IDRIS Jean Zay's qos_gpu-t3)
+QOS_SITE = """name = "qsite"
+gpu_vendor = "nvidia"
+[[partitions]]
+name = "gpu"
+is_default = true
+max_time = "100:00:00"
+gpus_per_node = 4
+qos = "t3"
+[[qos]]
+name = "t3"
+max_time = "20:00:00"
+[[qos]]
+name = "t4"
+max_time = "100:00:00"
+"""
+
+
+@pytest.mark.parametrize("command", ["workflow", "sbatch"])
+def test_a_limit_the_file_breaks_on_the_profile_is_the_files_mistake(tmp_path, capsys, monkeypatch, command):
+    """The profile fills in the partition's QOS; the time over that QOS's limit was the file's already."""
+    from hpcwidgets.profiles import clear_cache
+    (tmp_path / "qsite.toml").write_text(QOS_SITE)
+    monkeypatch.setenv("HPCW_PROFILE_PATH", str(tmp_path))
+    clear_cache()
+    script, out = tmp_path / "job.sh", tmp_path / "out.sh"
+    script.write_text("#!/bin/bash\n#SBATCH --gres=gpu:4\n#SBATCH --time=40:00:00\nsrun python t.py\n")
+    code, _, err = run(capsys, command, "--from", str(script), "--profile", "qsite", "-o", str(out))
+    assert code == 1 and "#SBATCH --time=40:00:00" in out.read_text(), err
+    assert "limit of QOS t3" in err and "written back as it was" in err
+    code, _, err = run(capsys, command, "--from", str(script), "--profile", "qsite", "--set",
+                       ("job." if command == "workflow" else "") + "qos=t4", "-o", str(out), "--force")
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("command, setting", [("workflow", "job.mem_per_cpu="), ("sbatch", "mem_per_cpu=")])
 def test_a_script_made_right_with_set_is_written_clean(tmp_path, capsys, command, setting):
     script = tmp_path / "job.sh"

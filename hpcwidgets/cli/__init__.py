@@ -508,6 +508,9 @@ def _run_model_command(args: argparse.Namespace) -> int:
     base = load_model_file(args.from_file, cls) if args.from_file else None
     # what the file held wrong already: written back with it (exit 1, as lint), not refused as the typed input is
     held = set(base.problems() + profile_problems(base, profile)) if base is not None else set()
+    if base is not None and profile is not None:  # and as the profile places it (a partition's QOS filled in)
+        placed_base = profile.place(base, as_written=True)
+        held |= set(placed_base.problems() + profile_problems(placed_base, profile))
     if base is None and profile is not None:
         base = profile_base(cls, profile)
     typed = model_from_args(cls, base, args, cmd.fixed)
