@@ -15,7 +15,7 @@ from hpcwidgets.examples import examples
 from hpcwidgets.fixes import fix_script
 from hpcwidgets.lint import Finding, has_errors, lint, rules, rules_markdown
 from hpcwidgets.profiles import load_profile
-from hpcwidgets.spec.profile import Module
+from hpcwidgets.spec.profile import Module, Partition
 
 SEED = Path("/work/shared/seed/000_232e9879c9e13462.txt")
 ALL = rules()
@@ -39,6 +39,13 @@ _EXAMPLE_SITES = {
     # a SingularityCE site: no apptainer program
     "HPC414": lambda: load_profile("generic").replace(runtimes=("singularity",), apptainer_binary="singularity",
                                                       modules=(Module(purpose="singularity", name="singularity"),)),
+    # a site with a whole-node GPU partition and one that shares nodes (LUMI's standard-g and small-g)
+    "HPC415": lambda: load_profile("generic").replace(partitions=(
+        *load_profile("generic").partitions,
+        Partition(name="standard-g", max_time="2-00:00:00", cpus_per_node=112, mem_per_node="480G", gpus_per_node=8,
+                  whole_nodes=True),
+        Partition(name="small-g", max_time="3-00:00:00", max_nodes=4, cpus_per_node=112, mem_per_node="480G",
+                  gpus_per_node=8))),
 }
 
 

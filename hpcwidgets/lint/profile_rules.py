@@ -1,5 +1,6 @@
 """Rules that check a job against a cluster profile: partitions and their limits (time, GPUs, memory, CPUs,
-nodes), the QOS and theirs, GPU types, and the modules a site provides its container runtime in. They find nothing without a profile.
+nodes, CPUs per GPU), whole-node partitions, the QOS and theirs, GPU types, and the modules a site provides its
+container runtime in. They find nothing without a profile.
 
 Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
@@ -130,10 +131,15 @@ _profile_rule_specs = [
      "No node is large enough, or the job is over the partition's memory per job: it never starts.",
      "Ask for at most the node's memory (or --mem=0 for all of it), and in total at most the memory per job.",
      "#SBATCH --partition=cpu\n#SBATCH --mem=1T\n", "#SBATCH --partition=cpu\n#SBATCH --mem=200G\n"),
-    ("HPC406", "cpus-over-node", "more CPUs per node than the partition's nodes have (or per job than it allows)",
+    ("HPC406", "cpus-over-node", "more CPUs per node than the partition's nodes have (or per job or per GPU than it "
+                                 "allows)",
      "Tasks per node × CPUs per task does not fit on any node, or the job is over the partition's CPUs per job: "
-     "it never starts.",
-     "Lower the tasks per node or CPUs per task, or spread the tasks over more nodes; stay within the CPUs per job.",
+     "it never starts. Sites that share GPU nodes out by GPU allow only so many CPUs with each GPU (CSC Puhti: 10 "
+     "cores; the profile's max_cpus_per_gpu): more, by --cpus-per-gpu or by the CPUs per node over the GPUs per "
+     "node, takes cores the node's other GPUs need, which the site's rules forbid (its submit filter may refuse "
+     "the job).",
+     "Lower the tasks per node or CPUs per task, or spread the tasks over more nodes; stay within the CPUs per job "
+     "and the CPUs per GPU.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=64\n",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=16\n"),
     ("HPC407", "gpus-on-cpu-partition", "GPUs are requested on a partition without GPUs",
@@ -225,7 +231,8 @@ def _mem_per_cpu_over_max(ctx: Context) -> Iterator[Any]:
       summary="no memory request, on a partition whose default memory per CPU (or GPU) leaves the job less than half "
               "its share of a node",
       why="A job that asks for no memory gets DefMemPerCPU × its CPUs (DefMemPerGPU × its GPUs where the partition "
-          "sets that), not the node's memory. Sites often set the default low, 1G or 2G per CPU, and a GPU job with "
+          "sets that; a GPU job that asks for no CPUs has DefCpuPerGPU × its GPUs where the site sets that), not the "
+          "node's memory. Sites often set the default low, 1G or 2G per CPU, and a GPU job with "
           "one or two CPUs then has a few GB of host memory beside a GPU that came with a quarter of the node's: "
           "loading the data or the model is killed by the out-of-memory handler ('oom-kill event', 'Killed'), after "
           "the job waited in the queue. Not reported for --exclusive jobs, nor for a later component of a "
@@ -239,6 +246,27 @@ def _mem_per_cpu_over_max(ctx: Context) -> Iterator[Any]:
 def _small_default_memory(ctx: Context) -> Iterator[Any]:
     if not _runs_only_diagnostics(ctx):  # nvidia-smi, hostname: a few MB are enough
         yield from profile_warnings(ctx).get("HPC413", [])
+
+
+@rule("HPC415", "part-of-whole-node", "warning",
+      summary="the job asks for part of a node on a partition that gives every job whole nodes, and bills them",
+      why="Some partitions allocate whole nodes only (Slurm's OverSubscribe=EXCLUSIVE, the profile's whole_nodes; "
+          "LUMI's standard-g and standard): Slurm runs a job that asks for one GPU of eight, or a few CPUs, but gives "
+          "it the whole node and bills the whole node, while the rest of it sits idle. Sites keep other partitions "
+          "for such jobs (LUMI: small-g and small), which share nodes and bill only what a job asks for. A job with "
+          "--exclusive on a partition without GPUs is left alone: its program may use every CPU it finds.",
+      fix="Use the partition that shares nodes (the message names it), or make the job use whole nodes: all of "
+          "each node's GPUs (one task per GPU), or on a partition without GPUs, CPUs for every core.",
+      catalogue=(12,),
+      bad="#!/bin/bash\n#SBATCH --account=project_465000000\n#SBATCH --partition=standard-g\n#SBATCH --nodes=1\n"
+          "#SBATCH --gpus-per-node=1\n#SBATCH --time=02:00:00\nsrun python train.py\n",
+      good="#!/bin/bash\n#SBATCH --account=project_465000000\n#SBATCH --partition=small-g\n#SBATCH --nodes=1\n"
+           "#SBATCH --gpus-per-node=1\n#SBATCH --time=02:00:00\nsrun python train.py\n")
+def _part_of_whole_node(ctx: Context) -> Iterator[Any]:
+    if ctx.profile is None or not ctx.parsed.directives:
+        return
+    from ..spec.profile import whole_node_warnings
+    yield from _by_code(ctx, lambda job: whole_node_warnings(ctx.profile, job), lambda p: "HPC415").get("HPC415", [])
 
 
 def _same_module(loaded: str, wanted: str) -> bool:

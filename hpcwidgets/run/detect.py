@@ -350,6 +350,28 @@ def _mem_per_cpu_or_gpu(rec: Mapping[str, str], config_text: str) -> dict[str, s
     return out
 
 
+def _job_defaults(text: str) -> dict[str, str]:
+    """The pairs of a ``JobDefaults`` value as scontrol prints it (``DefCpuPerGPU=8,DefMemPerGPU=40960``; ``(null)``
+    when none are set), keyed in lower case since slurm.conf matches them in any case."""
+    return {key.strip().lower(): value.strip() for key, _, value in
+            (item.partition("=") for item in _split_top(text) if "=" in item)}
+
+
+def _def_cpus_per_gpu(rec: Mapping[str, str], config_text: str) -> int | None:
+    """The partition's DefCpuPerGPU (one of its JobDefaults), else the cluster's from ``scontrol show config`` text
+    (its own JobDefaults line, or a line of its own); None when neither sets one."""
+    own = _int(_job_defaults(rec.get("JobDefaults", "")).get("defcpupergpu"))
+    cluster = _job_defaults(_config_value(config_text, "JobDefaults")).get("defcpupergpu") \
+        or _config_value(config_text, "DefCpuPerGPU")
+    return own or _int(cluster) or None
+
+
+def _whole_nodes(rec: Mapping[str, str]) -> bool:
+    """Whether the partition gives every job whole nodes: ``OverSubscribe=EXCLUSIVE`` (``Shared=EXCLUSIVE`` before
+    Slurm 15.08), which scontrol prints for a partition whose jobs never share a node."""
+    return (rec.get("OverSubscribe") or rec.get("Shared") or "").strip().upper() == "EXCLUSIVE"
+
+
 def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
                config_text: str = "") -> tuple[Partition, list[str]]:
     """The partition of one ``PartitionName=`` record and its nodes' records, and the GPU node features
@@ -372,6 +394,9 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
     notes = list(closed)
     if state != "UP":
         notes.append(f"State={state}")
+    whole_nodes = _whole_nodes(rec)
+    if whole_nodes:
+        notes.append("whole nodes only (OverSubscribe=EXCLUSIVE)")
     gpu_nodes = len(with_gpus) if gpus and len(with_gpus) < len(records) else None
     gpu_cpus = gpu_mem = None
     if gpu_nodes:
@@ -400,6 +425,8 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
         allowed_qos=allowed_qos,
         restricted=bool(closed),
         is_default=rec.get("Default", "NO").upper() == "YES",
+        whole_nodes=whole_nodes,
+        def_cpus_per_gpu=_def_cpus_per_gpu(rec, config_text) if gpus else None,
         **_mem_per_cpu_or_gpu(rec, config_text),
     )
     return part, features
@@ -460,8 +487,10 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
     and memory of the largest node (memory less MemSpecLimit, unknown when RealMemory is 1), lowered by
     MaxCPUsPerNode / MaxMemPerNode; the memory a job gets per CPU or per GPU when it asks for none and the most per
     CPU (DefMemPerCPU, DefMemPerGPU in JobDefaults, MaxMemPerCPU; the cluster's from ``config_text`` for a partition
-    that sets none); where a partition also has nodes without GPUs and its GPU nodes are smaller,
-    ``gpu_node_cpus``/``gpu_node_mem`` the size of its largest GPU node (capped the same way); GPUs per node those
+    that sets none), and for a GPU partition the CPUs per GPU a job gets when it asks for none (DefCpuPerGPU in
+    JobDefaults, else the cluster's); ``whole_nodes`` for OverSubscribe=EXCLUSIVE (a site's limit of CPUs per GPU is
+    not a Slurm setting, so ``max_cpus_per_gpu`` stays empty); where a partition also has nodes without GPUs and its
+    GPU nodes are smaller, ``gpu_node_cpus``/``gpu_node_mem`` the size of its largest GPU node (capped the same way); GPUs per node those
     of the node with the most full GPUs (MIG slices count on nodes that have nothing else), never summed over
     different nodes; ``gpus_per_type`` the most of each type one node has, where that differs. The GPU vendor
     cannot be read from Slurm: it is guessed per partition from the gres type names (:func:`guess_gpu_vendor`);

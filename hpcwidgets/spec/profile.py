@@ -11,7 +11,8 @@ names are unique and at most one is marked ``is_default`` (agreeing with ``defau
 ``default_gpu_partition`` names a partition with GPUs; times are Slurm times and a partition's
 ``default_time`` is neither longer than its ``max_time`` nor unlimited (``UNLIMITED``/``0``) when
 ``max_time`` is finite; ``mem_per_node`` is a positive Slurm size, as are the memory per CPU or GPU
-(``def_mem_per_cpu`` not above ``max_mem_per_cpu``, ``def_mem_per_gpu`` only with GPUs); the GPU nodes' own size
+(``def_mem_per_cpu`` not above ``max_mem_per_cpu``, ``def_mem_per_gpu`` only with GPUs); the CPUs per GPU
+(``def_cpus_per_gpu``, ``max_cpus_per_gpu``) only with GPUs, the default not above the maximum; the GPU nodes' own size
 (``gpu_node_cpus``, ``gpu_node_mem``) needs GPUs and is not above ``cpus_per_node``/``mem_per_node``; ``login_port``
 is a port
 number and ``jump_host`` what ``ssh -J`` takes
@@ -296,6 +297,20 @@ class Partition(_SiteLimits):
     def_mem_per_gpu: str = opt("", label="Default memory per GPU", role="internal", placeholder="29440M",
                                help="Memory per GPU a job that asks for GPUs but no memory gets (Slurm's DefMemPerGPU, "
                                     "in the partition's JobDefaults), e.g. 29440M; empty when the site sets none.")
+    def_cpus_per_gpu: int | None = opt(None, label="Default CPUs per GPU", role="internal", minimum=1,
+                                       help="CPUs per GPU a job that asks for GPUs gets when it sets neither "
+                                            "--cpus-per-task nor --cpus-per-gpu (Slurm's DefCpuPerGPU, in the "
+                                            "partition's JobDefaults or the cluster's), e.g. 8; leave it out when "
+                                            "the site sets none.")
+    max_cpus_per_gpu: int | None = opt(None, label="Maximum CPUs per GPU", role="internal", minimum=1,
+                                       help="The most CPUs a job may ask for with each GPU, as the site's "
+                                            "documentation states it (CSC Puhti: 10 cores per GPU). Slurm has no "
+                                            "setting for it (sites enforce it on submission), so detection cannot "
+                                            "read it. Leave it out for no limit.")
+    whole_nodes: bool = opt(False, label="Whole nodes only", role="internal",
+                            help="true when every job gets whole nodes and is billed for them (Slurm's "
+                                 "OverSubscribe=EXCLUSIVE; LUMI's standard-g): a job that asks for part of a node "
+                                 "is warned, and told which partitions share nodes.")
 
     def describe(self) -> str:
         return f"partition {self.name or '(unnamed)'}"
@@ -407,6 +422,7 @@ class Partition(_SiteLimits):
                    "the memory a job can use on one node, e.g. 187G, or leave it empty if unknown")
         out += self._gpu_node_problems()
         out += self._mem_default_problems()
+        out += self._cpus_per_gpu_problems()
         types = _tup(self.gpu_types)
         for t in types:
             if isinstance(t, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+", t):
@@ -456,6 +472,21 @@ class Partition(_SiteLimits):
         if allowed and _str(self.qos) and self.qos not in allowed:
             out.append(Problem("qos", f"QOS {self.qos!r} is not among the allowed QOS ({', '.join(allowed)}), so Slurm "
                                       "rejects the jobs it is filled into; use one of them, or add it to allowed_qos"))
+        return out
+
+    def _cpus_per_gpu_problems(self) -> list[Problem]:
+        """CPUs per GPU belong to a partition with GPUs, and the default is not above the maximum: with it above,
+        every GPU job that asks for no CPUs would break the site's own rule."""
+        out: list[Problem] = []
+        default, most = _positive(self.def_cpus_per_gpu), _positive(self.max_cpus_per_gpu)
+        if not self.has_gpus:
+            for field, value in (("def_cpus_per_gpu", default), ("max_cpus_per_gpu", most)):
+                if value:
+                    out.append(Problem(field, f"{field} is set but the partition has no GPUs (GPUs per node is 0); "
+                                              "remove it, or set GPUs per node"))
+        elif default and most and default > most:
+            out.append(Problem("def_cpus_per_gpu", f"default CPUs per GPU {default} is more than the maximum {most}; "
+                                                   f"lower it to at most {most}"))
         return out
 
     def _mem_default_problems(self) -> list[Problem]:
@@ -509,10 +540,10 @@ _MEM_FIELDS = ("mem_per_node", "gpu_node_mem", "max_mem_per_job", "def_mem_per_c
                "def_mem_per_gpu")
 #: a partition's and a QOS's count fields (whole numbers)
 _COUNT_FIELDS = ("max_nodes", "cpus_per_node", "gpus_per_node", "max_cpus_per_job", "max_gpus_per_job", "gpu_nodes",
-                 "gpu_node_cpus", "min_nodes", "max_gpus")
+                 "gpu_node_cpus", "min_nodes", "max_gpus", "def_cpus_per_gpu", "max_cpus_per_gpu")
 #: the fields where Slurm's UNLIMITED (scontrol: MaxNodes=UNLIMITED, DefMemPerNode=UNLIMITED) means "none": left out
 _UNLIMITED_MEANS_NONE = ("max_nodes", "max_cpus_per_job", "max_gpus_per_job", "max_mem_per_job", "def_mem_per_cpu",
-                         "max_mem_per_cpu", "def_mem_per_gpu", "max_gpus")
+                         "max_mem_per_cpu", "def_mem_per_gpu", "max_gpus", "def_cpus_per_gpu", "max_cpus_per_gpu")
 #: :func:`_lenient`'s answer for a value that means the field's default (no limit)
 _LEAVE_OUT = object()
 
@@ -1167,6 +1198,41 @@ def _cpus_asked(job: SlurmJob, gpus: int) -> tuple[int, str, str]:
             field)
 
 
+def _cpus_held(part: Partition, job: SlurmJob, gpus: int) -> tuple[int, str]:
+    """CPUs the job holds on each node, and how the partition's default made them ("" when it did not): what it asks
+    for (:func:`_cpus_asked`), or for a job with GPUs that sets neither --cpus-per-task nor --cpus-per-gpu, the
+    partition's DefCpuPerGPU × its GPUs where that is more (slurm.conf(5), DefCpuPerGPU)."""
+    cpus = _cpus_asked(job, gpus)[0]
+    default = _positive(part.def_cpus_per_gpu)
+    if gpus and default and not job.cpus_per_task and not job.cpus_per_gpu and default * gpus > cpus:
+        return default * gpus, f"DefCpuPerGPU {default} × {_count(gpus, 'GPU')}"
+    return cpus, ""
+
+
+def _cpus_per_gpu_problem(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str, gpus: int, cpus: int,
+                          how: str, field: str) -> list[Problem]:
+    """More CPUs per GPU than the partition allows (``max_cpus_per_gpu``, a site rule such as CSC Puhti's 10 cores
+    per GPU), however the job asks for them: --cpus-per-gpu, or its CPUs per node (tasks × --cpus-per-task) over its
+    GPUs per node. A job that asks for no CPUs has one per task (or the partition's default), within any limit."""
+    most = _positive(part.max_cpus_per_gpu)
+    if not most or cpus <= most * gpus:
+        return []
+    roomier = _others(profile, lambda p: not _positive(p.max_cpus_per_gpu) or cpus <= p.max_cpus_per_gpu * gpus,
+                      part, job, gpus=True)
+    hint = f", or use a partition that allows more: {roomier}" if roomier else ""
+    if field == "cpus_per_gpu":
+        return [Problem(field, f"--cpus-per-gpu={job.cpus_per_gpu} is more than the {most} CPUs per GPU {where} "
+                               f"allows; ask for --cpus-per-gpu={most} or fewer{hint}")]
+    tasks = _tasks_per_node(job)
+    per_task = most * gpus // tasks
+    fix = (f"--cpus-per-task={per_task}" + (f" with {tasks} tasks per node" if tasks > 1 else "")
+           if per_task else f"at most {most * gpus} tasks per node")
+    asked = f"--cpus-per-task={job.cpus_per_task}" if tasks == 1 and job.cpus_per_task else f"{how} = {cpus} CPUs"
+    return [Problem(field, f"{asked} with {_count(gpus, 'GPU')} per node is {cpus / gpus:g} CPUs per GPU, more than "
+                           f"the {most} per GPU {where} allows; ask for at most {most * gpus} CPUs per node: "
+                           f"{fix}{hint}")]
+
+
 def _spread(job: SlurmJob) -> bool:
     """Whether Slurm chooses the node count: the job names none and counts its tasks (or GPUs) for the whole
     job, so they go on as many nodes as they need (sbatch's -n: one task per node by default, as many as fit)."""
@@ -1382,7 +1448,7 @@ def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
     gives the job less than half its share of a node (field ``mem``)."""
     out: list[Problem] = []
     gpus = job.gpus_on_each_node
-    cpus = _cpus_asked(job, gpus)[0]
+    cpus, by_default = _cpus_held(part, job, gpus)
     node_cpus = part.cpus_for(bool(gpus))
     per_cpu, most = _mem(job.mem_per_cpu), _mem(part.max_mem_per_cpu)
     if per_cpu and most and per_cpu > most:
@@ -1413,6 +1479,7 @@ def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
         default, how = per_gpu * gpus, f"DefMemPerGPU {part.def_mem_per_gpu} × {_count(gpus, 'GPU')}"
     elif default_per_cpu:
         default, how = default_per_cpu * cpus, f"DefMemPerCPU {part.def_mem_per_cpu} × {_count(cpus, 'CPU')}"
+        how += f" ({by_default})" if by_default else ""
     else:
         return out
     shares = [(cpus / node_cpus, f"its {cpus} of a node's {node_cpus} CPUs")] if node_cpus else []
@@ -1429,6 +1496,65 @@ def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
                                   f"with (of {format_mem(node_mem)}); add --mem with what the job needs, e.g. "
                                   f"--mem={share_text}"))
     return out
+
+
+def whole_node_warnings(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
+    """A job that asks for part of a node on a partition that gives every job whole nodes and bills them
+    (``whole_nodes``: Slurm's OverSubscribe=EXCLUSIVE, LUMI's standard-g): Slurm runs it, but the rest of each node
+    sits idle on the job's bill. Part of a node is fewer GPUs per node than the partition's nodes have; on a partition
+    without GPUs and for a job without --exclusive, fewer than half a node's CPUs (half: on nodes with two threads per
+    core that is every core), or with no CPU request, --mem under half a node's memory. The field is the option that
+    asks for the part (``partition`` for no GPUs on a GPU partition); the message names the partitions of the same
+    kind that share nodes and allow the job's node count."""
+    job = _well_typed(job)
+    names = [n.strip() for n in _str(job.partition).split(",") if n.strip()]
+    parts = [p for p in _tup(profile.partitions) if isinstance(p, Partition) and p.is_slurm_partition
+             and p.name in names] if names else [profile.entry_for(job)]
+    out: list[Problem] = []
+    for part in parts:
+        gpus = job.gpus_on_each_node
+        if part is None or part.whole_nodes is not True or not part.takes_jobs or (gpus and not part.has_gpus):
+            continue  # check_job says a job does not run there at all
+        asked = _part_of_node(part, job, gpus)
+        if asked is None:
+            continue
+        field, what, whole = asked
+        nodes = job.node_count
+        shared = _others(profile, lambda p: p.whole_nodes is not True and p.for_production
+                         and p.has_gpus == part.has_gpus and (_positive(p.max_nodes) or nodes) >= nodes,
+                         part, job, gpus=bool(gpus))
+        other = f", or use a partition that shares nodes: {shared}" if shared else ""
+        out.append(Problem(field, f"{part.where()} gives every job whole nodes and bills them "
+                                  f"(OverSubscribe=EXCLUSIVE): the job asks for {what}, and pays for the whole node; "
+                                  f"{whole}{other}"))
+    return _dedupe(out)
+
+
+def _part_of_node(part: Partition, job: SlurmJob, gpus: int) -> tuple[str, str, str] | None:
+    """``(field, what the job asks for, how to use the whole node)`` when ``job`` asks for part of a node of
+    ``part`` (:func:`whole_node_warnings`), else None."""
+    if part.has_gpus:
+        have = part.gpus_of_type(job.gpu_type) if _str(job.gpu_type) else part.gpus_per_node
+        if gpus >= have:
+            return None
+        field = "gpus_per_node" if job.gpus_per_node else "gpus" if job.gpus else \
+            "gpus_per_task" if job.gpus_per_task else "partition"
+        what = f"{gpus} of the {have} GPUs of each node" if gpus else f"none of the {have} GPUs of each node"
+        return field, what, f"ask for all {have} GPUs of each node (--gpus-per-node={have}) and use them"
+    if job.exclusive is True:
+        return None  # it says it takes the whole node: its program may use every CPU it finds there
+    node_cpus = _positive(part.cpus_per_node)
+    if job.cpus_per_task or job.ntasks_per_node or job.ntasks:
+        cpus, _, field = _cpus_asked(job, 0)
+        if node_cpus and cpus * 2 < node_cpus:
+            return (field, f"{cpus} of the {node_cpus} CPUs of each node",
+                    "ask for CPUs for the whole node (tasks per node × CPUs per task) and use them")
+        return None
+    asked, node_mem = _mem(job.mem), part.mem_mib()
+    if asked and node_mem and asked * 2 < node_mem:
+        return ("mem", f"--mem={job.mem} of the {part.mem_per_node} of each node",
+                "give the job work for a whole node")
+    return None
 
 
 def _count(n: int, unit: str) -> str:
@@ -1569,6 +1695,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     # a job with GPUs gets only the partition's GPU nodes, which may be smaller than its largest (CPU) node
     node_cpus = part.cpus_for(bool(gpus))
     cpu_nodes = "GPU nodes" if node_cpus != part.cpus_per_node else "nodes"
+    found = len(out)
     if node_cpus and cpus > node_cpus and _spread(job) and unit <= node_cpus:
         # tasks (or GPUs) counted for the whole job, no node count: Slurm spreads them over the nodes they need;
         # only one task's (or one GPU's) CPUs must fit on a node
@@ -1581,6 +1708,8 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the {cpu_nodes} of {where} have "
                                       f"{node_cpus}; lower the tasks per node or CPUs per task "
                                       f"(or use more nodes)"))
+    if gpus and len(out) == found:  # CPUs that fit no node: one problem is enough
+        out += _cpus_per_gpu_problem(profile, part, job, where, gpus, cpus, how, cpu_field)
     # memory per node
     mem_text = part.mem_for(bool(gpus))
     node_mem = _mem(mem_text)
