@@ -77,8 +77,36 @@ def test_the_type_stripped_from_a_typed_request_is_a_number(ref):
 
 
 def test_the_variable_itself_and_a_stripped_unset_one_are_still_reported():
-    hits = found(TYPED + "NGPUS=$SLURM_GPUS_PER_NODE\n", "HPC107")
-    assert [n for n, _ in hits] == [4] and "is A100:4 here" in hits[0][1]
+    use = "srun --ntasks-per-node=$NGPUS python ddp.py\n"
+    hits = found(TYPED + "NGPUS=$SLURM_GPUS_PER_NODE\n" + use, "HPC107")
+    assert [n for n, _ in hits] == [5] and "is A100:4 here" in hits[0][1]   # where the value is used as a number
     gres = "#!/bin/bash\n#SBATCH --gres=gpu:4\n"
-    hits = found(gres + "NGPUS=${SLURM_GPUS_PER_NODE#*:}\n", "HPC107")
-    assert [n for n, _ in hits] == [3] and "is set only when the job asks for GPUs with --gpus-per-node" in hits[0][1]
+    hits = found(gres + "NGPUS=${SLURM_GPUS_PER_NODE#*:}\n" + use, "HPC107")
+    assert [n for n, _ in hits] == [4] and "is set only when the job asks for GPUs with --gpus-per-node" in hits[0][1]
+
+
+# --- HPC136 on a partition with CPUs per GPU of its own ------------------------------------------------------------
+
+def _gpu_site(**fields):
+    from hpcwidgets.profiles import load_profile
+    from hpcwidgets.spec.profile import Partition
+    gpu = Partition(name="gpu", max_time="2-00:00:00", cpus_per_node=64, mem_per_node="480G", gpus_per_node=4,
+                    gpu_types=("a100",), is_default=True, **fields)
+    return load_profile("generic").replace(partitions=(gpu,), default_partition="gpu", default_gpu_partition="gpu")
+
+
+FOUR_WORKERS = ("#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --nodes=1\n#SBATCH --gres=gpu:4\n"
+                "#SBATCH --time=01:00:00\ntorchrun --standalone --nproc-per-node=4 train.py\n")
+
+
+def test_hpc136_asks_for_the_gpus_share_of_cpus_at_most_the_sites_limit():
+    (hit,) = [f for f in lint(FOUR_WORKERS, _gpu_site(), select=["HPC136"])]
+    assert "--cpus-per-task=64" in hit.message                     # 16 CPUs for each of 4 GPUs
+    (hit,) = [f for f in lint(FOUR_WORKERS, _gpu_site(max_cpus_per_gpu=10), select=["HPC136"])]
+    assert "--cpus-per-task=40" in hit.message                     # the site allows 10 per GPU
+    assert not [f for f in lint(FOUR_WORKERS.replace("#SBATCH --time", "#SBATCH --cpus-per-task=40\n#SBATCH --time"),
+                                 _gpu_site(max_cpus_per_gpu=10), select=["HPC406"])]
+
+
+def test_hpc136_is_quiet_where_the_partition_gives_cpus_per_gpu_by_default():
+    assert not lint(FOUR_WORKERS, _gpu_site(def_cpus_per_gpu=8), select=["HPC136"])

@@ -215,8 +215,9 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
 
 
 #: the rule groups that judge the #SBATCH lines alone, against each other and against the cluster profile
-#: (HPC3xx: directives, HPC4xx: profile); a rule of theirs that reads the commands finds none and stays silent
-_DIRECTIVE_GROUPS = ("HPC3", "HPC4")
+#: (HPC3xx: directives, HPC4xx: profile), and HPC536, which also finds a template's placeholder in them; a rule of
+#: theirs that reads the commands finds none and stays silent
+_DIRECTIVE_GROUPS = ("HPC3", "HPC4", "HPC536")
 
 
 def _directives_of_unreadable(text: str, exc: Any, profile: Any, path: str, wanted: frozenset[str],
@@ -227,7 +228,7 @@ def _directives_of_unreadable(text: str, exc: Any, profile: Any, path: str, want
     from ..parse.script import read_script
     problem = Finding("HPC000", "error", max(exc.line, 1),
                       f"cannot read the script: {exc.message}; until it reads, only its #SBATCH lines are checked "
-                      "(rules HPC3xx and HPC4xx), not its commands", None, path)
+                      "(rules HPC3xx, HPC4xx and HPC536), not its commands", None, path)
     chosen = [r for code, r in rules().items() if r.kind == "script" and code.startswith(_DIRECTIVE_GROUPS)
               and (not wanted or code in wanted) and code not in skipped]
     # every line but the comments (#!, #SBATCH) and blank ones becomes the no-op ":", so the line numbers stay;

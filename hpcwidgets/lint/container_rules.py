@@ -100,9 +100,11 @@ APPTAINER_FLAGS = re.compile(r"^(--nv|--nvccli|--rocm|--bind|-B|--mount|--cleane
       why="Without the flag the container sees no GPU driver: PyTorch silently falls back to the CPU (or fails "
           "with 'no CUDA GPUs are available') while the GPUs you were charged for sit idle. When another container "
           "step of the job has the flag, a step without it is most likely a CPU-only helper (tar, a compile) and is "
-          "only advice (HPC220), unless it starts a distributed launcher; so is a step whose program only shows "
-          "something (cowsay, echo, a --version, python -c that only imports and prints versions), which sites whose "
-          "every job must ask for a GPU show as a first container job. --nv written after the image is HPC203. "
+          "only advice (HPC220), unless it starts a distributed launcher or shows GPU work (nvidia-smi, python -c "
+          "calling torch.cuda.is_available() or jax.devices(): these pre-flight checks fail without the flag); so is "
+          "a step whose program only shows something (cowsay, echo, a --version, python -c that only imports and "
+          "prints versions), which sites whose every job must ask for a GPU show as a first container job. --nv "
+          "written after the image is HPC203. "
           "APPTAINER_NV=1 (SINGULARITY_NV=1) exported before the step counts as --nv, and so does a CDI device "
           "naming a GPU (--device nvidia.com/gpu=all, SingularityCE 4's OCI mode). AMD GPUs (the profile's "
           "gpu_vendor, a GPU type such as mi250, or a script that shows ROCm) are left alone: ROCm images carry their "
@@ -124,7 +126,8 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
     reported: set[int] = set()
     for step, c, flag, other in _steps_without_gpu_flag(ctx):
-        if step.chain.launcher is None and (other is not None or gpu_free_program(ctx, step, c)):
+        shown = gpu_work_shown(ctx, step, c)
+        if step.chain.launcher is None and not shown and (other is not None or gpu_free_program(ctx, step, c)):
             continue  # a CPU helper (tar, compile) beside a step with the flag, or a program without GPU work: HPC220
         start = _instance_of(ctx, step, c)
         if start is not None:
@@ -144,8 +147,10 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
         # no fix where it cannot be whole (the options after the image would stay there) or where the script
         # shows AMD GPUs against the profile's word (which of the two is wrong is the user's call)
         fix = None if late or shows_amd(ctx) else fix_for(ctx, f"add {flag}", step, chain)
+        beside = f" ({shown}; the step on line {other} has {flag}, but each container needs its own)" \
+            if shown and other is not None else ""
         yield (step.line, f"the job requests GPUs but {c.binary} {c.action} runs without {flag}: no GPU is visible "
-                          f"inside the container; add {flag}{where}", fix)
+                          f"inside the container; add {flag}{where}{beside}", fix)
 
 
 #: the container options that make the GPUs visible
@@ -373,6 +378,64 @@ def gpu_free_program(ctx: Context, step: Any, c: Any) -> str:
         inner = [[str(w) for w in cmd.argv] for cmd in _simple_commands(_shell_c_script(step.command))]
         return "its commands use no GPU" if inner and all(_gpu_free_words(w) for w in inner) else ""
     return _gpu_free_words(prog)
+
+
+#: programs that ask the driver about the GPUs: --nv (--rocm) is what brings them and the driver into the container
+GPU_QUERY_TOOLS = frozenset({"nvidia-smi", "rocm-smi", "amd-smi", "rocminfo", "deviceQuery"})
+
+#: calls that ask a framework for its GPUs (jax.devices(), tf.config.list_physical_devices("GPU"),
+#: torch.cuda.device_count()); any call through a ``cuda`` attribute counts too
+_DEVICE_QUERIES = frozenset({"devices", "local_devices", "device_count", "list_physical_devices",
+                             "list_logical_devices", "is_gpu_available", "gpu_device_name", "get_device_name",
+                             "get_device_properties"})
+
+#: a device named as text: torch.device("cuda"), tensor.to("cuda:0")
+_GPU_DEVICE_TEXT = re.compile(r"(?:cuda|gpu)(?::\d+)?", re.IGNORECASE)
+
+
+def gpu_work_shown(ctx: Context, step: Any, c: Any) -> str:
+    """Why the program an ``apptainer exec`` step runs evidently uses the GPU ("" when it does not show it): a
+    GPU query tool (nvidia-smi, rocm-smi), also among the commands of a ``bash -c`` script, or ``python -c`` code
+    that asks for the GPUs (torch.cuda.is_available(), jax.devices()) or puts work on one. The opposite test is
+    :func:`gpu_free_program`; a step that shows GPU work needs the flag whatever the job's other steps do."""
+    if c.action != "exec" or _instance_of(ctx, step, c) is not None:
+        return ""
+    prog = [str(w) for w in step.chain.program]
+    if prog and shell_c_script(prog) is not None:
+        inner = [[str(w) for w in cmd.argv] for cmd in _simple_commands(_shell_c_script(step.command))]
+        return next((reason for words in inner if (reason := _gpu_work_words(words))), "")
+    return _gpu_work_words(prog)
+
+
+def _gpu_work_words(words: list[str]) -> str:
+    """:func:`gpu_work_shown` for one command's words."""
+    if not words:
+        return ""
+    name = words[0].rsplit("/", 1)[-1]
+    if name in GPU_QUERY_TOOLS or name.startswith("nvidia-"):
+        return f"{name} queries the GPU driver"
+    code = python_code(words)
+    call = _gpu_call(code) if code is not None else ""
+    return f"python -c calls {call}, which needs the GPU" if call else ""
+
+
+def _gpu_call(code: str) -> str:
+    """The first call in Python ``code`` that asks for or uses a GPU, as written (``torch.cuda.is_available()``),
+    or ""."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        dotted = ast.unparse(node.func)
+        parts = re.split(r"\W+", dotted)
+        on_device = any(isinstance(a, ast.Constant) and isinstance(a.value, str) and _GPU_DEVICE_TEXT.fullmatch(a.value)
+                        for a in node.args)
+        if "cuda" in parts or parts[-1] in _DEVICE_QUERIES or on_device:
+            return f"{dotted}()"
+    return ""
 
 
 def _gpu_free_words(words: list[str]) -> str:
@@ -681,7 +744,9 @@ def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
           "does use the GPU, it silently runs on the CPU. It is right too for a program that only shows something "
           "(cowsay, echo, a --version, python -c that only imports and prints versions): some sites make every job "
           "ask for a GPU, and their first container example is such a step. (A step that starts a distributed "
-          "launcher such as torchrun without the flag is still HPC201, and so is any other program on its own.)",
+          "launcher such as torchrun without the flag is still HPC201, and so is one that shows GPU work, such as "
+          "nvidia-smi or python -c calling torch.cuda.is_available() or jax.devices(), whatever the other steps "
+          "do, and any other program on its own.)",
       fix="Nothing for a CPU-only step; add --nv (NVIDIA) or --rocm (AMD) if it should use the GPU.",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -698,8 +763,8 @@ apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py --data "
 @each_component
 def _gpu_flag_on_other_step(ctx: Context) -> Iterator[Any]:
     for step, c, flag, other in _steps_without_gpu_flag(ctx):
-        if step.chain.launcher is not None:
-            continue
+        if step.chain.launcher is not None or gpu_work_shown(ctx, step, c):
+            continue  # a launcher, or a program that shows GPU work: HPC201 whatever the other steps do
         prog = str(step.chain.program[0]) if c.action == "exec" and step.chain.program else \
             {"run": "the image's runscript", "shell": "a shell", "test": "the image's tests"}.get(c.action, "its command")
         if other is not None:

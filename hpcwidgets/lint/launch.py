@@ -10,13 +10,14 @@ import ast
 import re
 from typing import Any, Iterator
 
+from ..parse.lexer import DECLARATION_BUILTINS
 from ..parse.script import launch_words
 from ..spec._words import Verbatim
 from ..spec.slurm import node_range, Srun
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
-                        _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text,
+                        _Inner, _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text,
                         _simple_commands, _step_nodes, accelerate_path, all_words, as_int, ast_name, cached,
                         each_component, expanded_refs, fix_for, held_commands, heterogeneous, in_job_component,
                         inherited_gpus, inherited_per_task, is_legacy, job_component_steps, job_cpus, job_nodes,
@@ -644,7 +645,8 @@ def _local_rendezvous(ctx: Context, step: Any, launcher: Any, name: str, value: 
 
 
 @rule("HPC138", "rendezvous-variable-never-set", "warning",
-      summary="the rendezvous host or port is a variable (MASTER_ADDR, MASTER_PORT) that nothing in the script sets",
+      summary="the rendezvous host or port is a variable (MASTER_ADDR, MASTER_PORT) that nothing in the script sets "
+              "before the launch expands it",
       why="Slurm does not set MASTER_ADDR or MASTER_PORT (nor any variable a script names for its rendezvous): the "
           "job has them only when the shell sbatch was run from exported them, since sbatch hands the job that "
           "shell's environment (--export=ALL, its default). Submitted from a fresh login they are empty, and torchrun "
@@ -653,7 +655,13 @@ def _local_rendezvous(ctx: Context, step: Any, launcher: Any, name: str, value: 
           "meet at that job's address. Left alone when the script may set the variable some way this cannot follow: "
           "it names the variable other than by expanding it (an assignment, read, export, a ${VAR:-default}, "
           "--export=VAR=…), or it sources a file, evals text or exports names it computes. Slurm's own variables "
-          "(SLURM_*) and bash's (HOSTNAME) are other rules' business.",
+          "(SLURM_*) and bash's (HOSTNAME) are other rules' business. An assignment on the launch's own line "
+          "(MASTER_PORT=29500 srun torchrun … \"$MASTER_ADDR:$MASTER_PORT\", or srun --export=ALL,MASTER_PORT=29500) "
+          "does not count: bash expands the command's words before such assignments take effect (Bash manual, "
+          "Simple Command Expansion), so the launch gets it empty; it does reach each task's own shell, so "
+          "srun bash -c '… $MASTER_PORT …' is right. Besides torchrun's options, MASTER_ADDR and MASTER_PORT "
+          "are followed into any program's arguments (--dist-url tcp://$MASTER_ADDR:$MASTER_PORT, deepspeed's "
+          "--master_addr).",
       fix="Set them in the script, before the launch: export MASTER_ADDR=$(scontrol show hostnames "
           "\"$SLURM_JOB_NODELIST\" | head -n 1) and export MASTER_PORT=29500.",
       catalogue=(2,),
@@ -672,22 +680,94 @@ srun torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=
 def _rendezvous_variable_unset(ctx: Context) -> Iterator[Any]:
     if _may_set_any_variable(ctx):
         return
+    launched = set()
     for step in steps(ctx):
         launcher = step.chain.launcher
+        if launcher is None:
+            continue
+        launched.add(step.line)
+        here = _set_on_the_line(step.command)
         for option in ("rdzv_endpoint", "master_addr", "master_port"):
             value = str(getattr(launcher, option, None) or "")
-            unset = [name for name in dict.fromkeys(_plain_refs(value)) if not _named_otherwise(ctx, name)]
-            if not unset:
-                continue
-            host = {"rdzv_endpoint": value.rsplit(":", 1)[0], "master_addr": value}.get(option, "")
-            setting = "; ".join(f"export {name}=" + (_HEAD_NODE_COMMAND if name in _plain_refs(host)
-                                                      else str(DEFAULT_RDZV_PORT)) for name in unset)
-            names = " and ".join(f"${name}" for name in unset)
-            shown = value.replace("\\$", "$")  # a reference each task expands (srun bash -c '…') reads as written
-            yield (step.line, f"--{option.replace('_', '-')}={shown}: nothing in the script sets {names}, and Slurm "
-                              "does not either, so the job has only what the shell you ran sbatch from exported "
-                              "(sbatch passes its environment on), and from a fresh login that is nothing; set "
-                              f"{'them' if len(unset) > 1 else 'it'} before the launch: {setting}")
+            unset = _unset_refs(ctx, value, here)
+            if unset:
+                host = {"rdzv_endpoint": value.rsplit(":", 1)[0], "master_addr": value}.get(option, "")
+                shown = value.replace("\\$", "$")  # a reference each task expands (srun bash -c '…') reads as written
+                yield step.line, _unset_message(f"--{option.replace('_', '-')}={shown}", unset, _plain_refs(host))
+    # another program given the two well-known names (--dist-url tcp://$MASTER_ADDR:$MASTER_PORT, deepspeed's
+    # --master_addr): other names may be the program's own business
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if isinstance(cmd, _Inner) or cmd.line in launched or not cmd.words or cmd.name in _NOT_A_PROGRAM:
+            continue
+        here = _set_on_the_line(cmd)
+        words = [str(w.value) for w in cmd.words]
+        for before, value in zip(["", *words], words):
+            unset = [(name, how) for name, how in _unset_refs(ctx, value, here) if name in _RENDEZVOUS_NAMES]
+            if unset:
+                shown = value.replace("\\$", "$")
+                what = f"{before} {shown}" if before.startswith("-") and "=" not in before else shown
+                yield cmd.line, _unset_message(what, unset, ["MASTER_ADDR"])
+                break
+
+
+#: the rendezvous variables every launcher's documentation names (torch.distributed's env:// init reads them)
+_RENDEZVOUS_NAMES = ("MASTER_ADDR", "MASTER_PORT")
+
+#: commands that hand a value to no program: printing, testing and declaring it
+_NOT_A_PROGRAM = frozenset({"echo", "printf", ":", "[", "[[", "test", *DECLARATION_BUILTINS})
+
+
+def _set_on_the_line(cmd: Any) -> dict[str, str]:
+    """The variables ``cmd`` sets for the program it starts, by name, with how: ``NAME=value`` before it, or in
+    srun's ``--export=…,NAME=value``. The batch shell expands the command's words before either takes effect."""
+    found = {name: "an assignment before the command" for name, _ in cmd.assignments
+             if cmd.name not in DECLARATION_BUILTINS}
+    words = [str(w.value) for w in cmd.words]
+    for flag, value in zip(words, [*words[1:], ""]):
+        listed = flag[len("--export="):] if flag.startswith("--export=") else value if flag == "--export" else ""
+        for item in listed.split(","):
+            name = item.split("=", 1)[0]
+            if "=" in item and name not in found:
+                found[name] = "srun's --export"
+    return found
+
+
+def _unset_refs(ctx: Context, value: str, here: dict[str, str]) -> list[tuple[str, str]]:
+    """The variables ``value`` expands that the job does not have there, as (name, how the line sets it, or "" when
+    nothing sets it). A variable set only on the line itself is empty where the batch shell expands it, but right
+    where each task's shell does (``srun bash -c '… $MASTER_ADDR …'``, written ``\\$`` here)."""
+    found = []
+    for name in dict.fromkeys(_plain_refs(value)):
+        if _named_otherwise(ctx, name, here.get(name, "")):
+            continue
+        if name in here and not re.search(rf"(?<!\\)\$\{{?{name}\b", value):
+            continue  # only each task's shell expands it, after srun has put it in the task's environment
+        found.append((name, here.get(name, "")))
+    return found
+
+
+def _unset_message(what: str, unset: list[tuple[str, str]], host: list[str]) -> str:
+    """HPC138's message for ``what`` (``--rdzv-endpoint=…``, a program's word) and its unset variables; ``host`` names
+    the variables that stand for a host (their fix is the head node, the others' a port)."""
+    setting = "; ".join(f"export {name}=" + (_HEAD_NODE_COMMAND if name in host else str(DEFAULT_RDZV_PORT))
+                        for name, _ in unset)
+    same = [(name, how) for name, how in unset if how]
+    never = [name for name, how in unset if not how]
+    parts = []
+    if never:
+        names = " and ".join(f"${name}" for name in never)
+        parts.append(f"nothing in the script sets {names}, and Slurm does not either, so the job has only what the "
+                     "shell you ran sbatch from exported (sbatch passes its environment on), and from a fresh login "
+                     "that is nothing")
+    if same:
+        names = " and ".join(f"${name}" for name, _ in same)
+        hows = " and ".join(dict.fromkeys(how for _, how in same))
+        parts.append(f"{names} {'is' if len(same) == 1 else 'are'} set on this same command line ({hows}), but bash "
+                     "expands the command's words before such assignments take effect (Bash manual, Simple Command "
+                     f"Expansion), so {'it is' if len(same) == 1 else 'they are'} empty here")
+    them, its = ("it", "its") if len(unset) == 1 else ("them", "their")
+    own = f" on a line of {its} own" if same else ""
+    return f"{what}: {'; '.join(parts)}; set {them}{own} before the launch: {setting}"
 
 
 def _plain_refs(text: str) -> list[str]:
@@ -706,15 +786,16 @@ _SET_IN_EVERY_JOB = re.compile(r"SLURM_\w+|SLURMD_\w+|HOSTNAME|HOME|USER|RANDOM|
 _HEAD_NODE_COMMAND = '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
 
 
-def _named_otherwise(ctx: Context, name: str) -> bool:
+def _named_otherwise(ctx: Context, name: str, on_the_line: str = "") -> bool:
     """Whether the script may give ``name`` a value: it names it other than by a plain expansion (an assignment,
-    ``read``, ``export NAME``, ``${NAME:-x}``, ``--export=NAME=…``, a comment), or bash or Slurm set it."""
+    ``read``, ``export NAME``, ``${NAME:-x}``, ``--export=NAME=…``, a comment), or bash or Slurm set it. The one
+    naming ``on_the_line`` (how the launch's own line sets it, see :func:`_set_on_the_line`) does not count."""
     if _SET_IN_EVERY_JOB.fullmatch(name):
         return True
     source = ctx.parsed.source
     mentions = len(re.findall(rf"(?<![A-Za-z0-9_]){name}(?![A-Za-z0-9_])", source))
     expansions = len(re.findall(rf"\$(?:{name}(?![A-Za-z0-9_])|\{{{name}\}})", source))
-    return mentions > expansions
+    return mentions - (1 if on_the_line else 0) > expansions
 
 
 def _may_set_any_variable(ctx: Context) -> bool:
@@ -1132,9 +1213,15 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
 @rule("HPC107", "gpus-per-node-variable", "warning",
       summary="$SLURM_GPUS_PER_NODE used as a number",
       why="SLURM_GPUS_PER_NODE repeats the request as written: with a typed request it is 'a100:4', not 4, and "
-          "it is unset for --gres requests, so --nproc-per-node=$SLURM_GPUS_PER_NODE breaks. (With an untyped "
-          "--gpus-per-node=4 it is 4, and fine, as is ${SLURM_GPUS_PER_NODE#*:} after a typed one: it strips "
-          "the type.)",
+          "it is unset for --gres requests, so --nproc-per-node=$SLURM_GPUS_PER_NODE breaks. Reported where the "
+          "value reaches something that reads a number: a program's option or argument, arithmetic, or a variable "
+          "later used so or exported (the programs then read it). Printing it (echo, printf), testing it as text "
+          "([[ $SLURM_GPUS_PER_NODE == *:* ]]), "
+          "passing it back to --gpus-per-node, and reducing a typed value to its count (${SLURM_GPUS_PER_NODE#*:}, "
+          "${SLURM_GPUS_PER_NODE//a100:/}, cut -d: -f2, awk -F: '{print $NF}') are fine, and a variable the script "
+          "also gives the count alone (in the other branch of such a test) is taken as handled. With an untyped "
+          "--gpus-per-node=4 the value is 4, and the mirror mistake is reported instead: awk -F: '{print $2}' (or "
+          "cut -s -d: -f2) of 4 is empty, as 4 has no colon (cut without -s passes it through whole).",
       fix="Use $SLURM_GPUS_ON_NODE (always a number: the GPUs allocated on this node) or write the number.",
       catalogue=(5,),
       bad="""#!/bin/bash
@@ -1149,21 +1236,101 @@ def _gpus_per_node_var(ctx: Context) -> Iterator[Any]:
     job = ctx.job
     per_node = job.gpu_flag == "gpus-per-node" and isinstance(job.gpus_per_node, int) and job.gpus_per_node > 0
     if per_node and not job.gpu_type:
-        return  # --gpus-per-node=4: the variable is 4, the number the job asked for
+        yield from _count_split_off(ctx, job.gpus_per_node)  # --gpus-per-node=4: the variable is 4
+        return
     if per_node:
         why = f"is {job.gpu_type}:{job.gpus_per_node} here (the request names a GPU type), not a number"
     elif ctx.parsed.directives:
         why = "is set only when the job asks for GPUs with --gpus-per-node, which its #SBATCH lines do not, so it is empty here"
     else:
         why = "may hold a type (a100:4) or be unset"
-    for cmd in ctx.parsed.lexed.code:
-        # ${SLURM_GPUS_PER_NODE#*:} strips a type (a100:4 -> 4): a number wherever the variable is set
-        words = [_TYPE_STRIPPED.sub("", w.raw) if per_node else w.raw for w in all_words(cmd)]
-        if any(name == "SLURM_GPUS_PER_NODE" for raw in words for name, _ in expanded_refs(raw)):
-            yield (cmd.line, f"$SLURM_GPUS_PER_NODE {why}; use $SLURM_GPUS_ON_NODE, the number of GPUs on this node")
+    for line, holder, since in _gpus_per_node_uses(ctx, typed=per_node):
+        through = "" if not holder else f" (exported as ${holder})" if line == since else \
+            f" (through ${holder}, set from it on line {since})"
+        yield (line, f"$SLURM_GPUS_PER_NODE{through} {why}; use $SLURM_GPUS_ON_NODE, the number of GPUs on this node")
 
 
-_TYPE_STRIPPED = re.compile(r"\$\{SLURM_GPUS_PER_NODE##?\*:\}")
+#: a parameter expansion that reduces a typed value to its count: ${V#*:}, ${V##*:}, ${V//a100:/}, ${V/*:/}
+_TYPE_STRIPPED = re.compile(r"\$\{SLURM_GPUS_PER_NODE(?:##?\*:|//?[^}/]*:/?)\}")
+
+#: a command substitution that splits the value at a colon with cut or awk (echo $V | cut -d: -f2,
+#: awk -F: '{print $NF}' <<< "$V"); group "split" is the cut or awk command
+_COLON_SPLIT = re.compile(r"\$\((?=[^()]*\$\{?SLURM_GPUS_PER_NODE\b)[^()]*?"
+                          r"(?P<split>\b(?:cut\b[^()|]*-[a-z]*d\s*['\"]?:|awk\b[^()|]*-F\s*['\"]?:)[^()|]*)\)")
+
+#: the field a cut or awk command picks: -f2, -f 2, print $2, print $NF
+_FIELD = re.compile(r"(?:-[a-z]*f\s*['\"]?|print\s+\$)(\d+|NF)\b")
+
+#: commands that only show a value, and the operators that test one as text
+_SHOWS = frozenset({"echo", "printf"})
+_TEXT_TESTS = frozenset({"==", "=", "!=", "=~"})
+
+#: an option that takes a GPU request as written, type and all (srun --gpus-per-node=$SLURM_GPUS_PER_NODE)
+_REQUEST_OPTION = re.compile(r"--(?:gpus-per-node|gpus)=|--gres=gpu:")
+
+
+def _gpus_per_node_uses(ctx: Context, typed: bool) -> Iterator[tuple[int, str, int]]:
+    """Where the value of $SLURM_GPUS_PER_NODE reaches something that reads a number, as (line, the variable it
+    came through or "", the line that variable was set on). Assignments are followed (N=$SLURM_GPUS_PER_NODE, then
+    N used, or exported for the programs to read), and a variable the script also gives the count alone is taken as
+    handled (the two branches of ``if [[ $SLURM_GPUS_PER_NODE == *:* ]]``). With a ``typed`` request, a reduction to
+    the count is no use."""
+    held: dict[str, int] = {}   # variable -> the line it was given the whole value on
+    counted: set[str] = set()   # variables given the count alone somewhere
+    found: list[tuple[int, str, int]] = []
+
+    def whole(raw: str) -> list[str]:
+        """What in ``raw`` expands to the whole value: "" for the variable itself, else the variable holding it."""
+        if typed:
+            raw = _COLON_SPLIT.sub("", _TYPE_STRIPPED.sub("", raw))
+        names = [name for name, _ in expanded_refs(raw)]
+        return ([""] if "SLURM_GPUS_PER_NODE" in names else []) + [n for n in names if n in held]
+
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        inner = getattr(cmd, "cmd", cmd)   # a command of a bash -c script is read with its own words
+        for name, value in cmd.assignments:
+            sources = whole(value.raw)
+            if sources and "$((" in value.raw:
+                found += [(cmd.line, s, held.get(s, 0)) for s in sources]   # arithmetic on it
+            elif sources:
+                held[name] = held.get(sources[0], cmd.line) if sources[0] else cmd.line
+            elif "SLURM_GPUS_PER_NODE" in value.raw:
+                counted.add(name)
+        argv = [str(v) for v in inner.argv]
+        if argv[:1] == ["export"]:
+            # exported, the value reaches every program the job starts (export N=$SLURM_GPUS_PER_NODE, export N)
+            found += [(cmd.line, name, held[name]) for name in (w.split("=", 1)[0] for w in argv[1:]) if name in held]
+        if not argv or argv[0] in _SHOWS or argv[0] in DECLARATION_BUILTINS \
+                or (argv[0] in ("[", "[[", "test") and _TEXT_TESTS.intersection(argv)):
+            continue
+        # the words of a bash -c script come back in the value language, each task's $ written \$
+        raws = [w.raw.replace("\\$", "$") if inner is not cmd else w.raw for w in inner.words]
+        for i, raw in enumerate(raws):
+            option = raws[i - 1] if i else ""
+            if typed and argv[0] == "srun" and (_REQUEST_OPTION.match(raw) or option in ("--gpus-per-node", "--gpus")):
+                continue  # srun takes the request back as written, type and all
+            found += [(cmd.line, s, held.get(s, 0)) for s in whole(raw)]
+    for line, holder, since in dict.fromkeys(found):
+        if holder not in counted:
+            yield line, holder, since
+
+
+def _count_split_off(ctx: Context, count: int) -> Iterator[Any]:
+    """HPC107 for an untyped request (--gpus-per-node=4): a split at the colon that takes the second field gives an
+    empty count (awk -F: '{print $2}', cut -s -d: -f2), since 4 has no colon."""
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        for raw in [w.raw for w in all_words(getattr(cmd, "cmd", cmd))]:
+            for match in _COLON_SPLIT.finditer(raw):
+                split = match.group("split")
+                field = _FIELD.search(split)
+                number = field.group(1) if field else ""
+                whole_line = split.startswith("cut") and not re.search(r"\s-[a-z]*s", split)
+                if not number.isdigit() or int(number) < 2 or whole_line:
+                    continue  # $NF, the first field and cut without -s give the 4 itself
+                yield (cmd.line, f"{match.group(0)} is empty: the request --gpus-per-node={count} names no GPU type, "
+                                 f"so $SLURM_GPUS_PER_NODE is {count}, with no colon to split at; use "
+                                 "$SLURM_GPUS_ON_NODE, the number of GPUs on this node")
+                break
 
 
 def _nproc_vs_gpus(ctx: Context) -> Iterator[tuple[Any, int, int]]:
@@ -1348,8 +1515,9 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
           "total over --num_machines; --multi_gpu alone starts one worker per GPU) and deepspeed --num_gpus (workers "
           "on each node). The GPUs wait for data. Reported with a profile whose partition "
           "says how many CPUs its GPU nodes have (then the fix asks for the GPUs' share of them); without one, the "
-          "site's own default (DefCpuPerGPU) is unknown and nothing is said. Not reported for an --exclusive job, "
-          "which holds every CPU of its nodes.",
+          "site's own default (DefCpuPerGPU) is unknown and nothing is said, as with a profile whose partition sets "
+          "def_cpus_per_gpu (the job has those). The share asked for is at most the partition's max_cpus_per_gpu. Not "
+          "reported for an --exclusive job, which holds every CPU of its nodes.",
       fix="Ask for CPUs for the workers: #SBATCH --cpus-per-task=N, N the CPUs of all the workers of one task "
           "(torchrun, accelerate launch, deepspeed: its workers' GPUs' share of the node's CPUs; one task per GPU: "
           "one GPU's share).",
@@ -1378,7 +1546,7 @@ def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
     held = job_cpus(ctx)
     share = _cpus_per_gpu_share(ctx)
     if not gpus or not share or job.cpus_per_task is not None or job.cpus_per_gpu or held is None \
-            or held.by_node_cpus or any(d.applied and d.flag.partition("=")[0] == "--mincpus" for d in ctx.parsed.directives):
+            or held.by_node_cpus or _default_cpus_per_gpu(ctx) or any(d.applied and d.flag.partition("=")[0] == "--mincpus" for d in ctx.parsed.directives):
         return
     for line, srun, launcher, each, tasks in _worker_launches(ctx, gpus):
         if srun is not None and srun.cpus_per_task is not None:
@@ -1455,10 +1623,20 @@ def _gpu_workers(ctx: Context, step: Any, gpus: int) -> tuple[int, int] | None:
 
 
 def _cpus_per_gpu_share(ctx: Context) -> int:
-    """The CPUs of one GPU's share of a GPU node of the partition the job runs on, by the profile (0: unknown)."""
+    """The CPUs of one GPU's share of a GPU node of the partition the job runs on, by the profile (0: unknown), at
+    most the partition's max_cpus_per_gpu (a site's rule, checked by HPC406)."""
     part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
     cpus = (part.gpu_node_cpus or part.cpus_per_node) if part is not None else None
-    return cpus // part.gpus_per_node if cpus and part.gpus_per_node else 0
+    share = cpus // part.gpus_per_node if cpus and part.gpus_per_node else 0
+    most = part.max_cpus_per_gpu if part is not None else None
+    return min(share, most) if share and isinstance(most, int) and most > 0 else share
+
+
+def _default_cpus_per_gpu(ctx: Context) -> bool:
+    """Whether the partition the job runs on gives a GPU job CPUs per GPU by default (DefCpuPerGPU, by the
+    profile): then a job that asks for none has them, not one per task."""
+    part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
+    return part is not None and bool(part.def_cpus_per_gpu)
 
 
 def _cpus_per_task_fix(ctx: Context, cpus: int) -> Fix | None:

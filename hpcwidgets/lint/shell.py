@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
+from ..errors import ParseError
+from ..parse.lexer import TEMPLATE_PLACEHOLDER, directive_words
 from ..parse.script import launch_words
 from ..spec._words import Verbatim, passed_text
 from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keyboard_option, shebang_program
@@ -1972,3 +1974,76 @@ def _backslash_for_a_pipe(ctx: Context) -> Iterator[Any]:
                                   f"passed to the first one as arguments; end line {word.line - 1} with | if its output "
                                   "was meant to feed this command, or remove the backslash")
                 break
+
+
+# --------------------------------------------------------------------------------------------
+# HPC536: a template's placeholder left in
+
+@rule("HPC536", "template-placeholder-left-in", "error",
+      summary="a <PLACEHOLDER> from a template is left in a command or an #SBATCH line",
+      why="Templates mark what to fill in as <DATA_DIR> or <your project>. Left in a command, bash reads the angle "
+          "brackets as redirections: python train.py --data <DATA_DIR> --epochs 10 takes its input from a file named "
+          "DATA_DIR and sends its output to a file named --epochs, so the program never runs as meant (the redirection "
+          "fails, or the words are gone from its arguments). Left in an #SBATCH line, sbatch passes it on as written: "
+          "--account=<project> is refused as an unknown account. A placeholder is < and a name (letters, digits, _ - . "
+          "and blanks inside) and >, with no blank just inside the brackets, so real redirections (< in.txt, "
+          "> out.log, "
+          "2>&1, <<EOF, <<< text, <(cmd)) are left alone, as is one inside quotes in a command (a usage message) and "
+          "the free text of #SBATCH --job-name and --comment. A placeholder bash cannot read at all (a > with nothing "
+          "after it) is reported by HPC000, which names them all.",
+      fix="Replace each placeholder with the value it stands for, without the angle brackets "
+          "(--data \"$SCRATCH/data\", --account=proj123).",
+      bad="""#!/bin/bash
+#SBATCH --account=<project>
+#SBATCH --gres=gpu:1
+python train.py --data <DATA_DIR> --epochs 10
+""",
+      good="""#!/bin/bash
+#SBATCH --account=proj123
+#SBATCH --gres=gpu:1
+python train.py --data "$SCRATCH/data" --epochs 10
+""")
+def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
+    for cmd in ctx.parsed.lexed.directives:
+        try:
+            words = directive_words(cmd)
+        except ParseError:
+            continue  # a quote left open: sbatch stops at it (HPC3xx says so)
+        names = [m.group(0) for before, word in zip([None, *words], words)
+                 if not _free_text(word.raw) and not (before and _free_text(before.raw))
+                 for m in TEMPLATE_PLACEHOLDER.finditer(word.raw)]
+        if names:
+            options = " ".join(w.raw for w in words)
+            yield (cmd.line, f"{_named(names)} left from a template: sbatch reads the line as written ({options}), "
+                             "so it refuses the job (no such account, partition or QOS) or takes the brackets as "
+                             f"part of the value; replace {'it' if len(names) == 1 else 'each'} with the value it "
+                             "stands for, without the angle brackets")
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        own = cmd.cmd if isinstance(cmd, _Inner) else cmd
+        read = {r.raw for r in cmd.redirects if r.op == "<" and r.fd is None}
+        # only where bash reads the < as a redirection: not in quotes, a comment or a here-document's body
+        names = list(dict.fromkeys(m.group(0) for m in TEMPLATE_PLACEHOLDER.finditer(own.text)
+                                   if m.group(0)[:-1].split(" ")[0] in read))
+        if names:
+            first = names[0][1:-1].split(" ")[0]
+            yield (cmd.line, f"{_named(names)} left from a template: bash reads the angle brackets as redirections "
+                             f"(input from a file named {first}, output into the word after the >), so "
+                             f"{cmd.argv[0] if cmd.argv else 'the command'} does not run as meant; replace "
+                             f"{'it' if len(names) == 1 else 'each'} with the value it stands for, without the angle "
+                             "brackets")
+
+
+#: sbatch options whose value is free text, kept as written: a name or a comment with <brackets> in it is no mistake
+_FREE_TEXT = re.compile(r"(?:--job-name|--comment|-J)(?:=|$)|-J.")
+
+
+def _free_text(option: str) -> bool:
+    """Whether an #SBATCH word is (or starts with) an option of :data:`_FREE_TEXT`."""
+    return bool(_FREE_TEXT.match(option))
+
+
+def _named(placeholders: list[str]) -> str:
+    """``<A> is a placeholder`` or ``<A> and <B> are placeholders``, for HPC536's messages."""
+    if len(placeholders) == 1:
+        return f"{placeholders[0]} is a placeholder"
+    return f"{', '.join(placeholders[:-1])} and {placeholders[-1]} are placeholders"

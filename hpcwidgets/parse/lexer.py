@@ -969,6 +969,47 @@ def _heredoc_delimiter(raw: str) -> tuple[str, bool]:
 #: options>``): bash reads ``<options`` as input from a file and the ``>`` as a redirection with nothing after it
 _PLACEHOLDER = re.compile(r"(?<![<\w])<[A-Za-z][\w .,/:-]*>$")
 
+#: a template's placeholder anywhere: ``<`` and ``>`` around a name-like word (letters, digits, ``_ - .`` and blanks
+#: inside, ``<DATA_DIR>``, ``<your project>``), with no blank just inside either bracket; not a redirection such as
+#: ``< in.txt``, ``<<EOF``, ``<(cmd)``, ``2>&1`` or ``<in>out``
+TEMPLATE_PLACEHOLDER = re.compile(r"(?<![<\w])<[A-Za-z_][\w.\- ]*(?<! )>(?![\w>&|])")
+
+
+def template_placeholders(text: str) -> list[tuple[int, str]]:
+    """The template placeholders (:data:`TEMPLATE_PLACEHOLDER`) on the lines of ``text`` that bash reads as code
+    (not comments), as ``(line, placeholder)`` in order: a template usually holds several, and the parse
+    error names them all, not only the one where reading stopped."""
+    found = []
+    for number, line in enumerate(text.split("\n"), 1):
+        code = _TRAILING_COMMENT.sub("", line)   # a # after a blank starts a comment (one in quotes is rare here)
+        found += [(number, m.group(0)) for m in TEMPLATE_PLACEHOLDER.finditer(code)]
+    return found
+
+
+_TRAILING_COMMENT = re.compile(r"(?:^|[ \t])#.*")
+
+
+def _placeholders_message(text: str, stopped_at: str, line: int) -> str:
+    """The parse error for a placeholder where reading stopped, naming every placeholder of the script (the first
+    few by line, then how many more), since the first one to fix is often not the one bash stumbled on."""
+    found = template_placeholders(text)
+    if (line, stopped_at) not in found:
+        found = sorted([*found, (line, stopped_at)])
+    if len(found) == 1:
+        return (f"`{stopped_at}` looks like a placeholder from a template: replace it with the value it stands for, "
+                "without the angle brackets (bash reads `<` and `>` as redirections)")
+    by_line: dict[int, list[str]] = {}
+    for number, name in found[:_PLACEHOLDERS_NAMED]:
+        by_line.setdefault(number, []).append(f"`{name}`")
+    shown = "; ".join(f"{', '.join(names)} (line {number})" for number, names in by_line.items())
+    more = f" and {len(found) - _PLACEHOLDERS_NAMED} more" if len(found) > _PLACEHOLDERS_NAMED else ""
+    return (f"{shown}{more} look like placeholders from a template: replace each with the value it stands for, "
+            "without the angle brackets (bash reads `<` and `>` as redirections)")
+
+
+#: how many placeholders the parse error names before it only counts the rest
+_PLACEHOLDERS_NAMED = 6
+
 
 class _Grouper:
     def __init__(self, lexer: _Lexer, toks: list[_Tok]):
@@ -981,9 +1022,8 @@ class _Grouper:
         if nxt.kind != "w":
             placeholder = _PLACEHOLDER.search(self.src, 0, op.end)
             if placeholder is not None:
-                raise self.lx.error(f"`{placeholder.group(0)}` looks like a placeholder from a template: replace it "
-                                    "with the value it stands for, without the angle brackets (bash reads `<` and `>` "
-                                    "as redirections)", placeholder.start())
+                line, _ = self.lx.line_col(placeholder.start())
+                raise self.lx.error(_placeholders_message(self.src, placeholder.group(0), line), placeholder.start())
             raise self.lx.error(f"redirection `{op.text}` needs a target after it (a file name, or a descriptor "
                                 f"like 1 for `>&`)", op.start)
         return nxt.word  # type: ignore[return-value]
