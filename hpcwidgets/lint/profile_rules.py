@@ -106,11 +106,14 @@ _profile_rule_specs = [
      "Use one of the partitions the profile lists that takes jobs (the message leaves out those only some accounts "
      "or groups may use).",
      "#SBATCH --partition=gpu-large\n#SBATCH --gres=gpu:1\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"),
-    ("HPC402", "time-over-partition-limit", "the time limit is longer than the partition (or the job's QOS) allows",
+    ("HPC402", "time-over-partition-limit", "the time limit is longer than the partition (or the job's QOS) allows, "
+                                            "or shorter than the QOS takes",
      "The job is rejected, or stays pending forever with reason PartitionTimeLimit (QOSMaxWallDurationPerJobLimit "
      "over the MaxWall of its QOS: the QOS it names, else the one the profile's partition fills in). Slurm applies "
-     "both limits, so the lower one counts; the message names it.",
-     "Ask for at most the lower of the two limits, or use a partition or QOS with a longer one.",
+     "both limits, so the lower one counts; the message names it. A QOS the site keeps for long jobs (the profile's "
+     "min_time, ARCHER2's long: at least 24 hours) refuses a shorter one when it is submitted.",
+     "Ask for at most the lower of the two limits, or use a partition or QOS with a longer one; under a QOS's "
+     "minimum, ask for more time or use a QOS the job fits (the message names them).",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=3-00:00:00\n",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --time=1-00:00:00\n"),
     ("HPC403", "too-many-gpus-per-node", "more GPUs per node than the partition's nodes have (or per job than it or the "

@@ -28,19 +28,22 @@ the same pair; ``max_mem_per_job`` is a Slurm size; ``mpi_default`` is an MPI pl
 
 Which entry a job runs on (:meth:`ClusterProfile.entry_for`, and the limits :func:`check_job` applies): the
 partition it names; without ``--partition``, the entry that is not a Slurm partition whose ``qos`` and
-``constraint`` the job asks for; else, for a job that asks for GPUs on a site that routes those to its GPU
-partition (``gpu_jobs_to_default_gpu_partition``, as IDRIS Jean Zay does), the default GPU partition; else the
-default entry, unless that is selected by QOS/constraint and the job asks for a different QOS or constraint
-(then the limits are unknown and not checked). A partition that lists GPU types takes only those; one that lists
-none takes any (:meth:`Partition.offers_gpu_type`).
+``constraint`` the job asks for; else, on a site whose submit filter routes jobs by constraint
+(``constraint_selects_partition``, IDRIS Jean Zay), the partition whose ``constraint`` the job asks for; else, for
+a job that asks for GPUs on a site that routes those to its GPU partition (``gpu_jobs_to_default_gpu_partition``,
+as IDRIS Jean Zay does), the default GPU partition; else the default entry, unless that is selected by
+QOS/constraint and the job asks for a different QOS or constraint (then the limits are unknown and not checked).
+A partition that lists GPU types takes only those; one that lists none takes any (:meth:`Partition.offers_gpu_type`).
 
 QOS (``[[qos]]``, :class:`Qos`): names listed once each, in any case (Slurm keeps them in lower case); a QOS's
-``max_time`` is a Slurm time and its ``min_nodes`` not above its ``max_nodes``; when any are listed, every QOS a
-partition names (``qos``, ``allowed_qos``) is among them, since a job check reports any other as unknown; with
-``qos_required`` there is a QOS to choose from. A job must stay within both its partition's limits and its QOS's
-(resource_limits.html): the lower time, node and GPU limit applies. The QOS flags that let a QOS go past a
-partition's limits (PartitionTimeLimit, PartitionMaxNodes, PartitionMinNodes), partition QOS (slurm.conf
-``QOS=``) and the OverPartQOS order between the two, and limits per user or account are not modelled.
+``max_time`` and ``min_time`` are Slurm times, the minimum a finite one and not above the maximum, and its
+``min_nodes`` not above its ``max_nodes``; when any are listed, every QOS a partition names (``qos``,
+``allowed_qos``) is among them, since a job check reports any other as unknown; with ``qos_required`` there is a
+QOS to choose from. A job must stay within both its partition's limits and its QOS's (resource_limits.html): the
+lower time, node and GPU limit applies. Hints offer only the QOS that set limits of their own (or the partition's
+own ``qos``): one listed by name only is usually special-purpose, such as a reservation's. The QOS flags that let
+a QOS go past a partition's limits (PartitionTimeLimit, PartitionMaxNodes, PartitionMinNodes), partition QOS
+(slurm.conf ``QOS=``) and the OverPartQOS order between the two, and limits per user or account are not modelled.
 """
 
 from __future__ import annotations
@@ -566,7 +569,7 @@ def _lenient(name: str, value: Any) -> Any:
             raise ValueError(f"{value!r} is not a whole number, and Slurm sizes are whole: write whole MB as "
                              f"slurm.conf does, or a size with its unit in quotes, e.g. \"{round(value * 1024)}M\" "
                              f"for {value!r}G")
-    elif name in ("max_time", "default_time") and isinstance(value, (int, float)):
+    elif name in ("max_time", "default_time", "min_time") and isinstance(value, (int, float)):
         whole = int(value) if float(value).is_integer() else None
         if whole is None:
             raise ValueError(f"{value!r} is not a Slurm time; write it in quotes as D-HH:MM:SS, e.g. \"1-12:00:00\"")
@@ -617,6 +620,11 @@ class Qos(_SiteLimits):
     max_time: str = opt("", label="Maximum time", role="internal", placeholder="24:00:00",
                         help="The longest --time a job with this QOS may ask for (MaxWall, Slurm notation); empty or "
                              "UNLIMITED for no limit.")
+    min_time: str = opt("", label="Minimum time", role="internal", placeholder="24:00:00",
+                        help="The shortest --time a job with this QOS may ask for, as the site's documentation "
+                             "states it (ARCHER2's long: 24 hours). Slurm's QOS has no such setting (sacctmgr lists "
+                             "MaxWall, not a minimum), so sites enforce it when a job is submitted and detection "
+                             "cannot read it. Empty for none.")
     max_nodes: int | None = opt(None, label="Maximum nodes", role="internal", minimum=1,
                                 help="The most nodes one job with this QOS may use (MaxTRESPerJob node=N); leave it "
                                      "out for no limit.")
@@ -634,6 +642,16 @@ class Qos(_SiteLimits):
         """The time limit in seconds, None when there is none."""
         return _limit(self.max_time)
 
+    def min_seconds(self) -> int | None:
+        """The shortest time a job may ask for, in seconds; None when there is no minimum."""
+        return _limit(self.min_time)
+
+    def sets_limits(self) -> bool:
+        """Whether the QOS sets any limit of its own. One listed by name only (ARCHER2's reservation, whose limits
+        are the reservation's) is usually special-purpose, so hints do not offer it as a QOS a job fits."""
+        return any(v is not None for v in (self.max_seconds(), self.min_seconds(), _positive(self.max_nodes),
+                                           _positive(self.min_nodes), _positive(self.max_gpus)))
+
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
         if not self.name:
@@ -641,11 +659,28 @@ class Qos(_SiteLimits):
         elif isinstance(self.name, str) and not _NAME.fullmatch(self.name):
             out.append(Problem("name", f"{self.name!r} is not a QOS name (letters, digits, _ . + -)"))
         out += _time_problem("max_time", f"maximum time of {self.describe()}", self.max_time)
+        out += self._min_time_problems()
         low, high = _positive(self.min_nodes), _positive(self.max_nodes)
         if low and high and low > high:
             out.append(Problem("min_nodes", f"{self.describe()}: minimum nodes {low} is more than maximum nodes {high}, "
                                             f"so no job could use it; lower min_nodes or raise max_nodes"))
         return out
+
+    def _min_time_problems(self) -> list[Problem]:
+        """A Slurm time that is a real minimum (not UNLIMITED or 0, which Slurm reads as no limit) and not above
+        ``max_time``."""
+        out = _time_problem("min_time", f"minimum time of {self.describe()}", self.min_time)
+        if out or not _str(self.min_time):
+            return out
+        low, high = self.min_seconds(), self.max_seconds()
+        if low is None:
+            return [Problem("min_time", f"{self.describe()}: minimum time {self.min_time!r} means no limit in Slurm; "
+                                        "write the shortest time a job may ask for (e.g. \"24:00:00\"), or leave "
+                                        "min_time out")]
+        if high is not None and low > high:
+            return [Problem("min_time", f"{self.describe()}: minimum time {self.min_time} is longer than maximum time "
+                                        f"{self.max_time}, so no job could use it; lower min_time or raise max_time")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -793,6 +828,12 @@ class ClusterProfile(Spec):
         False, label="GPU jobs go to the default GPU partition", role="internal",
         help="true when the site sends a job that asks for GPUs and names no partition to its default GPU partition "
              "(IDRIS Jean Zay): such a job is then checked against default_gpu_partition, not default_partition.")
+    constraint_selects_partition: bool = opt(
+        False, label="A constraint selects the partition", role="internal",
+        help="true when the site sends a job that names no partition but a --constraint to the partition whose "
+             "constraint it is (IDRIS Jean Zay: -C a100 runs on gpu_p5, -C h100 on gpu_p6), as a site's submit "
+             "filter does; plain Slurm keeps such a job in the default partition. The job is then checked against "
+             "that partition.")
     account: str = opt("", label="Account", role="internal",
                        help="Default allocation to charge (sbatch --account); empty to let Slurm choose. A "
                             "partition's own account replaces it for jobs on that partition.")
@@ -907,7 +948,20 @@ class ClusterProfile(Spec):
 
     def selected_by(self, job: SlurmJob) -> Partition | None:
         """The entry that is not a Slurm partition whose qos and constraint the job asks for (each the entry
-        sets must equal the job's); the most specific one when several match; None when none does."""
+        sets must equal the job's), the most specific one when several match; else, on a site where a constraint
+        selects the partition (``constraint_selects_partition``), the partition whose constraint the job asks for
+        (of several, the first that allows the job's QOS); None when none does."""
+        return self._selected_by_qos_or_constraint(job) or self._selected_by_constraint(job)
+
+    def _selected_by_constraint(self, job: SlurmJob) -> Partition | None:
+        wanted = _str(job.constraint).strip()
+        if self.constraint_selects_partition is not True or not wanted:
+            return None
+        named = [p for p in _tup(self.partitions) if isinstance(p, Partition) and p.is_slurm_partition
+                 and _str(p.constraint) == wanted]
+        return next((p for p in named if _allows_qos(p, _str(job.qos))), named[0] if named else None)
+
+    def _selected_by_qos_or_constraint(self, job: SlurmJob) -> Partition | None:
         best, score = None, 0
         for p in _tup(self.partitions):
             if not isinstance(p, Partition) or p.is_slurm_partition:
@@ -1313,7 +1367,8 @@ def _qos_problems(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
         return []
     part = profile.entry_for(job)
     choices = [n for n in profile.qos_choices() if part is None or _allows_qos(part, n)]
-    fits = [n for n in choices if (q := profile.qos_named(n)) is None or _qos_fits(q, job)] or choices
+    fits = [n for n in choices
+            if (q := profile.qos_named(n)) is None or (_suggestable(q, part) and _qos_fits(q, job))] or choices
     shown = ", ".join(_qos_summary(profile.qos_named(n)) or n for n in fits)
     return [Problem("qos", f"{profile.name} rejects a job that names no QOS; add --qos with one of: {shown}")]
 
@@ -1323,7 +1378,8 @@ def _qos_summary(qos: Qos | None) -> str:
     if qos is None:
         return ""
     fewest, most, gpus = _positive(qos.min_nodes), _positive(qos.max_nodes), _positive(qos.max_gpus)
-    limits = [f"at most {qos.max_time}" if qos.max_seconds() is not None else "",
+    limits = [f"at least {qos.min_time}" if qos.min_seconds() is not None else "",
+              f"at most {qos.max_time}" if qos.max_seconds() is not None else "",
               f"{fewest}-{most} nodes" if fewest and most else f"at least {fewest} nodes" if fewest
               else f"at most {most} nodes" if most else "",
               f"at most {gpus} GPUs" if gpus else ""]
@@ -1386,7 +1442,10 @@ def check_job(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
         return out  # it names a partition the model could not read (lint's HPC310 says so): its limits are unknown
     chosen = profile.selected_by(job)
     if chosen is not None:
-        return _dedupe(out + _check_in(profile, chosen, job, explicit=False, where=chosen.label()))
+        where = chosen.label() if not chosen.is_slurm_partition else (
+            f"{chosen.where()} (where {profile.name} sends jobs with --constraint={chosen.constraint} that name no "
+            "partition)")
+        return _dedupe(out + _check_in(profile, chosen, job, explicit=False, where=where))
     if profile.routes_to_gpu_partition(job):
         part = profile.default(gpu=True)
         where = f"{part.where()} (the default GPU partition, where {profile.name} sends GPU jobs that name none)"
@@ -1629,6 +1688,11 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         shown = f"--time={job.time} (no limit)" if asked == UNLIMITED else job.time
         out.append(Problem("time", f"{shown} is over the {limit_text} limit of {limit_where}; ask for at most "
                                    f"{limit_text}{hint}"))  # the limit as the site writes it
+    shortest = limits.min_seconds() if limits is not None else None
+    if shortest is not None and asked is not None and asked != UNLIMITED and asked < shortest:
+        out.append(Problem("time", f"{qos_where} is for jobs of at least {limits.min_time}, and the job asks for "
+                                   f"--time={job.time}; ask for --time={limits.min_time} or more"
+                                   f"{_qos_hint(profile, part, job, limits)}"))
     # nodes: the lower of the partition's and the QOS's limit, and the fewest the QOS takes
     most, most_where = part.max_nodes, where
     qos_most = _positive(limits.max_nodes) if limits is not None else None
@@ -1758,19 +1822,29 @@ def _job_gpus_total(job: SlurmJob) -> int:
 
 
 def _qos_fits(qos: Qos, job: SlurmJob) -> bool:
-    """Whether ``job`` is within the time, node and GPU limits of ``qos``."""
-    asked, most = _seconds(job.time), qos.max_seconds()
+    """Whether ``job`` is within the time, node and GPU limits of ``qos`` (a job that sets no --time is not held
+    to a minimum time: its time limit is the partition's default, which the profile may not know)."""
+    asked, most, least = _seconds(job.time), qos.max_seconds(), qos.min_seconds()
     nodes = job.node_count
     return (asked is None or most is None or (asked != UNLIMITED and asked <= most)) \
+        and (asked is None or least is None or asked == UNLIMITED or asked >= least) \
         and nodes <= (_positive(qos.max_nodes) or nodes) and nodes >= (_positive(qos.min_nodes) or nodes) \
         and _job_gpus_total(job) <= (_positive(qos.max_gpus) or _job_gpus_total(job))
 
 
+def _suggestable(qos: Qos, part: Partition | None) -> bool:
+    """Whether hints may offer ``qos``: one that sets limits of its own, or the QOS ``part`` fills in (the site's
+    ordinary QOS there, such as a ``normal`` without limits). A QOS listed by name only is usually special-purpose
+    (ARCHER2's reservation), not one a job can simply switch to."""
+    own = _str(part.qos).lower() if part is not None else ""
+    return qos.sets_limits() or bool(own and _str(qos.name).lower() == own)
+
+
 def _qos_hint(profile: ClusterProfile, part: Partition, job: SlurmJob, current: Qos | None) -> str:
-    """", or use a QOS whose limits it fits: --qos=long", naming the other QOS the profile lists that ``part`` allows
-    and whose time, node and GPU limits the job is within; "" when there is none."""
+    """", or use a QOS whose limits it fits: --qos=long", naming the other QOS the profile lists that ``part`` allows,
+    that hints may offer (:func:`_suggestable`) and whose limits the job is within; "" when there is none."""
     fits = [q.name for q in _tup(profile.qos) if isinstance(q, Qos) and q is not current and _str(q.name)
-            and _allows_qos(part, q.name) and _qos_fits(q, job)]
+            and _allows_qos(part, q.name) and _suggestable(q, part) and _qos_fits(q, job)]
     return f", or use a QOS whose limits it fits: {', '.join(f'--qos={n}' for n in fits)}" if fits else ""
 
 
