@@ -128,6 +128,24 @@ def test_a_path_with_nothing_close_lists_the_valid_fields(capsys):
     assert "Workflow has no field 'xyzzy' (valid fields of Workflow: title, job, srun, container" in err
 
 
+@pytest.mark.parametrize("command, path", [(["workflow"], "job.layout"), (["workflow"], "job.comments"),
+                                           (["sbatch"], "layout"), (["sbatch"], "comments")])
+def test_what_the_reader_keeps_of_a_scripts_text_is_not_set_by_hand(tmp_path, capsys, command, path):
+    """SlurmJob.layout and SlurmJob.comments follow the lines of a script read back: --set refuses them, saying what
+    to set instead, and no list of valid fields names them."""
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\n#SBATCH --time=10  # ten minutes\nsrun python t.py\n")
+    code, out, err = run(capsys, *command, "--from", str(script), "--set", f"{path}=x")
+    assert code == 2 and not out and "Traceback" not in err
+    (line,) = err.splitlines()
+    assert f"--set {path}: {path.rsplit('.', 1)[-1]} is kept from the script" in line and "set the fields" in line
+    valid = line.split("(valid fields of SlurmJob: ", 1)[1]
+    assert "time" in valid.split(", ") and "layout" not in valid and "comments" not in valid
+    code, _, err = run(capsys, *command, "--set", f"{path.rsplit('.', 1)[0]}.no_such_field=1"
+                       if "." in path else "no_such_field=1")
+    assert code == 2 and "has no field 'no_such_field'" in err and "layout" not in err and "comments" not in err
+
+
 def _model_commands():
     return [c.path for c in MODEL_COMMANDS]
 

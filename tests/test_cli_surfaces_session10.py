@@ -8,6 +8,7 @@ import pytest
 
 from hpcwidgets.lint import lint
 from hpcwidgets.parse.argv import parse_argv
+from hpcwidgets.parse.layout import without_layout
 from hpcwidgets.parse.workflow import parse_script
 from hpcwidgets.render import render
 from hpcwidgets.spec.apptainer import ApptainerRun
@@ -63,7 +64,8 @@ def test_env_with_several_pairs_is_read_as_several_variables():
     env = parse_script(script).container.env
     assert env == (EnvVar("OMP_NUM_THREADS", "8"), EnvVar("PYTHONNOUSERSITE", "1"))
     assert "HPC209" not in codes(script)
-    assert "--env OMP_NUM_THREADS=8 \\\n  --env PYTHONNOUSERSITE=1" in render(parse_script(script))
+    assert render(parse_script(script)) == script  # unedited, the step stays as written
+    assert "--env OMP_NUM_THREADS=8 \\\n  --env PYTHONNOUSERSITE=1" in render(without_layout(parse_script(script)))
 
 
 def test_converting_env_pairs_gives_one_set_env_each():
@@ -92,14 +94,17 @@ def test_apptainer_cluster_keeps_every_switch_through_a_round_trip():
     script = f"{ONE_GPU}apptainer exec --nv -eC img.sif python train.py\n"
     c = parse_script(script).container
     assert c.cleanenv and c.containall
-    assert "--cleanenv --containall" in render(parse_script(script))
+    assert render(parse_script(script)) == script  # unedited, the step stays as written
+    assert "--cleanenv --containall" in render(without_layout(parse_script(script)))
     assert "HPC209" not in codes(script)
 
 
 def test_srun_cluster_keeps_kill_on_bad_exit():
-    w = parse_script(f"{HEAD.replace('=4', '=1', 1)}srun -lK {TORCHRUN}\n")
+    script = f"{HEAD.replace('=4', '=1', 1)}srun -lK {TORCHRUN}\n"
+    w = parse_script(script)
     assert w.srun.label and w.srun.kill_on_bad_exit
-    assert "srun --label --kill-on-bad-exit" in render(w, validate=False)
+    assert render(w, validate=False) == script  # unedited, the step stays as written
+    assert "srun --label --kill-on-bad-exit" in render(without_layout(w), validate=False)
 
 
 def test_ch_run_cluster_keeps_write():

@@ -14,6 +14,7 @@ import pytest
 
 from hpcwidgets import parse_script, render
 from hpcwidgets.parse import parse_job
+from hpcwidgets.parse.layout import without_layout
 from hpcwidgets.parse.workflow import readback_notes
 
 from helpers import run_with_stand_ins
@@ -55,7 +56,9 @@ def test_a_program_argument_from_an_unknown_variable_stays_in_the_step_unquoted(
 
 def test_a_variable_set_from_slurms_own_stays_quoted():
     """Slurm's variables never hold spaces and are set in a job: a word from them is safe to quote."""
-    written = render(parse_script(_script("M=$SLURM_JOB_ID\nsrun python train.py --m $M\n")))
+    script = _script("M=$SLURM_JOB_ID\nsrun python train.py --m $M\n")
+    assert render(parse_script(script)) == script  # unchanged, the script's own step stays as written
+    written = render(without_layout(parse_script(script)))
     assert '--m "$M"' in written
 
 
@@ -63,9 +66,10 @@ STEP_WITH_COMMENT = _script("module load cuda\nsrun python train.py \\\n  --x 1 
 
 
 def test_a_trailing_comment_on_the_step_line_stays_on_it(tmp_path):
-    written = render(parse_script(STEP_WITH_COMMENT))
+    assert render(parse_script(STEP_WITH_COMMENT)) == STEP_WITH_COMMENT
+    written = render(without_layout(parse_script(STEP_WITH_COMMENT)))  # the renderer's own step: one line
     assert "srun python train.py --x 1  # why: see issue 12\n" in written
-    assert render(parse_script(written)) == written  # a fixed point after one round
+    assert render(without_layout(parse_script(written))) == written  # a fixed point after one round
     assert run_with_stand_ins(written, tmp_path / "w", ["srun", "module"]) == \
         run_with_stand_ins(STEP_WITH_COMMENT, tmp_path / "o", ["srun", "module"])
 
@@ -96,8 +100,11 @@ NOUNSET_NOTE = "set -euo pipefail (line 3) is written back as set -eo pipefail, 
 
 @pytest.mark.parametrize("reader", [parse_script, parse_job], ids=["workflow", "job"])
 def test_the_reader_says_set_u_moves_below_the_module_loads(reader):
-    notes = readback_notes(STRICT_WITH_MODULES, reader(STRICT_WITH_MODULES))
+    model = reader(STRICT_WITH_MODULES)
+    notes = readback_notes(STRICT_WITH_MODULES, without_layout(model))  # written in the renderer's layout
     assert len(notes) == 1 and NOUNSET_NOTE in notes[0]
+    # in the script's own layout its set -euo pipefail line stays where it was: nothing moves, nothing to say
+    assert readback_notes(STRICT_WITH_MODULES, model) == () and render(model) == STRICT_WITH_MODULES
 
 
 @pytest.mark.parametrize("body", [
@@ -118,24 +125,26 @@ def test_no_note_for_a_script_hpcwidgets_wrote():
 
 
 @pytest.mark.parametrize("command", ["workflow", "sbatch"])
-def test_from_prints_the_note_on_stderr_only(tmp_path, capsys, command):
+def test_from_keeps_the_prologue_and_says_nothing_of_set_u(tmp_path, capsys, command):
+    """A script loaded with --from is written in its own layout: its set -euo pipefail line is kept, so the note
+    that set -u moves below the module loads (given when the renderer writes its own prologue) is not."""
     from hpcwidgets.cli import main
     script = tmp_path / "job.sh"
     script.write_text(STRICT_WITH_MODULES)
     assert main([command, "--from", str(script)]) == 0
     out, err = capsys.readouterr()
-    assert f"hpcwidgets: warning: {script}: the script's {NOUNSET_NOTE}" in err
-    assert "Lmod" not in out and out.startswith("#!/bin/bash")
+    assert out == STRICT_WITH_MODULES and "set -u" not in err
 
 
 @pytest.mark.parametrize("builder", ["WorkflowBuilder", "SlurmBuilder"])
-def test_the_forms_load_says_so(builder):
+def test_the_forms_load_keeps_the_prologue_and_says_nothing_of_set_u(builder):
+    """As with --from: the form writes the loaded script in its own layout, its set -euo pipefail line kept."""
     pytest.importorskip("ipywidgets")
     import hpcwidgets.widgets as widgets
     b = getattr(widgets, builder)()
     assert b.load(STRICT_WITH_MODULES)
     said = html.unescape(re.sub("<[^>]+>", "", b.status.value))
-    assert said.startswith("Loaded. Note: the script's " + NOUNSET_NOTE)
+    assert said == "Loaded." and b.text == STRICT_WITH_MODULES
 
 
 def test_the_jupyter_form_gives_both_notes():

@@ -2,6 +2,10 @@
 #SBATCH line (also when the value is written anew), among the directives in order (a switched-off ``##SBATCH``
 line too), on the module load, export, prologue or step it was written on. A job without comments (every generated
 script) is written exactly as before: the golden files cover that.
+
+A script read back keeps its layout too (tests/test_readback_layout.py), so written back unchanged it is its own text;
+the comments are kept by the renderer's own layout as well (``without_layout``), which is what is written once an edit
+reaches a line the script as read has nothing for, so most tests here check both.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from hpcwidgets import parse_script, render
 from hpcwidgets.errors import ParseError
 from hpcwidgets.lint import lint
 from hpcwidgets.parse import parse_job
+from hpcwidgets.parse.layout import without_layout
 from hpcwidgets.parse.lexer import lex_script
 from hpcwidgets.parse.workflow import readback_notes
 from hpcwidgets.spec import SlurmJob, Workflow
@@ -39,7 +44,8 @@ srun apptainer exec --nv img.sif python train.py --lr 0.1  # go
 
 
 def test_every_comment_stays_next_to_what_it_described():
-    written = render(parse_script(TRAIN))
+    assert render(parse_script(TRAIN)) == TRAIN
+    written = render(without_layout(parse_script(TRAIN)))
     assert written.startswith("#!/bin/bash\n"
                               "# Train the model\n"
                               "#SBATCH --job-name=demo  # short name\n"
@@ -50,7 +56,8 @@ def test_every_comment_stays_next_to_what_it_described():
                               "#SBATCH --mail-type=END,FAIL  # tell me\n\n")
     assert "\nmodule load apptainer  # the runtime\n" in written
     assert "\nsrun apptainer exec --nv img.sif python train.py --lr 0.1  # go\n" in written
-    assert render(parse_script(written)) == written  # a fixed point after one round
+    assert render(without_layout(parse_script(written))) == written  # a fixed point after one round
+    assert render(parse_script(written)) == written
 
 
 def test_the_written_back_script_runs_the_same_commands(tmp_path):
@@ -66,36 +73,46 @@ def test_the_written_back_script_runs_the_same_commands(tmp_path):
 ])
 def test_a_directive_keeps_its_comment_when_written_anew(directive, written):
     script = f"#!/bin/bash\n#SBATCH {directive}  # why\n#SBATCH --account=lab\nsrun python t.py\n"
+    assert render(parse_job(script)) == script
     for job in (parse_script(script).job, parse_job(script)):
-        assert f"#SBATCH {written}  # why\n" in render(job)
+        assert f"#SBATCH {written}  # why\n" in render(without_layout(job))
 
 
 def test_a_comment_sbatch_stops_at_without_a_blank_before_it():
-    out = render(parse_job("#!/bin/bash\n#SBATCH --time=5#five minutes\npython t.py\n"))
+    script = "#!/bin/bash\n#SBATCH --time=5#five minutes\npython t.py\n"
+    assert render(parse_job(script)) == script
+    out = render(without_layout(parse_job(script)))
     assert "#SBATCH --time=5  #five minutes\n" in out
 
 
 def test_two_options_on_a_line_keep_its_comment_on_the_first():
-    out = render(parse_job("#!/bin/bash\n#SBATCH -N 2 -n 8  # two nodes, eight tasks\npython t.py\n"))
+    script = "#!/bin/bash\n#SBATCH -N 2 -n 8  # two nodes, eight tasks\npython t.py\n"
+    assert render(parse_job(script)) == script
+    out = render(without_layout(parse_job(script)))
     assert "#SBATCH --nodes=2  # two nodes, eight tasks\n#SBATCH --ntasks=8\n" in out
 
 
 def test_mail_types_merged_keep_both_comments():
-    out = render(parse_job("#!/bin/bash\n#SBATCH --mail-type=BEGIN  # a\n#SBATCH --mail-type=END  # b\nx\n"))
+    script = "#!/bin/bash\n#SBATCH --mail-type=BEGIN  # a\n#SBATCH --mail-type=END  # b\nx\n"
+    assert render(parse_job(script)) == script
+    out = render(without_layout(parse_job(script)))
     assert "#SBATCH --mail-type=BEGIN,END  # a  # b\n" in out
 
 
 def test_comment_lines_among_the_directives_keep_their_order_above_their_directive():
     script = ("#!/bin/bash\n#SBATCH --time=10\n\n# --- resources ---\n# (one node is enough)\n#SBATCH --nodes=1\n"
               "#SBATCH --partition=gpu\n# SBATCH --qos=long\n#xSBATCH --exclusive\npython t.py\n")
-    out = render(parse_job(script))
+    assert render(parse_job(script)) == script
+    out = render(without_layout(parse_job(script)))
     # declared order puts --partition before --time; each comment goes with the directive it sat above
     assert out.startswith("#!/bin/bash\n#SBATCH --partition=gpu\n# --- resources ---\n# (one node is enough)\n"
                           "#SBATCH --nodes=1\n#SBATCH --time=10\n# SBATCH --qos=long\n#xSBATCH --exclusive\n\n")
 
 
 def test_a_heading_above_the_first_directive_stays_at_the_top():
-    out = render(parse_job("#!/bin/bash\n#\n# Nightly evaluation\n#\n\n#SBATCH --time=10\n#SBATCH -A lab\npython e.py\n"))
+    script = "#!/bin/bash\n#\n# Nightly evaluation\n#\n\n#SBATCH --time=10\n#SBATCH -A lab\npython e.py\n"
+    assert render(parse_job(script)) == script
+    out = render(without_layout(parse_job(script)))
     assert out.startswith("#!/bin/bash\n#\n# Nightly evaluation\n#\n#SBATCH --account=lab\n#SBATCH --time=10\n")
 
 
@@ -128,9 +145,10 @@ def test_a_module_load_kept_as_written_keeps_its_comment_in_place():
 
 def test_the_prologue_keeps_its_comment():
     script = "#!/bin/bash\n#SBATCH --time=10\nset -euo pipefail  # stop at the first error\nsrun python t.py\n"
-    out = render(parse_script(script))
+    assert render(parse_script(script)) == script
+    out = render(without_layout(parse_script(script)))
     assert "\nset -eo pipefail  # stop at the first error\n" in out
-    assert render(parse_script(out)) == out
+    assert render(without_layout(parse_script(out))) == render(parse_script(out)) == out
 
 
 def test_the_prologue_comment_is_kept_when_a_form_turns_the_prologue_off():
@@ -144,10 +162,11 @@ def test_a_long_step_keeps_its_comment_on_its_last_line():
     script = ("#!/bin/bash\n#SBATCH --nodes=2\n# one torchrun per node\nsrun --ntasks-per-node=1 apptainer exec --nv "
               "img.sif torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=h:29500 "
               "train.py --epochs 10  # the real run\n")
-    out = render(parse_script(script))
+    assert render(parse_script(script)) == script
+    out = render(without_layout(parse_script(script)))
     assert "\n# one torchrun per node\n" in out  # a comment line above the step stays above it
     assert "  train.py --epochs 10  # the real run\n" in out
-    assert render(parse_script(out)) == out
+    assert render(without_layout(parse_script(out))) == render(parse_script(out)) == out
 
 
 def test_a_suppression_on_the_step_line_still_applies_after_the_round_trip():
@@ -175,10 +194,14 @@ def test_the_components_of_a_heterogeneous_job_keep_their_comments():
 
 def test_a_comment_whose_line_a_form_emptied_is_kept_among_the_set_up_lines():
     job = parse_job(TRAIN).replace(time="")
-    out = render(job)
-    assert "#SBATCH --mail-type=END,FAIL  # tell me\n\n" in out and "--time" not in out
-    assert "\nsrun apptainer exec --nv img.sif python train.py --lr 0.1  # go\n##SBATCH --gres=gpu:2\n# one hour\n" in out
-    assert parse_job(out).setup[-2:] == ("##SBATCH --gres=gpu:2", "# one hour")  # so a form shows them
+    kept = "\nsrun apptainer exec --nv img.sif python train.py --lr 0.1  # go\n##SBATCH --gres=gpu:2\n# one hour\n"
+    for out in (render(job), render(without_layout(job))):
+        assert "--time" not in out and out.endswith(kept)
+        assert parse_job(out).setup[-2:] == ("##SBATCH --gres=gpu:2", "# one hour")  # so a form shows them
+    # the script's own layout otherwise: only the --time line and the comment above it left their places
+    assert render(job) == TRAIN.replace("##SBATCH --gres=gpu:2\n#SBATCH --time=01:00:00  # one hour\n", "").rstrip(
+        "\n").rsplit("\n", 1)[0] + kept
+    assert "#SBATCH --mail-type=END,FAIL  # tell me\n\n" in render(without_layout(job))
 
 
 def test_changing_a_value_in_the_form_keeps_the_comment_on_its_line():
@@ -280,9 +303,11 @@ def test_the_corpus_is_read():
 def test_every_comment_of_a_real_script_is_written_back(path, reader):
     text = open(path, encoding="utf-8").read()
     model = reader(text)
-    written = render(model, validate=False)
-    lines = [line.rstrip() for line in written.splitlines()]
     notes = " ".join(readback_notes(text, model))
+    if "\r" not in text:  # kept in its own layout (CRLF line ends are converted: no layout), it is its own text
+        assert render(model, validate=False) == text
+    written = render(without_layout(model), validate=False)
+    lines = [line.rstrip() for line in written.splitlines()]
     for kind, comment in _comments(text):
         if kind == "line":
             found = comment in lines
@@ -291,4 +316,4 @@ def test_every_comment_of_a_real_script_is_written_back(path, reader):
         else:
             found = any(not line.lstrip().startswith("#") and line.endswith(comment) for line in lines)
         assert found or comment in notes, f"{comment!r} ({kind}) is not in the script written back"
-    assert render(reader(written), validate=False) == written
+    assert render(without_layout(reader(written)), validate=False) == written

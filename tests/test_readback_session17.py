@@ -6,6 +6,7 @@ import pytest
 
 from hpcwidgets.parse import parse_job, parse_script
 from hpcwidgets.parse.argv import parse_argv
+from hpcwidgets.parse.layout import without_layout
 from hpcwidgets.parse.workflow import readback_notes
 from hpcwidgets.render import render
 from hpcwidgets.spec.workflow import Workflow
@@ -14,8 +15,15 @@ HEAD = "#!/bin/bash\n#SBATCH --time=01:00:00\n"
 
 
 def _round(text: str) -> str:
-    """The script read back and written again (the lint fix path writes without validating)."""
-    return render(parse_script(text), validate=False)
+    """The script read back and written again in the renderer's own layout (the lint fix path writes without
+    validating): what the reader put in which field. Written back unedited in its own layout, a script is its text
+    (:func:`_as_written`)."""
+    return render(without_layout(parse_script(text)), validate=False)
+
+
+def _as_written(text: str) -> bool:
+    """Whether the script read back and written again without an edit is ``text`` itself."""
+    return render(parse_script(text), validate=False) == text
 
 
 # --- 1. apptainer --mount ---------------------------------------------------------------------------------------
@@ -31,8 +39,9 @@ def test_a_mount_keeps_its_destination(mount, bind, back):
     """Apptainer's --mount keys (source|src, destination|dst|target, ro|readonly, image-src, id)."""
     model = parse_argv(["apptainer", "exec", "--mount", mount, "img.sif", "true"]).model
     assert [(b.src, str(b.dst), b.mode) for b in model.binds] == [bind]
-    out = _round(HEAD + f"apptainer exec --mount {mount} img.sif python t.py\n")
-    assert back in out and _round(out) == out
+    script = HEAD + f"apptainer exec --mount {mount} img.sif python t.py\n"
+    out = _round(script)
+    assert back in out and _round(out) == out and _as_written(script)
 
 
 @pytest.mark.parametrize("mount", [
@@ -82,21 +91,25 @@ def test_the_renderers_own_comments_are_not_doubled():
 
 def test_a_comment_of_the_renderers_wording_with_a_line_between_stays():
     """The renderer writes its comment right above its block: a note separated from the block is a person's."""
-    out = _round(HEAD + "# The step: python\n\npython t.py\n")
-    assert out.count("# The step: python") == 2 and _round(out) == out
+    script = HEAD + "# The step: python\n\npython t.py\n"
+    out = _round(script)
+    assert out.count("# The step: python") == 2 and _round(out) == out and _as_written(script)
 
 
 def test_a_stale_step_comment_is_kept_beside_the_new_one():
     """A step edited by hand below its generated comment: the old comment no longer describes it, so it stays."""
-    out = _round(HEAD + "# The step: srun → python\npython t.py\n")
+    script = HEAD + "# The step: srun → python\npython t.py\n"
+    out = _round(script)
     assert "# The step: srun → python\n" in out and "# The step: python\npython t.py" in out
+    assert _as_written(script)
 
 
 def test_a_stale_step_comment_of_a_generated_script_is_replaced():
     """In a script hpcwidgets wrote, the description right above the step is its own, whatever the step became."""
-    text = render(parse_script(HEAD + "srun python t.py\n"), validate=False).replace("srun python", "python")
+    text = _round(HEAD + "srun python t.py\n").replace("srun python", "python")
     out = _round(text)
     assert out.count("# The step:") == 1 and "# The step: python\npython t.py" in out
+    assert _as_written(text)
 
 
 def test_comments_keep_their_order():

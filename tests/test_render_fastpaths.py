@@ -606,7 +606,8 @@ from hpcwidgets.spec.charliecloud import ChRun  # noqa: E402
 LAYOUT_TEXT = st.lists(st.sampled_from(PIECES + ["\x00", "\x000\x00", "\x001\x00", "%", "%s", "%%", "{{ x }}"]),
                        max_size=6).map("".join)
 LAYOUT_VALUE = st.one_of(LAYOUT_TEXT, st.booleans(), st.integers(-3, 3))
-TEMPLATE_NAMES = {"job.sh.j2": ("shell", "directives", "title", "version", "modules", "errexit", "nounset", "body"),
+TEMPLATE_NAMES = {"job.sh.j2": ("shell", "directives", "header", "title", "version", "modules", "errexit", "nounset",
+                                "body"),
                   "jupyter.sh.j2": ("first_line", "runtime_base", "helper", "net_checker", "start", "port_min",
                                     "port_max", "program_hint", "tunnel", "url", "local_port")}
 

@@ -11,6 +11,8 @@ import pytest
 
 from hpcwidgets.errors import HpcWidgetsError, ValidationError
 from hpcwidgets.lint import lint
+from hpcwidgets.parse.layout import without_layout
+from hpcwidgets.render import render
 from hpcwidgets.spec._words import Verbatim
 from hpcwidgets.widgets import state
 
@@ -58,8 +60,14 @@ def test_an_edit_elsewhere_in_program_keeps_the_scripts_shell_code():
     assert "--num_processes $(( $NNODES * 4 ))" in program.value  # as the script wrote it, no added quotes
     assert "--main_process_ip $(hostname)" in program.value
     program.value = program.value.replace("run1", "run2")
-    assert "--num_processes $(( $NNODES * 4 ))" in step(b) and "$(hostname) train.py" in step(b)
-    assert "run2" in step(b) and "\\$((" not in step(b) and "'$(hostname)'" not in step(b)
+    # the loaded script keeps its layout: the one word edited changes in place, continuation line and all
+    assert b.text == ARITH.replace("run1", "run2")
+    assert "--num_processes $(( $NNODES * 4 ))" in step(b) and "--main_process_ip $(hostname) \\" in step(b)
+    assert "\\$((" not in b.text and "'$(hostname)'" not in b.text
+    # and the renderer's own step (written once an edit reaches a line the script has nothing for) keeps them too
+    own = next(ln for ln in render(without_layout(b.spec)).splitlines() if ln.startswith("srun"))
+    assert "--num_processes $(( $NNODES * 4 ))" in own and "$(hostname) train.py --out run2" in own
+    assert "\\$((" not in own and "'$(hostname)'" not in own
     assert not [f for f in b.findings if f.code == "HPC514"]
 
 

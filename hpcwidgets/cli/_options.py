@@ -380,7 +380,7 @@ def close_paths(cls: type[Spec], parts: list[str]) -> list[str]:
     (job.node: job.nodes), a field without its layer (nodes: job.nodes) or, in a command that is one layer, with
     it (sbatch --set job.nodes: nodes)."""
     head, rest = parts[0].lower().replace("-", "_"), parts[1:]
-    fields = {f.name: f for f in cls.field_specs()}
+    fields = {f.name: f for f in cls.field_specs() if not kept_from_script(f)}
     if head not in fields and not rest:
         # a layer's field by its exact name (time: job.time) before any field merely spelt like it (title)
         exact = [f"{f.name}.{head}" for f in fields.values() for inner in _spec_classes(f)
@@ -406,8 +406,35 @@ def close_paths(cls: type[Spec], parts: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def kept_from_script(f: FieldSpec) -> bool:
+    """Whether ``f`` keeps how a script read back was written beside what it means (``SlurmJob.comments``,
+    ``SlurmJob.layout``): records the reader makes and follows, which a person changes by changing the fields they
+    follow, never by setting them. Their models are no command layer (none of their fields is on a command line)
+    and have no text a person writes (``Bind``, ``EnvVar`` and a Dockerfile's ``Instruction`` have: ``from_token``)."""
+    models = [c for c in typing.get_args(f.base_type) or (f.base_type,) if isinstance(c, type) and issubclass(c, Spec)]
+    return f.info.role == "internal" and bool(models) and all(
+        not hasattr(c, "from_token") and all(g.info.role == "internal" for g in c.field_specs()) for c in models)
+
+
+def _settable_field(model: Spec, name: str, where: str) -> FieldSpec:
+    """The field ``name`` of ``model`` that ``--set`` may change; a record kept from a script read back is refused
+    with what to do instead, and an unknown name lists only the fields a person may set."""
+    from ..errors import UnknownFieldError
+    settable = [f.name for f in model.field_specs() if not kept_from_script(f)]
+    try:
+        f = model.field_spec(name)
+    except UnknownFieldError:
+        raise UnknownFieldError(type(model).__name__, name, settable) from None
+    if kept_from_script(f):
+        raise ValidationError([Problem(where or name, f"{f.name} is kept from the script the model was read from and "
+                                                      f"follows its lines, so it is not set by hand; set the fields "
+                                                      f"it follows instead (valid fields of {type(model).__name__}: "
+                                                      f"{', '.join(settable)})")])
+    return f
+
+
 def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
-    f = model.field_spec(parts[0])
+    f = _settable_field(model, parts[0], where)
     if len(parts) > 1:
         inner = getattr(model, f.name)
         classes = layer_classes(f)

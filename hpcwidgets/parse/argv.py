@@ -219,10 +219,18 @@ def is_command(words: Sequence[str]) -> bool:
     return recognise(words) is not None
 
 
+#: a path from the home directory that bash expands plainly: ``~`` or ``~/…`` with no quote, expansion or glob after it
+_HOME_PATH = re.compile(r"~(?:/[^\s'\"\\$`*?\[{]*)?")
+
+
 def _split_binds(value: str, one_per_option: bool = False) -> list[Bind]:
     """The binds one bind option's value holds, each destination kept as written (see ``Bind.from_token``).
     ``one_per_option``: the program reads the value as one bind, commas and all (ch-run, see
     ``ChRun.one_bind_per_option``)."""
+    if isinstance(value, Verbatim) and one_per_option and _HOME_PATH.fullmatch(value):
+        # ~/data as the bash of the job expands it (from $HOME): ch-run's --bind=… word must say $HOME, as ~ expands
+        # only at the start of a word, and a model that held ~ would be written so once and read back as $HOME
+        value = "$HOME" + value[1:]
     if isinstance(value, Verbatim):
         return [Bind(value)]
     if one_per_option:

@@ -76,7 +76,7 @@ def _job(parsed: ParsedScript, text: str, path: str) -> Any:
     head = "".join(line + "\n" for line in text.split("\n")[:cut - 1])
     # (the whole script's first command says which #SBATCH lines sbatch reads; the head may hold none)
     read = replace(read_script(head, path), first_command=parsed.first_command)
-    return workflow_from(read, Workflow, job_only=True)
+    return workflow_from(read, Workflow, job_only=True, layout=False)  # the job is part of a Jupyter job's script
 
 
 def _work_step(parsed: ParsedScript) -> Step | None:

@@ -548,6 +548,7 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
     extra: list[str] = []
     problems: list[tuple[int, str]] = []
     placed: _Placed = {}
+    gpus: dict[str, Any] = {}  # which GPU options were read into the fields (see _read_gpus)
     component = 0
     for cmd in script.directives:
         applied = not first or cmd.line < first
@@ -622,7 +623,11 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                 extra.append(raw if start == i - 1 else f"{raw}={raws[i - 1]}" if flag.startswith("--")
                              else f"{raw} {raws[i - 1]}")
             elif name == "gpus_per_node":
-                values.update(_gpu_request(flag, value))
+                raw = raws[start]
+                written = raw if start == i - 1 else f"{raw}={raws[i - 1]}"
+                for line, place in _read_gpus(flag, value, written, values, extra, gpus, cmd.line):
+                    if placed.get(line, (None, ""))[0] == "gpus_per_node":
+                        placed[line] = (place, placed[line][1])
             elif is_bool:
                 values[name] = True
             elif spec is not None and spec.base_type is int:
@@ -647,6 +652,46 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
     if extra:
         values["extra_directives"] = tuple(extra)
     return values, out, problems, placed
+
+
+def _read_gpus(flag: str, value: str, written: str, values: dict[str, Any], extra: list[str], seen: dict[str, Any],
+               line: int) -> list[tuple[int, str | None]]:
+    """Read a ``--gres`` or ``--gpus-per-node`` directive into the GPU fields of ``values`` as sbatch reads them;
+    ``seen`` says what earlier lines gave (it is updated). sbatch keeps only the last ``--gres`` (slurm_opt.c
+    ``arg_set_gres`` replaces the value), so a later one replaces every item of an earlier one, and that earlier line
+    is no longer the model's (the layout of the script keeps it as written). A ``--gres`` with a GPU item beside
+    ``--gpus-per-node`` (in either order) is kept as written (``written``) in ``extra``, so both still reach sbatch
+    and Slurm does with them what it did (lint's HPC307 says which count it keeps); the GPU fields hold the
+    ``--gpus-per-node`` request. Returns the earlier lines whose directive went elsewhere, each with its new place
+    (None: no field writes it; see :func:`_directive_comments`)."""
+    flag = sbatch_long_option(flag) or flag  # --gpus-per=4 is --gpus-per-node, as getopt_long reads a prefix
+    request = _gpu_request(flag, value)
+    moved: list[tuple[int, str | None]] = []
+    if flag == "--gres" and "gres" in seen:  # an earlier --gres, which this one replaces
+        earlier, kept, in_extra = seen.pop("gres")
+        moved.append((earlier, None))
+        if in_extra:
+            extra.remove(kept)
+        else:
+            for key in ("gpus_per_node", "gpu_type", "other_gres"):
+                values.pop(key, None)
+    if flag == "--gres" and "gpus_per_node" in request and "per_node" in seen:
+        extra.append(written)
+        seen["gres"] = (line, written, True)
+        return moved
+    if flag == "--gpus-per-node" and "gres" in seen and not seen["gres"][2] and "gpus_per_node" in values:
+        earlier, kept, _ = seen["gres"]
+        seen["gres"] = (earlier, kept, True)
+        extra.append(kept)
+        moved.append((earlier, f"extra_directives:{kept}"))
+        for key in ("gpus_per_node", "gpu_type", "other_gres"):
+            values.pop(key, None)
+    values.update(request)
+    if flag == "--gres":
+        seen["gres"] = (line, written, False)
+    else:
+        seen["per_node"] = line
+    return moved
 
 
 def _directive_comment(cmd: Command, words: tuple[Word, ...]) -> str:

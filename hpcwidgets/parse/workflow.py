@@ -11,7 +11,9 @@ renderer would write it in the same order relative to everything else (a ``modul
 step become the job's set-up lines, lines after it the workflow's ``after`` lines. A script keeps its
 own shell options (``SlurmJob.fail_fast``); the lines the renderer writes itself (its comments, its
 prologue where it writes it) are recognised in a generated script and not duplicated, so ``render(parse(s))`` is a
-fixed point after one round, and running ``s`` and ``render(parse(s))`` makes the same calls.
+fixed point after one round, and running ``s`` and ``render(parse(s))`` makes the same calls. The job also keeps the
+script's layout (:mod:`hpcwidgets.parse.layout`): rendered without edits, the model gives back ``s`` itself, and an
+edit changes the lines of the fields edited.
 """
 
 from __future__ import annotations
@@ -363,14 +365,20 @@ def _redirect_words(cmd: Command) -> list[str]:
     return [Verbatim(r.raw) for r in cmd.redirects if r.heredoc is None]
 
 
-def workflow_from(parsed: ParsedScript, workflow_cls: Any, *, job_only: bool = False) -> Any:
+def workflow_from(parsed: ParsedScript, workflow_cls: Any, *, job_only: bool = False, layout: bool = True) -> Any:
     """The model of a read script. With ``job_only`` every command stays a set-up line of the job
-    (for a :class:`~hpcwidgets.spec.slurm.SlurmJob` form): only modules and exports are read."""
+    (for a :class:`~hpcwidgets.spec.slurm.SlurmJob` form): only modules and exports are read. With ``layout`` the
+    job keeps the script's layout (:class:`~hpcwidgets.spec.slurm.ScriptLayout`), for a model written back as the
+    whole script it was read from (not for a part of one, such as a Jupyter job's)."""
     require_shell(parsed.source, parsed.path)
     try:
-        return _workflow_from(parsed, workflow_cls, job_only, with_step=not job_only)
+        model, step_lines, absorbed = _workflow_from(parsed, workflow_cls, job_only, with_step=not job_only)
     except _StepStaysText:
-        return _workflow_from(parsed, workflow_cls, job_only, with_step=False)
+        model, step_lines, absorbed = _workflow_from(parsed, workflow_cls, job_only, with_step=False)
+    if not layout:
+        return model
+    from .layout import with_layout
+    return with_layout(parsed, model, step_lines, absorbed)
 
 
 class _StepStaysText(Exception):
@@ -378,7 +386,9 @@ class _StepStaysText(Exception):
     read the step as a line instead."""
 
 
-def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with_step: bool) -> Any:
+def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool,
+                   with_step: bool) -> tuple[Any, tuple[int, int], tuple[Command, ...]]:
+    """The model, the lines of the step read into it ((0, 0): none) and the fail-fast lines the template writes."""
     job = parsed.job
     title, title_line = _generated_title(parsed)
     generated = _generated(parsed)
@@ -544,14 +554,14 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
     job = _no_gpu_as_written(parsed, job).replace(setup=tuple(setup), modules=tuple(modules), fail_fast=fail_fast,
                                                   shell=_shell(parsed))
     if job_only:
-        return job.replace(env=tuple(job.env) + tuple(exports))
+        return job.replace(env=tuple(job.env) + tuple(exports)), step_lines, absorbed
     out: dict[str, Any] = {"job": job, "title": title, "exports": tuple(exports), "prepare": tuple(prepare),
                            "sweep_name": sweep[0], "sweep_values": sweep[1], "sweep_grid": sweep[2]}
     out.update(values)
     if r.after:
         out["after"] = tuple(r.after)
     _move_env_fields(out)
-    return workflow_cls(**{k: v for k, v in out.items() if k in fields})
+    return workflow_cls(**{k: v for k, v in out.items() if k in fields}), step_lines, absorbed
 
 
 def _no_gpu_as_written(parsed: ParsedScript, job: Any) -> Any:
@@ -623,13 +633,39 @@ def readback_notes(text: str, model: Any) -> tuple[str, ...]:
     if job is None or text.lstrip().startswith("{"):
         return ()
     parsed = read_script(text)  # once, for every note
-    notes = [_nounset_note(parsed, job)]
+    notes = [_line_ends_note(text), _nounset_note(parsed, job), *_gpu_directive_notes(parsed)]
     if getattr(model, "kind", "") == "workflow":
         notes += [_kept_step_note(step) for step in parsed.steps if not step.in_compound]
     if getattr(model, "kind", "") == "jupyter.job":
         from .jupyter import left_out_note, replaced_server_note
         notes += [replaced_server_note(parsed), left_out_note(parsed)]
     return tuple(n for n in notes if n)
+
+
+def _line_ends_note(text: str) -> str:
+    """A script with Windows line ends (CRLF) is written back with Unix ones, which sbatch needs ("DOS line breaks"
+    refused): its layout is not kept. "" otherwise."""
+    if "\r\n" not in text:
+        return ""
+    return ("the script has Windows line ends (CRLF), which sbatch refuses; it is written back with Unix line ends, "
+            "in the layout hpcwidgets writes")
+
+
+def _gpu_directive_notes(parsed: ParsedScript) -> list[str]:
+    """What the GPU fields do not hold of the script's GPU lines (see ``_read_gpus`` in parse/script.py): an earlier
+    ``--gres``, which sbatch ignores, and a ``--gres=gpu:N`` beside ``--gpus-per-node``, kept as written. Both lines
+    stay in the script as written."""
+    read = [d for d in parsed.directives if d.applied and not d.component and d.flag in ("--gres", "--gpus-per-node")]
+    gres = [d for d in read if d.flag == "--gres"]
+    per_node = [d for d in read if d.flag == "--gpus-per-node"]
+    notes = [f"line {d.line}: --gres={d.value} is kept as written, but sbatch ignores it: it keeps only the last "
+             f"--gres (line {gres[-1].line}: --gres={gres[-1].value}), which is what the model holds"
+             for d in gres[:-1]]
+    if gres and per_node and any(item.split(":")[0] == "gpu" for item in gres[-1].value.split(",")):
+        notes.append(f"line {gres[-1].line}: --gres={gres[-1].value} is kept as written beside --gpus-per-node="
+                     f"{per_node[-1].value} (line {per_node[-1].line}), which GPUs per node holds; Slurm takes the GPU "
+                     "count of the --gres line, so keep one of the two (hpcwidgets lint says more)")
+    return notes
 
 
 def _kept_step_note(step: Step) -> str:
@@ -654,7 +690,7 @@ def _excerpt(text: str, width: int = 60) -> str:
 def _nounset_note(parsed: ParsedScript, job: Any) -> str:
     """A hand-written ``set -euo pipefail`` becomes the template's prologue, which sets ``-u`` only after the module
     loads the model read (Lmod's ``module`` fails under ``set -u``): those loads now run without it. "" otherwise."""
-    if job.fail_fast != "strict" or not job.modules or _generated(parsed):
+    if job.fail_fast != "strict" or not job.modules or _generated(parsed) or _laid_out(job):
         return ""
     mode, absorbed = _fail_fast(parsed, generated=False)
     if mode != "strict":
@@ -663,6 +699,11 @@ def _nounset_note(parsed: ParsedScript, job: Any) -> str:
     return (f"the script's {_without_comment(first)} (line {first.line}) is written back as "
             "set -eo pipefail, then the module loads, then set -u: the module command (Lmod) can fail under set -u, "
             "so the module loads run without it; every line after them still stops at an unset variable")
+
+
+def _laid_out(job: Any) -> bool:
+    """Whether ``job`` is written in the layout of the script it was read from (whose own lines then stay)."""
+    return job.layout is not None and job.layout.intact
 
 
 def _shell(parsed: ParsedScript) -> str:

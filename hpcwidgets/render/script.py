@@ -12,13 +12,14 @@ without them keeps its own shell options).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..spec.slurm import STEP, SWITCHED_OFF, SlurmJob, comment_line
+from ..spec.slurm import STEP, SWITCHED_OFF, ScriptLayout, SlurmJob, comment_line
 from .command import option_words
 from .quote import assignment, quote_words
 
@@ -311,9 +312,13 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
 
     The template lays the script out: header, prologue, then the body. The body reaches it as
     finished text, its sections (the exports, the set-up lines, each block with its comment)
-    separated by a blank line.
+    separated by a blank line. A job read back from a script is written in that script's layout instead
+    (``job.layout``, see :func:`_as_laid_out`): its lines as read where the model still says what they said.
     """
     sections = [f"# {b.comment}\n{b.text}" if b.comment else b.text for b in first]
+    layout = job.layout
+    if layout is not None:
+        layout, blocks = _followed(layout, blocks)
     if job.comments is _NO_COMMENTS:  # every job but one read back with its comments: one identity test
         exported = export_lines(job, exports)
         if exported:
@@ -334,6 +339,7 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
         "job.sh.j2",
         shell=one_line(job.shell) or "/bin/bash",
         directives=directives,
+        header=layout is None or layout.header,
         title=script_title(title, job.job_name),
         version=_version(),
         modules=modules,
@@ -349,7 +355,9 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
         text = text.rstrip("\n") + "\n"
     # a last line kept as written may end in a continuation (train.py \ then a blank line): keep the blank line it
     # continues into, which bash reads as the end of the command (and without which a reader calls it cut off)
-    return text + "\n" if text.endswith("\\\n") else text
+    if text.endswith("\\\n"):
+        text += "\n"
+    return text if layout is None else _as_laid_out(layout, text)
 
 
 #: the default of ``SlurmJob.comments`` (the empty tuple, one object): a job without comments is written without
@@ -446,3 +454,154 @@ def render_job(job: SlurmJob) -> str:
     blocks = [Block(line) for line in job.commands]
     return render_script(job, blocks)
 
+
+def _followed(layout: ScriptLayout, blocks: Iterable[Block]) -> tuple[ScriptLayout | None, Iterable[Block]]:
+    """The layout a script is written in (None: not one the reader made, or changed since, as in a saved model edited
+    by hand) and its blocks, the step's without the renderer's comment when the script had none."""
+    if not layout.intact:
+        return None, blocks
+    if not layout.step_comment:
+        blocks = [StepBlock(b.text) if isinstance(b, StepBlock) else b for b in blocks]
+    return layout, blocks
+
+
+def _as_laid_out(layout: ScriptLayout, text: str) -> str:
+    """``text`` (the script the renderer wrote for a job read back) written in the layout of the script it was read
+    from (:class:`~hpcwidgets.spec.slurm.ScriptLayout`): the lines that changed since it was read (against
+    ``layout.canonical``) replace the lines as read of their group, in their place; every other line as read stays
+    as it was. Lines the renderer adds go after their group's line (a directive: after the last #SBATCH line as
+    read). ``text`` itself when a changed line is one that no line as read stands for: the layout no longer
+    matches."""
+    if not layout.source:
+        return text  # the reader's first rendering of the model: nothing to lay out yet
+    new = text.split("\n")
+    old = list(layout.canonical)
+    groups = layout.canonical_groups
+    if new == old:
+        return "\n".join(layout.source)
+    becomes: list[list[str]] = [[line] for line in old]  # what each line as rendered before is now
+    added: dict[int, list[str]] = {}  # lines added before the line as rendered before at each index
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if tag == "insert":
+            added.setdefault(i1, []).extend(new[j1:j2])
+            continue
+        if i2 - i1 == j2 - j1:  # a line changed for each: line by line
+            pieces = [[line] for line in new[j1:j2]]
+        else:
+            pieces = [new[j1:j2]] + [[] for _ in range(i1 + 1, i2)]
+        for i, piece in zip(range(i1, i2), pieces):
+            if groups[i] < 0 and old[i].strip():
+                return text  # a line the script as read has no line for changed: write the renderer's own text
+            becomes[i] = piece
+    members: dict[int, list[int]] = {}
+    for i, group in enumerate(groups):
+        if group >= 0:
+            members.setdefault(group, []).append(i)
+    changed = {group for group, rows in members.items()
+               if any(becomes[i] != [old[i]] or (i - 1 in rows and i in added) for i in rows)}
+    after = _added_after(layout, members, added)
+    # a group whose one changed word stands once in its lines as read gets that word changed there, and keeps the rest
+    # of its text (a step's continuation lines, an #SBATCH line's order and spelling)
+    rows_of: dict[int, list[int]] = {}
+    for k, group in enumerate(layout.source_groups):
+        if group in changed:
+            rows_of.setdefault(group, []).append(k)
+    edited: dict[int, str] = {}
+    for group, rows in rows_of.items():
+        if not any(i in added and i - 1 in members[group] for i in members[group]):
+            rewritten = _word_changed([old[i] for i in members[group]],
+                                      [line for i in members[group] for line in becomes[i]],
+                                      [layout.source[k] for k in rows])
+            if rewritten is not None:
+                edited.update(zip(rows, rewritten))
+                changed.discard(group)
+    out: list[str] = []
+    written: set[int] = set()
+    for k, (line, group) in enumerate(zip(layout.source, layout.source_groups)):
+        if group < 0 or group not in changed:
+            out.append(edited.get(k, line))
+        elif group not in written:
+            written.add(group)
+            lines = []
+            for i in members[group]:
+                if i - 1 in members[group]:
+                    lines += added.get(i, [])
+                lines += becomes[i]
+            out += _one_directive_line(lines) if line.startswith("#SBATCH") and len(rows_of[group]) == 1 else lines
+        out += _between(out, after.get(k, []), layout.source[k + 1] if k + 1 < len(layout.source) else None)
+    return "\n".join(out)
+
+
+def _between(out: list[str], lines: list[str], following: str | None) -> list[str]:
+    """``lines`` the renderer added, to go after ``out`` and before the line as read ``following``, without the blank
+    lines at their ends that a blank line already there stands for (the script's own blank line separates them)."""
+    start, end = 0, len(lines)
+    if not out or not out[-1].strip():
+        while start < end and not lines[start].strip():
+            start += 1
+    if following is not None and not following.strip():
+        while end > start and not lines[end - 1].strip():
+            end -= 1
+    return lines[start:end]
+
+
+def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
+                 added: dict[int, list[str]]) -> dict[int, list[str]]:
+    """Where the lines the renderer added (``added``: before each index of ``layout.canonical``) go among the lines as
+    read, by the index of the line as read they follow: after the last line of the nearest group above them; an
+    #SBATCH line after the last #SBATCH line as read, and no other line above it (sbatch would stop reading there).
+    Lines added inside a group are written with it."""
+    groups, old = layout.canonical_groups, layout.canonical
+    last_source: dict[int, int] = {}
+    for k, group in enumerate(layout.source_groups):
+        if group >= 0:
+            last_source[group] = k
+    directives_end = max((last_source[g] for g, rows in members.items() if g in last_source
+                          and any(old[i].startswith("#SBATCH") for i in rows)), default=0)
+    after: dict[int, list[str]] = {}
+    for i, lines in sorted(added.items()):
+        if groups[i] >= 0 and i - 1 >= 0 and groups[i - 1] == groups[i]:
+            continue
+        above = next((groups[k] for k in range(i - 1, -1, -1) if groups[k] >= 0 and groups[k] in last_source), None)
+        at = last_source[above] if above is not None else 0
+        at = directives_end if any(line.startswith("#SBATCH") for line in lines) else max(at, directives_end)
+        after.setdefault(at, []).extend(lines)
+    return after
+
+
+def _word_changed(before: list[str], after: list[str], source: list[str]) -> list[str] | None:
+    """``source`` (the lines as read of a group) with the one run of words that changed from the group's rendered
+    lines ``before`` to ``after`` changed the same way, where that run stands once, as whole words, in ``source``;
+    None when the change is anything else (lines added or taken out, several changes, a run written otherwise)."""
+    if len(before) != len(after):
+        return None
+    pairs = [(b, a) for b, a in zip(before, after) if b != a]
+    if len(pairs) != 1:
+        return None
+    old, new = (line.split(" ") for line in pairs[0])
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    was, now = " ".join(old[head:len(old) - tail]), " ".join(new[head:len(new) - tail])
+    if not was or not now:
+        return None
+    text = "\n".join(source)
+    found = re.compile(rf"(?<!\S){re.escape(was)}(?!\S)")
+    if len(found.findall(text)) != 1:
+        return None
+    return found.sub(lambda _: now, text).split("\n")
+
+
+def _one_directive_line(lines: list[str]) -> list[str]:
+    """The #SBATCH ``lines`` of one #SBATCH line as read that held several options (``--nodes=2 --time=1:00:00``),
+    again on one line, with the first comment after them."""
+    if len(lines) < 2 or not all(line.startswith("#SBATCH ") for line in lines):
+        return lines
+    pieces = [line[len("#SBATCH "):].split("  #", 1) for line in lines]
+    comments = [piece[1] for piece in pieces if len(piece) > 1]
+    return ["#SBATCH " + " ".join(piece[0].strip() for piece in pieces) + ("  #" + comments[0] if comments else "")]

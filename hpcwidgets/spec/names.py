@@ -25,6 +25,7 @@ _SPOKEN = {
     "slurm.job": "a Slurm job script",
     "slurm.srun": "an srun command",
     "slurm.comment": "a comment of a job script",
+    "slurm.layout": "the layout of a job script read back",
     "torchrun": "a torchrun command",
     "workflow": "a job script",
     "jupyter.job": "a Jupyter job script",

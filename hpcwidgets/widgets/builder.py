@@ -1623,7 +1623,8 @@ def _commands_back(job: SlurmJob, text: str) -> SlurmJob:
     The form writes Set-up as one block and each command apart after it, so the lines that stand alone at the end
     are the candidates; the first split whose script is ``text`` exactly is taken, fewest set-up lines first. A
     one-line Set-up followed by commands is written as commands alone would be, so it comes back as a command: the
-    same script (:meth:`SlurmBuilder._same_document`). Any other text keeps every line as set-up."""
+    same script (:meth:`SlurmBuilder._same_document`). Any other text keeps every line as set-up. The split taken
+    is the form's own script exactly, so it needs no layout of the text read (the renderer writes it as it was)."""
     from ..render import render
     setup = tuple(job.setup)
     alone = 0
@@ -1632,7 +1633,7 @@ def _commands_back(job: SlurmJob, text: str) -> SlurmJob:
             break
         alone += 1
     for k in range(len(setup) - alone, len(setup)):
-        split = job.replace(setup=setup[:k], commands=setup[k:])
+        split = job.replace(setup=setup[:k], commands=setup[k:], layout=None)
         try:
             if render(split, validate=False) == text:
                 return split

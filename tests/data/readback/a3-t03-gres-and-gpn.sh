@@ -1,0 +1,7 @@
+#!/bin/bash
+#SBATCH --job-name=g
+#SBATCH --time=01:00:00
+#SBATCH --gres=gpu:2
+#SBATCH --gpus-per-node=4
+
+srun python train.py
