@@ -204,7 +204,10 @@ def test_a_partition_is_typed_and_chosen_with_the_keyboard_in_the_browser(lab):
         type_into(page, "Partition", "my-lab")             # no profile: any name
         expect(preview(page)).to_contain_text("#SBATCH --partition=my-lab")
         control(page, "Cluster profile").select_option("generic")
+        # the text box gives way to a list: wait until it is gone, or the key below may reach the old one
+        expect(page.locator(".hpcw-partition")).to_have_count(0)
         partition = control(page, "Partition")             # a complete profile: a list, chosen with the keyboard
+        expect(partition).to_have_js_property("tagName", "SELECT")
         partition.focus()
         partition.press("g")                               # a select's own keyboard search: the first "g…"
         expect(preview(page)).to_contain_text("#SBATCH --partition=gpu")
