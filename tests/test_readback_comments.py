@@ -23,6 +23,7 @@ from hpcwidgets.parse.layout import without_layout
 from hpcwidgets.parse.lexer import lex_script
 from hpcwidgets.parse.workflow import readback_notes
 from hpcwidgets.spec import SlurmJob, Workflow
+from hpcwidgets.spec import comments as rendered
 from hpcwidgets.spec.slurm import Comment
 
 from helpers import run_with_stand_ins
@@ -251,6 +252,15 @@ def test_a_comment_without_its_hash_gets_one():
 def test_a_step_comment_of_a_job_rendered_alone_is_kept():
     out = render(SlurmJob(time="10", comments=(Comment("# go", "step"),)))
     assert out.endswith("\nset -u\n\n# go\n")
+
+
+def test_the_template_header_is_the_one_the_reader_knows():
+    """The header line is written by the template and recognised through ``spec.comments``: the two must agree, or a
+    script read back would keep the header as a comment of its author's and gain a second one."""
+    header = [line for line in render(SlurmJob(time="10")).splitlines() if "hpcwidgets" in line]
+    assert len(header) == 1 and header[0].startswith("# " + rendered.GENERATED_BY + " ")
+    model = parse_script(render(Workflow(job=SlurmJob(time="10"), program=("python", "train.py"))))
+    assert model.job.comments == () and model.job.layout.header
 
 
 def test_a_job_without_comments_is_written_as_before():

@@ -24,6 +24,7 @@ from ..errors import Problem, ValidationError
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerBuild, ApptainerPull
+from ..spec import comments
 from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow, grid_picks
@@ -144,23 +145,7 @@ def describe_step(w: Workflow, layers: Layers | None = None) -> str:
         parts.append(f"torchrun ({n} node{'s' if n != '1' else ''} × {p} process{'es' if p != '1' else ''})")
     elif w.program:
         parts.append(w.program[0])
-    return one_line("The step: " + " → ".join(parts))
-
-
-#: the comments written above the preparations guarded by their output: a pull, a build, a conversion
-_PULL_COMMENT = "Download the image only if it is missing (later jobs reuse it)"
-_BUILD_COMMENT = "Build the image only if it is missing"
-_CONVERT_COMMENT = "Convert the image only if it is missing"
-_PREPARE_COMMENTS = {"apptainer.pull": _PULL_COMMENT, "apptainer.build": _BUILD_COMMENT,
-                     "charliecloud.convert": _CONVERT_COMMENT}
-#: the comment written above the head-node line
-HEAD_NODE_COMMENT = "Rendezvous host: the first node, resolved on the host (images lack scontrol)"
-
-
-def prepare_comment(kind: str) -> str:
-    """The comment written above a preparation of the model ``kind`` ("" for one written without a comment): a script
-    reader compares a comment with it to tell the renderer's own from one a person wrote."""
-    return _PREPARE_COMMENTS.get(kind, "")
+    return one_line(comments.STEP + " " + " → ".join(parts))
 
 
 def prepare_blocks(w: Workflow) -> list[Block]:
@@ -172,11 +157,11 @@ def prepare_blocks(w: Workflow) -> list[Block]:
         if isinstance(item, ApptainerPull):
             target = item.image_path()
             pre = f"mkdir -p {quote(item.dir)}\n" if item.dir else ""
-            out.append(Block(f"{pre}[ -f {quote(target)} ] ||\n  {line}", _PULL_COMMENT))
+            out.append(Block(f"{pre}[ -f {quote(target)} ] ||\n  {line}", comments.PULL))
         elif isinstance(item, ApptainerBuild):
-            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", _BUILD_COMMENT))
+            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", comments.BUILD))
         elif isinstance(item, ChConvert):
-            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", _CONVERT_COMMENT))
+            out.append(Block(f"[ -e {quote(item.output)} ] ||\n  {line}", comments.CONVERT))
         else:
             out.append(Block(line))
     return out
@@ -195,7 +180,7 @@ def sweep_block(w: Workflow) -> Block | None:
                               or [Problem("sweep_name", f"{bad[0]!r} is not a shell variable name")],
                               subject=w.describe())
     if w.sweep_grid:
-        return Block("\n".join(grid_lines(axes)), sweep_comment([name for name, _ in axes]))
+        return Block("\n".join(grid_lines(axes)), comments.sweep([name for name, _ in axes]))
     arr = w.sweep_array
     values = " ".join(quote(v) for v in w.sweep_values)
     text = "\n".join([
@@ -203,15 +188,7 @@ def sweep_block(w: Workflow) -> Block | None:
         f"{w.sweep_name}=${{{arr}[$SLURM_ARRAY_TASK_ID]}}",
         f'echo "array task $SLURM_ARRAY_TASK_ID: {w.sweep_name}=${w.sweep_name}"',
     ])
-    return Block(text, sweep_comment([w.sweep_name]))
-
-
-def sweep_comment(names: list[str]) -> str:
-    """The comment written above a sweep of the variables ``names`` (one, or a grid's, fastest first)."""
-    if len(names) == 1:
-        return f"Job array: each task takes its {names[0]} from this list by its task id"
-    listed = ", ".join(names[:-1]) + " and " + names[-1]
-    return f"Job array: each task takes its {listed} from these lists by its task id ({names[0]} varies fastest)"
+    return Block(text, comments.sweep([w.sweep_name]))
 
 
 def grid_lines(axes: list[tuple[str, tuple[str, ...]]]) -> list[str]:
@@ -249,7 +226,7 @@ def head_node_block(w: Workflow, argv: list[str] | None = None) -> Block | None:
     if not needs_head_node(w) or _SETS_HEAD_NODE.search("\n".join(w.job.setup)):  # (one search over every line)
         return None
     text = HEAD_NODE_LINE + (f"\nexport {HEAD_NODE_VAR}" if head_node_needs_export(w, argv) else "")
-    return Block(text, HEAD_NODE_COMMENT)
+    return Block(text, comments.HEAD_NODE)
 
 
 def script_blocks(w: Workflow) -> list[Block]:
@@ -296,6 +273,5 @@ def render_workflow(w: Workflow) -> str:
     return render_script(w.job, script_blocks(w), title=w.title, exports=workflow_exports(w), first=first)
 
 
-__all__ = ["HEAD_NODE_COMMENT", "HEAD_NODE_LINE", "describe_step", "grid_lines", "prepare_blocks", "prepare_comment",
-           "quote_step_words", "render_workflow", "script_blocks", "sweep_comment", "workflow_exports", "step_argv",
-           "step_layers", "step_text", "step_words"]
+__all__ = ["HEAD_NODE_LINE", "describe_step", "grid_lines", "prepare_blocks", "quote_step_words", "render_workflow",
+           "script_blocks", "workflow_exports", "step_argv", "step_layers", "step_text", "step_words"]
