@@ -262,6 +262,18 @@ def build_file_kind(text: str) -> str:
     return ""
 
 
+def only_a_shebang(text: str) -> str:
+    """What a job script holds when it is nothing but its ``#!`` line and comments ("its #! line", "its #! line and
+    comments"), or "" when it holds a ``#SBATCH`` line or a command. Read, it would become the default job, and written
+    back, a script the person never wrote: the command line's ``--from`` and the forms' Load both refuse it."""
+    if not text.startswith("#!"):
+        return ""
+    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+    if all(line.startswith("#") and not line.startswith("#SBATCH") for line in lines):
+        return "its #! line and comments" if lines else "its #! line"
+    return ""
+
+
 def build_it(kind: str, name: str) -> str:
     """How to build the file ``name`` of ``kind`` (from :func:`build_file_kind`) instead of loading it."""
     if kind == "a Dockerfile":

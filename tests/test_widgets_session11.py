@@ -150,7 +150,9 @@ def test_replace_after_a_change_of_folder_replaces_the_file_asked_about(tmp_path
 @pytest.mark.parametrize("cls", [SlurmBuilder, WorkflowBuilder, JupyterJobBuilder])
 @pytest.mark.parametrize("text, said", [(DOCKERFILE, "is a Dockerfile, not a job script"),
                                         (DEFFILE, "is an Apptainer definition file, not a job script"),
-                                        ("", "the Script box is empty"), ("  \n", "the Script box is empty")])
+                                        ("", "the Script box is empty"), ("  \n", "the Script box is empty"),
+                                        ("#!/bin/bash\n", "the text holds only its #! line (no #SBATCH line"),
+                                        ("#!/bin/bash\n# TODO\n##SBATCH -N 2\n", "holds only its #! line and comments")])
 def test_load_refuses_build_files_and_empty_text(cls, text, said):
     b = cls(profile="generic", submit=False)
     key = "job_name" if cls is SlurmBuilder else "slurm.job_name"

@@ -321,11 +321,9 @@ def _holds_nothing(text: str, name: str, cls: Any) -> str:
            else f"name a file that holds {_from_takes(cls)}")
     if not text.strip():
         return f"{said} is empty; {fix}"
-    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
-    if text.startswith("#!") and _script_reader(cls) and all(
-            line.startswith("#") and not line.startswith("#SBATCH") for line in lines):
-        return f"{said} holds only its #! line{' and comments' if lines else ''} (no #SBATCH line, no command); {fix}"
-    return ""
+    from ..files import only_a_shebang
+    held = only_a_shebang(text) if _script_reader(cls) else ""
+    return f"{said} holds only {held} (no #SBATCH line, no command); {fix}" if held else ""
 
 
 def _what_it_holds(text: str, name: str, cls: Any = None) -> str:

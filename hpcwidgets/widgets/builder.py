@@ -431,7 +431,11 @@ class Builder(w.VBox):
             return f"{name} is empty; name a file that holds {self._loads}"
         if not self.submits:
             return ""
-        from ..files import build_file_kind, build_it
+        from ..files import build_file_kind, build_it, only_a_shebang
+        held = only_a_shebang(text)
+        if held:
+            fix = "paste" if name == "the text" else "name a file that holds"
+            return f"{name} holds only {held} (no #SBATCH line, no command); {fix} {self._loads}"
         kind = build_file_kind(text)
         if not kind:
             return ""
