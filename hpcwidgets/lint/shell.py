@@ -7,20 +7,22 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.lexer import TEMPLATE_PLACEHOLDER, directive_words
-from ..parse.script import launch_words
+from ..parse.lexer import TEMPLATE_PLACEHOLDER, directive_words, lex_script, template_placeholders
+from ..parse.script import launch_words, shell_script_text
 from ..spec._words import Verbatim, passed_text
 from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keyboard_option, shebang_program
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
-                        _signal_name, _simple_commands, _typographic_option, all_words, cached, containers,
-                        expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks, other_launches,
-                        resources_from_command_line, shell_script_word, simple_commands, steps, tasks_per_node,
-                        trap_handler_commands, traps_for)
+                        _shell_c_word, _signal_name, _simple_commands, _typographic_option, all_words, cached,
+                        containers, expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks,
+                        other_launches, resources_from_command_line, shell_script_word, simple_commands, steps,
+                        tasks_per_node, trap_handler_commands, traps_for)
 from .environment import batch_shell_filters_twice
 
 
@@ -1990,7 +1992,8 @@ def _backslash_for_a_pipe(ctx: Context) -> Iterator[Any]:
           "> out.log, "
           "2>&1, <<EOF, <<< text, <(cmd)) are left alone, as is one inside quotes in a command (a usage message) and "
           "the free text of #SBATCH --job-name and --comment. A placeholder bash cannot read at all (a > with nothing "
-          "after it) is reported by HPC000, which names them all.",
+          "after it) is reported by HPC000, which names them all; one in the script of a bash -c, which bash reads only "
+          "when the step starts, by this rule.",
       fix="Replace each placeholder with the value it stands for, without the angle brackets "
           "(--data \"$SCRATCH/data\", --account=proj123).",
       bad="""#!/bin/bash
@@ -2005,15 +2008,9 @@ python train.py --data "$SCRATCH/data" --epochs 10
 """)
 def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
     for cmd in ctx.parsed.lexed.directives:
-        try:
-            words = directive_words(cmd)
-        except ParseError:
-            continue  # a quote left open: sbatch stops at it (HPC3xx says so)
-        names = [m.group(0) for before, word in zip([None, *words], words)
-                 if not _free_text(word.raw) and not (before and _free_text(before.raw))
-                 for m in TEMPLATE_PLACEHOLDER.finditer(word.raw)]
+        names = directive_placeholders(cmd)
         if names:
-            options = " ".join(w.raw for w in words)
+            options = " ".join(w.raw for w in directive_words(cmd))
             yield (cmd.line, f"{_named(names)} left from a template: sbatch reads the line as written ({options}), "
                              "so it refuses the job (no such account, partition or QOS) or takes the brackets as "
                              f"part of the value; replace {'it' if len(names) == 1 else 'each'} with the value it "
@@ -2024,13 +2021,53 @@ def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
         # only where bash reads the < as a redirection: not in quotes, a comment or a here-document's body
         names = list(dict.fromkeys(m.group(0) for m in TEMPLATE_PLACEHOLDER.finditer(own.text)
                                    if m.group(0)[:-1].split(" ")[0] in read))
-        if names:
+        unread = [] if own is not cmd else _placeholders_of_unread_c_script(cmd)
+        if unread:
+            yield (cmd.line, f"{_named(unread)} left from a template in the script given to bash -c: "
+                             "bash reads the angle brackets there as redirections, and the one with nothing after "
+                             "its > stops that script with a syntax error before it runs anything; replace "
+                             f"{'it' if len(unread) == 1 else 'each'} with the value it stands for, without the angle "
+                             "brackets")
+        elif names:
             first = names[0][1:-1].split(" ")[0]
             yield (cmd.line, f"{_named(names)} left from a template: bash reads the angle brackets as redirections "
                              f"(input from a file named {first}, output into the word after the >), so "
                              f"{cmd.argv[0] if cmd.argv else 'the command'} does not run as meant; replace "
                              f"{'it' if len(names) == 1 else 'each'} with the value it stands for, without the angle "
                              "brackets")
+
+
+def directive_placeholders(cmd: Any) -> list[str]:
+    """The template placeholders of an #SBATCH line, outside the free text of --job-name and --comment; also one
+    with a blank inside (``--account=<account name>``), which the line's words split in two. [] for a line with
+    a quote left open (sbatch stops at it; HPC310 says so)."""
+    try:
+        words = directive_words(cmd)
+    except ParseError:
+        return []
+    joined = " ".join(w.raw for w in words)
+    starts = list(itertools.accumulate((len(w.raw) + 1 for w in words[:-1]), initial=0))
+    found = []
+    for m in TEMPLATE_PLACEHOLDER.finditer(joined):
+        at = bisect.bisect_right(starts, m.start()) - 1
+        if not _free_text(words[at].raw) and not (at and _free_text(words[at - 1].raw)):
+            found.append(m.group(0))
+    return found
+
+
+def _placeholders_of_unread_c_script(cmd: Any) -> list[str]:
+    """The template placeholders of the script ``bash -c`` runs in ``cmd`` when bash cannot read that script (a
+    ``>`` with nothing after it): the rule's other reading goes by the script's redirections, and one that cannot be
+    read has none. [] when there is no such script, or it reads."""
+    word = _shell_c_word(cmd.words)
+    text = shell_script_text(word.value) if word is not None else None
+    if not text:
+        return []
+    try:
+        lex_script(text)
+    except ParseError:
+        return list(dict.fromkeys(name for _, name in template_placeholders(text)))
+    return []
 
 
 #: sbatch options whose value is free text, kept as written: a name or a comment with <brackets> in it is no mistake

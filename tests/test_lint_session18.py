@@ -1,0 +1,57 @@
+"""Session 18's lint changes.
+
+- HPC536: a placeholder with a blank inside on an #SBATCH line (``--account=<account name>``) is named as the
+  placeholder it is, and HPC310 leaves alone the stray word it splits into; a placeholder in the script of a
+  ``bash -c`` that bash cannot read is reported too (bash reads that script only when the step starts).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcwidgets.lint import lint
+
+HEAD = "#!/bin/bash\n#SBATCH --time=01:00:00\n"
+
+
+def codes(text: str) -> set[tuple[str, int]]:
+    return {(f.code, f.line) for f in lint(text)}
+
+
+def test_a_placeholder_with_a_blank_on_an_sbatch_line_is_one_placeholder() -> None:
+    found = [f for f in lint(HEAD + "#SBATCH --account=<account name>\npython t.py\n") if f.severity == "error"]
+    assert [(f.code, f.line) for f in found] == [("HPC536", 3)]
+    assert "<account name> is a placeholder" in found[0].message
+
+
+def test_a_stray_word_that_is_no_placeholder_is_still_unreadable() -> None:
+    assert ("HPC310", 3) in codes(HEAD + "#SBATCH --account=proj name\npython t.py\n")
+
+
+@pytest.mark.parametrize("directive", ['--comment="<ECCV deadline>"', '--job-name="<my job>"'])
+def test_free_text_with_a_blank_is_left_alone(directive: str) -> None:
+    assert not {c for c in codes(HEAD + f"#SBATCH {directive}\npython t.py\n") if c[0] in ("HPC536", "HPC310")}
+
+
+def test_a_job_name_with_a_blank_left_unquoted_is_unreadable_not_a_placeholder() -> None:
+    found = codes(HEAD + "#SBATCH -J <my job>\npython t.py\n")
+    assert ("HPC310", 3) in found and ("HPC536", 3) not in found
+
+
+@pytest.mark.parametrize("script", ["python train.py --data <DATA_DIR>", "cd <WORK_DIR> && python train.py <ARGS>"])
+def test_a_placeholder_in_a_bash_c_script_bash_cannot_read(script: str) -> None:
+    found = [f for f in lint(HEAD + f"srun bash -c '{script}'\n") if f.code in ("HPC536", "HPC000")]
+    assert [(f.code, f.line) for f in found] == [("HPC536", 3)]
+    assert "bash -c" in found[0].message and "syntax error" in found[0].message
+
+
+def test_a_placeholder_in_a_bash_c_script_that_reads_gets_the_redirection_message() -> None:
+    found = [f for f in lint(HEAD + "srun bash -c 'python train.py --data <DATA_DIR> --epochs 3'\n")
+             if f.code == "HPC536"]
+    assert [f.line for f in found] == [3] and "a file named DATA_DIR" in found[0].message
+
+
+@pytest.mark.parametrize("script", ['echo "usage: train.py <config>"', "sort < in.txt > out.txt",
+                                    "python train.py 2>&1 | tee log"])
+def test_bash_c_scripts_without_a_placeholder_are_left_alone(script: str) -> None:
+    assert not [f for f in lint(HEAD + f"srun bash -c '{script}'\n") if f.code == "HPC536"]
