@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..spec.slurm import STEP, SWITCHED_OFF, ScriptLayout, SlurmJob, comment_line
+from ..spec.slurm import SBATCH_ALIASES, SBATCH_SHORT, STEP, SWITCHED_OFF, ScriptLayout, SlurmJob, comment_line
 from .command import option_words
 from .quote import assignment, quote_words
 
@@ -572,29 +572,55 @@ def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
 
 
 def _word_changed(before: list[str], after: list[str], source: list[str]) -> list[str] | None:
-    """``source`` (the lines as read of a group) with the one run of words that changed from the group's rendered
-    lines ``before`` to ``after`` changed the same way, where that run stands once, as whole words, in ``source``;
-    None when the change is anything else (lines added or taken out, several changes, a run written otherwise)."""
+    """``source`` (the lines as read of a group) with each line that changed from the group's rendered lines
+    ``before`` to ``after`` changed the same way there: its one changed run of words, where that run stands once, as
+    whole words, in ``source`` (on an #SBATCH line, also an option's value in another spelling, see
+    :func:`_value_changed`). None when the change is anything else (lines added or taken out, several runs in one
+    line, a run written otherwise)."""
     if len(before) != len(after):
         return None
-    pairs = [(b, a) for b, a in zip(before, after) if b != a]
-    if len(pairs) != 1:
-        return None
-    old, new = (line.split(" ") for line in pairs[0])
-    head = 0
-    while head < min(len(old), len(new)) and old[head] == new[head]:
-        head += 1
-    tail = 0
-    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
-        tail += 1
-    was, now = " ".join(old[head:len(old) - tail]), " ".join(new[head:len(new) - tail])
-    if not was or not now:
-        return None
     text = "\n".join(source)
-    found = re.compile(rf"(?<!\S){re.escape(was)}(?!\S)")
+    for rendered, edited in ((b, a) for b, a in zip(before, after) if b != a):
+        old, new = rendered.split(" "), edited.split(" ")
+        head = 0
+        while head < min(len(old), len(new)) and old[head] == new[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+            tail += 1
+        was, now = " ".join(old[head:len(old) - tail]), " ".join(new[head:len(new) - tail])
+        if not was or not now:
+            return None
+        found = re.compile(rf"(?<!\S){re.escape(was)}(?!\S)")
+        if len(found.findall(text)) == 1:
+            text = found.sub(lambda _: now, text)
+            continue
+        respelled = _value_changed(was, now, text) if rendered.startswith("#SBATCH ") else None
+        if respelled is None:
+            return None
+        text = respelled
+    return text.split("\n")
+
+
+_LONG_VALUE = re.compile(r"(--[a-z][a-z-]*)=(\S+)")
+
+
+def _value_changed(was: str, now: str, text: str) -> str | None:
+    """The #SBATCH lines as read ``text`` with the value of one option changed from the rendered ``was``
+    (``--time=60``) to ``now`` (``--time=02:00:00``) where the lines spell the option otherwise: ``-t 60``, ``-t60``,
+    ``--time 60``, ``--tasks-per-node=2``. The person's spelling stays; None when the option with that value is not
+    written once, as one of those spellings."""
+    old, new = _LONG_VALUE.fullmatch(was), _LONG_VALUE.fullmatch(now)
+    if not old or not new or old.group(1) != new.group(1):
+        return None
+    long = old.group(1)
+    names = [f"{re.escape(long)}(?:=| +)", *(re.escape(alias) + "(?:=| +)" for alias, meant in SBATCH_ALIASES.items()
+                                            if meant == long),
+             *(re.escape(short) + " *" for short, meant in SBATCH_SHORT.items() if meant == long)]
+    found = re.compile(rf"(?<!\S)((?:{'|'.join(names)})){re.escape(old.group(2))}(?!\S)")
     if len(found.findall(text)) != 1:
         return None
-    return found.sub(lambda _: now, text).split("\n")
+    return found.sub(lambda m: m.group(1) + new.group(2), text)
 
 
 def _one_directive_line(lines: list[str]) -> list[str]:
