@@ -55,3 +55,28 @@ def test_a_placeholder_in_a_bash_c_script_that_reads_gets_the_redirection_messag
                                     "python train.py 2>&1 | tee log"])
 def test_bash_c_scripts_without_a_placeholder_are_left_alone(script: str) -> None:
     assert not [f for f in lint(HEAD + f"srun bash -c '{script}'\n") if f.code == "HPC536"]
+
+
+# --------------------------------------------------------------------------------------------
+# a superscript digit where a count or a port goes: str.isdigit() takes it, int() refuses it
+
+NODES = "#!/bin/bash\n#SBATCH -N 2\n#SBATCH --ntasks-per-node=1\n#SBATCH -t 10\n"
+
+
+@pytest.mark.parametrize("line", [
+    "mpirun -np ² ./a.out",
+    "srun mpirun -np ² ./a.out",
+    "mpirun --map-by ppr:²:node ./a.out",
+    "torchrun --rdzv-endpoint=h:² --rdzv-backend=c10d --nnodes=2 --nproc-per-node=2 t.py",
+    "srun torchrun --master-port=² --nnodes=2 --nproc-per-node=2 t.py",
+    "srun torchrun --nnodes=2 --nproc-per-node=² --node-rank=² t.py",
+    "srun accelerate launch --num_machines 2 --machine_rank ² t.py",
+    "srun python -m torch.distributed.run --nproc_per_node=² --nnodes=² t.py",
+    "srun --ntasks-per-node=² --gpus-per-task=² python t.py",
+])
+def test_a_superscript_digit_is_no_number_and_no_crash(line: str) -> None:
+    """(These raised ValueError from int('²').) The digit is read as what it is to Slurm and the launchers' C
+    parsers: a word that is no number, as a letter there would be."""
+    for profile in (None, "generic"):
+        found = {f.code for f in lint(NODES + line + "\n", profile)}
+        assert found == {f.code for f in lint(NODES + line.replace("²", "x") + "\n", profile)}

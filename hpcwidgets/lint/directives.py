@@ -16,6 +16,7 @@ from ..errors import ParseError
 from ..parse.lexer import first_command_line, lex_script
 from ..spec.slurm import (HETJOB_SEPARATORS, PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS,
                           SBATCH_SHORT, STRAY_DIRECTIVE, TYPED_DASH, array_task_ids, sbatch_long_option, sbatch_option)
+from ..spec.units import is_number
 from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
                         _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
@@ -176,7 +177,7 @@ def _gpu_items(value: str, gres: bool) -> list[tuple[str, int]] | None:
             kind, count = parts[0], "1"
         else:
             return None
-        if not count.isdigit():
+        if not is_number(count):
             return None
         out.append((kind.lower(), int(count)))
     return out
@@ -442,7 +443,7 @@ def _components_cpus(ctx: Context, step: Any) -> int | None:
     wanted: set[int] = set()
     for part in groups.split(","):
         lo, dash, hi = part.strip().partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()):
+        if not is_number(lo) or (dash and not is_number(hi)):
             return None
         wanted.update(range(int(lo), int(hi if dash else lo) + 1))
     values = set()
@@ -455,7 +456,7 @@ def _components_cpus(ctx: Context, step: Any) -> int | None:
     if len(values) != 1:
         return None
     value = values.pop()
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    return int(value) if isinstance(value, str) and is_number(value) else None
 
 
 def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:
@@ -575,7 +576,7 @@ def _more_threads_than_cpus(ctx: Context) -> Iterator[Any]:
         return  # no count of the job's own (or the whole node): nothing to compare with
     for var in ctx.parsed.variables:
         value = str(var.value).strip("'\"")
-        if var.name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") and var.exported and value.isdigit() \
+        if var.name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") and var.exported and is_number(value) \
                 and int(value) > cpus:
             yield (var.line, f"{var.name}={value} but each task has {cpus} CPU{'s' if cpus > 1 else ''} "
                              f"(--cpus-per-task={cpus}): {value} threads take turns on {cpus}, and oversubscribed "
@@ -735,7 +736,7 @@ def _meaning(name: str, value: str) -> Any:
         if name == "--time":
             return parse_time(value)
         if name == "--nodes":
-            return node_range(int(value) if value.strip().isdigit() else value.strip()) or value
+            return node_range(int(value) if is_number(value.strip()) else value.strip()) or value
     except ValueError:
         pass
     return value
@@ -802,7 +803,7 @@ def _memory_without_unit(ctx: Context) -> Iterator[Any]:
             line = line_of(name)
             said = lines[line - 1] if 0 < line <= len(lines) else ""
             # under 100 MB is too little for any Python job; more may be meant (--mem-per-cpu=500 # megabytes)
-            if value.isdigit() and 0 < int(value) < 100 and not re.search(r"(?i)\bMB\b|mega|\bMiB\b", said):
+            if is_number(value) and 0 < int(value) < 100 and not re.search(r"(?i)\bMB\b|mega|\bMiB\b", said):
                 flag = "--" + name.replace("_", "-")
                 yield (line, f"{flag}={value} has no unit, so Slurm reads {value} megabytes; "
                              f"write {flag}={value}G if you meant gigabytes")

@@ -15,6 +15,7 @@ from ..parse.script import launch_words
 from ..spec._words import Verbatim
 from ..spec.slurm import node_range, Srun
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
+from ..spec.units import is_number
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
                         _Inner, _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text,
@@ -256,7 +257,7 @@ def _nodelist_endpoint(ctx: Context) -> Iterator[Any]:
         hit = next((v for v in NODELIST_VARS if f"${v}" in endpoint or "${" + v + "}" in endpoint), None)
         if hit is None or "scontrol" in endpoint:
             continue
-        port = endpoint.rsplit(":", 1)[1] if ":" in endpoint and endpoint.rsplit(":", 1)[1].isdigit() else str(DEFAULT_RDZV_PORT)
+        port = endpoint.rsplit(":", 1)[1] if ":" in endpoint and is_number(endpoint.rsplit(":", 1)[1]) else str(DEFAULT_RDZV_PORT)
         chain = type(step.chain)(step.chain.srun, step.chain.container,
                                  launcher.replace(rdzv_endpoint=f"${HEAD_NODE_VAR}:{port}",
                                                   rdzv_backend=launcher.rdzv_backend or "c10d"),
@@ -927,7 +928,7 @@ def _same_rank(ctx: Context) -> Iterator[Any]:
         if missing:
             yield step.line, f"torchrun: {missing[0]}"  # no --node-rank: every node takes the default, 0
             continue
-        if rank.isdigit():
+        if is_number(rank):
             yield (step.line, f"srun starts torchrun on {nodes} nodes, each with --node-rank={rank}: every node claims "
                               "the same rank and the job hangs; use the c10d rendezvous (no --node-rank) or "
                               "srun bash -c '… --node-rank=$SLURM_NODEID …'")
@@ -948,7 +949,7 @@ def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
             continue
         rank = opts.get("--machine_rank")
         number = rank.strip("\"'") if rank is not None else ""
-        if number.isdigit():
+        if is_number(number):
             if opts.get("--rdzv_backend", "static") == "static":
                 yield (step.line, f"srun starts accelerate launch on {nodes} nodes, each with --machine_rank {number}: "
                                   "every node claims the same rank and the job hangs; let each node take its own: "
@@ -1191,10 +1192,10 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
         # from elsewhere differs from job to job: only a number (also through the script's variables) is fixed
         master = ctx.parsed.resolve(str(launcher.master_port), step.line).strip() \
             if launcher.master_port is not None else ""
-        fixed_master = not launcher.rdzv_endpoint and master.isdigit() and int(master) != 0
+        fixed_master = not launcher.rdzv_endpoint and is_number(master) and int(master) != 0
         # (no rendezvous option at all is not reported: torchrun before 2.11 took port 29500 then, but newer
         # releases pick a free port on one node by themselves, and the image's version is not in the script)
-        if not ((port.isdigit() and int(port) != 0) or fixed_master):
+        if not ((is_number(port) and int(port) != 0) or fixed_master):
             continue  # port 0 is what --standalone does itself: the system picks a free port
         if ctx.job.exclusive and step.command.joined_by != "&":
             continue  # --exclusive: no other job shares the node, and this launch is the job's only one at a time
@@ -1325,7 +1326,7 @@ def _count_split_off(ctx: Context, count: int) -> Iterator[Any]:
                 field = _FIELD.search(split)
                 number = field.group(1) if field else ""
                 whole_line = split.startswith("cut") and not re.search(r"\s-[a-z]*s", split)
-                if not number.isdigit() or int(number) < 2 or whole_line:
+                if not is_number(number) or int(number) < 2 or whole_line:
                     continue  # $NF, the first field and cut without -s give the 4 itself
                 yield (cmd.line, f"{match.group(0)} is empty: the request --gpus-per-node={count} names no GPU type, "
                                  f"so $SLURM_GPUS_PER_NODE is {count}, with no colon to split at; use "
@@ -1774,7 +1775,7 @@ def _trainer_settings(args: list[str], own: re.Pattern[str] | None = None) -> di
             if not word.startswith("--") or i + 1 >= len(args):
                 continue  # Hydra's form always has '='
             value, text = args[i + 1], f"{word}={args[i + 1]}"
-        if value.isdigit() and int(value) > 0:
+        if is_number(value) and int(value) > 0:
             out[m.group(1)] = (text, int(value))
     return out
 

@@ -11,6 +11,7 @@ import re
 from typing import Any, Iterator
 
 from ..parse.script import launch_words
+from ..spec.units import is_number
 from . import Context, rule
 from .catalogue import (MPI_LAUNCHERS, _PYTHON, _Inner, _script_env, _simple_commands, cached, component_views, containers,
                         env_flag, heterogeneous, job_cpus, job_nodes, simple_commands, step_tasks, steps)
@@ -441,7 +442,7 @@ def _ranks_beyond_tasks(ctx: Context) -> Iterator[Any]:
     for line, launcher, words, step in found:
         options = _mpirun_options(words)
         given = ctx.parsed.resolve(options.get("-np", ""), line)
-        if not given.isdigit() or int(given) <= tasks or _OWN_SLOTS & set(options):
+        if not is_number(given) or int(given) <= tasks or _OWN_SLOTS & set(options):
             continue
         if step is not None and _hides_slurm(ctx, step):
             continue
@@ -486,12 +487,12 @@ def _ranks_per_node(ctx: Context, options: dict[str, str], line: int) -> tuple[i
     given = next((options[k] for k in _PER_NODE if k in options), None)
     if given is not None:
         value = ctx.parsed.resolve(given, line)
-        return (int(value), f"its {next(k for k in _PER_NODE if k in options)} {value}") if value.isdigit() else None
+        return (int(value), f"its {next(k for k in _PER_NODE if k in options)} {value}") if is_number(value) else None
     per_node = ctx.job.ntasks_per_node
     if not isinstance(per_node, int):
         return None
     ranks = ctx.parsed.resolve(options.get("-np", ""), line)
-    if ranks.isdigit() and int(ranks) < per_node:
+    if is_number(ranks) and int(ranks) < per_node:
         return int(ranks), f"-np {ranks}"
     return per_node, f"one per task slot, --ntasks-per-node={per_node}"
 
@@ -693,7 +694,7 @@ def _port_range(text: str) -> tuple[int, int] | None:
     B+M-1) or the same sum given to expr, where X may be the job id's last digits (``$(echo -n $SLURM_JOBID | tail
     -c 4)``), ``$(shuf -i A-B -n 1)``; None for anything else."""
     text = _bare(text)
-    if text.isdigit():
+    if is_number(text):
         return int(text), int(text)
     m = _SHUF.match(text)
     if m:
@@ -878,7 +879,7 @@ def _gpu_types(ctx: Context) -> tuple[str, ...]:
         return (named,)
     for value in (ctx.job.gpus, ctx.job.gpus_per_task):  # --gpus=h100:8, --gpus-per-task=a100:1
         kind, _, count = str(value or "").rpartition(":")
-        if kind and count.isdigit() and not kind.isdigit():
+        if kind and is_number(count) and not kind.isdigit():
             return (kind,)
     by_features = _constraint_models(str(ctx.job.constraint or ""))
     if by_features:

@@ -24,9 +24,11 @@ field defaults, which assume the site sets ``$SCRATCH``).
 
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +164,7 @@ def _named_in(name: str) -> list[str]:
     out = []
     for path in list_profiles().values():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: without a BOM, as loading reads it
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             continue
         if data.get("name") == name:
@@ -253,11 +255,17 @@ def profile_notes(name_or_path: str | os.PathLike[str]) -> list[str]:
     """What a profile file leaves to defaults that its other keys suggest are wrong for the site, as sentences for
     ``hpcwidgets profile check`` (none is an error: the file may mean it). Meant for a file :func:`load_profile`
     accepted; one that cannot be read has no notes."""
+    path = _resolve(name_or_path)
     try:
-        data = tomllib.loads(_resolve(name_or_path).read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return []  # load_profile reports these
     notes = []
+    if raw.startswith(codecs.BOM_UTF8):
+        notes.append(f"{path} starts with a UTF-8 byte-order mark (BOM, often added by Windows editors); it was "
+                     "ignored here, but other TOML readers (Python's tomllib among them) refuse the file. Save it as "
+                     f"UTF-8 without a BOM, or remove it: sed -i '1s/^\\xEF\\xBB\\xBF//' {shlex.quote(str(path))}")
     modules = data.get("modules")
     if isinstance(modules, dict) and "singularity" in modules and "runtimes" not in data:
         notes.append("[modules] names a singularity module, but runtimes is left at its default (apptainer): on a "
@@ -301,6 +309,9 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProfileError(f"{source}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    # a byte-order mark (Windows editors write one) means nothing in TOML, whose reader refuses it: dropped, as a
+    # job script's is (``hpcwidgets profile check`` notes it)
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -59,7 +59,7 @@ from .apptainer import IMAGE_SOURCES
 from .common import jump_host_field, login_port_field
 from .slurm import GPU_COUNTS, SlurmJob, gpu_total, whole_count
 from .ssh import jump_host_problem, login_host_problem
-from .units import UNLIMITED, format_mem, format_time, parse_mem, parse_time
+from .units import UNLIMITED, format_mem, format_time, is_number, parse_mem, parse_time
 
 RUNTIMES = ("apptainer", "singularity", "charliecloud")
 GPU_VENDORS = ("nvidia", "amd", "intel", "none")
@@ -369,7 +369,7 @@ class Partition(_SiteLimits):
         """The most GPUs of ``gpu_type`` one node has: its ``gpus_per_type`` entry, else ``gpus_per_node``."""
         for entry in _tup(self.gpus_per_type):
             name, _, count = _str(entry).rpartition(":")
-            if name == gpu_type and count.isdigit():
+            if name == gpu_type and is_number(count):
                 return int(count)
         return self.gpus_per_node if isinstance(self.gpus_per_node, int) else 0
 

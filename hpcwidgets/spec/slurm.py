@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import Problem
 from ._meta import FieldInfo, Spec, TextForm, opt
 from .common import EnvVar, extra_problems, list_items
-from .units import parse_mem, parse_time
+from .units import is_number, non_ascii_digits, parse_mem, parse_time
 
 MAIL_TYPES = ("NONE", "BEGIN", "END", "FAIL", "REQUEUE", "ALL", "INVALID_DEPEND", "STAGE_OUT",
               "TIME_LIMIT", "TIME_LIMIT_90", "TIME_LIMIT_80", "TIME_LIMIT_50", "ARRAY_TASKS")
@@ -75,15 +75,18 @@ FAIL_FAST = ("strict", "errexit", "off")
 #: one index item of ``--array`` as slurmctld reads it (job_mgr.c ``_parse_array_tok``): N, N-M or N-M:STEP, each
 #: number optionally in brackets ([0-3]); commas separate the items, and empty items (``1,2,``) are skipped. The
 #: step may be negative here only so that the problem can say what is wrong with it (sbatch wants 1 or more).
-_ARRAY_ITEM_LOOSE = re.compile(r"\[?(\d+)\]?(?:-(\d+)\]?(?::(-?\d+))?)?")
+_ARRAY_ITEM_LOOSE = re.compile(r"\[?([0-9]+)\]?(?:-([0-9]+)\]?(?::(-?[0-9]+))?)?")
 
 
 def array_problem(spec: str) -> str:
     """What sbatch refuses in an ``--array`` value ("Invalid job array specification"), with the fix; "" when it
     reads it. The indexes come before the first ``%``; after it, the most tasks that run at once (empty: no
     limit, as ``0-99%`` is read). The site's MaxArraySize (1001 by default) is not checked: it is the site's."""
+    foreign = non_ascii_digits(spec)
+    if foreign:
+        return f"{spec!r}: {foreign}"
     body, pct, limit = spec.partition("%")
-    if pct and not limit.isdigit() and limit != "":
+    if pct and not is_number(limit) and limit != "":
         return f"{spec!r}: after % comes how many tasks may run at once, a number (e.g. {body}%4)"
     items = [item for item in body.split(",") if item]
     if not items:
@@ -125,17 +128,20 @@ GRES_FLAGS = ("enforce-binding", "disable-binding", "one-task-per-sharing", "mul
 def signal_problem(value: str) -> str:
     """What sbatch refuses in ``--signal=[{R|B}:]SIG[@SECONDS]`` ("Invalid --signal specification"), with the
     fix; "" when it reads it."""
+    foreign = non_ascii_digits(f"--signal={value}")
+    if foreign:
+        return f"--signal={value}: {foreign}"
     m = _SIGNAL.fullmatch(value)
     flags, sig, when = m.groups() if m else ("", value, None)
     if flags is not None and flags.upper() not in ("B", "R", "RB", "BR"):
         return (f"--signal={value}: before the colon comes B (the batch shell only), R (allow a reservation) or "
                 f"both; write --signal=B:{sig}{'@' + when if when is not None else ''}")
     name = sig.upper()[3:] if sig.upper().startswith("SIG") else sig.upper()
-    if not (name in _SIGNAL_NAMES or (sig.lstrip("+").isdigit() and int(sig) > 0)):
+    if not (name in _SIGNAL_NAMES or (is_number(sig.lstrip("+")) and int(sig) > 0)):
         return (f"--signal={value}: sbatch knows no signal {sig!r}; use a number or one of "
                 f"{', '.join(_SIGNAL_NAMES)} (e.g. USR1)")
-    if when is not None and when != "" and not (when.isdigit() and int(when) <= 65535):
-        digits = "".join(c for c in when if c.isdigit())
+    if when is not None and when != "" and not (is_number(when) and int(when) <= 65535):
+        digits = "".join(re.findall("[0-9]", when))
         example = str(min(int(digits), 65535)) if digits else "90"
         return (f"--signal={value}: the time after @ is a number of seconds (0-65535), without a unit; "
                 f"write @{example}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from fractions import Fraction
 
 _TIME_FORMS = "M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (e.g. 90, 01:30:00, 2-00:00:00)"
 UNLIMITED = -1
 #: the forms time_str2secs reads: after ``D-`` the hours (and what follows them) may be left out, so ``1-`` is a day
-_TIME = re.compile(r"(?:(\d+)-)?(?:(\d+)(?::(\d+))?(?::(\d+))?)?")
+_TIME = re.compile(r"(?:([0-9]+)-)?(?:([0-9]+)(?::([0-9]+))?(?::([0-9]+))?)?")
 #: what sbatch's str_to_mbytes reads: a whole number (strtoll: leading blanks and a + allowed), then K, M, G or T,
 #: which may be followed by B or b (16G, 16GB, 16gb); no unit means MiB. Slurm 22.05 has no P and no binary
 #: "Gi"/"GiB", and refuses anything after the unit (a trailing blank too).
@@ -19,6 +20,27 @@ _MEM_LEADING = " \t\n\v\f\r"
 _MEM_NEAR = re.compile(r"\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([KMGTPkmgtp])\s*[iI]?\s*[Bb]?)?")
 #: strtoll's range: a larger number is refused
 _MEM_MAX = 2**63 - 1
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a whole number as Slurm, MPI and ssh read one: ASCII digits only. ``str.isdigit()`` also
+    takes ``²``, which ``int()`` refuses, and ``１`` or ``٣``, which no C parser reads (see :func:`non_ascii_digits`)."""
+    return text.isascii() and text.isdigit()
+
+
+def non_ascii_digits(text: str) -> str:
+    """Why Slurm refuses ``text`` when it holds digits other than ASCII 0-9, with the text to type instead; "" when
+    it holds none.
+
+    An input method types full-width digits (``１:００:００``) and an Arabic keyboard its own (``٠١:٠٠:٠٠``); Python's
+    ``int()``, ``str.isdigit()`` and ``\\d`` take them as digits, but Slurm's parsers (``_is_valid_timespec`` in
+    ``src/common/parse_time.c``, ``strtol``) read only ``'0'`` to ``'9'``, so sbatch refuses the job."""
+    if text.isascii() or not any(c.isdigit() for c in text):
+        return ""
+    # NFKC turns full-width digits, colons, dashes and % into ASCII; the digits of other scripts keep their value
+    typed = "".join(c if c.isascii() or not c.isdigit() else str(unicodedata.digit(c))
+                    for c in unicodedata.normalize("NFKC", text))
+    return f"Slurm reads only the ASCII digits 0-9, not full-width or other scripts' digits; type {typed}"
 
 
 def parse_time(text: str) -> int:
@@ -37,7 +59,8 @@ def _parse_time(text: str) -> int:
         return UNLIMITED
     m = _TIME.fullmatch(s)
     if not m or (m.group(1) is None and m.group(2) is None):  # the empty text matches too
-        raise ValueError(f"{text!r} is not a Slurm time; use {_TIME_FORMS}")
+        foreign = non_ascii_digits(s)
+        raise ValueError(f"{text!r}: {foreign}" if foreign else f"{text!r} is not a Slurm time; use {_TIME_FORMS}")
     days, a, b, c = m.groups()
     if days is not None:  # D-, D-H, D-H:M, D-H:M:S
         h, mnt, sec = int(a or 0), int(b or 0), int(c or 0)
@@ -94,6 +117,9 @@ def _parse_mem(text: str) -> int:
 
 def _mem_error(text: str, s: str) -> str:
     """The message for a value sbatch rejects, with the spelling to write instead when it is a near miss."""
+    foreign = non_ascii_digits(s)
+    if foreign:
+        return f"{text!r}: {foreign}"
     hint = ""
     near = _MEM_NEAR.fullmatch(s) if len(s) < 40 else None
     if near:

@@ -32,6 +32,7 @@ from .charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, Ch
 from .common import Bind, EnvVar
 from .slurm import HETJOB_SEPARATORS, SlurmJob, Srun, array_task_ids, binds_per_task, gpu_total, node_range
 from .torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_VAR, Torchrun
+from .units import is_number
 
 #: container models a workflow can run its step in
 CONTAINERS = (ApptainerRun, ChRun)
@@ -422,7 +423,7 @@ class Workflow(Spec):
         if not own or not binds_per_task(srun.gpu_bind):
             return False
         nproc = str(self.launcher.nproc_per_node or "")
-        return nproc in ("gpu", "auto") or (nproc.isdigit() and int(nproc) <= own)
+        return nproc in ("gpu", "auto") or (is_number(nproc) and int(nproc) <= own)
 
     def _launch_problems(self, launcher: Torchrun, srun: Srun, job: SlurmJob) -> list[Problem]:
         """torchrun started by srun: its --nnodes against the nodes srun starts one launcher on, several launchers per
