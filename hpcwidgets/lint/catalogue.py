@@ -121,10 +121,12 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
     if re.fullmatch(r"\d+", text):
         return int(text)
     job = ctx.job
+    # without --nodes the job's node count is Slurm's choice; it is known to be 1 only where nothing asks for more
+    nodes = job.nodes or (1 if job_nodes(ctx) == 1 else None)
     known = {
         "SLURM_NTASKS_PER_NODE": job.ntasks_per_node,
-        "SLURM_NNODES": job.nodes or 1,
-        "SLURM_JOB_NUM_NODES": job.nodes or 1,
+        "SLURM_NNODES": nodes,
+        "SLURM_JOB_NUM_NODES": nodes,
         "SLURM_GPUS_ON_NODE": job.gpus_on_each_node or None,
         "SLURM_CPUS_PER_TASK": job.cpus_per_task,
         "SLURM_NTASKS": job.ntasks,
@@ -139,8 +141,10 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
 
 def job_tasks(ctx: Context) -> int | None:
     """The job's task count (``SLURM_NTASKS``), which srun inherits as its own ``--ntasks``: None where the #SBATCH
-    lines name no task count (or one in a variable). A node range counts as one node here."""
-    held = job_cpus(ctx, nodes=ctx.job.nodes if isinstance(ctx.job.nodes, int) else 1)
+    lines name no task count (or one in a variable). A node range counts as one node here; without --nodes, the
+    nodes the job needs at least (:func:`job_nodes`)."""
+    nodes = ctx.job.nodes
+    held = job_cpus(ctx, nodes=nodes if isinstance(nodes, int) else job_nodes(ctx) if nodes is None else 1)
     return held.tasks if held is not None and held.named else None
 
 
@@ -191,7 +195,8 @@ def job_cpus(ctx: Context, nodes: int | None = None) -> JobCpus | None:
 
 
 def tasks_per_node(ctx: Context, step: Any) -> int | None:
-    """How many copies of the step's command run on each node.
+    """How many copies of the step's command run on each node, on the fewest nodes the job may get
+    (:func:`job_nodes`): the most one node holds.
 
     srun inside a job inherits ``SLURM_NTASKS`` as ``--ntasks`` (seen on Slurm 22.05), and a task count
     wins over ``--ntasks-per-node``: ``srun --ntasks-per-node=1`` in a job of 2 nodes × 4 tasks still
@@ -200,9 +205,7 @@ def tasks_per_node(ctx: Context, step: Any) -> int | None:
     srun = step.chain.srun
     if srun is None:
         return 1
-    job = ctx.job
-    nodes = srun.nodes if isinstance(srun.nodes, int) else (job.nodes if isinstance(job.nodes, int) else 1)
-    nodes = max(nodes, 1)
+    nodes = max(srun.nodes if isinstance(srun.nodes, int) else job_nodes(ctx), 1)
     if isinstance(srun.ntasks, int):
         return -(-srun.ntasks // nodes)
     inherited = job_tasks(ctx)
@@ -216,8 +219,22 @@ def tasks_per_node(ctx: Context, step: Any) -> int | None:
 
 
 def job_nodes(ctx: Context) -> int:
-    """Nodes the job runs on: at least the MIN of a ``--nodes=MIN-MAX`` range."""
-    return ctx.job.node_count
+    """Nodes the job runs on at least: the MIN of a ``--nodes=MIN-MAX`` range. Without --nodes Slurm allocates
+    "enough nodes to satisfy the requested resources" (sbatch(1), -N), so the least is what the job's counts for the
+    whole job need: --ntasks over --ntasks-per-node (which is then a maximum per node, sbatch(1)), and --gpus over
+    --gpus-per-node (as sbatch counts them, HPC307). Slurm may still give such a job more nodes than that."""
+    job = ctx.job
+    if job.nodes is not None:
+        return job.node_count
+    return max(_nodes_needed(job.ntasks, job.ntasks_per_node),
+               _nodes_needed(gpu_total(job.gpus), gpu_total(job.gpus_per_node)))
+
+
+def _nodes_needed(total: Any, per_node: Any) -> int:
+    """Nodes that hold ``total`` at ``per_node`` each; 1 where either is not a whole number above 0."""
+    if total.__class__ is not int or per_node.__class__ is not int or total < 1 or per_node < 1:
+        return 1
+    return -(-total // per_node)
 
 
 def profile_vendor(ctx: Context) -> str:

@@ -1468,7 +1468,9 @@ def _other_launchers_vs_gpus(ctx: Context) -> Iterator[Any]:
       why="A program that runs one process per GPU under srun (PyTorch Lightning, DDP with SLURM_LOCALID or "
           "LOCAL_RANK as the device) takes each task for one GPU: with more tasks than GPUs the extra ranks ask for a "
           "device that is not there (invalid device ordinal) or crowd onto the same GPU. Not reported when each "
-          "task asks for its own GPUs (--gpus-per-task), or when the job leaves the number of nodes to Slurm.",
+          "task asks for its own GPUs (--gpus-per-task), or when the job leaves the tasks on each node to Slurm "
+          "(--ntasks alone, or a node range). --ntasks with --ntasks-per-node and no --nodes puts at most that many "
+          "tasks on a node, on as many nodes as they need (sbatch(1)): it is measured at that most.",
       fix="Set --ntasks-per-node to the GPUs per node (--gres=gpu:4 with --ntasks-per-node=4), or request more GPUs.",
       catalogue=(7,),
       bad="""#!/bin/bash
@@ -1500,8 +1502,11 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
         if not placed:
             continue  # --ntasks=8 alone, or --nodes=1-2: Slurm may spread the tasks over several nodes
         tasks, have = tasks_per_node(ctx, step) or 1, step_gpus(step) or gpus
+        # --ntasks with --ntasks-per-node and no --nodes: the per-node count is a maximum, Slurm picks the nodes
+        most = ctx.job.nodes is None and srun.nodes is None and ctx.job.ntasks is not None
+        starts = "may start up to" if most else "starts"
         if tasks > have:
-            yield (step.line, f"srun starts {tasks} tasks per node on {have} GPU{'s' if have > 1 else ''} per node: "
+            yield (step.line, f"srun {starts} {tasks} tasks per node on {have} GPU{'s' if have > 1 else ''} per node: "
                               f"with one process per GPU the tasks beyond {have} find no GPU of their own (invalid "
                               f"device ordinal) or share one; use --ntasks-per-node={have}")
 

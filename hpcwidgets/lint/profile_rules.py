@@ -137,10 +137,12 @@ _profile_rule_specs = [
     ("HPC406", "cpus-over-node", "more CPUs per node than the partition's nodes have (or per job or per GPU than it "
                                  "allows)",
      "Tasks per node × CPUs per task does not fit on any node, or the job is over the partition's CPUs per job: "
-     "it never starts. Sites that share GPU nodes out by GPU allow only so many CPUs with each GPU (CSC Puhti: 10 "
-     "cores; the profile's max_cpus_per_gpu): more, by --cpus-per-gpu or by the CPUs per node over the GPUs per "
-     "node, takes cores the node's other GPUs need, which the site's rules forbid (its submit filter may refuse "
-     "the job).",
+     "it never starts. A job that names no node count and no tasks per node has its --ntasks spread by Slurm over "
+     "as many nodes as they need (sbatch(1), -N), with or without --gpus-per-node: it is reported only when they "
+     "need more nodes than the partition allows. Sites that share GPU nodes out by GPU allow only so many CPUs with "
+     "each GPU (CSC Puhti: 10 cores; the profile's max_cpus_per_gpu): more, by --cpus-per-gpu or by the CPUs per "
+     "node over the GPUs per node, takes cores the node's other GPUs need, which the site's rules forbid (its "
+     "submit filter may refuse the job).",
      "Lower the tasks per node or CPUs per task, or spread the tasks over more nodes; stay within the CPUs per job "
      "and the CPUs per GPU.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=64\n",
@@ -163,7 +165,8 @@ _profile_rule_specs = [
      "job that names none.",
      "Ask for at most the lower of the partition's and the QOS's maximum number of nodes, and at least the QOS's "
      "minimum; use a QOS the profile lists and the partition allows (--qos), as the message names them; name your "
-     "QOS (--qos) and account (--account) where the site requires them.",
+     "QOS (--qos) and account (--account) where the site requires them; where the job fits none of the QOS it may "
+     "use, the message names the nearest one and the limits to change to fit it.",
      "#SBATCH --partition=gpu\n#SBATCH --nodes=8\n#SBATCH --gres=gpu:1\n",
      "#SBATCH --partition=gpu\n#SBATCH --nodes=4\n#SBATCH --gres=gpu:1\n"),
 ]

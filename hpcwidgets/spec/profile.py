@@ -1287,11 +1287,16 @@ def _cpus_per_gpu_problem(profile: ClusterProfile, part: Partition, job: SlurmJo
                            f"{fix}{hint}")]
 
 
-def _spread(job: SlurmJob) -> bool:
+def _spread(job: SlurmJob, gpus: bool = False) -> bool:
     """Whether Slurm chooses the node count: the job names none and counts its tasks (or GPUs) for the whole
-    job, so they go on as many nodes as they need (sbatch's -n: one task per node by default, as many as fit)."""
-    return not job.nodes and not job.ntasks_per_node and not job.gpus_per_node \
-        and bool(job.ntasks or gpu_total(job.gpus))
+    job, so they go on as many nodes as they need (sbatch(1), -N: "enough nodes to satisfy the requested resources
+    as expressed by per-job specification options, e.g. -n, -c and --gpus"; -n: one task per node by default, as
+    many as fit). GPUs per node do not fix the node count: every node the tasks take gets them. With ``gpus`` only
+    GPUs counted for the whole job (--gpus without --gpus-per-node) count."""
+    if job.nodes or job.ntasks_per_node:
+        return False
+    gpus_in_total = not job.gpus_per_node and bool(gpu_total(job.gpus))
+    return gpus_in_total if gpus else bool(job.ntasks) or gpus_in_total
 
 
 def _job_gpus(job: SlurmJob) -> int:
@@ -1368,8 +1373,15 @@ def _qos_problems(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     part = profile.entry_for(job)
     choices = [n for n in profile.qos_choices() if part is None or _allows_qos(part, n)]
     fits = [n for n in choices
-            if (q := profile.qos_named(n)) is None or (_suggestable(q, part) and _qos_fits(q, job))] or choices
-    shown = ", ".join(_qos_summary(profile.qos_named(n)) or n for n in fits)
+            if (q := profile.qos_named(n)) is None or (_suggestable(q, part) and _qos_fits(q, job))]
+    offered = [q for n in choices if (q := profile.qos_named(n)) is not None and _suggestable(q, part)]
+    if not fits and offered:
+        # every QOS it may use has a limit the job is over: name the one it misses by least, and how to fit it
+        nearest = min(offered, key=lambda q: len(_qos_misfits(q, job)))
+        return [Problem("qos", f"{profile.name} rejects a job that names no QOS, and the job fits none of the QOS it "
+                               f"may use here; the nearest is {_qos_summary(nearest)}: ask for "
+                               f"{' and '.join(_qos_misfits(nearest, job))}, and add --qos={nearest.name}")]
+    shown = ", ".join(_qos_summary(profile.qos_named(n)) or n for n in fits or choices)
     return [Problem("qos", f"{profile.name} rejects a job that names no QOS; add --qos with one of: {shown}")]
 
 
@@ -1760,7 +1772,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     node_cpus = part.cpus_for(bool(gpus))
     cpu_nodes = "GPU nodes" if node_cpus != part.cpus_per_node else "nodes"
     found = len(out)
-    if node_cpus and cpus > node_cpus and _spread(job) and unit <= node_cpus:
+    if node_cpus and cpus > node_cpus and _spread(job, gpus=cpu_field == "cpus_per_gpu") and unit <= node_cpus:
         # tasks (or GPUs) counted for the whole job, no node count: Slurm spreads them over the nodes they need;
         # only one task's (or one GPU's) CPUs must fit on a node
         units = cpus // unit * job.node_count
@@ -1768,6 +1780,10 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         if part.max_nodes and needed > part.max_nodes:
             out.append(Problem(cpu_field, f"{how} needs {needed} {cpu_nodes} of {where} ({node_cpus} CPUs each), "
                                           f"more than it allows ({part.max_nodes}); ask for fewer tasks or CPUs"))
+        # Slurm fills each node with as many as fit: the checks per GPU and memory per CPU below are of such a node
+        cpus = node_cpus // unit * unit
+        what = "GPUs" if cpu_field == "cpus_per_gpu" else "tasks per node"
+        how = f"{cpus // unit} {what} × {unit} CPUs per {'GPU' if cpu_field == 'cpus_per_gpu' else 'task'}"
     elif node_cpus and cpus > node_cpus:
         out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the {cpu_nodes} of {where} have "
                                       f"{node_cpus}; lower the tasks per node or CPUs per task "
@@ -1822,14 +1838,29 @@ def _job_gpus_total(job: SlurmJob) -> int:
 
 
 def _qos_fits(qos: Qos, job: SlurmJob) -> bool:
-    """Whether ``job`` is within the time, node and GPU limits of ``qos`` (a job that sets no --time is not held
-    to a minimum time: its time limit is the partition's default, which the profile may not know)."""
+    """Whether ``job`` is within the time, node and GPU limits of ``qos``."""
+    return not _qos_misfits(qos, job)
+
+
+def _qos_misfits(qos: Qos, job: SlurmJob) -> list[str]:
+    """The limits of ``qos`` (time, nodes, GPUs) that ``job`` is outside, each as what to ask for instead
+    ("--time=24:00:00 or less (not 30:00:00)"); empty when it fits. A job that sets no --time is not held to a minimum
+    time: its time limit is the partition's default, which the profile may not know."""
+    out = []
     asked, most, least = _seconds(job.time), qos.max_seconds(), qos.min_seconds()
-    nodes = job.node_count
-    return (asked is None or most is None or (asked != UNLIMITED and asked <= most)) \
-        and (asked is None or least is None or asked == UNLIMITED or asked >= least) \
-        and nodes <= (_positive(qos.max_nodes) or nodes) and nodes >= (_positive(qos.min_nodes) or nodes) \
-        and _job_gpus_total(job) <= (_positive(qos.max_gpus) or _job_gpus_total(job))
+    if asked is not None and most is not None and (asked == UNLIMITED or asked > most):
+        out.append(f"--time={qos.max_time} or less (not {job.time})")
+    if asked is not None and least is not None and asked != UNLIMITED and asked < least:
+        out.append(f"--time={qos.min_time} or more (not {job.time})")
+    nodes, fewest, most_nodes = job.node_count, _positive(qos.min_nodes), _positive(qos.max_nodes)
+    if most_nodes and nodes > most_nodes:
+        out.append(f"--nodes={most_nodes} or fewer (not {nodes})")
+    if fewest and nodes < fewest:
+        out.append(f"--nodes={fewest} or more (not {nodes})")
+    gpus, most_gpus = _job_gpus_total(job), _positive(qos.max_gpus)
+    if most_gpus and gpus > most_gpus:
+        out.append(f"at most {most_gpus} GPUs in total (not {gpus})")
+    return out
 
 
 def _suggestable(qos: Qos, part: Partition | None) -> bool:
