@@ -1437,26 +1437,54 @@ def _sbatch_option_after_the_script(ctx: Context) -> Iterator[Any]:
 # the script file itself: what sbatch refuses before reading any directive
 
 @rule("HPC314", "windows-line-endings", "error",
-      summary="the script has Windows (CRLF) line endings",
-      why="sbatch refuses the script: \"Batch script contains DOS line breaks (\\r\\n) instead of expected UNIX "
-          "line breaks (\\n)\". Run by bash, every line would end in an invisible carriage return ($'\\r': "
-          "command not found, file names with a stray character).",
-      fix="Convert the file to Unix line endings (dos2unix job.sh, or sed -i 's/\\r$//' job.sh) and set the "
-          "editor to save with LF line endings.",
+      summary="the script has Windows (CRLF) or old Mac (CR only) line endings",
+      why="sbatch refuses a script with \\r\\n: \"Batch script contains DOS line breaks (\\r\\n) instead of "
+          "expected UNIX line breaks (\\n)\". Run by bash, every line would end in an invisible carriage return "
+          "($'\\r': command not found, file names with a stray character). A carriage return alone (old Mac "
+          "editors) is worse: sbatch's check looks for \\r\\n only and accepts the script, but to sbatch and bash "
+          "it is one line, so no #SBATCH line is read (the job gets the default resources) and the #! line names an "
+          "interpreter that does not exist (/bin/bash\\r#SBATCH …): the job fails as it starts, after its time "
+          "in the queue.",
+      fix="Convert the file to Unix line endings (dos2unix job.sh, or sed -i 's/\\r$//' job.sh; mac2unix job.sh "
+          "for carriage returns alone) and set the editor to save with LF line endings.",
       bad="#!/bin/bash\r\n#SBATCH --time=01:00:00\r\nsrun python train.py\r\n",
       good="#!/bin/bash\n#SBATCH --time=01:00:00\nsrun python train.py\n")
 def _windows_line_ends(ctx: Context) -> Iterator[Any]:
     text = ctx.text
-    at = text.find("\r\n")
-    if at < 0:
+    windows = text.count("\r\n")
+    alone = [m.start() for m in _LONE_CARRIAGE_RETURN.finditer(text)]
+    if not windows and not alone:
         return
-    count = text.count("\r\n")
-    fix = Fix("convert the line endings to LF (as dos2unix does)", 1, text.count("\n") + 1,
-              text=text.replace("\r\n", "\n"))
-    yield (text.count("\n", 0, at) + 1,
-           f"the file has Windows line endings (\\r\\n, on {count} line{'s' if count > 1 else ''}): sbatch refuses it "
-           f"(\"Batch script contains DOS line breaks\"); convert it with dos2unix {shlex.quote(ctx.path or 'FILE')} "
-           "and save with LF line endings", fix)
+    fix = Fix("convert the line endings to LF (as dos2unix and mac2unix do)", 1, text.count("\n") + 1,
+              text=_LONE_CARRIAGE_RETURN.sub("\n", text.replace("\r\n", "\n")))
+    name = shlex.quote(ctx.path or "FILE")
+    if not alone:
+        yield (text.count("\n", 0, text.find("\r\n")) + 1,
+               f"the file has Windows line endings (\\r\\n, on {_lines(windows)}): sbatch refuses it (\"Batch "
+               f"script contains DOS line breaks\"); convert it with dos2unix {name} and save with LF line endings",
+               fix)
+        return
+    also = f", and Windows ones (\\r\\n) on {_lines(windows)}" if windows else ""
+    first = text[:alone[0]]
+    # the interpreter as the kernel reads the #! line: up to the first blank (/bin/bash\r#SBATCH)
+    interpreter = re.match(r"#![ \t]*([^ \t\n]*)", text).group(1) if first.startswith("#!") else ""
+    shown = repr(interpreter[:40])[1:-1] + ("…" if len(interpreter) > 40 else "")
+    effect = (f": the #! line names an interpreter that does not exist ({shown}), so the job fails as it "
+              "starts, and sbatch reads none of the #SBATCH lines" if first.startswith("#!") and "\n" not in first
+              else "")
+    yield (text.count("\n", 0, alone[0]) + 1,
+           f"the file has old Mac line endings (a carriage return \\r alone, on {_lines(len(alone))}){also}: sbatch "
+           f"and bash see no line end there and read the lines around it as one{effect}; convert it with mac2unix "
+           f"{name} (part of dos2unix) and save with LF line endings", fix)
+
+
+#: a carriage return that ends no Windows line (\r\n): bash and sbatch take it for an ordinary character
+_LONE_CARRIAGE_RETURN = re.compile(r"\r(?!\n)")
+
+
+def _lines(count: int) -> str:
+    """``1 line`` or ``N lines``, for HPC314's messages."""
+    return f"{count} line{'s' if count > 1 else ''}"
 
 
 @rule("HPC315", "no-shebang-line", "error",

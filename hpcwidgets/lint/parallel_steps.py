@@ -7,12 +7,13 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import lex_script
-from ..parse.script import launch_words
+from ..parse.script import c_script_in, launch_words, shell_script_text
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
 from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _Inner, _batch_signal, _code_in_order,
@@ -368,8 +369,8 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
     reported: set[tuple[int, int]] = set()  # a function's step, called several times, is reported once
     for b in background_steps(ctx):
         where = (b.step.line, b.step.command.col)
-        if not b.side_by_side or where in reported or (_is_monitor(b.step) and not b.several):
-            continue  # a monitor that never ends blocks the others for good: HPC522's
+        if not b.side_by_side or where in reported or (_runs_until_stopped(b.step) and not b.several):
+            continue  # a monitor or a server never ends, so it blocks the others for good: HPC522's
         if _one_step_per_node(ctx, b):
             continue  # one step per node, each placed by name (Ray's and Dask's templates): in a one-node job the
             #           loop over the other nodes runs no step at all
@@ -430,15 +431,11 @@ def _one_step_per_node(ctx: Context, b: BackgroundStep) -> bool:
     cluster's head and workers): the node is picked from a list by index (``${nodes[$i]}``), or the loop that starts
     the step goes over the job's nodes. Steps on different nodes take nothing from each other; -w naming the same
     node for every step (a loop over seeds) still queues them."""
-    srun = b.step.chain.srun
-    extra = [str(w) for w in (srun.extra if srun is not None and isinstance(srun.extra, tuple) else ())]
-    placed = [extra[k + 1] if w in ("-w", "--nodelist") and k + 1 < len(extra) else w.partition("=")[2] or w[2:]
-              for k, w in enumerate(extra) if w in ("-w", "--nodelist") or w.startswith(("-w", "--nodelist="))]
-    if not placed:
+    written = _node_option(ctx, b.step, "-w", "--nodelist")
+    if not written:
         return False
     line = b.step.line
     # where the node comes from (-w "$head" with head=${nodes[0]}): an element of a list, or the job's nodes
-    written = [ctx.parsed.resolve_written(v, line) for v in placed]
     if any("[" in text or _OVER_THE_NODES.search(text) for text in written):
         return True
     code = _code_in_order(ctx)
@@ -454,6 +451,17 @@ def _one_step_per_node(ctx: Context, b: BackgroundStep) -> bool:
     return False
 
 
+def _node_option(ctx: Context, step: Any, short: str, long: str) -> list[str]:
+    """The values of the step's srun option ``short``/``long`` (-w/--nodelist, -x/--exclude) as the script writes
+    them, its variables replaced by the text they are given (-w "$head" with head=${nodes[0]} gives
+    ``${nodes[0]}``)."""
+    srun = step.chain.srun
+    extra = [str(w) for w in (srun.extra if srun is not None and isinstance(srun.extra, tuple) else ())]
+    values = [extra[k + 1] if w in (short, long) and k + 1 < len(extra) else w.partition("=")[2] or w[2:]
+              for k, w in enumerate(extra) if w in (short, long) or w.startswith((short, long + "="))]
+    return [ctx.parsed.resolve_written(v, step.line) for v in values]
+
+
 def _how_started(b: BackgroundStep) -> str:
     """How a step comes to run beside others, for HPC518's message; the line of what starts it when that is
     elsewhere (a function's srun, started by the call)."""
@@ -467,14 +475,20 @@ def _how_started(b: BackgroundStep) -> str:
 
 
 @rule("HPC522", "monitor-step-blocks-the-job", "error",
-      summary="a monitor started as a background srun step (srun nvidia-smi dmon &) holds the job's resources "
-              "for good, so a later srun step never starts",
+      summary="a step that never ends by itself, started in the background (srun nvidia-smi dmon &, srun ray start "
+              "--block &, srun vllm serve &), holds the job's resources for good, so a later srun step on its node "
+              "never starts",
       why="A step without --overlap takes every CPU of the job on its node (without --exact) and every GPU the job "
-          "has (when it asks for none itself), and steps do not share them. A monitor such as nvidia-smi dmon, "
-          "nvidia-smi -l 30, watch or tail -f never ends, so the training step after it waits ('step creation "
-          "temporarily disabled') until the job's time runs out.",
-      fix="Start the monitor with srun --overlap (it then shares the resources), or without srun: nvidia-smi dmon "
-          "… & in the batch shell watches the first node.",
+          "has (when it asks for none itself), and steps do not share them. A monitor (nvidia-smi dmon, nvidia-smi "
+          "-l 30, watch, tail -f) or a server (ray start --block for a Ray head or worker, vllm serve, python -m "
+          "sglang.launch_server, jupyter lab, tensorboard, dask scheduler and worker) never ends, so a later srun "
+          "step on the same node waits ('step creation temporarily disabled') until the job's time runs out. Not "
+          "reported when either step has --overlap (srun(1): such a step shares with all others), when the later "
+          "step is placed on other nodes by name (-w, -x), when the step takes only its own CPUs and GPUs, or "
+          "when no srun step follows (a driver in the batch shell).",
+      fix="Start the monitor or server with srun --overlap (it then shares the resources), or give the later step "
+          "--overlap; a monitor can also run without srun: nvidia-smi dmon … & in the batch shell watches the first "
+          "node.",
       bad="""#!/bin/bash
 #SBATCH --nodes=1
 #SBATCH --ntasks=1
@@ -489,29 +503,97 @@ srun python train.py
 srun --overlap nvidia-smi dmon -s u -d 30 > gpu_util.log &
 srun python train.py
 """)
-def _monitor_step_blocks(ctx: Context) -> Iterator[Any]:
+def _step_never_ends_blocks(ctx: Context) -> Iterator[Any]:
     if heterogeneous(ctx):
         return
     later = [s for s in steps(ctx) if s.chain.srun is not None]
     for b in background_steps(ctx):
         step = b.step
-        if b.several or not _is_monitor(step):
+        what = _runs_until_stopped(step)
+        if b.several or what is None:
             continue
         missing = _missing_share(ctx, step)
-        blocked = next((s for s in later if s.line > step.line and s is not step), None)
+        blocked = next((s for s in later if s.line > step.line and s is not step and not _overlaps(ctx, s)
+                        and not _on_other_nodes(ctx, step, s)), None)
         if not missing or blocked is None:
             continue
-        program = " ".join(str(w) for w in step.chain.program[:2])
         fix = None
         words = step.command.words
-        if words and str(words[0].value) == "srun" and step.line == step.end_line and not b.in_loop:
+        if words and str(words[0].value) == "srun" and words[0].line == step.line and not b.in_loop:
             text = ctx.parsed.lines[step.line - 1]
             at = words[0].col - 1 + len(words[0].raw)
-            fix = Fix("run the monitor with srun --overlap", step.line, step.line,
+            fix = Fix("run the step with srun --overlap", step.line, step.line,
                       text=text[:at] + " --overlap" + text[at:])
-        yield (step.line, f"srun {program} … never ends and holds the job's {' and '.join(missing)} (a step without "
-                          f"--overlap takes them all), so the srun on line {blocked.line} waits for it until the job's "
-                          "time runs out; start the monitor with srun --overlap, or without srun", fix)
+        yield (step.line, f"srun {what} … never ends by itself and holds the job's {' and '.join(missing)} on its "
+                          f"node (a step without --overlap takes them all), so the srun on line {blocked.line} waits "
+                          "for it until the job's time runs out; start this step with srun --overlap (or the later "
+                          "one)", fix)
+
+
+#: programs that serve until they are stopped, with the subcommands that make them serve (None: any)
+_SERVERS: dict[str, tuple[str, ...] | None] = {
+    "vllm": ("serve",), "ollama": ("serve",), "jupyter": ("lab", "notebook", "server"), "jupyter-lab": None,
+    "jupyter-notebook": None, "jupyter-server": None, "tensorboard": None, "mlflow": ("server", "ui"),
+    "dask": ("scheduler", "worker"), "dask-scheduler": None, "dask-worker": None, "text-generation-launcher": None}
+
+#: Python modules that serve until they are stopped, run as python -m MODULE
+_SERVER_MODULES = frozenset({"vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server",
+                             "sglang.launch_server", "jupyterlab", "notebook", "tensorboard.main"})
+
+
+def _runs_until_stopped(step: Any) -> str | None:
+    """How messages name the step's program when it runs until it is stopped: a monitor (nvidia-smi dmon, watch,
+    tail -f; not in a container or under a launcher), or a server (ray start --block, vllm serve, python -m
+    sglang.launch_server), also in a container, behind a wrapper (uv run, conda run) or in a bash -c script; None
+    for any other step."""
+    program = [str(w) for w in step.chain.program]
+    if _is_monitor(step):
+        return " ".join(program[:2])
+    if step.chain.launcher is not None:
+        return None
+    # a bash -c script, also behind a container the models do not read (${CONTAINER_CMD} exec img bash -c '…')
+    script = c_script_in(program)
+    if script is None:
+        return _server(launch_words(program))
+    text = shell_script_text(program[script])
+    try:
+        commands = lex_script(text).code if text is not None else ()
+    except ParseError:
+        return None
+    return next((found for c in commands if c.kind == "simple"
+                 for found in [_server(launch_words([str(v) for v in c.argv]))] if found), None)
+
+
+def _server(words: list[str]) -> str | None:
+    """How messages name the server ``words`` start (``ray start --block``, ``vllm serve``, ``python -m
+    sglang.launch_server``), None when they start none: ray start returns at once unless --block keeps it."""
+    if not words:
+        return None
+    name = words[0].rsplit("/", 1)[-1]
+    if name == "ray":
+        return "ray start --block" if words[1:2] == ["start"] and "--block" in words else None
+    if re.fullmatch(r"python[\d.]*", name):
+        options = list(itertools.takewhile(lambda w: w.startswith("-"), words[1:]))
+        at = len(options)
+        module = words[at + 1] if options and options[-1] == "-m" and at + 1 < len(words) else ""
+        return f"{name} -m {module}" if module in _SERVER_MODULES else None
+    if name not in _SERVERS:
+        return None
+    wanted = _SERVERS[name]
+    if wanted is None:
+        return name
+    return f"{name} {words[1]}" if words[1:2] and words[1] in wanted else None
+
+
+def _on_other_nodes(ctx: Context, step: Any, other: Any) -> bool:
+    """Whether srun places the two steps on different nodes by name: -w names a node for each, written differently
+    (-w "$head" and -w "${nodes[$i]}": in a job of one node, the loop over the other nodes starts no step), or one
+    names with -w a node the other leaves out with -x."""
+    named = [_node_option(ctx, s, "-w", "--nodelist") for s in (step, other)]
+    left_out = [_node_option(ctx, s, "-x", "--exclude") for s in (step, other)]
+    if all(named) and not set(named[0]) & set(named[1]):
+        return True
+    return bool(set(named[0]) & set(left_out[1]) or set(named[1]) & set(left_out[0]))
 
 
 #: where a job keeps files on each node's own disk: the variables sites point at a per-node folder, and the

@@ -39,11 +39,14 @@ _PRINTERS = ("echo", "printf", ":")
       summary="$SLURM_PROCID / $SLURM_LOCALID / $SLURM_NODEID expanded by the batch shell",
       why="The batch script runs once, as task 0 of the first node: it replaces the variable before srun starts "
           "the tasks, so every task receives 0 (all ranks claim rank 0, all use GPU 0). Inside srun bash -c \"…\" "
-          "the double quotes expand it just as early. Not reported where every task has 0 anyway: a job of one "
-          "task, and $SLURM_LOCALID where every step runs one task per node (HPC513 reports a GPU variable set "
-          "from it).",
+          "the double quotes expand it just as early. In srun's own options (srun --output=log_$SLURM_NODEID.txt) "
+          "no quoting helps: srun reads them once, before any task starts. Not reported where every task has 0 "
+          "anyway: a job of one task, and $SLURM_LOCALID where every step runs one task per node (HPC513 reports a "
+          "GPU variable set from it).",
       fix="Let each task expand it: srun bash -c 'python train.py --rank \"$SLURM_PROCID\"' (single quotes), or "
-          "read the variable inside the program (os.environ['SLURM_PROCID']).",
+          "read the variable inside the program (os.environ['SLURM_PROCID']). In srun's --output, --error or "
+          "--input, write srun's filename patterns instead: %n (the node's number in the job) for $SLURM_NODEID, "
+          "%t (the task's rank) for $SLURM_PROCID; the fix does so.",
       catalogue=(22,),
       bad="""#!/bin/bash
 #SBATCH --ntasks=4
@@ -71,7 +74,12 @@ def _per_task(ctx: Context) -> Iterator[Any]:
     for cmd in simple_commands(ctx):
         if cmd.name in _PRINTERS or any(cmd is c for c in one_task):
             continue
-        hits = sorted({name for w in all_words(cmd) for name, _ in expanded_refs(w.raw)
+        own = _srun_own_words(cmd)
+        found = _in_srun_options(ctx, cmd, own)
+        if found is not None:
+            yield found
+        command = [w for w in all_words(cmd) if not any(w is o for o in own)]  # past srun's own options
+        hits = sorted({name for w in command for name, _ in expanded_refs(w.raw)
                        if name in PER_TASK_VARS and not same_in_every_task(ctx, name)})
         if not hits or _only_ignored_node_rank(ctx, cmd) or _set_again_per_task(ctx, cmd):
             continue
@@ -83,6 +91,91 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         else:
             yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
+
+
+#: srun's options that name the files of the tasks' standard streams, where srun's filename patterns make one file
+#: per node or per task
+_STREAM_OPTIONS = frozenset({"-o", "--output", "-e", "--error", "-i", "--input"})
+
+#: the srun filename pattern that stands for a per-task variable, and what it gives (srun(1), "IO Redirection");
+#: $SLURM_LOCALID has none
+_STREAM_PATTERNS = {"SLURM_NODEID": ("%n", "the node's number in the job: one file per node"),
+                    "SLURM_PROCID": ("%t", "the task's rank: one file per task")}
+
+
+def _srun_own_words(cmd: Any) -> list[Any]:
+    """The words of srun's own options in ``cmd`` (``-N 2 --output=log_$X`` of ``srun -N 2 --output=log_$X prog``),
+    as the srun model reads them (it knows which options take a value); [] for a command that runs no srun."""
+    from ..parse.argv import parse_argv
+    words = list(cmd.words)
+    at = next((k for k, w in enumerate(words) if str(w.value).rsplit("/", 1)[-1] == "srun"), None)
+    if at is None:
+        return []
+    try:
+        tail = parse_argv([str(w.value) for w in words[at:]]).model.command
+    except ParseError:
+        return []
+    return words[at + 1:len(words) - len(tail)]
+
+
+def _own_option_of(words: list[Any]) -> list[tuple[Any, str]]:
+    """Each of srun's own option ``words`` with the option it belongs to: ``--output`` for ``--output=F``, ``-o``
+    for ``-oF`` and for the ``F`` of ``-o F``."""
+    out, option = [], ""
+    for word in words:
+        text = str(word.value)
+        if text.startswith("--"):
+            option = text.partition("=")[0]
+        elif text.startswith("-"):
+            option = text[:2]
+        out.append((word, option))
+    return out
+
+
+def _in_srun_options(ctx: Context, cmd: Any, own: list[Any]) -> tuple[Any, ...] | None:
+    """HPC502's finding for per-task variables in srun's own options (``srun --output=log_$SLURM_NODEID …``): srun
+    reads them once, before any task exists, so no quoting can make them per task; for the files of --output,
+    --error and --input, srun's filename patterns do what was meant (%n the node's number in the job, %t the task's
+    rank), with a fix where each reference is a plain $NAME or ${NAME} written on the command's lines."""
+    hits = [(word, option, name) for word, option in _own_option_of(own) for name, _ in expanded_refs(word.raw)
+            if name in PER_TASK_VARS and not same_in_every_task(ctx, name)]
+    if not hits:
+        return None
+    names = sorted({name for _, _, name in hits})
+    shown = ", ".join(f"${name}" for name in names)
+    options = " and ".join(dict.fromkeys(option for _, option, _ in hits))
+    head = (f"{shown} is in srun's own {options}: srun reads its options once, before it starts any task, so the "
+            "batch shell's value (0) is the one for every node and task (srun bash -c '…' cannot change that)")
+    if not all(option in _STREAM_OPTIONS for _, option, _ in hits):
+        return cmd.line, f"{head}; an srun option takes no value per task: let the program read the variable"
+    if any(name not in _STREAM_PATTERNS for name in names):
+        return cmd.line, (f"{head}; srun's filename patterns have none for a task's number on its node: name the "
+                          "file with %t (the task's rank) or %N (the node's name) instead")
+    advice = "; ".join(f"{_STREAM_PATTERNS[name][0]} for ${name} ({_STREAM_PATTERNS[name][1]})" for name in names)
+    message = f"{head}; write srun's filename pattern instead: {advice}"
+    fix = _stream_pattern_fix(ctx, [word for word, _, _ in hits], names)
+    return (cmd.line, message, fix) if fix else (cmd.line, message)
+
+
+def _stream_pattern_fix(ctx: Context, words: list[Any], names: list[str]) -> Fix | None:
+    """The lines of ``words`` with each reference to the per-task variables ``names`` replaced by its srun filename
+    pattern; None unless every reference there is a plain ``$NAME`` or ``${NAME}`` that bash expands (none in single
+    quotes or after a backslash), in a word found where the lexer put it."""
+    reference = re.compile(r"\$(?:\{(" + "|".join(names) + r")\}|(" + "|".join(names) + r")(?!\w))")
+    lines: dict[int, str] = {}
+    # right to left on each line: a replacement shortens its line, and the columns of the words before it stay
+    for word in sorted({id(w): w for w in words}.values(), key=lambda w: (w.line, -w.col)):
+        text = lines.get(word.line, ctx.parsed.lines[word.line - 1])
+        at, raw = word.col - 1, word.raw
+        expanded = sum(1 for name, _ in expanded_refs(raw) if name in names)
+        if text[at:at + len(raw)] != raw or "'" in raw or "\\" in raw or len(reference.findall(raw)) != expanded:
+            return None
+        written = reference.sub(lambda m: _STREAM_PATTERNS[m.group(1) or m.group(2)][0], raw)
+        lines[word.line] = text[:at] + written + text[at + len(raw):]
+    first, last = min(lines), max(lines)
+    shown = ", ".join(f"{_STREAM_PATTERNS[name][0]} for ${name}" for name in names)
+    return Fix(f"write srun's filename pattern ({shown})", first, last,
+               text="\n".join(lines.get(n, ctx.parsed.lines[n - 1]) for n in range(first, last + 1)))
 
 
 def same_in_every_task(ctx: Context, name: str) -> bool:

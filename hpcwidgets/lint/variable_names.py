@@ -1,11 +1,12 @@
-"""Rules about variables written by name where their value was meant: ``cd SCRATCH/project`` for
-``cd "$SCRATCH/project"``.
+"""Rules about variables written by name where their value was meant (``cd SCRATCH/project`` for
+``cd "$SCRATCH/project"``), and by value where their name was meant (``unset $HF_HOME`` for ``unset HF_HOME``).
 
 Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any, Iterator
 
@@ -259,3 +260,85 @@ def _dollar_fix(ctx: Context, line_no: int, hits: list[tuple[Any, str, str, str]
         line = line[:start] + text + line[end:]
     shown = ", ".join(f"${h[2]}" for h in hits)
     return Fix(f"write {shown}", line_no, line_no, text=line)
+
+
+#: a word that is one parameter reference and nothing else, quoted or not: $NAME, ${NAME}, "$NAME", "${NAME}"
+_WHOLE_REFERENCE = re.compile(r'("?)\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})\1')
+
+#: a value that may be a list of variables' names: names, and references whose value the script cannot tell
+#: ($1, $(…), ${!prefix@}), apart or in an array's parentheses
+_MAY_BE_NAMES = re.compile(r"[\s()]*(?:(?:[A-Za-z_]\w*|\$(?:\{[^}\s]*\}|[\w@*#?]+|\([^)]*\)))[\s()]*)*")
+
+
+@rule("HPC537", "unset-value-instead-of-name", "warning",
+      summary="unset $NAME: the variable named by NAME's value is unset, not NAME (unset HF_HOME was meant)",
+      why="unset takes names. With the $, bash first replaces $HF_HOME by its value and then unsets the variable (or "
+          "function) of that name: a path or a list such as 0,1 names none, so bash 5 unsets nothing and says "
+          "nothing (with unset -v it fails: 'not a valid identifier', and set -e stops the job there), and an "
+          "empty value unsets nothing either. The program then still reads the value the line was meant to remove. "
+          "Reported where the variable holds a value: the script sets it to a path, number or other text that is "
+          "no list of names, or never sets it (it comes from the environment: HF_HOME, CUDA_VISIBLE_DEVICES). Left "
+          "alone: a variable that holds names (vars=\"A B\"; unset $vars, or a for loop over names), one whose value "
+          "the script cannot tell (read, $1, $(…)), ${!prefix@}, and unset -f.",
+      fix="Write the name without $: unset HF_HOME (the fix does so for a word written on its line).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+unset $HF_HOME
+srun python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+unset HF_HOME
+srun python train.py
+""")
+def _unset_value(ctx: Context) -> Iterator[Any]:
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        command = cmd.cmd if isinstance(cmd, _Inner) else cmd
+        words = list(command.words)
+        if not words or str(words[0].value) != "unset":
+            continue
+        options = list(itertools.takewhile(lambda w: str(w.value).startswith("-"), words[1:]))
+        if any("f" in str(w.value) for w in options):
+            continue  # unset -f removes functions
+        for word in words[1 + len(options):]:
+            # a bash -c script's text keeps the \$ of a reference each task expands (srun bash -c "unset \$X")
+            m = _WHOLE_REFERENCE.fullmatch(word.raw.replace("\\$", "$", 1) if isinstance(cmd, _Inner) else word.raw)
+            name = m and (m.group(2) or m.group(3))
+            if not name or _may_hold_names(ctx, name):
+                continue
+            effect = ("fails there ('not a valid identifier')" if any("v" in str(w.value) for w in options)
+                      else "silently unsets nothing")
+            message = (f"unset {m.group(0)} unsets the variable whose name is the value of {name}, not {name} itself: "
+                       f"for a path or a list such as 0,1 bash {effect}, and {name} stays set; write unset {name}")
+            if isinstance(cmd, _Inner):
+                yield cmd.line, message
+                continue
+            line = ctx.parsed.lines[word.line - 1]
+            at = word.col - 1
+            if line[at:at + len(word.raw)] != word.raw:
+                yield word.line, message
+                continue
+            yield word.line, message, Fix(f"unset {name}", word.line, word.line,
+                                          text=line[:at] + name + line[at + len(word.raw):])
+
+
+def _may_hold_names(ctx: Context, name: str) -> bool:
+    """Whether the script may give ``name`` a list of variables' names: an assignment or a for loop whose value is
+    names (or references it cannot tell, $1, $(…)), or a command that sets it from input (read, mapfile, getopts,
+    a name reference). A variable the script never sets comes from the environment with a value."""
+    for cmd, _, _ in _code_in_order(ctx):
+        if cmd.kind == "compound":
+            m = re.match(r"\s*for\s+" + name + r"\s+in\s+([^;\n]*)", cmd.text)
+            if m and _MAY_BE_NAMES.fullmatch(m.group(1).replace('"', "").replace("'", "")):
+                return True
+            continue
+        values = [w.raw for target, w in cmd.assignments if target == name]
+        values += [str(w.value).partition("=")[2] for w in cmd.words[1:]
+                   if cmd.name in ("export", "declare", "typeset", "local", "readonly")
+                   and str(w.value).startswith(name + "=")]
+        if any(_MAY_BE_NAMES.fullmatch(v.replace('"', "").replace("'", "")) for v in values):
+            return True
+        if cmd.name in ("read", "readarray", "mapfile", "getopts", "declare", "typeset", "local") \
+                and any(str(w.value) == name for w in cmd.words[1:]):
+            return True
+    return False
