@@ -111,6 +111,9 @@ MAX_READ_BYTES = 10 * 1024 * 1024
 #: how long, in seconds, a named pipe is waited for before the read is refused (``hpcwidgets lint <(…)`` has
 #: its writer running at once; a pipe nothing writes to would otherwise block for ever)
 PIPE_WAIT = 30.0
+#: how long, in seconds, a named pipe is waited for before standard error says so (``<(…)``'s writer is already
+#: running, and is not worth a note)
+PIPE_QUIET = 1.0
 
 
 def expand_user(name: str) -> Path:
@@ -197,16 +200,22 @@ def _read_capped(path: Path, name: str, *, fifo: bool) -> bytes:
 
 def _wait_for_writer(fd: int, name: str) -> None:
     """Wait until the FIFO ``fd`` (opened without blocking) has data or its writer closed it, then make it
-    blocking; FileError after :data:`PIPE_WAIT` seconds of nothing (no program writes to it)."""
+    blocking; FileError after :data:`PIPE_WAIT` seconds of nothing (no program writes to it). Past
+    :data:`PIPE_QUIET` seconds, standard error says what is waited for: a command reading a pipe that nothing
+    writes to yet must not look as if it hung."""
     import select
     if not hasattr(select, "poll"):  # no poll(): read it as cat would
         os.set_blocking(fd, True)
         return
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLHUP)
-    if not poller.poll(PIPE_WAIT * 1000):
-        raise FileError(f"{name} is {_FIFO}, and nothing wrote to it within {PIPE_WAIT:g} s; start the program that "
-                        "writes to it first, or save its output to a file and give that file's name", name)
+    quiet = min(PIPE_QUIET, PIPE_WAIT)
+    if not poller.poll(quiet * 1000):
+        print(f"hpcwidgets: note: {name} is {_FIFO}: waiting up to {PIPE_WAIT:g} s for a program to write to it "
+              "(start that program now, or press Ctrl-C)", file=sys.stderr, flush=True)
+        if not poller.poll((PIPE_WAIT - quiet) * 1000):
+            raise FileError(f"{name} is {_FIFO}, and nothing wrote to it within {PIPE_WAIT:g} s; start the program "
+                            "that writes to it first, or save its output to a file and give that file's name", name)
     os.set_blocking(fd, True)
 
 

@@ -194,15 +194,16 @@ def test_the_components_of_a_heterogeneous_job_keep_their_comments():
 
 
 def test_a_comment_whose_line_a_form_emptied_is_kept_among_the_set_up_lines():
+    """In the renderer's own layout; in the script's, the line goes with its comment and the lines of their own above
+    it stay (tests/test_readback_layout_s18.py)."""
     job = parse_job(TRAIN).replace(time="")
-    kept = "\nsrun apptainer exec --nv img.sif python train.py --lr 0.1  # go\n##SBATCH --gres=gpu:2\n# one hour\n"
-    for out in (render(job), render(without_layout(job))):
-        assert "--time" not in out and out.endswith(kept)
-        assert parse_job(out).setup[-2:] == ("##SBATCH --gres=gpu:2", "# one hour")  # so a form shows them
-    # the script's own layout otherwise: only the --time line and the comment above it left their places
-    assert render(job) == TRAIN.replace("##SBATCH --gres=gpu:2\n#SBATCH --time=01:00:00  # one hour\n", "").rstrip(
-        "\n").rsplit("\n", 1)[0] + kept
-    assert "#SBATCH --mail-type=END,FAIL  # tell me\n\n" in render(without_layout(job))
+    # with the set-up lines, which run before the job's commands (the srun line, see parse_job)
+    kept = "\n##SBATCH --gres=gpu:2\n# one hour\n\nsrun apptainer exec --nv img.sif python train.py --lr 0.1  # go\n"
+    out = render(without_layout(job))
+    assert "--time" not in out and out.endswith(kept)
+    assert parse_job(out).setup[-2:] == ("##SBATCH --gres=gpu:2", "# one hour")  # so a form shows them
+    assert "#SBATCH --mail-type=END,FAIL  # tell me\n\n" in out
+    assert render(job) == TRAIN.replace("#SBATCH --time=01:00:00  # one hour\n", "")
 
 
 def test_changing_a_value_in_the_form_keeps_the_comment_on_its_line():

@@ -311,9 +311,10 @@ def test_the_notes_say_crlf_line_ends_are_converted():
 
 
 def test_lines_an_edit_adds_between_blank_lines_bring_no_blank_line_of_their_own():
-    """Set-up lines made commands: the renderer writes a blank line between commands, and the script has one there."""
+    """Commands made set-up lines: the renderer writes no blank line between set-up lines, and the script has one
+    there; a command added is written after a blank line, as the renderer writes commands."""
     text = ("#!/bin/bash\n#SBATCH --time=01:00:00\n\nexport A=1\n\npython a.py\n\npython b.py\n")
     job = parse_job(text)
-    assert render(job, validate=False) == text
-    assert render(job.replace(setup=(), commands=job.setup), validate=False) == text
-    assert render(job.replace(setup=(*job.setup, "python c.py")), validate=False) == text + "python c.py\n"
+    assert job.commands == ("python a.py", "python b.py") and render(job, validate=False) == text
+    assert render(job.replace(setup=job.commands, commands=()), validate=False) == text
+    assert render(job.replace(commands=(*job.commands, "python c.py")), validate=False) == text + "\npython c.py\n"

@@ -198,19 +198,19 @@ def test_slurm_commands_come_back_as_commands():
     assert again.spec == b.spec and again.text == b.text
 
 
-def test_a_one_line_set_up_comes_back_as_a_command_of_the_same_script():
-    # one set-up line then commands is written as commands alone are: the script does not say which it was
+def test_a_one_line_set_up_comes_back_as_set_up():
+    # the lines before the first one that does work (python train.py) are the set-up lines (parse_job)
     b = SlurmBuilder(submit=False)
     b.controls["setup"].value = "cd $SCRATCH"
     assert warnings(b) == {}
     again = loads_back(SlurmBuilder, b)
-    assert again.spec.commands == ("cd $SCRATCH", "python train.py") and again.text == b.text
+    assert again.spec == b.spec and again.text == b.text
 
 
-def test_a_script_not_written_by_the_form_keeps_every_line_as_set_up():
+def test_a_script_not_written_by_the_form_has_its_work_as_commands():
     b = SlurmBuilder(submit=False)
     assert b.load("#!/bin/bash\n#SBATCH --time=10\ncd x\npython a.py\n")
-    assert b.spec.setup == ("cd x", "python a.py") and b.spec.commands == ()
+    assert b.spec.setup == ("cd x",) and b.spec.commands == ("python a.py",)
 
 
 @pytest.mark.parametrize("word", ["-", "--"])

@@ -144,17 +144,17 @@ _FOLLOW_HELP = (" Values follow the job as in the form: job.nodes sets launcher.
 def _set_help(cls: Any) -> tuple[str, str]:
     """(metavar, help) of --set: LAYER.FIELD for a model of layers (a workflow, the Jupyter job), FIELD for one
     command, with examples from the command's own fields."""
-    if cls is None or any(f.name == "job" for f in cls.field_specs()):
+    from ._options import set_form
+    metavar, example = set_form(cls)
+    if metavar.startswith("LAYER."):
         follows = getattr(cls, "kind", "") == "workflow"
-        return "LAYER.FIELD=VALUE", _LAYERED_SET_HELP + (_FOLLOW_HELP if follows else "")
-    options = [f for f in cls.field_specs() if f.info.role == "option"]
-    one = next((f for f in options if not f.is_tuple and f.base_type in (int, bool)), None)
+        return metavar, _LAYERED_SET_HELP + (_FOLLOW_HELP if follows else "")
     many = next((f for f in cls.field_specs() if f.is_tuple and f.info.role in ("option", "internal")), None)
-    text = f"Change a field, e.g. --set {one.name}={'true' if one.base_type is bool else 2}." if one else "Change a field."
+    text = f"Change a field, e.g. --set {example}." if example else "Change a field."
     if many is not None:
         text += (f" A list field takes one item per --set and adds it to what is there (--set {many.name}=…); an "
                  f"empty value (--set {many.name}=) empties it.")
-    return "FIELD=VALUE", text
+    return metavar, text
 
 
 def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: Any = None,

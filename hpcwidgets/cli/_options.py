@@ -327,14 +327,43 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
     return base.replace(**values)
 
 
+def set_form(cls: type[Spec] | None) -> tuple[str, str]:
+    """How ``--set`` is written for a command that builds ``cls``: its metavar and an example from the command's own
+    fields ("" when it has none to show). A model of layers (a workflow, the Jupyter job) names the layer
+    (``LAYER.FIELD=VALUE``, ``job.nodes=2``); a command that is one layer names the field alone (sbatch:
+    ``FIELD=VALUE``, ``nodes=2``), since it refuses ``job.nodes``."""
+    if cls is None or any(f.name == "job" for f in cls.field_specs()):
+        return "LAYER.FIELD=VALUE", "job.nodes=2"
+    options = [f for f in cls.field_specs() if f.info.role == "option"]
+    one = next((f for f in options if not f.is_tuple and f.base_type in (int, bool)), None)
+    return "FIELD=VALUE", (f"{one.name}={'true' if one.base_type is bool else 2}" if one else "")
+
+
+#: the fields of a model of layers that it holds but never writes (by the model's kind and the --set path), with why
+#: and where what was meant goes instead: a --set of one would otherwise be lost without a word
+NOT_WRITTEN = {
+    ("workflow", "job.commands"): (
+        "a workflow writes no commands of its job: it writes its step from its layers; give the step's program "
+        "with --program 'python train.py' (or --launcher 'torchrun …', --container 'apptainer exec …', --srun "
+        "'srun …'), lines to run before the step with --set job.setup='…' and lines after it with --after '…'; a "
+        "job of your own commands alone is hpcwidgets sbatch --commands '…'"),
+}
+
+
 def apply_sets(model: Spec, sets: list[str]) -> Spec:
     """Apply ``--set layer.field=value`` overrides (``job.nodes=2``, ``container.nv=true``); a path the model
-    does not have is refused with the path meant, where one is close (:func:`close_paths`)."""
+    does not have is refused with the path meant, where one is close (:func:`close_paths`), and so is a value the
+    model would not write (:data:`NOT_WRITTEN`)."""
     from ..errors import UnknownFieldError
     for item in sets:
         path, sep, raw = item.partition("=")
         if not sep:
-            raise ValidationError([Problem("--set", f"{item!r}: write --set LAYER.FIELD=VALUE, e.g. --set job.nodes=2")])
+            metavar, example = set_form(type(model))
+            raise ValidationError([Problem("--set", f"{item!r} gives no value: write --set {metavar}"
+                                                    + (f", e.g. --set {example}" if example else ""))])
+        lost = NOT_WRITTEN.get((getattr(model, "kind", ""), path))
+        if lost and raw:
+            raise ValidationError([Problem(f"--set {path}", lost)])
         try:
             model = _set_path(model, path.split("."), raw, f"--set {path}")
         except UnknownFieldError as exc:

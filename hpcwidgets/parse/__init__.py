@@ -73,7 +73,8 @@ def read_script(text: str, path: str = "") -> Any:
 
 def parse_job(text: str, path: str = "") -> Any:
     """A job script read into a :class:`~hpcwidgets.spec.slurm.SlurmJob`: directives, the module loads and
-    exports at its top, and every other line kept in order as its set-up lines (nothing is dropped)."""
+    exports at its top, the lines before its first real work (a launch, a program, an install) as set-up lines and
+    the rest as its commands, each kept in order as written (nothing is dropped)."""
     _require_text(text, "parse_job()")
     from ..spec.workflow import Workflow
     from .workflow import require_shell, workflow_from

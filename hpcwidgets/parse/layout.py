@@ -113,8 +113,8 @@ def _option_text(line: str) -> str:
 def _group_directives(parsed: ParsedScript, canonical: list[str], groups: _Groups) -> None:
     """Each #SBATCH line sbatch reads with the rendered directives it was read as: the same options, else (a value
     merged with another line's, --mail-type=BEGIN and --mail-type=END) the rendered directive of its option."""
-    head = next((i for i, line in enumerate(canonical) if i and not line.startswith("#")), len(canonical))
-    rows = [i for i in range(head) if canonical[i].startswith("#SBATCH ")]
+    from ..render.script import directive_rows
+    rows = sorted(directive_rows(canonical))
     options = {i: _option_text(canonical[i]) for i in rows}
     later = {d.line for d in parsed.directives if d.component}  # a later component's lines are kept as written
     for cmd in parsed.lexed.directives:

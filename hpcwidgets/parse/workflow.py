@@ -34,8 +34,8 @@ from .argv import GLOBAL_OPTIONS, parse_argv, recognise
 from .lexer import LIST_OPERATORS, Command, compound_body
 from .script import LEGACY_LAUNCH, ParsedScript, Step, launch_words, read_script, runs_in_a_shell
 
-#: the renderer's header line and step comment begin so (:mod:`hpcwidgets.spec.comments`, imported as ``rendered``); a script read back is
-#: rendered without them when it had none
+#: the renderer's header line and step comment begin so (:mod:`hpcwidgets.spec.comments`, imported as
+#: ``rendered``); a script read back is rendered without them when it had none
 GENERATED_BY = "# " + rendered.GENERATED_BY
 STEP_COMMENT = "# " + rendered.STEP
 #: the fail-fast lines the template writes (``SlurmJob.fail_fast``)
@@ -362,13 +362,17 @@ def _redirect_words(cmd: Command) -> list[str]:
 
 
 def workflow_from(parsed: ParsedScript, workflow_cls: Any, *, job_only: bool = False, layout: bool = True) -> Any:
-    """The model of a read script. With ``job_only`` every command stays a set-up line of the job
-    (for a :class:`~hpcwidgets.spec.slurm.SlurmJob` form): only modules and exports are read. With ``layout`` the
-    job keeps the script's layout (:class:`~hpcwidgets.spec.slurm.ScriptLayout`), for a model written back as the
-    whole script it was read from (not for a part of one, such as a Jupyter job's)."""
+    """The model of a read script. With ``job_only`` every command stays a line of the job, as written (for a
+    :class:`~hpcwidgets.spec.slurm.SlurmJob` form): only modules and exports are read. With ``layout`` the job keeps
+    the script's layout (:class:`~hpcwidgets.spec.slurm.ScriptLayout`), for a model written back as the whole script
+    it was read from (not for a part of one, such as a Jupyter job's). A whole script read into a job has its lines
+    from its first real work on as the job's ``commands`` and those before as its set-up lines (see
+    :func:`_commands_start`); a part of one (a Jupyter job's lines before its server) is all set-up."""
     require_shell(parsed.source, parsed.path)
+    commands_from = _commands_start(parsed) if job_only and layout else 0
     try:
-        model, step_lines, absorbed = _workflow_from(parsed, workflow_cls, job_only, with_step=not job_only)
+        model, step_lines, absorbed = _workflow_from(parsed, workflow_cls, job_only, with_step=not job_only,
+                                                     commands_from=commands_from)
     except _StepStaysText:
         model, step_lines, absorbed = _workflow_from(parsed, workflow_cls, job_only, with_step=False)
     if not layout:
@@ -382,9 +386,11 @@ class _StepStaysText(Exception):
     read the step as a line instead."""
 
 
-def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool,
-                   with_step: bool) -> tuple[Any, tuple[int, int], tuple[Command, ...]]:
-    """The model, the lines of the step read into it ((0, 0): none) and the fail-fast lines the template writes."""
+def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with_step: bool,
+                   commands_from: int = 0) -> tuple[Any, tuple[int, int], tuple[Command, ...]]:
+    """The model, the lines of the step read into it ((0, 0): none) and the fail-fast lines the template writes.
+    ``commands_from``: with ``job_only``, the line from which on the script's lines are the job's ``commands``, kept
+    as written (0: none are)."""
     job = parsed.job
     title, title_line = _generated_title(parsed)
     generated = _generated(parsed)
@@ -436,9 +442,12 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool,
                 r.settle(cmd.line, _step_comments(values, held) if cmd.line == step_lines[0] else ())
             previous = cmd if cmd.is_code else previous
             continue
-        in_setup = not (step_lines[0] and cmd.line > step_lines[1])
+        in_setup = not (step_lines[0] and cmd.line > step_lines[1]) and not 0 < commands_from <= cmd.line
         text = cmd.text if cmd.joined_by and cmd.is_code else cmd.text.rstrip("\n")
         stripped = text.strip()
+        if cmd.kind == "blank" and not in_setup and job_only and r.after and r.after[-1] \
+                and not (previous is not None and previous.joined_by in LIST_OPERATORS):
+            r.after.append("")  # a job's commands: a blank line ends one (see _paragraphs)
         if cmd.kind in ("shebang", "blank"):
             continue
         if cmd.kind == "directive":
@@ -550,7 +559,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool,
     job = _no_gpu_as_written(parsed, job).replace(setup=tuple(setup), modules=tuple(modules), fail_fast=fail_fast,
                                                   shell=_shell(parsed))
     if job_only:
-        return job.replace(env=tuple(job.env) + tuple(exports)), step_lines, absorbed
+        return job.replace(env=tuple(job.env) + tuple(exports), commands=_paragraphs(r.after)), step_lines, absorbed
     out: dict[str, Any] = {"job": job, "title": title, "exports": tuple(exports), "prepare": tuple(prepare),
                            "sweep_name": sweep[0], "sweep_values": sweep[1], "sweep_grid": sweep[2]}
     out.update(values)
@@ -558,6 +567,45 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool,
         out["after"] = tuple(r.after)
     _move_env_fields(out)
     return workflow_cls(**{k: v for k, v in out.items() if k in fields}), step_lines, absorbed
+
+
+def _commands_start(parsed: ParsedScript) -> int:
+    """The line where the commands of a script read into a job begin (0: it has none): its first command that does
+    real work (:func:`_works`: a launch, a program, an install; not a module load, an export, a ``mkdir`` or a
+    message), from the start of the list or pipeline it is part of and with the comment lines right above it.
+
+    ``SlurmJob.setup`` is what runs before the job's steps: a set-up line added to a job read back (``sbatch --from
+    job.sh --set setup=…``, the form's Set-up box) then goes before its work, not after it."""
+    code = parsed.lexed.code
+    start = None
+    for i, cmd in enumerate(code):
+        if start is None or not _goes_on(code[i - 1], cmd):
+            start = cmd
+        if _works(cmd):
+            break
+    else:
+        return 0
+    line = start.line
+    for cmd in reversed([c for c in parsed.lexed.commands if c.line < line]):
+        if cmd.kind != "comment" or cmd.end_line < line - 1:
+            break
+        line = cmd.line
+    return line
+
+
+def _paragraphs(lines: list[str]) -> tuple[str, ...]:
+    """A job's commands from its lines as read, "" where a blank line stood: each run of lines between blank lines is
+    one command (a comment stays with the line below it). The renderer writes each command apart, a blank line
+    between, so the job written without its layout keeps the script's blocks and reads back the same."""
+    out: list[str] = []
+    block: list[str] = []
+    for line in [*lines, ""]:
+        if line:
+            block.append(line)
+        elif block:
+            out.append("\n".join(block))
+            block = []
+    return tuple(out)
 
 
 def _no_gpu_as_written(parsed: ParsedScript, job: Any) -> Any:

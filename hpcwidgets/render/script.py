@@ -17,7 +17,7 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ..spec.slurm import SBATCH_ALIASES, SBATCH_SHORT, STEP, SWITCHED_OFF, ScriptLayout, SlurmJob, comment_line
 from .command import option_words
@@ -326,7 +326,7 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
         directives = _each_line("#SBATCH ", directive_lines(job))
         modules = _each_line("module load ", module_lines(job))
     else:
-        directives, modules, exported_text, blocks, loose = _commented(job, exports, blocks)
+        directives, modules, exported_text, blocks, loose = _commented(job, exports, blocks, layout is not None)
         if exported_text:
             sections.append(exported_text)
         setup = [*loose, *setup]
@@ -365,12 +365,15 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
 _NO_COMMENTS: tuple[Any, ...] = ()
 
 
-def _commented(job: SlurmJob, exports: Iterable[tuple[str, str]],
-               blocks: Iterable[Block]) -> tuple[str, str, str, list[Block], list[str]]:
+def _commented(job: SlurmJob, exports: Iterable[tuple[str, str]], blocks: Iterable[Block],
+               laid_out: bool = False) -> tuple[str, str, str, list[Block], list[str]]:
     """The #SBATCH lines, the module loads, the export lines and the blocks of a job read back with comments, each
     comment on its line or above it (:class:`~hpcwidgets.spec.slurm.Comment`), and the comment lines left: those
     whose line the script no longer has (a field emptied in a form), which go after the set-up lines, where a reader
-    of the script keeps them as set-up lines. Each comment is written where a reader takes it back from."""
+    of the script keeps them as set-up lines. Each comment is written where a reader takes it back from.
+
+    A job written in the layout of its script (``laid_out``) keeps such comments where they were instead (see
+    :func:`_kept_in_place`): the diff of the saved script is then the emptied line alone."""
     waiting: dict[str, list[Any]] = {}
     for comment in job.comments:
         waiting.setdefault(str(comment.at), []).append(comment)
@@ -379,14 +382,19 @@ def _commented(job: SlurmJob, exports: Iterable[tuple[str, str]],
     if job.fail_fast != "off":
         waiting.pop("fail_fast", None)  # on the prologue's first line (see _comment_prologue)
     pairs = [(e.name, e.value) for e in job.env] + list(exports)
-    exported = _each_commented("export ", [assignment(n, v) for n, v in pairs], [f"env:{n}" for n, _ in pairs],
-                               waiting)
-    modules = _each_commented("module load ", module_lines(job), [f"modules:{m}" for m in job.modules], waiting)
+    export_at, module_at = [f"env:{n}" for n, _ in pairs], [f"modules:{m}" for m in job.modules]
     options = directive_lines(job)
     kept = [f"extra_directives:{d}" for d in job.extra_directives] if job.extra_directives else []
     fields = _field_of_flag(job.__class__)
     at = [fields.get(option.partition("=")[0], "") for option in options[:len(options) - len(kept)]] + kept
-    directives = _each_commented("#SBATCH ", options, at, waiting)
+    last_export = last_module = last_directive = ""
+    if laid_out:
+        last_export = _kept_in_place(waiting, "env", export_at)
+        last_module = _kept_in_place(waiting, "modules", module_at)
+        last_directive = _kept_in_place(waiting, "directive", at, _directive_rank(job.__class__))
+    exported = _each_commented("export ", [assignment(n, v) for n, v in pairs], export_at, waiting) + last_export
+    modules = _each_commented("module load ", module_lines(job), module_at, waiting) + last_module
+    directives = _each_commented("#SBATCH ", options, at, waiting) + last_directive
     # a reader takes the comment lines above the first directive for the directives' heading, and those right below
     # the last (the template puts a blank line after them) for notes on it; without directives, those up to the last
     # #SBATCH line switched off for theirs, any others for set-up lines
@@ -400,6 +408,48 @@ def _commented(job: SlurmJob, exports: Iterable[tuple[str, str]],
     loose = [comment_line(c.text, own_line=True) for c in bottom[cut:] + [c for left in waiting.values() for c in left]]
     directives = "".join(map(_own_line, top)) + directives + "".join(map(_own_line, bottom[:cut]))
     return directives, modules, exported.rstrip("\n"), blocks, loose
+
+
+def _kept_in_place(waiting: dict[str, list[Any]], kind: str, at: list[str],
+                   rank: dict[str, int] | None = None) -> str:
+    """For a job written in the layout of its script: the comments in ``waiting`` at lines of one kind (see
+    :func:`_kind_of_line`) that the job no longer has (a field emptied, a module taken out), taken out of ``waiting``.
+    One written at the end of its line goes with the line: it spoke of a value the script no longer sets. One on a line
+    of its own above it stays, as a line the edit did not touch (a heading, a switched-off ``##SBATCH`` line): it moves
+    to above the next line ``at`` of that kind (in the order ``rank`` gives, the order the renderer writes them in;
+    without one, the gone line's place among the others is not known and it goes last). Those with no next line are
+    returned, as lines, to go after the last line of the kind."""
+    present = set(at)
+    order = rank or {}
+    end = len(order)
+    gone = sorted((key for key in waiting if key not in present and _kind_of_line(key) == kind),
+                  key=lambda key: order.get(key, end))
+    moved: dict[str, list[Any]] = {}
+    last: list[Any] = []
+    for key in gone:
+        above = [c for c in waiting.pop(key) if c.above]
+        later = next((line for line in at if order.get(line, end) > order.get(key, end)), None)
+        if later is None:
+            last += above
+        else:
+            moved.setdefault(later, []).extend(above)
+    for line, comments in moved.items():
+        waiting[line] = comments + waiting.get(line, [])
+    return "".join(map(_own_line, last))
+
+
+def _kind_of_line(at: str) -> str:
+    """The kind of line a comment's ``at`` names: ``env`` or ``modules`` (an export, a module load), ``step`` or
+    ``fail_fast``, else ``directive`` (a field's #SBATCH line, a directive kept as written)."""
+    kind = at.partition(":")[0]
+    return kind if kind in ("env", "modules", STEP, "fail_fast") else "directive"
+
+
+@functools.cache
+def _directive_rank(cls: type) -> dict[str, int]:
+    """The place of each field among the #SBATCH lines the renderer writes (declaration order); a directive kept as
+    written (``extra_directives:…``), written after them all, has none."""
+    return {f.name: k for k, f in enumerate(cls.field_specs())}
 
 
 def _comment_prologue(text: str, job: SlurmJob) -> str:
@@ -481,7 +531,10 @@ def _as_laid_out(layout: ScriptLayout, text: str) -> str:
         return "\n".join(layout.source)
     becomes: list[list[str]] = [[line] for line in old]  # what each line as rendered before is now
     added: dict[int, list[str]] = {}  # lines added before the line as rendered before at each index
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+    # both texts end in a line break, so both end in the empty string after it: the end of the text, no line. Compared
+    # as a line it would pair with a blank line inside the other text and put lines the renderer wrote last (a command
+    # added at the end) after the end, where no line as rendered stands; left out, they are added before the end
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old[:-1], new[:-1], autojunk=False).get_opcodes():
         if tag == "equal":
             continue
         if tag == "insert":
@@ -517,7 +570,7 @@ def _as_laid_out(layout: ScriptLayout, text: str) -> str:
             if rewritten is not None:
                 edited.update(zip(rows, rewritten))
                 changed.discard(group)
-    out: list[str] = []
+    out = _between([], after.get(-1, []), layout.source[0])
     written: set[int] = set()
     for k, (line, group) in enumerate(zip(layout.source, layout.source_groups)):
         if group < 0 or group not in changed:
@@ -529,7 +582,9 @@ def _as_laid_out(layout: ScriptLayout, text: str) -> str:
                 if i - 1 in members[group]:
                     lines += added.get(i, [])
                 lines += becomes[i]
-            out += _one_directive_line(lines) if line.startswith("#SBATCH") and len(rows_of[group]) == 1 else lines
+            if line.startswith("#SBATCH") and len(rows_of[group]) == 1:
+                lines = _one_directive_line(lines, [old[i] for i in members[group]])
+            out += lines
         out += _between(out, after.get(k, []), layout.source[k + 1] if k + 1 < len(layout.source) else None)
     return "\n".join(out)
 
@@ -551,15 +606,20 @@ def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
                  added: dict[int, list[str]]) -> dict[int, list[str]]:
     """Where the lines the renderer added (``added``: before each index of ``layout.canonical``) go among the lines as
     read, by the index of the line as read they follow: after the last line of the nearest group above them; an
-    #SBATCH line after the last #SBATCH line as read, and no other line above it (sbatch would stop reading there).
-    Lines added inside a group are written with it."""
+    #SBATCH line after the last #SBATCH line as read that sbatch reads, and no other line above it (sbatch would stop
+    reading there). An #SBATCH line after the script's first command, which sbatch ignores, is a set-up line: nothing
+    goes after it for being an #SBATCH line. Without a line sbatch reads, the added directives go after the ``#!``
+    line, else (a script without one) before the first line (index -1). Lines added inside a group are written with
+    it."""
     groups, old = layout.canonical_groups, layout.canonical
     last_source: dict[int, int] = {}
     for k, group in enumerate(layout.source_groups):
         if group >= 0:
             last_source[group] = k
+    read = directive_rows(old)
     directives_end = max((last_source[g] for g, rows in members.items() if g in last_source
-                          and any(old[i].startswith("#SBATCH") for i in rows)), default=0)
+                          and any(i in read for i in rows)),
+                         default=0 if layout.source[0].startswith("#!") else -1)
     after: dict[int, list[str]] = {}
     for i, lines in sorted(added.items()):
         if groups[i] >= 0 and i - 1 >= 0 and groups[i - 1] == groups[i]:
@@ -569,6 +629,13 @@ def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
         at = directives_end if any(line.startswith("#SBATCH") for line in lines) else max(at, directives_end)
         after.setdefault(at, []).extend(lines)
     return after
+
+
+def directive_rows(canonical: Sequence[str]) -> set[int]:
+    """The rows of the #SBATCH lines sbatch reads in the rendered ``canonical``: those above its first line that is no
+    comment (an #SBATCH line a script holds after its first command is written among its set-up lines)."""
+    head = next((i for i, line in enumerate(canonical) if i and not line.startswith("#")), len(canonical))
+    return {i for i in range(head) if canonical[i].startswith("#SBATCH ")}
 
 
 def _word_changed(before: list[str], after: list[str], source: list[str]) -> list[str] | None:
@@ -602,6 +669,7 @@ def _word_changed(before: list[str], after: list[str], source: list[str]) -> lis
     return text.split("\n")
 
 
+#: an option with its value as the renderer writes it on an #SBATCH line (--time=02:00:00)
 _LONG_VALUE = re.compile(r"(--[a-z][a-z-]*)=(\S+)")
 
 
@@ -623,11 +691,14 @@ def _value_changed(was: str, now: str, text: str) -> str | None:
     return found.sub(lambda m: m.group(1) + new.group(2), text)
 
 
-def _one_directive_line(lines: list[str]) -> list[str]:
+def _one_directive_line(lines: list[str], before: list[str]) -> list[str]:
     """The #SBATCH ``lines`` of one #SBATCH line as read that held several options (``--nodes=2 --time=1:00:00``),
-    again on one line, with the first comment after them."""
-    if len(lines) < 2 or not all(line.startswith("#SBATCH ") for line in lines):
+    again on one line, with the first comment after them. Its lines as rendered ``before`` the edit give the comment
+    when none of ``lines`` has it: the option it was written after is gone (``--time=01:00:00 --nodes=2  # why``
+    with the time emptied), the line and its comment are not."""
+    if not lines or not all(line.startswith("#SBATCH ") for line in lines):
         return lines
     pieces = [line[len("#SBATCH "):].split("  #", 1) for line in lines]
-    comments = [piece[1] for piece in pieces if len(piece) > 1]
+    comments = [piece[1] for piece in pieces if len(piece) > 1] or \
+               [line.split("  #", 1)[1] for line in before if "  #" in line]
     return ["#SBATCH " + " ".join(piece[0].strip() for piece in pieces) + ("  #" + comments[0] if comments else "")]

@@ -21,10 +21,10 @@ from itertools import chain
 from operator import attrgetter, itemgetter
 
 from ..errors import Problem, ValidationError
+from ..spec import comments
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerBuild, ApptainerPull
-from ..spec import comments
 from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChConvert, ChRun
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import Workflow, grid_picks

@@ -361,7 +361,9 @@ class ScriptLayout(Spec):
     one. The renderer compares its text for the model as it is now with ``canonical``: a group whose canonical lines
     are unchanged is written as its source lines, an edited one as its new lines in the old lines' place. Where an
     edit reaches a line of the canonical script that no source line stands for, the layout no longer matches and the
-    renderer writes its own script. Forms and command-line options never show it."""
+    renderer writes its own script. A field emptied takes the comment on its line with it, and the comment lines of
+    their own above it stay where they are (a :class:`Comment` whose line is gone goes among the set-up lines only in
+    the renderer's own layout). Forms and command-line options never show it."""
 
     kind = "slurm.layout"
 

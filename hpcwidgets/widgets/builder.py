@@ -1621,8 +1621,10 @@ class WorkflowBuilder(Builder):
 
 
 def _commands_back(job: SlurmJob, text: str) -> SlurmJob:
-    """``job``, read from ``text`` with every shell line as a set-up line (:func:`hpcwidgets.parse.parse_job`), with
-    its last lines back in Commands when ``text`` is the script the form writes for that split.
+    """``job``, read from ``text`` (:func:`hpcwidgets.parse.parse_job`, which keeps the lines from the first real
+    work on as commands) when it found none, so every shell line is a set-up line: with its last lines back in
+    Commands when ``text`` is the script the form writes for that split (commands that are no real work, such as
+    ``echo done``).
 
     The form writes Set-up as one block and each command apart after it, so the lines that stand alone at the end
     are the candidates; the first split whose script is ``text`` exactly is taken, fewest set-up lines first. A
@@ -1630,6 +1632,8 @@ def _commands_back(job: SlurmJob, text: str) -> SlurmJob:
     same script (:meth:`SlurmBuilder._same_document`). Any other text keeps every line as set-up. The split taken
     is the form's own script exactly, so it needs no layout of the text read (the renderer writes it as it was)."""
     from ..render import render
+    if job.commands:
+        return job
     setup = tuple(job.setup)
     alone = 0
     for chunk in reversed(text.rstrip("\n").split("\n\n")):
