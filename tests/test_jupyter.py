@@ -125,8 +125,8 @@ def test_json_round_trip(model):
 
 def test_tunnel_command_and_url():
     assert tunnel_command("n1", 23456, "login.example.org", "jdoe", 8889) == \
-        "ssh -N -L 8889:n1:23456 jdoe@login.example.org"
-    assert tunnel_command("n1", 23456, "login", "jdoe") == "ssh -N -L 8888:n1:23456 jdoe@login"
+        "ssh -N -L 8889:n1:23456 -o ExitOnForwardFailure=yes jdoe@login.example.org"
+    assert tunnel_command("n1", 23456, "login", "jdoe") == "ssh -N -L 8888:n1:23456 -o ExitOnForwardFailure=yes jdoe@login"
     assert lab_url(8889, "abc123") == "http://localhost:8889/lab?token=abc123"
 
 
@@ -161,7 +161,7 @@ def test_rendered_script_has_no_token_and_the_safe_settings():
     assert "export XDG_RUNTIME_DIR=" in script and "export JUPYTER_RUNTIME_DIR=" in script
     tunnel = quote(tunnel_command("$jl_host", "$jl_port", LOGIN, "$USER", 8899))
     assert f"jl_tunnel={tunnel}\n" in script
-    assert tunnel == '"ssh -N -L 8899:$jl_host:$jl_port $USER@login.example.org"'
+    assert tunnel == '"ssh -N -L 8899:$jl_host:$jl_port -o ExitOnForwardFailure=yes $USER@login.example.org"'
     assert 'jl_url="http://localhost:8899/lab?token=$jl_token"' in script
     assert "#SBATCH --output=jupyter-%j.log" in script and "#SBATCH --time=02:00:00" in script
 
@@ -448,7 +448,7 @@ def test_jupyter_job_on_the_practice_cluster(tmp_path):
             assert submitted.state() in ("PENDING", "RUNNING", "CONFIGURING"), text
             time.sleep(0.5)
         tunnel, url = _printed(text)
-        m = re.fullmatch(r"ssh -N -L 8888:(\S+):(\d+) (\S+)@localhost", tunnel)
+        m = re.fullmatch(r"ssh -N -L 8888:(\S+):(\d+) -o ExitOnForwardFailure=yes (\S+)@localhost", tunnel)
         assert m, tunnel
         node, port = m.group(1), int(m.group(2))
         # the node's name means 127.0.0.1 on the practice nodes: the tunnel must name an address the login node reaches

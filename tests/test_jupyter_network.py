@@ -118,7 +118,7 @@ def _records(work: Path) -> list[dict]:
 
 
 def _tunnel(text: str) -> tuple[str, int]:
-    m = re.search(r"^   ssh -N -L \d+:(\S+):(\d+) \S+$", text, re.M)
+    m = re.search(r"^   ssh -N -L \d+:(\S+):(\d+) -o ExitOnForwardFailure=yes \S+$", text, re.M)
     assert m, text
     return m.group(1), int(m.group(2))
 

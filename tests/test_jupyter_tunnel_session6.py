@@ -77,11 +77,11 @@ def test_job_fields_validate_port_and_jump_host():
 # -- the rendered tunnel and its round trip -------------------------------------------------------
 
 @pytest.mark.parametrize("fields, expected", [
-    ({}, f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port $USER@{LOGIN}"'),
-    ({"login_port": 8022}, f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -p 8022 $USER@{LOGIN}"'),
-    ({"jump_host": "gw"}, f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -J gw $USER@{LOGIN}"'),
+    ({}, f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -o ExitOnForwardFailure=yes $USER@{LOGIN}"'),
+    ({"login_port": 8022}, f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -o ExitOnForwardFailure=yes -p 8022 $USER@{LOGIN}"'),
+    ({"jump_host": "gw"}, f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -o ExitOnForwardFailure=yes -J gw $USER@{LOGIN}"'),
     ({"login_port": 8022, "jump_host": "alice@gw.example.org:2222"},
-     f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -p 8022 -J alice@gw.example.org:2222 $USER@{LOGIN}"'),
+     f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -o ExitOnForwardFailure=yes -p 8022 -J alice@gw.example.org:2222 $USER@{LOGIN}"'),
 ])
 def test_rendered_tunnel_and_round_trip(fields, expected):
     job = JupyterJob(login_host=LOGIN, **fields)
@@ -94,9 +94,9 @@ def test_rendered_tunnel_and_round_trip(fields, expected):
 
 
 def test_tunnel_command_adds_only_what_is_set():
-    assert tunnel_command("n1", 23456, "login", "jdoe") == "ssh -N -L 8888:n1:23456 jdoe@login"
+    assert tunnel_command("n1", 23456, "login", "jdoe") == "ssh -N -L 8888:n1:23456 -o ExitOnForwardFailure=yes jdoe@login"
     assert tunnel_command("n1", 23456, "login", "jdoe", login_port=8022, jump_host="gw") == \
-        "ssh -N -L 8888:n1:23456 -p 8022 -J gw jdoe@login"
+        "ssh -N -L 8888:n1:23456 -o ExitOnForwardFailure=yes -p 8022 -J gw jdoe@login"
 
 
 def test_jupyter_job_cli_takes_port_and_jump_host_from_the_profile(capsys, tmp_path):
@@ -104,7 +104,7 @@ def test_jupyter_job_cli_takes_port_and_jump_host_from_the_profile(capsys, tmp_p
     rc = cli_main(["jupyter-job", "--profile", str(path)])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -p 8022 -J gw.example.org $USER@{LOGIN}"' in out
+    assert f'jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -o ExitOnForwardFailure=yes -p 8022 -J gw.example.org $USER@{LOGIN}"' in out
 
 
 def test_jupyter_job_cli_refuses_a_host_with_a_port(capsys):

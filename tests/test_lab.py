@@ -72,7 +72,7 @@ def test_plan_inside_slurm_prints_the_tunnel(tmp_path, monkeypatch):
                  env, token="abc", is_root=True)
     port = int(next(a for a in p.argv if a.startswith("--port=")).split("=")[1])
     assert "--ip=10.1.0.7" in p.argv and "--allow-root" in p.argv
-    assert f"   ssh -N -L 8890:10.1.0.7:{port} jdoe@login.example.org" in p.lines
+    assert f"   ssh -N -L 8890:10.1.0.7:{port} -o ExitOnForwardFailure=yes jdoe@login.example.org" in p.lines
     assert p.url == "http://localhost:8890/lab?token=abc" and "   " + p.url in p.lines
 
 

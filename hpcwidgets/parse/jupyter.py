@@ -19,9 +19,10 @@ from typing import Any
 from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, server_start
 from .script import ParsedScript, Step, read_script
 
-#: the tunnel the job prints: ssh -N -L LOCAL:$jl_host:$jl_port [-p SSH_PORT] [-J JUMP] USER@HOST
-_TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L (\d+):\$jl_host:\$jl_port(?: -p (\d+))?(?: -J ([^\s"]+))? '
-                     r'([^@\s"]+)@([^\s"]+)"?\s*$', re.MULTILINE)
+#: the tunnel the job prints: ssh -N -L LOCAL:$jl_host:$jl_port -o ExitOnForwardFailure=yes [-p SSH_PORT] [-J JUMP]
+#: USER@HOST (a job written before the -o was added has none)
+_TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L ([0-9]+):\$jl_host:\$jl_port(?: -o ExitOnForwardFailure=yes)?'
+                     r'(?: -p ([0-9]+))?(?: -J ([^\s"]+))? ([^@\s"]+)@([^\s"]+)"?\s*$', re.MULTILINE)
 _PORTS = re.compile(r'port "\$jl_addr" (\d+) (\d+)\)')
 _HELPER = re.compile(r"^jl_helper=\S", re.MULTILINE)
 

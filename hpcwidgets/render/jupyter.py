@@ -7,6 +7,8 @@ At run time, on the node, the script:
 * makes a private runtime directory under ``${TMPDIR:-/tmp}`` with ``mktemp -d`` (mode 0700), points
   ``XDG_RUNTIME_DIR`` and ``JUPYTER_RUNTIME_DIR`` there and removes it on exit, and at once on
   scancel or the time limit (before JupyterLab has finished stopping, so Slurm's SIGKILL cannot skip it);
+  Apptainer gets it bound in, and ch-run, which shows the host's ``${TMPDIR:-/tmp}`` at the container's
+  ``/tmp``, is given its path there;
 * makes a random token with Python's :mod:`secrets`, kept in a 0600 file in that directory and printed
   to the log; it reaches JupyterLab through the ``JUPYTER_TOKEN`` environment variable, which only
   the owner can read, never through the command line, which ``ps`` shows to every user of the node;
@@ -17,8 +19,10 @@ At run time, on the node, the script:
   JupyterLab in the background with ``--ServerApp.port_retries=0``;
 * waits until JupyterLab has written its server file for that port and the port accepts connections;
   when another program took the port in between (JupyterLab stops), it picks another port, up to 3 tries;
-* only then prints ``ssh -N -L LOCAL:ADDRESS:PORT …`` (with ``-p`` and ``-J`` when the login node needs them)
-  and the URL.
+* only then prints ``ssh -N -L LOCAL:ADDRESS:PORT -o ExitOnForwardFailure=yes …`` (with ``-p`` and ``-J`` when
+  the login node needs them) and the URL, saying that these are the lines to use (JupyterLab's own log lines
+  name the node's address and 127.0.0.1, which the laptop cannot open) and what to do when the laptop's port
+  is taken.
 
 The body is the template ``templates/jupyter.sh.j2`` around values quoted by the contract in
 :mod:`hpcwidgets.render.quote`; the whole script is assembled by :func:`~hpcwidgets.render.script.render_script`.
@@ -31,6 +35,7 @@ import posixpath
 import re
 from pathlib import Path
 
+from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun, env_prefix
 from ..spec.charliecloud import ChRun
 from ..spec.common import Bind
@@ -46,14 +51,18 @@ ADDRESS = "$jl_addr"
 HOST = "$jl_host"
 PORT = "$jl_port"
 TOKEN = "$jl_token"
+#: where the private runtime folder is made: the node-local temporary folder, which ch-run also shows at /tmp
+RUNTIME_BASE = "${TMPDIR:-/tmp}"
 
 
 def tunnel_command(node: str, port: int | str, login_host: str, user: str, local_port: int | str = 8888, *,
                    login_port: int | None = None, jump_host: str = "") -> str:
-    """``ssh -N -L LOCAL:NODE:PORT [-p SSH_PORT] [-J JUMP] USER@LOGIN``: run on the laptop, forwards
-    ``localhost:LOCAL`` to the node. ``-p`` and ``-J`` appear only when set, for sites whose login node
-    listens on another port or is reached through a gateway."""
-    words = ["ssh", "-N", "-L", f"{local_port}:{node}:{port}"]
+    """``ssh -N -L LOCAL:NODE:PORT -o ExitOnForwardFailure=yes [-p SSH_PORT] [-J JUMP] USER@LOGIN``: run on the
+    laptop, forwards ``localhost:LOCAL`` to the node. ``ExitOnForwardFailure`` makes ssh stop with an error when
+    LOCAL is taken on the laptop; by default it keeps running without the forward, and the browser reaches
+    whatever holds LOCAL (often a Jupyter of the laptop's own). ``-p`` and ``-J`` appear only when set, for sites
+    whose login node listens on another port or is reached through a gateway."""
+    words = ["ssh", "-N", "-L", f"{local_port}:{node}:{port}", "-o", "ExitOnForwardFailure=yes"]
     if login_port is not None:
         words += ["-p", str(int(login_port))]
     if jump_host:
@@ -100,11 +109,20 @@ def notebook_dir(j: JupyterJob) -> str:
     return j.notebook_dir
 
 
+def _seen_by_ch_run(path_in_runtime: str = "") -> Verbatim:
+    """The runtime folder (with ``path_in_runtime`` appended) as ch-run's container sees it, as one shell word.
+    ch-run binds the host's ``${TMPDIR:-/tmp}``, where the folder is made, at the container's /tmp (and unsets
+    TMPDIR there), so the host's $TMPDIR/jupyter.XXXX is /tmp/jupyter.XXXX inside."""
+    return Verbatim(f'"/tmp/${{jl_runtime##*/}}{path_in_runtime}"')
+
+
 def _env_prefix(j: JupyterJob) -> list[tuple[str, str]]:
-    pairs = [("JUPYTER_TOKEN", TOKEN)]
+    pairs: list[tuple[str, str]] = [("JUPYTER_TOKEN", TOKEN)]
     c = j.container
     # (ch-run refuses to start without $USER in its environment: the script exports it, filled in when unset)
-    if isinstance(c, ApptainerRun) and (c.cleanenv or c.containall):
+    if isinstance(c, ChRun):
+        pairs += [("XDG_RUNTIME_DIR", _seen_by_ch_run()), ("JUPYTER_RUNTIME_DIR", _seen_by_ch_run("/jupyter"))]
+    elif isinstance(c, ApptainerRun) and (c.cleanenv or c.containall):
         # a clean environment drops host variables; the prefixed copies are set inside the container
         prefix = env_prefix(c.binary)
         pairs += [(prefix + "JUPYTER_TOKEN", TOKEN), (prefix + "XDG_RUNTIME_DIR", RUNTIME),
@@ -139,19 +157,12 @@ def start_command(j: JupyterJob) -> str:
     return " \\\n  ".join(env + [command_line(c, env_prefix=False, indent="    ")])
 
 
-def runtime_base(j: JupyterJob) -> str:
-    """Where the private runtime directory is made: node-local ``$TMPDIR``, or ``/tmp`` for ch-run (shared with it)."""
-    if j.container is not None and not isinstance(j.container, ApptainerRun):
-        return "/tmp"
-    return "${TMPDIR:-/tmp}"
-
-
 def jupyter_block(j: JupyterJob) -> str:
     """The script body (everything after the prologue) as shell text."""
     return fill_template(
         "jupyter.sh.j2",
         first_line=FIRST_LINE,
-        runtime_base=runtime_base(j),
+        runtime_base=RUNTIME_BASE,
         helper=quote(j.helper_python),
         port_min=int(j.port_min),
         port_max=int(j.port_max),

@@ -31,20 +31,68 @@ ALLOW_ROOT = Verbatim('${jl_extra[@]+"${jl_extra[@]}"}')
 #: the first line of the job's own commands: a script read back keeps what comes before it as set-up lines
 FIRST_LINE = "# --- Private files: only you can read what this job writes (its log will hold the token) ---"
 
+_ADDRESS = "the job listens on one address of the node that the login node can reach, and prints the tunnel to it"
+_PORT = "the job picks a free port from port_min..port_max"
+_RETRIES = "the job sets port_retries=0 so the printed tunnel points at the real port"
+_TOKEN = "the job makes a random token when it starts"
+_FOLDER = "use the notebook_dir field"
 #: extra arguments the job sets itself: a person's value would contradict the printed tunnel or leak the token
+#: (JupyterLab 3 and later read the NotebookApp spellings too, as the older servers' names for the same settings)
 RESERVED_ARGS = {
-    "--ip": "the job listens on one address of the node that the login node can reach, and prints the tunnel to it",
-    "--ServerApp.ip": "the job listens on one address of the node that the login node can reach, and prints the tunnel to it",
-    "--port": "the job picks a free port from port_min..port_max",
-    "--ServerApp.port": "the job picks a free port from port_min..port_max",
-    "--ServerApp.port_retries": "the job sets port_retries=0 so the printed tunnel points at the real port",
-    "--port-retries": "the job sets port_retries=0 so the printed tunnel points at the real port",
-    "--IdentityProvider.token": "the job makes a random token when it starts",
-    "--ServerApp.token": "the job makes a random token when it starts",
-    "--NotebookApp.token": "the job makes a random token when it starts",
-    "--notebook-dir": "use the notebook_dir field",
-    "--ServerApp.root_dir": "use the notebook_dir field",
+    "--ip": _ADDRESS, "--ServerApp.ip": _ADDRESS, "--NotebookApp.ip": _ADDRESS,
+    "--port": _PORT, "--ServerApp.port": _PORT, "--NotebookApp.port": _PORT,
+    "--port-retries": _RETRIES, "--ServerApp.port_retries": _RETRIES, "--NotebookApp.port_retries": _RETRIES,
+    "--IdentityProvider.token": _TOKEN, "--ServerApp.token": _TOKEN, "--NotebookApp.token": _TOKEN,
+    "--notebook-dir": _FOLDER, "--ServerApp.root_dir": _FOLDER, "--NotebookApp.notebook_dir": _FOLDER,
 }
+
+_CROSS_ORIGIN = ("it lets web pages of other sites use the server through your browser, with your token; the "
+                 "tunnel's http://localhost address needs no such permission")
+#: settings that weaken the server or take it off the port the job waits on, with the value that leaves them off
+#: (Jupyter's default: the setting does no harm then) and why any other value is refused
+_UNSAFE_SETTINGS = {
+    "disable_check_xsrf": (("false", "0"), "it turns off Jupyter's protection against cross-site request forgery: "
+                                           "a web page open in your browser could then send the server requests as "
+                                           "you, and run code"),
+    "allow_origin": (("",), _CROSS_ORIGIN),
+    "allow_origin_pat": (("",), _CROSS_ORIGIN),
+    "sock": (("",), "the server would listen on a Unix socket instead of the port the job waits on and the tunnel "
+                    "forwards to, so the job would give up after its wait and stop it"),
+}
+_UNSAFE_ARGS = {f"--{app}.{trait}": rule for trait, rule in _UNSAFE_SETTINGS.items()
+                for app in ("ServerApp", "NotebookApp")}
+
+#: Apptainer options that run the container in a network namespace of its own (--network and --network-args
+#: only configure the one --net makes; --netns-path joins an existing one)
+_OWN_NETWORK = ("-n", "--net", "--network", "--network-args", "--netns-path")
+
+
+def _extra_arg_problems(args: tuple[str, ...]) -> list[str]:
+    """Why each of JupyterLab's extra arguments ``args`` cannot be used in the job: the settings the job makes
+    itself, and those that weaken the server (unless given their harmless default, e.g.
+    ``--ServerApp.disable_check_xsrf=False``). A setting's value may follow as the next word, as traitlets reads it."""
+    out = []
+    for i, arg in enumerate(args):
+        key, eq, value = arg.partition("=")
+        if key in RESERVED_ARGS:
+            out.append(f"remove {arg!r}: {RESERVED_ARGS[key]}")
+        elif key in _UNSAFE_ARGS:
+            if not eq and i + 1 < len(args) and not args[i + 1].startswith("-"):
+                value, arg = args[i + 1], f"{arg} {args[i + 1]}"
+            harmless, why = _UNSAFE_ARGS[key]
+            if value.strip("'\"").lower() not in harmless:
+                out.append(f"remove {arg!r}: {why}")
+    return out
+
+
+def _own_network_option(extra: tuple[str, ...]) -> str:
+    """The first of Apptainer's ``extra`` options that gives the container a network of its own, or ""."""
+    for word in extra:
+        name, eq, value = word.partition("=")
+        if name in _OWN_NETWORK and not (name in ("-n", "--net") and eq and value.lower() in ("false", "0")):
+            return word
+    return ""
+
 
 #: what starts a Jupyter server: ``jupyter lab|notebook|server``, ``jupyter-lab`` …, ``python -m jupyterlab`` …
 _JUPYTER_SUBCOMMANDS = ("lab", "notebook", "server", "nbclassic")
@@ -188,12 +236,9 @@ class JupyterJob(Spec):
             elif isinstance(value, str) and value.startswith("~") and not self.field_spec(name).info.path:
                 # (a path field's ~ is reported by the generic check)
                 out.append(Problem(name, f"'~' is not expanded here; write $HOME{value[1:]} instead"))
-        for arg in self.extra_args if isinstance(self.extra_args, tuple) else ():
-            if not isinstance(arg, str):
-                continue
-            key = arg.split("=", 1)[0]
-            if key in RESERVED_ARGS:
-                out.append(Problem("extra_args", f"remove {arg!r}: {RESERVED_ARGS[key]}"))
+        if isinstance(self.extra_args, tuple):
+            args = tuple(a for a in self.extra_args if isinstance(a, str))
+            out += [Problem("extra_args", message) for message in _extra_arg_problems(args)]
         out += self._job_checks()
         out += self._container_checks()
         return out
@@ -231,14 +276,21 @@ class JupyterJob(Spec):
         if isinstance(c, ApptainerRun):
             if c.action != "exec":
                 out.append(Problem("container.action", f"use exec, not {c.action}: the job runs jupyter lab in the image"))
+            own_network = _own_network_option(c.extra if isinstance(c.extra, tuple) else ())
+            if own_network:
+                out.append(Problem("container.extra", f"remove {own_network!r}: it runs the container in a network of "
+                                                      "its own, where the node's address that the tunnel names does "
+                                                      "not exist, so JupyterLab cannot listen on it; without it the "
+                                                      "container shares the node's network"))
             hidden_home = c.hides_home
             if hidden_home and self.notebook_dir.startswith(("$HOME", "${HOME}")) and not _bound(c, self.notebook_dir):
                 out.append(Problem("notebook_dir", f"{self.notebook_dir!r} is not visible in the container "
                                                    "(--no-home/--contain hide $HOME); add a bind for it"))
         else:
             if c.private_tmp:
-                out.append(Problem("container.private_tmp", "the job keeps its runtime files in the host's /tmp; "
-                                                            "drop --private-tmp so JupyterLab can use them"))
+                out.append(Problem("container.private_tmp", "the job keeps its runtime files in the folder ch-run "
+                                                            "shares at the container's /tmp (the host's $TMPDIR, or "
+                                                            "/tmp); drop --private-tmp so JupyterLab can use them"))
             folder = self.notebook_dir
             if folder.startswith(("$HOME", "${HOME}")):
                 if not c.home and not _bound(c, folder):

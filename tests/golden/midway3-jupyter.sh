@@ -227,15 +227,18 @@ for ((jl_try = 1; ; jl_try++)); do
 done
 
 # --- It answers: how to reach it, printed to this job's log ---
-jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port $USER@midway3.rcc.uchicago.edu"
+jl_tunnel="ssh -N -L 8888:$jl_host:$jl_port -o ExitOnForwardFailure=yes $USER@midway3.rcc.uchicago.edu"
 jl_url="http://localhost:8888/lab?token=$jl_token"
 printf '%s\n' \
   "JupyterLab is ready on node $jl_node, address $jl_addr, port $jl_port (job ${SLURM_JOB_ID:-not under Slurm})." \
+  "Use the two lines below: the http:// addresses JupyterLab printed above (the node's address, 127.0.0.1) do not" \
+  "open from your computer." \
   "1. On your own computer, open the tunnel and leave it running:" \
   "   $jl_tunnel" \
   "2. Then open this address in your browser:" \
   "   $jl_url" \
-  "If port 8888 is busy on your computer, replace 8888 in both lines by another number." \
+  "If ssh stops at once with 'Address already in use', port 8888 is taken on your computer (often by a" \
+  "Jupyter of its own): replace 8888 in both lines by another number from 1024 to 65535." \
   "The token is also in $jl_token_file while the job runs. Stop the server with: scancel ${SLURM_JOB_ID:-JOBID}"
 
 jl_status=0
