@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: venv lab test test-fast check bench cluster cluster-down handouts slides clean help
 
 help:
-	@echo "make lab      set up .venv and start JupyterLab on the lessons (prints the URL, and the tunnel on a compute node)"
+	@echo "make lab      set up .venv and start JupyterLab on the lessons (prints the URL; in a Slurm job, LOGIN_HOST=HOST adds the tunnel)"
 	@echo "make test     every test (unit, property, notebooks, real Slurm/Charliecloud/browser when present)"
 	@echo "make bench    benchmarks, printed as tables"
 	@echo "make cluster  start the practice Slurm cluster on this machine (root, Debian/Ubuntu)"
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lab: venv
-	$(BIN)/python -m hpcwidgets.run.lab --notebook-dir notebooks
+	$(BIN)/python -m hpcwidgets.run.lab --notebook-dir notebooks $(if $(LOGIN_HOST),--login-host '$(LOGIN_HOST)')
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,10 +1,21 @@
-"""``hpcwidgets workshop build [--check]`` and ``hpcwidgets workshop check [--jobs N] [--only PATTERN]``."""
+"""``hpcwidgets workshop build [--check | --force]``, ``hpcwidgets workshop reset NAME…`` and
+``hpcwidgets workshop check [--jobs N] [--only PATTERN]``.
+
+Learners answer in ``exercises/``: ``build`` rewrites the notebooks that are out of date with ``solutions/``
+and leaves the ones holding a learner's edits alone (``--force`` replaces them too, keeping each as a
+``.bak``); ``reset`` gives one learner a fresh copy of one exercise, keeping theirs the same way.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from ..exercises.build import BuildResult
 
 
 def _root(value: str | None) -> Path:
@@ -25,12 +36,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     fam.required = True
     b = fam.add_parser("build", help="write exercises/ from solutions/", formatter_class=_Formatter,
                        description="Write exercises/NAME.ipynb for every solutions/NAME.ipynb: solution regions "
-                                   "become raise NotImplementedError(hint), outputs are cleared.",
+                                   "become raise NotImplementedError(hint), outputs are cleared. A notebook "
+                                   "holding a learner's answers is left as it is (exit 1) unless --force.",
                        epilog=_examples_epilog(["hpcwidgets workshop build",
                                                 "hpcwidgets workshop build --check   # exit 1 when exercises/ is stale"]))
-    b.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the stale files if any")
+    mode = b.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="write nothing; exit 1 and list the notebooks that are out of date or hold a learner's answers")
+    mode.add_argument("--force", action="store_true",
+                      help="also replace the notebooks that hold a learner's edits, keeping each as NAME.ipynb.bak")
     b.add_argument("--root", metavar="DIR", help="folder holding solutions/ and exercises/ (default: the checkout)")
     b.set_defaults(handler=run_build)
+    r = fam.add_parser("reset", help="give one exercise notebook back its fresh state", formatter_class=_Formatter,
+                       description="Write exercises/NAME.ipynb afresh from solutions/NAME.ipynb, for a learner who "
+                                   "wants to start an exercise again. When they changed it, their version is kept as "
+                                   "NAME.ipynb.bak (or .bak.1 …, never over an earlier backup).",
+                       epilog=_examples_epilog(["hpcwidgets workshop reset ex07",
+                                                "hpcwidgets workshop reset ex07 ex10 --root ~/workshop"]))
+    r.add_argument("names", nargs="+", metavar="NAME",
+                   help="the exercise: its number (ex07), its name, or the path of its notebook")
+    r.add_argument("--root", metavar="DIR", help="folder holding solutions/ and exercises/ (default: the checkout)")
+    r.set_defaults(handler=run_reset)
     c = fam.add_parser("check", help="execute solutions, exercises and lessons", formatter_class=_Formatter,
                        description="Run every solution over its parameter matrix (papermill), every exercise "
                                    "(it must stop only at an unsolved task) and nbval on notebooks/, in parallel.",
@@ -49,21 +75,60 @@ def run_build(args: argparse.Namespace) -> int:
     from ..exercises.build import build
     root = _root(args.root)
     _refuse_special_targets(root)
-    result = build(root / "solutions", root / "exercises", check=args.check)
+    result = build(root / "solutions", root / "exercises", check=args.check, force=args.force)
     for path in result.extra:
         print(f"note: {path} has no solution notebook (remove it or add solutions/{path.name})", file=sys.stderr)
     if args.check:
         if result.stale:
-            print("exercises/ is stale; run `hpcwidgets workshop build`:", file=sys.stderr)
+            print(f"exercises/ is stale: out of date with solutions/, no learner's answers in them; run "
+                  f"`{_command(args, 'build')}`:", file=sys.stderr)
             for path in result.stale:
                 print(f"  {path}", file=sys.stderr)
+        _report_edited(args, result.edited)
+        if result.stale or result.edited:
             return 1
         print(f"exercises/ is up to date ({len(result.unchanged)} notebooks)")
         return 0
-    for path in result.written:
-        print(f"wrote {path}")
-    print(f"{len(result.written)} written, {len(result.unchanged)} unchanged")
+    _report_written(result)
+    _report_edited(args, result.edited)
+    print(f"{len(result.written)} written, {len(result.unchanged)} unchanged"
+          + (f", {len(result.edited)} kept (a learner's answers)" if result.edited else ""))
+    return 1 if result.edited else 0
+
+
+def run_reset(args: argparse.Namespace) -> int:
+    from ..exercises.build import build
+    root = _root(args.root)
+    _refuse_special_targets(root)
+    result = build(root / "solutions", root / "exercises", force=True, only=args.names)
+    _report_written(result)
+    for path in result.unchanged:
+        print(f"{path} is fresh already")
     return 0
+
+
+def _report_written(result: BuildResult) -> None:
+    saved = dict(result.backups)
+    for path in result.written:
+        print(f"wrote {path}" + (f" (the learner's version is kept as {saved[path].name})" if path in saved else ""))
+
+
+def _report_edited(args: argparse.Namespace, edited: Sequence[Path]) -> None:
+    """Which notebooks hold a learner's answers, and the commands that replace them, keeping a backup."""
+    if not edited:
+        return
+    print("exercises/ has a learner's answers in these (their cells differ from what the build wrote, or they "
+          f"carry no record of it), which `{_command(args, 'build')}` leaves alone; to give one a fresh copy and "
+          "keep the learner's as NAME.ipynb.bak:", file=sys.stderr)
+    for path in edited:
+        print(f"  {path}    {_command(args, 'reset', path.stem)}", file=sys.stderr)
+    print(f"  (all of them at once: {_command(args, 'build', '--force')})", file=sys.stderr)
+
+
+def _command(args: argparse.Namespace, action: str, *words: str) -> str:
+    """The command line to suggest, with the same --root as this one."""
+    root = f" --root {shlex.quote(args.root)}" if args.root else ""
+    return " ".join(["hpcwidgets workshop", action, *words]) + root
 
 
 def _refuse_special_targets(root: Path) -> None:

@@ -6,16 +6,25 @@ and become the message of the ``raise NotImplementedError(…)`` that replaces t
 region's indentation). Outputs and execution counts are cleared, metadata is kept, and the JSON is
 written deterministically (sorted keys, one-space indent, a final newline) so that
 ``build --check`` can compare files byte for byte.
+
+Learners answer in ``exercises/``, so a build never replaces their work unasked. Each exercise records a
+digest of its cells as built (``metadata.hpcwidgets.built_cells``: the cells' types and sources, what a
+learner types; JupyterLab keeps notebook metadata when it saves). A notebook that differs from the fresh
+build is rewritten when its cells are still the ones recorded (``solutions/`` changed since) or already
+the fresh ones (only outputs differ); otherwise it holds a learner's edits and is replaced only with
+``force``, which first keeps it as ``NAME.ipynb.bak`` (or ``.bak.1`` …, never over an earlier backup).
+A notebook without a record, or not readable as one, cannot be told apart and is treated as edited.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import HpcWidgetsError
 from ..files import write_file
@@ -25,6 +34,8 @@ END = "# END SOLUTION"
 HINT = "# HINT:"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 DEFAULT_HINT = "write your answer here"
+#: the key under the notebook's ``metadata.hpcwidgets`` where the build records the digest of the cells it wrote
+RECORD = "built_cells"
 
 
 class NotebookFormatError(HpcWidgetsError, ValueError):
@@ -35,7 +46,9 @@ class NotebookFormatError(HpcWidgetsError, ValueError):
 class BuildResult:
     written: tuple[Path, ...]
     unchanged: tuple[Path, ...]
-    stale: tuple[Path, ...]       # with check=True: files that differ or are missing
+    stale: tuple[Path, ...]       # with check=True: missing, or out of date with solutions/ and holding no edits
+    edited: tuple[Path, ...]      # holding a learner's edits and left as they are (with check=True, or without force)
+    backups: tuple[tuple[Path, Path], ...]  # with force: (notebook, where the learner's version was kept)
     extra: tuple[Path, ...]       # exercises without a solution
 
 
@@ -111,7 +124,32 @@ def exercise_from_solution(nb: dict[str, Any], where: str = "") -> dict[str, Any
     meta["kernelspec"] = dict(KERNELSPEC)
     meta.pop("papermill", None)
     meta.pop("widgets", None)
+    own = meta.setdefault("hpcwidgets", {})
+    if not isinstance(own, dict):
+        raise NotebookFormatError(f"{where}: metadata.hpcwidgets must be an object ({{\"matrix\": [...]}})")
+    own[RECORD] = cells_digest(out)
     return out
+
+
+def cells_digest(nb: dict[str, Any]) -> str:
+    """SHA-256 of the cells' types and sources, in order: what a learner changes when answering (outputs,
+    cell ids and metadata, which running or saving a notebook changes, are left out)."""
+    cells = [[cell.get("cell_type", ""), _source(cell)] for cell in nb.get("cells", [])]
+    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def holds_edits(text: str, fresh: dict[str, Any]) -> bool:
+    """Whether the exercise notebook ``text`` holds a learner's edits that replacing it with ``fresh`` would lose:
+    its cells are neither the fresh ones nor the ones its build recorded. A file that is not a notebook, or
+    one without a record (written by hand or by an older build), cannot be told apart: it counts as edited."""
+    try:
+        nb = json.loads(text)
+        digest = cells_digest(nb)
+        if digest == fresh["metadata"]["hpcwidgets"][RECORD]:
+            return False
+        return digest != nb["metadata"]["hpcwidgets"][RECORD]
+    except (ValueError, LookupError, AttributeError, TypeError):
+        return True
 
 
 def dumps(nb: dict[str, Any]) -> str:
@@ -126,29 +164,54 @@ def load(path: Path) -> dict[str, Any]:
         raise NotebookFormatError(f"{path}: not valid notebook JSON: {exc.msg} (line {exc.lineno})") from None
 
 
-def build(solutions: Path, exercises: Path, *, check: bool = False) -> BuildResult:
-    """Write (or, with ``check``, only compare) ``exercises/NAME.ipynb`` for every solution."""
+def build(solutions: Path, exercises: Path, *, check: bool = False, force: bool = False,
+          only: Sequence[str] = ()) -> BuildResult:
+    """Write (or, with ``check``, only compare) ``exercises/NAME.ipynb`` for every solution, or for the ones
+    ``only`` names (see :func:`select`). A notebook holding a learner's edits is left as it is unless ``force``,
+    and then kept as a backup first."""
     solutions, exercises = Path(solutions), Path(exercises)
     sources = sorted(solutions.glob("*.ipynb"))
     if not sources:
         raise HpcWidgetsError(f"no solution notebooks in {solutions}")
-    written, unchanged, stale = [], [], []
-    for src in sources:
-        text = dumps(exercise_from_solution(load(src), str(src)))
+    written, unchanged, stale, edited, backups = [], [], [], [], []
+    for src in select(sources, only) if only else sources:
+        fresh = exercise_from_solution(load(src), str(src))
+        text = dumps(fresh)
         target = exercises / src.name
-        current = target.read_text(encoding="utf-8") if target.exists() else None
+        current = target.read_bytes().decode("utf-8", "replace") if target.exists() else None
         if current == text:
             unchanged.append(target)
             continue
-        if check:
-            stale.append(target)
+        learners = current is not None and holds_edits(current, fresh)
+        if check or (learners and not force):
+            (edited if learners else stale).append(target)
             continue
-        # generated from the solution (the single source): replaced whole, atomically, never over a device or pipe
-        write_file(target, text, force=True)
+        # atomically, never over a device or pipe; a learner's version is kept under a name that was free
+        saved = write_file(target, text, force=True, backup=learners).backup
         written.append(target)
+        if saved is not None:
+            backups.append((target, saved))
     names = {s.name for s in sources}
     extra = tuple(p for p in sorted(exercises.glob("*.ipynb")) if p.name not in names)
-    return BuildResult(tuple(written), tuple(unchanged), tuple(stale), extra)
+    return BuildResult(tuple(written), tuple(unchanged), tuple(stale), tuple(edited), tuple(backups), extra)
+
+
+def select(sources: Sequence[Path], names: Sequence[str]) -> list[Path]:
+    """The solution notebooks that ``names`` pick, each by its number (``ex07``), its name with or without
+    ``.ipynb``, or the path of its exercise; HpcWidgetsError naming the choices for a name that picks none
+    or several."""
+    chosen: list[Path] = []
+    for name in names:
+        key = Path(name).name.removesuffix(".ipynb")
+        hits = [s for s in sources if s.stem == key or s.stem.startswith(key + "-")]
+        if len(hits) > 1:
+            raise HpcWidgetsError(f"{name!r} names several exercises ({', '.join(s.stem for s in hits)}); "
+                                  "give more of the name")
+        if not hits:
+            raise HpcWidgetsError(f"there is no exercise {name!r}; name one of {', '.join(s.stem for s in sources)} "
+                                  f"(the part before the first '-' will do, e.g. {sources[0].stem.split('-')[0]})")
+        chosen += [hit for hit in hits if hit not in chosen]
+    return chosen
 
 
 _NUMBERED = re.compile(r"ex\d\d-[a-z0-9-]+\.ipynb")

@@ -12,8 +12,18 @@ line is visible to every user of the machine). When stdout or stderr is a file (
 job), it is made private before the token is printed. ``port_retries=0``: if the port were taken, JupyterLab
 stops instead of moving to another port than the one printed.
 
+Options cannot be given through make, so the Makefile passes the make variable ``LOGIN_HOST`` as
+``--login-host`` (``make lab LOGIN_HOST=HOST``); inside a job without a login host, the advice printed
+names that form when make started this (make marks the commands it runs with ``MAKELEVEL``). In a batch
+job there is no terminal to press Ctrl-C in, so the stop advice is ``scancel JOBID`` there.
+
 The address is printed before JupyterLab starts; then this process becomes JupyterLab (``exec``),
-so Ctrl-C and signals go straight to it.
+so Ctrl-C and signals go straight to it. Inside a job JupyterLab gets a private runtime folder, as the
+generated Jupyter job gives it (``mktemp -d`` under ``$TMPDIR``, mode 0700, named by ``XDG_RUNTIME_DIR``
+and ``JUPYTER_RUNTIME_DIR``): the default, ``~/.local/share/jupyter/runtime``, is in the home folder, and
+a full home stops JupyterLab at start ("Disk quota exceeded", lesson 11's table). A small helper process
+removes the folder when JupyterLab ends, and at once on scancel or the time limit (see
+:func:`remove_when_done`).
 """
 
 from __future__ import annotations
@@ -22,9 +32,13 @@ import argparse
 import importlib.util
 import os
 import secrets
+import shutil
+import signal
 import socket
 import stat
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -37,6 +51,8 @@ from . import netcheck
 
 LOCALHOST = "127.0.0.1"
 PREFERRED_PORT = 8888
+#: how often, in seconds, the helper that removes JupyterLab's runtime folder in a job looks whether it has ended
+WATCH_INTERVAL = 1.0
 
 
 class LabError(HpcWidgetsError):
@@ -169,8 +185,9 @@ class LabPlan:
 
 
 def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None = None,
-         is_root: bool | None = None) -> LabPlan:
-    """Decide host, port and messages from the parsed options and the environment."""
+         is_root: bool | None = None, terminal: bool | None = None) -> LabPlan:
+    """Decide host, port and messages from the parsed options and the environment (``terminal``: whether
+    someone can press Ctrl-C, by default whether stdin is a terminal)."""
     folder = Path(args.notebook_dir).expanduser()
     if not folder.is_dir():
         raise LabError(f"notebook directory {str(folder)!r} does not exist; pass an existing folder with --notebook-dir")
@@ -210,19 +227,91 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
                                              jump_host=jump),
                       "2. Then open this address in your browser:", "   " + url]
         else:
-            lines += ["To reach it from your computer, run this again with --login-host HOST (the address you ssh to)",
-                      "or --profile NAME, which then prints the ssh tunnel command. The address, once tunnelled:",
-                      "   " + url]
+            lines += no_login_advice(args.profile, env) + ["The address, once tunnelled:", "   " + url]
     else:
         url = f"http://{LOCALHOST}:{port}/lab?token={token}"
         lines += ["Open this address in your browser:", "   " + url]
-    lines.append("Stop JupyterLab with Ctrl-C.")
+    lines.append(stop_advice(env, sys.stdin.isatty() if terminal is None else terminal))
     return LabPlan(argv, lab_env(token, env), url, lines)
+
+
+def no_login_advice(profile: str, env: Mapping[str, str]) -> list[str]:
+    """How to get the tunnel command printed when no login host is known: ``make lab LOGIN_HOST=HOST`` under
+    make (options cannot be given through it), else ``--login-host HOST``."""
+    lacking = f"The profile {profile} names no login host. " if profile else ""
+    again = ("make lab LOGIN_HOST=HOST" if env.get("MAKELEVEL") else
+             "python -m hpcwidgets.run.lab --login-host HOST   (or --profile NAME, a site profile that names it)")
+    return [f"{lacking}To get the ssh tunnel command for your computer printed here, start it again with the "
+            "login host you ssh to:", "   " + again]
+
+
+def stop_advice(env: Mapping[str, str], terminal: bool) -> str:
+    """How to stop JupyterLab: Ctrl-C in a terminal; in a batch job, which has none, by ending the job."""
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        return "Stop JupyterLab with Ctrl-C."
+    if terminal:
+        return f"Stop JupyterLab with Ctrl-C, or end the whole job with: scancel {job}"
+    return f"Stop JupyterLab by ending the job: scancel {job}"
+
+
+def private_runtime(env: Mapping[str, str]) -> Path:
+    """A new folder for JupyterLab's runtime files that only you can enter (mode 0700), under ``$TMPDIR``
+    (node-local on most clusters) or /tmp, as the generated Jupyter job makes it; ``jupyter`` in it is
+    JupyterLab's ``JUPYTER_RUNTIME_DIR``."""
+    base = env.get("TMPDIR") or ""
+    if not os.path.isdir(base):
+        base = "/tmp"
+    try:
+        runtime = Path(tempfile.mkdtemp(prefix="jupyter.", dir=base))
+        (runtime / "jupyter").mkdir(mode=0o700)
+        return runtime
+    except OSError as exc:
+        raise LabError(f"cannot make JupyterLab's private runtime folder in {base} ({exc.strerror or exc}); set "
+                       "TMPDIR to a folder on this node that you can write to") from None
+
+
+def runtime_env(env: Mapping[str, str], runtime: Path) -> dict[str, str]:
+    """``env`` pointing JupyterLab and its kernels at ``runtime`` (an ``XDG_RUNTIME_DIR`` sbatch copied from
+    the login node often names a folder that does not exist on the compute node)."""
+    return dict(env, XDG_RUNTIME_DIR=str(runtime), JUPYTER_RUNTIME_DIR=str(runtime / "jupyter"))
+
+
+def remove_when_done(runtime: Path) -> None:
+    """Start a helper process that removes ``runtime`` once this process, which is about to become JupyterLab
+    (``exec``), has ended, however it ends (even by SIGKILL).
+
+    Slurm sends SIGTERM to every process of the job on scancel or at the time limit, and SIGKILL a few
+    seconds later: the helper removes the folder at once on SIGTERM, not after JupyterLab has stopped.
+    It ignores Ctrl-C and hang-ups, which a terminal sends it too: JupyterLab decides on those, and the
+    helper follows when JupyterLab ends."""
+    lab_pid = os.getpid()
+    if os.fork():
+        return
+    try:  # the helper: it never returns into the caller's code
+        def remove_now(_signum: int, _frame: object) -> None:
+            shutil.rmtree(runtime, ignore_errors=True)
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, remove_now)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # never keep the job's log or a caller's pipe open
+            os.dup2(quiet, fd)
+        os.close(quiet)
+        while os.getppid() == lab_pid:  # an ended parent leaves its children to another process
+            time.sleep(WATCH_INTERVAL)
+        shutil.rmtree(runtime, ignore_errors=True)
+    finally:
+        os._exit(0)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hpcwidgets.run.lab",
-                                description="Start JupyterLab on the lessons with a random token on a free port.")
+                                description="Start JupyterLab on the lessons with a random token on a free port.",
+                                epilog="Through make, name the login host with a make variable: make lab LOGIN_HOST=HOST "
+                                       "(or set HPCW_PROFILE=NAME for a site profile that names it).")
     p.add_argument("--notebook-dir", default="notebooks", help="folder to open (default: notebooks)")
     p.add_argument("--port", type=int, default=0,
                    help=f"port to listen on (default: {PREFERRED_PORT} if free, else any free port)")
@@ -259,12 +348,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         make_output_private()  # before the token is printed
+        runtime = private_runtime(os.environ) if in_slurm(os.environ) else None
     except HpcWidgetsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("\n".join(p.lines), flush=True)
     sys.stderr.flush()
-    os.execvpe(p.argv[0], p.argv, p.env)
+    env = p.env
+    if runtime is not None:
+        env = runtime_env(p.env, runtime)
+        remove_when_done(runtime)
+    try:
+        os.execvpe(p.argv[0], p.argv, env)
+    except OSError as exc:  # the helper sees this process end and removes the runtime folder
+        print(f"error: cannot start {p.argv[0]}: {exc.strerror or exc}; give a Python that has JupyterLab with "
+              "--python", file=sys.stderr)
+        return 2
     return 0  # not reached: exec replaces this process
 
 
