@@ -11,6 +11,9 @@ Nothing here is needed to use the package; it is the tooling behind ``make slide
 * :func:`check_block` / :func:`check_deck` lint every ``bash`` block with the package's linter
   (job scripts whole, interactive commands also through :func:`hpcwidgets.parse.parse_command`)
   and read every ``dockerfile`` / ``deffile`` block with the package's build-file readers;
+* :func:`site_leftovers` / :func:`diagram_problems` find what the linter cannot in a deck adapted to another
+  site: ``--profile NAME`` of another profile, a hand-written ``ssh -L`` tunnel to another login host than the
+  profile's, diagrams drawn for another profile;
 * :func:`render_diagrams` writes the SVG diagrams from ``slides/diagrams/draw.py`` (plain SVG
   written by Python: no diagram service, no script in the browser);
 * :func:`build` turns the deck into one self-contained HTML file (diagrams inlined as data URIs,
@@ -498,11 +501,141 @@ def _buildfile_problems(block: Block, kind: str) -> list[str]:
 
 
 def check_deck(path: Path | None = None, profile: str | None = None) -> list[str]:
-    """Every problem of every checked block of the deck (``profile``: the deck's, for unmarked blocks)."""
+    """Every problem of the deck (``profile``: the deck's, for unmarked blocks): of every checked block, what
+    it still says for another site (:func:`site_leftovers`), and diagrams next to it that were drawn for
+    another profile (:func:`diagram_problems`)."""
     path = path or SLIDES_DIR / DECK_NAME
+    text = path.read_text(encoding="utf-8")
     out: list[str] = []
-    for block in iter_checked(path.read_text(encoding="utf-8"), profile):
+    for block in iter_checked(text, profile):
         out += check_block(block)
+    out += site_leftovers(text, profile)
+    if (path.parent / "diagrams" / "draw.py").is_file():
+        out += diagram_problems(path.parent, profile)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# what the linter cannot see: words of another site left in the deck
+# ------------------------------------------------------------------------------------------------
+#: ``--profile NAME`` in a command or a sentence (a placeholder such as ``<site>`` or ``$P`` is not a name)
+_PROFILE_OPTION = re.compile(r"--profile[ =](?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)")
+#: ssh options that take a value (ssh(1)); the first word that is neither one of them, nor their value, nor a
+#: flag is the destination
+_SSH_VALUE_OPTIONS = set("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def site_leftovers(text: str, profile: str | None = None) -> list[str]:
+    """What the deck says for another site than ``profile`` (default :data:`DEFAULT_PROFILE`) where the
+    linter does not look: ``--profile NAME`` naming another profile (in a hand-written block, the block's own
+    profile; anywhere else, the deck's), and a hand-written tunnel ``ssh -L … user@HOST`` whose HOST is not the
+    profile's login host. Generated blocks are left out: they are made from the profile."""
+    from .profiles import load_profile
+    deck_profile = profile or DEFAULT_PROFILE
+    names = {deck_profile: _profile_names(deck_profile)}
+    out: list[tuple[int, str]] = []  # (line, problem), to report them in the deck's order
+    blocks = code_blocks(text, profile)
+    for block in blocks:
+        if block.kind in GENERATED:
+            continue
+        names.setdefault(block.profile, _profile_names(block.profile))
+        for m in _PROFILE_OPTION.finditer(block.body):
+            if m.group("name") not in names[block.profile]:
+                line = block.line + block.body.count("\n", 0, m.start()) + 1
+                out.append((line, _other_profile(line, m.group("name"), block.profile)))
+        if block.lang == "bash":
+            out += _tunnel_problems(block, load_profile(block.profile))
+    prose = text
+    for block in reversed(blocks):  # blank the blocks out, keeping the line numbers of the rest
+        prose = prose[:block.start] + re.sub(r"[^\n]", " ", prose[block.start:block.end]) + prose[block.end:]
+    for m in _PROFILE_OPTION.finditer(prose):
+        if m.group("name") not in names[deck_profile]:
+            line = prose.count("\n", 0, m.start()) + 1
+            out.append((line, _other_profile(line, m.group("name"), deck_profile)))
+    return [problem for _, problem in sorted(out)]
+
+
+def _profile_names(profile: str) -> set[str]:
+    """The words that name ``profile`` after ``--profile``: as given (a name or a .toml path) and its name."""
+    from .profiles import load_profile
+    return {profile, load_profile(profile).name}
+
+
+def _other_profile(line: int, name: str, profile: str) -> str:
+    return (f"{DECK_NAME}:{line}: --profile {name} names another site than the one the deck is checked against; "
+            f"write --profile {profile} (a sentence about another site on purpose can name it without --profile)")
+
+
+def _tunnel_problems(block: Block, site: Any) -> list[tuple[int, str]]:
+    """A hand-written ``ssh … -L …`` whose destination is not the profile's login host (directly or as a jump
+    host): the tunnel learners type on their laptop must reach the site the deck is built for."""
+    from .parse import read_script
+    out = []
+    login = site.login_host.lower().rstrip(".")
+    for cmd in read_script(block.body).lexed.code:
+        if cmd.kind != "simple" or not cmd.words or cmd.words[0].value != "ssh":
+            continue
+        forwards, jumps, destination = _read_ssh([w.value for w in cmd.words[1:]])
+        if not forwards or not destination or "$" in destination:
+            continue
+        host = _ssh_host(destination)
+        line = block.line + cmd.line
+        if not login:
+            out.append((line, f"{DECK_NAME}:{line}: the tunnel goes to {host}, and profile {site.name} names no "
+                              "login host to check it against; set login_host in the profile"))
+        elif login != host and login not in {_ssh_host(j) for j in jumps}:
+            out.append((line, f"{DECK_NAME}:{line}: the tunnel goes to {host}, not to {site.name}'s login host "
+                              f"{site.login_host}; write the destination as USER@{site.login_host}"))
+    return out
+
+
+def _read_ssh(args: Sequence[str]) -> tuple[list[str], list[str], str]:
+    """``ssh`` arguments → (the ``-L`` forwards, the ``-J`` hops, the destination or "")."""
+    forwards: list[str] = []
+    jumps: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            i += 1
+            break
+        if not word.startswith("-") or word == "-":
+            break
+        for j, letter in enumerate(word[1:], start=1):
+            if letter in _SSH_VALUE_OPTIONS:
+                value = word[j + 1:]
+                if not value and i + 1 < len(args):
+                    i += 1
+                    value = args[i]
+                if letter == "L":
+                    forwards.append(value)
+                elif letter == "J":
+                    jumps += value.split(",")
+                break
+        i += 1
+    return forwards, jumps, args[i] if i < len(args) else ""
+
+
+def _ssh_host(destination: str) -> str:
+    """``[ssh://][user@]host[:port]`` → ``host`` (lower case, no trailing dot)."""
+    rest = destination.removeprefix("ssh://").rpartition("@")[2]
+    if rest.startswith("["):
+        rest = rest[1:].partition("]")[0]
+    elif rest.count(":") == 1:
+        rest = rest.partition(":")[0]
+    return rest.lower().rstrip(".")
+
+
+def diagram_problems(slides_dir: Path, profile: str | None = None) -> list[str]:
+    """Diagrams in ``slides_dir/diagrams`` that are not what ``draw.py`` draws for ``profile`` (drawn for
+    another site, or edited since)."""
+    out = []
+    for name, svg in render_diagrams(slides_dir, profile=profile, write=False).items():
+        target = slides_dir / "diagrams" / f"{name}.svg"
+        if not target.is_file() or target.read_text(encoding="utf-8") != svg:
+            option = f" --profile {profile}" if profile else ""
+            out.append(f"diagrams/{name}.svg is not what diagrams/draw.py draws for {profile or DEFAULT_PROFILE}; "
+                       f"redraw it with: python -m hpcwidgets.slides diagrams{option}")
     return out
 
 
@@ -564,8 +697,11 @@ def _n(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
 
 
-def render_diagrams(slides_dir: Path | None = None, *, write: bool = True) -> dict[str, str]:
-    """Run ``slides/diagrams/draw.py`` and (when ``write``) save each drawing as ``slides/diagrams/NAME.svg``."""
+def render_diagrams(slides_dir: Path | None = None, *, write: bool = True,
+                    profile: str | None = None) -> dict[str, str]:
+    """Run ``slides/diagrams/draw.py`` and (when ``write``) save each drawing as ``slides/diagrams/NAME.svg``.
+    Each drawing is given the deck's profile (default :data:`DEFAULT_PROFILE`), so what it shows of a site
+    (the image's path, the nodes and GPUs of the two-node job) is that site's."""
     slides_dir = slides_dir or SLIDES_DIR
     source = slides_dir / "diagrams" / "draw.py"
     if not source.is_file():
@@ -573,8 +709,8 @@ def render_diagrams(slides_dir: Path | None = None, *, write: bool = True) -> di
     namespace = runpy.run_path(str(source))
     drawings = namespace.get("DIAGRAMS")
     if not isinstance(drawings, dict):
-        raise SlidesError(f"{source} must define DIAGRAMS = {{name: function returning an Svg}}")
-    out = {name: make().to_string() for name, make in drawings.items()}
+        raise SlidesError(f"{source} must define DIAGRAMS = {{name: function(profile) returning an Svg}}")
+    out = {name: make(profile or DEFAULT_PROFILE).to_string() for name, make in drawings.items()}
     if write:
         for name, svg in out.items():
             target = slides_dir / "diagrams" / f"{name}.svg"
@@ -686,7 +822,7 @@ def build(slides_dir: Path | None = None, out_dir: Path | None = None, *, pdf: b
     slides_dir = slides_dir or SLIDES_DIR
     out_dir = out_dir or slides_dir / "build"
     deck = slides_dir / DECK_NAME
-    diagrams = tuple(render_diagrams(slides_dir))
+    diagrams = tuple(render_diagrams(slides_dir, profile=profile))
     changed = sync_deck(deck, write=True, profile=profile) if sync else False
     problems = check_deck(deck, profile)
     if problems:
@@ -778,7 +914,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "sync":
             print(f"{deck}: {'refreshed' if sync_deck(deck, profile=profile) else 'already in sync'}")
         elif args.action == "diagrams":
-            for name in render_diagrams(args.slides_dir):
+            for name in render_diagrams(args.slides_dir, profile=profile):
                 print(f"{args.slides_dir / 'diagrams' / name}.svg")
         elif args.action == "check":
             problems = check_deck(deck, profile)
@@ -810,8 +946,9 @@ def iter_checked(text: str, profile: str | None = None) -> Iterator[Block]:
 __all__ = ["Block", "BuildResult", "DEFAULT_PROFILE", "GENERATED", "INTERACTIVE_IGNORE", "KINDS", "SlidesError",
            "Svg", "build", "check_block", "check_deck", "code_blocks", "command", "count_slides", "example_script",
            "excerpt", "expected_body", "full_text",
-           "external_references", "inline_images", "iter_checked", "main", "parse_marker", "prepare",
-           "render_diagrams", "speaker_notes", "split_slides", "strip_markers", "sync_deck", "sync_text"]
+           "diagram_problems", "external_references", "inline_images", "iter_checked", "main", "parse_marker",
+           "prepare", "render_diagrams", "site_leftovers", "speaker_notes", "split_slides", "strip_markers",
+           "sync_deck", "sync_text"]
 
 
 if __name__ == "__main__":

@@ -1,13 +1,20 @@
-"""Source of the deck's diagrams: ``python -m hpcwidgets.slides diagrams`` writes one SVG per entry of DIAGRAMS.
+"""Source of the deck's diagrams: ``python -m hpcwidgets.slides diagrams [--profile NAME]`` writes one SVG per
+entry of DIAGRAMS.
 
-Plain SVG written from Python (no diagram service, nothing runs in the browser). The multi-node
-topology is drawn from the same model the deck's multi-node script is rendered from, so the
-picture and the script cannot disagree about nodes, processes per node or the rendezvous port.
+Plain SVG written from Python (no diagram service, nothing runs in the browser). Each function gets the
+profile the deck is built for. What a picture shows of a site comes from that profile's examples, the same
+models the deck's scripts are rendered from, so the pictures and the scripts cannot disagree: the image's
+path in the workflow, the nodes, processes per node and rendezvous port in the multi-node topology. Write
+no site's paths or names here by hand: ``slides check --profile NAME`` compares the SVGs with what this file
+draws for NAME, not what the text says.
 """
 
 from __future__ import annotations
 
-from hpcwidgets.slides import DEFAULT_PROFILE, Svg
+import posixpath
+
+from hpcwidgets.examples import examples
+from hpcwidgets.slides import Svg
 
 INK = "#1f2933"
 GREY = "#52606d"
@@ -24,7 +31,7 @@ GREEN = "#dcfce7"
 GREEN_LINE = "#15803d"
 
 
-def containers_vs_vms() -> Svg:
+def containers_vs_vms(profile: str) -> Svg:
     s = Svg(1000, 460, "Virtual machines each boot a guest OS on a hypervisor; containers share the host kernel")
     for x0, title in ((20, "Virtual machines"), (520, "Containers (Apptainer, Charliecloud)")):
         s.text(x0 + 230, 28, title, size=22, weight="bold")
@@ -50,7 +57,14 @@ def containers_vs_vms() -> Svg:
     return s
 
 
-def container_workflow() -> Svg:
+def image_label(profile: str) -> str:
+    """The example image as the workflow shows it: its folder and file name (a whole path does not fit)."""
+    image = examples(profile)["single-gpu"].model.container.image
+    folder, name = posixpath.split(image.rstrip("/"))
+    return f"…/{posixpath.basename(folder)}/{name}" if folder else name
+
+
+def container_workflow(profile: str) -> Svg:
     s = Svg(1200, 500, "From an image to results: build or pull on the login node, run in a Slurm job")
     s.box(10, 10, 1180, 200, "", fill=LIGHT, stroke="#cbd2d9", rx=14)
     s.text(30, 36, "login node (or your laptop)", size=17, weight="bold", anchor="start", fill=GREY)
@@ -58,7 +72,7 @@ def container_workflow() -> Svg:
     s.text(30, 266, "compute node(s), inside the Slurm job", size=17, weight="bold", anchor="start", fill=GREY)
     top = [
         (40, "1. get an image\npull docker://…:tag\nor build (def / Dockerfile)", BLUE, BLUE_LINE),
-        (330, "2. keep it on scratch\n…/sif_files/pytorch_24.05.sif\ncache and tmp there too", TEAL, TEAL_LINE),
+        (330, f"2. keep it on scratch\n{image_label(profile)}\ncache and tmp there too", TEAL, TEAL_LINE),
         (620, "3. write the job script\nhpcwidgets examples …\nhpcwidgets lint job.sbatch", AMBER, AMBER_LINE),
         (910, "4. submit\nsbatch job.sbatch\n→ job id", GREEN, GREEN_LINE),
     ]
@@ -82,7 +96,7 @@ def container_workflow() -> Svg:
     return s
 
 
-def job_lifecycle() -> Svg:
+def job_lifecycle(profile: str) -> Svg:
     s = Svg(1200, 460, "The life of a Slurm batch job: states and the commands that show them")
     s.box(20, 170, 170, 80, "sbatch job.sbatch", fill=LIGHT, mono=True, size=16)
     s.box(260, 170, 180, 80, "PENDING\nwaits for resources", fill=AMBER, stroke=AMBER_LINE, size=16, weight="bold")
@@ -108,9 +122,8 @@ def job_lifecycle() -> Svg:
     return s
 
 
-def multi_node_topology() -> Svg:
-    from hpcwidgets.examples import examples
-    wf = examples(DEFAULT_PROFILE)["multi-node-torchrun"].model
+def multi_node_topology(profile: str) -> Svg:
+    wf = examples(profile)["multi-node-torchrun"].model
     nodes = int(wf.job.nodes)
     procs = int(wf.launcher.nproc_per_node)
     endpoint = wf.launcher.rdzv_endpoint
