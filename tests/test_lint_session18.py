@@ -80,3 +80,33 @@ def test_a_superscript_digit_is_no_number_and_no_crash(line: str) -> None:
     for profile in (None, "generic"):
         found = {f.code for f in lint(NODES + line + "\n", profile)}
         assert found == {f.code for f in lint(NODES + line.replace("²", "x") + "\n", profile)}
+
+
+def test_a_placeholder_in_doubled_brackets_on_an_sbatch_line() -> None:
+    found = [f for f in lint(HEAD + "#SBATCH --account=<<PROJECT>>\npython t.py\n") if f.code == "HPC536"]
+    assert [f.line for f in found] == [3] and "<<PROJECT>> is a placeholder" in found[0].message
+
+
+def test_a_here_document_is_no_placeholder() -> None:
+    assert not [f for f in lint(HEAD + "cat <<EOF > a.yaml\nx: 1\nEOF\npython t.py\n") if f.code == "HPC536"]
+
+
+# --------------------------------------------------------------------------------------------
+# HPC314: a carriage return inside a line of an LF file is the script's own character, no line end
+
+def test_a_carriage_return_inside_a_line_is_left_alone() -> None:
+    text = HEAD + 'sed -i "s/\r//g" input.csv\nsrun python t.py\n'
+    assert not [f for f in lint(text) if f.code == "HPC314"]
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("#!/bin/bash\r#SBATCH --time=01:00:00\rsrun python t.py\r", "old Mac"),
+    ("#!/bin/bash\r#SBATCH --time=01:00:00\rsrun python t.py\r\n", "old Mac"),   # an LF added at the end
+    ("#!/bin/bash\r\n#SBATCH --time=01:00:00\r\nsed 's/\r//' a\r\n", "Windows"),  # a CR inside a CRLF line
+])
+def test_line_ends_of_carriage_returns_are_reported_and_fixed(text: str, kind: str) -> None:
+    found = [f for f in lint(text) if f.code == "HPC314"]
+    assert len(found) == 1 and kind in found[0].message
+    fixed = found[0].fix.text
+    assert "\r\n" not in fixed and fixed.count("\n") >= 3
+    assert ("s/\r//" in fixed) == ("s/\r//" in text)   # the CR inside the sed expression stays

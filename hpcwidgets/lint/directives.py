@@ -1444,7 +1444,8 @@ def _sbatch_option_after_the_script(ctx: Context) -> Iterator[Any]:
           "editors) is worse: sbatch's check looks for \\r\\n only and accepts the script, but to sbatch and bash "
           "it is one line, so no #SBATCH line is read (the job gets the default resources) and the #! line names an "
           "interpreter that does not exist (/bin/bash\\r#SBATCH …): the job fails as it starts, after its time "
-          "in the queue.",
+          "in the queue. In a file whose lines end in \\n, a carriage return alone in quotes is a character of the "
+          "line (sed \"s/\\r//\") and is left alone.",
       fix="Convert the file to Unix line endings (dos2unix job.sh, or sed -i 's/\\r$//' job.sh; mac2unix job.sh "
           "for carriage returns alone) and set the editor to save with LF line endings.",
       bad="#!/bin/bash\r\n#SBATCH --time=01:00:00\r\nsrun python train.py\r\n",
@@ -1453,10 +1454,15 @@ def _windows_line_ends(ctx: Context) -> Iterator[Any]:
     text = ctx.text
     windows = text.count("\r\n")
     alone = [m.start() for m in _LONE_CARRIAGE_RETURN.finditer(text)]
+    if len(alone) <= text.count("\n"):
+        # no more than the lines that end in \n: not the file's line ends. One in quotes is the script's own character
+        # (sed "s/\r//"), which a line end would break; one outside quotes ends a line the editor showed
+        alone = [at for at in alone if not _in_quotes(text, at)]
     if not windows and not alone:
         return
+    ends = set(alone)
     fix = Fix("convert the line endings to LF (as dos2unix and mac2unix do)", 1, text.count("\n") + 1,
-              text=_LONE_CARRIAGE_RETURN.sub("\n", text.replace("\r\n", "\n")))
+              text=_LONE_CARRIAGE_RETURN.sub(lambda m: "\n" if m.start() in ends else "\r", text).replace("\r\n", "\n"))
     name = shlex.quote(ctx.path or "FILE")
     if not alone:
         yield (text.count("\n", 0, text.find("\r\n")) + 1,
@@ -1480,6 +1486,22 @@ def _windows_line_ends(ctx: Context) -> Iterator[Any]:
 
 #: a carriage return that ends no Windows line (\r\n): bash and sbatch take it for an ordinary character
 _LONE_CARRIAGE_RETURN = re.compile(r"\r(?!\n)")
+
+
+def _in_quotes(text: str, at: int) -> bool:
+    """Whether the character at ``at`` stands inside quotes on its line (quotes are not followed across lines)."""
+    quote = ""
+    escaped = False
+    for char in text[text.rfind("\n", 0, at) + 1:at]:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+    return bool(quote)
 
 
 def _lines(count: int) -> str:

@@ -2130,6 +2130,11 @@ def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
                              "brackets")
 
 
+#: a template's placeholder on an #SBATCH line: as in a command (:data:`TEMPLATE_PLACEHOLDER`), and also in doubled
+#: brackets (--account=<<PROJECT>>), which no #SBATCH line can mean as a here-document
+_DIRECTIVE_PLACEHOLDER = re.compile(r"(?<![<\w])<<?[A-Za-z_][\w.\- ]*(?<! )>>?(?![\w>&|])")
+
+
 def directive_placeholders(cmd: Any) -> list[str]:
     """The template placeholders of an #SBATCH line, outside the free text of --job-name and --comment; also one
     with a blank inside (``--account=<account name>``), which the line's words split in two. [] for a line with
@@ -2141,7 +2146,7 @@ def directive_placeholders(cmd: Any) -> list[str]:
     joined = " ".join(w.raw for w in words)
     starts = list(itertools.accumulate((len(w.raw) + 1 for w in words[:-1]), initial=0))
     found = []
-    for m in TEMPLATE_PLACEHOLDER.finditer(joined):
+    for m in _DIRECTIVE_PLACEHOLDER.finditer(joined):
         at = bisect.bisect_right(starts, m.start()) - 1
         if not _free_text(words[at].raw) and not (at and _free_text(words[at - 1].raw)):
             found.append(m.group(0))
