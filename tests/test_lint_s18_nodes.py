@@ -126,7 +126,7 @@ def test_gpus_per_node_do_not_hold_the_tasks_to_one_node(directives):
 
 def test_tasks_spread_over_more_nodes_than_the_partition_allows_name_the_nodes_needed():
     (_, message), = found(job("-p gpu", "-n 256", "--gpus-per-node=4", step="srun ./app"), "HPC406", "generic")
-    assert "needs 8 nodes of partition gpu (32 CPUs each), more than it allows (4)" in message
+    assert "256 tasks × 1 CPU per task need 8 nodes of partition gpu (32 CPUs each), more than it allows (4)" in message
 
 
 def test_cpus_per_gpu_with_gpus_per_node_are_still_per_node():

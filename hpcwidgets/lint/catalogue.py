@@ -22,6 +22,7 @@ from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
 from ..spec.common import ARRAY_WORD, kept_reference
+from ..spec.profile import Partition, least_nodes
 from ..spec.slurm import TYPED_DASHES, binds_per_task, gpu_total, node_range
 from . import Context, Fix
 
@@ -194,9 +195,9 @@ def job_cpus(ctx: Context, nodes: int | None = None) -> JobCpus | None:
                    + (", two on a node of two threads per core" if per_node == 2 else ""), by_node_cpus)
 
 
-def tasks_per_node(ctx: Context, step: Any) -> int | None:
+def tasks_per_node(ctx: Context, step: Any, part: Partition | None = None) -> int | None:
     """How many copies of the step's command run on each node, on the fewest nodes the job may get
-    (:func:`job_nodes`): the most one node holds.
+    (:func:`job_nodes`, on the profile's partition ``part`` where given): the most one node holds.
 
     srun inside a job inherits ``SLURM_NTASKS`` as ``--ntasks`` (seen on Slurm 22.05), and a task count
     wins over ``--ntasks-per-node``: ``srun --ntasks-per-node=1`` in a job of 2 nodes × 4 tasks still
@@ -205,7 +206,7 @@ def tasks_per_node(ctx: Context, step: Any) -> int | None:
     srun = step.chain.srun
     if srun is None:
         return 1
-    nodes = max(srun.nodes if isinstance(srun.nodes, int) else job_nodes(ctx), 1)
+    nodes = max(srun.nodes if isinstance(srun.nodes, int) else job_nodes(ctx, part), 1)
     if isinstance(srun.ntasks, int):
         return -(-srun.ntasks // nodes)
     inherited = job_tasks(ctx)
@@ -218,23 +219,13 @@ def tasks_per_node(ctx: Context, step: Any) -> int | None:
     return 1
 
 
-def job_nodes(ctx: Context) -> int:
-    """Nodes the job runs on at least: the MIN of a ``--nodes=MIN-MAX`` range. Without --nodes Slurm allocates
-    "enough nodes to satisfy the requested resources" (sbatch(1), -N), so the least is what the job's counts for the
-    whole job need: --ntasks over --ntasks-per-node (which is then a maximum per node, sbatch(1)), and --gpus over
-    --gpus-per-node (as sbatch counts them, HPC307). Slurm may still give such a job more nodes than that."""
-    job = ctx.job
-    if job.nodes is not None:
-        return job.node_count
-    return max(_nodes_needed(job.ntasks, job.ntasks_per_node),
-               _nodes_needed(gpu_total(job.gpus), gpu_total(job.gpus_per_node)))
-
-
-def _nodes_needed(total: Any, per_node: Any) -> int:
-    """Nodes that hold ``total`` at ``per_node`` each; 1 where either is not a whole number above 0."""
-    if total.__class__ is not int or per_node.__class__ is not int or total < 1 or per_node < 1:
-        return 1
-    return -(-total // per_node)
+def job_nodes(ctx: Context, part: Partition | None = None) -> int:
+    """Nodes the job runs on at least (:func:`~hpcwidgets.spec.profile.least_nodes`): the MIN of a
+    ``--nodes=MIN-MAX`` range; without --nodes what the job's counts for the whole job need: --ntasks over
+    --ntasks-per-node (which is then a maximum per node, sbatch(1)), and --gpus over --gpus-per-node (as sbatch counts
+    them, HPC307). On a profile's partition ``part`` also what its nodes' CPUs and GPUs hold; without one, node sizes
+    are unknown. Slurm may still give a job without --nodes more nodes than that."""
+    return least_nodes(ctx.job, part)
 
 
 def profile_vendor(ctx: Context) -> str:

@@ -1523,7 +1523,9 @@ def _more_tasks_than_gpus(ctx: Context) -> Iterator[Any]:
           "says how many CPUs its GPU nodes have (then the fix asks for the GPUs' share of them); without one, the "
           "site's own default (DefCpuPerGPU) is unknown and nothing is said, as with a profile whose partition sets "
           "def_cpus_per_gpu (the job has those). The share asked for is at most the partition's max_cpus_per_gpu. Not "
-          "reported for an --exclusive job, which holds every CPU of its nodes.",
+          "reported for an --exclusive job, which holds every CPU of its nodes. A job with a task count and no node "
+          "count runs on the nodes Slurm picks: its tasks per node are the most one of the partition's nodes holds "
+          "(by its CPUs and GPUs), and the message says 'up to'.",
       fix="Ask for CPUs for the workers: #SBATCH --cpus-per-task=N, N the CPUs of all the workers of one task "
           "(torchrun, accelerate launch, deepspeed: its workers' GPUs' share of the node's CPUs; one task per GPU: "
           "one GPU's share).",
@@ -1554,20 +1556,24 @@ def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
     if not gpus or not share or job.cpus_per_task is not None or job.cpus_per_gpu or held is None \
             or held.by_node_cpus or _default_cpus_per_gpu(ctx) or any(d.applied and d.flag.partition("=")[0] == "--mincpus" for d in ctx.parsed.directives):
         return
-    for line, srun, launcher, each, tasks in _worker_launches(ctx, gpus):
+    part = ctx.profile.entry_for(job)  # the share of its CPUs is known: the tasks a node holds are too
+    for line, srun, launcher, each, tasks in _worker_launches(ctx, gpus, part):
         if srun is not None and srun.cpus_per_task is not None:
             continue  # the step asks for its own CPUs
         if launcher:
             # the batch shell holds the job's CPUs on its node; a task srun starts holds one
             # (a task count Slurm works out itself, two on a node of two threads per core, is still one CPU's worth)
-            cpus = 1 if srun is not None or not held.named else max(held.tasks // max(job_nodes(ctx), 1), 1)
+            cpus = 1 if srun is not None or not held.named else max(held.tasks // max(job_nodes(ctx, part), 1), 1)
             if each <= cpus:
                 continue
             said = (f"{launcher} starts {each} workers on this node with the {cpus} CPU{'s' if cpus > 1 else ''} "
                     f"Slurm gives by default (one per task): all {each} and their data loaders share "
                     f"{'it' if cpus == 1 else 'them'}")
         else:
-            said = (f"srun starts {tasks} tasks per node, one GPU worker each, and each task has Slurm's default of "
+            # a task count with no node count: Slurm picks the nodes, and a node holds at most ``tasks`` of them
+            picked = job.nodes is None and srun.nodes is None and (job.ntasks is not None or srun.ntasks is not None)
+            where = "up to {} tasks per node on the nodes Slurm picks" if picked else "{} tasks per node"
+            said = (f"srun starts {where.format(tasks)}, one GPU worker each, and each task has Slurm's default of "
                     "one CPU: every worker and its data loader share one core")
         per_task = share * each
         share_of = f"{share} for each of its {each} GPUs" if each > 1 else "the CPUs of one GPU"
@@ -1576,18 +1582,19 @@ def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
         return  # one finding per job: the directive serves every step
 
 
-def _worker_launches(ctx: Context, gpus: int) -> list[tuple[int, Any, str, int, int]]:
+def _worker_launches(ctx: Context, gpus: int, part: Any) -> list[tuple[int, Any, str, int, int]]:
     """``(line, srun, launcher, workers per task, tasks per node)`` of each launch that runs several GPU workers on
     a node, in order: torchrun's and srun's tasks of Python (:func:`_gpu_workers`; launcher "" for the tasks), and
-    accelerate launch and deepspeed in one task per node or in the batch shell (:func:`_other_launch_workers`)."""
+    accelerate launch and deepspeed in one task per node or in the batch shell (:func:`_other_launch_workers`).
+    Tasks per node are the most a node of the profile's partition ``part`` holds (:func:`tasks_per_node`)."""
     out = []
     for step in job_component_steps(ctx):
-        workers = _gpu_workers(ctx, step, gpus)
+        workers = _gpu_workers(ctx, step, gpus, part)
         if workers is not None:
             out.append((step.line, step.chain.srun, "torchrun" if step.chain.launcher is not None else "", *workers))
     for launch in other_launches(ctx):
         if launch.step is not None and (not in_job_component(ctx, launch.step)
-                                        or (tasks_per_node(ctx, launch.step) or 1) > 1):
+                                        or (tasks_per_node(ctx, launch.step, part) or 1) > 1):
             continue  # several launchers per node: HPC101 (accelerate) and HPC117 (deepspeed) say it
         each = _other_launch_workers(ctx, launch, gpus)
         if each is not None and each > 1:
@@ -1612,11 +1619,12 @@ def _other_launch_workers(ctx: Context, launch: Any, gpus: int) -> int | None:
     return processes // machines if processes and machines else None
 
 
-def _gpu_workers(ctx: Context, step: Any, gpus: int) -> tuple[int, int] | None:
-    """``(workers per task, tasks per node)`` of a step that runs several GPU workers on a node: torchrun's
-    --nproc-per-node in one task per node, or srun's tasks each running Python; None otherwise."""
+def _gpu_workers(ctx: Context, step: Any, gpus: int, part: Any) -> tuple[int, int] | None:
+    """``(workers per task, tasks per node)`` of a step that runs several GPU workers on a node (of the profile's
+    partition ``part``): torchrun's --nproc-per-node in one task per node, or srun's tasks each running Python; None
+    otherwise."""
     launcher = step.chain.launcher
-    tasks = tasks_per_node(ctx, step) or 1
+    tasks = tasks_per_node(ctx, step, part) or 1
     if launcher is not None:
         if tasks > 1 or launcher.nproc_per_node == "cpu":
             return None  # several launchers per node are HPC101's

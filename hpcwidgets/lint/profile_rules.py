@@ -120,7 +120,9 @@ _profile_rule_specs = [
                                          "job's QOS allows)",
      "No node can satisfy the request: the job never starts ('Requested node configuration is not available'). "
      "Over a per-job GPU limit (the partition's, or the gres/gpu of the QOS's MaxTRESPerJob, reason QOSMaxGRESPerJob) "
-     "the job is rejected or pends forever.",
+     "the job is rejected or pends forever. A job that names no --nodes gets as many nodes as its tasks need "
+     "(sbatch(1), -N), each with its --gpus-per-node: its GPUs are counted on the fewest nodes its tasks fit (the "
+     "nodes' CPUs, --ntasks-per-node), as 'at least'.",
      "Ask for at most the partition's GPUs per node and use more nodes for more GPUs; stay within the GPUs per job "
      "of the partition and the QOS, or use a QOS that allows more.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:8\n", "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\n"),
@@ -162,7 +164,8 @@ _profile_rule_specs = [
      "the profile fills in: sbatch fails with 'Invalid qos specification', or the job pends with reason 'Job's QOS "
      "not permitted to use this partition'; a QOS the site does not have fails the same way (the profile lists its "
      "QOS in [[qos]] tables). A site whose profile sets qos_required (ARCHER2) or account_required (LUMI) rejects a "
-     "job that names none.",
+     "job that names none. A job without --nodes is held to these limits with the fewest nodes its counts need "
+     "(--ntasks over --ntasks-per-node, --gpus over --gpus-per-node, and the partition's node sizes).",
      "Ask for at most the lower of the partition's and the QOS's maximum number of nodes, and at least the QOS's "
      "minimum; use a QOS the profile lists and the partition allows (--qos), as the message names them; name your "
      "QOS (--qos) and account (--account) where the site requires them; where the job fits none of the QOS it may "

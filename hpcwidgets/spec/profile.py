@@ -1304,8 +1304,38 @@ def _job_gpus(job: SlurmJob) -> int:
     return gpu_total(job.gpus) or (gpu_total(job.gpus_per_task) or 0) * (whole_count(job.ntasks) or 1)
 
 
-def _nodes_needed(units: int, per_node: int) -> int:
-    return -(-units // per_node) if per_node > 0 else units
+def _spread_by(job: SlurmJob) -> str:
+    """What spreads a job that names no --nodes over nodes, for messages: its tasks, its GPUs, or both."""
+    gpus = bool(job.gpus or job.gpus_per_node or job.gpus_per_task)
+    tasks = bool(job.ntasks or job.ntasks_per_node)
+    return "tasks and GPUs" if gpus and tasks else "GPUs" if gpus else "tasks"
+
+
+def least_nodes(job: SlurmJob, part: Partition | None = None) -> int:
+    """The fewest nodes ``job`` runs on: its --nodes (the MIN of a MIN-MAX range), else the nodes its counts for the
+    whole job need. Without --nodes Slurm allocates "enough nodes to satisfy the requested resources as expressed by
+    per-job specification options, e.g. -n, -c and --gpus" (sbatch(1), -N), and may give more. A node holds at most
+    --ntasks-per-node tasks (with --ntasks a maximum per node, sbatch(1)) and --gpus-per-node GPUs; on ``part``, whose
+    node sizes the profile knows, also only the tasks of --cpus-per-task its CPUs fit, and its GPUs. --gpus-per-node
+    does not fix the node count: every node the tasks take gets that many GPUs."""
+    if job.nodes is not None:
+        return job.node_count
+    node_cpus = _positive(part.cpus_for(bool(job.gpus_on_each_node))) if part is not None else None
+    node_gpus = gpu_total(job.gpus_per_node) or (part.gpus_of_type(_str(job.gpu_type)) if part is not None else 0)
+    per_task, per_gpu = whole_count(job.cpus_per_task) or 1, whole_count(job.cpus_per_gpu)
+    gpus_per_task = gpu_total(job.gpus_per_task)
+    tasks = _nodes_for(whole_count(job.ntasks), whole_count(job.ntasks_per_node),
+                       node_cpus // per_task if node_cpus else 0,
+                       node_gpus // gpus_per_task if gpus_per_task else 0)
+    gpus = _nodes_for(gpu_total(job.gpus), node_gpus, node_cpus // per_gpu if node_cpus and per_gpu else 0)
+    return max(tasks, gpus)
+
+
+def _nodes_for(units: int, *most_per_node: int) -> int:
+    """Nodes that hold ``units`` at the lowest of ``most_per_node`` each; a limit of 0 (unknown, or less than one
+    unit fits a node, which other checks report) is left out, and with none left one node holds them all."""
+    limits = [n for n in most_per_node if n > 0]
+    return -(-units // min(limits)) if units > 0 and limits else 1
 
 
 def _others(profile: ClusterProfile, keep, part: Partition | None, job: SlurmJob, gpus: bool = False,
@@ -1373,14 +1403,14 @@ def _qos_problems(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     part = profile.entry_for(job)
     choices = [n for n in profile.qos_choices() if part is None or _allows_qos(part, n)]
     fits = [n for n in choices
-            if (q := profile.qos_named(n)) is None or (_suggestable(q, part) and _qos_fits(q, job))]
+            if (q := profile.qos_named(n)) is None or (_suggestable(q, part) and _qos_fits(q, job, part))]
     offered = [q for n in choices if (q := profile.qos_named(n)) is not None and _suggestable(q, part)]
     if not fits and offered:
         # every QOS it may use has a limit the job is over: name the one it misses by least, and how to fit it
-        nearest = min(offered, key=lambda q: len(_qos_misfits(q, job)))
+        nearest = min(offered, key=lambda q: (len(_qos_misfits(q, job, part)), _qos_overshoot(q, job, part)))
         return [Problem("qos", f"{profile.name} rejects a job that names no QOS, and the job fits none of the QOS it "
                                f"may use here; the nearest is {_qos_summary(nearest)}: ask for "
-                               f"{' and '.join(_qos_misfits(nearest, job))}, and add --qos={nearest.name}")]
+                               f"{' and '.join(_qos_misfits(nearest, job, part))}, and add --qos={nearest.name}")]
     shown = ", ".join(_qos_summary(profile.qos_named(n)) or n for n in fits or choices)
     return [Problem("qos", f"{profile.name} rejects a job that names no QOS; add --qos with one of: {shown}")]
 
@@ -1710,18 +1740,27 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     qos_most = _positive(limits.max_nodes) if limits is not None else None
     if qos_most and not (most and most <= qos_most):
         most, most_where = qos_most, qos_where
+    needed = least_nodes(job, part)
     if job.nodes and most and job.nodes > most:
         hint = _qos_hint(profile, part, job, limits) if most_where != where else ""
         out.append(Problem("nodes", f"{job.nodes} nodes is more than {most_where} allows ({most}); "
                                     f"ask for at most {most}{hint}"))
+    elif job.nodes is None and most and needed > most and (most_where != where or least_nodes(job) > most):
+        # spread over too many nodes by the partition's node sizes alone: the CPU and GPU checks below say why
+        hint = _qos_hint(profile, part, job, limits) if most_where != where else ""
+        what = _spread_by(job)
+        out.append(Problem("nodes", f"the job names no --nodes, and its {what} need at least {needed} nodes, "
+                                    f"more than {most_where} allows ({most}); ask for fewer {what}, or more of "
+                                    f"them on each node{hint}"))
     elif gpus and job.nodes and isinstance(part.gpu_nodes, int) and part.has_gpus and job.nodes > part.gpu_nodes:
         out.append(Problem("nodes", f"{job.nodes} nodes with GPUs is more than {where} has: only {part.gpu_nodes} of "
                                     f"its nodes have GPUs; ask for at most {part.gpu_nodes}"))
     fewest = _positive(limits.min_nodes) if limits is not None else None
-    if fewest and job.node_count < fewest:
-        out.append(Problem("nodes", f"{qos_where} is for jobs of at least {fewest} nodes, and the job asks for "
-                                    f"{_count(job.node_count, 'node')}; ask for --nodes={fewest} or more"
-                                    f"{_qos_hint(profile, part, job, limits)}"))
+    if fewest and needed < fewest:
+        asks = f"may get only {_count(needed, 'node')}" if _nodes_picked(job, part) else \
+            f"asks for {_count(needed, 'node')}"
+        out.append(Problem("nodes", f"{qos_where} is for jobs of at least {fewest} nodes, and the job {asks}; ask for "
+                                    f"--nodes={fewest} or more{_qos_hint(profile, part, job, limits)}"))
     # GPUs
     gpu_field = "gpus_per_node" if job.gpus_per_node else ("gpus" if job.gpus else "gpus_per_task")
     typed = job.gpu_type in _tup(part.gpu_types) and bool(_tup(part.gpus_per_type))
@@ -1738,7 +1777,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     elif gpus and gpus > part.gpus_per_node and _spread(job) and not job.gpus_per_node \
             and (gpu_total(job.gpus_per_task) or 0) <= part.gpus_per_node:
         # GPUs in total (or per task) with no node count: Slurm takes as many nodes as they need
-        needed = _nodes_needed(_job_gpus(job), part.gpus_per_node)
+        needed = _nodes_for(_job_gpus(job), part.gpus_per_node)
         if part.max_nodes and needed > part.max_nodes:
             out.append(Problem(gpu_field, f"{_job_gpus(job)} GPUs need {needed} nodes of {where} "
                                           f"({part.gpus_per_node} GPUs each), more than it allows ({part.max_nodes}); "
@@ -1775,15 +1814,16 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     if node_cpus and cpus > node_cpus and _spread(job, gpus=cpu_field == "cpus_per_gpu") and unit <= node_cpus:
         # tasks (or GPUs) counted for the whole job, no node count: Slurm spreads them over the nodes they need;
         # only one task's (or one GPU's) CPUs must fit on a node
+        kind = "GPU" if cpu_field == "cpus_per_gpu" else "task"
         units = cpus // unit * job.node_count
-        needed = _nodes_needed(units, node_cpus // unit)
-        if part.max_nodes and needed > part.max_nodes:
-            out.append(Problem(cpu_field, f"{how} needs {needed} {cpu_nodes} of {where} ({node_cpus} CPUs each), "
-                                          f"more than it allows ({part.max_nodes}); ask for fewer tasks or CPUs"))
+        needed = _nodes_for(units, node_cpus // unit)
+        if part.max_nodes and needed > part.max_nodes:  # the units of the whole job, not of a node
+            out.append(Problem(cpu_field, f"{_count(units, kind)} × {_count(unit, 'CPU')} per {kind} need {needed} "
+                                          f"{cpu_nodes} of {where} ({node_cpus} CPUs each), more than it allows "
+                                          f"({part.max_nodes}); ask for fewer {kind}s or CPUs"))
         # Slurm fills each node with as many as fit: the checks per GPU and memory per CPU below are of such a node
         cpus = node_cpus // unit * unit
-        what = "GPUs" if cpu_field == "cpus_per_gpu" else "tasks per node"
-        how = f"{cpus // unit} {what} × {unit} CPUs per {'GPU' if cpu_field == 'cpus_per_gpu' else 'task'}"
+        how = f"{cpus // unit} {'GPUs' if kind == 'GPU' else 'tasks per node'} × {unit} CPUs per {kind}"
     elif node_cpus and cpus > node_cpus:
         out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the {cpu_nodes} of {where} have "
                                       f"{node_cpus}; lower the tasks per node or CPUs per task "
@@ -1832,35 +1872,63 @@ def _positive(count: Any) -> int | None:
     return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
 
 
-def _job_gpus_total(job: SlurmJob) -> int:
-    """GPUs the whole job uses: --gpus, else its GPUs on each node × its nodes."""
-    return gpu_total(job.gpus) or job.gpus_on_each_node * job.node_count
+def _job_gpus_total(job: SlurmJob, part: Partition | None) -> int:
+    """GPUs the whole job uses at least: --gpus, or --gpus-per-task × --ntasks, else its GPUs on each node × the
+    fewest nodes it runs on (:func:`least_nodes`; where Slurm picks the node count it may give more)."""
+    return gpu_total(job.gpus) or gpu_total(job.gpus_per_task) * whole_count(job.ntasks) \
+        or job.gpus_on_each_node * least_nodes(job, part)
 
 
-def _qos_fits(qos: Qos, job: SlurmJob) -> bool:
-    """Whether ``job`` is within the time, node and GPU limits of ``qos``."""
-    return not _qos_misfits(qos, job)
+def _gpus_by_nodes(job: SlurmJob, part: Partition | None) -> bool:
+    """Whether the job's GPUs in total are only the least it gets: GPUs on each node of nodes Slurm picks, more than
+    one (:func:`least_nodes`), not GPUs counted for the whole job."""
+    return not (gpu_total(job.gpus) or gpu_total(job.gpus_per_task) * whole_count(job.ntasks)) \
+        and _nodes_picked(job, part)
 
 
-def _qos_misfits(qos: Qos, job: SlurmJob) -> list[str]:
-    """The limits of ``qos`` (time, nodes, GPUs) that ``job`` is outside, each as what to ask for instead
-    ("--time=24:00:00 or less (not 30:00:00)"); empty when it fits. A job that sets no --time is not held to a minimum
-    time: its time limit is the partition's default, which the profile may not know."""
+def _nodes_picked(job: SlurmJob, part: Partition | None) -> bool:
+    """Whether the job names no --nodes and its counts need more than one node: their number is only a least."""
+    return job.nodes is None and least_nodes(job, part) > 1
+
+
+def _qos_fits(qos: Qos, job: SlurmJob, part: Partition | None) -> bool:
+    """Whether ``job`` is within the time, node and GPU limits of ``qos``, on ``part``."""
+    return not _qos_misfits(qos, job, part)
+
+
+def _qos_misfits(qos: Qos, job: SlurmJob, part: Partition | None) -> list[str]:
+    """The limits of ``qos`` (time, nodes, GPUs) that ``job`` on ``part`` is outside, each as what to ask for
+    instead ("--time=24:00:00 or less (not 30:00:00)"); empty when it fits. A job that sets no --time is not held to a
+    minimum time: its time limit is the partition's default, which the profile may not know. Nodes and GPUs are the
+    least the job gets (:func:`least_nodes`)."""
     out = []
     asked, most, least = _seconds(job.time), qos.max_seconds(), qos.min_seconds()
     if asked is not None and most is not None and (asked == UNLIMITED or asked > most):
         out.append(f"--time={qos.max_time} or less (not {job.time})")
     if asked is not None and least is not None and asked != UNLIMITED and asked < least:
         out.append(f"--time={qos.min_time} or more (not {job.time})")
-    nodes, fewest, most_nodes = job.node_count, _positive(qos.min_nodes), _positive(qos.max_nodes)
+    nodes, fewest, most_nodes = least_nodes(job, part), _positive(qos.min_nodes), _positive(qos.max_nodes)
+    picked = _nodes_picked(job, part)
     if most_nodes and nodes > most_nodes:
-        out.append(f"--nodes={most_nodes} or fewer (not {nodes})")
+        out.append(f"fewer {_spread_by(job)} (they need at least {nodes} nodes, it allows {most_nodes})" if picked else
+                   f"--nodes={most_nodes} or fewer (not {nodes})")
     if fewest and nodes < fewest:
-        out.append(f"--nodes={fewest} or more (not {nodes})")
-    gpus, most_gpus = _job_gpus_total(job), _positive(qos.max_gpus)
+        out.append(f"--nodes={fewest} or more (not {'at least ' if picked else ''}{nodes})")
+    gpus, most_gpus = _job_gpus_total(job, part), _positive(qos.max_gpus)
     if most_gpus and gpus > most_gpus:
-        out.append(f"at most {most_gpus} GPUs in total (not {gpus})")
+        out.append(f"at most {most_gpus} GPUs in total (not {'at least ' if _gpus_by_nodes(job, part) else ''}{gpus})")
     return out
+
+
+def _qos_overshoot(qos: Qos, job: SlurmJob, part: Partition | None) -> float:
+    """How far ``job`` is outside the limits of ``qos``, summed as fractions of each limit (60 h against 48 h is 0.25,
+    against 24 h 1.5): of two QOS it misses by as many limits, the one it misses by less is the nearer."""
+    def over(asked: float | None, limit: float | None) -> float:
+        return max(0.0, asked / limit - 1) if asked and limit and asked > 0 else 0.0
+    asked = _seconds(job.time)
+    time = float("inf") if asked == UNLIMITED and qos.max_seconds() is not None else over(asked, qos.max_seconds())
+    return (time + over(least_nodes(job, part), _positive(qos.max_nodes))
+            + over(_job_gpus_total(job, part), _positive(qos.max_gpus)))
 
 
 def _suggestable(qos: Qos, part: Partition | None) -> bool:
@@ -1875,19 +1943,21 @@ def _qos_hint(profile: ClusterProfile, part: Partition, job: SlurmJob, current: 
     """", or use a QOS whose limits it fits: --qos=long", naming the other QOS the profile lists that ``part`` allows,
     that hints may offer (:func:`_suggestable`) and whose limits the job is within; "" when there is none."""
     fits = [q.name for q in _tup(profile.qos) if isinstance(q, Qos) and q is not current and _str(q.name)
-            and _allows_qos(part, q.name) and _suggestable(q, part) and _qos_fits(q, job)]
+            and _allows_qos(part, q.name) and _suggestable(q, part) and _qos_fits(q, job, part)]
     return f", or use a QOS whose limits it fits: {', '.join(f'--qos={n}' for n in fits)}" if fits else ""
 
 
 def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str, *, cpus: int, cpu_field: str,
              gpus: int, gpu_field: str, limits: Qos | None = None, qos_where: str = "") -> list[Problem]:
     """The limits on a whole job (all nodes together): the partition's CPUs and memory, and the lower of its and the
-    job's QOS's (``limits``, named ``qos_where``) GPUs."""
+    job's QOS's (``limits``, named ``qos_where``) GPUs. The job's nodes are the fewest it runs on (:func:`least_nodes`):
+    where Slurm picks more, its totals only grow."""
     out: list[Problem] = []
-    nodes = job.node_count
-    many = f" on {nodes} nodes" if nodes > 1 else ""
-    # CPUs in total
-    if job.ntasks and not job.ntasks_per_node and not (job.cpus_per_gpu and gpus):
+    nodes = least_nodes(job, part)
+    count = f"at least {nodes}" if _nodes_picked(job, part) else f"{nodes}"
+    many = f" on {count} nodes" if nodes > 1 else ""
+    # CPUs in total: --ntasks takes precedence over --ntasks-per-node (sbatch(1))
+    if job.ntasks and not (job.cpus_per_gpu and gpus):
         total_cpus = job.ntasks * (job.cpus_per_task or 1)
     else:
         total_cpus = cpus * nodes
@@ -1899,14 +1969,18 @@ def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str
         out.append(Problem(cpu_field, f"the job uses {total_cpus} CPUs{many}, but {where} allows at most {limit} per "
                                       f"job; ask for at most {limit} CPUs in total{hint}"))
     # GPUs in total
-    total_gpus = _job_gpus_total(job)
+    total_gpus = _job_gpus_total(job, part)
     limit, limit_where, hint = _positive(part.max_gpus_per_job), where, ""
     qos_most = _positive(limits.max_gpus) if limits is not None else None
     if qos_most and not (limit and limit <= qos_most):
         limit, limit_where, hint = qos_most, qos_where, _qos_hint(profile, part, job, limits)
     if limit and total_gpus > limit:
-        out.append(Problem(gpu_field, f"the job uses {total_gpus} GPUs{many}, but {limit_where} allows at most {limit} "
-                                      f"per job; ask for at most {limit} GPUs in total{hint}"))
+        least = _gpus_by_nodes(job, part)
+        fewer = f" (its tasks need {count} nodes, each with {gpus} GPUs: ask for fewer tasks or fewer GPUs per node)" \
+            if least else ""
+        out.append(Problem(gpu_field, f"the job uses {'at least ' if least else ''}{total_gpus} GPUs{many}, but "
+                                      f"{limit_where} allows at most {limit} per job; ask for at most {limit} GPUs in "
+                                      f"total{fewer}{hint}"))
     # memory in total
     job_mem = part.mem_per_job_mib()
     if job_mem is not None and job_mem > 0:
@@ -1916,10 +1990,10 @@ def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str
         node = "GPU node" if mem_text != part.mem_per_node else "node"
         candidates = []
         if asked:
-            candidates.append(("mem", asked * nodes, f"{job.mem} per node × {nodes} nodes" if nodes > 1 else job.mem))
+            candidates.append(("mem", asked * nodes, f"{job.mem} per node × {count} nodes" if nodes > 1 else job.mem))
         elif asked == 0 and node_mem:  # --mem=0: all of each node's memory
             candidates.append(("mem", node_mem * nodes, f"--mem=0 (all of the {node}'s {mem_text})"
-                               + (f" × {nodes} nodes" if nodes > 1 else "")))
+                               + (f" × {count} nodes" if nodes > 1 else "")))
         per_cpu = _mem(job.mem_per_cpu)
         if per_cpu:
             candidates.append(("mem_per_cpu", per_cpu * total_cpus, f"{job.mem_per_cpu} per CPU × {total_cpus} CPUs"))
