@@ -292,7 +292,9 @@ def _unset(args: argparse.Namespace, option: str) -> bool:
 
 
 def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace, fixed: dict[str, Any]) -> Spec:
-    """Build the model: ``base`` (from --from) or defaults, then the typed options, then ``fixed``."""
+    """Build the model: ``base`` (from --from) or defaults, then the typed options, then ``fixed``. An option whose
+    value ``base`` would not write (:func:`unwritten`: a title for a script read back without hpcwidgets' header) is
+    refused."""
     names = {f.name: f for f in cls.field_specs()}
     typed = typed_fields(args)
     values: dict[str, Any] = {}
@@ -304,6 +306,10 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
         raw = typed[name]
         if f.info.role == "rest" and raw and raw[0] == "--":
             raw = raw[1:]
+        lost = unwritten(base, name) if base is not None else ""
+        if lost and raw:
+            problems.append(Problem(option_name(f), lost))
+            continue
         try:
             if layer_classes(f):
                 raw = layers_from_text(f, raw, option_name(f))
@@ -350,10 +356,30 @@ NOT_WRITTEN = {
 }
 
 
+#: why a workflow read back from a script without hpcwidgets' header does not write a title, and what to do instead
+HEADERLESS_TITLE = (
+    "the title is the first line of the header hpcwidgets writes at the top of its own scripts, and this job was read "
+    "from a script without that header (a script of your own), which is written back in its own layout, still "
+    "without one: the title would not appear; write it as a comment at the top of that script instead (a script read "
+    "back keeps its comments as written)")
+
+
+def unwritten(model: Spec, path: str) -> str:
+    """Why ``model`` would not write a value given at ``path`` and where what was meant goes instead, or "" when it
+    writes it: the paths of :data:`NOT_WRITTEN`, and the title of a workflow read from a script without hpcwidgets'
+    header (a script read back is written in its layout, :class:`~hpcwidgets.spec.slurm.ScriptLayout`, which has the
+    renderer's header only where the script had one)."""
+    kind = getattr(model, "kind", "")
+    if (kind, path) in NOT_WRITTEN:
+        return NOT_WRITTEN[kind, path]
+    layout = getattr(getattr(model, "job", None), "layout", None) if (kind, path) == ("workflow", "title") else None
+    return HEADERLESS_TITLE if layout is not None and layout.intact and not layout.header else ""
+
+
 def apply_sets(model: Spec, sets: list[str]) -> Spec:
     """Apply ``--set layer.field=value`` overrides (``job.nodes=2``, ``container.nv=true``); a path the model
     does not have is refused with the path meant, where one is close (:func:`close_paths`), and so is a value the
-    model would not write (:data:`NOT_WRITTEN`)."""
+    model would not write (:func:`unwritten`)."""
     from ..errors import UnknownFieldError
     for item in sets:
         path, sep, raw = item.partition("=")
@@ -361,7 +387,7 @@ def apply_sets(model: Spec, sets: list[str]) -> Spec:
             metavar, example = set_form(type(model))
             raise ValidationError([Problem("--set", f"{item!r} gives no value: write --set {metavar}"
                                                     + (f", e.g. --set {example}" if example else ""))])
-        lost = NOT_WRITTEN.get((getattr(model, "kind", ""), path))
+        lost = unwritten(model, path)
         if lost and raw:
             raise ValidationError([Problem(f"--set {path}", lost)])
         try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
-from ..spec.jupyter import server_start
+from ..spec.jupyter import own_network_option, server_start
 from . import Context, Fix, rule
-from .catalogue import _Inner, _REGISTRY_PASSWORD, _secret_message, _simple_commands, cached, is_literal
+from .catalogue import _Inner, _REGISTRY_PASSWORD, _secret_message, _simple_commands, cached, is_literal, steps
 
 
 _LOGIN = re.compile(r"\b(login|registry\s+login)\b")
@@ -262,6 +262,70 @@ def _tunnel_port_differs(ctx: Context) -> Iterator[Any]:
         hint = f' (--port="{raw}")' if raw.startswith("$") else ""
         yield (cmd.line, f"the tunnel printed on line {line} forwards to port {raw} on the node, but the server listens "
                          f"on {server}: the browser reaches nothing there; use the same port in both{hint}")
+
+
+#: the addresses that make a server listen on every address it has
+_WILDCARD = ("0.0.0.0", "*", "::", "[::]", "")
+
+
+@rule("HPC610", "jupyter-in-own-network", "error",
+      summary="JupyterLab runs in an Apptainer container with a network of its own (--net), where the tunnel cannot "
+              "reach it",
+      why="apptainer exec --net (-n; singularity the same) runs the container in a network namespace of its own, and "
+          "--network, --network-args and --netns-path set one up or join one. The node's address does not exist "
+          "there: JupyterLab given --ip=<the node's name or address> cannot listen on it and stops at start-up, and "
+          "one left on localhost (its default without --ip) listens on the container's own loopback, which no "
+          "tunnel to the node reaches. Without these options the container shares the node's network, as a Jupyter "
+          "job needs (the JupyterLab job of hpcwidgets refuses them). Not reported for --ip=0.0.0.0, which a port "
+          "mapping of the container's network (--network-args portmap=…) can publish on the node.",
+      fix="Remove --net (and --network, --network-args, --netns-path) from the apptainer command that runs JupyterLab.",
+      catalogue=(20,),
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
+apptainer exec --net --network none lab.sif jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 \\
+  --ServerApp.port_retries=0
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
+apptainer exec lab.sif jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
+""")
+def _jupyter_in_own_network(ctx: Context) -> Iterator[Any]:
+    servers = _jupyter_commands(ctx)
+    if not servers:
+        return
+    container_of = {id(s.command): s.chain.container for s in steps(ctx)}
+    for cmd, words in servers:
+        c = container_of.get(id(cmd.outer if isinstance(cmd, _Inner) else cmd))
+        if getattr(c, "kind", "") != "apptainer.run":
+            continue
+        options = _own_network_words(c.extra if isinstance(c.extra, tuple) else ())
+        ips = [value for _, trait, value in _jupyter_settings(words) if trait in ("ServerApp.ip", "NotebookApp.ip")]
+        ip = ctx.parsed.resolve(ips[-1], cmd.line).strip("'\"") if ips else "localhost"
+        if not options or ip in _WILDCARD:
+            continue
+        runs = f"{c.binary} {c.action} {' '.join(options)}"
+        if ip in _LOOPBACK:
+            said = (f"JupyterLab listens on {'--ip=' + ips[-1] if ips else 'localhost (no --ip)'}, the container's own "
+                    "loopback, which no tunnel to the node reaches")
+        else:
+            said = (f"the node's address that --ip={ips[-1]} names does not exist there, so JupyterLab cannot "
+                    "listen on it and stops at start-up")
+        them = "them" if len(options) > 1 else "it"
+        yield (cmd.line, f"{runs} runs the container in a network of its own: {said}; remove "
+                         f"{' and '.join(options)} (without {them} the container shares the node's network)")
+
+
+def _own_network_words(extra: tuple[str, ...]) -> list[str]:
+    """Apptainer's options among ``extra`` that give the container a network of its own, each with its value
+    (--network none): what to remove."""
+    out = []
+    for i, word in enumerate(extra):
+        if own_network_option((word,)):
+            takes_value = "=" not in word and word not in ("-n", "--net") and i + 1 < len(extra)
+            out.append(f"{word} {extra[i + 1]}" if takes_value else word)
+    return out
 
 
 @rule("HPC605", "xdg-runtime-dir-unusable", "info",

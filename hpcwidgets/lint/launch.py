@@ -7,13 +7,14 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from typing import Any, Iterator
 
 from ..parse.lexer import DECLARATION_BUILTINS
-from ..parse.script import launch_words
+from ..parse.script import launch_words, python_module
 from ..spec._words import Verbatim
-from ..spec.slurm import node_range, Srun
+from ..spec.slurm import gpu_total, node_range, Srun
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.units import is_number
 from . import Context, Fix, rule
@@ -1461,6 +1462,202 @@ def _other_launchers_vs_gpus(ctx: Context) -> Iterator[Any]:
         else:
             yield (launch.line, f"accelerate launch --num_processes {processes} starts {processes} processes on a node "
                                 f"with {have} GPU{plural}: {beyond}; use --num_processes {have}")
+
+
+#: how a command starts an inference server that splits one model over GPUs: python -m MODULE, or PROGRAM
+#: SUBCOMMAND (``sglang serve`` is SGLang's newer name for its launcher) → the engine
+_SERVER_MODULES = {"sglang.launch_server": "sglang", "vllm.entrypoints.openai.api_server": "vllm",
+                   "vllm.entrypoints.api_server": "vllm"}
+_SERVER_COMMANDS = {("sglang", "serve"): "sglang", ("vllm", "serve"): "vllm"}
+
+#: each engine's spellings of its tensor- and pipeline-parallel sizes and of its node count. SGLang's argparse
+#: takes --tp for --tp-size (an unambiguous prefix, the spelling of SGLang's own docs), but refuses --pp, which
+#: --pp-max-micro-batch-size shares; vLLM has -tp, -pp and, for its launch over several nodes, --nnodes/-n.
+_PARALLEL_SIZES = {
+    "sglang": {"tp": ("--tp-size", "--tensor-parallel-size", "--tp"), "pp": ("--pp-size", "--pipeline-parallel-size"),
+               "nnodes": ("--nnodes",)},
+    "vllm": {"tp": ("--tensor-parallel-size", "-tp"), "pp": ("--pipeline-parallel-size", "-pp"),
+             "nnodes": ("--nnodes", "-n")},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Server:
+    """An SGLang or vLLM server the script starts: where, and the parallel sizes its command line gives."""
+
+    line: int
+    engine: str                        # "sglang" or "vllm"
+    name: str                          # the words that start it, for messages: "python3 -m sglang.launch_server"
+    sizes: dict[str, tuple[str, str]]  # "tp", "pp", "nnodes" → (the option as written, its value)
+    step: Any = None                   # the step that runs it (srun, a container), None: the batch shell
+
+
+def _server_call(words: list[Any]) -> tuple[str, str, list[str]] | None:
+    """``(engine, name, its arguments)`` when ``words`` (past ``exec``, ``uv run`` and the other wrappers) start an
+    SGLang or vLLM server, else None."""
+    words = launch_words([str(w) for w in words])
+    words = (python_module(words) or (words, ()))[0]
+    if len(words) > 2 and _PYTHON.fullmatch(words[0].rsplit("/", 1)[-1]) and words[1] == "-m" \
+            and words[2] in _SERVER_MODULES:
+        return _SERVER_MODULES[words[2]], " ".join(words[:3]), words[3:]
+    engine = _SERVER_COMMANDS.get((words[0].rsplit("/", 1)[-1], words[1])) if len(words) > 1 else None
+    return (engine, " ".join(words[:2]), words[2:]) if engine else None
+
+
+def _parallel_sizes(engine: str, args: list[str]) -> dict[str, tuple[str, str]]:
+    """The parallel sizes and node count the arguments give, by kind; the last one given wins, as with argparse.
+    vLLM's parser reads an option's underscores as dashes (--tensor_parallel_size)."""
+    found: dict[str, tuple[str, str]] = {}
+    for i, word in enumerate(args):
+        written, eq, value = word.partition("=")
+        name = "--" + written[2:].replace("_", "-") if engine == "vllm" and written.startswith("--") else written
+        kind = next((k for k, names in _PARALLEL_SIZES[engine].items() if name in names), None)
+        if kind is not None:
+            found[kind] = (written, value if eq else (args[i + 1] if i + 1 < len(args) else ""))
+    return found
+
+
+def _servers(ctx: Context) -> tuple[_Server, ...]:
+    """Every SGLang and vLLM server the script starts: as a step's program (after srun, in a container), in a
+    step's ``bash -c`` script, or as a plain command of the batch shell."""
+    def make() -> tuple[_Server, ...]:
+        found: list[_Server] = []
+        for step in steps(ctx):
+            calls = [_server_call(list(step.chain.program))]
+            if calls[0] is None:
+                calls = [_server_call(list(c.argv)) for c in _simple_commands([step.command]) if isinstance(c, _Inner)]
+            found += [_Server(step.line, c[0], c[1], _parallel_sizes(c[0], c[2]), step) for c in calls if c]
+        for cmd in (*simple_commands(ctx), *held_commands(ctx)):
+            call = _server_call(list(cmd.argv))
+            if call is not None:
+                found.append(_Server(cmd.line, call[0], call[1], _parallel_sizes(call[0], call[2])))
+        return tuple(sorted(found, key=lambda s: s.line))
+    return cached(ctx, "inference_servers", make)
+
+
+def _job_gpus(ctx: Context) -> tuple[int | None, int | None, int | None]:
+    """``(GPUs per node, GPUs in all, nodes)`` as far as the job's #SBATCH lines fix them (None: not known). A job
+    that counts its GPUs two ways (--gpus with --gpus-per-task) is left unknown, as are GPUs per node of --gpus over
+    several nodes (Slurm need not spread them evenly) and the nodes of a job that names no --nodes but a task count
+    or GPUs in all (Slurm picks as many as those need)."""
+    job = ctx.job
+    if job.nodes is not None:
+        span = node_range(job.nodes)
+        nodes = span[0] if span is not None and span[0] == span[1] else None
+    else:
+        nodes = 1 if job.ntasks is None and not job.gpus else None
+    asked = [v for v in (job.gpus_per_node, job.gpus, job.gpus_per_task) if v not in (None, "", 0)]
+    if len(asked) != 1 or not gpu_total(asked[0]):
+        return None, None, nodes
+    if job.gpus:
+        total = gpu_total(job.gpus)
+        return (total if nodes == 1 else None), total, nodes
+    per_node: int | None = gpu_total(job.gpus_per_node)
+    if not per_node:
+        tasks = job.ntasks_per_node if isinstance(job.ntasks_per_node, int) else \
+            (job.ntasks if isinstance(job.ntasks, int) else 1) if nodes == 1 and job.ntasks_per_node is None else None
+        per_node = gpu_total(job.gpus_per_task) * tasks if tasks else None
+    return per_node, (per_node * nodes if per_node and nodes else None), nodes
+
+
+def _size(ctx: Context, server: _Server, kind: str) -> int | None:
+    """A parallel size as a number: 1 when not given, None when it is not a number the script fixes (a value
+    the job works out when it runs, "$SLURM_GPUS_ON_NODE", is left to it)."""
+    if kind not in server.sizes:
+        return 1
+    text = ctx.parsed.resolve(server.sizes[kind][1], server.line)
+    return int(text) if re.fullmatch(r"\d+", text) and int(text) > 0 else None
+
+
+def _sizes_text(ctx: Context, server: _Server, *kinds: str) -> str:
+    """The options as written (``--tp 32 --nnodes $SLURM_JOB_NUM_NODES``), a value from a variable with its
+    number (``(2)``)."""
+    out = []
+    for kind in kinds:
+        if kind in server.sizes:
+            written, value = server.sizes[kind]
+            number = _size(ctx, server, kind) if kind != "nnodes" else as_int(ctx, value, server.line)
+            out.append(f"{written} {value}" + (f" ({number})" if number is not None and str(number) != value else ""))
+    return " ".join(out)
+
+
+@rule("HPC139", "parallel-size-over-gpus", "error",
+      summary="an SGLang or vLLM server's tensor × pipeline parallel size is larger than the GPUs the job has for it",
+      why="SGLang (python -m sglang.launch_server, sglang serve) runs one rank per GPU: --tp-size (--tp) × --pp-size "
+          "ranks over --nnodes nodes, tp × pp / nnodes on each node, each given the GPU of its local rank, so ranks "
+          "beyond the node's GPUs are given GPU numbers the node does not have and the server stops at start-up. "
+          "vLLM (vllm serve, python -m vllm.entrypoints.openai.api_server) needs --tensor-parallel-size × "
+          "--pipeline-parallel-size GPUs: on one node, those of its node; over several nodes, those of the Ray "
+          "cluster the job starts on them, at most all of the job's GPUs; with --nnodes (its launch without Ray), "
+          "its share on each node. With fewer it stops at start-up ('The number of required GPUs exceeds the total "
+          "number of available GPUs in the placement group'; 'local_world_size … must be less than or equal to the "
+          "number of visible devices'). Reported only where the sizes are numbers (written, or set in the script) "
+          "and the #SBATCH lines (or the step's srun) fix the GPUs: a size the job works out when it runs (--tp "
+          "\"$SLURM_GPUS_ON_NODE\") is left alone, and so is a job whose GPUs are counted two ways.",
+      fix="Fit the sizes to the GPUs: SGLang --tp = GPUs per node × --nnodes (tp × pp with --pp-size); vLLM "
+          "--tensor-parallel-size = GPUs per node and --pipeline-parallel-size = nodes (over a Ray cluster on the "
+          "job's nodes, or with --nnodes); or ask for more GPUs per node, or more nodes.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --gres=gpu:4
+#SBATCH --time=04:00:00
+python -m sglang.launch_server --model-path meta-llama/Llama-3.1-70B-Instruct --tp 8 --port 30000
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --gres=gpu:4
+#SBATCH --time=04:00:00
+python -m sglang.launch_server --model-path meta-llama/Llama-3.1-70B-Instruct --tp 4 --port 30000
+""")
+def _parallel_size_over_gpus(ctx: Context) -> Iterator[Any]:
+    if heterogeneous(ctx):
+        return  # each component has GPUs of its own, and the model of the job holds the first one's
+    per_node, total, nodes = _job_gpus(ctx)
+    for server in _servers(ctx):
+        tp, pp = _size(ctx, server, "tp"), _size(ctx, server, "pp")
+        nnodes = as_int(ctx, server.sizes["nnodes"][1], server.line) if "nnodes" in server.sizes else 1
+        if not tp or not pp or not nnodes or tp * pp == 1:
+            continue
+        srun = server.step.chain.srun if server.step is not None else None
+        own = (step_gpus(server.step) or inherited_gpus(ctx, server.step)) if srun is not None else None
+        have, holder = (own, "this step has") if own else (per_node, "the job has")
+        said = f"{server.name} {_sizes_text(ctx, server, 'tp', 'pp', 'nnodes')}"
+        if server.engine == "sglang":
+            # SGLang's own split (_calculate_rank_ranges): pipeline stages over the nodes, then tensor ranks
+            on_node = max(pp // nnodes, 1) * (tp // max(nnodes // pp, 1))
+            if have and on_node > have:
+                where = f"each of its {nnodes} nodes" if nnodes > 1 else "its node"
+                yield (server.line, f"{said} starts {on_node} ranks on {where}, one GPU each, but {holder} {have} "
+                                    f"GPU{'s' if have > 1 else ''} per node: the ranks beyond {have} are given GPU "
+                                    f"numbers the node does not have and the server stops at start-up; "
+                                    + _fit_advice(server, have, nnodes, pp))
+            elif not have and total and tp * pp > total:
+                yield (server.line, f"{said} starts {tp * pp} ranks, one GPU each, but the job has {total} GPUs in "
+                                    f"all: the server stops at start-up; " + _fit_advice(server, 0, 0, pp, total))
+            continue
+        world, on_node = tp * pp, -(-tp * pp // nnodes)
+        by_node = bool(have) and (nnodes > 1 or nodes == 1)  # its share of each node (--nnodes), or the job's one
+        if by_node and on_node > have:
+            spread = f" over --nnodes {nnodes}: {on_node} on each node" if nnodes > 1 else ""
+            yield (server.line, f"{said} needs {world} GPUs (tensor × pipeline parallel size){spread}, but {holder} "
+                                f"{have} GPU{'s' if have > 1 else ''} on {'each' if nnodes > 1 else 'its'} node: vLLM "
+                                "stops at start-up (it finds fewer GPUs than ranks); "
+                                + _fit_advice(server, have, nnodes, pp))
+        elif not by_node and total and world > total:  # one vLLM over the job's nodes, through Ray
+            yield (server.line, f"{said} needs {world} GPUs (tensor × pipeline parallel size), but the job has "
+                                f"{total} in all (a Ray cluster over its nodes has no more): vLLM stops at start-up "
+                                "(the required GPUs exceed those available); " + _fit_advice(server, 0, 0, pp, total))
+
+
+def _fit_advice(server: _Server, have: int, nnodes: int, pp: int, total: int = 0) -> str:
+    """What HPC139 advises: the tensor-parallel size that fits the GPUs (per node × nodes, or in all), over the
+    pipeline stages; or more GPUs."""
+    room = total or have * nnodes
+    tp_name = server.sizes["tp"][0] if "tp" in server.sizes else _PARALLEL_SIZES[server.engine]["tp"][0]
+    if room < pp or room % pp:
+        return f"use fewer pipeline stages (there are {room} GPUs for them) or ask for more GPUs"
+    where = " in all" if total else f" of its {nnodes} nodes" if nnodes > 1 else ""
+    return f"use {tp_name} {room // pp} to fit the {room} GPUs{where}, or ask for more GPUs"
 
 
 @rule("HPC120", "more-tasks-than-gpus", "warning",

@@ -85,7 +85,7 @@ def _extra_arg_problems(args: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _own_network_option(extra: tuple[str, ...]) -> str:
+def own_network_option(extra: tuple[str, ...]) -> str:
     """The first of Apptainer's ``extra`` options that gives the container a network of its own, or ""."""
     for word in extra:
         name, eq, value = word.partition("=")
@@ -276,7 +276,7 @@ class JupyterJob(Spec):
         if isinstance(c, ApptainerRun):
             if c.action != "exec":
                 out.append(Problem("container.action", f"use exec, not {c.action}: the job runs jupyter lab in the image"))
-            own_network = _own_network_option(c.extra if isinstance(c.extra, tuple) else ())
+            own_network = own_network_option(c.extra if isinstance(c.extra, tuple) else ())
             if own_network:
                 out.append(Problem("container.extra", f"remove {own_network!r}: it runs the container in a network of "
                                                       "its own, where the node's address that the tunnel names does "
