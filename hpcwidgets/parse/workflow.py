@@ -329,15 +329,16 @@ def _works(cmd: Command) -> bool:
     """Whether ``cmd`` runs a program that does real work: not a message, a check, a look at the node or the
     image's preparation (``apptainer pull``, which the reader takes into the model); for a loop or an ``if``,
     whether a command in it does. A launch the reader could not take (``apptainer exec "${OPTS[@]}" …``) works.
-    A function definition runs nothing where it stands."""
+    A wrapper (``time``, ``nohup``, ``exec``, ``env A=1``) works when what it runs does. A function definition runs
+    nothing where it stands."""
     if cmd.kind == "compound":
         return not _FUNCTION.match(cmd.text) and any(_works(inner) for inner in compound_body(cmd))
     if cmd.kind != "simple" or not cmd.words:
         return False
-    name = str(cmd.words[0].value)
-    if name in _NOISE:
+    words = launch_words([w.value for w in cmd.words])  # past time, nohup, exec, env A=1 …: what they run
+    if not words or str(words[0]) in _NOISE:
         return False
-    known = recognise([str(w.value) for w in cmd.words])
+    known = recognise([str(w) for w in words])
     return known is None or known[0].cls.kind not in (*_PREPARE_KINDS, "apptainer.inspect", "charliecloud.fromhost")
 
 

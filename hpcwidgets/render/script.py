@@ -627,8 +627,18 @@ def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
         above = next((groups[k] for k in range(i - 1, -1, -1) if groups[k] >= 0 and groups[k] in last_source), None)
         at = last_source[above] if above is not None else 0
         at = directives_end if any(line.startswith("#SBATCH") for line in lines) else max(at, directives_end)
+        # a line that ends in a continuation goes on into the next: what is added goes after the blank line that
+        # ends it (without one, the added lines would become its arguments)
+        source = layout.source
+        while 0 <= at < len(source) - 1 and source[at].endswith("\\") and not _escaped(source[at]):
+            at += 1
         after.setdefault(at, []).extend(lines)
     return after
+
+
+def _escaped(line: str) -> bool:
+    """Whether the backslash at the end of ``line`` is itself escaped (``echo \\\\``): then it continues nothing."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 0
 
 
 def directive_rows(canonical: Sequence[str]) -> set[int]:

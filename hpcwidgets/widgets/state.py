@@ -256,7 +256,8 @@ def from_control(kind: str, f: FieldSpec, raw: Any, current: Any = (), owner: ty
         if broken:
             return None, broken
     out = []
-    for item, typed in kept_items(text, [(v, item_text(kind, v, owner)) for v in kept]):
+    shell = kind == "lines" and f.name in SHELL_LINE_FIELDS
+    for item, typed in kept_items(text, [(v, item_text(kind, v, owner)) for v in kept], shell=shell):
         if not typed:
             out.append(item)
             continue
@@ -267,9 +268,13 @@ def from_control(kind: str, f: FieldSpec, raw: Any, current: Any = (), owner: ty
     return tuple(out), ""
 
 
-def kept_items(text: str, shown: Sequence[tuple[Any, str]]) -> list[tuple[Any, bool]]:
+def kept_items(text: str, shown: Sequence[tuple[Any, str]], *, shell: bool = False) -> list[tuple[Any, bool]]:
     """The items of a list control's ``text``, in order: ``(item, False)`` for a run of lines that still shows one
-    of the ``shown`` ``(item, text)`` pairs (indentation aside), ``(line, True)`` for each other line with text."""
+    of the ``shown`` ``(item, text)`` pairs (indentation aside), ``(line, True)`` for each other line with text.
+
+    With ``shell`` (a box of shell lines) a typed line that bash cannot read on its own (it ends in a continuation
+    backslash, opens a here-document or a quote) takes the lines after it until it can, as one item: a command
+    written over several lines stays one command, its lines as typed (a here-document's indentation is its text)."""
     candidates: dict[str, list[tuple[Any, list[str]]]] = {}
     for item, said in sorted(shown, key=lambda pair: -pair[1].count("\n")):  # the longest entry first
         lines = [ln.strip() for ln in said.split("\n")]
@@ -285,10 +290,28 @@ def kept_items(text: str, shown: Sequence[tuple[Any, str]]) -> list[tuple[Any, b
             out.append((same[0], False))
             i += len(same[1])
             continue
+        if line and shell:
+            end = _command_end(typed, i)
+            out.append(("\n".join([line, *(ln.rstrip() for ln in typed[i + 1:end])]), True))
+            i = end
+            continue
         if line:
             out.append((line, True))
         i += 1
     return out
+
+
+def _command_end(lines: Sequence[str], start: int) -> int:
+    """The index after the last of ``lines`` that the shell command starting at ``start`` takes: the first run of
+    lines bash reads as complete (only ``start`` itself when none is, which the box's check then reports)."""
+    from ..parse.lexer import lex_script
+    for end in range(start + 1, len(lines) + 1):
+        try:
+            lex_script("\n".join(ln.rstrip() for ln in lines[start:end]).strip() + "\n")
+        except ParseError:
+            continue
+        return end
+    return start + 1
 
 
 def _item_from_line(kind: str, label: str, line: str) -> tuple[Any, str]:
