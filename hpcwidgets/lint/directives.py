@@ -954,6 +954,14 @@ def _option_list(text: str) -> bool:
     return bool(words)
 
 
+def _options_set_elsewhere(text: str, live: set[str]) -> bool:
+    """Whether every option of a directive-like line (``--partition=general -c 32``) is one the job's live #SBATCH
+    lines set too: the line is then a value switched off on purpose, not a directive lost to a typo."""
+    words = list(itertools.takewhile(lambda w: not w.startswith("#"), text.split()))
+    names = [_option_name(w.partition("=")[0] if w.startswith("--") else w[:2]) for w in words if w.startswith("-")]
+    return bool(names) and all(name and name in live for name in names)
+
+
 @rule("HPC321", "misspelled-sbatch-sentinel", "error",
       summary="a line meant as an #SBATCH directive is misspelled (#SBTACH, #sbatch, SBATCH without its #), so "
               "sbatch ignores it",
@@ -961,7 +969,9 @@ def _option_list(text: str) -> bool:
           "options on it are silently dropped: the job runs with the default time, memory or account, and nothing "
           "says why. (A space after the # or a second #, as in # SBATCH or ##SBATCH, or letters around the word, as in "
           "#xSBATCH or #noSBATCH, are the usual ways to switch a line off on purpose, and are left alone, as is a "
-          "comment whose words after the option are prose.)",
+          "comment whose words after the option are prose. So is a line such as #XBATCH --partition=general whose "
+          "options a live #SBATCH line sets as well: it is an earlier choice kept to switch back to, and writing "
+          "#SBATCH there would give the option twice.)",
       fix="Write #SBATCH exactly (upper case, no space).",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -975,11 +985,13 @@ python train.py
 """)
 def _sentinel(ctx: Context) -> Iterator[Any]:
     first = first_command_line(ctx.parsed.lexed)
+    live = {_option_name(d.flag) for d in ctx.parsed.directives if d.applied}
     for number, text in enumerate(ctx.parsed.lines, start=1):
         if first and number >= first:
             break
         m = _SENTINEL_LIKE.match(text)
-        if m and _misspelled_sentinel(m.group(1)) and _option_list(text[m.end(1):]):
+        if m and _misspelled_sentinel(m.group(1)) and _option_list(text[m.end(1):]) \
+                and not _options_set_elsewhere(text[m.end(1):], live):
             fixed = "#SBATCH" + text[m.end(1):]
             yield (number, f"#{m.group(1)} is not #SBATCH, so sbatch ignores this line and its options; write #SBATCH",
                    Fix("write #SBATCH", number, number, text=fixed))

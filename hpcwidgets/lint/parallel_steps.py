@@ -474,21 +474,43 @@ def _how_started(b: BackgroundStep) -> str:
     return f"{b.how}{at} starts this step in the background {started}"
 
 
+#: programs that serve until they are stopped, with the subcommands that make them serve (None: any)
+_SERVERS: dict[str, tuple[str, ...] | None] = {
+    "vllm": ("serve",), "ollama": ("serve",), "jupyter": ("lab", "notebook", "server"), "jupyter-lab": None,
+    "jupyter-notebook": None, "jupyter-server": None, "tensorboard": None, "mlflow": ("server", "ui"),
+    "dask": ("scheduler", "worker"), "dask-scheduler": None, "dask-worker": None, "text-generation-launcher": None}
+
+#: Python modules that serve until they are stopped, run as python -m MODULE
+_SERVER_MODULES = frozenset({"vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server",
+                             "sglang.launch_server", "jupyterlab", "notebook", "tensorboard.main"})
+
+
+def _server_names() -> str:
+    """The servers :func:`_server` recognises, as HPC522's and HPC538's texts name them (one list for both)."""
+    names = ["ray start --block"]
+    names += [f"{name} {'/'.join(subcommands)}" if subcommands else name for name, subcommands in _SERVERS.items()]
+    names += [f"python -m {module}" for module in sorted(_SERVER_MODULES)]
+    return ", ".join(names)
+
+
 @rule("HPC522", "monitor-step-blocks-the-job", "error",
       summary="a step that never ends by itself, started in the background (srun nvidia-smi dmon &, srun ray start "
               "--block &, srun vllm serve &), holds the job's resources for good, so a later srun step on its node "
               "never starts",
       why="A step without --overlap takes every CPU of the job on its node (without --exact) and every GPU the job "
           "has (when it asks for none itself), and steps do not share them. A monitor (nvidia-smi dmon, nvidia-smi "
-          "-l 30, watch, tail -f) or a server (ray start --block for a Ray head or worker, vllm serve, python -m "
-          "sglang.launch_server, jupyter lab, tensorboard, dask scheduler and worker) never ends, so a later srun "
-          "step on the same node waits ('step creation temporarily disabled') until the job's time runs out. Not "
-          "reported when either step has --overlap (srun(1): such a step shares with all others), when the later "
-          "step is placed on other nodes by name (-w, -x), when the step takes only its own CPUs and GPUs, or "
-          "when no srun step follows (a driver in the batch shell).",
+          f"-l 30, watch, tail -f) or a server ({_server_names()}) never ends, so a later srun step on the same node "
+          "waits ('step creation temporarily disabled') until the job's time runs out. Not reported when either "
+          "step has --overlap (srun(1): such a step shares with all others), when the later step is placed on other "
+          "nodes (by name with -w or -x, or with -r/--relative on other nodes of the allocation), when the step "
+          "takes only its own CPUs and GPUs, when no srun step follows (a driver in the batch shell), when the "
+          "later step is in another branch of the same if or case, or when the script has ended the step before "
+          "the later one: wait for it, kill $PID (PID=$! after srun … &; also kill %1 or kill $(jobs -p)) with "
+          "TERM, HUP, QUIT or KILL, which srun turns into SIGKILL for its tasks (kill -INT only makes srun print "
+          "their state), or scancel $SLURM_JOB_ID.N of its step.",
       fix="Start the monitor or server with srun --overlap (it then shares the resources), or give the later step "
-          "--overlap; a monitor can also run without srun: nvidia-smi dmon … & in the batch shell watches the first "
-          "node.",
+          "--overlap; stop a server the later step does not need first (kill \"$PID\"; wait \"$PID\"); a monitor "
+          "can also run without srun: nvidia-smi dmon … & in the batch shell watches the first node.",
       bad="""#!/bin/bash
 #SBATCH --nodes=1
 #SBATCH --ntasks=1
@@ -510,11 +532,11 @@ def _step_never_ends_blocks(ctx: Context) -> Iterator[Any]:
     for b in background_steps(ctx):
         step = b.step
         what = _runs_until_stopped(step)
-        if b.several or what is None:
-            continue
+        if b.several or what is None or _held_to_a_time(step):
+            continue  # (a step with a time of its own ends then: a later step waits that long, not to the job's end)
         missing = _missing_share(ctx, step)
         blocked = next((s for s in later if s.line > step.line and s is not step and not _overlaps(ctx, s)
-                        and not _on_other_nodes(ctx, step, s)), None)
+                        and not _on_other_nodes(ctx, step, s) and not _gone_before(ctx, b, s)), None)
         if not missing or blocked is None:
             continue
         fix = None
@@ -530,15 +552,200 @@ def _step_never_ends_blocks(ctx: Context) -> Iterator[Any]:
                           "one)", fix)
 
 
-#: programs that serve until they are stopped, with the subcommands that make them serve (None: any)
-_SERVERS: dict[str, tuple[str, ...] | None] = {
-    "vllm": ("serve",), "ollama": ("serve",), "jupyter": ("lab", "notebook", "server"), "jupyter-lab": None,
-    "jupyter-notebook": None, "jupyter-server": None, "tensorboard": None, "mlflow": ("server", "ui"),
-    "dask": ("scheduler", "worker"), "dask-scheduler": None, "dask-worker": None, "text-generation-launcher": None}
+def _gone_before(ctx: Context, b: BackgroundStep, later: Any) -> bool:
+    """Whether the background step ``b`` no longer runs when the ``later`` step starts: the two are in different
+    branches of one if or case, or the batch shell ends ``b`` on the way from one to the other."""
+    at = _step_index(ctx, later)
+    return at is not None and (_never_both(ctx, b.index, at) or _ended_between(ctx, b, at))
 
-#: Python modules that serve until they are stopped, run as python -m MODULE
-_SERVER_MODULES = frozenset({"vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server",
-                             "sglang.launch_server", "jupyterlab", "notebook", "tensorboard.main"})
+
+def _step_index(ctx: Context, step: Any) -> int | None:
+    """Where the command of an srun step is in :func:`_code_in_order`."""
+    return next((i for i, run in _srun_steps_at(ctx).items() if any(s is step for s in run)), None)
+
+
+def _ancestors(ctx: Context, i: int) -> list[int]:
+    """The command at ``i`` and the compounds holding it, innermost first, ending in -1 (the script itself)."""
+    code, out = _code_in_order(ctx), [i]
+    while out[-1] >= 0:
+        out.append(code[out[-1]][2])
+    return out
+
+
+#: the keywords that start the parts of an if (the condition before the first then runs in any case)
+_IF_PARTS = re.compile(r"(?<![^\s;&|()])(then|elif|else)(?![^\s;&|()])")
+#: the end of a case item (;& and ;;& go on into the next one)
+_CASE_ITEM_END = re.compile(r";;(?!&)")
+
+
+def _never_both(ctx: Context, i: int, j: int) -> bool:
+    """Whether the commands at ``i`` and ``j`` (``i`` first) are in different branches of one ``if`` (a then or
+    else part, and any part after it) or of one ``case`` (two items), so that a run reaches at most one of them."""
+    up_i, up_j = _ancestors(ctx, i), _ancestors(ctx, j)
+    common = next(a for a in up_i if a in up_j)
+    if common < 0 or common in (i, j):
+        return False
+    head = _code_in_order(ctx)[common][0]
+    keyword = str(head.words[0].value) if head.words else ""
+    if keyword not in ("if", "case"):
+        return False
+    syntax = _own_syntax(ctx, common)
+    first, second = (_start_in(ctx, up[up.index(common) - 1]) for up in (up_i, up_j))
+    if keyword == "case":
+        return bool(_CASE_ITEM_END.search(syntax, first, second))
+    parts = [m.group(1) for m in _IF_PARTS.finditer(syntax, 0, first)]
+    return bool(parts) and parts[-1] in ("then", "else") and bool(_IF_PARTS.search(syntax, first, second))
+
+
+def _start_in(ctx: Context, k: int) -> int:
+    """Where the command at ``k`` starts, counted from the start of the compound that holds it (its text begins
+    with its holder's syntax blanked out)."""
+    code = _code_in_order(ctx)
+    cmd, holder = code[k][0], code[code[k][2]][0]
+    return cmd.offset + len(cmd.text) - len(cmd.text.lstrip()) - holder.offset
+
+
+def _own_syntax(ctx: Context, p: int) -> str:
+    """The text of the compound at ``p`` with only its own syntax left (if, then, else, fi; case patterns and ;;),
+    the commands of its body and comments blanked, at the same offsets."""
+    code, source = _code_in_order(ctx), ctx.parsed.source
+    holder = code[p][0]
+    chars = list(source[holder.offset:holder.offset + len(holder.text)])
+    for cmd, _, parent in code:
+        if parent != p:
+            continue
+        for n, ch in enumerate(cmd.text, start=cmd.offset - holder.offset):
+            if 0 <= n < len(chars) and chars[n] == ch:
+                chars[n] = " "
+    return re.sub(r"(?:^|(?<=\s))#[^\n]*", lambda m: " " * len(m.group(0)), "".join(chars))
+
+
+#: the signals srun ends its step on (srun_job.c: TERM, HUP and QUIT become SIGKILL for the tasks; a KILLed srun
+#: leaves its shepherd process to cancel the step). One INT only makes srun print the tasks' state, and others
+#: (USR1 …) go on to the tasks, which may catch them.
+_ENDS_THE_STEP = frozenset({"TERM", "15", "HUP", "1", "QUIT", "3", "KILL", "9"})
+
+#: a word that holds the PIDs of the shell's background jobs: $(jobs -p), `jobs -pr`
+_JOBS_P = r"\s*jobs\s+-[a-z]*p[a-z]*(?:\s+-[a-z]+)*\s*"
+_JOBS_PIDS = re.compile(rf"\$\({_JOBS_P}\)|`{_JOBS_P}`")
+
+#: the step of the job scancel names: $SLURM_JOB_ID.2, ${SLURM_JOBID}.$STEP
+_OWN_STEP = re.compile(r"\$\{?SLURM_JOB_?ID\}?\.(\d+)?\S*")
+
+
+def _ended_between(ctx: Context, b: BackgroundStep, at: int) -> bool:
+    """Whether the batch shell surely ends the background step ``b`` before it reaches the command at ``at``: on
+    every way there it waits for it (wait, wait $PID), kills its srun (kill $PID with PID=$! after it, kill %N,
+    kill $(jobs -p); see :data:`_ENDS_THE_STEP`) or cancels its step (scancel $SLURM_JOB_ID.N)."""
+    code = _code_in_order(ctx)
+    if _shell_of(ctx, b.index) >= 0:
+        return False  # a wait or kill of the batch shell does not reach what a ( … ) & group starts
+    # $! of srun … | tee log & is tee's PID (kill %1 and a plain wait reach every command of the pipeline); a wait
+    # for $! of a function or a ( … ) group waits for its srun, but a kill reaches srun only when the shell started
+    # srun itself
+    pids = _pid_names(ctx, b.index) if _pipeline_end(ctx, b.index) == b.index else {}
+    plain = b.how == "srun … &"
+    holders = set(_ancestors(ctx, b.index)[1:])
+    for k in range(b.index + 1, at):
+        cmd, _, parent = code[k]
+        if cmd.kind != "simple" or not cmd.words or parent not in holders or _joined_to_previous(code, k):
+            continue  # only a command every way from the step to ``at`` runs
+        words = [str(w.value) for w in cmd.words]
+        targets = [w.raw.strip("\"'") for w in cmd.words[1:]]
+        if words[0] == "wait":
+            if not targets or any(_names_the_step(ctx, b, k, t, pids) for t in targets):
+                return True
+        elif words[0] == "kill" and plain:
+            if any(_names_the_step(ctx, b, k, t, pids) for t in _kill_targets(targets)):
+                return True
+        elif words[0] == "scancel" and _cancels_step(ctx, b, targets):
+            return True
+    return False
+
+
+def _pid_names(ctx: Context, start: int) -> dict[str, int]:
+    """The variables the batch shell saves the PID of the command at ``start`` in (PID=$!, pids+=($!)) before it
+    starts another in the background, with where each is set."""
+    code = _code_in_order(ctx)
+    out: dict[str, int] = {}
+    k = _next_in_body(ctx, start)
+    while k is not None and not _backgrounded(ctx, k):
+        for name, word in code[k][0].assignments:
+            if re.fullmatch(r"\(?\"?\$(?:!|\{!\})\"?\)?", word.raw):
+                out[name] = k
+        k = _next_in_body(ctx, k)
+    return out
+
+
+def _names_the_step(ctx: Context, b: BackgroundStep, k: int, target: str, pids: dict[str, int]) -> bool:
+    """Whether a wait or kill at ``k`` given ``target`` reaches the srun of ``b``: a variable holding its PID (not
+    set to anything else since), $(jobs -p), %% or %+ with no job started since, or %N with N its job number."""
+    m = re.fullmatch(r"\$\{?([A-Za-z_]\w*)(?:\[[@*]\])?\}?", target)
+    if m:
+        name = m.group(1)
+        return name in pids and not any(n == name and not re.match(rf"\s*{name}\+=", c.text)
+                                        for c, _, _ in _code_in_order(ctx)[pids[name] + 1:k] for n, _ in c.assignments)
+    if _JOBS_PIDS.fullmatch(target):
+        return True
+    started = [j for j in range(b.index + 1, k) if _started_job(ctx, j)]
+    if target in ("%%", "%+"):
+        return not started
+    number = _job_number(ctx, b.index)
+    return number is not None and target == f"%{number}"
+
+
+def _started_job(ctx: Context, j: int) -> bool:
+    """Whether the command at ``j`` ends a pipeline the batch shell runs in the background (a job of its own)."""
+    return _code_in_order(ctx)[j][0].joined_by == "&" and _shell_of(ctx, j) < 0
+
+
+def _job_number(ctx: Context, i: int) -> int | None:
+    """The batch shell's job number of what the command at ``i`` starts (kill %N): one more than the jobs started
+    since the last wait; None when a loop starts some of them."""
+    code = _code_in_order(ctx)
+    last_wait = max((j for j in range(i) if is_wait(code[j][0]) and _shell_of(ctx, j) < 0), default=-1)
+    earlier = [j for j in range(last_wait + 1, i) if _started_job(ctx, j)]
+    return None if any(code[j][1] for j in [*earlier, i]) else len(earlier) + 1
+
+
+def _kill_targets(words: list[str]) -> list[str]:
+    """What a kill with these arguments signals, when the signal ends an srun step (:data:`_ENDS_THE_STEP`;
+    TERM when none is given); nothing for another signal, kill -0 (a test) or kill -l (a list)."""
+    signal, k = "TERM", 0
+    while k < len(words) and words[k].startswith("-") and len(words[k]) > 1:
+        if words[k] == "--":
+            k += 1
+            break
+        if words[k] in ("-l", "-L"):
+            return []
+        if words[k] in ("-s", "-n"):
+            signal, k = (words[k + 1] if k + 1 < len(words) else ""), k + 2
+            continue
+        signal, k = words[k][1:], k + 1
+    name = signal.upper()
+    return words[k:] if (name[3:] if name.startswith("SIG") else name) in _ENDS_THE_STEP else []
+
+
+def _cancels_step(ctx: Context, b: BackgroundStep, words: list[str]) -> bool:
+    """Whether scancel with these arguments cancels the step of ``b``: $SLURM_JOB_ID.N with N its step number (any
+    N when that cannot be counted), without --signal (or with KILL, which the tasks cannot catch)."""
+    signal = next((words[k + 1] if w in ("-s", "--signal") and k + 1 < len(words) else w.partition("=")[2]
+                   for k, w in enumerate(words) if w in ("-s", "--signal") or w.startswith("--signal=")), None)
+    if signal is not None and signal.upper().removeprefix("SIG") not in ("KILL", "9"):
+        return False
+    number = _step_number(ctx, b.index)
+    return any(m.group(1) is None or number is None or int(m.group(1)) == number
+               for w in words for m in [_OWN_STEP.fullmatch(w)] if m)
+
+
+def _step_number(ctx: Context, i: int) -> int | None:
+    """The number of the step the srun at ``i`` starts ($SLURM_JOB_ID.N): the count of srun steps before it, when
+    each of them is an srun line of the script's top level (one step, surely started); None otherwise."""
+    code = _code_in_order(ctx)
+    before = [j for j in range(i) if _runs(ctx, j, frozenset())]
+    if any(code[j][2] >= 0 or j not in _srun_steps_at(ctx) or _joined_to_previous(code, j) for j in before):
+        return None
+    return len(before)
 
 
 def _runs_until_stopped(step: Any) -> str | None:
@@ -586,15 +793,114 @@ def _server(words: list[str]) -> str | None:
 
 
 def _on_other_nodes(ctx: Context, step: Any, other: Any) -> bool:
-    """Whether srun places the two steps on different nodes by name: -w names a node for each, written differently
-    (-w "$head" and -w "${nodes[$i]}": in a job of one node, the loop over the other nodes starts no step), or one
-    names with -w a node the other leaves out with -x."""
+    """Whether srun places the two steps on different nodes: -w names a node for each, written differently
+    (-w "$head" and -w "${nodes[$i]}": in a job of one node, the loop over the other nodes starts no step), one
+    names with -w a node the other leaves out with -x, or -r/--relative starts each on other nodes of the
+    allocation."""
     named = [_node_option(ctx, s, "-w", "--nodelist") for s in (step, other)]
     left_out = [_node_option(ctx, s, "-x", "--exclude") for s in (step, other)]
     if all(named) and not set(named[0]) & set(named[1]):
         return True
+    first, second = _relative_nodes(ctx, step), _relative_nodes(ctx, other)
+    if first is not None and second is not None and (first[1] < second[0] or second[1] < first[0]):
+        return True
     return bool(set(named[0]) & set(left_out[1]) or set(named[1]) & set(left_out[0]))
 
+
+def _relative_nodes(ctx: Context, step: Any) -> tuple[int, float] | None:
+    """The nodes of the allocation a step with -r N/--relative=N runs on, by their place in it: N up to N plus its
+    node count less one (srun(1): the step begins at node N); up to its task count when it names no node count, to
+    the end without either. None without -r, or with one the script's text does not give as a number."""
+    written = _node_option(ctx, step, "-r", "--relative")
+    if not written or not written[-1].isdigit():
+        return None
+    srun, start = step.chain.srun, int(written[-1])
+    span = node_range(srun.nodes) if isinstance(srun.nodes, str) else None  # --nodes=1-2: at most 2
+    count: float = srun.nodes if isinstance(srun.nodes, int) else span[1] if span is not None \
+        else srun.ntasks if isinstance(srun.ntasks, int) else float("inf")
+    return start, start + count - 1
+
+
+
+#: commands after a server that only tidy up or report, not the job's work (a job may run them once it is stopped)
+_AFTERWORDS = _QUICK_COMMANDS | frozenset({"kill", "pkill", "wait", "scancel", "sleep", "trap", "cat", "tail", "seff",
+                                           "sacct", "sstat", "squeue", "scontrol", "nvidia-smi", "du", "df", "conda",
+                                           "deactivate"})
+
+
+@rule("HPC538", "server-in-the-foreground", "warning",
+      summary="a server that never ends by itself runs with srun in the foreground (srun vllm serve …, no &), and "
+              "the script's work comes after it, so the batch shell does not get there",
+      why="The batch shell runs its lines one after another and goes on only when a command has ended. A server "
+          f"({_server_names()}) serves until it is stopped, so srun … in the foreground holds the batch shell on "
+          "that line: the srun steps and programs below it (the client, the training, the analysis) start only "
+          "after something else stops the server (a Jupyter user's Shut Down, a Dask client's shutdown from "
+          "another job), and otherwise never, while the job runs to its time limit. A server as the job's last "
+          "command (srun jupyter lab, srun ollama serve) is what a server job is for, and is left alone, as is one "
+          "held to a time (srun --time, timeout 2h srun …, srun timeout 2h …) and tidying up after it (echo, rm, "
+          "kill, scancel).",
+      fix="Start the server in the background with srun --overlap … &, wait until it answers (until curl -sf "
+          "http://localhost:8000/health; do sleep 10; done), run the work, then stop the server (kill \"$PID\"; "
+          "wait \"$PID\", with PID=$! after the srun line); or run the server as a job of its own.",
+      bad="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:1
+srun vllm serve meta-llama/Llama-3.1-8B-Instruct
+srun python run_eval.py --base-url http://localhost:8000/v1
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:1
+srun --overlap vllm serve meta-llama/Llama-3.1-8B-Instruct &
+SERVER_PID=$!
+until curl -sf http://localhost:8000/health; do sleep 10; done
+srun --overlap python run_eval.py --base-url http://localhost:8000/v1
+kill "$SERVER_PID"
+wait "$SERVER_PID"
+""")
+def _server_in_the_foreground(ctx: Context) -> Iterator[Any]:
+    code = _code_in_order(ctx)
+    for step in steps(ctx):
+        what = _runs_until_stopped(step)
+        i = _step_index(ctx, step)
+        if step.chain.srun is None or what is None or i is None or _held_to_a_time(step) or _backgrounded(ctx, i) \
+                or _shell_of(ctx, i) >= 0 or _in_function(code, code[i][2]) or code[i][0].joined_by in ("|", "|&") \
+                or _joined_to_previous(code, i):
+            continue  # in the background, in a pipeline (grep -m 1 ready may end it), after && or || (a test
+            #           decides), or in a function (called when?)
+        work = next((k for k in range(i + 1, len(code)) if _does_work(ctx, k) and not _never_both(ctx, i, k)
+                     and not _in_function(code, code[k][2]) and _shell_of(ctx, k) < 0), None)
+        if work is None:
+            continue
+        later = code[work][0]
+        name = "the srun step" if work in _srun_steps_at(ctx) \
+            else launch_words([str(w.value) for w in later.words])[0].rsplit("/", 1)[-1]
+        yield (step.line, f"srun {what} … runs in the foreground and never ends by itself, so the batch script "
+                          f"stays on this line: {name} on line {later.line} starts only after something else stops "
+                          "the server, and otherwise never (the job runs to its time limit); start the server with "
+                          "srun --overlap … & and stop it when the work is done (kill \"$PID\"; wait \"$PID\")")
+
+
+def _held_to_a_time(step: Any) -> bool:
+    """Whether a step ends at a time of its own: srun -t/--time, or timeout before srun or before its program."""
+    srun = step.chain.srun
+    if any(str(e).partition("=")[0] in ("-t", "--time") or re.fullmatch(r"-t\d\S*", str(e)) for e in srun.extra):
+        return True
+    for words in ([str(w.value) for w in step.command.words], [str(w) for w in step.chain.program]):
+        wrappers = words[:len(words) - len(launch_words(words))]
+        if any(w.rsplit("/", 1)[-1] == "timeout" for w in wrappers):
+            return True
+    return False
+
+
+def _does_work(ctx: Context, k: int) -> bool:
+    """Whether the command at ``k`` is part of the job's work: an srun step or a program that is no tidying up
+    (:data:`_AFTERWORDS`)."""
+    cmd = _code_in_order(ctx)[k][0]
+    if cmd.kind != "simple" or not cmd.words:
+        return False
+    words = launch_words([str(w.value) for w in cmd.words])
+    return bool(words) and (k in _srun_steps_at(ctx) or words[0].rsplit("/", 1)[-1] not in _AFTERWORDS)
 
 #: where a job keeps files on each node's own disk: the variables sites point at a per-node folder, and the
 #: folders that are local to every node; what the batch shell writes there exists on the first node only
