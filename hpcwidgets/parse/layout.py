@@ -105,17 +105,12 @@ class _Groups:
             self.canonical[i] = target
 
 
-def _option_text(line: str) -> str:
-    """The options of a rendered #SBATCH line, without the comment the renderer puts after two spaces."""
-    return line[len("#SBATCH "):].split("  #", 1)[0].strip()
-
-
 def _group_directives(parsed: ParsedScript, canonical: list[str], groups: _Groups) -> None:
     """Each #SBATCH line sbatch reads with the rendered directives it was read as: the same options, else (a value
     merged with another line's, --mail-type=BEGIN and --mail-type=END) the rendered directive of its option."""
-    from ..render.script import directive_rows
+    from ..render.script import directive_rows, option_text
     rows = sorted(directive_rows(canonical))
-    options = {i: _option_text(canonical[i]) for i in rows}
+    options = {i: option_text(canonical[i]) for i in rows}
     later = {d.line for d in parsed.directives if d.component}  # a later component's lines are kept as written
     for cmd in parsed.lexed.directives:
         if parsed.first_command and cmd.line >= parsed.first_command:

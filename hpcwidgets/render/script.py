@@ -316,6 +316,7 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     (``job.layout``, see :func:`_as_laid_out`): its lines as read where the model still says what they said.
     """
     sections = [f"# {b.comment}\n{b.text}" if b.comment else b.text for b in first]
+    opened = len(sections)
     layout = job.layout
     if layout is not None:
         layout, blocks = _followed(layout, blocks)
@@ -331,6 +332,10 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
             sections.append(exported_text)
         setup = [*loose, *setup]
     lines = [*job.setup, *setup]
+    # what runs before the job's work, each export line and each set-up line (a loop: one), for a layout to place an
+    # added module load among (see _as_laid_out)
+    before_work = [*(line for section in sections[opened:] for line in section.split("\n")), *lines] \
+        if layout is not None else []
     if lines:
         sections.append("\n".join(lines))
     for block in blocks:
@@ -357,7 +362,7 @@ def render_script(job: SlurmJob, blocks: Iterable[Block], *, title: str = "",
     # continues into, which bash reads as the end of the command (and without which a reader calls it cut off)
     if text.endswith("\\\n"):
         text += "\n"
-    return text if layout is None else _as_laid_out(layout, text)
+    return text if layout is None else _as_laid_out(layout, text, modules, before_work)
 
 
 #: the default of ``SlurmJob.comments`` (the empty tuple, one object): a job without comments is written without
@@ -515,13 +520,14 @@ def _followed(layout: ScriptLayout, blocks: Iterable[Block]) -> tuple[ScriptLayo
     return layout, blocks
 
 
-def _as_laid_out(layout: ScriptLayout, text: str) -> str:
+def _as_laid_out(layout: ScriptLayout, text: str, modules: str = "", before_work: Sequence[str] = ()) -> str:
     """``text`` (the script the renderer wrote for a job read back) written in the layout of the script it was read
     from (:class:`~hpcwidgets.spec.slurm.ScriptLayout`): the lines that changed since it was read (against
     ``layout.canonical``) replace the lines as read of their group, in their place; every other line as read stays
     as it was. Lines the renderer adds go after their group's line (a directive: after the last #SBATCH line as
-    read). ``text`` itself when a changed line is one that no line as read stands for: the layout no longer
-    matches."""
+    read; a module load written in ``modules``, the prologue's, after the script's last module command among the
+    lines ``before_work``, see :func:`_module_anchor`). ``text`` itself when a changed line is one that no line as
+    read stands for: the layout no longer matches."""
     if not layout.source:
         return text  # the reader's first rendering of the model: nothing to lay out yet
     new = text.split("\n")
@@ -531,6 +537,7 @@ def _as_laid_out(layout: ScriptLayout, text: str) -> str:
         return "\n".join(layout.source)
     becomes: list[list[str]] = [[line] for line in old]  # what each line as rendered before is now
     added: dict[int, list[str]] = {}  # lines added before the line as rendered before at each index
+    added_from: dict[int, int] = {}  # the index in ``new`` of the first of them
     # both texts end in a line break, so both end in the empty string after it: the end of the text, no line. Compared
     # as a line it would pair with a blank line inside the other text and put lines the renderer wrote last (a command
     # added at the end) after the end, where no line as rendered stands; left out, they are added before the end
@@ -538,7 +545,7 @@ def _as_laid_out(layout: ScriptLayout, text: str) -> str:
         if tag == "equal":
             continue
         if tag == "insert":
-            added.setdefault(i1, []).extend(new[j1:j2])
+            added[i1], added_from[i1] = new[j1:j2], j1
             continue
         if i2 - i1 == j2 - j1:  # a line changed for each: line by line
             pieces = [[line] for line in new[j1:j2]]
@@ -552,9 +559,15 @@ def _as_laid_out(layout: ScriptLayout, text: str) -> str:
     for i, group in enumerate(groups):
         if group >= 0:
             members.setdefault(group, []).append(i)
+    anchor = _module_anchor(layout, before_work) if modules and added else None
+    loads = _module_loads(added, added_from, new, modules) if anchor is not None else {}
     changed = {group for group, rows in members.items()
                if any(becomes[i] != [old[i]] or (i - 1 in rows and i in added) for i in rows)}
     after = _added_after(layout, members, added)
+    if loads and anchor is not None:
+        placed = _added_after(layout, members, loads)
+        at = max(anchor, *placed)
+        after[at] = [line for k in sorted(placed) for line in placed[k]] + after.get(at, [])
     # a group whose one changed word stands once in its lines as read gets that word changed there, and keeps the rest
     # of its text (a step's continuation lines, an #SBATCH line's order and spelling)
     rows_of: dict[int, list[int]] = {}
@@ -564,9 +577,12 @@ def _as_laid_out(layout: ScriptLayout, text: str) -> str:
     edited: dict[int, str] = {}
     for group, rows in rows_of.items():
         if not any(i in added and i - 1 in members[group] for i in members[group]):
-            rewritten = _word_changed([old[i] for i in members[group]],
-                                      [line for i in members[group] for line in becomes[i]],
-                                      [layout.source[k] for k in rows])
+            before = [old[i] for i in members[group]]
+            now = [line for i in members[group] for line in becomes[i]]
+            source = [layout.source[k] for k in rows]
+            if len(rows) == 1 and len(now) < len(before) and source[0].startswith("#SBATCH"):
+                before, source = _options_taken_out(before, now, source[0]) or (before, source)
+            rewritten = _word_changed(before, now, source)
             if rewritten is not None:
                 edited.update(zip(rows, rewritten))
                 changed.discard(group)
@@ -620,6 +636,8 @@ def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
     directives_end = max((last_source[g] for g, rows in members.items() if g in last_source
                           and any(i in read for i in rows)),
                          default=0 if layout.source[0].startswith("#!") else -1)
+    source = layout.source
+    last = _trailing_exit(source)
     after: dict[int, list[str]] = {}
     for i, lines in sorted(added.items()):
         if groups[i] >= 0 and i - 1 >= 0 and groups[i - 1] == groups[i]:
@@ -627,13 +645,92 @@ def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
         above = next((groups[k] for k in range(i - 1, -1, -1) if groups[k] >= 0 and groups[k] in last_source), None)
         at = last_source[above] if above is not None else 0
         at = directives_end if any(line.startswith("#SBATCH") for line in lines) else max(at, directives_end)
+        if last is not None and at >= last[0]:
+            at = last[1]  # nothing runs after the script's last ``exit``: what is added goes before it
         # a line that ends in a continuation goes on into the next: what is added goes after the blank line that
         # ends it (without one, the added lines would become its arguments)
-        source = layout.source
         while 0 <= at < len(source) - 1 and source[at].endswith("\\") and not _escaped(source[at]):
             at += 1
         after.setdefault(at, []).extend(lines)
     return after
+
+
+#: a command that changes which environment modules are loaded or can be: ``module purge`` unloads every module loaded
+#: before it and ``module restore`` swaps them for a saved collection, ``module use`` and MODULEPATH add the folders a
+#: later load looks in, a compiler's load opens the modules built with it (Lmod's hierarchy), and sourcing the module
+#: system's set-up defines ``module`` itself
+_MODULE_COMMAND = re.compile(
+    r"\s*(?:(?:module|ml)(?:\s|$)|(?:export\s+)?MODULEPATH=|(?:source|\.)\s+\S*(?:lmod|modules)\b)")
+
+
+def _module_anchor(layout: ScriptLayout, before_work: Sequence[str]) -> int | None:
+    """The line as read after which a module load the renderer adds goes: the last line of the last of the lines
+    ``before_work`` (the exports and set-up lines, as rendered, in order; a loop on its lines is one) holding a module
+    command (:data:`_MODULE_COMMAND`), found among the lines as rendered before the edit; None when none of them does
+    (the load then goes where the renderer writes modules, above them). The renderer loads modules before everything
+    else; a load added above the script's own ``module purge``, ``module restore`` or ``module use`` would be undone
+    by it or look in the wrong folders."""
+    old, groups, source_groups = layout.canonical, layout.canonical_groups, layout.source_groups
+    start = max(directive_rows(old), default=0) + 1
+    anchor = None
+    for entry in before_work:
+        rows = entry.split("\n")
+        at = next((j for j in range(start, len(old) - len(rows) + 1) if list(old[j:j + len(rows)]) == rows), None)
+        if at is None:
+            continue  # a line edited since it was read
+        start = at + len(rows)
+        if any(_MODULE_COMMAND.match(row) for row in rows):
+            read = {groups[j] for j in range(at, start)} - {-1}
+            anchor = max((k for k, group in enumerate(source_groups) if group in read), default=anchor)
+    return anchor
+
+
+def _module_loads(added: dict[int, list[str]], added_from: dict[int, int], new: list[str],
+                  modules: str) -> dict[int, list[str]]:
+    """The module loads among the lines ``added`` (before each index of the lines as rendered before; ``added_from``:
+    the index in ``new``, the text now, of the first of them) that the prologue wrote (its ``modules``, the first run
+    of those lines in ``new``), taken out of ``added``, and with them the blank lines around them when nothing else
+    was added there."""
+    rows = modules.rstrip("\n").split("\n") if modules else []
+    start = next((j for j in range(len(new) - len(rows) + 1) if new[j:j + len(rows)] == rows), None) if rows else None
+    if start is None:
+        return {}
+    prologue = range(start, start + len(rows))
+    loads: dict[int, list[str]] = {}
+    for i, lines in list(added.items()):
+        load = [k in prologue and line.startswith("module load ") for k, line in enumerate(lines, added_from[i])]
+        if not any(load):
+            continue
+        loads[i] = [line for line, taken in zip(lines, load) if taken]
+        rest = [line for line, taken in zip(lines, load) if not taken]
+        if any(line.strip() for line in rest):
+            added[i] = rest
+        else:
+            del added[i]
+    return loads
+
+
+#: ``exit`` with a status written as a number or a variable (``exit``, ``exit 1``, ``exit $STATUS``, ``exit "${rc}"``)
+_EXIT = re.compile(r"\s*exit(?:\s+(?:[0-9]+|(\"?)\$(?:\?|\w+|\{\w+\})\1))?\s*(?:;\s*)?(?:#.*)?")
+#: the end of a line whose list or pipeline goes on into the next line (``srun a ||``)
+_GOES_ON = re.compile(r"(?:&&|\|\||\|)\s*(?:#.*)?$")
+
+
+def _trailing_exit(source: Sequence[str]) -> tuple[int, int] | None:
+    """When the script as read ends in a top-level ``exit`` (its last line that is not blank or a comment, not part of
+    a command begun on the lines above): that line's index, and the index of the line after which added lines go
+    instead, its last line of code above it (the comments and blank lines right above the ``exit`` stay with it)."""
+    code = [k for k, line in enumerate(source) if line.strip() and not line.lstrip().startswith("#")]
+    if not code or not _EXIT.fullmatch(source[code[-1]]):
+        return None
+    exit_row = code[-1]
+    if len(code) == 1:
+        return exit_row, exit_row - 1
+    above = code[-2]
+    line = source[above]
+    if _GOES_ON.search(line) or (above == exit_row - 1 and line.endswith("\\") and not _escaped(line)):
+        return None
+    return exit_row, above
 
 
 def _escaped(line: str) -> bool:
@@ -691,14 +788,55 @@ def _value_changed(was: str, now: str, text: str) -> str | None:
     old, new = _LONG_VALUE.fullmatch(was), _LONG_VALUE.fullmatch(now)
     if not old or not new or old.group(1) != new.group(1):
         return None
-    long = old.group(1)
-    names = [f"{re.escape(long)}(?:=| +)", *(re.escape(alias) + "(?:=| +)" for alias, meant in SBATCH_ALIASES.items()
-                                            if meant == long),
-             *(re.escape(short) + " *" for short, meant in SBATCH_SHORT.items() if meant == long)]
-    found = re.compile(rf"(?<!\S)((?:{'|'.join(names)})){re.escape(old.group(2))}(?!\S)")
+    found = re.compile(rf"(?<!\S)({_spellings(old.group(1))}){re.escape(old.group(2))}(?!\S)")
     if len(found.findall(text)) != 1:
         return None
     return found.sub(lambda m: m.group(1) + new.group(2), text)
+
+
+def _spellings(long: str, valued: bool = True) -> str:
+    """A pattern of the ways an #SBATCH line spells the option ``long`` (``--time``): itself, an alias sbatch takes
+    for it, its one-letter form; with ``valued``, up to where its value begins (``--time=``, ``--time ``, ``-t``)."""
+    names = [long, *(alias for alias, meant in SBATCH_ALIASES.items() if meant == long)]
+    shorts = [short for short, meant in SBATCH_SHORT.items() if meant == long]
+    if not valued:
+        return "|".join(map(re.escape, names + shorts))
+    return "|".join([*(re.escape(name) + "(?:=| +)" for name in names), *(re.escape(short) + " *" for short in shorts)])
+
+
+#: an #SBATCH option's value as sbatch's tokenizer reads it: quoted (it may hold blanks), else up to a blank
+_DIRECTIVE_VALUE = r"(?:\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s\"']+)+"
+
+
+def _options_taken_out(before: list[str], now: list[str], line: str) -> tuple[list[str], list[str]] | None:
+    """For one #SBATCH line as read holding several options, rendered as ``before`` and now as ``now`` with fewer: the
+    lines of ``before`` without the options no line of ``now`` has, and ``line`` without their words as written
+    (``-p DGX``, ``--cpus-per-task=1``), the rest of it and its comment as they were (a value edited at the same time
+    is for :func:`_word_changed`). None when an option of ``now`` is not one of ``before``, when an option gone is not
+    written once on the line, or when the line would hold no option (it goes, as a line whose one option was emptied
+    does)."""
+    kept = {option_text(row).partition("=")[0] for row in now}
+    gone = [row for row in before if option_text(row).partition("=")[0] not in kept]
+    if len(before) - len(gone) != len(now):
+        return None
+    for row in gone:
+        flag, valued, _ = option_text(row).partition("=")
+        if not flag.startswith("--"):
+            return None
+        pattern = rf"(?:{_spellings(flag)}){_DIRECTIVE_VALUE}" if valued else f"(?:{_spellings(flag, False)})"
+        found = re.compile(rf"\s*(?<!\S){pattern}(?!\S)")
+        if len(found.findall(line)) != 1:
+            return None
+        line = found.sub("", line)
+    if line[len("#SBATCH"):].strip().startswith("#") or not line[len("#SBATCH"):].strip():
+        return None
+    return [row for row in before if row not in gone], [line]
+
+
+def option_text(row: str) -> str:
+    """The options of a rendered #SBATCH line, without the comment the renderer writes after them (after two
+    spaces)."""
+    return row[len("#SBATCH "):].split("  #", 1)[0].strip()
 
 
 def _one_directive_line(lines: list[str], before: list[str]) -> list[str]:
