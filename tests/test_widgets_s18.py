@@ -33,7 +33,8 @@ def test_a_here_document_keeps_its_indented_body_when_a_line_near_it_is_edited()
 
 
 def test_a_here_document_body_edited_keeps_its_indentation():
-    out = edited(HEREDOC, "commands", "  lr: 0.1", "  lr: 0.2")
+    # writing a config file is set-up (the job's work is the srun that reads it): its here-document is in Set-up
+    out = edited(HEREDOC, "setup", "  lr: 0.1", "  lr: 0.2")
     assert "model:\n  lr: 0.2\n  layers: 4\nEOF2\n" in out
 
 

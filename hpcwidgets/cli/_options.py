@@ -376,10 +376,29 @@ def unwritten(model: Spec, path: str) -> str:
     return HEADERLESS_TITLE if layout is not None and layout.intact and not layout.header else ""
 
 
+def _leaves_instance(model: Spec, parts: list[str], raw: str) -> str:
+    """Why an image given at ``parts`` (``container.image``) is refused where the container runs its command in a
+    running instance (``apptainer exec instance://NAME``): the image would replace the instance with a fresh container
+    of that image, outside the instance, which is still started from its old image (and stopped, and served from,
+    as before). The image to change is the one on the ``instance start`` line. "" for any other value."""
+    holder: Any = model
+    for name in parts[:-1]:
+        holder = getattr(holder, name, None)
+    current = str(getattr(holder, "image", "")) if parts[-1] == "image" else ""
+    if not current.startswith("instance://") or raw.startswith("instance://"):
+        return ""
+    name, binary = current.removeprefix("instance://"), getattr(holder, "binary", "apptainer")
+    return (f"the step runs in the running instance {name} ({binary} exec {current}), whose image is the one its "
+            f"'{binary} instance start … IMAGE {name}' line names: an image here would run the step in a fresh "
+            f"container of {raw} instead, outside that instance (which is still started from its own image, with "
+            f"the options given there, such as --nv); to change the image, change it on that instance start line")
+
+
 def apply_sets(model: Spec, sets: list[str]) -> Spec:
     """Apply ``--set layer.field=value`` overrides (``job.nodes=2``, ``container.nv=true``); a path the model
     does not have is refused with the path meant, where one is close (:func:`close_paths`), and so is a value the
-    model would not write (:func:`unwritten`)."""
+    model would not write (:func:`unwritten`) and an image that would take the step out of the instance it runs in
+    (:func:`_leaves_instance`)."""
     from ..errors import UnknownFieldError
     for item in sets:
         path, sep, raw = item.partition("=")
@@ -387,7 +406,7 @@ def apply_sets(model: Spec, sets: list[str]) -> Spec:
             metavar, example = set_form(type(model))
             raise ValidationError([Problem("--set", f"{item!r} gives no value: write --set {metavar}"
                                                     + (f", e.g. --set {example}" if example else ""))])
-        lost = unwritten(model, path)
+        lost = unwritten(model, path) or _leaves_instance(model, path.split("."), raw)
         if lost and raw:
             raise ValidationError([Problem(f"--set {path}", lost)])
         try:

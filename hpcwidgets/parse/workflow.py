@@ -48,8 +48,9 @@ _SWEEP_ARRAY = re.compile(r"([a-z_][a-z0-9_]*)_values=\((.*)\)")
 #: moved around the work, and Slurm's tools (``sbatch "$0"`` resubmits the job; it is not the job's work)
 _NOISE = frozenset({
     "echo", "printf", "date", "hostname", "nvidia-smi", "env", "printenv", "pwd", "true", "false", "sleep",
-    "cd", "source", ".", "set", "export", "module", "ml", "conda", "trap", "umask", "ulimit", "declare", "typeset",
-    "readonly", "local", "unset", "shopt", "mapfile", "readarray", "read", "shift", "let", "alias", "pushd", "popd",
+    "cd", "source", ".", "set", "export", "module", "ml", "conda", "mamba", "micromamba", "trap", "umask", "ulimit",
+    "declare", "typeset", "readonly", "local", "unset", "shopt", "mapfile", "readarray", "read", "shift", "let",
+    "alias", "pushd", "popd",
     "!", "exec", "time", "nohup", "command", "exit", "return", "break", "continue", ":", "[", "test", "wait", "kill",
     "mkdir", "rm", "cp", "ls", "mv", "ln", "touch", "chmod", "rsync", "scp", "tar", "gzip", "gunzip", "unzip", "zip",
     "du", "df", "find", "sync", "sbcast",
@@ -306,8 +307,9 @@ def _plain_program(parsed: ParsedScript) -> tuple[Command, tuple[Any, ...]] | No
     or ``pip install`` is no step, and every line stays as written.
     """
     code = parsed.lexed.code
+    functions = _functions(parsed)
     for cmd in reversed(code):
-        if not _works(cmd):
+        if not _works(cmd, functions):
             continue
         if cmd.kind == "compound" or recognise([str(w.value) for w in cmd.words]) is not None:
             return None  # a loop of runs (for lr in …; do python train.py …), a launch the reader could not take
@@ -325,24 +327,76 @@ def _plain_program(parsed: ParsedScript) -> tuple[Command, tuple[Any, ...]] | No
     return None
 
 
-def _works(cmd: Command) -> bool:
-    """Whether ``cmd`` runs a program that does real work: not a message, a check, a look at the node or the
-    image's preparation (``apptainer pull``, which the reader takes into the model); for a loop or an ``if``,
-    whether a command in it does. A launch the reader could not take (``apptainer exec "${OPTS[@]}" …``) works.
-    A wrapper (``time``, ``nohup``, ``exec``, ``env A=1``) works when what it runs does. A function definition runs
-    nothing where it stands."""
+def _works(cmd: Command, functions: dict[str, list[Command]], at: int = -1, calling: frozenset[str] = frozenset()) \
+        -> bool:
+    """Whether ``cmd`` runs a program that does real work: not a message, a check, a look at the node or a file,
+    the set-up of the shell's environment (``eval "$(conda shell.bash hook)"``), a one-liner (``python -c``,
+    ``perl -e`` on one line, or in a function the script calls) or the image's preparation (``apptainer pull``, which the reader takes into the model); for a loop
+    or an ``if``, whether a command in it does. A launch the reader could not take (``apptainer exec "${OPTS[@]}" …``)
+    works. A wrapper (``time``, ``nohup``, ``exec``, ``env A=1``) works when what it runs does. A function definition
+    runs nothing where it stands; a call of one of the script's ``functions`` (see :func:`_functions`) works when the
+    body it runs does, so ``makehostfile > hostfile`` is set-up and ``train_model`` is work. ``at`` is where (the
+    offset of) the call being followed into a body is, which decides the definition a call there runs; ``calling``
+    names the functions on the way there (a function that calls itself is followed once)."""
     if cmd.kind == "compound":
-        return not _FUNCTION.match(cmd.text) and any(_works(inner) for inner in compound_body(cmd))
+        return not _FUNCTION.match(cmd.text) and \
+            any(_works(inner, functions, at, calling) for inner in compound_body(cmd))
     if cmd.kind != "simple" or not cmd.words:
         return False
     words = launch_words([w.value for w in cmd.words])  # past time, nohup, exec, env A=1 …: what they run
-    if not words or str(words[0]) in _NOISE:
+    name = str(words[0]) if words else ""
+    # code after python -c over several lines at the top level is the job's program written out (work); in a
+    # function the script calls, a helper's (makehostfile)
+    if not words or name in _NOISE or name in _FILTERS or (
+            (cmd.line == cmd.end_line or calling) and _one_liner([str(w) for w in words])):
         return False
+    if name == "eval":
+        return not all(_SUBSTITUTION.fullmatch(w.raw) for w in cmd.words[len(cmd.words) - len(words) + 1:])
+    at = cmd.offset if at < 0 else at
+    body = _called(functions, name, at)
+    if body is not None:
+        return name not in calling and \
+            any(_works(inner, functions, at, calling | {name}) for inner in compound_body(body))
     known = recognise([str(w) for w in words])
     return known is None or known[0].cls.kind not in (*_PREPARE_KINDS, "apptainer.inspect", "charliecloud.fromhost")
 
 
-_FUNCTION = re.compile(r"\s*(?:function\s+[\w.:-]+|[\w.:-]+\s*\(\s*\))")
+#: a function definition (``name() {``, ``function name {``) and the name it defines
+_FUNCTION = re.compile(r"\s*(?:function\s+([^\s(]+)|([\w.:-]+)\s*\(\s*\))")
+#: one command substitution as a word: ``eval "$(conda shell.bash hook)"`` runs the shell code a tool prints, which
+#: sets up the shell (a hook, ``ssh-agent``'s variables); ``eval "$CMD"`` runs the command the script built
+_SUBSTITUTION = re.compile(r'"?(?:\$\(.*\)|`.*`)"?', re.S)
+
+
+def _functions(parsed: ParsedScript) -> dict[str, list[Command]]:
+    """The shell functions the script defines (outside any other command): name → its definitions, in order."""
+    out: dict[str, list[Command]] = {}
+    for cmd in parsed.lexed.code:
+        m = _FUNCTION.match(cmd.text) if cmd.kind == "compound" else None
+        if m is not None:
+            out.setdefault(m.group(1) or m.group(2), []).append(cmd)
+    return out
+
+
+def _called(functions: dict[str, list[Command]], name: str, at: int) -> Command | None:
+    """The definition a call of ``name`` at offset ``at`` of the script runs: the last one before it (bash knows no
+    other there). None when the script has defined no such function by then: ``name`` is a program."""
+    above = [d for d in functions.get(name, ()) if d.offset + len(d.text) <= at]
+    return above[-1] if above else None
+
+
+def _one_liner(words: list[str]) -> bool:
+    """Whether ``words`` run code written out on the command line (``python -c``, ``perl -e``): a look at the node
+    (``python -c "import torch; print(torch.cuda.is_available())"``) or a helper that computes a value (``perl -e
+    … > hostfile``). A job's work is in its programs and scripts."""
+    program = words[0].rsplit("/", 1)[-1]
+    flag = "c" if re.fullmatch(r"python[\d.]*", program) else "eE" if program == "perl" else ""
+    for word in words[1:] if flag else ():
+        if not re.fullmatch(r"-[A-Za-z]+", word):
+            return False  # the script or module (python train.py), or an option's value: a program that runs
+        if word[-1] in flag:
+            return True
+    return False
 
 
 def _same_lines(cmd: Command, code: tuple[Command, ...]) -> list[Command]:
@@ -350,7 +404,8 @@ def _same_lines(cmd: Command, code: tuple[Command, ...]) -> list[Command]:
     return [other for other in code if other.line <= cmd.end_line and other.end_line >= cmd.line]
 
 
-#: programs that only pass on or show what another one prints
+#: programs that only pass on or show what another one prints, or show or write a file (``cat $HOSTFILE``,
+#: ``cat > config.yaml <<EOF``, ``sed -i … config``): no work of their own
 _FILTERS = {"tee", "grep", "sed", "awk", "head", "tail", "cat", "sort", "uniq", "wc", "cut", "tr", "column", "less"}
 
 
@@ -578,11 +633,12 @@ def _commands_start(parsed: ParsedScript) -> int:
     ``SlurmJob.setup`` is what runs before the job's steps: a set-up line added to a job read back (``sbatch --from
     job.sh --set setup=…``, the form's Set-up box) then goes before its work, not after it."""
     code = parsed.lexed.code
+    functions = _functions(parsed)
     start = None
     for i, cmd in enumerate(code):
         if start is None or not _goes_on(code[i - 1], cmd):
             start = cmd
-        if _works(cmd):
+        if _works(cmd, functions):
             break
     else:
         return 0
@@ -680,6 +736,7 @@ def readback_notes(text: str, model: Any) -> tuple[str, ...]:
     notes = [_line_ends_note(text), _nounset_note(parsed, job), *_gpu_directive_notes(parsed)]
     if getattr(model, "kind", "") == "workflow":
         notes += [_kept_step_note(step) for step in parsed.steps if not step.in_compound]
+        notes.append(_one_container_note(parsed, model))
     if getattr(model, "kind", "") == "jupyter.job":
         from .jupyter import left_out_note, replaced_server_note
         notes += [replaced_server_note(parsed), left_out_note(parsed)]
@@ -723,6 +780,23 @@ def _kept_step_note(step: Step) -> str:
         return (f"{where}: the launch inside its {step.wrapper} script is not taken apart into the step's fields "
                 "(srun, container, launcher, program), as the script may do more than start it; edit the line itself")
     return ""
+
+
+def _one_container_note(parsed: ParsedScript, model: Any) -> str:
+    """A workflow holds one step's container: where the script runs other steps in a container too (a Ray cluster's
+    head and workers, then the server on it), say that an edit of the container fields changes the held step alone,
+    so that the steps do not end up on different images without a word. "" otherwise."""
+    held = _main_step(parsed, type(model)) if getattr(model, "container", None) is not None else None
+    if held is None or held.chain.container is None:
+        return ""
+    others = [str(step.line) for step in parsed.steps if step.chain.container is not None and step.line != held.line]
+    if not others:
+        return ""
+    where = f"line {others[0]}" if len(others) == 1 else f"lines {', '.join(others[:-1])} and {others[-1]}"
+    return (f"line {held.line}: the container fields (--set container.…, the form's Container) hold the container "
+            f"of this step only; the script runs other steps in a container too ({where}), which keep theirs as "
+            f"written: an image or option changed there changes line {held.line} alone, so change the other lines "
+            "to match where they should run the same")
 
 
 def _excerpt(text: str, width: int = 60) -> str:

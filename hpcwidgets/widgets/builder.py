@@ -839,16 +839,33 @@ class Builder(w.VBox):
     def _on_field(self, key: str, change: dict) -> None:
         if self._hold:
             return
+        control = self._field_controls.get(key)
+        if control is not None and control.disabled:
+            self._refuse_disabled(key, change["old"])
+            return
         self._user_set.add(key)
         self._load_problem = None
-        fld = self.form.fields.get(key)
-        switch = self._structural.get(f"{fld.section.prefix}.enabled") if fld is not None and fld.section.attr else None
-        if switch is not None and not switch.value and fld.section.layer(self._model) is None:
-            # set from code while the layer is off (its controls are disabled in the page): the edit switches the
-            # layer on and stays, instead of changing nothing and being replaced by the layer's values
-            switch.value = True
-            self._set_values({key: change["new"]})
         self._refresh()
+
+    def _refuse_disabled(self, key: str, old: Any) -> None:
+        """Undo a value set from code in a control the page shows disabled (a control of a layer that is off, see
+        :meth:`_mark_off_layers`), and say why in a finding at it. Taking the value would switch the layer on with
+        the form's defaults for the rest of it: a torchrun of train.py added to a script that runs none. The command
+        line refuses the same --set; the layer's switch is how to add the layer."""
+        self._hold += 1
+        try:
+            self._field_controls[key].value = old
+        finally:
+            self._hold -= 1
+        fld = self.form.fields[key]
+        switch = self._structural.get(f"{fld.section.prefix}.enabled") if fld.section.attr else None
+        how = f"tick “{switch.description}” above to add it" if switch is not None else "switch it on"
+        message = (f"{fld.label} ({fld.section.title}) was not changed: that layer is off, so the job runs none and "
+                   "its controls are disabled; a value there would add the layer with the form's defaults for the "
+                   f"rest of it (such as a program the job does not have). To use it, {how}, then set this")
+        self._refresh()
+        self._findings.insert(0, self._named(FormFinding("FORM", "error", 0, message, None, key)))
+        self._show(self._model)
 
     @_guarded("Changing the form's layers")
     def _on_structure(self, key: str, change: dict) -> None:
