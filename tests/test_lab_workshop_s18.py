@@ -82,9 +82,11 @@ def test_the_makefile_passes_login_host_as_the_option():
         pytest.skip("make is not installed")
 
     def lab_args(*variables: str) -> list[str]:
-        out = subprocess.run([make, "-n", "-o", "venv", "lab", *variables], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout
-        words = shlex.split(out.strip().splitlines()[-1])
+        # (run by make test, this make is a sub-make: it would print "Entering directory" lines without the option)
+        out = subprocess.run([make, "--no-print-directory", "-n", "-o", "venv", "lab", *variables], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        line = next(line for line in out.splitlines() if "hpcwidgets.run.lab" in line)
+        words = shlex.split(line)
         return words[words.index("hpcwidgets.run.lab") + 1:]
 
     given = lab.parser().parse_args(lab_args("LOGIN_HOST=login.example.org"))
