@@ -1644,10 +1644,9 @@ def _commands_back(job: SlurmJob, text: str) -> SlurmJob:
     ``echo done``).
 
     The form writes Set-up as one block and each command apart after it, so the lines that stand alone at the end
-    are the candidates; the first split whose script is ``text`` exactly is taken, fewest set-up lines first. A
-    one-line Set-up followed by commands is written as commands alone would be, so it comes back as a command: the
-    same script (:meth:`SlurmBuilder._same_document`). Any other text keeps every line as set-up. The split taken
-    is the form's own script exactly, so it needs no layout of the text read (the renderer writes it as it was)."""
+    are the candidates; the first split whose script is ``text`` exactly is taken, fewest set-up lines first. Any
+    other text keeps every line as set-up. The split taken is the form's own script exactly, so it needs no layout of
+    the text read (the renderer writes it as it was)."""
     from ..render import render
     if job.commands:
         return job

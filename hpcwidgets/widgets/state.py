@@ -290,7 +290,7 @@ def kept_items(text: str, shown: Sequence[tuple[Any, str]], *, shell: bool = Fal
             out.append((same[0], False))
             i += len(same[1])
             continue
-        if line and shell:
+        if line and shell and _may_go_on(line):
             end = _command_end(typed, i)
             out.append(("\n".join([line, *(ln.rstrip() for ln in typed[i + 1:end])]), True))
             i = end
@@ -299,6 +299,13 @@ def kept_items(text: str, shown: Sequence[tuple[Any, str]], *, shell: bool = Fal
             out.append((line, True))
         i += 1
     return out
+
+
+def _may_go_on(line: str) -> bool:
+    """Whether bash may read ``line`` as the start of a command that goes on into the next lines: it ends in a
+    backslash, opens a here-document (``<<``) or holds a quote of either kind an odd number of times. Most typed lines
+    do none of these, and are read on their own without lexing them (this runs on every keystroke in a box)."""
+    return line.endswith("\\") or "<<" in line or line.count("'") % 2 == 1 or line.count('"') % 2 == 1
 
 
 def _command_end(lines: Sequence[str], start: int) -> int:
