@@ -158,16 +158,25 @@ def _shell_of(ctx: Context, i: int) -> int:
     return parent
 
 
-def _srun_steps_at(ctx: Context) -> dict[int, list[Any]]:
-    """The script's srun steps by where their command is in :func:`_code_in_order`."""
+def _steps_at(ctx: Context) -> dict[int, list[Any]]:
+    """The script's launch steps (with srun, or a container or launcher the batch shell runs itself) by where their
+    command is in :func:`_code_in_order`."""
     def make() -> dict[int, list[Any]]:
         where = {(c.line, c.col): i for i, (c, _, _) in enumerate(_code_in_order(ctx))}
         out: dict[int, list[Any]] = {}
         for step in steps(ctx):
             at = where.get((step.command.line, step.command.col))
-            if step.chain.srun is not None and at is not None:
+            if at is not None:
                 out.setdefault(at, []).append(step)
         return out
+    return cached(ctx, "steps_at", make)
+
+
+def _srun_steps_at(ctx: Context) -> dict[int, list[Any]]:
+    """The script's srun steps by where their command is in :func:`_code_in_order`."""
+    def make() -> dict[int, list[Any]]:
+        found = {i: [s for s in run if s.chain.srun is not None] for i, run in _steps_at(ctx).items()}
+        return {i: run for i, run in found.items() if run}
     return cached(ctx, "srun_steps_at", make)
 
 
@@ -504,10 +513,15 @@ def _server_names() -> str:
           "step has --overlap (srun(1): such a step shares with all others), when the later step is placed on other "
           "nodes (by name with -w or -x, or with -r/--relative on other nodes of the allocation), when the step "
           "takes only its own CPUs and GPUs, when no srun step follows (a driver in the batch shell), when the "
-          "later step is in another branch of the same if or case, or when the script has ended the step before "
-          "the later one: wait for it, kill $PID (PID=$! after srun … &; also kill %1 or kill $(jobs -p)) with "
+          "later step is in another branch of the same if or case, when the server is told to stop by itself "
+          "(dask scheduler --idle-timeout, dask worker --lifetime, jupyter lab "
+          "--ServerApp.shutdown_no_activity_timeout=N) or held to a time (srun --time, timeout), or when the script "
+          "has ended the step before the later one, itself or in a function it calls there (cleanup() { kill "
+          "\"$PID\"; }; cleanup; a trap cleanup EXIT runs only at the script's end): wait for it, kill $PID "
+          "(PID=$! after srun … &; also kill %1, kill $(jobs -p) or pkill -P $$, the batch shell's children) with "
           "TERM, HUP, QUIT or KILL, which srun turns into SIGKILL for its tasks (kill -INT only makes srun print "
-          "their state), or scancel $SLURM_JOB_ID.N of its step.",
+          "their state, unless srun has --quit-on-interrupt), kill 0 or kill -- -$$ (the batch script leads a "
+          "process group of its own, which holds srun … &), or scancel $SLURM_JOB_ID.N of its step.",
       fix="Start the monitor or server with srun --overlap (it then shares the resources), or give the later step "
           "--overlap; stop a server the later step does not need first (kill \"$PID\"; wait \"$PID\"); a monitor "
           "can also run without srun: nvidia-smi dmon … & in the batch shell watches the first node.",
@@ -635,32 +649,58 @@ _OWN_STEP = re.compile(r"\$\{?SLURM_JOB_?ID\}?\.(\d+)?\S*")
 
 def _ended_between(ctx: Context, b: BackgroundStep, at: int) -> bool:
     """Whether the batch shell surely ends the background step ``b`` before it reaches the command at ``at``: on
-    every way there it waits for it (wait, wait $PID), kills its srun (kill $PID with PID=$! after it, kill %N,
-    kill $(jobs -p); see :data:`_ENDS_THE_STEP`) or cancels its step (scancel $SLURM_JOB_ID.N)."""
+    every way there it runs a command that does (:func:`_ends_the_step`), or calls a function of the script that
+    does (cleanup() { kill "$PID"; }; cleanup). A trap (trap cleanup EXIT) runs only when the script ends."""
     code = _code_in_order(ctx)
     if _shell_of(ctx, b.index) >= 0:
         return False  # a wait or kill of the batch shell does not reach what a ( … ) & group starts
-    # $! of srun … | tee log & is tee's PID (kill %1 and a plain wait reach every command of the pipeline); a wait
-    # for $! of a function or a ( … ) group waits for its srun, but a kill reaches srun only when the shell started
-    # srun itself
+    # $! of srun … | tee log & is tee's PID (kill %1 and a plain wait reach every command of the pipeline)
     pids = _pid_names(ctx, b.index) if _pipeline_end(ctx, b.index) == b.index else {}
-    plain = b.how == "srun … &"
     holders = set(_ancestors(ctx, b.index)[1:])
-    for k in range(b.index + 1, at):
-        cmd, _, parent = code[k]
-        if cmd.kind != "simple" or not cmd.words or parent not in holders or _joined_to_previous(code, k):
-            continue  # only a command every way from the step to ``at`` runs
-        words = [str(w.value) for w in cmd.words]
-        targets = [w.raw.strip("\"'") for w in cmd.words[1:]]
-        if words[0] == "wait":
-            if not targets or any(_names_the_step(ctx, b, k, t, pids) for t in targets):
-                return True
-        elif words[0] == "kill" and plain:
-            if any(_names_the_step(ctx, b, k, t, pids) for t in _kill_targets(targets)):
-                return True
-        elif words[0] == "scancel" and _cancels_step(ctx, b, targets):
-            return True
+    # only a command every way from the step to ``at`` runs
+    return any(_ends_the_step(ctx, b, k, code[k][0], pids, frozenset()) for k in range(b.index + 1, at)
+               if code[k][2] in holders and not _joined_to_previous(code, k))
+
+
+def _ends_the_step(ctx: Context, b: BackgroundStep, k: int, cmd: Any, pids: dict[str, int],
+                   called: frozenset[str]) -> bool:
+    """Whether ``cmd``, which the batch shell runs at ``k`` (the command there, or one of the function it calls
+    there), ends the background step ``b``: it waits for it (wait, wait $PID), kills its srun (kill $PID with PID=$!
+    after it, kill %N, kill $(jobs -p), pkill -P $$; see :data:`_ENDS_THE_STEP`), kills the batch shell's process
+    group, which srun … & belongs to (kill 0, kill -- -$$), or cancels its step (scancel $SLURM_JOB_ID.N).
+    ``called`` holds the functions on the way, so that one calling itself is read once."""
+    if cmd.kind != "simple" or not cmd.words:
+        return False
+    name = str(cmd.words[0].value)
+    targets = [re.sub("[\"']", "", w.raw) for w in cmd.words[1:]]
+    # a wait for $! of a function or a ( … ) group waits for its srun, but a kill of that PID or of the shell's
+    # children reaches srun only when the shell started srun itself
+    plain = b.how == "srun … &"
+    interrupt = any(str(e) == "--quit-on-interrupt" for e in b.step.chain.srun.extra)
+    if name == "wait":
+        return not targets or any(_names_the_step(ctx, b, k, t, pids) for t in targets)
+    if name == "kill":
+        signalled = _kill_targets(targets, interrupt)
+        return any(_SHELLS_GROUP.fullmatch(t) for t in signalled) \
+            or (plain and any(_names_the_step(ctx, b, k, t, pids) for t in signalled))
+    if name == "pkill":
+        return plain and _kills_the_shells_srun(b, targets, interrupt)
+    if name == "scancel":
+        return _cancels_step(ctx, b, targets)
+    if name in _functions(ctx) and _functions(ctx)[name] < k and name not in called:  # defined by then
+        return any(_ends_the_step(ctx, b, k, body, pids, called | {name}) for body in _surely_run_in(ctx, name))
     return False
+
+
+def _surely_run_in(ctx: Context, name: str) -> list[Any]:
+    """The commands every call of the script's function ``name`` runs: those of its { …; } body's own level, not
+    after && or || (a ( … ) body is a subshell, whose wait waits for none of the batch shell's steps)."""
+    code, ends = _code_in_order(ctx), _subtree_ends(ctx)
+    at = _functions(ctx)[name]
+    body = next((j for j in range(at + 1, ends[at]) if code[j][2] == at), None)
+    if body is None or not code[body][0].text.lstrip().startswith("{"):
+        return []
+    return [code[j][0] for j in range(body + 1, ends[body]) if code[j][2] == body and not _joined_to_previous(code, j)]
 
 
 def _pid_names(ctx: Context, start: int) -> dict[str, int]:
@@ -708,22 +748,79 @@ def _job_number(ctx: Context, i: int) -> int | None:
     return None if any(code[j][1] for j in [*earlier, i]) else len(earlier) + 1
 
 
-def _kill_targets(words: list[str]) -> list[str]:
-    """What a kill with these arguments signals, when the signal ends an srun step (:data:`_ENDS_THE_STEP`;
-    TERM when none is given); nothing for another signal, kill -0 (a test) or kill -l (a list)."""
-    signal, k = "TERM", 0
+def _kill_targets(words: list[str], interrupt_ends: bool = False) -> list[str]:
+    """What a kill with these arguments signals, when the signal ends an srun step (:data:`_ENDS_THE_STEP`, and INT
+    as well for an srun with --quit-on-interrupt; TERM when none is given); nothing for another signal, kill -0 (a
+    test) or kill -l (a list). Like bash, only the first -SIGNAL is one: a -N after it is a process group."""
+    signal, k, seen = "TERM", 0, False
     while k < len(words) and words[k].startswith("-") and len(words[k]) > 1:
-        if words[k] == "--":
+        word = words[k]
+        if word == "--":
             k += 1
             break
-        if words[k] in ("-l", "-L"):
+        if word in ("-l", "-L"):
             return []
-        if words[k] in ("-s", "-n"):
-            signal, k = (words[k + 1] if k + 1 < len(words) else ""), k + 2
-            continue
-        signal, k = words[k][1:], k + 1
-    name = signal.upper()
-    return words[k:] if (name[3:] if name.startswith("SIG") else name) in _ENDS_THE_STEP else []
+        if word in ("-s", "-n"):
+            signal, k, seen = (words[k + 1] if k + 1 < len(words) else ""), k + 2, True
+        elif re.fullmatch(r"-s[A-Za-z]\w*|-n\d+", word):  # -sKILL, -n9
+            signal, k, seen = word[2:], k + 1, True
+        elif not seen:
+            signal, k, seen = word[1:], k + 1, True
+        else:
+            break
+    return words[k:] if _ends_a_step(signal, interrupt_ends) else []
+
+
+def _ends_a_step(signal: str, interrupt_ends: bool) -> bool:
+    """Whether srun ends its step when it gets ``signal`` (TERM, SIGTERM, 15: :data:`_ENDS_THE_STEP`), or an INT
+    that ``interrupt_ends`` (srun --quit-on-interrupt)."""
+    name = signal.upper().removeprefix("SIG")
+    return name in _ENDS_THE_STEP or (interrupt_ends and name in ("INT", "2"))
+
+
+#: the batch shell's process group (kill 0, kill -- -$$): Slurm makes the batch script the leader of a group of its
+#: own, and bash without job control starts what it runs with & in that same group, srun … & included
+_SHELLS_GROUP = re.compile(r"0|-\$(?:\$|\{\$\})")
+
+#: pkill's options that take a value, besides -P/--parent and --signal (each picks processes in another way)
+_PKILL_SELECTORS = frozenset({"-g", "--pgroup", "-G", "--group", "-s", "--session", "-t", "--terminal", "-u",
+                              "--euid", "-U", "--uid", "-F", "--pidfile", "--ns", "--nslist", "--cgroup"})
+
+
+def _kills_the_shells_srun(b: BackgroundStep, words: list[str], interrupt_ends: bool) -> bool:
+    """Whether pkill with these arguments ends the srun the batch shell started for ``b``: it picks the shell's
+    children (-P $$), with no pattern or one srun's name (its command line with -f) matches, and a signal that ends
+    the step (TERM when none is given; see :func:`_kill_targets`). An option that picks processes another way
+    (-u, -n, -v …) may leave srun out."""
+    signal, parent, pattern, full = "TERM", False, None, False
+    k = 0
+    while k < len(words):
+        word = words[k]
+        option, eq, value = word.partition("=") if word.startswith("--") else (word[:2], "", word[2:])
+        if option in ("-P", "--parent", "--signal") or option in _PKILL_SELECTORS:
+            if not eq and not value:
+                value, k = (words[k + 1] if k + 1 < len(words) else ""), k + 1
+            if option in ("-P", "--parent"):
+                parent = any(re.fullmatch(r"\$(?:\$|\{\$\})", p) for p in value.split(","))
+            elif option == "--signal":
+                signal = value
+            else:
+                return False
+        elif word in ("-f", "--full", "-e", "--echo"):
+            full = full or word in ("-f", "--full")
+        elif k == 0 and re.fullmatch(r"-(?:[A-Za-z]+|\d+)", word):
+            signal = word[1:]
+        elif word.startswith("-") or pattern is not None:
+            return False
+        else:
+            pattern = word
+        k += 1
+    srun = " ".join(str(w.value) for w in b.step.command.words) if full else "srun"
+    try:
+        matches = pattern is None or re.search(pattern, srun) is not None
+    except re.error:
+        return False
+    return parent and matches and _ends_a_step(signal, interrupt_ends)
 
 
 def _cancels_step(ctx: Context, b: BackgroundStep, words: list[str]) -> bool:
@@ -750,19 +847,22 @@ def _step_number(ctx: Context, i: int) -> int | None:
 
 def _runs_until_stopped(step: Any) -> str | None:
     """How messages name the step's program when it runs until it is stopped: a monitor (nvidia-smi dmon, watch,
-    tail -f; not in a container or under a launcher), or a server (ray start --block, vllm serve, python -m
-    sglang.launch_server), also in a container, behind a wrapper (uv run, conda run) or in a bash -c script; None
-    for any other step."""
+    tail -f; not in a container or under a launcher), or a server (:func:`_serves`), also in a container; None for
+    any other step."""
     program = [str(w) for w in step.chain.program]
     if _is_monitor(step):
         return " ".join(program[:2])
-    if step.chain.launcher is not None:
-        return None
+    return _serves(program) if step.chain.launcher is None else None
+
+
+def _serves(words: list[str]) -> str | None:
+    """How messages name the server ``words`` start (:func:`_server`), also behind a wrapper (uv run, conda run)
+    or in a bash -c script; None when they start none."""
     # a bash -c script, also behind a container the models do not read (${CONTAINER_CMD} exec img bash -c '…')
-    script = c_script_in(program)
+    script = c_script_in(words)
     if script is None:
-        return _server(launch_words(program))
-    text = shell_script_text(program[script])
+        return _server(launch_words(words))
+    text = shell_script_text(words[script])
     try:
         commands = lex_script(text).code if text is not None else ()
     except ParseError:
@@ -773,23 +873,50 @@ def _runs_until_stopped(step: Any) -> str | None:
 
 def _server(words: list[str]) -> str | None:
     """How messages name the server ``words`` start (``ray start --block``, ``vllm serve``, ``python -m
-    sglang.launch_server``), None when they start none: ray start returns at once unless --block keeps it."""
+    sglang.launch_server``), None when they start none: ray start returns at once unless --block keeps it, and a
+    server told to stop by itself after a while (:func:`_stops_by_itself`) ends like any other program."""
     if not words:
         return None
     name = words[0].rsplit("/", 1)[-1]
+    found: str | None = None
     if name == "ray":
-        return "ray start --block" if words[1:2] == ["start"] and "--block" in words else None
-    if re.fullmatch(r"python[\d.]*", name):
+        found = "ray start --block" if words[1:2] == ["start"] and "--block" in words else None
+    elif re.fullmatch(r"python[\d.]*", name):
         options = list(itertools.takewhile(lambda w: w.startswith("-"), words[1:]))
         at = len(options)
         module = words[at + 1] if options and options[-1] == "-m" and at + 1 < len(words) else ""
-        return f"{name} -m {module}" if module in _SERVER_MODULES else None
-    if name not in _SERVERS:
-        return None
-    wanted = _SERVERS[name]
-    if wanted is None:
-        return name
-    return f"{name} {words[1]}" if words[1:2] and words[1] in wanted else None
+        found = f"{name} -m {module}" if module in _SERVER_MODULES else None
+    elif name in _SERVERS:
+        wanted = _SERVERS[name]
+        found = name if wanted is None else f"{name} {words[1]}" if words[1:2] and words[1] in wanted else None
+    return None if found is None or _stops_by_itself(found, words) else found
+
+
+#: the Jupyter servers' option that shuts them down after that many seconds with no kernel or terminal running
+#: and no activity (0, the default, never)
+_JUPYTER_IDLE_SHUTDOWN = ("--ServerApp.shutdown_no_activity_timeout", "--NotebookApp.shutdown_no_activity_timeout")
+
+
+def _stops_by_itself(server: str, words: list[str]) -> bool:
+    """Whether the options in ``words`` make the ``server`` (as :func:`_server` names it) stop by itself: the Dask
+    scheduler after --idle-timeout without work, a Dask worker at the end of its --lifetime (unless
+    --lifetime-restart starts it again), a Jupyter server idle for shutdown_no_activity_timeout seconds; not with a
+    time of 0, which turns them off. (srun's --quit-on-interrupt is no such option: one SIGINT then ends the step.)"""
+    if "dask" in server:
+        options: tuple[str, ...] = ("--idle-timeout",) if "scheduler" in server else ("--lifetime",)
+        if "--lifetime-restart" in words:
+            return False
+    elif "jupyter" in server or server.endswith("-m notebook"):
+        options = _JUPYTER_IDLE_SHUTDOWN
+    else:
+        return False
+    for k, word in enumerate(words):
+        option, eq, value = word.partition("=")
+        if option in options:
+            value = value if eq else words[k + 1] if k + 1 < len(words) else ""
+            if value and not re.fullmatch(r"0+(?:\.0*)?\s*[A-Za-z]*", value):
+                return True
+    return False
 
 
 def _on_other_nodes(ctx: Context, step: Any, other: Any) -> bool:
@@ -829,19 +956,24 @@ _AFTERWORDS = _QUICK_COMMANDS | frozenset({"kill", "pkill", "wait", "scancel", "
 
 
 @rule("HPC538", "server-in-the-foreground", "warning",
-      summary="a server that never ends by itself runs with srun in the foreground (srun vllm serve …, no &), and "
-              "the script's work comes after it, so the batch shell does not get there",
+      summary="a server that never ends by itself runs in the foreground (srun vllm serve …, vllm serve …, "
+              "apptainer exec img.sif vllm serve …; no &), and the script's work comes after it, so the batch shell "
+              "does not get there",
       why="The batch shell runs its lines one after another and goes on only when a command has ended. A server "
-          f"({_server_names()}) serves until it is stopped, so srun … in the foreground holds the batch shell on "
-          "that line: the srun steps and programs below it (the client, the training, the analysis) start only "
-          "after something else stops the server (a Jupyter user's Shut Down, a Dask client's shutdown from "
-          "another job), and otherwise never, while the job runs to its time limit. A server as the job's last "
-          "command (srun jupyter lab, srun ollama serve) is what a server job is for, and is left alone, as is one "
-          "held to a time (srun --time, timeout 2h srun …, srun timeout 2h …) and tidying up after it (echo, rm, "
-          "kill, scancel).",
-      fix="Start the server in the background with srun --overlap … &, wait until it answers (until curl -sf "
-          "http://localhost:8000/health; do sleep 10; done), run the work, then stop the server (kill \"$PID\"; "
-          "wait \"$PID\", with PID=$! after the srun line); or run the server as a job of its own.",
+          f"({_server_names()}) serves until it is stopped, so in the foreground (with srun, in the batch shell "
+          "itself, or in a container: apptainer exec img.sif vllm serve …, ch-run img -- vllm serve …) it holds "
+          "the batch shell on that line: the srun steps and programs below it (the client, the training, the "
+          "analysis) start only after something else stops the server (a Jupyter user's Shut Down, a Dask "
+          "client's shutdown from another job), and otherwise never, while the job runs to its time limit. A "
+          "server as the job's last command (srun jupyter lab, ollama serve) is what a server job is for, and is "
+          "left alone, as is one held to a time (srun --time, timeout 2h srun …, srun timeout 2h …, timeout 2h "
+          "jupyter lab), one told to stop by itself when idle (dask scheduler --idle-timeout, dask worker "
+          "--lifetime, jupyter lab --ServerApp.shutdown_no_activity_timeout=N), one run with exec (the batch shell "
+          "ends there), and tidying up after it (echo, rm, kill, scancel).",
+      fix="Start the server in the background (srun --overlap … &, or vllm serve … & in the batch shell), wait until "
+          "it answers (until curl -sf http://localhost:8000/health; do sleep 10; done), run the work, then stop the "
+          "server (kill \"$PID\"; wait \"$PID\", with PID=$! after the server's line); or run the server as a job "
+          "of its own.",
       bad="""#!/bin/bash
 #SBATCH --ntasks=1
 #SBATCH --gres=gpu:1
@@ -860,14 +992,11 @@ wait "$SERVER_PID"
 """)
 def _server_in_the_foreground(ctx: Context) -> Iterator[Any]:
     code = _code_in_order(ctx)
-    for step in steps(ctx):
-        what = _runs_until_stopped(step)
-        i = _step_index(ctx, step)
-        if step.chain.srun is None or what is None or i is None or _held_to_a_time(step) or _backgrounded(ctx, i) \
-                or _shell_of(ctx, i) >= 0 or _in_function(code, code[i][2]) or code[i][0].joined_by in ("|", "|&") \
-                or _joined_to_previous(code, i):
-            continue  # in the background, in a pipeline (grep -m 1 ready may end it), after && or || (a test
-            #           decides), or in a function (called when?)
+    for i, (cmd, _, _) in enumerate(code):
+        found = _foreground_server(ctx, i)
+        if found is None:
+            continue
+        what, step = found
         work = next((k for k in range(i + 1, len(code)) if _does_work(ctx, k) and not _never_both(ctx, i, k)
                      and not _in_function(code, code[k][2]) and _shell_of(ctx, k) < 0), None)
         if work is None:
@@ -875,22 +1004,59 @@ def _server_in_the_foreground(ctx: Context) -> Iterator[Any]:
         later = code[work][0]
         name = "the srun step" if work in _srun_steps_at(ctx) \
             else launch_words([str(w.value) for w in later.words])[0].rsplit("/", 1)[-1]
-        yield (step.line, f"srun {what} … runs in the foreground and never ends by itself, so the batch script "
-                          f"stays on this line: {name} on line {later.line} starts only after something else stops "
-                          "the server, and otherwise never (the job runs to its time limit); start the server with "
-                          "srun --overlap … & and stop it when the work is done (kill \"$PID\"; wait \"$PID\")")
+        srun = step is not None and step.chain.srun is not None
+        start = "srun --overlap … &" if srun else f"{what} … &"
+        # a server answers once it has loaded (a model may take minutes); a monitor has nothing to wait for
+        ready = "" if step is not None and _is_monitor(step) else ", wait until it answers,"
+        yield (cmd.line, f"{what} … runs in the foreground and never ends by itself, so the batch script stays on "
+                         f"this line: {name} on line {later.line} starts only after something else stops the server, "
+                         f"and otherwise never (the job runs to its time limit); start the server with {start}{ready} "
+                         "and stop it when the work is done (kill \"$PID\"; wait \"$PID\")")
+
+
+def _foreground_server(ctx: Context, i: int) -> tuple[str, Any] | None:
+    """What the command at ``i`` serves, as messages name it (``srun vllm serve``, ``apptainer exec … vllm serve``,
+    ``jupyter lab``), and its step (None for a program the batch shell runs without srun or a container), when the
+    batch shell itself runs it in the foreground and it never ends by itself; None for any other command. Left
+    out: a command in the background, in a pipeline (grep -m 1 ready may end it), after && or || (a test decides),
+    in a function (called when?) or run with exec (the shell never comes back), and a server held to a time."""
+    code = _code_in_order(ctx)
+    cmd, _, parent = code[i]
+    if cmd.kind != "simple" or not cmd.words or _backgrounded(ctx, i) or _shell_of(ctx, i) >= 0 \
+            or _in_function(code, parent) or cmd.joined_by in ("|", "|&") or _joined_to_previous(code, i):
+        return None
+    words = [str(w.value) for w in cmd.words]
+    launch = launch_words(words)
+    if not launch or "exec" in (w.rsplit("/", 1)[-1] for w in words[:len(words) - len(launch)]) or _timed(words):
+        return None
+    step = next(iter(_steps_at(ctx).get(i, ())), None)
+    if step is None:
+        what = _serves(words)
+        return (what, None) if what is not None else None
+    what = _runs_until_stopped(step)
+    if what is None or _held_to_a_time(step):
+        return None
+    if step.chain.srun is not None:
+        return f"srun {what}", step
+    runtime = launch[0].rsplit("/", 1)[-1]
+    if runtime in ("apptainer", "singularity") and len(launch) > 1:
+        runtime += f" {launch[1]}"  # apptainer exec, apptainer run
+    return (f"{runtime} … {what}" if step.chain.container is not None else what), step
 
 
 def _held_to_a_time(step: Any) -> bool:
-    """Whether a step ends at a time of its own: srun -t/--time, or timeout before srun or before its program."""
+    """Whether a step ends at a time of its own: srun -t/--time, or timeout before srun (or the container) or before
+    its program."""
     srun = step.chain.srun
-    if any(str(e).partition("=")[0] in ("-t", "--time") or re.fullmatch(r"-t\d\S*", str(e)) for e in srun.extra):
+    if srun is not None and any(str(e).partition("=")[0] in ("-t", "--time") or re.fullmatch(r"-t\d\S*", str(e))
+                                for e in srun.extra):
         return True
-    for words in ([str(w.value) for w in step.command.words], [str(w) for w in step.chain.program]):
-        wrappers = words[:len(words) - len(launch_words(words))]
-        if any(w.rsplit("/", 1)[-1] == "timeout" for w in wrappers):
-            return True
-    return False
+    return _timed([str(w.value) for w in step.command.words]) or _timed([str(w) for w in step.chain.program])
+
+
+def _timed(words: list[str]) -> bool:
+    """Whether a command runs what it starts under timeout (timeout 2h srun …, nice timeout 600 vllm serve …)."""
+    return "timeout" in (w.rsplit("/", 1)[-1] for w in words[:len(words) - len(launch_words(words))])
 
 
 def _does_work(ctx: Context, k: int) -> bool:
