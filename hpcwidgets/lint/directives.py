@@ -355,8 +355,8 @@ def _unreadable(ctx: Context) -> Iterator[Any]:
     # an option typed with a typographic dash: HPC515 says what is wrong with it and fixes it
     typed = {i for i, text in enumerate(ctx.parsed.lines, start=1) if text.startswith("#SBATCH")
              and any(_typographic_option(word) for word in text.split()[1:])}
-    # a placeholder with a blank in it (--account=<account name>) leaves a word that is no option: HPC536 names the
-    # placeholder, the mistake to fix
+    # a placeholder with a blank in it (--account=<account name>, --mail-user=[your email]) leaves a word that is no
+    # option: HPC536 names the placeholder, the mistake to fix
     split = {cmd.line for cmd in ctx.parsed.lexed.directives if any(" " in p for p in directive_placeholders(cmd))}
     for line, message in ctx.parsed.problems:
         if line not in typed and line not in split:

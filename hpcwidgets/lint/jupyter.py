@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from ..spec.jupyter import own_network_option, server_start
 from . import Context, Fix, rule
 from .catalogue import _Inner, _REGISTRY_PASSWORD, _secret_message, _simple_commands, cached, is_literal, steps
+from .container_rules import _instance_of
 
 
 _LOGIN = re.compile(r"\b(login|registry\s+login)\b")
@@ -275,10 +276,13 @@ _WILDCARD = ("0.0.0.0", "*", "::", "[::]", "")
           "--network, --network-args and --netns-path set one up or join one. The node's address does not exist "
           "there: JupyterLab given --ip=<the node's name or address> cannot listen on it and stops at start-up, and "
           "one left on localhost (its default without --ip) listens on the container's own loopback, which no "
-          "tunnel to the node reaches. Without these options the container shares the node's network, as a Jupyter "
+          "tunnel to the node reaches. The same for apptainer exec instance://NAME jupyter lab when the instance was "
+          "started with them (apptainer instance start --net … IMAGE NAME): the exec joins the instance's network. "
+          "Without these options the container shares the node's network, as a Jupyter "
           "job needs (the JupyterLab job of hpcwidgets refuses them). Not reported for --ip=0.0.0.0, which a port "
           "mapping of the container's network (--network-args portmap=…) can publish on the node.",
-      fix="Remove --net (and --network, --network-args, --netns-path) from the apptainer command that runs JupyterLab.",
+      fix="Remove --net (and --network, --network-args, --netns-path) from the apptainer command that runs JupyterLab, "
+          "or from the instance start of the instance it runs in.",
       catalogue=(20,),
       bad="""#!/bin/bash
 #SBATCH --time=02:00:00
@@ -295,17 +299,24 @@ def _jupyter_in_own_network(ctx: Context) -> Iterator[Any]:
     servers = _jupyter_commands(ctx)
     if not servers:
         return
-    container_of = {id(s.command): s.chain.container for s in steps(ctx)}
+    step_of = {id(s.command): s for s in steps(ctx)}
     for cmd, words in servers:
-        c = container_of.get(id(cmd.outer if isinstance(cmd, _Inner) else cmd))
+        step = step_of.get(id(cmd.outer if isinstance(cmd, _Inner) else cmd))
+        c = step.chain.container if step is not None else None
         if getattr(c, "kind", "") != "apptainer.run":
             continue
         options = _own_network_words(c.extra if isinstance(c.extra, tuple) else ())
+        runs = f"{c.binary} {c.action} {' '.join(options)} runs the container"
+        # exec instance://NAME runs in the instance, whose network was set up when it started
+        start = None if options else _instance_of(ctx, step, c)
+        if start is not None:
+            options = _own_network_words(tuple(str(w.value) for w in start.options))
+            runs = (f"{c.binary} {c.action} instance://{start.name} runs JupyterLab in the instance started on line "
+                    f"{start.line} with {' '.join(options)}, which runs")
         ips = [value for _, trait, value in _jupyter_settings(words) if trait in ("ServerApp.ip", "NotebookApp.ip")]
         ip = ctx.parsed.resolve(ips[-1], cmd.line).strip("'\"") if ips else "localhost"
         if not options or ip in _WILDCARD:
             continue
-        runs = f"{c.binary} {c.action} {' '.join(options)}"
         if ip in _LOOPBACK:
             said = (f"JupyterLab listens on {'--ip=' + ips[-1] if ips else 'localhost (no --ip)'}, the container's own "
                     "loopback, which no tunnel to the node reaches")
@@ -313,17 +324,20 @@ def _jupyter_in_own_network(ctx: Context) -> Iterator[Any]:
             said = (f"the node's address that --ip={ips[-1]} names does not exist there, so JupyterLab cannot "
                     "listen on it and stops at start-up")
         them = "them" if len(options) > 1 else "it"
-        yield (cmd.line, f"{runs} runs the container in a network of its own: {said}; remove "
-                         f"{' and '.join(options)} (without {them} the container shares the node's network)")
+        where = " from that instance start" if start is not None else ""
+        yield (cmd.line, f"{runs} in a network of its own: {said}; remove {' and '.join(options)}{where} (without "
+                         f"{them} the container shares the node's network)")
 
 
 def _own_network_words(extra: tuple[str, ...]) -> list[str]:
     """Apptainer's options among ``extra`` that give the container a network of its own, each with its value
-    (--network none): what to remove."""
+    (--network none) where ``extra`` holds it (an instance start's options are the option words alone): what to
+    remove."""
     out = []
     for i, word in enumerate(extra):
         if own_network_option((word,)):
-            takes_value = "=" not in word and word not in ("-n", "--net") and i + 1 < len(extra)
+            takes_value = "=" not in word and word not in ("-n", "--net") and i + 1 < len(extra) \
+                and not extra[i + 1].startswith("-")
             out.append(f"{word} {extra[i + 1]}" if takes_value else word)
     return out
 

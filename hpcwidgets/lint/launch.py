@@ -1470,15 +1470,24 @@ _SERVER_MODULES = {"sglang.launch_server": "sglang", "vllm.entrypoints.openai.ap
                    "vllm.entrypoints.api_server": "vllm"}
 _SERVER_COMMANDS = {("sglang", "serve"): "sglang", ("vllm", "serve"): "vllm"}
 
-#: each engine's spellings of its tensor- and pipeline-parallel sizes and of its node count. SGLang's argparse
-#: takes --tp for --tp-size (an unambiguous prefix, the spelling of SGLang's own docs), but refuses --pp, which
-#: --pp-max-micro-batch-size shares; vLLM has -tp, -pp and, for its launch over several nodes, --nnodes/-n.
+#: each engine's spellings of its tensor-, pipeline- and data-parallel sizes and of its node count. SGLang's argparse
+#: takes --tp for --tp-size and --dp for --dp-size (unambiguous prefixes, the spellings of SGLang's own docs), but
+#: refuses --pp, which --pp-max-micro-batch-size shares; vLLM has -tp, -pp, -dp and, for its launch over several
+#: nodes, --nnodes/-n. SGLang's --base-gpu-id is the first GPU its ranks take (server_args.py: "The base GPU ID to
+#: start allocating GPUs from"); vLLM's --data-parallel-size-local is "Number of data parallel replicas to run on
+#: this node", and --data-parallel-rank makes the process one replica (arg_utils.py).
 _PARALLEL_SIZES = {
     "sglang": {"tp": ("--tp-size", "--tensor-parallel-size", "--tp"), "pp": ("--pp-size", "--pipeline-parallel-size"),
+               "dp": ("--dp-size", "--data-parallel-size", "--dp"), "base": ("--base-gpu-id",),
                "nnodes": ("--nnodes",)},
     "vllm": {"tp": ("--tensor-parallel-size", "-tp"), "pp": ("--pipeline-parallel-size", "-pp"),
-             "nnodes": ("--nnodes", "-n")},
+             "dp": ("--data-parallel-size", "-dp"), "dp_local": ("--data-parallel-size-local", "-dpl"),
+             "dp_rank": ("--data-parallel-rank", "-dpn"), "nnodes": ("--nnodes", "-n")},
 }
+
+#: SGLang's switch that runs its data-parallel ranks inside the tensor-parallel group (DP attention): they then take
+#: no GPUs of their own (data_parallel_controller.py launches one tensor-parallel group instead of --dp of them)
+_DP_ATTENTION = "--enable-dp-attention"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1488,8 +1497,11 @@ class _Server:
     line: int
     engine: str                        # "sglang" or "vllm"
     name: str                          # the words that start it, for messages: "python3 -m sglang.launch_server"
-    sizes: dict[str, tuple[str, str]]  # "tp", "pp", "nnodes" → (the option as written, its value)
+    sizes: dict[str, tuple[str, str]]  # "tp", "pp", "dp", "nnodes" … → (the option as written, its value)
     step: Any = None                   # the step that runs it (srun, a container), None: the batch shell
+    dp_attention: bool = False         # SGLang's --enable-dp-attention
+    #: the CUDA_VISIBLE_DEVICES the script gives it, as written and the GPUs it shows; None: Slurm's
+    visible: tuple[str, int] | None = None
 
 
 def _server_call(words: list[Any]) -> tuple[str, str, list[str]] | None:
@@ -1520,19 +1532,61 @@ def _parallel_sizes(engine: str, args: list[str]) -> dict[str, tuple[str, str]]:
 def _servers(ctx: Context) -> tuple[_Server, ...]:
     """Every SGLang and vLLM server the script starts: as a step's program (after srun, in a container), in a
     step's ``bash -c`` script, or as a plain command of the batch shell."""
+    def server(line: int, words: list[Any], step: Any, settings: list[tuple[str, str]]) -> _Server | None:
+        call = _server_call(words)
+        if call is None:
+            return None
+        settings = settings + _env_wrapper_settings([str(w) for w in words])
+        return _Server(line, call[0], call[1], _parallel_sizes(call[0], call[2]), step, _DP_ATTENTION in call[2],
+                       _visible_devices(ctx, line, settings))
+
     def make() -> tuple[_Server, ...]:
-        found: list[_Server] = []
+        found: list[_Server | None] = []
         for step in steps(ctx):
-            calls = [_server_call(list(step.chain.program))]
-            if calls[0] is None:
-                calls = [_server_call(list(c.argv)) for c in _simple_commands([step.command]) if isinstance(c, _Inner)]
-            found += [_Server(step.line, c[0], c[1], _parallel_sizes(c[0], c[2]), step) for c in calls if c]
+            # srun gives a step's tasks the CUDA_VISIBLE_DEVICES of the step's GPUs: a value set before it is Slurm's
+            outside = [] if step.chain.srun is not None else [*_exported(ctx, step.line), *step.env]
+            inside = [(e.name, str(e.value)) for e in getattr(step.chain.container, "env", ()) or ()]
+            one = server(step.line, list(step.chain.program), step, outside + inside)
+            found += [one] if one is not None else [
+                server(step.line, list(c.argv), step, outside + inside + [(n, str(w.value)) for n, w in c.assignments])
+                for c in _simple_commands([step.command]) if isinstance(c, _Inner)]
         for cmd in (*simple_commands(ctx), *held_commands(ctx)):
-            call = _server_call(list(cmd.argv))
-            if call is not None:
-                found.append(_Server(cmd.line, call[0], call[1], _parallel_sizes(call[0], call[2])))
-        return tuple(sorted(found, key=lambda s: s.line))
+            own = [(n, str(w.value)) for n, w in getattr(cmd, "assignments", ())]
+            found.append(server(cmd.line, list(cmd.argv), None, [*_exported(ctx, cmd.line), *own]))
+        return tuple(sorted((s for s in found if s is not None), key=lambda s: s.line))
     return cached(ctx, "inference_servers", make)
+
+
+def _exported(ctx: Context, line: int) -> list[tuple[str, str]]:
+    """CUDA_VISIBLE_DEVICES as the batch shell exports it before ``line``, as ``[(name, value)]`` ([] when not)."""
+    var = ctx.parsed.variable("CUDA_VISIBLE_DEVICES", line)
+    return [(var.name, str(var.value))] if var is not None and var.exported else []
+
+
+def _env_wrapper_settings(words: list[str]) -> list[tuple[str, str]]:
+    """The ``NAME=value`` words of the wrappers before a program (``env CUDA_VISIBLE_DEVICES=0,1 vllm serve …``)."""
+    program = launch_words(words)
+    wrappers = words[:len(words) - len(program)] if words[len(words) - len(program):] == program else []
+    pairs = [w.partition("=") for w in wrappers]
+    return [(name, value) for name, eq, value in pairs if eq and re.fullmatch(r"[A-Za-z_]\w*", name)]
+
+
+def _visible_devices(ctx: Context, line: int, settings: list[tuple[str, str]]) -> tuple[str, int] | None:
+    """``("CUDA_VISIBLE_DEVICES=0,1", 2)`` for the last CUDA_VISIBLE_DEVICES of ``settings`` (outermost first) that is
+    a list the script fixes: the GPUs it shows are its entries up to the first that names no GPU, where CUDA stops
+    reading it (CUDA_VISIBLE_DEVICES=0,2,-1,1 shows two). None when it is not set, or only known when the job runs."""
+    values = [value for name, value in settings if name == "CUDA_VISIBLE_DEVICES"]
+    if not values:
+        return None
+    value = ctx.parsed.resolve(values[-1], line).strip("'\"")
+    if "$" in value or "`" in value:
+        return None
+    shown = 0
+    for entry in value.split(","):
+        if not re.fullmatch(r"\d+|(?:GPU|MIG)-[\w/-]+", entry.strip()):
+            break
+        shown += 1
+    return (f"CUDA_VISIBLE_DEVICES={values[-1]}", shown) if shown else None
 
 
 def _job_gpus(ctx: Context) -> tuple[int | None, int | None, int | None]:
@@ -1560,13 +1614,14 @@ def _job_gpus(ctx: Context) -> tuple[int | None, int | None, int | None]:
     return per_node, (per_node * nodes if per_node and nodes else None), nodes
 
 
-def _size(ctx: Context, server: _Server, kind: str) -> int | None:
-    """A parallel size as a number: 1 when not given, None when it is not a number the script fixes (a value
-    the job works out when it runs, "$SLURM_GPUS_ON_NODE", is left to it)."""
+def _size(ctx: Context, server: _Server, kind: str, default: int = 1) -> int | None:
+    """A parallel size (or SGLang's first GPU, with ``default`` 0) as a number: ``default`` when not given, None
+    when it is not a number the script fixes (a value the job works out when it runs, "$SLURM_GPUS_ON_NODE", is
+    left to it) or a size of 0."""
     if kind not in server.sizes:
-        return 1
+        return default
     text = ctx.parsed.resolve(server.sizes[kind][1], server.line)
-    return int(text) if re.fullmatch(r"\d+", text) and int(text) > 0 else None
+    return int(text) if re.fullmatch(r"\d+", text) and (int(text) > 0 or not default) else None
 
 
 def _sizes_text(ctx: Context, server: _Server, *kinds: str) -> str:
@@ -1582,21 +1637,28 @@ def _sizes_text(ctx: Context, server: _Server, *kinds: str) -> str:
 
 
 @rule("HPC139", "parallel-size-over-gpus", "error",
-      summary="an SGLang or vLLM server's tensor × pipeline parallel size is larger than the GPUs the job has for it",
+      summary="an SGLang or vLLM server's tensor × pipeline (× data) parallel size is larger than the GPUs it has",
       why="SGLang (python -m sglang.launch_server, sglang serve) runs one rank per GPU: --tp-size (--tp) × --pp-size "
-          "ranks over --nnodes nodes, tp × pp / nnodes on each node, each given the GPU of its local rank, so ranks "
-          "beyond the node's GPUs are given GPU numbers the node does not have and the server stops at start-up. "
+          "ranks over --nnodes nodes, tp × pp / nnodes on each node, each given the GPU of its local rank counted "
+          "from --base-gpu-id (0 unless given), and --dp-size (--dp) copies of them side by side unless "
+          "--enable-dp-attention runs the data-parallel ranks inside the tensor-parallel group; ranks beyond the "
+          "node's GPUs are given GPU numbers the node does not have and the server stops at start-up. "
           "vLLM (vllm serve, python -m vllm.entrypoints.openai.api_server) needs --tensor-parallel-size × "
-          "--pipeline-parallel-size GPUs: on one node, those of its node; over several nodes, those of the Ray "
-          "cluster the job starts on them, at most all of the job's GPUs; with --nnodes (its launch without Ray), "
-          "its share on each node. With fewer it stops at start-up ('The number of required GPUs exceeds the total "
-          "number of available GPUs in the placement group'; 'local_world_size … must be less than or equal to the "
-          "number of visible devices'). Reported only where the sizes are numbers (written, or set in the script) "
-          "and the #SBATCH lines (or the step's srun) fix the GPUs: a size the job works out when it runs (--tp "
-          "\"$SLURM_GPUS_ON_NODE\") is left alone, and so is a job whose GPUs are counted two ways.",
-      fix="Fit the sizes to the GPUs: SGLang --tp = GPUs per node × --nnodes (tp × pp with --pp-size); vLLM "
-          "--tensor-parallel-size = GPUs per node and --pipeline-parallel-size = nodes (over a Ray cluster on the "
-          "job's nodes, or with --nnodes); or ask for more GPUs per node, or more nodes.",
+          "--pipeline-parallel-size GPUs for each of its --data-parallel-size replicas (--data-parallel-size-local "
+          "of them on this node; one with --data-parallel-rank): on one node, those of its node; over several nodes, "
+          "those of the Ray cluster the job starts on them, at most all of the job's GPUs; with --nnodes (its launch "
+          "without Ray), its share on each node. With fewer it stops at start-up ('The number of required GPUs "
+          "exceeds the total number of available GPUs in the placement group'; 'local_world_size … must be less than "
+          "or equal to the number of visible devices'). A server started with CUDA_VISIBLE_DEVICES=0,1 (before it in "
+          "the batch shell, or inside its step: srun sets a step's own) sees those GPUs only. Reported only where the "
+          "sizes are numbers (written, or set in the script) and the #SBATCH lines (the step's srun, or "
+          "CUDA_VISIBLE_DEVICES) fix the GPUs: a size the job works out when it runs (--tp \"$SLURM_GPUS_ON_NODE\") "
+          "is left alone, and so is a job whose GPUs are counted two ways. A model for which SGLang turns DP "
+          "attention on itself (DeepSeek V3.2) is measured as written: say --enable-dp-attention.",
+      fix="Fit the sizes to the GPUs: SGLang --tp = GPUs per node × --nnodes (tp × pp with --pp-size, over --dp "
+          "replicas, from --base-gpu-id); vLLM --tensor-parallel-size = GPUs per node and --pipeline-parallel-size = "
+          "nodes (over a Ray cluster on the job's nodes, or with --nnodes), over its data-parallel replicas; or ask for "
+          "more GPUs per node, or more nodes, or show the server more of them.",
       bad="""#!/bin/bash
 #SBATCH --nodes=1
 #SBATCH --gres=gpu:4
@@ -1615,49 +1677,81 @@ def _parallel_size_over_gpus(ctx: Context) -> Iterator[Any]:
     per_node, total, nodes = _job_gpus(ctx)
     for server in _servers(ctx):
         tp, pp = _size(ctx, server, "tp"), _size(ctx, server, "pp")
+        # data-parallel replicas on this node, each of tp × pp GPUs
+        if server.engine == "sglang":
+            dp = 1 if server.dp_attention else _size(ctx, server, "dp")
+            dp_all, base = dp, _size(ctx, server, "base", default=0)
+        else:
+            dp_all, base = _size(ctx, server, "dp"), 0
+            dp = 1 if "dp_rank" in server.sizes else _size(ctx, server, "dp_local") if "dp_local" in server.sizes \
+                else dp_all
         nnodes = as_int(ctx, server.sizes["nnodes"][1], server.line) if "nnodes" in server.sizes else 1
-        if not tp or not pp or not nnodes or tp * pp == 1:
+        if not tp or not pp or not dp or not dp_all or base is None or not nnodes or tp * pp * dp == 1 and not base:
             continue
         srun = server.step.chain.srun if server.step is not None else None
         own = (step_gpus(server.step) or inherited_gpus(ctx, server.step)) if srun is not None else None
-        have, holder = (own, "this step has") if own else (per_node, "the job has")
-        said = f"{server.name} {_sizes_text(ctx, server, 'tp', 'pp', 'nnodes')}"
+        have, has = (own, "this step has") if own else (per_node or 0, "the job has")
+        # CUDA_VISIBLE_DEVICES limits it when it shows fewer GPUs than the job (or the step) has
+        shown = server.visible if server.visible and (not have or server.visible[1] < have) else None
+        if shown is not None:
+            have, has = shown[1], f"{shown[0]} shows it"
+        seen = shown is not None
+        gpus = f"{have} GPU{'s' if have > 1 else ''}"
+        said = f"{server.name} {_sizes_text(ctx, server, 'tp', 'pp', 'dp', 'dp_local', 'dp_rank', 'base', 'nnodes')}"
+        said += f" {_DP_ATTENTION}" if server.dp_attention else ""
         if server.engine == "sglang":
             # SGLang's own split (_calculate_rank_ranges): pipeline stages over the nodes, then tensor ranks
             on_node = max(pp // nnodes, 1) * (tp // max(nnodes // pp, 1))
-            if have and on_node > have:
+            ranks = dp * on_node
+            if have and base + ranks > have:
                 where = f"each of its {nnodes} nodes" if nnodes > 1 else "its node"
-                yield (server.line, f"{said} starts {on_node} ranks on {where}, one GPU each, but {holder} {have} "
-                                    f"GPU{'s' if have > 1 else ''} per node: the ranks beyond {have} are given GPU "
-                                    f"numbers the node does not have and the server stops at start-up; "
-                                    + _fit_advice(server, have, nnodes, pp))
-            elif not have and total and tp * pp > total:
-                yield (server.line, f"{said} starts {tp * pp} ranks, one GPU each, but the job has {total} GPUs in "
-                                    f"all: the server stops at start-up; " + _fit_advice(server, 0, 0, pp, total))
+                start = f" from GPU {base}" if base else ""
+                copies = f" ({dp} data-parallel replicas of {on_node})" if dp > 1 else ""
+                beyond = f"the ranks past GPU {have - 1}" if base else f"the ranks beyond {have}"
+                missing = "it does not see" if seen else "the node does not have"
+                yield (server.line, f"{said} starts {ranks} rank{'s' if ranks > 1 else ''} on {where}{start}{copies}, "
+                                    f"one GPU each, but {has} "
+                                    f"{gpus}{'' if seen else ' per node'}: {beyond} are given GPU numbers {missing} and "
+                                    "the server stops at start-up; "
+                                    + _fit_advice(server, (have - base) * nnodes, pp, dp, _room(nnodes, base)))
+            elif not have and total and tp * pp * dp > total:
+                yield (server.line, f"{said} starts {tp * pp * dp} ranks, one GPU each, but the job has {total} GPUs "
+                                    "in all: the server stops at start-up; " + _fit_advice(server, total, pp, dp, " in all"))
             continue
-        world, on_node = tp * pp, -(-tp * pp // nnodes)
-        by_node = bool(have) and (nnodes > 1 or nodes == 1)  # its share of each node (--nnodes), or the job's one
+        world, on_node = tp * pp * dp, -(-tp * pp * dp // nnodes)
+        # its share of each node (--nnodes), of the job's one node, or of this node's data-parallel replicas
+        local = "dp_local" in server.sizes or "dp_rank" in server.sizes
+        by_node = bool(have) and (nnodes > 1 or nodes == 1 or local or seen)
+        sizes = "tensor × pipeline parallel size" + (f" × {dp} data-parallel replicas" if dp > 1 else "")
         if by_node and on_node > have:
             spread = f" over --nnodes {nnodes}: {on_node} on each node" if nnodes > 1 else ""
-            yield (server.line, f"{said} needs {world} GPUs (tensor × pipeline parallel size){spread}, but {holder} "
-                                f"{have} GPU{'s' if have > 1 else ''} on {'each' if nnodes > 1 else 'its'} node: vLLM "
-                                "stops at start-up (it finds fewer GPUs than ranks); "
-                                + _fit_advice(server, have, nnodes, pp))
-        elif not by_node and total and world > total:  # one vLLM over the job's nodes, through Ray
-            yield (server.line, f"{said} needs {world} GPUs (tensor × pipeline parallel size), but the job has "
-                                f"{total} in all (a Ray cluster over its nodes has no more): vLLM stops at start-up "
-                                "(the required GPUs exceed those available); " + _fit_advice(server, 0, 0, pp, total))
+            on = "" if seen else f" on {'each' if nnodes > 1 else 'its'} node"
+            yield (server.line, f"{said} needs {world} GPUs ({sizes}){spread}, but {has} {gpus}{on}: vLLM stops at "
+                                "start-up (it finds fewer GPUs than ranks); "
+                                + _fit_advice(server, have * nnodes, pp, dp, _room(nnodes, 0)))
+        elif not by_node and total and tp * pp * dp_all > total:  # one vLLM over the job's nodes, through Ray
+            sizes = "tensor × pipeline parallel size" + (f" × {dp_all} data-parallel replicas" if dp_all > 1 else "")
+            yield (server.line, f"{said} needs {tp * pp * dp_all} GPUs ({sizes}), but the job has {total} in all (a "
+                                "Ray cluster over its nodes has no more): vLLM stops at start-up (the required GPUs "
+                                "exceed those available); " + _fit_advice(server, total, pp, dp_all, " in all"))
 
 
-def _fit_advice(server: _Server, have: int, nnodes: int, pp: int, total: int = 0) -> str:
-    """What HPC139 advises: the tensor-parallel size that fits the GPUs (per node × nodes, or in all), over the
-    pipeline stages; or more GPUs."""
-    room = total or have * nnodes
+def _room(nnodes: int, base: int) -> str:
+    """Where the GPUs of :func:`_fit_advice` are, for its advice: " of its 2 nodes", " from GPU 2 on", or ""."""
+    return (f" of its {nnodes} nodes" if nnodes > 1 else "") + (f" from GPU {base} on" if base else "")
+
+
+def _fit_advice(server: _Server, room: int, pp: int, dp: int, where: str) -> str:
+    """What HPC139 advises: the tensor-parallel size that fits ``room`` GPUs over the pipeline stages and the
+    data-parallel replicas; or more GPUs."""
+    if room < 1:
+        return "use a lower --base-gpu-id (the GPUs are numbered from 0) or ask for more GPUs"
     tp_name = server.sizes["tp"][0] if "tp" in server.sizes else _PARALLEL_SIZES[server.engine]["tp"][0]
-    if room < pp or room % pp:
-        return f"use fewer pipeline stages (there are {room} GPUs for them) or ask for more GPUs"
-    where = " in all" if total else f" of its {nnodes} nodes" if nnodes > 1 else ""
-    return f"use {tp_name} {room // pp} to fit the {room} GPUs{where}, or ask for more GPUs"
+    each = room // dp
+    if each < pp or each % pp:
+        fewer = "pipeline stages or data-parallel replicas" if dp > 1 else "pipeline stages"
+        return f"use fewer {fewer} (there are {room} GPUs for them) or ask for more GPUs"
+    return f"use {tp_name} {each // pp} to fit the {room} GPU{'s' if room > 1 else ''}{where}, or ask for more GPUs"
 
 
 @rule("HPC120", "more-tasks-than-gpus", "warning",

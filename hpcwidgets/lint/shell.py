@@ -13,7 +13,8 @@ import re
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.lexer import TEMPLATE_PLACEHOLDER, directive_words, lex_script, template_placeholders
+from ..parse.lexer import (TEMPLATE_PLACEHOLDER, directive_words, lex_script, template_placeholder,
+                           template_placeholders)
 from ..parse.script import launch_words, shell_script_text
 from ..spec._words import Verbatim, passed_text
 from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keyboard_option, shebang_program
@@ -2075,7 +2076,7 @@ def _backslash_for_a_pipe(ctx: Context) -> Iterator[Any]:
 # HPC536: a template's placeholder left in
 
 @rule("HPC536", "template-placeholder-left-in", "error",
-      summary="a <PLACEHOLDER> from a template is left in a command or an #SBATCH line",
+      summary="a <PLACEHOLDER> from a template is left in a command or an #SBATCH line (also a [PLACEHOLDER] there)",
       why="Templates mark what to fill in as <DATA_DIR> or <your project>. Left in a command, bash reads the angle "
           "brackets as redirections: python train.py --data <DATA_DIR> --epochs 10 takes its input from a file named "
           "DATA_DIR and sends its output to a file named --epochs, so the program never runs as meant (the redirection "
@@ -2084,10 +2085,17 @@ def _backslash_for_a_pipe(ctx: Context) -> Iterator[Any]:
           "and blanks inside) and >, with no blank just inside the brackets, so real redirections (< in.txt, "
           "> out.log, "
           "2>&1, <<EOF, <<< text, <(cmd)) are left alone, as is one inside quotes in a command (a usage message) and "
-          "the free text of #SBATCH --job-name and --comment. A placeholder bash cannot read at all (a > with nothing "
-          "after it) is reported by HPC000, which names them all; one in the script of a bash -c, which bash reads only "
-          "when the step starts, by this rule.",
-      fix="Replace each placeholder with the value it stands for, without the angle brackets "
+          "the free text of #SBATCH --job-name and --comment. On an #SBATCH line a placeholder may also be in square "
+          "brackets (--account=[CSC_PROJECT], --mail-user=[your email]), which Slurm takes literally too: a name "
+          "starting with a letter that starts a value or a part of it (not one inside a word: run[final].out is a "
+          "file name). Slurm's own brackets "
+          "hold numbers (a hostlist, n[01-04]; an array, --array=[0-4]) or --constraint's and --prefer's matching OR "
+          "([rack1|rack2]), and those options and --wrap's command are left alone. Square brackets in a command are "
+          "not reported: bash reads them (a glob, a [[ test ]], ${A[0]}), and a usage line's [options] is one of "
+          "those globs, passed on as written when no file matches it. A placeholder bash "
+          "cannot read at all (a > with nothing after it) is reported by HPC000, which names them all; one in the "
+          "script of a bash -c, which bash reads only when the step starts, by this rule.",
+      fix="Replace each placeholder with the value it stands for, without the brackets "
           "(--data \"$SCRATCH/data\", --account=proj123).",
       bad="""#!/bin/bash
 #SBATCH --account=<project>
@@ -2104,10 +2112,12 @@ def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
         names = directive_placeholders(cmd)
         if names:
             options = " ".join(w.raw for w in directive_words(cmd))
+            kinds = {name[0] for name in names}
+            brackets = "angle brackets" if kinds == {"<"} else "square brackets" if kinds == {"["} else "brackets"
             yield (cmd.line, f"{_named(names)} left from a template: sbatch reads the line as written ({options}), "
                              "so it refuses the job (no such account, partition or QOS) or takes the brackets as "
                              f"part of the value; replace {'it' if len(names) == 1 else 'each'} with the value it "
-                             "stands for, without the angle brackets")
+                             f"stands for, without the {brackets}")
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         own = cmd.cmd if isinstance(cmd, _Inner) else cmd
         read = {r.raw for r in cmd.redirects if r.op == "<" and r.fd is None}
@@ -2130,15 +2140,29 @@ def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
                              "brackets")
 
 
-#: a template's placeholder on an #SBATCH line: as in a command (:data:`TEMPLATE_PLACEHOLDER`), and also in doubled
-#: brackets (--account=<<PROJECT>>), which no #SBATCH line can mean as a here-document
-_DIRECTIVE_PLACEHOLDER = re.compile(r"(?<![<\w])<<?[A-Za-z_][\w.\- ]*(?<! )>>?(?![\w>&|])")
+#: a template's placeholder on an #SBATCH line in angle brackets: as in a command, and also doubled
+#: (--account=<<PROJECT>>), which no #SBATCH line can mean as a here-document
+_DIRECTIVE_PLACEHOLDER = template_placeholder(doubled=True)
+
+#: a template's placeholder on an #SBATCH line in square brackets (--account=[CSC_PROJECT], --mail-user=[your
+#: email], also doubled): a name starting with a letter (letters, digits, _ - . @ and blanks inside, no blank just
+#: inside the brackets) that starts a value or follows its punctuation, not a word (run[final].out is a name). Slurm's
+#: own brackets hold numbers: a hostlist (gpu[1,3], n[01-04]) and an array's range (--array=[0-4])
+_BRACKETED_PLACEHOLDER = re.compile(r"(?<![\w\[])\[\[?[A-Za-z][\w.@\- ]*(?<! )\]\]?(?![\w\]])")
+
+#: sbatch options whose value is free text, kept as written: a name or a comment with <brackets> in it is no mistake
+_FREE_TEXT = re.compile(r"(?:--job-name|--comment|-J)(?:=|$)|-J.")
+
+#: sbatch options whose value may hold square brackets of its own: --constraint's and --prefer's matching OR
+#: ([rack1|rack2], sbatch(1)), and --wrap's command, where bash reads them (a glob, a [[ test ]])
+_BRACKETS_OF_THEIR_OWN = re.compile(r"(?:--constraint|--cluster-constraint|--prefer|--wrap|-C)(?:=|$)|-C.")
 
 
 def directive_placeholders(cmd: Any) -> list[str]:
-    """The template placeholders of an #SBATCH line, outside the free text of --job-name and --comment; also one
-    with a blank inside (``--account=<account name>``), which the line's words split in two. [] for a line with
-    a quote left open (sbatch stops at it; HPC310 says so)."""
+    """The template placeholders of an #SBATCH line, in order: in angle brackets outside the free text of --job-name
+    and --comment, in square brackets outside those and the options that have brackets of their own; also one with a
+    blank inside (``--account=<account name>``), which the line's words split in two. [] for a line with a quote
+    left open (sbatch stops at it; HPC310 says so)."""
     try:
         words = directive_words(cmd)
     except ParseError:
@@ -2146,11 +2170,22 @@ def directive_placeholders(cmd: Any) -> list[str]:
     joined = " ".join(w.raw for w in words)
     starts = list(itertools.accumulate((len(w.raw) + 1 for w in words[:-1]), initial=0))
     found = []
-    for m in _DIRECTIVE_PLACEHOLDER.finditer(joined):
-        at = bisect.bisect_right(starts, m.start()) - 1
-        if not _free_text(words[at].raw) and not (at and _free_text(words[at - 1].raw)):
-            found.append(m.group(0))
-    return found
+    for pattern, kept in ((_DIRECTIVE_PLACEHOLDER, (_FREE_TEXT,)),
+                          (_BRACKETED_PLACEHOLDER, (_FREE_TEXT, _BRACKETS_OF_THEIR_OWN))):
+        for m in pattern.finditer(joined):
+            option = _option_of(words, bisect.bisect_right(starts, m.start()) - 1)
+            if not any(k.match(option) for k in kept):
+                found.append((m.start(), m.group(0)))
+    return [name for _, name in sorted(found)]
+
+
+def _option_of(words: Any, at: int) -> str:
+    """The option that the word at ``at`` of an #SBATCH line belongs to: that word when it is one, else the nearest
+    one before it (-J's value, or a value split at a blank); "" when none comes before it."""
+    for word in reversed(words[:at + 1]):
+        if word.raw.startswith("-"):
+            return word.raw
+    return ""
 
 
 def _placeholders_of_unread_c_script(cmd: Any) -> list[str]:
@@ -2166,15 +2201,6 @@ def _placeholders_of_unread_c_script(cmd: Any) -> list[str]:
     except ParseError:
         return list(dict.fromkeys(name for _, name in template_placeholders(text)))
     return []
-
-
-#: sbatch options whose value is free text, kept as written: a name or a comment with <brackets> in it is no mistake
-_FREE_TEXT = re.compile(r"(?:--job-name|--comment|-J)(?:=|$)|-J.")
-
-
-def _free_text(option: str) -> bool:
-    """Whether an #SBATCH word is (or starts with) an option of :data:`_FREE_TEXT`."""
-    return bool(_FREE_TEXT.match(option))
 
 
 def _named(placeholders: list[str]) -> str:

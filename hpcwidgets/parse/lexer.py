@@ -969,10 +969,18 @@ def _heredoc_delimiter(raw: str) -> tuple[str, bool]:
 #: options>``): bash reads ``<options`` as input from a file and the ``>`` as a redirection with nothing after it
 _PLACEHOLDER = re.compile(r"(?<![<\w])<[A-Za-z][\w .,/:-]*>$")
 
-#: a template's placeholder anywhere: ``<`` and ``>`` around a name-like word (letters, digits, ``_ - .`` and blanks
-#: inside, ``<DATA_DIR>``, ``<your project>``), with no blank just inside either bracket; not a redirection such as
-#: ``< in.txt``, ``<<EOF``, ``<(cmd)``, ``2>&1`` or ``<in>out``
-TEMPLATE_PLACEHOLDER = re.compile(r"(?<![<\w])<[A-Za-z_][\w.\- ]*(?<! )>(?![\w>&|])")
+
+def template_placeholder(doubled: bool = False) -> re.Pattern[str]:
+    """The pattern of a template's placeholder: ``<`` and ``>`` around a name-like word (letters, digits, ``_ - .``
+    and blanks inside, ``<DATA_DIR>``, ``<your project>``), with no blank just inside either bracket; not a
+    redirection such as ``< in.txt``, ``<<EOF``, ``<(cmd)``, ``2>&1`` or ``<in>out``. ``doubled`` also takes one in
+    doubled brackets (``<<PROJECT>>``), for the lines where ``<<`` cannot start a here-document (``#SBATCH``)."""
+    left, right = ("<<?", ">>?") if doubled else ("<", ">")
+    return re.compile(rf"(?<![<\w]){left}[A-Za-z_][\w.\- ]*(?<! ){right}(?![\w>&|])")
+
+
+#: a template's placeholder anywhere in a command (:func:`template_placeholder`)
+TEMPLATE_PLACEHOLDER = template_placeholder()
 
 
 def template_placeholders(text: str) -> list[tuple[int, str]]:
