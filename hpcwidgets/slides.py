@@ -11,9 +11,10 @@ Nothing here is needed to use the package; it is the tooling behind ``make slide
 * :func:`check_block` / :func:`check_deck` lint every ``bash`` block with the package's linter
   (job scripts whole, interactive commands also through :func:`hpcwidgets.parse.parse_command`)
   and read every ``dockerfile`` / ``deffile`` block with the package's build-file readers;
-* :func:`site_leftovers` / :func:`diagram_problems` find what the linter cannot in a deck adapted to another
-  site: ``--profile NAME`` of another profile, a hand-written ``ssh -L`` tunnel to another login host than the
-  profile's, diagrams drawn for another profile;
+* :func:`site_leftovers` / :func:`diagram_problems` / :func:`unknown_modules` find what the linter cannot in a
+  deck adapted to another site: ``--profile NAME`` of another profile, a hand-written ``ssh -L`` tunnel to another
+  login host than the profile's, diagrams drawn for another profile, a hand-written ``module load NAME`` that
+  the profile's ``[modules]`` does not name;
 * :func:`render_diagrams` writes the SVG diagrams from ``slides/diagrams/draw.py`` (plain SVG
   written by Python: no diagram service, no script in the browser);
 * :func:`build` turns the deck into one self-contained HTML file (diagrams inlined as data URIs,
@@ -502,14 +503,16 @@ def _buildfile_problems(block: Block, kind: str) -> list[str]:
 
 def check_deck(path: Path | None = None, profile: str | None = None) -> list[str]:
     """Every problem of the deck (``profile``: the deck's, for unmarked blocks): of every checked block, what
-    it still says for another site (:func:`site_leftovers`), and diagrams next to it that were drawn for
-    another profile (:func:`diagram_problems`)."""
+    it still says for another site (:func:`site_leftovers`), the modules it loads by hand that the profile
+    does not name (:func:`unknown_modules`), and diagrams next to it that were drawn for another profile
+    (:func:`diagram_problems`)."""
     path = path or SLIDES_DIR / DECK_NAME
     text = path.read_text(encoding="utf-8")
     out: list[str] = []
     for block in iter_checked(text, profile):
         out += check_block(block)
     out += site_leftovers(text, profile)
+    out += unknown_modules(text, profile)
     if (path.parent / "diagrams" / "draw.py").is_file():
         out += diagram_problems(path.parent, profile)
     return out
@@ -545,9 +548,7 @@ def site_leftovers(text: str, profile: str | None = None) -> list[str]:
                 out.append((line, _other_profile(line, m.group("name"), block.profile)))
         if block.lang == "bash":
             out += _tunnel_problems(block, load_profile(block.profile))
-    prose = text
-    for block in reversed(blocks):  # blank the blocks out, keeping the line numbers of the rest
-        prose = prose[:block.start] + re.sub(r"[^\n]", " ", prose[block.start:block.end]) + prose[block.end:]
+    prose = _blank_blocks(text, blocks)
     for m in _PROFILE_OPTION.finditer(prose):
         if m.group("name") not in names[deck_profile]:
             line = prose.count("\n", 0, m.start()) + 1
@@ -624,6 +625,73 @@ def _ssh_host(destination: str) -> str:
     elif rest.count(":") == 1:
         rest = rest.partition(":")[0]
     return rest.lower().rstrip(".")
+
+
+#: inline code in the prose that loads a module: `module load apptainer`, `ml cuda/12.1`
+_INLINE_MODULE = re.compile(r"`(?P<code>(?:module|ml)\s[^`\n]*)`")
+
+
+def unknown_modules(text: str, profile: str | None = None) -> list[str]:
+    """Modules the deck loads by hand (``module load NAME``, ``module add``, ``ml NAME``, in a hand-written
+    ``bash`` block or in inline code of the prose and notes) that the site profile's ``[modules]`` does not
+    name, each with the names it has that are nearest. The linter cannot see these: a module that does not
+    exist on the site, or has another name there (``apptainer/1.3.4``), fails only when a learner types it.
+
+    Only for a profile given on purpose (``profile``; the deck as shipped is checked without one), and only
+    against a profile that lists modules: one that lists none (programs on PATH, or modules not described
+    yet) gives nothing to compare with. Generated blocks are left out: they load what the profile names."""
+    if not profile:
+        return []
+    from .parse import read_script
+    from .profiles import load_profile
+    out: list[tuple[int, str]] = []
+    blocks = code_blocks(text, profile)
+    for block in blocks:
+        if block.kind in GENERATED or block.lang != "bash":
+            continue
+        site = load_profile(block.profile)
+        for name, line in read_script(block.body).modules:
+            out += _unknown_module(block.line + line, name, site)
+    prose = _blank_blocks(text, blocks)
+    site = load_profile(profile)
+    for m in _INLINE_MODULE.finditer(prose):
+        line = prose.count("\n", 0, m.start()) + 1
+        for name, _ in read_script(m.group("code")).modules:
+            out += _unknown_module(line, name, site)
+    return [problem for _, problem in sorted(out, key=lambda found: found[0])]
+
+
+def _unknown_module(line: int, name: str, site: Any) -> list[tuple[int, str]]:
+    """The problem with one module the deck loads, if ``site`` lists modules and not this one."""
+    known = [m.name for m in site.modules]
+    if not known or name in known or name.startswith("-") or "$" in name or "`" in name:
+        return []  # ml -NAME unloads NAME (ml(1)); a variable's value is known only when the job runs
+    near = _nearest_modules(name, site)
+    return [(line, f"{DECK_NAME}:{line}: the deck loads module {name}, which profile {site.name} does not name "
+                   f"({'nearest: ' + ', '.join(near) if near else 'its modules: ' + ', '.join(known)}); write the "
+                   "site's module, or add it to the profile's [modules] if the site has it")]
+
+
+def _nearest_modules(name: str, site: Any) -> list[str]:
+    """The profile's modules nearest ``name``: the one for the same purpose (a runtime's, as jobs load it:
+    singularity falls back to the apptainer module), then those of the same name in another version, then the
+    names spelled alike."""
+    import difflib
+
+    from .spec.profile import RUNTIME_PURPOSES
+    known = [m.name for m in site.modules]
+    family = name.split("/", 1)[0].lower()
+    same_purpose = [site.module(p) for p in RUNTIME_PURPOSES.get(family, (family,))]
+    same_family = [k for k in known if k.split("/", 1)[0].lower() == family]
+    alike = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    return [n for n in dict.fromkeys(same_purpose + same_family + alike) if n]
+
+
+def _blank_blocks(text: str, blocks: Sequence[Block]) -> str:
+    """The deck with its code blocks' bodies blanked out, keeping the line numbers of the rest."""
+    for block in reversed(blocks):
+        text = text[:block.start] + re.sub(r"[^\n]", " ", text[block.start:block.end]) + text[block.end:]
+    return text
 
 
 def diagram_problems(slides_dir: Path, profile: str | None = None) -> list[str]:
@@ -948,7 +1016,7 @@ __all__ = ["Block", "BuildResult", "DEFAULT_PROFILE", "GENERATED", "INTERACTIVE_
            "excerpt", "expected_body", "full_text",
            "diagram_problems", "external_references", "inline_images", "iter_checked", "main", "parse_marker",
            "prepare", "render_diagrams", "site_leftovers", "speaker_notes", "split_slides", "strip_markers",
-           "sync_deck", "sync_text"]
+           "sync_deck", "sync_text", "unknown_modules"]
 
 
 if __name__ == "__main__":

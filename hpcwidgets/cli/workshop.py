@@ -67,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--root", metavar="DIR", help="folder holding solutions/, exercises/, notebooks/")
     c.add_argument("--profile", action="append", default=[], metavar="NAME",
                    help="check for this site (repeatable): solutions and lessons run with the profile instead of the "
-                        "shipped matrix and saved outputs")
+                        "shipped matrix and saved outputs, exercises with it as their profile parameter (a note "
+                        "names each exercise kept at its defaults, and why)")
     c.set_defaults(handler=run_check)
 
 
@@ -148,14 +149,21 @@ def _refuse_special_targets(root: Path) -> None:
 def run_check(args: argparse.Namespace) -> int:
     from ..exercises.runner import CELL_TIMEOUT, check, table
     root = _root(args.root)
-    if args.profile:
-        from ..profiles import load_profile
-        for name in args.profile:
-            load_profile(name)  # an unknown profile is a clear error before any notebook starts
+    profiles = tuple(_for_notebooks(name) for name in args.profile)
     report = check(root, jobs=args.jobs or None, only=args.only, timeout=args.timeout or CELL_TIMEOUT,
-                   profiles=tuple(args.profile))
+                   profiles=profiles)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     if report.outcomes:
         print(table(report.outcomes))
     return report.exit_code
+
+
+def _for_notebooks(name: str) -> str:
+    """``--profile NAME`` as the notebooks get it, checked first (an unknown profile is a clear error before any
+    notebook starts). A .toml path is made absolute: every run works in a temporary directory of its own."""
+    from ..profiles import load_profile
+    load_profile(name)
+    if "/" in name or name.endswith(".toml"):  # how load_profile tells a path from a name
+        return str(Path(name).expanduser().resolve())
+    return name

@@ -7,7 +7,10 @@ directory with the kernel named explicitly (``python3``) and a per-cell timeout:
   metadata ``hpcwidgets.matrix``: a list of parameter dicts, e.g. ``[{"profile": "generic"},
   {"profile": "local"}]``); any error fails;
 * every exercise notebook with its default parameters: it must stop at an unsolved task with the
-  generated ``NotImplementedError`` and nothing else (any other error, or no error, fails);
+  generated ``NotImplementedError`` and nothing else (any other error, or no error, fails); checked for a
+  site (``profiles``), an exercise runs with that site as its ``profile`` parameter, up to its first task,
+  unless it takes no such parameter, or it submits a job before that task and the site's Slurm is not the
+  one here (then it runs with its defaults, and a note says why);
 * every lesson notebook in ``notebooks/`` with nbval (``pytest --nbval``, strict output comparison),
   on a copy of the folder.
 
@@ -17,10 +20,12 @@ A one-line counter on stderr shows progress; the result is a table notebook × p
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures as cf
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,13 +65,17 @@ class Task:
     notebook: Path
     parameters: tuple[tuple[str, Any], ...] = ()
     root: Path | None = None                # the folder copied for nbval runs
+    note: str = ""                          # why the run is not the one asked for (an exercise kept at its defaults)
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.parameters)
 
     def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.parameters) or "(defaults)"
+        given = ", ".join(f"{k}={v}" for k, v in self.parameters)
+        if given and self.note:  # an exercise kept at its default profile: it was not asked for
+            return f"{given} (its default)"
+        return given or "(defaults)"
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,9 @@ def plan(root: Path, *, only: str = "", kinds: Iterable[str] = ("solution", "exe
 
     ``only`` is a glob matched against notebook file names (``ex0*``, ``*torchrun*``).
     ``profiles`` checks the workshop for particular sites: each solution runs once per profile
-    (instead of its declared matrix), and the lessons are executed with each profile ("lesson"
-    runs) instead of being compared with their saved outputs, which were made for ``generic``.
+    (instead of its declared matrix), each exercise as :func:`exercise_tasks` says, and the lessons are
+    executed with each profile ("lesson" runs) instead of being compared with their saved outputs,
+    which were made for ``generic``.
     """
     root = Path(root)
     kinds = set(kinds)
@@ -136,7 +146,7 @@ def plan(root: Path, *, only: str = "", kinds: Iterable[str] = ("solution", "exe
     if "exercise" in kinds:
         for nb in sorted((root / "exercises").glob("*.ipynb")):
             if wanted(nb):
-                tasks.append(Task("exercise", nb))
+                tasks += exercise_tasks(nb, profiles) if profiles else [Task("exercise", nb)]
     if "nbval" in kinds:
         lessons = root / "notebooks"
         for nb in sorted(lessons.glob("*.ipynb")) if lessons.is_dir() else []:
@@ -147,6 +157,148 @@ def plan(root: Path, *, only: str = "", kinds: Iterable[str] = ("solution", "exe
             else:
                 tasks.append(Task("nbval", nb, root=lessons))
     return tasks
+
+
+def exercise_tasks(path: Path, profiles: Sequence[str]) -> list[Task]:
+    """The runs of one exercise checked for ``profiles``: one per profile, given as its ``profile`` parameter.
+
+    Two kinds of exercise run once with their defaults instead, with a note saying why: one that takes no
+    ``profile`` parameter, and one that submits a job before its first task (:func:`submits_before_task`)
+    when a site's jobs cannot run here (:func:`site_jobs_blocked`): with the site's profile it would send the
+    site's job to a Slurm without the site's partitions, or to none, and fail for a reason that is not the
+    exercise's. The label then names the default profile it ran with.
+    """
+    try:
+        default = profile_default(path)
+    except HpcWidgetsError:
+        return [Task("exercise", path)]  # not a notebook this can read: its run reports why
+    if default is None:
+        return [Task("exercise", path, note=f"{path.stem} takes no profile parameter: it ran with its defaults, "
+                                            f"not for {', '.join(profiles)}")]
+    submits = submits_before_task(path)
+    tasks: list[Task] = []
+    kept: list[str] = []
+    for profile in profiles:
+        reason = site_jobs_blocked(profile) if submits else ""
+        if reason:
+            kept.append(f"{profile} ({reason})")
+        else:
+            tasks.append(Task("exercise", path, (("profile", profile),)))
+    if kept:
+        params = (("profile", default),) if default else ()
+        tasks.append(Task("exercise", path, params, note=(
+            f"{path.stem} submits a job before its first task, and these sites' jobs cannot run here: "
+            f"{'; '.join(kept)}; it ran with " + (f"its default profile, {default}," if default else "its defaults")
+            + " instead")))
+    return tasks
+
+
+def profile_default(path: Path) -> str | None:
+    """The default of an exercise's ``profile`` parameter: the value its ``parameters`` cell (the one papermill
+    injects after) assigns; "" when that is not a plain string (an expression), None when the cell assigns no
+    ``profile``. Read with Python's parser: papermill's own reading (inspect_notebook) skips a line with a
+    second ``=``, such as ``package = "scikit-learn==1.5.0"``."""
+    for cell in _cells(path):
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        try:
+            tree = ast.parse(_python(_cell_source(cell)))
+        except SyntaxError as exc:
+            raise HpcWidgetsError(f"{path}: the parameters cell is not Python papermill can extend: {exc.msg} "
+                                  f"(line {exc.lineno})") from None
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+            if any(isinstance(t, ast.Name) and t.id == "profile" for t in targets):
+                value = node.value
+                return value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else ""
+    return None
+
+
+def _cells(path: Path) -> list[dict[str, Any]]:
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+        return [cell for cell in cells if isinstance(cell, dict)]
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise HpcWidgetsError(f"{path}: not valid notebook JSON: {getattr(exc, 'msg', 'not an object')}") from None
+
+
+def _cell_source(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _python(source: str) -> str:
+    """A cell's source with its IPython lines (``!cmd``, ``%magic``) blanked, keeping the line numbers."""
+    return "\n".join("" if line.lstrip().startswith(("!", "%")) else line for line in source.splitlines())
+
+
+#: Python calls that submit a job from a notebook: hpcwidgets.run.slurm.submit, a form's .submit(),
+#: hpcwidgets.lessons.run_job
+SUBMITTING_CALLS = frozenset({"submit", "run_job"})
+#: commands that submit a job, in a shell escape (``!sbatch job.sh``), a ``%%bash`` cell or a subprocess argv
+SUBMITTING_COMMANDS = (("sbatch",), ("hpcwidgets", "submit"))
+_STUB = re.compile(r"raise\s+NotImplementedError\(\s*[\"']" + re.escape(EXERCISE_MARK))
+
+
+def submits_before_task(path: Path) -> bool:
+    """Whether the code cells an exercise check runs (up to the one holding its first task) submit a job: a
+    call of :data:`SUBMITTING_CALLS`, or one of :data:`SUBMITTING_COMMANDS` run from the notebook."""
+    for cell in _cells(path):
+        if cell.get("cell_type") != "code":
+            continue
+        source = _cell_source(cell)
+        task = _STUB.search(source)
+        if _cell_submits(source[:task.start()] if task else source):  # the task's raise ends the run
+            return True
+        if task:
+            return False
+    return False
+
+
+def _cell_submits(source: str) -> bool:
+    lines = source.splitlines()
+    if lines and re.match(r"%%(bash|sh|script)\b", lines[0]):
+        return any(_shell_submits(line) for line in lines[1:])
+    if any(_shell_submits(line.strip()[1:]) for line in lines if line.strip().startswith("!")):
+        return True
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return False  # not Python this check can read; the run itself will say what is wrong with it
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name in SUBMITTING_CALLS:
+            return True
+        for arg in node.args:
+            words = ([getattr(e, "value", None) for e in arg.elts] if isinstance(arg, (ast.List, ast.Tuple))
+                     else str(arg.value).split() if isinstance(arg, ast.Constant) else [])
+            if _command_submits(words):
+                return True
+    return False
+
+
+def _shell_submits(line: str) -> bool:
+    """Whether a shell line runs one of :data:`SUBMITTING_COMMANDS` (``cd work && sbatch job.sh``)."""
+    return any(_command_submits(part.split()) for part in re.split(r"&&|\|\||[;|&]", line))
+
+
+def _command_submits(words: Sequence[Any]) -> bool:
+    return any(tuple(words[:len(command)]) == command for command in SUBMITTING_COMMANDS)
+
+
+def site_jobs_blocked(profile: str) -> str:
+    """Why jobs for ``profile`` cannot run here ("" when they can): no Slurm answers, or the one that does
+    lacks the profile's partitions (:func:`hpcwidgets.lessons.practice_target` decides, as for the lessons)."""
+    from ..lessons import practice_target
+    target = practice_target(profile, site_jobs=True)
+    if target.slurm and target.profile == profile:
+        return ""
+    if not target.slurm:
+        return target.reason
+    return f"the Slurm here has the partitions of profile {target.profile!r}, not those of {profile!r}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -311,6 +463,7 @@ def check(root: Path, *, jobs: int | None = None, only: str = "", timeout: int =
     if not tasks:
         report.notes.append(f"nothing to run under {root}" + (f" matching {only!r}" if only else ""))
         return report
+    report.notes += [t.note for t in tasks if t.note]
     lessons = [t for t in tasks if t.kind == "nbval"]
     if "nbval" in set(kinds) and not lessons and not only:
         report.notes.append("no lesson notebooks in notebooks/ yet: nbval had nothing to check")
@@ -318,5 +471,6 @@ def check(root: Path, *, jobs: int | None = None, only: str = "", timeout: int =
     return report
 
 
-__all__ = ["CELL_TIMEOUT", "KERNEL", "KERNEL_START_FAILURES", "Outcome", "Report", "Task", "check",
-           "kernel_start_failed", "notebook_matrix", "plan", "run_all", "run_task", "table"]
+__all__ = ["CELL_TIMEOUT", "KERNEL", "KERNEL_START_FAILURES", "Outcome", "Report", "SUBMITTING_CALLS",
+           "SUBMITTING_COMMANDS", "Task", "check", "exercise_tasks", "kernel_start_failed", "notebook_matrix", "plan",
+           "profile_default", "run_all", "run_task", "site_jobs_blocked", "submits_before_task", "table"]
