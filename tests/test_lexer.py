@@ -567,7 +567,6 @@ def test_quoted_values_run_through_bash_unchanged():
     ("echo $'a", 1, 6, "unterminated $'"),
     ("cat <<EOF\nbody\n", 1, 5, "here-document `<<EOF` has no closing line"),
     ("cat <<-'END'\nbody\n END\n", 1, 5, "has no closing line `END`"),
-    ("srun a \\\n", 1, 8, "line continuation"),
     ("srun a\\", 1, 7, "backslash at the end of the file"),
     ("if true; then\n  echo\n", 1, 1, "`if` is never closed"),
     ("for i in 1; do echo; dune\n", 1, 1, "`for` is never closed"),

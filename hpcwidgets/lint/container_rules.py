@@ -26,7 +26,7 @@ from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_
                         job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor, python_code,
                         resources_from_command_line, run_words, shell_script_word, simple_commands, step_tasks, steps,
                         tasks_per_node, with_chain)
-from .network import _gpu_types, _mpirun_options
+from .network import _gpu_types, _mpirun_options, _mpirun_split
 
 
 #: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
@@ -1030,7 +1030,9 @@ def _under_home(path: str) -> bool:
 @rule("HPC206", "image-in-home", "warning",
       summary="a container image is stored under $HOME",
       why="Images are gigabytes and home directories have small quotas (and are often slow, backed-up NFS): the "
-          "pull fails half-way or fills the quota, and every job reads the image over the slowest file system.",
+          "pull fails half-way or fills the quota, and every job reads the image over the slowest file system. "
+          "A container that mpirun or mpiexec on the host starts (mpiexec -np 64 singularity exec IMAGE …) counts "
+          "too: there every rank on every node opens the image.",
       fix="Keep images on scratch or project storage, e.g. $SCRATCH/images/pytorch_24.05.sif (with a profile, the "
           "message names its image_dir).",
       catalogue=(10,),
@@ -1048,10 +1050,35 @@ def _image_home(ctx: Context) -> Iterator[Any]:
         image = ctx.parsed.resolve(str(c.image), step.line)
         if _under_home(image):
             yield step.line, f"the image {image} is under $HOME (small quota, slow); keep images on scratch, e.g. {images}"
+    for line, launcher, c in host_mpirun_containers(ctx):
+        image = ctx.parsed.resolve(str(c.image), line)
+        if _under_home(image):
+            yield (line, f"the image {image} is under $HOME (small quota, slow), and every rank {launcher} starts "
+                         f"opens it; keep images on scratch, e.g. {images}")
     for cmd, model in pulls(ctx):
         target = ctx.parsed.resolve(str(getattr(model, "dir", "") or getattr(model, "dest", "") or ""), cmd.line)
         if _under_home(target):
             yield cmd.line, f"the image is pulled into {target}, under $HOME (small quota); pull into scratch, e.g. --dir \"{images}\""
+
+
+def host_mpirun_containers(ctx: Context) -> list[tuple[int, str, Any]]:
+    """``(line, launcher, container model)`` for each container an MPI launcher in the batch shell starts
+    (``mpiexec -np 12 singularity exec IMAGE …``), also in functions, loops and ``bash -c`` scripts: the reader makes
+    no step of these, as mpirun is no layer of the models."""
+    from ..parse.argv import parse_chain
+    read = {s.command for s in steps(ctx)}
+    out = []
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = launch_words([str(v) for v in cmd.argv])
+        if cmd in read or not words or words[0].rsplit("/", 1)[-1] not in MPI_LAUNCHERS:
+            continue
+        try:
+            chain = parse_chain(words[1 + _mpirun_split(words[1:])[1]:], source_line=cmd.line)
+        except ParseError:
+            continue  # a container command the models cannot read: the rules that read it say why
+        if chain.srun is None and chain.container is not None:
+            out.append((cmd.line, words[0], chain.container))
+    return out
 
 
 def _site_folder(ctx: Context, name: str, binary: str = "apptainer") -> str:
@@ -1072,11 +1099,13 @@ def cache_vars(binary: str) -> tuple[str, ...]:
 
 
 @rule("HPC207", "apptainer-cache-in-home", "warning",
-      summary="an image is fetched from a registry with the Apptainer cache left in (or set to) $HOME",
+      summary="an image is fetched from a registry with the Apptainer cache (or its temporary folder) left in or "
+              "set to $HOME",
       why="apptainer pull, apptainer exec/run docker://… and apptainer build … docker://… store every downloaded "
           "layer (and the converted image) in APPTAINER_CACHEDIR, which defaults to $HOME/.apptainer/cache "
           "($HOME/.singularity/cache for singularity): a few images fill the home quota and later jobs fail to "
-          "write anything.",
+          "write anything. APPTAINER_TMPDIR (SINGULARITY_TMPDIR) set under $HOME does the same while the image is "
+          "unpacked and built there, even with --disable-cache.",
       fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before fetching the image (and APPTAINER_TMPDIR "
           "likewise); with a profile, the message names its cache_dir and scratch.",
       catalogue=(10,),
@@ -1124,6 +1153,40 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         elif var.line not in reported and _under_home(ctx.parsed.resolve(str(var.value), use.line)):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
+    yield from _tmpdir_home(ctx)
+
+
+def _tmp_vars(binary: str) -> tuple[str, ...]:
+    """The temporary-folder variables a runtime reads, named as :func:`cache_vars` names the cache's."""
+    return tuple(name.replace("CACHEDIR", "TMPDIR") for name in cache_vars(binary))
+
+
+def _scratch_folder(ctx: Context) -> str:
+    """Where to point a temporary folder, in a message: on the profile's scratch when there is a profile."""
+    return f"a folder under {ctx.profile.scratch}" if ctx.profile is not None else "a folder on scratch"
+
+
+def _tmpdir_home(ctx: Context) -> Iterator[Any]:
+    """HPC207 for APPTAINER_TMPDIR (SINGULARITY_TMPDIR) set under $HOME before a pull, a build from a registry or a
+    run of a registry image: the layers are unpacked and the image is built there, whatever the cache holds."""
+    fetches = [(cmd.line, f"{model.binary} pull", model.binary, {n: str(w.value) for n, w in cmd.assignments})
+               for cmd, model in pulls(ctx) if model.kind == "apptainer.pull"]
+    fetches += [(use.line, use.what, use.binary, dict(use.env)) for use in registry_uses(ctx)]
+    reported: set[int] = set()  # one finding per assignment
+    for line, what, binary, env in sorted(fetches, key=lambda f: f[0]):
+        names = _tmp_vars(binary)
+        own = next((n for n in names if n in env), None)
+        if own is not None:
+            at, name, value = line, own, env[own]
+        else:
+            var = next((v for v in (ctx.parsed.variable(n, line) for n in names) if v is not None), None)
+            if var is None:
+                continue
+            at, name, value = var.line, var.name, str(var.value)
+        if at not in reported and _under_home(ctx.parsed.resolve(value, line)):
+            reported.add(at)
+            yield (at, f"{name}={value} is under $HOME (small quota): {what} unpacks the image's layers and builds "
+                       f"the image there; point it at {_scratch_folder(ctx)} (made with mkdir -p)")
 
 
 def _default_cache_message(ctx: Context, what: str, binary: str, line: int) -> str:
@@ -1134,9 +1197,8 @@ def _default_cache_message(ctx: Context, what: str, binary: str, line: int) -> s
     if any(ctx.parsed.variable(n, line) is not None for n in (tmp, "APPTAINER_TMPDIR", "SINGULARITY_TMPDIR")):
         text += f"; export {name}=\"{cache}\" first"
     else:  # the image is also unpacked and converted in /tmp, often small on compute nodes
-        scratch = f"a folder under {ctx.profile.scratch}" if ctx.profile is not None else "a folder on scratch"
         text += (f" and builds it in $TMPDIR or /tmp (often small); export {name}=\"{cache}\" "
-                 f"first, and {tmp} to {scratch} (made with mkdir -p)")
+                 f"first, and {tmp} to {_scratch_folder(ctx)} (made with mkdir -p)")
     if binary == "singularity" and ctx.parsed.variable("APPTAINER_CACHEDIR", line) is not None:
         text += " (SingularityCE ignores APPTAINER_CACHEDIR; Apptainer's singularity reads both)"
     return text

@@ -6,7 +6,8 @@ Each rule checks what the runtime's own source decides on, so a script can be ju
 podman-hpc turns its GPU support on only with the ``--gpu`` flag (``etc/modules.d/gpu.yaml`` and
 ``siteconfig.get_cmd_extensions`` in NERSC/podman-hpc), and pyxis reads ``--container-image`` as a squashfs file only
 when it starts with ``.`` or ``/`` and checks each ``--container-mounts`` entry's source and target the same way
-(``pyxis_slurmstepd.c`` and ``args.c`` in NVIDIA/pyxis).
+(``pyxis_slurmstepd.c`` and ``args.c`` in NVIDIA/pyxis), and any other image name is read as enroot reads it
+(``docker::import`` in NVIDIA/enroot's ``src/docker.sh``).
 
 Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :mod:`hpcwidgets.lint.catalogue`.
 """
@@ -17,7 +18,7 @@ import re
 from typing import Any, Iterator
 
 from ..parse.script import launch_words
-from . import Context, rule
+from . import Context, Fix, rule
 from .catalogue import _Inner, _simple_commands, heterogeneous, own_gpu_request, steps
 from .container_rules import gpu_vendor
 
@@ -222,3 +223,98 @@ def _pyxis_mounts(ctx: Context) -> Iterator[Any]:
             if problem:
                 yield (line, f"--container-mounts: {problem}")
                 break
+
+
+#: an image name whose first path component names a registry (Docker's rule: a host with a dot or a port, or
+#: localhost), after an optional USER@: nvcr.io/nvidia/pytorch:24.05-py3, ghcr.io/org/app, localhost:5000/app
+_REGISTRY_WITH_SLASH = re.compile(r"^(?:[^/@#]+@)?(?P<registry>[^/@#]*[.:][^/@#]*|localhost)/(?P<path>[^#]+)$")
+
+
+def _registry_with_slash(image: str) -> str:
+    """The registry an enroot image name gives with ``/`` after it where enroot wants ``#`` ("" when it does not):
+    not a path (./x.sqsh, /scratch/img.sqsh), a name already with its ``#``, a Docker Hub name (nvidia/cuda:12.4),
+    a URI with its own scheme, or a registry named by a variable the script leaves to the job ($REGISTRY/app)."""
+    if image.startswith((".", "/", "~")) or "://" in image:
+        return ""
+    m = _REGISTRY_WITH_SLASH.match(image)
+    return m.group("registry") if m and "$" not in m.group(0)[:m.end("registry")] else ""
+
+
+#: Docker Hub's names: enroot's default registry, so a name on it is written without one
+_DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def _enroot_name(image: str, registry: str) -> str:
+    """``image`` as enroot reads it: ``#`` after the registry (nvcr.io#nvidia/pytorch:24.05-py3), or, for Docker
+    Hub, without the registry (docker.io/library/ubuntu:22.04 → library/ubuntu:22.04)."""
+    return image.replace(f"{registry}/", "" if registry in _DOCKER_HUB else f"{registry}#", 1)
+
+
+def _enroot_imports(ctx: Context) -> list[tuple[int, str]]:
+    """``(line, docker:// image name)`` of every ``enroot import docker://…`` the script runs, resolved through the
+    script's variables, with the scheme taken off (``nvcr.io/nvidia/pytorch:24.05-py3``)."""
+    out = []
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = launch_words([str(v) for v in cmd.argv])
+        if len(words) > 2 and words[0].rsplit("/", 1)[-1] == "enroot" and words[1] == "import":
+            uri = ctx.parsed.resolve(words[-1], cmd.line)
+            if uri.startswith("docker://"):
+                out.append((cmd.line, uri[len("docker://"):]))
+    return out
+
+
+def _registry_fix(ctx: Context, line: int, image: str, registry: str) -> Fix | None:
+    """Write the image name as enroot reads it (:func:`_enroot_name`) where it is written out once in the command
+    that starts on ``line`` (on it, or on a line its backslashes join to it); None when a variable holds it."""
+    lines = ctx.parsed.lines
+    last = line
+    while last < len(lines) and lines[last - 1].endswith("\\"):
+        last += 1
+    holding = [k for k in range(line, last + 1) if lines[k - 1].count(image) == 1]
+    if len(holding) != 1 or sum(lines[k - 1].count(image) for k in range(line, last + 1)) != 1:
+        return None
+    k = holding[0]
+    text = lines[k - 1]
+    at = text.index(image)
+    fixed = _enroot_name(image, registry)
+    return Fix(f"write {fixed}", k, k, text=text[:at] + fixed + text[at + len(image):])
+
+
+@rule("HPC235", "enroot-registry-with-slash", "warning",
+      summary="a pyxis --container-image (or enroot import docker://) writes the registry with / where enroot "
+              "wants # (nvcr.io/nvidia/pytorch for nvcr.io#nvidia/pytorch)",
+      why="pyxis hands --container-image to enroot, whose image names are [USER@][REGISTRY#]IMAGE[:TAG]: the "
+          "registry is set apart with #, not / (enroot's doc/cmd/import.md and the srun --help text of pyxis). "
+          "Without a #, enroot asks Docker Hub for the whole name, so --container-image=nvcr.io/nvidia/pytorch:24.05-py3 "
+          "stops the step with \"registry-1.docker.io/v2/nvcr.io/nvidia/pytorch/manifests/24.05-py3 returned error "
+          "code: 401 Unauthorized … pyxis: couldn't start container\" (NVIDIA/pyxis#39, #168). enroot reads the / "
+          "form as a registry only when the user's enroot credentials file ($ENROOT_CONFIG_PATH/.credentials) has a "
+          "machine line for that registry (src/docker.sh in NVIDIA/enroot), so it works for some users and not "
+          "others: hence a warning (a registry with a port, localhost:5000/app, is refused as an invalid image "
+          "reference whatever the credentials). A registry is the first part of the name when it has a dot or a port "
+          "(nvcr.io, ghcr.io, localhost:5000); paths (./x.sqsh, /scratch/x.sqsh) and Docker Hub names "
+          "(nvidia/cuda:12.4) are left alone. Apptainer's docker://nvcr.io/… is right as it is and is not read here.",
+      fix="Write # after the registry: --container-image=nvcr.io#nvidia/pytorch:24.05-py3 (enroot import "
+          "docker://nvcr.io#nvidia/pytorch:24.05-py3).",
+      bad="""#!/bin/bash
+#SBATCH --gpus-per-node=8
+srun --container-image=nvcr.io/nvidia/pytorch:24.05-py3 python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gpus-per-node=8
+srun --container-image=nvcr.io#nvidia/pytorch:24.05-py3 python train.py
+""")
+def _enroot_registry_with_slash(ctx: Context) -> Iterator[Any]:
+    found = [(line, image, f"--container-image={image}") for line, image, _ in _pyxis_values(ctx, _IMAGE_OPTION)]
+    found += [(line, image, f"enroot import docker://{image}") for line, image in _enroot_imports(ctx)]
+    for line, image, written in found:
+        registry = _registry_with_slash(image)
+        if registry:
+            fixed = _enroot_name(image, registry)
+            if ":" in registry:  # the port reads as a tag with a / in it, which enroot's name pattern refuses
+                failure = "enroot refuses the name (\"Invalid image reference\")"
+            else:
+                failure = (f"enroot looks for {image.split('@')[-1]} on Docker Hub and the import fails (401 "
+                           f"Unauthorized or not found) unless your enroot credentials file names {registry}")
+            yield (line, f"{written}: enroot sets the registry apart with #, not /, so {failure}; write "
+                         f"{written.replace(image, fixed)}", _registry_fix(ctx, line, image, registry))

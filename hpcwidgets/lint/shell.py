@@ -2031,8 +2031,9 @@ _OWN_NAME_AS_ARGUMENT = frozenset({"pip", "pip3", "conda", "mamba", "micromamba"
 
 
 @rule("HPC532", "backslash-where-a-pipe-was-meant", "error",
-      summary="a continued command goes on into a line that starts the same program again: the backslash joins two "
-              "commands (where a | was meant)",
+      summary="a continued command goes on into a line that starts the same program again (where a | was meant), or "
+              "a short command such as pwd goes on into lines that start others (ls, nvidia-smi): the backslash joins "
+              "commands",
       why="A backslash at the end of a line joins the next line to the command, so samtools view … \"$BAM\" \\ / "
           "samtools sort -o out.bam - runs one samtools view, with samtools, sort, -o … as extra arguments (samtools "
           "takes them for regions): the view output goes to the log and no sorted file is made; the next step that "
@@ -2040,7 +2041,12 @@ _OWN_NAME_AS_ARGUMENT = frozenset({"pip", "pip3", "conda", "mamba", "micromamba"
           "program it starts (srun … \\ / python train.py, apptainer exec … \\ / torchrun …) is not reported: only "
           "a line that starts the very program of the command above, which no program takes as its own argument "
           "(except package managers installing themselves, pip install --upgrade \\ / pip, and ssh hopping through "
-          "a gateway, which are left alone).",
+          "a gateway, which are left alone). Also reported: a short command that takes no command (pwd, ls, "
+          "nvidia-smi, df, hostname, date, cd …) continued into lines that each start another such command, as in "
+          "srun --container-image=… \\ / pwd \\ / ls \\ / nvidia-smi: srun runs one pwd with ls and nvidia-smi "
+          "as its arguments, which it refuses or ignores, and none of the others runs. A program that runs the "
+          "command it is given (bash -c, xargs, env, time, timeout, parallel, mpirun) and a line holding an option's "
+          "value are left alone.",
       fix="End the line before with | (a pipe; the line break after it needs no backslash) if the output was meant "
           "to flow into the next command, or remove the backslash if they are two commands.",
       catalogue=(24,),
@@ -2062,14 +2068,81 @@ def _backslash_for_a_pipe(ctx: Context) -> Iterator[Any]:
         if name in _OWN_NAME_AS_ARGUMENT:
             continue
         words = list(cmd.words)
+        found = False
         for prev, word in zip(words, words[1:]):
-            starts_a_line = word.line > prev.line + prev.raw.count("\n")
-            if starts_a_line and word.raw == str(word.value) and word.raw.rsplit("/", 1)[-1] == name:
+            if _starts_a_line(prev, word) and word.raw == str(word.value) and word.raw.rsplit("/", 1)[-1] == name:
+                found = True
                 yield (word.line, f"line {word.line - 1} ends with a backslash, so this line is part of the {name} "
                                   f"command that starts on line {cmd.line}: this {name} never runs, and its words are "
                                   f"passed to the first one as arguments; end line {word.line - 1} with | if its output "
                                   "was meant to feed this command, or remove the backslash")
                 break
+        if not found:
+            yield from _commands_joined_as_arguments(cmd)
+
+
+#: short commands a job script runs on lines of their own to show where and how it runs; none of them runs a
+#: command it is given, except env, which is read only as a line joined to another command, never as that command
+_STANDALONE = frozenset({"pwd", "ls", "nvidia-smi", "rocm-smi", "df", "du", "hostname", "date", "echo", "env", "free",
+                         "uptime", "cd", "module", "whoami", "uname", "nproc", "lscpu", "printenv"})
+
+#: of those, the ones whose arguments may well be words such as these: a printer's text, env's command, module's
+#: own name (module load \ / module)
+_ARGUMENTS_MAY_BE_NAMES = frozenset({"echo", "env", "printenv", "module"})
+
+
+def _starts_a_line(prev: Any, word: Any) -> bool:
+    """Whether ``word`` starts a line that a backslash joins to the one ``prev`` is on."""
+    return word.line > prev.line + prev.raw.count("\n")
+
+
+def _program_at(values: list[str]) -> tuple[int, str] | None:
+    """Where the program of a command starts in its words (past wrappers such as time or env, srun and a container:
+    srun --container-image=IMG pwd → pwd) and what starts it ("" when nothing does); None when it cannot be told or a
+    distributed launcher (torchrun) runs it."""
+    from ..parse.argv import parse_chain
+    start = len(values) - len(launch_words(values))
+    try:
+        chain = parse_chain(values[start:])
+    except ParseError:
+        return None
+    program = [str(w) for w in chain.program]
+    if chain.launcher is not None or not program or values[len(values) - len(program):] != program:
+        return None
+    at = len(values) - len(program)
+    via = " and ".join(layer for layer, model in (("srun", chain.srun), ("the container", chain.container)) if model)
+    return at + len(program) - len(launch_words(program)), via
+
+
+def _commands_joined_as_arguments(cmd: Any) -> Iterator[Any]:
+    """HPC532 for a short command (:data:`_STANDALONE`) continued into lines that each start another one."""
+    words = list(cmd.words)
+    found = _program_at([str(w.value) for w in words])
+    if found is None or found[0] >= len(words):
+        return
+    at, via = found
+    program = str(words[at].value).rsplit("/", 1)[-1]
+    if program not in _STANDALONE or program in _ARGUMENTS_MAY_BE_NAMES:
+        return
+    joined = [word for prev, word in zip(words[at:], words[at + 1:]) if _starts_a_line(prev, word)]
+    if not joined or any(w.raw != str(w.value) or w.raw.rsplit("/", 1)[-1] not in _STANDALONE for w in joined):
+        return
+    names = ", ".join(w.raw for w in joined)
+    if len(joined) == 1:
+        joins = f"line {joined[0].line} starts {names}, but line {joined[0].line - 1} ends with a backslash, so it is"
+    else:
+        joins = (f"lines {joined[0].line}–{joined[-1].line} start {names}, but the line before each ends with a "
+                 "backslash, so they are")
+    one_step = ""
+    if via:  # the commands were meant to run there: one bash -c script keeps them there
+        starts = [at] + [words.index(w) for w in joined] + [len(words)]
+        script = "; ".join(" ".join(w.raw for w in words[a:b]) for a, b in zip(starts, starts[1:]))
+        if "'" not in script:
+            one_step = f", or give them one command to run them all under {via}: bash -c '{script}'"
+    yield (joined[0].line, f"{joins} part of the {program} command on line {words[at].line}: {program} runs once "
+                           f"with {names} as extra words, which it refuses or ignores, and {names} never "
+                           f"{'runs' if len(joined) == 1 else 'run'}; remove the backslash"
+                           f"{'' if len(joined) == 1 else 'es'} to run each as a command of its own{one_step}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -512,10 +512,7 @@ class _Lexer:
                     m = _BLANK_RUN.match(src, i)
                     i = m.end()  # type: ignore[union-attr]
                 elif c == "\\" and i + 1 < n and src[i + 1] == "\n":
-                    if i + 2 >= n:
-                        raise self.error("line continuation (backslash at the end of the line) on the last line: "
-                                         "remove the backslash or add the continued line", i)
-                    i += 2
+                    i += 2  # on the last line too: bash removes the pair, and the command ends at the end of the file
                 else:
                     break
             if i >= n:
@@ -652,10 +649,7 @@ class _Lexer:
                     raise self.error("backslash at the end of the file: remove it or add the continued line", i)
                 d = src[i + 1]
                 if d == "\n":
-                    if i + 2 >= n:
-                        raise self.error("line continuation (backslash at the end of the line) on the last line: "
-                                         "remove the backslash or add the continued line", i)
-                    i += 2
+                    i += 2  # a continuation on the last line ends the word (and the command) at the end of the file
                     continue
                 segs.append(d)
                 skel.append("\0")

@@ -310,9 +310,13 @@ def _may_go_on(line: str) -> bool:
 
 def _command_end(lines: Sequence[str], start: int) -> int:
     """The index after the last of ``lines`` that the shell command starting at ``start`` takes: the first run of
-    lines bash reads as complete (only ``start`` itself when none is, which the box's check then reports)."""
+    lines bash reads as complete, and whose last line does not go on into the next with a continuation backslash
+    (only ``start`` itself when there is none, which the box's check then reports)."""
     from ..parse.lexer import lex_script
     for end in range(start + 1, len(lines) + 1):
+        last = lines[end - 1].rstrip()
+        if end < len(lines) and (len(last) - len(last.rstrip("\\"))) % 2 == 1:
+            continue
         try:
             lex_script("\n".join(ln.rstrip() for ln in lines[start:end]).strip() + "\n")
         except ParseError:
