@@ -79,8 +79,8 @@ From: pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
     Version 1.0
 
 %help
-    Runs training.
-      Usage: apptainer run img.sif train.py
+Runs training.
+  Usage: apptainer run img.sif train.py
 """
 
 

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     except FileError as exc:
         print(f"hpcwidgets: error: {exc}", file=sys.stderr)
         return 2
-    held = saved_model(loaded.text, name)
+    held = saved_model(loaded.text, name) or build_file(loaded.text, name)
     if held:
         raise HpcWidgetsError(held)
     written = as_written(loaded, args.file)
@@ -76,6 +76,20 @@ def run(args: argparse.Namespace) -> int:
               "take it out before you save or share it", file=sys.stderr)
     emit(args, format_model(model, args.format))
     return 0
+
+
+def build_file(text: str, name: str) -> str:
+    """What to do instead when a file given to parse is a build file (a definition file or a Dockerfile, told apart
+    by its name or first line as lint tells them), or "": parse reads job scripts, and a build file is built."""
+    from ..files import build_it
+    from ..parse.buildfiles import build_file_format
+    kind = {"apptainer": "an Apptainer definition file", "docker": "a Dockerfile"}.get(
+        build_file_format(text, "" if name == "<stdin>" else name), "")
+    if not kind:
+        return ""
+    quoted = shlex.quote(name) if name != "<stdin>" else "FILE"
+    return (f"{name} is {kind}, not a job script: parse reads job scripts into models. To use it, "
+            f"{build_it(kind, quoted)}; hpcwidgets lint {quoted} checks it")
 
 
 _TOML_KIND = re.compile(r"""\A(?:\s*#[^\n]*\n|\s*\n)*\s*kind\s*=\s*["']([\w.]+)["']""")

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.buildfiles import _STAGE, dockerfile_instructions, header_text, indented_section, section_line
+from ..parse.buildfiles import (_STAGE, dockerfile_instructions, header_keyword_problem, header_text,
+                                indented_section, section_line)
 from ..parse.lexer import Command, compound_body, lex_script
 from ..parse.script import _SUPPRESS, launch_words
 from ..spec.apptainer import ALL_DEF_SECTIONS
@@ -50,6 +51,9 @@ class Shell:
     posix: bool   # run by /bin/sh, which is dash (no bash syntax) on Debian and Ubuntu images
     base: str = ""      # the image the stage builds on (build arguments filled in where known), "" when unknown
     user: str = "root"  # who runs it: a Dockerfile's USER (Apptainer builds as root)
+    #: the first line of its section or RUN instruction: commands with the same ``where`` and ``start`` run in one
+    #: shell, so what one exports the next ones see
+    start: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class BuildFile:
     settings: tuple[tuple[int, str, str, Any], ...] = ()
     #: definition-file sections Apptainer does not read: ``(line, what is wrong and the fix)``
     unread: tuple[tuple[int, str], ...] = ()
+    #: definition-file header lines Apptainer refuses (an unknown keyword, no colon):
+    #: ``(line, what is wrong and the fix)``
+    bad_headers: tuple[tuple[int, str], ...] = ()
     suppressed: dict[int, frozenset[str]] = field(default_factory=dict)
     suppressed_file: frozenset[str] = frozenset()
 
@@ -78,12 +85,14 @@ def read_build_file(text: str, form: str, path: str = "") -> BuildFile:
     shell text bash could not read, or a Dockerfile Docker could not read."""
     lines = [line[:-1] if line.endswith("\r") else line for line in text.lstrip("\ufeff").split("\n")]
     unread: list[tuple[int, str]] = []
+    bad_headers: list[tuple[int, str]] = []
     if form == "apptainer":
-        bases, commands, settings = _read_deffile(lines, path, unread)
+        bases, commands, settings = _read_deffile(lines, path, unread, bad_headers)
     else:
         bases, commands, settings = _read_dockerfile(lines, path)
     per_line, whole = _suppressions(lines)
-    return BuildFile(form, text, path, tuple(bases), tuple(commands), tuple(settings), tuple(unread), per_line, whole)
+    return BuildFile(form, text, path, tuple(bases), tuple(commands), tuple(settings), tuple(unread),
+                     tuple(bad_headers), per_line, whole)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -107,15 +116,16 @@ _RUN_HEREDOC = re.compile(r"<<-?([\"']?)([A-Za-z_][A-Za-z0-9_.-]*)\1[ \t]*\n(.*)
 _AGENT_SYSTEMS = {"yum": "rhel", "dnf": "rhel", "busybox": "busybox", "debootstrap": "debian"}
 
 
-def _read_deffile(lines: list[str], path: str, unread: list[tuple[int, str]]
+def _read_deffile(lines: list[str], path: str, unread: list[tuple[int, str]], bad_headers: list[tuple[int, str]]
                   ) -> tuple[list[Base], list[Shell], list[Any]]:
     """Header ``Key: value`` lines and ``%section`` bodies of every stage, split where Apptainer splits them: a
     ``Bootstrap:`` line at the start of a line starts a stage's header, any line whose first word starts with ``%``
     a section. Sections Apptainer does not read (a misspelled name, an indented ``%`` line) go to ``unread``; their
-    text is still checked as the section they were meant to be, when that is clear."""
+    text is still checked as the section they were meant to be, when that is clear. Header lines it refuses (an
+    unknown keyword, a line without a colon) go to ``bad_headers``."""
     headers: list[dict[str, tuple[int, str]]] = [{}]   # one per stage: keyword → (line, value)
     sections: list[tuple[int, str, str, list[str], int]] = []   # (first body line, name, options, body, stage)
-    in_section = False
+    in_section = continued = False
     for n, line in enumerate(lines, start=1):
         found = section_line(line)
         if found:
@@ -127,9 +137,20 @@ def _read_deffile(lines: list[str], path: str, unread: list[tuple[int, str]]
             if _STAGE.match(line) and "bootstrap" in headers[-1]:
                 headers.append({})  # the next stage
             in_section = False
-            key, sep, value = header_text(line).partition(":")
-            if sep:
+            text = header_text(line)
+            key, sep, value = text.partition(":")
+            if continued:
+                pass  # the rest of a value whose line ended with a backslash
+            elif sep:
                 headers[-1].setdefault(key.strip().lower(), (n, value.strip()))
+                problem = header_keyword_problem(key)
+                if problem:
+                    bad_headers.append((n, problem))
+            elif text:
+                bad_headers.append((n, f"header line {text[:30]!r} has no colon: the build stops with 'header key "
+                                       f"{text.split()[0]} had no val'; write 'Keyword: value', or move it into a "
+                                       "%section"))
+            continued = text.endswith("\\")
     settings: list[tuple[int, str, str, Any]] = []
     for first, name, _options, body, _stage in sections:
         if name == "arguments":
@@ -223,7 +244,12 @@ def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shel
                 posix, image, user = True, words[0] if "$" in filled else filled, "root"
             stage = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
         elif op == "SHELL":
-            posix = _exec_form(text, line, path)[0].rsplit("/", 1)[-1] in ("sh", "dash")
+            shell = _exec_form(text, line, path)
+            if shell is None:
+                raise ParseError("SHELL takes a JSON list (Docker stops with 'SHELL requires the arguments to be in "
+                                 f"JSON form'), got {text[:40]!r}; write it as SHELL [\"/bin/bash\", \"-c\"]",
+                                 line, 1, path)
+            posix = shell[0].rsplit("/", 1)[-1] in ("sh", "dash")
         elif op == "USER" and text.split():
             user = text.split()[0].split(":")[0]
         elif op in ("ARG", "ENV"):
@@ -242,8 +268,9 @@ def _run_commands(text: str, line: int, posix: bool, path: str, base: str, user:
     """The commands of one RUN: its shell form (continuation lines joined, as Docker joins them), its exec
     form (``["pip", "install", …]``, no shell), or the script of its heredoc."""
     text = text[_RUN_FLAGS.match(text).end():]  # type: ignore[union-attr]
-    if text.startswith("["):
-        return _commands(shlex.join(_exec_form(text, line, path)), line, "RUN", True, False, path, base, user)
+    argv = _exec_form(text, line, path)
+    if argv is not None:
+        return _commands(shlex.join(argv), line, "RUN", True, False, path, base, user)
     heredoc = _RUN_HEREDOC.fullmatch(text.rstrip())
     if heredoc:
         return _commands(heredoc.group(3), line + 1, "RUN", True, posix, path, base, user)
@@ -257,13 +284,21 @@ def _broken_word(text: str) -> bool:
     return any(piece.rstrip().endswith("\\") for piece in text.split("\n"))
 
 
-def _exec_form(text: str, line: int, path: str) -> list[str]:
+def _exec_form(text: str, line: int, path: str) -> list[str] | None:
+    """The argument list of an exec-form instruction (``["pip", "install", …]``), or None for shell form.
+
+    A ``[`` that does not start valid JSON (``["echo", "\\$5"]``: ``\\$`` is no JSON escape) is shell form: Docker
+    runs the text with /bin/sh -c, as its reference documents and its maintainers keep (moby/moby#32074). A JSON
+    list that is empty or holds something other than strings stops Docker's build: :class:`ParseError`."""
+    if not text.startswith("["):
+        return None
     try:
         argv = json.loads(text)
     except ValueError:
-        argv = None
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        raise ParseError(f"expected a JSON list of strings, e.g. [\"/bin/bash\", \"-c\"], got {text[:40]!r}", line, 1, path)
+        return None
+    if not argv or not all(isinstance(a, str) for a in argv):
+        raise ParseError(f"an exec form is a JSON list of strings with the program first, e.g. [\"pip\", \"install\", "
+                         f"\"numpy==1.26.4\"]; Docker stops at {text[:40]!r}", line, 1, path)
     return argv
 
 
@@ -296,7 +331,7 @@ def _commands(text: str, first: int, where: str, build: bool, posix: bool, path:
                 yield from walk(compound_body(cmd))
             elif cmd.is_code:
                 yield cmd
-    return [Shell(first + cmd.line - 1, where, cmd, build, posix, base, user) for cmd in walk(script.commands)]
+    return [Shell(first + cmd.line - 1, where, cmd, build, posix, base, user, first) for cmd in walk(script.commands)]
 
 
 def _suppressions(lines: list[str]) -> tuple[dict[int, frozenset[str]], frozenset[str]]:
@@ -338,24 +373,38 @@ def _program(cmd: Command) -> list[str]:
 
 
 def _pip_install(words: list[str]) -> list[str] | None:
-    """The arguments after ``pip install`` (pip3, python -m pip, uv pip), None for another command."""
+    """The arguments after ``pip install`` (pip3, python -m pip, uv pip), None for another command. pip's general
+    options may come before the subcommand (``pip3 -q install``, ``pip --no-cache-dir install``); they are kept
+    with the arguments, since pip reads them there too."""
     name = words[0].rsplit("/", 1)[-1] if words else ""
-    if re.fullmatch(r"pip[0-9.]*", name) and words[1:2] == ["install"]:
-        return words[2:]
-    if re.fullmatch(r"python[0-9.]*", name) and words[1:4] == ["-m", "pip", "install"]:
-        return words[4:]
-    if name == "uv" and words[1:3] == ["pip", "install"]:
-        return words[3:]
-    return None
+    if name == "uv":
+        return words[3:] if words[1:3] == ["pip", "install"] else None
+    if re.fullmatch(r"python[0-9.]*", name) and words[1:3] == ["-m", "pip"]:
+        rest = words[3:]
+    elif re.fullmatch(r"pip[0-9.]*", name):
+        rest = words[1:]
+    else:
+        return None
+    k = 0
+    while k < len(rest) and rest[k].startswith("-"):
+        k += 2 if rest[k] in _PIP_GENERAL_VALUE_OPTIONS else 1
+    return rest[:k] + rest[k + 1:] if rest[k:k + 1] == ["install"] else None
 
 
+#: pip's general options (``pip --help``) that take a value as the next word; pip reads them before its subcommand
+#: as well as after it
+_PIP_GENERAL_VALUE_OPTIONS = frozenset({
+    "--python", "--log", "--log-file", "--local-log", "--keyring-provider", "--proxy", "--retries", "--timeout",
+    "--exists-action", "--trusted-host", "--cert", "--client-cert", "--cache-dir", "--use-feature",
+    "--use-deprecated", "--resume-retries"})
 #: pip install options that take a value as the next word
-_PIP_VALUE_OPTIONS = frozenset({
+_PIP_VALUE_OPTIONS = _PIP_GENERAL_VALUE_OPTIONS | {
     "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-t", "--target", "--prefix", "--root",
     "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--src", "--upgrade-strategy", "--platform",
     "--python-version", "--implementation", "--abi", "--no-binary", "--only-binary", "--progress-bar",
-    "--cache-dir", "--log", "--trusted-host", "--proxy", "--timeout", "--retries", "-C", "--config-settings",
-    "--global-option", "--report", "--python"})
+    "-C", "--config-settings", "--global-option", "--report", "--group"}
+#: how pip reads a yes from a PIP_<OPTION> variable such as PIP_USER (its strtobool)
+_PIP_TRUE = re.compile(r"(?i)^(?:1|y|yes|t|true|on)$")
 _PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._ -]*\])?")
 #: the packaging tools themselves: upgrading them is routine and does not change what the program runs with
 _TOOLS = ("pip", "setuptools", "wheel")
@@ -397,9 +446,12 @@ def _out_of_sight(path: str, form: str) -> bool:
     return bool(_HOME.match(path) or (form == "apptainer" and _BOUND.match(path)))
 
 
-def _install_places(words: list[str]) -> Iterator[tuple[str, str]]:
-    """``(what, where)`` for the places a command installs software into: pip's --user, --target and
-    --prefix, a virtual environment's folder, a conda prefix, a Miniconda/Miniforge installer's -p."""
+def _install_places(words: list[str], env: dict[str, str], installers: dict[str, str]
+                    ) -> Iterator[tuple[str, str]]:
+    """``(what, where)`` for the places a command installs software into: pip's --user (or PIP_USER in ``env``,
+    the variables exported to it), --target and --prefix, a virtual environment's folder, a conda prefix, a
+    Miniconda/Miniforge installer's -p or, run with -b and no -p, its default prefix under $HOME. ``installers``:
+    installer scripts the file downloaded, by file name (:func:`_downloaded_installers`)."""
     name = words[0].rsplit("/", 1)[-1] if words else ""
     pip = _pip_install(words)
     options: tuple[str, ...] = ()
@@ -407,6 +459,8 @@ def _install_places(words: list[str]) -> Iterator[tuple[str, str]]:
     if pip is not None:
         if "--user" in pip:
             yield "pip install --user", "~/.local"
+        elif _PIP_TRUE.match(env.get("PIP_USER", "")):
+            yield f"pip install with PIP_USER={env['PIP_USER']} (pip's --user)", "~/.local"
         options = ("--target", "-t", "--prefix")
     elif re.fullmatch(r"python[0-9.]*", name) and words[1:3] == ["-m", "venv"] or name in ("virtualenv",) or \
             (name == "uv" and words[1:2] == ["venv"]):
@@ -417,15 +471,92 @@ def _install_places(words: list[str]) -> Iterator[tuple[str, str]]:
                 break
     elif name in ("conda", "mamba", "micromamba"):
         options = ("-p", "--prefix")
-    elif name in ("bash", "sh") and len(words) > 1 and re.search(r"(?i)(conda|forge|mamba)[^/]*\.sh$", words[1]):
-        options = ("-p", "--prefix")  # bash Miniconda3-….sh -b -p DIR: the installer's -p, not bash's own
-        program = f"the {'Miniforge' if 'forge' in words[1].lower() else 'Miniconda'} installer's"
+    elif name in ("bash", "sh") and len(words) > 1 and words[1].endswith(".sh"):
+        script = words[1].rsplit("/", 1)[-1]
+        product = installers.get(script) or _conda_installer(script) or \
+            ("Miniconda" if re.search(r"(?i)conda|forge|mamba", script) else "")
+        if product:
+            yield from _installer_prefix(product, words[2:])
+        return
     for k, word in enumerate(words):
         key, eq, value = word.partition("=")
         if eq and key in options and key.startswith("--"):
             yield f"{program} {key}", value
         elif word in options and k + 1 < len(words):
             yield f"{program} {word}", words[k + 1]
+
+
+#: the conda installers (``Miniconda3-py311_24.4.0-0-Linux-x86_64.sh``, ``Miniforge3-Linux-x86_64.sh``) by the words
+#: of their names or download addresses: the product and the folder under $HOME it installs into without -p
+_CONDA_INSTALLERS = (("miniforge", "Miniforge", "miniforge3"), ("mambaforge", "Mambaforge", "mambaforge"),
+                     ("anaconda3", "Anaconda", "anaconda3"), ("miniconda", "Miniconda", "miniconda3"))
+
+
+def _conda_installer(text: str) -> str:
+    """The conda installer a file name or download address names ("Miniforge", …), "" for none."""
+    return next((product for word, product, _folder in _CONDA_INSTALLERS if word in text.lower()), "")
+
+
+def _installer_prefix(product: str, args: list[str]) -> Iterator[tuple[str, str]]:
+    """Where a conda installer run with ``args`` installs: its -p (getopts: ``-p DIR``, ``-bp DIR``, ``-bpDIR``), or in
+    batch mode (-b) without -p its default, ``$HOME/miniconda3`` (the installer's ``PREFIX="${HOME:-/opt}/…"``)."""
+    batch = False
+    for k, word in enumerate(args):
+        if not re.fullmatch(r"-[A-Za-z]\S*", word):
+            continue
+        flags, _p, value = word[1:].partition("p")
+        batch = batch or "b" in flags
+        if _p:
+            prefix = value or (args[k + 1] if k + 1 < len(args) else "")
+            yield f"the {product} installer's -p", prefix
+            return
+    if batch:
+        folder = next(folder for _word, name, folder in _CONDA_INSTALLERS if name == product)
+        yield f"the {product} installer run with -b and no -p (its default prefix, $HOME/{folder})", f"~/{folder}"
+
+
+#: the options of wget and curl that name the file a download is saved to
+_SAVED_AS = {"wget": ("-O", "--output-document"), "curl": ("-o", "--output")}
+
+
+def _downloaded_installers(build: BuildFile) -> dict[str, str]:
+    """The conda installers the file downloads with wget or curl: the saved file's name → the product, so that
+    ``bash /tmp/installer.sh -b`` is known for what it is whatever it was saved as."""
+    found: dict[str, str] = {}
+    for s in build.commands:
+        words = _program(s.cmd)
+        tool = words[0].rsplit("/", 1)[-1] if words else ""
+        urls = [w for w in words[1:] if re.match(r"(?i)(?:https?|ftp)://", w)]
+        product = _conda_installer(" ".join(urls)) if tool in _SAVED_AS else ""
+        if not product:
+            continue
+        saved = urls[-1].rstrip("/").rsplit("/", 1)[-1]  # wget's default, curl -O
+        short, long = _SAVED_AS[tool]
+        for k, word in enumerate(words[1:], start=1):
+            if word.startswith(long + "="):
+                saved = word.split("=", 1)[1]
+            elif word in (short, long) or re.fullmatch(rf"-[A-Za-z]*{short[1]}", word):
+                saved = words[k + 1] if k + 1 < len(words) else saved
+        found[saved.rsplit("/", 1)[-1]] = product
+    return found
+
+
+def _environments(build: BuildFile) -> Iterator[tuple[Shell, dict[str, str]]]:
+    """Each command with the variables exported to it while the image is built: a Dockerfile's ENV lines above it,
+    ``export NAME=value`` earlier in the same %post section or RUN instruction, and its own ``NAME=value`` prefix."""
+    env_lines = [(line, name, value) for line, op, name, value in build.settings if op == "ENV" and value is not None]
+    exported: dict[str, str] = {}
+    shell = None
+    for s in build.commands:
+        if (s.where, s.start) != shell:
+            shell, exported = (s.where, s.start), {}
+        env = {name: str(value) for line, name, value in env_lines if line < s.line}
+        env.update(exported)
+        if s.cmd.name == "export":
+            exported.update((name, str(word.value)) for name, word in s.cmd.assignments)
+        elif s.cmd.name:
+            env.update((name, str(word.value)) for name, word in s.cmd.assignments)
+        yield s, env
 
 
 _YES = re.compile(r"^(?:-[A-Za-z]*y[A-Za-z]*|--yes|--assume-yes|--assumeyes|-qq)$|Assume-?Yes=(?:1|true|yes)", re.I)
@@ -483,6 +614,62 @@ def _secret(name: str, value: Any) -> bool:
     """Whether ``name=value`` writes a secret (the job-script rules' test: HPC601, HPC602)."""
     literal = isinstance(value, str) and is_literal(value)
     return bool(_secret_message(name, value) or (_REGISTRY_PASSWORD.match(name) and literal and value))
+
+
+#: sections whose text runs when the container runs (after %environment is sourced), not while it is built
+_RUN_SECTIONS = ("%runscript", "%startscript", "%test", "%apprun", "%appstart", "%apptest")
+#: variables a section has whatever the definition file says: the shell's and Apptainer's own, and search paths a
+#: base image's ENV commonly sets (their value there is the base image's, not empty)
+_GIVEN = re.compile(r"(?:HOME|PATH|USER|LOGNAME|PWD|OLDPWD|SHELL|TERM|HOSTNAME|LANG|LC_[A-Z]+|TZ|IFS|UID|EUID|PPID|"
+                    r"RANDOM|SECONDS|LINENO|BASH\w*|OPTARG|OPTIND|REPLY|TMPDIR|DEBIAN_FRONTEND|"
+                    r"LD_LIBRARY_PATH|LIBRARY_PATH|CPATH|C_INCLUDE_PATH|MANPATH|PKG_CONFIG_PATH|PYTHONPATH|"
+                    r"(?:APPTAINER|SINGULARITY|NVIDIA|CUDA|SLURM)_\w*)")
+#: a $NAME or ${NAME} reference without a default (${NAME:-x} gives its own value when NAME is empty)
+_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?!:?[-=?+])|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _references(cmd: Command) -> set[str]:
+    """The variables a command expands in its words: ``$NAME`` outside single quotes, without a default."""
+    names: set[str] = set()
+    for raw in [w.raw for w in cmd.words] + [w.raw for _name, w in cmd.assignments] + \
+            [r.target.raw for r in cmd.redirects if not r.op.startswith("<<")]:
+        quoted = ""   # the quote open at this point: ' or "
+        k = 0
+        while k < len(raw):
+            c = raw[k]
+            if c == "\\" and quoted != "'":
+                k += 2
+                continue
+            if c == "'" and quoted != '"':
+                quoted = "" if quoted else "'"
+            elif c == '"' and quoted != "'":
+                quoted = "" if quoted else '"'
+            elif c == "$" and quoted != "'":
+                m = _REFERENCE.match(raw, k)
+                if m:
+                    names.add(m.group(1) or m.group(2))
+            k += 1
+    return names
+
+
+def _set_names(commands: list[Shell], source: str) -> set[str]:
+    """The variables these commands set: assignments (``NAME=…``, ``export NAME=…``), ``read NAME``, ``export NAME``
+    of a variable set earlier, and the loop variables of the file (``for NAME in``: ``source`` is the file's text,
+    since a loop's header is not one of its commands)."""
+    names = {name for s in commands for name, _word in s.cmd.assignments}
+    for s in commands:
+        words = [str(w) for w in s.cmd.argv]
+        if words[:1] in (["read"], ["export"], ["declare"], ["local"]):
+            names.update(w for w in words[1:] if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", w))
+    return names | set(re.findall(r"\b(?:for|select)\s+([A-Za-z_][A-Za-z0-9_]*)\s+in\b", source))
+
+
+def _written_to_environment(commands: list[Shell]) -> str:
+    """The text of the build commands that write into $APPTAINER_ENVIRONMENT (or $SINGULARITY_ENVIRONMENT), which
+    Apptainer sources when the container runs: what they name is set there."""
+    return "\n".join(s.cmd.text for s in commands
+                     if any("_ENVIRONMENT" in r.target.raw for r in s.cmd.redirects if r.op in (">", ">>"))
+                     or any("_ENVIRONMENT" in str(w) for w in s.cmd.argv[1:] if s.cmd.name == "tee"))
 
 
 #: words in an image's name or tag saying its /bin/sh is dash (Debian, Ubuntu and their releases)
@@ -662,13 +849,31 @@ def _unpinned_pip(ctx: Context) -> Iterator[Any]:
                            "releases; pin them (name==version)")
 
 
+def _not_found(form: str, folder: str) -> str:
+    """Why software installed into ``folder`` at build time is not found when the container runs, by runtime."""
+    if form == "apptainer":
+        how = ("your own home as HOME and /root closed to you" if folder == "/root"
+               else "the host's folder bound over it")
+        return (f"Apptainer runs the container as you, with {how}, so the software is not found; install under /opt "
+                "or /usr/local")
+    if folder == "/root":
+        return ("Apptainer runs this image as you and cannot read /root (root's, mode 700), so the software is not "
+                "found there; ch-run finds it (the unpacked image is yours), though not what pip --user put under "
+                "~/.local when ch-run --home makes HOME your own; install under /opt or /usr/local to work under both")
+    return (f"Apptainer binds the host's /home and /tmp over the image's, hiding {folder}; install under /opt or "
+            "/usr/local")
+
+
 @rule("HPC704", "installed-into-home-at-build", "error", kind="build",
       summary="a build step installs software into a home folder (or a folder bound over the image at run time)",
-      why="While the image is built, HOME is /root (or the home of a Dockerfile's USER), so pip install --user, a virtual environment or a conda prefix "
-          "under ~ or $HOME lands in /root. When the container runs it runs as you: HOME is your own home folder "
-          "(Apptainer binds it over the image's), /root is not readable, and the software is not found. Apptainer also "
-          "binds /home and /tmp from the host by default, hiding what the image put there; its documentation asks to "
-          "install into system locations.",
+      why="While the image is built, HOME is /root (or the home of a Dockerfile's USER), so pip install --user, a "
+          "virtual environment or a conda prefix under ~ or $HOME (a Miniconda installer run with -b and no -p too) "
+          "lands in /root. Apptainer runs the container as you: HOME is your own home folder, bound over the image's, "
+          "/root is root's and closed to you, and the software is not found. Apptainer also binds /home and /tmp from "
+          "the host by default, hiding what the image put there; its documentation asks to install into system "
+          "locations. An image built from a Dockerfile and run with Charliecloud's ch-run does find /root (the "
+          "unpacked image is yours, and HOME is /root unless ch-run --home sets it to your home), but the same image "
+          "fails under Apptainer, the runtime most clusters offer.",
       fix="Install into a system location: pip install without --user (or into a virtual environment under /opt, "
           "e.g. python -m venv /opt/venv), Miniconda with -p /opt/conda.",
       bad="""Bootstrap: docker
@@ -685,15 +890,15 @@ From: pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
 """)
 def _installed_into_home(ctx: Context) -> Iterator[Any]:
     build = _build(ctx)
-    for s in build.commands:
+    installers = _downloaded_installers(build)
+    for s, env in _environments(build):
         if not s.build:
             continue
-        for what, where in _install_places(_program(s.cmd)):
+        for what, where in _install_places(_program(s.cmd), env, installers):
             if _out_of_sight(where, build.format):
-                folder = f"the build's home, {_home(s.user, where)}," if _HOME.match(where) else where
-                yield s.line, (f"{what} installs into {folder} in {s.where}: when the container runs as you, that folder "
-                               "is your own home or the host's, so the software is not found; install under /opt or "
-                               "/usr/local")
+                home = _home(s.user, where) if _HOME.match(where) else ""
+                folder = f"the build's home, {home}," if home else where
+                yield s.line, f"{what} installs into {folder} in {s.where}: {_not_found(build.format, home or where)}"
 
 
 @rule("HPC705", "package-install-asks", "warning", kind="build",
@@ -781,3 +986,94 @@ From: ubuntu:24.04
 """)
 def _unread_section(ctx: Context) -> Iterator[Any]:
     yield from _build(ctx).unread
+
+
+@rule("HPC708", "variable-set-in-another-section", "error", kind="build",
+      summary="a definition file reads a variable where it is not set: %environment's in %post, or %post's in "
+              "%runscript",
+      why="Each section of a definition file runs in its own shell. Apptainer does not source %environment while the "
+          "image is built (only when the container runs), so a variable exported there is empty in %post: "
+          "python3 -m venv $VENV gets no folder and the build stops, mkdir -p $PREFIX/bin writes to /bin. The other "
+          "way round, a variable set in %post is gone when %runscript, %startscript or %test runs, unless %post "
+          "writes it to $APPTAINER_ENVIRONMENT. (Not reported: variables the section sets itself, ones given a default "
+          "with ${NAME:-…}, the shell's and Apptainer's own such as HOME, PATH and APPTAINER_*, and search paths "
+          "such as LD_LIBRARY_PATH that a base image's ENV usually sets.)",
+      fix="Set the variable where it is read too (export VENV=/opt/venv at the top of %post), or have %post write "
+          "it for the running container: echo \"export NOW=\\\"$NOW\\\"\" >> $APPTAINER_ENVIRONMENT.",
+      bad="""Bootstrap: docker
+From: ubuntu:24.04
+
+%environment
+    export VENV=/opt/venv
+
+%post
+    apt-get update && apt-get install -y python3-venv
+    python3 -m venv $VENV
+""",
+      good="""Bootstrap: docker
+From: ubuntu:24.04
+
+%environment
+    export VENV=/opt/venv
+
+%post
+    export VENV=/opt/venv
+    apt-get update && apt-get install -y python3-venv
+    python3 -m venv $VENV
+""")
+def _variable_from_another_section(ctx: Context) -> Iterator[Any]:
+    build = _build(ctx)
+    if build.format != "apptainer":
+        return  # a Dockerfile's ENV is set for the RUN lines below it and in the running container alike
+    environment = [s for s in build.commands if s.where == "%environment"]
+    post = [s for s in build.commands if s.build]
+    run = [s for s in build.commands if s.where in _RUN_SECTIONS]
+    exported = {name for s in environment for name, _word in s.cmd.assignments}
+    set_in_post = _set_names(post, build.source)
+    reported = set()
+    for s in post:
+        for name in sorted(_references(s.cmd) & exported - set_in_post):
+            if not _GIVEN.fullmatch(name) and name not in reported:
+                reported.add(name)
+                yield s.line, (f"${name} is set in %environment, which Apptainer does not source while it builds: in "
+                               f"{s.where} it is empty; set it in {s.where} too (export {name}=…)")
+    kept = _written_to_environment(post)
+    for where in dict.fromkeys(s.where for s in run):
+        section = [s for s in run if s.where == where]
+        own = _set_names(section, build.source) | exported
+        for s in section:
+            for name in sorted(_references(s.cmd) & set_in_post - own):
+                if not _GIVEN.fullmatch(name) and not re.search(rf"\b{name}\b", kept) and (where, name) not in reported:
+                    reported.add((where, name))
+                    yield s.line, (f"${name} is set in %post, whose variables are gone when the container runs: in "
+                                   f"{where} it is empty; have %post keep it (echo \"export {name}=\\\"${name}\\\"\" "
+                                   f">> $APPTAINER_ENVIRONMENT), or set it in %environment")
+
+
+@rule("HPC709", "header-keyword-apptainer-does-not-read", "error", kind="build",
+      summary="a definition file's header has a keyword Apptainer does not read (Maintainer:, Version:, a "
+              "misspelling), or a line without a colon",
+      why="Apptainer reads a fixed set of header keywords (Bootstrap, From, Stage, IncludeCmd, OSVersion, "
+          "MirrorURL, Fingerprints, …) and stops the build at any other with 'invalid header keyword found', and at a "
+          "header line without a colon with 'header key … had no val'. Metadata such as a maintainer or a version "
+          "belongs in %labels, which apptainer inspect shows.",
+      fix="Spell the keyword as Apptainer does (the message names the nearest one), or move the line to %labels "
+          "(Maintainer alice@example.org).",
+      bad="""Bootstrap: docker
+From: ubuntu:24.04
+Maintainer: alice@example.org
+
+%post
+    apt-get update && apt-get install -y git
+""",
+      good="""Bootstrap: docker
+From: ubuntu:24.04
+
+%labels
+    Maintainer alice@example.org
+
+%post
+    apt-get update && apt-get install -y git
+""")
+def _bad_header(ctx: Context) -> Iterator[Any]:
+    yield from _build(ctx).bad_headers

@@ -12,6 +12,7 @@ and ``%labels`` sections are not kept (they mean nothing to the builders).
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 import shlex
@@ -209,6 +210,24 @@ _HEADER_LINE = re.compile(r"(from|stage|includecmd|fingerprints|osversion|mirror
                           r"registry|namespace)[ \t]*:", re.IGNORECASE)
 #: how the renderer indents section bodies
 _INDENT = "    "
+#: the header keywords Apptainer reads (``validHeaders`` in its pkg/build/types/parser/deffile.go; OtherURL takes a
+#: number, OtherURL0, OtherURL1 …); it stops the build at any other with "invalid header keyword found"
+DEF_HEADER_KEYWORDS = ("Bootstrap", "From", "Stage", "IncludeCmd", "MirrorURL", "UpdateURL", "OSVersion", "Include",
+                       "Library", "Registry", "Namespace", "Fingerprints", "Product", "User", "Regcode", "ProductPGP",
+                       "RegisterURL", "Modules", "OtherURL<N>", "ConfURL", "SetOpt")
+
+
+def header_keyword_problem(key: str) -> str:
+    """Why Apptainer refuses the header keyword ``key`` and the fix, or "" when it reads it (in any case)."""
+    known = {k.lower(): k for k in DEF_HEADER_KEYWORDS if "<" not in k}
+    name = key.strip().lower()
+    if name in known or re.fullmatch(r"otherurl[0-9]+", name):
+        return ""
+    near = next(iter(difflib.get_close_matches(name, list(known), 1, 0.75)), "")
+    labels = "metadata such as a maintainer or a version belongs in %labels (Maintainer alice@example.org)"
+    fix = (f"write {known[near]}: if that is what was meant; {labels}" if near else
+           f"{labels}; the header keywords are {', '.join(DEF_HEADER_KEYWORDS)}")
+    return f"{key.strip()}: is not an Apptainer header keyword: the build stops with 'invalid header keyword found: {name}'; {fix}"
 
 
 def section_line(line: str) -> tuple[str, str, bool] | None:
@@ -304,6 +323,8 @@ def _section_value(name: str, args: str, body: list[str], first: int, source: st
     """The field value of a section, or None when the section is kept verbatim."""
     if args.strip() or name not in DEF_SECTIONS:
         return None
+    if name == "help":
+        return "\n".join(_strip_blank(body))  # as written: apptainer run-help shows it with its indentation
     start, trimmed = _trim(body, first)
     if _spans_lines(body) and [_INDENT + x if x else "" for x in trimmed] != _strip_blank(body, rstrip=False):
         return None  # a heredoc or a multi-line string: its lines must stay exactly as they are
@@ -315,8 +336,6 @@ def _section_value(name: str, args: str, body: list[str], first: int, source: st
         return tuple(_env_line(line, start + k, source) for k, line in enumerate(content))
     if name == "labels":
         return tuple(_label_line(line, start, source) for line in content)
-    if name == "help":
-        return "\n".join(trimmed)
     return tuple(trimmed)
 
 

@@ -54,7 +54,8 @@ def render_deffile(d: DefFile) -> str:
             continue
         out.append("")
         out.append(f"%{section}")
-        out += [INDENT + line if line else "" for line in body]
+        # %help is text apptainer run-help shows as written, so it is not indented like the shell sections
+        out += body if section == "help" else [INDENT + line if line else "" for line in body]
     if d.extra:
         out.append("")
         out += d.extra

@@ -195,7 +195,12 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     elif not (run.contain or run.containall):
         home = True
         notes.append("Apptainer mounts $HOME by default; ch-run needs --home, which mounts it at /home/$USER "
-                     "and sets HOME there (the same path on most clusters).")
+                     "and sets HOME there (the same path on most clusters). Current ch-run documents --home as implying "
+                     "--write-fake (added in December 2023 by hpc/charliecloud#1793; 0.33 and older have neither), "
+                     "which needs unprivileged overlayfs (Linux 5.11, or a distribution's backport): on an older "
+                     "kernel, such as RHEL 8's 4.18, such a ch-run fails to start with "
+                     "'operation not permitted'. There, leave --home out and bind the folders the program needs "
+                     "(-b \"$HOME/project\":/mnt/0).")
     if binds:
         dests = ", ".join(b.dst or b.src for b in binds)
         notes.append(f"ch-run cannot create bind destinations in a read-only image: {dests} must already exist "
@@ -228,7 +233,12 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     if private_tmp:
         flag = "--containall" if run.containall else "--contain"
         notes.append(f"ch-run has no {flag}: --private-tmp gives an empty /tmp and $HOME is not mounted, but /dev "
-                     "is always the host's" + (", and PID and IPC namespaces are shared with the host." if run.containall else "."))
+                     "is always the host's" + (", and PID and IPC namespaces are shared with the host." if run.containall else ".")
+                     + f" Apptainer's {flag} gives a fresh, writable home; under ch-run HOME names a folder of the "
+                     "read-only image instead (/root in current releases, hpc/charliecloud#1737; the host's path in "
+                     "older ones), so programs that write caches under ~ (pip, matplotlib, Hugging Face, torch hub, "
+                     "Triton) fail there. Add --set-env=HOME=/tmp (the private /tmp is writable), or bind a folder "
+                     "and set HOME to it.")
 
     # -- environment -----------------------------------------------------------------------------
     unset_env: tuple[str, ...] = ()
@@ -425,6 +435,7 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
     if run.no_passwd:
         notes.append("--no-passwd has no equivalent: Apptainer always adds your user to /etc/passwd.")
     fakeroot = False
+    writable_tmpfs = False
     if run.uid is not None or run.gid is not None:
         if run.uid == 0 and run.gid in (0, None):
             fakeroot = True
@@ -435,6 +446,13 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
         flag = option.split("=", 1)[0].split(" ", 1)[0]
         if flag in ("-v", "--verbose", "-q", "--quiet"):
             notes.append(f"{option} changes only what ch-run prints; left out.")
+        elif flag == "--write-fake" or flag.startswith("-W"):
+            writable_tmpfs = True
+            size = option.partition("=")[2] if flag == "--write-fake" else flag[2:]
+            notes.append(f"{option} becomes --writable-tmpfs: both put a throw-away writable layer in memory over the "
+                         "read-only image, discarded when the container exits. Apptainer's size is the site's "
+                         "(sessiondir max size in apptainer.conf, 64 MiB by default), not set on the command line"
+                         + (f", so the {size} asked for here is not carried over." if size else "."))
         elif flag not in ChRun.ordered_options and flag not in ChRun._JOINING:
             notes.append(f"ch-run's {option} has no Apptainer equivalent; left out.")
     if run.joins:
@@ -451,6 +469,7 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
                          f"{b.dst or b.src} with Apptainer's '{b.mode}' mode, which is presumably what was meant.")
     binds = tuple(Bind(b.src, b.dst, b.mode) for b in run.binds)
     result = ApptainerRun(binary=binary, action="exec", cleanenv=cleanenv, contain=run.private_tmp, no_home=no_home,
-                          home=home, nv=nvidia, binds=binds, cwd=cwd, writable=run.write, fakeroot=fakeroot,
-                          env=tuple(env), env_file=env_file, image=image, command=tuple(run.command))
+                          home=home, nv=nvidia, binds=binds, cwd=cwd, writable=run.write,
+                          writable_tmpfs=writable_tmpfs, fakeroot=fakeroot, env=tuple(env), env_file=env_file,
+                          image=image, command=tuple(run.command))
     return Conversion(result, tuple(steps), tuple(notes))
