@@ -10,9 +10,10 @@ import pytest
 from hpcwidgets.cli import main
 from hpcwidgets.lint import lint
 from hpcwidgets.parse import parse_command
-from hpcwidgets.parse.buildfiles import header_keyword_problem, parse_deffile, parse_dockerfile
+from hpcwidgets.parse.buildfiles import parse_deffile, parse_dockerfile
 from hpcwidgets.render.dockerfile import render_deffile, render_dockerfile
-from hpcwidgets.spec.apptainer import ApptainerRun
+from hpcwidgets.spec.apptainer import ApptainerRun, DefFile, header_keyword_problem
+from hpcwidgets.spec.common import EnvVar
 from hpcwidgets.spec.convert import to_apptainer, to_charliecloud
 
 UBUNTU = "Bootstrap: docker\nFrom: ubuntu:24.04\n\n"
@@ -276,3 +277,27 @@ def test_parse_still_reads_a_job_script(tmp_path, capsys) -> None:
     path.write_text("#!/bin/bash\n#SBATCH --nodes=1\nsrun hostname\n")
     assert main(["parse", str(path)]) == 0
     assert "hostname" in capsys.readouterr().out
+
+
+# -- the model refuses what Apptainer would refuse or read otherwise ------------------------------
+
+def test_the_model_refuses_a_header_keyword_apptainer_does_not_read() -> None:
+    bad = DefFile(from_="ubuntu:24.04", header=(EnvVar("Maintainer", "alice"),))
+    assert [p.field for p in bad.problems()] == ["header"]
+    assert "%labels" in bad.problems()[0].message
+    good = DefFile(from_="ubuntu:24.04", header=(EnvVar("Stage", "build"), EnvVar("OtherURL1", "https://x")))
+    assert good.problems() == []
+
+
+def test_def_with_an_unknown_header_keyword_exits_2_naming_the_keywords(capsys) -> None:
+    assert main(["apptainer", "def", "--from-image", "ubuntu:24.04", "--header", "Maintainer=alice"]) == 2
+    err = capsys.readouterr().err
+    assert "Maintainer" in err and "%labels" in err and "Bootstrap, From, Stage" in err
+
+
+def test_help_text_that_would_start_another_stage_is_refused_and_indented_text_is_kept() -> None:
+    bad = DefFile(from_="ubuntu:24.04", help="Usage:\nbootstrap: run it first")
+    assert [p.field for p in bad.problems()] == ["help"]
+    kept = DefFile(from_="ubuntu:24.04", help="Usage:\n  Bootstrap: is only text here")
+    assert kept.problems() == []
+    assert parse_deffile(render_deffile(kept)).help == kept.help

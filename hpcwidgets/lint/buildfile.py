@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.buildfiles import (_STAGE, dockerfile_instructions, header_keyword_problem, header_text,
-                                indented_section, section_line)
+from ..parse.buildfiles import _STAGE, dockerfile_instructions, header_text, indented_section, section_line
 from ..parse.lexer import Command, compound_body, lex_script
 from ..parse.script import _SUPPRESS, launch_words
-from ..spec.apptainer import ALL_DEF_SECTIONS
+from ..spec.apptainer import ALL_DEF_SECTIONS, header_keyword_problem
 from . import Context, rule
 from .catalogue import _REGISTRY_PASSWORD, _TOKEN_NAME, _secret_message, is_literal
 

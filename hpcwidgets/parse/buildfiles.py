@@ -12,7 +12,6 @@ and ``%labels`` sections are not kept (they mean nothing to the builders).
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 import shlex
@@ -210,26 +209,6 @@ _HEADER_LINE = re.compile(r"(from|stage|includecmd|fingerprints|osversion|mirror
                           r"registry|namespace)[ \t]*:", re.IGNORECASE)
 #: how the renderer indents section bodies
 _INDENT = "    "
-#: the header keywords Apptainer reads (``validHeaders`` in its pkg/build/types/parser/deffile.go; OtherURL takes a
-#: number, OtherURL0, OtherURL1 …); it stops the build at any other with "invalid header keyword found"
-DEF_HEADER_KEYWORDS = ("Bootstrap", "From", "Stage", "IncludeCmd", "MirrorURL", "UpdateURL", "OSVersion", "Include",
-                       "Library", "Registry", "Namespace", "Fingerprints", "Product", "User", "Regcode", "ProductPGP",
-                       "RegisterURL", "Modules", "OtherURL<N>", "ConfURL", "SetOpt")
-
-
-def header_keyword_problem(key: str) -> str:
-    """Why Apptainer refuses the header keyword ``key`` and the fix, or "" when it reads it (in any case)."""
-    known = {k.lower(): k for k in DEF_HEADER_KEYWORDS if "<" not in k}
-    name = key.strip().lower()
-    if name in known or re.fullmatch(r"otherurl[0-9]+", name):
-        return ""
-    near = next(iter(difflib.get_close_matches(name, list(known), 1, 0.75)), "")
-    labels = "metadata such as a maintainer or a version belongs in %labels (Maintainer alice@example.org)"
-    fix = (f"write {known[near]}: if that is what was meant; {labels}" if near else
-           f"{labels}; the header keywords are {', '.join(DEF_HEADER_KEYWORDS)}")
-    return f"{key.strip()}: is not an Apptainer header keyword: the build stops with 'invalid header keyword found: {name}'; {fix}"
-
-
 def section_line(line: str) -> tuple[str, str, bool] | None:
     """``(name, options, indented)`` when Apptainer ends the header or the section above at ``line``, else None.
 

@@ -408,6 +408,28 @@ APP_SECTIONS = ("appinstall", "apphelp", "apprun", "applabels", "appfiles", "app
 ALL_DEF_SECTIONS = DEF_SECTIONS + ("pre",) + APP_SECTIONS
 
 
+#: the header keywords Apptainer reads (``validHeaders`` in its pkg/build/types/parser/deffile.go; OtherURL takes a
+#: number, OtherURL0, OtherURL1 …); it stops the build at any other with "invalid header keyword found"
+DEF_HEADER_KEYWORDS = ("Bootstrap", "From", "Stage", "IncludeCmd", "MirrorURL", "UpdateURL", "OSVersion", "Include",
+                       "Library", "Registry", "Namespace", "Fingerprints", "Product", "User", "Regcode", "ProductPGP",
+                       "RegisterURL", "Modules", "OtherURL<N>", "ConfURL", "SetOpt")
+
+
+def header_keyword_problem(key: str) -> str:
+    """Why Apptainer refuses the header keyword ``key`` and the fix, or "" when it reads it (in any case)."""
+    known = {k.lower(): k for k in DEF_HEADER_KEYWORDS if "<" not in k}
+    name = key.strip().lower()
+    if name in known or re.fullmatch(r"otherurl[0-9]+", name):
+        return ""
+    import difflib
+    near = next(iter(difflib.get_close_matches(name, list(known), 1, 0.75)), "")
+    labels = "metadata such as a maintainer or a version belongs in %labels (Maintainer alice@example.org)"
+    fix = (f"write {known[near]}: if that is what was meant; {labels}" if near else
+           f"{labels}; the header keywords are {', '.join(DEF_HEADER_KEYWORDS)}")
+    return (f"{key.strip()}: is not an Apptainer header keyword: the build stops with 'invalid header keyword found: "
+            f"{name}'; {fix}")
+
+
 @dataclass(frozen=True)
 class DefFile(Spec):
     """An Apptainer definition file: a header and ``%section`` bodies.
@@ -456,6 +478,8 @@ class DefFile(Spec):
         for h in self.header:
             if h.name.lower() in ("bootstrap", "from"):
                 out.append(Problem("header", f"write {h.name}: in its own field, not among the other header keywords"))
+            elif header_keyword_problem(h.name):
+                out.append(Problem("header", header_keyword_problem(h.name)))
         for field, name, value in [("bootstrap", "Bootstrap", self.bootstrap), ("from_", "From", self.from_),
                                    *(("header", h.name, h.value) for h in self.header)]:
             if isinstance(value, str) and "#" in value:  # Apptainer drops a header line's # and what follows
@@ -491,6 +515,12 @@ class DefFile(Spec):
                 out.append(Problem(section, f"%{section}: the line {line!r} starts with %, so Apptainer reads it as the "
                                             "start of a new section (and, indented in this one, as a section without a "
                                             "name: the build stops); start the line with another character"))
+        # %help is written as written (apptainer run-help shows it so), not indented: a line of it at the start of a
+        # line that reads as Bootstrap: starts another stage of a multi-stage build there
+        stage = next((x for x in str(self.help).split("\n") if re.match(r"bootstrap[ \t]*:", x, re.IGNORECASE)), None)
+        if stage is not None:
+            out.append(Problem("help", f"%help: the line {stage!r} starts with Bootstrap:, so Apptainer starts another "
+                                       "stage of the build there; indent it"))
         for line in (x for v in list_items(self.extra) for x in str(v).split("\n")):
             word = line.split(None, 1)[0] if line.strip() else ""
             if not word.startswith("%"):
