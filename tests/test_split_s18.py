@@ -171,7 +171,7 @@ def test_several_container_steps_get_a_note_that_the_model_holds_one(capsys, tmp
     HEAD + "srun python train.py\n",
 ])
 def test_one_container_step_gets_no_such_note(text):
-    assert not [n for n in readback_notes(text, parse_script(text)) if "container fields" in n]
+    assert not [n for n in readback_notes(text, parse_script(text), ("container.image",)) if "container fields" in n]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -248,9 +248,10 @@ _EXTRA_COMMANDS = (
 )
 
 
-def load_model_file(path: str, cls: Any = None) -> Any:
+def load_model_file(path: str, cls: Any = None, edited: Iterable[str] = ()) -> Any:
     """A model saved as JSON or TOML (by extension; JSON when unknown), or a job script (starting with #! or
-    #SBATCH) for the workflow, sbatch and jupyter-job commands. Every error names the file."""
+    #SBATCH) for the workflow, sbatch and jupyter-job commands. Every error names the file. ``edited``: the fields
+    the command line gives a value (``given_paths``), for the notes that matter only to their edit."""
     from ..errors import FileError, ParseError, UnknownFieldError
     from ..files import read_stdin, read_text
     from ..spec._meta import Spec, load_json
@@ -263,7 +264,7 @@ def load_model_file(path: str, cls: Any = None) -> Any:
         raise FileError(empty, name)
     target = cls or Spec
     if p.suffix not in (".json", ".toml") and text.lstrip().startswith(("#!", "#SBATCH")):
-        return _model_from_script(text, name, cls)
+        return _model_from_script(text, name, cls, edited)
     if path == "-" and not text.lstrip().startswith("{"):
         try:  # standard input has no extension: TOML when it reads as TOML (else the JSON error says what it holds)
             data = loads(text)
@@ -352,8 +353,9 @@ def _script_reader(cls: Any) -> Callable[[str, str], Any] | None:
     return {Workflow: parse_script, SlurmJob: parse_job, JupyterJob: parse_jupyter_job, None: parse_script}.get(cls)
 
 
-def _model_from_script(text: str, name: str, cls: Any) -> Any:
-    """A job script given to --from, read the way the forms' Load reads it."""
+def _model_from_script(text: str, name: str, cls: Any, edited: Iterable[str] = ()) -> Any:
+    """A job script given to --from, read the way the forms' Load reads it; its notes on stderr, with those on
+    editing the fields ``edited``."""
     from ..errors import ParseError
     reader = _script_reader(cls)
     if reader is None:
@@ -366,7 +368,7 @@ def _model_from_script(text: str, name: str, cls: Any) -> Any:
     except ParseError as exc:
         raise ParseError(exc.message, exc.line, exc.column, source=name) from None
     from ..parse.workflow import readback_notes
-    for note in readback_notes(text, model):  # on stderr: the script written on stdout stays the script
+    for note in readback_notes(text, model, edited):  # on stderr: the script written on stdout stays the script
         print(f"hpcwidgets: warning: {name}: {note}", file=sys.stderr)
     return model
 
@@ -503,7 +505,7 @@ def _run_model_command(args: argparse.Namespace) -> int:
     if args.profile:
         from ..profiles import load_profile
         profile = load_profile(args.profile)
-    base = load_model_file(args.from_file, cls) if args.from_file else None
+    base = load_model_file(args.from_file, cls, given_paths(args)) if args.from_file else None
     # what the file held wrong already: written back with it (exit 1, as lint), not refused as the typed input is
     held = set(base.problems() + profile_problems(base, profile)) if base is not None else set()
     if base is not None and profile is not None:  # and as the profile places it (a partition's QOS filled in)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from ..errors import Problem, ValidationError
 from ..spec._meta import FieldSpec, Spec, coerce, count_from_text
 from ..spec.common import Bind, EnvVar
+from ..spec.workflow import refused_edit
 
 #: option names the CLI keeps for itself
 RESERVED = {"--format", "--from", "--force", "--profile", "--set", "--help", "--version", "--output-file"}
@@ -293,8 +294,8 @@ def _unset(args: argparse.Namespace, option: str) -> bool:
 
 def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace, fixed: dict[str, Any]) -> Spec:
     """Build the model: ``base`` (from --from) or defaults, then the typed options, then ``fixed``. An option whose
-    value ``base`` would not write (:func:`unwritten`: a title for a script read back without hpcwidgets' header) is
-    refused."""
+    value ``base`` would not write (:func:`~hpcwidgets.spec.workflow.refused_edit`: a title for a script read back
+    without hpcwidgets' header) is refused."""
     names = {f.name: f for f in cls.field_specs()}
     typed = typed_fields(args)
     values: dict[str, Any] = {}
@@ -306,8 +307,8 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
         raw = typed[name]
         if f.info.role == "rest" and raw and raw[0] == "--":
             raw = raw[1:]
-        lost = unwritten(base, name) if base is not None else ""
-        if lost and raw:
+        lost = refused_edit(base, name, raw) if base is not None else None
+        if lost:
             problems.append(Problem(option_name(f), lost))
             continue
         try:
@@ -345,60 +346,11 @@ def set_form(cls: type[Spec] | None) -> tuple[str, str]:
     return "FIELD=VALUE", (f"{one.name}={'true' if one.base_type is bool else 2}" if one else "")
 
 
-#: the fields of a model of layers that it holds but never writes (by the model's kind and the --set path), with why
-#: and where what was meant goes instead: a --set of one would otherwise be lost without a word
-NOT_WRITTEN = {
-    ("workflow", "job.commands"): (
-        "a workflow writes no commands of its job: it writes its step from its layers; give the step's program "
-        "with --program 'python train.py' (or --launcher 'torchrun …', --container 'apptainer exec …', --srun "
-        "'srun …'), lines to run before the step with --set job.setup='…' and lines after it with --after '…'; a "
-        "job of your own commands alone is hpcwidgets sbatch --commands '…'"),
-}
-
-
-#: why a workflow read back from a script without hpcwidgets' header does not write a title, and what to do instead
-HEADERLESS_TITLE = (
-    "the title is the first line of the header hpcwidgets writes at the top of its own scripts, and this job was read "
-    "from a script without that header (a script of your own), which is written back in its own layout, still "
-    "without one: the title would not appear; write it as a comment at the top of that script instead (a script read "
-    "back keeps its comments as written)")
-
-
-def unwritten(model: Spec, path: str) -> str:
-    """Why ``model`` would not write a value given at ``path`` and where what was meant goes instead, or "" when it
-    writes it: the paths of :data:`NOT_WRITTEN`, and the title of a workflow read from a script without hpcwidgets'
-    header (a script read back is written in its layout, :class:`~hpcwidgets.spec.slurm.ScriptLayout`, which has the
-    renderer's header only where the script had one)."""
-    kind = getattr(model, "kind", "")
-    if (kind, path) in NOT_WRITTEN:
-        return NOT_WRITTEN[kind, path]
-    layout = getattr(getattr(model, "job", None), "layout", None) if (kind, path) == ("workflow", "title") else None
-    return HEADERLESS_TITLE if layout is not None and layout.intact and not layout.header else ""
-
-
-def _leaves_instance(model: Spec, parts: list[str], raw: str) -> str:
-    """Why an image given at ``parts`` (``container.image``) is refused where the container runs its command in a
-    running instance (``apptainer exec instance://NAME``): the image would replace the instance with a fresh container
-    of that image, outside the instance, which is still started from its old image (and stopped, and served from,
-    as before). The image to change is the one on the ``instance start`` line. "" for any other value."""
-    holder: Any = model
-    for name in parts[:-1]:
-        holder = getattr(holder, name, None)
-    current = str(getattr(holder, "image", "")) if parts[-1] == "image" else ""
-    if not current.startswith("instance://") or raw.startswith("instance://"):
-        return ""
-    name, binary = current.removeprefix("instance://"), getattr(holder, "binary", "apptainer")
-    return (f"the step runs in the running instance {name} ({binary} exec {current}), whose image is the one its "
-            f"'{binary} instance start … IMAGE {name}' line names: an image here would run the step in a fresh "
-            f"container of {raw} instead, outside that instance (which is still started from its own image, with "
-            f"the options given there, such as --nv); to change the image, change it on that instance start line")
-
-
 def apply_sets(model: Spec, sets: list[str]) -> Spec:
     """Apply ``--set layer.field=value`` overrides (``job.nodes=2``, ``container.nv=true``); a path the model
     does not have is refused with the path meant, where one is close (:func:`close_paths`), and so is a value the
-    model would not write (:func:`unwritten`) and an image that would take the step out of the instance it runs in
-    (:func:`_leaves_instance`)."""
+    model would not write or would misplace (:func:`~hpcwidgets.spec.workflow.refused_edit`: a workflow's
+    ``job.commands``, an image that would take the step out of the instance it runs in)."""
     from ..errors import UnknownFieldError
     for item in sets:
         path, sep, raw = item.partition("=")
@@ -406,8 +358,8 @@ def apply_sets(model: Spec, sets: list[str]) -> Spec:
             metavar, example = set_form(type(model))
             raise ValidationError([Problem("--set", f"{item!r} gives no value: write --set {metavar}"
                                                     + (f", e.g. --set {example}" if example else ""))])
-        lost = unwritten(model, path) or _leaves_instance(model, path.split("."), raw)
-        if lost and raw:
+        lost = refused_edit(model, path, raw)
+        if lost:
             raise ValidationError([Problem(f"--set {path}", lost)])
         try:
             model = _set_path(model, path.split("."), raw, f"--set {path}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import ParseError
 from ..spec import comments as rendered
@@ -724,11 +724,14 @@ def _generated(parsed: ParsedScript) -> bool:
     return any(c.kind == "comment" and c.text.lstrip().startswith(GENERATED_BY) for c in parsed.lexed.commands)
 
 
-def readback_notes(text: str, model: Any) -> tuple[str, ...]:
+def readback_notes(text: str, model: Any, edited: Iterable[str] = ()) -> tuple[str, ...]:
     """What a person should know after the job script ``text`` was read into ``model`` (by ``parse_script``,
     ``parse_job`` or ``parse_jupyter_job``): where the script the model writes back differs from it on purpose.
     The command line prints each note (``workflow``/``sbatch``/``jupyter-job --from``) and the forms show them
-    after Load, so nothing a reader changes goes unsaid. None for a model that holds no job or was saved as JSON."""
+    after Load, so nothing a reader changes goes unsaid. None for a model that holds no job or was saved as JSON.
+    ``edited`` names the fields about to be edited, as ``--set`` names them (``container.image``, ``container``
+    for the whole layer): the notes that matter only to such an edit (:func:`edit_notes`) come with the others
+    then, and not on every read."""
     job = model if getattr(model, "kind", "") == "slurm.job" else getattr(model, "job", None)
     if job is None or text.lstrip().startswith("{"):
         return ()
@@ -736,11 +739,33 @@ def readback_notes(text: str, model: Any) -> tuple[str, ...]:
     notes = [_line_ends_note(text), _nounset_note(parsed, job), *_gpu_directive_notes(parsed)]
     if getattr(model, "kind", "") == "workflow":
         notes += [_kept_step_note(step) for step in parsed.steps if not step.in_compound]
-        notes.append(_one_container_note(parsed, model))
+    notes += _edit_notes(parsed, model, edited)
     if getattr(model, "kind", "") == "jupyter.job":
         from .jupyter import left_out_note, replaced_server_note
         notes += [replaced_server_note(parsed), left_out_note(parsed)]
     return tuple(n for n in notes if n)
+
+
+def edit_notes(text: str, model: Any, edited: Iterable[str]) -> tuple[str, ...]:
+    """What a person should know about editing the fields ``edited`` (as ``--set`` names them) of ``model``, read
+    from the job script ``text``: the notes :func:`readback_notes` gives only for such an edit, for a form to show
+    when the edit is made (its Load said the others). The script is read only when an edit has a note to check."""
+    edited = tuple(edited)
+    if not _edits_container(model, edited) or text.lstrip().startswith("{"):
+        return ()
+    return tuple(n for n in _edit_notes(read_script(text), model, edited) if n)
+
+
+def _edits_container(model: Any, edited: Iterable[str]) -> bool:
+    """Whether ``edited`` changes the container of the workflow ``model`` (the layer, or one of its fields)."""
+    return getattr(model, "kind", "") == "workflow" and any(
+        path == "container" or path.startswith("container.") for path in edited)
+
+
+def _edit_notes(parsed: ParsedScript, model: Any, edited: Iterable[str]) -> list[str]:
+    """The notes on editing ``edited`` of ``model``, read from ``parsed`` (see :func:`edit_notes`), "" where a
+    note has nothing to say."""
+    return [_one_container_note(parsed, model)] if _edits_container(model, edited) else []
 
 
 def _line_ends_note(text: str) -> str:

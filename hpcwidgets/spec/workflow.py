@@ -136,6 +136,60 @@ def followed(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str
     return after.replace(**{attr: getattr(after, attr).replace(**fields) for attr, fields in changes.items()})
 
 
+#: the fields of a model of layers that it holds but never writes (by the model's kind and the dotted path), with why
+#: and where what was meant goes instead: a value given there would otherwise be lost without a word
+NOT_WRITTEN = {
+    ("workflow", "job.commands"): (
+        "a workflow writes no commands of its job: it writes its step from its layers; give the step's program "
+        "with --program 'python train.py' (or --launcher 'torchrun …', --container 'apptainer exec …', --srun "
+        "'srun …'), lines to run before the step with --set job.setup='…' and lines after it with --after '…'; a "
+        "job of your own commands alone is hpcwidgets sbatch --commands '…'"),
+}
+
+#: why a workflow read back from a script without hpcwidgets' header does not write a title, and what to do instead
+HEADERLESS_TITLE = (
+    "the title is the first line of the header hpcwidgets writes at the top of its own scripts, and this job was read "
+    "from a script without that header (a script of your own), which is written back in its own layout, still "
+    "without one: the title would not appear; write it as a comment at the top of that script instead (a script read "
+    "back keeps its comments as written)")
+
+
+def refused_edit(model: Any, path: str, value: Any) -> str | None:
+    """Why ``model`` refuses ``value`` at the dotted field ``path`` (``job.commands``, ``title``,
+    ``container.image``) and what to do instead, or None when it takes it. An edit refused here would be lost or
+    misplaced without a word: the model would not write it (:data:`NOT_WRITTEN`; a title where the script read back
+    has no header of hpcwidgets', see :class:`~hpcwidgets.spec.slurm.ScriptLayout`), or would write it somewhere it
+    changes what runs (an image for a step that runs in a running instance). The command line (``--set``, options)
+    and the forms' controls both ask, so an edit is refused alike wherever it is made. An empty value is never
+    refused: it asks for nothing to be written."""
+    if not value:
+        return None
+    kind = getattr(model, "kind", "")
+    if (kind, path) in NOT_WRITTEN:
+        return NOT_WRITTEN[kind, path]
+    if (kind, path) == ("workflow", "title"):
+        layout = getattr(getattr(model, "job", None), "layout", None)
+        return HEADERLESS_TITLE if layout is not None and layout.intact and not layout.header else None
+    if path == "container.image":
+        return _leaves_instance(getattr(model, "container", None), str(value))
+    return None
+
+
+def _leaves_instance(container: Any, image: str) -> str | None:
+    """Why ``image`` is refused for a ``container`` that runs its command in a running instance (``apptainer exec
+    instance://NAME``): the step would run in a fresh container of that image, outside the instance, which is still
+    started from its old image (and stopped, and served from, as before). The image to change is the one on the
+    ``instance start`` line. None for any other container or image."""
+    current = str(getattr(container, "image", ""))
+    if not current.startswith("instance://") or image.startswith("instance://"):
+        return None
+    name, binary = current.removeprefix("instance://"), getattr(container, "binary", "apptainer")
+    return (f"the step runs in the running instance {name} ({binary} exec {current}), whose image is the one its "
+            f"'{binary} instance start … IMAGE {name}' line names: an image here would run the step in a fresh "
+            f"container of {image} instead, outside that instance (which is still started from its own image, with "
+            f"the options given there, such as --nv); to change the image, change it on that instance start line")
+
+
 def make_container(runtime: str, image: str, binds: Iterable[Bind] = (), **fields: Any) -> Any:
     """An empty-command container model for ``runtime`` (apptainer, singularity or charliecloud)."""
     if runtime == "charliecloud":

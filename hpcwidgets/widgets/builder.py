@@ -33,7 +33,7 @@ from ..spec.common import Bind, bind_destination
 from ..spec.jupyter import JupyterJob
 from ..spec.slurm import SlurmJob, Srun
 from ..spec.torchrun import Torchrun
-from ..spec.workflow import Workflow, gpu_vendor_of, make_container, with_gpus
+from ..spec.workflow import Workflow, gpu_vendor_of, make_container, refused_edit, with_gpus
 from . import loading
 from .clipboard import CopyButton
 from .highlight import CSS, SEVERITY_ICONS, escape, highlight
@@ -839,33 +839,61 @@ class Builder(w.VBox):
     def _on_field(self, key: str, change: dict) -> None:
         if self._hold:
             return
-        control = self._field_controls.get(key)
-        if control is not None and control.disabled:
-            self._refuse_disabled(key, change["old"])
+        refused = self._refused(key, change["new"])
+        if refused:
+            self._refuse(key, change["old"], refused)
             return
         self._user_set.add(key)
         self._load_problem = None
         self._refresh()
+        self._note_edit(key)
 
-    def _refuse_disabled(self, key: str, old: Any) -> None:
-        """Undo a value set from code in a control the page shows disabled (a control of a layer that is off, see
-        :meth:`_mark_off_layers`), and say why in a finding at it. Taking the value would switch the layer on with
-        the form's defaults for the rest of it: a torchrun of train.py added to a script that runs none. The command
-        line refuses the same --set; the layer's switch is how to add the layer."""
+    def _refused(self, key: str, value: Any) -> str:
+        """Why the control ``key`` does not take ``value``, or "" when it does. A control the page shows disabled (of
+        a layer that is off, see :meth:`_mark_off_layers`) takes no value set from code: it would switch the layer on
+        with the form's defaults for the rest of it (a torchrun of train.py added to a script that runs none), and
+        the layer's switch is how to add it. Nor does a control take what the model would not write or would
+        misplace (:func:`~hpcwidgets.spec.workflow.refused_edit`: a title for a script read back without
+        hpcwidgets' header, an image for a step that runs in a running instance). The command line refuses the
+        same --set."""
+        fld, control = self.form.fields.get(key), self._field_controls.get(key)
+        if fld is None or control is None:
+            return ""
+        said = f"{fld.label} ({fld.section.title}) was not changed: "
+        if control.disabled:
+            switch = self._structural.get(f"{fld.section.prefix}.enabled") if fld.section.attr else None
+            how = f"tick “{switch.description}” above to add it" if switch is not None else "switch it on"
+            return (said + "that layer is off, so the job runs none and its controls are disabled; a value there "
+                    "would add the layer with the form's defaults for the rest of it (such as a program the job "
+                    f"does not have). To use it, {how}, then set this")
+        why = refused_edit(self._model, fld.path, value)
+        return said + why if why else ""
+
+    def _refuse(self, key: str, old: Any, message: str) -> None:
+        """Put the control ``key`` back to its ``old`` value, which the model keeps, and say why in an error
+        finding at it (``message``, from :meth:`_refused`)."""
         self._hold += 1
         try:
             self._field_controls[key].value = old
         finally:
             self._hold -= 1
-        fld = self.form.fields[key]
-        switch = self._structural.get(f"{fld.section.prefix}.enabled") if fld.section.attr else None
-        how = f"tick “{switch.description}” above to add it" if switch is not None else "switch it on"
-        message = (f"{fld.label} ({fld.section.title}) was not changed: that layer is off, so the job runs none and "
-                   "its controls are disabled; a value there would add the layer with the form's defaults for the "
-                   f"rest of it (such as a program the job does not have). To use it, {how}, then set this")
         self._refresh()
         self._findings.insert(0, self._named(FormFinding("FORM", "error", 0, message, None, key)))
         self._show(self._model)
+
+    def _note_edit(self, key: str) -> None:
+        """Warn at the control ``key``, just edited, of what the edit does beyond it in the script the form loaded
+        (:func:`~hpcwidgets.parse.workflow.edit_notes`: a container field that holds one of several container
+        steps), which the command line says for the same --set. The script is the one the model's layout keeps."""
+        from ..parse.workflow import edit_notes
+        fld = self.form.fields.get(key)
+        layout = getattr(getattr(self._base, "job", None), "layout", None)
+        if fld is None or layout is None or not layout.intact:
+            return
+        notes = edit_notes("\n".join(layout.source), self._model, (fld.path,))
+        if notes:
+            self._findings[:0] = [self._named(FormFinding("FORM", "warning", 0, n, None, key)) for n in notes]
+            self._show(self._model)
 
     @_guarded("Changing the form's layers")
     def _on_structure(self, key: str, change: dict) -> None:
