@@ -42,8 +42,12 @@ srun apptainer exec --rocm img.sif torchrun --standalone --nproc_per_node=8 trai
 """
 
 
-def step(builder) -> str:
-    return next(ln for ln in builder.text.splitlines() if ln.startswith("srun"))
+def step(builder, line: int = 0) -> str:
+    """A line of the step (its first by default; -1: its last, the line the first continues into)."""
+    lines = builder.text.splitlines()
+    start = next(k for k, ln in enumerate(lines) if ln.startswith("srun"))
+    end = next(k for k in range(start, len(lines)) if not lines[k].endswith("\\"))
+    return lines[start:end + 1][line]
 
 
 def shown(items) -> str:
@@ -77,9 +81,10 @@ def test_a_word_typed_fresh_is_text_and_a_kept_one_written_again_is_code():
     program.value += " --host $(hostname) --files *.csv"
     words = b.spec.program
     assert [type(w) for w in words if w == "$(hostname)"] == [Verbatim, Verbatim]  # the script's own word
-    assert type(words[-1]) is str and "'*.csv'" in step(b)  # typed: text, as the quoting contract says
+    # typed: text, as the quoting contract says (added at the end of the step's last line, which keeps its layout)
+    assert type(words[-1]) is str and step(b, -1).endswith(" --files '*.csv'")
     program.value = program.value.replace(" --host $(hostname)", " --host $(uname -n)")
-    assert "'$(uname -n)'" in step(b)
+    assert "'$(uname -n)'" in step(b, -1)
 
 
 def test_typed_text_that_looks_like_code_is_shown_quoted_and_reads_back_as_text():

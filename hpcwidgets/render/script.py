@@ -524,20 +524,69 @@ def _as_laid_out(layout: ScriptLayout, text: str, modules: str = "", before_work
     """``text`` (the script the renderer wrote for a job read back) written in the layout of the script it was read
     from (:class:`~hpcwidgets.spec.slurm.ScriptLayout`): the lines that changed since it was read (against
     ``layout.canonical``) replace the lines as read of their group, in their place; every other line as read stays
-    as it was. Lines the renderer adds go after their group's line (a directive: after the last #SBATCH line as
-    read; a module load written in ``modules``, the prologue's, after the script's last module command among the
-    lines ``before_work``, see :func:`_module_anchor`). ``text`` itself when a changed line is one that no line as
-    read stands for: the layout no longer matches."""
+    as it was. ``text`` itself when a changed line is one that no line as read stands for: the layout no longer
+    matches.
+
+    The rules, one function each: which lines changed (:func:`_line_edits`); a group whose words were changed, added
+    or taken out gets them so in its lines as read (:func:`_rewritten_in_place`), any other edited group is written
+    as rendered in its place (:func:`_group_now`); a line the renderer adds goes after its group's line
+    (:func:`_added_after`: a directive among the #SBATCH lines sbatch reads, nothing after a trailing ``exit`` or
+    into a continued command) and a module load the prologue wrote after the script's own module commands
+    (:func:`_after_module_commands`); the script's blank lines separate what is added (:func:`_between`)."""
     if not layout.source:
         return text  # the reader's first rendering of the model: nothing to lay out yet
     new = text.split("\n")
     old = list(layout.canonical)
-    groups = layout.canonical_groups
     if new == old:
         return "\n".join(layout.source)
-    becomes: list[list[str]] = [[line] for line in old]  # what each line as rendered before is now
-    added: dict[int, list[str]] = {}  # lines added before the line as rendered before at each index
-    added_from: dict[int, int] = {}  # the index in ``new`` of the first of them
+    edits = _line_edits(old, new, layout.canonical_groups)
+    if edits is None:
+        return text
+    anchor = _module_anchor(layout, before_work) if modules and edits.added else None
+    loads = _module_loads(edits.added, edits.added_from, new, modules) if anchor is not None else {}
+    after = _added_after(layout, edits.members, edits.added)
+    if loads and anchor is not None:
+        _after_module_commands(layout, edits.members, loads, anchor, after)
+    changed = _changed_groups(edits, old)
+    rows_of = {group: rows for group, rows in _source_rows(layout).items() if group in changed}
+    edited: dict[int, list[str]] = {}
+    for group, rows in rows_of.items():
+        rewritten = _rewritten_in_place(layout, edits, old, group, rows)
+        if rewritten is not None:
+            edited.update(rewritten)
+            changed.discard(group)
+    out = _between([], after.get(-1, []), layout.source[0])
+    written: set[int] = set()
+    for k, (line, group) in enumerate(zip(layout.source, layout.source_groups)):
+        if group < 0 or group not in changed:
+            out += edited.get(k, [line])
+        elif group not in written:
+            written.add(group)
+            out += _group_now(edits, old, group, one_line=line.startswith("#SBATCH") and len(rows_of[group]) == 1)
+        out += _between(out, after.get(k, []), layout.source[k + 1] if k + 1 < len(layout.source) else None)
+    return "\n".join(out)
+
+
+@dataclass
+class _LineEdits:
+    """How the lines as rendered now differ from the lines as rendered for the model as read (``layout.canonical``,
+    "before"), by the index of each line before: ``becomes``, what each line is now (one line, several, or none);
+    ``added``, the lines added before it, and ``added_from``, the index among the lines now of the first of them. With
+    ``members``, the indices of the lines before of each group."""
+
+    becomes: list[list[str]]
+    added: dict[int, list[str]]
+    added_from: dict[int, int]
+    members: dict[int, list[int]]
+
+
+def _line_edits(old: list[str], new: list[str], groups: Sequence[int]) -> _LineEdits | None:
+    """The edits from the lines as rendered before (``old``, in ``groups``) to those now (``new``); None when a line
+    that no line as read stands for changed (a line of the renderer's own, such as its prologue): the layout can no
+    longer say where its new text goes, and the renderer's own text is written."""
+    becomes: list[list[str]] = [[line] for line in old]
+    added: dict[int, list[str]] = {}
+    added_from: dict[int, int] = {}
     # both texts end in a line break, so both end in the empty string after it: the end of the text, no line. Compared
     # as a line it would pair with a blank line inside the other text and put lines the renderer wrote last (a command
     # added at the end) after the end, where no line as rendered stands; left out, they are added before the end
@@ -553,56 +602,81 @@ def _as_laid_out(layout: ScriptLayout, text: str, modules: str = "", before_work
             pieces = [new[j1:j2]] + [[] for _ in range(i1 + 1, i2)]
         for i, piece in zip(range(i1, i2), pieces):
             if groups[i] < 0 and old[i].strip():
-                return text  # a line the script as read has no line for changed: write the renderer's own text
+                return None
             becomes[i] = piece
     members: dict[int, list[int]] = {}
     for i, group in enumerate(groups):
         if group >= 0:
             members.setdefault(group, []).append(i)
-    anchor = _module_anchor(layout, before_work) if modules and added else None
-    loads = _module_loads(added, added_from, new, modules) if anchor is not None else {}
-    changed = {group for group, rows in members.items()
-               if any(becomes[i] != [old[i]] or (i - 1 in rows and i in added) for i in rows)}
-    after = _added_after(layout, members, added)
-    if loads and anchor is not None:
-        placed = _added_after(layout, members, loads)
-        at = max(anchor, *placed)
-        after[at] = [line for k in sorted(placed) for line in placed[k]] + after.get(at, [])
-    # a group whose one changed word stands once in its lines as read gets that word changed there, and keeps the rest
-    # of its text (a step's continuation lines, an #SBATCH line's order and spelling)
-    rows_of: dict[int, list[int]] = {}
+    return _LineEdits(becomes, added, added_from, members)
+
+
+def _source_rows(layout: ScriptLayout) -> dict[int, list[int]]:
+    """The rows of each group among the lines as read."""
+    rows: dict[int, list[int]] = {}
     for k, group in enumerate(layout.source_groups):
-        if group in changed:
-            rows_of.setdefault(group, []).append(k)
-    edited: dict[int, str] = {}
-    for group, rows in rows_of.items():
-        if not any(i in added and i - 1 in members[group] for i in members[group]):
-            before = [old[i] for i in members[group]]
-            now = [line for i in members[group] for line in becomes[i]]
-            source = [layout.source[k] for k in rows]
-            if len(rows) == 1 and len(now) < len(before) and source[0].startswith("#SBATCH"):
-                before, source = _options_taken_out(before, now, source[0]) or (before, source)
-            rewritten = _word_changed(before, now, source)
-            if rewritten is not None:
-                edited.update(zip(rows, rewritten))
-                changed.discard(group)
-    out = _between([], after.get(-1, []), layout.source[0])
-    written: set[int] = set()
-    for k, (line, group) in enumerate(zip(layout.source, layout.source_groups)):
-        if group < 0 or group not in changed:
-            out.append(edited.get(k, line))
-        elif group not in written:
-            written.add(group)
-            lines = []
-            for i in members[group]:
-                if i - 1 in members[group]:
-                    lines += added.get(i, [])
-                lines += becomes[i]
-            if line.startswith("#SBATCH") and len(rows_of[group]) == 1:
-                lines = _one_directive_line(lines, [old[i] for i in members[group]])
-            out += lines
-        out += _between(out, after.get(k, []), layout.source[k + 1] if k + 1 < len(layout.source) else None)
-    return "\n".join(out)
+        if group >= 0:
+            rows.setdefault(group, []).append(k)
+    return rows
+
+
+def _changed_groups(edits: _LineEdits, old: list[str]) -> set[int]:
+    """The groups whose lines are no longer as they were rendered: one of them changed, or a line was added between
+    two of them (a directive written into an #SBATCH line that held several options)."""
+    return {group for group, rows in edits.members.items()
+            if any(edits.becomes[i] != [old[i]] or (i - 1 in rows and i in edits.added) for i in rows)}
+
+
+def _rewritten_in_place(layout: ScriptLayout, edits: _LineEdits, old: list[str], group: int,
+                        rows: list[int]) -> dict[int, list[str]] | None:
+    """The lines as read of a changed ``group`` (at ``rows``) with the edit made in them, by row, where it is one the
+    lines can take as written; None for any other edit. The rest of the group's text stays as its author wrote it: a
+    step's continuation lines, an #SBATCH line's order and spelling.
+
+    Tried in turn: each changed line's one run of words (:func:`_word_changed`; on an #SBATCH line holding several
+    options, with an option taken out, :func:`_options_taken_out`); then the words of the whole group
+    (:func:`_words_changed`), where the renderer wraps them otherwise than the script did (a launcher line): not for
+    #SBATCH lines, which sbatch reads as options, not shell words, nor for lines the renderer writes as read (a job's
+    commands), whose new lines are the person's own, as typed. Words taken out with the line break before them leave
+    fewer lines: the group's first row then holds them all (None when lines of others stand between its rows)."""
+    members = edits.members[group]
+    before, now = [old[i] for i in members], _group_lines(edits, group)
+    source = [layout.source[k] for k in rows]
+    directives = source[0].startswith("#SBATCH")
+    rewritten = None
+    if not any(i in edits.added and i - 1 in members for i in members):  # no line added inside the group
+        kept_before, kept_source = before, source
+        if len(rows) == 1 and len(now) < len(before) and directives:
+            kept_before, kept_source = _options_taken_out(before, now, source[0]) or (before, source)
+        rewritten = _word_changed(kept_before, now, kept_source)
+    if rewritten is None and not directives and before != source:
+        rewritten = _words_changed(before, now, source)
+    if rewritten is None:
+        return None
+    if len(rewritten) == len(rows):
+        return {row: [line] for row, line in zip(rows, rewritten)}
+    if rows[-1] - rows[0] != len(rows) - 1:
+        return None
+    return {rows[0]: rewritten, **{row: [] for row in rows[1:]}}
+
+
+def _group_lines(edits: _LineEdits, group: int) -> list[str]:
+    """The lines as rendered now of ``group``, with the lines added between two of its lines."""
+    members = edits.members[group]
+    lines: list[str] = []
+    for i in members:
+        if i - 1 in members:
+            lines += edits.added.get(i, [])
+        lines += edits.becomes[i]
+    return lines
+
+
+def _group_now(edits: _LineEdits, old: list[str], group: int, one_line: bool) -> list[str]:
+    """The lines as rendered now of a changed ``group`` that its lines as read cannot take, written in their place;
+    for an #SBATCH line as read that held several options (``one_line``), on one line again
+    (:func:`_one_directive_line`)."""
+    lines = _group_lines(edits, group)
+    return _one_directive_line(lines, [old[i] for i in edits.members[group]]) if one_line else lines
 
 
 def _between(out: list[str], lines: list[str], following: str | None) -> list[str]:
@@ -621,38 +695,76 @@ def _between(out: list[str], lines: list[str], following: str | None) -> list[st
 def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
                  added: dict[int, list[str]]) -> dict[int, list[str]]:
     """Where the lines the renderer added (``added``: before each index of ``layout.canonical``) go among the lines as
-    read, by the index of the line as read they follow: after the last line of the nearest group above them; an
-    #SBATCH line after the last #SBATCH line as read that sbatch reads, and no other line above it (sbatch would stop
-    reading there). An #SBATCH line after the script's first command, which sbatch ignores, is a set-up line: nothing
-    goes after it for being an #SBATCH line. Without a line sbatch reads, the added directives go after the ``#!``
-    line, else (a script without one) before the first line (index -1). Lines added inside a group are written with
-    it."""
-    groups, old = layout.canonical_groups, layout.canonical
-    last_source: dict[int, int] = {}
-    for k, group in enumerate(layout.source_groups):
-        if group >= 0:
-            last_source[group] = k
-    read = directive_rows(old)
-    directives_end = max((last_source[g] for g, rows in members.items() if g in last_source
-                          and any(i in read for i in rows)),
-                         default=0 if layout.source[0].startswith("#!") else -1)
-    source = layout.source
-    last = _trailing_exit(source)
+    read, by the index of the line as read they follow (-1: before the first line). Each run of them goes after the
+    last line of the nearest group above it (:func:`_below_group_above`), then moves as the rules of
+    :func:`_among_directives`, :func:`_before_trailing_exit` and :func:`_past_continuation` say. Lines added inside a
+    group are written with it (:func:`_group_now`)."""
+    groups = layout.canonical_groups
+    last_source = {group: rows[-1] for group, rows in _source_rows(layout).items()}
+    directives_end = _directives_end(layout, members, last_source)
+    last_exit = _trailing_exit(layout.source)
     after: dict[int, list[str]] = {}
     for i, lines in sorted(added.items()):
         if groups[i] >= 0 and i - 1 >= 0 and groups[i - 1] == groups[i]:
             continue
-        above = next((groups[k] for k in range(i - 1, -1, -1) if groups[k] >= 0 and groups[k] in last_source), None)
-        at = last_source[above] if above is not None else 0
-        at = directives_end if any(line.startswith("#SBATCH") for line in lines) else max(at, directives_end)
-        if last is not None and at >= last[0]:
-            at = last[1]  # nothing runs after the script's last ``exit``: what is added goes before it
-        # a line that ends in a continuation goes on into the next: what is added goes after the blank line that
-        # ends it (without one, the added lines would become its arguments)
-        while 0 <= at < len(source) - 1 and source[at].endswith("\\") and not _escaped(source[at]):
-            at += 1
+        at = _below_group_above(groups, last_source, i)
+        at = _among_directives(lines, at, directives_end)
+        at = _before_trailing_exit(at, last_exit)
+        at = _past_continuation(layout.source, at)
         after.setdefault(at, []).extend(lines)
     return after
+
+
+def _below_group_above(groups: Sequence[int], last_source: dict[int, int], i: int) -> int:
+    """The line as read that lines added before the rendered line ``i`` follow: the last line as read of the nearest
+    group above them, where the renderer wrote them (the first line when none is above them)."""
+    above = next((groups[k] for k in range(i - 1, -1, -1) if groups[k] >= 0 and groups[k] in last_source), None)
+    return last_source[above] if above is not None else 0
+
+
+def _directives_end(layout: ScriptLayout, members: dict[int, list[int]], last_source: dict[int, int]) -> int:
+    """The last #SBATCH line as read that sbatch reads; without one, the ``#!`` line, or -1 (before the first line)
+    in a script without one. An #SBATCH line after the script's first command, which sbatch ignores, is a set-up line
+    and no end of the directives."""
+    read = directive_rows(layout.canonical)
+    return max((last_source[g] for g, rows in members.items() if g in last_source and any(i in read for i in rows)),
+               default=0 if layout.source[0].startswith("#!") else -1)
+
+
+def _among_directives(lines: list[str], at: int, directives_end: int) -> int:
+    """An added #SBATCH line goes right after the directives sbatch reads (after a command it would be ignored), and
+    no other added line goes above their end (sbatch stops reading directives at the first command)."""
+    if any(line.startswith("#SBATCH") for line in lines):
+        return directives_end
+    return max(at, directives_end)
+
+
+def _before_trailing_exit(at: int, last_exit: tuple[int, int] | None) -> int:
+    """Nothing runs after the script's last ``exit`` (:func:`_trailing_exit`): what is added at or after it goes above
+    it, after the last line of code before it."""
+    if last_exit is not None and at >= last_exit[0]:
+        return last_exit[1]
+    return at
+
+
+def _past_continuation(source: Sequence[str], at: int) -> int:
+    """A line as read that ends in a continuation goes on into the next: what is added goes after the command's last
+    line (the blank line that ends a continuation on the script's last line), as lines added right after the
+    backslash would become the command's arguments."""
+    while 0 <= at < len(source) - 1 and source[at].endswith("\\") and not _escaped(source[at]):
+        at += 1
+    return at
+
+
+def _after_module_commands(layout: ScriptLayout, members: dict[int, list[int]], loads: dict[int, list[str]],
+                           anchor: int, after: dict[int, list[str]]) -> None:
+    """Put the module loads the prologue wrote (``loads``, taken out of the added lines by :func:`_module_loads`) into
+    ``after``: after the script's last module command (the line as read ``anchor``, see :func:`_module_anchor`), or
+    lower where the other rules put them; a load above the script's ``module purge`` would be undone by it. They
+    come before the other lines added at the same place, as the prologue comes before the body."""
+    placed = _added_after(layout, members, loads)
+    at = max(anchor, *placed)
+    after[at] = [line for k in sorted(placed) for line in placed[k]] + after.get(at, [])
 
 
 #: a command that changes which environment modules are loaded or can be: ``module purge`` unloads every module loaded
@@ -747,33 +859,144 @@ def directive_rows(canonical: Sequence[str]) -> set[int]:
 
 def _word_changed(before: list[str], after: list[str], source: list[str]) -> list[str] | None:
     """``source`` (the lines as read of a group) with each line that changed from the group's rendered lines
-    ``before`` to ``after`` changed the same way there: its one changed run of words, where that run stands once, as
-    whole words, in ``source`` (on an #SBATCH line, also an option's value in another spelling, see
-    :func:`_value_changed`). None when the change is anything else (lines added or taken out, several runs in one
-    line, a run written otherwise)."""
+    ``before`` to ``after`` changed the same way there: its one changed run of words (:func:`_run_changed`). None
+    when the change is anything else (lines added or taken out, several runs in one line, a run written otherwise)."""
     if len(before) != len(after):
         return None
     text = "\n".join(source)
     for rendered, edited in ((b, a) for b, a in zip(before, after) if b != a):
-        old, new = rendered.split(" "), edited.split(" ")
-        head = 0
-        while head < min(len(old), len(new)) and old[head] == new[head]:
-            head += 1
-        tail = 0
-        while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
-            tail += 1
-        was, now = " ".join(old[head:len(old) - tail]), " ".join(new[head:len(new) - tail])
-        if not was or not now:
+        changed = _run_changed(rendered, edited, text)
+        if changed is None:
             return None
-        found = re.compile(rf"(?<!\S){re.escape(was)}(?!\S)")
-        if len(found.findall(text)) == 1:
-            text = found.sub(lambda _: now, text)
-            continue
-        respelled = _value_changed(was, now, text) if rendered.startswith("#SBATCH ") else None
-        if respelled is None:
-            return None
-        text = respelled
+        text = changed
     return text.split("\n")
+
+
+def _run_changed(rendered: str, edited: str, text: str) -> str | None:
+    """``text`` with the one run of words between the first and the last word that differ from the rendered line
+    ``rendered`` to ``edited`` changed, where that run stands once, as whole words, in ``text`` (on an #SBATCH line,
+    also an option's value in another spelling, see :func:`_value_changed`). None when words were only added or only
+    taken out, or the run is not written once so. A run found whole keeps its own wrapping even when words moved
+    within it (two options swapped on one line)."""
+    old, new = rendered.split(" "), edited.split(" ")
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    was, now = " ".join(old[head:len(old) - tail]), " ".join(new[head:len(new) - tail])
+    if not was or not now:
+        return None
+    found = re.compile(rf"(?<!\S){re.escape(was)}(?!\S)")
+    if len(found.findall(text)) == 1:
+        return found.sub(lambda _: now, text)
+    return _value_changed(was, now, text) if rendered.startswith("#SBATCH ") else None
+
+
+#: a shell word as the renderer writes it: quoted parts (which may hold blanks), escapes and other characters up to
+#: a blank; else any run of characters that are not blank (a quote the line does not close)
+_SHELL_WORD = re.compile(r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|\\.|[^\s'"\\])+|\S+""")
+#: what separates two words of a command as read: blanks, or a line continuation and the next line's indentation
+_GAP = r"(?:[ \t]+(?:\\\n[ \t]*)?|\\\n[ \t]+)"
+
+
+def _command_words(lines: list[str]) -> list[str]:
+    """The shell words of a command's rendered ``lines``, without the backslash that continues a line."""
+    words: list[str] = []
+    for line in lines:
+        on_line = _SHELL_WORD.findall(line)
+        words += on_line[:-1] if on_line[-1:] == ["\\"] else on_line
+    return words
+
+
+def _words_changed(before: list[str], after: list[str], source: list[str]) -> list[str] | None:
+    """``source`` (a command's lines as read) with each run of words that differs between its rendered lines
+    ``before`` and ``after`` (however the renderer wrapped them) changed where the words around it place it
+    (:func:`_run_place`), so that the lines keep their own wrapping: words changed in place, words added after the
+    word they follow (at the end of its line when it ends one), words taken out with the gap on their side of the
+    line (:func:`_taken_out`). None when words moved (taken out in one place, added in another: the new order has no
+    place in the old wrapping), when every word goes, or when a run has no one place in ``source``."""
+    old, new = _command_words(before), _command_words(after)
+    if not new:
+        return None
+    runs = [(i1, i2, new[j1:j2]) for tag, i1, i2, j1, j2
+            in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes() if tag != "equal"]
+    for k, (i1, i2, _) in enumerate(runs):
+        if any(set(old[i1:i2]) & set(words) for m, (_, _, words) in enumerate(runs) if m != k):
+            return None
+    text = "\n".join(source)
+    changes = []
+    for i1, i2, words in runs:
+        found = _run_place(old, i1, i2, text)
+        if found is None:
+            return None
+        if i1 == i2:  # words added
+            start = stop = found.start("run")
+            # found by the word before them: after it; else by the word after them (found from the place): before it
+            written = " ".join(words) + " " if start == found.start() else " " + " ".join(words)
+        elif words:
+            (start, stop), written = found.span("run"), _respaced(found, i2 - i1, words)
+        else:
+            (start, stop), written = _taken_out(found), ""
+        changes.append((start, stop, written))
+    end = len(text)
+    for start, stop, written in sorted(changes, reverse=True):  # from the end: the places before stay where found
+        if stop > end:
+            return None
+        text, end = text[:start] + written + text[stop:], start
+    return text.split("\n")
+
+
+def _run_place(old: list[str], i1: int, i2: int, text: str) -> re.Match[str] | None:
+    """Where in ``text`` the rendered words ``old[i1:i2]`` stand, as the group ``run`` (for ``i1 == i2``: the empty
+    place where words are added, right after ``old[i1 - 1]``, else right before ``old[i1]``) with the gaps around it
+    (``before``, ``after``) and each of its words (``w0``, ``w1``, …), found by the words around it: as few of them as
+    make it one place, on both sides or, where a word on one side is written otherwise in ``text`` (the renderer
+    quotes it, the script does not), on the other alone. None when no number of them does."""
+    run = _GAP.join(f"(?P<w{k}>{re.escape(word)})" for k, word in enumerate(old[i1:i2]))
+    sides = [(True, True), (True, False), (False, True)]  # which sides' words to look for; a side found nowhere goes
+    for reach in range(1, len(old) + 1):
+        for side in list(sides):
+            left = _GAP.join(map(re.escape, old[max(0, i1 - reach):i1])) if side[0] else ""
+            right = _GAP.join(map(re.escape, old[i2:i2 + reach])) if side[1] else ""
+            if not left and not right:  # no word on the sides looked at (the run begins or ends the command)
+                sides.remove(side)
+                continue
+            if run:
+                body = (f"{left}(?P<before>{_GAP})" if left else "") + f"(?P<run>{run})" + \
+                       (f"(?P<after>{_GAP}){right}" if right else "")
+            else:
+                body = f"{left}(?P<run>)" + (_GAP + right if left and right else right)
+            found = list(re.finditer(rf"(?<!\S)(?={body}(?!\S))", text))
+            if len(found) == 1:
+                return found[0]
+            if not found:
+                sides.remove(side)
+        if not sides or (i1 - reach <= 0 and i2 + reach >= len(old)):
+            return None
+    return None
+
+
+def _taken_out(found: re.Match[str]) -> tuple[int, int]:
+    """The text to take out for the words taken out that ``found`` placed: them and the gap before them, which
+    ends the line when they were its last words; the gap after them instead when the gap before breaks the line
+    and words follow on theirs (they were the first words of a continuation line), or when they begin the text."""
+    gaps = found.groupdict()
+    before, after = gaps.get("before"), gaps.get("after")
+    if after is not None and (before is None or ("\n" in before and "\n" not in after)):
+        return found.start("run"), found.end("after")
+    return found.start("before"), found.end("run")
+
+
+def _respaced(found: re.Match[str], count: int, words: list[str]) -> str:
+    """The run of ``count`` words that ``found`` placed (each word a group ``w0``, ``w1``, …; the gaps between them
+    may hold line continuations) with ``words`` in their place: a word for each word, in the same gaps; more words go
+    after the last, fewer leave out the gaps of those gone."""
+    gaps = [found.string[found.end(f"w{k}"):found.start(f"w{k + 1}")] for k in range(count - 1)]
+    n = min(len(words), count)
+    out = words[0] + "".join(gap + word for gap, word in zip(gaps[:n - 1], words[1:n]))
+    return out + (" " + " ".join(words[n:]) if len(words) > n else "")
 
 
 #: an option with its value as the renderer writes it on an #SBATCH line (--time=02:00:00)

@@ -17,6 +17,7 @@ only move these values in and out of controls.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
 import shlex
@@ -272,26 +273,30 @@ def kept_items(text: str, shown: Sequence[tuple[Any, str]], *, shell: bool = Fal
     """The items of a list control's ``text``, in order: ``(item, False)`` for a run of lines that still shows one
     of the ``shown`` ``(item, text)`` pairs (indentation aside), ``(line, True)`` for each other line with text.
 
-    With ``shell`` (a box of shell lines) a typed line that bash cannot read on its own (it ends in a continuation
-    backslash, opens a here-document or a quote) takes the lines after it until it can, as one item: a command
-    written over several lines stays one command, its lines as typed (a here-document's indentation is its text)."""
+    With ``shell`` (a box of shell lines) typed lines that make one command stay one item, their lines as typed (a
+    here-document's indentation is its text): the lines of an entry shown over several lines that the person edited
+    in place (:func:`_edited_entries`: a paragraph read from a script, such as a loop, stays one command after one of
+    its lines changes), and a typed line that bash cannot read on its own (it ends in a continuation backslash, opens
+    a here-document or a quote) with the lines after it until it can."""
     candidates: dict[str, list[tuple[Any, list[str]]]] = {}
     for item, said in sorted(shown, key=lambda pair: -pair[1].count("\n")):  # the longest entry first
         lines = [ln.strip() for ln in said.split("\n")]
         candidates.setdefault(lines[0], []).append((item, lines))
     typed = text.split("\n")
+    edited = _edited_entries(shown, typed) if shell else {}
     out: list[tuple[Any, bool]] = []
     i = 0
     while i < len(typed):
         line = typed[i].strip()
-        same = next((item_lines for item_lines in candidates.get(line, ())
-                     if [ln.strip() for ln in typed[i:i + len(item_lines[1])]] == item_lines[1]), None)
+        same = None if i in edited else next(
+            (item_lines for item_lines in candidates.get(line, ())
+             if [ln.strip() for ln in typed[i:i + len(item_lines[1])]] == item_lines[1]), None)
         if same is not None:
             out.append((same[0], False))
             i += len(same[1])
             continue
-        if line and shell and _may_go_on(line):
-            end = _command_end(typed, i)
+        if line and shell and (i in edited or _may_go_on(line)):
+            end = max(edited.get(i, 0), _command_end(typed, i))
             out.append(("\n".join([line, *(ln.rstrip() for ln in typed[i + 1:end])]), True))
             i = end
             continue
@@ -301,11 +306,50 @@ def kept_items(text: str, shown: Sequence[tuple[Any, str]], *, shell: bool = Fal
     return out
 
 
+def _edited_entries(shown: Sequence[tuple[Any, str]], typed: Sequence[str]) -> dict[int, int]:
+    """The typed lines of each entry shown over several lines that the person edited in place (changed, added or
+    took out some of its lines): the index of the first with text → the index after the last. Found by comparing the
+    box as it was filled (the entries' lines, in order) with its lines now, indentation aside: a line now takes the
+    entry of the line it stands for, a line added between two lines of one entry joins it, and lines added between
+    two entries (a new command) or in place of lines of several belong to none."""
+    if not any("\n" in said for _, said in shown):
+        return {}
+    owner = [k for k, (_, said) in enumerate(shown) for _ in said.split("\n")]
+    before = [ln.strip() for _, said in shown for ln in said.split("\n")]
+    now = [ln.strip() for ln in typed]
+    rows: dict[int, list[int]] = {}  # the typed lines of each entry
+    touched: set[int] = set()  # the entries with a line changed, added or taken out
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, now, autojunk=False).get_opcodes():
+        if tag == "equal":
+            for i, j in zip(range(i1, i2), range(j1, j2)):
+                rows.setdefault(owner[i], []).append(j)
+            continue
+        within = {owner[i] for i in range(i1, i2)}
+        if i1 == i2 and 0 < i1 < len(before) and owner[i1 - 1] == owner[i1]:
+            within = {owner[i1]}  # lines added inside an entry
+        touched |= within
+        if len(within) == 1:
+            rows.setdefault(next(iter(within)), []).extend(range(j1, j2))
+    out: dict[int, int] = {}
+    for k in touched:
+        with_text = [j for j in rows.get(k, ()) if now[j]]
+        if "\n" in shown[k][1] and with_text:
+            out[min(with_text)] = max(rows[k]) + 1
+    return out
+
+
+#: a word that opens a compound command, which bash reads up to its closing word (``for … done``, ``if … fi``,
+#: ``case … esac``), or an opening brace or parenthesis (a function's body, a subshell, ``$(``)
+_OPENS_COMPOUND = re.compile(r"\b(?:for|while|until|if|case|select)\b|[{(]")
+
+
 def _may_go_on(line: str) -> bool:
     """Whether bash may read ``line`` as the start of a command that goes on into the next lines: it ends in a
-    backslash, opens a here-document (``<<``) or holds a quote of either kind an odd number of times. Most typed lines
-    do none of these, and are read on their own without lexing them (this runs on every keystroke in a box)."""
-    return line.endswith("\\") or "<<" in line or line.count("'") % 2 == 1 or line.count('"') % 2 == 1
+    backslash, opens a here-document (``<<``) or a compound command (:data:`_OPENS_COMPOUND`), or holds a quote of
+    either kind an odd number of times. Most typed lines do none of these, and are read on their own without lexing
+    them (this runs on every keystroke in a box)."""
+    return line.endswith("\\") or "<<" in line or line.count("'") % 2 == 1 or line.count('"') % 2 == 1 \
+        or _OPENS_COMPOUND.search(line) is not None
 
 
 def _command_end(lines: Sequence[str], start: int) -> int:
