@@ -82,7 +82,7 @@ def test_each_mistake_is_reported_on_its_field(changes, field):
     dict(port_min=9000, port_max=9000),
     dict(notebook_dir="$SCRATCH/project"),
     dict(python="$HOME/miniconda3/envs/ml"),
-    dict(extra_args=("--ServerApp.shutdown_no_activity_timeout=3600", "--iptables")),
+    dict(extra_args=("--ServerApp.shutdown_no_activity_timeout=3600", "--iptables"), idle_minutes=0),
     dict(job=SlurmJob(time="01:00:00", nodes=1, gpus_per_node=1)),
     dict(container=ApptainerRun(image="img.sif", nv=True)),
     dict(container=ApptainerRun(image="img.sif", no_home=True, binds=(Bind("$HOME"),))),
@@ -218,7 +218,7 @@ def _jupyter_tail(notebook_dir: str, extras, env: dict[str, str]) -> list[str]:
 
 def test_hostile_notebook_dir_and_extra_args_reach_jupyter_exactly(tmp_path):
     extras = (HOSTILE, "--x=$(id)", "two\nlines", "--glob=*", "${SCRATCH}/s p")
-    model = job(notebook_dir=HOSTILE, extra_args=extras, python="jupyter")
+    model = job(notebook_dir=HOSTILE, extra_args=extras, python="jupyter", idle_minutes=0)
     env = _base_env(tmp_path)
     calls = run_with_stand_ins(render_jupyter_job(model), tmp_path, ["jupyter"], env=env)
     assert len(calls) == 1

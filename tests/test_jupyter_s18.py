@@ -143,7 +143,7 @@ def test_weakening_and_job_owned_settings_are_refused_with_reasons(args, shown, 
 @pytest.mark.parametrize("args", [
     ("--ServerApp.disable_check_xsrf=False",), ("--ServerApp.disable_check_xsrf", "false"),
     ("--ServerApp.allow_origin=",), ("--ServerApp.sock=",), ("--ServerApp.sock=''",),
-    ("--ServerApp.shutdown_no_activity_timeout=3600",), ("--ServerApp.allow_remote_access=True",),
+    ("--ServerApp.terminals_enabled=False",), ("--ServerApp.allow_remote_access=True",),
 ])
 def test_harmless_values_and_other_settings_are_accepted(args):
     assert JupyterJob(login_host=LOGIN, extra_args=args).problems() == []

@@ -97,23 +97,38 @@ def test_the_makefile_passes_login_host_as_the_option():
 # ------------------------------------------------------------------------------------------------
 # make lab inside a job: a private runtime folder, removed when JupyterLab ends
 # ------------------------------------------------------------------------------------------------
-FAKE_JUPYTERLAB = """#!/bin/bash
-# stands in for "python -m jupyterlab": records what it was given, then exits, or waits until SIGTERM stops it
+FAKE_JUPYTERLAB = """#!{python}
+# stands in for "python -m jupyterlab": listens on --ip/--port and writes its server file there as JupyterLab does,
+# records what it was given, then exits with FAKE_EXIT once someone connected, or waits until SIGTERM stops it
 # (FAKE_SLOW: it only notes the SIGTERM, as a JupyterLab slow to stop would)
-{{ echo "pid=$$"; echo "xdg=$XDG_RUNTIME_DIR"; echo "jupyter=$JUPYTER_RUNTIME_DIR"
-   echo "mode=$(stat -c %a "$XDG_RUNTIME_DIR" 2> /dev/null)"; }} > {record}.tmp
-touch "$JUPYTER_RUNTIME_DIR/jpserver-1.json" 2> /dev/null
-mv {record}.tmp {record}
-if [[ $FAKE_EXIT ]]; then exit "$FAKE_EXIT"; fi
-if [[ $FAKE_SLOW ]]; then
-  trap 'echo stopping >> {record}' TERM
-  (trap '' TERM; exec sleep 60) > /dev/null 2>&1 &
-else
-  trap 'kill "$sleeper" 2> /dev/null; echo stopped >> {record}; exit 0' TERM
-  sleep 60 > /dev/null 2>&1 &
-fi
-sleeper=$!
-while kill -0 "$sleeper" 2> /dev/null; do wait "$sleeper"; done
+import json, os, signal, socket, sys, time
+opts = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+server = socket.socket()
+server.bind((opts["ip"], int(opts["port"])))
+server.listen()
+record, xdg, runtime = {record!r}, os.environ.get("XDG_RUNTIME_DIR", ""), os.environ.get("JUPYTER_RUNTIME_DIR", "")
+mode = format(os.stat(xdg).st_mode & 0o777, "o") if os.path.isdir(xdg) else ""
+with open(record + ".tmp", "w") as fh:
+    fh.write(f"pid={{os.getpid()}}\\nppid={{os.getppid()}}\\nxdg={{xdg}}\\njupyter={{runtime}}\\nmode={{mode}}\\n")
+with open(os.path.join(runtime, f"jpserver-{{os.getpid()}}.json"), "w") as fh:
+    json.dump({{"port": int(opts["port"])}}, fh)
+os.rename(record + ".tmp", record)
+if "FAKE_EXIT" in os.environ:
+    server.accept()
+    sys.exit(int(os.environ["FAKE_EXIT"]))
+
+
+def note(what, then_exit):
+    def handler(*_):
+        with open(record, "a") as fh:
+            fh.write(what + "\\n")
+        if then_exit:
+            sys.exit(0)
+    return handler
+
+
+signal.signal(signal.SIGTERM, note("stopping", False) if os.environ.get("FAKE_SLOW") else note("stopped", True))
+time.sleep(60)
 """
 
 
@@ -122,7 +137,7 @@ def _fake_lab(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Pa
     processes are); returns the process and the stand-in's record file."""
     record = tmp_path / "record"
     fake = tmp_path / "fake-python"
-    fake.write_text(FAKE_JUPYTERLAB.format(record=shlex.quote(str(record))))
+    fake.write_text(FAKE_JUPYTERLAB.format(python=sys.executable, record=str(record)))
     fake.chmod(0o755)
     (tmp_path / "nb").mkdir()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MAKE"))}
@@ -167,9 +182,9 @@ def test_in_a_job_jupyterlab_gets_a_private_runtime_folder_removed_when_it_ends(
     runtime = Path(seen["xdg"])
     assert runtime.parent == tmp and seen["mode"] == "700", seen
     assert seen["jupyter"] == str(runtime / "jupyter")
-    assert seen["pid"] == str(proc.pid), "exec: Ctrl-C and signals go straight to JupyterLab"
+    assert seen["ppid"] == str(proc.pid), "JupyterLab runs as the launcher's child, which waits for it to answer"
     assert proc.returncode == 3, err
-    assert _gone(runtime, 10 * lab.WATCH_INTERVAL), "the folder is removed when JupyterLab ends"
+    assert not runtime.exists(), "the folder is removed when JupyterLab ends"
     assert "Stop JupyterLab by ending the job: scancel 4242" in out
 
 
@@ -193,20 +208,24 @@ def test_the_runtime_folder_goes_even_when_jupyterlab_is_killed(tmp_path):
     tmp.mkdir()
     proc, record = _fake_lab(tmp_path, dict(JOB, TMPDIR=str(tmp)))
     try:
-        runtime = Path(_recorded(record, proc)["xdg"])
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        assert _gone(runtime, 10 * lab.WATCH_INTERVAL)
+        seen = _recorded(record, proc)
+        runtime = Path(seen["xdg"])
+        os.kill(int(seen["pid"]), signal.SIGKILL)
+        assert proc.wait(timeout=10) == 128 + signal.SIGKILL
+        assert not runtime.exists()
     finally:
         _end(proc)
 
 
-def test_outside_slurm_the_environment_is_untouched(tmp_path):
+def test_outside_slurm_only_jupyters_runtime_folder_is_private(tmp_path):
+    """A laptop's XDG_RUNTIME_DIR is its desktop's, and stays; JupyterLab's server file goes to a private folder,
+    where the launcher knows it can only be this JupyterLab's."""
     proc, record = _fake_lab(tmp_path, {"XDG_RUNTIME_DIR": "/run/user/mine", "FAKE_EXIT": "0"})
     proc.communicate(timeout=60)
     seen = _recorded(record, proc)
-    assert seen["xdg"] == "/run/user/mine" and seen["jupyter"] == ""
-    assert seen["pid"] == str(proc.pid)
+    assert seen["xdg"] == "/run/user/mine"
+    runtime = Path(seen["jupyter"])
+    assert runtime.name == "jupyter" and runtime.parent.name.startswith("jupyter.") and not runtime.parent.exists()
 
 
 def test_a_runtime_folder_that_cannot_be_made_is_a_clear_error(tmp_path, monkeypatch):

@@ -214,7 +214,7 @@ def _jupyter_variants():
         base.replace(container=ApptainerRun(binary="singularity", cleanenv=True, image="img.sif")),
         base.replace(container=ChRun(image="/scratch/img", home=True), notebook_dir="/home/$USER"),
         base.replace(python="$HOME/miniconda3/envs/ml", extra_args=("--ServerApp.shutdown_no_activity_timeout=3600",),
-                     port_min=30000, port_max=30999, helper_python="/usr/bin/python3"),
+                     idle_minutes=0, port_min=30000, port_max=30999, helper_python="/usr/bin/python3"),
     ]
 
 

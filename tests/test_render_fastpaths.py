@@ -609,7 +609,8 @@ LAYOUT_VALUE = st.one_of(LAYOUT_TEXT, st.booleans(), st.integers(-3, 3))
 TEMPLATE_NAMES = {"job.sh.j2": ("shell", "directives", "header", "title", "version", "modules", "errexit", "nounset",
                                 "body"),
                   "jupyter.sh.j2": ("first_line", "runtime_base", "helper", "net_checker", "start", "port_min",
-                                    "port_max", "program_hint", "tunnel", "url", "local_port")}
+                                    "port_max", "program_hint", "to_node", "loopback", "tunnel", "url",
+                                    "idle_minutes", "local_port")}
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,10 +4,10 @@ The job writes its own commands (token, port, tunnel), so most of the body is th
 model holds is read from the few places it lands: the ``#SBATCH`` lines, modules, exports and set-up lines
 (what comes before the job's own commands, or before the server's start line in a script someone else
 wrote: ``conda activate`` stays), the start line in
-``jl_start`` (the container, the Jupyter program, the notebook folder, extra JupyterLab arguments), the
-tunnel line (local port, login user and host, the login node's ssh port and jump host), the port range and
-the set-up Python. A script that is not one of these jobs still gives its Slurm job, with the server
-settings at their defaults.
+``jl_start`` (the container, the Jupyter program, the notebook folder, the idle minutes, extra JupyterLab
+arguments), the tunnel line (its form, local port, login user and host, the login node's ssh port and jump
+host), the port range and the set-up Python. A script that is not one of these jobs still gives its Slurm
+job, with the server settings at their defaults.
 """
 
 from __future__ import annotations
@@ -16,13 +16,21 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, server_start
+from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, TUNNEL_TO_NODE, server_start
 from .script import ParsedScript, Step, read_script
 
 #: the tunnel the job prints: ssh -N -L LOCAL:$jl_host:$jl_port -o ExitOnForwardFailure=yes [-p SSH_PORT] [-J JUMP]
 #: USER@HOST (a job written before the -o was added has none)
 _TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L ([0-9]+):\$jl_host:\$jl_port(?: -o ExitOnForwardFailure=yes)?'
                      r'(?: -p ([0-9]+))?(?: -J ([^\s"]+))? ([^@\s"]+)@([^\s"]+)"?\s*$', re.MULTILINE)
+#: the tunnel to the node itself: ssh -N -L LOCAL:127.0.0.1:$jl_port -o ExitOnForwardFailure=yes
+#: -J [JUMP,]USER@LOGIN[:SSH_PORT] USER@$jl_node
+_NODE_TUNNEL = re.compile(r'^jl_tunnel="?ssh -N -L ([0-9]+):127\.0\.0\.1:\$jl_port -o ExitOnForwardFailure=yes '
+                          r'-J ([^\s"]+) ([^@\s"]+)@\$jl_node"?\s*$', re.MULTILINE)
+#: the login hop of that tunnel's -J: USER@HOST, USER@HOST:PORT, USER@[IPV6] or USER@[IPV6]:PORT
+_LOGIN_HOP = re.compile(r"[^@]+@(?:\[([^\]]+)\]|([^:\[\]]+))(?::([0-9]+))?")
+#: the job's idle stop on its start line (see spec.jupyter.idle_args), in seconds
+_IDLE = re.compile(r"--ServerApp\.shutdown_no_activity_timeout=([0-9]+)")
 _PORTS = re.compile(r'port "\$jl_addr" (\d+) (\d+)\)')
 _HELPER = re.compile(r"^jl_helper=\S", re.MULTILINE)
 
@@ -46,13 +54,7 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
         if words:
             program = [str(w) for w in words[:[str(w) for w in words].index("--no-browser")]]
             values.update(_settings(program, words[len(program) + 1:]))
-    tunnel = _TUNNEL.search(text)
-    if tunnel:
-        values.update(local_port=int(tunnel.group(1)), login_user=tunnel.group(4), login_host=tunnel.group(5))
-        if tunnel.group(2):
-            values["login_port"] = int(tunnel.group(2))
-        if tunnel.group(3):
-            values["jump_host"] = tunnel.group(3)
+    values.update(_tunnel(text))
     ports = _PORTS.search(text)
     if ports:
         values.update(port_min=int(ports.group(1)), port_max=int(ports.group(2)))
@@ -60,6 +62,27 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
     if helper is not None and helper.value:
         values["helper_python"] = str(helper.value)  # as the shell reads it: '/opt/My Tools/bin/python3' is one path
     return JupyterJob(**values)
+
+
+def _tunnel(text: str) -> dict[str, Any]:
+    """The tunnel's fields from the line that prints it: its form, the local port, the login user and host, the
+    login node's ssh port and the jump host; {} when the script has no such line."""
+    to_node = _NODE_TUNNEL.search(text)
+    hop = _LOGIN_HOP.fullmatch(to_node.group(2).rsplit(",", 1)[-1]) if to_node else None
+    if to_node and hop:
+        jumps = to_node.group(2).rsplit(",", 1)
+        out = {"tunnel": TUNNEL_TO_NODE, "local_port": int(to_node.group(1)), "login_user": to_node.group(3),
+               "login_host": hop.group(1) or hop.group(2), "jump_host": jumps[0] if len(jumps) > 1 else ""}
+        return out | ({"login_port": int(hop.group(3))} if hop.group(3) else {})
+    tunnel = _TUNNEL.search(text)
+    if not tunnel:
+        return {}
+    out = {"local_port": int(tunnel.group(1)), "login_user": tunnel.group(4), "login_host": tunnel.group(5)}
+    if tunnel.group(2):
+        out["login_port"] = int(tunnel.group(2))
+    if tunnel.group(3):
+        out["jump_host"] = tunnel.group(3)
+    return out
 
 
 def _job(parsed: ParsedScript, text: str, path: str) -> Any:
@@ -182,7 +205,9 @@ _ENV_JUPYTER = re.compile(r"(.+)/bin/jupyter")
 
 
 def _settings(program: list[str], rest: list[Any]) -> dict[str, Any]:
-    """The Jupyter program, the notebook folder and the extra arguments from the start line's words."""
+    """The Jupyter program, the notebook folder, the idle minutes and the extra arguments from the start line's
+    words. The job's own settings stand before ``ALLOW_ROOT``, the person's extra arguments after it; a start line
+    without it (a server someone else wrote) keeps the defaults."""
     out: dict[str, Any] = {}
     if program:
         # jupyter [lab], jupyter-lab, python -m jupyterlab: the first word; ENV/bin/jupyter lab: the environment
@@ -194,6 +219,8 @@ def _settings(program: list[str], rest: list[Any]) -> dict[str, Any]:
             out["notebook_dir"] = str(w).split("=", 1)[1]
     if extra_at is not None:
         out["extra_args"] = tuple(str(w) for w in rest[extra_at + 1:])
+        idle = [m for w in rest[:extra_at] if (m := _IDLE.fullmatch(str(w)))]
+        out["idle_minutes"] = -(-int(idle[-1].group(1)) // 60) if idle else 0  # (a job written before it had none)
     return out
 
 

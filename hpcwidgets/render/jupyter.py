@@ -14,15 +14,19 @@ At run time, on the node, the script:
   the owner can read, never through the command line, which ``ps`` shows to every user of the node;
 * picks one address of the node that the login node can reach (the node's name when it resolves to a
   non-loopback address, else the default route's address or the first of ``hostname -I``; ``0.0.0.0``
-  only when there is none), and JupyterLab listens on exactly that address (``--ip=ADDRESS``);
+  only when there is none), and JupyterLab listens on exactly that address (``--ip=ADDRESS``); with the
+  tunnel to the node itself (``tunnel = "node"``) the tunnel ends on the node, so JupyterLab listens on
+  ``127.0.0.1`` only;
 * picks a free port from ``port_min..port_max`` by binding a socket to that same address, and starts
   JupyterLab in the background with ``--ServerApp.port_retries=0``;
 * waits until JupyterLab has written its server file for that port and the port accepts connections;
   when another program took the port in between (JupyterLab stops), it picks another port, up to 3 tries;
-* only then prints ``ssh -N -L LOCAL:ADDRESS:PORT -o ExitOnForwardFailure=yes …`` (with ``-p`` and ``-J`` when
-  the login node needs them) and the URL, saying that these are the lines to use (JupyterLab's own log lines
-  name the node's address and 127.0.0.1, which the laptop cannot open) and what to do when the laptop's port
-  is taken.
+* only then prints the tunnel (:func:`tunnel_command`) and the URL, saying that these are the lines to use
+  (JupyterLab's own log lines name the node's address and 127.0.0.1, which the laptop cannot open) and what
+  to do when the laptop's port is taken, and after how many idle minutes JupyterLab stops itself
+  (:func:`~hpcwidgets.spec.jupyter.idle_args`);
+* ends when JupyterLab ends (scancel, the time limit, its File menu's Shut Down, or the idle stop), removing
+  the runtime folder.
 
 The body is the template ``templates/jupyter.sh.j2`` around values quoted by the contract in
 :mod:`hpcwidgets.render.quote`; the whole script is assembled by :func:`~hpcwidgets.render.script.render_script`.
@@ -39,7 +43,7 @@ from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun, env_prefix
 from ..spec.charliecloud import ChRun
 from ..spec.common import Bind
-from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, JupyterJob
+from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, TUNNEL_TO_NODE, JupyterJob, idle_args
 from .command import command_line, wrap
 from .quote import assignment, quote
 from .script import Block, fill_template, render_script
@@ -51,18 +55,31 @@ ADDRESS = "$jl_addr"
 HOST = "$jl_host"
 PORT = "$jl_port"
 TOKEN = "$jl_token"
+#: where JupyterLab listens when the tunnel ends on the node itself (ssh -J LOGIN … NODE): its loopback, which only
+#: the node reaches
+LOOPBACK = "127.0.0.1"
 #: where the private runtime folder is made: the node-local temporary folder, which ch-run also shows at /tmp
 RUNTIME_BASE = "${TMPDIR:-/tmp}"
 
 
-def tunnel_command(node: str, port: int | str, login_host: str, user: str, local_port: int | str = 8888, *,
-                   login_port: int | None = None, jump_host: str = "") -> str:
-    """``ssh -N -L LOCAL:NODE:PORT -o ExitOnForwardFailure=yes [-p SSH_PORT] [-J JUMP] USER@LOGIN``: run on the
-    laptop, forwards ``localhost:LOCAL`` to the node. ``ExitOnForwardFailure`` makes ssh stop with an error when
-    LOCAL is taken on the laptop; by default it keeps running without the forward, and the browser reaches
-    whatever holds LOCAL (often a Jupyter of the laptop's own). ``-p`` and ``-J`` appear only when set, for sites
-    whose login node listens on another port or is reached through a gateway."""
-    words = ["ssh", "-N", "-L", f"{local_port}:{node}:{port}", "-o", "ExitOnForwardFailure=yes"]
+def tunnel_command(host: str, port: int | str, login_host: str, user: str, local_port: int | str = 8888, *,
+                   login_port: int | None = None, jump_host: str = "", node: str = "") -> str:
+    """The ssh command to run on the laptop: it forwards ``localhost:LOCAL`` there to ``host:port``, where JupyterLab
+    listens.
+
+    Without ``node``: ``ssh -N -L LOCAL:HOST:PORT -o ExitOnForwardFailure=yes [-p SSH_PORT] [-J JUMP] USER@LOGIN``,
+    the login node connecting to the node's address ``host``. With ``node``: ``ssh -N -L LOCAL:HOST:PORT -o
+    ExitOnForwardFailure=yes -J [JUMP,]USER@LOGIN[:SSH_PORT] USER@NODE``, an ssh session on the compute node itself
+    (which the login node reaches by name), ``host`` being the node's loopback; for sites whose login nodes cannot
+    reach compute nodes' ports but let you ssh to a node running your job. ``ExitOnForwardFailure`` makes ssh stop
+    with an error when LOCAL is taken on the laptop; by default it keeps running without the forward, and the
+    browser reaches whatever holds LOCAL (often a Jupyter of the laptop's own). ``-p`` and ``-J`` appear only when
+    set, for sites whose login node listens on another port or is reached through a gateway."""
+    words = ["ssh", "-N", "-L", f"{local_port}:{host}:{port}", "-o", "ExitOnForwardFailure=yes"]
+    if node:
+        login = f"[{login_host}]" if ":" in login_host else login_host  # ssh -J reads a bare IPv6's colons as a port
+        hop = f"{user}@{login}" + (f":{int(login_port)}" if login_port is not None else "")
+        return " ".join(words + ["-J", ",".join(filter(None, (jump_host, hop))), f"{user}@{node}"])
     if login_port is not None:
         words += ["-p", str(int(login_port))]
     if jump_host:
@@ -94,7 +111,8 @@ def jupyter_program(python: str) -> list[str]:
 def jupyter_words(j: JupyterJob) -> list[str]:
     """The JupyterLab argument vector with the run-time values as ``$jl_…`` references."""
     return [*jupyter_program(j.python), "--no-browser", f"--ip={ADDRESS}", f"--port={PORT}",
-            "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir(j)}", ALLOW_ROOT, *j.extra_args]
+            "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir(j)}", *idle_args(j.idle_minutes),
+            ALLOW_ROOT, *j.extra_args]
 
 
 #: $HOME or ${HOME} at the start of a path
@@ -159,6 +177,7 @@ def start_command(j: JupyterJob) -> str:
 
 def jupyter_block(j: JupyterJob) -> str:
     """The script body (everything after the prologue) as shell text."""
+    to_node = j.tunnel == TUNNEL_TO_NODE
     return fill_template(
         "jupyter.sh.j2",
         first_line=FIRST_LINE,
@@ -167,8 +186,12 @@ def jupyter_block(j: JupyterJob) -> str:
         port_min=int(j.port_min),
         port_max=int(j.port_max),
         local_port=int(j.local_port),
-        tunnel=quote(tunnel_command(HOST, PORT, j.login_host, j.login_user, int(j.local_port),
-                                    login_port=j.login_port, jump_host=j.jump_host)),
+        to_node=to_node,
+        loopback=LOOPBACK,
+        tunnel=quote(tunnel_command(LOOPBACK if to_node else HOST, PORT, j.login_host, j.login_user,
+                                    int(j.local_port), login_port=j.login_port, jump_host=j.jump_host,
+                                    node=NODE if to_node else "")),
+        idle_minutes=int(j.idle_minutes),
         url=quote(lab_url(int(j.local_port), TOKEN)),
         # indented here, not with Jinja's indent filter: that splits lines at U+0085 and U+2028 as well,
         # which may sit inside a quoted value

@@ -1,29 +1,37 @@
 """``make lab``: start JupyterLab on the lessons with a random token on a free port.
 
     python -m hpcwidgets.run.lab [--notebook-dir notebooks] [--port P] [--profile NAME] [--login-host HOST]
-                                 [--login-port SSH_PORT] [--jump-host JUMP]
+                                 [--login-port SSH_PORT] [--jump-host JUMP] [--tunnel login|node]
 
 Outside Slurm the server listens on 127.0.0.1 only. Inside a Slurm job (``SLURM_JOB_ID`` is set) it
 listens on the node's name and also prints the SSH tunnel command for the login host (from
 ``--login-host`` with ``--login-port`` and ``--jump-host``, else from the cluster profile's ``login_host``,
-``login_port`` and ``jump_host``: one way in, so they are never mixed). The token is made with :mod:`secrets` and handed to
-JupyterLab through ``JUPYTER_TOKEN`` (environment variables are private to their owner; a command
-line is visible to every user of the machine). When stdout or stderr is a file (the log of a batch
-job), it is made private before the token is printed. ``port_retries=0``: if the port were taken, JupyterLab
-stops instead of moving to another port than the one printed.
+``login_port`` and ``jump_host``: one way in, so they are never mixed). ``--tunnel node`` (or
+``HPCW_TUNNEL=node``) prints the tunnel's other form, an ssh session on the node itself through the login
+host (``ssh -J``), for sites whose login nodes cannot reach compute nodes' ports; the server then listens
+on the node's loopback only. The token is made with :mod:`secrets` and handed to JupyterLab through
+``JUPYTER_TOKEN`` (environment variables are private to their owner; a command line is visible to every
+user of the machine). When stdout or stderr is a file (the log of a batch job), it is made private before
+the token is printed.
 
 Options cannot be given through make, so the Makefile passes the make variable ``LOGIN_HOST`` as
-``--login-host`` (``make lab LOGIN_HOST=HOST``); inside a job without a login host, the advice printed
-names that form when make started this (make marks the commands it runs with ``MAKELEVEL``). In a batch
-job there is no terminal to press Ctrl-C in, so the stop advice is ``scancel JOBID`` there.
+``--login-host`` (``make lab LOGIN_HOST=HOST``); a variable set on make's command line reaches this
+program's environment too (``make lab LOGIN_HOST=HOST HPCW_TUNNEL=node``). Inside a job without a login
+host, the advice printed names that form when make started this (make marks the commands it runs with
+``MAKELEVEL``). In a batch job there is no terminal to press Ctrl-C in, so the stop advice is
+``scancel JOBID`` there.
 
-The address is printed before JupyterLab starts; then this process becomes JupyterLab (``exec``),
-so Ctrl-C and signals go straight to it. Inside a job JupyterLab gets a private runtime folder, as the
-generated Jupyter job gives it (``mktemp -d`` under ``$TMPDIR``, mode 0700, named by ``XDG_RUNTIME_DIR``
-and ``JUPYTER_RUNTIME_DIR``): the default, ``~/.local/share/jupyter/runtime``, is in the home folder, and
-a full home stops JupyterLab at start ("Disk quota exceeded", lesson 11's table). A small helper process
-removes the folder when JupyterLab ends, and at once on scancel or the time limit (see
-:func:`remove_when_done`).
+The port is found free, then JupyterLab starts on it with ``port_retries=0`` (it stops rather than move to
+a port other than the one printed); another program can take the port in between. So this process starts
+JupyterLab as its child and prints the address only once JupyterLab has written its server file for that
+port and answers there; when it stopped because the port was taken, it starts it again on another port, up
+to :data:`START_TRIES` times (the generated Jupyter job does the same). A port given with ``--port`` is
+never changed. JupyterLab gets a private runtime folder (``mktemp -d`` under ``$TMPDIR``, mode 0700, named
+by ``JUPYTER_RUNTIME_DIR``, and inside a job by ``XDG_RUNTIME_DIR`` too, as the generated Jupyter job
+gives it): its server file there can only be this JupyterLab's, and inside a job the default,
+``~/.local/share/jupyter/runtime``, is in the home folder, where a full home stops JupyterLab at start
+("Disk quota exceeded", lesson 11's table). The folder is removed when JupyterLab ends, and at once on
+scancel or the time limit (see :class:`Supervisor`).
 """
 
 from __future__ import annotations
@@ -36,23 +44,28 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..errors import HpcWidgetsError
-from ..render.jupyter import lab_url, tunnel_command
-from ..spec.jupyter import JupyterJob
+from ..render.jupyter import LOOPBACK, lab_url, tunnel_command
+from ..spec.jupyter import TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE, JupyterJob
 from ..spec.ssh import jump_host_problem, login_host_problem
 from . import netcheck
 
-LOCALHOST = "127.0.0.1"
+LOCALHOST = LOOPBACK
 PREFERRED_PORT = 8888
-#: how often, in seconds, the helper that removes JupyterLab's runtime folder in a job looks whether it has ended
-WATCH_INTERVAL = 1.0
+#: how many ports are tried when another program takes the chosen one before JupyterLab listens on it
+START_TRIES = 3
+#: seconds to wait for JupyterLab to answer; a large environment on a shared file system can take minutes to load
+START_TIMEOUT = 300.0
+#: how often, in seconds, the start is checked on
+POLL_INTERVAL = 0.2
 
 
 class LabError(HpcWidgetsError):
@@ -176,18 +189,23 @@ def option_login(args: argparse.Namespace) -> tuple[str, int | None, str]:
 
 @dataclass(frozen=True)
 class LabPlan:
-    """Everything decided before JupyterLab starts: what to run and what to tell the person."""
+    """Everything decided before JupyterLab starts: what to run, where it will answer, and what to tell the
+    person once it does."""
 
     argv: list[str]
     env: dict[str, str] = field(repr=False)
     url: str = field(repr=False)
     lines: list[str] = field(repr=False)
+    address: str = LOCALHOST
+    port: int = 0
 
 
 def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None = None,
-         is_root: bool | None = None, terminal: bool | None = None) -> LabPlan:
+         is_root: bool | None = None, terminal: bool | None = None,
+         preferred: int | None = PREFERRED_PORT) -> LabPlan:
     """Decide host, port and messages from the parsed options and the environment (``terminal``: whether
-    someone can press Ctrl-C, by default whether stdin is a terminal)."""
+    someone can press Ctrl-C, by default whether stdin is a terminal; ``preferred``: the port taken when it is
+    free and ``--port`` names none, None for any free port)."""
     folder = Path(args.notebook_dir).expanduser()
     if not folder.is_dir():
         raise LabError(f"notebook directory {str(folder)!r} does not exist; pass an existing folder with --notebook-dir")
@@ -195,8 +213,10 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
     token = token or make_token()
     root = (os.geteuid() == 0) if is_root is None else is_root
     slurm = in_slurm(env)
+    to_node = slurm and args.tunnel == TUNNEL_TO_NODE
     node = node_name(env) if slurm else LOCALHOST
-    ip = netcheck.address(node) if slurm else LOCALHOST  # the node's name may mean 127.0.1.1 on the node itself
+    # the node's name may mean 127.0.1.1 on the node itself; a tunnel to the node itself ends at its loopback
+    ip = netcheck.address(node) if slurm and not to_node else LOCALHOST
     if args.port:
         try:
             taken = not netcheck.free(ip, args.port)
@@ -207,7 +227,7 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
                            "out to get a free one")
         port = args.port
     else:
-        port = free_port()
+        port = free_port(preferred)
     argv = lab_argv(str(folder), port, ip, allow_root=root, python=args.python)
     lines = [f"JupyterLab for {folder}"]
     if slurm:
@@ -224,7 +244,7 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
         if login:
             lines += ["1. On your own computer, open the tunnel and leave it running:",
                       "   " + tunnel_command(host, port, login, user, args.local_port, login_port=ssh_port,
-                                             jump_host=jump),
+                                             jump_host=jump, node=node if to_node else ""),
                       "2. Then open this address in your browser:", "   " + url]
         else:
             lines += no_login_advice(args.profile, env) + ["The address, once tunnelled:", "   " + url]
@@ -232,7 +252,7 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
         url = f"http://{LOCALHOST}:{port}/lab?token={token}"
         lines += ["Open this address in your browser:", "   " + url]
     lines.append(stop_advice(env, sys.stdin.isatty() if terminal is None else terminal))
-    return LabPlan(argv, lab_env(token, env), url, lines)
+    return LabPlan(argv, lab_env(token, env), url, lines, ip, port)
 
 
 def no_login_advice(profile: str, env: Mapping[str, str]) -> list[str]:
@@ -272,39 +292,100 @@ def private_runtime(env: Mapping[str, str]) -> Path:
 
 
 def runtime_env(env: Mapping[str, str], runtime: Path) -> dict[str, str]:
-    """``env`` pointing JupyterLab and its kernels at ``runtime`` (an ``XDG_RUNTIME_DIR`` sbatch copied from
-    the login node often names a folder that does not exist on the compute node)."""
-    return dict(env, XDG_RUNTIME_DIR=str(runtime), JUPYTER_RUNTIME_DIR=str(runtime / "jupyter"))
+    """``env`` pointing JupyterLab and its kernels at ``runtime``. Inside a job ``XDG_RUNTIME_DIR`` too (one sbatch
+    copied from the login node often names a folder that does not exist on the compute node); a laptop's own is
+    left alone."""
+    out = dict(env, JUPYTER_RUNTIME_DIR=str(runtime / "jupyter"))
+    if in_slurm(env):
+        out["XDG_RUNTIME_DIR"] = str(runtime)
+    return out
 
 
-def remove_when_done(runtime: Path) -> None:
-    """Start a helper process that removes ``runtime`` once this process, which is about to become JupyterLab
-    (``exec``), has ended, however it ends (even by SIGKILL).
+class Supervisor:
+    """JupyterLab as this process's child: started, watched until it answers, and waited for.
 
-    Slurm sends SIGTERM to every process of the job on scancel or at the time limit, and SIGKILL a few
-    seconds later: the helper removes the folder at once on SIGTERM, not after JupyterLab has stopped.
-    It ignores Ctrl-C and hang-ups, which a terminal sends it too: JupyterLab decides on those, and the
-    helper follows when JupyterLab ends."""
-    lab_pid = os.getpid()
-    if os.fork():
-        return
-    try:  # the helper: it never returns into the caller's code
-        def remove_now(_signum: int, _frame: object) -> None:
-            shutil.rmtree(runtime, ignore_errors=True)
-            os._exit(0)
+    Signals while it runs: SIGTERM (scancel, the time limit: Slurm sends it to every process of the job, and
+    SIGKILL a few seconds later) removes the runtime folder at once and is passed on; SIGHUP is passed on;
+    Ctrl-C is left to JupyterLab, which the terminal sends it to as well and which asks whether to stop."""
 
-        signal.signal(signal.SIGTERM, remove_now)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        quiet = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):  # never keep the job's log or a caller's pipe open
-            os.dup2(quiet, fd)
-        os.close(quiet)
-        while os.getppid() == lab_pid:  # an ended parent leaves its children to another process
-            time.sleep(WATCH_INTERVAL)
-        shutil.rmtree(runtime, ignore_errors=True)
-    finally:
-        os._exit(0)
+    def __init__(self, runtime: Path) -> None:
+        self.runtime = runtime
+        self.child: subprocess.Popen[Any] | None = None
+        self.stopping = False  # a SIGTERM came: no new start
+
+    def __enter__(self) -> "Supervisor":
+        self._saved = {sig: signal.signal(sig, handler) for sig, handler in (
+            (signal.SIGTERM, self._terminate), (signal.SIGHUP, self._pass_on), (signal.SIGINT, self._leave))}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(self.runtime, ignore_errors=True)
+
+    def _terminate(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+        shutil.rmtree(self.runtime, ignore_errors=True)
+        self._pass_on(signum, _frame)
+
+    def _pass_on(self, signum: int, _frame: object) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signum)
+
+    def _leave(self, _signum: int, _frame: object) -> None:
+        """(a handler, not SIG_IGN: an ignored signal would stay ignored in JupyterLab)"""
+
+    def start(self, p: LabPlan) -> bool:
+        """Start JupyterLab as ``p`` says; True once it answers on its port, False when it stopped first (its
+        status is then in ``self.child.returncode``). Raises LabError when it gives no answer in time."""
+        try:
+            self.child = subprocess.Popen(p.argv, env=runtime_env(p.env, self.runtime))
+        except OSError as exc:
+            raise LabError(f"cannot start {p.argv[0]}: {exc.strerror or exc}; give a Python that has JupyterLab "
+                           "with --python") from None
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.child.poll() is None:
+            if netcheck.answers(p.address, p.port, str(self.runtime / "jupyter")):
+                return True
+            if time.monotonic() > deadline:
+                self.child.terminate()
+                self.child.wait()
+                raise LabError(f"JupyterLab did not answer on port {p.port} within {START_TIMEOUT:.0f} seconds; "
+                               "read its messages above")
+            time.sleep(POLL_INTERVAL)
+        return False
+
+    def wait(self) -> int:
+        """JupyterLab's exit status once it has ended (128 + N when signal N ended it, as a shell says)."""
+        status = self.child.wait() if self.child is not None else 0
+        return 128 - status if status < 0 else status
+
+
+def serve(args: argparse.Namespace, env: Mapping[str, str], runtime: Path) -> int:
+    """Start JupyterLab, print how to reach it once it answers, and wait until it ends; returns its exit status.
+    When another program took the port first, try another (never one given with --port)."""
+    token = make_token()
+    preferred: int | None = PREFERRED_PORT
+    with Supervisor(runtime) as lab:
+        for attempt in range(1, START_TRIES + 1):
+            p = plan(args, env, token=token, preferred=preferred)
+            if lab.start(p):
+                print("\n".join(p.lines), flush=True)
+                return lab.wait()
+            status = lab.wait()
+            if status == 0 or lab.stopping or netcheck.free(p.address, p.port):
+                break  # it ended for a reason of its own
+            if args.port:
+                raise LabError(f"another program took port {p.port} as JupyterLab started; choose another with "
+                               "--port, or leave --port out to get a free one")
+            if attempt < START_TRIES:
+                print(f"Another program took port {p.port} before JupyterLab could use it; trying another port.",
+                      file=sys.stderr, flush=True)
+                preferred = None  # any free port the system picks, not 8888 again
+        if status != 0 and not lab.stopping:
+            print(f"error: JupyterLab stopped with exit status {status} before it answered; read its messages "
+                  "above", file=sys.stderr)
+        return status
 
 
 def parser() -> argparse.ArgumentParser:
@@ -322,6 +403,11 @@ def parser() -> argparse.ArgumentParser:
                    help="the login host's ssh port when it is not 22 (with --login-host)")
     p.add_argument("--jump-host", default="",
                    help="host ssh goes through to reach the login host, as ssh -J takes it (with --login-host)")
+    p.add_argument("--tunnel", default=os.environ.get("HPCW_TUNNEL") or TUNNEL_THROUGH_LOGIN,
+                   choices=(TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE),
+                   help="the tunnel's form inside a job: login, ssh to the login host, which forwards to the node; "
+                        "node, ssh to the node itself through the login host (ssh -J), where login nodes cannot "
+                        "reach compute nodes' ports (default: $HPCW_TUNNEL, else login)")
     p.add_argument("--local-port", type=int, default=PREFERRED_PORT,
                    help="port on your own computer for the tunnel (default: 8888)")
     p.add_argument("--python", default=sys.executable, help="the Python that has JupyterLab (default: this one)")
@@ -334,37 +420,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.port and not 0 < args.port < 65536:
         print(f"error: --port {args.port} is not a port number (1-65535)", file=sys.stderr)
         return 2
+    if args.tunnel not in (TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE):  # (argparse does not check a default)
+        print(f"error: HPCW_TUNNEL={args.tunnel!r} is not a tunnel form; set it to {TUNNEL_THROUGH_LOGIN} or "
+              f"{TUNNEL_TO_NODE}, or unset it", file=sys.stderr)
+        return 2
     if args.python == sys.executable and importlib.util.find_spec("jupyterlab") is None:
         print("error: JupyterLab is not installed in this Python; run 'make venv' (or pip install jupyterlab)",
               file=sys.stderr)
         return 2
     try:
         p = plan(args, os.environ)
-    except HpcWidgetsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.dry_run:
-        print(" ".join(p.argv))
-        return 0
-    try:
+        if args.dry_run:
+            print(" ".join(p.argv))
+            return 0
         make_output_private()  # before the token is printed
-        runtime = private_runtime(os.environ) if in_slurm(os.environ) else None
+        return serve(args, os.environ, private_runtime(os.environ))
     except HpcWidgetsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("\n".join(p.lines), flush=True)
-    sys.stderr.flush()
-    env = p.env
-    if runtime is not None:
-        env = runtime_env(p.env, runtime)
-        remove_when_done(runtime)
-    try:
-        os.execvpe(p.argv[0], p.argv, env)
-    except OSError as exc:  # the helper sees this process end and removes the runtime folder
-        print(f"error: cannot start {p.argv[0]}: {exc.strerror or exc}; give a Python that has JupyterLab with "
-              "--python", file=sys.stderr)
-        return 2
-    return 0  # not reached: exec replaces this process
 
 
 if __name__ == "__main__":

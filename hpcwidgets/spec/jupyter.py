@@ -4,7 +4,8 @@ The job script (see :func:`hpcwidgets.render.jupyter.render_jupyter_job`) picks 
 node and makes a random token when it runs, then prints the SSH tunnel command and the URL to the
 job log. This model holds only what a person chooses: resources, the container (if any), the
 notebook directory, the login host and user for the tunnel (with the login node's ssh port and a jump
-host where the site needs them), the port range and the local port.
+host where the site needs them), where the tunnel ends (the login node, or the compute node itself),
+the port range, the local port, and how many idle minutes stop the server.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ from .units import format_time, parse_time
 RUNTIME = "$jl_runtime"
 #: the start line's word that adds --allow-root when the job runs as root (CI); empty otherwise, safe under set -u
 ALLOW_ROOT = Verbatim('${jl_extra[@]+"${jl_extra[@]}"}')
+
+#: the tunnel's forms: ssh to the login node, which forwards to the node's port; or ssh to the compute node itself
+#: with the login node as a jump host, for sites whose login nodes cannot reach compute nodes' ports but let you ssh
+#: to a node where you have a job (pam_slurm_adopt)
+TUNNEL_THROUGH_LOGIN = "login"
+TUNNEL_TO_NODE = "node"
+
+#: how often, in seconds, JupyterLab looks for idle kernels and terminals (its default, 300, would add up to five
+#: minutes to every idle limit)
+CULL_INTERVAL = 60
 
 #: the first line of the job's own commands: a script read back keeps what comes before it as set-up lines
 FIRST_LINE = "# --- Private files: only you can read what this job writes (its log will hold the token) ---"
@@ -62,20 +73,47 @@ _UNSAFE_SETTINGS = {
 _UNSAFE_ARGS = {f"--{app}.{trait}": rule for trait, rule in _UNSAFE_SETTINGS.items()
                 for app in ("ServerApp", "NotebookApp")}
 
+_IDLE = "the job sets it from idle_minutes (0 turns the idle stop off, and then this option is yours to set)"
+#: the settings idle_minutes makes (the server's own idle stop, and shutting idle kernels and terminals down)
+IDLE_ARGS = {f"--{name}": _IDLE for name in (
+    "ServerApp.shutdown_no_activity_timeout", "NotebookApp.shutdown_no_activity_timeout",
+    "MappingKernelManager.cull_idle_timeout", "MappingKernelManager.cull_interval",
+    "MappingKernelManager.cull_connected", "TerminalManager.cull_inactive_timeout", "TerminalManager.cull_interval")}
+
+
+def idle_args(minutes: int) -> list[str]:
+    """JupyterLab's settings that stop it after ``minutes`` without use (none for 0).
+
+    The server stops itself once it has had no kernels and no activity for that long
+    (``ServerApp.shutdown_no_activity_timeout``); a kernel counts as activity while it runs, so kernels idle for
+    that long are shut down first (``MappingKernelManager.cull_idle_timeout``), also when a browser tab is still
+    connected to them (``cull_connected``: a laptop left open would otherwise keep the node forever), but never
+    one running code (``cull_busy`` stays off). Terminals likewise (``TerminalManager.cull_inactive_timeout``).
+    Shutting a kernel down is activity too, so an unused server with an idle kernel stops after up to twice
+    ``minutes``."""
+    if not minutes:
+        return []
+    seconds = int(minutes) * 60
+    return [f"--ServerApp.shutdown_no_activity_timeout={seconds}",
+            f"--MappingKernelManager.cull_idle_timeout={seconds}",
+            f"--MappingKernelManager.cull_interval={CULL_INTERVAL}", "--MappingKernelManager.cull_connected=True",
+            f"--TerminalManager.cull_inactive_timeout={seconds}", f"--TerminalManager.cull_interval={CULL_INTERVAL}"]
+
 #: Apptainer options that run the container in a network namespace of its own (--network and --network-args
 #: only configure the one --net makes; --netns-path joins an existing one)
 _OWN_NETWORK = ("-n", "--net", "--network", "--network-args", "--netns-path")
 
 
-def _extra_arg_problems(args: tuple[str, ...]) -> list[str]:
+def _extra_arg_problems(args: tuple[str, ...], reserved: dict[str, str] = RESERVED_ARGS) -> list[str]:
     """Why each of JupyterLab's extra arguments ``args`` cannot be used in the job: the settings the job makes
-    itself, and those that weaken the server (unless given their harmless default, e.g.
-    ``--ServerApp.disable_check_xsrf=False``). A setting's value may follow as the next word, as traitlets reads it."""
+    itself (``reserved``: the option and what the job does instead), and those that weaken the server (unless given
+    their harmless default, e.g. ``--ServerApp.disable_check_xsrf=False``). A setting's value may follow as the next
+    word, as traitlets reads it."""
     out = []
     for i, arg in enumerate(args):
         key, eq, value = arg.partition("=")
-        if key in RESERVED_ARGS:
-            out.append(f"remove {arg!r}: {RESERVED_ARGS[key]}")
+        if key in reserved:
+            out.append(f"remove {arg!r}: {reserved[key]}")
         elif key in _UNSAFE_ARGS:
             if not eq and i + 1 < len(args) and not args[i + 1].startswith("-"):
                 value, arg = args[i + 1], f"{arg} {args[i + 1]}"
@@ -170,8 +208,20 @@ class JupyterJob(Spec):
                            "interpreter (python -m jupyterlab), or an environment directory holding bin/jupyter.")
     helper_python: str = opt("python3", label="Python for set-up", role="internal", advanced=True,
                              help="Any Python 3 on the node (outside the container); makes the token and finds a free port.")
+    tunnel: str = opt(TUNNEL_THROUGH_LOGIN, label="Tunnel to", role="internal",
+                      choices=(TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE),
+                      help="login: ssh to the login host, which forwards to the node's port (ssh -L "
+                           "LOCAL:NODE:PORT LOGIN). node: ssh to the compute node itself through the login host "
+                           "(ssh -J LOGIN -L LOCAL:127.0.0.1:PORT NODE), for sites whose login nodes cannot reach "
+                           "compute nodes' ports but let you ssh to a node running your job; JupyterLab then "
+                           "listens on the node's loopback only.")
+    idle_minutes: int = opt(60, label="Stop after idle minutes", role="internal", minimum=0,
+                            help="JupyterLab stops itself, and the job ends, after this many minutes without use, "
+                                 "so a closed laptop does not hold the node until the time limit: kernels and "
+                                 "terminals idle this long are shut down first (a kernel running code never is). "
+                                 "0: never.")
     extra_args: tuple[str, ...] = opt((), label="Extra JupyterLab arguments", role="internal", advanced=True,
-                                      help="Further options for jupyter lab, e.g. --ServerApp.shutdown_no_activity_timeout=3600.")
+                                      help="Further options for jupyter lab, e.g. --ServerApp.terminals_enabled=False.")
 
     @classmethod
     def for_profile(cls, profile: Any, **changes: Any) -> "JupyterJob":
@@ -238,7 +288,8 @@ class JupyterJob(Spec):
                 out.append(Problem(name, f"'~' is not expanded here; write $HOME{value[1:]} instead"))
         if isinstance(self.extra_args, tuple):
             args = tuple(a for a in self.extra_args if isinstance(a, str))
-            out += [Problem("extra_args", message) for message in _extra_arg_problems(args)]
+            reserved = {**RESERVED_ARGS, **IDLE_ARGS} if self.idle_minutes else RESERVED_ARGS
+            out += [Problem("extra_args", message) for message in _extra_arg_problems(args, reserved)]
         out += self._job_checks()
         out += self._container_checks()
         return out

@@ -175,6 +175,12 @@ jl_start() {
       "--port=$jl_port" \
       --ServerApp.port_retries=0 \
       "--notebook-dir=$HOME" \
+      --ServerApp.shutdown_no_activity_timeout=3600 \
+      --MappingKernelManager.cull_idle_timeout=3600 \
+      --MappingKernelManager.cull_interval=60 \
+      --MappingKernelManager.cull_connected=True \
+      --TerminalManager.cull_inactive_timeout=3600 \
+      --TerminalManager.cull_interval=60 \
       ${jl_extra[@]+"${jl_extra[@]}"} &
   jl_pid=$!
   umask 077
@@ -242,11 +248,17 @@ printf '%s\n' \
   "If ssh stops at once with 'Address already in use', port 8888 is taken on your computer (often by a" \
   "Jupyter of its own): replace 8888 in both lines by another number from 1024 to 65535." \
   "The token is also in $jl_token_file while the job runs. Stop the server with: scancel ${SLURM_JOB_ID:-JOBID}"
+printf '%s\n' \
+  "JupyterLab stops itself, and this job ends, after 60 idle minutes: kernels and terminals unused for" \
+  "60 minutes are shut down (a kernel running code never is), then the server once it has had none" \
+  "and no other use for 60 minutes. Save your work before you leave it."
 
 jl_status=0
 wait "$jl_pid" || jl_status=$?
 jl_pid=""
 if [[ $jl_status -ne 0 ]]; then
   echo "error: JupyterLab stopped with exit status $jl_status, so the tunnel printed above leads nowhere now" >&2
+else
+  echo "JupyterLab has stopped (shut down from its menu, or after 60 idle minutes); the job ends."
 fi
 exit "$jl_status"
