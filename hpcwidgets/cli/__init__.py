@@ -492,10 +492,11 @@ def profile_base(cls: Any, profile: Any) -> Any:
 
 
 def _run_model_command(args: argparse.Namespace) -> int:
-    from ._options import apply_sets, given_paths, model_from_args, trailing_words
+    from ._options import apply_sets, given_paths, model_from_args, operands_past_sets, trailing_words
     from ..spec.workflow import Workflow, followed, gpu_vendor_of
     cmd: ModelCommand = args.model_command
     cls = cmd.cls()
+    args = operands_past_sets(cls, args, set(cmd.fixed) | cmd.skip)
     misplaced, swallowed = trailing_words(cls, args, cmd.fixed, " ".join(cmd.path))
     if misplaced:
         raise ValidationError(misplaced, subject=" ".join(cmd.path))

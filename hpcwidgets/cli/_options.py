@@ -219,7 +219,18 @@ def add_model_options(parser: argparse.ArgumentParser, cls: type[Spec], *, skip:
             group.add_argument(*names, metavar=_metavar(f), **kw)
     if rest_field is not None:
         parser.add_argument(FIELD + rest_field.name, nargs=argparse.REMAINDER, default=argparse.SUPPRESS,
-                            metavar="...", help=rest_help(cls).replace("%", "%%"))
+                            action=_TypedWords, metavar="...", help=rest_help(cls).replace("%", "%%"))
+
+
+class _TypedWords(argparse.Action):
+    """The trailing words, stored only when some were typed. argparse stores ``[]`` for a REMAINDER that got no
+    words, which read as "empty the words" and dropped the command of a model loaded with --from
+    (``apptainer exec --from saved.json --nv``: "exec needs a command")."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if values:
+            setattr(namespace, self.dest, values)
 
 
 def _rest_and_before(cls: type[Spec]) -> tuple[FieldSpec | None, str]:
@@ -238,7 +249,43 @@ def rest_help(cls: type[Spec]) -> str:
         return ""
     after = f"after {before}" if before else "from the first word that is not an option"
     return (f"{_help(rest)} Every word {after} is passed on as written, options too: write this command's options "
-            f"and hpcwidgets' own (-o, --format …) before {before or 'the command'}.")
+            f"and hpcwidgets' own (-o, --format …) before {before or 'the command'}. With --from, leaving them out "
+            f"keeps the saved ones (--set {rest.name}= empties them).")
+
+
+def operands_past_sets(cls: type[Spec], args: argparse.Namespace, skip: set[str]) -> argparse.Namespace:
+    """``args`` with the operands typed after the options given only to the fields ``--set`` leaves open.
+
+    argparse hands those words to the positional fields in order (IMAGE, then the trailing words), blind to --set,
+    so ``apptainer exec --set image=new.sif python train.py`` took ``python`` as the image, which --set then
+    replaced: the word was lost. A field given by ``--set`` takes no operand; the words go on to the next open
+    positional field and the rest to the trailing words. Words no field is left to take are refused, naming them.
+    ``skip``: the fields the command has no operand for (``apptainer instance stop`` takes no IMAGE).
+    """
+    import shlex
+    given = {item.partition("=")[0] for item in args.set}
+    specs = cls.field_specs()
+    operands = [f.name for f in specs if f.info.role == "positional" and f.name not in skip]
+    rest = next((f.name for f in specs if f.info.role == "rest"), None)
+    if not given & {*operands, rest}:
+        return args
+    values = vars(args).copy()
+    words = [values.pop(FIELD + name) for name in operands if FIELD + name in values]
+    words += values.pop(FIELD + rest, []) if rest else []
+    for name in (n for n in operands if n not in given):
+        if words:
+            values[FIELD + name] = words.pop(0)
+    if words and rest is not None and rest not in given:
+        values[FIELD + rest] = words
+    elif words:
+        named = [n.upper() for n in (*operands, rest) if n in given]
+        open_ = [n.upper() for n in operands if n not in given]
+        took = f"{' and '.join(open_)} took the words before" if open_ else "the command takes no other operand"
+        these = "this word" if len(words) == 1 else "these words"
+        raise ValidationError([Problem("", f"{shlex.join(words)}: no operand is left for {these}: "
+                                           f"{' and '.join(named)} {'is' if len(named) == 1 else 'are'} given by "
+                                           f"--set, and {took}; give each value once: drop {these} or the --set")])
+    return argparse.Namespace(**values)
 
 
 #: hpcwidgets' own options (the output group): in the trailing words they go to the program, unread

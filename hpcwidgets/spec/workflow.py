@@ -159,9 +159,9 @@ def refused_edit(model: Any, path: str, value: Any) -> str | None:
     ``container.image``) and what to do instead, or None when it takes it. An edit refused here would be lost or
     misplaced without a word: the model would not write it (:data:`NOT_WRITTEN`; a title where the script read back
     has no header of hpcwidgets', see :class:`~hpcwidgets.spec.slurm.ScriptLayout`), or would write it somewhere it
-    changes what runs (an image for a step that runs in a running instance). The command line (``--set``, options)
-    and the forms' controls both ask, so an edit is refused alike wherever it is made. An empty value is never
-    refused: it asks for nothing to be written."""
+    changes what runs (an image, or another runtime on the forms' Container switch ``container.runtime``, for a step
+    that runs in a running instance). The command line (``--set``, options) and the forms' controls both ask, so an
+    edit is refused alike wherever it is made. An empty value is never refused: it asks for nothing to be written."""
     if not value:
         return None
     kind = getattr(model, "kind", "")
@@ -172,6 +172,17 @@ def refused_edit(model: Any, path: str, value: Any) -> str | None:
         return HEADERLESS_TITLE if layout is not None and layout.intact and not layout.header else None
     if path == "container.image":
         return _leaves_instance(getattr(model, "container", None), str(value))
+    container = getattr(model, "container", None)
+    image = str(getattr(container, "image", ""))
+    if path == "container.runtime" and image.startswith("instance://") and value not in ("apptainer", "singularity"):
+        # the forms' Container switch (none, apptainer, charliecloud): another runtime cannot run in the instance
+        name, binary = image.removeprefix("instance://"), getattr(container, "binary", "apptainer")
+        instead = "no container here would run the step on the host" if value == "none" else \
+            f"{value} here would run the step in a fresh container of its own"
+        return (f"the step runs in the running instance {name} ({binary} exec {image}), which its '{binary} instance "
+                f"start … IMAGE {name}' line starts: {instead}, outside that instance (which would still be "
+                f"started and stopped, unused); to run the step another way, edit the script's instance lines "
+                f"(start, exec, stop) together and read it again")
     return None
 
 

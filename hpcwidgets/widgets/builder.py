@@ -870,11 +870,12 @@ class Builder(w.VBox):
         return said + why if why else ""
 
     def _refuse(self, key: str, old: Any, message: str) -> None:
-        """Put the control ``key`` back to its ``old`` value, which the model keeps, and say why in an error
-        finding at it (``message``, from :meth:`_refused`)."""
+        """Put the control ``key`` (a field's, or a switch of :attr:`_structural`) back to its ``old`` value, which
+        the model keeps, and say why in an error finding at it (``message``, from :meth:`_refused`)."""
         self._hold += 1
         try:
-            self._field_controls[key].value = old
+            control = self._field_controls[key] if key in self._field_controls else self._structural[key]
+            control.value = old
         finally:
             self._hold -= 1
         self._refresh()
@@ -898,6 +899,11 @@ class Builder(w.VBox):
     @_guarded("Changing the form's layers")
     def _on_structure(self, key: str, change: dict) -> None:
         if self._hold:
+            return
+        # a switch is asked as a field is (the Container runtime of a step in a running instance is refused)
+        why = refused_edit(self._model, key, change["new"])
+        if why:
+            self._refuse(key, change["old"], f"{self._structural[key].description} was not changed: {why}")
             return
         self._structure_changed(key, change["new"])
         self._refresh()
