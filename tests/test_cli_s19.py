@@ -166,3 +166,37 @@ def test_the_form_still_switches_srun_and_torchrun_of_a_step_in_an_instance():
     b = WorkflowBuilder.from_script(INSTANCE)
     b.controls["srun.enabled"].value = True
     assert "srun" in b.text and "apptainer exec instance://srv python serve.py" in b.text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the command line's whole container layer for a step in a running instance (spec.workflow.moved_out_of_instance)
+
+@pytest.mark.parametrize("argv, said", [
+    (("--container", "ch-run /img"), "charliecloud here would run the step in a fresh container"),
+    (("--container", ""), "no container here would run the step on the host"),
+    (("--container", "apptainer exec other.sif"), "a fresh container of other.sif"),
+    (("--set", "container="), "no container here would run the step on the host"),
+    (("--set", "container=ch-run /img"), "charliecloud here would run the step in a fresh container"),
+])
+def test_a_container_layer_that_takes_the_step_out_of_its_instance_is_refused(capsys, tmp_path, argv, said):
+    path = tmp_path / "inst.sh"
+    path.write_text(INSTANCE)
+    code, out, err = run(capsys, "workflow", "--from", str(path), *argv)
+    assert code == 2 and out == "" and said in err and "running instance srv" in err
+
+
+@pytest.mark.parametrize("argv", [("--container", "apptainer exec instance://srv"),
+                                  ("--container", "singularity exec instance://srv"),
+                                  ("--set", "job.time=02:00:00")])
+def test_a_container_layer_that_keeps_the_step_in_its_instance_is_taken(capsys, tmp_path, argv):
+    path = tmp_path / "inst.sh"
+    path.write_text(INSTANCE)
+    code, out, _ = run(capsys, "workflow", "--from", str(path), *argv)
+    assert code == 0 and "exec instance://srv python serve.py" in out
+
+
+def test_a_new_container_layer_for_a_step_in_an_image_is_still_taken(capsys, tmp_path):
+    path = tmp_path / "img.sh"
+    path.write_text(HEAD + "apptainer exec old.sif python train.py\n")
+    code, out, _ = run(capsys, "workflow", "--from", str(path), "--container", "apptainer exec --nv new.sif")
+    assert code in (0, 1) and "new.sif python train.py" in out

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from ..errors import Problem, ValidationError
 from ..spec._meta import FieldSpec, Spec, coerce, count_from_text
 from ..spec.common import Bind, EnvVar
-from ..spec.workflow import refused_edit
+from ..spec.workflow import moved_out_of_instance, refused_edit
 
 #: option names the CLI keeps for itself
 RESERVED = {"--format", "--from", "--force", "--profile", "--set", "--help", "--version", "--output-file"}
@@ -378,7 +378,11 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
         if f.is_tuple and name not in fixed and name not in cleared and not _is_words(f) and f.info.role != "rest":
             # --exports/--bind with --from add to what was loaded: replacing dropped the saved HPCW_PAYLOAD
             values[name] = tuple(getattr(base, name) or ()) + tuple(value)
-    return base.replace(**values)
+    model = base.replace(**values)
+    lost = moved_out_of_instance(base, model) if "container" in typed else None
+    if lost:
+        raise ValidationError([Problem(option_name(names["container"]), lost)], subject=cls.__name__)
+    return model
 
 
 def set_form(cls: type[Spec] | None) -> tuple[str, str]:
@@ -409,7 +413,7 @@ def apply_sets(model: Spec, sets: list[str]) -> Spec:
         if lost:
             raise ValidationError([Problem(f"--set {path}", lost)])
         try:
-            model = _set_path(model, path.split("."), raw, f"--set {path}")
+            edited = _set_path(model, path.split("."), raw, f"--set {path}")
         except UnknownFieldError as exc:
             import shlex
             meant = close_paths(type(model), path.split("."))
@@ -417,6 +421,10 @@ def apply_sets(model: Spec, sets: list[str]) -> Spec:
             said = f"{exc.model} has no field {exc.name!r}" + (f"; did you mean {hint}?" if hint else "")
             raise ValidationError([Problem(f"--set {path}", f"{said} (valid fields of {exc.model}: "
                                                             f"{', '.join(exc.valid)})")]) from None
+        lost = moved_out_of_instance(model, edited) if path == "container" else None
+        if lost:
+            raise ValidationError([Problem(f"--set {path}", lost)])
+        model = edited
     return model
 
 

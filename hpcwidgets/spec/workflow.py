@@ -186,6 +186,23 @@ def refused_edit(model: Any, path: str, value: Any) -> str | None:
     return None
 
 
+def moved_out_of_instance(before: Any, after: Any) -> str | None:
+    """Why an edit that gives ``before`` a whole container layer anew (the command line's ``--container '…'``, ``''``
+    for none, or ``--set container=…``), making ``after``, is refused: the step ran in a running instance and the new
+    layer runs it elsewhere (on the host, in ch-run, in a fresh container of another image); :func:`refused_edit` says
+    why in the words it uses for the same edit made field by field. None when the step stays in its instance or did
+    not run in one."""
+    old = getattr(before, "container", None)
+    if not str(getattr(old, "image", "")).startswith("instance://"):
+        return None
+    new = getattr(after, "container", None)
+    if new is None:
+        return refused_edit(before, "container.runtime", "none")
+    if getattr(new, "kind", "") != getattr(old, "kind", ""):
+        return refused_edit(before, "container.runtime", str(new.kind).split(".")[0])
+    return refused_edit(before, "container.image", str(new.image))
+
+
 def _leaves_instance(container: Any, image: str) -> str | None:
     """Why ``image`` is refused for a ``container`` that runs its command in a running instance (``apptainer exec
     instance://NAME``): the step would run in a fresh container of that image, outside the instance, which is still
