@@ -67,21 +67,28 @@ def image_refs(ctx: Context) -> list[tuple[int, str]]:
 
 def pulls(ctx: Context) -> list[tuple[Any, Any]]:
     """``(command, model)`` for ``apptainer pull`` / ``ch-image pull`` commands at the top level."""
-    def make() -> list[tuple[Any, Any]]:
-        from ..errors import ParseError
-        from ..parse.argv import parse_argv, recognise
-        out = []
-        for cmd in simple_commands(ctx):
-            words = [str(v) for v in cmd.argv]
-            found = recognise(words)
-            if found is None or found[0].cls.kind not in ("apptainer.pull", "charliecloud.pull"):
-                continue
-            try:
-                out.append((cmd, parse_argv(cmd.argv).model))
-            except ParseError:
-                continue
-        return out
-    return cached(ctx, "pulls", make)
+    return cached(ctx, "pulls", lambda: _commands_of(ctx, ("apptainer.pull", "charliecloud.pull")))
+
+
+def builds(ctx: Context) -> list[tuple[Any, Any]]:
+    """``(command, model)`` for each ``apptainer build`` (``singularity build``) the script runs, from any source."""
+    return cached(ctx, "builds", lambda: _commands_of(ctx, ("apptainer.build",)))
+
+
+def _commands_of(ctx: Context, kinds: tuple[str, ...]) -> list[tuple[Any, Any]]:
+    """``(command, model)`` for the script's commands the models read as one of ``kinds`` (those that do not parse
+    are left to the rules that say why)."""
+    from ..parse.argv import parse_argv, recognise
+    out = []
+    for cmd in simple_commands(ctx):
+        found = recognise([str(v) for v in cmd.argv])
+        if found is None or found[0].cls.kind not in kinds:
+            continue
+        try:
+            out.append((cmd, parse_argv(cmd.argv).model))
+        except ParseError:
+            continue
+    return out
 
 
 def is_guarded(ctx: Context, cmd: Any) -> bool:
@@ -1100,14 +1107,18 @@ def cache_vars(binary: str) -> tuple[str, ...]:
 
 @rule("HPC207", "apptainer-cache-in-home", "warning",
       summary="an image is fetched from a registry with the Apptainer cache (or its temporary folder) left in or "
-              "set to $HOME",
+              "set to $HOME, or built with its temporary folder set there",
       why="apptainer pull, apptainer exec/run docker://… and apptainer build … docker://… store every downloaded "
           "layer (and the converted image) in APPTAINER_CACHEDIR, which defaults to $HOME/.apptainer/cache "
           "($HOME/.singularity/cache for singularity): a few images fill the home quota and later jobs fail to "
           "write anything. APPTAINER_TMPDIR (SINGULARITY_TMPDIR) set under $HOME does the same while the image is "
-          "unpacked and built there, even with --disable-cache.",
-      fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before fetching the image (and APPTAINER_TMPDIR "
-          "likewise); with a profile, the message names its cache_dir and scratch.",
+          "unpacked and built there, even with --disable-cache. A build from a definition file, a sandbox or a local "
+          "image (apptainer build --fakeroot app.sif app.def) uses the temporary folder as much: the image's whole "
+          "root file system is assembled there, uncompressed, so it is reported there too (build's own --tmpdir "
+          "takes the variable's place).",
+      fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before fetching the image (and APPTAINER_TMPDIR, "
+          "or build's --tmpdir, likewise: a folder on scratch made with mkdir -p); with a profile, the message names "
+          "its cache_dir and scratch.",
       catalogue=(10,),
       bad="""#!/bin/bash
 [ -f "$SCRATCH/pytorch_24.05.sif" ] ||
@@ -1167,16 +1178,30 @@ def _scratch_folder(ctx: Context) -> str:
 
 
 def _tmpdir_home(ctx: Context) -> Iterator[Any]:
-    """HPC207 for APPTAINER_TMPDIR (SINGULARITY_TMPDIR) set under $HOME before a pull, a build from a registry or a
-    run of a registry image: the layers are unpacked and the image is built there, whatever the cache holds."""
-    fetches = [(cmd.line, f"{model.binary} pull", model.binary, {n: str(w.value) for n, w in cmd.assignments})
-               for cmd, model in pulls(ctx) if model.kind == "apptainer.pull"]
-    fetches += [(use.line, use.what, use.binary, dict(use.env)) for use in registry_uses(ctx)]
+    """HPC207 for APPTAINER_TMPDIR (SINGULARITY_TMPDIR) set under $HOME before a pull, a build or a run of a registry
+    image: the layers are unpacked and the image is built there, whatever the cache holds. A build from a definition
+    file, a sandbox or a local image uses it as much: the image's whole root file system is assembled there
+    (apptainer build: the temporary folder must hold the entire image, uncompressed). build's own --tmpdir comes
+    first."""
+    unpacks = "unpacks the image's layers and builds the image there"
+    uses = [(cmd.line, f"{model.binary} pull", model.binary, {n: str(w.value) for n, w in cmd.assignments}, None,
+             unpacks) for cmd, model in pulls(ctx) if model.kind == "apptainer.pull"]
+    uses += [(use.line, use.what, use.binary, dict(use.env), None, unpacks) for use in registry_uses(ctx)
+             if not use.output]  # exec and run: the builds follow
+    for cmd, model in builds(ctx):
+        ref = ctx.parsed.resolve(str(model.source), cmd.line)
+        registry = ref.startswith(REGISTRY_SCHEMES)
+        what = f"{model.binary} build … {ref.split('://')[0]}://…" if registry else f"{model.binary} build"
+        uses.append((cmd.line, what, model.binary, {n: str(w.value) for n, w in cmd.assignments},
+                     _build_tmpdir(model), unpacks if registry else "assembles the image's whole root file system "
+                     "there, uncompressed"))
     reported: set[int] = set()  # one finding per assignment
-    for line, what, binary, env in sorted(fetches, key=lambda f: f[0]):
+    for line, what, binary, env, option, does in sorted(uses, key=lambda u: u[0]):
         names = _tmp_vars(binary)
         own = next((n for n in names if n in env), None)
-        if own is not None:
+        if option is not None:
+            at, name, value = line, "--tmpdir", option
+        elif own is not None:
             at, name, value = line, own, env[own]
         else:
             var = next((v for v in (ctx.parsed.variable(n, line) for n in names) if v is not None), None)
@@ -1185,8 +1210,19 @@ def _tmpdir_home(ctx: Context) -> Iterator[Any]:
             at, name, value = var.line, var.name, str(var.value)
         if at not in reported and _under_home(ctx.parsed.resolve(value, line)):
             reported.add(at)
-            yield (at, f"{name}={value} is under $HOME (small quota): {what} unpacks the image's layers and builds "
-                       f"the image there; point it at {_scratch_folder(ctx)} (made with mkdir -p)")
+            yield (at, f"{name}={value} is under $HOME (small quota): {what} {does}; point it at "
+                       f"{_scratch_folder(ctx)} (made with mkdir -p)")
+
+
+def _build_tmpdir(model: Any) -> str | None:
+    """The folder a build's own --tmpdir names (it takes the place of APPTAINER_TMPDIR), None without one."""
+    extra = [str(e) for e in model.extra]
+    for k, word in enumerate(extra):
+        if word == "--tmpdir" and k + 1 < len(extra):
+            return extra[k + 1]
+        if word.startswith("--tmpdir="):
+            return word.partition("=")[2]
+    return None
 
 
 def _default_cache_message(ctx: Context, what: str, binary: str, line: int) -> str:
@@ -1226,8 +1262,6 @@ class RegistryUse:
 def registry_uses(ctx: Context) -> list[RegistryUse]:
     """Container steps that run a registry image, and top-level builds from one (see :class:`RegistryUse`)."""
     def make() -> list[RegistryUse]:
-        from ..errors import ParseError
-        from ..parse.argv import parse_argv, recognise
         out = []
         for step, c in containers(ctx):
             ref = ctx.parsed.resolve(str(c.image), step.line)
@@ -1235,19 +1269,11 @@ def registry_uses(ctx: Context) -> list[RegistryUse]:
                 continue
             out.append(RegistryUse(step.line, f"{c.binary} {c.action} {ref.split('://')[0]}://…", c.binary, ref,
                                    no_cache="--disable-cache" in (str(e) for e in c.extra), env=tuple(step.env)))
-        for cmd in simple_commands(ctx):
-            words = [str(v) for v in cmd.argv]
-            found = recognise(words)
-            if found is None or found[0].cls.kind != "apptainer.build":
-                continue
-            try:
-                model = parse_argv(cmd.argv).model
-            except ParseError:
-                continue
+        for cmd, model in builds(ctx):
             ref = ctx.parsed.resolve(str(model.source), cmd.line)
             if ref.startswith(REGISTRY_SCHEMES):
                 out.append(RegistryUse(cmd.line, f"{model.binary} build … {ref.split('://')[0]}://…", model.binary, ref,
-                                       str(model.output), is_guarded(ctx, cmd), "--disable-cache" in words,
+                                       str(model.output), is_guarded(ctx, cmd), "--disable-cache" in model.extra,
                                        tuple((n, str(w.value)) for n, w in cmd.assignments)))
         return sorted(out, key=lambda u: u.line)
     return cached(ctx, "registry_uses", make)

@@ -654,12 +654,17 @@ def _ended_between(ctx: Context, b: BackgroundStep, at: int) -> bool:
     code = _code_in_order(ctx)
     if _shell_of(ctx, b.index) >= 0:
         return False  # a wait or kill of the batch shell does not reach what a ( … ) & group starts
-    # $! of srun … | tee log & is tee's PID (kill %1 and a plain wait reach every command of the pipeline)
-    pids = _pid_names(ctx, b.index) if _pipeline_end(ctx, b.index) == b.index else {}
+    pids = _saved_pids(ctx, b)
     holders = set(_ancestors(ctx, b.index)[1:])
     # only a command every way from the step to ``at`` runs
     return any(_ends_the_step(ctx, b, k, code[k][0], pids, frozenset()) for k in range(b.index + 1, at)
                if code[k][2] in holders and not _joined_to_previous(code, k))
+
+
+def _saved_pids(ctx: Context, b: BackgroundStep) -> dict[str, int]:
+    """The variables that hold the PID of what ``b`` starts (:func:`_pid_names`). $! of srun … | tee log & is
+    tee's PID, so a pipeline has none (kill %1 and a plain wait reach every command of it)."""
+    return _pid_names(ctx, b.index) if _pipeline_end(ctx, b.index) == b.index else {}
 
 
 def _ends_the_step(ctx: Context, b: BackgroundStep, k: int, cmd: Any, pids: dict[str, int],
@@ -668,25 +673,30 @@ def _ends_the_step(ctx: Context, b: BackgroundStep, k: int, cmd: Any, pids: dict
     there), ends the background step ``b``: it waits for it (wait, wait $PID), kills its srun (kill $PID with PID=$!
     after it, kill %N, kill $(jobs -p), pkill -P $$; see :data:`_ENDS_THE_STEP`), kills the batch shell's process
     group, which srun … & belongs to (kill 0, kill -- -$$), or cancels its step (scancel $SLURM_JOB_ID.N).
+    ``b`` may also be a program the batch shell runs itself with & (``vllm serve … &``, ``apptainer exec … &``:
+    no srun, see :func:`_endless_in_background`), which a kill reaches directly and no scancel of a step does.
     ``called`` holds the functions on the way, so that one calling itself is read once."""
     if cmd.kind != "simple" or not cmd.words:
         return False
     name = str(cmd.words[0].value)
     targets = [re.sub("[\"']", "", w.raw) for w in cmd.words[1:]]
+    srun = b.step.chain.srun if b.step is not None else None
     # a wait for $! of a function or a ( … ) group waits for its srun, but a kill of that PID or of the shell's
     # children reaches srun only when the shell started srun itself
-    plain = b.how == "srun … &"
-    interrupt = any(str(e) == "--quit-on-interrupt" for e in b.step.chain.srun.extra)
+    plain = b.how == "srun … &" or srun is None
+    # a program bash runs with & (no job control) ignores INT and QUIT (bash(1), SIGNALS); srun handles both
+    interrupt = srun is not None and any(str(e) == "--quit-on-interrupt" for e in srun.extra)
+    ignored = () if srun is not None else ("QUIT", "3")
     if name == "wait":
         return not targets or any(_names_the_step(ctx, b, k, t, pids) for t in targets)
     if name == "kill":
-        signalled = _kill_targets(targets, interrupt)
+        signalled = _kill_targets(targets, interrupt, ignored)
         return any(_SHELLS_GROUP.fullmatch(t) for t in signalled) \
             or (plain and any(_names_the_step(ctx, b, k, t, pids) for t in signalled))
     if name == "pkill":
-        return plain and _kills_the_shells_srun(b, targets, interrupt)
+        return plain and _kills_the_shells_srun(b, targets, interrupt, ignored)
     if name == "scancel":
-        return _cancels_step(ctx, b, targets)
+        return srun is not None and _cancels_step(ctx, b, targets)
     if name in _functions(ctx) and _functions(ctx)[name] < k and name not in called:  # defined by then
         return any(_ends_the_step(ctx, b, k, body, pids, called | {name}) for body in _surely_run_in(ctx, name))
     return False
@@ -748,10 +758,11 @@ def _job_number(ctx: Context, i: int) -> int | None:
     return None if any(code[j][1] for j in [*earlier, i]) else len(earlier) + 1
 
 
-def _kill_targets(words: list[str], interrupt_ends: bool = False) -> list[str]:
+def _kill_targets(words: list[str], interrupt_ends: bool = False, ignored: tuple[str, ...] = ()) -> list[str]:
     """What a kill with these arguments signals, when the signal ends an srun step (:data:`_ENDS_THE_STEP`, and INT
-    as well for an srun with --quit-on-interrupt; TERM when none is given); nothing for another signal, kill -0 (a
-    test) or kill -l (a list). Like bash, only the first -SIGNAL is one: a -N after it is a process group."""
+    as well for an srun with --quit-on-interrupt; TERM when none is given) and is not one of the ``ignored``;
+    nothing for another signal, kill -0 (a test) or kill -l (a list). Like bash, only the first -SIGNAL is one: a
+    -N after it is a process group."""
     signal, k, seen = "TERM", 0, False
     while k < len(words) and words[k].startswith("-") and len(words[k]) > 1:
         word = words[k]
@@ -768,14 +779,14 @@ def _kill_targets(words: list[str], interrupt_ends: bool = False) -> list[str]:
             signal, k, seen = word[1:], k + 1, True
         else:
             break
-    return words[k:] if _ends_a_step(signal, interrupt_ends) else []
+    return words[k:] if _ends_a_step(signal, interrupt_ends, ignored) else []
 
 
-def _ends_a_step(signal: str, interrupt_ends: bool) -> bool:
+def _ends_a_step(signal: str, interrupt_ends: bool, ignored: tuple[str, ...] = ()) -> bool:
     """Whether srun ends its step when it gets ``signal`` (TERM, SIGTERM, 15: :data:`_ENDS_THE_STEP`), or an INT
-    that ``interrupt_ends`` (srun --quit-on-interrupt)."""
+    that ``interrupt_ends`` (srun --quit-on-interrupt); never for a signal the program has ``ignored``."""
     name = signal.upper().removeprefix("SIG")
-    return name in _ENDS_THE_STEP or (interrupt_ends and name in ("INT", "2"))
+    return name not in ignored and (name in _ENDS_THE_STEP or (interrupt_ends and name in ("INT", "2")))
 
 
 #: the batch shell's process group (kill 0, kill -- -$$): Slurm makes the batch script the leader of a group of its
@@ -787,11 +798,12 @@ _PKILL_SELECTORS = frozenset({"-g", "--pgroup", "-G", "--group", "-s", "--sessio
                               "--euid", "-U", "--uid", "-F", "--pidfile", "--ns", "--nslist", "--cgroup"})
 
 
-def _kills_the_shells_srun(b: BackgroundStep, words: list[str], interrupt_ends: bool) -> bool:
-    """Whether pkill with these arguments ends the srun the batch shell started for ``b``: it picks the shell's
-    children (-P $$), with no pattern or one srun's name (its command line with -f) matches, and a signal that ends
-    the step (TERM when none is given; see :func:`_kill_targets`). An option that picks processes another way
-    (-u, -n, -v …) may leave srun out."""
+def _kills_the_shells_srun(b: BackgroundStep, words: list[str], interrupt_ends: bool,
+                           ignored: tuple[str, ...] = ()) -> bool:
+    """Whether pkill with these arguments ends the srun the batch shell started for ``b`` (or the program it runs
+    itself with &): it picks the shell's children (-P $$), with no pattern or one the process's name (its command
+    line with -f) matches, and a signal that ends the step (TERM when none is given; see :func:`_kill_targets`).
+    An option that picks processes another way (-u, -n, -v …) may leave it out."""
     signal, parent, pattern, full = "TERM", False, None, False
     k = 0
     while k < len(words):
@@ -815,12 +827,13 @@ def _kills_the_shells_srun(b: BackgroundStep, words: list[str], interrupt_ends: 
         else:
             pattern = word
         k += 1
-    srun = " ".join(str(w.value) for w in b.step.command.words) if full else "srun"
+    words_run = [str(w.value) for w in b.start.words]
+    process = " ".join(words_run) if full else (launch_words(words_run) or [""])[0].rsplit("/", 1)[-1]
     try:
-        matches = pattern is None or re.search(pattern, srun) is not None
+        matches = pattern is None or re.search(pattern, process) is not None
     except re.error:
         return False
-    return parent and matches and _ends_a_step(signal, interrupt_ends)
+    return parent and matches and _ends_a_step(signal, interrupt_ends, ignored)
 
 
 def _cancels_step(ctx: Context, b: BackgroundStep, words: list[str]) -> bool:
@@ -1022,8 +1035,19 @@ def _foreground_server(ctx: Context, i: int) -> tuple[str, Any] | None:
     in a function (called when?) or run with exec (the shell never comes back), and a server held to a time."""
     code = _code_in_order(ctx)
     cmd, _, parent = code[i]
-    if cmd.kind != "simple" or not cmd.words or _backgrounded(ctx, i) or _shell_of(ctx, i) >= 0 \
-            or _in_function(code, parent) or cmd.joined_by in ("|", "|&") or _joined_to_previous(code, i):
+    if _backgrounded(ctx, i) or _shell_of(ctx, i) >= 0 or _in_function(code, parent) \
+            or cmd.joined_by in ("|", "|&") or _joined_to_previous(code, i):
+        return None
+    return _server_at(ctx, i)
+
+
+def _server_at(ctx: Context, i: int) -> tuple[str, Any] | None:
+    """What the simple command at ``i`` serves, as messages name it (``srun vllm serve``, ``apptainer exec … vllm
+    serve``, ``jupyter lab``; a monitor too when srun runs it), and its step (None for a program the batch shell
+    runs without srun or a container), when it never ends by itself; None for any other command, one run with
+    exec (the shell never comes back) and one held to a time."""
+    cmd = _code_in_order(ctx)[i][0]
+    if cmd.kind != "simple" or not cmd.words:
         return None
     words = [str(w.value) for w in cmd.words]
     launch = launch_words(words)
@@ -1067,6 +1091,217 @@ def _does_work(ctx: Context, k: int) -> bool:
         return False
     words = launch_words([str(w.value) for w in cmd.words])
     return bool(words) and (k in _srun_steps_at(ctx) or words[0].rsplit("/", 1)[-1] not in _AFTERWORDS)
+
+
+#: commands that only check whether a server answers (until curl -sf …/health; do sleep 10; done), not work that
+#: needs it
+_PROBES = frozenset({"curl", "wget", "nc", "ncat", "netcat", "grep", "ss", "netstat", "lsof", "ping", "getent"})
+
+
+@rule("HPC539", "wait-for-a-server-that-never-ends", "warning",
+      summary="wait (or wait $SERVER_PID) waits for a server or monitor started in the background that never ends "
+              "by itself (srun vllm serve … &, jupyter lab … &, nvidia-smi dmon … &), so the job runs on to its time "
+              "limit after its work is done",
+      why="wait without arguments returns once every program the batch shell started with & has ended (wait $PID "
+          f"once that one has). A server ({_server_names()}) or a monitor (nvidia-smi dmon, nvidia-smi -l 30, watch, "
+          "tail -f) runs until it is stopped, so the wait never returns: the work finished long ago, but the job "
+          "stays on its nodes and GPUs (and is charged for them) until its time limit, and ends TIMEOUT instead of "
+          "COMPLETED. A "
+          "trap 'kill \"$PID\"' EXIT does not help: it runs when the script ends, which the wait keeps from "
+          "happening. Left alone: a server the script stops before the wait (kill \"$PID\", kill %1, pkill -P $$, "
+          "scancel $SLURM_JOB_ID.N of its step, also in a function it calls there: as HPC522 reads them; a program "
+          "the batch shell runs itself with & ignores kill -INT and -QUIT), a wait for the work only (wait "
+          "\"$WORK_PID\", wait -n), a server disowned (disown: wait no longer waits for it), one told to stop by "
+          "itself when idle (dask scheduler --idle-timeout, jupyter lab --ServerApp.shutdown_no_activity_timeout=N) "
+          "or held to a time (timeout 2h vllm serve …, srun --time), and a job that is its server: before the wait "
+          "only checks that it answers (curl), tidying up and monitors, the way a JupyterLab or vLLM job serves until "
+          "its user cancels it. Work that stops the server itself (a Dask client's shutdown()) cannot be seen in the "
+          "script; waiting for the work only says so.",
+      fix="Wait for the work only, then stop the server: SERVER_PID=$! after the server's line, the work in the "
+          "foreground (or WORK_PID=$! after it and wait \"$WORK_PID\"), then kill \"$SERVER_PID\"; wait "
+          "\"$SERVER_PID\". Or stop it before the wait: kill \"$SERVER_PID\"; wait. A JupyterLab kept open for its user "
+          "after the work can stop by itself once nobody uses it: --ServerApp.shutdown_no_activity_timeout=3600.",
+      bad="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:1
+vllm serve meta-llama/Llama-3.1-8B-Instruct &
+until curl -sf http://localhost:8000/health; do sleep 10; done
+python run_eval.py --base-url http://localhost:8000/v1
+wait
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --gres=gpu:1
+vllm serve meta-llama/Llama-3.1-8B-Instruct &
+SERVER_PID=$!
+until curl -sf http://localhost:8000/health; do sleep 10; done
+python run_eval.py --base-url http://localhost:8000/v1
+kill "$SERVER_PID"
+wait
+""")
+def _wait_for_a_server(ctx: Context) -> Iterator[Any]:
+    endless = _endless_in_background(ctx)
+    code = _code_in_order(ctx)
+    for k, (cmd, _, parent) in enumerate(code if endless else ()):
+        if not is_wait(cmd) or _shell_of(ctx, k) >= 0 or _in_function(code, parent):
+            continue
+        waited = [(b, what) for b, what in endless if _waits_for(ctx, b, k)]
+        work = _work_beside(ctx, k, [b for b, _ in endless], [b for b, _ in waited]) if waited else []
+        if not work:
+            continue  # none, or a job that is its server
+        names = ", ".join(f"{label} (line {b.start.line})" for b, label in waited)
+        itself = "never ends by itself" if len(waited) == 1 else "never end by themselves"
+        pid = next(iter(_saved_pids(ctx, waited[0][0])), None) if len(waited) == 1 else None
+        stop = f'kill "${pid}"' if pid else 'kill "$PID", with PID=$! after its line'
+        trap = " (a trap on EXIT runs only when the script ends, which this wait keeps from happening)" \
+            if traps_for(ctx, "EXIT") or traps_for(ctx, "0") else ""
+        held = "nodes and GPUs" if ctx.job.gpus_on_each_node else "nodes"
+        # a lab kept open for its user after the work can still end the job: when nobody has used it for a while
+        idle = "; or let Jupyter stop by itself when idle (--ServerApp.shutdown_no_activity_timeout=3600)" \
+            if any("jupyter" in label or "-m notebook" in label for _, label in waited) else ""
+        yield (cmd.line, f"this wait waits for {names}, which {itself}, so it never returns: once the work is done "
+                         f"the job stays here until its time limit, holding its {held}, and ends TIMEOUT{trap}; wait "
+                         f"for the work only (wait \"$WORK_PID\"), then stop it ({stop}), or stop it before this "
+                         f"wait{idle}", _stop_first_fix(ctx, k, waited, pid, work))
+
+
+def _endless_in_background(ctx: Context) -> list[tuple[BackgroundStep, str]]:
+    """The servers and monitors the batch shell starts with & that never end by themselves, each with how messages
+    name it (``vllm serve … &``, ``serve … & running srun vllm serve``): srun … & (also an srun that a function or
+    a ( … ) group run with & runs in its foreground), and the
+    programs the batch shell runs itself (vllm serve … &, apptainer exec img.sif vllm serve … &, nvidia-smi dmon …
+    &), which a :class:`BackgroundStep` then describes with no srun step (its step is the container's, or None).
+    Left out: those a function starts (called when?) or a ( … ) & group starts with & (the batch shell's wait
+    does not reach them), and those parallel or xargs start."""
+    def make() -> list[tuple[BackgroundStep, str]]:
+        code = _code_in_order(ctx)
+        started: dict[int, list[BackgroundStep]] = {}
+        for b in background_steps(ctx):
+            if b.detached and not b.several:
+                started.setdefault(b.index, []).append(b)
+        out: list[tuple[BackgroundStep, str]] = []
+        for i, (cmd, in_loop, parent) in enumerate(code):
+            if not _backgrounded(ctx, i) or _in_subshell(ctx, i) or _in_function(code, parent):
+                continue
+            if any(b.how != "srun … &" for b in started.get(i, ())):
+                out += [(b, f"{b.how} running srun {what}") for b in started[i]
+                        for what in [_runs_until_stopped(b.step)]
+                        if what and not _held_to_a_time(b.step) and not _backgrounded(ctx, _step_index(ctx, b.step))]
+                continue
+            found = _server_at(ctx, i) or _monitor_at(ctx, i)
+            if found is None:
+                continue
+            what, step = found
+            if step is not None and step.chain.srun is not None:
+                out += [(b, f"{what} … &") for b in started.get(i, ())[:1]]
+            else:
+                out.append((BackgroundStep(step, i, in_loop, False, cmd, f"{what} … &", False, True), f"{what} … &"))
+        return out
+    return cached(ctx, "endless_in_background", make)
+
+
+def _in_subshell(ctx: Context, i: int) -> bool:
+    """Whether the command at ``i`` runs in a subshell of the batch shell: inside a ( … ) group, or a group run
+    with & (what it starts with & is no child of the batch shell, whose wait does not wait for it)."""
+    code = _code_in_order(ctx)
+    return any(code[p][0].text.lstrip().startswith("(") or _backgrounded(ctx, p) for p in _ancestors(ctx, i)[1:-1])
+
+
+def _monitor_at(ctx: Context, i: int) -> tuple[str, None] | None:
+    """A monitor the batch shell runs itself at ``i`` (nvidia-smi dmon …, tail -f log; no srun, no container), as
+    messages name it, unless it is held to a time (timeout 2h nvidia-smi dmon)."""
+    cmd = _code_in_order(ctx)[i][0]
+    if cmd.kind != "simple" or i in _steps_at(ctx):
+        return None
+    words = [str(w.value) for w in cmd.words]
+    launch = launch_words(words)
+    if not _never_ends(launch) or _timed(words):
+        return None
+    return " ".join([launch[0].rsplit("/", 1)[-1], *launch[1:2]]), None
+
+
+def _waits_for(ctx: Context, b: BackgroundStep, k: int) -> bool:
+    """Whether the wait at ``k`` waits for what ``b`` started, still running then: the wait names it (or nothing),
+    and the batch shell has neither ended it (:func:`_ended_between`) nor disowned it on the way there, nor is the
+    wait in another branch of an if or case."""
+    code = _code_in_order(ctx)
+    pids = _saved_pids(ctx, b)
+    return b.index < k and not _never_both(ctx, b.index, k) \
+        and _ends_the_step(ctx, b, k, code[k][0], pids, frozenset()) and not _ended_between(ctx, b, k) \
+        and not any(_disowns(ctx, b, j, pids) for j in range(b.index + 1, k))
+
+
+def _disowns(ctx: Context, b: BackgroundStep, j: int, pids: dict[str, int]) -> bool:
+    """Whether the command at ``j`` is a disown of the batch shell that takes ``b``'s job off its list, so that no
+    wait waits for it (disown -a or -r, the job by its PID or job spec, the current job without one; -h keeps it)."""
+    cmd = _code_in_order(ctx)[j][0]
+    if cmd.kind != "simple" or not cmd.words or str(cmd.words[0].value) != "disown" or _shell_of(ctx, j) >= 0:
+        return False
+    words = [re.sub("[\"']", "", w.raw) for w in cmd.words[1:]]
+    options = "".join(w[1:] for w in words if w.startswith("-"))
+    targets = [w for w in words if not w.startswith("-")]
+    if "h" in options:
+        return False
+    return "a" in options or "r" in options \
+        or any(_names_the_step(ctx, b, j, t, pids) for t in targets or ["%+"])
+
+
+def _work_beside(ctx: Context, k: int, endless: list[BackgroundStep], waited: list[BackgroundStep]) -> list[int]:
+    """Where the job's work is in :func:`_code_in_order`, run while the ``waited`` servers run and before the wait at
+    ``k``: what the script runs after the first of them (an srun step, a program; not the ``endless`` servers
+    themselves, nor checks that they answer or tidying up), and what it started with & before it. Empty for a job
+    that is its server."""
+    code, ends = _code_in_order(ctx), _subtree_ends(ctx)
+    own = {j for b in endless for j in range(b.index, ends[_pipeline_end(ctx, b.index)])}
+    first = min(b.index for b in waited)
+    waits = [j for j in range(first) if is_wait(code[j][0]) and _shell_of(ctx, j) < 0]
+    return [j for j in range(k) if j not in own and not _in_function(code, code[j][2]) and not _never_both(ctx, j, k)
+            and (j > first or (_backgrounded(ctx, j) and not any(w > j for w in waits)))
+            and _does_work(ctx, j) and not _only_checks(ctx, j)]
+
+
+def _only_checks(ctx: Context, j: int) -> bool:
+    """Whether the program the batch shell runs at ``j`` (itself or in a container; not with srun) only checks that
+    a server answers (:func:`_checks`), also in a bash -c script, where it may also tidy up (timeout 600 bash -c
+    'until curl …; do sleep 5; done')."""
+    if j in _srun_steps_at(ctx):
+        return False
+    step = next(iter(_steps_at(ctx).get(j, ())), None)
+    words = [str(w) for w in step.chain.program] if step is not None \
+        else launch_words([str(w.value) for w in _code_in_order(ctx)[j][0].words])
+    words = words[1:] if words[:1] == ["!"] else words  # while ! nc -z localhost 8000
+    script = c_script_in(words)
+    if script is None:
+        return _checks(words)
+    text = shell_script_text(words[script])
+    try:
+        commands = list(_simple_commands(lex_script(text).code)) if text is not None else []
+    except ParseError:
+        return False
+    return bool(commands) and all(not launch or _checks(launch) or launch[0].rsplit("/", 1)[-1] in _AFTERWORDS
+                                  for c in commands for launch in [launch_words([str(v) for v in c.argv])])
+
+
+def _checks(words: list[str]) -> bool:
+    """Whether a program only checks that a server answers: :data:`_PROBES`, or Jupyter's list of its running
+    servers (jupyter notebook list, jupyter server list)."""
+    name = words[0].rsplit("/", 1)[-1] if words else ""
+    return name in _PROBES or (name.startswith("jupyter") and "list" in words[1:3])
+
+
+def _stop_first_fix(ctx: Context, k: int, waited: list[tuple[BackgroundStep, str]], pid: str | None,
+                    work: list[int]) -> Fix | None:
+    """A kill of the server's saved PID on the line before the wait at ``k``, when that is surely right: one server,
+    started once, its PID saved, the wait alone on its line, and all the work run in the foreground (so it is done
+    by then; a kill there would cut short work still running in the background)."""
+    cmd = _code_in_order(ctx)[k][0]
+    text = ctx.parsed.lines[cmd.line - 1]
+    if pid is None or waited[0][0].in_loop or text.strip() != cmd.text.strip() \
+            or any(_backgrounded(ctx, j) for j in work):
+        return None
+    indent = text[:len(text) - len(text.lstrip())]
+    return Fix("stop the server before the wait", cmd.line, cmd.line, text=f'{indent}kill "${pid}"\n{text}')
+
 
 #: where a job keeps files on each node's own disk: the variables sites point at a per-node folder, and the
 #: folders that are local to every node; what the batch shell writes there exists on the first node only
