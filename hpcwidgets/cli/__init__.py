@@ -519,8 +519,10 @@ def _run_model_command(args: argparse.Namespace) -> int:
     if cls is Workflow:  # the layers follow the job as in the form; what this command line gives wins
         model = followed(typed, model, given_paths(args), gpu_vendor_of(profile, model, base))
     if profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
-        # a Jupyter job loaded with --from that names none: the profile's way in (host, port, jump host)
-        model = model.replace(**type(model).login_fields(profile))
+        # a Jupyter job loaded with --from that names none: the profile's way in (host, port, jump host, tunnel),
+        # where the command line gives none of its own
+        given = set(given_paths(args))
+        model = model.replace(**{k: v for k, v in type(model).login_fields(profile).items() if k not in given})
     if profile is not None:
         # a model read with --from keeps the container program it names (lint's HPC414 says when the site lacks it);
         # a new one gets the site's name for Apptainer

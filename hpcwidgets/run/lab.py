@@ -9,9 +9,10 @@ listens on the node's name and also prints the SSH tunnel command for the login 
 ``login_port`` and ``jump_host``: one way in, so they are never mixed). ``--tunnel node`` (or
 ``HPCW_TUNNEL=node``) prints the tunnel's other form, an ssh session on the node itself through the login
 host (``ssh -J``), for sites whose login nodes cannot reach compute nodes' ports; the server then listens
-on the node's loopback only. The token is made with :mod:`secrets` and handed to JupyterLab through
-``JUPYTER_TOKEN`` (environment variables are private to their owner; a command line is visible to every
-user of the machine). When stdout or stderr is a file (the log of a batch job), it is made private before
+on the node's loopback only. Without either, the form is the one the cluster profile names (``tunnel``, the
+site's rule, also when the login host is given as an option), else ``login``. The token is made with
+:mod:`secrets` and handed to JupyterLab through ``JUPYTER_TOKEN`` (environment variables are private to their
+owner; a command line is visible to every user of the machine). When stdout or stderr is a file (the log of a batch job), it is made private before
 the token is printed.
 
 Options cannot be given through make, so the Makefile passes the make variable ``LOGIN_HOST`` as
@@ -50,7 +51,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from ..errors import HpcWidgetsError
 from ..render.jupyter import LOOPBACK, lab_url, tunnel_command
@@ -152,14 +153,23 @@ def make_output_private(fds: Sequence[int] = (1, 2)) -> list[int]:
     return changed
 
 
-#: no way in is known: no login host, no ssh port, no jump host
-NO_LOGIN = ("", None, "")
+class Login(NamedTuple):
+    """A way in: the login host with its ssh port and jump host, and the tunnel's form ("": not said)."""
+
+    host: str
+    port: int | None
+    jump: str
+    tunnel: str = ""
 
 
-def profile_login(profile: str) -> tuple[str, int | None, str]:
-    """The login host a cluster profile names with its ssh port and jump host (see
-    :meth:`~hpcwidgets.spec.jupyter.JupyterJob.login_fields`), or :data:`NO_LOGIN` when the profile
-    support is not available."""
+#: no way in is known: no login host, no ssh port, no jump host, no tunnel form
+NO_LOGIN = Login("", None, "")
+
+
+def profile_login(profile: str) -> Login:
+    """The login host a cluster profile names with its ssh port and jump host, and the tunnel form it names for
+    the site (see :meth:`~hpcwidgets.spec.jupyter.JupyterJob.login_fields`), or :data:`NO_LOGIN` when the
+    profile support is not available."""
     try:
         from .. import profiles
     except ImportError:
@@ -168,10 +178,11 @@ def profile_login(profile: str) -> tuple[str, int | None, str]:
     if load is None:
         return NO_LOGIN
     fields = JupyterJob.login_fields(load(profile))
-    return str(fields["login_host"]), fields["login_port"], str(fields["jump_host"])
+    return Login(str(fields["login_host"]), fields["login_port"], str(fields["jump_host"]),
+                 str(fields.get("tunnel", "")))
 
 
-def option_login(args: argparse.Namespace) -> tuple[str, int | None, str]:
+def option_login(args: argparse.Namespace) -> Login:
     """The login host, ssh port and jump host given as options, after the checks the job's fields get;
     :data:`NO_LOGIN` without ``--login-host``."""
     if not args.login_host:
@@ -184,7 +195,7 @@ def option_login(args: argparse.Namespace) -> tuple[str, int | None, str]:
     problem = login_host_problem(args.login_host) or (args.jump_host and jump_host_problem(args.jump_host))
     if problem:
         raise LabError(problem)
-    return args.login_host, args.login_port, args.jump_host
+    return Login(args.login_host, args.login_port, args.jump_host)
 
 
 @dataclass(frozen=True)
@@ -213,7 +224,9 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
     token = token or make_token()
     root = (os.geteuid() == 0) if is_root is None else is_root
     slurm = in_slurm(env)
-    to_node = slurm and args.tunnel == TUNNEL_TO_NODE
+    # the profile's tunnel form is the site's rule, so it holds with a login host given as an option too
+    site = profile_login(args.profile) if slurm and args.profile else NO_LOGIN
+    to_node = slurm and (args.tunnel or site.tunnel) == TUNNEL_TO_NODE
     node = node_name(env) if slurm else LOCALHOST
     # the node's name may mean 127.0.1.1 on the node itself; a tunnel to the node itself ends at its loopback
     ip = netcheck.address(node) if slurm and not to_node else LOCALHOST
@@ -231,9 +244,8 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
     argv = lab_argv(str(folder), port, ip, allow_root=root, python=args.python)
     lines = [f"JupyterLab for {folder}"]
     if slurm:
-        login, ssh_port, jump = option_login(args)
-        if not login and args.profile:
-            login, ssh_port, jump = profile_login(args.profile)
+        typed = option_login(args)
+        login, ssh_port, jump, _ = typed if typed.host else site
         user = login_user(env)
         url = lab_url(args.local_port, token)
         lines.append(f"Running in Slurm job {env.get('SLURM_JOB_ID')} on node {node}, address {ip}, port {port}.")
@@ -403,11 +415,11 @@ def parser() -> argparse.ArgumentParser:
                    help="the login host's ssh port when it is not 22 (with --login-host)")
     p.add_argument("--jump-host", default="",
                    help="host ssh goes through to reach the login host, as ssh -J takes it (with --login-host)")
-    p.add_argument("--tunnel", default=os.environ.get("HPCW_TUNNEL") or TUNNEL_THROUGH_LOGIN,
+    p.add_argument("--tunnel", default=os.environ.get("HPCW_TUNNEL", ""),
                    choices=(TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE),
                    help="the tunnel's form inside a job: login, ssh to the login host, which forwards to the node; "
                         "node, ssh to the node itself through the login host (ssh -J), where login nodes cannot "
-                        "reach compute nodes' ports (default: $HPCW_TUNNEL, else login)")
+                        "reach compute nodes' ports (default: $HPCW_TUNNEL, else the profile's tunnel, else login)")
     p.add_argument("--local-port", type=int, default=PREFERRED_PORT,
                    help="port on your own computer for the tunnel (default: 8888)")
     p.add_argument("--python", default=sys.executable, help="the Python that has JupyterLab (default: this one)")
@@ -420,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.port and not 0 < args.port < 65536:
         print(f"error: --port {args.port} is not a port number (1-65535)", file=sys.stderr)
         return 2
-    if args.tunnel not in (TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE):  # (argparse does not check a default)
+    if args.tunnel not in ("", TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE):  # (argparse does not check a default)
         print(f"error: HPCW_TUNNEL={args.tunnel!r} is not a tunnel form; set it to {TUNNEL_THROUGH_LOGIN} or "
               f"{TUNNEL_TO_NODE}, or unset it", file=sys.stderr)
         return 2

@@ -225,20 +225,23 @@ class JupyterJob(Spec):
 
     @classmethod
     def for_profile(cls, profile: Any, **changes: Any) -> "JupyterJob":
-        """A Jupyter job filled in from a cluster profile: its login host (with its ssh port and jump host,
-        :meth:`login_fields`), and the partition (or QOS and constraint) and account of the default entry, with
-        a time that fits it (:meth:`fit_time`)."""
+        """A Jupyter job filled in from a cluster profile: its login host (with its ssh port, jump host and the
+        site's tunnel form, :meth:`login_fields`), and the partition (or QOS and constraint) and account of the
+        default entry, with a time that fits it (:meth:`fit_time`)."""
         job = DEFAULT_JOB.replace(time="", **profile.job_fields(profile.default()))
         base = cls(job=job, **cls.login_fields(profile)).fit_time(profile)
         return base.replace(**changes) if changes else base
 
     @staticmethod
     def login_fields(profile: Any) -> dict[str, Any]:
-        """The tunnel's fields a cluster profile names: ``login_host``, ``login_port`` and ``jump_host``
-        (they describe one way in, so they are taken together)."""
-        return {"login_host": getattr(profile, "login_host", "") or "",
-                "login_port": getattr(profile, "login_port", None),
-                "jump_host": getattr(profile, "jump_host", "") or ""}
+        """The tunnel's fields a cluster profile names: ``login_host``, ``login_port`` and ``jump_host`` (they
+        describe one way in, so they are taken together), and ``tunnel`` when the profile names the site's form
+        (a profile that names none leaves the job's own, so a form chosen before stays)."""
+        fields = {"login_host": getattr(profile, "login_host", "") or "",
+                  "login_port": getattr(profile, "login_port", None),
+                  "jump_host": getattr(profile, "jump_host", "") or ""}
+        tunnel = getattr(profile, "tunnel", None)
+        return {**fields, "tunnel": tunnel} if tunnel else fields
 
     def fit_time(self, profile: Any) -> "JupyterJob":
         """This job with an empty time filled in: the default two hours, or the limit of the partition the job

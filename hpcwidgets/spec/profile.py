@@ -14,17 +14,15 @@ names are unique and at most one is marked ``is_default`` (agreeing with ``defau
 (``def_mem_per_cpu`` not above ``max_mem_per_cpu``, ``def_mem_per_gpu`` only with GPUs); the CPUs per GPU
 (``def_cpus_per_gpu``, ``max_cpus_per_gpu``) only with GPUs, the default not above the maximum; the GPU nodes' own size
 (``gpu_node_cpus``, ``gpu_node_mem``) needs GPUs and is not above ``cpus_per_node``/``mem_per_node``; ``login_port``
-is a port
-number and ``jump_host`` what ``ssh -J`` takes
-(``[user@]host[:port]``, hops joined by commas); ``account`` is letters, digits and
-``_ . + - @`` (IDRIS Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from
-a well-known one (:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported, since as written no job
-would load that module; other purposes (``hdf5``, ``gcc``) are free. A partition's ``qos``, ``constraint`` and
-``account`` are names of their kind, ``allowed_qos`` lists QOS names once each and holds the partition's ``qos``
-when both are set; an entry with ``slurm_partition = false`` (nodes a job selects by QOS and
-constraint, as on NERSC Perlmutter) sets at least one of ``qos``/``constraint``, and no two such entries set
-the same pair; ``max_mem_per_job`` is a Slurm size; ``mpi_default`` is an MPI plugin srun names (``none``, ``pmi2``,
-``pmix``, ``pmix_vN``, ``cray_shasta``).
+is a port number, ``jump_host`` what ``ssh -J`` takes (``[user@]host[:port]``, hops joined by commas) and ``tunnel``
+one of the Jupyter tunnel's forms (``login``, ``node``); ``account`` is letters, digits and ``_ . + - @`` (IDRIS
+Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from a well-known one
+(:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported, since as written no job would load that module;
+other purposes (``hdf5``, ``gcc``) are free. A partition's ``qos``, ``constraint`` and ``account`` are names of their
+kind, ``allowed_qos`` lists QOS names once each and holds the partition's ``qos`` when both are set; an entry with
+``slurm_partition = false`` (nodes a job selects by QOS and constraint, as on NERSC Perlmutter) sets at least one
+of ``qos``/``constraint``, and no two such entries set the same pair; ``max_mem_per_job`` is a Slurm size;
+``mpi_default`` is an MPI plugin srun names (``none``, ``pmi2``, ``pmix``, ``pmix_vN``, ``cray_shasta``).
 
 Which entry a job runs on (:meth:`ClusterProfile.entry_for`, and the limits :func:`check_job` applies): the
 partition it names; without ``--partition``, the entry that is not a Slurm partition whose ``qos`` and
@@ -57,6 +55,7 @@ from ..errors import Problem, ProfileError, ValidationError
 from ._meta import Spec, opt
 from .apptainer import IMAGE_SOURCES
 from .common import jump_host_field, login_port_field
+from .jupyter import TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE
 from .slurm import GPU_COUNTS, SlurmJob, gpu_total, whole_count
 from .ssh import jump_host_problem, login_host_problem
 from .units import UNLIMITED, format_mem, format_time, is_number, parse_mem, parse_time
@@ -790,6 +789,14 @@ class ClusterProfile(Spec):
                                               "tunnel command then says ssh -p PORT. Leave it out for 22.")
     jump_host: str = jump_host_field("A host ssh must go through to reach the login host (ssh -J, ProxyJump): "
                                      "[user@]host[:port], hops joined by commas; empty for none.")
+    tunnel: str | None = opt(None, label="Jupyter tunnel", role="internal",
+                             choices=(TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE),
+                             help="The Jupyter tunnel's form at this site, which the examples, jupyter-job, the "
+                                  "Jupyter form and make lab start from (--tunnel or HPCW_TUNNEL still wins): "
+                                  "login, ssh to the login host, which forwards to the compute node's port; node, "
+                                  "ssh to the compute node itself through the login host (ssh -J), for sites whose "
+                                  "login nodes cannot reach compute nodes' ports but let you ssh to a node running "
+                                  "your job (pam_slurm_adopt). Leave it out for login.")
     scheduler_version: str = opt("", label="Slurm version", role="internal", placeholder="22.05",
                                  help="Slurm release (major.minor); srun of 22.05–23.02 does not inherit --cpus-per-task. "
                                       "Empty if unknown (then it is always passed again).")
