@@ -87,7 +87,8 @@ def test_words_taken_out_go_with_their_gap_and_the_other_lines_stay(args, step_e
 def test_a_launcher_option_added_goes_among_the_lines_as_read():
     """The renderer writes a new option on a line of its own; the script's lines take it next to a word around it."""
     out = _saved(LAUNCH, max_restarts=3)
-    assert "    --max-restarts=3 train.py --epochs 10 --lr 0.1 \\\n" in out
+    # after the word it follows, at the end of that word's line (the script writes it bare, the renderer quoted)
+    assert "--rdzv-endpoint=$head:29500 --max-restarts=3 \\\n    train.py --epochs 10 --lr 0.1 \\\n" in out
     assert len(out.splitlines()) == len(LAUNCH.splitlines())
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from ..spec._words import EXPANDED, word_pieces
 from ..spec.slurm import SBATCH_ALIASES, SBATCH_SHORT, STEP, SWITCHED_OFF, ScriptLayout, SlurmJob, comment_line
 from .command import option_words
 from .quote import assignment, quote_words
@@ -649,8 +650,12 @@ def _rewritten_in_place(layout: ScriptLayout, edits: _LineEdits, old: list[str],
         if len(rows) == 1 and len(now) < len(before) and directives:
             kept_before, kept_source = _options_taken_out(before, now, source[0]) or (before, source)
         rewritten = _word_changed(kept_before, now, kept_source)
+        if rewritten is not None and not directives and not _reads_as(rewritten, kept_source, kept_before, now):
+            rewritten = None
     if rewritten is None and not directives and before != source:
         rewritten = _words_changed(before, now, source)
+        if rewritten is not None and not _reads_as(rewritten, source, before, now):
+            rewritten = None
     if rewritten is None:
         return None
     if len(rewritten) == len(rows):
@@ -658,6 +663,67 @@ def _rewritten_in_place(layout: ScriptLayout, edits: _LineEdits, old: list[str],
     if rows[-1] - rows[0] != len(rows) - 1:
         return None
     return {rows[0]: rewritten, **{row: [] for row in rows[1:]}}
+
+
+def _reads_as(lines: list[str], source: list[str], before: list[str], now: list[str]) -> bool:
+    """Whether the lines as read ``source`` with an edit made in them (``lines``) read back with the words changed as
+    the renderer's lines for the model changed from ``before`` to ``now``: the same words added and taken out, and,
+    where the script writes the words in the renderer's order, the same words in the same order. It is the safety net
+    of every rewrite in place, which works on the text and cannot see, say, that a word it changed stands inside a
+    quoted word spanning lines (``bash -c "…"``), where a quote typed in closes the outer one and a word added after
+    it lands inside it. When the words differ the group is written as rendered."""
+    read, was = _read_back("\n".join(lines)), _read_back("\n".join(source))
+    rendered, rendered_was = _read_back("\n".join(now)), _read_back("\n".join(before))
+    if was == rendered_was:
+        return read == rendered
+    return Counter(read) - Counter(was) == Counter(rendered) - Counter(rendered_was) and \
+        Counter(was) - Counter(read) == Counter(rendered_was) - Counter(rendered)
+
+
+#: characters that end a shell word where they stand unquoted, each read as a word of its own (``2>&1``, ``;``)
+_OPERATORS = frozenset(";&|<>()")
+#: pattern characters, which bash expands unquoted and passes on as they are quoted
+_GLOB = frozenset("*?[")
+
+
+def _read_back(text: str) -> list[str]:
+    """The words bash reads in the shell ``text`` of a command, each as what it passes on (quotes removed, escapes
+    and line continuations resolved, comments left out), with each expansion as :data:`EXPANDED` and its text and
+    each pattern character bash expands marked so too: ``'$X'`` and ``"$X"`` differ, ``$X`` and ``"$X"`` (two
+    spellings the reader takes as one word) do not. Operators are words of their own."""
+    words: list[str] = []
+    word: list[str] | None = None
+    offset = 0
+    while offset < len(text):
+        start, rest = 0, text[offset:]
+        for end, kind, piece, quote in word_pieces(rest):
+            escaped = end - start == 2 and kind == "lit"
+            start = end
+            if kind == "quote":
+                word = word or []
+            elif kind == "exp":
+                word = (word or []) + [EXPANDED + piece]
+            elif escaped and piece == "\n":
+                continue  # a line continuation (also inside double quotes): bash removes it
+            elif quote or escaped:
+                word = (word or []) + [piece]
+            elif piece in " \t\n" or piece in _OPERATORS or (piece == "#" and word is None):
+                if word is not None:
+                    words.append("".join(word))
+                word = None
+                if piece in _OPERATORS:
+                    words.append(piece)
+                elif piece == "#":  # a comment, up to the end of its line; read on from there
+                    line_end = rest.find("\n", end)
+                    offset += len(rest) if line_end < 0 else line_end
+                    break
+            else:
+                word = (word or []) + [EXPANDED + piece if piece in _GLOB else piece]
+        else:
+            offset = len(text)
+    if word is not None:
+        words.append("".join(word))
+    return words
 
 
 def _group_lines(edits: _LineEdits, group: int) -> list[str]:
@@ -954,12 +1020,12 @@ def _run_place(old: list[str], i1: int, i2: int, text: str) -> re.Match[str] | N
     (``before``, ``after``) and each of its words (``w0``, ``w1``, …), found by the words around it: as few of them as
     make it one place, on both sides or, where a word on one side is written otherwise in ``text`` (the renderer
     quotes it, the script does not), on the other alone. None when no number of them does."""
-    run = _GAP.join(f"(?P<w{k}>{re.escape(word)})" for k, word in enumerate(old[i1:i2]))
+    run = _GAP.join(f"(?P<w{k}>{_spelled(word)})" for k, word in enumerate(old[i1:i2]))
     sides = [(True, True), (True, False), (False, True)]  # which sides' words to look for; a side found nowhere goes
     for reach in range(1, len(old) + 1):
         for side in list(sides):
-            left = _GAP.join(map(re.escape, old[max(0, i1 - reach):i1])) if side[0] else ""
-            right = _GAP.join(map(re.escape, old[i2:i2 + reach])) if side[1] else ""
+            left = _GAP.join(map(_spelled, old[max(0, i1 - reach):i1])) if side[0] else ""
+            right = _GAP.join(map(_spelled, old[i2:i2 + reach])) if side[1] else ""
             if not left and not right:  # no word on the sides looked at (the run begins or ends the command)
                 sides.remove(side)
                 continue
@@ -976,6 +1042,22 @@ def _run_place(old: list[str], i1: int, i2: int, text: str) -> re.Match[str] | N
         if not sides or (i1 - reach <= 0 and i2 + reach >= len(old)):
             return None
     return None
+
+
+#: a word the renderer double-quotes for its expansion, whose text is one a script may also write bare or quote
+#: only after the ``=`` of an option (``"$IN"``, ``"--nnodes=$SLURM_JOB_NUM_NODES"``)
+_QUOTED_PLAIN = re.compile(r'"(?P<name>-{0,2}[A-Za-z_][\w.-]*=)?(?P<value>[\w$.{}:/@%+,-]*)"')
+
+
+def _spelled(word: str) -> str:
+    """A pattern of the rendered ``word`` as a script may write it: itself, or for a word the renderer double-quotes
+    only for its ``$`` (:data:`_QUOTED_PLAIN`), also bare (``$IN``) or quoted after its ``=`` (``--k="$X"``). Bash
+    reads them alike as the reader took them; :func:`_reads_as` checks what is written."""
+    plain = _QUOTED_PLAIN.fullmatch(word)
+    if not plain or "$" not in word:
+        return re.escape(word)
+    name, value = plain.group("name") or "", plain.group("value")
+    return "(?:" + "|".join(map(re.escape, (word, name + value, f'{name}"{value}"'))) + ")"
 
 
 def _taken_out(found: re.Match[str]) -> tuple[int, int]:
