@@ -180,7 +180,7 @@ def test_a_kill_of_the_shells_children_or_group_ends_the_server(stop: str) -> No
     "pkill -P $$ vllm\n",
     # another parent, another selection, another signal, or no parent at all
     "pkill -P 1\n",
-    "pkill -u $USER -P $$\n",
+    "pkill -u root -P $$\n",
     "pkill -USR1 -P $$\n",
     "pkill vllm\n",
     # a test, a signal srun passes on, or the batch shell alone

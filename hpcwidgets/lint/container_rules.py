@@ -1034,12 +1034,30 @@ def _under_home(path: str) -> bool:
     return bool(_HOME_PATH.match(path))
 
 
+#: a reference to a variable at the start of a value: $IMG, ${BASE}/x.sif
+_LEADING_REFERENCE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
+
+
+def _resolve_path(ctx: Context, value: str, line: int) -> str:
+    """``value`` with the script's variables substituted (:meth:`~hpcwidgets.parse.script.ParsedScript.resolve`), also
+    one whose assignment starts with an unquoted ~, which bash expands to $HOME there (IMG=~/containers/x.sif, bash(1):
+    Tilde Expansion): resolve keeps such a value as written and leaves the reference, $IMG."""
+    resolved = ctx.parsed.resolve(value, line)
+    m = _LEADING_REFERENCE.match(resolved)
+    var = ctx.parsed.variable(m.group(1) or m.group(2), line) if m else None
+    if m is None or var is None or var.appended or not isinstance(var.value, Verbatim) \
+            or not re.match(r"~(?:/|$)", var.value):
+        return resolved
+    return ctx.parsed.resolve_written(m.group(0), line) + resolved[m.end():]
+
+
 @rule("HPC206", "image-in-home", "warning",
       summary="a container image is stored under $HOME",
       why="Images are gigabytes and home directories have small quotas (and are often slow, backed-up NFS): the "
           "pull fails half-way or fills the quota, and every job reads the image over the slowest file system. "
           "A container that mpirun or mpiexec on the host starts (mpiexec -np 64 singularity exec IMAGE …) counts "
-          "too: there every rank on every node opens the image.",
+          "too: there every rank on every node opens the image. The path is read through the script's variables, "
+          "also one set with a ~ (IMG=~/containers/x.sif: bash expands a ~ at the start of an assignment's value).",
       fix="Keep images on scratch or project storage, e.g. $SCRATCH/images/pytorch_24.05.sif (with a profile, the "
           "message names its image_dir).",
       catalogue=(10,),
@@ -1054,16 +1072,16 @@ apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py
 def _image_home(ctx: Context) -> Iterator[Any]:
     images = _site_folder(ctx, "image_dir")
     for step, c in containers(ctx):
-        image = ctx.parsed.resolve(str(c.image), step.line)
+        image = _resolve_path(ctx, str(c.image), step.line)
         if _under_home(image):
             yield step.line, f"the image {image} is under $HOME (small quota, slow); keep images on scratch, e.g. {images}"
     for line, launcher, c in host_mpirun_containers(ctx):
-        image = ctx.parsed.resolve(str(c.image), line)
+        image = _resolve_path(ctx, str(c.image), line)
         if _under_home(image):
             yield (line, f"the image {image} is under $HOME (small quota, slow), and every rank {launcher} starts "
                          f"opens it; keep images on scratch, e.g. {images}")
     for cmd, model in pulls(ctx):
-        target = ctx.parsed.resolve(str(getattr(model, "dir", "") or getattr(model, "dest", "") or ""), cmd.line)
+        target = _resolve_path(ctx, str(getattr(model, "dir", "") or getattr(model, "dest", "") or ""), cmd.line)
         if _under_home(target):
             yield cmd.line, f"the image is pulled into {target}, under $HOME (small quota); pull into scratch, e.g. --dir \"{images}\""
 
@@ -1115,7 +1133,9 @@ def cache_vars(binary: str) -> tuple[str, ...]:
           "unpacked and built there, even with --disable-cache. A build from a definition file, a sandbox or a local "
           "image (apptainer build --fakeroot app.sif app.def) uses the temporary folder as much: the image's whole "
           "root file system is assembled there, uncompressed, so it is reported there too (build's own --tmpdir "
-          "takes the variable's place).",
+          "takes the variable's place). With neither set, Apptainer uses TMPDIR (apptainer-build(1): the temporary "
+          "folder defaults to /tmp, TMPDIR overrides that, and APPTAINER_TMPDIR overrides both), so TMPDIR under "
+          "$HOME is reported as well.",
       fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before fetching the image (and APPTAINER_TMPDIR, "
           "or build's --tmpdir, likewise: a folder on scratch made with mkdir -p); with a profile, the message names "
           "its cache_dir and scratch.",
@@ -1137,14 +1157,14 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         names = cache_vars(model.binary)
         elsewhere = f"point it at scratch, e.g. {_site_folder(ctx, 'cache_dir', model.binary)}"
         if model.cachedir or any(n in names for n, _ in cmd.assignments):
-            value = ctx.parsed.resolve(str(model.cachedir or ""), cmd.line)
+            value = _resolve_path(ctx, str(model.cachedir or ""), cmd.line)
             if _under_home(value):
                 yield cmd.line, f"{model.env_name('APPTAINER_CACHEDIR')}={value} is under $HOME; {elsewhere}"
             continue
         var = next((v for v in (ctx.parsed.variable(n, cmd.line) for n in names) if v is not None), None)
         if var is None:
             yield (cmd.line, _default_cache_message(ctx, f"{model.binary} pull", model.binary, cmd.line))
-        elif _under_home(ctx.parsed.resolve(str(var.value), cmd.line)):
+        elif _under_home(_resolve_path(ctx, str(var.value), cmd.line)):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
     for use in registry_uses(ctx):
@@ -1155,13 +1175,13 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         elsewhere = f"point it at scratch, e.g. {_site_folder(ctx, 'cache_dir', use.binary)}"
         own = next((n for n in names if n in env), None)
         if own is not None:
-            if _under_home(ctx.parsed.resolve(env[own], use.line)):
+            if _under_home(_resolve_path(ctx, env[own], use.line)):
                 yield use.line, f"{own}={env[own]} is under $HOME; {elsewhere}"
             continue
         var = next((v for v in (ctx.parsed.variable(n, use.line) for n in names) if v is not None), None)
         if var is None:
             yield use.line, _default_cache_message(ctx, use.what, use.binary, use.line)
-        elif var.line not in reported and _under_home(ctx.parsed.resolve(str(var.value), use.line)):
+        elif var.line not in reported and _under_home(_resolve_path(ctx, str(var.value), use.line)):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
     yield from _tmpdir_home(ctx)
@@ -1197,21 +1217,29 @@ def _tmpdir_home(ctx: Context) -> Iterator[Any]:
                      "there, uncompressed"))
     reported: set[int] = set()  # one finding per assignment
     for line, what, binary, env, option, does in sorted(uses, key=lambda u: u[0]):
-        names = _tmp_vars(binary)
-        own = next((n for n in names if n in env), None)
-        if option is not None:
-            at, name, value = line, "--tmpdir", option
-        elif own is not None:
-            at, name, value = line, own, env[own]
-        else:
-            var = next((v for v in (ctx.parsed.variable(n, line) for n in names) if v is not None), None)
-            if var is None:
-                continue
-            at, name, value = var.line, var.name, str(var.value)
-        if at not in reported and _under_home(ctx.parsed.resolve(value, line)):
+        own = _tmp_vars(binary)
+        found = (line, "--tmpdir", option) if option is not None \
+            else _set_for(ctx, line, env, own) or _set_for(ctx, line, env, ("TMPDIR",))
+        if found is None:
+            continue
+        at, name, value = found
+        if at not in reported and _under_home(_resolve_path(ctx, value, line)):
             reported.add(at)
-            yield (at, f"{name}={value} is under $HOME (small quota): {what} {does}; point it at "
+            fallback = name == "TMPDIR"  # what the runtime uses when its own variable is unset
+            when = f", and with {own[0]} unset" if fallback else ":"
+            fix = f"export {own[0]} to" if fallback else "point it at"
+            yield (at, f"{name}={value} is under $HOME (small quota){when} {what} {does}; {fix} "
                        f"{_scratch_folder(ctx)} (made with mkdir -p)")
+
+
+def _set_for(ctx: Context, line: int, env: dict[str, str], names: tuple[str, ...]) -> tuple[int, str, str] | None:
+    """Where and to what the first of the variables ``names`` is set for the command at ``line``: before it on its
+    line (``env``: NAME=value apptainer pull …), or by an assignment above it; None when by neither."""
+    here = next((n for n in names if n in env), None)
+    if here is not None:
+        return line, here, env[here]
+    var = next((v for v in (ctx.parsed.variable(n, line) for n in names) if v is not None), None)
+    return (var.line, var.name, str(var.value)) if var is not None else None
 
 
 def _build_tmpdir(model: Any) -> str | None:

@@ -493,13 +493,29 @@ _SERVERS: dict[str, tuple[str, ...] | None] = {
 _SERVER_MODULES = frozenset({"vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server",
                              "sglang.launch_server", "jupyterlab", "notebook", "tensorboard.main"})
 
+#: the subcommands of the Jupyter servers (the word right after jupyter lab, notebook or server), which list, stop or
+#: set up servers, or build JupyterLab, and exit: those of jupyter_server's ServerApp, notebook's NotebookApp and
+#: JupyterLab's LabApp
+_JUPYTER_SUBCOMMANDS = frozenset({"list", "stop", "password", "extension", "build", "clean", "path", "paths",
+                                  "workspace", "workspaces", "licenses"})
+
+#: options that make a server print something and exit instead of serving, besides --help and --version (which
+#: every one of them reads, or refuses as unknown, and exits): -h for help (but mlflow server's -h is --host),
+#: Jupyter's fuller help and config file, TensorBoard's version, full help and --inspect of event files (which
+#: prints their digests), the text-generation-launcher's -V
+_PRINTING_OPTIONS = {"jupyter": ("-h", "--help-all", "--generate-config"),
+                     "tensorboard": ("-h", "--helpfull", "--version_tb", "--inspect"),
+                     "text-generation-launcher": ("-h", "-V")}
+
 
 def _server_names() -> str:
-    """The servers :func:`_server` recognises, as HPC522's and HPC538's texts name them (one list for both)."""
+    """The servers :func:`_server` recognises, as HPC522's, HPC538's and HPC539's texts name them (one list for all),
+    and what of theirs only prints and exits."""
     names = ["ray start --block"]
     names += [f"{name} {'/'.join(subcommands)}" if subcommands else name for name, subcommands in _SERVERS.items()]
     names += [f"python -m {module}" for module in sorted(_SERVER_MODULES)]
-    return ", ".join(names)
+    return (", ".join(names) + "; not with --help or --version, nor jupyter server list or stop, jupyter lab build "
+            "and Jupyter's other subcommands, which print or do something and exit")
 
 
 @rule("HPC522", "monitor-step-blocks-the-job", "error",
@@ -518,7 +534,9 @@ def _server_names() -> str:
           "--ServerApp.shutdown_no_activity_timeout=N) or held to a time (srun --time, timeout), or when the script "
           "has ended the step before the later one, itself or in a function it calls there (cleanup() { kill "
           "\"$PID\"; }; cleanup; a trap cleanup EXIT runs only at the script's end): wait for it, kill $PID "
-          "(PID=$! after srun … &; also kill %1, kill $(jobs -p) or pkill -P $$, the batch shell's children) with "
+          "(PID=$! after srun … &; also kill $(cat FILE) after echo $! > FILE, kill %1, kill $(jobs -p) or pkill -P "
+          "$$, the batch shell's children; pkill -f PATTERN when srun's command line matches the pattern, as pkill "
+          "signals every matching process on the node: pkill -f 'vllm serve'; killall srun) with "
           "TERM, HUP, QUIT or KILL, which srun turns into SIGKILL for its tasks (kill -INT only makes srun print "
           "their state, unless srun has --quit-on-interrupt), kill 0 or kill -- -$$ (the batch script leads a "
           "process group of its own, which holds srun … &), or scancel $SLURM_JOB_ID.N of its step.",
@@ -671,8 +689,9 @@ def _ends_the_step(ctx: Context, b: BackgroundStep, k: int, cmd: Any, pids: dict
                    called: frozenset[str]) -> bool:
     """Whether ``cmd``, which the batch shell runs at ``k`` (the command there, or one of the function it calls
     there), ends the background step ``b``: it waits for it (wait, wait $PID), kills its srun (kill $PID with PID=$!
-    after it, kill %N, kill $(jobs -p), pkill -P $$; see :data:`_ENDS_THE_STEP`), kills the batch shell's process
-    group, which srun … & belongs to (kill 0, kill -- -$$), or cancels its step (scancel $SLURM_JOB_ID.N).
+    after it, kill $(cat FILE) with echo $! > FILE, kill %N, kill $(jobs -p), pkill -P $$, pkill -f PATTERN,
+    killall srun; see :data:`_ENDS_THE_STEP`), kills the batch shell's process group, which srun … & belongs to
+    (kill 0, kill -- -$$), or cancels its step (scancel $SLURM_JOB_ID.N).
     ``b`` may also be a program the batch shell runs itself with & (``vllm serve … &``, ``apptainer exec … &``:
     no srun, see :func:`_endless_in_background`), which a kill reaches directly and no scancel of a step does.
     ``called`` holds the functions on the way, so that one calling itself is read once."""
@@ -694,7 +713,9 @@ def _ends_the_step(ctx: Context, b: BackgroundStep, k: int, cmd: Any, pids: dict
         return any(_SHELLS_GROUP.fullmatch(t) for t in signalled) \
             or (plain and any(_names_the_step(ctx, b, k, t, pids) for t in signalled))
     if name == "pkill":
-        return plain and _kills_the_shells_srun(b, targets, interrupt, ignored)
+        return _pkill_ends(ctx, b, k, targets, plain, interrupt, ignored)
+    if name == "killall":
+        return _killall_ends(b, targets, interrupt, ignored)
     if name == "scancel":
         return srun is not None and _cancels_step(ctx, b, targets)
     if name in _functions(ctx) and _functions(ctx)[name] < k and name not in called:  # defined by then
@@ -713,23 +734,62 @@ def _surely_run_in(ctx: Context, name: str) -> list[Any]:
     return [code[j][0] for j in range(body + 1, ends[body]) if code[j][2] == body and not _joined_to_previous(code, j)]
 
 
+def _until_next_start(ctx: Context, start: int) -> Iterator[int]:
+    """The commands after the one at ``start`` in its body, up to the next one the batch shell runs in the
+    background (from there on, $! is the PID of that one)."""
+    k = _next_in_body(ctx, start)
+    while k is not None and not _backgrounded(ctx, k):
+        yield k
+        k = _next_in_body(ctx, k)
+
+
+#: a word that is $!, quoted or not
+_LAST_PID = re.compile(r"\"?\$(?:!|\{!\})\"?")
+
+
 def _pid_names(ctx: Context, start: int) -> dict[str, int]:
     """The variables the batch shell saves the PID of the command at ``start`` in (PID=$!, pids+=($!)) before it
     starts another in the background, with where each is set."""
     code = _code_in_order(ctx)
-    out: dict[str, int] = {}
-    k = _next_in_body(ctx, start)
-    while k is not None and not _backgrounded(ctx, k):
-        for name, word in code[k][0].assignments:
-            if re.fullmatch(r"\(?\"?\$(?:!|\{!\})\"?\)?", word.raw):
-                out[name] = k
-        k = _next_in_body(ctx, k)
-    return out
+    return {name: k for k in _until_next_start(ctx, start) for name, word in code[k][0].assignments
+            if re.fullmatch(rf"\(?{_LAST_PID.pattern}\)?", word.raw)}
+
+
+#: a word that reads a file: $(cat FILE), $(< FILE), `cat FILE`
+_READS_FILE = re.compile(r"\$\(\s*(?:cat\s+|<\s*)([^\s()`]+)\s*\)|`\s*cat\s+([^\s`]+)\s*`")
+
+#: redirections that write a file anew (>>, which appends, keeps what is in it)
+_OVERWRITES = (">", ">|", "&>")
+
+
+def _holds_the_pid(ctx: Context, b: BackgroundStep, k: int, file: str) -> bool:
+    """Whether ``file`` holds the PID of what ``b`` starts when the command at ``k`` reads it: right after starting
+    it, the batch shell wrote $! there (echo $! > server.pid, printf '%s' "$!" >> pids), and nothing wrote the file
+    anew since. As with a variable, a pipeline's $! is its last command's PID (:func:`_saved_pids`)."""
+    if _pipeline_end(ctx, b.index) != b.index:
+        return False
+    code = _code_in_order(ctx)
+    wanted = ctx.parsed.resolve(file, code[k][0].line)
+
+    def writes(j: int, ops: tuple[str, ...]) -> bool:
+        cmd = code[j][0]
+        return any(r.op in ops and ctx.parsed.resolve(str(r.target.value), cmd.line) == wanted for r in cmd.redirects)
+
+    def saves_the_pid(j: int) -> bool:  # echo $! > FILE, printf '%s\n' "$!" >> FILE
+        words = code[j][0].words
+        return code[j][0].kind == "simple" and bool(words) and str(words[0].value) in ("echo", "printf") \
+            and any(_LAST_PID.fullmatch(w.raw) for w in words[1:]) and writes(j, (*_OVERWRITES, ">>"))
+    written = [j for j in _until_next_start(ctx, b.index) if j < k and saves_the_pid(j)]
+    return bool(written) and not any(writes(j, _OVERWRITES) for j in range(written[-1] + 1, k))
 
 
 def _names_the_step(ctx: Context, b: BackgroundStep, k: int, target: str, pids: dict[str, int]) -> bool:
     """Whether a wait or kill at ``k`` given ``target`` reaches the srun of ``b``: a variable holding its PID (not
-    set to anything else since), $(jobs -p), %% or %+ with no job started since, or %N with N its job number."""
+    set to anything else since), a file holding it read with $(cat FILE) (:func:`_holds_the_pid`), $(jobs -p), %%
+    or %+ with no job started since, or %N with N its job number."""
+    read = _READS_FILE.fullmatch(target)
+    if read:
+        return _holds_the_pid(ctx, b, k, read.group(1) or read.group(2))
     m = re.fullmatch(r"\$\{?([A-Za-z_]\w*)(?:\[[@*]\])?\}?", target)
     if m:
         name = m.group(1)
@@ -793,47 +853,134 @@ def _ends_a_step(signal: str, interrupt_ends: bool, ignored: tuple[str, ...] = (
 #: own, and bash without job control starts what it runs with & in that same group, srun … & included
 _SHELLS_GROUP = re.compile(r"0|-\$(?:\$|\{\$\})")
 
-#: pkill's options that take a value, besides -P/--parent and --signal (each picks processes in another way)
+#: pkill's options that take a value and pick processes in another way than by their name (each may leave srun out;
+#: -u or -U with the job's own user does not: see :data:`_OWN_USER`)
 _PKILL_SELECTORS = frozenset({"-g", "--pgroup", "-G", "--group", "-s", "--session", "-t", "--terminal", "-u",
-                              "--euid", "-U", "--uid", "-F", "--pidfile", "--ns", "--nslist", "--cgroup"})
+                              "--euid", "-U", "--uid", "--ns", "--nslist", "--cgroup", "-r", "--runstates"})
+
+#: pkill's options that change neither which processes it picks nor the signal (-f, -x and -i change how the pattern
+#: is matched: see :func:`_pkill_ends`)
+_PKILL_FLAGS = frozenset({"-f", "--full", "-x", "--exact", "-i", "--ignore-case", "-e", "--echo", "-c", "--count",
+                          "-A", "--ignore-ancestors"})
+
+#: the options of pkill and killall that pick processes by their user
+_USER_OPTIONS = frozenset({"-u", "--euid", "-U", "--uid", "--user"})
+
+#: the job's own user, as a script names it ($USER, $(whoami), $(id -u)): all of srun's processes are its
+_OWN_USER = re.compile(r"\$\{?(?:USER|LOGNAME|UID|EUID)\}?|\$\((?:whoami|id\s+-u|id\s+-un|id\s+-nu)\)")
+
+#: a signal given as an option of its own (-9, -KILL, -SIGTERM), which pkill and killall read among their options
+_SIGNAL_OPTION = re.compile(r"-(?:\d+|[A-Z][A-Z0-9+-]*)")
 
 
-def _kills_the_shells_srun(b: BackgroundStep, words: list[str], interrupt_ends: bool,
-                           ignored: tuple[str, ...] = ()) -> bool:
-    """Whether pkill with these arguments ends the srun the batch shell started for ``b`` (or the program it runs
-    itself with &): it picks the shell's children (-P $$), with no pattern or one the process's name (its command
-    line with -f) matches, and a signal that ends the step (TERM when none is given; see :func:`_kill_targets`).
-    An option that picks processes another way (-u, -n, -v …) may leave it out."""
-    signal, parent, pattern, full = "TERM", False, None, False
-    k = 0
-    while k < len(words):
-        word = words[k]
+def _process_words(b: BackgroundStep) -> list[str]:
+    """The command line of the process the batch shell started for ``b`` on its node, as the script writes it: its
+    srun (also one a function or a ( … ) group runs), or the program it runs itself with &."""
+    srun = b.step is not None and b.step.chain.srun is not None
+    return [str(w.value) for w in (b.step.command.words if srun else b.start.words)]
+
+
+def _process_name(words: list[str]) -> str:
+    """The name of the process that runs ``words`` (what pkill and killall match without -f): its program's file
+    name, past wrappers that exec it (nohup, env)."""
+    return (launch_words(words) or [""])[0].rsplit("/", 1)[-1]
+
+
+def _pkill_ends(ctx: Context, b: BackgroundStep, k: int, words: list[str], plain: bool, interrupt_ends: bool,
+                ignored: tuple[str, ...] = ()) -> bool:
+    """Whether pkill at ``k`` with these arguments ends the srun the batch shell started for ``b`` (or the program
+    it runs itself with &), with a signal that ends the step (TERM when none is given; see :func:`_kill_targets`).
+    pkill picks every process on the node that meets all of its criteria: the shell's children (-P $$, which holds
+    srun only when the shell started it itself, ``plain``), the PID in a file (-F FILE, :func:`_holds_the_pid`),
+    the user (-u $USER), and a pattern, an extended regular expression that must match the process's name (its
+    whole command line with -f; the whole of it with -x). pkill -f "vllm serve" thus stops srun vllm serve … &, on
+    whatever node its tasks run, but pkill -f "python.*vllm" leaves it (srun's command line has no python). An
+    option that picks processes in another way (-g, -t, -n, -v …) may leave it out."""
+    signal, pattern, parent, pidfile, used = "TERM", None, False, None, set()
+    at = 0
+    while at < len(words):
+        word = words[at]
         option, eq, value = word.partition("=") if word.startswith("--") else (word[:2], "", word[2:])
-        if option in ("-P", "--parent", "--signal") or option in _PKILL_SELECTORS:
+        if option in ("-P", "--parent", "--signal", "-F", "--pidfile") or option in _PKILL_SELECTORS:
             if not eq and not value:
-                value, k = (words[k + 1] if k + 1 < len(words) else ""), k + 1
+                value, at = (words[at + 1] if at + 1 < len(words) else ""), at + 1
             if option in ("-P", "--parent"):
                 parent = any(re.fullmatch(r"\$(?:\$|\{\$\})", p) for p in value.split(","))
+                if not parent:
+                    return False  # the children of another process
             elif option == "--signal":
                 signal = value
-            else:
+            elif option in ("-F", "--pidfile"):
+                pidfile = value
+            elif not (option in _USER_OPTIONS and _OWN_USER.fullmatch(value)):
                 return False
-        elif word in ("-f", "--full", "-e", "--echo"):
-            full = full or word in ("-f", "--full")
-        elif k == 0 and re.fullmatch(r"-(?:[A-Za-z]+|\d+)", word):
+        elif word in _PKILL_FLAGS or re.fullmatch(r"-[fxieAc]{2,}", word):
+            used |= {word} if word.startswith("--") else {f"-{c}" for c in word[1:]}
+        elif _SIGNAL_OPTION.fullmatch(word):
             signal = word[1:]
         elif word.startswith("-") or pattern is not None:
             return False
         else:
             pattern = word
-        k += 1
-    words_run = [str(w.value) for w in b.start.words]
-    process = " ".join(words_run) if full else (launch_words(words_run) or [""])[0].rsplit("/", 1)[-1]
+        at += 1
+    if not _ends_a_step(signal, interrupt_ends, ignored) or ((parent or pidfile is not None) and not plain) \
+            or (pidfile is not None and not _holds_the_pid(ctx, b, k, pidfile)):
+        return False
+    if pattern is None:
+        return parent or pidfile is not None  # pkill with nothing to pick processes by is refused
+    full = bool(used & {"-f", "--full"})
+    # without -f, the name the kernel keeps: 15 characters at most
+    process = " ".join(_process_words(b)) if full else _process_name(_process_words(b))[:15]
+    flags = re.IGNORECASE if used & {"-i", "--ignore-case"} else 0
     try:
-        matches = pattern is None or re.search(pattern, process) is not None
+        found = (re.fullmatch if used & {"-x", "--exact"} else re.search)(pattern, process, flags)
     except re.error:
         return False
-    return parent and matches and _ends_a_step(signal, interrupt_ends, ignored)
+    return found is not None
+
+
+def _killall_ends(b: BackgroundStep, words: list[str], interrupt_ends: bool, ignored: tuple[str, ...] = ()) -> bool:
+    """Whether killall with these arguments ends the srun the batch shell started for ``b`` (or the program it runs
+    itself with &): one of the names it is given is the process's name (killall srun; with -r, an extended regular
+    expression that matches it; -I ignores case), with a signal that ends the step (TERM when none is given). An
+    option that picks processes in another way (-o, -y, -n; -u with another user) may leave it out, and -i asks on a
+    terminal a batch job does not have."""
+    signal, names, regex, flags = "TERM", [], False, 0
+    at, options = 0, True
+    while at < len(words):
+        word = words[at]
+        option, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if not options or not word.startswith("-") or word == "-":
+            names.append(word)
+        elif word == "--":
+            options = False
+        elif option in ("-s", "--signal", "-u", "--user", "-o", "--older-than", "-y", "--younger-than", "-n", "--ns",
+                        "-Z", "--context"):
+            if not eq:
+                value, at = (words[at + 1] if at + 1 < len(words) else ""), at + 1
+            if option in ("-s", "--signal"):
+                signal = value
+            elif not (option in _USER_OPTIONS and _OWN_USER.fullmatch(value)):
+                return False
+        elif word in ("-r", "--regexp"):
+            regex = True
+        elif word in ("-I", "--ignore-case"):
+            flags = re.IGNORECASE
+        elif word in ("-e", "--exact", "-q", "--quiet", "-w", "--wait", "-v", "--verbose", "-g", "--process-group"):
+            pass  # -g kills the process group of what it finds: the batch shell's, srun … & with it
+        elif _SIGNAL_OPTION.fullmatch(word):
+            signal = word[1:]
+        else:
+            return False
+        at += 1
+    if not _ends_a_step(signal, interrupt_ends, ignored):
+        return False
+    process = _process_name(_process_words(b))
+    try:
+        return any((re.search(name, process, flags) if regex else re.fullmatch(re.escape(name), process, flags))
+                   is not None for name in names)
+    except re.error:
+        return False
 
 
 def _cancels_step(ctx: Context, b: BackgroundStep, words: list[str]) -> bool:
@@ -892,17 +1039,41 @@ def _server(words: list[str]) -> str | None:
         return None
     name = words[0].rsplit("/", 1)[-1]
     found: str | None = None
+    args: list[str] = []  # the words after the server's name (after vllm serve, python -m MODULE)
     if name == "ray":
         found = "ray start --block" if words[1:2] == ["start"] and "--block" in words else None
+        args = words[2:]
     elif re.fullmatch(r"python[\d.]*", name):
         options = list(itertools.takewhile(lambda w: w.startswith("-"), words[1:]))
         at = len(options)
         module = words[at + 1] if options and options[-1] == "-m" and at + 1 < len(words) else ""
         found = f"{name} -m {module}" if module in _SERVER_MODULES else None
+        args = words[at + 2:]
     elif name in _SERVERS:
         wanted = _SERVERS[name]
         found = name if wanted is None else f"{name} {words[1]}" if words[1:2] and words[1] in wanted else None
-    return None if found is None or _stops_by_itself(found, words) else found
+        args = words[1:] if wanted is None else words[2:]
+    if found is None or _stops_by_itself(found, words) or _only_prints(found, args):
+        return None
+    return found
+
+
+def _is_jupyter(server: str) -> bool:
+    """Whether the ``server`` (as :func:`_server` names it) is a Jupyter server: jupyter lab, jupyter-notebook,
+    python -m jupyterlab …"""
+    return "jupyter" in server or server.endswith("-m notebook")
+
+
+def _only_prints(server: str, args: list[str]) -> bool:
+    """Whether the words after the ``server``'s name (``args``) make it print something or do a task and exit instead
+    of serving: a Jupyter subcommand (jupyter server list, jupyter lab build; :data:`_JUPYTER_SUBCOMMANDS`), or an
+    option for its help or version before any -- (:data:`_PRINTING_OPTIONS`; vllm serve --help=ModelConfig too)."""
+    if _is_jupyter(server) and args[:1] and args[0] in _JUPYTER_SUBCOMMANDS:
+        return True
+    family = "jupyter" if _is_jupyter(server) else "tensorboard" if "tensorboard" in server else server
+    others = () if server.startswith("mlflow") else ("-h",)  # mlflow server -h is its --host
+    printing = {"--help", "--version", *_PRINTING_OPTIONS.get(family, others)}
+    return any(w in printing or w.startswith("--help=") for w in itertools.takewhile(lambda w: w != "--", args))
 
 
 #: the Jupyter servers' option that shuts them down after that many seconds with no kernel or terminal running
@@ -919,7 +1090,7 @@ def _stops_by_itself(server: str, words: list[str]) -> bool:
         options: tuple[str, ...] = ("--idle-timeout",) if "scheduler" in server else ("--lifetime",)
         if "--lifetime-restart" in words:
             return False
-    elif "jupyter" in server or server.endswith("-m notebook"):
+    elif _is_jupyter(server):
         options = _JUPYTER_IDLE_SHUTDOWN
     else:
         return False
@@ -963,9 +1134,9 @@ def _relative_nodes(ctx: Context, step: Any) -> tuple[int, float] | None:
 
 
 #: commands after a server that only tidy up or report, not the job's work (a job may run them once it is stopped)
-_AFTERWORDS = _QUICK_COMMANDS | frozenset({"kill", "pkill", "wait", "scancel", "sleep", "trap", "cat", "tail", "seff",
-                                           "sacct", "sstat", "squeue", "scontrol", "nvidia-smi", "du", "df", "conda",
-                                           "deactivate"})
+_AFTERWORDS = _QUICK_COMMANDS | frozenset({"kill", "pkill", "killall", "wait", "scancel", "sleep", "trap", "cat",
+                                           "tail", "seff", "sacct", "sstat", "squeue", "scontrol", "nvidia-smi", "du",
+                                           "df", "conda", "deactivate"})
 
 
 @rule("HPC538", "server-in-the-foreground", "warning",
@@ -982,7 +1153,8 @@ _AFTERWORDS = _QUICK_COMMANDS | frozenset({"kill", "pkill", "wait", "scancel", "
           "left alone, as is one held to a time (srun --time, timeout 2h srun …, srun timeout 2h …, timeout 2h "
           "jupyter lab), one told to stop by itself when idle (dask scheduler --idle-timeout, dask worker "
           "--lifetime, jupyter lab --ServerApp.shutdown_no_activity_timeout=N), one run with exec (the batch shell "
-          "ends there), and tidying up after it (echo, rm, kill, scancel).",
+          "ends there), and tidying up after it (echo, rm, kill, scancel; stopping the instance it ran in with "
+          "apptainer instance stop, Ray with ray stop, or Jupyter with jupyter server stop).",
       fix="Start the server in the background (srun --overlap … &, or vllm serve … & in the batch shell), wait until "
           "it answers (until curl -sf http://localhost:8000/health; do sleep 10; done), run the work, then stop the "
           "server (kill \"$PID\"; wait \"$PID\", with PID=$! after the server's line); or run the server as a job "
@@ -1083,14 +1255,25 @@ def _timed(words: list[str]) -> bool:
     return "timeout" in (w.rsplit("/", 1)[-1] for w in words[:len(words) - len(launch_words(words))])
 
 
+#: commands that stop a server or a runtime once the work is done, tidying up as kill does: an Apptainer instance
+#: (the one apptainer exec instance://NAME ran in), the Ray runtime of the node, a Jupyter server by its port
+_STOPPERS = (("apptainer", "instance", "stop"), ("singularity", "instance", "stop"), ("ray", "stop"),
+             ("jupyter", "server", "stop"), ("jupyter", "notebook", "stop"), ("jupyter-server", "stop"),
+             ("jupyter-notebook", "stop"))
+
+
 def _does_work(ctx: Context, k: int) -> bool:
     """Whether the command at ``k`` is part of the job's work: an srun step or a program that is no tidying up
-    (:data:`_AFTERWORDS`)."""
+    (:data:`_AFTERWORDS`, :data:`_STOPPERS`)."""
     cmd = _code_in_order(ctx)[k][0]
     if cmd.kind != "simple" or not cmd.words:
         return False
     words = launch_words([str(w.value) for w in cmd.words])
-    return bool(words) and (k in _srun_steps_at(ctx) or words[0].rsplit("/", 1)[-1] not in _AFTERWORDS)
+    if not words:
+        return False
+    name = words[0].rsplit("/", 1)[-1]
+    stops = any((name, *words[1:len(stopper)]) == stopper for stopper in _STOPPERS)
+    return k in _srun_steps_at(ctx) or not (name in _AFTERWORDS or stops)
 
 
 #: commands that only check whether a server answers (until curl -sf …/health; do sleep 10; done), not work that
@@ -1109,6 +1292,7 @@ _PROBES = frozenset({"curl", "wget", "nc", "ncat", "netcat", "grep", "ss", "nets
           "COMPLETED. A "
           "trap 'kill \"$PID\"' EXIT does not help: it runs when the script ends, which the wait keeps from "
           "happening. Left alone: a server the script stops before the wait (kill \"$PID\", kill %1, pkill -P $$, "
+          "pkill -f 'vllm serve', kill $(cat FILE) after echo $! > FILE, "
           "scancel $SLURM_JOB_ID.N of its step, also in a function it calls there: as HPC522 reads them; a program "
           "the batch shell runs itself with & ignores kill -INT and -QUIT), a wait for the work only (wait "
           "\"$WORK_PID\", wait -n), a server disowned (disown: wait no longer waits for it), one told to stop by "
