@@ -279,6 +279,12 @@ def rule_codes(codes: str | Iterable[str], option: str = "select") -> frozenset[
     unknown = []
     for code in (c.strip().upper() for c in given if c.strip()):
         group = {k for k in known if k.startswith(code)} if _GROUP.fullmatch(code) else set()
+        if code == "HPC000":
+            raise HpcWidgetsError(f"{option}: HPC000 is not a rule to choose: it is the finding for a file that cannot "
+                                  "be read (a quote left open, a Dockerfile Docker refuses, a placeholder bash cannot "
+                                  "parse), given whatever is selected or ignored, since no rule can check such a file; "
+                                  "fix the line it names, and give the other codes without it (`hpcwidgets lint "
+                                  "--list-rules` lists the rules)")
         if code in known:
             chosen.add(code)
         elif group:

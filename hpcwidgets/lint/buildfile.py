@@ -53,6 +53,9 @@ class Shell:
     #: the first line of its section or RUN instruction: commands with the same ``where`` and ``start`` run in one
     #: shell, so what one exports the next ones see
     start: int = 0
+    #: a Dockerfile's ARG and ENV values its RUN line sees, filled in as Docker fills them (those whose value the file
+    #: does not give are left out)
+    variables: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,14 +222,18 @@ def _filled(name: str, defaults: dict[str, str]) -> str:
 
 def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shell], list[Any]]:
     """Every stage's ``FROM``, ``ARG``/``ENV`` settings and ``RUN`` commands. A ``FROM`` naming an earlier stage
-    (or ``scratch``) is no base image; ``ARG`` defaults given before the first ``FROM`` fill in ``$NAME``."""
+    (or ``scratch``) is no base image; ``ARG`` defaults given before the first ``FROM`` fill in ``$NAME`` there and
+    in a stage that names them again (``ARG NAME``). Each RUN keeps the ARG and ENV values of its stage, and ``USER``
+    is read with them filled in (``ARG user=app``, ``USER ${user}``)."""
     global_args: dict[str, str] = {}
-    #: stage name → (whether its RUN lines run under /bin/sh, the image it builds on, its USER)
-    stages: dict[str, tuple[bool, str, str]] = {"scratch": (True, "scratch", "root")}
+    #: stage name → (whether its RUN lines run under /bin/sh, the image it builds on, its USER, its ENV values)
+    stages: dict[str, tuple[bool, str, str, dict[str, str]]] = {"scratch": (True, "scratch", "root", {})}
     bases: list[Base] = []
     commands: list[Shell] = []
     settings: list[tuple[int, str, str, Any]] = []
     posix, image, user = True, "", "root"
+    args: dict[str, str] = {}   # the stage's ARG values; a stage built on another does not keep them
+    env: dict[str, str] = {}    # the stage's ENV values, kept by a stage built on it
     stage = ""
     seen_from = False
     for line, op, body in dockerfile_instructions("\n".join(lines), path):
@@ -235,12 +242,14 @@ def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shel
             seen_from = True
             words = [w for w in text.split() if not w.startswith("--")]
             name = words[0].lower() if words else ""
-            if name in stages:  # a stage built on another keeps its SHELL, base and USER
-                posix, image, user = stages[name]
+            args = {}
+            if name in stages:  # a stage built on another keeps its SHELL, base, USER and ENV
+                posix, image, user, inherited = stages[name]
+                env = dict(inherited)
             elif words:
-                filled = _DOCKER_REF.sub(lambda m: global_args.get(m.group(1) or m.group(2), "$"), words[0])
-                bases.append(Base(line, words[0], "" if "$" in filled else filled))
-                posix, image, user = True, words[0] if "$" in filled else filled, "root"
+                filled = _filled_in(words[0], global_args)
+                bases.append(Base(line, words[0], filled or ""))
+                posix, image, user, env = True, filled or words[0], "root", {}
             stage = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
         elif op == "SHELL":
             shell = _exec_form(text, line, path)
@@ -250,32 +259,57 @@ def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shel
                                  line, 1, path)
             posix = shell[0].rsplit("/", 1)[-1] in ("sh", "dash")
         elif op == "USER" and text.split():
-            user = text.split()[0].split(":")[0]
+            written = text.split()[0].split(":")[0]
+            user = _filled_in(written, args | env) or written
         elif op in ("ARG", "ENV"):
             pairs = _settings(op, text, line, path)
             settings += [(line, op, name, value) for name, value in pairs]
             if op == "ARG" and not seen_from:
                 global_args.update((name, value) for name, value in pairs if value is not None)
+            for name, value in pairs:
+                given = global_args.get(name) if op == "ARG" and value is None else value
+                known = _filled_in(given, args | env) if given is not None else None
+                into = args if op == "ARG" else env
+                if known is None:
+                    into.pop(name, None)
+                else:
+                    into[name] = known
         elif op == "RUN":
-            commands += _run_commands(text, line, posix, path, image, user)
+            commands += _run_commands(text, line, posix, path, image, user, tuple((args | env).items()))
         if stage:
-            stages[stage] = (posix, image, user)
+            stages[stage] = (posix, image, user, dict(env))
     return bases, commands, settings
 
 
-def _run_commands(text: str, line: int, posix: bool, path: str, base: str, user: str) -> list[Shell]:
+def _filled_in(text: str, known: dict[str, str]) -> str | None:
+    """``text`` with its ``$NAME`` and ``${NAME}`` filled in from ``known``, as Docker fills them in FROM, ARG, ENV
+    and USER lines; None when one names a variable the file gives no value for (a --build-arg, the base image's ENV,
+    HOME) or takes another form (``${NAME:-default}``)."""
+    missing = False
+
+    def fill(m: re.Match[str]) -> str:
+        nonlocal missing
+        name = m.group(1) or m.group(2)
+        missing = missing or name not in known
+        return known.get(name, "")
+    filled = _DOCKER_REF.sub(fill, text)
+    return None if missing or "$" in _DOCKER_REF.sub("", text) else filled
+
+
+def _run_commands(text: str, line: int, posix: bool, path: str, base: str, user: str,
+                  variables: tuple[tuple[str, str], ...]) -> list[Shell]:
     """The commands of one RUN: its shell form (continuation lines joined, as Docker joins them), its exec
     form (``["pip", "install", …]``, no shell), or the script of its heredoc."""
     text = text[_RUN_FLAGS.match(text).end():]  # type: ignore[union-attr]
     argv = _exec_form(text, line, path)
     if argv is not None:
-        return _commands(shlex.join(argv), line, "RUN", True, False, path, base, user)
+        return _commands(shlex.join(argv), line, "RUN", True, False, path, base, user, variables)
     heredoc = _RUN_HEREDOC.fullmatch(text.rstrip())
     if heredoc:
-        return _commands(heredoc.group(3), line + 1, "RUN", True, posix, path, base, user)
+        return _commands(heredoc.group(3), line + 1, "RUN", True, posix, path, base, user, variables)
     if "<<" not in text and "\n" in text and not _broken_word(text):
         text = " ".join(text.split("\n"))  # continuation pieces: one line, reported at the instruction's line
-    return _commands(text, line, "RUN", True, posix, path, base, user)
+    return _commands(text, line, "RUN", True, posix, path, base, user, variables)
 
 
 def _broken_word(text: str) -> bool:
@@ -317,7 +351,7 @@ def _settings(op: str, text: str, line: int, path: str) -> list[tuple[str, Any]]
 
 
 def _commands(text: str, first: int, where: str, build: bool, posix: bool, path: str, base: str = "",
-              user: str = "root") -> list[Shell]:
+              user: str = "root", variables: tuple[tuple[str, str], ...] = ()) -> list[Shell]:
     """Every command of ``text`` (those inside loops, ifs and functions too), at its line in the file."""
     try:
         script = lex_script(text)
@@ -330,7 +364,8 @@ def _commands(text: str, first: int, where: str, build: bool, posix: bool, path:
                 yield from walk(compound_body(cmd))
             elif cmd.is_code:
                 yield cmd
-    return [Shell(first + cmd.line - 1, where, cmd, build, posix, base, user, first) for cmd in walk(script.commands)]
+    return [Shell(first + cmd.line - 1, where, cmd, build, posix, base, user, first, variables)
+            for cmd in walk(script.commands)]
 
 
 def _suppressions(lines: list[str]) -> tuple[dict[int, frozenset[str]], frozenset[str]]:
@@ -428,21 +463,21 @@ def _unpinned(args: list[str]) -> list[str]:
 
 
 _HOME = re.compile(r"^(?:~|\$HOME|\$\{HOME\}|/root)(?:/|$)")
-#: bound over the image's own folders when the container runs (Apptainer's defaults)
-_BOUND = re.compile(r"^/(?:home|tmp)(?:/|$)")
+#: folders Apptainer binds from the host over the image's own when the container runs (its default bind paths), so
+#: what a build put there is hidden; it binds your home too, but at its own path, not over all of /home
+_BOUND = re.compile(r"^/(?:var/)?tmp(?:/|$)")
 
 
-def _home(user: str, path: str) -> str:
-    """The home folder ``path`` (``~/…``, ``$HOME/…``, ``/root/…``) is in when ``user`` runs the build step: a Dockerfile's
-    ``USER app`` has /home/app (the usual home of a user made with useradd -m)."""
-    if path.startswith("/root") or user in ("root", "0"):
-        return "/root"
-    return f"the home folder of user {user}" if user.isdigit() else f"/home/{user}"
-
-
-def _out_of_sight(path: str, form: str) -> bool:
-    """Whether software installed at ``path`` at build time is missing when the container runs as you."""
-    return bool(_HOME.match(path) or (form == "apptainer" and _BOUND.match(path)))
+def _build_home(path: str, user: str) -> str:
+    """The home folder ``path`` is in while ``user`` runs the build step, "" for none: ``~/…``, ``$HOME/…`` and
+    ``/root/…``, and for a Dockerfile's ``USER app`` also ``/home/app/…`` written out (the usual home of a user made
+    with useradd -m). Apptainer builds a definition file as root."""
+    root = user in ("root", "0")
+    if _HOME.match(path):
+        if path.startswith("/root") or root:
+            return "/root"
+        return f"the home folder of user {user}" if user.isdigit() else f"/home/{user}"
+    return f"/home/{user}" if not root and re.match(rf"/home/{re.escape(user)}(?:/|$)", path) else ""
 
 
 def _install_places(words: list[str], env: dict[str, str], installers: dict[str, str]
@@ -461,8 +496,8 @@ def _install_places(words: list[str], env: dict[str, str], installers: dict[str,
         elif _PIP_TRUE.match(env.get("PIP_USER", "")):
             yield f"pip install with PIP_USER={env['PIP_USER']} (pip's --user)", "~/.local"
         options = ("--target", "-t", "--prefix")
-    elif re.fullmatch(r"python[0-9.]*", name) and words[1:3] == ["-m", "venv"] or name in ("virtualenv",) or \
-            (name == "uv" and words[1:2] == ["venv"]):
+    elif re.fullmatch(r"python[0-9.]*", name) and words[1:3] in (["-m", "venv"], ["-m", "virtualenv"]) or \
+            name == "virtualenv" or (name == "uv" and words[1:2] == ["venv"]):
         start = 3 if name.startswith("python") else 2 if name == "uv" else 1
         for word in words[start:]:
             if not word.startswith("-"):
@@ -540,22 +575,34 @@ def _downloaded_installers(build: BuildFile) -> dict[str, str]:
     return found
 
 
-def _environments(build: BuildFile) -> Iterator[tuple[Shell, dict[str, str]]]:
-    """Each command with the variables exported to it while the image is built: a Dockerfile's ENV lines above it,
-    ``export NAME=value`` earlier in the same %post section or RUN instruction, and its own ``NAME=value`` prefix."""
-    env_lines = [(line, name, value) for line, op, name, value in build.settings if op == "ENV" and value is not None]
+def _environments(build: BuildFile) -> Iterator[tuple[Shell, dict[str, str], dict[str, str]]]:
+    """Each command with the variables exported to it while the image is built, and those its shell fills in in its
+    words. Exported: a Dockerfile's ARG and ENV values (:attr:`Shell.variables`), ``export NAME=value`` earlier in
+    the same %post section or RUN instruction, and its own ``NAME=value`` prefix. Filled in: those, and the shell's
+    own ``NAME=value`` set earlier there. Values are filled in from the ones set before them
+    (``export VENV=$PREFIX/venv``); ``$HOME`` is kept, since it is the build's home wherever it is read."""
     exported: dict[str, str] = {}
+    unexported: dict[str, str] = {}
     shell = None
     for s in build.commands:
         if (s.where, s.start) != shell:
-            shell, exported = (s.where, s.start), {}
-        env = {name: str(value) for line, name, value in env_lines if line < s.line}
-        env.update(exported)
+            shell, exported, unexported = (s.where, s.start), {}, {}
+        env = dict(s.variables) | exported
+        variables = env | unexported
+        assigned = {name: _expanded(str(word.value), variables) for name, word in s.cmd.assignments}
         if s.cmd.name == "export":
-            exported.update((name, str(word.value)) for name, word in s.cmd.assignments)
+            exported.update(assigned)
         elif s.cmd.name:
-            env.update((name, str(word.value)) for name, word in s.cmd.assignments)
-        yield s, env
+            env.update(assigned)  # NAME=value before a command: in its environment, not yet in its words
+        else:
+            unexported.update(assigned)
+        yield s, env, variables
+
+
+def _expanded(text: str, env: dict[str, str]) -> str:
+    """``text`` with the ``$NAME``/``${NAME}`` references that ``env`` gives a value filled in; the others, ``$HOME``
+    among them, kept as written."""
+    return _DOCKER_REF.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), text)
 
 
 _YES = re.compile(r"^(?:-[A-Za-z]*y[A-Za-z]*|--yes|--assume-yes|--assumeyes|-qq)$|Assume-?Yes=(?:1|true|yes)", re.I)
@@ -848,31 +895,40 @@ def _unpinned_pip(ctx: Context) -> Iterator[Any]:
                            "releases; pin them (name==version)")
 
 
-def _not_found(form: str, folder: str) -> str:
-    """Why software installed into ``folder`` at build time is not found when the container runs, by runtime."""
+def _not_found(form: str, folder: str, user: str) -> str:
+    """Why software installed into ``folder`` at build time (a home folder, or one Apptainer binds over) is not found
+    when the container runs, by runtime; ``user`` ran the build step."""
     if form == "apptainer":
-        how = ("your own home as HOME and /root closed to you" if folder == "/root"
-               else "the host's folder bound over it")
-        return (f"Apptainer runs the container as you, with {how}, so the software is not found; install under /opt "
-                "or /usr/local")
+        if folder == "/root":
+            return ("Apptainer runs the container as you, with your own home as HOME and /root closed to you, so the "
+                    "software is not found; install under /opt or /usr/local")
+        bound = _BOUND.match(folder).group(0).rstrip("/")  # type: ignore[union-attr]
+        return (f"Apptainer binds the host's {bound} over the image's when the container runs, hiding what the build "
+                "put there; install under /opt or /usr/local")
     if folder == "/root":
         return ("Apptainer runs this image as you and cannot read /root (root's, mode 700), so the software is not "
                 "found there; ch-run finds it (the unpacked image is yours), though not what pip --user put under "
                 "~/.local when ch-run --home makes HOME your own; install under /opt or /usr/local to work under both")
-    return (f"Apptainer binds the host's /home and /tmp over the image's, hiding {folder}; install under /opt or "
-            "/usr/local")
+    who = f"user {user}" if user.isdigit() else user
+    return (f"Apptainer runs the image as you, not as {who}: HOME is your own home, not {folder}, so what the build "
+            f"put there is off your paths (pip's ~/.local, a conda under ~), and {folder} is {who}'s (often mode 750), "
+            "so you may not even read it; install under /opt or /usr/local")
 
 
 @rule("HPC704", "installed-into-home-at-build", "error", kind="build",
       summary="a build step installs software into a home folder (or a folder bound over the image at run time)",
       why="While the image is built, HOME is /root (or the home of a Dockerfile's USER), so pip install --user, a "
           "virtual environment or a conda prefix under ~ or $HOME (a Miniconda installer run with -b and no -p too) "
-          "lands in /root. Apptainer runs the container as you: HOME is your own home folder, bound over the image's, "
-          "/root is root's and closed to you, and the software is not found. Apptainer also binds /home and /tmp from "
-          "the host by default, hiding what the image put there; its documentation asks to install into system "
-          "locations. An image built from a Dockerfile and run with Charliecloud's ch-run does find /root (the "
-          "unpacked image is yours, and HOME is /root unless ch-run --home sets it to your home), but the same image "
-          "fails under Apptainer, the runtime most clusters offer.",
+          "lands in /root. Apptainer runs the container as you: HOME is your own home folder (bound from the host), "
+          "/root is root's and closed to you, and the software is not found. A Dockerfile's USER alice does not help: "
+          "the container still runs as you, not as alice, so what the build put in /home/alice (~/.local, a conda "
+          "under ~) is off your paths, and /home/alice is alice's, often mode 750, so you may not even read it. "
+          "Apptainer also binds the host's /tmp and /var/tmp over the image's by default, hiding what a build put "
+          "there; its documentation asks to install into system locations. Paths are read as the build reads them: a "
+          "Dockerfile's ARG and ENV values (ENV VIRTUAL_ENV=/root/venv, then python -m venv $VIRTUAL_ENV) and the "
+          "variables a %post section or RUN line sets before. An image built from a Dockerfile and run with "
+          "Charliecloud's ch-run does find /root (the unpacked image is yours, and HOME is /root unless ch-run --home "
+          "sets it to your home), but the same image fails under Apptainer, the runtime most clusters offer.",
       fix="Install into a system location: pip install without --user (or into a virtual environment under /opt, "
           "e.g. python -m venv /opt/venv), Miniconda with -p /opt/conda.",
       bad="""Bootstrap: docker
@@ -890,14 +946,17 @@ From: pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
 def _installed_into_home(ctx: Context) -> Iterator[Any]:
     build = _build(ctx)
     installers = _downloaded_installers(build)
-    for s, env in _environments(build):
+    for s, env, variables in _environments(build):
         if not s.build:
             continue
-        for what, where in _install_places(_program(s.cmd), env, installers):
-            if _out_of_sight(where, build.format):
-                home = _home(s.user, where) if _HOME.match(where) else ""
-                folder = f"the build's home, {home}," if home else where
-                yield s.line, f"{what} installs into {folder} in {s.where}: {_not_found(build.format, home or where)}"
+        for what, written in _install_places(_program(s.cmd), env, installers):
+            where = _expanded(written, variables)
+            home = _build_home(where, s.user)
+            if home or (build.format == "apptainer" and _BOUND.match(where)):
+                value = f" ({written} is {where})" if written != where else ""
+                folder = f"the build's home, {home}{value}," if home else where + value
+                yield s.line, (f"{what} installs into {folder} in {s.where}: "
+                               f"{_not_found(build.format, home or where, s.user)}")
 
 
 @rule("HPC705", "package-install-asks", "warning", kind="build",
@@ -989,16 +1048,20 @@ def _unread_section(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC708", "variable-set-in-another-section", "error", kind="build",
       summary="a definition file reads a variable where it is not set: %environment's in %post, or %post's in "
-              "%runscript",
+              "%environment or %runscript",
       why="Each section of a definition file runs in its own shell. Apptainer does not source %environment while the "
           "image is built (only when the container runs), so a variable exported there is empty in %post: "
           "python3 -m venv $VENV gets no folder and the build stops, mkdir -p $PREFIX/bin writes to /bin. The other "
-          "way round, a variable set in %post is gone when %runscript, %startscript or %test runs, unless %post "
-          "writes it to $APPTAINER_ENVIRONMENT. (Not reported: variables the section sets itself, ones given a default "
-          "with ${NAME:-…}, the shell's and Apptainer's own such as HOME, PATH and APPTAINER_*, and search paths "
-          "such as LD_LIBRARY_PATH that a base image's ENV usually sets.)",
-      fix="Set the variable where it is read too (export VENV=/opt/venv at the top of %post), or have %post write "
-          "it for the running container: echo \"export NOW=\\\"$NOW\\\"\" >> $APPTAINER_ENVIRONMENT.",
+          "way round, a variable set in %post is gone when the container runs: %environment, sourced then, gets it "
+          "empty (export PATH=/opt/conda/envs/$ENV_NAME/bin:$PATH adds /opt/conda/envs//bin), and so do %runscript, "
+          "%startscript and %test, unless %post writes it to $APPTAINER_ENVIRONMENT. That file is sourced after "
+          "%environment (91-environment.sh after 90-environment.sh), so it does not help %environment. (Not "
+          "reported: variables the section sets itself, ones given a default with ${NAME:-…}, the shell's and "
+          "Apptainer's own such as HOME, PATH and APPTAINER_*, and search paths such as LD_LIBRARY_PATH that a base "
+          "image's ENV usually sets.)",
+      fix="Set the variable where it is read too (export VENV=/opt/venv at the top of %post, export ENV_NAME=myenv "
+          "in %environment), or have %post write it for %runscript: "
+          "echo \"export NOW=\\\"$NOW\\\"\" >> $APPTAINER_ENVIRONMENT.",
       bad="""Bootstrap: docker
 From: ubuntu:24.04
 
@@ -1036,6 +1099,14 @@ def _variable_from_another_section(ctx: Context) -> Iterator[Any]:
                 reported.add(name)
                 yield s.line, (f"${name} is set in %environment, which Apptainer does not source while it builds: in "
                                f"{s.where} it is empty; set it in {s.where} too (export {name}=…)")
+    own_environment = _set_names(environment, build.source)
+    for s in environment:
+        for name in sorted(_references(s.cmd) & set_in_post - own_environment):
+            if not _GIVEN.fullmatch(name) and ("%environment", name) not in reported:
+                reported.add(("%environment", name))
+                yield s.line, (f"${name} is set in %post, whose variables are gone when the container runs: "
+                               f"%environment is sourced then and reads it empty; set it in %environment too "
+                               f"(export {name}=… before this line)")
     kept = _written_to_environment(post)
     for where in dict.fromkeys(s.where for s in run):
         section = [s for s in run if s.where == where]

@@ -13,8 +13,8 @@ import re
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.lexer import (TEMPLATE_PLACEHOLDER, directive_words, lex_script, template_placeholder,
-                           template_placeholders)
+from ..parse.lexer import (PATH_PLACEHOLDER, TEMPLATE_PLACEHOLDER, directive_words, lex_script,
+                           template_placeholder, template_placeholders)
 from ..parse.script import launch_words, shell_script_text
 from ..spec._words import Verbatim, passed_text
 from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keyboard_option, shebang_program
@@ -2155,19 +2155,20 @@ def _commands_joined_as_arguments(cmd: Any) -> Iterator[Any]:
           "DATA_DIR and sends its output to a file named --epochs, so the program never runs as meant (the redirection "
           "fails, or the words are gone from its arguments). Left in an #SBATCH line, sbatch passes it on as written: "
           "--account=<project> is refused as an unknown account. A placeholder is < and a name (letters, digits, _ - . "
-          "and blanks inside) and >, with no blank just inside the brackets, so real redirections (< in.txt, "
-          "> out.log, "
-          "2>&1, <<EOF, <<< text, <(cmd)) are left alone, as is one inside quotes in a command (a usage message) and "
+          "and blanks inside) and >, or < and a path with a word saying what to fill in (path, to, your, or a name "
+          "in capitals: <path/to/data.csv>, <your/project>, <DATA_DIR/train.csv>) and >, with no blank just inside "
+          "the brackets, so real redirections (< in.txt, > out.log, 2>&1, <<EOF, <<< text, <(cmd), "
+          "sort <data/in.txt> out.txt) are left alone, as is one inside quotes in a command (a usage message) and "
           "the free text of #SBATCH --job-name and --comment. On an #SBATCH line a placeholder may also be in square "
-          "brackets (--account=[CSC_PROJECT], --mail-user=[your email]), which Slurm takes literally too: a name "
-          "starting with a letter that starts a value or a part of it (not one inside a word: run[final].out is a "
-          "file name). Slurm's own brackets "
-          "hold numbers (a hostlist, n[01-04]; an array, --array=[0-4]) or --constraint's and --prefer's matching OR "
-          "([rack1|rack2]), and those options and --wrap's command are left alone. Square brackets in a command are "
-          "not reported: bash reads them (a glob, a [[ test ]], ${A[0]}), and a usage line's [options] is one of "
-          "those globs, passed on as written when no file matches it. A placeholder bash "
-          "cannot read at all (a > with nothing after it) is reported by HPC000, which names them all; one in the "
-          "script of a bash -c, which bash reads only when the step starts, by this rule.",
+          "brackets (--account=[CSC_PROJECT], --mail-user=[your email], --output=[path/to/logs]/%j.out), which "
+          "Slurm takes literally too: a name starting with a letter, or such a path, that starts a value or a part "
+          "of it (not one inside a word: run[final].out is a file name). Slurm's own brackets hold numbers (a "
+          "hostlist, n[01-04]; an array, --array=[0-4]) or --constraint's and --prefer's matching OR ([rack1|rack2]), "
+          "and those options and --wrap's command are left alone. Square brackets in a command are not reported: "
+          "bash reads them (a glob, a [[ test ]], ${A[0]}), and a usage line's [options] is one of those globs, "
+          "passed on as written when no file matches it. A placeholder bash cannot read at all (a > with nothing "
+          "after it) is reported by HPC000, which names them all; one in the script of a bash -c, which bash reads "
+          "only when the step starts, by this rule.",
       fix="Replace each placeholder with the value it stands for, without the brackets "
           "(--data \"$SCRATCH/data\", --account=proj123).",
       bad="""#!/bin/bash
@@ -2219,9 +2220,11 @@ _DIRECTIVE_PLACEHOLDER = template_placeholder(doubled=True)
 
 #: a template's placeholder on an #SBATCH line in square brackets (--account=[CSC_PROJECT], --mail-user=[your
 #: email], also doubled): a name starting with a letter (letters, digits, _ - . @ and blanks inside, no blank just
-#: inside the brackets) that starts a value or follows its punctuation, not a word (run[final].out is a name). Slurm's
-#: own brackets hold numbers: a hostlist (gpu[1,3], n[01-04]) and an array's range (--array=[0-4])
-_BRACKETED_PLACEHOLDER = re.compile(r"(?<![\w\[])\[\[?[A-Za-z][\w.@\- ]*(?<! )\]\]?(?![\w\]])")
+#: inside the brackets), or a path that names what to fill in (--output=[path/to/logs]/%j.out, [/path/to/]; see
+#: :data:`~hpcwidgets.parse.lexer.PATH_PLACEHOLDER`), that starts a value or follows its punctuation, not a word
+#: (run[final].out is a name). Slurm's own brackets hold numbers: a hostlist (gpu[1,3], n[01-04]) and an array's
+#: range (--array=[0-4])
+_BRACKETED_PLACEHOLDER = re.compile(rf"(?<![\w\[])\[\[?(?:[A-Za-z][\w.@\- ]*(?<! )|{PATH_PLACEHOLDER})\]\]?(?![\w\]])")
 
 #: sbatch options whose value is free text, kept as written: a name or a comment with <brackets> in it is no mistake
 _FREE_TEXT = re.compile(r"(?:--job-name|--comment|-J)(?:=|$)|-J.")

@@ -89,7 +89,8 @@ _GLOB_CHAR = re.compile(r"[?*]")
           "meant as names are left alone: export/unset/read/printenv/declare NAME, --export=NAME lists, env -u, "
           "mpirun -x NAME, [[ -v NAME ]], what echo, grep, sed and awk get, python -c code, here-documents, a "
           "declare -n name reference, and a variable that holds a name for ${!NAME}, eval \"X=\\$$NAME\" or "
-          "printenv \"$NAME\".",
+          "printenv \"$NAME\", and a folder named after a variable set to that folder in the working directory "
+          "(export APPTAINER_CACHEDIR=$PWD/APPTAINER_CACHEDIR, then mkdir -p APPTAINER_CACHEDIR: the same path).",
       fix="Write the $ (and quote the word): cd \"$SCRATCH/project\", --seed \"$SLURM_ARRAY_TASK_ID\"; a glob keeps "
           "its pattern outside the quotes: \"$SCRATCH/data/\"*.npz. The fix does that for a word written plainly or "
           "in double quotes on one line.",
@@ -122,7 +123,7 @@ def _name_without_dollar(ctx: Context) -> Iterator[Any]:
             hits += _value_words(command.words, skip_program="/" not in program)
         for word, prefix, value in hits:
             named = _reported_name(value.split("/", 1)[0], own)
-            if named:
+            if named and named not in _folders_named_as_set(ctx):
                 # a word of a bash -c script is reported at the line of the command that runs it, with no fix
                 line = cmd.line if isinstance(cmd, _Inner) else word.line
                 by_line.setdefault(line, []).append((word, prefix, value, named))
@@ -202,6 +203,26 @@ def _own_names(ctx: Context) -> dict[str, int]:
                     out.setdefault(n, cmd.line)
         return out
     return cached(ctx, "own_variable_names", make)
+
+
+#: a value that is the folder of its variable's own name in the working directory: NAME=$PWD/NAME, ${PWD}/NAME,
+#: $(pwd)/NAME or ./NAME (a trailing / too), with ``{name}`` for the name
+_OWN_FOLDER = r"(?:\$PWD|\$\{{PWD\}}|\$\(pwd\)|\.)/{name}/?"
+
+
+def _folders_named_as_set(ctx: Context) -> frozenset[str]:
+    """The variables the script sets only to the folder of their own name in the working directory
+    (``export APPTAINER_CACHEDIR=${PWD}/APPTAINER_CACHEDIR``): there the bare name (``mkdir -p APPTAINER_CACHEDIR``)
+    is the same folder, written on purpose."""
+    def make() -> frozenset[str]:
+        values: dict[str, list[str]] = {}
+        for cmd, _, _ in _code_in_order(ctx):
+            for name, word in cmd.assignments if cmd.kind != "compound" else ():
+                written = word.raw.strip("\"'") if isinstance(word.value, Verbatim) else str(word.value)
+                values.setdefault(name, []).append(written)
+        return frozenset(name for name, seen in values.items()
+                         if all(re.fullmatch(_OWN_FOLDER.format(name=re.escape(name)), v) for v in seen))
+    return cached(ctx, "variables_set_to_their_own_folder", make)
 
 
 def _names_a_name(ctx: Context, cmd: Any, target: str, indirect: bool) -> bool:

@@ -964,13 +964,21 @@ def _heredoc_delimiter(raw: str) -> tuple[str, bool]:
 _PLACEHOLDER = re.compile(r"(?<![<\w])<[A-Za-z][\w .,/:-]*>$")
 
 
+#: a template's placeholder for a path (``path/to/data.csv``, ``/path/to/``, ``your/project``, ``DATA_DIR/train.csv``):
+#: parts joined by ``/``, one of which is a describing word (path, to, your) or a name in capitals. ``sort
+#: <data/in.txt> out.txt``, a real redirection, has none, so it is left alone
+PATH_PLACEHOLDER = r"/?(?=(?:[\w.\-]+/)*(?:(?i:path|to|your)|[A-Z][A-Z0-9_]+)(?:/|[>\]]))(?:[\w.\-]+/)*[\w.\-]*"
+
+
 def template_placeholder(doubled: bool = False) -> re.Pattern[str]:
     """The pattern of a template's placeholder: ``<`` and ``>`` around a name-like word (letters, digits, ``_ - .``
-    and blanks inside, ``<DATA_DIR>``, ``<your project>``), with no blank just inside either bracket; not a
-    redirection such as ``< in.txt``, ``<<EOF``, ``<(cmd)``, ``2>&1`` or ``<in>out``. ``doubled`` also takes one in
-    doubled brackets (``<<PROJECT>>``), for the lines where ``<<`` cannot start a here-document (``#SBATCH``)."""
+    and blanks inside, ``<DATA_DIR>``, ``<your project>``) or a path that names what to fill in
+    (:data:`PATH_PLACEHOLDER`: ``<path/to/data.csv>``), with no blank just inside either bracket; not a redirection
+    such as ``< in.txt``, ``<<EOF``, ``<(cmd)``, ``2>&1``, ``<in>out`` or ``<data/in.txt> out.txt``. ``doubled`` also
+    takes one in doubled brackets (``<<PROJECT>>``), for the lines where ``<<`` cannot start a here-document
+    (``#SBATCH``)."""
     left, right = ("<<?", ">>?") if doubled else ("<", ">")
-    return re.compile(rf"(?<![<\w]){left}[A-Za-z_][\w.\- ]*(?<! ){right}(?![\w>&|])")
+    return re.compile(rf"(?<![<\w]){left}(?:[A-Za-z_][\w.\- ]*(?<! )|{PATH_PLACEHOLDER}){right}(?![\w>&|])")
 
 
 #: a template's placeholder anywhere in a command (:func:`template_placeholder`)
