@@ -46,7 +46,7 @@ def form_errors(b: WorkflowBuilder, key: str) -> list[str]:
 # the model's rule
 
 @pytest.mark.parametrize("text, path, value, reason, fix", [
-    (INSTANCE, "container.image", "new.sif", "fresh container of new.sif", "change it on that instance start line"),
+    (INSTANCE, "container.image", "new.sif", "fresh container of new.sif", "change it on that apptainer instance start line"),
     (PLAIN, "title", "Train ResNet", "without that header", "write it as a comment at the top of that script"),
     (PLAIN, "job.commands", "echo hi", "writes no commands of its job", "--program 'python train.py'"),
 ])

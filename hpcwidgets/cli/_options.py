@@ -140,13 +140,16 @@ def word_options(cls: type[Spec]) -> set[str]:
     return {option_name(f) for f in cls.field_specs() if _is_words(f) and f.info.role != "rest"}
 
 
-def split_words(f: FieldSpec, items: list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+def split_words(f: FieldSpec, items: list[str] | tuple[str, ...], where: str, current: Any = ()) -> tuple[str, ...]:
     """Option values of a word field split like a command line (``'python train.py'`` → two words),
-    the way the forms split them; ValidationError naming ``where`` for an unclosed quote."""
+    the way the forms split them; ValidationError naming ``where`` for an unclosed quote. As in the forms, a word
+    typed as one of the ``current`` words a script read back holds as written (``$((N*4))``, ``$(nproc)``, a glob)
+    stays that word, so retyping the field to change another word keeps it working; any other word is text
+    (:data:`~hpcwidgets.widgets.state.WORDS_RULE`)."""
     from ..widgets.state import from_control
     out: list[str] = []
     for item in items:
-        words, error = from_control("words", f, item)
+        words, error = from_control("words", f, item, current)
         if error:
             label = f"{f.info.label or f.name}: "
             raise ValidationError([Problem(where, error[len(label):] if error.startswith(label) else error)])
@@ -364,7 +367,7 @@ def model_from_args(cls: type[Spec], base: Spec | None, args: argparse.Namespace
                 if f.is_tuple and not raw:
                     cleared.add(name)
             elif _is_words(f) and f.info.role != "rest" and isinstance(raw, (list, tuple)):
-                raw = split_words(f, raw, option_name(f))
+                raw = split_words(f, raw, option_name(f), getattr(base, name, ()))
             values[name] = coerce(f, raw)
         except ValidationError as exc:
             problems += exc.problems
@@ -543,7 +546,7 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
         if f.is_tuple and value:
             value = tuple(getattr(model, f.name) or ()) + value
     elif _is_words(f):
-        value = split_words(f, [raw], where or f.name)
+        value = split_words(f, [raw], where or f.name, getattr(model, f.name))
     elif f.is_tuple:
         # one item per --set, added to what is there (a loaded model's binds stay); an empty value empties
         # the list. Only binds split at commas, as apptainer -B does: a set-up line or a variable's value

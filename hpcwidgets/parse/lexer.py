@@ -22,9 +22,9 @@ and to report exact lines:
   :class:`~hpcwidgets.spec.Verbatim` text instead.
 
 Only :class:`~hpcwidgets.errors.ParseError` is raised, for text bash would reject as well
-(unterminated quotes, ``$(``, ``${``, backticks, here-documents and compound commands, a line
-continuation at the end of the file, a stray operator or reserved word, a redirection without
-a target). Everything is a single pass of a hand-written scanner over the string; regular
+(unterminated quotes, ``$(``, ``${``, backticks, here-documents and compound commands, a stray
+operator or reserved word, a redirection without a target; a backslash at the very end of the file
+is dropped, as bash does). Everything is a single pass of a hand-written scanner over the string; regular
 expressions are only used to skip runs of ordinary characters.
 """
 
@@ -511,8 +511,10 @@ class _Lexer:
                 if c == " " or c == "\t":
                     m = _BLANK_RUN.match(src, i)
                     i = m.end()  # type: ignore[union-attr]
-                elif c == "\\" and i + 1 < n and src[i + 1] == "\n":
-                    i += 2  # on the last line too: bash removes the pair, and the command ends at the end of the file
+                elif c == "\\" and (i + 1 == n or src[i + 1] == "\n"):
+                    # on the last line too: bash removes the pair, and the command ends at the end of the file; a
+                    # backslash that is the file's last byte (no final line break) it drops as well
+                    i = min(i + 2, n)
                 else:
                     break
             if i >= n:
@@ -646,7 +648,8 @@ class _Lexer:
                 quoted = True
             elif c == "\\":
                 if i + 1 >= n:
-                    raise self.error("backslash at the end of the file: remove it or add the continued line", i)
+                    i += 1  # the file's last byte: bash drops it, as it does a continuation on the last line
+                    continue
                 d = src[i + 1]
                 if d == "\n":
                     i += 2  # a continuation on the last line ends the word (and the command) at the end of the file

@@ -604,6 +604,11 @@ def _line_edits(old: list[str], new: list[str], groups: Sequence[int]) -> _LineE
         for i, piece in zip(range(i1, i2), pieces):
             if groups[i] < 0 and old[i].strip():
                 return None
+            if groups[i] < 0 and i > 0 and groups[i - 1] >= 0 and old[i - 1].endswith("\\") \
+                    and not _escaped(old[i - 1]) and any(line.strip() for line in piece):
+                # text in place of the blank line that ended a command's continuation: the command goes on into it
+                becomes[i - 1] = becomes[i - 1] + [line for line in piece if line.strip()]
+                continue
             becomes[i] = piece
     members: dict[int, list[int]] = {}
     for i, group in enumerate(groups):

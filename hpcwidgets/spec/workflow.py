@@ -171,18 +171,17 @@ def refused_edit(model: Any, path: str, value: Any) -> str | None:
         layout = getattr(getattr(model, "job", None), "layout", None)
         return HEADERLESS_TITLE if layout is not None and layout.intact and not layout.header else None
     if path == "container.image":
-        return _leaves_instance(getattr(model, "container", None), str(value))
-    container = getattr(model, "container", None)
-    image = str(getattr(container, "image", ""))
-    if path == "container.runtime" and image.startswith("instance://") and value not in ("apptainer", "singularity"):
+        return _leaves_instance(model, str(value))
+    instance = _instance_of(model)
+    if path == "container.runtime" and instance is not None and value not in ("apptainer", "singularity"):
         # the forms' Container switch (none, apptainer, charliecloud): another runtime cannot run in the instance
-        name, binary = image.removeprefix("instance://"), getattr(container, "binary", "apptainer")
+        name, step, started = instance
         instead = "no container here would run the step on the host" if value == "none" else \
             f"{value} here would run the step in a fresh container of its own"
-        return (f"the step runs in the running instance {name} ({binary} exec {image}), which its '{binary} instance "
-                f"start … IMAGE {name}' line starts: {instead}, outside that instance (which would still be "
-                f"started and stopped, unused); to run the step another way, edit the script's instance lines "
-                f"(start, exec, stop) together and read it again")
+        return (f"the step runs in the running instance {name} ({step}), which its '{started} … IMAGE {name}' line "
+                f"starts: {instead}, outside that instance (which would still be started and stopped, unused); to run "
+                f"the step another way, edit the script's instance lines ({started}, {step}, instance stop) "
+                f"together and read it again")
     return None
 
 
@@ -203,19 +202,35 @@ def moved_out_of_instance(before: Any, after: Any) -> str | None:
     return refused_edit(before, "container.image", str(new.image))
 
 
-def _leaves_instance(container: Any, image: str) -> str | None:
-    """Why ``image`` is refused for a ``container`` that runs its command in a running instance (``apptainer exec
-    instance://NAME``): the step would run in a fresh container of that image, outside the instance, which is still
-    started from its old image (and stopped, and served from, as before). The image to change is the one on the
-    ``instance start`` line. None for any other container or image."""
-    current = str(getattr(container, "image", ""))
-    if not current.startswith("instance://") or image.startswith("instance://"):
+def _instance_of(model: Any) -> tuple[str, str, str] | None:
+    """For a workflow whose step runs in a running instance (``apptainer exec instance://NAME``), the instance's
+    name, the step's own command words (``apptainer run instance://srv``) and those of the script's line that
+    starts the instance (``apptainer instance start``, or ``instance run``, which also runs its runscript), so
+    that a refusal quotes the commands the script uses; None for a step in no instance."""
+    container = getattr(model, "container", None)
+    image = str(getattr(container, "image", ""))
+    if not image.startswith("instance://"):
         return None
-    name, binary = current.removeprefix("instance://"), getattr(container, "binary", "apptainer")
-    return (f"the step runs in the running instance {name} ({binary} exec {current}), whose image is the one its "
-            f"'{binary} instance start … IMAGE {name}' line names: an image here would run the step in a fresh "
-            f"container of {image} instead, outside that instance (which is still started from its own image, with "
-            f"the options given there, such as --nv); to change the image, change it on that instance start line")
+    name, binary = image.removeprefix("instance://"), getattr(container, "binary", "apptainer")
+    starts = re.compile(rf"(?<![\w-]){re.escape(binary)}\s+instance\s+(start|run)\b")
+    lines = (str(line) for line in getattr(getattr(model, "job", None), "setup", ()))
+    verb = next((found.group(1) for line in lines if name in line and (found := starts.search(line))), "start")
+    return name, f"{binary} {getattr(container, 'action', 'exec')} {image}", f"{binary} instance {verb}"
+
+
+def _leaves_instance(model: Any, image: str) -> str | None:
+    """Why ``image`` is refused for a workflow whose step runs in a running instance (:func:`_instance_of`): the
+    step would run in a fresh container of that image, outside the instance, which is still started from its old
+    image (and stopped, and served from, as before). The image to change is the one on the line that starts the
+    instance. None for any other container or image."""
+    instance = _instance_of(model)
+    if instance is None or image.startswith("instance://"):
+        return None
+    name, step, started = instance
+    return (f"the step runs in the running instance {name} ({step}), whose image is the one its '{started} … IMAGE "
+            f"{name}' line names: an image here would run the step in a fresh container of {image} instead, outside "
+            f"that instance (which is still started from its own image, with the options given there, such as --nv); "
+            f"to change the image, change it on that {started} line")
 
 
 def make_container(runtime: str, image: str, binds: Iterable[Bind] = (), **fields: Any) -> Any:

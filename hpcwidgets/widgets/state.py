@@ -277,7 +277,10 @@ def kept_items(text: str, shown: Sequence[tuple[Any, str]], *, shell: bool = Fal
     here-document's indentation is its text): the lines of an entry shown over several lines that the person edited
     in place (:func:`_edited_entries`: a paragraph read from a script, such as a loop, stays one command after one of
     its lines changes), and a typed line that bash cannot read on its own (it ends in a continuation backslash, opens
-    a here-document or a quote) with the lines after it until it can."""
+    a here-document or a quote) with the lines after it until it can, as does an entry shown as it was whose last
+    line ends in a continuation backslash when a line with text is typed below it (bash reads it on into that line).
+    The lines of such a command keep their ends as typed (:func:`_as_typed`): a blank after a backslash, or inside a
+    quoted string over several lines, is part of what runs."""
     candidates: dict[str, list[tuple[Any, list[str]]]] = {}
     for item, said in sorted(shown, key=lambda pair: -pair[1].count("\n")):  # the longest entry first
         lines = [ln.strip() for ln in said.split("\n")]
@@ -291,19 +294,34 @@ def kept_items(text: str, shown: Sequence[tuple[Any, str]], *, shell: bool = Fal
         same = None if i in edited else next(
             (item_lines for item_lines in candidates.get(line, ())
              if [ln.strip() for ln in typed[i:i + len(item_lines[1])]] == item_lines[1]), None)
+        below = i + len(same[1]) if same is not None else 0
+        if shell and below and _goes_on(_as_typed(typed[below - 1])) and below < len(typed) and typed[below].strip():
+            same = None  # the entry's last line goes on into the line typed below it
         if same is not None:
             out.append((same[0], False))
             i += len(same[1])
             continue
         if line and shell and (i in edited or _may_go_on(line)):
             end = max(edited.get(i, 0), _command_end(typed, i))
-            out.append(("\n".join([line, *(ln.rstrip() for ln in typed[i + 1:end])]), True))
+            out.append(("\n".join([_as_typed(typed[i].lstrip()), *map(_as_typed, typed[i + 1:end])]), True))
             i = end
             continue
         if line:
             out.append((line, True))
         i += 1
     return out
+
+
+def _as_typed(line: str) -> str:
+    """A typed line of a shell box as bash reads it: as typed, without the carriage return a line pasted from a
+    Windows file ends in (bash would keep it as a character of the last word)."""
+    return line[:-1] if line.endswith("\r") else line
+
+
+def _goes_on(line: str) -> bool:
+    """Whether ``line`` ends in a continuation backslash (an odd number of them), which bash reads on into the next
+    line; a backslash followed by a blank quotes the blank instead."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
 
 
 def _edited_entries(shown: Sequence[tuple[Any, str]], typed: Sequence[str]) -> dict[int, int]:
@@ -358,11 +376,10 @@ def _command_end(lines: Sequence[str], start: int) -> int:
     (only ``start`` itself when there is none, which the box's check then reports)."""
     from ..parse.lexer import lex_script
     for end in range(start + 1, len(lines) + 1):
-        last = lines[end - 1].rstrip()
-        if end < len(lines) and (len(last) - len(last.rstrip("\\"))) % 2 == 1:
+        if end < len(lines) and _goes_on(_as_typed(lines[end - 1])):
             continue
         try:
-            lex_script("\n".join(ln.rstrip() for ln in lines[start:end]).strip() + "\n")
+            lex_script("\n".join(map(_as_typed, lines[start:end])).strip() + "\n")
         except ParseError:
             continue
         return end
@@ -438,14 +455,15 @@ def shell_problem(label: str, text: str) -> str:
 
     Each field must be complete by itself: an unclosed quote would pair with a quote in the lines the
     script puts after it, so the script as a whole, and any message about it, would be wrong.
+    Read as typed but for each line's indentation, blank lines included: a blank after a backslash quotes it, and a
+    blank line ends the command a backslash continues, so stripping either would join lines bash reads apart.
     """
     from ..parse.lexer import lex_script
-    numbered = [(n, ln.strip()) for n, ln in enumerate(text.split("\n"), 1) if ln.strip()]
+    lines = [_as_typed(ln).lstrip() for ln in text.split("\n")]
     try:
-        lex_script("\n".join(ln for _, ln in numbered) + "\n")
+        lex_script("\n".join(lines) + "\n")
     except ParseError as exc:
-        line = numbered[exc.line - 1][0] if 0 < exc.line <= len(numbered) else 0
-        where = f"{label}, line {line}" if line else label
+        where = f"{label}, line {exc.line}" if 0 < exc.line <= len(lines) else label
         hint = (" (an apostrophe inside a word needs the word in double quotes: \"don't\")"
                 if exc.message.startswith("unterminated single quote") else "")
         return f"{where}: bash cannot read this: {exc.message}{hint}"
