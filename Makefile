@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# LOGIN_HOST reaches the recipe through its environment (make exports a variable set on its command line), so the
+# shell takes the value as it is, whatever quotes it holds, and lab.py checks it
 lab: venv
-	$(BIN)/python -m hpcwidgets.run.lab --notebook-dir notebooks $(if $(LOGIN_HOST),--login-host '$(LOGIN_HOST)')
+	$(BIN)/python -m hpcwidgets.run.lab --notebook-dir notebooks $${LOGIN_HOST:+--login-host "$$LOGIN_HOST"}
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

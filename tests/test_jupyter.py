@@ -23,7 +23,8 @@ from hpcwidgets.render.jupyter import (jupyter_program, lab_url, render_jupyter_
 from hpcwidgets.render.quote import expand, quote, references
 from hpcwidgets.spec import ApptainerRun, Bind, SlurmJob
 from hpcwidgets.spec.charliecloud import ChRun
-from hpcwidgets.spec.jupyter import JupyterJob
+from hpcwidgets.spec.jupyter import PRIVATE_KERNELS, JupyterJob
+from test_jupyter2_s19 import short_tmpdir
 
 LOGIN = "login.example.org"
 
@@ -204,9 +205,7 @@ def test_rendered_scripts_are_shellcheck_clean(model, tmp_path):
 # --- argv fidelity with stand-ins --------------------------------------------------------------------
 
 def _base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    tmp = tmp_path / "tmp"
-    tmp.mkdir(exist_ok=True)
-    env = {"USER": "jdoe", "TMPDIR": str(tmp), "SLURMD_NODENAME": "n7", "SLURM_JOB_ID": "4242",
+    env = {"USER": "jdoe", "TMPDIR": str(short_tmpdir()), "SLURMD_NODENAME": "n7", "SLURM_JOB_ID": "4242",
            "SCRATCH": str(tmp_path / "scratch")}
     env.update(extra)
     return env
@@ -227,7 +226,7 @@ def test_hostile_notebook_dir_and_extra_args_reach_jupyter_exactly(tmp_path):
     assert argv[:2] == ["lab", "--no-browser"] and argv[2].startswith("--ip=")
     ipaddress.ip_address(argv[2].split("=", 1)[1])  # one address, never the node's name
     assert re.fullmatch(r"--port=\d+", argv[3]) and argv[4] == "--ServerApp.port_retries=0"
-    tail = [a for a in argv[5:] if a != "--allow-root"]
+    tail = [a for a in argv[5:] if a not in ("--allow-root", PRIVATE_KERNELS)]
     assert tail == _jupyter_tail(HOSTILE, extras, env_seen)
     assert not (tmp_path / "x").exists(), "a command substitution in a value must not run"
 

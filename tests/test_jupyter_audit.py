@@ -20,6 +20,7 @@ from hpcwidgets.render.jupyter import render_jupyter_job
 from hpcwidgets.run import lab
 from hpcwidgets.spec.charliecloud import ChRun
 from hpcwidgets.spec.jupyter import JupyterJob
+from test_jupyter2_s19 import short_tmpdir
 
 LOGIN = "login.example.org"
 
@@ -37,8 +38,7 @@ def _run(script: str, work: Path, programs: dict[str, str], env_extra: dict[str,
     bindir.mkdir(parents=True)
     for name, source in programs.items():
         _write(bindir / name, f"#!{sys.executable}\n{source}")
-    tmp = work / "tmp"
-    tmp.mkdir()
+    tmp = short_tmpdir()
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(tmp), "SLURMD_NODENAME": "n7",
            "SLURM_JOB_ID": "4242", "HPCW_OUT": str(work / "out.txt")}
     if not drop_user:
@@ -101,8 +101,7 @@ def test_a_cancelled_job_cleans_up_without_a_false_error(tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     _write(bindir / "jupyter", f"#!{sys.executable}\n{sleeper}")
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    tmp = short_tmpdir()
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp), "USER": "jdoe",
            "SLURMD_NODENAME": "n7", "SLURM_JOB_ID": "4242", "HPCW_OUT": str(tmp_path / "out.txt")}
     job = _write(tmp_path / "job.sh", script)

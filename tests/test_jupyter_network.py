@@ -24,6 +24,7 @@ from helpers import need, reachable_addresses
 from hpcwidgets.render.jupyter import render_jupyter_job
 from hpcwidgets.spec import SlurmJob
 from hpcwidgets.spec.jupyter import JupyterJob
+from test_jupyter2_s19 import short_tmpdir
 
 LOGIN = "login.example.org"
 
@@ -96,8 +97,7 @@ def _setup(work: Path, env_extra: dict[str, str] | None = None, *, programs: dic
     _write(bindir / "jupyter", STANDIN.replace("{python}", sys.executable))
     for name, text in (programs or {}).items():
         _write(bindir / name, text)
-    tmp = work / "tmp"
-    tmp.mkdir()
+    tmp = short_tmpdir()
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(tmp), "USER": "jdoe",
            "SLURMD_NODENAME": socket.gethostname(), "SLURM_JOB_ID": "4242", "HPCW_RECORD": str(work / "record.jsonl")}
     env.update(env_extra or {})

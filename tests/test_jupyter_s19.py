@@ -26,6 +26,7 @@ from hpcwidgets.render.jupyter import render_jupyter_job, tunnel_command
 from hpcwidgets.run import lab
 from hpcwidgets.spec.apptainer import ApptainerRun
 from hpcwidgets.spec.jupyter import ALLOW_ROOT, JupyterJob, idle_args
+from test_jupyter2_s19 import short_tmpdir
 from test_jupyter_network import STANDIN, _records, _run
 
 LOGIN = "login.example.org"
@@ -47,7 +48,7 @@ def _start_words(script: str) -> list[str]:
 def test_idle_minutes_become_the_servers_and_the_cullers_settings():
     words = _start_words(render_jupyter_job(job(idle_minutes=45, extra_args=("--ServerApp.terminals_enabled=False",))))
     settings = ["--ServerApp.shutdown_no_activity_timeout=2700", "--MappingKernelManager.cull_idle_timeout=2700",
-                "--MappingKernelManager.cull_interval=60", "--MappingKernelManager.cull_connected=True",
+                "--MappingKernelManager.cull_interval=60", "--MappingKernelManager.cull_connected=False",
                 "--TerminalManager.cull_inactive_timeout=2700", "--TerminalManager.cull_interval=60"]
     at = words.index(settings[0])
     assert words[at:at + len(settings)] == settings
@@ -79,8 +80,8 @@ def test_each_idle_setting_is_a_configurable_trait_of_the_installed_server(setti
 
 def test_the_log_says_when_the_server_stops_and_no_more_when_it_never_does():
     text = render_jupyter_job(job(idle_minutes=20))
-    assert "after 20 idle minutes: kernels and terminals unused for" in text
-    assert "(a kernel running code never is)" in text
+    assert "after 20 idle minutes. An open JupyterLab tab" in text and "terminals unused for 20 minutes" in text
+    assert "(a kernel running code never" in text
     never = render_jupyter_job(job(idle_minutes=0))
     assert "idle minutes" not in never and "JupyterLab has stopped; the job ends." in never
 
@@ -90,7 +91,7 @@ def test_the_server_stopping_itself_ends_the_job_cleanly(tmp_path):
     rc, text, tmp, records = _run(render_jupyter_job(job(idle_minutes=5)), tmp_path)
     assert rc == 0, text
     assert [r["event"] for r in records] == ["start", "listening"], "it stopped on its own, not by a signal"
-    assert text.index("JupyterLab is ready") < text.index("after 5 idle minutes: kernels") \
+    assert text.index("JupyterLab is ready") < text.index("after 5 idle minutes. An open JupyterLab tab") \
         < text.index("JupyterLab has stopped (shut down from its menu, or after 5 idle minutes); the job ends.")
     assert list(tmp.iterdir()) == [], "the private folder is removed"
 
@@ -101,7 +102,8 @@ def test_the_job_sets_the_idle_options_so_extra_args_may_not_while_it_does():
     assert "idle_minutes" in taken[0].message and "0 turns the idle stop off" in taken[0].message
     assert job(extra_args=("--MappingKernelManager.cull_idle_timeout", "600")).problems()
     assert job(idle_minutes=0, extra_args=("--MappingKernelManager.cull_idle_timeout=600",)).problems() == []
-    assert job(extra_args=("--MappingKernelManager.cull_busy=True",)).problems() == [], "not a setting the job makes"
+    assert job(extra_args=("--MappingKernelManager.cull_busy=True",)).problems(), "it would shut code running down"
+    assert job(extra_args=("--MappingKernelManager.default_kernel_name=ir",)).problems() == [], "not the job's"
     assert [p.field for p in job(idle_minutes=-1).problems()] == ["idle_minutes"]
 
 
@@ -223,9 +225,8 @@ def _lab(tmp_path: Path, *extra: str, env_extra: dict[str, str] | None = None) -
     standin.write_text(STANDIN.replace("{python}", sys.executable))
     standin.chmod(0o755)
     (tmp_path / "nb").mkdir()
-    (tmp_path / "tmp").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "MAKE", "HPCW_"))}
-    env.update(TMPDIR=str(tmp_path / "tmp"), HPCW_RECORD=str(tmp_path / "record.jsonl"), **(env_extra or {}))
+    env.update({"TMPDIR": str(short_tmpdir()), "HPCW_RECORD": str(tmp_path / "record.jsonl"), **(env_extra or {})})
     return subprocess.run([sys.executable, "-m", "hpcwidgets.run.lab", "--notebook-dir", str(tmp_path / "nb"),
                            "--python", str(standin), *extra], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=120)
@@ -236,12 +237,13 @@ def _urls(text: str) -> list[int]:
 
 
 def test_make_lab_prints_the_address_once_jupyterlab_answers(tmp_path):
-    proc = _lab(tmp_path)
+    tmp = short_tmpdir()
+    proc = _lab(tmp_path, env_extra={"TMPDIR": str(tmp)})
     assert proc.returncode == 0, proc.stderr
     listening = [r for r in _records(tmp_path) if r["event"] == "listening"]
     assert len(listening) == 1
     assert _urls(proc.stdout) == [listening[0]["port"]]
-    assert list((tmp_path / "tmp").iterdir()) == [], "the private runtime folder is removed"
+    assert list(tmp.iterdir()) == [], "the private runtime folder is removed"
 
 
 def _kill_intruder(marker: Path) -> None:

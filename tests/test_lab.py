@@ -29,7 +29,7 @@ def args(*argv: str) -> argparse.Namespace:
 def test_lab_argv_outside_slurm():
     argv = lab.lab_argv("/work/notebooks", 8888, python="/venv/bin/python")
     assert argv == ["/venv/bin/python", "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", "--port=8888",
-                    "--ServerApp.port_retries=0", "--notebook-dir=/work/notebooks"]
+                    "--ServerApp.port_retries=0", "--notebook-dir=/work/notebooks", "--KernelManager.transport=ipc"]
 
 
 def test_lab_argv_as_root_on_a_node_with_extras():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from hpcwidgets.cli import main
 from hpcwidgets.exercises.build import (BEGIN, END, RECORD, NotebookFormatError, build, cells_digest, dumps,
                                         exercise_from_solution, holds_edits)
 from hpcwidgets.run import lab
+from test_jupyter2_s19 import short_tmpdir
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = {"SLURM_JOB_ID": "4242", "SLURMD_NODENAME": "n1", "USER": "jdoe"}
@@ -74,24 +74,6 @@ def test_stop_advice_fits_a_batch_job_an_interactive_job_and_a_laptop(tmp_path, 
                      terminal=terminal).lines
     assert lines[-1] == says
     assert never is None or not any(never in line for line in lines)
-
-
-def test_the_makefile_passes_login_host_as_the_option():
-    make = shutil.which("make")
-    if make is None:
-        pytest.skip("make is not installed")
-
-    def lab_args(*variables: str) -> list[str]:
-        # (run by make test, this make is a sub-make: it would print "Entering directory" lines without the option)
-        out = subprocess.run([make, "--no-print-directory", "-n", "-o", "venv", "lab", *variables], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
-        line = next(line for line in out.splitlines() if "hpcwidgets.run.lab" in line)
-        words = shlex.split(line)
-        return words[words.index("hpcwidgets.run.lab") + 1:]
-
-    given = lab.parser().parse_args(lab_args("LOGIN_HOST=login.example.org"))
-    assert given.login_host == "login.example.org" and given.notebook_dir == "notebooks"
-    assert lab.parser().parse_args(lab_args()).login_host == ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,8 +156,7 @@ def _end(proc: subprocess.Popen) -> None:
 
 
 def test_in_a_job_jupyterlab_gets_a_private_runtime_folder_removed_when_it_ends(tmp_path):
-    tmp = tmp_path / "node-tmp"
-    tmp.mkdir()
+    tmp = short_tmpdir()
     proc, record = _fake_lab(tmp_path, dict(JOB, TMPDIR=str(tmp), XDG_RUNTIME_DIR="/run/user/none", FAKE_EXIT="3"))
     out, err = proc.communicate(timeout=60)
     seen = _recorded(record, proc)
@@ -189,8 +170,7 @@ def test_in_a_job_jupyterlab_gets_a_private_runtime_folder_removed_when_it_ends(
 
 
 def test_scancel_removes_the_runtime_folder_at_once(tmp_path):
-    tmp = tmp_path / "node-tmp"
-    tmp.mkdir()
+    tmp = short_tmpdir()
     proc, record = _fake_lab(tmp_path, dict(JOB, TMPDIR=str(tmp), FAKE_SLOW="1"))
     try:
         runtime = Path(_recorded(record, proc)["xdg"])
@@ -204,8 +184,7 @@ def test_scancel_removes_the_runtime_folder_at_once(tmp_path):
 
 
 def test_the_runtime_folder_goes_even_when_jupyterlab_is_killed(tmp_path):
-    tmp = tmp_path / "node-tmp"
-    tmp.mkdir()
+    tmp = short_tmpdir()
     proc, record = _fake_lab(tmp_path, dict(JOB, TMPDIR=str(tmp)))
     try:
         seen = _recorded(record, proc)

@@ -8,7 +8,9 @@ At run time, on the node, the script:
   ``XDG_RUNTIME_DIR`` and ``JUPYTER_RUNTIME_DIR`` there and removes it on exit, and at once on
   scancel or the time limit (before JupyterLab has finished stopping, so Slurm's SIGKILL cannot skip it);
   Apptainer gets it bound in, and ch-run, which shows the host's ``${TMPDIR:-/tmp}`` at the container's
-  ``/tmp``, is given its path there;
+  ``/tmp``, is given its path there; JupyterLab's kernels talk to it through Unix sockets made there
+  (:data:`~hpcwidgets.spec.jupyter.PRIVATE_KERNELS`: over 127.0.0.1 TCP any user of the node could read every
+  cell's code and output), so a ``$TMPDIR`` too long for their paths is passed over for /tmp;
 * makes a random token with Python's :mod:`secrets`, kept in a 0600 file in that directory and printed
   to the log; it reaches JupyterLab through the ``JUPYTER_TOKEN`` environment variable, which only
   the owner can read, never through the command line, which ``ps`` shows to every user of the node;
@@ -43,7 +45,8 @@ from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun, env_prefix
 from ..spec.charliecloud import ChRun
 from ..spec.common import Bind
-from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, TUNNEL_TO_NODE, JupyterJob, idle_args
+from ..spec.jupyter import (ALLOW_ROOT, FIRST_LINE, PRIVATE_KERNELS, RUNTIME, RUNTIME_PATH_MAX, TUNNEL_TO_NODE,
+                             JupyterJob, idle_args)
 from .command import command_line, wrap
 from .quote import assignment, quote
 from .script import Block, fill_template, render_script
@@ -60,6 +63,9 @@ TOKEN = "$jl_token"
 LOOPBACK = "127.0.0.1"
 #: where the private runtime folder is made: the node-local temporary folder, which ch-run also shows at /tmp
 RUNTIME_BASE = "${TMPDIR:-/tmp}"
+#: the longest $TMPDIR the runtime folder is made in (else in /tmp), so that the kernels' sockets in it fit: the
+#: folder's path is $TMPDIR/jupyter.XXXXXXXXXX
+RUNTIME_BASE_MAX = RUNTIME_PATH_MAX - len("/jupyter.XXXXXXXXXX")
 
 
 def tunnel_command(host: str, port: int | str, login_host: str, user: str, local_port: int | str = 8888, *,
@@ -111,8 +117,8 @@ def jupyter_program(python: str) -> list[str]:
 def jupyter_words(j: JupyterJob) -> list[str]:
     """The JupyterLab argument vector with the run-time values as ``$jl_…`` references."""
     return [*jupyter_program(j.python), "--no-browser", f"--ip={ADDRESS}", f"--port={PORT}",
-            "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir(j)}", *idle_args(j.idle_minutes),
-            ALLOW_ROOT, *j.extra_args]
+            "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir(j)}", PRIVATE_KERNELS,
+            *idle_args(j.idle_minutes), ALLOW_ROOT, *j.extra_args]
 
 
 #: $HOME or ${HOME} at the start of a path
@@ -182,6 +188,9 @@ def jupyter_block(j: JupyterJob) -> str:
         "jupyter.sh.j2",
         first_line=FIRST_LINE,
         runtime_base=RUNTIME_BASE,
+        # ch-run shows the folder at /tmp/jupyter.XXXXXXXXXX in the container, where the kernels make their sockets,
+        # however long $TMPDIR is
+        base_max=0 if isinstance(j.container, ChRun) else RUNTIME_BASE_MAX,
         helper=quote(j.helper_python),
         port_min=int(j.port_min),
         port_max=int(j.port_max),

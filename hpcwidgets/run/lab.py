@@ -55,8 +55,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 from ..errors import HpcWidgetsError
 from ..render.jupyter import LOOPBACK, lab_url, tunnel_command
-from ..spec.jupyter import TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE, JupyterJob
-from ..spec.ssh import jump_host_problem, login_host_problem
+from ..spec.jupyter import PRIVATE_KERNELS, RUNTIME_PATH_MAX, TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE, JupyterJob
+from ..spec.ssh import USER, jump_host_problem, login_host_problem
 from . import netcheck
 
 LOCALHOST = LOOPBACK
@@ -75,9 +75,13 @@ class LabError(HpcWidgetsError):
 
 def lab_argv(notebook_dir: str, port: int, ip: str = LOCALHOST, *, allow_root: bool = False,
              python: str = sys.executable, extra: Sequence[str] = ()) -> list[str]:
-    """The argument vector that starts JupyterLab (the token travels in the environment, see :func:`lab_env`)."""
+    """The argument vector that starts JupyterLab (the token travels in the environment, see :func:`lab_env`). Its
+    kernels talk to it through Unix sockets in the private runtime folder (:data:`PRIVATE_KERNELS`), where there
+    are any: Jupyter's ipc transport is for Unix, not Windows."""
     argv = [python, "-m", "jupyterlab", "--no-browser", f"--ip={ip}", f"--port={int(port)}",
             "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir}"]
+    if os.name == "posix":
+        argv.append(PRIVATE_KERNELS)
     if allow_root:
         argv.append("--allow-root")
     return argv + list(extra)
@@ -118,9 +122,16 @@ def login_user(env: Mapping[str, str]) -> str:
     ``$USER`` when set, else the account's name from the password database (``USER`` is unset under
     cron, ``sbatch --export=NONE`` and some container set-ups). Never the text ``$USER``: the tunnel
     command runs on the laptop, where ``$USER`` is the laptop's user, often not the cluster's.
+    A name that is not one (``-oProxyCommand=…``, ``a b``) is refused, as the Jupyter job's ``login_user`` is:
+    the line is meant to be pasted into a shell on the laptop.
     """
-    name = env.get("USER") or env.get("LOGNAME")
+    variable = "USER" if env.get("USER") else "LOGNAME"
+    name = env.get(variable)
     if name:
+        if not USER.fullmatch(name):
+            raise LabError(f"${variable} is {name!r}, which is not a user name (letters, digits, . _ -) and would go "
+                           f"into the ssh command printed for your computer; set {variable} to your user name on the "
+                           f"cluster, e.g. {variable}=$(id -un) make lab")
         return name
     try:
         import pwd  # Unix only; make lab also runs on laptops
@@ -246,7 +257,6 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
     if slurm:
         typed = option_login(args)
         login, ssh_port, jump, _ = typed if typed.host else site
-        user = login_user(env)
         url = lab_url(args.local_port, token)
         lines.append(f"Running in Slurm job {env.get('SLURM_JOB_ID')} on node {node}, address {ip}, port {port}.")
         if ip == "0.0.0.0":
@@ -255,8 +265,8 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
         host = node if ip == "0.0.0.0" else f"[{ip}]" if ":" in ip else ip
         if login:
             lines += ["1. On your own computer, open the tunnel and leave it running:",
-                      "   " + tunnel_command(host, port, login, user, args.local_port, login_port=ssh_port,
-                                             jump_host=jump, node=node if to_node else ""),
+                      "   " + tunnel_command(host, port, login, login_user(env), args.local_port,
+                                             login_port=ssh_port, jump_host=jump, node=node if to_node else ""),
                       "2. Then open this address in your browser:", "   " + url]
         else:
             lines += no_login_advice(args.profile, env) + ["The address, once tunnelled:", "   " + url]
@@ -290,10 +300,11 @@ def stop_advice(env: Mapping[str, str], terminal: bool) -> str:
 def private_runtime(env: Mapping[str, str]) -> Path:
     """A new folder for JupyterLab's runtime files that only you can enter (mode 0700), under ``$TMPDIR``
     (node-local on most clusters) or /tmp, as the generated Jupyter job makes it; ``jupyter`` in it is
-    JupyterLab's ``JUPYTER_RUNTIME_DIR``."""
+    JupyterLab's ``JUPYTER_RUNTIME_DIR``. A ``$TMPDIR`` so long that the kernels' Unix sockets in the folder could
+    not be made (macOS's /var/folders/…/T/) is passed over for /tmp (see :data:`RUNTIME_PATH_MAX`)."""
     base = env.get("TMPDIR") or ""
-    if not os.path.isdir(base):
-        base = "/tmp"
+    if not os.path.isdir(base) or len(os.path.join(base, "jupyter.XXXXXXXX")) > RUNTIME_PATH_MAX:
+        base = "/tmp"  # (mkdtemp adds 8 characters to the prefix)
     try:
         runtime = Path(tempfile.mkdtemp(prefix="jupyter.", dir=base))
         (runtime / "jupyter").mkdir(mode=0o700)
@@ -318,12 +329,13 @@ class Supervisor:
 
     Signals while it runs: SIGTERM (scancel, the time limit: Slurm sends it to every process of the job, and
     SIGKILL a few seconds later) removes the runtime folder at once and is passed on; SIGHUP is passed on;
-    Ctrl-C is left to JupyterLab, which the terminal sends it to as well and which asks whether to stop."""
+    Ctrl-C is left to JupyterLab, which the terminal sends it to as well and which asks whether to stop. Either
+    stop, SIGTERM or Ctrl-C, ends the start quietly: JupyterLab ending then is no error, and no other port is tried."""
 
     def __init__(self, runtime: Path) -> None:
         self.runtime = runtime
         self.child: subprocess.Popen[Any] | None = None
-        self.stopping = False  # a SIGTERM came: no new start
+        self.stopping = False  # a SIGTERM or Ctrl-C came: no new start, no error
 
     def __enter__(self) -> "Supervisor":
         self._saved = {sig: signal.signal(sig, handler) for sig, handler in (
@@ -345,7 +357,9 @@ class Supervisor:
             self.child.send_signal(signum)
 
     def _leave(self, _signum: int, _frame: object) -> None:
-        """(a handler, not SIG_IGN: an ignored signal would stay ignored in JupyterLab)"""
+        """Ctrl-C: a stop, left to JupyterLab (a handler, not SIG_IGN: an ignored signal would stay ignored in
+        JupyterLab)."""
+        self.stopping = True
 
     def start(self, p: LabPlan) -> bool:
         """Start JupyterLab as ``p`` says; True once it answers on its port, False when it stopped first (its

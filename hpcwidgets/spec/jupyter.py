@@ -74,11 +74,16 @@ _UNSAFE_ARGS = {f"--{app}.{trait}": rule for trait, rule in _UNSAFE_SETTINGS.ite
                 for app in ("ServerApp", "NotebookApp")}
 
 _IDLE = "the job sets it from idle_minutes (0 turns the idle stop off, and then this option is yours to set)"
-#: the settings idle_minutes makes (the server's own idle stop, and shutting idle kernels and terminals down)
-IDLE_ARGS = {f"--{name}": _IDLE for name in (
-    "ServerApp.shutdown_no_activity_timeout", "NotebookApp.shutdown_no_activity_timeout",
-    "MappingKernelManager.cull_idle_timeout", "MappingKernelManager.cull_interval",
-    "MappingKernelManager.cull_connected", "TerminalManager.cull_inactive_timeout", "TerminalManager.cull_interval")}
+_PRIVATE = ("the job runs the kernels over Unix sockets in its private folder: over TCP, any user of the node could "
+            "read every cell's code and output from a kernel's port")
+
+#: the option that makes JupyterLab talk to its kernels over Unix sockets (Jupyter's ipc transport) in its runtime
+#: folder, which only you can enter; over TCP, even on 127.0.0.1, any user of the node can subscribe to a kernel's
+#: output channel and read every cell's code and output (a kernel's key only signs messages)
+PRIVATE_KERNELS = "--KernelManager.transport=ipc"
+#: the longest path the private runtime folder may have: a Unix socket's path holds at most 103 bytes (macOS; Linux
+#: allows 107), and a kernel's sockets are FOLDER/jupyter/kernel-<36-character id>-ipc-<1 to 5>
+RUNTIME_PATH_MAX = 103 - len("/jupyter/kernel-") - 36 - len("-ipc-0")
 
 
 def idle_args(minutes: int) -> list[str]:
@@ -86,34 +91,55 @@ def idle_args(minutes: int) -> list[str]:
 
     The server stops itself once it has had no kernels and no activity for that long
     (``ServerApp.shutdown_no_activity_timeout``); a kernel counts as activity while it runs, so kernels idle for
-    that long are shut down first (``MappingKernelManager.cull_idle_timeout``), also when a browser tab is still
-    connected to them (``cull_connected``: a laptop left open would otherwise keep the node forever), but never
-    one running code (``cull_busy`` stays off). Terminals likewise (``TerminalManager.cull_inactive_timeout``).
-    Shutting a kernel down is activity too, so an unused server with an idle kernel stops after up to twice
-    ``minutes``."""
+    that long are shut down first (``MappingKernelManager.cull_idle_timeout``), but never one running code
+    (``cull_busy`` stays off) nor one a browser tab is connected to (``cull_connected=False``): an open JupyterLab
+    tab polls the server, which counts as use and keeps it running anyway, so shutting the tab's kernel down would
+    only lose its state. A closed tab or a sleeping laptop drops the connection (the server's websocket pings go
+    unanswered). Terminals idle that long are shut down too (``TerminalManager.cull_inactive_timeout``). Shutting
+    a kernel down is activity too, so an unused server with an idle kernel stops after up to twice ``minutes``."""
     if not minutes:
         return []
     seconds = int(minutes) * 60
     return [f"--ServerApp.shutdown_no_activity_timeout={seconds}",
             f"--MappingKernelManager.cull_idle_timeout={seconds}",
-            f"--MappingKernelManager.cull_interval={CULL_INTERVAL}", "--MappingKernelManager.cull_connected=True",
+            f"--MappingKernelManager.cull_interval={CULL_INTERVAL}", "--MappingKernelManager.cull_connected=False",
             f"--TerminalManager.cull_inactive_timeout={seconds}", f"--TerminalManager.cull_interval={CULL_INTERVAL}"]
+
 
 #: Apptainer options that run the container in a network namespace of its own (--network and --network-args
 #: only configure the one --net makes; --netns-path joins an existing one)
 _OWN_NETWORK = ("-n", "--net", "--network", "--network-args", "--netns-path")
 
 
-def _extra_arg_problems(args: tuple[str, ...], reserved: dict[str, str] = RESERVED_ARGS) -> list[str]:
+def _reserved(option: str, idle: bool) -> str:
+    """What the job does instead of JupyterLab's option ``option`` (``--Class.trait`` or an alias), or "" when it is
+    the person's to set; ``idle``: whether the job stops an idle server. A setting of a class applies to its
+    subclasses too, and a subclass's wins (``--AsyncMappingKernelManager.cull_idle_timeout``, the class Jupyter
+    Server 2 runs, beats the job's ``MappingKernelManager`` one), so those settings are known by their class
+    name's ending."""
+    if option in RESERVED_ARGS:
+        return RESERVED_ARGS[option]
+    cls, _, trait = option[2:].rpartition(".")
+    if option == "--transport" or (trait in ("transport", "ip") and cls.endswith(("KernelManager",
+                                                                                   "ConnectionFileMixin"))):
+        return _PRIVATE
+    if idle and (trait == "shutdown_no_activity_timeout"
+                 or (trait.startswith("cull_") and cls.endswith(("KernelManager", "TerminalManager")))):
+        return _IDLE
+    return ""
+
+
+def _extra_arg_problems(args: tuple[str, ...], idle: bool) -> list[str]:
     """Why each of JupyterLab's extra arguments ``args`` cannot be used in the job: the settings the job makes
-    itself (``reserved``: the option and what the job does instead), and those that weaken the server (unless given
-    their harmless default, e.g. ``--ServerApp.disable_check_xsrf=False``). A setting's value may follow as the next
-    word, as traitlets reads it."""
+    itself (:func:`_reserved`), and those that weaken the server (unless given their harmless default, e.g.
+    ``--ServerApp.disable_check_xsrf=False``). A setting's value may follow as the next word, as traitlets reads
+    it."""
     out = []
     for i, arg in enumerate(args):
         key, eq, value = arg.partition("=")
-        if key in reserved:
-            out.append(f"remove {arg!r}: {reserved[key]}")
+        reason = _reserved(key, idle)
+        if reason:
+            out.append(f"remove {arg!r}: {reason}")
         elif key in _UNSAFE_ARGS:
             if not eq and i + 1 < len(args) and not args[i + 1].startswith("-"):
                 value, arg = args[i + 1], f"{arg} {args[i + 1]}"
@@ -217,9 +243,10 @@ class JupyterJob(Spec):
                            "listens on the node's loopback only.")
     idle_minutes: int = opt(60, label="Stop after idle minutes", role="internal", minimum=0,
                             help="JupyterLab stops itself, and the job ends, after this many minutes without use, "
-                                 "so a closed laptop does not hold the node until the time limit: kernels and "
-                                 "terminals idle this long are shut down first (a kernel running code never is). "
-                                 "0: never.")
+                                 "so a forgotten server does not hold the node until the time limit. An open "
+                                 "JupyterLab tab counts as use: close it (or let your laptop sleep) when you leave. "
+                                 "Kernels no tab is connected to and terminals idle this long are shut down first "
+                                 "(a kernel running code never is). 0: never.")
     extra_args: tuple[str, ...] = opt((), label="Extra JupyterLab arguments", role="internal", advanced=True,
                                       help="Further options for jupyter lab, e.g. --ServerApp.terminals_enabled=False.")
 
@@ -291,8 +318,7 @@ class JupyterJob(Spec):
                 out.append(Problem(name, f"'~' is not expanded here; write $HOME{value[1:]} instead"))
         if isinstance(self.extra_args, tuple):
             args = tuple(a for a in self.extra_args if isinstance(a, str))
-            reserved = {**RESERVED_ARGS, **IDLE_ARGS} if self.idle_minutes else RESERVED_ARGS
-            out += [Problem("extra_args", message) for message in _extra_arg_problems(args, reserved)]
+            out += [Problem("extra_args", message) for message in _extra_arg_problems(args, bool(self.idle_minutes))]
         out += self._job_checks()
         out += self._container_checks()
         return out
@@ -332,10 +358,13 @@ class JupyterJob(Spec):
                 out.append(Problem("container.action", f"use exec, not {c.action}: the job runs jupyter lab in the image"))
             own_network = own_network_option(c.extra if isinstance(c.extra, tuple) else ())
             if own_network:
+                why = ("whose loopback is not the node's: JupyterLab would listen on the container's 127.0.0.1, which "
+                       "the tunnel to the node's 127.0.0.1 does not reach" if self.tunnel == TUNNEL_TO_NODE else
+                       "where the node's address that the tunnel names does not exist, so JupyterLab cannot listen "
+                       "on it")
                 out.append(Problem("container.extra", f"remove {own_network!r}: it runs the container in a network of "
-                                                      "its own, where the node's address that the tunnel names does "
-                                                      "not exist, so JupyterLab cannot listen on it; without it the "
-                                                      "container shares the node's network"))
+                                                      f"its own, {why}; without it the container shares the node's "
+                                                      "network"))
             hidden_home = c.hides_home
             if hidden_home and self.notebook_dir.startswith(("$HOME", "${HOME}")) and not _bound(c, self.notebook_dir):
                 out.append(Problem("notebook_dir", f"{self.notebook_dir!r} is not visible in the container "

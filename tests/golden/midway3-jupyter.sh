@@ -20,7 +20,10 @@ umask 077
 for jl_fd in 1 2; do
   if [[ -f /proc/$$/fd/$jl_fd ]]; then chmod go-rwx "/proc/$$/fd/$jl_fd"; fi
 done
-jl_runtime=$(mktemp -d "${TMPDIR:-/tmp}/jupyter.XXXXXXXXXX")
+jl_base=${TMPDIR:-/tmp}
+# (JupyterLab's kernels talk to it through Unix sockets made in this folder: a long $TMPDIR would make their paths too long)
+if (( ${#jl_base} > 26 )); then jl_base=/tmp; fi
+jl_runtime=$(mktemp -d "$jl_base/jupyter.XXXXXXXXXX")
 jl_pid=""
 jl_cleanup() {  # when the script ends, however it ends
   if [[ $BASHPID != "$$" ]]; then return; fi  # not in a background copy of this shell that failed
@@ -173,7 +176,7 @@ jl_start() {
   JUPYTER_TOKEN="$jl_token" \
     apptainer exec \
       --bind "$jl_runtime" \
-      "/scratch/midway3/$USER/sif_files/pytorch_24.05.sif" jupyter lab --no-browser "--ip=$jl_addr" "--port=$jl_port" --ServerApp.port_retries=0 "--notebook-dir=$HOME" --ServerApp.shutdown_no_activity_timeout=3600 --MappingKernelManager.cull_idle_timeout=3600 --MappingKernelManager.cull_interval=60 --MappingKernelManager.cull_connected=True --TerminalManager.cull_inactive_timeout=3600 --TerminalManager.cull_interval=60 ${jl_extra[@]+"${jl_extra[@]}"} &
+      "/scratch/midway3/$USER/sif_files/pytorch_24.05.sif" jupyter lab --no-browser "--ip=$jl_addr" "--port=$jl_port" --ServerApp.port_retries=0 "--notebook-dir=$HOME" --KernelManager.transport=ipc --ServerApp.shutdown_no_activity_timeout=3600 --MappingKernelManager.cull_idle_timeout=3600 --MappingKernelManager.cull_interval=60 --MappingKernelManager.cull_connected=False --TerminalManager.cull_inactive_timeout=3600 --TerminalManager.cull_interval=60 ${jl_extra[@]+"${jl_extra[@]}"} &
   jl_pid=$!
   umask 077
 }
@@ -241,9 +244,10 @@ printf '%s\n' \
   "Jupyter of its own): replace 8888 in both lines by another number from 1024 to 65535." \
   "The token is also in $jl_token_file while the job runs. Stop the server with: scancel ${SLURM_JOB_ID:-JOBID}"
 printf '%s\n' \
-  "JupyterLab stops itself, and this job ends, after 60 idle minutes: kernels and terminals unused for" \
-  "60 minutes are shut down (a kernel running code never is), then the server once it has had none" \
-  "and no other use for 60 minutes. Save your work before you leave it."
+  "JupyterLab stops itself, and this job ends, after 60 idle minutes. An open JupyterLab tab" \
+  "counts as use, so save your work and close the tab (or let your computer sleep) when you leave. Kernels no tab" \
+  "is connected to and terminals unused for 60 minutes are shut down (a kernel running code never" \
+  "is), then the server once it has had none and no other use for 60 minutes."
 
 jl_status=0
 wait "$jl_pid" || jl_status=$?
