@@ -195,12 +195,11 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
     elif not (run.contain or run.containall):
         home = True
         notes.append("Apptainer mounts $HOME by default; ch-run needs --home, which mounts it at /home/$USER "
-                     "and sets HOME there (the same path on most clusters). Current ch-run documents --home as implying "
-                     "--write-fake (added in December 2023 by hpc/charliecloud#1793; 0.33 and older have neither), "
-                     "which needs unprivileged overlayfs (Linux 5.11, or a distribution's backport): on an older "
-                     "kernel, such as RHEL 8's 4.18, such a ch-run fails to start with "
-                     "'operation not permitted'. There, leave --home out and bind the folders the program needs "
-                     "(-b \"$HOME/project\":/mnt/0).")
+                     "and sets HOME there (the same path on most clusters). Newer ch-run releases (those with "
+                     "--write-fake) make --home imply it, which needs unprivileged overlayfs (Linux 5.11, or a "
+                     "distribution's backport): on an older kernel, such as RHEL 8's 4.18, such a ch-run fails to "
+                     "start with 'operation not permitted'. There, leave --home out and bind the folders the program "
+                     "needs (-b \"$HOME/project\":/mnt/0).")
     if binds:
         dests = ", ".join(b.dst or b.src for b in binds)
         notes.append(f"ch-run cannot create bind destinations in a read-only image: {dests} must already exist "
