@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..parse.lexer import DECLARATION_BUILTINS
 from ..parse.script import launch_words, python_module
@@ -1532,27 +1532,30 @@ def _parallel_sizes(engine: str, args: list[str]) -> dict[str, tuple[str, str]]:
 def _servers(ctx: Context) -> tuple[_Server, ...]:
     """Every SGLang and vLLM server the script starts: as a step's program (after srun, in a container), in a
     step's ``bash -c`` script, or as a plain command of the batch shell."""
-    def server(line: int, words: list[Any], step: Any, settings: list[tuple[str, str]]) -> _Server | None:
+    def server(line: int, words: list[Any], step: Any,
+               settings: Callable[[], list[tuple[str, str]]]) -> _Server | None:
         call = _server_call(words)
         if call is None:
-            return None
-        settings = settings + _env_wrapper_settings([str(w) for w in words])
+            return None  # (most commands: the settings before them are looked up only for a server)
+        given = settings() + _env_wrapper_settings([str(w) for w in words])
         return _Server(line, call[0], call[1], _parallel_sizes(call[0], call[2]), step, _DP_ATTENTION in call[2],
-                       _visible_devices(ctx, line, settings))
+                       _visible_devices(ctx, line, given))
 
     def make() -> tuple[_Server, ...]:
         found: list[_Server | None] = []
         for step in steps(ctx):
             # srun gives a step's tasks the CUDA_VISIBLE_DEVICES of the step's GPUs: a value set before it is Slurm's
-            outside = [] if step.chain.srun is not None else [*_exported(ctx, step.line), *step.env]
-            inside = [(e.name, str(e.value)) for e in getattr(step.chain.container, "env", ()) or ()]
-            one = server(step.line, list(step.chain.program), step, outside + inside)
+            def around(step: Any = step) -> list[tuple[str, str]]:
+                outside = [] if step.chain.srun is not None else [*_exported(ctx, step.line), *step.env]
+                return outside + [(e.name, str(e.value)) for e in getattr(step.chain.container, "env", ()) or ()]
+            one = server(step.line, list(step.chain.program), step, around)
             found += [one] if one is not None else [
-                server(step.line, list(c.argv), step, outside + inside + [(n, str(w.value)) for n, w in c.assignments])
+                server(step.line, list(c.argv), step,
+                       lambda c=c, around=around: around() + [(n, str(w.value)) for n, w in c.assignments])
                 for c in _simple_commands([step.command]) if isinstance(c, _Inner)]
         for cmd in (*simple_commands(ctx), *held_commands(ctx)):
-            own = [(n, str(w.value)) for n, w in getattr(cmd, "assignments", ())]
-            found.append(server(cmd.line, list(cmd.argv), None, [*_exported(ctx, cmd.line), *own]))
+            found.append(server(cmd.line, list(cmd.argv), None, lambda cmd=cmd: [
+                *_exported(ctx, cmd.line), *((n, str(w.value)) for n, w in getattr(cmd, "assignments", ()))]))
         return tuple(sorted((s for s in found if s is not None), key=lambda s: s.line))
     return cached(ctx, "inference_servers", make)
 

@@ -2117,6 +2117,8 @@ def _program_at(values: list[str]) -> tuple[int, str] | None:
 def _commands_joined_as_arguments(cmd: Any) -> Iterator[Any]:
     """HPC532 for a short command (:data:`_STANDALONE`) continued into lines that each start another one."""
     words = list(cmd.words)
+    if not any(_starts_a_line(prev, word) for prev, word in zip(words, words[1:])):
+        return  # a command on one line (most of them): nothing is joined to it
     found = _program_at([str(w.value) for w in words])
     if found is None or found[0] >= len(words):
         return
