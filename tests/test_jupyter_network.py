@@ -52,6 +52,7 @@ if first and not os.path.exists(first):
     intruder = subprocess.Popen([sys.executable, "-c",
         "import socket, sys, time\n"
         "s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)\n"
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"  # over a closed connection's TIME_WAIT, as the server
         "s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); print('up', flush=True); time.sleep(60)\n",
         ip, str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         start_new_session=True)
