@@ -321,7 +321,7 @@ def _exec_form(text: str, line: int, path: str) -> list[str] | None:
     """The argument list of an exec-form instruction (``["pip", "install", …]``), or None for shell form.
 
     A ``[`` that does not start valid JSON (``["echo", "\\$5"]``: ``\\$`` is no JSON escape) is shell form: Docker
-    runs the text with /bin/sh -c, as its reference documents and its maintainers keep (moby/moby#32074). A JSON
+    runs the text with /bin/sh -c, as its reference documents. A JSON
     list that is empty or holds something other than strings stops Docker's build: :class:`ParseError`."""
     if not text.startswith("["):
         return None

@@ -234,7 +234,7 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
         notes.append(f"ch-run has no {flag}: --private-tmp gives an empty /tmp and $HOME is not mounted, but /dev "
                      "is always the host's" + (", and PID and IPC namespaces are shared with the host." if run.containall else ".")
                      + f" Apptainer's {flag} gives a fresh, writable home; under ch-run HOME names a folder of the "
-                     "read-only image instead (/root in current releases, hpc/charliecloud#1737; the host's path in "
+                     "read-only image instead (/root in current releases; the host's path in "
                      "older ones), so programs that write caches under ~ (pip, matplotlib, Hugging Face, torch hub, "
                      "Triton) fail there. Add --set-env=HOME=/tmp (the private /tmp is writable), or bind a folder "
                      "and set HOME to it.")
