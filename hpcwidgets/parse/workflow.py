@@ -751,12 +751,12 @@ def edit_notes(text: str, model: Any, edited: Iterable[str]) -> tuple[str, ...]:
     from the job script ``text``: the notes :func:`readback_notes` gives only for such an edit, for a form to show
     when the edit is made (its Load said the others). The script is read only when an edit has a note to check."""
     edited = tuple(edited)
-    if not _edits_container(model, edited) or text.lstrip().startswith("{"):
+    if not edits_container(model, edited) or text.lstrip().startswith("{"):
         return ()
     return tuple(n for n in _edit_notes(read_script(text), model, edited) if n)
 
 
-def _edits_container(model: Any, edited: Iterable[str]) -> bool:
+def edits_container(model: Any, edited: Iterable[str]) -> bool:
     """Whether ``edited`` changes the container of the workflow ``model`` (the layer, or one of its fields)."""
     return getattr(model, "kind", "") == "workflow" and any(
         path == "container" or path.startswith("container.") for path in edited)
@@ -765,7 +765,7 @@ def _edits_container(model: Any, edited: Iterable[str]) -> bool:
 def _edit_notes(parsed: ParsedScript, model: Any, edited: Iterable[str]) -> list[str]:
     """The notes on editing ``edited`` of ``model``, read from ``parsed`` (see :func:`edit_notes`), "" where a
     note has nothing to say."""
-    return [_one_container_note(parsed, model)] if _edits_container(model, edited) else []
+    return [_one_container_note(parsed, model)] if edits_container(model, edited) else []
 
 
 def _line_ends_note(text: str) -> str:

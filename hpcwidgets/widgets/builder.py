@@ -886,11 +886,11 @@ class Builder(w.VBox):
         """Warn at the control ``key``, just edited, of what the edit does beyond it in the script the form loaded
         (:func:`~hpcwidgets.parse.workflow.edit_notes`: a container field that holds one of several container
         steps), which the command line says for the same --set. The script is the one the model's layout keeps."""
-        from ..parse.workflow import edit_notes
+        from ..parse.workflow import edit_notes, edits_container
         fld = self.form.fields.get(key)
         layout = getattr(getattr(self._base, "job", None), "layout", None)
-        if fld is None or layout is None or not layout.intact:
-            return
+        if fld is None or layout is None or not layout.intact or not edits_container(self._model, (fld.path,)):
+            return  # (most edits: the loaded script is then not read again)
         notes = edit_notes("\n".join(layout.source), self._model, (fld.path,))
         if notes:
             self._findings[:0] = [self._named(FormFinding("FORM", "warning", 0, n, None, key)) for n in notes]
