@@ -108,24 +108,33 @@ KERNEL_WAIT_MS = 120_000
 
 
 def _run_all_until_builder(page, tries: int = 3) -> None:
-    """Run all cells and wait for the builder. JupyterLab can lose a run request sent while the kernel's
-    connection settles: the cell then shows [*] while the kernel says Idle, and nothing runs. Only in that
-    case is the request sent again (never while the kernel is busy, which would run the cell twice)."""
+    """Run all cells and wait for the builder. Two things can go missing while the kernel's connection settles
+    on a fresh server, and only then are the cells run again (never while the kernel is busy, which would run the
+    cell twice):
+
+    * the run request: the cell shows [*] while the kernel says Idle, and nothing runs;
+    * a widget model: the cell ran and the builder's box is on the page but stays hidden, with no size, as an
+      empty box does when its children's models never reached the widget manager (seen once in a CI run, with the
+      kernel idle; the browser's console, printed on a failure, says which). Running the cell again makes a new
+      builder with new models."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     builder = page.locator(".hpcw-builder").first
     for attempt in range(tries):
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
-        waited = 0
+        waited = empty_since = 0
         while waited < KERNEL_WAIT_MS:
             try:
                 builder.wait_for(timeout=20_000)
                 return
             except PlaywrightTimeout:
                 waited += 20_000
-            lost = page.get_by_text(IDLE).first.is_visible() and page.get_by_text("[*]:").first.is_visible()
-            if lost and attempt + 1 < tries:
-                break  # the request was dropped: send it again
+            idle = page.get_by_text(IDLE).first.is_visible()
+            lost = idle and page.get_by_text("[*]:").first.is_visible()
+            # empty at two looks 20 s apart with the kernel idle: not a slow render
+            empty_since = empty_since + 1 if idle and builder.count() > 0 and not builder.is_visible() else 0
+            if (lost or empty_since >= 2) and attempt + 1 < tries:
+                break  # the request, or one of the builder's models, was dropped: run the cells again
         else:
             break
     builder.wait_for(timeout=1_000)  # raises with the locator in its message
@@ -138,6 +147,10 @@ def open_builder(lab, name: str, code: str):
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab["base"])
     page = context.new_page()
     page.set_default_timeout(30_000)
+    # the browser's errors and warnings, printed when the page does not come up (pytest shows them with the failure)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: console.append(f"page error: {e}"))
     # expect() waits 5 s by default: on a busy 2-core machine the first findings can take longer to appear (they
     # once did, in a full run); like the timeouts above this is how long to wait, not a timed assertion
     from playwright.sync_api import expect
@@ -150,6 +163,7 @@ def open_builder(lab, name: str, code: str):
         _run_all_until_builder(page)
         page.get_by_text(IDLE).first.wait_for(timeout=KERNEL_WAIT_MS)
     except Exception:
+        print(f"the browser's console while {name} opened:", *console[-40:] or ["(nothing)"], sep="\n  ")
         shot(page, f"{name}-failed-to-open")
         context.close()
         raise
