@@ -207,3 +207,18 @@ def test_outputs_are_compared_as_nbval_compares_them(tmp_path):
     (tmp_path / "sanitize.cfg").write_text("[broken]\nregex: (\n", encoding="utf-8")
     with pytest.raises(lessons.HpcWidgetsError, match="not an nbval sanitize file"):
         refresh.sanitizers(tmp_path)
+
+
+def test_module_note_follows_the_sites_container_program(tmp_path):
+    """On a SingularityCE site (runtimes = ["singularity"], its module under [modules] singularity) the lessons'
+    module note names that module, not "the profile lists no apptainer"."""
+    import hpcwidgets as hw
+    from hpcwidgets import lessons
+    site = tmp_path / "sce.toml"
+    site.write_text('name = "sce"\ngpu_vendor = "nvidia"\nruntimes = ["singularity"]\napptainer_binary = "singularity"\n'
+                    '[modules]\nsingularity = "singularity/4.1.5"\n'
+                    '[[partitions]]\nname = "gpu"\nmax_time = "1-00:00:00"\ncpus_per_node = 32\n'
+                    'mem_per_node = "256G"\ngpus_per_node = 4\n')
+    prof = hw.load_profile(str(site))
+    assert lessons.module_note(prof) == "singularity/4.1.5"
+    assert lessons.module_note(hw.load_profile("midway3")) == hw.load_profile("midway3").module("apptainer")

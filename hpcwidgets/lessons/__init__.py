@@ -174,12 +174,15 @@ def site_modules(site: Any) -> tuple[str, ...]:
 def module_note(site: Any, runtime: str = "apptainer") -> str:
     """What a learner loads on ``site`` to have ``runtime``: its module, or why there is none. A profile that
     renders a runtime's commands only (the practice cluster's Apptainer) says so, rather than "on PATH", since
-    typing those commands there finds no such program."""
+    typing those commands there finds no such program. Apptainer's commands run as the site names its program
+    (``apptainer_binary``): on a SingularityCE site, the note is about ``singularity`` and its module."""
+    if runtime == "apptainer":
+        runtime = site.apptainer_binary or runtime
     if runtime in site.runtimes_render_only:
         return f"(none: {runtime} is not installed on this cluster; its commands are only shown and checked here)"
     if runtime not in site.runtimes:
         return f"(none: the profile lists no {runtime} on this cluster)"
-    return site.module(runtime) or f"(none: {runtime} is on PATH)"
+    return site.runtime_module(runtime) or f"(none: {runtime} is on PATH)"
 
 
 def site_partition(site: Any, *, gpu: bool = False) -> str:
