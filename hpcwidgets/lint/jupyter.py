@@ -526,3 +526,52 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
                              "readable by others unless you submitted with umask 077; make it private first: "
                              'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2" (or export a JUPYTER_TOKEN you make)', fix)
             return
+
+
+#: the kernel managers' classes whose ``transport`` setting reaches the server's kernels (by their name's ending, as
+#: a subclass's setting is still the kernels' own: ServerKernelManager, AsyncIOLoopKernelManager …)
+_TRANSPORT_CLASSES = ("KernelManager", "ConnectionFileMixin")
+
+
+@rule("HPC611", "jupyter-kernels-over-tcp", "info",
+      summary="a Jupyter server is told to run its kernels over TCP ports, which every user of the node can reach",
+      why="With --KernelManager.transport=tcp (or --transport=tcp) each kernel listens on five ports of 127.0.0.1, which every user logged in to the node can connect to. The key in the kernel's "
+          "connection file signs the messages (HMAC), so no one without it can make the kernel run code; it does not "
+          "encrypt them: anyone on the node can subscribe to the kernel's output channel (iopub) and read the code "
+          "and output of every cell, and can flood the ports. With transport ipc the kernels use Unix sockets in "
+          "Jupyter's runtime folder, which a 0700 folder keeps to you. Some kernels cannot use them (Java and "
+          "Kotlin kernels, some xeus kernels), so tcp may be a deliberate choice: this is a note of what it costs. "
+          "A server that names no transport uses tcp as well (Jupyter's default) but is not reported: the rule "
+          "speaks where the choice is written.",
+      fix="Use --KernelManager.transport=ipc with JUPYTER_RUNTIME_DIR in a folder only you can open (the JupyterLab "
+          "job of hpcwidgets does both; its kernel_transport field is tcp only when chosen); where a kernel needs "
+          "tcp, prefer a node no one else uses (--exclusive).",
+      catalogue=(20,),
+      bad="""#!/bin/bash
+#SBATCH --time=02:00:00
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0 --KernelManager.transport=tcp
+""",
+      good="""#!/bin/bash
+#SBATCH --time=02:00:00
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
+JUPYTER_RUNTIME_DIR=$(mktemp -d)
+export JUPYTER_RUNTIME_DIR
+jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0 --KernelManager.transport=ipc
+""")
+def _kernels_over_tcp(ctx: Context) -> Iterator[Any]:
+    for cmd, words in _jupyter_commands(ctx):
+        chosen = ""
+        for i, word in enumerate(words):  # the alias --transport, in both forms, which _jupyter_settings leaves out
+            if word == "--transport" and i + 1 < len(words):
+                chosen = words[i + 1]
+            elif word.startswith("--transport="):
+                chosen = word.partition("=")[2]
+        for key, trait, value in _jupyter_settings(words):
+            cls, _, name = trait.rpartition(".")
+            if name == "transport" and cls.endswith(_TRANSPORT_CLASSES):
+                chosen = value
+        if chosen.strip("'\"").lower() == "tcp":
+            yield (cmd.line, "the kernels listen on 127.0.0.1 ports that every user of the node can connect to: "
+                             "their key stops others from running code in them, but not from reading every cell's "
+                             "code and output on the output channel; use transport ipc unless a kernel needs tcp")

@@ -4,8 +4,8 @@ The job writes its own commands (token, port, tunnel), so most of the body is th
 model holds is read from the few places it lands: the ``#SBATCH`` lines, modules, exports and set-up lines
 (what comes before the job's own commands, or before the server's start line in a script someone else
 wrote: ``conda activate`` stays), the start line in
-``jl_start`` (the container, the Jupyter program, the notebook folder, the idle minutes, extra JupyterLab
-arguments), the tunnel line (its form, local port, login user and host, the login node's ssh port and jump
+``jl_start`` (the container, the Jupyter program, the notebook folder, the idle minutes, the kernels' transport,
+extra JupyterLab arguments), the tunnel line (its form, local port, login user and host, the login node's ssh port and jump
 host), the port range and the set-up Python. A script that is not one of these jobs still gives its Slurm
 job, with the server settings at their defaults.
 """
@@ -16,7 +16,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, RUNTIME, TUNNEL_TO_NODE, server_start
+from ..spec.jupyter import ALLOW_ROOT, FIRST_LINE, KERNELS_TCP, RUNTIME, SHARED_KERNELS, TUNNEL_TO_NODE, server_start
 from .script import ParsedScript, Step, read_script
 
 #: the tunnel the job prints: ssh -N -L LOCAL:$jl_host:$jl_port -o ExitOnForwardFailure=yes [-p SSH_PORT] [-J JUMP]
@@ -205,9 +205,10 @@ _ENV_JUPYTER = re.compile(r"(.+)/bin/jupyter")
 
 
 def _settings(program: list[str], rest: list[Any]) -> dict[str, Any]:
-    """The Jupyter program, the notebook folder, the idle minutes and the extra arguments from the start line's
-    words. The job's own settings stand before ``ALLOW_ROOT``, the person's extra arguments after it; a start line
-    without it (a server someone else wrote) keeps the defaults."""
+    """The Jupyter program, the notebook folder, the idle minutes, the kernels' transport and the extra arguments
+    from the start line's words. The job's own settings stand before ``ALLOW_ROOT``, the person's extra arguments
+    after it; a start line without it (a server someone else wrote) keeps the defaults. A job that names no transport
+    (written before the choice existed) gets the default, Unix sockets."""
     out: dict[str, Any] = {}
     if program:
         # jupyter [lab], jupyter-lab, python -m jupyterlab: the first word; ENV/bin/jupyter lab: the environment
@@ -221,6 +222,8 @@ def _settings(program: list[str], rest: list[Any]) -> dict[str, Any]:
         out["extra_args"] = tuple(str(w) for w in rest[extra_at + 1:])
         idle = [m for w in rest[:extra_at] if (m := _IDLE.fullmatch(str(w)))]
         out["idle_minutes"] = -(-int(idle[-1].group(1)) // 60) if idle else 0  # (a job written before it had none)
+        if SHARED_KERNELS in [str(w) for w in rest[:extra_at]]:
+            out["kernel_transport"] = KERNELS_TCP
     return out
 
 

@@ -10,7 +10,9 @@ At run time, on the node, the script:
   Apptainer gets it bound in, and ch-run, which shows the host's ``${TMPDIR:-/tmp}`` at the container's
   ``/tmp``, is given its path there; JupyterLab's kernels talk to it through Unix sockets made there
   (:data:`~hpcwidgets.spec.jupyter.PRIVATE_KERNELS`: over 127.0.0.1 TCP any user of the node could read every
-  cell's code and output), so a ``$TMPDIR`` too long for their paths is passed over for /tmp;
+  cell's code and output), so a ``$TMPDIR`` too long for their paths is passed over for /tmp; with
+  ``kernel_transport = "tcp"``, for kernels that cannot use Unix sockets, they use 127.0.0.1 ports, and the script
+  says so, with what that gives up, in a comment and in the log;
 * makes a random token with Python's :mod:`secrets`, kept in a 0600 file in that directory and printed
   to the log; it reaches JupyterLab through the ``JUPYTER_TOKEN`` environment variable, which only
   the owner can read, never through the command line, which ``ps`` shows to every user of the node;
@@ -45,8 +47,8 @@ from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun, env_prefix
 from ..spec.charliecloud import ChRun
 from ..spec.common import Bind
-from ..spec.jupyter import (ALLOW_ROOT, FIRST_LINE, PRIVATE_KERNELS, RUNTIME, RUNTIME_PATH_MAX, TUNNEL_TO_NODE,
-                             JupyterJob, idle_args)
+from ..spec.jupyter import (ALLOW_ROOT, FIRST_LINE, KERNELS_TCP, RUNTIME, RUNTIME_PATH_MAX, TUNNEL_TO_NODE,
+                             JupyterJob, idle_args, kernel_args)
 from .command import command_line, wrap
 from .quote import assignment, quote
 from .script import Block, fill_template, render_script
@@ -117,7 +119,7 @@ def jupyter_program(python: str) -> list[str]:
 def jupyter_words(j: JupyterJob) -> list[str]:
     """The JupyterLab argument vector with the run-time values as ``$jl_…`` references."""
     return [*jupyter_program(j.python), "--no-browser", f"--ip={ADDRESS}", f"--port={PORT}",
-            "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir(j)}", PRIVATE_KERNELS,
+            "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir(j)}", *kernel_args(j.kernel_transport),
             *idle_args(j.idle_minutes), ALLOW_ROOT, *j.extra_args]
 
 
@@ -201,6 +203,7 @@ def jupyter_block(j: JupyterJob) -> str:
                                     int(j.local_port), login_port=j.login_port, jump_host=j.jump_host,
                                     node=NODE if to_node else "")),
         idle_minutes=int(j.idle_minutes),
+        tcp_kernels=j.kernel_transport == KERNELS_TCP,
         url=quote(lab_url(int(j.local_port), TOKEN)),
         # indented here, not with Jinja's indent filter: that splits lines at U+0085 and U+2028 as well,
         # which may sit inside a quoted value

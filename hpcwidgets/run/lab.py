@@ -2,6 +2,7 @@
 
     python -m hpcwidgets.run.lab [--notebook-dir notebooks] [--port P] [--profile NAME] [--login-host HOST]
                                  [--login-port SSH_PORT] [--jump-host JUMP] [--tunnel login|node]
+                                 [--kernel-transport ipc|tcp]
 
 Outside Slurm the server listens on 127.0.0.1 only. Inside a Slurm job (``SLURM_JOB_ID`` is set) it
 listens on the node's name and also prints the SSH tunnel command for the login host (from
@@ -33,6 +34,11 @@ gives it): its server file there can only be this JupyterLab's, and inside a job
 ``~/.local/share/jupyter/runtime``, is in the home folder, where a full home stops JupyterLab at start
 ("Disk quota exceeded", lesson 11's table). The folder is removed when JupyterLab ends, and at once on
 scancel or the time limit (see :class:`Supervisor`).
+
+The kernels talk to JupyterLab through Unix sockets in that folder. ``--kernel-transport tcp`` (or
+``HPCW_KERNEL_TRANSPORT=tcp``, which make passes on: ``make lab HPCW_KERNEL_TRANSPORT=tcp``) puts them on
+127.0.0.1 ports instead, for kernels that cannot use Unix sockets, as the Jupyter job's ``kernel_transport`` does;
+the printed lines then say what that gives up (:data:`~hpcwidgets.spec.jupyter.TCP_KERNELS_NOTE`).
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 from ..errors import HpcWidgetsError
 from ..render.jupyter import LOOPBACK, lab_url, tunnel_command
-from ..spec.jupyter import PRIVATE_KERNELS, RUNTIME_PATH_MAX, TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE, JupyterJob
+from ..spec.jupyter import (KERNELS_IPC, KERNELS_TCP, RUNTIME_PATH_MAX, TCP_KERNELS_NOTE, TUNNEL_THROUGH_LOGIN,
+                             TUNNEL_TO_NODE, JupyterJob, kernel_args)
 from ..spec.ssh import USER, jump_host_problem, login_host_problem
 from . import netcheck
 
@@ -74,14 +81,15 @@ class LabError(HpcWidgetsError):
 
 
 def lab_argv(notebook_dir: str, port: int, ip: str = LOCALHOST, *, allow_root: bool = False,
-             python: str = sys.executable, extra: Sequence[str] = ()) -> list[str]:
+             python: str = sys.executable, extra: Sequence[str] = (), transport: str = KERNELS_IPC) -> list[str]:
     """The argument vector that starts JupyterLab (the token travels in the environment, see :func:`lab_env`). Its
-    kernels talk to it through Unix sockets in the private runtime folder (:data:`PRIVATE_KERNELS`), where there
-    are any: Jupyter's ipc transport is for Unix, not Windows."""
+    kernels talk to it through Unix sockets in the private runtime folder (``--KernelManager.transport=ipc``), where
+    there are any: Jupyter's ipc transport is for Unix, not Windows; ``transport`` "tcp" puts them on 127.0.0.1
+    ports (Jupyter's default, and Windows' only choice)."""
     argv = [python, "-m", "jupyterlab", "--no-browser", f"--ip={ip}", f"--port={int(port)}",
             "--ServerApp.port_retries=0", f"--notebook-dir={notebook_dir}"]
     if os.name == "posix":
-        argv.append(PRIVATE_KERNELS)
+        argv += kernel_args(transport)
     if allow_root:
         argv.append("--allow-root")
     return argv + list(extra)
@@ -252,8 +260,11 @@ def plan(args: argparse.Namespace, env: Mapping[str, str], *, token: str | None 
         port = args.port
     else:
         port = free_port(preferred)
-    argv = lab_argv(str(folder), port, ip, allow_root=root, python=args.python)
+    transport = getattr(args, "kernel_transport", "") or KERNELS_IPC
+    argv = lab_argv(str(folder), port, ip, allow_root=root, python=args.python, transport=transport)
     lines = [f"JupyterLab for {folder}"]
+    if transport == KERNELS_TCP:
+        lines.append(f"note: kernel transport tcp: {TCP_KERNELS_NOTE}.")
     if slurm:
         typed = option_login(args)
         login, ssh_port, jump, _ = typed if typed.host else site
@@ -434,6 +445,11 @@ def parser() -> argparse.ArgumentParser:
                    help="the tunnel's form inside a job: login, ssh to the login host, which forwards to the node; "
                         "node, ssh to the node itself through the login host (ssh -J), where login nodes cannot "
                         "reach compute nodes' ports (default: $HPCW_TUNNEL, else the profile's tunnel, else login)")
+    p.add_argument("--kernel-transport", default=os.environ.get("HPCW_KERNEL_TRANSPORT", KERNELS_IPC),
+                   choices=(KERNELS_IPC, KERNELS_TCP),
+                   help="how JupyterLab talks to its kernels: ipc, Unix sockets in a folder only you can open; tcp, "
+                        "ports on 127.0.0.1 that every user of the machine can connect to, for kernels that cannot "
+                        "use Unix sockets (default: $HPCW_KERNEL_TRANSPORT, else ipc)")
     p.add_argument("--local-port", type=int, default=PREFERRED_PORT,
                    help="port on your own computer for the tunnel (default: 8888)")
     p.add_argument("--python", default=sys.executable, help="the Python that has JupyterLab (default: this one)")
@@ -449,6 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tunnel not in ("", TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE):  # (argparse does not check a default)
         print(f"error: HPCW_TUNNEL={args.tunnel!r} is not a tunnel form; set it to {TUNNEL_THROUGH_LOGIN} or "
               f"{TUNNEL_TO_NODE}, or unset it", file=sys.stderr)
+        return 2
+    if args.kernel_transport not in (KERNELS_IPC, KERNELS_TCP):  # (argparse does not check a default either)
+        print(f"error: HPCW_KERNEL_TRANSPORT={args.kernel_transport!r} is not a kernel transport; set it to "
+              f"{KERNELS_IPC} or {KERNELS_TCP}, or unset it", file=sys.stderr)
         return 2
     if args.python == sys.executable and importlib.util.find_spec("jupyterlab") is None:
         print("error: JupyterLab is not installed in this Python; run 'make venv' (or pip install jupyterlab)",

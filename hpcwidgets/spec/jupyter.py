@@ -38,6 +38,10 @@ TUNNEL_TO_NODE = "node"
 #: how often, in seconds, JupyterLab looks for idle kernels and terminals (its default, 300, would add up to five
 #: minutes to every idle limit)
 CULL_INTERVAL = 60
+#: what the idle stop does to a terminal, which the job's log repeats with its minutes: Jupyter Server measures a
+#: terminal's idleness from its last input or output alone, whether a tab shows it or not
+TERMINALS_NOTE = ("a terminal with no typing and no output for that long is shut down even while its tab is open, "
+                  "and a command running quietly in it ends with it: run long work as a batch job of its own")
 
 #: the first line of the job's own commands: a script read back keeps what comes before it as set-up lines
 FIRST_LINE = "# --- Private files: only you can read what this job writes (its log will hold the token) ---"
@@ -75,12 +79,32 @@ _UNSAFE_ARGS = {f"--{app}.{trait}": rule for trait, rule in _UNSAFE_SETTINGS.ite
 
 _IDLE = "the job sets it from idle_minutes (0 turns the idle stop off, and then this option is yours to set)"
 _PRIVATE = ("the job runs the kernels over Unix sockets in its private folder: over TCP, any user of the node could "
-            "read every cell's code and output from a kernel's port")
+            "read every cell's code and output from a kernel's port; for a kernel that cannot use Unix sockets, set "
+            "kernel_transport to tcp instead (it says what that gives up)")
 
 #: the option that makes JupyterLab talk to its kernels over Unix sockets (Jupyter's ipc transport) in its runtime
 #: folder, which only you can enter; over TCP, even on 127.0.0.1, any user of the node can subscribe to a kernel's
 #: output channel and read every cell's code and output (a kernel's key only signs messages)
 PRIVATE_KERNELS = "--KernelManager.transport=ipc"
+#: the kernels' transports: Unix sockets in the private folder (ipc), or ports on the node's loopback (tcp)
+KERNELS_IPC = "ipc"
+KERNELS_TCP = "tcp"
+#: the option that puts the kernels on the node's loopback ports, for kernels that cannot use Unix sockets
+SHARED_KERNELS = "--KernelManager.transport=tcp"
+#: what running the kernels over TCP gives up, said where the choice is made, in the job's log and in the notes
+TCP_KERNELS_NOTE = ("the kernels then listen on TCP ports of the node's 127.0.0.1, which every user logged in to "
+                    "the node can connect to. The key in each kernel's connection file (which stays in the private "
+                    "folder) signs the messages, so without it no one can send the kernel code to run; but it does not "
+                    "encrypt them: anyone on the node can subscribe to a kernel's output channel and read every "
+                    "cell's code and output, and can flood its ports. Use tcp only for a kernel that cannot use Unix "
+                    "sockets, on a node no one else uses (--exclusive) where you can")
+
+
+def kernel_args(transport: str) -> list[str]:
+    """JupyterLab's option for the kernels' ``transport`` (:data:`KERNELS_IPC` or :data:`KERNELS_TCP`)."""
+    return [SHARED_KERNELS if transport == KERNELS_TCP else PRIVATE_KERNELS]
+
+
 #: the longest path the private runtime folder may have: a Unix socket's path holds at most 103 bytes (macOS; Linux
 #: allows 107), and a kernel's sockets are FOLDER/jupyter/kernel-<36-character id>-ipc-<1 to 5>
 RUNTIME_PATH_MAX = 103 - len("/jupyter/kernel-") - 36 - len("-ipc-0")
@@ -95,8 +119,12 @@ def idle_args(minutes: int) -> list[str]:
     (``cull_busy`` stays off) nor one a browser tab is connected to (``cull_connected=False``): an open JupyterLab
     tab polls the server, which counts as use and keeps it running anyway, so shutting the tab's kernel down would
     only lose its state. A closed tab or a sleeping laptop drops the connection (the server's websocket pings go
-    unanswered). Terminals idle that long are shut down too (``TerminalManager.cull_inactive_timeout``). Shutting
-    a kernel down is activity too, so an unused server with an idle kernel stops after up to twice ``minutes``."""
+    unanswered). Terminals idle that long are shut down too (``TerminalManager.cull_inactive_timeout``), and a
+    running terminal keeps the server from stopping, so that is needed; but unlike a kernel's, a terminal's idleness
+    is only the time since its last input or output (Jupyter Server has no setting like ``cull_connected`` for
+    terminals): one whose tab is open is shut down as well, with the shell and whatever runs quietly in it. The job's
+    log and the field's help say so (:data:`TERMINALS_NOTE`). Shutting a kernel down is activity too, so an unused
+    server with an idle kernel stops after up to twice ``minutes``."""
     if not minutes:
         return []
     seconds = int(minutes) * 60
@@ -245,8 +273,15 @@ class JupyterJob(Spec):
                             help="JupyterLab stops itself, and the job ends, after this many minutes without use, "
                                  "so a forgotten server does not hold the node until the time limit. An open "
                                  "JupyterLab tab counts as use: close it (or let your laptop sleep) when you leave. "
-                                 "Kernels no tab is connected to and terminals idle this long are shut down first "
-                                 "(a kernel running code never is). 0: never.")
+                                 "Kernels no tab is connected to are shut down first (a kernel running code never "
+                                 "is); " + TERMINALS_NOTE + ". 0: never.")
+    kernel_transport: str = opt(KERNELS_IPC, label="Kernel transport", role="internal", advanced=True,
+                                choices=(KERNELS_IPC, KERNELS_TCP),
+                                help="How JupyterLab talks to its kernels. ipc: Unix sockets in the job's private "
+                                     "folder, which only you can open; ipykernel, and recent IRkernel and IJulia, use "
+                                     "them. tcp: for kernels that cannot (Java and Kotlin kernels, some xeus kernels: "
+                                     "with ipc they fail to start or never answer, and JupyterLab's log says "
+                                     "'Timeout waiting for kernel_info reply'); " + TCP_KERNELS_NOTE + ".")
     extra_args: tuple[str, ...] = opt((), label="Extra JupyterLab arguments", role="internal", advanced=True,
                                       help="Further options for jupyter lab, e.g. --ServerApp.terminals_enabled=False.")
 

@@ -247,7 +247,9 @@ printf '%s\n' \
   "JupyterLab stops itself, and this job ends, after 60 idle minutes. An open JupyterLab tab" \
   "counts as use, so save your work and close the tab (or let your computer sleep) when you leave. Kernels no tab" \
   "is connected to and terminals unused for 60 minutes are shut down (a kernel running code never" \
-  "is), then the server once it has had none and no other use for 60 minutes."
+  "is), then the server once it has had none and no other use for 60 minutes. A terminal" \
+  "counts as unused even with its tab open (only typing and output count): a command that runs quietly in one" \
+  "ends with it, so run long work as a batch job of its own."
 
 jl_status=0
 wait "$jl_pid" || jl_status=$?
