@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from ..errors import Problem, ValidationError
 from ..spec._meta import FieldSpec, Spec, coerce, count_from_text
+from ..spec._words import holds_words, words_from_text
 from ..spec.common import Bind, EnvVar
 from ..spec.workflow import moved_out_of_instance, refused_edit
 
@@ -131,8 +132,7 @@ def _command_name(cls: type[Spec]) -> str:
 
 def _is_words(f: FieldSpec) -> bool:
     """A field holding an argument vector, typed like a shell command (the forms' rule, one source)."""
-    from ..widgets.state import control_kind
-    return control_kind(f) == "words"
+    return holds_words(f)
 
 
 def word_options(cls: type[Spec]) -> set[str]:
@@ -145,15 +145,14 @@ def split_words(f: FieldSpec, items: list[str] | tuple[str, ...], where: str, cu
     the way the forms split them; ValidationError naming ``where`` for an unclosed quote. As in the forms, a word
     typed as one of the ``current`` words a script read back holds as written (``$((N*4))``, ``$(nproc)``, a glob)
     stays that word, so retyping the field to change another word keeps it working; any other word is text
-    (:data:`~hpcwidgets.widgets.state.WORDS_RULE`)."""
-    from ..widgets.state import from_control
+    (:data:`~hpcwidgets.spec._words.WORDS_RULE`, :func:`~hpcwidgets.spec._words.words_from_text`)."""
+    kept = tuple(current or ()) if isinstance(current, (tuple, list)) else ()
     out: list[str] = []
     for item in items:
-        words, error = from_control("words", f, item, current)
-        if error:
-            label = f"{f.info.label or f.name}: "
-            raise ValidationError([Problem(where, error[len(label):] if error.startswith(label) else error)])
-        out += words
+        try:
+            out += words_from_text("" if item is None else str(item), kept)
+        except ValueError as exc:
+            raise ValidationError([Problem(where, str(exc))]) from None
     return tuple(out)
 
 

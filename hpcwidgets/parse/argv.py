@@ -215,6 +215,22 @@ def recognise(words: Sequence[str]) -> tuple[_Signature, int] | None:
     return None
 
 
+def _unknown_command(words: Sequence[str]) -> str:
+    """Why :func:`recognise` found no command in ``words``: a program it does not know, or, for one it knows
+    (``apptainer instance run``), a subcommand it does not read, with the ones it reads."""
+    first = os.path.basename(str(words[0])) if words else ""
+    known = [s.words for s in _signatures() if s.words[0] == first and len(s.words) > 1]
+    if known:
+        sub = [str(w) for w in words[1 + global_option_words(words):]][:1]
+        if sub and any(k[1] == sub[0] and len(k) > 2 for k in known):  # apptainer instance …: the word after it too
+            sub = [str(w) for w in words[1 + global_option_words(words):]][:2]
+        said = " ".join([first, *sub])
+        return (f"{said!r} is not a command this reader knows; of {first}'s commands it reads "
+                f"{', '.join(sorted(' '.join(k) for k in known))}")
+    return (f"{str(words[0]) if words else 'an empty command'!r} is not a command this reader knows (apptainer, "
+            "singularity, ch-run, ch-image, ch-convert, ch-fromhost, srun, torchrun, python -m torch.distributed.run)")
+
+
 def is_command(words: Sequence[str]) -> bool:
     return recognise(words) is not None
 
@@ -387,9 +403,7 @@ def parse_argv(words: Sequence[str], *, env: dict[str, str] | None = None, sourc
     """
     found = recognise(words)
     if found is None:
-        raise ParseError(f"{str(words[0]) if words else 'an empty command'!r} is not a command this reader knows "
-                         "(apptainer, singularity, ch-run, ch-image, ch-convert, ch-fromhost, srun, torchrun, "
-                         "python -m torch.distributed.run)", source_line)
+        raise ParseError(_unknown_command(words), source_line)
     sig, start = found
     cls = sig.cls
     table = _option_table(cls)

@@ -913,7 +913,17 @@ def _continue(line: str, text: str) -> str:
 
 
 def _dedent(text: str) -> str:
-    return "\n".join(line.strip() if i == 0 else line for i, line in enumerate(text.split("\n")))
+    """A set-up command's text as the model keeps it: without the indentation of its first line. Its lines keep their
+    ends (a blank at the end of a line inside a quoted string over several lines, or of a here-document's line, is
+    part of what runs); a command of one line loses the blanks after it, but for one a backslash quotes (``echo a\\``
+    and a blank pass ``a`` and that blank)."""
+    first, newline, rest = text.partition("\n")
+    if newline:
+        return first.lstrip() + newline + rest
+    line = first.strip()
+    if line != first.lstrip() and (len(line) - len(line.rstrip("\\"))) % 2 == 1:
+        line += first.lstrip()[len(line)]  # the blank the backslash quotes (stripped, the backslash would join lines)
+    return line
 
 
 def _array_values(text: str) -> tuple[str, tuple[str, ...]] | None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from ._meta import FieldSpec
 
 
 class Verbatim(str):
@@ -117,3 +120,84 @@ def expansion_end(word: str, start: int) -> int:
                 return k + 1
         k += 1
     return len(word)
+
+
+# ----------------------------------------------------------------------------------------------
+# a field of shell words, as a form's box or a CLI option takes it typed
+
+#: tuple[str] fields that hold one argument vector (typed like a shell command), besides a model's trailing words
+WORD_FIELDS = ("command", "args", "program", "sweep_values")
+
+#: how a field of shell words reads what is typed, said in its help (one rule for the forms and the CLI)
+WORDS_RULE = ("Shell words: quote a word that holds spaces ('my run'). What you type is passed as text, except $NAME "
+              "and ${NAME}, which expand when the job runs. Words kept from a loaded script ($(…), $((…)), globs) are "
+              "shown as the script wrote them and keep their meaning while you leave them as they are.")
+
+
+def holds_words(f: "FieldSpec") -> bool:
+    """Whether the field ``f`` holds one argument vector that a person types as shell words (:data:`WORD_FIELDS`,
+    or a model's trailing words): the forms show it in a words box, the CLI splits its option like a command line."""
+    return bool(f.is_tuple and f.base_type is str and (f.info.role == "rest" or f.name in WORD_FIELDS))
+
+
+def words_from_text(text: str, kept: Iterable[str] = ()) -> tuple[str, ...]:
+    """The words of ``text`` typed into a field of shell words (:data:`WORDS_RULE`); ValueError saying how to write
+    it for a quote left open.
+
+    A word written exactly as one of the ``kept`` :class:`Verbatim` words (what a script read back holds, and how
+    the field shows it) comes back as that word, so changing another word leaves a script's ``$(( $N * 4 ))``
+    working; any other word is split as the shell splits a command line and, its quotes removed, is text."""
+    shown = sorted({str(w): w for w in kept if isinstance(w, Verbatim)}.items(), key=lambda item: -len(item[0]))
+    out: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            return tuple(out)
+        same = next((word for said, word in shown if text.startswith(said, i)
+                     and (i + len(said) == n or text[i + len(said)].isspace())), None)
+        if same is not None:
+            out.append(same)
+            i += len(same)
+            continue
+        end = _typed_word_end(text, i)
+        try:
+            out.append(_unquoted(text[i:end]))
+        except ValueError as exc:
+            raise ValueError(f"cannot split {text!r} into words ({exc}); close the quote or write the value "
+                             "without it") from None
+        i = end
+
+
+def _unquoted(word: str) -> str:
+    """The text of one typed shell word, its quotes removed and escapes resolved as :func:`shlex.split` does (a
+    blank inside ``$(…)`` stays in the word, which the shell reads as one)."""
+    import shlex  # only a typed words field needs it
+    lexer = shlex.shlex(word, posix=True)
+    lexer.whitespace, lexer.whitespace_split, lexer.commenters = "", True, ""
+    return next(iter(lexer), "")
+
+
+def _typed_word_end(text: str, start: int) -> int:
+    """Where the shell word starting at ``start`` ends: at a blank outside quotes, ``$(…)``, ``${…}`` and backticks
+    (the end of the text when one is left open)."""
+    i, n, quote = start, len(text), ""
+    while i < n:
+        c = text[i]
+        if quote == "'":
+            quote = "" if c == "'" else quote
+        elif c == "\\":
+            i += 1
+        elif c == "$" and text[i + 1:i + 2] in ("(", "{"):
+            i = expansion_end(text, i)
+            continue
+        elif c == "`":
+            i = text.find("`", i + 1) + 1 or n
+            continue
+        elif c == '"' or (c == "'" and not quote):
+            quote = "" if quote == c else c
+        elif c.isspace() and not quote:
+            return i
+        i += 1
+    return n

@@ -26,7 +26,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ParseError, Problem
 from ..spec._meta import FieldSpec, count_from_text
-from ..spec._words import Verbatim, expansion_end
+# the rule of a field of shell words lives beside Verbatim, for the CLI too; WORD_FIELDS and WORDS_RULE stay importable
+# from here, where the forms' builder takes them
+from ..spec._words import WORD_FIELDS, WORDS_RULE, Verbatim, holds_words, words_from_text  # noqa: F401
 from ..spec.common import Bind, EnvVar, bind_from_mount_text, mount_text
 from ..spec.apptainer import ApptainerRun
 from ..spec.slurm import SlurmJob
@@ -36,18 +38,10 @@ from ..spec.workflow import SweepAxis, follow as follow_job
 #: control kinds, from field metadata
 KINDS = ("bool", "int", "choice", "partition", "text", "words", "lines", "binds", "env", "sweeps")
 
-#: tuple[str] fields that hold one argument vector (typed like a shell command, split with shlex)
-WORD_FIELDS = ("command", "args", "program", "sweep_values")
-
 #: tuple[str] fields of shell code, written into the script line by line as typed
 SHELL_LINE_FIELDS = ("setup", "commands", "after")
 
 _SAFE_WORD = re.compile(r"[^\s'\"\\]+")
-
-#: how a field of shell words reads, said in its help (one rule for every such field)
-WORDS_RULE = ("Shell words: quote a word that holds spaces ('my run'). What you type is passed as text, except $NAME "
-              "and ${NAME}, which expand when the job runs. Words kept from a loaded script ($(…), $((…)), globs) are "
-              "shown as the script wrote them and keep their meaning while you leave them as they are.")
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,7 @@ def control_kind(f: FieldSpec, owner: type | None = None) -> str | None:
         if base is SweepAxis:
             return "sweeps"
         if base is str:
-            return "words" if (f.info.role == "rest" or f.name in WORD_FIELDS) else "lines"
+            return "words" if holds_words(f) else "lines"
         return None
     if base is bool:
         return "bool"
@@ -140,64 +134,13 @@ def _reads_as_itself(word: str) -> bool:
 
 
 def read_words(label: str, text: str, kept: Iterable[str] = ()) -> tuple[Any, str]:
-    """``(words, "")`` for the text of a words field, or ``(None, message)`` for a quote left open.
-
-    A word shown for one of the ``kept`` :class:`Verbatim` words and left as it is comes back as that word, so an
-    edit elsewhere in the field leaves a script's ``$(( $N * 4 ))`` working; any other word is read as the shell
-    splits a command line, and its quotes removed, as text (see :data:`WORDS_RULE`)."""
-    shown = sorted({str(w): w for w in kept if isinstance(w, Verbatim)}.items(), key=lambda item: -len(item[0]))
-    out: list[str] = []
-    i, n = 0, len(text)
-    while True:
-        while i < n and text[i].isspace():
-            i += 1
-        if i >= n:
-            return tuple(out), ""
-        same = next((word for said, word in shown if text.startswith(said, i)
-                     and (i + len(said) == n or text[i + len(said)].isspace())), None)
-        if same is not None:
-            out.append(same)
-            i += len(same)
-            continue
-        end = _word_end(text, i)
-        try:
-            out.append(_unquoted(text[i:end]))
-        except ValueError as exc:
-            return None, (f"{label}: cannot split {text!r} into words ({exc}); close the quote or "
-                          "write the value without it")
-        i = end
-
-
-def _unquoted(word: str) -> str:
-    """The text of one typed shell word, its quotes removed and escapes resolved as :func:`shlex.split` does (a
-    blank inside ``$(…)`` stays in the word, which the shell reads as one)."""
-    lexer = shlex.shlex(word, posix=True)
-    lexer.whitespace, lexer.whitespace_split, lexer.commenters = "", True, ""
-    return next(iter(lexer), "")
-
-
-def _word_end(text: str, start: int) -> int:
-    """Where the shell word starting at ``start`` ends: at a blank outside quotes, ``$(…)``, ``${…}`` and backticks
-    (the end of the text when one is left open)."""
-    i, n, quote = start, len(text), ""
-    while i < n:
-        c = text[i]
-        if quote == "'":
-            quote = "" if c == "'" else quote
-        elif c == "\\":
-            i += 1
-        elif c == "$" and text[i + 1:i + 2] in ("(", "{"):
-            i = expansion_end(text, i)
-            continue
-        elif c == "`":
-            i = text.find("`", i + 1) + 1 or n
-            continue
-        elif c == '"' or (c == "'" and not quote):
-            quote = "" if quote == c else c
-        elif c.isspace() and not quote:
-            return i
-        i += 1
-    return n
+    """``(words, "")`` for the text of a words field, or ``(None, message)`` for a quote left open: the rule of
+    :func:`hpcwidgets.spec._words.words_from_text` (a word shown for one of the ``kept`` :class:`Verbatim` words and
+    left as it is comes back as that word; any other word is text), the message naming the field."""
+    try:
+        return words_from_text(text, kept), ""
+    except ValueError as exc:
+        return None, f"{label}: {exc}"
 
 
 def to_control(kind: str, value: Any, owner: type | None = None) -> Any:
@@ -329,12 +272,33 @@ def _edited_entries(shown: Sequence[tuple[Any, str]], typed: Sequence[str]) -> d
     took out some of its lines): the index of the first with text → the index after the last. Found by comparing the
     box as it was filled (the entries' lines, in order) with its lines now, indentation aside: a line now takes the
     entry of the line it stands for, a line added between two lines of one entry joins it, and lines added between
-    two entries (a new command) or in place of lines of several belong to none."""
-    if not any("\n" in said for _, said in shown):
+    two entries (a new command) or in place of lines of several belong to none.
+
+    This runs on every keystroke in a box of shell lines. The comparison (:mod:`difflib`) is skipped when the box
+    shows what it was filled with, or when :func:`_untouched_entries` proves it would find every line of the entries
+    over several lines where it stands (the usual keystroke: in a line of its own, away from those entries)."""
+    owner, before, several = _filled_lines(tuple(said for _, said in shown))
+    if not any(several):
         return {}
-    owner = [k for k, (_, said) in enumerate(shown) for _ in said.split("\n")]
-    before = [ln.strip() for _, said in shown for ln in said.split("\n")]
-    now = [ln.strip() for ln in typed]
+    now = tuple([ln.strip() for ln in typed])
+    if now == before or _untouched_entries(owner, several, before, now):
+        return {}
+    return _compared_entries(shown, owner, before, now)
+
+
+@functools.lru_cache(maxsize=64)
+def _filled_lines(said: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[str, ...], tuple[bool, ...]]:
+    """The lines of a box filled with the entries shown as ``said`` (indentation aside), the entry each line belongs
+    to, and whether each entry is shown over several lines (the same for every keystroke until the box is filled
+    again)."""
+    owner = tuple(k for k, text in enumerate(said) for _ in text.split("\n"))
+    return owner, tuple([ln.strip() for text in said for ln in text.split("\n")]), tuple("\n" in text for text in said)
+
+
+def _compared_entries(shown: Sequence[tuple[Any, str]], owner: Sequence[int], before: Sequence[str],
+                      now: Sequence[str]) -> dict[int, int]:
+    """:func:`_edited_entries` found by comparing the lines ``before`` (of the entries ``owner`` names) with the lines
+    ``now`` (:mod:`difflib`)."""
     rows: dict[int, list[int]] = {}  # the typed lines of each entry
     touched: set[int] = set()  # the entries with a line changed, added or taken out
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, now, autojunk=False).get_opcodes():
@@ -354,6 +318,70 @@ def _edited_entries(shown: Sequence[tuple[Any, str]], typed: Sequence[str]) -> d
         if "\n" in shown[k][1] and with_text:
             out[min(with_text)] = max(rows[k]) + 1
     return out
+
+
+def _untouched_entries(owner: Sequence[int], several: Sequence[bool], a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether :class:`difflib.SequenceMatcher` (``autojunk=False``) would match every line of ``a`` that belongs to
+    an entry over several lines (``several[owner[i]]``) to its line in ``b``, and add no line inside such an entry:
+    then :func:`_edited_entries` finds none edited. False when that is not certain (the comparison then runs).
+
+    The lines the two have alike at the start (``p``) and the end (``s``) lie on two runs of matches; every other
+    pair of equal lines is a stray match, and ``q`` the longest run of stray matches that one block could take. The
+    matcher takes the longest block of its range first and goes on left and right of it: when the run at one end is
+    longer than the other run and than ``q`` (or as long: see below), it takes that run; then, in what is left beside
+    it, the other run (clipped to that range) when it is longer than ``q``. The lines between the two runs are then
+    all it can touch: when they hold no line of an entry over several lines, and no entry spans them, none was edited.
+    """
+    na, nb = len(a), len(b)
+    p = 0
+    while p < na and p < nb and a[p] == b[p]:
+        p += 1
+    s = 0
+    while s < na and s < nb and a[na - 1 - s] == b[nb - 1 - s]:
+        s += 1
+    d = nb - na
+    # a stray match is of a line repeated in a or b, or of a line between the runs (a line met once in each, on the
+    # runs, is on them)
+    in_a, in_b = set(a), set(b)
+    stray = set(a[p:na - s])
+    stray.update(b[p:nb - s])
+    for lines, distinct in ((a, in_a), (b, in_b)):
+        if len(distinct) < len(lines):
+            seen: set[str] = set()
+            for line in lines:
+                (stray if line in seen else seen).add(line)
+    stray &= in_a
+    stray &= in_b
+    q = 0
+    if stray:
+        at: dict[str, list[int]] = {}
+        for j, line in enumerate(b):
+            if line in stray:
+                at.setdefault(line, []).append(j)
+        run: dict[tuple[int, int], int] = {}  # stray matches: the run ending at each
+        for i, line in enumerate(a):
+            for j in at.get(line, ()):
+                if (j == i and i < p) or (j == i + d and i >= na - s):
+                    continue  # on the run at the start or at the end
+                length = run[(i, j)] = run.get((i - 1, j - 1), 0) + 1
+                q = max(q, length)
+    # of blocks as long, the matcher takes the one that starts first in a, then in b: the run at the start, at (0, 0),
+    # wins every tie
+    if p and p >= s and p >= q:  # the start first, then the end within what is left after it
+        s = min(s, na - p, nb - p)
+        if s and s <= q:
+            return False
+    elif s > p and s > q:  # the end first, then the start within what is left before it
+        p = min(p, na - s, nb - s)
+        if p and p < q:
+            return False
+    else:
+        return False
+    middle = range(p, na - s)
+    if any(several[owner[i]] for i in middle):
+        return False  # a line of such an entry among the lines between the runs
+    edge = p if not middle else -1  # lines only added, or only taken out, at one place: inside an entry?
+    return not (0 < edge < na and owner[edge - 1] == owner[edge])
 
 
 #: a word that opens a compound command, which bash reads up to its closing word (``for … done``, ``if … fi``,
