@@ -134,7 +134,9 @@ def test_follow_moves_gpus_and_nodes_unless_set_by_hand():
     after = before.replace(job=before.job.replace(gpus_per_node=4, nodes=2))
     assert state.follow(before, after, set()) == {"torchrun.nproc_per_node": "4", "container.nv": True,
                                                   "torchrun.nnodes": "2"}
+    # on AMD GPUs the --nv the job had goes off as --rocm comes on (both on is refused)
     assert state.follow(before, after, {"torchrun.nproc_per_node"}, "amd") == {"container.rocm": True,
+                                                                                "container.nv": False,
                                                                                 "torchrun.nnodes": "2"}
 
 

@@ -136,8 +136,11 @@ _LAYERED_SET_HELP = ("Change a field of a nested layer, e.g. --set job.nodes=2 -
                      "command's words (program, launcher.args) are replaced.")
 #: how the workflow's layers follow its job (hpcwidgets.spec.workflow.follow), as they do in the form
 _FOLLOW_HELP = (" Values follow the job as in the form: job.nodes sets launcher.nnodes; job.gpus_per_node sets "
-                "launcher.nproc_per_node and switches the container's --nv (--rocm on AMD) on or off. A value you give "
-                "too (--set launcher.nnodes=…, --launcher '…') wins, and one that is not a plain number "
+                "launcher.nproc_per_node and switches the container's GPU flag on or off: --rocm where the job's "
+                "partition has AMD GPUs (its gpu_vendor in --profile, else the profile's; without a profile, when the "
+                "container says --rocm), else --nv, and the other flag off. A move to a partition of the other "
+                "vendor (job.partition) switches --nv and --rocm over. A value you give too (--set "
+                "launcher.nnodes=…, --set container.nv=…, --launcher '…') wins, and one that is not a plain number "
                 "($SLURM_NNODES, gpu) stays.")
 
 
@@ -517,7 +520,9 @@ def _run_model_command(args: argparse.Namespace) -> int:
     typed = model_from_args(cls, base, args, cmd.fixed)
     model = apply_sets(typed, args.set)
     if cls is Workflow:  # the layers follow the job as in the form; what this command line gives wins
-        model = followed(typed, model, given_paths(args), gpu_vendor_of(profile, model, base))
+        # whose GPUs the job gets: those of the partition it is written for (placed as below), as lint reads them
+        where = profile.place(model, as_written=bool(args.from_file)) if profile is not None else model
+        model = followed(typed, model, given_paths(args), gpu_vendor_of(profile, where, base))
     if profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
         # a Jupyter job loaded with --from that names none: the profile's way in (host, port, jump host, tunnel),
         # where the command line gives none of its own

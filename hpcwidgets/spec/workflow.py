@@ -78,12 +78,25 @@ def with_gpus(container: Any, gpus: int, vendor: str) -> Any:
 
 
 def gpu_vendor_of(profile: Any, *models: Any) -> str:
-    """Whose GPU flag a workflow's container follows: the profile's vendor; without a profile, AMD when a container
-    of ``models`` says --rocm (a script written for an AMD site, as loaded or as edited), else NVIDIA."""
+    """Whose GPU flag a workflow's container follows. With a profile: the vendor of the GPUs the job of the first of
+    ``models`` gets there (the profile's ``vendor_for``: its partition's ``gpu_vendor``, else the profile's; lint's
+    HPC218 reads the same), so a job on a site's AMD partition follows --rocm though the profile's vendor is NVIDIA.
+    Without a profile, or where it cannot tell (a partition with both vendors and a job that names no GPU type): AMD
+    when a container of ``models`` says --rocm (a script written for an AMD site, as loaded or as edited), else
+    NVIDIA."""
     if profile is not None:
-        return getattr(profile, "gpu_vendor", "") or "nvidia"
+        job = next((m.job for m in models if isinstance(getattr(m, "job", None), SlurmJob)), None)
+        vendor_for = getattr(profile, "vendor_for", None)
+        vendor = vendor_for(job) if job is not None and callable(vendor_for) else getattr(profile, "gpu_vendor", "")
+        if vendor and isinstance(vendor, str):
+            return vendor
     rocm = any(getattr(getattr(m, "container", None), "rocm", False) for m in models)
     return "amd" if rocm else "nvidia"
+
+
+#: the job's fields that choose where it runs and so whose GPUs it gets: the partition, the entry a QOS or constraint
+#: selects on a site without user partitions, the GPU type on a partition with both vendors
+_WHERE = operator.attrgetter("partition", "qos", "constraint", "gpu_type")
 
 
 def follow(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str = "nvidia") -> dict[str, Any]:
@@ -91,25 +104,46 @@ def follow(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str =
     by the path ``--set`` and the model's problems use (``{"launcher.nnodes": "3"}``): the form and the command
     line both apply them, so one edit gives one script.
 
-    GPUs per node flows into torchrun's ``nproc_per_node`` and the container's GPU flag (:data:`GPU_FLAGS`); nodes
-    flows into torchrun's ``nnodes``. A path in ``given`` (or under one: ``launcher`` given whole) was set by the
-    person and wins. A launcher count that is no plain number is kept too: ``$SLURM_NNODES``, ``gpu`` or ``1:4`` in
-    a loaded script follows the allocation already (or was chosen on purpose), and a number in its place would
-    change a line the person did not touch. A layer without the field (no launcher, ch-run's container) is skipped.
+    GPUs per node flows into torchrun's ``nproc_per_node`` and the container's GPU flag (:data:`GPU_FLAGS`): that of
+    ``gpu_vendor`` (the vendor of the GPUs the job gets after the edit, :func:`gpu_vendor_of`) on when the job has
+    GPUs, off when it has none, and the other vendor's flag off. A move to where the other vendor's GPUs are (another
+    partition, QOS, constraint or GPU type, the GPUs kept) switches a container that holds the other vendor's flag
+    over the same way. Nodes flows into torchrun's ``nnodes``. A path in ``given`` (or under one: ``launcher`` given
+    whole) was set by the person and wins. A launcher count that is no plain number is kept too: ``$SLURM_NNODES``,
+    ``gpu`` or ``1:4`` in a loaded script follows the allocation already (or was chosen on purpose), and a number in
+    its place would change a line the person did not touch. A layer without the field (no launcher, ch-run's
+    container) is skipped.
     """
     old, new = getattr(before, "job", None), getattr(after, "job", None)
     if not isinstance(old, SlurmJob) or not isinstance(new, SlurmJob):
         return {}
     out: dict[str, Any] = {}
     gpus, nodes = new.gpus_per_node, new.nodes
-    if gpus != old.gpus_per_node and isinstance(gpus, int) and gpus >= 0:
+    counted = isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 0
+    if counted and gpus != old.gpus_per_node:
         if gpus > 0:
             out["launcher.nproc_per_node"] = str(gpus)
-        if gpu_vendor in GPU_FLAGS:
-            out[f"container.{GPU_FLAGS[gpu_vendor]}"] = gpus > 0
+        out.update(_gpu_flags(after, gpus, gpu_vendor))
+    elif counted and gpus > 0 and _WHERE(old) != _WHERE(new):
+        out.update(_gpu_flags(after, gpus, gpu_vendor, moved=True))
     if nodes != old.nodes and isinstance(nodes, int) and nodes > 0:
         out["launcher.nnodes"] = str(nodes)
     return {path: value for path, value in out.items() if _may_follow(after, path, tuple(given))}
+
+
+def _gpu_flags(after: Any, gpus: int, vendor: str, moved: bool = False) -> dict[str, bool]:
+    """The container's GPU flags for ``gpus`` on ``vendor``'s GPUs by path: the vendor's on when there are GPUs (off
+    when none), each other vendor's off where ``after``'s container holds it. ``moved`` (the job went elsewhere, its
+    GPUs kept): only when the container holds another vendor's flag, so a flag left off on purpose stays off. Nothing
+    for a vendor without a flag (Intel) or unknown, as before."""
+    flag = GPU_FLAGS.get(vendor)
+    if flag is None:
+        return {}
+    box = getattr(after, "container", None)
+    others = {f"container.{f}": False for f in GPU_FLAGS.values() if f != flag and getattr(box, f, False) is True}
+    if moved and not others:
+        return {}
+    return {f"container.{flag}": gpus > 0, **others}
 
 
 def _may_follow(model: Any, path: str, given: tuple[str, ...]) -> bool:

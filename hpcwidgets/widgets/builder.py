@@ -1663,11 +1663,12 @@ class WorkflowBuilder(Builder):
     def _follow(self, before: Any, after: Any) -> dict[str, Any]:
         if self._hold:
             return {}
-        return follow(before, after, self._user_set, self._gpu_vendor(before), self.form)
+        return follow(before, after, self._user_set, self._gpu_vendor(after), self.form)
 
     def _gpu_vendor(self, model: Any) -> str:
-        """Whose GPU flag follows the job's GPUs (:func:`gpu_vendor_of`: the profile's, else the one the container
-        says now or as loaded)."""
+        """Whose GPU flag follows the job's GPUs (:func:`gpu_vendor_of`): the vendor of the partition ``model``'s job
+        runs on by the profile (its own, else the profile's), without a profile the one the container says now or as
+        loaded. :meth:`_follow` asks with the model after the edit, so a move to an AMD partition follows --rocm."""
         return gpu_vendor_of(self.profile, model, self._base)
 
 
