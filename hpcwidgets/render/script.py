@@ -676,9 +676,10 @@ def _reads_as(lines: list[str], source: list[str], before: list[str], now: list[
     where the script writes the words in the renderer's order, the same words in the same order. It is the safety net
     of every rewrite in place, which works on the text and cannot see, say, that a word it changed stands inside a
     quoted word spanning lines (``bash -c "…"``), where a quote typed in closes the outer one and a word added after
-    it lands inside it. When the words differ the group is written as rendered."""
-    read, was = _read_back("\n".join(lines)), _read_back("\n".join(source))
-    rendered, rendered_was = _read_back("\n".join(now)), _read_back("\n".join(before))
+    it lands inside it. When the words differ the group is written as rendered. An option is compared with its
+    value apart (:func:`_options_apart`): ``--nnodes=2`` and ``--nnodes 2`` are one option to the tools."""
+    read, was, rendered, rendered_was = (_options_apart(_read_back("\n".join(text)))
+                                         for text in (lines, source, now, before))
     if was == rendered_was:
         return read == rendered
     return Counter(read) - Counter(was) == Counter(rendered) - Counter(rendered_was) and \
@@ -729,6 +730,20 @@ def _read_back(text: str) -> list[str]:
     if word is not None:
         words.append("".join(word))
     return words
+
+
+#: an option word read back with its value after an ``=`` (the name holds no expansion)
+_READ_OPTION = re.compile(r"(--?[A-Za-z][\w.-]*)=(.+)", re.S)
+
+
+def _options_apart(words: list[str]) -> list[str]:
+    """The words read back (:func:`_read_back`) with each option's value after an ``=`` as a word of its own, as a
+    script may write it: ``--nnodes=2`` as ``--nnodes``, ``2``."""
+    out: list[str] = []
+    for word in words:
+        option = _READ_OPTION.fullmatch(word)
+        out += option.groups() if option else [word]
+    return out
 
 
 def _group_lines(edits: _LineEdits, group: int) -> list[str]:
@@ -1054,15 +1069,29 @@ def _run_place(old: list[str], i1: int, i2: int, text: str) -> re.Match[str] | N
 _QUOTED_PLAIN = re.compile(r'"(?P<name>-{0,2}[A-Za-z_][\w.-]*=)?(?P<value>[\w$.{}:/@%+,-]*)"')
 
 
+#: an option word with its value after an ``=``, unquoted (``--nnodes=2``), whose value a script may also write as a
+#: word of its own after the option's name (``--nnodes 2``): torchrun's and srun's option parsers read both alike
+_OPTION_VALUE = re.compile(r"(?P<name>--?[A-Za-z][\w.-]*=)(?P<value>[^\s'\"\\#~][^\s'\"\\]*)")
+
+
 def _spelled(word: str) -> str:
     """A pattern of the rendered ``word`` as a script may write it: itself, or for a word the renderer double-quotes
-    only for its ``$`` (:data:`_QUOTED_PLAIN`), also bare (``$IN``) or quoted after its ``=`` (``--k="$X"``). Bash
-    reads them alike as the reader took them; :func:`_reads_as` checks what is written."""
+    only for its ``$`` (:data:`_QUOTED_PLAIN`), also bare (``$IN``) or quoted after its ``=`` (``--k="$X"``); for an
+    option with its value after an ``=`` (:data:`_OPTION_VALUE`, or quoted so), also the value as a word of its own
+    after the option's name (``--nnodes 2``, ``--rdzv-endpoint $head:29500``). Bash reads them alike as the reader
+    took them; :func:`_reads_as` checks what is written."""
     plain = _QUOTED_PLAIN.fullmatch(word)
-    if not plain or "$" not in word:
-        return re.escape(word)
-    name, value = plain.group("name") or "", plain.group("value")
-    return "(?:" + "|".join(map(re.escape, (word, name + value, f'{name}"{value}"'))) + ")"
+    if plain and "$" in word:
+        name, value = plain.group("name") or "", plain.group("value")
+        forms, values = [word, name + value, f'{name}"{value}"'], [value, f'"{value}"']
+    else:
+        option = _OPTION_VALUE.fullmatch(word)
+        forms = [word]
+        name, values = (option.group("name"), [option.group("value")]) if option else ("", [])
+    alternatives = [re.escape(form) for form in forms]
+    if name.startswith("-") and values and values[0]:
+        alternatives.append(re.escape(name[:-1]) + _GAP + "(?:" + "|".join(map(re.escape, values)) + ")")
+    return alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
 
 
 def _taken_out(found: re.Match[str]) -> tuple[int, int]:
@@ -1078,12 +1107,39 @@ def _taken_out(found: re.Match[str]) -> tuple[int, int]:
 
 def _respaced(found: re.Match[str], count: int, words: list[str]) -> str:
     """The run of ``count`` words that ``found`` placed (each word a group ``w0``, ``w1``, …; the gaps between them
-    may hold line continuations) with ``words`` in their place: a word for each word, in the same gaps; more words go
-    after the last, fewer leave out the gaps of those gone."""
+    may hold line continuations) with ``words`` in their place: a word for each word, in the same gaps, an option
+    the script writes with its value as a word of its own kept so (:func:`_as_written`); more words go after the last,
+    fewer leave out the gaps of those gone."""
     gaps = [found.string[found.end(f"w{k}"):found.start(f"w{k + 1}")] for k in range(count - 1)]
     n = min(len(words), count)
+    words = [_as_written(found.group(f"w{k}"), word) if k < n else word for k, word in enumerate(words)]
     out = words[0] + "".join(gap + word for gap, word in zip(gaps[:n - 1], words[1:n]))
     return out + (" " + " ".join(words[n:]) if len(words) > n else "")
+
+
+#: an option's name and the gap after it, as a script writes an option with its value as a word of its own
+_OPTION_APART = re.compile(rf"(?P<name>--?[A-Za-z][\w.-]*)(?P<gap>{_GAP})\S")
+
+
+def _as_written(was: str, word: str) -> str:
+    """The rendered ``word`` that replaces the word written ``was``, spelt as ``was`` is where it is the same option
+    written with its value apart (``--nnodes 2``, ``--nproc_per_node $X``): ``--nnodes 4`` for ``--nnodes=4``, the
+    value quoted as the renderer quoted the whole word (``"$Y"`` for ``"--nproc_per_node=$Y"``). ``word`` itself for
+    any other."""
+    apart = _OPTION_APART.match(was)
+    if apart is None:
+        return word
+    plain = _QUOTED_PLAIN.fullmatch(word)
+    if plain and plain.group("name"):
+        name, value = plain.group("name"), f'"{plain.group("value")}"'
+    else:
+        option = _OPTION_VALUE.fullmatch(word)
+        if option is None:
+            return word
+        name, value = option.group("name"), option.group("value")
+    if name[:-1] != apart.group("name") or value == '""':
+        return word
+    return name[:-1] + apart.group("gap") + value
 
 
 #: an option with its value as the renderer writes it on an #SBATCH line (--time=02:00:00)
