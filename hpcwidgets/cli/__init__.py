@@ -141,7 +141,15 @@ _FOLLOW_HELP = (" Values follow the job as in the form: job.nodes sets launcher.
                 "container says --rocm), else --nv, and the other flag off. A move to a partition of the other "
                 "vendor (job.partition) switches --nv and --rocm over. A value you give too (--set "
                 "launcher.nnodes=…, --set container.nv=…, --launcher '…') wins, and one that is not a plain number "
-                "($SLURM_NNODES, gpu) stays.")
+                "($SLURM_NNODES, gpu) stays. A number of nodes or GPUs the loaded title states, where it was the "
+                "job's, becomes the new one (unless --title is given).")
+
+
+#: what the command does with a mistake, as _run_model_command does it (the model's problems, then lint's findings)
+_CHECKS_HELP = ("A mistake the model finds that the file already holds is reported and written back as it was (exit "
+                "status 1); one the options or --set make is refused and nothing is written (exit status 2). With "
+                "--format shell, lint then checks the text: its findings are reported, the text is still written "
+                "(or printed), and an error among them makes the exit status 1, as hpcwidgets lint does.")
 
 
 def _set_help(cls: Any) -> tuple[str, str]:
@@ -160,6 +168,77 @@ def _set_help(cls: Any) -> tuple[str, str]:
     return metavar, text
 
 
+def set_fields(cls: Any) -> list[tuple[str, str, list[Any]]]:
+    """The fields ``--set`` changes in a model of layers (a workflow, the Jupyter job), from their metadata:
+    ``(prefix, heading, fields)`` per layer model (``("container.", "Container: ch-run", [FieldSpec …])``), the
+    model's own fields last (prefix ""); [] for a command that is one layer (its options are its fields). Left out:
+    what a person never sets (a record kept from a script read back, a program name with one choice) and what the
+    model refuses to write (:data:`~hpcwidgets.spec.workflow.NOT_WRITTEN`)."""
+    from ._options import _command_name, _spec_classes, kept_from_script, set_form
+    from ..spec.workflow import NOT_WRITTEN
+    if not set_form(cls)[0].startswith("LAYER."):
+        return []
+    kind = getattr(cls, "kind", "")
+
+    def settable(owner: Any, prefix: str) -> list[Any]:
+        return [g for g in owner.field_specs() if not kept_from_script(g)
+                and not (g.info.role in ("program", "subcommand") and len(g.info.choices) <= 1)
+                and (kind, prefix + g.name) not in NOT_WRITTEN]
+
+    out = []
+    for f in cls.field_specs():
+        inners = _spec_classes(f) if not kept_from_script(f) else ()
+        for inner in inners:
+            command = _command_name(inner)
+            heading = f"{f.info.label or f.name}: {command}" if len(inners) > 1 and command else f.info.label
+            out.append((f"{f.name}.", heading, settable(inner, f"{f.name}.")))
+    layers = {prefix[:-1] for prefix, _, _ in out}
+    return out + [("", "", [f for f in settable(cls, "") if f.name not in layers])]
+
+
+def _set_fields_epilog(cls: Any, command: str) -> str:
+    """The compact list of ``--set`` fields for ``--help`` ("" for a command that is one layer)."""
+    import textwrap
+    layers = set_fields(cls)
+    if not layers:
+        return ""
+    width = max(len(prefix) for prefix, _, _ in layers) + len("FIELD") + 4
+    lines = [f"fields --set takes (hpcwidgets {command} --set help says what each one is):"]
+    for prefix, heading, fields in layers:
+        said = " ".join(f.name for f in fields)
+        if ": " in heading:
+            said = f"({heading.split(': ', 1)[1]}) {said}"  # a layer that holds one of several commands
+        wrapped = textwrap.wrap(said, 96 - width)
+        label = f"{prefix}FIELD" if prefix else "FIELD"
+        lines += [f"  {label if i == 0 else '':<{width - 2}}{chunk}" for i, chunk in enumerate(wrapped)]
+    return "\n".join(lines)
+
+
+def print_set_fields(cls: Any, command: str) -> None:
+    """``--set help``: every field ``--set`` changes (``LAYER.FIELD``, or ``FIELD`` for a command that is one
+    layer) with its help text, from the field metadata."""
+    import textwrap
+    layers = set_fields(cls)
+    if layers:
+        print(f"hpcwidgets {command} --set LAYER.FIELD=VALUE changes these fields (true or false for a switch; a "
+              "list takes one item per --set, an empty value empties it):")
+    else:  # a command that is one layer: its fields are its options
+        roles = ("option", "internal", "positional", "rest")
+        layers = [("", "", [f for f in cls.field_specs() if f.info.role in roles])]
+        print(f"hpcwidgets {command} --set FIELD=VALUE changes these fields (most have an option too: "
+              f"hpcwidgets {command} --help):")
+    for prefix, heading, fields in layers:
+        if len(layers) > 1:
+            print(f"\n{heading or 'the whole ' + command}:")
+        for f in fields:
+            text = f.info.help or f.info.label
+            if f.info.choices:
+                text += f" One of: {', '.join(c for c in f.info.choices if c)}."
+            path = f"  {prefix}{f.name}"
+            first = f"{path:<28}" if len(path) < 28 else path + "\n" + " " * 28
+            print(textwrap.fill(text, 100, initial_indent=first, subsequent_indent=" " * 28))
+
+
 def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: Any = None,
                         format_default: str = "shell", format_help: str = "") -> None:
     g = p.add_argument_group("output")
@@ -174,11 +253,10 @@ def _add_output_options(p: argparse.ArgumentParser, *, model: bool = True, cls: 
     if model:
         g.add_argument("--from", dest="from_file", metavar="FILE",
                        help="Start from a model saved as .json or .toml (workflow, sbatch, jupyter-job: or a job "
-                            "script); a repeatable option then adds to the loaded list, as --set does. A mistake the "
-                            "file already holds is reported and written back as it was (exit status 1, as lint); "
-                            "one the options or --set make is refused and nothing is written (exit status 2).")
+                            "script); a repeatable option then adds to the loaded list, as --set does. " + _CHECKS_HELP)
         metavar, text = _set_help(cls)
-        g.add_argument("--set", action="append", default=[], metavar=metavar, help=text)
+        g.add_argument("--set", action="append", default=[], metavar=metavar,
+                       help=text + " --set help lists the fields with what each one is.")
         g.add_argument("--profile", metavar="NAME",
                        help="Fill in what the site needs where you left it empty (partition, QOS, constraint and "
                             "account of the job's partition; the container runtime's module; the site's name for "
@@ -205,8 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
         if not _available(cmd):
             continue
         fam = _family(families, cmd.path[:-1])
+        epilog = "\n\n".join(filter(None, (_examples_epilog(cmd.examples),
+                                           _set_fields_epilog(cmd.cls(), " ".join(cmd.path)))))
         p = fam.add_parser(cmd.path[-1], help=cmd.summary, description=cmd.summary, formatter_class=_Formatter,
-                           epilog=_examples_epilog(cmd.examples))
+                           epilog=epilog)
         from ._options import add_model_options
         add_model_options(p, cmd.cls(), skip=set(cmd.fixed) | cmd.skip)
         _add_output_options(p, cls=cmd.cls())
@@ -383,8 +463,12 @@ def emit(args: argparse.Namespace, text: str) -> None:
     ``-o ''`` (a variable that was empty) is refused instead of printing as if no -o had been given."""
     output = getattr(args, "output_file", None)
     if output is not None and output != "-":
+        from ..errors import OverwriteError
         from ..files import write_atomic
-        path = write_atomic(args.output_file, text, force=args.force, executable=text.startswith("#!"))
+        try:
+            path = write_atomic(args.output_file, text, force=args.force, executable=text.startswith("#!"))
+        except OverwriteError as exc:  # its fix is said for the forms too: here only --force allows it
+            raise OverwriteError(_BOTH_WAYS.sub("(add --force)", str(exc))) from None
         print(f"wrote {path}", file=sys.stderr)
         return
     try:
@@ -394,6 +478,9 @@ def emit(args: argparse.Namespace, text: str) -> None:
         raise HpcWidgetsError(f"the output holds {text[exc.start]!r} on line {before.count(chr(10)) + 1}, which cannot be "
                               "printed as text: an argument was probably not valid UTF-8; retype it") from None
 
+
+#: how files.write_atomic's refusal to replace a file says to allow it, on the command line and in a form
+_BOTH_WAYS = re.compile(r"\(--force on the command line; in a form, click Replace\?\)")
 
 #: model kinds whose text is not a shell script (the bash check does not apply)
 NOT_SHELL = ("apptainer.def", "dockerfile")
@@ -499,6 +586,9 @@ def _run_model_command(args: argparse.Namespace) -> int:
     from ..spec.workflow import Workflow, followed, gpu_vendor_of
     cmd: ModelCommand = args.model_command
     cls = cmd.cls()
+    if "help" in args.set:
+        print_set_fields(cls, " ".join(cmd.path))
+        return 0
     args = operands_past_sets(cls, args, set(cmd.fixed) | cmd.skip)
     misplaced, swallowed = trailing_words(cls, args, cmd.fixed, " ".join(cmd.path))
     if misplaced:
@@ -523,6 +613,8 @@ def _run_model_command(args: argparse.Namespace) -> int:
         # whose GPUs the job gets: those of the partition it is written for (placed as below), as lint reads them
         where = profile.place(model, as_written=bool(args.from_file)) if profile is not None else model
         model = followed(typed, model, given_paths(args), gpu_vendor_of(profile, where, base))
+        if base is not None and "title" not in given_paths(args):
+            model = model.replace(title=title_counts(model.title, base.job, model.job))
     if profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
         # a Jupyter job loaded with --from that names none: the profile's way in (host, port, jump host, tunnel),
         # where the command line gives none of its own
@@ -542,17 +634,17 @@ def _run_model_command(args: argparse.Namespace) -> int:
             model = model.fit_time(profile)  # a Jupyter job's time: the limit of the partition it now runs on
     problems = model.problems() + profile_problems(model, profile)
     if not set(problems) <= held:
-        raise ValidationError([_as_option(cls, p) for p in problems], subject=" ".join(cmd.path))
+        raise ValidationError([_said_here(cls, model, p) for p in problems], subject=" ".join(cmd.path))
     try:
         text = format_model(model, args.format, validate=not problems)
     except ValidationError as exc:  # a renderer that cannot write a model with these problems (a Jupyter job's tunnel)
-        raise ValidationError([_as_option(cls, p) for p in exc.problems], subject=" ".join(cmd.path)) from None
+        raise ValidationError([_said_here(cls, model, p) for p in exc.problems], subject=" ".join(cmd.path)) from None
     if args.format == "shell":
         check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
     emit(args, text)
     for problem in problems:
-        print(f"hpcwidgets: error: {args.from_file}: {_as_option(cls, problem)} (the file has this already; it is "
-              "written back as it was)", file=sys.stderr)
+        print(f"hpcwidgets: error: {args.from_file}: {_said_here(cls, model, problem)} (the file has this already; "
+              "it is written back as it was)", file=sys.stderr)
     linted = args.format == "shell" and model.kind not in NOT_SHELL and report_lint(
         text, profile, suppressed_in(args.from_file or ""))
     status = 1 if problems or linted else 0
@@ -563,6 +655,55 @@ def _run_model_command(args: argparse.Namespace) -> int:
               f"the job's log {log} prints the ssh tunnel to run on your computer and the address to open",
               file=sys.stderr)
     return status
+
+
+#: switches a model refuses together (the problem is reported on the first field), with the other one: the forms
+#: show two controls to untick, the command line says how to turn one off, as a saved model may hold both
+_EXCLUSIVE = {"rocm": "nv", "contain": "containall", "no_home": "home"}
+
+
+#: a count a title states: "2 nodes", "1 node", "one GPU", "8 GPUs"
+_TITLE_COUNT = re.compile(r"\b(\d+|one) (nodes?|GPUs?)\b")
+
+
+def title_counts(title: str, before: Any, after: Any) -> str:
+    """``title`` kept true after its job changed from ``before`` to ``after``: a number of nodes or GPUs it states
+    that was the job's ("Distributed training on 2 nodes" of a 2-node job) becomes the job's new one ("on 4 nodes");
+    a number that was not the job's (a title written by hand about something else) stays as written."""
+    def total(job: Any) -> Any:
+        nodes, gpus = job.nodes, job.gpus_per_node
+        plain = all(isinstance(n, int) and not isinstance(n, bool) for n in (nodes, gpus))
+        return nodes * gpus if plain else None
+
+    counts = {"node": (before.nodes, after.nodes), "GPU": (total(before), total(after))}
+
+    def kept(m: re.Match) -> str:
+        number, noun = m.group(1), m.group(2).rstrip("s")
+        old, new = counts[noun]
+        if old == new or not isinstance(new, int) or isinstance(new, bool) or new < 1 or \
+                (1 if number == "one" else int(number)) != old:
+            return m.group(0)
+        return f"{new} {noun}{'s' if new > 1 else ''}"
+
+    return _TITLE_COUNT.sub(kept, title)
+
+
+def _said_here(cls: Any, model: Any, problem: Problem) -> Problem:
+    """A model's problem as the command line says it: the option typed (:func:`_as_option`), and where the model's
+    message asks to keep one of two settings (``choose --nv (NVIDIA) or --rocm (AMD), not both``) the ``--set`` that
+    turns either off: a flag typed can be left out, but one a file loaded with --from holds has no option to undo it."""
+    said = _as_option(cls, problem)
+    head, _, name = problem.field.rpartition(".")
+    other = _EXCLUSIVE.get(name)
+    layer = model
+    for part in filter(None, head.split(".")):
+        layer = getattr(layer, part, None)
+    if other is None or not (getattr(layer, name, None) and getattr(layer, other, None)):
+        return said
+    prefix = f"{head}." if head else ""
+    off = " or ".join(f"--set {prefix}{f}={'false' if isinstance(getattr(layer, f), bool) else ''}"
+                      for f in (other, name))
+    return Problem(said.field, f"{said.message}; to keep one, turn the other off with {off}")
 
 
 def _as_option(cls: Any, problem: Problem) -> Problem:

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "hpcwidgets convert ch-run -b /data:/mnt/0 ./img -- python train.py",
                        ]))
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command to translate (or use --from)")
-    p.add_argument("--from", dest="from_file", metavar="FILE", help="a saved ApptainerRun or ChRun model (.json/.toml)")
+    p.add_argument("--from", dest="from_file", metavar="FILE",
+                   help="a saved ApptainerRun or ChRun model (.json/.toml); given a whole job (a workflow or a job "
+                        "script), it says how to give that job the translated container")
     p.add_argument("--image-dir", default="", help="image directory to create when one is needed (Charliecloud)")
     _add_output_options(p, model=False)
     p.set_defaults(handler=run)
@@ -51,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         from ..spec.names import spoken
         inner = " (drop srun and its options: convert the command srun runs)" if model.kind == "slurm.srun" else ""
+        whole = _whole_job(model, typed, args.image_dir) if args.from_file else ""
         raise HpcWidgetsError(f"only apptainer exec/run/shell and ch-run commands can be translated, and this is "
-                              f"{spoken(model)}{inner}")
+                              f"{spoken(model)}{inner}{whole}")
     if args.format != "shell":
         emit(args, "".join(format_model(m, args.format) for m in conversion.commands))
         return 0
@@ -65,6 +68,45 @@ def run(args: argparse.Namespace) -> int:
     check_shell(text, what="command")
     emit(args, text)
     return 0
+
+
+def _whole_job(model: object, path: str, image_dir: str = "") -> str:
+    """How to convert the container of a whole job read with --from (a workflow saved as JSON/TOML, or a job
+    script): give the job a new container with ``hpcwidgets workflow --from PATH --container '…'``, the translated
+    command written out, and the commands it needs first as --prepare; "" for a model that holds no container."""
+    import shlex
+    from ..render.quote import quote_words
+    from ..spec.argv import argv
+    from ..spec.convert import to_apptainer, to_charliecloud
+    container = getattr(model, "container", None)
+    kind = getattr(container, "kind", "")
+    if getattr(model, "kind", "") != "workflow":
+        return ""
+    if kind not in ("apptainer.run", "charliecloud.run"):
+        return ("; the job runs no container: give it one with hpcwidgets workflow --from "
+                f"{shlex.quote(path)} --container 'apptainer exec IMAGE.sif' (or 'ch-run IMAGE_DIR')")
+    try:
+        conversion = to_charliecloud(container, image_dir=image_dir) if kind == "apptainer.run" \
+            else to_apptainer(container)
+    except HpcWidgetsError as exc:  # a container with no equivalent (an instance): the reason says why
+        return f"; the job's container cannot be translated: {exc}"
+    from ..spec.workflow import gpu_vendor_of, with_gpus
+    job = getattr(model, "job", None)
+    gpus = any(getattr(job, name, None) for name in ("gpus_per_node", "gpus", "gpus_per_task"))
+    # ch-run has no GPU flag to translate: the job says whether the Apptainer container needs one
+    result = with_gpus(conversion.result, int(gpus), gpu_vendor_of(None, model))
+
+    def line(step: object) -> str:
+        return shlex.quote(" ".join(quote_words(argv(step))))
+
+    runtime = "Charliecloud" if kind == "apptainer.run" else "Apptainer"
+    prepare = "".join(f" \\\n      --prepare {line(step)}" for step in conversion.steps)
+    also = "The --prepare commands are added after those the job runs already, before its step. " if prepare else ""
+    notes = shlex.quote(" ".join(quote_words([*argv(container), "true"])))  # true: a program, as exec needs one
+    return (f": a whole job. To run it in {runtime}, give the job the translated container (the job's program "
+            f"stays):\n    hpcwidgets workflow --from {shlex.quote(path)} \\\n      --container "
+            f"{line(result)}{prepare}\n{also}What differs between the runtimes for this "
+            f"container: hpcwidgets convert {notes}")
 
 
 #: the names Apptainer's command goes by, and the actions convert translates
