@@ -7,6 +7,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HPCW_PROFILE_PATH", "")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Property tests judge what a call returns, never how long it took: hypothesis's per-example deadline (200 ms) and
+# its too-slow health check are timings, and a busy 2-core machine (CI, or a run beside other work) trips them
+# with correct code. The number of examples each test draws stays as set.
+settings.register_profile("hpcwidgets", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hpcwidgets")
 
 
 @pytest.fixture
