@@ -966,8 +966,12 @@ def count_slides(text: str) -> int:
 # ------------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hpcwidgets.slides", description=__doc__.split("\n")[0])
-    p.add_argument("action", choices=("sync", "check", "diagrams", "build"))
-    p.add_argument("--slides-dir", type=Path, default=SLIDES_DIR)
+    p.add_argument("action", choices=("sync", "check", "diagrams", "build"),
+                   help="sync: refresh the generated blocks of the deck; check: lint its code blocks; diagrams: "
+                        "draw the SVG diagrams; build: all three, then the HTML (and the PDF when Chromium is present)")
+    p.add_argument("--slides-dir", type=Path, default=SLIDES_DIR, metavar="DIR",
+                   help=f"the folder holding {DECK_NAME} and diagrams/draw.py; build writes into its build/ "
+                        "(default: the slides/ folder of this checkout)")
     p.add_argument("--no-pdf", action="store_true", help="build the HTML only")
     p.add_argument("--profile", metavar="NAME",
                    help=f"the site profile for every block whose marker names none (default {DEFAULT_PROFILE}); "

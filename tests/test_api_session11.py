@@ -151,7 +151,7 @@ def test_a_profile_value_of_the_wrong_type_says_which_profile_and_line(
     message = str(exc.value)
     assert "profile 'lh' is not valid (3 problems)" in message
     assert "line 2: login_host: expected text, got 5" in message
-    assert "line 4, module 'cuda': modules[0].name" in message
+    assert "line 4, module 'cuda': cuda = 7 is not a module name" in message
     assert "line 7, partition 'a': partitions[0].max_time" in message
 
 

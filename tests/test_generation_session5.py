@@ -316,8 +316,8 @@ def test_profile_check_reports_every_unknown_key_and_problem(capsys, tmp_path):
     code, _, err = run(capsys, "profile", "check", str(bad))
     assert code == 2
     assert "(5 problems)" in err
-    for wanted in ("line 2: ClusterProfile has no field 'qos_requred'", "line 5: ExampleSettings has no field 'imag'",
-                   "line 9: Partition has no field 'gpus'", "gpu_vendor", "'48h' is not a Slurm time"):
+    for wanted in ("line 2: a profile has no key 'qos_requred'", "line 5: the [examples] table has no key 'imag'",
+                   "line 9, partition 'gpu': a partition has no key 'gpus'", "gpu_vendor", "'48h' is not a Slurm time"):
         assert wanted in err
 
 

@@ -71,10 +71,10 @@ def test_a_dropped_top_level_value_is_not_judged_by_its_default():
 
 def test_did_you_mean_is_said_once_and_a_misspelt_table_has_its_line():
     lines = problems_of(CIRRUS_V1)
-    table = next(line for line in lines if "no field 'partition'" in line)
+    table = next(line for line in lines if "no [[partition]] tables" in line)
     assert table.startswith("  - line 22: ") and table.count("did you mean") == 1
-    default = next(line for line in lines if "no field 'default'" in line)
-    assert default.startswith("  - line 18: ") and default.count("did you mean") == 1
+    default = next(line for line in lines if "no key 'default'" in line)
+    assert default.startswith("  - line 18, partition 'gpu': ") and default.count("did you mean") == 1
 
 
 def test_examples_problems_have_their_line():

@@ -304,5 +304,5 @@ def test_a_qos_table_survives_writing_the_profile_back_and_its_typos_are_located
     with pytest.raises(ProfileError) as err:
         profile_from_toml(text.replace("max_nodes = 4", "max_nodez = 4").replace('"24:00:00"', '"a day"'))
     message = str(err.value)
-    assert "line 16: Qos has no field 'max_nodez' (did you mean 'max_nodes'?)" in message
+    assert "line 16, QOS 'short': a QOS has no key 'max_nodez' (did you mean 'max_nodes'?)" in message
     assert "line 10, QOS 'standard': " in message

@@ -57,13 +57,35 @@ def run_list(args: argparse.Namespace) -> int:
     for note in notes:  # a folder on the search path that cannot be read: skipped, and said so
         print(f"hpcwidgets: note: {note}", file=sys.stderr)
     width = max((len(n) for n in found), default=4)
+    broken = []
     for name, path in found.items():
         try:
             desc = load_profile(path).description.split("\n")[0]
         except Exception as exc:  # a broken user profile must not hide the others
-            desc = f"(cannot be read: {exc})"
+            broken.append(name)
+            desc = f"(cannot be read: {_first_line(str(exc), path)})"
         print(f"{name:<{width}}  {desc}  [{path}]")
+    if broken:  # listed with the others, and the exit status says so (1, as lint's for what a check found)
+        print(f"hpcwidgets: error: {len(broken)} profile{'s' if len(broken) != 1 else ''} cannot be read "
+              f"({', '.join(broken)}); hpcwidgets profile check NAME lists every problem of one", file=sys.stderr)
+        return 1
     return 0
+
+
+def _first_line(message: str, path) -> str:
+    """A profile's error on one line, without the file's path (the listing shows it): its one problem, or the first
+    line and "…" when more follow (profile check lists them all)."""
+    import re
+    lines = [line for line in message.strip().splitlines() if line.strip()] or [""]
+    if len(lines) == 2 and lines[1].lstrip().startswith("- "):
+        return lines[1].strip()[2:]
+    first = lines[0]
+    if first.startswith(f"{path}:"):
+        first = first[len(f"{path}:"):].lstrip()
+        place = re.match(r"(\d+)(?::(\d+))?: ", first)
+        if place:
+            first = f"line {place.group(1)}: {first[place.end():]}"
+    return first + (" …" if len(lines) > 1 else "")
 
 
 def _emit_profile(args: argparse.Namespace, profile) -> int:
@@ -89,6 +111,11 @@ def run_check(args: argparse.Namespace) -> int:
     for note in profile_notes(args.name):
         print(f"hpcwidgets: note: {note}", file=sys.stderr)
     parts = [p.name for p in profile.partitions]
+    if not parts:  # valid, but the profile then checks nothing a job asks of the cluster
+        print("hpcwidgets: note: the profile has no [[partitions]] tables: a job's partition, time limit and size "
+              "are checked against nothing (any partition it names passes), and the examples name no partition; "
+              "add a [[partitions]] table for each partition (hpcwidgets profile detect writes them from the "
+              "cluster's Slurm)", file=sys.stderr)
     print(f"{_resolve(args.name)}: profile {profile.name!r} is valid: {len(parts)} partition"
           f"{'s' if len(parts) != 1 else ''} ({', '.join(parts) or 'none'}), runtimes {', '.join(profile.runtimes)}")
     return 0

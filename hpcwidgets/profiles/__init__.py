@@ -15,9 +15,11 @@ name's error and :func:`list_profiles` (``notes=``) say so. A profile file that 
 backport on Python 3.10).
 
 Reading a file: every problem is listed at once, each with its line and, inside ``[[partitions]]`` or ``[[qos]]``, the
-table's name: a misspelled key or table names the valid keys and the closest one ("did you mean"); a value
+table's name: a misspelled key or table names the closest one ("did you mean"), else the valid keys; a value
 of the wrong type is reported with the problems of the other values (read without it); a choice written in
-another case names the one meant. A file that sets ``scratch`` but leaves out ``image_dir`` or
+another case names the one meant. A value reported as wrong, or left unset by a misspelt key, is judged by no other
+check (``gpus_per_nod = 4`` is one problem, not also "GPU types are listed but GPUs per node is 0"). A file that is not
+TOML is said in TOML's terms, with the fix (an unclosed string, a word without quotes, a table declared twice). A file that sets ``scratch`` but leaves out ``image_dir`` or
 ``cache_dir`` gets ``<scratch>/images`` and ``<scratch>/.apptainer/cache`` (not the ``$SCRATCH/…``
 field defaults, which assume the site sets ``$SCRATCH``).
 """
@@ -271,6 +273,31 @@ def profile_notes(name_or_path: str | os.PathLike[str]) -> list[str]:
         notes.append("[modules] names a singularity module, but runtimes is left at its default (apptainer): on a "
                      "site with SingularityCE only, set runtimes = [\"singularity\"] and apptainer_binary = "
                      "\"singularity\"; where Apptainer is there too, write runtimes = [\"apptainer\"]")
+    return notes + _text_for_list_notes(data, raw.decode("utf-8-sig"))
+
+
+def _text_for_list_notes(data: dict[str, Any], text: str) -> list[str]:
+    """Notes on list keys written as one text (``runtimes = "apptainer"``): read as a list of that one item, which is
+    what is meant, but the file reads better (and as other TOML readers take it) written as the list."""
+    notes = []
+    tables: list[tuple[str, type[Spec], Any, int, int]] = [("", ClusterProfile, data, 0, len(text))]
+    for group, (pattern, cls, noun) in _LISTED_TABLES.items():
+        headers = list(pattern.finditer(text))
+        for i, part in enumerate(data.get(group) if isinstance(data.get(group), list) else []):
+            if isinstance(part, dict):
+                start = headers[i].end() if i < len(headers) else 0
+                name = part.get("name") if isinstance(part.get("name"), str) else f"#{i + 1}"
+                tables.append((f"{noun} {name!r}", cls, part, start, _table_end(text, start)))
+    first = _TABLE.search(text)
+    for label, cls, table, start, end in tables:
+        end = (first.start() if first else len(text)) if cls is ClusterProfile else end
+        for f in cls.field_specs():
+            value = table.get(f.name)
+            if f.is_tuple and f.base_type is str and isinstance(value, str) and value:
+                line = _line_of(text, f.name, start, end)
+                where = ", ".join(w for w in (f"line {line}" if line else "", label) if w)
+                notes.append(f"{where + ': ' if where else ''}{f.name} = {_toml_str(value)} is text, read as a list "
+                             f"of one; write it as the list: {f.name} = [{_toml_str(value)}]")
     return notes
 
 
@@ -289,16 +316,124 @@ _TOML_WHERE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\
 
 
 def toml_error_place(exc: ValueError, text: str) -> tuple[int, int, str]:
-    """``(line, column, message without the place)`` of a TOML reader's error in ``text``. An error "at end of
-    document" (a table or a list left open) is placed after the last line, where the reader ran out of text."""
+    """``(line, column, message)`` of a TOML reader's error in ``text``: the message says in TOML's terms what is
+    wrong there and how to write it (:func:`_toml_explained`). An error "at end of document" (a table or a list
+    left open) is placed after the last line, where the reader ran out of text."""
     message = str(exc)
     where = _TOML_WHERE.search(message)
     line = int(getattr(exc, "lineno", 0) or (where.group(1) or 0 if where else 0))
     column = int(getattr(exc, "colno", 0) or (where.group(2) or 0 if where else 0))
-    if not line and where is not None and where.group(1) is None:
+    at_end = not line and where is not None and where.group(1) is None
+    if at_end:
         lines = text.splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
-    return line, column, _TOML_WHERE.sub("", message).strip()
+    plain = _TOML_WHERE.sub("", message).strip()
+    return line, column, _toml_explained(plain, text, line, column, at_end)
+
+
+#: a line that sets a key (``key = …``, ``"a b" = …``, ``a.b = …``): the key, and the value as written
+_KEY_PART = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)"""
+_KEY_LINE = re.compile(rf"[ \t]*(?P<key>{_KEY_PART}(?:[ \t]*\.[ \t]*{_KEY_PART})*)[ \t]*=[ \t]*(?P<value>.*)")
+#: a table header: ``[name]`` or ``[[name]]``
+_HEADER_LINE = re.compile(r"[ \t]*(\[\[?)[ \t]*([^\]]*?)[ \t]*\]?\]?[ \t]*(?:#.*)?")
+
+
+def _toml_explained(plain: str, text: str, line: int, column: int, at_end: bool = False) -> str:
+    """The TOML reader's message ``plain`` for the error at ``line``/``column`` of ``text``, said in TOML's terms with
+    how to write it (the reader's words are kept for an error it does not know)."""
+    lines = text.splitlines()
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    keyed = _KEY_LINE.match(here)
+    key = keyed.group("key") if keyed else ""
+    rest = here[column - 1:] if column else ""
+    of = f"the value of {key}" if key else "a value"
+    if plain.startswith(("Illegal character '\\n'", "Found invalid character '\\n'", "Expected \"'\"",
+                         "Illegal character '\\r'")) or (plain == "Unterminated string" and not at_end):
+        return (f"{of} starts a quoted string that is not closed on its line: add the closing quote (\" or ', as it "
+                "opens) at the end of the text; text over several lines goes in triple quotes (\"\"\"…\"\"\")")
+    if plain == "Unterminated string":
+        return ("a string in triple quotes (\"\"\" or \'\'\') is not closed before the end of the file: add the "
+                "closing quotes where the text ends")
+    if plain.startswith(("Illegal character", "Found invalid character")):
+        char = plain.rsplit(" ", 1)[-1]
+        return (f"the control character {char} is not allowed here (TOML refuses control characters in strings and "
+                "comments): delete it; in a \"…\" string it may be written as an escape such as \\u0007")
+    if plain == "Invalid value":
+        return _invalid_value(of, key, rest, at_end)
+    if plain == "Expected '=' after a key in a key/value pair":
+        word = here.strip().split()[0] if here.strip() else ""
+        word = word if re.fullmatch(r"[A-Za-z0-9_-]+", word) else "name"
+        return (f"this line has no '=' after its key: write key = value (e.g. {word} = \"…\"); a table's name "
+                f"goes in brackets ([{word}]), a comment starts with #")
+    if plain == "Invalid statement":
+        return ("this line is not a TOML statement: write key = value, a [table] or [[table]] header, or a comment "
+                "starting with #")
+    if plain.startswith("Cannot declare"):
+        header = _HEADER_LINE.fullmatch(here)
+        name = header.group(2) if header else plain.split("(", 1)[-1].split(")", 1)[0]
+        return (f"table [{name}] is declared twice: merge the two into one [{name}] table (a table of which there are "
+                f"several, such as partitions, is written [[{name}]] each time)")
+    if plain == "Cannot overwrite a value":
+        header = _HEADER_LINE.fullmatch(here) if here.lstrip().startswith("[") else None
+        if header:
+            return (f"{header.group(1)}{header.group(2)}{']' * len(header.group(1))} uses a name already given to a "
+                    "key or table above (a table written [name] cannot also be [[name]]): keep one of the two")
+        return f"{key or 'this key'} is already set above in the same table: keep one of the two lines"
+    if plain.startswith("Cannot mutate immutable namespace"):
+        return ("this adds to a table or list written inline above ({ … } or [ … ]), which TOML closes where it is "
+                "written: add the value there, or write the table as a [table] of its own")
+    if plain == "Expected ']' at the end of a table declaration":
+        return "the table header is not closed: write it as [name] with the closing ] on the same line"
+    if plain == "Expected ']]' at the end of an array declaration":
+        return "the header is not closed: write it as [[name]] with both closing brackets on the same line"
+    if plain == "Unclosed array":
+        return (f"the list in {of} is not closed where the reader expected: separate its items with commas and end it "
+                "with ], e.g. [\"a\", \"b\"]")
+    if plain == "Unclosed inline table":
+        return (f"the inline table {{ … }} in {of} is not closed: separate its entries with commas and end it "
+                "with } on the same line")
+    if plain.startswith("Duplicate inline table key"):
+        return f"the inline table {{ … }} sets {plain.rsplit(' ', 1)[-1]} twice: keep one"
+    if plain == "Unescaped '\\' in a string":
+        return ("a backslash in a \"…\" string starts an escape (\\n, \\t, \\\\): write \\\\ for one backslash, "
+                "or use single quotes ('C:\\path'), where a backslash is itself")
+    if plain in ("Invalid hex value", "Escaped character is not a Unicode scalar value"):
+        return "the \\u or \\U escape is not a character code: write \\u with 4 hex digits or \\U with 8"
+    if plain == "Expected newline or end of document after a statement":
+        return _text_after_value(of, key, keyed.group("value") if keyed else "")
+    if plain == "Invalid date or datetime":
+        return f"{of} reads as a date but is not one: put it in quotes if it is text"
+    if plain == "Invalid initial character for a key part":
+        return ("a key is missing here, or starts with a character a bare key cannot have: bare keys are letters, "
+                "digits, _ and -; put any other key in quotes (\"my key\" = …)")
+    return f"{plain} (check the TOML syntax at this place)"
+
+
+def _invalid_value(of: str, key: str, rest: str, at_end: bool) -> str:
+    """The message for a value the TOML reader cannot read (a word without quotes, nothing after '=', a list left
+    open at the end of the file)."""
+    if at_end:
+        return ("a list [ … or inline table { … is not closed before the end of the file: add the closing ] or } "
+                "after its last item")
+    word = re.match(r"[^\s,\]}#]+", rest)
+    if not word:
+        if rest.strip()[:1] in ("", "#"):
+            return f"{of} is missing: write one after '=' (text in quotes, a number, true or false, a list [ … ])"
+        return f"{of} cannot be read here: an item is missing between two commas"
+    token = word.group(0)
+    if token.lower() in ("true", "false"):
+        return f"TOML writes true and false in lower case: write {token.lower()}"
+    return f"{token} is not a TOML value: text goes in quotes (\"{token}\"); numbers, true and false do not"
+
+
+def _text_after_value(of: str, key: str, value: str) -> str:
+    """The message for a value followed by more text on its line (an unquoted time or size, two values, a comment
+    without #)."""
+    written = value.split(" #", 1)[0].strip()
+    if written and written[:1] not in "\"'[{":
+        return (f"{of} is read as a number or date up to a character it cannot hold: {written} is text, so put it in "
+                f"quotes: {key or 'key'} = \"{written}\"")
+    return f"{of} is followed by more text on its line: write one key = value per line, and start a comment with #"
 
 
 def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_name: str = "",
@@ -323,7 +458,7 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
     if default_name and not data.get("name"):
         data["name"] = default_name
     _derive_from_scratch(data)
-    unknown = _unknown_keys(data, text)  # reported together with every other problem, not instead of them
+    unknown, meant = _unknown_keys(data, text)  # reported together with every other problem, not instead of them
     name = data.get("name") if isinstance(data.get("name"), str) else ""
     typed: list[tuple[str, Any]] = []  # values of the wrong type (login_host = 5), each with where it is
     profile = None
@@ -339,17 +474,62 @@ def profile_from_toml(text: str | bytes, *, source: str = "<profile>", default_n
                 break  # a whole table of the wrong kind: the other values cannot be read without it
     if profile is None:
         raise _invalid(source, name, unknown, typed, [p for _, p in typed])
-    # without the mistyped values the rest is checked too; a top-level check of a dropped key would judge its
-    # default, not what the file says (gpu_vendor = 5 is not "none"), so those are left out
-    dropped = {p.field for _, p in typed}
-    problems = [p for p in profile.problems() if p.field not in dropped] if validate else []
-    if len(unknown) == 1 and not problems and not typed:
-        line, message = unknown[0]
-        raise ProfileError(f"{source}:{line}: {message}" if line else f"{source}: {message}")
-    if unknown or problems or typed:
-        located = typed + _located(problems, profile, text)
+    # without the mistyped values the rest is checked too. A value reported as wrong (gpus_per_node = "four"), or
+    # left unset by a misspelt key (gpus_per_nod = 4), is not its default in what the file says: the checks judge
+    # it as unknown (None), so no second problem follows from the first (GPU types "listed but GPUs per node is 0")
+    unread = _unread_fields([p.field for _, p in typed], meant)
+    checked = _with_unread(profile, unread)
+    located = _located(checked.problems(), checked, text, unread) if validate else []
+    if len(unknown) == 1 and not located and not typed:
+        line, label, message = unknown[0]
+        raise ProfileError(f"{source}:{line}: {_labelled(label, message)}" if line
+                           else f"{source}: {_labelled(label, message)}")
+    if unknown or located or typed:
+        located = typed + located
         raise _invalid(source, profile.name, unknown, located, [p for _, p in located])
     return profile
+
+
+def _labelled(label: str, message: str) -> str:
+    return f"{label}: {message}" if label else message
+
+
+def _unread_fields(dropped: list[str], meant: _Unread) -> _Unread:
+    """The fields whose values the file does not give as the model holds them, by table (see :func:`_unknown_keys`):
+    those dropped for their type (``login_host``, ``partitions[0].gpus_per_node``, ``examples.image``) and those a
+    misspelt key meant."""
+    out = {place: set(keys) for place, keys in meant.items()}
+    for field in dropped:
+        head, _, key = field.partition(".")
+        item = _ITEM.fullmatch(head)
+        if not key and "[" not in head:
+            out.setdefault(("", 0), set()).add(head)
+        elif item and item.group(1) in _LISTED_TABLES and key and "." not in key:
+            out.setdefault((item.group(1), int(item.group(2))), set()).add(key)
+        elif head == "examples" and key and "." not in key:
+            out.setdefault(("examples", 0), set()).add(key)
+    return out
+
+
+def _with_unread(profile: ClusterProfile, unread: _Unread) -> ClusterProfile:
+    """``profile`` with None in the fields of ``unread``: what the checks take for a value they do not know (each
+    such field's own problem is reported already, and left out by :func:`_located`)."""
+    import dataclasses
+    if not unread:
+        return profile
+    changes: dict[str, Any] = {}
+    for group in _LISTED_TABLES:
+        items = list(getattr(profile, group))
+        for i, item in enumerate(items):
+            keys = unread.get((group, i), set()) & {f.name for f in type(item).field_specs()}
+            if keys and isinstance(item, Spec):
+                items[i] = dataclasses.replace(item, **dict.fromkeys(keys))
+        changes[group] = tuple(items)
+    keys = unread.get(("examples", 0), set()) & {f.name for f in ExampleSettings.field_specs()}
+    if keys and isinstance(profile.examples, ExampleSettings):
+        changes["examples"] = dataclasses.replace(profile.examples, **dict.fromkeys(keys))
+    changes.update(dict.fromkeys(unread.get(("", 0), set()) & {f.name for f in ClusterProfile.field_specs()}))
+    return dataclasses.replace(profile, **changes)
 
 
 def _drop_values(data: dict[str, Any], fields: list[str]) -> bool:
@@ -384,14 +564,25 @@ def _invalid(source: str, name: Any, unknown: list[tuple[int, str]], located: li
     count = len(unknown) + len(located)
     subject = f"profile {name!r}" if isinstance(name, str) and name else "the profile"
     lines = [f"{source}: {subject} is not valid ({count} problem{'s' if count != 1 else ''}):"]
-    lines += [f"  - line {line}: {m}" if line else f"  - {m}" for line, m in unknown]
-    lines += [f"  - {where}{p}" for where, p in located]
+    lines += [f"  - line {line}, {label}: {m}" if line and label else f"  - line {line}: {m}" if line
+              else f"  - {_labelled(label, m)}" for line, label, m in unknown]
+    lines += [f"  - {where}{_shown_problem(p)}" for where, p in located]
     error = ProfileError("\n".join(lines))
     error.problems = tuple(problems)  # type: ignore[attr-defined]
     return error
 
 
 _ITEM = re.compile(r"(partitions|qos|modules)\[(\d+)\]")
+#: fields whose values a file does not give as the model holds them, by table: ``("", 0)`` the top level,
+#: ``("partitions", I)``, ``("qos", I)``, ``("examples", 0)``
+_Unread = dict[tuple[str, int], set[str]]
+
+
+def _shown_problem(problem: Any) -> str:
+    """A problem as the list of a file's problems shows it: with its field (``partitions[0].max_time: …``), except a
+    module's, whose message names its key in the file's own words (``cuda = ["cuda", "cudnn"] is a list …``)."""
+    field = getattr(problem, "field", "") or ""
+    return problem.message if field.startswith(("modules[", "modules.")) else str(problem)
 
 
 def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
@@ -411,15 +602,14 @@ def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
         if i < len(headers):
             start = headers[i].end()
             line = _line_of(text, key, start, _table_end(text, start)) or text.count("\n", 0, start) + 1
+        else:  # partitions = [ … ] written as a value, not as [[partitions]] tables
+            line = _line_of(text, group, 0, first.start() if first else len(text))
         return (f"line {line}, " if line else "") + f"{_LISTED_TABLES[group][2]} {label!r}: "
     if item:  # a module: its purpose is the key of its line in [modules]
         modules = data.get("modules")
         purposes = list(modules) if isinstance(modules, dict) else []
         i = int(item.group(2))
-        table = _MODULES_TABLE.search(text)
-        line = 0
-        if table and i < len(purposes):
-            line = _line_of(text, purposes[i], table.end(), _table_end(text, table.end()))
+        line = _module_line(text, purposes[i]) if i < len(purposes) else 0
         return (f"line {line}, " if line else "") + (f"module {purposes[i]!r}: " if i < len(purposes) else "")
     if head == "examples" and key:
         table = _EXAMPLES_TABLE.search(text)
@@ -429,31 +619,84 @@ def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
     return f"line {line}: " if line else ""
 
 
-def _unknown_keys(data: dict[str, Any], text: str) -> list[tuple[int, str]]:
-    """Remove the keys no model has (top level, ``[examples]``, each ``[[partitions]]`` and ``[[qos]]``) from ``data`` and
-    return ``(line, message)`` for each (the valid keys and the closest one; line 0 when not found), so the
-    rest of the file is still read and checked."""
-    out: list[tuple[int, str]] = []
+def _module_line(text: str, purpose: Any) -> int:
+    """The line of ``purpose`` in the file's modules: its key in ``[modules]``, else a ``[modules.PURPOSE]`` table of
+    its own, else a dotted ``modules.PURPOSE = …``; 0 when not found."""
+    if not isinstance(purpose, str):
+        return 0
+    table = _MODULES_TABLE.search(text)
+    if table:
+        line = _line_of(text, purpose, table.end(), _table_end(text, table.end()))
+        if line:
+            return line
+    name = rf"(?:\"{re.escape(purpose)}\"|'{re.escape(purpose)}'|{re.escape(purpose)})"
+    dotted = rf"\"?modules\"?[ \t]*\.[ \t]*{name}[ \t]*"
+    m = re.compile(rf"^[ \t]*(?:\[[ \t]*{dotted}\]|{dotted}=)", re.MULTILINE).search(text)
+    if m:
+        return text.count("\n", 0, m.start()) + 1
+    first = _TABLE.search(text)
+    return _line_of(text, "modules", 0, first.start() if first else len(text))  # modules = { … } written inline
+
+
+def _unknown_keys(data: dict[str, Any], text: str) -> tuple[list[tuple[int, str, str]], _Unread]:
+    """Remove the keys no model has (top level, ``[examples]``, each ``[[partitions]]`` and ``[[qos]]``) from ``data``,
+    so the rest of the file is still read and checked. Returns ``(line, table, message)`` for each (line 0 when not
+    found; ``table`` is "partition 'gpu'" inside a partition's table, else ""), and, for each table (``("", 0)`` the
+    top level, ``("partitions", I)``, ``("qos", I)``, ``("examples", 0)``), the keys a misspelt one most likely meant
+    that the table leaves unset: their defaults are not what the file says, so nothing is judged from them."""
+    out: list[tuple[int, str, str]] = []
+    meant: _Unread = {}
     examples = _EXAMPLES_TABLE.search(text)
     first = _TABLE.search(text)
-    tables: list[tuple[type[Spec], Any, int, int]] = [(ClusterProfile, data, 0, first.start() if first else len(text))]
+    tables: list[tuple[tuple[str, int], type[Spec], Any, int, int, str]] = [
+        (("", 0), ClusterProfile, data, 0, first.start() if first else len(text), "")]
     if isinstance(data.get("examples"), dict):
         start = examples.end() if examples else 0
-        tables.append((ExampleSettings, data["examples"], start, _table_end(text, start) if examples else len(text)))
-    for group, (pattern, cls, _) in _LISTED_TABLES.items():
+        tables.append((("examples", 0), ExampleSettings, data["examples"], start,
+                       _table_end(text, start) if examples else len(text), ""))
+    for group, (pattern, cls, noun) in _LISTED_TABLES.items():
         headers = list(pattern.finditer(text))
         parts = data.get(group)
         for i, part in enumerate(parts if isinstance(parts, list) else []):
             if isinstance(part, dict):
                 start = headers[i].end() if i < len(headers) else 0
-                tables.append((cls, part, start, _table_end(text, start) if i < len(headers) else len(text)))
-    for cls, table, start, end in tables:
+                name = part.get("name") if isinstance(part.get("name"), str) and part.get("name") else f"#{i + 1}"
+                tables.append(((group, i), cls, part, start, _table_end(text, start) if i < len(headers) else len(text),
+                               f"{noun} {name!r}"))
+    for place, cls, table, start, end, label in tables:
         valid = sorted(f.name for f in cls.field_specs())
         for key in [k for k in table if k not in valid and k != "kind"]:
-            del table[key]
+            value = table.pop(key)
             line = _line_of(text, key, start, end) or _line_of(text, key)
-            out.append((line, str(UnknownFieldError(cls.__name__, key, valid))))  # its message has the did-you-mean
-    return out
+            message, near = _no_such_key(cls, str(key), value, valid)
+            if near and near not in table:
+                meant.setdefault(place, set()).add(near)
+            out.append((line, label, message))
+    return out, meant
+
+
+#: how a message names the owner of a key in a profile file
+_KEY_OWNERS = {ClusterProfile: "a profile", ExampleSettings: "the [examples] table", Partition: "a partition",
+               Qos: "a QOS"}
+
+
+def _no_such_key(cls: type[Spec], key: str, value: Any, valid: list[str]) -> tuple[str, str]:
+    """``(message, the key most likely meant or "")`` for ``key = value`` in a table of ``cls`` that has no such key:
+    a table (``[x]``) or list of tables (``[[partition]]``) is named as it is written."""
+    import difflib
+    near = difflib.get_close_matches(key, valid, n=1)
+    if isinstance(value, dict):
+        shown = f"[{key}] table"
+        meant = f"[{near[0]}]" if near else ""
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        shown = f"[[{key}]] tables"
+        meant = f"[[{near[0]}]]" if near else ""
+    else:
+        shown, meant = f"key {key!r}", repr(near[0]) if near else ""
+    owner = _KEY_OWNERS.get(cls, cls.__name__)
+    if meant:
+        return f"{owner} has no {shown} (did you mean {meant}?); correct the name", near[0]
+    return f"{owner} has no {shown}; remove it, or use one of its keys: {', '.join(valid)}", ""
 
 
 def _line_of(text: str, key: str, start: int = 0, end: int | None = None) -> int:
@@ -494,26 +737,32 @@ def _table_end(text: str, after: int) -> int:
     return nxt.start() if nxt else len(text)
 
 
-def _located(problems: list[Any], profile: ClusterProfile, text: str) -> list[tuple[str, Any]]:
+def _located(problems: list[Any], profile: ClusterProfile, text: str,
+             unread: _Unread | None = None) -> list[tuple[str, Any]]:
     """Each problem with where it is: ``line N`` and, for a partition's or module's problem, which one.
 
     The problems keep their model field names (``partitions.max_time``); the prefix only helps a
-    person find the line when several partitions have the same key.
+    person find the line when several partitions have the same key. A problem of a field in ``unread`` (by table,
+    see :func:`_unread_fields`) is left out: that value's own problem is reported already.
     """
+    unread = unread or {}
     first_table = _TABLE.search(text)
     top_end = first_table.start() if first_table else len(text)
     # (model, label, start, end of its part of the text) for each partition and module
     items: list[tuple[str, Any, str, int, int]] = []
+    skipped: list[set[str]] = []  # for each item, the fields whose problems are left out
     for group, (pattern, cls, noun) in _LISTED_TABLES.items():
         headers = list(pattern.finditer(text))
-        for i, part in enumerate(p for p in getattr(profile, group) if isinstance(p, cls)):
+        for i, part in enumerate(p for p in getattr(profile, group) or () if isinstance(p, cls)):
             name = part.name if isinstance(part.name, str) and part.name else f"#{i + 1} (no name)"
             start = headers[i].end() if i < len(headers) else -1
             items.append((group, part, f"{noun} {name!r}", start, _table_end(text, start) if start >= 0 else -1))
+            skipped.append(unread.get((group, i), set()))
     modules = _MODULES_TABLE.search(text)
-    for module in (m for m in profile.modules if isinstance(m, Module)):
+    for module in (m for m in profile.modules or () if isinstance(m, Module)):
         start = modules.end() if modules else -1
         items.append(("modules", module, f"module {module.purpose!r}", start, _table_end(text, start) if start >= 0 else -1))
+        skipped.append(set())
     pending = [list(model.problems()) for _, model, _, _, _ in items]
     examples = _EXAMPLES_TABLE.search(text)
     out: list[tuple[str, Any]] = []
@@ -522,11 +771,14 @@ def _located(problems: list[Any], profile: ClusterProfile, text: str) -> list[tu
         where, owner = "", None
         group, _, key = field.partition(".")
         if key and group in ("partitions", "qos", "modules"):
-            for (kind, model, label, start, end), todo in zip(items, pending):
+            for (kind, model, label, start, end), todo, left_out in zip(items, pending, skipped):
                 match = next((q for q in todo if kind == group and q.field == key and q.message == problem.message), None)
                 if match is None:
                     continue
                 todo.remove(match)
+                if key.split(".")[0] in left_out:
+                    owner = _LEFT_OUT
+                    break
                 owner = model
                 line = 0
                 if start >= 0:
@@ -535,15 +787,23 @@ def _located(problems: list[Any], profile: ClusterProfile, text: str) -> list[tu
                 where = (f"line {line}, " if line else "") + f"{label}: "
                 break
         elif key and group == "examples":
+            if key.split(".")[0] in unread.get(("examples", 0), ()):
+                continue
             owner = profile.examples
             line = _line_of(text, key, examples.end(), _table_end(text, examples.end())) if examples else 0
             where = f"line {line}: " if line else ""
         elif field and "." not in field and "[" not in field:
+            if field in unread.get(("", 0), ()):
+                continue
             owner, key = profile, field
             line = _line_of(text, field, 0, top_end)
             where = f"line {line}: " if line else ""
-        out.append((where, _with_fix(problem, owner, key)))
+        if owner is not _LEFT_OUT:
+            out.append((where, _with_fix(problem, owner, key)))
     return out
+
+
+_LEFT_OUT = object()  # :func:`_located`'s owner of a problem it leaves out
 
 
 def _with_fix(problem: Any, model: Any, name: str) -> Any:
@@ -561,6 +821,17 @@ def _with_fix(problem: Any, model: Any, name: str) -> Any:
           and spec.info.minimum is not None and value < spec.info.minimum):
         said = re.search(r"leave it out[^.;]*", spec.info.help, re.IGNORECASE)
         fix = f"; {said.group(0)[0].lower()}{said.group(0)[1:]}" if said else "; leave it out for none"
+    elif spec.base_type is int and not spec.is_tuple and isinstance(value, str) and not value.strip().isdigit() \
+            and not spec.info.text_forms:
+        example = spec.info.placeholder if spec.info.placeholder.isdigit() else "4"
+        fix = f"; write a whole number without quotes, e.g. {name} = {example}"
+    elif spec.is_tuple and spec.info.choices and isinstance(value, tuple):
+        # runtimes = "apptainer, singularity": one text read as a list of one, where a list was meant
+        for item in value:
+            words = re.split(r"[\s,]+", item.strip()) if isinstance(item, str) else []
+            if len(words) > 1 and all(w in spec.info.choices for w in words):
+                fix = f"; write a list: {name} = [{', '.join(_toml_str(w) for w in words)}]"
+                break
     return type(problem)(problem.field, problem.message + fix) if fix else problem
 
 
@@ -624,6 +895,18 @@ def _scalars(model: Any, comments: bool) -> list[str]:
     return lines
 
 
+#: what the template says of [modules]: which keys anything loads (RUNTIME_PURPOSES), and what the others are for
+_MODULES_COMMENT = [
+    "# purpose = \"the name module load takes\", one module per key. Only the container runtimes' keys are",
+    "# loaded: apptainer, singularity (a job running singularity falls back to the apptainer key) and",
+    "# charliecloud. Jobs built for this site (the examples, the Jupyter job, the forms) load the module of",
+    "# the runtime they use, and lint (HPC409) reports a script that runs it without loading it first.",
+    "# Any other key (cuda = \"cuda/12.1\", mpi = …) is loaded by nothing: it only records a module the",
+    "# site has, so that `python -m hpcwidgets.slides check --profile NAME` accepts a deck that loads it",
+    "# by hand. Load such modules in your own job scripts.",
+]
+
+
 def profile_to_toml(profile: ClusterProfile, *, comments: bool = True) -> str:
     """The profile as TOML text that :func:`load_profile` reads back to an equal model.
 
@@ -635,7 +918,7 @@ def profile_to_toml(profile: ClusterProfile, *, comments: bool = True) -> str:
     lines += _scalars(profile, comments)
     lines += ["", "[modules]"]
     if comments:
-        lines += _comment(ClusterProfile.field_spec("modules").info.help)
+        lines += _MODULES_COMMENT
     for m in profile.modules:
         lines.append(f"{_toml_key(m.purpose)} = {_toml_str(m.name)}")
     lines += ["", "[examples]"]

@@ -144,6 +144,9 @@ class Spec:
     """
 
     kind: ClassVar[str] = ""
+    #: how a file that holds this model names one, for a message about a value of another kind in its place
+    #: (``a [[partitions]] table``); empty: by the class name (``a SlurmJob (an object)``)
+    file_noun: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -376,8 +379,15 @@ def _shown(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         text = repr(list(value))
         return f"a list {text if len(text) <= 40 else text[:37] + '…]'}"
+    if _is_date(value):
+        return f"the date or time {value.isoformat()}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _is_date(value: Any) -> bool:
+    """Whether ``value`` is a date or time (what TOML makes of 12:00:00 or 2024-05-01 written without quotes)."""
+    return type(value).__module__ == "datetime" and hasattr(value, "isoformat")
 
 
 def _missing(cls: type[Spec], f: FieldSpec) -> Problem:
@@ -429,7 +439,8 @@ def _coerce_one(t: Any, value: Any, name: str, strict: bool = False) -> Any:
         if isinstance(value, str) and hasattr(t, "from_token"):
             return t.from_token(value)  # type: ignore[attr-defined]
         article = "an" if t.__name__[:1] in "AEIOU" else "a"
-        raise ValidationError([Problem(name, f"expected {article} {t.__name__} (an object), got {_shown(value)}")])
+        wanted = t.file_noun or f"{article} {t.__name__} (an object)"
+        raise ValidationError([Problem(name, f"expected {wanted}, got {_shown(value)}")])
     if t is tuple and isinstance(value, list):
         return tuple(value)
     if t is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
@@ -449,6 +460,8 @@ def _check_type(t: Any, value: Any, name: str) -> None:
     """
     if t is str and not isinstance(value, str):
         fix = f"; write it in quotes: \"{value}\"" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+        if _is_date(value):  # TOML reads 12:00:00 or 2024-05-01 written without quotes as a time or date
+            fix = f"; write it in quotes: \"{value.isoformat()}\""
         raise ValidationError([Problem(name, f"expected text, got {_shown(value)}{fix}")])
     if t is int and (isinstance(value, bool) or not isinstance(value, (int, str))):
         raise ValidationError([Problem(name, f"expected a whole number, got {_shown(value)}")])

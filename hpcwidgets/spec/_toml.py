@@ -47,6 +47,11 @@ def _string(s: str) -> str:
     return "".join(out)
 
 
+def scalar(v: Any) -> str:
+    """One value as TOML writes it (``"text"``, ``4``, ``["a", "b"]``, ``{ k = 1 }``); TypeError for another type."""
+    return _scalar(v)
+
+
 def _scalar(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

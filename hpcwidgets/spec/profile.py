@@ -22,7 +22,9 @@ other purposes (``hdf5``, ``gcc``) are free. A partition's ``qos``, ``constraint
 kind, ``allowed_qos`` lists QOS names once each and holds the partition's ``qos`` when both are set; an entry with
 ``slurm_partition = false`` (nodes a job selects by QOS and constraint, as on NERSC Perlmutter) sets at least one
 of ``qos``/``constraint``, and no two such entries set the same pair; ``max_mem_per_job`` is a Slurm size;
-``mpi_default`` is an MPI plugin srun names (``none``, ``pmi2``, ``pmix``, ``pmix_vN``, ``cray_shasta``).
+``mpi_default`` is an MPI plugin srun names (``none``, ``pmi2``, ``pmix``, ``pmix_vN``, ``cray_shasta``). A GPU count
+that is itself wrong (``-4``, text) is that one problem: the rules that need to know whether the partition has GPUs
+(its GPU types, its per-GPU settings, ``default_gpu_partition``) leave it alone (:attr:`Partition.gpu_count_known`).
 
 Which entry a job runs on (:meth:`ClusterProfile.entry_for`, and the limits :func:`check_job` applies): the
 partition it names; without ``--partition``, the entry that is not a Slurm partition whose ``qos`` and
@@ -210,6 +212,7 @@ class Partition(_SiteLimits):
     """
 
     kind = "profile.partition"
+    file_noun = "a [[partitions]] table (name = …, max_time = … on the lines under it)"
 
     name: str = opt("", label="Partition name", role="internal", placeholder="gpu",
                     help="The name given to sbatch --partition.")
@@ -351,6 +354,14 @@ class Partition(_SiteLimits):
         return isinstance(self.gpus_per_node, int) and self.gpus_per_node > 0
 
     @property
+    def gpu_count_known(self) -> bool:
+        """Whether ``gpus_per_node`` holds a count the checks can judge (a whole number, 0 or more). A value already
+        reported as wrong (-4, "four", None for one a file left unreadable) says nothing about the partition's GPUs,
+        so the checks that need to know whether it has any leave it alone: the wrong value is the one problem."""
+        count = self.gpus_per_node
+        return isinstance(count, int) and not isinstance(count, bool) and count >= 0
+
+    @property
     def takes_jobs(self) -> bool:
         """False for a partition whose State is DOWN, DRAIN or INACTIVE: a job sent there does not run."""
         return _str(self.state).upper() in ("", "UP")
@@ -429,7 +440,7 @@ class Partition(_SiteLimits):
         for t in types:
             if isinstance(t, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+", t):
                 out.append(Problem("gpu_types", f"{t!r} is not a GPU type name (letters, digits, _ . -)"))
-        if types and not self.has_gpus:
+        if types and not self.has_gpus and self.gpu_count_known:
             out.append(Problem("gpu_types", "GPU types are listed but GPUs per node is 0; set GPUs per node or remove the types"))
         if len(set(types)) != len(types):
             out.append(Problem("gpu_types", "a GPU type is listed twice; list each once"))
@@ -483,7 +494,7 @@ class Partition(_SiteLimits):
         default, most = _positive(self.def_cpus_per_gpu), _positive(self.max_cpus_per_gpu)
         if not self.has_gpus:
             for field, value in (("def_cpus_per_gpu", default), ("max_cpus_per_gpu", most)):
-                if value:
+                if value and self.gpu_count_known:
                     out.append(Problem(field, f"{field} is set but the partition has no GPUs (GPUs per node is 0); "
                                               "remove it, or set GPUs per node"))
         elif default and most and default > most:
@@ -505,7 +516,7 @@ class Partition(_SiteLimits):
                                                   f"{self.max_mem_per_cpu}"))
         _node_size(out, "def_mem_per_gpu", self.def_mem_per_gpu, "default memory per GPU",
                    "the memory per GPU a job gets when it asks for none, e.g. 29440M, or leave it empty")
-        if _str(self.def_mem_per_gpu) and not self.has_gpus:
+        if _str(self.def_mem_per_gpu) and not self.has_gpus and self.gpu_count_known:
             out.append(Problem("def_mem_per_gpu", "def_mem_per_gpu is set but the partition has no GPUs (GPUs per "
                                                   "node is 0); remove it, or set GPUs per node"))
         return out
@@ -520,12 +531,12 @@ class Partition(_SiteLimits):
                           "the memory a job can use on the largest GPU node, e.g. 500G, or leave it empty")
         if not self.has_gpus:
             for field, value in (("gpu_node_cpus", has_cpus), ("gpu_node_mem", bool(mem))):
-                if value:
+                if value and self.gpu_count_known:
                     out.append(Problem(field, f"{field} is set but the partition has no GPUs (GPUs per node is "
                                               "0); remove it, or set GPUs per node"))
             return out
-        largest = self.cpus_per_node
-        if has_cpus and isinstance(largest, int) and not isinstance(largest, bool) and cpus > largest:
+        largest = _positive(self.cpus_per_node)  # (one below 1 is reported as such, and compared with nothing)
+        if has_cpus and largest and cpus > largest:
             out.append(Problem("gpu_node_cpus", f"the GPU nodes' {cpus} CPUs are more than CPUs per node "
                                                 f"({largest}), which is the partition's largest node; raise "
                                                 f"cpus_per_node to {cpus}, or lower gpu_node_cpus"))
@@ -611,6 +622,7 @@ class Qos(_SiteLimits):
     """
 
     kind = "profile.qos"
+    file_noun = "a [[qos]] table (name = …, max_time = … on the lines under it)"
 
     name: str = opt("", label="QOS name", role="internal", placeholder="standard",
                     help="The name given to sbatch --qos (Slurm matches it in any case).")
@@ -687,9 +699,11 @@ class Module(Spec):
     """Which environment module provides something on this site (``module load NAME``)."""
 
     kind = "profile.module"
+    file_noun = "a [modules] table (one purpose = \"module name\" per line under it)"
 
     purpose: str = opt("", label="Purpose", role="internal", placeholder="apptainer",
-                       help="What the module provides: apptainer, singularity, charliecloud, cuda, mpi, python, …")
+                       help="What the module provides: a container runtime that jobs load (apptainer, singularity, "
+                            "charliecloud), or another module the site has (cuda, mpi), which nothing loads.")
     name: str = opt("", label="Module", role="internal", placeholder="apptainer/1.3",
                     help="The name given to module load, e.g. apptainer or cuda/12.1.")
 
@@ -714,6 +728,7 @@ class ExampleSettings(Spec):
     """Site values the example workflows and lessons fill in."""
 
     kind = "profile.examples"
+    file_noun = "an [examples] table (image = …, data_dir = … on the lines under it)"
 
     image: str = opt("", label="Example image", role="internal", path=True,
                      placeholder="$SCRATCH/images/pytorch_24.05.sif",
@@ -767,6 +782,41 @@ def _vendor_problems(vendor: str, source: str) -> list[Problem]:
     return []
 
 
+def _shown_value(value: Any, bare: bool = False) -> str:
+    """A value read from a file as TOML writes it, short; a list says it is one ("a list [...]") unless ``bare``."""
+    from ._toml import scalar
+    try:
+        text = scalar(value)
+    except TypeError:
+        text = repr(value)
+    text = text if len(text) <= 50 else text[:47] + "…"
+    return f"a list {text}" if isinstance(value, (list, tuple)) and not bare else text
+
+
+def _kind_of(value: Any) -> str:
+    """What kind of TOML value ``value`` is, for a message: text, a number, a list …"""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a list" if isinstance(value, (list, tuple)) else "a table" if isinstance(value, dict) else "a value"
+
+
+def _module_value_problem(purpose: Any, value: Any) -> str:
+    """What is wrong with ``purpose = value`` in ``[modules]`` when the value is not text, and how to write it."""
+    key = purpose if isinstance(purpose, str) and re.fullmatch(r"[A-Za-z0-9_-]+", purpose) else f'"{purpose}"'
+    example = "cuda/12.1" if key == "cuda" else f"{key}/1.0" if isinstance(purpose, str) else "name/1.0"
+    if isinstance(value, (list, tuple)):
+        return (f"{key} = {_shown_value(value, bare=True)} is a list, but each [modules] key names one module: "
+                f"write {key} = \"{example}\" (one module name per key; give another module a key of its own)")
+    if isinstance(value, dict):
+        return (f"[modules.{key}] is a table, but each [modules] key names one module: write {key} = \"{example}\" "
+                "under [modules] instead")
+    return f"{key} = {_shown_value(value)} is not a module name: write it in quotes, e.g. {key} = \"{example}\""
+
+
 #: the programs of each container runtime, and the module purposes that may provide them (first named wins)
 RUNTIME_PURPOSES = {"apptainer": ("apptainer",), "singularity": ("singularity", "apptainer"),
                     "ch-run": ("charliecloud",), "ch-image": ("charliecloud",), "ch-convert": ("charliecloud",),
@@ -792,7 +842,8 @@ class ClusterProfile(Spec):
     tunnel: str | None = opt(None, label="Jupyter tunnel", role="internal",
                              choices=(TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE),
                              help="The Jupyter tunnel's form at this site, which the examples, jupyter-job, the "
-                                  "Jupyter form and make lab start from (--tunnel or HPCW_TUNNEL still wins): "
+                                  "Jupyter form and make lab start from (one job's own choice wins: jupyter-job --tunnel, the "
+                                  "form's Tunnel field, make lab's --tunnel or HPCW_TUNNEL): "
                                   "login, ssh to the login host, which forwards to the compute node's port; node, "
                                   "ssh to the compute node itself through the login host (ssh -J), for sites whose "
                                   "login nodes cannot reach compute nodes' ports but let you ssh to a node running "
@@ -814,8 +865,11 @@ class ClusterProfile(Spec):
                                 choices=("apptainer", "singularity"),
                                 help="The program name: apptainer, or singularity on older installations.")
     modules: tuple[Module, ...] = opt((), label="Modules", role="internal",
-                                      help="Module names per purpose; in TOML a table such as "
-                                           "[modules] apptainer = \"apptainer\", cuda = \"cuda/12.1\".")
+                                      help="The module (module load NAME) that provides each container runtime; in "
+                                           "TOML a [modules] table such as apptainer = \"apptainer/1.3\". Jobs load "
+                                           "only the runtimes' keys (apptainer, singularity, charliecloud), and lint "
+                                           "(HPC409) checks a script loads them; any other key (cuda, mpi) is loaded "
+                                           "by nothing and only names a module the site has, for the slides check.")
     scratch: str = opt("$SCRATCH", label="Scratch", role="internal", path=True, placeholder="/scratch/$USER",
                        help="Large shared work space visible from every node (not backed up).")
     node_local: str = opt("$TMPDIR", label="Node-local storage", role="internal", path=True,
@@ -869,10 +923,22 @@ class ClusterProfile(Spec):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
-        """Also accepts ``modules`` as a mapping ``{purpose: module}`` (the TOML table form)."""
-        modules = data.get("modules")
+        """Also accepts ``modules`` as a mapping ``{purpose: module}`` (the TOML table form). A value there that is
+        not one module name (a list, a table), or ``modules`` that is neither that table nor a list of modules, is a
+        :class:`ValidationError` saying how to write it (``modules[I].name`` for the I-th key of the table)."""
+        modules = data.get("modules") if isinstance(data, dict) else None
         if isinstance(modules, dict) and "kind" not in modules:
+            problems = [Problem(f"modules[{i}].name", _module_value_problem(purpose, name))
+                        for i, (purpose, name) in enumerate(modules.items()) if not isinstance(name, str)]
+            if problems:
+                raise ValidationError(problems)
             data = {**data, "modules": [{"purpose": k, "name": v} for k, v in modules.items()]}
+        elif modules is not None and not (isinstance(modules, (list, tuple))
+                                          and all(isinstance(m, (dict, Module)) for m in modules)):
+            raise ValidationError([Problem("modules", f"{_shown_value(modules, bare=True)} is "
+                                                      f"{_kind_of(modules)}, but modules is a table: write [modules] "
+                                                      "on a line of its own and one purpose = \"module\" per line "
+                                                      "under it, e.g. apptainer = \"apptainer/1.3\"")])
         return super().from_dict(data)
 
     # -- look-ups ----------------------------------------------------------------------------
@@ -1142,16 +1208,20 @@ class ClusterProfile(Spec):
     def _partition_checks(self) -> list[Problem]:
         out: list[Problem] = []
         parts = [p for p in _tup(self.partitions) if isinstance(p, Partition)]
-        names = [p.name for p in parts]
+        names = [p.name for p in parts if isinstance(p.name, str)]
+        # whether every partition's name can be read: a list of partitions the file left unreadable (None), or a
+        # partition whose name is (each has its own problem), may hold the one a default names, so a default that
+        # names none of the others is then no second problem
+        listed = isinstance(self.partitions, tuple) and len(names) == len(parts)
         dups = sorted({n for n in names if names.count(n) > 1})
         if dups:
             out.append(Problem("partitions", f"partition {', '.join(dups)} is defined more than once; "
                                              "partition names must be unique"))
         valid = ", ".join(dict.fromkeys(names)) or "(no partitions defined)"
-        if self.default_partition and self.default_partition not in names:
+        if listed and self.default_partition and self.default_partition not in names:
             out.append(Problem("default_partition", f"{self.default_partition!r} is not one of the partitions; "
                                                     f"use one of: {valid}"))
-        defaults = [p.name for p in parts if p.is_default is True]
+        defaults = [p.name for p in parts if p.is_default is True and isinstance(p.name, str)]
         if len(defaults) > 1:
             out.append(Problem("partitions", f"{', '.join(defaults)} are all marked as the default; mark only one"))
         if defaults and self.default_partition in names and self.default_partition != defaults[0]:
@@ -1164,10 +1234,13 @@ class ClusterProfile(Spec):
                                                         "(gpu_jobs_to_default_gpu_partition = true), but none is "
                                                         f"named; set default_gpu_partition to {hint}"))
         if self.default_gpu_partition:
-            if self.default_gpu_partition not in names:
-                out.append(Problem("default_gpu_partition", f"{self.default_gpu_partition!r} is not one of the "
-                                                            f"partitions; use one of: {valid}"))
-            elif self.default_gpu_partition not in gpu_names:
+            named = next((p for p in parts if p.name == self.default_gpu_partition), None)
+            if named is None:
+                if listed:
+                    out.append(Problem("default_gpu_partition", f"{self.default_gpu_partition!r} is not one of the "
+                                                                f"partitions; use one of: {valid}"))
+            elif self.default_gpu_partition not in gpu_names and named.gpu_count_known:
+                # (a GPU count already reported as wrong is that partition's problem, not the default's)
                 hint = f"use one with GPUs: {', '.join(gpu_names)}" if gpu_names else "no partition has GPUs"
                 out.append(Problem("default_gpu_partition", f"partition {self.default_gpu_partition!r} has no GPUs; {hint}"))
         selectors = [(_str(p.qos), _str(p.constraint)) for p in parts if not p.is_slurm_partition]
