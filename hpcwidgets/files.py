@@ -329,19 +329,23 @@ def follow_links(path: Path) -> Path:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str, *, force: bool = False, backup: bool = False,
-                 executable: bool = False) -> Path:
+                 executable: bool = False, make_folders: bool = True) -> Path:
     """Write ``text`` to ``path`` atomically and return the absolute path written.
 
     Raises :class:`OverwriteError` when the file (or a symbolic link of that name) exists and
     ``force`` is false; the message names the way to replace it. With ``backup`` the previous content
     is kept under a fresh name (see :func:`write_file`). A replaced file keeps its permission bits;
-    a new script can be made executable. Every other failure is a :class:`FileError` ("cannot write …").
+    a new script can be made executable. Missing folders on the way are created, unless ``make_folders``
+    is false: then a path whose folder does not exist is refused (:func:`missing_folder_message`), so a
+    mistyped folder name typed by a person makes no new folders (the folder of a symbolic link's target,
+    which the link names, is still created when replacing the link is allowed). Every other failure is a
+    :class:`FileError` ("cannot write …").
     """
-    return write_file(path, text, force=force, backup=backup, executable=executable).path
+    return write_file(path, text, force=force, backup=backup, executable=executable, make_folders=make_folders).path
 
 
 def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, backup: bool = False,
-               executable: bool = False) -> Written:
+               executable: bool = False, make_folders: bool = True) -> Written:
     """:func:`write_atomic`, also returning the backup's name.
 
     A symbolic link is written through: its target gets the new text and the link stays. A dangling
@@ -387,6 +391,8 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
     if blocker is not None:
         raise FileError(f"cannot write {given}: {blocker} is a file, not a folder, so nothing can be saved inside it; "
                         f"choose a name outside it, e.g. {blocker.parent / target.name}", str(given))
+    if not make_folders and not given.parent.is_dir():  # the folder typed (a link's target folder is the link's)
+        raise FileError(f"cannot write {given}: {missing_folder_message(given.parent)}", str(given))
     tmp = ""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -473,6 +479,21 @@ def _not_replaceable(target: Path) -> str:
         return (f"it belongs to another user and {folder} only lets a file's owner replace it; choose another "
                 "name")
     return ""
+
+
+def missing_folder_message(folder: Path) -> str:
+    """Why nothing is saved into ``folder``, which does not exist, and what to do: create it first, or check the
+    path (the first missing folder's closest existing name is suggested: a typo should make no new folders)."""
+    import difflib
+    first = next((p for p in reversed((folder, *folder.parents)) if not os.path.lexists(p)), folder)
+    try:
+        names = [p.name for p in first.parent.iterdir() if p.is_dir()]
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(first.name, names, n=1, cutoff=0.75)
+    meant = f"did you mean {first.parent / close[0]}? " if close else ""
+    return (f"the folder {first} does not exist; {meant}check the path, or create the folder first "
+            f"(mkdir -p {shlex.quote(str(folder))}) and save again")
 
 
 def _file_in_the_way(folder: Path) -> Path | None:

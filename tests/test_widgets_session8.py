@@ -94,6 +94,10 @@ def test_a_partition_this_cluster_lacks_is_said_before_submitting_with_the_profi
     (found,) = cluster_findings(b)
     assert "choose one of its partitions in Partition" in found.message and "profile" not in found.message
     b.controls["slurm.partition"].value = "debug"      # … then one of its partitions
+    # and a runtime it runs: local renders Apptainer's commands only, and Submit refuses a job that runs them
+    assert any("choose Container = charliecloud" in f.message for f in b.findings)
+    b.controls["container.runtime"].value = "charliecloud"
+    b.controls["container.image"].value = "/var/tmp/hpcw-images/trainer"   # an image directory ch-run reads
     assert cluster_findings(b) == [] and b.submit_note.value == ""
     b.submit()
     assert slurm_answers == [b.text]

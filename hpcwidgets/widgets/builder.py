@@ -196,10 +196,17 @@ class Builder(w.VBox):
         self._lint_cache: OrderedDict[str, list[Any]] = OrderedDict()
         self._read_back_cache: OrderedDict[str, Any] = OrderedDict()
         self._replace_path: str | None = None
+        self._cannot_run = ""  # why the profile's cluster cannot run the job (render_only_message), or ""
         self.form = Form(())
         self._field_controls: dict[str, w.Widget] = {}
         self._rows: dict[str, w.Widget] = {}
         self._help: dict[str, w.HTML] = {}
+        #: each field's error message, shown under its control (the Findings column says it too)
+        self._field_errors: dict[str, w.HTML] = {}
+        #: the Advanced part that holds a field, opened when that field is marked
+        self._disclosures: dict[str, "Disclosure"] = {}
+        #: the profile's own message for each field it marks (lint may say the same at a line instead)
+        self._mark_messages: dict[str, list[str]] = {}
         self._off_notes: dict[str, w.HTML] = {}
         self._invalid: set[str] = set()
         self._marks: set[str] = set()
@@ -238,6 +245,8 @@ class Builder(w.VBox):
         self.submit_button = w.Button(description="Submit", icon="play", button_style="primary",
                                       tooltip="Submit the preview with sbatch")
         self.submit_note = w.HTML("")
+        #: why Submit refuses the job (a runtime the profile's cluster does not run), next to the button
+        self.refused_note = w.HTML("")
         self.job_panel = JobPanel(poll_seconds=poll_seconds)
         self.profile_selector = w.Dropdown(options=self._profile_options(), value=self._profile_name(),
                                            description="Cluster profile", style=DESCRIPTION_STYLE,
@@ -273,11 +282,12 @@ class Builder(w.VBox):
         main = w.HBox([self.form_view, side], layout=w.Layout(flex_flow="row wrap", width="100%"))
         actions = w.HBox([self.copy_button, self.path_text, self.save_button, self.replace_button],
                          layout=w.Layout(flex_flow="row wrap", align_items="center"))
-        load = w.Accordion([w.VBox([self.load_text, w.HBox([self.load_button, self.open_button, self.reset_button])])],
-                           titles=("Load or reset",))
+        buttons = w.HBox([self.load_button, self.open_button, self.reset_button])
+        self.load_section = Disclosure("Load or reset", [self.load_text, buttons], what="Load and Reset")
+        load = self.load_section
         children = [self.style_view, *header, main, actions, self.status, load]
         if self._submitter is not None:
-            children += [self.submit_button, self.submit_note, self.job_panel]
+            children += [self.submit_button, self.submit_note, self.refused_note, self.job_panel]
         self.children = children
         self._refresh()
 
@@ -465,11 +475,12 @@ class Builder(w.VBox):
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the preview atomically; OverwriteError if the file exists and ``overwrite`` is false,
         ValidationError while the preview is out of date (it shows the last valid text, not the form).
-        A draft (the form's own text, still with errors) can be saved."""
+        A draft (the form's own text, still with errors) can be saved. A file in a folder that does not exist is
+        refused (FileError naming the folder): a mistyped folder name makes no new folders."""
         if self._stale and not self._draft:
             raise ValidationError(self._error_problems(), subject="the form")
         from ..files import write_atomic
-        return write_atomic(path, self._text, force=overwrite)
+        return write_atomic(path, self._text, force=overwrite, make_folders=False)
 
     def apply_fix(self, finding: Any) -> bool:
         """Apply a lint finding's fix to the preview text and reload the form from the result.
@@ -515,6 +526,8 @@ class Builder(w.VBox):
             raise RunError("Slurm is not available here (no sbatch, or the controller does not answer)")
         if self._stale:
             raise ValidationError(self._error_problems(), subject="the form")
+        if self._cannot_run:  # before sbatch: the job would only fail on the node
+            raise RunError(self._cannot_run)
         job = self._submitter(self._text)
         if job.id:  # a job sbatch accepted without a readable id cannot be followed (see _on_submit)
             self.job_panel.follow(job)
@@ -635,6 +648,7 @@ class Builder(w.VBox):
         self.form = Form(self.sections(base))
         values = self.form.values(base)
         self._field_controls, self._rows, self._help = {}, {}, {}
+        self._field_errors, self._disclosures = {}, {}
         self._off_notes = {}
         self._invalid = set()
         boxes = []
@@ -648,7 +662,9 @@ class Builder(w.VBox):
                 (advanced if fld.advanced else main).append(row)
             parts: list[w.Widget] = list(main)
             if advanced:
-                parts.append(w.Accordion([w.VBox(advanced)], titles=("Advanced",)))
+                more = Disclosure("Advanced", advanced, what="advanced fields", count=len(advanced))
+                self._disclosures.update({fld.key: more for fld in section.fields if fld.advanced})
+                parts.append(more)
             boxes.append((section.title, w.VBox(parts)))
         self.form_view.children = [self._layout_sections(boxes)]
         self._update_partitions()
@@ -669,11 +685,13 @@ class Builder(w.VBox):
             control = self._partition_control(fld, value)
         elif fld.kind == "int":
             lo, hi = fld.spec.info.minimum, fld.spec.info.maximum
-            hint = placeholder or ("empty for the default" if fld.spec.optional else "")
+            # short enough to show whole in the box: the help under it says the rest
+            hint = placeholder or ("empty: default" if fld.spec.optional else "")
             if lo is not None or hi is not None:
-                bounds = f"{lo if lo is not None else ''}–{hi if hi is not None else ''}"
-                hint = f"{bounds}" + (", empty for the default" if fld.spec.optional else "")
-            control = w.Text(value=value, placeholder=hint, layout=w.Layout(width="24em"), **common)
+                bounds = f"{lo}–{hi}" if lo is not None and hi is not None else f"≥ {lo}" if lo is not None \
+                    else f"≤ {hi}"
+                hint = bounds + (" (empty: default)" if fld.spec.optional else "")
+            control = w.Text(value=value, placeholder=hint, layout=w.Layout(width="26em"), **common)
             control.add_class("hpcw-int")
         elif fld.kind in ("text", "words"):
             control = w.Text(value=value, placeholder=placeholder, layout=w.Layout(width="100%"), **common)
@@ -685,11 +703,13 @@ class Builder(w.VBox):
                                  layout=w.Layout(width="100%"), **common)
         self._watch(fld, control)
         help_view = w.HTML(self._help_html(fld, ""))
-        row = w.VBox([control, help_view], layout=w.Layout(width="100%"))
+        error_view = w.HTML("", layout=w.Layout(display="none"))
+        row = w.VBox([control, error_view, help_view], layout=w.Layout(width="100%"))
         row.add_class("hpcw-field")
         self._field_controls[fld.key] = control
         self._rows[fld.key] = row
         self._help[fld.key] = help_view
+        self._field_errors[fld.key] = error_view
         return row
 
     def _watch(self, fld: Field, control: w.Widget) -> None:
@@ -957,7 +977,10 @@ class Builder(w.VBox):
         except Exception as exc:
             findings.append(FormFinding("CHECK", "error", 0, _bug("Checking the form's values", exc)))
         bad = bool(findings)
-        findings += typed_code_findings(self.form, model)  # warnings: the preview stays the model's
+        # warnings (the preview stays the model's), at a field that holds no error: a value refused outright is
+        # not written at all, so how the program would get it does not apply
+        erred = {getattr(f, "field", "") for f in findings} - {""}
+        findings += [f for f in typed_code_findings(self.form, model) if f.field not in erred]
         if self._load_problem is not None:
             findings.insert(0, self._load_problem)
         text = ""
@@ -995,7 +1018,14 @@ class Builder(w.VBox):
             profile_findings = [(FormFinding("CHECK", "error", 0, _bug("Checking the profile's limits", exc)), "")]
         findings += [f for f, raw in profile_findings if raw not in linted]
         findings += self._cluster_findings(model)
+        self._cannot_run = render_only_message(self.profile, model)
+        if self._cannot_run:  # said before Submit, which refuses the job (submit)
+            findings.append(FormFinding("PROFILE", "error", 0, self._cannot_run))
         self._marks = {f.field for f, _ in profile_findings if f.field}
+        self._mark_messages = {}
+        for f, raw in profile_findings:
+            if f.field:
+                self._mark_messages.setdefault(f.field, []).append(raw or f.message)
         # a problem the model reports at its field and lint reports at its line is shown once, at the field
         # (lint's copy stays when it brings a fix)
         said = [f.message for f in findings]
@@ -1089,6 +1119,10 @@ class Builder(w.VBox):
         note = f"<span class='hpcw-stale' role='status'>⚠ {escape(said)}</span>" if said else ""
         if self.submit_note.value != note:
             self.submit_note.value = note
+        refused = (f"<span class='hpcw-status-error' role='status'>✖ Submit refuses this job: {escape(self._cannot_run)}."
+                   "</span>") if self._cannot_run else ""
+        if self.refused_note.value != refused:
+            self.refused_note.value = refused
         invalid = {f.field for f in self._findings if getattr(f, "field", "") and f.severity == "error"}
         invalid |= self._marks
         for key in self._invalid - invalid:
@@ -1098,6 +1132,7 @@ class Builder(w.VBox):
             if key in self._rows:
                 self._rows[key].add_class("hpcw-invalid")
         self._invalid = invalid
+        self._show_field_errors(invalid)
         self._mark_off_layers(model)
         try:
             self._update_limits(model)
@@ -1113,6 +1148,29 @@ class Builder(w.VBox):
             self._shown_findings = shown
             self.findings_view.children = [self._finding_row(f) for f in self._findings] or \
                 [w.HTML("<div class='hpcw-finding hpcw-ok'>✔ No findings.</div>")]
+
+    def _show_field_errors(self, invalid: set[str]) -> None:
+        """Under each marked control, the messages that mark it (small, in the error colour): at a narrow width the
+        Findings column is far below the field. An Advanced part holding a marked field is opened."""
+        said: dict[str, list[str]] = {}
+        for f in self._findings:
+            key = getattr(f, "field", "")
+            if key in invalid and f.severity == "error" and f.message not in said.get(key, []):
+                said.setdefault(key, []).append(f.message)
+        for key, messages in self._mark_messages.items():
+            if key in invalid and key not in said:
+                said[key] = list(dict.fromkeys(messages))
+        for key, view in self._field_errors.items():
+            html = "".join(f"<div class='hpcw-field-error' role='status'>{SEVERITY_ICONS['error']} {escape(m)}</div>"
+                           for m in said.get(key, ()))
+            if view.value != html:
+                view.value = html
+            display = "" if html else "none"
+            if view.layout.display != display:
+                view.layout.display = display
+            more = self._disclosures.get(key)
+            if html and more is not None and not more.expanded:
+                more.expanded = True
 
     def _mark_off_layers(self, model: Any) -> None:
         """Disable the controls of each layer that is off (srun, torchrun while their switch is off) and say so in
@@ -1450,7 +1508,9 @@ class JupyterJobBuilder(Builder):
     def default_model(cls, profile: Any) -> Any:
         # a time that fits the default partition (a debug queue's hour), as jupyter-job --profile writes
         if profile is not None:
-            return JupyterJob.for_profile(profile)
+            job = JupyterJob.for_profile(profile)
+            here = _python_with_jupyterlab(profile)
+            return job.replace(python=here) if here else job
         # the tunnel needs a login host, which only a site knows: the generic example's stands in (and shows what
         # to write) until one is typed or a profile chosen; no partition, so the job runs wherever Slurm puts it
         from ..profiles import load_profile
@@ -1499,12 +1559,22 @@ class WorkflowBuilder(Builder):
 
     @classmethod
     def default_model(cls, profile: Any) -> Any:
+        """One node, torchrun with a worker per GPU of the profile's default GPU partition, in a container of a
+        runtime the profile's cluster runs (not one it only renders, :func:`runnable_runtime`), with CPUs for the
+        workers as the shipped examples ask for them (so the first form is one the linter finds nothing wrong with)."""
         part = profile.default(gpu=True) if profile is not None else None
         image = getattr(getattr(profile, "examples", None), "image", "") or "$SCRATCH/images/pytorch_24.05.sif"
         gpus = part.gpus_per_node if part is not None and part.has_gpus else 0
         where = profile.job_fields(part) if profile is not None else {}
-        model = Workflow.single_node("train.py", image=image, gpus_per_node=gpus, torchrun=True,
-                                     gpu_vendor=getattr(profile, "gpu_vendor", "nvidia") or "nvidia",
+        cpus = _cpus_for_workers(part, gpus)
+        if cpus:
+            where["cpus_per_task"] = cpus
+        runtime = runnable_runtime(profile)
+        box = None
+        if runtime == "charliecloud":  # ch-run cannot read SIF: the SquashFS file ch-convert makes next to it
+            box = _charliecloud(image[:-len(".sif")] + ".sqfs" if image.endswith(".sif") else image, ())
+        model = Workflow.single_node("train.py", container=box, image=image, runtime=runtime, gpus_per_node=gpus,
+                                     torchrun=True, gpu_vendor=getattr(profile, "gpu_vendor", "nvidia") or "nvidia",
                                      job_name="train", time="01:00:00", **where)
         # the runtime's module loaded, the site's name for Apptainer: what workflow --profile writes
         return profile.place(model) if profile is not None else model
@@ -1568,12 +1638,9 @@ class WorkflowBuilder(Builder):
                                               else "$SCRATCH/images/myenv.sqfs")
         binds = tuple(getattr(old, "binds", ()))
         if runtime == "charliecloud":
-            # ch-run starts in the image's / and mounts no project folder: bind the submit directory at the
-            # first free /mnt/N (most images have /mnt/0 … /mnt/9) and start there, so train.py is found
-            used = {bind_destination(b).rstrip("/") for b in binds}
-            mount = next((f"/mnt/{n}" for n in range(10) if f"/mnt/{n}" not in used), "")
-            if mount:
-                return make_container(runtime, image, (*binds, Bind("$PWD", mount)), cd=mount)
+            box = _charliecloud(image, binds)
+            if box is not None:
+                return box
         return self._gpu_flag(make_container(runtime, image, binds), model)
 
     def _gpu_flag(self, box: Any, model: Any) -> Any:
@@ -1672,6 +1739,93 @@ class WorkflowBuilder(Builder):
         return gpu_vendor_of(self.profile, model, self._base)
 
 
+def _charliecloud(image: str, binds: tuple[Bind, ...]) -> Any:
+    """A first ``ch-run`` of ``image``: ch-run starts in the image's / and mounts no project folder, so the submit
+    directory is bound at the first free /mnt/N (most images have /mnt/0 … /mnt/9) and the step starts there, where
+    train.py is found. None when /mnt/0 … /mnt/9 are all taken."""
+    used = {bind_destination(b).rstrip("/") for b in binds}
+    mount = next((f"/mnt/{n}" for n in range(10) if f"/mnt/{n}" not in used), "")
+    return make_container("charliecloud", image, (*binds, Bind("$PWD", mount)), cd=mount) if mount else None
+
+
+def runnable_runtime(profile: Any) -> str:
+    """The container runtime a new job of ``profile`` uses: the first of its runtimes that its cluster runs (not
+    listed in ``runtimes_render_only``, whose commands are only shown: the practice cluster has Charliecloud, not
+    Apptainer); apptainer without a profile, or when the profile runs none."""
+    if profile is None:
+        return "apptainer"
+    shown_only = set(getattr(profile, "runtimes_render_only", ()) or ())
+    runs = [r for r in getattr(profile, "runtimes", ()) or () if r not in shown_only]
+    runtime = runs[0] if runs else "apptainer"
+    return "apptainer" if runtime == "singularity" else runtime  # the site's name for Apptainer: profile.place
+
+
+def _cpus_for_workers(part: Any, gpus: int) -> int:
+    """CPUs per task for one task that starts a worker per GPU (torchrun): up to 8 per GPU, the GPU nodes' CPUs
+    shared out among their GPUs and within the partition's per-job limit, as the shipped examples ask; 0 (Slurm's
+    default) without GPUs or when the partition does not say its CPUs."""
+    if part is None or gpus < 1:
+        return 0
+    node = part.cpus_for(True)
+    if not isinstance(node, int) or isinstance(node, bool) or node < 1:
+        return 0
+    cpus = min(max(1, min(8, node // gpus)) * gpus, node)
+    limit = getattr(part, "max_cpus_per_job", None)
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        cpus = min(cpus, limit)
+    return cpus
+
+
+def _runtime_program(box: Any) -> tuple[str, str]:
+    """The profile's name for the runtime of the container layer ``box`` and the program the job calls, e.g.
+    ``("charliecloud", "ch-run")``; ``("", "")`` for no container."""
+    if isinstance(box, ChRun):
+        return "charliecloud", "ch-run"
+    if isinstance(box, ApptainerRun):
+        binary = str(box.binary or "apptainer")
+        return binary.rsplit("/", 1)[-1], binary
+    return "", ""
+
+
+def render_only_message(profile: Any, model: Any) -> str:
+    """Why a job of ``model`` cannot run on ``profile``'s cluster, or "": its container runtime is one the profile
+    lists as render-only (not installed there: the job would stop with "command not found"), and what to choose."""
+    if profile is None:
+        return ""
+    runtime, program = _runtime_program(getattr(model, "container", None))
+    if not runtime or runtime not in (getattr(profile, "runtimes_render_only", ()) or ()):
+        return ""
+    runs = [r for r in profile.runtimes if r not in profile.runtimes_render_only]
+    fix = (f"choose Container = {runs[0]} (the runtime it runs)" if runs else
+           "run the program without a container, or use a profile for a cluster that has it")
+    return (f"{runtime} is not installed on the cluster of profile {profile.name} (it lists {runtime} as render-only: "
+            f"its commands are shown, not run), so this job would stop with '{program}: command not found'; {fix}")
+
+
+#: login hosts that are the machine the kernel runs on
+_THIS_MACHINE = ("localhost", "127.0.0.1", "::1")
+
+
+def _python_with_jupyterlab(profile: Any) -> str:
+    """The kernel's own Python when ``profile``'s jobs run on this machine and it has JupyterLab, else "".
+
+    A profile whose login host is this machine is the practice cluster's (its nodes are this machine too): there the
+    Python running this form is on every node, and with JupyterLab installed it starts it (``python -m jupyterlab``),
+    where a bare ``jupyter`` may not be on the job's PATH. On a real cluster the nodes have their own environments,
+    and the field stays ``jupyter`` for the person to point at theirs."""
+    import importlib.util
+    import socket
+    import sys
+    host = str(getattr(profile, "login_host", "") or "")
+    if not host or host not in (*_THIS_MACHINE, socket.gethostname()):
+        return ""
+    try:
+        found = importlib.util.find_spec("jupyterlab") is not None
+    except (ImportError, ValueError):
+        found = False
+    return sys.executable if found and sys.executable else ""
+
+
 def _commands_back(job: SlurmJob, text: str) -> SlurmJob:
     """``job``, read from ``text`` (:func:`hpcwidgets.parse.parse_job`, which keeps the lines from the first real
     work on as commands) when it found none, so every shell line is a set-up line: with its last lines back in
@@ -1739,6 +1893,49 @@ def _datalist_safe(names: tuple[str, ...]) -> tuple[str, ...]:
     """``names`` without those a Combobox's list would write into the page as markup (a profile is a file anyone
     can edit); such a name can still be typed."""
     return tuple(n for n in names if _DATALIST_SAFE.fullmatch(n))
+
+
+class Disclosure(w.VBox):
+    """A part of the form that opens and closes (Advanced, Load or reset). ipywidgets' Accordion header is no
+    button and takes no keyboard focus, so its parts could only be opened with a mouse; here a real button opens
+    and closes it (Tab to it, then Enter or Space), its label saying what it does: "Show advanced fields (3)",
+    "Hide advanced fields"."""
+
+    def __init__(self, title: str, children: list[w.Widget], *, what: str = "", count: int = 0, expanded: bool = False,
+                 **kw: Any):
+        self.title = title
+        self.what = what or title
+        self.count = count
+        self.toggle = w.ToggleButton(value=expanded, layout=w.Layout(width="auto", max_width="100%"))
+        self.toggle.add_class("hpcw-disclosure-toggle")
+        self.body = w.VBox(children, layout=w.Layout(width="100%", display="" if expanded else "none"))
+        self.body.add_class("hpcw-disclosure-body")
+        super().__init__([self.toggle, self.body], **kw)
+        self.add_class("hpcw-disclosure")
+        self.toggle.observe(self._on_toggle, names="value")
+        self._label()
+
+    @property
+    def expanded(self) -> bool:
+        """Whether the part is shown."""
+        return bool(self.toggle.value)
+
+    @expanded.setter
+    def expanded(self, value: bool) -> None:
+        self.toggle.value = bool(value)
+
+    def _on_toggle(self, change: dict) -> None:
+        self.body.layout.display = "" if change["new"] else "none"
+        self._label()
+
+    def _label(self) -> None:
+        what = self.what
+        shown = self.expanded
+        self.toggle.description = (f"Hide {what}" if shown else
+                                   f"Show {what}" + (f" ({self.count})" if self.count else ""))
+        self.toggle.icon = "caret-down" if shown else "caret-right"
+        self.toggle.tooltip = (f"{self.title}: shown; click (or press Enter) to hide it" if shown else
+                               f"{self.title}: hidden; click (or press Enter) to show it")
 
 
 class Controls(Mapping):

@@ -46,6 +46,41 @@ body[data-jp-theme-light="false"] .hpcw-builder { --hpcw-error: var(--jp-error-c
 .hpcw-builder .hpcw-status { font-size: var(--jp-ui-font-size1); color: var(--jp-ui-font-color1); }
 .hpcw-builder .hpcw-status-error { color: var(--hpcw-error); }
 .hpcw-builder .hpcw-ok { color: var(--jp-success-color1); }
+/* findings and status: their own line height, not the 28 px of a control's row that ipywidgets' HTML has (a finding
+   beside an Apply fix button had its lines spread apart) */
+.hpcw-builder .hpcw-finding, .hpcw-builder .hpcw-status, .hpcw-builder .hpcw-stale { line-height: 1.4; }
+/* a field's own error message, under it */
+.hpcw-builder .hpcw-field-error { color: var(--hpcw-error); font-size: var(--jp-ui-font-size0); line-height: 1.3;
+  margin: 0 0 2px 0; }
+/* Advanced, Load or reset: a button that opens its part (keyboard: Tab to it, Enter or Space) */
+.hpcw-builder .hpcw-disclosure { margin: var(--hpcw-gap) 0; }
+.hpcw-builder .hpcw-disclosure-toggle { text-align: left; font-weight: bold; }
+.hpcw-builder .hpcw-disclosure-body { box-sizing: border-box; padding-left: 6px;
+  border-left: 2px solid var(--jp-border-color2); }
+.hpcw-builder .hpcw-disclosure-toggle:focus-visible, .hpcw-builder .hpcw-preview pre:focus-visible,
+.hpcw-builder .hpcw-job pre:focus-visible { outline: 2px solid var(--jp-brand-color1); outline-offset: 1px; }
+/* the preview keeps to its column and scrolls sideways (ipywidgets' HTML content does not shrink: a long line made
+   it wider than the column, and the output area cut it off) */
+.hpcw-builder .hpcw-preview { box-sizing: border-box; max-width: calc(100% - 2 * var(--jp-widgets-margin)); }
+.hpcw-builder .hpcw-preview > .widget-html-content { flex: 1 1 auto; min-width: 0; max-width: 100%; }
+.hpcw-builder .hpcw-preview pre { box-sizing: border-box; max-width: 100%; }
+/* tab titles wrap onto a second row rather than being cut ("Job step (sru") */
+.hpcw-builder .jupyter-widgets.jupyter-widget-tab > .lm-TabBar > .lm-TabBar-content { flex-wrap: wrap; }
+.hpcw-builder .jupyter-widgets.jupyter-widget-tab > .lm-TabBar .lm-TabBar-tab { flex: 0 0 auto; max-width: 100%; }
+/* a field's control fits its row, margins included (a full-width box stuck out past the tab panel's border) */
+.hpcw-builder .hpcw-field > .jupyter-widgets { box-sizing: border-box;
+  max-width: calc(100% - 2 * var(--jp-widgets-margin)); }
+/* a narrow form (800 px with JupyterLab's side bar open): each label above its box, so boxes get the whole width
+   and their text and placeholders are not cut */
+.hpcw-builder { container-type: inline-size; }
+@container (max-width: 560px) {
+  .hpcw-builder .hpcw-field > .widget-inline-hbox { flex-wrap: wrap; width: auto !important; height: auto; }
+  .hpcw-builder .hpcw-field > .widget-inline-hbox > .widget-label { width: 100% !important; max-width: none;
+    text-align: left; }
+  .hpcw-builder .hpcw-field > .widget-inline-hbox > input, .hpcw-builder .hpcw-field > .widget-inline-hbox > textarea,
+  .hpcw-builder .hpcw-field > .widget-inline-hbox > select { flex: 1 1 auto; min-width: 0;
+    min-height: var(--jp-widgets-inline-height); }
+}
 .hpcw-builder .hpcw-job pre { font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size);
   background: var(--jp-layout-color2); color: var(--jp-content-font-color1); max-height: 16em; overflow: auto; margin: 0; }
 """
@@ -66,7 +101,10 @@ def highlight(text: str, language: str = "bash") -> str:
     from pygments import highlight as run
     bash, plain, formatter = _tools()
     body = run(text, bash if language == "bash" else plain, formatter)
-    return f'<pre class="hpcw-code" aria-label="preview">{body}</pre>'
+    # focusable (tabindex), so a keyboard can scroll a long line sideways (its arrow keys are not JupyterLab's
+    # shortcuts there: data-lm-suppress-shortcuts); a named region says what it is
+    return (f'<pre class="hpcw-code" tabindex="0" role="region" aria-label="preview" '
+            f'data-lm-suppress-shortcuts="true">{body}</pre>')
 
 
 def escape(text: str) -> str:

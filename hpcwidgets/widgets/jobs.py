@@ -53,6 +53,7 @@ class JobPanel(w.VBox):
         self._stop = threading.Event()
         self.layout.display = ""
         self.cancel_button.disabled = False
+        self.cancel_button.layout.display = ""
         self._show(f"job {escape(job.id)} submitted", "")
         self._thread = threading.Thread(target=self._loop, name=f"hpcw-job-{job.id}", daemon=True)
         self._thread.start()
@@ -94,10 +95,12 @@ class JobPanel(w.VBox):
         except RunError as exc:
             tail = f"(no output yet: {exc})"
         self._show(f"job {escape(job.id)}: <b>{escape(state)}</b>, elapsed {escape(elapsed or '0:00')}",
-                   f"<pre>{escape(tail)}</pre>")
-        if state in _final_states():
+                   f"<pre tabindex='0' role='region' aria-label='job output' data-lm-suppress-shortcuts='true'>"
+                   f"{escape(tail)}</pre>")
+        if state in _final_states():  # nothing left to cancel: the button goes (disabled first, for a click on its way)
             self.cancel_button.disabled = True
-        # published last: whoever sees a final state also sees that poll's output and a disabled Cancel
+            self.cancel_button.layout.display = "none"
+        # published last: whoever sees a final state also sees that poll's output and a disabled, hidden Cancel
         self.state = state
         return state
 
