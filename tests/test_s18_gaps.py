@@ -30,7 +30,7 @@ TWO_NODES_8 = job("--nodes=2", "--gpus-per-node=8", "--time=04:00:00")
 
 @pytest.mark.parametrize("command, shown", [
     ("python -m sglang.launch_server --model-path m --tp 8", "python -m sglang.launch_server --tp 8 starts 8 ranks"),
-    ("python3 -u -m sglang.launch_server --model-path m --tp-size 8", "python3 -m sglang.launch_server --tp-size 8"),
+    ("python3 -u -m sglang.launch_server --model-path m --tp-size 8", "python3 -u -m sglang.launch_server --tp-size 8"),
     ("sglang serve --model-path m --tensor-parallel-size=8", "sglang serve --tensor-parallel-size 8"),
     ("srun apptainer exec --nv sgl.sif python3 -m sglang.launch_server --model-path m --tp 8 &",
      "python3 -m sglang.launch_server --tp 8"),
@@ -86,13 +86,24 @@ def test_vllm_on_one_node_with_more_ranks_than_its_gpus_is_reported(command):
     assert "needs 8 GPUs (tensor × pipeline parallel size), but the job has 4 GPUs on its node" in hits[0][1]
 
 
+#: a Ray cluster over the job's nodes (the head on the first, a worker on each other), as vLLM's multi-node guide has it
+RAY = ('head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+       'srun --nodes=1 --ntasks=1 -w "$head" ray start --head --port=6379 --block &\n'
+       'sleep 10\n'
+       'srun --nodes=$((SLURM_NNODES - 1)) --ntasks=$((SLURM_NNODES - 1)) --exclude="$head" '
+       'ray start --address="$head:6379" --block &\n'
+       'sleep 10\n')
+
+
 def test_vllm_over_a_ray_cluster_is_measured_against_all_the_jobs_gpus():
     script = job("--nodes=2", "--gpus-per-node=4") + "vllm serve m --tensor-parallel-size 8 --pipeline-parallel-size 2\n"
     hits = found(script, "HPC139")
     assert len(hits) == 1 and "needs 16 GPUs" in hits[0][1] and "the job has 8 in all" in hits[0][1]
     assert "use --tensor-parallel-size 4 to fit the 8 GPUs in all" in hits[0][1]
-    fits = job("--nodes=2", "--gpus-per-node=8") + "vllm serve m --tensor-parallel-size 8 --pipeline-parallel-size 2\n"
-    assert found(fits, "HPC139") == []  # vLLM's own advice: TP = GPUs per node, PP = nodes
+    # vLLM's own advice: TP = GPUs per node, PP = nodes, over a Ray cluster the job starts on its nodes (without
+    # one, vLLM has one node's GPUs: HPC139 says so, tests/test_lint_s20.py)
+    fits = job("--nodes=2", "--gpus-per-node=8") + RAY + "vllm serve m --tensor-parallel-size 8 --pipeline-parallel-size 2\n"
+    assert found(fits, "HPC139") == []
 
 
 def test_vllm_over_nnodes_is_measured_per_node():
@@ -128,8 +139,8 @@ def test_gpus_in_all_without_nodes_are_the_limit():
     # GPUs the #SBATCH lines do not fix: none asked for, counted two ways, a node range for Ray
     job("--nodes=1", "--time=01:00:00") + "vllm serve m -tp 8\n",
     job("--nodes=2", "--gpus=4", "--ntasks-per-node=1", "--gpus-per-task=4") + "vllm serve m --tensor-parallel-size 8\n",
-    job("--nodes=1-2", "--gpus-per-node=4") + "vllm serve m -tp 8\n",
-    job("--ntasks=2", "--gpus-per-node=4") + "vllm serve m -tp 8\n",
+    job("--nodes=1-2", "--gpus-per-node=4") + RAY + "vllm serve m -tp 8\n",
+    job("--ntasks=2", "--gpus-per-node=4") + RAY + "vllm serve m -tp 8\n",
     # not a server that splits a model: other programs with options of the same name
     ONE_NODE_4 + "python bench.py --tp 8\n",
     ONE_NODE_4 + "vllm bench throughput --model m -tp 8\n",

@@ -28,7 +28,7 @@ CLIENT = "python client.py --base-url http://localhost:8000/v1\n"
 @pytest.mark.parametrize("server, named", [
     ("vllm serve meta-llama/Llama-3.1-8B-Instruct", "vllm serve"),
     ("python -m vllm.entrypoints.openai.api_server --model m", "python -m vllm.entrypoints.openai.api_server"),
-    ("python3 -u -m sglang.launch_server --model-path m --port 8000", "python3 -m sglang.launch_server"),
+    ("python3 -u -m sglang.launch_server --model-path m --port 8000", "python3 -u -m sglang.launch_server"),
     ("jupyter lab --no-browser --port=8888", "jupyter lab"),
     ("tensorboard --logdir runs --port 6006", "tensorboard"),
     ("ray start --head --block", "ray start --block"),

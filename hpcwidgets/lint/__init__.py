@@ -203,6 +203,11 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
     chosen = [r for code, r in rules().items()
               if r.kind == kind and (not wanted or code in wanted) and code not in skipped]
     out = _run(chosen, Context(parsed, profile, path, text))
+    if kind == "build":
+        # lines the builders refuse though the rest reads (a SHELL that is not JSON): the rules checked the rest
+        out += [Finding("HPC000", "error", line, f"the {what} cannot be built: {message}", None, path)
+                for line, message in parsed.refused
+                for what in [{"apptainer": "definition file", "docker": "Dockerfile"}[parsed.format]]]
     if kind == "script" and (parsed.split_steps is not None or parsed.held_commands):
         as_written = dataclasses.replace(parsed, split_steps=None, held_commands=())
         written = _run(chosen, Context(as_written, profile, path, text))

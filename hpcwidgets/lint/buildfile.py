@@ -75,6 +75,9 @@ class BuildFile:
     #: definition-file header lines Apptainer refuses (an unknown keyword, no colon):
     #: ``(line, what is wrong and the fix)``
     bad_headers: tuple[tuple[int, str], ...] = ()
+    #: Dockerfile lines the builders refuse though the rest of the file reads (a SHELL whose list is not JSON):
+    #: ``(line, what is wrong and the fix)``, each an HPC000 error beside what the rules find in the rest
+    refused: tuple[tuple[int, str], ...] = ()
     suppressed: dict[int, frozenset[str]] = field(default_factory=dict)
     suppressed_file: frozenset[str] = frozenset()
 
@@ -88,13 +91,14 @@ def read_build_file(text: str, form: str, path: str = "") -> BuildFile:
     lines = [line[:-1] if line.endswith("\r") else line for line in text.lstrip("\ufeff").split("\n")]
     unread: list[tuple[int, str]] = []
     bad_headers: list[tuple[int, str]] = []
+    refused: list[tuple[int, str]] = []
     if form == "apptainer":
         bases, commands, settings = _read_deffile(lines, path, unread, bad_headers)
     else:
-        bases, commands, settings = _read_dockerfile(lines, path)
+        bases, commands, settings = _read_dockerfile(lines, path, refused)
     per_line, whole = _suppressions(lines)
     return BuildFile(form, text, path, tuple(bases), tuple(commands), tuple(settings), tuple(unread),
-                     tuple(bad_headers), per_line, whole)
+                     tuple(bad_headers), tuple(refused), per_line, whole)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -220,11 +224,14 @@ def _filled(name: str, defaults: dict[str, str]) -> str:
     return value if value is not None and _PLAIN_WORD.fullmatch(value) else "${" + name + "}"
 
 
-def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shell], list[Any]]:
+def _read_dockerfile(lines: list[str], path: str, refused: list[tuple[int, str]] | None = None
+                     ) -> tuple[list[Base], list[Shell], list[Any]]:
     """Every stage's ``FROM``, ``ARG``/``ENV`` settings and ``RUN`` commands. A ``FROM`` naming an earlier stage
     (or ``scratch``) is no base image; ``ARG`` defaults given before the first ``FROM`` fill in ``$NAME`` there and
     in a stage that names them again (``ARG NAME``). Each RUN keeps the ARG and ENV values of its stage, and ``USER``
-    is read with them filled in (``ARG user=app``, ``USER ${user}``)."""
+    is read with them filled in (``ARG user=app``, ``USER ${user}``). A ``SHELL`` whose list is not JSON
+    (:func:`_shell_list`) goes to ``refused`` and the rest is read on (the RUN lines after it with the shell it was
+    meant to name, when that is clear); without ``refused`` it raises :class:`ParseError`."""
     global_args: dict[str, str] = {}
     #: stage name → (whether its RUN lines run under /bin/sh, the image it builds on, its USER, its ENV values)
     stages: dict[str, tuple[bool, str, str, dict[str, str]]] = {"scratch": (True, "scratch", "root", {})}
@@ -252,12 +259,13 @@ def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shel
                 posix, image, user, env = True, filled or words[0], "root", {}
             stage = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
         elif op == "SHELL":
-            shell = _exec_form(text, line, path)
-            if shell is None:
-                raise ParseError("SHELL takes a JSON list (Docker stops with 'SHELL requires the arguments to be in "
-                                 f"JSON form'), got {text[:40]!r}; write it as SHELL [\"/bin/bash\", \"-c\"]",
-                                 line, 1, path)
-            posix = shell[0].rsplit("/", 1)[-1] in ("sh", "dash")
+            shell, problem = _shell_list(text, line, path)
+            if problem is not None:
+                if refused is None:
+                    raise ParseError(problem, line, 1, path)
+                refused.append((line, problem))
+            if shell:
+                posix = shell[0].rsplit("/", 1)[-1] in ("sh", "dash")
         elif op == "USER" and text.split():
             written = text.split()[0].split(":")[0]
             user = _filled_in(written, args | env) or written
@@ -279,6 +287,35 @@ def _read_dockerfile(lines: list[str], path: str) -> tuple[list[Base], list[Shel
         if stage:
             stages[stage] = (posix, image, user, dict(env))
     return bases, commands, settings
+
+
+def _shell_list(text: str, line: int, path: str) -> tuple[list[str] | None, str | None]:
+    """The program list of ``SHELL [...]`` and what is wrong with it (None when nothing is). Docker reads SHELL only
+    as JSON: anything else stops the build before its first step ('SHELL requires the arguments to be in JSON form'),
+    and ch-image's grammar takes a list of double-quoted strings there alone, so it refuses the Dockerfile too. The
+    list meant is given back when it is clear (``['/bin/bash', '-c']``, Python's quotes), so that the RUN lines after
+    it can be read with that shell."""
+    fix = 'write it as JSON, with double quotes: SHELL ["/bin/bash", "-c"]'
+    try:
+        shell = _exec_form(text, line, path)
+    except ParseError as exc:
+        return None, f"{exc.message} (SHELL)"
+    if shell is not None:
+        return shell, None
+    meant: list[str] | None = None
+    if text.startswith("["):
+        try:
+            import ast
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            meant = value
+            fix = f"write it as JSON, with double quotes: SHELL {json.dumps(meant)}"
+    why = " (JSON strings take double quotes)" if meant is not None and "'" in text else ""
+    return meant, (f"SHELL takes a JSON list{why}, got {text[:40]!r}: Docker stops before the first step with 'SHELL "
+                   "requires the arguments to be in JSON form', and ch-image cannot parse the Dockerfile; " + fix
+                   + ". The rest of the file is checked as if it read so.")
 
 
 def _filled_in(text: str, known: dict[str, str]) -> str | None:

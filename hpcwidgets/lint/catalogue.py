@@ -399,6 +399,22 @@ def multi_node(ctx: Context, launcher: Any = None) -> bool:
     return n is not None and n > 1
 
 
+def one_node_job(ctx: Context) -> bool:
+    """The job is held to a single node: --nodes=1 (or 1-1), or nothing that could spread it over more."""
+    job = ctx.job
+    span = node_range(job.nodes)
+    if job.nodes is not None:
+        return span is not None and span[1] == 1
+    tasks, per_node = job.ntasks, job.ntasks_per_node
+    if isinstance(tasks, int) and tasks > 1:
+        return isinstance(per_node, int) and per_node >= tasks
+    return tasks is None or isinstance(tasks, int)
+
+
+#: the image of exec/run that joins a running instance (apptainer exec instance://NAME …)
+INSTANCE_SCHEME = "instance://"
+
+
 def heterogeneous(ctx: Context) -> bool:
     """A heterogeneous job (``#SBATCH hetjob`` between components): ``ctx.job`` is only its first component."""
     return ctx.parsed.heterogeneous
@@ -574,10 +590,26 @@ def _options_end(args: list[str], switches: frozenset[str], found: dict[str, str
     return i
 
 
+def python_module_words(words: list[Any]) -> tuple[list[str], str]:
+    """``words`` with the interpreter's own options read past when they run a module (``python3 -u -X dev -m
+    MODULE ARGS`` → ``[python3, -m, MODULE, ARGS…]``, the spelling the launcher and server checks look for), and
+    how the words up to the module are written, for messages (``python3 -u -X dev -m MODULE``; "" when ``words``
+    run no module). Every check that finds a launcher or server run as ``python -m MODULE`` reads it through this,
+    so ``-u``, ``-O``, ``-X …``, ``-W …`` never hide it."""
+    written = [str(w) for w in words]
+    plain = (python_module(written) or (written, ()))[0]
+    plain = [str(w) for w in plain]
+    if len(plain) < 3 or plain[1] != "-m" or not _PYTHON.fullmatch(plain[0].rsplit("/", 1)[-1]):
+        return plain, ""
+    # the module's arguments are the last words of both spellings
+    return plain, " ".join(written[:len(written) - (len(plain) - 3)])
+
+
 def _launcher_call(words: list[str]) -> tuple[str, list[str]] | None:
     """``("accelerate launch" | "deepspeed", its arguments)`` when ``words`` (past ``exec``, ``env A=1`` …) start
-    one of these launchers, else None."""
-    words = launch_words([str(w) for w in words])
+    one of these launchers, else None. ``python -u -m accelerate.commands.launch`` (any interpreter options) is
+    read as ``accelerate launch`` (:func:`python_module_words`)."""
+    words = python_module_words(launch_words([str(w) for w in words]))[0]
     if not words:
         return None
     prog = words[0].rsplit("/", 1)[-1]

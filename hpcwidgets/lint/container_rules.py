@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+import shlex
 from typing import Any, Iterator
 
 from ..errors import ParseError
@@ -20,12 +21,12 @@ from ..spec.common import Bind, bind_destination
 from ..spec.profile import gpu_type_vendor
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
-from .catalogue import (MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable, _holds_reference,
-                        _only_sets_up, _script_env, _shell_c_script, _simple_commands, accelerate_path, apptainer_env,
-                        as_run, cached, containers, each_component, env_flag, fix_for, in_job_component,
-                        job_component_steps, job_nodes, other_launches, own_gpu_request, profile_vendor, python_code,
-                        resources_from_command_line, run_words, shell_script_word, simple_commands, step_tasks, steps,
-                        tasks_per_node, with_chain)
+from .catalogue import (INSTANCE_SCHEME, MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable,
+                        _holds_reference, _only_sets_up, _script_env, _shell_c_script, _simple_commands,
+                        accelerate_path, apptainer_env, as_int, as_run, cached, containers, each_component, env_flag,
+                        fix_for, in_job_component, job_component_steps, job_nodes, one_node_job, other_launches,
+                        own_gpu_request, profile_vendor, python_code, resources_from_command_line, run_words,
+                        shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 from .network import _gpu_types, _mpirun_options, _mpirun_split
 
 
@@ -177,8 +178,6 @@ def _gpu_flag_from_env(ctx: Context, step: Any) -> bool:
         if str(value).strip("'\"").lower() in ("1", "true", "yes", "on"):
             return True
     return False
-
-INSTANCE_SCHEME = "instance://"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1034,21 +1033,51 @@ def _under_home(path: str) -> bool:
     return bool(_HOME_PATH.match(path))
 
 
-#: a reference to a variable at the start of a value: $IMG, ${BASE}/x.sif
-_LEADING_REFERENCE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
+#: a literal /home/NAME/… path (group 1: /home/NAME); NAME as user names are written (lower case, digits, _ . -)
+_LITERAL_HOME = re.compile(r"^(/home/[a-z_][a-z0-9_.-]*)/")
+
+#: /home/NAME folders that sites use for shared storage rather than a user's home (/home/software, /home/share)
+_SHARED_HOME_FOLDERS = frozenset({
+    "apps", "app", "common", "containers", "data", "datasets", "group", "groups", "images", "lab", "labs", "local",
+    "models", "modules", "opt", "packages", "proj", "project", "projects", "public", "scratch", "share", "shared",
+    "singularity", "apptainer", "soft", "software", "sw", "tools", "work"})
 
 
-def _resolve_path(ctx: Context, value: str, line: int) -> str:
-    """``value`` with the script's variables substituted (:meth:`~hpcwidgets.parse.script.ParsedScript.resolve`), also
-    one whose assignment starts with an unquoted ~, which bash expands to $HOME there (IMG=~/containers/x.sif, bash(1):
-    Tilde Expansion): resolve keeps such a value as written and leaves the reference, $IMG."""
-    resolved = ctx.parsed.resolve(value, line)
-    m = _LEADING_REFERENCE.match(resolved)
-    var = ctx.parsed.variable(m.group(1) or m.group(2), line) if m else None
-    if m is None or var is None or var.appended or not isinstance(var.value, Verbatim) \
-            or not re.match(r"~(?:/|$)", var.value):
-        return resolved
-    return ctx.parsed.resolve_written(m.group(0), line) + resolved[m.end():]
+def _literal_home(ctx: Context, path: str) -> str | None:
+    """The home directory (``/home/NAME``) a literal path is in (``/home/alice/containers/x.sif``): most sites keep
+    their users' homes at /home/NAME. None for a path elsewhere, for a /home folder sites use for shared storage
+    (/home/software, /home/share …), and, with a profile, for a folder its storage settings (scratch, image_dir,
+    cache_dir, node_local, the examples' image or data_dir) place under /home: that site's storage lives there."""
+    m = _LITERAL_HOME.match(path)
+    if m is None or m.group(1).rsplit("/", 1)[-1] in _SHARED_HOME_FOLDERS:
+        return None
+    if ctx.profile is not None:
+        examples = getattr(ctx.profile, "examples", None)
+        folders = [getattr(ctx.profile, name, "") for name in ("scratch", "image_dir", "cache_dir", "node_local")]
+        folders += [getattr(examples, name, "") for name in ("image", "data_dir")]
+        if any(str(f) == m.group(1) or str(f).startswith(m.group(1) + "/") for f in folders):
+            return None
+    return m.group(1)
+
+
+def _home_note(ctx: Context, path: str) -> tuple[str, str] | None:
+    """How HPC206 says where ``path`` is, and the doubt that goes at the end of its message: "under $HOME" for
+    $HOME, ~ or /home/$USER; for a literal /home/NAME path (:func:`_literal_home`) a home directory by its name, with
+    the note that a site may keep project storage there; None elsewhere."""
+    if _under_home(path):
+        return "under $HOME", ""
+    home = _literal_home(ctx, path)
+    if home is None:
+        return None
+    return f"in {home}, by its name a home directory", f" (if {home} is project storage on this site, ignore this)"
+
+
+def _shown(ctx: Context, value: str, line: int) -> str:
+    """A path as messages show it: ``value`` with the script's variables substituted
+    (:meth:`~hpcwidgets.parse.script.ParsedScript.resolve`), in the spelling of an assignment that starts with a ~
+    (IMG=~/containers/x.sif shows ~/containers/x.sif, as the script writes it; resolve gives $HOME/…)."""
+    written = ctx.parsed.resolve_written(value, line)
+    return written if written.startswith("~") else ctx.parsed.resolve(value, line)
 
 
 @rule("HPC206", "image-in-home", "warning",
@@ -1057,7 +1086,11 @@ def _resolve_path(ctx: Context, value: str, line: int) -> str:
           "pull fails half-way or fills the quota, and every job reads the image over the slowest file system. "
           "A container that mpirun or mpiexec on the host starts (mpiexec -np 64 singularity exec IMAGE …) counts "
           "too: there every rank on every node opens the image. The path is read through the script's variables, "
-          "also one set with a ~ (IMG=~/containers/x.sif: bash expands a ~ at the start of an assignment's value).",
+          "also one set with a ~ (IMG=~/containers/x.sif: bash expands a ~ at the start of an assignment's value). "
+          "Most sites keep their users' homes at /home/NAME, so a literal /home/alice/… path counts as well, with a "
+          "note that it may be project storage; /home folders sites use for shared storage (/home/software, "
+          "/home/share, /home/projects …) are left alone, and so is, with a cluster profile, a folder its storage "
+          "settings (scratch, image_dir, cache_dir, node_local) place under /home.",
       fix="Keep images on scratch or project storage, e.g. $SCRATCH/images/pytorch_24.05.sif (with a profile, the "
           "message names its image_dir).",
       catalogue=(10,),
@@ -1072,18 +1105,24 @@ apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py
 def _image_home(ctx: Context) -> Iterator[Any]:
     images = _site_folder(ctx, "image_dir")
     for step, c in containers(ctx):
-        image = _resolve_path(ctx, str(c.image), step.line)
-        if _under_home(image):
-            yield step.line, f"the image {image} is under $HOME (small quota, slow); keep images on scratch, e.g. {images}"
+        home = _home_note(ctx, ctx.parsed.resolve(str(c.image), step.line))
+        if home:
+            image = _shown(ctx, str(c.image), step.line)
+            yield (step.line, f"the image {image} is {home[0]} (small quota, slow); keep images on scratch, e.g. "
+                              f"{images}{home[1]}")
     for line, launcher, c in host_mpirun_containers(ctx):
-        image = _resolve_path(ctx, str(c.image), line)
-        if _under_home(image):
-            yield (line, f"the image {image} is under $HOME (small quota, slow), and every rank {launcher} starts "
-                         f"opens it; keep images on scratch, e.g. {images}")
+        home = _home_note(ctx, ctx.parsed.resolve(str(c.image), line))
+        if home:
+            image = _shown(ctx, str(c.image), line)
+            yield (line, f"the image {image} is {home[0]} (small quota, slow), and every rank {launcher} starts "
+                         f"opens it; keep images on scratch, e.g. {images}{home[1]}")
     for cmd, model in pulls(ctx):
-        target = _resolve_path(ctx, str(getattr(model, "dir", "") or getattr(model, "dest", "") or ""), cmd.line)
-        if _under_home(target):
-            yield cmd.line, f"the image is pulled into {target}, under $HOME (small quota); pull into scratch, e.g. --dir \"{images}\""
+        written = str(getattr(model, "dir", "") or getattr(model, "dest", "") or "")
+        home = _home_note(ctx, ctx.parsed.resolve(written, cmd.line))
+        if home:
+            target = _shown(ctx, written, cmd.line)
+            yield (cmd.line, f"the image is pulled into {target}, {home[0]} (small quota); pull into scratch, e.g. "
+                             f"--dir \"{images}\"{home[1]}")
 
 
 def host_mpirun_containers(ctx: Context) -> list[tuple[int, str, Any]]:
@@ -1135,7 +1174,9 @@ def cache_vars(binary: str) -> tuple[str, ...]:
           "root file system is assembled there, uncompressed, so it is reported there too (build's own --tmpdir "
           "takes the variable's place). With neither set, Apptainer uses TMPDIR (apptainer-build(1): the temporary "
           "folder defaults to /tmp, TMPDIR overrides that, and APPTAINER_TMPDIR overrides both), so TMPDIR under "
-          "$HOME is reported as well.",
+          "$HOME is reported as well. A folder mktemp makes counts where mktemp makes it "
+          "(APPTAINER_TMPDIR=$(mktemp -d \"$HOME/build.XXXX\"), mktemp -d -p \"$HOME\" or --tmpdir=\"$HOME\": "
+          "mktemp(1) makes its TEMPLATE in the -p or --tmpdir folder, else in $TMPDIR).",
       fix="export APPTAINER_CACHEDIR=\"$SCRATCH/.apptainer/cache\" before fetching the image (and APPTAINER_TMPDIR, "
           "or build's --tmpdir, likewise: a folder on scratch made with mkdir -p); with a profile, the message names "
           "its cache_dir and scratch.",
@@ -1157,14 +1198,15 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         names = cache_vars(model.binary)
         elsewhere = f"point it at scratch, e.g. {_site_folder(ctx, 'cache_dir', model.binary)}"
         if model.cachedir or any(n in names for n, _ in cmd.assignments):
-            value = _resolve_path(ctx, str(model.cachedir or ""), cmd.line)
-            if _under_home(value):
+            written = str(model.cachedir or "")
+            if _under_home(ctx.parsed.resolve(written, cmd.line)):
+                value = _shown(ctx, written, cmd.line)
                 yield cmd.line, f"{model.env_name('APPTAINER_CACHEDIR')}={value} is under $HOME; {elsewhere}"
             continue
         var = next((v for v in (ctx.parsed.variable(n, cmd.line) for n in names) if v is not None), None)
         if var is None:
             yield (cmd.line, _default_cache_message(ctx, f"{model.binary} pull", model.binary, cmd.line))
-        elif _under_home(_resolve_path(ctx, str(var.value), cmd.line)):
+        elif _under_home(_folder_named(ctx, str(var.value), cmd.line)[0]):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
     for use in registry_uses(ctx):
@@ -1175,13 +1217,13 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         elsewhere = f"point it at scratch, e.g. {_site_folder(ctx, 'cache_dir', use.binary)}"
         own = next((n for n in names if n in env), None)
         if own is not None:
-            if _under_home(_resolve_path(ctx, env[own], use.line)):
+            if _under_home(_folder_named(ctx, env[own], use.line)[0]):
                 yield use.line, f"{own}={env[own]} is under $HOME; {elsewhere}"
             continue
         var = next((v for v in (ctx.parsed.variable(n, use.line) for n in names) if v is not None), None)
         if var is None:
             yield use.line, _default_cache_message(ctx, use.what, use.binary, use.line)
-        elif var.line not in reported and _under_home(_resolve_path(ctx, str(var.value), use.line)):
+        elif var.line not in reported and _under_home(_folder_named(ctx, str(var.value), use.line)[0]):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
     yield from _tmpdir_home(ctx)
@@ -1195,6 +1237,76 @@ def _tmp_vars(binary: str) -> tuple[str, ...]:
 def _scratch_folder(ctx: Context) -> str:
     """Where to point a temporary folder, in a message: on the profile's scratch when there is a profile."""
     return f"a folder under {ctx.profile.scratch}" if ctx.profile is not None else "a folder on scratch"
+
+
+#: the output of a command substitution: $(…) or `…`
+_SUBSTITUTION = re.compile(r"\$\((?!\()(.*)\)|`(.*)`", re.S)
+
+#: mktemp's default template: what it makes when given none
+_MKTEMP_TEMPLATE = "tmp.XXXXXXXXXX"
+
+
+def mktemp_path(text: str) -> str | None:
+    """Where ``text``, the output of ``mktemp`` (``$(mktemp -d -p "$HOME")``, ``"$(mktemp -d "$HOME/b.XXXX")"``), makes
+    its file or folder, as the script writes it (``$HOME/tmp.XXXXXXXXXX``); None for any other text, or when the
+    folder is the environment's $TMPDIR. GNU mktemp(1): -p DIR and --tmpdir=DIR make the TEMPLATE (tmp.XXXXXXXXXX
+    without one) in DIR; --tmpdir without DIR, and no TEMPLATE at all, make it in $TMPDIR (else /tmp); -t in $TMPDIR
+    if set, else in -p's DIR, else /tmp; a TEMPLATE alone is a path of its own (relative to the working folder)."""
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    m = _SUBSTITUTION.fullmatch(text)
+    if m is None:
+        return None
+    try:
+        words = shlex.split(m.group(1) if m.group(1) is not None else m.group(2))
+    except ValueError:
+        return None
+    if not words or words[0].rsplit("/", 1)[-1] != "mktemp":
+        return None
+    folder: str | None = None  # -p DIR, --tmpdir=DIR
+    in_tmpdir = t_option = False
+    template = None
+    k = 1
+    while k < len(words):
+        word = words[k]
+        if word == "--":
+            template = words[k + 1] if k + 1 < len(words) else None
+            break
+        if word.startswith("--"):
+            name, eq, given = word.partition("=")
+            if name == "--tmpdir":
+                in_tmpdir, folder = True, (given or None) if eq else None
+            elif name == "--suffix" and not eq:
+                k += 1
+        elif word.startswith("-") and len(word) > 1:
+            letters = word[1:]
+            for j, letter in enumerate(letters):
+                if letter == "t":
+                    t_option = True
+                elif letter == "p":
+                    if j + 1 < len(letters):
+                        folder = letters[j + 1:]
+                    else:
+                        k += 1
+                        folder = words[k] if k < len(words) else None
+                    in_tmpdir = True
+                    break
+        else:
+            template = word
+        k += 1
+    if t_option:
+        return None  # $TMPDIR comes first, and the job's environment may set it
+    if template is None or in_tmpdir:
+        return f"{folder or '$TMPDIR'}/{template or _MKTEMP_TEMPLATE}"
+    return template
+
+
+def _folder_named(ctx: Context, value: str, line: int) -> tuple[str, bool]:
+    """The folder ``value`` names, with the script's variables substituted, and whether mktemp makes it there (the
+    value is its output, also through a variable: T=$(mktemp -d -p "$HOME"); APPTAINER_TMPDIR=$T)."""
+    made = mktemp_path(ctx.parsed.resolve_written(value, line))
+    return (ctx.parsed.resolve(made, line), True) if made is not None else (ctx.parsed.resolve(value, line), False)
 
 
 def _tmpdir_home(ctx: Context) -> Iterator[Any]:
@@ -1223,12 +1335,14 @@ def _tmpdir_home(ctx: Context) -> Iterator[Any]:
         if found is None:
             continue
         at, name, value = found
-        if at not in reported and _under_home(_resolve_path(ctx, value, line)):
+        folder, made = _folder_named(ctx, value, line)
+        if at not in reported and _under_home(folder):
             reported.add(at)
             fallback = name == "TMPDIR"  # what the runtime uses when its own variable is unset
             when = f", and with {own[0]} unset" if fallback else ":"
             fix = f"export {own[0]} to" if fallback else "point it at"
-            yield (at, f"{name}={value} is under $HOME (small quota){when} {what} {does}; {fix} "
+            where = f"makes the folder {folder}, under $HOME" if made else "is under $HOME"
+            yield (at, f"{name}={value} {where} (small quota){when} {what} {does}; {fix} "
                        f"{_scratch_folder(ctx)} (made with mkdir -p)")
 
 
@@ -1460,18 +1574,6 @@ def _launches_no_ranks(args: list[str]) -> bool:
     return False
 
 
-def _one_node_job(ctx: Context) -> bool:
-    """The job is held to a single node: --nodes=1 (or 1-1), or nothing that could spread it over more."""
-    job = ctx.job
-    span = node_range(job.nodes)
-    if job.nodes is not None:
-        return span is not None and span[1] == 1
-    tasks, per_node = job.ntasks, job.ntasks_per_node
-    if isinstance(tasks, int) and tasks > 1:
-        return isinstance(per_node, int) and per_node >= tasks
-    return tasks is None or isinstance(tasks, int)
-
-
 @rule("HPC214", "mpi-launched-in-container", "error",
       summary="mpirun/mpiexec (or horovodrun, or DeepSpeed's multi-node launcher) runs inside the container of a job "
               "that may span several nodes",
@@ -1500,7 +1602,7 @@ srun --mpi=pmix apptainer exec mpi_app_1.0.sif /opt/app/solver
 """)
 @each_component
 def _mpi_inside(ctx: Context) -> Iterator[Any]:
-    one_node = _one_node_job(ctx)
+    one_node = one_node_job(ctx)
     for step, c in containers(ctx):
         prog = [str(w) for w in step.chain.program]
         if not prog or prog[0].rsplit("/", 1)[-1] not in RANK_LAUNCHERS or _launches_no_ranks(prog[1:]):
@@ -1603,16 +1705,23 @@ def _hostfile_not_from_the_job(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC137", "rank-launcher-hosts-not-from-the-job", "warning",
       summary="mpirun or horovodrun names its hosts in the script (-H node01:4,node02:4, a hostfile the job does not "
-              "write) instead of taking the job's nodes",
+              "write) instead of taking the job's nodes, or horovodrun's host list has fewer slots than its -np",
       why="A host list written into the script names the nodes of some earlier job, not the ones Slurm gives this "
           "one. horovodrun starts its workers over ssh on exactly the hosts -H lists: on nodes this job does not own "
           "(beside other users' jobs, outside its limits), or on hosts it cannot reach. mpirun under Slurm takes "
           "its hosts from the allocation unless told otherwise; a fixed list makes Open MPI stop on the hosts "
           "outside the allocation, and MPICH's Hydra reach them over ssh. localhost, a list in a variable or "
-          "built by the job, and a job pinned to its nodes with --nodelist are left alone.",
+          "built by the job, and a job pinned to its nodes with --nodelist are left alone. "
+          "horovodrun also places its -np processes on the slots the list gives (HOST:SLOTS, for each host): with "
+          "fewer slots in all than -np it stops at start with Gloo ('Requested more processes … than there are "
+          "available slots'), and with MPI it passes -np and -H on to mpirun, which Open MPI refuses in the same "
+          "way ('not enough slots available'). This is checked on a list written out and on one the job builds "
+          "from its nodes with sed (sed 's/$/:1/' after scontrol show hostnames, on a job whose node count is "
+          "fixed): a job with 2 tasks per node and :1 per host has half the slots it needs.",
       fix="Build the list in the job from its own nodes: hosts=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
           "sed 's/$/:4/' | paste -sd,) and horovodrun -H \"$hosts\", or leave the hosts out and let mpirun (or srun "
-          "--mpi=pmix) take them from the allocation.",
+          "--mpi=pmix) take them from the allocation. Give each host as many slots as the job has tasks on it "
+          "(:$SLURM_NTASKS_PER_NODE), so that the slots add up to -np.",
       bad="""#!/bin/bash
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=4
@@ -1627,6 +1736,10 @@ hosts=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/:4/' | paste -s
 horovodrun -np 8 -H "$hosts" python train.py
 """)
 def _rank_launcher_hosts(ctx: Context) -> Iterator[Any]:
+    for line, launcher, options in _rank_launches(ctx):
+        short = _too_few_horovod_slots(ctx, line, launcher, options)
+        if short:
+            yield line, short
     if any(re.match(r"(?:--nodelist|-w)\b", str(d)) for d in ctx.job.extra_directives):
         return  # the job names its nodes itself: a matching host list is deliberate
     for line, launcher, options in _rank_launches(ctx):
@@ -1650,6 +1763,73 @@ def _rank_launcher_hosts(ctx: Context) -> Iterator[Any]:
                              "so the ranks start on whatever hosts it lists; write it in the job (scontrol show "
                              f"hostnames \"$SLURM_JOB_NODELIST\" > {value}) or leave it out and let the launcher take "
                              "the allocation")
+
+
+#: a sed substitution that appends a slot count to each host name (sed 's/$/:4/', sed -z 's/\n/\:1,/g'): group 1
+_SED_SLOTS = re.compile(r"\bsed\b[^|;&]*?\bs([/|#,])[^/|#,]*\1\\?:(\d+)\b")
+
+#: what names the job's nodes in a command that lists them (scontrol show hostnames "$SLURM_JOB_NODELIST")
+_JOB_NODES = re.compile(r"\$\{?SLURM_(?:JOB_)?NODELIST\b|scontrol\s+show\s+hostnames?\b|\bsrun\b[^|]*\bhostname\b")
+
+
+def _too_few_horovod_slots(ctx: Context, line: int, launcher: str, options: dict[str, str]) -> str:
+    """horovodrun asked for more processes (-np, --num-proc) than the slots its host list gives (-H, --hosts:
+    HOST:SLOTS,…, written out, or built by the job with a sed that appends :SLOTS to each of its nodes): the message,
+    or "" when the counts are fine or not known. Horovod assigns its ranks to the listed slots and stops when they
+    are too few (Gloo: 'Requested more processes (N) than there are available slots (M)'); with MPI it hands -np
+    and -H to mpirun, and Open MPI refuses more processes than slots ('not enough slots available')."""
+    if launcher.rsplit("/", 1)[-1] != "horovodrun":
+        return ""
+    np_option = next((o for o in ("-np", "--num-proc") if options.get(o)), "")
+    host_option = next((o for o in ("-H", "--hosts") if options.get(o)), "")
+    processes = as_int(ctx, options[np_option], line) if np_option and host_option else None
+    if not processes:
+        return ""
+    written = options[host_option].strip("'\"")
+    given = ctx.parsed.resolve(written, line)
+    if "$" not in given and "`" not in given:
+        counts = [h.partition(":")[2] for h in given.split(",")]
+        if not all(c.isdigit() for c in counts):
+            return ""
+        per_host, slots = [int(c) for c in counts], sum(int(c) for c in counts)
+        how = f"{len(counts)} host{'s' if len(counts) > 1 else ''}"
+    else:
+        built = _slots_the_job_builds(ctx, written, line)
+        if built is None:
+            return ""
+        per_node, nodes, at = built
+        per_host, slots = [per_node] * nodes, per_node * nodes
+        where = "the job's node" if nodes == 1 else f"each of the job's {nodes} nodes"
+        how = f"the list line {at} builds, :{per_node} after {where}"
+    if processes <= slots:
+        return ""
+    per_task = ctx.job.ntasks_per_node if isinstance(ctx.job.ntasks_per_node, int) else None
+    advice = f"give each host the job's {per_task} tasks per node as its slots (:{per_task})" \
+        if per_task and min(per_host) < per_task else "list more hosts or slots"
+    return (f"horovodrun {np_option} {options[np_option]} asks for {processes} processes, but {host_option} "
+            f"{options[host_option]} gives {slots} slot{'s' if slots > 1 else ''} ({how}): horovodrun stops at start "
+            f"('Requested more processes ({processes}) than there are available slots ({slots})' with Gloo; with MPI, "
+            f"Open MPI's mpirun refuses too: 'not enough slots available'); {advice}, or lower {np_option}")
+
+
+def _slots_the_job_builds(ctx: Context, written: str, line: int) -> tuple[int, int, int] | None:
+    """``(slots per node, nodes, line)`` for a host list held in a variable (``$NODE_LIST``) that the script builds
+    from the job's nodes with a sed that appends the same ``:SLOTS`` to each, when the job's node count is fixed;
+    None for anything else (a loop, another tool, a node count Slurm chooses)."""
+    m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", written)
+    if m is None:
+        return None
+    values = [v for v in ctx.parsed.variables if v.name == m.group(1) and v.line < line]
+    text = " ".join(str(v.value) for v in values)
+    counts = {int(c.group(2)) for c in _SED_SLOTS.finditer(text)}
+    if len(counts) != 1 or not _JOB_NODES.search(text):
+        return None
+    span = node_range(ctx.job.nodes) if ctx.job.nodes is not None else None
+    nodes = span[0] if span is not None and span[0] == span[1] else 1 if one_node_job(ctx) else None
+    if not nodes:
+        return None
+    at = next(v.line for v in values if _SED_SLOTS.search(str(v.value)))
+    return counts.pop(), nodes, at
 
 
 #: the options of mpirun (Open MPI, MPICH Hydra, Intel MPI) and horovodrun that name hosts, and hostfiles

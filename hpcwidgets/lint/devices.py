@@ -17,8 +17,8 @@ from ..spec.charliecloud import image_format
 from ..spec.slurm import gpu_total, node_range
 from . import Context, rule
 from .catalogue import (_Inner, _PYTHON, _simple_commands, ast_name, each_component, inherited_per_task,
-                        job_component_steps, own_gpu_request, profile_vendor, python_code, run_words, simple_commands,
-                        steps, tasks_per_node)
+                        job_component_steps, own_gpu_request, profile_vendor, python_code, python_module_words,
+                        run_words, simple_commands, steps, tasks_per_node)
 from .container_rules import shows_amd
 from .parallel_steps import staged_to
 from .shell import VISIBLE_DEVICES_VARS
@@ -497,7 +497,7 @@ def _singleuser_server(ctx: Context) -> tuple[int, str] | None:
             base = word.rsplit("/", 1)[-1]
             if base in _SINGLEUSER_PROGRAMS:
                 return cmd.line, base
-            if _PYTHON.fullmatch(base) and words[i + 1:i + 2] == ["-m"] and words[i + 2:i + 3] \
-                    and words[i + 2] in _SINGLEUSER_MODULES:
-                return cmd.line, f"python -m {words[i + 2]}"
+            plain, written = python_module_words(words[i:]) if _PYTHON.fullmatch(base) else ([], "")
+            if written and plain[2] in _SINGLEUSER_MODULES:  # python -u -m jupyterhub.singleuser too
+                return cmd.line, f"python -m {plain[2]}"
     return None

@@ -12,7 +12,7 @@ import re
 from typing import Any, Callable, Iterator
 
 from ..parse.lexer import DECLARATION_BUILTINS
-from ..parse.script import launch_words, python_module
+from ..parse.script import launch_words
 from ..spec._words import Verbatim
 from ..spec.slurm import gpu_total, node_range, Srun
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
@@ -20,11 +20,11 @@ from ..spec.units import is_number
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
                         _Inner, _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text,
-                        _simple_commands, _step_nodes, accelerate_path, all_words, as_int, ast_name, cached,
-                        each_component, expanded_refs, fix_for, held_commands, heterogeneous, in_job_component,
+                        _shell_c_script, _simple_commands, _step_nodes, accelerate_path, all_words, as_int, ast_name,
+                        cached, each_component, expanded_refs, fix_for, held_commands, heterogeneous, in_job_component,
                         inherited_gpus, inherited_per_task, is_legacy, job_component_steps, job_cpus, job_nodes,
-                        job_tasks, multi_node, other_launches, own_task_gpus, python_code, shell_script_word,
-                        simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+                        job_tasks, multi_node, other_launches, own_task_gpus, python_code, python_module_words,
+                        shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 
 
 NODELIST_VARS = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
@@ -1475,14 +1475,17 @@ _SERVER_COMMANDS = {("sglang", "serve"): "sglang", ("vllm", "serve"): "vllm"}
 #: refuses --pp, which --pp-max-micro-batch-size shares; vLLM has -tp, -pp, -dp and, for its launch over several
 #: nodes, --nnodes/-n. SGLang's --base-gpu-id is the first GPU its ranks take (server_args.py: "The base GPU ID to
 #: start allocating GPUs from"); vLLM's --data-parallel-size-local is "Number of data parallel replicas to run on
-#: this node", and --data-parallel-rank makes the process one replica (arg_utils.py).
+#: this node", and --data-parallel-rank makes the process one replica (arg_utils.py). SGLang's --gpu-id-step is "The
+#: delta between consecutive GPU IDs that are used": rank r of a node takes GPU --base-gpu-id + r × step.
 _PARALLEL_SIZES = {
     "sglang": {"tp": ("--tp-size", "--tensor-parallel-size", "--tp"), "pp": ("--pp-size", "--pipeline-parallel-size"),
                "dp": ("--dp-size", "--data-parallel-size", "--dp"), "base": ("--base-gpu-id",),
-               "nnodes": ("--nnodes",)},
+               "step": ("--gpu-id-step",), "nnodes": ("--nnodes",)},
     "vllm": {"tp": ("--tensor-parallel-size", "-tp"), "pp": ("--pipeline-parallel-size", "-pp"),
              "dp": ("--data-parallel-size", "-dp"), "dp_local": ("--data-parallel-size-local", "-dpl"),
-             "dp_rank": ("--data-parallel-rank", "-dpn"), "nnodes": ("--nnodes", "-n")},
+             "dp_rank": ("--data-parallel-rank", "-dpn"), "nnodes": ("--nnodes", "-n"),
+             "backend": ("--distributed-executor-backend",), "dp_address": ("--data-parallel-address", "-dpa"),
+             "headless": ("--headless",)},
 }
 
 #: SGLang's switch that runs its data-parallel ranks inside the tensor-parallel group (DP attention): they then take
@@ -1507,11 +1510,10 @@ class _Server:
 def _server_call(words: list[Any]) -> tuple[str, str, list[str]] | None:
     """``(engine, name, its arguments)`` when ``words`` (past ``exec``, ``uv run`` and the other wrappers) start an
     SGLang or vLLM server, else None."""
-    words = launch_words([str(w) for w in words])
-    words = (python_module(words) or (words, ()))[0]
+    words, written = python_module_words(launch_words([str(w) for w in words]))
     if len(words) > 2 and _PYTHON.fullmatch(words[0].rsplit("/", 1)[-1]) and words[1] == "-m" \
             and words[2] in _SERVER_MODULES:
-        return _SERVER_MODULES[words[2]], " ".join(words[:3]), words[3:]
+        return _SERVER_MODULES[words[2]], written, words[3:]  # named as written: python -u -m vllm…
     engine = _SERVER_COMMANDS.get((words[0].rsplit("/", 1)[-1], words[1])) if len(words) > 1 else None
     return (engine, " ".join(words[:2]), words[2:]) if engine else None
 
@@ -1551,13 +1553,41 @@ def _servers(ctx: Context) -> tuple[_Server, ...]:
             one = server(step.line, list(step.chain.program), step, around)
             found += [one] if one is not None else [
                 server(step.line, list(c.argv), step,
-                       lambda c=c, around=around: around() + [(n, str(w.value)) for n, w in c.assignments])
+                       lambda c=c, around=around: around() + _inner_exports(c) + _own_settings(c))
                 for c in _simple_commands([step.command]) if isinstance(c, _Inner)]
-        for cmd in (*simple_commands(ctx), *held_commands(ctx)):
+        stepped = {(step.command.line, step.command.col) for step in steps(ctx)}
+        # the batch shell's commands, and those of the bash -c (sh -c) scripts it runs itself
+        plain = [c for top in simple_commands(ctx)
+                 for c in ([top] if (top.line, top.col) in stepped else _simple_commands([top]))]
+        for cmd in (*plain, *held_commands(ctx)):
             found.append(server(cmd.line, list(cmd.argv), None, lambda cmd=cmd: [
-                *_exported(ctx, cmd.line), *((n, str(w.value)) for n, w in getattr(cmd, "assignments", ()))]))
+                *_exported(ctx, cmd.line), *(_inner_exports(cmd) if isinstance(cmd, _Inner) else ()),
+                *_own_settings(cmd)]))
         return tuple(sorted((s for s in found if s is not None), key=lambda s: s.line))
     return cached(ctx, "inference_servers", make)
+
+
+def _own_settings(cmd: Any) -> list[tuple[str, str]]:
+    """The ``NAME=value`` words before a command's program (``CUDA_VISIBLE_DEVICES=0,1 vllm serve …``)."""
+    return [(n, str(w.value)) for n, w in getattr(cmd, "assignments", ())]
+
+
+def _inner_exports(inner: _Inner) -> list[tuple[str, str]]:
+    """CUDA_VISIBLE_DEVICES as a ``bash -c`` script exports it before ``inner``, one of its commands (``bash -c
+    "export CUDA_VISIBLE_DEVICES=0,1; vllm serve …"``): an ``export`` (or ``declare -x``) on the script's own level
+    before it, the last one winning."""
+    out: list[tuple[str, str]] = []
+    script = _shell_c_script(inner.outer)
+    here = (inner.cmd.line, inner.cmd.col, inner.cmd.text)
+    if not any((cmd.line, cmd.col, cmd.text) == here for cmd in script):
+        return out  # in a compound of the script, or in a bash -c of its own: not looked into
+    for cmd in script:
+        if (cmd.line, cmd.col, cmd.text) == here:
+            break
+        words = [str(w.value) for w in cmd.words] if cmd.kind == "simple" else []
+        if words[:1] == ["export"] or words[:2] in (["declare", "-x"], ["typeset", "-x"]):
+            out += [(n, str(w.value)) for n, w in cmd.assignments if n == "CUDA_VISIBLE_DEVICES"]
+    return out
 
 
 def _exported(ctx: Context, line: int) -> list[tuple[str, str]]:
@@ -1643,17 +1673,26 @@ def _sizes_text(ctx: Context, server: _Server, *kinds: str) -> str:
       summary="an SGLang or vLLM server's tensor × pipeline (× data) parallel size is larger than the GPUs it has",
       why="SGLang (python -m sglang.launch_server, sglang serve) runs one rank per GPU: --tp-size (--tp) × --pp-size "
           "ranks over --nnodes nodes, tp × pp / nnodes on each node, each given the GPU of its local rank counted "
-          "from --base-gpu-id (0 unless given), and --dp-size (--dp) copies of them side by side unless "
+          "from --base-gpu-id (0 unless given), --gpu-id-step apart (1 unless given: with tp ranks on a node the "
+          "highest is base + (tp − 1) × step, which must be below the GPUs the node has), and --dp-size (--dp) "
+          "copies of them side by side unless "
           "--enable-dp-attention runs the data-parallel ranks inside the tensor-parallel group; ranks beyond the "
           "node's GPUs are given GPU numbers the node does not have and the server stops at start-up. "
           "vLLM (vllm serve, python -m vllm.entrypoints.openai.api_server) needs --tensor-parallel-size × "
           "--pipeline-parallel-size GPUs for each of its --data-parallel-size replicas (--data-parallel-size-local "
           "of them on this node; one with --data-parallel-rank): on one node, those of its node; over several nodes, "
           "those of the Ray cluster the job starts on them, at most all of the job's GPUs; with --nnodes (its launch "
-          "without Ray), its share on each node. With fewer it stops at start-up ('The number of required GPUs "
+          "without Ray), its share on each node. Without a Ray cluster over the nodes (no ray start in the script, in "
+          "any form, nor a script named for it such as start_ray_cluster.sh, nor RAY_ADDRESS; no --headless or "
+          "--data-parallel-address, no --distributed-executor-backend external_launcher) vLLM has its own node's GPUs "
+          "only, in a job of any size: it starts a Ray of its own there (or runs every rank there with "
+          "--distributed-executor-backend mp), as vLLM's guide to serving over several nodes says a Ray cluster, or "
+          "its --nnodes launch, must join them first. With fewer it stops at start-up ('The number of required GPUs "
           "exceeds the total number of available GPUs in the placement group'; 'local_world_size … must be less than "
           "or equal to the number of visible devices'). A server started with CUDA_VISIBLE_DEVICES=0,1 (before it in "
-          "the batch shell, or inside its step: srun sets a step's own) sees those GPUs only. Reported only where the "
+          "the batch shell, or inside its step: srun sets a step's own; also set or exported before it in a bash -c "
+          "or sh -c script, bash -c \"CUDA_VISIBLE_DEVICES=0,1 python -m sglang.launch_server …\") sees those GPUs "
+          "only. Reported only where the "
           "sizes are numbers (written, or set in the script) and the #SBATCH lines (the step's srun, or "
           "CUDA_VISIBLE_DEVICES) fix the GPUs: a size the job works out when it runs (--tp \"$SLURM_GPUS_ON_NODE\") "
           "is left alone, and so is a job whose GPUs are counted two ways. A model for which SGLang turns DP "
@@ -1683,13 +1722,14 @@ def _parallel_size_over_gpus(ctx: Context) -> Iterator[Any]:
         # data-parallel replicas on this node, each of tp × pp GPUs
         if server.engine == "sglang":
             dp = 1 if server.dp_attention else _size(ctx, server, "dp")
-            dp_all, base = dp, _size(ctx, server, "base", default=0)
+            dp_all, base, step = dp, _size(ctx, server, "base", default=0), _size(ctx, server, "step")
         else:
-            dp_all, base = _size(ctx, server, "dp"), 0
+            dp_all, base, step = _size(ctx, server, "dp"), 0, 1
             dp = 1 if "dp_rank" in server.sizes else _size(ctx, server, "dp_local") if "dp_local" in server.sizes \
                 else dp_all
         nnodes = as_int(ctx, server.sizes["nnodes"][1], server.line) if "nnodes" in server.sizes else 1
-        if not tp or not pp or not dp or not dp_all or base is None or not nnodes or tp * pp * dp == 1 and not base:
+        if not tp or not pp or not dp or not dp_all or base is None or not step or not nnodes \
+                or tp * pp * dp == 1 and not base:
             continue
         srun = server.step.chain.srun if server.step is not None else None
         own = (step_gpus(server.step) or inherited_gpus(ctx, server.step)) if srun is not None else None
@@ -1700,13 +1740,29 @@ def _parallel_size_over_gpus(ctx: Context) -> Iterator[Any]:
             have, has = shown[1], f"{shown[0]} shows it"
         seen = shown is not None
         gpus = f"{have} GPU{'s' if have > 1 else ''}"
-        said = f"{server.name} {_sizes_text(ctx, server, 'tp', 'pp', 'dp', 'dp_local', 'dp_rank', 'base', 'nnodes')}"
+        said = f"{server.name} " \
+            + _sizes_text(ctx, server, 'tp', 'pp', 'dp', 'dp_local', 'dp_rank', 'base', 'step', 'nnodes')
         said += f" {_DP_ATTENTION}" if server.dp_attention else ""
         if server.engine == "sglang":
             # SGLang's own split (_calculate_rank_ranges): pipeline stages over the nodes, then tensor ranks
-            on_node = max(pp // nnodes, 1) * (tp // max(nnodes // pp, 1))
+            tp_here, pp_here = tp // max(nnodes // pp, 1), max(pp // nnodes, 1)
+            on_node = pp_here * tp_here
             ranks = dp * on_node
-            if have and base + ranks > have:
+            # a node's GPU numbers (scheduler processes): base + pipeline stage × tp_here + tensor rank × step, each
+            # data-parallel replica on after the one before it (tp × pp × step on)
+            highest = base + (dp - 1) * on_node * step + (pp_here - 1) * tp_here + (tp_here - 1) * step
+            if have and step > 1 and highest >= have:
+                where = f"each of its {nnodes} nodes" if nnodes > 1 else "its node"
+                missing = "it does not see" if seen else "the node does not have"
+                numbers = ", ".join(str(base + k * step) for k in range(min(ranks, 3)))
+                numbers += f", … up to GPU {highest}" if ranks > 3 else ""
+                yield (server.line, f"{said} starts {ranks} rank{'s' if ranks > 1 else ''} on {where}, one GPU each, "
+                                    f"numbered {numbers} (--gpu-id-step {step} apart), but {has} {gpus}"
+                                    f"{'' if seen else ' per node'}: GPU {highest} is a number {missing} and the "
+                                    f"server stops at start-up; the highest GPU, --base-gpu-id + (ranks - 1) × "
+                                    f"--gpu-id-step, must be below {have}: use a smaller --gpu-id-step or "
+                                    "--base-gpu-id, fewer ranks, or ask for more GPUs")
+            elif have and base + ranks > have:
                 where = f"each of its {nnodes} nodes" if nnodes > 1 else "its node"
                 start = f" from GPU {base}" if base else ""
                 copies = f" ({dp} data-parallel replicas of {on_node})" if dp > 1 else ""
@@ -1737,6 +1793,51 @@ def _parallel_size_over_gpus(ctx: Context) -> Iterator[Any]:
             yield (server.line, f"{said} needs {tp * pp * dp_all} GPUs ({sizes}), but the job has {total} in all (a "
                                 "Ray cluster over its nodes has no more): vLLM stops at start-up (the required GPUs "
                                 "exceed those available); " + _fit_advice(server, total, pp, dp_all, " in all"))
+        elif not by_node and have and world > have and not _reaches_other_nodes(ctx, server):
+            # no Ray cluster over the job's nodes: vLLM starts a Ray of its own, on its node alone (or, with the mp
+            # backend and no --nnodes, runs every rank on its node)
+            backend = ctx.parsed.resolve(server.sizes.get("backend", ("", ""))[1], server.line).strip("'\"")
+            then = "with --distributed-executor-backend mp and no --nnodes vLLM runs every rank on this node and " \
+                "stops at start-up (it finds fewer GPUs than ranks)" if backend == "mp" else \
+                "vLLM then starts a Ray of its own on this node alone and stops at start-up (the required GPUs " \
+                "exceed those in its placement group)"
+            yield (server.line, f"{said} needs {world} GPUs ({sizes}), but {has} {gpus} on its node, and no "
+                                "Ray cluster joins the job's nodes (the script runs no ray start and sets "
+                                f"no RAY_ADDRESS): {then}; start a Ray cluster "
+                                "over the nodes first (ray start --head on the first node, ray start --address=HEAD:6379 "
+                                "on the others, each with srun … --block &), or run vLLM on every node without Ray "
+                                "(--nnodes N --node-rank R --master-addr HEAD, --headless on all but the first)")
+
+
+#: a shell script the job runs whose name says it starts a Ray cluster (start_ray_cluster.sh, ray-workers.sh)
+_RAY_SCRIPT = re.compile(r"(?i)[^/\s]*ray[^/\s]*\.(?:sh|bash)")
+
+
+def _reaches_other_nodes(ctx: Context, server: _Server) -> bool:
+    """Whether a vLLM server can use GPUs beyond its own node's: the script starts a Ray cluster (ray start, in
+    any form: srun, a container, a bash -c script, a function; or a script whose name says it does, such as
+    start_ray_cluster.sh) or points at one (RAY_ADDRESS), or the server runs vLLM's own launch over several nodes
+    (--headless, --data-parallel-address) or one torchrun or another launcher starts
+    (--distributed-executor-backend external_launcher)."""
+    if any(kind in server.sizes for kind in ("headless", "dp_address")):
+        return True
+    if "backend" in server.sizes and ctx.parsed.resolve(server.sizes["backend"][1], server.line).strip("'\"") \
+            == "external_launcher":
+        return True
+    return _ray_in_the_script(ctx)
+
+
+def _ray_in_the_script(ctx: Context) -> bool:
+    """Whether the script starts a Ray cluster or points at one: see :func:`_reaches_other_nodes`."""
+    def make() -> bool:
+        for cmd in (*_simple_commands(ctx.parsed.lexed.code), *ctx.parsed.held_commands):
+            words = [str(w) for w in cmd.argv]
+            if any(w.rsplit("/", 1)[-1] == "ray" and words[k + 1:k + 2] == ["start"] for k, w in enumerate(words)) \
+                    or any(_RAY_SCRIPT.fullmatch(w.rsplit("/", 1)[-1]) for w in words) \
+                    or any(name == "RAY_ADDRESS" for name, _ in getattr(cmd, "assignments", ())):
+                return True
+        return False
+    return cached(ctx, "ray_in_the_script", make)
 
 
 def _room(nnodes: int, base: int) -> str:

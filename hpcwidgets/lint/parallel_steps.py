@@ -7,19 +7,22 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import itertools
 import re
 from typing import Any, Iterator
 
 from ..errors import ParseError
+from ..parse.argv import parse_chain
 from ..parse.lexer import lex_script
 from ..parse.script import c_script_in, launch_words, shell_script_text
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
-from .catalogue import (RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _Inner, _batch_signal, _code_in_order,
-                        _function_name, _functions, _indent, _is_monitor, _never_ends, _simple_commands, _step_nodes,
-                        all_words, cached, heterogeneous, inherited_per_task, is_wait, job_cpus, job_nodes, job_tasks,
-                        own_gpu_request, steps, trap_handler_commands, traps_for)
+from .catalogue import (INSTANCE_SCHEME, RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _Inner, _batch_signal,
+                        _code_in_order, _function_name, _functions, _indent, _is_monitor, _never_ends,
+                        _simple_commands, _step_nodes, all_words, cached, heterogeneous, inherited_per_task, is_wait,
+                        job_cpus, job_nodes, job_tasks, one_node_job, own_gpu_request, python_module_words, steps,
+                        trap_handler_commands, traps_for)
 from .shell import every_command, runs_unread_code, starts_steps
 
 
@@ -539,7 +542,11 @@ def _server_names() -> str:
           "signals every matching process on the node: pkill -f 'vllm serve'; killall srun) with "
           "TERM, HUP, QUIT or KILL, which srun turns into SIGKILL for its tasks (kill -INT only makes srun print "
           "their state, unless srun has --quit-on-interrupt), kill 0 or kill -- -$$ (the batch script leads a "
-          "process group of its own, which holds srun … &), or scancel $SLURM_JOB_ID.N of its step.",
+          "process group of its own, which holds srun … &), or scancel $SLURM_JOB_ID.N of its step; a server stopped by "
+          "its own means when it runs on the batch shell's node (its srun held there, or a job of one node): ray stop "
+          "for ray start --block (ray stop ends the node's Ray processes, and ray start --block exits once they are "
+          "gone), apptainer or singularity instance stop NAME (or --all) for a server run with exec instance://NAME "
+          "(an instance has a PID namespace of its own, which exec joins, and all of it ends with the instance).",
       fix="Start the monitor or server with srun --overlap (it then shares the resources), or give the later step "
           "--overlap; stop a server the later step does not need first (kill \"$PID\"; wait \"$PID\"); a monitor "
           "can also run without srun: nvidia-smi dmon … & in the batch shell watches the first node.",
@@ -718,9 +725,82 @@ def _ends_the_step(ctx: Context, b: BackgroundStep, k: int, cmd: Any, pids: dict
         return _killall_ends(b, targets, interrupt, ignored)
     if name == "scancel":
         return srun is not None and _cancels_step(ctx, b, targets)
+    if _stops_the_server(ctx, b, cmd):
+        return True
     if name in _functions(ctx) and _functions(ctx)[name] < k and name not in called:  # defined by then
         return any(_ends_the_step(ctx, b, k, body, pids, called | {name}) for body in _surely_run_in(ctx, name))
     return False
+
+
+#: the options of apptainer (singularity) instance stop that take a value (-s SIGNAL, -t SECONDS, -u USER)
+_INSTANCE_STOP_VALUES = frozenset({"-s", "--signal", "-t", "--timeout", "-u", "--user"})
+
+#: a node name that is the batch shell's own: the first of the job's nodes (${nodes[0]}, as Ray's template picks its
+#: head), $(hostname), $SLURMD_NODENAME
+_BATCH_NODE = re.compile(r".*\[0\]\}?|\$\(\s*hostname(?:\s+-s)?\s*\)|`\s*hostname(?:\s+-s)?\s*`|\$\{?SLURMD_NODENAME\}?")
+
+
+def _stops_the_server(ctx: Context, b: BackgroundStep, cmd: Any) -> bool:
+    """Whether ``cmd``, which the batch shell runs itself, stops what ``b`` serves by the server's own means:
+    ``ray stop`` stops the Ray processes of its node, and ``ray start --block`` then exits (it watches them); ``apptainer
+    instance stop NAME`` (``singularity`` too, ``--all``/``-a``, or a pattern NAME matches) ends a program run with
+    ``exec``/``run instance://NAME``, since an instance has a PID namespace of its own, which exec joins, and the kernel
+    ends every process in it once the instance's first one is gone. Both act on the node they run on, so they end only
+    what runs on the batch shell's node (:func:`_on_the_batch_node`)."""
+    if cmd.kind != "simple" or not cmd.words:
+        return False
+    words = launch_words([str(w.value) for w in cmd.words])
+    name = words[0].rsplit("/", 1)[-1] if words else ""
+    if name in ("apptainer", "singularity") and (words[1:3] == ["instance", "stop"] or words[1:2] == ["instance.stop"]):
+        return _on_the_batch_node(ctx, b) \
+            and _instance_stop_reaches(ctx, b, words[3:] if words[1] == "instance" else words[2:], cmd.line)
+    if name not in ("ray", "apptainer", "singularity") or "stop" not in words:
+        return False  # (srun ray stop: a step of its own runs on the step's nodes, and may wait for the server's CPUs)
+    try:
+        chain = parse_chain(words, source_line=cmd.line) if name != "ray" else None
+    except ParseError:
+        return False
+    program = launch_words([str(w) for w in chain.program]) if chain is not None else words
+    if [w.rsplit("/", 1)[-1] if k == 0 else w for k, w in enumerate(program[:2])] != ["ray", "stop"]:
+        return False
+    served = _runs_until_stopped(b.step) if b.step is not None else _serves([str(w.value) for w in b.start.words])
+    return served == "ray start --block" and _on_the_batch_node(ctx, b)
+
+
+def _instance_stop_reaches(ctx: Context, b: BackgroundStep, args: list[str], line: int) -> bool:
+    """Whether ``instance stop`` with these arguments stops the instance ``b``'s program runs in (``exec
+    instance://NAME``): --all (-a) stops every instance of the user, a NAME (a pattern: ``llm*``) the ones it
+    matches."""
+    container = b.step.chain.container if b.step is not None else None
+    image = str(getattr(container, "image", "") or "")
+    if not image.startswith(INSTANCE_SCHEME):
+        return False
+    running = ctx.parsed.resolve(image[len(INSTANCE_SCHEME):], b.step.line)
+    k, names = 0, []
+    while k < len(args):
+        word = args[k]
+        option = word.partition("=")[0]
+        if option in ("-a", "--all") and word.partition("=")[2].lower() not in ("false", "0"):
+            return True
+        if option in _INSTANCE_STOP_VALUES and "=" not in word:
+            k += 2
+            continue
+        if not word.startswith("-"):
+            names.append(ctx.parsed.resolve(word, line))
+        k += 1
+    return any(n == running or ("$" not in n and "$" not in running and fnmatch.fnmatchcase(running, n))
+               for n in names)
+
+
+def _on_the_batch_node(ctx: Context, b: BackgroundStep) -> bool:
+    """Whether what ``b`` starts runs on the node of the batch shell: a program the batch shell runs itself, an srun
+    step of a job of one node, or one held to a node that is the batch shell's (-w "$head_node" with
+    head_node=${nodes[0]}, -w "$(hostname)")."""
+    srun = b.step.chain.srun if b.step is not None else None
+    if srun is None or one_node_job(ctx):
+        return True
+    named = _node_option(ctx, b.step, "-w", "--nodelist")
+    return len(named) == 1 and _step_nodes(ctx, b.step) == 1 and bool(_BATCH_NODE.fullmatch(named[0].strip("\"'")))
 
 
 def _surely_run_in(ctx: Context, name: str) -> list[Any]:
@@ -1044,11 +1124,11 @@ def _server(words: list[str]) -> str | None:
         found = "ray start --block" if words[1:2] == ["start"] and "--block" in words else None
         args = words[2:]
     elif re.fullmatch(r"python[\d.]*", name):
-        options = list(itertools.takewhile(lambda w: w.startswith("-"), words[1:]))
-        at = len(options)
-        module = words[at + 1] if options and options[-1] == "-m" and at + 1 < len(words) else ""
-        found = f"{name} -m {module}" if module in _SERVER_MODULES else None
-        args = words[at + 2:]
+        # past the interpreter's own options (python -u -X dev -m MODULE), named as written
+        plain, written = python_module_words(words)
+        module = plain[2] if written else ""
+        found = written if module in _SERVER_MODULES else None
+        args = plain[3:]
     elif name in _SERVERS:
         wanted = _SERVERS[name]
         found = name if wanted is None else f"{name} {words[1]}" if words[1:2] and words[1] in wanted else None
@@ -1293,7 +1373,8 @@ _PROBES = frozenset({"curl", "wget", "nc", "ncat", "netcat", "grep", "ss", "nets
           "trap 'kill \"$PID\"' EXIT does not help: it runs when the script ends, which the wait keeps from "
           "happening. Left alone: a server the script stops before the wait (kill \"$PID\", kill %1, pkill -P $$, "
           "pkill -f 'vllm serve', kill $(cat FILE) after echo $! > FILE, "
-          "scancel $SLURM_JOB_ID.N of its step, also in a function it calls there: as HPC522 reads them; a program "
+          "scancel $SLURM_JOB_ID.N of its step, ray stop for ray start --block, apptainer instance stop NAME for a "
+          "server in instance://NAME, also in a function it calls there: as HPC522 reads them; a program "
           "the batch shell runs itself with & ignores kill -INT and -QUIT), a wait for the work only (wait "
           "\"$WORK_PID\", wait -n), a server disowned (disown: wait no longer waits for it), one told to stop by "
           "itself when idle (dask scheduler --idle-timeout, jupyter lab --ServerApp.shutdown_no_activity_timeout=N) "
@@ -1768,18 +1849,37 @@ def _tasks_without_srun(ctx: Context) -> Iterator[Any]:
         if cmd.joined_by == "&":
             continue
         program = _batch_shell_program(ctx, cmd, words)
-        if program and re.fullmatch(r"python[0-9.]*", program[0].rsplit("/", 1)[-1]) \
-                and not _PYTHON_TOOL.fullmatch(" ".join(program[1:3])):
-            last = (cmd, program)
+        if program and re.fullmatch(r"python[0-9.]*", program[0].rsplit("/", 1)[-1]):
+            at = _past_interpreter_options(program)  # python -u train.py: the script, not -u
+            if not _PYTHON_TOOL.fullmatch(" ".join(program[at:at + 2])):
+                last = (cmd, program[:at + (2 if program[at:at + 1] == ["-m"] else 1)])
     if last is None:
         return
     cmd, program = last
     asked = (f"{ctx.job.ntasks_per_node} tasks per node" if isinstance(ctx.job.ntasks_per_node, int)
              else f"{tasks} tasks" + (f" on {nodes} nodes" if nodes > 1 else ""))
-    yield (cmd.line, f"the job asks for {asked}, but {' '.join(program[:2])} runs once, in the batch shell; if it "
+    yield (cmd.line, f"the job asks for {asked}, but {' '.join(program)} runs once, in the batch shell; if it "
                      f"finds its peers through Slurm's variables (PyTorch Lightning does) it waits for {tasks - 1} "
                      "ranks that never start: start it with srun (one process per task), or ask for "
                      "--ntasks-per-node=1 and --cpus-per-task if it starts its own workers")
+
+
+def _past_interpreter_options(program: list[str]) -> int:
+    """Where the interpreter's own options end in ``program`` (``python -u -X dev train.py`` → 3, the script's index;
+    also that of -m, -c or another option such as --version): CPython's switches (-u, -O, -B …, clustered as -uB)
+    and -X/-W with their value."""
+    at = 1
+    while at < len(program):
+        word = program[at]
+        if re.fullmatch(r"-[bBdEiIOPqRsSuvx]+", word):
+            at += 1
+        elif word in ("-X", "-W"):
+            at += 2
+        elif re.fullmatch(r"-[XW].+", word):
+            at += 1
+        else:
+            break
+    return min(at, len(program))
 
 
 def _batch_shell_program(ctx: Context, cmd: Any, words: list[str]) -> list[str]:

@@ -1155,7 +1155,9 @@ def _node_gpus(ctx: Context) -> int:
 #: pip's --no-index (local wheels only: --find-links DIR or the site's wheelhouse), up to the command's end
 _NO_INDEX = re.compile(r"^[^;&|\n]*?\s--no-index\b")
 
-_INSTALL = re.compile(r"(^|[\s'\"(;&|])(pip3?|python3?\s+-m\s+pip|conda|mamba|micromamba)\s+install\b")
+#: an install command: pip, python -m pip (past the interpreter's own options: python3 -u -m pip), conda, mamba
+_INSTALL = re.compile(r"(^|[\s'\"(;&|])(pip3?|python[0-9.]*(?:\s+-[bBdEIOqsSuv]+)*\s+-m\s*pip|conda|mamba|micromamba)"
+                      r"\s+install\b")
 
 
 _EXPORT_ENV_SET = re.compile(r"^\s*(?:unset\s+(?:-v\s+)?SLURM_EXPORT_ENV\b|(?:export\s+)?SLURM_EXPORT_ENV=)", re.MULTILINE)
@@ -1229,7 +1231,8 @@ def _install(ctx: Context) -> Iterator[Any]:
         if m and m.group(2).startswith(("pip", "python")) and _NO_INDEX.search(raw_text(cmd)[m.end():]):
             continue  # from local wheels only (--no-index): nothing is downloaded
         if m:
-            yield cmd.line, f"{m.group(2).split()[0]} install runs on every job; install once into the image or a prepared environment"
+            tool = "pip" if m.group(2).startswith("python") else m.group(2)  # python3 -m pip install: pip's
+            yield cmd.line, f"{tool} install runs on every job; install once into the image or a prepared environment"
 
 
 #: ``${NAME[$SLURM_ARRAY_TASK_ID]}``, optionally shifted (``${NAME[$SLURM_ARRAY_TASK_ID-1]}``)
@@ -1381,7 +1384,7 @@ def _array_past_end(ctx: Context) -> Iterator[Any]:
             n = arrays[name][0]
             offset = -shift if sign == "-" else shift
             missing = [i for i in ids if not 0 <= i + offset < n]
-            if not missing:
+            if not missing or _overwritten_unread(ctx, number, m.group(0)):
                 continue
             if n == 0:
                 yield number, f"--array={spec}: {name} has no values, so every task gets an empty value"
@@ -1403,6 +1406,32 @@ def _array_past_end(ctx: Context) -> Iterator[Any]:
             yield number, f"--array={spec}: {'; '.join(said)}; {advice}"
     if 0 in ids:
         yield from _line_zero(ctx, spec)
+
+
+def _overwritten_unread(ctx: Context, number: int, lookup: str) -> bool:
+    """Whether line ``number`` is a plain top-level ``NAME=${ARRAY[$SLURM_ARRAY_TASK_ID]}`` whose value is never
+    read: the next top-level commands only assign (no program, no command substitution) without reading NAME, up to
+    a plain assignment of NAME that does not read it either (val=${A[$ID]} then val=$SLURM_ARRAY_TASK_ID)."""
+    code = [c for c in ctx.parsed.lexed.code if c.is_code]
+    here = next((k for k, c in enumerate(code) if c.line == number), None)
+    if here is None:
+        return False
+
+    def only_assigns(cmd: Any) -> bool:
+        return cmd.kind == "simple" and not cmd.words and bool(cmd.assignments) and cmd.line == cmd.end_line
+
+    first = code[here]
+    if not only_assigns(first) or len(first.assignments) != 1 or str(first.assignments[0][1].value).strip("\"'") \
+            != lookup:
+        return False
+    name = first.assignments[0][0]
+    reads = re.compile(r"\$(?:\{[#!]?" + re.escape(name) + r"\b|" + re.escape(name) + r"\b)")
+    for cmd in code[here + 1:]:
+        if not only_assigns(cmd) or "$(" in cmd.text or "`" in cmd.text or reads.search(cmd.text):
+            return False
+        if any(n == name for n, _ in cmd.assignments):
+            return True
+    return False
 
 
 def _task_id_names(ctx: Context) -> set[str]:

@@ -202,7 +202,10 @@ class ParsedScript:
     def resolve(self, value: str, before: int | None = None, depth: int = 6) -> str:
         """``value`` with the script's own variables substituted (``$IMG`` → ``/path/img.sif``).
 
-        Variables the script does not set (``$SCRATCH``, ``$SLURM_JOB_ID``) are left as they are.
+        Variables the script does not set (``$SCRATCH``, ``$SLURM_JOB_ID``) are left as they are, and so are those
+        whose value is known only when the job runs (``$(hostname)``). A ``~`` an assignment starts with (or has
+        after a ``:``), unquoted, is the home folder, as bash expands it there (bash(1), Tilde Expansion):
+        ``IMG=~/containers/x.sif`` gives ``$HOME/containers/x.sif``; ``~user`` (another user's) stays a reference.
         """
         return _resolve(self.variables, value, before, depth)
 
@@ -259,11 +262,43 @@ def _resolve(variables: Any, value: str, before: int | None = None, depth: int =
             return m.group(0)
         held: str | None = var.value
         if isinstance(held, Verbatim):
-            held = _assigned_text(held) if as_written else None
+            held = _assigned_text(held) if as_written else None if var.appended else _home_expanded(held)
         if held is None:
             return m.group(0)
         return _resolve(variables, held, var.line, depth - 1, as_written)
     return _REF.sub(sub, value)
+
+
+def _home_expanded(value: Verbatim) -> str | None:
+    """The value an assignment kept as written gives its variable when it holds a tilde bash expands to the home
+    folder (``~/x.sif`` gives ``$HOME/x.sif``): an unquoted ``~`` at the start of the value or after an unquoted
+    ``:``, followed by ``/``, ``:`` or the end; quotes removed, expansions left as written (``~/$(date +%F).sif``
+    gives ``$HOME/$(date +%F).sif``: a path under the home folder whose name the job knows). None for any other
+    value (``~user/x``, an array): it is known only when the job runs."""
+    if "~" not in value or value.startswith("("):
+        return None
+    out: list[str] = []
+    pieces = list(word_pieces(value))
+    expanded = False
+    for k, (_, kind, text, _) in enumerate(pieces):
+        after_quote = pieces[k - 1][3] if k else ""  # the quote open before this piece
+        if kind == "quote":
+            continue
+        if kind == "exp":
+            out.append(text)
+            continue
+        if text == "$" or (text == "~" and after_quote):
+            return None  # a quoted $ or ~ is a character of the value, which the text given back cannot tell
+        if text == "~" and not after_quote and (k == 0 or (pieces[k - 1][2] == ":" and not pieces[k - 1][3]
+                                                           and pieces[k - 1][1] == "lit")):
+            following = pieces[k + 1][2] if k + 1 < len(pieces) else ""
+            if following not in ("", "/", ":") or (k + 1 < len(pieces) and pieces[k + 1][1] != "lit"):
+                return None  # ~user, ~+, ~- or ~$NAME: not the job's own home folder
+            out.append("$HOME")
+            expanded = True
+            continue
+        out.append(text)
+    return "".join(out) if expanded else None
 
 
 def _assigned_text(value: Verbatim) -> str | None:
