@@ -328,8 +328,13 @@ def follow_links(path: Path) -> Path:
     return path
 
 
+#: how a refusal to replace a file says to allow it, where the caller does not say (:func:`write_file`'s
+#: ``allow_with``): the command line and the forms each pass their own way
+ALLOW_EITHER_WAY = "--force on the command line; in a form, click Replace?"
+
+
 def write_atomic(path: str | os.PathLike[str], text: str, *, force: bool = False, backup: bool = False,
-                 executable: bool = False, make_folders: bool = True) -> Path:
+                 executable: bool = False, make_folders: bool = True, allow_with: str = ALLOW_EITHER_WAY) -> Path:
     """Write ``text`` to ``path`` atomically and return the absolute path written.
 
     Raises :class:`OverwriteError` when the file (or a symbolic link of that name) exists and
@@ -341,12 +346,14 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, force: bool = False
     which the link names, is still created when replacing the link is allowed). Every other failure is a
     :class:`FileError` ("cannot write …").
     """
-    return write_file(path, text, force=force, backup=backup, executable=executable, make_folders=make_folders).path
+    return write_file(path, text, force=force, backup=backup, executable=executable, make_folders=make_folders,
+                      allow_with=allow_with).path
 
 
 def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, backup: bool = False,
-               executable: bool = False, make_folders: bool = True) -> Written:
-    """:func:`write_atomic`, also returning the backup's name.
+               executable: bool = False, make_folders: bool = True, allow_with: str = ALLOW_EITHER_WAY) -> Written:
+    """:func:`write_atomic`, also returning the backup's name. ``allow_with`` is how a refusal to replace a file
+    says to allow it (``add --force`` on the command line, ``click Replace?`` in a form).
 
     A symbolic link is written through: its target gets the new text and the link stays. A dangling
     link counts as an existing file (replaced only with ``force``; then its target is created).
@@ -375,10 +382,8 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
     if (exists or linked) and not force:
         if linked and not exists:
             raise OverwriteError(f"{given} is a symbolic link to {target}, which does not exist; choose another "
-                                 "name, or allow replacing it to create its target (--force on the command "
-                                 "line; in a form, click Replace?)")
-        raise OverwriteError(f"{given} already exists; choose another name or allow replacing it "
-                             "(--force on the command line; in a form, click Replace?)")
+                                 f"name, or allow replacing it to create its target ({allow_with})")
+        raise OverwriteError(f"{given} already exists; choose another name or allow replacing it ({allow_with})")
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -411,7 +416,7 @@ def write_file(path: str | os.PathLike[str], text: str, *, force: bool = False, 
         if exists or force:
             os.replace(tmp, target)
         else:
-            _link_new(tmp, target, given)
+            _link_new(tmp, target, given, allow_with)
         tmp = ""
     except OSError as exc:
         if isinstance(exc, (OverwriteError, FileError)):
@@ -507,13 +512,13 @@ def _file_in_the_way(folder: Path) -> Path | None:
     return None
 
 
-def _link_new(tmp: str, target: Path, given: Path) -> None:
+def _link_new(tmp: str, target: Path, given: Path, allow_with: str = ALLOW_EITHER_WAY) -> None:
     """Move ``tmp`` to a ``target`` that must not exist (a file made meanwhile is not replaced)."""
     try:
         os.link(tmp, target)
     except FileExistsError:
         raise OverwriteError(f"{given} was created while saving; choose another name or allow replacing it "
-                             "(--force on the command line; in a form, click Replace?)") from None
+                             f"({allow_with})") from None
     except OSError:  # no hard links on this file system: the existence check above has to do
         os.replace(tmp, target)
         return

@@ -377,6 +377,8 @@ def test_save_button_asks_before_replacing(tmp_path):
     assert path.read_text() == "keep me\n"
     assert b.replace_button.layout.display != "none"
     assert "already exists" in b.status.value
+    # the form says its own way to allow it, not the command line's
+    assert "click Replace?" in b.status.value and "--force" not in b.status.value
     b.replace_button.click()
     assert path.read_text() == b.text
     assert str(path) in b.status.value

@@ -463,12 +463,9 @@ def emit(args: argparse.Namespace, text: str) -> None:
     ``-o ''`` (a variable that was empty) is refused instead of printing as if no -o had been given."""
     output = getattr(args, "output_file", None)
     if output is not None and output != "-":
-        from ..errors import OverwriteError
         from ..files import write_atomic
-        try:
-            path = write_atomic(args.output_file, text, force=args.force, executable=text.startswith("#!"))
-        except OverwriteError as exc:  # its fix is said for the forms too: here only --force allows it
-            raise OverwriteError(_BOTH_WAYS.sub("(add --force)", str(exc))) from None
+        path = write_atomic(args.output_file, text, force=args.force, executable=text.startswith("#!"),
+                            allow_with="add --force")
         print(f"wrote {path}", file=sys.stderr)
         return
     try:
@@ -478,9 +475,6 @@ def emit(args: argparse.Namespace, text: str) -> None:
         raise HpcWidgetsError(f"the output holds {text[exc.start]!r} on line {before.count(chr(10)) + 1}, which cannot be "
                               "printed as text: an argument was probably not valid UTF-8; retype it") from None
 
-
-#: how files.write_atomic's refusal to replace a file says to allow it, on the command line and in a form
-_BOTH_WAYS = re.compile(r"\(--force on the command line; in a form, click Replace\?\)")
 
 #: model kinds whose text is not a shell script (the bash check does not apply)
 NOT_SHELL = ("apptainer.def", "dockerfile")

@@ -480,7 +480,7 @@ class Builder(w.VBox):
         if self._stale and not self._draft:
             raise ValidationError(self._error_problems(), subject="the form")
         from ..files import write_atomic
-        return write_atomic(path, self._text, force=overwrite, make_folders=False)
+        return write_atomic(path, self._text, force=overwrite, make_folders=False, allow_with="click Replace?")
 
     def apply_fix(self, finding: Any) -> bool:
         """Apply a lint finding's fix to the preview text and reload the form from the result.
