@@ -17,41 +17,26 @@ help:
 	@echo "make bench    benchmarks, printed as tables"
 	@echo "make cluster  start the practice Slurm cluster on this machine (root, Debian/Ubuntu)"
 
-# `make venv` checks the venv's Python every time (a few milliseconds) and makes the venv again, with --clear, when
-# it has no pip (a `python3 -m venv` that stopped half-way: Debian and Ubuntu ship ensurepip in python3-venv), when
-# its Python is gone or older than pyproject.toml's requires-python, or when PYTHON is given (on make's command line
-# or in the environment) and the venv is of another version. --clear also removes the install stamp, so the install
-# below runs again. Where PYTHON cannot make a venv with pip, make stops with the fix.
+# `make venv` checks the venv every time and makes it again, with --clear, when it cannot serve: no pip (a
+# `python3 -m venv` that stopped half-way: Debian and Ubuntu ship ensurepip in python3-venv), a Python that is gone or
+# older than pyproject.toml's requires-python, or, when PYTHON is given (on make's command line or in the
+# environment), a venv of another version. --clear also removes the install stamp, so the install below runs again.
+# Where PYTHON cannot make a venv with pip, make stops with the fix. tools/venv_check.py does it: first the venv's own
+# Python runs its quick check (a few milliseconds, silent); when that fails, python3 (PYTHON on a machine without
+# one) runs the full check, which makes the venv.
 VENV_PY_MIN := $(or $(shell sed -n 's/^requires-python *= *">= *\([0-9][0-9.]*\)".*/\1/p' pyproject.toml),3)
-# Python code: exit status 0 when the Python that runs it is VENV_PY_MIN or newer, has pip when given `pip`, and is
-# version X.Y when given X.Y
-VENV_PY_OK = import sys, importlib.util as u; want = sys.argv[1:]; \
-  sys.exit(sys.version_info < tuple(map(int, "$(VENV_PY_MIN)".split("."))) \
-           or ("pip" in want and u.find_spec("pip") is None) \
-           or any(w not in ("pip", "%d.%d" % sys.version_info[:2]) for w in want))
-comma := ,
-PY_VERSION = import sys; print("%d.%d" % sys.version_info[:2])
-VENV_WANT = $(if $(filter command line environment,$(origin PYTHON)),"$$($(PYTHON) -c '$(PY_VERSION)' 2> /dev/null || echo none)")
+VENV_CHECK = tools/venv_check.py --venv '$(VENV)' --min '$(VENV_PY_MIN)' --python '$(PYTHON)' \
+  $(if $(filter command line environment,$(origin PYTHON)),--named)
 
 venv: venv-python
 	@$(MAKE) --no-print-directory -q $(STAMP) || $(MAKE) --no-print-directory $(STAMP)
 
 venv-python:
-	@if $(BIN)/python -c '$(VENV_PY_OK)' pip $(VENV_WANT) 2> /dev/null; then exit 0; fi; \
-	if ! command -v $(PYTHON) > /dev/null; then \
-	  echo "error: there is no $(PYTHON) here; hpcwidgets needs Python >= $(VENV_PY_MIN): install it, or name another:" \
-	       "make lab PYTHON=python3.11" >&2; exit 1; fi; \
-	have=$$($(PYTHON) -c '$(PY_VERSION)'); \
-	if ! $(PYTHON) -c '$(VENV_PY_OK)' 2> /dev/null; then \
-	  echo "error: $(PYTHON) is Python $$have; hpcwidgets needs Python >= $(VENV_PY_MIN): name a newer one," \
-	       "e.g. make lab PYTHON=python3.11" >&2; exit 1; fi; \
-	if [ -e $(VENV) ]; then echo "$(VENV) is not usable (no pip, or a Python that is gone or older than $(VENV_PY_MIN)$(if \
-	       $(VENV_WANT),$(comma) or not $(PYTHON)'s version)): making it again with $(PYTHON) (Python $$have)"; \
-	else echo "making $(VENV) with $(PYTHON) (Python $$have)"; fi; \
-	if ! { $(PYTHON) -m venv --clear $(VENV) && $(BIN)/python -c '$(VENV_PY_OK)' pip; }; then \
-	  echo "error: $(PYTHON) (Python $$have) cannot make a venv with pip: its ensurepip is missing. On Debian or" \
-	       "Ubuntu: sudo apt install python3-venv (python$$have-venv for a python$$have that is not the default" \
-	       "python3), then run make again; or name another Python: make lab PYTHON=python3.11" >&2; exit 1; fi
+	@$(BIN)/python $(VENV_CHECK) --check-only 2> /dev/null || \
+	if command -v python3 > /dev/null; then python3 $(VENV_CHECK); \
+	elif command -v $(PYTHON) > /dev/null; then $(PYTHON) $(VENV_CHECK); \
+	else echo "error: there is no $(PYTHON) here; hpcwidgets needs Python >= $(VENV_PY_MIN): install it, or name" \
+	          "another: make lab PYTHON=python3.11" >&2; exit 1; fi
 
 $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip

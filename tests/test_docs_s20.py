@@ -64,6 +64,8 @@ def make(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def project_copy(folder: Path, requires: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Makefile", folder / "Makefile")
+    (folder / "tools").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "tools" / "venv_check.py", folder / "tools" / "venv_check.py")   # the Makefile runs it
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     if requires:
         text, n = re.subn(r'(?m)^requires-python = .*$', f'requires-python = "{requires}"', text)

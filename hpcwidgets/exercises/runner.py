@@ -37,24 +37,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import HpcWidgetsError
+# the kernel, its start and the start failures worth another try are the lessons' too (the exercises import the
+# lessons, never the other way round)
+from ..lessons.kernel import KERNEL, KERNEL_START_FAILURES, START_ATTEMPTS, START_TIMEOUT, kernel_start_failed
 
-KERNEL = "python3"
 CELL_TIMEOUT = 180
-START_TIMEOUT = 90
 EXERCISE_MARK = "Exercise:"
-START_ATTEMPTS = 3
-
-# What jupyter_client says when a kernel never answered its first request. That is the machine, not the
-# notebook: jupyter_client picks free TCP ports, closes them and writes them to the connection file, and a
-# kernel starting at the same moment elsewhere (another run of the pool, another test) can take one of them
-# first, so the new kernel dies on "Address already in use" before it runs a cell. Such a run is repeated.
-KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond in",
-                         "Kernel didn't respond to heartbeats")
-
-
-def kernel_start_failed(detail: str) -> bool:
-    """True when a run's failure text says its kernel never started (worth one more try), not that a cell failed."""
-    return any(sign in detail for sign in KERNEL_START_FAILURES)
 
 
 @dataclass(frozen=True)

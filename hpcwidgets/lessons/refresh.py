@@ -36,11 +36,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import HpcWidgetsError
+from .kernel import KERNEL, START_ATTEMPTS, START_TIMEOUT, kernel_start_failed
 
 #: the tag papermill gives the cell it adds with the parameters it was passed
 INJECTED_TAG = "injected-parameters"
-#: what the lessons are executed with
-KERNEL = "python3"
 #: seconds one cell may take (lessons 08 and 09 wait for real jobs)
 CELL_TIMEOUT = 600
 # not compared, as in nbval: random widget model ids; pictures (their files are compared by git)
@@ -182,7 +181,6 @@ def execute(nb: Any, folder: Path, *, env: Mapping[str, str] | None = None, time
     kernel took its port first) is started again, as the workshop check does."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
-    from ..exercises.runner import START_ATTEMPTS, START_TIMEOUT, kernel_start_failed
     _clean_metadata(nb)
     attempt = 0
     while True:

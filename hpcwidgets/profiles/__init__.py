@@ -34,8 +34,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..errors import HpcWidgetsError, OverwriteError, ProfileError, UnknownFieldError, ValidationError
+from ..errors import OverwriteError, ProfileError, UnknownFieldError, ValidationError
 from ..spec._meta import Spec
+from ..spec._toml import scalar
 from ..spec.profile import ClusterProfile, ExampleSettings, Module, Partition, Qos
 
 try:  # Python 3.11+
@@ -296,8 +297,8 @@ def _text_for_list_notes(data: dict[str, Any], text: str) -> list[str]:
             if f.is_tuple and f.base_type is str and isinstance(value, str) and value:
                 line = _line_of(text, f.name, start, end)
                 where = ", ".join(w for w in (f"line {line}" if line else "", label) if w)
-                notes.append(f"{where + ': ' if where else ''}{f.name} = {_toml_str(value)} is text, read as a list "
-                             f"of one; write it as the list: {f.name} = [{_toml_str(value)}]")
+                notes.append(f"{where + ': ' if where else ''}{f.name} = {scalar(value)} is text, read as a list "
+                             f"of one; write it as the list: {f.name} = [{scalar(value)}]")
     return notes
 
 
@@ -337,6 +338,53 @@ _KEY_LINE = re.compile(rf"[ \t]*(?P<key>{_KEY_PART}(?:[ \t]*\.[ \t]*{_KEY_PART})
 #: a table header: ``[name]`` or ``[[name]]``
 _HEADER_LINE = re.compile(r"[ \t]*(\[\[?)[ \t]*([^\]]*?)[ \t]*\]?\]?[ \t]*(?:#.*)?")
 
+# The TOML reader's messages that are explained the same way wherever they occur, as str.format templates: {of} is
+# "the value of KEY" ("a value" on a line that sets no key), {last} the message's last word (the character or key
+# it names). Messages that need the line itself are explained in _toml_explained.
+_QUOTE_NOT_CLOSED = ("{of} starts a quoted string that is not closed on its line: add the closing quote (\" or ', as "
+                     "it opens) at the end of the text; text over several lines goes in triple quotes (\"\"\"…\"\"\")")
+_TRIPLE_NOT_CLOSED = ("a string in triple quotes (\"\"\" or ''') is not closed before the end of the file: add the "
+                      "closing quotes where the text ends")
+#: the reader's whole message → its explanation
+_TOML_MESSAGES = {
+    "Unterminated string": _TRIPLE_NOT_CLOSED,
+    "Expected \"'''\"": _TRIPLE_NOT_CLOSED,
+    "Invalid statement": ("this line is not a TOML statement: write key = value, a [table] or [[table]] header, or a "
+                          "comment starting with #"),
+    "Expected ']' at the end of a table declaration":
+        "the table header is not closed: write it as [name] with the closing ] on the same line",
+    "Expected ']]' at the end of an array declaration":
+        "the header is not closed: write it as [[name]] with both closing brackets on the same line",
+    "Unclosed array": ("the list in {of} is not closed where the reader expected: separate its items with commas and "
+                       "end it with ], e.g. [\"a\", \"b\"]"),
+    "Unclosed inline table": ("the inline table {{ … }} in {of} is not closed: separate its entries with commas and "
+                              "end it with }} on the same line"),
+    "Unescaped '\\' in a string": ("a backslash in a \"…\" string starts an escape (\\n, \\t, \\\\): write \\\\ for "
+                                   "one backslash, or use single quotes ('C:\\path'), where a backslash is itself"),
+    **dict.fromkeys(("Invalid hex value", "Escaped character is not a Unicode scalar value"),
+                    "the \\u or \\U escape is not a character code: write \\u with 4 hex digits or \\U with 8"),
+    "Invalid date or datetime": "{of} reads as a date but is not one: put it in quotes if it is text",
+    "Invalid initial character for a key part": (
+        "a key is missing here, or starts with a character a bare key cannot have: bare keys are letters, digits, _ "
+        "and -; put any other key in quotes (\"my key\" = …)"),
+}
+_CONTROL_CHARACTER = ("the control character {last} is not allowed here (TOML refuses control characters in strings "
+                      "and comments): delete it; in a \"…\" string it may be written as an escape such as \\u0007")
+#: the start of the reader's message → its explanation, first match wins (a line break is a character the reader
+#: refuses too, but there it means the string goes on past its line)
+_TOML_MESSAGE_STARTS = (
+    ("Illegal character '\\n'", _QUOTE_NOT_CLOSED),
+    ("Illegal character '\\r'", _QUOTE_NOT_CLOSED),
+    ("Found invalid character '\\n'", _QUOTE_NOT_CLOSED),
+    ("Expected \"'\"", _QUOTE_NOT_CLOSED),
+    ("Illegal character", _CONTROL_CHARACTER),
+    ("Found invalid character", _CONTROL_CHARACTER),
+    ("Cannot mutate immutable namespace", (
+        "this adds to a table or list written inline above ({{ … }} or [ … ]), which TOML closes where it is "
+        "written: add the value there, or write the table as a [table] of its own")),
+    ("Duplicate inline table key", "the inline table {{ … }} sets {last} twice: keep one"),
+)
+
 
 def _toml_explained(plain: str, text: str, line: int, column: int, at_end: bool = False) -> str:
     """The TOML reader's message ``plain`` for the error at ``line``/``column`` of ``text``, said in TOML's terms with
@@ -347,27 +395,22 @@ def _toml_explained(plain: str, text: str, line: int, column: int, at_end: bool 
     key = keyed.group("key") if keyed else ""
     rest = here[column - 1:] if column else ""
     of = f"the value of {key}" if key else "a value"
-    if plain.startswith(("Illegal character '\\n'", "Found invalid character '\\n'", "Expected \"'\"",
-                         "Illegal character '\\r'")) or (plain == "Unterminated string" and not at_end):
-        return (f"{of} starts a quoted string that is not closed on its line: add the closing quote (\" or ', as it "
-                "opens) at the end of the text; text over several lines goes in triple quotes (\"\"\"…\"\"\")")
-    if plain == "Unterminated string":
-        return ("a string in triple quotes (\"\"\" or \'\'\') is not closed before the end of the file: add the "
-                "closing quotes where the text ends")
-    if plain.startswith(("Illegal character", "Found invalid character")):
-        char = plain.rsplit(" ", 1)[-1]
-        return (f"the control character {char} is not allowed here (TOML refuses control characters in strings and "
-                "comments): delete it; in a \"…\" string it may be written as an escape such as \\u0007")
+    if plain == "Unterminated string" and not at_end:   # a "…" string: only one in triple quotes reaches the end
+        return _QUOTE_NOT_CLOSED.format(of=of)
+    template = _TOML_MESSAGES.get(plain)
+    if template is None:
+        template = next((t for start, t in _TOML_MESSAGE_STARTS if plain.startswith(start)), None)
+    if template is not None:
+        return template.format(of=of, last=plain.rsplit(" ", 1)[-1])
     if plain == "Invalid value":
         return _invalid_value(of, key, rest, at_end)
+    if plain == "Expected newline or end of document after a statement":
+        return _text_after_value(of, key, keyed.group("value") if keyed else "")
     if plain == "Expected '=' after a key in a key/value pair":
         word = here.strip().split()[0] if here.strip() else ""
         word = word if re.fullmatch(r"[A-Za-z0-9_-]+", word) else "name"
         return (f"this line has no '=' after its key: write key = value (e.g. {word} = \"…\"); a table's name "
                 f"goes in brackets ([{word}]), a comment starts with #")
-    if plain == "Invalid statement":
-        return ("this line is not a TOML statement: write key = value, a [table] or [[table]] header, or a comment "
-                "starting with #")
     if plain.startswith("Cannot declare"):
         header = _HEADER_LINE.fullmatch(here)
         name = header.group(2) if header else plain.split("(", 1)[-1].split(")", 1)[0]
@@ -379,33 +422,6 @@ def _toml_explained(plain: str, text: str, line: int, column: int, at_end: bool 
             return (f"{header.group(1)}{header.group(2)}{']' * len(header.group(1))} uses a name already given to a "
                     "key or table above (a table written [name] cannot also be [[name]]): keep one of the two")
         return f"{key or 'this key'} is already set above in the same table: keep one of the two lines"
-    if plain.startswith("Cannot mutate immutable namespace"):
-        return ("this adds to a table or list written inline above ({ … } or [ … ]), which TOML closes where it is "
-                "written: add the value there, or write the table as a [table] of its own")
-    if plain == "Expected ']' at the end of a table declaration":
-        return "the table header is not closed: write it as [name] with the closing ] on the same line"
-    if plain == "Expected ']]' at the end of an array declaration":
-        return "the header is not closed: write it as [[name]] with both closing brackets on the same line"
-    if plain == "Unclosed array":
-        return (f"the list in {of} is not closed where the reader expected: separate its items with commas and end it "
-                "with ], e.g. [\"a\", \"b\"]")
-    if plain == "Unclosed inline table":
-        return (f"the inline table {{ … }} in {of} is not closed: separate its entries with commas and end it "
-                "with } on the same line")
-    if plain.startswith("Duplicate inline table key"):
-        return f"the inline table {{ … }} sets {plain.rsplit(' ', 1)[-1]} twice: keep one"
-    if plain == "Unescaped '\\' in a string":
-        return ("a backslash in a \"…\" string starts an escape (\\n, \\t, \\\\): write \\\\ for one backslash, "
-                "or use single quotes ('C:\\path'), where a backslash is itself")
-    if plain in ("Invalid hex value", "Escaped character is not a Unicode scalar value"):
-        return "the \\u or \\U escape is not a character code: write \\u with 4 hex digits or \\U with 8"
-    if plain == "Expected newline or end of document after a statement":
-        return _text_after_value(of, key, keyed.group("value") if keyed else "")
-    if plain == "Invalid date or datetime":
-        return f"{of} reads as a date but is not one: put it in quotes if it is text"
-    if plain == "Invalid initial character for a key part":
-        return ("a key is missing here, or starts with a character a bare key cannot have: bare keys are letters, "
-                "digits, _ and -; put any other key in quotes (\"my key\" = …)")
     return f"{plain} (check the TOML syntax at this place)"
 
 
@@ -830,7 +846,7 @@ def _with_fix(problem: Any, model: Any, name: str) -> Any:
         for item in value:
             words = re.split(r"[\s,]+", item.strip()) if isinstance(item, str) else []
             if len(words) > 1 and all(w in spec.info.choices for w in words):
-                fix = f"; write a list: {name} = [{', '.join(_toml_str(w) for w in words)}]"
+                fix = f"; write a list: {name} = [{', '.join(scalar(w) for w in words)}]"
                 break
     return type(problem)(problem.field, problem.message + fix) if fix else problem
 
@@ -838,35 +854,8 @@ def _with_fix(problem: Any, model: Any, name: str) -> Any:
 # ------------------------------------------------------------------------------------------------
 # writing
 # ------------------------------------------------------------------------------------------------
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _toml_str(value: str) -> str:
-    out = []
-    for ch in value:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
 def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_str(key)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return _toml_str(value)
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise HpcWidgetsError(f"cannot write {value!r} ({type(value).__name__}) as a TOML value")
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else scalar(key)
 
 
 def _comment(help_text: str) -> list[str]:
@@ -891,7 +880,7 @@ def _scalars(model: Any, comments: bool) -> list[str]:
             continue
         if comments:
             lines += _comment(f.info.help)
-        lines.append(f"{f.name} = {_toml_value(value)}")
+        lines.append(f"{f.name} = {scalar(value)}")
     return lines
 
 
@@ -920,7 +909,7 @@ def profile_to_toml(profile: ClusterProfile, *, comments: bool = True) -> str:
     if comments:
         lines += _MODULES_COMMENT
     for m in profile.modules:
-        lines.append(f"{_toml_key(m.purpose)} = {_toml_str(m.name)}")
+        lines.append(f"{_toml_key(m.purpose)} = {scalar(m.name)}")
     lines += ["", "[examples]"]
     lines += _scalars(profile.examples, comments)
     for i, part in enumerate(profile.partitions):
@@ -969,7 +958,7 @@ def _default_text(f: Any) -> str:
         return ""
     if f.default == () or f.default == "":
         return ""
-    return f"`{_toml_value(f.default)}`"
+    return f"`{scalar(f.default)}`"
 
 
 def profile_fields_markdown() -> str:

@@ -49,10 +49,6 @@ def _string(s: str) -> str:
 
 def scalar(v: Any) -> str:
     """One value as TOML writes it (``"text"``, ``4``, ``["a", "b"]``, ``{ k = 1 }``); TypeError for another type."""
-    return _scalar(v)
-
-
-def _scalar(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -62,9 +58,9 @@ def _scalar(v: Any) -> str:
     if isinstance(v, str):
         return _string(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+        return "[" + ", ".join(scalar(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_scalar(x)}" for k, x in v.items() if x is not None) + " }"
+        return "{ " + ", ".join(f"{_key(k)} = {scalar(x)}" for k, x in v.items() if x is not None) + " }"
     raise TypeError(f"cannot write {type(v).__name__} as TOML")
 
 
@@ -75,7 +71,7 @@ def _is_table_list(v: Any) -> bool:
 def _table(data: dict[str, Any], path: list[str], lines: list[str]) -> None:
     simple = {k: v for k, v in data.items() if v is not None and not isinstance(v, dict) and not _is_table_list(v)}
     for k, v in simple.items():
-        lines.append(f"{_key(k)} = {_scalar(v)}")
+        lines.append(f"{_key(k)} = {scalar(v)}")
     for k, v in data.items():
         if isinstance(v, dict):
             lines.append("")
