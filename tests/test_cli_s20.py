@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcwidgets.cli import build_parser, set_fields, title_counts
+from hpcwidgets.cli import build_parser, set_fields
+from hpcwidgets.spec.workflow import title_counts
 from hpcwidgets.spec.apptainer import ApptainerRun
 from hpcwidgets.spec.slurm import SlurmJob
 from hpcwidgets.spec.workflow import Workflow

@@ -141,7 +141,7 @@ _FOLLOW_HELP = (" Values follow the job as in the form: job.nodes sets launcher.
                 "container says --rocm), else --nv, and the other flag off. A move to a partition of the other "
                 "vendor (job.partition) switches --nv and --rocm over. A value you give too (--set "
                 "launcher.nnodes=…, --set container.nv=…, --launcher '…') wins, and one that is not a plain number "
-                "($SLURM_NNODES, gpu) stays. A number of nodes or GPUs the loaded title states, where it was the "
+                "($SLURM_NNODES, gpu) stays. A number of nodes or GPUs the title states, where it was the "
                 "job's, becomes the new one (unless --title is given).")
 
 
@@ -607,8 +607,6 @@ def _run_model_command(args: argparse.Namespace) -> int:
         # whose GPUs the job gets: those of the partition it is written for (placed as below), as lint reads them
         where = profile.place(model, as_written=bool(args.from_file)) if profile is not None else model
         model = followed(typed, model, given_paths(args), gpu_vendor_of(profile, where, base))
-        if base is not None and "title" not in given_paths(args):
-            model = model.replace(title=title_counts(model.title, base.job, model.job))
     if profile is not None and getattr(model, "login_host", None) == "" and profile.login_host:
         # a Jupyter job loaded with --from that names none: the profile's way in (host, port, jump host, tunnel),
         # where the command line gives none of its own
@@ -654,32 +652,6 @@ def _run_model_command(args: argparse.Namespace) -> int:
 #: switches a model refuses together (the problem is reported on the first field), with the other one: the forms
 #: show two controls to untick, the command line says how to turn one off, as a saved model may hold both
 _EXCLUSIVE = {"rocm": "nv", "contain": "containall", "no_home": "home"}
-
-
-#: a count a title states: "2 nodes", "1 node", "one GPU", "8 GPUs"
-_TITLE_COUNT = re.compile(r"\b(\d+|one) (nodes?|GPUs?)\b")
-
-
-def title_counts(title: str, before: Any, after: Any) -> str:
-    """``title`` kept true after its job changed from ``before`` to ``after``: a number of nodes or GPUs it states
-    that was the job's ("Distributed training on 2 nodes" of a 2-node job) becomes the job's new one ("on 4 nodes");
-    a number that was not the job's (a title written by hand about something else) stays as written."""
-    def total(job: Any) -> Any:
-        nodes, gpus = job.nodes, job.gpus_per_node
-        plain = all(isinstance(n, int) and not isinstance(n, bool) for n in (nodes, gpus))
-        return nodes * gpus if plain else None
-
-    counts = {"node": (before.nodes, after.nodes), "GPU": (total(before), total(after))}
-
-    def kept(m: re.Match) -> str:
-        number, noun = m.group(1), m.group(2).rstrip("s")
-        old, new = counts[noun]
-        if old == new or not isinstance(new, int) or isinstance(new, bool) or new < 1 or \
-                (1 if number == "one" else int(number)) != old:
-            return m.group(0)
-        return f"{new} {noun}{'s' if new > 1 else ''}"
-
-    return _TITLE_COUNT.sub(kept, title)
 
 
 def _said_here(cls: Any, model: Any, problem: Problem) -> Problem:

@@ -112,7 +112,8 @@ def follow(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str =
     whole) was set by the person and wins. A launcher count that is no plain number is kept too: ``$SLURM_NNODES``,
     ``gpu`` or ``1:4`` in a loaded script follows the allocation already (or was chosen on purpose), and a number in
     its place would change a line the person did not touch. A layer without the field (no launcher, ch-run's
-    container) is skipped.
+    container) is skipped. The title (path ``title``) keeps the counts it states true: a number of nodes or GPUs that
+    was the job's becomes the new one (:func:`title_counts`), unless the title is given too.
     """
     old, new = getattr(before, "job", None), getattr(after, "job", None)
     if not isinstance(old, SlurmJob) or not isinstance(new, SlurmJob):
@@ -128,7 +129,71 @@ def follow(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str =
         out.update(_gpu_flags(after, gpus, gpu_vendor, moved=True))
     if nodes != old.nodes and isinstance(nodes, int) and nodes > 0:
         out["launcher.nnodes"] = str(nodes)
-    return {path: value for path, value in out.items() if _may_follow(after, path, tuple(given))}
+    given = tuple(given)
+    out = {path: value for path, value in out.items() if _may_follow(after, path, given)}
+    title = str(getattr(after, "title", "") or "")
+    if title and "title" not in given:
+        kept = title_counts(title, old, new, getattr(before, "launcher", None))
+        if kept != title and refused_edit(after, "title", kept) is None:
+            out["title"] = kept
+    return out
+
+
+#: a count a title states: "2 nodes", "1 node", "one GPU", "8 GPUs"
+_TITLE_COUNT = re.compile(r"\b(\d+|one) (nodes?|GPUs?)\b")
+#: what makes a title's GPU count the count on each node, before it ("2 nodes × 4 GPUs", "2 nodes x 4 GPUs") or after
+#: it ("4 GPUs per node", "4 GPUs each", "4 GPUs/node")
+_PER_NODE_BEFORE = re.compile(r"(?:×|\bx|\*)\s*$")
+_PER_NODE_AFTER = re.compile(r"\s*(?:per node|each|on each node|a node|/\s*node)\b")
+
+
+def _count(value: Any) -> int | None:
+    """``value`` when it is a plain whole number (not a switch), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _unset(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _title_numbers(job: SlurmJob, launcher: Any = None) -> dict[str, int | None]:
+    """The job's counts a title may state: nodes, GPUs on each node and GPUs in all (None where not a plain number).
+    A count the job leaves unset is, with a ``launcher`` given, torchrun's number for it (``--nnodes``,
+    ``--nproc-per-node``), which followed the job's last one: in a form, a count typed over passes through empty."""
+    nodes, per_node = _count(job.nodes), _count(job.gpus_per_node)
+    if launcher is not None:
+        if nodes is None and _unset(job.nodes) and str(getattr(launcher, "nnodes", "")).strip().isdigit():
+            nodes = int(str(launcher.nnodes).strip())
+        nproc = str(getattr(launcher, "nproc_per_node", "")).strip()
+        if per_node is None and _unset(job.gpus_per_node) and _unset(job.gpus) and nproc.isdigit():
+            per_node = int(nproc)
+    total = nodes * per_node if nodes is not None and per_node is not None else _count(job.gpus)
+    return {"node": nodes, "per node": per_node, "GPU": total}
+
+
+def title_counts(title: str, before: SlurmJob, after: SlurmJob, launcher: Any = None) -> str:
+    """``title`` kept true after its job changed from ``before`` to ``after``: a number of nodes or GPUs it states
+    that was the job's ("Distributed training on 2 nodes" of a 2-node job) becomes the job's new one ("on 4 nodes");
+    a number that was not the job's (a title written by hand about something else) stays as written. A GPU count is
+    the job's GPUs on each node where the title says so ("2 nodes × 4 GPUs", "4 GPUs per node") or where only that
+    count matches it, else the GPUs in all ("on 8 GPUs" of 2 nodes × 4). ``launcher`` is the workflow's torchrun
+    before the edit, whose numbers stand in for a count ``before`` leaves unset (:func:`_title_numbers`)."""
+    old, new = _title_numbers(before, launcher), _title_numbers(after)
+
+    def kept(m: re.Match) -> str:
+        number, noun = m.group(1), m.group(2).rstrip("s")
+        said = 1 if number == "one" else int(number)
+        which = noun
+        if noun == "GPU" and said == old["per node"] and (
+                said != old["GPU"] or _PER_NODE_BEFORE.search(title, 0, m.start()) or
+                _PER_NODE_AFTER.match(title, m.end())):
+            which = "per node"
+        was, now = old[which], new[which]
+        if was is None or said != was or now is None or now < 1 or now == was:
+            return m.group(0)
+        return f"{now} {noun}{'s' if now > 1 else ''}"
+
+    return _TITLE_COUNT.sub(kept, title)
 
 
 def _gpu_flags(after: Any, gpus: int, vendor: str, moved: bool = False) -> dict[str, bool]:
@@ -162,12 +227,16 @@ def _may_follow(model: Any, path: str, given: tuple[str, ...]) -> bool:
 def followed(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str = "nvidia") -> Any:
     """``after`` with the values :func:`follow` gives applied (the command line's way; a form sets its controls)."""
     changes: dict[str, dict[str, Any]] = {}
+    own: dict[str, Any] = {}  # the workflow's own fields (its title)
     for path, value in follow(before, after, given, gpu_vendor).items():
-        attr, name = path.split(".")
-        changes.setdefault(attr, {})[name] = value
-    if not changes:
+        attr, _, name = path.partition(".")
+        if name:
+            changes.setdefault(attr, {})[name] = value
+        else:
+            own[attr] = value
+    if not changes and not own:
         return after
-    return after.replace(**{attr: getattr(after, attr).replace(**fields) for attr, fields in changes.items()})
+    return after.replace(**own, **{attr: getattr(after, attr).replace(**fields) for attr, fields in changes.items()})
 
 
 #: the fields of a model of layers that it holds but never writes (by the model's kind and the dotted path), with why
@@ -212,6 +281,10 @@ def refused_edit(model: Any, path: str, value: Any) -> str | None:
         name, step, started = instance
         instead = "no container here would run the step on the host" if value == "none" else \
             f"{value} here would run the step in a fresh container of its own"
+        if not started:
+            return (f"the step runs in the running instance {name} ({step}), and no line before the step starts it "
+                    f"by that name ('… instance start … IMAGE {name}'): {instead}, outside that instance; to run the "
+                    f"step another way, edit its line ({step}) and read the script again")
         return (f"the step runs in the running instance {name} ({step}), which its '{started} … IMAGE {name}' line "
                 f"starts: {instead}, outside that instance (which would still be started and stopped, unused); to run "
                 f"the step another way, edit the script's instance lines ({started}, {step}, instance stop) "
@@ -236,20 +309,29 @@ def moved_out_of_instance(before: Any, after: Any) -> str | None:
     return refused_edit(before, "container.image", str(new.image))
 
 
+#: the program word of a line that starts an instance, as written (``apptainer``, ``singularity``, a path to either)
+_INSTANCE_PROGRAM = r"(?<![^\s;&|(])((?:[^\s;&|()'\"]*/)?(?:apptainer|singularity))"
+
+
 def _instance_of(model: Any) -> tuple[str, str, str] | None:
     """For a workflow whose step runs in a running instance (``apptainer exec instance://NAME``), the instance's
-    name, the step's own command words (``apptainer run instance://srv``) and those of the script's line that
-    starts the instance (``apptainer instance start``, or ``instance run``, which also runs its runscript), so
-    that a refusal quotes the commands the script uses; None for a step in no instance."""
+    name, the step's own command words (``apptainer run instance://srv``), those of the script's line that starts
+    the instance (``apptainer instance start``, or ``instance run``, which also runs its runscript; "" when the lines
+    before the step have none), so that a refusal quotes the commands the script uses. The line is the last that
+    starts an instance of that name, quoted with the program it names, which may be the other name of the step's
+    (``singularity instance start`` for an ``apptainer exec`` step). None for a step in no instance."""
     container = getattr(model, "container", None)
     image = str(getattr(container, "image", ""))
     if not image.startswith("instance://"):
         return None
     name, binary = image.removeprefix("instance://"), getattr(container, "binary", "apptainer")
-    starts = re.compile(rf"(?<![\w-]){re.escape(binary)}\s+instance\s+(start|run)\b")
+    starts = re.compile(rf"{_INSTANCE_PROGRAM}\s+instance\s+(start|run)\s.*?(?<![\w.-]){re.escape(name)}(?![\w.-])")
     lines = (str(line) for line in getattr(getattr(model, "job", None), "setup", ()))
-    verb = next((found.group(1) for line in lines if name in line and (found := starts.search(line))), "start")
-    return name, f"{binary} {getattr(container, 'action', 'exec')} {image}", f"{binary} instance {verb}"
+    found = None
+    for line in lines:  # the last one before the step, as lint reads it: the instance the step joins
+        found = starts.search(line) or found
+    started = f"{found.group(1)} instance {found.group(2)}" if found else ""
+    return name, f"{binary} {getattr(container, 'action', 'exec')} {image}", started
 
 
 def _leaves_instance(model: Any, image: str) -> str | None:
@@ -261,6 +343,11 @@ def _leaves_instance(model: Any, image: str) -> str | None:
     if instance is None or image.startswith("instance://"):
         return None
     name, step, started = instance
+    if not started:
+        return (f"the step runs in the running instance {name} ({step}), and no line before the step starts it by "
+                f"that name ('… instance start … IMAGE {name}'): an image here would run the step in a fresh container "
+                f"of {image} instead, outside that instance; to change the instance's image, change it where the "
+                f"instance is started")
     return (f"the step runs in the running instance {name} ({step}), whose image is the one its '{started} … IMAGE "
             f"{name}' line names: an image here would run the step in a fresh container of {image} instead, outside "
             f"that instance (which is still started from its own image, with the options given there, such as --nv); "
