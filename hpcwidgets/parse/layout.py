@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from ..errors import HpcWidgetsError
-from ..spec.slurm import HETJOB_SEPARATORS, ScriptLayout, SlurmJob
+from ..spec.slurm import HETJOB_SEPARATORS, ScriptLayout, SlurmJob, is_hetjob_word
 from .lexer import Command, Script, directive_words
 from .script import ParsedScript, _read_directives
 from .workflow import GENERATED_BY, STEP_COMMENT
@@ -118,14 +118,21 @@ def _group_directives(parsed: ParsedScript, canonical: list[str], groups: _Group
     """Each #SBATCH line sbatch reads with the rendered directives it was read as: the same options, else (a value
     merged with another line's, --mail-type=BEGIN and --mail-type=END) the rendered directive of its option."""
     from ..render.script import directive_rows, option_text
-    rows = sorted(directive_rows(canonical))
-    options = {i: option_text(canonical[i]) for i in rows}
+    every = sorted(directive_rows(canonical))
+    options = {i: option_text(canonical[i]) for i in every}
+    # a heterogeneous job's components, each after its "#SBATCH hetjob", take options of their own: a line is grouped
+    # with the rendered lines of its own component only (a later one's --nodes=1 is no line of the first component's)
+    rendered_in = _components([options[i] for i in every])
+    read_in = _components([_first_word(cmd) for cmd in parsed.lexed.directives])
     later = {d.line for d in parsed.directives if d.component}  # a later component's lines are kept as written
-    for cmd in parsed.lexed.directives:
+    for cmd, component in zip(parsed.lexed.directives, read_in):
         if parsed.first_command and cmd.line >= parsed.first_command:
             continue  # sbatch ignores it: kept as a set-up line, grouped by its text
+        rows = [i for i, at in zip(every, rendered_in) if at == component]
         wanted = _read_as(cmd)
-        if cmd.line in later or not wanted[:-1] or wanted[0] in HETJOB_SEPARATORS:
+        if wanted and wanted[0] in HETJOB_SEPARATORS:
+            wanted = wanted[:1]  # as rendered: in lower case (sbatch reads HETJOB so too), without words after it
+        elif cmd.line in later or not wanted[:-1]:
             wanted = wanted[-1:]
         found = []
         for option in wanted:
@@ -133,6 +140,26 @@ def _group_directives(parsed: ParsedScript, canonical: list[str], groups: _Group
             flag = option.partition("=")[0]
             found += exact or [i for i in rows if options[i] == flag or options[i].startswith(flag + "=")]
         groups.join(range(cmd.line - 1, cmd.end_line), sorted(set(found)))
+
+
+def _components(first_words: list[str]) -> list[int]:
+    """The component of a heterogeneous job each #SBATCH line (given by its first word) belongs to: 0 up to the first
+    line that starts with ``hetjob`` (or ``packjob``), which starts component 1, and so on (0 for every line of a job
+    of one component)."""
+    out, component = [], 0
+    for word in first_words:
+        component += is_hetjob_word(word)
+        out.append(component)
+    return out
+
+
+def _first_word(cmd: Command) -> str:
+    """The first word of an #SBATCH line as written ("" for none, or one its words cannot be read from)."""
+    try:
+        words = directive_words(cmd)
+    except HpcWidgetsError:
+        return ""
+    return words[0].raw if words else ""
 
 
 def _read_as(cmd: Command) -> list[str]:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from ..spec._words import EXPANDED, word_pieces
-from ..spec.slurm import SBATCH_ALIASES, SBATCH_SHORT, STEP, SWITCHED_OFF, ScriptLayout, SlurmJob, comment_line
+from ..spec.slurm import (SBATCH_ALIASES, SBATCH_SHORT, STEP, SWITCHED_OFF, ScriptLayout, SlurmJob, comment_line,
+                          is_hetjob_word)
 from .command import option_words
 from .quote import assignment, quote_words
 
@@ -531,9 +532,10 @@ def _as_laid_out(layout: ScriptLayout, text: str, modules: str = "", before_work
     The rules, one function each: which lines changed (:func:`_line_edits`); a group whose words were changed, added
     or taken out gets them so in its lines as read (:func:`_rewritten_in_place`), any other edited group is written
     as rendered in its place (:func:`_group_now`); a line the renderer adds goes after its group's line
-    (:func:`_added_after`: a directive among the #SBATCH lines sbatch reads, nothing after a trailing ``exit`` or
-    into a continued command) and a module load the prologue wrote after the script's own module commands
-    (:func:`_after_module_commands`); the script's blank lines separate what is added (:func:`_between`)."""
+    (:func:`_added_after`: a directive among the #SBATCH lines sbatch reads, of its own component in a
+    heterogeneous job, nothing after a trailing ``exit`` or into a continued command) and a module load the prologue
+    wrote after the script's own module commands (:func:`_after_module_commands`); the script's blank lines separate
+    what is added (:func:`_between`)."""
     if not layout.source:
         return text  # the reader's first rendering of the model: nothing to lay out yet
     new = text.split("\n")
@@ -787,14 +789,16 @@ def _added_after(layout: ScriptLayout, members: dict[int, list[int]],
     group are written with it (:func:`_group_now`)."""
     groups = layout.canonical_groups
     last_source = {group: rows[-1] for group, rows in _source_rows(layout).items()}
-    directives_end = _directives_end(layout, members, last_source)
+    ends = _directives_ends(layout, last_source)
+    separators = sorted(i for i in directive_rows(layout.canonical) if _separates(layout.canonical[i]))
     last_exit = _trailing_exit(layout.source)
     after: dict[int, list[str]] = {}
     for i, lines in sorted(added.items()):
         if groups[i] >= 0 and i - 1 >= 0 and groups[i - 1] == groups[i]:
             continue
         at = _below_group_above(groups, last_source, i)
-        at = _among_directives(lines, at, directives_end)
+        component = min(sum(row < i for row in separators), len(ends) - 1)
+        at = _among_directives(lines, at, ends[component], ends[-1])
         at = _before_trailing_exit(at, last_exit)
         at = _past_continuation(layout.source, at)
         after.setdefault(at, []).extend(lines)
@@ -808,20 +812,42 @@ def _below_group_above(groups: Sequence[int], last_source: dict[int, int], i: in
     return last_source[above] if above is not None else 0
 
 
-def _directives_end(layout: ScriptLayout, members: dict[int, list[int]], last_source: dict[int, int]) -> int:
-    """The last #SBATCH line as read that sbatch reads; without one, the ``#!`` line, or -1 (before the first line)
-    in a script without one. An #SBATCH line after the script's first command, which sbatch ignores, is a set-up line
-    and no end of the directives."""
+def _directives_ends(layout: ScriptLayout, last_source: dict[int, int]) -> list[int]:
+    """The last #SBATCH line as read that sbatch reads of each component of the job: one for a job of one component,
+    one more after each ``#SBATCH hetjob`` (or ``packjob``) for a heterogeneous job, whose components take options
+    of their own. A component without a line of its own ends where the one before it ends (the first: at the
+    ``#!`` line, or -1, before the first line, in a script without one); a later component has at least its
+    separator line. An #SBATCH line after the script's first command, which sbatch ignores, is a set-up line and
+    no end of the directives."""
     read = directive_rows(layout.canonical)
-    return max((last_source[g] for g, rows in members.items() if g in last_source and any(i in read for i in rows)),
-               default=0 if layout.source[0].startswith("#!") else -1)
+    groups = {layout.canonical_groups[i] for i in read} - {-1}
+    last = max((last_source[g] for g in groups if g in last_source), default=-1)
+    # sbatch reads every #SBATCH line above the first command: also one in no group (a line the renderer spells
+    # otherwise), which may be a separator
+    rows = [k for k in range(last + 1) if layout.source[k].startswith("#SBATCH")]
+    ends = [0 if layout.source[0].startswith("#!") else -1]
+    for k in rows:
+        if _separates(layout.source[k]):
+            ends.append(max(k, ends[-1]))
+        else:
+            ends[-1] = max(k, ends[-1])
+    return ends
 
 
-def _among_directives(lines: list[str], at: int, directives_end: int) -> int:
-    """An added #SBATCH line goes right after the directives sbatch reads (after a command it would be ignored), and
-    no other added line goes above their end (sbatch stops reading directives at the first command)."""
+def _separates(line: str) -> bool:
+    """Whether the #SBATCH ``line`` starts the next component of a heterogeneous job: its first word is ``hetjob``
+    or ``packjob`` (:func:`~hpcwidgets.spec.slurm.is_hetjob_word`)."""
+    words = line[len("#SBATCH"):].split(None, 1) if line.startswith("#SBATCH") else []
+    return bool(words) and is_hetjob_word(words[0])
+
+
+def _among_directives(lines: list[str], at: int, component_end: int, directives_end: int) -> int:
+    """An added #SBATCH line goes right after the directives sbatch reads of its component (``component_end``: the
+    job's own options, those of its first component, before the first ``#SBATCH hetjob``; after a command it would
+    be ignored, after the separator it would be another component's), and no other added line goes above the end of
+    all of them (``directives_end``: sbatch stops reading directives at the first command)."""
     if any(line.startswith("#SBATCH") for line in lines):
-        return directives_end
+        return component_end
     return max(at, directives_end)
 
 
