@@ -82,10 +82,11 @@ cluster-down: venv
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis test-artifacts
 
-# the instructor's deck: diagrams, generated blocks, lint of every shell block, then Marp CLI (from npm,
+# the instructor's deck of this checkout (--slides-dir: never the slides/ of the checkout the venv imports the package
+# from): diagrams, generated blocks, lint of every shell block, then Marp CLI (from npm,
 # installed into slides/.marp) → slides/build/workshop.html (self-contained) and workshop.pdf with Chromium
 slides: venv
-	$(BIN)/python -m hpcwidgets.slides build $(if $(PROFILE),--profile $(PROFILE))
+	$(BIN)/python -m hpcwidgets.slides build --slides-dir slides $(if $(PROFILE),--profile $(PROFILE))
 
 # offline HTML handouts of the executed lessons (npm installs require.js + the widget manager into handouts/vendor)
 handouts: venv

@@ -11,10 +11,15 @@ Nothing here is needed to use the package; it is the tooling behind ``make slide
 * :func:`check_block` / :func:`check_deck` lint every ``bash`` block with the package's linter
   (job scripts whole, interactive commands also through :func:`hpcwidgets.parse.parse_command`)
   and read every ``dockerfile`` / ``deffile`` block with the package's build-file readers;
-* :func:`site_leftovers` / :func:`diagram_problems` / :func:`unknown_modules` find what the linter cannot in a
-  deck adapted to another site: ``--profile NAME`` of another profile, a hand-written ``ssh -L`` tunnel to another
-  login host than the profile's, diagrams drawn for another profile, a hand-written ``module load NAME`` that
-  the profile's ``[modules]`` does not name;
+* :func:`fill_values` (part of ``sync``) writes into the text the counts and names a generated example takes from
+  the profile, where the text marks them (``<!-- hpcw: value EXAMPLE KEY -->4<!-- hpcw: end -->``), and
+  :func:`stale_values` reports those that no longer match;
+* :func:`site_leftovers` / :func:`diagram_problems` / :func:`unknown_modules` / :func:`source_numbers` /
+  :func:`source_paths` find what the linter cannot in a deck adapted to another site: ``--profile NAME`` of
+  another profile, a hand-written ``ssh -L`` tunnel to another login host than the profile's, diagrams drawn for
+  another profile, a hand-written ``module load NAME`` that the profile's ``[modules]`` does not name, a count of
+  the source site (GPUs per node, CPUs per task, nodes, workers) left unmarked in the text next to a generated
+  example that has another, and the source site's scratch or node-local path written by hand;
 * :func:`render_diagrams` writes the SVG diagrams from ``slides/diagrams/draw.py`` (plain SVG
   written by Python: no diagram service, no script in the browser);
 * :func:`build` turns the deck into one self-contained HTML file (diagrams inlined as data URIs,
@@ -39,6 +44,14 @@ Markers (an HTML comment on the line before the fence; blank lines may sit betwe
 ``<!-- hpcw: fixed NAME [profile=P] [from="TEXT"] [to="TEXT"] -->``
     the block (``bash``) is the file ``NAME`` after ``hpcwidgets lint --fix NAME --profile P`` (the whole
     fixed file is linted and must be clean).
+
+In the text (headings, lists, alt text; not in speaker notes, where the comment would end the note), around a
+value on one line:
+
+``<!-- hpcw: value EXAMPLE KEY [profile=P] -->VALUE<!-- hpcw: end -->``
+    VALUE is what ``examples(P)[EXAMPLE]`` has for KEY (:data:`VALUE_KEYS`: ``nodes``, ``gpus-per-node``,
+    ``cpus-per-task``, ``nproc-per-node``, ``workers``, ``gpu-option``, …); ``sync`` rewrites it, ``check``
+    reports it when stale, the build keeps only VALUE.
 
 The deck's profile, used by every block whose marker names none, is :data:`DEFAULT_PROFILE` unless
 ``--profile NAME`` (the ``profile`` argument of the functions below) replaces it; a marker's own
@@ -70,9 +83,10 @@ from typing import Any, Iterator, Sequence
 
 from .errors import HpcWidgetsError
 
-#: the repository's slides folder (this module is tooling for the source checkout)
+#: the slides folder of the checkout this package is imported from (this module is tooling for a source checkout)
 SLIDES_DIR = Path(__file__).resolve().parent.parent / "slides"
 DECK_NAME = "workshop.md"
+
 #: the site the deck's scripts are written for
 DEFAULT_PROFILE = "midway3"
 #: Marp CLI, pinned: the build installs exactly this version from the npm registry
@@ -92,8 +106,24 @@ CHROMIUM = "/usr/bin/chromium"
 
 _FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[A-Za-z0-9_+-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
                     re.M | re.S)
-_MARKER = re.compile(r"<!--\s*hpcw:(?P<spec>.*?)-->", re.S)
+#: a block's marker (the ``value``/``end`` comments around a number in the text are not one)
+_MARKER = re.compile(r"<!--\s*hpcw:(?!\s*(?:value|end)\b)(?P<spec>.*?)-->", re.S)
+#: a value of a generated example written in the text: ``<!-- hpcw: value EXAMPLE KEY -->4<!-- hpcw: end -->``
+_VALUE = re.compile(r"<!--\s*hpcw:\s*value\b(?P<spec>[^\n]*?)-->(?P<value>[^<\n]*)<!--\s*hpcw:\s*end\s*-->")
+_VALUE_START = re.compile(r"<!--\s*hpcw:\s*(?:value|end)\b[^\n]*?-->")
 _COMMENT = re.compile(r"<!--(.*?)-->", re.S)
+
+
+def default_slides_dir(start: Path | None = None) -> Path:
+    """The folder the command line works on without ``--slides-dir``: ``slides/`` of the checkout the command
+    runs in (the nearest ``slides/workshop.md`` in the current folder or a parent of it), else
+    :data:`SLIDES_DIR`. Several checkouts may share one venv whose package is imported from only one of them,
+    so the folder is found from where the command runs, not from where the package is."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "slides" / DECK_NAME).is_file():
+            return folder / "slides"
+    return SLIDES_DIR
 
 
 class SlidesError(HpcWidgetsError):
@@ -367,8 +397,8 @@ def command(block: Block) -> str:
 
 
 def sync_text(text: str, profile: str | None = None) -> str:
-    """The deck with every generated (``example``, ``lint``, ``fixed``) block refreshed; ``profile`` is the
-    deck's profile for markers that name none."""
+    """The deck with every generated (``example``, ``lint``, ``fixed``) block and every value marker in the
+    text (:func:`fill_values`) refreshed; ``profile`` is the deck's profile for markers that name none."""
     out = []
     pos = 0
     for block in code_blocks(text, profile):
@@ -381,7 +411,7 @@ def sync_text(text: str, profile: str | None = None) -> str:
         out.append(body)
         pos = block.end
     out.append(text[pos:])
-    return "".join(out)
+    return fill_values("".join(out), profile)
 
 
 def sync_deck(path: Path | None = None, *, write: bool = True, profile: str | None = None) -> bool:
@@ -394,6 +424,179 @@ def sync_deck(path: Path | None = None, *, write: bool = True, profile: str | No
         tmp.write_text(new, encoding="utf-8")
         os.replace(tmp, path)
     return new != text
+
+
+# ------------------------------------------------------------------------------------------------
+# values of a generated example written in the text
+# ------------------------------------------------------------------------------------------------
+#: what ``<!-- hpcw: value EXAMPLE KEY -->…<!-- hpcw: end -->`` can fill in, with what each is
+VALUE_KEYS = {
+    "nodes": "nodes",
+    "gpus-per-node": "GPUs per node",
+    "cpus-per-task": "CPUs per task",
+    "ntasks-per-node": "tasks per node",
+    "nproc-per-node": "torchrun workers per node",
+    "workers": "torchrun workers in all (nodes × workers per node)",
+    "gpu-option": "GPU request as the script writes it (--gres=gpu:N or --gpus-per-node=N)",
+    "partition": "partition",
+    "mem": "memory",
+    "time": "time limit",
+}
+#: the keys whose values are counts, which :func:`source_numbers` looks for in the text
+NUMERIC_KEYS = ("nodes", "gpus-per-node", "cpus-per-task", "nproc-per-node", "workers")
+
+
+@dataclass(frozen=True)
+class ValueSpan:
+    """One ``<!-- hpcw: value EXAMPLE KEY [profile=P] -->VALUE<!-- hpcw: end -->`` of the text."""
+
+    example: str
+    key: str
+    profile: str
+    value: str
+    start: int                   # offsets of VALUE in the deck text
+    end: int
+    line: int
+
+    def command(self) -> str:
+        return f"hpcwidgets examples {self.example} --profile {self.profile}"
+
+
+def example_values(name: str, profile: str) -> dict[str, str]:
+    """What :data:`VALUE_KEYS` are in ``examples(profile)[name]``, as text (a key the example has no value
+    for, such as ``nproc-per-node`` of a job without torchrun, is left out)."""
+    from .examples import examples
+    found = examples(profile)
+    if name not in found:
+        raise SlidesError(f"the deck asks for example {name!r}, which profile {profile} does not have; "
+                          f"choose one of: {', '.join(found)}")
+    model = found[name].model
+    job = getattr(model, "job", None)
+    out: dict[str, str] = {}
+    if job is not None:
+        nodes = job.nodes if job.nodes not in (None, "") else 1
+        out["nodes"] = str(nodes)
+        if job.gpus_on_each_node:
+            out["gpus-per-node"] = str(job.gpus_on_each_node)
+        for key, attr in (("cpus-per-task", "cpus_per_task"), ("ntasks-per-node", "ntasks_per_node"),
+                          ("partition", "partition"), ("mem", "mem"), ("time", "time")):
+            value = getattr(job, attr, None)
+            if value not in (None, ""):
+                out[key] = str(value)
+    nproc = getattr(getattr(model, "launcher", None), "nproc_per_node", None)
+    if nproc not in (None, ""):
+        out["nproc-per-node"] = str(nproc)
+        if str(nproc).isdigit() and out.get("nodes", "").isdigit():
+            out["workers"] = str(int(nproc) * int(out["nodes"]))
+    for line in example_script(name, profile).splitlines():
+        option = line.removeprefix("#SBATCH").strip()
+        if line.startswith("#SBATCH") and (option.startswith(("--gpus-per-node=", "--gpus=", "--gpus-per-task="))
+                                           or (option.startswith("--gres=") and "gpu" in option)):
+            out["gpu-option"] = option
+            break
+    return out
+
+
+def _parse_value_spec(spec: str, line: int, deck_profile: str) -> tuple[str, str, str]:
+    """``EXAMPLE KEY [profile=P]`` → (example, key, profile)."""
+    sample = "<!-- hpcw: value multi-node-torchrun gpus-per-node -->4<!-- hpcw: end -->"
+    try:
+        words = shlex.split(spec)
+    except ValueError as exc:
+        raise SlidesError(f"{DECK_NAME}:{line}: cannot read the hpcw value marker {spec.strip()!r}: {exc}") from exc
+    profile = ""
+    plain = []
+    for word in words:
+        if word.startswith("profile="):
+            profile = word.partition("=")[2]
+        else:
+            plain.append(word)
+    if len(plain) != 2:
+        raise SlidesError(f"{DECK_NAME}:{line}: an hpcw value marker names an example and what to fill in, e.g. "
+                          f"{sample}")
+    if plain[1] not in VALUE_KEYS:
+        raise SlidesError(f"{DECK_NAME}:{line}: unknown value {plain[1]!r} in an hpcw value marker; use one of "
+                          f"{', '.join(VALUE_KEYS)}")
+    return plain[0], plain[1], profile or deck_profile
+
+
+def value_spans(text: str, profile: str | None = None) -> list[ValueSpan]:
+    """Every ``<!-- hpcw: value … -->VALUE<!-- hpcw: end -->`` outside the code blocks; ``profile`` is the
+    deck's, for a marker that names none. A value marker without its end on the same line is an error."""
+    deck_profile = profile or DEFAULT_PROFILE
+    prose = _blank_blocks(text, code_blocks(text, profile))
+    notes = [(m.start(), m.end()) for m in _COMMENT.finditer(prose) if not m.group(1).strip().startswith("hpcw:")]
+    out = []
+    covered: set[int] = set()
+    for m in _VALUE.finditer(prose):
+        line = prose.count("\n", 0, m.start()) + 1
+        if any(a < m.start() < b for a, b in notes):
+            raise SlidesError(f"{DECK_NAME}:{line}: an hpcw value marker cannot go into speaker notes (an HTML "
+                              "comment ends at the first -->): move the number to the slide, or word the note "
+                              "without it")
+        example, key, pinned = _parse_value_spec(m.group("spec"), line, deck_profile)
+        out.append(ValueSpan(example, key, pinned, m.group("value"), m.start("value"), m.end("value"), line))
+        covered.update((m.start(), m.end("value")))
+    for m in _VALUE_START.finditer(prose):
+        if m.start() not in covered:
+            line = prose.count("\n", 0, m.start()) + 1
+            raise SlidesError(f"{DECK_NAME}:{line}: an hpcw value marker needs the value and <!-- hpcw: end --> "
+                              "after it on the same line, e.g. <!-- hpcw: value multi-node-torchrun nodes -->2"
+                              "<!-- hpcw: end -->")
+    return out
+
+
+def _span_value(span: ValueSpan, cache: dict[tuple[str, str], dict[str, str]]) -> str:
+    """What the span must say today."""
+    if (span.example, span.profile) not in cache:
+        try:
+            cache[span.example, span.profile] = example_values(span.example, span.profile)
+        except SlidesError as exc:
+            raise SlidesError(f"{DECK_NAME}:{span.line}: {exc}") from None
+    values = cache[span.example, span.profile]
+    if span.key not in values:
+        raise SlidesError(f"{DECK_NAME}:{span.line}: `{span.command()}` gives no {span.key} "
+                          f"({VALUE_KEYS[span.key]}); fill in another value, or write the text without the marker")
+    return values[span.key]
+
+
+def fill_values(text: str, profile: str | None = None) -> str:
+    """The text with every value marker's value refreshed from its example (``sync`` does this)."""
+    cache: dict[tuple[str, str], dict[str, str]] = {}
+    out = []
+    pos = 0
+    for span in value_spans(text, profile):
+        out.append(text[pos:span.start])
+        out.append(_span_value(span, cache))
+        pos = span.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def stale_values(text: str, profile: str | None = None) -> list[str]:
+    """Value markers whose value is not what their example gives for the profile today."""
+    cache: dict[tuple[str, str], dict[str, str]] = {}
+    out = []
+    try:
+        spans = value_spans(text, profile)
+    except HpcWidgetsError as exc:
+        return [str(exc)]
+    for span in spans:
+        try:
+            want = _span_value(span, cache)
+        except HpcWidgetsError as exc:
+            out.append(str(exc))
+            continue
+        if span.value != want:
+            out.append(f"{DECK_NAME}:{span.line}: stale: the text says {span.value!r} where `{span.command()}` gives "
+                       f"{want!r} ({VALUE_KEYS[span.key]}); refresh it with: {_refresh_command(profile)}")
+    return out
+
+
+def _refresh_command(profile: str | None) -> str:
+    if profile in (None, "", DEFAULT_PROFILE):
+        return "python -m hpcwidgets.slides sync (or make slides)"
+    return f"python -m hpcwidgets.slides sync --profile {profile}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -485,9 +688,7 @@ def _stale(block: Block, full: str) -> list[str]:
 
 def _refresh(block: Block) -> str:
     """The command that refreshes the deck for the profile it is being checked against."""
-    if block.default_profile in ("", DEFAULT_PROFILE):
-        return "python -m hpcwidgets.slides sync (or make slides)"
-    return f"python -m hpcwidgets.slides sync --profile {block.default_profile}"
+    return _refresh_command(block.default_profile)
 
 
 def _buildfile_problems(block: Block, kind: str) -> list[str]:
@@ -502,17 +703,22 @@ def _buildfile_problems(block: Block, kind: str) -> list[str]:
 
 
 def check_deck(path: Path | None = None, profile: str | None = None) -> list[str]:
-    """Every problem of the deck (``profile``: the deck's, for unmarked blocks): of every checked block, what
-    it still says for another site (:func:`site_leftovers`), the modules it loads by hand that the profile
-    does not name (:func:`unknown_modules`), and diagrams next to it that were drawn for another profile
+    """Every problem of the deck (``profile``: the deck's, for unmarked blocks): of every checked block, the
+    value markers of the text that are stale (:func:`stale_values`), what it still says for another site
+    (:func:`site_leftovers`), the modules it loads by hand that the profile does not name
+    (:func:`unknown_modules`), the source site's counts next to its examples (:func:`source_numbers`) and
+    paths (:func:`source_paths`), and diagrams next to it that were drawn for another profile
     (:func:`diagram_problems`)."""
     path = path or SLIDES_DIR / DECK_NAME
     text = path.read_text(encoding="utf-8")
     out: list[str] = []
     for block in iter_checked(text, profile):
         out += check_block(block)
+    out += stale_values(text, profile)
     out += site_leftovers(text, profile)
     out += unknown_modules(text, profile)
+    out += source_numbers(text, profile)
+    out += source_paths(text, profile)
     if (path.parent / "diagrams" / "draw.py").is_file():
         out += diagram_problems(path.parent, profile)
     return out
@@ -694,6 +900,178 @@ def _blank_blocks(text: str, blocks: Sequence[Block]) -> str:
     return text
 
 
+# ------------------------------------------------------------------------------------------------
+# what the hand-written text still says of the source site: its numbers near the examples, its paths
+# ------------------------------------------------------------------------------------------------
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                 "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
+#: the number of an ordered list item (``4. …``), which counts the list, not anything of the site
+_LIST_NUMBER = re.compile(r"^[ \t]*\d+[.)][ \t]", re.M)
+_ANY_MARKER = re.compile(r"<!--\s*hpcw:.*?-->", re.S)
+
+
+def _number(n: int) -> re.Pattern[str]:
+    """``n`` as a number of its own (``4``, ``gpu:4``, ``=4``, ``4×``; not ``HPC104``, ``0.4``, ``4G``) or as
+    a word (``four``)."""
+    digits = rf"(?<![\w.]){n}(?!\w|\.\d)"
+    if n < len(_NUMBER_WORDS):
+        return re.compile(rf"{digits}|\b{_NUMBER_WORDS[n]}\b", re.I)
+    return re.compile(digits)
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+
+
+def _slide_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of each slide of :func:`split_slides` in ``text``."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    lines = text.split("\n")
+    offsets = []
+    for ln in lines:
+        offsets.append(pos)
+        pos += len(ln) + 1
+    first = 0
+    if lines and lines[0].strip() == "---":
+        for i in range(1, len(lines)):
+            if lines[i].strip() == "---":
+                first = i + 1
+                break
+    start = offsets[first] if first < len(offsets) else len(text)
+    in_fence = False
+    for i in range(first, len(lines)):
+        if lines[i].lstrip().startswith("```"):
+            in_fence = not in_fence
+        if not in_fence and lines[i].rstrip() == "---":
+            spans.append((start, offsets[i]))
+            start = offsets[i] + len(lines[i]) + 1
+    spans.append((min(start, len(text)), len(text)))
+    return spans
+
+
+def _is_default_site(profile: str | None) -> bool:
+    from .profiles import load_profile
+    return not profile or load_profile(profile).name == load_profile(DEFAULT_PROFILE).name
+
+
+def source_numbers(text: str, profile: str | None = None) -> list[str]:
+    """Counts of the source site (:data:`DEFAULT_PROFILE`) that the text still states next to a generated
+    example where the profile's example has others: nodes, GPUs per node, CPUs per task, torchrun's workers
+    per node and in all (:data:`NUMERIC_KEYS`), as digits (``--gres=gpu:4``, ``4 workers``) or words
+    (``four GPUs each``), outside value markers (which ``sync`` fills).
+
+    "Next to" is the prose, headings, alt text and speaker notes of the slides of the example's section (a
+    section starts at a slide with a ``#`` heading) that show no code but generated examples: a slide with a
+    hand-written script, or the linter's output on one, speaks of that script's numbers. Blocks pinned to a
+    profile are left out (their prose is about that site on purpose)."""
+    if _is_default_site(profile):
+        return []
+    blocks = code_blocks(text, profile)
+    prose = _blank_blocks(text, blocks)
+    for m in list(_VALUE.finditer(prose)) + list(_ANY_MARKER.finditer(prose)) + list(_LIST_NUMBER.finditer(prose)):
+        prose = _blank(prose, m.start(), m.end())
+    slides_at = _slide_spans(text)
+
+    def slide_of(offset: int) -> int:
+        return next(i for i, (a, b) in enumerate(slides_at) if a <= offset <= b)
+
+    sections: list[list[int]] = []
+    for i, (a, b) in enumerate(slides_at):
+        if not sections or re.search(r"^# ", prose[a:b], re.M):
+            sections.append([])
+        sections[-1].append(i)
+    out: list[tuple[int, str]] = []
+    cache: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+    for section in sections:
+        inside = [b for b in blocks if slide_of(b.start) in section]
+        shown = [b for b in inside if b.kind == "example" and "profile" not in b.marker]
+        if not shown:
+            continue
+        others = {slide_of(b.start) for b in inside if b.kind != "example"}
+        wanted: dict[int, list[tuple[str, str, str, Block]]] = {}
+        for block in shown:
+            name = block.marker["example"]
+            if name not in cache:
+                cache[name] = (example_values(name, DEFAULT_PROFILE), example_values(name, block.profile))
+            source, target = cache[name]
+            for key in NUMERIC_KEYS:
+                was, now = source.get(key, ""), target.get(key, "")
+                if was.isdigit() and was != now and (name, key) not in {(w[0], w[1]) for w in wanted.get(int(was), [])}:
+                    wanted.setdefault(int(was), []).append((name, key, now, block))
+        for i in section:
+            if i in others:
+                continue
+            a, b = slides_at[i]
+            for n, what in sorted(wanted.items()):
+                for m in _number(n).finditer(prose, a, b):
+                    line = prose.count("\n", 0, m.start()) + 1
+                    out.append((line, _source_number(line, m.group(0), what, profile or DEFAULT_PROFILE)))
+    return [problem for _, problem in sorted(out, key=lambda found: found[0])]
+
+
+def _source_number(line: int, said: str, what: list[tuple[str, str, str, Block]], profile: str) -> str:
+    name, key, now, block = what[0]
+    meaning = " and ".join(f"{VALUE_KEYS[k].split(' (')[0]} ({k})" for _, k, _, _ in what)
+    now_text = " and ".join(v or "none" for _, _, v, _ in what)
+    return (f"{DECK_NAME}:{line}: the text says {said!r}: {DEFAULT_PROFILE}'s {meaning} in {name}, but for {profile} "
+            f"the block at {DECK_NAME}:{block.line} has {now_text}; write the number as "
+            f"<!-- hpcw: value {name} {key} -->{now or '…'}<!-- hpcw: end -->"
+            f"{''.join(f' (or {k})' for _, k, _, _ in what[1:])} so sync fills it from the profile (not in speaker "
+            "notes: reword those)")
+
+
+#: a site path's own folders and the user's folder under it, as scripts write it
+_USER_TAIL = r"(?:/(?:\$USER|\$\{USER\}))?"
+#: profile fields that name a place on the site (image_dir and cache_dir count when they are not under one of
+#: the first two: a folder under the site's own scratch works whatever it is called)
+_PLACES = {"scratch": "scratch folder", "node_local": "node-local disk", "image_dir": "image folder",
+           "cache_dir": "Apptainer cache"}
+
+
+def source_paths(text: str, profile: str | None = None) -> list[str]:
+    """Paths of the source site (:data:`DEFAULT_PROFILE`) that do not exist on ``profile``'s: its scratch
+    (``/scratch/midway3/$USER``) and node-local disk (``/scratch/local/$USER``), and its image folder and cache
+    when they are elsewhere, written by hand in a block (not generated, not pinned to a profile) or in the
+    text, where ``profile`` has other ones. Only for a profile given on purpose: the deck as shipped is the
+    source site's."""
+    if _is_default_site(profile):
+        return []
+    from .profiles import load_profile
+    source, target = load_profile(DEFAULT_PROFILE), load_profile(profile)
+    places: list[tuple[str, str, re.Pattern[str]]] = []
+    for attr, what in _PLACES.items():
+        value = str(getattr(source, attr) or "").rstrip("/")
+        if not value or value == str(getattr(target, attr) or "").rstrip("/"):
+            continue
+        if attr in ("image_dir", "cache_dir") and any(
+                value.startswith(str(getattr(source, a)).rstrip("/") + "/") for a in ("scratch", "node_local")):
+            continue
+        base = re.sub(r"/(?:\$USER|\$\{USER\})$", "", value)
+        if not base.strip("/"):
+            continue
+        places.append((attr, what, re.compile(re.escape(base) + _USER_TAIL + r"(?![\w.-])")))
+    if not places:
+        return []
+    blocks = code_blocks(text, profile)
+    texts = [(b.line, b.body) for b in blocks if b.kind not in GENERATED and "profile" not in b.marker]
+    prose = _blank_blocks(text, blocks)
+    for m in _ANY_MARKER.finditer(prose):
+        prose = _blank(prose, m.start(), m.end())
+    texts.append((0, prose))
+    out: dict[tuple[int, str], str] = {}
+    for first, body in texts:
+        for attr, what, pattern in places:
+            for m in pattern.finditer(body):
+                line = first + body.count("\n", 0, m.start()) + 1
+                have = str(getattr(target, attr) or "")
+                out.setdefault((line, attr), (
+                    f"{DECK_NAME}:{line}: {m.group(0)} is {source.name}'s {what} ({attr}); "
+                    f"{target.name}'s is {have or 'not set in its profile'}: write that here (sync changes only "
+                    "generated blocks and value markers, not hand-written text)"))
+    return [problem for _, problem in sorted(out.items(), key=lambda item: item[0][0])]
+
+
 def diagram_problems(slides_dir: Path, profile: str | None = None) -> list[str]:
     """Diagrams in ``slides_dir/diagrams`` that are not what ``draw.py`` draws for ``profile`` (drawn for
     another site, or edited since)."""
@@ -828,7 +1206,9 @@ def inline_images(text: str, base: Path) -> str:
 
 
 def strip_markers(text: str) -> str:
-    """Remove the ``hpcw:`` marker comments (Marp would show them as presenter notes)."""
+    """Remove the ``hpcw:`` marker comments (Marp would show them as presenter notes); a value marker in the
+    text leaves its value."""
+    text = _VALUE.sub(lambda m: m.group("value"), text)
     return re.sub(r"[ \t]*<!--\s*hpcw:.*?-->[ \t]*\n?", "", text, flags=re.S)
 
 
@@ -969,14 +1349,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("action", choices=("sync", "check", "diagrams", "build"),
                    help="sync: refresh the generated blocks of the deck; check: lint its code blocks; diagrams: "
                         "draw the SVG diagrams; build: all three, then the HTML (and the PDF when Chromium is present)")
-    p.add_argument("--slides-dir", type=Path, default=SLIDES_DIR, metavar="DIR",
+    p.add_argument("--slides-dir", type=Path, default=None, metavar="DIR",
                    help=f"the folder holding {DECK_NAME} and diagrams/draw.py; build writes into its build/ "
-                        "(default: the slides/ folder of this checkout)")
+                        f"(default: slides/ of the checkout you run it in, the nearest slides/{DECK_NAME} in "
+                        "the current folder or a parent; outside a checkout, the one next to this package)")
     p.add_argument("--no-pdf", action="store_true", help="build the HTML only")
     p.add_argument("--profile", metavar="NAME",
                    help=f"the site profile for every block whose marker names none (default {DEFAULT_PROFILE}); "
                         "a marker's own profile= wins")
     args = p.parse_args(argv)
+    if args.slides_dir is None:
+        args.slides_dir = default_slides_dir()
     deck = args.slides_dir / DECK_NAME
     profile = args.profile
     try:
@@ -1015,9 +1398,11 @@ def iter_checked(text: str, profile: str | None = None) -> Iterator[Block]:
     return (b for b in code_blocks(text, profile) if b.lang in CHECKED_LANGS or b.kind in GENERATED)
 
 
-__all__ = ["Block", "BuildResult", "DEFAULT_PROFILE", "GENERATED", "INTERACTIVE_IGNORE", "KINDS", "SlidesError",
-           "Svg", "build", "check_block", "check_deck", "code_blocks", "command", "count_slides", "example_script",
-           "excerpt", "expected_body", "full_text",
+__all__ = ["Block", "BuildResult", "DEFAULT_PROFILE", "GENERATED", "INTERACTIVE_IGNORE", "KINDS", "NUMERIC_KEYS",
+           "SlidesError", "VALUE_KEYS", "ValueSpan",
+           "Svg", "build", "check_block", "check_deck", "code_blocks", "command", "count_slides", "default_slides_dir",
+           "example_script", "example_values", "excerpt", "expected_body", "fill_values", "full_text",
+           "source_numbers", "source_paths", "stale_values", "value_spans",
            "diagram_problems", "external_references", "inline_images", "iter_checked", "main", "parse_marker",
            "prepare", "render_diagrams", "site_leftovers", "speaker_notes", "split_slides", "strip_markers",
            "sync_deck", "sync_text", "unknown_modules"]
