@@ -209,11 +209,16 @@ def _where(part: Partition | None) -> str:
     return part.where() if part is not None else "partition (default)"
 
 
-def _cpus_per_gpu(part: Partition | None) -> int:
-    cpus = part.cpus_for(True) if part is not None else None  # the GPU nodes' (a catch-all may mix in bigger ones)
-    if not cpus:
-        return _per_job_cap(4, part, "cpus")
-    return _per_job_cap(max(1, min(8, cpus // max(part.gpus_per_node or 1, 1))), part, "cpus")
+#: CPUs per worker where the profile does not say its nodes' CPUs (:meth:`Partition.cpus_for_workers` says why)
+_CPUS_WHEN_UNKNOWN = 4
+
+
+def _cpus_for_workers(part: Partition | None, workers: int = 1, nodes: int = 1) -> int:
+    """--cpus-per-task of a task starting ``workers`` workers on each of ``nodes`` nodes of ``part``: the rule the
+    workflow form follows too (:meth:`Partition.cpus_for_workers`), with 4 per worker where the CPUs are unknown."""
+    if part is None:
+        return _CPUS_WHEN_UNKNOWN * max(workers, 1)
+    return part.cpus_for_workers(workers, nodes=nodes, unknown=_CPUS_WHEN_UNKNOWN)
 
 
 def _per_job_cap(value: int, part: Partition | None, what: str, nodes: int = 1) -> int:
@@ -246,13 +251,6 @@ def _fit_mem(wanted_mib: int, part: Partition | None, share: int = 1, nodes: int
     return format_mem(wanted_mib)
 
 
-def _runtime(profile: ClusterProfile) -> str:
-    runnable = [r for r in profile.runtimes if r not in profile.runtimes_render_only]
-    for r in runnable or list(profile.runtimes):
-        return r
-    return "apptainer"
-
-
 def _resolve(profile: str | ClusterProfile) -> ClusterProfile:
     if isinstance(profile, ClusterProfile):
         return profile
@@ -279,7 +277,7 @@ def _single_gpu(site: _Site) -> Example:
         title=site.title("Train a small model on one GPU in a container", gpus),
         prepare=site.prepare(), exports=site.exports(),
         job_name="single-gpu", **site.job_fields(part),
-        cpus_per_task=_cpus_per_gpu(part),
+        cpus_per_task=_cpus_for_workers(part),
         mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1, gpus=bool(gpus)),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules(), setup=site.setup())
     what = "One GPU" if gpus else "No GPU (the site's profile lists none): the CPU"
@@ -303,8 +301,7 @@ def _multi_node(site: _Site) -> Example:
         title=site.title(f"Distributed training on {nodes} node{'s' if nodes > 1 else ''}: one torchrun per node", gpus),
         prepare=site.prepare(), exports=site.exports(),
         job_name="multi-node", **site.job_fields(part),
-        cpus_per_task=_per_job_cap(min(_cpus_per_gpu(part) * per_node, part.cpus_for(bool(gpus)) or 10**6), part,
-                                   "cpus", nodes=nodes) if part else 8,
+        cpus_per_task=_cpus_for_workers(part, per_node, nodes),
         mem=_fit_mem(128 * 1024, part, nodes=nodes, gpus=bool(gpus)), time=_fit_time("02:00:00", part), output="%x-%j.out",
         modules=site.modules(), setup=site.setup())
     fewer = "" if nodes == 2 else (f" No partition of {site.profile.name} allows 2 nodes ({_where(part)} allows "
@@ -325,7 +322,7 @@ def _array_sweep(site: _Site) -> Example:
         container=site.container(), gpus_per_node=gpus, gpu_vendor=site.vendor,
         title=site.title("A learning-rate sweep: one array task per value", gpus), exports=site.exports(),
         job_name="lr-sweep", **site.job_fields(part),
-        cpus_per_task=_cpus_per_gpu(part),
+        cpus_per_task=_cpus_for_workers(part),
         mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1, gpus=bool(gpus)),
         time=_fit_time("00:30:00", part), modules=site.modules(), setup=site.setup())
     return Example("array-sweep", f"A job array of {len(SWEEP_LEARNING_RATES)} tasks; task i trains with learning rate "
@@ -351,7 +348,7 @@ def _charliecloud(site: _Site) -> Example:
         container=container, gpus_per_node=gpus, gpu_vendor=site.vendor, use_srun=True,
         pass_cpus_per_task=site.srun_cpus(), prepare=prepare,
         title=site.title("Train in a Charliecloud container under srun", gpus, "charliecloud"),
-        exports=site.exports(), job_name="charliecloud", **site.job_fields(part), cpus_per_task=_cpus_per_gpu(part),
+        exports=site.exports(), job_name="charliecloud", **site.job_fields(part), cpus_per_task=_cpus_for_workers(part),
         mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1, gpus=bool(gpus)),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules("charliecloud"), setup=site.setup())
     note = ""
@@ -399,7 +396,7 @@ _BUILDERS: tuple[Callable[[_Site], Example | None], ...] = (_single_gpu, _multi_
 def examples(profile: str | ClusterProfile = "generic") -> dict[str, Example]:
     """The example jobs for a site: ``profile`` is a profile name, a ``.toml`` path or a loaded profile."""
     site = _Site(_resolve(profile), "", payload_dir())
-    site = _Site(site.profile, _runtime(site.profile), site.payload_dir)
+    site = _Site(site.profile, site.profile.runnable_runtime(), site.payload_dir)
     out: dict[str, Example] = {}
     for build in _BUILDERS:
         ex = build(site)

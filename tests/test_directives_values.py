@@ -283,7 +283,7 @@ def test_hpc330_compares_what_sbatch_makes_of_the_values(first: str, second: str
     assert bool(_found(_job(first, second), "HPC330")) is reported
 
 
-@pytest.mark.parametrize("flag,example", [("-N", "-N …"), ("-t", "-t …"), ("--nodes", "--nodes=…")])
+@pytest.mark.parametrize("flag,example", [("-N", "-N 1"), ("-t", "-t 01:00:00"), ("--nodes", "--nodes=1")])
 def test_an_option_without_its_value_is_shown_as_sbatch_reads_it(flag, example):
     """getopt keeps the '=' of a short option's value (-N=2 gives sbatch the node count '=2'), so a short option's
     example has a space, a long one's an '='."""

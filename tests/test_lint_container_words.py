@@ -294,8 +294,22 @@ def test_hpc136_counts_one_cpu_when_the_job_names_no_tasks() -> None:
     assert "with the 1 CPU Slurm gives by default" in found.message
 
 
-@pytest.mark.parametrize("overlay, reported", [("--overlay data.img:ro", True), ("--overlay data.img", False)])
-def test_hpc216_a_read_only_overlay_is_no_writable_layer(overlay: str, reported: bool) -> None:
+@pytest.mark.parametrize("options, reported", [
+    ("--overlay data.img:ro", True), ("--overlay data.img", True),   # an overlay is no --writable
+    ("--writable-tmpfs", True),                                       # added for --nvccli anyway: not the fix
+    ("--fakeroot", True),
+    ("--writable", False),                                            # a sandbox opened writable: allowed
+])
+def test_hpc216_only_writable_lets_singularityce_run_nvccli(options: str, reported: bool) -> None:
     text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\nmodule load singularityce/4.1\nexport PYTHONNOUSERSITE=1\n"
-            f"singularity exec --nvccli {overlay} img_1.0.sif python t.py\n")
+            f"singularity exec --nvccli {options} img_1.0.sif python t.py\n")
     assert ("HPC216" in {f.code for f in lint(text)}) is reported
+
+
+def test_hpc216_fix_uses_nv_in_place_of_nvccli() -> None:
+    from hpcwidgets.fixes import fix_script
+    text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\nmodule load singularityce/4.1\nexport PYTHONNOUSERSITE=1\n"
+            "singularity exec --nvccli img_1.0.sif python t.py\n")
+    fixed, _ = fix_script(text, select=("HPC216",))
+    assert "--nvccli" not in fixed and "singularity exec --nv img_1.0.sif python t.py" in fixed
+    assert "HPC216" not in {f.code for f in lint(fixed)}

@@ -76,9 +76,11 @@ srun python post.py
 """
 
 
-def test_ray_stop_in_the_batch_shell_stops_the_head_on_its_node_but_not_a_worker_elsewhere():
+def test_ray_stop_in_the_batch_shell_stops_the_head_on_its_node_and_so_the_workers_that_need_it():
     lines = [line for line, _ in found(RAY_TWO_NODES, "HPC522")]
-    assert lines == [10]  # the worker on the second node; the head (line 8) runs where ray stop does
+    # the head (line 8) runs where ray stop does; the worker on the second node loses its head and exits once it has
+    # not reached it for Ray's reconnect timeout (60 s by default)
+    assert lines == []
 
 
 VLLM_IN_AN_INSTANCE = """#!/bin/bash

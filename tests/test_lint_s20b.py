@@ -139,13 +139,13 @@ horovodrun -np 2 --hosts $NODE_LIST python cifar10_horovod.py
 
 
 def test_horovodrun_with_one_slot_per_node_for_two_tasks_per_node():
-    [(line, message)] = found(HVD_BUILT, "HPC137")
+    [(line, message)] = found(HVD_BUILT, "HPC140")
     assert line == 8
     assert message.startswith("horovodrun -np 2 asks for 2 processes, but --hosts $NODE_LIST gives 1 slot (the list "
                               "line 6 builds, :1 after the job's node)")
     assert "'Requested more processes (2) than there are available slots (1)'" in message
     assert "give each host the job's 2 tasks per node as its slots (:2)" in message
-    assert found(HVD_BUILT.replace("\\:1,", "\\:2,"), "HPC137") == []
+    assert found(HVD_BUILT.replace("\\:1,", "\\:2,"), "HPC140") == []
 
 
 TWO_NODES = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-node=4\n"
@@ -160,7 +160,7 @@ BUILT = 'hosts=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed \'s/$/:SLOT
     ("horovodrun -np 16 -H gpu01:4,gpu02:4 python train.py\n", 8),
 ])
 def test_fewer_slots_than_processes(body, short):
-    hits = [m for _, m in found(TWO_NODES + body, "HPC137") if "asks for" in m]
+    hits = [m for _, m in found(TWO_NODES + body, "HPC140") if "asks for" in m]
     assert len(hits) == 1 and f"gives {short} slots" in hits[0]
 
 
@@ -173,13 +173,13 @@ def test_fewer_slots_than_processes(body, short):
     "mpirun -np 16 -H gpu01:4,gpu02:4 ./solver\n",                       # mpirun's slots: not this check
 ])
 def test_enough_slots_or_unknown_counts_are_left_alone(body):
-    assert [m for _, m in found(TWO_NODES + body, "HPC137") if "asks for" in m] == []
+    assert [m for _, m in found(TWO_NODES + body, "HPC140") if "asks for" in m] == []
 
 
 def test_a_node_count_slurm_chooses_is_not_guessed():
     job = "#!/bin/bash\n#SBATCH --nodes=1-4\n#SBATCH --ntasks-per-node=4\n"
     body = BUILT.replace("SLOTS", "1") + 'horovodrun -np 8 -H "$hosts" python train.py\n'
-    assert found(job + body, "HPC137") == []
+    assert found(job + body, "HPC140") == []
 
 
 # --- 4. HPC507 and HPC528 name what runs --------------------------------------------------------------------------

@@ -443,9 +443,6 @@ def _old_apptainer_check(self) -> list[Problem]:
         out.append(Problem("contain", "--containall already implies --contain; keep one"))
     if self.home and self.no_home:
         out.append(Problem("no_home", "--home and --no-home contradict each other; keep one"))
-    if self.nvccli_needs_layer:
-        out.append(Problem("nvccli", "singularity --nvccli needs a writable layer: add --writable-tmpfs "
-                                     "(Apptainer 1.1 and later adds one itself)"))
     out += self._env_problems()
     out += extra_problems(self.extra, self.other_value_options, self.binary)
     out += option_like_operands(self, "image")

@@ -12,6 +12,10 @@ The lessons in ``notebooks/`` call these so the notebooks hold prose and calls, 
 * :func:`layer_diagram` draws the layers of a workflow (Slurm job → srun → container → torchrun → program);
 * :func:`train_locally` and :func:`scaling_run` run the payload scripts on this machine's CPU;
   :func:`loss_plot` and :func:`scaling_plot` draw their results;
+* :func:`job_head` and :func:`site_job` give a hand-written job's top (or its model) that fits the site: partition,
+  account, QOS, memory where the default is small, the module of the site's container program; so an example shows
+  only its own mistake, and :func:`findings_table` leaves out what the practice cluster's render-only Apptainer adds;
+  :func:`multi_node_partition` is the partition the multi-node example uses;
 * :func:`practice_target` decides where a lesson may really submit jobs, and :func:`run_example`
   submits one, waits for it and returns what a lesson may print (state, losses, ranks, nodes): never
   job ids, times or paths.
@@ -195,36 +199,129 @@ def _site_entry(site: Any, gpu: bool) -> Any:
     return (site.default(gpu=True) if gpu else None) or site.default()
 
 
+def multi_node_partition(site: Any, nodes: int = 2) -> Any:
+    """The partition a job of ``nodes`` nodes uses on ``site``, chosen as the shipped multi-node example chooses it
+    (:mod:`hpcwidgets.examples`): of the GPU partitions (of all, on a site without GPUs), the best for production
+    that allows ``nodes`` nodes, then the one with the most nodes; the default GPU partition wins a tie. So a lesson,
+    the example and an exercise on the same job name the same partition (on a site with 2-GPU and 8-GPU partitions
+    of equal size, the default one, not whichever is listed first). None for a profile without partitions."""
+    from ..spec.profile import Partition, best_partitions
+    parts = list(site.gpu_partitions()) or [p for p in site.partitions if isinstance(p, Partition)]
+    default = _site_entry(site, True)
+    parts.sort(key=lambda p: p is not default)
+    ranked = best_partitions(parts, nodes=nodes, by="nodes")
+    return ranked[0] if ranked else None
+
+
+def site_mem(site: Any, job: Any) -> str:
+    """The ``--mem`` a job (a :class:`~hpcwidgets.spec.slurm.SlurmJob`, or a script's text) asks for on ``site`` where
+    the memory its partition gives by default would leave it less than half its share of a node (lint's HPC413: a
+    small DefMemPerCPU), else "" (the default is enough, or the job names its memory). The value is that share: the
+    node's memory times the larger of the job's part of the node's GPUs and of its CPUs, in whole GiB."""
+    from ..spec.profile import job_warnings
+    from ..spec.units import format_mem
+    if isinstance(job, str):
+        from ..parse import parse_job
+        job = parse_job(job)
+    if not any(p.field == "mem" for p in job_warnings(site, job)):
+        return ""
+    part = site.entry_for(job)
+    gpus = job.gpus_on_each_node or 0
+    node = part.mem_mib(bool(gpus)) if part is not None else None
+    if not node:
+        return ""
+    shares = []
+    if gpus and part.gpus_per_node:
+        shares.append(gpus / part.gpus_per_node)
+    cpus = part.cpus_for(bool(gpus))
+    if cpus:
+        tasks = job.ntasks_per_node if isinstance(job.ntasks_per_node, int) else 1
+        shares.append(tasks * (job.cpus_per_task if isinstance(job.cpus_per_task, int) else 1) / cpus)
+    share = int(node * min(max(shares, default=1.0), 1.0))
+    return format_mem(share // 1024 * 1024 if share >= 1024 else max(share, 1))
+
+
+def site_job(site: Any, *, gpus: int = 0, part: Any = None, **fields: Any) -> Any:
+    """A :class:`~hpcwidgets.spec.slurm.SlurmJob` that fits ``site``, the model of :func:`job_head`'s lines: on ``part``
+    (by default the GPU partition when ``gpus`` per node are requested, else the default one) with the account, QOS
+    and constraint the profile names for it (:meth:`~hpcwidgets.spec.profile.ClusterProfile.job_fields`), ``gpus``
+    per node, the module of the site's container program, then ``fields`` (they win; a ``time`` over the partition's
+    limit is lowered to it: HPC402), and ``--mem`` where the partition's default memory would be too small for the
+    job (:func:`site_mem`)."""
+    from ..spec.slurm import SlurmJob
+    from ..spec.units import format_time, parse_time
+    part = part if part is not None else _site_entry(site, gpus > 0)
+    placed = {key: value for key, value in site.job_fields(part).items() if value}
+    limit = part.max_seconds() if part is not None else None
+    if fields.get("time") and limit is not None and parse_time(str(fields["time"])) > limit:
+        fields = {**fields, "time": format_time(limit)}
+    job = SlurmJob(**{**placed, **({"gpus_per_node": gpus} if gpus else {}), "modules": site_modules(site), **fields})
+    if job.mem or job.mem_per_cpu or job.mem_per_gpu:
+        return job
+    mem = site_mem(site, job)
+    return job.replace(mem=mem) if mem else job
+
+
 def job_head(site: Any, *options: str, gpus: int = 0) -> str:
     """The top of a hand-written job script that fits ``site``: ``#!/bin/bash``, the partition (a GPU partition when
-    ``gpus`` per node are requested) and its default time limit when it has one (a job that sets none is stopped
-    there: HPC411), each of ``options`` as an ``#SBATCH`` line, and the module that provides the container program.
-    A lesson's example built on it shows the one mistake it is about, and no other."""
+    ``gpus`` per node are requested) with the account, QOS and constraint the profile's entry for it names
+    (:meth:`~hpcwidgets.spec.profile.ClusterProfile.job_fields`: HPC408 where an account is required), its default
+    time limit when it has one (a job that sets none is stopped there: HPC411), each of ``options`` as an ``#SBATCH``
+    line, ``--mem`` where the partition's default memory is too small for the job (:func:`site_mem`, HPC413), and
+    the module that provides the site's container program (its ``apptainer_binary``: HPC409). A lesson's example
+    built on it, calling that program (``site.apptainer_binary``), shows the one mistake it is about, and no other."""
     lines = ["#!/bin/bash"]
     part = _site_entry(site, gpus > 0)
-    if part is not None:
-        lines.append(f"#SBATCH --partition={part.name}")
-        if part.default_time and not any(o.startswith(("--time", "-t")) for o in options):
-            lines.append(f"#SBATCH --time={part.default_time}")
+    fields = site.job_fields(part)
+    lines += [f"#SBATCH --{key}={fields[key]}" for key in ("partition", "account", "qos", "constraint") if fields[key]]
+    if part is not None and part.default_time and not any(o.startswith(("--time", "-t")) for o in options):
+        lines.append(f"#SBATCH --time={part.default_time}")
     lines += [f"#SBATCH {o}" for o in options]
     if gpus:
         lines.append(f"#SBATCH --gres=gpu:{gpus}")
+    if not any(o.startswith("--mem") for o in options):
+        mem = site_mem(site, "\n".join(lines) + "\n")
+        lines += [f"#SBATCH --mem={mem}"] if mem else []
     lines += [f"module load {name}" for name in site_modules(site)]
     return "\n".join(lines) + "\n"
 
 
+#: how HPC414 names a runtime the profile lists in ``runtimes_render_only`` (ClusterProfile.render_only_message)
+_RENDER_ONLY = re.compile(r"\bit lists (\S+) as render-only\b")
+
+
+def render_only(finding: Any) -> str:
+    """The runtime an HPC414 finding is about when the profile lists it as render-only (the practice cluster shows
+    Apptainer's commands and runs Charliecloud's), else "". Every Apptainer example of a lesson gets that finding on
+    such a cluster, whatever mistake it teaches."""
+    m = _RENDER_ONLY.search(getattr(finding, "message", "")) if getattr(finding, "code", "") == "HPC414" else None
+    return m.group(1) if m else ""
+
+
+def findings_shown(findings: Iterable[Any]) -> list[Any]:
+    """The findings a lesson's table shows: all but HPC414's about a render-only runtime (:func:`render_only`)."""
+    return [f for f in findings if not render_only(f)]
+
+
 def findings_table(findings: Iterable[Any], title: str = "") -> None:
     """Print findings one per line: ``line  severity  CODE  message`` (and ``fix available``), under ``title``
-    when given (two tables in one cell stay apart)."""
-    rows = list(findings)
+    when given (two tables in one cell stay apart).
+
+    HPC414's findings about a runtime the profile lists as render-only are left out, with one line under the table
+    that says so: on the practice cluster every Apptainer example would repeat that warning, and the table is there
+    for the mistake the example teaches."""
+    every = list(findings)
+    rows = findings_shown(every)
+    hidden = sorted({render_only(f) for f in every} - {""})
     if title:
         print(f"{title}:")
     if not rows:
         print("no findings")
-        return
     for f in rows:
         fix = "  [fix available]" if getattr(f, "fix", None) is not None else ""
         print(f"line {f.line:>2}  {f.severity:<7} {f.code}  {portable_text(f.message)}{fix}")
+    if hidden:
+        print(f"(not shown: HPC414, as this cluster only shows {' and '.join(hidden)}'s commands and does not run them)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -709,8 +806,9 @@ def run_example(name: str, target: Target, **program_args: str) -> RunResult:
     return run_job(model)
 
 
-__all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "decreasing", "example", "findings_table",
-           "job_head", "launch_plan", "LaunchPlan", "layer_diagram", "layers", "loss_plot", "module_note", "portable",
-           "portable_text", "practice_target", "process_tree", "run_command", "run_example", "run_job",
-           "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_modules", "site_partition",
-           "stage_to_node_local", "Target", "torchrun_reads", "train_locally", "with_program_args"]
+__all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "decreasing", "example", "findings_shown",
+           "findings_table", "job_head", "launch_plan", "LaunchPlan", "layer_diagram", "layers", "loss_plot",
+           "module_note", "multi_node_partition", "portable", "portable_text", "practice_target", "process_tree",
+           "render_only", "run_command", "run_example", "run_job", "RunResult", "save_figure", "scaling_plot",
+           "scaling_run", "show", "site_job", "site_mem", "site_modules", "site_partition", "stage_to_node_local",
+           "Target", "torchrun_reads", "train_locally", "with_program_args"]

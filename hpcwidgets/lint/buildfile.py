@@ -27,7 +27,7 @@ from ..parse.lexer import Command, compound_body, lex_script
 from ..parse.script import _SUPPRESS, launch_words
 from ..spec.apptainer import ALL_DEF_SECTIONS, header_keyword_problem
 from . import Context, rule
-from .catalogue import _REGISTRY_PASSWORD, _TOKEN_NAME, _secret_message, is_literal
+from .catalogue import _REGISTRY_PASSWORD, _TOKEN_NAME, _secret_message, is_literal, python_module_words
 
 
 @dataclass(frozen=True)
@@ -446,7 +446,9 @@ def _program(cmd: Command) -> list[str]:
 def _pip_install(words: list[str]) -> list[str] | None:
     """The arguments after ``pip install`` (pip3, python -m pip, uv pip), None for another command. pip's general
     options may come before the subcommand (``pip3 -q install``, ``pip --no-cache-dir install``); they are kept
-    with the arguments, since pip reads them there too."""
+    with the arguments, since pip reads them there too. The interpreter's own options before ``-m pip`` (``python3
+    -u -m pip``, ``python -I -m pip``, ``python3 -X utf8 -m pip``) are read past (:func:`python_module_words`)."""
+    words = _as_pip(words)
     name = words[0].rsplit("/", 1)[-1] if words else ""
     if name == "uv":
         return words[3:] if words[1:3] == ["pip", "install"] else None
@@ -460,6 +462,13 @@ def _pip_install(words: list[str]) -> list[str] | None:
     while k < len(rest) and rest[k].startswith("-"):
         k += 2 if rest[k] in _PIP_GENERAL_VALUE_OPTIONS else 1
     return rest[:k] + rest[k + 1:] if rest[k:k + 1] == ["install"] else None
+
+
+def _as_pip(words: list[str]) -> list[str]:
+    """``words`` with ``python -m pip`` (past the interpreter's options, any interpreter path or version:
+    ``/opt/venv/bin/python3.11 -u -m pip``) written as ``pip``; any other command unchanged."""
+    plain, written = python_module_words(words)
+    return ["pip", *plain[3:]] if written and plain[2] == "pip" else words
 
 
 #: pip's general options (``pip --help``) that take a value as the next word; pip reads them before its subcommand
@@ -661,6 +670,7 @@ _CONDA_ALWAYS_YES = re.compile(r"(?i)^(?:yes|true|1)$")
 def _asks(words: list[str]) -> tuple[str, str]:
     """``("apt-get install", "-y")`` (what asks, the option that answers) when the command would stop to ask for a
     yes, else ``("", "")``."""
+    words = _as_pip(words)  # python3 -u -m pip uninstall torch: pip's question
     name = words[0].rsplit("/", 1)[-1] if words else ""
     name = "pip" if re.fullmatch(r"pip[0-9.]*", name) else name
     sub = next((w for w in words[1:] if not w.startswith("-")), "")

@@ -142,7 +142,7 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
             # exec/run instance://NAME joins the running instance: the GPUs are set up (or not) when it starts
             if start.line not in reported:
                 reported.add(start.line)
-                yield (start.line, f"the job requests GPUs but the instance {start.name} is started without {flag}, "
+                yield (start.line, f"{_who(ctx)} requests GPUs but the instance {start.name} is started without {flag}, "
                                    f"so {c.binary} {c.action} instance://{start.name} on line {step.line} sees no GPU; "
                                    f"add {flag} to {start.binary} instance start")
             continue
@@ -157,8 +157,16 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
         fix = None if late or shows_amd(ctx) else fix_for(ctx, f"add {flag}", step, chain)
         beside = f" ({shown}; the step on line {other} has {flag}, but each container needs its own)" \
             if shown and other is not None else ""
-        yield (step.line, f"the job requests GPUs but {c.binary} {c.action} runs without {flag}: no GPU is visible "
+        yield (step.line, f"{_who(ctx)} requests GPUs but {c.binary} {c.action} runs without {flag}: no GPU is visible "
                           f"inside the container; add {flag}{where}{beside}", fix)
+
+
+def _who(ctx: Context) -> str:
+    """What asks for the resources a step runs with: the job, or in a heterogeneous job the component the step runs
+    in (``ctx`` is the view of that component)."""
+    if not ctx.parsed.heterogeneous:
+        return "the job"
+    return f"component {getattr(ctx, 'component', 0)} of the heterogeneous job, where this step runs,"
 
 
 #: the container options that make the GPUs visible
@@ -271,6 +279,89 @@ def _instance_of(ctx: Context, step: Any, c: Any) -> InstanceStart | None:
         if start.name == name and start.line < step.line:
             found = start
     return found
+
+
+@rule("HPC236", "instance-under-two-names", "info",
+      summary="an instance is started with singularity and used or stopped with apptainer (or the other way round): "
+              "that finds it only where singularity is Apptainer's own compatibility command",
+      why="Apptainer installs singularity as another name for itself, and then both names see the same instances. "
+          "Where SingularityCE (or a Singularity older than the rename) is installed beside Apptainer, the two are "
+          "separate programs that keep their instances apart (Apptainer under ~/.apptainer/instances, Singularity "
+          "under ~/.singularity/instances): apptainer exec instance://NAME then does not find the instance "
+          "singularity instance start made ('no instance found'), and an instance stop under the other name stops "
+          "nothing. The same script works on one cluster and fails on the next; one name for all of it costs "
+          "nothing. Read like the other instance rules: the start is the last instance start of that NAME before "
+          "the line.",
+      fix="Write the same program for the instance's start, for exec/run/shell instance://NAME and for its stop "
+          "(apptainer, where the site has it).",
+      bad="""#!/bin/bash
+#SBATCH --cpus-per-task=4
+singularity instance start "$SCRATCH/images/db_16.2.sif" db
+apptainer exec instance://db psql -c 'SELECT 1'
+singularity instance stop db
+""",
+      good="""#!/bin/bash
+#SBATCH --cpus-per-task=4
+apptainer instance start "$SCRATCH/images/db_16.2.sif" db
+apptainer exec instance://db psql -c 'SELECT 1'
+apptainer instance stop db
+""")
+def _instance_under_two_names(ctx: Context) -> Iterator[Any]:
+    seen: set[int] = set()
+    for step, c in containers(ctx):
+        start = _instance_of(ctx, step, c) if c.kind == "apptainer.run" else None
+        if start is None or step.line in seen or c.binary.rsplit("/", 1)[-1] == start.binary:
+            continue
+        seen.add(step.line)
+        yield (step.line, f"the instance {start.name} is started with {start.binary} (line {start.line}) and joined "
+                          f"here with {c.binary} {c.action} instance://{start.name}: that finds it only where "
+                          f"{'singularity' if 'singularity' in (start.binary, c.binary) else start.binary} is "
+                          "Apptainer's compatibility name; where Singularity and Apptainer are separate installations "
+                          "each keeps its own instances and this fails ('no instance found'); use one program for "
+                          "both")
+    for line, binary, names in _instance_stops(ctx):
+        starts = [s for s in instance_starts(ctx) if s.line < line and (names is None or s.name in names)]
+        latest = {s.name: s for s in starts}  # the last start of each name before the stop
+        for start in latest.values():
+            if start.binary != binary and line not in seen:
+                seen.add(line)
+                yield (line, f"{binary} instance stop is to stop the instance {start.name}, which {start.binary} "
+                             f"started (line {start.line}): where Singularity and Apptainer are separate "
+                             f"installations {binary} does not see it, and it keeps running; stop it with "
+                             f"{start.binary} instance stop")
+
+
+def _instance_stops(ctx: Context) -> list[tuple[int, str, frozenset[str] | None]]:
+    """``(line, program, names)`` for each ``apptainer``/``singularity`` ``instance stop`` (or ``instance.stop``)
+    of the script; ``names`` None for --all (-a). Names with a pattern (``llm*``) are left out."""
+    out = []
+    for cmd in simple_commands(ctx):
+        words = run_words([str(v) for v in cmd.argv])
+        binary = words[0].rsplit("/", 1)[-1] if words else ""
+        if binary not in ("apptainer", "singularity") or len(words) < 2:
+            continue
+        if words[1:3] == ["instance", "stop"]:
+            rest = words[3:]
+        elif words[1] == "instance.stop":
+            rest = words[2:]
+        else:
+            continue
+        names: set[str] = set()
+        everything, k = False, 0
+        while k < len(rest):
+            option = rest[k].partition("=")[0]
+            if option in ("-a", "--all"):
+                everything = True
+            elif option in ("-s", "--signal", "-t", "--timeout", "-u", "--user") and "=" not in rest[k]:
+                k += 1
+            elif not rest[k].startswith("-"):
+                names.add(ctx.parsed.resolve(rest[k], cmd.line))
+            k += 1
+        names = {n for n in names if not any(ch in n for ch in "*?[")}
+        if everything or names:
+            out.append((cmd.line, binary, None if everything else frozenset(names)))
+    return out
+
 
 #: the options of APPTAINER_FLAGS that take no value
 _APPTAINER_SWITCHES = ("--nv", "--nvccli", "--rocm", "--cleanenv", "-e", "--contain", "-c", "--containall", "-C",
@@ -707,9 +798,13 @@ def _slurm_in_container(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC223", "clean-environment-hides-task-rank", "warning",
       summary="srun starts several tasks in a container with --cleanenv/--containall, which drops SLURM_PROCID",
-      why="--cleanenv (and --containall) start the container with almost none of the host's variables: SLURM_PROCID, "
+      why="--cleanenv (and --containall) start the container with almost none of the host's variables (Apptainer "
+          "passes only TERM and the proxy settings): SLURM_PROCID, "
           "SLURM_LOCALID, SLURM_NTASKS and an exported MASTER_ADDR do not reach a program that srun starts once per "
-          "task, so every task takes itself for rank 0 of 1 (or stops asking for them). torchrun inside the "
+          "task, so every task takes itself for rank 0 of 1 (or stops asking for them). An MPI program started so "
+          "(srun --mpi=pmix, an MPI module or image) loses the PMI_* and PMIX_* variables through which srun's plugin "
+          "connects the ranks: each starts as a singleton. --cleanenv is often added to keep a host MPI module out "
+          "of the container; Apptainer never passes the host's LD_LIBRARY_PATH anyway. torchrun inside the "
           "container is not affected: it gets its settings on its command line and sets the workers' own.",
       fix="Drop --cleanenv for this step, or pass what the program reads per task: srun bash -c 'apptainer exec "
           "--cleanenv --env RANK=$SLURM_PROCID,LOCAL_RANK=$SLURM_LOCALID,WORLD_SIZE=$SLURM_NTASKS IMAGE python train.py'.",
@@ -737,9 +832,37 @@ def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
         if tasks < 2 or any(re.search(r"RANK|PROCID", name) for name in passed):
             continue
         flag = "--cleanenv" if c.cleanenv else "--containall"
+        mpi = _mpi_shown(ctx, step)
+        if mpi:
+            yield (step.line, f"srun starts {tasks} MPI ranks in the container with {flag} ({mpi}), which passes "
+                              "only TERM and the proxy settings in: the MPI library inside gets none of the PMI_* and "
+                              "PMIX_* variables srun sets for each task to connect the ranks (nor SLURM_PROCID), so "
+                              f"each starts alone, as rank 0 of 1; drop {flag} (Apptainer never passes the host's "
+                              "LD_LIBRARY_PATH, so a host MPI module's libraries stay out without it)")
+            continue
         yield (step.line, f"srun starts {tasks} tasks in the container with {flag}, which drops SLURM_PROCID, "
                           "SLURM_LOCALID and the other per-task variables: each task sees itself as rank 0; drop "
                           f"{flag} or pass them with --env (inside srun bash -c '…')")
+
+
+#: a module, spack package or image that holds an MPI (openmpi/5.0.3, OpenMPI-4.1.6, cray-mpich, intel-mpi, hpcx)
+_MPI_NAME = re.compile(r"(?i)mpi|mpich|mvapich|hpcx")
+
+
+def _mpi_shown(ctx: Context, step: Any) -> str:
+    """What shows that ``step`` starts MPI ranks ("" when nothing does): srun's --mpi (or SLURM_MPI_TYPE) naming a
+    plugin, an MPI module the script loads before it, or an image named for MPI."""
+    srun = step.chain.srun
+    plugin = str(srun.mpi) if srun is not None and srun.mpi else _script_env(ctx, step, "SLURM_MPI_TYPE") or ""
+    plugin = plugin.strip("'\"")
+    if plugin and plugin != "none":
+        return f"--mpi={plugin}" if srun is not None and srun.mpi else f"SLURM_MPI_TYPE={plugin}"
+    module = next((name for name, line in ctx.parsed.modules if line < step.line and _MPI_NAME.search(name)), "")
+    if module:
+        return f"module {module}"
+    c = step.chain.container
+    image = ctx.parsed.resolve(str(c.image), step.line).rsplit("/", 1)[-1] if c is not None and c.image else ""
+    return f"image {image}" if _MPI_NAME.search(image) else ""
 
 
 @rule("HPC220", "container-step-without-gpu-flag", "info",
@@ -849,13 +972,43 @@ def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
         return
     exclusive = _gpus_come_with_the_node(ctx) and not zero
     for line, flag, srun, what in _gpu_flag_users(ctx):
-        if not exclusive:
+        if not exclusive and ctx.parsed.heterogeneous:
+            # a heterogeneous job: name the component the step runs in, and the ones that have GPUs
+            here = getattr(ctx, "component", 0)
+            with_gpus = [k for k in _components_with_gpus(ctx) if k != here]
+            elsewhere = (f" (component {with_gpus[0]} has GPUs: srun --het-group={with_gpus[0]} runs the step "
+                         f"there)" if with_gpus else "")
+            yield line, (f"{flag} is set{what} but component {here} of the heterogeneous job, where this step runs, "
+                         f"requests no GPU{elsewhere}; add --gres=gpu:N to component {here} or drop {flag}")
+        elif not exclusive:
             yield line, f"{flag} is set{what} but the job requests no GPU; add --gres=gpu:N or drop {flag}"
         elif srun is not None and not own_gpu_request(srun):
             # srun(1) --gres: a step gets the job's GRES "except those implicitly requested when a job is exclusive"
             yield line, (f"{flag} is set{what} but this srun step gets no GPU: the --exclusive job holds its nodes' "
                          "GPUs, but a step is given only GPUs it asks for; add --gpus-per-node=N (or --gres=gpu:N) to "
                          "srun or to the job")
+
+
+def _components_with_gpus(ctx: Context) -> list[int]:
+    """The components of a heterogeneous job that ask for GPUs, each read from its own #SBATCH lines (also from the
+    view of a later component, whose ``ctx.job`` is that component alone)."""
+    def make() -> list[int]:
+        from ..parse.script import read_script
+        lines: dict[int, list[str]] = {}
+        for d in ctx.parsed.directives:
+            text = ctx.parsed.lines[d.line - 1]
+            if d.applied and text not in lines.get(d.component, []):
+                lines.setdefault(d.component, []).append(text)
+        found = []
+        for component, directives in sorted(lines.items()):
+            try:
+                job = read_script("\n".join(["#!/bin/bash", *directives, "true", ""])).job
+            except ParseError:
+                continue
+            if job.gpus_on_each_node or job.gpus or job.gpus_per_task:
+                found.append(component)
+        return found
+    return cached(ctx, "components_with_gpus", make)
 
 
 def _gpu_flag_users(ctx: Context) -> list[tuple[int, str, Any, str]]:
@@ -885,8 +1038,12 @@ def _gpu_flag_users(ctx: Context) -> list[tuple[int, str, Any, str]]:
       summary="Apptainer options written after the image name",
       why="Everything after the image is handed to the program, so apptainer never sees the option: --nv after "
           "the image means no GPU, --bind after it means no bind, and the program may choke on the unknown flag. "
-          "(Only option words where exec expects the program's name are reported: the program's own options, and "
-          "every argument of apptainer run, which go to the image's runscript, are meant to be there.)",
+          "(Only option words where exec expects the program's name are reported: the program's own options are "
+          "meant to be there. The arguments of apptainer run go to the image's runscript, which may take options of "
+          "its own, so there only the words no runscript takes in that form are reported, at the start of the "
+          "arguments: --nv, --nvccli or --rocm, in a job that asks for no GPU (with GPUs, HPC201 says so), and "
+          "-B/--bind or --overlay with a host path, such as --bind /scratch/data:/data, with which the job runs "
+          "without its data; a server's --bind 0.0.0.0:8000 is left alone, and no fix is offered.)",
       fix="Move the options before the image: apptainer exec --nv --bind SRC:DST IMAGE program …",
       catalogue=(8,),
       bad="""#!/bin/bash
@@ -899,6 +1056,7 @@ apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 def _flags_after_image(ctx: Context) -> Iterator[Any]:
     from ..parse.argv import parse_argv
+    yield from _run_flags_after_image(ctx)
     for step in steps(ctx):
         c = step.chain.container
         # run: every word after the image is the runscript's argument ("-c configs/x.yaml" is its own option);
@@ -930,6 +1088,57 @@ def _flags_after_image(ctx: Context) -> Iterator[Any]:
                           f"{c.binary}; move it before the image", fix_for(ctx, "move the options before the image", step, chain))
 
 
+#: the options after the image of apptainer run that only Apptainer takes in that form: no runscript's own (a
+#: server's --bind 0.0.0.0:8000, a trainer's -B 32 are not paths, so they are left alone)
+_RUN_GPU_FLAGS = ("--nv", "--nvccli", "--rocm")
+_RUN_PATH_OPTIONS = ("-B", "--bind", "--overlay", "-o")
+
+
+def _path_like(word: str) -> bool:
+    """A host path as a bind or an overlay names it: /scratch/data, $SCRATCH/x, ~/data, ./x (each item of a
+    SRC[:DST[:OPTS]],… list: every source and destination must be one)."""
+    items = [piece for item in word.split(",") for piece in item.split(":")[:2]]
+    return bool(items) and all(re.match(r"(?:/|\$|~|\.{1,2}/)", piece) for piece in items if piece) \
+        and bool(items[0])
+
+
+def _run_flags_after_image(ctx: Context) -> Iterator[Any]:
+    """HPC203 for apptainer run: its words after the image go to the runscript, so only those no runscript takes in
+    that form are reported, where they stand at the start of the arguments: --nv, --nvccli, --rocm (in a job that
+    asks for GPUs HPC201 says it already) and -B/--bind or --overlay with a host path. No fix: the runscript's own
+    arguments are the person's to sort."""
+    gpus = bool(ctx.job.gpus_on_each_node or ctx.job.gpus or ctx.job.gpus_per_task)
+    for step in steps(ctx):
+        c = step.chain.container
+        if c is None or c.kind != "apptainer.run" or c.action != "run" or step.chain.launcher is not None:
+            continue
+        words = [str(w) for w in (getattr(c, "command", ()) or step.chain.program)]
+        moved: list[str] = []
+        k = 0
+        while k < len(words):
+            word = words[k]
+            name, eq, value = word.partition("=")
+            if word in _RUN_GPU_FLAGS:
+                if not gpus:
+                    moved.append(word)
+                k += 1
+            elif name in _RUN_PATH_OPTIONS and (value if eq else k + 1 < len(words)) \
+                    and _path_like(value if eq else words[k + 1]):
+                moved.append(word if eq else f"{word} {words[k + 1]}")
+                k += 1 if eq else 2
+            else:
+                break  # the runscript's own arguments from here on
+        if not moved:
+            continue
+        kinds = {m.split()[0].partition("=")[0] for m in moved}
+        parts = [what for what, flags in (("the GPUs", _RUN_GPU_FLAGS), ("these binds", ("-B", "--bind")),
+                                          ("the overlay", ("--overlay", "-o"))) if kinds & set(flags)]
+        lost = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+        yield (step.line, f"{' '.join(moved)} comes after the image {c.image}, so {c.binary} run hands it to the "
+                          f"image's runscript as an argument, and the container runs without {lost}; move it "
+                          "before the image")
+
+
 BROAD_BINDS = {"/": "the whole file system", "$HOME": "your whole home directory", "${HOME}": "your whole home directory",
                "~": "your whole home directory", "/etc": "the host's /etc", "/home": "every user's home directory",
                "/root": "root's home directory"}
@@ -958,6 +1167,15 @@ def _binds(ctx: Context) -> Iterator[tuple[Any, Any, Any]]:
 HOME_BINDS = ("$HOME", "${HOME}", "~")
 
 
+def as_bash_passes(ctx: Context, value: Any, line: int) -> str:
+    """A path word as the runtime gets it, the script's variables substituted: a ``~`` bash expands (unquoted at a
+    word's start, ``-B ~/data``; or where a variable is set, ``R=~``, as
+    :meth:`~hpcwidgets.parse.script.ParsedScript.resolve` reads it) is written ``$HOME``, so a ``~`` the value still
+    starts with is a literal one, quoted where it is written (``"~/x.sif"``, ``R="~"``): a folder named ``~`` in the
+    current directory, not the home folder."""
+    return ctx.parsed.resolve(str(_bash_tilde(value)), line)
+
+
 def _mounts_home(c: Any) -> bool:
     """Whether the runtime mounts the home directory anyway: Apptainer does by default (not with --no-home,
     --contain, --containall or --home elsewhere), ch-run only with --home."""
@@ -981,22 +1199,33 @@ apptainer exec --bind /:/host pytorch_2.3.sif python train.py
 apptainer exec --bind "$SCRATCH/data:/data:ro" pytorch_2.3.sif python train.py
 """)
 def _broad_bind(ctx: Context) -> Iterator[Any]:
-    for step, c, b in _binds(ctx):
-        src = ctx.parsed.resolve(str(b.src), step.line)
-        if not src:
-            continue  # a variable the script leaves empty (a placeholder): it names no folder, let alone /
+    for step, c in containers(ctx):
+        for line, message in _broad_binds_of(ctx, step, c):
+            yield line, message
+
+
+def _broad_binds_of(ctx: Context, step: Any, c: Any) -> Iterator[tuple[int, str]]:
+    """HPC204's findings for one container. Each bind's host path is read as the runtime gets it
+    (:func:`as_bash_passes`): an unquoted ``~`` (``-B ~``, or ``R=~`` then ``-B $R``) is the home folder, a quoted
+    one (``-B "~"``, ``R="~"``) a folder named ``~`` in the current directory, which HPC219 reports."""
+    binds = getattr(c, "binds", ())
+    for shown, b in zip(_bash_binds(binds), _bash_binds(binds, home="$HOME")):  # shown: the ~ as written
+        src = as_bash_passes(ctx, b.src, step.line)
+        if not src or src.startswith("~"):
+            continue  # a variable the script leaves empty (a placeholder), or a quoted ~: no home folder, let alone /
         src = src.rstrip("/") or "/"
         if src in HOME_BINDS and _mounts_home(c):
-            dst = ctx.parsed.resolve(str(b.dst), step.line).rstrip("/")
+            dst = as_bash_passes(ctx, b.dst, step.line).rstrip("/")
             if not dst or dst in HOME_BINDS:
                 continue  # Apptainer mounts $HOME there anyway: the bind changes nothing
-            yield (step.line, f"--bind {b.to_token()} puts your whole home directory (keys, tokens, ~/.local) in the "
-                              f"container a second time, at {dst}; Apptainer already mounts $HOME: bind only the "
+            yield (step.line, f"--bind {shown.to_token()} puts your whole home directory (keys, tokens, ~/.local) in "
+                              f"the container a second time, at {dst}; Apptainer already mounts $HOME: bind only the "
                               "directories the job needs, and add --no-home to keep the rest out")
             continue
         if src in BROAD_BINDS:
             flag = "-b" if c.kind == "charliecloud.run" else "--bind"
-            yield step.line, f"{flag} {b.to_token()} exposes {BROAD_BINDS[src]} inside the container; bind only the directories the job needs"
+            yield (step.line, f"{flag} {shown.to_token()} exposes {BROAD_BINDS[src]} inside the container; bind only "
+                              "the directories the job needs")
 
 
 @rule("HPC205", "charliecloud-bind-destination", "info",
@@ -1061,9 +1290,12 @@ def _literal_home(ctx: Context, path: str) -> str | None:
 
 
 def _home_note(ctx: Context, path: str) -> tuple[str, str] | None:
-    """How HPC206 says where ``path`` is, and the doubt that goes at the end of its message: "under $HOME" for
-    $HOME, ~ or /home/$USER; for a literal /home/NAME path (:func:`_literal_home`) a home directory by its name, with
-    the note that a site may keep project storage there; None elsewhere."""
+    """How HPC206 says where ``path`` (as :func:`as_bash_passes` gives it) is, and the doubt that goes at the end of
+    its message: "under $HOME" for $HOME or /home/$USER; for a literal /home/NAME path (:func:`_literal_home`) a home
+    directory by its name, with the note that a site may keep project storage there; None elsewhere, also for a
+    path that starts with a quoted ``~`` (a folder named ``~``: HPC219 says so)."""
+    if path.startswith("~"):
+        return None
     if _under_home(path):
         return "under $HOME", ""
     home = _literal_home(ctx, path)
@@ -1105,20 +1337,21 @@ apptainer exec --nv "$SCRATCH/images/pytorch_24.05.sif" python train.py
 def _image_home(ctx: Context) -> Iterator[Any]:
     images = _site_folder(ctx, "image_dir")
     for step, c in containers(ctx):
-        home = _home_note(ctx, ctx.parsed.resolve(str(c.image), step.line))
+        home = _home_note(ctx, as_bash_passes(ctx, c.image, step.line))
         if home:
             image = _shown(ctx, str(c.image), step.line)
             yield (step.line, f"the image {image} is {home[0]} (small quota, slow); keep images on scratch, e.g. "
                               f"{images}{home[1]}")
     for line, launcher, c in host_mpirun_containers(ctx):
-        home = _home_note(ctx, ctx.parsed.resolve(str(c.image), line))
+        home = _home_note(ctx, as_bash_passes(ctx, c.image, line))
         if home:
             image = _shown(ctx, str(c.image), line)
             yield (line, f"the image {image} is {home[0]} (small quota, slow), and every rank {launcher} starts "
                          f"opens it; keep images on scratch, e.g. {images}{home[1]}")
     for cmd, model in pulls(ctx):
-        written = str(getattr(model, "dir", "") or getattr(model, "dest", "") or "")
-        home = _home_note(ctx, ctx.parsed.resolve(written, cmd.line))
+        given = getattr(model, "dir", "") or getattr(model, "dest", "") or ""
+        written = str(given)
+        home = _home_note(ctx, as_bash_passes(ctx, given, cmd.line))
         if home:
             target = _shown(ctx, written, cmd.line)
             yield (cmd.line, f"the image is pulled into {target}, {home[0]} (small quota); pull into scratch, e.g. "
@@ -1136,8 +1369,11 @@ def host_mpirun_containers(ctx: Context) -> list[tuple[int, str, Any]]:
         words = launch_words([str(v) for v in cmd.argv])
         if cmd in read or not words or words[0].rsplit("/", 1)[-1] not in MPI_LAUNCHERS:
             continue
+        # the values as the lexer gives them, where they end the command as written: an unquoted ~ stays Verbatim
+        values = list(cmd.argv)[len(cmd.argv) - len(words):]
+        given = values if [str(v) for v in values] == words else words
         try:
-            chain = parse_chain(words[1 + _mpirun_split(words[1:])[1]:], source_line=cmd.line)
+            chain = parse_chain(given[1 + _mpirun_split(words[1:])[1]:], source_line=cmd.line)
         except ParseError:
             continue  # a container command the models cannot read: the rules that read it say why
         if chain.srun is None and chain.container is not None:
@@ -1705,23 +1941,17 @@ def _hostfile_not_from_the_job(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC137", "rank-launcher-hosts-not-from-the-job", "warning",
       summary="mpirun or horovodrun names its hosts in the script (-H node01:4,node02:4, a hostfile the job does not "
-              "write) instead of taking the job's nodes, or horovodrun's host list has fewer slots than its -np",
+              "write) instead of taking the job's nodes",
       why="A host list written into the script names the nodes of some earlier job, not the ones Slurm gives this "
           "one. horovodrun starts its workers over ssh on exactly the hosts -H lists: on nodes this job does not own "
           "(beside other users' jobs, outside its limits), or on hosts it cannot reach. mpirun under Slurm takes "
           "its hosts from the allocation unless told otherwise; a fixed list makes Open MPI stop on the hosts "
           "outside the allocation, and MPICH's Hydra reach them over ssh. localhost, a list in a variable or "
-          "built by the job, and a job pinned to its nodes with --nodelist are left alone. "
-          "horovodrun also places its -np processes on the slots the list gives (HOST:SLOTS, for each host): with "
-          "fewer slots in all than -np it stops at start with Gloo ('Requested more processes … than there are "
-          "available slots'), and with MPI it passes -np and -H on to mpirun, which Open MPI refuses in the same "
-          "way ('not enough slots available'). This is checked on a list written out and on one the job builds "
-          "from its nodes with sed (sed 's/$/:1/' after scontrol show hostnames, on a job whose node count is "
-          "fixed): a job with 2 tasks per node and :1 per host has half the slots it needs.",
+          "built by the job, and a job pinned to its nodes with --nodelist are left alone. (A host list with fewer "
+          "slots than horovodrun's -np is HPC140.)",
       fix="Build the list in the job from its own nodes: hosts=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
           "sed 's/$/:4/' | paste -sd,) and horovodrun -H \"$hosts\", or leave the hosts out and let mpirun (or srun "
-          "--mpi=pmix) take them from the allocation. Give each host as many slots as the job has tasks on it "
-          "(:$SLURM_NTASKS_PER_NODE), so that the slots add up to -np.",
+          "--mpi=pmix) take them from the allocation.",
       bad="""#!/bin/bash
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=4
@@ -1736,10 +1966,6 @@ hosts=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/:4/' | paste -s
 horovodrun -np 8 -H "$hosts" python train.py
 """)
 def _rank_launcher_hosts(ctx: Context) -> Iterator[Any]:
-    for line, launcher, options in _rank_launches(ctx):
-        short = _too_few_horovod_slots(ctx, line, launcher, options)
-        if short:
-            yield line, short
     if any(re.match(r"(?:--nodelist|-w)\b", str(d)) for d in ctx.job.extra_directives):
         return  # the job names its nodes itself: a matching host list is deliberate
     for line, launcher, options in _rank_launches(ctx):
@@ -1765,6 +1991,43 @@ def _rank_launcher_hosts(ctx: Context) -> Iterator[Any]:
                              "the allocation")
 
 
+@rule("HPC140", "horovodrun-more-processes-than-slots", "error",
+      summary="horovodrun asks for more processes (-np) than the slots its host list gives (-H HOST:SLOTS,…), so it "
+              "stops at start (Gloo, Open MPI) or crowds the extra ranks onto the hosts (MPICH, Intel MPI)",
+      why="horovodrun places its -np processes on the slots -H (--hosts) lists, SLOTS for each HOST:SLOTS. With too "
+          "few slots in all it cannot place them: with Gloo (horovodrun --gloo, or a Horovod built without MPI) it "
+          "stops before starting any ('Requested more processes (N) than there are available slots (M)'); with MPI "
+          "(the default of a Horovod built with it) it runs mpirun -np N -H LIST, which Open MPI and IBM Spectrum "
+          "MPI refuse ('There are not enough slots available in the system'), while MPICH's and Intel MPI's mpirun "
+          "(given -ppn SLOTS -hosts LIST) go round the hosts again and place more ranks on each than its slots, "
+          "which the job's tasks on that host need not match. Reported as an error since the usual Horovod builds "
+          "(Gloo, or MPI from Open MPI) stop there. Checked on a list written out and on one the job builds from its nodes with "
+          "sed (sed 's/$/:1/' after scontrol show hostnames, on a job whose node count is fixed): a job with 2 tasks "
+          "per node and :1 per host has half the slots it needs. Left alone: more processes than slots asked for "
+          "on purpose with --mpi-args=\"--oversubscribe\" (and no --gloo, which ignores it).",
+      fix="Give each host as many slots as the job has tasks on it (sed 's/$/:4/' for 4 tasks per node, or "
+          ":$SLURM_NTASKS_PER_NODE), so that the slots add up to -np; or lower -np to the slots.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-node=4
+hosts=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/:1/' | paste -sd,)
+horovodrun -np 8 -H "$hosts" python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-node=4
+hosts=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/:4/' | paste -sd,)
+horovodrun -np 8 -H "$hosts" python train.py
+""")
+def _horovodrun_short_of_slots(ctx: Context) -> Iterator[Any]:
+    for line, launcher, options in _rank_launches(ctx):
+        short = _too_few_horovod_slots(ctx, line, launcher, options)
+        if short:
+            yield line, short
+
+
 #: a sed substitution that appends a slot count to each host name (sed 's/$/:4/', sed -z 's/\n/\:1,/g'): group 1
 _SED_SLOTS = re.compile(r"\bsed\b[^|;&]*?\bs([/|#,])[^/|#,]*\1\\?:(\d+)\b")
 
@@ -1780,6 +2043,8 @@ def _too_few_horovod_slots(ctx: Context, line: int, launcher: str, options: dict
     and -H to mpirun, and Open MPI refuses more processes than slots ('not enough slots available')."""
     if launcher.rsplit("/", 1)[-1] != "horovodrun":
         return ""
+    if "--gloo" not in options and "--oversubscribe" in options.get("--mpi-args", ""):
+        return ""  # mpirun told to place more processes than slots
     np_option = next((o for o in ("-np", "--num-proc") if options.get(o)), "")
     host_option = next((o for o in ("-H", "--hosts") if options.get(o)), "")
     processes = as_int(ctx, options[np_option], line) if np_option and host_option else None
@@ -1809,7 +2074,8 @@ def _too_few_horovod_slots(ctx: Context, line: int, launcher: str, options: dict
     return (f"horovodrun {np_option} {options[np_option]} asks for {processes} processes, but {host_option} "
             f"{options[host_option]} gives {slots} slot{'s' if slots > 1 else ''} ({how}): horovodrun stops at start "
             f"('Requested more processes ({processes}) than there are available slots ({slots})' with Gloo; with MPI, "
-            f"Open MPI's mpirun refuses too: 'not enough slots available'); {advice}, or lower {np_option}")
+            f"Open MPI's mpirun refuses too: 'not enough slots available'; MPICH's and Intel MPI's place more ranks "
+            f"on each host than its slots); {advice}, or lower {np_option}")
 
 
 def _slots_the_job_builds(ctx: Context, written: str, line: int) -> tuple[int, int, int] | None:
@@ -1948,16 +2214,18 @@ def _mpirun_host(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC216", "nvccli-without-writable-layer", "error",
-      summary="singularity --nvccli without a writable layer where singularity is SingularityCE",
-      why="nvidia-container-cli writes the driver libraries into the container, so under SingularityCE (and "
-          "Singularity 3) it fails on a read-only SIF image before the program starts. Apptainer 1.1 and later "
-          "adds --writable-tmpfs by itself (its CHANGELOG, v1.1.0), and Apptainer installs singularity as a link to "
-          "apptainer, so the command's name does not tell: the runtime does. It is taken from the profile (its "
-          "runtimes list apptainer or singularity, not both), else from the last module named apptainer… or "
-          "singularity… (singularityce, singularity-ce) the script loads before the step. When neither tells, nothing "
-          "is reported: a script that calls singularity often runs on an Apptainer site, where the finding would be "
-          "wrong.",
-      fix="Add --writable-tmpfs (or use --nv, which needs no writable layer).",
+      summary="singularity --nvccli without --writable where singularity is SingularityCE",
+      why="--nvccli has nvidia-container-cli set up the GPU libraries in the container. SingularityCE allows it an "
+          "ordinary user in one way only: without setuid, in a user namespace, and then only with --writable (a "
+          "writable sandbox folder, not a SIF image); a setuid installation refuses it outright ('nvidia-container-cli "
+          "not allowed in setuid mode'), and a user namespace without --writable stops with 'nvidia-container-cli "
+          "requires --writable with user namespace/fakeroot'. Either way the step ends before the program starts. "
+          "Both runtimes add --writable-tmpfs for it themselves, so that is not the fix. Apptainer installs "
+          "singularity as a second name for itself, so the command's name does not tell which runtime it is: the "
+          "profile does (its runtimes list apptainer or singularity, not both), else the last module named "
+          "apptainer… or singularity… (singularityce, singularity-ce) the script loads before the step. When neither "
+          "tells, nothing is reported: a script that calls singularity often runs on an Apptainer site.",
+      fix="Use --nv in place of --nvccli: it binds the host's driver libraries and needs no writable container.",
       catalogue=(18,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -1967,17 +2235,20 @@ singularity exec --nvccli pytorch_2.3.sif python train.py
       good="""#!/bin/bash
 #SBATCH --gres=gpu:1
 module load singularityce/4.1
-singularity exec --nvccli --writable-tmpfs pytorch_2.3.sif python train.py
+singularity exec --nv pytorch_2.3.sif python train.py
 """)
 def _nvccli(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        if c.kind != "apptainer.run" or not c.nvccli_needs_layer:
+        if c.kind != "apptainer.run" or not c.nvccli_needs_writable:
             continue
         why = _singularity_is_singularityce(ctx, step.line)
         if why:
-            chain = with_chain(step.chain, container=c.replace(writable_tmpfs=True))
-            yield (step.line, f"singularity here is SingularityCE or Singularity 3, not Apptainer ({why}): its "
-                              "--nvccli needs a writable layer; add --writable-tmpfs", fix_for(ctx, "add --writable-tmpfs", step, chain))
+            chain = with_chain(step.chain, container=c.replace(nvccli=False, nv=True))
+            yield (step.line, f"singularity here is SingularityCE or Singularity 3, not Apptainer ({why}): it runs "
+                              "--nvccli for an ordinary user only in a user namespace with --writable on a sandbox "
+                              "folder, and refuses it in a setuid installation, so this step stops before the program "
+                              "starts; use --nv in place of --nvccli",
+                   fix_for(ctx, "use --nv in place of --nvccli", step, chain))
 
 
 def _singularity_is_singularityce(ctx: Context, line: int) -> str:
@@ -2171,6 +2442,7 @@ def _container_check(ctx: Context) -> Iterator[Any]:
             for p in b.problems():
                 if "$" not in str(getattr(b, p.field.split(".", 1)[0], "")):
                     found.append((f"binds.{p.field}", p.message))
+            found += _quoted_tilde_through_a_variable(ctx, b, step.line)
         program = getattr(c, "binary", "") or getattr(c, "program", "") or c.kind.split(".")[0]
         for field, message in found:
             if ("'~' is not expanded in a quoted word" in message or "must be absolute" in message) and \
@@ -2185,6 +2457,23 @@ def _container_check(ctx: Context) -> Iterator[Any]:
             if p.field == "image" and model.image:
                 message = _VERBATIM_REPR.sub(r"\1", p.message)
                 yield cmd.line, f"ch-fromhost (the image): {message}"
+
+
+def _quoted_tilde_through_a_variable(ctx: Context, b: Any, line: int) -> list[tuple[str, str]]:
+    """A bind whose host or container path is a variable set with a quoted ``~`` (``R="~"``, then ``-B $R:/h``):
+    bash expands no ``~`` in a variable's value, so the runtime gets a path named ``~`` (HPC204 then reads no home
+    folder in it). A ``~`` bash does expand there (``R=~``) reads as ``$HOME`` and is fine."""
+    out = []
+    for name, words in (("src", "the bind's host path"), ("dst", "the bind's container path")):
+        written = getattr(b, name, "") or ""
+        if "$" not in str(written) or isinstance(written, Verbatim):
+            continue
+        given = ctx.parsed.resolve(str(written), line)
+        if given.startswith("~") and given[1:2] in ("", "/"):
+            out.append((f"binds.{name}", f"{written} holds {given!r}, and the '~' is quoted where it is set, so bash "
+                                         f"does not expand it: the path names a folder called ~ in the current "
+                                         f"directory, not your home; set it unquoted or write $HOME{given[1:]}"))
+    return out
 
 
 def _fromhost_commands(ctx: Context) -> list[tuple[Any, Any]]:

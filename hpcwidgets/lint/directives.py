@@ -47,13 +47,18 @@ python train.py
 """)
 def _late_directive(ctx: Context) -> Iterator[Any]:
     first = ctx.parsed.first_command
-    seen: set[int] = set()
-    for d in ctx.parsed.directives:
-        if d.applied or d.line in seen:
-            continue
-        seen.add(d.line)
-        yield (d.line, f"#SBATCH {d.flag} comes after the first command (line {first}), so sbatch ignores it; "
-                       "move it above the first command")
+    late = {d.line: d.flag for d in reversed(ctx.parsed.directives) if not d.applied}
+    for cmd in ctx.parsed.lexed.directives:  # also a line the reader could not read (#SBATCH -i with no value)
+        words = cmd.text.split("\n", 1)[0].split()[1:]
+        if first and cmd.line >= first and cmd.line not in late and words and not words[0].startswith("#"):
+            late[cmd.line] = words[0]
+    unread = {}  # what HPC310 would say of the line once it is moved up: said here, where sbatch reads nothing
+    for line, message in ctx.parsed.problems:
+        unread.setdefault(line, message)
+    for line in sorted(late):
+        then = f" (and fix it there: {unread[line]})" if line in unread else ""
+        yield (line, f"#SBATCH {late[line]} comes after the first command (line {first}), so sbatch ignores it; "
+                     f"move it above the first command{then}")
 
 
 #: SlurmJob problems → stable codes (by the field the problem is about)
@@ -340,7 +345,8 @@ for _code, _name, _sev, _summary, _why, _fix, _cat, _bad, _good in _job_rule_spe
 @rule("HPC310", "unreadable-directive", "error",
       summary="an #SBATCH line that sbatch cannot read",
       why="A missing value, a word that is not an option or an open quote makes sbatch stop with an error "
-          "(or take the next option as the value).",
+          "(or take the next option as the value). A line after the first command is left to HPC501: sbatch does "
+          "not read it at all.",
       fix="Write one option per #SBATCH line as --name=value.",
       catalogue=(12, 13),
       bad="""#!/bin/bash
@@ -358,8 +364,11 @@ def _unreadable(ctx: Context) -> Iterator[Any]:
     # a placeholder with a blank in it (--account=<account name>, --mail-user=[your email]) leaves a word that is no
     # option: HPC536 names the placeholder, the mistake to fix
     split = {cmd.line for cmd in ctx.parsed.lexed.directives if any(" " in p for p in directive_placeholders(cmd))}
+    # a line after the first command is one sbatch never reads: HPC501 says so, and where to move it
+    first = ctx.parsed.first_command
+    late = {cmd.line for cmd in ctx.parsed.lexed.directives if first and cmd.line >= first}
     for line, message in ctx.parsed.problems:
-        if line not in typed and line not in split:
+        if line not in typed and line not in split and line not in late:
             yield line, message
 
 
@@ -836,6 +845,14 @@ SRUN_ONLY_OPTIONS = frozenset({
     "--overlap", "--whole", "--unbuffered", "--relative", "--task-prolog", "--task-epilog", "--prolog", "--epilog",
     "--bcast", "--send-libs", "--compress", "--preserve-env", "--disable-status", "--quit-on-interrupt",
     "--slurmd-debug", "--het-group", "--jobid", "--external-launcher", "--x11"})
+#: those of them that need a value (srun --mpi=pmix); the others are switches, or take a value only after = and do
+#: without it (SRUN_ONLY_OPTIONAL_VALUE): srun refuses a value on --pty, --label, --unbuffered, --multi-prog, --exact
+#: ("option '--pty' doesn't allow an argument"), so the message shows them bare
+SRUN_ONLY_VALUE_OPTIONS = frozenset({
+    "--mpi", "--cpu-bind", "--accel-bind", "--relative", "--task-prolog", "--task-epilog", "--prolog", "--epilog",
+    "--slurmd-debug", "--het-group", "--jobid"})
+#: those that take a value after = or none (srun --help: --compress[=library], --send-libs[=yes|no])
+SRUN_ONLY_OPTIONAL_VALUE = frozenset({"--kill-on-bad-exit", "--bcast", "--send-libs", "--compress", "--x11"})
 
 
 #: sbatch options that site plugins add (SPANK options join sbatch's own): NVIDIA's pyxis (since 0.12) and NERSC's
@@ -1039,7 +1056,7 @@ def _misspelled_option(ctx: Context) -> Iterator[Any]:
             continue  # -gres=gpu:4: one mistake, a long option with one dash, said once below
         if kind == "srun":
             yield (d.line, f"{flag} is an srun option, not an sbatch one (sbatch refuses the job); pass it to srun "
-                           f"on the step's line instead (srun {close}=… program)")
+                           f"on the step's line instead ({_srun_example(close, d.value)})")
             continue
         if kind == "separator":
             where = ("remove this line: the job's own #SBATCH hetjob line already separates its components"
@@ -1076,6 +1093,20 @@ def _misspelled_option(ctx: Context) -> Iterator[Any]:
     for d, written, meant in one_dash:
         yield (d.line, f"{written} has one dash, so sbatch reads it as the short option {d.flag} with the value "
                        f"{d.value!r}; write {'--' + written[1:]}", _rename_option(ctx, d.line, written, "--" + written[1:]))
+
+
+def _srun_example(option: str, value: Any) -> str:
+    """How an srun-only ``option`` written as an #SBATCH line goes on the step's line: with its value (``srun
+    --mpi=pmix program``, ``=…`` where the line gives none), bare where srun takes it without one (``srun --pty
+    program``: srun refuses ``--pty=…``), and --multi-prog before its configuration file, which is srun's program."""
+    if option == "--multi-prog":
+        return "srun --multi-prog tasks.conf, the file naming each task's program"
+    given = value if isinstance(value, str) and value else ""
+    if option in SRUN_ONLY_VALUE_OPTIONS:
+        return f"srun {option}={given or '…'} program"
+    if option in SRUN_ONLY_OPTIONAL_VALUE and given:
+        return f"srun {option}={given} program"
+    return f"srun {option} program"
 
 
 def _single_dash_long_options(ctx: Context) -> Iterator[tuple[Any, str, str]]:

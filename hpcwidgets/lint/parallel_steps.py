@@ -544,9 +544,14 @@ def _server_names() -> str:
           "their state, unless srun has --quit-on-interrupt), kill 0 or kill -- -$$ (the batch script leads a "
           "process group of its own, which holds srun … &), or scancel $SLURM_JOB_ID.N of its step; a server stopped by "
           "its own means when it runs on the batch shell's node (its srun held there, or a job of one node): ray stop "
-          "for ray start --block (ray stop ends the node's Ray processes, and ray start --block exits once they are "
-          "gone), apptainer or singularity instance stop NAME (or --all) for a server run with exec instance://NAME "
-          "(an instance has a PID namespace of its own, which exec joins, and all of it ends with the instance).",
+          "for ray start --block (ray stop ends the Ray processes of the node it runs on, no other, and ray start "
+          "--block exits once they are gone), apptainer or singularity instance stop NAME (or --all) for a server run "
+          "with exec instance://NAME (an instance has a PID namespace of its own, which exec joins, and all of it "
+          "ends with the instance). A Ray worker on another node (srun -w NODE ray start --address HEAD --block &) "
+          "ends too when the batch shell's ray stop ends the cluster's head (started on the batch shell's node): "
+          "without the head's GCS its raylet exits after RAY_gcs_rpc_server_reconnect_timeout_s (60 s by default), "
+          "so a later step there waits about a minute, not to the job's end; a worker whose head runs elsewhere "
+          "keeps running.",
       fix="Start the monitor or server with srun --overlap (it then shares the resources), or give the later step "
           "--overlap; stop a server the later step does not need first (kill \"$PID\"; wait \"$PID\"); a monitor "
           "can also run without srun: nvidia-smi dmon … & in the batch shell watches the first node.",
@@ -725,7 +730,7 @@ def _ends_the_step(ctx: Context, b: BackgroundStep, k: int, cmd: Any, pids: dict
         return _killall_ends(b, targets, interrupt, ignored)
     if name == "scancel":
         return srun is not None and _cancels_step(ctx, b, targets)
-    if _stops_the_server(ctx, b, cmd):
+    if _stops_the_server(ctx, b, cmd, _code_in_order(ctx)[k][0].line):
         return True
     if name in _functions(ctx) and _functions(ctx)[name] < k and name not in called:  # defined by then
         return any(_ends_the_step(ctx, b, k, body, pids, called | {name}) for body in _surely_run_in(ctx, name))
@@ -740,13 +745,17 @@ _INSTANCE_STOP_VALUES = frozenset({"-s", "--signal", "-t", "--timeout", "-u", "-
 _BATCH_NODE = re.compile(r".*\[0\]\}?|\$\(\s*hostname(?:\s+-s)?\s*\)|`\s*hostname(?:\s+-s)?\s*`|\$\{?SLURMD_NODENAME\}?")
 
 
-def _stops_the_server(ctx: Context, b: BackgroundStep, cmd: Any) -> bool:
-    """Whether ``cmd``, which the batch shell runs itself, stops what ``b`` serves by the server's own means:
-    ``ray stop`` stops the Ray processes of its node, and ``ray start --block`` then exits (it watches them); ``apptainer
-    instance stop NAME`` (``singularity`` too, ``--all``/``-a``, or a pattern NAME matches) ends a program run with
-    ``exec``/``run instance://NAME``, since an instance has a PID namespace of its own, which exec joins, and the kernel
-    ends every process in it once the instance's first one is gone. Both act on the node they run on, so they end only
-    what runs on the batch shell's node (:func:`_on_the_batch_node`)."""
+def _stops_the_server(ctx: Context, b: BackgroundStep, cmd: Any, line: int) -> bool:
+    """Whether ``cmd``, which the batch shell runs itself at ``line`` (there, or in a function it calls there), stops
+    what ``b`` serves by the server's own means: ``ray stop`` stops the Ray processes of its node, and ``ray start
+    --block`` then exits (it watches them); ``apptainer instance stop NAME`` (``singularity`` too, ``--all``/``-a``, or
+    a pattern NAME matches) ends a program run with ``exec``/``run instance://NAME``, since an instance has a PID
+    namespace of its own, which exec joins, and the kernel ends every process in it once the instance's first one is
+    gone. Both act on the node they run on, so they end what runs on the batch shell's node
+    (:func:`_on_the_batch_node`). A Ray worker on another node (``ray start --address … --block``) ends too when the
+    ray stop stops the cluster's head there (:func:`_ray_head_on_the_batch_node`): its raylet exits once it has not
+    reached the head's GCS for RAY_gcs_rpc_server_reconnect_timeout_s (60 s by default, Ray's fault tolerance
+    docs), and ray start --block with it; a later step on its node waits that long, not to the job's end."""
     if cmd.kind != "simple" or not cmd.words:
         return False
     words = launch_words([str(w.value) for w in cmd.words])
@@ -764,7 +773,43 @@ def _stops_the_server(ctx: Context, b: BackgroundStep, cmd: Any) -> bool:
     if [w.rsplit("/", 1)[-1] if k == 0 else w for k, w in enumerate(program[:2])] != ["ray", "stop"]:
         return False
     served = _runs_until_stopped(b.step) if b.step is not None else _serves([str(w.value) for w in b.start.words])
-    return served == "ray start --block" and _on_the_batch_node(ctx, b)
+    if served != "ray start --block":
+        return False
+    return _on_the_batch_node(ctx, b) or (not _RAY_HEAD.search(" ".join(_started_words(b)))
+                                          and _ray_head_on_the_batch_node(ctx, line))
+
+
+#: ray start of a cluster's head (ray start --head …), in a command's words joined by spaces
+_RAY_HEAD = re.compile(r"\bray\s+start\b[^;&|\n]*\s--head\b")
+
+
+def _started_words(b: BackgroundStep) -> list[str]:
+    """The words of what ``b`` runs: its step's program, or the command the batch shell runs with & (no step)."""
+    if b.step is not None:
+        return [str(w) for w in b.step.chain.program]
+    return [str(w.value) for w in b.start.words]
+
+
+def _ray_head_on_the_batch_node(ctx: Context, before: int) -> bool:
+    """Whether the script starts a Ray cluster's head on the batch shell's node before line ``before``: ``ray start
+    --head`` that the batch shell runs itself (in the foreground, whose processes stay behind, or with --block and
+    &), or srun … ray start --head --block & held to the batch shell's node (:func:`_on_the_batch_node`). A ray stop
+    in the batch shell then stops the head's GCS, which every worker of the cluster needs."""
+    for b in background_steps(ctx):
+        if b.start.line < before and b.step is not None and b.step.chain.srun is not None \
+                and _runs_until_stopped(b.step) == "ray start --block" \
+                and _RAY_HEAD.search(" ".join(_started_words(b))) and _on_the_batch_node(ctx, b):
+            return True
+    code, stepped = _code_in_order(ctx), _steps_at(ctx)
+    for k, (cmd, _, parent) in enumerate(code):
+        if cmd.kind != "simple" or cmd.line >= before or _in_function(code, parent):
+            continue
+        if any(s.chain.srun is not None for s in stepped.get(k, ())):
+            continue  # an srun step: above when it serves in the background; in the foreground it ends with ray start
+        words = launch_words([str(w.value) for w in cmd.words])
+        if words and words[0].rsplit("/", 1)[-1] not in ("echo", "printf") and _RAY_HEAD.search(" ".join(words)):
+            return True  # (echo "ray start --head …" only says so)
+    return False
 
 
 def _instance_stop_reaches(ctx: Context, b: BackgroundStep, args: list[str], line: int) -> bool:
@@ -1373,7 +1418,8 @@ _PROBES = frozenset({"curl", "wget", "nc", "ncat", "netcat", "grep", "ss", "nets
           "trap 'kill \"$PID\"' EXIT does not help: it runs when the script ends, which the wait keeps from "
           "happening. Left alone: a server the script stops before the wait (kill \"$PID\", kill %1, pkill -P $$, "
           "pkill -f 'vllm serve', kill $(cat FILE) after echo $! > FILE, "
-          "scancel $SLURM_JOB_ID.N of its step, ray stop for ray start --block, apptainer instance stop NAME for a "
+          "scancel $SLURM_JOB_ID.N of its step, ray stop for ray start --block on the batch shell's node and for "
+          "the workers of a head it ends, apptainer instance stop NAME for a "
           "server in instance://NAME, also in a function it calls there: as HPC522 reads them; a program "
           "the batch shell runs itself with & ignores kill -INT and -QUIT), a wait for the work only (wait "
           "\"$WORK_PID\", wait -n), a server disowned (disown: wait no longer waits for it), one told to stop by "

@@ -245,7 +245,8 @@ def _mem_per_cpu_over_max(ctx: Context) -> Iterator[Any]:
           "one or two CPUs then has a few GB of host memory beside a GPU that came with a quarter of the node's: "
           "loading the data or the model is killed by the out-of-memory handler ('oom-kill event', 'Killed'), after "
           "the job waited in the queue. Not reported for --exclusive jobs, nor for a later component of a "
-          "heterogeneous job.",
+          "heterogeneous job, nor on a partition whose nodes have fewer GPUs or CPUs than the job asks for per node "
+          "(HPC403 and HPC406 report that).",
       fix="Ask for the memory the job needs with --mem (at most the node's), or --mem-per-gpu.",
       catalogue=(12,), profile="midway3",
       bad="#!/bin/bash\n#SBATCH --partition=caslake\n#SBATCH --cpus-per-task=8\n#SBATCH --time=02:00:00\n"
@@ -291,11 +292,41 @@ def _program_run(cmd: Any) -> str:
     return words[0].rsplit("/", 1)[-1] if words else ""
 
 
+def _program_word(cmd: Any) -> str:
+    """The program a simple command runs as written (``/share/apps/singularity/bin/singularity``), past the same
+    wrappers as :func:`_program_run`; past ``mpirun [options]`` to the container program it starts."""
+    words = run_words([str(w.value) for w in cmd.words])
+    if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:
+        return next((w for w in words[1:] if w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run")),
+                    words[0])
+    return words[0] if words else ""
+
+
+def _path_names(ctx: Context, program: str, module: str, line: int) -> bool:
+    """Whether the script puts a folder named for ``program`` or its ``module`` on PATH before ``line``
+    (``export PATH=/share/apps/singularity/bin:$PATH``): it then finds the program itself, as a module would."""
+    names = {program.lower(), module.split("/", 1)[0].lower()}
+    for v in ctx.parsed.variables:
+        if v.name != "PATH" or v.line >= line:
+            continue
+        for folder in str(v.value).split(":"):
+            parts = {p.lower() for p in folder.split("/") if p}
+            if parts & names or any(p.startswith(tuple(n + "-" for n in names)) for p in parts):
+                return True
+    return False
+
+
 @rule("HPC409", "runtime-module-not-loaded", "warning",
       summary="the container runtime is used but the module the site provides it in is not loaded first",
       why="On sites where Apptainer or Charliecloud comes as an environment module, a batch job starts without it: "
-          "the step fails at once with 'apptainer: command not found' after the job has waited in the queue.",
-      fix="module load the runtime's module (the profile names it) before the first command that uses it.",
+          "the step fails at once with 'apptainer: command not found' after the job has waited in the queue. A "
+          "program called by its path (/share/apps/singularity/bin/singularity exec …) is not looked up in PATH, so "
+          "it is not reported; nor is one after a PATH the script extends, before the call, with a folder named for "
+          "the program or its module (export PATH=/opt/apptainer/bin:$PATH), which does what the module would. A "
+          "PATH extended with another folder ($HOME/.local/bin) still is: such folders hold the user's own tools, "
+          "rarely a container runtime.",
+      fix="module load the runtime's module (the profile names it) before the first command that uses it, or call "
+          "the program by its full path.",
       catalogue=(12,), profile="midway3",
       bad="""#!/bin/bash
 #SBATCH --partition=gpu
@@ -322,6 +353,8 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
         wanted = ctx.profile.runtime_module(program)
         if not wanted or wanted in reported:
             continue
+        if "/" in _program_word(cmd) or _path_names(ctx, program, wanted, cmd.line):
+            continue  # called by its path (never looked up in PATH), or from a folder the script puts on PATH
         if any((_same_module(name, wanted) or _same_module(name, program)) and line < cmd.line
                for name, line in ctx.parsed.modules):
             continue  # the profile's module, or one named for the program (singularity/3.6.1 for singularity)
@@ -353,7 +386,10 @@ SIF_PROGRAMS = {"apptainer": "apptainer", "singularity": "singularity"}
 def site_has_program(profile: Any, program: str) -> bool:
     """Whether the site of ``profile`` has the container program ``program``: apptainer where the profile lists
     Apptainer under that name (``apptainer_binary``: SingularityCE sites name theirs singularity), singularity where
-    it lists Apptainer or Singularity (Apptainer installs singularity as a second name)."""
+    it lists Apptainer or Singularity (Apptainer installs singularity as a second name); neither where the runtimes
+    that would install it are render-only (:meth:`~hpcwidgets.spec.profile.ClusterProfile.render_only_runtime`)."""
+    if profile.render_only_runtime(program):
+        return False
     runtimes = set(profile.runtimes)
     if program == "apptainer":
         return "apptainer" in runtimes and profile.apptainer_binary == "apptainer"
@@ -368,17 +404,29 @@ def _checked_for(ctx: Context, program: str) -> bool:
     return any(name.split("/", 1)[0] == program for name, _ in ctx.parsed.modules)
 
 
+#: the container programs a profile may list as render-only (installed by a runtime in ``runtimes_render_only``):
+#: the SIF runners and Charliecloud's, whose absence the profile then states outright
+RENDER_ONLY_PROGRAMS = ("apptainer", "singularity", "ch-run", "ch-image", "ch-convert", "ch-fromhost")
+
+
 @rule("HPC414", "runtime-not-on-site", "warning",
-      summary="the script calls apptainer (or singularity) where the profile says the site has no such program",
+      summary="the script calls apptainer (or singularity) where the profile says the site has no such program, or a "
+              "container program of a runtime the profile lists as render-only",
       why="The profile's runtimes and apptainer_binary say which of the two the cluster has. A SingularityCE site "
           "(runtimes = [\"singularity\"], apptainer_binary = \"singularity\") has no apptainer command: Apptainer "
-          "installs singularity as a second name, not the other way round. The step then stops with 'apptainer: "
-          "command not found' after the job has waited in the queue. Not reported for a program called by its path "
-          "(your own installation), nor when the script looks for it (command -v) or loads a module named for it. "
-          "The examples need the profile of such a site (no shipped profile lacks Apptainer).",
+          "installs singularity as a second name, not the other way round. A runtime in runtimes_render_only is not "
+          "installed at all: its commands are shown and checked, not run (the practice cluster renders Apptainer "
+          "and runs Charliecloud), so apptainer and singularity there, or ch-run where Charliecloud is render-only, "
+          "are missing too. The step then stops with 'apptainer: command not found' after the job has waited in "
+          "the queue. Not reported for a program called by its path (your own installation), nor when the script "
+          "looks for it (command -v) or loads a module named for it. The examples need the profile of such a site "
+          "(no shipped profile lacks Apptainer).",
       fix="Call the program the site has: singularity exec … in place of apptainer exec … (the same commands and "
           "options; Singularity reads SINGULARITYENV_ and SINGULARITY_BIND where Apptainer reads APPTAINERENV_ and "
-          "APPTAINER_BIND).",
+          "APPTAINER_BIND). The fix writes singularity for apptainer, one line at a time, unless the script sets "
+          "APPTAINER_ or APPTAINERENV_ variables, which would need renaming too. Where the runtime is render-only, run the step with the runtime the cluster runs (the "
+          "message names it; ch-run reads an image directory or SquashFS file, not a SIF), or submit it on a "
+          "cluster that has the runtime.",
       catalogue=(12,),
       bad="""#!/bin/bash
 #SBATCH --partition=gpu
@@ -398,20 +446,56 @@ def _runtime_not_on_site(ctx: Context) -> Iterator[Any]:
     if ctx.profile is None:
         return
     reported: set[str] = set()
+    watched = (*SIF_PROGRAMS, *RENDER_ONLY_PROGRAMS)
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         words = run_words([str(w) for w in cmd.argv])
         if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:  # mpirun [options] apptainer exec …
-            words = words[next((i for i, w in enumerate(words) if w in SIF_PROGRAMS), len(words)):]
+            words = words[next((i for i, w in enumerate(words) if w in watched), len(words)):]
         program = words[0] if words else ""
-        if program not in SIF_PROGRAMS or program in reported or site_has_program(ctx.profile, program) \
-                or _checked_for(ctx, program):
-            continue  # not one by its name (a path is the user's own installation), or there
+        if program not in watched or program in reported or _checked_for(ctx, program):
+            continue  # not one by its name (a path is the user's own installation), or the script knows better
+        message = ctx.profile.render_only_message(program)  # the profile says its runtime is not installed
+        fix = None
+        if not message:
+            if program not in SIF_PROGRAMS or site_has_program(ctx.profile, program):
+                continue
+            message = _not_listed_message(ctx.profile, program)
+            fix = _rename_runtime_fix(ctx, cmd, program)
         reported.add(program)
-        runtimes = ", ".join(ctx.profile.runtimes) or "none"
-        named = f", under the name {ctx.profile.apptainer_binary}" if "apptainer" in ctx.profile.runtimes \
-            and ctx.profile.apptainer_binary != "apptainer" else ""
-        other = "singularity" if site_has_program(ctx.profile, "singularity") else ""
-        advice = f"call {other}, the site's name for it (the same commands and options)" if other else \
-            "run the image with the site's runtime, or install Apptainer yourself"
-        yield (cmd.line, f"{program} is not on this cluster: the profile {ctx.profile.name} says it has {runtimes}"
-                         f"{named}, so the step stops with '{program}: command not found'; {advice}")
+        yield cmd.line, message, fix
+
+
+#: the variables only Apptainer reads (SingularityCE reads SINGULARITYENV_ and SINGULARITY_BIND): a script that sets
+#: them needs them renamed too, which is the person's to do, so the program's name is then not changed alone
+_APPTAINER_VARIABLES = re.compile(r"\bAPPTAINER(?:ENV)?_[A-Z_]")
+
+
+def _rename_runtime_fix(ctx: Context, cmd: Any, program: str) -> Fix | None:
+    """``singularity`` written for ``apptainer`` on the line of ``cmd``, where the site has singularity (the same
+    commands and options): only for the program's own unquoted word on one line, and not in a script that sets
+    APPTAINER_* or APPTAINERENV_* variables (renaming the command alone would leave them unread)."""
+    if program != "apptainer" or not site_has_program(ctx.profile, "singularity") \
+            or _APPTAINER_VARIABLES.search(ctx.parsed.source):
+        return None
+    # a command inside bash -c '…' has no words of the script's own to rewrite: no fix there
+    word = next((w for w in getattr(cmd, "words", ()) if str(w.value) == program), None)
+    if word is None or word.raw != program or word.line > len(ctx.parsed.lines):
+        return None
+    line = ctx.parsed.lines[word.line - 1]
+    at = word.col - 1
+    if line[at:at + len(program)] != program:
+        return None
+    return Fix("call singularity, the site's name for it", word.line, word.line,
+               text=line[:at] + "singularity" + line[at + len(program):])
+
+
+def _not_listed_message(profile: Any, program: str) -> str:
+    """What HPC414 says of ``program`` where the profile lists no runtime that installs it under that name."""
+    runtimes = ", ".join(profile.runtimes) or "none"
+    named = f", under the name {profile.apptainer_binary}" if "apptainer" in profile.runtimes \
+        and profile.apptainer_binary != "apptainer" else ""
+    other = "singularity" if site_has_program(profile, "singularity") else ""
+    advice = f"call {other}, the site's name for it (the same commands and options)" if other else \
+        "run the image with the site's runtime, or install Apptainer yourself"
+    return (f"{program} is not on this cluster: the profile {profile.name} says it has {runtimes}{named}, so the "
+            f"step stops with '{program}: command not found'; {advice}")

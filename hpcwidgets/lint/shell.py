@@ -354,10 +354,14 @@ _NO_COMMAND = re.compile(r"[0-9]+(?:\.[0-9]*)?|\$\(\(.*\)\)|'[^']*'|\"[^\"$`\\]*
           "NAME unset (an empty --num_processes, a default batch size). With a space after it only (NAME= 4) bash "
           "sets NAME to an empty string for a command called 4. Python-style settings copied into a job script "
           "(num_gpus = 4) are the usual source. A command the script defines as a function, test, [ and [[, let, "
-          "(( )), alias and declare take their = as an argument and are not reported; NAME= before a real command "
-          "(IFS= read -r line) is not either, only before a number or a quoted text.",
+          "(( )) and alias take their = as an argument and are not reported; NAME= before a real command "
+          "(IFS= read -r line) is not either, only before a number or a quoted text. After export, declare, "
+          "typeset, local or readonly each word is a NAME or a NAME=value of its own: export NAME= value sets NAME "
+          "to an empty string and fails on the value ('not a valid identifier', exit status 1, and set -e stops "
+          "the job), and export NAME = value leaves NAME unset; a value that is itself a name (export MODE= train) "
+          "fails nothing, and NAME is still empty.",
       fix="Remove the spaces around =: NAME=value (the fix does so when the line is one assignment and nothing "
-          "else).",
+          "else, and after export and its kind when the words are on one line).",
       bad="""#!/bin/bash
 #SBATCH --nodes=2
 set -e
@@ -375,6 +379,10 @@ def _spaced_assignment(ctx: Context) -> Iterator[Any]:
         return  # no #! line and no #SBATCH: maybe no shell script at all (key = value is TOML's, or Python's)
     functions = _functions(ctx)
     for cmd, _, _ in _code_in_order(ctx):
+        declared = _spaced_declaration(ctx, cmd, functions)
+        if declared:
+            yield declared
+            continue
         found = _spaced(cmd, functions)
         if found is None:
             continue
@@ -386,6 +394,71 @@ def _spaced_assignment(ctx: Context) -> Iterator[Any]:
                   else "remove the spaces and write the value as one word")
         yield (cmd.line, f"{written} is no assignment: bash runs {runs} ('command not found', exit 127; under set -e "
                          f"the job stops here) and {name} stays unset; {advice}", fix)
+
+
+#: the builtins that take NAME=value arguments and set each NAME (with its attribute: exported, read-only, local)
+_DECLARATIONS = frozenset({"export", "declare", "typeset", "local", "readonly"})
+
+#: a shell variable's name: what export, declare, local and readonly take as an argument of its own
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _spaced_declaration(ctx: Context, cmd: Any, functions: dict[str, int]) -> tuple[int, str, Fix | None] | None:
+    """HPC520's finding for ``export NAME= value`` or ``export NAME = value`` (also declare, typeset, local,
+    readonly): each argument is one NAME or NAME=value, so the builtin sets NAME to an empty string (or leaves it
+    unset before a lone =) and fails on the word that follows ('not a valid identifier', status 1). A following
+    word that is itself a name (export A= B) is exported too, without an error, and still leaves NAME empty."""
+    if cmd.kind != "simple" or len(cmd.words) < 3 or cmd.name not in _DECLARATIONS or cmd.name in functions \
+            or cmd.words[0].quoted:
+        return None
+    words = cmd.words
+    k = 1
+    while k < len(words) and re.fullmatch(r"[-+][A-Za-z]+", words[k].raw):  # declare -x, local -r
+        k += 1
+    for i in range(k, len(words) - 1):
+        word, after = words[i].raw, words[i + 1].raw
+        if word.endswith("=") and _NAME.fullmatch(word[:-1]) and not after.startswith("="):
+            if re.match(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^]]*\])?\+?=", after):
+                continue  # export A= B=2: two assignments, the first one empty on purpose
+            name, value, group = word[:-1], after, words[i:i + 2]
+            if _NAME.fullmatch(after):
+                effect = (f"{cmd.name} sets {name} to an empty string and takes {after} as a second variable's name "
+                          f"(no error, nothing says so)")
+            else:
+                effect = (f"{cmd.name} sets {name} to an empty string and then fails on {after} ('not a valid "
+                          f"identifier', exit status 1; under set -e the job stops here)")
+        elif _NAME.fullmatch(word) and (after == "=" or after.startswith("=")):
+            name = word
+            group = words[i:i + 3] if after == "=" and i + 2 < len(words) else words[i:i + 2]
+            value = group[-1].raw if after == "=" else after[1:]
+            if not value:
+                continue
+            effect = (f"{cmd.name} takes {name} without a value, so it stays unset, and then fails on "
+                      f"{' '.join(w.raw for w in group[1:])} ('not a valid identifier', exit status 1; under set -e "
+                      f"the job stops here)")
+        else:
+            continue
+        written = " ".join(w.raw for w in group)
+        joined = f"{name}={value}"
+        return (cmd.line, f"{written} after {cmd.name} is no assignment of {value}: {effect}; remove the space: "
+                          f"{joined}", _joined_fix(ctx, group, joined))
+    return None
+
+
+def _joined_fix(ctx: Context, group: Any, joined: str) -> Fix | None:
+    """The line with ``joined`` (NAME=value) in place of the words of ``group``, when they are on one line."""
+    first, last = group[0], group[-1]
+    if first.line != last.line or any("\n" in w.raw for w in group):
+        return None
+    line = ctx.parsed.lines[first.line - 1]
+    start, end = first.col - 1, last.col - 1 + len(last.raw)
+    at = start
+    for w in group:  # each word where it says it is, with only blanks between them
+        gap = line[at:w.col - 1] if w is not first else ""
+        if gap.strip() or line[w.col - 1:w.col - 1 + len(w.raw)] != w.raw:
+            return None  # not where the words say: leave the line alone
+        at = w.col - 1 + len(w.raw)
+    return Fix(f"remove the space ({joined})", first.line, first.line, text=line[:start] + joined + line[end:])
 
 
 def _spaced(cmd: Any, functions: dict[str, int]) -> tuple[str, str, str] | None:
@@ -1083,8 +1156,11 @@ VISIBLE_DEVICES_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VIS
           "jobs to their GPUs, 0,1 may be another job's (reported when the profile says the nodes have more GPUs). "
           "export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID in the batch shell of a job that runs one task per node is "
           "the fixed list 0: the batch shell expands it as task 0, and each task's own value is 0 too, so a launcher's "
-          "workers but the first find no GPU. (With HIP_VISIBLE_DEVICES also set, HPC524 reports the pair.)",
-      fix="Remove the line and let Slurm's value stand (or request as many GPUs as the program uses).",
+          "workers but the first find no GPU. A list set for one command (CUDA_VISIBLE_DEVICES=0,1,2,3 torchrun …, "
+          "or after env) does the same to that command. (With HIP_VISIBLE_DEVICES also set, HPC524 reports the "
+          "pair.)",
+      fix="Remove the line (or the NAME=list before the command) and let Slurm's value stand (or request as many "
+          "GPUs as the program uses).",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:4
 export CUDA_VISIBLE_DEVICES=0
@@ -1098,8 +1174,11 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
     gpus = ctx.job.gpus_on_each_node
     if not isinstance(gpus, int) or not gpus:
         return
+    prefixed = _prefix_settings(ctx)
     for name in VISIBLE_DEVICES_VARS:
-        exports = [v for v in ctx.parsed.variables if v.name == name and v.exported]
+        # exported by the batch shell, or set for one command (CUDA_VISIBLE_DEVICES=0,1 torchrun …): the same list
+        exports = sorted([v for v in ctx.parsed.variables if v.name == name and v.exported]
+                         + [v for v in prefixed if v.name == name], key=lambda v: v.line)
         if len(exports) > 1:
             continue  # set again and again: one GPU per background run (export CUDA_VISIBLE_DEVICES=1; python … &)
         if name == "ROCR_VISIBLE_DEVICES" and batch_shell_filters_twice(ctx) is not None:
@@ -1108,6 +1187,7 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
             value = str(var.value).strip("'\"")
             set_by = "Slurm already sets it to the allocated GPUs" if name != "HIP_VISIBLE_DEVICES" else \
                 "Slurm hands the program the allocated GPUs without it"
+            remove = "remove the line" if var.exported else f"remove {name}={value} from the command"
             per_task = _fixed_per_task_value(ctx, var)
             if per_task and gpus > 1:
                 yield (var.line, f"{name}={value} is {name}=0 in every task (the batch shell expands "
@@ -1120,11 +1200,11 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
             listed = len(ids)
             if listed != gpus:
                 yield (var.line, f"{name}={value} names {listed} GPU{'s' if listed > 1 else ''} but the job "
-                                 f"requests {gpus} per node: {set_by}; remove the line")
+                                 f"requests {gpus} per node: {set_by}; {remove}")
             elif max(ids) >= gpus:
                 yield (var.line, f"{name}={value} names GPU {max(ids)}, but where Slurm confines the job to its "
                                  f"GPUs (device cgroups) they are numbered 0-{gpus - 1}, so the program finds no such "
-                                 f"GPU; {set_by}: remove the line")
+                                 f"GPU; {set_by}: {remove}")
             elif not ctx.job.exclusive and _node_gpus(ctx) > gpus:
                 yield (var.line, f"{name}={value} names GPUs by number, but the job has {gpus} of the node's "
                                  f"{_node_gpus(ctx)}: where Slurm does not confine it (no device cgroups) these may be "
@@ -1133,6 +1213,31 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
 
 #: a value that is one per-task variable and nothing else ($SLURM_LOCALID, ${SLURM_LOCALID})
 _PER_TASK_VALUE = re.compile(r"\$\{?(" + "|".join(PER_TASK_VARS) + r")\}?")
+
+
+def _prefix_settings(ctx: Context) -> list[Any]:
+    """The variables a command of the batch shell sets for itself alone (``NAME=value program``, ``env NAME=value
+    program``), as :class:`~hpcwidgets.parse.script.Variable` that are not exported (the script's own variables are
+    not changed)."""
+    from ..parse.script import Variable
+    out: list[Any] = []
+    for cmd in simple_commands(ctx):
+        if not cmd.words or cmd.name in _DECLARATIONS:
+            continue
+        out += [Variable(name, str(word.value), cmd.line, False) for name, word in cmd.assignments]
+        if cmd.name == "env":
+            words = [str(w.value) for w in cmd.words[1:]]
+            k = 0
+            while k < len(words):
+                m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", words[k], re.DOTALL)
+                if m:
+                    out.append(Variable(m.group(1), m.group(2), cmd.line, False))
+                elif words[k] in ("-u", "--unset", "-C", "--chdir", "-S", "--split-string"):
+                    k += 1  # env -u NAME: the option's value
+                elif not words[k].startswith("-"):
+                    break  # the program env runs
+                k += 1
+    return out
 
 
 def _fixed_per_task_value(ctx: Context, var: Any) -> str:
@@ -1155,8 +1260,10 @@ def _node_gpus(ctx: Context) -> int:
 #: pip's --no-index (local wheels only: --find-links DIR or the site's wheelhouse), up to the command's end
 _NO_INDEX = re.compile(r"^[^;&|\n]*?\s--no-index\b")
 
-#: an install command: pip, python -m pip (past the interpreter's own options: python3 -u -m pip), conda, mamba
-_INSTALL = re.compile(r"(^|[\s'\"(;&|])(pip3?|python[0-9.]*(?:\s+-[bBdEIOqsSuv]+)*\s+-m\s*pip|conda|mamba|micromamba)"
+#: an install command: pip, python -m pip (past the interpreter's own options: python3 -u -m pip, python3 -X utf8 -W
+#: ignore -m pip), conda, mamba
+_INSTALL = re.compile(r"(^|[\s'\"(;&|])(pip3?|python[0-9.]*(?:\s+(?:-[bBdEIOPqRsSuv]+|-[XW]\s*[^\s-]\S*))*\s+-m\s*pip"
+                      r"|conda|mamba|micromamba)"
                       r"\s+install\b")
 
 

@@ -17,8 +17,8 @@ from typing import Any, Iterator, Sequence
 from ..errors import ParseError
 from ..spec._words import Verbatim, word_pieces
 from ..spec.common import ARRAY_WORD, LIST_WORD
-from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SWITCHED_OFF, Comment, SlurmJob, is_hetjob_word, is_shell,
-                          sbatch_long_option, sbatch_option, shebang_program)
+from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SBATCH_SHORT, SWITCHED_OFF, Comment, SlurmJob, is_hetjob_word,
+                          is_shell, sbatch_long_option, sbatch_option, shebang_program)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
 from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, lex_command,
                     lex_script)
@@ -641,8 +641,7 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
                     value = words[i + 1]
                     i += 1
                 elif name or kind == "value":
-                    example = f"{flag}=…" if flag.startswith("--") else f"{flag} …"  # getopt keeps -N=2's "="
-                    problems.append((cmd.line, f"{flag} needs a value, e.g. {example}"))
+                    problems.append((cmd.line, _missing_value(flag)))
                     i += 1
                     continue
                 else:
@@ -687,6 +686,51 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
     if extra:
         values["extra_directives"] = tuple(extra)
     return values, out, problems, placed
+
+
+#: what the value of an sbatch option is, and one to show, for a directive that gives none (``#SBATCH -i``)
+_VALUE_EXAMPLES = {
+    "--input": ("the file the job reads as its standard input", "job.in"),
+    "--output": ("the file the job's output goes to", "logs/%x-%j.out"),
+    "--error": ("the file the job's error output goes to", "logs/%x-%j.err"),
+    "--chdir": ("the folder the job starts in", "/scratch/run1"),
+    "--time": ("the time limit", "01:00:00"),
+    "--partition": ("a partition (sinfo --summarize lists them)", "gpu"),
+    "--account": ("the account the job is billed to", "myproject"),
+    "--qos": ("a QOS", "normal"),
+    "--job-name": ("the job's name", "train"),
+    "--nodes": ("the number of nodes", "1"),
+    "--ntasks": ("the number of tasks", "4"),
+    "--ntasks-per-node": ("the tasks on each node", "1"),
+    "--cpus-per-task": ("the CPUs of each task", "8"),
+    "--mem": ("the memory of each node", "16G"),
+    "--mem-per-cpu": ("the memory of each CPU", "4G"),
+    "--mem-per-gpu": ("the memory of each GPU", "32G"),
+    "--gres": ("the generic resources of each node", "gpu:1"),
+    "--gpus": ("the job's GPUs", "1"),
+    "--gpus-per-node": ("the GPUs of each node", "1"),
+    "--gpus-per-task": ("the GPUs of each task", "1"),
+    "--array": ("the array's task ids", "0-9"),
+    "--dependency": ("the jobs to wait for", "afterok:JOBID"),
+    "--mail-type": ("the events that send mail", "END,FAIL"),
+    "--mail-user": ("the address mail goes to", "you@example.org"),
+    "--constraint": ("the node features the job needs", "a100"),
+    "--nodelist": ("the nodes the job must have", "n1"),
+    "--exclude": ("the nodes the job must not run on", "n1"),
+    "--begin": ("when the job may start", "now+1hour"),
+    "--signal": ("the signal and how long before the end", "B:USR1@300"),
+}
+
+
+def _missing_value(flag: str) -> str:
+    """What a directive that gives ``flag`` no value is told: what the value is, and one written in its place
+    (``-i`` keeps a blank before it: getopt keeps -i=job.in's "=" in the value)."""
+    long = SBATCH_SHORT.get(flag) or sbatch_long_option(flag) or flag
+    long = SBATCH_ALIASES.get(long, long)
+    what, value = _VALUE_EXAMPLES.get(long, ("", "…"))
+    named = f"{flag} ({long})" if long != flag else flag
+    example = f"{flag}={value}" if flag.startswith("--") else f"{flag} {value}"
+    return f"{named} needs a value{': ' + what if what else ''}, e.g. {example}"
 
 
 def _read_gpus(flag: str, value: str, written: str, values: dict[str, Any], extra: list[str], seen: dict[str, Any],

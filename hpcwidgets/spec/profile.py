@@ -102,6 +102,10 @@ MIG_GPU_TYPE = re.compile(r"(?:^|[_-])\d+g\.\d+gb$", re.IGNORECASE)
 #: limits, few nodes, sometimes the login nodes; never the partition examples or a detected default should use
 TRIAL_PARTITION = re.compile(r"test|dev|debug|interactive", re.IGNORECASE)
 
+#: the most CPUs a new job gives each worker it starts (torchrun's, one per GPU): enough for PyTorch's data loader
+#: workers; a GPU node with fewer CPUs per GPU shares its CPUs out among its GPUs (:meth:`Partition.cpus_for_workers`)
+CPUS_PER_WORKER = 8
+
 #: the MPI plugins srun names (srun --mpi=list; slurm.conf MpiDefault): pmix_v3, pmix_v4 … are versions of pmix
 MPI_PLUGIN = re.compile(r"none|pmi2|pmix(?:_v\d+)?|cray_shasta")
 
@@ -407,6 +411,34 @@ class Partition(_SiteLimits):
         if gpus and self.has_gpus and isinstance(own, int) and not isinstance(own, bool) and own > 0:
             return own
         return self.cpus_per_node
+
+    def cpus_for_workers(self, workers: int, nodes: int = 1, unknown: int = 0) -> int:
+        """The ``--cpus-per-task`` of one task per node that starts ``workers`` workers (torchrun starts one per GPU;
+        the single-GPU examples ask for one), on each of ``nodes`` nodes, as the shipped examples and the workflow
+        form ask for it: each worker gets up to :data:`CPUS_PER_WORKER` CPUs, or the CPUs of a GPU node
+        (:meth:`cpus_for`) shared out among its GPUs where that is less (at least 1; a partition without GPUs shares
+        nothing out); together at most the node's CPUs, and within the partition's ``max_cpus_per_job`` shared out
+        over the nodes. 0 for no workers.
+
+        ``unknown`` is the CPUs per worker where the partition does not say its CPUs (``cpus_per_node`` left out),
+        the only case where the two callers differ. The examples pass 4: each is a script the lessons run and
+        discuss, whose ``--cpus-per-task`` feeds PyTorch's data loader, and 4 per GPU is a modest share that GPU
+        nodes commonly have. The form keeps 0 (the result is then 0: no ``--cpus-per-task``, so Slurm's default): what it
+        fills in is a value the person sees and may submit unread, and a number the profile does not back could
+        ask for more than a node has."""
+        if not isinstance(workers, int) or workers < 1:
+            return 0
+        node = _positive(self.cpus_for(True))  # the GPU nodes' (a catch-all may mix in bigger ones without GPUs)
+        if node is None:
+            per_worker = unknown
+        else:
+            share = self.gpus_per_node if self.has_gpus else 1
+            per_worker = max(1, min(CPUS_PER_WORKER, node // share))
+        if per_worker < 1:
+            return 0
+        cpus = per_worker * workers if node is None else min(per_worker * workers, node)
+        limit = _positive(self.max_cpus_per_job)
+        return max(1, min(cpus, limit // max(nodes, 1))) if limit else cpus
 
     def mem_for(self, gpus: bool) -> str:
         """Memory (as written) of the largest node a job can run on: for a job that asks for GPUs, that of the
@@ -823,6 +855,16 @@ RUNTIME_PURPOSES = {"apptainer": ("apptainer",), "singularity": ("singularity", 
                     "ch-fromhost": ("charliecloud",), "charliecloud": ("charliecloud",)}
 
 
+def _runtime_program(profile: "ClusterProfile", runtime: str) -> str:
+    """The program a job calls to run an image with ``runtime``: ch-run for Charliecloud, the site's name for
+    Apptainer (``apptainer_binary``), singularity for Singularity."""
+    if runtime == "charliecloud":
+        return "ch-run"
+    if runtime == "apptainer":
+        return _str(profile.apptainer_binary) or "apptainer"
+    return runtime
+
+
 @dataclass(frozen=True)
 class ClusterProfile(Spec):
     """Everything site-specific a job needs: partitions and limits, paths, modules, runtimes."""
@@ -1109,6 +1151,51 @@ class ClusterProfile(Spec):
         (``singularity`` falls back to the apptainer module, which also installs that command)."""
         purposes = RUNTIME_PURPOSES.get(program.rsplit("/", 1)[-1], ())
         return next((name for name in (self.module(p) for p in purposes) if name), "")
+
+    def runnable_runtimes(self) -> tuple[str, ...]:
+        """The container runtimes the profile's cluster runs: those of ``runtimes`` that ``runtimes_render_only`` does
+        not list (a render-only runtime's commands are shown and checked, not run: the practice cluster lists
+        Apptainer so, as only Charliecloud is installed there)."""
+        shown_only = set(_tup(self.runtimes_render_only))
+        return tuple(r for r in _tup(self.runtimes) if r not in shown_only)
+
+    def runnable_runtime(self) -> str:
+        """The container runtime a new job of this profile uses (the examples, the workflow form): the first its
+        cluster runs (:meth:`runnable_runtimes`); where every runtime it lists is render-only, the first listed (its
+        commands are then what a job can show); ``apptainer`` for a profile that lists none."""
+        return next(iter(self.runnable_runtimes() or _tup(self.runtimes)), "apptainer")
+
+    def render_only_runtime(self, program: str) -> str:
+        """The runtime that would provide the container program ``program`` (``apptainer``, ``singularity``,
+        ``ch-run`` …; a path is read by its last part) where the profile lists it as render-only and lists no other
+        runtime that provides it: the cluster does not have the program. "" when the cluster runs it, and for a
+        program the profile says nothing about (a runtime it does not list at all is lint's HPC414; a program that is
+        not a container runtime's is left alone). Apptainer also installs ``singularity``, so a profile
+        that renders Apptainer only and lists no Singularity has neither."""
+        providers = RUNTIME_PURPOSES.get(_str(program).rsplit("/", 1)[-1], ())
+        listed = [r for r in providers if r in _tup(self.runtimes)]
+        shown_only = _tup(self.runtimes_render_only)
+        return listed[0] if listed and all(r in shown_only for r in listed) else ""
+
+    def render_only_message(self, program: str, fix: str = "") -> str:
+        """Why a job that runs the container program ``program`` cannot run on this profile's cluster
+        (:meth:`render_only_runtime`: its runtime is render-only here, so the job would stop with "PROGRAM: command
+        not found" after its wait in the queue), ending with what to do; "" when nothing stops it as far as the
+        profile tells. ``fix`` says what to do in the caller's terms (the form names its Container control); without
+        it, the program of the runtime the cluster runs, or to run without a container where it runs none."""
+        runtime = self.render_only_runtime(program)
+        if not runtime:
+            return ""
+        if not fix:
+            runs = self.runnable_runtimes()
+            fix = (f"use {runs[0]} in its place, the runtime the cluster runs ({_runtime_program(self, runs[0])} runs "
+                   "its images)" if runs else
+                   "run the program without a container, or use the profile of a cluster that has the runtime")
+        name = _str(program).rsplit("/", 1)[-1]
+        what = runtime if name == _runtime_program(self, runtime) else f"{runtime}, which provides {name},"
+        return (f"{what} is not installed on the cluster of profile {self.name} (it lists {runtime} as render-only: "
+                f"its commands are shown, not run), so this job would stop with '{program}: "
+                f"{'No such file or directory' if '/' in _str(program) else 'command not found'}'; {fix}")
 
     def version_tuple(self) -> tuple[int, int] | None:
         m = _VERSION.fullmatch(_str(self.scheduler_version).strip())
@@ -1669,7 +1756,9 @@ def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
     if not node_mem or not shares:
         return out
     fraction, what = max(shares)
-    share = int(node_mem * min(fraction, 1.0))
+    if fraction > 1:
+        return out  # no node holds the job (more CPUs or GPUs than a node has): that error is said, not its memory
+    share = int(node_mem * fraction)
     if default * 2 < share:
         share_text = format_mem(share // 1024 * 1024 if share >= 1024 else share)  # 46G, not 47872M
         out.append(Problem("mem", f"the job asks for no memory, so Slurm gives it {how} = {format_mem(default)} per "

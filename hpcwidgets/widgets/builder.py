@@ -33,7 +33,7 @@ from ..spec.common import Bind, bind_destination
 from ..spec.jupyter import JupyterJob
 from ..spec.slurm import SlurmJob, Srun
 from ..spec.torchrun import Torchrun
-from ..spec.workflow import Workflow, gpu_vendor_of, make_container, refused_edit, with_gpus
+from ..spec.workflow import GPU_FLAGS, Workflow, gpu_vendor_of, make_container, refused_edit
 from . import loading
 from .clipboard import CopyButton
 from .highlight import CSS, SEVERITY_ICONS, escape, highlight
@@ -1021,6 +1021,9 @@ class Builder(w.VBox):
         self._cannot_run = render_only_message(self.profile, model)
         if self._cannot_run:  # said before Submit, which refuses the job (submit)
             findings.append(FormFinding("PROFILE", "error", 0, self._cannot_run))
+            # lint's HPC414 says the same of the script's line, naming no control: shown once, as the form's
+            gone = f"'{_container_program(model.container)}: "  # … command not found' (No such file … for a path)
+            lint_findings = [f for f in lint_findings if f.code != "HPC414" or gone not in f.message]
         self._marks = {f.field for f, _ in profile_findings if f.field}
         self._mark_messages = {}
         for f, raw in profile_findings:
@@ -1566,7 +1569,7 @@ class WorkflowBuilder(Builder):
         image = getattr(getattr(profile, "examples", None), "image", "") or "$SCRATCH/images/pytorch_24.05.sif"
         gpus = part.gpus_per_node if part is not None and part.has_gpus else 0
         where = profile.job_fields(part) if profile is not None else {}
-        cpus = _cpus_for_workers(part, gpus)
+        cpus = part.cpus_for_workers(gpus) if part is not None else 0  # 0 where the profile does not say its CPUs
         if cpus:
             where["cpus_per_task"] = cpus
         runtime = runnable_runtime(profile)
@@ -1644,14 +1647,29 @@ class WorkflowBuilder(Builder):
         return self._gpu_flag(make_container(runtime, image, binds), model)
 
     def _gpu_flag(self, box: Any, model: Any) -> Any:
-        """``box`` with the vendor's GPU flag (``--nv``/``--rocm``) set to whether ``model``'s job asks for GPUs,
-        unless the flag was set by hand; the GPU count may have changed while the container was parked."""
+        """``box`` with the vendor's GPU flag (``--nv``/``--rocm``, :data:`GPU_FLAGS`) set to whether ``model``'s job
+        asks for GPUs and the other vendor's flag off, as :func:`follow` does on the form, each unless it was set by
+        hand; the GPU count, or the partition and so the vendor, may have changed while the container was parked."""
         gpus = _gpus(model.job)
-        vendor = self._gpu_vendor(model)
-        flag = {"nvidia": "nv", "amd": "rocm"}.get(vendor)
-        if not isinstance(box, ApptainerRun) or gpus is None or not flag or f"container.{flag}" in self._user_set:
+        vendor = self._box_vendor(box, model)
+        flag = GPU_FLAGS.get(vendor)
+        if not isinstance(box, ApptainerRun) or gpus is None or not flag:
             return box
-        return with_gpus(box.replace(**{flag: False}), gpus, vendor)
+        changes = {f: False for f in GPU_FLAGS.values()
+                   if f != flag and getattr(box, f, False) is True and f"container.{f}" not in self._user_set}
+        if f"container.{flag}" not in self._user_set:
+            changes[flag] = gpus > 0
+        return box.replace(**changes) if changes else box
+
+    def _box_vendor(self, box: Any, model: Any) -> str:
+        """Whose GPU flag ``box`` follows as the container of ``model``'s job (:func:`gpu_vendor_of`): without a profile,
+        AMD for a box that says --rocm itself (one parked from a script written for an AMD site)."""
+        return gpu_vendor_of(self.profile, model, self._base, dataclasses.replace(model, container=box))
+
+    def _holds_other_flag(self, box: Any, model: Any) -> bool:
+        """Whether ``box`` holds a GPU flag of another vendor than the one whose GPUs ``model``'s job gets."""
+        flag = GPU_FLAGS.get(self._box_vendor(box, model))
+        return bool(flag) and any(getattr(box, f, False) is True for f in GPU_FLAGS.values() if f != flag)
 
     def _structure_changed(self, key: str, value: Any) -> None:
         # keep what the person typed in the other tabs: the current model becomes the base
@@ -1685,7 +1703,9 @@ class WorkflowBuilder(Builder):
         box, parked_gpus = self._parked.pop(f"container.{runtime}", (None, gpus))
         if box is None:
             box = self._new_container(runtime, current)
-        elif parked_gpus != gpus:  # the GPUs changed while it was parked: its flag follows, as in the form
+        elif parked_gpus != gpus or self._holds_other_flag(box, current):
+            # the GPUs changed while it was parked, or the job moved to the other vendor's GPUs: its flags follow, as
+            # in the form (a flag left off on purpose stays off when only the place changed: follow's moved case)
             box = self._gpu_flag(box, current)
         self._base = dataclasses.replace(current, container=box, job=self._runtime_modules(current, box))
         self._build_form()
@@ -1749,57 +1769,36 @@ def _charliecloud(image: str, binds: tuple[Bind, ...]) -> Any:
 
 
 def runnable_runtime(profile: Any) -> str:
-    """The container runtime a new job of ``profile`` uses: the first of its runtimes that its cluster runs (not
-    listed in ``runtimes_render_only``, whose commands are only shown: the practice cluster has Charliecloud, not
-    Apptainer); apptainer without a profile, or when the profile runs none."""
+    """The container runtime a new job of ``profile`` uses (:meth:`ClusterProfile.runnable_runtime`: the first its
+    cluster runs, not one it only renders), as the form's Container control names it; apptainer without a profile."""
     if profile is None:
         return "apptainer"
-    shown_only = set(getattr(profile, "runtimes_render_only", ()) or ())
-    runs = [r for r in getattr(profile, "runtimes", ()) or () if r not in shown_only]
-    runtime = runs[0] if runs else "apptainer"
+    runtime = profile.runnable_runtime()
     return "apptainer" if runtime == "singularity" else runtime  # the site's name for Apptainer: profile.place
 
 
-def _cpus_for_workers(part: Any, gpus: int) -> int:
-    """CPUs per task for one task that starts a worker per GPU (torchrun): up to 8 per GPU, the GPU nodes' CPUs
-    shared out among their GPUs and within the partition's per-job limit, as the shipped examples ask; 0 (Slurm's
-    default) without GPUs or when the partition does not say its CPUs."""
-    if part is None or gpus < 1:
-        return 0
-    node = part.cpus_for(True)
-    if not isinstance(node, int) or isinstance(node, bool) or node < 1:
-        return 0
-    cpus = min(max(1, min(8, node // gpus)) * gpus, node)
-    limit = getattr(part, "max_cpus_per_job", None)
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-        cpus = min(cpus, limit)
-    return cpus
-
-
-def _runtime_program(box: Any) -> tuple[str, str]:
-    """The profile's name for the runtime of the container layer ``box`` and the program the job calls, e.g.
-    ``("charliecloud", "ch-run")``; ``("", "")`` for no container."""
+def _container_program(box: Any) -> str:
+    """The program the container layer ``box`` calls (``ch-run``, ``apptainer``, a path to one), "" for none."""
     if isinstance(box, ChRun):
-        return "charliecloud", "ch-run"
+        return "ch-run"
     if isinstance(box, ApptainerRun):
-        binary = str(box.binary or "apptainer")
-        return binary.rsplit("/", 1)[-1], binary
-    return "", ""
+        return str(box.binary or "apptainer")
+    return ""
 
 
 def render_only_message(profile: Any, model: Any) -> str:
     """Why a job of ``model`` cannot run on ``profile``'s cluster, or "": its container runtime is one the profile
-    lists as render-only (not installed there: the job would stop with "command not found"), and what to choose."""
+    lists as render-only (:meth:`ClusterProfile.render_only_message`; lint's HPC414 says it of the script too), with
+    the Container to choose instead."""
     if profile is None:
         return ""
-    runtime, program = _runtime_program(getattr(model, "container", None))
-    if not runtime or runtime not in (getattr(profile, "runtimes_render_only", ()) or ()):
+    program = _container_program(getattr(model, "container", None))
+    if not program:
         return ""
-    runs = [r for r in profile.runtimes if r not in profile.runtimes_render_only]
+    runs = ["apptainer" if r == "singularity" else r for r in profile.runnable_runtimes()]  # the control's names
     fix = (f"choose Container = {runs[0]} (the runtime it runs)" if runs else
            "run the program without a container, or use a profile for a cluster that has it")
-    return (f"{runtime} is not installed on the cluster of profile {profile.name} (it lists {runtime} as render-only: "
-            f"its commands are shown, not run), so this job would stop with '{program}: command not found'; {fix}")
+    return profile.render_only_message(program, fix)
 
 
 #: login hosts that are the machine the kernel runs on
