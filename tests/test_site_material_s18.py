@@ -250,7 +250,8 @@ def test_quickstart_job_takes_partition_module_and_image_from_the_profile(sites:
     assert "--cpus-per-task=72" in script and "--nproc-per-node=4" in script
     assert not [f.format() for f in lint(script, "gpusite") if f.severity in ("error", "warning")]
     midway3, _ = _quickstart_script("midway3")
-    assert "#SBATCH --partition=gpu\n" in midway3 and "module load apptainer" in midway3
+    # the multi-node example's partition (midway3 keeps one for multi-node GPU jobs), as ex09 and ex10 take it
+    assert "#SBATCH --partition=gpu-multi\n" in midway3 and "module load apptainer" in midway3
 
 
 def test_quickstart_saved_output_is_what_its_source_gives_for_the_default_profile() -> None:

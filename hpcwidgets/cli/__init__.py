@@ -566,9 +566,9 @@ def profile_base(cls: Any, profile: Any) -> Any:
     (``apptainer_binary``: singularity on SingularityCE sites). Options and --set typed after still win."""
     if hasattr(cls, "for_profile"):
         # where the job runs (partition, QOS, constraint, account) is left to ClusterProfile.place, after the
-        # options and --set have said what they want: a GPU job, another partition; the time too (fit_time)
+        # options and --set have said what they want: a GPU job, another partition; the time and memory too
         base = cls.for_profile(profile)
-        return base.replace(job=base.job.replace(partition="", qos="", constraint="", account="", time=""))
+        return base.replace(job=base.job.replace(partition="", qos="", constraint="", account="", time="", mem=""))
     binary = next((f for f in cls.field_specs() if f.name == "binary"), None)
     if binary is not None and profile.apptainer_binary in binary.info.choices:
         return cls(binary=profile.apptainer_binary)
@@ -623,7 +623,8 @@ def _run_model_command(args: argparse.Namespace) -> int:
                   f"program {binary} (apptainer_binary)", file=sys.stderr)
         model = placed
         if hasattr(model, "fit_time"):
-            model = model.fit_time(profile)  # a Jupyter job's time: the limit of the partition it now runs on
+            # a Jupyter job's time and memory: those that fit the partition it now runs on
+            model = model.fit_time(profile).fit_mem(profile)
     problems = model.problems() + profile_problems(model, profile)
     if not set(problems) <= held:
         raise ValidationError([_said_here(cls, model, p) for p in problems], subject=" ".join(cmd.path))

@@ -15,6 +15,9 @@ same:
 * ``srun -N 2 -n 4`` == ``srun -N 2 --ntasks-per-node=2`` (and a step inherits the job's tasks per
   node); ``torchrun --nproc-per-node=gpu`` == one worker per GPU of the job, and so is
   ``$SLURM_GPUS_PER_NODE`` in a job that asks ``--gpus-per-node=N`` (untyped: then sbatch sets it to N);
+* ``singularity exec`` == ``apptainer exec`` where the site's program is ``apptainer`` (Apptainer installs
+  ``singularity`` as a second name), but not the other way round: a site whose program is ``singularity``
+  (the profile's ``apptainer_binary``) has no ``apptainer``;
 * ``env NAME=value cmd`` == ``NAME=value cmd``; ``APPTAINER_NV=1 apptainer …`` == ``apptainer --nv …``
   (Apptainer reads every switch from ``APPTAINER_<SWITCH>``); ``ssh HOST -N -L …`` == ``ssh -N -L … HOST``;
 * a job array with a throttle (``0-3%2``) when the task asks for none; a sweep's variable named
@@ -599,7 +602,11 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
     with_value: set[str] = set()
     for f in want.field_specs():
         name = prefix + f.name
-        if f.name in skip or name in skip or f.info.role == "program":
+        if f.name in skip or name in skip:
+            continue
+        if f.info.role == "program":
+            if f.name == "binary":   # apptainer or singularity: the site's name for its container program
+                out += _binary_problems(getattr(have, f.name), getattr(want, f.name), _program_word(want))
             continue
         h, w = getattr(have, f.name), getattr(want, f.name)
         if f.name in harmless and h and not w:
@@ -634,7 +641,8 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
                 continue
             inner = compare_models(hm, wm, ignore=skip, prefix=f"{name}.", extra_binds_ok=extra_binds_ok,
                                    nested=bool(getattr(want, "mpi", "")))
-            out += [f"{_program_word(wm)}: {p}" for p in inner]
+            said = hm if getattr(hm, "binary", None) != getattr(wm, "binary", None) else wm   # the program as written
+            out += [f"{_program_word(said)}: {p}" for p in inner]
             continue
         if f.info.role == "rest" and misplaced:
             words, kept = [str(x) for x in h], []
@@ -684,6 +692,37 @@ def compare_models(have: Spec, want: Spec, *, ignore: Iterable[str] = (), prefix
     return out
 
 
+def _binary_problems(have: Any, want: Any, command: str = "") -> list[str]:
+    """A sentence when an answer calls the container program ``have`` where the site's is ``want`` (its profile's
+    ``apptainer_binary``). ``singularity`` where the site's is ``apptainer`` is the same program: Apptainer installs
+    it as a second name. The other way round it is not: a SingularityCE site has no ``apptainer`` command (lint's
+    HPC414)."""
+    have, want = str(have or "apptainer"), str(want or "apptainer")
+    if have == want or (want == "apptainer" and have == "singularity"):
+        return []
+    rest = command.split(" ", 1)[1] if " " in command else ""
+    return [f"this site runs its images with {want} (its profile's apptainer_binary) and has no {have} command, "
+            f"so the step would stop with '{have}: command not found': write `{want} {rest + ' ' if rest else ''}…` "
+            "with the same options"]
+
+
+def _site_program_problems(workflow: Any, profile: Any) -> list[str]:
+    """:func:`_binary_problems` for each Apptainer layer of a script (the container, the prepare steps), judged by
+    the program the profile names (``apptainer_binary``); one sentence per wrong program."""
+    want = getattr(profile, "apptainer_binary", "") if profile is not None else ""
+    if not want:
+        return []
+    out: list[str] = []
+    for layer in (getattr(workflow, "container", None), *(getattr(workflow, "prepare", ()) or ())):
+        binary = getattr(layer, "binary", None) if isinstance(layer, Spec) else None
+        if not binary:
+            continue
+        for problem in _binary_problems(binary, want, _program_word(layer)):
+            if problem not in out:
+                out.append(problem)
+    return out
+
+
 def _lint_notes(text: str, profile: Any = None, severities: Sequence[str] = ("error",),
                 codes: Sequence[str] = ()) -> list[str]:
     from ..lint import lint
@@ -700,6 +739,8 @@ def check_command(answer: Any, expected: Spec | Sequence[Spec], *, task: str = "
 
     ``expected`` may be a list of acceptable models (e.g. ``--cleanenv`` or ``--containall``); the
     feedback then comes from the closest one. ``ignore`` names fields whose value does not matter.
+    The container program is judged by the expected model's (built with the profile's ``apptainer_binary``):
+    ``apptainer exec`` fails where the site's program is ``singularity``, as that site has no ``apptainer``.
     Returns the answer's model.
     """
     model = read_command(answer, task)
@@ -1018,7 +1059,9 @@ def check_script(answer: Any, expected: Mapping[str, Any], *, task: str = "", pr
     Values may be :class:`Matcher` objects (:func:`contains`, :func:`pinned`, :func:`one_of` …).
     Findings of the given severities (errors by default) fail the check too, and so do findings whose
     code is in ``lint_codes`` whatever their severity (``("HPC409",)`` when the task asks the script to
-    load the site's Apptainer module). A step option whose ``$NAME`` single quotes keep literal fails it.
+    load the site's Apptainer module). A step option whose ``$NAME`` single quotes keep literal fails it,
+    and so does, with a ``profile``, an Apptainer command under a name the site does not have
+    (``apptainer exec`` where the profile's ``apptainer_binary`` is ``singularity``).
     Returns the workflow.
     """
     workflow, text = read_script_answer(answer, task)
@@ -1026,6 +1069,8 @@ def check_script(answer: Any, expected: Mapping[str, Any], *, task: str = "", pr
     problems += _quoted_in_step(workflow, skip=expected)
     problems += _unset_in_step(workflow, text)
     notes = _lint_notes(text, profile, lint_severities, lint_codes)
+    if not any(" HPC414 " in f" {n} " for n in notes):   # the wrong container program, unless the linter says it
+        problems += _site_program_problems(workflow, profile)
     # one explanation per mistake: the linter's, where it has one
     problems = [p for p in problems if not _explained(p, notes)] + [f"the linter says: {n}" for n in notes]
     if problems:
@@ -1120,13 +1165,28 @@ def _host_is(host: str, name: str) -> bool:
     return host == name or host.startswith(name + ".") or name.startswith(host + ".")
 
 
+def _login_user_note(written: str, login_host: str, user: str = "") -> str:
+    """A warning for a tunnel that logs in to the login host as the laptop's user: no ``USER@`` (nor ``-l``), or
+    ``$USER``, which the laptop's shell expands to the laptop's name. It works where the names agree or the
+    laptop's ``~/.ssh/config`` sets ``User`` for the host, which a check cannot see, so it is a note, not a failure:
+    elsewhere the login is refused at once ('Permission denied'), with the fix in view."""
+    if written and written not in ("$USER", "${USER}"):
+        return ""
+    name = user if user and user not in ("$USER", "${USER}") else "NAME"
+    how = "names no user" if not written else "names $USER, which your laptop's shell expands to your laptop's user name"
+    return (f"  note: the command {how}, so ssh logs in to {login_host} as your laptop's user; on most clusters your "
+            f"user name there is another one: write {name}@{login_host} with your cluster user name (the tunnel line "
+            "in the job's log shows it), unless ~/.ssh/config sets User for that host")
+
+
 def check_tunnel(answer: str, *, node: str, port: int | str, login_host: str, user: str = "",
                  local_port: int | str | None = None, task: str = "", success: str = "") -> None:
     """Check an ``ssh -N -L LOCAL:NODE:PORT USER@LOGIN`` tunnel command.
 
     Also right: bundled switches (``-NL``, ``-fN``), a bind address (``-L localhost:8888:NODE:PORT``),
     the user as ``-l USER``, extra ssh options (``-o``, ``-i``, ``-p``), the node's full name, and a jump
-    through the login host to the node (``ssh -N -J LOGIN -L 8888:localhost:PORT NODE``).
+    through the login host to the node (``ssh -N -J LOGIN -L 8888:localhost:PORT NODE``). A login to the login host
+    as the laptop's user (no ``USER@``, or ``$USER``) passes with a note (:func:`_login_user_note`).
     """
     import shlex
     if _empty(answer):
@@ -1189,6 +1249,11 @@ def check_tunnel(answer: str, *, node: str, port: int | str, login_host: str, us
     if problems:
         raise AnswerError(problems, task)
     passed(success or "the tunnel command is right")
+    hop_user = next((h.rpartition("@")[0] for v in values.get("J", []) for h in v.split(",")
+                     if _host_is(h.rpartition("@")[2].partition(":")[0], login_host)), "") if via_jump else dest_user
+    note = _login_user_note(hop_user, login_host, user)
+    if note:
+        print(note)
 
 
 __all__ = ["AnswerError", "Matcher", "absent", "at_least", "check_bind", "check_command", "check_model",

@@ -22,7 +22,7 @@ from .charliecloud import ChRun
 from .common import bind_destination, jump_host_field, login_port_field
 from .slurm import SlurmJob, node_range
 from .ssh import USER, jump_host_problem, login_host_problem
-from .units import format_time, parse_time
+from .units import format_mem, format_time, parse_time
 
 #: the job's private runtime folder, made when it runs (bound into an Apptainer container)
 RUNTIME = "$jl_runtime"
@@ -220,6 +220,8 @@ def server_start(words: list[str]) -> int | None:
 _REF = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 
 
+#: the memory (MiB) a Jupyter job asks for when the profile leaves room for it (:meth:`JupyterJob.fit_mem`)
+DEFAULT_MEM_MIB = 8 * 1024
 DEFAULT_JOB = SlurmJob(job_name="jupyter", time="02:00:00", cpus_per_task=2, output="jupyter-%j.log")
 
 
@@ -289,9 +291,9 @@ class JupyterJob(Spec):
     def for_profile(cls, profile: Any, **changes: Any) -> "JupyterJob":
         """A Jupyter job filled in from a cluster profile: its login host (with its ssh port, jump host and the
         site's tunnel form, :meth:`login_fields`), and the partition (or QOS and constraint) and account of the
-        default entry, with a time that fits it (:meth:`fit_time`)."""
+        default entry, with a time and memory that fit it (:meth:`fit_time`, :meth:`fit_mem`)."""
         job = DEFAULT_JOB.replace(time="", **profile.job_fields(profile.default()))
-        base = cls(job=job, **cls.login_fields(profile)).fit_time(profile)
+        base = cls(job=job, **cls.login_fields(profile)).fit_time(profile).fit_mem(profile)
         return base.replace(**changes) if changes else base
 
     @staticmethod
@@ -315,6 +317,27 @@ class JupyterJob(Spec):
         limit = part.max_seconds() if part is not None else None
         wanted = parse_time(DEFAULT_JOB.time)
         return self.replace(job=self.job.replace(time=format_time(min(wanted, limit) if limit else wanted)))
+
+    def fit_mem(self, profile: Any) -> "JupyterJob":
+        """This job with an empty memory request filled in, as the shipped Jupyter example asks: 8G
+        (:data:`DEFAULT_MEM_MIB`), or half a node of the partition the job runs on when that is less, within the
+        partition's per-job limit. Without it the job gets the partition's default memory, on many sites 1G or 2G
+        per CPU: with 2 CPUs, too little for a kernel that loads a data set (lint's HPC413). Left empty where the
+        profile lists the partition but not its nodes' memory (Slurm may grant no --mem there), and where the job
+        asks for memory per CPU or per GPU. ``jupyter-job --profile`` calls it once the partition is known."""
+        job = self.job
+        if job.mem or job.mem_per_cpu or job.mem_per_gpu:
+            return self
+        part = profile.entry_for(job)
+        wanted = DEFAULT_MEM_MIB
+        if part is not None:
+            node = part.mem_mib(bool(job.gpus_on_each_node))
+            if node is None:
+                return self
+            wanted = max(1, min(wanted, node // 2))   # never 0: --mem=0 claims the whole node
+            per_job = part.mem_per_job_mib()
+            wanted = min(wanted, per_job) if per_job else wanted
+        return self.replace(job=job.replace(mem=format_mem(wanted)))
 
     def problems(self) -> list[Problem]:
         out = super().problems()
