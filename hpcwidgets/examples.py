@@ -375,12 +375,15 @@ def _jupyter(site: _Site) -> Example | None:
     box = None
     if not site.charliecloud:
         box = ApptainerRun(binary=site.profile.apptainer_binary, action="exec", image=site.image())
-    job = SlurmJob(job_name="jupyter", **site.job_fields(part),
-                   cpus_per_task=min(2, part.cpus_per_node) if part is not None and part.cpus_per_node else 2, mem=_fit_mem(8 * 1024, part, share=2), time=_fit_time("02:00:00", part),
-                   output="jupyter-%j.log", modules=site.modules() if box is not None else ())
+    cpus = min(2, part.cpus_per_node) if part is not None and part.cpus_per_node else 2
+    job = SlurmJob(job_name="jupyter", **site.job_fields(part), cpus_per_task=cpus, output="jupyter-%j.log",
+                   modules=site.modules() if box is not None else ())
     # without a login host the tunnel cannot be known: a visible placeholder, never a host that looks real
     login = JupyterJob.login_fields(site.profile)
     model = JupyterJob(job=job, container=box, **dict(login, login_host=login["login_host"] or LOGIN_HOST_PLACEHOLDER))
+    # time and memory by the model's own rules, the ones `hpcwidgets jupyter-job --profile` follows: the example and
+    # the command ask for the same on every site
+    model = model.fit_time(site.profile).fit_mem(site.profile)
     where = f"in the image {site.image()}" if box is not None else "from the jupyter on PATH"
     note = "" if site.profile.login_host else (
         f" The profile names no login_host, so the tunnel command says {LOGIN_HOST_PLACEHOLDER}: replace it with the "

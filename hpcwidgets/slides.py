@@ -51,7 +51,9 @@ value on one line:
 ``<!-- hpcw: value EXAMPLE KEY [profile=P] -->VALUE<!-- hpcw: end -->``
     VALUE is what ``examples(P)[EXAMPLE]`` has for KEY (:data:`VALUE_KEYS`: ``nodes``, ``gpus-per-node``,
     ``cpus-per-task``, ``nproc-per-node``, ``workers``, ``gpu-option``, …); ``sync`` rewrites it, ``check``
-    reports it when stale, the build keeps only VALUE.
+    reports it when stale, the build keeps only VALUE. A count's noun right after the end marker (one of
+    :data:`COUNT_NOUNS`: ``nodes``, ``GPUs``, ``CPUs``, ``workers``, …, after one space) follows the count:
+    ``sync`` writes ``1 node`` and ``2 nodes``, and ``check`` reports a noun that does not agree.
 
 The deck's profile, used by every block whose marker names none, is :data:`DEFAULT_PROFILE` unless
 ``--profile NAME`` (the ``profile`` argument of the functions below) replaces it; a marker's own
@@ -444,6 +446,22 @@ VALUE_KEYS = {
 }
 #: the keys whose values are counts, which :func:`source_numbers` looks for in the text
 NUMERIC_KEYS = ("nodes", "gpus-per-node", "cpus-per-task", "nproc-per-node", "workers")
+#: the nouns a count's value marker may be followed by (singular: plural), whose number follows the count
+COUNT_NOUNS = {"node": "nodes", "GPU": "GPUs", "CPU": "CPUs", "worker": "workers", "task": "tasks",
+               "process": "processes", "launcher": "launchers"}
+_PLURAL_OF = {**{one: (one, many) for one, many in COUNT_NOUNS.items()},
+              **{many: (one, many) for one, many in COUNT_NOUNS.items()}}
+#: the end of a value marker and the word after it (one space between them)
+_END_WORD = re.compile(r"<!--\s*hpcw:\s*end\s*-->(?P<gap> )(?P<noun>[A-Za-z]+)\b")
+
+
+def count_noun(noun: str, count: str) -> str:
+    """``noun`` (singular or plural, one of :data:`COUNT_NOUNS`) in the number ``count`` asks for: singular for 1,
+    plural for any other count; any other word, or a value that is not a count, is left as it is."""
+    forms = _PLURAL_OF.get(noun)
+    if forms is None or not count.isdigit():
+        return noun
+    return forms[0] if int(count) == 1 else forms[1]
 
 
 @dataclass(frozen=True)
@@ -457,6 +475,9 @@ class ValueSpan:
     start: int                   # offsets of VALUE in the deck text
     end: int
     line: int
+    noun: str = ""               # the count's noun after the end marker (:data:`COUNT_NOUNS`), if any
+    noun_start: int = -1         # its offsets in the deck text
+    noun_end: int = -1
 
     def command(self) -> str:
         return f"hpcwidgets examples {self.example} --profile {self.profile}"
@@ -535,7 +556,12 @@ def value_spans(text: str, profile: str | None = None) -> list[ValueSpan]:
                               "comment ends at the first -->): move the number to the slide, or word the note "
                               "without it")
         example, key, pinned = _parse_value_spec(m.group("spec"), line, deck_profile)
-        out.append(ValueSpan(example, key, pinned, m.group("value"), m.start("value"), m.end("value"), line))
+        noun: tuple[str, int, int] = ("", -1, -1)
+        if key in (*NUMERIC_KEYS, "ntasks-per-node"):
+            word = _END_WORD.match(prose, m.end("value"))
+            if word and word.group("noun") in _PLURAL_OF:
+                noun = (word.group("noun"), word.start("noun"), word.end("noun"))
+        out.append(ValueSpan(example, key, pinned, m.group("value"), m.start("value"), m.end("value"), line, *noun))
         covered.update((m.start(), m.end("value")))
     for m in _VALUE_START.finditer(prose):
         if m.start() not in covered:
@@ -567,8 +593,13 @@ def fill_values(text: str, profile: str | None = None) -> str:
     pos = 0
     for span in value_spans(text, profile):
         out.append(text[pos:span.start])
-        out.append(_span_value(span, cache))
+        value = _span_value(span, cache)
+        out.append(value)
         pos = span.end
+        if span.noun:
+            out.append(text[pos:span.noun_start])
+            out.append(count_noun(span.noun, value))
+            pos = span.noun_end
     out.append(text[pos:])
     return "".join(out)
 
@@ -590,6 +621,10 @@ def stale_values(text: str, profile: str | None = None) -> list[str]:
         if span.value != want:
             out.append(f"{DECK_NAME}:{span.line}: stale: the text says {span.value!r} where `{span.command()}` gives "
                        f"{want!r} ({VALUE_KEYS[span.key]}); refresh it with: {_refresh_command(profile)}")
+        elif span.noun and count_noun(span.noun, want) != span.noun:
+            out.append(f"{DECK_NAME}:{span.line}: the text says '{span.value} {span.noun}': write "
+                       f"'{want} {count_noun(span.noun, want)}' (the noun after a count's value marker follows the "
+                       f"count); refresh it with: {_refresh_command(profile)}")
     return out
 
 
@@ -1398,7 +1433,8 @@ def iter_checked(text: str, profile: str | None = None) -> Iterator[Block]:
     return (b for b in code_blocks(text, profile) if b.lang in CHECKED_LANGS or b.kind in GENERATED)
 
 
-__all__ = ["Block", "BuildResult", "DEFAULT_PROFILE", "GENERATED", "INTERACTIVE_IGNORE", "KINDS", "NUMERIC_KEYS",
+__all__ = ["Block", "BuildResult", "COUNT_NOUNS", "DEFAULT_PROFILE", "GENERATED", "INTERACTIVE_IGNORE", "KINDS",
+           "NUMERIC_KEYS", "count_noun",
            "SlidesError", "VALUE_KEYS", "ValueSpan",
            "Svg", "build", "check_block", "check_deck", "code_blocks", "command", "count_slides", "default_slides_dir",
            "example_script", "example_values", "excerpt", "expected_body", "fill_values", "full_text",
