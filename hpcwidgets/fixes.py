@@ -3,6 +3,10 @@
 Fixes are data (:class:`hpcwidgets.lint.Fix`); turning them into text needs the quoting contract,
 so it lives here, above both the linter and the renderer. Fixes are applied one rule at a time and the
 script is linted again after each round, so overlapping fixes (two rules on one step) compose.
+
+A fix that only adds options to a step (``--nv``) comes as its line with them inserted (``Fix.text``, see
+:func:`hpcwidgets.lint.catalogue.insertion_fix`): those words are plain or double-quoted ``$NAME`` text, which the
+linter reads back before it offers the fix, so no quoting is needed here, and the rest of the line stays as written.
 """
 
 from __future__ import annotations

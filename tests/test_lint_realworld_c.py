@@ -548,8 +548,9 @@ def test_exec_into_a_gpu_instance_is_fine(flag: str) -> None:
 
 def test_an_instance_started_without_gpus_is_reported_at_its_start() -> None:
     out = found(INSTANCE.format(flag=""), "HPC201")
-    assert [f.line for f in out] == [3] and out[0].fix is None
+    assert [f.line for f in out] == [3] and out[0].fix is not None
     assert "instance web" in out[0].message and "add --nv" in out[0].message
+    assert "apptainer instance start --nv img_1.0.sif web" in fix_script(INSTANCE.format(flag=""))[0]
 
 
 def test_an_instance_started_elsewhere_is_not_judged() -> None:

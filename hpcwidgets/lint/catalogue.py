@@ -276,18 +276,198 @@ def is_legacy(step: Any) -> bool:
 
 
 def fix_for(ctx: Context, description: str, step: Any, chain: Any, before: tuple[str, ...] = ()) -> Fix | None:
-    """``step_fix``, or None when rebuilding the step from its model would change what it does: the
-    deprecated launcher (ranks are passed differently), a step read from inside ``bash -c "…"`` (the
-    other commands there and the per-task expansion would be lost), an unquoted ``$VAR`` that bash
-    splits into several words (quoting it would make one word), or a program written with its path
-    (``/usr/local/bin/torchrun`` would become ``torchrun``), or one read past a wrapper after srun or a
-    container (``srun env -u X torchrun``: no layer holds ``env -u X``)."""
+    """The fix that turns ``step`` into ``chain``.
+
+    When ``chain`` only adds options to one layer of the step (``--nv`` to the container, ``--gpus-per-task=4``
+    to srun, ``--nnodes=2`` to torchrun), the fix inserts them into the line as written and changes no other
+    character (:func:`insertion_fix`): the user's spelling (``-B``, ``-e``, ``-H``), order and layout stay, and
+    so do words a rebuild could not write back (``-B $PWD``, ``/usr/bin/apptainer``). Otherwise ``step_fix``
+    rebuilds the step from its model, or None when that would change what it does: the deprecated launcher (ranks
+    are passed differently), a step read from inside ``bash -c "…"`` (the other commands there and the per-task
+    expansion would be lost), an unquoted ``$VAR`` that bash splits into several words (quoting it would make one
+    word), or a program written with its path (``/usr/local/bin/torchrun`` would become ``torchrun``), or one read
+    past a wrapper after srun or a container (``srun env -u X torchrun``: no layer holds ``env -u X``)."""
+    # an insertion needs no rebuild, so neither a $VAR bash may split nor a program written with its path stops
+    # it; a step read from bash -c "…", through a variable or past a wrapper (or the deprecated launcher) keeps
+    # the checks below, as do lines to put above the step
+    if not (before or is_legacy(step) or step.wrapper or step.looked_through or step.through):
+        inserted = insertion_fix(ctx, description, step, chain)
+        if inserted is not None:
+            return inserted
     if is_legacy(step) or step.wrapper or step.looked_through or \
             any(" is written as " in note for note in step.chain.notes):
         return None
     if any(ctx.parsed.may_split(w, step.line) for w in step.command.words):
         return None  # quoting it would make one word: keep the line as written
     return step_fix(description, step, chain, before)
+
+
+#: the layers of a step, by the kind of the model that reads them
+_LAYER_OF_KIND = {"slurm.srun": "srun", "apptainer.run": "container", "charliecloud.run": "container",
+                  "torchrun": "launcher"}
+_LAYERS = ("srun", "container", "launcher")
+
+#: a word an insertion writes as it is: nothing in it that bash reads specially
+_BARE_WORD = re.compile(r"[A-Za-z0-9_./:=,+@%^-]+")
+#: a word an insertion writes in double quotes: such text and $NAME or ${NAME} references, which expand there
+_DOUBLE_QUOTED_WORD = re.compile(r"(?:[A-Za-z0-9_./:=,+@%^ -]|\$(?:[A-Za-z_]\w*|\{[A-Za-z_]\w*\}))+", re.ASCII)
+
+
+def insertion_fix(ctx: Context, description: str, step: Any, chain: Any) -> Fix | None:
+    """A fix that writes the options ``chain`` adds to one layer of ``step`` into the step's line and leaves every
+    other character as written, or None when ``chain`` does more than add options (or the words cannot be placed).
+
+    A switch (``--nv``) goes right after the layer's command word (``srun``, ``torchrun``, ``apptainer exec`` or
+    ``run`` past any options of the program itself, as in ``apptainer --debug exec``, ``ch-run``); an option with a
+    value (``--bind DIR``, ``--gpus-per-task=4``) at the end of the layer's options, before its image (srun: the
+    command it starts), where the model adds it (a bind added last stays last); each tries the other place when its
+    own does not give ``chain``. The insertion is made only when the words of the command as written, read again
+    with the new ones in place, give exactly ``chain``: the changed layer as the fix wants it, the others as they
+    were. That also makes it safe where a rebuild is withheld (``$VAR`` that bash may split, a program written with
+    its path): those words stay as they are. A layer read from inside ``bash -c "…"`` has no word of the command to
+    insert after (the word would land inside the string): None, as for options the model writes in another form
+    than an added word (``--bind a,b`` where ``-B a`` stands)."""
+    from ..parse.argv import parse_chain
+    changed = [name for name in _LAYERS if getattr(step.chain, name) != getattr(chain, name)]
+    if len(changed) != 1 or tuple(step.chain.program) != tuple(chain.program):
+        return None
+    layer = changed[0]
+    old, new = getattr(step.chain, layer), getattr(chain, layer)
+    if old is None or new is None:
+        return None
+    added = _added_words(model_words(old)[0], model_words(new)[0])
+    if not added or not str(added[0]).startswith("-"):
+        return None
+    if layer == "launcher":
+        added = _keep_torchrun_spelling(step, ["torchrun", *added])[1:]  # as torchrun's other options are spelled
+    written = _written_words(added)
+    if written is None:
+        return None
+    text, values = written
+    words = list(step.command.words)
+    have = [w.value for w in words]
+    cut = len(have) - len(launch_words([str(v) for v in have]))
+    try:
+        as_written = parse_chain(have[cut:], source_line=step.command.line)
+    except ParseError:
+        return None
+    if getattr(as_written, layer) != old:
+        return None  # the step's layer is not the one its words give (read from bash -c "…", a variable, a wrapper)
+    points = _insertion_points(have, cut, layer)
+    if len(added) > 1 or "=" in str(added[0]):
+        points.reverse()  # an option with a value: at the end of the options first
+    for at in points:
+        try:
+            fixed = parse_chain(have[cut:at] + values + have[at:], source_line=step.command.line)
+        except ParseError:
+            continue
+        if getattr(fixed, layer) != new or tuple(fixed.program) != tuple(as_written.program) or any(
+                getattr(fixed, other) != getattr(as_written, other) for other in _LAYERS if other != layer):
+            continue
+        line_no, line = _line_with(ctx, words, at, text)
+        if line is not None:
+            return Fix(description, line_no, line_no, text=line)
+    return None
+
+
+def insert_after(ctx: Context, description: str, word: Any, options: list[str]) -> Fix | None:
+    """A fix that writes ``options`` right after the lexer word ``word`` of a command (``start`` of ``apptainer
+    instance start``) and changes nothing else on its line; None when the words cannot be written plainly or the
+    word cannot be placed. The caller makes sure options belong there."""
+    written = _written_words(options)
+    if written is None or word is None:
+        return None
+    line_no, line = _line_with(ctx, [word], 1, written[0])
+    return Fix(description, line_no, line_no, text=line) if line is not None else None
+
+
+def _added_words(old: list[Any], new: list[Any]) -> list[Any]:
+    """The words ``new`` has in one run where ``old`` has none, all others the same and in order ([] otherwise)."""
+    import difflib
+    ops = [op for op in difflib.SequenceMatcher(a=[str(w) for w in old], b=[str(w) for w in new],
+                                                autojunk=False).get_opcodes() if op[0] != "equal"]
+    if len(ops) != 1 or ops[0][0] != "insert":
+        return []
+    return list(new[ops[0][3]:ops[0][4]])
+
+
+def _written_words(words: list[Any]) -> tuple[str, list[Any]] | None:
+    """How ``words`` (in the value language) are written on a command line, and their values as the script reader
+    reads that text back; None for a word this cannot write plainly or in double quotes."""
+    from ..parse.lexer import lex_command
+    out = []
+    for word in words:
+        text = str(word)
+        if isinstance(word, Verbatim) or _BARE_WORD.fullmatch(text):
+            out.append(text)
+        elif _DOUBLE_QUOTED_WORD.fullmatch(text):
+            out.append(f'"{text}"')
+        else:
+            return None
+    joined = " ".join(out)
+    try:
+        read = lex_command("x " + joined)  # after a command word: NAME=value is an argument there
+    except ParseError:
+        return None
+    values = [w.value for w in read.words[1:]]
+    if len(values) != len(words) or read.redirects:
+        return None
+    return joined, values
+
+
+def _insertion_points(values: list[Any], cut: int, layer: str) -> list[int]:
+    """Where options of ``layer`` may be inserted among the command's words ``values`` (its launch starting at
+    ``cut``): right after the layer's command word, and before its image (srun: the command it starts)."""
+    from ..parse.argv import parse_argv, recognise
+    at = cut
+    while at < len(values):
+        found = recognise([str(v) for v in values[at:]])
+        if found is None:
+            return []
+        try:
+            parsed = parse_argv(values[at:])
+        except ParseError:
+            return []
+        kind = _LAYER_OF_KIND.get(parsed.model.kind)
+        if kind is None:
+            return []
+        after = at + found[1]  # the word after apptainer exec, apptainer --debug exec, srun, torchrun
+        rest = len(values) - len(parsed.tail)
+        if kind == layer:
+            points = [after]
+            image = str(getattr(parsed.model, "image", "") or "")
+            if kind == "srun" and rest > after:
+                points.append(rest)
+            elif image and after < rest - 1 and str(values[rest - 1]) == image:
+                points.append(rest - 1)
+            return points
+        if kind == "launcher" or not parsed.tail:
+            return []
+        at = rest
+    return []
+
+
+def _line_with(ctx: Context, words: list[Any], at: int, text: str) -> tuple[int, str | None]:
+    """The line of the command's word before ``at`` with `` text`` written right after that word, and its number;
+    the line is None when the word cannot be placed in the source (it spans lines, or its columns do not hold it).
+    The line is the script's as given: a Windows line end (CR) and a byte-order mark, which the reader drops, stay."""
+    lines = ctx.parsed.lines
+    if not 0 < at <= len(words):
+        return 0, None
+    prev = words[at - 1]
+    if "\n" in prev.raw or not 0 < prev.line <= len(lines):
+        return 0, None
+    line = lines[prev.line - 1]
+    end = prev.col - 1 + len(prev.raw)
+    if prev.col < 1 or line[prev.col - 1:end] != prev.raw:
+        return 0, None
+    given = (ctx.text or ctx.parsed.source).split("\n")
+    raw = given[prev.line - 1] if prev.line <= len(given) else ""
+    mark = "\ufeff" if raw.startswith("\ufeff") and not line.startswith("\ufeff") else ""
+    cr = "\r" if raw.endswith("\r") and not line.endswith("\r") else ""
+    if raw != mark + line + cr:
+        return 0, None
+    return prev.line, f"{mark}{line[:end]} {text}{line[end:]}{cr}"
 
 
 def with_chain(chain: Any, **layers: Any) -> Any:

@@ -24,9 +24,9 @@ from . import Context, Fix, rule
 from .catalogue import (INSTANCE_SCHEME, MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable,
                         _holds_reference, _only_sets_up, _script_env, _shell_c_script, _simple_commands,
                         accelerate_path, apptainer_env, as_int, as_run, cached, containers, each_component, env_flag,
-                        fix_for, in_job_component, job_component_steps, job_nodes, one_node_job, other_launches,
-                        own_gpu_request, profile_vendor, python_code, resources_from_command_line, run_words,
-                        shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+                        fix_for, in_job_component, insert_after, job_component_steps, job_nodes, one_node_job,
+                        other_launches, own_gpu_request, profile_vendor, python_code, resources_from_command_line,
+                        run_words, shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 from .network import _gpu_types, _mpirun_options, _mpirun_split
 
 
@@ -142,9 +142,12 @@ def _gpu_flag_missing(ctx: Context) -> Iterator[Any]:
             # exec/run instance://NAME joins the running instance: the GPUs are set up (or not) when it starts
             if start.line not in reported:
                 reported.add(start.line)
+                # the flag goes after "instance start" as it does after exec (none for the old instance.start)
+                fix = None if shows_amd(ctx) else insert_after(ctx, f"add {flag} to the instance start",
+                                                               start.start_word, [flag])
                 yield (start.line, f"{_who(ctx)} requests GPUs but the instance {start.name} is started without {flag}, "
                                    f"so {c.binary} {c.action} instance://{start.name} on line {step.line} sees no GPU; "
-                                   f"add {flag} to {start.binary} instance start")
+                                   f"add {flag} to {start.binary} instance start", fix)
             continue
         chain = type(step.chain)(step.chain.srun, c.replace(**{flag.lstrip("-"): True}), step.chain.launcher,
                                  step.chain.program, step.chain.notes)
@@ -199,6 +202,8 @@ class InstanceStart:
     #: the option words before the image, as written (a word of the lexer, with its place); () for the old
     #: ``instance.start``, which Singularity 2 read with its own parser
     options: tuple[Any, ...] = ()
+    #: the lexer word ``start`` of ``instance start``, where options can be inserted (None for ``instance.start``)
+    start_word: Any = None
 
 
 def instance_starts(ctx: Context) -> list[InstanceStart]:
@@ -225,9 +230,12 @@ def instance_starts(ctx: Context) -> list[InstanceStart]:
             written = cmd.words[len(cmd.words) - len(rest):] if words[1] == "instance" else ()
             if [str(w.value) for w in written] != rest:
                 written = ()
+            before = len(cmd.words) - len(rest) - 1
+            start = cmd.words[before] if written and before > 0 and str(cmd.words[before].value) == "start" \
+                and str(cmd.words[before - 1].value) == "instance" else None
             out.append(InstanceStart(cmd.line, words[0].rsplit("/", 1)[-1], name,
                                      next((w.partition("=")[0] for w in rest if w.partition("=")[0] in GPU_FLAGS), ""),
-                                     _instance_options(tuple(written))))
+                                     _instance_options(tuple(written)), start))
         return out
     return cached(ctx, "instance_starts", make)
 
