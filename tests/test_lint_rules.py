@@ -712,7 +712,8 @@ def test_conda_activate_without_conda_set_up(before: str, shebang: str, reported
     ("export CUDA_VISIBLE_DEVICES=0,1,2,3", False),
     # the batch shell expands it once, to 0, and the job's one task has 0 too: python sees 1 of the 4 GPUs
     ("export CUDA_VISIBLE_DEVICES=$SLURM_LOCALID", True),
-    ("CUDA_VISIBLE_DEVICES=0", False),     # not exported: only this shell's variable
+    # no export, but Slurm put the variable in the job's environment: every later command gets 0 (HPC513's why)
+    ("CUDA_VISIBLE_DEVICES=0", True), ("HIP_VISIBLE_DEVICES=0", False),  # HIP_: Slurm does not set it
 ])
 def test_a_fixed_list_of_visible_gpus(setting: str, reported: bool) -> None:
     assert bool(_only(f"#!/bin/bash\n#SBATCH --gres=gpu:4\n{setting}\npython t.py\n", "HPC513")) is reported

@@ -1197,7 +1197,9 @@ def _mounts_home(c: Any) -> bool:
       why="Binding / or /etc over the image replaces the container's own files (libraries, passwd, certificates) "
           "with the host's; binding all of $HOME exposes keys and tokens and lets host packages in ~/.local leak in. "
           "(Apptainer mounts $HOME at its own path by default, so --bind $HOME alone changes nothing and is not "
-          "reported; $HOME bound somewhere else, or with --no-home, --contain, --containall or Charliecloud, is.)",
+          "reported; $HOME bound somewhere else, or with --no-home, --contain, --containall or Charliecloud, is.) "
+          "Apptainer reads APPTAINER_BIND (and APPTAINER_BINDPATH, SINGULARITY_BIND, SINGULARITY_BINDPATH) as "
+          "--bind, so export APPTAINER_BIND=/ is the same bind, reported at the line that sets it.",
       fix="Bind only the directories the job needs, e.g. --bind \"$SCRATCH/data:/data:ro\".",
       catalogue=(9,),
       bad="""#!/bin/bash
@@ -1207,9 +1209,12 @@ apptainer exec --bind /:/host pytorch_2.3.sif python train.py
 apptainer exec --bind "$SCRATCH/data:/data:ro" pytorch_2.3.sif python train.py
 """)
 def _broad_bind(ctx: Context) -> Iterator[Any]:
+    seen: set[tuple[int, str]] = set()
     for step, c in containers(ctx):
         for line, message in _broad_binds_of(ctx, step, c):
-            yield line, message
+            if (line, message) not in seen:  # an exported APPTAINER_BIND reaches every step: reported once, at it
+                seen.add((line, message))
+                yield line, message
 
 
 def _broad_binds_of(ctx: Context, step: Any, c: Any) -> Iterator[tuple[int, str]]:
@@ -1234,6 +1239,21 @@ def _broad_binds_of(ctx: Context, step: Any, c: Any) -> Iterator[tuple[int, str]
             flag = "-b" if c.kind == "charliecloud.run" else "--bind"
             yield (step.line, f"{flag} {shown.to_token()} exposes {BROAD_BINDS[src]} inside the container; bind only "
                               "the directories the job needs")
+    from .shell import environment_binds
+    for name, line, b in environment_binds(ctx, step, c):  # APPTAINER_BIND=/ (or SINGULARITY_BIND): read as --bind
+        src = as_bash_passes(ctx, b.src, step.line)
+        if not src or src.startswith("~"):
+            continue  # a variable the script leaves empty, or a quoted ~ (a folder of that name)
+        src = src.rstrip("/") or "/"
+        if src in HOME_BINDS and _mounts_home(c):
+            dst = as_bash_passes(ctx, b.dst, step.line).rstrip("/")
+            if dst and dst not in HOME_BINDS:
+                yield (line, f"{name} binds {b.to_token()}, which the runtime reads as --bind: it puts your whole home "
+                             f"directory (keys, tokens, ~/.local) in the container a second time, at {dst}; bind only "
+                             "the directories the job needs")
+        elif src in BROAD_BINDS:
+            yield (line, f"{name} binds {b.to_token()}, which the runtime reads as --bind: it exposes "
+                         f"{BROAD_BINDS[src]} inside the container; bind only the directories the job needs")
 
 
 @rule("HPC205", "charliecloud-bind-destination", "info",

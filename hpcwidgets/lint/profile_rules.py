@@ -324,7 +324,11 @@ def _path_names(ctx: Context, program: str, module: str, line: int) -> bool:
           "it is not reported; nor is one after a PATH the script extends, before the call, with a folder named for "
           "the program or its module (export PATH=/opt/apptainer/bin:$PATH), which does what the module would. A "
           "PATH extended with another folder ($HOME/.local/bin) still is: such folders hold the user's own tools, "
-          "rarely a container runtime.",
+          "rarely a container runtime. A module named for the program (module load singularity/3.6.1 before "
+          "singularity) counts as loading it; one named for another runtime that the profile's [modules] table "
+          "does not list (module load apptainer where the site's module is singularity) does not, and the fix loads "
+          "the profile's module in its place. The rule reads only what the profile's [modules] table names: "
+          "without a runtime module there it says nothing.",
       fix="module load the runtime's module (the profile names it) before the first command that uses it, or call "
           "the program by its full path.",
       catalogue=(12,), profile="midway3",
@@ -359,9 +363,34 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
                for name, line in ctx.parsed.modules):
             continue  # the profile's module, or one named for the program (singularity/3.6.1 for singularity)
         reported.add(wanted)
+        stray = _unknown_module(ctx, _RUNTIME_MODULE_NAMES, cmd.line)
+        fix = _module_swap_fix(ctx, *stray, wanted) if stray is not None else None
+        if stray is not None and fix is not None:  # module load apptainer where the site's is singularity
+            yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script loads "
+                             f"{stray[0]} (line {stray[1]}) in its place, a module the profile {ctx.profile.name} "
+                             f"does not list: unless that module provides {program} too, the job stops with "
+                             f"'{program}: command not found'; load {wanted} in place of {stray[0]}", fix)
+            continue
         yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
                          f"before line {cmd.line}: the job stops with '{program}: command not found'; add "
                          f"module load {wanted} above it", _load_module_fix(ctx, cmd, wanted))
+
+
+#: the names a container runtime's module goes by: the runtimes' and their programs'
+_RUNTIME_MODULE_NAMES = ("apptainer", "singularity", "charliecloud", "ch-run")
+
+
+def _module_swap_fix(ctx: Context, module: str, line: int, wanted: str) -> Fix | None:
+    """The ``module load`` line of ``module`` rewritten to load ``wanted`` instead, when ``module`` is written once on
+    its line; None otherwise."""
+    if line > len(ctx.parsed.lines):
+        return None
+    text = ctx.parsed.lines[line - 1]
+    found = list(re.finditer(r"(?<![\w./-])" + re.escape(module) + r"(?![\w./-])", text))
+    if len(found) != 1:
+        return None
+    at = found[0]
+    return Fix(f"load {wanted} in place of {module}", line, line, text=text[:at.start()] + wanted + text[at.end():])
 
 
 def _load_module_fix(ctx: Context, cmd: Any, module: str) -> Fix:
@@ -397,11 +426,43 @@ def site_has_program(profile: Any, program: str) -> bool:
 
 
 def _checked_for(ctx: Context, program: str) -> bool:
-    """Whether the script asks whether ``program`` is there (command -v, which, type, hash) or loads a module named
-    for it: it then knows better than the profile."""
+    """Whether the script asks whether ``program`` is there (command -v, which, type, hash), or loads a module named
+    for it that may exist (:func:`_unknown_module` says when the profile rules that out): it then knows better than
+    the profile."""
     if re.search(r"\b(?:command\s+-v|which|type(?:\s+-\w+)*|hash)\s+" + re.escape(program) + r"\b", ctx.parsed.source):
         return True
-    return any(name.split("/", 1)[0] == program for name, _ in ctx.parsed.modules)
+    return any(name.split("/", 1)[0] == program for name, _ in ctx.parsed.modules) \
+        and _unknown_module(ctx, program) is None
+
+
+#: the [modules] purposes of the container runtimes (the modules jobs load)
+RUNTIME_MODULE_PURPOSES = ("apptainer", "singularity", "charliecloud")
+
+
+def site_runtime_modules(profile: Any) -> tuple[str, ...]:
+    """The modules the profile's ``[modules]`` table names for the container runtimes (``apptainer``,
+    ``singularity``, ``charliecloud`` keys); () where it names none. Only a table that names them says which
+    runtime modules the site has: an empty or absent one (no modules, or not known) says nothing."""
+    return tuple(m.name for m in getattr(profile, "modules", ()) or ()
+                 if getattr(m, "purpose", "") in RUNTIME_MODULE_PURPOSES and getattr(m, "name", ""))
+
+
+def _unknown_module(ctx: Context, program: str | tuple[str, ...], before: int = 0) -> tuple[str, int] | None:
+    """The first ``module load`` of a module named for ``program`` (``module load apptainer`` for apptainer) that the
+    profile says the site does not have, as (name, line): its ``[modules]`` table names the runtime modules
+    (:func:`site_runtime_modules`) and none of its modules is that one. None when the profile names no runtime
+    module (it does not know), or names this one under any key. ``program`` may be several names; ``before``, a line
+    the load must come before."""
+    names = (program,) if isinstance(program, str) else program
+    runtime_modules = site_runtime_modules(ctx.profile)
+    if not runtime_modules:
+        return None
+    listed = [m.name for m in getattr(ctx.profile, "modules", ()) or () if getattr(m, "name", "")]
+    for name, line in ctx.parsed.modules:
+        if name.split("/", 1)[0] in names and not any(_same_module(name, known) for known in listed) \
+                and (not before or line < before):
+            return name, line
+    return None
 
 
 #: the container programs a profile may list as render-only (installed by a runtime in ``runtimes_render_only``):
@@ -419,8 +480,11 @@ RENDER_ONLY_PROGRAMS = ("apptainer", "singularity", "ch-run", "ch-image", "ch-co
           "and runs Charliecloud), so apptainer and singularity there, or ch-run where Charliecloud is render-only, "
           "are missing too. The step then stops with 'apptainer: command not found' after the job has waited in "
           "the queue. Not reported for a program called by its path (your own installation), nor when the script "
-          "looks for it (command -v) or loads a module named for it. The examples need the profile of such a site "
-          "(no shipped profile lacks Apptainer).",
+          "looks for it (command -v) or loads a module named for it that may exist: a [modules] table that names "
+          "the site's runtime modules and not this one (module load apptainer where it names only singularity) "
+          "says the load fails too, and then it is reported, with a fix that loads the site's module; an empty or "
+          "absent [modules] table says nothing about modules. The examples need the profile of such a site (no "
+          "shipped profile lacks Apptainer).",
       fix="Call the program the site has: singularity exec … in place of apptainer exec … (the same commands and "
           "options; Singularity reads SINGULARITYENV_ and SINGULARITY_BIND where Apptainer reads APPTAINERENV_ and "
           "APPTAINER_BIND). The fix writes singularity for apptainer, one line at a time, unless the script sets "
@@ -461,8 +525,43 @@ def _runtime_not_on_site(ctx: Context) -> Iterator[Any]:
                 continue
             message = _not_listed_message(ctx.profile, program)
             fix = _rename_runtime_fix(ctx, cmd, program)
+        unknown = _unknown_module(ctx, program)
+        if unknown is not None:  # module load apptainer where the site has no such module: the load fails as well
+            message = _unknown_module_message(ctx, program, *unknown) + message + _site_module_advice(ctx, program,
+                                                                                                      unknown[0])
+            fix = _site_module_fix(ctx, program, *unknown) or fix
         reported.add(program)
         yield cmd.line, message, fix
+
+
+def _unknown_module_message(ctx: Context, program: str, module: str, line: int) -> str:
+    """The start of HPC414's message where the script loads a module named for ``program`` that the profile's
+    ``[modules]`` table does not name (:func:`_unknown_module`)."""
+    names = ", ".join(site_runtime_modules(ctx.profile))
+    return (f"module load {module} (line {line}) names a module the profile {ctx.profile.name} does not list (its "
+            f"container runtime modules: {names}), so the load fails too and does not put {program} on PATH; ")
+
+
+def _site_module_name(ctx: Context, program: str) -> tuple[str, str]:
+    """The program the site has in place of ``program`` and the module the profile names for it: ("singularity",
+    its module) where apptainer is missing and singularity is there, else ("", "")."""
+    other = "singularity" if program == "apptainer" and site_has_program(ctx.profile, "singularity") else ""
+    wanted = ctx.profile.runtime_module(other) if other else ""
+    return (other, wanted) if wanted else ("", "")
+
+
+def _site_module_advice(ctx: Context, program: str, module: str) -> str:
+    """The end of HPC414's message about a module the site lacks: which module to load instead, when known."""
+    other, wanted = _site_module_name(ctx, program)
+    return f"; and load {wanted} (the profile's module for {other}) in place of {module}" if wanted else ""
+
+
+def _site_module_fix(ctx: Context, program: str, module: str, line: int) -> Fix | None:
+    """The ``module load`` line of ``module`` rewritten to load the module of the program the site has in place of
+    ``program`` (singularity's where apptainer is missing), when the profile names one and the module's name is
+    written once on its line; None otherwise. (The call itself is renamed by the next round's fix.)"""
+    wanted = _site_module_name(ctx, program)[1]
+    return _module_swap_fix(ctx, module, line, wanted) if wanted else None
 
 
 #: the variables only Apptainer reads (SingularityCE reads SINGULARITYENV_ and SINGULARITY_BIND): a script that sets

@@ -20,8 +20,8 @@ from ..spec._words import Verbatim, passed_text
 from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keyboard_option, shebang_program
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
-                        _shell_c_word, _signal_name, _simple_commands, _typographic_option, all_words, cached,
-                        containers, expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks,
+                        _shell_c_word, _signal_name, _simple_commands, _typographic_option, all_words, apptainer_env,
+                        cached, containers, expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks,
                         other_launches, resources_from_command_line, shell_script_word, simple_commands, steps,
                         tasks_per_node, trap_handler_commands, traps_for)
 from .environment import batch_shell_filters_twice
@@ -1157,8 +1157,11 @@ VISIBLE_DEVICES_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VIS
           "export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID in the batch shell of a job that runs one task per node is "
           "the fixed list 0: the batch shell expands it as task 0, and each task's own value is 0 too, so a launcher's "
           "workers but the first find no GPU. A list set for one command (CUDA_VISIBLE_DEVICES=0,1,2,3 torchrun …, "
-          "or after env) does the same to that command. (With HIP_VISIBLE_DEVICES also set, HPC524 reports the "
-          "pair.)",
+          "or after env) does the same to that command. A plain CUDA_VISIBLE_DEVICES=0,1 without export does it "
+          "to every later command: Slurm puts the variable in the job's environment, and bash passes on a change "
+          "to a variable it was given, so it is read as export is (ROCR_VISIBLE_DEVICES too; HIP_VISIBLE_DEVICES, "
+          "which Slurm does not set, only after the script exports it; not after unset). (With HIP_VISIBLE_DEVICES "
+          "also set, HPC524 reports the pair.)",
       fix="Remove the line (or the NAME=list before the command) and let Slurm's value stand (or request as many "
           "GPUs as the program uses).",
       bad="""#!/bin/bash
@@ -1175,9 +1178,12 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
     if not isinstance(gpus, int) or not gpus:
         return
     prefixed = _prefix_settings(ctx)
+    plain = dict((id(v), why) for v, why in _plain_exported_settings(ctx))
     for name in VISIBLE_DEVICES_VARS:
-        # exported by the batch shell, or set for one command (CUDA_VISIBLE_DEVICES=0,1 torchrun …): the same list
+        # exported by the batch shell, assigned where it is exported already (Slurm's CUDA_VISIBLE_DEVICES), or set
+        # for one command (CUDA_VISIBLE_DEVICES=0,1 torchrun …): the same list
         exports = sorted([v for v in ctx.parsed.variables if v.name == name and v.exported]
+                         + [v for v, _ in _plain_exported_settings(ctx) if v.name == name]
                          + [v for v in prefixed if v.name == name], key=lambda v: v.line)
         if len(exports) > 1:
             continue  # set again and again: one GPU per background run (export CUDA_VISIBLE_DEVICES=1; python … &)
@@ -1185,12 +1191,15 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
             continue  # HIP_VISIBLE_DEVICES (or CUDA_) indexes what it leaves: HPC524 says what that does
         for var in exports:
             value = str(var.value).strip("'\"")
+            # without export, but exported all the same: say so, as the line reads as the shell's own variable
+            written = f"{name}={value}" + (f" (no export, but {plain[id(var)]}, so every later command gets this "
+                                           "value)" if plain.get(id(var)) else "")
             set_by = "Slurm already sets it to the allocated GPUs" if name != "HIP_VISIBLE_DEVICES" else \
                 "Slurm hands the program the allocated GPUs without it"
             remove = "remove the line" if var.exported else f"remove {name}={value} from the command"
             per_task = _fixed_per_task_value(ctx, var)
             if per_task and gpus > 1:
-                yield (var.line, f"{name}={value} is {name}=0 in every task (the batch shell expands "
+                yield (var.line, f"{written} is {name}=0 in every task (the batch shell expands "
                                  f"{per_task} once, as task 0, and the job runs one task per node): it names 1 GPU "
                                  f"but the job requests {gpus} per node, so the other {gpus - 1} stay hidden (a "
                                  f"launcher's workers 1 to {gpus - 1} find no GPU); {set_by}: remove the line")
@@ -1199,16 +1208,90 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
             ids = [int(k) for k in value.split(",")]
             listed = len(ids)
             if listed != gpus:
-                yield (var.line, f"{name}={value} names {listed} GPU{'s' if listed > 1 else ''} but the job "
+                yield (var.line, f"{written} names {listed} GPU{'s' if listed > 1 else ''} but the job "
                                  f"requests {gpus} per node: {set_by}; {remove}")
             elif max(ids) >= gpus:
-                yield (var.line, f"{name}={value} names GPU {max(ids)}, but where Slurm confines the job to its "
+                yield (var.line, f"{written} names GPU {max(ids)}, but where Slurm confines the job to its "
                                  f"GPUs (device cgroups) they are numbered 0-{gpus - 1}, so the program finds no such "
                                  f"GPU; {set_by}: {remove}")
             elif not ctx.job.exclusive and _node_gpus(ctx) > gpus:
-                yield (var.line, f"{name}={value} names GPUs by number, but the job has {gpus} of the node's "
+                yield (var.line, f"{written} names GPUs by number, but the job has {gpus} of the node's "
                                  f"{_node_gpus(ctx)}: where Slurm does not confine it (no device cgroups) these may be "
                                  f"another job's GPUs; {set_by}: remove the line")
+
+
+#: the GPU variables Slurm puts in the environment of a job that asks for GPUs, the batch shell's included (with the
+#: GPUs of the job's first node): CUDA_VISIBLE_DEVICES, and on AMD GPUs ROCR_VISIBLE_DEVICES. bash marks a variable
+#: it inherits for export, so a plain NAME=list there changes what every later command is given, as export would.
+SLURM_GPU_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+
+
+def _plain_exported_settings(ctx: Context) -> list[tuple[Any, str]]:
+    """The batch shell's assignments without ``export`` that every later command sees all the same, because the
+    variable is exported when they run: ``CUDA_VISIBLE_DEVICES=0,1`` on its own line (or after declare, typeset or
+    readonly) where Slurm put the variable in the job's environment (:data:`SLURM_GPU_VARS`, for a job that asks for
+    GPUs, with no ``unset NAME`` or ``export -n NAME`` before it), or where the script exported the name before
+    (``export NAME``, ``declare -x NAME``); and ``declare -x NAME=…``. As exported
+    :class:`~hpcwidgets.parse.script.Variable` (``export`` lines themselves are in the parsed script's variables),
+    each with what made it exported, as messages say it. Cached: the rule reads it once per variable name.
+    What an if, a loop or a function sets is not read."""
+    return cached(ctx, "plain_exported_settings", lambda: _read_plain_exported_settings(ctx))
+
+
+def _read_plain_exported_settings(ctx: Context) -> list[tuple[Any, str]]:
+    """:func:`_plain_exported_settings`, not cached."""
+    from ..parse.script import Variable
+    gpus = ctx.job.gpus_on_each_node
+    slurm = "Slurm's variable is in the job's environment"
+    exported = {name: slurm for name in SLURM_GPU_VARS if isinstance(gpus, int) and gpus}
+    out: list[tuple[Any, str]] = []
+    for cmd in simple_commands(ctx):
+        words = [str(w.value) for w in cmd.words]
+        on = "".join(w[1:] for w in words[1:] if re.fullmatch(r"-[A-Za-z]+", w))
+        off = "".join(w[1:] for w in words[1:] if re.fullmatch(r"\+[A-Za-z]+", w))
+        names = [w.split("=", 1)[0] for w in words[1:] if _NAME.fullmatch(w.split("=", 1)[0])]
+        by_script = f"line {cmd.line} exports it"
+        if cmd.name == "unset" and "f" not in on:
+            exported.update(dict.fromkeys(names, ""))
+        elif cmd.name == "export" and "f" not in on:
+            exported.update(dict.fromkeys(names, "" if "n" in on else by_script))
+        elif cmd.name in ("declare", "typeset") and "x" in on + off:
+            exported.update(dict.fromkeys(names, by_script if "x" in on else ""))
+        if cmd.name == "export" or words and cmd.name not in ("declare", "typeset", "readonly"):
+            continue  # NAME=value before a program sets it for that program alone (_prefix_settings)
+        declared = cmd.name in ("declare", "typeset") and "x" in on  # declare -x NAME=…: an export of its own
+        out += [(Variable(name, str(word.value), cmd.line, True), "" if declared else exported[name])
+                for name, word in cmd.assignments if exported.get(name)]
+    return out
+
+
+#: the variables Apptainer reads binds from, as --bind takes them (a comma-separated list of src[:dst[:opts]]); it also
+#: reads the SINGULARITY_ names, which SingularityCE reads
+CONTAINER_BIND_VARIABLES = ("APPTAINER_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BIND", "SINGULARITY_BINDPATH")
+
+
+def environment_binds(ctx: Context, step: Any, c: Any) -> list[tuple[str, int, Any]]:
+    """The binds the environment adds to a step's apptainer (or singularity) layer, ``c``: each entry of
+    APPTAINER_BIND and the other :data:`CONTAINER_BIND_VARIABLES` the apptainer process is given (exported above
+    the step, set before its command, or passed by srun --export: :func:`~hpcwidgets.lint.catalogue.apptainer_env`),
+    as (variable, line where it is set, :class:`~hpcwidgets.spec.common.Bind`). A value the script exports is read
+    through its variables as bash leaves it (``export APPTAINER_BIND=~`` is ``$HOME``, a quoted ``"~"`` stays ``~``).
+    [] for another runtime (ch-run reads no such variable)."""
+    from ..spec.common import Bind
+    if getattr(c, "kind", "") not in ("apptainer.run", "apptainer.instance"):
+        return []
+    out: list[tuple[str, int, Any]] = []
+    for name in CONTAINER_BIND_VARIABLES:
+        value = apptainer_env(ctx, step, name)
+        if not value:
+            continue
+        var = ctx.parsed.variable(name, step.line)
+        line = step.line
+        if dict(step.env).get(name) is None and var is not None and var.exported and str(var.value) == value:
+            line = var.line
+            value = ctx.parsed.resolve("${" + name + "}", step.line)
+        out += [(name, line, Bind.from_token(part.strip())) for part in str(value).split(",") if part.strip()]
+    return out
 
 
 #: a value that is one per-task variable and nothing else ($SLURM_LOCALID, ${SLURM_LOCALID})
@@ -1241,13 +1324,17 @@ def _prefix_settings(ctx: Context) -> list[Any]:
 
 
 def _fixed_per_task_value(ctx: Context, var: Any) -> str:
-    """The per-task variable (``$SLURM_LOCALID``) that the batch shell's ``export NAME=$SLURM_LOCALID`` holds when
+    """The per-task variable (``$SLURM_LOCALID``) that the batch shell's ``export NAME=$SLURM_LOCALID`` (or a plain
+    assignment to an exported NAME) holds when
     its value, 0, is what every task has and gets (:func:`same_in_every_task`, and no step sets NAME again), or "".
     Where the tasks' values differ it is HPC502's."""
     m = _PER_TASK_VALUE.fullmatch(str(var.value).strip("'\""))
     if m is None or not same_in_every_task(ctx, m.group(1)):
         return ""
-    cmd = next((c for c in simple_commands(ctx) if c.line == var.line and c.name == "export"), None)
+    if not var.exported:
+        return ""  # NAME=$SLURM_LOCALID before a program
+    cmd = next((c for c in simple_commands(ctx) if c.line == var.line and any(n == var.name for n, _ in c.assignments)
+                and (c.name in _DECLARATIONS or not c.words)), None)
     return f"${m.group(1)}" if cmd is not None and not _set_again_per_task(ctx, cmd) else ""
 
 

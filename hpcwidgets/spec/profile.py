@@ -910,8 +910,11 @@ class ClusterProfile(Spec):
                                       help="The module (module load NAME) that provides each container runtime; in "
                                            "TOML a [modules] table such as apptainer = \"apptainer/1.3\". Jobs load "
                                            "only the runtimes' keys (apptainer, singularity, charliecloud), and lint "
-                                           "(HPC409) checks a script loads them; any other key (cuda, mpi) is loaded "
-                                           "by nothing and only names a module the site has, for the slides check.")
+                                           "(HPC409) checks a script loads them, and takes a table that names them "
+                                           "for the runtime modules the site has (HPC414 reports a script loading "
+                                           "module apptainer where the table names only singularity's); any other key "
+                                           "(cuda, mpi) is loaded by nothing and only names a module the site has, for "
+                                           "the slides check.")
     scratch: str = opt("$SCRATCH", label="Scratch", role="internal", path=True, placeholder="/scratch/$USER",
                        help="Large shared work space visible from every node (not backed up).")
     node_local: str = opt("$TMPDIR", label="Node-local storage", role="internal", path=True,
