@@ -236,19 +236,8 @@ def _fit_time(wanted: str, part: Partition | None) -> str:
 
 
 def _fit_mem(wanted_mib: int, part: Partition | None, share: int = 1, nodes: int = 1, gpus: bool = False) -> str:
-    """``wanted_mib`` or, on smaller nodes (with ``gpus``, the GPU nodes), the node's memory divided by ``share``
-    (and, with a per-job memory limit, that limit divided over ``nodes``); "" (no --mem: the site's default) on a
-    partition whose memory is unknown, as on a cluster whose slurm.conf sets none, where Slurm grants no --mem at
-    all."""
-    node = part.mem_mib(gpus) if part is not None else None
-    if part is not None and node is None:
-        return ""
-    if node is not None:
-        wanted_mib = max(1, min(wanted_mib, node // max(share, 1)))  # never 0: --mem=0 claims the whole node
-    per_job = part.mem_per_job_mib() if part is not None else None
-    if per_job:
-        wanted_mib = min(wanted_mib, per_job // max(nodes, 1))
-    return format_mem(wanted_mib)
+    """``wanted_mib`` fitted to ``part`` (:meth:`Partition.mem_to_ask`); as asked where no partition is known."""
+    return part.mem_to_ask(wanted_mib, share, nodes, gpus) if part is not None else format_mem(wanted_mib)
 
 
 def _resolve(profile: str | ClusterProfile) -> ClusterProfile:

@@ -216,29 +216,16 @@ def multi_node_partition(site: Any, nodes: int = 2) -> Any:
 def site_mem(site: Any, job: Any) -> str:
     """The ``--mem`` a job (a :class:`~hpcwidgets.spec.slurm.SlurmJob`, or a script's text) asks for on ``site`` where
     the memory its partition gives by default would leave it less than half its share of a node (lint's HPC413: a
-    small DefMemPerCPU), else "" (the default is enough, or the job names its memory). The value is that share: the
-    node's memory times the larger of the job's part of the node's GPUs and of its CPUs, in whole GiB."""
-    from ..spec.profile import job_warnings
-    from ..spec.units import format_mem
+    small DefMemPerCPU), else "" (the default is enough, or the job names its memory). The value is that share, the
+    one HPC413 suggests (:func:`~hpcwidgets.spec.profile.share_mem`)."""
+    from ..spec.profile import job_warnings, share_mem
     if isinstance(job, str):
         from ..parse import parse_job
         job = parse_job(job)
     if not any(p.field == "mem" for p in job_warnings(site, job)):
         return ""
     part = site.entry_for(job)
-    gpus = job.gpus_on_each_node or 0
-    node = part.mem_mib(bool(gpus)) if part is not None else None
-    if not node:
-        return ""
-    shares = []
-    if gpus and part.gpus_per_node:
-        shares.append(gpus / part.gpus_per_node)
-    cpus = part.cpus_for(bool(gpus))
-    if cpus:
-        tasks = job.ntasks_per_node if isinstance(job.ntasks_per_node, int) else 1
-        shares.append(tasks * (job.cpus_per_task if isinstance(job.cpus_per_task, int) else 1) / cpus)
-    share = int(node * min(max(shares, default=1.0), 1.0))
-    return format_mem(share // 1024 * 1024 if share >= 1024 else max(share, 1))
+    return share_mem(part, job) if part is not None else ""
 
 
 def site_job(site: Any, *, gpus: int = 0, part: Any = None, **fields: Any) -> Any:

@@ -329,15 +329,9 @@ class JupyterJob(Spec):
         if job.mem or job.mem_per_cpu or job.mem_per_gpu:
             return self
         part = profile.entry_for(job)
-        wanted = DEFAULT_MEM_MIB
-        if part is not None:
-            node = part.mem_mib(bool(job.gpus_on_each_node))
-            if node is None:
-                return self
-            wanted = max(1, min(wanted, node // 2))   # never 0: --mem=0 claims the whole node
-            per_job = part.mem_per_job_mib()
-            wanted = min(wanted, per_job) if per_job else wanted
-        return self.replace(job=job.replace(mem=format_mem(wanted)))
+        mem = part.mem_to_ask(DEFAULT_MEM_MIB, share=2, gpus=bool(job.gpus_on_each_node)) if part is not None \
+            else format_mem(DEFAULT_MEM_MIB)
+        return self.replace(job=job.replace(mem=mem)) if mem else self
 
     def problems(self) -> list[Problem]:
         out = super().problems()

@@ -447,6 +447,20 @@ class Partition(_SiteLimits):
             return self.gpu_node_mem
         return self.mem_per_node
 
+    def mem_to_ask(self, wanted_mib: int, share: int = 1, nodes: int = 1, gpus: bool = False) -> str:
+        """The ``--mem`` a new job asks for (the shipped examples, ``jupyter-job --profile``): ``wanted_mib``, or on
+        smaller nodes (with ``gpus``, the GPU nodes) the node's memory divided by ``share``, and within the
+        partition's per-job limit divided over ``nodes``; "" (no --mem: the site's default) where the profile does
+        not say the nodes' memory, as on a cluster whose slurm.conf sets none, where Slurm grants no --mem at all."""
+        node = self.mem_mib(gpus)
+        if node is None:
+            return ""
+        wanted_mib = max(1, min(wanted_mib, node // max(share, 1)))  # never 0: --mem=0 claims the whole node
+        per_job = self.mem_per_job_mib()
+        if per_job:
+            wanted_mib = min(wanted_mib, per_job // max(nodes, 1))
+        return format_mem(wanted_mib)
+
     def _check(self) -> list[Problem]:
         out: list[Problem] = []
         if not self.name:
@@ -1713,6 +1727,35 @@ def job_warnings(profile: ClusterProfile, job: SlurmJob) -> list[Problem]:
     return _dedupe(out)
 
 
+def node_share(part: Partition, job: SlurmJob) -> tuple[int, str] | None:
+    """The memory (MiB) of one node of ``part`` that ``job``'s part of the node comes with, and what that part is
+    ("its 8 of a node's 32 CPUs"): the larger of its CPUs' and its GPUs' share of the node. None where the profile
+    does not say the nodes' memory or CPUs, or where no node holds the job (more CPUs or GPUs than a node has: that
+    error is said, not its memory)."""
+    gpus = job.gpus_on_each_node
+    cpus = _cpus_held(part, job, gpus)[0]
+    node_cpus, node_mem = part.cpus_for(bool(gpus)), part.mem_mib(bool(gpus))
+    shares = [(cpus / node_cpus, f"its {cpus} of a node's {node_cpus} CPUs")] if node_cpus else []
+    if gpus and part.gpus_per_node:
+        shares.append((gpus / part.gpus_per_node, f"its {gpus} of a node's {part.gpus_per_node} GPUs"))
+    if not node_mem or not shares:
+        return None
+    fraction, what = max(shares)
+    return None if fraction > 1 else (int(node_mem * fraction), what)
+
+
+def _share_text(mib: int) -> str:
+    """A node share as --mem writes it, in whole GiB from 1G up (46G, not 47872M)."""
+    return format_mem(mib // 1024 * 1024 if mib >= 1024 else max(mib, 1))
+
+
+def share_mem(part: Partition, job: SlurmJob) -> str:
+    """The ``--mem`` that gives ``job`` its share of a node of ``part`` (:func:`node_share`), as HPC413 suggests it;
+    "" where the profile cannot tell."""
+    found = node_share(part, job)
+    return _share_text(found[0]) if found else ""
+
+
 def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
     """Where Slurm adjusts a job's memory instead of refusing it: ``--mem-per-cpu`` above the partition's
     MaxMemPerCPU (field ``mem_per_cpu``), and no memory request where the partition's default per CPU (or per GPU)
@@ -1753,17 +1796,12 @@ def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
         how += f" ({by_default})" if by_default else ""
     else:
         return out
-    shares = [(cpus / node_cpus, f"its {cpus} of a node's {node_cpus} CPUs")] if node_cpus else []
-    if gpus and part.gpus_per_node:
-        shares.append((gpus / part.gpus_per_node, f"its {gpus} of a node's {part.gpus_per_node} GPUs"))
-    if not node_mem or not shares:
+    found = node_share(part, job)
+    if found is None:
         return out
-    fraction, what = max(shares)
-    if fraction > 1:
-        return out  # no node holds the job (more CPUs or GPUs than a node has): that error is said, not its memory
-    share = int(node_mem * fraction)
+    share, what = found
     if default * 2 < share:
-        share_text = format_mem(share // 1024 * 1024 if share >= 1024 else share)  # 46G, not 47872M
+        share_text = _share_text(share)
         out.append(Problem("mem", f"the job asks for no memory, so Slurm gives it {how} = {format_mem(default)} per "
                                   f"node on {part.where()}: less than half of the {share_text} that {what} come "
                                   f"with (of {format_mem(node_mem)}); add --mem with what the job needs, e.g. "
