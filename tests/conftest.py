@@ -41,16 +41,25 @@ def _forms_ask_slurm_afresh():
 @pytest.fixture(autouse=True)
 def _cancel_jobs_a_real_test_left(request):
     """A real test that fails between sbatch and scancel must not leave a job holding the practice cluster's
-    two nodes: later tests would wait behind it, and one failure would look like many."""
+    two nodes: later tests would wait behind it, and one failure would look like many.
+
+    Only the practice cluster is asked (its own slurm.conf, whatever SLURM_CONF the shell has) and only for this
+    user's jobs: on a login node, a job the user submits to the site's cluster while the tests run is theirs to keep."""
     if request.node.get_closest_marker("real") is None:
         yield
         return
+    import getpass
     from hpcwidgets.errors import RunError
-    from hpcwidgets.run import slurm
+    from hpcwidgets.run import practice_cluster, slurm
+
+    conf = practice_cluster.env()["SLURM_CONF"]
 
     def active() -> set[str]:
+        if not os.path.isfile(conf):
+            return set()
         try:
-            proc = slurm._run(["squeue", "-h", "-t", "PD,R,CF,S", "-o", "%A"])
+            proc = slurm._run(["squeue", "-h", "-u", getpass.getuser(), "-t", "PD,R,CF,S", "-o", "%A"],
+                              env={"SLURM_CONF": conf})
         except (RunError, OSError):
             return set()
         return set(proc.stdout.split()) if proc.returncode == 0 else set()
@@ -60,6 +69,6 @@ def _cancel_jobs_a_real_test_left(request):
     left = sorted(active() - before)
     if left:
         try:
-            slurm._run(["scancel", *left])
+            slurm._run(["scancel", *left], env={"SLURM_CONF": conf})
         except (RunError, OSError):
             pass
