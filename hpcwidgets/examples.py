@@ -40,7 +40,8 @@ from typing import Any, Callable
 from .spec.apptainer import ApptainerPull, ApptainerRun
 from .spec.charliecloud import ChConvert, ChFromhost, ChRun, image_format
 from .spec.common import Bind, EnvVar
-from .spec.profile import ClusterProfile, Partition, best_partitions
+from .spec.profile import ClusterProfile, Partition, best_partitions, partition_sharing_nodes
+from .spec.slurm import SlurmJob
 from .spec.units import format_mem, format_time, parse_time
 from .spec.workflow import Workflow
 
@@ -106,6 +107,28 @@ class _Site:
     def gpu_partition(self) -> Partition | None:
         """The default GPU partition; on a site without GPUs the default partition (the sizes then fit it)."""
         return self.profile.default(gpu=True) or self.profile.default()
+
+    def part_of_node_partition(self) -> Partition | None:
+        """The partition of a one-node job that uses part of a node (one GPU; on a site without GPUs, a few CPUs):
+        the default GPU partition (:meth:`gpu_partition`), unless that one gives every job whole nodes and bills
+        them and a partition that shares nodes fits the job: then that one, the partition HPC415 names
+        (:func:`partition_sharing_nodes`)."""
+        part = self.gpu_partition()
+        if part is None:
+            return None
+        job = SlurmJob(**self.job_fields(part), gpus_per_node=1 if part.has_gpus else 0,
+                       cpus_per_task=_cpus_for_workers(part))
+        return partition_sharing_nodes(self.profile, part, job) or part
+
+    def sharing_note(self, part: Partition | None) -> str:
+        """A sentence for a job that :meth:`part_of_node_partition` moved off the default GPU partition."""
+        default = self.gpu_partition()
+        if part is None or default is None or part is default:
+            return ""
+        kind = "the default GPU partition" if default.has_gpus else "the default partition"
+        where = default.where()
+        return (f" {where[:1].upper()}{where[1:]} ({kind}) gives every job whole nodes and bills them, so this "
+                f"job, which uses part of a node, runs on {part.where()}, which shares nodes.")
 
     def multi_node_partition(self, nodes: int) -> Partition | None:
         """The GPU partition (on a site without GPUs: any partition) that suits a job of ``nodes`` nodes best:
@@ -257,7 +280,7 @@ def payload_dir() -> str:
 # the examples
 # ------------------------------------------------------------------------------------------------
 def _single_gpu(site: _Site) -> Example:
-    part = site.gpu_partition()
+    part = site.part_of_node_partition()
     site = site.on(part)
     gpus = 1 if part is not None and part.has_gpus else 0
     wf = Workflow.single_node(
@@ -272,7 +295,7 @@ def _single_gpu(site: _Site) -> Example:
     what = "One GPU" if gpus else "No GPU (the site's profile lists none): the CPU"
     return Example("single-gpu", f"{what} on {_where(part)}: python train.py in "
                                  f"the container ({site.runtime}), results in {site.workdir}/JOBID."
-                                 f"{site.source_note()}", wf)
+                                 f"{site.sharing_note(part)}{site.source_note()}", wf)
 
 
 def _multi_node(site: _Site) -> Example:
@@ -303,7 +326,7 @@ def _multi_node(site: _Site) -> Example:
 
 
 def _array_sweep(site: _Site) -> Example:
-    part = site.gpu_partition()
+    part = site.part_of_node_partition()
     site = site.on(part)
     gpus = 1 if part is not None and part.has_gpus else 0
     wf = Workflow.sweep(
@@ -317,11 +340,11 @@ def _array_sweep(site: _Site) -> Example:
     return Example("array-sweep", f"A job array of {len(SWEEP_LEARNING_RATES)} tasks; task i trains with learning rate "
                                   f"number i of {', '.join(SWEEP_LEARNING_RATES)} (picked on the host by "
                                   "$SLURM_ARRAY_TASK_ID and passed as --lr). Pull the image first (single-gpu does) "
-                                  "so the tasks do not all download it at once.", wf)
+                                  f"so the tasks do not all download it at once.{site.sharing_note(part)}", wf)
 
 
 def _charliecloud(site: _Site) -> Example:
-    part = site.gpu_partition()
+    part = site.part_of_node_partition()
     site = site.on(part)
     gpus = 1 if part is not None and part.has_gpus else 0
     container, prepare = site.container("charliecloud"), ()
@@ -350,6 +373,7 @@ def _charliecloud(site: _Site) -> Example:
     if "charliecloud" not in site.profile.runtimes:
         note += (f" The profile lists no Charliecloud for {site.profile.name} (runtimes: "
                  f"{', '.join(site.profile.runtimes) or 'none'}): shown for comparison.")
+    note += site.sharing_note(part)
     return Example("charliecloud", f"srun starts ch-run, which runs python train.py in the unprivileged "
                                    f"Charliecloud image {site.image('charliecloud')}.{note}", wf)
 

@@ -20,6 +20,9 @@ Nothing here is needed to use the package; it is the tooling behind ``make slide
   another profile, a hand-written ``module load NAME`` that the profile's ``[modules]`` does not name, a count of
   the source site (GPUs per node, CPUs per task, nodes, workers) left unmarked in the text next to a generated
   example that has another, and the source site's scratch or node-local path written by hand;
+  :func:`vendor_leftovers` finds the other GPU vendor's flag, tools and images (``--nv``, ``nvidia-smi``, NGC on an
+  AMD site; ``--rocm``, ``rocm-smi``, ``rocm/`` images on an NVIDIA one) and ``apptainer`` commands on a site with
+  SingularityCE only, in the hand-written text;
 * :func:`render_diagrams` writes the SVG diagrams from ``slides/diagrams/draw.py`` (plain SVG
   written by Python: no diagram service, no script in the browser);
 * :func:`build` turns the deck into one self-contained HTML file (diagrams inlined as data URIs,
@@ -84,6 +87,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .errors import HpcWidgetsError
+from .spec.profile import GPU_TOOLS
 
 #: the slides folder of the checkout this package is imported from (this module is tooling for a source checkout)
 SLIDES_DIR = Path(__file__).resolve().parent.parent / "slides"
@@ -464,6 +468,39 @@ def count_noun(noun: str, count: str) -> str:
     return forms[0] if int(count) == 1 else forms[1]
 
 
+#: the verbs that agree with a count's noun (singular: plural), after the noun or after an "of the …" phrase that
+#: follows it: "32 CPUs of the task are shared" is "1 CPU of the task is shared"
+COUNT_VERBS = {"is": "are", "was": "were", "has": "have"}
+_VERB_FORMS = {**{one: (one, many) for one, many in COUNT_VERBS.items()},
+               **{many: (one, many) for one, many in COUNT_VERBS.items()}}
+#: the verb after a count's noun: right after it, or after "of the task" (of the/its/each/a/this NOUN)
+_VERB_AFTER_NOUN = re.compile(r"(?: of (?:the|its|each|a|this) [A-Za-z-]+)? (?P<verb>[a-z]+)\b")
+#: "All" (or "all") right before a count's value marker, which a count of 1 reads as "The 1 CPU"
+_ALL_BEFORE = re.compile(r"(?<![\w-])(?P<word>[Aa]ll|[Tt]he) $")
+
+
+def count_verb(verb: str, count: str) -> str:
+    """``verb`` (one of :data:`COUNT_VERBS`, either number) in the number ``count`` asks for, as
+    :func:`count_noun` does for a noun; any other word, or a value that is not a count, is left as it is."""
+    forms = _VERB_FORMS.get(verb)
+    if forms is None or not count.isdigit():
+        return verb
+    return forms[0] if int(count) == 1 else forms[1]
+
+
+def count_all(word: str, was: str, count: str) -> str:
+    """The word before a count's value marker, ``All`` or ``The`` (either case), when the count goes from ``was`` to
+    ``count``: "All 32 CPUs" becomes "The 1 CPU" (all of one thing is that thing), and a "The 1" that was
+    written so becomes "All" again when the count grows; "The 4 GPUs" as written stays."""
+    if not (was.isdigit() and count.isdigit()) or word.lower() not in ("all", "the"):
+        return word
+    if int(count) == 1 and word.lower() == "all":
+        return ("The" if word[0].isupper() else "the")
+    if int(was) == 1 and int(count) != 1 and word.lower() == "the":
+        return ("All" if word[0].isupper() else "all")
+    return word
+
+
 @dataclass(frozen=True)
 class ValueSpan:
     """One ``<!-- hpcw: value EXAMPLE KEY [profile=P] -->VALUE<!-- hpcw: end -->`` of the text."""
@@ -478,6 +515,11 @@ class ValueSpan:
     noun: str = ""               # the count's noun after the end marker (:data:`COUNT_NOUNS`), if any
     noun_start: int = -1         # its offsets in the deck text
     noun_end: int = -1
+    lead: str = ""               # "All" or "The" right before the value marker of a count with a noun (count_all)
+    lead_start: int = -1
+    verb: str = ""               # the verb that agrees with the noun (:data:`COUNT_VERBS`), if any
+    verb_start: int = -1
+    verb_end: int = -1
 
     def command(self) -> str:
         return f"hpcwidgets examples {self.example} --profile {self.profile}"
@@ -557,11 +599,20 @@ def value_spans(text: str, profile: str | None = None) -> list[ValueSpan]:
                               "without it")
         example, key, pinned = _parse_value_spec(m.group("spec"), line, deck_profile)
         noun: tuple[str, int, int] = ("", -1, -1)
+        lead: tuple[str, int] = ("", -1)
+        verb: tuple[str, int, int] = ("", -1, -1)
         if key in (*NUMERIC_KEYS, "ntasks-per-node"):
             word = _END_WORD.match(prose, m.end("value"))
             if word and word.group("noun") in _PLURAL_OF:
                 noun = (word.group("noun"), word.start("noun"), word.end("noun"))
-        out.append(ValueSpan(example, key, pinned, m.group("value"), m.start("value"), m.end("value"), line, *noun))
+                before = _ALL_BEFORE.search(prose, max(0, m.start() - 5), m.start())
+                if before:
+                    lead = (before.group("word"), before.start("word"))
+                after = _VERB_AFTER_NOUN.match(prose, word.end("noun"))
+                if after and after.group("verb") in _VERB_FORMS:
+                    verb = (after.group("verb"), after.start("verb"), after.end("verb"))
+        out.append(ValueSpan(example, key, pinned, m.group("value"), m.start("value"), m.end("value"), line, *noun,
+                             *lead, *verb))
         covered.update((m.start(), m.end("value")))
     for m in _VALUE_START.finditer(prose):
         if m.start() not in covered:
@@ -592,14 +643,19 @@ def fill_values(text: str, profile: str | None = None) -> str:
     out = []
     pos = 0
     for span in value_spans(text, profile):
-        out.append(text[pos:span.start])
         value = _span_value(span, cache)
-        out.append(value)
-        pos = span.end
+        edits = [(span.start, span.end, value)]
+        if span.lead:
+            edits.insert(0, (span.lead_start, span.lead_start + len(span.lead),
+                             count_all(span.lead, span.value, value)))
         if span.noun:
-            out.append(text[pos:span.noun_start])
-            out.append(count_noun(span.noun, value))
-            pos = span.noun_end
+            edits.append((span.noun_start, span.noun_end, count_noun(span.noun, value)))
+        if span.verb:
+            edits.append((span.verb_start, span.verb_end, count_verb(span.verb, value)))
+        for start, end, new in edits:
+            out.append(text[pos:start])
+            out.append(new)
+            pos = end
     out.append(text[pos:])
     return "".join(out)
 
@@ -625,6 +681,14 @@ def stale_values(text: str, profile: str | None = None) -> list[str]:
             out.append(f"{DECK_NAME}:{span.line}: the text says '{span.value} {span.noun}': write "
                        f"'{want} {count_noun(span.noun, want)}' (the noun after a count's value marker follows the "
                        f"count); refresh it with: {_refresh_command(profile)}")
+        elif span.lead and count_all(span.lead, want, want) != span.lead:
+            out.append(f"{DECK_NAME}:{span.line}: the text says '{span.lead} {span.value} {span.noun}': write "
+                       f"'{count_all(span.lead, want, want)} {want} {span.noun}' (all of one is the one); refresh it "
+                       f"with: {_refresh_command(profile)}")
+        elif span.verb and count_verb(span.verb, want) != span.verb:
+            out.append(f"{DECK_NAME}:{span.line}: the text says '{span.value} {span.noun} … {span.verb}': write "
+                       f"'{count_verb(span.verb, want)}' (the verb after a count's noun follows the count); refresh "
+                       f"it with: {_refresh_command(profile)}")
     return out
 
 
@@ -742,7 +806,8 @@ def check_deck(path: Path | None = None, profile: str | None = None) -> list[str
     value markers of the text that are stale (:func:`stale_values`), what it still says for another site
     (:func:`site_leftovers`), the modules it loads by hand that the profile does not name
     (:func:`unknown_modules`), the source site's counts next to its examples (:func:`source_numbers`) and
-    paths (:func:`source_paths`), and diagrams next to it that were drawn for another profile
+    paths (:func:`source_paths`), the other GPU vendor's words and a container program the site lacks
+    (:func:`vendor_leftovers`), and diagrams next to it that were drawn for another profile
     (:func:`diagram_problems`)."""
     path = path or SLIDES_DIR / DECK_NAME
     text = path.read_text(encoding="utf-8")
@@ -754,6 +819,7 @@ def check_deck(path: Path | None = None, profile: str | None = None) -> list[str
     out += unknown_modules(text, profile)
     out += source_numbers(text, profile)
     out += source_paths(text, profile)
+    out += vendor_leftovers(text, profile)
     if (path.parent / "diagrams" / "draw.py").is_file():
         out += diagram_problems(path.parent, profile)
     return out
@@ -1107,6 +1173,121 @@ def source_paths(text: str, profile: str | None = None) -> list[str]:
     return [problem for _, problem in sorted(out.items(), key=lambda item: item[0][0])]
 
 
+#: what one GPU vendor's software is called, which a deck for a site whose GPUs are all the other vendor's should not
+#: tell learners to type: ``(pattern, kind, what it is)``; the GPU flags come from
+#: :data:`hpcwidgets.spec.workflow.GPU_FLAGS` and image names are read by :func:`hpcwidgets.spec.profile.image_vendor`
+_VENDOR_WORDS = {
+    "nvidia": ((rf"(?<![\w-])(?:{'|'.join(GPU_TOOLS['nvidia'])})(?![\w-])", "tool", "NVIDIA's GPU tool"),
+               (r"(?<![\w.-])nvcr\.io(?![\w-])|\bNGC\b", "image", "NVIDIA's image registry (NGC)"),
+               (r"(?<![\w-])ch-fromhost\s+--nvidia(?![\w-])", "step", "Charliecloud's step for NVIDIA drivers")),
+    "amd": ((rf"(?<![\w-])(?:{'|'.join(GPU_TOOLS['amd'])})(?![\w-])", "tool", "AMD's GPU tool"),
+            (r"(?<![\w./-])rocm/[\w.-]+", "image", "an AMD image (Docker Hub's rocm/)")),
+}
+#: what the other vendor's tools become on a site of the vendor (its first tool)
+_VENDOR_ADVICE = {tool: GPU_TOOLS[vendor][0] for vendor, other in (("nvidia", "amd"), ("amd", "nvidia"))
+                  for tool in GPU_TOOLS[other]}
+#: an image reference written with its scheme (docker://…), or after FROM / From: in a build file
+_IMAGE_REF = re.compile(r"(?:docker|oras|library)://[^\s`'\")\]]+|^[ \t]*(?:FROM|From:)[ \t]+(?P<base>[^\s`'\"]+)",
+                        re.M)
+#: Apptainer's program with one of its commands, as a learner types it (``apptainer exec``, ``apptainer pull``)
+_APPTAINER_COMMAND = re.compile(r"(?<![\w/.$-])apptainer[ \t]+(?:exec|run|shell|pull|build|inspect|instance|cache"
+                                r"|remote|registry|sign|verify|overlay|push|search|key|plugin|version|test)\b")
+
+
+def _site_vendor(site: Any) -> str:
+    """The vendor of all of ``site``'s GPUs (``nvidia`` or ``amd``; its GPU partitions' own, else the profile's), or
+    "" where it has both, another or none: the other vendor's words are then not wrong."""
+    vendors = {site.vendor_of(p) for p in site.gpu_partitions()} or {str(site.gpu_vendor or "")}
+    return next(iter(vendors)) if len(vendors) == 1 and vendors <= {"nvidia", "amd"} else ""
+
+
+def vendor_leftovers(text: str, profile: str | None = None) -> list[str]:
+    """Words of the other GPU vendor, and a container program the site lacks, that the hand-written text still uses
+    where the generated blocks use the site's own: on a site whose GPUs are all AMD, ``--nv``, ``nvidia-smi``,
+    NGC (``nvcr.io``, "NGC images"), CUDA images and ``ch-fromhost --nvidia``; on an all-NVIDIA site, ``--rocm``,
+    ``rocm-smi``/``amd-smi``/``rocminfo`` and ROCm images (``rocm/pytorch``); on a site with SingularityCE only
+    (runtimes and apptainer_binary), ``apptainer exec``/``pull``/… . Looked for in the prose, headings and speaker
+    notes, and in the blocks that are neither generated nor pinned to a profile (in ``bash`` blocks only what the
+    linter does not report, the tools: HPC218, HPC237 and HPC414 report the flag, the image and the program). A line
+    of prose that also names the site's own flag, tool or images (or its program) compares the two and is left
+    alone: "``--nv`` for NVIDIA, ``--rocm`` for AMD"."""
+    from .examples import EXAMPLE_IMAGES
+    from .lint.profile_rules import site_has_program
+    from .profiles import load_profile
+    from .spec.profile import image_vendor
+    from .spec.workflow import GPU_FLAGS
+    site = load_profile(profile or DEFAULT_PROFILE)
+    vendor = _site_vendor(site)
+    other = {"nvidia": "amd", "amd": "nvidia"}.get(vendor, "")
+    singularity_only = site_has_program(site, "singularity") and not site_has_program(site, "apptainer")
+    if not other and not singularity_only:
+        return []
+    names = {"nvidia": "NVIDIA", "amd": "AMD"}
+    image = (site.examples.image_source or EXAMPLE_IMAGES[vendor][0]) if vendor else ""
+    wrong_flag = re.compile(rf"(?<![\w-])--{GPU_FLAGS[other]}(?![\w-])") if other else None
+    own = [re.compile(rf"(?<![\w-])--{GPU_FLAGS[vendor]}(?![\w-])")] if vendor else []
+    own += [re.compile(pattern) for pattern, _, _ in _VENDOR_WORDS.get(vendor, ())]
+    own_program = [re.compile(rf"(?<![\w/.-]){re.escape(site.apptainer_binary)}\b")]
+    words = [(re.compile(pattern), kind, what) for pattern, kind, what in _VENDOR_WORDS.get(other, ())]
+
+    def vendor_problem(line: int, said: str, what: str) -> str:
+        fix = (f"write {_VENDOR_ADVICE[said]}" if said in _VENDOR_ADVICE else
+               f"write --{GPU_FLAGS[vendor]}, as the generated blocks do" if said.startswith("--") else
+               "on AMD nodes ch-run needs no such step (the GPUs are visible through the host's /dev; the ROCm "
+               "libraries must be in the image)" if said.startswith("ch-fromhost") else
+               f"use an {names[vendor]} build, such as the examples' {image}")
+        return (f"{DECK_NAME}:{line}: {said!r} is {what}, but {site.name}'s GPUs are {names[vendor]}: {fix} (sync "
+                "changes only generated blocks and value markers, not hand-written text)")
+
+    def program_problem(line: int, said: str) -> str:
+        return (f"{DECK_NAME}:{line}: {said!r}: {site.name} has no apptainer command (runtimes: "
+                f"{', '.join(site.runtimes)}, apptainer_binary = {site.apptainer_binary}); write "
+                f"{site.apptainer_binary}, the site's name for it (the same commands and options), as the generated "
+                "blocks do")
+
+    def scan(first: int, body: str, prose: bool, flags: bool) -> dict[tuple[int, str], str]:
+        """Problems of ``body`` (whose first line is deck line ``first`` + 1), one a line for each kind of word;
+        without ``flags`` (a ``bash`` block, which the linter reads: HPC218 the flag, HPC237 the image, HPC414 the
+        program) only the tools."""
+        lines = body.split("\n")
+        hits: list[tuple[int, str, str, str]] = []  # (offset, kind, as written, what it is)
+        if other:
+            hits += [(m.start(), kind, m.group(0), what) for pattern, kind, what in words
+                     for m in pattern.finditer(body) if kind != "image" or flags]
+            for m in _IMAGE_REF.finditer(body if flags else ""):
+                ref = m.group("base") or m.group(0)
+                if image_vendor(ref) == other:
+                    hits.append((m.start("base") if m.group("base") else m.start(), "image", ref,
+                                 f"a {'CUDA' if other == 'nvidia' else 'ROCm'} image"))
+            if flags and wrong_flag is not None:
+                hits += [(m.start(), "flag", m.group(0), f"the GPU flag for {names[other]} GPUs")
+                         for m in wrong_flag.finditer(body)]
+        if singularity_only and flags:
+            hits += [(m.start(), "program", " ".join(m.group(0).split()), "")
+                     for m in _APPTAINER_COMMAND.finditer(body)]
+        found: dict[tuple[int, str], str] = {}
+        for offset, kind, said, what in sorted(hits):
+            n = body.count("\n", 0, offset)
+            if prose and any(p.search(lines[n]) for p in (own_program if kind == "program" else own)):
+                continue  # the line compares the two vendors (or programs)
+            line = first + n + 1
+            found.setdefault((line, kind), program_problem(line, said) if kind == "program"
+                             else vendor_problem(line, said, what))
+        return found
+
+    blocks = code_blocks(text, profile)
+    out: dict[tuple[int, str], str] = {}
+    for block in blocks:
+        if block.kind in GENERATED or "profile" in block.marker:
+            continue
+        out.update(scan(block.line, block.body, False, block.lang != "bash"))
+    prose = _blank_blocks(text, blocks)
+    for m in list(_VALUE.finditer(prose)) + list(_ANY_MARKER.finditer(prose)):
+        prose = _blank(prose, m.start(), m.end())
+    out.update(scan(0, prose, True, True))
+    return [problem for _, problem in sorted(out.items(), key=lambda item: item[0][0])]
+
+
 def diagram_problems(slides_dir: Path, profile: str | None = None) -> list[str]:
     """Diagrams in ``slides_dir/diagrams`` that are not what ``draw.py`` draws for ``profile`` (drawn for
     another site, or edited since)."""
@@ -1441,7 +1622,7 @@ __all__ = ["Block", "BuildResult", "COUNT_NOUNS", "DEFAULT_PROFILE", "GENERATED"
            "source_numbers", "source_paths", "stale_values", "value_spans",
            "diagram_problems", "external_references", "inline_images", "iter_checked", "main", "parse_marker",
            "prepare", "render_diagrams", "site_leftovers", "speaker_notes", "split_slides", "strip_markers",
-           "sync_deck", "sync_text", "unknown_modules"]
+           "sync_deck", "sync_text", "unknown_modules", "vendor_leftovers"]
 
 
 if __name__ == "__main__":

@@ -31,43 +31,8 @@ DECK = (slides.SLIDES_DIR / slides.DECK_NAME).read_text(encoding="utf-8")
 VALUE = re.compile(r"<!-- hpcw: value [^>\n]*-->([^<\n]*)<!-- hpcw: end -->")
 
 #: a SingularityCE site: no apptainer command, its module under singularity, an account on every job, 768M per CPU
-SINGULARITY_SITE = """\
-name = "creek"
-description = "a site of the tests: SingularityCE only, accounts required, a small default memory"
-login_host = "creek.example.edu"
-runtimes = ["singularity"]
-apptainer_binary = "singularity"
-scratch = "/scratch/creek/$USER"
-node_local = "/tmp"
-image_dir = "/scratch/creek/$USER/containers"
-cache_dir = "/scratch/creek/$USER/.singularity/cache"
-gpu_vendor = "nvidia"
-default_partition = "standard"
-default_gpu_partition = "gpu"
-account = "ws"
-account_required = true
-
-[modules]
-singularity = "singularity"
-
-[[partitions]]
-name = "standard"
-is_default = true
-max_time = "14-00:00:00"
-default_time = "01:00:00"
-cpus_per_node = 36
-mem_per_node = "180G"
-def_mem_per_cpu = "768M"
-
-[[partitions]]
-name = "gpu"
-max_time = "14-00:00:00"
-default_time = "01:00:00"
-cpus_per_node = 32
-mem_per_node = "372G"
-gpus_per_node = 8
-def_mem_per_cpu = "768M"
-"""
+#: (shared with tests/test_workshop_s21.py)
+SINGULARITY_SITE = ROOT / "tests" / "data" / "profiles" / "lakes.toml"
 
 #: one GPU node a job at most: the multi-node example runs on 1 node with 1 GPU
 ONE_NODE_SITE = """\
@@ -89,10 +54,8 @@ gpus_per_node = 1
 
 
 @pytest.fixture()
-def creek(tmp_path, isolated_profiles) -> str:
-    path = tmp_path / "creek.toml"
-    path.write_text(SINGULARITY_SITE, encoding="utf-8")
-    return str(path)
+def creek(isolated_profiles) -> str:
+    return str(SINGULARITY_SITE)
 
 
 @pytest.fixture()

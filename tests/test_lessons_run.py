@@ -70,7 +70,7 @@ def test_a_gpu_example_on_the_site_head_has_only_the_mistake_it_teaches(profile)
     head = lessons.job_head(site, gpus=1)
     assert head.startswith("#!/bin/bash\n#SBATCH --partition=")
     no_flag = head + f'{site.apptainer_binary} exec "$SCRATCH/images/pytorch_24.05.sif" python train.py\n'
-    # what the lesson's findings table shows: HPC414 about a runtime the cluster only renders (the practice
+    # what the lesson's findings table shows: HPC416 about a runtime the cluster only renders (the practice
     # cluster's Apptainer) is left out there, with a note, as every Apptainer example would repeat it
     shown = {f.code for f in lessons.findings_shown(lint(no_flag, profile)) if f.severity != "info"}
     assert shown == {"HPC201"}, shown
@@ -78,7 +78,7 @@ def test_a_gpu_example_on_the_site_head_has_only_the_mistake_it_teaches(profile)
     assert {f.code for f in lessons.findings_shown(lint(fixed, profile)) if f.severity != "info"} == set()
     # left out of the table only where the profile lists Apptainer as render-only
     hidden = {f.code for f in lint(fixed, profile)} - {f.code for f in lessons.findings_shown(lint(fixed, profile))}
-    assert hidden == ({"HPC414"} if "apptainer" in site.runtimes_render_only else set()), hidden
+    assert hidden == ({"HPC416"} if "apptainer" in site.runtimes_render_only else set()), hidden
 
 
 def test_the_head_names_the_gpu_partition_the_options_and_the_module():

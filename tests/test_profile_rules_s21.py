@@ -6,7 +6,7 @@
    form), and say so.
 2. A container runtime the profile lists as render-only (the practice cluster renders Apptainer, runs Charliecloud):
    :meth:`ClusterProfile.runnable_runtime` and :meth:`ClusterProfile.render_only_message`. The form refuses to submit
-   such a job as before; ``hpcwidgets lint --profile`` and ``hpcwidgets workflow --profile`` now report it (HPC414).
+   such a job as before; ``hpcwidgets lint --profile`` and ``hpcwidgets workflow --profile`` now report it (HPC416).
 3. The form's container keeps one vendor's GPU flag when it comes back from being parked after the job moved to the
    other vendor's GPUs (or changed its GPU count there).
 """
@@ -34,8 +34,9 @@ def codes(text: str, profile) -> list[str]:
     return [f.code for f in lint(text, profile)]
 
 
-def hpc414(text: str, profile) -> list[str]:
-    return [f.message for f in lint(text, profile) if f.code == "HPC414"]
+def hpc416(text: str, profile) -> list[str]:
+    """The messages of lint's rule about a runtime the profile lists as render-only."""
+    return [f.message for f in lint(text, profile) if f.code == "HPC416"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -151,36 +152,37 @@ def test_the_message_names_the_runtime_the_cluster_runs():
 
 def test_lint_reports_a_render_only_runtime():
     local = load_profile("local")
-    (msg,) = hpc414(LOCAL_APPTAINER, local)
+    (msg,) = hpc416(LOCAL_APPTAINER, local)
     assert "render-only" in msg and "use charliecloud" in msg
-    assert hpc414(LOCAL_APPTAINER.replace("srun apptainer", "mpirun -np 2 apptainer"), local)
-    assert hpc414(LOCAL_APPTAINER.replace("apptainer exec", "singularity exec"), local)
+    assert hpc416(LOCAL_APPTAINER.replace("srun apptainer", "mpirun -np 2 apptainer"), local)
+    assert hpc416(LOCAL_APPTAINER.replace("apptainer exec", "singularity exec"), local)
 
 
 def test_lint_leaves_runtimes_the_cluster_runs_alone():
     local, generic = load_profile("local"), load_profile("generic")
-    assert hpc414(LOCAL_APPTAINER, generic) == []
-    assert hpc414(LOCAL_APPTAINER, None) == []
-    assert hpc414(LOCAL_APPTAINER.replace("srun apptainer", "srun /opt/apptainer/bin/apptainer"), local) == [], \
+    assert hpc416(LOCAL_APPTAINER, generic) == []
+    assert hpc416(LOCAL_APPTAINER, None) == []
+    assert hpc416(LOCAL_APPTAINER.replace("srun apptainer", "srun /opt/apptainer/bin/apptainer"), local) == [], \
         "called by its path: the person's own installation"
-    assert hpc414(LOCAL_APPTAINER.replace("srun apptainer", "command -v apptainer\nsrun apptainer"), local) == []
+    assert hpc416(LOCAL_APPTAINER.replace("srun apptainer", "command -v apptainer\nsrun apptainer"), local) == []
     ch = LOCAL_APPTAINER.replace("apptainer exec --nv /var/tmp/hpcw-images/trainer.sif",
                                  "ch-run -b \"$PWD:/mnt/0\" -c /mnt/0 /var/tmp/hpcw-images/trainer --")
-    assert hpc414(ch, local) == []
+    assert hpc416(ch, local) == []
     charliecloud_shown = local.replace(runtimes_render_only=("charliecloud",))
-    assert hpc414(ch, charliecloud_shown) and hpc414(LOCAL_APPTAINER, charliecloud_shown) == []
+    assert hpc416(ch, charliecloud_shown) and hpc416(LOCAL_APPTAINER, charliecloud_shown) == []
 
 
 def test_lint_finds_nothing_of_the_kind_in_the_shipped_examples():
     for profile in sorted(list_profiles()):
         site = load_profile(profile)
         for name, ex in examples(site).items():
-            assert hpc414(ex.render(), site) == [], (profile, name)
+            assert hpc416(ex.render(), site) == [], (profile, name)
 
 
 def test_the_rule_says_what_it_now_covers():
-    rule = rules()["HPC414"]
+    rule = rules()["HPC416"]
     assert "render-only" in rule.summary and "runtimes_render_only" in rule.why
+    assert "render-only" not in rules()["HPC414"].summary, "HPC414 is left the runtime the profile lacks"
 
 
 def test_lint_and_workflow_on_the_command_line_say_it(tmp_path, capsys):
@@ -188,29 +190,29 @@ def test_lint_and_workflow_on_the_command_line_say_it(tmp_path, capsys):
     script.write_text(LOCAL_APPTAINER)
     main(["lint", "--profile", "local", str(script)])
     out, err = capsys.readouterr()
-    assert "HPC414" in out + err and "render-only" in out + err
+    assert "HPC416" in out + err and "render-only" in out + err and "HPC414" not in out + err
     main(["workflow", "--profile", "local", "--container", "apptainer exec /var/tmp/img.sif",
           "--program", "python train.py", "--set", "job.time=00:10:00"])
     out, err = capsys.readouterr()
     assert "apptainer exec" in out
-    assert "HPC414" in err and "'apptainer: command not found'" in err
+    assert "HPC416" in err and "'apptainer: command not found'" in err
     main(["workflow", "--profile", "generic", "--container", "apptainer exec /var/tmp/img.sif",
           "--program", "python train.py", "--set", "job.time=00:10:00"])
-    assert "HPC414" not in capsys.readouterr().err
+    assert "HPC416" not in capsys.readouterr().err
 
 
 def test_the_form_refuses_as_before_and_says_it_once():
     local = load_profile("local")
     b = WorkflowBuilder(profile=local, submit=False)
     assert b.controls["container.runtime"].value == "charliecloud"
-    assert not [f for f in b.findings if f.code in ("PROFILE", "HPC414")]
+    assert not [f for f in b.findings if f.code in ("PROFILE", "HPC416")]
     b.controls["container.runtime"].value = "apptainer"
     (said,) = [f for f in b.findings if f.code == "PROFILE"]
     assert said.severity == "error" and said.message == render_only_message(local, b.spec)
     assert said.message.startswith(local.render_only_message("apptainer", "X")[:-len("X")])
     assert "choose Container = charliecloud" in said.message
-    assert "HPC414" in codes(b.text, local), "lint says it of the script"
-    assert not [f for f in b.findings if f.code == "HPC414"], "the form shows it once, as its own"
+    assert "HPC416" in codes(b.text, local), "lint says it of the script"
+    assert not [f for f in b.findings if f.code == "HPC416"], "the form shows it once, as its own"
     assert "Submit refuses this job" in b.refused_note.value
 
 

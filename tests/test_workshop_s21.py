@@ -29,60 +29,14 @@ from test_exercise_answers import run_solution
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SITE = """\
-name = "lakes"
-description = "a site of the tests: SingularityCE, accounts required, 768M per CPU by default"
-login_host = "lakes.example.edu"
-runtimes = ["singularity"]
-apptainer_binary = "singularity"
-scratch = "/scratch/ws/$USER"
-image_dir = "/scratch/ws/$USER/containers"
-cache_dir = "/scratch/ws/$USER/.singularity/cache"
-gpu_vendor = "nvidia"
-default_partition = "standard"
-default_gpu_partition = "spgpu"
-account = "ws"
-account_required = true
-
-[modules]
-singularity = "singularity"
-
-[[partitions]]
-name = "standard"
-is_default = true
-max_time = "14-00:00:00"
-default_time = "01:00:00"
-cpus_per_node = 36
-mem_per_node = "180G"
-def_mem_per_cpu = "768M"
-
-[[partitions]]
-name = "gpu"
-max_time = "14-00:00:00"
-default_time = "01:00:00"
-cpus_per_node = 40
-mem_per_node = "180G"
-gpus_per_node = 2
-gpu_types = ["v100"]
-def_mem_per_cpu = "768M"
-
-[[partitions]]
-name = "spgpu"
-max_time = "14-00:00:00"
-default_time = "01:00:00"
-cpus_per_node = 32
-mem_per_node = "372G"
-gpus_per_node = 8
-gpu_types = ["a40"]
-def_mem_per_cpu = "768M"
-"""
+#: the site, shared with tests/test_lessons_g_s21.py
+SITE_TOML = ROOT / "tests" / "data" / "profiles" / "lakes.toml"
+SITE = SITE_TOML.read_text(encoding="utf-8")
 
 
 @pytest.fixture()
-def site(tmp_path, isolated_profiles) -> str:
-    path = tmp_path / "lakes.toml"
-    path.write_text(SITE, encoding="utf-8")
-    return str(path)
+def site(isolated_profiles) -> str:
+    return str(SITE_TOML)
 
 
 def _solutions() -> list[str]:
@@ -324,16 +278,16 @@ def test_the_jupyter_memory_follows_the_partition_chosen_on_the_command_line(tmp
 # ------------------------------------------------------------------------------------------------
 # 6 · the practice cluster's render-only Apptainer in the lessons' findings tables
 # ------------------------------------------------------------------------------------------------
-def test_the_findings_table_leaves_out_render_only_hpc414_with_a_note(isolated_profiles, capsys):
+def test_the_findings_table_leaves_out_render_only_hpc416_with_a_note(isolated_profiles, capsys):
     local = load_profile("local")
     script = lessons.job_head(local, gpus=1) + "apptainer exec /x.sif python train.py\n"
     found = lint(script, local)
-    assert "HPC414" in {f.code for f in found}
+    assert "HPC416" in {f.code for f in found} and "HPC414" not in {f.code for f in found}
     lessons.findings_table(found)
     out = capsys.readouterr().out
-    assert "HPC201" in out and "HPC414" not in out.split("(not shown")[0], out
-    assert out.rstrip().endswith("(not shown: HPC414, as this cluster only shows apptainer's commands and does not "
-                                 "run them)"), out
+    assert "HPC201" in out and "HPC416" not in out.split("(not shown")[0], out
+    assert out.rstrip().endswith("(not shown: HPC416, a container runtime this cluster's profile lists as "
+                                 "render-only: its commands are shown and checked here, not run)"), out
 
 
 def test_the_findings_table_keeps_hpc414_for_a_program_the_site_lacks(site, capsys):

@@ -16,6 +16,9 @@ The lessons in ``notebooks/`` call these so the notebooks hold prose and calls, 
   account, QOS, memory where the default is small, the module of the site's container program; so an example shows
   only its own mistake, and :func:`findings_table` leaves out what the practice cluster's render-only Apptainer adds;
   :func:`multi_node_partition` is the partition the multi-node example uses;
+* :func:`gpu_vendor`, :func:`gpu_flag` and :func:`gpu_fields` give the GPU flag of the site's GPUs (``--nv``,
+  ``--rocm`` or none), :func:`container_exec` the start of a GPU job's container command with the site's program
+  and that flag, and :func:`site_image` the Apptainer image the site's examples use;
 * :func:`practice_target` decides where a lesson may really submit jobs, and :func:`run_example`
   submits one, waits for it and returns what a lesson may print (state, losses, ranks, nodes): never
   job ids, times or paths.
@@ -195,8 +198,66 @@ def site_partition(site: Any, *, gpu: bool = False) -> str:
     return part.name if part is not None else ""
 
 
-def _site_entry(site: Any, gpu: bool) -> Any:
-    return (site.default(gpu=True) if gpu else None) or site.default()
+def _site_entry(site: Any, gpu: bool, gpus: int = 1) -> Any:
+    """The partition of a lesson's job: the default GPU partition for a job with ``gpus`` per node, unless it gives
+    every job whole nodes and bills them and another fits the job (the one HPC415 names, as the examples choose:
+    :func:`~hpcwidgets.spec.profile.partition_sharing_nodes`); else the default partition."""
+    part = site.default(gpu=True) if gpu else None
+    if part is None:
+        return site.default()
+    from ..spec.profile import partition_sharing_nodes
+    from ..spec.slurm import SlurmJob
+    job = SlurmJob(**{k: v for k, v in site.job_fields(part).items() if v}, gpus_per_node=gpus)
+    return partition_sharing_nodes(site, part, job) or part
+
+
+def gpu_vendor(site: Any) -> str:
+    """The vendor of the GPUs a lesson's GPU job gets on ``site`` (the job :func:`site_job` and :func:`job_head` write
+    with ``gpus``): the vendor lint reads for HPC201 and HPC218 (the profile's ``vendor_for``: the partition's own
+    ``gpu_vendor``, else the profile's). ``nvidia`` where the profile cannot tell (a partition with both vendors, and
+    a job that names no GPU type), the vendor the workflow constructors then choose."""
+    return site.vendor_for(site_job(site, gpus=1)) or "nvidia"
+
+
+def gpu_fields(site: Any) -> dict[str, bool]:
+    """The :class:`~hpcwidgets.spec.apptainer.ApptainerRun` field that gives a container the GPUs of ``site``'s GPU job
+    (:func:`gpu_vendor`): ``{"nv": True}`` for NVIDIA, ``{"rocm": True}`` for AMD, ``{}`` for Intel GPUs or none, which
+    take no flag. A lesson writes ``hw.ApptainerRun(…, **lessons.gpu_fields(site))``."""
+    from ..spec.workflow import GPU_FLAGS
+    flag = GPU_FLAGS.get(gpu_vendor(site))
+    return {flag: True} if flag else {}
+
+
+def gpu_flag(site: Any) -> str:
+    """The option of :func:`gpu_fields` as a command writes it: ``--nv``, ``--rocm``, or "" (no flag)."""
+    return " ".join(f"--{name}" for name in gpu_fields(site))
+
+
+def container_exec(site: Any, action: str = "exec") -> str:
+    """How a hand-written GPU job starts its container on ``site``: the site's container program
+    (``apptainer_binary``: HPC414 on a site that has only ``singularity``), ``action`` and the flag of the site's
+    GPUs (:func:`gpu_flag`: HPC218 for the other vendor's), e.g. ``singularity exec --rocm``. The image and the
+    command follow."""
+    return " ".join(word for word in (site.apptainer_binary or "apptainer", action, gpu_flag(site)) if word)
+
+
+def site_image(site: Any) -> str:
+    """The image a lesson's Apptainer command runs on ``site``: the profile's example image (``examples.image``, the
+    one the shipped examples pull) when it is a SIF file, else the file the examples would pull for the site's GPUs
+    into its ``image_dir`` (the vendor's PyTorch image: a ROCm build on AMD sites). The practice cluster's example
+    image is a Charliecloud directory, so its Apptainer commands show the SIF file next to it."""
+    import posixpath
+    from ..examples import EXAMPLE_IMAGES
+    from ..spec.apptainer import ApptainerPull
+    from ..spec.charliecloud import image_format
+    image = site.examples.image
+    if image and image_format(image) == "sif":
+        return image
+    if site.examples.image_source:
+        name = ApptainerPull(source=site.examples.image_source).default_dest()
+    else:
+        name = EXAMPLE_IMAGES.get(gpu_vendor(site), EXAMPLE_IMAGES["other"])[1]
+    return posixpath.join(site.image_dir, name)
 
 
 def multi_node_partition(site: Any, nodes: int = 2) -> Any:
@@ -207,7 +268,7 @@ def multi_node_partition(site: Any, nodes: int = 2) -> Any:
     of equal size, the default one, not whichever is listed first). None for a profile without partitions."""
     from ..spec.profile import Partition, best_partitions
     parts = list(site.gpu_partitions()) or [p for p in site.partitions if isinstance(p, Partition)]
-    default = _site_entry(site, True)
+    default = site.default(gpu=True) or site.default()
     parts.sort(key=lambda p: p is not default)
     ranked = best_partitions(parts, nodes=nodes, by="nodes")
     return ranked[0] if ranked else None
@@ -237,7 +298,7 @@ def site_job(site: Any, *, gpus: int = 0, part: Any = None, **fields: Any) -> An
     job (:func:`site_mem`)."""
     from ..spec.slurm import SlurmJob
     from ..spec.units import format_time, parse_time
-    part = part if part is not None else _site_entry(site, gpus > 0)
+    part = part if part is not None else _site_entry(site, gpus > 0, gpus)
     placed = {key: value for key, value in site.job_fields(part).items() if value}
     limit = part.max_seconds() if part is not None else None
     if fields.get("time") and limit is not None and parse_time(str(fields["time"])) > limit:
@@ -258,7 +319,7 @@ def job_head(site: Any, *options: str, gpus: int = 0) -> str:
     the module that provides the site's container program (its ``apptainer_binary``: HPC409). A lesson's example
     built on it, calling that program (``site.apptainer_binary``), shows the one mistake it is about, and no other."""
     lines = ["#!/bin/bash"]
-    part = _site_entry(site, gpus > 0)
+    part = _site_entry(site, gpus > 0, gpus)
     fields = site.job_fields(part)
     lines += [f"#SBATCH --{key}={fields[key]}" for key in ("partition", "account", "qos", "constraint") if fields[key]]
     if part is not None and part.default_time and not any(o.startswith(("--time", "-t")) for o in options):
@@ -273,20 +334,17 @@ def job_head(site: Any, *options: str, gpus: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: how HPC414 names a runtime the profile lists in ``runtimes_render_only`` (ClusterProfile.render_only_message)
-_RENDER_ONLY = re.compile(r"\bit lists (\S+) as render-only\b")
-
-
-def render_only(finding: Any) -> str:
-    """The runtime an HPC414 finding is about when the profile lists it as render-only (the practice cluster shows
-    Apptainer's commands and runs Charliecloud's), else "". Every Apptainer example of a lesson gets that finding on
-    such a cluster, whatever mistake it teaches."""
-    m = _RENDER_ONLY.search(getattr(finding, "message", "")) if getattr(finding, "code", "") == "HPC414" else None
-    return m.group(1) if m else ""
+def render_only(finding: Any) -> bool:
+    """Whether ``finding`` is lint's HPC416 (:data:`~hpcwidgets.lint.profile_rules.RENDER_ONLY_RULE`): a container
+    program of a runtime the profile lists as render-only, as the practice cluster lists Apptainer (it shows
+    Apptainer's commands and runs Charliecloud's). Every Apptainer example of a lesson gets that finding on such a
+    cluster, whatever mistake it teaches."""
+    from ..lint.profile_rules import RENDER_ONLY_RULE
+    return getattr(finding, "code", "") == RENDER_ONLY_RULE
 
 
 def findings_shown(findings: Iterable[Any]) -> list[Any]:
-    """The findings a lesson's table shows: all but HPC414's about a render-only runtime (:func:`render_only`)."""
+    """The findings a lesson's table shows: all but HPC416's about a render-only runtime (:func:`render_only`)."""
     return [f for f in findings if not render_only(f)]
 
 
@@ -294,12 +352,12 @@ def findings_table(findings: Iterable[Any], title: str = "") -> None:
     """Print findings one per line: ``line  severity  CODE  message`` (and ``fix available``), under ``title``
     when given (two tables in one cell stay apart).
 
-    HPC414's findings about a runtime the profile lists as render-only are left out, with one line under the table
+    HPC416's findings (a runtime the profile lists as render-only) are left out, with one line under the table
     that says so: on the practice cluster every Apptainer example would repeat that warning, and the table is there
     for the mistake the example teaches."""
     every = list(findings)
     rows = findings_shown(every)
-    hidden = sorted({render_only(f) for f in every} - {""})
+    hidden = len(rows) < len(every)
     if title:
         print(f"{title}:")
     if not rows:
@@ -308,7 +366,9 @@ def findings_table(findings: Iterable[Any], title: str = "") -> None:
         fix = "  [fix available]" if getattr(f, "fix", None) is not None else ""
         print(f"line {f.line:>2}  {f.severity:<7} {f.code}  {portable_text(f.message)}{fix}")
     if hidden:
-        print(f"(not shown: HPC414, as this cluster only shows {' and '.join(hidden)}'s commands and does not run them)")
+        from ..lint.profile_rules import RENDER_ONLY_RULE
+        print(f"(not shown: {RENDER_ONLY_RULE}, a container runtime this cluster's profile lists as render-only: "
+              "its commands are shown and checked here, not run)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -793,9 +853,10 @@ def run_example(name: str, target: Target, **program_args: str) -> RunResult:
     return run_job(model)
 
 
-__all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "decreasing", "example", "findings_shown",
-           "findings_table", "job_head", "launch_plan", "LaunchPlan", "layer_diagram", "layers", "loss_plot",
-           "module_note", "multi_node_partition", "portable", "portable_text", "practice_target", "process_tree",
-           "render_only", "run_command", "run_example", "run_job", "RunResult", "save_figure", "scaling_plot",
-           "scaling_run", "show", "site_job", "site_mem", "site_modules", "site_partition", "stage_to_node_local",
-           "Target", "torchrun_reads", "train_locally", "with_program_args"]
+__all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "container_exec", "decreasing", "example",
+           "findings_shown", "findings_table", "gpu_fields", "gpu_flag", "gpu_vendor", "job_head", "launch_plan",
+           "LaunchPlan", "layer_diagram", "layers", "loss_plot", "module_note", "multi_node_partition", "portable",
+           "portable_text", "practice_target", "process_tree", "render_only", "run_command", "run_example",
+           "run_job", "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_image", "site_job",
+           "site_mem", "site_modules", "site_partition", "stage_to_node_local", "Target", "torchrun_reads",
+           "train_locally", "with_program_args"]

@@ -18,10 +18,10 @@ from ..parse.lexer import lex_script
 from ..parse.script import launch_words, shell_c_script
 from ..spec._words import Verbatim
 from ..spec.common import Bind, bind_destination
-from ..spec.profile import gpu_type_vendor
+from ..spec.profile import GPU_TOOLS, gpu_type_vendor, image_vendor
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
-from .catalogue import (INSTANCE_SCHEME, MPI_LAUNCHERS, RANK_LAUNCHERS, _code_in_order, _flag_in_a_variable,
+from .catalogue import (INSTANCE_SCHEME, MPI_LAUNCHERS, RANK_LAUNCHERS, _Inner, _code_in_order, _flag_in_a_variable,
                         _holds_reference, _only_sets_up, _script_env, _shell_c_script, _simple_commands,
                         accelerate_path, apptainer_env, as_int, as_run, cached, containers, each_component, env_flag,
                         fix_for, in_job_component, insert_after, job_component_steps, job_nodes, one_node_job,
@@ -1051,8 +1051,12 @@ def _gpu_flag_users(ctx: Context) -> list[tuple[int, str, Any, str]]:
           "its own, so there only the words no runscript takes in that form are reported, at the start of the "
           "arguments: --nv, --nvccli or --rocm, in a job that asks for no GPU (with GPUs, HPC201 says so), and "
           "-B/--bind or --overlay with a host path, such as --bind /scratch/data:/data, with which the job runs "
-          "without its data; a server's --bind 0.0.0.0:8000 is left alone, and no fix is offered.)",
-      fix="Move the options before the image: apptainer exec --nv --bind SRC:DST IMAGE program …",
+          "without its data; a server's --bind 0.0.0.0:8000 is left alone, and no fix is offered.) Where the "
+          "profile says whose GPUs the job gets, a misplaced flag of the other vendor (--nv or --nvccli on AMD "
+          "GPUs, --rocm on NVIDIA ones) is not moved as written, which would only give HPC218: the message and the "
+          "fix put the site's flag before the image instead.",
+      fix="Move the options before the image: apptainer exec --nv --bind SRC:DST IMAGE program … (the flag of the "
+          "site's GPUs where the profile names them: --rocm for AMD, --nv for NVIDIA).",
       catalogue=(8,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
@@ -1085,6 +1089,12 @@ def _flags_after_image(ctx: Context) -> Iterator[Any]:
                 moved.append(program.pop(0))
         if not moved:
             continue
+        written = " ".join(moved)
+        wrong, right = _other_vendor_flag(ctx, moved)
+        if wrong:  # the site's flag goes before the image, not the one written (HPC218 would report that)
+            moved = [w for w in moved if w not in _GPU_FLAGS_OF[_VENDOR_OF_FLAG[wrong]]]
+            if not getattr(c, right.lstrip("-")):
+                moved.append(right)
         fixed = parse_argv([c.binary, c.action, *moved, c.image]).model
         merged = c.replace(**{f.name: (getattr(c, f.name) + getattr(fixed, f.name)) if f.is_tuple else
                               (getattr(fixed, f.name) or getattr(c, f.name))
@@ -1092,8 +1102,32 @@ def _flags_after_image(ctx: Context) -> Iterator[Any]:
         if not program and step.chain.launcher is None:
             continue
         chain = type(step.chain)(step.chain.srun, merged, step.chain.launcher, tuple(program), step.chain.notes)
+        if wrong:
+            yield (step.line, f"{written} comes after the image {c.image}, so it is passed to the program, not to "
+                              f"{c.binary}; and {wrong} is for {_VENDOR_NAMES[_VENDOR_OF_FLAG[wrong]]} GPUs, while the "
+                              f"GPUs of {_vendor_place(ctx)} are {_VENDOR_NAMES[profile_vendor(ctx)]}: use {right} "
+                              "before the image", fix_for(ctx, f"use {right} before the image", step, chain))
+            continue
         yield (step.line, f"{' '.join(moved)} comes after the image {c.image}, so it is passed to the program, not to "
                           f"{c.binary}; move it before the image", fix_for(ctx, "move the options before the image", step, chain))
+
+
+#: Apptainer's GPU flags by vendor (--nvccli sets NVIDIA's GPUs up too), the vendor each flag is for, and how
+#: messages name a vendor
+_GPU_FLAGS_OF = {"nvidia": ("--nv", "--nvccli"), "amd": ("--rocm",)}
+_VENDOR_OF_FLAG = {flag: vendor for vendor, flags in _GPU_FLAGS_OF.items() for flag in flags}
+_VENDOR_NAMES = {"nvidia": "NVIDIA", "amd": "AMD"}
+
+
+def _other_vendor_flag(ctx: Context, words: list[str]) -> tuple[str, str]:
+    """``(flag, site's flag)`` when ``words`` hold a GPU flag of the other vendor than the one whose GPUs the job
+    gets by the profile (:func:`profile_vendor`: NVIDIA or AMD), e.g. ``("--nv", "--rocm")`` on an AMD site;
+    ``("", "")`` otherwise (no profile, or one that names Intel GPUs, none, or cannot tell)."""
+    vendor = profile_vendor(ctx)
+    if vendor not in _GPU_FLAGS_OF:
+        return "", ""
+    wrong = next((w for w in words if _VENDOR_OF_FLAG.get(w, vendor) != vendor), "")
+    return (wrong, _GPU_FLAGS_OF[vendor][0]) if wrong else ("", "")
 
 
 #: the options after the image of apptainer run that only Apptainer takes in that form: no runscript's own (a
@@ -1142,9 +1176,12 @@ def _run_flags_after_image(ctx: Context) -> Iterator[Any]:
         parts = [what for what, flags in (("the GPUs", _RUN_GPU_FLAGS), ("these binds", ("-B", "--bind")),
                                           ("the overlay", ("--overlay", "-o"))) if kinds & set(flags)]
         lost = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+        wrong, right = _other_vendor_flag(ctx, moved)
+        how = (f"{wrong} is for {_VENDOR_NAMES[_VENDOR_OF_FLAG[wrong]]} GPUs, while the GPUs of {_vendor_place(ctx)} "
+               f"are {_VENDOR_NAMES[profile_vendor(ctx)]}: use {right} before the image" if wrong else
+               "move it before the image")
         yield (step.line, f"{' '.join(moved)} comes after the image {c.image}, so {c.binary} run hands it to the "
-                          f"image's runscript as an argument, and the container runs without {lost}; move it "
-                          "before the image")
+                          f"image's runscript as an argument, and the container runs without {lost}; {how}")
 
 
 BROAD_BINDS = {"/": "the whole file system", "$HOME": "your whole home directory", "${HOME}": "your whole home directory",
@@ -1231,9 +1268,15 @@ def _broad_binds_of(ctx: Context, step: Any, c: Any) -> Iterator[tuple[int, str]
             dst = as_bash_passes(ctx, b.dst, step.line).rstrip("/")
             if not dst or dst in HOME_BINDS:
                 continue  # Apptainer mounts $HOME there anyway: the bind changes nothing
-            yield (step.line, f"--bind {shown.to_token()} puts your whole home directory (keys, tokens, ~/.local) in "
-                              f"the container a second time, at {dst}; Apptainer already mounts $HOME: bind only the "
-                              "directories the job needs, and add --no-home to keep the rest out")
+            # named as the line runs it: Apptainer or Singularity mount the home by default, ch-run with --home
+            program = str(getattr(c, "binary", "")).rsplit("/", 1)[-1]
+            mounts, keep_out = (("ch-run --home", "drop --home") if c.kind == "charliecloud.run" else
+                                ({"apptainer": "Apptainer", "singularity": "Singularity"}.get(program, program),
+                                 "add --no-home"))
+            flag = "-b" if c.kind == "charliecloud.run" else "--bind"
+            yield (step.line, f"{flag} {shown.to_token()} puts your whole home directory (keys, tokens, ~/.local) in "
+                              f"the container a second time, at {dst}; {mounts} already mounts $HOME: bind only the "
+                              f"directories the job needs, and {keep_out} to keep the rest out")
             continue
         if src in BROAD_BINDS:
             flag = "-b" if c.kind == "charliecloud.run" else "--bind"
@@ -2431,6 +2474,228 @@ def _vendor_place(ctx: Context) -> str:
     if part is not None and getattr(part, "gpu_vendor", "") and part.has_gpus:
         return f"{part.where()} of {ctx.profile.name}"
     return ctx.profile.name
+
+
+def _image_build(ref: str, registry: bool = False) -> str:
+    """The vendor whose GPUs the framework in an image is built for, by its name: "nvidia" for a CUDA build
+    (NVIDIA's registry nvcr.io/nvidia/, or cuda in the name or tag), "amd" for a ROCm build, "" when it does not
+    say. The reading is the one ``profile check`` applies to a profile's example image source
+    (:func:`hpcwidgets.spec.profile.image_vendor`). A registry reference (``docker://…``, or ``registry`` for
+    ch-image's, which has no scheme) counts whole; of a file only its name (a folder called cuda says nothing of the
+    image in it). A $NAME the script does not set says nothing either."""
+    name = ref if registry or "://" in ref else ref.rsplit("/", 1)[-1]
+    return image_vendor(re.sub(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", "", name))
+
+
+#: how messages name a vendor's build, and the build to use on a vendor's GPUs
+_BUILD_NAMES = {"nvidia": "a CUDA build", "amd": "a ROCm build"}
+_BUILD_FOR = {"nvidia": "a CUDA build (docker://nvcr.io/nvidia/pytorch:TAG)",
+              "amd": "a ROCm build (docker://rocm/pytorch:TAG)"}
+
+
+def _known_gpu_vendor(ctx: Context) -> tuple[str, str]:
+    """``(vendor, how it is known)`` of the GPUs the job gets, NVIDIA or AMD: by the profile (:func:`profile_vendor`,
+    which reads the job's partition), else by the GPU type the job names (mi250, a100); ``("", "")`` when neither
+    tells (no profile, Intel GPUs, a type the patterns do not know)."""
+    vendor = profile_vendor(ctx)
+    if vendor in _VENDOR_NAMES:
+        return vendor, f"the GPUs of {_vendor_place(ctx)} are {_VENDOR_NAMES[vendor]}"
+    if vendor:
+        return "", ""
+    types = _gpu_types(ctx)
+    named = {gpu_type_vendor(t) for t in types}
+    if len(named) == 1 and (found := named.pop()) in _VENDOR_NAMES:
+        return found, f"the job asks for {types[0]} GPUs, which are {_VENDOR_NAMES[found]}"
+    return "", ""
+
+
+@rule("HPC237", "image-for-other-gpu-vendor", "warning",
+      summary="the image is built for the other GPU vendor: a CUDA image on AMD GPUs (or with --rocm), a ROCm image "
+              "on NVIDIA GPUs (or with --nv)",
+      why="A framework is built for one vendor's GPUs. PyTorch's CUDA builds (NVIDIA's NGC images nvcr.io/nvidia/…, "
+          "tags such as 2.3.1-cuda12.1-cudnn8-runtime) load NVIDIA's driver, which AMD nodes do not have; its ROCm "
+          "builds (rocm/pytorch, tags with rocm) need AMD's ROCm runtime and GPUs, though they answer through the "
+          "same torch.cuda calls. On the other vendor's GPUs torch.cuda.is_available() is False: the job trains on "
+          "the CPU while the GPUs it was charged for idle, and nothing fails. Whose GPUs the job gets comes from the "
+          "profile (the job's partition, else the site), else from the GPU type the job names (--gpus=mi250:1), "
+          "else from the step's flag (--rocm for AMD, --nv or --nvccli for NVIDIA). An image is read by its name, as "
+          "profile check reads the profile's example image source (nvcr.io/nvidia/ or cuda in it: CUDA; rocm: "
+          "ROCm; of a file only its name, not its folder), so a name that says neither (pytorch_24.05.sif) is left "
+          "alone. A step is judged only where it uses GPUs (the job asks for some, or the step passes a GPU flag), "
+          "since a CUDA build also runs on CPUs; a pull (or a build from a registry) is judged whenever the "
+          "vendor is known from the profile or the GPU type, as it fetches the image for that site's GPUs.",
+      fix="Use a build of the framework for the GPUs the job gets, with their flag: a ROCm build "
+          "(docker://rocm/pytorch:TAG) and --rocm on AMD GPUs, a CUDA build (docker://nvcr.io/nvidia/pytorch:TAG, "
+          "pytorch/pytorch:…-cuda…) and --nv on NVIDIA GPUs.",
+      catalogue=(27, 16),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --rocm "$SCRATCH/images/pytorch_2.3.1-cuda12.1.sif" python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:1
+apptainer exec --rocm "$SCRATCH/images/pytorch_rocm6.2.sif" python train.py
+""")
+@each_component
+def _image_for_other_vendor(ctx: Context) -> Iterator[Any]:
+    vendor, known = _known_gpu_vendor(ctx)
+    fetched = _fetched_images(ctx)
+    for step, c in containers(ctx):
+        ref = ctx.parsed.resolve(str(c.image), step.line)
+        build, origin = _image_build(ref), ""
+        if not build and "://" not in ref:  # a file the script pulls: its source tells
+            line, source, build = fetched.get(ref.rsplit("/", 1)[-1], (0, "", ""))
+            origin = f" (pulled from {source} on line {line})" if build else ""
+        if not build:
+            continue
+        flag = next((f"--{name}" for name in ("nv", "nvccli", "rocm") if getattr(c, name, False) is True), "")
+        srun = step.chain.srun
+        gpus = bool(flag) or bool(ctx.job.gpus_on_each_node and in_job_component(ctx, step)) \
+            or (srun is not None and own_gpu_request(srun))
+        gets, how = (vendor, known) if vendor else \
+            (_VENDOR_OF_FLAG.get(flag, ""), f"{flag} is for {_VENDOR_NAMES.get(_VENDOR_OF_FLAG.get(flag, ''), '')} GPUs")
+        if not gpus or not gets or build == gets:
+            continue
+        name = ref if "://" in ref else ref.rsplit("/", 1)[-1]
+        use = f"use {_BUILD_FOR[gets]}" + ("" if vendor else
+                                          f", or the flag of {_VENDOR_NAMES[build]} GPUs if the job has those")
+        yield (step.line, f"{name}{origin} is {_BUILD_NAMES[build]}, but {how}: the framework in it finds no GPU "
+                          f"(PyTorch: torch.cuda.is_available() is False) and the job runs on the CPU; {use}")
+    if not vendor:
+        return
+    for line, ref, build in sorted(set(fetched.values())):
+        if build != vendor:
+            yield (line, f"{ref} is {_BUILD_NAMES[build]}, but {known}: the framework in it will find no GPU there "
+                         f"(PyTorch: torch.cuda.is_available() is False); fetch {_BUILD_FOR[vendor]}")
+
+
+def _fetched_images(ctx: Context) -> dict[str, tuple[int, str, str]]:
+    """The images the script pulls (or builds from a registry) whose source names a vendor's build, by the name of
+    the file written: ``{"pytorch_24.05.sif": (line, "docker://nvcr.io/nvidia/pytorch:24.05-py3", "nvidia")}``. A pull
+    without a file name writes NAME_TAG.sif, as apptainer pull does; ch-image pull names an image of its own."""
+    out: dict[str, tuple[int, str, str]] = {}
+    for cmd, model in pulls(ctx) + builds(ctx):
+        source = str(getattr(model, "source", "") or "")
+        ref = ctx.parsed.resolve(source, cmd.line) if source else ""
+        pulled = getattr(model, "action", "") == "pull" or model.kind == "charliecloud.pull"
+        if not ref or not (pulled or ref.startswith(REGISTRY_SCHEMES)):
+            continue  # a build from a definition file or a local image
+        build = _image_build(ref, registry=True)
+        if not build:
+            continue
+        written = str(getattr(model, "dest", "") or getattr(model, "output", "") or "")
+        if not written:
+            name, _, tag = ref.split("://", 1)[-1].rsplit("/", 1)[-1].partition(":")
+            written = f"{name}_{tag or 'latest'}.sif"
+        out[ctx.parsed.resolve(written, cmd.line).rsplit("/", 1)[-1]] = (cmd.line, ref, build)
+    return out
+
+
+#: the tools Apptainer binds from the host into the container with a GPU flag (the binaries its nvliblist.conf and
+#: rocmliblist.conf list; nvidia-container-cli brings nvidia-smi for --nvccli)
+_FLAG_TOOLS = {"nv": ("nvidia-smi",), "nvccli": ("nvidia-smi",), "rocm": ("rocm-smi", "rocminfo")}
+#: what to run instead on a vendor's GPUs
+_TOOL_FOR = {"nvidia": "nvidia-smi", "amd": "rocm-smi (or amd-smi)"}
+
+
+@rule("HPC417", "other-vendor-gpu-tool", "warning",
+      summary="a GPU tool of the other vendor: nvidia-smi on a site whose GPUs are AMD, rocm-smi or amd-smi on an "
+              "NVIDIA one",
+      why="nvidia-smi comes with NVIDIA's driver, rocm-smi, amd-smi and rocminfo with AMD's ROCm: a node with the "
+          "other vendor's GPUs has no such program, so the line fails with 'command not found' (exit 127; under set "
+          "-e the job stops there, after its time in the queue) and the check it was meant for never happens. Whose "
+          "GPUs the job gets comes from the profile (the job's partition, else the site; Intel GPUs and profiles "
+          "that name no vendor are left alone), so the rule needs one. In a container it fails as well: Apptainer's "
+          "GPU flag binds the host's tool in (--nv and --nvccli: nvidia-smi, from Apptainer's nvliblist.conf; "
+          "--rocm: rocm-smi and rocminfo, from rocmliblist.conf), which these nodes do not have; images do not "
+          "ship nvidia-smi (it belongs to the driver), and a ROCm image's own rocm-smi finds no AMD driver on an "
+          "NVIDIA node. A command whose failure the script expects is left "
+          "alone: nvidia-smi || true, rocm-smi || nvidia-smi, if nvidia-smi; then …, and any script that asks for the "
+          "tool (command -v, which, type, hash), as one written for both vendors does.",
+      fix="Run the tool of the site's GPUs: rocm-smi (or amd-smi) on AMD GPUs, nvidia-smi on NVIDIA ones (in a "
+          "container with its flag: --rocm binds rocm-smi, --nv nvidia-smi); a script meant for both can run the "
+          "one it finds: command -v nvidia-smi >/dev/null && nvidia-smi || rocm-smi.",
+      catalogue=(27,), profile="generic",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+#SBATCH --time=01:00:00
+rocm-smi
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+#SBATCH --time=01:00:00
+nvidia-smi
+python train.py
+""")
+def _other_vendor_tool(ctx: Context) -> Iterator[Any]:
+    vendor = profile_vendor(ctx)
+    if vendor not in GPU_TOOLS:
+        return
+    other = "amd" if vendor == "nvidia" else "nvidia"
+    tools = tuple(t for t in GPU_TOOLS[other] if t in ctx.parsed.source and not _looked_for(ctx, t))
+    if not tools:
+        return
+    names, place = _VENDOR_NAMES[vendor], _vendor_place(ctx)
+    items = list(_simple_commands(ctx.parsed.lexed.code))
+    for i, item in enumerate(items):
+        cmd, before = getattr(item, "cmd", item), getattr(items[i - 1], "cmd", items[i - 1]) if i else None
+        if cmd.joined_by == "||" or (before is not None and before.joined_by == "||"):
+            continue  # nvidia-smi || true, rocm-smi || nvidia-smi: the script copes without the tool
+        tool, inside = _tool_run(item)
+        if tool not in tools:
+            continue
+        if inside is None:
+            yield (item.line, f"{tool} is not on the nodes of {place}, whose GPUs are {names}: the line fails ('command "
+                              f"not found', exit 127; under set -e the job stops there); use {_TOOL_FOR[vendor]}")
+            continue
+        flags = [f"--{n}" for n in _FLAG_TOOLS if getattr(inside, n, False) is True and tool in _FLAG_TOOLS[n]]
+        right = _GPU_FLAGS_OF[vendor][0]
+        instead = (f"use {right} and {_FLAG_TOOLS[right.lstrip('-')][0]}, which {right} binds"
+                   if inside.kind == "apptainer.run" else f"use {_TOOL_FOR[vendor]}")
+        if flags:
+            yield (item.line, f"{flags[0]} binds the host's {tool} into the container, but the nodes of {place}, whose "
+                              f"GPUs are {names}, have none: the line fails ('command not found', exit 127; under set "
+                              f"-e the job stops there); {instead}")
+        else:
+            yield (item.line, f"{tool} in the container needs {_VENDOR_NAMES[other]}'s GPU driver, which the nodes of "
+                              f"{place} (GPUs: {names}) do not have: the line fails (no such program in the image, or "
+                              f"no driver for it; under set -e the job stops there); {instead}")
+
+
+def _looked_for(ctx: Context, tool: str) -> bool:
+    """Whether the script asks for ``tool`` before it relies on it: ``command -v``, ``which``, ``type`` or ``hash``
+    naming it, or ``if``/``while`` running it as a test."""
+    name = re.escape(tool)
+    pattern = (rf"(?:\bcommand\s+-[vV]|\bwhich|\btype(?:\s+-[a-zA-Z]+)?|\bhash)\s+['\"]?(?:\S*/)?{name}\b"
+               rf"|\b(?:if|elif|while|until)\s+(?:!\s*)?(?:\S*/)?{name}\b")
+    return re.search(pattern, ctx.parsed.source) is not None
+
+
+def _tool_run(item: Any) -> tuple[str, Any]:
+    """The program a simple command runs, as a name (past srun, time, env and the other wrappers, and past a
+    container), and the container it runs in (None on the host). A command of the ``bash -c`` script a container
+    runs is in that container."""
+    from ..parse.argv import parse_chain
+
+    def chain_of(words: list[str]) -> Any:
+        try:
+            return parse_chain(launch_words(words))
+        except ParseError:
+            return None
+
+    words = [str(w) for w in item.argv]
+    chain = chain_of(words)
+    inside = None
+    if isinstance(item, _Inner):
+        outer = chain_of([str(w) for w in item.outer.argv])
+        inside = outer.container if outer is not None else None
+    if inside is None and chain is not None and chain.container is not None:
+        inside = chain.container
+    program = launch_words([str(w) for w in chain.program]) if chain is not None else words
+    return (program[0].rsplit("/", 1)[-1] if program else ""), inside
 
 
 #: container fields whose problems other rules report (HPC216, HPC218), and the command, which the

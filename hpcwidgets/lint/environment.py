@@ -554,19 +554,13 @@ def _first_index(ctx: Context, value: str, step: Any) -> tuple[int | None, str]:
 #: the node-local folder of a job ($SLURM_TMPDIR, on /localscratch at the Alliance's clusters), which Apptainer
 #: does not bind unless asked to
 _APPTAINER_UNBOUND_LOCAL = re.compile(r"\$\{?SLURM_TMPDIR\}?(?![\w])(?:/[^\s'\";:,)]*)?|(?<![\w/])/localscratch(?:/[^\s'\";:,)]*)?")
-#: the bind variables Apptainer reads (and their Singularity names)
-_BIND_VARIABLES = ("APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH")
 
 
 def _apptainer_binds(ctx: Context, step: Any, c: Any) -> list[Bind]:
     """The binds a step's apptainer makes: its own --bind/--mount, and those of APPTAINER_BIND (or the other bind
-    variables) the apptainer process is given."""
-    binds = list(c.binds)
-    for name in _BIND_VARIABLES:
-        value = apptainer_env(ctx, step, name)
-        if value:
-            binds += [Bind.from_token(part) for part in str(value).split(",") if part.strip()]
-    return binds
+    variables) the apptainer process is given (:func:`~hpcwidgets.lint.shell.environment_binds`)."""
+    from .shell import environment_binds  # (lint.shell imports this module)
+    return [*c.binds, *(b for _, _, b in environment_binds(ctx, step, c))]
 
 
 def _bound(ctx: Context, step: Any, binds: list[Bind], path: str) -> bool:

@@ -470,27 +470,71 @@ def _unknown_module(ctx: Context, program: str | tuple[str, ...], before: int = 
 RENDER_ONLY_PROGRAMS = ("apptainer", "singularity", "ch-run", "ch-image", "ch-convert", "ch-fromhost")
 
 
+#: the code of the rule about a container program whose runtime the profile lists as render-only (callers that leave
+#: that finding out, as the lessons' tables and the form do, test this code, not the message's words)
+RENDER_ONLY_RULE = "HPC416"
+
+
+def _missing_programs(ctx: Context) -> list[tuple[Any, str, bool]]:
+    """The container programs the script calls by name (apptainer, singularity, ch-run …; after an MPI launcher too)
+    that the profile says its cluster does not have, once each, as ``(command, program, render_only)``:
+    ``render_only`` where a runtime the profile lists in ``runtimes_render_only`` would provide it (HPC416), else the
+    profile lists no runtime that installs it under that name (HPC414). Left out: a program called by its path (the
+    person's own installation) and one the script looks for or loads a module for that may exist
+    (:func:`_checked_for`)."""
+    def find() -> list[tuple[Any, str, bool]]:
+        out: list[tuple[Any, str, bool]] = []
+        if ctx.profile is None:
+            return out
+        seen: set[str] = set()
+        watched = (*SIF_PROGRAMS, *RENDER_ONLY_PROGRAMS)
+        for cmd in _simple_commands(ctx.parsed.lexed.code):
+            words = run_words([str(w) for w in cmd.argv])
+            if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:  # mpirun [options] apptainer exec …
+                words = words[next((i for i, w in enumerate(words) if w in watched), len(words)):]
+            program = words[0] if words else ""
+            if program not in watched or program in seen or _checked_for(ctx, program):
+                continue
+            if ctx.profile.render_only_runtime(program):
+                out.append((cmd, program, True))
+            elif program in SIF_PROGRAMS and not site_has_program(ctx.profile, program):
+                out.append((cmd, program, False))
+            else:
+                continue
+            seen.add(program)
+        return out
+    return cached(ctx, "missing_container_programs", find)
+
+
+def _with_module_load(ctx: Context, program: str, message: str, fix: Fix | None) -> tuple[str, Fix | None]:
+    """``message`` and ``fix`` of HPC414 or HPC416, told first of a ``module load`` named for ``program`` that the
+    profile's ``[modules]`` table rules out (:func:`_unknown_module`): that load fails as well, and the fix then loads
+    the site's module in its place where the profile names one."""
+    unknown = _unknown_module(ctx, program)
+    if unknown is None:
+        return message, fix
+    message = _unknown_module_message(ctx, program, *unknown) + message + _site_module_advice(ctx, program, unknown[0])
+    return message, _site_module_fix(ctx, program, *unknown) or fix
+
+
 @rule("HPC414", "runtime-not-on-site", "warning",
-      summary="the script calls apptainer (or singularity) where the profile says the site has no such program, or a "
-              "container program of a runtime the profile lists as render-only",
+      summary="the script calls apptainer (or singularity) where the profile says the site has no such program",
       why="The profile's runtimes and apptainer_binary say which of the two the cluster has. A SingularityCE site "
           "(runtimes = [\"singularity\"], apptainer_binary = \"singularity\") has no apptainer command: Apptainer "
-          "installs singularity as a second name, not the other way round. A runtime in runtimes_render_only is not "
-          "installed at all: its commands are shown and checked, not run (the practice cluster renders Apptainer "
-          "and runs Charliecloud), so apptainer and singularity there, or ch-run where Charliecloud is render-only, "
-          "are missing too. The step then stops with 'apptainer: command not found' after the job has waited in "
-          "the queue. Not reported for a program called by its path (your own installation), nor when the script "
-          "looks for it (command -v) or loads a module named for it that may exist: a [modules] table that names "
-          "the site's runtime modules and not this one (module load apptainer where it names only singularity) "
-          "says the load fails too, and then it is reported, with a fix that loads the site's module; an empty or "
-          "absent [modules] table says nothing about modules. The examples need the profile of such a site (no "
-          "shipped profile lacks Apptainer).",
+          "installs singularity as a second name, not the other way round; a site that lists neither has no "
+          "program to run a SIF image. The step then stops with 'apptainer: command not found' after the job has "
+          "waited in the queue. Not reported for a program called by its path (your own installation), nor when "
+          "the script looks for it (command -v) or loads a module named for it that may exist: a [modules] table "
+          "that names the site's runtime modules and not this one (module load apptainer where it names only "
+          "singularity) says the load fails too, and then it is reported, with a fix that loads the site's "
+          "module; an empty or absent [modules] table says nothing about modules. A runtime the profile does list, "
+          "but in runtimes_render_only, is HPC416's. The examples need the profile of such a site (no shipped "
+          "profile lacks Apptainer).",
       fix="Call the program the site has: singularity exec … in place of apptainer exec … (the same commands and "
           "options; Singularity reads SINGULARITYENV_ and SINGULARITY_BIND where Apptainer reads APPTAINERENV_ and "
           "APPTAINER_BIND). The fix writes singularity for apptainer, one line at a time, unless the script sets "
-          "APPTAINER_ or APPTAINERENV_ variables, which would need renaming too. Where the runtime is render-only, run the step with the runtime the cluster runs (the "
-          "message names it; ch-run reads an image directory or SquashFS file, not a SIF), or submit it on a "
-          "cluster that has the runtime.",
+          "APPTAINER_ or APPTAINERENV_ variables, which would need renaming too. Where the site has neither, run "
+          "the image with the runtime it has, or install Apptainer yourself.",
       catalogue=(12,),
       bad="""#!/bin/bash
 #SBATCH --partition=gpu
@@ -507,31 +551,50 @@ module load singularity
 srun singularity exec --nv pytorch.sif python train.py
 """)
 def _runtime_not_on_site(ctx: Context) -> Iterator[Any]:
-    if ctx.profile is None:
-        return
-    reported: set[str] = set()
-    watched = (*SIF_PROGRAMS, *RENDER_ONLY_PROGRAMS)
-    for cmd in _simple_commands(ctx.parsed.lexed.code):
-        words = run_words([str(w) for w in cmd.argv])
-        if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS:  # mpirun [options] apptainer exec …
-            words = words[next((i for i, w in enumerate(words) if w in watched), len(words)):]
-        program = words[0] if words else ""
-        if program not in watched or program in reported or _checked_for(ctx, program):
-            continue  # not one by its name (a path is the user's own installation), or the script knows better
-        message = ctx.profile.render_only_message(program)  # the profile says its runtime is not installed
-        fix = None
-        if not message:
-            if program not in SIF_PROGRAMS or site_has_program(ctx.profile, program):
-                continue
-            message = _not_listed_message(ctx.profile, program)
-            fix = _rename_runtime_fix(ctx, cmd, program)
-        unknown = _unknown_module(ctx, program)
-        if unknown is not None:  # module load apptainer where the site has no such module: the load fails as well
-            message = _unknown_module_message(ctx, program, *unknown) + message + _site_module_advice(ctx, program,
-                                                                                                      unknown[0])
-            fix = _site_module_fix(ctx, program, *unknown) or fix
-        reported.add(program)
-        yield cmd.line, message, fix
+    for cmd, program, render_only in _missing_programs(ctx):
+        if not render_only:
+            message, fix = _with_module_load(ctx, program, _not_listed_message(ctx.profile, program),
+                                             _rename_runtime_fix(ctx, cmd, program))
+            yield cmd.line, message, fix
+
+
+@rule(RENDER_ONLY_RULE, "render-only-runtime", "warning",
+      summary="the script calls a container program of a runtime the profile lists as render-only (its commands "
+              "are shown and checked here, not run)",
+      why="A profile's runtimes_render_only names runtimes the cluster does not have although their commands may "
+          "be written, shown and checked for it: the practice cluster on this machine lists Apptainer so and runs "
+          "its containers with Charliecloud. Such a step cannot run there. In the batch shell bash finds no "
+          "apptainer on PATH and the line fails with 'command not found' (exit status 127, Bash manual, Command "
+          "Search and Execution); under srun each task fails to start ('slurmstepd: error: execve(): apptainer: No "
+          "such file or directory', exit code 2, as on the practice cluster). Either way only after the job has "
+          "waited in the queue. Apptainer's second name, singularity, goes with it unless the profile lists "
+          "SingularityCE as well, and ch-run (ch-image, ch-convert) goes with a render-only Charliecloud. Not "
+          "reported for a program called by its path, nor when the script looks for it (command -v) or loads a "
+          "module named for it that may exist. A runtime the profile does not list at all is HPC414's. On the "
+          "practice cluster every Apptainer example gets this warning by design: switch it off there with "
+          "hpcwidgets lint --ignore HPC416 or '# hpcw: disable-file=HPC416'.",
+      fix="Run the step with the runtime the cluster runs, which the message names: ch-run reads an image "
+          "directory or a SquashFS file, not a SIF (ch-run(1): ch-run [OPTION...] IMAGE -- CMD), so the image is "
+          "converted first (ch-convert). Where the cluster runs SingularityCE, the fix writes singularity for "
+          "apptainer (the same commands and options), unless the script sets APPTAINER_ or APPTAINERENV_ "
+          "variables. Or submit the job on a cluster that has the runtime.",
+      catalogue=(12,), profile="local",
+      bad="""#!/bin/bash
+#SBATCH --partition=debug
+#SBATCH --time=00:10:00
+srun apptainer exec /var/tmp/hpcw-images/trainer.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=debug
+#SBATCH --time=00:10:00
+srun ch-run -b "$PWD:/mnt/0" -c /mnt/0 /var/tmp/hpcw-images/trainer -- python train.py
+""")
+def _render_only_runtime(ctx: Context) -> Iterator[Any]:
+    for cmd, program, render_only in _missing_programs(ctx):
+        if render_only:
+            message, fix = _with_module_load(ctx, program, ctx.profile.render_only_message(program),
+                                             _rename_runtime_fix(ctx, cmd, program))
+            yield cmd.line, message, fix
 
 
 def _unknown_module_message(ctx: Context, program: str, module: str, line: int) -> str:

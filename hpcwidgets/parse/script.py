@@ -688,38 +688,42 @@ def _read_directives(script: Script, first: int) -> tuple[dict[str, Any], list[D
     return values, out, problems, placed
 
 
-#: what the value of an sbatch option is, and one to show, for a directive that gives none (``#SBATCH -i``)
-_VALUE_EXAMPLES = {
+#: what the value is, and one to show, of an sbatch option no SlurmJob field holds as it is written, for a directive
+#: that gives none (``#SBATCH -i``); the options of the fields take both from the field's label and placeholder
+_OTHER_VALUE_EXAMPLES = {
     "--input": ("the file the job reads as its standard input", "job.in"),
-    "--output": ("the file the job's output goes to", "logs/%x-%j.out"),
-    "--error": ("the file the job's error output goes to", "logs/%x-%j.err"),
-    "--chdir": ("the folder the job starts in", "/scratch/run1"),
-    "--time": ("the time limit", "01:00:00"),
-    "--partition": ("a partition (sinfo --summarize lists them)", "gpu"),
-    "--account": ("the account the job is billed to", "myproject"),
-    "--qos": ("a QOS", "normal"),
-    "--job-name": ("the job's name", "train"),
-    "--nodes": ("the number of nodes", "1"),
-    "--ntasks": ("the number of tasks", "4"),
-    "--ntasks-per-node": ("the tasks on each node", "1"),
-    "--cpus-per-task": ("the CPUs of each task", "8"),
-    "--mem": ("the memory of each node", "16G"),
-    "--mem-per-cpu": ("the memory of each CPU", "4G"),
-    "--mem-per-gpu": ("the memory of each GPU", "32G"),
-    "--gres": ("the generic resources of each node", "gpu:1"),
-    "--gpus": ("the job's GPUs", "1"),
-    "--gpus-per-node": ("the GPUs of each node", "1"),
-    "--gpus-per-task": ("the GPUs of each task", "1"),
-    "--array": ("the array's task ids", "0-9"),
+    "--gres": ("the generic resources of each node", "gpu:1"),  # the GPU fields and other_gres make it
     "--dependency": ("the jobs to wait for", "afterok:JOBID"),
-    "--mail-type": ("the events that send mail", "END,FAIL"),
-    "--mail-user": ("the address mail goes to", "you@example.org"),
-    "--constraint": ("the node features the job needs", "a100"),
     "--nodelist": ("the nodes the job must have", "n1"),
     "--exclude": ("the nodes the job must not run on", "n1"),
     "--begin": ("when the job may start", "now+1hour"),
     "--signal": ("the signal and how long before the end", "B:USR1@300"),
 }
+#: the last word of a label that names a form's control rather than the value (Mail on, Mail to)
+_CONTROL_WORDS = ("on", "to", "for", "with")
+
+
+def _value_example(long: str) -> tuple[str, str]:
+    """What the value of the sbatch option ``long`` is and one to show: for an option a SlurmJob field holds, from
+    the field's metadata (its label, or the help's first clause where the label names a control, and its
+    placeholder); ("", "…") for an option nothing describes."""
+    if long in _OTHER_VALUE_EXAMPLES:
+        return _OTHER_VALUE_EXAMPLES[long]
+    name = directive_fields().get(long, "")
+    f = SlurmJob.field_spec(name) if name else None
+    if f is None or f.base_type is bool:
+        return "", "…"
+    label = f.info.label
+    if label.rsplit(" ", 1)[-1] in _CONTROL_WORDS:
+        what = re.split(r"[:.;]", f.info.help, maxsplit=1)[0]
+        what = what[:1].lower() + what[1:]
+        what = what if re.match(r"(?:when|where|what|which|how)\b", what) else f"the {what}"
+    else:
+        first = label.split(" ", 1)[0]
+        # a word written in capitals (QOS, CPUs, GPUs) keeps them
+        noun = label if first[1:2].isupper() else label[:1].lower() + label[1:]
+        what = f"the number of {noun}" if f.base_type is int else f"the {noun}"
+    return what, f.info.placeholder or "…"
 
 
 def _missing_value(flag: str) -> str:
@@ -727,7 +731,7 @@ def _missing_value(flag: str) -> str:
     (``-i`` keeps a blank before it: getopt keeps -i=job.in's "=" in the value)."""
     long = SBATCH_SHORT.get(flag) or sbatch_long_option(flag) or flag
     long = SBATCH_ALIASES.get(long, long)
-    what, value = _VALUE_EXAMPLES.get(long, ("", "…"))
+    what, value = _value_example(long)
     named = f"{flag} ({long})" if long != flag else flag
     example = f"{flag}={value}" if flag.startswith("--") else f"{flag} {value}"
     return f"{named} needs a value{': ' + what if what else ''}, e.g. {example}"

@@ -274,7 +274,13 @@ def profile_notes(name_or_path: str | os.PathLike[str]) -> list[str]:
         notes.append("[modules] names a singularity module, but runtimes is left at its default (apptainer): on a "
                      "site with SingularityCE only, set runtimes = [\"singularity\"] and apptainer_binary = "
                      "\"singularity\"; where Apptainer is there too, write runtimes = [\"apptainer\"]")
-    return notes + _text_for_list_notes(data, raw.decode("utf-8-sig"))
+    notes += _text_for_list_notes(data, raw.decode("utf-8-sig"))
+    from ..spec.profile import whole_node_default_note
+    try:
+        whole = whole_node_default_note(load_profile(path))
+    except (ProfileError, ValidationError):
+        whole = ""  # load_profile reports it
+    return notes + [whole] if whole else notes
 
 
 def _text_for_list_notes(data: dict[str, Any], text: str) -> list[str]:

@@ -815,13 +815,31 @@ def _source_problems(source: str) -> list[Problem]:
     return []
 
 
+#: each GPU vendor's command-line tools, which come with its driver on the node (so not on the other vendor's nodes):
+#: the first is the one to run instead of the other vendor's
+GPU_TOOLS = {"nvidia": ("nvidia-smi",), "amd": ("rocm-smi", "amd-smi", "rocminfo")}
+
+#: a CUDA build's tag as PyTorch's wheels spell it (torch2.3-cu121, py3.11-cu118)
+_CU_TAG = re.compile(r"(?<![a-z])cu1\d\d?(?![\d.])")
+
+
+def image_vendor(source: str) -> str:
+    """The GPU vendor an image reference is built for, as its name tells: ``nvidia`` for NGC's (nvcr.io/nvidia/…)
+    and CUDA builds (pytorch/pytorch:2.3.1-cuda12.1-…, …-cu121), ``amd`` for ROCm builds (rocm/pytorch:…); "" when
+    the name does not say (pytorch/pytorch:latest, a site's own image)."""
+    lowered = source.lower()
+    if "nvcr.io/nvidia/" in lowered or "cuda" in lowered or _CU_TAG.search(lowered):
+        return "nvidia"
+    return "amd" if "rocm" in lowered else ""
+
+
 def _vendor_problems(vendor: str, source: str) -> list[Problem]:
     """An example image built for the other GPU vendor: PyTorch then sees no GPU and trains on the CPU."""
-    lowered = source.lower()
-    if vendor == "amd" and ("nvcr.io/nvidia/" in lowered or "cuda" in lowered):
+    built_for = image_vendor(source)
+    if vendor == "amd" and built_for == "nvidia":
         return [Problem("examples.image_source", f"{source} is a CUDA build, but the GPU vendor is amd: PyTorch in it "
                                                  "sees no AMD GPU; use a ROCm build such as docker://rocm/pytorch:TAG")]
-    if vendor == "nvidia" and "rocm" in lowered:
+    if vendor == "nvidia" and built_for == "amd":
         return [Problem("examples.image_source", f"{source} is a ROCm build, but the GPU vendor is nvidia: PyTorch in "
                                                  "it sees no NVIDIA GPU; use a CUDA build such as "
                                                  "docker://nvcr.io/nvidia/pytorch:TAG")]
@@ -1530,13 +1548,23 @@ def _others(profile: ClusterProfile, keep, part: Partition | None, job: SlurmJob
     accounts or groups only) are left out, as most users are refused there, unless ``part`` is restricted too: its
     user belongs to some lab and may choose among its partitions, but the profile cannot tell which lab each serves,
     so those are shown marked "(restricted)"."""
+    return _labels(_other_entries(profile, keep, part, job, gpus, typed))
+
+
+def _other_entries(profile: ClusterProfile, keep, part: Partition | None, job: SlurmJob, gpus: bool = False,
+                   typed: bool = True) -> list[Partition]:
+    """The partitions :func:`_others` names, in the profile's order."""
     member = part is not None and part.restricted is True
     types = job_gpu_types(job) if gpus and typed else ()
-    names = [p.label() + (" (restricted)" if p.restricted is True else "") for p in _tup(profile.partitions)
-             if isinstance(p, Partition) and (part is None or p.name != part.name) and p.takes_jobs
-             and (p.has_gpus or not gpus) and all(p.offers_gpu_type(t) for t in types)
-             and (member or p.restricted is not True) and _allows_qos(p, _str(job.qos)) and keep(p)]
-    return ", ".join(names)
+    return [p for p in _tup(profile.partitions)
+            if isinstance(p, Partition) and (part is None or p.name != part.name) and p.takes_jobs
+            and (p.has_gpus or not gpus) and all(p.offers_gpu_type(t) for t in types)
+            and (member or p.restricted is not True) and _allows_qos(p, _str(job.qos)) and keep(p)]
+
+
+def _labels(parts: list[Partition]) -> str:
+    """Partitions as a hint lists them: ``small-g, gpu (restricted)``."""
+    return ", ".join(p.label() + (" (restricted)" if p.restricted is True else "") for p in parts)
 
 
 def _types_offered(profile: ClusterProfile) -> str:
@@ -1830,15 +1858,58 @@ def whole_node_warnings(profile: ClusterProfile, job: SlurmJob) -> list[Problem]
         if asked is None:
             continue
         field, what, whole = asked
-        nodes = job.node_count
-        shared = _others(profile, lambda p: p.whole_nodes is not True and p.for_production
-                         and p.has_gpus == part.has_gpus and (_positive(p.max_nodes) or nodes) >= nodes,
-                         part, job, gpus=bool(gpus))
+        shared = _labels(sharing_partitions(profile, part, job))
         other = f", or use a partition that shares nodes: {shared}" if shared else ""
         out.append(Problem(field, f"{part.where()} gives every job whole nodes and bills them "
                                   f"(OverSubscribe=EXCLUSIVE): the job asks for {what}, and pays for the whole node; "
                                   f"{whole}{other}"))
     return _dedupe(out)
+
+
+def sharing_partitions(profile: ClusterProfile, part: Partition, job: SlurmJob) -> list[Partition]:
+    """The partitions that share nodes where ``job``, which asks for part of a node of the whole-node partition
+    ``part``, can go instead, in the profile's order (HPC415 names them): of the same kind as ``part`` (GPUs or
+    none), not whole-node, for production (taking jobs, open to all, not for tests or development), allowing the
+    job's node count, its --qos and the GPU types it names."""
+    job = _well_typed(job)
+    nodes = job.node_count
+    return _other_entries(profile, lambda p: p.whole_nodes is not True and p.for_production
+                          and p.has_gpus == part.has_gpus and (_positive(p.max_nodes) or nodes) >= nodes,
+                          part, job, gpus=bool(job.gpus_on_each_node))
+
+
+def partition_sharing_nodes(profile: ClusterProfile, part: Partition | None, job: SlurmJob) -> Partition | None:
+    """Where ``job`` should run instead of ``part`` when it asks for part of a node there and ``part`` gives every
+    job whole nodes and bills them (what HPC415 reports): the best (:func:`best_partitions`, longest time first) of
+    :func:`sharing_partitions`. None when ``part`` shares nodes, takes no jobs, the job uses whole nodes there, or no
+    other partition fits. The examples pick their one-GPU jobs' partition with it."""
+    job = _well_typed(job)
+    gpus = job.gpus_on_each_node
+    if part is None or part.whole_nodes is not True or not part.takes_jobs or (gpus and not part.has_gpus):
+        return None
+    if _part_of_node(part, job, gpus) is None:
+        return None
+    ranked = best_partitions(sharing_partitions(profile, part, job), nodes=job.node_count)
+    return ranked[0] if ranked else None
+
+
+def whole_node_default_note(profile: ClusterProfile) -> str:
+    """A note for ``hpcwidgets profile check`` when the default GPU partition gives every job whole nodes and bills
+    them while another GPU partition shares nodes: a job that names no partition and asks for one GPU pays for a
+    whole node (HPC415). Not an error (a site may mean it: most of its GPU jobs use whole nodes); "" otherwise."""
+    part = profile.default(gpu=True)
+    if part is None or not part.has_gpus or part.whole_nodes is not True:
+        return ""
+    job = SlurmJob(**profile.job_fields(part), gpus_per_node=1)
+    shared = partition_sharing_nodes(profile, part, job)
+    if shared is None:
+        return ""
+    named = "default_gpu_partition" if _str(profile.default_gpu_partition) else "the default GPU partition"
+    return (f"{named} {part.name} gives every job whole nodes and bills them (whole_nodes = true), while "
+            f"{shared.where()} shares nodes: a job that names no partition and asks for 1 of a node's "
+            f"{part.gpus_per_node} GPUs pays for the whole node (HPC415 reports it); the examples' one-GPU jobs use "
+            f"{shared.name}. If most GPU jobs on the site use part of a node, set default_gpu_partition = "
+            f"\"{shared.name}\"")
 
 
 def _part_of_node(part: Partition, job: SlurmJob, gpus: int) -> tuple[str, str, str] | None:

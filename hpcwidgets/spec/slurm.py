@@ -424,20 +424,25 @@ class SlurmJob(Spec):
 
     job_name: str = opt("", label="Job name", flag="--job-name", short="-J", placeholder="train",
                         help="A short name shown by squeue and usable in output patterns as %x.")
-    partition: str = opt("", label="Partition", flag="--partition", short="-p",
+    partition: str = opt("", label="Partition", flag="--partition", short="-p", placeholder="gpu",
                          help="The queue to submit to; the cluster profile lists them with their limits.")
-    account: str = opt("", label="Account", flag="--account", short="-A", help="The allocation to charge.")
-    qos: str = opt("", label="QOS", flag="--qos", short="-q", advanced=True, help="Quality of service, if your site uses one.")
+    account: str = opt("", label="Account", flag="--account", short="-A", placeholder="myproject",
+                       help="The allocation to charge.")
+    qos: str = opt("", label="QOS", flag="--qos", short="-q", placeholder="normal", advanced=True,
+                   help="Quality of service, if your site uses one.")
     nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1, text_forms=(NODE_RANGE_FORM,),
+                            placeholder="1",
                             help="How many nodes (machines) the job gets: N, or MIN-MAX to start on whatever is free.")
-    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
+    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", placeholder="4", minimum=1,
                              help="Total number of tasks (processes) srun starts by default.")
     ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
-                                      aliases=("--tasks-per-node",),
+                                      aliases=("--tasks-per-node",), placeholder="1",
                                       help="Tasks per node. With torchrun use 1: torchrun itself starts one process per GPU.")
     cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
+                                    placeholder="8",
                                     help="CPU cores for each task (for torchrun: for all its workers on the node).")
     gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0, text_forms=(GPU_COUNTS_FORM,),
+                                    placeholder="1",
                                     help="GPUs on each node, written as --gres=gpu[:type]:N; several types as "
                                          "TYPE:COUNT,TYPE:COUNT (a100:2,v100:1), written as --gpus-per-node.")
     gpu_type: str = opt("", label="GPU type", role="internal", placeholder="a100",
@@ -449,21 +454,22 @@ class SlurmJob(Spec):
     gpu_flag: str = opt("gres", label="GPU request style", role="internal", choices=("gres", "gpus-per-node"),
                         advanced=True, help="--gres=gpu:N (works everywhere) or --gpus-per-node=N.")
     gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=0, advanced=True,
-                           text_forms=(GPU_COUNTS_FORM,),
+                           text_forms=(GPU_COUNTS_FORM,), placeholder="1",
                            help="GPUs for the whole job, placed anywhere; prefer GPUs per node for torchrun jobs.")
     gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
-                                    text_forms=(GPU_COUNTS_FORM,), help="GPUs bound to each task.")
+                                    text_forms=(GPU_COUNTS_FORM,), placeholder="1", help="GPUs bound to each task.")
     cpus_per_gpu: int | None = opt(None, label="CPUs per GPU", flag="--cpus-per-gpu", minimum=1, advanced=True,
+                                   placeholder="8",
                                    help="CPU cores per allocated GPU (not together with CPUs per task).")
     mem: str = opt("", label="Memory per node", flag="--mem", placeholder="16G",
                    help="Memory per node: a whole number with K, M, G or T (bare number = MiB; 0 = all of it).")
-    mem_per_cpu: str = opt("", label="Memory per CPU", flag="--mem-per-cpu", advanced=True,
+    mem_per_cpu: str = opt("", label="Memory per CPU", flag="--mem-per-cpu", placeholder="4G", advanced=True,
                            help="Memory per allocated CPU (excludes Memory per node).")
-    mem_per_gpu: str = opt("", label="Memory per GPU", flag="--mem-per-gpu", advanced=True,
+    mem_per_gpu: str = opt("", label="Memory per GPU", flag="--mem-per-gpu", placeholder="32G", advanced=True,
                            help="Memory per allocated GPU (excludes the other memory options).")
     time: str = opt("", label="Time limit", flag="--time", short="-t", placeholder="01:00:00",
                     help="Wall-clock limit: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S.")
-    constraint: str = opt("", label="Constraint", flag="--constraint", short="-C", advanced=True,
+    constraint: str = opt("", label="Constraint", flag="--constraint", short="-C", placeholder="a100", advanced=True,
                           help="Node features required, e.g. a100 or 'v100|a100'.")
     exclusive: bool = opt(False, label="Exclusive", flag="--exclusive", advanced=True,
                           help="Do not share the nodes with other jobs.")
@@ -472,12 +478,15 @@ class SlurmJob(Spec):
     output: str = opt("", label="Output file", flag="--output", short="-o", path=True, placeholder="%x-%j.out",
                       help="Where stdout goes; %j = job id, %x = job name, %A/%a = array job/task, %N = node.")
     error: str = opt("", label="Error file", flag="--error", short="-e", path=True, advanced=True,
+                     placeholder="%x-%j.err",
                      help="Where stderr goes (default: together with output).")
     chdir: str = opt("", label="Working directory", flag="--chdir", short="-D", path=True, advanced=True,
+                     placeholder="/scratch/run1",
                      help="Directory the script starts in (default: where you ran sbatch).")
-    mail_type: str = opt("", label="Mail on", flag="--mail-type", advanced=True,
+    mail_type: str = opt("", label="Mail on", flag="--mail-type", placeholder="END,FAIL", advanced=True,
                          help="When to send mail: comma-separated NONE, BEGIN, END, FAIL, ALL, TIME_LIMIT_90, …")
-    mail_user: str = opt("", label="Mail to", flag="--mail-user", advanced=True, help="Address for job mail.")
+    mail_user: str = opt("", label="Mail to", flag="--mail-user", placeholder="you@example.org", advanced=True,
+                         help="Address for job mail.")
     extra_directives: tuple[str, ...] = opt((), label="Other directives", role="internal", advanced=True,
                                             help="Further #SBATCH options written as they are, e.g. --signal=USR1@90; "
                                                  "hetjob starts the next component of a heterogeneous job.")

@@ -1021,9 +1021,11 @@ class Builder(w.VBox):
         self._cannot_run = render_only_message(self.profile, model)
         if self._cannot_run:  # said before Submit, which refuses the job (submit)
             findings.append(FormFinding("PROFILE", "error", 0, self._cannot_run))
-            # lint's HPC414 says the same of the script's line, naming no control: shown once, as the form's
-            gone = f"'{_container_program(model.container)}: "  # … command not found' (No such file … for a path)
-            lint_findings = [f for f in lint_findings if f.code != "HPC414" or gone not in f.message]
+            # lint's HPC416 says the same of the script's line, naming no control: shown once, as the form's
+            # (kept where a preparation step calls another render-only program, which the form does not name)
+            if not _other_render_only_programs(self.profile, model):
+                from ..lint.profile_rules import RENDER_ONLY_RULE
+                lint_findings = [f for f in lint_findings if f.code != RENDER_ONLY_RULE]
         self._marks = {f.field for f, _ in profile_findings if f.field}
         self._mark_messages = {}
         for f, raw in profile_findings:
@@ -1786,9 +1788,20 @@ def _container_program(box: Any) -> str:
     return ""
 
 
+def _other_render_only_programs(profile: Any, model: Any) -> set[str]:
+    """The programs of ``model``'s preparation steps (apptainer pull, ch-image, ch-convert …) other than its
+    container's that ``profile`` lists as render-only: lint's HPC416 reports each of them once, and the form's own
+    finding (:func:`render_only_message`) names only the container's."""
+    own = _container_program(getattr(model, "container", None))
+    steps = getattr(model, "prepare", ()) or ()
+    programs = {str(s.binary or "apptainer") if isinstance(s, (ApptainerPull, ApptainerBuild)) else
+                str(getattr(s, "program", "") or "") for s in steps}
+    return {p for p in programs - {own, ""} if profile.render_only_runtime(p)}
+
+
 def render_only_message(profile: Any, model: Any) -> str:
     """Why a job of ``model`` cannot run on ``profile``'s cluster, or "": its container runtime is one the profile
-    lists as render-only (:meth:`ClusterProfile.render_only_message`; lint's HPC414 says it of the script too), with
+    lists as render-only (:meth:`ClusterProfile.render_only_message`; lint's HPC416 says it of the script too), with
     the Container to choose instead."""
     if profile is None:
         return ""
