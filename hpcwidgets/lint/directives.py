@@ -15,12 +15,13 @@ from typing import Any, Iterator
 from ..errors import ParseError
 from ..parse.lexer import first_command_line, lex_script
 from ..spec.slurm import (HETJOB_SEPARATORS, PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS,
-                          SBATCH_SHORT, STRAY_DIRECTIVE, TYPED_DASH, array_task_ids, sbatch_long_option, sbatch_option)
+                          SBATCH_SHORT, STRAY_DIRECTIVE, TYPED_DASH, array_task_ids, node_range, sbatch_long_option,
+                          sbatch_option)
 from ..spec.units import is_number
 from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
                         _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
-                        in_job_component, job_components, job_tasks, run_words, simple_commands, steps,
+                        in_job_component, job_components, job_nodes, job_tasks, run_words, simple_commands, steps,
                         trap_handler_code, written_option)
 from .parallel_steps import background_steps
 from .shell import directive_placeholders
@@ -483,16 +484,85 @@ def _insert_after_srun(ctx: Context, step: Any, option: str) -> Fix | None:
 
 
 def _job_cpus(ctx: Context) -> tuple[int, int, int] | None:
-    """(tasks, CPUs per task, CPUs) the job is given, when its #SBATCH lines fix them: no --exclusive (the whole
-    node), no --overcommit, no --cpus-per-gpu or --mincpus (CPUs counted another way), not heterogeneous."""
+    """(tasks, CPUs per task, CPUs) the job is given, when its #SBATCH lines fix them: no --exclusive and no
+    partition the profile says gives whole nodes (the whole node either way), no --overcommit, no --cpus-per-gpu or
+    --mincpus, and no GPUs without --cpus-per-task on a partition whose def_cpus_per_gpu the profile gives (CPUs
+    counted another way), not heterogeneous. Without --ntasks or --ntasks-per-node, sbatch's default of one task per
+    node, for a one-node job (:func:`_default_tasks`). --mem=0 (all of a node's memory) does not give the job the
+    node's CPUs."""
     job = ctx.job
-    tasks = job_tasks(ctx)
     per_task = job.cpus_per_task if job.cpus_per_task is not None else 1
-    if tasks is None or not isinstance(per_task, int) or job.exclusive or job.cpus_per_gpu is not None \
+    if not isinstance(per_task, int) or job.exclusive or job.cpus_per_gpu is not None \
             or heterogeneous(ctx) or any(d.applied and d.flag in ("-O", "--overcommit", "--mincpus")
-                                         for d in ctx.parsed.directives):
+                                         for d in ctx.parsed.directives) \
+            or _on_whole_nodes(ctx) or _cpus_by_gpu(ctx) != "none":
+        return None
+    tasks = job_tasks(ctx)
+    if tasks is None:
+        tasks = _default_tasks(ctx)
+    if tasks is None:
         return None
     return tasks, per_task, tasks * per_task
+
+
+#: #SBATCH options that set or change how many tasks the job has (a task count, or tasks by the nodes' CPUs)
+_TASK_OPTIONS = re.compile(r"(?:^|\s)(?:-n|--ntasks\b|--tasks-per-node\b|--ntasks-per-\w+)")
+
+
+def _default_tasks(ctx: Context) -> int | None:
+    """The tasks of a one-node job whose #SBATCH lines set no task count: sbatch's documented default, one task per
+    node, so 1 (--nodes=1, or no --nodes where nothing asks for more: no GPUs in total, which Slurm may spread over
+    nodes). None when a line names a task count in any form (also one this reader leaves aside, or
+    --ntasks-per-core/-socket/-gpu, which count tasks from the nodes), and for a job of several nodes: one task (and
+    often one CPU) on each of several nodes is nobody's plan, such a job is written for a site that hands out
+    whole nodes (NERSC's srun -n 64 -c 2 on -N 2), where its steps may use every CPU of them."""
+    job = ctx.job
+    first = ctx.parsed.first_command
+    directives = [text for number, text in enumerate(ctx.parsed.lines, start=1)
+                  if text.startswith("#SBATCH") and (not first or number < first)]
+    if job.ntasks is not None or job.ntasks_per_node is not None \
+            or any(_TASK_OPTIONS.search(text[len("#SBATCH"):]) for text in directives):
+        return None
+    if job.nodes is None:
+        spread = any(d.applied and d.field in ("gpus", "gpus_per_task") for d in ctx.parsed.directives)
+        return 1 if not spread and job_nodes(ctx) == 1 else None
+    span = node_range(job.nodes)
+    return 1 if span is not None and span[1] == 1 else None
+
+
+def _asks_gpus(ctx: Context) -> bool:
+    """Whether an #SBATCH line asks for GPUs (--gres=gpu…, --gpus, --gpus-per-node/-task/-socket, --tres-per-task)."""
+    return any(d.applied and (d.field in ("gpus", "gpus_per_node", "gpus_per_task")
+                              or (d.flag.startswith(("--gres", "--tres", "--gpus")) and "gpu" in str(d.value).lower()))
+               for d in ctx.parsed.directives)
+
+
+def _cpus_by_gpu(ctx: Context) -> str:
+    """How a job gets CPUs for its GPUs without --cpus-per-task: "none" when it asks for no GPUs, sets
+    --cpus-per-task, or the profile's partition for it has no def_cpus_per_gpu (the site sets no DefCpuPerGPU);
+    "default" when it has one (slurm.conf: used only when the job sets neither --cpus-per-task nor --cpus-per-gpu);
+    "unknown" without a profile (or one that does not know the job's partition), when the job's task count is left
+    to Slurm. A job that names its tasks keeps its reading without a profile, as before."""
+    job = ctx.job
+    if job.cpus_per_task is not None or not _asks_gpus(ctx):
+        return "none"
+    part = ctx.profile.entry_for(job) if ctx.profile is not None else None
+    if part is not None:
+        return "default" if part.def_cpus_per_gpu is not None else "none"
+    return "none" if job_tasks(ctx) is not None else "unknown"
+
+
+def _on_whole_nodes(ctx: Context) -> bool:
+    """Whether the job runs on a partition the profile says gives every job whole nodes (``whole_nodes``:
+    Slurm's OverSubscribe=EXCLUSIVE): its steps may then use every CPU of the node, as with --exclusive."""
+    if ctx.profile is None:
+        return False
+    names = [n.strip() for n in str(ctx.job.partition or "").split(",") if n.strip()]
+    if names:
+        return any(p.name in names and p.whole_nodes is True for p in ctx.profile.partitions
+                   if hasattr(p, "whole_nodes"))
+    part = ctx.profile.entry_for(ctx.job)
+    return part is not None and part.whole_nodes is True
 
 
 def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
@@ -513,7 +583,16 @@ def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
           "srun stops with "
           "'Unable to create step … More processors requested than permitted'. (Slurm 22.05–23.02 give each such "
           "task one CPU instead. Slurm hands out whole cores, so on nodes with two threads a core a task of one CPU "
-          "holds two, and a step that fits in those is not reported.)",
+          "holds two, and a step that fits in those is not reported.) A job that sets neither --ntasks nor "
+          "--ntasks-per-node has sbatch's default of one task per node, with --cpus-per-task CPUs (1 when not "
+          "given): srun --ntasks=4 --cpus-per-task=8 in a job of --nodes=1 alone stops the same way. (A job of "
+          "several nodes without a task count is left alone: it is written for sites that hand out whole nodes, "
+          "where a step may use all of them, as a one-node job there may; --exclusive says so.) The job's "
+          "count is not known, and nothing is reported, with --exclusive or on a partition the profile says gives "
+          "whole nodes (--mem=0 asks for a node's memory, not its CPUs), with --cpus-per-gpu, --mincpus or "
+          "--overcommit, or with GPUs but no --cpus-per-task where the partition gives CPUs per GPU "
+          "(DefCpuPerGPU, the profile's def_cpus_per_gpu; without a profile this is not known for a job that "
+          "leaves its task count to Slurm). A step sized by its GPUs (srun --cpus-per-gpu) is not counted.",
       fix="Ask the job for the tasks the step starts (#SBATCH --ntasks=4 --cpus-per-task=2), or give each task its "
           "share of the job's CPUs: srun -n 4 --cpus-per-task=2 ….",
       bad="""#!/bin/bash
@@ -538,6 +617,8 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
             continue
         tasks, per_task, cpus = _job_cpus(ctx)  # type: ignore[misc]  # known: the step was measured against it
         srun = step.chain.srun
+        if any(str(e).partition("=")[0] == "--cpus-per-gpu" for e in srun.extra):
+            continue  # the step's CPUs follow its GPUs (srun --gpus-per-task=1 --cpus-per-gpu=8): not counted here
         own = as_int(ctx, srun.cpus_per_task, step.line) if srun.cpus_per_task is not None else None
         inherits = version is None or not (22, 5) <= version < _CPUS_INHERITED_SINCE  # 22.05–23.02 do not
         each = own if own is not None else (per_task if inherits else 1)
@@ -545,6 +626,12 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
         if n * each <= tasks * (per_task + per_task % 2):
             continue
         job = f"the job's {tasks} task{'s' if tasks > 1 else ''}" + (f" × {per_task} CPUs" if per_task > 1 else "")
+        default, aside = "", ""
+        if job_tasks(ctx) is None:  # no task count: sbatch's default of one task per node (a one-node job here)
+            default = (f"it sets no --ntasks or --ntasks-per-node, so sbatch gives it its default of one task, with "
+                       f"{per_task} CPU{'s' if per_task > 1 else ''} (--cpus-per-task); ")
+            aside = (" (on a site that gives every job a whole node the step may use all of it: add --exclusive "
+                     "to say so)")
         if own is None and per_task > 1:
             how = (f"srun gives each task the job's --cpus-per-task={per_task} (every Slurm but 22.05–23.02, which "
                    f"give each task one CPU), so the step asks for {n * per_task} CPUs of the job's {cpus}")
@@ -556,8 +643,9 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
         fix = None
         if own is None and share >= 1 and step.command.joined_by != "&":
             fix = _insert_after_srun(ctx, step, f"--cpus-per-task={share}")
-        yield (step.line, f"srun -n {n} starts more tasks than {job}: {how}, and srun stops with 'More processors "
-                          f"requested than permitted'; ask the job for them (#SBATCH --ntasks={n}) {hint}", fix)
+        yield (step.line, f"srun -n {n} starts more tasks than {job}: {default}{how}, and srun stops with 'More "
+                          f"processors requested than permitted'; ask the job for them (#SBATCH --ntasks={n}) "
+                          f"{hint}{aside}", fix)
 
 
 @rule("HPC323", "more-threads-than-cpus", "warning",

@@ -1429,8 +1429,114 @@ def _install(ctx: Context) -> Iterator[Any]:
             yield cmd.line, f"{tool} install runs on every job; install once into the image or a prepared environment"
 
 
-#: ``${NAME[$SLURM_ARRAY_TASK_ID]}``, optionally shifted (``${NAME[$SLURM_ARRAY_TASK_ID-1]}``)
-_BY_TASK_ID = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\[\s*\$?\{?SLURM_ARRAY_TASK_ID\}?\s*(?:([-+])\s*(\d+))?\s*\]\}")
+#: ``${NAME[INDEX]}`` where INDEX uses the task id: ``$SLURM_ARRAY_TASK_ID``, ``$SLURM_ARRAY_TASK_ID-1``,
+#: ``$((SLURM_ARRAY_TASK_ID / 2))``, ``SLURM_ARRAY_TASK_ID / 3 % 2`` (bash reads an indexed array's subscript as
+#: arithmetic, so the bare name works); group 1 the array, group 2 the index as written
+_BY_TASK_ID = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\[([^\[\]\n]*\bSLURM_ARRAY_TASK_ID\b[^\[\]\n]*)\]\}")
+
+#: one word of bash integer arithmetic as :func:`task_index` reads it: a decimal number (no leading 0, which bash
+#: reads as octal), the task id (bare, $NAME or ${NAME}), an operator or a parenthesis; anything else is not read
+_ARITH_WORD = re.compile(r"\s*(?:(0|[1-9][0-9]*)(?![0-9A-Za-z_#])|(\$\{SLURM_ARRAY_TASK_ID\}|\$?SLURM_ARRAY_TASK_ID\b)"
+                         r"|([-+*/%()]))")
+#: bash's integers are 64-bit: a value outside them wraps, which is not worth following
+_ARITH_LIMIT = 2 ** 63
+
+
+def _c_div(a: int, b: int) -> int:
+    """Bash's ``/``: the quotient truncated toward zero (-7 / 2 is -3)."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def task_index(expr: str) -> Any:
+    """A function of the array task id computing the bash arithmetic ``expr`` (an indexed array's subscript,
+    ``SLURM_ARRAY_TASK_ID / 3 % 2``): only integer literals, the task id, + - * / % (as bash: / truncates toward
+    zero, % takes the sign of the left side) and parentheses; ``$((…))`` inside counts as parentheses. The function
+    returns None for a task where bash would stop (division by zero). None when ``expr`` holds anything else (another
+    variable, ``**``, ``++``/``--``, a shift, an octal or hex number): what it computes is then not worked out."""
+    text = expr.replace("$((", "((")
+    if "++" in text or "--" in text:
+        return None  # bash's increments (and its reading of 5--3): not worth following
+    words: list[tuple[str, Any]] = []
+    at = 0
+    while at < len(text):
+        m = _ARITH_WORD.match(text, at)
+        if m is None or m.end() == at:
+            if text[at:].strip() == "":
+                break
+            return None
+        at = m.end()
+        if m.group(1) is not None:
+            if len(m.group(1)) > 19 or int(m.group(1)) >= _ARITH_LIMIT:
+                return None
+            words.append(("n", int(m.group(1))))
+        elif m.group(2) is not None:
+            words.append(("id", None))
+        else:
+            words.append((m.group(3), None))
+    if not words or len(words) > 200:
+        return None  # nothing, or more than an index holds (and deeper than the reading below should go)
+    pos = 0
+
+    def peek() -> str:
+        return words[pos][0] if pos < len(words) else ""
+
+    def take() -> tuple[str, Any]:
+        nonlocal pos
+        pos += 1
+        return words[pos - 1]
+
+    def primary() -> Any:
+        kind, value = take() if pos < len(words) else ("", None)
+        if kind == "n":
+            return lambda i: value
+        if kind == "id":
+            return lambda i: i
+        if kind == "(":
+            inner = sum_()
+            if inner is None or peek() != ")":
+                return None
+            take()
+            return inner
+        return None
+
+    def unary() -> Any:
+        if peek() in ("+", "-"):
+            sign = take()[0]
+            inner = unary()
+            if inner is None:
+                return None
+            return inner if sign == "+" else (lambda i: None if inner(i) is None else -inner(i))
+        return primary()
+
+    def binary(left: Any, op: str, right: Any) -> Any:
+        def run(i: int) -> int | None:
+            a, b = left(i), right(i)
+            if a is None or b is None or (op in "/%" and b == 0):
+                return None  # bash stops: "division by 0"
+            out = a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else _c_div(a, b) if op == "/" \
+                else a - b * _c_div(a, b)
+            return out if -_ARITH_LIMIT <= out < _ARITH_LIMIT else None
+        return run
+
+    def product() -> Any:
+        left = unary()
+        while left is not None and peek() in ("*", "/", "%"):
+            op = take()[0]
+            right = unary()
+            left = None if right is None else binary(left, op, right)
+        return left
+
+    def sum_() -> Any:
+        left = product()
+        while left is not None and peek() in ("+", "-"):
+            op = take()[0]
+            right = product()
+            left = None if right is None else binary(left, op, right)
+        return left
+
+    found = sum_()
+    return found if found is not None and pos == len(words) else None
 
 _ARRAY_LITERAL = re.compile(r"\((.*)\)", re.S)
 
@@ -1548,10 +1654,15 @@ def _literal_arrays(ctx: Context) -> dict[str, tuple[int, int]]:
       summary="job-array tasks index past the end of the list they take their value from",
       why="Bash arrays count from 0. With --array=1-3 over a list of three values, task 3 reads past the end and "
           "gets an empty value (the program runs with a missing argument or its default), and the first value "
-          "is never used. Line numbers count from 1: with --array=0-9, task 0 asks sed -n \"${SLURM_ARRAY_TASK_ID}p\" "
-          "(or awk NR==…, head -n … | tail -1) for line 0 and gets nothing.",
-      fix="Make the array indexes match the list: --array=0-(N-1) for N values of a bash array, --array=1-N for N "
-          "lines of a file (or shift the index in the script).",
+          "is never used. The index may be arithmetic (bash evaluates an indexed array's subscript as an integer "
+          "expression): ${SEEDS[$((SLURM_ARRAY_TASK_ID / 2))]} or ${SEEDS[SLURM_ARRAY_TASK_ID / 2]} is worked out "
+          "for every task of --array (+ - * / % and parentheses, / truncating as bash does; an index with anything "
+          "else is left alone). In a grid as hpcwidgets writes it (x=${x_values[SLURM_ARRAY_TASK_ID / 3 % 2]}), "
+          "task i takes combination i and % keeps every index in its list, so tasks past the last combination run "
+          "earlier ones again. Line numbers count from 1: with --array=0-9, task 0 asks sed -n "
+          "\"${SLURM_ARRAY_TASK_ID}p\" (or awk NR==…, head -n … | tail -1) for line 0 and gets nothing.",
+      fix="Make the array indexes match the list: --array=0-(N-1) for N values of a bash array (for a grid, N is "
+          "the product of its lists' lengths), --array=1-N for N lines of a file (or shift the index in the script).",
       bad="""#!/bin/bash
 #SBATCH --array=1-3
 LRS=(0.1 0.01 0.001)
@@ -1568,38 +1679,109 @@ def _array_past_end(ctx: Context) -> Iterator[Any]:
     if not ids:
         return
     arrays = _literal_arrays(ctx)
+    throttle = spec[spec.index("%"):] if "%" in spec else ""  # kept in the advice: it is not part of the ids
     for number, line in enumerate(ctx.parsed.lines, start=1):
         if line.lstrip().startswith("#"):
             continue
         for m in _BY_TASK_ID.finditer(line):
-            name, sign, shift = m.group(1), m.group(2), int(m.group(3) or 0)
+            name = m.group(1)
             if name not in arrays or arrays[name][1] > number:
                 continue
+            index = task_index(m.group(2))
+            if index is None:
+                continue  # an index it cannot work out: nothing is said
             n = arrays[name][0]
-            offset = -shift if sign == "-" else shift
-            missing = [i for i in ids if not 0 <= i + offset < n]
+            read = [index(i) for i in ids]
+            if any(k is None for k in read):
+                continue  # bash stops on a division by zero: another kind of failure
+            missing = [(i, k) for i, k in zip(ids, read) if not 0 <= k < n]
             if not missing or _overwritten_unread(ctx, number, m.group(0)):
                 continue
             if n == 0:
                 yield number, f"--array={spec}: {name} has no values, so every task gets an empty value"
                 continue
-            past = [i for i in missing if i + offset >= n]
-            before = [i for i in missing if i + offset < 0]
+            past = [i for i, k in missing if k >= n]
+            before = [(i, k) for i, k in missing if k < 0]
             said = []
             if past:
                 said.append(f"task{'s' if len(past) > 1 else ''} {_shown(past)} index past {name}, which has "
                             f"{n} value{'s' if n != 1 else ''} (indexes 0-{n - 1}), and get{'' if len(past) > 1 else 's'} "
                             "an empty value")
-            if before:
-                said.append(f"task{'s' if len(before) > 1 else ''} {_shown(before)} read{'' if len(before) > 1 else 's'} "
-                            f"{name}[{before[0] + offset}], a negative index that bash counts from the end of the list")
-            # the task ids that reach a value: never below 0, which sbatch would refuse
-            lo, hi = max(0, -offset), n - 1 - offset
-            throttle = spec[spec.index("%"):] if "%" in spec else ""  # keep the throttle
-            advice = f"use --array={lo}-{hi}{throttle}" if hi >= lo else f"change the index shift so it stays within 0-{n - 1}"
-            yield number, f"--array={spec}: {'; '.join(said)}; {advice}"
+            wrapped = [(i, k) for i, k in before if k >= -n]
+            if wrapped:
+                said.append(f"task{'s' if len(wrapped) > 1 else ''} {_shown([i for i, _ in wrapped])} "
+                            f"read{'' if len(wrapped) > 1 else 's'} {name}[{wrapped[0][1]}], a negative index that bash "
+                            "counts from the end of the list")
+            gone = [(i, k) for i, k in before if k < -n]
+            if gone:
+                said.append(f"task{'s' if len(gone) > 1 else ''} {_shown([i for i, _ in gone])} "
+                            f"read{'' if len(gone) > 1 else 's'} {name}[{gone[0][1]}], before the start of the list: "
+                            "bash says 'bad array subscript' and the value is empty")
+            yield number, f"--array={spec}: {'; '.join(said)}; {_ids_in_range(index, ids, n, m.group(2), throttle)}"
+    yield from _grid_past_combinations(ctx, spec, ids, arrays, throttle)
     if 0 in ids:
         yield from _line_zero(ctx, spec)
+
+
+def _ids_in_range(index: Any, ids: list[int], n: int, expr: str, throttle: str) -> str:
+    """The advice of HPC508: the task ids whose index stays within a list of ``n`` values, when they are one range
+    (never below 0, which sbatch would refuse). Looked for from 0 up past the job's last id by the list's length
+    and the numbers the index adds (``$SLURM_ARRAY_TASK_ID-10`` reaches a value from task 10)."""
+    reach = sum(int(k) for k in re.findall(r"[0-9]+", expr)) + n + 1
+    last = max(ids) + reach
+    if last > 200_000:
+        return f"change the index so it stays within 0-{n - 1}"
+    good = [i for i in range(last + 1) if (k := index(i)) is not None and 0 <= k < n]
+    if not good or good[-1] - good[0] + 1 != len(good):
+        return f"change the index so it stays within 0-{n - 1}"
+    return f"use --array={good[0]}-{good[-1]}{throttle}"
+
+
+#: a grid's first pick as the package writes it (:func:`~hpcwidgets.spec.workflow.grid_picks`): ``lr=${lr_values[…]}``
+_GRID_PICK = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)=\$\{\1_values\[SLURM_ARRAY_TASK_ID(?: / [0-9]+)? % [0-9]+\]\}\s*")
+
+
+def _grid_past_combinations(ctx: Context, spec: str, ids: list[int], arrays: dict[str, tuple[int, int]],
+                            throttle: str) -> Iterator[Any]:
+    """HPC508 for a grid the package writes (:func:`~hpcwidgets.spec.workflow.grid_picks`): task i takes
+    combination i, and with % the index never runs past a list, so tasks past the last combination run earlier
+    ones again. Said as the model says it (``Workflow`` checks the same)."""
+    from ..spec.workflow import grid_picks
+    lines = ctx.parsed.lines
+    number = 0
+    while number < len(lines):
+        number += 1
+        if not _GRID_PICK.fullmatch(lines[number - 1]):
+            continue
+        start, names, at = number, [], number
+        while at <= len(lines):
+            text = lines[at - 1]
+            m = _GRID_PICK.fullmatch(text)
+            if m is None and text.strip():
+                break
+            if m is not None:
+                names.append(m.group(1))
+            at += 1
+        number = at - 1
+        lists = [arrays.get(f"{name}_values") for name in names]
+        if len(names) < 2 or any(found is None or found[1] > start for found in lists):
+            continue
+        sizes = [found[0] for found in lists]  # type: ignore[index]
+        picks = grid_picks([(name, range(size)) for name, size in zip(names, sizes)])
+        if [t.strip() for t in lines[start - 1:at - 1] if t.strip()] != picks:
+            continue  # not the package's arithmetic: another index, read on its own above
+        total = 1
+        for size in sizes:
+            total *= size
+        again = [i for i in ids if i >= total]
+        if not total or not again:
+            continue
+        counts = " × ".join(map(str, sizes))
+        yield (start, f"--array={spec} does not run each of the {total} combinations ({' × '.join(names)}: "
+                      f"{counts}) once: task i takes combination i, so task{'s' if len(again) > 1 else ''} "
+                      f"{_shown(again)} run{'' if len(again) > 1 else 's'} combination"
+                      f"{'s' if len(again) > 1 else ''} {_shown([i % total for i in again])} again; "
+                      f"use --array=0-{total - 1}{throttle}")
 
 
 def _overwritten_unread(ctx: Context, number: int, lookup: str) -> bool:
