@@ -417,7 +417,8 @@ def examples(profile: str | ClusterProfile = "generic") -> dict[str, Example]:
     for build in _BUILDERS:
         ex = build(site)
         if ex is not None:
-            out[ex.name] = ex
+            # what every job of the site needs (job_env, container_binds): as place() adds it to a new job
+            out[ex.name] = dataclasses.replace(ex, model=site.profile.with_site_env(ex.model))
     return out
 
 

@@ -291,10 +291,11 @@ class JupyterJob(Spec):
     def for_profile(cls, profile: Any, **changes: Any) -> "JupyterJob":
         """A Jupyter job filled in from a cluster profile: its login host (with its ssh port, jump host and the
         site's tunnel form, :meth:`login_fields`), and the partition (or QOS and constraint) and account of the
-        default entry, with a time and memory that fit it (:meth:`fit_time`, :meth:`fit_mem`)."""
+        default entry, with a time and memory that fit it (:meth:`fit_time`, :meth:`fit_mem`), and the variables and
+        binds every job of the site needs (:meth:`~hpcwidgets.spec.profile.ClusterProfile.with_site_env`)."""
         job = DEFAULT_JOB.replace(time="", **profile.job_fields(profile.default()))
         base = cls(job=job, **cls.login_fields(profile)).fit_time(profile).fit_mem(profile)
-        return base.replace(**changes) if changes else base
+        return profile.with_site_env(base.replace(**changes) if changes else base)
 
     @staticmethod
     def login_fields(profile: Any) -> dict[str, Any]:

@@ -18,8 +18,11 @@ is a port number, ``jump_host`` what ``ssh -J`` takes (``[user@]host[:port]``, h
 one of the Jupyter tunnel's forms (``login``, ``node``); ``account`` is letters, digits and ``_ . + - @`` (IDRIS
 Jean Zay accounts look like ``abc@v100``); a ``[modules]`` purpose one typo away from a well-known one
 (:data:`KNOWN_MODULE_PURPOSES`, e.g. ``apptainr``) is reported, since as written no job would load that module;
-other purposes (``hdf5``, ``gcc``) are free. A partition's ``qos``, ``constraint`` and ``account`` are names of their
-kind, ``allowed_qos`` lists QOS names once each and holds the partition's ``qos`` when both are set; an entry with
+other purposes (``hdf5``, ``gcc``) are free. ``job_env`` holds ``NAME=value`` items (a ``[job_env]`` table in TOML) with
+valid variable names, each once; ``container_binds`` holds ``SRC[:DST[:MODE]]`` binds checked as the Apptainer model's
+are, with absolute paths (or a $VARIABLE), never ``/``, no container path twice. A partition's ``qos``,
+``constraint`` and ``account`` are names of their kind, ``allowed_qos`` lists QOS names once each and holds the
+partition's ``qos`` when both are set; an entry with
 ``slurm_partition = false`` (nodes a job selects by QOS and constraint, as on NERSC Perlmutter) sets at least one
 of ``qos``/``constraint``, and no two such entries set the same pair; ``max_mem_per_job`` is a Slurm size;
 ``mpi_default`` is an MPI plugin srun names (``none``, ``pmi2``, ``pmix``, ``pmix_vN``, ``cray_shasta``). A GPU count
@@ -55,8 +58,11 @@ from typing import Any
 
 from ..errors import Problem, ProfileError, ValidationError
 from ._meta import Spec, opt
-from .apptainer import IMAGE_SOURCES
-from .common import jump_host_field, login_port_field
+from .apptainer import IMAGE_SOURCES, ApptainerRun
+from .argv import env_assignments
+from .charliecloud import ChRun
+from .common import _VARIABLE as _ENV_NAME  # a variable name (letters, digits, _; not a digit first, not _ alone)
+from .common import Bind, EnvVar, bind_destination, jump_host_field, login_port_field
 from .jupyter import TUNNEL_THROUGH_LOGIN, TUNNEL_TO_NODE
 from .slurm import GPU_COUNTS, SlurmJob, gpu_total, whole_count
 from .ssh import jump_host_problem, login_host_problem
@@ -881,6 +887,110 @@ def _module_value_problem(purpose: Any, value: Any) -> str:
     return f"{key} = {_shown_value(value)} is not a module name: write it in quotes, e.g. {key} = \"{example}\""
 
 
+def _job_env_items(table: dict[Any, Any]) -> list[Any]:
+    """The ``[job_env]`` table of a profile file as the field holds it: one ``NAME=value`` text per key. A whole
+    number is the text it reads as (``NCCL_IB_TIMEOUT = 22``); a key that cannot be a variable's name, and a value of
+    another kind (a list, a table, true), raise :class:`ValidationError` saying how to write it."""
+    problems, items = [], []
+    for name, value in table.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            problems.append(Problem("job_env", f"[job_env] key {name!r} is not a variable name (letters, digits and "
+                                               "_, not starting with a digit); correct it"))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            items.append(f"{name}={value}")
+        elif isinstance(value, str):
+            items.append(f"{name}={value}")
+        else:
+            shown = _shown_value(value, bare=True)
+            problems.append(Problem("job_env", f"[job_env] {name} = {shown} is {_kind_of(value)}, but a variable's "
+                                               f"value is one text: write it in quotes, e.g. {name} = \"value\""))
+    if problems:
+        raise ValidationError(problems)
+    return items
+
+
+def _site_var(item: Any) -> EnvVar | None:
+    """One ``job_env`` item as a variable; None when it is not one (:func:`_job_env_problems` says why)."""
+    if not isinstance(item, str) or "=" not in item:
+        return None
+    var = EnvVar(*item.split("=", 1))
+    return None if var.problems() else var
+
+
+def _site_bind(item: Any) -> Bind | None:
+    """One ``container_binds`` item as a bind; None when it is not one (:func:`_bind_problems` says why)."""
+    if not isinstance(item, str) or not item or _bind_problems(item):
+        return None
+    return Bind.from_token(item)
+
+
+def _destination(bind: Bind) -> str:
+    """Where ``bind`` appears in the container, without a trailing slash (``/data/`` and ``/data`` are one place)."""
+    return bind_destination(bind).rstrip("/") or "/"
+
+
+def _job_env_problems(items: Any) -> list[Problem]:
+    out: list[Problem] = []
+    names: list[str] = []
+    for item in _tup(items):
+        if not isinstance(item, str):
+            continue  # a value of another type: the generic check reports it
+        name, eq, value = item.partition("=")
+        if not eq:
+            out.append(Problem("job_env", f"{item!r} has no value; write NAME=value in a list, or NAME = \"value\" "
+                                          "under [job_env]"))
+            continue
+        if not _ENV_NAME.fullmatch(name):
+            out.append(Problem("job_env", f"{name!r} is not a variable name (letters, digits and _, not starting with "
+                                          f"a digit), so no job can export it; correct it in {item!r}"))
+            continue
+        out += [Problem("job_env", p.message) for p in EnvVar(name, value).problems()]
+        names.append(name)
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        out.append(Problem("job_env", f"{', '.join(dups)} is set more than once; keep one value"))
+    return out
+
+
+def _bind_problems(item: str) -> list[Problem]:
+    """What is wrong with one ``container_binds`` item (``SRC``, ``SRC:DST``, ``SRC:DST:ro``), as the Apptainer
+    model's binds are checked, and for a folder of the host every job would get: absolute paths (or a $VARIABLE),
+    never / itself."""
+    if not item.strip():
+        return [Problem("container_binds", "an empty bind; write SRC, SRC:DST or SRC:DST:ro")]
+    if "," in item:
+        return [Problem("container_binds", f"{item!r}: one bind per item (SRC, SRC:DST or SRC:DST:ro); list several "
+                                           "binds as separate texts")]
+    bind = Bind.from_token(item)
+    out = [Problem("container_binds", f"{item!r}: {p.message}") for p in bind.problems()]
+    src, dst = _str(bind.src), _str(bind.dst)
+    if src.startswith("~") or dst.startswith("~"):
+        pass  # the generic check of a bind's paths says to write $HOME
+    elif src and not src.startswith(("/", "$")):
+        out.append(Problem("container_binds", f"{item!r}: the host path must be absolute (or start with a variable "
+                                              "such as $SCRATCH)"))
+    elif (src and not src.rstrip("/")) or (dst and not dst.rstrip("/")):
+        out.append(Problem("container_binds", f"{item!r} binds / (the whole host, or over the whole image, "
+                                              "whose own files it would hide); bind only the folders jobs need"))
+    return out
+
+
+def _with_binds(container: Any, binds: tuple[Bind, ...]) -> Any:
+    """``container`` with the site's ``binds`` first, but those whose destination it binds already; a ch-run
+    container gets them without a mode (ch-run has none)."""
+    own = getattr(container, "binds", None)
+    if not binds or not isinstance(own, tuple):
+        return container
+    have = {_destination(b) for b in own if isinstance(b, Bind)}
+    added = []
+    for b in binds:
+        if _destination(b) in have:
+            continue
+        have.add(_destination(b))
+        added.append(b.replace(mode="") if isinstance(container, ChRun) and b.mode else b)
+    return container.replace(binds=(*added, *own)) if added else container
+
+
 #: the programs of each container runtime, and the module purposes that may provide them (first named wins)
 RUNTIME_PURPOSES = {"apptainer": ("apptainer",), "singularity": ("singularity", "apptainer"),
                     "ch-run": ("charliecloud",), "ch-image": ("charliecloud",), "ch-convert": ("charliecloud",),
@@ -934,7 +1044,8 @@ class ClusterProfile(Spec):
     runtimes_render_only: tuple[str, ...] = opt((), label="Render-only runtimes", role="internal", choices=RUNTIMES,
                                                 advanced=True,
                                                 help="Runtimes whose commands are shown but not run here (not installed on "
-                                                     "this machine); lessons print these commands instead of executing them.")
+                                                     "this machine); lessons print these commands instead of executing them, and "
+                                                     "lint reports a script calling them (HPC416).")
     apptainer_binary: str = opt("apptainer", label="Apptainer program", role="internal",
                                 choices=("apptainer", "singularity"),
                                 help="The program name: apptainer, or singularity on older installations.")
@@ -956,6 +1067,29 @@ class ClusterProfile(Spec):
                          help="Where container images are kept (on scratch: images are large).")
     cache_dir: str = opt("$SCRATCH/.apptainer/cache", label="Apptainer cache", role="internal", path=True,
                          help="APPTAINER_CACHEDIR: keep it on scratch, the default under $HOME fills home quotas.")
+    job_env: tuple[str, ...] = opt((), label="Job environment", role="internal",
+                                   placeholder="NCCL_SOCKET_IFNAME=ib0",
+                                   help="Variables every job written for the site exports, such as the network "
+                                        "interfaces NCCL must use between nodes (LUMI: NCCL_SOCKET_IFNAME = "
+                                        "\"hsn0,hsn1,hsn2,hsn3\") or a cache that belongs on node-local disk "
+                                        "(MIOPEN_USER_DB_PATH = \"/tmp/$USER-miopen\"); in TOML a [job_env] table, "
+                                        "one NAME = \"value\" per line (a list of \"NAME=value\" texts is read "
+                                        "too, and is how the profile is written back). A value is one word: $NAME "
+                                        "references expand when the job runs, nothing else does. The examples, the "
+                                        "workflow form and --profile (workflow, sbatch, jupyter-job) export them "
+                                        "after the job's own exports, leaving out a name the job already sets; a "
+                                        "job read back from a script gets none.")
+    container_binds: tuple[str, ...] = opt((), label="Container binds", role="internal",
+                                           placeholder="/project:/project:ro",
+                                           help="Host folders every container step written for the site binds "
+                                                "(Apptainer --bind, Charliecloud -b): SRC, SRC:DST or SRC:DST:ro, "
+                                                "for storage the runtime does not mount by itself (LUMI mounts "
+                                                "neither /scratch/PROJECT nor /project/PROJECT into containers). "
+                                                "They come before the step's own binds, so those win: a destination "
+                                                "the step binds already is left out. ch-run has no bind modes (an "
+                                                ":ro is left off for it) and needs DST to exist in a read-only "
+                                                "image (create it in the image, RUN mkdir -p DST). A job read back "
+                                                "from a script gets none.")
     gpu_vendor: str = opt("none", label="GPU vendor", role="internal", choices=GPU_VENDORS,
                           help="nvidia (apptainer --nv), amd (--rocm), intel (neither flag) or none.")
     default_partition: str = opt("", label="Default partition", role="internal",
@@ -1016,6 +1150,9 @@ class ClusterProfile(Spec):
                                                       f"{_kind_of(modules)}, but modules is a table: write [modules] "
                                                       "on a line of its own and one purpose = \"module\" per line "
                                                       "under it, e.g. apptainer = \"apptainer/1.3\"")])
+        job_env = data.get("job_env") if isinstance(data, dict) else None
+        if isinstance(job_env, dict) and "kind" not in job_env:
+            data = {**data, "job_env": _job_env_items(job_env)}
         return super().from_dict(data)
 
     # -- look-ups ----------------------------------------------------------------------------
@@ -1236,6 +1373,65 @@ class ClusterProfile(Spec):
         m = _VERSION.fullmatch(_str(self.scheduler_version).strip())
         return (int(m.group(1)), int(m.group(2))) if m else None
 
+    def site_env(self) -> tuple[EnvVar, ...]:
+        """The variables of ``job_env`` as :class:`EnvVar`, each name once (the first); items the profile check
+        reports (no ``=``, a name that is no variable's) are left out."""
+        out: dict[str, EnvVar] = {}
+        for item in _tup(self.job_env):
+            var = _site_var(item)
+            if var is not None:
+                out.setdefault(var.name, var)
+        return tuple(out.values())
+
+    def site_binds(self) -> tuple[Bind, ...]:
+        """The binds of ``container_binds`` as :class:`Bind`, each destination once (the first); items the profile
+        check reports are left out."""
+        out: dict[str, Bind] = {}
+        for item in _tup(self.container_binds):
+            bind = _site_bind(item)
+            if bind is not None:
+                out.setdefault(_destination(bind), bind)
+        return tuple(out.values())
+
+    def with_site_env(self, model: Any) -> Any:
+        """``model`` (a Slurm job, or a model holding one: a workflow, a Jupyter job) with what every job of the
+        site needs: the ``job_env`` variables exported (a workflow's go with its exports, a Jupyter job's and a plain
+        job's with the job's own), and the ``container_binds`` bound in its container (before the container's own
+        binds, so that a bind of the job inside a site folder stays visible). What the model sets wins: a variable
+        it exports or its container sets already, and a bind of a destination it binds already, are left out, so
+        placing a model twice changes nothing more. An Apptainer container that starts with a clean environment
+        (--cleanenv, --containall) would not see the exported variables: it is given each with --env NAME="$NAME"."""
+        env, binds = self.site_env(), self.site_binds()
+        if not env and not binds:
+            return model
+        if isinstance(model, SlurmJob):
+            taken = {e.name for e in model.env if isinstance(e, EnvVar)}
+            new = tuple(e for e in env if e.name not in taken)
+            return model.replace(env=(*model.env, *new)) if new else model
+        job = getattr(model, "job", None)
+        if not isinstance(job, SlurmJob):
+            return model
+        container = getattr(model, "container", None)
+        exports = getattr(model, "exports", None)
+        taken = {str(e.name) for e in (*job.env, *(exports or ())) if isinstance(e, EnvVar)}
+        for layer in (*(getattr(model, "prepare", ()) or ()), container):
+            if isinstance(layer, Spec):
+                taken |= {name for name, _ in env_assignments(layer)}
+        inside = {str(e.name) for e in getattr(container, "env", ()) or () if isinstance(e, EnvVar)}
+        new = tuple(e for e in env if e.name not in taken | inside)
+        changes: dict[str, Any] = {}
+        if new and isinstance(exports, tuple):
+            changes["exports"] = (*exports, *new)
+        elif new:
+            changes["job"] = job.replace(env=(*job.env, *new))
+        if container is not None:
+            placed = _with_binds(container, binds)
+            if new and isinstance(placed, ApptainerRun) and (placed.cleanenv is True or placed.containall is True):
+                placed = placed.replace(env=(*placed.env, *(EnvVar(e.name, f"${e.name}") for e in new)))
+            if placed is not container:
+                changes["container"] = placed
+        return model.replace(**changes) if changes else model
+
     def place(self, model: Any, *, as_written: bool = False) -> Any:
         """``model`` (a Slurm job, or a model holding one: a workflow, a Jupyter job) made ready for this site
         where it leaves things open, the way the shipped examples are: the job placed (:meth:`place_job`);
@@ -1243,13 +1439,17 @@ class ClusterProfile(Spec):
         ``apptainer``); the module of each container runtime the layers use loaded; srun given the job's
         --cpus-per-task where the site's Slurm does not pass it on (22.05–23.02). What the model sets stays.
         ``as_written`` keeps the container programs as they are, for a model read back from a script: the
-        person wrote ``apptainer`` there, and lint's HPC414 says when the site has no such program."""
+        person wrote ``apptainer`` there, and lint's HPC414 says when the site has no such program. Without it the
+        site's ``job_env`` and ``container_binds`` are added too (:meth:`with_site_env`); a script read back is the
+        person's, and gets neither."""
         if isinstance(model, SlurmJob):
-            return self.place_job(model)
-        job = getattr(model, "job", None)
-        if not isinstance(job, SlurmJob):
+            job = self.place_job(model)
+            return job if as_written else self.with_site_env(job)
+        if not isinstance(getattr(model, "job", None), SlurmJob):
             return model
-        job = self.place_job(job)
+        if not as_written:
+            model = self.with_site_env(model)
+        job = self.place_job(model.job)
         changes: dict[str, Any] = {}
         site_binary = (lambda layer: layer) if as_written else self._site_binary
         container = getattr(model, "container", None)
@@ -1319,6 +1519,15 @@ class ClusterProfile(Spec):
             out.append(Problem("modules", f"more than one module for {', '.join(dups)}; keep one per purpose"))
         for name in ("scratch", "node_local", "image_dir", "cache_dir"):
             out += _path_problems(name, self.field_spec(name).info.label, getattr(self, name))
+        out += _job_env_problems(self.job_env)
+        binds = [item for item in _tup(self.container_binds) if isinstance(item, str)]
+        for item in binds:
+            out += _bind_problems(item)
+        places = [_destination(b) for b in map(_site_bind, binds) if b is not None]
+        twice = sorted({d for d in places if places.count(d) > 1})
+        if twice:
+            out.append(Problem("container_binds", f"{', '.join(twice)} is bound more than once; keep one bind for "
+                                                  "each container path"))
         if _str(self.account) and not _ACCOUNT.fullmatch(self.account):
             out.append(Problem("account", f"{self.account!r} is not an account name (letters, digits, _ . + - @)"))
         out += self._partition_checks()
