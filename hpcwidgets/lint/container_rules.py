@@ -11,11 +11,12 @@ import ast
 import dataclasses
 import re
 import shlex
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import lex_script
-from ..parse.script import launch_words, shell_c_script
+from ..parse.script import c_script_in, launch_words, shell_c_script
 from ..spec._words import Verbatim
 from ..spec.common import Bind, bind_destination
 from ..spec.profile import GPU_TOOLS, gpu_type_vendor, image_vendor
@@ -2008,6 +2009,239 @@ def _hostfile_not_from_the_job(ctx: Context) -> Iterator[Any]:
                             "the launcher starts workers on whatever hosts it lists, which need not be (all) the nodes "
                             "Slurm gave this job; write it in the job: scontrol show hostnames \"$SLURM_JOB_NODELIST\" "
                             f"| sed 's/$/ slots=N/' > {given}")
+
+
+@rule("HPC141", "hostfile-written-once-per-task", "error",
+      summary="a hostfile (or host list) for deepspeed or horovodrun --gloo is written by srun hostname in a job of "
+              "several tasks per node, so it names each node once per task",
+      why="srun runs its command once per task, so srun hostname in a job of 4 tasks per node prints each node's "
+          "name 4 times, and a hostfile written from it lists every node once per task. srun --ntasks-per-node=1 "
+          "alone does not help: srun takes the job's task count (SLURM_NTASKS) as its --ntasks, which wins, and "
+          "Slurm says \"can't honor --ntasks-per-node set to 1 … Ignoring --ntasks-per-node\". DeepSpeed's launcher "
+          "(deepspeed --hostfile or -H, accelerate's --deepspeed_hostfile with its pdsh launcher) reads the hostfile "
+          "before it starts anything and refuses a host named twice: 'Hostfile contains multiple entries for HOST, "
+          "unable to proceed with launching'. horovodrun --hostfile (and -H) takes one '<hostname> slots=<slots>' per "
+          "host, and with Gloo it gives each line its own slots and numbers their local ranks from 0 again, so the "
+          "workers crowd onto the nodes listed first, several on one GPU. Left alone: the file piped through sort -u "
+          "or uniq, an srun of one task per node (srun --ntasks=N with N the job's nodes, or a step of --nodes=N "
+          "--ntasks-per-node=1, which newer Slurm versions honour), horovodrun without --gloo (with MPI the ranks' "
+          "local numbers come from mpirun), and mpirun's hostfiles and machinefiles, where one line for each rank is "
+          "the usual way to give a node its slots (Open MPI adds the slots of repeated lines and, under Slurm, holds "
+          "a node to the slots the allocation gives it).",
+      fix="Write the file once per node: scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed 's/$/ slots=4/' > "
+          "hostfile, or run one task per node with the count said too: srun --ntasks-per-node=1 "
+          "--ntasks=\"$SLURM_NNODES\" hostname -s | sed 's/$/ slots=4/' > hostfile.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-node=4
+srun hostname -s | sed 's/$/ slots=4/' > hostfile.txt
+deepspeed --hostfile hostfile.txt train.py --deepspeed --deepspeed_config ds.json
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-node=4
+scontrol show hostnames "$SLURM_JOB_NODELIST" | sed 's/$/ slots=4/' > hostfile.txt
+deepspeed --hostfile hostfile.txt train.py --deepspeed --deepspeed_config ds.json
+""")
+def _hostfile_once_per_task(ctx: Context) -> Iterator[Any]:
+    if ctx.parsed.heterogeneous:
+        return  # the job's counts are its first component's only
+    writes = _host_writes(ctx)
+    reported: set[int] = set()
+    for line, reader, option, value in _hostfile_readers(ctx):
+        if reader == "horovodrun" and option in ("-H", "--hosts"):  # a host list, built in a variable
+            found = _host_list_per_task(ctx, value, line)
+            if found is None:
+                continue
+            at, shown, per_node, source = found
+            step, what = None, f"the host list {value}"
+        else:
+            path = ctx.parsed.resolve(value.strip("'\""), line)
+            mine = [w for w in writes if w[1] == path and w[0] < line]
+            if not mine or mine[-1][2] is None:
+                continue  # the last write before the launch is not srun's (or the file is not written here)
+            at, _, step = mine[-1]
+            if _edited_between(ctx, path, at, line):
+                continue  # a later command drops the repeats (sort -u FILE -o FILE) or may rewrite the file
+            per_node = _tasks_on_a_node(ctx, step)
+            if per_node is None:
+                continue
+            shown, what, source = " ".join(str(w.value) for w in step.command.words), value, step
+        if at in reported:
+            continue
+        reported.add(at)
+        alone = " (--ntasks-per-node=1 alone is ignored: srun takes the job's task count as its --ntasks)" \
+            if re.search(r"--(?:n)?tasks-per-node[= ]1\b", shown) else ""
+        if reader == "horovodrun":
+            result = (f"horovodrun --gloo {option} {value} (line {line}) gives each line its own slots and numbers its "
+                      "local ranks from 0 again, so the workers crowd onto the nodes listed first, several on one GPU")
+        else:
+            result = (f"{reader} {option} {value} (line {line}) stops before it starts anything ('Hostfile contains "
+                      "multiple entries for HOST, unable to proceed with launching')")
+        nodes = _nodes_fixed(ctx)
+        count = str(nodes) if nodes else '"$SLURM_NNODES"'
+        program = " ".join(str(w) for w in source.chain.program)
+        fix = None
+        srun = step.chain.srun if step is not None else None
+        if srun is not None and srun.ntasks is None and srun.ntasks_per_node is None and srun.nodes is None:
+            chain = type(step.chain)(srun.replace(ntasks_per_node=1, ntasks=nodes or "$SLURM_NNODES"),
+                                     step.chain.container, step.chain.launcher, step.chain.program, step.chain.notes)
+            fix = fix_for(ctx, "run srun hostname once per node", step, chain)
+        yield (at, f"{shown} runs once per task ({per_node} on a node), so {what} names each node once per task"
+                   f"{alone}: {result}; list each node once: scontrol show hostnames \"$SLURM_JOB_NODELIST\", or "
+                   f"srun --ntasks-per-node=1 --ntasks={count} {program}", fix)
+
+
+#: a command that drops repeated lines: sort -u (--unique), uniq, awk '!seen[$0]++'
+_DEDUPES = re.compile(r"\bsort\b[^|;&\n]*?\s(?:-[A-Za-z]*u[A-Za-z]*|--unique)\b|\buniq\b|!\s*\w+\[\$\w*\]\s*\+\+")
+#: what prints a node's own name in a bash -c script: hostname, uname -n, $SLURMD_NODENAME
+_NODE_NAME = re.compile(r"\bhostname\b|\buname\s+(?:-[A-Za-z]*n|--nodename)\b|\$\{?SLURMD_NODENAME\b")
+
+
+def _prints_node_name(program: list[str]) -> bool:
+    """Whether a step's program prints the name of the node each task runs on (``hostname -s``, ``uname -n``,
+    ``bash -c 'echo $(hostname) slots=4'``)."""
+    if not program:
+        return False
+    name = program[0].rsplit("/", 1)[-1]
+    if name == "hostname":
+        return True
+    if name == "uname":
+        return any(re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*|--nodename", w) for w in program[1:])
+    at = c_script_in(program)
+    return at is not None and _NODE_NAME.search(program[at]) is not None
+
+
+def _host_writes(ctx: Context) -> list[tuple[int, str, Any]]:
+    """Every file a pipeline of the script writes (> FILE, >> FILE, tee FILE), in order: ``(line, path as
+    resolved, step)``, where step is the srun step at the head of the pipeline that prints its node's name once per
+    task with nothing after it that drops repeats, else None."""
+    by_command = {id(s.command): s for s in steps(ctx) if s.chain.srun is not None}
+    out: list[tuple[int, str, Any]] = []
+    pipeline: list[Any] = []
+    for cmd in (c for c in _simple_commands(ctx.parsed.lexed.code) if not isinstance(c, _Inner)):
+        pipeline.append(cmd)
+        if cmd.joined_by in ("|", "|&"):
+            continue
+        head, pipeline = pipeline, []
+        step = by_command.get(id(head[0]))
+        if step is not None and (not _prints_node_name([str(w) for w in step.chain.program])
+                                 or any(_DEDUPES.search(c.text) for c in head[1:])):
+            step = None
+        for c in head:
+            targets = [str(r.target.value) for r in c.redirects if r.op in (">", ">>", ">|") and r.target is not None
+                       and r.fd in (None, 1)]
+            argv = [str(w) for w in c.argv]
+            if argv and argv[0] == "tee":
+                targets += [w for w in argv[1:] if not w.startswith("-")]
+            for target in targets:
+                out.append((c.line, ctx.parsed.resolve(target, c.line), step if c is head[-1] or argv[:1] == ["tee"]
+                            else None))
+    return out
+
+
+#: commands that keep every line of a file they read or change (a hostfile they name keeps its repeats)
+_KEEP_LINES = frozenset({"cat", "head", "tail", "wc", "ls", "echo", "printf", "sed", "cp", "chmod", "cut", "tr",
+                         "paste", "column", "nl", "tee", "test", "[", "rm"})
+
+
+def _edited_between(ctx: Context, path: str, start: int, end: int) -> bool:
+    """Whether a command after line ``start`` and before ``end`` drops the repeated lines of the file ``path``
+    (sort -u FILE, uniq FILE) or may rewrite it: one that names the file, or a script named for it
+    (python edit_hostfile.py for hostfile.txt), other than those that keep every line (cat, sed …)."""
+    name = path.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.strip(".") else name
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if not start < cmd.line < end:
+            continue
+        words = [ctx.parsed.resolve(str(w), cmd.line) for w in cmd.argv]
+        text = " ".join(words)
+        if name not in text and (len(stem) < 3 or stem not in text):
+            continue
+        if _DEDUPES.search(text) or not words or words[0].rsplit("/", 1)[-1] not in _KEEP_LINES:
+            return True
+    return False
+
+
+def _hostfile_readers(ctx: Context) -> list[tuple[int, str, str, str]]:
+    """``(line, launcher, option, value)`` for each hostfile DeepSpeed's launcher reads (deepspeed --hostfile/-H,
+    accelerate launch --deepspeed_hostfile where it runs DeepSpeed's multi-node launcher), and each hostfile or host
+    list of horovodrun --gloo."""
+    out: list[tuple[int, str, str, str]] = []
+    for launch in other_launches(ctx):
+        opts = launch.options
+        if launch.name == "deepspeed":
+            option = next((o for o in ("--hostfile", "-H") if opts.get(o)), "")
+        else:
+            machines = launch.number(ctx, "--num_machines")
+            once = machines is not None and machines > 1 and accelerate_path(launch, machines) == "once"
+            option = "--deepspeed_hostfile" if once and opts.get("--deepspeed_hostfile") else ""
+        if option:
+            out.append((launch.line, launch.name.split()[0], option, opts[option]))
+    for line, launcher, options in _rank_launches(ctx):
+        if launcher.rsplit("/", 1)[-1] != "horovodrun" or "--gloo" not in options:
+            continue
+        for option in ("--hostfile", "-hostfile", "-H", "--hosts"):
+            if options.get(option):
+                out.append((line, "horovodrun", option, options[option]))
+    return sorted(out)
+
+
+def _tasks_on_a_node(ctx: Context, step: Any) -> int | None:
+    """How many tasks of an srun step run on one node when that is more than one and the layout is known (the job's
+    or the step's nodes, or tasks per node, are given); else None. A step of --nodes=N --ntasks-per-node=1 without
+    --ntasks is taken at its word (newer Slurm versions honour it; 22.05 lets the job's task count win)."""
+    srun, job = step.chain.srun, ctx.job
+    if srun.ntasks_per_node == 1 and srun.nodes is not None and srun.ntasks is None:
+        return None
+    if srun.ntasks is not None and not isinstance(srun.ntasks, int):
+        # a count in a variable: the job's node count is one task per node; another is read through the script
+        if re.fullmatch(r"\$\{?SLURM_(?:NNODES|JOB_NUM_NODES)\}?", str(srun.ntasks).strip("'\"")):
+            return None
+        count = as_int(ctx, srun.ntasks, getattr(step, "line", 0))
+        if count is None:
+            return None
+        step = SimpleNamespace(chain=SimpleNamespace(srun=srun.replace(ntasks=count)))
+    if job.nodes is None and srun.nodes is None and not isinstance(job.ntasks_per_node, int) \
+            and srun.ntasks_per_node is None:
+        return None  # tasks without a node count: Slurm may give each task a node of its own
+    per_node = tasks_per_node(ctx, step)
+    return per_node if isinstance(per_node, int) and per_node > 1 else None
+
+
+def _nodes_fixed(ctx: Context) -> int | None:
+    """The job's node count when it is one number (--nodes=2, not a range), else None."""
+    span = node_range(ctx.job.nodes) if ctx.job.nodes is not None else None
+    return span[0] if span is not None and span[0] == span[1] else None
+
+
+def _host_list_per_task(ctx: Context, value: str, line: int) -> tuple[int, str, int, Any] | None:
+    """``(line, the srun command, tasks per node, the srun read as a step)`` for a host list in a variable (``-H "$HOSTS"``) that the script builds from
+    ``$(srun hostname …)`` with several tasks on a node and nothing that drops repeats; else None."""
+    m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", value.strip("'\""))
+    if m is None:
+        return None
+    values = [v for v in ctx.parsed.variables if v.name == m.group(1) and v.line < line]
+    if not values:
+        return None
+    text = str(values[-1].value)
+    sub = re.search(r"\$\(\s*(srun\b[^|)]*)(.*?)\)", text)
+    if sub is None or _DEDUPES.search(sub.group(2)):
+        return None
+    from ..parse.argv import parse_chain
+    try:
+        words = shlex.split(sub.group(1))
+        chain = parse_chain(words, source_line=values[-1].line)
+    except (ValueError, ParseError):
+        return None
+    if chain.srun is None or not _prints_node_name([str(w) for w in chain.program]):
+        return None
+    per_node = _tasks_on_a_node(ctx, SimpleNamespace(chain=chain))
+    if per_node is None:
+        return None
+    return values[-1].line, " ".join(words), per_node, SimpleNamespace(chain=chain)
 
 
 @rule("HPC137", "rank-launcher-hosts-not-from-the-job", "warning",
