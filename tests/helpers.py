@@ -68,3 +68,79 @@ def reachable_addresses() -> list[str]:
     except OSError:
         return []
     return [a for a in out if not ipaddress.ip_address(a.split("%")[0]).is_link_local]
+
+
+# ------------------------------------------------------------------------------------------------
+# lesson notebooks: their cells, run in this process or by papermill
+# ------------------------------------------------------------------------------------------------
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def lesson_cells(lesson: str) -> list[dict]:
+    """The cells of the lesson notebook numbered ``lesson`` (e.g. ``"02"``)."""
+    path = next(NOTEBOOKS.glob(f"{lesson}-*.ipynb"))
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def cell_source(cell: dict) -> str:
+    text = cell.get("source", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def cell_outputs(cell: dict) -> str:
+    """What a saved code cell printed (its streams and the plain text of its results), as one string."""
+    out = []
+    for o in cell.get("outputs", []):
+        text = o.get("text") or o.get("data", {}).get("text/plain", "")
+        out.append("".join(text) if isinstance(text, list) else text)
+    return "".join(out)
+
+
+def _parameters_cell(cell: dict) -> bool:
+    return "parameters" in cell.get("metadata", {}).get("tags", []) or \
+        cell_source(cell).lstrip().startswith("# Papermill parameter")
+
+
+def run_lesson_in_process(lesson: str, profile: str, *, skip: tuple[str, ...] = ()) -> list[tuple[str, str, dict]]:
+    """Run the lesson's code cells in this process, in order, for ``profile`` and without real jobs (``run_jobs`` and
+    ``site_jobs`` False, in place of the parameters cell), leaving out the cells whose ids are in ``skip``.
+
+    Returns one ``(cell id, what it printed, the names it set or changed)`` per cell run. The caller chooses the
+    working directory (a lesson writes its figures into ``images/`` there)."""
+    import contextlib
+    import io
+    namespace: dict = {"__name__": "__main__", "profile": profile, "run_jobs": False, "site_jobs": False}
+    runs = []
+    for cell in lesson_cells(lesson):
+        if cell["cell_type"] != "code" or _parameters_cell(cell) or cell.get("id") in skip:
+            continue
+        before = dict(namespace)   # the old values themselves, so a new one is never taken for one of them
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(cell_source(cell), f"{lesson}:{cell.get('id')}", "exec"), namespace)
+        changed = {name: value for name, value in namespace.items()
+                   if name not in before or before[name] is not value}
+        runs.append((cell.get("id", ""), printed.getvalue(), changed))
+    return runs
+
+
+def run_lessons_with_papermill(lessons: list[str], profile: str, tmp_path: Path) -> dict[str, dict[str, str]]:
+    """Run each lesson with papermill for ``profile`` (``run_jobs=False`` where the lesson has it) from a copy in
+    ``tmp_path`` (the committed notebooks and pictures stay as they are); for each lesson, its code cells' outputs by
+    cell id."""
+    pm = pytest.importorskip("papermill")
+    work = tmp_path / "notebooks"
+    (work / "images").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(NOTEBOOKS / "images", work / "images", dirs_exist_ok=True)
+    runs: dict[str, dict[str, str]] = {}
+    for lesson in lessons:
+        source = Path(shutil.copy(next(NOTEBOOKS.glob(f"{lesson}-*.ipynb")), work))
+        params = {"profile": profile}
+        if "run_jobs = " in source.read_text(encoding="utf-8"):
+            params["run_jobs"] = False
+        out = tmp_path / f"{lesson}-{Path(profile).stem}.ipynb"
+        pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(work),
+                            progress_bar=False, log_output=False)
+        runs[lesson] = {c.get("id", ""): cell_outputs(c) for c in json.loads(out.read_text(encoding="utf-8"))["cells"]
+                        if c["cell_type"] == "code"}
+    return runs

@@ -260,6 +260,19 @@ def site_image(site: Any) -> str:
     return posixpath.join(site.image_dir, name)
 
 
+def site_pull(site: Any) -> Any:
+    """The :class:`~hpcwidgets.spec.apptainer.ApptainerPull` that makes :func:`site_image` on ``site``, as the shipped
+    examples pull it: from the profile's ``examples.image_source``, else the PyTorch image of the site's GPUs (a ROCm
+    build on AMD sites), with the site's program and cache folder."""
+    import posixpath
+    from ..examples import EXAMPLE_IMAGES
+    from ..spec.apptainer import ApptainerPull
+    image = site_image(site)
+    source = site.examples.image_source or EXAMPLE_IMAGES.get(gpu_vendor(site), EXAMPLE_IMAGES["other"])[0]
+    return ApptainerPull(binary=site.apptainer_binary, dir=posixpath.dirname(image), dest=posixpath.basename(image),
+                         source=source, cachedir=site.cache_dir)
+
+
 def multi_node_partition(site: Any, nodes: int = 2) -> Any:
     """The partition a job of ``nodes`` nodes uses on ``site``, chosen as the shipped multi-node example chooses it
     (:mod:`hpcwidgets.examples`): of the GPU partitions (of all, on a site without GPUs), the best for production
@@ -857,6 +870,6 @@ __all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "container_ex
            "findings_shown", "findings_table", "gpu_fields", "gpu_flag", "gpu_vendor", "job_head", "launch_plan",
            "LaunchPlan", "layer_diagram", "layers", "loss_plot", "module_note", "multi_node_partition", "portable",
            "portable_text", "practice_target", "process_tree", "render_only", "run_command", "run_example",
-           "run_job", "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_image", "site_job",
+           "run_job", "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_image", "site_job", "site_pull",
            "site_mem", "site_modules", "site_partition", "stage_to_node_local", "Target", "torchrun_reads",
            "train_locally", "with_program_args"]
