@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import cell_outputs
 from hpcwidgets import lessons
 from hpcwidgets.lessons import findings_shown
 from hpcwidgets.lint import lint
@@ -62,21 +63,7 @@ gpu_vendor = "amd"
 """
 
 #: Intel GPUs take no flag
-INTEL_SITE = """\
-name = "bluegpus"
-description = "a site of the tests: Intel GPUs"
-runtimes = ["apptainer"]
-gpu_vendor = "intel"
-image_dir = "/scratch/img"
-
-[[partitions]]
-name = "pvc"
-is_default = true
-max_time = "1-00:00:00"
-cpus_per_node = 96
-mem_per_node = "512G"
-gpus_per_node = 4
-"""
+INTEL_SITE = Path(__file__).parent / "data" / "profiles" / "intel_s22.toml"
 
 
 @pytest.fixture()
@@ -121,7 +108,7 @@ def test_a_partition_of_its_own_vendor_decides_the_flag(tmp_path, isolated_profi
 
 
 def test_intel_gpus_take_no_flag(tmp_path, isolated_profiles):
-    site = load_profile(_write(tmp_path, "bluegpus", INTEL_SITE))
+    site = load_profile(str(INTEL_SITE))
     assert (lessons.gpu_vendor(site), lessons.gpu_flag(site), lessons.gpu_fields(site)) == ("intel", "", {})
     assert lessons.container_exec(site) == "apptainer exec"
     assert lessons.site_image(site) == "/scratch/img/pytorch_2.3.1.sif"   # no vendor build: the examples' stand-in
@@ -232,14 +219,6 @@ def test_no_gpu_job_of_the_lesson_writes_the_flag_or_the_image_by_hand(lesson):
 # ------------------------------------------------------------------------------------------------
 # 3 · the whole lessons, run by papermill for the AMD site
 # ------------------------------------------------------------------------------------------------
-def _outputs(cell: dict) -> str:
-    out = []
-    for o in cell.get("outputs", []):
-        text = o.get("text") or o.get("data", {}).get("text/plain", "")
-        out.append("".join(text) if isinstance(text, list) else text)
-    return "".join(out)
-
-
 @pytest.mark.slow
 def test_lessons_04_and_09_run_for_the_amd_site(amd, tmp_path):
     pm = pytest.importorskip("papermill")
@@ -257,7 +236,7 @@ def test_lessons_04_and_09_run_for_the_amd_site(amd, tmp_path):
         out = tmp_path / f"{lesson}-amd.ipynb"
         pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(work),
                             progress_bar=False, log_output=False)
-        runs[lesson] = {c.get("id"): _outputs(c) for c in json.loads(out.read_text(encoding="utf-8"))["cells"]
+        runs[lesson] = {c.get("id"): cell_outputs(c) for c in json.loads(out.read_text(encoding="utf-8"))["cells"]
                         if c["cell_type"] == "code"}
     everything = "".join(text for cells in runs.values() for text in cells.values())
     assert not re.search(r"^line .* (HPC218|HPC414) ", everything, re.M), everything

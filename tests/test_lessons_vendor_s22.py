@@ -57,21 +57,7 @@ FLAG_CELLS = {
 IMAGE_CELLS = {"00": "34f8f104", "02": "02-10", "03": "03-04", "05": "05-14", "07": "07-06"}
 
 #: Intel GPUs take no flag
-INTEL_SITE = """\
-name = "bluegpus_s22"
-description = "a site of the tests: Intel GPUs"
-runtimes = ["apptainer"]
-gpu_vendor = "intel"
-image_dir = "/scratch/img"
-
-[[partitions]]
-name = "pvc"
-is_default = true
-max_time = "1-00:00:00"
-cpus_per_node = 96
-mem_per_node = "512G"
-gpus_per_node = 4
-"""
+INTEL_SITE = Path(__file__).parent / "data" / "profiles" / "intel_s22.toml"
 
 
 @pytest.fixture()
@@ -202,9 +188,7 @@ def test_the_ordering_rule_on_the_sites_flag(workdir):
 
 def test_a_site_whose_gpus_take_no_flag(tmp_path, workdir):
     """Intel GPUs: the commands get no GPU flag, and the ordering rule is shown with another option."""
-    path = tmp_path / "bluegpus_s22.toml"
-    path.write_text(INTEL_SITE, encoding="utf-8")
-    runs = _run("02", str(path))
+    runs = _run("02", str(INTEL_SITE))
     assert 'apptainer exec /scratch/img/pytorch_2.3.1.sif python my_script.py' in runs["02-10"][0].replace(" \\\n  ", " ")
     assert not re.search(r"--nv\b|--rocm", runs["02-10"][0])
     assert re.search(r"^line .* HPC203  --cleanenv comes after the image", runs["02-12"][0], re.M), runs["02-12"][0]
