@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from helpers import cell_outputs
+from helpers import run_lessons_with_papermill
 from hpcwidgets import lessons
 from hpcwidgets.lessons import findings_shown
 from hpcwidgets.lint import lint
@@ -221,23 +220,7 @@ def test_no_gpu_job_of_the_lesson_writes_the_flag_or_the_image_by_hand(lesson):
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_lessons_04_and_09_run_for_the_amd_site(amd, tmp_path):
-    pm = pytest.importorskip("papermill")
-    work = tmp_path / "notebooks"
-    (work / "images").mkdir(parents=True)
-    for lesson in ("04", "09"):
-        shutil.copy(next(NOTEBOOKS.glob(f"{lesson}-*.ipynb")), work)
-    shutil.copytree(NOTEBOOKS / "images", work / "images", dirs_exist_ok=True)
-    runs = {}
-    for lesson in ("04", "09"):
-        source = next(work.glob(f"{lesson}-*.ipynb"))
-        params = {"profile": amd}
-        if "run_jobs = " in source.read_text(encoding="utf-8"):
-            params["run_jobs"] = False
-        out = tmp_path / f"{lesson}-amd.ipynb"
-        pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(work),
-                            progress_bar=False, log_output=False)
-        runs[lesson] = {c.get("id"): cell_outputs(c) for c in json.loads(out.read_text(encoding="utf-8"))["cells"]
-                        if c["cell_type"] == "code"}
+    runs = run_lessons_with_papermill(["04", "09"], amd, tmp_path)
     everything = "".join(text for cells in runs.values() for text in cells.values())
     assert not re.search(r"^line .* (HPC218|HPC414) ", everything, re.M), everything
     assert "Site profile: amd_lessons_s22; GPU vendor: amd; GPU flag: --rocm" in runs["04"]["04-02"]
