@@ -116,13 +116,29 @@ class TestProblems:
         got = messages(grid().replace(sweep_name="", sweep_values=()))
         assert list(got) == ["sweep_name"] and "sweep_grid" in got["sweep_name"][0]
 
-    @pytest.mark.parametrize("array, fix", [("0-3", "--array=0-5"), ("0-7", "--array=0-5"), ("0-3%2", "--array=0-5%2"),
-                                            ("0-10:2", "--array=0-5"), ("", "--array=0-5")])
-    def test_the_array_runs_each_combination_once(self, array, fix):
+    @pytest.mark.parametrize("array, fix, again", [
+        ("0-7", "--array=0-5", "tasks 6, 7 run combinations 0, 1 again"),
+        ("0-6%2", "--array=0-5%2", "task 6 runs combination 0 again"),
+        ("0-10:2", "--array=0-5", "tasks 6, 8, 10 run combinations 0, 2, 4 again"),
+        ("0-12", "--array=0-5", "tasks 6, 7, 8, 9, … run combinations 0, 1, 2, 3, … again"),
+        ("", "--array=0-5", "")])
+    def test_the_array_runs_no_combination_twice(self, array, fix, again):
         w = grid()
         got = messages(w.replace(job=w.job.replace(array=array)))
         assert list(got) == ["job.array"] and got["job.array"][0].endswith(fix)
-        assert "lr × batch_size: 3 × 2" in got["job.array"][0]
+        assert "lr × batch_size: 3 × 2" in got["job.array"][0] and again in got["job.array"][0]
+
+    @pytest.mark.parametrize("array", ["3,4", "0-3", "0-3%2", "5", "1-5:2"])
+    def test_a_rerun_of_some_combinations_is_fine(self, array):
+        # resubmitting the combinations that failed runs each of them once: nothing repeats or lacks a value
+        w = grid()
+        assert w.replace(job=w.job.replace(array=array)).problems() == []
+
+    def test_a_rerun_script_reads_back_into_a_workflow(self):
+        # the script of a rerun opens in the form and the CLI (workflow --from) as it is, and renders back unchanged
+        text = render_workflow(grid()).replace("--array=0-5", "--array=3,4")
+        back = parse_script(text)
+        assert back.job.array == "3,4" and back.problems() == [] and render_workflow(back) == text
 
     def test_throttled_or_listed_arrays_that_cover_the_grid_are_fine(self):
         w = grid()

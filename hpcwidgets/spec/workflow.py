@@ -760,10 +760,18 @@ class Workflow(Spec):
         ids = array_task_ids(self.job.array)
         if ids is None:
             return out  # the job reports the malformed spec
-        if sorted(set(ids)) != list(range(total)):
+        # tasks past the last combination run earlier ones again (the picks wrap around); a rerun of some
+        # combinations (--array=3,4 after those two failed) runs each once and is fine, as with one swept variable
+        again = sorted({i for i in ids if i >= total})
+        if again:
             throttle = self.job.array[self.job.array.index("%"):] if "%" in self.job.array else ""
+            many = len(again) > 1
+            shown = ", ".join(map(str, again[:4])) + (", …" if len(again) > 4 else "")
+            repeated = ", ".join(map(str, [i % total for i in again][:4])) + (", …" if len(again) > 4 else "")
             out.append(Problem("job.array", f"--array={self.job.array} does not run each of the {total} combinations "
-                                            f"({names}: {sizes}) once: task i takes combination i; "
+                                            f"({names}: {sizes}) once: task i takes combination i, so "
+                                            f"task{'s' if many else ''} {shown} run{'' if many else 's'} "
+                                            f"combination{'s' if many else ''} {repeated} again; "
                                             f"use --array=0-{total - 1}{throttle}"))
         for field, name in (("sweep_name", self.sweep_name), *(("sweep_grid", a.name) for a in axes)):
             if not self._sweep_is_used(name):
