@@ -100,7 +100,11 @@ def _job(parsed: ParsedScript, text: str, path: str) -> Any:
     head = "".join(line + "\n" for line in text.split("\n")[:cut - 1])
     # (the whole script's first command says which #SBATCH lines sbatch reads; the head may hold none)
     read = replace(read_script(head, path), first_command=parsed.first_command)
-    return workflow_from(read, Workflow, job_only=True, layout=False)  # the job is part of a Jupyter job's script
+    server = next((s for s in parsed.steps if _starts_jupyter(s)), None)
+    ch_run = server is not None and server.chain.container is not None \
+        and server.chain.container.kind == "charliecloud.run"  # then the job fills in $USER at its top
+    # the job is part of a Jupyter job's script
+    return workflow_from(read, Workflow, job_only=True, layout=False, user_line=ch_run)
 
 
 def _work_step(parsed: ParsedScript) -> Step | None:

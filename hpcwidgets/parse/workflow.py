@@ -417,20 +417,24 @@ def _redirect_words(cmd: Command) -> list[str]:
     return [Verbatim(r.raw) for r in cmd.redirects if r.heredoc is None]
 
 
-def workflow_from(parsed: ParsedScript, workflow_cls: Any, *, job_only: bool = False, layout: bool = True) -> Any:
+def workflow_from(parsed: ParsedScript, workflow_cls: Any, *, job_only: bool = False, layout: bool = True,
+                  user_line: bool = False) -> Any:
     """The model of a read script. With ``job_only`` every command stays a line of the job, as written (for a
     :class:`~hpcwidgets.spec.slurm.SlurmJob` form): only modules and exports are read. With ``layout`` the job keeps
     the script's layout (:class:`~hpcwidgets.spec.slurm.ScriptLayout`), for a model written back as the whole script
     it was read from (not for a part of one, such as a Jupyter job's). A whole script read into a job has its lines
     from its first real work on as the job's ``commands`` and those before as its set-up lines (see
-    :func:`_commands_start`); a part of one (a Jupyter job's lines before its server) is all set-up."""
+    :func:`_commands_start`); a part of one (a Jupyter job's lines before its server) is all set-up. With
+    ``user_line``, a job read alone takes the ch-run user line (:data:`~hpcwidgets.spec.charliecloud.USER_LINE`) as
+    the renderer's, not as a set-up line: a Jupyter job that runs ch-run writes it above its exports."""
     require_shell(parsed.source, parsed.path)
     commands_from = _commands_start(parsed) if job_only and layout else 0
     try:
         model, step_lines, absorbed = _workflow_from(parsed, workflow_cls, job_only, with_step=not job_only,
-                                                     commands_from=commands_from)
+                                                     commands_from=commands_from, user_line=user_line)
     except _StepStaysText:
-        model, step_lines, absorbed = _workflow_from(parsed, workflow_cls, job_only, with_step=False)
+        model, step_lines, absorbed = _workflow_from(parsed, workflow_cls, job_only, with_step=False,
+                                                     user_line=user_line)
     if not layout:
         return model
     from .layout import with_layout
@@ -443,7 +447,7 @@ class _StepStaysText(Exception):
 
 
 def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with_step: bool,
-                   commands_from: int = 0) -> tuple[Any, tuple[int, int], tuple[Command, ...]]:
+                   commands_from: int = 0, user_line: bool = False) -> tuple[Any, tuple[int, int], tuple[Command, ...]]:
     """The model, the lines of the step read into it ((0, 0): none) and the fail-fast lines the template writes.
     ``commands_from``: with ``job_only``, the line from which on the script's lines are the job's ``commands``, kept
     as written (0: none are)."""
@@ -557,7 +561,7 @@ def _workflow_from(parsed: ParsedScript, workflow_cls: Any, job_only: bool, with
     r.settle()
 
     launcher = values.get("launcher")
-    allowed = {MODULES, EXPORTS}
+    allowed = {MODULES, EXPORTS} | ({USER} if job_only and user_line else set())
     if not job_only:
         allowed |= {PREPARE, SWEEP}
         if launcher is not None and launcher.uses_head_node:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from ..spec._words import Verbatim
 from ..spec.apptainer import ApptainerRun, env_prefix
-from ..spec.charliecloud import ChRun
+from ..spec.charliecloud import USER_COMMENT, USER_LINE, ChRun
 from ..spec.common import Bind
 from ..spec.jupyter import (ALLOW_ROOT, FIRST_LINE, KERNELS_TCP, RUNTIME, RUNTIME_PATH_MAX, TUNNEL_TO_NODE,
                              JupyterJob, idle_args, kernel_args)
@@ -210,6 +210,7 @@ def jupyter_block(j: JupyterJob) -> str:
         start="\n  ".join(start_command(j).split("\n")),
         program_hint=quote("error: JupyterLab did not start: " + _program_hint(j)),
         net_checker=_net_checker(),
+        user_filled=isinstance(j.container, ChRun),  # at the top, see render_jupyter_job
     ).rstrip("\n")
 
 
@@ -227,4 +228,7 @@ def render_jupyter_job(j: JupyterJob) -> str:
     """The complete sbatch script for ``j``; raises :class:`~hpcwidgets.errors.ValidationError` listing every problem."""
     j.validate()
     title = f"JupyterLab on a compute node (job {j.job.job_name})" if j.job.job_name else "JupyterLab on a compute node"
-    return render_script(j.job, [Block(jupyter_block(j))], title=title)
+    # ch-run needs $USER: filled in before the job's exports and set-up lines, which may name it under set -u (a
+    # site's job_env, a scratch path); a job without ch-run fills it in just before the server starts
+    first = [Block(USER_LINE, USER_COMMENT)] if isinstance(j.container, ChRun) else []
+    return render_script(j.job, [Block(jupyter_block(j))], title=title, first=first)

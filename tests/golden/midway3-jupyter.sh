@@ -168,7 +168,7 @@ if [[ $jl_addr == 0.0.0.0 ]]; then
 fi
 
 # --- Start JupyterLab in the background (the token goes in through JUPYTER_TOKEN: ps shows command lines to everyone) ---
-export USER="${USER:-$(id -un)}"  # filled in when unset (cron, --export=NONE); ch-run needs it exported
+export USER="${USER:-$(id -un)}"  # filled in when unset (cron, --export=NONE); the tunnel names it
 jl_extra=()
 if [[ $(id -u) -eq 0 ]]; then jl_extra+=(--allow-root); fi
 jl_start() {
