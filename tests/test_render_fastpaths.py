@@ -607,7 +607,7 @@ TEMPLATE_NAMES = {"job.sh.j2": ("shell", "directives", "header", "title", "versi
                                 "body"),
                   "jupyter.sh.j2": ("first_line", "runtime_base", "helper", "net_checker", "start", "port_min",
                                     "port_max", "program_hint", "to_node", "loopback", "tunnel", "url",
-                                    "idle_minutes", "local_port", "base_max", "tcp_kernels")}
+                                    "idle_minutes", "local_port", "base_max", "fill_user", "tcp_kernels")}
 
 
 @settings(max_examples=300, deadline=None)

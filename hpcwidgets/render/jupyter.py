@@ -210,7 +210,7 @@ def jupyter_block(j: JupyterJob) -> str:
         start="\n  ".join(start_command(j).split("\n")),
         program_hint=quote("error: JupyterLab did not start: " + _program_hint(j)),
         net_checker=_net_checker(),
-        user_filled=isinstance(j.container, ChRun),  # at the top, see render_jupyter_job
+        fill_user=not isinstance(j.container, ChRun),  # else at the top, see render_jupyter_job
     ).rstrip("\n")
 
 
