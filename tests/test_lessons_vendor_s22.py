@@ -175,15 +175,17 @@ def test_the_lesson_keeps_nv_on_an_nvidia_site(lesson, workdir):
 
 def test_the_ordering_rule_on_the_sites_flag(workdir):
     """Lesson 02 shows the option after the image with the flag of the site's GPUs; lint names it (HPC203) and the
-    fix puts it before the image. With ``run`` the flag goes to the runscript: HPC201 on NVIDIA GPUs, nothing on AMD
-    ones (the prose says so)."""
+    fix puts it before the image. With ``run`` the flag goes to the runscript: HPC203 too, without a fix, saying what
+    the container goes without on each vendor's GPUs (the prose says so)."""
     amd = _run("02", str(AMD_SITE))
     assert re.search(r"^line .* HPC203  --rocm comes after the image", amd["02-12"][0], re.M), amd["02-12"][0]
     assert f"singularity exec --rocm {ROCM_IMAGE} python train.py" in amd["02-12"][0]
-    late = amd["02-run-code"][0]
-    assert late.split("--rocm after the image, with run:")[1].strip() == "no findings", late
-    generic = _run("02", "generic")["02-run-code"][0]
-    assert re.search(r"with run:\nline .* HPC201 ", generic), generic
+    late = amd["02-run-code"][0].split("--rocm after the image, with run:")[1]
+    assert re.search(r"^line .* HPC203  --rocm comes after the image .* ROCm libraries", late, re.M), late
+    assert "[fix available]" not in late and "HPC201" not in late
+    generic = _run("02", "generic")["02-run-code"][0].split("--nv after the image, with run:")[1]
+    assert re.search(r"^line .* HPC203  --nv comes after the image .* without the GPUs", generic, re.M), generic
+    assert "[fix available]" not in generic and "HPC201" not in generic
 
 
 def test_a_site_whose_gpus_take_no_flag(tmp_path, workdir):

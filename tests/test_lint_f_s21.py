@@ -217,11 +217,11 @@ def test_gpu_flags_and_overlays_after_the_image_of_run():
     assert line_3 == 3
     assert "--nv -B $SCRATCH:/scratch --overlay /x/o.img comes after" in message
     assert "the GPUs, these binds and the overlay" in message
-    # in a GPU job HPC201 already says where --nv belongs: HPC203 names only the bind
+    # in a GPU job too, as for exec: HPC203 names the misplaced --nv, and HPC201 leaves the step to it
     gpu = text.replace("#SBATCH --time", "#SBATCH --gres=gpu:1\n#SBATCH --time")
     [(line_4, message)] = found(gpu, "HPC203")
     assert line_4 == 4
-    assert message.startswith("-B $SCRATCH:/scratch --overlay") and "--nv" not in message
+    assert message.startswith("--nv -B $SCRATCH:/scratch --overlay") and found(gpu, "HPC201") == []
 
 
 @pytest.mark.parametrize("args", ["--bind 0.0.0.0:8000", "-B 32 --nv", "--config cfg.yaml --bind /data",

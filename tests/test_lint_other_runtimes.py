@@ -67,7 +67,9 @@ def test_amd_gpus_are_left_alone():
 ])
 def test_a_squashfs_file_without_a_path_is_pulled_from_a_registry(text, image):
     hits = found(text, "HPC231")
-    assert len(hits) == 1 and f"pulls docker://{image}" in hits[0][1] and f"--container-image=./{image}" in hits[0][1]
+    joiner = " " if f"--container-image {image}" in text else "="  # the option quoted as the script writes it
+    assert len(hits) == 1 and f"pulls docker://{image}" in hits[0][1] \
+        and f"--container-image{joiner}./{image}" in hits[0][1]
 
 
 @pytest.mark.parametrize("image", [

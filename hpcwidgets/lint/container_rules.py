@@ -592,15 +592,14 @@ def _prints_versions(code: str) -> bool:
 _HOME_ROOTS = ("", "/home", "/home/$USER", "/u", "/users", "/Users")
 
 
-def _covered_by_bind(ctx: Context, c: Any, path: str, line: int) -> bool:
-    """Whether a bind mounts something at ``path`` in the container: ``--bind "$HOME/project"``, a directory
-    holding the home (``-B /home``), a bind whose destination is the folder (``-B "$PWD:$HOME"``), or the
-    same in APPTAINER_BIND/SINGULARITY_BIND."""
-    binds = list(getattr(c, "binds", ()))
-    for name in ("APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_BINDPATH", "SINGULARITY_BINDPATH"):
-        var = ctx.parsed.variable(name, line)
-        if var is not None and var.exported:
-            binds += [Bind.from_token(part) for part in str(var.value).split(",") if part]
+def _covered_by_bind(ctx: Context, step: Any, c: Any, path: str) -> bool:
+    """Whether a bind mounts something at ``path`` in the container of ``step``: ``--bind "$HOME/project"``, a
+    directory holding the home (``-B /home``), a bind whose destination is the folder (``-B "$PWD:$HOME"``), or the
+    same in APPTAINER_BIND/SINGULARITY_BIND as the apptainer process gets them
+    (:func:`~hpcwidgets.lint.shell.environment_binds`; ch-run reads no such variable)."""
+    from .shell import environment_binds
+    line = step.line
+    binds = [*getattr(c, "binds", ()), *(b for _, _, b in environment_binds(ctx, step, c))]
     for b in binds:
         # where the bind appears in the container: -B "$PWD:$HOME" gives the contained step a $HOME
         target = ctx.parsed.resolve(bind_destination(b), line).rstrip("/")
@@ -638,7 +637,7 @@ def _home_file_contained(ctx: Context) -> Iterator[Any]:
             if path.startswith("-") and "=" in path:
                 path = path.split("=", 1)[1]  # --config=$HOME/cfg.yaml
             if not _under_home(path) or _covered_by_bind(
-                    ctx, c, path.replace("${HOME}", "$HOME").replace("~", "$HOME", 1), step.line):
+                    ctx, step, c, path.replace("${HOME}", "$HOME").replace("~", "$HOME", 1)):
                 continue
             flag = "--containall" if c.containall else "--contain" if c.contain else "--no-home"
             yield (step.line, f"{path} is in the host's home directory, which {flag} leaves out of the container: the "
@@ -700,7 +699,7 @@ def _charliecloud_host_path(ctx: Context) -> Iterator[Any]:
             continue
         cd = ctx.parsed.resolve(str(c.cd), step.line) if c.cd else ""
         home = _host_folder(cd, c)
-        if home is not None and not _seen_inside(ctx, c, cd, home, step.line):
+        if home is not None and not _seen_inside(ctx, step, c, cd, home):
             bound = next((b.dst for b in c.binds if b.dst and ctx.parsed.resolve(str(b.src), step.line) == cd), "")
             fix = f"it is bound at {bound}: cd there (-c {bound})" if bound else \
                 f"bind it in and cd there (ch-run -b {_bind_word(cd)} -c /mnt/0 …)"
@@ -723,7 +722,7 @@ def _charliecloud_host_path(ctx: Context) -> Iterator[Any]:
             if path.startswith("-") and "=" in path:
                 path = path.split("=", 1)[1]  # --data=$SCRATCH/data
             home = _host_folder(path, c)
-            if home is None or _seen_inside(ctx, c, path, home, step.line):
+            if home is None or _seen_inside(ctx, step, c, path, home):
                 continue
             yield (step.line, f"{path} is in a host folder ch-run does not mount{_HOME_NOTE if home else ''}: bind it "
                               f"in and use the path inside (ch-run -b {_bind_word(path.rsplit('/', 1)[0] or path)} "
@@ -756,7 +755,7 @@ def _bind_word(folder: str) -> str:
     return f'"{folder}:/mnt/0"'
 
 
-def _seen_inside(ctx: Context, c: Any, path: str, home: bool, line: int) -> bool:
+def _seen_inside(ctx: Context, step: Any, c: Any, path: str, home: bool) -> bool:
     """Whether a host path exists in ch-run's container all the same: a bind puts something there, or it is in the
     home directory and --home mounts it (at /home/$USER, where a /home/NAME or ~ path of the user's own lands). A
     bind of "$HOME/proj" covers ~/proj/… too: bash gives both the same value."""
@@ -764,7 +763,7 @@ def _seen_inside(ctx: Context, c: Any, path: str, home: bool, line: int) -> bool
         return True
     path = _BRACED.sub(r"$\1", path)
     spellings = {path, re.sub(r"^~(?=/|$)", "$HOME", path), re.sub(r"^\$HOME(?=/|$)", "~", path)}
-    return any(_covered_by_bind(ctx, c, p, line) for p in spellings)
+    return any(_covered_by_bind(ctx, step, c, p) for p in spellings)
 
 
 #: Slurm's commands, which belong on the host
@@ -1050,7 +1049,8 @@ def _gpu_flag_users(ctx: Context) -> list[tuple[int, str, Any, str]]:
           "(Only option words where exec expects the program's name are reported: the program's own options are "
           "meant to be there. The arguments of apptainer run go to the image's runscript, which may take options of "
           "its own, so there only the words no runscript takes in that form are reported, at the start of the "
-          "arguments: --nv, --nvccli or --rocm, in a job that asks for no GPU (with GPUs, HPC201 says so), and "
+          "arguments: --nv, --nvccli or --rocm (with GPUs or without: the container gets none, on AMD GPUs too, "
+          "where HPC201 asks for no flag), and "
           "-B/--bind or --overlay with a host path, such as --bind /scratch/data:/data, with which the job runs "
           "without its data; a server's --bind 0.0.0.0:8000 is left alone, and no fix is offered.) Where the "
           "profile says whose GPUs the job gets, a misplaced flag of the other vendor (--nv or --nvccli on AMD "
@@ -1147,10 +1147,9 @@ def _path_like(word: str) -> bool:
 
 def _run_flags_after_image(ctx: Context) -> Iterator[Any]:
     """HPC203 for apptainer run: its words after the image go to the runscript, so only those no runscript takes in
-    that form are reported, where they stand at the start of the arguments: --nv, --nvccli, --rocm (in a job that
-    asks for GPUs HPC201 says it already) and -B/--bind or --overlay with a host path. No fix: the runscript's own
-    arguments are the person's to sort."""
-    gpus = bool(ctx.job.gpus_on_each_node or ctx.job.gpus or ctx.job.gpus_per_task)
+    that form are reported, where they stand at the start of the arguments: --nv, --nvccli, --rocm (as for exec,
+    HPC201 then leaves the step alone: the flag is there, only misplaced) and -B/--bind or --overlay with a host
+    path. No fix: the runscript's own arguments are the person's to sort."""
     for step in steps(ctx):
         c = step.chain.container
         if c is None or c.kind != "apptainer.run" or c.action != "run" or step.chain.launcher is not None:
@@ -1162,8 +1161,7 @@ def _run_flags_after_image(ctx: Context) -> Iterator[Any]:
             word = words[k]
             name, eq, value = word.partition("=")
             if word in _RUN_GPU_FLAGS:
-                if not gpus:
-                    moved.append(word)
+                moved.append(word)
                 k += 1
             elif name in _RUN_PATH_OPTIONS and (value if eq else k + 1 < len(words)) \
                     and _path_like(value if eq else words[k + 1]):
@@ -1174,13 +1172,20 @@ def _run_flags_after_image(ctx: Context) -> Iterator[Any]:
         if not moved:
             continue
         kinds = {m.split()[0].partition("=")[0] for m in moved}
-        parts = [what for what, flags in (("the GPUs", _RUN_GPU_FLAGS), ("these binds", ("-B", "--bind")),
+        wrong, right = _other_vendor_flag(ctx, moved)
+        # --rocm: a ROCm image still reaches AMD GPUs through the host's /dev, so what is lost is what the flag binds
+        # (where the profile's vendor is AMD; the other vendor's flag is named as a lost GPU flag)
+        gpu_parts = (("the GPUs", _RUN_GPU_FLAGS),) if wrong else (
+            ("the GPUs", ("--nv", "--nvccli")), ("the host's ROCm libraries and tools that --rocm binds", ("--rocm",)))
+        parts = [what for what, flags in (*gpu_parts, ("these binds", ("-B", "--bind")),
                                           ("the overlay", ("--overlay", "-o"))) if kinds & set(flags)]
         lost = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
-        wrong, right = _other_vendor_flag(ctx, moved)
-        how = (f"{wrong} is for {_VENDOR_NAMES[_VENDOR_OF_FLAG[wrong]]} GPUs, while the GPUs of {_vendor_place(ctx)} "
-               f"are {_VENDOR_NAMES[profile_vendor(ctx)]}: use {right} before the image" if wrong else
-               "move it before the image")
+        if wrong:
+            how = (f"{wrong} is for {_VENDOR_NAMES[_VENDOR_OF_FLAG[wrong]]} GPUs, while the GPUs of "
+                   f"{_vendor_place(ctx)} are {_VENDOR_NAMES[profile_vendor(ctx)]}: use {right} before the image"
+                   + (", and move the rest there too" if kinds - set(_RUN_GPU_FLAGS) else ""))
+        else:
+            how = "move it before the image"
         yield (step.line, f"{' '.join(moved)} comes after the image {c.image}, so {c.binary} run hands it to the "
                           f"image's runscript as an argument, and the container runs without {lost}; {how}")
 
@@ -1783,7 +1788,11 @@ def _tagless(ref: str) -> bool:
 @rule("HPC210", "latest-tag", "warning",
       summary="an image is referenced by its :latest tag",
       why=":latest moves whenever the publisher pushes: the same script gives a different environment next month, "
-          "so results cannot be reproduced (and a new CUDA may not match the cluster's driver).",
+          "so results cannot be reproduced (and a new CUDA may not match the cluster's driver). The images of "
+          "Apptainer and Charliecloud are read, and those of the runtimes the models have no layer for: Shifter "
+          "(shifter --image=docker:NAME:TAG, the --image option its Slurm plugin adds to sbatch and srun, shifterimg "
+          "pull), podman-hpc (run, shared-run, pull; not a name the script builds or tags itself), enroot import and "
+          "pyxis's --container-image.",
       fix="Pin a version tag (pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime, nvcr.io/nvidia/pytorch:24.05-py3) "
           "or a digest (@sha256:…). The linter does not guess which version you meant.",
       catalogue=(15,),
@@ -1799,11 +1808,18 @@ def _latest(ctx: Context) -> Iterator[Any]:
     for line, ref in image_refs(ctx):
         if re.search(r":latest(\b|$)", ref) and "://" in ref:
             yield line, f"{ref} uses the moving :latest tag; pin a version (or a @sha256 digest) so the job can be reproduced"
+    from .other_runtimes import image_tag, registry_images
+    for line, image, where in registry_images(ctx):
+        if image_tag(image, where) == "latest":
+            yield (line, f"{image} ({where}) uses the moving :latest tag; pin a version (or a @sha256 digest) so the "
+                         "job can be reproduced")
 
 
 @rule("HPC211", "untagged-image", "warning",
       summary="a registry image is referenced without a tag",
-      why="Without a tag the registry serves :latest, which moves: the environment changes under the script.",
+      why="Without a tag the registry serves :latest, which moves: the environment changes under the script. "
+          "Shifter's image gateway, podman, enroot and pyxis take :latest for a name without a tag too, so their "
+          "images are read as HPC210 reads them.",
       fix="Add a version tag or a digest: docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime.",
       catalogue=(31,),
       bad="""#!/bin/bash
@@ -1818,6 +1834,10 @@ def _untagged(ctx: Context) -> Iterator[Any]:
     for line, ref in image_refs(ctx):
         if _tagless(ref):
             yield line, f"{ref} has no tag, so the moving :latest is used; pin a version tag or a digest"
+    from .other_runtimes import image_tag, registry_images
+    for line, image, where in registry_images(ctx):
+        if image_tag(image, where) == "":
+            yield line, f"{image} ({where}) has no tag, so the moving :latest is used; pin a version tag or a digest"
 
 
 @rule("HPC212", "latest-image-file", "info",
@@ -1921,11 +1941,25 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
         spread = srun is not None and (node_range(srun.nodes) or (1, 1))[1] > 1  # srun --nodes=2 of its own
         if one_node and not spread and (srun is None or tasks_per_node(ctx, step) == 1):
             continue  # all ranks in one container on one node: the fully contained model works
-        inside = "ch-run IMAGE -- program" if c.kind == "charliecloud.run" else f"{c.binary} exec IMAGE program"
+        inside = f"{_site_runner(ctx, c)} program"
         yield (step.line, f"{prog[0]} runs inside the container; launch the ranks from the host with "
                           f"srun --mpi=pmix (or pmi2, whichever the image's MPI supports) … {inside}")
     if not one_node:
         yield from _deepspeed_launcher_inside(ctx)
+
+
+def _site_runner(ctx: Context, c: Any) -> str:
+    """How advice starts a step's container: ``ch-run IMAGE --`` for Charliecloud, else ``PROGRAM exec IMAGE`` with
+    the program the line runs (apptainer, singularity), or, where the profile says the site has no such program,
+    the one it has (a SingularityCE site's singularity), as HPC414 advises."""
+    if c.kind == "charliecloud.run":
+        return "ch-run IMAGE --"
+    program = str(c.binary).rsplit("/", 1)[-1]
+    if ctx.profile is not None and program in ("apptainer", "singularity"):
+        from .profile_rules import site_has_program
+        if not site_has_program(ctx.profile, program):
+            program = next((p for p in ("apptainer", "singularity") if site_has_program(ctx.profile, p)), program)
+    return f"{program} exec IMAGE"
 
 
 def _deepspeed_launcher_inside(ctx: Context) -> Iterator[Any]:
@@ -1941,12 +1975,13 @@ def _deepspeed_launcher_inside(ctx: Context) -> Iterator[Any]:
             runner = opts.get("--launcher", "pdsh").lower()
             if "--no_ssh" in opts or runner == "slurm" or ("--hostfile" not in opts and "-H" not in opts):
                 continue  # without a hostfile deepspeed runs on this node only
+            start = _site_runner(ctx, step.chain.container).replace("IMAGE", "…")
             yield (launch.line, f"deepspeed --hostfile runs inside the container and starts the other nodes itself "
                                 f"({runner}): the command it sends each host (the container's python -u -m "
                                 "deepspeed.launcher.launch) runs there outside the container, and the image rarely "
                                 f"has {runner} at all; start one deepspeed per node instead: srun --ntasks-per-node=1 bash -c "
-                                "'apptainer exec … deepspeed --no_ssh --node_rank=$SLURM_NODEID --hostfile … "
-                                "--master_addr=$head_node …'")
+                                f"'{start} deepspeed --no_ssh "
+                                "--node_rank=$SLURM_NODEID --hostfile … --master_addr=$head_node …'")
             continue
         machines = launch.number(ctx, "--num_machines")
         if machines is not None and machines > 1 and accelerate_path(launch, machines) == "once" \
@@ -2671,7 +2706,8 @@ def _setup_only(ctx: Context) -> Iterator[Any]:
 @rule("HPC218", "wrong-gpu-vendor-flag", "error",
       summary="--nv on an AMD site or --rocm on an NVIDIA site",
       why="The flag binds the driver libraries of one vendor; on the other vendor's GPUs nothing useful is bound "
-          "and the framework sees no GPU.",
+          "and the framework sees no GPU. Whose GPUs the job gets comes from the profile; without one, a GPU type "
+          "the job names that says the other vendor (--gres=gpu:mi250:1 with --nv) is HPC238, a warning.",
       fix="Use the flag of the site's GPUs: --nv for NVIDIA, --rocm for AMD (neither for Intel).",
       catalogue=(27,), profile="generic",
       bad="""#!/bin/bash
@@ -2700,6 +2736,66 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
             amd_script = vendor == "nvidia" and shows_amd(ctx)
             yield (step.line, f"--{wrong} on {_vendor_place(ctx)}, whose GPUs are {vendor.upper() if vendor == 'amd' else 'NVIDIA'}; "
                               f"use --{right}", None if amd_script else fix_for(ctx, f"use --{right}", step, chain))
+
+
+@rule("HPC238", "gpu-flag-against-gpu-type", "warning",
+      summary="--nv in a job that asks for AMD GPUs by type (--gres=gpu:mi250:1), or --rocm in one that asks for "
+              "NVIDIA GPUs (--gpus=a100:2), where no profile says whose GPUs the site has",
+      why="--nv binds NVIDIA's driver libraries and --rocm AMD's ROCm ones (Apptainer's nvliblist.conf and "
+          "rocmliblist.conf); on the other vendor's nodes the flag finds nothing to bind. --rocm on NVIDIA GPUs "
+          "leaves a CUDA framework without its driver: torch.cuda.is_available() is False and the job runs on the "
+          "CPU. --nv on AMD GPUs binds nothing either: a ROCm image still reaches the GPUs through the host's /dev, "
+          "but not with --contain or --containall, and the flag misleads whoever reads the script. The job's GPU "
+          "type (--gres=gpu:TYPE:N, --gpus=TYPE:N, --gpus-per-node=TYPE:N, --gpus-per-task=TYPE:N, or a GPU model "
+          "its --constraint asks for) names the vendor, read with the patterns the profiles use for gres type names "
+          "(mi250, mi100: AMD; a100, h100, v100: NVIDIA). A warning, not HPC218's error: a site names its gres types in its "
+          "own gres.conf, so the name is strong evidence, not the site's word. With a profile that says whose GPUs "
+          "the job gets, HPC218 judges the flag instead; Intel types (pvc) and names the patterns do not know are "
+          "left alone.",
+      fix="Use the flag of the GPUs the job asks for: --rocm for AMD (mi250, mi100), --nv for NVIDIA (a100, h100); "
+          "lint with the site's profile (--profile) to have the site's vendor checked.",
+      catalogue=(27,),
+      bad="""#!/bin/bash
+#SBATCH --gres=gpu:mi250:1
+#SBATCH --time=01:00:00
+apptainer exec --nv pytorch_rocm6.2.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --gres=gpu:mi250:1
+#SBATCH --time=01:00:00
+apptainer exec --rocm pytorch_rocm6.2.sif python train.py
+""")
+@each_component
+def _flag_against_gpu_type(ctx: Context) -> Iterator[Any]:
+    if profile_vendor(ctx):
+        return  # the profile tells (HPC218), or says the GPUs are Intel ones
+    types = _gpu_types(ctx)
+    named = {gpu_type_vendor(t) for t in types}
+    if len(named) != 1 or (vendor := named.pop()) not in _GPU_FLAGS_OF:
+        return
+    right = _GPU_FLAGS_OF[vendor][0]
+    for step, c in containers(ctx):
+        if c.kind != "apptainer.run" or not in_job_component(ctx, step):
+            continue
+        wrong = next((f for f in GPU_FLAGS if getattr(c, f.lstrip("-"), False) is True
+                      and _VENDOR_OF_FLAG[f] != vendor), "")
+        if not wrong:
+            continue
+        flags = {f.lstrip("-"): False for f in GPU_FLAGS} | {right.lstrip("-"): True}
+        chain = with_chain(step.chain, container=c.replace(**flags))
+        # an image whose name says it is built for the flag's vendor: the type or the flag may be the mistake
+        build = _image_build(ctx.parsed.resolve(str(c.image), step.line))
+        fix = None if build == _VENDOR_OF_FLAG[wrong] else fix_for(ctx, f"use {right}", step, chain)
+        doubt = f" (the image's name says {_BUILD_NAMES[build]}: if the GPUs are {_VENDOR_NAMES[build]}, the type " \
+                "is what to correct)" if fix is None and build else ""
+        if vendor == "nvidia":
+            result = (f"without {right} the container gets none of NVIDIA's driver libraries, so the framework finds "
+                      "no GPU (PyTorch: torch.cuda.is_available() is False) and the job runs on the CPU")
+        else:
+            result = (f"{wrong} binds nothing for them, and a ROCm image reaches them only through the host's /dev, "
+                      "which --contain and --containall leave out")
+        yield (step.line, f"{wrong} is for {_VENDOR_NAMES[_VENDOR_OF_FLAG[wrong]]} GPUs, but the job asks for "
+                          f"{types[0]} GPUs, which are {_VENDOR_NAMES[vendor]}: {result}; use {right}{doubt}", fix)
 
 
 def _vendor_place(ctx: Context) -> str:
@@ -2828,8 +2924,15 @@ def _fetched_images(ctx: Context) -> dict[str, tuple[int, str, str]]:
 #: the tools Apptainer binds from the host into the container with a GPU flag (the binaries its nvliblist.conf and
 #: rocmliblist.conf list; nvidia-container-cli brings nvidia-smi for --nvccli)
 _FLAG_TOOLS = {"nv": ("nvidia-smi",), "nvccli": ("nvidia-smi",), "rocm": ("rocm-smi", "rocminfo")}
-#: what to run instead on a vendor's GPUs
-_TOOL_FOR = {"nvidia": "nvidia-smi", "amd": "rocm-smi (or amd-smi)"}
+
+
+def _tool_for(vendor: str) -> str:
+    """What to run instead on a vendor's GPUs, from :data:`~hpcwidgets.spec.profile.GPU_TOOLS`: its first tool, with
+    its other system management tools (``*-smi``, which show the GPUs as nvidia-smi does) as alternatives:
+    ``rocm-smi (or amd-smi)``."""
+    first, *others = GPU_TOOLS[vendor]
+    others = [tool for tool in others if tool.endswith("-smi")]
+    return f"{first} (or {' or '.join(others)})" if others else first
 
 
 @rule("HPC417", "other-vendor-gpu-tool", "warning",
@@ -2883,12 +2986,12 @@ def _other_vendor_tool(ctx: Context) -> Iterator[Any]:
             continue
         if inside is None:
             yield (item.line, f"{tool} is not on the nodes of {place}, whose GPUs are {names}: the line fails ('command "
-                              f"not found', exit 127; under set -e the job stops there); use {_TOOL_FOR[vendor]}")
+                              f"not found', exit 127; under set -e the job stops there); use {_tool_for(vendor)}")
             continue
         flags = [f"--{n}" for n in _FLAG_TOOLS if getattr(inside, n, False) is True and tool in _FLAG_TOOLS[n]]
         right = _GPU_FLAGS_OF[vendor][0]
         instead = (f"use {right} and {_FLAG_TOOLS[right.lstrip('-')][0]}, which {right} binds"
-                   if inside.kind == "apptainer.run" else f"use {_TOOL_FOR[vendor]}")
+                   if inside.kind == "apptainer.run" else f"use {_tool_for(vendor)}")
         if flags:
             yield (item.line, f"{flags[0]} binds the host's {tool} into the container, but the nodes of {place}, whose "
                               f"GPUs are {names}, have none: the line fails ('command not found', exit 127; under set "

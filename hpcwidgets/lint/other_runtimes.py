@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from ..parse.script import launch_words
 from . import Context, Fix, rule
-from .catalogue import _Inner, _simple_commands, heterogeneous, own_gpu_request, steps
+from .catalogue import _Inner, _simple_commands, heterogeneous, own_gpu_request, run_words, steps
 from .container_rules import gpu_vendor
 
 #: the podman-hpc subcommands that start a container and take its site modules (--gpu, --mpi …)
@@ -116,17 +116,24 @@ def _option_values(extra: Any, name: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _pyxis_values(ctx: Context, name: str) -> list[tuple[int, str, bool]]:
-    """``(line, value, literal ~)`` for every value a pyxis option takes in the script: from #SBATCH lines (which no
-    shell expands) and srun steps, resolved through the script's variables."""
-    out = [(d.line, ctx.parsed.resolve(str(d.value), d.line), True) for d in ctx.parsed.directives
-           if d.flag == name and d.applied]
+def _pyxis_values(ctx: Context, name: str) -> list[tuple[int, str, bool, str]]:
+    """``(line, value, literal ~, joiner)`` for every value a pyxis option takes in the script: from #SBATCH lines
+    (which no shell expands) and srun steps, resolved through the script's variables. ``joiner`` is what the script
+    writes between the option and its value, ``=`` or a space, so that a message quotes the option as written."""
+    out = [(d.line, ctx.parsed.resolve(str(d.value), d.line), True, _directive_joiner(ctx, d.line, name))
+           for d in ctx.parsed.directives if d.flag == name and d.applied]
     for step in steps(ctx):
         srun = step.chain.srun
         if srun is not None:
-            out += [(step.line, ctx.parsed.resolve(v, step.line), literal)
+            out += [(step.line, ctx.parsed.resolve(v, step.line), literal, "=" if literal else " ")
                     for v, literal in _option_values(srun.extra, name)]
     return out
+
+
+def _directive_joiner(ctx: Context, line: int, name: str) -> str:
+    """``=`` where the #SBATCH line on ``line`` writes ``name=value``, else a space (``name value``)."""
+    text = ctx.parsed.lines[line - 1] if 0 < line <= len(ctx.parsed.lines) else ""
+    return "=" if re.search(re.escape(name) + r"=", text) else " "
 
 
 #: what pyxis gets for a ~ bash left as it is (after --container-image=, or in an #SBATCH line)
@@ -152,16 +159,16 @@ srun --container-image=images/pytorch-24.05.sqsh --container-mounts="$PWD:/work"
 srun --container-image=./images/pytorch-24.05.sqsh --container-mounts="$PWD:/work" python /work/train.py
 """)
 def _squashfs_read_as_registry_image(ctx: Context) -> Iterator[Any]:
-    for line, image, literal in _pyxis_values(ctx, _IMAGE_OPTION):
+    for line, image, literal, joiner in _pyxis_values(ctx, _IMAGE_OPTION):
         if image.startswith("~") and literal and "$" not in image:
-            yield (line, f"--container-image={image}: {_TILDE} and takes it for an image name to pull from a "
+            yield (line, f"{_IMAGE_OPTION}{joiner}{image}: {_TILDE} and takes it for an image name to pull from a "
                          f"registry; write $HOME{image[1:]} (or the absolute path)")
             continue
         if "$" in image or image.startswith((".", "/", "~")) or not _SQUASHFS_NAME.search(image):
             continue
-        yield (line, f"--container-image={image} does not start with ./ or /, so pyxis takes it for an image name and "
-                     f"pulls docker://{image} from a registry instead of opening the squashfs file; write "
-                     f"--container-image=./{image} (or its absolute path)")
+        yield (line, f"{_IMAGE_OPTION}{joiner}{image} does not start with ./ or /, so pyxis takes it for an image name "
+                     f"and pulls docker://{image} from a registry instead of opening the squashfs file; write "
+                     f"{_IMAGE_OPTION}{joiner}./{image} (or its absolute path)")
 
 
 #: mount flags a --container-mounts entry may end with (after SRC:DST:), which pyxis joins with '+'
@@ -211,7 +218,7 @@ srun --container-image=./pytorch-24.05.sqsh --container-mounts=/scratch/data:/da
 srun --container-image=./pytorch-24.05.sqsh --container-mounts=/scratch/data:/data:ro+rprivate python train.py
 """)
 def _pyxis_mounts(ctx: Context) -> Iterator[Any]:
-    for line, value, literal in _pyxis_values(ctx, _MOUNTS_OPTION):
+    for line, value, literal, _ in _pyxis_values(ctx, _MOUNTS_OPTION):
         for k, entry in enumerate(value.split(",")):
             if entry.startswith("~") and (literal or k > 0) and "$" not in entry:  # bash expands ~ at a word's start
                 yield (line, f"--container-mounts: {entry!r}: {_TILDE}, and refuses a source that does not start "
@@ -305,7 +312,8 @@ srun --container-image=nvcr.io/nvidia/pytorch:24.05-py3 python train.py
 srun --container-image=nvcr.io#nvidia/pytorch:24.05-py3 python train.py
 """)
 def _enroot_registry_with_slash(ctx: Context) -> Iterator[Any]:
-    found = [(line, image, f"--container-image={image}") for line, image, _ in _pyxis_values(ctx, _IMAGE_OPTION)]
+    found = [(line, image, f"{_IMAGE_OPTION}{joiner}{image}")
+             for line, image, _, joiner in _pyxis_values(ctx, _IMAGE_OPTION)]
     found += [(line, image, f"enroot import docker://{image}") for line, image in _enroot_imports(ctx)]
     for line, image, written in found:
         registry = _registry_with_slash(image)
@@ -318,3 +326,128 @@ def _enroot_registry_with_slash(ctx: Context) -> Iterator[Any]:
                            f"Unauthorized or not found) unless your enroot credentials file names {registry}")
             yield (line, f"{written}: enroot sets the registry apart with #, not /, so {failure}; write "
                          f"{written.replace(image, fixed)}", _registry_fix(ctx, line, image, registry))
+
+
+#: the image types Shifter takes before the image (``docker:ubuntu:22.04``; ``id:`` and ``local:`` name no registry
+#: image, so they have no tag): parse_ImageDescriptor in NERSC/shifter's ImageData.c; without a type the site's
+#: defaultImageType (docker) is meant
+_SHIFTER_TYPES = ("docker", "id", "local")
+
+#: podman run options that take the next word as their value (podman-run(1)); podman-hpc's own flags (--gpu, --mpi …)
+#: take none
+_PODMAN_VALUE_OPTIONS = frozenset({
+    "-v", "--volume", "-w", "--workdir", "-e", "--env", "--env-file", "--name", "--mount", "--device", "--entrypoint",
+    "-u", "--user", "--network", "--net", "-p", "--publish", "--gpus", "--cap-add", "--cap-drop", "--security-opt",
+    "--ipc", "--pid", "--shm-size", "--ulimit", "--userns", "--hostname", "-h", "--label", "-l", "--memory", "-m",
+    "--cpus", "--cpuset-cpus", "--tmpfs", "--pull", "--platform", "--arch", "--os", "--group-add", "--add-host",
+    "--dns", "--log-driver", "--log-opt", "--cidfile", "--annotation", "--restart", "--stop-signal", "--uidmap",
+    "--gidmap", "--label-file", "--secret", "--pod", "--cgroupns", "--uts", "--stop-timeout", "--timeout",
+    "--volumes-from", "--expose", "--health-cmd", "--init-path", "--passwd-entry", "--pidfile", "--requires",
+    "--sdnotify", "--seccomp-policy", "--systemd", "--umask", "--variant", "--attach", "-a", "--detach-keys",
+    "--image-volume", "--squash-dir"})
+#: podman run switches: written alone, they take no value (short ones may be clustered, -it)
+_PODMAN_SWITCHES = frozenset({
+    "--rm", "-i", "--interactive", "-t", "--tty", "-d", "--detach", "--privileged", "--init", "--read-only",
+    "--replace", "--rmi", "-q", "--quiet", "--no-hosts", "-P", "--publish-all", "--http-proxy", "--tls-verify",
+    "--gpu", "--mpi", "--cuda-mpi", "--openmpi-pmi2", "--openmpi-pmix", "--nccl", "--cvmfs", "--scratch",
+    "--shared-run"})
+
+
+def _podman_image(words: list[str]) -> str:
+    """The image of ``podman-hpc run [options] IMAGE [command …]`` (``words`` start after run): the first word that is
+    neither an option nor the value of one; "" where an option the tables do not know, written without ``=``,
+    leaves it unclear whether the next word is its value."""
+    k = 0
+    while k < len(words):
+        word = words[k]
+        if word == "--":
+            return words[k + 1] if k + 1 < len(words) else ""
+        if not word.startswith("-") or word == "-":
+            return word
+        if "=" in word:
+            k += 1
+        elif word in _PODMAN_VALUE_OPTIONS:
+            k += 2
+        elif word in _PODMAN_SWITCHES or re.fullmatch(r"-[itdPq]+", word):
+            k += 1
+        else:
+            return ""
+    return ""
+
+
+def _built_here(ctx: Context) -> set[str]:
+    """The image names the script gives images it builds or tags itself (``podman-hpc build -t NAME``, ``podman-hpc
+    tag SRC NAME``): local names, whose :latest is the script's own build, not a registry's."""
+    names: set[str] = set()
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = run_words([str(v) for v in cmd.argv])
+        if len(words) < 3 or words[0].rsplit("/", 1)[-1] not in ("podman-hpc", "podman"):
+            continue
+        if words[1] == "tag":
+            names.update(w for w in words[3:] if not w.startswith("-"))
+        elif words[1] in ("build", "buildx"):
+            names.update(value for k, w in enumerate(words) for value in
+                         ([words[k + 1]] if w in ("-t", "--tag") and k + 1 < len(words) else
+                          [w.split("=", 1)[1]] if w.startswith("--tag=") else []))
+    return names
+
+
+def registry_images(ctx: Context) -> list[tuple[int, str, str]]:
+    """``(line, image, where)`` for each registry image a runtime without a layer in the models fetches or runs:
+    Shifter (``shifter --image=…``, its sbatch/srun ``--image`` option, ``shifterimg pull``), podman-hpc (``run``,
+    ``shared-run``, ``pull``), enroot (``enroot import docker://…``) and pyxis (``--container-image``). ``image`` is
+    resolved through the script's variables, in the runtime's own spelling (``docker:ubuntu:22.04`` for Shifter,
+    ``nvcr.io#nvidia/pytorch:24.05-py3`` for enroot); ``where`` names the command or option. Paths, squashfs files
+    and values a variable the script does not set leaves open are left out."""
+    out: list[tuple[int, str, str]] = []
+    out += [(d.line, ctx.parsed.resolve(str(d.value), d.line), "#SBATCH --image") for d in ctx.parsed.directives
+            if d.flag == "--image" and d.applied]
+    for step in steps(ctx):
+        srun = step.chain.srun
+        if srun is not None:
+            out += [(step.line, ctx.parsed.resolve(v, step.line), "srun --image")
+                    for v, _ in _option_values(srun.extra, "--image")]
+    local = _built_here(ctx)
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = run_words([str(v) for v in cmd.argv])
+        program = words[0].rsplit("/", 1)[-1] if words else ""
+        found: list[tuple[str, str]] = []
+        if program == "shifter":
+            k = 1
+            while k < len(words) and words[k].startswith("-") and words[k] != "--":
+                name, eq, value = words[k].partition("=")
+                if name in ("--image", "-i"):
+                    value = value if eq else (words[k + 1] if k + 1 < len(words) else "")
+                    found.append((value, "shifter --image"))
+                # options with a value of their own (--entrypoint and --workdir take one only after =)
+                k += 1 if eq or name not in ("--image", "-i", "-V", "--volume", "-m", "--module", "-e", "--env",
+                                             "--env-file") else 2
+        elif program == "shifterimg" and len(words) > 2 and words[1] == "pull":
+            found += [(w, "shifterimg pull") for w in words[2:] if not w.startswith("-")][-1:]
+        elif program == "podman-hpc" and len(words) > 2 and words[1] == "pull":
+            found += [(w, "podman-hpc pull") for w in words[2:] if not w.startswith("-")][:1]
+        elif program == "podman-hpc" and len(words) > 2 and words[1] in _PODMAN_HPC_RUNS:
+            image = _podman_image(words[2:])
+            if image and image not in local:
+                found.append((image, f"podman-hpc {words[1]}"))
+        out += [(cmd.line, ctx.parsed.resolve(value, cmd.line), where) for value, where in found if value]
+    out += [(line, f"docker://{image}", "enroot import") for line, image in _enroot_imports(ctx)]
+    out += [(line, image, f"pyxis's {_IMAGE_OPTION}") for line, image, _, _ in _pyxis_values(ctx, _IMAGE_OPTION)
+            if not image.startswith((".", "/", "~")) and not _SQUASHFS_NAME.search(image)]
+    return [(line, image, where) for line, image, where in out
+            if image and "$" not in image and "`" not in image and not image.startswith((".", "/"))]
+
+
+def image_tag(image: str, where: str) -> str | None:
+    """The tag a registry image names (``latest``, ``24.05-py3``), "" for none (the runtime then takes :latest), None
+    where a tag does not apply: a digest (``@sha256:…``), or a Shifter ``id:``/``local:`` image."""
+    if where.endswith("--image") or where == "shifterimg pull":
+        kind, colon, rest = image.partition(":")
+        if colon and kind in _SHIFTER_TYPES:
+            if kind != "docker":
+                return None
+            image = rest
+    name = image.split("://", 1)[-1].rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+    if "@" in name:
+        return None
+    return name.partition(":")[2]
