@@ -40,8 +40,7 @@ from typing import Any, Callable
 from .spec.apptainer import ApptainerPull, ApptainerRun
 from .spec.charliecloud import ChConvert, ChFromhost, ChRun, image_format
 from .spec.common import Bind, EnvVar
-from .spec.profile import ClusterProfile, Partition, best_partitions, partition_sharing_nodes
-from .spec.slurm import SlurmJob
+from .spec.profile import ClusterProfile, Partition, best_partitions
 from .spec.units import format_mem, format_time, parse_time
 from .spec.workflow import Workflow
 
@@ -112,13 +111,11 @@ class _Site:
         """The partition of a one-node job that uses part of a node (one GPU; on a site without GPUs, a few CPUs):
         the default GPU partition (:meth:`gpu_partition`), unless that one gives every job whole nodes and bills
         them and a partition that shares nodes fits the job: then that one, the partition HPC415 names
-        (:func:`partition_sharing_nodes`)."""
+        (:meth:`ClusterProfile.part_of_node_partition`), asked with the CPUs the examples give one worker."""
         part = self.gpu_partition()
         if part is None:
             return None
-        job = SlurmJob(**self.job_fields(part), gpus_per_node=1 if part.has_gpus else 0,
-                       cpus_per_task=_cpus_for_workers(part))
-        return partition_sharing_nodes(self.profile, part, job) or part
+        return self.profile.part_of_node_partition(part, gpus=1, cpus_per_task=_cpus_for_workers(part))
 
     def sharing_note(self, part: Partition | None) -> str:
         """A sentence for a job that :meth:`part_of_node_partition` moved off the default GPU partition."""

@@ -394,8 +394,8 @@ def test_submit_exit_status_follows_the_job(on_cluster, tmp_path, capsys, last_l
 
 def test_a_step_with_more_tasks_than_the_job_fails_as_lint_says(on_cluster, tmp_path, capsys):
     """The practice nodes have 2 CPUs (one thread a core); a job of one task (one CPU) cannot start srun -n 3, and
-    the job that asks for the three tasks (two nodes) can. (Lint allows srun -n 2 there: on nodes with two threads a
-    core the one task would get a whole core, two CPUs.)"""
+    the job that asks for the three tasks (two nodes) can. (srun -n 2 fails there too, and the local profile's
+    threads_per_core = 1 lets lint say so: without it, a task of one CPU may hold a whole core of two threads.)"""
     from hpcwidgets.lint import lint
     head = (f"#!/bin/bash\n#SBATCH --partition={pc.PARTITION}\n#SBATCH --time=00:01:00\n#SBATCH --nodes=1\n"
             "#SBATCH --output=step-%j.out\n")

@@ -116,15 +116,23 @@ time.sleep(60)
 
 def _fake_lab(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
     """``python -m hpcwidgets.run.lab`` with a stand-in JupyterLab, in a process group of its own (as a job's
-    processes are); returns the process and the stand-in's record file."""
+    processes are); returns the process and the stand-in's record file.
+
+    The launcher gets a port of its own (``--port``, one the system hands out), not its preferred 8888: every
+    launcher started on this machine at the same time (the other pytest-xdist worker's, other test runs, a
+    ``make lab``) asks for 8888 first, and where two see it free, the one whose stand-in loses the bind finds it
+    free again once the winner has ended and takes its stand-in's exit for JupyterLab's own (exit 1, no record).
+    These tests are about the runtime folder, not the choice of port (tests/test_jupyter_s19.py tests that).
+    The person's HPCW_* settings (HPCW_PROFILE, HPCW_TUNNEL, HPCW_KERNEL_TRANSPORT) are left out as well."""
     record = tmp_path / "record"
     fake = tmp_path / "fake-python"
     fake.write_text(FAKE_JUPYTERLAB.format(python=sys.executable, record=str(record)))
     fake.chmod(0o755)
     (tmp_path / "nb").mkdir()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MAKE"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MAKE", "HPCW_"))}
     proc = subprocess.Popen([sys.executable, "-m", "hpcwidgets.run.lab", "--notebook-dir", str(tmp_path / "nb"),
-                             "--python", str(fake), "--login-host", "login.example.org"],
+                             "--python", str(fake), "--login-host", "login.example.org",
+                             "--port", str(lab.free_port(None))],
                             env=dict(base, **env), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     return proc, record

@@ -17,6 +17,7 @@ from ..parse.lexer import first_command_line, lex_script
 from ..spec.slurm import (HETJOB_SEPARATORS, PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS,
                           SBATCH_SHORT, STRAY_DIRECTIVE, TYPED_DASH, array_task_ids, node_range, sbatch_long_option,
                           sbatch_option)
+from ..spec.profile import one_thread_per_core
 from ..spec.units import is_number
 from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
@@ -575,6 +576,33 @@ def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
     return n if n is not None and n > found[0] else None
 
 
+def _cpus_by_cores(ctx: Context, srun: Any, tasks: int, per_task: int, asked: int) -> tuple[int, int, str]:
+    """``(CPUs the job holds, CPUs the step needs, what one thread per core changed for the message)``, for a step
+    whose tasks ask for ``asked`` CPUs in a job of ``tasks`` × ``per_task`` CPUs, as Slurm hands out CPUs: whole
+    cores. Threads per core are the profile's (its partition's ``threads_per_core``); where it does not say them
+    they may be 2, so a count that fits with two is not reported. A job of one CPU per core (--threads-per-core=1,
+    --hint=nomultithread) holds a core for each CPU it asks for; its steps keep to one thread per core where the
+    job's --threads-per-core says so (SLURM_THREADS_PER_CORE, sbatch(1)) or the step's own options do: each CPU
+    they ask for is a core. Otherwise a task's odd CPU count gets one more where cores have two threads."""
+    part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
+    known = getattr(part, "threads_per_core", None)
+    known = known if isinstance(known, int) and not isinstance(known, bool) and known >= 1 else None
+    threads = known or 2  # unknown: maybe two, which holds the most
+    job_one = one_thread_per_core(ctx.job.extra_directives) is True
+    own = one_thread_per_core(srun.extra)
+    step_one = own if own is not None else one_thread_per_core(ctx.job.extra_directives, hints=False) is True
+    if job_one and step_one:  # counted in cores, one CPU of each
+        return tasks * per_task, asked, (" (one thread per core, as the job and the step ask: one core for each "
+                                         "CPU)")
+    if job_one:  # whole cores, each of whose threads the step may use
+        return tasks * per_task * threads, asked, ""
+    held = tasks * -(-per_task // threads) * threads
+    if step_one and known and known > 1:  # the step alone keeps to one thread per core: each CPU takes a core
+        return held, asked * known, (f" (with one thread per core, as the step's own options ask, each of its "
+                                     f"CPUs takes a core of {known} threads: {asked * known} of the job's CPUs)")
+    return held, asked, ""
+
+
 @rule("HPC322", "step-asks-for-more-cpus-than-the-job", "error",
       summary="srun -n N starts more tasks than the job asked for, and the CPUs they need are more than the job has",
       why="A step cannot use more CPUs than the job's allocation: the job's #SBATCH --ntasks and --cpus-per-task "
@@ -583,7 +611,12 @@ def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
           "srun stops with "
           "'Unable to create step … More processors requested than permitted'. (Slurm 22.05–23.02 give each such "
           "task one CPU instead. Slurm hands out whole cores, so on nodes with two threads a core a task of one CPU "
-          "holds two, and a step that fits in those is not reported.) A job that sets neither --ntasks nor "
+          "holds two, and a step that fits in those is not reported; a profile whose partition says its "
+          "threads_per_core is 1 makes the count exact. With --threads-per-core=1 the job holds a core for each CPU "
+          "it asks for and its steps, which take that value from SLURM_THREADS_PER_CORE, use one CPU of each: the "
+          "count is exact too; a step that alone asks for one thread per core, with srun --hint=nomultithread or "
+          "--threads-per-core=1, needs a core for each of its CPUs where the profile says the cores have two "
+          "threads.) A job that sets neither --ntasks nor "
           "--ntasks-per-node has sbatch's default of one task per node, with --cpus-per-task CPUs (1 when not "
           "given): srun --ntasks=4 --cpus-per-task=8 in a job of --nodes=1 alone stops the same way. (A job of "
           "several nodes without a task count is left alone: it is written for sites that hand out whole nodes, "
@@ -622,8 +655,8 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
         own = as_int(ctx, srun.cpus_per_task, step.line) if srun.cpus_per_task is not None else None
         inherits = version is None or not (22, 5) <= version < _CPUS_INHERITED_SINCE  # 22.05–23.02 do not
         each = own if own is not None else (per_task if inherits else 1)
-        # Slurm hands out whole cores: on nodes with two threads a core, a task of an odd CPU count gets one more
-        if n * each <= tasks * (per_task + per_task % 2):
+        held, need, per_core = _cpus_by_cores(ctx, srun, tasks, per_task, n * each)
+        if need <= held:
             continue
         job = f"the job's {tasks} task{'s' if tasks > 1 else ''}" + (f" × {per_task} CPUs" if per_task > 1 else "")
         default, aside = "", ""
@@ -637,6 +670,7 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
                    f"give each task one CPU), so the step asks for {n * per_task} CPUs of the job's {cpus}")
         else:
             how = f"the step asks for {n * each} CPUs of the job's {cpus}"
+        how += per_core
         share = cpus // n
         hint = f"or give each task its share (srun -n {n} --cpus-per-task={share})" if share >= 1 \
             else "or start fewer tasks"

@@ -37,6 +37,7 @@ from typing import Any
 from ..errors import OverwriteError, ProfileError, UnknownFieldError, ValidationError
 from ..spec._meta import Spec
 from ..spec._toml import scalar
+from ..spec.common import _VARIABLE as _ENV_NAME  # a variable's name, as [job_env] keys are read
 from ..spec.profile import ClusterProfile, ExampleSettings, Module, Partition, Qos
 
 try:  # Python 3.11+
@@ -560,9 +561,14 @@ def _drop_values(data: dict[str, Any], fields: list[str]) -> bool:
     such a place (``partitions[1]`` is not a table), which leaves nothing sensible to read."""
     modules = data.get("modules")
     purposes = list(modules) if isinstance(modules, dict) else []
+    job_env = data.get("job_env")
+    variables = list(job_env) if isinstance(job_env, dict) else []
     for field in fields:
         head, _, key = field.partition(".")
         item = _ITEM.fullmatch(head)
+        if item and item.group(1) == "job_env" and not key and int(item.group(2)) < len(variables):
+            job_env.pop(variables[int(item.group(2))], None)  # the other variables are still read
+            continue
         if not key and "[" not in head and head in data:
             del data[head]
         elif item and item.group(1) in _LISTED_TABLES and key and "." not in key:
@@ -594,7 +600,7 @@ def _invalid(source: str, name: Any, unknown: list[tuple[int, str]], located: li
     return error
 
 
-_ITEM = re.compile(r"(partitions|qos|modules)\[(\d+)\]")
+_ITEM = re.compile(r"(partitions|qos|modules|job_env)\[(\d+)\]")
 #: fields whose values a file does not give as the model holds them, by table: ``("", 0)`` the top level,
 #: ``("partitions", I)``, ``("qos", I)``, ``("examples", 0)``
 _Unread = dict[tuple[str, int], set[str]]
@@ -604,6 +610,8 @@ def _shown_problem(problem: Any) -> str:
     """A problem as the list of a file's problems shows it: with its field (``partitions[0].max_time: …``), except a
     module's, whose message names its key in the file's own words (``cuda = ["cuda", "cudnn"] is a list …``)."""
     field = getattr(problem, "field", "") or ""
+    if field.startswith("job_env[") and problem.message.startswith("[job_env]"):
+        return problem.message  # a [job_env] key's problem names the key already
     return problem.message if field.startswith(("modules[", "modules.")) else str(problem)
 
 
@@ -627,6 +635,12 @@ def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
         else:  # partitions = [ … ] written as a value, not as [[partitions]] tables
             line = _line_of(text, group, 0, first.start() if first else len(text))
         return (f"line {line}, " if line else "") + f"{_LISTED_TABLES[group][2]} {label!r}: "
+    if item and item.group(1) == "job_env":  # the I-th key of the file's [job_env] table
+        table = data.get("job_env")
+        keys = list(table) if isinstance(table, dict) else []
+        i = int(item.group(2))
+        line = _job_env_line(text, keys[i]) if i < len(keys) else 0
+        return f"line {line}: " if line else ""
     if item:  # a module: its purpose is the key of its line in [modules]
         modules = data.get("modules")
         purposes = list(modules) if isinstance(modules, dict) else []
@@ -639,6 +653,39 @@ def _where_typed(field: str, data: dict[str, Any], text: str) -> str:
         return f"line {line}: " if line else ""
     line = _line_of(text, head, 0, first.start() if first else len(text)) if head and not rest else 0
     return f"line {line}: " if line else ""
+
+
+def _job_env_line(text: str, name: Any, nth: int = 0) -> int:
+    """The line that sets the variable ``name`` of ``job_env``: its key in a ``[job_env]`` table, else a dotted
+    ``job_env.NAME = …``, else the ``nth`` item ``"NAME=…"`` (0: the first) of a ``job_env = [ … ]`` list;
+    else the line of ``job_env`` itself (an inline table), 0 when not found."""
+    first = _TABLE.search(text)
+    top = _line_of(text, "job_env", 0, first.start() if first else len(text))
+    if not isinstance(name, str):
+        return top
+    table = _JOB_ENV_TABLE.search(text)
+    if table:
+        line = _line_of(text, name, table.end(), _table_end(text, table.end()))
+        if line:
+            return line
+    key = rf"(?:\"{re.escape(name)}\"|'{re.escape(name)}'|{re.escape(name)})"
+    m = re.compile(rf"^[ \t]*\"?job_env\"?[ \t]*\.[ \t]*{key}[ \t]*=", re.MULTILINE).search(text)
+    if m:
+        return text.count("\n", 0, m.start()) + 1
+    if top:  # a list (the top level ends at the first table): the line of its item, as a list may span lines
+        found = list(re.compile(rf"[\"']{re.escape(name)}=").finditer(text, _offset_of_line(text, top),
+                                                                       first.start() if first else len(text)))
+        if found:
+            return text.count("\n", 0, found[min(nth, len(found) - 1)].start()) + 1
+    return top
+
+
+def _offset_of_line(text: str, line: int) -> int:
+    """Where line ``line`` (1-based) of ``text`` starts."""
+    offset = 0
+    for _ in range(line - 1):
+        offset = text.find("\n", offset) + 1
+    return offset
 
 
 def _module_line(text: str, purpose: Any) -> int:
@@ -752,6 +799,7 @@ _LISTED_TABLES: dict[str, tuple[re.Pattern[str], type[Spec], str]] = {
     "partitions": (_PARTITION_TABLE, Partition, "partition"), "qos": (_QOS_TABLE, Qos, "QOS")}
 _MODULES_TABLE = re.compile(r"^[ \t]*\[[ \t]*\"?modules\"?[ \t]*\]", re.MULTILINE)
 _EXAMPLES_TABLE = re.compile(r"^[ \t]*\[[ \t]*\"?examples\"?[ \t]*\]", re.MULTILINE)
+_JOB_ENV_TABLE = re.compile(r"^[ \t]*\[[ \t]*\"?job_env\"?[ \t]*\]", re.MULTILINE)
 
 
 def _table_end(text: str, after: int) -> int:
@@ -813,6 +861,14 @@ def _located(problems: list[Any], profile: ClusterProfile, text: str,
                 continue
             owner = profile.examples
             line = _line_of(text, key, examples.end(), _table_end(text, examples.end())) if examples else 0
+            where = f"line {line}: " if line else ""
+        elif _ITEM.fullmatch(field) and field.startswith("job_env["):
+            # the I-th item of job_env: the line of its variable (a [job_env] key, or an item of the list)
+            items = profile.job_env if isinstance(profile.job_env, tuple) else ()
+            i = int(_ITEM.fullmatch(field).group(2))
+            name = items[i].partition("=")[0] if i < len(items) and isinstance(items[i], str) else None
+            before = sum(1 for item in items[:i] if isinstance(item, str) and item.partition("=")[0] == name)
+            line = _job_env_line(text, name, before)
             where = f"line {line}: " if line else ""
         elif field and "." not in field and "[" not in field:
             if field in unread.get(("", 0), ()):
@@ -876,13 +932,13 @@ def _comment(help_text: str) -> list[str]:
     return lines
 
 
-def _scalars(model: Any, comments: bool) -> list[str]:
-    """``key = value`` lines for every field that is not a nested model (those become tables)."""
+def _scalars(model: Any, comments: bool, skip: tuple[str, ...] = ()) -> list[str]:
+    """``key = value`` lines for every field that is not a nested model (those become tables) nor in ``skip``."""
     lines: list[str] = []
     for f in model.field_specs():
         value = getattr(model, f.name)
         base = f.base_type
-        if value is None or (isinstance(base, type) and issubclass(base, Spec)):
+        if value is None or f.name in skip or (isinstance(base, type) and issubclass(base, Spec)):
             continue
         if comments:
             lines += _comment(f.info.help)
@@ -902,15 +958,39 @@ _MODULES_COMMENT = [
 ]
 
 
+def _job_env_table(items: Any) -> dict[str, str] | None:
+    """``job_env`` as the ``[job_env]`` table a profile file holds (``NAME = "value"`` for each ``NAME=value``
+    item); None when the items cannot be one (an item that is not text, has no ``=`` or no variable's name before
+    it, a name twice: a profile the check reports), which is then written as the list it is."""
+    if not isinstance(items, tuple):
+        return None
+    table: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, str):
+            return None
+        name, eq, value = item.partition("=")
+        if not eq or not _ENV_NAME.fullmatch(name) or name in table:
+            return None
+        table[name] = value
+    return table
+
+
 def profile_to_toml(profile: ClusterProfile, *, comments: bool = True) -> str:
     """The profile as TOML text that :func:`load_profile` reads back to an equal model.
 
     With ``comments`` every key is preceded by its help text (the first partition's keys too), which
-    makes the output a good starting point for a site's own file.
+    makes the output a good starting point for a site's own file. ``job_env`` is written as the ``[job_env]``
+    table a site writes (a list only for items no table can hold, which the profile check reports).
     """
     lines = [f"# hpcwidgets cluster profile {profile.name!r}.",
              "# Every key is explained in docs/profiles.md; values with $NAME expand in job scripts.", ""]
-    lines += _scalars(profile, comments)
+    table = _job_env_table(profile.job_env)
+    lines += _scalars(profile, comments, skip=("job_env",) if table is not None else ())
+    if table or (table is not None and comments):
+        lines += ["", "[job_env]"]
+        if comments:
+            lines += _comment(ClusterProfile.field_spec("job_env").info.help)
+        lines += [f"{_toml_key(name)} = {scalar(value)}" for name, value in table.items()]
     lines += ["", "[modules]"]
     if comments:
         lines += _MODULES_COMMENT
@@ -952,7 +1032,9 @@ def _type_name(f: Any) -> str:
     else:
         text = {Partition: "[[partitions]] tables", Qos: "[[qos]] tables", Module: "table of purpose = module",
                 ExampleSettings: "table"}.get(base, str(base))
-    if f.is_tuple and base is str:
+    if f.name == "job_env":  # read from a table, written as one (a list is read too)
+        text = "[job_env] table of NAME = text (or a list of \"NAME=value\" texts)"
+    elif f.is_tuple and base is str:
         text = f"list of {text}"
     if f.info.choices:
         text += ": " + " \\| ".join(f"`{c}`" for c in f.info.choices)

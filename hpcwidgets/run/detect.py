@@ -337,7 +337,9 @@ def _mem_per_cpu_or_gpu(rec: Mapping[str, str], config_text: str) -> dict[str, s
     """The partition's DefMemPerCPU, MaxMemPerCPU and DefMemPerGPU (MB) as Slurm sizes, each from its record, else
     the cluster's from ``scontrol show config`` text. A partition that sets a default or limit per node
     (DefMemPerNode=32000, MaxMemPerNode=…) does not take the cluster's per-CPU one: each pair is mutually
-    exclusive (slurm.conf(5)). UNLIMITED and 0 mean none."""
+    exclusive (slurm.conf(5)). The default per node is kept too (``def_mem_per_node``): the partition's
+    DefMemPerNode, else, for a partition that sets no default per CPU either, the cluster's. UNLIMITED and 0 mean
+    none."""
     job_defaults = dict(item.partition("=")[::2] for item in _split_top(rec.get("JobDefaults", "")))
     per_node = {"DefMemPerCPU": "DefMemPerNode", "MaxMemPerCPU": "MaxMemPerNode"}
     out: dict[str, str] = {}
@@ -347,7 +349,19 @@ def _mem_per_cpu_or_gpu(rec: Mapping[str, str], config_text: str) -> dict[str, s
             own = _int(_config_value(config_text, key))
         if own:
             out[field] = format_mem(own)
+    node_default = _int(rec.get("DefMemPerNode"))
+    if not node_default and "def_mem_per_cpu" not in out:
+        node_default = _int(_config_value(config_text, "DefMemPerNode"))
+    if node_default and "def_mem_per_cpu" not in out:
+        out["def_mem_per_node"] = format_mem(node_default)
     return out
+
+
+def _threads_per_core(records: list[dict[str, str]]) -> int | None:
+    """The ThreadsPerCore the partition's node records agree on (``scontrol show node``: 2 where hyper-threading is
+    on); None when none says it or they differ (a job's CPUs per core would then depend on its node)."""
+    found = {_int(r.get("ThreadsPerCore")) for r in records}
+    return found.pop() if len(found) == 1 and None not in found else None
 
 
 def _job_defaults(text: str) -> dict[str, str]:
@@ -377,6 +391,7 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
     """The partition of one ``PartitionName=`` record and its nodes' records, and the GPU node features
     (``config_text``: ``scontrol show config``, for the cluster's memory per CPU)."""
     cpus = [_int(r.get("CPUEfctv")) or _int(r.get("CPUTot")) for r in records]
+    threads = _threads_per_core(records)
     mems = [node_memory(r) for r in records]
     gres = [parse_gres(r.get("Gres", "")) for r in records]
     max_cpus, max_mem = _largest(rec, cpus, mems) if records else _record_sizes(rec)
@@ -392,6 +407,8 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
     state = rec.get("State", "UP").upper()
     closed, allowed_qos = _access(rec)
     notes = list(closed)
+    if threads is None and len({r.get("ThreadsPerCore") for r in records if r.get("ThreadsPerCore")}) > 1:
+        notes.append("its nodes differ in threads per core (ThreadsPerCore), so threads_per_core is left out")
     if state != "UP":
         notes.append(f"State={state}")
     whole_nodes = _whole_nodes(rec)
@@ -414,6 +431,7 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
         default_time=_time(rec.get("DefaultTime")),
         max_nodes=_smallest(_int(rec.get("MaxNodes")), total_nodes),
         cpus_per_node=max_cpus,
+        threads_per_core=threads,
         mem_per_node=format_mem(max_mem) if max_mem else "",
         gpus_per_node=gpus,
         gpu_types=tuple(sorted(per_type)),
@@ -485,10 +503,11 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
     whether AllowAccounts/AllowGroups or Hidden=YES restrict it, and the QOS AllowQos lets jobs use (``allowed_qos``);
     node sizes as docs/profiles.md states them (from the partition record alone when no node record names it): CPUs
     and memory of the largest node (memory less MemSpecLimit, unknown when RealMemory is 1), lowered by
-    MaxCPUsPerNode / MaxMemPerNode; the memory a job gets per CPU or per GPU when it asks for none and the most per
-    CPU (DefMemPerCPU, DefMemPerGPU in JobDefaults, MaxMemPerCPU; the cluster's from ``config_text`` for a partition
-    that sets none), and for a GPU partition the CPUs per GPU a job gets when it asks for none (DefCpuPerGPU in
-    JobDefaults, else the cluster's); ``whole_nodes`` for OverSubscribe=EXCLUSIVE (a site's limit of CPUs per GPU is
+    MaxCPUsPerNode / MaxMemPerNode; the threads per core its nodes agree on (ThreadsPerCore; left out, with a note,
+    where they differ); the memory a job gets per CPU, per node or per GPU when it asks for none and the most per
+    CPU (DefMemPerCPU, DefMemPerNode, DefMemPerGPU in JobDefaults, MaxMemPerCPU; the cluster's from ``config_text``
+    for a partition that sets none), and for a GPU partition the CPUs per GPU a job gets when it asks for none
+    (DefCpuPerGPU in JobDefaults, else the cluster's); ``whole_nodes`` for OverSubscribe=EXCLUSIVE (a site's limit of CPUs per GPU is
     not a Slurm setting, so ``max_cpus_per_gpu`` stays empty); where a partition also has nodes without GPUs and its
     GPU nodes are smaller, ``gpu_node_cpus``/``gpu_node_mem`` the size of its largest GPU node (capped the same way); GPUs per node those
     of the node with the most full GPUs (MIG slices count on nodes that have nothing else), never summed over

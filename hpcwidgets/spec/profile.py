@@ -238,6 +238,12 @@ class Partition(_SiteLimits):
                                     help="CPUs on each node as Slurm counts them (hardware threads where hyper-threading is on, the "
                                          "unit of --cpus-per-task; the largest node if they differ); leave it out "
                                          "(empty) if unknown.")
+    threads_per_core: int | None = opt(None, label="Threads per core", role="internal", minimum=1,
+                                       help="Hardware threads of each core (Slurm's ThreadsPerCore): 2 where "
+                                            "hyper-threading (SMT) is on, so cpus_per_node counts two CPUs a core; 1 "
+                                            "where it is off. A job with --hint=nomultithread or --threads-per-core=1 "
+                                            "then uses one CPU of each core it holds (half the node's CPUs at 2). "
+                                            "Leave it out if unknown (the nodes differ, or nobody said).")
     mem_per_node: str = opt("", label="Memory per node", role="internal", placeholder="187G",
                             help="Memory a job can ask for on one node (Slurm's RealMemory), e.g. 187G or 3900M; empty if unknown.")
     gpus_per_node: int = opt(0, label="GPUs per node", role="internal", minimum=0,
@@ -305,6 +311,11 @@ class Partition(_SiteLimits):
     def_mem_per_cpu: str = opt("", label="Default memory per CPU", role="internal", placeholder="7150M",
                                help="Memory per CPU a job gets when it asks for no memory (Slurm's DefMemPerCPU, the "
                                     "partition's or else the cluster's), e.g. 7150M; empty when the site sets none.")
+    def_mem_per_node: str = opt("", label="Default memory per node", role="internal", placeholder="32000M",
+                                help="Memory per node a job gets when it asks for no memory (Slurm's DefMemPerNode, "
+                                     "the partition's or else the cluster's), e.g. 32000M; empty when the site sets "
+                                     "none. Slurm keeps one default per partition: set this or def_mem_per_cpu, not "
+                                     "both.")
     max_mem_per_cpu: str = opt("", label="Maximum memory per CPU", role="internal", placeholder="7150M",
                                help="The most memory per CPU (Slurm's MaxMemPerCPU), e.g. 7150M: Slurm gives a job "
                                     "that asks for more per CPU more CPUs per task, and bills it for them. Empty for "
@@ -417,6 +428,16 @@ class Partition(_SiteLimits):
         if gpus and self.has_gpus and isinstance(own, int) and not isinstance(own, bool) and own > 0:
             return own
         return self.cpus_per_node
+
+    def cpus_usable(self, gpus: bool, one_per_core: bool = False) -> int | None:
+        """The CPUs one job can use on the largest node it can run on (:meth:`cpus_for`): with ``one_per_core`` (the
+        job asks for one thread per core: --hint=nomultithread, --threads-per-core=1, :func:`one_thread_per_core`)
+        on nodes with ``threads_per_core`` above 1, one CPU of each core, since Slurm gives such a job whole cores
+        and leaves their other threads idle; else all of them."""
+        cpus, threads = self.cpus_for(gpus), _positive(self.threads_per_core)
+        if one_per_core and threads and threads > 1 and _positive(cpus):
+            return cpus // threads
+        return cpus
 
     def cpus_for_workers(self, workers: int, nodes: int = 1, unknown: int = 0) -> int:
         """The ``--cpus-per-task`` of one task per node that starts ``workers`` workers (torchrun starts one per GPU;
@@ -555,11 +576,20 @@ class Partition(_SiteLimits):
         return out
 
     def _mem_default_problems(self) -> list[Problem]:
-        """Memory per CPU or GPU: positive sizes; a default per CPU above the maximum per CPU (Slurm would raise
-        the CPUs of every job that asks for no memory); a default per GPU needs GPUs."""
+        """Memory per CPU, node or GPU: positive sizes; a default per CPU above the maximum per CPU (Slurm would raise
+        the CPUs of every job that asks for no memory); a default per CPU and one per node together (a partition
+        has one or the other: slurm.conf(5) makes DefMemPerCPU and DefMemPerNode exclusive); a default per GPU
+        needs GPUs."""
         out: list[Problem] = []
         default = _node_size(out, "def_mem_per_cpu", self.def_mem_per_cpu, "default memory per CPU",
                              "the memory per CPU a job gets when it asks for none, e.g. 7150M, or leave it empty")
+        per_node = _node_size(out, "def_mem_per_node", self.def_mem_per_node, "default memory per node",
+                              "the memory per node a job gets when it asks for none, e.g. 32000M, or leave it empty")
+        if default and per_node:
+            out.append(Problem("def_mem_per_node", f"def_mem_per_cpu ({self.def_mem_per_cpu}) and def_mem_per_node "
+                                                   f"({self.def_mem_per_node}) are both set, but Slurm keeps one "
+                                                   "default per partition (DefMemPerCPU or DefMemPerNode); keep the "
+                                                   "one scontrol show partition prints"))
         most = _node_size(out, "max_mem_per_cpu", self.max_mem_per_cpu, "maximum memory per CPU",
                           "the most memory per CPU a job may ask for, e.g. 7150M, or leave it empty for no limit")
         if default and most and default > most:
@@ -601,14 +631,16 @@ class Partition(_SiteLimits):
 
 
 #: a partition's memory fields: Slurm sizes, where slurm.conf writes a whole number of MB (RealMemory=257400)
-_MEM_FIELDS = ("mem_per_node", "gpu_node_mem", "max_mem_per_job", "def_mem_per_cpu", "max_mem_per_cpu",
-               "def_mem_per_gpu")
+_MEM_FIELDS = ("mem_per_node", "gpu_node_mem", "max_mem_per_job", "def_mem_per_cpu", "def_mem_per_node",
+               "max_mem_per_cpu", "def_mem_per_gpu")
 #: a partition's and a QOS's count fields (whole numbers)
-_COUNT_FIELDS = ("max_nodes", "cpus_per_node", "gpus_per_node", "max_cpus_per_job", "max_gpus_per_job", "gpu_nodes",
+_COUNT_FIELDS = ("max_nodes", "cpus_per_node", "threads_per_core", "gpus_per_node", "max_cpus_per_job",
+                 "max_gpus_per_job", "gpu_nodes",
                  "gpu_node_cpus", "min_nodes", "max_gpus", "def_cpus_per_gpu", "max_cpus_per_gpu")
 #: the fields where Slurm's UNLIMITED (scontrol: MaxNodes=UNLIMITED, DefMemPerNode=UNLIMITED) means "none": left out
 _UNLIMITED_MEANS_NONE = ("max_nodes", "max_cpus_per_job", "max_gpus_per_job", "max_mem_per_job", "def_mem_per_cpu",
-                         "max_mem_per_cpu", "def_mem_per_gpu", "max_gpus", "def_cpus_per_gpu", "max_cpus_per_gpu")
+                         "def_mem_per_node", "max_mem_per_cpu", "def_mem_per_gpu", "max_gpus", "def_cpus_per_gpu",
+                         "max_cpus_per_gpu")
 #: :func:`_lenient`'s answer for a value that means the field's default (no limit)
 _LEAVE_OUT = object()
 
@@ -890,20 +922,22 @@ def _module_value_problem(purpose: Any, value: Any) -> str:
 def _job_env_items(table: dict[Any, Any]) -> list[Any]:
     """The ``[job_env]`` table of a profile file as the field holds it: one ``NAME=value`` text per key. A whole
     number is the text it reads as (``NCCL_IB_TIMEOUT = 22``); a key that cannot be a variable's name, and a value of
-    another kind (a list, a table, true), raise :class:`ValidationError` saying how to write it."""
+    another kind (a list, a table, true), raise :class:`ValidationError` saying how to write it, each problem of
+    field ``job_env[I]`` for the I-th key of the table (so a profile file's reader can say its line)."""
     problems, items = [], []
-    for name, value in table.items():
+    for i, (name, value) in enumerate(table.items()):
+        field = f"job_env[{i}]"
         if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-            problems.append(Problem("job_env", f"[job_env] key {name!r} is not a variable name (letters, digits and "
-                                               "_, not starting with a digit); correct it"))
+            problems.append(Problem(field, f"[job_env] key {name!r} is not a variable name (letters, digits and "
+                                           "_, not starting with a digit); correct it"))
         elif isinstance(value, int) and not isinstance(value, bool):
             items.append(f"{name}={value}")
         elif isinstance(value, str):
             items.append(f"{name}={value}")
         else:
             shown = _shown_value(value, bare=True)
-            problems.append(Problem("job_env", f"[job_env] {name} = {shown} is {_kind_of(value)}, but a variable's "
-                                               f"value is one text: write it in quotes, e.g. {name} = \"value\""))
+            problems.append(Problem(field, f"[job_env] {name} = {shown} is {_kind_of(value)}, but a variable's "
+                                           f"value is one text: write it in quotes, e.g. {name} = \"value\""))
     if problems:
         raise ValidationError(problems)
     return items
@@ -930,25 +964,27 @@ def _destination(bind: Bind) -> str:
 
 
 def _job_env_problems(items: Any) -> list[Problem]:
+    """What is wrong with the ``job_env`` items, each problem of field ``job_env[I]`` for the I-th item (a name set
+    twice: the second time), so a profile file's reader can say its line."""
     out: list[Problem] = []
     names: list[str] = []
-    for item in _tup(items):
+    for i, item in enumerate(_tup(items)):
+        field = f"job_env[{i}]"
         if not isinstance(item, str):
             continue  # a value of another type: the generic check reports it
         name, eq, value = item.partition("=")
         if not eq:
-            out.append(Problem("job_env", f"{item!r} has no value; write NAME=value in a list, or NAME = \"value\" "
-                                          "under [job_env]"))
+            out.append(Problem(field, f"{item!r} has no value; write NAME=value in a list, or NAME = \"value\" "
+                                      "under [job_env]"))
             continue
         if not _ENV_NAME.fullmatch(name):
-            out.append(Problem("job_env", f"{name!r} is not a variable name (letters, digits and _, not starting with "
-                                          f"a digit), so no job can export it; correct it in {item!r}"))
+            out.append(Problem(field, f"{name!r} is not a variable name (letters, digits and _, not starting with a "
+                                      f"digit), so no job can export it; correct it in {item!r}"))
             continue
-        out += [Problem("job_env", p.message) for p in EnvVar(name, value).problems()]
+        out += [Problem(field, p.message) for p in EnvVar(name, value).problems()]
+        if name in names and names.count(name) == 1:
+            out.append(Problem(field, f"{name} is set more than once; keep one value"))
         names.append(name)
-    dups = sorted({n for n in names if names.count(n) > 1})
-    if dups:
-        out.append(Problem("job_env", f"{', '.join(dups)} is set more than once; keep one value"))
     return out
 
 
@@ -1073,8 +1109,8 @@ class ClusterProfile(Spec):
                                         "interfaces NCCL must use between nodes (LUMI: NCCL_SOCKET_IFNAME = "
                                         "\"hsn0,hsn1,hsn2,hsn3\") or a cache that belongs on node-local disk "
                                         "(MIOPEN_USER_DB_PATH = \"/tmp/$USER-miopen\"); in TOML a [job_env] table, "
-                                        "one NAME = \"value\" per line (a list of \"NAME=value\" texts is read "
-                                        "too, and is how the profile is written back). A value is one word: $NAME "
+                                        "one NAME = \"value\" per line, as the profile is written back (a list of "
+                                        "\"NAME=value\" texts is read too). A value is one word: $NAME "
                                         "references expand when the job runs, nothing else does. The examples, the "
                                         "workflow form and --profile (workflow, sbatch, jupyter-job) export them "
                                         "after the job's own exports, leaving out a name the job already sets; a "
@@ -1296,6 +1332,19 @@ class ClusterProfile(Spec):
             return ranked[0] if ranked else None
         return next((p for p in parts if p.name == name), None)
 
+    def part_of_node_partition(self, part: Partition | None, *, gpus: int = 1,
+                               cpus_per_task: int | None = None) -> Partition | None:
+        """The partition for a one-node job that uses part of a node of ``part``: ``gpus`` GPUs per node (none where
+        ``part`` has no GPUs) and ``cpus_per_task`` CPUs for its one task (Slurm's default when None). That is
+        ``part`` itself, unless it gives every job whole nodes and bills them and a partition that shares nodes fits
+        the job: then the one HPC415 names (:func:`partition_sharing_nodes`). None for ``part`` None. The examples
+        and the lessons choose their one-GPU jobs' partition with it."""
+        if part is None:
+            return None
+        job = SlurmJob(**self.job_fields(part), gpus_per_node=gpus if part.has_gpus else 0,
+                       cpus_per_task=cpus_per_task)
+        return partition_sharing_nodes(self, part, job) or part
+
     def vendor_of(self, part: Partition | None) -> str:
         """The GPU vendor of ``part``: its own ``gpu_vendor`` (``mixed`` included), else the profile's."""
         own = _str(getattr(part, "gpu_vendor", "")) if part is not None else ""
@@ -1351,10 +1400,13 @@ class ClusterProfile(Spec):
 
     def render_only_message(self, program: str, fix: str = "") -> str:
         """Why a job that runs the container program ``program`` cannot run on this profile's cluster
-        (:meth:`render_only_runtime`: its runtime is render-only here, so the job would stop with "PROGRAM: command
-        not found" after its wait in the queue), ending with what to do; "" when nothing stops it as far as the
-        profile tells. ``fix`` says what to do in the caller's terms (the form names its Container control); without
-        it, the program of the runtime the cluster runs, or to run without a container where it runs none."""
+        (:meth:`render_only_runtime`: its runtime is render-only here), ending with what to do; "" when nothing stops
+        it as far as the profile tells. The message names both ways the job stops after its wait in the queue, as it
+        cannot tell which the script takes: the batch shell says "PROGRAM: command not found" (exit status 127; "No
+        such file or directory" for a path), and a step srun starts fails with "slurmstepd: error: execve():
+        PROGRAM: No such file or directory" (exit code 2), as the practice cluster shows. ``fix`` says what to do in
+        the caller's terms (the form names its Container control); without it, the program of the runtime the cluster
+        runs, or to run without a container where it runs none."""
         runtime = self.render_only_runtime(program)
         if not runtime:
             return ""
@@ -1365,9 +1417,11 @@ class ClusterProfile(Spec):
                    "run the program without a container, or use the profile of a cluster that has the runtime")
         name = _str(program).rsplit("/", 1)[-1]
         what = runtime if name == _runtime_program(self, runtime) else f"{runtime}, which provides {name},"
+        shell_says = "No such file or directory" if "/" in _str(program) else "command not found"
         return (f"{what} is not installed on the cluster of profile {self.name} (it lists {runtime} as render-only: "
-                f"its commands are shown, not run), so this job would stop with '{program}: "
-                f"{'No such file or directory' if '/' in _str(program) else 'command not found'}'; {fix}")
+                f"its commands are shown, not run), so this job would stop after its wait in the queue: the batch "
+                f"shell says '{program}: {shell_says}', and a step srun starts fails with 'execve(): {program}: No "
+                f"such file or directory'; {fix}")
 
     def version_tuple(self) -> tuple[int, int] | None:
         m = _VERSION.fullmatch(_str(self.scheduler_version).strip())
@@ -1644,6 +1698,39 @@ def job_gpu_types(job: SlurmJob) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in types if t))
 
 
+#: --hint values that keep tasks to one thread per core (srun(1), --hint: "one thread per core" for compute_bound
+#: and memory_bound, "don't use extra threads with in-core multi-threading" for nomultithread; each sets
+#: --threads-per-core=1)
+_ONE_THREAD_HINTS = ("nomultithread", "compute_bound", "memory_bound")
+
+
+def one_thread_per_core(options: Any, hints: bool = True) -> bool | None:
+    """Whether sbatch or srun options (``SlurmJob.extra_directives``, ``Srun.extra``: ``--hint=nomultithread``,
+    ``--hint nomultithread`` or the two words as items) keep the tasks to one hardware thread per core: True for
+    ``--hint=nomultithread`` (or compute_bound, memory_bound) and ``--threads-per-core=1``, False for
+    ``--hint=multithread`` and ``--threads-per-core`` above 1, None when they say nothing (the last one written
+    wins). On nodes with two threads per core such a job holds whole cores and uses one CPU of each, so a node
+    gives it half its CPUs (sbatch(1), --threads-per-core; a later srun takes the job's value from
+    SLURM_THREADS_PER_CORE). With ``hints`` False only --threads-per-core counts: the option whose value a job's
+    steps are documented to inherit."""
+    words: list[str] = []
+    for item in options if isinstance(options, (list, tuple)) else ():
+        if isinstance(item, str):
+            words += item.replace("=", " ", 1).split() if item.startswith("--") else [item]
+    found: bool | None = None
+    for i, word in enumerate(words[:-1]):
+        value = words[i + 1].strip("'\"")
+        if word == "--hint" and hints:
+            given = [h.strip().lower() for h in value.split(",")]
+            if any(h in _ONE_THREAD_HINTS for h in given):
+                found = True
+            elif "multithread" in given:
+                found = False
+        elif word == "--threads-per-core" and value.isdigit():
+            found = int(value) <= 1
+    return found
+
+
 def _tasks_per_node(job: SlurmJob) -> int:
     if job.ntasks_per_node:
         return job.ntasks_per_node
@@ -1731,7 +1818,8 @@ def least_nodes(job: SlurmJob, part: Partition | None = None) -> int:
     does not fix the node count: every node the tasks take gets that many GPUs."""
     if job.nodes is not None:
         return job.node_count
-    node_cpus = _positive(part.cpus_for(bool(job.gpus_on_each_node))) if part is not None else None
+    node_cpus = _positive(part.cpus_usable(bool(job.gpus_on_each_node), one_thread_per_core(job.extra_directives)
+                                           is True)) if part is not None else None
     node_gpus = gpu_total(job.gpus_per_node) or (part.gpus_of_type(_str(job.gpu_type)) if part is not None else 0)
     per_task, per_gpu = whole_count(job.cpus_per_task) or 1, whole_count(job.cpus_per_gpu)
     gpus_per_task = gpu_total(job.gpus_per_task)
@@ -1995,8 +2083,8 @@ def share_mem(part: Partition, job: SlurmJob) -> str:
 
 def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
     """Where Slurm adjusts a job's memory instead of refusing it: ``--mem-per-cpu`` above the partition's
-    MaxMemPerCPU (field ``mem_per_cpu``), and no memory request where the partition's default per CPU (or per GPU)
-    gives the job less than half its share of a node (field ``mem``)."""
+    MaxMemPerCPU (field ``mem_per_cpu``), and no memory request where the partition's default per GPU (for a job with
+    GPUs), else per CPU, else per node gives the job less than half its share of a node (field ``mem``)."""
     out: list[Problem] = []
     gpus = job.gpus_on_each_node
     cpus, by_default = _cpus_held(part, job, gpus)
@@ -2026,11 +2114,14 @@ def _memory_warnings(part: Partition, job: SlurmJob) -> list[Problem]:
         return out
     node_mem = part.mem_mib(bool(gpus))
     per_gpu, default_per_cpu = _mem(part.def_mem_per_gpu), _mem(part.def_mem_per_cpu)
+    default_per_node = _mem(part.def_mem_per_node)
     if gpus and per_gpu:  # a GPU job's default is per GPU where the partition sets one
         default, how = per_gpu * gpus, f"DefMemPerGPU {part.def_mem_per_gpu} × {_count(gpus, 'GPU')}"
     elif default_per_cpu:
         default, how = default_per_cpu * cpus, f"DefMemPerCPU {part.def_mem_per_cpu} × {_count(cpus, 'CPU')}"
         how += f" ({by_default})" if by_default else ""
+    elif default_per_node:  # the same for any job, whatever its CPUs
+        default, how = default_per_node, "DefMemPerNode"
     else:
         return out
     found = node_share(part, job)
@@ -2300,6 +2391,11 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     # a job with GPUs gets only the partition's GPU nodes, which may be smaller than its largest (CPU) node
     node_cpus = part.cpus_for(bool(gpus))
     cpu_nodes = "GPU nodes" if node_cpus != part.cpus_per_node else "nodes"
+    usable, per_core = part.cpus_usable(bool(gpus), one_thread_per_core(job.extra_directives) is True), ""
+    if usable != node_cpus:  # one thread per core: a node gives the job one CPU of each of its cores
+        per_core = (f" usable (the job keeps to one thread per core, --hint=nomultithread or --threads-per-core=1: "
+                    f"one CPU of each core, {usable} of {node_cpus} at {part.threads_per_core} threads per core)")
+        node_cpus = usable
     found = len(out)
     if node_cpus and cpus > node_cpus and _spread(job, gpus=cpu_field == "cpus_per_gpu") and unit <= node_cpus:
         # tasks (or GPUs) counted for the whole job, no node count: Slurm spreads them over the nodes they need;
@@ -2309,14 +2405,15 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         needed = _nodes_for(units, node_cpus // unit)
         if part.max_nodes and needed > part.max_nodes:  # the units of the whole job, not of a node
             out.append(Problem(cpu_field, f"{_count(units, kind)} × {_count(unit, 'CPU')} per {kind} need {needed} "
-                                          f"{cpu_nodes} of {where} ({node_cpus} CPUs each), more than it allows "
+                                          f"{cpu_nodes} of {where} ({node_cpus} CPUs each{per_core}), more than it "
+                                          f"allows "
                                           f"({part.max_nodes}); ask for fewer {kind}s or CPUs"))
         # Slurm fills each node with as many as fit: the checks per GPU and memory per CPU below are of such a node
         cpus = node_cpus // unit * unit
         how = f"{cpus // unit} {'GPUs' if kind == 'GPU' else 'tasks per node'} × {unit} CPUs per {kind}"
     elif node_cpus and cpus > node_cpus:
         out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the {cpu_nodes} of {where} have "
-                                      f"{node_cpus}; lower the tasks per node or CPUs per task "
+                                      f"{node_cpus}{per_core}; lower the tasks per node or CPUs per task "
                                       f"(or use more nodes)"))
     if gpus and len(out) == found:  # CPUs that fit no node: one problem is enough
         out += _cpus_per_gpu_problem(profile, part, job, where, gpus, cpus, how, cpu_field)
