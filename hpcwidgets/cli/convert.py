@@ -17,12 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "hpcwidgets convert apptainer exec --nv --bind /data:/data img.sif python train.py",
                            "hpcwidgets convert --from run.json",
                            "hpcwidgets convert ch-run -b /data:/mnt/0 ./img -- python train.py",
+                           "hpcwidgets convert --gpu amd ch-run ./img -- python train.py",
                        ]))
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command to translate (or use --from)")
     p.add_argument("--from", dest="from_file", metavar="FILE",
                    help="a saved ApptainerRun or ChRun model (.json/.toml); given a whole job (a workflow or a job "
                         "script), it says how to give that job the translated container")
     p.add_argument("--image-dir", default="", help="image directory to create when one is needed (Charliecloud)")
+    p.add_argument("--gpu", choices=("nvidia", "amd", "intel"), default="",
+                   help="ch-run to Apptainer: the vendor of the GPUs the job gets, which a ch-run command does not "
+                        "show: nvidia adds --nv, amd --rocm, intel no option. Give it before the command")
     _add_output_options(p, model=False)
     p.set_defaults(handler=run)
 
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if model.kind == "apptainer.run":
         conversion = to_charliecloud(model, image_dir=args.image_dir)
     elif model.kind == "charliecloud.run":
-        conversion = to_apptainer(model)
+        conversion = to_apptainer(model, gpu=args.gpu)
     else:
         from ..spec.names import spoken
         inner = " (drop srun and its options: convert the command srun runs)" if model.kind == "slurm.srun" else ""

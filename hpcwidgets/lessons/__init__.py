@@ -18,7 +18,8 @@ The lessons in ``notebooks/`` call these so the notebooks hold prose and calls, 
   :func:`multi_node_partition` is the partition the multi-node example uses;
 * :func:`gpu_vendor`, :func:`gpu_flag` and :func:`gpu_fields` give the GPU flag of the site's GPUs (``--nv``,
   ``--rocm`` or none), :func:`container_exec` the start of a GPU job's container command with the site's program
-  and that flag, and :func:`site_image` the Apptainer image the site's examples use;
+  and that flag, and :func:`site_image` the Apptainer image the site's examples use; :func:`command` writes a
+  hand-written script's line with a model's words (a container's, srun's) in it;
 * :func:`practice_target` decides where a lesson may really submit jobs, and :func:`run_example`
   submits one, waits for it and returns what a lesson may print (state, losses, ranks, nodes): never
   job ids, times or paths.
@@ -201,14 +202,11 @@ def site_partition(site: Any, *, gpu: bool = False) -> str:
 def _site_entry(site: Any, gpu: bool, gpus: int = 1) -> Any:
     """The partition of a lesson's job: the default GPU partition for a job with ``gpus`` per node, unless it gives
     every job whole nodes and bills them and another fits the job (the one HPC415 names, as the examples choose:
-    :func:`~hpcwidgets.spec.profile.partition_sharing_nodes`); else the default partition."""
+    :meth:`~hpcwidgets.spec.profile.ClusterProfile.part_of_node_partition`); else the default partition."""
     part = site.default(gpu=True) if gpu else None
     if part is None:
         return site.default()
-    from ..spec.profile import partition_sharing_nodes
-    from ..spec.slurm import SlurmJob
-    job = SlurmJob(**{k: v for k, v in site.job_fields(part).items() if v}, gpus_per_node=gpus)
-    return partition_sharing_nodes(site, part, job) or part
+    return site.part_of_node_partition(part, gpus=gpus)
 
 
 def gpu_vendor(site: Any) -> str:
@@ -258,6 +256,28 @@ def site_image(site: Any) -> str:
     else:
         name = EXAMPLE_IMAGES.get(gpu_vendor(site), EXAMPLE_IMAGES["other"])[1]
     return posixpath.join(site.image_dir, name)
+
+
+def command(*parts: Any) -> str:
+    """One line of a hand-written script, ending in a newline: each of ``parts`` a word (``"mpirun"``, a number) or a
+    command model (an :class:`~hpcwidgets.spec.apptainer.ApptainerRun`, a :class:`~hpcwidgets.spec.slurm.Srun` …)
+    given as its words, all quoted as the renderer quotes them. A lesson writes ``lessons.command("mpirun", "-np", 8,
+    box)`` so the container's words are the model's (the site's program, GPU flag and image), not typed again."""
+    from ..render.quote import join
+    from ..spec._meta import Spec
+    from ..spec.argv import argv
+    words: list[str] = []
+    for part in parts:
+        if isinstance(part, Spec):
+            words += argv(part)
+        elif isinstance(part, (str, int)) and not isinstance(part, bool):
+            words.append(str(part))
+        else:
+            raise HpcWidgetsError(f"lessons.command takes words and command models, not {type(part).__name__} "
+                                  f"{part!r}: give it as text, or the model it was made from")
+    if not words:
+        raise HpcWidgetsError("lessons.command needs at least one word or command model")
+    return join(words) + "\n"
 
 
 def site_pull(site: Any) -> Any:
@@ -866,10 +886,10 @@ def run_example(name: str, target: Target, **program_args: str) -> RunResult:
     return run_job(model)
 
 
-__all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "container_exec", "decreasing", "example",
+__all__ = ["COLOURS", "PAYLOAD_PLACEHOLDER", "charliecloud_image", "command", "container_exec", "decreasing", "example",
            "findings_shown", "findings_table", "gpu_fields", "gpu_flag", "gpu_vendor", "job_head", "launch_plan",
            "LaunchPlan", "layer_diagram", "layers", "loss_plot", "module_note", "multi_node_partition", "portable",
-           "portable_text", "practice_target", "process_tree", "render_only", "run_command", "run_example",
-           "run_job", "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_image", "site_job", "site_pull",
+           "portable_text", "practice_target", "process_tree", "render_only", "run_command", "run_example", "run_job",
+           "RunResult", "save_figure", "scaling_plot", "scaling_run", "show", "site_image", "site_job", "site_pull",
            "site_mem", "site_modules", "site_partition", "stage_to_node_local", "Target", "torchrun_reads",
            "train_locally", "with_program_args"]

@@ -10,9 +10,13 @@ cluster's ``SLURM_CONF`` when it is up (:func:`hpcwidgets.run.practice_cluster.c
   pictures change, and prints, per notebook, the cells whose outputs differ from the saved ones. Outputs are
   compared as nbval compares them: text and data, not execution counts, pictures or widget model ids, after the
   folder's ``sanitize.cfg`` replacements.
+* The notebook's saved widget state (what a static view, a handout or GitHub draws for each form: its fields'
+  placeholders, descriptions, tooltips) is compared too, model ids and order aside. nbval leaves it alone, so a form
+  changed in the package would otherwise keep showing its old texts in every saved lesson.
 * With ``--write`` it runs in the folder itself (pictures are rewritten) and replaces the notebook, atomically,
-  when an output changed or a cell had to go; otherwise the file stays as it is. It saves only where the practice
-  cluster answers (the lessons that submit jobs are committed with real results) unless ``--without-cluster``.
+  when an output or the widget state changed or a cell had to go; otherwise the file stays as it is. It saves only
+  where the practice cluster answers (the lessons that submit jobs are committed with real results) unless
+  ``--without-cluster``.
 
 Either way a cell tagged ``injected-parameters`` (what ``papermill -p`` adds after the ``parameters`` cell) is
 removed before the run and never written back: left in a committed lesson, it would run after the reader's own
@@ -23,9 +27,11 @@ lesson changes only where its outputs do.
 from __future__ import annotations
 
 import argparse
+import collections
 import configparser
 import copy
 import difflib
+import json
 import os
 import re
 import shutil
@@ -45,6 +51,9 @@ CELL_TIMEOUT = 600
 # not compared, as in nbval: random widget model ids; pictures (their files are compared by git)
 _SKIPPED_DATA = ("application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg")
 _COPY_IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", ".git", ".venv")
+#: where nbclient stores the widgets' state in a notebook's metadata, and how one model names another
+_WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+_MODEL_REF = re.compile(r"IPY_MODEL_[0-9a-f]+")
 
 
 @dataclass
@@ -54,6 +63,7 @@ class Result:
     path: Path
     removed: int = 0                                    # injected-parameters cells taken out
     changed: list[tuple[int, str, str]] = field(default_factory=list)   # (cell index, cell id, unified diff)
+    widgets: str = ""                                   # how the saved widget state differs from the run's, or ""
     error: str = ""
     written: bool = False
 
@@ -70,9 +80,11 @@ class Result:
             lines += [diff for _, _, diff in self.changed]
         else:
             lines.append(f"{name}: outputs unchanged")
+        if self.widgets:
+            lines.append(f"{name}: {self.widgets}")
         if write:
             lines.append(f"{name}: saved" if self.written else f"{name}: left as it is")
-        elif self.changed or self.removed:
+        elif self.changed or self.removed or self.widgets:
             lines.append(f"{name}: not saved (add --write to save)")
         return "\n".join(lines)
 
@@ -171,6 +183,38 @@ def changed_cells(saved: Any, fresh: Any, subs: Sequence[tuple[re.Pattern[str], 
     return changes
 
 
+def widget_models(nb: Mapping[str, Any]) -> list[str]:
+    """The widget models a notebook's metadata saves, each as sorted JSON with the ids of the models it names left
+    out, sorted: two runs of a lesson make the same list though their ids are random and their order may differ."""
+    state = nb.get("metadata", {}).get("widgets", {}).get(_WIDGET_STATE, {}).get("state", {})
+    return sorted(_MODEL_REF.sub("IPY_MODEL_", json.dumps(model, sort_keys=True)) for model in state.values())
+
+
+def _widget_texts(models: Sequence[str]) -> collections.Counter[str]:
+    """The texts a reader sees in a static view of the forms (placeholders, descriptions, tooltips), counted."""
+    texts: collections.Counter[str] = collections.Counter()
+    for text in models:
+        state = json.loads(text).get("state", {})
+        texts.update(f"{key} {state[key]!r}" for key in ("placeholder", "description", "tooltip")
+                     if isinstance(state.get(key), str) and state[key].strip("\u200b "))
+    return texts
+
+
+def widgets_changed(saved: Any, fresh: Any) -> str:
+    """How ``saved``'s widget state differs from ``fresh``'s ("" where it does not): the number of models, and a few of
+    the texts a static view shows that only one of them has."""
+    before, after = widget_models(saved), widget_models(fresh)
+    if before == after:
+        return ""
+    old, new = _widget_texts(before), _widget_texts(after)
+    lines = [f"saved widget state differs from the widgets' now ({len(before)} models saved, {len(after)} now)"]
+    for sign, only in (("-", old - new), ("+", new - old)):
+        texts = sorted(only)
+        lines += [f"  {sign} {text}" + (f" (×{only[text]})" if only[text] > 1 else "") for text in texts[:5]]
+        lines += [f"  {sign} … {len(texts) - 5} more"] if len(texts) > 5 else []
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------
 # running
 # ------------------------------------------------------------------------------------------------
@@ -245,10 +289,11 @@ def refresh(path: str | os.PathLike[str], *, write: bool = False, env: Mapping[s
                 shutil.copytree(path.parent, work, ignore=_COPY_IGNORE)
                 execute(fresh, work, env=env, timeout=timeout)
         result.changed = changed_cells(saved, fresh, sanitizers(path.parent))
+        result.widgets = widgets_changed(saved, fresh)
     except HpcWidgetsError as exc:
         result.error = str(exc)
         return result
-    if write and (result.changed or result.removed):
+    if write and (result.changed or result.removed or result.widgets):
         save(fresh, path)
         result.written = True
     return result
@@ -259,11 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m hpcwidgets.lessons.refresh",
         description="Re-execute lesson notebooks (kernel python3, in their own folder, with the practice cluster's "
-                    "environment) and show which cells' outputs changed; --write saves them. A cell tagged "
-                    "injected-parameters is always removed.")
+                    "environment) and show which cells' outputs changed, and whether the forms' saved widget state "
+                    "did; --write saves them. A cell tagged injected-parameters is always removed.")
     parser.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="lesson notebooks (.ipynb)")
     parser.add_argument("--write", action="store_true",
-                        help="run in the notebook's folder and save the notebook when its outputs changed")
+                        help="run in the notebook's folder and save the notebook when its outputs or its saved "
+                             "widget state changed")
     parser.add_argument("--without-cluster", action="store_true",
                         help="with --write: save even where the practice cluster does not answer (the cells that "
                              "submit jobs then save 'not submitted' outputs)")

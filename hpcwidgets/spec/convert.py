@@ -169,8 +169,16 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
                      "into the image directory once (it needs nvidia-container-cli on the host; repeat it after a "
                      "driver update). The GPU devices are visible because ch-run shares the host's /dev.")
     if run.rocm:
-        notes.append("ch-run has no --rocm and ch-fromhost has no ROCm option: /dev/kfd and /dev/dri are visible "
-                     "(ch-run shares the host's /dev), but the ROCm libraries must be installed in the image.")
+        # Charliecloud's ch-fromhost injects NVIDIA's files (--nvidia, from nvidia-container-cli) and Cray MPI's, and
+        # otherwise only files named one by one: nothing finds the host's ROCm libraries as --rocm does
+        notes.append("ch-run has no --rocm, and ch-fromhost has no ROCm mode (its GPU option, --nvidia, asks "
+                     "nvidia-container-cli for NVIDIA's files): no step is added. The AMD GPUs' devices, /dev/kfd and "
+                     "/dev/dri, are visible because ch-run shares the host's /dev, but --rocm also binds the host's "
+                     "ROCm libraries into the container and puts them first on LD_LIBRARY_PATH, which ch-run does not: "
+                     "the program uses the ROCm the image carries, which must work with the host's amdgpu driver "
+                     "(AMD's rocm/… images carry a whole ROCm). An image that relied on the host's libraries needs "
+                     "them copied in by name, into an image directory (ch-fromhost --path FILE … or --file LIST DIR; "
+                     "again after a driver update).")
 
     # -- files ---------------------------------------------------------------------------------
     binds: list[Bind] = []
@@ -386,12 +394,27 @@ def _image_script(run: ApptainerRun, fmt: str, notes: list[str]) -> tuple[str, .
     return tuple(run.command)
 
 
-def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer") -> Conversion:
+#: the option that gives an Apptainer container the GPUs of each vendor (the profile's ``gpu_vendor`` names); Intel's
+#: GPUs take none, and "" or "none" is a job without GPUs
+_GPU_OPTIONS = {"nvidia": "nv", "amd": "rocm", "intel": "", "none": "", "": ""}
+
+
+def to_apptainer(run: ChRun, *, gpu: str = "", nvidia: bool = False, binary: str = "apptainer") -> Conversion:
     """The ``apptainer exec`` equivalent of a ``ch-run`` command.
 
-    ``nvidia=True`` adds ``--nv`` (with Charliecloud, GPU use is prepared by ch-fromhost and is
-    not visible in the ch-run command).
+    ``gpu`` is the vendor of the GPUs the job gets (as a profile names it): ``"nvidia"`` adds ``--nv``, ``"amd"``
+    adds ``--rocm``, ``"intel"``, ``"none"`` or ``""`` add no flag. A ch-run command does not show whether it uses
+    GPUs (with Charliecloud, NVIDIA's libraries are injected into the image once by ch-fromhost, and a ROCm image
+    carries its own), so the caller says so. ``nvidia=True`` is the same as ``gpu="nvidia"``.
     """
+    vendor = gpu.strip().lower() if isinstance(gpu, str) else None
+    if vendor not in _GPU_OPTIONS:
+        raise HpcWidgetsError(f"gpu={gpu!r} is no GPU vendor: give gpu='nvidia' (--nv), 'amd' (--rocm), 'intel' (no "
+                              "flag) or leave it out for a job without GPUs")
+    if nvidia and vendor not in ("", "nvidia"):
+        raise HpcWidgetsError(f"nvidia=True and gpu={gpu!r} name two vendors: give one of them (gpu='nvidia' is the "
+                              "same as nvidia=True)")
+    flag = "nv" if nvidia else _GPU_OPTIONS[vendor]
     notes: list[str] = []
     steps: list[Spec] = []
     image = run.image
@@ -459,8 +482,16 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
                      "namespace unless --ipc or --containall is given.")
     if run.write and image_format(image) != "dir":
         notes.append("--writable works only with a sandbox directory image.")
-    if nvidia:
+    if flag == "nv":
         notes.append("--nv binds the host's NVIDIA driver at run time; no ch-fromhost step is needed.")
+    elif flag == "rocm":
+        notes.append("--rocm makes the AMD GPUs' devices visible and binds the host's ROCm libraries at run time, "
+                     "ahead of the image's own on LD_LIBRARY_PATH (ch-run used the image's): the program must be built "
+                     "for a ROCm version that works with the host's.")
+    elif vendor == "intel":
+        notes.append("Intel GPUs take no Apptainer option: the container sees /dev/dri because Apptainer shares the "
+                     "host's /dev" + (", except under --contain, whose /dev is minimal: add --bind /dev/dri."
+                                      if run.private_tmp else "."))
     for b in run.binds:
         if b.mode:
             notes.append(f"ch-run has no bind modes, so -b {b.to_token()} cannot run as written (ch-run takes "
@@ -468,7 +499,7 @@ def to_apptainer(run: ChRun, *, nvidia: bool = False, binary: str = "apptainer")
                          f"{b.dst or b.src} with Apptainer's '{b.mode}' mode, which is presumably what was meant.")
     binds = tuple(Bind(b.src, b.dst, b.mode) for b in run.binds)
     result = ApptainerRun(binary=binary, action="exec", cleanenv=cleanenv, contain=run.private_tmp, no_home=no_home,
-                          home=home, nv=nvidia, binds=binds, cwd=cwd, writable=run.write,
+                          home=home, nv=flag == "nv", rocm=flag == "rocm", binds=binds, cwd=cwd, writable=run.write,
                           writable_tmpfs=writable_tmpfs, fakeroot=fakeroot, env=tuple(env), env_file=env_file,
                           image=image, command=tuple(run.command))
     return Conversion(result, tuple(steps), tuple(notes))
