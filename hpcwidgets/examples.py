@@ -40,7 +40,7 @@ from typing import Any, Callable
 from .spec.apptainer import ApptainerPull, ApptainerRun
 from .spec.charliecloud import ChConvert, ChFromhost, ChRun, image_format
 from .spec.common import Bind, EnvVar
-from .spec.profile import ClusterProfile, Partition, best_partitions
+from .spec.profile import ClusterProfile, Partition, image_arches, mig_size
 from .spec.units import format_mem, format_time, parse_time
 from .spec.workflow import Workflow
 
@@ -56,6 +56,14 @@ EXAMPLE_IMAGES = {
 }
 #: the NVIDIA source (the shipped profiles' sites run NVIDIA GPUs)
 EXAMPLE_IMAGE_SOURCE = EXAMPLE_IMAGES["nvidia"][0]
+#: CPU architectures (as Slurm names them) the images above are known to have builds for: NGC's PyTorch image is
+#: published for arm64 and amd64 (NVIDIA Grace and GH200 sites such as CSCS Alps run it), pytorch/pytorch's for amd64
+#: only (and for nothing else: :data:`hpcwidgets.spec.profile.IMAGE_ARCHES`). AMD's ROCm image is not listed: its
+#: builds are not checked here. On nodes of an architecture not listed for an image, the examples say to check it.
+EXAMPLE_IMAGE_ARCHES = {EXAMPLE_IMAGES["nvidia"][0]: ("x86_64", "aarch64"), EXAMPLE_IMAGES["other"][0]: ("x86_64",)}
+#: the image (by its EXAMPLE_IMAGES key) that replaces one with no build for the nodes' CPU architecture: on Arm nodes
+#: NGC's, built for arm64 too; a CUDA build like pytorch/pytorch's, so it also runs on nodes without GPUs (it is larger)
+ARCH_IMAGES = {"aarch64": "nvidia"}
 #: the learning rates the array sweep tries, one per task
 SWEEP_LEARNING_RATES = ("0.1", "0.05", "0.02", "0.01")
 PAYLOAD_VAR = "HPCW_PAYLOAD"
@@ -88,6 +96,7 @@ class _Site:
     runtime: str                 # apptainer | singularity | charliecloud
     payload_dir: str
     part_vendor: str = ""        # the GPU vendor of the partition the example uses, when it has its own
+    part_arch: str = ""          # the CPU architecture of the partition the example uses, when it has its own
 
     @property
     def charliecloud(self) -> bool:
@@ -97,11 +106,17 @@ class _Site:
     def vendor(self) -> str:
         return self.part_vendor or self.profile.gpu_vendor
 
+    @property
+    def arch(self) -> str:
+        """The CPU architecture of the nodes the example runs on ("" when the profile does not say)."""
+        return self.part_arch or self.profile.site_arch()
+
     def on(self, part: Partition | None) -> "_Site":
         """The site as a job on ``part`` sees it: with that partition's GPU vendor (flag and image follow it), or
         the profile's where the partition has none of its own or both vendors."""
         vendor = self.profile.vendor_of(part) if part is not None and part.has_gpus else ""
-        return dataclasses.replace(self, part_vendor="" if vendor == "mixed" else vendor)
+        return dataclasses.replace(self, part_vendor="" if vendor == "mixed" else vendor,
+                                   part_arch=self.profile.arch_of(part) if part is not None else "")
 
     def gpu_partition(self) -> Partition | None:
         """The default GPU partition; on a site without GPUs the default partition (the sizes then fit it)."""
@@ -128,27 +143,64 @@ class _Site:
                 f"job, which uses part of a node, runs on {part.where()}, which shares nodes.")
 
     def multi_node_partition(self, nodes: int) -> Partition | None:
-        """The GPU partition (on a site without GPUs: any partition) that suits a job of ``nodes`` nodes best:
-        taking jobs, open to all, not a test partition, allowing ``nodes`` nodes, then the most nodes
-        (:func:`best_partitions`; the default GPU partition, or the default one, wins ties)."""
-        parts = list(self.profile.gpu_partitions()) or [p for p in self.profile.partitions if isinstance(p, Partition)]
-        default = self.gpu_partition()
-        parts.sort(key=lambda p: p is not default)
-        ranked = best_partitions(parts, nodes=nodes, by="nodes")
-        return ranked[0] if ranked else None
+        """The GPU partition (on a site without GPUs: any partition) that suits a job of ``nodes`` nodes best, whole
+        GPUs before MIG slices (:meth:`ClusterProfile.multi_node_partition`)."""
+        return self.profile.multi_node_partition(nodes)
+
+    def whole_node_note(self, job: Any) -> str:
+        """A sentence for a job that asks for part of a node where it pays for the whole node: its partition gives
+        every job whole nodes and no partition that shares nodes fits it (:meth:`part_of_node_partition` found none),
+        so lint warns about it (HPC415, :func:`~hpcwidgets.spec.profile.whole_node_warnings`); "" for any other."""
+        from .spec.profile import whole_node_warnings
+        part = self.profile.entry_for(job)
+        if part is None or not whole_node_warnings(self.profile, job):
+            return ""
+        where = part.where()
+        return (f" {where[:1].upper()}{where[1:]} gives every job whole nodes and bills them, and no partition of "
+                f"{self.profile.name} that shares nodes fits this job: it pays for the whole node while it uses part "
+                "of it, and lint warns about that (HPC415), as about every such job there"
+                + ("; multi-node-torchrun uses every GPU of its nodes." if job.gpus_on_each_node else "."))
 
     def modules(self, runtime: str | None = None) -> tuple[str, ...]:
         name = self.profile.runtime_module(runtime or self.runtime)
         return (name,) if name else ()
 
     def image_source(self) -> str:
-        """Where the .sif image is pulled from: the profile's own source, else the one for its GPU vendor."""
-        return self.profile.examples.image_source or EXAMPLE_IMAGES.get(self.vendor, EXAMPLE_IMAGES["other"])[0]
+        """Where the .sif image is pulled from: the profile's own source, else the one for its GPU vendor and CPU
+        architecture (:meth:`_default_image`)."""
+        return self.profile.examples.image_source or self._default_image()[0]
+
+    def _default_image(self) -> tuple[str, str]:
+        """The image (source, file name) for the site's GPU vendor and CPU architecture (:func:`default_image`)."""
+        return default_image(self.vendor, self.arch)
+
+    def _arch_note(self) -> str:
+        """A sentence for nodes that the vendor's image has no build for: which image the example pulls instead and
+        why, or what to set where none is known ("" on x86_64 nodes and where the profile does not say)."""
+        usual, source = EXAMPLE_IMAGES.get(self.vendor, EXAMPLE_IMAGES["other"])[0], self.image_source()
+        nodes = f"The nodes are {self.arch}{' (Arm)' if self.arch == 'aarch64' else ''}"
+        if not self.arch or self.arch == "x86_64":
+            return ""
+        if source != usual:
+            return (f" {nodes} and {usual} has no build for them, so the image is pulled from {source}, which is "
+                    "built for arm64 and amd64 (a CUDA build, so it also runs on the CPU); set examples.image_source "
+                    "in the profile to use another.")
+        built = image_arches(source)
+        if built and self.arch not in built:
+            return (f" {nodes} and {source} has no build for them (apptainer pull finds none): set "
+                    f"examples.image_source in the profile to an image built for {self.arch}.")
+        if self.arch not in EXAMPLE_IMAGE_ARCHES.get(source, ()):
+            return (f" {nodes}: check that {source} has a build for them (where it has none apptainer pull fails, or "
+                    "the image's programs stop with 'exec format error'), or set examples.image_source in the profile.")
+        return ""
 
     def source_note(self) -> str:
-        """A sentence for sites whose image source is a stand-in (no vendor image, no source in the profile)."""
-        if self.profile.examples.image_source or self.vendor in ("nvidia", "amd") or not self.prepare():
+        """A sentence for sites whose image source is a stand-in (no vendor image, no source in the profile), or
+        whose nodes the vendor's image has no build for (:meth:`_arch_note`)."""
+        if self.profile.examples.image_source or not self.prepare():
             return ""
+        if self._arch_note() or self.vendor in ("nvidia", "amd"):
+            return self._arch_note()
         what = "PyTorch for Intel GPUs (XPU)" if self.vendor == "intel" else "your site's CPU image"
         return (f" The image is pulled from {EXAMPLE_IMAGES['other'][0]}, a CUDA build that runs on the CPU; set "
                 f"examples.image_source in the profile to {what}.")
@@ -166,7 +218,7 @@ class _Site:
         profile's own source (as apptainer pull derives it)."""
         if self.profile.examples.image_source:
             return ApptainerPull(source=self.profile.examples.image_source).default_dest()
-        return EXAMPLE_IMAGES.get(self.vendor, EXAMPLE_IMAGES["other"])[1]
+        return self._default_image()[1]
 
     def binds(self, runtime: str | None = None) -> tuple[Bind, ...]:
         charlie = (runtime or self.runtime) == "charliecloud"
@@ -223,6 +275,18 @@ class _Site:
     def job_fields(self, part: Partition | None) -> dict[str, str]:
         """partition, qos, constraint and account that put a job on ``part`` (see ClusterProfile.job_fields)."""
         return self.profile.job_fields(part)
+
+
+def default_image(vendor: str, arch: str = "") -> tuple[str, str]:
+    """The image (source, file name) the examples pull where the profile names no ``examples.image_source``: the one
+    for the GPU ``vendor`` (:data:`EXAMPLE_IMAGES`); where that one has no build for the nodes' CPU architecture
+    ``arch`` (:func:`~hpcwidgets.spec.profile.image_arches`), the one :data:`ARCH_IMAGES` names for it (on aarch64
+    nodes NGC's PyTorch image, built for arm64 too). The lessons pull the same (:func:`hpcwidgets.lessons.site_pull`)."""
+    image = EXAMPLE_IMAGES.get(vendor, EXAMPLE_IMAGES["other"])
+    built = image_arches(image[0])  # every architecture it has builds for, where that is known
+    if arch in ARCH_IMAGES and built and arch not in built:
+        return EXAMPLE_IMAGES[ARCH_IMAGES[arch]]
+    return image
 
 
 def _where(part: Partition | None) -> str:
@@ -290,9 +354,46 @@ def _single_gpu(site: _Site) -> Example:
         mem=_fit_mem(32 * 1024, part, share=max(part.gpus_per_node, 1) if part else 1, gpus=bool(gpus)),
         time=_fit_time("01:00:00", part), output="%x-%j.out", modules=site.modules(), setup=site.setup())
     what = "One GPU" if gpus else "No GPU (the site's profile lists none): the CPU"
+    if gpus and part.mig_only:
+        what = f"One MIG slice ({'/'.join(part.gpu_types)}, a part of a GPU)"
     return Example("single-gpu", f"{what} on {_where(part)}: python train.py in "
                                  f"the container ({site.runtime}), results in {site.workdir}/JOBID."
-                                 f"{site.sharing_note(part)}{site.source_note()}", wf)
+                                 f"{site.sharing_note(part)}{site.whole_node_note(wf.job)}{site.source_note()}", wf)
+
+
+def _multi_node_gpus(part: Partition | None, nodes: int) -> tuple[str, int]:
+    """``(GPU type to name, GPUs per node)`` of the multi-node job on ``part``: every GPU of a node (within the
+    partition's per-job limit), untyped; on a partition of MIG slices one slice, the largest (a CUDA process sees one
+    slice only, so a node runs one worker); on one that has whole GPUs and slices, its whole GPUs by name (an untyped
+    request may be given slices)."""
+    if part is None or not part.has_gpus:
+        return "", 0
+    if part.mig_only:
+        return max(part.gpu_types, key=mig_size), 1
+    whole = part.whole_gpu_types()
+    if whole and len(whole) < len(part.gpu_types):
+        kind = max(whole, key=part.gpus_of_type)
+        return kind, _per_job_cap(part.gpus_of_type(kind), part, "gpus", nodes=nodes)
+    return "", _per_job_cap(part.gpus_per_node, part, "gpus", nodes=nodes)
+
+
+def _mig_notes(site: _Site, part: Partition | None, nodes: int, gpu_type: str) -> str:
+    """What the multi-node description says of MIG slices: why a partition of slices runs one worker per node (and
+    where whole GPUs are, on fewer nodes), or why one of whole GPUs and slices names its whole GPUs."""
+    if part is not None and part.mig_only:
+        whole = [p for p in site.profile.gpu_partitions() if not p.mig_only and p.for_production]
+        elsewhere = (f" For one worker per GPU on whole GPUs, use {whole[0].where()}, which allows "
+                     f"{whole[0].max_nodes} node{'s' if whole[0].max_nodes != 1 else ''}."
+                     if whole and isinstance(whole[0].max_nodes, int) and 0 < whole[0].max_nodes < nodes else "")
+        return (f" The GPUs of {part.where()} are MIG slices ({', '.join(part.gpu_types)}): a CUDA process sees one "
+                "slice only, and slices have no peer-to-peer path between them, so one torchrun cannot spread its "
+                f"workers over several; this job starts one worker per node, on one {gpu_type} slice each (on whole "
+                f"GPUs the same script starts one worker per GPU).{elsewhere}")
+    if gpu_type:
+        slices = [t for t in part.gpu_types if t not in part.whole_gpu_types()]
+        return (f" {part.where()[:1].upper()}{part.where()[1:]} has whole GPUs and MIG slices "
+                f"({', '.join(slices)}): the job asks for {gpu_type} by name, so its workers get whole GPUs.")
+    return ""
 
 
 def _multi_node(site: _Site) -> Example:
@@ -300,8 +401,9 @@ def _multi_node(site: _Site) -> Example:
     site = site.on(part)
     # a site whose every partition allows one node gets the same job on one node (and is told so)
     nodes = min(2, part.max_nodes) if part is not None and isinstance(part.max_nodes, int) and part.max_nodes > 0 else 2
-    gpus = _per_job_cap(part.gpus_per_node, part, "gpus", nodes=nodes) if part is not None and part.has_gpus else 0
+    gpu_type, gpus = _multi_node_gpus(part, nodes)
     per_node = gpus or 2
+    mig = part is not None and part.mig_only
     out = site.output_dir()
     wf = Workflow.multi_node(
         site.script("ddp_train.py"), ("--epochs", "20", "--output-dir", out, "--checkpoint-dir", f"{out}/checkpoints"),
@@ -309,17 +411,21 @@ def _multi_node(site: _Site) -> Example:
         pass_cpus_per_task=site.srun_cpus(),
         title=site.title(f"Distributed training on {nodes} node{'s' if nodes > 1 else ''}: one torchrun per node", gpus),
         prepare=site.prepare(), exports=site.exports(),
-        job_name="multi-node", **site.job_fields(part),
+        job_name="multi-node", **site.job_fields(part), **({"gpu_type": gpu_type} if gpu_type else {}),
         cpus_per_task=_cpus_for_workers(part, per_node, nodes),
-        mem=_fit_mem(128 * 1024, part, nodes=nodes, gpus=bool(gpus)), time=_fit_time("02:00:00", part), output="%x-%j.out",
+        # one slice of a MIG node: the memory of its share of the node, as the single-GPU job asks
+        mem=_fit_mem(128 * 1024, part, share=max(part.gpus_per_node, 1) if mig else 1, nodes=nodes, gpus=bool(gpus)),
+        time=_fit_time("02:00:00", part), output="%x-%j.out",
         modules=site.modules(), setup=site.setup())
     fewer = "" if nodes == 2 else (f" No partition of {site.profile.name} allows 2 nodes ({_where(part)} allows "
                                    f"{nodes}), so this job uses {nodes}; the same script runs on more nodes where a "
                                    "partition allows them.")
+    each = "one worker, on the node's MIG slice" if mig else "one worker per GPU"
     return Example("multi-node-torchrun",
-                   f"{nodes} node{'s' if nodes > 1 else ''} × {per_node} processes on {_where(part)}: srun starts one "
-                   "torchrun per node, which starts one worker per GPU; the c10d rendezvous runs at the first node "
-                   f"($head_node, resolved on the host).{fewer}{site.source_note()}", wf)
+                   f"{nodes} node{'s' if nodes > 1 else ''} × {per_node} process{'es' if per_node > 1 else ''} on "
+                   f"{_where(part)}: srun starts one torchrun per node, which starts {each}; the c10d rendezvous runs "
+                   f"at the first node ($head_node, resolved on the host).{fewer}"
+                   f"{_mig_notes(site, part, nodes, gpu_type)}{site.source_note()}", wf)
 
 
 def _array_sweep(site: _Site) -> Example:
@@ -337,7 +443,8 @@ def _array_sweep(site: _Site) -> Example:
     return Example("array-sweep", f"A job array of {len(SWEEP_LEARNING_RATES)} tasks; task i trains with learning rate "
                                   f"number i of {', '.join(SWEEP_LEARNING_RATES)} (picked on the host by "
                                   "$SLURM_ARRAY_TASK_ID and passed as --lr). Pull the image first (single-gpu does) "
-                                  f"so the tasks do not all download it at once.{site.sharing_note(part)}", wf)
+                                  f"so the tasks do not all download it at once.{site.sharing_note(part)}"
+                                  f"{site.whole_node_note(wf.job)}", wf)
 
 
 def _charliecloud(site: _Site) -> Example:
@@ -370,7 +477,7 @@ def _charliecloud(site: _Site) -> Example:
     if "charliecloud" not in site.profile.runtimes:
         note += (f" The profile lists no Charliecloud for {site.profile.name} (runtimes: "
                  f"{', '.join(site.profile.runtimes) or 'none'}): shown for comparison.")
-    note += site.sharing_note(part)
+    note += site.sharing_note(part) + site.whole_node_note(wf.job)
     return Example("charliecloud", f"srun starts ch-run, which runs python train.py in the unprivileged "
                                    f"Charliecloud image {site.image('charliecloud')}.{note}", wf)
 
@@ -400,7 +507,7 @@ def _jupyter(site: _Site) -> Example | None:
         "host you ssh to, or set login_host in the profile.")
     return Example("jupyter", f"JupyterLab on a compute node of {_where(part)} "
                               f"{where}; the job log prints the ssh tunnel command and the URL with a fresh token."
-                              f"{note}", model)
+                              f"{note}{site.whole_node_note(model.job)}", model)
 
 
 _BUILDERS: tuple[Callable[[_Site], Example | None], ...] = (_single_gpu, _multi_node, _array_sweep, _charliecloud, _jupyter)
@@ -419,8 +526,8 @@ def examples(profile: str | ClusterProfile = "generic") -> dict[str, Example]:
     return out
 
 
-__all__ = ["EXAMPLE_IMAGES", "EXAMPLE_IMAGE_SOURCE", "Example", "LOGIN_HOST_PLACEHOLDER", "PAYLOAD_VAR",
-           "SWEEP_LEARNING_RATES", "examples", "payload_dir"]
+__all__ = ["ARCH_IMAGES", "EXAMPLE_IMAGES", "EXAMPLE_IMAGE_ARCHES", "EXAMPLE_IMAGE_SOURCE", "Example", "LOGIN_HOST_PLACEHOLDER", "PAYLOAD_VAR",
+           "SWEEP_LEARNING_RATES", "default_image", "examples", "payload_dir"]
 
 
 from ._callable import make_callable as _make_callable  # noqa: E402

@@ -46,6 +46,9 @@ _EXAMPLE_SITES = {
                   whole_nodes=True),
         Partition(name="small-g", max_time="3-00:00:00", max_nodes=4, cpus_per_node=112, mem_per_node="480G",
                   gpus_per_node=8))),
+    # an Arm site (NVIDIA Grace, GH200): the architecture rules need the nodes' CPU architecture
+    **{code: (lambda: load_profile("generic").replace(cpu_arch="aarch64"))
+       for code in ("HPC418", "HPC419", "HPC420", "HPC710", "HPC711")},
 }
 
 

@@ -99,7 +99,7 @@ def test_hpc307_and_hpc120_agree_on_the_same_job():
 ])
 def test_tasks_held_to_too_few_nodes_are_an_error(directives):
     (_, message), = found(job(*directives, step="srun ./app"), "HPC406", "generic")
-    assert "64 tasks per node × 1 CPUs per task = 64 CPUs per node" in message
+    assert "64 tasks per node × 1 CPU per task = 64 CPUs per node" in message
 
 
 def test_tasks_that_need_more_nodes_than_the_partition_has_are_an_error():

@@ -107,7 +107,7 @@ def test_a_job_held_to_one_node_is_reported_for_its_cpus_not_its_gpus(site):
     text = job("--qos=small", "-N 1", "-n 64", "--gpus-per-node=4")
     assert not found(text, "HPC403", site)
     message, = found(text, "HPC406", site)
-    assert "64 tasks per node × 1 CPUs per task = 64 CPUs per node" in message
+    assert "64 tasks per node × 1 CPU per task = 64 CPUs per node" in message
 
 
 def test_the_nearest_qos_names_the_least_gpus(site):

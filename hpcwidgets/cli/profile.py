@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -117,8 +118,19 @@ def run_check(args: argparse.Namespace) -> int:
               "add a [[partitions]] table for each partition (hpcwidgets profile detect writes them from the "
               "cluster's Slurm)", file=sys.stderr)
     print(f"{_resolve(args.name)}: profile {profile.name!r} is valid: {len(parts)} partition"
-          f"{'s' if len(parts) != 1 else ''} ({', '.join(parts) or 'none'}), runtimes {', '.join(profile.runtimes)}")
+          f"{'s' if len(parts) != 1 else ''} ({', '.join(parts) or 'none'}), runtimes {', '.join(profile.runtimes)}"
+          f"{_arch_summary(profile)}")
     return 0
+
+
+def _arch_summary(profile: Any) -> str:
+    """The CPU architecture for check's summary line: the site's (``, CPU architecture aarch64``), each partition's
+    where they differ, "" where the profile does not say."""
+    arch = profile.site_arch()
+    if arch:
+        return f", CPU architecture {arch}"
+    known = [(p.name, profile.arch_of(p)) for p in profile.partitions if profile.arch_of(p)]
+    return f", CPU architectures {', '.join(f'{name} {a}' for name, a in known)}" if known else ""
 
 
 def run_detect(args: argparse.Namespace) -> int:

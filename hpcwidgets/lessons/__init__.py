@@ -242,10 +242,11 @@ def container_exec(site: Any, action: str = "exec") -> str:
 def site_image(site: Any) -> str:
     """The image a lesson's Apptainer command runs on ``site``: the profile's example image (``examples.image``, the
     one the shipped examples pull) when it is a SIF file, else the file the examples would pull for the site's GPUs
-    into its ``image_dir`` (the vendor's PyTorch image: a ROCm build on AMD sites). The practice cluster's example
-    image is a Charliecloud directory, so its Apptainer commands show the SIF file next to it."""
+    and CPUs into its ``image_dir`` (the vendor's PyTorch image: a ROCm build on AMD sites, NGC's on Arm nodes:
+    :func:`~hpcwidgets.examples.default_image`). The practice cluster's example image is a Charliecloud directory, so
+    its Apptainer commands show the SIF file next to it."""
     import posixpath
-    from ..examples import EXAMPLE_IMAGES
+    from ..examples import default_image
     from ..spec.apptainer import ApptainerPull
     from ..spec.charliecloud import image_format
     image = site.examples.image
@@ -254,8 +255,15 @@ def site_image(site: Any) -> str:
     if site.examples.image_source:
         name = ApptainerPull(source=site.examples.image_source).default_dest()
     else:
-        name = EXAMPLE_IMAGES.get(gpu_vendor(site), EXAMPLE_IMAGES["other"])[1]
+        name = default_image(gpu_vendor(site), _site_arch(site))[1]
     return posixpath.join(site.image_dir, name)
+
+
+def _site_arch(site: Any) -> str:
+    """The CPU architecture of the nodes a lesson's jobs use on ``site`` (its default GPU partition, else its default
+    one; else the site's), "" where the profile does not say."""
+    part = site.default(gpu=True) or site.default()
+    return site.arch_of(part) or site.site_arch()
 
 
 def command(*parts: Any) -> str:
@@ -283,28 +291,23 @@ def command(*parts: Any) -> str:
 def site_pull(site: Any) -> Any:
     """The :class:`~hpcwidgets.spec.apptainer.ApptainerPull` that makes :func:`site_image` on ``site``, as the shipped
     examples pull it: from the profile's ``examples.image_source``, else the PyTorch image of the site's GPUs (a ROCm
-    build on AMD sites), with the site's program and cache folder."""
+    build on AMD sites) built for its nodes (NGC's on Arm nodes, which pytorch/pytorch has no build for), with the
+    site's program and cache folder."""
     import posixpath
-    from ..examples import EXAMPLE_IMAGES
+    from ..examples import default_image
     from ..spec.apptainer import ApptainerPull
     image = site_image(site)
-    source = site.examples.image_source or EXAMPLE_IMAGES.get(gpu_vendor(site), EXAMPLE_IMAGES["other"])[0]
+    source = site.examples.image_source or default_image(gpu_vendor(site), _site_arch(site))[0]
     return ApptainerPull(binary=site.apptainer_binary, dir=posixpath.dirname(image), dest=posixpath.basename(image),
                          source=source, cachedir=site.cache_dir)
 
 
 def multi_node_partition(site: Any, nodes: int = 2) -> Any:
     """The partition a job of ``nodes`` nodes uses on ``site``, chosen as the shipped multi-node example chooses it
-    (:mod:`hpcwidgets.examples`): of the GPU partitions (of all, on a site without GPUs), the best for production
-    that allows ``nodes`` nodes, then the one with the most nodes; the default GPU partition wins a tie. So a lesson,
-    the example and an exercise on the same job name the same partition (on a site with 2-GPU and 8-GPU partitions
-    of equal size, the default one, not whichever is listed first). None for a profile without partitions."""
-    from ..spec.profile import Partition, best_partitions
-    parts = list(site.gpu_partitions()) or [p for p in site.partitions if isinstance(p, Partition)]
-    default = site.default(gpu=True) or site.default()
-    parts.sort(key=lambda p: p is not default)
-    ranked = best_partitions(parts, nodes=nodes, by="nodes")
-    return ranked[0] if ranked else None
+    (:meth:`~hpcwidgets.spec.profile.ClusterProfile.multi_node_partition`: of the GPU partitions, the best for
+    production that allows ``nodes`` nodes, whole GPUs before MIG slices, the default winning a tie). So a lesson, the
+    example and an exercise on the same job name the same partition. None for a profile without partitions."""
+    return site.multi_node_partition(nodes)
 
 
 def site_mem(site: Any, job: Any) -> str:

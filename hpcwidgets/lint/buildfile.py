@@ -26,8 +26,10 @@ from ..parse.buildfiles import _STAGE, dockerfile_instructions, header_text, ind
 from ..parse.lexer import Command, compound_body, lex_script
 from ..parse.script import _SUPPRESS, launch_words
 from ..spec.apptainer import ALL_DEF_SECTIONS, header_keyword_problem
+from ..spec.profile import ARCH_IMAGE_HINTS, image_arches
 from . import Context, rule
 from .catalogue import _REGISTRY_PASSWORD, _TOKEN_NAME, _secret_message, is_literal, python_module_words
+from .container_rules import arch_download_message, arch_downloads
 
 
 @dataclass(frozen=True)
@@ -1194,3 +1196,107 @@ From: ubuntu:24.04
 """)
 def _bad_header(ctx: Context) -> Iterator[Any]:
     yield from _build(ctx).bad_headers
+
+
+# -- CPU architecture (the profile's cpu_arch) ------------------------------------------------------------------
+
+def _build_arch(ctx: Context) -> tuple[str, str]:
+    """The CPU architecture of the site the image is for (the profile's, or the one all its partitions name) and how
+    messages name it; ``("", "")`` without a profile or where it does not say."""
+    arch = ctx.profile.site_arch() if ctx.profile is not None else ""
+    if not arch:
+        return "", ""
+    return arch, f"the nodes of {ctx.profile.name} are {arch}{' (Arm)' if arch == 'aarch64' else ''}"
+
+
+@rule("HPC710", "base-image-without-arch-build", "warning", kind="build",
+      summary="the base image (From: / FROM) has no build for the site's CPU architecture (pytorch/pytorch on Arm "
+              "nodes)",
+      why="A build starts from the base image's build for the machine it runs on (or for --arch/--platform). Some "
+          "widely used images have x86_64 (amd64) builds only: pytorch/pytorch on Docker Hub publishes linux/amd64 "
+          "and nothing else (the requests for arm64 builds, pytorch/pytorch#145716 and #157139, are open). Built "
+          "on an aarch64 site (NVIDIA Grace, GH200) the build finds no base for the machine, and an image built "
+          "elsewhere from it holds amd64 programs that stop with 'exec format error' on the nodes. Only images whose "
+          "builds are known are judged (hpcwidgets.spec.profile.IMAGE_ARCHES). The architecture is the profile's "
+          "cpu_arch (or the one all its partitions name), so the rule needs such a profile (the examples use generic "
+          "with cpu_arch = \"aarch64\").",
+      fix="Start from an image built for the site's architecture: on Arm nodes NVIDIA's NGC PyTorch image "
+          "(From: nvcr.io/nvidia/pytorch:24.05-py3, built for arm64 and amd64). docker manifest inspect IMAGE (or "
+          "the registry's tag page) lists the architectures of a tag.",
+      profile="generic",
+      bad="""Bootstrap: docker
+From: pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
+
+%post
+    pip install --no-cache-dir scikit-learn==1.5.0
+""",
+      good="""Bootstrap: docker
+From: nvcr.io/nvidia/pytorch:24.05-py3
+
+%post
+    pip install --no-cache-dir scikit-learn==1.5.0
+""")
+def _base_without_arch_build(ctx: Context) -> Iterator[Any]:
+    arch, place = _build_arch(ctx)
+    for base in _build(ctx).bases if arch else ():
+        built = image_arches(base.image) if base.image and "$" not in base.image else ()
+        if built and arch not in built:
+            yield (base.line, f"the base image {base.image.split('://', 1)[-1]} has builds for {', '.join(built)} only, "
+                              f"but {place}: the build finds no base for them, or the image's programs stop with "
+                              f"'exec format error'; start from an image built for {arch}"
+                              f"{ARCH_IMAGE_HINTS.get(arch, '')}")
+
+
+@rule("HPC711", "build-download-for-other-arch", "warning", kind="build",
+      summary="a build step installs a wheel, a conda installer or a .deb/.rpm built for another CPU architecture "
+              "than the site's (x86_64 files on Arm nodes)",
+      why="Binary packages say their CPU architecture in their file names: a wheel's platform tag "
+          "(…-manylinux2014_x86_64.whl), the conda installers' names (Miniforge3-Linux-x86_64.sh), Debian's "
+          "_amd64.deb and RPM's .x86_64.rpm. The image is built for the site's nodes (the base image's build for "
+          "the machine that builds it), so a file for another architecture fails the build there: pip refuses the "
+          "wheel, dpkg and rpm the package, and the installer's programs stop with 'exec format error'. Written into "
+          "%post or RUN from x86 instructions, this breaks builds on NVIDIA Grace and GH200 (aarch64) sites, even "
+          "from a multi-architecture base such as nvcr.io/nvidia/pytorch. A file that picks the file by the machine "
+          "($(uname -m), Docker's TARGETARCH) is left alone. The architecture is the profile's cpu_arch (or the one "
+          "all its partitions name), so the rule needs such a profile (the examples use generic with cpu_arch = "
+          "\"aarch64\").",
+      fix="Let the tool pick the build: pip install NAME==VERSION, Miniforge3-$(uname)-$(uname -m).sh, apt-get "
+          "install NAME; or name the file built for the site's nodes (aarch64, arm64 in Debian's names).",
+      profile="generic",
+      bad="""Bootstrap: docker
+From: nvcr.io/nvidia/pytorch:24.05-py3
+
+%post
+    wget -O /tmp/miniforge.sh https://github.com/conda-forge/miniforge/releases/download/24.3.0-0/Miniforge3-Linux-x86_64.sh
+    bash /tmp/miniforge.sh -b -p /opt/conda
+""",
+      good="""Bootstrap: docker
+From: nvcr.io/nvidia/pytorch:24.05-py3
+
+%post
+    wget -O /tmp/miniforge.sh "https://github.com/conda-forge/miniforge/releases/download/24.3.0-0/Miniforge3-$(uname)-$(uname -m).sh"
+    bash /tmp/miniforge.sh -b -p /opt/conda
+""")
+def _build_download_for_other_arch(ctx: Context) -> Iterator[Any]:
+    arch, place = _build_arch(ctx)
+    build = _build(ctx)
+    commands = [_Located(s.line, s.cmd) for s in build.commands if s.build]
+    for line, name, kind, built in arch_downloads(commands, build.source, arch):
+        yield line, arch_download_message(name, kind, built, place, arch)
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A build step's command as :func:`~hpcwidgets.lint.container_rules.arch_downloads` reads it: its words and
+    assignments, at its line in the file."""
+
+    line: int
+    cmd: Command
+
+    @property
+    def argv(self) -> tuple[Any, ...]:
+        return tuple(self.cmd.argv)
+
+    @property
+    def assignments(self) -> tuple[Any, ...]:
+        return tuple(self.cmd.assignments)

@@ -170,8 +170,10 @@ def job_cpus(ctx: Context, nodes: int | None = None) -> JobCpus | None:
     where a count is held in a variable or the node count cannot be read.
 
     Without a task count Slurm gives the job as many tasks as its CPUs hold tasks of --cpus-per-task
-    (src/common/env.c): one per node, or two for a one-CPU task on a node of two threads per core, which hands
-    out a whole core."""
+    (src/common/env.c): one per node, or more where a task's CPUs leave part of a core, which Slurm hands out whole:
+    on nodes of two threads per core, two for a one-CPU task. The threads per core are those the profile says for
+    the job's partition (:func:`threads_per_core`); where it does not say them they may be two, which holds the
+    most."""
     job = ctx.job
     if nodes is None:
         span = node_range(job.nodes) if job.nodes is not None else (1, 1)
@@ -189,10 +191,17 @@ def job_cpus(ctx: Context, nodes: int | None = None) -> JobCpus | None:
             return JobCpus(job.ntasks_per_node * nodes, per_task, True, f"--ntasks-per-node={job.ntasks_per_node}{on}",
                            by_node_cpus)
         return None
-    per_node = 2 if per_task == 1 else 1
+    known = threads_per_core(ctx)
+    threads = known or 2  # unknown: maybe two, which holds the most
+    per_node = -(-per_task // threads) * threads // per_task if per_task else 1
+    if per_node == 1:
+        said = ""
+    elif known is None:
+        said = ", two on a node of two threads per core"
+    else:
+        said = f", {per_node} on a node of {threads} threads per core (the profile's)"
     return JobCpus(per_node * nodes, per_task, False,
-                   "no --ntasks: one task per node" + (f", {nodes} nodes" if nodes > 1 else "")
-                   + (", two on a node of two threads per core" if per_node == 2 else ""), by_node_cpus)
+                   "no --ntasks: one task per node" + (f", {nodes} nodes" if nodes > 1 else "") + said, by_node_cpus)
 
 
 def tasks_per_node(ctx: Context, step: Any, part: Partition | None = None) -> int | None:
@@ -226,6 +235,18 @@ def job_nodes(ctx: Context, part: Partition | None = None) -> int:
     them, HPC307). On a profile's partition ``part`` also what its nodes' CPUs and GPUs hold; without one, node sizes
     are unknown. Slurm may still give a job without --nodes more nodes than that."""
     return least_nodes(ctx.job, part)
+
+
+def threads_per_core(ctx: Context) -> int | None:
+    """The hardware threads of each core of the nodes the job runs on, as the profile says them for its partition
+    (``threads_per_core``, Slurm's ThreadsPerCore: 2 with hyper-threading); None without a profile, or where it does
+    not say them. Slurm hands out whole cores, so a rule that counts CPUs in cores uses this where it is known, and
+    where it is not, the count that holds the most (two threads a core, on most sites that have more than one)."""
+    if ctx.profile is None:
+        return None
+    part = ctx.profile.entry_for(ctx.job)
+    known = getattr(part, "threads_per_core", None)
+    return known if isinstance(known, int) and not isinstance(known, bool) and known >= 1 else None
 
 
 def profile_vendor(ctx: Context) -> str:

@@ -18,8 +18,9 @@ from ..errors import ParseError
 from ..parse.lexer import lex_script
 from ..parse.script import c_script_in, launch_words, shell_c_script
 from ..spec._words import Verbatim
-from ..spec.common import Bind, bind_destination
-from ..spec.profile import GPU_TOOLS, gpu_type_vendor, image_vendor
+from ..spec.common import Bind, bind_destination, list_items
+from ..spec.profile import (ARCH_ALIASES, ARCH_IMAGE_HINTS, GPU_TOOLS, arch_name, arch_named_files,
+                             gpu_type_vendor, image_arches, image_vendor)
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
 from .catalogue import (INSTANCE_SCHEME, MPI_LAUNCHERS, RANK_LAUNCHERS, _Inner, _code_in_order, _flag_in_a_variable,
@@ -3435,3 +3436,209 @@ def _option_words(step: Any, c: Any) -> list[Any]:
         return []
     end = next((i for i in range(at + 1, len(words)) if str(words[i].value) == str(c.image)), len(words))
     return words[at + 1:end]
+
+
+# -- CPU architecture (the profile's cpu_arch) ------------------------------------------------------------------
+
+def _site_arch(ctx: Context) -> str:
+    """The CPU architecture of the nodes the job runs on, by the profile (its partition's, else the site's); "" without
+    a profile or where it does not say."""
+    if ctx.profile is None:
+        return ""
+    return cached(ctx, "site_arch", lambda: str(ctx.profile.arch_for(ctx.job) or ""))
+
+
+def _arch_place(ctx: Context, arch: str) -> str:
+    """How messages name the nodes: ``the nodes of partition grace of isambard3 are aarch64 (Arm)``."""
+    part = ctx.profile.entry_for(ctx.job)
+    where = f"{part.where()} of {ctx.profile.name}" if part is not None else ctx.profile.name
+    return f"the nodes of {where} are {arch}{' (Arm)' if arch == 'aarch64' else ''}"
+
+
+def _asked_arch(model: Any) -> tuple[str, str]:
+    """The architecture a pull or build asks for, ``(as written, as Slurm names it)``: --arch ARCH (--arch=ARCH) or
+    --platform OS/ARCH[/VARIANT] among its other options; ``("", "")`` when it asks for none. A name the profile does
+    not know (arm, 386) is returned with "" as the second item; a $NAME is left alone."""
+    words = [str(w) for w in list_items(getattr(model, "extra", ()))]
+    for i, word in enumerate(words):
+        flag, eq, value = word.partition("=")
+        if flag not in ("--arch", "--platform"):
+            continue
+        value = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+        if value and "$" not in value:
+            return f"{flag} {value}", arch_name(value) or ("" if flag == "--platform" else "?")
+    return "", ""
+
+
+@rule("HPC418", "pull-for-other-arch", "warning",
+      summary="apptainer pull (or build) --arch/--platform asks for an image of another CPU architecture than the "
+              "nodes' (amd64 on Arm nodes, arm64 on x86_64 ones)",
+      why="apptainer pull and build fetch the image for the architecture --arch (or SingularityCE's --platform) names, "
+          "and without it for the machine they run on (the Apptainer pull reference: pull --arch arm --arch-variant 6 "
+          "… docker://alpine). Docker and Apptainer call x86_64 amd64 and aarch64 arm64; Slurm's Arch= (scontrol "
+          "show node) and the profile's cpu_arch use the kernel's names. An image for another architecture does not "
+          "run on the nodes: every program in it stops with 'exec format error' (the kernel cannot execute another "
+          "architecture's binaries; sites rarely install the qemu emulation that would). --arch amd64, copied from "
+          "an x86 cluster's instructions, is the usual way this happens on an NVIDIA Grace or GH200 (aarch64) site. "
+          "The nodes' architecture comes from the profile (the job's partition, else the site), so the rule needs "
+          "one with cpu_arch (the examples use generic with cpu_arch = \"aarch64\"). A value held in a variable is "
+          "not judged.",
+      fix="Leave --arch out, so the pull takes the nodes' own architecture, or name theirs (--arch arm64 on aarch64 "
+          "nodes, --arch amd64 on x86_64 ones). Where the image is meant for other nodes than this job's, pull it "
+          "where it runs.",
+      profile="generic",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --time=00:30:00
+module load apptainer
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f "$SCRATCH/images/ngc.sif" ] || apptainer pull --arch amd64 "$SCRATCH/images/ngc.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --time=00:30:00
+module load apptainer
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f "$SCRATCH/images/ngc.sif" ] || apptainer pull --arch arm64 "$SCRATCH/images/ngc.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+""")
+def _pull_for_other_arch(ctx: Context) -> Iterator[Any]:
+    arch = _site_arch(ctx)
+    if not arch:
+        return
+    for cmd, model in pulls(ctx) + builds(ctx):
+        written, asked = _asked_arch(model)
+        if not written or asked == arch:
+            continue
+        what = f"the {asked} image" if asked and asked != "?" else f"an image for {written.split(' ', 1)[1]}"
+        name = ARCH_ALIASES[arch][0]
+        yield (cmd.line, f"{model.binary} {model.action} {written} fetches {what}, but {_arch_place(ctx, arch)}: its "
+                         f"programs stop there with 'exec format error'; leave {written.split(' ', 1)[0]} out (the "
+                         f"pull then takes the node's own architecture) or write --arch {name}")
+
+
+@rule("HPC419", "image-without-arch-build", "warning",
+      summary="the script pulls or runs an image that has no build for the nodes' CPU architecture "
+              "(docker://pytorch/pytorch on Arm nodes)",
+      why="A registry image is built for one CPU architecture or several (a manifest list); apptainer pull and exec "
+          "take the build for the node they run on. Some widely used images have x86_64 (amd64) builds only: "
+          "pytorch/pytorch on Docker Hub publishes linux/amd64 and nothing else (the requests for arm64 builds, "
+          "pytorch/pytorch#145716 and #157139, are open). On aarch64 nodes (NVIDIA Grace, GH200) the pull finds no "
+          "image for the node or fetches the amd64 one, whose programs then stop with 'exec format error'. Only "
+          "images whose builds are known are judged (hpcwidgets.spec.profile.IMAGE_ARCHES); an image the table does "
+          "not list is left alone, as is a pull that names its --arch (HPC418's). The nodes' architecture comes from "
+          "the profile (the job's partition, else the site), so the rule needs one with cpu_arch (the examples use "
+          "generic with cpu_arch = \"aarch64\").",
+      fix="Use an image built for the nodes' architecture: on Arm nodes NVIDIA's NGC PyTorch image "
+          "(docker://nvcr.io/nvidia/pytorch:24.05-py3, built for arm64 and amd64; it runs on the CPU too), or your "
+          "site's own image. docker manifest inspect IMAGE (or the registry's tag page) lists the architectures of "
+          "a tag.",
+      profile="generic",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --time=00:30:00
+module load apptainer
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f "$SCRATCH/images/pytorch_2.3.1.sif" ] || apptainer pull "$SCRATCH/images/pytorch_2.3.1.sif" docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --time=00:30:00
+module load apptainer
+export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
+[ -f "$SCRATCH/images/pytorch_24.05.sif" ] || apptainer pull "$SCRATCH/images/pytorch_24.05.sif" docker://nvcr.io/nvidia/pytorch:24.05-py3
+""")
+def _image_without_arch_build(ctx: Context) -> Iterator[Any]:
+    arch = _site_arch(ctx)
+    if not arch:
+        return
+    refs = [(s.line, ctx.parsed.resolve(str(c.image), s.line)) for s, c in containers(ctx) if c.image]
+    for cmd, model in pulls(ctx) + builds(ctx):
+        source = str(getattr(model, "source", "") or "")
+        if source and not _asked_arch(model)[0]:
+            ref = ctx.parsed.resolve(source, cmd.line)
+            refs.append((cmd.line, ref if "://" in ref or model.kind != "charliecloud.pull" else f"docker://{ref}"))
+    seen: set[tuple[int, str]] = set()
+    for line, ref in refs:
+        built = image_arches(ref) if ref.startswith("docker://") else ()
+        if not built or arch in built or (line, ref) in seen:
+            continue
+        seen.add((line, ref))
+        yield (line, f"{ref.split('://', 1)[-1]} has builds for {', '.join(built)} only, but {_arch_place(ctx, arch)}: "
+                     "the pull finds no image for them, or its programs stop with 'exec format error'; use an image "
+                     f"built for {arch}{ARCH_IMAGE_HINTS.get(arch, '')}")
+
+
+#: words in a script that show it picks its downloads by the machine's architecture: uname -m, arch, bash's
+#: HOSTTYPE/MACHTYPE, Docker's TARGETARCH/TARGETPLATFORM, Python's platform.machine()
+_PICKS_ARCH = re.compile(r"uname\s+-[a-z]*[mp]|\$\(\s*arch\s*\)|`\s*arch\s*`|\b(?:HOSTTYPE|MACHTYPE|TARGETARCH|"
+                         r"TARGETPLATFORM|BUILDPLATFORM)\b|platform\.machine")
+
+
+def arch_downloads(commands: Any, source: str, arch: str) -> Iterator[tuple[int, str, str, str]]:
+    """The files for another CPU architecture than ``arch`` that ``commands`` (simple commands, or :class:`_Inner`)
+    name in their words or assignments (:func:`~hpcwidgets.spec.profile.arch_named_files`): ``(line, file name, what it
+    is, its architecture)``, each file once. None where ``source`` picks files by the machine's architecture
+    (:data:`_PICKS_ARCH`: a case on $(uname -m) names the files of every architecture)."""
+    if not arch or _PICKS_ARCH.search(source):
+        return
+    seen: set[str] = set()
+    for item in commands:
+        words = [str(w) for w in getattr(item, "argv", ())] + [str(v) for _, v in getattr(item, "assignments", ())]
+        for name, kind, built in arch_named_files(" ".join(words)):
+            if built != arch and name not in seen:
+                seen.add(name)
+                yield item.line, name, kind, built
+
+
+#: what each kind of file does when it is for another architecture
+_WRONG_ARCH_EFFECT = {"a Python wheel": "pip refuses it ('is not a supported wheel on this platform')",
+                      "a conda installer": "the installer's programs stop with 'exec format error'",
+                      "a Debian package": "dpkg refuses it ('package architecture … does not match system')",
+                      "an RPM package": "rpm refuses it ('is intended for a different architecture')"}
+
+
+def arch_download_message(name: str, kind: str, built: str, place: str, arch: str) -> str:
+    """The message for a file for another architecture: what it is, what happens, what to use."""
+    fix = {"a Python wheel": f"install by name and version (pip install torch==VERSION), so pip picks the {arch} wheel",
+           "a conda installer": "download the installer named for the machine: …-Linux-$(uname -m).sh"}.get(
+        kind, f"use the package built for {arch}" + (f" (_{ARCH_ALIASES[arch][0]}.deb)" if kind == "a Debian package"
+                                                      and arch != "ppc64le" else ""))
+    return f"{name} is {kind} built for {built}, but {place}: {_WRONG_ARCH_EFFECT[kind]}; {fix}"
+
+
+@rule("HPC420", "download-for-other-arch", "warning",
+      summary="the script installs a wheel, a conda installer or a .deb/.rpm built for another CPU architecture than "
+              "the nodes' (x86_64 files on Arm nodes)",
+      why="Binary packages are built for one CPU architecture and say which in their file names: a wheel's platform "
+          "tag (…-manylinux2014_x86_64.whl, …-linux_aarch64.whl), the conda installers' names "
+          "(Miniconda3-latest-Linux-x86_64.sh, Miniforge3-Linux-aarch64.sh), Debian's _amd64.deb/_arm64.deb and "
+          "RPM's .x86_64.rpm/.aarch64.rpm. On nodes of another architecture pip refuses the wheel ('is not a "
+          "supported wheel on this platform'), dpkg and rpm refuse the package, and the installer's programs stop "
+          "with 'exec format error', after the job's wait in the queue. Such lines come from instructions written "
+          "for x86 clusters and break on NVIDIA Grace and GH200 (aarch64) sites. A script that picks its files by "
+          "the machine ($(uname -m), HOSTTYPE, a case on arch) is left alone. The nodes' architecture comes from "
+          "the profile (the job's partition, else the site), so the rule needs one with cpu_arch (the examples use "
+          "generic with cpu_arch = \"aarch64\").",
+      fix="Let the tool pick the build: pip install torch==2.3.0 (pip chooses the wheel for the machine; with "
+          "--index-url for CUDA builds), Miniforge3-$(uname)-$(uname -m).sh for conda, apt-get install NAME for "
+          "Debian packages; or name the file built for the nodes (aarch64, arm64 in Debian's names).",
+      profile="generic",
+      bad="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --time=00:30:00
+wget https://github.com/conda-forge/miniforge/releases/download/24.3.0-0/Miniforge3-Linux-x86_64.sh
+bash Miniforge3-Linux-x86_64.sh -b -p "$SCRATCH/conda"
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --time=00:30:00
+wget "https://github.com/conda-forge/miniforge/releases/download/24.3.0-0/Miniforge3-$(uname)-$(uname -m).sh"
+bash "Miniforge3-$(uname)-$(uname -m).sh" -b -p "$SCRATCH/conda"
+""")
+def _download_for_other_arch(ctx: Context) -> Iterator[Any]:
+    arch = _site_arch(ctx)
+    if not arch:
+        return
+    place = _arch_place(ctx, arch)
+    for line, name, kind, built in arch_downloads(_simple_commands(ctx.parsed.lexed.code), ctx.parsed.source, arch):
+        yield line, arch_download_message(name, kind, built, place, arch)

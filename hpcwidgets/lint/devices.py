@@ -16,8 +16,8 @@ from ..parse.script import launch_words
 from ..spec.charliecloud import image_format
 from ..spec.slurm import gpu_total, node_range
 from . import Context, rule
-from .catalogue import (_Inner, _PYTHON, _simple_commands, ast_name, each_component, inherited_per_task,
-                        job_component_steps, own_gpu_request, profile_vendor, python_code, python_module_words,
+from .catalogue import (_Inner, _PYTHON, _simple_commands, ast_name, each_component, inherited_gpus,
+                        inherited_per_task, job_component_steps, own_gpu_request, profile_vendor, python_code, python_module_words,
                         run_words, simple_commands, steps, tasks_per_node)
 from .container_rules import shows_amd
 from .parallel_steps import staged_to
@@ -290,6 +290,144 @@ def _environment_name(node: ast.AST) -> str:
 
 def _text_of(node: ast.AST) -> str:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+
+
+# --------------------------------------------------------------------------------------------
+# HPC142, HPC143: MIG slices shared by the workers of one process group
+
+#: what the two rules say of MIG slices, as the NVIDIA documents and NCCL's maintainers state it
+_MIG_FACTS = ("a CUDA process enumerates one MIG slice only (CUDA_VISIBLE_DEVICES: 'only single MIG instance "
+              "enumeration is supported'), and slices have no peer-to-peer path (CUDA IPC) between them")
+
+
+def _mig_step(ctx: Context, step: Any) -> tuple[str, int, int] | None:
+    """``(slice types, slices per node, tasks per node)`` of a step whose job's GPUs are MIG slices
+    (:func:`~hpcwidgets.spec.profile.job_mig_types`: the job's types, or its partition's in the profile), None for
+    any other step. A step whose own words set CUDA_VISIBLE_DEVICES picks its slices itself and is None too."""
+    from ..spec.profile import job_mig_types
+    from .launch import step_gpus
+    types = job_mig_types(ctx.profile, ctx.job)
+    if not types:
+        return None
+    srun = step.chain.srun
+    if srun is not None and not (ctx.job.gpus_on_each_node or own_gpu_request(srun)):
+        return None
+    said = [str(w.value) for w in step.command.words] + [str(getattr(step.wrapper_word, "value", "") or "")]
+    if any(name == "CUDA_VISIBLE_DEVICES" for name, _ in step.env) or any("CUDA_VISIBLE_DEVICES=" in w for w in said):
+        return None
+    have = step_gpus(step) or (inherited_gpus(ctx, step) if srun is not None else None) or ctx.job.gpus_on_each_node
+    if not isinstance(have, int) or have < 1:
+        return None
+    return ", ".join(types), have, tasks_per_node(ctx, step) or 1
+
+
+def _slice_each(ctx: Context, step: Any) -> str:
+    """How one slice comes to be bound to each task of srun ``step`` (:func:`_one_gpu_each`), also where the job
+    asks for one GPU per task beside a count of another kind (``--gpus=1g.10gb:2 --gpus-per-task=1g.10gb:1``): srun
+    is given SLURM_GPUS_PER_TASK all the same. "" when nothing binds them."""
+    said = _one_gpu_each(ctx, step)
+    per_task = ctx.job.gpus_per_task
+    if not said and per_task and gpu_total(per_task) == 1 and not own_gpu_request(step.chain.srun):
+        said = f"the job's --gpus-per-task={per_task}"
+    return said
+
+
+@rule("HPC142", "several-mig-slices-per-process-group", "error",
+      summary="the workers of one node share several MIG slices: torchrun --nproc-per-node above 1, or several tasks "
+              "per node without one slice bound to each, in a job whose GPUs are MIG slices",
+      why="A MIG slice (1g.10gb, 3g.40gb …) is a part of a GPU that Slurm hands out as a GPU of its own. A CUDA "
+          "process enumerates one slice only, however many CUDA_VISIBLE_DEVICES names (the CUDA documentation: "
+          "'only single MIG instance enumeration is supported'), so torch.cuda.device_count() is 1 in each of them. "
+          "torchrun's workers all see the node's slices, and so do the tasks of a step that binds no slice to each: "
+          "the worker that asks for cuda:LOCAL_RANK above 0 stops with 'invalid device ordinal', and workers that "
+          "all take cuda:0 share the first slice, which NCCL refuses ('Duplicate GPU detected') while the other "
+          "slices sit idle. Slices also have no peer-to-peer path between them (no CUDA IPC, no NVLink), and NCCL "
+          "long did not support several slices in one communicator (its newest releases join them over shared "
+          "memory only, behind a switch). The job's GPUs are slices when the type it asks for is one, or when it "
+          "names none and its partition in the profile lists only slices. A step that sets CUDA_VISIBLE_DEVICES "
+          "itself is left alone.",
+      fix="Train on whole GPUs (a partition without MIG), one worker per GPU; on MIG slices run one worker per slice "
+          "as its own job, or one task per slice with --gpus-per-task=TYPE:1 (HPC143 says what that still lacks), "
+          "or --nproc-per-node=1 with one slice per node.",
+      bad="""#!/bin/bash
+#SBATCH --partition=mig
+#SBATCH --gres=gpu:1g.10gb:2
+#SBATCH --cpus-per-task=8
+#SBATCH --time=01:00:00
+torchrun --standalone --nproc-per-node=2 train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:a100:2
+#SBATCH --cpus-per-task=8
+#SBATCH --time=01:00:00
+torchrun --standalone --nproc-per-node=2 train.py
+""")
+@each_component
+def _several_mig_slices(ctx: Context) -> Iterator[Any]:
+    for step in job_component_steps(ctx):
+        found = _mig_step(ctx, step)
+        if found is None:
+            continue
+        types, have, tasks = found
+        launcher = step.chain.launcher
+        nproc = str(getattr(launcher, "nproc_per_node", "") or "") if launcher is not None else ""
+        if nproc.isdigit() and int(nproc) > 1 and have > 1 and tasks <= 1:
+            yield (step.line, f"torchrun starts {nproc} workers on a node of {have} MIG slices ({types}), but "
+                              f"{_MIG_FACTS}: every worker sees the first slice only, so the workers past local rank 0 "
+                              "find no device of their own (invalid device ordinal, or NCCL's 'Duplicate GPU "
+                              "detected' where they share cuda:0); train on whole GPUs, or run one worker per slice "
+                              "(--nproc-per-node=1 on one slice per node)")
+        elif step.chain.srun is not None and tasks > 1 and have > 1 and not _slice_each(ctx, step):
+            yield (step.line, f"srun starts {tasks} tasks on a node of {have} MIG slices ({types}) and binds no slice "
+                              f"to each, so every task is shown all {have} slices; but {_MIG_FACTS}: every task uses the "
+                              "first slice, the others sit idle, and tasks of one process group fail in NCCL "
+                              "('Duplicate GPU detected'); give each task its own slice (--gpus-per-task=1 with "
+                              "--gres or --gpus of the slice type) or train on whole GPUs")
+
+
+@rule("HPC143", "process-group-over-mig-slices", "info",
+      summary="several tasks of a node each have their own MIG slice: if they are one process group (NCCL), their "
+              "slices cannot reach each other except over host memory",
+      why="With one slice bound to each task (--gpus-per-task=1, --gpu-bind=single:1) every task sees its own slice "
+          "as device 0, which is how MIG is meant to be used for independent runs. Tasks that train one model "
+          "together are another matter: slices have no peer-to-peer path (no CUDA IPC, no NVLink), NCCL before its "
+          "newest releases refuses two ranks on slices of one GPU ('Duplicate GPU detected'; NCCL identifies the "
+          "parent GPU), and the newest join them over shared memory only, behind NCCL_MULTI_RANK_GPU_ENABLE=1, "
+          "more slowly than a whole GPU would train alone. Whether the tasks are one process group the script does "
+          "not say, so this is advice.",
+      fix="For one model, train on whole GPUs (a partition without MIG), or on one slice; keep one slice per task "
+          "for runs that are independent of each other.",
+      bad="""#!/bin/bash
+#SBATCH --partition=mig
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=2
+#SBATCH --gpus-per-task=1g.10gb:1
+#SBATCH --time=01:00:00
+srun python train_ddp.py
+""",
+      good="""#!/bin/bash
+#SBATCH --partition=mig
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-task=1g.10gb:1
+#SBATCH --time=01:00:00
+srun python train_ddp.py
+""")
+@each_component
+def _process_group_over_mig(ctx: Context) -> Iterator[Any]:
+    for step in job_component_steps(ctx):
+        found = _mig_step(ctx, step)
+        if found is None or step.chain.srun is None:
+            continue
+        types, _, tasks = found
+        binding = _slice_each(ctx, step)
+        if tasks > 1 and binding:
+            yield (step.line, f"srun starts up to {tasks} tasks on a node, each on its own MIG slice ({types}; "
+                              f"{binding}): right for independent runs, but if they train one model together, NCCL "
+                              "cannot use peer-to-peer between slices, refuses two ranks on slices of one GPU before "
+                              "its newest releases, and joins them over shared memory only after them; train one "
+                              "model on whole GPUs")
 
 
 # --------------------------------------------------------------------------------------------

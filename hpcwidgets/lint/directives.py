@@ -17,13 +17,13 @@ from ..parse.lexer import first_command_line, lex_script
 from ..spec.slurm import (HETJOB_SEPARATORS, PYXIS_SWITCHES, PYXIS_VALUE_OPTIONS, SBATCH_ALIASES, SBATCH_OPTIONS,
                           SBATCH_SHORT, STRAY_DIRECTIVE, TYPED_DASH, array_task_ids, node_range, sbatch_long_option,
                           sbatch_option)
-from ..spec.profile import one_thread_per_core
+from ..spec.profile import ntasks_per_core, one_thread_per_core
 from ..spec.units import is_number
 from . import Context, Fix, rule
 from .catalogue import (_CPUS_INHERITED_SINCE, _Inner, _component_problems, _first_directive_line, _in_component,
                         _is_monitor, _simple_commands, _typographic_option, as_int, cached, het_groups, heterogeneous,
                         in_job_component, job_components, job_nodes, job_tasks, run_words, simple_commands, steps,
-                        trap_handler_code, written_option)
+                        threads_per_core, trap_handler_code, written_option)
 from .parallel_steps import background_steps
 from .shell import directive_placeholders
 
@@ -576,17 +576,19 @@ def _step_tasks_over_job(ctx: Context, step: Any) -> int | None:
     return n if n is not None and n > found[0] else None
 
 
-def _cpus_by_cores(ctx: Context, srun: Any, tasks: int, per_task: int, asked: int) -> tuple[int, int, str]:
-    """``(CPUs the job holds, CPUs the step needs, what one thread per core changed for the message)``, for a step
-    whose tasks ask for ``asked`` CPUs in a job of ``tasks`` × ``per_task`` CPUs, as Slurm hands out CPUs: whole
-    cores. Threads per core are the profile's (its partition's ``threads_per_core``); where it does not say them
-    they may be 2, so a count that fits with two is not reported. A job of one CPU per core (--threads-per-core=1,
-    --hint=nomultithread) holds a core for each CPU it asks for; its steps keep to one thread per core where the
-    job's --threads-per-core says so (SLURM_THREADS_PER_CORE, sbatch(1)) or the step's own options do: each CPU
-    they ask for is a core. Otherwise a task's odd CPU count gets one more where cores have two threads."""
-    part = ctx.profile.entry_for(ctx.job) if ctx.profile is not None else None
-    known = getattr(part, "threads_per_core", None)
-    known = known if isinstance(known, int) and not isinstance(known, bool) and known >= 1 else None
+def _cpus_by_cores(ctx: Context, srun: Any, tasks: int, per_task: int, n: int, each: int) -> tuple[int, int, str]:
+    """``(CPUs the job holds, CPUs the step needs, what the cores changed for the message)``, for a step of ``n``
+    tasks of ``each`` CPUs in a job of ``tasks`` × ``per_task`` CPUs, as Slurm hands out CPUs: whole cores. Threads
+    per core are the profile's (its partition's ``threads_per_core``, :func:`threads_per_core`); where it does not say
+    them they may be 2, so a count that fits with two is not reported. A job of one CPU per core
+    (--threads-per-core=1, --hint=nomultithread) holds a core for each CPU it asks for; its steps keep to one thread
+    per core where the job's --threads-per-core says so (SLURM_THREADS_PER_CORE, sbatch(1)) or the step's own
+    options do: each CPU they ask for is a core. Otherwise a task's odd CPU count gets one more where cores have two
+    threads. A step with --ntasks-per-core (its own, or the job's, which srun inherits: sbatch(1)) puts at most that
+    many of its tasks on a core, so where the profile says the cores have more threads than those tasks use, it
+    needs whole cores for them (:func:`_cores_for_tasks`)."""
+    asked = n * each
+    known = threads_per_core(ctx)
     threads = known or 2  # unknown: maybe two, which holds the most
     job_one = one_thread_per_core(ctx.job.extra_directives) is True
     own = one_thread_per_core(srun.extra)
@@ -600,7 +602,27 @@ def _cpus_by_cores(ctx: Context, srun: Any, tasks: int, per_task: int, asked: in
     if step_one and known and known > 1:  # the step alone keeps to one thread per core: each CPU takes a core
         return held, asked * known, (f" (with one thread per core, as the step's own options ask, each of its "
                                      f"CPUs takes a core of {known} threads: {asked * known} of the job's CPUs)")
+    step_per_core = ntasks_per_core(srun.extra)
+    per_core = step_per_core or ntasks_per_core(ctx.job.extra_directives)
+    if per_core and known and known > 1:
+        cores = _cores_for_tasks(n, each, per_core, known)
+        if cores * known > asked:
+            whose = "the step's own," if step_per_core else "the job's, which srun inherits,"
+            return held, cores * known, (f" (with --ntasks-per-core={per_core}, {whose} a core takes at most "
+                                         f"{per_core} of its tasks: {n} tasks of {each} CPU{'s' if each > 1 else ''} "
+                                         f"take {cores} cores of {known} threads, {cores * known} of the job's "
+                                         f"CPUs)")
     return held, asked, ""
+
+
+def _cores_for_tasks(n: int, each: int, per_core: int, threads: int) -> int:
+    """The cores ``n`` tasks of ``each`` CPUs take with --ntasks-per-core=``per_core`` on cores of ``threads``
+    threads: a core gives them at most ``per_core`` × ``each`` of its threads (the CPUs of a core Slurm lets such
+    a job use), and with one task per core each task takes whole cores of its own."""
+    usable = min(threads, per_core * each)
+    if per_core == 1:
+        return n * -(-each // usable)
+    return -(-(n * each) // usable)
 
 
 @rule("HPC322", "step-asks-for-more-cpus-than-the-job", "error",
@@ -616,7 +638,8 @@ def _cpus_by_cores(ctx: Context, srun: Any, tasks: int, per_task: int, asked: in
           "it asks for and its steps, which take that value from SLURM_THREADS_PER_CORE, use one CPU of each: the "
           "count is exact too; a step that alone asks for one thread per core, with srun --hint=nomultithread or "
           "--threads-per-core=1, needs a core for each of its CPUs where the profile says the cores have two "
-          "threads.) A job that sets neither --ntasks nor "
+          "threads; so does a step of one-CPU tasks with --ntasks-per-core=1, its own or the job's, which srun "
+          "inherits (sbatch(1)): a core takes one of its tasks.) A job that sets neither --ntasks nor "
           "--ntasks-per-node has sbatch's default of one task per node, with --cpus-per-task CPUs (1 when not "
           "given): srun --ntasks=4 --cpus-per-task=8 in a job of --nodes=1 alone stops the same way. (A job of "
           "several nodes without a task count is left alone: it is written for sites that hand out whole nodes, "
@@ -655,7 +678,7 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
         own = as_int(ctx, srun.cpus_per_task, step.line) if srun.cpus_per_task is not None else None
         inherits = version is None or not (22, 5) <= version < _CPUS_INHERITED_SINCE  # 22.05–23.02 do not
         each = own if own is not None else (per_task if inherits else 1)
-        held, need, per_core = _cpus_by_cores(ctx, srun, tasks, per_task, n * each)
+        held, need, per_core = _cpus_by_cores(ctx, srun, tasks, per_task, n, each)
         if need <= held:
             continue
         job = f"the job's {tasks} task{'s' if tasks > 1 else ''}" + (f" × {per_task} CPUs" if per_task > 1 else "")

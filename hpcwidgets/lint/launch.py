@@ -1957,7 +1957,8 @@ def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
             continue  # the step asks for its own CPUs
         if launcher:
             # the batch shell holds the job's CPUs on its node; a task srun starts holds one
-            # (a task count Slurm works out itself, two on a node of two threads per core, is still one CPU's worth)
+            # (a task count Slurm works out itself, more than one where a task's CPUs leave part of a core, as on
+            # nodes of two threads per core, is still one CPU's worth each)
             cpus = 1 if srun is not None or not held.named else max(held.tasks // max(job_nodes(ctx, part), 1), 1)
             if each <= cpus:
                 continue

@@ -409,8 +409,10 @@ def _shows_open_mpi(ctx: Context, launcher: str, step: Any) -> bool | None:
       summary="mpirun -np N asks for more ranks than the job has tasks (#SBATCH --ntasks, or one per node)",
       why="Inside a Slurm job, mpirun takes its slots from the job's tasks (SLURM_TASKS_PER_NODE), not its CPUs: a "
           "job without --ntasks has as many tasks as its CPUs hold tasks of --cpus-per-task, so one task, one slot, "
-          "per node for --cpus-per-task=8 (two for a one-CPU task on a node of two threads per core; a partition that "
-          "hands out whole nodes gives a task for each of their CPUs, and there the job is fine). Open MPI then "
+          "per node for --cpus-per-task=8 (two for a one-CPU task on a node of two threads per core, as Slurm hands "
+          "out whole cores: the count follows the threads_per_core the profile gives the job's partition, and takes "
+          "two where it gives none; a partition that hands out whole nodes gives a task for each of their CPUs, "
+          "and there the job is fine). Open MPI then "
           "refuses to start: 'There are not enough slots available in the system to satisfy the 8 slots that were "
           "requested by the application'. MPICH and Intel MPI start the ranks anyway, crowded onto the CPUs of the "
           "tasks the job has. Where the script shows Open MPI (a module, a spack load, an image or the launcher's "

@@ -22,7 +22,7 @@ from .catalogue import (INSTANCE_SCHEME, RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, 
                         _code_in_order, _function_name, _functions, _indent, _is_monitor, _never_ends,
                         _simple_commands, _step_nodes, all_words, cached, heterogeneous, inherited_per_task, is_wait,
                         job_cpus, job_nodes, job_tasks, one_node_job, own_gpu_request, python_module_words, steps,
-                        trap_handler_commands, traps_for)
+                        threads_per_core, trap_handler_commands, traps_for)
 from .shell import every_command, runs_unread_code, starts_steps
 
 
@@ -413,9 +413,10 @@ _OTHER_CPU_COUNTS = ("--exclusive", "--cpus-per-gpu", "--mincpus", "--overcommit
 
 def _room_for_one_step(ctx: Context, step: Any) -> tuple[int, int] | None:
     """``(CPUs the job holds, CPUs one step needs)`` when the job cannot run two such steps at once, counted in CPUs
-    and in whole cores of two threads alike; None when it can, or when its CPUs cannot be told from its #SBATCH
-    lines. A step with --exact (or -c) takes only its own CPUs, but steps cannot use more than the job holds: in a
-    job of one task and one CPU they queue one behind the other."""
+    and in whole cores alike (of the threads per core the profile says for the job's partition, else two, which
+    hold the most); None when it can, or when its CPUs cannot be told from its #SBATCH lines. A step with --exact
+    (or -c) takes only its own CPUs, but steps cannot use more than the job holds: in a job of one task and one CPU
+    they queue one behind the other."""
     srun = step.chain.srun
     held = job_cpus(ctx, nodes=1)  # HPC518 looks at jobs held to one node
     if held is None or held.by_node_cpus or _overlaps(ctx, step) \
@@ -428,9 +429,10 @@ def _room_for_one_step(ctx: Context, step: Any) -> tuple[int, int] | None:
     if not all(isinstance(v, int) and v > 0 for v in (tasks, per_task, step_tasks, step_cpus)):
         return None
     held, needs = tasks * per_task, step_tasks * step_cpus
-    # on nodes with two threads per core Slurm hands out whole cores, to the job and to each step: two steps must not
-    # fit in the cores either
-    cores_held, cores_needed = tasks * -(-per_task // 2), step_tasks * -(-step_cpus // 2)
+    # Slurm hands out whole cores, to the job and to each step: two steps must not fit in the cores either (cores
+    # of the profile's threads per core; where it does not say them, two)
+    threads = threads_per_core(ctx) or 2
+    cores_held, cores_needed = tasks * -(-per_task // threads), step_tasks * -(-step_cpus // threads)
     return (held, needs) if held < 2 * needs and cores_held < 2 * cores_needed else None
 
 

@@ -144,7 +144,12 @@ _profile_rule_specs = [
      "need more nodes than the partition allows. Sites that share GPU nodes out by GPU allow only so many CPUs with "
      "each GPU (CSC Puhti: 10 cores; the profile's max_cpus_per_gpu): more, by --cpus-per-gpu or by the CPUs per "
      "node over the GPUs per node, takes cores the node's other GPUs need, which the site's rules forbid (its "
-     "submit filter may refuse the job).",
+     "submit filter may refuse the job). Where the profile says a partition's threads per core (threads_per_core, "
+     "2 with hyper-threading), Slurm hands out whole cores: a job that keeps to one thread per core "
+     "(--hint=nomultithread, --threads-per-core=1) uses one CPU of each, and with --ntasks-per-core=N a core takes "
+     "at most N tasks, N × --cpus-per-task of its CPUs (sbatch(1): Slurm may allocate more CPUs than requested to "
+     "respect it), so 256 one-CPU tasks with --ntasks-per-core=1 need 256 cores, two nodes of 128 cores × 2 "
+     "threads. Where it does not say them, all of a node's CPUs count.",
      "Lower the tasks per node or CPUs per task, or spread the tasks over more nodes; stay within the CPUs per job "
      "and the CPUs per GPU.",
      "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=64\n",
@@ -237,10 +242,12 @@ def _mem_per_cpu_over_max(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC413", "small-default-memory", "warning",
-      summary="no memory request, on a partition whose default memory per CPU (or GPU) leaves the job less than half "
-              "its share of a node",
+      summary="no memory request, on a partition whose default memory per CPU (or GPU, or node) leaves the job less "
+              "than half its share of a node",
       why="A job that asks for no memory gets DefMemPerCPU × its CPUs (DefMemPerGPU × its GPUs where the partition "
-          "sets that; a GPU job that asks for no CPUs has DefCpuPerGPU × its GPUs where the site sets that), not the "
+          "sets that; a GPU job that asks for no CPUs has DefCpuPerGPU × its GPUs where the site sets that), or, on "
+          "a partition that sets DefMemPerNode instead (the profile's def_mem_per_node; slurm.conf(5) allows one of "
+          "the two), that much on each node whatever its CPUs, not the "
           "node's memory. Sites often set the default low, 1G or 2G per CPU, and a GPU job with "
           "one or two CPUs then has a few GB of host memory beside a GPU that came with a quarter of the node's: "
           "loading the data or the model is killed by the out-of-memory handler ('oom-kill event', 'Killed'), after "
@@ -264,7 +271,11 @@ def _small_default_memory(ctx: Context) -> Iterator[Any]:
           "LUMI's standard-g and standard): Slurm runs a job that asks for one GPU of eight, or a few CPUs, but gives "
           "it the whole node and bills the whole node, while the rest of it sits idle. Sites keep other partitions "
           "for such jobs (LUMI: small-g and small), which share nodes and bill only what a job asks for. A job with "
-          "--exclusive on a partition without GPUs is left alone: its program may use every CPU it finds.",
+          "--exclusive on a partition without GPUs is left alone: its program may use every CPU it finds. Where no "
+          "partition of the kind shares nodes (CSCS Alps: every GPU node is given whole), the warning stays: the job "
+          "still pays for the whole node, and only using the rest of it (one task per GPU, several runs at once) "
+          "turns that into work; `hpcwidgets profile check` notes such a site, and the examples' one-GPU jobs there "
+          "say that they pay for the whole node.",
       fix="Use the partition that shares nodes (the message names it), or make the job use whole nodes: all of "
           "each node's GPUs (one task per GPU), or on a partition without GPUs, CPUs for every core.",
       catalogue=(12,),

@@ -1145,6 +1145,12 @@ def _conda_activate(ctx: Context) -> Iterator[Any]:
 VISIBLE_DEVICES_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
 
 
+#: GPUs named by UUID, as nvidia-smi -L prints them: GPU-8932f937-…, a MIG slice as MIG-<uuid> or, on drivers before
+#: R470, MIG-GPU-<uuid>/<GPU instance>/<compute instance>; a comma-separated list of them
+_DEVICE_UUIDS = re.compile(r"(?:(?:MIG-(?:GPU-)?|GPU-)[0-9A-Fa-f][0-9A-Fa-f-]*(?:/\d+/\d+)?)"
+                           r"(?:,(?:MIG-(?:GPU-)?|GPU-)[0-9A-Fa-f][0-9A-Fa-f-]*(?:/\d+/\d+)?)*")
+
+
 @rule("HPC513", "fixed-visible-gpus", "warning",
       summary="CUDA_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES) is set to a fixed list that is "
               "not the job's GPUs",
@@ -1161,7 +1167,9 @@ VISIBLE_DEVICES_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VIS
           "to every later command: Slurm puts the variable in the job's environment, and bash passes on a change "
           "to a variable it was given, so it is read as export is (ROCR_VISIBLE_DEVICES too; HIP_VISIBLE_DEVICES, "
           "which Slurm does not set, only after the script exports it; not after unset). (With HIP_VISIBLE_DEVICES "
-          "also set, HPC524 reports the pair.)",
+          "also set, HPC524 reports the pair.) A GPU named by its UUID (GPU-…, a MIG slice's MIG-…, as "
+          "nvidia-smi -L prints them) is one device of one node: Slurm picks the job's GPUs or slices as it starts "
+          "the job, so the one named is the job's only by chance, and otherwise hidden from it or another job's.",
       fix="Remove the line (or the NAME=list before the command) and let Slurm's value stand (or request as many "
           "GPUs as the program uses).",
       bad="""#!/bin/bash
@@ -1203,6 +1211,15 @@ def _fixed_visible_gpus(ctx: Context) -> Iterator[Any]:
                                  f"{per_task} once, as task 0, and the job runs one task per node): it names 1 GPU "
                                  f"but the job requests {gpus} per node, so the other {gpus - 1} stay hidden (a "
                                  f"launcher's workers 1 to {gpus - 1} find no GPU); {set_by}: remove the line")
+            if _DEVICE_UUIDS.fullmatch(value):
+                mig = "MIG-" in value.upper()
+                what = "MIG slice" if mig else "GPU"
+                yield (var.line, f"{written} names a {what} by its UUID, one device of one node, but Slurm picks the "
+                                 f"job's {what}s when it starts (Slurm sets the variable to theirs"
+                                 f"{', the slices by UUID' if mig else ''}): where the job is not given that one, "
+                                 f"the program finds no {what} (device cgroups hide the others) or uses another "
+                                 f"job's; {set_by}: {remove}")
+                continue
             if not re.fullmatch(r"\d+(?:,\d+)*", value):
                 continue
             ids = [int(k) for k in value.split(",")]

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from ..errors import ProfileError, RunError
-from ..spec.profile import (AMD_GPU_TYPE, INTEL_GPU_TYPE, MIG_GPU_TYPE, ClusterProfile, Partition, Qos,
-                             best_partitions, gpu_type_vendor)
+from ..spec.profile import (AMD_GPU_TYPE, CPU_ARCHES, INTEL_GPU_TYPE, MIG_GPU_TYPE, ClusterProfile, Partition, Qos,
+                             arch_name, best_partitions, gpu_type_vendor)
 from ..spec.units import format_mem, parse_time
 
 __all__ = ["detect_from_saved", "detect_profile", "expand_hostlist", "guess_gpu_vendor", "gpus_per_node",
@@ -364,6 +364,21 @@ def _threads_per_core(records: list[dict[str, str]]) -> int | None:
     return found.pop() if len(found) == 1 and None not in found else None
 
 
+def _node_arches(records: list[dict[str, str]]) -> list[str]:
+    """The CPU architectures the node records say (``Arch=``, as Slurm names them: x86_64, aarch64, ppc64le), each
+    once, sorted; a node that has not registered yet (``Arch=(null)``) says none."""
+    found = {r.get("Arch", "").strip() for r in records}
+    return sorted(a for a in found if a and a not in _UNSET)
+
+
+def _cpu_arch(records: list[dict[str, str]]) -> str:
+    """The CPU architecture every node record of a partition says (Slurm's Arch=, one the profile knows); "" when
+    they differ, none says it, or it is one the profile does not model (s390x)."""
+    found = {arch_name(a) or a for a in _node_arches(records)}
+    arch = found.pop() if len(found) == 1 else ""
+    return arch if arch in CPU_ARCHES else ""
+
+
 def _job_defaults(text: str) -> dict[str, str]:
     """The pairs of a ``JobDefaults`` value as scontrol prints it (``DefCpuPerGPU=8,DefMemPerGPU=40960``; ``(null)``
     when none are set), keyed in lower case since slurm.conf matches them in any case."""
@@ -409,6 +424,9 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
     notes = list(closed)
     if threads is None and len({r.get("ThreadsPerCore") for r in records if r.get("ThreadsPerCore")}) > 1:
         notes.append("its nodes differ in threads per core (ThreadsPerCore), so threads_per_core is left out")
+    arches = _node_arches(records)
+    if len(arches) > 1:
+        notes.append(f"its nodes differ in CPU architecture (Arch= {', '.join(arches)}), so cpu_arch is left out")
     if state != "UP":
         notes.append(f"State={state}")
     whole_nodes = _whole_nodes(rec)
@@ -432,6 +450,7 @@ def _partition(rec: Mapping[str, str], records: list[dict[str, str]],
         max_nodes=_smallest(_int(rec.get("MaxNodes")), total_nodes),
         cpus_per_node=max_cpus,
         threads_per_core=threads,
+        cpu_arch=_cpu_arch(records),
         mem_per_node=format_mem(max_mem) if max_mem else "",
         gpus_per_node=gpus,
         gpu_types=tuple(sorted(per_type)),
@@ -493,6 +512,20 @@ def _vendors(partitions: list[Partition], default_gpu: str, features: dict[str, 
     return main, [p.replace(gpu_vendor=found[p.name]) if p.name in found else p for p in partitions]
 
 
+def _arches(partitions: list[Partition], mixed: list[str], notes: list[str]) -> tuple[str, list[Partition]]:
+    """The profile's CPU architecture, and the partitions with their own where they differ: when every partition
+    whose nodes say one says the same (and none mixes architectures) the profile's, and the partitions' left empty;
+    else none for the profile and each partition keeps its own (a partition whose nodes differ has none)."""
+    found = {p.name: p.cpu_arch for p in partitions if p.cpu_arch}
+    kinds = set(found.values())
+    if len(kinds) == 1 and not mixed:
+        return kinds.pop(), [p.replace(cpu_arch="") for p in partitions]
+    if len(kinds) > 1:
+        notes.append("the CPU architecture differs by partition (" + ", ".join(f"{n}: {a}" for n, a in found.items())
+                     + "): each partition's cpu_arch says which, and the profile names none")
+    return "", partitions
+
+
 def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = "detected",
                           version_text: str = "", config_text: str = "", qos_text: str = "", login_host: str = "",
                           runtimes: tuple[str, ...] = ("apptainer",), runtimes_render_only: tuple[str, ...] = (),
@@ -531,6 +564,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
     partitions: list[Partition] = []
     features: dict[str, list[str]] = {}
     unsized: list[str] = []
+    mixed: list[str] = []  # partitions whose nodes differ in CPU architecture
     for rec in part_records:
         pname = rec["PartitionName"]
         try:
@@ -541,6 +575,8 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
         records = [nodes[n] for n in names if n in nodes]
         part, features[pname] = _partition(rec, records, config_text)
         partitions.append(part)
+        if len(_node_arches(records)) > 1:
+            mixed.append(pname)
         if not records:
             unsized.append(pname)
     if unsized:
@@ -550,6 +586,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
     default = next((p.name for p in partitions if p.is_default), "")
     default_gpu = _default_gpu(partitions, default, notes)
     vendor, partitions = _vendors(partitions, default_gpu, features, notes)
+    cpu_arch, partitions = _arches(partitions, mixed, notes)
     return ClusterProfile(
         name=name,
         description="Detected from Slurm: review the paths, modules, example settings and GPU vendor, "
@@ -561,6 +598,7 @@ def profile_from_scontrol(partitions_text: str, nodes_text: str, *, name: str = 
         runtimes_render_only=runtimes_render_only,
         apptainer_binary=apptainer_binary,
         gpu_vendor=vendor,
+        cpu_arch=cpu_arch,
         default_partition=default,
         default_gpu_partition=default_gpu,
         partitions=tuple(partitions),

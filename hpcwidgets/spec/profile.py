@@ -70,6 +70,12 @@ from .units import UNLIMITED, format_mem, format_time, is_number, parse_mem, par
 
 RUNTIMES = ("apptainer", "singularity", "charliecloud")
 GPU_VENDORS = ("nvidia", "amd", "intel", "none")
+#: CPU architectures as Slurm names them (``scontrol show node``: Arch=, the nodes' ``uname -m``)
+CPU_ARCHES = ("x86_64", "aarch64", "ppc64le")
+#: other names of each architecture: Docker's and Apptainer's (--platform linux/amd64, pull --arch arm64; Go's names),
+#: Debian's package suffixes (_amd64.deb, _arm64.deb, _ppc64el.deb) and other common spellings
+ARCH_ALIASES = {"x86_64": ("amd64", "x86-64", "x64"), "aarch64": ("arm64", "arm64v8", "armv8"),
+                "ppc64le": ("ppc64el", "powerpc64le")}
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 _MODULE = re.compile(r"[A-Za-z0-9_.+/@-]+")
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
@@ -130,6 +136,20 @@ def gpu_type_vendor(gpu_type: str) -> str:
     if NVIDIA_GPU_TYPE.fullmatch(gpu_type) or MIG_GPU_TYPE.search(gpu_type):
         return "nvidia"
     return ""
+
+
+def is_mig_type(gpu_type: Any) -> bool:
+    """Whether a gres type names an NVIDIA MIG slice (1g.10gb, nvidia_a100_80gb_pcie_3g.40gb), a part of a GPU: a
+    CUDA process enumerates one slice only, however many it is shown, and slices have no peer-to-peer path (CUDA
+    IPC) between them, so one process group cannot spread its workers over several slices of a node."""
+    return isinstance(gpu_type, str) and bool(MIG_GPU_TYPE.search(gpu_type))
+
+
+def mig_size(gpu_type: str) -> tuple[int, int]:
+    """A MIG slice's compute slices and memory in GB (``3g.40gb`` → (3, 40)), to rank slices; (0, 0) for another
+    name."""
+    m = re.search(r"(\d+)g\.(\d+)gb$", gpu_type, re.IGNORECASE) if isinstance(gpu_type, str) else None
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
 def _str(value: Any) -> str:
@@ -291,6 +311,11 @@ class Partition(_SiteLimits):
                           help="The vendor of this partition's GPUs where it differs from the profile's gpu_vendor "
                                "(a site with NVIDIA and AMD partitions); mixed when its nodes have both (the job's "
                                "GPU type then tells). Empty: the profile's.")
+    cpu_arch: str = opt("", label="CPU architecture", role="internal", placeholder="aarch64",
+                        help="The CPU architecture of this partition's nodes where it differs from the profile's "
+                             "cpu_arch (a site with x86_64 nodes and NVIDIA Grace nodes): x86_64, aarch64 or "
+                             "ppc64le, as Slurm's Arch= names it. Empty: the profile's (leave it empty too where "
+                             "the partition's nodes differ).")
     gpus_per_type: tuple[str, ...] = opt((), label="GPUs per type", role="internal", placeholder="a100:3",
                                          help="The most GPUs of one type a single node has, as TYPE:N (a100:3, "
                                               "1g.10gb:21), for types that differ from gpus_per_node; a request "
@@ -412,6 +437,18 @@ class Partition(_SiteLimits):
         types = _tup(self.gpu_types)
         return self.has_gpus and (not types or gpu_type in types)
 
+    @property
+    def mig_only(self) -> bool:
+        """Whether the partition's GPUs are all MIG slices: it has GPUs and every type it lists (``gpu_types``) is a
+        slice (:func:`is_mig_type`). False where it lists no type (nothing says they are slices)."""
+        types = [t for t in _tup(self.gpu_types) if isinstance(t, str)]
+        return self.has_gpus and bool(types) and all(is_mig_type(t) for t in types)
+
+    def whole_gpu_types(self) -> tuple[str, ...]:
+        """The types it lists that are whole GPUs, not MIG slices (a100 of a partition that lists a100 and
+        1g.10gb)."""
+        return tuple(t for t in _tup(self.gpu_types) if isinstance(t, str) and not is_mig_type(t))
+
     def max_seconds(self) -> int | None:
         """The time limit in seconds, None when there is none."""
         return _limit(self.max_time)
@@ -429,14 +466,17 @@ class Partition(_SiteLimits):
             return own
         return self.cpus_per_node
 
-    def cpus_usable(self, gpus: bool, one_per_core: bool = False) -> int | None:
+    def cpus_usable(self, gpus: bool, one_per_core: bool = False, per_core: int | None = None) -> int | None:
         """The CPUs one job can use on the largest node it can run on (:meth:`cpus_for`): with ``one_per_core`` (the
         job asks for one thread per core: --hint=nomultithread, --threads-per-core=1, :func:`one_thread_per_core`)
         on nodes with ``threads_per_core`` above 1, one CPU of each core, since Slurm gives such a job whole cores
-        and leaves their other threads idle; else all of them."""
+        and leaves their other threads idle; with ``per_core`` (the CPUs of a core the job may use,
+        :func:`job_cpus_per_core`: --ntasks-per-core × --cpus-per-task) below the threads per core, that many of
+        each core; else all of them."""
         cpus, threads = self.cpus_for(gpus), _positive(self.threads_per_core)
-        if one_per_core and threads and threads > 1 and _positive(cpus):
-            return cpus // threads
+        most = 1 if one_per_core else _positive(per_core)
+        if most and threads and most < threads and _positive(cpus):
+            return cpus // threads * most
         return cpus
 
     def cpus_for_workers(self, workers: int, nodes: int = 1, unknown: int = 0) -> int:
@@ -546,6 +586,7 @@ class Partition(_SiteLimits):
                 if size <= 0:
                     out.append(Problem("max_mem_per_job", f"maximum memory per job {self.max_mem_per_job!r} is not a "
                                                           "limit; write a size such as 40G, or leave it empty"))
+        out += _arch_problems("cpu_arch", self.cpu_arch)
         return out
 
     def _allowed_qos_problems(self) -> list[Problem]:
@@ -871,6 +912,100 @@ def image_vendor(source: str) -> str:
     return "amd" if "rocm" in lowered else ""
 
 
+def arch_name(word: str) -> str:
+    """The CPU architecture a name means, as Slurm names it (:data:`CPU_ARCHES`), in any case: ``aarch64`` for
+    aarch64 or arm64 (Docker's, Apptainer's and Debian's name), ``x86_64`` for amd64; a ``--platform`` value's
+    middle part (``linux/arm64/v8``). "" for any other name (arm, 386, s390x, $ARCH)."""
+    lowered = _str(word).strip().lower()
+    if lowered.startswith("linux/"):
+        lowered = lowered.split("/")[1]
+    return next((arch for arch in CPU_ARCHES if lowered == arch or lowered in ARCH_ALIASES[arch]), "")
+
+
+def _arch_problems(field: str, value: Any) -> list[Problem]:
+    """A CPU architecture as Slurm's Arch= names it, or empty; another name of one (arm64) says which to write."""
+    if not isinstance(value, str) or not value or value in CPU_ARCHES:
+        return []  # (a value that is not text is reported by the generic checks)
+    meant = arch_name(value)
+    if meant:
+        return [Problem(field, f"{value!r} is another name for {meant}; write {field} = \"{meant}\", as Slurm's Arch= "
+                               "(uname -m on the node) names it")]
+    return [Problem(field, f"{value!r} is not a CPU architecture: write x86_64, aarch64 or ppc64le, as scontrol show "
+                           "node prints Arch= for the nodes, or leave it out when unknown")]
+
+
+#: container images published for some CPU architectures only, by repository (with its registry: Docker Hub's as
+#: docker.io/OWNER/NAME), with the architectures their tags have builds for. Only images whose builds are known go
+#: here. pytorch/pytorch publishes linux/amd64 builds only (no tag has an arm64 or ppc64le build; the requests for
+#: arm64, pytorch/pytorch#145716 and #157139, are open): on Arm nodes (NVIDIA Grace, GH200) apptainer pull finds no
+#: image for the node, or the image's programs fail with "exec format error".
+IMAGE_ARCHES = {"docker.io/pytorch/pytorch": ("x86_64",)}
+
+
+def image_repository(ref: str) -> str:
+    """The repository an image reference names, with its registry, in lower case: ``docker://pytorch/pytorch:2.3.1``
+    and ``pytorch/pytorch@sha256:…`` give ``docker.io/pytorch/pytorch``, ``ubuntu:24.04`` ``docker.io/library/ubuntu``,
+    ``nvcr.io/nvidia/pytorch:24.05-py3`` itself without the tag. "" for another scheme (oras://, library://, a file)."""
+    text = _str(ref).strip()
+    if "://" in text:
+        scheme, _, text = text.partition("://")
+        if scheme.lower() != "docker":
+            return ""
+    text = text.split("@", 1)[0]
+    last = text.rsplit("/", 1)
+    text = "/".join(last[:-1] + [last[-1].split(":", 1)[0]])
+    parts = [p for p in text.lower().split("/") if p]
+    if not parts or any("$" in p for p in parts):
+        return ""
+    if len(parts) == 1 or not ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = ["docker.io"] + (["library"] if len(parts) == 1 else []) + parts
+    if parts[0] in ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"):
+        parts[0] = "docker.io"
+    return "/".join(parts)
+
+
+def image_arches(ref: str) -> tuple[str, ...]:
+    """The CPU architectures an image has builds for, where :data:`IMAGE_ARCHES` knows them; () when unknown."""
+    return IMAGE_ARCHES.get(image_repository(ref), ())
+
+
+#: file names that say the CPU architecture they are built for, with what they are: Python wheels
+#: (…-manylinux2014_x86_64.whl, …-linux_aarch64.whl), the conda installers (Miniconda3-latest-Linux-x86_64.sh,
+#: Miniforge3-Linux-aarch64.sh, Mambaforge-…, Anaconda3-…), Debian packages (…_amd64.deb) and RPMs (….x86_64.rpm)
+_ARCH_FILES = (
+    ("a Python wheel", re.compile(r"[\w.+!%-]*linux\w*?_(x86_64|aarch64|ppc64le)\.whl\b")),
+    ("a conda installer", re.compile(r"(?:Mini(?:conda|forge)|Mambaforge|Anaconda)[\w.+-]*-Linux-"
+                                     r"(x86_64|aarch64|ppc64le)\.sh\b")),
+    ("a Debian package", re.compile(r"[\w.+~%-]+_(amd64|arm64|ppc64el)\.deb\b")),
+    ("an RPM package", re.compile(r"[\w.+~%-]+\.(x86_64|aarch64|ppc64le)\.rpm\b")),
+)
+
+
+def arch_named_files(text: str) -> list[tuple[str, str, str]]:
+    """The files named in ``text`` whose names say the CPU architecture they are built for, in order: ``(file name,
+    what it is, architecture as Slurm names it)``, e.g. ``("Miniforge3-Linux-x86_64.sh", "a conda installer",
+    "x86_64")``. A name built from ``$(uname -m)`` says no architecture and is not listed."""
+    found = [(m.start(), m.group(0), kind, arch_name(m.group(1)))
+             for kind, pattern in _ARCH_FILES for m in pattern.finditer(_str(text))]
+    return [(name.rsplit("/", 1)[-1], kind, arch) for _, name, kind, arch in sorted(found)]
+
+
+def _image_arch_problems(arch: str, source: str) -> list[Problem]:
+    """An example image source known to have no build for the site's CPU architecture (:data:`IMAGE_ARCHES`)."""
+    built = image_arches(source)
+    if not arch or not built or arch in built:
+        return []
+    return [Problem("examples.image_source", f"{source} has builds for {', '.join(built)} only, but the site's nodes "
+                                             f"are {arch}: apptainer pull finds no image for them (or its programs "
+                                             "fail with 'exec format error'); use an image built for "
+                                             f"{arch}{ARCH_IMAGE_HINTS.get(arch, '')}")]
+
+
+#: an image built for an architecture, for messages that ask for one
+ARCH_IMAGE_HINTS = {"aarch64": ", such as docker://nvcr.io/nvidia/pytorch:24.05-py3 (NVIDIA's NGC PyTorch, built for "
+                               "arm64 and amd64; it runs on the CPU too)"}
+
+
 def _vendor_problems(vendor: str, source: str) -> list[Problem]:
     """An example image built for the other GPU vendor: PyTorch then sees no GPU and trains on the CPU."""
     built_for = image_vendor(source)
@@ -1128,6 +1263,12 @@ class ClusterProfile(Spec):
                                                 "from a script gets none.")
     gpu_vendor: str = opt("none", label="GPU vendor", role="internal", choices=GPU_VENDORS,
                           help="nvidia (apptainer --nv), amd (--rocm), intel (neither flag) or none.")
+    cpu_arch: str = opt("", label="CPU architecture", role="internal", placeholder="x86_64",
+                        help="The CPU architecture of the site's compute nodes, as Slurm's Arch= names it (scontrol "
+                             "show node; uname -m on a node): x86_64, aarch64 (Arm: NVIDIA Grace and GH200, "
+                             "Isambard 3, CSCS Alps) or ppc64le; a partition's own cpu_arch replaces it there. The "
+                             "examples then pull an image built for it, and lint reports downloads and images built "
+                             "for another one (HPC418-HPC420, HPC710, HPC711). Empty: unknown, nothing is checked.")
     default_partition: str = opt("", label="Default partition", role="internal",
                                  help="Partition for jobs that name none (must be one of the partitions).")
     default_gpu_partition: str = opt("", label="Default GPU partition", role="internal",
@@ -1344,6 +1485,45 @@ class ClusterProfile(Spec):
         job = SlurmJob(**self.job_fields(part), gpus_per_node=gpus if part.has_gpus else 0,
                        cpus_per_task=cpus_per_task)
         return partition_sharing_nodes(self, part, job) or part
+
+    def multi_node_partition(self, nodes: int = 2) -> Partition | None:
+        """The partition for a job of ``nodes`` nodes that runs one worker per GPU: of the GPU partitions (of all,
+        on a site without GPUs), the best for production that allows ``nodes`` nodes, then the one with the most nodes
+        (:func:`best_partitions`; the default GPU partition, or the default one, wins a tie); of those that allow
+        ``nodes`` nodes, a partition of whole GPUs before one whose GPUs are all MIG slices
+        (:attr:`Partition.mig_only`): several workers of a node cannot share its slices, so a job there runs one
+        worker per node. The multi-node example chooses its partition with it. None without partitions."""
+        parts = list(self.gpu_partitions()) or [p for p in _tup(self.partitions) if isinstance(p, Partition)]
+        default = self.default(gpu=True) or self.default()
+        parts.sort(key=lambda p: p is not default)
+        ranked = best_partitions(parts, nodes=nodes, by="nodes")
+
+        def fits(p: Partition) -> bool:
+            return not (isinstance(p.max_nodes, int) and 0 < p.max_nodes < nodes)
+        # stable: best_partitions' order where these keys (its first ones, then MIG) are equal
+        ranked.sort(key=lambda p: (not p.for_production, p.gpu_nodes is not None, not fits(p), p.mig_only))
+        return ranked[0] if ranked else None
+
+    def arch_of(self, part: Partition | None) -> str:
+        """The CPU architecture of ``part``'s nodes: its own ``cpu_arch``, else the profile's; "" when unknown."""
+        own = _str(getattr(part, "cpu_arch", "")) if part is not None else ""
+        arch = own or _str(self.cpu_arch)
+        return arch if arch in CPU_ARCHES else ""
+
+    def arch_for(self, job: SlurmJob) -> str:
+        """The CPU architecture of the nodes ``job`` runs on: that of the entry it runs on (:meth:`entry_for`), else
+        the profile's (:meth:`site_arch`); "" when unknown."""
+        part = self.entry_for(job)
+        return self.arch_of(part) if part is not None else self.site_arch()
+
+    def site_arch(self) -> str:
+        """The CPU architecture of the site's nodes: the profile's ``cpu_arch``, else the one every partition names;
+        "" when unknown, or when the partitions differ."""
+        own = self.arch_of(None)
+        if own:
+            return own
+        found = {self.arch_of(p) for p in _tup(self.partitions) if isinstance(p, Partition)}
+        return found.pop() if len(found) == 1 else ""
 
     def vendor_of(self, part: Partition | None) -> str:
         """The GPU vendor of ``part``: its own ``gpu_vendor`` (``mixed`` included), else the profile's."""
@@ -1588,6 +1768,9 @@ class ClusterProfile(Spec):
         out += self._qos_checks()
         if isinstance(self.examples, ExampleSettings):
             out += _vendor_problems(_str(self.gpu_vendor), _str(self.examples.image_source))
+        out += _arch_problems("cpu_arch", self.cpu_arch)
+        if isinstance(self.examples, ExampleSettings):
+            out += _image_arch_problems(self.site_arch(), _str(self.examples.image_source))
         return out
 
     def _partition_checks(self) -> list[Problem]:
@@ -1698,6 +1881,18 @@ def job_gpu_types(job: SlurmJob) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in types if t))
 
 
+def job_mig_types(profile: ClusterProfile | None, job: SlurmJob) -> tuple[str, ...]:
+    """The MIG slice types a job's GPUs are: the types it names where each is a slice (``--gres=gpu:1g.10gb:2``);
+    for a job that names no type, those of the partition it goes to where that lists slices only
+    (:attr:`Partition.mig_only`). () for whole GPUs, a mix, or where nothing says."""
+    job = _well_typed(job)
+    named = job_gpu_types(job)
+    if named:
+        return named if all(is_mig_type(t) for t in named) else ()
+    part = profile.entry_for(job) if profile is not None else None
+    return tuple(t for t in _tup(part.gpu_types) if isinstance(t, str)) if part is not None and part.mig_only else ()
+
+
 #: --hint values that keep tasks to one thread per core (srun(1), --hint: "one thread per core" for compute_bound
 #: and memory_bound, "don't use extra threads with in-core multi-threading" for nomultithread; each sets
 #: --threads-per-core=1)
@@ -1731,6 +1926,35 @@ def one_thread_per_core(options: Any, hints: bool = True) -> bool | None:
     return found
 
 
+def ntasks_per_core(options: Any) -> int | None:
+    """The ``--ntasks-per-core`` that sbatch or srun options (as :func:`one_thread_per_core` reads them) give, the
+    last one written; None where they give none, or no whole number above 0."""
+    words: list[str] = []
+    for item in options if isinstance(options, (list, tuple)) else ():
+        if isinstance(item, str):
+            words += item.replace("=", " ", 1).split() if item.startswith("--") else [item]
+    found: int | None = None
+    for i, word in enumerate(words[:-1]):
+        value = words[i + 1].strip("'\"")
+        if word == "--ntasks-per-core" and value.isdigit() and int(value) > 0:
+            found = int(value)
+    return found
+
+
+def job_cpus_per_core(job: SlurmJob) -> int | None:
+    """The most CPUs of each core ``job`` may use, where its options limit them (None where they do not): 1 for one
+    thread per core (:func:`one_thread_per_core`); --ntasks-per-core × --cpus-per-task, since a core takes at most
+    that many of its tasks and Slurm hands out whole cores ("Slurm may allocate more cpus than what was requested in
+    order to respect this option", sbatch(1)): on nodes of two threads per core, --ntasks-per-core=1 with tasks of
+    one CPU leaves a thread of each core idle. Compare with the partition's ``threads_per_core``
+    (:meth:`Partition.cpus_usable`)."""
+    if one_thread_per_core(job.extra_directives) is True:
+        return 1
+    per_core = ntasks_per_core(job.extra_directives)
+    per_task = whole_count(job.cpus_per_task) if job.cpus_per_task is not None else 1
+    return per_core * per_task if per_core and per_task else None  # a count in a variable: unknown
+
+
 def _tasks_per_node(job: SlurmJob) -> int:
     if job.ntasks_per_node:
         return job.ntasks_per_node
@@ -1743,11 +1967,12 @@ def _cpus_asked(job: SlurmJob, gpus: int) -> tuple[int, str, str]:
     """CPUs the job asks for on each node, how (for messages) and the field that says it: GPUs × --cpus-per-gpu,
     else tasks per node × --cpus-per-task (1 each when unset)."""
     if job.cpus_per_gpu and gpus:
-        return job.cpus_per_gpu * gpus, f"{gpus} GPUs × {job.cpus_per_gpu} CPUs per GPU", "cpus_per_gpu"
+        return (job.cpus_per_gpu * gpus, f"{_count(gpus, 'GPU')} × {_count(job.cpus_per_gpu, 'CPU')} per GPU",
+                "cpus_per_gpu")
     tasks = _tasks_per_node(job)
     field = "cpus_per_task" if job.cpus_per_task else "ntasks_per_node" if job.ntasks_per_node else "ntasks"
-    return (tasks * (job.cpus_per_task or 1), f"{tasks} tasks per node × {job.cpus_per_task or 1} CPUs per task",
-            field)
+    return (tasks * (job.cpus_per_task or 1),
+            f"{_count(tasks, 'task')} per node × {_count(job.cpus_per_task or 1, 'CPU')} per task", field)
 
 
 def _cpus_held(part: Partition, job: SlurmJob, gpus: int) -> tuple[int, str]:
@@ -1818,8 +2043,8 @@ def least_nodes(job: SlurmJob, part: Partition | None = None) -> int:
     does not fix the node count: every node the tasks take gets that many GPUs."""
     if job.nodes is not None:
         return job.node_count
-    node_cpus = _positive(part.cpus_usable(bool(job.gpus_on_each_node), one_thread_per_core(job.extra_directives)
-                                           is True)) if part is not None else None
+    node_cpus = _positive(part.cpus_usable(bool(job.gpus_on_each_node), per_core=job_cpus_per_core(job))) \
+        if part is not None else None
     node_gpus = gpu_total(job.gpus_per_node) or (part.gpus_of_type(_str(job.gpu_type)) if part is not None else 0)
     per_task, per_gpu = whole_count(job.cpus_per_task) or 1, whole_count(job.cpus_per_gpu)
     gpus_per_task = gpu_total(job.gpus_per_task)
@@ -2196,12 +2421,23 @@ def partition_sharing_nodes(profile: ClusterProfile, part: Partition | None, job
 def whole_node_default_note(profile: ClusterProfile) -> str:
     """A note for ``hpcwidgets profile check`` when the default GPU partition gives every job whole nodes and bills
     them while another GPU partition shares nodes: a job that names no partition and asks for one GPU pays for a
-    whole node (HPC415). Not an error (a site may mean it: most of its GPU jobs use whole nodes); "" otherwise."""
+    whole node (HPC415). Not an error (a site may mean it: most of its GPU jobs use whole nodes). Also when no GPU
+    partition that takes jobs shares nodes (CSCS Alps): every one-GPU job pays for a whole node there, the examples'
+    too, which lint warns about (HPC415) and their descriptions say. "" otherwise."""
     part = profile.default(gpu=True)
     if part is None or not part.has_gpus or part.whole_nodes is not True:
         return ""
     job = SlurmJob(**profile.job_fields(part), gpus_per_node=1)
     shared = partition_sharing_nodes(profile, part, job)
+    gpu_parts = [p for p in profile.gpu_partitions() if p.takes_jobs]
+    if shared is None and gpu_parts and all(p.whole_nodes is True for p in gpu_parts):
+        which = (f"partition {part.name}, the site's only GPU partition, gives" if len(gpu_parts) == 1 else
+                 f"every GPU partition ({_labels(gpu_parts)}) gives")
+        return (f"{which} every job whole nodes and bills them (whole_nodes = true): a job that asks for 1 of a "
+                f"node's {part.gpus_per_node} GPUs pays for the whole node, and lint warns about it (HPC415). The "
+                "examples' one-GPU jobs (single-gpu, array-sweep, charliecloud) do so too, and their descriptions say "
+                "it; multi-node-torchrun uses every GPU of its nodes. If a partition shares nodes, set whole_nodes = "
+                "false on it")
     if shared is None:
         return ""
     named = "default_gpu_partition" if _str(profile.default_gpu_partition) else "the default GPU partition"
@@ -2391,10 +2627,17 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
     # a job with GPUs gets only the partition's GPU nodes, which may be smaller than its largest (CPU) node
     node_cpus = part.cpus_for(bool(gpus))
     cpu_nodes = "GPU nodes" if node_cpus != part.cpus_per_node else "nodes"
-    usable, per_core = part.cpus_usable(bool(gpus), one_thread_per_core(job.extra_directives) is True), ""
-    if usable != node_cpus:  # one thread per core: a node gives the job one CPU of each of its cores
-        per_core = (f" usable (the job keeps to one thread per core, --hint=nomultithread or --threads-per-core=1: "
-                    f"one CPU of each core, {usable} of {node_cpus} at {part.threads_per_core} threads per core)")
+    most = job_cpus_per_core(job)
+    usable, per_core = part.cpus_usable(bool(gpus), per_core=most), ""
+    if usable != node_cpus:  # one thread per core, or tasks per core: a node gives the job some CPUs of each core
+        if one_thread_per_core(job.extra_directives):
+            why = "the job keeps to one thread per core, --hint=nomultithread or --threads-per-core=1: one CPU"
+        else:
+            tasks = ntasks_per_core(job.extra_directives) or 0
+            why = (f"--ntasks-per-core={tasks} with {_count(whole_count(job.cpus_per_task) or 1, 'CPU')} per task: "
+                   f"a core takes at most {_count(tasks, 'task')}, so the job uses {_count(most or 0, 'CPU')}")
+        per_core = (f" usable ({why} of each core, {usable} of {node_cpus} at {part.threads_per_core} threads per "
+                    f"core)")
         node_cpus = usable
     found = len(out)
     if node_cpus and cpus > node_cpus and _spread(job, gpus=cpu_field == "cpus_per_gpu") and unit <= node_cpus:
@@ -2410,7 +2653,7 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
                                           f"({part.max_nodes}); ask for fewer {kind}s or CPUs"))
         # Slurm fills each node with as many as fit: the checks per GPU and memory per CPU below are of such a node
         cpus = node_cpus // unit * unit
-        how = f"{cpus // unit} {'GPUs' if kind == 'GPU' else 'tasks per node'} × {unit} CPUs per {kind}"
+        how = f"{_count(cpus // unit, kind)}{'' if kind == 'GPU' else ' per node'} × {_count(unit, 'CPU')} per {kind}"
     elif node_cpus and cpus > node_cpus:
         out.append(Problem(cpu_field, f"{how} = {cpus} CPUs per node, but the {cpu_nodes} of {where} have "
                                       f"{node_cpus}{per_core}; lower the tasks per node or CPUs per task "
