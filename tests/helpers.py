@@ -48,13 +48,19 @@ def stand_ins(directory: Path, names: list[str]) -> Path:
     return directory
 
 
+def stand_in_env(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The whole environment :func:`run_with_stand_ins` runs bash with (``env`` added to its PATH, HOME and log):
+    what a ``$NAME`` in a rendered command expands to there, for a test's expected argv."""
+    return {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HPCW_ARGV_LOG": str(tmp_path / "argv.jsonl"),
+            "HOME": str(tmp_path), **(env or {})}
+
+
 def run_with_stand_ins(script: str, tmp_path: Path, names: list[str], env: dict[str, str] | None = None) -> list[dict]:
     """Run bash text with stand-ins first on PATH; return the recorded invocations."""
-    bindir = stand_ins(tmp_path / "bin", names)
-    log = tmp_path / "argv.jsonl"
+    stand_ins(tmp_path / "bin", names)
+    full_env = stand_in_env(tmp_path, env)
+    log = Path(full_env["HPCW_ARGV_LOG"])
     log.write_text("")
-    full_env = {"PATH": f"{bindir}:/usr/bin:/bin", "HPCW_ARGV_LOG": str(log), "HOME": str(tmp_path)}
-    full_env.update(env or {})
     proc = subprocess.run(["bash", "-c", script], env=full_env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"bash failed ({proc.returncode}): {proc.stderr}\n--- script ---\n{script}"
     return [json.loads(line) for line in log.read_text().splitlines() if line]

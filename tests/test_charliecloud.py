@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers import need_tool, run_with_stand_ins
+from helpers import need_tool, run_with_stand_ins, stand_in_env
 from hpcwidgets.errors import ValidationError
 from hpcwidgets.render.command import argv, command_line
 from hpcwidgets.render.quote import expand, quote
@@ -237,8 +237,11 @@ def _recorded(models, tmp_path):
     return run_with_stand_ins(script, tmp_path, ["ch-run", "ch-image", "ch-convert", "ch-fromhost"], env=ENV)
 
 
-def _expected(model):
-    return [expand(w, ENV) for w in argv(model)[1:]]
+def _expected(model, tmp_path=None):
+    """The argv ``model``'s program receives: its words as bash expands them in :func:`_recorded`'s environment (a
+    value such as ``$HOME`` or ``$PATH``, which hypothesis may draw, expands to the stand-ins' run's)."""
+    env = stand_in_env(tmp_path, ENV) if tmp_path is not None else ENV
+    return [expand(w, env) for w in argv(model)[1:]]
 
 
 def test_hostile_values_arrive_intact(tmp_path):
@@ -257,12 +260,14 @@ def test_hostile_values_arrive_intact(tmp_path):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ch_runs(), st.lists(words, max_size=3))
+@example(ChRun(image="$HOME"), [])  # variables the stand-ins' bash sets: expected as it expands them
+@example(ChRun(image="$PATH/img"), ["$HPCW_ARGV_LOG"])
 def test_argv_fidelity_property(run, extra):
     models = [run, ChConvert(input=run.image or "x", output=f"./{extra[0] if extra else 'y'}"),
               ChFromhost(nvidia=True, paths=tuple(extra), image="./img")]
     with tempfile.TemporaryDirectory() as tmp:
         calls = _recorded(models, Path(tmp))
-    assert [c["argv"] for c in calls] == [_expected(m) for m in models]
+    assert [c["argv"] for c in calls] == [_expected(m, Path(tmp)) for m in models]
 
 
 # -- a real ch-run --------------------------------------------------------------------------------
