@@ -66,6 +66,25 @@ def run_with_stand_ins(script: str, tmp_path: Path, names: list[str], env: dict[
     return [json.loads(line) for line in log.read_text().splitlines() if line]
 
 
+def sbatch_and_wait(script: Path, env: dict[str, str], seconds: int = 120) -> str:
+    """Submit ``script`` with sbatch (``env`` names the cluster: its SLURM_CONF) and wait until squeue no longer
+    lists the job; its id. A job still there after ``seconds`` fails the test, and is cancelled either way."""
+    import time
+    import pytest
+    submitted = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, env=env,
+                               check=True)
+    job = submitted.stdout.strip().split(";")[0]
+    try:
+        for _ in range(seconds):
+            state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, env=env)
+            if not state.stdout.strip():
+                return job
+            time.sleep(1)
+        pytest.fail(f"job {job} did not finish in {seconds} s")
+    finally:
+        subprocess.run(["scancel", job], capture_output=True, env=env)
+
+
 def reachable_addresses() -> list[str]:
     """This machine's addresses other than loopback and link-local (``hostname -I``)."""
     import ipaddress

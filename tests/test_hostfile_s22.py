@@ -9,7 +9,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from hpcwidgets.fixes import apply_fix, fix_script
 from hpcwidgets.lint import lint, rules
 
-from helpers import need, need_tool
+from helpers import need, need_tool, sbatch_and_wait
 
 HEAD = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-node=4\n"
 DS = "deepspeed --hostfile hostfile.txt train.py --deepspeed --deepspeed_config ds.json\n"
@@ -204,19 +203,7 @@ def test_srun_hostname_writes_a_line_per_task_on_the_cluster(tmp_path: Path):
         f"srun --ntasks-per-node=1 bash -c 'echo $SLURMD_NODENAME' > {out}.npn1\n"
         f"srun --ntasks-per-node=1 --ntasks=\"$SLURM_NNODES\" bash -c 'echo $SLURMD_NODENAME' > {out}.fixed\n"
         f"scontrol show hostnames \"$SLURM_JOB_NODELIST\" > {out}.scontrol\n")
-    submitted = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, env=env,
-                               check=True)
-    job = submitted.stdout.strip().split(";")[0]
-    try:
-        for _ in range(120):
-            state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, env=env)
-            if not state.stdout.strip():
-                break
-            time.sleep(1)
-        else:
-            pytest.fail(f"job {job} did not finish")
-    finally:
-        subprocess.run(["scancel", job], capture_output=True, env=env)
+    sbatch_and_wait(script, env)
     lines = {k: Path(f"{out}.{k}").read_text().split() for k in ("per_task", "npn1", "fixed", "scontrol")}
     assert len(lines["per_task"]) == 4 and len(set(lines["per_task"])) == 2
     assert len(lines["npn1"]) == 4  # --ntasks-per-node=1 alone is ignored: the job's 4 tasks win

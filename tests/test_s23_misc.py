@@ -8,8 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from hpcwidgets.lint import lint
 from hpcwidgets.profiles import load_profile
 from hpcwidgets.widgets.builder import WorkflowBuilder, render_only_message
 
-from helpers import need, need_tool
+from helpers import need, need_tool, sbatch_and_wait
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "tests" / "data" / "profiles"
@@ -91,19 +89,7 @@ def test_the_practice_cluster_says_what_the_message_quotes(tmp_path: Path):
                       f"#SBATCH --output={log}\n"
                       "apptainer exec x.sif true\necho \"shell status $?\"\n"
                       "srun apptainer exec x.sif true\necho \"srun status $?\"\n")
-    submitted = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, env=env,
-                               check=True)
-    job = submitted.stdout.strip().split(";")[0]
-    try:
-        for _ in range(120):
-            state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, env=env)
-            if not state.stdout.strip():
-                break
-            time.sleep(1)
-        else:
-            pytest.fail(f"job {job} did not finish")
-    finally:
-        subprocess.run(["scancel", job], capture_output=True, env=env)
+    sbatch_and_wait(script, env)
     text = log.read_text()
     for said in quoted(load_profile("local").render_only_message("apptainer")):
         assert said in text, (said, text)
