@@ -56,11 +56,6 @@ EXAMPLE_IMAGES = {
 }
 #: the NVIDIA source (the shipped profiles' sites run NVIDIA GPUs)
 EXAMPLE_IMAGE_SOURCE = EXAMPLE_IMAGES["nvidia"][0]
-#: CPU architectures (as Slurm names them) the images above are known to have builds for: NGC's PyTorch image is
-#: published for arm64 and amd64 (NVIDIA Grace and GH200 sites such as CSCS Alps run it), pytorch/pytorch's for amd64
-#: only (and for nothing else: :data:`hpcwidgets.spec.profile.IMAGE_ARCHES`). AMD's ROCm image is not listed: its
-#: builds are not checked here. On nodes of an architecture not listed for an image, the examples say to check it.
-EXAMPLE_IMAGE_ARCHES = {EXAMPLE_IMAGES["nvidia"][0]: ("x86_64", "aarch64"), EXAMPLE_IMAGES["other"][0]: ("x86_64",)}
 #: the image (by its EXAMPLE_IMAGES key) that replaces one with no build for the nodes' CPU architecture: on Arm nodes
 #: NGC's, built for arm64 too; a CUDA build like pytorch/pytorch's, so it also runs on nodes without GPUs (it is larger)
 ARCH_IMAGES = {"aarch64": "nvidia"}
@@ -185,11 +180,13 @@ class _Site:
             return (f" {nodes} and {usual} has no build for them, so the image is pulled from {source}, which is "
                     "built for arm64 and amd64 (a CUDA build, so it also runs on the CPU); set examples.image_source "
                     "in the profile to use another.")
+        # the architectures the image has builds for, where they are known (spec.profile.IMAGE_ARCHES: NGC's and
+        # pytorch/pytorch's; AMD's ROCm image is not listed, so on other nodes the example says to check it)
         built = image_arches(source)
         if built and self.arch not in built:
             return (f" {nodes} and {source} has no build for them (apptainer pull finds none): set "
                     f"examples.image_source in the profile to an image built for {self.arch}.")
-        if self.arch not in EXAMPLE_IMAGE_ARCHES.get(source, ()):
+        if not built:
             return (f" {nodes}: check that {source} has a build for them (where it has none apptainer pull fails, or "
                     "the image's programs stop with 'exec format error'), or set examples.image_source in the profile.")
         return ""
@@ -526,7 +523,7 @@ def examples(profile: str | ClusterProfile = "generic") -> dict[str, Example]:
     return out
 
 
-__all__ = ["ARCH_IMAGES", "EXAMPLE_IMAGES", "EXAMPLE_IMAGE_ARCHES", "EXAMPLE_IMAGE_SOURCE", "Example", "LOGIN_HOST_PLACEHOLDER", "PAYLOAD_VAR",
+__all__ = ["ARCH_IMAGES", "EXAMPLE_IMAGES", "EXAMPLE_IMAGE_SOURCE", "Example", "LOGIN_HOST_PLACEHOLDER", "PAYLOAD_VAR",
            "SWEEP_LEARNING_RATES", "default_image", "examples", "payload_dir"]
 
 

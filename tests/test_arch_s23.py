@@ -265,7 +265,17 @@ def test_image_repository(ref, repo):
 
 def test_only_known_images_have_architectures():
     assert image_arches("docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime") == ("x86_64",)
-    assert image_arches(NGC) == () and image_arches("docker://someone/pytorch:1") == ()
+    assert image_arches(NGC) == ("x86_64", "aarch64") and image_arches("docker://someone/pytorch:1") == ()
+
+
+def test_ngc_on_power_nodes_is_reported_and_on_arm_nodes_not():
+    """NGC's PyTorch image has amd64 and arm64 builds (one table for lint, profile check and the examples)."""
+    from hpcwidgets.lint import lint
+    from hpcwidgets.profiles import load_profile
+    script = f"#!/bin/bash\n#SBATCH --time=01:00:00\napptainer pull pytorch.sif {NGC}\n"
+    for arch, expected in (("ppc64le", ["HPC419"]), ("aarch64", []), ("x86_64", [])):
+        site = load_profile("generic").replace(cpu_arch=arch)
+        assert [f.code for f in lint(script, site) if f.code.startswith("HPC419")] == expected, arch
 
 
 def test_files_named_for_an_architecture():

@@ -938,8 +938,9 @@ def _arch_problems(field: str, value: Any) -> list[Problem]:
 #: docker.io/OWNER/NAME), with the architectures their tags have builds for. Only images whose builds are known go
 #: here. pytorch/pytorch publishes linux/amd64 builds only (no tag has an arm64 or ppc64le build; the requests for
 #: arm64, pytorch/pytorch#145716 and #157139, are open): on Arm nodes (NVIDIA Grace, GH200) apptainer pull finds no
-#: image for the node, or the image's programs fail with "exec format error".
-IMAGE_ARCHES = {"docker.io/pytorch/pytorch": ("x86_64",)}
+#: image for the node, or the image's programs fail with "exec format error". NVIDIA's NGC PyTorch image is published
+#: for linux/amd64 and linux/arm64 (NVIDIA Grace and GH200 sites such as CSCS Alps run it), none for ppc64le.
+IMAGE_ARCHES = {"docker.io/pytorch/pytorch": ("x86_64",), "nvcr.io/nvidia/pytorch": ("x86_64", "aarch64")}
 
 
 def image_repository(ref: str) -> str:
