@@ -195,9 +195,6 @@ def _old_job_check(self) -> list[Problem]:
         if self.gpu_type:
             out.append(Problem("gpu_type", f"GPUs per node {self.gpus_per_node!r} names its types itself; "
                                            "leave GPU type empty"))
-        if self.gpu_flag != "gpus-per-node" and "," in self.gpus_per_node:
-            out.append(Problem("gpu_flag", f"GPUs per node of several types ({self.gpus_per_node}) are written "
-                                           "--gpus-per-node=…; set GPU request style to gpus-per-node"))
     if isinstance(self.gpu_type, str) and self.gpu_type and not _GPU_TYPE.fullmatch(self.gpu_type):
         out.append(Problem("gpu_type", f"{self.gpu_type!r} is not a GPU type name (letters, digits, _ . -)"))
     out += self._gpus_and_per_node()

@@ -64,8 +64,34 @@ def test_several_gpu_types_per_node_read_back_as_written():
     assert job.gpus_per_node == "a100:2,v100:1" and job.gpus_on_each_node == 3
     assert not codes(text) & {"HPC202", "HPC307", "HPC399"}
     assert "#SBATCH --gpus-per-node=a100:2,v100:1" in read_back(text)
-    # written as --gres=gpu:a100:2,v100:1 they would be an a100 count and a gres named v100: the model says so
-    assert messages(SlurmJob(gpus_per_node="a100:2,v100:1"), "gpu_flag")
+    # with the default request style they are written as one gpu item per type (gpu:a100:2,v100:1 would be an a100
+    # count and a generic resource named v100)
+    job = SlurmJob(gpus_per_node="a100:2,v100:1")
+    assert not job.problems() and "#SBATCH --gres=gpu:a100:2,gpu:v100:1\n" in render(job)
+
+
+@pytest.mark.parametrize("gres,per_node,other", [
+    ("gpu:a100:2,gpu:v100:1", "a100:2,v100:1", ()),
+    ("gpu:a100,gpu:v100:3,lscratch:100", "a100:1,v100:3", ("lscratch:100",)),  # gpu:a100 is one a100
+    ("lscratch:100,gpu:h100:4,gpu:a100_3g.40gb:1", "h100:4,a100_3g.40gb:1", ("lscratch:100",)),
+])
+def test_several_gpu_types_in_gres_read_back_as_written(gres, per_node, other):
+    text = HEAD + f"#SBATCH --nodes=1\n#SBATCH --gres={gres}\n" + STEP
+    job = read_script(text).job
+    assert (job.gpus_per_node, job.gpu_type, job.other_gres) == (per_node, "", other)
+    assert job.gpus_on_each_node == sum(int(c.rpartition(":")[2]) for c in per_node.split(","))
+    assert not codes(text) & {"HPC202", "HPC307", "HPC399"}, codes(text)
+    written = "gpu:" + per_node.replace(",", ",gpu:")
+    assert f"#SBATCH --gres={','.join((written, *other))}" in read_back(text)
+
+
+@pytest.mark.parametrize("gres", ["gpu:2,gpu:a100:1", "gpu:a100:1,gpu:a100:2", "gpu:a100:1,gpu:v100:x"])
+def test_second_gpu_item_without_a_distinct_type_is_reported(gres):
+    """An untyped item beside a typed one, one type twice, or a count that is no number: no reading of several types;
+    the second item stays as written and the model names the fix."""
+    job = read_script(HEAD + f"#SBATCH --gres={gres}\n" + STEP).job
+    assert job.other_gres == (gres.split(",")[1],)
+    assert messages(job, "other_gres")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -535,6 +535,30 @@ def _count(text: str) -> Any:
     return int(text) if _COUNT.fullmatch(text) else text
 
 
+def _gpu_item(item: str) -> list[str]:
+    """A ``--gres`` gpu item's parts, as sbatch reads them: ``gpu:a100:2`` → [gpu, a100, 2], ``gpu:a100`` (one a100)
+    → [gpu, a100, 1], ``gpu::2`` → [gpu, 2], ``gpu`` → [gpu]."""
+    parts = item.split("(")[0].split(":")  # gpu:a100:2(S:0-1): the socket list is not modelled
+    if len(parts) == 3 and not parts[1]:
+        del parts[1]  # gpu::2 names no type: gpu:2, as the model writes it
+    if len(parts) == 2 and not (parts[1].isascii() and parts[1].isdigit()):
+        parts.append("1")  # gpu:a100 is one a100, as sbatch reads it (gpu:2 is two of any type)
+    return parts
+
+
+def _typed_gpu_items(items: list[str]) -> str:
+    """Several gpu items of distinct named types (``gpu:a100:2``, ``gpu:v100``) as the job model holds them,
+    ``a100:2,v100:1``; "" for one item, or any item with no type, a socket list or a count that is no number."""
+    if len(items) < 2 or any("(" in item for item in items):
+        return ""
+    pairs = [_gpu_item(item) for item in items]
+    if any(len(p) != 3 or not p[2].isascii() or not p[2].isdigit() for p in pairs) or \
+            len({p[1] for p in pairs}) != len(pairs):
+        return ""
+    counts = ",".join(f"{p[1]}:{p[2]}" for p in pairs)
+    return counts if GPU_COUNTS.fullmatch(counts) else ""
+
+
 def _gpu_request(flag: str, value: str) -> dict[str, Any]:
     """``gpu:4``, ``gpu:a100:4``, ``gpu`` (one), ``a100:2`` (for --gpus*) → GPU fields.
 
@@ -544,19 +568,20 @@ def _gpu_request(flag: str, value: str) -> dict[str, Any]:
     if flag == "--gres":
         out: dict[str, Any] = {}
         other: list[str] = []
+        gpus = [item for item in value.split(",") if item.split(":")[0] == "gpu"]
+        typed = _typed_gpu_items(gpus)
+        if typed:  # gpu:a100:2,gpu:v100:1: GPUs of several types on each node
+            out.update({"gpus_per_node": typed, "gpu_type": ""})
         for item in value.split(","):
             parts = item.split(":")
             if parts[0] != "gpu":
                 other.append(item)
                 continue
             if "gpus_per_node" in out:
-                other.append(item)  # a second gpu item: kept as written, the model reports it
+                if not typed:
+                    other.append(item)  # a second gpu item of no distinct type: kept as written, the model reports it
                 continue
-            parts = item.split("(")[0].split(":")  # gpu:a100:2(S:0-1): the socket list is not modelled
-            if len(parts) == 3 and not parts[1]:
-                del parts[1]  # gpu::2 names no type: gpu:2, as the model writes it
-            if len(parts) == 2 and not (parts[1].isascii() and parts[1].isdigit()):
-                parts.append("1")  # gpu:a100 is one a100, as sbatch reads it (gpu:2 is two of any type)
+            parts = _gpu_item(item)
             out.update({"gpus_per_node": _count(parts[-1]) if len(parts) > 1 else 1,
                         "gpu_type": parts[1] if len(parts) == 3 else ""})
         out["other_gres"] = tuple(other)

@@ -444,7 +444,7 @@ class SlurmJob(Spec):
     gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0, text_forms=(GPU_COUNTS_FORM,),
                                     placeholder="1",
                                     help="GPUs on each node, written as --gres=gpu[:type]:N; several types as "
-                                         "TYPE:COUNT,TYPE:COUNT (a100:2,v100:1), written as --gpus-per-node.")
+                                         "TYPE:COUNT,TYPE:COUNT (a100:2,v100:1), written as --gres=gpu:a100:2,gpu:v100:1.")
     gpu_type: str = opt("", label="GPU type", role="internal", placeholder="a100",
                         help="A GPU model the site names in its gres (e.g. a100, v100); empty for any.")
     other_gres: tuple[str, ...] = opt((), label="Other generic resources", role="internal", advanced=True,
@@ -526,10 +526,16 @@ class SlurmJob(Spec):
         return []
 
     def gres(self) -> str:
-        """The GPU item of ``--gres`` (``gpu:a100:4``); "" without GPUs per node. ``other_gres`` follows it."""
-        if not self.gpus_per_node:
+        """The GPU items of ``--gres`` (``gpu:a100:4``; several types ``gpu:a100:2,gpu:v100:1``); "" without GPUs
+        per node. ``other_gres`` follows them."""
+        per_node = self.gpus_per_node
+        if not per_node:
             return ""
-        return f"gpu:{self.gpu_type}:{self.gpus_per_node}" if self.gpu_type else f"gpu:{self.gpus_per_node}"
+        if self.gpu_type:
+            return f"gpu:{self.gpu_type}:{per_node}"
+        if per_node.__class__ is str and "," in per_node and GPU_COUNTS.fullmatch(per_node):
+            return "gpu:" + per_node.replace(",", ",gpu:")  # a100:2,v100:1: one gpu item per type
+        return f"gpu:{per_node}"
 
     @property
     def node_count(self) -> int:
@@ -723,9 +729,6 @@ class SlurmJob(Spec):
             if self.gpu_type:
                 out.append(Problem("gpu_type", f"GPUs per node {self.gpus_per_node!r} names its types itself; "
                                                "leave GPU type empty"))
-            if self.gpu_flag != "gpus-per-node" and "," in self.gpus_per_node:
-                out.append(Problem("gpu_flag", f"GPUs per node of several types ({self.gpus_per_node}) are written "
-                                               "--gpus-per-node=…; set GPU request style to gpus-per-node"))
         if isinstance(self.gpu_type, str) and self.gpu_type and not _GPU_TYPE.fullmatch(self.gpu_type):
             out.append(Problem("gpu_type", f"{self.gpu_type!r} is not a GPU type name (letters, digits, _ . -)"))
         out += self._gpus_and_per_node()
