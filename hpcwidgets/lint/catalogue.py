@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import compound_body, lex_script
-from ..parse.script import c_script_in, launch_words, python_module, shell_script_text
+from ..parse.script import branch_conditions, c_script_in, launch_words, python_module, shell_script_text
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
@@ -114,6 +114,10 @@ def _command_span(step: Any) -> tuple[int, int, tuple[int, int]]:
     return cmd.line, end_line, (start_col, end_col)
 
 
+#: a reference to one variable: $NAME, ${NAME}, ${NAME:-default}
+_COUNT_REFERENCE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\})")
+
+
 def as_int(ctx: Context, value: Any, line: int) -> int | None:
     """A number, also through the script's variables and the job's own Slurm variables."""
     if isinstance(value, int):
@@ -132,10 +136,14 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
         "SLURM_CPUS_PER_TASK": job.cpus_per_task,
         "SLURM_NTASKS": job.ntasks,
     }
-    m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text)
+    # $NAME, ${NAME}, or ${NAME:-default}, whose default only counts where the job leaves NAME unset
+    m = _COUNT_REFERENCE.fullmatch(text)
+    if m is not None and (m.group(1) or m.group(2)) not in known:
+        # a variable set to such a reference, which the reader keeps as written (NGPU=${SLURM_GPUS_ON_NODE:-1})
+        m = _COUNT_REFERENCE.fullmatch(ctx.parsed.resolve_written(text, line))
     if heterogeneous(ctx):
         return None  # the job's own variables describe more than the first component the model holds
-    value = known.get(m.group(1)) if m else None
+    value = known.get(m.group(1) or m.group(2)) if m else None
     # a count the job holds as text (--nodes=2-4) is no single number
     return value if value.__class__ is int else None
 
@@ -270,9 +278,58 @@ LEGACY_NOTE = "python -m torch.distributed.launch is deprecated; use torchrun"
 
 
 def steps(ctx: Context) -> tuple[Any, ...]:
-    """The script's launch steps, with ``python -m torch.distributed.launch`` read as a launcher also
-    when it runs under srun or in a container (the reader only does that at the top level)."""
-    return cached(ctx, "steps", lambda: tuple(_upgrade(s) for s in ctx.steps))
+    """The script's launch steps that run for the job its #SBATCH lines ask for (see :func:`runs_for_job`), with
+    ``python -m torch.distributed.launch`` read as a launcher also when it runs under srun or in a container (the
+    reader only does that at the top level)."""
+    return cached(ctx, "steps", lambda: tuple(_upgrade(s) for s in ctx.steps if runs_for_job(ctx, s)))
+
+
+#: an ``if`` condition that compares two counts: ``[ "$SLURM_NNODES" -gt 1 ]``, ``[[ $N == 1 ]]``, ``test …``,
+#: ``(( SLURM_NNODES > 1 ))``, each maybe after ``!``
+_OPERAND = r'"?(\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-[^}\s"]*)?\}|[0-9]+)"?'
+_COMPARISON = rf"{_OPERAND}\s+(-eq|-ne|-gt|-ge|-lt|-le|==?|!=)\s+{_OPERAND}"
+_TEST = re.compile(rf"\[\s+{_COMPARISON}\s+\]|\[\[\s+{_COMPARISON}\s+\]\]|test\s+{_COMPARISON}")
+_NAME_OR_COUNT = r"\$?\{?([A-Za-z_][A-Za-z0-9_]*|[0-9]+)\}?"
+_ARITHMETIC = re.compile(rf"\(\(\s*{_NAME_OR_COUNT}\s*(==|!=|>=?|<=?)\s*{_NAME_OR_COUNT}\s*\)\)")
+_COMPARE = {"-eq": int.__eq__, "==": int.__eq__, "=": int.__eq__, "-ne": int.__ne__, "!=": int.__ne__,
+            "-gt": int.__gt__, ">": int.__gt__, "-ge": int.__ge__, ">=": int.__ge__,
+            "-lt": int.__lt__, "<": int.__lt__, "-le": int.__le__, "<=": int.__le__}
+
+
+def condition_holds(ctx: Context, condition: str, line: int) -> bool | None:
+    """Whether an ``if`` condition holds for the job its #SBATCH lines ask for, when it compares counts the job
+    fixes (``[ "$SLURM_NNODES" -gt 1 ]`` in a job with ``--nodes=1``: it does not; see :func:`as_int` for the
+    variables known); None for any other condition, or counts not known."""
+    text = condition.strip().rstrip(";").strip()
+    negate = text.startswith("! ")
+    text = text[2:].strip() if negate else text
+    m = _TEST.fullmatch(text)
+    if m is not None:
+        left, op, right = (g for g in m.groups() if g is not None)
+    else:
+        m = _ARITHMETIC.fullmatch(text)
+        if m is None:
+            return None
+        left, op, right = m.groups()
+        left, right = (g if g.isdigit() else f"${g}" for g in (left, right))  # (( N > 1 )) reads N's value
+    a, b = as_int(ctx, left, line), as_int(ctx, right, line)
+    if a is None or b is None:
+        return None
+    return _COMPARE[op](a, b) != negate
+
+
+def runs_for_job(ctx: Context, step: Any) -> bool:
+    """False for a step in a branch of an ``if`` that cannot run for the job the #SBATCH lines ask for: under a
+    condition on its counts that does not hold (``if [ "$SLURM_NNODES" -gt 1 ]`` in a one-node job), or in the
+    branch after one that does. Such a branch is for another size of job (a script that adapts to --nodes given on
+    sbatch's command line); judged against this one, its launch would draw findings that do not apply."""
+    if not step.in_compound:
+        return True
+    for condition, must in branch_conditions(ctx.parsed.lexed.commands, step.command.offset):
+        held = condition_holds(ctx, condition, step.line)
+        if held is not None and held != must:
+            return False
+    return True
 
 
 def _upgrade(step: Any) -> Any:

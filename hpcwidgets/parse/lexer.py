@@ -379,6 +379,34 @@ def compound_body(command: Command) -> tuple[Command, ...]:
     return tuple(_moved(c, line, col, command.offset) for c in inner.commands)
 
 
+def if_branches(command: Command) -> tuple[tuple[str, int, int], ...]:
+    """The branches of an ``if`` compound, outermost level only: for each ``if``/``elif`` its condition and then
+    the ``else`` (when written), as ``(condition, start, end)``, where ``start``/``end`` are the offsets in the
+    script of the commands the branch runs and ``condition`` is the text between the keyword and its ``then``
+    ("" for the ``else``). () for any other compound, or an ``if`` this reader cannot walk."""
+    if command.kind != "compound" or command.text.lstrip()[:2] != "if":
+        return ()
+    text = command.text
+    spans = _syntax_spans(_Lexer(text, "").tokenize())
+    if not spans or text[spans[0][0]:spans[0][1]] != "if":
+        return ()
+    keywords = [(text[a:b].split(None, 1)[0] if text[a:b].strip() else "", a, b) for a, b in spans]
+    out: list[tuple[str, int, int]] = []
+    base = command.offset
+    for k in range(len(keywords) - 1):
+        word, _, end = keywords[k]
+        following = keywords[k + 1][1]
+        if word in ("if", "elif"):
+            if keywords[k + 1][0] != "then" or k + 2 >= len(keywords):
+                return ()
+            condition = text[end:following]
+            body_start, body_end = keywords[k + 1][2], keywords[k + 2][1]
+            out.append((condition, base + body_start, base + body_end))
+        elif word == "else":
+            out.append(("", base + end, base + following))
+    return tuple(out)
+
+
 def _moved(cmd: Command, line: int, col: int, offset: int) -> Command:
     """``cmd``, lexed from a text on its own, placed where that text starts in the script: ``line`` lines
     and (on the text's first line) ``col`` columns further, at ``offset``."""

@@ -20,8 +20,8 @@ from ..spec.common import ARRAY_WORD, LIST_WORD
 from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SBATCH_SHORT, SWITCHED_OFF, Comment, SlurmJob, is_hetjob_word,
                           is_shell, sbatch_long_option, sbatch_option, shebang_program)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
-from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, lex_command,
-                    lex_script)
+from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, if_branches,
+                    lex_command, lex_script)
 
 _SUPPRESS = re.compile(r"hpcw:\s*(disable|disable-file|disable-next)\s*=\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)")
 _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -1340,6 +1340,25 @@ def directives_only(text: str) -> str:
 
 #: a line that ends the batch shell's reading: exec of a program (not exec >log, which only redirects) or exit
 _LAST_LINE = re.compile(r"(?:exec\s+(?![0-9]*[<>&])\S|exit\b)")
+
+
+def branch_conditions(commands: Sequence[Command], offset: int) -> tuple[tuple[str, bool], ...]:
+    """The ``if`` conditions the command at ``offset`` (in the script) runs under, outermost first, each as
+    ``(condition text, whether it must hold)``: in a ``then`` branch its own condition holds and the earlier ones of
+    its ``if`` do not; in the ``else`` none holds. ``commands``: the script's (``ParsedScript.lexed.commands``)."""
+    out: list[tuple[str, bool]] = []
+    while True:
+        around = next((c for c in commands if c.kind == "compound" and c.offset <= offset < c.offset + len(c.text)),
+                      None)
+        if around is None:
+            return tuple(out)
+        earlier: list[tuple[str, bool]] = []
+        for condition, start, end in if_branches(around):
+            if start <= offset < end:
+                out += earlier + ([(condition, True)] if condition else [])
+                break
+            earlier.append((condition, False))
+        commands = compound_body(around)
 
 
 def reachable_text(text: str) -> str:
