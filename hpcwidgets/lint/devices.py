@@ -335,7 +335,8 @@ def _slice_each(ctx: Context, step: Any) -> str:
 @rule("HPC142", "several-mig-slices-per-process-group", "error",
       summary="the workers of one node share several MIG slices: torchrun --nproc-per-node above 1, or several tasks "
               "per node without one slice bound to each, in a job whose GPUs are MIG slices",
-      why="A MIG slice (1g.10gb, 3g.40gb …) is a part of a GPU that Slurm hands out as a GPU of its own. A CUDA "
+      why="A MIG slice (1g.10gb, 3g.40gb …; a100_10g where a site names slices by their memory, less than any "
+          "whole GPU of the model has) is a part of a GPU that Slurm hands out as a GPU of its own. A CUDA "
           "process enumerates one slice only, however many CUDA_VISIBLE_DEVICES names (the CUDA documentation: "
           "'only single MIG instance enumeration is supported'), so torch.cuda.device_count() is 1 in each of them. "
           "torchrun's workers all see the node's slices, and so do the tasks of a step that binds no slice to each: "

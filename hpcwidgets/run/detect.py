@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from ..errors import ProfileError, RunError
-from ..spec.profile import (AMD_GPU_TYPE, CPU_ARCHES, INTEL_GPU_TYPE, MIG_GPU_TYPE, ClusterProfile, Partition, Qos,
-                             arch_name, best_partitions, gpu_type_vendor)
+from ..spec.profile import (AMD_GPU_TYPE, CPU_ARCHES, INTEL_GPU_TYPE, ClusterProfile, Partition, Qos, arch_name,
+                             best_partitions, gpu_type_vendor, is_mig_type)
 from ..spec.units import format_mem, parse_time
 
 __all__ = ["detect_from_saved", "detect_profile", "expand_hostlist", "guess_gpu_vendor", "gpus_per_node",
@@ -289,7 +289,7 @@ def gpus_per_node(nodes_gres: Iterable[Mapping[str, int]]) -> int:
     no full GPUs (a node with 4 B200 and 12 slices is a 4-GPU node; a partition of A100 nodes with 3 each and one
     node cut into 21 slices has 3 per node, and gpus_per_type says 21 for the slice type)."""
     nodes_gres = list(nodes_gres)
-    full = max((sum(n for t, n in g.items() if not MIG_GPU_TYPE.search(t)) for g in nodes_gres), default=0)
+    full = max((sum(n for t, n in g.items() if not is_mig_type(t)) for g in nodes_gres), default=0)
     return full or max((sum(g.values()) for g in nodes_gres), default=0)
 
 

@@ -110,6 +110,12 @@ NVIDIA_GPU_TYPE = re.compile(r"(?:nvidia_?|tesla_?)?(?:[abhklptv]\d{1,4}[a-z]?|g
 #: NVIDIA MIG slices as gres types name them (1g.10gb, 3g.40gb, nvidia_a100_80gb_pcie_1g.10gb, mig-2g.20gb): parts of
 #: a GPU
 MIG_GPU_TYPE = re.compile(r"(?:^|[_-])\d+g\.\d+gb$", re.IGNORECASE)
+#: a gres type that names an NVIDIA model MIG can split and a memory size (a100_10g, h100-20gb): some sites name
+#: slices so (NJIT's Wulver: a100_10g, a100_20g, a100_40g of 80 GB A100s), others whole GPUs (a100_80g)
+_MEMORY_NAMED = re.compile(r"(?:nvidia_)?(a100|a800|a30|h100|h800|h200|gh200|b200)[_-](\d{1,3})gb?", re.IGNORECASE)
+#: GB of the smallest whole GPU of each of those models: a name with less memory than that is a slice; a100_40g
+#: (a whole 40 GB A100, or a slice of an 80 GB one) is taken for the whole GPU
+_WHOLE_GPU_GB = {"a100": 40, "a800": 40, "a30": 24, "h100": 80, "h800": 80, "h200": 141, "gh200": 96, "b200": 180}
 #: partition names that say they are for trials (gputest, gpudev, dev-g, devel, debug, testing, interactive): short
 #: limits, few nodes, sometimes the login nodes; never the partition examples or a detected default should use
 TRIAL_PARTITION = re.compile(r"test|dev|debug|interactive", re.IGNORECASE)
@@ -139,17 +145,29 @@ def gpu_type_vendor(gpu_type: str) -> str:
 
 
 def is_mig_type(gpu_type: Any) -> bool:
-    """Whether a gres type names an NVIDIA MIG slice (1g.10gb, nvidia_a100_80gb_pcie_3g.40gb), a part of a GPU: a
-    CUDA process enumerates one slice only, however many it is shown, and slices have no peer-to-peer path (CUDA
-    IPC) between them, so one process group cannot spread its workers over several slices of a node."""
-    return isinstance(gpu_type, str) and bool(MIG_GPU_TYPE.search(gpu_type))
+    """Whether a gres type names an NVIDIA MIG slice (1g.10gb, nvidia_a100_80gb_pcie_3g.40gb, a100_10g), a part of a
+    GPU: a CUDA process enumerates one slice only, however many it is shown, and slices have no peer-to-peer path
+    (CUDA IPC) between them, so one process group cannot spread its workers over several slices of a node."""
+    return isinstance(gpu_type, str) and (bool(MIG_GPU_TYPE.search(gpu_type)) or _sliced_memory(gpu_type) > 0)
+
+
+def _sliced_memory(gpu_type: str) -> int:
+    """The GB of a slice named by its model and memory (``a100_10g`` → 10), less than any whole GPU of the model
+    has; 0 for any other name."""
+    m = _MEMORY_NAMED.fullmatch(gpu_type)
+    if m is None:
+        return 0
+    gb = int(m.group(2))
+    return gb if 0 < gb < _WHOLE_GPU_GB[m.group(1).lower()] else 0
 
 
 def mig_size(gpu_type: str) -> tuple[int, int]:
-    """A MIG slice's compute slices and memory in GB (``3g.40gb`` → (3, 40)), to rank slices; (0, 0) for another
-    name."""
-    m = re.search(r"(\d+)g\.(\d+)gb$", gpu_type, re.IGNORECASE) if isinstance(gpu_type, str) else None
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    """A MIG slice's compute slices and memory in GB (``3g.40gb`` → (3, 40); ``a100_10g``, which names no compute
+    slices, → (0, 10)), to rank slices; (0, 0) for another name."""
+    if not isinstance(gpu_type, str):
+        return (0, 0)
+    m = re.search(r"(\d+)g\.(\d+)gb$", gpu_type, re.IGNORECASE)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, _sliced_memory(gpu_type))
 
 
 def _str(value: Any) -> str:
