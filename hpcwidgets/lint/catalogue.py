@@ -1084,6 +1084,32 @@ def own_gpu_request(srun: Any) -> bool:
     return any(str(e).partition("=")[0] in _STEP_GPU_OPTIONS or str(e).startswith("-G") for e in srun.extra)
 
 
+def step_gpu_types(srun: Any) -> tuple[str, ...]:
+    """The GPU types an srun line names for its own step (``--gres=gpu:mi250:1``, ``-G a100:2``,
+    ``--gpus-per-task=h100:1``), in order, once each; () where it names none (it takes the job's GPUs, or asks for
+    a count only)."""
+    if srun is None:
+        return ()
+    found: list[str] = []
+    words = [str(e) for e in srun.extra]
+    values = [str(srun.gpus_per_task)] if isinstance(srun.gpus_per_task, str) else []
+    for k, word in enumerate(words):
+        flag, eq, value = word.partition("=")
+        if not eq and k + 1 < len(words):
+            value = words[k + 1]  # -G a100:1: the value is the next word
+        if flag == "--gres":
+            found += [parts[1] for parts in (item.split(":") for item in value.split(","))
+                      if parts[0] == "gpu" and len(parts) == 3 and parts[1] and parts[2].isdigit()]
+        elif flag in ("--gpus", "-G", "--gpus-per-node", "--gpus-per-task"):
+            values.append(value)
+    for value in values:
+        for item in value.split(","):
+            kind, _, count = item.rpartition(":")
+            if kind and count.isdigit() and not kind.isdigit():
+                found.append(kind)
+    return tuple(dict.fromkeys(found))
+
+
 def inherited_per_task(ctx: Context, step: Any) -> int | None:
     """The job's --gpus-per-task a step takes as its own: sbatch exports SLURM_GPUS_PER_TASK and srun reads it
     as --gpus-per-task (srun(1), input environment), so a step gets that many GPUs for each of its tasks, not the

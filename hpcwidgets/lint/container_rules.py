@@ -28,7 +28,8 @@ from .catalogue import (INSTANCE_SCHEME, MPI_LAUNCHERS, RANK_LAUNCHERS, _Inner, 
                         accelerate_path, apptainer_env, as_int, as_run, cached, containers, each_component, env_flag,
                         fix_for, in_job_component, insert_after, job_component_steps, job_nodes, one_node_job,
                         other_launches, own_gpu_request, profile_vendor, python_code, resources_from_command_line,
-                        run_words, shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+                        run_words, shell_script_word, simple_commands, step_gpu_types, step_tasks, steps, tasks_per_node,
+                        with_chain)
 from .network import _gpu_types, _mpirun_options, _mpirun_split
 
 
@@ -2748,7 +2749,7 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
           "CPU. --nv on AMD GPUs binds nothing either: a ROCm image still reaches the GPUs through the host's /dev, "
           "but not with --contain or --containall, and the flag misleads whoever reads the script. The job's GPU "
           "type (--gres=gpu:TYPE:N, --gpus=TYPE:N, --gpus-per-node=TYPE:N, --gpus-per-task=TYPE:N, or a GPU model "
-          "its --constraint asks for) names the vendor, read with the patterns the profiles use for gres type names "
+          "its --constraint asks for; a step's own srun --gres or --gpus* type for that step) names the vendor, read with the patterns the profiles use for gres type names "
           "(mi250, mi100: AMD; a100, h100, v100: NVIDIA). A warning, not HPC218's error: a site names its gres types in its "
           "own gres.conf, so the name is strong evidence, not the site's word. With a profile that says whose GPUs "
           "the job gets, HPC218 judges the flag instead; Intel types (pvc) and names the patterns do not know are "
@@ -2770,14 +2771,17 @@ apptainer exec --rocm pytorch_rocm6.2.sif python train.py
 def _flag_against_gpu_type(ctx: Context) -> Iterator[Any]:
     if profile_vendor(ctx):
         return  # the profile tells (HPC218), or says the GPUs are Intel ones
-    types = _gpu_types(ctx)
-    named = {gpu_type_vendor(t) for t in types}
-    if len(named) != 1 or (vendor := named.pop()) not in _GPU_FLAGS_OF:
-        return
-    right = _GPU_FLAGS_OF[vendor][0]
+    job_types = _gpu_types(ctx)
     for step, c in containers(ctx):
         if c.kind != "apptainer.run" or not in_job_component(ctx, step):
             continue
+        # a step that names GPU types of its own (srun --gres=gpu:mi250:1) gets those, whatever the job's are
+        own = step_gpu_types(step.chain.srun)
+        types = own or job_types
+        named = {gpu_type_vendor(t) for t in types}
+        if len(named) != 1 or (vendor := named.pop()) not in _GPU_FLAGS_OF:
+            continue
+        right = _GPU_FLAGS_OF[vendor][0]
         wrong = next((f for f in GPU_FLAGS if getattr(c, f.lstrip("-"), False) is True
                       and _VENDOR_OF_FLAG[f] != vendor), "")
         if not wrong:
@@ -2795,7 +2799,8 @@ def _flag_against_gpu_type(ctx: Context) -> Iterator[Any]:
         else:
             result = (f"{wrong} binds nothing for them, and a ROCm image reaches them only through the host's /dev, "
                       "which --contain and --containall leave out")
-        yield (step.line, f"{wrong} is for {_VENDOR_NAMES[_VENDOR_OF_FLAG[wrong]]} GPUs, but the job asks for "
+        yield (step.line, f"{wrong} is for {_VENDOR_NAMES[_VENDOR_OF_FLAG[wrong]]} GPUs, but the "
+                          f"{'step' if own else 'job'} asks for "
                           f"{types[0]} GPUs, which are {_VENDOR_NAMES[vendor]}: {result}; use {right}{doubt}", fix)
 
 
