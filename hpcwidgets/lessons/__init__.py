@@ -16,7 +16,8 @@ The lessons in ``notebooks/`` call these so the notebooks hold prose and calls, 
   account, QOS, memory where the default is small, the module of the site's container program; so an example shows
   only its own mistake, and :func:`findings_table` leaves out what the practice cluster's render-only Apptainer adds;
   :func:`multi_node_partition` is the partition the multi-node example uses;
-* :func:`gpu_vendor`, :func:`gpu_flag` and :func:`gpu_fields` give the GPU flag of the site's GPUs (``--nv``,
+* :func:`gpu_site` gives the profile a lesson about GPUs writes for (the generic one where the site has none);
+  :func:`gpu_vendor`, :func:`gpu_flag` and :func:`gpu_fields` give the GPU flag of the site's GPUs (``--nv``,
   ``--rocm`` or none), :func:`container_exec` the start of a GPU job's container command with the site's program
   and that flag, and :func:`site_image` the Apptainer image the site's examples use; :func:`command` writes a
   hand-written script's line with a model's words (a container's, srun's) in it;
@@ -209,6 +210,23 @@ def _site_entry(site: Any, gpu: bool, gpus: int = 1) -> Any:
     return site.part_of_node_partition(part, gpus=gpus)
 
 
+def has_gpus(site: Any) -> bool:
+    """Whether ``site`` has a partition with GPUs, where a lesson's GPU job can run."""
+    return site.default(gpu=True) is not None
+
+
+def gpu_site(site: Any) -> Any:
+    """The profile a lesson about GPUs writes its examples for: ``site`` where it has GPUs, else the generic profile
+    (NVIDIA A100s), saying so in a printed line. On a site without GPUs every GPU job is refused (HPC407), and the
+    lesson's examples would show that error in place of the mistake each one teaches."""
+    if has_gpus(site):
+        return site
+    from ..profiles import load_profile
+    print(f"{site.name} has no GPU partition: the GPU examples below are written for the generic profile, a site "
+          "with NVIDIA GPUs")
+    return load_profile("generic")
+
+
 def gpu_vendor(site: Any) -> str:
     """The vendor of the GPUs a lesson's GPU job gets on ``site`` (the job :func:`site_job` and :func:`job_head` write
     with ``gpus``): the vendor lint reads for HPC201 and HPC218 (the profile's ``vendor_for``: the partition's own
@@ -348,13 +366,14 @@ def site_job(site: Any, *, gpus: int = 0, part: Any = None, **fields: Any) -> An
 
 def job_head(site: Any, *options: str, gpus: int = 0) -> str:
     """The top of a hand-written job script that fits ``site``: ``#!/bin/bash``, the partition (a GPU partition when
-    ``gpus`` per node are requested) with the account, QOS and constraint the profile's entry for it names
+    ``gpus`` per node are requested, which a site without GPUs gets none of: :func:`has_gpus`) with the account, QOS and constraint the profile's entry for it names
     (:meth:`~hpcwidgets.spec.profile.ClusterProfile.job_fields`: HPC408 where an account is required), its default
     time limit when it has one (a job that sets none is stopped there: HPC411), each of ``options`` as an ``#SBATCH``
     line, ``--mem`` where the partition's default memory is too small for the job (:func:`site_mem`, HPC413), and
     the module that provides the site's container program (its ``apptainer_binary``: HPC409). A lesson's example
     built on it, calling that program (``site.apptainer_binary``), shows the one mistake it is about, and no other."""
     lines = ["#!/bin/bash"]
+    gpus = gpus if has_gpus(site) else 0
     part = _site_entry(site, gpus > 0, gpus)
     fields = site.job_fields(part)
     lines += [f"#SBATCH --{key}={fields[key]}" for key in ("partition", "account", "qos", "constraint") if fields[key]]
