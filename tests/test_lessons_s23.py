@@ -8,8 +8,8 @@
   Charliecloud cannot (ch-fromhost has no ROCm mode) and adds no step it cannot back.
 * Lesson prose that names ``APPTAINER_CACHEDIR`` names SingularityCE's variable too; the code cells write the site's.
 * The lesson refresher compares the saved widget state as well as the outputs, so the forms' texts a static view
-  shows (placeholders, tooltips) are saved again when the widgets change; lessons 00, 08, 09 and 11 hold the current
-  ones.
+  shows (placeholders, tooltips) are saved again when the widgets change; every lesson that saves widget state
+  (00, 02, 05, 06, 07, 08, 09, 11) is re-executed by a slow test to see that it holds the current ones.
 """
 
 from __future__ import annotations
@@ -316,8 +316,22 @@ def test_the_saved_forms_show_the_texts_of_the_current_widgets(lesson, key, isol
     assert saved and saved <= now, sorted(saved - now)
 
 
+def _with_widget_state() -> list[str]:
+    """The lessons that save widget state (a form, a findings view): each is checked by re-executing it."""
+    out = []
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")):
+        widgets = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("widgets", {})
+        if widgets.get(refresh._WIDGET_STATE, {}).get("state"):
+            out.append(path.name[:2])
+    return out
+
+
+def test_every_lesson_with_forms_saves_widget_state():
+    assert set(FORMS) <= set(_with_widget_state())
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("lesson", sorted(FORMS))
+@pytest.mark.parametrize("lesson", _with_widget_state())
 def test_re_executing_the_lesson_leaves_its_widget_state_as_saved(lesson):
     result = refresh.refresh(next(NOTEBOOKS.glob(f"{lesson}-*.ipynb")), write=False)
     assert not result.error, result.error
