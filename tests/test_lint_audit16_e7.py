@@ -180,7 +180,14 @@ def test_apptainer_on_a_singularity_site_names_the_sites_program(runtimes, binar
     text = JOB + "srun apptainer exec --nv img.sif python train.py\n"
     (line, message), = found(text, "HPC414", site(runtimes, binary))
     assert line == 6
-    assert "'apptainer: command not found'" in message and "call singularity" in message
+    # srun starts the program itself: each task fails as slurmstepd reports it (bash's error is for the batch shell)
+    assert "'slurmstepd: error: execve(): apptainer: No such file or directory'" in message
+    assert "call singularity" in message
+    for batch_shell in (text.replace("srun apptainer", "apptainer"),
+                        text.replace("srun apptainer exec --nv img.sif python train.py",
+                                     "srun bash -c 'apptainer exec --nv img.sif python train.py'")):
+        (_, message), = found(batch_shell, "HPC414", site(runtimes, binary))
+        assert "'apptainer: command not found'" in message   # bash looks the program up
 
 
 def test_singularity_on_a_charliecloud_site_has_no_program_to_call_instead():
@@ -242,3 +249,12 @@ def test_a_new_workflow_gets_the_sites_program_with_a_note(tmp_path, capsys):
     assert "singularity exec img.sif python train.py" in captured.out
     assert "note: the script runs singularity, not apptainer" in captured.err
     assert "HPC414" not in captured.err
+
+
+@pytest.mark.parametrize("step, error", [
+    ("srun apptainer exec img.sif python train.py", "slurmstepd: error: execve(): apptainer: No such file or directory"),
+    ("apptainer exec img.sif python train.py", "apptainer: command not found"),
+])
+def test_a_module_not_loaded_names_the_error_the_step_stops_with(step, error):
+    (line, message), = found(JOB + step + "\n", "HPC409", load_profile("midway3"))
+    assert line == 6 and f"'{error}'" in message

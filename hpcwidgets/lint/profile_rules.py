@@ -330,7 +330,8 @@ def _path_names(ctx: Context, program: str, module: str, line: int) -> bool:
 @rule("HPC409", "runtime-module-not-loaded", "warning",
       summary="the container runtime is used but the module the site provides it in is not loaded first",
       why="On sites where Apptainer or Charliecloud comes as an environment module, a batch job starts without it: "
-          "the step fails at once with 'apptainer: command not found' after the job has waited in the queue. A "
+          "the step fails at once with 'apptainer: command not found' (under srun, each task with 'slurmstepd: "
+          "error: execve(): apptainer: No such file or directory') after the job has waited in the queue. A "
           "program called by its path (/share/apps/singularity/bin/singularity exec …) is not looked up in PATH, so "
           "it is not reported; nor is one after a PATH the script extends, before the call, with a folder named for "
           "the program or its module (export PATH=/opt/apptainer/bin:$PATH), which does what the module would. A "
@@ -380,10 +381,10 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
             yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script loads "
                              f"{stray[0]} (line {stray[1]}) in its place, a module the profile {ctx.profile.name} "
                              f"does not list: unless that module provides {program} too, the job stops with "
-                             f"'{program}: command not found'; load {wanted} in place of {stray[0]}", fix)
+                             f"'{not_found_error(cmd, program)}'; load {wanted} in place of {stray[0]}", fix)
             continue
         yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
-                         f"before line {cmd.line}: the job stops with '{program}: command not found'; add "
+                         f"before line {cmd.line}: the job stops with '{not_found_error(cmd, program)}'; add "
                          f"module load {wanted} above it", _load_module_fix(ctx, cmd, wanted))
 
 
@@ -533,8 +534,9 @@ def _with_module_load(ctx: Context, program: str, message: str, fix: Fix | None)
       why="The profile's runtimes and apptainer_binary say which of the two the cluster has. A SingularityCE site "
           "(runtimes = [\"singularity\"], apptainer_binary = \"singularity\") has no apptainer command: Apptainer "
           "installs singularity as a second name, not the other way round; a site that lists neither has no "
-          "program to run a SIF image. The step then stops with 'apptainer: command not found' after the job has "
-          "waited in the queue. Not reported for a program called by its path (your own installation), nor when "
+          "program to run a SIF image. The step then stops with 'apptainer: command not found' (under srun: "
+          "'slurmstepd: error: execve(): apptainer: No such file or directory') after the job has waited in the "
+          "queue. Not reported for a program called by its path (your own installation), nor when "
           "the script looks for it (command -v) or loads a module named for it that may exist: a [modules] table "
           "that names the site's runtime modules and not this one (module load apptainer where it names only "
           "singularity) says the load fails too, and then it is reported, with a fix that loads the site's "
@@ -564,7 +566,7 @@ srun singularity exec --nv pytorch.sif python train.py
 def _runtime_not_on_site(ctx: Context) -> Iterator[Any]:
     for cmd, program, render_only in _missing_programs(ctx):
         if not render_only:
-            message, fix = _with_module_load(ctx, program, _not_listed_message(ctx.profile, program),
+            message, fix = _with_module_load(ctx, program, _not_listed_message(ctx.profile, program, cmd),
                                              _rename_runtime_fix(ctx, cmd, program))
             yield cmd.line, message, fix
 
@@ -662,7 +664,17 @@ def _rename_runtime_fix(ctx: Context, cmd: Any, program: str) -> Fix | None:
                text=line[:at] + "singularity" + line[at + len(program):])
 
 
-def _not_listed_message(profile: Any, program: str) -> str:
+def not_found_error(cmd: Any, program: str) -> str:
+    """The error a command whose ``program`` is not on PATH stops with: slurmstepd's where srun starts the program
+    itself (each task fails to start; exit code 2), bash's where the batch shell, or a shell srun starts
+    (``srun bash -c '…'``), looks it up (exit status 127)."""
+    argv = [str(w) for w in getattr(cmd, "argv", ())] if not hasattr(cmd, "outer") else []
+    if argv and argv[0].rsplit("/", 1)[-1] == "srun" and program != "srun":
+        return f"slurmstepd: error: execve(): {program}: No such file or directory"
+    return f"{program}: command not found"
+
+
+def _not_listed_message(profile: Any, program: str, cmd: Any = None) -> str:
     """What HPC414 says of ``program`` where the profile lists no runtime that installs it under that name."""
     runtimes = ", ".join(profile.runtimes) or "none"
     named = f", under the name {profile.apptainer_binary}" if "apptainer" in profile.runtimes \
@@ -671,4 +683,4 @@ def _not_listed_message(profile: Any, program: str) -> str:
     advice = f"call {other}, the site's name for it (the same commands and options)" if other else \
         "run the image with the site's runtime, or install Apptainer yourself"
     return (f"{program} is not on this cluster: the profile {profile.name} says it has {runtimes}{named}, so the "
-            f"step stops with '{program}: command not found'; {advice}")
+            f"step stops with '{not_found_error(cmd, program)}'; {advice}")
