@@ -118,3 +118,16 @@ def test_a_variable_set_from_a_slurm_variable_with_a_default():
     assert condition_holds(ctx, '[ "$NGPU" -gt 1 ]', 6) is False
     assert [s.line for s in steps(ctx)] == [9]
     assert "HPC106" in codes(script(2)) and "HPC106" not in codes(script(1))
+
+
+def test_a_launch_in_a_function_in_an_if_is_read_once_per_compound():
+    """A function's body ({ … }) starts where the function does: each compound is read under its own text."""
+    text = job("1", 'train() {\n  if [ "$SLURM_NNODES" -gt 1 ]; then\n    ' + MULTI.replace("\n  ", "\n    ")
+               + '\n  else\n    ' + SINGLE + '\n  fi\n}\ntrain')
+    parsed = read_script(text)
+    commands = parsed.lexed.commands
+    read: dict = {}
+    conditions = [branch_conditions(commands, s.command.offset, read) for s in parsed.steps_as_run]
+    assert conditions == [((' [ "$SLURM_NNODES" -gt 1 ]; ', True),), ((' [ "$SLURM_NNODES" -gt 1 ]; ', False),)]
+    assert len(read) == 3  # the function, its { } body and the if
+    assert "HPC106" not in codes(text)

@@ -325,7 +325,8 @@ def runs_for_job(ctx: Context, step: Any) -> bool:
     sbatch's command line); judged against this one, its launch would draw findings that do not apply."""
     if not step.in_compound:
         return True
-    for condition, must in branch_conditions(ctx.parsed.lexed.commands, step.command.offset):
+    read = cached(ctx, "compounds_read", dict)
+    for condition, must in branch_conditions(ctx.parsed.lexed.commands, step.command.offset, read):
         held = condition_holds(ctx, condition, step.line)
         if held is not None and held != must:
             return False

@@ -1342,23 +1342,35 @@ def directives_only(text: str) -> str:
 _LAST_LINE = re.compile(r"(?:exec\s+(?![0-9]*[<>&])\S|exit\b)")
 
 
-def branch_conditions(commands: Sequence[Command], offset: int) -> tuple[tuple[str, bool], ...]:
+def branch_conditions(commands: Sequence[Command], offset: int,
+                      read: dict[tuple[int, str], Any] | None = None) -> tuple[tuple[str, bool], ...]:
     """The ``if`` conditions the command at ``offset`` (in the script) runs under, outermost first, each as
     ``(condition text, whether it must hold)``: in a ``then`` branch its own condition holds and the earlier ones of
-    its ``if`` do not; in the ``else`` none holds. ``commands``: the script's (``ParsedScript.lexed.commands``)."""
+    its ``if`` do not; in the ``else`` none holds. ``commands``: the script's (``ParsedScript.lexed.commands``);
+    ``read``: what was read of the compounds so far (their branches and bodies, by offset and text), for a caller
+    that asks for many commands: each compound is then lexed once."""
+    if "if" not in "".join(c.text for c in commands if c.kind == "compound"):
+        return ()  # no compound holds an if (the usual script: steps in loops or none in compounds at all)
+    read = {} if read is None else read
     out: list[tuple[str, bool]] = []
+    seen: set[tuple[int, str]] = set()
     while True:
         around = next((c for c in commands if c.kind == "compound" and c.offset <= offset < c.offset + len(c.text)),
                       None)
-        if around is None:
-            return tuple(out)
+        if around is None or (around.offset, around.text) in seen:
+            return tuple(out)  # (a body that gave back its compound unchanged would be walked for ever)
+        seen.add((around.offset, around.text))
+        # by offset and text: a function's body ({ … }) starts where the function does, blanked header and all
+        key = (around.offset, around.text)
+        if key not in read:
+            read[key] = (if_branches(around), compound_body(around))
+        branches, commands = read[key]
         earlier: list[tuple[str, bool]] = []
-        for condition, start, end in if_branches(around):
+        for condition, start, end in branches:
             if start <= offset < end:
                 out += earlier + ([(condition, True)] if condition else [])
                 break
             earlier.append((condition, False))
-        commands = compound_body(around)
 
 
 def reachable_text(text: str) -> str:
