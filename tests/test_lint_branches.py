@@ -131,3 +131,15 @@ def test_a_launch_in_a_function_in_an_if_is_read_once_per_compound():
     assert conditions == [((' [ "$SLURM_NNODES" -gt 1 ]; ', True),), ((' [ "$SLURM_NNODES" -gt 1 ]; ', False),)]
     assert len(read) == 3  # the function, its { } body and the if
     assert "HPC106" not in codes(text)
+
+
+@pytest.mark.parametrize("line, judged", [
+    (f'[ "$SLURM_NNODES" -gt 1 ] && {MULTI.splitlines()[1].strip()}', False),   # runs only on several nodes
+    (f'[ "$SLURM_NNODES" -eq 1 ] || {MULTI.splitlines()[1].strip()}', False),   # likewise
+    (f'[ "$SLURM_NNODES" -eq 1 ] && {MULTI.splitlines()[1].strip()}', True),    # runs in this one-node job
+    (f'[ -f ready ] && {MULTI.splitlines()[1].strip()}', True),                 # a test lint cannot judge
+    (f'true && [ "$SLURM_NNODES" -gt 1 ] && {MULTI.splitlines()[1].strip()}', True),  # a longer list: left alone
+])
+def test_a_test_joined_to_the_launch_by_and_or_or(line, judged):
+    text = job("1", f'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n{line}')
+    assert ("HPC106" in codes(text)) is judged

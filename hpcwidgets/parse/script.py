@@ -1344,20 +1344,22 @@ _LAST_LINE = re.compile(r"(?:exec\s+(?![0-9]*[<>&])\S|exit\b)")
 
 def branch_conditions(commands: Sequence[Command], offset: int,
                       read: dict[tuple[int, str], Any] | None = None) -> tuple[tuple[str, bool], ...]:
-    """The ``if`` conditions the command at ``offset`` (in the script) runs under, outermost first, each as
-    ``(condition text, whether it must hold)``: in a ``then`` branch its own condition holds and the earlier ones of
-    its ``if`` do not; in the ``else`` none holds. ``commands``: the script's (``ParsedScript.lexed.commands``);
+    """The conditions the command at ``offset`` (in the script) runs under, outermost first, each as
+    ``(condition text, whether it must hold)``: those of the ``if`` branches around it (in a ``then`` branch its own
+    condition holds and the earlier ones of its ``if`` do not; in the ``else`` none holds), and the command a list
+    starts with before it (``TEST && command``: TEST holds; ``TEST || command``: it does not).
+    ``commands``: the script's (``ParsedScript.lexed.commands``);
     ``read``: what was read of the compounds so far (their branches and bodies, by offset and text), for a caller
     that asks for many commands: each compound is then lexed once."""
-    if "if" not in "".join(c.text for c in commands if c.kind == "compound"):
-        return ()  # no compound holds an if (the usual script: steps in loops or none in compounds at all)
     read = {} if read is None else read
     out: list[tuple[str, bool]] = []
     seen: set[tuple[int, str]] = set()
     while True:
         around = next((c for c in commands if c.kind == "compound" and c.offset <= offset < c.offset + len(c.text)),
                       None)
-        if around is None or (around.offset, around.text) in seen:
+        if around is None:
+            return tuple(out + _list_condition(commands, offset))
+        if (around.offset, around.text) in seen:
             return tuple(out)  # (a body that gave back its compound unchanged would be walked for ever)
         seen.add((around.offset, around.text))
         # by offset and text: a function's body ({ … }) starts where the function does, blanked header and all
@@ -1371,6 +1373,19 @@ def branch_conditions(commands: Sequence[Command], offset: int,
                 out += earlier + ([(condition, True)] if condition else [])
                 break
             earlier.append((condition, False))
+
+
+def _list_condition(commands: Sequence[Command], offset: int) -> list[tuple[str, bool]]:
+    """``[(TEST, True)]`` for the command at ``offset`` where a list starts with TEST and ``&&`` joins it to the
+    command (``[ "$SLURM_NNODES" -gt 1 ] && srun …``), ``[(TEST, False)]`` where ``||`` does; [] otherwise."""
+    at = next((k for k, c in enumerate(commands) if c.offset == offset), 0)
+    if at == 0:
+        return []
+    test = commands[at - 1]
+    if test.joined_by not in ("&&", "||") or (at > 1 and commands[at - 2].joined_by in ("&&", "||", "|", "|&")):
+        return []  # no list, or a longer one (A && B && step): its start is not the step's one condition
+    condition = test.text.strip()[:-2].strip()
+    return [(condition, test.joined_by == "&&")]
 
 
 def reachable_text(text: str) -> str:
