@@ -258,3 +258,17 @@ def test_a_new_workflow_gets_the_sites_program_with_a_note(tmp_path, capsys):
 def test_a_module_not_loaded_names_the_error_the_step_stops_with(step, error):
     (line, message), = found(JOB + step + "\n", "HPC409", load_profile("midway3"))
     assert line == 6 and f"'{error}'" in message
+
+
+def test_a_program_in_the_script_of_srun_bash_c_needs_the_module_too():
+    step = "srun bash -c 'apptainer exec img.sif python train.py'\n"
+    (line, message), = found(JOB + step, "HPC409", load_profile("midway3"))
+    assert line == 6 and "'apptainer: command not found'" in message   # bash in each task looks it up
+    fixed, applied = fix_script(JOB + step, load_profile("midway3"), select="HPC409")
+    assert [f.code for f in applied] == ["HPC409"] and fixed.endswith("module load apptainer\n" + step)
+    for loaded in (JOB + "module load apptainer\n" + step,
+                   JOB + "srun bash -c 'module load apptainer && apptainer exec img.sif python train.py'\n"):
+        assert found(loaded, "HPC409", load_profile("midway3")) == []
+    # a module loaded after the call in the script comes too late
+    late = JOB + "srun bash -c 'apptainer exec img.sif python train.py; module load apptainer'\n"
+    assert len(found(late, "HPC409", load_profile("midway3"))) == 1

@@ -11,8 +11,8 @@ import re
 from typing import Any, Iterator
 
 from . import Context, Fix, rule
-from .catalogue import (MPI_LAUNCHERS, _first_directive_line, _in_component, _simple_commands, cached, component_views,
-                        job_components, run_words, simple_commands)
+from .catalogue import (MPI_LAUNCHERS, _first_directive_line, _in_component, _shell_c_script, _simple_commands, cached,
+                        component_views, job_components, run_words, simple_commands)
 from .directives import _runs_only_diagnostics
 
 #: the options a problem may be about where the job sets its field with another field's option: the GPU type is
@@ -340,7 +340,9 @@ def _path_names(ctx: Context, program: str, module: str, line: int) -> bool:
           "singularity) counts as loading it; one named for another runtime that the profile's [modules] table "
           "does not list (module load apptainer where the site's module is singularity) does not, and the fix loads "
           "the profile's module in its place. The rule reads only what the profile's [modules] table names: "
-          "without a runtime module there it says nothing.",
+          "without a runtime module there it says nothing. A program the script of srun bash -c '…' runs is looked "
+          "up on the PATH the batch shell passes on, so it needs the module loaded in the batch shell too, unless "
+          "that script loads it before the call.",
       fix="module load the runtime's module (the profile names it) before the first command that uses it, or call "
           "the program by its full path.",
       catalogue=(12,), profile="midway3",
@@ -361,7 +363,7 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
     if ctx.profile is None or not ctx.parsed.directives:
         return  # a command typed at the prompt, where the module may well be loaded: only batch jobs start clean
     reported: set[str] = set()
-    for cmd in simple_commands(ctx):
+    for cmd, outer, loaded in _with_shell_scripts(simple_commands(ctx)):
         program = _program_run(cmd)
         if program in MPI_LAUNCHERS:  # mpirun [options] apptainer exec …: the ranks run the container program
             program = next((name for name in (str(w.value).rsplit("/", 1)[-1] for w in cmd.words[1:])
@@ -369,13 +371,13 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
         wanted = ctx.profile.runtime_module(program)
         if not wanted or wanted in reported:
             continue
-        if "/" in _program_word(cmd) or _path_names(ctx, program, wanted, cmd.line):
+        if "/" in _program_word(cmd) or _path_names(ctx, program, wanted, outer.line):
             continue  # called by its path (never looked up in PATH), or from a folder the script puts on PATH
-        if any((_same_module(name, wanted) or _same_module(name, program)) and line < cmd.line
-               for name, line in ctx.parsed.modules):
+        if any((_same_module(name, wanted) or _same_module(name, program)) and line < outer.line
+               for name, line in (*ctx.parsed.modules, *((name, 0) for name in loaded))):
             continue  # the profile's module, or one named for the program (singularity/3.6.1 for singularity)
         reported.add(wanted)
-        stray = _unknown_module(ctx, _RUNTIME_MODULE_NAMES, cmd.line)
+        stray = _unknown_module(ctx, _RUNTIME_MODULE_NAMES, outer.line)
         fix = _module_swap_fix(ctx, *stray, wanted) if stray is not None else None
         if stray is not None and fix is not None:  # module load apptainer where the site's is singularity
             yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script loads "
@@ -383,9 +385,28 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
                              f"does not list: unless that module provides {program} too, the job stops with "
                              f"'{not_found_error(cmd, program)}'; load {wanted} in place of {stray[0]}", fix)
             continue
-        yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
-                         f"before line {cmd.line}: the job stops with '{not_found_error(cmd, program)}'; add "
-                         f"module load {wanted} above it", _load_module_fix(ctx, cmd, wanted))
+        inside = "" if cmd is outer else " (in the script of its bash -c)"
+        yield (outer.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
+                           f"before line {outer.line}{inside}: the job stops with '{not_found_error(cmd, program)}'; "
+                           f"add module load {wanted} above it", _load_module_fix(ctx, outer, wanted))
+
+
+def _with_shell_scripts(commands: Any) -> Iterator[tuple[Any, Any, tuple[str, ...]]]:
+    """Each command as ``(command, command, ())``, followed by the commands of the script its ``bash -c`` runs
+    (``srun bash -c 'apptainer exec …'``) as ``(inner command, outer command, modules the script loads before it)``:
+    a program there is looked up on the PATH the batch shell passes on, unless the script loads a module first."""
+    for cmd in commands:
+        yield cmd, cmd, ()
+        loaded: list[str] = []
+        for inner in _shell_c_script(cmd):
+            if inner.kind != "simple":
+                continue
+            yield inner, cmd, tuple(loaded)
+            argv = [str(v) for v in inner.argv]
+            if argv[:2] in (["module", "load"], ["module", "add"]):
+                loaded += argv[2:]
+            elif argv[:1] == ["ml"]:
+                loaded += [a for a in argv[1:] if not a.startswith("-")]
 
 
 #: the names a container runtime's module goes by: the runtimes' and their programs'
