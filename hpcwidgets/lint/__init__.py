@@ -445,8 +445,8 @@ def rules_markdown() -> str:
            "`exec PROGRAM` or `exit` (the lines after them never run in the shell). The rules judge the job its "
            "`#SBATCH` lines ask for: a launch in an `if` branch that cannot run for it (under "
            "`[ \"$SLURM_NNODES\" -gt 1 ]` in a one-node job, or after a branch whose condition holds), or after "
-           "such a test and `&&`, is for another size of job and is not checked; a condition on anything else (a file, a variable the job does "
-           "not fix) leaves every branch checked.", "",
+           "such a test and `&&`, is for another size of job and is not checked; a condition on anything else "
+           "(a file, a variable the job does not fix) leaves every branch checked.", "",
            "| code | severity | rule |", "|---|---|---|"]
     all_rules = rules()
     for r in all_rules.values():

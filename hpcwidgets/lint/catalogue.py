@@ -321,8 +321,9 @@ def condition_holds(ctx: Context, condition: str, line: int) -> bool | None:
 def runs_for_job(ctx: Context, step: Any) -> bool:
     """False for a step in a branch of an ``if`` that cannot run for the job the #SBATCH lines ask for: under a
     condition on its counts that does not hold (``if [ "$SLURM_NNODES" -gt 1 ]`` in a one-node job), or in the
-    branch after one that does; likewise after such a test and ``&&`` (after one that holds and ``||``). Such a branch is for another size of job (a script that adapts to --nodes given on
-    sbatch's command line); judged against this one, its launch would draw findings that do not apply."""
+    branch after one that does; likewise after such a test and ``&&`` (after one that holds and ``||``). Such a
+    branch is for another size of job (a script that adapts to --nodes given on sbatch's command line); judged
+    against this one, its launch would draw findings that do not apply."""
     read = cached(ctx, "compounds_read", dict)
     for condition, must in branch_conditions(ctx.parsed.lexed.commands, step.command.offset, read):
         held = condition_holds(ctx, condition, step.line)

@@ -1359,11 +1359,11 @@ def branch_conditions(commands: Sequence[Command], offset: int,
                       None)
         if around is None:
             return tuple(out + _list_condition(commands, offset))
-        if (around.offset, around.text) in seen:
-            return tuple(out)  # (a body that gave back its compound unchanged would be walked for ever)
-        seen.add((around.offset, around.text))
         # by offset and text: a function's body ({ … }) starts where the function does, blanked header and all
         key = (around.offset, around.text)
+        if key in seen:
+            return tuple(out)  # (a body that gave back its compound unchanged would be walked for ever)
+        seen.add(key)
         if key not in read:
             read[key] = (if_branches(around), compound_body(around))
         branches, commands = read[key]
