@@ -182,13 +182,15 @@ def test_detection_leaves_out_a_partition_whose_nodes_differ_and_says_so():
     assert site.partition("cpu").cpu_arch == "x86_64"
 
 
-def test_detection_of_the_auditors_gh200_output():
+def test_detection_of_saved_gh200_output():
+    """``profile detect --from-dir`` on the saved scontrol records of a GH200 site (tests/data/profiles/gh200: four
+    nodes of four GH200, 288 Arm cores each): the site's architecture is aarch64."""
     from pathlib import Path
-    folder = Path("/tmp/s23/a1/detect/gh200")
-    if not folder.is_dir():
-        pytest.skip("the saved GH200 output is not on this machine")
     from hpcwidgets.run.detect import detect_from_saved
-    assert detect_from_saved(folder).cpu_arch == "aarch64"
+    site = detect_from_saved(Path(__file__).parent / "data" / "profiles" / "gh200")
+    assert site.cpu_arch == "aarch64"
+    assert [(p.name, p.gpus_per_node, p.cpus_per_node) for p in site.partitions] == [("normal", 4, 288),
+                                                                                      ("debug", 4, 288)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -406,21 +408,32 @@ def test_dockerfiles_too_and_targetarch_is_left_alone():
     assert _codes(picked, _arm(), path="Dockerfile") == []
 
 
-def test_the_auditors_scripts():
-    from pathlib import Path
-    folder = Path("/tmp/s23/a1/s")
-    if not folder.is_dir():
-        pytest.skip("the audit's scripts are not on this machine")
-    gh200 = _arm().replace(name="gh200")
-    expected = {"g02-amd64-only-image.sh": ["HPC419"], "g03-arch-amd64.sh": ["HPC418"],
-                "g04-x86-wheel.sh": ["HPC420"], "g11-build-x86-def.def": ["HPC711"]}
-    for name, codes in expected.items():
-        path = folder / name
-        assert _codes(path.read_text(), gh200, path=str(path)) == codes, name
-    # the other scripts of the GH200 set get none of these rules
-    for path in sorted(folder.glob("g*")):
-        if path.name not in expected:
-            assert _codes(path.read_text(), gh200, path=str(path)) == [], path.name
+_GH_HEAD = "#!/bin/bash\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:4\n#SBATCH --time=01:00:00\nmodule load apptainer\n"
+_NGC_DEF = "Bootstrap: docker\nFrom: nvcr.io/nvidia/pytorch:24.05-py3\n%post\n"
+#: a GH200 set of jobs and build files, each with the architecture rules it draws on aarch64 nodes
+_GH200_SET = {
+    "amd64-only-image.sh": (_GH_HEAD + "apptainer pull pt.sif docker://pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime\n"
+                            "srun apptainer exec --nv pt.sif python train.py\n", ["HPC419"]),
+    "arch-amd64.sh": (_GH_HEAD + "apptainer pull --arch amd64 pt.sif docker://nvcr.io/nvidia/pytorch:24.05-py3\n"
+                      "srun apptainer exec --nv pt.sif python train.py\n", ["HPC418"]),
+    "x86-wheel.sh": (_GH_HEAD + "srun apptainer exec --nv ngc.sif pip install --user "
+                     "https://x.org/flash_attn-2.5.8-cp310-cp310-linux_x86_64.whl\n", ["HPC420"]),
+    "build-x86.def": (_NGC_DEF + "    wget https://x.org/Miniforge3-Linux-x86_64.sh\n"
+                      "    bash Miniforge3-Linux-x86_64.sh -b -p /opt/conda\n", ["HPC711"]),
+    # and the same work done for the nodes: none of the rules
+    "ngc-image.sh": (_GH_HEAD + "apptainer pull ngc.sif docker://nvcr.io/nvidia/pytorch:24.05-py3\n"
+                     "srun apptainer exec --nv ngc.sif python train.py\n", []),
+    "uname-installer.sh": (_GH_HEAD + 'wget "https://x.org/Miniforge3-Linux-$(uname -m).sh"\n'
+                           'bash "Miniforge3-Linux-$(uname -m).sh" -b -p "$SCRATCH/conda"\n', []),
+    "build-arm.def": (_NGC_DEF + "    wget https://x.org/Miniforge3-Linux-aarch64.sh\n"
+                      "    bash Miniforge3-Linux-aarch64.sh -b -p /opt/conda\n", []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_GH200_SET))
+def test_a_gh200_set_of_jobs_and_build_files(name):
+    text, codes = _GH200_SET[name]
+    assert _codes(text, _arm().replace(name="gh200"), path=name) == codes
 
 
 def test_shipped_profiles_say_no_architecture_so_their_examples_are_unchanged():
