@@ -272,3 +272,10 @@ def test_a_program_in_the_script_of_srun_bash_c_needs_the_module_too():
     # a module loaded after the call in the script comes too late
     late = JOB + "srun bash -c 'apptainer exec img.sif python train.py; module load apptainer'\n"
     assert len(found(late, "HPC409", load_profile("midway3"))) == 1
+
+
+def test_a_module_of_another_runtime_before_srun_bash_c_is_reported_at_the_srun_line():
+    text = JOB + "module load singularity\nsrun bash -c 'apptainer exec img.sif python train.py'\n"
+    (line, message), = found(text, "HPC409", load_profile("midway3"))
+    assert line == 7 and "loads singularity (line 6) in its place" in message
+    assert "'apptainer: command not found'" in message

@@ -367,8 +367,8 @@ def site_job(site: Any, *, gpus: int = 0, part: Any = None, **fields: Any) -> An
 def job_head(site: Any, *options: str, gpus: int = 0) -> str:
     """The top of a hand-written job script that fits ``site``: ``#!/bin/bash``, the partition (a GPU partition when
     ``gpus`` per node are requested, which a site without GPUs gets none of: :func:`has_gpus`) with the account,
-    QOS and constraint the profile's entry for it names (:meth:`~hpcwidgets.spec.profile.ClusterProfile.job_fields`: HPC408 where an account is required), its default
-    time limit when it has one (a job that sets none is stopped there: HPC411), each of ``options`` as an ``#SBATCH``
+    QOS and constraint the profile's entry for it names (:meth:`~hpcwidgets.spec.profile.ClusterProfile.job_fields`:
+    HPC408 where an account is required), its default time limit when it has one (a job that sets none is stopped there: HPC411), each of ``options`` as an ``#SBATCH``
     line, ``--mem`` where the partition's default memory is too small for the job (:func:`site_mem`, HPC413), and
     the module that provides the site's container program (its ``apptainer_binary``: HPC409). A lesson's example
     built on it, calling that program (``site.apptainer_binary``), shows the one mistake it is about, and no other."""

@@ -2749,8 +2749,8 @@ def _wrong_vendor(ctx: Context) -> Iterator[Any]:
           "CPU. --nv on AMD GPUs binds nothing either: a ROCm image still reaches the GPUs through the host's /dev, "
           "but not with --contain or --containall, and the flag misleads whoever reads the script. The job's GPU "
           "type (--gres=gpu:TYPE:N, --gpus=TYPE:N, --gpus-per-node=TYPE:N, --gpus-per-task=TYPE:N, or a GPU model "
-          "its --constraint asks for; a step's own srun --gres or --gpus* type for that step) names the vendor, read with the patterns the profiles use for gres type names "
-          "(mi250, mi100: AMD; a100, h100, v100: NVIDIA). A warning, not HPC218's error: a site names its gres types in its "
+          "its --constraint asks for; a step's own srun --gres or --gpus* type for that step) names the vendor, read "
+          "with the patterns the profiles use for gres type names (mi250, mi100: AMD; a100, h100, v100: NVIDIA). A warning, not HPC218's error: a site names its gres types in its "
           "own gres.conf, so the name is strong evidence, not the site's word. With a profile that says whose GPUs "
           "the job gets, HPC218 judges the flag instead; Intel types (pvc) and names the patterns do not know are "
           "left alone.",

@@ -380,10 +380,10 @@ def _runtime_module(ctx: Context) -> Iterator[Any]:
         stray = _unknown_module(ctx, _RUNTIME_MODULE_NAMES, outer.line)
         fix = _module_swap_fix(ctx, *stray, wanted) if stray is not None else None
         if stray is not None and fix is not None:  # module load apptainer where the site's is singularity
-            yield (cmd.line, f"{program} comes from the module {wanted} on this cluster, and the script loads "
-                             f"{stray[0]} (line {stray[1]}) in its place, a module the profile {ctx.profile.name} "
-                             f"does not list: unless that module provides {program} too, the job stops with "
-                             f"'{not_found_error(cmd, program)}'; load {wanted} in place of {stray[0]}", fix)
+            yield (outer.line, f"{program} comes from the module {wanted} on this cluster, and the script loads "
+                               f"{stray[0]} (line {stray[1]}) in its place, a module the profile {ctx.profile.name} "
+                               f"does not list: unless that module provides {program} too, the job stops with "
+                               f"'{not_found_error(cmd, program)}'; load {wanted} in place of {stray[0]}", fix)
             continue
         inside = "" if cmd is outer else " (in the script of its bash -c)"
         yield (outer.line, f"{program} comes from the module {wanted} on this cluster, and the script does not load it "
