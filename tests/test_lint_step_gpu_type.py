@@ -46,6 +46,7 @@ def test_a_step_that_asks_for_a_count_only_takes_the_jobs_type():
 @pytest.mark.parametrize("line, types", [
     ("srun --gres=gpu:mi250:1,lscratch:10 true", ("mi250",)),
     ("srun --gres=gpu:a100:1,gpu:v100:1 true", ("a100", "v100")),
+    ("srun --gres=gpu:a100 true", ("a100",)),                  # one a100, as sbatch reads it
     ("srun -G a100:2 true", ("a100",)),
     ("srun --gpus-per-node=h100:4 --gpus-per-task=h100:1 true", ("h100",)),
     ("srun --gres=gpu:2 -G 2 true", ()),

@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import compound_body, lex_script
-from ..parse.script import branch_conditions, c_script_in, launch_words, python_module, shell_script_text
+from ..parse.script import (_gpu_item, branch_conditions, c_script_in, launch_words, python_module,
+                            shell_script_text)
 from ..spec._meta import Spec
 from ..spec._words import Verbatim
 from ..spec.argv import model_words
@@ -1097,9 +1098,9 @@ def step_gpu_types(srun: Any) -> tuple[str, ...]:
         flag, eq, value = word.partition("=")
         if not eq and k + 1 < len(words):
             value = words[k + 1]  # -G a100:1: the value is the next word
-        if flag == "--gres":
-            found += [parts[1] for parts in (item.split(":") for item in value.split(","))
-                      if parts[0] == "gpu" and len(parts) == 3 and parts[1] and parts[2].isdigit()]
+        if flag == "--gres":  # each gpu item as sbatch reads it (gpu:a100 is one a100)
+            found += [parts[1] for parts in map(_gpu_item, value.split(","))
+                      if parts[0] == "gpu" and len(parts) == 3 and parts[2].isdigit()]
         elif flag in ("--gpus", "-G", "--gpus-per-node", "--gpus-per-task"):
             values.append(value)
     for value in values:

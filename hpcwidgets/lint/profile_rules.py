@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
+from ..parse.script import _module_names
 from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _first_directive_line, _in_component, _shell_c_script, _simple_commands, cached,
                         component_views, job_components, run_words, simple_commands)
@@ -402,11 +403,7 @@ def _with_shell_scripts(commands: Any) -> Iterator[tuple[Any, Any, tuple[str, ..
             if inner.kind != "simple":
                 continue
             yield inner, cmd, tuple(loaded)
-            argv = [str(v) for v in inner.argv]
-            if argv[:2] in (["module", "load"], ["module", "add"]):
-                loaded += argv[2:]
-            elif argv[:1] == ["ml"]:
-                loaded += [a for a in argv[1:] if not a.startswith("-")]
+            loaded += _module_names(inner) or []  # module load/add, ml: as the script reader reads them
 
 
 #: the names a container runtime's module goes by: the runtimes' and their programs'
