@@ -28,6 +28,8 @@ import pytest
 
 from helpers import need
 from hpcwidgets.exercises import runner
+from hpcwidgets.lessons.kernel import IOPUB_TIMEOUT
+from hpcwidgets.lessons.kernel_client import MANAGER
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -135,7 +137,8 @@ def test_nbval_saved_outputs_match(tmp_path):
     pytest.importorskip("nbval")
     work = _copy_notebooks(tmp_path)
     files = [str(work / p.name) for p in lesson_paths()]
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", *files,
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "hpcwidgets.lessons.nbval_kernel",
+            "--nbval", *files,
             "--nbval-sanitize-with", str(work / "sanitize.cfg"), "--rootdir", str(work), "-o", "addopts=",
             "-n", "2", "--dist", "loadfile"]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=work, timeout=900)
@@ -158,7 +161,9 @@ def _execute(nb: Path, out: Path, profile: str) -> str:
     for _ in range(runner.START_ATTEMPTS):
         try:
             pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", cwd=str(nb.parent),
-                                progress_bar=False, log_output=False)
+                                progress_bar=False, log_output=False,
+                                kernel_manager_class=MANAGER, iopub_timeout=IOPUB_TIMEOUT,
+                                raise_on_iopub_timeout=True)
         except Exception as exc:  # noqa: BLE001 - reported with the notebook's name below
             failure = f"{nb.name} [{profile}]: {type(exc).__name__}: {str(exc)[-1500:]}"
             if not runner.kernel_start_failed(failure):   # a kernel that died starting is started again

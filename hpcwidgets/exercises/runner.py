@@ -39,7 +39,8 @@ from typing import Any, Callable, Iterable, Sequence
 from ..errors import HpcWidgetsError
 # the kernel, its start and the start failures worth another try are the lessons' too (the exercises import the
 # lessons, never the other way round)
-from ..lessons.kernel import KERNEL, KERNEL_START_FAILURES, START_ATTEMPTS, START_TIMEOUT, kernel_start_failed
+from ..lessons.kernel import (IOPUB_TIMEOUT, KERNEL, KERNEL_START_FAILURES, START_ATTEMPTS, START_TIMEOUT,
+                              kernel_start_failed)
 
 CELL_TIMEOUT = 180
 EXERCISE_MARK = "Exercise:"
@@ -299,10 +300,14 @@ def _first_lines(text: str, n: int = 6) -> str:
 
 def _papermill(task: Task, workdir: Path, timeout: int) -> None:
     import papermill
+
+    from ..lessons.kernel_client import MANAGER
     papermill.execute_notebook(
         str(task.notebook), str(workdir / f"out-{task.notebook.name}"), parameters=task.params,
         kernel_name=KERNEL, cwd=str(workdir), execution_timeout=timeout, start_timeout=START_TIMEOUT,
-        progress_bar=False, log_output=False, report_mode=False)
+        progress_bar=False, log_output=False, report_mode=False,
+        # passed on to nbclient: every output and widget message kept, and none lost unsaid
+        kernel_manager_class=MANAGER, iopub_timeout=IOPUB_TIMEOUT, raise_on_iopub_timeout=True)
 
 
 def _run_solution(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:
@@ -331,7 +336,9 @@ def _run_nbval(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:
         raise HpcWidgetsError(f"nbval task for {task.notebook} has no lessons folder; build tasks with plan()")
     copy = workdir / task.root.name
     shutil.copytree(task.root, copy, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    argv = [sys.executable, "-m", "pytest", "--nbval", str(copy / task.notebook.name), "-q", "-p", "no:cacheprovider",
+    # -p …nbval_kernel: nbval's kernel clients keep every message a cell sends (lessons/kernel_client.py)
+    argv = [sys.executable, "-m", "pytest", "-p", "hpcwidgets.lessons.nbval_kernel", "--nbval",
+            str(copy / task.notebook.name), "-q", "-p", "no:cacheprovider",
             "--nbval-kernel-name", KERNEL, f"--nbval-cell-timeout={timeout}", "-o", "addopts=",
             "--rootdir", str(workdir), "-c", os.devnull]
     sanitize = copy / "sanitize.cfg"   # the lessons' own output sanitizers (ids, timings, paths)

@@ -14,6 +14,12 @@ KERNEL = "python3"
 START_TIMEOUT = 90
 #: how many times a run whose kernel died starting is tried in all
 START_ATTEMPTS = 3
+#: seconds a run waits, after a cell's reply, for the cell's last outputs and widget messages. nbclient's default is
+#: 4 s, after which it goes on without them and only logs a warning; on a busy machine a cell that makes a large form
+#: takes longer than that to arrive. The wait ends as soon as the kernel says the cell is done, so a long limit costs
+#: nothing, and the runs pass ``raise_on_iopub_timeout=True``: a message that never comes is an error, not a quietly
+#: shorter notebook. (Messages that ZeroMQ dropped never come: see :mod:`hpcwidgets.lessons.kernel_client`.)
+IOPUB_TIMEOUT = 120
 
 # What jupyter_client says when a kernel never answered its first request. That is the machine, not the
 # notebook: jupyter_client picks free TCP ports, closes them and writes them to the connection file, and a
@@ -28,4 +34,4 @@ def kernel_start_failed(detail: str) -> bool:
     return any(sign in detail for sign in KERNEL_START_FAILURES)
 
 
-__all__ = ["KERNEL", "KERNEL_START_FAILURES", "START_ATTEMPTS", "START_TIMEOUT", "kernel_start_failed"]
+__all__ = ["IOPUB_TIMEOUT", "KERNEL", "KERNEL_START_FAILURES", "START_ATTEMPTS", "START_TIMEOUT", "kernel_start_failed"]

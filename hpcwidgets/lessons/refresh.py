@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import HpcWidgetsError
-from .kernel import KERNEL, START_ATTEMPTS, START_TIMEOUT, kernel_start_failed
+from .kernel import IOPUB_TIMEOUT, KERNEL, START_ATTEMPTS, START_TIMEOUT, kernel_start_failed
 
 #: the tag papermill gives the cell it adds with the parameters it was passed
 INJECTED_TAG = "injected-parameters"
@@ -225,11 +225,14 @@ def execute(nb: Any, folder: Path, *, env: Mapping[str, str] | None = None, time
     kernel took its port first) is started again, as the workshop check does."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    from .kernel_client import MANAGER
     _clean_metadata(nb)
     attempt = 0
     while True:
         attempt += 1
         client = NotebookClient(nb, kernel_name=KERNEL, timeout=timeout, startup_timeout=START_TIMEOUT,
+                                iopub_timeout=IOPUB_TIMEOUT, raise_on_iopub_timeout=True, kernel_manager_class=MANAGER,
                                 resources={"metadata": {"path": str(folder)}}, record_timing=False,
                                 store_widget_state=True, coalesce_streams=True)
         try:
@@ -240,6 +243,9 @@ def execute(nb: Any, folder: Path, *, env: Mapping[str, str] | None = None, time
                            if any(o.get("output_type") == "error" for o in c.get("outputs", []))), "a cell")
             raise HpcWidgetsError(f"{failed} failed: {exc.ename}: {str(exc.evalue)[:500]}") from exc
         except CellTimeoutError as exc:
+            if "IOPub" in str(exc):  # the cell ended, its outputs or widget messages did not all arrive
+                raise HpcWidgetsError(f"a cell's outputs did not all arrive within {IOPUB_TIMEOUT} s of its end (the "
+                                      f"machine is busy: run it again): {exc}") from exc
             raise HpcWidgetsError(f"a cell ran longer than {timeout} s (raise it with --timeout): {exc}") from exc
         except RuntimeError as exc:
             if attempt == START_ATTEMPTS or not kernel_start_failed(str(exc)):
