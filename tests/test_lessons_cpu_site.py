@@ -43,6 +43,17 @@ def test_job_head_asks_for_no_gpus_where_the_site_has_none(cpu_site):
     assert "#SBATCH --gres=gpu:1" in lessons.job_head(load_profile("generic"), gpus=1)
 
 
+def test_site_job_asks_for_no_gpus_where_the_site_has_none_as_job_head(cpu_site):
+    from hpcwidgets.render import render
+    job = lessons.site_job(cpu_site, gpus=1, job_name="leak", time="00:30:00")
+    assert not job.gpus_per_node and job.partition == "compute"
+    text = render(job)
+    assert "gpu" not in text
+    assert not [f for f in lint(text, cpu_site) if f.code == "HPC407"]
+    generic = render(lessons.site_job(load_profile("generic"), gpus=1))
+    assert "#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n" in generic
+
+
 @pytest.mark.parametrize("lesson", ["02", "04"])
 def test_lessons_show_no_gpu_request_the_site_refuses(lesson, tmp_path, monkeypatch):
     (tmp_path / "images").mkdir()

@@ -347,11 +347,12 @@ def site_job(site: Any, *, gpus: int = 0, part: Any = None, **fields: Any) -> An
     """A :class:`~hpcwidgets.spec.slurm.SlurmJob` that fits ``site``, the model of :func:`job_head`'s lines: on ``part``
     (by default the GPU partition when ``gpus`` per node are requested, else the default one) with the account, QOS
     and constraint the profile names for it (:meth:`~hpcwidgets.spec.profile.ClusterProfile.job_fields`), ``gpus``
-    per node, the module of the site's container program, then ``fields`` (they win; a ``time`` over the partition's
-    limit is lowered to it: HPC402), and ``--mem`` where the partition's default memory would be too small for the
-    job (:func:`site_mem`)."""
+    per node (none on a site without GPUs, as :func:`job_head`), the module of the site's container program, then
+    ``fields`` (they win; a ``time`` over the partition's limit is lowered to it: HPC402), and ``--mem`` where the
+    partition's default memory would be too small for the job (:func:`site_mem`)."""
     from ..spec.slurm import SlurmJob
     from ..spec.units import format_time, parse_time
+    gpus = gpus if has_gpus(site) else 0     # a GPU request there is only refused (HPC407)
     part = part if part is not None else _site_entry(site, gpus > 0, gpus)
     placed = {key: value for key, value in site.job_fields(part).items() if value}
     limit = part.max_seconds() if part is not None else None
