@@ -9,6 +9,10 @@ instead of nbclient's 4 s, and raises when that runs out.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+
 import nbformat
 import pytest
 
@@ -25,6 +29,30 @@ def _notebook():
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_code_cell("print(1)"))
     return nb
+
+
+def _large_form(last_line: str):
+    """A notebook whose first cell makes 3,000 text boxes at once (ending with ``last_line``) and whose second
+    prints."""
+    pytest.importorskip("ipywidgets")
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import ipywidgets as w\n"
+        "box = w.VBox([w.Text(description=f'field {i}') for i in range(3000)])\n" + last_line))
+    nb.cells.append(nbformat.v4.new_code_cell("print('after the form')"))
+    return nb
+
+
+@contextlib.contextmanager
+def _busy_cpus(processes: int = 8):
+    """Processes that keep the CPUs busy while the block runs, as other tests and builds do on CI's 2 cores."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
 
 
 def test_the_wait_is_far_above_nbclients_default():
@@ -105,22 +133,9 @@ def test_the_managers_clients_receive_without_limit():
 def test_a_large_form_keeps_every_widget_while_the_machine_is_busy(tmp_path):
     """3,000 text boxes made in one cell while eight processes keep the CPUs busy: every model is saved. With the
     default client this lost messages in each of three runs on a 2-core machine (0, 2,077 and 0 boxes kept)."""
-    import subprocess
-    import sys
-    pytest.importorskip("ipywidgets")
-    nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import ipywidgets as w\n"
-        "box = w.VBox([w.Text(description=f'field {i}') for i in range(3000)])\n"
-        "box"))
-    nb.cells.append(nbformat.v4.new_code_cell("print('after the form')"))
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(8)]
-    try:
+    nb = _large_form("box")
+    with _busy_cpus():
         refresh.execute(nb, tmp_path, timeout=300)
-    finally:
-        for p in busy:
-            p.kill()
-            p.wait()
     texts = refresh._widget_texts(refresh.widget_models(nb))
     assert sum(1 for t in texts if t.startswith("description 'field ")) == 3000
     assert nb.cells[1].outputs[0]["text"] == "after the form\n"
@@ -158,28 +173,15 @@ def test_the_nbval_plugin_gives_nbval_the_unlimited_clients():
 def test_nbval_with_the_plugin_checks_a_large_form_while_the_machine_is_busy(tmp_path):
     """nbval re-runs a notebook whose cell makes 3,000 text boxes and whose next cell prints, while eight processes
     keep the CPUs busy, and finds the saved outputs: none of the kernel's messages is lost."""
-    import subprocess
-    import sys
     pytest.importorskip("nbval")
-    pytest.importorskip("ipywidgets")
-    nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import ipywidgets as w\n"
-        "box = w.VBox([w.Text(description=f'field {i}') for i in range(3000)])\n"
-        "len(box.children)"))
-    nb.cells.append(nbformat.v4.new_code_cell("print('after the form')"))
+    nb = _large_form("len(box.children)")
     refresh.execute(nb, tmp_path)
     nb.metadata.pop("widgets", None)
     path = tmp_path / "form.ipynb"
     nbformat.write(nb, path)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "hpcwidgets.lessons.nbval_kernel",
             "--nbval", str(path), "--rootdir", str(tmp_path), "-o", "addopts=", "-c", "/dev/null"]
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(8)]
-    try:
+    with _busy_cpus():
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    finally:
-        for p in busy:
-            p.kill()
-            p.wait()
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "2 passed" in proc.stdout
