@@ -444,8 +444,9 @@ def rules_markdown() -> str:
            "`julia`, `csh`) has only its `#SBATCH` lines checked, and a shell script is read up to a top-level "
            "`exec PROGRAM` or `exit` (the lines after them never run in the shell). The rules judge the job its "
            "`#SBATCH` lines ask for: a launch in an `if` branch that cannot run for it (under "
-           "`[ \"$SLURM_NNODES\" -gt 1 ]` in a one-node job, or after a branch whose condition holds), or after "
-           "such a test and `&&`, is for another size of job and is not checked; a condition on anything else "
+           "`[ \"$SLURM_NNODES\" -gt 1 ]` in a one-node job, or after a branch whose condition holds), in a "
+           "`case \"$SLURM_NNODES\" in` item whose patterns do not match the count (or after one that does), or "
+           "after such a test and `&&`, is for another size of job and is not checked; a condition on anything else "
            "(a file, a variable the job does not fix) leaves every branch checked.", "",
            "| code | severity | rule |", "|---|---|---|"]
     all_rules = rules()

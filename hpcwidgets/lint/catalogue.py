@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import fnmatch
 import re
 from typing import Any, Iterator
 
@@ -297,10 +298,43 @@ _COMPARE = {"-eq": int.__eq__, "==": int.__eq__, "=": int.__eq__, "-ne": int.__n
             "-lt": int.__lt__, "<": int.__lt__, "-le": int.__le__, "<=": int.__le__}
 
 
+_CASE = re.compile(r"case (\S+) in (.+)")
+
+
+def _case_matches(ctx: Context, subject: str, patterns: str, line: int) -> bool | None:
+    """Whether a ``case`` item's patterns (``1``, ``2|3``, ``[2-9]``, ``*``) match SUBJECT, a count the job fixes;
+    None where the count is not known or a pattern is not plain glob text (a variable, a quote around glob
+    characters)."""
+    if len(subject) > 1 and subject[0] == subject[-1] == '"':
+        subject = subject[1:-1]   # "$SLURM_NNODES": the same number
+    value = as_int(ctx, subject, line)
+    words = [w.strip() for w in patterns.split("|")]
+    if "*" in words:
+        return True               # matches whatever the subject is, known or not
+    if value is None:
+        return None
+    for word in words:
+        if any(c in word for c in "$`\\") or not word:
+            return None
+        if word[0] == word[-1] and word[0] in "'\"" and len(word) > 1:
+            word = word[1:-1]
+            if any(c in word for c in "*?["):
+                return None       # quoted: the characters are literal, which fnmatch cannot be told
+        elif any(c in word for c in "'\""):
+            return None
+        if fnmatch.fnmatchcase(str(value), word):
+            return True
+    return False
+
+
 def condition_holds(ctx: Context, condition: str, line: int) -> bool | None:
     """Whether an ``if`` condition holds for the job its #SBATCH lines ask for, when it compares counts the job
     fixes (``[ "$SLURM_NNODES" -gt 1 ]`` in a job with ``--nodes=1``: it does not; see :func:`as_int` for the
-    variables known); None for any other condition, or counts not known."""
+    variables known), or a ``case`` item's patterns match such a count (``case $SLURM_NNODES in 1``); None for any
+    other condition, or counts not known."""
+    case = _CASE.fullmatch(condition)
+    if case is not None:
+        return _case_matches(ctx, case.group(1), case.group(2), line)
     text = condition.strip().rstrip(";").strip()
     negate = text.startswith("! ")
     text = text[2:].strip() if negate else text
@@ -326,7 +360,11 @@ def runs_for_job(ctx: Context, step: Any) -> bool:
     branch is for another size of job (a script that adapts to --nodes given on sbatch's command line); judged
     against this one, its launch would draw findings that do not apply."""
     read = cached(ctx, "compounds_read", dict)
-    for condition, must in branch_conditions(ctx.parsed.lexed.commands, step.command.offset, read):
+    # where the command's first word is: a command read from a block may start with the blanks that stand for the
+    # syntax before it on its line (``1) torchrun …`` in a case item), which lie outside the item's commands
+    text = step.command.text
+    offset = step.command.offset + len(text) - len(text.lstrip())
+    for condition, must in branch_conditions(ctx.parsed.lexed.commands, offset, read):
         held = condition_holds(ctx, condition, step.line)
         if held is not None and held != must:
             return False

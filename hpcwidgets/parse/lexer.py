@@ -407,6 +407,37 @@ def if_branches(command: Command) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
+def case_branches(command: Command) -> tuple[tuple[str, int, int], ...]:
+    """The items of a ``case`` compound, as :func:`if_branches` gives an ``if``'s branches: for each item
+    ``("case SUBJECT in PATTERNS", start, end)``, where SUBJECT is the word between ``case`` and ``in``, PATTERNS
+    the item's patterns as written (``2|3``, ``*``, ``1``) and ``start``/``end`` the offsets in the script of the
+    commands it runs. An item runs when its patterns match and no earlier item's do. () for any other compound,
+    or a ``case`` whose items may run on into the next (``;&``, ``;;&``): each item's condition is then not its
+    own."""
+    if command.kind != "compound" or command.text.lstrip()[:4] != "case":
+        return ()
+    text = command.text
+    spans = _syntax_spans(_Lexer(text, "").tokenize())
+    if not spans or len(spans) < 3 or text[spans[0][0]:spans[0][1]] != "case":
+        return ()
+    header = text[spans[1][0]:spans[1][1]].split()
+    if len(header) != 2 or header[1] != "in":
+        return ()
+    subject = header[0]
+    out: list[tuple[str, int, int]] = []
+    base = command.offset
+    rest = spans[2:]
+    for k, (start, end) in enumerate(rest[:-1]):
+        piece = text[start:end].strip()
+        if piece in (";&", ";;&"):
+            return ()
+        if piece == ";;":
+            continue
+        patterns = piece[1:] if piece.startswith("(") else piece
+        out.append((f"case {subject} in {patterns[:-1].strip()}", base + end, base + rest[k + 1][0]))
+    return tuple(out)
+
+
 def _moved(cmd: Command, line: int, col: int, offset: int) -> Command:
     """``cmd``, lexed from a text on its own, placed where that text starts in the script: ``line`` lines
     and (on the text's first line) ``col`` columns further, at ``offset``."""

@@ -20,8 +20,8 @@ from ..spec.common import ARRAY_WORD, LIST_WORD
 from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SBATCH_SHORT, SWITCHED_OFF, Comment, SlurmJob, is_hetjob_word,
                           is_shell, sbatch_long_option, sbatch_option, shebang_program)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
-from .lexer import (Command, Script, Word, compound_body, directive_words, first_command_line, if_branches,
-                    lex_command, lex_script)
+from .lexer import (Command, Script, Word, case_branches, compound_body, directive_words, first_command_line,
+                    if_branches, lex_command, lex_script)
 
 _SUPPRESS = re.compile(r"hpcw:\s*(disable|disable-file|disable-next)\s*=\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)")
 _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -1346,8 +1346,9 @@ def branch_conditions(commands: Sequence[Command], offset: int,
                       read: dict[tuple[int, str], Any] | None = None) -> tuple[tuple[str, bool], ...]:
     """The conditions the command at ``offset`` (in the script) runs under, outermost first, each as
     ``(condition text, whether it must hold)``: those of the ``if`` branches around it (in a ``then`` branch its own
-    condition holds and the earlier ones of its ``if`` do not; in the ``else`` none holds), and the command a list
-    starts with before it (``TEST && command``: TEST holds; ``TEST || command``: it does not).
+    condition holds and the earlier ones of its ``if`` do not; in the ``else`` none holds), those of the ``case``
+    items around it (``case SUBJECT in PATTERNS``: its own item's patterns match, the earlier items' do not), and
+    the command a list starts with before it (``TEST && command``: TEST holds; ``TEST || command``: it does not).
     ``commands``: the script's (``ParsedScript.lexed.commands``);
     ``read``: what was read of the compounds so far (their branches and bodies, by offset and text), for a caller
     that asks for many commands: each compound is then lexed once."""
@@ -1365,7 +1366,7 @@ def branch_conditions(commands: Sequence[Command], offset: int,
             return tuple(out)  # (a body that gave back its compound unchanged would be walked for ever)
         seen.add(key)
         if key not in read:
-            read[key] = (if_branches(around), compound_body(around))
+            read[key] = (if_branches(around) or case_branches(around), compound_body(around))
         branches, commands = read[key]
         earlier: list[tuple[str, bool]] = []
         for condition, start, end in branches:
