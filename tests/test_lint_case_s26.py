@@ -15,7 +15,6 @@ from hpcwidgets.parse.script import branch_conditions, read_script
 from test_lint_branches import MULTI, SINGLE, codes, job
 
 
-
 def adaptive(nodes: str, subject: str = '"$SLURM_NNODES"') -> str:
     return job(nodes, f"case {subject} in\n  1)\n    {SINGLE}\n    ;;\n  *)\n    {MULTI}\n    ;;\nesac")
 
