@@ -129,6 +129,33 @@ def test_the_managers_clients_receive_without_limit():
     assert asyncio.run(hwms()) == (0, 0)
 
 
+_KERNEL_HWM = ("import ipykernel.kernelapp as k\n"
+               "print(k.IPKernelApp.instance().iopub_thread.socket.sndhwm)")
+
+
+def test_the_runs_kernels_send_without_limit(tmp_path):
+    """The kernel of a run loads kernel_iopub: its IOPub socket has no high-water mark, and nothing is left in the
+    notebook's namespace."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(_KERNEL_HWM))
+    nb.cells.append(nbformat.v4.new_code_cell("print(sorted(n for n in dir() if not n.startswith('_')))"))
+    refresh.execute(nb, tmp_path)
+    assert nb.cells[0].outputs[0]["text"] == "0\n"
+    assert nb.cells[1].outputs[0]["text"] == "['In', 'Out', 'exit', 'get_ipython', 'k', 'open', 'quit']\n"
+
+
+def test_the_extension_is_added_only_to_ipykernel_commands():
+    from hpcwidgets.lessons.kernel_client import _kernel_cmd
+    from hpcwidgets.lessons.kernel_iopub import ARGUMENT
+    assert _kernel_cmd(["python", "-m", "ipykernel_launcher", "-f", "c.json"])[-1] == ARGUMENT
+    assert _kernel_cmd(["julia", "kernel.jl", "c.json"]) == ["julia", "kernel.jl", "c.json"]
+
+
+def test_the_extension_does_nothing_outside_a_kernel():
+    from hpcwidgets.lessons.kernel_iopub import load_ipython_extension
+    assert load_ipython_extension(None) is None
+
+
 @pytest.mark.slow
 def test_a_large_form_keeps_every_widget_while_the_machine_is_busy(tmp_path):
     """3,000 text boxes made in one cell while eight processes keep the CPUs busy: every model is saved. With the
@@ -161,9 +188,13 @@ def test_the_nbval_plugin_gives_nbval_the_unlimited_clients():
     import hpcwidgets.lessons.nbval_kernel  # noqa: F401 - the plugin: importing it is what it does
     from hpcwidgets.lessons.kernel_client import WholeOutputBlockingManager
     assert nbval.kernel.KernelManager is WholeOutputBlockingManager
+    printed: list = []
     km, kc = nbval.kernel.start_new_kernel(startup_timeout=90, kernel_name="python3")
     try:
         assert (kc.iopub_channel.socket.rcvhwm, kc.shell_channel.socket.rcvhwm) == (0, 0)
+        reply = kc.execute_interactive(_KERNEL_HWM, timeout=60, output_hook=lambda msg: printed.append(msg))
+        assert reply["content"]["status"] == "ok"
+        assert [m["content"]["text"] for m in printed if m["msg_type"] == "stream"] == ["0\n"]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

@@ -1,15 +1,17 @@
-"""A kernel manager whose clients receive every message a cell publishes, for the notebook runs the project makes.
+"""Kernel managers whose runs keep every message a cell publishes, for the notebook runs the project makes.
 
-A kernel publishes a cell's outputs and widget messages on a ZeroMQ PUB socket, and PUB drops the messages a
-subscriber has not taken in once 1,000 wait for it (ZeroMQ's default high-water mark), telling neither side. A form of
-a thousand widgets sends that many messages at once. On a busy 2-core machine the run reading them fell behind, and
-the widget state it saved lacked whole parts of the form: CI's run of lesson 08 kept 996 of its 1,163 widget models.
-One cell making 3,000 text boxes, run three times beside eight busy processes on this 2-core machine, kept 0, 2,077
-and 0 of them; in two of the three the cell's "done" message was dropped too, so the run waited out its timeout.
+A kernel publishes a cell's outputs and widget messages on a ZeroMQ PUB socket. ZeroMQ holds at most 1,000 messages
+for each end of a connection (its default high-water mark), and PUB drops what comes beyond that while its reader
+is behind, telling neither side. A form of a thousand widgets sends that many messages at once. On a busy 2-core
+machine the run reading them fell behind, and the widget state it saved lacked a stretch of the form: CI's run of
+lesson 08 kept 996 of its 1,163 widget models. One cell making 3,000 text boxes, run three times beside eight busy
+processes on this 2-core machine, kept 0, 2,077 and 0 of them; in two of the three the cell's "done" message was
+dropped too, so the run waited out its timeout.
 
-The clients made here lift the limit on their own socket. ZeroMQ's I/O thread then takes in each message as it
-arrives, however far behind the Python code reading them is, so the kernel's queue never fills: the same cell kept
-3,000 of 3,000 in each of three runs under the same load.
+Both ends lose their limit here. The clients' sockets queue what arrives however far behind the Python code reading
+them is (the same cell kept 3,000 of 3,000 in each of three runs under the same load), and the kernel loads
+:mod:`hpcwidgets.lessons.kernel_iopub`, which lifts the limit of its IOPub socket: a kernel whose own sending falls
+behind (lesson 09 lost 126 of 1,163 models with only the clients' limit lifted) keeps the messages until they go.
 
 Give :data:`MANAGER` as ``kernel_manager_class`` to nbclient's ``NotebookClient`` (papermill passes it on); nbval's
 runs load :mod:`hpcwidgets.lessons.nbval_kernel`, which gives nbval :class:`WholeOutputBlockingManager`. Imports
@@ -38,11 +40,21 @@ class WholeOutputClient(AsyncKernelClient):
         return _unlimited(super()._context_default())    # the client's own context: it destroys it when done
 
 
+def _kernel_cmd(cmd: list[str]) -> list[str]:
+    """An ipykernel command line with :mod:`hpcwidgets.lessons.kernel_iopub` loaded (the kernel's end)."""
+    from .kernel_iopub import ARGUMENT
+    return [*cmd, ARGUMENT] if any("ipykernel" in part for part in cmd) else cmd
+
+
 class WholeOutputManager(AsyncKernelManager):
-    """nbclient's kernel manager, making :class:`WholeOutputClient` clients."""
+    """nbclient's kernel manager: a kernel whose IOPub socket queues without limit, and
+    :class:`WholeOutputClient` clients."""
 
     client_class = DottedObjectName(f"{__name__}.WholeOutputClient")
     client_factory = Type(WholeOutputClient, klass=AsyncKernelClient)
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return _kernel_cmd(super().format_kernel_cmd(extra_arguments))
 
 
 class WholeOutputBlockingClient(BlockingKernelClient):
@@ -53,10 +65,13 @@ class WholeOutputBlockingClient(BlockingKernelClient):
 
 
 class WholeOutputBlockingManager(KernelManager):
-    """nbval's kernel manager, making :class:`WholeOutputBlockingClient` clients."""
+    """nbval's kernel manager: the same kernel, and :class:`WholeOutputBlockingClient` clients."""
 
     client_class = DottedObjectName(f"{__name__}.WholeOutputBlockingClient")
     client_factory = Type(WholeOutputBlockingClient, klass=BlockingKernelClient)
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return _kernel_cmd(super().format_kernel_cmd(extra_arguments))
 
 
 #: the kernel manager class the notebook runs use
