@@ -2273,7 +2273,8 @@ def _legacy(ctx: Context) -> Iterator[Any]:
           "deepspeed --num_nodes takes the first hosts of its hostfile: more than the job has gives a smaller run than planned (or reaches hosts "
           "outside the job), and without a hostfile deepspeed stops ('Num nodes is >1 but no extra nodes available "
           "via hostfile'). (In a heterogeneous job only steps in its first component are judged: the job's counts "
-          "are that component's.)",
+          "are that component's. A launcher a loop starts on one node per pass, in the background "
+          "(for node in …; do srun -N1 -w \"$node\" torchrun … & done; wait), is left alone: every pass adds one.)",
       fix="Write --nnodes=$SLURM_NNODES or the job's --nodes value (accelerate: --num_machines; deepspeed: "
           "--num_nodes).",
       catalogue=(7, 21),
@@ -2295,7 +2296,7 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
         return
     for step in job_component_steps(ctx):
         launcher = step.chain.launcher
-        if launcher is None or launcher.standalone:
+        if launcher is None or launcher.standalone or _started_per_pass(ctx, step):
             continue
         nnodes = as_int(ctx, launcher.nnodes, step.line) if launcher.nnodes and ":" not in launcher.nnodes else launcher.nnodes_int
         srun = step.chain.srun
@@ -2340,6 +2341,15 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
                           f"use --nnodes={nodes}", count_fix(ctx, f"--nnodes={nodes}", step, chain))
     yield from _accelerate_machines_mismatch(ctx)
     yield from _deepspeed_nodes_mismatch(ctx)
+
+
+def _started_per_pass(ctx: Context, step: Any) -> bool:
+    """Whether a loop (or GNU parallel, xargs -P) starts ``step`` again beside its earlier starts (``for node in …; do
+    srun -N1 -w "$node" torchrun … & done; wait``): the launchers that join the rendezvous are then those of every
+    pass, a number the step's own nodes do not give."""
+    from .parallel_steps import background_steps
+    return any(b.step.command.offset == step.command.offset and (b.in_loop or b.several) and b.side_by_side
+               for b in background_steps(ctx))
 
 
 def _accelerate_machines_mismatch(ctx: Context) -> Iterator[Any]:
