@@ -126,10 +126,15 @@ def test_a_bad_value_is_explained_under_its_field_and_findings_lines_are_even(la
         type_into(page, "Time limit", "02:00:00")
         expect(row.locator(".hpcw-field-error")).to_be_hidden()
 
+        expect(preview(page)).to_contain_text("#SBATCH --time=02:00:00")  # the form's refresh is done
         fixable = page.locator(".hpcw-finding-row", has_text="HPC101").locator(".hpcw-finding")
         expect(fixable).to_be_visible()
-        spacing = fixable.evaluate("e => [parseFloat(getComputedStyle(e).lineHeight), parseFloat(getComputedStyle(e).fontSize)]")
+        for _ in range(20):
+            spacing = fixable.evaluate(
+                "e => [parseFloat(getComputedStyle(e).lineHeight), parseFloat(getComputedStyle(e).fontSize)]")
+            if spacing[0] == spacing[0]:
+                break  # (NaN: the findings were drawn again as the element was read, and it had left the page)
+            page.wait_for_timeout(100)
         assert spacing[0] < 2 * spacing[1], f"a finding's lines are spaced as text, not as control rows: {spacing}"
-        expect(preview(page)).to_contain_text("#SBATCH --time=02:00:00")
     finally:
         context.close()
