@@ -61,3 +61,27 @@ def test_a_loop_that_waits_for_each_pass_is_still_reported():
                    '  wait\n'
                    'done\n')
     assert "HPC112" in codes(text)
+
+
+ONE_GPU = """#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --ntasks=4
+#SBATCH --cpus-per-task=4
+#SBATCH --gres=gpu:{gpus}
+#SBATCH --time=01:00:00
+for lr in 0.1 0.01 0.001 0.0001; do
+  srun --exact -n 1 -c 4 {extra}apptainer exec --nv img.sif python train.py --lr "$lr" &
+done
+wait
+"""
+
+
+def test_steps_side_by_side_on_a_jobs_one_gpu_are_told_of_overlap():
+    """On the practice cluster (Slurm 22.05) two steps of a one-GPU job ran one after the other without a GPU count
+    and with --gpus=1 each, and together with --overlap: the advice names --overlap, not --gpus=1."""
+    found = [f for f in lint(ONE_GPU.format(gpus=1, extra="")) if f.code == "HPC518"]
+    assert len(found) == 1
+    assert "srun --overlap" in found[0].message and "would with --gpus=1 each too" in found[0].message
+    four = [f for f in lint(ONE_GPU.format(gpus=4, extra="")) if f.code == "HPC518"]
+    assert len(four) == 1 and "--gpus=1" in four[0].message and "--overlap" not in four[0].message
+    assert "HPC518" not in codes(ONE_GPU.format(gpus=4, extra="--gpus=1 "))

@@ -352,7 +352,9 @@ def _missing_share(ctx: Context, step: Any) -> list[str]:
           "to one node; -c/--cpus-per-task and --exclusive imply --exact, and from Slurm 23.11 so does the job's "
           "own --cpus-per-task. Steps that do take only their share still cannot use more CPUs than the job holds: "
           "eight srun -n 1 … & in a job of one task and one CPU run one at a time. Steps placed one per node by name "
-          "(-w \"${nodes[$i]}\", or in a loop over the job's nodes: a head and its workers) are left alone.",
+          "(-w \"${nodes[$i]}\", or in a loop over the job's nodes: a head and its workers) are left alone. A job "
+          "of one GPU runs such steps one at a time even with --gpus=1 each: only srun --overlap lets them share "
+          "it (Slurm 22.05 on the practice cluster).",
       fix="Give each step its share: srun --exact -n 1 -c 4 --gpus=1 … & (the CPUs and GPUs of one run), then wait; "
           "under GNU parallel or xargs -P the same: parallel -j 4 srun --exact -n 1 -c 4 ./task {} ::: *.in.",
       bad="""#!/bin/bash
@@ -400,8 +402,15 @@ def _steps_one_after_another(ctx: Context) -> Iterator[Any]:
         reported.add(where)
         what = " and ".join(f"all the {m}" for m in missing)
         without = " and ".join({"CPUs": "--exact", "GPUs": "a GPU count of its own (--gpus=1)"}[m] for m in missing)
-        gpu = " --gpus=1" if ctx.job.gpus_on_each_node else ""
         amp = " &" if b.how == "srun … &" else ""
+        if "GPUs" in missing and ctx.job.gpus_on_each_node == 1:
+            # one GPU: steps with --gpus=1 each still take it in turn; only --overlap lets them share it
+            yield (b.step.line, f"{_how_started(b)}, but the job has one GPU and each step takes {what} of its node, "
+                                f"so the steps run one after another (step creation temporarily disabled), and "
+                                f"would with --gpus=1 each too; to run them together on the one GPU start each with "
+                                f"srun --overlap …{amp} (they share its memory), or ask the job for a GPU per step")
+            continue
+        gpu = " --gpus=1" if ctx.job.gpus_on_each_node else ""
         yield (b.step.line, f"{_how_started(b)}, but without {without} each step takes {what} of the job's node, so "
                             f"the steps run one after another (step creation temporarily disabled); give each its "
                             f"share, e.g. srun --exact -n 1 -c N{gpu} …{amp}")
