@@ -3,8 +3,9 @@
 On CI's busy 2-core machine the re-execution of lesson 08 saved 996 of its form's 1,163 widget models: the kernel's
 ZeroMQ PUB socket dropped the messages its reader had not taken in once 1,000 waited (see
 :mod:`hpcwidgets.lessons.kernel_client`). Every run the project makes (lesson refresh, the workshop check, the lesson
-tests) now reads with a client whose socket has no such limit, waits :data:`IOPUB_TIMEOUT` for a cell's last messages
-instead of nbclient's 4 s, and raises when that runs out.
+tests) now starts a kernel whose IOPub socket has no such limit (:mod:`hpcwidgets.lessons.kernel_iopub`), reads with
+a client whose socket has none either, waits :data:`IOPUB_TIMEOUT` for a cell's last messages instead of nbclient's
+4 s, and raises when that runs out.
 """
 
 from __future__ import annotations
