@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcwidgets.lessons.kernel import IOPUB_TIMEOUT
-from hpcwidgets.lessons.kernel_client import MANAGER
+from hpcwidgets.lessons.kernel_client import RUN_OPTIONS
 
 REQUIRE_REAL = os.environ.get("HPCW_REQUIRE_REAL") == "1"
 
@@ -168,9 +167,7 @@ def run_lessons_with_papermill(lessons: list[str], profile: str, tmp_path: Path)
             params["run_jobs"] = False
         out = tmp_path / f"{lesson}-{Path(profile).stem}.ipynb"
         pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(work),
-                            progress_bar=False, log_output=False,
-                            kernel_manager_class=MANAGER, iopub_timeout=IOPUB_TIMEOUT,
-                            raise_on_iopub_timeout=True)
+                            progress_bar=False, log_output=False, **RUN_OPTIONS)
         runs[lesson] = {c.get("id", ""): cell_outputs(c) for c in json.loads(out.read_text(encoding="utf-8"))["cells"]
                         if c["cell_type"] == "code"}
     return runs

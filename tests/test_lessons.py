@@ -28,8 +28,7 @@ import pytest
 
 from helpers import need
 from hpcwidgets.exercises import runner
-from hpcwidgets.lessons.kernel import IOPUB_TIMEOUT
-from hpcwidgets.lessons.kernel_client import MANAGER
+from hpcwidgets.lessons.kernel_client import RUN_OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -161,9 +160,7 @@ def _execute(nb: Path, out: Path, profile: str) -> str:
     for _ in range(runner.START_ATTEMPTS):
         try:
             pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", cwd=str(nb.parent),
-                                progress_bar=False, log_output=False,
-                                kernel_manager_class=MANAGER, iopub_timeout=IOPUB_TIMEOUT,
-                                raise_on_iopub_timeout=True)
+                                progress_bar=False, log_output=False, **RUN_OPTIONS)
         except Exception as exc:  # noqa: BLE001 - reported with the notebook's name below
             failure = f"{nb.name} [{profile}]: {type(exc).__name__}: {str(exc)[-1500:]}"
             if not runner.kernel_start_failed(failure):   # a kernel that died starting is started again

@@ -15,6 +15,11 @@ from hpcwidgets.parse.script import branch_conditions, read_script
 from test_lint_branches import MULTI, SINGLE, codes, job
 
 
+def ran(text: str) -> list[int]:
+    """The lines of the steps lint judges for the job ``text`` asks for."""
+    return [s.line for s in steps(Context(read_script(text)))]
+
+
 def adaptive(nodes: str, subject: str = '"$SLURM_NNODES"') -> str:
     return job(nodes, f"case {subject} in\n  1)\n    {SINGLE}\n    ;;\n  *)\n    {MULTI}\n    ;;\nesac")
 
@@ -54,14 +59,13 @@ def test_the_item_whose_patterns_match_runs(nodes, runs):
                       "  2|3)\n    torchrun --standalone --nproc-per-node=2 b.py ;;\n"
                       "  [4-9]*)\n    torchrun --standalone --nproc-per-node=2 c.py ;;\n"
                       "esac")
-    ctx = Context(read_script(text))
-    assert [s.line for s in steps(ctx)] == runs
+    assert ran(text) == runs
 
 
 def test_an_earlier_item_that_matches_keeps_the_later_ones_from_running():
     text = job("1", "case $SLURM_NNODES in\n  1) torchrun --standalone --nproc-per-node=2 a.py ;;\n"
                     "  *) torchrun --standalone --nproc-per-node=2 b.py ;;\nesac")
-    assert [s.line for s in steps(Context(read_script(text)))] == [7]
+    assert ran(text) == [7]
     conds = branch_conditions(read_script(text).lexed.commands, text.index("b.py"))
     assert conds == (("case $SLURM_NNODES in 1", False), ("case $SLURM_NNODES in *", True))
 
@@ -86,7 +90,6 @@ def test_a_case_on_the_gpus_of_a_node_in_a_function():
                     "    1) srun python train.py ;;\n"
                     "    *) torchrun --standalone --nproc-per-node=\"$SLURM_GPUS_ON_NODE\" train.py ;;\n"
                     "  esac\n}\nlaunch")
-    ran = [s.line for s in steps(Context(read_script(text)))]
-    assert ran == [9]   # 2 GPUs per node: the torchrun item
+    assert ran(text) == [9]   # 2 GPUs per node: the torchrun item
     one_gpu = text.replace("--gres=gpu:2", "--gres=gpu:1")
-    assert [s.line for s in steps(Context(read_script(one_gpu)))] == [8]
+    assert ran(one_gpu) == [8]

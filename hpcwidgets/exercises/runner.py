@@ -39,8 +39,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..errors import HpcWidgetsError
 # the kernel, its start and the start failures worth another try are the lessons' too (the exercises import the
 # lessons, never the other way round)
-from ..lessons.kernel import (IOPUB_TIMEOUT, KERNEL, KERNEL_START_FAILURES, START_ATTEMPTS, START_TIMEOUT,
-                              kernel_start_failed)
+from ..lessons.kernel import KERNEL, KERNEL_START_FAILURES, START_ATTEMPTS, START_TIMEOUT, kernel_start_failed
 
 CELL_TIMEOUT = 180
 EXERCISE_MARK = "Exercise:"
@@ -301,13 +300,12 @@ def _first_lines(text: str, n: int = 6) -> str:
 def _papermill(task: Task, workdir: Path, timeout: int) -> None:
     import papermill
 
-    from ..lessons.kernel_client import MANAGER
+    from ..lessons.kernel_client import RUN_OPTIONS
     papermill.execute_notebook(
         str(task.notebook), str(workdir / f"out-{task.notebook.name}"), parameters=task.params,
         kernel_name=KERNEL, cwd=str(workdir), execution_timeout=timeout, start_timeout=START_TIMEOUT,
         progress_bar=False, log_output=False, report_mode=False,
-        # passed on to nbclient: every output and widget message kept, and none lost unsaid
-        kernel_manager_class=MANAGER, iopub_timeout=IOPUB_TIMEOUT, raise_on_iopub_timeout=True)
+        **RUN_OPTIONS)  # passed on to nbclient: every output and widget message kept, and none lost unsaid
 
 
 def _run_solution(task: Task, workdir: Path, timeout: int) -> tuple[bool, str]:

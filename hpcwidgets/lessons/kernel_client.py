@@ -27,6 +27,8 @@ from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager, KernelManager
 from traitlets import DottedObjectName, Type
 
+from .kernel import IOPUB_TIMEOUT
+
 
 def _unlimited(context: zmq.Context) -> zmq.Context:
     context.setsockopt(zmq.RCVHWM, 0)    # no limit, for each socket made from it, set before it connects
@@ -77,5 +79,9 @@ class WholeOutputBlockingManager(KernelManager):
 #: the kernel manager class the notebook runs use
 MANAGER = WholeOutputManager
 
-__all__ = ["MANAGER", "WholeOutputBlockingClient", "WholeOutputBlockingManager", "WholeOutputClient",
+#: the options every notebook run gives nbclient (papermill passes them on): this kernel manager, and a wait of
+#: :data:`~hpcwidgets.lessons.kernel.IOPUB_TIMEOUT` for a cell's last messages whose end is an error
+RUN_OPTIONS = {"kernel_manager_class": MANAGER, "iopub_timeout": IOPUB_TIMEOUT, "raise_on_iopub_timeout": True}
+
+__all__ = ["MANAGER", "RUN_OPTIONS", "WholeOutputBlockingClient", "WholeOutputBlockingManager", "WholeOutputClient",
            "WholeOutputManager"]

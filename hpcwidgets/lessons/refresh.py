@@ -226,13 +226,13 @@ def execute(nb: Any, folder: Path, *, env: Mapping[str, str] | None = None, time
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-    from .kernel_client import MANAGER
+    from .kernel_client import RUN_OPTIONS
     _clean_metadata(nb)
     attempt = 0
     while True:
         attempt += 1
         client = NotebookClient(nb, kernel_name=KERNEL, timeout=timeout, startup_timeout=START_TIMEOUT,
-                                iopub_timeout=IOPUB_TIMEOUT, raise_on_iopub_timeout=True, kernel_manager_class=MANAGER,
+                                **RUN_OPTIONS,
                                 resources={"metadata": {"path": str(folder)}}, record_timing=False,
                                 store_widget_state=True, coalesce_streams=True)
         try:
