@@ -359,16 +359,28 @@ def runs_for_job(ctx: Context, step: Any) -> bool:
     branch after one that does; likewise after such a test and ``&&`` (after one that holds and ``||``). Such a
     branch is for another size of job (a script that adapts to --nodes given on sbatch's command line); judged
     against this one, its launch would draw findings that do not apply."""
+    for condition, must in step_conditions(ctx, step):
+        held = condition_holds(ctx, condition, step.line)
+        if held is not None and held != must:
+            return False
+    return True
+
+
+def step_conditions(ctx: Context, step: Any) -> tuple[tuple[str, bool], ...]:
+    """The conditions a step runs under, as :func:`~hpcwidgets.parse.script.branch_conditions` gives them."""
     read = cached(ctx, "compounds_read", dict)
     # where the command's first word is: a command read from a block may start with the blanks that stand for the
     # syntax before it on its line (``1) torchrun …`` in a case item), which lie outside the item's commands
     text = step.command.text
     offset = step.command.offset + len(text) - len(text.lstrip())
-    for condition, must in branch_conditions(ctx.parsed.lexed.commands, offset, read):
-        held = condition_holds(ctx, condition, step.line)
-        if held is not None and held != must:
-            return False
-    return True
+    return branch_conditions(ctx.parsed.lexed.commands, offset, read)
+
+
+def exclusive(ctx: Context, step: Any, other: Any) -> bool:
+    """Whether two steps never both run: they sit in branches of one ``if`` or ``case`` that exclude each other
+    (``then`` and ``else``; two items of a ``case``), or after a test and ``&&`` and after the same test and ``||``."""
+    mine = step_conditions(ctx, step)
+    return any((condition, not must) in mine for condition, must in step_conditions(ctx, other))
 
 
 def _upgrade(step: Any) -> Any:

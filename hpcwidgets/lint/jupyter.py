@@ -11,7 +11,8 @@ from typing import Any, Iterator
 
 from ..spec.jupyter import own_network_option, server_start
 from . import Context, Fix, rule
-from .catalogue import _Inner, _REGISTRY_PASSWORD, _secret_message, _simple_commands, cached, is_literal, steps
+from .catalogue import (_Inner, _REGISTRY_PASSWORD, _secret_message, _simple_commands, cached, expanded_refs,
+                        is_literal, steps)
 from .container_rules import _instance_of
 
 
@@ -476,12 +477,13 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
     if not servers:
         return
     chmod_private = umask_private_from = log_file = None
+    own_token = False
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         words = [str(v) for v in cmd.argv]
         if any(name in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE") or name.endswith("ENV_JUPYTER_TOKEN")
                for name, _ in cmd.assignments) or any(w in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE")
                                                       for w in words[1:2] if words[0] == "export"):
-            return  # a token Jupyter did not make: it prints "?token=..." instead
+            own_token = True  # a token Jupyter did not make: it prints "?token=..." instead
         if words[:1] == ["chmod"] and any(_others_cannot_read(w) for w in words[1:]):
             chmod_private = chmod_private or cmd.line
         if words[:1] == ["umask"] and len(words) > 1 and umask_private_from is None \
@@ -489,6 +491,9 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
             umask_private_from = cmd.line
         if words == ["exec"] and _stderr_file(cmd) not in (None, "/dev/null"):
             log_file = (_stderr_file(cmd), umask_private_from is not None)
+    if own_token:
+        yield from _token_printed(ctx, chmod_private)
+        return
     for cmd, words in servers:
         if any(_SECRET_TRAIT.match(trait) for _, trait, _ in _jupyter_settings(words)):
             continue  # its own token or password (HPC603/HPC606 say what is wrong with that)
@@ -526,6 +531,41 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
                              "readable by others unless you submitted with umask 077; make it private first: "
                              'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2" (or export a JUPYTER_TOKEN you make)', fix)
             return
+
+
+def _token_printed(ctx: Context, private_from: int | None) -> Iterator[Any]:
+    """HPC607 for a script that makes the token itself: the first echo or printf that writes it (``$JUPYTER_TOKEN``,
+    or the variable the script copied into JUPYTER_TOKEN) to the job's log before a chmod made the log private.
+    Jupyter keeps such a token out of the log; the script's own message puts it there."""
+    names = {"JUPYTER_TOKEN"}
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        for name, word in cmd.assignments:
+            if name == "JUPYTER_TOKEN" or name.endswith("ENV_JUPYTER_TOKEN"):
+                names.update(n for n, _ in expanded_refs(word.raw))
+        if cmd.argv and str(cmd.argv[0]) == "export":
+            for word in (cmd.cmd if isinstance(cmd, _Inner) else cmd).words[1:]:
+                key, eq, _ = word.raw.partition("=")
+                if eq and key == "JUPYTER_TOKEN":
+                    names.update(n for n, _ in expanded_refs(word.raw))
+    names.discard("$$")
+    job = ctx.job
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        if isinstance(cmd, _Inner) or not cmd.words or str(cmd.words[0].value) not in ("echo", "printf"):
+            continue
+        if private_from is not None and private_from < cmd.line:
+            return
+        shown = next((n for w in cmd.words[1:] for n, _ in expanded_refs(w.raw) if n in names), None)
+        if shown is None:
+            continue
+        out = [r for r in cmd.redirects if r.fd in (None, 1) and r.op in (">", ">>", ">|", ">&", "&>", "&>>")]
+        if any(str(r.target.value) not in ("1", "2") for r in out):
+            continue  # into a file of its own, not the log (its permissions are umask's)
+        if str(job.output or "") == "/dev/null" and str(job.error or "/dev/null") == "/dev/null":
+            return
+        yield (cmd.line, f"this line prints the token (${shown}) into the job's log, which Slurm creates readable by "
+                         "others unless you submitted with umask 077: anyone who can open its folder can use the "
+                         'server as you; make the log private first: chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"')
+        return
 
 
 #: the kernel managers' classes whose ``transport`` setting reaches the server's kernels (by their name's ending, as

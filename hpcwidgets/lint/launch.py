@@ -21,7 +21,7 @@ from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
                         _Inner, _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text,
                         _shell_c_script, _simple_commands, _step_nodes, accelerate_path, all_words, as_int, ast_name,
-                        cached, each_component, expanded_refs, fix_for, held_commands, heterogeneous, in_job_component,
+                        cached, each_component, exclusive, expanded_refs, fix_for, held_commands, heterogeneous, in_job_component,
                         inherited_gpus, inherited_per_task, is_legacy, job_component_steps, job_cpus, job_nodes,
                         job_tasks, multi_node, other_launches, own_task_gpus, python_code, python_module_words,
                         shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
@@ -433,7 +433,9 @@ def lost_continuations(ctx: Context) -> set[int]:
           "launcher (deepspeed --hostfile; accelerate with DeepSpeed options or a config file named for DeepSpeed, "
           "such as ds_zero3.yaml; another config file only when the command line itself does not ask for several "
           "machines with --num_machines=N or --machine_rank, which override the file), and a one-machine "
-          "accelerate launch only when nothing else in the script starts work on the other nodes.",
+          "accelerate launch only when nothing else in the script starts work on the other nodes. Nor is a torchrun "
+          "for one node (--standalone, --nnodes=1) in a script whose other launches srun starts on every node: a "
+          "check of the data or a baseline before the multi-node run.",
       fix="Start the launcher with srun --ntasks-per-node=1 so one copy runs on every node (accelerate: each with "
           "its own --machine_rank; deepspeed: or give it a --hostfile of the job's nodes).",
       catalogue=(21,),
@@ -456,6 +458,8 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
         if step.chain.launcher is None or step.chain.srun is not None or step.line in lost_continuations(ctx):
             continue
         nodes = job_nodes(ctx)
+        if _one_node_check(ctx, step):
+            continue
         srun = Srun(ntasks=_one_per_node(ctx, nodes), ntasks_per_node=1)
         how = f"srun{f' --ntasks={nodes}' if srun.ntasks else ''} --ntasks-per-node=1"
         chain = type(step.chain)(srun, step.chain.container, step.chain.launcher, step.chain.program, step.chain.notes)
@@ -466,6 +470,18 @@ def _no_srun(ctx: Context) -> Iterator[Any]:
                           f"only; start it with {how}", fix)
     yield from _other_launchers_on_first_node(ctx)
     yield from _ray_on_first_node(ctx)
+
+
+def _one_node_check(ctx: Context, step: Any) -> bool:
+    """Whether ``step``, a launcher in the batch shell, is for one node by its own options (torchrun --standalone,
+    --nnodes=1) in a job whose other steps start work on all its nodes with srun (a check of the data, a baseline,
+    before the multi-node run): a step of one node on purpose. Not where those steps run only when it does not
+    (the other branch of its if)."""
+    launcher = step.chain.launcher
+    if not (getattr(launcher, "standalone", False) or str(getattr(launcher, "nnodes", "") or "") in ("1", "1:1")):
+        return False
+    return any(other.chain.srun is not None and other.chain.launcher is not None and not exclusive(ctx, step, other)
+               for other in steps(ctx) if other is not step)
 
 
 def _one_per_node(ctx: Context, nodes: int) -> int | None:
@@ -1960,13 +1976,15 @@ def _gpu_workers_on_default_cpus(ctx: Context) -> Iterator[Any]:
             # (a task count Slurm works out itself, more than one where a task's CPUs leave part of a core, as on
             # nodes of two threads per core, is still one CPU's worth each)
             cpus = 1 if srun is not None or not held.named else max(held.tasks // max(job_nodes(ctx, part), 1), 1)
-            if each <= cpus:
-                continue
+            if each <= cpus or share * each <= cpus:
+                continue  # as many CPUs as workers, or the node has no more to give them
             said = (f"{launcher} starts {each} workers on this node with the {cpus} CPU{'s' if cpus > 1 else ''} "
                     f"Slurm gives by default (one per task): all {each} and their data loaders share "
                     f"{'it' if cpus == 1 else 'them'}")
         else:
             # a task count with no node count: Slurm picks the nodes, and a node holds at most ``tasks`` of them
+            if share * each <= 1:
+                continue  # one CPU for each GPU on the node: the default is all there is to give a task
             picked = job.nodes is None and srun.nodes is None and (job.ntasks is not None or srun.ntasks is not None)
             where = "up to {} tasks per node on the nodes Slurm picks" if picked else "{} tasks per node"
             said = (f"srun starts {where.format(tasks)}, one GPU worker each, and each task has Slurm's default of "

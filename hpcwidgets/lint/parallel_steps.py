@@ -1269,10 +1269,11 @@ def _relative_nodes(ctx: Context, step: Any) -> tuple[int, float] | None:
 
 
 
-#: commands after a server that only tidy up or report, not the job's work (a job may run them once it is stopped)
+#: commands after a server that only tidy up or report, not the job's work (a job may run them once it is stopped);
+#: print is ksh's and zsh's echo, written for a message in scripts carried over from those shells
 _AFTERWORDS = _QUICK_COMMANDS | frozenset({"kill", "pkill", "killall", "wait", "scancel", "sleep", "trap", "cat",
                                            "tail", "seff", "sacct", "sstat", "squeue", "scontrol", "nvidia-smi", "du",
-                                           "df", "conda", "deactivate"})
+                                           "df", "conda", "deactivate", "print", "logger"})
 
 
 @rule("HPC538", "server-in-the-foreground", "warning",

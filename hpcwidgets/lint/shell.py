@@ -700,7 +700,9 @@ def _script_dir(ctx: Context) -> Iterator[Any]:
           "a backslash (apptainer exec --nv \\ / \"$IMG\" / torchrun …: the container gets no command, and the "
           "program then runs on the host). The script of a multi-line srun bash -c '…' is read the same way. A line "
           "ending in \\\\ is not continued either: the pair is an escaped backslash, a word the command gets, and the "
-          "end of the line still ends the command.",
+          "end of the line still ends the command. Nor is a line whose backslash a blank follows, or blanks and a "
+          "comment (apptainer exec --nv \"$IMG\" \\ # the image): the backslash escapes the blank, the command ends "
+          "at the end of the line, and the indented line below runs on the host.",
       fix="End every line of the command except the last with a single backslash (and no space after it). The fix "
           "drops one backslash where a line ends in \\\\ before a line that starts with an option.",
       catalogue=(24,),
@@ -741,8 +743,18 @@ def _blank_after_backslash(ctx: Context, lines: Any) -> Iterator[Any]:
             continue
         text, below = lines[last.line - 1], lines[last.line]
         end = last.col - 1 + len(last.raw)
-        if text[end:].strip() or not below.strip() or not (below[:1].isspace() or below.lstrip().startswith("-")):
+        rest = text[end:].strip()
+        if (rest and not rest.startswith("#")) or not below.strip() \
+                or not (below[:1].isspace() or below.lstrip().startswith("-")):
             continue  # something follows on the line, or the next line starts a command of its own
+        if rest and below.lstrip().startswith("-"):
+            continue  # reported where the option line starts (_option_lines), which names the comment
+        if rest:  # a comment after the blank: bash reads it as one, and the line's end ends the command
+            yield (last.line, f"line {last.line} has a comment after its backslash: the backslash escapes the blank "
+                              f"before the comment, not the end of the line, so the command ends here (with ' ' as "
+                              f"its last argument) and line {last.line + 1} runs as a command of its own; move the "
+                              "comment off the command (onto a line of its own above it)")
+            continue
         yield (last.line, f"line {last.line} ends with a backslash and then a blank: the backslash escapes the blank, "
                           f"not the end of the line, so the command ends here (with ' ' as its last argument) and "
                           f"line {last.line + 1} runs as a command of its own; delete the blank after the backslash",
@@ -858,6 +870,99 @@ def _double_dollar(ctx: Context) -> Iterator[Any]:
             m = re.search(r"\$\$\{?([A-Za-z_][A-Za-z0-9_]*)", raw_text(cmd))
             shown = f"$${m.group(1)}" if m else "$$NAME"
             yield cmd.line, f"{shown} is the process id followed by text; write ${shown[2:].lstrip('{')}"
+
+
+#: a positional parameter written where a number was meant: ${8888} (argument 8888) and $8888 ($8, then 888)
+_POSITIONAL_NUMBER = re.compile(r"\$\{([0-9]{3,})\}|\$([0-9])([0-9]{2,})")
+
+
+@rule("HPC540", "positional-parameter-for-a-number", "error",
+      summary="${8888} or $8888 where the number 8888 was meant: bash reads a script argument there",
+      why="A $ before digits names one of the script's arguments, not a number: ${8888} is argument 8888, which no "
+          "job has, so it is empty, and $8888 is $8 (the eighth argument, empty unless given) followed by 888. "
+          "jupyter lab --port=${8888} gets --port= and stops at once, and --port=$8888 gets port 888, which a user "
+          "may not open; a count or a seed written so reaches the program empty or wrong, and the job runs on. "
+          "Reported for three or more digits, outside single quotes: ${1} to ${99} and $1 to $99 are left alone, "
+          "as a script may take that many arguments.",
+      fix="Write the number itself (--port=8888), or set a variable to it once and use that (port=8888; "
+          "--port=\"$port\").",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"
+jupyter lab --no-browser --port=${8888} --ServerApp.port_retries=0
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"
+port=8888
+jupyter lab --no-browser --port="$port" --ServerApp.port_retries=0
+""")
+def _positional_for_number(ctx: Context) -> Iterator[Any]:
+    for cmd, _, _ in _code_in_order(ctx):
+        if cmd.kind == "compound":
+            continue
+        for word in all_words(cmd):
+            raw = word.raw
+            if "$" not in raw:
+                continue
+            quoted = _single_quoted(raw)
+            for m in _POSITIONAL_NUMBER.finditer(raw):
+                if any(a <= m.start() <= b for a, b in quoted) or _escaped(raw, m.start()):
+                    continue
+                if m.group(1):
+                    number = m.group(1)
+                    what = f"${{{number}}} is the script's argument number {int(number)}, which no job has, so it is empty"
+                else:
+                    number = m.group(2) + m.group(3)
+                    what = (f"${number} is ${m.group(2)} (the script's argument number {m.group(2)}, empty unless "
+                            f"sbatch was given that many) followed by the text {m.group(3)}")
+                yield (word.line, f"{what}, not the number {number}; write {number} without the $ (or set a variable "
+                                  "to it and use that)")
+                break
+
+
+#: what a comparison in [ … ] compares against: a number or a variable (not a file's path, as in [ … ] > /dev/null)
+_COMPARED = re.compile(r'"?(?:-?[0-9]+|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)"?')
+
+
+@rule("HPC541", "redirection-in-test", "error",
+      summary="[ \"$N\" > 0 ] or test $a < $b: in [ ] and test, > and < are redirections, not comparisons",
+      why="Inside single brackets (and after test) bash reads > and < as redirections before the command runs: "
+          "[ \"$SLURM_CPUS_PER_TASK\" > 0 ] creates an empty file named 0 in the working directory and tests only "
+          "whether the value is not empty, so it holds for every job, and [ \"$a\" < \"$b\" ] reads a file named "
+          "by $b's value, and fails when there is none. The branch it guards runs (or not) whatever the numbers "
+          "are. Reported where the word after > or < is a number or a variable; [ … ] > /dev/null is left alone.",
+      fix="Compare numbers with -gt, -lt, -ge, -le: [ \"$N\" -gt 0 ], or in arithmetic: (( N > 0 )).",
+      bad="""#!/bin/bash
+#SBATCH --cpus-per-task=8
+if [ "$SLURM_CPUS_PER_TASK" > 1 ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --cpus-per-task=8
+if [ "$SLURM_CPUS_PER_TASK" -gt 1 ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi
+python train.py
+""")
+def _redirection_in_test(ctx: Context) -> Iterator[Any]:
+    for cmd, _, _ in _code_in_order(ctx):
+        if cmd.kind != "simple" or not cmd.words or str(cmd.words[0].value) not in ("[", "test"):
+            continue
+        for r in cmd.redirects:
+            if r.fd is None and r.op in (">", "<") and _COMPARED.fullmatch(r.target.raw):
+                op = "-gt" if r.op == ">" else "-lt"
+                effect = (f"creates an empty file named {r.target.raw}, and the test then holds for any value that "
+                          "is not empty" if r.op == ">" else
+                          f"reads a file named {r.target.raw} (and fails where there is none)")
+                shown = "[ … ]" if str(cmd.words[0].value) == "[" else "test …"
+                yield (r.line, f"{r.op} in {shown} is a redirection, not a comparison: it {effect}; compare numbers "
+                               f"with {op} (or in (( … )))")
+                break
+
+
+def _escaped(raw: str, at: int) -> bool:
+    """Whether the character at ``at`` of a word's source is escaped by an odd run of backslashes before it."""
+    run = len(raw[:at]) - len(raw[:at].rstrip("\\"))
+    return run % 2 == 1
 
 
 #: what a person writes for the shell to expand: $(…), `…`, ${X:-y} and the other ${X…} operators, ${UPPER} and $NAME

@@ -84,8 +84,10 @@ _GLOB_CHAR = re.compile(r"[?*]")
           "job runs on, with the wrong path or value. Reported for Slurm's variables (SLURM_*), HOME, USER, SCRATCH, "
           "WORK, TMPDIR and the names the script sets itself (upper case, or lower case with an underscore), where a "
           "value goes: a program's argument (a glob too, SCRATCH/data/*.npz), the value of --option=… (each part of a "
-          "list such as --dependency=afterok:JOBID?afterany:OTHER or --gres=gpu:NGPU), or the right side of an "
-          "assignment. Names "
+          "list such as --dependency=afterok:JOBID?afterany:OTHER or --gres=gpu:NGPU), a host before its port "
+          "(--rdzv-endpoint=MASTER_ADDR:29500), or the right side of an assignment, each part of a colon-separated "
+          "list there too (export LD_LIBRARY_PATH=LD_LIBRARY_PATH:/opt/lib drops the search path it meant to "
+          "extend). Names "
           "meant as names are left alone: export/unset/read/printenv/declare NAME, --export=NAME lists, env -u, "
           "mpirun -x NAME, [[ -v NAME ]], what echo, grep, sed and awk get, python -c code, here-documents, a "
           "declare -n name reference, and a variable that holds a name for ${!NAME}, eval \"X=\\$$NAME\" or "
@@ -112,6 +114,7 @@ def _name_without_dollar(ctx: Context) -> Iterator[Any]:
     functions = _functions(ctx)
     by_line: dict[int, list[tuple[Any, str, str, str]]] = {}
     unfixable: set[int] = set()
+    before: dict[int, str] = {}   # by line: the parts of a colon-separated list before the one reported
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         command = cmd.cmd if isinstance(cmd, _Inner) else cmd
         program = str(command.words[0].value) if command.words else ""
@@ -121,16 +124,20 @@ def _name_without_dollar(ctx: Context) -> Iterator[Any]:
         if name not in _NAME_TAKERS and not (indirect and name in functions):  # a function reading ${!1} takes names
             # the command word names a program or a function; only a path there (SCRATCH/venv/bin/python) holds a value
             hits += _value_words(command.words, skip_program="/" not in program)
+        assigned = {id(word) for _, word in command.assignments}
         for word, prefix, value in hits:
-            named = _reported_name(value.split("/", 1)[0], own)
+            parts, value, named = _name_in(value, own, id(word) in assigned)
             if named and named not in _folders_named_as_set(ctx):
                 # a word of a bash -c script is reported at the line of the command that runs it, with no fix
                 line = cmd.line if isinstance(cmd, _Inner) else word.line
+                prefix += parts
+                if parts and line not in by_line:
+                    before[line] = parts
                 by_line.setdefault(line, []).append((word, prefix, value, named))
                 if isinstance(cmd, _Inner):
                     unfixable.add(line)
     for line, hits in by_line.items():
-        yield _finding(ctx, line, hits, own, fixable=line not in unfixable)
+        yield _finding(ctx, line, hits, own, fixable=line not in unfixable, before=before.get(line, ""))
 
 
 def _value_words(words: Any, skip_program: bool) -> list[tuple[Any, str, str]]:
@@ -175,6 +182,34 @@ def _reads(option: str, programs: set[str], table: dict[str, tuple[str, ...]]) -
     ``programs``."""
     readers = table.get(option)
     return readers is not None and (not readers or not programs.isdisjoint(readers))
+
+
+#: a part of a colon-separated value (LD_LIBRARY_PATH=LD_LIBRARY_PATH:/opt/lib, --rdzv-endpoint=MASTER_ADDR:29500)
+_COLON_PART = re.compile(r"[^:]+")
+
+
+def _name_in(value: str, own: dict[str, int], assigned: bool) -> tuple[str, str, str]:
+    """``(parts, value, name)`` for the first variable this rule reports written without its $ in ``value``: at its
+    start, before its first ``/`` (SCRATCH/data); in the value of an assignment also at the start of a part of a
+    colon-separated list (PATH=PATH:$HOME/bin, LIBS=/opt/lib:LD_LIBRARY_PATH), ``parts`` then the text of the parts
+    before it ("/opt/lib:") and ``value`` the rest; and anywhere a host and port (MASTER_ADDR:29500). ``name`` is ""
+    where there is none. A URL's parts (docker://USER/…) are no list, and in a program's argument a word before a
+    colon may be anything (a bind's source folder, a tag), so only a port after it says the name was a host's."""
+    named = _reported_name(value.split("/", 1)[0], own)
+    if named or ":" not in value or "://" in value:
+        return "", value, named
+    if not assigned:
+        host = _HOST_PORT.fullmatch(value)
+        return "", value, (_reported_name(host.group(1), own) if host else "")
+    for part in _COLON_PART.finditer(value):
+        named = _reported_name(part.group().split("/", 1)[0], own)
+        if named:
+            return value[:part.start()], value[part.start():], named
+    return "", value, ""
+
+
+#: a host and a port: MASTER_ADDR:29500
+_HOST_PORT = re.compile(r"([A-Za-z_]\w*):[0-9]+")
 
 
 def _reported_name(name: str, own: dict[str, int]) -> str:
@@ -240,7 +275,7 @@ def _names_a_name(ctx: Context, cmd: Any, target: str, indirect: bool) -> bool:
 
 
 def _finding(ctx: Context, line: int, hits: list[tuple[Any, str, str, str]], own: dict[str, int],
-             fixable: bool) -> tuple[Any, ...]:
+             fixable: bool, before: str = "") -> tuple[Any, ...]:
     """HPC535's finding on ``line``, whose ``hits`` ``(word, prefix, value, name)`` hold a variable's ``name``
     without its $ (``value`` is the part of the word after ``prefix``: ``--out=``, or nothing); with one fix for
     them all where each word is written out on that line."""
@@ -249,9 +284,10 @@ def _finding(ctx: Context, line: int, hits: list[tuple[Any, str, str, str]], own
     others = [h[2] for h in hits[1:]]
     also = f" (and {', '.join(others)} the same way)" if others else ""
     glob = isinstance(hits[0][0].value, Verbatim)
-    message = (f"{value}: the $ before {name} is missing, so the word is the text '{value}', not the value of "
-               f"${name}{where}, and the job runs on with a wrong path or value{also}; write "
-               f"{_with_dollar('', value, glob)}")
+    # ``before``: the parts of a colon-separated list before the one reported, shown with it (/opt/lib:LIB_DIR)
+    message = (f"{before}{value}: the $ before {name} is missing, so the word is the text '{before}{value}', not the "
+               f"value of ${name}{where}, and the job runs on with a wrong path or value{also}; write "
+               f"{_with_dollar(before, value, glob)}")
     fix = _dollar_fix(ctx, line, hits) if fixable else None
     return (line, message, fix) if fix else (line, message)
 

@@ -2687,23 +2687,29 @@ def _check_in(profile: ClusterProfile, part: Partition, job: SlurmJob, explicit:
         asked_mem = _mem(job.mem)
         if asked_mem:  # 0 means "all of the node's memory"
             if asked_mem > node_mem:
-                out.append(Problem("mem", f"{job.mem} per node is more than the {mem_nodes} of {where} have "
-                                          f"({mem_text}); ask for at most {format_mem(node_mem)}"))
+                out.append(Problem("mem", f"{_with_unit(job.mem)} per node is more than the {mem_nodes} of {where} "
+                                          f"have ({mem_text}); ask for at most {format_mem(node_mem)}"))
         per_cpu = _mem(job.mem_per_cpu)
         if per_cpu and per_cpu * cpus > node_mem:
-            out.append(Problem("mem_per_cpu", f"{job.mem_per_cpu} per CPU × {cpus} CPUs per node = "
+            out.append(Problem("mem_per_cpu", f"{_with_unit(job.mem_per_cpu)} per CPU × {cpus} CPUs per node = "
                                               f"{format_mem(per_cpu * cpus)}, more than the {mem_nodes} of {where} "
                                               f"have ({mem_text}); ask for at most "
                                               f"{format_mem(node_mem // cpus)} per CPU"))
         per_gpu = _mem(job.mem_per_gpu)
         if per_gpu and gpus and per_gpu * gpus > node_mem:
-            out.append(Problem("mem_per_gpu", f"{job.mem_per_gpu} per GPU × {gpus} GPUs per node = "
+            out.append(Problem("mem_per_gpu", f"{_with_unit(job.mem_per_gpu)} per GPU × {gpus} GPUs per node = "
                                               f"{format_mem(per_gpu * gpus)}, more than the {mem_nodes} of {where} "
                                               f"have ({mem_text}); ask for at most "
                                               f"{format_mem(node_mem // gpus)} per GPU"))
     out += _per_job(profile, part, job, where, cpus=cpus, cpu_field=cpu_field, gpus=gpus, gpu_field=gpu_field,
                     limits=limits, qos_where=qos_where)
     return out
+
+
+def _with_unit(mem: Any) -> str:
+    """A memory request as a message shows it: a bare number with Slurm's unit for it, megabytes (460000 MB)."""
+    text = str(mem)
+    return f"{text} MB" if text.isdigit() else text
 
 
 def _seconds(time: str) -> int | None:
@@ -2839,16 +2845,19 @@ def _per_job(profile: ClusterProfile, part: Partition, job: SlurmJob, where: str
         node = "GPU node" if mem_text != part.mem_per_node else "node"
         candidates = []
         if asked:
-            candidates.append(("mem", asked * nodes, f"{job.mem} per node × {count} nodes" if nodes > 1 else job.mem))
+            shown = _with_unit(job.mem)
+            candidates.append(("mem", asked * nodes, f"{shown} per node × {count} nodes" if nodes > 1 else shown))
         elif asked == 0 and node_mem:  # --mem=0: all of each node's memory
             candidates.append(("mem", node_mem * nodes, f"--mem=0 (all of the {node}'s {mem_text})"
                                + (f" × {count} nodes" if nodes > 1 else "")))
         per_cpu = _mem(job.mem_per_cpu)
         if per_cpu:
-            candidates.append(("mem_per_cpu", per_cpu * total_cpus, f"{job.mem_per_cpu} per CPU × {total_cpus} CPUs"))
+            candidates.append(("mem_per_cpu", per_cpu * total_cpus,
+                               f"{_with_unit(job.mem_per_cpu)} per CPU × {total_cpus} CPUs"))
         per_gpu = _mem(job.mem_per_gpu)
         if per_gpu and total_gpus:
-            candidates.append(("mem_per_gpu", per_gpu * total_gpus, f"{job.mem_per_gpu} per GPU × {total_gpus} GPUs"))
+            candidates.append(("mem_per_gpu", per_gpu * total_gpus,
+                               f"{_with_unit(job.mem_per_gpu)} per GPU × {total_gpus} GPUs"))
         for field, total, how in candidates:
             if total <= job_mem:
                 continue
