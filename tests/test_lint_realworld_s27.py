@@ -211,3 +211,37 @@ def test_memory_written_without_a_unit_is_shown_in_megabytes():
     text = "#!/bin/bash\n#SBATCH --partition=cpu\n#SBATCH --mem=460000\nsrun python train.py\n"
     [(_, message)] = found(text, "HPC405", load_profile("generic"))
     assert message.startswith("460000 MB per node is more than")
+
+
+# --- build files: HPC701 and HPC705 ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tag", ["latest-gpu", "latest-release", "nightly", "nightly-devel-cuda12.1", "LATEST_cpu"])
+def test_tags_that_move_with_each_release_are_reported(tag):
+    [finding] = [f for f in lint(f"FROM tensorflow/tensorflow:{tag}\nRUN echo hi\n", path="Dockerfile")
+                 if f.code == "HPC701"]
+    assert f":{tag}, a tag its publisher moves" in finding.message
+
+
+@pytest.mark.parametrize("tag", ["2.16.1-gpu", "latestversion", "24.05-py3", "nightlybuild2"])
+def test_version_tags_are_left_alone(tag):
+    assert "HPC701" not in {f.code for f in lint(f"FROM ns/img:{tag}\nRUN echo hi\n", path="Dockerfile")}
+
+
+def test_apt_told_to_assume_yes_in_its_configuration_asks_nothing():
+    told = "RUN printf 'APT::Get::Assume-Yes \"true\";\\n' > /etc/apt/apt.conf.d/90-yes\n"
+    install = "RUN apt-get update && apt-get install git\n"
+    assert "HPC705" not in {f.code for f in lint("FROM ubuntu:24.04\n" + told + install, path="Dockerfile")}
+    assert "HPC705" in {f.code for f in lint("FROM ubuntu:24.04\n" + install + told, path="Dockerfile")}
+
+
+# --- HPC604: the classic Notebook reads NotebookApp settings only ----------------------------------------------------
+
+@pytest.mark.parametrize(("server", "option"), [("jupyter notebook", "--NotebookApp.port_retries=0"),
+                                                ("jupyter-notebook", "--NotebookApp.port_retries=0"),
+                                                ("python -m notebook", "--NotebookApp.port_retries=0"),
+                                                ("jupyter lab", "--ServerApp.port_retries=0")])
+def test_port_retries_advice_names_the_setting_the_server_reads(server, option):
+    text = HEAD + 'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"\n' + f"{server} --no-browser --port=8888\n"
+    [(_, message)] = found(text, "HPC604")
+    assert message.startswith(f"without {option}")
+    assert found(text.replace("--port=8888", f"--port=8888 {option}"), "HPC604") == []

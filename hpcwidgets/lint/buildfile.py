@@ -665,6 +665,9 @@ _ASKING = {"apt-get": ("install", "upgrade", "dist-upgrade", "full-upgrade", "re
            "conda": ("install", "create", "remove", "uninstall", "update", "upgrade"),
            "mamba": ("install", "create", "remove", "uninstall", "update", "upgrade"),
            "pip": ("uninstall",)}
+#: apt told once to answer yes itself, in its configuration: echo 'APT::Get::Assume-Yes "true";' > /etc/apt/apt.conf.d/…
+_APT_ASSUME_YES = re.compile(r"APT::Get::Assume-?Yes\s+\\?[\"']?(?:true|yes|1)\b", re.I)
+
 #: conda told once to answer yes itself: conda config --set always_yes yes, CONDA_ALWAYS_YES=true
 _CONDA_ALWAYS_YES = re.compile(r"(?i)^(?:yes|true|1)$")
 
@@ -782,11 +785,16 @@ def _sh_has_source(image: str) -> bool:
 
 # -- the rules -------------------------------------------------------------------------------
 
+#: tags that name no release but whatever is newest: latest-gpu, latest-release, nightly, nightly-devel-cuda12.1
+_MOVING_TAG = re.compile(r"(?:latest|nightly)(?:$|[-_.])", re.I)
+
+
 @rule("HPC701", "base-image-not-pinned", "warning", kind="build",
       summary="a build file's base image (From: / FROM) has no version: :latest or no tag",
       why="A tag like :latest (or no tag, which means :latest) moves whenever the publisher pushes: rebuilding the "
           "same file next month gives a different image (another CUDA, another Python), so results cannot be "
-          "reproduced and the build may break. Apptainer and Docker both take :latest when no tag is given.",
+          "reproduced and the build may break. Apptainer and Docker both take :latest when no tag is given. Tags "
+          "such as latest-gpu, latest-release and nightly-… move the same way.",
       fix="Pin a version tag (From: pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime, FROM nvcr.io/nvidia/pytorch:24.05-py3) "
           "or a digest (@sha256:…). The linter does not guess which version you meant.",
       catalogue=(15, 31),
@@ -813,6 +821,10 @@ def _unpinned_base(ctx: Context) -> Iterator[Any]:
             yield base.line, f"the base image {shown} has no tag, so the moving :latest is used; pin a version tag or a @sha256: digest"
         elif last.rsplit(":", 1)[1] == "latest":
             yield base.line, f"the base image {shown} uses the moving :latest tag; pin a version tag or a @sha256: digest so a rebuild gives the same image"
+        elif _MOVING_TAG.match(last.rsplit(":", 1)[1]):
+            tag = last.rsplit(":", 1)[1]
+            yield base.line, (f"the base image {shown} uses :{tag}, a tag its publisher moves to each new release or "
+                              "nightly build; pin a version tag or a @sha256: digest so a rebuild gives the same image")
 
 
 @rule("HPC702", "secret-in-build-file", "error", kind="build",
@@ -1013,7 +1025,8 @@ def _installed_into_home(ctx: Context) -> Iterator[Any]:
       why="Without -y the package manager stops to ask 'Do you want to continue? [Y/n]' (conda and mamba: 'Proceed "
           "([y]/n)?', pip uninstall: 'Proceed (Y/n)?'). Nobody answers in a build: docker build aborts there, and an "
           "apptainer build run from a script or a batch job fails or waits. (conda is not reported after conda config "
-          "--set always_yes yes or with CONDA_ALWAYS_YES=true.)",
+          "--set always_yes yes or with CONDA_ALWAYS_YES=true, nor apt after a step that writes APT::Get::Assume-Yes "
+          "\"true\" into its configuration.)",
       fix="Add -y (apt-get install -y --no-install-recommends git, dnf install -y git, conda install -y numpy, "
           "pip uninstall -y torch); zypper takes -n before the subcommand (zypper -n install git).",
       bad="""Bootstrap: docker
@@ -1035,11 +1048,14 @@ def _install_asks(ctx: Context) -> Iterator[Any]:
     previous: Shell | None = None
     conda_yes = any(name == "CONDA_ALWAYS_YES" and isinstance(value, str) and _CONDA_ALWAYS_YES.match(value)
                     for _line, _op, name, value in build.settings)
+    apt_yes = False
     for s in build.commands:
         conda_yes = conda_yes or _conda_always_yes(s)
+        apt_yes = apt_yes or bool(_APT_ASSUME_YES.search(s.cmd.text))
         piped_yes = previous is not None and previous.cmd.joined_by == "|" and previous.cmd.name == "yes"
         asks, answer = _asks(_program(s.cmd)) if s.build and not piped_yes else ("", "")
-        if asks and not (conda_yes and asks.split()[0] in ("conda", "mamba")):
+        tool = asks.split(" ", 1)[0]
+        if asks and not (conda_yes and tool in ("conda", "mamba")) and not (apt_yes and tool in ("apt", "apt-get")):
             yield s.line, (f"{asks} without {answer.split()[0]} in {s.where} stops to ask for a yes, which nobody "
                            f"answers in a build; add {answer}")
         previous = s

@@ -170,7 +170,9 @@ def _no_token(ctx: Context) -> Iterator[Any]:
       summary="JupyterLab may move to another port than the one the tunnel command uses",
       why="When the port is taken Jupyter silently tries the next ones (port_retries defaults to 50), so the "
           "printed ssh -L command points at a port where nothing (or someone else's server) listens.",
-      fix="Pass --ServerApp.port_retries=0 (Jupyter then fails loudly) and choose a free port in the script.",
+      fix="Pass --ServerApp.port_retries=0 (Jupyter then fails loudly) and choose a free port in the script; for "
+          "jupyter notebook, --NotebookApp.port_retries=0, which the classic Notebook (before version 7) reads and "
+          "version 7 passes on.",
       catalogue=(20,),
       bad="""#!/bin/bash
 #SBATCH --time=02:00:00
@@ -193,8 +195,13 @@ def _port_retries(ctx: Context) -> Iterator[Any]:
         if retries and retries[-1] != "0":
             yield cmd.line, f"port_retries={retries[-1]} lets Jupyter move to another port than the tunnel uses; set it to 0"
         elif not retries and any(trait in ("ServerApp.port", "NotebookApp.port") for _, trait, _ in settings):
-            yield (cmd.line, "without --ServerApp.port_retries=0 Jupyter silently moves to another port when this one is "
-                             "taken, and the tunnel points at the wrong port")
+            # the classic Notebook (before 7) reads no ServerApp settings; its NotebookApp ones reach the servers
+            # built on jupyter_server too (passed on to ServerApp, with a warning)
+            classic = any(w in ("notebook", "jupyter-notebook") or w.endswith("/jupyter-notebook") for w in words[:3])
+            option = ("--NotebookApp.port_retries=0 (the classic Notebook before version 7 ignores "
+                      "--ServerApp.port_retries; version 7 takes either)" if classic else "--ServerApp.port_retries=0")
+            yield (cmd.line, f"without {option} Jupyter silently moves to another port when this one is taken, and the "
+                             "tunnel points at the wrong port")
 
 
 #: the remote end of an ssh tunnel: -L [ADDRESS:]PORT:HOST:HOSTPORT (HOSTPORT is the port on the compute node)
