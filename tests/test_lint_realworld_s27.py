@@ -245,3 +245,28 @@ def test_port_retries_advice_names_the_setting_the_server_reads(server, option):
     [(_, message)] = found(text, "HPC604")
     assert message.startswith(f"without {option}")
     assert found(text.replace("--port=8888", f"--port=8888 {option}"), "HPC604") == []
+
+
+# --- HPC704: an editable install whose code the build left in /tmp --------------------------------------------------
+
+DEF = "Bootstrap: docker\nFrom: ubuntu:24.04\n\n%post\n"
+
+
+@pytest.mark.parametrize("post", [
+    "    cd /tmp && git clone https://example.org/pkg.git && cd pkg && pip install -e .\n",
+    "    git clone https://example.org/pkg.git /var/tmp/pkg\n    pip install --editable /var/tmp/pkg\n",
+    "    SRC=/tmp/src\n    cd $SRC\n    python3 -m pip install -e ./pkg\n",
+])
+def test_an_editable_install_from_a_folder_apptainer_binds_over(post):
+    [finding] = [f for f in lint(DEF + post, path="t.def") if f.code == "HPC704"]
+    assert "keeps the package's code in /" in finding.message and "drop -e" in finding.message
+
+
+@pytest.mark.parametrize("post", [
+    "    cd /opt && git clone https://example.org/pkg.git && cd pkg && pip install -e .\n",
+    "    cd /tmp && git clone https://example.org/pkg.git && cd pkg && pip install .\n",   # copied into site-packages
+    "    pip install -e git+https://example.org/pkg.git#egg=pkg\n",
+    "    cd /tmp\n    cd \"$OLDPWD\"\n    pip install -e .\n",                               # a folder lint cannot tell
+])
+def test_editable_installs_that_stay_in_the_image_are_left_alone(post):
+    assert "HPC704" not in {f.code for f in lint(DEF + post, path="t.def")}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -956,6 +957,30 @@ def _unpinned_pip(ctx: Context) -> Iterator[Any]:
                            "releases; pin them (name==version)")
 
 
+def _cd(cwd: str, to: str) -> str:
+    """The working folder after ``cd TO`` from ``cwd`` ("" where it is not known: a relative move from an unknown
+    folder, ``cd -``, a path with references the build does not fill in)."""
+    if not to or to == "-" or "$" in to or "`" in to:
+        return ""
+    if to.startswith("/"):
+        return posixpath.normpath(to)
+    return posixpath.normpath(posixpath.join(cwd, to)) if cwd else ""
+
+
+def _editable_source(words: list[str]) -> str | None:
+    """The folder ``pip install -e FOLDER`` (``--editable``, ``python -m pip …``) installs in place, None for any
+    other command; a VCS URL (-e git+https://…) is cloned into pip's own src folder, not read in place."""
+    words = _as_pip(words)
+    if not words or not re.fullmatch(r"pip[0-9.]*", words[0].rsplit("/", 1)[-1]) or "install" not in words[1:3]:
+        return None
+    for k, word in enumerate(words):
+        value = words[k + 1] if word in ("-e", "--editable") and k + 1 < len(words) else \
+            word.partition("=")[2] if word.startswith("--editable=") else None
+        if value is not None and "://" not in value and not value.startswith("git+"):
+            return value
+    return None
+
+
 def _not_found(form: str, folder: str, user: str) -> str:
     """Why software installed into ``folder`` at build time (a home folder, or one Apptainer binds over) is not found
     when the container runs, by runtime; ``user`` ran the build step."""
@@ -985,7 +1010,9 @@ def _not_found(form: str, folder: str, user: str) -> str:
           "the container still runs as you, not as alice, so what the build put in /home/alice (~/.local, a conda "
           "under ~) is off your paths, and /home/alice is alice's, often mode 750, so you may not even read it. "
           "Apptainer also binds the host's /tmp and /var/tmp over the image's by default, hiding what a build put "
-          "there; its documentation asks to install into system locations. Paths are read as the build reads them: a "
+          "there; its documentation asks to install into system locations. That holds for pip install -e too: an "
+          "editable install leaves the package's code in the folder it was cloned to (cd /tmp && git clone … && pip "
+          "install -e .) and only links it into Python. Paths are read as the build reads them: a "
           "Dockerfile's ARG and ENV values (ENV VIRTUAL_ENV=/root/venv, then python -m venv $VIRTUAL_ENV) and the "
           "variables a %post section or RUN line sets before. An image built from a Dockerfile and run with "
           "Charliecloud's ch-run does find /root (the unpacked image is yours, and HOME is /root unless ch-run --home "
@@ -1007,10 +1034,24 @@ From: pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
 def _installed_into_home(ctx: Context) -> Iterator[Any]:
     build = _build(ctx)
     installers = _downloaded_installers(build)
+    cwd: dict[tuple[str, int], str] = {}   # the working folder of each shell a section or RUN runs
     for s, env, variables in _environments(build):
         if not s.build:
             continue
-        for what, written in _install_places(_program(s.cmd), env, installers):
+        shell = (s.where, s.start)
+        words = _program(s.cmd)
+        if words[:1] == ["cd"]:
+            cwd[shell] = _cd(cwd.get(shell, ""), _expanded(words[1], variables) if len(words) > 1 else "")
+            continue
+        editable = _editable_source(words)
+        if editable is not None and build.format == "apptainer":
+            folder = _cd(cwd.get(shell, ""), _expanded(editable, variables))
+            if _BOUND.match(folder):
+                yield s.line, (f"pip install -e {editable} keeps the package's code in {folder}, where the build "
+                               f"left it, and only links it into Python in {s.where}: "
+                               f"{_not_found(build.format, folder, s.user)}, or drop -e so pip copies the package in")
+                continue
+        for what, written in _install_places(words, env, installers):
             where = _expanded(written, variables)
             home = _build_home(where, s.user)
             if home or (build.format == "apptainer" and _BOUND.match(where)):
