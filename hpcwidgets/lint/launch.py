@@ -21,8 +21,9 @@ from . import Context, Fix, rule
 from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
                         _Inner, _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text,
                         _shell_c_script, _simple_commands, _step_nodes, accelerate_path, all_words, as_int, ast_name,
-                        cached, each_component, exclusive, expanded_refs, fix_for, held_commands, heterogeneous, in_job_component,
-                        inherited_gpus, inherited_per_task, is_legacy, job_component_steps, job_cpus, job_nodes,
+                        cached, each_component, exclusive, expanded_refs, fix_for, held_commands, heterogeneous,
+                        in_job_component, inherited_gpus, inherited_per_task, is_legacy, job_component_steps, job_cpus,
+                        job_nodes,
                         job_tasks, multi_node, other_launches, own_task_gpus, python_code, python_module_words,
                         shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
 
