@@ -270,3 +270,19 @@ def test_an_editable_install_from_a_folder_apptainer_binds_over(post):
 ])
 def test_editable_installs_that_stay_in_the_image_are_left_alone(post):
     assert "HPC704" not in {f.code for f in lint(DEF + post, path="t.def")}
+
+
+# --- HPC525: source under #!/bin/sh ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shebang", ["#!/bin/sh", "#!/bin/sh -l", "#!/usr/bin/env sh", "#!/bin/dash"])
+def test_source_in_a_script_sh_runs(shebang):
+    text = f"{shebang}\n#SBATCH --time=01:00:00\nsource venv/bin/activate\npython train.py\n"
+    [(line, message)] = found(text, "HPC525")
+    assert line == 3 and "'source: not found'" in message and "write . FILE" in message
+
+
+@pytest.mark.parametrize(("shebang", "line"), [("#!/bin/bash", "source venv/bin/activate"),
+                                               ("#!/bin/sh", ". venv/bin/activate"),
+                                               ("#!/bin/ksh", "source venv/bin/activate")])
+def test_source_where_the_shell_has_it_and_the_posix_dot_are_left_alone(shebang, line):
+    assert found(f"{shebang}\n#SBATCH --time=01:00:00\n{line}\npython train.py\n", "HPC525") == []

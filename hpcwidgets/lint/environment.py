@@ -834,14 +834,15 @@ def _module_in_container(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC525", "module-in-sh-script", "info",
       summary="module (or ml) in a job script that #!/bin/sh (or another shell than bash) runs, without setting the "
-              "module system up",
+              "module system up; or source under #!/bin/sh",
       why="module and ml are shell functions. The module systems export them for bash (BASH_FUNC_module%%), which a "
           "batch job inherits. Where /bin/sh is bash (the RHEL family: Rocky, Alma, CentOS), bash started as sh "
           "still takes them up, so the script works there; but dash (/bin/sh on Debian and Ubuntu) and ksh do "
           "not, and a script that is not a login shell reads no start-up file that defines them: the job runs on "
           "with 'module: command not found' ('module: not found' under dash), without the software it loads. The "
           "script then works on one cluster and not the next. (zsh is left alone: it reads /etc/zshenv and "
-          "~/.zshenv in every script.)",
+          "~/.zshenv in every script.) The same holds for source (source venv/bin/activate, source ~/.bashrc) under "
+          "#!/bin/sh: bash has it, dash only the POSIX spelling, . FILE.",
       fix="Start the script with #!/bin/bash (or #!/bin/bash -l, which also reads the start-up files), or set the "
           "module system up for that shell first (. /etc/profile).",
       bad="""#!/bin/sh
@@ -860,9 +861,21 @@ def _module_in_sh(ctx: Context) -> Iterator[Any]:
     source = ctx.parsed.source
     program = shebang_program(source)
     first = source.split("\n", 1)[0]
-    if not program or program in ("bash", "zsh") or not is_shell(program) or re.search(r"\s-\w*l|--login", first):
-        return  # zsh reads /etc/zshenv and ~/.zshenv in every script, where a module system may be set up
+    if not program or program in ("bash", "zsh") or not is_shell(program):
+        return
     commands = [(cmd, [str(v) for v in cmd.argv]) for cmd, _, _ in _code_in_order(ctx) if cmd.kind == "simple"]
+    if program in ("sh", "dash"):  # BusyBox ash and ksh have source; dash has only .
+        sourced = next((cmd for cmd, words in commands if words[:1] == ["source"]), None)
+        if sourced is not None:
+            where = "unless /bin/sh is bash (the RHEL family), " if program == "sh" else ""
+            yield (sourced.line, f"this script runs with {program} ({first.strip()}): source is bash's, and dash (/bin/sh "
+                                 f"on Debian and Ubuntu) has none, so {where}this line stops with 'source: not found' "
+                                 "and what it was to set up is missing; write . FILE, or start the script with "
+                                 "#!/bin/bash")
+            return
+    if re.search(r"\s-\w*l|--login", first):
+        return  # a login shell reads the start-up files that set the module system up
+    # (zsh reads /etc/zshenv and ~/.zshenv in every script, where a module system may be set up)
     used = _first_module_use([words for _, words in commands])
     if not used:
         return
