@@ -485,8 +485,10 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
         return
     chmod_private = umask_private_from = log_file = None
     own_token = False
+    token_names = {"JUPYTER_TOKEN"}   # the variables that hold the script's own token
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         words = [str(v) for v in cmd.argv]
+        token_names.update(_copied_into_token(cmd))
         if any(name in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE") or name.endswith("ENV_JUPYTER_TOKEN")
                for name, _ in cmd.assignments) or any(w in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE")
                                                       for w in words[1:2] if words[0] == "export"):
@@ -499,7 +501,7 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
         if words == ["exec"] and _stderr_file(cmd) not in (None, "/dev/null"):
             log_file = (_stderr_file(cmd), umask_private_from is not None)
     if own_token:
-        yield from _token_printed(ctx, chmod_private)
+        yield from _token_printed(ctx, chmod_private, token_names)
         return
     for cmd, words in servers:
         if any(_SECRET_TRAIT.match(trait) for _, trait, _ in _jupyter_settings(words)):
@@ -540,21 +542,20 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
             return
 
 
-def _token_printed(ctx: Context, private_from: int | None) -> Iterator[Any]:
-    """HPC607 for a script that makes the token itself: the first echo or printf that writes it (``$JUPYTER_TOKEN``,
-    or the variable the script copied into JUPYTER_TOKEN) to the job's log before a chmod made the log private.
-    Jupyter keeps such a token out of the log; the script's own message puts it there."""
-    names = {"JUPYTER_TOKEN"}
-    for cmd in _simple_commands(ctx.parsed.lexed.code):
-        for name, word in cmd.assignments:
-            if name == "JUPYTER_TOKEN" or name.endswith("ENV_JUPYTER_TOKEN"):
-                names.update(n for n, _ in expanded_refs(word.raw))
-        if cmd.argv and str(cmd.argv[0]) == "export":
-            for word in (cmd.cmd if isinstance(cmd, _Inner) else cmd).words[1:]:
-                key, eq, _ = word.raw.partition("=")
-                if eq and key == "JUPYTER_TOKEN":
-                    names.update(n for n, _ in expanded_refs(word.raw))
-    names.discard("$$")
+def _copied_into_token(cmd: Any) -> set[str]:
+    """The variables whose value ``cmd`` puts into JUPYTER_TOKEN (``JUPYTER_TOKEN="$tok"``, ``export
+    JUPYTER_TOKEN=$tok``): they hold the token too."""
+    values = [w.raw for name, w in cmd.assignments if name == "JUPYTER_TOKEN" or name.endswith("ENV_JUPYTER_TOKEN")]
+    if cmd.argv and str(cmd.argv[0]) == "export":
+        values += [w.raw for w in (cmd.cmd if isinstance(cmd, _Inner) else cmd).words[1:]
+                   if w.raw.partition("=")[0] == "JUPYTER_TOKEN" and "=" in w.raw]
+    return {n for raw in values for n, _ in expanded_refs(raw) if n != "$$"}
+
+
+def _token_printed(ctx: Context, private_from: int | None, names: set[str]) -> Iterator[Any]:
+    """HPC607 for a script that makes the token itself: the first echo or printf that writes it (one of ``names``,
+    the variables that hold it) to the job's log before a chmod made the log private. Jupyter keeps such a token
+    out of the log; the script's own message puts it there."""
     job = ctx.job
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         if isinstance(cmd, _Inner) or not cmd.words or str(cmd.words[0].value) not in ("echo", "printf"):
