@@ -121,7 +121,8 @@ def rule(code: str, name: str, severity: str, *, summary: str, why: str, fix: st
 #: the modules that hold the rules, by topic (importing one registers its rules); they share the helpers of
 #: :mod:`hpcwidgets.lint.catalogue`, which imports none of them, so each can also be imported on its own
 RULE_MODULES = ("launch", "container_rules", "directives", "profile_rules", "shell", "parallel_steps", "jupyter",
-                "environment", "network", "devices", "other_runtimes", "step_program", "variable_names", "buildfile")
+                "environment", "network", "devices", "other_runtimes", "step_program", "variable_names", "submitted",
+                "buildfile")
 
 
 def rules() -> dict[str, Rule]:
@@ -215,8 +216,35 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
     if kind == "script":
         out = _in_the_scripts_spelling(parsed, out)
         out = _no_lines_into_chains(parsed, out)
+        out += _submitted_findings(parsed, profile, path, wanted, skipped)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
+
+
+def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[str],
+                        skipped: frozenset[str]) -> list[Finding]:
+    """The findings of each job script the script writes as a here-document and submits (``sbatch <<EOF``, ``cat >
+    job.sh <<EOF`` then ``sbatch job.sh``; :mod:`hpcwidgets.lint.submitted`), checked as the text sbatch reads, at
+    the script's own lines. A fix is kept where the lines reach sbatch as written (a quoted delimiter, no ``<<-``).
+    On an #SBATCH line where the submitting shell puts in a value lint cannot know (``--time=$1``), the checks of the
+    directives' values (:data:`_DIRECTIVE_GROUPS`) are left out: sbatch reads that value, not the ``$``."""
+    from .submitted import Submitted, job_text, submitted_scripts
+    out: list[Finding] = []
+    subs: tuple[Submitted, ...] = submitted_scripts(Context(parsed, profile, path, parsed.source))
+    for sub in subs:
+        text, unknown = job_text(parsed, sub)
+        shift = sub.start - 1
+        keep_fix = not sub.expands and not sub.strip_tabs
+        for f in lint(text, profile, path=path, select=wanted, ignore=skipped):
+            if f.line in unknown and f.code.startswith(_DIRECTIVE_GROUPS):
+                continue
+            line = f.line + shift
+            if parsed.is_suppressed(f.code, line):
+                continue
+            fix = dataclasses.replace(f.fix, start=f.fix.start + shift, end=f.fix.end + shift) \
+                if f.fix is not None and keep_fix else None
+            out.append(dataclasses.replace(f, line=line, message=f"{f.message} (in {sub.where})", fix=fix))
+    return out
 
 
 #: the rule groups that judge the #SBATCH lines alone, against each other and against the cluster profile

@@ -1105,14 +1105,15 @@ def _one_double_quoted(text: str) -> bool:
     return False
 
 
-def _closing_quote(text: str, start: int) -> int:
-    """The index of the ``"`` that closes a string opened just before ``start`` (-1: none)."""
+def _closing_quote(text: str, start: int, quote: str = '"') -> int:
+    """The index of the ``quote`` (``"`` or a backtick) that closes a string opened just before ``start`` (-1:
+    none); a backslash escapes the character after it."""
     i = start
     while i < len(text):
         if text[i] == "\\":
             i += 2
             continue
-        if text[i] == '"':
+        if text[i] == quote:
             return i
         i += 1
     return -1
