@@ -213,7 +213,7 @@ def test_sglang_gpu_id_step_within_the_nodes_gpus_is_not(args):
 DOCKERFILE = """FROM nvcr.io/nvidia/pytorch:24.05-py3
 SHELL_LINE
 ENV HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz123456
-RUN source /opt/conda/etc/profile.d/conda.sh && conda activate base
+RUN source /opt/conda/etc/profile.d/conda.sh && conda activate base && python -V
 FROM ubuntu:latest AS runtime
 """
 

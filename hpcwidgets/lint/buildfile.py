@@ -838,7 +838,10 @@ def _unpinned_base(ctx: Context) -> Iterator[Any]:
           "(https://TOKEN@github.com/…, https://user:password@pypi.example.org/…) leaks the same way, and git and pip "
           "also keep such a URL in .git/config or pip.conf inside the image; a URL whose login is a $NAME or {{ NAME }} "
           "reference (a build secret, a build argument) is not reported, nor a user name alone (git@github.com:…, "
-          "ssh://git@…) or an @ after the host (git+https://github.com/org/repo.git@v1.0.0 names a version).",
+          "ssh://git@…) or an @ after the host (git+https://github.com/org/repo.git@v1.0.0 names a version). A file "
+          "with logins or keys copied in with COPY, ADD or %files (.env, .netrc, .git-credentials, .pypirc, an SSH "
+          "key or folder, AWS or Docker credentials, kaggle.json, a Hugging Face token) leaks the same way; an "
+          "example of one (.env.example) is no secret.",
       fix="Keep secrets out of the image: pass them when the container runs (apptainer exec --env-file with a file only "
           "you can read, APPTAINERENV_HF_TOKEN), download gated models outside the build, or give a Docker build a "
           "secret mount (RUN --mount=type=secret,id=hf_token …, docker build --secret id=hf_token,env=HF_TOKEN).",
@@ -880,6 +883,81 @@ def _secret_in_build(ctx: Context) -> Iterator[Any]:
     for line, where, url, what in _url_logins(build):
         yield line, (f"the URL {url} in {where} holds a {what}: it stays in the image (in its build history, and in "
                      f"files such as .git/config or pip.conf) and in this file; {_instead(build.format, 'TOKEN', url)}")
+    for line, op, source, what in _copied_secrets(build):
+        yield line, (f"{op} copies {source}, {what}, into the image, where anyone who runs or pulls the image can read "
+                     f"it; {_at_run_time(build.format, source)}")
+
+
+#: files that hold a login or a key, by name (compared in lower case): what a COPY, ADD or %files line must not take
+#: into an image; an example or template of one (.env.example) holds none
+_SECRET_FILES = (
+    (re.compile(r"(?:.*/)?\.env(?:\.(?!example$|sample$|template$|dist$|defaults?$)[\w.-]+)?"), "an environment file "
+     "with the project's keys"),
+    (re.compile(r"(?:.*/)?[._]netrc"), "a .netrc with logins (wandb and huggingface write theirs there)"),
+    (re.compile(r"(?:.*/)?\.git-credentials"), "git's saved logins"),
+    (re.compile(r"(?:.*/)?\.pypirc"), "PyPI's upload login"),
+    (re.compile(r"(?:.*/)?id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?"), "an SSH private key"),
+    (re.compile(r"(?:.*/)?\.ssh/?"), "an SSH folder (private keys)"),
+    (re.compile(r"(?:.*/)?\.aws(?:/credentials)?/?"), "AWS credentials"),
+    (re.compile(r"(?:.*/)?\.docker(?:/config\.json)?/?"), "registry logins"),
+    (re.compile(r"(?:.*/)?kaggle\.json"), "a Kaggle API key"),
+    (re.compile(r"(?:.*/)?(?:\.huggingface|\.cache/huggingface)/token"), "a Hugging Face token"),
+)
+
+
+def _copied_secrets(build: BuildFile) -> Iterator[tuple[int, str, str, str]]:
+    """``(line, "COPY"/"ADD"/"%files", source, what it holds)`` for each file with a login or a key that the build
+    copies into the image."""
+    for line, op, source in _copied_sources(build):
+        name = source.rstrip("/").lower()
+        if "$" in name or "{{" in name:
+            continue
+        for pattern, what in _SECRET_FILES:
+            if pattern.fullmatch(name) or pattern.fullmatch(name + "/"):
+                yield line, op, source, what
+                break
+
+
+def _copied_sources(build: BuildFile) -> Iterator[tuple[int, str, str]]:
+    """``(line, "COPY"/"ADD"/"%files", source)`` for each file a build copies in from outside the image: a Dockerfile's
+    COPY and ADD sources (not those taken from another stage), the first path of each %files line."""
+    if build.format == "docker":
+        for line, op, body in dockerfile_instructions(build.source, build.path):
+            if op not in ("COPY", "ADD"):
+                continue
+            words = _copy_words(str(body))
+            if any(w.startswith("--from") for w in words):
+                continue
+            sources = [w for w in words if not w.startswith("--")][:-1]
+            yield from ((line, op, source) for source in sources if "://" not in source)
+        return
+    section = ""
+    for n, row in enumerate(build.source.split("\n"), start=1):
+        found = section_line(row)
+        if found:
+            section = found[0] if not found[1].strip() else ""  # %files from STAGE: from another stage
+            continue
+        words = row.split()
+        if section == "files" and words and not words[0].startswith("#"):
+            yield n, "%files", words[0]
+
+
+def _copy_words(body: str) -> list[str]:
+    """The words of a COPY or ADD: its JSON form (``["a", "b", "/dest/"]``) or its shell-like one ([] when neither
+    reads)."""
+    try:
+        words = json.loads(body) if body.lstrip().startswith("[") else shlex.split(body)
+    except ValueError:
+        return []
+    return [str(w) for w in words] if isinstance(words, list) else []
+
+
+def _at_run_time(form: str, source: str) -> str:
+    """Where a secret file should come from instead of the image."""
+    if form == "apptainer":
+        return f"bind it when the container runs instead (apptainer exec --bind {source}:…), from a file only you can read"
+    return (f"mount it as a build secret where the build needs it (RUN --mount=type=secret,id=…,target=… with docker "
+            f"build --secret id=…,src={source}), and bind it at run time")
 
 
 def _instead(form: str, name: str, url: str = "") -> str:
@@ -981,6 +1059,54 @@ def _editable_source(words: list[str]) -> str | None:
     return None
 
 
+#: installers run as ``curl … | sh`` that put their tool under the home folder unless told otherwise: the URL, the
+#: product, where it goes, the variables that move it (the first is the one to name) and the options that do
+_HOME_INSTALLERS = (
+    (re.compile(r"astral\.sh/uv/(?:[\w.-]+/)?install\.sh"), "uv's installer", "~/.local/bin",
+     ("UV_INSTALL_DIR", "XDG_BIN_HOME", "CARGO_DIST_FORCE_INSTALL_DIR", "UV_UNMANAGED_INSTALL"), ()),
+    (re.compile(r"sh\.rustup\.rs|static\.rust-lang\.org/rustup"), "rustup", "~/.cargo and ~/.rustup",
+     ("CARGO_HOME",), ()),
+    (re.compile(r"install\.python-poetry\.org"), "Poetry's installer", "~/.local/share/pypoetry, ~/.local/bin",
+     ("POETRY_HOME",), ()),
+    (re.compile(r"pixi\.sh/install\.sh"), "pixi's installer", "~/.pixi", ("PIXI_HOME", "PIXI_BIN_DIR"), ()),
+    (re.compile(r"micro\.mamba\.pm/install\.sh"), "micromamba's installer", "~/.local/bin, ~/micromamba",
+     ("BIN_FOLDER",), ()),
+    (re.compile(r"nvm-sh/nvm/[\w.-]+/install\.sh"), "nvm's installer", "~/.nvm", ("NVM_DIR",), ()),
+    (re.compile(r"install\.julialang\.org"), "juliaup's installer", "~/.juliaup", ("JULIAUP_DEPOT_PATH",),
+     ("-p", "--path")),
+)
+_HOME_INSTALLERS_BY_NAME = {product: (where, names, options) for _, product, where, names, options in _HOME_INSTALLERS}
+#: a later step that takes the installed tool out of the home, or opens the home to everyone
+_OUT_OF_HOME = re.compile(r"\b(?:mv|cp|ln|rsync)\b[^\n]*(?:\.local/bin|\.cargo|\.pixi|micromamba|\.juliaup|"
+                          r"\.nvm|pypoetry)|\bchmod\b[^\n]*(?:/root|\$HOME|~)\b")
+
+
+def _piped_installer(before: Shell | None, s: Shell, words: list[str], env: dict[str, str],
+                     build: BuildFile) -> tuple[str, str] | None:
+    """``(product, folder)`` when ``s`` is the shell of ``curl URL | sh`` (or wget) for an installer of
+    :data:`_HOME_INSTALLERS` that nothing moves out of the home: no variable or option naming another folder, and no
+    later step copying the tool out or opening the home."""
+    if before is None or before.cmd.joined_by not in ("|", "|&") or (before.where, before.start) != (s.where, s.start):
+        return None
+    if not words or not re.fullmatch(r"(?:ba|da|z)?sh|python[0-9.]*", words[0].rsplit("/", 1)[-1]):
+        return None
+    fetch = _program(before.cmd)
+    if not fetch or fetch[0].rsplit("/", 1)[-1] not in ("curl", "wget"):
+        return None
+    urls = " ".join(w for w in fetch[1:] if "://" in w or "." in w)
+    for pattern, product, folder, names, options in _HOME_INSTALLERS:
+        if not pattern.search(urls):
+            continue
+        given = env | {k: v for k, eq, v in (str(w).partition("=") for w in s.cmd.argv) if eq}  # env NAME=… sh
+        if any(name in given for name in names) or any(w.split("=", 1)[0] in options for w in words[1:]):
+            return None
+        later = build.source.split("\n")[s.line - 1:]  # this line on: ... | sh && mv ~/.local/bin/uv /usr/local/bin
+        if _OUT_OF_HOME.search("\n".join(later)):
+            return None
+        return product, folder
+    return None
+
+
 def _not_found(form: str, folder: str, user: str) -> str:
     """Why software installed into ``folder`` at build time (a home folder, or one Apptainer binds over) is not found
     when the container runs, by runtime; ``user`` ran the build step."""
@@ -1012,7 +1138,9 @@ def _not_found(form: str, folder: str, user: str) -> str:
           "Apptainer also binds the host's /tmp and /var/tmp over the image's by default, hiding what a build put "
           "there; its documentation asks to install into system locations. That holds for pip install -e too: an "
           "editable install leaves the package's code in the folder it was cloned to (cd /tmp && git clone … && pip "
-          "install -e .) and only links it into Python. Paths are read as the build reads them: a "
+          "install -e .) and only links it into Python; and for the installers piped into sh that put their tool "
+          "under ~ unless told otherwise (uv's, rustup, Poetry's, pixi's, micromamba's, nvm's, juliaup's: curl -LsSf "
+          "https://astral.sh/uv/install.sh | sh puts uv in /root/.local/bin). Paths are read as the build reads them: a "
           "Dockerfile's ARG and ENV values (ENV VIRTUAL_ENV=/root/venv, then python -m venv $VIRTUAL_ENV) and the "
           "variables a %post section or RUN line sets before. An image built from a Dockerfile and run with "
           "Charliecloud's ch-run does find /root (the unpacked image is yours, and HOME is /root unless ch-run --home "
@@ -1035,11 +1163,20 @@ def _installed_into_home(ctx: Context) -> Iterator[Any]:
     build = _build(ctx)
     installers = _downloaded_installers(build)
     cwd: dict[tuple[str, int], str] = {}   # the working folder of each shell a section or RUN runs
+    previous: Shell | None = None
     for s, env, variables in _environments(build):
+        before, previous = previous, s
         if not s.build:
             continue
         shell = (s.where, s.start)
         words = _program(s.cmd)
+        piped = _piped_installer(before, s, words, env, build)
+        if piped is not None:
+            product, folder = piped
+            yield s.line, (f"{product}, piped into {words[0]} in {s.where}, installs into the build's home, "
+                           f"{_build_home('~', s.user)} ({folder}): {_not_found(build.format, _build_home('~', s.user), s.user)}"
+                           f"; or set {_HOME_INSTALLERS_BY_NAME[product][1][0]} to such a folder for it")
+            continue
         if words[:1] == ["cd"]:
             cwd[shell] = _cd(cwd.get(shell, ""), _expanded(words[1], variables) if len(words) > 1 else "")
             continue
@@ -1340,6 +1477,80 @@ def _build_download_for_other_arch(ctx: Context) -> Iterator[Any]:
     commands = [_Located(s.line, s.cmd) for s in build.commands if s.build]
     for line, name, kind, built in arch_downloads(commands, build.source, arch):
         yield line, arch_download_message(name, kind, built, place, arch)
+
+
+@rule("HPC712", "conda-activate-in-build", "error", kind="build",
+      summary="conda activate (or mamba activate) in a build step: it fails in a shell conda has not set up, and "
+              "the environment it activates ends with the step",
+      why="conda activate is a shell function, not a program: it exists only in a shell that has read conda's set-up "
+          "(. /opt/conda/etc/profile.d/conda.sh, or eval \"$(conda shell.bash hook)\"; conda init writes that into "
+          "~/.bashrc, which a build's non-interactive /bin/sh -c never reads). Without it the build stops with "
+          "'CommandNotFoundError: Your shell has not been properly configured to use conda activate'. Where it does "
+          "work, it changes only the shell of its own RUN line or %post section: the next RUN, the %runscript, apptainer "
+          "exec and the job's srun start with the base environment, and pip install in a later RUN installs there. "
+          "Not reported after conda's set-up in the same shell with commands following, or under a Dockerfile SHELL "
+          "that starts a login or interactive bash (SHELL [\"/bin/bash\", \"--login\", \"-c\"]) or with an ENV "
+          "BASH_ENV, which bash reads first.",
+      fix="Run the command in the environment with conda run -n ENV … (conda run --no-capture-output -n ENV for "
+          "output as it comes), or set conda up and work in the same step: . /opt/conda/etc/profile.d/conda.sh && "
+          "conda activate ENV && pip install …. For the container at run time, put the environment's bin folder first "
+          "on PATH (ENV PATH=/opt/conda/envs/ENV/bin:$PATH, or an export in %environment).",
+      bad="""FROM continuumio/miniconda3:24.4.0-0
+RUN conda create -y -n ml python=3.11
+RUN conda activate ml && pip install numpy==1.26.4
+""",
+      good="""FROM continuumio/miniconda3:24.4.0-0
+RUN conda create -y -n ml python=3.11
+RUN conda run -n ml pip install numpy==1.26.4
+""")
+def _conda_activate_in_build(ctx: Context) -> Iterator[Any]:
+    build = _build(ctx)
+    shells: dict[tuple[str, int], list[Shell]] = {}
+    for s in build.commands:
+        if s.build:
+            shells.setdefault((s.where, s.start), []).append(s)
+    bash_env = any(name == "BASH_ENV" for _line, op, name, _value in build.settings if op == "ENV")
+    for (where, start), commands in shells.items():
+        if build.format == "docker" and (bash_env or _login_shell_before(build.source, start)):
+            continue  # bash reads the profile, the bashrc or $BASH_ENV, where images set conda up
+        set_up = False
+        for k, s in enumerate(commands):
+            words = _program(s.cmd)
+            set_up = set_up or bool(_CONDA_SET_UP.search(s.cmd.text))
+            if len(words) < 2 or words[0].rsplit("/", 1)[-1] not in ("conda", "mamba") or words[1] != "activate":
+                continue
+            tool, env = words[0].rsplit("/", 1)[-1], (words[2:] or ["base"])[-1]
+            if not set_up:
+                yield s.line, (f"{tool} activate in {where} runs in a shell {tool} has not been set up in (nothing "
+                               f"before it in the same {_one_step(where)} reads conda.sh or {tool} shell.bash hook), "
+                               f"so the build stops with 'CommandNotFoundError: Your shell has not been properly "
+                               f"configured to use {tool} activate'; run the command with conda run -n {env} …, or "
+                               f"set conda up first in the same {_one_step(where)}: "
+                               f". /opt/conda/etc/profile.d/conda.sh && conda activate {env} && …")
+                break
+            if k == len(commands) - 1:
+                yield s.line, (f"{tool} activate {env} is the last command of this {_one_step(where)}: the "
+                               f"environment ends with its shell, and later steps and the container start without "
+                               f"it; run what needs it in the same {_one_step(where)} (conda activate {env} && pip "
+                               f"install …), and for the container put /opt/conda/envs/{env}/bin first on PATH")
+
+
+#: a command that sets conda up in its shell: its shell script, its hook, or a bashrc that conda init wrote into
+_CONDA_SET_UP = re.compile(r"(?:conda|mamba)\.sh\b|\bshell\.(?:bash|posix|sh|zsh)\s+hook\b|\bshell\s+hook\b|"
+                           r"\.bashrc\b|\bconda\s+init\b.*&&")
+#: a Dockerfile SHELL whose bash reads the profile or bashrc: a login (--login, -l) or interactive (-i) shell
+_LOGIN_SHELL = re.compile(r'^\s*SHELL\s*\[.*"(?:--login|-l|-i|-[a-z]*[li][a-z]*c|--interactive)"', re.M | re.I)
+
+
+def _login_shell_before(source: str, line: int) -> bool:
+    """Whether a Dockerfile ``SHELL`` above ``line`` starts a login or interactive bash (which reads conda's set-up
+    from the profile or bashrc an image such as continuumio/miniconda3 writes it to)."""
+    above = "\n".join(source.split("\n")[:max(line - 1, 0)])
+    return bool(_LOGIN_SHELL.search(above))
+
+
+def _one_step(where: str) -> str:
+    return "RUN" if where == "RUN" else f"{where} section"
 
 
 @dataclass(frozen=True)
