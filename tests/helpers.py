@@ -33,6 +33,26 @@ def need_tool(name: str, why: str = "") -> str:
     return path  # type: ignore[return-value]
 
 
+def bash_image_dir(root: Path) -> Path:
+    """A minimal Charliecloud image directory at ``root`` holding bash and its libraries (no network, ~2 MB); skips
+    without ch-run and ldd (fails under HPCW_REQUIRE_REAL=1, as need_tool does)."""
+    need_tool("ch-run", "Charliecloud's ch-run runs the real-container tests")
+    need_tool("ldd", "copies bash's libraries into a test image")
+    for d in ("dev", "proc", "sys", "tmp", "etc", "home", "mnt/0", "bin", "data"):
+        (root / d).mkdir(parents=True)
+    (root / "etc/passwd").write_text("")
+    (root / "etc/group").write_text("")
+    bash = shutil.which("bash")
+    shutil.copy(bash, root / "bin/bash")
+    libs = subprocess.run(["ldd", bash], capture_output=True, text=True, check=True).stdout
+    for token in libs.split():
+        if token.startswith("/") and os.path.exists(token):
+            target = root / token.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(token, target)
+    return root
+
+
 STANDIN = """#!{python} -IS
 import json, os, sys
 with open(os.environ["HPCW_ARGV_LOG"], "a", encoding="utf-8") as fh:

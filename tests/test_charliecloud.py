@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers import need_tool, run_with_stand_ins, stand_in_env
+from helpers import bash_image_dir, need_tool, run_with_stand_ins, stand_in_env
 from hpcwidgets.errors import ValidationError
 from hpcwidgets.render.command import argv, command_line
 from hpcwidgets.render.quote import expand, quote
@@ -275,22 +274,7 @@ def test_argv_fidelity_property(run, extra):
 @pytest.fixture(scope="module")
 def bash_image(tmp_path_factory):
     """A minimal image directory holding bash and its libraries (no network, ~2 MB)."""
-    need_tool("ch-run", "Charliecloud's ch-run runs the real-container tests")
-    need_tool("ldd", "copies bash's libraries into a test image")
-    root = tmp_path_factory.mktemp("img") / "bash-image"
-    for d in ("dev", "proc", "sys", "tmp", "etc", "home", "mnt/0", "bin", "data"):
-        (root / d).mkdir(parents=True)
-    (root / "etc/passwd").write_text("")
-    (root / "etc/group").write_text("")
-    bash = shutil.which("bash")
-    shutil.copy(bash, root / "bin/bash")
-    libs = subprocess.run(["ldd", bash], capture_output=True, text=True, check=True).stdout
-    for token in libs.split():
-        if token.startswith("/") and os.path.exists(token):
-            target = root / token.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(token, target)
-    return root
+    return bash_image_dir(tmp_path_factory.mktemp("img") / "bash-image")
 
 
 def _real_run(run, tmp_path, data):

@@ -275,3 +275,77 @@ def test_the_loop_variable_really_is_empty_in_the_job(tmp_path):
     assert 'echo "lr=[$lr]"' in first
     assert subprocess.run(["bash", "-c", first], capture_output=True, text=True,
                           env={"PATH": os.environ["PATH"]}).stdout == "lr=[]\n"
+
+
+# --- what the audit of real drivers found (session 28) ----------------------------------------------------------------
+
+def test_a_loop_over_an_array_gives_its_first_element_and_an_unknown_one_judges_nothing():
+    driver = ('#!/bin/bash\nlrs=(1e-3 1e-4)\nfor lr in "${lrs[@]}"; do\n  for h in "${hours[@]}"; do\nsbatch <<EOF\n'
+              "#!/bin/bash\n#SBATCH --job-name=train_${lr}\n#SBATCH --time=${h}:00:00\npython train.py --lr ${lr}\n"
+              "EOF\n  done\ndone\n")
+    parsed = read_script(driver)
+    [sub] = submitted_scripts(Context(parsed, None, "", driver))
+    text, unknown = job_text(parsed, sub)
+    assert "--job-name=train_1e-3" in text and unknown == {3}   # hours is set nowhere: its line is not judged
+    assert codes(driver) == []
+
+
+def test_a_driver_value_built_from_another_the_driver_sets_is_unknown_not_the_environments():
+    driver = ('#!/bin/bash\nRUN_NAME="${RUN_NAME:-mae}"\nLOG_FILE="logs/${RUN_NAME}_%j.out"\nN_GPUS=${N_GPUS:-4}\n'
+              "sbatch <<EOF\n#!/bin/bash\n#SBATCH --time=01:00:00\n#SBATCH --output=${LOG_FILE}\n"
+              "#SBATCH --gres=gpu:${N_GPUS}\n#SBATCH --error=$SCRATCH/%j.err\npython train.py\nEOF\n")
+    parsed = read_script(driver)
+    [sub] = submitted_scripts(Context(parsed, None, "", driver))
+    text, unknown = job_text(parsed, sub)
+    assert unknown == {3, 4, 5} and "--error=$SCRATCH/%j.err" in text  # $SCRATCH: the login node's, not judged
+    assert codes(driver) == []
+
+
+def test_an_argument_on_a_continued_line_is_no_assignment_and_a_hand_over_is_meant():
+    continued = ("#!/bin/bash\nfor tau in 0.1 10; do\nsbatch <<EOF\n#!/bin/bash\n#SBATCH --job-name=run-${tau}\n"
+                 "#SBATCH --time=01:00:00\npython main.py \\\n    tau=${tau} \\\n    seed=42 --seed-name ${seed}\nEOF\ndone\n")
+    assert found(continued, "HPC542") == []
+    assert [f.line for f in found(continued, "HPC544")] == [9]  # seed is set nowhere: the job gets nothing
+    hand_over = ("#!/bin/bash\nCKPT=/scratch/ckpt.pt\nsbatch <<EOF\n" + JOB +
+                 'export CKPT="${CKPT}"\nexport OUT="${OUT}"\npython eval.py --ckpt "\\$CKPT"\nEOF\n')
+    assert found(hand_over, "HPC542") == []
+
+
+def test_sbatch_in_a_command_substitution_is_read_too():
+    driver = ("#!/bin/bash\nfor lr in 1 2; do\nJOB=$(sbatch --parsable <<EOF\n#!/bin/bash\n#SBATCH --nodes=2\n"
+              "#SBATCH --gpus-per-node=4\n#SBATCH --time=01:00:00\nhead=$(hostname)\n"
+              "srun torchrun --standalone --nproc-per-node=4 train.py --lr $lr\nEOF\n)\necho \"$JOB\"\ndone\n")
+    assert [(line, code) for line, code in codes(driver) if code in ("HPC542", "HPC113")] == [(8, "HPC542"),
+                                                                                             (9, "HPC113")]
+
+
+def test_line_numbers_a_message_names_are_the_drivers():
+    driver = ("#!/bin/bash\nfor fmt in a b; do\nsbatch <<EOF\n#!/bin/bash\n#SBATCH --time=01:00:00\n"
+              "srun python train.py --fmt ${fmt}\necho done\nEOF\ndone\n")
+    [f] = found(driver, "HPC527")
+    assert "echo on line 7" in f.message
+
+
+def test_a_job_variable_filled_in_too_early_is_told_once_by_hpc542_not_again_by_hpc502():
+    text = ("#!/bin/bash\nfor lr in 1 2; do\nsbatch <<EOF\n#!/bin/bash\n#SBATCH --ntasks=4\n#SBATCH --time=01:00:00\n"
+            "srun bash -c \"python train.py --rank $SLURM_PROCID --lr $lr\"\nEOF\ndone\n")
+    assert "HPC502" in {f.code for f in lint(text.replace("$SLURM_PROCID", "\\$SLURM_PROCID"))}  # escaped: the job's
+    assert [f.code for f in lint(text) if f.line == 7] == ["HPC542"]
+
+
+# --- HPC544: a lower-case name the driver never sets -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("driver", "reported"), [
+    ("for task_i in a b; do\nsbatch <<EOF\n" + JOB + "python main.py --task ${task}\nEOF\ndone\n", True),
+    ("for task in a b; do\nsbatch <<EOF\n" + JOB + "python main.py --task ${task}\nEOF\ndone\n", False),
+    ("read -r task < tasks.txt\nsbatch <<EOF\n" + JOB + "python main.py --task $task\nEOF\n", False),
+    ("sbatch <<EOF\n" + JOB + "python main.py --data $SCRATCH/data\nEOF\n", False),     # the environment's
+    ("sbatch <<EOF\n" + JOB + "name=x\necho \\$name $name\nEOF\n", False),            # the job sets it (HPC542)
+    ("sbatch <<'EOF'\n" + JOB + "python main.py --task ${task}\nEOF\n", False),       # quoted: the job's own
+    ("get() { local task=$1; sbatch <<EOF\n" + JOB + "python main.py --task $task\nEOF\n}\nget a\n", False),
+])
+def test_a_lower_case_name_nothing_sets_is_reported(driver, reported):
+    [*hits] = found("#!/bin/bash\n" + driver, "HPC544")
+    assert bool(hits) is reported
+    if reported:
+        assert "(${task_i}?)" in hits[0].message

@@ -216,18 +216,20 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
     if kind == "script":
         out = _in_the_scripts_spelling(parsed, out)
         out = _no_lines_into_chains(parsed, out)
-        out += _submitted_findings(parsed, profile, path, wanted, skipped)
+        out += _submitted_findings(parsed, profile, path, wanted, skipped, {f.line for f in out if f.code == "HPC542"})
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
 
 
-def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[str],
-                        skipped: frozenset[str]) -> list[Finding]:
+def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[str], skipped: frozenset[str],
+                        early: set[int]) -> list[Finding]:
     """The findings of each job script the script writes as a here-document and submits (``sbatch <<EOF``, ``cat >
     job.sh <<EOF`` then ``sbatch job.sh``; :mod:`hpcwidgets.lint.submitted`), checked as the text sbatch reads, at
     the script's own lines. A fix is kept where the lines reach sbatch as written (a quoted delimiter, no ``<<-``).
     On an #SBATCH line where the submitting shell puts in a value lint cannot know (``--time=$1``), the checks of the
-    directives' values (:data:`_DIRECTIVE_GROUPS`) are left out: sbatch reads that value, not the ``$``."""
+    directives' values (:data:`_DIRECTIVE_GROUPS`) are left out: sbatch reads that value, not the ``$``. On a line
+    of ``early`` (HPC542: the submitting shell fills in a job variable), HPC502's word about the batch shell is left
+    out: HPC542 tells when it really happens. Line numbers a message names are the script's too."""
     from .submitted import Submitted, job_text, submitted_scripts
     out: list[Finding] = []
     subs: tuple[Submitted, ...] = submitted_scripts(Context(parsed, profile, path, parsed.source))
@@ -239,12 +241,23 @@ def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[
             if f.line in unknown and f.code.startswith(_DIRECTIVE_GROUPS):
                 continue
             line = f.line + shift
+            if f.code == "HPC502" and line in early:
+                continue
             if parsed.is_suppressed(f.code, line):
                 continue
             fix = dataclasses.replace(f.fix, start=f.fix.start + shift, end=f.fix.end + shift) \
                 if f.fix is not None and keep_fix else None
-            out.append(dataclasses.replace(f, line=line, message=f"{f.message} (in {sub.where})", fix=fix))
+            message = _LINE_NUMBERS.sub(lambda m: _shifted(m, shift), f.message)
+            out.append(dataclasses.replace(f, line=line, message=f"{message} (in {sub.where})", fix=fix))
     return out
+
+
+#: line numbers a message names: "line 4", "lines 4, 7 and 9", "lines 4-6"
+_LINE_NUMBERS = re.compile(r"\b(lines? )(\d+(?:(?:, | and |-|–)\d+)*)")
+
+
+def _shifted(m: re.Match[str], shift: int) -> str:
+    return m.group(1) + re.sub(r"\d+", lambda n: str(int(n.group()) + shift), m.group(2))
 
 
 #: the rule groups that judge the #SBATCH lines alone, against each other and against the cluster profile

@@ -85,14 +85,24 @@ def _commands_of(ctx: Context, kinds: tuple[str, ...]) -> list[tuple[Any, Any]]:
     from ..parse.argv import parse_argv, recognise
     out = []
     for cmd in simple_commands(ctx):
-        found = recognise([str(v) for v in cmd.argv])
+        words = _past_srun(cmd.argv)
+        found = recognise([str(v) for v in words])
         if found is None or found[0].cls.kind not in kinds:
             continue
         try:
-            out.append((cmd, parse_argv(cmd.argv).model))
+            out.append((cmd, parse_argv(words).model))
         except ParseError:
             continue
     return out
+
+
+def _past_srun(argv: Any) -> Any:
+    """A command's words from the program srun (or a wrapper such as ``time``) starts on: ``srun -n1 apptainer pull
+    …`` is a pull all the same, run once per task."""
+    texts = [str(v) for v in argv]
+    tail = run_words(texts)
+    return argv[len(texts) - len(tail):] if tail and [str(t) for t in tail] == texts[len(texts) - len(tail):] \
+        else argv
 
 
 def is_guarded(ctx: Context, cmd: Any) -> bool:
@@ -697,8 +707,8 @@ ch-run -b "$SCRATCH/project:/mnt/0" -b "$SCRATCH/data:/mnt/1" -c /mnt/0 "$SCRATC
 """)
 def _charliecloud_host_path(ctx: Context) -> Iterator[Any]:
     for step, c in containers(ctx):
-        if c.kind != "charliecloud.run":
-            continue
+        if c.kind != "charliecloud.run" or ch_run_options_after_image(step.words) is not None:
+            continue  # without -- ch-run reads the command's options as its own: HPC239 says so first
         cd = ctx.parsed.resolve(str(c.cd), step.line) if c.cd else ""
         home = _host_folder(cd, c)
         if home is not None and not _seen_inside(ctx, step, c, cd, home):
@@ -733,6 +743,95 @@ def _charliecloud_host_path(ctx: Context) -> Iterator[Any]:
 
 
 _HOME_NOTE = " (Charliecloud 0.31 and later mount $HOME only with --home)"
+
+
+@rule("HPC239", "ch-run-command-without-double-dash", "error",
+      summary="a ch-run without -- between the image and the command, whose command has options (-c, --epochs …): "
+              "ch-run takes them as its own",
+      why="ch-run reads its arguments with GNU argp, which takes an option wherever it stands until a -- ends the "
+          "options. Written ch-run IMAGE python train.py --epochs 10, the --epochs is ch-run's: it stops with "
+          "\"unrecognized option '--epochs'\" before the container starts. Worse, an option ch-run knows is used "
+          "quietly: python -c 'code' becomes ch-run's --cd (\"can't cd to code\"), -b 64 a bind, -w a writable "
+          "image, --set-env=… changes the container's environment, and the program never sees them. The usage line "
+          "says so: ch-run [OPTION...] IMAGE -- CMD [ARG...].",
+      fix="Put -- between the image and the command: ch-run IMAGE -- python train.py --epochs 10 (the fix does so).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+srun ch-run /scratch/images/trainer.sqfs python /opt/train.py --epochs 10
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+srun ch-run /scratch/images/trainer.sqfs -- python /opt/train.py --epochs 10
+""")
+def _ch_run_without_double_dash(ctx: Context) -> Iterator[Any]:
+    for step, c in containers(ctx):
+        if c.kind != "charliecloud.run":
+            continue
+        found = ch_run_options_after_image(step.words)
+        if found is None:
+            continue
+        image, taken = found
+        own = [w for w in taken if w.split("=", 1)[0] in _ch_run_value_options() | _ch_run_switches()]
+        what = (f"ch-run uses {own[0]} itself ({_CH_RUN_MEANS.get(own[0].split('=', 1)[0], 'one of its options')}) "
+                f"and the program never sees it") if own else \
+            f"ch-run stops with \"unrecognized option '{taken[0].split('=', 1)[0]}'\" before the container starts"
+        fix = insert_after(ctx, "put -- between the image and the command", image, ["--"])
+        yield (step.line, f"ch-run takes options wherever they stand until a --, and this one has no -- after its image "
+                          f"{image.raw}: {', '.join(taken[:3])} {'is' if len(taken) == 1 else 'are'} read as ch-run's; "
+                          f"{what}; put -- between the image and the command", fix)
+
+
+#: what an option of ch-run's does when a command's option is taken for it
+_CH_RUN_MEANS = {"-c": "--cd: it changes into that folder", "--cd": "it changes into that folder",
+                 "-b": "--bind: it binds the word after it", "--bind": "it binds the word after it",
+                 "-w": "--write: the image is mounted writable", "--write": "the image is mounted writable",
+                 "-u": "--uid", "-g": "--gid", "-j": "--join", "-t": "--private-tmp", "-s": "--storage",
+                 "-m": "--mount", "-v": "--verbose", "-q": "--quiet", "-V": "--version: it prints its version and "
+                 "exits", "--set-env": "it changes the container's environment", "--unset-env": "it removes variables "
+                 "from the container's environment"}
+
+
+def _ch_run_value_options() -> frozenset[str]:
+    """ch-run's options that take the word after them as their value (written without ``=``)."""
+    from ..parse.argv import _option_table
+    from ..spec.charliecloud import ChRun
+    table = _option_table(ChRun)
+    return frozenset(flag for flag, fields in table.items()
+                     if flag != "--set-env" and any(f.base_type is not bool for f in fields)) | ChRun.other_value_options
+
+
+def _ch_run_switches() -> frozenset[str]:
+    from ..parse.argv import _option_table
+    from ..spec.charliecloud import ChRun
+    return frozenset(_option_table(ChRun)) - _ch_run_value_options() | ChRun.other_switch_options
+
+
+def ch_run_options_after_image(words: Any) -> tuple[Any, list[str]] | None:
+    """For a command that runs ch-run with no ``--`` after its image: the image's word and the words after it that
+    ch-run reads as its own options (GNU argp takes options anywhere before ``--``); None when there is a ``--``,
+    no such word, or no ch-run. A word that a variable holds (``$ARGS``) is not counted: its value is unknown."""
+    texts = [str(w.value) for w in words]
+    start = next((k for k, t in enumerate(texts) if t.rsplit("/", 1)[-1] == "ch-run"), None)
+    if start is None:
+        return None
+    takes = _ch_run_value_options()
+    k = start + 1
+    while k < len(texts):
+        text = texts[k]
+        if text == "--":
+            return None
+        if text.startswith("-") and text != "-":
+            short_attached = not text.startswith("--") and len(text) > 2
+            k += 2 if text in takes and not short_attached else 1
+            continue
+        break
+    if k >= len(texts):
+        return None
+    image, rest = words[k], texts[k + 1:]
+    if "--" in rest:
+        rest = rest[:rest.index("--")]
+    taken = [t for t, w in zip(rest, words[k + 1:]) if t.startswith("-") and t != "-" and "$" not in w.raw]
+    return (image, taken) if taken else None
 
 
 def _host_folder(path: str, c: Any) -> bool | None:
@@ -1524,6 +1623,7 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         elif _under_home(_folder_named(ctx, str(var.value), cmd.line)[0]):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
+    defaulted: set[str] = set()
     for use in registry_uses(ctx):
         if use.no_cache:
             continue
@@ -1537,7 +1637,10 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
             continue
         var = next((v for v in (ctx.parsed.variable(n, use.line) for n in names) if v is not None), None)
         if var is None:
-            yield use.line, _default_cache_message(ctx, use.what, use.binary, use.line)
+            if use.binary not in defaulted:  # one finding for the steps that all use the default cache
+                defaulted.add(use.binary)
+                yield use.line, _default_cache_message(ctx, use.what, use.binary, use.line) + _others_default(
+                    ctx, use, names)
         elif var.line not in reported and _under_home(_folder_named(ctx, str(var.value), use.line)[0]):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
@@ -1661,6 +1764,17 @@ def _tmpdir_home(ctx: Context) -> Iterator[Any]:
                        f"{_scratch_folder(ctx)} (made with mkdir -p)")
 
 
+def _others_default(ctx: Context, use: Any, names: tuple[str, ...]) -> str:
+    """`` (so do the steps on lines …)`` for the later registry steps of ``use``'s binary that use the default cache
+    too ("" when none)."""
+    later = [u.line for u in registry_uses(ctx) if u.binary == use.binary and u.line != use.line and not u.no_cache
+             and not any(n in dict(u.env) for n in names)
+             and all(ctx.parsed.variable(n, u.line) is None for n in names)]
+    if not later:
+        return ""
+    return f" (so do the steps on line{'s' if len(later) > 1 else ''} {', '.join(map(str, later))})"
+
+
 def _set_for(ctx: Context, line: int, env: dict[str, str], names: tuple[str, ...]) -> tuple[int, str, str] | None:
     """Where and to what the first of the variables ``names`` is set for the command at ``line``: before it on its
     line (``env``: NAME=value apptainer pull …), or by an assignment above it; None when by neither."""
@@ -1763,18 +1877,31 @@ def _pull_every_job(ctx: Context) -> Iterator[Any]:
         if not is_guarded(ctx, cmd):
             yield (cmd.line, "the image is pulled on every run of the job; pull it once beforehand or guard the pull "
                              "with [ -f IMAGE ] || …")
-    for use in registry_uses(ctx):
+    uses = registry_uses(ctx)
+    fetched: set[str] = set()
+    for use in uses:
         if use.output:
             if not use.guarded:
                 yield (use.line, f"{use.binary} build makes {use.output} from {use.ref} on every run of the job "
                                  "(download and conversion on the compute node); build it once beforehand or guard "
                                  f"the build with [ -e {use.output} ] || …")  # (-e: a --sandbox is a folder)
             continue
+        if use.ref in fetched:
+            continue  # one finding per image: its first step, naming the others
+        fetched.add(use.ref)
         how = (f"each run downloads {use.ref} and converts it to SIF again (--disable-cache)" if use.no_cache else
                f"each run asks the registry for {use.ref}, and downloads and converts it to SIF again unless it is "
                "cached (or when the tag moved)")
-        yield (use.line, f"{use.what} fetches the image while the job runs: {how}; pull it once into a .sif file "
-                         f"({use.binary} pull IMAGE.sif {use.ref}) and run that")
+        yield (use.line, f"{use.what} fetches the image while the job runs{_also_on(uses, use)}: {how}; pull it once "
+                         f"into a .sif file ({use.binary} pull IMAGE.sif {use.ref}) and run that")
+
+
+def _also_on(uses: Any, use: Any) -> str:
+    """`` (and for the steps on lines 18, 22)`` naming the later steps that fetch ``use``'s image too ("" when none)."""
+    later = [u.line for u in uses if u.ref == use.ref and not u.output and u.line != use.line]
+    if not later:
+        return ""
+    return f" (and so do the steps on line{'s' if len(later) > 1 else ''} {', '.join(map(str, later))})"
 
 
 def _tagless(ref: str) -> bool:

@@ -75,6 +75,10 @@ PROBLEM_CODES = {
 #: any other SlurmJob problem
 OTHER_JOB_PROBLEM = "HPC399"
 
+#: fields set by the directives of other fields, tried in order: --gres=gpu:TYPE:N (read as gpus_per_node) gives
+#: gpu_type and the other items of a --gres, --gpus=TYPE:N gives gpu_type
+_FIELD_SET_BY = {"other_gres": ("gpus_per_node",), "gpu_type": ("gpus_per_node", "gpus", "gpu_type")}
+
 #: SlurmJob fields read from the script body, not from #SBATCH lines: their own rules report them
 NOT_DIRECTIVES = ("modules",)
 
@@ -100,8 +104,8 @@ def job_findings(ctx: Context) -> dict[str, list[tuple[int, str]]]:
             # the other items of a --gres are on its line; an option the model keeps as written (--signal=…) on
             # the line that gives it; every other field's on the directive that set it
             line = _extra_directive_line(ctx, p.message) if field == "extra_directives" else None
-            line = line or ctx.parsed.directive_line("gpus_per_node" if field == "other_gres" else field,
-                                                     _first_directive_line(ctx))
+            line = line or next((d.line for d in map(ctx.parsed.directive, _FIELD_SET_BY.get(field, (field,)))
+                                 if d is not None), _first_directive_line(ctx))
             out.setdefault(code, []).append((line, p.message))
         for code, line, message in _empty_values(ctx):
             if not any(at == line for at, _ in out.get(code, [])):  # an empty count: the model's HPC308 says it
@@ -1730,6 +1734,14 @@ def _no_shebang(ctx: Context) -> Iterator[Any]:
         return
     if not ctx.parsed.directives:
         return  # commands without #! or #SBATCH lines: a snippet typed at a prompt, not a batch script
+    below = next((i for i, line in enumerate(lines) if line.startswith("#!")), None)
+    if below is not None and all(not line.strip() or line.lstrip().startswith("#") and
+                                 not line.lstrip().startswith("#SBATCH") for line in lines[:below]):
+        yield (1, f"the #! line is line {below + 1}, below comments: sbatch refuses the script (\"This does not look "
+                  "like a batch script\"; #! must be the first two characters of the file); move it to the first "
+                  "line", Fix("move the #! line to the first line", 1, below + 1,
+                              text="\n".join([lines[below], *lines[:below]])))
+        return
     yield (1, "the first line does not start with #! (e.g. #!/bin/bash): sbatch refuses the script (\"This does not "
               "look like a batch script\"); add #!/bin/bash as the first line",
            Fix("add #!/bin/bash as the first line", 1, 1, text="#!/bin/bash\n" + lines[0]))

@@ -895,6 +895,8 @@ def _module_in_sh(ctx: Context) -> Iterator[Any]:
 # HPC209: the host user's site-packages reach Python in the container
 
 USERSITE_VARS = ("PYTHONNOUSERSITE", "APPTAINERENV_PYTHONNOUSERSITE", "SINGULARITYENV_PYTHONNOUSERSITE")
+#: a container path that is the user's ~/.local (or a folder holding it): a bind there replaces the host's
+_USER_SITE_FOLDER = re.compile(r"(?:~|\$HOME|\$\{HOME\}|/home/[^/]+)/\.local/?$")
 
 
 @rule("HPC209", "host-user-site-packages", "info",
@@ -928,6 +930,8 @@ def _user_site(ctx: Context) -> Iterator[Any]:
         if any(ctx.parsed.variable(n, step.line + 1) for n in names) or \
                 any(n in names for n, _ in step.env) or any(str(e.name) == "PYTHONNOUSERSITE" for e in c.env):
             continue
+        if any(_USER_SITE_FOLDER.match(str(b.dst or b.src)) for b in c.binds):
+            continue  # a folder of the job's own bound over ~/.local: the host's packages are hidden
         prefix = env_prefix(ctx, c.binary)
         setting = (f"export {prefix}PYTHONNOUSERSITE=1 (--cleanenv keeps PYTHONNOUSERSITE itself out)"
                    if run.cleanenv else "export PYTHONNOUSERSITE=1")

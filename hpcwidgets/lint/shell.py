@@ -1540,8 +1540,10 @@ python train.py
 python train.py
 """)
 def _install(ctx: Context) -> Iterator[Any]:
+    previous = None
     for cmd in ctx.parsed.lexed.code:
-        if cmd.name in _PRINTERS:
+        before, previous = previous, cmd
+        if cmd.name in _PRINTERS or _only_when_missing(cmd, before):
             continue
         m = _INSTALL.search(raw_text(cmd))
         if m and m.group(2).startswith(("pip", "python")) and _NO_INDEX.search(raw_text(cmd)[m.end():]):
@@ -1549,6 +1551,25 @@ def _install(ctx: Context) -> Iterator[Any]:
         if m:
             tool = "pip" if m.group(2).startswith("python") else m.group(2)  # python3 -m pip install: pip's
             yield cmd.line, f"{tool} install runs on every job; install once into the image or a prepared environment"
+
+
+#: a test that a file or folder is missing: ! -d X, ! -e X, ! -f X (in [ ], [[ ]] or test), or a command that fails
+#: (if ! python -c "import x"; then …)
+_MISSING = re.compile(r"!\s*(?:-[defs]\s|\[\[?\s+-[defs]\s|test\s+-[defs]\s|[^\s\[\]!=])|\[\[?\s+!\s+-[defs]\s|"
+                      r"\btest\s+!\s+-[defs]\s")
+#: a test that a file or folder is there: [ -d X ], [[ -e X ]], test -f X
+_PRESENT = re.compile(r"^\s*(?:\[\[?|test)\s+-[defs]\s")
+
+
+def _only_when_missing(cmd: Any, before: Any) -> bool:
+    """Whether ``cmd`` runs only when what it installs is missing: an ``if`` whose condition tests that a file or
+    folder is not there (``if [ ! -d "$VENV" ]; then … pip install …; fi``) or that a command fails (``if ! python -c
+    "import x"``), or a command after ``[ -d X ] ||``. A job that installs once, into a lasting environment, and
+    reuses it after: set-up, not an install at every start."""
+    if cmd.kind == "compound" and cmd.words and str(cmd.words[0].value) == "if":
+        condition = cmd.text.split("then", 1)[0]
+        return bool(_MISSING.search(condition.split("if", 1)[-1]))
+    return before is not None and before.joined_by == "||" and bool(_PRESENT.match(before.text))
 
 
 #: ``${NAME[INDEX]}`` where INDEX uses the task id: ``$SLURM_ARRAY_TASK_ID``, ``$SLURM_ARRAY_TASK_ID-1``,
@@ -2718,9 +2739,8 @@ def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
             kinds = {name[0] for name in names}
             brackets = "angle brackets" if kinds == {"<"} else "square brackets" if kinds == {"["} else "brackets"
             yield (cmd.line, f"{_named(names)} left from a template: sbatch reads the line as written ({options}), "
-                             "so it refuses the job (no such account, partition or QOS) or takes the brackets as "
-                             f"part of the value; replace {'it' if len(names) == 1 else 'each'} with the value it "
-                             f"stands for, without the {brackets}")
+                             f"so {_placeholder_outcome(options)}; replace {'it' if len(names) == 1 else 'each'} with "
+                             f"the value it stands for, without the {brackets}")
     for cmd in _simple_commands(ctx.parsed.lexed.code):
         own = cmd.cmd if isinstance(cmd, _Inner) else cmd
         read = {r.raw for r in cmd.redirects if r.op == "<" and r.fd is None}
@@ -2741,6 +2761,17 @@ def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
                              f"{cmd.argv[0] if cmd.argv else 'the command'} does not run as meant; replace "
                              f"{'it' if len(names) == 1 else 'each'} with the value it stands for, without the angle "
                              "brackets")
+
+
+def _placeholder_outcome(options: str) -> str:
+    """What sbatch makes of an #SBATCH line that still holds a placeholder, by its option."""
+    flag = options.split("=", 1)[0].split()[0] if options.split() else ""
+    if flag in ("--mail-user",):
+        return "the job runs, but Slurm's mail goes to that text, not to you"
+    if flag in ("--output", "--error", "--input", "-o", "-e", "-i", "--chdir", "-D"):
+        return ("the job fails to start when no folder of that name exists (Slurm cannot open the path), or writes "
+                "into one named with the brackets")
+    return "it refuses the job (no such account, partition or QOS) or takes the brackets as part of the value"
 
 
 #: a template's placeholder on an #SBATCH line in angle brackets: as in a command, and also doubled

@@ -13,6 +13,7 @@ when the command runs, on the login node; ``\\$``, ``\\``` and ``\\\\`` stand fo
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ def _find(parsed: Any) -> Iterator[Submitted]:
     commands = [c for c in _simple_commands(parsed.lexed.code) if not isinstance(c, _Inner)]
     written: list[tuple[Any, Any, str]] = []   # (cat command, its here-document, the file it writes)
     for k, cmd in enumerate(commands):
+        yield from _in_substitutions(parsed, cmd)
         doc = _stdin_heredoc(cmd)
         if _is_sbatch(cmd):
             if doc is not None and _submitted_script(list(cmd.words)) is None and not _wraps(cmd):
@@ -145,6 +147,31 @@ def _find(parsed: Any) -> Iterator[Submitted]:
         out = _written_file(cmd)
         if out is not None:
             written.append((cmd, doc, parsed.resolve(out, cmd.line)))
+
+
+#: a command substitution that runs sbatch: JOBID=$(sbatch --parsable <<EOF … EOF), the usual way to keep the job's id
+_SBATCH_IN_SUBSTITUTION = re.compile(r"\$\(\s*(?:\S*/)?sbatch\b")
+
+
+def _in_substitutions(parsed: Any, cmd: Any) -> Iterator[Submitted]:
+    """The job scripts an ``sbatch <<EOF`` inside a ``$(…)`` of ``cmd``'s words or assignments gives sbatch."""
+    from ..errors import ParseError
+    from ..parse.lexer import lex_script
+    from .directives import _submitted_script
+    for word in [*cmd.words, *(w for _, w in cmd.assignments)]:
+        m = _SBATCH_IN_SUBSTITUTION.search(word.raw)
+        if m is None or "<<" not in word.raw:
+            continue
+        inner = word.raw[m.start() + 2:word.raw.rfind(")")]
+        try:
+            code = lex_script(inner).code
+        except ParseError:
+            continue
+        above = word.line - 1 + word.raw.count("\n", 0, m.start())  # the lines above the substitution's first
+        for inner_cmd in code:
+            doc = _stdin_heredoc(inner_cmd) if inner_cmd.kind == "simple" and _is_sbatch(inner_cmd) else None
+            if doc is not None and _submitted_script(list(inner_cmd.words)) is None and not _wraps(inner_cmd):
+                yield _submitted(parsed, above + inner_cmd.line, dataclasses.replace(doc, line=above + doc.line))
 
 
 def _is_sbatch(cmd: Any) -> bool:
@@ -194,9 +221,11 @@ def _line_starts(text: str) -> list[int]:
     return starts
 
 
-def loop_values(parsed: Any, line: int) -> dict[str, str]:
-    """For each ``for NAME in WORDS`` loop around ``line``, its variable and the first value it takes."""
-    values: dict[str, str] = {}
+def loop_values(parsed: Any, line: int) -> dict[str, str | None]:
+    """For each ``for NAME in WORDS`` loop around ``line``, its variable and the first value it takes: the first
+    element of an array the script assigns (``for lr in "${lrs[@]}"``), None when it is not known (``$(seq 1 4)``,
+    ``$@``, an array the script does not set)."""
+    values: dict[str, str | None] = {}
 
     def walk(commands: Any) -> None:
         for cmd in commands:
@@ -205,10 +234,25 @@ def loop_values(parsed: Any, line: int) -> dict[str, str]:
             words = [str(w.value) for w in cmd.words]
             if len(words) > 3 and words[0] == "for" and words[2] == "in" and words[3] != "do" \
                     and _NAME.fullmatch(words[1]):
-                values[words[1]] = words[3]
+                values[words[1]] = _first_item(parsed, cmd.words[3], cmd.line)
             walk(compound_body(cmd))
     walk(parsed.lexed.code)
     return values
+
+
+#: a whole array: ${NAME[@]} or ${NAME[*]} (quoted or not)
+_WHOLE_ARRAY = re.compile(r'"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?')
+
+
+def _first_item(parsed: Any, word: Any, line: int) -> str | None:
+    """The first value a ``for`` loop's first word gives its variable, None when lint cannot tell."""
+    from ..parse.script import _array_elements
+    if "$" not in word.raw and "`" not in word.raw and not any(c in word.raw for c in "*?[{"):
+        return str(word.value)
+    m = _WHOLE_ARRAY.fullmatch(word.raw)
+    var = parsed.variable(m.group(1), before=line) if m else None
+    items = _array_elements(var.value) if var is not None and not var.appended else None
+    return items[0] if items and "$" not in items[0] and "`" not in items[0] else None
 
 
 def job_text(parsed: Any, sub: Submitted) -> tuple[str, set[int]]:
@@ -257,9 +301,14 @@ def _driver_value(parsed: Any, sub: Submitted, loops: dict[str, str], e: Expansi
     value = parsed.resolve("${%s}" % e.name, sub.sbatch_line)
     if value == "${%s}" % e.name:
         return None
-    # what is left are references to the environment ($HOME, $SCRATCH): the same on the login node and in the job
+    # what is left must be references to the environment ($HOME, $SCRATCH), the same on the login node and in the
+    # job: not a variable the driver sets itself (X=${X:-default}, a value lint could not follow), nor one with a
+    # default or another modifier
     refs, _ = expansions(value)
-    return value if all(r.kind == "var" and not _JOB_VARIABLE.fullmatch(r.name) for r in refs) else None
+    plain = all(r.kind == "var" and value[r.start:r.end] in ("$" + r.name, "${%s}" % r.name) and
+                not _JOB_VARIABLE.fullmatch(r.name) and parsed.variable(r.name) is None and r.name not in loops
+                for r in refs)
+    return value if plain else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,13 +380,15 @@ def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "…" + text[-1]
 
 
-def _too_early(ctx: Context, sub: Submitted, loops: dict[str, str], assigned: dict[str, int], in_a_job: bool,
+def _too_early(ctx: Context, sub: Submitted, loops: dict[str, str | None], assigned: dict[str, int], in_a_job: bool,
                e: Expansion) -> str:
     """Why the job needs ``e``'s value, which the submitting shell puts in too early ("" when it does not)."""
     if e.kind == "var":
         if e.name in loops or ctx.parsed.variable(e.name, before=sub.sbatch_line) is not None:
             return ""  # the driver's own value: what the unquoted delimiter is for
-        if e.name in assigned:
+        at = sub.body.count("\n", 0, e.start) + 1
+        if e.name in assigned and assigned[e.name] < at:
+            # (on its own line, export X="${X}" hands the driver's value on: meant)
             return f"the job script sets it on line {sub.start + assigned[e.name] - 1}"
         if not in_a_job and _JOB_VARIABLE.fullmatch(e.name):
             return "Slurm sets it in the job; the login node has none"
@@ -356,13 +407,20 @@ _ASSIGNED = re.compile(r"^[ \t]*(?:(?:export|declare|typeset|local|readonly)(?:[
 
 
 def _assigned_in(body: str) -> dict[str, int]:
-    """The variables the job script in ``body`` sets, each with the (1-based) line of its first assignment."""
+    """The variables the job script in ``body`` sets, each with the (1-based) line of its first assignment. A line
+    that continues the one before (after a backslash) starts no command: ``tau=0.1`` there is an argument."""
     out: dict[str, int] = {}
-    for m in _ASSIGNED.finditer(body):
-        out.setdefault(m.group(1), body.count("\n", 0, m.start(1)) + 1)
-    for m in re.finditer(r"^[ \t]*(?:for|read(?:[ \t]+-\w+)*)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", body, re.M):
-        out.setdefault(m.group(1), body.count("\n", 0, m.start(1)) + 1)
+    lines = body.split("\n")
+    for pattern in (_ASSIGNED, _LOOP_OR_READ):
+        for m in pattern.finditer(body):
+            at = body.count("\n", 0, m.start(1)) + 1
+            if at > 1 and lines[at - 2].endswith("\\"):
+                continue
+            out[m.group(1)] = min(out.get(m.group(1), at), at)
     return out
+
+
+_LOOP_OR_READ = re.compile(r"^[ \t]*(?:for|read(?:[ \t]+-\w+)*)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.M)
 
 
 def _escaped(text: str) -> str:
@@ -491,3 +549,79 @@ def _exported(ctx: Context, name: str, before: int) -> bool:
                 ("-a" in words or "allexport" in words):
             return True
     return False
+
+
+@rule("HPC544", "driver-variable-never-set", "warning",
+      summary="a here-document handed to sbatch uses a lower-case variable that nothing in the submitting script "
+              "sets ($task where the loop's variable is task_i)",
+      why="In sbatch <<EOF the submitting shell fills in $name before sbatch reads the job script. A name the script "
+          "never sets (a loop variable spelt another way, an assignment forgotten or made in another script) is "
+          "filled in as nothing: the job runs with --job-name=train-, an empty --lr or an output folder of its "
+          "parent, and all jobs of a sweep run the same thing or write over each other. Reported for lower-case "
+          "names only (upper-case ones are usually the environment's: $SCRATCH, $WORK) that nothing in the script "
+          "sets: no assignment, for, read, getopts, local, declare or export.",
+      fix="Use the variable the script sets (the loop's own: ${task_i}), set it before sbatch, or write \\$name if "
+          "the job script sets it itself.",
+      bad="""#!/bin/bash
+for task_i in door drawer; do
+sbatch <<EOF
+#!/bin/bash
+#SBATCH --job-name=train-${task}
+#SBATCH --time=01:00:00
+srun python main.py env_name=${task_i}
+EOF
+done
+""",
+      good="""#!/bin/bash
+for task_i in door drawer; do
+sbatch <<EOF
+#!/bin/bash
+#SBATCH --job-name=train-${task_i}
+#SBATCH --time=01:00:00
+srun python main.py env_name=${task_i}
+EOF
+done
+""")
+def _driver_variable_never_set(ctx: Context) -> Iterator[Any]:
+    for sub in submitted_scripts(ctx):
+        if not sub.expands:
+            continue
+        found, _ = expansions(sub.body)
+        outside = _outside_bodies(ctx)
+        assigned = _assigned_in(sub.body)
+        seen: set[str] = set()
+        for e in found:
+            if e.kind != "var" or e.name in seen or e.name.isupper() or not any(c.islower() for c in e.name) \
+                    or e.name in assigned or _set_in(outside, e.name):
+                continue
+            seen.add(e.name)
+            yield (sub.start + sub.body.count("\n", 0, e.start),
+                   f"${e.name} in {sub.where} is filled in by the submitting shell, and nothing in this script sets "
+                   f"{e.name}: the job gets nothing in its place; use the variable the script sets"
+                   f"{_near(e.name, outside)}, or set {e.name} before sbatch")
+
+
+def _outside_bodies(ctx: Context) -> str:
+    """The script's text without the bodies of the here-documents it submits (where a job sets its own names)."""
+    def make() -> str:
+        text = ctx.parsed.source
+        for sub in submitted_scripts(ctx):
+            text = text.replace(sub.body, "", 1)
+        return text
+    return cached(ctx, "outside_bodies", make)
+
+
+def _set_in(text: str, name: str) -> bool:
+    """Whether shell ``text`` sets ``name``: an assignment, or a for, read, getopts, local, declare, typeset, export
+    or readonly naming it."""
+    return bool(re.search(rf"(?<![\w$]){re.escape(name)}\+?=|(?<![\w$])(?:for|read|getopts|local|declare|typeset|"
+                          rf"export|readonly|mapfile|readarray)\b[^\n;&|]*(?<![\w$]){re.escape(name)}\b", text))
+
+
+def _near(name: str, text: str) -> str:
+    """`` (task_i?)``: a name the script sets that looks like ``name`` ("" when none does)."""
+    import difflib
+    names = set(re.findall(r"(?<![\w$])([A-Za-z_][A-Za-z0-9_]*)\+?=", text))
+    names |= set(re.findall(r"\bfor\s+([A-Za-z_][A-Za-z0-9_]*)\s+in\b", text))
+    close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+    return f" (${{{close[0]}}}?)" if close else ""

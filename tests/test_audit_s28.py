@@ -1,0 +1,149 @@
+"""What an audit of container job scripts from HPC centres' repositories found lint getting wrong or missing
+(session 28). Each script is a small one of our own in the shape the audit found."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from helpers import bash_image_dir
+from hpcwidgets.fixes import apply_fix
+from hpcwidgets.lint import lint
+
+HEAD = "#!/bin/bash\n#SBATCH --time=01:00:00\n"
+
+
+def found(text: str, code: str, profile=None) -> list:
+    return [f for f in lint(text, profile) if f.code == code]
+
+
+# --- HPC239: ch-run reads options after the image as its own, until a -- ---------------------------------------------
+
+@pytest.mark.parametrize(("step", "taken", "says"), [
+    ("srun ch-run /scratch/imgs/app python /app/run.py --epochs 10", "--epochs", "unrecognized option '--epochs'"),
+    ("ch-run /img python -c 'print(1)'", "-c", "--cd: it changes into that folder"),
+    ("ch-run -b /data:/mnt/0 /img python /opt/train.py -b 64", "-b", "it binds the word after it"),
+    ("ch-run --set-env /img sh -c 'env'", "-c", "--cd"),
+    ("ch-run /img python /opt/run.py --bind /home/alice/out:/app/output", "--bind", "binds"),
+])
+def test_an_option_after_the_image_without_a_double_dash_is_ch_runs(step, taken, says):
+    text = HEAD + step + "\n"
+    [f] = found(text, "HPC239")
+    assert f.line == 3 and f"{taken} is read as ch-run's" in f.message and says in f.message
+    fixed = apply_fix(text, f.fix)
+    image = step.split(" python")[0].split(" sh -c")[0]
+    assert fixed.split("\n")[2].startswith(image + " -- ")
+    assert found(fixed, "HPC239") == []
+
+
+@pytest.mark.parametrize("step", [
+    "ch-run /img -- python /opt/run.py --epochs 10",
+    "ch-run -c /mnt/0 -b /data:/mnt/0 /img -- python run.py -b 64",
+    "ch-run /img cat /etc/os-release",            # no option after the image
+    "ch-run /img python /opt/run.py $ARGS",       # what $ARGS holds is not known
+    "ch-run /img python /opt/run.py - < in.txt",  # - is standard input, no option
+])
+def test_a_command_ch_run_reads_as_written_is_left_alone(step):
+    assert found(HEAD + step + "\n", "HPC239") == []
+
+
+def test_the_host_path_rule_leaves_a_ch_run_without_double_dash_to_hpc239():
+    """The audit's false HPC224: with no --, the --bind after the command is ch-run's, so the folder is bound."""
+    text = HEAD + "srun ch-run /scratch/imgs/app python /app/run.py --bind /home/alice/out:/app/output\n"
+    assert [f.code for f in lint(text) if f.severity == "error"] == ["HPC239"]
+
+
+@pytest.mark.real
+def test_a_real_ch_run_takes_the_commands_options_without_a_double_dash(tmp_path):
+    image = bash_image_dir(tmp_path / "img")
+    env = {"PATH": "/usr/bin:/bin", "USER": os.environ.get("USER", "root"), "HOME": str(tmp_path)}
+
+    def run(*words: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ch-run", str(image), *words], env=env, capture_output=True, text=True, timeout=60)
+    without = run("/bin/bash", "-c", "echo in the container")
+    assert without.returncode != 0 and "can't cd to echo in the container" in without.stderr
+    unknown = run("/bin/bash", "/x.sh", "--epochs", "3")
+    assert unknown.returncode != 0 and "unrecognized option '--epochs'" in unknown.stderr
+    with_dash = run("--", "/bin/bash", "-c", "echo in the container")
+    assert with_dash.returncode == 0 and with_dash.stdout == "in the container\n"
+
+
+# --- HPC507: an install that runs only when the environment is missing -------------------------------------------------
+
+@pytest.mark.parametrize(("body", "reported"), [
+    ('if [ ! -d "$VENV" ]; then\n  python3 -m venv "$VENV"\n  "$VENV/bin/python" -m pip install numpy==2.1.0\nfi', False),
+    ('if [[ ! -e $VENV/bin/activate ]]; then pip install --user numpy; fi', False),
+    ('if ! python -c "import numpy"; then pip install --user numpy; fi', False),
+    ('[ -d "$VENV" ] || pip install numpy', False),
+    ('if [ -d "$VENV" ]; then pip install numpy; fi', True),             # installs when it IS there
+    ('if [ "$MODE" != test ]; then pip install numpy; fi', True),         # != is no test of a file
+    ('pip install numpy', True),
+])
+def test_an_install_guarded_by_a_missing_environment_runs_once(body, reported):
+    assert bool(found(HEAD + body + "\n", "HPC507")) is reported
+
+
+# --- HPC209: a bind over ~/.local hides the host's packages -----------------------------------------------------------
+
+@pytest.mark.parametrize(("bind", "reported"), [
+    ("/scratch/$USER/pyenv:$HOME/.local", False),
+    ("/scratch/$USER/pyenv:~/.local", False),
+    ("/scratch/$USER/pyenv:/home/alice/.local/", False),
+    ("/scratch/$USER/pyenv:/opt/env", True),
+    ("$HOME/.local/share:/data", True),
+])
+def test_a_folder_bound_over_home_local_hides_the_hosts_packages(bind, reported):
+    text = HEAD + f"#SBATCH --gres=gpu:1\napptainer exec --nv --bind {bind} pytorch.sif python train.py\n"
+    assert bool(found(text, "HPC209")) is reported
+
+
+# --- HPC208/HPC210: a pull run through srun is a pull ------------------------------------------------------------------
+
+def test_a_pull_under_srun_is_reported_like_one_without():
+    step = "singularity pull --disable-cache docker://tensorflow/tensorflow:latest-gpu"
+    for line in (step, "srun -c $SLURM_CPUS_PER_TASK " + step, "srun --ntasks=1 time " + step):
+        codes = {f.code for f in lint(HEAD + line + "\n")}
+        assert {"HPC208", "HPC210"} <= codes, line
+
+
+# --- HPC207/HPC208: one finding per image, not per step ----------------------------------------------------------------
+
+def test_steps_that_fetch_the_same_image_are_one_finding_that_names_them():
+    steps = "".join(f"srun singularity exec docker://quay.io/pawsey/openfoam:v2012 solver{k}\n" for k in range(4))
+    text = HEAD + steps
+    [fetch] = found(text, "HPC208")
+    assert fetch.line == 3 and "(and so do the steps on lines 4, 5, 6)" in fetch.message
+    [cache] = found(text, "HPC207")
+    assert cache.line == 3 and "(so do the steps on lines 4, 5, 6)" in cache.message
+    other = text + "srun singularity exec docker://ubuntu:24.04 true\n"
+    assert [f.line for f in found(other, "HPC208")] == [3, 7]  # another image: its own finding
+
+
+# --- HPC315: a #! line below comments is moved up, options and all ----------------------------------------------------
+
+def test_a_shebang_below_comments_is_moved_to_the_top_with_its_options():
+    text = "# my job\n# author: me\n#!/bin/bash -l\n#SBATCH --time=00:10:00\nsrun hostname\n"
+    [f] = found(text, "HPC315")
+    assert "line 3, below comments" in f.message
+    fixed = apply_fix(text, f.fix)
+    assert fixed == "#!/bin/bash -l\n# my job\n# author: me\n#SBATCH --time=00:10:00\nsrun hostname\n"
+    assert found(fixed, "HPC315") == []
+
+
+def test_a_script_with_no_shebang_at_all_still_gets_one_added():
+    [f] = found("#SBATCH --time=00:10:00\nsrun hostname\n", "HPC315")
+    assert apply_fix("#SBATCH --time=00:10:00\nsrun hostname\n", f.fix).startswith("#!/bin/bash\n#SBATCH")
+
+
+# --- HPC536: what a placeholder left in an #SBATCH line does, by option ------------------------------------------------
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("#SBATCH --mail-user=<your email>", "Slurm's mail goes to that text"),
+    ("#SBATCH --output=[path/to/logs]/%j.out", "fails to start when no folder of that name exists"),
+    ("#SBATCH --account=<project>", "refuses the job"),
+])
+def test_a_placeholder_in_a_directive_says_what_sbatch_does_with_it(line, says):
+    [f] = found(f"#!/bin/bash\n{line}\nsrun hostname\n", "HPC536")
+    assert says in f.message
