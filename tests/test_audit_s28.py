@@ -147,3 +147,53 @@ def test_a_script_with_no_shebang_at_all_still_gets_one_added():
 def test_a_placeholder_in_a_directive_says_what_sbatch_does_with_it(line, says):
     [f] = found(f"#!/bin/bash\n{line}\nsrun hostname\n", "HPC536")
     assert says in f.message
+
+
+# --- HPC545: --export with names and no ALL ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("#!/bin/bash\n#SBATCH --export=LR=0.1,EPOCHS=3\n#SBATCH --time=01:00:00\nsrun python train.py\n", 2),
+    ("#!/bin/bash\njid=$(sbatch --parsable --export=EXP_NAME=\"$EXP\" jobs/train.sh)\n", 2),
+    ("#!/bin/bash\nfor lr in 1 2; do\n  sbatch --export LR=$lr job.sh\ndone\n", 3),
+])
+def test_an_export_list_without_all_is_reported(text, line):
+    [f] = found(text, "HPC545")
+    assert f.line == line and "write --export=ALL," in f.message
+
+
+@pytest.mark.parametrize("text", [
+    "#!/bin/bash\n#SBATCH --export=ALL,LR=0.1\n#SBATCH --time=01:00:00\nsrun python train.py\n",
+    "#!/bin/bash\n#SBATCH --export=NONE\n#SBATCH --time=01:00:00\nunset SLURM_EXPORT_ENV\nsrun python train.py\n",
+    "#!/bin/bash\nsbatch --export=ALL,LR=1 job.sh\nsbatch --export=$VARS job.sh\nsbatch --export=NONE job.sh\n",
+])
+def test_all_none_and_a_list_in_a_variable_are_left_alone(text):
+    assert found(text, "HPC545") == []
+
+
+def test_the_fix_puts_all_first_on_the_directive():
+    text = "#!/bin/bash\n#SBATCH --export=LR=0.1\n#SBATCH --time=01:00:00\nsrun python train.py\n"
+    [f] = found(text, "HPC545")
+    assert apply_fix(text, f.fix).split("\n")[1] == "#SBATCH --export=ALL,LR=0.1"
+
+
+@pytest.mark.real
+def test_a_step_of_a_job_exported_without_all_cannot_find_its_program(tmp_path):
+    """What HPC545 rests on, on the practice cluster: the list reaches srun as SLURM_EXPORT_ENV, without PATH."""
+    from helpers import need, need_tool, sbatch_and_wait
+    from hpcwidgets.run import practice_cluster as pc
+    need_tool("sbatch", "Slurm's client programs (apt-get install slurm-client)")
+    st = pc.status()
+    need(st.running, "the practice cluster is not up (run: sudo hpcwidgets practice-cluster up)")
+    env = {**os.environ, "SLURM_CONF": str(st.slurm_conf), "FROM_SHELL": "yes"}
+    results = {}
+    for name, export in (("bare", "LR=1"), ("all", "ALL,LR=1")):
+        script = tmp_path / f"{name}.sh"
+        out = tmp_path / f"{name}.out"
+        script.write_text(f"#!/bin/bash\n#SBATCH --export={export}\n#SBATCH --time=00:02:00\n#SBATCH --output={out}\n"
+                          'echo "batch LR=[$LR] FROM_SHELL=[$FROM_SHELL]"\nsrun bash -c \'echo "step LR=[$LR]"\'\n')
+        assert (found(script.read_text(), "HPC545") != []) is (name == "bare")
+        sbatch_and_wait(script, env)
+        results[name] = out.read_text()
+    assert "batch LR=[1] FROM_SHELL=[]" in results["bare"] and "step LR=" not in results["bare"]
+    assert "No such file or directory" in results["bare"]
+    assert "batch LR=[1] FROM_SHELL=[yes]" in results["all"] and "step LR=[1]" in results["all"]

@@ -61,7 +61,7 @@ DRIVERS = {
     "escapes and driver values": """EPOCHS=20
 IMG=$HOME/images/pt.sif
 for lr in 0.1 0.01; do
-sbatch --job-name=lr <<EOF
+sbatch <<EOF
 #!/bin/bash
 #SBATCH --job-name=lr-${lr}
 #SBATCH --time=01:00:00
@@ -104,7 +104,8 @@ def test_the_text_lint_checks_is_the_text_bash_hands_sbatch(name, tmp_path):
     driver = DRIVERS[name]
     parsed = read_script(driver)
     [sub] = submitted_scripts(Context(parsed, None, "", driver))
-    text, unknown = job_text(parsed, sub)
+    job = job_text(parsed, sub)
+    text, unknown = job.text, job.unknown
     real = submitted_by_bash(driver, tmp_path)
     assert real, "the stand-in sbatch was never called"
     assert text.replace(str(tmp_path), "$HOME") == real[0].replace(str(tmp_path), "$HOME")
@@ -285,7 +286,8 @@ def test_a_loop_over_an_array_gives_its_first_element_and_an_unknown_one_judges_
               "EOF\n  done\ndone\n")
     parsed = read_script(driver)
     [sub] = submitted_scripts(Context(parsed, None, "", driver))
-    text, unknown = job_text(parsed, sub)
+    job = job_text(parsed, sub)
+    text, unknown = job.text, job.unknown
     assert "--job-name=train_1e-3" in text and unknown == {3}   # hours is set nowhere: its line is not judged
     assert codes(driver) == []
 
@@ -296,7 +298,8 @@ def test_a_driver_value_built_from_another_the_driver_sets_is_unknown_not_the_en
               "#SBATCH --gres=gpu:${N_GPUS}\n#SBATCH --error=$SCRATCH/%j.err\npython train.py\nEOF\n")
     parsed = read_script(driver)
     [sub] = submitted_scripts(Context(parsed, None, "", driver))
-    text, unknown = job_text(parsed, sub)
+    job = job_text(parsed, sub)
+    text, unknown = job.text, job.unknown
     assert unknown == {3, 4, 5} and "--error=$SCRATCH/%j.err" in text  # $SCRATCH: the login node's, not judged
     assert codes(driver) == []
 
@@ -349,3 +352,33 @@ def test_a_lower_case_name_nothing_sets_is_reported(driver, reported):
     assert bool(hits) is reported
     if reported:
         assert "(${task_i}?)" in hits[0].message
+
+
+# --- sbatch's own options on its command line override the job script's -------------------------------------------
+
+TRAIN = "srun torchrun --standalone --nproc-per-node=4 train.py\napptainer exec img.sif python check.py\n"
+
+
+@pytest.mark.parametrize("submit", [
+    "sbatch --parsable -N 2 --gres=gpu:4 <<'EOF'\n#!/bin/bash\n#SBATCH --time=01:00:00\n" + TRAIN + "EOF\n",
+    "cat > job.sh <<'EOF'\n#!/bin/bash\n#SBATCH --time=01:00:00\n" + TRAIN + "EOF\nsbatch --nodes=2 --gres gpu:4 job.sh\n",
+    "for n in 2; do\nsbatch --nodes=$n --gres=gpu:4 <<EOF\n#!/bin/bash\n#SBATCH --time=01:00:00\n#SBATCH --nodes=1\n"
+    + TRAIN + "EOF\ndone\n",
+])
+def test_the_command_lines_options_are_the_jobs(submit):
+    driver = "#!/bin/bash\n" + submit
+    got = {f.code: f for f in lint(driver)}
+    assert "on 2 nodes" in got["HPC113"].message          # the command line's node count
+    assert "HPC201" in got                                # the command line's GPUs
+    assert "HPC330" not in got                            # the command line overrides: no option given twice
+    assert got["HPC113"].fix is None                      # the job script lint read is not the file's text
+
+
+def test_a_bad_value_on_the_command_line_is_reported_at_the_sbatch_line():
+    driver = "#!/bin/bash\nsbatch -t 1.5h --job-name=$NAME <<'EOF'\n#!/bin/bash\nsrun hostname\nEOF\n"
+    assert [(f.line, f.code) for f in lint(driver) if f.code.startswith("HPC3")] == [(2, "HPC301")]
+    parsed = read_script(driver)
+    [sub] = submitted_scripts(Context(parsed, None, "", driver))
+    job = job_text(parsed, sub)
+    assert job.text.split("\n")[1:3] == ["#SBATCH -t 1.5h", "#SBATCH --job-name=$NAME"] and job.unknown == {3}
+    assert (job.after, job.count, job.body_line(4)) == (1, 2, 2)

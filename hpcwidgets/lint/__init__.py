@@ -225,7 +225,8 @@ def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[
                         early: set[int]) -> list[Finding]:
     """The findings of each job script the script writes as a here-document and submits (``sbatch <<EOF``, ``cat >
     job.sh <<EOF`` then ``sbatch job.sh``; :mod:`hpcwidgets.lint.submitted`), checked as the text sbatch reads, at
-    the script's own lines. A fix is kept where the lines reach sbatch as written (a quoted delimiter, no ``<<-``).
+    the script's own lines; what the options on sbatch's command line make of it is reported at the sbatch's line.
+    A fix is kept where the lines reach sbatch as written (a quoted delimiter, no ``<<-``, no options added).
     On an #SBATCH line where the submitting shell puts in a value lint cannot know (``--time=$1``), the checks of the
     directives' values (:data:`_DIRECTIVE_GROUPS`) are left out: sbatch reads that value, not the ``$``. On a line
     of ``early`` (HPC542: the submitting shell fills in a job variable), HPC502's word about the batch shell is left
@@ -234,20 +235,25 @@ def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[
     out: list[Finding] = []
     subs: tuple[Submitted, ...] = submitted_scripts(Context(parsed, profile, path, parsed.source))
     for sub in subs:
-        text, unknown = job_text(parsed, sub)
+        job = job_text(parsed, sub)
         shift = sub.start - 1
-        keep_fix = not sub.expands and not sub.strip_tabs
-        for f in lint(text, profile, path=path, select=wanted, ignore=skipped):
-            if f.line in unknown and f.code.startswith(_DIRECTIVE_GROUPS):
+        keep_fix = not sub.expands and not sub.strip_tabs and not job.count
+
+        def at(n: int, sub: Any = sub, job: Any = job) -> int:
+            """The driver's line for line ``n`` of the job script: an option of sbatch's command line is its line."""
+            return sub.sbatch_line if job.from_options(n) else sub.start - 1 + job.body_line(n)
+        for f in lint(job.text, profile, path=path, select=wanted, ignore=skipped):
+            if f.line in job.unknown and f.code.startswith(_DIRECTIVE_GROUPS):
                 continue
-            line = f.line + shift
+            line = at(f.line)
             if f.code == "HPC502" and line in early:
                 continue
             if parsed.is_suppressed(f.code, line):
                 continue
             fix = dataclasses.replace(f.fix, start=f.fix.start + shift, end=f.fix.end + shift) \
                 if f.fix is not None and keep_fix else None
-            message = _LINE_NUMBERS.sub(lambda m: _shifted(m, shift), f.message)
+            message = _LINE_NUMBERS.sub(lambda m: m.group(1) + re.sub(r"\d+", lambda n: str(at(int(n.group()))),
+                                                                      m.group(2)), f.message)
             out.append(dataclasses.replace(f, line=line, message=f"{message} (in {sub.where})", fix=fix))
     return out
 
@@ -255,9 +261,6 @@ def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[
 #: line numbers a message names: "line 4", "lines 4, 7 and 9", "lines 4-6"
 _LINE_NUMBERS = re.compile(r"\b(lines? )(\d+(?:(?:, | and |-|–)\d+)*)")
 
-
-def _shifted(m: re.Match[str], shift: int) -> str:
-    return m.group(1) + re.sub(r"\d+", lambda n: str(int(n.group()) + shift), m.group(2))
 
 
 #: the rule groups that judge the #SBATCH lines alone, against each other and against the cluster profile

@@ -1464,24 +1464,36 @@ def _sbatch_calls(ctx: Context) -> Iterator[tuple[int, list[Any], str]]:
     yield from calls(ctx.parsed.lexed.code, 0, "", False)
 
 
+def sbatch_command_options(texts: list[str]) -> tuple[list[tuple[str, str | None]], int]:
+    """sbatch's options in the words after ``sbatch`` (``texts``, as its shell gives them), as ``(flag, value)`` with
+    the flag as written (``-N``, ``--nodes``) and None for a switch, and the index of the first word that is not one
+    (the script, or ``len(texts)``)."""
+    out: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(texts):
+        text = texts[i]
+        if not text.startswith("-") or text == "-":
+            break
+        flag, eq, value = text.partition("=")
+        if not flag.startswith("--") and len(flag) > 2:
+            flag, eq, value = flag[:2], "=", text[2:]  # -dafterok:1, -N2: the value is attached
+        if not eq and sbatch_option(flag) == "value":
+            out.append((flag, texts[i + 1] if i + 1 < len(texts) else ""))
+            i += 2
+            continue
+        out.append((flag, value if eq else None))
+        i += 1
+    return out, i
+
+
 def _submitted_script(words: list[Any]) -> tuple[Any, bool] | None:
     """The script word of an ``sbatch`` command, and whether the command line gives its own --dependency (which
     overrides the script's #SBATCH line); None for ``sbatch --wrap`` or no script."""
-    depends = False
-    i = 1
-    while i < len(words):
-        text = str(words[i].value)
-        if not text.startswith("-") or text == "-":
-            return words[i], depends
-        flag, eq, _ = text.partition("=")
-        if not flag.startswith("--") and len(flag) > 2:
-            flag, eq = flag[:2], "="  # -dafterok:1, -N2: the value is attached
-        long = SBATCH_SHORT.get(flag) or sbatch_long_option(flag)
-        if long == "--wrap":
-            return None
-        depends = depends or long == "--dependency"
-        i += 2 if sbatch_option(flag) == "value" and not eq else 1
-    return None
+    options, end = sbatch_command_options([str(w.value) for w in words[1:]])
+    longs = {SBATCH_SHORT.get(flag) or sbatch_long_option(flag) for flag, _ in options}
+    if "--wrap" in longs or end + 1 >= len(words):
+        return None
+    return words[end + 1], "--dependency" in longs
 
 
 def _resubmits_itself(ctx: Context, word: Any, line: int) -> bool:
@@ -1625,7 +1637,63 @@ def _sbatch_option_after_the_script(ctx: Context) -> Iterator[Any]:
                          f"{' '.join(late)} {script.value}")
 
 
+@rule("HPC545", "export-without-all", "warning",
+      summary="--export names variables without ALL (#SBATCH --export=LR=0.1, sbatch --export=LR=$lr job.sh): the job "
+              "gets those alone, not the environment",
+      why="sbatch passes the submitting shell's environment to the job unless --export says otherwise, and a list "
+          "without ALL says otherwise: of that environment the job gets the variables it names and Slurm's own "
+          "SLURM_* ones, nothing else. What was exported or loaded before sbatch (a module, a conda environment, "
+          "DATA=…) is missing in the batch shell. Worse, sbatch hands the list on as SLURM_EXPORT_ENV, which every "
+          "srun in the job reads as its own --export: the steps start with that list alone, without even PATH, and "
+          "srun cannot find the program (on the practice cluster: \"execve(): bash: No such file or directory\"). "
+          "--export=NONE is reported by HPC516.",
+      fix="Put ALL first: --export=ALL,LR=0.1 (the environment, plus these variables).",
+      bad="""#!/bin/bash
+#SBATCH --export=LR=0.1
+#SBATCH --time=01:00:00
+module load apptainer
+srun apptainer exec pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --export=ALL,LR=0.1
+#SBATCH --time=01:00:00
+module load apptainer
+srun apptainer exec pytorch_2.3.sif python train.py
+""")
+def _export_without_all(ctx: Context) -> Iterator[Any]:
+    for d in ctx.parsed.directives:
+        if d.flag == "--export" and d.applied and _without_all(d.value):
+            line = ctx.parsed.lines[d.line - 1]
+            written = line.replace(d.value, "ALL," + d.value, 1) if line.count(d.value) == 1 else None
+            yield (d.line, _export_message(d.value, "the job"),
+                   Fix("put ALL first in --export", d.line, d.line, text=written) if written else None)
+    for line, words, quote in _sbatch_calls(ctx):
+        for k, word in enumerate(words):
+            text = str(word.value)
+            value = text.partition("=")[2] if text.startswith("--export=") else \
+                str(words[k + 1].value) if text == "--export" and k + 1 < len(words) else None
+            if value is not None and _without_all(value):
+                yield line, _export_message(value, "the job this sbatch submits")
+                break
+
+
+def _without_all(value: str) -> bool:
+    """Whether an --export value names variables without ALL (NONE and ALL are not such lists)."""
+    items = [item.partition("=")[0].strip() for item in value.split(",") if item.strip()]
+    if any(c in name for name in items for c in "${}<>[]`"):
+        return False  # names held in a variable or a template's placeholder ({{keepvars}}): not known here
+    return bool(items) and not any(item.upper() in ("ALL", "NONE") for item in items)
+
+
+def _export_message(value: str, job: str) -> str:
+    names = ", ".join(item.partition("=")[0] for item in value.split(",") if item.strip())
+    return (f"--export={value} has no ALL, so {job} gets {names} and Slurm's own variables, not the submitting "
+            "shell's environment, and its srun steps start with that list alone, without even PATH (srun cannot find "
+            f"the program: 'execve(): No such file or directory'); write --export=ALL,{value}")
+
+
 # --------------------------------------------------------------------------------------------
+# the script file itself: what sbatch refuses before reading any directive# --------------------------------------------------------------------------------------------
 # the script file itself: what sbatch refuses before reading any directive
 
 @rule("HPC314", "windows-line-endings", "error",

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from ..parse.lexer import compound_body
 from ..parse.script import _closing_quote
+from ..spec.slurm import SBATCH_SHORT, sbatch_long_option, sbatch_option
 from . import Context, Fix, rule
 from .catalogue import _Inner, _past_parens, cached
 
@@ -45,6 +46,8 @@ class Submitted:
     strip_tabs: bool        #: ``<<-``: leading tabs are dropped
     doc_line: int = 0       #: the line of the here-document's operator (``<<EOF``)
     file: str = ""          #: the file ``cat > FILE`` writes it to ("" when sbatch reads it on its input)
+    #: sbatch's own options on its command line (before the script), as written there: they override the script's
+    options: tuple[Any, ...] = ()
 
     @property
     def where(self) -> str:
@@ -128,21 +131,21 @@ def _find(parsed: Any) -> Iterator[Submitted]:
         doc = _stdin_heredoc(cmd)
         if _is_sbatch(cmd):
             if doc is not None and _submitted_script(list(cmd.words)) is None and not _wraps(cmd):
-                yield _submitted(parsed, cmd.line, doc)
+                yield _submitted(parsed, cmd, doc)
                 continue
             found = _submitted_script(list(cmd.words))
             if found is not None:
                 target = parsed.resolve(str(found[0].value), cmd.line)
                 for cat, cat_doc, file in reversed(written):
                     if file == target:
-                        yield _submitted(parsed, cmd.line, cat_doc, found[0].raw)
+                        yield _submitted(parsed, cmd, cat_doc, found[0].raw)
                         break
             continue
         if doc is None or str(cmd.name).rsplit("/", 1)[-1] not in ("cat", "tee"):
             continue
         if cmd.joined_by == "|" and k + 1 < len(commands) and _is_sbatch(commands[k + 1]) \
                 and _submitted_script(list(commands[k + 1].words)) is None and not _wraps(commands[k + 1]):
-            yield _submitted(parsed, commands[k + 1].line, doc)
+            yield _submitted(parsed, commands[k + 1], doc)
             continue
         out = _written_file(cmd)
         if out is not None:
@@ -171,7 +174,8 @@ def _in_substitutions(parsed: Any, cmd: Any) -> Iterator[Submitted]:
         for inner_cmd in code:
             doc = _stdin_heredoc(inner_cmd) if inner_cmd.kind == "simple" and _is_sbatch(inner_cmd) else None
             if doc is not None and _submitted_script(list(inner_cmd.words)) is None and not _wraps(inner_cmd):
-                yield _submitted(parsed, above + inner_cmd.line, dataclasses.replace(doc, line=above + doc.line))
+                yield _submitted(parsed, inner_cmd, dataclasses.replace(doc, line=above + doc.line),
+                                 line=above + inner_cmd.line)
 
 
 def _is_sbatch(cmd: Any) -> bool:
@@ -205,13 +209,19 @@ def _written_file(cmd: Any) -> str | None:
     return out
 
 
-def _submitted(parsed: Any, sbatch_line: int, doc: Any, file: str = "") -> Submitted:
+def _submitted(parsed: Any, sbatch: Any, doc: Any, file: str = "", line: int = 0) -> Submitted:
+    """The job script ``doc``'s body is, submitted by the sbatch command ``sbatch`` (at ``line`` when given: an sbatch
+    read from a command substitution counts its lines from there)."""
     source = parsed.source
     starts = _line_starts(source)
     # the body is an exact slice of the script, below the line of its operator (an empty one: right below it)
     below = starts[min(doc.line, len(starts) - 1)]
     first = bisect_right(starts, source.find(doc.heredoc, below)) if doc.heredoc else doc.line + 1
-    return Submitted(sbatch_line, first, doc.heredoc, doc.expands, doc.op == "<<-", doc.line, file)
+    words = list(sbatch.words[1:])
+    if file:
+        words = words[:next((k for k, w in enumerate(words) if w.raw == file), len(words))]
+    return Submitted(line or sbatch.line, first, doc.heredoc, doc.expands, doc.op == "<<-", doc.line, file,
+                     tuple(words))
 
 
 def _line_starts(text: str) -> list[int]:
@@ -255,36 +265,124 @@ def _first_item(parsed: Any, word: Any, line: int) -> str | None:
     return items[0] if items and "$" not in items[0] and "`" not in items[0] else None
 
 
-def job_text(parsed: Any, sub: Submitted) -> tuple[str, set[int]]:
+@dataclass(frozen=True)
+class JobText:
+    """A submitted job script as sbatch reads it (see :func:`job_text`), and where its lines are in the driver."""
+
+    text: str
+    #: lines of ``text`` whose #SBATCH value the driver fills in with something lint cannot know
+    unknown: frozenset[int]
+    #: the lines ``text`` has from sbatch's command line: ``count`` of them below line ``after``
+    after: int = 0
+    count: int = 0
+
+    def from_options(self, line: int) -> bool:
+        """Whether ``line`` of :attr:`text` holds an option given on sbatch's command line."""
+        return self.after < line <= self.after + self.count
+
+    def body_line(self, line: int) -> int:
+        """The line of the here-document's body that ``line`` of :attr:`text` is (an option's line: the one above)."""
+        return line if line <= self.after else max(line - self.count, self.after)
+
+
+#: sbatch options that change how sbatch runs, not the job: left out of the job script lint reads
+_CLIENT_OPTIONS = frozenset({"--parsable", "--wait", "--test-only", "--quiet", "--verbose", "--wrap", "--help",
+                             "--usage", "--version"})
+
+
+def job_text(parsed: Any, sub: Submitted) -> JobText:
     """The job script as sbatch reads it, as far as the driver tells: with tabs stripped for ``<<-``, and in an
     unquoted here-document the escapes undone and each variable the driver sets (or a ``for`` loop around the
-    sbatch runs over, by its first value) put in. Also the ``#SBATCH`` lines (of the body, 1-based) that keep an
-    expansion whose value the driver does not tell (``$1``, ``$(date)``, a variable set elsewhere): sbatch reads
-    a value there that lint cannot know."""
+    sbatch runs over, by its first value) put in. The options on sbatch's command line, which override the
+    script's, are written as #SBATCH lines below the script's own (whose lines for the same options become blank
+    comments). Also the ``#SBATCH`` lines that keep an expansion whose value the driver does not tell (``$1``,
+    ``$(date)``, a variable set elsewhere): sbatch reads a value there that lint cannot know."""
     body = sub.body
     if sub.strip_tabs:
         body = "\n".join(line.lstrip("\t") for line in body.split("\n"))
-    if not sub.expands:
-        return body, set()
-    found, escapes = expansions(body)
-    loops = loop_values(parsed, sub.sbatch_line)
-    edits: list[tuple[int, int, str]] = [(at, at + 1, "") for at in escapes]
     unknown: set[int] = set()
-    for e in found:
-        value = _driver_value(parsed, sub, loops, e)
-        if value is None:
-            if _directive_at(body, e.start):
-                unknown.add(body.count("\n", 0, e.start) + 1)
-        elif "\n" not in value:
-            edits.append((e.start, e.end, value))
-    out = []
-    at = 0
-    for start, end, text in sorted(edits):
-        out.append(body[at:start])
-        out.append(text)
-        at = end
-    out.append(body[at:])
-    return "".join(out), unknown
+    if sub.expands:
+        found, escapes = expansions(body)
+        loops = loop_values(parsed, sub.sbatch_line)
+        edits: list[tuple[int, int, str]] = [(at, at + 1, "") for at in escapes]
+        for e in found:
+            value = _driver_value(parsed, sub, loops, e)
+            if value is None:
+                if _directive_at(body, e.start):
+                    unknown.add(body.count("\n", 0, e.start) + 1)
+            elif "\n" not in value:
+                edits.append((e.start, e.end, value))
+        out = []
+        at = 0
+        for start, end, text in sorted(edits):
+            out.append(body[at:start])
+            out.append(text)
+            at = end
+        out.append(body[at:])
+        body = "".join(out)
+    given, given_unknown = _command_line_directives(parsed, sub)
+    if not given:
+        return JobText(body, frozenset(unknown))
+    lines = body.split("\n")
+    head = _directive_block_end(lines)
+    for k in range(head):
+        words = lines[k].split()
+        if len(words) > 1 and words[0] == "#SBATCH" and _long(words[1]) in {_long(g.split()[1]) for g in given}:
+            lines[k] = "#"  # overridden by the command line: sbatch reads the command line's value
+    lines[head:head] = given
+    moved = {line + len(given) if line > head else line for line in unknown}
+    return JobText("\n".join(lines), frozenset(moved | {head + k + 1 for k in given_unknown}), head, len(given))
+
+
+def _long(word: str) -> str:
+    flag = word.split("=", 1)[0]
+    return SBATCH_SHORT.get(flag[:2], "") if not flag.startswith("--") else sbatch_long_option(flag) or flag
+
+
+def _command_line_directives(parsed: Any, sub: Submitted) -> tuple[list[str], set[int]]:
+    """sbatch's command-line options as #SBATCH lines, with the driver's values put in, and the indexes of those
+    whose value the driver does not tell."""
+    from .directives import sbatch_command_options
+    out: list[str] = []
+    unknown: set[int] = set()
+    loops = loop_values(parsed, sub.sbatch_line)
+    options, _ = sbatch_command_options([str(w.value) for w in sub.options])
+    for flag, value in options:
+        if _long(flag) in _CLIENT_OPTIONS or not sbatch_option(flag):
+            continue
+        if value is not None:
+            value, known = _filled(parsed, sub, loops, value)
+            if not known:
+                unknown.add(len(out))
+        out.append(f"#SBATCH {flag}{('=' if flag.startswith('--') else ' ') + value if value is not None else ''}")
+    return out, unknown
+
+
+def _filled(parsed: Any, sub: Submitted, loops: dict[str, str | None], value: str) -> tuple[str, bool]:
+    """``value`` (a word of the driver's, as its shell gives it to sbatch) with the driver's values put in, and
+    whether every one was known."""
+    found, _ = expansions(value)
+    known = True
+    for e in reversed(found):
+        filled = _driver_value(parsed, sub, loops, e)
+        if filled is None:
+            known = False
+        else:
+            value = value[:e.start] + filled + value[e.end:]
+    return value, known
+
+
+def _directive_block_end(lines: list[str]) -> int:
+    """The number of lines of the script's head: its #! line and the comments (#SBATCH lines among them) and blank
+    lines up to the last #SBATCH line before the first command (1 when it has none: below the #! line)."""
+    last = 1 if lines and lines[0].startswith("#!") else 0
+    for k, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        if stripped.startswith("#SBATCH"):
+            last = k + 1
+    return last
 
 
 def _directive_at(body: str, at: int) -> bool:
