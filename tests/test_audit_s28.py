@@ -197,3 +197,19 @@ def test_a_step_of_a_job_exported_without_all_cannot_find_its_program(tmp_path):
     assert "batch LR=[1] FROM_SHELL=[]" in results["bare"] and "step LR=" not in results["bare"]
     assert "No such file or directory" in results["bare"]
     assert "batch LR=[1] FROM_SHELL=[yes]" in results["all"] and "step LR=[1]" in results["all"]
+
+
+# --- HPC602: a token written as the default of ${NAME:-…} -------------------------------------------------------------
+
+@pytest.mark.parametrize(("line", "reported"), [
+    ('export WANDB_API_KEY="${WANDB_API_KEY:-"fdfd0123456789abcdef49aa"}"', True),
+    ("HF_TOKEN=${HF_TOKEN:-hf_abcdefghijklmnop}", True),
+    ("export WANDB_API_KEY=${WANDB_API_KEY:-}", False),
+    ('export WANDB_API_KEY="${WANDB_API_KEY:-$(cat ~/.wandb_key)}"', False),
+    ("export WANDB_MODE=${WANDB_MODE:-offline}", False),
+])
+def test_a_secret_given_as_a_default_is_a_secret_in_the_script(line, reported):
+    hits = found(HEAD + line + "\npython train.py\n", "HPC602")
+    assert bool(hits) is reported
+    if reported:
+        assert "as the default of" in hits[0].message

@@ -122,7 +122,6 @@ def test_the_body_starts_on_the_line_below_its_operator():
 @pytest.mark.parametrize("driver", [
     "sbatch job.sh\n",                                           # a file the driver does not write
     "cat > notes.txt <<EOF\nhello\nEOF\nsbatch job.sh\n",        # it writes another file
-    "sbatch --wrap='srun hostname' <<EOF\nignored\nEOF\n",         # --wrap: sbatch reads no script
     "sbatch job.sh <<EOF\nthe script's input\nEOF\n",             # the here-document is the job script's input
     "python submit.py <<EOF\n#!/bin/bash\nEOF\n",                 # not sbatch
     "cat <<EOF | grep x\n#!/bin/bash\nEOF\n",                      # piped, but not to sbatch
@@ -382,3 +381,28 @@ def test_a_bad_value_on_the_command_line_is_reported_at_the_sbatch_line():
     job = job_text(parsed, sub)
     assert job.text.split("\n")[1:3] == ["#SBATCH -t 1.5h", "#SBATCH --job-name=$NAME"] and job.unknown == {3}
     assert (job.after, job.count, job.body_line(4)) == (1, 2, 2)
+
+
+# --- sbatch --wrap: the job script it makes is checked too --------------------------------------------------------------
+
+def test_a_wrapped_command_is_checked_as_the_sh_script_sbatch_makes_of_it():
+    [sub] = subs("#!/bin/bash\nsbatch --wrap='srun hostname' <<EOF\nignored\nEOF\n")   # --wrap: no script read
+    assert sub.wrap and sub.body == "#!/bin/sh\nsrun hostname\n"
+    driver = ('#!/bin/bash\nsbatch --gpus=2 --time=01:00:00 --wrap="torchrun --standalone --nproc_per_node=4 train.py"\n'
+              'sbatch -N 2 -t 01:00:00 --wrap="srun torchrun --nnodes=2 --nproc_per_node=1 --rdzv_backend=c10d '
+              '--rdzv_endpoint=$(hostname):29500 train.py"\n'
+              "sbatch --time=01:00:00 --wrap 'echo $SLURM_JOB_ID; source env.sh'\n")
+    got = [(f.line, f.code) for f in lint(driver)]
+    assert (2, "HPC108") in got                  # 4 workers, 2 GPUs: the command line's --gpus
+    assert (3, "HPC542") in got                  # $(hostname) runs on the login node
+    assert (4, "HPC525") in got                  # sbatch --wrap runs /bin/sh: no source
+    assert all(f.fix is None for f in lint(driver) if f.code == "HPC542")  # the line holds more than the command
+    assert not any(code == "HPC542" and line == 4 for line, code in got)   # '$SLURM_JOB_ID' reaches the job
+
+
+def test_sbatch_lines_in_a_driver_say_where_they_belong():
+    driver = "#!/bin/bash\nexp=run1\n#SBATCH --nodelist=node01\nsbatch <<EOF\n" + JOB + "python train.py --name $exp\nEOF\n"
+    [f] = found(driver, "HPC501")
+    assert "submits its job itself (sbatch on line 4)" in f.message and "the here-document on line 4" in f.message
+    job = "#!/bin/bash\nmodule load x\n#SBATCH --time=01:00:00\nsrun a\n"
+    assert "move it above the first command" in found(job, "HPC501")[0].message

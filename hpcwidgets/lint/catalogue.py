@@ -1491,11 +1491,25 @@ _TOKEN_NAME = re.compile(r"^(APPTAINERENV_|SINGULARITYENV_)?([A-Z0-9_]*(API_KEY|
                          r"ACCESS_KEY|PASSWORD))$")
 
 
+#: a value given as the default of a parameter expansion: ${NAME:-default}, ${NAME-default}, ${NAME:=default}
+_DEFAULT_VALUE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?[-=](.+)\}")
+
+
 def _secret_message(name: str, value: str) -> str | None:
     """What to say about ``name=value`` written in the script, or None when it holds no secret. Jupyter's
     token is a password to a shell as you, so any fixed one counts (even a short one); the value
     Jupyter jobs should pass, a token the job makes when it runs (``JUPYTER_TOKEN="$tok"``), is no literal."""
     m = _TOKEN_NAME.match(name)
+    text = str(value)
+    default = _DEFAULT_VALUE.fullmatch(text[1:-1] if len(text) > 1 and text[0] == text[-1] == '"' else text)
+    if m and default and not _REGISTRY_PASSWORD.match(name):
+        written = default.group(1)
+        if len(written) >= 2 and written[0] == written[-1] and written[0] in "'\"":
+            written = written[1:-1]
+        if "$" not in written and "`" not in written and len(written) >= 8:
+            return (f"{name} holds a secret written in the script, as the default of ${{…:-…}}: it is used whenever "
+                    "the variable is not set, and anyone who reads the script has it; log in once or source a private "
+                    "file instead")
     if not m or _REGISTRY_PASSWORD.match(name) or not is_literal(value):
         return None
     if m.group(2) == "JUPYTER_TOKEN":

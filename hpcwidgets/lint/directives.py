@@ -57,7 +57,17 @@ def _late_directive(ctx: Context) -> Iterator[Any]:
     unread = {}  # what HPC310 would say of the line once it is moved up: said here, where sbatch reads nothing
     for line, message in ctx.parsed.problems:
         unread.setdefault(line, message)
+    from .submitted import submitted_scripts
+    driver = next(iter(submitted_scripts(ctx)), None) if not any(d.applied for d in ctx.parsed.directives) else None
     for line in sorted(late):
+        if driver is not None:
+            # a driver: the job scripts it submits are the ones sbatch reads
+            given = f"{driver.file}, written on line {driver.doc_line}" if driver.file else \
+                f"the here-document on line {driver.doc_line}"
+            yield (line, f"#SBATCH {late[line]} is in a script that submits its job itself (sbatch on line "
+                         f"{driver.sbatch_line}), where it does nothing: the job's #SBATCH lines are those of the job "
+                         f"script it hands sbatch ({given}); put it there, or give it to sbatch on its command line")
+            continue
         then = f" (and fix it there: {unread[line]})" if line in unread else ""
         yield (line, f"#SBATCH {late[line]} comes after the first command (line {first}), so sbatch ignores it; "
                      f"move it above the first command{then}")

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from ..parse.lexer import compound_body
 from ..parse.script import _closing_quote
+from ..spec._words import Verbatim
 from ..spec.slurm import SBATCH_SHORT, sbatch_long_option, sbatch_option
 from . import Context, Fix, rule
 from .catalogue import _Inner, _past_parens, cached
@@ -48,10 +49,14 @@ class Submitted:
     file: str = ""          #: the file ``cat > FILE`` writes it to ("" when sbatch reads it on its input)
     #: sbatch's own options on its command line (before the script), as written there: they override the script's
     options: tuple[Any, ...] = ()
+    #: made by sbatch --wrap: a #!/bin/sh line and the command (:attr:`body` holds both; line 2 is the sbatch's)
+    wrap: bool = False
 
     @property
     def where(self) -> str:
         """How the driver gives it to sbatch, for a finding's message."""
+        if self.wrap:
+            return f"the job script sbatch --wrap makes on line {self.sbatch_line}"
         if self.file:
             return f"the job script written to {self.file} on line {self.doc_line} and submitted on line " \
                    f"{self.sbatch_line}"
@@ -129,6 +134,11 @@ def _find(parsed: Any) -> Iterator[Submitted]:
     for k, cmd in enumerate(commands):
         yield from _in_substitutions(parsed, cmd)
         doc = _stdin_heredoc(cmd)
+        if _is_sbatch(cmd) and _wraps(cmd):
+            wrapped = _wrapped(cmd)
+            if wrapped is not None:
+                yield wrapped
+            continue
         if _is_sbatch(cmd):
             if doc is not None and _submitted_script(list(cmd.words)) is None and not _wraps(cmd):
                 yield _submitted(parsed, cmd, doc)
@@ -184,6 +194,27 @@ def _is_sbatch(cmd: Any) -> bool:
 
 def _wraps(cmd: Any) -> bool:
     return any(str(w.value) == "--wrap" or str(w.value).startswith("--wrap=") for w in cmd.words)
+
+
+def _wrapped(cmd: Any) -> Submitted | None:
+    """The job script ``sbatch --wrap=COMMAND`` makes (``#!/bin/sh`` and the command), as an unquoted here-document
+    would give it: what the submitting shell expands in the command's text (inside double quotes or none) is
+    filled in then, and a ``$`` written in single quotes reaches the job."""
+    words = list(cmd.words)
+    for k, word in enumerate(words):
+        text = str(word.value)
+        if text.startswith("--wrap="):
+            value, raw = text[len("--wrap="):], word.raw[len("--wrap="):]
+        elif text == "--wrap" and k + 1 < len(words):
+            value, raw = str(words[k + 1].value), words[k + 1].raw
+        else:
+            continue
+        if isinstance(word.value, Verbatim) or isinstance(words[min(k + 1, len(words) - 1)].value, Verbatim) \
+                and text == "--wrap":
+            value = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw  # "…$(hostname)…": as written
+        return Submitted(cmd.line, cmd.line - 1, f"#!/bin/sh\n{value}\n", True, False, cmd.line,
+                         options=tuple(words[1:]), wrap=True)
+    return None
 
 
 def _stdin_heredoc(cmd: Any) -> Any:
@@ -541,8 +572,8 @@ def _escape_fix(sub: Submitted, lines: list[str], at: int, items: list[tuple[Exp
     """The line ``at`` of ``sub``'s body with each expansion of ``items`` escaped; None when one runs past it."""
     begin = sum(len(line) + 1 for line in lines[:at - 1])
     text = lines[at - 1]
-    if any(e.end - begin > len(text) for e, _ in items):
-        return None
+    if sub.wrap or any(e.end - begin > len(text) for e, _ in items):
+        return None  # (the line of an sbatch --wrap holds more than the command)
     for e, _ in sorted(items, key=lambda item: -item[0].start):
         s, t = e.start - begin, e.end - begin
         text = text[:s] + _escaped(text[s:t]) + text[t:]
