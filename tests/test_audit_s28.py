@@ -44,6 +44,8 @@ def test_an_option_after_the_image_without_a_double_dash_is_ch_runs(step, taken,
     "ch-run /img cat /etc/os-release",            # no option after the image
     "ch-run /img python /opt/run.py $ARGS",       # what $ARGS holds is not known
     "ch-run /img python /opt/run.py - < in.txt",  # - is standard input, no option
+    "ch-run -w ~/img -b ~/data/ -- sh /app/run.sh 24",   # options after the image, before --: ch-run's, as meant
+    "ch-run /img -b /data:/mnt/0 python /opt/run.py",    # between the image and the command: ch-run's, as meant
 ])
 def test_a_command_ch_run_reads_as_written_is_left_alone(step):
     assert found(HEAD + step + "\n", "HPC239") == []

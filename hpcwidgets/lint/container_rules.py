@@ -807,9 +807,10 @@ def _ch_run_switches() -> frozenset[str]:
 
 
 def ch_run_options_after_image(words: Any) -> tuple[Any, list[str]] | None:
-    """For a command that runs ch-run with no ``--`` after its image: the image's word and the words after it that
-    ch-run reads as its own options (GNU argp takes options anywhere before ``--``); None when there is a ``--``,
-    no such word, or no ch-run. A word that a variable holds (``$ARGS``) is not counted: its value is unknown."""
+    """For a command that runs ch-run with no ``--`` after its image: the image's word and the words after the
+    command's name that ch-run reads as its own options (GNU argp takes options anywhere before ``--``); None when
+    there is a ``--``, no such word, or no ch-run. Options between the image and the command's name are ch-run's and
+    meant so. A word that a variable holds (``$ARGS``) is not counted: its value is unknown."""
     texts = [str(w.value) for w in words]
     start = next((k for k, t in enumerate(texts) if t.rsplit("/", 1)[-1] == "ch-run"), None)
     if start is None:
@@ -825,12 +826,14 @@ def ch_run_options_after_image(words: Any) -> tuple[Any, list[str]] | None:
             k += 2 if text in takes and not short_attached else 1
             continue
         break
-    if k >= len(texts):
-        return None
-    image, rest = words[k], texts[k + 1:]
-    if "--" in rest:
-        rest = rest[:rest.index("--")]
-    taken = [t for t, w in zip(rest, words[k + 1:]) if t.startswith("-") and t != "-" and "$" not in w.raw]
+    if k >= len(texts) or "--" in texts[k + 1:]:
+        return None  # a -- ends ch-run's options: what stands before it (-b after the image too) is meant for ch-run
+    image = words[k]
+    k += 1
+    while k < len(texts) and texts[k].startswith("-") and texts[k] != "-":
+        short_attached = not texts[k].startswith("--") and len(texts[k]) > 2
+        k += 2 if texts[k] in takes and not short_attached else 1  # ch-run's own, between the image and the command
+    taken = [t for t, w in zip(texts[k + 1:], words[k + 1:]) if t.startswith("-") and t != "-" and "$" not in w.raw]
     return (image, taken) if taken else None
 
 
