@@ -500,13 +500,13 @@ def _expanded_when_submitted(ctx: Context) -> Iterator[Any]:
             what = ", ".join(f"{_short(text)} ({reason})" for text, (_, reason) in zip(shown, items))
             one = len(items) == 1
             message = (f"{what} in {sub.where} {'is' if one else 'are'} filled in by the submitting shell when sbatch "
-                       f"is called, before the job runs; write {', '.join(_short(_escaped(t)) for t in shown)} so "
+                       f"is called, before the job runs; write {', '.join(_short(_escaped(t), 100) for t in shown)} so "
                        f"the job's shell expands {'it' if one else 'them'}")
             yield sub.start + at - 1, message, _escape_fix(sub, lines, at, items)
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "…" + text[-1]
+def _short(text: str, most: int = 40) -> str:
+    return text if len(text) <= most else text[:most - 3] + "…" + text[-1]
 
 
 def _too_early(ctx: Context, sub: Submitted, loops: dict[str, str | None], assigned: dict[str, int], in_a_job: bool,
