@@ -406,3 +406,10 @@ def test_sbatch_lines_in_a_driver_say_where_they_belong():
     assert "submits its job itself (sbatch on line 4)" in f.message and "the here-document on line 4" in f.message
     job = "#!/bin/bash\nmodule load x\n#SBATCH --time=01:00:00\nsrun a\n"
     assert "move it above the first command" in found(job, "HPC501")[0].message
+
+
+def test_a_written_file_submitted_from_a_command_substitution_is_read():
+    driver = ("#!/bin/bash\ncat > job.sh <<EOF\n#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --time=01:00:00\n"
+              "srun torchrun --standalone --nproc-per-node=1 train.py\nEOF\nJOBID=$(sbatch --parsable -N 3 job.sh)\n")
+    [f] = found(driver, "HPC113")
+    assert f.line == 6 and "on 3 nodes" in f.message and "submitted on line 8" in f.message

@@ -1,10 +1,12 @@
-"""Job scripts a script writes in its own text and hands to sbatch: ``sbatch <<EOF … EOF`` (also after ``cat <<EOF |``),
-or ``cat > job.sh <<EOF … EOF`` followed by ``sbatch job.sh``. A driver that submits a sweep from a loop is written
-this way, and its job script is the one that runs on the cluster.
+"""Job scripts a script writes in its own text and hands to sbatch: ``sbatch <<EOF … EOF`` (also after ``cat <<EOF |``
+and inside ``JOBID=$(sbatch --parsable <<EOF …)``), ``cat > job.sh <<EOF … EOF`` followed by ``sbatch job.sh``, and
+the ``#!/bin/sh`` script ``sbatch --wrap="…"`` makes. A driver that submits a sweep from a loop is written this way,
+and its job script is the one that runs on the cluster.
 
-:func:`submitted_scripts` finds them; :func:`lint` checks each as the job script it is (its findings at the driver's
-lines). The rules here check what only the driver shows: what the submitting shell puts into a here-document
-before sbatch reads it (HPC542), and what it does not (HPC543).
+:func:`submitted_scripts` finds them and :func:`job_text` gives the text sbatch reads (the options on sbatch's command
+line included); :func:`lint` checks each as the job script it is, its findings at the driver's lines. The rules here
+check what only the driver shows: what the submitting shell puts into a here-document before sbatch reads it
+(HPC542), what it does not (HPC543), and a name it fills in that nothing sets (HPC544).
 
 In a here-document with an unquoted delimiter (``<<EOF``) bash expands ``$NAME``, ``${…}``, ``$(…)`` and backticks
 when the command runs, on the login node; ``\\$``, ``\\``` and ``\\\\`` stand for the character after the backslash
@@ -132,7 +134,7 @@ def _find(parsed: Any) -> Iterator[Submitted]:
     commands = [c for c in _simple_commands(parsed.lexed.code) if not isinstance(c, _Inner)]
     written: list[tuple[Any, Any, str]] = []   # (cat command, its here-document, the file it writes)
     for k, cmd in enumerate(commands):
-        yield from _in_substitutions(parsed, cmd)
+        yield from _in_substitutions(parsed, cmd, written)
         doc = _stdin_heredoc(cmd)
         if _is_sbatch(cmd) and _wraps(cmd):
             wrapped = _wrapped(cmd)
@@ -143,13 +145,7 @@ def _find(parsed: Any) -> Iterator[Submitted]:
             if doc is not None and _submitted_script(list(cmd.words)) is None and not _wraps(cmd):
                 yield _submitted(parsed, cmd, doc)
                 continue
-            found = _submitted_script(list(cmd.words))
-            if found is not None:
-                target = parsed.resolve(str(found[0].value), cmd.line)
-                for cat, cat_doc, file in reversed(written):
-                    if file == target:
-                        yield _submitted(parsed, cmd, cat_doc, found[0].raw)
-                        break
+            yield from _written_and_submitted(parsed, cmd, written)
             continue
         if doc is None or str(cmd.name).rsplit("/", 1)[-1] not in ("cat", "tee"):
             continue
@@ -166,14 +162,30 @@ def _find(parsed: Any) -> Iterator[Submitted]:
 _SBATCH_IN_SUBSTITUTION = re.compile(r"\$\(\s*(?:\S*/)?sbatch\b")
 
 
-def _in_substitutions(parsed: Any, cmd: Any) -> Iterator[Submitted]:
-    """The job scripts an ``sbatch <<EOF`` inside a ``$(…)`` of ``cmd``'s words or assignments gives sbatch."""
+def _written_and_submitted(parsed: Any, sbatch: Any, written: list[tuple[Any, Any, str]], line: int = 0
+                           ) -> Iterator[Submitted]:
+    """The job script an ``sbatch FILE`` submits when the driver wrote FILE with ``cat > FILE <<EOF`` before it (the
+    last such write)."""
+    from .directives import _submitted_script
+    found = _submitted_script(list(sbatch.words))
+    if found is None:
+        return
+    target = parsed.resolve(str(found[0].value), line or sbatch.line)
+    for _cat, doc, file in reversed(written):
+        if file == target:
+            yield _submitted(parsed, sbatch, doc, found[0].raw, line)
+            return
+
+
+def _in_substitutions(parsed: Any, cmd: Any, written: list[tuple[Any, Any, str]]) -> Iterator[Submitted]:
+    """The job scripts an sbatch inside a ``$(…)`` of ``cmd``'s words or assignments submits: its here-document, or
+    a file the driver wrote before (``JOBID=$(sbatch --parsable job.sh)``)."""
     from ..errors import ParseError
     from ..parse.lexer import lex_script
     from .directives import _submitted_script
     for word in [*cmd.words, *(w for _, w in cmd.assignments)]:
         m = _SBATCH_IN_SUBSTITUTION.search(word.raw)
-        if m is None or "<<" not in word.raw:
+        if m is None:
             continue
         inner = word.raw[m.start() + 2:word.raw.rfind(")")]
         try:
@@ -182,10 +194,14 @@ def _in_substitutions(parsed: Any, cmd: Any) -> Iterator[Submitted]:
             continue
         above = word.line - 1 + word.raw.count("\n", 0, m.start())  # the lines above the substitution's first
         for inner_cmd in code:
-            doc = _stdin_heredoc(inner_cmd) if inner_cmd.kind == "simple" and _is_sbatch(inner_cmd) else None
+            if inner_cmd.kind != "simple" or not _is_sbatch(inner_cmd):
+                continue
+            doc = _stdin_heredoc(inner_cmd)
             if doc is not None and _submitted_script(list(inner_cmd.words)) is None and not _wraps(inner_cmd):
                 yield _submitted(parsed, inner_cmd, dataclasses.replace(doc, line=above + doc.line),
                                  line=above + inner_cmd.line)
+            elif doc is None:
+                yield from _written_and_submitted(parsed, inner_cmd, written, above + inner_cmd.line)
 
 
 def _is_sbatch(cmd: Any) -> bool:
@@ -209,9 +225,9 @@ def _wrapped(cmd: Any) -> Submitted | None:
             value, raw = str(words[k + 1].value), words[k + 1].raw
         else:
             continue
-        if isinstance(word.value, Verbatim) or isinstance(words[min(k + 1, len(words) - 1)].value, Verbatim) \
-                and text == "--wrap":
-            value = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw  # "…$(hostname)…": as written
+        held = words[k + 1] if text == "--wrap" else word
+        if isinstance(held.value, Verbatim):  # "…$(hostname)…": as written, for the expansions the driver makes
+            value = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw
         return Submitted(cmd.line, cmd.line - 1, f"#!/bin/sh\n{value}\n", True, False, cmd.line,
                          options=tuple(words[1:]), wrap=True)
     return None
