@@ -262,7 +262,6 @@ def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[
 _LINE_NUMBERS = re.compile(r"\b(lines? )(\d+(?:(?:, | and |-|–)\d+)*)")
 
 
-
 #: the rule groups that judge the #SBATCH lines alone, against each other and against the cluster profile
 #: (HPC3xx: directives, HPC4xx: profile), and HPC536, which also finds a template's placeholder in them; a rule of
 #: theirs that reads the commands finds none and stays silent

@@ -1173,9 +1173,10 @@ def _installed_into_home(ctx: Context) -> Iterator[Any]:
         piped = _piped_installer(before, s, words, env, build)
         if piped is not None:
             product, folder = piped
-            yield s.line, (f"{product}, piped into {words[0]} in {s.where}, installs into the build's home, "
-                           f"{_build_home('~', s.user)} ({folder}): {_not_found(build.format, _build_home('~', s.user), s.user)}"
-                           f"; or set {_HOME_INSTALLERS_BY_NAME[product][1][0]} to such a folder for it")
+            home = _build_home("~", s.user)
+            yield s.line, (f"{product}, piped into {words[0]} in {s.where}, installs into the build's home, {home} "
+                           f"({folder}): {_not_found(build.format, home, s.user)}; or set "
+                           f"{_HOME_INSTALLERS_BY_NAME[product][1][0]} to such a folder for it")
             continue
         if words[:1] == ["cd"]:
             cwd[shell] = _cd(cwd.get(shell, ""), _expanded(words[1], variables) if len(words) > 1 else "")

@@ -1703,7 +1703,6 @@ def _export_message(value: str, job: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# the script file itself: what sbatch refuses before reading any directive# --------------------------------------------------------------------------------------------
 # the script file itself: what sbatch refuses before reading any directive
 
 @rule("HPC314", "windows-line-endings", "error",
