@@ -215,3 +215,21 @@ def test_a_secret_given_as_a_default_is_a_secret_in_the_script(line, reported):
     assert bool(hits) is reported
     if reported:
         assert "as the default of" in hits[0].message
+
+
+# --- HPC502: a rank torchrun sets again for every worker -------------------------------------------------------------
+
+TORCHRUN_STEP = ("srun apptainer exec --nv img.sif torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+                 "--rdzv-endpoint=$MASTER_ADDR:29500 train.py\n")
+
+
+@pytest.mark.parametrize(("export", "step", "reported"), [
+    ("export RANK=$SLURM_PROCID", TORCHRUN_STEP, False),          # torchrun sets RANK for each worker
+    ("export RANK=$SLURM_PROCID", "srun python train.py\n", True),  # the program reads the batch shell's 0
+    ("export NODE_RANK=$SLURM_NODEID", "srun python train.py\n", True),
+    ("export RANK=$SLURM_PROCID WORLD=$SLURM_PROCID", TORCHRUN_STEP, True),  # WORLD is no torchrun variable
+])
+def test_a_rank_torchrun_sets_again_is_no_mistake(export, step, reported):
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=4\n"
+            'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n' + export + "\n" + step)
+    assert bool(found(text, "HPC502")) is reported

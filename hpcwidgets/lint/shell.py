@@ -82,7 +82,8 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         command = [w for w in all_words(cmd) if not any(w is o for o in own)]  # past srun's own options
         hits = sorted({name for w in command for name, _ in expanded_refs(w.raw)
                        if name in PER_TASK_VARS and not same_in_every_task(ctx, name)})
-        if not hits or _only_ignored_node_rank(ctx, cmd) or _set_again_per_task(ctx, cmd):
+        if not hits or _only_ignored_node_rank(ctx, cmd) or _set_again_per_task(ctx, cmd) or \
+                _set_again_by_torchrun(ctx, cmd):
             continue
         names = ", ".join(f"${h}" for h in hits)
         words = [str(v) for v in cmd.argv]
@@ -92,6 +93,21 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         else:
             yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
+
+
+#: what torchrun sets for each worker it starts, over whatever the environment held
+_TORCHRUN_SETS = frozenset({"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                            "ROLE_WORLD_SIZE"})
+
+
+def _set_again_by_torchrun(ctx: Context, cmd: Any) -> bool:
+    """Whether ``cmd`` only exports variables torchrun sets anew for each worker (export RANK=$SLURM_PROCID), in a
+    script whose every launch is torchrun: the batch shell's value never reaches a worker, so it is no mistake."""
+    names = {name for name, _ in cmd.assignments}
+    if not names or not names <= _TORCHRUN_SETS or (cmd.words and cmd.name not in ("export", "declare", "typeset")):
+        return False
+    launches = steps(ctx)
+    return bool(launches) and all(getattr(s.chain.launcher, "kind", "") == "torchrun" for s in launches)
 
 
 #: srun's options that name the files of the tasks' standard streams, where srun's filename patterns make one file
