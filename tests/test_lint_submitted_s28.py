@@ -34,6 +34,13 @@ def subs(text: str):
     return submitted_scripts(Context(read_script(text), None, "", text))
 
 
+def job_of(driver: str):
+    """The text lint checks for the one job script ``driver`` submits."""
+    parsed = read_script(driver)
+    [sub] = submitted_scripts(Context(parsed, None, "", driver))
+    return job_text(parsed, sub)
+
+
 # --- what sbatch reads: the same text as bash hands it --------------------------------------------------------------
 
 STAND_IN = """#!/bin/bash
@@ -102,9 +109,7 @@ EOF
 @pytest.mark.parametrize("name", DRIVERS)
 def test_the_text_lint_checks_is_the_text_bash_hands_sbatch(name, tmp_path):
     driver = DRIVERS[name]
-    parsed = read_script(driver)
-    [sub] = submitted_scripts(Context(parsed, None, "", driver))
-    job = job_text(parsed, sub)
+    job = job_of(driver)
     text, unknown = job.text, job.unknown
     real = submitted_by_bash(driver, tmp_path)
     assert real, "the stand-in sbatch was never called"
@@ -283,9 +288,7 @@ def test_a_loop_over_an_array_gives_its_first_element_and_an_unknown_one_judges_
     driver = ('#!/bin/bash\nlrs=(1e-3 1e-4)\nfor lr in "${lrs[@]}"; do\n  for h in "${hours[@]}"; do\nsbatch <<EOF\n'
               "#!/bin/bash\n#SBATCH --job-name=train_${lr}\n#SBATCH --time=${h}:00:00\npython train.py --lr ${lr}\n"
               "EOF\n  done\ndone\n")
-    parsed = read_script(driver)
-    [sub] = submitted_scripts(Context(parsed, None, "", driver))
-    job = job_text(parsed, sub)
+    job = job_of(driver)
     text, unknown = job.text, job.unknown
     assert "--job-name=train_1e-3" in text and unknown == {3}   # hours is set nowhere: its line is not judged
     assert codes(driver) == []
@@ -295,9 +298,7 @@ def test_a_driver_value_built_from_another_the_driver_sets_is_unknown_not_the_en
     driver = ('#!/bin/bash\nRUN_NAME="${RUN_NAME:-mae}"\nLOG_FILE="logs/${RUN_NAME}_%j.out"\nN_GPUS=${N_GPUS:-4}\n'
               "sbatch <<EOF\n#!/bin/bash\n#SBATCH --time=01:00:00\n#SBATCH --output=${LOG_FILE}\n"
               "#SBATCH --gres=gpu:${N_GPUS}\n#SBATCH --error=$SCRATCH/%j.err\npython train.py\nEOF\n")
-    parsed = read_script(driver)
-    [sub] = submitted_scripts(Context(parsed, None, "", driver))
-    job = job_text(parsed, sub)
+    job = job_of(driver)
     text, unknown = job.text, job.unknown
     assert unknown == {3, 4, 5} and "--error=$SCRATCH/%j.err" in text  # $SCRATCH: the login node's, not judged
     assert codes(driver) == []
@@ -376,9 +377,7 @@ def test_the_command_lines_options_are_the_jobs(submit):
 def test_a_bad_value_on_the_command_line_is_reported_at_the_sbatch_line():
     driver = "#!/bin/bash\nsbatch -t 1.5h --job-name=$NAME <<'EOF'\n#!/bin/bash\nsrun hostname\nEOF\n"
     assert [(f.line, f.code) for f in lint(driver) if f.code.startswith("HPC3")] == [(2, "HPC301")]
-    parsed = read_script(driver)
-    [sub] = submitted_scripts(Context(parsed, None, "", driver))
-    job = job_text(parsed, sub)
+    job = job_of(driver)
     assert job.text.split("\n")[1:3] == ["#SBATCH -t 1.5h", "#SBATCH --job-name=$NAME"] and job.unknown == {3}
     assert (job.after, job.count, job.body_line(4)) == (1, 2, 2)
 

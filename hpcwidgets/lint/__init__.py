@@ -203,7 +203,8 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
     kind = "build" if form else "script"
     chosen = [r for code, r in rules().items()
               if r.kind == kind and (not wanted or code in wanted) and code not in skipped]
-    out = _run(chosen, Context(parsed, profile, path, text))
+    ctx = Context(parsed, profile, path, text)
+    out = _run(chosen, ctx)
     if kind == "build":
         # lines the builders refuse though the rest reads (a SHELL that is not JSON): the rules checked the rest
         out += [Finding("HPC000", "error", line, f"the {what} cannot be built: {message}", None, path)
@@ -216,14 +217,13 @@ def lint(source: Any, profile: Any = None, *, path: str = "", select: str | Iter
     if kind == "script":
         out = _in_the_scripts_spelling(parsed, out)
         out = _no_lines_into_chains(parsed, out)
-        out += _submitted_findings(parsed, profile, path, wanted, skipped, {f.line for f in out if f.code == "HPC542"})
+        out += _submitted_findings(ctx, wanted, skipped, {f.line for f in out if f.code == "HPC542"})
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: (f.line, order[f.severity], f.code))
 
 
-def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[str], skipped: frozenset[str],
-                        early: set[int]) -> list[Finding]:
-    """The findings of each job script the script writes as a here-document and submits (``sbatch <<EOF``, ``cat >
+def _submitted_findings(ctx: Context, wanted: frozenset[str], skipped: frozenset[str], early: set[int]) -> list[Finding]:
+    """The findings of each job script ``ctx``'s script writes as a here-document and submits (``sbatch <<EOF``, ``cat >
     job.sh <<EOF`` then ``sbatch job.sh``; :mod:`hpcwidgets.lint.submitted`), checked as the text sbatch reads, at
     the script's own lines; what the options on sbatch's command line make of it is reported at the sbatch's line.
     A fix is kept where the lines reach sbatch as written (a quoted delimiter, no ``<<-``, no options added).
@@ -232,8 +232,9 @@ def _submitted_findings(parsed: Any, profile: Any, path: str, wanted: frozenset[
     of ``early`` (HPC542: the submitting shell fills in a job variable), HPC502's word about the batch shell is left
     out: HPC542 tells when it really happens. Line numbers a message names are the script's too."""
     from .submitted import Submitted, job_text, submitted_scripts
+    parsed, profile, path = ctx.parsed, ctx.profile, ctx.path
     out: list[Finding] = []
-    subs: tuple[Submitted, ...] = submitted_scripts(Context(parsed, profile, path, parsed.source))
+    subs: tuple[Submitted, ...] = submitted_scripts(ctx)  # found once: HPC542-544 read the same (cached on ctx)
     for sub in subs:
         job = job_text(parsed, sub)
         shift = sub.start - 1

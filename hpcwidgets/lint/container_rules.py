@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import re
 import shlex
 from types import SimpleNamespace
@@ -791,6 +792,7 @@ _CH_RUN_MEANS = {"-c": "--cd: it changes into that folder", "--cd": "it changes 
                  "from the container's environment"}
 
 
+@functools.lru_cache(maxsize=None)
 def _ch_run_value_options() -> frozenset[str]:
     """ch-run's options that take the word after them as their value (written without ``=``)."""
     from ..parse.argv import _option_table
@@ -800,6 +802,7 @@ def _ch_run_value_options() -> frozenset[str]:
                      if flag != "--set-env" and any(f.base_type is not bool for f in fields)) | ChRun.other_value_options
 
 
+@functools.lru_cache(maxsize=None)
 def _ch_run_switches() -> frozenset[str]:
     from ..parse.argv import _option_table
     from ..spec.charliecloud import ChRun
