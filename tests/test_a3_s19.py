@@ -67,7 +67,7 @@ def test_hpc704_leaves_alone_values_it_cannot_know_and_system_folders() -> None:
     # an ARG without a default is given at build time; one from before FROM counts only once named again
     assert codes("FROM python:3.11-slim\nARG VENV\nRUN python -m venv $VENV\n", "Dockerfile") == []
     global_arg = "ARG VENV=/root/venv\nFROM python:3.11-slim\n{}RUN python -m venv $VENV\n"
-    assert codes(global_arg.format(""), "Dockerfile") == []
+    assert codes(global_arg.format(""), "Dockerfile") == [(3, "HPC713")]  # empty there: HPC713 says so
     assert codes(global_arg.format("ARG VENV\n"), "Dockerfile") == [(4, "HPC704")]
     # ENV carries into a stage built on this one, ARG does not
     stages = "FROM python:3.11-slim AS base\n{} VENV=/root/venv\nFROM base\nRUN python -m venv $VENV\n"

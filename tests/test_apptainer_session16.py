@@ -152,9 +152,10 @@ def test_other_options_that_are_not_options_are_problems():
 
 
 def test_cache_and_pull_rules_see_pulls_with_other_options():
-    script = "apptainer pull --arch arm64 img.sif docker://alpine:3.20\n"
+    run = "apptainer exec img.sif true\n"  # (a job that runs no image is a build job: HPC208 leaves it alone)
+    script = "apptainer pull --arch arm64 img.sif docker://alpine:3.20\n" + run
     assert codes(script, "HPC207") and codes(script, "HPC208")
-    build = "apptainer build --fix-perms out.sif docker://alpine:3.20\n"
+    build = "apptainer build --fix-perms out.sif docker://alpine:3.20\n" + run
     assert codes(build, "HPC207") and codes(build, "HPC208")
 
 

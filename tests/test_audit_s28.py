@@ -106,7 +106,7 @@ def test_a_folder_bound_over_home_local_hides_the_hosts_packages(bind, reported)
 def test_a_pull_under_srun_is_reported_like_one_without():
     step = "singularity pull --disable-cache docker://tensorflow/tensorflow:latest-gpu"
     for line in (step, "srun -c $SLURM_CPUS_PER_TASK " + step, "srun --ntasks=1 time " + step):
-        codes = {f.code for f in lint(HEAD + line + "\n")}
+        codes = {f.code for f in lint(HEAD + line + "\nsrun singularity exec tensorflow_latest-gpu.sif python x.py\n")}
         assert {"HPC208", "HPC210"} <= codes, line
 
 

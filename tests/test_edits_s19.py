@@ -25,8 +25,8 @@ INSTANCE = (HEAD + "apptainer instance start --nv old.sif srv\napptainer exec in
 #: a script of a person's own: no header of hpcwidgets'
 PLAIN = HEAD + "apptainer exec --nv img.sif python train.py\n"
 #: three container steps; the model holds the last
-SEVERAL = (HEAD + "srun -N1 apptainer exec ray.sif ray start --head &\nsleep 10\n"
-           "srun -N1 apptainer exec ray.sif ray start --address $HEAD &\nsleep 10\n"
+SEVERAL = (HEAD + "srun -N1 --overlap apptainer exec ray.sif ray start --head --block &\nsleep 10\n"
+           "srun -N1 --overlap apptainer exec ray.sif ray start --address $HEAD --block &\nsleep 10\n"
            "apptainer exec --nv vllm.sif vllm serve model\n")
 CONTAINER_NOTE = ("line 7: the container fields (--set container.…, the form's Container) hold the container of this "
                   "step")

@@ -787,5 +787,5 @@ def test_ex12_demo_shows_what_its_text_promises():
     _, printed, markdown = run_solution("ex12")
     assert "HPC214" in markdown and "HPC215" in markdown and "(and the linter)" not in markdown
     assert "error HPC214 mpirun runs inside the container" in printed
-    assert "info HPC215 mpirun starts the container ranks" in printed
+    assert "info HPC215 mpirun on the host starts the container ranks" in printed
     assert "in the hybrid model Slurm starts them" not in printed

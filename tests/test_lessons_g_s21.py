@@ -93,7 +93,7 @@ def _codes(script: str, prof, *, info: bool = True) -> set[str]:
 
 # what each example teaches, whatever the site
 TAUGHT = {
-    ("02", "quick"): {"HPC206", "HPC207", "HPC208", "HPC210"},
+    ("02", "quick"): {"HPC206", "HPC207", "HPC208", "HPC209", "HPC210", "HPC212"},
     ("02", "wrong"): {"HPC203"},
     ("03", "broad"): {"HPC204", "HPC209"},
 }

@@ -142,7 +142,7 @@ def test_a_mistake_in_the_job_script_is_reported_at_the_drivers_line_and_says_wh
               "#SBATCH --time=01:00:00\nsrun torchrun --standalone --nproc-per-node=4 train.py\nEOF\ndone\n")
     [f] = found(driver, "HPC113")
     assert f.line == 8
-    assert f.message.endswith("(in the job script sbatch reads from the here-document on line 3)")
+    assert f.message.startswith("in the job script sbatch reads from the here-document on line 3: ")
     assert "on 2 nodes" in f.message  # the loop's value reached the job's --nodes
     assert f.fix is None              # in an unquoted here-document a fix's $ would be filled in by the driver
 

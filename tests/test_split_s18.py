@@ -154,8 +154,8 @@ def test_an_image_set_on_an_image_step_is_taken(capsys, tmp_path):
     assert code == 0 and out == HEAD + "apptainer exec --nv new.sif python train.py\n"
 
 
-SEVERAL = (HEAD + "srun -N1 apptainer exec ray.sif ray start --head &\nsleep 10\n"
-           "srun -N1 apptainer exec ray.sif ray start --address $HEAD &\nsleep 10\n"
+SEVERAL = (HEAD + "srun -N1 --overlap apptainer exec ray.sif ray start --head --block &\nsleep 10\n"
+           "srun -N1 --overlap apptainer exec ray.sif ray start --address $HEAD --block &\nsleep 10\n"
            "apptainer exec --nv vllm.sif vllm serve model\n")
 
 

@@ -255,7 +255,8 @@ def _submitted_findings(ctx: Context, wanted: frozenset[str], skipped: frozenset
                 if f.fix is not None and keep_fix else None
             message = _LINE_NUMBERS.sub(lambda m: m.group(1) + re.sub(r"\d+", lambda n: str(at(int(n.group()))),
                                                                       m.group(2)), f.message)
-            out.append(dataclasses.replace(f, line=line, message=f"{message} (in {sub.where})", fix=fix))
+            # said first: a message about "this script" means the job script, not the driver it is read from
+            out.append(dataclasses.replace(f, line=line, message=f"in {sub.where}: {message}", fix=fix))
     return out
 
 

@@ -20,7 +20,7 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import ParseError
 from ..parse.buildfiles import _STAGE, dockerfile_instructions, header_text, indented_section, section_line
@@ -722,7 +722,10 @@ _RUN_SECTIONS = ("%runscript", "%startscript", "%test", "%apprun", "%appstart", 
 _GIVEN = re.compile(r"(?:HOME|PATH|USER|LOGNAME|PWD|OLDPWD|SHELL|TERM|HOSTNAME|LANG|LC_[A-Z]+|TZ|IFS|UID|EUID|PPID|"
                     r"RANDOM|SECONDS|LINENO|BASH\w*|OPTARG|OPTIND|REPLY|TMPDIR|DEBIAN_FRONTEND|"
                     r"LD_LIBRARY_PATH|LIBRARY_PATH|CPATH|C_INCLUDE_PATH|MANPATH|PKG_CONFIG_PATH|PYTHONPATH|"
-                    r"(?:APPTAINER|SINGULARITY|NVIDIA|CUDA|SLURM)_\w*)")
+                    r"(?:APPTAINER|SINGULARITY|NVIDIA|CUDA|SLURM)_\w*|"
+                    # set by the ENV of widely used base images, which %post sees (mambaorg/micromamba, the Jupyter
+                    # and conda images, python:3.x, NGC's and ROCm's framework images)
+                    r"(?:MAMBA|CONDA|PIP|PYTORCH|TORCH|NCCL|CUDNN|NV|ROCM|HIP|JULIA)_\w*|PYTHON_VERSION|JAVA_HOME|R_HOME)")
 #: a $NAME or ${NAME} reference without a default (${NAME:-x} gives its own value when NAME is empty)
 _REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?!:?[-=?+])|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -1118,9 +1121,9 @@ def _not_found(form: str, folder: str, user: str) -> str:
         return (f"Apptainer binds the host's {bound} over the image's when the container runs, hiding what the build "
                 "put there; install under /opt or /usr/local")
     if folder == "/root":
-        return ("Apptainer runs this image as you and cannot read /root (root's, mode 700), so the software is not "
-                "found there; ch-run finds it (the unpacked image is yours), though not what pip --user put under "
-                "~/.local when ch-run --home makes HOME your own; install under /opt or /usr/local to work under both")
+        return ("run by Apptainer, the image runs as you, and /root is root's (mode 700): the software is not found. "
+                "ch-run can read /root (the unpacked image is yours), but with --home HOME is your own home, so pip "
+                "--user's ~/.local is not found there either; install under /opt or /usr/local, which both find")
     who = f"user {user}" if user.isdigit() else user
     return (f"Apptainer runs the image as you, not as {who}: HOME is your own home, not {folder}, so what the build "
             f"put there is off your paths (pip's ~/.local, a conda under ~), and {folder} is {who}'s (often mode 750), "
@@ -1162,11 +1165,12 @@ From: pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime
 def _installed_into_home(ctx: Context) -> Iterator[Any]:
     build = _build(ctx)
     installers = _downloaded_installers(build)
+    left_behind = _left_behind(build)
     cwd: dict[tuple[str, int], str] = {}   # the working folder of each shell a section or RUN runs
     previous: Shell | None = None
     for s, env, variables in _environments(build):
         before, previous = previous, s
-        if not s.build:
+        if not s.build or left_behind(s.line):
             continue
         shell = (s.where, s.start)
         words = _program(s.cmd)
@@ -1199,15 +1203,78 @@ def _installed_into_home(ctx: Context) -> Iterator[Any]:
                                f"{_not_found(build.format, home or where, s.user)}")
 
 
+#: a stage's first line: a Dockerfile's FROM (group "name": its AS name), a definition file's Bootstrap
+_STAGE_START = re.compile(r"^[ \t]*(?:FROM[ \t]+(?:--\S+[ \t]+)*\S+(?:[ \t]+AS[ \t]+(?P<name>\S+))?|Bootstrap:)",
+                          re.IGNORECASE | re.MULTILINE)
+#: a definition file's Stage: header (the stage's name)
+_STAGE_NAME = re.compile(r"^[ \t]*Stage:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+#: a home folder an image's user finds at run time (or its ~)
+_HOME_DESTINATION = re.compile(r"^(?:~|/root|/home)(?:/|$)")
+
+
+def _left_behind(build: BuildFile) -> Callable[[int], bool]:
+    """Whether what a command at a line installs stays behind in an earlier stage of a multi-stage build: the final
+    image gets only what its stage copies from that one (COPY --from=NAME, %files from NAME), and none of those copies
+    puts anything in a home folder (COPY --from=builder /root/.local /usr/local). Always False in the final stage."""
+    source = build.source
+    starts = [(source.count("\n", 0, m.start()) + 1, m) for m in _STAGE_START.finditer(source)]
+    if len(starts) < 2:
+        return lambda line: False
+    final = starts[-1][0]
+    names: list[tuple[int, str]] = []   # (first line, name) of each stage before the final one
+    for k, (line, m) in enumerate(starts[:-1]):
+        name = m.group("name") or ""
+        if build.format == "apptainer":
+            end = starts[k + 1][1].start()
+            named = _STAGE_NAME.search(source, m.end(), end)
+            name = named.group(1) if named else ""
+        names.append((line, (name or str(k)).lower()))
+    copied_home = {name for name in (n for _, n in names) if _copies_home(build, final, name)}
+
+    def left(line: int) -> bool:
+        if line >= final:
+            return False
+        name = next((n for first, n in reversed(names) if first <= line), "")
+        return name not in copied_home
+    return left
+
+
+def _copies_home(build: BuildFile, final: int, name: str) -> bool:
+    """Whether the final stage (from line ``final``) copies anything from stage ``name`` into a home folder."""
+    lines = build.source.split("\n")[final - 1:]
+    if build.format == "docker":
+        for text in lines:
+            words = text.split()
+            if words[:1] and words[0].upper() in ("COPY", "ADD") and f"--from={name}" in (w.lower() for w in words) \
+                    and _HOME_DESTINATION.match(words[-1]):
+                return True
+        return False
+    inside = False
+    for text in lines:
+        stripped = text.strip()
+        if stripped.startswith("%"):
+            inside = stripped.lower().split()[:3] == ["%files", "from", name]
+            continue
+        if inside and stripped and not stripped.startswith("#") and _HOME_DESTINATION.match(stripped.split()[-1]):
+            return True
+    return False
+
+
 @rule("HPC705", "package-install-asks", "warning", kind="build",
-      summary="apt-get/apt/yum/dnf/zypper/conda/mamba installs (or pip uninstalls) in a build step without -y",
+      summary="apt-get/apt/yum/dnf/zypper/conda/mamba installs (or pip uninstalls) in a build step without -y, or apt "
+              "installs tzdata (or another package that asks) without DEBIAN_FRONTEND=noninteractive",
       why="Without -y the package manager stops to ask 'Do you want to continue? [Y/n]' (conda and mamba: 'Proceed "
           "([y]/n)?', pip uninstall: 'Proceed (Y/n)?'). Nobody answers in a build: docker build aborts there, and an "
           "apptainer build run from a script or a batch job fails or waits. (conda is not reported after conda config "
           "--set always_yes yes or with CONDA_ALWAYS_YES=true, nor apt after a step that writes APT::Get::Assume-Yes "
-          "\"true\" into its configuration.)",
+          "\"true\" into its configuration.) Some Debian and Ubuntu packages ask a question of their own while they "
+          "are set up, which -y does not answer: tzdata asks for a time zone ('Geographic area:'), and the build "
+          "waits there unless DEBIAN_FRONTEND=noninteractive is set for the install (exported in %post or the RUN, "
+          "or ENV/ARG in a Dockerfile; in %environment it is read only when the container runs) or the time zone is "
+          "set first.",
       fix="Add -y (apt-get install -y --no-install-recommends git, dnf install -y git, conda install -y numpy, "
-          "pip uninstall -y torch); zypper takes -n before the subcommand (zypper -n install git).",
+          "pip uninstall -y torch); zypper takes -n before the subcommand (zypper -n install git). For tzdata and "
+          "the like, also export DEBIAN_FRONTEND=noninteractive first.",
       bad="""Bootstrap: docker
 From: ubuntu:24.04
 
@@ -1224,6 +1291,7 @@ From: ubuntu:24.04
 """)
 def _install_asks(ctx: Context) -> Iterator[Any]:
     build = _build(ctx)
+    yield from _package_asks_its_question(build)
     previous: Shell | None = None
     conda_yes = any(name == "CONDA_ALWAYS_YES" and isinstance(value, str) and _CONDA_ALWAYS_YES.match(value)
                     for _line, _op, name, value in build.settings)
@@ -1238,6 +1306,42 @@ def _install_asks(ctx: Context) -> Iterator[Any]:
             yield s.line, (f"{asks} without {answer.split()[0]} in {s.where} stops to ask for a yes, which nobody "
                            f"answers in a build; add {answer}")
         previous = s
+
+
+#: Debian and Ubuntu packages whose set-up asks a question through debconf (tzdata: the time zone), which -y does
+#: not answer
+_ASKING_PACKAGES = frozenset({"tzdata", "keyboard-configuration", "console-setup", "krb5-config", "postfix",
+                              "wireshark-common", "iptables-persistent", "msttcorefonts", "ttf-mscorefonts-installer"})
+#: what keeps debconf from asking: its noninteractive front end, chosen in the environment or its own settings, or a
+#: time zone set before tzdata is installed
+_DEBCONF_QUIET = re.compile(r"DEBIAN_FRONTEND=['\"]?noninteractive|debconf-set-selections|/etc/localtime|/etc/timezone"
+                            r"|\bTZ=")
+
+
+def _package_asks_its_question(build: BuildFile) -> Iterator[tuple[int, str]]:
+    """HPC705 for apt: a package whose set-up asks a question (tzdata) installed without DEBIAN_FRONTEND=
+    noninteractive, which -y does not answer: the build waits at 'Geographic area:'."""
+    quiet = any(_DEBCONF_QUIET.search(f"{name}={value}") for _, _, name, value in build.settings
+                if isinstance(value, str))
+    for s, env, _variables in _environments(build):
+        quiet = quiet or (s.build and bool(_DEBCONF_QUIET.search(s.cmd.text)))
+        if not s.build or quiet or env.get("DEBIAN_FRONTEND", "").strip("'\"") == "noninteractive":
+            continue
+        words = _program(s.cmd)
+        if len(words) < 3 or words[0].rsplit("/", 1)[-1] not in ("apt-get", "apt") or "install" not in words[1:3]:
+            continue
+        asking = sorted(_ASKING_PACKAGES.intersection(w.split("=")[0] for w in words[2:]))
+        if asking:
+            in_environment = any(e.where == "%environment" and any(n == "DEBIAN_FRONTEND" for n, _ in e.cmd.assignments)
+                                 for e in build.commands)
+            question = " for a time zone ('Geographic area:')" if asking[0] == "tzdata" else ""
+            how = f"export it first in {s.where}" if s.where != "RUN" else \
+                "ENV or ARG DEBIAN_FRONTEND=noninteractive, or DEBIAN_FRONTEND=noninteractive before the command"
+            note = " (%environment's is read only when the container runs, not while it is built)" \
+                if in_environment else ""
+            yield s.line, (f"{asking[0]} asks{question} while it is set up, and -y does not answer that: the build "
+                           f"waits for an answer nobody gives; set DEBIAN_FRONTEND=noninteractive for the install "
+                           f"({how}){note}")
 
 
 @rule("HPC706", "source-under-sh", "warning", kind="build",
@@ -1301,8 +1405,9 @@ def _unread_section(ctx: Context) -> Iterator[Any]:
           "%startscript and %test, unless %post writes it to $APPTAINER_ENVIRONMENT. That file is sourced after "
           "%environment (91-environment.sh after 90-environment.sh), so it does not help %environment. (Not "
           "reported: variables the section sets itself, ones given a default with ${NAME:-…}, the shell's and "
-          "Apptainer's own such as HOME, PATH and APPTAINER_*, and search paths such as LD_LIBRARY_PATH that a base "
-          "image's ENV usually sets.)",
+          "Apptainer's own such as HOME, PATH and APPTAINER_*, and what a base image's ENV usually sets, which %post "
+          "does see: search paths such as LD_LIBRARY_PATH, and the variables of widely used base images such as "
+          "MAMBA_ROOT_PREFIX, CONDA_DIR, PYTHON_VERSION and PYTORCH_VERSION.)",
       fix="Set the variable where it is read too (export VENV=/opt/venv at the top of %post, export ENV_NAME=myenv "
           "in %environment), or have %post write it for %runscript: "
           "echo \"export NOW=\\\"$NOW\\\"\" >> $APPTAINER_ENVIRONMENT.",
@@ -1569,3 +1674,209 @@ class _Located:
     @property
     def assignments(self) -> tuple[Any, ...]:
         return tuple(self.cmd.assignments)
+
+# -- what does not reach the step that reads it (session 29's audit) -------------------------------------------
+
+#: a ``$NAME`` or ``${NAME}`` reference a Dockerfile fills in (not ``${NAME:-default}``, which gives its own value)
+_DOCKER_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+@rule("HPC713", "global-arg-not-declared-in-stage", "error", kind="build",
+      summary="a Dockerfile uses an ARG declared before FROM inside a stage that does not declare it again (ARG NAME)",
+      why="An ARG before the first FROM is in scope only for the FROM lines: a stage sees it only after its own "
+          "ARG NAME (without a value, it takes the global one). Without that, $NAME is empty in the stage's RUN, "
+          "ENV, COPY and WORKDIR lines: pip install torch==$TORCH_VERSION becomes pip install torch== and the build "
+          "stops, or worse, an empty version or path builds quietly (COPY . /opt/$APP/ copies into /opt/). Docker "
+          "and ch-image both follow this rule.",
+      fix="Declare the argument again inside each stage that uses it, after its FROM: ARG TORCH_VERSION.",
+      bad="""ARG TORCH_VERSION=2.3.1
+FROM python:3.11-slim
+RUN pip install --no-cache-dir torch==${TORCH_VERSION}
+""",
+      good="""ARG TORCH_VERSION=2.3.1
+FROM python:3.11-slim
+ARG TORCH_VERSION
+RUN pip install --no-cache-dir torch==${TORCH_VERSION}
+""")
+def _global_arg_not_in_stage(ctx: Context) -> Iterator[Any]:
+    build = _build(ctx)
+    if build.format != "docker":
+        return
+    try:
+        instructions = dockerfile_instructions(build.source, build.path)
+    except ParseError:
+        return
+    global_args: dict[str, int] = {}
+    stage_names: set[str] = set()
+    env_by_stage: dict[str, set[str]] = {}
+    own: set[str] | None = None   # the names the current stage declares or sets (None: before the first FROM)
+    reported: set[str] = set()
+    stage = ""
+    for line, op, body in instructions:
+        text = str(body)
+        if op == "FROM":
+            words = [w for w in text.split() if not w.startswith("--")]
+            parent = words[0].lower() if words else ""
+            own = set(env_by_stage.get(parent, set())) if parent in stage_names else set()
+            stage = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
+            reported = set()
+            continue
+        if own is None:
+            if op == "ARG":
+                for name, _ in _settings(op, text, line, build.path):
+                    global_args.setdefault(name, line)
+            continue
+        if op in ("ARG", "ENV"):
+            names = [name for name, _ in _settings(op, text, line, build.path)]
+            uses = [] if op == "ARG" else _global_uses(text, global_args, own)
+            own.update(names)
+        else:
+            uses = _global_uses(text, global_args, own)
+            if op == "RUN":  # the RUN's shell may set the name itself (NAME=… or for NAME in …)
+                uses = [n for n in uses if not re.search(rf"(?<![\w$]){n}=|\bfor\s+{n}\b", text)]
+        if stage:
+            stage_names.add(stage)
+            env_by_stage[stage] = set(own)
+        for name in uses:
+            if name in reported:
+                continue
+            reported.add(name)
+            yield line, (f"${name} is an ARG declared before FROM (line {global_args[name]}), which a stage sees only "
+                         f"after its own ARG {name}: in this {op} it is empty; add ARG {name} after this stage's FROM")
+
+
+def _global_uses(text: str, global_args: dict[str, int], own: set[str]) -> list[str]:
+    """The global ARGs ``text`` refers to that the stage has not declared or set itself, in order."""
+    out: list[str] = []
+    for m in _DOCKER_REFERENCE.finditer(text):
+        name = m.group(1) or m.group(2)
+        if name in global_args and name not in own and name not in out:
+            out.append(name)
+    return out
+
+
+#: what only sets up the shell a RUN runs in: gone when the RUN ends
+_SHELL_ONLY = frozenset({"export", "cd", "source", ".", "pushd", "popd", "umask", "set", "shopt", "alias", "unset"})
+
+
+@rule("HPC714", "run-sets-up-only-its-own-shell", "error", kind="build",
+      summary="a Dockerfile RUN only exports a variable, changes directory or activates an environment, which ends "
+              "with that RUN (RUN export PATH=…, RUN cd /app, RUN . venv/bin/activate)",
+      why="Each RUN line runs in a new shell, and only its changes to files are kept in the image. A variable it "
+          "exports, a directory it changes to and an environment it activates are gone at the next RUN and in the "
+          "running container: RUN export PATH=/opt/conda/bin:$PATH then RUN conda install … stops with 'conda: not "
+          "found', and RUN cd /app leaves the next RUN in /. (In an Apptainer %post section the commands share one "
+          "shell, so this is a Dockerfile mistake.)",
+      fix="Use the Dockerfile's own instructions, which are kept: ENV PATH=/opt/conda/bin:$PATH, WORKDIR /app; for a "
+          "virtual environment, ENV PATH=/opt/venv/bin:$PATH (what activating does); or put the set-up and the "
+          "commands that need it in one RUN (RUN cd /app && make).",
+      bad="""FROM python:3.11-slim
+RUN python -m venv /opt/venv
+RUN . /opt/venv/bin/activate
+RUN pip install --no-cache-dir numpy==1.26.4
+""",
+      good="""FROM python:3.11-slim
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+RUN pip install --no-cache-dir numpy==1.26.4
+""")
+def _run_sets_up_only(ctx: Context) -> Iterator[Any]:
+    build = _build(ctx)
+    if build.format != "docker":
+        return
+    runs: dict[int, list[Shell]] = {}
+    lines = build.source.split("\n")
+    for s in build.commands:
+        start = s.start or s.line
+        if s.where == "RUN" and not re.match(r"\s*RUN\s+(?:--\S+\s+)*\[", lines[start - 1], re.IGNORECASE):
+            # (an exec-form RUN ["prog", …] runs no shell at all: nothing to set up)
+            runs.setdefault(start, []).append(s)
+    for start, commands in runs.items():
+        if all(_sets_up_only(s.cmd) for s in commands):
+            what = _set_up_named(commands[0].cmd)
+            yield start, (f"this RUN only {what}, and each RUN runs in a shell of its own: the change is gone at the "
+                          f"next RUN and in the image; {_SET_UP_INSTEAD.get(what.split()[0], _SET_UP_INSTEAD[''])}")
+
+
+def _sets_up_only(cmd: Command) -> bool:
+    words = [str(w) for w in cmd.argv]
+    if not words:
+        return bool(cmd.assignments)  # NAME=value alone
+    if words[0] in _SHELL_ONLY:
+        return True
+    return len(words) > 1 and words[0].rsplit("/", 1)[-1] in ("conda", "mamba", "micromamba") and words[1] == "activate"
+
+
+def _set_up_named(cmd: Command) -> str:
+    words = [str(w) for w in cmd.argv]
+    if not words or words[0] == "export":
+        return "sets variables"
+    if words[0] in ("cd", "pushd", "popd"):
+        return "changes directory"
+    if words[0] in ("source", ".") or "activate" in words[:2]:
+        return "activates an environment" if any("activate" in w for w in words) else "sources a file"
+    return f"runs {words[0]}"
+
+
+#: the instruction that keeps what the set-up meant, by the first word of :func:`_set_up_named`
+_SET_UP_INSTEAD = {
+    "sets": "use ENV NAME=value, which is kept",
+    "changes": "use WORKDIR, which is kept, or cd in the RUN that needs it (RUN cd /app && make)",
+    "activates": "put the environment first on PATH with ENV PATH=/opt/venv/bin:$PATH (what activating does), or "
+                 "activate it in the RUN that needs it",
+    "sources": "source it in the RUN that needs it (RUN . /etc/profile.d/x.sh && …), or set what it sets with ENV",
+    "": "do it in the RUN that needs it",
+}
+
+
+#: a build argument in an Apptainer definition file: {{ NAME }}
+_TEMPLATE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@rule("HPC715", "build-argument-not-defined", "warning", kind="build",
+      summary="a definition file uses a build argument {{ NAME }} that its %arguments section does not define",
+      why="Apptainer 1.2 and later fill in {{ NAME }} from apptainer build --build-arg NAME=… (or --build-arg-file) "
+          "or from the file's %arguments section, and stop the build when neither gives it: 'build var NAME is not "
+          "defined through either --build-arg (--build-arg-file) or 'arguments' section'. A file that relies on "
+          "--build-arg alone fails for whoever builds it without knowing that, and a misspelt name (CUDA_VER where "
+          "%arguments has CUDA_VERSION) fails for everyone. (A name that holds a secret, HF_TOKEN, is left alone: it "
+          "is passed at build time on purpose.)",
+      fix="Give each build argument a default in %arguments (NAME=value on its own line), and spell the name the same "
+          "in both places; --build-arg still overrides it.",
+      bad="""Bootstrap: docker
+From: nvidia/cuda:{{ CUDA_VER }}-runtime-ubuntu22.04
+
+%arguments
+    CUDA_VERSION=12.4.1
+""",
+      good="""Bootstrap: docker
+From: nvidia/cuda:{{ CUDA_VERSION }}-runtime-ubuntu22.04
+
+%arguments
+    CUDA_VERSION=12.4.1
+""")
+def _build_argument_not_defined(ctx: Context) -> Iterator[Any]:
+    build = _build(ctx)
+    if build.format != "apptainer" or "{{" not in build.source:
+        return
+    import difflib
+    defined = {name for _, keyword, name, _ in build.settings if keyword == "%arguments"}
+    reported: set[str] = set()
+    for k, text in enumerate(build.source.split("\n"), 1):
+        if text.lstrip().startswith("#"):
+            continue  # comment lines are left alone
+        for m in _TEMPLATE_VARIABLE.finditer(text):
+            name = m.group(1)
+            if name in defined or name in reported:
+                continue
+            reported.add(name)
+            near = difflib.get_close_matches(name, sorted(defined), n=1, cutoff=0.6)
+            if not near and _TOKEN_NAME.match(name):
+                continue  # a secret is given at build time on purpose, never as a default written in the file
+            if near:
+                yield k, (f"{{{{ {name} }}}} is not defined in %arguments, which has {near[0]}: the build stops "
+                          f"('build var {name} is not defined'); write {{{{ {near[0]} }}}}")
+            else:
+                yield k, (f"{{{{ {name} }}}} is not defined in %arguments: the build stops ('build var {name} is not "
+                          f"defined') unless every build passes --build-arg {name}=…; give it a default in "
+                          f"%arguments ({name}=…)")

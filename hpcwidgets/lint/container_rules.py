@@ -911,7 +911,7 @@ def _slurm_in_container(ctx: Context) -> Iterator[Any]:
                               f"usually missing; run it on the host ({program} before {getattr(c, 'binary', 'ch-run')})")
 
 
-@rule("HPC223", "clean-environment-hides-task-rank", "warning",
+@rule("HPC223", "clean-environment-hides-task-rank", "error",
       summary="srun starts several tasks in a container with --cleanenv/--containall, which drops SLURM_PROCID",
       why="--cleanenv (and --containall) start the container with almost none of the host's variables (Apptainer "
           "passes only TERM and the proxy settings): SLURM_PROCID, "
@@ -1446,6 +1446,18 @@ def _under_home(path: str) -> bool:
     return bool(_HOME_PATH.match(path))
 
 
+#: folders of a home directory that sites make links to other storage: the Digital Research Alliance of Canada's
+#: ~/scratch, ~/projects and ~/nearline, NASA's ~/nobackup, ~/work and ~/project elsewhere
+_LINKED_HOME_FOLDER = re.compile(r"^(?:\$HOME|\$\{HOME\}|~|/home/[^/]+)/(?:scratch|projects?|nearline|nobackup\w*|work)"
+                                 r"(?:/|$)")
+
+
+def _in_home_storage(path: str) -> bool:
+    """Whether ``path`` is under the user's home directory (:func:`_under_home`) and on its storage, with its quota:
+    not in one of the folders sites link to scratch or project storage (~/scratch, ~/projects/def-…)."""
+    return _under_home(path) and not _LINKED_HOME_FOLDER.match(path)
+
+
 #: a literal /home/NAME/… path (group 1: /home/NAME); NAME as user names are written (lower case, digits, _ . -)
 _LITERAL_HOME = re.compile(r"^(/home/[a-z_][a-z0-9_.-]*)/")
 
@@ -1481,8 +1493,8 @@ def _home_note(ctx: Context, path: str) -> tuple[str, str] | None:
     if path.startswith("~"):
         return None
     if _under_home(path):
-        return "under $HOME", ""
-    home = _literal_home(ctx, path)
+        return ("under $HOME", "") if _in_home_storage(path) else None
+    home = _literal_home(ctx, path) if not _LINKED_HOME_FOLDER.match(path) else None
     if home is None:
         return None
     return f"in {home}, by its name a home directory", f" (if {home} is project storage on this site, ignore this)"
@@ -1505,8 +1517,10 @@ def _shown(ctx: Context, value: str, line: int) -> str:
           "also one set with a ~ (IMG=~/containers/x.sif: bash expands a ~ at the start of an assignment's value). "
           "Most sites keep their users' homes at /home/NAME, so a literal /home/alice/… path counts as well, with a "
           "note that it may be project storage; /home folders sites use for shared storage (/home/software, "
-          "/home/share, /home/projects …) are left alone, and so is, with a cluster profile, a folder its storage "
-          "settings (scratch, image_dir, cache_dir, node_local) place under /home.",
+          "/home/share, /home/projects …) are left alone, and so are the folders of a home that sites link to "
+          "scratch or project storage (~/scratch, ~/projects/def-…, ~/nearline, ~/nobackup, ~/work) and, with a "
+          "cluster profile, a folder its storage settings (scratch, image_dir, cache_dir, node_local) place under "
+          "/home.",
       fix="Keep images on scratch or project storage, e.g. $SCRATCH/images/pytorch_24.05.sif (with a profile, the "
           "message names its image_dir).",
       catalogue=(10,),
@@ -1619,14 +1633,14 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         elsewhere = f"point it at scratch, e.g. {_site_folder(ctx, 'cache_dir', model.binary)}"
         if model.cachedir or any(n in names for n, _ in cmd.assignments):
             written = str(model.cachedir or "")
-            if _under_home(ctx.parsed.resolve(written, cmd.line)):
+            if _in_home_storage(ctx.parsed.resolve(written, cmd.line)):
                 value = _shown(ctx, written, cmd.line)
                 yield cmd.line, f"{model.env_name('APPTAINER_CACHEDIR')}={value} is under $HOME; {elsewhere}"
             continue
         var = next((v for v in (ctx.parsed.variable(n, cmd.line) for n in names) if v is not None), None)
         if var is None:
             yield (cmd.line, _default_cache_message(ctx, f"{model.binary} pull", model.binary, cmd.line))
-        elif _under_home(_folder_named(ctx, str(var.value), cmd.line)[0]):
+        elif _in_home_storage(_folder_named(ctx, str(var.value), cmd.line)[0]):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
     defaulted: set[str] = set()
@@ -1638,7 +1652,7 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
         elsewhere = f"point it at scratch, e.g. {_site_folder(ctx, 'cache_dir', use.binary)}"
         own = next((n for n in names if n in env), None)
         if own is not None:
-            if _under_home(_folder_named(ctx, env[own], use.line)[0]):
+            if _in_home_storage(_folder_named(ctx, env[own], use.line)[0]):
                 yield use.line, f"{own}={env[own]} is under $HOME; {elsewhere}"
             continue
         var = next((v for v in (ctx.parsed.variable(n, use.line) for n in names) if v is not None), None)
@@ -1647,7 +1661,7 @@ def _cache_home(ctx: Context) -> Iterator[Any]:
                 defaulted.add(use.binary)
                 yield use.line, _default_cache_message(ctx, use.what, use.binary, use.line) + _others_default(
                     ctx, use, names)
-        elif var.line not in reported and _under_home(_folder_named(ctx, str(var.value), use.line)[0]):
+        elif var.line not in reported and _in_home_storage(_folder_named(ctx, str(var.value), use.line)[0]):
             reported.add(var.line)
             yield var.line, f"{var.name}={var.value} is under $HOME (small quota); {elsewhere}"
     yield from _tmpdir_home(ctx)
@@ -1760,7 +1774,7 @@ def _tmpdir_home(ctx: Context) -> Iterator[Any]:
             continue
         at, name, value = found
         folder, made = _folder_named(ctx, value, line)
-        if at not in reported and _under_home(folder):
+        if at not in reported and _in_home_storage(folder):
             reported.add(at)
             fallback = name == "TMPDIR"  # what the runtime uses when its own variable is unset
             when = f", and with {own[0]} unset" if fallback else ":"
@@ -1856,12 +1870,19 @@ def registry_uses(ctx: Context) -> list[RegistryUse]:
     return cached(ctx, "registry_uses", make)
 
 
+#: a container run written anywhere in a script, also where the reader sees no step (a command in a variable, a
+#: function's "$@"): apptainer/singularity exec, run, shell or instance start, ch-run, podman-hpc run
+_RUNS_AN_IMAGE = re.compile(r"\b(?:apptainer|singularity)\b[^\n;|&]*?\s(?:exec|run|shell|instance)\b|\bch-run\b"
+                            r"|\bpodman-hpc\s+run\b")
+
+
 @rule("HPC208", "pull-every-job", "warning",
       summary="the job script pulls, builds or runs its image from a registry every time it runs",
       why="A pull (or apptainer build … docker://…) downloads and converts gigabytes on the compute node at every "
           "run (and every array task): minutes of charged time, registry rate limits, and a different image if the "
           "tag moved. apptainer exec/run docker://… does the same behind the scenes: every run asks the registry "
-          "and converts the image again unless the cache still holds it.",
+          "and converts the image again unless the cache still holds it. A job that runs no container is taken for "
+          "a build job, run once to make the image, and its pulls and builds are left alone.",
       fix="Pull once on a login node and run the .sif file, or guard the pull: "
           "[ -f IMAGE.sif ] || apptainer pull IMAGE.sif docker://…",
       catalogue=(10, 31),
@@ -1879,7 +1900,9 @@ export APPTAINER_CACHEDIR="$SCRATCH/.apptainer/cache"
 apptainer exec --nv "$SCRATCH/pytorch_24.05.sif" python train.py
 """)
 def _pull_every_job(ctx: Context) -> Iterator[Any]:
-    for cmd, model in pulls(ctx):
+    # a job that runs no container is there to make the image (a build job, run once): its pulls are its purpose
+    runs_one = any(True for _ in containers(ctx)) or bool(_RUNS_AN_IMAGE.search(ctx.parsed.source))
+    for cmd, model in pulls(ctx) if runs_one else ():
         if not is_guarded(ctx, cmd):
             yield (cmd.line, "the image is pulled on every run of the job; pull it once beforehand or guard the pull "
                              "with [ -f IMAGE ] || …")
@@ -1887,7 +1910,7 @@ def _pull_every_job(ctx: Context) -> Iterator[Any]:
     fetched: set[str] = set()
     for use in uses:
         if use.output:
-            if not use.guarded:
+            if not use.guarded and runs_one:
                 yield (use.line, f"{use.binary} build makes {use.output} from {use.ref} on every run of the job "
                                  "(download and conversion on the compute node); build it once beforehand or guard "
                                  f"the build with [ -e {use.output} ] || …")  # (-e: a --sandbox is a folder)
@@ -2668,8 +2691,11 @@ def _mpi_launcher_per_task(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC215", "mpirun-around-container", "info",
       summary="mpirun on the host starts the container ranks inside a Slurm job",
-      why="It works when the host MPI matches the container's, but srun --mpi=pmix places and binds the ranks "
-          "exactly as the allocation says and needs no hostfile.",
+      why="This is Apptainer's hybrid model, and it works when the host's MPI is built with Slurm support and "
+          "matches the MPI in the image (the same implementation, a compatible version): mpirun then reads the "
+          "allocation as srun does. When either is not so, the ranks start on one node, or fail to connect, and "
+          "the message names neither; srun --mpi=pmix starts the ranks itself, as the allocation says, with no host "
+          "MPI to match (only the image's MPI must have PMIx support).",
       fix="Use srun --mpi=pmix apptainer exec IMAGE ./program.",
       catalogue=(17,),
       bad="""#!/bin/bash
@@ -2685,7 +2711,9 @@ def _mpirun_host(ctx: Context) -> Iterator[Any]:
         words = launch_words([str(v) for v in cmd.argv])  # past time -p, env A=1 …
         if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS and \
                 any(w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run") for w in words[1:]):
-            yield cmd.line, f"{words[0]} starts the container ranks; inside Slurm prefer srun --mpi=pmix, which follows the allocation"
+            yield cmd.line, (f"{words[0]} on the host starts the container ranks: this works only while the host's MPI "
+                             "has Slurm support and matches the image's; srun --mpi=pmix starts them from the "
+                             "allocation with no host MPI to match")
 
 
 @rule("HPC216", "nvccli-without-writable-layer", "error",

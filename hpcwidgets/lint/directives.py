@@ -452,13 +452,17 @@ _UNKNOWN_VERSION = ("", "; without a cluster profile the Slurm version is not kn
 #: programs a step may run on one CPU: a look at the nodes, not the job's work
 _QUICK_TOOLS = frozenset({"hostname", "date", "echo", "printenv", "env", "true", "uname", "nproc", "free", "df",
                           "mkdir", "rm", "cp", "ls", "touch", "sleep"})
+#: and the tools that put files in place on each node, one stream each, however long they take (Charliecloud's
+#: ch-fromhost copies the host's GPU libraries into an image, ch-tar2dir unpacks one)
+_ONE_CPU_TOOLS = _QUICK_TOOLS | frozenset({"mv", "ln", "cat", "chmod", "tar", "rsync", "ch-fromhost", "ch-tar2dir"})
 
 
 def _quick_tool(step: Any) -> bool:
-    """A step that runs a quick tool (srun hostname, srun mkdir -p "$TMPDIR/run"), which one CPU suits."""
+    """A step that runs a quick tool (srun hostname, srun mkdir -p "$TMPDIR/run") or one that copies files into place
+    (srun ch-fromhost --nvidia IMG), which one CPU suits."""
     program = [str(w) for w in step.chain.program]
     return step.chain.container is None and step.chain.launcher is None and bool(program) \
-        and program[0].rsplit("/", 1)[-1] in _QUICK_TOOLS
+        and program[0].rsplit("/", 1)[-1] in _ONE_CPU_TOOLS
 
 
 def _components_cpus(ctx: Context, step: Any) -> int | None:
@@ -1700,6 +1704,79 @@ def _export_message(value: str, job: str) -> str:
     return (f"--export={value} has no ALL, so {job} gets {names} and Slurm's own variables, not the submitting "
             "shell's environment, and its srun steps start with that list alone, without even PATH (srun cannot find "
             f"the program: 'execve(): No such file or directory'); write --export=ALL,{value}")
+
+
+#: an assignment's value that is sbatch's output and nothing else: $(sbatch …) or `sbatch …`, no pipe or second command
+_SBATCH_OUTPUT = re.compile(r'^"?(?:\$\(\s*((?:\S*/)?sbatch\s[^()|;&`]*)\)|`\s*((?:\S*/)?sbatch\s[^`|;&]*)`)"?$')
+
+#: the Slurm commands that take a job id as an argument
+_TAKES_A_JOB_ID = frozenset({"scancel", "scontrol", "squeue", "sacct", "seff", "sstat", "sattach"})
+
+
+@rule("HPC547", "job-id-without-parsable", "error",
+      summary="a job id is taken from sbatch's output without --parsable (jid=$(sbatch job.sh)), so it holds "
+              "'Submitted batch job N', and then used as a job id (--dependency=afterok:$jid, scancel $jid)",
+      why="Without --parsable sbatch prints a sentence, 'Submitted batch job 123456', and $(sbatch job.sh) keeps all "
+          "of it. sbatch --dependency=afterok:$jid next.sh then gets --dependency=afterok:Submitted, and takes "
+          "'batch' for its job script: the submission fails ('Unable to open file batch'), and the job that was to "
+          "follow is never queued, often in a driver nobody watches. scancel $jid and squeue -j $jid fail the same "
+          "way. Not reported when the id is cut out of the sentence first (jid=${jid##* }, awk '{print $4}').",
+      fix="Ask sbatch for the id alone: jid=$(sbatch --parsable job.sh) (it prints N, or N;CLUSTER on a "
+          "multi-cluster site: ${jid%%;*} keeps the id).",
+      bad="""#!/bin/bash
+jid=$(sbatch train.sbatch)
+sbatch --dependency=afterok:$jid eval.sbatch
+""",
+      good="""#!/bin/bash
+jid=$(sbatch --parsable train.sbatch)
+sbatch --dependency=afterok:$jid eval.sbatch
+""")
+def _job_id_without_parsable(ctx: Context) -> Iterator[Any]:
+    if "sbatch" not in ctx.parsed.source:
+        return
+    commands = [c for c in _simple_commands(ctx.parsed.lexed.code) if not isinstance(c, _Inner)]
+    for k, cmd in enumerate(commands):
+        for name, word in cmd.assignments:
+            m = _SBATCH_OUTPUT.match(word.raw)
+            if m is None:
+                continue
+            try:
+                inner = lex_script(m.group(1) or m.group(2)).code
+            except ParseError:
+                continue
+            if not inner or inner[0].kind != "simple":
+                continue
+            options, _ = sbatch_command_options([str(w.value) for w in inner[0].words[1:]])
+            if any(flag == "--parsable" for flag, _ in options):
+                continue
+            used = _used_as_a_job_id(commands[k + 1:], name)
+            if used is not None:
+                at, how = used
+                yield (word.line, f"sbatch without --parsable prints 'Submitted batch job N', and ${name} keeps all of "
+                                  f"it, so {how} on line {at} gets 'Submitted' for the job id and fails; write "
+                                  f"{name}=$(sbatch --parsable …)")
+
+
+def _used_as_a_job_id(later: list[Any], name: str) -> tuple[int, str] | None:
+    """Where ``$name`` is first used as a job id among the ``later`` commands, with how the message names the use;
+    None when it is not, or when the name is set again first (jid=${jid##* })."""
+    plain = re.compile(rf"\$(?:{name}\b|\{{{name}\}})")
+    for cmd in later:
+        if any(n == name for n, _ in cmd.assignments):
+            return None  # set again (cut out of the sentence, or a new job's id)
+        words = [str(w.value) for w in cmd.words]
+        raws = [w.raw for w in cmd.words]
+        if not words or not any(plain.search(r) for r in raws):
+            continue
+        program = words[0].rsplit("/", 1)[-1]
+        if program == "sbatch":
+            for k, raw in enumerate(raws):
+                option = raws[k - 1] if k else ""
+                if plain.search(raw) and (raw.startswith(("--dependency=", "-d")) or option in ("--dependency", "-d")):
+                    return cmd.line, "the --dependency"
+        elif program in _TAKES_A_JOB_ID:
+            return cmd.line, program
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from . import Context, Fix, rule
 from .catalogue import (_Inner, _batch_signal, _code_in_order, _flag_in_a_variable, _only_sets_up, _per_task_endpoint,
                         _per_task_rendezvous_text, _signal_name, _simple_commands, _srun_export, apptainer_env,
                         as_run, cached, containers, fix_for, heterogeneous, inherited_gpus, job_nodes, other_launches,
-                        own_gpu_request, own_task_gpus, profile_vendor, simple_commands, step_tasks, steps,
-                        tasks_per_node, traps_for, with_chain)
+                        own_gpu_request, own_task_gpus, profile_vendor, run_words, simple_commands, step_tasks,
+                        steps, tasks_per_node, traps_for, with_chain)
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,12 +650,13 @@ def _node_local_not_bound(ctx: Context) -> Iterator[Any]:
 #: (CUDA_MODULE_LOADING, CUDA_VISIBLE_DEVICES; not CUDA_HOME or CUDA_PATH, where the host's toolkit is), NCCL's,
 #: PyTorch's (PYTORCH_CUDA_ALLOC_CONF, TORCH_HOME, TORCH_NCCL_…, TORCHINDUCTOR_…), Triton's, TensorFlow's, XLA's and
 #: JAX's, OpenMP's and the BLAS libraries' (thread counts), Hugging Face's and Transformers', Weights & Biases', and
-#: every Poetry setting (Poetry reads POETRY_<SETTING>: POETRY_VIRTUALENVS_PATH …). Variables the host's own commands
+#: every Poetry setting (Poetry reads POETRY_<SETTING>: POETRY_VIRTUALENVS_PATH …), and Jupyter's (JUPYTER_TOKEN,
+#: JUPYTER_RUNTIME_DIR: without them the server makes a token of its own, which is not the one the script saved). Variables the host's own commands
 #: read as well (PATH, LD_LIBRARY_PATH, PYTHONPATH) are left out: a script sets them for those, with host paths.
 _FOR_THE_PROGRAM = re.compile(r"TMPDIR|TMP|TEMP|XDG_(?:CACHE|CONFIG|DATA)_HOME|MPLCONFIGDIR"
                               r"|CUDA_(?!(?:HOME|PATH|ROOT|DIR|TOOLKIT_ROOT_DIR)$)[A-Z0-9_]+"
                               r"|(?:NCCL|PYTORCH|TORCH|TORCHINDUCTOR|TRITON|TF|XLA|JAX|OMP|MKL|OPENBLAS|NUMEXPR|HF"
-                              r"|HUGGINGFACE|TRANSFORMERS|WANDB|POETRY)_[A-Z0-9_]+")
+                              r"|HUGGINGFACE|TRANSFORMERS|WANDB|POETRY|JUPYTER)_[A-Z0-9_]+")
 _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
 
 
@@ -671,7 +672,7 @@ _TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
           "apptainer.conf's 'sessiondir max size'), and stops with 'No space left on device'. Variables passed with --env, "
           "--env-file or APPTAINERENV_NAME (for singularity SINGULARITYENV_NAME, which Apptainer reads too) do reach "
           "it. Reported for the variables only the program's libraries read (CUDA_*, NCCL_*, PYTORCH_*, TORCH_*, "
-          "TF_*, OMP_*, HF_*, TRANSFORMERS_*, WANDB_*, POETRY_* …) and its temporary, cache and configuration folders; "
+          "TF_*, OMP_*, HF_*, TRANSFORMERS_*, WANDB_*, POETRY_*, JUPYTER_* …) and its temporary, cache and configuration folders; "
           "PATH, LD_LIBRARY_PATH and PYTHONPATH are left out, as a script sets them for the host's own commands.",
       fix="Pass them on: apptainer exec --containall --env TMPDIR=\"$TMPDIR\" -B \"$TMPDIR\" IMAGE … (or export "
           "APPTAINERENV_TMPDIR=\"$TMPDIR\"; with singularity SINGULARITYENV_TMPDIR, as SingularityCE ignores "
@@ -710,10 +711,20 @@ def _clean_env_drops_exports(ctx: Context) -> Iterator[Any]:
         elif temp:
             effect = f": without {temp} it writes its temporary files to /tmp instead"
         first = dropped[0].name
+        them = "them" if len(dropped) > 1 else "it"
+        exported = f"export {env_prefix(ctx, c.binary)}{first}=\"${first}\""
+        # a secret on the command line is one every user of the node can read (ps): only through the environment
+        how = (f"{exported} (not --env, which would put it on the command line ps shows)" if _SECRET_NAME.search(first)
+               else f"--env {first}=\"${first}\" (or {exported})")
+        if first == "JUPYTER_TOKEN":
+            effect = ": the server makes a token of its own, and the one the script saved is refused"
         yield (step.line, f"{flag} starts the program with none of the host's variables, so {names} "
-                          f"{'never reach' if len(dropped) > 1 else 'never reaches'} it{effect}; pass "
-                          f"{'them' if len(dropped) > 1 else 'it'} on with --env {first}=\"${first}\" (or export "
-                          f"{env_prefix(ctx, c.binary)}{first}=\"${first}\")")
+                          f"{'never reach' if len(dropped) > 1 else 'never reaches'} it{effect}; pass {them} on with "
+                          f"{how}")
+
+
+#: a variable that holds a secret, which must not be written on a command line
+_SECRET_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|API_KEY")
 
 
 def env_prefix(ctx: Context, binary: str) -> str:
@@ -889,6 +900,93 @@ def _module_in_sh(ctx: Context) -> Iterator[Any]:
                  f"bash, so {where}'{used}' stops with 'not found' and the job runs without the software "
                  f"({program} running a batch script reads no start-up file that defines {used.split()[0]}); start "
                  "the script with #!/bin/bash (or source the module system's init file first)", fix)
+
+
+# --------------------------------------------------------------------------------------------
+# HPC546: a module that brings its own Python, loaded after an environment is activated
+
+#: modules that put a python (or a Python they depend on) first on PATH: the site's Python and conda modules, and
+#: framework modules built on a Python (EasyBuild's PyTorch/…, Spack's py-…)
+_PYTHON_MODULE = re.compile(r"(?i)(?:cray-)?python\d*(?:[/-]|$)|(?:ana|mini)conda\d*(?:[/-]|$)|miniforge\d*(?:[/-]|$)"
+                            r"|mambaforge(?:[/-]|$)|conda(?:[/-]|$)|(?:py)?torch(?:[/-]|$)|tensorflow(?:[/-]|$)"
+                            r"|jax(?:[/-]|$)|py-\w")
+#: the programs an activated environment is for, found on PATH
+_ENV_PROGRAMS = re.compile(r"(?:python|pip)(?:\d+(?:\.\d+)?)?")
+
+
+def _activates(words: list[str]) -> bool:
+    """Whether a command activates a Python environment: source/. …/bin/activate (or conda's old source activate
+    ENV), or conda/mamba/micromamba activate ENV."""
+    if words[:1] in (["source"], ["."]) and len(words) > 1:
+        return words[1].rstrip("/").endswith("/activate") or words[1] == "activate"
+    return len(words) > 1 and words[0].rsplit("/", 1)[-1] in ("conda", "mamba", "micromamba") \
+        and words[1] == "activate"
+
+
+def _deactivates(words: list[str]) -> bool:
+    return words[:1] == ["deactivate"] or (len(words) > 1 and words[1] == "deactivate"
+                                           and words[0].rsplit("/", 1)[-1] in ("conda", "mamba", "micromamba"))
+
+
+@rule("HPC546", "python-module-after-activate", "error",
+      summary="a module with its own Python (python, anaconda, PyTorch …) is loaded after a virtual or conda "
+              "environment is activated, so python and pip are the module's, not the environment's",
+      why="Activating an environment puts its bin folder first on PATH; module load then puts the module's bin "
+          "folder in front of it. From there on python, python3 and pip are the module's: the program runs without "
+          "the packages installed in the environment (ModuleNotFoundError), or silently with the module's older "
+          "versions of them, and pip install writes to the wrong place. The job works while it is written in one "
+          "order and breaks when a line is moved. A module already loaded before the activation is not loaded again "
+          "(Lmod and Environment Modules leave PATH as it is), so it is not reported; nor is a module loaded before "
+          "an activation that comes after it.",
+      fix="Load the modules first, then activate the environment (the environment was made from that Python, so "
+          "it needs the module loaded anyway), or call the environment's own program (ENV/bin/python).",
+      bad="""#!/bin/bash
+#SBATCH --time=01:00:00
+source ~/venvs/ml/bin/activate
+module load python/3.11
+python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --time=01:00:00
+module load python/3.11
+source ~/venvs/ml/bin/activate
+python train.py
+""")
+def _python_module_after_activate(ctx: Context) -> Iterator[Any]:
+    if not any(_PYTHON_MODULE.match(name) for name, _ in ctx.parsed.modules):
+        return  # the usual script: no such module at all
+    loaded_at = {}  # module name (without its version) -> the line of its first load
+    for name, line in ctx.parsed.modules:
+        loaded_at.setdefault(name.split("/", 1)[0].lower(), line)
+    activated = 0       # the line of the activation in force (0: none)
+    shadowing: tuple[str, int, int] | None = None  # (module, its line, the activation's line)
+    for cmd in simple_commands(ctx):
+        words = [str(v) for v in cmd.argv]
+        if not words:
+            continue
+        if _activates(words):
+            activated, shadowing = cmd.line, None
+            continue
+        if _deactivates(words):
+            activated, shadowing = 0, None
+            continue
+        if activated and shadowing is None:
+            for name, line in ctx.parsed.modules:
+                if line == cmd.line and _PYTHON_MODULE.match(name) \
+                        and loaded_at[name.split("/", 1)[0].lower()] > activated:
+                    shadowing = (name, line, activated)
+                    break
+            continue
+        if shadowing is None:
+            continue
+        program = run_words(words)
+        if program and _ENV_PROGRAMS.fullmatch(program[0]):
+            name, line, at = shadowing
+            yield (line, f"module load {name} comes after the environment activated on line {at}: it puts the "
+                         f"module's bin folder first on PATH, so {program[0]} on line {cmd.line} is the module's and "
+                         "runs without the environment's packages; load the modules first, then activate the "
+                         "environment")
+            return
 
 
 # --------------------------------------------------------------------------------------------

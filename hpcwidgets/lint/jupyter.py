@@ -6,6 +6,7 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Iterator
 
@@ -139,11 +140,16 @@ _SECRET_TRAIT = re.compile(r"^(ServerApp|NotebookApp|IdentityProvider|PasswordId
 
 
 @rule("HPC603", "jupyter-without-token", "error",
-      summary="JupyterLab on a compute node with its token (and password) switched off",
+      summary="JupyterLab on a compute node with its token (and password) switched off, or another web IDE without "
+              "its login (code-server --auth none, rserver --auth-none=1)",
       why="Compute nodes are reachable by every user of the cluster: a server without a token gives anyone a shell "
-          "as you, with your files and allocation.",
+          "as you, with your files and allocation. The same for the other editors people run in a job: code-server "
+          "with --auth none (or auth: none in its config) and RStudio Server with --auth-none=1 open an editor and a "
+          "terminal as you to whoever reaches the port.",
       fix="Keep Jupyter's random token (the default), or pass one through JUPYTER_TOKEN from a private file; "
-          "bind to the node's own name rather than 0.0.0.0.",
+          "bind to the node's own name rather than 0.0.0.0. Leave code-server's password login on (--auth password, "
+          "with PASSWORD exported from a private file) and RStudio Server's PAM login (--auth-none=0 "
+          "--auth-pam-helper-path=…, as the rocker images' recipe does).",
       catalogue=(20,),
       bad="""#!/bin/bash
 #SBATCH --time=02:00:00
@@ -155,6 +161,7 @@ chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"  # the log will show the token
 jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0
 """)
 def _no_token(ctx: Context) -> Iterator[Any]:
+    yield from _ide_without_login(ctx)
     for cmd, words in _jupyter_commands(ctx):
         settings = _jupyter_settings(words)
         empty = [key for key, trait, value in settings
@@ -164,6 +171,32 @@ def _no_token(ctx: Context) -> Iterator[Any]:
             yield (cmd.line, f"{empty[0]} is empty: anyone on the cluster"
                              f"{' (and on every network the node is on: --ip=0.0.0.0)' if everywhere else ''} can use this "
                              "server as you; keep the token")
+
+
+#: web IDEs people run in a job, with the option and value that switch their login off, and what to say
+_NO_LOGIN = {
+    "code-server": ("--auth", "none", "code-server --auth none lets anyone who reaches the port use an editor and a "
+                    "terminal as you; keep its password login (--auth password, with PASSWORD exported from a file "
+                    "only you can read)"),
+    "rserver": ("--auth-none", "1", "rserver --auth-none=1 lets anyone who reaches the port use RStudio and its "
+                "terminal as you; keep its login: --auth-none=0 with --auth-pam-helper-path (the rocker images' "
+                "recipe) and a password only you know"),
+}
+
+
+def _ide_without_login(ctx: Context) -> Iterator[Any]:
+    """code-server --auth none and rserver --auth-none=1 (also in a container, a bash -c script or a function)."""
+    source = ctx.parsed.source
+    if not any(name in source for name in _NO_LOGIN):
+        return
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = [str(v) for v in cmd.argv]
+        names = [w.rsplit("/", 1)[-1] for w in words]
+        for program, (option, value, message) in _NO_LOGIN.items():
+            if program in names:
+                rest = words[names.index(program) + 1:]
+                if f"{option}={value}" in rest or any(a == option and b == value for a, b in zip(rest, rest[1:])):
+                    yield cmd.line, message
 
 
 @rule("HPC604", "jupyter-port-retries", "warning",
@@ -212,6 +245,65 @@ _TUNNEL_FORWARD = re.compile(rf"\bssh\b.*?\s-L\s*(?:{_TUNNEL_PART}:)?{_TUNNEL_PA
 #: the addresses a server bound to them answers on the node itself only
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 
+#: Jupyter's options that name a config file, which may set the server's address and port
+_CONFIG_OPTIONS = frozenset({"--config", "--config-file", "--ServerApp.config_file", "--NotebookApp.config_file"})
+
+#: what names the compute node in an ssh destination the job prints (the node's own name, as the job finds it)
+_NAMES_THE_NODE = re.compile(r"hostname|HOSTNAME|SLURMD_NODENAME|SLURM_(?:JOB_)?NODELIST|SLURM_TOPOLOGY_ADDR")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tunnel:
+    """An ``ssh -L`` command the job prints for the user."""
+
+    line: int
+    raw: str          #: the forwarded port as written ($port)
+    port: str         #: the same, the script's variables filled in
+    host: str         #: the host the far end connects to (the node's name, localhost)
+    destination: str  #: the host ssh logs in to, as written ("" when none is seen)
+    via_login: bool   #: the destination is not the node itself, and no -J or ProxyJump reaches the node
+
+
+def _tunnels(ctx: Context) -> list[Tunnel]:
+    """The ssh tunnels the script prints, each line read as it is printed: a printf's %s filled in with its
+    arguments (printf 'ssh -N -L %s:%s:%s login' "$port" "$node" "$port")."""
+    out = []
+    printed = {cmd.line: _printf_text(cmd) for cmd in _printf_commands(ctx)}
+    for k, line in enumerate(ctx.parsed.lines, 1):
+        if line.lstrip().startswith("#"):
+            continue
+        text = printed.get(k) or line
+        for m in _TUNNEL_FORWARD.finditer(text):
+            port = re.sub(r"\$\{(\w+)\}", r"$\1", m.group(2))
+            rest = text[m.end():].split("\n", 1)[0]
+            jumps = re.search(r"\s-J\s*\S|ProxyJump|ProxyCommand", text[:m.start()] + " " + rest) is not None
+            destination = next((w.strip("\"'") for w in rest.split() if not w.startswith("-")
+                                and re.search(r"[\w$]", w)), "")
+            via_login = bool(destination) and not jumps and \
+                not _NAMES_THE_NODE.search(ctx.parsed.resolve_written(destination, k))
+            out.append(Tunnel(k, port, ctx.parsed.resolve(port, k), m.group(1), destination, via_login))
+    return out
+
+
+def _printf_commands(ctx: Context) -> list[Any]:
+    return [c for c in _simple_commands(ctx.parsed.lexed.code) if not isinstance(c, _Inner)
+            and c.words and str(c.words[0].value) == "printf" and "%" in c.text]
+
+
+def _printf_text(cmd: Any) -> str:
+    """What printf prints, as far as a reader can tell: its format with each %s (or %d) replaced by the next argument
+    as written ($port); "" when the format has other conversions."""
+    words = [w.raw for w in cmd.words[1:]]
+    if words[:1] == ["-v"]:
+        return ""
+    if not words:
+        return ""
+    fmt, args = words[0].strip("'\""), [w.strip("\"'") for w in words[1:]]
+    if re.search(r"%(?![sd%])", fmt):
+        return ""
+    it = iter(args)
+    return re.sub(r"%[sd%]", lambda m: "%" if m.group() == "%%" else next(it, ""), fmt)
+
 
 @rule("HPC608", "jupyter-tunnel-misses-the-server", "error",
       summary="the ssh tunnel the job prints forwards to another port (or address) than the Jupyter server listens on",
@@ -241,20 +333,24 @@ def _tunnel_port_differs(ctx: Context) -> Iterator[Any]:
     servers = _jupyter_commands(ctx)
     if not servers:
         return
-    tunnels = []
-    for k, line in enumerate(ctx.parsed.lines, 1):
-        if line.lstrip().startswith("#"):
-            continue
-        for m in _TUNNEL_FORWARD.finditer(line):
-            port = re.sub(r"\$\{(\w+)\}", r"$\1", m.group(2))
-            tunnels.append((k, port, ctx.parsed.resolve(port, k), m.group(1)))
+    tunnels = _tunnels(ctx)
     if not tunnels:
+        return
+    if ctx.parsed.directives and all(t.host in _LOOPBACK and t.via_login for t in tunnels):
+        t = tunnels[0]
+        yield (t.line, f"the tunnel printed here forwards to {t.host}:{t.raw} as {t.destination} sees it, which is the "
+                       "login node, not the compute node the server runs on: the browser reaches nothing (or another "
+                       f"user's server on the login node); forward to the node instead (ssh -N -L {t.raw}:NODE:"
+                       f"{t.raw} {t.destination}, with the server's --ip the node's name), or jump through the login "
+                       f"node to it (ssh -N -J {t.destination} -L {t.raw}:localhost:{t.raw} NODE)")
         return
     for cmd, words in servers:
         settings = _jupyter_settings(words)
+        if any(w.split("=", 1)[0] in _CONFIG_OPTIONS for w in words):
+            continue  # a config file may set the address and the port, which the command line does not show
         ips = [value.strip("'\"") for _, trait, value in settings if trait in ("ServerApp.ip", "NotebookApp.ip")]
-        if (not ips or ips[-1] in _LOOPBACK) and all(host not in _LOOPBACK for *_, host in tunnels):
-            line, _, _, host = tunnels[0]
+        if (not ips or ips[-1] in _LOOPBACK) and all(t.host not in _LOOPBACK for t in tunnels):
+            line, host = tunnels[0].line, tunnels[0].host
             server = f"--ip={ips[-1]}" if ips else "no --ip (Jupyter's default is localhost)"
             yield (cmd.line, f"the tunnel printed on line {line} goes to {host} on the node's network, but the server "
                              f"listens on the node's loopback only ({server}): the connection is refused; start it "
@@ -264,9 +360,9 @@ def _tunnel_port_differs(ctx: Context) -> Iterator[Any]:
         ports = [value for _, trait, value in settings if trait in ("ServerApp.port", "NotebookApp.port")]
         written = re.sub(r"\$\{(\w+)\}", r"$\1", ports[-1]) if ports else "8888"
         port = ctx.parsed.resolve(written, cmd.line)
-        if any(p == port or raw == written for _, raw, p, _ in tunnels):
+        if any(t.port == port or t.raw == written for t in tunnels):
             continue
-        line, raw, _, _ = tunnels[0]
+        line, raw = tunnels[0].line, tunnels[0].raw
         server = f"--port={written}" if ports else "no --port (Jupyter's default, 8888)"
         hint = f' (--port="{raw}")' if raw.startswith("$") else ""
         yield (cmd.line, f"the tunnel printed on line {line} forwards to port {raw} on the node, but the server listens "
@@ -457,6 +553,12 @@ _PRIVATE_LOG = ('for hpcw_fd in 1 2; do if [ -f "/proc/$$/fd/$hpcw_fd" ]; then c
                 "fi; done  # the log will hold Jupyter's token")
 
 
+#: what a chmod names when it makes the job's log private: the batch shell's standard output or error (as
+#: /proc/$$/fd/1, /proc/self/fd/2, /dev/stdout), or a log file by its name (slurm-$SLURM_JOB_ID.out, jlab.log)
+_LOG_PATH = re.compile(r"^/proc/(?:\$\$|\$BASHPID|\$\{BASHPID\}|self)/fd/(?:[12]|\$\{?\w+\}?)$|^/dev/std(?:out|err)$"
+                       r"|\.(?:out|log|err)$|SLURM_JOB_ID|%j")
+
+
 @rule("HPC607", "jupyter-token-in-readable-log", "warning",
       summary="JupyterLab prints its token into a log that other users may read",
       why="Jupyter writes the URL with the token it made (…/lab?token=…) to its error output: in a batch job that is the "
@@ -493,7 +595,8 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
                for name, _ in cmd.assignments) or any(w in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE")
                                                       for w in words[1:2] if words[0] == "export"):
             own_token = True  # a token Jupyter did not make: it prints "?token=..." instead
-        if words[:1] == ["chmod"] and any(_others_cannot_read(w) for w in words[1:]):
+        if words[:1] == ["chmod"] and any(_others_cannot_read(w) for w in words[1:]) \
+                and any(_LOG_PATH.search(w.strip("\"'")) for w in words[2:]):
             chmod_private = chmod_private or cmd.line
         if words[:1] == ["umask"] and len(words) > 1 and umask_private_from is None \
                 and _others_cannot_read(words[-1], umask=True):

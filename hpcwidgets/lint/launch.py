@@ -984,8 +984,8 @@ def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"srun starts accelerate launch --num_machines {machines} on {nodes} nodes without "
                               "--machine_rank: without a config file accelerate stops at once (int(None): TypeError), "
                               + _saved_config_rank(opts.get("--rdzv_backend", "static"))
-                              + "; let each node take its own: srun bash -c 'accelerate launch … --machine_rank "
-                                "\"$SLURM_NODEID\" …'")
+                              + "; pass each node's rank on the command line, which needs no such file: srun bash "
+                                "-c 'accelerate launch … --machine_rank \"$SLURM_NODEID\" …'")
 
 
 def _written_after_script(script_args: Any, names: tuple[str, ...]) -> str:
@@ -1005,8 +1005,9 @@ def _saved_config_rank(backend: str) -> str:
     --node-rank, HPC105), so there the job runs, as long as the file is there."""
     if backend == "static":
         return "and a saved default config gives every node the file's one rank, so the job hangs"
-    return (f"and only a saved default config (~/.cache/huggingface/accelerate) lets it run: every node then takes "
-            f"the file's one rank, which the {backend} rendezvous ignores as it numbers the nodes itself")
+    return (f"and it runs only where a saved default config (~/.cache/huggingface/accelerate) supplies a rank (the "
+            f"same on every node, which does no harm, as the {backend} rendezvous numbers the nodes itself): the job "
+            "then depends on a file in your home that the script does not show, and breaks where it is missing")
 
 
 @rule("HPC117", "deepspeed-started-on-every-node", "error",
@@ -1229,7 +1230,7 @@ def _single_node_port(ctx: Context) -> Iterator[Any]:
         yield step.line, message, count_fix(ctx, "use torchrun --standalone on one node", step, chain)
 
 
-@rule("HPC107", "gpus-per-node-variable", "warning",
+@rule("HPC107", "gpus-per-node-variable", "error",
       summary="$SLURM_GPUS_PER_NODE used as a number",
       why="SLURM_GPUS_PER_NODE repeats the request as written: with a typed request it is 'a100:4', not 4, and "
           "it is unset for --gres requests, so --nproc-per-node=$SLURM_GPUS_PER_NODE breaks. Reported where the "

@@ -910,7 +910,9 @@ def _constraint_models(constraint: str) -> tuple[str, ...]:
       why="NCCL's documentation lists both under its debugging variables, which 'should not be used in production nor "
           "retained in scripts': keeping them set 'may result in sub-optimal behavior, crashes, or hangs'. "
           "NCCL_IB_DISABLE=1 sends the traffic between nodes over TCP sockets instead of InfiniBand or RoCE, many "
-          "times slower (on a site without either it changes nothing). NCCL_P2P_DISABLE=1 sends the traffic between "
+          "times slower (on a site without either it changes nothing; nor where the script sends NCCL's traffic "
+          "through libfabric's OFI plugin, FI_PROVIDER=efa or cxi, NCCL_NET_PLUGIN, which it leaves alone, so it is "
+          "not reported there). NCCL_P2P_DISABLE=1 sends the traffic between "
           "the GPUs of a node through host memory instead of NVLink or PCIe peer-to-peer. On consumer GPUs (RTX 4090 "
           "and others) NCCL finds no peer-to-peer path by itself, and some of their drivers needed the setting to work "
           "around hangs, so it is reported only for a job whose GPU "
@@ -938,7 +940,10 @@ srun torchrun --nnodes=4 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=
 """)
 def _nccl_debugging_switches(ctx: Context) -> Iterator[Any]:
     nodes = _spans_nodes(ctx)
-    if nodes > 1:
+    # traffic through the OFI net plugin (libfabric: AWS EFA, HPE Slingshot's cxi), which NCCL_IB_DISABLE leaves alone
+    ofi = any(_settings(ctx, name) for name in ("FI_PROVIDER", "NCCL_NET_PLUGIN")) or any(
+        re.search(r"(?i)ofi|libfabric", value) for _, value in _settings(ctx, "NCCL_NET"))
+    if nodes > 1 and not ofi:
         for line, value in _settings(ctx, "NCCL_IB_DISABLE"):
             if _bare(value) == "1":
                 yield (line, f"NCCL_IB_DISABLE=1 sends the traffic between this job's {nodes} nodes over TCP sockets "

@@ -1119,12 +1119,17 @@ def _killall_ends(b: BackgroundStep, words: list[str], interrupt_ends: bool, ign
         return False
 
 
+#: the signals scancel --signal sends a step's tasks that end them (their default action), by name and number
+_SCANCEL_ENDS = frozenset({"KILL", "9", "TERM", "15", "INT", "2", "HUP", "1", "QUIT", "3"})
+
+
 def _cancels_step(ctx: Context, b: BackgroundStep, words: list[str]) -> bool:
     """Whether scancel with these arguments cancels the step of ``b``: $SLURM_JOB_ID.N with N its step number (any
-    N when that cannot be counted), without --signal (or with KILL, which the tasks cannot catch)."""
+    N when that cannot be counted), without --signal, or with a signal that ends a program unless it catches it to go
+    on: KILL, TERM, INT, HUP, QUIT (scancel --signal=TERM is how a server is asked to shut down cleanly)."""
     signal = next((words[k + 1] if w in ("-s", "--signal") and k + 1 < len(words) else w.partition("=")[2]
                    for k, w in enumerate(words) if w in ("-s", "--signal") or w.startswith("--signal=")), None)
-    if signal is not None and signal.upper().removeprefix("SIG") not in ("KILL", "9"):
+    if signal is not None and signal.upper().removeprefix("SIG") not in _SCANCEL_ENDS:
         return False
     number = _step_number(ctx, b.index)
     return any(m.group(1) is None or number is None or int(m.group(1)) == number
@@ -2221,3 +2226,51 @@ def _used_components(ctx: Context) -> set[int] | None:
         if words[0].rsplit("/", 1)[-1] == "srun":
             used.update(range(words.count(":") + 1))
     return used
+
+
+# --------------------------------------------------------------------------------------------
+# HPC548: ray start in a step, without --block
+
+@rule("HPC548", "ray-start-step-without-block", "error",
+      summary="srun starts ray start without --block: the command returns at once, the step ends, and Slurm ends the "
+              "Ray processes it left running",
+      why="ray start launches Ray's processes (the raylet, and on the head the GCS and dashboard) in the background "
+          "and returns. Run by srun, that return ends the step, and Slurm then kills every process of the step, "
+          "those in the background included: the cluster is gone a moment after it started, and the driver waits "
+          "for nodes or stops with 'Could not find any running Ray instance'. In the batch shell itself (no srun) "
+          "ray start is fine: its processes last as long as the batch script. --block keeps ray start in the "
+          "foreground for as long as Ray runs, so the step lasts too; such a step never ends by itself, so it goes "
+          "in the background (HPC522).",
+      fix="Add --block and start the step in the background: srun -N1 -n1 -w \"$head\" ray start --head --block & "
+          "(and the workers the same way), then wait for the cluster before the driver starts.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --time=01:00:00
+head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun -N1 -n1 -w "$head" ray start --head --port=6379
+python driver.py --address "$head:6379"
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --time=01:00:00
+head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun -N1 -n1 -w "$head" ray start --head --port=6379 --block &
+sleep 30
+python driver.py --address "$head:6379"
+""")
+def _ray_start_without_block(ctx: Context) -> Iterator[Any]:
+    if "ray" not in ctx.parsed.source:
+        return
+    for step in steps(ctx):
+        if step.chain.srun is None:
+            continue
+        program = [str(w) for w in step.chain.program]
+        at = next((k for k in range(len(program) - 1)
+                   if program[k].rsplit("/", 1)[-1] == "ray" and program[k + 1] == "start"), None)
+        if at is None or at > 1 or "--block" in program or any(w in ("-h", "--help") for w in program):
+            continue
+        yield (step.line, "ray start returns as soon as Ray's processes are running in the background, so this srun "
+                          "step ends at once, and Slurm ends the processes it left behind: the Ray cluster is gone; "
+                          "add --block and start the step in the background (srun … ray start … --block &)")

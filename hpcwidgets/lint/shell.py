@@ -43,7 +43,8 @@ _PRINTERS = ("echo", "printf", ":")
           "the double quotes expand it just as early. In srun's own options (srun --output=log_$SLURM_NODEID.txt) "
           "no quoting helps: srun reads them once, before any task starts. Not reported where every task has 0 "
           "anyway: a job of one task, and $SLURM_LOCALID where every step runs one task per node (HPC513 reports a "
-          "GPU variable set from it).",
+          "GPU variable set from it); nor $SLURM_NODEID in a path on node-local storage (/tmp/cache-$SLURM_NODEID), "
+          "which names a folder of each node's own either way.",
       fix="Let each task expand it: srun bash -c 'python train.py --rank \"$SLURM_PROCID\"' (single quotes), or "
           "read the variable inside the program (os.environ['SLURM_PROCID']). In srun's --output, --error or "
           "--input, write srun's filename patterns instead: %n (the node's number in the job) for $SLURM_NODEID, "
@@ -83,7 +84,7 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         hits = sorted({name for w in command for name, _ in expanded_refs(w.raw)
                        if name in PER_TASK_VARS and not same_in_every_task(ctx, name)})
         if not hits or _only_ignored_node_rank(ctx, cmd) or _set_again_per_task(ctx, cmd) or \
-                _set_again_by_torchrun(ctx, cmd):
+                _set_again_by_torchrun(ctx, cmd) or _names_a_node_local_folder(cmd, hits):
             continue
         names = ", ".join(f"${h}" for h in hits)
         words = [str(v) for v in cmd.argv]
@@ -93,6 +94,20 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         else:
             yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
+
+
+#: the start of a path on a node's own storage: each node has its own folder of that name
+_NODE_LOCAL_PATH = re.compile(r"""["']?(?:/tmp/|/dev/shm/|/var/tmp/|/local(?:scratch)?/|\$\{?(?:TMPDIR|SLURM_TMPDIR)\b)""")
+
+
+def _names_a_node_local_folder(cmd: Any, hits: list[str]) -> bool:
+    """Whether ``cmd`` only assigns paths on node-local storage named with $SLURM_NODEID
+    (``export MIOPEN_USER_DB_PATH=/tmp/$USER-miopen-$SLURM_NODEID``): the batch shell's 0 names a folder of that name
+    on every node, and each node's is its own, so one value for all of them is what the name was for."""
+    if hits != ["SLURM_NODEID"] or (cmd.words and cmd.name not in ("export", "declare", "typeset")):
+        return False
+    return all(_NODE_LOCAL_PATH.match(word.raw) for _, word in cmd.assignments
+               if any(name == "SLURM_NODEID" for name, _ in expanded_refs(word.raw)))
 
 
 #: what torchrun sets for each worker it starts, over whatever the environment held

@@ -39,13 +39,17 @@ _NAME_TAKERS = frozenset({
     "grep", "egrep", "fgrep", "rg", "sed", "awk", "gawk", "mawk", "perl", "tr", "cut", "sort", "jq", "yq",
     "echo", "printf", "print", "logger", ":"})
 
+#: container programs whose -e NAME / --env NAME passes the caller's variable on (docker, podman and NERSC's
+#: podman-hpc, nerdctl, enroot)
+_PASSING_ON = ("docker", "podman", "podman-hpc", "nerdctl", "enroot")
+
 #: options whose value is a variable's name or a list of them, with the programs that read them so (none: any):
 #: srun/sbatch --export=NAME,…, pyxis's --container-env, ch-run --unset-env, env -u NAME, mpirun -x NAME, MPICH's and
-#: Intel MPI's -genv/-genvlist/-envlist, docker/podman/enroot -e NAME (which pass the caller's variable on)
+#: Intel MPI's -genv/-genvlist/-envlist, -e NAME of the programs in _PASSING_ON
 _NAME_OPTIONS: dict[str, tuple[str, ...]] = {
     "--export": (), "--container-env": (), "--unset-env": (), "--set-env": (), "-genv": (), "-genvlist": (),
     "-env": (), "-envlist": (), "-u": ("env",), "--unset": ("env",), "-x": ("mpirun", "mpiexec", "orterun"),
-    "-e": ("docker", "podman", "enroot"), "--env": ("docker", "podman", "enroot")}
+    "-e": _PASSING_ON, "--env": _PASSING_ON}
 
 #: Slurm's options whose value is a list of values, with the programs that read them so (none: any): a job id or a
 #: count is one part of it (--dependency=afterok:A:B?afterany:C+60, --gres=gpu:a100:N), each part checked by itself

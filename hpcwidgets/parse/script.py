@@ -904,6 +904,8 @@ def _module_names(cmd: Command) -> list[str] | None:
     argv = [str(v) for v in cmd.argv]
     if len(argv) >= 2 and argv[0] == "module" and argv[1] in ("load", "add"):
         return argv[2:]
+    if argv[:1] == ["ml"] and len(argv) > 1 and argv[1] in ("load", "add"):
+        return argv[2:]  # ml load NAME: ml with module's own subcommand
     if argv and argv[0] == "ml" and len(argv) > 1 and not argv[1].startswith("-") and argv[1] not in ("purge", "list", "av", "avail", "spider", "show", "unload", "save", "restore"):
         return argv[1:]
     return None
@@ -1172,7 +1174,7 @@ def _wrapped(program: tuple[Any, ...]) -> bool:
     only then is the step read again for the linter."""
     words = [str(w) for w in program[:2]]
     return bool(words) and (words[0] == "tune" or _wrapper_at(words, 0) is not None
-                            or _runs_a_known_module(list(program)))
+                            or _runs_a_known_module(list(program)) or _script_wrapper([str(w) for w in program[:3]]) > 0)
 
 
 def _runs_a_known_module(words: list[Any]) -> bool:
@@ -1204,6 +1206,8 @@ def _through_wrappers(chain: Chain, line: int) -> tuple[Chain, tuple[str, ...]]:
             looked += module[1]
             continue
         rest = launch_words(program)
+        if len(rest) == len(program):
+            rest = program[_script_wrapper(program):]
         if not rest or len(rest) == len(program):
             break
         words = list(chain.program[len(program) - len(rest):])
@@ -1217,6 +1221,20 @@ def _through_wrappers(chain: Chain, line: int) -> tuple[Chain, tuple[str, ...]]:
             break
         looked += tuple(program[:len(program) - len(rest)])
     return chain, looked
+
+
+def _script_wrapper(program: list[str]) -> int:
+    """How many words name a script of the user's that runs the command after it (``./select_gpu python …``,
+    ``bash wrap.sh apptainer exec …``: a wrapper that sets a variable for its task, then ``exec "$@"``): a path to a
+    file (``./x``, ``dir/x``, ``x.sh``), itself or after ``bash``/``sh``, followed by a word that is no option.
+    0 for anything else. Only read past when the words after it start a launch the reader knows."""
+    at = 1 if program and program[0].rsplit("/", 1)[-1] in ("bash", "sh") else 0
+    if len(program) < at + 2:
+        return 0
+    script, after = program[at], program[at + 1]
+    if script.startswith("-") or after.startswith("-") or not ("/" in script or script.endswith((".sh", ".bash"))):
+        return 0
+    return at + 1
 
 
 def _inner_chain(words: list[str], line: int) -> Chain | None:
