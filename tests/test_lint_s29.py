@@ -311,3 +311,139 @@ def test_a_step_that_copies_files_into_place_on_each_node_needs_no_more_cpus():
             "srun ch-fromhost --nvidia /var/tmp/img\nsrun tar -xf data.tar -C /tmp\n"
             "srun ch-run /var/tmp/img -- python train.py\n")
     assert [line for line, _ in found(text, "HPC309")] == [7]
+
+
+# --- session 29's second round of audits: arrays and checkpoints, MPI and Charliecloud ---------------------------
+
+TRAP = "#!/bin/bash\n#SBATCH --time=04:00:00\n#SBATCH --signal=B:USR1@300\n"
+
+
+@pytest.mark.parametrize(("body", "reported"), [
+    # the handler waits for the step itself: the script cannot end before the step has saved
+    ('on_usr1() { touch STOP; wait "$pid"; }\ntrap on_usr1 USR1\nsrun python train.py &\npid=$!\nwait\n', False),
+    # a program the batch shell starts itself dies with the job as the script ends
+    ("trap 'kill -USR1 \"$pid\"' USR1\npython train.py &\npid=$!\nwait \"$pid\"\n", True),
+    # a resubmission after the wait does not give the step its time
+    ("trap 'kill -USR1 \"$pid\"' USR1\nsrun python train.py &\npid=$!\nwait \"$pid\"\n"
+     "if [ ! -f DONE ]; then\n  sbatch --dependency=afterany:$SLURM_JOB_ID job.sh\nfi\n", True),
+    # a loop that polls the step waits for it
+    ("trap 'kill -USR1 \"$pid\"' USR1\nsrun python train.py &\npid=$!\nwait \"$pid\"\n"
+     "while kill -0 \"$pid\" 2>/dev/null; do wait \"$pid\"; done\n", False),
+])
+def test_the_one_wait_after_a_checkpoint_signal(body, reported):
+    assert bool(found(TRAP + body, "HPC529")) is reported
+
+
+def test_a_clean_container_leaves_slurms_variables_out_of_its_own_shell():
+    text = ("#!/bin/bash\n#SBATCH --array=0-9\n#SBATCH --output=cv_%A_%a.out\n"
+            "apptainer exec {}img.sif bash -c 'python train_fold.py --fold $SLURM_ARRAY_TASK_ID'\n")
+    [(line, message)] = found(text.format("--cleanenv "), "HPC223")
+    assert line == 4 and "$SLURM_ARRAY_TASK_ID" in message and "--env SLURM_ARRAY_TASK_ID=" in message
+    assert found(text.format(""), "HPC223") == []
+    assert found(text.format("--cleanenv --env SLURM_ARRAY_TASK_ID=$SLURM_ARRAY_TASK_ID "), "HPC223") == []
+    # in double quotes the batch shell fills it in before the container starts
+    assert found(text.format("--cleanenv ").replace("'", '"'), "HPC223") == []
+
+
+def test_ch_run_unsetting_every_variable_under_srun_loses_the_ranks():
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=20\nmodule load openmpi/4.1.5\n"
+            "srun --mpi=pmix ch-run --unset-env={} /var/tmp/img -- ./solver\n")
+    [(line, message)] = found(text.format("'*'"), "HPC223")
+    assert line == 5 and "PMI_*" in message and "40 tasks" in message
+    assert found(text.format("HISTFILE"), "HPC223") == []
+
+
+@pytest.mark.parametrize(("lookup", "reported"), [
+    ('sed -n "$((SLURM_ARRAY_TASK_ID))p" params.txt', True),
+    ('sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" params.txt', False),
+    ("awk -v n=\"$SLURM_ARRAY_TASK_ID\" 'NR == n {print; exit}' list.txt", True),
+])
+def test_a_zero_based_array_reading_lines_from_one(lookup, reported):
+    text = f"#!/bin/bash\n#SBATCH --array=0-11\n#SBATCH --output=a_%A_%a.out\nLINE=$({lookup})\npython run.py $LINE\n"
+    hits = found(text, "HPC508")
+    assert bool(hits) is reported
+    if hits and "awk" in lookup:
+        assert "sed" not in hits[0][1]
+
+
+def test_mpirun_in_the_containers_bash_c_script_spans_nodes_from_inside():
+    text = ("#!/bin/bash\n#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=24\n"
+            'singularity exec of.sif bash -c "source /opt/openfoam/etc/bashrc && mpirun -np 72 pimpleFoam -parallel"\n')
+    [(line, message)] = found(text, "HPC214")
+    assert line == 4 and message.startswith("mpirun runs inside the container")
+
+
+@pytest.mark.parametrize(("value", "reported"), [("$(nproc)", True), ("$SLURM_CPUS_ON_NODE", True),
+                                                 ("$SLURM_CPUS_PER_TASK", False), ("8", False)])
+def test_threads_counted_by_the_batch_shell_oversubscribe_each_task(value, reported):
+    text = ("#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=16\n#SBATCH --cpus-per-task=8\n"
+            f"export OMP_NUM_THREADS={value}\nsrun --cpus-per-task=8 ./solver\n")
+    assert bool(found(text, "HPC323")) is reported
+
+
+def test_a_function_that_runs_srun_on_what_its_caller_names_is_not_judged_by_hpc309():
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=8\n"
+            'pernode() { srun --ntasks-per-node=1 "$@"; }\npernode tar -xf img.tar -C /tmp\n'
+            "srun --ntasks-per-node=1 ch-convert img.tar.gz /tmp/img\n")
+    assert found(text, "HPC309") == []
+
+
+# --- read-back: the text as the readers take it ----------------------------------------------------------------------
+
+def test_a_windows_script_reads_without_carriage_returns_in_its_words():
+    import hpcwidgets as hw
+    text = "#!/bin/bash\r\n#SBATCH -t 10\r\nmodule load gcc\r\npython train.py\r\n"
+    model = hw.parse_script(text)
+    assert "\r" not in hw.render(model, validate=False)
+    assert hw.render(model, validate=False) == text.replace("\r\n", "\n")
+    from hpcwidgets.parse import parse_job
+    assert "\r" not in "".join(map(str, parse_job(text).modules))
+
+
+def test_a_byte_order_mark_is_dropped_so_an_edit_stays_below_the_shebang():
+    import hpcwidgets as hw
+    model = hw.parse_script("\ufeff#!/bin/bash\n#SBATCH -t 10\npython train.py\n")
+    assert str(model.job.time) == "10"
+    assert hw.render(model.replace(job=model.job.replace(time="20")), validate=False) == \
+        "#!/bin/bash\n#SBATCH -t 20\npython train.py\n"
+
+
+def test_a_script_handed_to_another_language_is_refused_with_the_reason():
+    import hpcwidgets as hw
+    from hpcwidgets.errors import ParseError
+    text = '#!/bin/bash\n#SBATCH -t 10\nexec julia "$0" "$@"\nprintln(sum([1, 2]))\nf(x) = (x + 1)\n'
+    with pytest.raises(ParseError, match="not shell") as info:
+        hw.parse_script(text)
+    assert info.value.line == 3 and "hpcwidgets lint" in str(info.value)
+    with pytest.raises(ParseError, match="not shell"):
+        __import__("hpcwidgets.parse", fromlist=["parse_job"]).parse_job(text)
+
+
+def test_from_reads_a_job_script_that_lacks_only_its_shebang(tmp_path, capsys):
+    from hpcwidgets.cli import main
+    path = tmp_path / "job.sh"
+    path.write_text("# my training job\n#SBATCH -t 10\npython train.py\n")
+    main(["sbatch", "--from", str(path)])
+    out, err = capsys.readouterr()
+    assert out.startswith("# my training job\n#SBATCH -t 10\n") and "not valid JSON" not in err
+    assert "HPC315" in err and "#!/bin/bash" in err
+
+
+@pytest.mark.parametrize(("option", "says"), [
+    ("--epochs 10", "unrecognized option '--epochs'"),
+    ("-in in.melt", "stops at -i (\"invalid option -- 'i'\")"),
+])
+def test_ch_run_refuses_a_programs_option_as_argp_does(option, says):
+    text = f"#!/bin/bash\n#SBATCH --ntasks=1\nsrun ch-run /scratch/img.sqfs lmp {option}\n"
+    [(_, message)] = found(text, "HPC239")
+    assert says in message
+
+
+@pytest.mark.parametrize(("handler", "reported"), [
+    ("kill -USR1 \"$pid\"", True), ("touch STOP", True),
+    ("kill -TERM \"$pid\"", False),          # ends a program that does not catch it anyway
+    ("echo cleaning up", False),             # a clean-up at the end, on purpose
+])
+def test_a_trap_that_asks_a_batch_shell_program_to_checkpoint(handler, reported):
+    text = TRAP + f"trap '{handler}' USR1\npython train.py &\npid=$!\nwait\n"
+    assert bool(found(text, "HPC529")) is reported

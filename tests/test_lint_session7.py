@@ -81,7 +81,8 @@ def test_hpc321_only_in_the_header():
 
 
 @pytest.mark.parametrize("script, expected", [
-    ("#SBATCH --ntasks=2\nsrun singularity exec matr.sif bash -c \"mpirun -n 2 ./main\"\n", {"HPC119"}),
+    # mpirun in the container's bash -c script is the container's too: HPC214, as below
+    ("#SBATCH --ntasks=2\nsrun singularity exec matr.sif bash -c \"mpirun -n 2 ./main\"\n", {"HPC214"}),
     ("#SBATCH --ntasks=4\nsrun mpirun -n 4 singularity exec img.sif ./main\n", {"HPC119"}),
     # mpirun as the container's program: HPC214 (launch from the host) says it, with the same fix
     ("#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\nsrun apptainer exec img.sif mpirun -n 8 ./x\n", {"HPC214"}),

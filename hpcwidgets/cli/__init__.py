@@ -346,7 +346,7 @@ def load_model_file(path: str, cls: Any = None, edited: Iterable[str] = ()) -> A
     if empty:
         raise FileError(empty, name)
     target = cls or Spec
-    if p.suffix not in (".json", ".toml") and text.lstrip().startswith(("#!", "#SBATCH")):
+    if p.suffix not in (".json", ".toml") and _job_script_text(text):
         return _model_from_script(text, name, cls, edited)
     if path == "-" and not text.lstrip().startswith("{"):
         try:  # standard input has no extension: TOML when it reads as TOML (else the JSON error says what it holds)
@@ -408,6 +408,14 @@ def _holds_nothing(text: str, name: str, cls: Any) -> str:
     from ..files import only_a_shebang
     held = only_a_shebang(text) if _script_reader(cls) else ""
     return f"{said} holds only {held} (no #SBATCH line, no command); {fix}" if held else ""
+
+
+def _job_script_text(text: str) -> bool:
+    """Whether text given to --from is a job script rather than a saved model: it starts with #! or #SBATCH, or it
+    holds an #SBATCH line below comments (a script that lacks only its #! line, which the reader then names)."""
+    start = text.lstrip()
+    return start.startswith(("#!", "#SBATCH")) or (start.startswith("#") and re.search(r"^#SBATCH", text, re.M)
+                                                   is not None)
 
 
 def _what_it_holds(text: str, name: str, cls: Any = None) -> str:
@@ -506,7 +514,7 @@ def suppressed_in(path: str) -> frozenset[str]:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return frozenset()
-    if Path(path).suffix in (".json", ".toml") or not text.lstrip().startswith(("#!", "#SBATCH")):
+    if Path(path).suffix in (".json", ".toml") or not _job_script_text(text):
         return frozenset()
     from ..errors import ParseError
     from ..parse.script import read_script

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.lexer import lex_script
-from ..parse.script import c_script_in, launch_words, shell_c_script
+from ..parse.script import c_script_in, launch_words, shell_c_script, shell_script_text
 from ..spec._words import Verbatim
 from ..spec.common import Bind, bind_destination, list_items
 from ..spec.profile import (ARCH_ALIASES, ARCH_IMAGE_HINTS, GPU_TOOLS, arch_name, arch_named_files,
@@ -774,12 +774,25 @@ def _ch_run_without_double_dash(ctx: Context) -> Iterator[Any]:
         image, taken = found
         own = [w for w in taken if w.split("=", 1)[0] in _ch_run_value_options() | _ch_run_switches()]
         what = (f"ch-run uses {own[0]} itself ({_CH_RUN_MEANS.get(own[0].split('=', 1)[0], 'one of its options')}) "
-                f"and the program never sees it") if own else \
-            f"ch-run stops with \"unrecognized option '{taken[0].split('=', 1)[0]}'\" before the container starts"
+                f"and the program never sees it") if own else f"ch-run {_refuses(taken[0])} before the container starts"
         fix = insert_after(ctx, "put -- between the image and the command", image, ["--"])
         yield (step.line, f"ch-run takes options wherever they stand until a --, and this one has no -- after its image "
                           f"{image.raw}: {', '.join(taken[:3])} {'is' if len(taken) == 1 else 'are'} read as ch-run's; "
                           f"{what}; put -- between the image and the command", fix)
+
+
+def _refuses(word: str) -> str:
+    """How ch-run (argp) refuses an option it does not know: a long one by name; a word with one dash is read as a
+    cluster of short options (-in is -i -n), of which it names the first it lacks."""
+    if word.startswith("--"):
+        return f"stops with \"unrecognized option '{word.split('=', 1)[0]}'\""
+    switches = _ch_run_switches() | _ch_run_value_options()
+    for k, letter in enumerate(word[1:], 1):
+        if f"-{letter}" not in switches:
+            return f"reads {word} as one-letter options and stops at -{letter} (\"invalid option -- '{letter}'\")"
+        if f"-{letter}" in _ch_run_value_options():
+            return f"reads {word} as one-letter options, -{letter} taking the rest as its value"
+    return f"reads {word} as its own one-letter options"
 
 
 #: what an option of ch-run's does when a command's option is taken for it
@@ -912,7 +925,9 @@ def _slurm_in_container(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC223", "clean-environment-hides-task-rank", "error",
-      summary="srun starts several tasks in a container with --cleanenv/--containall, which drops SLURM_PROCID",
+      summary="srun starts several tasks in a container with --cleanenv/--containall (or ch-run --unset-env='*'), which "
+              "drops SLURM_PROCID; or the container's bash -c script reads a Slurm variable such a container leaves "
+              "out",
       why="--cleanenv (and --containall) start the container with almost none of the host's variables (Apptainer "
           "passes only TERM and the proxy settings): SLURM_PROCID, "
           "SLURM_LOCALID, SLURM_NTASKS and an exported MASTER_ADDR do not reach a program that srun starts once per "
@@ -920,7 +935,10 @@ def _slurm_in_container(ctx: Context) -> Iterator[Any]:
           "(srun --mpi=pmix, an MPI module or image) loses the PMI_* and PMIX_* variables through which srun's plugin "
           "connects the ranks: each starts as a singleton. --cleanenv is often added to keep a host MPI module out "
           "of the container; Apptainer never passes the host's LD_LIBRARY_PATH anyway. torchrun inside the "
-          "container is not affected: it gets its settings on its command line and sets the workers' own.",
+          "container is not affected: it gets its settings on its command line and sets the workers' own. "
+          "Charliecloud's ch-run --unset-env='*' (or SLURM*, PMI*) does the same to the tasks srun starts. In a job "
+          "of any size, a Slurm variable the container's own shell expands (bash -c '… $SLURM_ARRAY_TASK_ID') is "
+          "empty under --cleanenv or --containall: every array task gets the same, empty value.",
       fix="Drop --cleanenv for this step, or pass what the program reads per task: srun bash -c 'apptainer exec "
           "--cleanenv --env RANK=$SLURM_PROCID,LOCAL_RANK=$SLURM_LOCALID,WORLD_SIZE=$SLURM_NTASKS IMAGE python train.py'.",
       bad="""#!/bin/bash
@@ -937,6 +955,9 @@ srun apptainer exec --nv pytorch_2.3.sif python train.py
 """)
 @each_component
 def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
+    if getattr(ctx, "component", 0) == 0:  # (these look at every step of the script, once)
+        yield from _slurm_variables_inside_a_clean_container(ctx)
+        yield from _charliecloud_unset_everything(ctx)
     for step in job_component_steps(ctx):
         c, srun = step.chain.container, step.chain.srun
         if srun is None or c is None or c.kind != "apptainer.run" or not (c.cleanenv or c.containall) \
@@ -958,6 +979,67 @@ def _clean_env_per_task(ctx: Context) -> Iterator[Any]:
         yield (step.line, f"srun starts {tasks} tasks in the container with {flag}, which drops SLURM_PROCID, "
                           "SLURM_LOCALID and the other per-task variables: each task sees itself as rank 0; drop "
                           f"{flag} or pass them with --env (inside srun bash -c '…')")
+
+
+#: a Slurm variable that the container's own shell expands: $SLURM_X in a single-quoted script, \$SLURM_X in a
+#: double-quoted one
+_SLURM_INSIDE = {"'": re.compile(r"\$\{?(SLURM_[A-Z0-9_]+)"), '"': re.compile(r"\\\$\{?(SLURM_[A-Z0-9_]+)")}
+
+
+def _slurm_variables_inside_a_clean_container(ctx: Context) -> Iterator[Any]:
+    """HPC223 for the script of bash -c in a container started with --cleanenv or --containall: a Slurm variable its
+    shell expands ($SLURM_ARRAY_TASK_ID) is empty there, in a job of any size."""
+    for step, c in containers(ctx):
+        if c.kind != "apptainer.run" or not (c.cleanenv or c.containall):
+            continue
+        word = _script_word_in_container(step)
+        if word is None or word.raw[:1] not in _SLURM_INSIDE:
+            continue
+        passed = {str(e.name) for e in c.env} | {v.name.split("ENV_", 1)[-1] for v in ctx.parsed.variables
+                                                  if v.exported and v.name.startswith(("APPTAINERENV_", "SINGULARITYENV_"))}
+        names = [n for n in dict.fromkeys(_SLURM_INSIDE[word.raw[0]].findall(word.raw)) if n not in passed]
+        if names:
+            flag = "--cleanenv" if c.cleanenv else "--containall"
+            first = names[0]
+            yield (step.line, f"{', '.join('$' + n for n in names)} in the container's bash -c script "
+                              f"{'is' if len(names) == 1 else 'are'} empty there: {flag} keeps the host's variables "
+                              f"out, Slurm's too; pass {'it' if len(names) == 1 else 'them'} in with --env "
+                              f"{first}=\"${first}\" (or let the batch shell fill {'it' if len(names) == 1 else 'them'} "
+                              "in, outside single quotes)")
+
+
+def _script_word_in_container(step: Any) -> Any:
+    """The word of the step's command line that holds the script of a bash -c the container runs (after its image),
+    as written; None when there is none, or when the whole container command is itself inside an outer bash -c
+    (srun bash -c 'apptainer exec … IMAGE bash -c "…"'), whose quoting the step's words do not show."""
+    program = [str(w) for w in step.chain.program]
+    at = c_script_in(program)
+    if at is None:
+        return None
+    words = list(step.command.words)
+    start = next((k for k, w in enumerate(words) if str(w.value).rsplit("/", 1)[-1] in ("apptainer", "singularity")),
+                 None)
+    if start is None:
+        return None
+    return next((w for w in words[start + 1:] if str(w.value) == program[at]), None)
+
+
+def _charliecloud_unset_everything(ctx: Context) -> Iterator[Any]:
+    """HPC223 for ch-run --unset-env='*' (or SLURM*, PMI*) under srun with several tasks: the ranks lose what srun set
+    for each of them."""
+    for step, c in containers(ctx):
+        if c.kind != "charliecloud.run" or step.chain.srun is None:
+            continue
+        dropped = [g for g in c.unset_env if isinstance(g, str) and re.fullmatch(r"['\"]?(?:\*|SLURM_?\*|PMIX?_?\*)['\"]?", g)]
+        tasks = step_tasks(ctx, step)
+        if not dropped or tasks < 2:
+            continue
+        mpi = _mpi_shown(ctx, step)
+        what = ("the PMI_* and PMIX_* variables srun sets for each task to connect the ranks, so each MPI rank "
+                "starts alone, as rank 0 of 1" if mpi else "SLURM_PROCID and the other per-task variables, so each "
+                "task sees itself as rank 0")
+        yield (step.line, f"ch-run --unset-env={dropped[0]} removes, in each of the {tasks} tasks srun starts, {what}; "
+                          "unset only what must go (--unset-env=NAME for each), or pass the rank back with --set-env")
 
 
 #: a module, spack package or image that holds an MPI (openmpi/5.0.3, OpenMPI-4.1.6, cray-mpich, intel-mpi, hpcx)
@@ -2091,6 +2173,8 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
     one_node = one_node_job(ctx)
     for step, c in containers(ctx):
         prog = [str(w) for w in step.chain.program]
+        if prog and prog[0].rsplit("/", 1)[-1] not in RANK_LAUNCHERS:
+            prog = _rank_launch_in_script(step.chain.program)  # bash -c "source …/bashrc && mpirun -np 72 …"
         if not prog or prog[0].rsplit("/", 1)[-1] not in RANK_LAUNCHERS or _launches_no_ranks(prog[1:]):
             continue
         if not in_job_component(ctx, step):
@@ -2104,6 +2188,23 @@ def _mpi_inside(ctx: Context) -> Iterator[Any]:
                           f"srun --mpi=pmix (or pmi2, whichever the image's MPI supports) … {inside}")
     if not one_node:
         yield from _deepspeed_launcher_inside(ctx)
+
+
+def _rank_launch_in_script(program: Any) -> list[str]:
+    """The words of the first MPI launcher (mpirun, mpiexec …) the ``bash -c`` script of a container's ``program``
+    runs, past the wrappers before it; [] when it runs none (or there is no such script)."""
+    words = [str(w) for w in program]
+    at = c_script_in(words)
+    text = shell_script_text(program[at]) if at is not None else None
+    try:
+        code = lex_script(text).code if text else ()
+    except ParseError:
+        return []
+    for cmd in _simple_commands(code):
+        launch = launch_words([str(v) for v in cmd.argv])
+        if launch and launch[0].rsplit("/", 1)[-1] in RANK_LAUNCHERS:
+            return launch
+    return []
 
 
 def _site_runner(ctx: Context, c: Any) -> str:
@@ -2680,8 +2781,9 @@ def _mpi_launcher_per_task(ctx: Context) -> Iterator[Any]:
         if step.chain.srun is None or not in_job_component(ctx, step):
             continue
         prog = [str(w) for w in step.chain.program]
-        if step.chain.container is not None and prog and prog[0].rsplit("/", 1)[-1] in RANK_LAUNCHERS:
-            continue  # the launcher is the container's program: HPC214 says so, and its fix covers this
+        if step.chain.container is not None and prog and (prog[0].rsplit("/", 1)[-1] in RANK_LAUNCHERS
+                                                          or _rank_launch_in_script(step.chain.program)):
+            continue  # the launcher is the container's program (or its bash -c's): HPC214 says so, and its fix covers this
         launcher = _rank_launcher(step)
         tasks = step_tasks(ctx, step)
         if launcher is not None and tasks > 1:

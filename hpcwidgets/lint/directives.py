@@ -453,14 +453,17 @@ _UNKNOWN_VERSION = ("", "; without a cluster profile the Slurm version is not kn
 _QUICK_TOOLS = frozenset({"hostname", "date", "echo", "printenv", "env", "true", "uname", "nproc", "free", "df",
                           "mkdir", "rm", "cp", "ls", "touch", "sleep"})
 #: and the tools that put files in place on each node, one stream each, however long they take (Charliecloud's
-#: ch-fromhost copies the host's GPU libraries into an image, ch-tar2dir unpacks one)
-_ONE_CPU_TOOLS = _QUICK_TOOLS | frozenset({"mv", "ln", "cat", "chmod", "tar", "rsync", "ch-fromhost", "ch-tar2dir"})
+#: ch-fromhost copies the host's GPU libraries into an image, ch-tar2dir and ch-convert unpack one)
+_ONE_CPU_TOOLS = _QUICK_TOOLS | frozenset({"mv", "ln", "cat", "chmod", "tar", "rsync", "ch-fromhost", "ch-tar2dir",
+                                           "ch-convert"})
 
 
 def _quick_tool(step: Any) -> bool:
     """A step that runs a quick tool (srun hostname, srun mkdir -p "$TMPDIR/run") or one that copies files into place
     (srun ch-fromhost --nvidia IMG), which one CPU suits."""
     program = [str(w) for w in step.chain.program]
+    if program[:1] in (["$@"], ["$*"], ['"$@"']):
+        return True  # a function's srun of what its caller names (pernode() { srun -N2 "$@"; }): unknown here
     return step.chain.container is None and step.chain.launcher is None and bool(program) \
         and program[0].rsplit("/", 1)[-1] in _ONE_CPU_TOOLS
 
@@ -723,11 +726,17 @@ def _step_outgrows_job(ctx: Context) -> Iterator[Any]:
                           f"{hint}{aside}", fix)
 
 
+#: a count of the CPUs the batch shell has on its node: $(nproc), $SLURM_CPUS_ON_NODE, $SLURM_JOB_CPUS_PER_NODE
+_NODE_CPU_COUNT = re.compile(r"\$\(\s*nproc\s*\)|`\s*nproc\s*`|\$\{?SLURM_(?:CPUS_ON_NODE|JOB_CPUS_PER_NODE)\}?")
+
+
 @rule("HPC323", "more-threads-than-cpus", "warning",
       summary="OMP_NUM_THREADS (or MKL_NUM_THREADS) is set above the CPUs each task has (--cpus-per-task)",
       why="Slurm confines each task to the CPUs it asked for (its cgroup, and the CPU binding of srun): with "
           "--cpus-per-task=8 and OMP_NUM_THREADS=32, 32 threads take turns on 8 CPUs. OpenMP and MKL code run much "
-          "slower oversubscribed (threads spin waiting for each other), and the job looks busy while it crawls.",
+          "slower oversubscribed (threads spin waiting for each other), and the job looks busy while it crawls. "
+          "OMP_NUM_THREADS=$(nproc) (or $SLURM_CPUS_ON_NODE) in the batch shell of a job of several tasks per node "
+          "does the same: the batch shell has all the job's CPUs on its node, so every task starts that many.",
       fix="Follow the job's count: export OMP_NUM_THREADS=\"$SLURM_CPUS_PER_TASK\" (or ask for as many CPUs as "
           "threads: --cpus-per-task=32).",
       bad="""#!/bin/bash
@@ -746,13 +755,22 @@ def _more_threads_than_cpus(ctx: Context) -> Iterator[Any]:
     cpus = ctx.job.cpus_per_task
     if not isinstance(cpus, int) or ctx.job.exclusive or heterogeneous(ctx):
         return  # no count of the job's own (or the whole node): nothing to compare with
+    per_node = ctx.job.ntasks_per_node if isinstance(ctx.job.ntasks_per_node, int) else \
+        ctx.job.ntasks if isinstance(ctx.job.ntasks, int) and ctx.job.nodes in (1, "1") else 0
     for var in ctx.parsed.variables:
         value = str(var.value).strip("'\"")
-        if var.name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") and var.exported and is_number(value) \
-                and int(value) > cpus:
+        if var.name not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") or not var.exported:
+            continue
+        if is_number(value) and int(value) > cpus:
             yield (var.line, f"{var.name}={value} but each task has {cpus} CPU{'s' if cpus > 1 else ''} "
                              f"(--cpus-per-task={cpus}): {value} threads take turns on {cpus}, and oversubscribed "
                              f"OpenMP code crawls; export {var.name}=\"$SLURM_CPUS_PER_TASK\"")
+        elif _NODE_CPU_COUNT.fullmatch(value) and per_node > 1:
+            # the batch shell counts every CPU the job has on its node, not one task's
+            yield (var.line, f"{var.name}={value} is counted by the batch shell, which has all the job's CPUs on "
+                             f"its node ({per_node} tasks × {cpus}), so each of the {per_node} tasks starts that "
+                             f"many threads on its {cpus} CPU{'s' if cpus > 1 else ''}; export "
+                             f"{var.name}=\"$SLURM_CPUS_PER_TASK\"")
 
 
 @rule("HPC318", "array-tasks-share-a-log", "warning",

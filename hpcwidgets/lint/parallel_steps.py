@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from ..errors import ParseError
 from ..parse.argv import parse_chain
-from ..parse.lexer import lex_script
+from ..parse.lexer import compound_body, lex_script
 from ..parse.script import c_script_in, launch_words, shell_script_text
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
@@ -1969,6 +1969,36 @@ def _ends_the_job(words: list[str]) -> bool:
     return name in ("exit", "sbatch")
 
 
+#: what a script may still do after its last wait and end within moments: note the outcome, queue the next job
+_ENDING_COMMANDS = _QUICK_COMMANDS | frozenset({"sbatch", "scontrol", "squeue", "sacct", "cat", "tail", "test", "["})
+
+
+def _asks_to_checkpoint(handlers: list[list[str]]) -> bool:
+    """Whether a trap's handler asks a program to save and stop without ending it: kill -USR1 (or USR2), or a stop
+    file it touches. (kill -TERM ends a program that does not catch it anyway; kill -INT to a program the batch shell
+    started with & is HPC531's.)"""
+    for words in handlers:
+        if words[:1] == ["touch"]:
+            return True
+        if words[:1] == ["kill"] and any(re.fullmatch(r"-(?:s\s*)?(?:SIG)?USR[12]|-(?:10|12)", w) for w in words[1:3]):
+            return True
+    return False
+
+
+def _ends_soon(commands: list[Any]) -> bool:
+    """Whether ``commands`` (what follows the script's last wait) end within moments: quick commands and sbatch, also
+    in an if or case; not a loop (one that polls the step waits for it), a wait, or a program that works."""
+    for cmd in commands:
+        if cmd.kind == "compound":
+            if re.match(r"\s*(?:while|until|for|select)\b", cmd.text):
+                return False
+            if not _ends_soon([c for c in compound_body(cmd) if c.is_code]):
+                return False
+        elif cmd.kind == "simple" and cmd.words and str(cmd.words[0].value) not in _ENDING_COMMANDS:
+            return False
+    return True
+
+
 @rule("HPC529", "wait-returns-when-the-trap-runs", "error",
       summary="a trap for the --signal=B:… warning only tells the step to checkpoint, and the script's one wait "
               "then returns, so the job ends and the step is killed before it can",
@@ -1976,7 +2006,11 @@ def _ends_the_job(words: list[str]) -> bool:
           "trap has been set will cause the wait builtin to return immediately … after which the trap is executed'). "
           "With srun … & and a single wait at the end, the trap runs (kill -USR1, scancel --signal, touch STOP), "
           "then the script reaches its end: the job ends with it, and Slurm kills the step that was about to save "
-          "its checkpoint. A trap that requeues, resubmits or exits ends the job on purpose and is not reported.",
+          "its checkpoint. The same for a program the batch shell starts itself (python train.py &): Slurm kills "
+          "what is left of the job when the script ends. A trap that requeues, resubmits or exits ends the job on "
+          "purpose and is not reported, nor one that waits for the step itself (kill -USR1 \"$pid\"; wait \"$pid\"). "
+          "A resubmission after the wait (if [ ! -f DONE ]; then sbatch …; fi) does not make the step finish: it is "
+          "reported.",
       fix="Wait again until the step has ended: wait \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do wait \"$pid\"; "
           "done (with pid=$! after srun … &).",
       bad="""#!/bin/bash
@@ -2002,15 +2036,19 @@ def _wait_returns_at_the_trap(ctx: Context) -> Iterator[Any]:
         return
     _, signal = found
     traps = traps_for(ctx, signal)
-    if not traps or any(_ends_the_job(words) for trap in traps for _, words in trap_handler_commands(ctx, trap)):
-        return  # no trap for it (HPC517's), or a handler that ends the job anyway
+    handlers = [words for trap in traps for _, words in trap_handler_commands(ctx, trap)]
+    if not traps or any(_ends_the_job(words) or words[:1] == ["wait"] for words in handlers):
+        return  # no trap for it (HPC517's), a handler that ends the job anyway, or one that waits for the step itself
     top = [c for c in ctx.parsed.lexed.code if c.is_code]
     waits = [k for k, c in enumerate(top) if is_wait(c)]
-    if not waits or not any(b.detached for b in background_steps(ctx)):
+    # what the batch shell started beside itself: srun steps, or a program it runs itself (python train.py &), which
+    # Slurm kills with the rest of the job as the script ends
+    started = any(b.detached for b in background_steps(ctx)) or (_asks_to_checkpoint(handlers) and any(
+        c.kind == "simple" and c.joined_by == "&" and c.words for c in top))
+    if not waits or not started:
         return
     last = waits[-1]
-    if any(c.kind != "simple" or not c.words or str(c.words[0].value) not in _QUICK_COMMANDS for c in top[last + 1:]) \
-            or (last > 0 and is_wait(top[last - 1])):
+    if not _ends_soon(top[last + 1:]) or (last > 0 and is_wait(top[last - 1])):
         return  # the script goes on after the wait (a loop that polls), or waits twice: it waits again
     yield (top[last].line, f"the trap for SIG{signal} only tells the step to stop, and this wait returns as soon as "
                            "the trap has run: the script ends here, the job with it, and Slurm kills the step before it "

@@ -1996,8 +1996,9 @@ def _task_id_names(ctx: Context) -> set[str]:
 
 def _line_lookups(names: set[str]) -> list[tuple[str, re.Pattern[str]]]:
     """Commands that take line number $ID of a file, counting from 1: (the command, its pattern)."""
-    ref = r"\$(?:\{(?:" + "|".join(map(re.escape, sorted(names))) + r")\}|(?:" + \
-        "|".join(map(re.escape, sorted(names))) + r")\b)"
+    alternatives = "|".join(map(re.escape, sorted(names)))
+    # $ID, ${ID}, or the arithmetic $((ID)) / $(($ID)) that gives the same number
+    ref = rf"\$(?:\{{(?:{alternatives})\}}|(?:{alternatives})\b|\(\(\s*\$?\{{?(?:{alternatives})\}}?\s*\)\))"
     return [
         # sed -n "${ID}p", sed -n ${ID}p, sed "${ID}q;d", sed -n "${ID}{p;q}"
         ("sed", re.compile(r"(?<![\w-])sed\b[^|;&\n]*?[\s'\"]" + r"[\"']?" + ref + r"[\"']?\s*[pqd{]")),
@@ -2031,8 +2032,9 @@ def _line_zero(ctx: Context, spec: str) -> Iterator[Any]:
                     break
         if what is None:
             continue
-        yield (number, f"--array={spec} starts at task 0, but {what} counts lines from 1: task 0 asks for line 0 and "
-                       f"gets nothing (sed even stops with 'invalid usage of line address 0'); {advice}")
+        outcome = "and sed stops with 'invalid usage of line address 0'" if what == "sed" else "and gets nothing"
+        yield (number, f"--array={spec} starts at task 0, but {what} counts lines from 1: task 0 asks for line 0 "
+                       f"{outcome}, and every other task gets the line before its own; {advice}")
 
 
 def _shown(ids: list[int]) -> str:

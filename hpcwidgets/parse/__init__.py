@@ -57,11 +57,20 @@ def parse_command(text: str) -> Any:
                       source_line=cmd.line).model
 
 
+def as_read(text: str) -> str:
+    """A script's text as the model readers take it, as the command line reads a file: a leading byte-order mark
+    dropped and Windows (or old Mac) line ends made ``\n``, so that no ``\r`` ends up in a word (``train.py\r``) and
+    the ``#!`` line is the first. The linter reads the text as it is, to report both (HPC314, HPC315)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def parse_script(text: str, path: str = "") -> Any:
     """A whole job script → Workflow (what it does; unmodelled lines kept verbatim, in place)."""
     _require_text(text, "parse_script()")
     from .workflow import parse_script as _parse
-    return _parse(text, path)
+    return _parse(as_read(text), path)
 
 
 def read_script(text: str, path: str = "") -> Any:
@@ -78,8 +87,15 @@ def parse_job(text: str, path: str = "") -> Any:
     _require_text(text, "parse_job()")
     from ..spec.workflow import Workflow
     from .workflow import require_shell, workflow_from
+    from ..errors import ParseError
+    from .workflow import _handed_over
+    text = as_read(text)
     require_shell(text, path)
-    return workflow_from(read_script(text, path), Workflow, job_only=True)
+    try:
+        parsed = read_script(text, path)
+    except ParseError as exc:
+        raise _handed_over(text, path) or exc from None
+    return workflow_from(parsed, Workflow, job_only=True)
 
 
 def parse_jupyter_job(text: str, path: str = "") -> Any:
@@ -88,6 +104,7 @@ def parse_jupyter_job(text: str, path: str = "") -> Any:
     _require_text(text, "parse_jupyter_job()")
     from .jupyter import parse_jupyter_job as _parse
     from .workflow import require_shell
+    text = as_read(text)
     require_shell(text, path)  # a Python job script: say so, not a shell syntax error in its Python
     return _parse(text, path)
 

@@ -196,8 +196,26 @@ def parse_script(text: str, path: str = "") -> Any:
     """Read a job script into a Workflow. Only :class:`~hpcwidgets.errors.ParseError` is raised."""
     from ..spec.workflow import Workflow
     require_shell(text, path)
-    parsed = read_script(text, path)
+    try:
+        parsed = read_script(text, path)
+    except ParseError as exc:
+        raise _handed_over(text, path) or exc from None
     return workflow_from(parsed, Workflow)
+
+
+def _handed_over(text: str, path: str) -> ParseError | None:
+    """The error for a script whose bash header hands the file to another program (``exec julia "$0"``, ``exit``
+    before Julia or R code) when the text after it is no shell: it cannot be read into a model and written back, which
+    a message about the other language's syntax would not say. None for any other script."""
+    from .script import reachable_text
+    reachable = reachable_text(text)
+    if reachable == text:
+        return None
+    line = len(reachable.rstrip("\n").split("\n"))
+    return ParseError(f"this job script's shell part ends on line {line} (exec or exit), and what follows is not shell "
+                      "(another program's code, which bash never reads), so it cannot be read into a model and "
+                      "written back; hpcwidgets lint checks its #SBATCH lines and the shell lines before it", line, 1,
+                      path)
 
 
 def _generated_title(parsed: ParsedScript) -> tuple[str, int]:
