@@ -85,16 +85,15 @@ def parse_job(text: str, path: str = "") -> Any:
     exports at its top, the lines before its first real work (a launch, a program, an install) as set-up lines and
     the rest as its commands, each kept in order as written (nothing is dropped)."""
     _require_text(text, "parse_job()")
-    from ..spec.workflow import Workflow
-    from .workflow import require_shell, workflow_from
     from ..errors import ParseError
-    from .workflow import _handed_over
+    from ..spec.workflow import Workflow
+    from .workflow import handed_over, require_shell, workflow_from
     text = as_read(text)
     require_shell(text, path)
     try:
         parsed = read_script(text, path)
     except ParseError as exc:
-        raise _handed_over(text, path) or exc from None
+        raise handed_over(text, path) or exc from None
     return workflow_from(parsed, Workflow, job_only=True)
 
 

@@ -199,11 +199,11 @@ def parse_script(text: str, path: str = "") -> Any:
     try:
         parsed = read_script(text, path)
     except ParseError as exc:
-        raise _handed_over(text, path) or exc from None
+        raise handed_over(text, path) or exc from None
     return workflow_from(parsed, Workflow)
 
 
-def _handed_over(text: str, path: str) -> ParseError | None:
+def handed_over(text: str, path: str) -> ParseError | None:
     """The error for a script whose bash header hands the file to another program (``exec julia "$0"``, ``exit``
     before Julia or R code) when the text after it is no shell: it cannot be read into a model and written back, which
     a message about the other language's syntax would not say. None for any other script."""
