@@ -447,3 +447,34 @@ def test_ch_run_refuses_a_programs_option_as_argp_does(option, says):
 def test_a_trap_that_asks_a_batch_shell_program_to_checkpoint(handler, reported):
     text = TRAP + f"trap '{handler}' USR1\npython train.py &\npid=$!\nwait\n"
     assert bool(found(text, "HPC529")) is reported
+
+
+# --- read-back edits keep the script's spelling (session 29's read-back audit) -------------------------------------
+
+def _edited(text: str, **changes: object) -> str:
+    import hpcwidgets as hw
+    model = hw.parse_script(text)
+    for part, fields in changes.items():
+        model = model.replace(**{part: getattr(model, part).replace(**fields)})
+    return hw.render(model, validate=False)
+
+
+@pytest.mark.parametrize(("line", "fields", "written"), [
+    ("#SBATCH -N 1 -n 4 -t 01:00:00", {"mem": "8G"}, "#SBATCH -N 1 -n 4 -t 01:00:00\n#SBATCH --mem=8G"),
+    ("#SBATCH -J a -N 1  # c", {"partition": "gpu"}, "#SBATCH -J a -N 1  # c\n#SBATCH --partition=gpu"),
+])
+def test_a_directive_added_to_a_line_of_several_options_goes_on_a_line_of_its_own(line, fields, written):
+    text = f"#!/bin/bash\n{line}\nsrun python train.py\n"
+    assert _edited(text, job=fields) == f"#!/bin/bash\n{written}\nsrun python train.py\n"
+
+
+@pytest.mark.parametrize(("step", "part", "fields", "now"), [
+    ("srun -N1 -n1 python train.py", "srun", {"ntasks": 8}, "srun -N1 -n8 python train.py"),
+    ("srun -N 1 -n 1 python train.py", "srun", {"ntasks": 8}, "srun -N 1 -n 8 python train.py"),
+    ("srun -c 4 python train.py", "srun", {"cpus_per_task": 8}, "srun -c 8 python train.py"),
+    ("srun -n2 -l python train.py", "srun", {"ntasks": 8}, "srun -n8 -l python train.py"),
+    ("ch-run -c /mnt/0 $IMG -- python train.py", "container", {"cd": "/mnt/1"}, "ch-run -c /mnt/1 $IMG -- python train.py"),
+])
+def test_an_edited_step_option_keeps_its_one_letter_spelling(step, part, fields, now):
+    head = "#!/bin/bash\n#SBATCH -N 2\n#SBATCH -t 10\nIMG=/var/tmp/img\n"
+    assert _edited(head + step + "\n", **{part: fields}) == head + now + "\n"

@@ -616,6 +616,16 @@ def _line_edits(old: list[str], new: list[str], groups: Sequence[int]) -> _LineE
     for i, group in enumerate(groups):
         if group >= 0:
             members.setdefault(group, []).append(i)
+    # a directive added between two of the rendered lines one #SBATCH line of several options stands for goes on a
+    # line of its own after them, and that line stays as written (-N 1 -n 4 -t 01:00:00, not respelled with --mem)
+    for i in sorted(added):
+        rows = members.get(groups[i]) if 0 < i < len(groups) and groups[i] >= 0 else None
+        if rows and i - 1 in rows and all(old[r].startswith("#SBATCH") for r in rows) \
+                and all(line.startswith("#SBATCH") for line in added[i]):
+            after = rows[-1] + 1
+            lines, start = added.pop(i), added_from.pop(i)
+            added[after] = lines + added.get(after, [])
+            added_from[after] = min(start, added_from.get(after, start))
     return _LineEdits(becomes, added, added_from, members)
 
 
@@ -740,11 +750,16 @@ _READ_OPTION = re.compile(r"(--?[A-Za-z][\w.-]*)=(.+)", re.S)
 
 def _options_apart(words: list[str]) -> list[str]:
     """The words read back (:func:`_read_back`) with each option's value after an ``=`` as a word of its own, as a
-    script may write it: ``--nnodes=2`` as ``--nnodes``, ``2``."""
+    script may write it: ``--nnodes=2`` as ``--nnodes``, ``2``; a step's option that has a one-letter form in that
+    form, with its value apart too (``--ntasks=8``, ``--ntasks 8``, ``-n8`` and ``-n 8`` all as ``-n``, ``8``)."""
     out: list[str] = []
     for word in words:
         option = _READ_OPTION.fullmatch(word)
-        out += option.groups() if option else [word]
+        parts = list(option.groups()) if option else [word]
+        parts[0] = _STEP_SHORT.get(parts[0], parts[0])
+        if len(parts) == 1 and re.fullmatch(r"-[A-Za-z]\S+", word) and word[:2] in _STEP_SHORTS:
+            parts = [word[:2], word[2:]]
+        out += parts
     return out
 
 
@@ -1117,7 +1132,16 @@ def _spelled(word: str) -> str:
     alternatives = [re.escape(form) for form in forms]
     if name.startswith("-") and values and values[0]:
         alternatives.append(re.escape(name[:-1]) + _GAP + "(?:" + "|".join(map(re.escape, values)) + ")")
+        short = _STEP_SHORT.get(name[:-1])
+        if short:  # srun -n 4, -n4; ch-run -c /mnt/0
+            alternatives.append(re.escape(short) + f"(?:{_GAP})?" + "(?:" + "|".join(map(re.escape, values)) + ")")
     return alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+
+
+#: the one-letter form of a step's long options that take a value: srun's (as sbatch's) and Charliecloud's ch-run's
+#: (--cd is -c there, --bind -b), by long name
+_STEP_SHORT = {long: short for short, long in SBATCH_SHORT.items()} | {"--cd": "-c", "--bind": "-b"}
+_STEP_SHORTS = frozenset(_STEP_SHORT.values())
 
 
 def _taken_out(found: re.Match[str]) -> tuple[int, int]:
@@ -1152,6 +1176,12 @@ def _as_written(was: str, word: str) -> str:
     written with its value apart (``--nnodes 2``, ``--nproc_per_node $X``): ``--nnodes 4`` for ``--nnodes=4``, the
     value quoted as the renderer quoted the whole word (``"$Y"`` for ``"--nproc_per_node=$Y"``). ``word`` itself for
     any other."""
+    short = re.fullmatch(rf"(?P<name>-[A-Za-z])(?P<gap>{_GAP})?\S.*", was, re.S)
+    if short is not None:  # -n1 or -n 1 for --ntasks=…: the new value in the same spelling
+        option = _OPTION_VALUE.fullmatch(word)
+        if option is not None and _STEP_SHORT.get(option.group("name")[:-1]) == short.group("name"):
+            return short.group("name") + (short.group("gap") or "") + option.group("value")
+        return word
     apart = _OPTION_APART.match(was)
     if apart is None:
         return word
