@@ -478,3 +478,14 @@ def test_a_directive_added_to_a_line_of_several_options_goes_on_a_line_of_its_ow
 def test_an_edited_step_option_keeps_its_one_letter_spelling(step, part, fields, now):
     head = "#!/bin/bash\n#SBATCH -N 2\n#SBATCH -t 10\nIMG=/var/tmp/img\n"
     assert _edited(head + step + "\n", **{part: fields}) == head + now + "\n"
+
+
+def test_a_gpu_count_edit_leaves_a_flag_held_in_a_variable_alone(tmp_path, capsys):
+    from hpcwidgets.cli import main
+    path = tmp_path / "job.sh"
+    text = ('#!/bin/bash\n#SBATCH --gres=gpu:1\nOPTS=(--nv --bind /data)\n'
+            'srun apptainer exec "${OPTS[@]}" img.sif python train.py\n')
+    path.write_text(text)
+    main(["workflow", "--from", str(path), "--set", "job.gpus_per_node=2"])
+    out, _ = capsys.readouterr()
+    assert out == text.replace("gpu:1", "gpu:2")

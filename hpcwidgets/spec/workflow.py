@@ -200,11 +200,14 @@ def _gpu_flags(after: Any, gpus: int, vendor: str, moved: bool = False) -> dict[
     """The container's GPU flags for ``gpus`` on ``vendor``'s GPUs by path: the vendor's on when there are GPUs (off
     when none), each other vendor's off where ``after``'s container holds it. ``moved`` (the job went elsewhere, its
     GPUs kept): only when the container holds another vendor's flag, so a flag left off on purpose stays off. Nothing
-    for a vendor without a flag (Intel) or unknown, as before."""
+    for a vendor without a flag (Intel) or unknown, as before, nor for a container whose options are held in a
+    variable (``apptainer exec "${OPTS[@]}" …``), which may hold the flag already."""
     flag = GPU_FLAGS.get(vendor)
     if flag is None:
         return {}
     box = getattr(after, "container", None)
+    if any("$" in str(word) for word in getattr(box, "extra", ()) or ()):
+        return {}  # options held in a variable ("${OPTS[@]}") may hold the GPU flag: a second one is not ours to add
     others = {f"container.{f}": False for f in GPU_FLAGS.values() if f != flag and getattr(box, f, False) is True}
     if moved and not others:
         return {}
