@@ -489,3 +489,8 @@ def test_a_gpu_count_edit_leaves_a_flag_held_in_a_variable_alone(tmp_path, capsy
     main(["workflow", "--from", str(path), "--set", "job.gpus_per_node=2"])
     out, _ = capsys.readouterr()
     assert out == text.replace("gpu:1", "gpu:2")
+
+
+def test_a_module_taken_out_takes_its_line_alone_when_it_has_a_comment():
+    text = "#!/bin/bash\n#SBATCH -t 10\nmodule load gcc # compiler\nmodule load cuda\npython train.py\n"
+    assert _edited(text, job={"modules": ("cuda",)}) == "#!/bin/bash\n#SBATCH -t 10\nmodule load cuda\npython train.py\n"

@@ -28,7 +28,7 @@ from .workflow import GENERATED_BY, STEP_COMMENT
 
 _EXPORT = re.compile(r"\s*export\s+(.*)")
 _ASSIGNED = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=")
-_MODULE_LOAD = re.compile(r"\s*(?:module\s+(?:load|add)|ml)\s+(\S+)\s*$")
+_MODULE_LOAD = re.compile(r"\s*(?:module\s+(?:load|add)|ml)\s+(\S+)\s*(?:\s#.*)?$")
 
 
 def with_layout(parsed: ParsedScript, model: Any, step_lines: tuple[int, int],
@@ -235,5 +235,5 @@ def _group_named(lines: list[str], canonical: list[str], groups: _Groups) -> Non
         if export is not None and not lines[k].endswith("\\"):
             heads = [f"export {name}=" for name in _ASSIGNED.findall(export.group(1))]
             groups.join([k], [i for i in written if canonical[i].startswith(tuple(heads))] if heads else [])
-        elif module is not None:
-            groups.join([k], [i for i in written if canonical[i] == f"module load {module.group(1)}"])
+        elif module is not None:  # (the renderer writes a comment at the end of the line two blanks after it)
+            groups.join([k], [i for i in written if canonical[i].split("  #", 1)[0] == f"module load {module.group(1)}"])
