@@ -1724,9 +1724,6 @@ def _export_message(value: str, job: str) -> str:
             f"the program: 'execve(): No such file or directory'); write --export=ALL,{value}")
 
 
-#: an assignment's value that is sbatch's output and nothing else: $(sbatch …) or `sbatch …`, no pipe or second command
-_SBATCH_OUTPUT = re.compile(r'^"?(?:\$\(\s*((?:\S*/)?sbatch\s[^()|;&`]*)\)|`\s*((?:\S*/)?sbatch\s[^`|;&]*)`)"?$')
-
 #: the Slurm commands that take a job id as an argument
 _TAKES_A_JOB_ID = frozenset({"scancel", "scontrol", "squeue", "sacct", "seff", "sstat", "sattach"})
 
@@ -1755,15 +1752,15 @@ def _job_id_without_parsable(ctx: Context) -> Iterator[Any]:
     commands = [c for c in _simple_commands(ctx.parsed.lexed.code) if not isinstance(c, _Inner)]
     for k, cmd in enumerate(commands):
         for name, word in cmd.assignments:
-            m = _SBATCH_OUTPUT.match(word.raw)
+            m = _SBATCH_SUBSTITUTION.fullmatch(word.raw.strip('"'))
             if m is None:
                 continue
             try:
                 inner = lex_script(m.group(1) or m.group(2)).code
             except ParseError:
                 continue
-            if not inner or inner[0].kind != "simple":
-                continue
+            if len(inner) != 1 or inner[0].kind != "simple":
+                continue  # sbatch's output piped on (| awk '{print $4}') or more commands: not its output alone
             options, _ = sbatch_command_options([str(w.value) for w in inner[0].words[1:]])
             if any(flag == "--parsable" for flag, _ in options):
                 continue

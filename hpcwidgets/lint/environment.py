@@ -18,7 +18,7 @@ from ..spec.apptainer import env_prefix as container_env_prefix
 from ..spec.common import Bind, bind_destination
 from ..spec.slurm import gpu_total, is_shell, shebang_program
 from . import Context, Fix, rule
-from .catalogue import (_Inner, _batch_signal, _code_in_order, _flag_in_a_variable, _only_sets_up, _per_task_endpoint,
+from .catalogue import (_TOKEN_NAME, _Inner, _batch_signal, _code_in_order, _flag_in_a_variable, _only_sets_up, _per_task_endpoint,
                         _per_task_rendezvous_text, _signal_name, _simple_commands, _srun_export, apptainer_env,
                         as_run, cached, containers, fix_for, heterogeneous, inherited_gpus, job_nodes, other_launches,
                         own_gpu_request, own_task_gpus, profile_vendor, run_words, simple_commands, step_tasks,
@@ -714,17 +714,13 @@ def _clean_env_drops_exports(ctx: Context) -> Iterator[Any]:
         them = "them" if len(dropped) > 1 else "it"
         exported = f"export {env_prefix(ctx, c.binary)}{first}=\"${first}\""
         # a secret on the command line is one every user of the node can read (ps): only through the environment
-        how = (f"{exported} (not --env, which would put it on the command line ps shows)" if _SECRET_NAME.search(first)
+        how = (f"{exported} (not --env, which would put it on the command line ps shows)" if _TOKEN_NAME.match(first)
                else f"--env {first}=\"${first}\" (or {exported})")
         if first == "JUPYTER_TOKEN":
             effect = ": the server makes a token of its own, and the one the script saved is refused"
         yield (step.line, f"{flag} starts the program with none of the host's variables, so {names} "
                           f"{'never reach' if len(dropped) > 1 else 'never reaches'} it{effect}; pass {them} on with "
                           f"{how}")
-
-
-#: a variable that holds a secret, which must not be written on a command line
-_SECRET_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|API_KEY")
 
 
 def env_prefix(ctx: Context, binary: str) -> str:

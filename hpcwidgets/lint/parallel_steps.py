@@ -18,7 +18,7 @@ from ..parse.lexer import compound_body, lex_script
 from ..parse.script import c_script_in, launch_words, shell_script_text
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
-from .catalogue import (INSTANCE_SCHEME, RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _Inner, _batch_signal,
+from .catalogue import (INSTANCE_SCHEME, NODE_LOCAL, RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _Inner, _batch_signal,
                         _code_in_order, _function_name, _functions, _indent, _is_monitor, _never_ends,
                         _simple_commands, _step_nodes, all_words, cached, heterogeneous, inherited_per_task, is_wait,
                         job_cpus, job_nodes, job_tasks, one_node_job, own_gpu_request, python_module_words, steps,
@@ -1631,11 +1631,6 @@ def _stop_first_fix(ctx: Context, k: int, waited: list[tuple[BackgroundStep, str
     return Fix("stop the server before the wait", cmd.line, cmd.line, text=f'{indent}kill "${pid}"\n{text}')
 
 
-#: where a job keeps files on each node's own disk: the variables sites point at a per-node folder, and the
-#: folders that are local to every node; what the batch shell writes there exists on the first node only
-_NODE_LOCAL = re.compile(r"\$\{?(?:SLURM_TMPDIR|TMPDIR|TMP|LOCAL_?SCRATCH|LSCRATCH)\}?(?=/|$)"
-                         r"|(?:/tmp|/dev/shm|/var/tmp|/lscratch|/localscratch|/local|/scratch/local)(?=/|$)")
-
 #: commands that fill a folder with data (their destination is read from their words)
 _STAGERS = frozenset({"cp", "rsync", "mv", "tar", "unzip"})
 
@@ -1681,7 +1676,7 @@ def _node_local_key(dest: str, source: str) -> str | None:
     """What a later step has to name to read what was written to ``dest`` (resolved), when that is node-local:
     the per-node folder's variable ($SLURM_TMPDIR: every job has its own), else the folder's first entry
     (/tmp/imagenet; /tmp/data.tar for cp data.tar /tmp); None when ``dest`` is not node-local."""
-    m = _NODE_LOCAL.match(dest)
+    m = NODE_LOCAL.match(dest)
     if m is None:
         return None
     root = m.group(0)

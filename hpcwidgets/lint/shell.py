@@ -19,7 +19,7 @@ from ..parse.script import launch_words, shell_script_text
 from ..spec._words import Verbatim, passed_text
 from ..spec.slurm import TYPED_DASHES, SlurmJob, array_task_ids, is_shell, keyboard_option, shebang_program
 from . import Context, Fix, rule
-from .catalogue import (MPI_LAUNCHERS, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
+from .catalogue import (MPI_LAUNCHERS, NODE_LOCAL, _Inner, _PYTHON, _batch_signal, _code_in_order, _functions, _indent,
                         _shell_c_word, _signal_name, _simple_commands, _typographic_option, all_words, apptainer_env,
                         cached, containers, expanded_refs, handler_of, heterogeneous, is_wait, job_nodes, job_tasks,
                         other_launches, resources_from_command_line, shell_script_word, simple_commands, steps,
@@ -96,17 +96,13 @@ def _per_task(ctx: Context) -> Iterator[Any]:
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
 
 
-#: the start of a path on a node's own storage: each node has its own folder of that name
-_NODE_LOCAL_PATH = re.compile(r"""["']?(?:/tmp/|/dev/shm/|/var/tmp/|/local(?:scratch)?/|\$\{?(?:TMPDIR|SLURM_TMPDIR)\b)""")
-
-
 def _names_a_node_local_folder(cmd: Any, hits: list[str]) -> bool:
     """Whether ``cmd`` only assigns paths on node-local storage named with $SLURM_NODEID
     (``export MIOPEN_USER_DB_PATH=/tmp/$USER-miopen-$SLURM_NODEID``): the batch shell's 0 names a folder of that name
     on every node, and each node's is its own, so one value for all of them is what the name was for."""
     if hits != ["SLURM_NODEID"] or (cmd.words and cmd.name not in ("export", "declare", "typeset")):
         return False
-    return all(_NODE_LOCAL_PATH.match(word.raw) for _, word in cmd.assignments
+    return all(NODE_LOCAL.match(word.raw.lstrip("\"'")) for _, word in cmd.assignments
                if any(name == "SLURM_NODEID" for name, _ in expanded_refs(word.raw)))
 
 
