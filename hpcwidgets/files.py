@@ -80,14 +80,8 @@ def decode_text(data: bytes, name: str, *, keep_newlines: bool = False) -> TextF
                         "saved in a Windows or Latin-1 encoding. Convert it and use the new file: "
                         f"iconv -f cp1252 -t utf-8 {quoted} > {shlex.quote(name + '.utf8')}", name) from None
     if not keep_newlines:
-        text = lf_line_ends(text)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, like open() in text mode
     return TextFile(text, (bom_note(name),) if bom else (), bom)
-
-
-def lf_line_ends(text: str) -> str:
-    """``text`` with Windows (``\r\n``) and old Mac (``\r``) line ends made ``\n``: universal newlines, as open()
-    reads a file in text mode."""
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _binary(data: bytes) -> bool:
