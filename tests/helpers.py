@@ -102,9 +102,20 @@ def sbatch_and_wait(script: Path, env: dict[str, str], seconds: int = 120) -> st
             if not state.stdout.strip():
                 return job
             time.sleep(1)
-        pytest.fail(f"job {job} did not finish in {seconds} s")
+        pytest.fail(f"job {job} did not finish in {seconds} s\n{cluster_picture(job, env)}")
     finally:
         subprocess.run(["scancel", job], capture_output=True, env=env)
+
+
+def cluster_picture(job: str, env: dict[str, str]) -> str:
+    """What a job that waited too long waited for: its state and reason, every job in the queue, the nodes."""
+    def run(*argv: str) -> str:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, env=env, timeout=30)
+        return (proc.stdout + proc.stderr).strip()
+    return "\n".join([
+        f"job {job}: " + run("squeue", "-h", "-j", job, "-o", "%T reason=%r nodes=%N"),
+        "queue:\n" + run("squeue", "-o", "%i %j %T %M %r %N"),
+        "nodes:\n" + run("sinfo", "-N", "-o", "%N %T %C %E")])
 
 
 def reachable_addresses() -> list[str]:

@@ -222,3 +222,63 @@ def test_down_leaves_a_foreign_pid_alone(second_cluster, tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _job_processes(conf: Path) -> list[int]:
+    """Processes of a job of the cluster whose configuration is ``conf``: they carry its SLURM_CONF and a job id."""
+    mine = f"SLURM_CONF={conf}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mine in environ and any(v.startswith(b"SLURM_JOB_ID=") for v in environ):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.real
+def test_up_after_the_daemons_died_forgets_their_jobs(second_cluster, tmp_path):
+    """The daemons die under a running job (a machine or container restarted, a kill -9). The controller recovers
+    the job from its state files as running, and Slurm would re-queue and run it again; `up` cancels it and stops
+    its leftover processes, so the nodes are free at once."""
+    import signal
+    import time
+    root, port = second_cluster
+    pc.up(root, port=port, image=False)
+    conf = root / "slurm.conf"
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    script = tmp_path / "long.sh"
+    script.write_text(f"#!/bin/bash\n#SBATCH -N 2\n#SBATCH --ntasks-per-node=2\n#SBATCH --output={tmp_path}/long.out\n"
+                      "srun sleep 600\n")
+    job = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, env=env,
+                         check=True).stdout.strip()
+    deadline = time.monotonic() + 60
+    while len(_job_processes(conf)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(_job_processes(conf)) >= 4, "the job's four tasks did not start"
+
+    layout = pc.Layout(root)
+    for d in pc.daemons(layout):
+        if d.program != "munged":
+            os.kill(int(d.pid_file.read_text()), signal.SIGKILL)
+    for line in subprocess.run(["pgrep", "-f", "slurmstepd"], capture_output=True, text=True).stdout.split():
+        if int(line) in _job_processes(conf) or f"SLURM_CONF={conf}".encode() in \
+                Path(f"/proc/{line}/environ").read_bytes().split(b"\0"):
+            os.kill(int(line), signal.SIGKILL)
+    time.sleep(1)
+    assert pc.status(root).daemons["slurmctld"] is None
+    assert _job_processes(conf), "killing the daemons took the job's programs with it; nothing is left to clean"
+
+    again = pc.up(root, port=port, image=False)
+    assert again.running, str(again)
+    queue = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, env=env, timeout=30)
+    assert queue.stdout.strip() == "", f"job {job} outlived its daemons: {queue.stdout}"
+    assert _job_processes(conf) == []
+    # both nodes, every CPU, are free for the next job now, not when Slurm notices in minutes
+    proc = subprocess.run(["srun", "-N", "2", "--ntasks-per-node=2", "--immediate=20", "true"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -319,34 +319,64 @@ def _alive(pid: int) -> bool:
 
 
 def _stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _stop_all([pid], timeout)
+
+
+def _stop_all(pids: list[int], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM to each, SIGKILL to those still there after ``timeout`` seconds; one already gone is skipped."""
+    def signal_all(sig: int) -> None:
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        signal_all(sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(_alive(pid) for pid in pids):
+                return
+            time.sleep(0.1)
+
+
+def _ancestors() -> set[int]:
+    """This process and its parents: a caller running inside a job is never one of its strays."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            stat_line = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat_line.rsplit(")", 1)[1].split()[1])
+    return pids
 
 
 def _stray_steps(layout: Layout) -> list[int]:
-    """slurmstepd processes started by this cluster's slurmd (they carry its SLURM_CONF)."""
+    """Processes of this cluster's jobs, to stop once every daemon is gone: the slurmstepd processes its slurmd
+    started and the programs they ran (both carry its SLURM_CONF; the programs also a SLURM_JOB_ID), and batch
+    scripts (their command line names a file in the cluster's spool)."""
     mine = f"SLURM_CONF={layout.slurm_conf}".encode()
+    spool = f"{layout.spool_root}/"
+    skip = _ancestors()
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) in skip:
             continue
         pid = int(entry.name)
         words = _cmdline(pid)
-        if not words or not words[0].startswith("slurmstepd"):
+        if not words:
+            continue
+        if any(word.startswith(spool) for word in words[1:3]):
+            found.append(pid)
             continue
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        if mine in environ:
+        if mine in environ and (words[0].startswith("slurmstepd")
+                                or any(v.startswith(b"SLURM_JOB_ID=") for v in environ)):
             found.append(pid)
     return found
 
@@ -578,6 +608,9 @@ def up(directory: Path | None = None, *, port: int | None = None, install: bool 
     to :func:`cluster_port`.
     Installs missing packages when ``install`` is true, (re)writes the configuration, starts whichever
     daemons are not running and restarts all of them if the configuration changed while they ran.
+    When no Slurm daemon was running, the jobs the controller recovers from its saved state are cancelled and
+    the processes of earlier jobs stopped: they died with the daemons, and Slurm would otherwise hold their
+    nodes until it noticed (minutes) or run them a second time.
     With ``image`` (the default) it also makes sure the Charliecloud trainer image the ``local``
     examples run in exists (:func:`hpcwidgets.run.images.ensure_trainer_image`; built once, ~1-2 min).
     """
@@ -589,12 +622,18 @@ def up(directory: Path | None = None, *, port: int | None = None, install: bool 
     _ensure_hosts()
     if changed and not status(layout.root).stopped:
         down(layout.root)
+    # no Slurm daemon runs: every job the controller recovers from its state files died with them
+    fresh = all(_running_pid(d) is None for d in daemons(layout) if d.program != "munged")
+    if fresh:
+        _stop_all(_stray_steps(layout))
     for d in daemons(layout):
         if _running_pid(d) is None:
             if d.program == "munged":
                 layout.munge_socket.unlink(missing_ok=True)
             _start(d, layout)
     _wait_idle(layout, timeout)
+    if fresh:
+        _cancel_all_jobs(layout)
     if image:
         from .images import ensure_trainer_image
         ensure_trainer_image(progress=lambda line: print(f"trainer image: {line}", file=sys.stderr, flush=True))
@@ -633,8 +672,7 @@ def down(directory: Path | None = None) -> ClusterStatus:
             _stop(pid)
         # a stale PID file (its PID gone or reused by another program) is dropped; that process is left alone
         d.pid_file.unlink(missing_ok=True)
-    for pid in _stray_steps(layout):
-        _stop(pid)
+    _stop_all(_stray_steps(layout))
     return status(layout.root)
 
 
