@@ -159,7 +159,7 @@ def test_variables_set_in_post_defaulted_quoted_or_given_are_left_alone(lines: t
 
 def test_a_post_variable_read_in_runscript_is_gone_when_the_container_runs() -> None:
     text = post("NOW=`date`", "MODEL_DIR=/opt/models", "mkdir -p $MODEL_DIR") + \
-        '\n%runscript\n    echo "built $NOW"\n    exec python3 /opt/serve.py --models "$MODEL_DIR"\n'
+        '\n%runscript\n    echo "built $NOW"\n    exec python3 /opt/serve.py --models "$MODEL_DIR" "$@"\n'
     assert codes(text) == [(10, "HPC708"), (11, "HPC708")]
     assert "APPTAINER_ENVIRONMENT" in messages(text, "HPC708")[0]
 

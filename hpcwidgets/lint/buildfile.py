@@ -1880,3 +1880,88 @@ def _build_argument_not_defined(ctx: Context) -> Iterator[Any]:
                 yield k, (f"{{{{ {name} }}}} is not defined in %arguments: the build stops ('build var {name} is not "
                           f"defined') unless every build passes --build-arg {name}=…; give it a default in "
                           f"%arguments ({name}=…)")
+
+
+#: a reference to the arguments a script was given: "$@", $*, $1, ${2}, $# (and what reads them: shift, getopts)
+_POSITIONAL = re.compile(r"\$(?:[@*#1-9]|\{[@*#1-9])")
+_READS_ARGUMENTS = re.compile(r"(?<![\w-])(?:shift|getopts)(?![\w-])")
+#: commands of a %runscript that only show something or set the shell up: a runscript of these alone starts no program
+_SHOWS_ONLY = frozenset({"echo", "printf", "cat", "true", "false", ":", "exit", "return", "export", "cd", "source", ".",
+                         "set", "unset", "umask", "ulimit", "date", "hostname", "uname", "id", "whoami", "printenv",
+                         "ls", "pwd", "sleep", "shopt", "alias", "trap"})
+
+
+@rule("HPC716", "run-arguments-dropped", "warning", kind="build",
+      summary="a %runscript (or %apprun) starts its program without \"$@\", or a Dockerfile's ENTRYPOINT is in shell "
+              "form: the arguments of apptainer run IMAGE … (docker run) never reach the program",
+      why="apptainer run IMAGE --epochs 3 hands --epochs 3 to the %runscript as its arguments, and only a runscript "
+          "that passes them on (\"$@\") gives them to its program: python /opt/train.py alone runs with the defaults, "
+          "and the job trains with other settings than the ones it was given, with no error. An image built from a "
+          "Dockerfile gets its runscript from ENTRYPOINT and CMD; an ENTRYPOINT in shell form (ENTRYPOINT python "
+          "train.py) runs as /bin/sh -c 'python train.py', which takes the first argument as its $0 and drops the "
+          "rest, so docker run and apptainer run arguments (and CMD) are ignored alike. A runscript that only shows "
+          "something (echo, cat a help text) is left alone.",
+      fix="End the runscript with exec PROGRAM … \"$@\" (exec python /opt/train.py \"$@\"); in a Dockerfile write "
+          "ENTRYPOINT in exec form, as JSON: ENTRYPOINT [\"python\", \"/opt/train.py\"].",
+      bad="""Bootstrap: docker
+From: python:3.11-slim
+
+%runscript
+    exec python /opt/train.py
+""",
+      good="""Bootstrap: docker
+From: python:3.11-slim
+
+%runscript
+    exec python /opt/train.py "$@"
+""")
+def _run_arguments_dropped(ctx: Context) -> Iterator[Any]:
+    build = _build(ctx)
+    if build.format == "docker":
+        entry = _final_entrypoint(build)
+        if entry is not None and not entry[1].lstrip().startswith("["):
+            line, text = entry
+            words = " ".join(text.split())
+            try:
+                argv = json.dumps(shlex.split(words))
+            except ValueError:  # an open quote: the text as one word
+                argv = json.dumps([words])
+            yield line, (f"ENTRYPOINT in shell form runs as /bin/sh -c '{words}', which drops the arguments of "
+                         f"docker run and apptainer run IMAGE … (and CMD); write it in exec form: ENTRYPOINT {argv}")
+        return
+    sections: dict[tuple[str, int], list[Shell]] = {}
+    for s in build.commands:
+        if s.where in ("%runscript", "%apprun"):
+            sections.setdefault((s.where, s.start or s.line), []).append(s)
+    for (where, _start), commands in sections.items():
+        if any(_POSITIONAL.search(s.cmd.text) or _READS_ARGUMENTS.search(s.cmd.text) for s in commands):
+            continue  # (an awk '{print $1}' counts too: a runscript is left alone rather than misread)
+        runs = [s for s in commands if _started_program(s.cmd)]
+        if not runs:
+            continue
+        s = runs[-1]
+        words = _program(s.cmd)
+        words = words[1:] if words[:1] == ["exec"] else words
+        program = " ".join(words) if len(words) <= 5 else " ".join(words[:3]) + " …"
+        how = "apptainer run --app NAME IMAGE …" if where == "%apprun" else "apptainer run IMAGE …"
+        yield s.line, (f"{where} runs {program} without \"$@\": the arguments of {how} never reach it, and it runs "
+                       f"with its defaults; pass them on ({program} \"$@\")")
+
+
+def _started_program(cmd: Command) -> bool:
+    """Whether a runscript command starts a program (not echo, cat, export …); exec counts as the program it runs."""
+    words = _program(cmd)
+    if words[:1] == ["exec"]:
+        words = words[1:]
+    return bool(words) and words[0].rsplit("/", 1)[-1] not in _SHOWS_ONLY
+
+
+def _final_entrypoint(build: BuildFile) -> tuple[int, str] | None:
+    """The ENTRYPOINT the image gets: the last one of the last stage, as ``(line, text)``; None when it has none."""
+    found: tuple[int, str] | None = None
+    for line, op, body in dockerfile_instructions(build.source.lstrip("\ufeff"), build.path):
+        if op == "FROM":
+            found = None
+        elif op == "ENTRYPOINT":
+            found = (line, str(body))
+    return found

@@ -31,7 +31,7 @@ from .catalogue import (INSTANCE_SCHEME, MPI_LAUNCHERS, RANK_LAUNCHERS, _Inner, 
                         other_launches, own_gpu_request, profile_vendor, python_code, resources_from_command_line,
                         run_words, shell_script_word, simple_commands, step_gpu_types, step_tasks, steps, tasks_per_node,
                         with_chain)
-from .network import _gpu_types, _mpirun_options, _mpirun_split
+from .network import _gpu_types, _mpirun_options, _mpirun_split, host_and_image_mpi
 
 
 #: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
@@ -2812,7 +2812,8 @@ def _mpirun_host(ctx: Context) -> Iterator[Any]:
     for cmd in simple_commands(ctx):
         words = launch_words([str(v) for v in cmd.argv])  # past time -p, env A=1 …
         if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS and \
-                any(w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run") for w in words[1:]):
+                any(w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run") for w in words[1:]) and \
+                host_and_image_mpi(ctx, cmd) is None:  # a mismatch the names show is HPC144's error
             yield cmd.line, (f"{words[0]} on the host starts the container ranks: this works only while the host's MPI "
                              "has Slurm support and matches the image's; srun --mpi=pmix starts them from the "
                              "allocation with no host MPI to match")

@@ -8,6 +8,7 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 from __future__ import annotations
 
 import ast
+import posixpath
 import re
 from typing import Any, Callable, Iterator
 
@@ -16,7 +17,7 @@ from ..parse.script import launch_words
 from ..spec.charliecloud import image_format
 from ..spec.slurm import gpu_total, node_range
 from . import Context, rule
-from .catalogue import (_Inner, _PYTHON, _simple_commands, ast_name, each_component, inherited_gpus,
+from .catalogue import (_Inner, _PYTHON, _simple_commands, ast_name, cached, each_component, inherited_gpus,
                         inherited_per_task, job_component_steps, own_gpu_request, profile_vendor, python_code, python_module_words,
                         run_words, simple_commands, steps, tasks_per_node)
 from .container_rules import shows_amd
@@ -40,7 +41,9 @@ from .shell import VISIBLE_DEVICES_VARS
           "cannot reach; without, it names a GPU of the node by its number there, which may be another task's or "
           "another job's. Only a step of two or more tasks on a node is reported (Slurm ignores the binding for one "
           "task), and only where the script shows the choice: in the script of srun bash -c '…' or in python -c "
-          "code, where each task expands or reads its own SLURM_LOCALID (or a LOCAL_RANK set from it there).",
+          "code, where each task expands or reads its own SLURM_LOCALID (or a LOCAL_RANK set from it there), or in "
+          "a wrapper script the job writes with a here-document and srun runs in front of the program (the "
+          "select_gpu script of AMD sites, which is right when every task sees all of the node's GPUs).",
       fix="Use device 0 in each task (cuda:0, or local_rank % torch.cuda.device_count()) and leave "
           "CUDA_VISIBLE_DEVICES as Slurm sets it; or, if every task should see all of the node's GPUs, ask for them "
           "per node (--gpus-per-node=N or --gres=gpu:N) without --gpus-per-task or a per-task --gpu-bind.",
@@ -66,7 +69,7 @@ def _device_by_local_rank(ctx: Context) -> Iterator[Any]:
         per_node = _tasks_sharing_a_node(ctx, step)
         if not binding or per_node < 2:
             continue
-        pick = _local_rank_pick(step)
+        pick = _local_rank_pick(step) or _written_wrapper_pick(ctx, step)
         if pick is None:
             continue
         text, mask = pick
@@ -85,6 +88,55 @@ def _device_by_local_rank(ctx: Context) -> Iterator[Any]:
                               "error: invalid device ordinal); use cuda:0 (or local_rank % "
                               "torch.cuda.device_count()), or give every task all of the node's GPUs with "
                               "--gpus-per-node and no per-task binding")
+
+
+def written_files(ctx: Context) -> list[tuple[str, int, str]]:
+    """The files the batch script writes from a here-document (``cat << EOF > select_gpu``, ``cat > f <<'EOF'``,
+    ``tee f << EOF``), in order: ``(file as resolved, line, its text)``. The text is what the file holds: in a
+    here-document whose delimiter is not quoted ``\\$`` becomes ``$`` and an unescaped ``$NAME`` stays as written
+    (the batch shell fills it in, which the callers take as not the task's own)."""
+    def make() -> list[tuple[str, int, str]]:
+        from .submitted import _stdin_heredoc, _written_file
+        out = []
+        for cmd in _simple_commands(ctx.parsed.lexed.code):
+            if isinstance(cmd, _Inner) or str(cmd.name).rsplit("/", 1)[-1] not in ("cat", "tee"):
+                continue
+            doc, file = _stdin_heredoc(cmd), _written_file(cmd)
+            if doc is None or file is None or doc.heredoc is None:
+                continue
+            text = doc.heredoc
+            if doc.expands:
+                text = re.sub(r"(?<!\\)\$(?=[A-Za-z_{])", "\x00", text).replace("\\$", "$")
+            out.append((_file_key(ctx.parsed.resolve(file, cmd.line)), cmd.line, text))
+        return out
+    return cached(ctx, "devices_written_files", make)
+
+
+def _file_key(path: str) -> str:
+    return posixpath.normpath(path)
+
+
+#: a visible-devices variable set from the task's local rank in a wrapper's text
+_WRAPPER_PICK = re.compile(r"(?m)^[ \t]*(?:export[ \t]+)?(" + "|".join(VISIBLE_DEVICES_VARS) +
+                           r")=[\"']?\$\{?SLURM_LOCALID\}?[\"']?[ \t]*(?:[;#]|$)")
+
+
+def _written_wrapper_pick(ctx: Context, step: Any) -> tuple[str, str] | None:
+    """HPC133 for a wrapper the batch script writes with a here-document and srun runs in front of the program
+    (the select_gpu script of AMD sites: ``export ROCR_VISIBLE_DEVICES=\\$SLURM_LOCALID`` then ``exec \\$*``): the
+    variable it sets from the local rank, as :func:`_local_rank_pick` gives it; None when the step runs no such file."""
+    program = [str(w) for w in step.chain.program]
+    at = 1 if program and program[0].rsplit("/", 1)[-1] in ("bash", "sh") else 0
+    if len(program) <= at + 1:
+        return None
+    target = _file_key(ctx.parsed.resolve(program[at], step.line))
+    for file, line, text in reversed(written_files(ctx)):
+        if line < step.line and file == target:
+            m = _WRAPPER_PICK.search(text)
+            if m is None:
+                return None
+            return f"{m.group(1)}=$SLURM_LOCALID in {program[at]} (written on line {line})", m.group(1)
+    return None
 
 
 def _one_gpu_each(ctx: Context, step: Any) -> str:

@@ -68,7 +68,7 @@ def _late_directive(ctx: Context) -> Iterator[Any]:
                          f"{driver.sbatch_line}), where it does nothing: the job's #SBATCH lines are those of the job "
                          f"script it hands sbatch ({given}); put it there, or give it to sbatch on its command line")
             continue
-        then = f" (and fix it there: {unread[line]})" if line in unread else ""
+        then = f" (and fix it there: {unread[line]})" if line in unread else _unexpanded_when_moved(ctx, line)
         yield (line, f"#SBATCH {late[line]} comes after the first command (line {first}), so sbatch ignores it; "
                      f"move it above the first command{then}")
 
@@ -278,6 +278,22 @@ def _unexpanded_directives(ctx: Context, reported: list[tuple[int, str]]) -> lis
                             f"{ref.group(0)} is not expanded; write the value itself, or give the option on the sbatch "
                             "command line, where the shell expands it"))
     return out
+
+
+def _unexpanded_when_moved(ctx: Context, line: int) -> str:
+    """What HPC305 (HPC311) would say of a late directive once it is moved up, as HPC501's afterword: "" when
+    nothing."""
+    d = next((d for d in ctx.parsed.directives if d.line == line), None)
+    if d is None:
+        return ""
+    if d.value.startswith("~") and sbatch_long_option(SBATCH_SHORT.get(d.flag, d.flag)) in \
+            ("--output", "--error", "--chdir", "--input"):
+        return " (and write the path out in full there: sbatch does not expand ~ in #SBATCH lines)"
+    ref = next((m for m in _DIRECTIVE_REF.finditer(d.value) if not m.group(0)[1:].isdigit()), None)
+    if ref is None or not _DIRECTIVE_REF.search(_unquoted_text(ctx.parsed.lines[line - 1])):
+        return ""
+    return (f" (and write the value itself there: #SBATCH lines are not read by the shell, so {ref.group(0)} is not "
+            "expanded)")
 
 
 def _reported_value(message: str) -> str:

@@ -258,6 +258,87 @@ def _open_mpi_5(ctx: Context, step: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# HPC144: the host's mpirun is of another MPI family than the image's
+
+#: the two MPI families whose launchers and libraries work together: Open MPI (and NVIDIA's HPC-X, built on it), and
+#: MPICH with the MPIs that share its ABI (Intel MPI, MVAPICH, Cray MPICH)
+_OPEN_MPI_FAMILY = re.compile(_OPEN_MPI.pattern + r"|(?i:hpc-?x)")
+
+
+def mpi_family(name: str) -> str:
+    """The MPI family a module, spack spec or image name shows: "Open MPI", "MPICH", or "" when it shows neither."""
+    if _OPEN_MPI_FAMILY.search(name):
+        return "Open MPI"
+    return "MPICH" if _OTHER_MPI.search(name) else ""
+
+
+def host_and_image_mpi(ctx: Context, cmd: Any) -> tuple[str, str, str, str] | None:
+    """For an mpirun (mpiexec …) on the host that starts a container, when the MPI the script loads on the host and
+    the one the image's name shows are of different families: ``(host family, what shows it, image family,
+    image)``; None otherwise."""
+    words = launch_words([str(v) for v in cmd.argv])
+    if not words or words[0].rsplit("/", 1)[-1] not in MPI_LAUNCHERS:
+        return None
+    _options, at = _mpirun_split(words[1:])
+    program = words[1 + at:]
+    runtime = next((k for k, w in enumerate(program) if w.rsplit("/", 1)[-1] in ("apptainer", "singularity")), None)
+    if runtime is None or len(program) < runtime + 3 or program[runtime + 1] not in ("exec", "run"):
+        return None
+    from ..parse.argv import parse_argv
+    try:
+        image = str(parse_argv(program[runtime:]).model.image)
+    except Exception:  # noqa: BLE001 - a command the reader cannot model is left to the other rules
+        return None
+    image = ctx.parsed.resolve(image, cmd.line).rsplit("/", 1)[-1]
+    inside = mpi_family(image)
+    host = [(mpi_family(name), f"{'module' if kind == 'module' else 'spack load'} {name}")
+            for kind, name in _names(ctx, cmd.line) if kind != "image" and mpi_family(name)]
+    if not inside or not host or host[-1][0] == inside:
+        return None
+    return host[-1][0], host[-1][1], inside, image
+
+
+@rule("HPC144", "host-mpi-differs-from-image-mpi", "error",
+      summary="mpirun on the host (Open MPI, or an MPICH-family MPI) starts container ranks whose image has the other "
+              "family's MPI",
+      why="In Apptainer's hybrid model the host's mpirun starts the ranks, and the MPI library inside the image "
+          "connects them through the launcher's own protocol. Open MPI (and HPC-X, built on it) and the MPICH family "
+          "(MPICH, Intel MPI, MVAPICH, Cray MPICH, which share one ABI) do not speak each other's: an MPICH program "
+          "started by Open MPI's mpirun finds no launcher it knows and starts as a singleton, rank 0 of 1, in every "
+          "task, so the job runs N copies of one rank (or stops in MPI_Init). Which MPI each side has is read from "
+          "names: the last MPI module (or spack load) of the script before the line, and the image's file name "
+          "(mpich, openmpi, ompi, impi, intel-mpi, mvapich, hpcx); where either name says nothing, nothing is "
+          "reported.",
+      fix="Load a host MPI of the image's family (for an MPICH image: mpich, cray-mpich or intel-mpi; for an Open MPI "
+          "image: openmpi of the same major version), or start the ranks with srun --mpi=pmix (or --mpi=pmi2 for an "
+          "MPICH image), which needs no host MPI at all.",
+      catalogue=(17,),
+      bad="""#!/bin/bash
+#SBATCH --ntasks=8
+module load openmpi/4.1.6
+mpirun -n 8 apptainer exec solver_mpich-4.1.sif /opt/app/solver
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=8
+module load mpich/4.1.2
+mpirun -n 8 apptainer exec solver_mpich-4.1.sif /opt/app/solver
+""")
+def _host_mpi_differs(ctx: Context) -> Iterator[Any]:
+    for cmd in simple_commands(ctx):
+        found = host_and_image_mpi(ctx, cmd)
+        if found is None:
+            continue
+        host, shown, inside, image = found
+        named = {"Open MPI": "Open MPI", "MPICH": "an MPICH-family MPI"}
+        other, plugin = ("mpich, cray-mpich or intel-mpi", "pmi2") if inside == "MPICH" else \
+            ("openmpi of the image's major version", "pmix")
+        launcher = launch_words([str(v) for v in cmd.argv])[0].rsplit("/", 1)[-1]
+        yield cmd.line, (f"the host's {launcher} is {named[host]} ({shown}), but the image {image} has {named[inside]}: "
+                         f"its ranks do not understand this launcher and each starts alone, as rank 0 of 1; load a "
+                         f"host MPI of the image's family ({other}), or start the ranks with srun --mpi={plugin}")
+
+
+# --------------------------------------------------------------------------------------------
 # HPC135: Open MPI 5 started by srun under a site default that is not PMIx
 
 def _not_an_mpi_program(step: Any) -> bool:

@@ -19,6 +19,7 @@ from ..parse.script import c_script_in, launch_words, shell_script_text
 from ..spec.slurm import node_range
 from . import Context, Fix, rule
 from .catalogue import (INSTANCE_SCHEME, NODE_LOCAL, RANK_LAUNCHERS, _CPUS_INHERITED_SINCE, _FUNCTION_DEF, _Inner, _batch_signal,
+                        _script_env,
                         _code_in_order, _function_name, _functions, _indent, _is_monitor, _never_ends,
                         _simple_commands, _step_nodes, all_words, cached, heterogeneous, inherited_per_task, is_wait,
                         job_cpus, job_nodes, job_tasks, one_node_job, own_gpu_request, python_module_words, steps,
@@ -2307,3 +2308,133 @@ def _ray_start_without_block(ctx: Context) -> Iterator[Any]:
         yield (step.line, "ray start returns as soon as Ray's processes are running in the background, so this srun "
                           "step ends at once, and Slurm ends the processes it left behind: the Ray cluster is gone; "
                           "add --block and start the step in the background (srun … ray start … --block &)")
+
+
+# --------------------------------------------------------------------------------------------
+# HPC549: the file processes of several nodes find each other through is on node-local storage
+
+#: a file the processes of a job find each other through, in a step's words: Dask's --scheduler-file (the scheduler
+#: writes its address there, workers and the client read it) and a file:// rendezvous of torch.distributed
+#: (init_method, --dist-url): every process opens the same file
+_RENDEZVOUS_FILE = re.compile(r"(?<![\w-])--scheduler[-_]file(?:=|\s+)['\"]?([^\s'\"]+)"
+                              r"|(?<![\w])file://(/[^\s'\"]*|\$[^\s'\"]*)")
+
+
+@rule("HPC549", "node-local-rendezvous-file", "error",
+      summary="processes on several nodes find each other through a file on node-local storage (/tmp, $TMPDIR, "
+              "$SLURM_TMPDIR): Dask's --scheduler-file, a torch.distributed file:// rendezvous",
+      why="Dask's scheduler writes its address into the --scheduler-file, and the workers and the client read it "
+          "from there; torch.distributed's file:// init method (init_method, --dist-url) has every process open one "
+          "file. Both work only where all the processes see the same file. Node-local storage is a separate disk on "
+          "each node: the workers (or ranks) on the other nodes wait for a file that never appears on theirs, until "
+          "their timeout, and the job holds its nodes for nothing.",
+      fix="Put the file on storage every node sees: the submit directory, $SCRATCH or $HOME "
+          "(--scheduler-file \"$SLURM_SUBMIT_DIR/scheduler-$SLURM_JOB_ID.json\"); for PyTorch, use an env:// or "
+          "tcp://HEAD:PORT rendezvous instead of a file.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --time=01:00:00
+srun -N1 -n1 --overlap dask scheduler --scheduler-file /tmp/scheduler.json &
+srun -N2 --ntasks-per-node=1 dask worker --scheduler-file /tmp/scheduler.json &
+python analysis.py --scheduler-file /tmp/scheduler.json
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --time=01:00:00
+srun -N1 -n1 --overlap dask scheduler --scheduler-file "$SLURM_SUBMIT_DIR/scheduler.json" &
+srun -N2 --ntasks-per-node=1 dask worker --scheduler-file "$SLURM_SUBMIT_DIR/scheduler.json" &
+python analysis.py --scheduler-file "$SLURM_SUBMIT_DIR/scheduler.json"
+""")
+def _node_local_rendezvous_file(ctx: Context) -> Iterator[Any]:
+    source = ctx.parsed.source
+    if ("scheduler" not in source and "file://" not in source) or job_nodes(ctx) < 2:
+        return
+    reported: set[str] = set()
+    for step in steps(ctx):
+        if step.chain.srun is None or _step_nodes(ctx, step) < 2:
+            continue
+        text = " ".join(ctx.parsed.resolve(str(w.value), step.line) for w in all_words(step.command))
+        for m in _RENDEZVOUS_FILE.finditer(text):
+            path = m.group(1) or m.group(2)
+            local = NODE_LOCAL.match(path)
+            if local is None or path in reported:
+                continue
+            reported.add(path)
+            what = "the Dask scheduler file" if m.group(1) else "the file:// rendezvous file"
+            yield (step.line, f"{what} {path} is on node-local storage ({local.group(0)}), but this step runs on "
+                              f"{_step_nodes(ctx, step)} nodes: each node has its own {local.group(0)}, so the "
+                              "processes on the others never find it and wait until they time out; put it on "
+                              "storage every node sees (the submit directory, $SCRATCH)")
+
+
+# --------------------------------------------------------------------------------------------
+# HPC550: the job prints an attach command (srun --jobid) without --overlap
+
+#: an srun command in printed text that joins a running job (--jobid=ID, --jobid ID), up to the end of its command
+_ATTACH = re.compile(r"(?<![\w-])srun\s(?:[^|;&\n\"'`]*?\s)?--jobid(?:=|\s+)\S+[^|;&\n\"'`]*")
+
+
+@rule("HPC550", "attach-command-without-overlap", "error",
+      summary="the job prints the command to join it (srun --jobid=… --pty bash) without --overlap, while its own step "
+              "holds the job's CPUs",
+      why="Since Slurm 20.11 job steps do not share CPUs, memory or GPUs unless a step asks with --overlap. A job "
+          "that keeps itself alive with a step (srun sleep infinity, or the training step) holds everything it was "
+          "given, so srun --jobid=ID --pty bash from the login node does not start: it prints 'Requested nodes are "
+          "busy' (or 'step creation temporarily disabled') and waits until that step ends. The command the job "
+          "prints is what people copy, so it has to carry --overlap.",
+      fix="Print the command with --overlap: srun --jobid=\"$SLURM_JOB_ID\" --overlap --pty bash.",
+      bad="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=04:00:00
+echo "attach with: srun --jobid=$SLURM_JOB_ID --pty bash"
+srun sleep infinity
+""",
+      good="""#!/bin/bash
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=04:00:00
+echo "attach with: srun --jobid=$SLURM_JOB_ID --overlap --pty bash"
+srun sleep infinity
+""")
+def _attach_without_overlap(ctx: Context) -> Iterator[Any]:
+    if "--jobid" not in ctx.parsed.source:
+        return
+    holders = [s for s in steps(ctx) if s.chain.srun is not None and not _overlaps(ctx, s)]
+    if not holders:
+        return
+    for cmd in _simple_commands(ctx.parsed.lexed.code):
+        words = [str(v) for v in cmd.argv]
+        if not words or words[0] not in ("echo", "printf"):
+            continue
+        text = " ".join(words[1:])
+        for m in _ATTACH.finditer(text):
+            if "--overlap" in m.group(0):
+                continue
+            holder = next((s for s in holders if s.line > cmd.line), holders[-1])
+            shown = " ".join(m.group(0).split())
+            yield (cmd.line, f"the command printed here, {shown}, starts a step in the running job without "
+                             f"--overlap: the step on line {holder.line} holds the job's CPUs, so it waits ('Requested "
+                             "nodes are busy') until that step ends; add --overlap to it",
+                   _attach_fix(ctx, cmd))
+
+
+def _overlaps(ctx: Context, step: Any) -> bool:
+    """Whether an srun step shares its CPUs with later steps: --overlap, or SLURM_OVERLAP in its environment."""
+    words = [str(w.value) for w in step.command.words]
+    return "--overlap" in words or _script_env(ctx, step, "SLURM_OVERLAP") is not None
+
+
+def _attach_fix(ctx: Context, cmd: Any) -> Fix | None:
+    """--overlap written after the --jobid option, when the printed command is on one line and --jobid once."""
+    if isinstance(cmd, _Inner) or cmd.line != cmd.end_line:
+        return None
+    line = ctx.parsed.lines[cmd.line - 1]
+    found = list(re.finditer(r"--jobid(?:=|\s+)[^\s\"'`]+", line))
+    if len(found) != 1:
+        return None
+    at = found[0].end()
+    return Fix("add --overlap to the printed srun command", cmd.line, cmd.line,
+               text=line[:at] + " --overlap" + line[at:])

@@ -1,0 +1,249 @@
+"""Session 30: a runscript or ENTRYPOINT that drops the arguments of apptainer run (HPC716), a host mpirun of another
+MPI family than the image's (HPC144), and what a late #SBATCH line will need once it is moved up (HPC501)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcwidgets.lint import lint
+
+DEF = "Bootstrap: docker\nFrom: python:3.11-slim\n\n"
+HEAD = "#!/bin/bash\n#SBATCH --ntasks=8\n#SBATCH --time=01:00:00\n"
+
+
+def found(text: str, code: str, path: str = "") -> list[tuple[int, str]]:
+    return [(f.line, f.message) for f in lint(text, path=path) if f.code == code]
+
+
+# --- HPC716 ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("section", "line", "says"), [
+    ("%runscript\n    exec python /opt/train.py\n", 5, 'python /opt/train.py without "$@"'),
+    ("%runscript\n    cd /opt/app\n    python -u train.py --config /opt/app/base.yaml\n", 6,
+     "apptainer run IMAGE …"),
+    ('%runscript\n    echo "starting"\n    torchrun --standalone --nproc-per-node=4 /opt/train.py --epochs 10\n', 6,
+     "torchrun --standalone --nproc-per-node=4 …"),
+    ("%apprun train\n    exec python /opt/train.py\n", 5, "apptainer run --app NAME IMAGE …"),
+    ("%runscript\n    exec /bin/bash\n", 5, "/bin/bash without"),
+])
+def test_a_runscript_that_starts_a_program_without_its_arguments(section, line, says):
+    [(at, message)] = found(DEF + section, "HPC716", "image.def")
+    assert at == line and says in message and '"$@"' in message
+
+
+@pytest.mark.parametrize("section", [
+    '%runscript\n    exec python /opt/train.py "$@"\n',
+    "%runscript\n    exec python /opt/train.py $*\n",
+    '%runscript\n    if [ $# -eq 0 ]; then exec python /opt/train.py; fi\n    exec "$@"\n',
+    '%runscript\n    exec python "${@:1}"\n',
+    '%runscript\n    MODEL=${1:-small}\n    exec python /opt/serve.py --model "$MODEL"\n',
+    '%runscript\n    while getopts e: o; do :; done\n    exec python /opt/train.py --epochs "$OPTARG"\n',
+    # only shows something: there is no program to hand arguments to
+    '%runscript\n    echo "Run programs with apptainer exec IMAGE python …"\n    cat /opt/README\n',
+    # no runscript at all
+    "%post\n    pip install torch==2.3.1\n",
+    # an app that passes them on, beside the default runscript that does too
+    '%runscript\n    exec python "$@"\n%apprun eval\n    exec python /opt/eval.py "$@"\n',
+])
+def test_a_runscript_that_passes_its_arguments_on_or_starts_nothing_is_left_alone(section):
+    assert found(DEF + section, "HPC716", "image.def") == []
+
+
+def test_each_app_is_judged_alone():
+    text = DEF + '%apprun train\n    exec python /opt/train.py "$@"\n%apprun eval\n    exec python /opt/eval.py\n'
+    [(line, message)] = found(text, "HPC716", "image.def")
+    assert line == 7 and "/opt/eval.py" in message
+
+
+@pytest.mark.parametrize(("text", "line", "exec_form"), [
+    ("FROM python:3.11-slim\nENTRYPOINT python /app/train.py\n", 2, '["python", "/app/train.py"]'),
+    ("FROM python:3.11-slim\nWORKDIR /app\nENTRYPOINT exec torchrun --standalone train.py\nCMD --epochs 3\n", 3,
+     '["exec", "torchrun", "--standalone", "train.py"]'),
+    ("FROM python:3.11-slim AS build\nRUN true\nFROM python:3.11-slim\nENTRYPOINT python \\\n    /app/train.py\n", 4,
+     '["python", "/app/train.py"]'),
+])
+def test_a_shell_form_entrypoint_drops_the_run_arguments(text, line, exec_form):
+    [(at, message)] = found(text, "HPC716", "Dockerfile")
+    assert at == line and exec_form in message and "/bin/sh -c" in message
+
+
+@pytest.mark.parametrize("text", [
+    'FROM python:3.11-slim\nENTRYPOINT ["python", "/app/train.py"]\n',
+    "FROM python:3.11-slim\nCMD python /app/train.py\n",   # run arguments replace CMD
+    # an earlier stage's ENTRYPOINT is not the image's
+    "FROM python:3.11-slim AS build\nENTRYPOINT python x.py\nFROM python:3.11-slim\nCOPY --from=build /x /x\n",
+    # a later exec-form ENTRYPOINT replaces the shell-form one
+    'FROM python:3.11-slim\nENTRYPOINT python x.py\nENTRYPOINT ["python", "x.py"]\n',
+])
+def test_an_exec_form_or_no_entrypoint_is_left_alone(text):
+    assert found(text, "HPC716", "Dockerfile") == []
+
+
+def test_the_exec_form_apptainer_reads_is_the_one_the_message_gives():
+    """The JSON list the message proposes is one Docker (and the model reader) reads back as the same words."""
+    import json
+    [(_, message)] = found("FROM python:3.11-slim\nENTRYPOINT python '/app/my train.py' --lr 0.1\n", "HPC716",
+                           "Dockerfile")
+    proposed = json.loads(message.rsplit("ENTRYPOINT ", 1)[1])
+    assert proposed == ["python", "/app/my train.py", "--lr", "0.1"]
+    assert found("FROM python:3.11-slim\nENTRYPOINT " + json.dumps(proposed) + "\n", "HPC716", "Dockerfile") == []
+
+
+# --- HPC144 ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "line", "says"), [
+    ("module load openmpi/4.1.6\nmpirun -n 8 apptainer exec solver_mpich-4.1.sif /opt/app/solver\n", 5,
+     "mpirun is Open MPI (module openmpi/4.1.6), but the image solver_mpich-4.1.sif has an MPICH-family MPI"),
+    ('module load intel-mpi/2021.9\nIMG=$SCRATCH/images/app_openmpi4.sif\nmpiexec -np 8 singularity run "$IMG"\n',
+     6, "mpiexec is an MPICH-family MPI (module intel-mpi/2021.9), but the image app_openmpi4.sif has Open MPI"),
+    ("module load hpcx/2.18\nmpirun --map-by ppr:4:node -x LD_LIBRARY_PATH apptainer exec --nv app_mpich.sif ./a\n",
+     5, "module hpcx/2.18"),
+    ("module load cray-mpich\nmpirun -n 8 apptainer exec --bind /scratch ompi5_app.sif ./a\n", 5, "has Open MPI"),
+    ("spack load openmpi@4.1.6\ntime mpirun -np 8 apptainer exec mvapich2_app.sif ./a\n", 5, "spack load openmpi@4.1.6"),
+])
+def test_a_host_mpirun_of_the_other_mpi_family_than_the_image(body, line, says):
+    [(at, message)] = found(HEAD + body, "HPC144")
+    assert at == line and says in message and "rank 0 of 1" in message
+    assert found(HEAD + body, "HPC215") == []   # the info note on the hybrid model gives way to the error
+
+
+@pytest.mark.parametrize("body", [
+    "module load mpich/4.1.2\nmpirun -n 8 apptainer exec solver_mpich-4.1.sif /opt/app/solver\n",
+    "module load intel-mpi\nmpirun -n 8 apptainer exec app_mpich.sif ./a\n",          # one ABI
+    "module load OpenMPI/4.1.5-GCC-12.3.0\nmpirun apptainer exec app.sif ./a\n",        # the image says nothing
+    "mpirun -n 8 apptainer exec app_mpich.sif ./a\n",                                   # the host says nothing
+    "module load openmpi\nmodule swap openmpi mpich\nmpirun -n 8 apptainer exec app-mpich.sif ./a\n",
+    "module load openmpi/4.1.6\nsrun --mpi=pmi2 apptainer exec app_mpich.sif ./a\n",    # srun starts the ranks
+])
+def test_the_same_family_or_names_that_say_nothing_are_left_alone(body):
+    assert found(HEAD + body, "HPC144") == []
+
+
+def test_the_hybrid_model_note_stays_where_nothing_shows_a_mismatch():
+    body = "module load mpich/4.1.2\nmpirun -n 8 apptainer exec solver_mpich-4.1.sif /opt/app/solver\n"
+    assert [line for line, _ in found(HEAD + body, "HPC215")] == [5]
+
+
+# --- HPC501: what the late line needs once it is moved up -----------------------------------------------------------
+
+@pytest.mark.parametrize(("directive", "says"), [
+    ("#SBATCH --output=$HOME/logs/%j.out", "so $HOME is not expanded"),
+    ("#SBATCH --chdir=${SCRATCH}/run", "so ${SCRATCH} is not expanded"),
+    ("#SBATCH -o ~/logs/%j.out", "sbatch does not expand ~"),
+    ("#SBATCH --error=~/logs/%j.err", "sbatch does not expand ~"),
+])
+def test_a_late_directive_also_says_what_it_needs_once_moved(directive, says):
+    text = "#!/bin/bash\nmodule load cuda\n" + directive + "\npython train.py\n"
+    [(line, message)] = found(text, "HPC501")
+    assert line == 3 and "move it above the first command" in message and says in message
+
+
+@pytest.mark.parametrize("directive", ["#SBATCH --output=logs/%j.out", "#SBATCH --comment=costs\\ $5",
+                                       "#SBATCH --job-name='$name'"])
+def test_a_late_directive_without_such_a_value_says_only_to_move_it(directive):
+    text = "#!/bin/bash\nmodule load cuda\n" + directive + "\npython train.py\n"
+    [(_, message)] = found(text, "HPC501")
+    assert message.endswith("move it above the first command")
+
+
+# --- HPC549 ---------------------------------------------------------------------------------------------------------
+
+MULTI = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n#SBATCH --time=01:00:00\n"
+
+
+@pytest.mark.parametrize(("body", "line", "says"), [
+    ("srun -N1 -n1 --overlap dask scheduler --scheduler-file /tmp/s.json &\n"
+     "srun --ntasks-per-node=1 dask worker --scheduler-file /tmp/s.json &\npython client.py\n", 7,
+     "the Dask scheduler file /tmp/s.json is on node-local storage (/tmp)"),
+    ("srun --nodes=2 --ntasks-per-node=1 dask-worker --scheduler-file=$SLURM_TMPDIR/s.json\n", 6,
+     "($SLURM_TMPDIR)"),
+    ("srun python train.py --dist-url file:///tmp/sharedfile --world-size 8\n", 6,
+     "the file:// rendezvous file /tmp/sharedfile"),
+    ('SYNC=$TMPDIR/sync\nsrun python train.py --init-method "file://$SYNC"\n', 7, "$TMPDIR/sync"),
+    ("srun apptainer exec --nv img_2.3.sif python train.py --dist-url file:///dev/shm/rdzv\n", 6, "/dev/shm/rdzv"),
+])
+def test_a_rendezvous_file_on_node_local_storage_used_on_several_nodes(body, line, says):
+    [(at, message)] = found(MULTI + body, "HPC549")
+    assert at == line and says in message and "runs on 2 nodes" in message
+
+
+@pytest.mark.parametrize(("head", "body"), [
+    (MULTI, 'srun python train.py --dist-url "file://$SCRATCH/sync"\n'),                       # shared storage
+    (MULTI, "srun -N1 python train.py --dist-url file:///tmp/x\n"),                            # one node
+    (MULTI, "srun dask worker --scheduler-file \"$SLURM_SUBMIT_DIR/s.json\"\n"),
+    ("#!/bin/bash\n#SBATCH --ntasks=4\n#SBATCH --time=01:00:00\n",                             # a one-node job
+     "srun -n1 --overlap dask scheduler --scheduler-file /tmp/s.json &\nsrun -n3 dask worker --scheduler-file /tmp/s.json\n"),
+    (MULTI, "srun python train.py --dist-url tcp://$head:29500\n"),
+])
+def test_shared_storage_one_node_or_no_file_is_left_alone(head, body):
+    assert found(head + body, "HPC549") == []
+
+
+# --- HPC550 ---------------------------------------------------------------------------------------------------------
+
+HOLD = "#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH --gres=gpu:1\n#SBATCH --time=04:00:00\n"
+
+
+@pytest.mark.parametrize(("body", "line", "shown"), [
+    ('echo "attach with: srun --jobid=$SLURM_JOB_ID --pty bash"\nsrun sleep infinity\n', 5,
+     "srun --jobid=$SLURM_JOB_ID --pty bash"),
+    ('printf "watch the GPU: srun --jobid %s --pty nvidia-smi -l 5\\n" "$SLURM_JOB_ID"\nsrun python train.py\n', 5,
+     "srun --jobid %s --pty nvidia-smi -l 5"),
+    ('srun python train.py &\necho "monitor: srun --jobid=${SLURM_JOB_ID} --pty htop"\nwait\n', 6,
+     "srun --jobid=${SLURM_JOB_ID} --pty htop"),
+])
+def test_a_printed_attach_command_without_overlap(body, line, shown):
+    [(at, message)] = found(HOLD + body, "HPC550")
+    assert at == line and shown in message and "add --overlap" in message
+
+
+def test_the_fix_adds_overlap_after_the_job_id_and_clears_the_finding():
+    from hpcwidgets.fixes import apply_fix
+    text = HOLD + 'echo "attach with: srun --jobid=$SLURM_JOB_ID --pty bash"\nsrun sleep infinity\n'
+    [finding] = [f for f in lint(text) if f.code == "HPC550"]
+    fixed = apply_fix(text, finding.fix)
+    assert 'echo "attach with: srun --jobid=$SLURM_JOB_ID --overlap --pty bash"' in fixed
+    assert found(fixed, "HPC550") == []
+
+
+@pytest.mark.parametrize("body", [
+    'echo "srun --jobid=$SLURM_JOB_ID --overlap --pty bash"\nsrun sleep infinity\n',
+    'echo "srun --jobid=$SLURM_JOB_ID --pty bash"\nsleep infinity\n',              # no step holds the CPUs
+    'echo "srun --jobid=$SLURM_JOB_ID --pty bash"\nsrun --overlap sleep infinity\n',
+    'export SLURM_OVERLAP=1\necho "srun --jobid=$SLURM_JOB_ID --pty bash"\nsrun sleep infinity\n',
+    'echo "squeue -j $SLURM_JOB_ID"\nsrun python train.py\n',
+])
+def test_an_attach_command_that_can_start_is_left_alone(body):
+    assert found(HOLD + body, "HPC550") == []
+
+
+# --- HPC133: a wrapper the script writes with a here-document ------------------------------------------------------
+
+def _select_gpu(body: str, delimiter: str = "EOF", request: str = "#SBATCH --gpus-per-task=1") -> str:
+    return ("#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=8\n" + request + "\n#SBATCH --time=01:00:00\n"
+            f"cat << {delimiter} > select_gpu\n#!/bin/bash\n{body}\nexec \\$*\nEOF\nchmod +x ./select_gpu\n"
+            "srun ./select_gpu ./app\n")
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    (_select_gpu("export ROCR_VISIBLE_DEVICES=\\$SLURM_LOCALID"), "ROCR_VISIBLE_DEVICES=$SLURM_LOCALID in ./select_gpu"),
+    (_select_gpu("export HIP_VISIBLE_DEVICES=${SLURM_LOCALID}", delimiter="'EOF'"), "HIP_VISIBLE_DEVICES"),
+    (_select_gpu('CUDA_VISIBLE_DEVICES="\\${SLURM_LOCALID}"; export CUDA_VISIBLE_DEVICES'), "CUDA_VISIBLE_DEVICES"),
+    (_select_gpu("export ROCR_VISIBLE_DEVICES=\\$SLURM_LOCALID").replace("srun ./select_gpu", "srun bash select_gpu"),
+     "in select_gpu (written on line 6)"),
+])
+def test_a_written_wrapper_that_picks_the_gpu_by_local_rank_under_one_gpu_per_task(text, says):
+    [(line, message)] = found(text, "HPC133")
+    assert line == 12 and says in message and "(written on line 6)" in message
+
+
+@pytest.mark.parametrize("text", [
+    # every task sees the node's GPUs: picking one by local rank is the point of the wrapper (LUMI's pattern)
+    _select_gpu("export ROCR_VISIBLE_DEVICES=\\$SLURM_LOCALID", request="#SBATCH --gpus-per-node=8"),
+    # the batch shell fills $SLURM_LOCALID in when it writes the file: not each task's own (not this rule's)
+    _select_gpu("export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID"),
+    # a wrapper that leaves the devices alone
+    _select_gpu("export OMP_NUM_THREADS=7"),
+])
+def test_a_written_wrapper_that_is_right_here_is_left_alone(text):
+    assert found(text, "HPC133") == []
