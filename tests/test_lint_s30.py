@@ -247,3 +247,40 @@ def test_a_written_wrapper_that_picks_the_gpu_by_local_rank_under_one_gpu_per_ta
 ])
 def test_a_written_wrapper_that_is_right_here_is_left_alone(text):
     assert found(text, "HPC133") == []
+
+
+# --- HPC717 ---------------------------------------------------------------------------------------------------------
+
+BUILD = "FROM python:3.11-slim AS build\nRUN python -m venv /opt/venv && /opt/venv/bin/pip install numpy==1.26.4\n"
+
+
+@pytest.mark.parametrize(("final", "says"), [
+    ("FROM ubuntu:22.04\nRUN apt-get update && apt-get install -y python3 && rm -rf /var/lib/apt/lists/*\n"
+     "COPY --from=build /opt/venv /opt/venv\n", "has Python 3.10 (ubuntu:22.04)"),
+    ("FROM nvidia/cuda:12.4.1-runtime-ubuntu24.04\nRUN apt-get update && apt-get install -y \\\n"
+     "    python3-venv \\\n && rm -rf /var/lib/apt/lists/*\nCOPY --from=build /opt/venv /opt/venv\n",
+     "has Python 3.12 (nvidia/cuda:12.4.1-runtime-ubuntu24.04)"),
+    ("FROM python:3.12-slim\nCOPY --from=build /opt/venv /opt/venv\n", "has Python 3.12 (python:3.12-slim)"),
+    ("FROM debian:12-slim\nCOPY --from=build /opt /opt\n", "has no Python (nothing installs python3 on debian:12-slim)"),
+    ("FROM nvidia/cuda:12.4.1-runtime-ubuntu22.04\nRUN apt-get update && apt-get install -y python3.12\n"
+     "COPY --from=0 /opt/venv /opt/venv\n", "has Python 3.12"),
+])
+def test_a_venv_copied_into_an_image_of_another_python(final, says):
+    [(line, message)] = found(BUILD + final, "HPC717", "Dockerfile")
+    assert "COPY --from" in (BUILD + final).split("\n")[line - 1] and says in message and "Python 3.11" in message
+
+
+@pytest.mark.parametrize("text", [
+    BUILD + "FROM python:3.11-slim\nCOPY --from=build /opt/venv /opt/venv\n",
+    BUILD + "FROM python:3.11.9-slim-bookworm\nCOPY --from=build /opt/venv /opt/venv\n",
+    BUILD + "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y python3\n"
+            "COPY --from=build /opt/venv /opt/venv\n",                          # bookworm's python3 is 3.11
+    BUILD + "FROM build AS test\nRUN /opt/venv/bin/python -c 'import numpy'\n",  # built on the stage itself
+    BUILD + "FROM pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime\nCOPY --from=build /opt/venv /opt/venv\n",  # untold
+    BUILD + "FROM ubuntu:22.04\nCOPY --from=build /opt/app /opt/app\n",            # not the environment
+    # a conda environment carries its own Python
+    "FROM continuumio/miniconda3:24.1.2-0 AS build\nRUN conda create -p /opt/env python=3.11 numpy\n"
+    "FROM ubuntu:22.04\nCOPY --from=build /opt/env /opt/env\n",
+])
+def test_the_same_python_or_an_untold_one_is_left_alone(text):
+    assert found(text, "HPC717", "Dockerfile") == []

@@ -1965,3 +1965,145 @@ def _final_entrypoint(build: BuildFile) -> tuple[int, str] | None:
         elif op == "ENTRYPOINT":
             found = (line, str(body))
     return found
+
+
+#: the Python a distribution's python3 package installs, by release: ubuntu22.04 (also in nvidia/cuda tags), debian12,
+#: and the code names
+_DISTRO_PYTHON = {"ubuntu20.04": "3.8", "ubuntu22.04": "3.10", "ubuntu24.04": "3.12", "debian11": "3.9",
+                  "debian12": "3.11", "debian13": "3.13", "focal": "3.8", "jammy": "3.10", "noble": "3.12",
+                  "bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
+#: a virtual environment made in a RUN: python3.11 -m venv PATH, virtualenv PATH, uv venv PATH (its options first)
+_VENV_MADE = re.compile(r"(?:^|\s)(?:(?:\S*/)?python([0-9.]*)\s+(?:-\S+\s+)*-m\s+venv|(?:\S*/)?virtualenv|uv\s+venv)"
+                        r"(?:\s+-\S+)*\s+(/[^\s;&|]+)")
+#: a package manager's install command (the packages follow it)
+_SYSTEM_INSTALL = re.compile(r"\b(?:apt-get|apt|dnf|yum|microdnf)\b[^\n]*?\binstall\b([^\n]*)")
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One stage of a Dockerfile, as HPC717 reads it."""
+
+    line: int
+    name: str
+    base: str                 # the image it builds on (filled in); an earlier stage's base when it builds on that one
+    python: str               # the Python version its python3 is: "" when the file does not tell, "none" for no Python
+    venvs: tuple[tuple[str, str], ...] = ()   # (path, the Python version that made it) of its virtual environments
+
+
+def _release_python(base: str) -> str:
+    """The python3 of the Debian or Ubuntu release a base image is ("" for another image)."""
+    name = base.split("@", 1)[0].rsplit("/", 1)[-1].lower()
+    m = re.fullmatch(r"(ubuntu|debian):(\d+(?:\.\d+)?)(?:[-.][\w.-]*)?", name)
+    key = m.group(1) + m.group(2) if m else ""
+    if not m:
+        found = re.search(r"ubuntu(\d\d\.\d\d)|(?<![a-z])(focal|jammy|noble|bullseye|bookworm|trixie)(?![a-z])", name)
+        key = ("ubuntu" + found.group(1) if found.group(1) else found.group(2)) if found else ""
+    return _DISTRO_PYTHON.get(key, "")
+
+
+def _stage_python(base: str, runs: list[str]) -> str:
+    """The Python version of a stage on ``base`` whose RUN lines are ``runs``: python:3.11… gives 3.11; a python3.X
+    package a RUN installs gives X; a Debian or Ubuntu base gives its release's python3 when a RUN installs python3
+    (apt-get install python3, python3-venv …), else "none". "" when none of these tells (another base image)."""
+    m = re.fullmatch(r"python:(3\.\d+)(?:[.\-][\w.-]*)?", base.split("@", 1)[0].rsplit("/", 1)[-1].lower())
+    if m:
+        return m.group(1)
+    installed = " ".join(m.group(1) for text in runs for m in _SYSTEM_INSTALL.finditer(_one_line(text)))
+    named = re.findall(r"(?<![\w.-])python(3\.\d+)(?![\d])", installed)
+    if named:
+        return named[-1]
+    release = _release_python(base)
+    if not release:
+        return ""
+    return release if re.search(r"(?<![\w.-])python3(?:-[a-z]+)?(?![\w.])", installed) else "none"
+
+
+def _one_line(text: str) -> str:
+    """A RUN's text on one line: its continuation pieces (joined by newlines, backslashes kept or not) as blanks."""
+    return " ".join(re.sub(r"\\?\n", " ", text).split())
+
+
+def _stages(build: BuildFile) -> tuple[list[_Stage], list[tuple[int, str, str, int]]]:
+    """The file's stages and its COPY --from lines: ``(line, stage or image copied from, source path, index of the
+    stage the COPY is in)``."""
+    bases = {b.line: b.image or b.ref for b in build.bases}
+    heads: list[tuple[int, str, str, int | None]] = []   # (line, name, base, the earlier stage it builds on)
+    copies: list[tuple[int, str, str, int]] = []
+    runs: list[list[str]] = []
+    for line, op, body in dockerfile_instructions(build.source.lstrip("\ufeff"), build.path):
+        text = str(body)
+        if op == "FROM":
+            words = [w for w in text.split() if not w.startswith("--")]
+            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
+            parent = next((k for k, h in enumerate(heads) if words and h[1] and h[1] == words[0].lower()), None)
+            base = heads[parent][2] if parent is not None else bases.get(line, words[0] if words else "")
+            heads.append((line, name, base, parent))
+            runs.append([])
+        elif op == "RUN" and heads:
+            runs[-1].append(text)
+        elif op == "COPY" and heads:
+            source = re.search(r"--from=(\S+)", text)
+            paths = [w for w in text.split() if not w.startswith("--")]
+            if source and len(paths) >= 2:
+                copies += [(line, source.group(1).lower(), p.rstrip("/"), len(heads) - 1) for p in paths[:-1]]
+    stages: list[_Stage] = []
+    for (line, name, base, parent), texts in zip(heads, runs):
+        before = stages[parent] if parent is not None else None
+        python = _stage_python(base, [*texts])
+        if before is not None and (not python or python == "none"):
+            python = before.python
+        venvs = list(before.venvs) if before is not None else []
+        for text in texts:
+            for m in _VENV_MADE.finditer(_one_line(text)):
+                venvs.append((m.group(2).rstrip("/"), m.group(1) if "." in m.group(1) else python))
+        stages.append(_Stage(line, name, base, python, tuple(venvs)))
+    return stages, copies
+
+
+@rule("HPC717", "venv-copied-to-another-python", "error", kind="build",
+      summary="a Dockerfile copies a virtual environment from a build stage into a stage whose Python is another "
+              "version (or that has no Python)",
+      why="A virtual environment holds no Python of its own: its bin/python is a link to the interpreter that made it "
+          "(/usr/local/bin/python3.11 in python:3.11-slim), and its packages sit in lib/python3.11/site-packages, "
+          "which only a Python 3.11 reads. Copied with COPY --from into an image whose Python is another version "
+          "(the python3 of an Ubuntu or CUDA base, another python:3.X tag), or that has none, the link points at "
+          "nothing: python there stops with 'No such file or directory', or runs another Python that does not see "
+          "the packages. The Python of a stage is read from its base image (python:3.X, a Debian or Ubuntu "
+          "release with python3 installed by a RUN, the release in an nvidia/cuda tag) and from a python3.X package "
+          "a RUN installs; where the file does not tell, nothing is reported.",
+      fix="Build the final stage on the same Python as the build stage (FROM python:3.11-slim for both, or install "
+          "python3.11 there), or make the environment in the build stage with the final image's Python.",
+      bad="""FROM python:3.11-slim AS build
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir numpy==1.26.4
+FROM ubuntu:22.04
+RUN apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+""",
+      good="""FROM python:3.11-slim AS build
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir numpy==1.26.4
+FROM python:3.11-slim
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+""")
+def _venv_copied_to_another_python(ctx: Context) -> Iterator[Any]:
+    build = _build(ctx)
+    if build.format != "docker" or "--from" not in build.source or "venv" not in build.source:
+        return
+    stages, copies = _stages(build)
+    for line, source, path, at in copies:
+        origin = stages[int(source)] if source.isdigit() and int(source) < len(stages) else \
+            next((s for s in stages if s.name == source), None)
+        if origin is None:
+            continue
+        made = next((python for venv, python in origin.venvs if venv == path or venv.startswith(path + "/")), None)
+        here = stages[at].python
+        if not made or made == "none" or not here or here == made:
+            continue
+        image = stages[at].base
+        has = f"has no Python (nothing installs python3 on {image})" if here == "none" else \
+            f"has Python {here} ({image})"
+        yield line, (f"this copies the virtual environment {path}, made with Python {made} in stage {source}, into an "
+                     f"image that {has}: its bin/python links to an interpreter that is not there, and its packages "
+                     f"are in lib/python{made}; build this stage on Python {made} too, or make the environment "
+                     "with this image's Python")
