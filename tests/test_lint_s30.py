@@ -1,5 +1,7 @@
 """Session 30: a runscript or ENTRYPOINT that drops the arguments of apptainer run (HPC716), a host mpirun of another
-MPI family than the image's (HPC144), and what a late #SBATCH line will need once it is moved up (HPC501)."""
+MPI family than the image's (HPC144), a rendezvous file on node-local storage (HPC549), an attach command without
+--overlap (HPC550), a venv copied into another Python (HPC717), a written GPU wrapper (HPC133), what a late #SBATCH
+line will need once it is moved up (HPC501); and read-back edits of options a script orders otherwise."""
 
 from __future__ import annotations
 
@@ -284,3 +286,49 @@ def test_a_venv_copied_into_an_image_of_another_python(final, says):
 ])
 def test_the_same_python_or_an_untold_one_is_left_alone(text):
     assert found(text, "HPC717", "Dockerfile") == []
+
+
+# --- read-back: an edited option found alone where the script orders its options otherwise ------------------------
+
+def _edited(text: str, **changes: object) -> str:
+    import hpcwidgets as hw
+    model = hw.parse_script(text)
+    for part, fields in changes.items():
+        model = model.replace(**{part: getattr(model, part).replace(**fields)})
+    return hw.render(model, validate=False)
+
+
+STEP_HEAD = "#!/bin/bash\n#SBATCH -N 1\n#SBATCH -n 4\n#SBATCH -c 4\n#SBATCH -t 10\n"
+TORCHRUN = ("srun --cpus-per-task=16 apptainer exec --nv img.sif \\\n"
+            "    torchrun --rdzv-id=$SLURM_JOB_ID --rdzv-backend=c10d --rdzv-endpoint=$head:29500 \\\n"
+            "    --nproc_per_node 4 --nnodes 2 \\\n    train.py --epochs 3\n")
+
+
+@pytest.mark.parametrize(("step", "part", "fields", "now"), [
+    ("srun -c 4 -n 4 --mpi=pmix python train.py", "srun", {"ntasks": 8}, "srun -c 4 -n 8 --mpi=pmix python train.py"),
+    ("srun -c 4 -n 4 --mpi=pmix python train.py", "srun", {"cpus_per_task": 2},
+     "srun -c 2 -n 4 --mpi=pmix python train.py"),
+    ("srun --mpi=pmix --cpus-per-task 4 --ntasks 4 python train.py", "srun", {"ntasks": 2},
+     "srun --mpi=pmix --cpus-per-task 4 --ntasks 2 python train.py"),
+    ("srun -c 4 -n 4 \\\n    python train.py", "srun", {"ntasks": 8}, "srun -c 4 -n 8 \\\n    python train.py"),
+])
+def test_an_option_the_script_orders_otherwise_is_edited_where_it_stands(step, part, fields, now):
+    assert _edited(STEP_HEAD + step + "\n", **{part: fields}) == STEP_HEAD + now + "\n"
+
+
+def test_a_torchrun_option_written_apart_and_in_another_order_is_edited_in_place():
+    head = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:4\n"
+            "#SBATCH --cpus-per-task=16\nhead=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n")
+    assert _edited(head + TORCHRUN, launcher={"nproc_per_node": 2}) == \
+        head + TORCHRUN.replace("--nproc_per_node 4", "--nproc_per_node 2")
+
+
+def test_an_option_written_twice_in_the_command_is_not_guessed_at():
+    """The same words also stand in the program's arguments: no one place, so the step is written as rendered, and
+    what it says is still the edited model."""
+    import hpcwidgets as hw
+    text = STEP_HEAD + "srun -c 4 -n 4 python train.py -n 4\n"
+    out = _edited(text, srun={"ntasks": 8})
+    assert "train.py -n 4" in out
+    step = hw.parse_script(out).srun
+    assert step.ntasks == 8 and step.cpus_per_task == 4
