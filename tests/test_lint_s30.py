@@ -332,3 +332,14 @@ def test_an_option_written_twice_in_the_command_is_not_guessed_at():
     assert "train.py -n 4" in out
     step = hw.parse_script(out).srun
     assert step.ntasks == 8 and step.cpus_per_task == 4
+
+
+@pytest.mark.parametrize(("step", "part", "fields", "now"), [
+    # taken out: the script writes --nv before --cleanenv, the renderer after it; the line break stays
+    ("apptainer exec --nv --cleanenv \\\n  --bind /gpfs img.sif python main.py", "container", {"nv": False},
+     "apptainer exec --cleanenv \\\n  --bind /gpfs img.sif python main.py"),
+    ("srun -l -n 4 python train.py", "srun", {"ntasks": None}, "srun -l python train.py"),
+])
+def test_a_word_taken_out_where_the_script_orders_its_options_otherwise(step, part, fields, now):
+    head = "#!/bin/bash\n#SBATCH -N 1\n#SBATCH -n 4\n#SBATCH --gres=gpu:1\n"
+    assert _edited(head + step + "\n", **{part: fields}) == head + now + "\n"

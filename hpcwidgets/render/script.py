@@ -1056,7 +1056,7 @@ def _words_changed(before: list[str], after: list[str], source: list[str]) -> li
     changes = []
     for i1, i2, words in runs:
         found = _run_place(old, i1, i2, text)
-        if found is None and i1 < i2 and words:
+        if found is None and i1 < i2:
             found = _run_alone(old[i1:i2], text)
         if found is None:
             return None
@@ -1108,12 +1108,13 @@ def _run_place(old: list[str], i1: int, i2: int, text: str) -> re.Match[str] | N
 
 
 def _run_alone(run: list[str], text: str) -> re.Match[str] | None:
-    """Where the rendered words ``run``, to be replaced, stand in ``text`` when the words around them do not say
-    (the script orders its options otherwise than the renderer: ``srun -c 4 -n 4`` for ``srun --ntasks=4
-    --cpus-per-task=4``): the one place they are written, spelt as :func:`_spelled` allows, with the groups
-    :func:`_run_place` gives; None when they stand nowhere or in several places."""
+    """Where the rendered words ``run``, to be replaced or taken out, stand in ``text`` when the words around them
+    do not say (the script orders its options otherwise than the renderer: ``srun -c 4 -n 4`` for ``srun
+    --ntasks=4 --cpus-per-task=4``, ``--nv --cleanenv`` for ``--cleanenv --nv``): the one place they are written,
+    spelt as :func:`_spelled` allows, with the groups :func:`_run_place` gives (the gaps around it where there are
+    some); None when they stand nowhere or in several places."""
     pattern = _GAP.join(f"(?P<w{k}>{_spelled(word)})" for k, word in enumerate(run))
-    found = list(re.finditer(rf"(?<!\S)(?P<run>{pattern})(?!\S)", text))
+    found = list(re.finditer(rf"(?P<before>{_GAP})?(?<!\S)(?P<run>{pattern})(?!\S)(?P<after>{_GAP})?", text))
     return found[0] if len(found) == 1 else None
 
 
