@@ -60,13 +60,25 @@ def test_each_app_is_judged_alone():
 @pytest.mark.parametrize(("text", "line", "exec_form"), [
     ("FROM python:3.11-slim\nENTRYPOINT python /app/train.py\n", 2, '["python", "/app/train.py"]'),
     ("FROM python:3.11-slim\nWORKDIR /app\nENTRYPOINT exec torchrun --standalone train.py\nCMD --epochs 3\n", 3,
-     '["exec", "torchrun", "--standalone", "train.py"]'),
+     '["torchrun", "--standalone", "train.py"]'),            # exec is the shell's word, not a program
     ("FROM python:3.11-slim AS build\nRUN true\nFROM python:3.11-slim\nENTRYPOINT python \\\n    /app/train.py\n", 4,
      '["python", "/app/train.py"]'),
 ])
 def test_a_shell_form_entrypoint_drops_the_run_arguments(text, line, exec_form):
     [(at, message)] = found(text, "HPC716", "Dockerfile")
     assert at == line and exec_form in message and "/bin/sh -c" in message
+
+
+@pytest.mark.parametrize(("entrypoint", "says", "fixed"), [
+    ('["/bin/sh", "-c", "python -m app"]', "never reads its arguments",
+     '["/bin/sh", "-c", "python -m app \\"$@\\"", "sh"]'),
+    ('["/bin/bash", "-c", "exec python -m app \\"$@\\""]', "as its $0",
+     '["/bin/bash", "-c", "exec python -m app \\"$@\\"", "bash"]'),
+])
+def test_an_exec_form_entrypoint_running_a_shell_script_that_loses_the_arguments(entrypoint, says, fixed):
+    [(_, message)] = found(f"FROM python:3.11-slim\nENTRYPOINT {entrypoint}\n", "HPC716", "Dockerfile")
+    assert says in message and message.endswith(f"ENTRYPOINT {fixed}")
+    assert found(f"FROM python:3.11-slim\nENTRYPOINT {fixed}\n", "HPC716", "Dockerfile") == []
 
 
 @pytest.mark.parametrize("text", [
@@ -76,6 +88,8 @@ def test_a_shell_form_entrypoint_drops_the_run_arguments(text, line, exec_form):
     "FROM python:3.11-slim AS build\nENTRYPOINT python x.py\nFROM python:3.11-slim\nCOPY --from=build /x /x\n",
     # a later exec-form ENTRYPOINT replaces the shell-form one
     'FROM python:3.11-slim\nENTRYPOINT python x.py\nENTRYPOINT ["python", "x.py"]\n',
+    'FROM python:3.11-slim\nENTRYPOINT ["/bin/sh", "-c", "exec python x.py \\"$@\\"", "--"]\n',
+    'FROM python:3.11-slim\nENTRYPOINT ["/usr/bin/tini", "--", "python", "x.py"]\n',
 ])
 def test_an_exec_form_or_no_entrypoint_is_left_alone(text):
     assert found(text, "HPC716", "Dockerfile") == []
@@ -196,7 +210,7 @@ HOLD = "#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH --gres=gpu:1\n#SBATCH --time=04
 ])
 def test_a_printed_attach_command_without_overlap(body, line, shown):
     [(at, message)] = found(HOLD + body, "HPC550")
-    assert at == line and shown in message and "add --overlap" in message
+    assert at == line and shown in message and "print it with --overlap" in message
 
 
 def test_the_fix_adds_overlap_after_the_job_id_and_clears_the_finding():
@@ -266,6 +280,9 @@ BUILD = "FROM python:3.11-slim AS build\nRUN python -m venv /opt/venv && /opt/ve
     ("FROM debian:12-slim\nCOPY --from=build /opt /opt\n", "has no Python (nothing installs python3 on debian:12-slim)"),
     ("FROM nvidia/cuda:12.4.1-runtime-ubuntu22.04\nRUN apt-get update && apt-get install -y python3.12\n"
      "COPY --from=0 /opt/venv /opt/venv\n", "has Python 3.12"),
+    # the same version, another interpreter: python:3.11's is /usr/local/bin/python3.11, bookworm's /usr/bin/python3.11
+    ("FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y python3\n"
+     "COPY --from=build /opt/venv /opt/venv\n", "has Python 3.11 in /usr/bin, not in /usr/local/bin"),
 ])
 def test_a_venv_copied_into_an_image_of_another_python(final, says):
     [(line, message)] = found(BUILD + final, "HPC717", "Dockerfile")
@@ -275,8 +292,10 @@ def test_a_venv_copied_into_an_image_of_another_python(final, says):
 @pytest.mark.parametrize("text", [
     BUILD + "FROM python:3.11-slim\nCOPY --from=build /opt/venv /opt/venv\n",
     BUILD + "FROM python:3.11.9-slim-bookworm\nCOPY --from=build /opt/venv /opt/venv\n",
-    BUILD + "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y python3\n"
-            "COPY --from=build /opt/venv /opt/venv\n",                          # bookworm's python3 is 3.11
+    # both stages on Debian's python3 (3.11 in /usr/bin)
+    "FROM debian:bookworm AS build\nRUN apt-get update && apt-get install -y python3-venv\n"
+    "RUN python3 -m venv /opt/venv\nFROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y python3\n"
+    "COPY --from=build /opt/venv /opt/venv\n",
     BUILD + "FROM build AS test\nRUN /opt/venv/bin/python -c 'import numpy'\n",  # built on the stage itself
     BUILD + "FROM pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime\nCOPY --from=build /opt/venv /opt/venv\n",  # untold
     BUILD + "FROM ubuntu:22.04\nCOPY --from=build /opt/app /opt/app\n",            # not the environment
@@ -343,3 +362,71 @@ def test_an_option_written_twice_in_the_command_is_not_guessed_at():
 def test_a_word_taken_out_where_the_script_orders_its_options_otherwise(step, part, fields, now):
     head = "#!/bin/bash\n#SBATCH -N 1\n#SBATCH -n 4\n#SBATCH --gres=gpu:1\n"
     assert _edited(head + step + "\n", **{part: fields}) == head + now + "\n"
+
+
+# --- the helper audit of the new rules (H1): its misses and false alarms ---------------------------------------------
+
+def test_hpc144_reads_mpirun_inside_a_function():
+    text = (HEAD + "spack load openmpi@4.1.6\nrun_case () {\n  mpiexec -n \"$1\" apptainer exec nekrs_mpich.sif nekrs\n"
+            "}\nrun_case 8\n")
+    assert [line for line, _ in found(text, "HPC144")] == [6]
+
+
+def test_hpc549_reads_a_default_expansion_of_a_node_local_variable():
+    text = MULTI + "srun --ntasks-per-node=1 dask worker --scheduler-file \"${TMPDIR:-/tmp}/s.json\"\n"
+    [(_, message)] = found(text, "HPC549")
+    assert "${TMPDIR:-/tmp}/s.json" in message
+
+
+def test_hpc550_reads_an_attach_command_a_cat_here_document_prints():
+    text = HOLD + "cat <<EOF\nattach with:\n  srun --jobid=${SLURM_JOB_ID} --pty bash -l\nEOF\nsrun sleep infinity\n"
+    [(line, message)] = found(text, "HPC550")
+    assert line == 5 and "srun --jobid=${SLURM_JOB_ID} --pty bash -l" in message
+
+
+@pytest.mark.parametrize("body", [
+    # a quick step before the job waits in a bare sleep, which holds no step's CPUs
+    'echo "attach: srun --jobid=$SLURM_JOB_ID --pty bash"\nsrun mkdir -p /tmp/$USER/work\nsleep infinity\n',
+    'srun hostname\necho "attach: srun --jobid=$SLURM_JOB_ID --pty bash"\nsleep infinity\n',
+    # a here-document written to a file is not printed
+    "cat > attach.txt <<EOF\nsrun --jobid=${SLURM_JOB_ID} --pty bash\nEOF\nsrun sleep infinity\n",
+])
+def test_hpc550_leaves_alone_what_holds_nothing_or_prints_nothing(body):
+    assert found(HOLD + body, "HPC550") == []
+
+
+def test_hpc527_leaves_a_job_that_ends_in_sleep_infinity_alone():
+    text = "#!/bin/bash\n#SBATCH --cpus-per-task=8\nsrun mkdir -p /tmp/$USER/work\nsleep infinity\n"
+    assert found(text, "HPC527") == []
+    assert found(text.replace("sleep infinity", "sleep 5"), "HPC527") != []
+
+
+def test_hpc133_follows_a_local_rank_name_in_a_written_wrapper():
+    text = ("#!/bin/bash\n#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-task=1\ncat > w.sh <<'END'\n#!/bin/bash\n"
+            "LOCAL_RANK=$SLURM_LOCALID\nexport CUDA_VISIBLE_DEVICES=$LOCAL_RANK\nexec \"$@\"\nEND\nchmod +x w.sh\n"
+            "srun ./w.sh python t.py\n")
+    [(line, message)] = found(text, "HPC133")
+    assert line == 11 and "CUDA_VISIBLE_DEVICES=$LOCAL_RANK in ./w.sh (written on line 4)" in message
+
+
+@pytest.mark.parametrize(("body", "delimiter", "asked", "reported"), [
+    ("export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID", "EOF", "#SBATCH --gpus-per-node=8", True),
+    ("export RANK=${SLURM_PROCID}", "EOF", "#SBATCH --gpus-per-node=8", True),
+    ("export ROCR_VISIBLE_DEVICES=\\$SLURM_LOCALID", "EOF", "#SBATCH --gpus-per-node=8", False),   # escaped
+    ("export ROCR_VISIBLE_DEVICES=$SLURM_LOCALID", "'EOF'", "#SBATCH --gpus-per-node=8", False),   # quoted delimiter
+    ("export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK", "EOF", "#SBATCH --gpus-per-node=8", False),    # the same for all
+])
+def test_hpc502_a_per_task_variable_the_batch_shell_fills_into_a_written_wrapper(body, delimiter, asked, reported):
+    [(line, message)] = found(_select_gpu(body, delimiter, asked), "HPC502") or [(0, "")]
+    assert (line == 6 and "written to ./select_gpu" in message and "line 12" in message) is reported
+
+
+@pytest.mark.parametrize(("variable", "library"), [("GLOO_SOCKET_IFNAME", "Gloo"), ("TP_SOCKET_IFNAME", "TensorPipe"),
+                                                   ("NCCL_SOCKET_IFNAME", "NCCL")])
+def test_hpc131_a_loopback_interface_for_gloo_or_tensorpipe_in_a_multi_node_job(variable, library):
+    text = (MULTI + f"export {variable}=lo\nhead=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n"
+            "srun --ntasks-per-node=1 torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d "
+            "--rdzv-endpoint=\"$head:29500\" --rdzv-id=\"$SLURM_JOB_ID\" train.py\n")
+    [(line, message)] = found(text, "HPC131")
+    assert line == 6 and f"{variable}=lo makes {library} talk over loopback" in message
+    assert found(text.replace("MULTI", "").replace("--nodes=2", "--nodes=1"), "HPC131") == []

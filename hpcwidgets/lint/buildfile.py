@@ -1893,14 +1893,17 @@ _SHOWS_ONLY = frozenset({"echo", "printf", "cat", "true", "false", ":", "exit", 
 
 @rule("HPC716", "run-arguments-dropped", "warning", kind="build",
       summary="a %runscript (or %apprun) starts its program without \"$@\", or a Dockerfile's ENTRYPOINT is in shell "
-              "form: the arguments of apptainer run IMAGE … (docker run) never reach the program",
+              "form (or runs sh -c without passing its arguments on): the arguments of apptainer run IMAGE … (docker "
+              "run) never reach the program",
       why="apptainer run IMAGE --epochs 3 hands --epochs 3 to the %runscript as its arguments, and only a runscript "
           "that passes them on (\"$@\") gives them to its program: python /opt/train.py alone runs with the defaults, "
           "and the job trains with other settings than the ones it was given, with no error. An image built from a "
           "Dockerfile gets its runscript from ENTRYPOINT and CMD; an ENTRYPOINT in shell form (ENTRYPOINT python "
           "train.py) runs as /bin/sh -c 'python train.py', which takes the first argument as its $0 and drops the "
-          "rest, so docker run and apptainer run arguments (and CMD) are ignored alike. A runscript that only shows "
-          "something (echo, cat a help text) is left alone.",
+          "rest, so docker run and apptainer run arguments (and CMD) are ignored alike; so does an exec-form "
+          "ENTRYPOINT [\"/bin/sh\", \"-c\", \"python train.py\"], and one whose script reads \"$@\" but has no word "
+          "after it loses the first argument to $0. A runscript that only shows something (echo, cat a help text) is "
+          "left alone.",
       fix="End the runscript with exec PROGRAM … \"$@\" (exec python /opt/train.py \"$@\"); in a Dockerfile write "
           "ENTRYPOINT in exec form, as JSON: ENTRYPOINT [\"python\", \"/opt/train.py\"].",
       bad="""Bootstrap: docker
@@ -1919,15 +1922,10 @@ def _run_arguments_dropped(ctx: Context) -> Iterator[Any]:
     build = _build(ctx)
     if build.format == "docker":
         entry = _final_entrypoint(build)
-        if entry is not None and not entry[1].lstrip().startswith("["):
-            line, text = entry
-            words = " ".join(text.split())
-            try:
-                argv = json.dumps(shlex.split(words))
-            except ValueError:  # an open quote: the text as one word
-                argv = json.dumps([words])
-            yield line, (f"ENTRYPOINT in shell form runs as /bin/sh -c '{words}', which drops the arguments of "
-                         f"docker run and apptainer run IMAGE … (and CMD); write it in exec form: ENTRYPOINT {argv}")
+        if entry is not None:
+            found = _entrypoint_drops_arguments(*entry, build.path)
+            if found is not None:
+                yield found
         return
     sections: dict[tuple[str, int], list[Shell]] = {}
     for s in build.commands:
@@ -1946,6 +1944,38 @@ def _run_arguments_dropped(ctx: Context) -> Iterator[Any]:
         how = "apptainer run --app NAME IMAGE …" if where == "%apprun" else "apptainer run IMAGE …"
         yield s.line, (f"{where} runs {program} without \"$@\": the arguments of {how} never reach it, and it runs "
                        f"with its defaults; pass them on ({program} \"$@\")")
+
+
+def _entrypoint_drops_arguments(line: int, text: str, path: str) -> tuple[int, str] | None:
+    """HPC716 for the image's ENTRYPOINT: in shell form, or in exec form running a shell's -c script that drops the
+    arguments (no "$@" in it) or takes the first as its $0 (no word after the script)."""
+    words = " ".join(text.split())
+    try:
+        argv = _exec_form(text.strip(), line, path)
+    except ParseError:
+        return None
+    if argv is None:
+        try:
+            meant = shlex.split(words)
+        except ValueError:  # an open quote: the text as one word
+            meant = [words]
+        meant = meant[1:] if meant[:1] == ["exec"] and len(meant) > 1 else meant   # exec is the shell's, no program
+        return line, (f"ENTRYPOINT in shell form runs as /bin/sh -c '{words}', which drops the arguments of docker "
+                      f"run and apptainer run IMAGE … (and CMD); write it in exec form: ENTRYPOINT {json.dumps(meant)}")
+    if len(argv) < 3 or argv[0].rsplit("/", 1)[-1] not in ("sh", "bash", "dash") or argv[1] != "-c":
+        return None
+    script, shell = argv[2], argv[0].rsplit("/", 1)[-1]
+    if not _POSITIONAL.search(script):
+        fixed = json.dumps([*argv[:2], script + ' "$@"', shell])
+        return line, (f"ENTRYPOINT runs {argv[0]} -c {script!r}, whose script never reads its arguments: those of "
+                      "docker run and apptainer run IMAGE … (and CMD) are dropped; pass them on with \"$@\" and give "
+                      f"the shell a word for $0 after the script: ENTRYPOINT {fixed}")
+    if len(argv) == 3:
+        fixed = json.dumps([*argv, shell])
+        return line, (f"ENTRYPOINT runs {argv[0]} -c with no word after its script: the shell takes the first "
+                      "argument of docker run or apptainer run IMAGE … (or of CMD) as its $0, so \"$@\" misses it; "
+                      f"add a word for $0: ENTRYPOINT {fixed}")
+    return None
 
 
 def _started_program(cmd: Command) -> bool:
@@ -1987,7 +2017,9 @@ class _Stage:
     name: str
     base: str                 # the image it builds on (filled in); an earlier stage's base when it builds on that one
     python: str               # the Python version its python3 is: "" when the file does not tell, "none" for no Python
-    venvs: tuple[tuple[str, str], ...] = ()   # (path, the Python version that made it) of its virtual environments
+    where: str = ""           # the folder of that interpreter: /usr/local/bin (python:3.X images), /usr/bin (packages)
+    #: its virtual environments: (path, the Python version that made it, that interpreter's folder)
+    venvs: tuple[tuple[str, str, str], ...] = ()
 
 
 def _release_python(base: str) -> str:
@@ -2001,21 +2033,24 @@ def _release_python(base: str) -> str:
     return _DISTRO_PYTHON.get(key, "")
 
 
-def _stage_python(base: str, runs: list[str]) -> str:
-    """The Python version of a stage on ``base`` whose RUN lines are ``runs``: python:3.11… gives 3.11; a python3.X
-    package a RUN installs gives X; a Debian or Ubuntu base gives its release's python3 when a RUN installs python3
-    (apt-get install python3, python3-venv …), else "none". "" when none of these tells (another base image)."""
+def _stage_python(base: str, runs: list[str]) -> tuple[str, str]:
+    """The Python of a stage on ``base`` whose RUN lines are ``runs``, as ``(version, its folder)``: python:3.11…
+    gives ("3.11", "/usr/local/bin"); a python3.X package a RUN installs gives X in /usr/bin; a Debian or Ubuntu base
+    gives its release's python3 in /usr/bin when a RUN installs python3 (apt-get install python3, python3-venv …),
+    else ("none", ""). ("", "") when none of these tells (another base image)."""
     m = re.fullmatch(r"python:(3\.\d+)(?:[.\-][\w.-]*)?", base.split("@", 1)[0].rsplit("/", 1)[-1].lower())
     if m:
-        return m.group(1)
+        return m.group(1), "/usr/local/bin"
     installed = " ".join(m.group(1) for text in runs for m in _SYSTEM_INSTALL.finditer(_one_line(text)))
     named = re.findall(r"(?<![\w.-])python(3\.\d+)(?![\d])", installed)
     if named:
-        return named[-1]
+        return named[-1], "/usr/bin"
     release = _release_python(base)
     if not release:
-        return ""
-    return release if re.search(r"(?<![\w.-])python3(?:-[a-z]+)?(?![\w.])", installed) else "none"
+        return "", ""
+    if re.search(r"(?<![\w.-])python3(?:-[a-z]+)?(?![\w.])", installed):
+        return release, "/usr/bin"
+    return "none", ""
 
 
 def _one_line(text: str) -> str:
@@ -2049,28 +2084,30 @@ def _stages(build: BuildFile) -> tuple[list[_Stage], list[tuple[int, str, str, i
     stages: list[_Stage] = []
     for (line, name, base, parent), texts in zip(heads, runs):
         before = stages[parent] if parent is not None else None
-        python = _stage_python(base, [*texts])
+        python, where = _stage_python(base, [*texts])
         if before is not None and (not python or python == "none"):
-            python = before.python
+            python, where = before.python, before.where
         venvs = list(before.venvs) if before is not None else []
         for text in texts:
             for m in _VENV_MADE.finditer(_one_line(text)):
-                venvs.append((m.group(2).rstrip("/"), m.group(1) if "." in m.group(1) else python))
-        stages.append(_Stage(line, name, base, python, tuple(venvs)))
+                version = m.group(1) if "." in m.group(1) else python
+                venvs.append((m.group(2).rstrip("/"), version, where if version == python else ""))
+        stages.append(_Stage(line, name, base, python, where, tuple(venvs)))
     return stages, copies
 
 
 @rule("HPC717", "venv-copied-to-another-python", "error", kind="build",
       summary="a Dockerfile copies a virtual environment from a build stage into a stage whose Python is another "
-              "version (or that has no Python)",
+              "version, or the same version in another folder (or that has no Python)",
       why="A virtual environment holds no Python of its own: its bin/python is a link to the interpreter that made it "
           "(/usr/local/bin/python3.11 in python:3.11-slim), and its packages sit in lib/python3.11/site-packages, "
           "which only a Python 3.11 reads. Copied with COPY --from into an image whose Python is another version "
           "(the python3 of an Ubuntu or CUDA base, another python:3.X tag), or that has none, the link points at "
           "nothing: python there stops with 'No such file or directory', or runs another Python that does not see "
-          "the packages. The Python of a stage is read from its base image (python:3.X, a Debian or Ubuntu "
-          "release with python3 installed by a RUN, the release in an nvidia/cuda tag) and from a python3.X package "
-          "a RUN installs; where the file does not tell, nothing is reported.",
+          "the packages. The same version from another source is no better: Debian's python3.11 is in /usr/bin, the "
+          "python:3.11 images' in /usr/local/bin. The Python of a stage is read from its base image (python:3.X, a "
+          "Debian or Ubuntu release with python3 installed by a RUN, the release in an nvidia/cuda tag) and from a "
+          "python3.X package a RUN installs; where the file does not tell, nothing is reported.",
       fix="Build the final stage on the same Python as the build stage (FROM python:3.11-slim for both, or install "
           "python3.11 there), or make the environment in the build stage with the final image's Python.",
       bad="""FROM python:3.11-slim AS build
@@ -2096,14 +2133,22 @@ def _venv_copied_to_another_python(ctx: Context) -> Iterator[Any]:
             next((s for s in stages if s.name == source), None)
         if origin is None:
             continue
-        made = next((python for venv, python in origin.venvs if venv == path or venv.startswith(path + "/")), None)
-        here = stages[at].python
-        if not made or made == "none" or not here or here == made:
+        made, made_in = next(((version, where) for venv, version, where in origin.venvs
+                              if venv == path or venv.startswith(path + "/")), ("", ""))
+        here, here_in = stages[at].python, stages[at].where
+        if not made or made == "none" or not here:
             continue
         image = stages[at].base
-        has = f"has no Python (nothing installs python3 on {image})" if here == "none" else \
-            f"has Python {here} ({image})"
-        yield line, (f"this copies the virtual environment {path}, made with Python {made} in stage {source}, into an "
-                     f"image that {has}: its bin/python links to an interpreter that is not there, and its packages "
-                     f"are in lib/python{made}; build this stage on Python {made} too, or make the environment "
-                     "with this image's Python")
+        if here == "none":
+            has = f"has no Python (nothing installs python3 on {image})"
+        elif here != made:
+            has = f"has Python {here} ({image})"
+        elif made_in and here_in and made_in != here_in:
+            has = f"has Python {here} in {here_in}, not in {made_in} ({image})"
+        else:
+            continue
+        yield line, (f"this copies the virtual environment {path}, made with Python {made}"
+                     f"{' of ' + made_in if made_in else ''} in stage {source}, into an image that {has}: its "
+                     f"bin/python links to an interpreter that is not there, and its packages are in lib/python{made} "
+                     f"of that one; build this stage on the same Python ({origin.base}), or make the environment with "
+                     "this image's Python")

@@ -116,27 +116,39 @@ def _file_key(path: str) -> str:
     return posixpath.normpath(path)
 
 
-#: a visible-devices variable set from the task's local rank in a wrapper's text
-_WRAPPER_PICK = re.compile(r"(?m)^[ \t]*(?:export[ \t]+)?(" + "|".join(VISIBLE_DEVICES_VARS) +
-                           r")=[\"']?\$\{?SLURM_LOCALID\}?[\"']?[ \t]*(?:[;#]|$)")
+#: a variable set from another one in a wrapper's text: ``NAME=$OTHER`` (maybe exported, quoted), its two names
+_WRAPPER_SETS = re.compile(r"(?m)^[ \t]*(?:export[ \t]+)?([A-Za-z_]\w*)=[\"']?\$\{?([A-Za-z_]\w*)\}?[\"']?[ \t]*(?:[;#]|$)")
 
 
 def _written_wrapper_pick(ctx: Context, step: Any) -> tuple[str, str] | None:
     """HPC133 for a wrapper the batch script writes with a here-document and srun runs in front of the program
     (the select_gpu script of AMD sites: ``export ROCR_VISIBLE_DEVICES=\\$SLURM_LOCALID`` then ``exec \\$*``): the
     variable it sets from the local rank, as :func:`_local_rank_pick` gives it; None when the step runs no such file."""
+    found = wrapper_written(ctx, step)
+    if found is None:
+        return None
+    written, line, text = found
+    local = {"SLURM_LOCALID"}   # the wrapper's names for the local rank (LOCAL_RANK=$SLURM_LOCALID)
+    for m in _WRAPPER_SETS.finditer(text):
+        name, value = m.groups()
+        if name in VISIBLE_DEVICES_VARS and value in local:
+            return f"{name}=${value} in {written} (written on line {line})", name
+        if value in local:
+            local.add(name)
+    return None
+
+
+def wrapper_written(ctx: Context, step: Any) -> tuple[str, int, str] | None:
+    """The wrapper script a step runs in front of its program when the batch script wrote it with a here-document
+    before the step (``srun ./select_gpu ./app``, ``srun bash w.sh python t.py``): ``(the name as the step writes it,
+    the line of the command that wrote it, its text as :func:`written_files` gives it)``; None for any other step."""
     program = [str(w) for w in step.chain.program]
     at = 1 if program and program[0].rsplit("/", 1)[-1] in ("bash", "sh") else 0
     if len(program) <= at + 1:
         return None
     target = _file_key(ctx.parsed.resolve(program[at], step.line))
-    for file, line, text in reversed(written_files(ctx)):
-        if line < step.line and file == target:
-            m = _WRAPPER_PICK.search(text)
-            if m is None:
-                return None
-            return f"{m.group(1)}=$SLURM_LOCALID in {program[at]} (written on line {line})", m.group(1)
-    return None
+    return next(((program[at], line, text) for file, line, text in reversed(written_files(ctx))
+                 if line < step.line and file == target), None)
 
 
 def _one_gpu_each(ctx: Context, step: Any) -> str:

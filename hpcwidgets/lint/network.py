@@ -324,7 +324,9 @@ module load mpich/4.1.2
 mpirun -n 8 apptainer exec solver_mpich-4.1.sif /opt/app/solver
 """)
 def _host_mpi_differs(ctx: Context) -> Iterator[Any]:
-    for cmd in simple_commands(ctx):
+    for cmd in _simple_commands(ctx.parsed.lexed.code):   # also in functions, loops and ifs
+        if isinstance(cmd, _Inner):
+            continue
         found = host_and_image_mpi(ctx, cmd)
         if found is None:
             continue
@@ -903,11 +905,12 @@ def _ephemeral_port(ctx: Context) -> Iterator[Any]:
 # HPC131, HPC132: NCCL told to use loopback, or to leave out its fast transports
 
 @rule("HPC131", "nccl-socket-interface-loopback", "error",
-      summary="NCCL_SOCKET_IFNAME=lo in a job of more than one node",
+      summary="NCCL_SOCKET_IFNAME=lo (or GLOO_SOCKET_IFNAME, TP_SOCKET_IFNAME) in a job of more than one node",
       why="NCCL picks the loopback interface only when told to, or when a node has no other. With "
           "NCCL_SOCKET_IFNAME=lo (or =lo) every rank advertises 127.0.0.1, so ranks on the other nodes connect to "
           "their own node: NCCL's start-up hangs until its timeout, or fails. The line is often copied from a "
-          "one-node example, where it does no harm.",
+          "one-node example, where it does no harm. GLOO_SOCKET_IFNAME (Gloo, PyTorch's CPU backend) and "
+          "TP_SOCKET_IFNAME (TensorPipe, torch.distributed.rpc) choose the interface of those libraries the same way.",
       fix="Delete the line (NCCL finds the interfaces itself), or name the interface the nodes share "
           "(NCCL_SOCKET_IFNAME=ib0, or ^lo,docker to leave those out).",
       bad="""#!/bin/bash
@@ -932,11 +935,17 @@ def _nccl_loopback(ctx: Context) -> Iterator[Any]:
     nodes = _spans_nodes(ctx)
     if nodes < 2:
         return
-    for line, value in _settings(ctx, "NCCL_SOCKET_IFNAME"):
-        if _bare(value) in ("lo", "=lo"):
-            yield (line, f"NCCL_SOCKET_IFNAME={_bare(value)} makes NCCL talk over loopback, which reaches only the "
-                         f"node itself: in this job of {nodes} nodes the ranks cannot reach each other and NCCL's "
-                         "start-up hangs or fails; delete the line, or name the interface the nodes share (ib0)")
+    for variable, library in _SOCKET_INTERFACE.items():
+        for line, value in _settings(ctx, variable):
+            if _bare(value) in ("lo", "=lo"):
+                yield (line, f"{variable}={_bare(value)} makes {library} talk over loopback, which reaches only the "
+                             f"node itself: in this job of {nodes} nodes the ranks cannot reach each other and "
+                             f"{library}'s start-up hangs or fails; delete the line, or name the interface the nodes "
+                             "share (ib0)")
+
+
+#: the variables that choose the network interface of a communication library, by the library
+_SOCKET_INTERFACE = {"NCCL_SOCKET_IFNAME": "NCCL", "GLOO_SOCKET_IFNAME": "Gloo", "TP_SOCKET_IFNAME": "TensorPipe"}
 
 
 #: data-centre GPUs whose peer-to-peer path (NVLink, or PCIe P2P) works: consumer cards such as the RTX 4090 have

@@ -316,6 +316,30 @@ def _held_to_one_node(ctx: Context) -> bool:
     return isinstance(tasks, int) and isinstance(per_node, int) and per_node >= tasks
 
 
+def _lasts(step: Any) -> bool:
+    """Whether a step runs long enough to be there when someone attaches: it is started in the background, never
+    ends by itself (srun sleep infinity), or runs the job's work, not a quick tool (srun mkdir, srun hostname)."""
+    from .network import _SYSTEM_TOOLS
+    program = [str(w) for w in step.chain.program]
+    if step.command.joined_by == "&" or _never_ends(program) or step.chain.container is not None \
+            or step.chain.launcher is not None:
+        return True
+    return not program or program[0].rsplit("/", 1)[-1] not in _SYSTEM_TOOLS
+
+
+def _printed(cmd: Any) -> str | None:
+    """The text a command prints to the job's log or terminal: echo's and printf's words, or the here-document of a
+    cat that writes to no file; None for any other command."""
+    words = [str(v) for v in cmd.argv]
+    if words and words[0] in ("echo", "printf"):
+        return " ".join(words[1:])
+    if isinstance(cmd, _Inner) or words[:1] != ["cat"] or len(words) > 1 or \
+            any(r.op in (">", ">>", ">|") and r.fd in (None, 1) for r in cmd.redirects):
+        return None
+    doc = next((r for r in cmd.redirects if r.op in ("<<", "<<-") and r.heredoc is not None), None)
+    return doc.heredoc if doc is not None else None
+
+
 def _overlaps(ctx: Context, step: Any) -> bool:
     """Whether the step shares the resources of the others (srun --overlap, or SLURM_OVERLAP exported)."""
     return any(str(e).partition("=")[0] == "--overlap" for e in step.chain.srun.extra) \
@@ -1839,6 +1863,8 @@ def _status_of_the_last_command(ctx: Context) -> Iterator[Any]:
     names = [str(c.words[0].value).rsplit("/", 1)[-1] for c in after]
     if any(n not in _ALWAYS_WELL for n in names) or "exit" in names:
         return  # a command that may fail (its status is the job's then), or an exit of the script's own
+    if any(_never_ends([str(v) for v in c.argv]) for c in after):
+        return  # sleep infinity: the job never gets to end by itself, it ends TIMEOUT or CANCELLED
     end = last.end_line
     said = ctx.parsed.lines[end - 1] if end <= len(ctx.parsed.lines) else ""
     fix = None
@@ -2358,7 +2384,7 @@ def _node_local_rendezvous_file(ctx: Context) -> Iterator[Any]:
         text = " ".join(ctx.parsed.resolve(str(w.value), step.line) for w in all_words(step.command))
         for m in _RENDEZVOUS_FILE.finditer(text):
             path = m.group(1) or m.group(2)
-            local = NODE_LOCAL.match(path)
+            local = NODE_LOCAL.match(re.sub(r"\$\{(\w+):?[-=][^}]*\}", r"${\1}", path))  # ${TMPDIR:-/tmp}: $TMPDIR
             if local is None or path in reported:
                 continue
             reported.add(path)
@@ -2406,19 +2432,47 @@ def _attach_without_overlap(ctx: Context) -> Iterator[Any]:
     if not holders:
         return
     for cmd in _simple_commands(ctx.parsed.lexed.code):
-        words = [str(v) for v in cmd.argv]
-        if not words or words[0] not in ("echo", "printf"):
+        text = _printed(cmd)
+        if text is None:
             continue
-        text = " ".join(words[1:])
+        # the step that holds the job while someone attaches: one that starts after the command is printed, or one
+        # already running in the background (a foreground step before it has ended by then)
+        holder = next((s for s in holders if s.line > cmd.line and _lasts(s)), None) or \
+            next((s for s in reversed(holders) if s.line < cmd.line and s.command.joined_by == "&"), None)
+        if holder is None:
+            continue
         for m in _ATTACH.finditer(text):
             if "--overlap" in m.group(0):
                 continue
-            holder = next((s for s in holders if s.line > cmd.line), holders[-1])
             shown = " ".join(m.group(0).split())
             yield (cmd.line, f"the command printed here, {shown}, starts a step in the running job without "
                              f"--overlap: the step on line {holder.line} holds the job's CPUs, so it waits ('Requested "
-                             "nodes are busy') until that step ends; add --overlap to it",
+                             "nodes are busy') until that step ends; print it with --overlap",
                    _attach_fix(ctx, cmd))
+
+
+def _lasts(step: Any) -> bool:
+    """Whether a step runs long enough to be there when someone attaches: it is started in the background, never
+    ends by itself (srun sleep infinity), or runs the job's work, not a quick tool (srun mkdir, srun hostname)."""
+    from .network import _SYSTEM_TOOLS
+    program = [str(w) for w in step.chain.program]
+    if step.command.joined_by == "&" or _never_ends(program) or step.chain.container is not None \
+            or step.chain.launcher is not None:
+        return True
+    return not program or program[0].rsplit("/", 1)[-1] not in _SYSTEM_TOOLS
+
+
+def _printed(cmd: Any) -> str | None:
+    """The text a command prints to the job's log or terminal: echo's and printf's words, or the here-document of a
+    cat that writes to no file; None for any other command."""
+    words = [str(v) for v in cmd.argv]
+    if words and words[0] in ("echo", "printf"):
+        return " ".join(words[1:])
+    if isinstance(cmd, _Inner) or words[:1] != ["cat"] or len(words) > 1 or \
+            any(r.op in (">", ">>", ">|") and r.fd in (None, 1) for r in cmd.redirects):
+        return None
+    doc = next((r for r in cmd.redirects if r.op in ("<<", "<<-") and r.heredoc is not None), None)
+    return doc.heredoc if doc is not None else None
 
 
 def _overlaps(ctx: Context, step: Any) -> bool:

@@ -72,6 +72,7 @@ def _per_task(ctx: Context) -> Iterator[Any]:
             yield cmd.line, (f"{', '.join('$' + h for h in hits)} is read once by the batch shell (as task 0), so this "
                              "branch is the same for every task; let each task choose (srun bash -c '…' or in the "
                              "program)")
+    yield from _expanded_into_a_wrapper(ctx)
     one_task = _one_task_steps(ctx)
     for cmd in simple_commands(ctx):
         if cmd.name in _PRINTERS or any(cmd is c for c in one_task):
@@ -94,6 +95,27 @@ def _per_task(ctx: Context) -> Iterator[Any]:
         else:
             yield cmd.line, (f"{names} is expanded once by the batch shell (task 0), so every task gets the same value; "
                              f"let each task read it (srun bash -c '…${hits[0]}…' or os.environ in the program)")
+
+
+def _expanded_into_a_wrapper(ctx: Context) -> Iterator[Any]:
+    """HPC502 for a wrapper the batch script writes with an unquoted here-document (cat << EOF > select_gpu) and srun
+    runs in front of the program: a $SLURM_LOCALID (…) written there without a backslash is filled in once, when the
+    batch shell writes the file, so every task's wrapper holds the same number."""
+    from .devices import wrapper_written
+    reported: set[int] = set()
+    for step in steps(ctx):
+        found = wrapper_written(ctx, step) if step.chain.srun is not None else None
+        if found is None or found[1] in reported:
+            continue
+        written, line, text = found
+        hits = sorted({name for name in PER_TASK_VARS if not same_in_every_task(ctx, name)
+                       and re.search(rf"\x00(?:\{{{name}\}}|{name}(?!\w))", text)})
+        if hits:
+            reported.add(line)
+            names = ", ".join(f"${h}" for h in hits)
+            yield line, (f"{names} in the here-document written to {written} is filled in by the batch shell when it "
+                         f"writes the file (as task 0), so the wrapper srun runs on line {step.line} holds the same "
+                         f"value for every task; write \\${hits[0]} there, or quote the delimiter (<< 'EOF')")
 
 
 def _names_a_node_local_folder(cmd: Any, hits: list[str]) -> bool:
