@@ -316,30 +316,6 @@ def _held_to_one_node(ctx: Context) -> bool:
     return isinstance(tasks, int) and isinstance(per_node, int) and per_node >= tasks
 
 
-def _lasts(step: Any) -> bool:
-    """Whether a step runs long enough to be there when someone attaches: it is started in the background, never
-    ends by itself (srun sleep infinity), or runs the job's work, not a quick tool (srun mkdir, srun hostname)."""
-    from .network import _SYSTEM_TOOLS
-    program = [str(w) for w in step.chain.program]
-    if step.command.joined_by == "&" or _never_ends(program) or step.chain.container is not None \
-            or step.chain.launcher is not None:
-        return True
-    return not program or program[0].rsplit("/", 1)[-1] not in _SYSTEM_TOOLS
-
-
-def _printed(cmd: Any) -> str | None:
-    """The text a command prints to the job's log or terminal: echo's and printf's words, or the here-document of a
-    cat that writes to no file; None for any other command."""
-    words = [str(v) for v in cmd.argv]
-    if words and words[0] in ("echo", "printf"):
-        return " ".join(words[1:])
-    if isinstance(cmd, _Inner) or words[:1] != ["cat"] or len(words) > 1 or \
-            any(r.op in (">", ">>", ">|") and r.fd in (None, 1) for r in cmd.redirects):
-        return None
-    doc = next((r for r in cmd.redirects if r.op in ("<<", "<<-") and r.heredoc is not None), None)
-    return doc.heredoc if doc is not None else None
-
-
 def _overlaps(ctx: Context, step: Any) -> bool:
     """Whether the step shares the resources of the others (srun --overlap, or SLURM_OVERLAP exported)."""
     return any(str(e).partition("=")[0] == "--overlap" for e in step.chain.srun.extra) \
@@ -2473,12 +2449,6 @@ def _printed(cmd: Any) -> str | None:
         return None
     doc = next((r for r in cmd.redirects if r.op in ("<<", "<<-") and r.heredoc is not None), None)
     return doc.heredoc if doc is not None else None
-
-
-def _overlaps(ctx: Context, step: Any) -> bool:
-    """Whether an srun step shares its CPUs with later steps: --overlap, or SLURM_OVERLAP in its environment."""
-    words = [str(w.value) for w in step.command.words]
-    return "--overlap" in words or _script_env(ctx, step, "SLURM_OVERLAP") is not None
 
 
 def _attach_fix(ctx: Context, cmd: Any) -> Fix | None:
