@@ -430,3 +430,36 @@ def test_hpc131_a_loopback_interface_for_gloo_or_tensorpipe_in_a_multi_node_job(
     [(line, message)] = found(text, "HPC131")
     assert line == 6 and f"{variable}=lo makes {library} talk over loopback" in message
     assert found(text.replace("MULTI", "").replace("--nodes=2", "--nodes=1"), "HPC131") == []
+
+
+# --- HPC103 and HPC116 for SGLang over several nodes (the helper audit of LLM jobs, H3) ----------------------------
+
+SGL = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=4\n#SBATCH -t 01:00:00\n"
+       "head=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n")
+
+
+def test_an_sglang_server_on_several_nodes_with_one_fixed_node_rank():
+    text = SGL + 'srun python -m sglang.launch_server --model-path m --tp 8 --nnodes 2 --node-rank 0 --dist-init-addr "$head:5000"\n'
+    [(line, message)] = found(text, "HPC116")
+    assert line == 7 and "each with --node-rank 0" in message and "$SLURM_NODEID" in message
+
+
+def test_an_sglang_server_of_several_nodes_meeting_at_localhost():
+    text = (SGL + "srun bash -c 'python -m sglang.launch_server --model-path m --tp 8 --nnodes 2 "
+            "--node-rank $SLURM_NODEID --dist-init-addr 127.0.0.1:5000'\n")
+    [(line, message)] = found(text, "HPC103")
+    assert line == 7 and "--dist-init-addr 127.0.0.1:5000" in message and found(text, "HPC116") == []
+
+
+@pytest.mark.parametrize("step", [
+    "srun bash -c 'python -m sglang.launch_server --model-path m --tp 8 --nnodes 2 --node-rank $SLURM_NODEID "
+    "--dist-init-addr '\"$head\"':5000'",
+    # one server placed on each node, each with its own rank
+    'srun -N1 -n1 -w "$head" python -m sglang.launch_server --model-path m --tp 8 --nnodes 2 --node-rank 0 '
+    '--dist-init-addr "$head:5000" &\nsleep 5\nwait',
+    # one node: localhost is right
+    "python -m sglang.launch_server --model-path m --tp 4 --dist-init-addr 127.0.0.1:5000",
+])
+def test_sglang_with_each_node_its_rank_or_on_one_node_is_left_alone(step):
+    text = SGL + step + "\n"
+    assert found(text, "HPC116") == [] and found(text, "HPC103") == []

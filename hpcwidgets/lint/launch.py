@@ -592,7 +592,8 @@ def _master_addr_with_c10d(ctx: Context, step: Any, launcher: Any) -> Any:
           "--master-addr given with --rdzv-backend=c10d is ignored (torch reads it for the static rendezvous only), "
           "so it does not help. accelerate launch over several machines passes --main_process_ip to torchrun as "
           "the rendezvous host: localhost there hangs the same way, and leaving it out (with no --config_file "
-          "that may give it) makes the start fail.",
+          "that may give it) makes the start fail. An SGLang server over several nodes (--nnodes above 1) meets at "
+          "its --dist-init-addr, where 127.0.0.1 or localhost hangs alike.",
       fix="Use the head node resolved on the host: head_node=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
           "sed -n 1p) and --rdzv-endpoint=\"$head_node:29500\" (for the static rendezvous --master-addr=\"$head_node\", "
           "a host only: its port is --master-port's).",
@@ -632,6 +633,7 @@ def _localhost_multi(ctx: Context) -> Iterator[Any]:
                 nodes = max(job_nodes(ctx), launcher.nnodes_int or 0)
                 yield _local_rendezvous(ctx, step, launcher, name, value, nodes)
                 break
+    yield from _sglang_local_address(ctx)
     for launch, kind, value in _accelerate_hosts(ctx):
         machines = launch.options["--num_machines"]
         if kind == "local":
@@ -902,7 +904,7 @@ def _host_per_node(ctx: Context) -> Iterator[Any]:
 
 @rule("HPC116", "same-rank-on-every-node", "error",
       summary="srun starts the launcher on several nodes with one fixed --node-rank, or none (or one accelerate "
-              "--machine_rank, or none)",
+              "--machine_rank, or none; or one SGLang --node-rank)",
       why="Every node's launcher claims the same rank: the rendezvous waits for the ranks nobody claims (or two "
           "claim rank 0) and the job hangs until it times out. Leaving --node-rank out of torchrun's static "
           "rendezvous (its default without --rdzv-backend=c10d) does the same: every node takes rank 0. A fixed "
@@ -951,6 +953,37 @@ def _same_rank(ctx: Context) -> Iterator[Any]:
                               "the same rank and the job hangs; use the c10d rendezvous (no --node-rank) or "
                               "srun bash -c '… --node-rank=$SLURM_NODEID …'")
     yield from _accelerate_same_rank(ctx)
+    yield from _sglang_same_rank(ctx)
+
+
+def _sglang_local_address(ctx: Context) -> Iterator[Any]:
+    """HPC103 for an SGLang server of several nodes (--nnodes above 1) whose --dist-init-addr is this node itself."""
+    for server in _servers(ctx):
+        if server.engine != "sglang":
+            continue
+        count = server.sizes.get("nnodes", ("", ""))[1]
+        value = ctx.parsed.resolve(server.sizes.get("dist_init", ("", ""))[1].strip("\"'"), server.line)
+        host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        if is_number(count) and int(count) > 1 and host in LOCAL_HOSTS:
+            option = server.sizes["dist_init"][0]
+            yield (server.line, f"{server.name} --nnodes {count} meets at {option} {value}, which every node reads as "
+                                "itself: the nodes never find each other and the servers wait until they time out; "
+                                "give the head node resolved on the host: head_node=$(scontrol show hostnames "
+                                f"\"$SLURM_JOB_NODELIST\" | head -n 1), then {option} \"$head_node:5000\"")
+
+
+def _sglang_same_rank(ctx: Context) -> Iterator[Any]:
+    """HPC116 for an SGLang server srun starts on several nodes with one --node-rank number for all."""
+    for server in _servers(ctx):
+        step = server.step
+        if server.engine != "sglang" or step is None or step.chain.srun is None or not in_job_component(ctx, step):
+            continue
+        nodes = _step_nodes(ctx, step)
+        rank = server.sizes.get("node_rank", ("", ""))[1].strip("\"'")
+        if nodes >= 2 and is_number(rank):
+            yield (server.line, f"srun starts {server.name} on {nodes} nodes, each with --node-rank {rank}: every node "
+                                "claims the same rank and the servers wait for the missing ones until they time out; "
+                                "let each node take its own: srun bash -c '… --node-rank \"$SLURM_NODEID\" …'")
 
 
 def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
@@ -1498,7 +1531,9 @@ _SERVER_COMMANDS = {("sglang", "serve"): "sglang", ("vllm", "serve"): "vllm"}
 _PARALLEL_SIZES = {
     "sglang": {"tp": ("--tp-size", "--tensor-parallel-size", "--tp"), "pp": ("--pp-size", "--pipeline-parallel-size"),
                "dp": ("--dp-size", "--data-parallel-size", "--dp"), "base": ("--base-gpu-id",),
-               "step": ("--gpu-id-step",), "nnodes": ("--nnodes",)},
+               "step": ("--gpu-id-step",), "nnodes": ("--nnodes",),
+               # and where its nodes meet: this node's rank, the address of rank 0's (--nccl-init-addr: its old name)
+               "node_rank": ("--node-rank",), "dist_init": ("--dist-init-addr", "--nccl-init-addr")},
     "vllm": {"tp": ("--tensor-parallel-size", "-tp"), "pp": ("--pipeline-parallel-size", "-pp"),
              "dp": ("--data-parallel-size", "-dp"), "dp_local": ("--data-parallel-size-local", "-dpl"),
              "dp_rank": ("--data-parallel-rank", "-dpn"), "nnodes": ("--nnodes", "-n"),
