@@ -463,3 +463,16 @@ def test_an_sglang_server_of_several_nodes_meeting_at_localhost():
 def test_sglang_with_each_node_its_rank_or_on_one_node_is_left_alone(step):
     text = SGL + step + "\n"
     assert found(text, "HPC116") == [] and found(text, "HPC103") == []
+
+
+@pytest.mark.parametrize(("head_step", "reported"), [
+    ('apptainer exec /s/vllm.sif ray start --head --port=6379 --block', True),
+    ('apptainer exec /s/vllm.sif ray start --head --port=6379 --num-gpus=0 --block', False),   # a CPU-only head
+    ('apptainer exec --nv /s/vllm.sif ray start --head --port=6379 --block', False),
+])
+def test_a_ray_node_started_in_a_container_without_the_gpu_flag(head_step, reported):
+    text = (SGL + f'srun -N1 -n1 -w "$head" {head_step} &\nsleep 10\n'
+            'srun -N1 -n1 --exclude="$head" apptainer exec --nv /s/vllm.sif ray start --address="$head:6379" --block &\n'
+            "sleep 10\napptainer exec --nv /s/vllm.sif vllm serve m --tensor-parallel-size 4 --pipeline-parallel-size 2\n")
+    lines = [line for line, message in found(text, "HPC201") if "ray start offers the GPUs" in message]
+    assert lines == ([7] if reported else [])

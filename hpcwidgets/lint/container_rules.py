@@ -533,6 +533,8 @@ def _gpu_work_words(words: list[str]) -> str:
     name = words[0].rsplit("/", 1)[-1]
     if name in GPU_QUERY_TOOLS or name.startswith("nvidia-"):
         return f"{name} queries the GPU driver"
+    if name == "ray" and words[1:2] == ["start"] and not any(re.fullmatch(r"--num-gpus(?:=0)?", w) for w in words):
+        return "ray start offers the GPUs it sees to the Ray cluster, here none, so Ray puts no GPU work on this node"
     code = python_code(words)
     call = _gpu_call(code) if code is not None else ""
     return f"python -c calls {call}, which needs the GPU" if call else ""
@@ -1071,8 +1073,8 @@ def _mpi_shown(ctx: Context, step: Any) -> str:
           "(cowsay, echo, a --version, python -c that only imports and prints versions): some sites make every job "
           "ask for a GPU, and their first container example is such a step. (A step that starts a distributed "
           "launcher such as torchrun without the flag is still HPC201, and so is one that shows GPU work, such as "
-          "nvidia-smi or python -c calling torch.cuda.is_available() or jax.devices(), whatever the other steps "
-          "do, and any other program on its own.)",
+          "nvidia-smi, python -c calling torch.cuda.is_available() or jax.devices(), or ray start (a Ray node "
+          "offers the GPUs it sees), whatever the other steps do, and any other program on its own.)",
       fix="Nothing for a CPU-only step; add --nv (NVIDIA) or --rocm (AMD) if it should use the GPU.",
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:1
