@@ -476,3 +476,34 @@ def test_a_ray_node_started_in_a_container_without_the_gpu_flag(head_step, repor
             "sleep 10\napptainer exec --nv /s/vllm.sif vllm serve m --tensor-parallel-size 4 --pipeline-parallel-size 2\n")
     lines = [line for line, message in found(text, "HPC201") if "ray start offers the GPUs" in message]
     assert lines == ([7] if reported else [])
+
+
+# --- HPC551 ---------------------------------------------------------------------------------------------------------
+
+RAY = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH -t 01:00:00\n" \
+      "nodes=( $(scontrol show hostnames \"$SLURM_JOB_NODELIST\") )\n"
+
+
+@pytest.mark.parametrize(("head", "worker", "says"), [
+    ("ray start --head --port=6379 --block", 'ray start --address="${nodes[0]}:6380" --block', "joins at port 6380"),
+    ("ray start --head --block", 'ray start --address "${nodes[0]}:6380" --block', "listens on 6379"),  # the default
+    ("ray start --head --port 7000 --block", "bash -c 'ray start --address=$0:6379 --block' \"${nodes[0]}\"",
+     "listens on 7000"),
+])
+def test_a_ray_worker_joins_at_another_port_than_the_head(head, worker, says):
+    text = (RAY + f'srun -N1 -n1 -w "${{nodes[0]}}" --overlap {head} &\nsleep 10\n'
+            f'srun -N1 -n1 -w "${{nodes[1]}}" --overlap {worker} &\nsleep 10\npython driver.py\n')
+    [(line, message)] = found(text, "HPC551")
+    assert line == 8 and says in message
+
+
+@pytest.mark.parametrize(("head", "worker"), [
+    ("ray start --head --port=6379 --block", 'ray start --address="${nodes[0]}:6379" --block'),
+    ("ray start --head --block", 'ray start --address="${nodes[0]}:6379" --block'),
+    ('ray start --head --port="$port" --block', 'ray start --address="${nodes[0]}:$port" --block'),
+    ("ray start --head --port=6379 --block", 'ray start --address="$RAY_ADDRESS" --block'),   # not told here
+])
+def test_a_ray_worker_at_the_head_port_or_an_untold_one_is_left_alone(head, worker):
+    text = (RAY + f'port=6379\nsrun -N1 -n1 -w "${{nodes[0]}}" --overlap {head} &\nsleep 10\n'
+            f'srun -N1 -n1 -w "${{nodes[1]}}" --overlap {worker} &\nsleep 10\npython driver.py\n')
+    assert found(text, "HPC551") == []

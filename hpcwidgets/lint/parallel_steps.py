@@ -2462,3 +2462,84 @@ def _attach_fix(ctx: Context, cmd: Any) -> Fix | None:
     at = found[0].end()
     return Fix("add --overlap to the printed srun command", cmd.line, cmd.line,
                text=line[:at] + " --overlap" + line[at:])
+
+
+# --------------------------------------------------------------------------------------------
+# HPC551: Ray workers join at another port than the head listens on
+
+#: the port Ray's head listens on when ray start --head names none (ray start --help: "the port of the head ray
+#: process", 6379)
+_RAY_DEFAULT_PORT = "6379"
+
+
+@rule("HPC551", "ray-worker-port-differs", "error",
+      summary="ray start --address joins the Ray head at another port than ray start --head listens on",
+      why="ray start --head listens for the cluster's nodes at --port (6379 when it is not given), and each worker "
+          "node's ray start --address=HEAD:PORT connects there. At any other port nothing answers: the worker "
+          "retries and gives up ('Unable to connect to GCS'), or, started with --block, waits, and the job goes on "
+          "with the head's GPUs alone; a vLLM or SGLang server over several nodes then stops for want of GPUs, or "
+          "waits for them until the job's time runs out.",
+      fix="Give both the same port, from one variable: port=6379; ray start --head --port=\"$port\" and ray start "
+          "--address=\"$head:$port\".",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --time=01:00:00
+head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun -N1 -n1 -w "$head" --overlap ray start --head --port=6379 --block &
+sleep 10
+srun -N1 -n1 --exclude="$head" --overlap ray start --address="$head:6380" --block &
+sleep 10
+python driver.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --time=01:00:00
+head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+srun -N1 -n1 -w "$head" --overlap ray start --head --port=6379 --block &
+sleep 10
+srun -N1 -n1 --exclude="$head" --overlap ray start --address="$head:6379" --block &
+sleep 10
+python driver.py
+""")
+def _ray_worker_port(ctx: Context) -> Iterator[Any]:
+    if "ray" not in ctx.parsed.source:
+        return
+    heads: list[tuple[int, str]] = []
+    workers: list[tuple[int, str, str]] = []
+    for line, words in every_command(ctx):
+        at = next((k for k in range(len(words) - 1) if words[k].rsplit("/", 1)[-1] == "ray"
+                   and words[k + 1] == "start"), None)
+        if at is None:
+            continue
+        options = _ray_options(words[at + 2:])
+        if "--head" in options:
+            heads.append((line, ctx.parsed.resolve(options.get("--port") or _RAY_DEFAULT_PORT, line)))
+        elif options.get("--address"):
+            address = ctx.parsed.resolve(options["--address"], line)
+            if address.count(":") == 1:
+                workers.append((line, address, address.rsplit(":", 1)[1]))
+    ports = {port for _, port in heads if port.isdigit()}
+    if len(ports) != 1:
+        return  # no head, a port the script does not fix, or heads of several clusters
+    port = ports.pop()
+    head_line = heads[0][0]
+    for line, address, joined in workers:
+        if joined.isdigit() and joined != port:
+            yield (line, f"ray start --address={address} joins at port {joined}, but the head on line {head_line} "
+                         f"listens on {port}: this node never joins the cluster; use port {port} in both (one "
+                         "variable for both)")
+
+
+def _ray_options(words: list[str]) -> dict[str, str]:
+    """ray start's options (``--port=6379``, ``--port 6379``, ``--head``) as ``{option: value}`` ("" for a switch)."""
+    out: dict[str, str] = {}
+    for k, word in enumerate(words):
+        if not word.startswith("--"):
+            continue
+        name, eq, value = word.partition("=")
+        if not eq and name in ("--port", "--address") and k + 1 < len(words):
+            value = words[k + 1]
+        out[name] = value.replace('"', "").replace("'", "")  # as the shell passes it: "$head:6379" is $head:6379
+    return out
