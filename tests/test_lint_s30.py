@@ -507,3 +507,44 @@ def test_a_ray_worker_at_the_head_port_or_an_untold_one_is_left_alone(head, work
     text = (RAY + f'port=6379\nsrun -N1 -n1 -w "${{nodes[0]}}" --overlap {head} &\nsleep 10\n'
             f'srun -N1 -n1 -w "${{nodes[1]}}" --overlap {worker} &\nsleep 10\npython driver.py\n')
     assert found(text, "HPC551") == []
+
+
+# --- the helper audit of the command line (H2): a huge array, nodes 0, long scripts ----------------------------------
+
+def test_an_array_index_above_what_any_slurm_takes_is_refused_without_listing_the_ids():
+    from hpcwidgets.spec.slurm import MAX_ARRAY_INDEX, array_problem, array_task_ids
+    assert "above what any Slurm takes" in array_problem("0-99999999999999")
+    assert array_task_ids("0-99999999999999") is None
+    assert array_problem(f"0-{MAX_ARRAY_INDEX}") == ""
+    ids = array_task_ids(f"0-{MAX_ARRAY_INDEX}:2,7%4")   # two million ids, held as ranges
+    assert len(ids) == MAX_ARRAY_INDEX // 2 + 2 and ids[0] == 0 and ids[-1] == 7 and ids[-2] == MAX_ARRAY_INDEX
+    assert max(ids) == MAX_ARRAY_INDEX and list(array_task_ids("0-6:2,9")) == [0, 2, 4, 6, 9]
+    assert [line for line, _ in found("#!/bin/bash\n#SBATCH --array=0-99999999999999\npython t.py\n", "HPC304")] == [2]
+
+
+def test_the_command_line_refuses_a_huge_array_before_it_writes_anything(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "job.sh"
+    proc = subprocess.run([sys.executable, "-m", "hpcwidgets", "sbatch", "--array", "0-99999999999999", "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "above what any Slurm takes" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("nnodes", "says"), [("0", "at least one node"), ("0:4", "at least one node"),
+                                              ("3:1", "write 1:3")])
+def test_torchrun_refuses_no_nodes_and_a_range_that_counts_down(nnodes, says):
+    from hpcwidgets.spec.torchrun import Torchrun
+    problems = [p.message for p in Torchrun(nnodes=nnodes, rdzv_backend="c10d", rdzv_endpoint="h:29500",
+                                            script="t.py").problems() if p.field == "nnodes"]
+    assert len(problems) == 1 and says in problems[0]
+
+
+def test_a_long_script_reads_back_and_lints_as_written():
+    """Thousands of lines (equal comment lines, one step per line): the layout groups and the command lookups are
+    worked out per line, not per line pair; what comes back is the script itself."""
+    import hpcwidgets as hw
+    text = "#!/bin/bash\n#SBATCH -N 2\n#SBATCH -t 10\n" + "# c\n" * 3000 + "srun echo a\n" * 1500 + "srun python t.py\n"
+    assert hw.render(hw.parse_script(text), validate=False) == text
+    assert all(f.code != "HPC000" for f in lint(text))

@@ -554,6 +554,10 @@ def _default_tasks(ctx: Context) -> int | None:
     --ntasks-per-core/-socket/-gpu, which count tasks from the nodes), and for a job of several nodes: one task (and
     often one CPU) on each of several nodes is nobody's plan, such a job is written for a site that hands out
     whole nodes (NERSC's srun -n 64 -c 2 on -N 2), where its steps may use every CPU of them."""
+    return cached(ctx, "default_tasks", lambda: _default_tasks_now(ctx))
+
+
+def _default_tasks_now(ctx: Context) -> int | None:
     job = ctx.job
     first = ctx.parsed.first_command
     directives = [text for number, text in enumerate(ctx.parsed.lines, start=1)

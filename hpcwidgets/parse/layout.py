@@ -77,12 +77,15 @@ def _with_job_layout(model: Any, layout: ScriptLayout | None) -> Any:
 
 
 class _Groups:
-    """The group of each line as read (``source``) and as rendered (``canonical``); -1 for none yet."""
+    """The group of each line as read (``source``) and as rendered (``canonical``); -1 for none yet. Each group's
+    members are kept too, so that joining two groups touches their lines alone (a script of thousands of lines
+    would otherwise be walked once per join)."""
 
     def __init__(self, source: int, canonical: int) -> None:
         self.source = [-1] * source
         self.canonical = [-1] * canonical
         self.count = 0
+        self._members: dict[int, tuple[list[int], list[int]]] = {}
 
     def free(self, rows: Any, canonical: bool = False) -> list[int]:
         """The rows of ``rows`` in no group yet."""
@@ -93,6 +96,7 @@ class _Groups:
         """Put the rendered line ``row`` in a group of its own that holds no line as read: a change to it is written
         nowhere."""
         self.canonical[row] = self.count
+        self._members[self.count] = ([], [row])
         self.count += 1
 
     def join(self, source: Any, canonical: Any) -> None:
@@ -104,14 +108,23 @@ class _Groups:
         found.discard(-1)
         target = min(found) if found else self.count
         self.count += not found
-        for side in (self.source, self.canonical):
-            for k, group in enumerate(side):
-                if group in found:
-                    side[k] = target
+        into = self._members.setdefault(target, ([], []))
+        for group in sorted(found - {target}):
+            rows, rendered = self._members.pop(group)
+            for k in rows:
+                self.source[k] = target
+            for i in rendered:
+                self.canonical[i] = target
+            into[0].extend(rows)
+            into[1].extend(rendered)
         for k in source:
-            self.source[k] = target
+            if self.source[k] != target:
+                self.source[k] = target
+                into[0].append(k)
         for i in canonical:
-            self.canonical[i] = target
+            if self.canonical[i] != target:
+                self.canonical[i] = target
+                into[1].append(i)
 
 
 def _group_directives(parsed: ParsedScript, canonical: list[str], groups: _Groups) -> None:
@@ -201,10 +214,10 @@ def _group_same_text(lines: list[str], canonical: list[str], groups: _Groups) ->
     written = [i for i in groups.free(range(len(canonical)), canonical=True) if canonical[i].strip()]
     a, b = [lines[k].strip() for k in source], [canonical[i].strip() for i in written]
     taken: set[int] = set()
-    for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
-        for d in range(block.size):
-            groups.join([source[block.a + d]], [written[block.b + d]])
-            taken.add(block.b + d)
+    for ka, kb, size in _matching_blocks(a, b):
+        for d in range(size):
+            groups.join([source[ka + d]], [written[kb + d]])
+            taken.add(kb + d)
     left: dict[str, list[int]] = {}
     for j, text in enumerate(b):
         if j not in taken:
@@ -213,6 +226,25 @@ def _group_same_text(lines: list[str], canonical: list[str], groups: _Groups) ->
         rows = left.get(lines[k].strip())
         if rows:
             groups.join([k], [rows.pop(0)])
+
+
+def _matching_blocks(a: list[str], b: list[str]) -> list[tuple[int, int, int]]:
+    """difflib's matching blocks of ``a`` and ``b`` as ``(start in a, start in b, size)``, with the lines the two
+    share at their start and end matched first: difflib takes time that grows with the square of the lines it
+    compares when many are alike (a script of thousands of equal comment lines took seconds), and a script read
+    back shares almost all of its lines with its rendering, in order."""
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    blocks = [(0, 0, head)] if head else []
+    middle = difflib.SequenceMatcher(None, a[head:len(a) - tail], b[head:len(b) - tail], autojunk=False)
+    blocks += [(head + m.a, head + m.b, m.size) for m in middle.get_matching_blocks() if m.size]
+    if tail:
+        blocks.append((len(a) - tail, len(b) - tail, tail))
+    return blocks
 
 
 def _group_job_title(canonical: list[str], groups: _Groups) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Optional
 
 from ..errors import ParseError
@@ -198,14 +199,14 @@ class Script:
         """The source reassembled from the commands (always equal to :attr:`source`)."""
         return "".join(c.text for c in self.commands)
 
-    @property
+    @cached_property
     def directives(self) -> tuple[Command, ...]:
         """Every ``#SBATCH`` line, including ones after the first command (sbatch ignores those)."""
         return tuple(c for c in self.commands if c.kind == "directive")
 
-    @property
+    @cached_property
     def code(self) -> tuple[Command, ...]:
-        """The simple and compound commands."""
+        """The simple and compound commands (worked out once: the readers ask for them once per command)."""
         return tuple(c for c in self.commands if c.is_code)
 
     def at_line(self, line: int) -> Optional[Command]:

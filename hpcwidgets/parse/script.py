@@ -11,6 +11,7 @@ program), each with its source lines. The linter works on this; :func:`parse_scr
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
@@ -1375,8 +1376,7 @@ def branch_conditions(commands: Sequence[Command], offset: int,
     out: list[tuple[str, bool]] = []
     seen: set[tuple[int, str]] = set()
     while True:
-        around = next((c for c in commands if c.kind == "compound" and c.offset <= offset < c.offset + len(c.text)),
-                      None)
+        around = next((c for c in _compounds(commands) if c.offset <= offset < c.offset + len(c.text)), None)
         if around is None:
             return tuple(out + _list_condition(commands, offset))
         # by offset and text: a function's body ({ … }) starts where the function does, blanked header and all
@@ -1395,11 +1395,49 @@ def branch_conditions(commands: Sequence[Command], offset: int,
             earlier.append((condition, False))
 
 
+#: the command list last asked about, its commands' offsets, and whether they rise (the script's are asked about once
+#: per command: a search by halves instead of a walk over all of them)
+_OFFSETS: list[Any] = [None, [], False]
+
+
+#: the command list last asked about and its compound commands, as one tuple (read and replaced whole: safe when
+#: threads read scripts side by side)
+_COMPOUNDS: list[Any] = [(None, ())]
+
+
+def _compounds(commands: Sequence[Command]) -> tuple[Command, ...]:
+    """The compound commands of ``commands``, kept for the next call on the same list."""
+    held = _COMPOUNDS[0]
+    if held[0] is not commands:
+        held = (commands, tuple(c for c in commands if c.kind == "compound"))
+        _COMPOUNDS[0] = held
+    return held[1]
+
+
+#: the command list last asked about, its commands' offsets, and whether they rise (the script's are asked about once
+#: per command: a search by halves instead of a walk over all of them)
+_OFFSETS: list[Any] = [(None, [], False)]
+
+
+def _index_at(commands: Sequence[Command], offset: int) -> int:
+    """The index of the first command of ``commands`` at ``offset``; -1 when none is."""
+    held = _OFFSETS[0]
+    if held[0] is not commands:
+        offsets = [c.offset for c in commands]
+        held = (commands, offsets, all(a <= b for a, b in zip(offsets, offsets[1:])))
+        _OFFSETS[0] = held
+    _, offsets, rising = held
+    if rising:
+        at = bisect_left(offsets, offset)
+        return at if at < len(offsets) and offsets[at] == offset else -1
+    return next((k for k, o in enumerate(offsets) if o == offset), -1)
+
+
 def _list_condition(commands: Sequence[Command], offset: int) -> list[tuple[str, bool]]:
     """``[(TEST, True)]`` for the command at ``offset`` where a list starts with TEST and ``&&`` joins it to the
     command (``[ "$SLURM_NNODES" -gt 1 ] && srun …``), ``[(TEST, False)]`` where ``||`` does; [] otherwise."""
-    at = next((k for k, c in enumerate(commands) if c.offset == offset), 0)
-    if at == 0:
+    at = _index_at(commands, offset)
+    if at <= 0:
         return []
     test = commands[at - 1]
     if test.joined_by not in ("&&", "||") or (at > 1 and commands[at - 2].joined_by in ("&&", "||", "|", "|&")):

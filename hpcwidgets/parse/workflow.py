@@ -19,6 +19,7 @@ edit changes the lines of the fields edited.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
@@ -418,8 +419,30 @@ def _one_liner(words: list[str]) -> bool:
 
 
 def _same_lines(cmd: Command, code: tuple[Command, ...]) -> list[Command]:
-    """The commands sharing ``cmd``'s lines: its pipeline or ``&&`` list."""
-    return [other for other in code if other.line <= cmd.end_line and other.end_line >= cmd.line]
+    """The commands sharing ``cmd``'s lines: its pipeline or ``&&`` list. The script's top-level commands follow
+    each other in order, so those are next to it: found by the first lines, not by walking every command (a script
+    of thousands of steps asks once per step)."""
+    starts = _first_lines(code)
+    end = bisect_right(starts, cmd.end_line)
+    out = []
+    k = end - 1
+    while k >= 0 and code[k].end_line >= cmd.line:
+        out.append(code[k])
+        k -= 1
+    return out[::-1]
+
+
+#: the last command list asked about and the first line of each of its commands, as one tuple (read and replaced
+#: whole: safe when threads read scripts side by side)
+_STARTS: list[Any] = [(None, [])]
+
+
+def _first_lines(code: tuple[Command, ...]) -> list[int]:
+    held = _STARTS[0]
+    if held[0] is not code:
+        held = (code, [c.line for c in code])
+        _STARTS[0] = held
+    return held[1]
 
 
 #: programs that only pass on or show what another one prints, or show or write a file (``cat $HOSTFILE``,

@@ -7,6 +7,7 @@ import functools
 import operator
 import re
 from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import Problem
@@ -100,20 +101,61 @@ def array_problem(spec: str) -> str:
             return f"{spec!r}: the range {item} counts down; write {high}-{low}"
         if step is not None and int(step) < 1:
             return f"{spec!r}: the step of {item} must be 1 or more, e.g. {low}-{high}:1"
+        if int(high or low) > MAX_ARRAY_INDEX:
+            return (f"{spec!r}: index {int(high or low)} is above what any Slurm takes: an index must be below the "
+                    f"site's MaxArraySize, at most {MAX_ARRAY_INDEX + 1} (1001 by default), so sbatch refuses it; "
+                    "number the tasks from 0 and map them to your values in the script")
     return ""
 
 
-def array_task_ids(spec: str) -> list[int] | None:
+#: the largest index of a job array any Slurm takes: MaxArraySize is at most 4000001 (slurm.conf(5)), and an index
+#: must be below it
+MAX_ARRAY_INDEX = 4000000
+
+
+class ArrayTaskIds(Sequence[int]):
+    """The task ids of an ``--array`` value, in its order, held as ranges: ``0-3999999`` is four million ids and
+    takes no memory for them."""
+
+    def __init__(self, ranges: list[range]) -> None:
+        self._ranges = ranges
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._ranges)
+
+    def __iter__(self) -> Iterator[int]:
+        for r in self._ranges:
+            yield from r
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        for r in self._ranges:
+            if index < len(r):
+                return r[index]
+            index -= len(r)
+        raise IndexError("array task index out of range")
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (ArrayTaskIds, list)) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"ArrayTaskIds({self._ranges!r})"
+
+
+def array_task_ids(spec: str) -> ArrayTaskIds | None:
     """The task ids a ``--array`` value creates, as sbatch reads it (``0-6:2%2`` → 0, 2, 4, 6; ``1,2,`` → 1, 2);
     None when sbatch refuses it (:func:`array_problem` says why)."""
     if not isinstance(spec, str) or array_problem(spec):
         return None
-    out: list[int] = []
+    ranges: list[range] = []
     for item in spec.partition("%")[0].split(","):
         if item:
             low, high, step = _ARRAY_ITEM_LOOSE.fullmatch(item).groups()
-            out += range(int(low), int(high or low) + 1, int(step or 1))
-    return out
+            ranges.append(range(int(low), int(high or low) + 1, int(step or 1)))
+    return ArrayTaskIds(ranges)
 
 
 #: the signal names sbatch's --signal takes (Slurm 22.05 ``sig_name2num``; any case, SIG before it optional), and

@@ -226,6 +226,11 @@ class Torchrun(Spec):
         if nnodes_text and not (_NNODES.fullmatch(nnodes_text) or nnodes_text.startswith("$")) and not literal:
             out.append(Problem("nnodes", f"{nnodes_text!r}: use N or MIN:MAX (e.g. 2 or 1:4)"))
         nnodes = self.nnodes_int
+        low, _, high = nnodes_text.partition(":")
+        if _NNODES.fullmatch(nnodes_text) and (int(low) == 0 or (high and int(high) < int(low))):
+            out.append(Problem("nnodes", f"--nnodes={nnodes_text}: " + (
+                "a job runs on at least one node; use 1 or more (e.g. 2)" if int(low) == 0 else
+                f"the fewest nodes ({low}) is more than the most ({high}); write {high}:{low}")))
         multi = nnodes is None or nnodes > 1
         if standalone:
             if nnodes_text and nnodes != 1:
