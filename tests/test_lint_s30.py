@@ -548,3 +548,8 @@ def test_a_long_script_reads_back_and_lints_as_written():
     text = "#!/bin/bash\n#SBATCH -N 2\n#SBATCH -t 10\n" + "# c\n" * 3000 + "srun echo a\n" * 1500 + "srun python t.py\n"
     assert hw.render(hw.parse_script(text), validate=False) == text
     assert all(f.code != "HPC000" for f in lint(text))
+
+
+def test_hpc550_a_step_that_sleeps_for_a_time_holds_the_job_too():
+    text = HOLD + 'echo "attach: srun --jobid=$SLURM_JOB_ID --pty bash"\nsrun sleep 3600\n'
+    assert [line for line, _ in found(text, "HPC550")] == [5]

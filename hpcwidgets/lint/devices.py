@@ -92,9 +92,9 @@ def _device_by_local_rank(ctx: Context) -> Iterator[Any]:
 
 def written_files(ctx: Context) -> list[tuple[str, int, str]]:
     """The files the batch script writes from a here-document (``cat << EOF > select_gpu``, ``cat > f <<'EOF'``,
-    ``tee f << EOF``), in order: ``(file as resolved, line, its text)``. The text is what the file holds: in a
-    here-document whose delimiter is not quoted ``\\$`` becomes ``$`` and an unescaped ``$NAME`` stays as written
-    (the batch shell fills it in, which the callers take as not the task's own)."""
+    ``tee f << EOF``), in order: ``(file as resolved, line, its text)``. In a here-document whose delimiter is not
+    quoted, ``\\$`` becomes the ``$`` the file holds, and the ``$`` of an unescaped ``$NAME`` or ``${NAME}``, which the
+    batch shell fills in as it writes the file, becomes a NUL: the callers tell the two apart by it."""
     def make() -> list[tuple[str, int, str]]:
         from .submitted import _stdin_heredoc, _written_file
         out = []

@@ -284,10 +284,11 @@ def host_and_image_mpi(ctx: Context, cmd: Any) -> tuple[str, str, str, str] | No
     runtime = next((k for k, w in enumerate(program) if w.rsplit("/", 1)[-1] in ("apptainer", "singularity")), None)
     if runtime is None or len(program) < runtime + 3 or program[runtime + 1] not in ("exec", "run"):
         return None
+    from ..errors import ParseError
     from ..parse.argv import parse_argv
     try:
         image = str(parse_argv(program[runtime:]).model.image)
-    except Exception:  # noqa: BLE001 - a command the reader cannot model is left to the other rules
+    except ParseError:  # a command the reader cannot model is left to the other rules
         return None
     image = ctx.parsed.resolve(image, cmd.line).rsplit("/", 1)[-1]
     inside = mpi_family(image)

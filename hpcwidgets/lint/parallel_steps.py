@@ -2428,11 +2428,12 @@ def _attach_without_overlap(ctx: Context) -> Iterator[Any]:
 
 
 def _lasts(step: Any) -> bool:
-    """Whether a step runs long enough to be there when someone attaches: it is started in the background, never
-    ends by itself (srun sleep infinity), or runs the job's work, not a quick tool (srun mkdir, srun hostname)."""
+    """Whether a step runs long enough to be there when someone attaches: it is started in the background, only
+    sleeps (srun sleep infinity, srun sleep 3600: it is there to hold the job), or runs the job's work, not a quick
+    tool (srun mkdir, srun hostname)."""
     from .network import _SYSTEM_TOOLS
     program = [str(w) for w in step.chain.program]
-    if step.command.joined_by == "&" or _never_ends(program) or step.chain.container is not None \
+    if step.command.joined_by == "&" or program[:1] == ["sleep"] or step.chain.container is not None \
             or step.chain.launcher is not None:
         return True
     return not program or program[0].rsplit("/", 1)[-1] not in _SYSTEM_TOOLS
