@@ -378,18 +378,31 @@ def test_hpc549_reads_a_default_expansion_of_a_node_local_variable():
     assert "${TMPDIR:-/tmp}/s.json" in message
 
 
+def test_hpc549_reads_a_variable_whose_value_is_a_default_expansion():
+    text = MULTI + ('SCHEDFILE="${TMPDIR:-/tmp}/s.json"\n'
+                    "srun -N1 -n1 --overlap dask scheduler --scheduler-file $SCHEDFILE &\nsleep 10\n"
+                    'srun -N2 --ntasks-per-node=1 dask worker --scheduler-file "$SCHEDFILE" &\n')
+    [(line, message)] = found(text, "HPC549")
+    assert line == 9 and "${TMPDIR:-/tmp}/s.json" in message
+
+
 def test_hpc550_reads_an_attach_command_a_cat_here_document_prints():
     text = HOLD + "cat <<EOF\nattach with:\n  srun --jobid=${SLURM_JOB_ID} --pty bash -l\nEOF\nsrun sleep infinity\n"
     [(line, message)] = found(text, "HPC550")
     assert line == 5 and "srun --jobid=${SLURM_JOB_ID} --pty bash -l" in message
 
 
+def test_hpc550_reads_an_attach_command_written_to_a_file_for_later():
+    text = HOLD + ('cat > "$HOME/vscode-$SLURM_JOB_ID.txt" <<EOF\nsrun --jobid=$SLURM_JOB_ID --pty bash\nEOF\n'
+                   "srun sleep infinity\n")
+    [(line, message)] = found(text, "HPC550")
+    assert line == 5 and "the step on line 8" in message
+
+
 @pytest.mark.parametrize("body", [
     # a quick step before the job waits in a bare sleep, which holds no step's CPUs
     'echo "attach: srun --jobid=$SLURM_JOB_ID --pty bash"\nsrun mkdir -p /tmp/$USER/work\nsleep infinity\n',
     'srun hostname\necho "attach: srun --jobid=$SLURM_JOB_ID --pty bash"\nsleep infinity\n',
-    # a here-document written to a file is not printed
-    "cat > attach.txt <<EOF\nsrun --jobid=${SLURM_JOB_ID} --pty bash\nEOF\nsrun sleep infinity\n",
 ])
 def test_hpc550_leaves_alone_what_holds_nothing_or_prints_nothing(body):
     assert found(HOLD + body, "HPC550") == []

@@ -19,7 +19,7 @@ import json
 import posixpath
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 from ..errors import ParseError
@@ -62,6 +62,20 @@ class Shell:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One stage of a Dockerfile: from its FROM line to the next one."""
+
+    line: int
+    name: str                         # its AS name, in lower case ("" for none)
+    base: str                         # the image it builds on, filled in (an earlier stage's when it builds on one)
+    parent: int | None                # the index of the earlier stage it builds on; None for an image
+    runs: tuple[str, ...] = ()        # the text of its RUN lines
+    #: its COPY --from lines, one entry per source path: ``(line, the stage or image copied from, source path)``
+    copies: tuple[tuple[int, str, str], ...] = ()
+    entrypoint: tuple[int, str] | None = None   # its last ENTRYPOINT: (line, text)
+
+
+@dataclass(frozen=True)
 class BuildFile:
     """A definition file or Dockerfile as the HPC7xx rules see it."""
 
@@ -81,6 +95,8 @@ class BuildFile:
     #: Dockerfile lines the builders refuse though the rest of the file reads (a SHELL whose list is not JSON):
     #: ``(line, what is wrong and the fix)``, each an HPC000 error beside what the rules find in the rest
     refused: tuple[tuple[int, str], ...] = ()
+    #: a Dockerfile's stages, in order (none for a definition file)
+    stages: tuple[Stage, ...] = ()
     suppressed: dict[int, frozenset[str]] = field(default_factory=dict)
     suppressed_file: frozenset[str] = frozenset()
 
@@ -95,13 +111,14 @@ def read_build_file(text: str, form: str, path: str = "") -> BuildFile:
     unread: list[tuple[int, str]] = []
     bad_headers: list[tuple[int, str]] = []
     refused: list[tuple[int, str]] = []
+    stages: list[Stage] = []
     if form == "apptainer":
         bases, commands, settings = _read_deffile(lines, path, unread, bad_headers)
     else:
-        bases, commands, settings = _read_dockerfile(lines, path, refused)
+        bases, commands, settings = _read_dockerfile(lines, path, refused, stages)
     per_line, whole = _suppressions(lines)
     return BuildFile(form, text, path, tuple(bases), tuple(commands), tuple(settings), tuple(unread),
-                     tuple(bad_headers), tuple(refused), per_line, whole)
+                     tuple(bad_headers), tuple(refused), tuple(stages), per_line, whole)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -227,14 +244,16 @@ def _filled(name: str, defaults: dict[str, str]) -> str:
     return value if value is not None and _PLAIN_WORD.fullmatch(value) else "${" + name + "}"
 
 
-def _read_dockerfile(lines: list[str], path: str, refused: list[tuple[int, str]] | None = None
-                     ) -> tuple[list[Base], list[Shell], list[Any]]:
+def _read_dockerfile(lines: list[str], path: str, refused: list[tuple[int, str]] | None = None,
+                     stages_read: list[Stage] | None = None) -> tuple[list[Base], list[Shell], list[Any]]:
     """Every stage's ``FROM``, ``ARG``/``ENV`` settings and ``RUN`` commands. A ``FROM`` naming an earlier stage
     (or ``scratch``) is no base image; ``ARG`` defaults given before the first ``FROM`` fill in ``$NAME`` there and
     in a stage that names them again (``ARG NAME``). Each RUN keeps the ARG and ENV values of its stage, and ``USER``
     is read with them filled in (``ARG user=app``, ``USER ${user}``). A ``SHELL`` whose list is not JSON
     (:func:`_shell_list`) goes to ``refused`` and the rest is read on (the RUN lines after it with the shell it was
-    meant to name, when that is clear); without ``refused`` it raises :class:`ParseError`."""
+    meant to name, when that is clear); without ``refused`` it raises :class:`ParseError`. Each stage, with its
+    RUN texts, COPY --from lines and ENTRYPOINT, is added to ``stages_read`` (:class:`Stage`)."""
+    read: list[Stage] = [] if stages_read is None else stages_read
     global_args: dict[str, str] = {}
     #: stage name → (whether its RUN lines run under /bin/sh, the image it builds on, its USER, its ENV values)
     stages: dict[str, tuple[bool, str, str, dict[str, str]]] = {"scratch": (True, "scratch", "root", {})}
@@ -261,6 +280,8 @@ def _read_dockerfile(lines: list[str], path: str, refused: list[tuple[int, str]]
                 bases.append(Base(line, words[0], filled or ""))
                 posix, image, user, env = True, filled or words[0], "root", {}
             stage = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
+            parent = next((k for k in range(len(read) - 1, -1, -1) if name and read[k].name == name), None)
+            read.append(Stage(line, stage, image if words else "", parent))
         elif op == "SHELL":
             shell, problem = _shell_list(text, line, path)
             if problem is not None:
@@ -287,6 +308,16 @@ def _read_dockerfile(lines: list[str], path: str, refused: list[tuple[int, str]]
                     into[name] = known
         elif op == "RUN":
             commands += _run_commands(text, line, posix, path, image, user, tuple((args | env).items()))
+            if read:
+                read[-1] = replace(read[-1], runs=(*read[-1].runs, text))
+        elif op == "COPY" and read:
+            source = re.search(r"--from=(\S+)", text)
+            paths = [w for w in text.split() if not w.startswith("--")]
+            if source and len(paths) >= 2:
+                copied = tuple((line, source.group(1).lower(), p.rstrip("/")) for p in paths[:-1])
+                read[-1] = replace(read[-1], copies=(*read[-1].copies, *copied))
+        elif op == "ENTRYPOINT" and read:
+            read[-1] = replace(read[-1], entrypoint=(line, text))
         if stage:
             stages[stage] = (posix, image, user, dict(env))
     return bases, commands, settings
@@ -1988,13 +2019,7 @@ def _started_program(cmd: Command) -> bool:
 
 def _final_entrypoint(build: BuildFile) -> tuple[int, str] | None:
     """The ENTRYPOINT the image gets: the last one of the last stage, as ``(line, text)``; None when it has none."""
-    found: tuple[int, str] | None = None
-    for line, op, body in dockerfile_instructions(build.source.lstrip("\ufeff"), build.path):
-        if op == "FROM":
-            found = None
-        elif op == "ENTRYPOINT":
-            found = (line, str(body))
-    return found
+    return build.stages[-1].entrypoint if build.stages else None
 
 
 #: the Python a distribution's python3 package installs, by release: ubuntu22.04 (also in nvidia/cuda tags), debian12,
@@ -2059,30 +2084,12 @@ def _one_line(text: str) -> str:
 
 
 def _stages(build: BuildFile) -> tuple[list[_Stage], list[tuple[int, str, str, int]]]:
-    """The file's stages and its COPY --from lines: ``(line, stage or image copied from, source path, index of the
-    stage the COPY is in)``."""
-    bases = {b.line: b.image or b.ref for b in build.bases}
-    heads: list[tuple[int, str, str, int | None]] = []   # (line, name, base, the earlier stage it builds on)
-    copies: list[tuple[int, str, str, int]] = []
-    runs: list[list[str]] = []
-    for line, op, body in dockerfile_instructions(build.source.lstrip("\ufeff"), build.path):
-        text = str(body)
-        if op == "FROM":
-            words = [w for w in text.split() if not w.startswith("--")]
-            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
-            parent = next((k for k, h in enumerate(heads) if words and h[1] and h[1] == words[0].lower()), None)
-            base = heads[parent][2] if parent is not None else bases.get(line, words[0] if words else "")
-            heads.append((line, name, base, parent))
-            runs.append([])
-        elif op == "RUN" and heads:
-            runs[-1].append(text)
-        elif op == "COPY" and heads:
-            source = re.search(r"--from=(\S+)", text)
-            paths = [w for w in text.split() if not w.startswith("--")]
-            if source and len(paths) >= 2:
-                copies += [(line, source.group(1).lower(), p.rstrip("/"), len(heads) - 1) for p in paths[:-1]]
+    """The file's stages as HPC717 reads them, and its COPY --from lines: ``(line, stage or image copied from, source
+    path, index of the stage the COPY is in)``."""
+    copies = [(line, source, path, k) for k, stage in enumerate(build.stages) for line, source, path in stage.copies]
     stages: list[_Stage] = []
-    for (line, name, base, parent), texts in zip(heads, runs):
+    for read in build.stages:
+        line, name, base, parent, texts = read.line, read.name, read.base, read.parent, read.runs
         before = stages[parent] if parent is not None else None
         python, where = _stage_python(base, [*texts])
         if before is not None and (not python or python == "none"):

@@ -22,7 +22,7 @@ from .catalogue import (_Inner, _PYTHON, _simple_commands, ast_name, cached, eac
                         run_words, simple_commands, steps, tasks_per_node)
 from .container_rules import shows_amd
 from .parallel_steps import staged_to
-from .shell import VISIBLE_DEVICES_VARS
+from .shell import PRINTERS, VISIBLE_DEVICES_VARS
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,8 +207,6 @@ def _tasks_sharing_a_node(ctx: Context, step: Any) -> int:
 
 #: the commands that set variables from their arguments (``export NAME=value``), not for one command
 _DECLARERS = ("export", "declare", "typeset", "local", "readonly")
-#: the commands that only print their words
-_PRINTERS = ("echo", "printf")
 #: a reference each task's shell expands, in the script of a bash -c as the reader gives it: ``\\$NAME``, ``\\${NAME}``
 _TASK_REFERENCE = re.compile(r"\\\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 #: a CUDA device named by such a reference: ``cuda:\\$SLURM_LOCALID``
@@ -254,7 +252,7 @@ def _local_rank_pick(step: Any) -> tuple[str, str] | None:
                 exported.discard(name)
         if cmd.cmd.name == "export":
             exported |= local & set(words[1:])  # export LOCAL_RANK, after LOCAL_RANK=$SLURM_LOCALID
-        if not words or words[0].rsplit("/", 1)[-1] in _PRINTERS:
+        if not words or words[0].rsplit("/", 1)[-1] in PRINTERS:
             continue
         for word in words:
             m = _CUDA_BY_REFERENCE.search(word)

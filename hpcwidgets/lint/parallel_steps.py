@@ -24,7 +24,7 @@ from .catalogue import (INSTANCE_SCHEME, NODE_LOCAL, RANK_LAUNCHERS, _CPUS_INHER
                         _simple_commands, _step_nodes, all_words, cached, heterogeneous, inherited_per_task, is_wait,
                         job_cpus, job_nodes, job_tasks, one_node_job, own_gpu_request, python_module_words, steps,
                         threads_per_core, trap_handler_commands, traps_for)
-from .shell import every_command, runs_unread_code, starts_steps
+from .shell import PRINTERS, every_command, runs_unread_code, starts_steps
 
 
 #: commands that end at once: after the last background step they give the steps no time to run
@@ -1762,7 +1762,7 @@ def _in_function(code: Any, parent: int) -> bool:
 def _step_reads(ctx: Context, step: Any, key: str) -> bool:
     """Whether a step names the node-local ``key``: in its words, through the script's variables, or in a variable
     the batch shell exports before it."""
-    text = " ".join(ctx.parsed.resolve(str(w.value), step.line) for w in all_words(step.command))
+    text = " ".join(ctx.parsed.resolve_written(str(w.value), step.line) for w in all_words(step.command))
     if _names_key(text, key):
         return True
     return any(v.exported and v.line < step.line and _names_key(ctx.parsed.resolve(v.value, v.line), key)
@@ -2357,7 +2357,7 @@ def _node_local_rendezvous_file(ctx: Context) -> Iterator[Any]:
     for step in steps(ctx):
         if step.chain.srun is None or _step_nodes(ctx, step) < 2:
             continue
-        text = " ".join(ctx.parsed.resolve(str(w.value), step.line) for w in all_words(step.command))
+        text = " ".join(ctx.parsed.resolve_written(str(w.value), step.line) for w in all_words(step.command))
         for m in _RENDEZVOUS_FILE.finditer(text):
             path = m.group(1) or m.group(2)
             local = NODE_LOCAL.match(re.sub(r"\$\{(\w+):?[-=][^}]*\}", r"${\1}", path))  # ${TMPDIR:-/tmp}: $TMPDIR
@@ -2379,13 +2379,14 @@ _ATTACH = re.compile(r"(?<![\w-])srun\s(?:[^|;&\n\"'`]*?\s)?--jobid(?:=|\s+)\S+[
 
 
 @rule("HPC550", "attach-command-without-overlap", "error",
-      summary="the job prints the command to join it (srun --jobid=… --pty bash) without --overlap, while its own step "
-              "holds the job's CPUs",
+      summary="the job prints the command to join it (srun --jobid=… --pty bash), or writes it to a file, without "
+              "--overlap, while its own step holds the job's CPUs",
       why="Since Slurm 20.11 job steps do not share CPUs, memory or GPUs unless a step asks with --overlap. A job "
           "that keeps itself alive with a step (srun sleep infinity, or the training step) holds everything it was "
           "given, so srun --jobid=ID --pty bash from the login node does not start: it prints 'Requested nodes are "
           "busy' (or 'step creation temporarily disabled') and waits until that step ends. The command the job "
-          "prints is what people copy, so it has to carry --overlap.",
+          "prints (to its log, or to a file such as ~/attach-$SLURM_JOB_ID.txt) is what people copy, so it has to "
+          "carry --overlap.",
       fix="Print the command with --overlap: srun --jobid=\"$SLURM_JOB_ID\" --overlap --pty bash.",
       bad="""#!/bin/bash
 #SBATCH --ntasks=1
@@ -2440,13 +2441,12 @@ def _lasts(step: Any) -> bool:
 
 
 def _printed(cmd: Any) -> str | None:
-    """The text a command prints to the job's log or terminal: echo's and printf's words, or the here-document of a
-    cat that writes to no file; None for any other command."""
+    """The text a command prints for its reader, to the job's log, the terminal or a file (``cat > ~/attach.txt <<EOF``):
+    echo's and printf's words, or the here-document of a cat; None for any other command."""
     words = [str(v) for v in cmd.argv]
-    if words and words[0] in ("echo", "printf"):
+    if words and words[0] in PRINTERS:
         return " ".join(words[1:])
-    if isinstance(cmd, _Inner) or words[:1] != ["cat"] or len(words) > 1 or \
-            any(r.op in (">", ">>", ">|") and r.fd in (None, 1) for r in cmd.redirects):
+    if isinstance(cmd, _Inner) or words[:1] != ["cat"] or len(words) > 1:
         return None
     doc = next((r for r in cmd.redirects if r.op in ("<<", "<<-") and r.heredoc is not None), None)
     return doc.heredoc if doc is not None else None

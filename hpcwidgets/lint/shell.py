@@ -33,7 +33,10 @@ def raw_text(cmd: Any) -> str:
 
 PER_TASK_VARS = ("SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID")
 
-_PRINTERS = ("echo", "printf", ":")
+#: the commands that only print their words
+PRINTERS = ("echo", "printf")
+#: those and the one that prints nothing: commands that run nothing of their words
+_PRINTERS = (*PRINTERS, ":")
 
 
 @rule("HPC502", "per-task-variable-expanded-once", "error",

@@ -34,15 +34,41 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 from ..errors import ParseError
 from ..spec._words import Verbatim
 
 __all__ = [
     "Command", "KINDS", "Redirect", "Script", "Word", "compound_body", "directive_words", "first_command_line",
-    "lex_command", "lex_script", "lex_word", "literal_value",
+    "lex_command", "lex_script", "lex_word", "literal_value", "remember_last",
 ]
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+def remember_last(build: Callable[[_In], _Out]) -> Callable[[_In], _Out]:
+    """``build`` that keeps its result for the last argument it was given, by identity.
+
+    For what a reader derives from a command list and then asks about once per command (the commands' offsets,
+    first lines, compounds): a script of thousands of steps builds it once instead of once per step. The argument
+    and its result are held as one tuple, read and replaced whole, so threads reading scripts side by side never
+    pair one list with another's result; holding the argument also keeps its identity from being reused."""
+    held: list[tuple[object, object]] = [(_NOTHING, None)]
+
+    def remembered(arg: _In) -> _Out:
+        key, value = held[0]
+        if key is not arg:
+            value = build(arg)
+            held[0] = (arg, value)
+        return value  # type: ignore[return-value]
+    remembered.__name__ = build.__name__
+    remembered.__doc__ = build.__doc__
+    return remembered
+
+
+_NOTHING = object()
 
 #: the kinds a :class:`Command` can have
 KINDS = ("simple", "compound", "comment", "blank", "directive", "shebang")

@@ -22,7 +22,7 @@ from ..spec.slurm import (GPU_COUNTS, SBATCH_ALIASES, SBATCH_SHORT, SWITCHED_OFF
                           is_shell, sbatch_long_option, sbatch_option, shebang_program)
 from .argv import Chain, Expansion, parse_argv, parse_chain, recognise
 from .lexer import (Command, Script, Word, case_branches, compound_body, directive_words, first_command_line,
-                    if_branches, lex_command, lex_script)
+                    if_branches, lex_command, lex_script, remember_last)
 
 _SUPPRESS = re.compile(r"hpcw:\s*(disable|disable-file|disable-next)\s*=\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)")
 _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -1395,38 +1395,22 @@ def branch_conditions(commands: Sequence[Command], offset: int,
             earlier.append((condition, False))
 
 
-#: the command list last asked about, its commands' offsets, and whether they rise (the script's are asked about once
-#: per command: a search by halves instead of a walk over all of them)
-_OFFSETS: list[Any] = [None, [], False]
-
-
-#: the command list last asked about and its compound commands, as one tuple (read and replaced whole: safe when
-#: threads read scripts side by side)
-_COMPOUNDS: list[Any] = [(None, ())]
-
-
+@remember_last
 def _compounds(commands: Sequence[Command]) -> tuple[Command, ...]:
-    """The compound commands of ``commands``, kept for the next call on the same list."""
-    held = _COMPOUNDS[0]
-    if held[0] is not commands:
-        held = (commands, tuple(c for c in commands if c.kind == "compound"))
-        _COMPOUNDS[0] = held
-    return held[1]
+    """The compound commands of ``commands``."""
+    return tuple(c for c in commands if c.kind == "compound")
 
 
-#: the command list last asked about, its commands' offsets, and whether they rise (the script's are asked about once
-#: per command: a search by halves instead of a walk over all of them)
-_OFFSETS: list[Any] = [(None, [], False)]
+@remember_last
+def _offsets(commands: Sequence[Command]) -> tuple[list[int], bool]:
+    """The offsets of ``commands``, and whether they rise (the script's do: a command is then found by halves)."""
+    offsets = [c.offset for c in commands]
+    return offsets, all(a <= b for a, b in zip(offsets, offsets[1:]))
 
 
 def _index_at(commands: Sequence[Command], offset: int) -> int:
     """The index of the first command of ``commands`` at ``offset``; -1 when none is."""
-    held = _OFFSETS[0]
-    if held[0] is not commands:
-        offsets = [c.offset for c in commands]
-        held = (commands, offsets, all(a <= b for a, b in zip(offsets, offsets[1:])))
-        _OFFSETS[0] = held
-    _, offsets, rising = held
+    offsets, rising = _offsets(commands)
     if rising:
         at = bisect_left(offsets, offset)
         return at if at < len(offsets) and offsets[at] == offset else -1

@@ -32,7 +32,7 @@ from ..spec.slurm import STEP, Comment, shebang_program
 from ..spec.torchrun import HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.workflow import SweepAxis, grid_picks
 from .argv import GLOBAL_OPTIONS, parse_argv, recognise
-from .lexer import LIST_OPERATORS, Command, compound_body
+from .lexer import LIST_OPERATORS, Command, compound_body, remember_last
 from .script import LEGACY_LAUNCH, ParsedScript, Step, launch_words, read_script, runs_in_a_shell
 
 #: the renderer's header line and step comment begin so (:mod:`hpcwidgets.spec.comments`, imported as
@@ -432,17 +432,10 @@ def _same_lines(cmd: Command, code: tuple[Command, ...]) -> list[Command]:
     return out[::-1]
 
 
-#: the last command list asked about and the first line of each of its commands, as one tuple (read and replaced
-#: whole: safe when threads read scripts side by side)
-_STARTS: list[Any] = [(None, [])]
-
-
+@remember_last
 def _first_lines(code: tuple[Command, ...]) -> list[int]:
-    held = _STARTS[0]
-    if held[0] is not code:
-        held = (code, [c.line for c in code])
-        _STARTS[0] = held
-    return held[1]
+    """The first line of each of ``code``'s commands."""
+    return [c.line for c in code]
 
 
 #: programs that only pass on or show what another one prints, or show or write a file (``cat $HOSTFILE``,

@@ -1083,7 +1083,7 @@ def _run_place(old: list[str], i1: int, i2: int, text: str) -> re.Match[str] | N
     (``before``, ``after``) and each of its words (``w0``, ``w1``, …), found by the words around it: as few of them as
     make it one place, on both sides or, where a word on one side is written otherwise in ``text`` (the renderer
     quotes it, the script does not), on the other alone. None when no number of them does."""
-    run = _GAP.join(f"(?P<w{k}>{_spelled(word)})" for k, word in enumerate(old[i1:i2]))
+    run = _run_pattern(old[i1:i2])
     sides = [(True, True), (True, False), (False, True)]  # which sides' words to look for; a side found nowhere goes
     for reach in range(1, len(old) + 1):
         for side in list(sides):
@@ -1113,9 +1113,14 @@ def _run_alone(run: list[str], text: str) -> re.Match[str] | None:
     --ntasks=4 --cpus-per-task=4``, ``--nv --cleanenv`` for ``--cleanenv --nv``): the one place they are written,
     spelt as :func:`_spelled` allows, with the groups :func:`_run_place` gives (the gaps around it where there are
     some); None when they stand nowhere or in several places."""
-    pattern = _GAP.join(f"(?P<w{k}>{_spelled(word)})" for k, word in enumerate(run))
-    found = list(re.finditer(rf"(?P<before>{_GAP})?(?<!\S)(?P<run>{pattern})(?!\S)(?P<after>{_GAP})?", text))
+    found = list(re.finditer(rf"(?P<before>{_GAP})?(?<!\S)(?P<run>{_run_pattern(run)})(?!\S)(?P<after>{_GAP})?", text))
     return found[0] if len(found) == 1 else None
+
+
+def _run_pattern(run: list[str]) -> str:
+    """A pattern of the rendered words ``run`` as a script may write them (:func:`_spelled`), a gap apart, each word
+    its own group (``w0``, ``w1``, …)."""
+    return _GAP.join(f"(?P<w{k}>{_spelled(word)})" for k, word in enumerate(run))
 
 
 #: a word the renderer double-quotes for its expansion, whose text is one a script may also write bare or quote
