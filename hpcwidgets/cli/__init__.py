@@ -331,6 +331,22 @@ _EXTRA_COMMANDS = (
 )
 
 
+def _srun_cpus_again(model: Any) -> Any:
+    """A workflow whose srun leaves --cpus-per-task to the job, with the job's count given to srun."""
+    srun, job = getattr(model, "srun", None), getattr(model, "job", None)
+    cpus = getattr(job, "cpus_per_task", None)
+    if srun is None or getattr(srun, "cpus_per_task", 0) is not None or cpus.__class__ is not int or cpus <= 1:
+        return model
+    return model.replace(srun=srun.replace(cpus_per_task=cpus))
+
+
+def _field_value(model: Any, path: str) -> Any:
+    """The value at a problem's field path (``job.job_name``) of ``model``; None where there is none."""
+    for name in path.split(".") if path else ():
+        model = getattr(model, name, None)
+    return model if path else None
+
+
 def load_model_file(path: str, cls: Any = None, edited: Iterable[str] = ()) -> Any:
     """A model saved as JSON or TOML (by extension; JSON when unknown), or a job script (starting with #! or
     #SBATCH) for the workflow, sbatch and jupyter-job commands. Every error names the file. ``edited``: the fields
@@ -339,6 +355,9 @@ def load_model_file(path: str, cls: Any = None, edited: Iterable[str] = ()) -> A
     from ..files import read_stdin, read_text
     from ..spec._meta import Spec, load_json
     from ..spec._toml import loads
+    if not path:
+        raise FileError("--from was given an empty file name: name the model (.json, .toml) or job script to read, "
+                        "or - for standard input", "--from ''")
     p = Path(path)
     name = "<stdin>" if path == "-" else path
     text = (read_stdin(name) if path == "-" else read_text(path)).text  # FileError names the file and the fix
@@ -601,7 +620,7 @@ def _run_model_command(args: argparse.Namespace) -> int:
     if args.profile:
         from ..profiles import load_profile
         profile = load_profile(args.profile)
-    base = load_model_file(args.from_file, cls, given_paths(args)) if args.from_file else None
+    base = load_model_file(args.from_file, cls, given_paths(args)) if args.from_file is not None else None
     # what the file held wrong already: written back with it (exit 1, as lint), not refused as the typed input is
     held = set(base.problems() + profile_problems(base, profile)) if base is not None else set()
     if base is not None and profile is not None:  # and as the profile places it (a partition's QOS filled in)
@@ -633,6 +652,10 @@ def _run_model_command(args: argparse.Namespace) -> int:
         if hasattr(model, "fit_time"):
             # a Jupyter job's time and memory: those that fit the partition it now runs on
             model = model.fit_time(profile).fit_mem(profile)
+    elif args.from_file is None:
+        # no profile says which Slurm the site runs: srun gets the job's --cpus-per-task again, as a profile without
+        # a scheduler_version gives it (srun of 22.05–23.02 does not take it from the job)
+        model = _srun_cpus_again(model)
     problems = model.problems() + profile_problems(model, profile)
     if not set(problems) <= held:
         raise ValidationError([_said_here(cls, model, p) for p in problems], subject=" ".join(cmd.path))
@@ -644,8 +667,11 @@ def _run_model_command(args: argparse.Namespace) -> int:
         check_shell(text, model.kind, "script" if text.startswith("#!") else "command")
     emit(args, text)
     for problem in problems:
+        value = _field_value(model, problem.field)
+        how = "it is written back as it was" if not isinstance(value, str) or value in text else \
+            "it is written back with a space for each control character, which a #SBATCH line cannot hold"
         print(f"hpcwidgets: error: {args.from_file}: {_said_here(cls, model, problem)} (the file has this already; "
-              "it is written back as it was)", file=sys.stderr)
+              f"{how})", file=sys.stderr)
     linted = args.format == "shell" and model.kind not in NOT_SHELL and report_lint(
         text, profile, suppressed_in(args.from_file or ""))
     status = 1 if problems or linted else 0

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from . import check_shell, emit, format_model, load_model_file
     from ..parse.argv import parse_argv
     from ..spec.convert import to_apptainer, to_charliecloud
-    if args.from_file:
+    if args.from_file is not None:
         model = load_model_file(args.from_file)
         typed = args.from_file
     elif args.command:

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from . import emit, format_model
     from ..examples import examples
     found = examples(args.profile)
-    if not args.name:
+    if args.name is None:
         emit(args, _listing(found, args.format))
         return 0
     if args.name not in found:

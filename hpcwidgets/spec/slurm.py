@@ -278,6 +278,10 @@ _GPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+")
 #: ``--nodes=MIN-MAX``: sbatch starts the job on at least MIN and at most MAX nodes
 NODE_RANGE = re.compile(r"([0-9]{1,10})-([0-9]{1,10})")
 #: ``--gpus=TYPE:COUNT`` (several types comma-separated: a100:2,v100:2)
+#: the most of anything Slurm counts (nodes, tasks, CPUs, GPUs): it reads a count as a signed 32-bit number, and
+#: misreads or refuses a larger one ('"2147483648" is not a valid node count')
+MAX_COUNT = 2**31 - 1
+
 GPU_COUNTS = re.compile(r"[A-Za-z0-9_.-]+:[0-9]{1,10}(?:,[A-Za-z0-9_.-]+:[0-9]{1,10})*")
 #: one further ``--gres`` item: NAME[:TYPE][:COUNT] (lscratch:200, mps:50, shard:2)
 _GRES_ITEM = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.-]+)*")
@@ -472,18 +476,18 @@ class SlurmJob(Spec):
                        help="The allocation to charge.")
     qos: str = opt("", label="QOS", flag="--qos", short="-q", placeholder="normal", advanced=True,
                    help="Quality of service, if your site uses one.")
-    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1, text_forms=(NODE_RANGE_FORM,),
+    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1, maximum=MAX_COUNT, text_forms=(NODE_RANGE_FORM,),
                             placeholder="1",
                             help="How many nodes (machines) the job gets: N, or MIN-MAX to start on whatever is free.")
-    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", placeholder="4", minimum=1,
+    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", placeholder="4", minimum=1, maximum=MAX_COUNT,
                              help="Total number of tasks (processes) srun starts by default.")
-    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
+    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1, maximum=MAX_COUNT,
                                       aliases=("--tasks-per-node",), placeholder="1",
                                       help="Tasks per node. With torchrun use 1: torchrun itself starts one process per GPU.")
-    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
+    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1, maximum=MAX_COUNT,
                                     placeholder="8",
                                     help="CPU cores for each task (for torchrun: for all its workers on the node).")
-    gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0, text_forms=(GPU_COUNTS_FORM,),
+    gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0, maximum=MAX_COUNT, text_forms=(GPU_COUNTS_FORM,),
                                     placeholder="1",
                                     help="GPUs on each node, written as --gres=gpu[:type]:N; several types as "
                                          "TYPE:COUNT,TYPE:COUNT (a100:2,v100:1), written as --gres=gpu:a100:2,gpu:v100:1.")
@@ -495,12 +499,12 @@ class SlurmJob(Spec):
                                            "node-local scratch); written after the GPUs in the same --gres.")
     gpu_flag: str = opt("gres", label="GPU request style", role="internal", choices=("gres", "gpus-per-node"),
                         advanced=True, help="--gres=gpu:N (works everywhere) or --gpus-per-node=N.")
-    gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=0, advanced=True,
+    gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=0, maximum=MAX_COUNT, advanced=True,
                            text_forms=(GPU_COUNTS_FORM,), placeholder="1",
                            help="GPUs for the whole job, placed anywhere; prefer GPUs per node for torchrun jobs.")
-    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
+    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, maximum=MAX_COUNT, advanced=True,
                                     text_forms=(GPU_COUNTS_FORM,), placeholder="1", help="GPUs bound to each task.")
-    cpus_per_gpu: int | None = opt(None, label="CPUs per GPU", flag="--cpus-per-gpu", minimum=1, advanced=True,
+    cpus_per_gpu: int | None = opt(None, label="CPUs per GPU", flag="--cpus-per-gpu", minimum=1, maximum=MAX_COUNT, advanced=True,
                                    placeholder="8",
                                    help="CPU cores per allocated GPU (not together with CPUs per task).")
     mem: str = opt("", label="Memory per node", flag="--mem", placeholder="16G",
@@ -695,6 +699,10 @@ class SlurmJob(Spec):
                 parse_time(self.time)
             except ValueError as exc:
                 out.append(Problem("time", str(exc)))
+            else:
+                if self.time != self.time.strip():
+                    out.append(Problem("time", f"{self.time!r} has blanks around it, and sbatch refuses it ('Invalid "
+                                               f"--time specification'); write {self.time.strip()!r}"))
         if self.mem_per_cpu or self.mem_per_gpu:
             out += self._mem_problems([name for name in _MEM_FIELDS if getattr(self, name)])
         elif self.mem:  # the usual job: one memory option, read as sbatch reads it (nothing it could exclude)
@@ -884,19 +892,19 @@ class Srun(Spec):
     attached_value_options = frozenset({"-K", "-k", "-I"})
 
     program: str = opt("srun", label="Program", role="program", choices=("srun",), help="Slurm's step launcher.")
-    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
+    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1, maximum=MAX_COUNT,
                             text_forms=(NODE_RANGE_FORM, REFERENCE_FORM, COMPUTED_FORM),
                             help="Nodes for this step (default: all of the job's).")
-    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1,
+    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1, maximum=MAX_COUNT,
                              text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                              help="Tasks for this step (default: the job's).")
-    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
+    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1, maximum=MAX_COUNT,
                                       aliases=("--tasks-per-node",), text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                                       help="Tasks per node for this step: 1 in front of torchrun (it starts the workers), one per rank for MPI.")
-    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
+    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1, maximum=MAX_COUNT,
                                     text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                                     help="Pass the job's value again: srun of Slurm 22.05–23.02 does not inherit it.")
-    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, advanced=True,
+    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, maximum=MAX_COUNT, advanced=True,
                                     text_forms=(GPU_COUNTS_FORM, REFERENCE_FORM, COMPUTED_FORM),
                                     help="GPUs bound to each task of the step.")
     mpi: str = opt("", label="MPI plugin", flag="--mpi", choices=("none", "pmix", "pmix_v3", "pmix_v4", "pmix_v5", "pmi2", "cray_shasta"),

@@ -250,6 +250,8 @@ class Torchrun(Spec):
         if endpoint and "NODELIST" in endpoint:
             out.append(Problem("rdzv_endpoint", f"{endpoint!r} is a node list, not one host; resolve the head node "
                                                 "with scontrol show hostnames on the host and use $head_node:29500"))
+        elif endpoint and isinstance(endpoint, str) and not literal:
+            out += _endpoint_problems(endpoint, multi and not standalone)  # (a tuple: the same endpoint each time)
         if (rank, addr, port) != _UNSET_STATIC_OPTIONS:  # (without them there is nothing a rendezvous could ignore)
             why = ("is ignored by the c10d rendezvous" if backend == "c10d"
                    else "is ignored: the static rendezvous meets at --rdzv-endpoint")
@@ -259,6 +261,42 @@ class Torchrun(Spec):
         if extra:
             out += extra_problems(extra, self.other_value_options, "torchrun")
         return out + option_like_operands(self, "script")
+
+#: a host name torchrun takes at --rdzv-endpoint: labels, an IPv4 address or an IPv6 one
+#: (torch/distributed/elastic/rendezvous/utils.py, ``parse_rendezvous_endpoint``)
+_ENDPOINT_HOST = re.compile(r"[\w.:-]+")
+
+
+@functools.lru_cache(maxsize=256)
+def _endpoint_problems(endpoint: str, several_nodes: bool) -> tuple[Problem, ...]:
+    """What torchrun refuses, or what cannot work, in a --rdzv-endpoint HOST[:PORT] whose parts are written out; a
+    part that holds a shell expansion ($head_node, ${PORT}) is the job's to fill in and is left alone."""
+    text = endpoint.strip()
+    if text.startswith("[") and text.endswith("]"):  # an IPv6 address alone: torchrun's default port
+        return []
+    host, colon, port = text.rpartition(":") if ":" in text else (text, "", "")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    example = "e.g. $head_node:29500"
+    problems = []
+    if colon and not port:
+        problems.append(f"{endpoint!r} ends with ':' and names no port; write the port after it ({example}) or "
+                        "leave the colon out for torchrun's default, 29400")
+    elif port and "$" not in port and "`" not in port:
+        if not port.isdigit() or not port.isascii():
+            problems.append(f"the port in {endpoint!r}, {port!r}, is not a number; {example}")
+        elif int(port) > 65535:
+            problems.append(f"the port in {endpoint!r}, {port}, is above 65535, the highest there is; {example}")
+        elif int(port) == 0 and several_nodes:
+            problems.append(f"port 0 in {endpoint!r} has the head node take any free port, which the other nodes "
+                            f"cannot know; name a fixed one, {example}")
+    if not host:
+        problems.append(f"{endpoint!r} names no host before the port; write the head node there ({example})")
+    elif "$" not in host and "`" not in host and not _ENDPOINT_HOST.fullmatch(host):
+        problems.append(f"the host in {endpoint!r}, {host!r}, is no host name or address torchrun takes (letters, "
+                        f"digits, '.', '-' and ':'); {example}")
+    return tuple(Problem("rdzv_endpoint", message) for message in problems)
+
 
 @functools.cache
 def _underscored_flags() -> dict[str, str]:

@@ -71,7 +71,15 @@ def _parse_time(text: str) -> int:
         total = int(a) * 60 + int(b)
     else:                 # M
         total = int(a) * 60
+    if total > _LONGEST:
+        raise ValueError(f"{text!r} is longer than Slurm can count ({format_time(_LONGEST)} at most: it holds a "
+                         "time in seconds as a 32-bit number, so sbatch misreads a longer one, 71582789:00 as one "
+                         "minute); use UNLIMITED for no limit, or the partition's limit")
     return UNLIMITED if total == 0 else total  # sbatch: a limit of 0 is none
+
+
+#: the longest time Slurm reads right: seconds in a signed 32-bit number (longer ones wrap round)
+_LONGEST = 2**31 - 1
 
 
 #: the same values are read again and again (every check of a job, every keystroke in a form)

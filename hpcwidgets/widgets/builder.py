@@ -31,7 +31,7 @@ from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun, DefFil
 from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from ..spec.common import Bind, bind_destination
 from ..spec.jupyter import JupyterJob
-from ..spec.slurm import SlurmJob, Srun
+from ..spec.slurm import MAX_COUNT, SlurmJob, Srun
 from ..spec.torchrun import Torchrun
 from ..spec.workflow import GPU_FLAGS, Workflow, gpu_vendor_of, make_container, refused_edit
 from . import loading
@@ -685,6 +685,8 @@ class Builder(w.VBox):
             control = self._partition_control(fld, value)
         elif fld.kind == "int":
             lo, hi = fld.spec.info.minimum, fld.spec.info.maximum
+            if hi is not None and hi >= MAX_COUNT:
+                hi = None  # the most Slurm can count: no bound worth the room in the box
             # short enough to show whole in the box: the help under it says the rest
             hint = placeholder or ("empty: default" if fld.spec.optional else "")
             if lo is not None or hi is not None:
