@@ -1179,6 +1179,12 @@ def _gpu_flag_no_gpus(ctx: Context) -> Iterator[Any]:
                          f"there)" if with_gpus else "")
             yield line, (f"{flag} is set{what} but component {here} of the heterogeneous job, where this step runs, "
                          f"requests no GPU{elsewhere}; add --gres=gpu:N to component {here} or drop {flag}")
+        elif not exclusive and srun is not None and own_gpu_request(srun):
+            # the step asks for GPUs (Frontier's srun --gpus-per-task=1): right only where the job has whole nodes
+            yield line, (f"{flag} is set{what} and this srun step asks for GPUs, but the job requests none: a step "
+                         "is given only what the job holds, so where nodes are shared it fails ('Invalid generic "
+                         "resource (gres) specification'); ask for the GPUs in the job's #SBATCH lines (or, on a "
+                         "site that gives whole nodes with their GPUs, add #SBATCH --exclusive, or lint with that site's --profile)")
         elif not exclusive:
             yield line, f"{flag} is set{what} but the job requests no GPU; add --gres=gpu:N or drop {flag}"
         elif srun is not None and not own_gpu_request(srun):
@@ -1499,7 +1505,8 @@ def _broad_binds_of(ctx: Context, step: Any, c: Any) -> Iterator[tuple[int, str]
 @rule("HPC205", "charliecloud-bind-destination", "info",
       summary="ch-run binds to a destination that may not exist in the read-only image",
       why="ch-run cannot create a bind destination in a read-only image (a SquashFS file, or a directory without "
-          "-w); the run stops with 'can't bind: destination not found'. Images built by ch-image have /mnt/0 … /mnt/9 for this.",
+          "-w or -W/--write-fake, which make it writable and let ch-run create the destination); the run stops with "
+          "'can't bind: destination not found'. Images built by ch-image have /mnt/0 … /mnt/9 for this.",
       fix="Bind to /mnt/0 … /mnt/9 (e.g. -b \"$SCRATCH/data:/mnt/0\"), or create the directory in the Dockerfile (RUN mkdir -p /data).",
       catalogue=(9,),
       bad="""#!/bin/bash
@@ -1510,7 +1517,7 @@ ch-run -b "$SCRATCH/data:/mnt/0" "$SCRATCH/images/trainer.sqfs" -- python /opt/a
 """)
 def _ch_bind_dst(ctx: Context) -> Iterator[Any]:
     for step, c, b in _binds(ctx):
-        if c.kind != "charliecloud.run" or getattr(c, "write", False):
+        if c.kind != "charliecloud.run" or getattr(c, "write", False) or _write_fake(c):
             continue
         dst = str(b.dst or b.src)
         if not re.match(r"^/mnt/\d(/|$)", dst):
@@ -1518,6 +1525,12 @@ def _ch_bind_dst(ctx: Context) -> Iterator[Any]:
             token, shown = b.to_token().replace("\\$", "$"), dst.replace("\\$", "$")
             yield (step.line, f"-b {token}: {shown} must already exist in the read-only image; bind to /mnt/0 … "
                               "/mnt/9 or create it in the Dockerfile")
+
+
+def _write_fake(c: Any) -> bool:
+    """Whether a ch-run has -W/--write-fake (a tmpfs over the image, where a bind creates its destination)."""
+    return any(str(w) == "--write-fake" or str(w).startswith(("--write-fake=", "-W"))
+               for w in list_items(getattr(c, "extra", ())))
 
 
 #: the user's own home directory: $HOME, ~, /home/$USER (a literal /home/NAME may be a site folder such as

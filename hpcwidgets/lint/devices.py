@@ -144,11 +144,17 @@ def wrapper_written(ctx: Context, step: Any) -> tuple[str, int, str] | None:
     the line of the command that wrote it, its text as :func:`written_files` gives it)``; None for any other step."""
     program = [str(w) for w in step.chain.program]
     at = 1 if program and program[0].rsplit("/", 1)[-1] in ("bash", "sh") else 0
-    if len(program) <= at + 1:
-        return None
-    target = _file_key(ctx.parsed.resolve(program[at], step.line))
-    return next(((program[at], line, text) for file, line, text in reversed(written_files(ctx))
-                 if line < step.line and file == target), None)
+    # the program's first word (its script's, after bash), or a word the reader read past before the container the
+    # step starts (srun ./select_gpu singularity exec IMAGE …)
+    names = program[at:at + 1] if len(program) > at + 1 else []
+    names += [w for w in step.looked_through if w.startswith(("./", "/", "$")) or "/" in w]
+    for name in names:
+        target = _file_key(ctx.parsed.resolve(name, step.line))
+        found = next(((name, line, text) for file, line, text in reversed(written_files(ctx))
+                      if line < step.line and file == target), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _one_gpu_each(ctx: Context, step: Any) -> str:

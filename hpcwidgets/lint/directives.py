@@ -425,6 +425,20 @@ srun --cpus-per-task="$SLURM_CPUS_PER_TASK" python train.py
 def _srun_cpus(ctx: Context) -> Iterator[Any]:
     if ctx.profile is not None and not ctx.profile.srun_needs_cpus_per_task():
         return
+    found = list(_steps_without_cpus(ctx))
+    for k, (line, had, option, fix) in enumerate(found):
+        if k == 0:
+            many = (f"; one export SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\" before it covers all {len(found)} "
+                    "steps") if len(found) > 1 else ""
+            yield (line, f"{had} but srun on Slurm 22.05–23.02 gives each task one CPU; pass {option} to srun (or "
+                         f"export SRUN_CPUS_PER_TASK){many}" + _UNKNOWN_VERSION[ctx.profile is None], fix)
+        else:  # said once in full: the steps after the first point back to it
+            yield (line, f"as on line {found[0][0]}, srun gives each task one CPU here on Slurm 22.05–23.02; pass "
+                         f"{option} to srun (or export SRUN_CPUS_PER_TASK)", fix)
+
+
+def _steps_without_cpus(ctx: Context) -> Iterator[tuple[int, str, str, Any]]:
+    """HPC309's steps: ``(line, what the job has, the option to pass, the fix)``."""
     het = heterogeneous(ctx)
     for step in steps(ctx):
         srun = step.chain.srun
@@ -454,11 +468,8 @@ def _srun_cpus(ctx: Context) -> Iterator[Any]:
         # job's CPUs, which would then wait for each other
         shared = het or step.command.joined_by == "&" or "--exact" in own \
             or any(b.step.line == step.line for b in background_steps(ctx))
-        yield (step.line, f"{had} but srun on Slurm 22.05–23.02 gives each task one CPU; "
-                          f"pass --cpus-per-task={cpus} to srun (or export SRUN_CPUS_PER_TASK)" + _UNKNOWN_VERSION[
-                              ctx.profile is None],
-               # written in after "srun" alone: the rest of the line stays exactly as it was
-               None if shared else _insert_after_srun(ctx, step, written))
+        # written in after "srun" alone: the rest of the line stays exactly as it was
+        yield step.line, had, f"--cpus-per-task={cpus}", None if shared else _insert_after_srun(ctx, step, written)
 
 
 #: what HPC309 adds when no profile says which Slurm the site runs: how to say it, and so silence the warning
@@ -1771,17 +1782,8 @@ def _job_id_without_parsable(ctx: Context) -> Iterator[Any]:
         return
     commands = [c for c in _simple_commands(ctx.parsed.lexed.code) if not isinstance(c, _Inner)]
     for k, cmd in enumerate(commands):
-        for name, word in cmd.assignments:
-            m = _SBATCH_SUBSTITUTION.fullmatch(word.raw.strip('"'))
-            if m is None:
-                continue
-            try:
-                inner = lex_script(m.group(1) or m.group(2)).code
-            except ParseError:
-                continue
-            if len(inner) != 1 or inner[0].kind != "simple":
-                continue  # sbatch's output piped on (| awk '{print $4}') or more commands: not its output alone
-            options, _ = sbatch_command_options([str(w.value) for w in inner[0].words[1:]])
+        for name, word, inner in _sbatch_substitutions(cmd):
+            options, _ = sbatch_command_options([str(w.value) for w in inner[1:]])
             if any(flag == "--parsable" for flag, _ in options):
                 continue
             used = _used_as_a_job_id(commands[k + 1:], name)
@@ -1797,21 +1799,41 @@ def _used_as_a_job_id(later: list[Any], name: str) -> tuple[int, str] | None:
     None when it is not, or when the name is set again first (jid=${jid##* })."""
     plain = re.compile(rf"\$(?:{name}\b|\{{{name}\}})")
     for cmd in later:
+        # the command's own words, then an sbatch whose id an assignment keeps (next=$(sbatch -d afterok:$jid …)):
+        # the substitution runs before the assignment it is in
+        for line, words in [(cmd.line, cmd.words), *((w.line, inner) for _, w, inner in _sbatch_substitutions(cmd))]:
+            raws = [w.raw for w in words]
+            if not raws or not any(plain.search(r) for r in raws):
+                continue
+            program = str(words[0].value).rsplit("/", 1)[-1]
+            if program == "sbatch":
+                for k, raw in enumerate(raws):
+                    option = raws[k - 1] if k else ""
+                    if plain.search(raw) and (raw.startswith(("--dependency=", "-d")) or option in ("--dependency", "-d")):
+                        return line, "the --dependency"
+            elif program in _TAKES_A_JOB_ID:
+                return line, program
         if any(n == name for n, _ in cmd.assignments):
             return None  # set again (cut out of the sentence, or a new job's id)
-        words = [str(w.value) for w in cmd.words]
-        raws = [w.raw for w in cmd.words]
-        if not words or not any(plain.search(r) for r in raws):
-            continue
-        program = words[0].rsplit("/", 1)[-1]
-        if program == "sbatch":
-            for k, raw in enumerate(raws):
-                option = raws[k - 1] if k else ""
-                if plain.search(raw) and (raw.startswith(("--dependency=", "-d")) or option in ("--dependency", "-d")):
-                    return cmd.line, "the --dependency"
-        elif program in _TAKES_A_JOB_ID:
-            return cmd.line, program
     return None
+
+
+def _sbatch_substitutions(cmd: Any) -> list[tuple[str, Any, Any]]:
+    """``(name, value word, the command's words)`` for each of ``cmd``'s assignments whose whole value is one
+    command substituted, ``$(sbatch …)`` or a backquoted one (not sbatch's output piped on, | awk '{print $4}', nor
+    several commands: not its output alone)."""
+    out = []
+    for name, word in cmd.assignments:
+        m = _SBATCH_SUBSTITUTION.fullmatch(word.raw.strip('"'))
+        if m is None:
+            continue
+        try:
+            inner = lex_script(m.group(1) or m.group(2)).code
+        except ParseError:
+            continue
+        if len(inner) == 1 and inner[0].kind == "simple":
+            out.append((name, word, inner[0].words))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

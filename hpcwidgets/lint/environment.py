@@ -462,8 +462,10 @@ def _wrappers_filtering_twice(ctx: Context) -> Iterator[Any]:
         body = doc.heredoc
         name = target.rsplit("/", 1)[-1]
         for step in steps(ctx):
-            words = [str(w) for w in step.chain.program]
-            if step.chain.srun is None or not words or words[0].rsplit("/", 1)[-1] != name:
+            # the step's program, or a word the reader read past before the container it starts (srun ./select_gpu
+            # singularity exec …)
+            words = [str(w) for w in step.chain.program[:1]] + list(step.looked_through)
+            if step.chain.srun is None or not any(w.rsplit("/", 1)[-1] == name for w in words):
                 continue
             settings = {n: Setting(n, re.sub(r"\$(?=\{?SLURM_(?:LOCALID|PROCID)\b)", r"\\$", v), step.line, True)
                         for n, v in _WRAPPER_SETTING.findall(body)}

@@ -639,8 +639,11 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
             indent = first[:len(first) - len(first.lstrip())]
             fix = Fix("make the job's log private before the server starts", cmd.line, cmd.line,
                       text=f"{indent}{_PRIVATE_LOG}\n{first}")
+            late = any(re.match(r"\s*umask\s+0*77\b", text) for text in ctx.parsed.lines[:cmd.line - 1])
             yield (cmd.line, "the server prints the URL with its token into the job's log, which Slurm creates "
-                             "readable by others unless you submitted with umask 077; make it private first: "
+                             "readable by others unless you submitted with umask 077" + (
+                                 " (the umask in the script comes too late: Slurm opened the log before the script "
+                                 "started)" if late else "") + "; make it private first: "
                              'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2" (or export a JUPYTER_TOKEN you make)', fix)
             return
 

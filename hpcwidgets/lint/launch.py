@@ -2348,6 +2348,7 @@ srun torchrun --nnodes="$SLURM_NNODES" --nproc-per-node=1 --rdzv-backend=c10d --
 @each_component
 def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
     if not isinstance(ctx.job.nodes, int):
+        yield from _fixed_nnodes_in_a_node_range(ctx)
         return
     for step in job_component_steps(ctx):
         launcher = step.chain.launcher
@@ -2396,6 +2397,29 @@ def _nnodes_mismatch(ctx: Context) -> Iterator[Any]:
                           f"use --nnodes={nodes}", count_fix(ctx, f"--nnodes={nodes}", step, chain))
     yield from _accelerate_machines_mismatch(ctx)
     yield from _deepspeed_nodes_mismatch(ctx)
+
+
+def _fixed_nnodes_in_a_node_range(ctx: Context) -> Iterator[Any]:
+    """HPC112 for a job that asks for a range of nodes (--nodes=2-4) and a torchrun that srun starts on each of them
+    with one fixed --nnodes: Slurm picks the count in the range when the job starts, and the launchers started are
+    that many."""
+    span = node_range(ctx.job.nodes) if isinstance(ctx.job.nodes, str) else None
+    if span is None or span[0] == span[1] or span[0] < 1:
+        return
+    for step in job_component_steps(ctx):
+        launcher, srun = step.chain.launcher, step.chain.srun
+        if launcher is None or launcher.standalone or srun is None or srun.nodes is not None \
+                or srun.ntasks is not None or tasks_per_node(ctx, step) != 1 or _started_per_pass(ctx, step):
+            continue
+        nnodes = as_int(ctx, launcher.nnodes, step.line) if launcher.nnodes and ":" not in launcher.nnodes else None
+        if nnodes is None:
+            continue  # a range (2:4), $SLURM_NNODES or a value out of sight: it follows the allocation
+        outcome = ("on more, the rendezvous rejects the extra launchers" if nnodes == span[0] else
+                   "on fewer, it waits forever for the missing ones" if nnodes == span[1] else
+                   "on fewer it waits forever, on more it rejects the extra launchers")
+        yield (step.line, f"--nnodes={launcher.nnodes} is fixed, but the job asks for {span[0]}-{span[1]} nodes and srun "
+                          f"starts one launcher on each node Slurm gives it: {outcome}; use "
+                          "--nnodes=\"$SLURM_NNODES\", the count the job got")
 
 
 def _started_per_pass(ctx: Context, step: Any) -> bool:

@@ -2544,3 +2544,58 @@ def _ray_options(words: list[str]) -> dict[str, str]:
             value = words[k + 1]
         out[name] = value.replace('"', "").replace("'", "")  # as the shell passes it: "$head:6379" is $head:6379
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# HPC552: a job of several nodes that never starts anything beyond the first
+
+#: what starts work on other nodes of the allocation (srun; MPI and other launchers over ssh, pdsh or their own
+#: daemons; workflow tools that run srun themselves): any of these in the script, and the rule is silent
+_REACHES_NODES = re.compile(
+    r"(?<![\w./-])(?:srun|salloc|sbatch|mpirun|mpiexec(?:\.hydra)?|orterun|prterun|horovodrun|deepspeed|accelerate|"
+    r"ray|pdsh|pdcp|clush|ssh|parallel|dask-mpi|dask-ssh|charmrun|ibrun|jsrun|aprun|torchx|flux|snakemake|nextflow|"
+    r"hq|rlaunch|spark-submit|pbsdsh|mpi4py|"
+    # a distributed launcher in the batch shell is HPC110's (it reaches no other node either)
+    r"torchrun|torch\.distributed\.(?:run|launch))(?![\w-])")
+
+
+@rule("HPC552", "nodes-left-idle", "warning",
+      summary="the job asks for several nodes, but nothing in it starts work beyond the first (no srun, mpirun or "
+              "other launcher)",
+      why="The batch script runs on the first node of the allocation only. Work reaches the other nodes only through "
+          "something that starts it there: srun, or an MPI launcher (mpirun), or a tool that runs srun or ssh itself. "
+          "A job that runs its program (python train.py, apptainer exec …) straight from the batch script uses one "
+          "node and leaves the others idle for the whole run: they are charged to the account, count against the "
+          "fair share, and stay out of other people's reach. A script that runs another script (bash run.sh), which "
+          "may start srun itself, is left alone.",
+      fix="Ask for one node (#SBATCH --nodes=1), or start the work on every node with srun (one task per node, or "
+          "per GPU) or your MPI launcher.",
+      bad="""#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --gres=gpu:4
+#SBATCH --time=04:00:00
+apptainer exec --nv pytorch_2.3.sif python train.py
+""",
+      good="""#!/bin/bash
+#SBATCH --nodes=1
+#SBATCH --gres=gpu:4
+#SBATCH --time=04:00:00
+apptainer exec --nv pytorch_2.3.sif python train.py
+""")
+def _nodes_left_idle(ctx: Context) -> Iterator[Any]:
+    nodes = ctx.job.nodes
+    if (not isinstance(nodes, (int, str)) or job_nodes(ctx) < 2 or heterogeneous(ctx)
+            or (isinstance(nodes, str) and node_range(nodes) is None)):
+        return
+    code = ctx.parsed.lexed.code
+    text = "\n".join(c.text for c in code)
+    if _REACHES_NODES.search(text) or runs_unread_code(ctx):
+        return  # (another script it runs, bash run.sh or ./launch.sh, may start srun in it)
+    if not _simple_commands(code):
+        return
+    line = next((d.line for d in ctx.parsed.directives if d.applied and d.flag in ("--nodes", "-N")), None)
+    if line is None:
+        return  # nodes counted from other options (--ntasks over --ntasks-per-node): HPC307's
+    yield line, (f"the job asks for {nodes} nodes, but nothing in it starts work beyond the first: the batch script "
+                 "runs on the first node only, and no srun or MPI launcher reaches the others, which stay idle (and "
+                 "are charged) for the whole run; ask for --nodes=1, or start the work with srun on every node")

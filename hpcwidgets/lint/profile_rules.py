@@ -182,9 +182,10 @@ _profile_rule_specs = [
 
 for _code, _name, _summary, _why, _fix, _bad, _good in _profile_rule_specs:
     _time = "" if "--time" in _bad else "#SBATCH --time=02:00:00\n"  # as every job should (HPC411)
+    _run = "srun python train.py\n" if "--nodes" in _bad else "python train.py\n"  # on every node it asks for (HPC552)
     rule(_code, _name, "error", summary=_summary, why=_why, fix=_fix, catalogue=(12,), profile="generic",
-         bad="#!/bin/bash\n" + _bad + _time + "python train.py\n",
-         good="#!/bin/bash\n" + _good + _time + "python train.py\n")(_profile_rule(_code))
+         bad="#!/bin/bash\n" + _bad + _time + _run,
+         good="#!/bin/bash\n" + _good + _time + _run)(_profile_rule(_code))
 
 
 @rule("HPC410", "partition-not-in-profile", "warning",

@@ -2055,7 +2055,7 @@ def _line_zero(ctx: Context, spec: str) -> Iterator[Any]:
             continue
         outcome = "and sed stops with 'invalid usage of line address 0'" if what == "sed" else "and gets nothing"
         yield (number, f"--array={spec} starts at task 0, but {what} counts lines from 1: task 0 asks for line 0 "
-                       f"{outcome}, and every other task gets the line before its own; {advice}")
+                       f"{outcome}, and each task after it gets the line before its own; {advice}")
 
 
 def _shown(ids: list[int]) -> str:
