@@ -298,11 +298,33 @@ def _old_workflow_check(self) -> list[Problem]:
     if not any("SLURM_NTASKS=" in p.message for p in launch):  # several launchers per node: --nnodes is moot
         out += _old_node_count_problems(self)
     out += launch
+    if isinstance(self.srun, Srun):
+        out += _old_per_task_problems(self.program)
     sweep = self._sweep_problems()
     out += sweep
     if not sweep and not any(not isinstance(a, SweepAxis) or a.problems() for a in self.sweep_grid):
         out += self._unset_problems()  # a broken sweep is reported as such, not as its unset variables
     return out
+
+def _old_per_task_problems(program) -> list[Problem]:
+    """A typed program word naming $SLURM_PROCID/LOCALID/NODEID with its dollar unescaped."""
+    out = []
+    for k, word in enumerate(program):
+        if isinstance(word, Verbatim):
+            continue
+        found = re.search(r"(?<!\\)\$\{?(SLURM_(?:PROCID|LOCALID|NODEID))\b", str(word))
+        if not found:
+            continue
+        name = found.group(1)
+        if k >= 2 and str(program[k - 1]) == "-c" and str(program[k - 2]).rsplit("/", 1)[-1] in ("bash", "sh"):
+            fix = (f"write \\${name} in the -c script, so that each task's shell expands it (what you type is text, "
+                   "except $NAME, which the batch shell expands)")
+        else:
+            fix = f"read it in the program (os.environ['{name}']), or run it through bash -c '… \\${name} …'"
+        out.append(Problem("program", f"${name} is expanded once by the batch shell, before srun starts the tasks, "
+                                      f"so every task gets task 0's number; {fix}"))
+    return out
+
 
 def _old_step_word_groups(self) -> list[tuple[str, Any]]:
     """The words the step passes on that may refer to variables, by field: the program, the launcher's
@@ -368,6 +390,16 @@ def _old_node_count_problems(self) -> list[Problem]:
         return []  # a heterogeneous job: the model holds its first component's nodes only
     nnodes = launcher.nnodes_int if isinstance(launcher.nnodes, str) else None
     span = (srun.nodes, srun.nodes) if isinstance(srun.nodes, int) else node_range(self.job.nodes)
+    if span is not None and span[0] > 1 and str(launcher.nnodes).strip() == "" and not launcher.options_out_of_sight:
+        count = span[0] if span[0] == span[1] else "$SLURM_NNODES"
+        return [Problem("launcher.nnodes", f"torchrun has no --nnodes, so it takes 1, but srun starts it on each of the "
+                                           f"job's {self.job.nodes} nodes: each node trains alone; set "
+                                           f"--nnodes={count} and the c10d rendezvous at the head node "
+                                           "($head_node:29500)")]
+    if span is not None and 1 <= span[0] < span[1] and nnodes is not None and str(launcher.nnodes).strip().isdigit():
+        return [Problem("launcher.nnodes", f"torchrun --nnodes={launcher.nnodes} is fixed, but the job asks for "
+                                           f"{span[0]}-{span[1]} nodes and srun starts one launcher on each node it "
+                                           "gets; use --nnodes=$SLURM_NNODES, the count the job got")]
     if nnodes is None or span is None or span[0] <= nnodes <= span[1] or span[0] < 1:
         return []  # (a node count below 1 is the job's own problem: advice built on it would mislead)
     nodes = span[0] if span[0] == span[1] else f"{span[0]}-{span[1]}"

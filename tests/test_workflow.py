@@ -364,7 +364,8 @@ class TestHardening:
 
 
 @pytest.mark.parametrize("nodes,nnodes,ok", [(2, "2", True), (3, "2", False), (2, "3", False), (3, "$SLURM_NNODES", True),
-                                            ("2-4", "3", True), ("2-4", "5", False)])
+                                            ("2-4", "3", False), ("2-4", "5", False), ("2-4", "2:4", True),
+                                            ("2-4", "$SLURM_NNODES", True)])
 def test_torchrun_node_count_follows_the_job(nodes, nnodes, ok):
     # the CLI's --set job.nodes=3 on a 2-node workflow used to render a job that hangs or rejects a launcher
     w = Workflow.multi_node("train.py", nodes=2, gpus_per_node=4)

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import Problem, UnknownFieldError
 from ._meta import Spec, opt
+from ._words import Verbatim
 from .apptainer import ApptainerBuild, ApptainerPull, ApptainerRun
 from .charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
 from .common import Bind, EnvVar
@@ -44,6 +45,27 @@ RUNTIMES = ("apptainer", "singularity", "charliecloud")
 _SHELL_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 #: Slurm's per-task variables, which only each task can expand
 _PER_TASK_REF = re.compile(r"\$\{?(SLURM_(?:PROCID|LOCALID|NODEID))\b")
+#: such a reference the batch shell expands: its ``$`` not escaped as ``\$`` (the quoting contract's literal dollar)
+_EXPANDED_PER_TASK_REF = re.compile(r"(?<!\\)" + _PER_TASK_REF.pattern)
+
+
+def _per_task_problems(program: tuple[Any, ...]) -> list[Problem]:
+    """A typed word of a step's program that names a task's own number ($SLURM_PROCID, $SLURM_LOCALID,
+    $SLURM_NODEID) for the batch shell to expand: it does so once, before srun starts the tasks, and every task gets
+    task 0's number. A script read back keeps its words as written (:class:`Verbatim`); lint's HPC502 reads those."""
+    out = []
+    for k, word in enumerate(program):
+        found = None if isinstance(word, Verbatim) else _EXPANDED_PER_TASK_REF.search(str(word))
+        if found is None:
+            continue
+        name = found.group(1)
+        shell = k >= 2 and str(program[k - 1]) == "-c" and str(program[k - 2]).rsplit("/", 1)[-1] in ("bash", "sh")
+        fix = (f"write \\${name} in the -c script, so that each task's shell expands it (what you type is text, "
+               "except $NAME, which the batch shell expands)" if shell else
+               f"read it in the program (os.environ['{name}']), or run it through bash -c '… \\${name} …'")
+        out.append(Problem("program", f"${name} is expanded once by the batch shell, before srun starts the tasks, "
+                                      f"so every task gets task 0's number; {fix}"))
+    return out
 #: a reference to a lower-case variable (the script's own; the environment's are upper-case), not the literal \$.
 #: The look-behind comes after the ``$`` so the pattern begins with a literal, which re scans for in C: led by the
 #: look-behind it tried every position of the text, a search eight times slower on a step's words
@@ -129,6 +151,9 @@ def follow(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str =
         out.update(_gpu_flags(after, gpus, gpu_vendor, moved=True))
     if nodes != old.nodes and isinstance(nodes, int) and nodes > 0:
         out["launcher.nnodes"] = str(nodes)
+    elif nodes != old.nodes and isinstance(nodes, str) and (span := node_range(nodes)) is not None \
+            and 1 <= span[0] < span[1]:
+        out["launcher.nnodes"] = "$SLURM_NNODES"  # Slurm picks the count in the range as the job starts
     given = tuple(given)
     out = {path: value for path, value in out.items() if _may_follow(after, path, given)}
     title = str(getattr(after, "title", "") or "")
@@ -571,6 +596,8 @@ class Workflow(Spec):
                 out.append(Problem("program", "nothing to run: set a program (e.g. python train.py), a launcher or a container"))
         if isinstance(launcher, Torchrun) and isinstance(srun, Srun):
             out += self._launch_problems(launcher, srun, job)
+        if isinstance(srun, Srun) and program and "SLURM_" in "".join(map(str, program)):
+            out += _per_task_problems(tuple(program))
         # no sweep: none of the sweep's checks applies
         sweep = self._sweep_problems() if self.sweep_name or self.sweep_values or self.sweep_grid else []
         out += sweep
@@ -701,6 +728,17 @@ class Workflow(Spec):
             return []  # a heterogeneous job: the model holds its first component's nodes only
         nnodes = launcher.nnodes_int if isinstance(launcher.nnodes, str) else None
         span = (srun.nodes, srun.nodes) if isinstance(srun.nodes, int) else node_range(nodes)
+        if not str(launcher.nnodes).strip() and span is not None and span[0] > 1 and srun.ntasks is None \
+                and not launcher.options_out_of_sight:
+            count = span[0] if span[0] == span[1] else "$SLURM_NNODES"
+            return [Problem("launcher.nnodes", f"torchrun has no --nnodes, so it takes 1, but srun starts it on each of "
+                                               f"the job's {nodes} nodes: each node trains alone; set --nnodes={count} "
+                                               "and the c10d rendezvous at the head node ($head_node:29500)")]
+        if nnodes is not None and span is not None and span[0] < span[1] and span[0] >= 1 and srun.ntasks is None \
+                and str(launcher.nnodes).strip().isdigit():
+            return [Problem("launcher.nnodes", f"torchrun --nnodes={launcher.nnodes} is fixed, but the job asks for "
+                                               f"{span[0]}-{span[1]} nodes and srun starts one launcher on each node "
+                                               "it gets; use --nnodes=$SLURM_NNODES, the count the job got")]
         if nnodes is None or span is None or span[0] <= nnodes <= span[1] or span[0] < 1:
             return []  # (a node count below 1 is the job's own problem: advice built on it would mislead)
         nodes = span[0] if span[0] == span[1] else f"{span[0]}-{span[1]}"
