@@ -36,12 +36,19 @@ def test_a_fixed_nnodes_under_a_node_range_is_a_problem():
 def test_changing_the_nodes_to_a_range_makes_the_launcher_follow_the_allocation():
     wf = multi_node()
     ranged = wf.replace(job=wf.job.replace(nodes="2-4"))
-    assert follow(wf, ranged) == {"launcher.nnodes": "$SLURM_NNODES"}
+    assert follow(wf, ranged)["launcher.nnodes"] == "$SLURM_NNODES"
     followed = ranged.replace(launcher=ranged.launcher.replace(nnodes="$SLURM_NNODES"))
     assert problems(followed, "launcher.nnodes") == []
     text = render(followed)
     assert '"--nnodes=$SLURM_NNODES"' in text and "#SBATCH --nodes=2-4" in text
     assert [f.code for f in lint(text) if f.severity == "error"] == []
+
+
+def test_the_title_states_the_range_the_job_now_asks_for():
+    wf = multi_node()
+    assert "on 2 nodes" in wf.title
+    ranged = wf.replace(job=wf.job.replace(nodes="2-4"))
+    assert "on 2-4 nodes" in follow(wf, ranged, given=("job.nodes",))["title"]
 
 
 def test_the_command_line_edit_to_a_range_writes_a_launcher_that_follows(tmp_path, capsys):

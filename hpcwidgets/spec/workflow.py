@@ -214,6 +214,9 @@ def title_counts(title: str, before: SlurmJob, after: SlurmJob, launcher: Any = 
                 _PER_NODE_AFTER.match(title, m.end())):
             which = "per node"
         was, now = old[which], new[which]
+        span = node_range(after.nodes) if which == "node" and isinstance(after.nodes, str) else None
+        if span is not None and 1 <= span[0] < span[1] and was is not None and said == was:
+            return f"{span[0]}-{span[1]} nodes"  # a range the job now asks for: Slurm picks the count in it
         if was is None or said != was or now is None or now < 1 or now == was:
             return m.group(0)
         return f"{now} {noun}{'s' if now > 1 else ''}"
