@@ -116,3 +116,26 @@ def test_a_script_read_with_from_keeps_its_srun_line(tmp_path, capsys):
     script.write_text("#!/bin/bash\n#SBATCH --cpus-per-task=8\n#SBATCH --time=01:00:00\nsrun python t.py\n")
     code, out, err = run(capsys, "workflow", "--from", str(script))
     assert "srun python t.py" in out and "HPC309" in err  # the person's line, reported, not rewritten
+
+
+def test_a_key_given_twice_in_a_json_model_is_refused_naming_both_values(tmp_path, capsys):
+    model = tmp_path / "job.json"
+    model.write_text('{"kind": "slurm.job", "job_name": "a", "job_name": "b"}')
+    code, out, err = run(capsys, "sbatch", "--from", str(model))
+    assert code == 2 and out == ""
+    assert f"{model}: the key 'job_name' is given twice" in err and '"a", then "b"' in err
+    assert "not a saved model" not in err  # it is one: the message is about the key
+
+
+def test_lint_explain_with_no_rule_says_so(capsys):
+    code, out, err = run(capsys, "lint", "--explain", "")
+    assert code == 2 and out == "" and "--explain was given no rule" in err and "--list-rules" in err
+
+
+def test_gpus_asked_for_twice_in_one_gres_says_so():
+    from hpcwidgets.lint import lint
+    text = "#!/bin/bash\n#SBATCH --gres=gpu:a100:2,gpu:a100:2\n#SBATCH --time=01:00:00\nsrun python t.py\n"
+    [finding] = [f for f in lint(text) if f.code == "HPC399"]
+    assert "asks for GPUs twice (gpu:a100:2 and gpu:a100:2)" in finding.message
+    two_types = text.replace("gpu:a100:2,gpu:a100:2", "gpu:a100:2,gpu:v100:1")
+    assert [f for f in lint(two_types) if f.code == "HPC399"] == []

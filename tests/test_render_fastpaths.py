@@ -176,6 +176,10 @@ def _old_job_check(self) -> list[Problem]:
             parse_time(self.time)
         except ValueError as exc:
             out.append(Problem("time", str(exc)))
+        else:
+            if self.time != self.time.strip():
+                out.append(Problem("time", f"{self.time!r} has blanks around it, and sbatch refuses it ('Invalid "
+                                           f"--time specification'); write {self.time.strip()!r}"))
     mems = [n for n, v in (("mem", self.mem), ("mem_per_cpu", self.mem_per_cpu), ("mem_per_gpu", self.mem_per_gpu)) if v]
     for name in mems:
         try:
@@ -248,6 +252,9 @@ def _old_job_check(self) -> list[Problem]:
                                              "expanded; write the amount itself, e.g. lscratch:200"))
         elif not _GRES_ITEM.fullmatch(item):
             out.append(Problem("other_gres", f"{item!r} is not a generic resource; write NAME[:TYPE]:COUNT, e.g. lscratch:200"))
+        elif item.partition(":")[0] == "gpu" and self.gpus_per_node and self.gpu_flag == "gres":
+            out.append(Problem("other_gres", f"--gres asks for GPUs twice ({self.gres()} and {item}); ask for them "
+                                             "once, with the count each node needs"))
         elif item.partition(":")[0] == "gpu":
             out.append(Problem("other_gres", f"{item!r}: ask for GPUs with GPUs per node (and GPU type), not among "
                                              "the other generic resources"))

@@ -390,6 +390,8 @@ def load_model_file(path: str, cls: Any = None, edited: Iterable[str] = ()) -> A
         try:
             data = load_json(text, source=name)
         except ParseError as exc:
+            if not exc.message.startswith("not valid JSON"):  # JSON, and wrong in what it holds (a key twice)
+                raise ParseError(f"{name}: {exc.message}", exc.line, exc.column, source=name) from None
             raise ParseError(f"{exc.message}; {_what_it_holds(text, name, cls)}", exc.line, exc.column,
                              source=name) from None
         if not isinstance(data, dict):

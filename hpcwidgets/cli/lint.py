@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import FileError
     from ..files import read_stdin, read_text, special_kind
     from ..lint import explain_rule, lint, rule_codes, rule_list
+    if args.explain is not None and not args.explain.strip():
+        raise HpcWidgetsError("--explain was given no rule: name one by its code or name (--explain HPC201, --explain "
+                              "gpu-flag-without-gpus); --list-rules lists them")
     if args.explain or args.list_rules:
         if args.files:
             raise HpcWidgetsError(f"{'--explain' if args.explain else '--list-rules'} prints the catalogue and checks "

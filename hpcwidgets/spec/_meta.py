@@ -327,11 +327,22 @@ def _dump(value: Any) -> Any:
 
 
 def load_json(text: str, source: str = "") -> Any:
-    """``json.loads`` with every failure as a :class:`ParseError` (bad syntax, nesting too deep)."""
+    """``json.loads`` with every failure as a :class:`ParseError` (bad syntax, nesting too deep, a key given twice in
+    one object)."""
     import json
     from ..errors import ParseError
+
+    def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # a key given twice: json keeps the last without a word, and the other value is lost unseen
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ParseError(f"the key {key!r} is given twice in one object ({json.dumps(out[key])[:40]}, then "
+                                 f"{json.dumps(value)[:40]}); keep the one you mean", source=source)
+            out[key] = value
+        return out
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=once)
     except json.JSONDecodeError as exc:
         raise ParseError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno, source=source) from None
     except RecursionError:

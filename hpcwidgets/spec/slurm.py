@@ -476,18 +476,23 @@ class SlurmJob(Spec):
                        help="The allocation to charge.")
     qos: str = opt("", label="QOS", flag="--qos", short="-q", placeholder="normal", advanced=True,
                    help="Quality of service, if your site uses one.")
-    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1, maximum=MAX_COUNT, text_forms=(NODE_RANGE_FORM,),
+    nodes: int | None = opt(None, label="Nodes", flag="--nodes", short="-N", minimum=1,
+                            maximum=MAX_COUNT, text_forms=(NODE_RANGE_FORM,),
                             placeholder="1",
                             help="How many nodes (machines) the job gets: N, or MIN-MAX to start on whatever is free.")
-    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", placeholder="4", minimum=1, maximum=MAX_COUNT,
+    ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", placeholder="4", minimum=1,
+                             maximum=MAX_COUNT,
                              help="Total number of tasks (processes) srun starts by default.")
-    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1, maximum=MAX_COUNT,
+    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
+                                      maximum=MAX_COUNT,
                                       aliases=("--tasks-per-node",), placeholder="1",
                                       help="Tasks per node. With torchrun use 1: torchrun itself starts one process per GPU.")
-    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1, maximum=MAX_COUNT,
+    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
+                                    maximum=MAX_COUNT,
                                     placeholder="8",
                                     help="CPU cores for each task (for torchrun: for all its workers on the node).")
-    gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0, maximum=MAX_COUNT, text_forms=(GPU_COUNTS_FORM,),
+    gpus_per_node: int | None = opt(None, label="GPUs per node", role="internal", minimum=0,
+                                    maximum=MAX_COUNT, text_forms=(GPU_COUNTS_FORM,),
                                     placeholder="1",
                                     help="GPUs on each node, written as --gres=gpu[:type]:N; several types as "
                                          "TYPE:COUNT,TYPE:COUNT (a100:2,v100:1), written as --gres=gpu:a100:2,gpu:v100:1.")
@@ -499,12 +504,15 @@ class SlurmJob(Spec):
                                            "node-local scratch); written after the GPUs in the same --gres.")
     gpu_flag: str = opt("gres", label="GPU request style", role="internal", choices=("gres", "gpus-per-node"),
                         advanced=True, help="--gres=gpu:N (works everywhere) or --gpus-per-node=N.")
-    gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=0, maximum=MAX_COUNT, advanced=True,
+    gpus: int | None = opt(None, label="GPUs in total", flag="--gpus", short="-G", minimum=0,
+                           maximum=MAX_COUNT, advanced=True,
                            text_forms=(GPU_COUNTS_FORM,), placeholder="1",
                            help="GPUs for the whole job, placed anywhere; prefer GPUs per node for torchrun jobs.")
-    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, maximum=MAX_COUNT, advanced=True,
+    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1,
+                                    maximum=MAX_COUNT, advanced=True,
                                     text_forms=(GPU_COUNTS_FORM,), placeholder="1", help="GPUs bound to each task.")
-    cpus_per_gpu: int | None = opt(None, label="CPUs per GPU", flag="--cpus-per-gpu", minimum=1, maximum=MAX_COUNT, advanced=True,
+    cpus_per_gpu: int | None = opt(None, label="CPUs per GPU", flag="--cpus-per-gpu", minimum=1,
+                                   maximum=MAX_COUNT, advanced=True,
                                    placeholder="8",
                                    help="CPU cores per allocated GPU (not together with CPUs per task).")
     mem: str = opt("", label="Memory per node", flag="--mem", placeholder="16G",
@@ -842,6 +850,9 @@ class SlurmJob(Spec):
                                                  "expanded; write the amount itself, e.g. lscratch:200"))
             elif not _GRES_ITEM.fullmatch(item):
                 out.append(Problem("other_gres", f"{item!r} is not a generic resource; write NAME[:TYPE]:COUNT, e.g. lscratch:200"))
+            elif item.partition(":")[0] == "gpu" and self.gpus_per_node and self.gpu_flag == "gres":
+                out.append(Problem("other_gres", f"--gres asks for GPUs twice ({self.gres()} and {item}); "
+                                                 "ask for them once, with the count each node needs"))
             elif item.partition(":")[0] == "gpu":
                 out.append(Problem("other_gres", f"{item!r}: ask for GPUs with GPUs per node (and GPU type), not among "
                                                  "the other generic resources"))
@@ -898,13 +909,16 @@ class Srun(Spec):
     ntasks: int | None = opt(None, label="Tasks", flag="--ntasks", short="-n", minimum=1, maximum=MAX_COUNT,
                              text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                              help="Tasks for this step (default: the job's).")
-    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1, maximum=MAX_COUNT,
+    ntasks_per_node: int | None = opt(None, label="Tasks per node", flag="--ntasks-per-node", minimum=1,
+                                      maximum=MAX_COUNT,
                                       aliases=("--tasks-per-node",), text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                                       help="Tasks per node for this step: 1 in front of torchrun (it starts the workers), one per rank for MPI.")
-    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1, maximum=MAX_COUNT,
+    cpus_per_task: int | None = opt(None, label="CPUs per task", flag="--cpus-per-task", short="-c", minimum=1,
+                                    maximum=MAX_COUNT,
                                     text_forms=(REFERENCE_FORM, COMPUTED_FORM),
                                     help="Pass the job's value again: srun of Slurm 22.05–23.02 does not inherit it.")
-    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1, maximum=MAX_COUNT, advanced=True,
+    gpus_per_task: int | None = opt(None, label="GPUs per task", flag="--gpus-per-task", minimum=1,
+                                    maximum=MAX_COUNT, advanced=True,
                                     text_forms=(GPU_COUNTS_FORM, REFERENCE_FORM, COMPUTED_FORM),
                                     help="GPUs bound to each task of the step.")
     mpi: str = opt("", label="MPI plugin", flag="--mpi", choices=("none", "pmix", "pmix_v3", "pmix_v4", "pmix_v5", "pmi2", "cray_shasta"),

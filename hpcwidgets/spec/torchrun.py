@@ -273,7 +273,7 @@ def _endpoint_problems(endpoint: str, several_nodes: bool) -> tuple[Problem, ...
     part that holds a shell expansion ($head_node, ${PORT}) is the job's to fill in and is left alone."""
     text = endpoint.strip()
     if text.startswith("[") and text.endswith("]"):  # an IPv6 address alone: torchrun's default port
-        return []
+        return ()
     host, colon, port = text.rpartition(":") if ":" in text else (text, "", "")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
