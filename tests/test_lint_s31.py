@@ -188,3 +188,48 @@ def test_hpc552_leaves_one_node_and_heterogeneous_jobs_alone():
     assert found(IDLE.replace("--nodes=2", "--nodes=1") + "python train.py\n", "HPC552") == []
     het = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH hetjob\n#SBATCH --nodes=1\npython train.py\n")
     assert found(het, "HPC552") == []
+
+
+# --- from the audit of MPI, Horovod, JAX, TensorFlow and Accelerate scripts ----------------------------------------------
+
+ACCEL = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=4\n"
+         "#SBATCH --time=12:00:00\n"
+         'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n')
+
+
+def test_hpc116_reports_one_accelerate_config_file_for_every_node_without_a_rank():
+    text = ACCEL + ("srun accelerate launch --config_file fsdp_config.yaml --num_machines 2 --num_processes 8 "
+                    "--main_process_ip $MASTER_ADDR --main_process_port 29500 train.py\n")
+    [(line, message)] = found(text, "HPC116")
+    assert line == 7 and "--config_file fsdp_config.yaml" in message and '--machine_rank "$SLURM_NODEID"' in message
+
+
+@pytest.mark.parametrize("change", [
+    ("--config_file fsdp_config.yaml", "--config_file fsdp_config.yaml --rdzv_backend c10d"),
+    ("srun accelerate launch --config_file fsdp_config.yaml",
+     "srun bash -c 'accelerate launch --config_file fsdp_config.yaml --machine_rank $SLURM_NODEID"),
+    ("--config_file fsdp_config.yaml", "--config_file node$SLURM_NODEID.yaml"),
+])
+def test_hpc116_leaves_a_config_file_alone_where_each_node_gets_its_rank(change):
+    line = ("srun accelerate launch --config_file fsdp_config.yaml --num_machines 2 --num_processes 8 "
+            "--main_process_ip $MASTER_ADDR --main_process_port 29500 train.py")
+    line = line.replace(*change)
+    if line.startswith("srun bash -c"):
+        line += "'"
+    assert found(ACCEL + line + "\n", "HPC116") == []
+
+
+def test_hpc115_reads_a_jax_coordinator_each_task_names_itself():
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --time=06:00:00\n"
+            "srun bash -c 'python train.py --coordinator_address=$(hostname):12345 --num_processes=$SLURM_NTASKS "
+            "--process_id=$SLURM_PROCID'\n")
+    [(line, message)] = found(text, "HPC115")
+    assert line == 5 and "--coordinator_address" in message and "head_node" in message
+
+
+@pytest.mark.parametrize(("image", "plugin"), [("impi_app.sif", "pmi2"), ("mpich-4.1.sif", "pmi2"),
+                                               ("mpi_app_1.0.sif", "pmix"), ("openmpi5-app.sif", "pmix")])
+def test_hpc215_advises_the_plugin_the_image_mpi_speaks(image, plugin):
+    [(_, message)] = found(f"#!/bin/bash\n#SBATCH --ntasks=8\nmpirun -n 8 apptainer exec {image} /opt/app/solver\n",
+                           "HPC215")
+    assert f"srun --mpi={plugin}" in message

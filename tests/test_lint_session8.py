@@ -91,10 +91,11 @@ def test_a_multi_machine_launch_without_main_process_ip(options: str) -> None:
 
 
 @pytest.mark.parametrize("options", [
-    # c10d numbers the nodes itself (torchrun ignores --node-rank there); a config file may give each its rank;
-    # DeepSpeed's pdsh launcher starts the machines itself
+    # c10d numbers the nodes itself (torchrun ignores --node-rank there); a config file each node has its own of
+    # (on its own disk, or named by its number) may give each its rank (one file every node reads gives all the
+    # same: test_lint_s31); DeepSpeed's pdsh launcher starts the machines itself
     "--multi_gpu --rdzv_backend c10d --num_machines 2 --machine_rank 0 --main_process_ip $head",
-    "--multi_gpu --config_file node.yaml --num_machines 2 --main_process_ip $head",
+    "--multi_gpu --config_file /tmp/node.yaml --num_machines 2 --main_process_ip $head",
     "--use_deepspeed --num_machines 2 --deepspeed_hostfile hf --main_process_ip $head",
 ])
 def test_machine_rank_of_a_launch_on_every_node(options: str) -> None:

@@ -1039,8 +1039,10 @@ _ESCAPED_HOSTNAME = re.compile(r"\\(?:\$\(|`)\s*(?:\S*/)?hostname")
 
 
 #: rendezvous settings written in a bash -c script, and a value there that differs from task to task
-_RDZV_SETTING = (r"(?P<setting>--(?:rdzv[-_]endpoint|master[-_](?:addr|port)|rdzv[-_]id|main[-_]process[-_](?:ip|port))"
-                 r"[= ]|\b(?:MASTER_ADDR|MASTER_PORT)=)")
+#: (JAX's jax.distributed.initialize takes its coordinator as --coordinator_address in most training scripts, or
+#: from JAX_COORDINATOR_ADDRESS)
+_RDZV_SETTING = (r"(?P<setting>--(?:rdzv[-_]endpoint|master[-_](?:addr|port)|rdzv[-_]id|main[-_]process[-_](?:ip|port)"
+                 r"|coordinator[-_]address)[= ]|\b(?:MASTER_ADDR|MASTER_PORT|JAX_COORDINATOR_ADDRESS)=)")
 
 _PER_TASK_VALUE = r"[\"']?[^\s;&|]*?(?P<value>{d}\(\(\s*RANDOM|{d}\{{?RANDOM\b|{d}\(\s*(?:shuf|hostname)\b[^)]*\)?|`\s*hostname" \
                   r"|{d}\{{?(?:HOSTNAME|SLURMD_NODENAME)\b)"

@@ -31,7 +31,7 @@ from .catalogue import (INSTANCE_SCHEME, MPI_LAUNCHERS, RANK_LAUNCHERS, _Inner, 
                         other_launches, own_gpu_request, profile_vendor, python_code, resources_from_command_line,
                         run_words, shell_script_word, simple_commands, step_gpu_types, step_tasks, steps, tasks_per_node,
                         with_chain)
-from .network import _gpu_types, _mpirun_options, _mpirun_split, host_and_image_mpi
+from .network import _gpu_types, _mpirun_options, _mpirun_split, host_and_image_mpi, mpi_family
 
 
 #: signs in a script that its GPUs are AMD ones: a ROCm image or module, ROCm's variables, an Instinct gres type,
@@ -2813,7 +2813,8 @@ def _mpi_launcher_per_task(ctx: Context) -> Iterator[Any]:
           "allocation as srun does. When either is not so, the ranks start on one node, or fail to connect, and "
           "the message names neither; srun --mpi=pmix starts the ranks itself, as the allocation says, with no host "
           "MPI to match (only the image's MPI must have PMIx support).",
-      fix="Use srun --mpi=pmix apptainer exec IMAGE ./program.",
+      fix="Use srun --mpi=pmix apptainer exec IMAGE ./program (--mpi=pmi2 for an image with MPICH, Intel MPI or "
+          "MVAPICH).",
       catalogue=(17,),
       bad="""#!/bin/bash
 #SBATCH --ntasks=8
@@ -2829,8 +2830,10 @@ def _mpirun_host(ctx: Context) -> Iterator[Any]:
         if words and words[0].rsplit("/", 1)[-1] in MPI_LAUNCHERS and \
                 any(w.rsplit("/", 1)[-1] in ("apptainer", "singularity", "ch-run") for w in words[1:]) and \
                 host_and_image_mpi(ctx, cmd) is None:  # a mismatch the names show is HPC144's error
+            # the MPICH family (MPICH, Intel MPI, MVAPICH) speaks PMI-2 to srun; Open MPI's recent releases PMIx
+            plugin = "pmi2" if mpi_family(" ".join(words[1:])) == "MPICH" else "pmix"
             yield cmd.line, (f"{words[0]} on the host starts the container ranks: this works only while the host's MPI "
-                             "has Slurm support and matches the image's; srun --mpi=pmix starts them from the "
+                             f"has Slurm support and matches the image's; srun --mpi={plugin} starts them from the "
                              "allocation with no host MPI to match")
 
 

@@ -18,7 +18,7 @@ from ..spec.slurm import gpu_total, node_range, Srun
 from ..spec.torchrun import DEFAULT_RDZV_PORT, HEAD_NODE_LINE, HEAD_NODE_VAR
 from ..spec.units import is_number
 from . import Context, Fix, rule
-from .catalogue import (MPI_LAUNCHERS, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
+from .catalogue import (MPI_LAUNCHERS, NODE_LOCAL, _ACCELERATE_SWITCHES, _DEEPSPEED_SWITCHES, _PYTHON, _holds_reference,
                         _Inner, _launcher_call, _launcher_options, _per_task_endpoint, _per_task_rendezvous_text,
                         _shell_c_script, _simple_commands, _step_nodes, accelerate_path, all_words, as_int, ast_name,
                         cached, each_component, exclusive, expanded_refs, fix_for, held_commands, heterogeneous,
@@ -988,7 +988,8 @@ def _sglang_same_rank(ctx: Context) -> Iterator[Any]:
 
 def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
     """HPC116 for accelerate launch started by srun on several nodes, once per machine: one --machine_rank number
-    for all (ignored only by --rdzv_backend c10d), or none at all (no config file that may give it)."""
+    for all (ignored only by --rdzv_backend c10d), none at all, or none beside one --config_file every node reads
+    (whose one machine_rank every node then takes)."""
     for launch in other_launches(ctx):
         step = launch.step
         if launch.name != "accelerate launch" or launch.srun is None or not in_job_component(ctx, step):
@@ -1005,8 +1006,19 @@ def _accelerate_same_rank(ctx: Context) -> Iterator[Any]:
                 yield (step.line, f"srun starts accelerate launch on {nodes} nodes, each with --machine_rank {number}: "
                                   "every node claims the same rank and the job hangs; let each node take its own: "
                                   "srun bash -c 'accelerate launch … --machine_rank \"$SLURM_NODEID\" …'")
-        elif rank is None and path == "per_machine" and machines is not None and machines > 1 \
-                and "--config_file" not in opts:
+        elif rank is None and machines is not None and machines > 1 and "--config_file" in opts:
+            # (path "" too: the file may choose the launcher, but started on every node it is one per machine)
+            config = ctx.parsed.resolve(opts["--config_file"], step.line)
+            if "$" not in config and not NODE_LOCAL.match(config) and opts.get("--rdzv_backend", "static") == "static":
+                # one file for every node (a name with $SLURM_NODEID in it, or one on each node's own disk written
+                # there by an earlier step, may hold each node's own rank)
+                yield (step.line, f"srun starts accelerate launch --num_machines {machines} on {nodes} nodes, each "
+                                  f"reading --config_file {config} and no --machine_rank: every node takes the file's "
+                                  "one machine_rank, so the static rendezvous waits for the ranks nobody claims and "
+                                  "the job hangs (unless the file sets rdzv_backend: c10d); pass each node's rank on "
+                                  "the command line, which wins over the file: srun bash -c 'accelerate launch … "
+                                  "--machine_rank \"$SLURM_NODEID\" …'")
+        elif rank is None and path == "per_machine" and machines is not None and machines > 1:
             late = _written_after_script(launch.script_args, ("--machine_rank", "--machine-rank"))
             if late:
                 yield (step.line, f"srun starts accelerate launch --num_machines {machines} on {nodes} nodes, and its "
