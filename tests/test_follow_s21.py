@@ -90,7 +90,9 @@ def test_without_a_launcher_an_unset_count_gives_the_title_nothing_to_follow():
 
 def test_the_rule_reads_counts_that_are_no_plain_number_as_unknown():
     before, after = SlurmJob(nodes=2, gpus_per_node=4), SlurmJob(nodes="2-4", gpus_per_node=4)
-    assert title_counts("Train on 2 nodes", before, after) == "Train on 2 nodes"
+    # a range is no plain number, but the title can state it (session 31): the count is Slurm's pick in it
+    assert title_counts("Train on 2 nodes", before, after) == "Train on 2-4 nodes"
+    assert title_counts("Train on 3 nodes", before, after) == "Train on 3 nodes"  # not the job's count: as written
     total = SlurmJob(nodes=2, gpus=8), SlurmJob(nodes=2, gpus=16)
     assert title_counts("Train on 8 GPUs", *total) == "Train on 16 GPUs"
 

@@ -132,12 +132,16 @@ def test_problem_fields_map_to_layer_keys():
 def test_follow_moves_gpus_and_nodes_unless_set_by_hand():
     before = Workflow.single_node("t.py", image="i.sif", gpus_per_node=2, torchrun=True)
     after = before.replace(job=before.job.replace(gpus_per_node=4, nodes=2))
-    assert state.follow(before, after, set()) == {"torchrun.nproc_per_node": "4", "container.nv": True,
-                                                  "torchrun.nnodes": "2"}
+    # one node to two: the rendezvous and srun follow too (session 31), as Workflow.multi_node writes them
+    grown = {"torchrun.nnodes": "2", "torchrun.standalone": False, "torchrun.rdzv_backend": "c10d",
+             "torchrun.rdzv_endpoint": "$head_node:29500", "torchrun.rdzv_id": "$SLURM_JOB_ID", "srun.enabled": True}
+    assert state.follow(before, after, set()) == {"torchrun.nproc_per_node": "4", "container.nv": True, **grown}
     # on AMD GPUs the --nv the job had goes off as --rocm comes on (both on is refused)
     assert state.follow(before, after, {"torchrun.nproc_per_node"}, "amd") == {"container.rocm": True,
-                                                                                "container.nv": False,
-                                                                                "torchrun.nnodes": "2"}
+                                                                                "container.nv": False, **grown}
+    # a rendezvous option set by hand stays, and so does the rest of the rendezvous
+    kept = state.follow(before, after, {"torchrun.standalone"})
+    assert "torchrun.rdzv_endpoint" not in kept and kept["torchrun.nnodes"] == "2"
 
 
 # ------------------------------------------------------------------------------------------------

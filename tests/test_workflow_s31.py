@@ -13,7 +13,7 @@ from hpcwidgets.lint import lint
 from hpcwidgets.render import render
 from hpcwidgets.spec import ApptainerRun, SlurmJob, Srun, Torchrun, Workflow
 from hpcwidgets.spec._words import Verbatim
-from hpcwidgets.spec.workflow import follow
+from hpcwidgets.spec.workflow import follow, followed
 
 
 def problems(model, field: str) -> list[str]:
@@ -120,3 +120,43 @@ def test_a_torchrun_without_nnodes_on_several_nodes_is_a_problem():
     one = wf.replace(job=wf.job.replace(nodes=1))
     assert problems(one, "launcher.nnodes") == []
 
+
+
+# --- a job grown to several nodes, or back: the rendezvous and srun follow ---------------------------------------------
+
+def test_a_single_node_torchrun_grown_to_two_nodes_gets_the_multi_node_pattern():
+    wf = Workflow.single_node("train.py", gpus_per_node=4, image="img.sif")
+    assert wf.launcher.standalone and wf.srun is None
+    two = wf.replace(job=wf.job.replace(nodes=2))
+    grown = followed(wf, two)
+    assert grown.problems() == []
+    assert (grown.launcher.standalone, grown.launcher.rdzv_backend, grown.launcher.rdzv_endpoint,
+            grown.launcher.rdzv_id, grown.launcher.nnodes) == (False, "c10d", "$head_node:29500", "$SLURM_JOB_ID", "2")
+    assert grown.srun is not None and grown.srun.ntasks_per_node == 1
+    assert [f for f in lint(render(grown)) if f.severity == "error"] == []
+    back = followed(grown, grown.replace(job=grown.job.replace(nodes=1)))
+    assert (back.launcher.standalone, back.launcher.rdzv_backend, back.launcher.rdzv_endpoint) == (True, "", "")
+    assert back.problems() == []
+
+
+def test_a_rendezvous_the_person_wrote_or_gave_stays():
+    wf = Workflow.single_node("train.py", gpus_per_node=4, image="img.sif")
+    two = wf.replace(job=wf.job.replace(nodes=2))
+    assert "launcher.standalone" not in follow(wf, two, given=("launcher.standalone",))
+    assert "launcher.rdzv_endpoint" not in follow(wf, two, given=("launcher",))
+    mine = multi_node().replace(launcher=multi_node().launcher.replace(rdzv_endpoint="$MASTER_ADDR:29400"))
+    one = mine.replace(job=mine.job.replace(nodes=1))
+    assert "launcher.standalone" not in follow(mine, one)  # not the pattern's own endpoint: left as written
+
+
+def test_the_form_grown_to_two_nodes_turns_srun_on_and_renders_at_once():
+    from hpcwidgets.widgets import WorkflowBuilder
+    b = WorkflowBuilder(submit=False)
+    assert b.controls["launcher.standalone"].value is True
+    b.controls["job.nodes"].value = "2"
+    assert not b.stale and [f for f in b.findings if f.severity == "error"] == []
+    assert b.controls["launcher.standalone"].value is False
+    assert b.controls["launcher.rdzv_endpoint"].value == "$head_node:29500"
+    assert "srun --ntasks-per-node=1" in b.text and "--nnodes=2" in b.text
+    b.controls["job.nodes"].value = "1"
+    assert not b.stale and "--standalone" in b.text

@@ -66,6 +66,8 @@ def _per_task_problems(program: tuple[Any, ...]) -> list[Problem]:
         out.append(Problem("program", f"${name} is expanded once by the batch shell, before srun starts the tasks, "
                                       f"so every task gets task 0's number; {fix}"))
     return out
+
+
 #: a reference to a lower-case variable (the script's own; the environment's are upper-case), not the literal \$.
 #: The look-behind comes after the ``$`` so the pattern begins with a literal, which re scans for in C: led by the
 #: look-behind it tried every position of the text, a search eight times slower on a step's words
@@ -155,6 +157,8 @@ def follow(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str =
             and 1 <= span[0] < span[1]:
         out["launcher.nnodes"] = "$SLURM_NNODES"  # Slurm picks the count in the range as the job starts
     given = tuple(given)
+    if nodes != old.nodes:
+        out.update(_rendezvous_follows(after, old.node_count, new.node_count, given))
     out = {path: value for path, value in out.items() if _may_follow(after, path, given)}
     title = str(getattr(after, "title", "") or "")
     if title and "title" not in given:
@@ -242,17 +246,47 @@ def _gpu_flags(after: Any, gpus: int, vendor: str, moved: bool = False) -> dict[
     return {f"container.{flag}": gpus > 0, **others}
 
 
+#: the rendezvous of one node and of several, as :meth:`Workflow.single_node` and :meth:`Workflow.multi_node` write it
+_ONE_NODE_RENDEZVOUS = {"launcher.standalone": True, "launcher.rdzv_backend": "", "launcher.rdzv_endpoint": "",
+                        "launcher.rdzv_id": ""}
+_MULTI_NODE_RENDEZVOUS = {"launcher.standalone": False, "launcher.rdzv_backend": "c10d",
+                          "launcher.rdzv_endpoint": f"${HEAD_NODE_VAR}:{DEFAULT_RDZV_PORT}",
+                          "launcher.rdzv_id": "$SLURM_JOB_ID"}
+
+
+def _rendezvous_follows(after: Any, was: int, now: int, given: tuple[str, ...]) -> dict[str, Any]:
+    """A job grown from one node to several, or back: torchrun's rendezvous as the pattern for that many nodes
+    writes it (--standalone; c10d at the head node with the job's id), and srun to start one launcher on each node.
+    Only a rendezvous written as the other pattern writes it follows (one the person wrote otherwise, or any of whose
+    options they gave, stays); the srun layer is added when the job had none."""
+    launcher = getattr(after, "launcher", None)
+    if not isinstance(launcher, Torchrun) or (was > 1) == (now > 1) or any(
+            g == "launcher" or g in _ONE_NODE_RENDEZVOUS for g in given):
+        return {}
+    mine, theirs = (_ONE_NODE_RENDEZVOUS, _MULTI_NODE_RENDEZVOUS) if now > 1 else \
+        (_MULTI_NODE_RENDEZVOUS, _ONE_NODE_RENDEZVOUS)
+    if any(getattr(launcher, path.split(".")[1]) != value for path, value in mine.items()):
+        return {}
+    out: dict[str, Any] = dict(theirs)
+    if now > 1 and getattr(after, "srun", None) is None and "srun" not in given:
+        out["srun"] = Srun(ntasks_per_node=1)
+    return out
+
+
 def _may_follow(model: Any, path: str, given: tuple[str, ...]) -> bool:
     """Whether the field at ``path`` (``layer.field``) exists in ``model``, was not given by the person and holds
     a value a followed one may replace (a switch, or a count that is a plain number or empty)."""
     if any(path == g or path.startswith(g + ".") for g in given):
         return False
+    if path == "srun":  # the step layer, added where there was none
+        return getattr(model, "srun", None) is None
     attr, name = path.split(".")
     layer = getattr(model, attr, None)
     if not isinstance(layer, Spec) or name not in {f.name for f in type(layer).field_specs()}:
         return False
     value = getattr(layer, name)
-    return isinstance(value, bool) or str(value).strip().isdigit() or not str(value).strip()
+    return isinstance(value, bool) or str(value).strip().isdigit() or not str(value).strip() \
+        or value in _MULTI_NODE_RENDEZVOUS.values()  # (the pattern's own text, which the other one replaces)
 
 
 def followed(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str = "nvidia") -> Any:

@@ -29,7 +29,8 @@ from ..errors import (FileError, HpcWidgetsError, OverwriteError, ParseError, Pr
                       ValidationError)
 from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun, DefFile
 from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
-from ..spec.common import Bind, bind_destination
+from ..spec.common import Bind, EnvVar, bind_destination
+from ..spec._words import Verbatim
 from ..spec.jupyter import JupyterJob
 from ..spec.slurm import MAX_COUNT, SlurmJob, Srun
 from ..spec.torchrun import Torchrun
@@ -395,9 +396,14 @@ class Builder(w.VBox):
         refused = self._not_loadable(loaded.text, name)
         if refused:
             return self._load_failed(refused)
+        body, shebang = loaded.text, ""
+        if self.submits and not body.lstrip().startswith(("#!", "{")):
+            # commands (or #SBATCH lines) without the #! line sbatch needs ("This does not look like a batch script")
+            body, shebang = "#!/bin/bash\n" + body, (" It had no #! line, which sbatch needs first: the form starts "
+                                                      "the script with #!/bin/bash.")
         try:
             # line ends as Load file reads them: a script saved on an old Mac ends its lines with \r alone
-            model = self._fill_in(self._read(loaded.text.replace("\r\n", "\n").replace("\r", "\n")))
+            model = self._fill_in(self._read(body.replace("\r\n", "\n").replace("\r", "\n")))
         except HpcWidgetsError as exc:
             return self._load_failed(str(exc), getattr(exc, "line", 0) or 0)
         except RecursionError:
@@ -417,8 +423,8 @@ class Builder(w.VBox):
             return self._load_failed(message)
         note = (" It started with a UTF-8 byte-order mark (BOM), which sbatch refuses; the form dropped it, "
                 "so a saved script is fine.") if loaded.bom else ""
-        said = self._load_note(loaded.text)
-        self._set_status("Loaded." + note + (f" Note: {escape(said)}." if said else ""))
+        said = self._load_note(body)
+        self._set_status("Loaded." + note + shebang + (f" Note: {escape(said)}." if said else ""))
         return True
 
     def _load_note(self, text: str) -> str:
@@ -867,8 +873,24 @@ class Builder(w.VBox):
             return
         self._user_set.add(key)
         self._load_problem = None
+        self._split_typed_count(key, change["new"])
         self._refresh()
         self._note_edit(key)
+
+    def _split_typed_count(self, key: str, value: Any) -> None:
+        """GPUs per node typed as one TYPE:COUNT (a100:4), as its error message suggests for a count that is no whole
+        number: the GPU type goes to GPU type (when that is empty or the same) and the count stays, which is how the
+        script written reads back, and how the GPU count then flows into torchrun and the GPU flag."""
+        if key != self.form.key_for("job.gpus_per_node") or not isinstance(value, str):
+            return
+        kind, colon, count = value.strip().partition(":")
+        type_key = self.form.key_for("job.gpu_type")
+        types = self._field_controls.get(type_key)
+        if not colon or not count.isdigit() or not kind or kind.isdigit() or "," in value or types is None \
+                or str(types.value).strip() not in ("", kind):
+            return
+        self._set_values({key: count, type_key: kind})
+        self._user_set.add(type_key)
 
     def _refused(self, key: str, value: Any) -> str:
         """Why the control ``key`` does not take ``value``, or "" when it does. A control the page shows disabled (of
@@ -954,6 +976,25 @@ class Builder(w.VBox):
     def _values(self) -> dict[str, Any]:
         return {key: c.value for key, c in self._field_controls.items()}
 
+    def _switch_on(self, attr: str) -> Any:
+        """Turn a layer's switch on as an edit elsewhere asks (srun for a job grown to several nodes), its controls
+        filled from the layer it then has (one parked while it was off, else a first one); the base it gives."""
+        switch = self._structural.get(f"{attr}.enabled")
+        if switch is None or switch.value:
+            return self._effective_base()
+        self._hold += 1
+        try:
+            switch.value = True
+        finally:
+            self._hold -= 1
+        parked = self._parked.pop(attr, None)
+        if parked is not None:
+            self._base = dataclasses.replace(self._base, **{attr: parked})
+        base = self._effective_base()
+        prefix = f"{attr}."
+        self._set_values({k: v for k, v in self.form.values(base).items() if k.startswith(prefix)})
+        return base
+
     def _refresh(self) -> None:
         """Read the form, check it, render and lint the preview, and show it all. Never raises: what a
         model, the renderer or the linter raises becomes a finding (CHECK, RENDER, LINT)."""
@@ -966,8 +1007,11 @@ class Builder(w.VBox):
         base = self._effective_base()
         model, errors = self.form.read(base, self._values())
         updates = self._follow(self._model, model)
+        if updates.pop("srun.enabled", False):
+            base = self._switch_on("srun")
         if updates:
             self._set_values(updates)
+        if updates or base is not self._effective_base():
             model, errors = self.form.read(base, self._values())
         self._model = model
         self._form_errors = errors
@@ -1644,11 +1688,12 @@ class WorkflowBuilder(Builder):
         image = getattr(old, "image", "") or (self._example_image() if runtime == "apptainer"
                                               else "$SCRATCH/images/myenv.sqfs")
         binds = tuple(getattr(old, "binds", ()))
+        env = _carried_env(old, runtime)
         if runtime == "charliecloud":
             box = _charliecloud(image, binds)
             if box is not None:
-                return box
-        return self._gpu_flag(make_container(runtime, image, binds), model)
+                return box.replace(**env)
+        return self._gpu_flag(make_container(runtime, image, binds, **env), model)
 
     def _gpu_flag(self, box: Any, model: Any) -> Any:
         """``box`` with the vendor's GPU flag (``--nv``/``--rocm``, :data:`GPU_FLAGS`) set to whether ``model``'s job
@@ -1761,6 +1806,25 @@ class WorkflowBuilder(Builder):
         runs on by the profile (its own, else the profile's), without a profile the one the container says now or as
         loaded. :meth:`_follow` asks with the model after the edit, so a move to an AMD partition follows --rocm."""
         return gpu_vendor_of(self.profile, model, self._base)
+
+
+def _carried_env(old: Any, runtime: str) -> dict[str, Any]:
+    """The variables the container ``old`` sets, as the fields of a first container for ``runtime``: Apptainer's
+    --env NAME=value and ch-run's --set-env=NAME=value carry over either way (a --set-env FILE, or a word kept as the
+    script wrote it, has no such field and stays with the container it was in)."""
+    if runtime == "charliecloud" and isinstance(old, ApptainerRun):
+        pairs = tuple(f"{e.name}={e.value}" for e in old.env
+                      if isinstance(e, EnvVar) and not isinstance(e.name, Verbatim) and not isinstance(e.value, Verbatim))
+        return {"set_env": pairs} if pairs else {}
+    if runtime in ("apptainer", "singularity") and isinstance(old, ChRun):
+        env = tuple(EnvVar(name, value) for name, eq, value in (str(item).partition("=") for item in old.set_env
+                                                                 if not isinstance(item, Verbatim))
+                    if eq and _ENV_NAME.fullmatch(name))
+        return {"env": env} if env else {}
+    return {}
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _charliecloud(image: str, binds: tuple[Bind, ...]) -> Any:

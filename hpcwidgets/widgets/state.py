@@ -693,6 +693,9 @@ def follow(before: Any, after: Any, user_set: set[str] | frozenset[str], gpu_ven
     given = [form.fields[key].path for key in user_set if key in form.fields]
     out: dict[str, Any] = {}
     for path, value in follow_job(before, after, given, gpu_vendor).items():
+        if path == "srun":  # the step layer added: the form's switch for it (the builder turns it on)
+            out["srun.enabled"] = True
+            continue
         key = form.key_for(path)
         if key:
             out[key] = to_control(form.fields[key].kind, value)
