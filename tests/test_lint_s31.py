@@ -233,3 +233,17 @@ def test_hpc215_advises_the_plugin_the_image_mpi_speaks(image, plugin):
     [(_, message)] = found(f"#!/bin/bash\n#SBATCH --ntasks=8\nmpirun -n 8 apptainer exec {image} /opt/app/solver\n",
                            "HPC215")
     assert f"srun --mpi={plugin}" in message
+
+
+LIGHTNING = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-task=1\n"
+             "#SBATCH --cpus-per-task=8\n#SBATCH --time=20:00:00\n"
+             "srun --cpus-per-task=8 python train.py --trainer.devices=4 --trainer.num_nodes=2\n")
+
+
+def test_hpc121_reports_lightning_devices_where_each_task_sees_one_gpu():
+    [(line, message)] = found(LIGHTNING, "HPC121")
+    assert line == 7 and "--gpus-per-task=1 on line 4" in message and "--gpus-per-node=4" in message
+
+
+def test_hpc121_leaves_lightning_alone_where_every_task_sees_the_nodes_gpus():
+    assert found(LIGHTNING.replace("--gpus-per-task=1", "--gpus-per-node=4"), "HPC121") == []

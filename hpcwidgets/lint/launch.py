@@ -2133,7 +2133,10 @@ def _cpus_per_task_fix(ctx: Context, cpus: int) -> Fix | None:
           "checks that devices equals SLURM_NTASKS_PER_NODE and num_nodes equals SLURM_NNODES. When they differ it "
           "stops at start-up ('You set devices=4 in Lightning, but the number of tasks per node configured in SLURM "
           "--ntasks-per-node=1 does not match'; older versions wait for processes that never come), and with "
-          "--ntasks but no --ntasks-per-node it refuses to start ('Use --ntasks-per-node'). Read from the "
+          "--ntasks but no --ntasks-per-node it refuses to start ('Use --ntasks-per-node'). Where Slurm binds one "
+          "GPU to each task (--gpus-per-task=1, --gpu-bind=single:1), every process sees one GPU and Lightning, "
+          "asked for devices=4 of them, stops too ('You requested gpu: [0, 1, 2, 3] But your machine only has: "
+          "[0]'). Read from the "
           "trainer's settings on the command line: LightningCLI's --trainer.devices and Hydra's (NeMo's) "
           "trainer.devices=; a script's own --devices, --gpus and --num_nodes (as Trainer.add_argparse_args made "
           "them) where the script shows Lightning (the word lightning in it: a module, an environment, an image, a "
@@ -2175,6 +2178,13 @@ def _lightning_devices_vs_tasks(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"{devices[0]} under {'' if option.startswith('srun') else 'srun with '}{option}="
                               f"{per_node}: Lightning runs one process per Slurm task and stops at start-up (devices "
                               "must equal the tasks per node); " + _which_to_change(ctx, devices, per_node, option))
+        elif devices is not None and devices[1] > 1 and (bound := _one_gpu_bound(ctx, step)):
+            # each task sees its own GPU alone (CUDA_VISIBLE_DEVICES of one), and Lightning asks it for devices GPUs
+            yield (step.line, f"{devices[0]} but each task sees only its own GPU ({bound} binds one to each): "
+                              f"Lightning asks every process for {devices[1]} GPUs and stops at start-up ('You "
+                              f"requested gpu: [0, 1, …] But your machine only has: [0]'); ask for the GPUs per node "
+                              f"(--gpus-per-node={devices[1]}) instead, so that every task sees the node's GPUs and "
+                              "Lightning gives each process its own")
         elif devices is not None and not isinstance(per_node, int) and isinstance(ctx.job.ntasks, int) \
                 and ctx.job.ntasks > 1 and not isinstance(srun.ntasks, int):
             yield (step.line, f"{devices[0]} with --ntasks={ctx.job.ntasks} and no --ntasks-per-node: Lightning refuses "
@@ -2187,6 +2197,12 @@ def _lightning_devices_vs_tasks(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"{written} under srun on {nodes} node{'s' if nodes > 1 else ''}: Lightning checks "
                               "num_nodes against the step's nodes (SLURM_NNODES) and stops at start-up; use "
                               f"{_respelled(written, nodes)}")
+
+
+def _one_gpu_bound(ctx: Context, step: Any) -> str:
+    """How Slurm binds one GPU to each task of ``step`` (``--gpus-per-task=1 on line 4``), "" when it does not."""
+    from .devices import _one_gpu_each
+    return _one_gpu_each(ctx, step)
 
 
 def _which_to_change(ctx: Context, devices: tuple[str, int], per_node: int, option: str) -> str:
