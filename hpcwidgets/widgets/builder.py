@@ -1007,11 +1007,12 @@ class Builder(w.VBox):
         base = self._effective_base()
         model, errors = self.form.read(base, self._values())
         updates = self._follow(self._model, model)
-        if updates.pop("srun.enabled", False):
+        switched = updates.pop("srun.enabled", False)
+        if switched:
             base = self._switch_on("srun")
         if updates:
             self._set_values(updates)
-        if updates or base is not self._effective_base():
+        if updates or switched:
             model, errors = self.form.read(base, self._values())
         self._model = model
         self._form_errors = errors
