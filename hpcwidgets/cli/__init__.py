@@ -331,15 +331,6 @@ _EXTRA_COMMANDS = (
 )
 
 
-def _srun_cpus_again(model: Any) -> Any:
-    """A workflow whose srun leaves --cpus-per-task to the job, with the job's count given to srun."""
-    srun, job = getattr(model, "srun", None), getattr(model, "job", None)
-    cpus = getattr(job, "cpus_per_task", None)
-    if srun is None or getattr(srun, "cpus_per_task", 0) is not None or cpus.__class__ is not int or cpus <= 1:
-        return model
-    return model.replace(srun=srun.replace(cpus_per_task=cpus))
-
-
 def _field_value(model: Any, path: str) -> Any:
     """The value at a problem's field path (``job.job_name``) of ``model``; None where there is none."""
     for name in path.split(".") if path else ():
@@ -657,7 +648,8 @@ def _run_model_command(args: argparse.Namespace) -> int:
     elif args.from_file is None:
         # no profile says which Slurm the site runs: srun gets the job's --cpus-per-task again, as a profile without
         # a scheduler_version gives it (srun of 22.05–23.02 does not take it from the job)
-        model = _srun_cpus_again(model)
+        from ..spec.profile import srun_gets_job_cpus
+        model = srun_gets_job_cpus(model)
     problems = model.problems() + profile_problems(model, profile)
     if not set(problems) <= held:
         raise ValidationError([_said_here(cls, model, p) for p in problems], subject=" ".join(cmd.path))

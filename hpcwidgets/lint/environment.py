@@ -452,27 +452,22 @@ _WRAPPER_SETTING = re.compile(r"^\s*(?:export\s+)?([A-Z_][A-Z0-9_]*)=(\S*)", re.
 
 def _wrappers_filtering_twice(ctx: Context) -> Iterator[Any]:
     """HPC524 for a wrapper the script writes with a quoted here-document (``cat << 'EOF' > select_gpu``, LUMI's
-    pattern) and runs under srun (``srun ./select_gpu python …``): each task runs its lines, so ``$SLURM_LOCALID``
-    there is the task's own number."""
-    for cmd in simple_commands(ctx):
-        doc = next((r for r in cmd.redirects if r.heredoc is not None and r.op.startswith("<<")), None)
-        target = next((str(r.target.value) for r in cmd.redirects if r.op in (">", ">>", ">|")), "")
-        if doc is None or not target or not any(q in doc.target.raw for q in "'\"\\"):
-            continue  # not written to a file, or a here-document the batch shell expands (HPC502's)
-        body = doc.heredoc
-        name = target.rsplit("/", 1)[-1]
-        for step in steps(ctx):
-            # the step's program, or a word the reader read past before the container it starts (srun ./select_gpu
-            # singularity exec …)
-            words = [str(w) for w in step.chain.program[:1]] + list(step.looked_through)
-            if step.chain.srun is None or not any(w.rsplit("/", 1)[-1] == name for w in words):
-                continue
-            settings = {n: Setting(n, re.sub(r"\$(?=\{?SLURM_(?:LOCALID|PROCID)\b)", r"\\$", v), step.line, True)
-                        for n, v in _WRAPPER_SETTING.findall(body)}
-            found = _filtered_twice(ctx, settings, step)
-            if found is not None:
-                yield cmd.line, found[1] + f" (in {target}, which srun runs on line {step.line})"
-                break
+    pattern) and runs under srun (``srun ./select_gpu python …``, ``srun ./select_gpu singularity exec …``): each task
+    runs its lines, so ``$SLURM_LOCALID`` there is the task's own number. A value the batch shell filled in as it
+    wrote the file (an unquoted here-document) is HPC502's."""
+    from .devices import wrapper_written
+    reported: set[int] = set()
+    for step in steps(ctx):
+        found = wrapper_written(ctx, step) if step.chain.srun is not None else None
+        if found is None or found[1] in reported:
+            continue
+        name, line, body = found
+        settings = {n: Setting(n, re.sub(r"\$(?=\{?SLURM_(?:LOCALID|PROCID)\b)", r"\\$", v), step.line, True)
+                    for n, v in _WRAPPER_SETTING.findall(body) if "\x00" not in v}
+        twice = _filtered_twice(ctx, settings, step)
+        if twice is not None:
+            reported.add(line)
+            yield line, twice[1] + f" (in {name.removeprefix('./')}, which srun runs on line {step.line})"
 
 
 def _filtered_twice(ctx: Context, settings: dict[str, Setting], step: Any, at: int = 0) -> tuple[int, str] | None:

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import HpcWidgetsError
 from ._meta import Spec
@@ -266,9 +267,8 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
         notes.append(f"--env {' '.join(str(e.name) for e in whole)} passes the NAME=value pairs a variable holds, "
                      "which Apptainer splits at commas and ch-run does not (one --set-env is one variable): left "
                      "out; add a --set-env=NAME=value for each pair.")
-    env = [e for e in run.env if e not in whole]
-    set_env += [f"{e.name}={e.value}" for e in env]
-    env_no_expand = any(ch_run_expands(e.value) for e in env)
+    pairs, env_no_expand = _charliecloud_pairs(run)
+    set_env += pairs
     if env_no_expand:
         notes.append("--env-no-expand keeps ch-run from expanding the literal $ in a --set-env value.")
     if run.env_file:
@@ -303,6 +303,27 @@ def to_charliecloud(run: ApptainerRun, *, image_dir: str = "") -> Conversion:
 
 #: where an Apptainer image (a SIF, and the sandbox directory it unpacks to) keeps its runscript and %test section
 _IMAGE_SCRIPTS = {"run": ("/.singularity.d/runscript", "runscript"), "test": ("/.singularity.d/test", "%test section")}
+
+
+def _charliecloud_pairs(run: ApptainerRun) -> tuple[list[str], bool]:
+    """Apptainer's ``--env`` items as ch-run's ``--set-env=NAME=value`` words, and whether a value holds a literal
+    ``$`` ch-run would expand (then --env-no-expand); an item a variable holds whole (``--env "$PAIRS"``) is left
+    out, as :func:`to_charliecloud` says."""
+    env = [e for e in run.env if not (isinstance(e.name, Verbatim) and not e.value)]
+    return [f"{e.name}={e.value}" for e in env], any(ch_run_expands(e.value) for e in env)
+
+
+def carried_variables(old: Any, runtime: str) -> dict[str, Any]:
+    """The variables a container sets, as the fields of a container of the other runtime (a form's runtime switch):
+    Apptainer's --env as ch-run's --set-env (with --env-no-expand where needed), ch-run's --set-env and --unset-env
+    as Apptainer's --env, each as the translations write them; {} for anything else."""
+    if runtime == "charliecloud" and isinstance(old, ApptainerRun):
+        pairs, no_expand = _charliecloud_pairs(old)
+        return {"set_env": tuple(pairs), **({"env_no_expand": True} if no_expand else {})} if pairs else {}
+    if runtime in ("apptainer", "singularity") and isinstance(old, ChRun):
+        env = tuple(_environment(old, [])[0])
+        return {"env": env} if env else {}
+    return {}
 
 
 def _environment(run: ChRun, notes: list[str]) -> tuple[list[EnvVar], str, bool]:

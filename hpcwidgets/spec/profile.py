@@ -170,6 +170,17 @@ def mig_size(gpu_type: str) -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, _sliced_memory(gpu_type))
 
 
+def srun_gets_job_cpus(model: Any, job: Any = None) -> Any:
+    """``model`` (a workflow) whose srun leaves --cpus-per-task to the job, with the job's count (``job``'s when given)
+    given to srun again: srun of Slurm 22.05–23.02 does not take it from the job. What a profile does where its Slurm
+    is one of those or not known (:meth:`ClusterProfile.place`), and the command line without a profile."""
+    srun = getattr(model, "srun", None)
+    cpus = getattr(job if job is not None else getattr(model, "job", None), "cpus_per_task", None)
+    if srun is None or getattr(srun, "cpus_per_task", 0) is not None or cpus.__class__ is not int:
+        return model
+    return model.replace(srun=srun.replace(cpus_per_task=cpus))
+
+
 def _str(value: Any) -> str:
     """The value when it is text, else "" (a wrong type is already reported by the generic checks)."""
     return value if isinstance(value, str) else ""
@@ -1717,11 +1728,10 @@ class ClusterProfile(Spec):
         wanted = [m for m in dict.fromkeys(self.runtime_module(str(p)) for p in programs) if m]
         missing = tuple(m for m in wanted if m.split("/", 1)[0] not in loaded)
         changes["job"] = job.replace(modules=(*job.modules, *missing)) if missing else job
-        srun = getattr(model, "srun", None)
-        cpus = changes["job"].cpus_per_task
-        if srun is not None and getattr(srun, "cpus_per_task", 0) is None and isinstance(cpus, int) \
-                and self.srun_needs_cpus_per_task():
-            changes["srun"] = srun.replace(cpus_per_task=cpus)
+        if self.srun_needs_cpus_per_task():
+            again = srun_gets_job_cpus(model, changes["job"])
+            if again is not model:
+                changes["srun"] = again.srun
         return model.replace(**changes)
 
     def _site_binary(self, layer: Any) -> Any:

@@ -29,8 +29,8 @@ from ..errors import (FileError, HpcWidgetsError, OverwriteError, ParseError, Pr
                       ValidationError)
 from ..spec.apptainer import ApptainerBuild, ApptainerPull, ApptainerRun, DefFile
 from ..spec.charliecloud import ChConvert, ChFromhost, ChImageBuild, ChImageImport, ChImagePull, ChRun
-from ..spec.common import Bind, EnvVar, bind_destination
-from ..spec._words import Verbatim
+from ..spec.common import Bind, bind_destination
+from ..spec.convert import carried_variables
 from ..spec.jupyter import JupyterJob
 from ..spec.slurm import MAX_COUNT, SlurmJob, Srun
 from ..spec.torchrun import Torchrun
@@ -1689,7 +1689,7 @@ class WorkflowBuilder(Builder):
         image = getattr(old, "image", "") or (self._example_image() if runtime == "apptainer"
                                               else "$SCRATCH/images/myenv.sqfs")
         binds = tuple(getattr(old, "binds", ()))
-        env = _carried_env(old, runtime)
+        env = carried_variables(old, runtime)  # as the translations write them
         if runtime == "charliecloud":
             box = _charliecloud(image, binds)
             if box is not None:
@@ -1807,25 +1807,6 @@ class WorkflowBuilder(Builder):
         runs on by the profile (its own, else the profile's), without a profile the one the container says now or as
         loaded. :meth:`_follow` asks with the model after the edit, so a move to an AMD partition follows --rocm."""
         return gpu_vendor_of(self.profile, model, self._base)
-
-
-def _carried_env(old: Any, runtime: str) -> dict[str, Any]:
-    """The variables the container ``old`` sets, as the fields of a first container for ``runtime``: Apptainer's
-    --env NAME=value and ch-run's --set-env=NAME=value carry over either way (a --set-env FILE, or a word kept as the
-    script wrote it, has no such field and stays with the container it was in)."""
-    if runtime == "charliecloud" and isinstance(old, ApptainerRun):
-        pairs = tuple(f"{e.name}={e.value}" for e in old.env
-                      if isinstance(e, EnvVar) and not isinstance(e.name, Verbatim) and not isinstance(e.value, Verbatim))
-        return {"set_env": pairs} if pairs else {}
-    if runtime in ("apptainer", "singularity") and isinstance(old, ChRun):
-        env = tuple(EnvVar(name, value) for name, eq, value in (str(item).partition("=") for item in old.set_env
-                                                                 if not isinstance(item, Verbatim))
-                    if eq and _ENV_NAME.fullmatch(name))
-        return {"env": env} if env else {}
-    return {}
-
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _charliecloud(image: str, binds: tuple[Bind, ...]) -> Any:
