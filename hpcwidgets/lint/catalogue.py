@@ -1504,6 +1504,28 @@ _TOKEN_NAME = re.compile(r"^(APPTAINERENV_|SINGULARITYENV_)?([A-Z0-9_]*(API_KEY|
 _DEFAULT_VALUE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?[-=](.+)\}")
 
 
+#: what every user of the cluster can see of a job: its owner's name and id (squeue, ls -l), the job's id and name,
+#: the node it runs on
+_PUBLIC_PART = (r"\$\{?(?:USER|LOGNAME|UID|SLURM_JOB_?ID|SLURM_JOB_NAME|SLURM_JOB_USER|SLURM_JOB_UID|HOSTNAME|"
+                r"SLURMD_NODENAME|SLURM_SUBMIT_HOST)\}?|\$\((?:whoami|id -un|id -u|hostname(?: -[sf])?)\)")
+_GUESSABLE = re.compile(rf"(?:{_PUBLIC_PART}|[\w.@:+-])*(?:{_PUBLIC_PART})(?:{_PUBLIC_PART}|[\w.@:+-])*")
+
+
+def guessable_token(value: str) -> bool:
+    """Whether a token is made of what every user of the cluster can see (``$USER``, ``${USER}-$SLURM_JOB_ID``,
+    ``$(whoami)``) and plain characters: anyone can work it out."""
+    text = str(value)
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return _GUESSABLE.fullmatch(text) is not None
+
+
+#: what to say of a token made of public parts
+GUESSABLE_TOKEN = ("is made of what every user of the cluster can see (your user name, the job's id and node: squeue "
+                   "shows them), so anyone can work it out and use the server as you; make a random one when the job "
+                   "runs: JUPYTER_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24))')")
+
+
 def _secret_message(name: str, value: str) -> str | None:
     """What to say about ``name=value`` written in the script, or None when it holds no secret. Jupyter's
     token is a password to a shell as you, so any fixed one counts (even a short one); the value
@@ -1519,6 +1541,8 @@ def _secret_message(name: str, value: str) -> str | None:
             return (f"{name} holds a secret written in the script, as the default of ${{…:-…}}: it is used whenever "
                     "the variable is not set, and anyone who reads the script has it; log in once or source a private "
                     "file instead")
+    if m and m.group(2) == "JUPYTER_TOKEN" and guessable_token(value):
+        return f"{name}={value}: the Jupyter token {GUESSABLE_TOKEN}"
     if not m or _REGISTRY_PASSWORD.match(name) or not is_literal(value):
         return None
     if m.group(2) == "JUPYTER_TOKEN":

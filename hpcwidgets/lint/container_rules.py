@@ -1517,8 +1517,8 @@ ch-run -b "$SCRATCH/data:/mnt/0" "$SCRATCH/images/trainer.sqfs" -- python /opt/a
 """)
 def _ch_bind_dst(ctx: Context) -> Iterator[Any]:
     for step, c, b in _binds(ctx):
-        if c.kind != "charliecloud.run" or getattr(c, "write", False) or _write_fake(c):
-            continue
+        if c.kind != "charliecloud.run" or getattr(c, "write", False) or _write_fake(c) or b.mode:
+            continue  # (a bind with ':ro' is HPC219's: ch-run has no bind modes)
         dst = str(b.dst or b.src)
         if not re.match(r"^/mnt/\d(/|$)", dst):
             # shown as written: \$ is a dollar the batch shell left for an inner sh -c

@@ -65,7 +65,7 @@ def _device_by_local_rank(ctx: Context) -> Iterator[Any]:
         srun = step.chain.srun
         if srun is None or not (ctx.job.gpus_on_each_node or own_gpu_request(srun)):
             continue
-        binding = _one_gpu_each(ctx, step)
+        binding = one_gpu_each(ctx, step)
         per_node = _tasks_sharing_a_node(ctx, step)
         if not binding or per_node < 2:
             continue
@@ -157,7 +157,19 @@ def wrapper_written(ctx: Context, step: Any) -> tuple[str, int, str] | None:
     return None
 
 
-def _one_gpu_each(ctx: Context, step: Any) -> str:
+def srun_wrappers(ctx: Context) -> Iterator[tuple[Any, str, int, str]]:
+    """Each wrapper the batch script writes with a here-document and an srun step then runs (:func:`wrapper_written`),
+    once per written file: ``(the first step that runs it, its name as that step writes it, the line that wrote it,
+    its text)``. HPC502 and HPC524 judge the text; each reports a file once however many steps run it."""
+    seen: set[int] = set()
+    for step in steps(ctx):
+        found = wrapper_written(ctx, step) if step.chain.srun is not None else None
+        if found is not None and found[1] not in seen:
+            seen.add(found[1])
+            yield (step, *found)
+
+
+def one_gpu_each(ctx: Context, step: Any) -> str:
     """How Slurm comes to bind one GPU to each task of srun ``step``, as the script says it
     (``--gpus-per-task=1 on line 4``); "" when it does not: no binding (every task sees all the step's GPUs), a binding
     of another kind (``none``, ``closest``, ``map_gpu`` …) or more than one GPU per task. srun takes the job's
@@ -390,10 +402,10 @@ def _mig_step(ctx: Context, step: Any) -> tuple[str, int, int] | None:
 
 
 def _slice_each(ctx: Context, step: Any) -> str:
-    """How one slice comes to be bound to each task of srun ``step`` (:func:`_one_gpu_each`), also where the job
+    """How one slice comes to be bound to each task of srun ``step`` (:func:`one_gpu_each`), also where the job
     asks for one GPU per task beside a count of another kind (``--gpus=1g.10gb:2 --gpus-per-task=1g.10gb:1``): srun
     is given SLURM_GPUS_PER_TASK all the same. "" when nothing binds them."""
-    said = _one_gpu_each(ctx, step)
+    said = one_gpu_each(ctx, step)
     per_task = ctx.job.gpus_per_task
     if not said and per_task and gpu_total(per_task) == 1 and not own_gpu_request(step.chain.srun):
         said = f"the job's --gpus-per-task={per_task}"

@@ -455,18 +455,12 @@ def _wrappers_filtering_twice(ctx: Context) -> Iterator[Any]:
     pattern) and runs under srun (``srun ./select_gpu python …``, ``srun ./select_gpu singularity exec …``): each task
     runs its lines, so ``$SLURM_LOCALID`` there is the task's own number. A value the batch shell filled in as it
     wrote the file (an unquoted here-document) is HPC502's."""
-    from .devices import wrapper_written
-    reported: set[int] = set()
-    for step in steps(ctx):
-        found = wrapper_written(ctx, step) if step.chain.srun is not None else None
-        if found is None or found[1] in reported:
-            continue
-        name, line, body = found
+    from .devices import srun_wrappers
+    for step, name, line, body in srun_wrappers(ctx):
         settings = {n: Setting(n, re.sub(r"\$(?=\{?SLURM_(?:LOCALID|PROCID)\b)", r"\\$", v), step.line, True)
                     for n, v in _WRAPPER_SETTING.findall(body) if "\x00" not in v}
         twice = _filtered_twice(ctx, settings, step)
         if twice is not None:
-            reported.add(line)
             yield line, twice[1] + f" (in {name.removeprefix('./')}, which srun runs on line {step.line})"
 
 

@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 from ..spec.jupyter import own_network_option, server_start
 from . import Context, Fix, rule
-from .catalogue import (_Inner, _REGISTRY_PASSWORD, _secret_message, _simple_commands, cached, expanded_refs,
-                        is_literal, steps)
+from .catalogue import (GUESSABLE_TOKEN, _Inner, _REGISTRY_PASSWORD, _secret_message, _simple_commands, cached,
+                        expanded_refs, guessable_token, is_literal, steps)
 from .container_rules import _instance_of
 
 
@@ -57,9 +57,12 @@ def _registry_password(ctx: Context) -> Iterator[Any]:
 
 
 @rule("HPC602", "api-token-in-script", "error",
-      summary="an API key or token (W&B, Hugging Face, cloud, a fixed Jupyter token) is written in the script",
+      summary="an API key or token (W&B, Hugging Face, cloud, a fixed Jupyter token) is written in the script, or a "
+              "Jupyter token is made of what everyone can see ($USER, the job's id)",
       why="The script is copied to Slurm's spool, kept in job records, shared with colleagues and committed to git: "
-          "the key leaks with it.",
+          "the key leaks with it. A Jupyter token is the password to a shell as you: one written in the script "
+          "(JUPYTER_TOKEN=…, --ServerApp.token=…) leaks the same way, and one made of your user name or the job's "
+          "id (JUPYTER_TOKEN=$USER, --NotebookApp.token=${USER}) is known to everyone who runs squeue.",
       fix="Keep it out of the script: log in once (wandb login, huggingface-cli login stores it in your home), or "
           "source a file only you can read.",
       catalogue=(30,),
@@ -91,6 +94,22 @@ def _api_token(ctx: Context) -> Iterator[Any]:
             idx = words.index("--token")
             if idx + 1 < len(words) and is_literal(words[idx + 1]):
                 yield cmd.line, "the Hugging Face token is written on the command line; log in once interactively instead"
+    yield from _fixed_server_token(ctx)
+
+
+def _fixed_server_token(ctx: Context) -> Iterator[Any]:
+    """HPC602 for a Jupyter server given a token on its command line that anyone can know: written out
+    (``--ServerApp.token=somepassword``) or made of public parts (``--NotebookApp.token=${USER}``)."""
+    for cmd, words in _jupyter_commands(ctx):
+        for key, trait, value in _jupyter_settings(words):
+            if not (_SECRET_TRAIT.match(trait) and trait.endswith(".token")) or value in ("", "''", '""'):
+                continue  # (an empty token is HPC603's)
+            if is_literal(value):
+                yield (cmd.line, f"{key}={value} is a fixed Jupyter token written in the script: anyone who reads the "
+                                 "script (in git, in Slurm's records) can use the server as you; leave it out (Jupyter "
+                                 "makes a random one) or make one when the job runs and export it as JUPYTER_TOKEN")
+            elif guessable_token(value):
+                yield cmd.line, f"{key}={value}: the token {GUESSABLE_TOKEN}"
 
 
 def _jupyter_commands(ctx: Context) -> list[tuple[Any, list[str]]]:
@@ -135,7 +154,7 @@ def _jupyter_settings(words: list[str]) -> list[tuple[str, str, str]]:
 
 
 #: the settings that hold the server's token or password
-_SECRET_TRAIT = re.compile(r"^(ServerApp|NotebookApp|IdentityProvider|PasswordIdentityProvider)\."
+_SECRET_TRAIT = re.compile(r"^(ServerApp|NotebookApp|LabApp|IdentityProvider|PasswordIdentityProvider)\."
                            r"(token|password|hashed_password)$")
 
 
@@ -603,6 +622,11 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
             umask_private_from = cmd.line
         if words == ["exec"] and _stderr_file(cmd) not in (None, "/dev/null"):
             log_file = (_stderr_file(cmd), umask_private_from is not None)
+    for _, words in servers:  # --ServerApp.token="$TOKEN": the script's own token, in its own variable
+        given = {n for _, trait, value in _jupyter_settings(words) if _SECRET_TRAIT.match(trait)
+                 and trait.endswith(".token") for n, _ in expanded_refs(value) if n != "$$"}
+        token_names |= given
+        own_token = own_token or bool(given)
     if own_token:
         yield from _token_printed(ctx, chmod_private, token_names)
         return

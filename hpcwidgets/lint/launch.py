@@ -26,6 +26,7 @@ from .catalogue import (MPI_LAUNCHERS, NODE_LOCAL, _ACCELERATE_SWITCHES, _DEEPSP
                         job_nodes,
                         job_tasks, multi_node, other_launches, own_task_gpus, python_code, python_module_words,
                         shell_script_word, simple_commands, step_tasks, steps, tasks_per_node, with_chain)
+from .devices import one_gpu_each
 
 
 NODELIST_VARS = ("SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
@@ -2178,7 +2179,7 @@ def _lightning_devices_vs_tasks(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"{devices[0]} under {'' if option.startswith('srun') else 'srun with '}{option}="
                               f"{per_node}: Lightning runs one process per Slurm task and stops at start-up (devices "
                               "must equal the tasks per node); " + _which_to_change(ctx, devices, per_node, option))
-        elif devices is not None and devices[1] > 1 and (bound := _one_gpu_bound(ctx, step)):
+        elif devices is not None and devices[1] > 1 and (bound := one_gpu_each(ctx, step)):
             # each task sees its own GPU alone (CUDA_VISIBLE_DEVICES of one), and Lightning asks it for devices GPUs
             yield (step.line, f"{devices[0]} but each task sees only its own GPU ({bound} binds one to each): "
                               f"Lightning asks every process for {devices[1]} GPUs and stops at start-up ('You "
@@ -2197,12 +2198,6 @@ def _lightning_devices_vs_tasks(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"{written} under srun on {nodes} node{'s' if nodes > 1 else ''}: Lightning checks "
                               "num_nodes against the step's nodes (SLURM_NNODES) and stops at start-up; use "
                               f"{_respelled(written, nodes)}")
-
-
-def _one_gpu_bound(ctx: Context, step: Any) -> str:
-    """How Slurm binds one GPU to each task of ``step`` (``--gpus-per-task=1 on line 4``), "" when it does not."""
-    from .devices import _one_gpu_each
-    return _one_gpu_each(ctx, step)
 
 
 def _which_to_change(ctx: Context, devices: tuple[str, int], per_node: int, option: str) -> str:

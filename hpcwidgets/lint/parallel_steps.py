@@ -2322,9 +2322,25 @@ _RENDEZVOUS_FILE = re.compile(r"(?<![\w-])--scheduler[-_]file(?:=|\s+)['\"]?([^\
                               r"|(?<![\w])file://(/[^\s'\"]*|\$[^\s'\"]*)")
 
 
+#: a file or folder mktemp makes in $TMPDIR (else /tmp), as a command substitution: no template, or a template
+#: without a folder that -t or --tmpdir (without a folder of its own) places there. A template of its own is made
+#: in the current directory, -p DIR and --tmpdir=DIR in DIR: those are left as they are.
+_MKTEMP = re.compile(r"\$\(\s*mktemp((?:\s+-[dqut]+|\s+--(?:directory|quiet|dry-run|tmpdir|suffix=[^\s)]+))*)"
+                     r"(?:\s+([^\s)/-][^\s)/]*))?\s*\)")
+_MADE_BY_MKTEMP = "${TMPDIR}/<mktemp>"
+
+
+def _mktemp_where(m: re.Match) -> str:
+    """A node-local :data:`_MKTEMP` substitution as the path it makes (for NODE_LOCAL to read), else as written."""
+    options, template = m.group(1), m.group(2)
+    if template is None or re.search(r"\s(?:-[dqu]*t|--tmpdir)\b", options):
+        return _MADE_BY_MKTEMP
+    return m.group(0)
+
+
 @rule("HPC549", "node-local-rendezvous-file", "error",
       summary="processes on several nodes find each other through a file on node-local storage (/tmp, $TMPDIR, "
-              "$SLURM_TMPDIR): Dask's --scheduler-file, a torch.distributed file:// rendezvous",
+              "$SLURM_TMPDIR, a file $(mktemp) makes): Dask's --scheduler-file, a torch.distributed file:// rendezvous",
       why="Dask's scheduler writes its address into the --scheduler-file, and the workers and the client read it "
           "from there; torch.distributed's file:// init method (init_method, --dist-url) has every process open one "
           "file. Both work only where all the processes see the same file. Node-local storage is a separate disk on "
@@ -2358,15 +2374,18 @@ def _node_local_rendezvous_file(ctx: Context) -> Iterator[Any]:
         if step.chain.srun is None or _step_nodes(ctx, step) < 2:
             continue
         text = " ".join(ctx.parsed.resolve_written(str(w.value), step.line) for w in all_words(step.command))
-        for m in _RENDEZVOUS_FILE.finditer(text):
+        for m in _RENDEZVOUS_FILE.finditer(_MKTEMP.sub(_mktemp_where, text)):
             path = m.group(1) or m.group(2)
             local = NODE_LOCAL.match(re.sub(r"\$\{(\w+):?[-=][^}]*\}", r"${\1}", path))  # ${TMPDIR:-/tmp}: $TMPDIR
             if local is None or path in reported:
                 continue
             reported.add(path)
             what = "the Dask scheduler file" if m.group(1) else "the file:// rendezvous file"
-            yield (step.line, f"{what} {path} is on node-local storage ({local.group(0)}), but this step runs on "
-                              f"{_step_nodes(ctx, step)} nodes: each node has its own {local.group(0)}, so the "
+            place = own = local.group(0)
+            if path.startswith(_MADE_BY_MKTEMP):
+                path, place, own = "$(mktemp)", "$TMPDIR, else /tmp, where mktemp makes it", "$TMPDIR and /tmp"
+            yield (step.line, f"{what} {path} is on node-local storage ({place}), but this step runs on "
+                              f"{_step_nodes(ctx, step)} nodes: each node has its own {own}, so the "
                               "processes on the others never find it and wait until they time out; put it on "
                               "storage every node sees (the submit directory, $SCRATCH)")
 
@@ -2551,12 +2570,12 @@ def _ray_options(words: list[str]) -> dict[str, str]:
 
 #: what starts work on other nodes of the allocation (srun; MPI and other launchers over ssh, pdsh or their own
 #: daemons; workflow tools that run srun themselves): any of these in the script, and the rule is silent
-_REACHES_NODES = re.compile(
-    r"(?<![\w./-])(?:srun|salloc|sbatch|mpirun|mpiexec(?:\.hydra)?|orterun|prterun|horovodrun|deepspeed|accelerate|"
-    r"ray|pdsh|pdcp|clush|ssh|parallel|dask-mpi|dask-ssh|charmrun|ibrun|jsrun|aprun|torchx|flux|snakemake|nextflow|"
-    r"hq|rlaunch|spark-submit|pbsdsh|mpi4py|"
+_REACHES_NODES = re.compile(r"(?<![\w./-])(?:" + "|".join(sorted(map(re.escape, {
+    *RANK_LAUNCHERS, "srun", "salloc", "sbatch", "prterun", "deepspeed", "accelerate", "ray", "pdsh", "pdcp", "clush",
+    "ssh", "parallel", "dask-mpi", "dask-ssh", "charmrun", "ibrun", "jsrun", "aprun", "torchx", "flux", "snakemake",
+    "nextflow", "hq", "rlaunch", "spark-submit", "pbsdsh", "mpi4py",
     # a distributed launcher in the batch shell is HPC110's (it reaches no other node either)
-    r"torchrun|torch\.distributed\.(?:run|launch))(?![\w-])")
+    "torchrun", "torch.distributed.run", "torch.distributed.launch"}), key=len, reverse=True)) + r")(?![\w-])")
 
 
 @rule("HPC552", "nodes-left-idle", "warning",

@@ -104,17 +104,11 @@ def _expanded_into_a_wrapper(ctx: Context) -> Iterator[Any]:
     """HPC502 for a wrapper the batch script writes with an unquoted here-document (cat << EOF > select_gpu) and srun
     runs in front of the program: a $SLURM_LOCALID (…) written there without a backslash is filled in once, when the
     batch shell writes the file, so every task's wrapper holds the same number."""
-    from .devices import wrapper_written
-    reported: set[int] = set()
-    for step in steps(ctx):
-        found = wrapper_written(ctx, step) if step.chain.srun is not None else None
-        if found is None or found[1] in reported:
-            continue
-        written, line, text = found
+    from .devices import srun_wrappers
+    for step, written, line, text in srun_wrappers(ctx):
         hits = sorted({name for name in PER_TASK_VARS if not same_in_every_task(ctx, name)
                        and re.search(rf"\x00(?:\{{{name}\}}|{name}(?!\w))", text)})
         if hits:
-            reported.add(line)
             names = ", ".join(f"${h}" for h in hits)
             yield line, (f"{names} in the here-document written to {written} is filled in by the batch shell when it "
                          f"writes the file (as task 0), so the wrapper srun runs on line {step.line} holds the same "

@@ -260,7 +260,17 @@ def _split_binds(value: str, one_per_option: bool = False) -> list[Bind]:
         elif part:
             parts.append(part)
     # an empty value (--bind '') stays a bind with no host path, for lint to report
-    return [Bind.from_token(part, written=True) for part in parts] if parts else [Bind("")]
+    return [_apptainer_bind(part) for part in parts] if parts else [Bind("")]
+
+
+def _apptainer_bind(part: str) -> Bind:
+    """One bind as Apptainer reads it: ``SRC:ro`` binds SRC at a container path named ``ro`` (options come only
+    third, after SRC:DST), which Apptainer refuses ('destination must be an absolute path'); kept so, for the
+    model to name the fix, where a bind typed into hpcwidgets reads ``SRC:ro`` as the mode."""
+    src, colon, rest = part.partition(":")
+    if colon and ":" not in rest and rest and all(BIND_OPTION.fullmatch(o) for o in rest.split(",")):
+        return Bind(src, Verbatim(rest))
+    return Bind.from_token(part, written=True)
 
 
 #: the keys Apptainer's --mount reads a bind's destination from (``dst=``, ``destination=``, ``target=``)

@@ -172,7 +172,14 @@ class Bind(Spec):
             out.append(Problem("src", "a bind needs a host path"))
         # (a leading ~ in either path is reported by the generic check of path fields)
         if self.dst and not self.dst.startswith(("/", "$", "~")):
-            out.append(Problem("dst", f"container path {self.dst!r} must be absolute (start with /)"))
+            if isinstance(self.dst, Verbatim) and all(BIND_OPTION.fullmatch(o) for o in self.dst.split(",")):
+                # SRC:ro as a script wrote it (see parse.argv._apptainer_bind)
+                out.append(Problem("dst", f"{self.src}:{self.dst} binds {self.src} at a container path named "
+                                          f"'{self.dst}': Apptainer takes options only after the container path "
+                                          "and stops ('destination must be an absolute path'); write "
+                                          f"{self.src}:{self.src}:{self.dst}"))
+            else:
+                out.append(Problem("dst", f"container path {self.dst!r} must be absolute (start with /)"))
         if self.mode in ("", "ro", "rw"):
             return out  # the usual modes: nothing more to read
         bad = [o for o in self.options if not BIND_OPTION.fullmatch(o)]

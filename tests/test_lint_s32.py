@@ -1,0 +1,122 @@
+"""Session 32: what the audits of public job scripts found, and the review's mends. Apptainer reads ``SRC:ro`` as a
+bind to a container path named ``ro`` (HPC219 now says so and names the fix, and read-back keeps the bind as written);
+ch-run's ``:ro`` is HPC219's alone; one shared walk over the wrappers srun runs (HPC502, HPC524)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcwidgets.lint import lint
+from hpcwidgets.parse.argv import parse_argv
+from hpcwidgets.spec.common import Bind
+
+
+def found(text: str, code: str, profile=None) -> list[tuple[int, str]]:
+    return [(f.line, f.message) for f in lint(text, profile) if f.code == code]
+
+
+# --- Apptainer's SRC:ro -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bind, fix", [
+    ("/scratch/me:rw", "/scratch/me:/scratch/me:rw"),
+    ("/data:ro", "/data:/data:ro"),
+    ('"$SCRATCH/in:ro"', "$SCRATCH/in:$SCRATCH/in:ro"),
+    ("/a,/data:ro", "/data:/data:ro"),
+])
+def test_hpc219_reports_options_written_where_apptainer_reads_the_container_path(bind, fix):
+    text = f"#!/bin/bash\n#SBATCH --time=01:00:00\napptainer exec -B {bind} img.sif python3 fit.py\n"
+    messages = [m for _, m in found(text, "HPC219")]
+    assert len(messages) == 1
+    assert "destination must be an absolute path" in messages[0] and messages[0].endswith(f"write {fix}")
+
+
+@pytest.mark.parametrize("bind", ["/data:/data:ro", "/data", "/data:/in", "/a:/b:ro,image-src=/", "/data:/data:rw"])
+def test_hpc219_leaves_apptainer_binds_with_their_options_in_third_place_alone(bind):
+    text = f"#!/bin/bash\n#SBATCH --time=01:00:00\napptainer exec -B {bind} img.sif python3 fit.py\n"
+    assert found(text, "HPC219") == []
+
+
+def test_read_back_keeps_the_bind_as_apptainer_reads_it():
+    model = parse_argv(["apptainer", "exec", "-B", "/data:ro", "img.sif", "python3", "fit.py"]).model
+    assert [(b.src, str(b.dst), b.mode) for b in model.binds] == [("/data", "ro", "")]
+    assert [p.message.split(":")[0:2] for p in model.problems()] == [["/data", "ro binds /data at a container path named 'ro'"]]
+    # typed into hpcwidgets (the form, the command line), SRC:ro is the mode, written out in full
+    typed = Bind.from_token("/data:ro")
+    assert (typed.src, typed.dst, typed.mode) == ("/data", "", "ro") and typed.problems() == []
+
+
+def test_a_ch_run_bind_mode_is_reported_once_by_hpc219_not_again_by_hpc205():
+    text = "#!/bin/bash\nch-run -b /scratch/me:ro ./img -- python3 /opt/fit.py\n"
+    assert len(found(text, "HPC219")) == 1 and found(text, "HPC205") == []
+
+
+# --- HPC549: a scheduler file mktemp makes ----------------------------------------------------------------------------
+
+_DASK = """#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --time=01:00:00
+SCHED={made}
+srun -N1 -n1 --overlap dask scheduler --scheduler-file "$SCHED" &
+srun -N2 --ntasks-per-node=1 dask worker --scheduler-file "$SCHED" &
+python analysis.py --scheduler-file "$SCHED"
+"""
+
+
+@pytest.mark.parametrize("made", ["$(mktemp)", "$(mktemp --suffix=.json)", "$(mktemp -t sched.XXXX)",
+                                  "$(mktemp --tmpdir sched.XXXX.json)", '"$(mktemp -q)"'])
+def test_hpc549_reads_a_file_mktemp_makes_in_tmpdir_as_node_local(made):
+    reported = found(_DASK.format(made=made), "HPC549")
+    assert [line for line, _ in reported] == [7]
+    assert "$(mktemp) is on node-local storage ($TMPDIR, else /tmp" in reported[0][1]
+
+
+@pytest.mark.parametrize("made", ['$(mktemp -p "$SLURM_SUBMIT_DIR")', "$(mktemp sched.XXXX)",
+                                  "$(mktemp --tmpdir=/scratch/me)", '$(mktemp "$HOME/s.XXXX")'])
+def test_hpc549_leaves_a_file_mktemp_makes_elsewhere_alone(made):
+    assert found(_DASK.format(made=made), "HPC549") == []
+
+
+# --- Jupyter tokens (audit G) -----------------------------------------------------------------------------------------
+
+_SERVER = 'jupyter lab --no-browser --ip="$(hostname -s)" --port=8888 --ServerApp.port_retries=0'
+
+
+@pytest.mark.parametrize("setting", ["--ServerApp.token=somepassword", "--NotebookApp.token=hunter2",
+                                     "--LabApp.token=abc", "--IdentityProvider.token letmein"])
+def test_hpc602_reports_a_fixed_token_on_the_servers_command_line(setting):
+    text = f"#!/bin/bash\n#SBATCH --time=01:00:00\n{_SERVER} {setting}\n"
+    [(line, message)] = found(text, "HPC602")
+    assert line == 3 and "is a fixed Jupyter token written in the script" in message
+
+
+@pytest.mark.parametrize("setting", ["--NotebookApp.token=${USER}", '--ServerApp.token="$USER-$SLURM_JOB_ID"',
+                                     "--ServerApp.token=$(whoami)"])
+def test_hpc602_reports_a_token_made_of_what_everyone_sees(setting):
+    text = f"#!/bin/bash\n#SBATCH --time=01:00:00\n{_SERVER} {setting}\n"
+    [(_, message)] = found(text, "HPC602")
+    assert "every user of the cluster can see" in message
+
+
+@pytest.mark.parametrize("value", ["$USER", '"${USER}_${SLURM_JOB_ID}"', "jl-$(hostname -s)"])
+def test_hpc602_reports_a_guessable_jupyter_token_variable(value):
+    text = f"#!/bin/bash\n#SBATCH --time=01:00:00\nexport JUPYTER_TOKEN={value}\n{_SERVER}\n"
+    [(line, message)] = found(text, "HPC602")
+    assert line == 3 and message.startswith(f"JUPYTER_TOKEN=") and "work it out" in message
+
+
+@pytest.mark.parametrize("value", ["$(openssl rand -hex 24)", '"$tok"', '"$(python3 -c \'import secrets; '
+                                   'print(secrets.token_hex(24))\')"', '"$USER$(openssl rand -hex 16)"'])
+def test_hpc602_leaves_a_token_made_when_the_job_runs_alone(value):
+    text = f"#!/bin/bash\n#SBATCH --time=01:00:00\nexport JUPYTER_TOKEN={value}\n{_SERVER}\n"
+    assert found(text, "HPC602") == []
+
+
+def test_hpc607_reports_the_scripts_own_token_printed_into_the_log_when_the_server_takes_it_as_an_option():
+    text = ("#!/bin/bash\n#SBATCH --time=01:00:00\nTOKEN=$(openssl rand -hex 24)\n"
+            'echo "open http://localhost:8888/?token=$TOKEN"\n'
+            f'{_SERVER} --ServerApp.token="$TOKEN"\n')
+    [(line, message)] = found(text, "HPC607")
+    assert line == 4 and "($TOKEN)" in message
+    private = text.replace("TOKEN=$(", 'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"\nTOKEN=$(', 1)
+    assert found(private, "HPC607") == []
