@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -21,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        ]))
     p.add_argument("name", nargs="?", help="the example to print (omit to list them; --format json lists them as JSON)")
     p.add_argument("--profile", default="generic", metavar="NAME", help="cluster profile (default: generic)")
+    p.add_argument("--account", metavar="PROJECT",
+                   help="the account the job is charged to (#SBATCH --account): needed where the profile says "
+                        "account_required and gives no account of its own")
     _add_output_options(p, model=False)
     p.set_defaults(handler=run)
 
@@ -35,7 +39,20 @@ def run(args: argparse.Namespace) -> int:
     if args.name not in found:
         raise HpcWidgetsError(f"no example named {args.name!r} for profile {args.profile}; "
                               f"choose one of: {', '.join(found)}")
-    emit(args, format_model(found[args.name].model, args.format))
+    model = found[args.name].model
+    if args.account is not None:
+        if not args.account.strip():
+            raise HpcWidgetsError("--account: give the account's name, e.g. --account=proj123 (sacctmgr show "
+                                  "associations user=$USER lists yours)")
+        model = dataclasses.replace(model, job=dataclasses.replace(model.job, account=args.account))
+    elif args.format == "shell" and not str(model.job.account or ""):
+        from ..examples import _resolve
+        profile = _resolve(args.profile)
+        if profile.account_required is True:
+            raise HpcWidgetsError(f"{profile.name} rejects a job that names no account: give yours with "
+                                  "--account=PROJECT (sacctmgr show associations user=$USER lists them); "
+                                  "--format json or toml writes the model without one, to edit")
+    emit(args, format_model(model, args.format))
     return 0
 
 
