@@ -547,8 +547,8 @@ class SlurmJob(Spec):
     # --- script body -------------------------------------------------------------------------
     modules: tuple[str, ...] = opt((), label="Modules", role="internal", placeholder="apptainer",
                                    help="Environment modules to load (module load …).")
-    env: tuple[EnvVar, ...] = opt((), label="Exported variables", role="internal",
-                                  help="Variables exported before the steps run (NAME=value).")
+    env: tuple[EnvVar, ...] = opt((), label="Job variables", role="internal",
+                                  help="Variables exported after the modules load, for all the script runs (NAME=value).")
     setup: tuple[str, ...] = opt((), label="Set-up lines", role="internal",
                                  help="Shell lines run before the steps (e.g. mkdir -p \"$OUTPUT_DIR\"). Written as they are.")
     commands: tuple[str, ...] = opt((), label="Commands", role="internal",

@@ -525,7 +525,7 @@ class Workflow(Spec):
     prepare: tuple[ApptainerPull | ApptainerBuild | ChImagePull | ChImageBuild | ChImageImport | ChConvert | ChFromhost, ...] = opt(
         (), label="Preparation", role="internal", placeholder="apptainer pull image.sif docker://pytorch/pytorch",
         help="Commands run first in the batch shell, e.g. pull the image only if it is missing.")
-    exports: tuple[EnvVar, ...] = opt((), label="Exported variables", role="internal",
+    exports: tuple[EnvVar, ...] = opt((), label="Step variables", role="internal",
                                       help="Variables exported before the step, e.g. APPTAINERENV_OMP_NUM_THREADS=1 or "
                                            "APPTAINER_CACHEDIR=$SCRATCH/.apptainer.")
     after: tuple[str, ...] = opt((), label="Lines after the step", role="internal", advanced=True,
