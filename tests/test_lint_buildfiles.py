@@ -74,7 +74,7 @@ def test_every_rule_has_a_kind_and_the_build_family_is_complete() -> None:
     build = {c for c, r in rules().items() if r.kind == "build"}
     assert build == {"HPC701", "HPC702", "HPC703", "HPC704", "HPC705", "HPC706", "HPC707", "HPC708", "HPC709",
                      "HPC710", "HPC711", "HPC712", "HPC713", "HPC714", "HPC715", "HPC716",
-                     "HPC717"}
+                     "HPC717", "HPC718"}
     assert all(r.kind == "script" for c, r in rules().items() if c not in build)
     with pytest.raises(ValueError, match="kind must be one of"):
         rule("HPC799", "x", "info", summary="s", why="w", fix="f", bad="", good="", kind="recipe")

@@ -120,3 +120,90 @@ def test_hpc607_reports_the_scripts_own_token_printed_into_the_log_when_the_serv
     assert line == 4 and "($TOKEN)" in message
     private = text.replace("TOKEN=$(", 'chmod go-rwx "/proc/$$/fd/1" "/proc/$$/fd/2"\nTOKEN=$(', 1)
     assert found(private, "HPC607") == []
+
+
+# --- audit E: public job scripts ----------------------------------------------------------------------------------------
+
+def test_a_function_defined_inside_a_brace_group_is_read():
+    from hpcwidgets.parse.lexer import compound_body, lex_script
+    text = "{\n  function pick_port {\n    shuf -i 29500-29600 -n 1\n  }\n  port=$(pick_port)\n}\n"
+    [group] = lex_script(text).code
+    assert [c.text.split()[0] for c in compound_body(group) if c.text.strip()] == ["function", "port=$(pick_port)"]
+    script = ("#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --time=01:00:00\n" + text
+              + 'srun python train.py --port "$port"\n')
+    assert found(script, "HPC000") == []
+
+
+@pytest.mark.parametrize("text", ["{ echo function; }\n", "if true; then\n  function f { shuf; }\n  echo function x\nfi\n",
+                                  "{\n  function f\n  {\n    shuf\n  }\n}\n", "{\n  g() {\n    shuf\n  }\n}\n"])
+def test_other_function_forms_in_blocks_still_read(text):
+    from hpcwidgets.parse.lexer import lex_script
+    assert len(lex_script(text).code) == 1
+
+
+def test_hpc217_takes_a_sourced_script_that_is_no_environment_file_as_the_work():
+    text = ('#!/bin/bash\n#SBATCH --time=01:00:00\n'
+            'srun singularity exec --nv img.sif bash -c "cd /work/run && source run_job.sh 0 1"\n')
+    assert found(text, "HPC217") == []
+
+
+@pytest.mark.parametrize("setup", ["source /opt/env.sh", "source activate myenv", ". ~/.bashrc",
+                                   "source $VENV/bin/activate", "source setup_vars.sh"])
+def test_hpc217_still_reports_a_container_that_only_sources_an_environment(setup):
+    text = f"#!/bin/bash\napptainer exec img.sif {setup}\npython train.py\n"
+    assert [line for line, _ in found(text, "HPC217")] == [2]
+
+
+@pytest.mark.parametrize("value", ["YOUR_WANDB_API_KEY", "your_token_here", "'<api key>'", "xxxxxxxxxxxx", "changeme",
+                                   "PASTE-KEY-HERE"])
+def test_hpc602_leaves_a_placeholder_for_a_key_alone(value):
+    text = f"#!/bin/bash\n#SBATCH --time=01:00:00\nexport WANDB_API_KEY={value}\npython train.py\n"
+    assert found(text, "HPC602") == []
+
+
+def test_hpc602_reads_a_key_written_inside_a_function():
+    text = ("#!/bin/bash\n#SBATCH --time=01:00:00\nrun_exp() {\n"
+            "    export WANDB_API_KEY='7d11bbca76b3081b6bd1efbbcf1572aab26c5d56'\n    python train.py\n}\nrun_exp\n")
+    assert [line for line, _ in found(text, "HPC602")] == [4]
+
+
+def test_hpc536_reports_a_placeholder_that_stops_bash_inside_an_if():
+    text = ('#!/bin/bash\n#SBATCH --time=01:00:00\nMODEL=llama3\nif [[ "$MODEL" == llama3 ]]; then\n'
+            '    DATA_DIR=<llama3_data_dir>\nfi\npython train.py --data "$DATA_DIR"\n')
+    [(line, message)] = found(text, "HPC536")
+    assert line == 5 and message.startswith("<llama3_data_dir> left from a template") and "syntax error" in message
+
+
+def test_hpc536_leaves_a_usage_message_in_quotes_inside_an_if_alone():
+    text = '#!/bin/bash\nif [ -z "$1" ]; then\n  echo "usage: run <file>"\n  exit 1\nfi\n'
+    assert found(text, "HPC536") == []
+
+
+# --- audit F: build files -----------------------------------------------------------------------------------------------
+
+def test_hpc716_keeps_the_quotes_of_the_program_in_its_fix():
+    text = 'Bootstrap: docker\nFrom: ubuntu:22.04\n%runscript\n    python -c "import torch; print(torch.__version__)"\n'
+    [message] = [f.message for f in lint(text, path="a.def") if f.code == "HPC716"]
+    assert message.endswith('(python -c "import torch; print(torch.__version__)" "$@")')
+
+
+# --- HPC718: export NAME VALUE in a definition file ---------------------------------------------------------------------
+
+_DEF = "Bootstrap: docker\nFrom: ubuntu:24.04\n\n"
+
+
+@pytest.mark.parametrize(("section", "line", "fix"), [
+    ("%environment\n    export PATH /opt/conda/bin:$PATH\n", 5, "export PATH=/opt/conda/bin:$PATH"),
+    ('%post\n    apt-get update\n    export CUDA_HOME "/usr/local/cuda"\n', 6, 'export CUDA_HOME="/usr/local/cuda"'),
+    ("%environment\n    export -n LANG C.UTF-8\n", 5, "export LANG=C.UTF-8"),
+])
+def test_hpc718_reports_an_export_in_the_env_form(section, line, fix):
+    [(at, message)] = [(f.line, f.message) for f in lint(_DEF + section, path="x.def") if f.code == "HPC718"]
+    assert at == line and message.endswith(f"write {fix}")
+
+
+@pytest.mark.parametrize("section", ["%environment\n    export PATH=/opt/conda/bin:$PATH\n",
+                                     "%environment\n    export A B C\n", "%environment\n    export A=1 B=2\n",
+                                     "%post\n    export -p\n"])
+def test_hpc718_leaves_exports_with_equals_or_several_names_alone(section):
+    assert [f for f in lint(_DEF + section, path="x.def") if f.code == "HPC718"] == []

@@ -1970,7 +1970,9 @@ def _run_arguments_dropped(ctx: Context) -> Iterator[Any]:
             continue
         s = runs[-1]
         words = _program(s.cmd)
-        words = words[1:] if words[:1] == ["exec"] else words
+        # the words as written, quotes and all (python -c "import torch; …"), for the fix to be shell again
+        raw = [w.raw for w in s.cmd.words][-len(words):] if len(s.cmd.words) >= len(words) else words
+        words = raw[1:] if words[:1] == ["exec"] else raw
         program = " ".join(words) if len(words) <= 5 else " ".join(words[:3]) + " …"
         how = "apptainer run --app NAME IMAGE …" if where == "%apprun" else "apptainer run IMAGE …"
         yield s.line, (f"{where} runs {program} without \"$@\": the arguments of {how} never reach it, and it runs "
@@ -2159,3 +2161,39 @@ def _venv_copied_to_another_python(ctx: Context) -> Iterator[Any]:
                      f"bin/python links to an interpreter that is not there, and its packages are in lib/python{made} "
                      f"of that one; build this stage on the same Python ({origin.base}), or make the environment with "
                      "this image's Python")
+
+
+@rule("HPC718", "export-in-env-form", "error", kind="build",
+      summary="a definition file's shell section exports a variable in a Dockerfile's ENV form, export NAME VALUE, "
+              "which sets nothing",
+      why="A Dockerfile's ENV takes the name and the value apart (ENV PATH /opt/conda/bin:$PATH), and that form is "
+          "easily carried over into a definition file. The shell's export takes every word as a name to export: "
+          "export PATH /opt/conda/bin:$PATH exports PATH as it was and stops at /opt/conda/bin:$PATH ('not a valid "
+          "identifier'). In %environment the container then starts without the value (the programs of that folder "
+          "are not found); in %post the build stops there, or goes on without it.",
+      fix="Join the name and the value with =: export PATH=/opt/conda/bin:$PATH.",
+      bad="""Bootstrap: docker
+From: ubuntu:24.04
+
+%environment
+    export PATH /opt/conda/bin:$PATH
+""",
+      good="""Bootstrap: docker
+From: ubuntu:24.04
+
+%environment
+    export PATH=/opt/conda/bin:$PATH
+""")
+def _export_in_env_form(ctx: Context) -> Iterator[Any]:
+    for s in _build(ctx).commands:
+        if s.where == "RUN" or s.cmd.name != "export":
+            continue  # (a RUN's export ends with the RUN whatever its form: HPC714's)
+        words = [w.raw for w in s.cmd.words[1:]]
+        while words and words[0].startswith("-"):
+            words = words[1:]  # export -n, -p, -f
+        for name, value in zip(words, words[1:]):
+            if re.fullmatch(r"[A-Za-z_]\w*", name) and not re.fullmatch(r"[A-Za-z_]\w*(?:=.*)?", value, re.S):
+                yield s.line, (f"export {name} {value} is a Dockerfile's ENV form: export takes {value} as another "
+                               f"name to export ('not a valid identifier'), and {name} keeps the value it had; write "
+                               f"export {name}={value}")
+                break

@@ -1279,9 +1279,17 @@ _ENV_ONLY_SUBCOMMANDS = {"conda": ("activate", "deactivate"), "mamba": ("activat
                          "micromamba": ("activate", "deactivate"), "spack": ("load", "unload", "env")}
 
 
+#: the name of a file sourced to set up an environment (env.sh, bin/activate, ~/.bashrc, setup_vars.sh, …); a file
+#: named otherwise (run_job.sh, train.sh) may be the work itself, run in the sourcing shell
+_SETUP_FILE = re.compile(r"(?i)env|activate|setup|profile|rc(?:\.\w+)?$|modules?|vars|init|conda|spack|paths?|config")
+
+
 def _only_sets_up(words: list[str]) -> bool:
-    """Whether a command (its words) only changes its own process's environment (source, module load, conda activate)."""
+    """Whether a command (its words) only changes its own process's environment (source, module load, conda activate).
+    A sourced file counts only by a set-up name (env.sh, activate, .bashrc): ``source run_job.sh`` may do the work."""
     if not words or words[0] not in SETUP_ONLY:
+        return False
+    if words[0] in ("source", ".") and len(words) > 1 and not _SETUP_FILE.search(words[1].rsplit("/", 1)[-1]):
         return False
     subcommands = _ENV_ONLY_SUBCOMMANDS.get(words[0])
     if subcommands is None:
@@ -1526,6 +1534,13 @@ GUESSABLE_TOKEN = ("is made of what every user of the cluster can see (your user
                    "runs: JUPYTER_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24))')")
 
 
+#: a value that stands for a key still to be filled in (YOUR_WANDB_API_KEY, your_token_here, <api-key>, xxxx,
+#: changeme): no secret is written, and the program's login fails until it is replaced
+_SECRET_PLACEHOLDER = re.compile(r"(?i)(?:your|my|insert|enter|put|add|paste|replace)[\w.-]*|[\w.-]*[_-](?:here|goes)"
+                                 r"|<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|x{3,}|\*{3,}|\.{3}|…|changeme|placeholder|todo|tbd|"
+                                 r"none|null|dummy|redacted")
+
+
 def _secret_message(name: str, value: str) -> str | None:
     """What to say about ``name=value`` written in the script, or None when it holds no secret. Jupyter's
     token is a password to a shell as you, so any fixed one counts (even a short one); the value
@@ -1543,7 +1558,7 @@ def _secret_message(name: str, value: str) -> str | None:
                     "file instead")
     if m and m.group(2) == "JUPYTER_TOKEN" and guessable_token(value):
         return f"{name}={value}: the Jupyter token {GUESSABLE_TOKEN}"
-    if not m or _REGISTRY_PASSWORD.match(name) or not is_literal(value):
+    if not m or _REGISTRY_PASSWORD.match(name) or not is_literal(value) or _SECRET_PLACEHOLDER.fullmatch(value):
         return None
     if m.group(2) == "JUPYTER_TOKEN":
         if not value:

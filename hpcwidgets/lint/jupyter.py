@@ -77,7 +77,7 @@ source "$HOME/.config/wandb.env"
 python train.py
 """)
 def _api_token(ctx: Context) -> Iterator[Any]:
-    for cmd in ctx.parsed.lexed.code:
+    for cmd in _simple_commands(ctx.parsed.lexed.code):  # (also in functions, ifs and loops, where the key is as plain)
         for name, w in cmd.assignments:
             message = _secret_message(name, w.value)
             if message:

@@ -13,7 +13,7 @@ import re
 from typing import Any, Iterator
 
 from ..errors import ParseError
-from ..parse.lexer import (PATH_PLACEHOLDER, TEMPLATE_PLACEHOLDER, directive_words, lex_script,
+from ..parse.lexer import (PATH_PLACEHOLDER, TEMPLATE_PLACEHOLDER, compound_body, directive_words, lex_script,
                            template_placeholder, template_placeholders)
 from ..parse.script import launch_words, shell_script_text
 from ..spec._words import Verbatim, passed_text
@@ -2780,6 +2780,10 @@ python train.py --data <DATA_DIR> --epochs 10
 python train.py --data "$SCRATCH/data" --epochs 10
 """)
 def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
+    for line, name in _placeholders_in_unread_blocks(ctx):
+        yield (line, f"{name} left from a template: bash reads the angle brackets as redirections, and with nothing "
+                     "after the > it stops the script there with a syntax error ('unexpected token newline'), before "
+                     "the block it is in runs; replace it with the value it stands for, without the angle brackets")
     for cmd in ctx.parsed.lexed.directives:
         names = directive_placeholders(cmd)
         if names:
@@ -2809,6 +2813,24 @@ def _placeholder_left_in(ctx: Context) -> Iterator[Any]:
                              f"{cmd.argv[0] if cmd.argv else 'the command'} does not run as meant; replace "
                              f"{'it' if len(names) == 1 else 'each'} with the value it stands for, without the angle "
                              "brackets")
+
+
+def _placeholders_in_unread_blocks(ctx: Context) -> Iterator[tuple[int, str]]:
+    """The placeholders with nothing after them on their line (``DATA_DIR=<llama3_data_dir>``) inside an ``if``, a
+    loop or a function whose body cannot be read for them (bash stops there: a > with nothing after it), as
+    ``(line, placeholder)``: at the top level they stop the whole script's reading, which HPC000 reports."""
+    def walk(commands: Any) -> Iterator[Any]:
+        for cmd in commands:
+            if cmd.kind == "compound":
+                body = compound_body(cmd)
+                yield from walk(body) if body else [cmd]
+    for cmd in walk(ctx.parsed.lexed.code):
+        for k, text in enumerate(cmd.text.split("\n")):
+            for m in TEMPLATE_PLACEHOLDER.finditer(text):
+                before = text[:m.start()]
+                if not text[m.end():].strip(" \t;") and before.count("'") % 2 == 0 and before.count('"') % 2 == 0 \
+                        and not before.lstrip().startswith("#"):
+                    yield cmd.line + k, m.group(0)
 
 
 def _placeholder_outcome(options: str) -> str:

@@ -387,16 +387,11 @@ def compound_body(command: Command) -> tuple[Command, ...]:
         return ()
     text = command.text
     toks = _Lexer(text, "").tokenize()
-    spans = _syntax_spans(toks)
-    if spans is None:
+    blanked = _blanked_body(text, toks)
+    if blanked is None:
         return ()
-    chars = list(text)
-    for start, end in spans:
-        for k in range(start, end):
-            if chars[k] != "\n":
-                chars[k] = " "
     try:
-        inner = lex_script("".join(chars))
+        inner = lex_script(blanked)
     except ParseError:
         return ()  # the whole script lexed, so this is a body form the blanking does not know: no commands
     # where the text starts in the script, from where its first token is (the command's line and column)
@@ -404,6 +399,20 @@ def compound_body(command: Command) -> tuple[Command, ...]:
     before = text.count("\n", 0, first)
     line, col = command.line - 1 - before, 0 if before else command.col - 1 - first
     return tuple(_moved(c, line, col, command.offset) for c in inner.commands)
+
+
+def _blanked_body(text: str, toks: list[Any]) -> str | None:
+    """A compound command's text with its own syntax blanked out (see :func:`compound_body`), None when it has
+    a form the blanking does not know."""
+    spans = _syntax_spans(toks)
+    if spans is None:
+        return None
+    chars = list(text)
+    for start, end in spans:
+        for k in range(start, end):
+            if chars[k] != "\n":
+                chars[k] = " "
+    return "".join(chars)
 
 
 def if_branches(command: Command) -> tuple[tuple[str, int, int], ...]:
@@ -1308,6 +1317,7 @@ class _Grouper:
         stack: list[tuple[str, _Tok]] = []
         cmdpos = True
         first = True
+        named = False   # "function NAME" inside the block: the NAME comes next, then the body in command position
         while True:
             t = toks[j]
             kind = t.kind
@@ -1335,7 +1345,10 @@ class _Grouper:
                         stack.pop()
                     stack.pop()
                     cmdpos = False
+                elif named:
+                    named, cmdpos = False, True  # the function's name: its body (`{`, after an optional ()) follows
                 else:
+                    named = cmdpos and raw == "function" and not first
                     cmdpos = raw in _KEEP_COMMAND_POSITION and cmdpos
             elif kind == "op":
                 op = t.text
@@ -1432,6 +1445,7 @@ def _syntax_spans(toks: list[_Tok]) -> Optional[list[tuple[int, int]]]:
         j = _case_pattern(toks, j + 1, spans)
     stack: list[str] = [_OPENERS.get(opener, ")")]
     cmdpos = True
+    named = False  # "function NAME" inside: the body follows NAME in command position (as in _Grouper._compound)
     while j < len(toks):
         t = toks[j]
         if t.kind == "eof":
@@ -1455,7 +1469,10 @@ def _syntax_spans(toks: list[_Tok]) -> Optional[list[tuple[int, int]]]:
                     return spans
             elif outer and cmdpos and raw in _CONTINUERS.get(opener, ()):
                 spans.append((t.start, t.end))
+            elif named:
+                named, cmdpos = False, True
             else:
+                named = cmdpos and raw == "function"
                 cmdpos = raw in _KEEP_COMMAND_POSITION and cmdpos
         elif t.kind == "op":
             op = t.text
