@@ -78,3 +78,76 @@ def test_an_empty_account_is_refused(capsys):
 def test_the_account_reaches_a_site_that_needs_none(capsys):
     code, out, _ = run(capsys, "examples", "single-gpu", "--profile", "generic", "--account", "lab")
     assert code == 0 and "#SBATCH --account=lab\n" in out
+
+
+# --- audit F: reading scripts back, and convert's advice for a whole job ---------------------------------------------
+
+def _script(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_step_is_refused_where_the_script_runs_the_work_in_a_line_kept_as_written(tmp_path, capsys):
+    job = _script(tmp_path, "job.sh", "#!/bin/bash\n#SBATCH --time=10\napptainer exec --bind $PWD img.sif python x.py\n")
+    code, out, err = run(capsys, "workflow", "--from", job, "--container", "apptainer exec --bind /data img.sif",
+                         "--program", "python x.py")
+    assert code == 2 and out == ""
+    assert "line 3 runs the work already" in err and 'quote it ("$PWD")' in err and "a second time" in err
+    # read alone, or edited elsewhere, the script comes back with a note saying why the line stayed as it was
+    code, out, err = run(capsys, "workflow", "--from", job, "--set", "job.time=20")
+    assert code == 0 and out.endswith("apptainer exec --bind $PWD img.sif python x.py\n")
+    assert "is kept as written, as a set-up line, not read as the step: $PWD is an unquoted expansion" in err
+
+
+def test_a_step_is_still_given_to_a_script_with_no_launch(tmp_path, capsys):
+    job = _script(tmp_path, "job.sh", "#!/bin/bash\n#SBATCH --time=10\nmodule load apptainer\n")
+    code, out, _ = run(capsys, "workflow", "--from", job, "--container", "apptainer exec img.sif",
+                       "--program", "python x.py")
+    assert code == 0 and out.count("apptainer exec") == 1
+
+
+def test_convert_names_the_container_line_it_could_not_read(tmp_path, capsys):
+    job = _script(tmp_path, "job.sh", "#!/bin/bash\n#SBATCH --time=10\napptainer exec --bind $PWD img.sif python x.py\n")
+    code, _, err = run(capsys, "convert", "--from", job)
+    assert code == 2 and "line 3 runs the job's container, but it is kept as a set-up line" in err
+    assert "the job runs no container" not in err
+
+
+def test_convert_of_a_job_adds_cd_for_a_program_named_from_the_current_directory(tmp_path, capsys):
+    job = _script(tmp_path, "job.sh", "#!/bin/bash\n#SBATCH --time=10\napptainer exec img.sif python3 train.py\n")
+    code, _, err = run(capsys, "convert", "--from", job)
+    assert code == 2 and "--container 'ch-run \"--cd=$PWD\" --home ./img'" in err
+
+
+def test_convert_of_an_apptainer_run_job_keeps_the_runscript_before_the_program(tmp_path, capsys):
+    job = _script(tmp_path, "job.sh", "#!/bin/bash\n#SBATCH --time=10\napptainer run img.sif python x.py\n")
+    code, _, err = run(capsys, "convert", "--from", job)
+    assert code == 2 and "--program '/.singularity.d/runscript python x.py'" in err
+    assert "-- /.singularity.d/runscript'" not in err  # the container itself no longer runs a command
+    # the advice is taken as given: the step runs the runscript, then the program
+    code, out, _ = run(capsys, "workflow", "--from", job, "--container", 'ch-run "--cd=$PWD" --home ./img',
+                       "--program", "/.singularity.d/runscript python x.py",
+                       "--prepare", "apptainer build --sandbox ./img img.sif")
+    assert out.rstrip().endswith('ch-run "--cd=$PWD" --home ./img -- /.singularity.d/runscript python x.py')
+
+
+def test_a_job_edit_of_a_script_that_submits_its_job_from_a_here_document_is_refused(tmp_path, capsys):
+    wrap = _script(tmp_path, "wrap.sh", "#!/bin/bash\nsbatch <<EOT\n#!/bin/bash\n#SBATCH --time=180\n"
+                                        "srun apptainer exec img.sif python x.py\nEOT\n")
+    code, out, err = run(capsys, "workflow", "--from", wrap, "--set", "job.time=10")
+    assert code == 2 and out == ""
+    assert "submits its job from a here-document (sbatch on line 2)" in err and "never reads" in err
+
+
+def test_sbatch_from_a_workflow_model_names_the_command_that_reads_it(tmp_path, capsys):
+    job = _script(tmp_path, "job.sh", "#!/bin/bash\n#SBATCH --time=10\nsrun hostname\n")
+    code, out, _ = run(capsys, "parse", job)
+    model = _script(tmp_path, "m.json", out)
+    code, out, err = run(capsys, "sbatch", "--from", model)
+    assert code == 2 and f"read it with hpcwidgets workflow --from {model}" in err
+
+
+def test_a_ch_run_set_env_message_shows_the_value_as_typed(capsys):
+    code, _, err = run(capsys, "convert", "ch-run", "--set-env=A=${B}", "./img", "--", "true")
+    assert code == 2 and "in 'A=${B}'" in err and "\\\\$" not in err

@@ -389,6 +389,7 @@ def load_model_file(path: str, cls: Any = None, edited: Iterable[str] = ()) -> A
             raise ValidationError([Problem("", f"{name} must hold a JSON object describing a model")])
         if "kind" not in data and cls is None:
             raise ValidationError([Problem("kind", f"{name} does not say which model it holds: add \"kind\"")])
+    _refuse_another_kind(data, name, cls)
     try:
         return target.from_dict(data)
     except ValidationError as exc:
@@ -396,6 +397,24 @@ def load_model_file(path: str, cls: Any = None, edited: Iterable[str] = ()) -> A
                               subject=name) from None
     except UnknownFieldError as exc:
         raise HpcWidgetsError(f"{name}: {exc}") from None
+
+
+#: the command that reads a saved model of each job kind with --from
+_READ_BY = {"workflow": "workflow", "slurm.job": "sbatch", "jupyter.job": "jupyter-job"}
+
+
+def _refuse_another_kind(data: dict, name: str, cls: Any) -> None:
+    """A saved model of another kind than the command builds (``sbatch --from`` a workflow that ``parse`` wrote):
+    the error names the command that reads it."""
+    kind = data.get("kind")
+    if cls is None or not isinstance(kind, str) or kind == cls.kind:
+        return
+    command = _READ_BY.get(kind)
+    if command is None:
+        return  # another kind the model's own check names
+    this = _READ_BY.get(cls.kind, "this command")
+    raise HpcWidgetsError(f"{name} holds a {kind} model (kind = {kind}), and {this} --from reads a {cls.kind} "
+                          f"model: read it with hpcwidgets {command} --from {name}")
 
 
 #: the first word of a command line hpcwidgets prints or reads
@@ -471,9 +490,47 @@ def _model_from_script(text: str, name: str, cls: Any, edited: Iterable[str] = (
     except ParseError as exc:
         raise ParseError(exc.message, exc.line, exc.column, source=name) from None
     from ..parse.workflow import readback_notes
+    edited = tuple(edited)
+    _refuse_a_second_run(text, name, model, edited)
     for note in readback_notes(text, model, edited):  # on stderr: the script written on stdout stays the script
         print(f"hpcwidgets: warning: {name}: {note}", file=sys.stderr)
     return model
+
+
+#: the fields whose value gives a workflow read from a script a step of its own
+_STEP_FIELDS = ("container", "launcher", "program")
+
+
+def _refuse_a_second_run(text: str, name: str, model: Any, edited: tuple[str, ...]) -> None:
+    """Refuse a job edit (``--set job.time=…``) to a script whose job is a here-document it submits: the edit would
+    land in the outer script, which sbatch never reads. Refuse to give a step (``--container``, ``--launcher``, ``--program``) to a workflow whose script runs its
+    work in a line the reader kept as written (:func:`~hpcwidgets.parse.workflow.unread_launch`): the step would
+    run after that line, and the work twice."""
+    from ..parse.script import read_script
+    parsed = None
+    job_edits = [path for path in edited if path == "job" or path.startswith("job.")]
+    if job_edits:
+        parsed = read_script(text)
+        if not parsed.directives:
+            from ..lint.submitted import scripts_submitted_by
+            inner = next(iter(scripts_submitted_by(parsed)), None)
+            if inner is not None:
+                raise HpcWidgetsError(
+                    f"{name} submits its job from a here-document (sbatch on line {inner.sbatch_line}), which holds "
+                    f"the job's #SBATCH lines: --set {job_edits[0]} would write one into {name} itself, which sbatch "
+                    "never reads. Save the here-document's lines as a job script of their own and read that")
+    if not any(path.split(".", 1)[0] in _STEP_FIELDS for path in edited):
+        return
+    from ..parse.workflow import unread_launch
+    found = unread_launch(parsed or read_script(text), model)
+    if found is None:
+        return
+    step, why = found
+    said = " ".join(w.raw for w in step.command.words)
+    raise HpcWidgetsError(f"{name}: line {step.line} runs the work already ({said}), kept as a set-up line because "
+                          f"{why}; a step given here would run after it, the work a second time. Change that line "
+                          "and read the script again, or empty the set-up lines (--set job.setup=) and give the "
+                          "whole step here")
 
 
 def emit(args: argparse.Namespace, text: str) -> None:

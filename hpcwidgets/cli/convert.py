@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 
 from ..errors import HpcWidgetsError, Problem, ValidationError
@@ -87,13 +88,30 @@ def _whole_job(model: object, path: str, image_dir: str = "") -> str:
     if getattr(model, "kind", "") != "workflow":
         return ""
     if kind not in ("apptainer.run", "charliecloud.run"):
+        kept = _kept_container_line(path, model)
+        if kept:
+            return f"; {kept}"
         return ("; the job runs no container: give it one with hpcwidgets workflow --from "
                 f"{shlex.quote(path)} --container 'apptainer exec IMAGE.sif' (or 'ch-run IMAGE_DIR')")
+    # what the container runs (the launcher's words, else the program's), for the translation to see: ch-run starts
+    # in /, so a program named relative to the current directory needs --cd, and an image's runscript comes first
+    launcher = getattr(model, "launcher", None)
+    runs = tuple(map(str, argv(launcher) if launcher is not None else getattr(model, "program", ())))
+    probe = dataclasses.replace(container, command=runs) if runs and not getattr(container, "command", ()) \
+        else container
     try:
-        conversion = to_charliecloud(container, image_dir=image_dir) if kind == "apptainer.run" \
-            else to_apptainer(container)
+        conversion = to_charliecloud(probe, image_dir=image_dir) if kind == "apptainer.run" \
+            else to_apptainer(probe)
     except HpcWidgetsError as exc:  # a container with no equivalent (an instance): the reason says why
         return f"; the job's container cannot be translated: {exc}"
+    before = tuple(conversion.result.command)
+    if probe is not container and before[len(before) - len(runs):] == runs:
+        # the job's own words stay the job's; what the translation puts before them (Apptainer's runscript) goes
+        # before the program, as one more word of it (a launcher has no place for it: it is said instead)
+        before = before[:len(before) - len(runs)]
+        conversion = dataclasses.replace(conversion, result=dataclasses.replace(conversion.result, command=()))
+    else:
+        before = ()
     from ..spec.workflow import gpu_vendor_of, with_gpus
     job = getattr(model, "job", None)
     gpus = any(getattr(job, name, None) for name in ("gpus_per_node", "gpus", "gpus_per_task"))
@@ -106,11 +124,40 @@ def _whole_job(model: object, path: str, image_dir: str = "") -> str:
     runtime = "Charliecloud" if kind == "apptainer.run" else "Apptainer"
     prepare = "".join(f" \\\n      --prepare {line(step)}" for step in conversion.steps)
     also = "The --prepare commands are added after those the job runs already, before its step. " if prepare else ""
+    program = ""
+    if before and launcher is None:
+        program = f" \\\n      --program {shlex.quote(' '.join(quote_words([*before, *runs])))}"
+        also += f"The program runs after {before[0]}, as the Apptainer image's run did. "
+    elif before:
+        also += (f"{before[0]}, which Apptainer's run started first, is left out: ch-run starts "
+                 f"{runs[0]} itself; set what it set up with --set-env. ")
     notes = shlex.quote(" ".join(quote_words([*argv(container), "true"])))  # true: a program, as exec needs one
     return (f": a whole job. To run it in {runtime}, give the job the translated container (the job's program "
             f"stays):\n    hpcwidgets workflow --from {shlex.quote(path)} \\\n      --container "
-            f"{line(result)}{prepare}\n{also}What differs between the runtimes for this "
+            f"{line(result)}{program}{prepare}\n{also}What differs between the runtimes for this "
             f"container: hpcwidgets convert {notes}")
+
+
+def _kept_container_line(path: str, model: object) -> str:
+    """Where the job script at ``path`` runs a container in a line the reader kept as written (so the model holds
+    no container to translate), and why; "" when it does not, or the model was not read from a script."""
+    from ..errors import HpcWidgetsError as Failed
+    from ..files import read_text
+    from ..parse.script import read_script
+    from ..parse.workflow import unread_launch
+    if path == "-":
+        return ""
+    try:
+        text = read_text(path).text
+        found = unread_launch(read_script(text), model) if not text.lstrip().startswith(("{", "kind")) else None
+    except Failed:
+        return ""
+    if found is None or found[0].chain.container is None:
+        return ""
+    step, why = found
+    return (f"line {step.line} runs the job's container, but it is kept as a set-up line, not read as the step, "
+            f"because {why}; change the line and convert the job again (or convert that command alone: "
+            f"hpcwidgets convert '…')")
 
 
 #: the names Apptainer's command goes by, and the actions convert translates

@@ -128,6 +128,12 @@ def submitted_scripts(ctx: Context) -> tuple[Submitted, ...]:
     return cached(ctx, "submitted", lambda: tuple(_find(ctx.parsed)))
 
 
+def scripts_submitted_by(parsed: Any) -> tuple[Submitted, ...]:
+    """Every job script the script ``parsed`` (a :class:`~hpcwidgets.parse.script.ParsedScript`) writes as a
+    here-document and submits, outside lint (the command line's --from)."""
+    return tuple(_find(parsed))
+
+
 def _find(parsed: Any) -> Iterator[Submitted]:
     from .catalogue import _simple_commands
     from .directives import _submitted_script

@@ -777,6 +777,11 @@ def readback_notes(text: str, model: Any, edited: Iterable[str] = ()) -> tuple[s
     notes = [_line_ends_note(text), _nounset_note(parsed, job), *_gpu_directive_notes(parsed)]
     if getattr(model, "kind", "") == "workflow":
         notes += [_kept_step_note(step) for step in parsed.steps if not step.in_compound]
+        unread = unread_launch(parsed, model)
+        if unread is not None and not _kept_step_note(unread[0]):
+            step, why = unread
+            notes.append(f"line {step.line}: {_excerpt(' '.join(w.raw for w in step.command.words))} is kept as "
+                         f"written, as a set-up line, not read as the step: {why}")
     notes += _edit_notes(parsed, model, edited)
     if getattr(model, "kind", "") == "jupyter.job":
         from .jupyter import left_out_note, replaced_server_note
@@ -843,6 +848,43 @@ def _kept_step_note(step: Step) -> str:
         return (f"{where}: the launch inside its {step.wrapper} script is not taken apart into the step's fields "
                 "(srun, container, launcher, program), as the script may do more than start it; edit the line itself")
     return ""
+
+
+def unread_launch(parsed: ParsedScript, model: Any) -> tuple[Step, str] | None:
+    """For a workflow read from ``parsed`` that holds no step (no launcher, container or program): the last launch
+    with a container or a launcher that the reader kept as written among the script's lines, and why it did (in
+    words that name the fix, where there is one); None when the model holds a step or the script has no such launch.
+    A step given to such a model runs after that line, which then runs the work a second time."""
+    if getattr(model, "kind", "") != "workflow" or model.launcher is not None or model.program or \
+            model.container is not None:
+        return None
+    kept = [s for s in parsed.steps if s.chain.container is not None or s.chain.launcher is not None]
+    if not kept:
+        return None
+    step = kept[-1]
+    return step, _why_kept(parsed, step)
+
+
+def _why_kept(parsed: ParsedScript, step: Step) -> str:
+    """Why the reader kept the launch ``step`` as written (see :func:`_as_written`), as a reason with its fix."""
+    cmd = step.command
+    words = [str(w.value) for w in cmd.words]
+    if step.in_compound:
+        return "it runs inside an if, a loop or a function, which the step's fields cannot hold"
+    if step.wrapper:
+        return f"it runs inside a {step.wrapper} script, which the step's fields cannot hold"
+    if launch_words(words) != words:
+        return f"{words[0]} stands before it, which the step's fields have no place for"
+    if not _alone(cmd, parsed.lexed.code):
+        return "it shares its line with other commands (a list or a pipeline), which the step's fields cannot hold"
+    if any(r.heredoc is not None for r in cmd.redirects):
+        return "it reads a here-document, which the step's fields cannot hold"
+    split = next((w.raw for w in cmd.words if parsed.may_split(w, step.line)), None)
+    if split is not None:
+        return (f"{split} is an unquoted expansion that bash may split into several words (or drop when empty), "
+                f"and the step's fields would pass it as one word; quote it (\"{split}\") to have the line read "
+                "as the step")
+    return "the step's fields cannot write it back as it was written"
 
 
 def _one_container_note(parsed: ParsedScript, model: Any) -> str:

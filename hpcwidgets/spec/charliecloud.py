@@ -75,7 +75,8 @@ def _lookup_problems(item: str, names: list[str]) -> list[Problem]:
     bad = [n for n in names if not _NAME.fullmatch(n)]
     if not bad:
         return []
-    return [Problem("set_env", f"ch-run reads ${bad[0]} in {item!r} as the variable named {bad[0]!r}, which cannot "
+    shown = item.replace("\\$", "$")  # the literal dollar as ch-run gets it (the model writes it \$)
+    return [Problem("set_env", f"ch-run reads ${bad[0]} in '{shown}' as the variable named {bad[0]!r}, which cannot "
                                "exist, and drops that item (ch-run expands a $ only at the start of a ':'-separated "
                                "item, and the whole rest of the item is the name); for the host's value let the shell "
                                "expand it (double quotes), or turn on env_no_expand (--env-no-expand) to keep the "
