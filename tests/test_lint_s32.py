@@ -207,3 +207,9 @@ def test_hpc718_reports_an_export_in_the_env_form(section, line, fix):
                                      "%post\n    export -p\n"])
 def test_hpc718_leaves_exports_with_equals_or_several_names_alone(section):
     assert [f for f in lint(_DEF + section, path="x.def") if f.code == "HPC718"] == []
+
+
+def test_hpc607_does_not_call_a_printed_user_name_the_token_when_the_token_is_the_user_name():
+    text = ('#!/bin/bash\n#SBATCH --time=01:00:00\necho "user: $USER"\n'
+            f'{_SERVER} --NotebookApp.token=${{USER}}\n')
+    assert [f.code for f in lint(text) if f.code in ("HPC602", "HPC607")] == ["HPC602"]

@@ -624,7 +624,8 @@ def _token_in_readable_log(ctx: Context) -> Iterator[Any]:
             log_file = (_stderr_file(cmd), umask_private_from is not None)
     for _, words in servers:  # --ServerApp.token="$TOKEN": the script's own token, in its own variable
         given = {n for _, trait, value in _jupyter_settings(words) if _SECRET_TRAIT.match(trait)
-                 and trait.endswith(".token") for n, _ in expanded_refs(value) if n != "$$"}
+                 and trait.endswith(".token") and not guessable_token(value)  # ($USER: no secret to print, HPC602)
+                 for n, _ in expanded_refs(value) if n != "$$"}
         token_names |= given
         own_token = own_token or bool(given)
     if own_token:
