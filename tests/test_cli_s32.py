@@ -151,3 +151,17 @@ def test_sbatch_from_a_workflow_model_names_the_command_that_reads_it(tmp_path, 
 def test_a_ch_run_set_env_message_shows_the_value_as_typed(capsys):
     code, _, err = run(capsys, "convert", "ch-run", "--set-env=A=${B}", "./img", "--", "true")
     assert code == 2 and "in 'A=${B}'" in err and "\\\\$" not in err
+
+
+@pytest.mark.parametrize(("script", "container", "says"), [
+    ("srun apptainer exec --nv -B /scratch/data:/data --env A=1 img.sif python train.py --data /data\n",
+     "apptainer exec --nv img2.sif", "binds /scratch/data:/data and variables A=1"),
+    ("ch-run -b /scratch/d:/mnt/0 --set-env=A=1 ./img -- python /opt/t.py\n", "ch-run ./img2",
+     "binds /scratch/d:/mnt/0 and variables A=1;"),
+])
+def test_a_whole_new_container_says_what_it_drops_of_the_scripts(tmp_path, capsys, script, container, says):
+    job = _script(tmp_path, "job.sh", f"#!/bin/bash\n#SBATCH --time=10\n{script}")
+    code, _, err = run(capsys, "workflow", "--from", job, "--container", container)
+    assert code == 0 and f"--container replaces the script's container with its {says}" in err
+    code, _, err = run(capsys, "workflow", "--from", job, "--set", "container.image=other")
+    assert "replaces the script's container" not in err

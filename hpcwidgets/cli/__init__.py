@@ -492,9 +492,29 @@ def _model_from_script(text: str, name: str, cls: Any, edited: Iterable[str] = (
     from ..parse.workflow import readback_notes
     edited = tuple(edited)
     _refuse_a_second_run(text, name, model, edited)
-    for note in readback_notes(text, model, edited):  # on stderr: the script written on stdout stays the script
+    notes = [*readback_notes(text, model, edited), _replaced_container_note(model, edited)]
+    for note in filter(None, notes):  # on stderr: the script written on stdout stays the script
         print(f"hpcwidgets: warning: {name}: {note}", file=sys.stderr)
     return model
+
+
+def _replaced_container_note(model: Any, edited: tuple[str, ...]) -> str:
+    """What a whole new container (``--container '…'``) drops of the one read from the script: its binds and
+    variables, which the program may need; "" when it had none or only some of its fields are edited."""
+    old = getattr(model, "container", None)
+    if "container" not in edited or old is None:
+        return ""
+    binds = [b.to_token() for b in getattr(old, "binds", ()) if hasattr(b, "to_token")]
+    if hasattr(old, "set_env"):  # ch-run: --set-env items (NAME=value, or a file)
+        env = [str(e) for e in old.set_env]
+    else:
+        env = [f"{e.name}={e.value}" for e in getattr(old, "env", ()) if hasattr(e, "name")]
+    lost = [f"binds {', '.join(binds)}" if binds else "", f"variables {', '.join(env)}" if env else ""]
+    lost = [x for x in lost if x]
+    if not lost:
+        return ""
+    return (f"--container replaces the script's container with its {' and '.join(lost)}; give them in --container "
+            "again if the program needs them, or change one field and keep the rest (--set container.image=…)")
 
 
 #: the fields whose value gives a workflow read from a script a step of its own
