@@ -165,3 +165,14 @@ def test_a_whole_new_container_says_what_it_drops_of_the_scripts(tmp_path, capsy
     assert code == 0 and f"--container replaces the script's container with its {says}" in err
     code, _, err = run(capsys, "workflow", "--from", job, "--set", "container.image=other")
     assert "replaces the script's container" not in err
+
+
+@pytest.mark.parametrize("name", ["a/../b", "my site", "x.toml", "", ".hidden"])
+def test_profile_show_refuses_a_name_no_profile_file_can_carry(capsys, name):
+    code, out, err = run(capsys, "profile", "show", "generic", "--name", name)
+    assert code == 2 and out == "" and "a profile is found by its file's name" in err
+
+
+def test_profile_show_takes_a_plain_name(capsys):
+    code, out, _ = run(capsys, "profile", "show", "generic", "--name", "lumi-g.2")
+    assert code == 0 and 'name = "lumi-g.2"' in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -97,8 +98,24 @@ def _emit_profile(args: argparse.Namespace, profile) -> int:
     return 0
 
 
+#: a name a profile can be found by: its file is NAME.toml in a folder of the search path
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def _check_new_name(name: str) -> None:
+    """Refuse a name no profile file can carry (``a/../b``, ``my site``, ``x.toml``): a profile is found by its file's
+    name, and --name names the profile written."""
+    if not _PROFILE_NAME.fullmatch(name) or name.endswith(".toml"):
+        from ..errors import HpcWidgetsError
+        raise HpcWidgetsError(f"--name {name!r} cannot name a profile: a profile is found by its file's name (NAME.toml "
+                              "in a folder of the search path), so use letters, digits and _ . + - only, e.g. "
+                              "--name mysite, and save it as mysite.toml")
+
+
 def run_show(args: argparse.Namespace) -> int:
     from ..profiles import load_profile
+    if args.new_name is not None:
+        _check_new_name(args.new_name)
     profile = load_profile(args.name)
     if args.new_name:
         profile = profile.replace(name=args.new_name)
@@ -136,6 +153,7 @@ def _arch_summary(profile: Any) -> str:
 def run_detect(args: argparse.Namespace) -> int:
     """Print or save the detected profile; what needs review goes to stderr as notes (not into the TOML)."""
     from ..run.detect import detect_from_saved, detect_profile
+    _check_new_name(args.name)
     notes: list[str] = []
     if args.from_dir:
         profile = detect_from_saved(args.from_dir, args.name, notes=notes)

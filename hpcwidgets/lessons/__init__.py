@@ -139,7 +139,7 @@ def stage_to_node_local(workflow: Any, archive: str, site: Any, *, folder: str =
     nodes makes (and removes) its copy on each of them, with one task per node
     (``srun --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 tar …``: lint's HPC523)."""
     from ..profiles import load_profile
-    from ..render.quote import assignment, quote
+    from ..render.quote import quote
     from ..spec.common import Bind
     prof = load_profile(site) if isinstance(site, str) else site
     nodes = str(workflow.job.nodes or "1").strip()
@@ -158,13 +158,24 @@ def stage_to_node_local(workflow: Any, archive: str, site: Any, *, folder: str =
     local = f"${_JOB_LOCAL}/{folder}"
     job = workflow.job.replace(setup=(
         *workflow.job.setup,
-        assignment(_JOB_LOCAL, f"{prof.node_local.rstrip('/')}/$SLURM_JOB_ID"),
+        _job_local_line(prof.node_local.rstrip("/")),
         f"trap '{every}rm -rf \"${_JOB_LOCAL}\"' EXIT",
         f"{every}mkdir -p {quote(local)}",
         f"{every}tar -xf {quote(archive)} -C {quote(local)}"))
     bind = Bind(local, at, "" if charliecloud else "ro")
     staged = workflow.replace(job=job, container=box.replace(binds=(*box.binds, bind)))
     return with_program_args(staged, data_dir=at)
+
+
+def _job_local_line(root: str) -> str:
+    """``job_local=ROOT/$SLURM_JOB_ID``, with /tmp where ROOT is a variable the job may not have (``$TMPDIR``, the
+    generic profile's): Slurm does not set TMPDIR (sites may), and the scripts run with ``set -u``, which stops at
+    an unset one."""
+    from ..render.quote import assignment, is_plain
+    m = re.fullmatch(r"\$\{?([A-Za-z_]\w*)\}?(/.*)?", root)
+    if m is None or not is_plain(m.group(2) or "/"):
+        return assignment(_JOB_LOCAL, f"{root}/$SLURM_JOB_ID")
+    return f'{_JOB_LOCAL}="${{{m.group(1)}:-/tmp}}{m.group(2) or ""}/$SLURM_JOB_ID"'
 
 
 def show(model_or_text: Any) -> None:

@@ -609,7 +609,7 @@ def with_chain(chain: Any, **layers: Any) -> Any:
 #: where a job keeps files on each node's own disk: the variables sites point at a per-node folder, and the
 #: folders that are local to every node; what the batch shell writes there exists on the first node only (HPC523),
 #: and a folder named there is each node's own (HPC502)
-NODE_LOCAL = re.compile(r"\$\{?(?:SLURM_TMPDIR|TMPDIR|TMP|LOCAL_?SCRATCH|LSCRATCH)\}?(?=/|$)"
+NODE_LOCAL = re.compile(r"\$\{?(?:SLURM_TMPDIR|TMPDIR|TMP|LOCAL_?SCRATCH|LSCRATCH)(?::?[-=][^}]*)?\}?(?=/|$)"
                         r"|(?:/tmp|/dev/shm|/var/tmp|/lscratch|/localscratch|/local|/scratch/local)(?=/|$)")
 
 

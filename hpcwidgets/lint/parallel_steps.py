@@ -1682,7 +1682,7 @@ def _node_local_key(dest: str, source: str) -> str | None:
         return None
     root = m.group(0)
     if root.startswith("$"):
-        return "$" + root.strip("${}")
+        return "$" + re.match(r"\$\{?(\w+)", root).group(1)  # ${TMPDIR:-/tmp}: $TMPDIR
     first = dest[len(root):].strip("/").split("/", 1)[0] or source.rstrip("/").rsplit("/", 1)[-1]
     return f"{root}/{first}" if first else None
 
@@ -1729,7 +1729,9 @@ def _copied_to_first_node(ctx: Context) -> Iterator[Any]:
         words = launch_words([str(w.value) for w in cmd.words])
         if not words or words[0].rsplit("/", 1)[-1] in ("srun", "sbcast"):
             continue
-        resolved = [ctx.parsed.resolve(w, cmd.line) for w in words]
+        # as written where the value is known only as the job runs (job_local="${TMPDIR:-/tmp}/…": its folder still
+        # says where it is)
+        resolved = [ctx.parsed.resolve_written(w, cmd.line) for w in words]
         if words[0] == "mkdir":
             made += [k for w in resolved[1:] if (k := _node_local_key(w, "")) is not None]
             continue
