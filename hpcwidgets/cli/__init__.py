@@ -491,6 +491,7 @@ def _model_from_script(text: str, name: str, cls: Any, edited: Iterable[str] = (
         raise ParseError(exc.message, exc.line, exc.column, source=name) from None
     from ..parse.workflow import readback_notes
     edited = tuple(edited)
+    _refuse_an_edit_sbatch_never_reads(text, name, edited)
     _refuse_a_second_run(text, name, model, edited)
     notes = [*readback_notes(text, model, edited), _replaced_container_note(model, edited)]
     for note in filter(None, notes):  # on stderr: the script written on stdout stays the script
@@ -521,28 +522,32 @@ def _replaced_container_note(model: Any, edited: tuple[str, ...]) -> str:
 _STEP_FIELDS = ("container", "launcher", "program")
 
 
-def _refuse_a_second_run(text: str, name: str, model: Any, edited: tuple[str, ...]) -> None:
-    """Refuse a job edit (``--set job.time=…``) to a script whose job is a here-document it submits: the edit would
-    land in the outer script, which sbatch never reads. Refuse to give a step (``--container``, ``--launcher``, ``--program``) to a workflow whose script runs its
-    work in a line the reader kept as written (:func:`~hpcwidgets.parse.workflow.unread_launch`): the step would
-    run after that line, and the work twice."""
-    from ..parse.script import read_script
-    parsed = None
+def _refuse_an_edit_sbatch_never_reads(text: str, name: str, edited: tuple[str, ...]) -> None:
+    """Refuse a job edit (``--set job.time=…``) to a script whose job is a here-document it submits (``sbatch <<EOT``)
+    and that has no #SBATCH line of its own: the edit would land in the outer script, which sbatch never reads."""
     job_edits = [path for path in edited if path == "job" or path.startswith("job.")]
-    if job_edits:
-        parsed = read_script(text)
-        if not parsed.directives:
-            from ..lint.submitted import scripts_submitted_by
-            inner = next(iter(scripts_submitted_by(parsed)), None)
-            if inner is not None:
-                raise HpcWidgetsError(
-                    f"{name} submits its job from a here-document (sbatch on line {inner.sbatch_line}), which holds "
-                    f"the job's #SBATCH lines: --set {job_edits[0]} would write one into {name} itself, which sbatch "
-                    "never reads. Save the here-document's lines as a job script of their own and read that")
+    if not job_edits:
+        return
+    from ..lint.submitted import scripts_submitted_by
+    from ..parse.script import read_script
+    parsed = read_script(text)
+    inner = next(iter(scripts_submitted_by(parsed)), None) if not parsed.directives else None
+    if inner is not None:
+        raise HpcWidgetsError(f"{name} submits its job from a here-document (sbatch on line {inner.sbatch_line}), "
+                              f"which holds the job's #SBATCH lines: --set {job_edits[0]} would write one into {name} "
+                              "itself, which sbatch never reads. Save the here-document's lines as a job script of "
+                              "their own and read that")
+
+
+def _refuse_a_second_run(text: str, name: str, model: Any, edited: tuple[str, ...]) -> None:
+    """Refuse to give a step (``--container``, ``--launcher``, ``--program``) to a workflow whose script runs its work
+    in a line the reader kept as written (:func:`~hpcwidgets.parse.workflow.unread_launch`): the step would run after
+    that line, and the work twice."""
     if not any(path.split(".", 1)[0] in _STEP_FIELDS for path in edited):
         return
+    from ..parse.script import read_script
     from ..parse.workflow import unread_launch
-    found = unread_launch(parsed or read_script(text), model)
+    found = unread_launch(read_script(text), model)
     if found is None:
         return
     step, why = found

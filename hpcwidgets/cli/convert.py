@@ -141,7 +141,7 @@ def _whole_job(model: object, path: str, image_dir: str = "") -> str:
 def _kept_container_line(path: str, model: object) -> str:
     """Where the job script at ``path`` runs a container in a line the reader kept as written (so the model holds
     no container to translate), and why; "" when it does not, or the model was not read from a script."""
-    from ..errors import HpcWidgetsError as Failed
+    from . import _job_script_text
     from ..files import read_text
     from ..parse.script import read_script
     from ..parse.workflow import unread_launch
@@ -149,8 +149,8 @@ def _kept_container_line(path: str, model: object) -> str:
         return ""
     try:
         text = read_text(path).text
-        found = unread_launch(read_script(text), model) if not text.lstrip().startswith(("{", "kind")) else None
-    except Failed:
+        found = unread_launch(read_script(text), model) if _job_script_text(text) else None
+    except HpcWidgetsError:
         return ""
     if found is None or found[0].chain.container is None:
         return ""
