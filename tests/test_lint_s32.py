@@ -213,3 +213,8 @@ def test_hpc607_does_not_call_a_printed_user_name_the_token_when_the_token_is_th
     text = ('#!/bin/bash\n#SBATCH --time=01:00:00\necho "user: $USER"\n'
             f'{_SERVER} --NotebookApp.token=${{USER}}\n')
     assert [f.code for f in lint(text) if f.code in ("HPC602", "HPC607")] == ["HPC602"]
+
+
+def test_hpc602_still_reports_a_hex_key_that_starts_like_a_placeholder_word():
+    text = "#!/bin/bash\nexport WANDB_API_KEY=add3f9c1e0b2d4a6c8e0f1a2b3c4d5e6f7a8b9c0d1\npython train.py\n"
+    assert [line for line, _ in found(text, "HPC602")] == [2]

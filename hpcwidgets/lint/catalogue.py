@@ -1536,7 +1536,7 @@ GUESSABLE_TOKEN = ("is made of what every user of the cluster can see (your user
 
 #: a value that stands for a key still to be filled in (YOUR_WANDB_API_KEY, your_token_here, <api-key>, xxxx,
 #: changeme): no secret is written, and the program's login fails until it is replaced
-_SECRET_PLACEHOLDER = re.compile(r"(?i)(?:your|my|insert|enter|put|add|paste|replace)[\w.-]*|[\w.-]*[_-](?:here|goes)"
+_SECRET_PLACEHOLDER = re.compile(r"(?i)(?:your|my|insert|enter|put|add|paste|replace)(?:[_.-][\w.-]*)?|[\w.-]*[_-](?:here|goes)"
                                  r"|<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|x{3,}|\*{3,}|\.{3}|…|changeme|placeholder|todo|tbd|"
                                  r"none|null|dummy|redacted")
 
