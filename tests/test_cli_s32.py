@@ -176,3 +176,16 @@ def test_profile_show_refuses_a_name_no_profile_file_can_carry(capsys, name):
 def test_profile_show_takes_a_plain_name(capsys):
     code, out, _ = run(capsys, "profile", "show", "generic", "--name", "lumi-g.2")
     assert code == 0 and 'name = "lumi-g.2"' in out
+
+
+def test_a_launch_with_random_in_its_options_is_read_as_the_step(tmp_path, capsys):
+    """$RANDOM and bash's other numbers never split: the launch is read into the step's fields, and comes back as
+    written."""
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --time=10\n"
+            "srun torchrun --nnodes 2 --nproc_per_node 4 --rdzv_id $RANDOM --rdzv_backend c10d "
+            "--rdzv_endpoint head:29500 train.py\n")
+    job = _script(tmp_path, "job.sh", text)
+    code, out, err = run(capsys, "parse", job)
+    assert code == 0 and json.loads(out)["launcher"]["rdzv_id"] == "$RANDOM"
+    code, out, err = run(capsys, "workflow", "--from", job)
+    assert out == text and "not read as the step" not in err

@@ -66,8 +66,8 @@ def c_script_in(words: Sequence[Any]) -> int | None:
 LEGACY_LAUNCH = ("torch.distributed.launch",)
 #: a whole word that is an unquoted expansion: bash splits it into words (srun $CMD, python t.py $ARGS)
 _SPLIT_WORD = re.compile(r"\$(?:\{?[A-Za-z_][A-Za-z0-9_]*\}?|[@*]|\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\]\})")
-#: variables Slurm sets, which never hold spaces
-_SLURM_VAR = re.compile(r"\$\{?SLURM_[A-Z_]+\}?")
+#: variables Slurm sets, which never hold spaces, and bash's own numbers ($RANDOM, $SECONDS …), which bash always sets
+_NEVER_SPLIT = re.compile(r"\$\{?(?:SLURM_[A-Z_]+|RANDOM|SRANDOM|SECONDS|LINENO|BASHPID|PPID|UID|EUID)\}?")
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class ParsedScript:
         Variables the script sets to one plain word, and Slurm's own, are safe."""
         if word.raw.startswith('"') and LIST_WORD.fullmatch(word.raw):
             return True  # "${OPTS[@]}", "$@": one word per element, however many there are
-        if word.quoted or not _SPLIT_WORD.fullmatch(word.raw) or _SLURM_VAR.fullmatch(word.raw):
+        if word.quoted or not _SPLIT_WORD.fullmatch(word.raw) or _NEVER_SPLIT.fullmatch(word.raw):
             return False
         if any(s.line <= line <= s.end_line and word.raw in dict(s.through) for s in self.split_steps or ()):
             return True  # the launch it holds was read into several words
@@ -232,7 +232,7 @@ class ParsedScript:
         if value == word.raw or value == "" or re.search(r"[\s*?\[]", value) is not None:
             return True
         # set from variables the reader cannot know (M=$X; a=$(hostname); M=$a): as empty, or as many words, as they
-        return not _REF.sub("", value) and not all(_SLURM_VAR.fullmatch(m.group(0)) for m in _REF.finditer(value))
+        return not _REF.sub("", value) and not all(_NEVER_SPLIT.fullmatch(m.group(0)) for m in _REF.finditer(value))
 
     def is_suppressed(self, code: str, line: int) -> bool:
         if code in self.suppressed_file:
