@@ -95,8 +95,13 @@ def fix_script(text: str, profile: Any = None, *, path: str = "", select: Any = 
     for _ in range(MAX_ROUNDS):
         # a fix proposed again just as it was applied did not remove its finding (in a script bash cannot read, an
         # insertion may land inside an unclosed quote): applying it again would only repeat it, round after round
-        findings = [f for f in lint(text, profile, path=path, select=select, ignore=ignore)
-                    if f.fix is not None and _key(f) not in applied]
+        found = lint(text, profile, path=path, select=select, ignore=ignore)
+        late = [f for f in found if f.code == "HPC501"] if not select else _late_directives(text, profile, path)
+        # while sbatch ignores #SBATCH lines (HPC501), only what comes before the first command is fixed (an
+        # #SBATCH line that lost its #): the other fixes read the job from the lines sbatch takes (see held_back)
+        first = _first_command_line(text) if late else 0
+        findings = [f for f in found if f.fix is not None and _key(f) not in applied
+                    and (not late or f.fix.start <= first)]
         if not findings:
             break
         together = _fixed_together(findings)
@@ -110,6 +115,35 @@ def fix_script(text: str, profile: Any = None, *, path: str = "", select: Any = 
         fixed.extend(together)
         text = new
     return text, fixed
+
+
+def _late_directives(text: str, profile: Any, path: str) -> list[Finding]:
+    """HPC501's findings of ``text``: #SBATCH lines after the first command."""
+    return [f for f in lint(text, profile, path=path, select=("HPC501",)) if f.code == "HPC501"]
+
+
+def _first_command_line(text: str) -> int:
+    """The line of the script's first command (0 when it cannot be read)."""
+    from .errors import ParseError
+    from .parse.lexer import lex_script
+    try:
+        return next((c.line for c in lex_script(text).code), 0)
+    except ParseError:
+        return 0
+
+
+def held_back(text: str, profile: Any = None, *, path: str = "") -> str:
+    """Why the fixes below the first command of ``text`` wait ("" when none does): #SBATCH lines after the first
+    command, which sbatch ignores (HPC501). The fixes of other rules read the job those lines were meant to ask for (its
+    nodes, tasks and GPUs) from what sbatch takes, and would fit the script to the wrong job: HPC106 would make a
+    torchrun meant for four nodes a --standalone one. HPC501 has no fix of its own (which lines were meant is the
+    author's call: an example block at the end of a file is not), so the author moves them first."""
+    late = _late_directives(text, profile, path)
+    if not late:
+        return ""
+    return (f"#SBATCH lines after the first command are ignored by sbatch (HPC501, line {late[0].line}), and the "
+            "fixes depend on what they ask for; move them above the first command (or delete them) and run --fix "
+            "again")
 
 
 def _key(finding: Finding) -> tuple[str, Any]:

@@ -189,3 +189,12 @@ def test_a_launch_with_random_in_its_options_is_read_as_the_step(tmp_path, capsy
     assert code == 0 and json.loads(out)["launcher"]["rdzv_id"] == "$RANDOM"
     code, out, err = run(capsys, "workflow", "--from", job)
     assert out == text and "not read as the step" not in err
+
+
+def test_lint_fix_says_why_the_fixes_wait_while_directives_are_ignored(tmp_path, capsys):
+    job = _script(tmp_path, "job.sh", "#!/bin/bash\nset -e\n#SBATCH --nodes=4\nsrun torchrun --nnodes=$SLURM_NNODES "
+                                      "--nproc_per_node=1 --rdzv_backend=c10d --rdzv_endpoint=head:29500 train.py\n")
+    before = (tmp_path / "job.sh").read_text()
+    code, _, err = run(capsys, "lint", "--fix", job)
+    assert code == 1 and (tmp_path / "job.sh").read_text() == before
+    assert "nothing fixed: #SBATCH lines after the first command are ignored by sbatch (HPC501, line 3)" in err

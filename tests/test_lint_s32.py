@@ -218,3 +218,50 @@ def test_hpc607_does_not_call_a_printed_user_name_the_token_when_the_token_is_th
 def test_hpc602_still_reports_a_hex_key_that_starts_like_a_placeholder_word():
     text = "#!/bin/bash\nexport WANDB_API_KEY=add3f9c1e0b2d4a6c8e0f1a2b3c4d5e6f7a8b9c0d1\npython train.py\n"
     assert [line for line, _ in found(text, "HPC602")] == [2]
+
+
+# --- lint --fix (audit J) -------------------------------------------------------------------------------------------------
+
+def test_no_fix_is_applied_while_the_directives_are_ignored():
+    from hpcwidgets.fixes import fix_script, held_back
+    text = ("#!/bin/bash\nset -e\n#SBATCH --nodes=4\n"
+            'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)\n'
+            "srun torchrun --nnodes=$SLURM_NNODES --nproc_per_node=1 --rdzv_backend=c10d "
+            "--rdzv_endpoint=$MASTER_ADDR:29500 train.py\n")
+    assert fix_script(text) == (text, [])
+    assert "HPC501, line 3" in held_back(text) and "move them above the first command" in held_back(text)
+    moved = text.replace("set -e\n#SBATCH --nodes=4\n", "#SBATCH --nodes=4\nset -e\n")
+    assert held_back(moved) == ""
+
+
+def test_hpc101_fix_follows_the_job_size_where_the_launch_does():
+    from hpcwidgets.fixes import fix_script
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n"
+            'h=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)\n'
+            'srun torchrun --nnodes=$SLURM_NNODES --nproc-per-node=$SLURM_GPUS_ON_NODE --rdzv-backend=c10d '
+            '--rdzv-endpoint="$h:29500" train.py\n')
+    new, fixed = fix_script(text)
+    step = new.splitlines()[-1]
+    assert [f.code for f in fixed] == ["HPC101"]
+    assert step.startswith('srun "--ntasks=$SLURM_JOB_NUM_NODES" --ntasks-per-node=1')
+    assert "--nproc-per-node=$SLURM_GPUS_ON_NODE" in step
+    assert [f.code for f in lint(new) if f.severity == "error"] == []
+    fixed_size = text.replace("--nnodes=$SLURM_NNODES", "--nnodes=2")
+    assert fix_script(fixed_size)[0].splitlines()[-1].startswith("srun --ntasks=2 --ntasks-per-node=1")
+
+
+@pytest.mark.parametrize(("step", "fixed"), [
+    ("srun \"python -c 'print(1)'\"", "srun python -c 'print(1)'"),
+    ('srun "./run.sh --name a\\ b"', "srun ./run.sh --name 'a b'"),
+    ('srun "./run.sh $ip"', 'srun ./run.sh "$ip"'),
+])
+def test_hpc533_splits_the_quoted_command_as_a_shell_would(step, fixed):
+    from hpcwidgets.fixes import fix_script
+    new, _ = fix_script(f"#!/bin/bash\n#SBATCH --ntasks=1\nip=10.0.0.1\n{step}\n")
+    assert new.splitlines()[-1] == fixed
+
+
+def test_hpc533_offers_no_split_of_a_quote_left_open():
+    text = "#!/bin/bash\n#SBATCH --ntasks=1\nsrun \"python -c 'print(1)\"\n"
+    [finding] = [f for f in lint(text) if f.code == "HPC533"]
+    assert finding.fix is None

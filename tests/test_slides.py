@@ -61,7 +61,7 @@ def test_the_deck_has_the_blocks_the_brief_asks_for() -> None:
     assert broken.marker["expect"] == ("HPC101", "HPC102")
     shown = {b.kind: b for b in every if b.source is broken}
     assert set(shown) == {"lint", "fixed"} and shown["lint"].lang == "text"
-    assert "use srun --ntasks=2 --ntasks-per-node=1" in shown["lint"].body
+    assert "use srun --ntasks=$SLURM_JOB_NUM_NODES --ntasks-per-node=1" in shown["lint"].body
     assert 'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)' in shown["fixed"].body
     assert any(b.lang == "dockerfile" for b in BLOCKS) and any(b.lang == "deffile" for b in BLOCKS)
     # every code block is either checked or plain output shown as text
@@ -406,7 +406,7 @@ def test_lint_blocks_keep_slides_readable_with_from_and_to() -> None:
     output, fixed = [b.body for b in slides.code_blocks(deck) if b.kind in ("lint", "fixed")]
     assert output.startswith("broken.sbatch:10: error HPC102") and "HPC101" not in output
     assert fixed.startswith("head_node=$(scontrol show hostnames") and fixed.count("\n") == 2
-    assert fixed.splitlines()[1].startswith("srun --ntasks=2")
+    assert fixed.splitlines()[1].startswith('srun "--ntasks=$SLURM_JOB_NUM_NODES"')
 
 
 def test_a_lint_block_needs_an_earlier_block_with_that_file_name() -> None:

@@ -274,8 +274,10 @@ def test_apply_fix_on_the_decks_multi_node_script():
     assert hpc101 and hpc101[0].fix is not None
     assert b.apply_fix(hpc101[0])
     assert "HPC101" not in codes(b)
-    assert "srun --ntasks=2" in b.text and "--ntasks-per-node=1" in b.text
-    assert b.controls["srun.ntasks_per_node"].value == "1" and b.controls["srun.ntasks"].value == "2"
+    # the deck's torchrun follows the job's size (--nnodes=$SLURM_NNODES), and so does the fixed task count
+    assert 'srun "--ntasks=$SLURM_JOB_NUM_NODES"' in b.text and "--ntasks-per-node=1" in b.text
+    assert b.controls["srun.ntasks_per_node"].value == "1"
+    assert b.controls["srun.ntasks"].value == "$SLURM_JOB_NUM_NODES"
     assert b.controls["srun.enabled"].value is True
 
 

@@ -212,7 +212,9 @@ def _fix(path: str, text: str, profile: object, select: "set[str] | tuple[str, .
     except ParseError:
         new, fixed = text, []  # lint reports it as HPC000
     if not fixed or new == text:
-        print(f"{path}: nothing to fix automatically", file=sys.stderr)
+        from ..fixes import held_back
+        waiting = held_back(text, profile, path=path)
+        print(f"{path}: {'nothing fixed: ' + waiting if waiting else 'nothing to fix automatically'}", file=sys.stderr)
         return text
     info = os.stat(path)
     if not os.access(path, os.W_OK) or not info.st_mode & 0o222:
@@ -221,6 +223,10 @@ def _fix(path: str, text: str, profile: object, select: "set[str] | tuple[str, .
     written = write_file(path, new, force=True, backup=True)
     for f in fixed:
         print(f"{path}:{f.line}: fixed {f.code}: {f.fix.description if f.fix else f.message}", file=sys.stderr)
+    from ..fixes import held_back
+    waiting = held_back(new, profile, path=path)
+    if waiting:
+        print(f"{path}: the other fixes wait: {waiting}", file=sys.stderr)
     linked = str(written.path) != str(Path(path).expanduser().absolute())
     where = f" (wrote {written.path}, the file the link points to)" if linked else ""
     print(f"{path}: {len(fixed)} fix(es) applied{where}; the original is kept as {written.backup}", file=sys.stderr)

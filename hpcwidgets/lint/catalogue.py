@@ -214,6 +214,10 @@ def job_cpus(ctx: Context, nodes: int | None = None) -> JobCpus | None:
                    "no --ntasks: one task per node" + (f", {nodes} nodes" if nodes > 1 else "") + said, by_node_cpus)
 
 
+#: the job's node count as Slurm gives it to the batch script
+_JOB_NODE_COUNT = re.compile(r"\$\{?(?:SLURM_JOB_NUM_NODES|SLURM_NNODES)\}?")
+
+
 def tasks_per_node(ctx: Context, step: Any, part: Partition | None = None) -> int | None:
     """How many copies of the step's command run on each node, on the fewest nodes the job may get
     (:func:`job_nodes`, on the profile's partition ``part`` where given): the most one node holds.
@@ -228,6 +232,8 @@ def tasks_per_node(ctx: Context, step: Any, part: Partition | None = None) -> in
     nodes = max(srun.nodes if isinstance(srun.nodes, int) else job_nodes(ctx, part), 1)
     if isinstance(srun.ntasks, int):
         return -(-srun.ntasks // nodes)
+    if srun.nodes is None and _JOB_NODE_COUNT.fullmatch(str(srun.ntasks or "").strip("\"'")):
+        return 1  # srun --ntasks="$SLURM_JOB_NUM_NODES": one task on each of the job's nodes
     inherited = job_tasks(ctx)
     if isinstance(srun.ntasks_per_node, int):
         if inherited is not None and inherited > srun.ntasks_per_node * nodes:

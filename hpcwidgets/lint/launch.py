@@ -140,13 +140,20 @@ def _launchers_on_own_gpus(launcher: Any, per_node: int, own: int) -> str:
             f"no GPU of their own (invalid device ordinal)")
 
 
+#: the GPUs of the node a task runs on, as Slurm gives them
+_GPU_COUNT_VAR = re.compile(r"\$\{?(?:SLURM_GPUS_ON_NODE|SLURM_GPUS_PER_NODE)\}?")
+
+
 def _one_launcher_per_node(ctx: Context, step: Any, per_node: int) -> tuple[Any, str, bool]:
     """HPC101's remedy: one launcher per node, with the node's GPUs and the CPUs its launchers had. Returns the
     changed chain, the advice (which names every option the chain changes, so the message and --fix agree) and
     whether the chain may replace the step."""
     launcher, gpus = step.chain.launcher, ctx.job.gpus_on_each_node
     nodes = _step_nodes(ctx, step)  # srun -N1 -n4: one launcher on the step's one node, not the job's
-    srun = step.chain.srun.replace(ntasks_per_node=1, ntasks=nodes)
+    # a launch that follows the job's size (--nnodes=$SLURM_NNODES) gets a task count that follows it too, so the
+    # script still works when it is submitted with another -N
+    follows = "$" in str(launcher.nnodes or "") and step.chain.srun.nodes is None
+    srun = step.chain.srun.replace(ntasks_per_node=1, ntasks="$SLURM_JOB_NUM_NODES" if follows else nodes)
     # GPUs counted per task (srun's own --gpus-per-task, or the job's, which srun takes from
     # SLURM_GPUS_PER_TASK) would leave the one launcher a single task's GPUs: it gets the node's
     per_task = step.chain.srun.gpus_per_task is not None or inherited_per_task(ctx, step) is not None
@@ -163,7 +170,9 @@ def _one_launcher_per_node(ctx: Context, step: Any, per_node: int) -> tuple[Any,
         held = ctx.job.cpus_per_task * ctx.job.ntasks_per_node if isinstance(ctx.job.cpus_per_task, int) \
             and isinstance(ctx.job.ntasks_per_node, int) else None
         srun = srun.replace(cpus_per_task=min(cpus * per_node, held) if held else cpus * per_node)
-    new_nproc = str(gpus) if gpus else launcher.nproc_per_node
+    # the node's GPU count as Slurm gives it ($SLURM_GPUS_ON_NODE) is kept: it is right whatever the job asks for
+    kept = _GPU_COUNT_VAR.fullmatch(str(launcher.nproc_per_node or "").strip("\"'"))
+    new_nproc = launcher.nproc_per_node if kept else str(gpus) if gpus else launcher.nproc_per_node
     chain = type(step.chain)(srun, step.chain.container, launcher.replace(nproc_per_node=new_nproc),
                              step.chain.program, step.chain.notes)
     # a run in the background or on GPUs picked by hand (CUDA_VISIBLE_DEVICES=1 srun … &) is one of
@@ -171,7 +180,7 @@ def _one_launcher_per_node(ctx: Context, step: Any, per_node: int) -> tuple[Any,
     shared_node = step.command.joined_by == "&" or "CUDA_VISIBLE_DEVICES" in dict(step.env)
     whole = not per_task or bool(gpus)  # GPUs per task and no count of the node's: the fix cannot be whole
     fixable = whole and not shared_node
-    advice = (f"start one torchrun per node: use srun --ntasks={nodes} --ntasks-per-node=1 so torchrun starts one "
+    advice = (f"start one torchrun per node: use srun --ntasks={srun.ntasks} --ntasks-per-node=1 so torchrun starts one "
               f"worker per GPU, with --nproc-per-node={new_nproc if gpus else 'the GPUs per node'}")
     more = [f"--gpus-per-task={gpus or 'GPUS_PER_NODE'} (all the node's GPUs for its one task)"] \
         if per_task and not shared_node else []

@@ -9,6 +9,7 @@ Imported by :func:`hpcwidgets.lint.rules`; the helpers the rules share are in :m
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any, Iterator
 
 from . import Context, rule
@@ -30,7 +31,14 @@ def _command_in_one_word(text: str) -> list[str] | None:
     None when it may be one path with spaces in it (``/data/my runs/go.sh``). A program named without a ``/`` is
     looked up on PATH, where no program has a space in its name; after a path, a word that starts an option, a
     variable or another absolute path, or a path ending in a script's extension, begins an argument."""
-    pieces = text.split()
+    if any(c in text for c in "'\"\\"):
+        # quotes or backslashes inside ("python -c 'print(1)'"): the words as a shell would split them
+        try:
+            pieces = shlex.split(text)
+        except ValueError:  # a quote left open: the words at the blanks, for the message (no fix: see _no_fix)
+            pieces = text.split()
+    else:
+        pieces = text.split()
     if len(pieces) < 2 or text != text.strip():
         return None
     first, rest = pieces[0], pieces[1:]
@@ -94,10 +102,19 @@ def _command_quoted_as_one_word(ctx: Context) -> Iterator[Any]:
             yield (step.line, f"{how}: {runner} takes it whole as the program's name, so {fails}; these are shell "
                               f"commands: run them with bash -c {word.raw}{inside}", fix)
             continue
-        fix = fix_for(ctx, "write the program and its arguments as separate words", step,
-                      with_chain(chain, program=(*pieces, *chain.program[1:])))
+        fix = None if _no_fix(first) else fix_for(ctx, "write the program and its arguments as separate words", step,
+                                                 with_chain(chain, program=(*pieces, *chain.program[1:])))
         yield (step.line, f"{how}: {runner} takes it whole as the program's name, so {fails}; write the program and "
                           f"its arguments as separate words ({' '.join(_as_words(pieces))})", fix)
+
+
+def _no_fix(text: str) -> bool:
+    """Whether the words of ``text`` cannot be told apart for a fix: a quote left open inside it."""
+    try:
+        shlex.split(text)
+    except ValueError:
+        return True
+    return False
 
 
 def _as_words(pieces: list[str]) -> list[str]:
