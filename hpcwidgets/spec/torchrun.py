@@ -248,10 +248,12 @@ class Torchrun(Spec):
                                             "is rank 0 and the job hangs; use --rdzv-backend=c10d "
                                             "--rdzv-endpoint=$head_node:29500, which numbers the nodes itself"))
         if endpoint and "NODELIST" in endpoint:
-            out.append(Problem("rdzv_endpoint", f"{endpoint!r} is a node list, not one host; resolve the head node "
+            out.append(Problem("rdzv_endpoint", f"'{endpoint}' is a node list, not one host; resolve the head node "
                                                 "with scontrol show hostnames on the host and use $head_node:29500"))
         elif endpoint and isinstance(endpoint, str) and not literal:
-            out += _endpoint_problems(endpoint, multi and not standalone)  # (a tuple: the same endpoint each time)
+            written = _as_bash_passes(endpoint)
+            if written:
+                out += _endpoint_problems(written, multi and not standalone)  # (a tuple: the same one each time)
         if (rank, addr, port) != _UNSET_STATIC_OPTIONS:  # (without them there is nothing a rendezvous could ignore)
             why = ("is ignored by the c10d rendezvous" if backend == "c10d"
                    else "is ignored: the static rendezvous meets at --rdzv-endpoint")
@@ -265,6 +267,17 @@ class Torchrun(Spec):
 #: a host name torchrun takes at --rdzv-endpoint: labels, an IPv4 address or an IPv6 one
 #: (torch/distributed/elastic/rendezvous/utils.py, ``parse_rendezvous_endpoint``)
 _ENDPOINT_HOST = re.compile(r"[\w.:-]+")
+
+
+def _as_bash_passes(endpoint: str) -> str:
+    """The endpoint as torchrun gets it: a word read back from a script (:class:`Verbatim`) is shell text, whose one
+    pair of outer quotes bash removes (``"$(hostname):29500"``); "" for one whose quoting only bash can undo."""
+    if not isinstance(endpoint, Verbatim):
+        return str(endpoint)
+    text = str(endpoint).strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return "" if any(q in text for q in "'\"\\") else text
 
 
 @functools.lru_cache(maxsize=256)

@@ -151,8 +151,11 @@ def follow(before: Any, after: Any, given: Iterable[str] = (), gpu_vendor: str =
         out.update(_gpu_flags(after, gpus, gpu_vendor))
     elif counted and gpus > 0 and _WHERE(old) != _WHERE(new):
         out.update(_gpu_flags(after, gpus, gpu_vendor, moved=True))
+    if counted and gpus > 0 and gpus != old.gpus_per_node and isinstance(old.gpus_per_node, int):
+        out.update(_per_task_gpus_follow(after, old, gpus))
     if nodes != old.nodes and isinstance(nodes, int) and nodes > 0:
         out["launcher.nnodes"] = str(nodes)
+        out.update(_task_counts_follow(after, old, nodes))
     elif nodes != old.nodes and isinstance(nodes, str) and (span := node_range(nodes)) is not None \
             and 1 <= span[0] < span[1]:
         out["launcher.nnodes"] = "$SLURM_NNODES"  # Slurm picks the count in the range as the job starts
@@ -270,6 +273,36 @@ def _rendezvous_follows(after: Any, was: int, now: int, given: tuple[str, ...]) 
     out: dict[str, Any] = dict(theirs)
     if now > 1 and getattr(after, "srun", None) is None and "srun" not in given:
         out["srun"] = Srun(ntasks_per_node=1)
+    return out
+
+
+def _per_task_gpus_follow(after: Any, old: SlurmJob, gpus: int) -> dict[str, Any]:
+    """GPUs counted per task where each node runs one task (``--gpus-per-task=8`` beside ``--gpus-per-node=8``, the
+    job's or srun's): that count is the node's, and follows GPUs per node (else the job keeps asking for the old
+    count per node, or srun binds the old count to each launcher)."""
+    out: dict[str, Any] = {}
+    one_per_node = old.ntasks_per_node == 1 or (isinstance(old.ntasks, int) and old.ntasks == old.nodes)
+    if one_per_node and old.gpus_per_task == old.gpus_per_node:
+        out["job.gpus_per_task"] = gpus
+    srun = getattr(after, "srun", None)
+    if srun is not None and srun.gpus_per_task == old.gpus_per_node and (
+            srun.ntasks_per_node == 1 or (srun.ntasks_per_node is None and one_per_node)):
+        out["srun.gpus_per_task"] = gpus
+    return out
+
+
+def _task_counts_follow(after: Any, old: SlurmJob, nodes: int) -> dict[str, Any]:
+    """A task count that was a whole number of tasks on each of the old nodes (``--ntasks=4`` on 4 nodes, the job's
+    or srun's, without a count per node of its own) keeps that number on each of the new nodes: srun would otherwise
+    start the old count on fewer nodes (two launchers a node) or leave new nodes without a task."""
+    out: dict[str, Any] = {}
+    if not isinstance(old.nodes, int) or old.nodes < 1:
+        return out
+    for path, layer in (("job", old), ("srun", getattr(after, "srun", None))):
+        tasks = getattr(layer, "ntasks", None)
+        if isinstance(tasks, int) and not isinstance(tasks, bool) and tasks % old.nodes == 0 and \
+                getattr(layer, "ntasks_per_node", None) is None and (path == "job" or layer.nodes is None):
+            out[f"{path}.ntasks"] = nodes * (tasks // old.nodes)
     return out
 
 
