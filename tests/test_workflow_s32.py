@@ -68,3 +68,11 @@ def test_a_task_count_of_so_many_a_node_follows_the_nodes():
     from hpcwidgets.spec.workflow import followed
     after = given.replace(job=given.job.replace(nodes=2, ntasks=6))
     assert followed(given, after, given=["job.nodes", "job.ntasks"]).job.ntasks == 6  # the person's own count wins
+
+
+def test_a_standalone_launch_with_a_master_port_grows_to_c10d_without_it():
+    model = parse_script("#!/bin/bash\n#SBATCH --gres=gpu:4\nMASTER_PORT=$((20000 + RANDOM % 20000))\n"
+                         "srun torchrun --standalone --nnodes=1 --nproc_per_node=4 --master_port=$MASTER_PORT train.py\n")
+    new = _edited(model, nodes=2)
+    assert (new.launcher.standalone, new.launcher.rdzv_backend, new.launcher.master_port) == (False, "c10d", None)
+    assert [p for p in new.problems() if p.field.startswith("launcher")] == []

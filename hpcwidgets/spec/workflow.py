@@ -271,9 +271,17 @@ def _rendezvous_follows(after: Any, was: int, now: int, given: tuple[str, ...]) 
     if any(getattr(launcher, path.split(".")[1]) != value for path, value in mine.items()):
         return {}
     out: dict[str, Any] = dict(theirs)
+    if now > 1:
+        # --master-port/--master-addr did nothing beside --standalone and are refused beside c10d: they go
+        out.update({path: None if path.endswith("port") else "" for path in _IGNORED_BY_C10D
+                    if getattr(launcher, path.split(".")[1], "")})
     if now > 1 and getattr(after, "srun", None) is None and "srun" not in given:
         out["srun"] = Srun(ntasks_per_node=1)
     return out
+
+
+#: torchrun's options of the static rendezvous, which neither --standalone nor c10d reads
+_IGNORED_BY_C10D = ("launcher.master_port", "launcher.master_addr")
 
 
 def _per_task_gpus_follow(after: Any, old: SlurmJob, gpus: int) -> dict[str, Any]:
@@ -318,6 +326,8 @@ def _may_follow(model: Any, path: str, given: tuple[str, ...]) -> bool:
     if not isinstance(layer, Spec) or name not in {f.name for f in type(layer).field_specs()}:
         return False
     value = getattr(layer, name)
+    if path in _IGNORED_BY_C10D:
+        return True  # (emptied only by the move from --standalone to c10d, where it did nothing and is refused)
     return isinstance(value, bool) or str(value).strip().isdigit() or not str(value).strip() \
         or value in _MULTI_NODE_RENDEZVOUS.values()  # (the pattern's own text, which the other one replaces)
 
