@@ -198,3 +198,11 @@ def test_lint_fix_says_why_the_fixes_wait_while_directives_are_ignored(tmp_path,
     code, _, err = run(capsys, "lint", "--fix", job)
     assert code == 1 and (tmp_path / "job.sh").read_text() == before
     assert "nothing fixed: #SBATCH lines after the first command are ignored by sbatch (HPC501, line 3)" in err
+
+
+def test_setting_a_layer_the_program_holds_says_so(tmp_path, capsys):
+    job = _script(tmp_path, "job.sh", "#!/bin/bash\n#SBATCH --gpus-per-node=4\n"
+                                      "time srun apptainer exec --nv old.sif torchrun --standalone train.py\n")
+    code, out, err = run(capsys, "workflow", "--from", job, "--set", "container.image=new.sif")
+    assert code == 2 and out == ""
+    assert "the step is held whole as the program (time srun apptainer exec" in err and "--program" in err

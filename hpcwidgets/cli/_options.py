@@ -516,6 +516,17 @@ def _settable_field(model: Spec, name: str, where: str) -> FieldSpec:
     return f
 
 
+#: the programs that start each layer of a step
+_LAYER_PROGRAMS = {"container": ("apptainer", "singularity", "ch-run"), "launcher": ("torchrun",), "srun": ("srun",)}
+
+
+def _held_in_program(model: Spec, layer: str) -> bool:
+    """Whether a workflow without ``layer`` holds a program whose words start one (``time srun apptainer exec …``,
+    read back whole): the layer is there, but as words of the program."""
+    names = _LAYER_PROGRAMS.get(layer, ())
+    return bool(names) and any(str(w).rsplit("/", 1)[-1] in names for w in getattr(model, "program", ()) or ())
+
+
 def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
     f = _settable_field(model, parts[0], where)
     if len(parts) > 1:
@@ -532,6 +543,12 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
             elif inner is not None:
                 said = (f"{f.name} is a single value ({inner!r}), not a layer with fields of its own, so it has no "
                         f"{rest}; set the value itself: {whole}=VALUE")
+            elif _held_in_program(model, f.name):
+                program = " ".join(map(str, model.program))
+                shown = program if len(program) <= 60 else program[:59] + "…"
+                said = (f"{f.name} is not set: the step is held whole as the program ({shown}), as read from a line "
+                        f"whose layers the fields cannot hold (a word such as time before srun); change it with "
+                        f"--program '…', or write that line without what stands before the launch and read it again")
             else:
                 how = f"give it first with {_layer_example(f)}" if classes else "start from a saved model with --from"
                 said = f"{f.name} is not set, so {rest} cannot be changed; {how}"
