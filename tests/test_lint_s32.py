@@ -265,3 +265,25 @@ def test_hpc533_offers_no_split_of_a_quote_left_open():
     text = "#!/bin/bash\n#SBATCH --ntasks=1\nsrun \"python -c 'print(1)\"\n"
     [finding] = [f for f in lint(text) if f.code == "HPC533"]
     assert finding.fix is None
+
+
+# --- counts written as bash arithmetic (audit K) ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("count, reported", [("$((SLURM_NNODES * 8))", True), ("$(( $SLURM_NNODES*4 ))", False),
+                                             ("$((8 * ${SLURM_JOB_NUM_NODES}))", True), ("$((SLURM_NNODES * N))", False)])
+def test_hpc108_reads_a_process_count_written_as_arithmetic(count, reported):
+    text = ("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:4\n"
+            f'srun accelerate launch --num_machines "$SLURM_NNODES" --num_processes {count} '
+            '--machine_rank "\\$SLURM_NODEID" --main_process_ip "$(hostname)" train.py\n')
+    messages = [m for _, m in found(text, "HPC108")]
+    assert bool(messages) == reported
+    if reported:
+        assert "--num_processes 16 with --num_machines 2 starts 8 processes on each machine" in messages[0]
+
+
+def test_arithmetic_of_counts_evaluates_plain_whole_numbers_only():
+    from hpcwidgets.lint.catalogue import _evaluate
+    known = {"SLURM_NNODES": 2, "SLURM_GPUS_ON_NODE": None}
+    assert _evaluate("SLURM_NNODES * 4 + 1", known) == 9 and _evaluate("8 / SLURM_NNODES", known) == 4
+    assert _evaluate("SLURM_GPUS_ON_NODE * 2", known) is None and _evaluate("8 / 0", known) is None
+    assert _evaluate("__import__('os')", known) is None and _evaluate("2 ** 10", known) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import fnmatch
+import operator
 import re
 from typing import Any, Iterator
 
@@ -138,6 +139,9 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
         "SLURM_CPUS_PER_TASK": job.cpus_per_task,
         "SLURM_NTASKS": job.ntasks,
     }
+    arithmetic = _COUNT_ARITHMETIC.fullmatch(text.strip('"'))
+    if arithmetic is not None:  # $((SLURM_NNODES * 8)): the product of the job's counts and plain numbers
+        return None if heterogeneous(ctx) else _evaluate(arithmetic.group(1), known)
     # $NAME, ${NAME}, or ${NAME:-default}, whose default only counts where the job leaves NAME unset
     m = _COUNT_REFERENCE.fullmatch(text)
     if m is not None and (m.group(1) or m.group(2)) not in known:
@@ -148,6 +152,34 @@ def as_int(ctx: Context, value: Any, line: int) -> int | None:
     value = known.get(m.group(1) or m.group(2)) if m else None
     # a count the job holds as text (--nodes=2-4) is no single number
     return value if value.__class__ is int else None
+
+
+#: a count written as bash arithmetic: $(( … ))
+_COUNT_ARITHMETIC = re.compile(r"\$\(\((.+)\)\)", re.S)
+
+
+def _evaluate(expression: str, known: dict[str, Any]) -> int | None:
+    """The value of a bash arithmetic ``expression`` of whole numbers, + - * / and the job's counts in ``known``
+    (``SLURM_NNODES * 8``, ``$SLURM_NNODES*$SLURM_GPUS_ON_NODE``); None for anything else or a count not known."""
+    def value(node: ast.AST) -> int | None:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.Name):
+            held = known.get(node.id)
+            return held if held.__class__ is int else None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv)):
+            left, right = value(node.left), value(node.right)
+            if left is None or right is None or (isinstance(node.op, ast.FloorDiv) and right == 0):
+                return None
+            return {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+                    ast.FloorDiv: operator.floordiv}[type(node.op)](left, right)
+        return None
+    text = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", r"\1", expression).replace("/", "//")  # (bash divides whole numbers)
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+    return value(tree.body)
 
 
 def job_tasks(ctx: Context) -> int | None:
