@@ -287,3 +287,25 @@ def test_arithmetic_of_counts_evaluates_plain_whole_numbers_only():
     assert _evaluate("SLURM_NNODES * 4 + 1", known) == 9 and _evaluate("8 / SLURM_NNODES", known) == 4
     assert _evaluate("SLURM_GPUS_ON_NODE * 2", known) is None and _evaluate("8 / 0", known) is None
     assert _evaluate("__import__('os')", known) is None and _evaluate("2 ** 10", known) is None
+
+
+@pytest.mark.parametrize("processes, machines, says", [
+    ("2", "1", "--num_processes 2 starts 2 processes on each machine, leaving 2 of its 4 GPUs idle"),
+    ('"$NGPU"', "1", "--num_processes 2 starts 2 processes on each machine, leaving 2 of its 4 GPUs idle"),
+    ("6", "2", "--num_processes 6 with --num_machines 2 starts 3 processes on each machine, leaving 1 of its 4"),
+])
+def test_hpc109_reports_accelerate_processes_that_leave_gpus_idle(processes, machines, says):
+    nodes = f"#SBATCH --nodes={machines}\n#SBATCH --ntasks-per-node=1\n"
+    text = (f"#!/bin/bash\n{nodes}#SBATCH --gres=gpu:4\nNGPU=2\n"
+            f"srun accelerate launch --num_machines {machines} --num_processes {processes} "
+            '--machine_rank "\\$SLURM_NODEID" --main_process_ip "$(hostname)" train.py\n')
+    [(_, message)] = found(text, "HPC109")
+    assert message.startswith(says)
+
+
+@pytest.mark.parametrize("processes, machines", [("4", "1"), ("8", "2"), ("4", "2")])  # (4 on 2: HPC118's)
+def test_hpc109_leaves_accelerate_alone_where_every_gpu_has_a_process(processes, machines):
+    text = (f"#!/bin/bash\n#SBATCH --nodes={machines}\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:4\n"
+            f"srun accelerate launch --num_machines {machines} --num_processes {processes} "
+            '--machine_rank "\\$SLURM_NODEID" --main_process_ip "$(hostname)" train.py\n')
+    assert found(text, "HPC109") == []

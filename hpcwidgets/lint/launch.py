@@ -1505,28 +1505,22 @@ def _other_launchers_vs_gpus(ctx: Context) -> Iterator[Any]:
     """HPC108 for accelerate launch (--num_processes is the total over --num_machines) and deepspeed --num_gpus
     (which deepspeed gives every host without checking the GPUs there)."""
     for launch in other_launches(ctx):
-        step, opts = launch.step, launch.options
-        if step is not None and not in_job_component(ctx, step):
+        step = launch.step
+        if launch.name != "deepspeed" or (step is not None and not in_job_component(ctx, step)):
             continue
         if launch.srun is not None and (tasks_per_node(ctx, step) or 1) > 1:
-            continue  # several launchers per node: HPC101 (accelerate) and HPC117 (deepspeed) say it
+            continue  # several launchers per node: HPC117 says it
         have = (step_gpus(step) if step is not None else None) or ctx.job.gpus_on_each_node
-        if not have:
-            continue
-        plural = "s" if have > 1 else ""
-        if launch.name == "deepspeed":
-            asked = launch.number(ctx, "--num_gpus")
-            if asked is not None and asked > have:
-                yield (launch.line, f"deepspeed --num_gpus {asked} starts {asked} processes on each node, which has "
-                                    f"{have} GPU{plural}: deepspeed does not check, so the ranks beyond {have} ask for "
-                                    f"GPUs that are not there (invalid device ordinal); use --num_gpus {have}")
-            continue
-        processes, machines = launch.number(ctx, "--num_processes"), launch.machines(ctx)
-        if not processes or not machines or any(o in opts for o in ("--cpu", "--gpu_ids", "--tpu")):
-            continue
+        asked = launch.number(ctx, "--num_gpus")
+        if have and asked is not None and asked > have:
+            yield (launch.line, f"deepspeed --num_gpus {asked} starts {asked} processes on each node, which has "
+                                f"{have} GPU{'s' if have > 1 else ''}: deepspeed does not check, so the ranks beyond "
+                                f"{have} ask for GPUs that are not there (invalid device ordinal); use --num_gpus {have}")
+    for launch, processes, machines, have in _accelerate_counts(ctx):  # (several launchers a node: HPC101's)
         each = processes // machines
         if each <= have:
             continue
+        plural = "s" if have > 1 else ""
         beyond = (f"the processes beyond {have} share GPUs or find none (invalid device ordinal)")
         if machines > 1:
             yield (launch.line, f"--num_processes {processes} with --num_machines {machines} starts {each} processes on "
@@ -2296,9 +2290,11 @@ def _code_settings(code: str | None) -> dict[str, tuple[str, int]]:
 
 
 @rule("HPC109", "fewer-workers-than-gpus", "warning",
-      summary="torchrun starts fewer workers per node than the job has GPUs per node",
-      why="Each worker drives one GPU; the extra GPUs are allocated (and charged) but stay idle.",
-      fix="Set --nproc-per-node to the GPUs per node, or request fewer GPUs.",
+      summary="torchrun (or accelerate launch) starts fewer workers per node than the job has GPUs per node",
+      why="Each worker drives one GPU; the extra GPUs are allocated (and charged) but stay idle. accelerate launch "
+          "starts --num_processes / --num_machines processes on each machine.",
+      fix="Set --nproc-per-node to the GPUs per node (accelerate: --num_processes to machines × GPUs per node), or "
+          "request fewer GPUs.",
       catalogue=(7,),
       bad="""#!/bin/bash
 #SBATCH --gres=gpu:4
@@ -2314,6 +2310,35 @@ def _too_few_workers(ctx: Context) -> Iterator[Any]:
         if nproc < gpus:
             yield step.line, f"--nproc-per-node={nproc} leaves {gpus - nproc} of the {gpus} GPUs per node idle; use --nproc-per-node={gpus} or request {nproc}"
     yield from _idle_task_gpus(ctx)
+    yield from _idle_accelerate_gpus(ctx)
+
+
+def _idle_accelerate_gpus(ctx: Context) -> Iterator[Any]:
+    """HPC109 for accelerate launch: --num_processes over --num_machines below the GPUs of each machine (one launcher
+    a node; HPC108 reports the other way, with the same reading of the counts)."""
+    for launch, processes, machines, have in _accelerate_counts(ctx):
+        each = processes // machines
+        if 0 < each < have and not (machines > 1 and processes == have):  # (one machine's GPUs as the total: HPC118)
+            over = f" with --num_machines {machines}" if machines > 1 else ""
+            yield (launch.line, f"--num_processes {processes}{over} starts {each} process{'es' if each > 1 else ''} on "
+                                f"each machine, leaving {have - each} of its {have} GPUs idle; use --num_processes "
+                                f"{machines * have} (machines × GPUs per node), or request {each}")
+
+
+def _accelerate_counts(ctx: Context) -> Iterator[tuple[Any, int, int, int]]:
+    """Each accelerate launch, one launcher a node, whose process and machine counts and GPUs per node are known:
+    ``(launch, --num_processes, --num_machines, GPUs of each node)``. Not where it picks GPUs or none (--gpu_ids,
+    --cpu, --tpu)."""
+    for launch in other_launches(ctx):
+        step, opts = launch.step, launch.options
+        if launch.name != "accelerate launch" or (step is not None and not in_job_component(ctx, step)):
+            continue
+        if launch.srun is not None and (tasks_per_node(ctx, step) or 1) > 1:
+            continue
+        have = (step_gpus(step) if step is not None else None) or ctx.job.gpus_on_each_node
+        processes, machines = launch.number(ctx, "--num_processes"), launch.machines(ctx)
+        if have and processes and machines and not any(o in opts for o in ("--cpu", "--gpu_ids", "--tpu")):
+            yield launch, processes, machines, have
 
 
 def _idle_task_gpus(ctx: Context) -> Iterator[Any]:
