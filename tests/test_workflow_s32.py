@@ -76,3 +76,13 @@ def test_a_standalone_launch_with_a_master_port_grows_to_c10d_without_it():
     new = _edited(model, nodes=2)
     assert (new.launcher.standalone, new.launcher.rdzv_backend, new.launcher.master_port) == (False, "c10d", None)
     assert [p for p in new.problems() if p.field.startswith("launcher")] == []
+
+
+def test_a_task_count_with_its_own_count_per_node_follows_the_nodes_too():
+    model = _read("#SBATCH --nodes=4\n#SBATCH --ntasks=4\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=8\n",
+                  f"srun torchrun --nnodes=$SLURM_NNODES --nproc_per_node=8 {_C10D}")
+    assert _edited(model, nodes=2).job.ntasks == 2
+    odd = _read("#SBATCH --nodes=2\n#SBATCH --ntasks=3\n#SBATCH --ntasks-per-node=2\n", "srun python train.py")
+    assert _edited(odd, nodes=1).job.ntasks == 3  # not so many a node: kept (and the check names the fix)
+    [message] = [p.message for p in _edited(odd, nodes=1).problems() if p.field == "job.ntasks"]
+    assert message.endswith("ask for at most 2 tasks, or more nodes")

@@ -796,7 +796,8 @@ class SlurmJob(Spec):
         per_node, span = (_whole(self.ntasks_per_node), node_range(self.nodes)) if tasks else (0, None)
         if tasks and per_node and span is not None and span[1] > 0 and tasks > per_node * span[1]:
             where = f"{self.nodes} node(s)" if span[0] == span[1] else f"at most {span[1]} nodes ({self.nodes})"
-            out.append(Problem("ntasks", f"{tasks} tasks do not fit in {where} × {per_node} tasks per node"))
+            out.append(Problem("ntasks", f"{tasks} tasks do not fit in {where} × {per_node} tasks per node; "
+                                        f"ask for at most {per_node * span[1]} tasks, or more nodes"))
         elif tasks and span is not None and span[0] > tasks:
             # sbatch: "can't run 1 processes on 2 nodes, setting nnodes to 1"
             out.append(Problem("ntasks", f"{tasks} task{'s' if tasks > 1 else ''} on {self.nodes} nodes: a node needs "

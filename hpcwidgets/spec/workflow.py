@@ -308,8 +308,9 @@ def _task_counts_follow(after: Any, old: SlurmJob, nodes: int) -> dict[str, Any]
         return out
     for path, layer in (("job", old), ("srun", getattr(after, "srun", None))):
         tasks = getattr(layer, "ntasks", None)
+        per_node = getattr(layer, "ntasks_per_node", None)
         if isinstance(tasks, int) and not isinstance(tasks, bool) and tasks % old.nodes == 0 and \
-                getattr(layer, "ntasks_per_node", None) is None and (path == "job" or layer.nodes is None):
+                (per_node is None or tasks == per_node * old.nodes) and (path == "job" or layer.nodes is None):
             out[f"{path}.ntasks"] = nodes * (tasks // old.nodes)
     return out
 
