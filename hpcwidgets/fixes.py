@@ -11,6 +11,7 @@ linter reads back before it offers the fix, so no quoting is needed here, and th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .lint import Finding, Fix, lint
@@ -96,9 +97,9 @@ def fix_script(text: str, profile: Any = None, *, path: str = "", select: Any = 
         # a fix proposed again just as it was applied did not remove its finding (in a script bash cannot read, an
         # insertion may land inside an unclosed quote): applying it again would only repeat it, round after round
         found = lint(text, profile, path=path, select=select, ignore=ignore)
-        late = [f for f in found if f.code == "HPC501"] if not select else _late_directives(text, profile, path)
-        # while sbatch ignores #SBATCH lines (HPC501), only what comes before the first command is fixed (an
-        # #SBATCH line that lost its #): the other fixes read the job from the lines sbatch takes (see held_back)
+        late = _late_shape(text, [f for f in found if f.code == "HPC501"] if not select and not ignore else None)
+        # while sbatch ignores #SBATCH lines that size the job (HPC501), only what comes before the first command is
+        # fixed (an #SBATCH line that lost its #): the other fixes read the job from the lines sbatch takes
         first = _first_command_line(text) if late else 0
         findings = [f for f in found if f.fix is not None and _key(f) not in applied
                     and (not late or f.fix.start <= first)]
@@ -117,9 +118,23 @@ def fix_script(text: str, profile: Any = None, *, path: str = "", select: Any = 
     return text, fixed
 
 
-def _late_directives(text: str, profile: Any, path: str) -> list[Finding]:
-    """HPC501's findings of ``text``: #SBATCH lines after the first command."""
-    return [f for f in lint(text, profile, path=path, select=("HPC501",)) if f.code == "HPC501"]
+#: the #SBATCH options that size a job: its nodes, tasks and GPUs, which the launch fixes (HPC101, HPC106, HPC113 …)
+#: fit the step to
+_SHAPE = re.compile(r"^#SBATCH\s+(?:--(?:nodes|ntasks|ntasks-per-node|gpus|gpus-per-node|gpus-per-task|gres)\b|-[Nn]\b|-[Nn]\d)")
+
+
+def _late_shape(text: str, late: list[Finding] | None = None) -> list[tuple[int, str]]:
+    """The #SBATCH lines sbatch ignores (HPC501's findings, ``late`` where the caller has them) that size the job
+    (``(line, option)``): the job the fixes would fit the step to is not the one the author asked for."""
+    if late is None:
+        late = [f for f in lint(text, select=("HPC501",)) if f.code == "HPC501"]
+    lines = text.split("\n")
+    out = []
+    for f in late:
+        m = _SHAPE.match(lines[f.line - 1].strip()) if 0 < f.line <= len(lines) else None
+        if m is not None:
+            out.append((f.line, m.group(0).split()[-1]))
+    return out
 
 
 def _first_command_line(text: str) -> int:
@@ -132,18 +147,18 @@ def _first_command_line(text: str) -> int:
         return 0
 
 
-def held_back(text: str, profile: Any = None, *, path: str = "") -> str:
+def held_back(text: str) -> str:
     """Why the fixes below the first command of ``text`` wait ("" when none does): #SBATCH lines after the first
-    command, which sbatch ignores (HPC501). The fixes of other rules read the job those lines were meant to ask for (its
-    nodes, tasks and GPUs) from what sbatch takes, and would fit the script to the wrong job: HPC106 would make a
+    command that size the job, which sbatch ignores (HPC501). The fixes of other rules read the job those lines were
+    meant to ask for (its nodes, tasks and GPUs) from what sbatch takes, and would fit the script to the wrong job: HPC106 would make a
     torchrun meant for four nodes a --standalone one. HPC501 has no fix of its own (which lines were meant is the
     author's call: an example block at the end of a file is not), so the author moves them first."""
-    late = _late_directives(text, profile, path)
+    late = _late_shape(text)
     if not late:
         return ""
-    return (f"#SBATCH lines after the first command are ignored by sbatch (HPC501, line {late[0].line}), and the "
-            "fixes depend on what they ask for; move them above the first command (or delete them) and run --fix "
-            "again")
+    return (f"#SBATCH lines after the first command are ignored by sbatch (HPC501, line {late[0][0]}: {late[0][1]}), "
+            "and the fixes depend on the nodes, tasks and GPUs they ask for; move them above the first command (or "
+            "delete them) and run --fix again")
 
 
 def _key(finding: Finding) -> tuple[str, Any]:

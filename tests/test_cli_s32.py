@@ -197,7 +197,7 @@ def test_lint_fix_says_why_the_fixes_wait_while_directives_are_ignored(tmp_path,
     before = (tmp_path / "job.sh").read_text()
     code, _, err = run(capsys, "lint", "--fix", job)
     assert code == 1 and (tmp_path / "job.sh").read_text() == before
-    assert "nothing fixed: #SBATCH lines after the first command are ignored by sbatch (HPC501, line 3)" in err
+    assert "nothing fixed: #SBATCH lines after the first command are ignored by sbatch (HPC501, line 3: --nodes)" in err
 
 
 def test_setting_a_layer_the_program_holds_says_so(tmp_path, capsys):

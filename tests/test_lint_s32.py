@@ -229,7 +229,7 @@ def test_no_fix_is_applied_while_the_directives_are_ignored():
             "srun torchrun --nnodes=$SLURM_NNODES --nproc_per_node=1 --rdzv_backend=c10d "
             "--rdzv_endpoint=$MASTER_ADDR:29500 train.py\n")
     assert fix_script(text) == (text, [])
-    assert "HPC501, line 3" in held_back(text) and "move them above the first command" in held_back(text)
+    assert "HPC501, line 3: --nodes" in held_back(text) and "move them above the first command" in held_back(text)
     moved = text.replace("set -e\n#SBATCH --nodes=4\n", "#SBATCH --nodes=4\nset -e\n")
     assert held_back(moved) == ""
 
@@ -309,3 +309,11 @@ def test_hpc109_leaves_accelerate_alone_where_every_gpu_has_a_process(processes,
             f"srun accelerate launch --num_machines {machines} --num_processes {processes} "
             '--machine_rank "\\$SLURM_NODEID" --main_process_ip "$(hostname)" train.py\n')
     assert found(text, "HPC109") == []
+
+
+def test_a_late_directive_that_does_not_size_the_job_holds_no_fix_back():
+    from hpcwidgets.fixes import fix_script, held_back
+    text = ("#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --time=01:00:00\ncd $SLURM_SUBMIT_DIR\n"
+            "#SBATCH --cpus-per-task=4\napptainer exec img.sif python train.py\n")
+    assert held_back(text) == ""
+    assert "HPC201" in {f.code for f in fix_script(text)[1]}

@@ -213,7 +213,7 @@ def _fix(path: str, text: str, profile: object, select: "set[str] | tuple[str, .
         new, fixed = text, []  # lint reports it as HPC000
     if not fixed or new == text:
         from ..fixes import held_back
-        waiting = held_back(text, profile, path=path)
+        waiting = held_back(text)
         print(f"{path}: {'nothing fixed: ' + waiting if waiting else 'nothing to fix automatically'}", file=sys.stderr)
         return text
     info = os.stat(path)
@@ -224,7 +224,7 @@ def _fix(path: str, text: str, profile: object, select: "set[str] | tuple[str, .
     for f in fixed:
         print(f"{path}:{f.line}: fixed {f.code}: {f.fix.description if f.fix else f.message}", file=sys.stderr)
     from ..fixes import held_back
-    waiting = held_back(new, profile, path=path)
+    waiting = held_back(new)
     if waiting:
         print(f"{path}: the other fixes wait: {waiting}", file=sys.stderr)
     linked = str(written.path) != str(Path(path).expanduser().absolute())
