@@ -277,7 +277,8 @@ def test_workflow_builder_flows_apply_fix_copy_and_save(lab):
         shot(page, f"{cls}-deck")
         fixable.get_by_role("button", name="Apply fix").click()
         expect(page.locator(".hpcw-finding-row", has_text="HPC101")).to_have_count(0)
-        expect(preview(page)).to_contain_text("srun --ntasks=2")
+        # the deck's torchrun follows the job's size (--nnodes=$SLURM_NNODES), and so does the fixed task count
+        expect(preview(page)).to_contain_text('srun "--ntasks=$SLURM_JOB_NUM_NODES"')
 
         # GPUs per node flows into torchrun's processes per node
         type_into(page, "GPUs per node", "2")
@@ -301,14 +302,14 @@ def test_workflow_builder_flows_apply_fix_copy_and_save(lab):
         page.locator(".hpcw-builder").get_by_role("button", name="Save").click()
         saved = lab["work"] / "deck-fixed.sh"
         expect(page.locator(".hpcw-status", has_text="Saved to")).to_contain_text(str(saved))
-        assert "srun --ntasks=2" in saved.read_text() and "--ntasks-per-node=1" in saved.read_text()
+        assert 'srun "--ntasks=$SLURM_JOB_NUM_NODES"' in saved.read_text() and "--ntasks-per-node=1" in saved.read_text()
         saved.write_text("older\n")
         page.locator(".hpcw-builder").get_by_role("button", name="Save").click()
         expect(page.get_by_role("button", name="Replace?")).to_be_visible()
         assert saved.read_text() == "older\n"
         page.get_by_role("button", name="Replace?").click()
         expect(page.locator(".hpcw-status", has_text="Replaced")).to_be_visible()
-        assert "srun --ntasks=2" in saved.read_text() and "--ntasks-per-node=1" in saved.read_text()
+        assert 'srun "--ntasks=$SLURM_JOB_NUM_NODES"' in saved.read_text() and "--ntasks-per-node=1" in saved.read_text()
         shot(page, cls)
     finally:
         context.close()
