@@ -45,15 +45,22 @@ def run(args: argparse.Namespace) -> int:
             raise HpcWidgetsError("--account: give the account's name, e.g. --account=proj123 (sacctmgr show "
                                   "associations user=$USER lists yours)")
         model = dataclasses.replace(model, job=dataclasses.replace(model.job, account=args.account))
-    elif args.format == "shell" and not str(model.job.account or ""):
-        from ..examples import _resolve
-        profile = _resolve(args.profile)
-        if profile.account_required is True:
-            raise HpcWidgetsError(f"{profile.name} rejects a job that names no account: give yours with "
-                                  "--account=PROJECT (sacctmgr show associations user=$USER lists them); "
-                                  "--format json or toml writes the model without one, to edit")
+    elif args.format == "shell":
+        _refuse_without_account(args.profile, model.job)
     emit(args, format_model(model, args.format))
     return 0
+
+
+def _refuse_without_account(profile_name: str, job) -> None:
+    """Refuse a script the site rejects for naming no account (the profile's own job check says so); the model
+    (--format json/toml) is still given, to edit."""
+    from ..profiles import load_profile
+    from ..spec.profile import check_job
+    profile = load_profile(profile_name)
+    for problem in check_job(profile, job):
+        if problem.field == "account":
+            raise HpcWidgetsError(f"{problem.message}; or give it here with --account=PROJECT "
+                                  "(--format json or toml writes the model without one, to edit)")
 
 
 def _listing(found: dict, fmt: str) -> str:
