@@ -516,15 +516,21 @@ def _settable_field(model: Spec, name: str, where: str) -> FieldSpec:
     return f
 
 
-#: the programs that start each layer of a step
-_LAYER_PROGRAMS = {"container": ("apptainer", "singularity", "ch-run"), "launcher": ("torchrun",), "srun": ("srun",)}
+def _held_in_program(model: Spec, classes: tuple[type, ...]) -> bool:
+    """Whether a workflow holds a program with a command of one of the layer ``classes`` among its words (``time
+    srun apptainer exec …``, read back whole): the layer is there, but as words of the program."""
+    from ..parse.argv import recognise
+    words = [str(w) for w in getattr(model, "program", ()) or ()]
+    return bool(classes) and any((sig := recognise(words[i:])) is not None and issubclass(sig[0].cls, classes)
+                                 for i in range(len(words)))
 
 
-def _held_in_program(model: Spec, layer: str) -> bool:
-    """Whether a workflow without ``layer`` holds a program whose words start one (``time srun apptainer exec …``,
-    read back whole): the layer is there, but as words of the program."""
-    names = _LAYER_PROGRAMS.get(layer, ())
-    return bool(names) and any(str(w).rsplit("/", 1)[-1] in names for w in getattr(model, "program", ()) or ())
+def _held_message(model: Spec, layer: str) -> str:
+    program = " ".join(map(str, model.program))
+    shown = program if len(program) <= 60 else program[:59] + "…"
+    return (f"{layer} is not set: the step is held whole as the program ({shown}), as read from a line whose layers "
+            f"the fields cannot hold (a word such as time before srun); change it with --program '…', or write that "
+            f"line without what stands before the launch and read it again")
 
 
 def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
@@ -532,6 +538,8 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
     if len(parts) > 1:
         inner = getattr(model, f.name)
         classes = layer_classes(f)
+        if inner is None and _held_in_program(model, tuple(classes)):
+            raise ValidationError([Problem(where or ".".join(parts), _held_message(model, f.name))])
         if inner is None and len(classes) == 1 and not f.is_tuple:
             inner = classes[0]()  # --set launcher.nnodes=2 on a workflow without one starts a default torchrun
         if not isinstance(inner, Spec):
@@ -543,12 +551,6 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
             elif inner is not None:
                 said = (f"{f.name} is a single value ({inner!r}), not a layer with fields of its own, so it has no "
                         f"{rest}; set the value itself: {whole}=VALUE")
-            elif _held_in_program(model, f.name):
-                program = " ".join(map(str, model.program))
-                shown = program if len(program) <= 60 else program[:59] + "…"
-                said = (f"{f.name} is not set: the step is held whole as the program ({shown}), as read from a line "
-                        f"whose layers the fields cannot hold (a word such as time before srun); change it with "
-                        f"--program '…', or write that line without what stands before the launch and read it again")
             else:
                 how = f"give it first with {_layer_example(f)}" if classes else "start from a saved model with --from"
                 said = f"{f.name} is not set, so {rest} cannot be changed; {how}"
@@ -559,6 +561,8 @@ def _set_path(model: Spec, parts: list[str], raw: str, where: str = "") -> Spec:
     if layer_classes(f):
         # a command line, as the option takes it (--set launcher='torchrun …'); empty: no such layer
         value = layers_from_text(f, raw, where or f.name)
+        if value and getattr(model, f.name) is None and _held_in_program(model, tuple(layer_classes(f))):
+            raise ValidationError([Problem(where or f.name, _held_message(model, f.name))])
         if f.is_tuple and value:
             value = tuple(getattr(model, f.name) or ()) + value
     elif _is_words(f):
