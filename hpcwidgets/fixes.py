@@ -12,7 +12,7 @@ linter reads back before it offers the fix, so no quoting is needed here, and th
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from .lint import Finding, Fix, lint
 from .render.command import wrap
@@ -73,10 +73,26 @@ def _trailing_comment(text: str, start: int, end: int) -> str:
     return found[-1] if found else ""
 
 
+class FixResult(NamedTuple):
+    """What :func:`fix` did: the new ``text``, the findings ``fixed``, and why fixes wait (``waiting``, "" when none
+    does; :func:`held_back`)."""
+
+    text: str
+    fixed: list[Finding]
+    waiting: str
+
+
 def fix_script(text: str, profile: Any = None, *, path: str = "", select: Any = (),
                ignore: Any = ()) -> tuple[str, list[Finding]]:
+    """The new text and the findings fixed: :func:`fix` without the reason fixes wait."""
+    result = fix(text, profile, path=path, select=select, ignore=ignore)
+    return result.text, result.fixed
+
+
+def fix(text: str, profile: Any = None, *, path: str = "", select: Any = (), ignore: Any = ()) -> FixResult:
     """Apply every available fix (of the rules ``select`` and ``ignore`` leave, as for :func:`lint`); return the new
-    text and the findings that were fixed. ``text`` is the script's text: anything else (a file's path, bytes) is an
+    text, the findings that were fixed and why the others wait (:func:`held_back`, read in the same rounds).
+    ``text`` is the script's text: anything else (a file's path, bytes) is an
     :class:`~hpcwidgets.errors.HpcWidgetsError` saying what to pass.
 
     Each round lints the script again and fixes its first fixable finding together with the other fixable findings
@@ -93,6 +109,7 @@ def fix_script(text: str, profile: Any = None, *, path: str = "", select: Any = 
         raise HpcWidgetsError(script_text_problem(text, "fix_script()", cli="hpcwidgets lint --fix FILE"))
     fixed: list[Finding] = []
     applied: set[tuple[str, Any]] = set()
+    late: list[tuple[int, str]] | None = None  # of the text as it now is (None: not read since the last change)
     for _ in range(MAX_ROUNDS):
         # a fix proposed again just as it was applied did not remove its finding (in a script bash cannot read, an
         # insertion may land inside an unclosed quote): applying it again would only repeat it, round after round
@@ -114,13 +131,24 @@ def fix_script(text: str, profile: Any = None, *, path: str = "", select: Any = 
         if new == text:
             break
         fixed.extend(together)
-        text = new
-    return text, fixed
+        text, late = new, None
+    return FixResult(text, fixed, _why_held(_late_shape(text) if late is None else late))
 
 
-#: the #SBATCH options that size a job: its nodes, tasks and GPUs, which the launch fixes (HPC101, HPC106, HPC113 …)
+#: the SlurmJob fields that size a job: its nodes, tasks and GPUs, which the launch fixes (HPC101, HPC106, HPC113 …)
 #: fit the step to
-_SHAPE = re.compile(r"^#SBATCH\s+(?:--(?:nodes|ntasks|ntasks-per-node|gpus|gpus-per-node|gpus-per-task|gres)\b|-[Nn]\b|-[Nn]\d)")
+_SHAPE_FIELDS = frozenset({"nodes", "ntasks", "ntasks_per_node", "gpus", "gpus_per_node", "gpus_per_task"})
+
+
+def _shape_option(line: str, fields: dict[str, str]) -> str:
+    """The option of an ``#SBATCH`` line when it sizes the job (``--nodes``, ``-N`` of ``-N4``, ``--gres``), else ""."""
+    words = line.split()
+    if len(words) < 2 or words[0] != "#SBATCH":
+        return ""
+    option = words[1].split("=", 1)[0]
+    if not option.startswith("--") and len(option) > 2:
+        option = option[:2]  # a short option with its value: -N4
+    return option if fields.get(option) in _SHAPE_FIELDS else ""
 
 
 def _late_shape(text: str, late: list[Finding] | None = None) -> list[tuple[int, str]]:
@@ -128,13 +156,12 @@ def _late_shape(text: str, late: list[Finding] | None = None) -> list[tuple[int,
     (``(line, option)``): the job the fixes would fit the step to is not the one the author asked for."""
     if late is None:
         late = [f for f in lint(text, select=("HPC501",)) if f.code == "HPC501"]
-    lines = text.split("\n")
-    out = []
-    for f in late:
-        m = _SHAPE.match(lines[f.line - 1].strip()) if 0 < f.line <= len(lines) else None
-        if m is not None:
-            out.append((f.line, m.group(0).split()[-1]))
-    return out
+    if not late:
+        return []
+    from .parse.script import directive_fields
+    fields, lines = directive_fields(), text.split("\n")
+    found = [(f.line, _shape_option(lines[f.line - 1], fields)) for f in late if 0 < f.line <= len(lines)]
+    return [(line, option) for line, option in found if option]
 
 
 def _first_command_line(text: str) -> int:
@@ -150,10 +177,13 @@ def _first_command_line(text: str) -> int:
 def held_back(text: str) -> str:
     """Why the fixes below the first command of ``text`` wait ("" when none does): #SBATCH lines after the first
     command that size the job, which sbatch ignores (HPC501). The fixes of other rules read the job those lines were
-    meant to ask for (its nodes, tasks and GPUs) from what sbatch takes, and would fit the script to the wrong job: HPC106 would make a
-    torchrun meant for four nodes a --standalone one. HPC501 has no fix of its own (which lines were meant is the
-    author's call: an example block at the end of a file is not), so the author moves them first."""
-    late = _late_shape(text)
+    meant to ask for (its nodes, tasks and GPUs) from what sbatch takes, and would fit the script to the wrong job:
+    HPC106 would make a torchrun meant for four nodes a --standalone one. HPC501 has no fix of its own (which lines
+    were meant is the author's call: an example block at the end of a file is not), so the author moves them first."""
+    return _why_held(_late_shape(text))
+
+
+def _why_held(late: list[tuple[int, str]]) -> str:
     if not late:
         return ""
     return (f"#SBATCH lines after the first command are ignored by sbatch (HPC501, line {late[0][0]}: {late[0][1]}), "

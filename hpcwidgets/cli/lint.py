@@ -206,14 +206,12 @@ def _fix(path: str, text: str, profile: object, select: "set[str] | tuple[str, .
     """
     from ..errors import FileError, ParseError
     from ..files import write_file
-    from ..fixes import fix_script
+    from ..fixes import fix
     try:
-        new, fixed = fix_script(text, profile, path=path, select=select, ignore=ignore)  # --select: only theirs
+        new, fixed, waiting = fix(text, profile, path=path, select=select, ignore=ignore)  # --select: only theirs
     except ParseError:
-        new, fixed = text, []  # lint reports it as HPC000
+        new, fixed, waiting = text, [], ""  # lint reports it as HPC000
     if not fixed or new == text:
-        from ..fixes import held_back
-        waiting = held_back(text)
         print(f"{path}: {'nothing fixed: ' + waiting if waiting else 'nothing to fix automatically'}", file=sys.stderr)
         return text
     info = os.stat(path)
@@ -223,8 +221,6 @@ def _fix(path: str, text: str, profile: object, select: "set[str] | tuple[str, .
     written = write_file(path, new, force=True, backup=True)
     for f in fixed:
         print(f"{path}:{f.line}: fixed {f.code}: {f.fix.description if f.fix else f.message}", file=sys.stderr)
-    from ..fixes import held_back
-    waiting = held_back(new)
     if waiting:
         print(f"{path}: the other fixes wait: {waiting}", file=sys.stderr)
     linked = str(written.path) != str(Path(path).expanduser().absolute())
